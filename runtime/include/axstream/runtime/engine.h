@@ -1,0 +1,63 @@
+// The inference engine's public face: compile an ONNX graph (QDQ int8 or float) once into a
+// Program, then run it through Executors, one per worker thread, each with its own buffers.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace axstream::engine {
+
+enum class DType { f32, i8, u8, i32, i64, bool_, f16 };
+const char *dtype_name(DType dtype) noexcept;
+size_t dtype_size(DType dtype) noexcept;
+
+struct TensorDesc {
+  std::string name;
+  DType dtype = DType::f32;
+  std::vector<int64_t> shape;
+  size_t element_count() const;
+  size_t byte_size() const { return element_count() * dtype_size(dtype); }
+};
+
+struct CompileOptions {
+  // Fixes dynamic input dims (by input name) — e.g. {"x", {1,3,640,640}}.
+  std::map<std::string, std::vector<int64_t>> input_shapes;
+  // oneDNN/OpenMP threads an executor uses inside one run (1 per simulated AIPU core).
+  int threads = 1;
+  // Print the optimised graph to stderr (also enabled by AXSTREAM_PRINT_GRAPH=1).
+  bool print_graph = false;
+};
+
+class Executor;
+
+class Program {
+ public:
+  // Throws InvalidArgument (unreadable / malformed file, naming path and node) or
+  // NotImplemented (unsupported op or dynamic shape, naming node and op).
+  static std::shared_ptr<const Program> from_file(const std::string &onnx_path,
+                                                  const CompileOptions &options = {});
+  static std::shared_ptr<const Program> from_bytes(const std::string &onnx_bytes,
+                                                   const std::string &source_name,
+                                                   const CompileOptions &options = {});
+  virtual ~Program() = default;
+  virtual const std::vector<TensorDesc> &inputs() const = 0;
+  virtual const std::vector<TensorDesc> &outputs() const = 0;
+  // Multiply-accumulates of one run (for device pacing and reports).
+  virtual uint64_t macs() const = 0;
+  // The optimised graph as text, one node per line.
+  virtual std::string describe() const = 0;
+  virtual std::unique_ptr<Executor> make_executor() const = 0;
+};
+
+class Executor {
+ public:
+  virtual ~Executor() = default;
+  // inputs[i] / outputs[i] point to dense row-major buffers of inputs()[i] / outputs()[i].
+  virtual void run(const std::vector<const void *> &inputs,
+                   const std::vector<void *> &outputs) = 0;
+};
+
+}  // namespace axstream::engine
