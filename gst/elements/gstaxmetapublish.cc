@@ -1,0 +1,310 @@
+/**
+ * SECTION:element-axmetapublish
+ * @title: axmetapublish
+ *
+ * Writes the results riding on each frame (GstVideoRegionOfInterestMeta with axstream's
+ * "ax-detection" parameters) as JSON Lines, one line per frame, to a file, stdout or a unix
+ * socket. Frames pass through unchanged. The schema is in docs/metadata-schema.md.
+ *
+ * |[
+ * gst-launch-1.0 filesrc location=Megamind.avi ! decodebin ! \
+ *   axpreprocess model=blazeface ! axinference model=blazeface ! \
+ *   axdecode decoder=blazeface ! axmetapublish location=faces.jsonl ! fakesink
+ * ]|
+ */
+#include "gstaxmetapublish.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include <gst/video/video.h>
+
+#include "json_lines.h"
+
+GST_DEBUG_CATEGORY_STATIC(gst_ax_meta_publish_debug);
+#define GST_CAT_DEFAULT gst_ax_meta_publish_debug
+
+#define DEFAULT_PROP_LOCATION nullptr
+#define DEFAULT_PROP_SOCKET_PATH nullptr
+#define DEFAULT_PROP_STREAM_ID 0u
+
+enum { PROP_0, PROP_LOCATION, PROP_SOCKET_PATH, PROP_STREAM_ID };
+
+struct GstAxMetaPublishState {
+  int fd = -1;
+  bool owns_fd = false;
+  uint64_t frame_count = 0;
+  GstVideoInfo video_info{};
+  bool have_info = false;
+};
+
+struct _GstAxMetaPublish {
+  GstBaseTransform parent;
+  gchar *location;
+  gchar *socket_path;
+  guint stream_id;
+  GstAxMetaPublishState *state;
+};
+
+G_DEFINE_TYPE(GstAxMetaPublish, gst_ax_meta_publish, GST_TYPE_BASE_TRANSFORM);
+GST_ELEMENT_REGISTER_DEFINE(axmetapublish, "axmetapublish", GST_RANK_NONE,
+                            GST_TYPE_AX_META_PUBLISH);
+
+static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE(
+    "sink", GST_PAD_SINK, GST_PAD_ALWAYS,
+    GST_STATIC_CAPS("video/x-raw(ANY)"));
+static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE(
+    "src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS("video/x-raw(ANY)"));
+
+static void close_output(GstAxMetaPublish *self) {
+  if (self->state->owns_fd && self->state->fd >= 0) close(self->state->fd);
+  self->state->fd = -1;
+  self->state->owns_fd = false;
+}
+
+static gboolean gst_ax_meta_publish_start(GstBaseTransform *trans) {
+  auto *self = GST_AX_META_PUBLISH(trans);
+  GstAxMetaPublishState *state = self->state;
+  state->frame_count = 0;
+  if (self->socket_path && *self->socket_path) {
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    if (strlen(self->socket_path) >= sizeof address.sun_path) {
+      GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("socket-path is too long"),
+                        ("'%s' has more than %zu bytes", self->socket_path,
+                         sizeof address.sun_path - 1));
+      return FALSE;
+    }
+    std::strcpy(address.sun_path, self->socket_path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, reinterpret_cast<sockaddr *>(&address), sizeof address) != 0) {
+      int err = errno;
+      if (fd >= 0) close(fd);
+      GST_ELEMENT_ERROR(self, RESOURCE, OPEN_WRITE,
+                        ("Could not connect to unix socket \"%s\".", self->socket_path),
+                        ("connect: %s", g_strerror(err)));
+      return FALSE;
+    }
+    state->fd = fd;
+    state->owns_fd = true;
+  } else if (self->location && *self->location && strcmp(self->location, "-") != 0) {
+    int fd = open(self->location, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      int err = errno;
+      GST_ELEMENT_ERROR(self, RESOURCE, OPEN_WRITE,
+                        ("Could not open file \"%s\" for writing.", self->location),
+                        ("open: %s", g_strerror(err)));
+      return FALSE;
+    }
+    state->fd = fd;
+    state->owns_fd = true;
+  } else {
+    state->fd = STDOUT_FILENO;
+    state->owns_fd = false;
+  }
+  return TRUE;
+}
+
+static gboolean gst_ax_meta_publish_stop(GstBaseTransform *trans) {
+  close_output(GST_AX_META_PUBLISH(trans));
+  return TRUE;
+}
+
+static gboolean gst_ax_meta_publish_set_caps(GstBaseTransform *trans, GstCaps *incaps,
+                                             GstCaps *outcaps) {
+  auto *self = GST_AX_META_PUBLISH(trans);
+  self->state->have_info = gst_video_info_from_caps(&self->state->video_info, incaps);
+  return TRUE;
+}
+
+static void read_keypoints(const GstStructure *params, axstream::publish::PublishedObject &object) {
+  const GValue *value = gst_structure_get_value(params, "keypoints");
+  if (!value) return;
+  auto size_of = GST_VALUE_HOLDS_ARRAY(value) ? gst_value_array_get_size
+                 : GST_VALUE_HOLDS_LIST(value) ? gst_value_list_get_size
+                                               : nullptr;
+  auto value_at = GST_VALUE_HOLDS_ARRAY(value) ? gst_value_array_get_value
+                                               : gst_value_list_get_value;
+  if (!size_of) return;
+  guint count = size_of(value);
+  for (guint i = 0; i + 1 < count; i += 2) {
+    const GValue *x = value_at(value, i);
+    const GValue *y = value_at(value, i + 1);
+    if (G_VALUE_HOLDS_DOUBLE(x) && G_VALUE_HOLDS_DOUBLE(y))
+      object.keypoints.emplace_back(g_value_get_double(x), g_value_get_double(y));
+  }
+}
+
+static axstream::publish::PublishedObject object_from_roi(GstVideoRegionOfInterestMeta *roi) {
+  axstream::publish::PublishedObject object;
+  object.x = roi->x;
+  object.y = roi->y;
+  object.width = roi->w;
+  object.height = roi->h;
+  object.roi_id = roi->id;
+  if (roi->parent_id >= 0) object.parent_id = roi->parent_id;
+  if (roi->roi_type) object.label = g_quark_to_string(roi->roi_type);
+  if (const GstStructure *params = gst_video_region_of_interest_meta_get_param(roi, "ax-detection")) {
+    if (const gchar *label = gst_structure_get_string(params, "label")) object.label = label;
+    gst_structure_get_double(params, "confidence", &object.score);
+    gst_structure_get_int(params, "class-id", &object.class_id);
+    gint64 track_id;
+    gint track_id_int;
+    if (gst_structure_get_int64(params, "track-id", &track_id))
+      object.track_id = track_id;
+    else if (gst_structure_get_int(params, "track-id", &track_id_int))
+      object.track_id = track_id_int;
+    if (const gchar *text = gst_structure_get_string(params, "text")) object.text = text;
+    read_keypoints(params, object);
+  }
+  return object;
+}
+
+static bool write_all(int fd, const std::string &line) {
+  size_t written = 0;
+  while (written < line.size()) {
+    ssize_t n = write(fd, line.data() + written, line.size() - written);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    written += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+static GstFlowReturn gst_ax_meta_publish_transform_ip(GstBaseTransform *trans, GstBuffer *buffer) {
+  auto *self = GST_AX_META_PUBLISH(trans);
+  GstAxMetaPublishState *state = self->state;
+  axstream::publish::PublishedFrame frame;
+  frame.frame = state->frame_count++;
+  if (GST_BUFFER_PTS_IS_VALID(buffer)) frame.pts_ns = GST_BUFFER_PTS(buffer);
+  frame.stream_id = self->stream_id;
+  if (state->have_info) {
+    frame.width = GST_VIDEO_INFO_WIDTH(&state->video_info);
+    frame.height = GST_VIDEO_INFO_HEIGHT(&state->video_info);
+  }
+  gpointer iter = nullptr;
+  while (GstMeta *meta = gst_buffer_iterate_meta_filtered(
+             buffer, &iter, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) {
+    frame.objects.push_back(object_from_roi(reinterpret_cast<GstVideoRegionOfInterestMeta *>(meta)));
+  }
+  std::string line = axstream::publish::to_json_line(frame) + "\n";
+  if (!write_all(state->fd, line)) {
+    int err = errno;
+    GST_ELEMENT_ERROR(self, RESOURCE, WRITE, ("Could not write results."),
+                      ("write to %s: %s",
+                       self->socket_path ? self->socket_path
+                                         : (self->location ? self->location : "stdout"),
+                       g_strerror(err)));
+    return GST_FLOW_ERROR;
+  }
+  return GST_FLOW_OK;
+}
+
+static void gst_ax_meta_publish_set_property(GObject *object, guint prop_id, const GValue *value,
+                                             GParamSpec *pspec) {
+  auto *self = GST_AX_META_PUBLISH(object);
+  switch (prop_id) {
+    case PROP_LOCATION:
+      g_free(self->location);
+      self->location = g_value_dup_string(value);
+      break;
+    case PROP_SOCKET_PATH:
+      g_free(self->socket_path);
+      self->socket_path = g_value_dup_string(value);
+      break;
+    case PROP_STREAM_ID:
+      self->stream_id = g_value_get_uint(value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+  }
+}
+
+static void gst_ax_meta_publish_get_property(GObject *object, guint prop_id, GValue *value,
+                                             GParamSpec *pspec) {
+  auto *self = GST_AX_META_PUBLISH(object);
+  switch (prop_id) {
+    case PROP_LOCATION:
+      g_value_set_string(value, self->location);
+      break;
+    case PROP_SOCKET_PATH:
+      g_value_set_string(value, self->socket_path);
+      break;
+    case PROP_STREAM_ID:
+      g_value_set_uint(value, self->stream_id);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+  }
+}
+
+static void gst_ax_meta_publish_finalize(GObject *object) {
+  auto *self = GST_AX_META_PUBLISH(object);
+  close_output(self);
+  g_free(self->location);
+  g_free(self->socket_path);
+  delete self->state;
+  G_OBJECT_CLASS(gst_ax_meta_publish_parent_class)->finalize(object);
+}
+
+static void gst_ax_meta_publish_class_init(GstAxMetaPublishClass *klass) {
+  GObjectClass *gobject_class = G_OBJECT_CLASS(klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS(klass);
+  GstBaseTransformClass *trans_class = GST_BASE_TRANSFORM_CLASS(klass);
+
+  gobject_class->set_property = gst_ax_meta_publish_set_property;
+  gobject_class->get_property = gst_ax_meta_publish_get_property;
+  gobject_class->finalize = gst_ax_meta_publish_finalize;
+
+  g_object_class_install_property(
+      gobject_class, PROP_LOCATION,
+      g_param_spec_string("location", "Location",
+                          "File to write JSON Lines to (\"-\" or unset: stdout). Ignored when "
+                          "socket-path is set",
+                          DEFAULT_PROP_LOCATION,
+                          static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+                                                   GST_PARAM_MUTABLE_READY)));
+  g_object_class_install_property(
+      gobject_class, PROP_SOCKET_PATH,
+      g_param_spec_string("socket-path", "Socket path",
+                          "Unix stream socket to connect to and write JSON Lines to",
+                          DEFAULT_PROP_SOCKET_PATH,
+                          static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+                                                   GST_PARAM_MUTABLE_READY)));
+  g_object_class_install_property(
+      gobject_class, PROP_STREAM_ID,
+      g_param_spec_uint("stream-id", "Stream id", "Stream id written in every record", 0,
+                        G_MAXUINT, DEFAULT_PROP_STREAM_ID,
+                        static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS)));
+
+  gst_element_class_add_static_pad_template(element_class, &sink_template);
+  gst_element_class_add_static_pad_template(element_class, &src_template);
+  gst_element_class_set_static_metadata(
+      element_class, "Axelera metadata publisher", "Filter/Metadata/Video",
+      "Writes per-frame inference results as JSON Lines to a file, stdout or a unix socket",
+      "axstream developers");
+
+  trans_class->start = GST_DEBUG_FUNCPTR(gst_ax_meta_publish_start);
+  trans_class->stop = GST_DEBUG_FUNCPTR(gst_ax_meta_publish_stop);
+  trans_class->set_caps = GST_DEBUG_FUNCPTR(gst_ax_meta_publish_set_caps);
+  trans_class->transform_ip = GST_DEBUG_FUNCPTR(gst_ax_meta_publish_transform_ip);
+
+  GST_DEBUG_CATEGORY_INIT(gst_ax_meta_publish_debug, "axmetapublish", 0,
+                          "axstream JSON Lines metadata publisher");
+}
+
+static void gst_ax_meta_publish_init(GstAxMetaPublish *self) {
+  self->location = g_strdup(DEFAULT_PROP_LOCATION);
+  self->socket_path = g_strdup(DEFAULT_PROP_SOCKET_PATH);
+  self->stream_id = DEFAULT_PROP_STREAM_ID;
+  self->state = new GstAxMetaPublishState();
+  // Reads metas only: never ask for a writable buffer (that could copy the frame).
+  gst_base_transform_set_passthrough(GST_BASE_TRANSFORM(self), TRUE);
+}

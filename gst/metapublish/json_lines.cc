@@ -1,0 +1,90 @@
+#include "json_lines.h"
+
+#include <cmath>
+#include <cstdio>
+
+namespace axstream::publish {
+namespace {
+
+void append_number(std::string &out, double value) {
+  if (!std::isfinite(value)) {
+    out += "null";
+    return;
+  }
+  char text[32];
+  std::snprintf(text, sizeof text, "%.6g", value);
+  out += text;
+}
+
+}  // namespace
+
+std::string json_quote(const std::string &text) {
+  std::string out = "\"";
+  for (unsigned char c : text) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char escaped[8];
+          std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
+          out += escaped;
+        } else {
+          out += static_cast<char>(c);  // UTF-8 passes through unchanged
+        }
+    }
+  }
+  out += '"';
+  return out;
+}
+
+std::string to_json_line(const PublishedFrame &frame) {
+  std::string out = "{\"frame\":" + std::to_string(frame.frame);
+  out += ",\"pts\":";
+  out += frame.pts_ns ? std::to_string(*frame.pts_ns) : "null";
+  out += ",\"stream_id\":" + std::to_string(frame.stream_id);
+  out += ",\"width\":" + std::to_string(frame.width);
+  out += ",\"height\":" + std::to_string(frame.height);
+  out += ",\"objects\":[";
+  for (size_t i = 0; i < frame.objects.size(); ++i) {
+    const PublishedObject &object = frame.objects[i];
+    if (i) out += ',';
+    out += "{\"label\":" + json_quote(object.label);
+    out += ",\"class_id\":" + std::to_string(object.class_id);
+    out += ",\"score\":";
+    append_number(out, object.score);
+    out += ",\"box\":[";
+    append_number(out, object.x);
+    out += ',';
+    append_number(out, object.y);
+    out += ',';
+    append_number(out, object.width);
+    out += ',';
+    append_number(out, object.height);
+    out += ']';
+    if (!object.keypoints.empty()) {
+      out += ",\"keypoints\":[";
+      for (size_t k = 0; k < object.keypoints.size(); ++k) {
+        if (k) out += ',';
+        out += '[';
+        append_number(out, object.keypoints[k].first);
+        out += ',';
+        append_number(out, object.keypoints[k].second);
+        out += ']';
+      }
+      out += ']';
+    }
+    if (object.track_id) out += ",\"track_id\":" + std::to_string(*object.track_id);
+    if (object.text) out += ",\"text\":" + json_quote(*object.text);
+    if (object.roi_id) out += ",\"roi_id\":" + std::to_string(*object.roi_id);
+    if (object.parent_id) out += ",\"parent_id\":" + std::to_string(*object.parent_id);
+    out += '}';
+  }
+  out += "]}";
+  return out;
+}
+
+}  // namespace axstream::publish

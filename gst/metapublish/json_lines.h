@@ -1,0 +1,39 @@
+// JSON Lines records of per-frame inference results, as axmetapublish writes them
+// (schema: docs/metadata-schema.md). GStreamer-free so it is testable on its own.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace axstream::publish {
+
+struct PublishedObject {
+  std::string label;
+  int class_id = -1;
+  double score = 0.0;
+  double x = 0, y = 0, width = 0, height = 0;  // frame pixels
+  std::vector<std::pair<double, double>> keypoints;
+  std::optional<int64_t> track_id;
+  std::optional<std::string> text;
+  std::optional<int> roi_id;  // id of the GstVideoRegionOfInterestMeta
+  std::optional<int> parent_id;
+};
+
+struct PublishedFrame {
+  uint64_t frame = 0;
+  std::optional<uint64_t> pts_ns;
+  unsigned stream_id = 0;
+  int width = 0, height = 0;
+  std::vector<PublishedObject> objects;
+};
+
+// One line of JSON (no trailing newline). Strings are escaped per RFC 8259; non-finite numbers
+// are written as null.
+std::string to_json_line(const PublishedFrame &frame);
+
+// RFC 8259 string escaping, with quotes.
+std::string json_quote(const std::string &text);
+
+}  // namespace axstream::publish

@@ -1,0 +1,130 @@
+// axmetapublish: JSON Lines records from ROI metas, through GstHarness, and the record writer.
+#include <gst/check/gstharness.h>
+#include <gst/gst.h>
+#include <gst/video/video.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <string>
+
+#include "json_lines.h"
+
+namespace {
+
+std::string read_file(const std::string &path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+class TempFile {
+ public:
+  TempFile() {
+    char name[] = "/tmp/axmetapublish-XXXXXX";
+    int fd = mkstemp(name);
+    close(fd);
+    path_ = name;
+  }
+  ~TempFile() { unlink(path_.c_str()); }
+  const std::string &path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+GstBuffer *frame_with_face(GstClockTime pts) {
+  GstBuffer *buffer = gst_buffer_new_allocate(nullptr, 64 * 48 * 4, nullptr);
+  GST_BUFFER_PTS(buffer) = pts;
+  GstVideoRegionOfInterestMeta *roi =
+      gst_buffer_add_video_region_of_interest_meta(buffer, "face", 10, 12, 20, 22);
+  GValue keypoints = G_VALUE_INIT;
+  gst_value_array_init(&keypoints, 2);
+  for (double v : {15.5, 17.25}) {
+    GValue number = G_VALUE_INIT;
+    g_value_init(&number, G_TYPE_DOUBLE);
+    g_value_set_double(&number, v);
+    gst_value_array_append_and_take_value(&keypoints, &number);
+  }
+  GstStructure *params = gst_structure_new("ax-detection", "label", G_TYPE_STRING, "face",
+                                           "confidence", G_TYPE_DOUBLE, 0.875, "class-id",
+                                           G_TYPE_INT, 0, nullptr);
+  gst_structure_take_value(params, "keypoints", &keypoints);
+  gst_video_region_of_interest_meta_add_param(roi, params);
+  return buffer;
+}
+
+}  // namespace
+
+TEST(JsonLines, EscapesStringsAndWritesNullForNonFiniteNumbers) {
+  axstream::publish::PublishedFrame frame;
+  frame.frame = 3;
+  axstream::publish::PublishedObject object;
+  object.label = "a \"quoted\"\nlabel";
+  object.score = std::numeric_limits<double>::quiet_NaN();
+  frame.objects.push_back(object);
+  std::string line = axstream::publish::to_json_line(frame);
+  EXPECT_NE(line.find("\"label\":\"a \\\"quoted\\\"\\nlabel\""), std::string::npos) << line;
+  EXPECT_NE(line.find("\"score\":null"), std::string::npos) << line;
+  EXPECT_NE(line.find("\"pts\":null"), std::string::npos) << line;
+  EXPECT_EQ(line.find('\n'), std::string::npos);
+}
+
+TEST(AxMetaPublish, WritesOneLinePerFrameWithEveryObjectField) {
+  TempFile output;
+  GstHarness *h = gst_harness_new_parse(
+      ("axmetapublish location=" + output.path() + " stream-id=7").c_str());
+  gst_harness_set_src_caps_str(h, "video/x-raw,format=BGRx,width=64,height=48,framerate=30/1");
+  ASSERT_EQ(gst_harness_push(h, frame_with_face(0)), GST_FLOW_OK);
+  ASSERT_EQ(gst_harness_push(h, gst_buffer_new_allocate(nullptr, 64 * 48 * 4, nullptr)),
+            GST_FLOW_OK);
+  // Frames pass through with their metas.
+  GstBuffer *out = gst_harness_pull(h);
+  ASSERT_NE(out, nullptr);
+  EXPECT_NE(gst_buffer_get_video_region_of_interest_meta(out), nullptr);
+  gst_buffer_unref(out);
+  gst_buffer_unref(gst_harness_pull(h));
+  gst_harness_teardown(h);
+
+  std::string text = read_file(output.path());
+  std::string first = text.substr(0, text.find('\n'));
+  std::string second = text.substr(text.find('\n') + 1);
+  EXPECT_EQ(first,
+            "{\"frame\":0,\"pts\":0,\"stream_id\":7,\"width\":64,\"height\":48,\"objects\":"
+            "[{\"label\":\"face\",\"class_id\":0,\"score\":0.875,\"box\":[10,12,20,22],"
+            "\"keypoints\":[[15.5,17.25]],\"roi_id\":0}]}");
+  EXPECT_EQ(second,
+            "{\"frame\":1,\"pts\":null,\"stream_id\":7,\"width\":64,\"height\":48,"
+            "\"objects\":[]}\n");
+}
+
+TEST(AxMetaPublish, UnwritableLocationIsAnErrorNamingTheFile) {
+  GstElement *pipeline = gst_parse_launch(
+      "videotestsrc num-buffers=1 ! axmetapublish location=/nonexistent-dir/x.jsonl ! fakesink",
+      nullptr);
+  ASSERT_NE(pipeline, nullptr);
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  GstBus *bus = gst_element_get_bus(pipeline);
+  GstMessage *message = gst_bus_timed_pop_filtered(bus, 5 * GST_SECOND,
+      static_cast<GstMessageType>(GST_MESSAGE_ERROR | GST_MESSAGE_EOS));
+  ASSERT_NE(message, nullptr);
+  ASSERT_EQ(GST_MESSAGE_TYPE(message), GST_MESSAGE_ERROR);
+  GError *error = nullptr;
+  gst_message_parse_error(message, &error, nullptr);
+  EXPECT_NE(std::string(error->message).find("/nonexistent-dir/x.jsonl"), std::string::npos)
+      << error->message;
+  g_error_free(error);
+  gst_message_unref(message);
+  gst_object_unref(bus);
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(pipeline);
+}
+
+int main(int argc, char **argv) {
+  gst_init(&argc, &argv);
+  ::testing::InitGoogleTest(&argc, argv);
+  return RUN_ALL_TESTS();
+}
