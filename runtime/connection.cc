@@ -1,0 +1,83 @@
+#include <algorithm>
+
+#include "runtime_impl.h"
+
+namespace axstream::runtime {
+
+Connection::Connection(std::shared_ptr<Context> owner, std::unique_ptr<Impl> impl)
+    : Object(std::move(owner)), impl_(std::move(impl)) {}
+
+Connection::~Connection() = default;
+
+Connection::Impl &Connection::impl() { return *impl_; }
+
+std::string Connection::describe() const { return "Connection to " + impl_->device_name; }
+
+const std::string &Connection::device_name() const { return impl_->device_name; }
+
+int Connection::num_sub_devices() const { return impl_->num_cores; }
+
+void Connection::on_release() {
+  std::lock_guard lock(impl_->mutex);
+  impl_->reservation.reset();
+}
+
+std::shared_ptr<ModelInstance> Connection::load_model_instance(const std::shared_ptr<Model> &model,
+                                                               const Properties &properties) {
+  ensure_alive();
+  return load_model_instance(model, InstanceOptions::from_properties(properties));
+}
+
+std::shared_ptr<ModelInstance> Connection::load_model_instance(const std::shared_ptr<Model> &model,
+                                                               const InstanceOptions &options) {
+  ensure_alive();
+  if (!model) throw InvalidArgument(describe() + ": load_model_instance needs a model, got none");
+  if (model->released()) throw InvalidArgument(model->describe() + " was released");
+  if (model->context() != context())
+    throw InvalidArgument(describe() + ": " + model->describe() +
+                          " belongs to another Context");
+  auto package = model->package();
+
+  if (options.aipu_cores < 0 || options.num_sub_devices < 0)
+    throw InvalidArgument(describe() + ": aipu_cores and num_sub_devices must be >= 0");
+  if (options.aipu_cores && options.num_sub_devices &&
+      options.aipu_cores != options.num_sub_devices)
+    throw InvalidArgument(describe() + ": aipu_cores=" + std::to_string(options.aipu_cores) +
+                          " and num_sub_devices=" + std::to_string(options.num_sub_devices) +
+                          " disagree; give one, or the same value");
+  int requested = options.num_sub_devices ? options.num_sub_devices : options.aipu_cores;
+  if (requested > impl_->num_cores)
+    throw InvalidArgument(describe() + " has " + std::to_string(impl_->num_cores) +
+                          " sub-devices, " + model->describe() + " asked for " +
+                          std::to_string(requested) + " (aipu_cores/num_sub_devices)");
+  // Cores beyond the batch would have no item to run.
+  int used = requested ? std::min(requested, package->batch)
+                       : std::min(package->batch, impl_->num_cores);
+
+  auto program = model->program();
+  auto instance_impl = std::make_unique<ModelInstance::Impl>();
+  instance_impl->options = options;
+  instance_impl->options.aipu_cores = used;
+  instance_impl->options.num_sub_devices = used;
+  instance_impl->model = model;
+  instance_impl->package = package;
+  instance_impl->program = program;
+  for (int k = 0; k < used; ++k) instance_impl->executors.push_back(program->make_executor());
+
+  std::shared_ptr<ModelInstance> instance;
+  {
+    std::lock_guard lock(impl_->mutex);
+    if (!impl_->reservation) throw InvalidArgument(describe() + " was released");
+    instance_impl->reservation = impl_->reservation.get();
+    for (int k = 0; k < used; ++k)
+      instance_impl->cores.push_back((impl_->next_core + k) % impl_->num_cores);
+    impl_->next_core = (impl_->next_core + used) % impl_->num_cores;
+  }
+  instance_impl->connection = std::static_pointer_cast<Connection>(shared_from_this());
+  instance = std::make_shared<ModelInstance>(context(), std::move(instance_impl));
+  adopt(instance);
+  model->adopt(instance);
+  return instance;
+}
+
+}  // namespace axstream::runtime

@@ -1,0 +1,293 @@
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <exception>
+
+#include "runtime_impl.h"
+
+namespace axstream::runtime {
+
+namespace {
+
+constexpr const char *kValidKeys =
+    "aipu_cores, num_sub_devices, input_dmabuf, output_dmabuf, device_profiling, "
+    "host_profiling, double_buffer, elf_in_ddr";
+
+bool parse_bool(const std::string &key, const std::string &value) {
+  if (value == "1" || value == "true" || value == "True") return true;
+  if (value == "0" || value == "false" || value == "False") return false;
+  throw InvalidArgument("load_model_instance: " + key + "='" + value +
+                        "' is not a boolean (expected 1, 0, true or false)");
+}
+
+int parse_count(const std::string &key, const std::string &value) {
+  size_t used = 0;
+  long parsed = -1;
+  try {
+    parsed = std::stol(value, &used);
+  } catch (const std::exception &) {
+    used = 0;
+  }
+  if (used != value.size() || value.empty() || parsed < 0 || parsed > 1024)
+    throw InvalidArgument("load_model_instance: " + key + "='" + value +
+                          "' is not a count (expected an integer in 0..1024)");
+  return static_cast<int>(parsed);
+}
+
+std::string shape_text(const std::vector<int64_t> &shape) {
+  std::string text = "(";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) text += ',';
+    text += std::to_string(shape[i]);
+  }
+  return text + ")";
+}
+
+// A MAP_SHARED view of [offset, offset + size) of an fd, unmapped when destroyed.
+class FdMapping {
+ public:
+  FdMapping(int fd, size_t offset, size_t size, bool writable, const std::string &what) {
+    if (fd < 0)
+      throw InvalidArgument(what + ": expected a dmabuf/memfd file descriptor, got fd " +
+                            std::to_string(fd));
+    struct stat st {};
+    if (::fstat(fd, &st) != 0)
+      throw InvalidArgument(what + ": fd " + std::to_string(fd) + " is not an open file (" +
+                            std::strerror(errno) + ")");
+    uint64_t available = st.st_size > 0 ? static_cast<uint64_t>(st.st_size) : 0;
+    if (available == 0 && !S_ISREG(st.st_mode)) {
+      // dmabufs report their size through lseek rather than fstat on some kernels.
+      off_t end = ::lseek(fd, 0, SEEK_END);
+      if (end > 0) available = static_cast<uint64_t>(end);
+    }
+    if (offset > available || available - offset < size)
+      throw InvalidArgument(what + ": fd " + std::to_string(fd) + " holds " +
+                            std::to_string(available) + " bytes; expected at least " +
+                            std::to_string(size) + " from offset " + std::to_string(offset));
+    size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    size_t aligned = offset - offset % page;
+    delta_ = offset - aligned;
+    length_ = size + delta_;
+    int protection = PROT_READ | (writable ? PROT_WRITE : 0);
+    void *address = ::mmap(nullptr, length_, protection, MAP_SHARED, fd, static_cast<off_t>(aligned));
+    if (address == MAP_FAILED)
+      throw InvalidArgument(what + ": fd " + std::to_string(fd) + " cannot be mapped " +
+                            (writable ? "read-write" : "read-only") + " (" +
+                            std::strerror(errno) + ")");
+    address_ = address;
+  }
+  ~FdMapping() {
+    if (address_) ::munmap(address_, length_);
+  }
+  FdMapping(const FdMapping &) = delete;
+  FdMapping &operator=(const FdMapping &) = delete;
+  uint8_t *data() const { return static_cast<uint8_t *>(address_) + delta_; }
+
+ private:
+  void *address_ = nullptr;
+  size_t length_ = 0;
+  size_t delta_ = 0;
+};
+
+// Holds one of the instance's in-flight slots (1, or 2 with double_buffer) for a run.
+class FlightSlot {
+ public:
+  FlightSlot(ModelInstance::Impl &impl) : impl_(impl) {
+    int limit = impl.options.double_buffer ? 2 : 1;
+    std::unique_lock lock(impl.flight_mutex);
+    impl.flight_changed.wait(lock, [&] { return impl.in_flight < limit; });
+    ++impl.in_flight;
+  }
+  ~FlightSlot() {
+    {
+      std::lock_guard lock(impl_.flight_mutex);
+      --impl_.in_flight;
+    }
+    impl_.flight_changed.notify_one();
+  }
+
+ private:
+  ModelInstance::Impl &impl_;
+};
+
+}  // namespace
+
+InstanceOptions InstanceOptions::from_properties(const Properties &properties) {
+  InstanceOptions options;
+  for (const auto &[key, value] : properties) {
+    if (key == "aipu_cores") options.aipu_cores = parse_count(key, value);
+    else if (key == "num_sub_devices") options.num_sub_devices = parse_count(key, value);
+    else if (key == "input_dmabuf") options.input_dmabuf = parse_bool(key, value);
+    else if (key == "output_dmabuf") options.output_dmabuf = parse_bool(key, value);
+    else if (key == "device_profiling") options.device_profiling = parse_bool(key, value);
+    else if (key == "host_profiling") options.host_profiling = parse_bool(key, value);
+    else if (key == "double_buffer") options.double_buffer = parse_bool(key, value);
+    else if (key == "elf_in_ddr") options.elf_in_ddr = parse_bool(key, value);
+    else
+      throw InvalidArgument("load_model_instance: unknown property '" + key +
+                            "' (valid: " + kValidKeys + ")");
+  }
+  return options;
+}
+
+ModelInstance::ModelInstance(std::shared_ptr<Context> owner, std::unique_ptr<Impl> impl)
+    : Object(std::move(owner)), impl_(std::move(impl)) {}
+
+ModelInstance::~ModelInstance() = default;
+
+std::string ModelInstance::describe() const {
+  return "ModelInstance of '" + impl_->package->name + "' on " +
+         impl_->connection->device_name();
+}
+
+const InstanceOptions &ModelInstance::options() const { return impl_->options; }
+
+std::shared_ptr<Model> ModelInstance::model() const { return impl_->model; }
+
+RunProfile ModelInstance::profile() const {
+  std::lock_guard lock(impl_->profile_mutex);
+  return impl_->profile;
+}
+
+void ModelInstance::on_release() {
+  std::unique_lock lock(impl_->release_mutex);  // waits for runs in flight
+  impl_->executors.clear();
+  impl_->reservation = nullptr;
+}
+
+void ModelInstance::run(const std::vector<Argument> &inputs, const std::vector<Argument> &outputs) {
+  const auto host_start = std::chrono::steady_clock::now();
+  std::shared_lock release_lock(impl_->release_mutex);
+  ensure_alive();
+  Impl &m = *impl_;
+  const ModelPackage &package = *m.package;
+
+  auto check_arguments = [&](const std::vector<Argument> &arguments,
+                             const std::vector<TensorInfo> &tensors, const char *kind,
+                             bool dmabuf) {
+    if (arguments.size() != tensors.size())
+      throw InvalidArgument(describe() + ": expected " + std::to_string(tensors.size()) + " " +
+                            kind + "s, got " + std::to_string(arguments.size()));
+    for (size_t t = 0; t < arguments.size(); ++t) {
+      const Argument &argument = arguments[t];
+      const TensorInfo &tensor = tensors[t];
+      std::string what = std::string(kind) + " " + std::to_string(t) + " '" + tensor.name +
+                         "' of " + describe();
+      if (argument.size != 0 && argument.size != tensor.size())
+        throw InvalidArgument(what + ": expected " + std::to_string(tensor.size()) +
+                              " bytes (int8 " + shape_text(tensor.shape) + "), got " +
+                              std::to_string(argument.size));
+      if (!dmabuf && !argument.ptr)
+        throw InvalidArgument(what + ": expected a host buffer of " +
+                              std::to_string(tensor.size()) + " bytes, got a null pointer" +
+                              (argument.fd >= 0 ? " (an fd needs " + std::string(kind) +
+                                                      "_dmabuf=1)"
+                                                : ""));
+    }
+  };
+  check_arguments(inputs, package.inputs, "input", m.options.input_dmabuf);
+  check_arguments(outputs, package.outputs, "output", m.options.output_dmabuf);
+
+  // Map fd arguments for this run; the engine reads and writes them in place (no copies).
+  std::vector<std::unique_ptr<FdMapping>> mappings;
+  std::vector<const uint8_t *> input_base(inputs.size());
+  std::vector<uint8_t *> output_base(outputs.size());
+  for (size_t t = 0; t < inputs.size(); ++t) {
+    if (m.options.input_dmabuf) {
+      mappings.push_back(std::make_unique<FdMapping>(
+          inputs[t].fd, inputs[t].offset, package.inputs[t].size(), false,
+          "input " + std::to_string(t) + " '" + package.inputs[t].name + "' of " + describe()));
+      input_base[t] = mappings.back()->data();
+    } else {
+      input_base[t] = static_cast<const uint8_t *>(inputs[t].ptr);
+    }
+  }
+  for (size_t t = 0; t < outputs.size(); ++t) {
+    if (m.options.output_dmabuf) {
+      mappings.push_back(std::make_unique<FdMapping>(
+          outputs[t].fd, outputs[t].offset, package.outputs[t].size(), true,
+          "output " + std::to_string(t) + " '" + package.outputs[t].name + "' of " + describe()));
+      output_base[t] = mappings.back()->data();
+    } else {
+      output_base[t] = static_cast<uint8_t *>(outputs[t].ptr);
+    }
+  }
+
+  FlightSlot slot(m);
+  const size_t batch = static_cast<size_t>(package.batch);
+  const size_t used_cores = m.executors.size();
+  std::vector<size_t> input_item_bytes, output_item_bytes;
+  for (const auto &tensor : package.inputs) input_item_bytes.push_back(tensor.size() / batch);
+  for (const auto &tensor : package.outputs) output_item_bytes.push_back(tensor.size() / batch);
+
+  // Contiguous slices of the batch per core: items [k*N/K, (k+1)*N/K) go to core k.
+  struct Pending {
+    size_t core;
+    std::future<hal::CoreJobTiming> timing;
+  };
+  std::vector<Pending> pending;
+  std::exception_ptr failure;
+  const uint64_t macs = m.program->macs();
+  try {
+    for (size_t k = 0; k < used_cores; ++k) {
+      size_t first = k * batch / used_cores, last = (k + 1) * batch / used_cores;
+      for (size_t item = first; item < last; ++item) {
+        hal::CoreJob job;
+        job.macs = macs;
+        engine::Executor *executor = m.executors[k].get();
+        std::vector<const void *> item_inputs(inputs.size());
+        std::vector<void *> item_outputs(outputs.size());
+        for (size_t t = 0; t < inputs.size(); ++t)
+          item_inputs[t] = input_base[t] + item * input_item_bytes[t];
+        for (size_t t = 0; t < outputs.size(); ++t)
+          item_outputs[t] = output_base[t] + item * output_item_bytes[t];
+        job.work = [executor, item_inputs = std::move(item_inputs),
+                    item_outputs = std::move(item_outputs)] {
+          executor->run(item_inputs, item_outputs);
+        };
+        pending.push_back({k, m.reservation->submit(m.cores[k], std::move(job))});
+      }
+    }
+  } catch (...) {
+    failure = std::current_exception();
+  }
+
+  // Wait for every submitted job before the buffers and mappings go away.
+  std::vector<std::chrono::nanoseconds> per_core(used_cores, std::chrono::nanoseconds{0});
+  std::chrono::nanoseconds device_total{0};
+  for (auto &job : pending) {
+    try {
+      hal::CoreJobTiming timing = job.timing.get();
+      per_core[job.core] += timing.device;
+      device_total += timing.device;
+    } catch (...) {
+      if (!failure) failure = std::current_exception();
+    }
+  }
+  if (failure) {
+    try {
+      std::rethrow_exception(failure);
+    } catch (const Error &) {
+      throw;
+    } catch (const std::exception &error) {
+      throw InternalError(describe() + ": run failed: " + error.what());
+    } catch (...) {
+      throw InternalError(describe() + ": run failed with an unknown exception");
+    }
+  }
+
+  std::lock_guard lock(m.profile_mutex);
+  ++m.profile.runs;
+  if (m.options.device_profiling || m.options.host_profiling) {
+    m.profile.host_total = std::chrono::duration_cast<std::chrono::nanoseconds>(
+        std::chrono::steady_clock::now() - host_start);
+    m.profile.device_compute = device_total;
+    m.profile.per_core = std::move(per_core);
+    m.profile.bytes_copied = 0;  // inputs and outputs are read and written in place
+  }
+}
+
+}  // namespace axstream::runtime

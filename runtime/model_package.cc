@@ -1,0 +1,546 @@
+#include "axstream/runtime/model_package.h"
+
+#include <sys/stat.h>
+
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+#include <onnx/onnx_pb.h>
+
+#include "json.h"
+
+namespace axstream::runtime {
+
+namespace {
+
+bool is_directory(const std::string &path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool is_regular_file(const std::string &path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+bool ends_with(const std::string &text, const std::string &suffix) {
+  return text.size() >= suffix.size() &&
+         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string read_file(const std::string &path, const std::string &what) {
+  if (!is_regular_file(path)) throw InvalidArgument(what + " " + path + " does not exist");
+  std::ifstream stream(path, std::ios::binary);
+  if (!stream) throw InvalidArgument("cannot read " + what + " " + path);
+  std::ostringstream buffer;
+  buffer << stream.rdbuf();
+  if (stream.bad()) throw InvalidArgument("cannot read " + what + " " + path);
+  return buffer.str();
+}
+
+std::string shape_text(const std::vector<int64_t> &shape) {
+  std::string text = "(";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) text += ',';
+    text += std::to_string(shape[i]);
+  }
+  return text + ")";
+}
+
+// Reads fields of one JSON file, every error naming the file and the field's path.
+class JsonFile {
+ public:
+  JsonFile(std::string path, const std::string &what) : path_(std::move(path)) {
+    std::string text = read_file(path_, what);
+    try {
+      root_ = json::parse(text);
+    } catch (const json::ParseError &error) {
+      throw InvalidArgument(path_ + ": invalid JSON: " + error.what());
+    }
+    if (root_.type != json::Type::object)
+      fail("(top level)", root_, "expected a JSON object, got " +
+                                    std::string(json::type_name(root_.type)));
+  }
+
+  const json::Value &root() const { return root_; }
+  const std::string &path() const { return path_; }
+
+  [[noreturn]] void fail(const std::string &field, const json::Value &value,
+                         const std::string &problem) const {
+    std::string where = value.line ? " (line " + std::to_string(value.line) + ", column " +
+                                         std::to_string(value.column) + ")"
+                                   : "";
+    throw InvalidArgument(path_ + ": field '" + field + "'" + where + ": " + problem);
+  }
+  [[noreturn]] void fail_missing(const std::string &field) const {
+    throw InvalidArgument(path_ + ": field '" + field + "' is missing");
+  }
+
+  const json::Value *optional(const std::string &key) const {
+    const json::Value *value = root_.find(key);
+    return value && !value->is_null() ? value : nullptr;
+  }
+  const json::Value &required(const std::string &key) const {
+    const json::Value *value = root_.find(key);
+    if (!value) fail_missing(key);
+    return *value;
+  }
+
+  void expect_type(const std::string &field, const json::Value &value, json::Type type) const {
+    if (value.type != type)
+      fail(field, value, std::string("expected ") + json::type_name(type) + ", got " +
+                             json::type_name(value.type));
+  }
+
+  int64_t integer(const std::string &field, const json::Value &value) const {
+    if (value.type != json::Type::number || !value.number_is_integer)
+      fail(field, value,
+           std::string("expected an integer, got ") +
+               (value.type == json::Type::number ? "a non-integer number"
+                                                 : json::type_name(value.type)));
+    return value.integer;
+  }
+
+  double number(const std::string &field, const json::Value &value) const {
+    expect_type(field, value, json::Type::number);
+    return value.number;
+  }
+
+  std::string string(const std::string &field, const json::Value &value) const {
+    expect_type(field, value, json::Type::string);
+    return value.string;
+  }
+
+  const std::vector<json::Value> &array(const std::string &field, const json::Value &value) const {
+    expect_type(field, value, json::Type::array);
+    return value.array;
+  }
+
+  std::vector<int64_t> integer_list(const std::string &field, const json::Value &value) const {
+    std::vector<int64_t> result;
+    const auto &items = array(field, value);
+    for (size_t i = 0; i < items.size(); ++i)
+      result.push_back(integer(field + "[" + std::to_string(i) + "]", items[i]));
+    return result;
+  }
+
+  std::vector<double> number_list(const std::string &field, const json::Value &value) const {
+    std::vector<double> result;
+    const auto &items = array(field, value);
+    for (size_t i = 0; i < items.size(); ++i)
+      result.push_back(number(field + "[" + std::to_string(i) + "]", items[i]));
+    return result;
+  }
+
+  // A relative path to an existing file of the package, or "" for null/absent.
+  std::string optional_graph(const std::string &key, const std::string &directory) const {
+    const json::Value *value = optional(key);
+    if (!value) return "";
+    std::string relative = string(key, *value);
+    if (relative.empty()) fail(key, *value, "expected a relative path, got an empty string");
+    if (relative[0] == '/') fail(key, *value, "expected a path relative to the package, got '" +
+                                                  relative + "'");
+    if (!is_regular_file(directory + "/" + relative))
+      fail(key, *value, "file '" + relative + "' does not exist in " + directory);
+    return relative;
+  }
+
+ private:
+  std::string path_;
+  json::Value root_;
+};
+
+std::string index_field(const std::string &field, size_t index) {
+  return field + "[" + std::to_string(index) + "]";
+}
+
+// Shapes and padding of the inputs or the outputs ("inputs"/"outputs").
+std::vector<TensorInfo> read_tensors(const JsonFile &manifest, int batch, bool is_input) {
+  const std::string shapes_key = is_input ? "input_shapes" : "output_shapes";
+  const std::string padding_key = is_input ? "n_padded_ch_inputs" : "n_padded_ch_outputs";
+  const std::string params_key = is_input ? "quantize_params" : "dequantize_params";
+  const std::string names_key = is_input ? "input_names" : "output_names";
+  const std::string dtypes_key = is_input ? "input_dtypes" : "output_dtypes";
+
+  const auto &shapes = manifest.array(shapes_key, manifest.required(shapes_key));
+  if (shapes.empty())
+    manifest.fail(shapes_key, manifest.required(shapes_key), "expected at least one tensor");
+  std::vector<TensorInfo> tensors(shapes.size());
+
+  for (size_t t = 0; t < shapes.size(); ++t) {
+    std::string field = index_field(shapes_key, t);
+    tensors[t].shape = manifest.integer_list(field, shapes[t]);
+    const auto &shape = tensors[t].shape;
+    if (shape.empty()) manifest.fail(field, shapes[t], "expected a non-empty shape");
+    for (size_t d = 0; d < shape.size(); ++d)
+      if (shape[d] <= 0 || shape[d] > (int64_t{1} << 31))
+        manifest.fail(index_field(field, d), shapes[t].array[d],
+                      "expected a dimension in 1..2^31, got " + std::to_string(shape[d]));
+    if (shape[0] != batch)
+      manifest.fail(index_field(field, 0), shapes[t].array[0],
+                    "batch dimension " + std::to_string(shape[0]) +
+                        " does not match model.json batch " + std::to_string(batch));
+    // Overflow guard for size(): the product must fit comfortably.
+    long double elements = 1;
+    for (int64_t dim : shape) elements *= static_cast<long double>(dim);
+    if (elements > static_cast<long double>(int64_t{1} << 40))
+      manifest.fail(field, shapes[t], "tensor " + shape_text(shape) + " is too large");
+  }
+
+  if (const json::Value *paddings = manifest.optional(padding_key)) {
+    const auto &items = manifest.array(padding_key, *paddings);
+    if (items.size() != tensors.size())
+      manifest.fail(padding_key, *paddings,
+                    "expected " + std::to_string(tensors.size()) + " entries (one per " +
+                        shapes_key + "), got " + std::to_string(items.size()));
+    for (size_t t = 0; t < items.size(); ++t) {
+      std::string field = index_field(padding_key, t);
+      std::vector<int64_t> flat = manifest.integer_list(field, items[t]);
+      const auto &shape = tensors[t].shape;
+      if (flat.size() != 2 * shape.size())
+        manifest.fail(field, items[t],
+                      "expected " + std::to_string(2 * shape.size()) +
+                          " numbers (low, high per dimension of " + shape_text(shape) +
+                          "), got " + std::to_string(flat.size()));
+      bool any = false;
+      std::vector<std::pair<int64_t, int64_t>> padding;
+      for (size_t d = 0; d < shape.size(); ++d) {
+        int64_t low = flat[2 * d], high = flat[2 * d + 1];
+        if (low < 0 || high < 0)
+          manifest.fail(field, items[t],
+                        "negative padding in dimension " + std::to_string(d));
+        if (low + high >= shape[d])
+          manifest.fail(field, items[t],
+                        "padding " + std::to_string(low) + "+" + std::to_string(high) +
+                            " in dimension " + std::to_string(d) + " leaves nothing of size " +
+                            std::to_string(shape[d]) + " of shape " + shape_text(shape));
+        any = any || low || high;
+        padding.emplace_back(low, high);
+      }
+      if (any) tensors[t].padding = std::move(padding);
+    }
+  }
+
+  const json::Value &params_value = manifest.required(params_key);
+  const auto &params = manifest.array(params_key, params_value);
+  if (params.size() != tensors.size())
+    manifest.fail(params_key, params_value,
+                  "expected " + std::to_string(tensors.size()) + " [scale, zero_point] pairs (one per " +
+                      std::string(is_input ? "input" : "output") + "), got " +
+                      std::to_string(params.size()));
+  for (size_t t = 0; t < params.size(); ++t) {
+    std::string field = index_field(params_key, t);
+    const auto &pair = manifest.array(field, params[t]);
+    if (pair.size() != 2)
+      manifest.fail(field, params[t],
+                    "expected [scale, zero_point], got " + std::to_string(pair.size()) + " numbers");
+    double scale = manifest.number(index_field(field, 0), pair[0]);
+    if (!std::isfinite(scale) || scale <= 0)
+      manifest.fail(index_field(field, 0), pair[0],
+                    "scale must be finite and > 0, got " + std::to_string(scale));
+    int64_t zero_point = manifest.integer(index_field(field, 1), pair[1]);
+    if (zero_point < -128 || zero_point > 127)
+      manifest.fail(index_field(field, 1), pair[1],
+                    "zero_point must be in the int8 range -128..127, got " +
+                        std::to_string(zero_point));
+    tensors[t].scale = scale;
+    tensors[t].zero_point = static_cast<int>(zero_point);
+  }
+
+  if (const json::Value *names = manifest.optional(names_key)) {
+    const auto &items = manifest.array(names_key, *names);
+    if (items.size() != tensors.size())
+      manifest.fail(names_key, *names,
+                    "expected " + std::to_string(tensors.size()) + " names, got " +
+                        std::to_string(items.size()));
+    for (size_t t = 0; t < items.size(); ++t)
+      tensors[t].name = manifest.string(index_field(names_key, t), items[t]);
+  }
+
+  if (const json::Value *dtypes = manifest.optional(dtypes_key)) {
+    const auto &items = manifest.array(dtypes_key, *dtypes);
+    if (items.size() != tensors.size())
+      manifest.fail(dtypes_key, *dtypes,
+                    "expected " + std::to_string(tensors.size()) + " dtypes, got " +
+                        std::to_string(items.size()));
+    for (size_t t = 0; t < items.size(); ++t) {
+      std::string dtype = manifest.string(index_field(dtypes_key, t), items[t]);
+      if (dtype != "int8")
+        manifest.fail(index_field(dtypes_key, t), items[t],
+                      "expected \"int8\" (the only device dtype), got \"" + dtype + "\"");
+    }
+  }
+  return tensors;
+}
+
+std::vector<std::optional<InputPreprocess>> read_input_preprocess(const JsonFile &manifest,
+                                                                  size_t count) {
+  std::vector<std::optional<InputPreprocess>> result(count);
+  const json::Value *value = manifest.optional("input_preprocess");
+  if (!value) return result;
+  const auto &items = manifest.array("input_preprocess", *value);
+  if (items.size() != count)
+    manifest.fail("input_preprocess", *value,
+                  "expected " + std::to_string(count) + " entries (one per input), got " +
+                      std::to_string(items.size()));
+  for (size_t t = 0; t < count; ++t) {
+    std::string field = index_field("input_preprocess", t);
+    if (items[t].is_null()) continue;
+    manifest.expect_type(field, items[t], json::Type::object);
+    InputPreprocess pre;
+    size_t channels = 3;
+    if (const json::Value *format = items[t].find("color_format")) {
+      pre.color_format = manifest.string(field + ".color_format", *format);
+      if (pre.color_format != "RGB" && pre.color_format != "BGR" && pre.color_format != "GRAY")
+        manifest.fail(field + ".color_format", *format,
+                      "expected \"RGB\", \"BGR\" or \"GRAY\", got \"" + pre.color_format + "\"");
+      if (pre.color_format == "GRAY") channels = 1;
+    }
+    if (const json::Value *scale = items[t].find("pixel_scale")) {
+      pre.pixel_scale = manifest.number(field + ".pixel_scale", *scale);
+      if (!std::isfinite(pre.pixel_scale) || pre.pixel_scale == 0)
+        manifest.fail(field + ".pixel_scale", *scale, "expected a finite non-zero number");
+    }
+    if (const json::Value *mean = items[t].find("mean")) {
+      pre.mean = manifest.number_list(field + ".mean", *mean);
+      if (pre.mean.size() != channels)
+        manifest.fail(field + ".mean", *mean,
+                      "expected " + std::to_string(channels) + " values for " + pre.color_format +
+                          ", got " + std::to_string(pre.mean.size()));
+    }
+    if (const json::Value *std_dev = items[t].find("std")) {
+      pre.std = manifest.number_list(field + ".std", *std_dev);
+      if (pre.std.size() != channels)
+        manifest.fail(field + ".std", *std_dev,
+                      "expected " + std::to_string(channels) + " values for " + pre.color_format +
+                          ", got " + std::to_string(pre.std.size()));
+      for (size_t c = 0; c < pre.std.size(); ++c)
+        if (!std::isfinite(pre.std[c]) || pre.std[c] == 0)
+          manifest.fail(index_field(field + ".std", c), std_dev->array[c],
+                        "expected a finite non-zero number");
+    }
+    result[t] = std::move(pre);
+  }
+  return result;
+}
+
+std::vector<OutputInfo> read_output_info(const JsonFile &manifest,
+                                         const std::vector<TensorInfo> &outputs) {
+  std::vector<OutputInfo> result(outputs.size());
+  for (size_t t = 0; t < outputs.size(); ++t) result[t].original_shape = outputs[t].unpadded_shape();
+  const json::Value *value = manifest.optional("output_info");
+  if (!value) return result;
+  const auto &items = manifest.array("output_info", *value);
+  if (items.size() != outputs.size())
+    manifest.fail("output_info", *value,
+                  "expected " + std::to_string(outputs.size()) + " entries (one per output), got " +
+                      std::to_string(items.size()));
+  for (size_t t = 0; t < items.size(); ++t) {
+    std::string field = index_field("output_info", t);
+    if (items[t].is_null()) continue;
+    manifest.expect_type(field, items[t], json::Type::object);
+    if (const json::Value *layout = items[t].find("layout")) {
+      result[t].layout = manifest.string(field + ".layout", *layout);
+      if (result[t].layout != "NHWC" && result[t].layout != "none")
+        manifest.fail(field + ".layout", *layout,
+                      "expected \"NHWC\" or \"none\", got \"" + result[t].layout + "\"");
+    }
+    if (const json::Value *shape = items[t].find("original_shape")) {
+      std::vector<int64_t> original = manifest.integer_list(field + ".original_shape", *shape);
+      int64_t original_elements = 1, unpadded_elements = 1;
+      for (int64_t dim : original) {
+        if (dim <= 0)
+          manifest.fail(field + ".original_shape", *shape, "expected positive dimensions");
+        original_elements *= dim;
+      }
+      for (int64_t dim : outputs[t].unpadded_shape()) unpadded_elements *= dim;
+      if (original.empty() || original_elements != unpadded_elements)
+        manifest.fail(field + ".original_shape", *shape,
+                      "shape " + shape_text(original) + " does not hold the " +
+                          std::to_string(unpadded_elements) + " elements of the unpadded output " +
+                          shape_text(outputs[t].unpadded_shape()));
+      result[t].original_shape = std::move(original);
+    }
+  }
+  return result;
+}
+
+// The core graph's real inputs (initializers excluded) and outputs must be int8 tensors of the
+// manifest's padded shapes with batch 1.
+void check_core_graph(ModelPackage &package) {
+  const std::string path = package.core_graph_path();
+  std::string bytes = read_file(path, "core graph (model.json field 'core_graph')");
+  onnx::ModelProto model;
+  if (!model.ParseFromString(bytes))
+    throw InvalidArgument(path + ": not a valid ONNX model (protobuf parse failed); model.json "
+                                 "field 'core_graph' must name the core ONNX graph");
+  const onnx::GraphProto &graph = model.graph();
+
+  std::vector<const onnx::ValueInfoProto *> graph_inputs, graph_outputs;
+  for (const auto &input : graph.input()) {
+    bool is_initializer = false;
+    for (const auto &init : graph.initializer())
+      if (init.name() == input.name()) {
+        is_initializer = true;
+        break;
+      }
+    if (!is_initializer) graph_inputs.push_back(&input);
+  }
+  for (const auto &output : graph.output()) graph_outputs.push_back(&output);
+
+  auto check = [&](const std::vector<const onnx::ValueInfoProto *> &values,
+                   std::vector<TensorInfo> &tensors, const char *kind,
+                   const char *manifest_field) {
+    if (values.size() != tensors.size())
+      throw InvalidArgument(path + ": core graph has " + std::to_string(values.size()) + " " +
+                            kind + "s but " + package.manifest_path + " field '" + manifest_field +
+                            "' lists " + std::to_string(tensors.size()));
+    for (size_t t = 0; t < values.size(); ++t) {
+      const onnx::ValueInfoProto &value = *values[t];
+      std::string where = std::string(kind) + " " + std::to_string(t) + " '" + value.name() + "'";
+      if (!tensors[t].name.empty() && tensors[t].name != value.name())
+        throw InvalidArgument(package.manifest_path + ": field '" + kind + "_names[" +
+                              std::to_string(t) + "]' is '" + tensors[t].name + "' but " + path +
+                              " names its " + kind + " " + std::to_string(t) + " '" +
+                              value.name() + "'");
+      if (tensors[t].name.empty()) tensors[t].name = value.name();
+      if (!value.type().has_tensor_type() ||
+          value.type().tensor_type().elem_type() != onnx::TensorProto::INT8)
+        throw InvalidArgument(path + ": " + where + " must be an int8 tensor (manifest.json '" +
+                              manifest_field + "' describes int8 device tensors)");
+      std::vector<int64_t> expected = tensors[t].shape;
+      expected[0] = 1;
+      std::vector<int64_t> actual;
+      const auto &tensor_type = value.type().tensor_type();
+      bool known = tensor_type.has_shape();
+      if (known)
+        for (const auto &dim : tensor_type.shape().dim()) {
+          if (!dim.has_dim_value()) {
+            known = false;
+            break;
+          }
+          actual.push_back(dim.dim_value());
+        }
+      if (!known)
+        throw InvalidArgument(path + ": " + where + " has no fixed shape; expected " +
+                              shape_text(expected) + " (batch 1 of " + package.manifest_path +
+                              " field '" + manifest_field + "[" + std::to_string(t) + "]')");
+      if (actual != expected)
+        throw InvalidArgument(path + ": " + where + " has shape " + shape_text(actual) +
+                              " but " + package.manifest_path + " field '" + manifest_field + "[" +
+                              std::to_string(t) + "]' " + shape_text(tensors[t].shape) +
+                              " needs the batch-1 core shape " + shape_text(expected));
+    }
+  };
+  check(graph_inputs, package.inputs, "input", "input_shapes");
+  check(graph_outputs, package.outputs, "output", "output_shapes");
+}
+
+}  // namespace
+
+std::shared_ptr<const ModelPackage> load_model_package(const std::string &path) {
+  auto package = std::make_shared<ModelPackage>();
+  std::string directory = path;
+  while (directory.size() > 1 && directory.back() == '/') directory.pop_back();
+  if (directory.empty()) throw InvalidArgument("model path is empty; expected a package directory or its model.json");
+  if (!is_directory(directory)) {
+    if (ends_with(directory, ".json") && is_regular_file(directory)) {
+      size_t slash = directory.rfind('/');
+      directory = slash == std::string::npos ? "." : slash == 0 ? "/" : directory.substr(0, slash);
+    } else if (ends_with(directory, ".json")) {
+      throw InvalidArgument("model file " + path + " does not exist");
+    } else {
+      throw InvalidArgument("model package " + path +
+                            " does not exist (expected a package directory or its model.json)");
+    }
+  }
+  package->directory = directory;
+  package->model_json_path = directory + "/model.json";
+  package->manifest_path = directory + "/manifest.json";
+
+  const JsonFile model(package->model_json_path, "model file");
+  {
+    const json::Value &version = model.required("format_version");
+    int64_t format_version = model.integer("format_version", version);
+    if (format_version != 1)
+      model.fail("format_version", version,
+                 "unsupported format version " + std::to_string(format_version) +
+                     " (this runtime reads version 1)");
+    package->format_version = 1;
+  }
+  if (const json::Value *name = model.optional("name")) {
+    package->name = model.string("name", *name);
+  } else {
+    size_t slash = directory.rfind('/');
+    package->name = slash == std::string::npos ? directory : directory.substr(slash + 1);
+  }
+  {
+    const json::Value &core = model.required("core_graph");
+    package->core_graph = model.string("core_graph", core);
+    if (package->core_graph.empty() || package->core_graph[0] == '/')
+      model.fail("core_graph", core, "expected a path relative to the package, got '" +
+                                         package->core_graph + "'");
+    if (!is_regular_file(package->core_graph_path()))
+      model.fail("core_graph", core, "core graph '" + package->core_graph +
+                                         "' does not exist in " + directory);
+  }
+  if (const json::Value *batch = model.optional("batch")) {
+    int64_t value = model.integer("batch", *batch);
+    if (value < 1 || value > 1024)
+      model.fail("batch", *batch, "expected a batch in 1..1024, got " + std::to_string(value));
+    package->batch = static_cast<int>(value);
+  }
+  if (const json::Value *layout = model.optional("input_tensor_layout")) {
+    package->input_tensor_layout = model.string("input_tensor_layout", *layout);
+    if (package->input_tensor_layout != "NHWC")
+      model.fail("input_tensor_layout", *layout,
+                 "expected \"NHWC\" (the only device layout), got \"" +
+                     package->input_tensor_layout + "\"");
+  }
+  package->preamble_graph = model.optional_graph("preamble_graph", directory);
+  package->postamble_graph = model.optional_graph("postamble_graph", directory);
+
+  const JsonFile manifest(package->manifest_path, "manifest file");
+  if (const json::Value *version = manifest.optional("manifest_version")) {
+    int64_t value = manifest.integer("manifest_version", *version);
+    if (value != 1)
+      manifest.fail("manifest_version", *version,
+                    "unsupported manifest version " + std::to_string(value) + " (expected 1)");
+  }
+  if (const json::Value *lib = manifest.optional("model_lib_file")) {
+    std::string value = manifest.string("model_lib_file", *lib);
+    if (value != "model.json")
+      manifest.fail("model_lib_file", *lib, "expected \"model.json\", got \"" + value + "\"");
+  }
+  if (const json::Value *quantized = manifest.optional("quantized_model_file")) {
+    std::string value = manifest.string("quantized_model_file", *quantized);
+    if (value != package->core_graph)
+      manifest.fail("quantized_model_file", *quantized,
+                    "\"" + value + "\" differs from model.json core_graph \"" +
+                        package->core_graph + "\"");
+  }
+  auto check_same_graph = [&](const char *key, const std::string &model_value,
+                              const char *model_key) {
+    const json::Value *value = manifest.root().find(key);
+    if (!value) return;
+    std::string manifest_value = value->is_null() ? "" : manifest.string(key, *value);
+    if (manifest_value != model_value)
+      manifest.fail(key, *value,
+                    "\"" + manifest_value + "\" differs from model.json " + model_key + " \"" +
+                        model_value + "\"");
+  };
+  check_same_graph("preprocess_graph", package->preamble_graph, "preamble_graph");
+  check_same_graph("postprocess_graph", package->postamble_graph, "postamble_graph");
+
+  package->inputs = read_tensors(manifest, package->batch, true);
+  package->outputs = read_tensors(manifest, package->batch, false);
+  package->input_preprocess = read_input_preprocess(manifest, package->inputs.size());
+  package->output_info = read_output_info(manifest, package->outputs);
+
+  check_core_graph(*package);
+  return package;
+}
+
+}  // namespace axstream::runtime

@@ -58,6 +58,11 @@ class Object : public std::enable_shared_from_this<Object> {
   virtual void on_release() {}    // free this object's own resources (children already released)
 
  private:
+  // Context and Connection make objects that other objects own too (an instance is a child of
+  // both its Connection and its Model).
+  friend class Context;
+  friend class Connection;
+
   std::shared_ptr<Context> owner_;  // null for the Context itself
   mutable std::mutex mutex_;
   std::vector<std::weak_ptr<Object>> children_;
@@ -104,9 +109,14 @@ class Model final : public Object {
   // preamble_graph, postamble_graph (relative paths, "" when absent), input_tensor_layout.
   Properties properties() const;
   std::shared_ptr<const ModelPackage> package() const;
+  // The compiled core graph (batch 1): compiled on first use, then shared by every instance.
+  std::shared_ptr<const engine::Program> program() const;
 
  private:
+  void on_release() override;
   std::shared_ptr<const ModelPackage> package_;
+  mutable std::mutex program_mutex_;
+  mutable std::shared_ptr<const engine::Program> program_;
 };
 
 // load_model_instance's kwargs. Unknown keys or bad values -> InvalidArgument.
@@ -131,7 +141,8 @@ struct Argument {
   size_t size = 0;
 };
 
-// Timing of the last run() when profiling is on.
+// Timing of the last run() when device_profiling or host_profiling is on (zeros otherwise);
+// `runs` counts every completed run().
 struct RunProfile {
   std::chrono::nanoseconds host_total{0};      // whole run() on the host
   std::chrono::nanoseconds device_compute{0};  // summed over cores
