@@ -1,0 +1,622 @@
+// axruntime.h over the C++ runtime. Every entry point runs its body through `guarded`, so no
+// exception crosses the C boundary: each becomes an axrResult plus the calling thread's last
+// error message (and an AXR_LOG_ERROR message to the context's logger).
+#include "axruntime/axruntime.h"
+
+#include <algorithm>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <new>
+#include <set>
+#include <sstream>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "handles.h"
+
+namespace runtime = axstream::runtime;
+using axr_capi::CapiError;
+using axr_capi::Registry;
+
+namespace {
+
+constexpr unsigned int kApiVersionMajor = 1;
+constexpr unsigned int kApiVersionMinor = 0;
+
+struct LastError {
+  axrResult result = AXR_SUCCESS;
+  std::string message;
+};
+thread_local LastError t_last_error;
+
+void set_last_error(axrResult result, const char *message) noexcept {
+  t_last_error.result = result;
+  try {
+    t_last_error.message = message;
+  } catch (const std::bad_alloc &) {
+    t_last_error.message.clear();
+  }
+}
+
+axrResult result_of(axstream::ErrorKind kind) noexcept {
+  using axstream::ErrorKind;
+  switch (kind) {
+    case ErrorKind::ConnectionError: return AXR_ERROR_CONNECTION_ERROR;
+    case ErrorKind::DeviceInUse: return AXR_ERROR_DEVICE_IN_USE;
+    case ErrorKind::IncompatibleDevice: return AXR_ERROR_INCOMPATIBLE_DEVICE;
+    case ErrorKind::InternalError: return AXR_ERROR_INTERNAL_ERROR;
+    case ErrorKind::InvalidArgument: return AXR_ERROR_INVALID_ARGUMENT;
+    case ErrorKind::InvalidConfiguration: return AXR_ERROR_INVALID_CONFIGURATION;
+    case ErrorKind::NotImplemented: return AXR_ERROR_NOT_IMPLEMENTED;
+    case ErrorKind::Pending: return AXR_ERROR_PENDING_ERROR;
+    case ErrorKind::UnknownError: return AXR_ERROR_UNKNOWN_ERROR;
+  }
+  return AXR_ERROR_UNKNOWN_ERROR;
+}
+
+// State of one API call: its name (prefixed to error messages) and the context whose logger
+// hears about it, once a handle has been resolved.
+struct Call {
+  const char *function;
+  axrContext *context = nullptr;
+
+  template <class T>
+  T &checked(T *handle, const char *what) {
+    T &object = Registry::instance().checked(handle, what);
+    context = object.context;
+    return object;
+  }
+  template <class T>
+  auto runtime_of(T *handle, const char *what) {
+    return Registry::instance().runtime_of(handle, what, &context);
+  }
+  void log(axrLogLevel level, const std::string &message) const noexcept {
+    if (context != nullptr) context->log(level, std::string(function) + ": " + message);
+  }
+  bool wants_log(axrLogLevel level) const {
+    return context != nullptr && context->wants_log(level);
+  }
+  void fail(axrResult result, const char *message) const noexcept {
+    try {
+      std::string text = std::string(function) + ": " + message;
+      set_last_error(result, text.c_str());
+      if (context != nullptr) context->log(AXR_LOG_ERROR, text);
+    } catch (const std::bad_alloc &) {
+      set_last_error(result, "out of memory while reporting an error");
+    }
+  }
+};
+
+// Runs `body(call)`; on any exception records the last error and returns `failure`.
+template <class R, class Body>
+R guarded(const char *function, R failure, Body &&body) noexcept {
+  Call call{function};
+  set_last_error(AXR_SUCCESS, "");
+  try {
+    return body(call);
+  } catch (const CapiError &error) {
+    call.fail(error.result(), error.what());
+  } catch (const axstream::Error &error) {
+    call.fail(result_of(error.kind()), error.what());
+  } catch (const std::bad_alloc &) {
+    call.fail(AXR_ERROR_RUNTIME_ERROR, "out of memory");
+  } catch (const std::exception &error) {
+    call.fail(AXR_ERROR_RUNTIME_ERROR, error.what());
+  } catch (...) {
+    call.fail(AXR_ERROR_UNKNOWN_ERROR, "unknown exception");
+  }
+  if constexpr (std::is_same_v<R, axrResult>) {
+    return t_last_error.result;  // the mapped error, not a fixed failure value
+  } else {
+    return failure;
+  }
+}
+
+template <class Body>
+void guarded_void(const char *function, Body &&body) noexcept {
+  guarded(function, 0, [&](Call &call) {
+    body(call);
+    return 0;
+  });
+}
+
+void require(const void *pointer, const char *what) {
+  if (pointer == nullptr) throw CapiError(AXR_ERROR_INVALID_ARGUMENT, std::string(what) + " is NULL");
+}
+
+template <size_t N>
+void copy_string(char (&destination)[N], const std::string &source) {
+  std::snprintf(destination, N, "%s", source.c_str());
+}
+
+std::string trim(const std::string &text) {
+  const char *space = " \t\r\n";
+  auto first = text.find_first_not_of(space);
+  if (first == std::string::npos) return {};
+  return text.substr(first, text.find_last_not_of(space) - first + 1);
+}
+
+// "key=value;key=value" (';' or newline between entries, blanks around keys and values ignored).
+runtime::Properties parse_properties(const char *text) {
+  runtime::Properties properties;
+  if (text == nullptr) return properties;
+  std::string entry;
+  std::istringstream stream(text);
+  while (std::getline(stream, entry, ';')) {
+    std::istringstream lines(entry);
+    std::string line;
+    while (std::getline(lines, line)) {
+      line = trim(line);
+      if (line.empty()) continue;
+      auto equals = line.find('=');
+      std::string key = trim(line.substr(0, equals));
+      if (equals == std::string::npos || key.empty()) {
+        throw CapiError(AXR_ERROR_VALUE_ERROR, "properties entry '" + line +
+                                                   "' is not of the form key=value (in '" + text +
+                                                   "')");
+      }
+      properties[key] = trim(line.substr(equals + 1));
+    }
+  }
+  return properties;
+}
+
+axrProperties *new_properties(axrContext *owner, axrObject *parent,
+                              runtime::Properties values) {
+  auto properties = std::make_unique<axrProperties>(owner);
+  properties->runtime->values = std::move(values);
+  return Registry::instance().add(std::move(properties), {parent});
+}
+
+runtime::Properties properties_or_empty(Call &call, axrProperties *properties) {
+  if (properties == nullptr) return {};
+  axrContext *ignored = nullptr;
+  return Registry::instance().runtime_of(properties, "properties", &ignored)->values;
+}
+
+axrDeviceInfo to_c(const runtime::DeviceInfo &device) {
+  axrDeviceInfo info{};
+  copy_string(info.name, device.name);
+  info.subdevice_count = static_cast<size_t>(std::max(device.subdevice_count, 0));
+  info.max_memory = static_cast<size_t>(device.max_memory);
+  info.in_use = device.in_use;
+  copy_string(info.in_use_by, device.in_use_by);
+  info.board_type = static_cast<axrBoardType>(device.board_type);
+  copy_string(info.firmware_version, device.firmware_version);
+  info.board_revision = device.board_revision;
+  copy_string(info.flashed_firmware_version, device.flashed_firmware_version);
+  copy_string(info.board_controller_firmware_version, device.board_controller_firmware_version);
+  copy_string(info.board_controller_board_type, device.board_controller_board_type);
+  return info;
+}
+
+// The runtime's current DeviceInfo of the device the caller's axrDeviceInfo names.
+runtime::DeviceInfo find_device(runtime::Context &context, const axrDeviceInfo *device) {
+  require(device, "device");
+  std::string name(device->name, strnlen(device->name, sizeof device->name));
+  auto devices = context.list_devices();
+  for (const auto &candidate : devices) {
+    if (candidate.name == name) return candidate;
+  }
+  std::string known;
+  for (const auto &candidate : devices) known += (known.empty() ? "" : ", ") + candidate.name;
+  throw CapiError(AXR_ERROR_INVALID_ARGUMENT, "no device named '" + name + "' (devices: " +
+                                                  (known.empty() ? "none" : known) + ")");
+}
+
+size_t element_bits(axstream::engine::DType dtype) {
+  using axstream::engine::DType;
+  switch (dtype) {
+    case DType::f32: return 32;
+    case DType::i8: return 8;
+    case DType::u8: return 8;
+    case DType::i32: return 32;
+    case DType::i64: return 64;
+    case DType::bool_: return 8;
+    case DType::f16: return 16;
+  }
+  return 0;
+}
+
+size_t element_type(axstream::engine::DType dtype) {
+  using axstream::engine::DType;
+  switch (dtype) {
+    case DType::f32:
+    case DType::f16: return AXR_FLOAT;
+    case DType::i8:
+    case DType::i32:
+    case DType::i64: return AXR_SIGNED;
+    case DType::u8:
+    case DType::bool_: return AXR_UNSIGNED;
+  }
+  return AXR_UNSIGNED;
+}
+
+axrTensorInfo to_c(const runtime::TensorInfo &tensor) {
+  if (tensor.shape.size() > AXR_MAX_TENSOR_DIMS) {
+    throw CapiError(AXR_ERROR_NOT_IMPLEMENTED,
+                    "tensor '" + tensor.name + "' has " + std::to_string(tensor.shape.size()) +
+                        " dimensions, axrTensorInfo holds at most " +
+                        std::to_string(AXR_MAX_TENSOR_DIMS));
+  }
+  axrTensorInfo info{};
+  info.ndims = tensor.shape.size();
+  for (size_t d = 0; d < info.ndims; ++d) {
+    info.dims[d] = static_cast<size_t>(tensor.shape[d]);
+    if (d < tensor.padding.size()) {
+      info.padding[d][0] = static_cast<size_t>(tensor.padding[d].first);
+      info.padding[d][1] = static_cast<size_t>(tensor.padding[d].second);
+    }
+  }
+  info.bits = element_bits(tensor.dtype);
+  info.type = element_type(tensor.dtype);
+  copy_string(info.name, tensor.name);
+  info.scale = tensor.scale;
+  info.zero_point = tensor.zero_point;
+  return info;
+}
+
+axrTensorInfo model_tensor(const char *function, axrModel *model, size_t n, bool input) {
+  return guarded(function, axrTensorInfo{}, [&](Call &call) {
+    auto tensors = input ? call.runtime_of(model, "model")->inputs()
+                         : call.runtime_of(model, "model")->outputs();
+    if (n >= tensors.size()) {
+      throw CapiError(AXR_ERROR_INVALID_ARGUMENT,
+                      std::string(input ? "input " : "output ") + std::to_string(n) +
+                          " requested, the model has " + std::to_string(tensors.size()));
+    }
+    return to_c(tensors[n]);
+  });
+}
+
+// load_model_instance's documented keys; anything else is an unknown configuration.
+const std::set<std::string> kInstanceKeys = {
+    "aipu_cores",       "num_sub_devices", "input_dmabuf", "output_dmabuf",
+    "device_profiling", "host_profiling",  "double_buffer", "elf_in_ddr"};
+
+std::string join(const std::set<std::string> &words) {
+  std::string joined;
+  for (const auto &word : words) joined += (joined.empty() ? "" : ", ") + word;
+  return joined;
+}
+
+// Bad values of known keys are AXR_ERROR_VALUE_ERROR (the runtime says InvalidArgument).
+template <class Body>
+auto value_errors(Body &&body) {
+  try {
+    return body();
+  } catch (const axstream::Error &error) {
+    if (error.kind() == axstream::ErrorKind::InvalidArgument) {
+      throw CapiError(AXR_ERROR_VALUE_ERROR, error.what());
+    }
+    throw;
+  }
+}
+
+runtime::Argument to_runtime(const axrArgument &argument, const char *direction, size_t index) {
+  // fd 0 or -1 with a pointer means host memory (axruntime.h's convention).
+  int fd = argument.fd > 0 ? argument.fd : -1;
+  if (argument.ptr == nullptr && fd < 0) {
+    throw CapiError(AXR_ERROR_INVALID_ARGUMENT,
+                    std::string(direction) + " " + std::to_string(index) +
+                        ": ptr is NULL and fd is " + std::to_string(argument.fd) +
+                        ", expected host memory in ptr or a dmabuf fd");
+  }
+  runtime::Argument converted;
+  converted.ptr = argument.ptr;
+  converted.fd = fd;
+  converted.offset = argument.offset;
+  converted.size = argument.size;
+  return converted;
+}
+
+std::vector<runtime::Argument> to_runtime(const axrArgument *arguments, size_t count,
+                                          const char *direction) {
+  if (arguments == nullptr && count != 0) {
+    throw CapiError(AXR_ERROR_INVALID_ARGUMENT, std::string(direction) + "s is NULL but num_" +
+                                                    direction + "s is " + std::to_string(count));
+  }
+  std::vector<runtime::Argument> converted;
+  converted.reserve(count);
+  for (size_t i = 0; i < count; ++i) converted.push_back(to_runtime(arguments[i], direction, i));
+  return converted;
+}
+
+}  // namespace
+
+extern "C" {
+
+unsigned int axr_api_version(void) { return (kApiVersionMajor << 16) | kApiVersionMinor; }
+
+const char *axr_board_type_string(axrBoardType type) {
+  switch (type) {
+    case AXR_BOARD_TYPE_ALPHA_PCIE: return "alpha_pcie";
+    case AXR_BOARD_TYPE_ALPHA_M2: return "alpha_m2";
+    case AXR_BOARD_TYPE_PCIE: return "pcie";
+    case AXR_BOARD_TYPE_M2: return "m2";
+    case AXR_BOARD_TYPE_DEVBOARD: return "devboard";
+    case AXR_BOARD_TYPE_SBC: return "sbc";
+    case AXR_BOARD_TYPE_UNKNOWN: return "unknown";
+  }
+  return "invalid board type";
+}
+
+const char *axr_error_string(axrResult result) {
+  switch (result) {
+    case AXR_SUCCESS: return "success";
+    case AXR_ERROR_RUNTIME_ERROR: return "runtime error";
+    case AXR_ERROR_VALUE_ERROR: return "value error";
+    case AXR_ERROR_INVALID_ARGUMENT: return "invalid argument";
+    case AXR_ERROR_CONNECTION_ERROR: return "connection error";
+    case AXR_ERROR_DEVICE_IN_USE: return "device in use";
+    case AXR_ERROR_INCOMPATIBLE_DEVICE: return "incompatible device";
+    case AXR_ERROR_INVALID_CONFIGURATION: return "invalid configuration";
+    case AXR_ERROR_NOT_IMPLEMENTED: return "not implemented";
+    case AXR_ERROR_INTERNAL_ERROR: return "internal error";
+    case AXR_ERROR_PENDING_ERROR: return "pending";
+    case AXR_ERROR_UNKNOWN_ERROR: return "unknown error";
+  }
+  return "unrecognised axrResult";
+}
+
+axrContext *axr_create_context(void) {
+  return guarded(__func__, static_cast<axrContext *>(nullptr), [](Call &) {
+    auto context = std::make_unique<axrContext>();
+    context->runtime = runtime::Context::create();
+    return Registry::instance().add(std::move(context), {});
+  });
+}
+
+void axr_destroy(const axrObject *obj) {
+  if (obj == nullptr) {
+    set_last_error(AXR_SUCCESS, "");
+    return;
+  }
+  guarded_void(__func__, [&](Call &call) {
+    axrObject &object = Registry::instance().checked_any(obj, "object");
+    if (object.kind != axr_capi::Kind::context) {
+      call.context = object.context;
+      if (call.wants_log(AXR_LOG_DEBUG)) call.log(AXR_LOG_DEBUG, "destroying " + object.describe());
+    }
+    Registry::instance().destroy(obj);
+  });
+}
+
+axrContext *axr_get_context(axrObject *obj) {
+  return guarded(__func__, static_cast<axrContext *>(nullptr),
+                 [&](Call &) { return Registry::instance().checked_any(obj, "object").context; });
+}
+
+axrResult axr_last_error(const axrObject *obj) { return t_last_error.result; }
+
+const char *axr_last_error_string(const axrObject *obj) { return t_last_error.message.c_str(); }
+
+void axr_set_logger(axrContext *context, axrLogLevel level, axr_logger_fn logger, void *arg) {
+  guarded_void(__func__, [&](Call &call) {
+    axrContext &checked = call.checked(context, "context");
+    if (level < AXR_LOG_TRACE || level > AXR_LOG_ERROR) {
+      throw CapiError(AXR_ERROR_VALUE_ERROR, "log level " + std::to_string(level) +
+                                                 " is not an axrLogLevel (0..6)");
+    }
+    std::lock_guard lock(checked.mutex);
+    checked.log_level = level;
+    checked.logger = logger;
+    checked.logger_arg = arg;
+  });
+}
+
+axrProperties *axr_create_properties(axrContext *context, const char *initial) {
+  return guarded(__func__, static_cast<axrProperties *>(nullptr), [&](Call &call) {
+    axrContext &owner = call.checked(context, "context");
+    return new_properties(&owner, &owner, parse_properties(initial));
+  });
+}
+
+const char *axr_get_property(axrProperties *properties, const char *key) {
+  return guarded(__func__, static_cast<const char *>(nullptr), [&](Call &call) -> const char * {
+    auto store = call.runtime_of(properties, "properties");
+    require(key, "key");
+    auto found = store->values.find(key);
+    return found == store->values.end() ? nullptr : found->second.c_str();
+  });
+}
+
+void axr_set_property(axrProperties *properties, const char *key, const char *value) {
+  guarded_void(__func__, [&](Call &call) {
+    auto store = call.runtime_of(properties, "properties");
+    require(key, "key");
+    require(value, "value");
+    if (trim(key).empty()) throw CapiError(AXR_ERROR_VALUE_ERROR, "key is empty");
+    store->values[key] = value;
+  });
+}
+
+void axr_del_property(axrProperties *properties, const char *key) {
+  guarded_void(__func__, [&](Call &call) {
+    auto store = call.runtime_of(properties, "properties");
+    require(key, "key");
+    store->values.erase(key);
+  });
+}
+
+const char *axr_list_properties(axrProperties *properties) {
+  return guarded(__func__, static_cast<const char *>(nullptr), [&](Call &call) {
+    auto store = call.runtime_of(properties, "properties");
+    store->key_list.clear();
+    for (const auto &[key, value] : store->values) {
+      store->key_list += (store->key_list.empty() ? "" : ";") + key;
+    }
+    return store->key_list.c_str();
+  });
+}
+
+size_t axr_list_devices(axrContext *context, axrDeviceInfo **devices) {
+  return guarded(__func__, size_t{0}, [&](Call &call) {
+    axrContext &checked = call.checked(context, "context");
+    auto found = checked.runtime->list_devices();
+    if (devices == nullptr) return found.size();
+    std::lock_guard lock(checked.mutex);
+    checked.devices.clear();
+    for (const auto &device : found) checked.devices.push_back(to_c(device));
+    *devices = checked.devices.empty() ? nullptr : checked.devices.data();
+    return checked.devices.size();
+  });
+}
+
+axrResult axr_configure_device(axrContext *context, axrDeviceInfo *device,
+                               axrProperties *properties) {
+  return guarded(__func__, AXR_ERROR_UNKNOWN_ERROR, [&](Call &call) -> axrResult {
+    auto runtime_context = call.runtime_of(context, "context");
+    auto target = find_device(*runtime_context, device);
+    auto settings = properties_or_empty(call, properties);
+    bool applied =
+        value_errors([&] { return runtime_context->configure_device(target, settings); });
+    if (applied) {
+      call.log(AXR_LOG_INFO, "configured " + target.name);
+      return AXR_SUCCESS;
+    }
+    std::string message = std::string(__func__) + ": configuration of " + target.name +
+                          " is being applied; poll axr_device_ready";
+    set_last_error(AXR_ERROR_PENDING_ERROR, message.c_str());
+    call.log(AXR_LOG_INFO, "configuration of " + target.name + " pending");
+    return AXR_ERROR_PENDING_ERROR;
+  });
+}
+
+axrResult axr_device_ready(axrContext *context, axrDeviceInfo *device) {
+  return guarded(__func__, AXR_ERROR_UNKNOWN_ERROR, [&](Call &call) -> axrResult {
+    auto runtime_context = call.runtime_of(context, "context");
+    auto target = find_device(*runtime_context, device);
+    if (runtime_context->device_ready(target)) return AXR_SUCCESS;
+    std::string message =
+        std::string(__func__) + ": configuration of " + target.name + " is still being applied";
+    set_last_error(AXR_ERROR_PENDING_ERROR, message.c_str());
+    return AXR_ERROR_PENDING_ERROR;
+  });
+}
+
+axrProperties *axr_read_device_configuration(axrContext *context, axrDeviceInfo *device) {
+  return guarded(__func__, static_cast<axrProperties *>(nullptr), [&](Call &call) {
+    axrContext &owner = call.checked(context, "context");
+    auto target = find_device(*owner.runtime, device);
+    return new_properties(&owner, &owner, owner.runtime->read_device_configuration(target));
+  });
+}
+
+axrConnection *axr_device_connect(axrContext *context, axrDeviceInfo *device,
+                                  size_t num_sub_devices, axrProperties *properties) {
+  return guarded(__func__, static_cast<axrConnection *>(nullptr), [&](Call &call) {
+    axrContext &owner = call.checked(context, "context");
+    if (num_sub_devices > static_cast<size_t>(INT_MAX)) {
+      throw CapiError(AXR_ERROR_INVALID_ARGUMENT,
+                      "num_sub_devices " + std::to_string(num_sub_devices) + " is out of range");
+    }
+    auto settings = properties_or_empty(call, properties);
+    std::shared_ptr<runtime::Connection> connection;
+    if (device == nullptr) {
+      connection = owner.runtime->device_connect(nullptr, static_cast<int>(num_sub_devices),
+                                                 settings);
+    } else {
+      auto target = find_device(*owner.runtime, device);
+      connection =
+          owner.runtime->device_connect(&target, static_cast<int>(num_sub_devices), settings);
+    }
+    call.log(AXR_LOG_INFO, "connected: " + connection->describe());
+    return Registry::instance().add(std::make_unique<axrConnection>(&owner, connection), {&owner});
+  });
+}
+
+axrModel *axr_load_model(axrContext *context, const char *path) {
+  return guarded(__func__, static_cast<axrModel *>(nullptr), [&](Call &call) {
+    axrContext &owner = call.checked(context, "context");
+    require(path, "path");
+    auto model = owner.runtime->load_model(path);
+    call.log(AXR_LOG_INFO, "loaded " + model->describe() + " from " + path);
+    return Registry::instance().add(std::make_unique<axrModel>(&owner, model), {&owner});
+  });
+}
+
+size_t axr_num_model_inputs(axrModel *model) {
+  return guarded(__func__, size_t{0},
+                 [&](Call &call) { return call.runtime_of(model, "model")->inputs().size(); });
+}
+
+size_t axr_num_model_outputs(axrModel *model) {
+  return guarded(__func__, size_t{0},
+                 [&](Call &call) { return call.runtime_of(model, "model")->outputs().size(); });
+}
+
+axrTensorInfo axr_get_model_input(axrModel *model, size_t n) {
+  return model_tensor(__func__, model, n, true);
+}
+
+axrTensorInfo axr_get_model_output(axrModel *model, size_t n) {
+  return model_tensor(__func__, model, n, false);
+}
+
+axrProperties *axr_get_model_properties(axrModel *model) {
+  return guarded(__func__, static_cast<axrProperties *>(nullptr), [&](Call &call) {
+    axrModel &checked = call.checked(model, "model");
+    return new_properties(checked.context, &checked, checked.runtime->properties());
+  });
+}
+
+size_t axr_tensor_size(const axrTensorInfo *info) {
+  return guarded(__func__, size_t{0}, [&](Call &) -> size_t {
+    require(info, "info");
+    if (info->ndims > AXR_MAX_TENSOR_DIMS) {
+      throw CapiError(AXR_ERROR_INVALID_ARGUMENT, "ndims " + std::to_string(info->ndims) +
+                                                      " exceeds AXR_MAX_TENSOR_DIMS (8)");
+    }
+    size_t bits = info->bits;
+    for (size_t d = 0; d < info->ndims; ++d) {
+      if (__builtin_mul_overflow(bits, info->dims[d], &bits)) {
+        throw CapiError(AXR_ERROR_VALUE_ERROR, "tensor size overflows size_t");
+      }
+    }
+    return bits / 8 + (bits % 8 != 0);
+  });
+}
+
+axrModelInstance *axr_load_model_instance(axrConnection *connection, axrModel *model,
+                                          axrProperties *properties) {
+  return guarded(__func__, static_cast<axrModelInstance *>(nullptr), [&](Call &call) {
+    axrConnection &checked_connection = call.checked(connection, "connection");
+    axrModel &checked_model = call.checked(model, "model");
+    if (checked_model.context != checked_connection.context) {
+      throw CapiError(AXR_ERROR_INVALID_ARGUMENT,
+                      "model and connection belong to different contexts");
+    }
+    auto settings = properties_or_empty(call, properties);
+    for (const auto &[key, value] : settings) {
+      if (kInstanceKeys.count(key) == 0) {
+        throw CapiError(AXR_ERROR_INVALID_CONFIGURATION, "unknown model instance property '" +
+                                                             key + "' (valid: " +
+                                                             join(kInstanceKeys) + ")");
+      }
+    }
+    auto options = value_errors([&] { return runtime::InstanceOptions::from_properties(settings); });
+    auto instance = checked_connection.runtime->load_model_instance(checked_model.runtime, options);
+    call.log(AXR_LOG_INFO, "loaded " + instance->describe());
+    return Registry::instance().add(
+        std::make_unique<axrModelInstance>(checked_connection.context, instance),
+        {&checked_connection, &checked_model});
+  });
+}
+
+axrResult axr_run_model_instance(axrModelInstance *instance, axrArgument *inputs,
+                                 size_t num_inputs, axrArgument *outputs, size_t num_outputs) {
+  return guarded(__func__, AXR_ERROR_UNKNOWN_ERROR, [&](Call &call) {
+    auto runtime_instance = call.runtime_of(instance, "instance");
+    auto input_arguments = to_runtime(inputs, num_inputs, "input");
+    auto output_arguments = to_runtime(outputs, num_outputs, "output");
+    runtime_instance->run(input_arguments, output_arguments);
+    if (call.wants_log(AXR_LOG_TRACE)) call.log(AXR_LOG_TRACE, "ran " + runtime_instance->describe());
+    return AXR_SUCCESS;
+  });
+}
+
+}  // extern "C"

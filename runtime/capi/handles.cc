@@ -1,0 +1,168 @@
+#include "handles.h"
+
+#include <algorithm>
+#include <sstream>
+
+namespace axr_capi {
+
+const char *kind_name(Kind kind) noexcept {
+  switch (kind) {
+    case Kind::context: return "axrContext";
+    case Kind::properties: return "axrProperties";
+    case Kind::connection: return "axrConnection";
+    case Kind::model: return "axrModel";
+    case Kind::model_instance: return "axrModelInstance";
+  }
+  return "axrObject";
+}
+
+Registry &Registry::instance() {
+  // Never destroyed: contexts a program did not destroy must not be torn down by static
+  // destructors after the runtime's own statics (device registry) are gone.
+  static Registry *const registry = new Registry();
+  return *registry;
+}
+
+void Registry::add_object(std::unique_ptr<axrObject> object,
+                          std::initializer_list<axrObject *> parents) {
+  std::lock_guard lock(mutex_);
+  axrObject *raw = object.get();
+  for (axrObject *parent : parents) {
+    // A parent destroyed meanwhile by another thread: the new object dies with it.
+    if (objects_.count(parent) == 0) {
+      throw CapiError(AXR_ERROR_INVALID_ARGUMENT,
+                      std::string(kind_name(parent->kind)) + " was destroyed while in use");
+    }
+  }
+  for (axrObject *parent : parents) {
+    raw->parents.push_back(parent);
+    parent->children.push_back(raw);
+  }
+  objects_.emplace(raw, std::move(object));
+}
+
+axrObject *Registry::find_locked(const axrObject *handle, Kind kind, const char *what) {
+  if (handle == nullptr) {
+    throw CapiError(AXR_ERROR_INVALID_ARGUMENT, std::string(what) + " is NULL");
+  }
+  auto found = objects_.find(handle);
+  if (found == objects_.end()) {
+    std::ostringstream message;
+    message << what << " (" << static_cast<const void *>(handle)
+            << ") is not a live axr object: destroyed, or never created by axr_*";
+    throw CapiError(AXR_ERROR_INVALID_ARGUMENT, message.str());
+  }
+  if (found->second->kind != kind) {
+    throw CapiError(AXR_ERROR_INVALID_ARGUMENT, std::string(what) + " is an " +
+                                                    kind_name(found->second->kind) +
+                                                    ", expected an " + kind_name(kind));
+  }
+  return found->second.get();
+}
+
+axrObject &Registry::checked_any(const axrObject *handle, const char *what) {
+  std::lock_guard lock(mutex_);
+  if (handle == nullptr) {
+    throw CapiError(AXR_ERROR_INVALID_ARGUMENT, std::string(what) + " is NULL");
+  }
+  auto found = objects_.find(handle);
+  if (found == objects_.end()) {
+    throw CapiError(AXR_ERROR_INVALID_ARGUMENT,
+                    std::string(what) + " is not a live axr object: destroyed, or never created");
+  }
+  return *found->second;
+}
+
+void Registry::destroy(const axrObject *object) {
+  std::vector<std::unique_ptr<axrObject>> doomed;  // children before parents
+  {
+    std::lock_guard lock(mutex_);
+    if (object == nullptr) {
+      throw CapiError(AXR_ERROR_INVALID_ARGUMENT, "object is NULL");
+    }
+    auto found = objects_.find(object);
+    if (found == objects_.end()) {
+      throw CapiError(AXR_ERROR_INVALID_ARGUMENT,
+                      "object is not a live axr object: already destroyed, or never created");
+    }
+    // Post-order over the ownership graph: an instance (child of its connection and its model)
+    // is released before either of them.
+    std::vector<axrObject *> order;
+    std::vector<std::pair<axrObject *, size_t>> stack{{found->second.get(), 0}};
+    auto visited = [&](axrObject *candidate) {
+      return std::find(order.begin(), order.end(), candidate) != order.end() ||
+             std::any_of(stack.begin(), stack.end(),
+                         [&](const auto &entry) { return entry.first == candidate; });
+    };
+    while (!stack.empty()) {
+      auto &[node, next_child] = stack.back();
+      if (next_child < node->children.size()) {
+        axrObject *child = node->children[next_child++];
+        if (!visited(child)) stack.emplace_back(child, 0);
+      } else {
+        order.push_back(node);
+        stack.pop_back();
+      }
+    }
+    for (axrObject *node : order) {
+      for (axrObject *parent : node->parents) {
+        auto &siblings = parent->children;
+        siblings.erase(std::remove(siblings.begin(), siblings.end(), node), siblings.end());
+      }
+      auto entry = objects_.find(node);
+      doomed.push_back(std::move(entry->second));
+      objects_.erase(entry);
+    }
+  }
+  // Outside the lock: releasing joins worker threads and frees device reservations.
+  for (auto &node : doomed) {
+    node->release_runtime();
+    node.reset();
+  }
+}
+
+}  // namespace axr_capi
+
+namespace {
+
+void release_quietly(axstream::runtime::Object *object, axrContext *context) noexcept {
+  if (object == nullptr) return;
+  try {
+    if (!object->released()) object->release();
+  } catch (const std::exception &error) {
+    // Nothing to return to from a destructor path: the context's logger is told instead.
+    if (context != nullptr) context->log(AXR_LOG_ERROR, std::string("release: ") + error.what());
+  }
+}
+
+}  // namespace
+
+void axrContext::release_runtime() noexcept { release_quietly(runtime.get(), nullptr); }
+
+bool axrContext::wants_log(axrLogLevel level) {
+  std::lock_guard lock(mutex);
+  return logger != nullptr && level >= log_level;
+}
+
+void axrContext::log(axrLogLevel level, const std::string &message) noexcept {
+  axr_logger_fn callback;
+  void *argument;
+  {
+    std::lock_guard lock(mutex);
+    if (logger == nullptr || level < log_level) return;
+    callback = logger;
+    argument = logger_arg;
+  }
+  // Called without the lock: the callback may call back into the API.
+  callback(argument, level, message.c_str());
+}
+
+void axrConnection::release_runtime() noexcept { release_quietly(runtime.get(), context); }
+void axrModel::release_runtime() noexcept { release_quietly(runtime.get(), context); }
+void axrModelInstance::release_runtime() noexcept { release_quietly(runtime.get(), context); }
+
+std::string axrConnection::describe() const { return runtime ? runtime->describe() : "connection"; }
+std::string axrModel::describe() const { return runtime ? runtime->describe() : "model"; }
+std::string axrModelInstance::describe() const {
+  return runtime ? runtime->describe() : "model instance";
+}

@@ -1,0 +1,167 @@
+// The objects behind the C API's opaque handles, and the process-wide registry of live handles
+// that lets every entry point reject NULL, destroyed or mistyped handles instead of crashing.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "axruntime/axruntime.h"
+#include "axstream/error.h"
+#include "axstream/runtime/runtime.h"
+
+namespace axr_capi {
+
+enum class Kind { context, properties, connection, model, model_instance };
+const char *kind_name(Kind kind) noexcept;
+
+// Property values of an axrProperties, plus the storage axr_list_properties' result lives in.
+struct PropertyStore {
+  axstream::runtime::Properties values;
+  std::string key_list;
+};
+
+}  // namespace axr_capi
+
+// Every handle is one of these; the runtime object it wraps is reached through `runtime`.
+// Parents/children mirror ownership: destroying an object destroys all its descendants.
+struct axrObject {
+  axrObject(axr_capi::Kind kind, axrContext *context) : kind(kind), context(context) {}
+  virtual ~axrObject() = default;
+  axrObject(const axrObject &) = delete;
+  axrObject &operator=(const axrObject &) = delete;
+
+  // Frees what the wrapped runtime object holds (reservations, worker threads) now, rather than
+  // whenever the last shared_ptr to it goes.
+  virtual void release_runtime() noexcept {}
+  virtual std::string describe() const = 0;
+
+  const axr_capi::Kind kind;
+  axrContext *const context;  // the context itself for a context
+  // Guarded by the registry's mutex.
+  std::vector<axrObject *> parents;
+  std::vector<axrObject *> children;
+};
+
+struct axrContext final : axrObject {
+  axrContext() : axrObject(axr_capi::Kind::context, this) {}
+  void release_runtime() noexcept override;
+  std::string describe() const override { return "context"; }
+
+  bool wants_log(axrLogLevel level);
+  void log(axrLogLevel level, const std::string &message) noexcept;
+
+  std::shared_ptr<axstream::runtime::Context> runtime;
+
+  std::mutex mutex;  // guards the members below
+  axrLogLevel log_level = AXR_LOG_WARNING;
+  axr_logger_fn logger = nullptr;
+  void *logger_arg = nullptr;
+  std::vector<axrDeviceInfo> devices;  // axr_list_devices' result
+};
+
+struct axrProperties final : axrObject {
+  explicit axrProperties(axrContext *owner)
+      : axrObject(axr_capi::Kind::properties, owner),
+        runtime(std::make_shared<axr_capi::PropertyStore>()) {}
+  std::string describe() const override { return "properties"; }
+  std::shared_ptr<axr_capi::PropertyStore> runtime;
+};
+
+struct axrConnection final : axrObject {
+  axrConnection(axrContext *owner, std::shared_ptr<axstream::runtime::Connection> connection)
+      : axrObject(axr_capi::Kind::connection, owner), runtime(std::move(connection)) {}
+  void release_runtime() noexcept override;
+  std::string describe() const override;
+  std::shared_ptr<axstream::runtime::Connection> runtime;
+};
+
+struct axrModel final : axrObject {
+  axrModel(axrContext *owner, std::shared_ptr<axstream::runtime::Model> model)
+      : axrObject(axr_capi::Kind::model, owner), runtime(std::move(model)) {}
+  void release_runtime() noexcept override;
+  std::string describe() const override;
+  std::shared_ptr<axstream::runtime::Model> runtime;
+};
+
+struct axrModelInstance final : axrObject {
+  axrModelInstance(axrContext *owner, std::shared_ptr<axstream::runtime::ModelInstance> instance)
+      : axrObject(axr_capi::Kind::model_instance, owner), runtime(std::move(instance)) {}
+  void release_runtime() noexcept override;
+  std::string describe() const override;
+  std::shared_ptr<axstream::runtime::ModelInstance> runtime;
+};
+
+namespace axr_capi {
+
+template <class T>
+constexpr Kind kind_of();
+template <>
+constexpr Kind kind_of<axrContext>() { return Kind::context; }
+template <>
+constexpr Kind kind_of<axrProperties>() { return Kind::properties; }
+template <>
+constexpr Kind kind_of<axrConnection>() { return Kind::connection; }
+template <>
+constexpr Kind kind_of<axrModel>() { return Kind::model; }
+template <>
+constexpr Kind kind_of<axrModelInstance>() { return Kind::model_instance; }
+
+// An error the C layer itself decides the axrResult of (NULL arguments, value errors).
+class CapiError : public std::runtime_error {
+ public:
+  CapiError(axrResult result, const std::string &message)
+      : std::runtime_error(message), result_(result) {}
+  axrResult result() const noexcept { return result_; }
+
+ private:
+  axrResult result_;
+};
+
+// All live handles of the process. Handles are owned here; each belongs to one context.
+class Registry {
+ public:
+  static Registry &instance();
+
+  template <class T>
+  T *add(std::unique_ptr<T> object, std::initializer_list<axrObject *> parents) {
+    T *raw = object.get();
+    add_object(std::move(object), parents);
+    return raw;
+  }
+
+  // The handle if it is live and a T; throws CapiError(INVALID_ARGUMENT) naming `what` otherwise.
+  template <class T>
+  T &checked(const T *handle, const char *what) {
+    std::lock_guard lock(mutex_);
+    return static_cast<T &>(*find_locked(handle, kind_of<T>(), what));
+  }
+
+  // A copy of the handle's runtime pointer, taken under the lock so a concurrent axr_destroy
+  // cannot free it mid-copy; `context` receives the owning context (for logging).
+  template <class T>
+  auto runtime_of(const T *handle, const char *what, axrContext **context) {
+    std::lock_guard lock(mutex_);
+    auto &object = static_cast<T &>(*find_locked(handle, kind_of<T>(), what));
+    *context = object.context;
+    return object.runtime;
+  }
+
+  // Any live handle, whatever its kind.
+  axrObject &checked_any(const axrObject *handle, const char *what);
+
+  // Unregisters `object` and its descendants, releases their runtime objects (children first)
+  // and deletes them.
+  void destroy(const axrObject *object);
+
+ private:
+  void add_object(std::unique_ptr<axrObject> object, std::initializer_list<axrObject *> parents);
+  axrObject *find_locked(const axrObject *handle, Kind kind, const char *what);
+
+  std::mutex mutex_;
+  std::map<const axrObject *, std::unique_ptr<axrObject>> objects_;
+};
+
+}  // namespace axr_capi

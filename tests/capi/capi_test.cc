@@ -1,0 +1,670 @@
+// The C API (axruntime/axruntime.h): every function, its NULL/invalid-argument behaviour, error
+// mapping, per-thread last errors, device reservation, and results equal to the C++ runtime's.
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "axruntime/axruntime.hpp"
+#include "axstream/runtime/runtime.h"
+
+namespace {
+
+std::string model_path(const char *name) {
+  const char *models = std::getenv("AXSTREAM_TEST_MODELS");
+  if (models == nullptr) return {};
+  std::filesystem::path path = std::filesystem::path(models) / name;
+  return std::filesystem::exists(path / "model.json") ? path.string() : std::string();
+}
+
+#define REQUIRE_MODEL(variable, name)                                                 \
+  const std::string variable = model_path(name);                                      \
+  if (variable.empty()) {                                                             \
+    GTEST_SKIP() << "test package " << name << " not found under $AXSTREAM_TEST_MODELS"; \
+  }
+
+std::string last_error() { return axr_last_error_string(nullptr); }
+
+class CapiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    context_ = axr::to_ptr(axr_create_context());
+    ASSERT_NE(context_, nullptr);
+  }
+  axrContext *ctx() { return context_.get(); }
+
+  axrDeviceInfo first_device() {
+    axrDeviceInfo *devices = nullptr;
+    size_t count = axr_list_devices(ctx(), &devices);
+    EXPECT_GE(count, 1u) << last_error();
+    return count > 0 ? devices[0] : axrDeviceInfo{};
+  }
+
+  axr::ptr<axrContext> context_;
+};
+
+TEST(CapiStatic, ApiVersionIsOnePointZero) { EXPECT_EQ(axr_api_version(), 0x10000u); }
+
+TEST(CapiStatic, ErrorStringNamesEveryResultAndIsNeverNull) {
+  std::vector<std::string> seen;
+  for (int result = AXR_SUCCESS; result <= AXR_ERROR_UNKNOWN_ERROR; ++result) {
+    const char *text = axr_error_string(static_cast<axrResult>(result));
+    ASSERT_NE(text, nullptr);
+    EXPECT_GT(std::strlen(text), 0u);
+    for (const auto &previous : seen) EXPECT_NE(previous, text);
+    seen.emplace_back(text);
+  }
+  EXPECT_STREQ(axr_error_string(AXR_ERROR_DEVICE_IN_USE), "device in use");
+  EXPECT_NE(axr_error_string(static_cast<axrResult>(99)), nullptr);
+}
+
+TEST(CapiStatic, EnumValuesFollowTheDocumentedOrder) {
+  EXPECT_EQ(AXR_SUCCESS, 0);
+  EXPECT_EQ(AXR_ERROR_PENDING_ERROR, 10);
+  EXPECT_EQ(AXR_ERROR_UNKNOWN_ERROR, 11);
+  EXPECT_EQ(AXR_LOG_ERROR, 6);
+  EXPECT_EQ(AXR_FLOAT, 2);
+  EXPECT_EQ(AXR_MAX_TENSOR_DIMS, 8);
+  EXPECT_EQ(AXR_BOARD_TYPE_UNKNOWN, 6);
+  EXPECT_EQ(AXR_BOARD_METIS_OMEGA_PCIE, AXR_BOARD_TYPE_PCIE);
+}
+
+TEST(CapiStatic, BoardTypeStringUsesPythonBoardTypeNames) {
+  EXPECT_STREQ(axr_board_type_string(AXR_BOARD_TYPE_ALPHA_PCIE), "alpha_pcie");
+  EXPECT_STREQ(axr_board_type_string(AXR_BOARD_TYPE_PCIE), "pcie");
+  EXPECT_STREQ(axr_board_type_string(AXR_BOARD_TYPE_M2), "m2");
+  EXPECT_STREQ(axr_board_type_string(AXR_BOARD_TYPE_SBC), "sbc");
+  EXPECT_STREQ(axr_board_type_string(AXR_BOARD_TYPE_UNKNOWN), "unknown");
+  EXPECT_NE(axr_board_type_string(static_cast<axrBoardType>(42)), nullptr);
+}
+
+TEST(CapiStatic, NullArgumentsReturnTheDocumentedFailureWithoutCrashing) {
+  axr_destroy(nullptr);
+  EXPECT_EQ(axr_last_error(nullptr), AXR_SUCCESS);
+
+  auto expect_invalid = [](const char *call) {
+    EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_INVALID_ARGUMENT) << call;
+    EXPECT_NE(std::strstr(axr_last_error_string(nullptr), "NULL"), nullptr)
+        << call << ": " << axr_last_error_string(nullptr);
+  };
+  EXPECT_EQ(axr_get_context(nullptr), nullptr);
+  expect_invalid("axr_get_context");
+  axr_set_logger(nullptr, AXR_LOG_INFO, nullptr, nullptr);
+  expect_invalid("axr_set_logger");
+  EXPECT_EQ(axr_create_properties(nullptr, "a=1"), nullptr);
+  expect_invalid("axr_create_properties");
+  EXPECT_EQ(axr_get_property(nullptr, "a"), nullptr);
+  expect_invalid("axr_get_property");
+  axr_set_property(nullptr, "a", "1");
+  expect_invalid("axr_set_property");
+  axr_del_property(nullptr, "a");
+  expect_invalid("axr_del_property");
+  EXPECT_EQ(axr_list_properties(nullptr), nullptr);
+  expect_invalid("axr_list_properties");
+  axrDeviceInfo *devices = nullptr;
+  EXPECT_EQ(axr_list_devices(nullptr, &devices), 0u);
+  expect_invalid("axr_list_devices");
+  EXPECT_EQ(axr_configure_device(nullptr, nullptr, nullptr), AXR_ERROR_INVALID_ARGUMENT);
+  expect_invalid("axr_configure_device");
+  EXPECT_EQ(axr_device_ready(nullptr, nullptr), AXR_ERROR_INVALID_ARGUMENT);
+  expect_invalid("axr_device_ready");
+  EXPECT_EQ(axr_read_device_configuration(nullptr, nullptr), nullptr);
+  expect_invalid("axr_read_device_configuration");
+  EXPECT_EQ(axr_device_connect(nullptr, nullptr, 1, nullptr), nullptr);
+  expect_invalid("axr_device_connect");
+  EXPECT_EQ(axr_load_model(nullptr, "x"), nullptr);
+  expect_invalid("axr_load_model");
+  EXPECT_EQ(axr_num_model_inputs(nullptr), 0u);
+  expect_invalid("axr_num_model_inputs");
+  EXPECT_EQ(axr_num_model_outputs(nullptr), 0u);
+  expect_invalid("axr_num_model_outputs");
+  EXPECT_EQ(axr_get_model_input(nullptr, 0).ndims, 0u);
+  expect_invalid("axr_get_model_input");
+  EXPECT_EQ(axr_get_model_output(nullptr, 0).ndims, 0u);
+  expect_invalid("axr_get_model_output");
+  EXPECT_EQ(axr_get_model_properties(nullptr), nullptr);
+  expect_invalid("axr_get_model_properties");
+  EXPECT_EQ(axr_tensor_size(nullptr), 0u);
+  expect_invalid("axr_tensor_size");
+  EXPECT_EQ(axr_load_model_instance(nullptr, nullptr, nullptr), nullptr);
+  expect_invalid("axr_load_model_instance");
+  EXPECT_EQ(axr_run_model_instance(nullptr, nullptr, 0, nullptr, 0), AXR_ERROR_INVALID_ARGUMENT);
+  expect_invalid("axr_run_model_instance");
+}
+
+TEST_F(CapiTest, NullArgumentsBesideAValidHandleAreRejected) {
+  auto properties = axr_create_properties(ctx(), nullptr);
+  ASSERT_NE(properties, nullptr);
+  EXPECT_EQ(axr_get_property(properties, nullptr), nullptr);
+  EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_INVALID_ARGUMENT);
+  axr_set_property(properties, "key", nullptr);
+  EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_INVALID_ARGUMENT);
+  EXPECT_STREQ(axr_list_properties(properties), "");
+  EXPECT_EQ(axr_load_model(ctx(), nullptr), nullptr);
+  EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_INVALID_ARGUMENT);
+  EXPECT_STREQ(last_error().c_str(), "axr_load_model: path is NULL");
+  EXPECT_EQ(axr_configure_device(ctx(), nullptr, properties), AXR_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(axr_device_ready(ctx(), nullptr), AXR_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(axr_read_device_configuration(ctx(), nullptr), nullptr);
+}
+
+TEST_F(CapiTest, DestroyedOrMistypedHandlesAreRejected) {
+  axrProperties *properties = axr_create_properties(ctx(), "a=1");
+  ASSERT_NE(properties, nullptr);
+  axr_destroy(AXR_OBJECT(properties));
+  EXPECT_EQ(axr_last_error(nullptr), AXR_SUCCESS);
+  EXPECT_EQ(axr_get_property(properties, "a"), nullptr);
+  EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(last_error().find("not a live axr object"), std::string::npos) << last_error();
+  axr_destroy(AXR_OBJECT(properties));  // twice: rejected, not a double free
+  EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_INVALID_ARGUMENT);
+
+  EXPECT_EQ(axr_num_model_inputs(reinterpret_cast<axrModel *>(ctx())), 0u);
+  EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(last_error().find("is an axrContext, expected an axrModel"), std::string::npos)
+      << last_error();
+}
+
+TEST_F(CapiTest, GetContextReturnsTheOwningContext) {
+  EXPECT_EQ(axr_get_context(AXR_OBJECT(ctx())), ctx());
+  axrProperties *properties = axr_create_properties(ctx(), "");
+  EXPECT_EQ(axr_get_context(AXR_OBJECT(properties)), ctx());
+}
+
+TEST_F(CapiTest, PropertiesParseSetDeleteAndList) {
+  axrProperties *properties = axr_create_properties(ctx(), "b=2; a = 1 \nc=x=y;;");
+  ASSERT_NE(properties, nullptr) << last_error();
+  EXPECT_STREQ(axr_get_property(properties, "a"), "1");
+  EXPECT_STREQ(axr_get_property(properties, "b"), "2");
+  EXPECT_STREQ(axr_get_property(properties, "c"), "x=y");
+  EXPECT_EQ(axr_get_property(properties, "missing"), nullptr);
+  EXPECT_EQ(axr_last_error(nullptr), AXR_SUCCESS);  // absent is not an error
+  EXPECT_STREQ(axr_list_properties(properties), "a;b;c");
+  axr_set_property(properties, "d", "4");
+  axr_set_property(properties, "a", "10");
+  axr_del_property(properties, "b");
+  axr_del_property(properties, "never-there");
+  EXPECT_EQ(axr_last_error(nullptr), AXR_SUCCESS);
+  EXPECT_STREQ(axr_get_property(properties, "a"), "10");
+  EXPECT_STREQ(axr_list_properties(properties), "a;c;d");
+}
+
+TEST_F(CapiTest, MalformedInitialPropertiesAreAValueError) {
+  EXPECT_EQ(axr_create_properties(ctx(), "a=1;oops"), nullptr);
+  EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_VALUE_ERROR);
+  EXPECT_NE(last_error().find("'oops'"), std::string::npos) << last_error();
+  EXPECT_EQ(axr_create_properties(ctx(), "=1"), nullptr);
+  EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_VALUE_ERROR);
+}
+
+TEST_F(CapiTest, LastErrorIsPerThread) {
+  std::string seen_a, seen_b;
+  axrResult result_a = AXR_SUCCESS, result_b = AXR_SUCCESS;
+  std::atomic<int> arrived{0};
+  auto wait_for_both = [&] {
+    ++arrived;
+    while (arrived.load() < 2) std::this_thread::yield();
+  };
+  std::thread a([&] {
+    axr_load_model(ctx(), nullptr);  // INVALID_ARGUMENT
+    wait_for_both();
+    result_a = axr_last_error(AXR_OBJECT(ctx()));
+    seen_a = axr_last_error_string(AXR_OBJECT(ctx()));
+  });
+  std::thread b([&] {
+    axr_create_properties(ctx(), "broken");  // VALUE_ERROR
+    wait_for_both();
+    result_b = axr_last_error(AXR_OBJECT(ctx()));
+    seen_b = axr_last_error_string(AXR_OBJECT(ctx()));
+  });
+  a.join();
+  b.join();
+  EXPECT_EQ(result_a, AXR_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(seen_a, "axr_load_model: path is NULL");
+  EXPECT_EQ(result_b, AXR_ERROR_VALUE_ERROR);
+  EXPECT_NE(seen_b.find("axr_create_properties: properties entry 'broken'"), std::string::npos)
+      << seen_b;
+  EXPECT_EQ(axr_last_error(nullptr), AXR_SUCCESS);  // this thread made no failing call
+}
+
+TEST_F(CapiTest, SuccessfulCallClearsTheLastError) {
+  axr_load_model(ctx(), nullptr);
+  EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_INVALID_ARGUMENT);
+  axr_destroy(AXR_OBJECT(axr_create_properties(ctx(), "a=1")));
+  EXPECT_EQ(axr_last_error(nullptr), AXR_SUCCESS);
+  EXPECT_STREQ(axr_last_error_string(nullptr), "");
+}
+
+struct LogRecord {
+  axrLogLevel level;
+  std::string message;
+};
+
+void record_log(void *arg, axrLogLevel level, const char *message) {
+  static_cast<std::vector<LogRecord> *>(arg)->push_back({level, message});
+}
+
+TEST_F(CapiTest, LoggerReceivesMessagesAtOrAboveItsLevel) {
+  std::vector<LogRecord> records;
+  axr_set_logger(ctx(), AXR_LOG_ERROR, record_log, &records);
+  ASSERT_EQ(axr_last_error(nullptr), AXR_SUCCESS);
+  axrProperties *properties = axr_create_properties(ctx(), "");
+  axr_destroy(AXR_OBJECT(properties));  // a DEBUG message: below ERROR, not delivered
+  EXPECT_TRUE(records.empty());
+  axr_load_model(ctx(), "/nonexistent/package");
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].level, AXR_LOG_ERROR);
+  EXPECT_EQ(records[0].message, last_error());
+  EXPECT_NE(records[0].message.find("/nonexistent/package"), std::string::npos)
+      << records[0].message;
+
+  records.clear();
+  axr_set_logger(ctx(), AXR_LOG_TRACE, record_log, &records);
+  axr_destroy(AXR_OBJECT(axr_create_properties(ctx(), "")));
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].level, AXR_LOG_DEBUG);
+  EXPECT_EQ(records[0].message, "axr_destroy: destroying properties");
+
+  records.clear();
+  axr_set_logger(ctx(), AXR_LOG_TRACE, nullptr, nullptr);
+  axr_load_model(ctx(), "/nonexistent/package");
+  EXPECT_TRUE(records.empty());
+
+  axr_set_logger(ctx(), static_cast<axrLogLevel>(17), record_log, &records);
+  EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_VALUE_ERROR);
+}
+
+TEST_F(CapiTest, ListDevicesFillsDeviceInfo) {
+  size_t count = axr_list_devices(ctx(), nullptr);
+  ASSERT_GE(count, 1u) << last_error();
+  axrDeviceInfo *devices = nullptr;
+  ASSERT_EQ(axr_list_devices(ctx(), &devices), count);
+  ASSERT_NE(devices, nullptr);
+  const axrDeviceInfo &device = devices[0];
+  EXPECT_EQ(std::string(device.name).rfind("metis-", 0), 0u) << device.name;
+  EXPECT_EQ(device.subdevice_count, 4u);
+  EXPECT_EQ(device.in_use, 0);
+  EXPECT_GE(device.board_type, AXR_BOARD_TYPE_ALPHA_PCIE);
+  EXPECT_LE(device.board_type, AXR_BOARD_TYPE_UNKNOWN);
+
+  auto connection = axr_device_connect(ctx(), nullptr, 1, nullptr);
+  ASSERT_NE(connection, nullptr) << last_error();
+  ASSERT_EQ(axr_list_devices(ctx(), &devices), count);
+  EXPECT_EQ(devices[0].in_use, 1);
+  EXPECT_NE(std::string(devices[0].in_use_by).find(std::to_string(getpid())), std::string::npos)
+      << devices[0].in_use_by;
+}
+
+TEST_F(CapiTest, ConfigureDeviceMapsUnknownKeysBadValuesAndPending) {
+  axrDeviceInfo device = first_device();
+  auto unknown = axr_create_properties(ctx(), "clock_speed=800");
+  EXPECT_EQ(axr_configure_device(ctx(), &device, unknown), AXR_ERROR_INVALID_CONFIGURATION);
+  EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_INVALID_CONFIGURATION);
+  EXPECT_NE(last_error().find("clock_speed"), std::string::npos) << last_error();
+
+  auto bad_value = axr_create_properties(ctx(), "clock_profile=fast");
+  EXPECT_EQ(axr_configure_device(ctx(), &device, bad_value), AXR_ERROR_VALUE_ERROR);
+  EXPECT_NE(last_error().find("fast"), std::string::npos) << last_error();
+
+  axrDeviceInfo missing = device;
+  std::snprintf(missing.name, sizeof missing.name, "metis-9:9:9");
+  auto good = axr_create_properties(ctx(), "clock_profile=400");
+  EXPECT_EQ(axr_configure_device(ctx(), &missing, good), AXR_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(last_error().find("metis-9:9:9"), std::string::npos) << last_error();
+
+  axrResult result = axr_configure_device(ctx(), &device, good);
+  ASSERT_TRUE(result == AXR_SUCCESS || result == AXR_ERROR_PENDING_ERROR) << last_error();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (result == AXR_ERROR_PENDING_ERROR && std::chrono::steady_clock::now() < deadline) {
+    EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_PENDING_ERROR);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    result = axr_device_ready(ctx(), &device);
+  }
+  EXPECT_EQ(result, AXR_SUCCESS);
+  axrProperties *configuration = axr_read_device_configuration(ctx(), &device);
+  ASSERT_NE(configuration, nullptr) << last_error();
+  EXPECT_STREQ(axr_get_property(configuration, "clock_profile"), "400");
+
+  auto restore = axr_create_properties(ctx(), "clock_profile=800");
+  result = axr_configure_device(ctx(), &device, restore);
+  while (result == AXR_ERROR_PENDING_ERROR && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    result = axr_device_ready(ctx(), &device);
+  }
+  EXPECT_EQ(result, AXR_SUCCESS);
+}
+
+TEST_F(CapiTest, FifthSingleCoreConnectionFailsWithDeviceInUse) {
+  std::vector<axrConnection *> connections;
+  for (int i = 0; i < 4; ++i) {
+    connections.push_back(axr_device_connect(ctx(), nullptr, 1, nullptr));
+    ASSERT_NE(connections.back(), nullptr) << "connection " << i << ": " << last_error();
+  }
+  EXPECT_EQ(axr_device_connect(ctx(), nullptr, 1, nullptr), nullptr);
+  EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_DEVICE_IN_USE) << last_error();
+
+  // Destroying a connection frees its core for the next one.
+  axr_destroy(AXR_OBJECT(connections[2]));
+  axrConnection *again = axr_device_connect(ctx(), nullptr, 1, nullptr);
+  EXPECT_NE(again, nullptr) << last_error();
+}
+
+TEST_F(CapiTest, ConnectRejectsBadSubDeviceCountsAndUnknownDevices) {
+  EXPECT_EQ(axr_device_connect(ctx(), nullptr, 0, nullptr), nullptr);
+  EXPECT_NE(axr_last_error(nullptr), AXR_SUCCESS);
+  EXPECT_EQ(axr_device_connect(ctx(), nullptr, 5, nullptr), nullptr);
+  EXPECT_NE(axr_last_error(nullptr), AXR_SUCCESS);
+  axrDeviceInfo missing = first_device();
+  std::snprintf(missing.name, sizeof missing.name, "metis-7:0:0");
+  EXPECT_EQ(axr_device_connect(ctx(), &missing, 1, nullptr), nullptr);
+  EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_INVALID_ARGUMENT);
+  axrDeviceInfo device = first_device();
+  axrConnection *all = axr_device_connect(ctx(), &device, 4, nullptr);
+  EXPECT_NE(all, nullptr) << last_error();
+}
+
+TEST_F(CapiTest, DestroyingTheContextReleasesEverythingItOwns) {
+  axrContext *context = axr_create_context();
+  axrConnection *connection = axr_device_connect(context, nullptr, 4, nullptr);
+  ASSERT_NE(connection, nullptr) << last_error();
+  axrProperties *properties = axr_create_properties(context, "a=1");
+  axr_destroy(AXR_OBJECT(context));
+  EXPECT_EQ(axr_last_error(nullptr), AXR_SUCCESS);
+  EXPECT_EQ(axr_get_property(properties, "a"), nullptr);
+  EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(axr_get_context(AXR_OBJECT(connection)), nullptr);
+  // All four cores are free again.
+  axrConnection *all = axr_device_connect(ctx(), nullptr, 4, nullptr);
+  EXPECT_NE(all, nullptr) << last_error();
+}
+
+TEST_F(CapiTest, LoadModelReportsAMissingPackage) {
+  EXPECT_EQ(axr_load_model(ctx(), "/nonexistent/package"), nullptr);
+  EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_INVALID_ARGUMENT) << last_error();
+  EXPECT_NE(last_error().find("/nonexistent/package"), std::string::npos) << last_error();
+}
+
+TEST_F(CapiTest, ModelTensorInfoCarriesShapePaddingAndQuantisation) {
+  REQUIRE_MODEL(path, "resnet_tiny");
+  axrModel *model = axr_load_model(ctx(), path.c_str());
+  ASSERT_NE(model, nullptr) << last_error();
+  ASSERT_EQ(axr_num_model_inputs(model), 1u);
+  ASSERT_EQ(axr_num_model_outputs(model), 1u);
+
+  axrTensorInfo input = axr_get_model_input(model, 0);
+  ASSERT_EQ(input.ndims, 4u);
+  EXPECT_EQ(std::vector<size_t>(input.dims, input.dims + 4), (std::vector<size_t>{1, 32, 32, 4}));
+  EXPECT_EQ(input.bits, 8u);
+  EXPECT_EQ(input.type, static_cast<size_t>(AXR_SIGNED));
+  EXPECT_EQ(input.padding[3][0], 0u);
+  EXPECT_EQ(input.padding[3][1], 1u);
+  EXPECT_EQ(input.padding[1][0] + input.padding[1][1], 0u);
+  EXPECT_GT(input.scale, 0.0);
+  EXPECT_EQ(axr_tensor_size(&input), 32u * 32u * 4u);
+
+  axrTensorInfo output = axr_get_model_output(model, 0);
+  ASSERT_EQ(output.ndims, 4u);
+  EXPECT_EQ(output.dims[3], 1024u);
+  EXPECT_EQ(output.padding[3][1], 24u);
+  EXPECT_EQ(axr_tensor_size(&output), 1024u);
+
+  // Same as the C++ runtime's TensorInfo.
+  auto cxx_context = axstream::runtime::Context::create();
+  auto cxx_model = cxx_context->load_model(path);
+  auto cxx_input = cxx_model->inputs().at(0);
+  EXPECT_EQ(input.scale, cxx_input.scale);
+  EXPECT_EQ(input.zero_point, cxx_input.zero_point);
+  EXPECT_EQ(std::string(input.name), cxx_input.name);
+  EXPECT_EQ(axr_tensor_size(&input), cxx_input.size());
+  cxx_context->release();
+
+  axrTensorInfo beyond = axr_get_model_input(model, 1);
+  EXPECT_EQ(beyond.ndims, 0u);
+  EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(axr_tensor_size(&beyond), 0u);
+  EXPECT_EQ(axr_get_model_output(model, 7).ndims, 0u);
+  EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_INVALID_ARGUMENT);
+
+  axrProperties *properties = axr_get_model_properties(model);
+  ASSERT_NE(properties, nullptr) << last_error();
+  EXPECT_STREQ(axr_get_property(properties, "input_tensor_layout"), "NHWC");
+  EXPECT_EQ(axr_get_context(AXR_OBJECT(properties)), ctx());
+}
+
+TEST(CapiStatic, TensorSizeIsElementsTimesBytesAndChecksOverflow) {
+  axrTensorInfo info{};
+  info.ndims = 3;
+  info.dims[0] = 2;
+  info.dims[1] = 3;
+  info.dims[2] = 5;
+  info.bits = 32;
+  EXPECT_EQ(axr_tensor_size(&info), 120u);
+  info.ndims = 9;
+  EXPECT_EQ(axr_tensor_size(&info), 0u);
+  EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_INVALID_ARGUMENT);
+  info.ndims = 2;
+  info.dims[0] = info.dims[1] = SIZE_MAX / 2;
+  EXPECT_EQ(axr_tensor_size(&info), 0u);
+  EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_VALUE_ERROR);
+}
+
+class CapiModelTest : public CapiTest {
+ protected:
+  void SetUp() override {
+    CapiTest::SetUp();
+    path_ = model_path("resnet_tiny");
+    if (path_.empty()) GTEST_SKIP() << "resnet_tiny not found under $AXSTREAM_TEST_MODELS";
+    model_ = axr_load_model(ctx(), path_.c_str());
+    ASSERT_NE(model_, nullptr) << last_error();
+    input_info_ = axr_get_model_input(model_, 0);
+    output_info_ = axr_get_model_output(model_, 0);
+    input_.resize(axr_tensor_size(&input_info_));
+    std::mt19937 random(7);
+    for (auto &value : input_) value = static_cast<int8_t>(random() % 256 - 128);
+  }
+
+  axrModelInstance *load_instance(const char *properties = nullptr) {
+    axrConnection *connection = axr_device_connect(ctx(), nullptr, 1, nullptr);
+    EXPECT_NE(connection, nullptr) << last_error();
+    axrProperties *settings = properties ? axr_create_properties(ctx(), properties) : nullptr;
+    return axr_load_model_instance(connection, model_, settings);
+  }
+
+  std::vector<int8_t> run(axrModelInstance *instance) {
+    std::vector<int8_t> output(axr_tensor_size(&output_info_));
+    axrArgument in{input_.data(), -1, 0, input_.size()};
+    axrArgument out{output.data(), 0, 0, output.size()};
+    EXPECT_EQ(axr_run_model_instance(instance, &in, 1, &out, 1), AXR_SUCCESS) << last_error();
+    return output;
+  }
+
+  std::string path_;
+  axrModel *model_ = nullptr;
+  axrTensorInfo input_info_{}, output_info_{};
+  std::vector<int8_t> input_;
+};
+
+TEST_F(CapiModelTest, LoadModelInstanceMapsUnknownKeysAndBadValues) {
+  axrConnection *connection = axr_device_connect(ctx(), nullptr, 1, nullptr);
+  ASSERT_NE(connection, nullptr) << last_error();
+  auto unknown = axr_create_properties(ctx(), "aipu_cores=1;turbo=1");
+  EXPECT_EQ(axr_load_model_instance(connection, model_, unknown), nullptr);
+  EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_INVALID_CONFIGURATION);
+  EXPECT_NE(last_error().find("'turbo'"), std::string::npos) << last_error();
+
+  auto bad_value = axr_create_properties(ctx(), "aipu_cores=many");
+  EXPECT_EQ(axr_load_model_instance(connection, model_, bad_value), nullptr);
+  EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_VALUE_ERROR);
+  EXPECT_NE(last_error().find("many"), std::string::npos) << last_error();
+
+  EXPECT_EQ(axr_load_model_instance(connection, nullptr, nullptr), nullptr);
+  EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_INVALID_ARGUMENT);
+
+  auto valid = axr_create_properties(ctx(), "aipu_cores=1;double_buffer=0;elf_in_ddr=1");
+  axrModelInstance *instance = axr_load_model_instance(connection, model_, valid);
+  EXPECT_NE(instance, nullptr) << last_error();
+  EXPECT_EQ(axr_get_context(AXR_OBJECT(instance)), ctx());
+}
+
+TEST_F(CapiModelTest, RunRejectsWrongCountsSizesAndMissingData) {
+  axrModelInstance *instance = load_instance();
+  ASSERT_NE(instance, nullptr) << last_error();
+  std::vector<int8_t> output(axr_tensor_size(&output_info_));
+  axrArgument in{input_.data(), -1, 0, input_.size()};
+  axrArgument out{output.data(), -1, 0, output.size()};
+  axrArgument two_inputs[2] = {in, in};
+
+  EXPECT_EQ(axr_run_model_instance(instance, &in, 0, &out, 1), AXR_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(axr_run_model_instance(instance, two_inputs, 2, &out, 1), AXR_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(axr_run_model_instance(instance, &in, 1, &out, 0), AXR_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(axr_run_model_instance(instance, nullptr, 1, &out, 1), AXR_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(last_error(), "axr_run_model_instance: inputs is NULL but num_inputs is 1");
+  EXPECT_EQ(axr_run_model_instance(instance, &in, 1, nullptr, 1), AXR_ERROR_INVALID_ARGUMENT);
+
+  axrArgument short_input{input_.data(), -1, 0, input_.size() - 1};
+  EXPECT_EQ(axr_run_model_instance(instance, &short_input, 1, &out, 1),
+            AXR_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(last_error().find(std::to_string(input_.size())), std::string::npos) << last_error();
+  axrArgument long_output{output.data(), -1, 0, output.size() + 8};
+  EXPECT_EQ(axr_run_model_instance(instance, &in, 1, &long_output, 1),
+            AXR_ERROR_INVALID_ARGUMENT);
+  axrArgument nothing{nullptr, -1, 0, 0};
+  EXPECT_EQ(axr_run_model_instance(instance, &nothing, 1, &out, 1), AXR_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(last_error().find("input 0: ptr is NULL"), std::string::npos) << last_error();
+
+  // Size 0 means unchecked.
+  axrArgument unchecked{input_.data(), 0, 0, 0};
+  EXPECT_EQ(axr_run_model_instance(instance, &unchecked, 1, &out, 1), AXR_SUCCESS)
+      << last_error();
+}
+
+TEST_F(CapiModelTest, ResultsEqualTheCxxRuntimeForTheSameInput) {
+  axrModelInstance *instance = load_instance();
+  ASSERT_NE(instance, nullptr) << last_error();
+  std::vector<int8_t> c_output = run(instance);
+
+  auto cxx_context = axstream::runtime::Context::create();
+  auto connection = cxx_context->device_connect(nullptr, 1);
+  auto cxx_instance = connection->load_model_instance(cxx_context->load_model(path_));
+  std::vector<int8_t> cxx_output(c_output.size());
+  axstream::runtime::Argument in, out;
+  in.ptr = input_.data();
+  out.ptr = cxx_output.data();
+  cxx_instance->run({in}, {out});
+  cxx_context->release();
+
+  EXPECT_EQ(c_output, cxx_output);
+  // A real result: not all one value.
+  EXPECT_NE(std::count(c_output.begin(), c_output.end(), c_output[0]),
+            static_cast<long>(c_output.size()));
+}
+
+TEST_F(CapiModelTest, DmabufArgumentsWithOffsetGiveTheHostMemoryResult) {
+  axrModelInstance *host_instance = load_instance();
+  ASSERT_NE(host_instance, nullptr) << last_error();
+  std::vector<int8_t> expected = run(host_instance);
+
+  axrModelInstance *instance = load_instance("input_dmabuf=1;output_dmabuf=1");
+  ASSERT_NE(instance, nullptr) << last_error();
+  const size_t offset = 4096;
+  int input_fd = memfd_create("capi-input", MFD_CLOEXEC);
+  int output_fd = memfd_create("capi-output", MFD_CLOEXEC);
+  ASSERT_GE(input_fd, 0);
+  ASSERT_GE(output_fd, 0);
+  ASSERT_EQ(ftruncate(input_fd, offset + input_.size()), 0);
+  ASSERT_EQ(ftruncate(output_fd, expected.size()), 0);
+  ASSERT_EQ(pwrite(input_fd, input_.data(), input_.size(), offset),
+            static_cast<ssize_t>(input_.size()));
+  axrArgument in{nullptr, input_fd, offset, input_.size()};
+  axrArgument out{nullptr, output_fd, 0, expected.size()};
+  EXPECT_EQ(axr_run_model_instance(instance, &in, 1, &out, 1), AXR_SUCCESS) << last_error();
+  std::vector<int8_t> actual(expected.size());
+  ASSERT_EQ(pread(output_fd, actual.data(), actual.size(), 0),
+            static_cast<ssize_t>(actual.size()));
+  EXPECT_EQ(actual, expected);
+  close(input_fd);
+  close(output_fd);
+}
+
+TEST_F(CapiModelTest, InstancesRunConcurrentlyFromSeveralThreads) {
+  axrModelInstance *reference = load_instance();
+  ASSERT_NE(reference, nullptr) << last_error();
+  std::vector<int8_t> expected = run(reference);
+  axr_destroy(AXR_OBJECT(reference));
+
+  constexpr int kThreads = 3;
+  std::vector<std::vector<int8_t>> results(kThreads);
+  std::vector<std::string> errors(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      axrConnection *connection = axr_device_connect(ctx(), nullptr, 1, nullptr);
+      axrModelInstance *instance = axr_load_model_instance(connection, model_, nullptr);
+      if (instance == nullptr) {
+        errors[t] = last_error();
+        return;
+      }
+      for (int i = 0; i < 5; ++i) {
+        std::vector<int8_t> output(expected.size());
+        axrArgument in{input_.data(), -1, 0, input_.size()};
+        axrArgument out{output.data(), -1, 0, output.size()};
+        if (axr_run_model_instance(instance, &in, 1, &out, 1) != AXR_SUCCESS) {
+          errors[t] = last_error();
+          return;
+        }
+        results[t] = output;
+        if (output != expected) return;
+      }
+    });
+  }
+  for (auto &thread : threads) thread.join();
+  for (int t = 0; t < kThreads; ++t) {
+    EXPECT_EQ(errors[t], "") << "thread " << t;
+    EXPECT_EQ(results[t], expected) << "thread " << t;
+  }
+}
+
+TEST_F(CapiModelTest, DestroyingAModelDestroysItsInstances) {
+  axrModelInstance *instance = load_instance();
+  ASSERT_NE(instance, nullptr) << last_error();
+  axr_destroy(AXR_OBJECT(model_));
+  EXPECT_EQ(axr_last_error(nullptr), AXR_SUCCESS);
+  std::vector<int8_t> output(axr_tensor_size(&output_info_));
+  axrArgument in{input_.data(), -1, 0, 0};
+  axrArgument out{output.data(), -1, 0, 0};
+  EXPECT_EQ(axr_run_model_instance(instance, &in, 1, &out, 1), AXR_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(last_error().find("not a live axr object"), std::string::npos) << last_error();
+}
+
+TEST_F(CapiModelTest, CxxHeaderOwnsHandlesThroughUniquePtr) {
+  axrConnection *connection = axr_device_connect(ctx(), nullptr, 4, nullptr);
+  ASSERT_NE(connection, nullptr) << last_error();
+  {
+    auto owned = axr::to_ptr(connection);
+    static_assert(std::is_same_v<decltype(owned), axr::ptr<axrConnection>>);
+  }
+  // The unique_ptr destroyed the connection: its four cores are free again.
+  EXPECT_NE(axr_device_connect(ctx(), nullptr, 4, nullptr), nullptr) << last_error();
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  // Reservation lock files go to a directory of this test process's own (meson sets it).
+  if (const char *dir = std::getenv("AXSTREAM_RUNTIME_DIR")) {
+    std::filesystem::create_directories(dir);
+  }
+  ::testing::InitGoogleTest(&argc, argv);
+  return RUN_ALL_TESTS();
+}

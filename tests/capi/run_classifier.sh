@@ -1,0 +1,30 @@
+#!/bin/sh
+# Runs the C API classifier example on the seeded resnet_tiny package and OpenCV's messi5.jpg,
+# with 3 threads; checks that it printed a full top-5. Exit 77 (skip) without the image.
+set -eu
+classifier=$1
+data_dir=${AXSTREAM_DATA_DIR:-$HOME/.cache/axstream}
+examples=$data_dir/opencv-doc/usr/share/doc/opencv-doc/examples/data
+image=$examples/messi5.jpg
+labels=$examples/dnn/classification_classes_ILSVRC2012.txt
+if [ ! -f "$image" ]; then
+  echo "SKIP: $image not found (set AXSTREAM_DATA_DIR; scripts/setup.sh fetches it)"
+  exit 77
+fi
+if [ -z "${AXSTREAM_TEST_MODELS:-}" ] || [ ! -f "$AXSTREAM_TEST_MODELS/resnet_tiny/model.json" ]; then
+  echo "SKIP: resnet_tiny test package not found under AXSTREAM_TEST_MODELS"
+  exit 77
+fi
+mkdir -p "${AXSTREAM_RUNTIME_DIR:?}"
+output=$("$classifier" "$AXSTREAM_TEST_MODELS/resnet_tiny" "$image" "$labels" --threads 3 --iterations 5)
+echo "$output"
+ranks=$(echo "$output" | grep -cE '^  [1-5]\. +[0-9.]+%') || true
+if [ "$ranks" -ne 5 ]; then
+  echo "FAIL: expected 5 ranked predictions, got $ranks"
+  exit 1
+fi
+threads=$(echo "$output" | grep -cE '^thread [0-2]: 5 runs') || true
+if [ "$threads" -ne 3 ]; then
+  echo "FAIL: expected 3 threads reporting, got $threads"
+  exit 1
+fi
