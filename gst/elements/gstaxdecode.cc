@@ -1,0 +1,473 @@
+/**
+ * SECTION:element-axdecode
+ * @title: axdecode
+ *
+ * Turns the raw device output tensors axinference attaches (GstAxTensorMeta of kind
+ * GST_AX_TENSOR_OUTPUT) into results: the tensors are converted to the float model's outputs
+ * (depad, dequantise, layout, postamble; see docs/model-package.md), decoded by the decoder
+ * named in `decoder`, and mapped back to frame pixels through the preprocess geometry. Each
+ * detection becomes a GstVideoRegionOfInterestMeta (roi_type = label) with an "ax-detection"
+ * parameter structure (label, confidence, class-id, keypoints) plus a GstAxKeypointsMeta when it
+ * has keypoints; classifications become a GstAxClassificationMeta (and, for a ROI, an
+ * "ax-classification" parameter on that ROI). See axstream/gst/axresultmeta.h.
+ *
+ * |[
+ * gst-launch-1.0 filesrc location=Megamind.avi ! decodebin ! \
+ *   axpreprocess model=models/blazeface ! axinference model=models/blazeface ! \
+ *   axdecode decoder=blazeface conf-threshold=0.6 ! axoverlay ! videoconvert ! autovideosink
+ * ]|
+ */
+#include "gstaxdecode.h"
+
+#include <gst/video/video.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "axstream/decoders/decoder.h"
+#include "axstream/decoders/output_converter.h"
+#include "axstream/gst/axresultmeta.h"
+#include "axstream/gst/axtensormeta.h"
+#include "axstream/runtime/model_package.h"
+
+GST_DEBUG_CATEGORY_STATIC(gst_ax_decode_debug);
+#define GST_CAT_DEFAULT gst_ax_decode_debug
+
+#define DEFAULT_PROP_DECODER "classification"
+#define DEFAULT_PROP_LABELS nullptr
+#define DEFAULT_PROP_CONF_THRESHOLD -1.0
+#define DEFAULT_PROP_NMS_IOU -1.0
+#define DEFAULT_PROP_MAX_DETECTIONS 100
+#define DEFAULT_PROP_TOP_K 5
+#define DEFAULT_PROP_SOFTMAX FALSE
+#define DEFAULT_PROP_MODEL nullptr
+
+enum {
+  PROP_0,
+  PROP_DECODER,
+  PROP_LABELS,
+  PROP_CONF_THRESHOLD,
+  PROP_NMS_IOU,
+  PROP_MAX_DETECTIONS,
+  PROP_TOP_K,
+  PROP_SOFTMAX,
+  PROP_MODEL,
+};
+
+namespace {
+namespace dec = axstream::decoders;
+
+// What decoding one model's outputs needs, made on the model's first buffer.
+struct ModelDecoding {
+  std::unique_ptr<dec::OutputConverter> converter;
+  bool outputs_checked = false;
+};
+}  // namespace
+
+struct GstAxDecodeState {
+  std::unique_ptr<dec::Decoder> decoder;
+  std::map<std::string, ModelDecoding> models;  // by model package path
+  GstVideoInfo video_info;
+  bool have_video_info = false;
+};
+
+struct _GstAxDecode {
+  GstBaseTransform parent;
+  gchar *decoder;
+  gchar *labels;
+  gdouble conf_threshold;
+  gdouble nms_iou;
+  gint max_detections;
+  gint top_k;
+  gboolean softmax;
+  gchar *model;
+  GstAxDecodeState *state;
+};
+
+G_DEFINE_TYPE(GstAxDecode, gst_ax_decode, GST_TYPE_BASE_TRANSFORM);
+GST_ELEMENT_REGISTER_DEFINE(axdecode, "axdecode", GST_RANK_NONE, GST_TYPE_AX_DECODE);
+
+#define AX_DECODE_CAPS "video/x-raw(ANY)"
+static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE(
+    "sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS(AX_DECODE_CAPS));
+static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE(
+    "src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS(AX_DECODE_CAPS));
+
+static gboolean gst_ax_decode_start(GstBaseTransform *trans) {
+  auto *self = GST_AX_DECODE(trans);
+  GstAxDecodeState *state = self->state;
+  state->models.clear();
+  try {
+    dec::DecoderOptions options;
+    options.conf_threshold = static_cast<float>(self->conf_threshold);
+    options.nms_iou = static_cast<float>(self->nms_iou);
+    options.max_detections = self->max_detections;
+    options.top_k = self->top_k;
+    options.softmax = self->softmax;
+    if (self->labels && *self->labels) options.labels = dec::read_labels(self->labels);
+    state->decoder = dec::make_decoder(self->decoder ? self->decoder : "", options);
+  } catch (const std::exception &error) {
+    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("%s", error.what()),
+                      ("axdecode start: decoder='%s' labels='%s'", GST_STR_NULL(self->decoder),
+                       GST_STR_NULL(self->labels)));
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean gst_ax_decode_stop(GstBaseTransform *trans) {
+  auto *self = GST_AX_DECODE(trans);
+  self->state->decoder.reset();
+  self->state->models.clear();
+  self->state->have_video_info = false;
+  return TRUE;
+}
+
+static gboolean gst_ax_decode_set_caps(GstBaseTransform *trans, GstCaps *incaps,
+                                       GstCaps *outcaps) {
+  auto *self = GST_AX_DECODE(trans);
+  self->state->have_video_info = gst_video_info_from_caps(&self->state->video_info, incaps);
+  return TRUE;
+}
+
+static dec::Geometry geometry_of(const GstAxTransform &t) {
+  dec::Geometry g;
+  g.crop_x = t.crop_x;
+  g.crop_y = t.crop_y;
+  g.crop_width = t.crop_width;
+  g.crop_height = t.crop_height;
+  g.scale_x = t.scale_x > 0 ? t.scale_x : 1.0;
+  g.scale_y = t.scale_y > 0 ? t.scale_y : 1.0;
+  g.offset_x = t.offset_x;
+  g.offset_y = t.offset_y;
+  g.tensor_width = t.tensor_width;
+  g.tensor_height = t.tensor_height;
+  return g;
+}
+
+// Maps every tensor of `tensors` and converts them to the float model's outputs.
+static std::vector<dec::FloatTensor> convert_tensors(dec::OutputConverter &converter,
+                                                     GstBuffer *tensors) {
+  const guint count = gst_buffer_n_memory(tensors);
+  if (count != converter.specs().size())
+    throw axstream::InvalidArgument("output tensor meta carries " + std::to_string(count) +
+                                    " tensors, expected " +
+                                    std::to_string(converter.specs().size()) +
+                                    " (one per model output)");
+  std::vector<GstMapInfo> maps(count);
+  std::vector<GstMemory *> memories(count);
+  guint mapped = 0;
+  struct Unmap {
+    std::vector<GstMemory *> &memories;
+    std::vector<GstMapInfo> &maps;
+    guint &mapped;
+    ~Unmap() {
+      for (guint i = 0; i < mapped; ++i) gst_memory_unmap(memories[i], &maps[i]);
+    }
+  } unmap{memories, maps, mapped};
+  std::vector<const int8_t *> raw(count);
+  std::vector<size_t> raw_bytes(count);
+  for (guint i = 0; i < count; ++i) {
+    memories[i] = gst_buffer_peek_memory(tensors, i);
+    if (!gst_memory_map(memories[i], &maps[i], GST_MAP_READ))
+      throw axstream::InternalError("output tensor " + std::to_string(i) +
+                                    " ('" + converter.specs()[i].name +
+                                    "'): its memory cannot be mapped for reading");
+    mapped = i + 1;
+    raw[i] = reinterpret_cast<const int8_t *>(maps[i].data);
+    raw_bytes[i] = maps[i].size;
+  }
+  return converter.convert(raw, raw_bytes);
+}
+
+static gint next_roi_id(GstBuffer *buffer) {
+  gint next = 0;
+  gpointer iter = nullptr;
+  while (GstMeta *meta = gst_buffer_iterate_meta_filtered(
+             buffer, &iter, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE))
+    next = MAX(next, reinterpret_cast<GstVideoRegionOfInterestMeta *>(meta)->id + 1);
+  return next;
+}
+
+static GstVideoRegionOfInterestMeta *find_roi(GstBuffer *buffer, gint id) {
+  gpointer iter = nullptr;
+  while (GstMeta *meta = gst_buffer_iterate_meta_filtered(
+             buffer, &iter, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) {
+    auto *roi = reinterpret_cast<GstVideoRegionOfInterestMeta *>(meta);
+    if (roi->id == id) return roi;
+  }
+  return nullptr;
+}
+
+static void attach_detections(GstAxDecode *self, GstBuffer *buffer,
+                              const std::vector<dec::Detection> &detections, gint parent_id) {
+  const GstAxDecodeState *state = self->state;
+  const double frame_w = state->have_video_info ? GST_VIDEO_INFO_WIDTH(&state->video_info) : 0;
+  const double frame_h = state->have_video_info ? GST_VIDEO_INFO_HEIGHT(&state->video_info) : 0;
+  gint id = next_roi_id(buffer);
+  for (const dec::Detection &d : detections) {
+    double x0 = MAX(0.0, d.box.x0), y0 = MAX(0.0, d.box.y0);
+    double x1 = d.box.x1, y1 = d.box.y1;
+    if (frame_w > 0) x1 = MIN(x1, frame_w);
+    if (frame_h > 0) y1 = MIN(y1, frame_h);
+    if (x1 <= x0 || y1 <= y0) continue;  // entirely outside the frame
+    GstVideoRegionOfInterestMeta *roi = gst_buffer_add_video_region_of_interest_meta(
+        buffer, d.label.c_str(), static_cast<guint>(x0 + 0.5), static_cast<guint>(y0 + 0.5),
+        static_cast<guint>(x1 - x0 + 0.5), static_cast<guint>(y1 - y0 + 0.5));
+    roi->id = id++;
+    roi->parent_id = parent_id;
+    GValue keypoints = G_VALUE_INIT;
+    gst_value_array_init(&keypoints, d.keypoints.size() * 2);
+    std::vector<gfloat> flat;
+    for (const dec::Point &p : d.keypoints) {
+      for (double coordinate : {static_cast<double>(p.x), static_cast<double>(p.y)}) {
+        GValue v = G_VALUE_INIT;
+        g_value_init(&v, G_TYPE_DOUBLE);
+        g_value_set_double(&v, coordinate);
+        gst_value_array_append_and_take_value(&keypoints, &v);
+      }
+      flat.push_back(p.x);
+      flat.push_back(p.y);
+    }
+    GstStructure *params =
+        gst_structure_new(GST_AX_DETECTION_PARAM, "label", G_TYPE_STRING, d.label.c_str(),
+                          "confidence", G_TYPE_DOUBLE, static_cast<double>(d.score), "class-id",
+                          G_TYPE_INT, d.class_id, nullptr);
+    gst_structure_take_value(params, "keypoints", &keypoints);
+    gst_video_region_of_interest_meta_add_param(roi, params);
+    if (!d.keypoints.empty())
+      gst_buffer_add_ax_keypoints_meta(buffer, roi->id, d.keypoints.size(), flat.data());
+  }
+}
+
+static void attach_classes(GstBuffer *buffer, const std::vector<dec::ClassScore> &classes,
+                           gint roi_id, const gchar *model) {
+  std::vector<gint> ids;
+  std::vector<gfloat> scores;
+  std::vector<const gchar *> labels;
+  GValue label_array = G_VALUE_INIT, id_array = G_VALUE_INIT, score_array = G_VALUE_INIT;
+  gst_value_array_init(&label_array, classes.size());
+  gst_value_array_init(&id_array, classes.size());
+  gst_value_array_init(&score_array, classes.size());
+  for (const dec::ClassScore &c : classes) {
+    ids.push_back(c.class_id);
+    scores.push_back(c.score);
+    labels.push_back(c.label.c_str());
+    GValue v = G_VALUE_INIT;
+    g_value_init(&v, G_TYPE_STRING);
+    g_value_set_string(&v, c.label.c_str());
+    gst_value_array_append_and_take_value(&label_array, &v);
+    g_value_init(&v, G_TYPE_INT);
+    g_value_set_int(&v, c.class_id);
+    gst_value_array_append_and_take_value(&id_array, &v);
+    g_value_init(&v, G_TYPE_DOUBLE);
+    g_value_set_double(&v, c.score);
+    gst_value_array_append_and_take_value(&score_array, &v);
+  }
+  labels.push_back(nullptr);
+  gst_buffer_add_ax_classification_meta(buffer, roi_id, model, classes.size(), ids.data(),
+                                        scores.data(), labels.data());
+  GstVideoRegionOfInterestMeta *roi = roi_id >= 0 ? find_roi(buffer, roi_id) : nullptr;
+  if (roi) {
+    GstStructure *params = gst_structure_new_empty(GST_AX_CLASSIFICATION_PARAM);
+    gst_structure_take_value(params, "labels", &label_array);
+    gst_structure_take_value(params, "class-ids", &id_array);
+    gst_structure_take_value(params, "scores", &score_array);
+    gst_video_region_of_interest_meta_add_param(roi, params);
+  } else {
+    g_value_unset(&label_array);
+    g_value_unset(&id_array);
+    g_value_unset(&score_array);
+  }
+}
+
+static GstFlowReturn gst_ax_decode_transform_ip(GstBaseTransform *trans, GstBuffer *buffer) {
+  auto *self = GST_AX_DECODE(trans);
+  GstAxDecodeState *state = self->state;
+  // Collect first: attaching results adds metas while we iterate.
+  std::vector<GstAxTensorMeta *> outputs;
+  gpointer iter = nullptr;
+  while (GstMeta *meta =
+             gst_buffer_iterate_meta_filtered(buffer, &iter, GST_AX_TENSOR_META_API_TYPE)) {
+    auto *tensor_meta = reinterpret_cast<GstAxTensorMeta *>(meta);
+    if (tensor_meta->kind != GST_AX_TENSOR_OUTPUT || !tensor_meta->tensors) continue;
+    if (self->model && *self->model && g_strcmp0(self->model, tensor_meta->model) != 0) continue;
+    outputs.push_back(tensor_meta);
+  }
+  if (outputs.empty()) {
+    GST_LOG_OBJECT(self, "buffer %" GST_TIME_FORMAT " has no output tensors to decode",
+                   GST_TIME_ARGS(GST_BUFFER_PTS(buffer)));
+    return GST_FLOW_OK;
+  }
+  for (GstAxTensorMeta *tensor_meta : outputs) {
+    const std::string model_path =
+        self->model && *self->model ? self->model : GST_STR_NULL(tensor_meta->model);
+    try {
+      ModelDecoding &decoding = state->models[model_path];
+      if (!decoding.converter) {
+        auto package = axstream::runtime::load_model_package(model_path);
+        decoding.converter = dec::OutputConverter::from_package(*package);
+      }
+      std::vector<dec::FloatTensor> floats = convert_tensors(*decoding.converter,
+                                                             tensor_meta->tensors);
+      if (!decoding.outputs_checked) {
+        state->decoder->check_outputs(floats);
+        decoding.outputs_checked = true;
+      }
+      dec::DecodeResult result =
+          state->decoder->decode(floats, geometry_of(tensor_meta->transform));
+      if (!result.detections.empty())
+        attach_detections(self, buffer, result.detections, tensor_meta->roi_id);
+      if (!result.classes.empty())
+        attach_classes(buffer, result.classes, tensor_meta->roi_id, model_path.c_str());
+      GST_LOG_OBJECT(self, "model %s roi %d: %zu detections, %zu classes", model_path.c_str(),
+                     tensor_meta->roi_id, result.detections.size(), result.classes.size());
+    } catch (const std::exception &error) {
+      state->models.erase(model_path);
+      GST_ELEMENT_ERROR(self, STREAM, DECODE, ("%s", error.what()),
+                        ("axdecode decoder '%s' on the outputs of model '%s'",
+                         state->decoder ? state->decoder->name() : "?", model_path.c_str()));
+      return GST_FLOW_ERROR;
+    }
+  }
+  return GST_FLOW_OK;
+}
+
+static void gst_ax_decode_set_property(GObject *object, guint prop_id, const GValue *value,
+                                       GParamSpec *pspec) {
+  auto *self = GST_AX_DECODE(object);
+  switch (prop_id) {
+    case PROP_DECODER:
+      g_free(self->decoder);
+      self->decoder = g_value_dup_string(value);
+      break;
+    case PROP_LABELS:
+      g_free(self->labels);
+      self->labels = g_value_dup_string(value);
+      break;
+    case PROP_CONF_THRESHOLD: self->conf_threshold = g_value_get_double(value); break;
+    case PROP_NMS_IOU: self->nms_iou = g_value_get_double(value); break;
+    case PROP_MAX_DETECTIONS: self->max_detections = g_value_get_int(value); break;
+    case PROP_TOP_K: self->top_k = g_value_get_int(value); break;
+    case PROP_SOFTMAX: self->softmax = g_value_get_boolean(value); break;
+    case PROP_MODEL:
+      g_free(self->model);
+      self->model = g_value_dup_string(value);
+      break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); return;
+  }
+}
+
+static void gst_ax_decode_get_property(GObject *object, guint prop_id, GValue *value,
+                                       GParamSpec *pspec) {
+  auto *self = GST_AX_DECODE(object);
+  switch (prop_id) {
+    case PROP_DECODER: g_value_set_string(value, self->decoder); break;
+    case PROP_LABELS: g_value_set_string(value, self->labels); break;
+    case PROP_CONF_THRESHOLD: g_value_set_double(value, self->conf_threshold); break;
+    case PROP_NMS_IOU: g_value_set_double(value, self->nms_iou); break;
+    case PROP_MAX_DETECTIONS: g_value_set_int(value, self->max_detections); break;
+    case PROP_TOP_K: g_value_set_int(value, self->top_k); break;
+    case PROP_SOFTMAX: g_value_set_boolean(value, self->softmax); break;
+    case PROP_MODEL: g_value_set_string(value, self->model); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); return;
+  }
+}
+
+static void gst_ax_decode_finalize(GObject *object) {
+  auto *self = GST_AX_DECODE(object);
+  g_free(self->decoder);
+  g_free(self->labels);
+  g_free(self->model);
+  delete self->state;
+  G_OBJECT_CLASS(gst_ax_decode_parent_class)->finalize(object);
+}
+
+static void gst_ax_decode_class_init(GstAxDecodeClass *klass) {
+  GObjectClass *gobject_class = G_OBJECT_CLASS(klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS(klass);
+  GstBaseTransformClass *trans_class = GST_BASE_TRANSFORM_CLASS(klass);
+  gobject_class->set_property = gst_ax_decode_set_property;
+  gobject_class->get_property = gst_ax_decode_get_property;
+  gobject_class->finalize = gst_ax_decode_finalize;
+
+  auto ready_flags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+                                              GST_PARAM_MUTABLE_READY);
+  // The blurb lists the registered decoders; GParamSpec keeps the pointer, so intern it.
+  const gchar *decoder_blurb = g_intern_string(
+      ("Decoder turning the model's outputs into results, one of: " +
+       axstream::decoders::decoder_names())
+          .c_str());
+  g_object_class_install_property(
+      gobject_class, PROP_DECODER,
+      g_param_spec_string("decoder", "Decoder", decoder_blurb, DEFAULT_PROP_DECODER,
+                          ready_flags));
+  g_object_class_install_property(
+      gobject_class, PROP_LABELS,
+      g_param_spec_string("labels", "Labels file",
+                          "Text file with one class label per line (line N = class id N); "
+                          "unset: the decoder's default ('face' for blazeface, 'class N')",
+                          DEFAULT_PROP_LABELS, ready_flags));
+  g_object_class_install_property(
+      gobject_class, PROP_CONF_THRESHOLD,
+      g_param_spec_double("conf-threshold", "Confidence threshold",
+                          "Minimum score of a reported detection or class; negative: the "
+                          "decoder's default (blazeface 0.75, classification 0)",
+                          -1.0, 1.0, DEFAULT_PROP_CONF_THRESHOLD, ready_flags));
+  g_object_class_install_property(
+      gobject_class, PROP_NMS_IOU,
+      g_param_spec_double("nms-iou", "NMS IoU",
+                          "Overlap (intersection over union) above which non-maximum "
+                          "suppression merges or drops boxes; negative: the decoder's default "
+                          "(blazeface 0.3)",
+                          -1.0, 1.0, DEFAULT_PROP_NMS_IOU, ready_flags));
+  g_object_class_install_property(
+      gobject_class, PROP_MAX_DETECTIONS,
+      g_param_spec_int("max-detections", "Max detections",
+                       "Most detections reported per frame or ROI, best first (0: no limit)", 0,
+                       G_MAXINT, DEFAULT_PROP_MAX_DETECTIONS, ready_flags));
+  g_object_class_install_property(
+      gobject_class, PROP_TOP_K,
+      g_param_spec_int("top-k", "Top k", "Classes reported per frame or ROI by classification",
+                       1, G_MAXINT, DEFAULT_PROP_TOP_K, ready_flags));
+  g_object_class_install_property(
+      gobject_class, PROP_SOFTMAX,
+      g_param_spec_boolean("softmax", "Softmax",
+                           "classification: apply softmax to the model's scores first (for "
+                           "models that output logits)",
+                           DEFAULT_PROP_SOFTMAX, ready_flags));
+  g_object_class_install_property(
+      gobject_class, PROP_MODEL,
+      g_param_spec_string("model", "Model",
+                          "Model package whose output tensors to decode; unset: every output "
+                          "tensor meta, with the model it names",
+                          DEFAULT_PROP_MODEL, ready_flags));
+
+  gst_element_class_add_static_pad_template(element_class, &sink_template);
+  gst_element_class_add_static_pad_template(element_class, &src_template);
+  gst_element_class_set_static_metadata(
+      element_class, "Axelera result decoder", "Filter/Analyzer/Video",
+      "Decodes a model's output tensors into detections or classes attached as region-of-"
+      "interest and axstream result metas",
+      "axstream developers");
+  trans_class->start = GST_DEBUG_FUNCPTR(gst_ax_decode_start);
+  trans_class->stop = GST_DEBUG_FUNCPTR(gst_ax_decode_stop);
+  trans_class->set_caps = GST_DEBUG_FUNCPTR(gst_ax_decode_set_caps);
+  trans_class->transform_ip = GST_DEBUG_FUNCPTR(gst_ax_decode_transform_ip);
+  GST_DEBUG_CATEGORY_INIT(gst_ax_decode_debug, "axdecode", 0, "axstream result decoder");
+}
+
+static void gst_ax_decode_init(GstAxDecode *self) {
+  self->decoder = g_strdup(DEFAULT_PROP_DECODER);
+  self->labels = nullptr;
+  self->conf_threshold = DEFAULT_PROP_CONF_THRESHOLD;
+  self->nms_iou = DEFAULT_PROP_NMS_IOU;
+  self->max_detections = DEFAULT_PROP_MAX_DETECTIONS;
+  self->top_k = DEFAULT_PROP_TOP_K;
+  self->softmax = DEFAULT_PROP_SOFTMAX;
+  self->model = nullptr;
+  self->state = new GstAxDecodeState();
+  gst_base_transform_set_in_place(GST_BASE_TRANSFORM(self), TRUE);
+}

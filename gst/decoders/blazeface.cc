@@ -1,0 +1,172 @@
+// blazeface: MediaPipe BlazeFace (front 128x128 and back 256x256). 896 anchors: a 16x16 grid
+// with 2 anchors per cell then an 8x8 grid with 6, centres at (cell + 0.5) / grid, unit size.
+// Each 16-vector is the box centre offset x, y, width, height, then 6 keypoints (x, y), all in
+// input pixels; score = sigmoid(logit). Weighted NMS at IoU 0.3, threshold 0.75 by default.
+#include <algorithm>
+
+#include "axstream/decoders/blazeface.h"
+#include "axstream/decoders/decoder.h"
+#include "axstream/decoders/nms.h"
+#include "axstream/error.h"
+
+namespace axstream::decoders {
+
+
+namespace {
+
+constexpr int kValuesPerAnchor = 16;
+constexpr int kKeypoints = 6;
+constexpr float kDefaultThreshold = 0.75f;
+constexpr float kDefaultNmsIou = 0.3f;
+// MediaPipe clips raw score logits to +-100 before the sigmoid.
+constexpr float kLogitClip = 100.0f;
+
+struct Grid {
+  int size;
+  int anchors_per_cell;
+  int count() const { return size * size * anchors_per_cell; }
+};
+constexpr Grid kGrids[] = {{16, 2}, {8, 6}};
+constexpr int kAnchorCount = 16 * 16 * 2 + 8 * 8 * 6;
+
+int64_t rows_of(const FloatTensor &t) {
+  // (1, N, C) or (N, C): N rows of C values
+  return t.shape.size() >= 2 ? t.shape[t.shape.size() - 2] : 0;
+}
+int64_t columns_of(const FloatTensor &t) { return t.shape.empty() ? 0 : t.shape.back(); }
+
+// The score and box tensors of each grid, found by shape, in anchor order.
+struct Parts {
+  std::vector<const FloatTensor *> scores;
+  std::vector<const FloatTensor *> boxes;
+};
+
+Parts find_parts(const std::vector<FloatTensor> &outputs) {
+  auto find = [&](int64_t rows, int64_t columns) -> const FloatTensor * {
+    for (const auto &t : outputs)
+      if (rows_of(t) == rows && columns_of(t) == columns &&
+          t.element_count() == static_cast<size_t>(rows * columns))
+        return &t;
+    return nullptr;
+  };
+  Parts parts;
+  if (const FloatTensor *scores = find(kAnchorCount, 1)) {
+    parts.scores = {scores};
+    if (const FloatTensor *boxes = find(kAnchorCount, kValuesPerAnchor)) parts.boxes = {boxes};
+    if (parts.boxes.empty())
+      throw InvalidArgument("blazeface decoder: the model has score tensor '" + scores->name +
+                            "' (1,896,1) but no box tensor of shape (1,896,16)");
+    return parts;
+  }
+  for (const Grid &grid : kGrids) {
+    const FloatTensor *scores = find(grid.count(), 1);
+    const FloatTensor *boxes = find(grid.count(), kValuesPerAnchor);
+    if (!scores || !boxes) {
+      std::string got;
+      for (const auto &t : outputs) got += (got.empty() ? "" : ", ") + t.name + " " + t.shape_string();
+      throw InvalidArgument("blazeface decoder: expected score tensor (1," +
+                            std::to_string(grid.count()) + ",1) and box tensor (1," +
+                            std::to_string(grid.count()) + ",16) among the outputs, got " +
+                            (got.empty() ? std::string("none") : got));
+    }
+    parts.scores.push_back(scores);
+    parts.boxes.push_back(boxes);
+  }
+  return parts;
+}
+
+class BlazeFaceDecoder final : public Decoder {
+ public:
+  explicit BlazeFaceDecoder(const DecoderOptions &options)
+      : options_(options), anchors_(blazeface_anchors()) {}
+  const char *name() const override { return "blazeface"; }
+
+  void check_outputs(const std::vector<FloatTensor> &outputs) const override {
+    for (const auto &t : outputs)
+      if (!t.shape.empty() && t.shape[0] != 1 && t.shape.size() == 3)
+        throw InvalidArgument("blazeface decoder: output '" + t.name + "' has shape " +
+                              t.shape_string() + ", expected batch 1");
+    find_parts(outputs);
+  }
+
+  DecodeResult decode(const std::vector<FloatTensor> &outputs,
+                      const Geometry &geometry) const override {
+    if (geometry.tensor_width <= 0 || geometry.tensor_height <= 0)
+      throw InvalidArgument("blazeface decoder: the tensor geometry has input size " +
+                            std::to_string(geometry.tensor_width) + "x" +
+                            std::to_string(geometry.tensor_height) +
+                            ", expected the model input size (128x128 or 256x256)");
+    const Parts parts = find_parts(outputs);
+    const float threshold =
+        options_.conf_threshold < 0 ? kDefaultThreshold : options_.conf_threshold;
+    const float nms_iou = options_.nms_iou < 0 ? kDefaultNmsIou : options_.nms_iou;
+    // Threshold on the logit so only candidates pay for the sigmoid and the box decode.
+    const float logit_threshold =
+        threshold <= 0 ? -kLogitClip
+        : threshold >= 1 ? kLogitClip
+                         : std::log(threshold / (1.0f - threshold));
+    const float width = static_cast<float>(geometry.tensor_width);
+    const float height = static_cast<float>(geometry.tensor_height);
+
+    std::vector<Detection> candidates;
+    size_t anchor_index = 0;
+    for (size_t part = 0; part < parts.scores.size(); ++part) {
+      const float *scores = parts.scores[part]->data.data();
+      const float *boxes = parts.boxes[part]->data.data();
+      const size_t rows = static_cast<size_t>(rows_of(*parts.scores[part]));
+      for (size_t row = 0; row < rows; ++row, ++anchor_index) {
+        const float logit = std::clamp(scores[row], -kLogitClip, kLogitClip);
+        if (logit < logit_threshold) continue;
+        const float *v = boxes + row * kValuesPerAnchor;
+        // Anchor centres are normalised; the raw values are in input pixels.
+        const Point anchor = anchors_[anchor_index];
+        const float cx = anchor.x * width + v[0];
+        const float cy = anchor.y * height + v[1];
+        Detection d;
+        d.box = {cx - v[2] / 2, cy - v[3] / 2, cx + v[2] / 2, cy + v[3] / 2};
+        d.score = sigmoid(logit);
+        if (d.score < threshold) continue;
+        d.class_id = 0;
+        for (int k = 0; k < kKeypoints; ++k)
+          d.keypoints.push_back({anchor.x * width + v[4 + 2 * k], anchor.y * height + v[5 + 2 * k]});
+        candidates.push_back(std::move(d));
+      }
+    }
+    DecodeResult result;
+    result.detections = weighted_nms(std::move(candidates), nms_iou, options_.max_detections);
+    const std::string label = options_.labels.empty() ? "face" : label_of(options_.labels, 0);
+    for (Detection &d : result.detections) {
+      d.label = label;
+      d.box = {static_cast<float>(geometry.frame_x(d.box.x0)),
+               static_cast<float>(geometry.frame_y(d.box.y0)),
+               static_cast<float>(geometry.frame_x(d.box.x1)),
+               static_cast<float>(geometry.frame_y(d.box.y1))};
+      for (Point &p : d.keypoints)
+        p = {static_cast<float>(geometry.frame_x(p.x)), static_cast<float>(geometry.frame_y(p.y))};
+    }
+    return result;
+  }
+
+ private:
+  DecoderOptions options_;
+  std::vector<Point> anchors_;
+};
+
+}  // namespace
+
+std::vector<Point> blazeface_anchors() {
+  std::vector<Point> anchors;
+  anchors.reserve(kAnchorCount);
+  for (const Grid &grid : kGrids)
+    for (int y = 0; y < grid.size; ++y)
+      for (int x = 0; x < grid.size; ++x)
+        for (int a = 0; a < grid.anchors_per_cell; ++a)
+          anchors.push_back({(x + 0.5f) / grid.size, (y + 0.5f) / grid.size});
+  return anchors;
+}
+
+std::unique_ptr<Decoder> make_blazeface_decoder(const DecoderOptions &options) {
+  return std::make_unique<BlazeFaceDecoder>(options);
+}
+
+}  // namespace axstream::decoders

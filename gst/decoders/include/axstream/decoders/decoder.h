@@ -1,0 +1,61 @@
+// The decoder interface and its registry: a decoder turns the float model's outputs into
+// detections or class scores; each one is one .cc file, registered by name in registry.cc.
+#pragma once
+
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "axstream/decoders/types.h"
+
+namespace axstream::decoders {
+
+// Options every decoder reads; a negative threshold means "the decoder's own default".
+struct DecoderOptions {
+  float conf_threshold = -1.0f;
+  float nms_iou = -1.0f;
+  int max_detections = 100;
+  int top_k = 5;
+  bool softmax = false;             // classification: apply softmax to the scores first
+  std::vector<std::string> labels;  // class id -> label; empty: "class <id>"
+};
+
+class Decoder {
+ public:
+  virtual ~Decoder() = default;
+  virtual const char *name() const = 0;
+  // Throws InvalidArgument naming the tensor and the shape expected when the model's float
+  // outputs are not what this decoder parses. Called once per model before decode().
+  virtual void check_outputs(const std::vector<FloatTensor> &outputs) const = 0;
+  // Decodes one frame's (or one ROI's) outputs; boxes and keypoints in frame pixels.
+  virtual DecodeResult decode(const std::vector<FloatTensor> &outputs,
+                              const Geometry &geometry) const = 0;
+};
+
+using DecoderFactory = std::unique_ptr<Decoder> (*)(const DecoderOptions &options);
+
+struct DecoderEntry {
+  const char *name;
+  const char *description;
+  DecoderFactory make;
+};
+
+// All registered decoders, in registry order.
+const std::vector<DecoderEntry> &decoder_registry();
+// "blazeface, classification" for messages and property blurbs.
+std::string decoder_names();
+// Throws InvalidArgument naming the unknown decoder and the valid ones.
+std::unique_ptr<Decoder> make_decoder(const std::string &name, const DecoderOptions &options);
+
+// One label per line (trailing whitespace trimmed, empty lines kept so ids stay aligned).
+// Throws InvalidArgument naming the file when it cannot be read.
+std::vector<std::string> read_labels(const std::string &path);
+// labels[class_id], or "class <id>" when out of range.
+std::string label_of(const std::vector<std::string> &labels, int class_id);
+
+// Numerically stable in-place softmax / logistic sigmoid.
+void softmax_inplace(std::vector<float> &values);
+inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+
+}  // namespace axstream::decoders

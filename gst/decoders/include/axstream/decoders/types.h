@@ -1,0 +1,69 @@
+// Plain data the decoders exchange: float tensors in, detections / class scores out, and the
+// geometry that maps tensor pixels back to frame pixels. No GStreamer here.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace axstream::decoders {
+
+// A dense row-major float32 tensor of the float model (after depad/dequantise/postamble).
+struct FloatTensor {
+  std::string name;
+  std::vector<int64_t> shape;
+  std::vector<float> data;
+
+  size_t element_count() const;
+  // "(1,512,16)" for messages.
+  std::string shape_string() const;
+};
+
+std::string shape_to_string(const std::vector<int64_t> &shape);
+
+// Frame <- tensor mapping, the same numbers as GstAxTransform:
+//   frame_x = crop_x + (tensor_x - offset_x) / scale_x   (same for y)
+struct Geometry {
+  double crop_x = 0, crop_y = 0, crop_width = 0, crop_height = 0;
+  double scale_x = 1, scale_y = 1;
+  double offset_x = 0, offset_y = 0;
+  int tensor_width = 0, tensor_height = 0;  // model input size without padding
+
+  double frame_x(double tensor_x) const { return crop_x + (tensor_x - offset_x) / scale_x; }
+  double frame_y(double tensor_y) const { return crop_y + (tensor_y - offset_y) / scale_y; }
+};
+
+struct Point {
+  float x = 0, y = 0;
+};
+
+// Axis-aligned box, corners (x0, y0) top-left and (x1, y1) bottom-right.
+struct Box {
+  float x0 = 0, y0 = 0, x1 = 0, y1 = 0;
+  float width() const { return x1 - x0; }
+  float height() const { return y1 - y0; }
+  float area() const { return width() > 0 && height() > 0 ? width() * height() : 0.0f; }
+};
+
+struct Detection {
+  Box box;  // in frame pixels once decoded
+  float score = 0;
+  int class_id = 0;
+  std::string label;
+  std::vector<Point> keypoints;  // frame pixels; empty when the model has none
+};
+
+struct ClassScore {
+  int class_id = 0;
+  float score = 0;
+  std::string label;
+};
+
+// What one decode of one tensor set gives: detections (detectors) or ranked classes
+// (classifiers), best first.
+struct DecodeResult {
+  std::vector<Detection> detections;
+  std::vector<ClassScore> classes;
+};
+
+}  // namespace axstream::decoders

@@ -1,0 +1,22 @@
+#include "axstream/decoders/types.h"
+
+namespace axstream::decoders {
+
+size_t FloatTensor::element_count() const {
+  size_t count = 1;
+  for (int64_t dim : shape) count *= static_cast<size_t>(dim);
+  return count;
+}
+
+std::string shape_to_string(const std::vector<int64_t> &shape) {
+  std::string text = "(";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) text += ",";
+    text += std::to_string(shape[i]);
+  }
+  return text + ")";
+}
+
+std::string FloatTensor::shape_string() const { return shape_to_string(shape); }
+
+}  // namespace axstream::decoders

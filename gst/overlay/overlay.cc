@@ -1,0 +1,136 @@
+#include "axstream/overlay/overlay.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <opencv2/imgproc.hpp>
+
+#include "axstream/error.h"
+
+namespace axstream::overlay {
+namespace {
+
+struct Yuv {
+  uint8_t y, u, v;
+};
+
+// BT.601 limited range, what GStreamer's NV12/I420 default to for SD and what videoconvert
+// reads back.
+Yuv to_yuv(Rgb c) {
+  auto clamp8 = [](double v) { return static_cast<uint8_t>(std::clamp(std::lround(v), 0L, 255L)); };
+  return {clamp8(16 + 0.257 * c.r + 0.504 * c.g + 0.098 * c.b),
+          clamp8(128 - 0.148 * c.r - 0.291 * c.g + 0.439 * c.b),
+          clamp8(128 + 0.439 * c.r - 0.368 * c.g - 0.071 * c.b)};
+}
+
+// One drawing surface: a plane, how its coordinates relate to frame pixels, and a colour mapper.
+struct Surface {
+  cv::Mat mat;
+  double scale;  // plane pixels per frame pixel (0.5 for chroma planes)
+  std::function<cv::Scalar(Rgb)> colour;
+};
+
+std::vector<Surface> surfaces_of(const FrameView &f) {
+  auto packed = [&](int channels, std::function<cv::Scalar(Rgb)> colour) {
+    return std::vector<Surface>{
+        {cv::Mat(f.height, f.width, CV_8UC(channels), f.planes[0], f.strides[0]), 1.0, colour}};
+  };
+  const int chroma_w = (f.width + 1) / 2, chroma_h = (f.height + 1) / 2;
+  switch (f.format) {
+    case PixelFormat::RGB:
+      return packed(3, [](Rgb c) { return cv::Scalar(c.r, c.g, c.b); });
+    case PixelFormat::BGR:
+      return packed(3, [](Rgb c) { return cv::Scalar(c.b, c.g, c.r); });
+    case PixelFormat::RGBx:
+    case PixelFormat::RGBA:
+      return packed(4, [](Rgb c) { return cv::Scalar(c.r, c.g, c.b, 255); });
+    case PixelFormat::BGRx:
+    case PixelFormat::BGRA:
+      return packed(4, [](Rgb c) { return cv::Scalar(c.b, c.g, c.r, 255); });
+    case PixelFormat::xRGB:
+      return packed(4, [](Rgb c) { return cv::Scalar(255, c.r, c.g, c.b); });
+    case PixelFormat::xBGR:
+      return packed(4, [](Rgb c) { return cv::Scalar(255, c.b, c.g, c.r); });
+    case PixelFormat::NV12:
+      return {{cv::Mat(f.height, f.width, CV_8UC1, f.planes[0], f.strides[0]), 1.0,
+               [](Rgb c) { return cv::Scalar(to_yuv(c).y); }},
+              {cv::Mat(chroma_h, chroma_w, CV_8UC2, f.planes[1], f.strides[1]), 0.5,
+               [](Rgb c) { return cv::Scalar(to_yuv(c).u, to_yuv(c).v); }}};
+    case PixelFormat::I420:
+      return {{cv::Mat(f.height, f.width, CV_8UC1, f.planes[0], f.strides[0]), 1.0,
+               [](Rgb c) { return cv::Scalar(to_yuv(c).y); }},
+              {cv::Mat(chroma_h, chroma_w, CV_8UC1, f.planes[1], f.strides[1]), 0.5,
+               [](Rgb c) { return cv::Scalar(to_yuv(c).u); }},
+              {cv::Mat(chroma_h, chroma_w, CV_8UC1, f.planes[2], f.strides[2]), 0.5,
+               [](Rgb c) { return cv::Scalar(to_yuv(c).v); }}};
+  }
+  return {};
+}
+
+cv::Point scaled(double x, double y, double scale) {
+  return {static_cast<int>(std::lround(x * scale)), static_cast<int>(std::lround(y * scale))};
+}
+
+void draw_on(const Surface &s, const OverlayObject &object, const OverlayStyle &style) {
+  const int thickness = std::max(1, static_cast<int>(std::lround(style.thickness * s.scale)));
+  const bool has_box = object.width > 0 && object.height > 0;
+  if (has_box) {
+    cv::rectangle(s.mat, scaled(object.x, object.y, s.scale),
+                  scaled(object.x + object.width - 1, object.y + object.height - 1, s.scale),
+                  s.colour(style.box_color), thickness, cv::LINE_8);
+  }
+  if (style.draw_keypoints) {
+    const int radius = std::max(1, static_cast<int>(std::lround(2 * style.thickness * s.scale)));
+    for (const auto &[x, y] : object.keypoints)
+      cv::circle(s.mat, scaled(x, y, s.scale), radius, s.colour(style.keypoint_color), cv::FILLED);
+  }
+  if (style.draw_labels && !object.text.empty()) {
+    const double font_scale = style.font_scale * s.scale;
+    const int font_thickness = std::max(1, static_cast<int>(std::lround(s.scale)));
+    int baseline = 0;
+    const cv::Size size =
+        cv::getTextSize(object.text, cv::FONT_HERSHEY_SIMPLEX, font_scale, font_thickness, &baseline);
+    // Label sits above the box, or inside it when the box touches the top edge.
+    cv::Point origin = scaled(object.x, object.y, s.scale);
+    if (has_box) origin.y -= thickness;
+    if (origin.y - size.height - baseline < 0) origin.y = size.height + baseline;
+    const cv::Rect background(origin.x, origin.y - size.height - baseline, size.width,
+                              size.height + baseline);
+    if (has_box) cv::rectangle(s.mat, background, s.colour(style.box_color), cv::FILLED);
+    cv::putText(s.mat, object.text, {origin.x, origin.y - baseline}, cv::FONT_HERSHEY_SIMPLEX,
+                font_scale, s.colour(style.text_color), font_thickness, cv::LINE_AA);
+  }
+}
+
+}  // namespace
+
+PixelFormat pixel_format_from_name(const std::string &name) {
+  static const std::pair<const char *, PixelFormat> names[] = {
+      {"RGB", PixelFormat::RGB},   {"BGR", PixelFormat::BGR},   {"RGBx", PixelFormat::RGBx},
+      {"BGRx", PixelFormat::BGRx}, {"RGBA", PixelFormat::RGBA}, {"BGRA", PixelFormat::BGRA},
+      {"xRGB", PixelFormat::xRGB}, {"xBGR", PixelFormat::xBGR}, {"NV12", PixelFormat::NV12},
+      {"I420", PixelFormat::I420}};
+  for (const auto &[n, format] : names)
+    if (name == n) return format;
+  throw InvalidArgument("overlay pixel format '" + name +
+                        "' is not supported: expected RGB, BGR, RGBx, BGRx, RGBA, BGRA, xRGB, "
+                        "xBGR, NV12 or I420");
+}
+
+void draw_objects(const FrameView &frame, const std::vector<OverlayObject> &objects,
+                  const OverlayStyle &style) {
+  if (frame.width <= 0 || frame.height <= 0 || !frame.planes[0])
+    throw InvalidArgument("overlay frame " + std::to_string(frame.width) + "x" +
+                          std::to_string(frame.height) + ": expected a mapped, non-empty frame");
+  for (const Surface &surface : surfaces_of(frame))
+    for (const OverlayObject &object : objects) draw_on(surface, object, style);
+}
+
+std::string format_label(const std::string &label, double score) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2f", score);
+  return label.empty() ? std::string(text) : label + " " + text;
+}
+
+}  // namespace axstream::overlay
