@@ -1,0 +1,121 @@
+// Frame -> padded int8 NHWC model input in one fused pass (crop, bilinear resize with letterbox or
+// stretch, colour conversion, normalisation, quantisation, padding). GStreamer-free.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace axstream::preprocess {
+
+enum class PixelFormat { NV12, I420, RGB, BGR, RGBA, BGRA, RGBx, BGRx, GRAY8 };
+enum class ColorOrder { RGB, BGR, GRAY };  // channel order the model wants
+enum class ResizeMode { Letterbox, Stretch };
+
+// "NV12", "RGBx", ... (GStreamer's format names); throws InvalidArgument for anything else.
+PixelFormat pixel_format_from_string(const std::string &name);
+const char *pixel_format_name(PixelFormat format);
+// "RGB", "BGR", "GRAY" (case-insensitive); throws InvalidArgument otherwise.
+ColorOrder color_order_from_string(const std::string &name);
+const char *color_order_name(ColorOrder order);
+
+// One video frame in CPU memory. Planes: NV12 = Y, UV; I420 = Y, U, V; packed/GRAY8 = one plane.
+struct Frame {
+  PixelFormat format = PixelFormat::RGB;
+  int width = 0;
+  int height = 0;
+  std::array<const uint8_t *, 3> planes{};
+  std::array<int, 3> strides{};
+};
+
+struct Rect {
+  int x = 0, y = 0, width = 0, height = 0;
+};
+
+// The device tensor: padded NHWC (batch 1), with the manifest's padding and quantisation.
+struct TensorSpec {
+  int height = 0, width = 0, channels = 0;  // padded shape
+  int pad_top = 0, pad_bottom = 0, pad_left = 0, pad_right = 0;
+  int channel_pad_low = 0, channel_pad_high = 0;
+  double scale = 1.0;
+  int zero_point = 0;
+  int unpadded_height() const { return height - pad_top - pad_bottom; }
+  int unpadded_width() const { return width - pad_left - pad_right; }
+  int unpadded_channels() const { return channels - channel_pad_low - channel_pad_high; }
+  size_t size() const { return size_t(height) * size_t(width) * size_t(channels); }
+};
+
+// float = (pixel * pixel_scale - mean[c]) / std[c], c in the model's channel order.
+struct Normalisation {
+  double pixel_scale = 1.0 / 255.0;
+  std::array<double, 3> mean{0.0, 0.0, 0.0};
+  std::array<double, 3> std{1.0, 1.0, 1.0};
+};
+
+struct Options {
+  ResizeMode resize = ResizeMode::Letterbox;
+  uint8_t pad_value = 0;  // pixel value of the letterbox border (before normalisation)
+  ColorOrder color = ColorOrder::RGB;
+  Normalisation normalisation;
+  std::optional<Rect> crop;  // frame region to use; whole frame when absent
+};
+
+// Frame -> tensor coordinates: tensor_x = offset_x + (frame_x - crop_x) * scale_x (same for y),
+// tensor coordinates without the tensor's own padding.
+struct Geometry {
+  Rect crop;
+  double scale_x = 1.0, scale_y = 1.0;
+  int offset_x = 0, offset_y = 0;  // letterbox border (left, top)
+  int content_width = 0, content_height = 0;  // resized frame inside the tensor
+  int tensor_width = 0, tensor_height = 0;    // unpadded tensor size
+};
+
+// Quantises one float the way the device input expects: round half to even, saturate to int8.
+int8_t quantise(double value, double scale, int zero_point);
+
+// Configured once per (frame size/format, tensor, options): precomputes the resize coordinate
+// and weight tables and a per-channel 256-entry pixel -> int8 table, so the per-frame work is
+// resize + table lookups. The interpolation is bit-exact with OpenCV's cv::resize INTER_LINEAR
+// (half-pixel centres, 11-bit fixed-point weights) applied after cv::cvtColor.
+class Preprocessor {
+ public:
+  // Throws InvalidArgument naming the bad value (crop outside the frame, odd NV12/I420 size,
+  // a tensor whose unpadded channels do not fit the colour order, ...).
+  Preprocessor(PixelFormat format, int frame_width, int frame_height, const TensorSpec &tensor,
+               const Options &options);
+
+  // Writes tensor.size() bytes at `tensor`. `frame` must match the configured format and size.
+  void run(const Frame &frame, int8_t *tensor) const;
+
+  const Geometry &geometry() const { return geometry_; }
+  const TensorSpec &tensor() const { return tensor_; }
+
+ private:
+  // Fetcher::at(frame, row) reads one source row; fetch(x, px) gives its pixel x as R,G,B or gray.
+  template <typename Fetcher>
+  void run_with(const Frame &frame, int8_t *tensor) const;
+  void check_frame(const Frame &frame) const;
+
+  PixelFormat format_;
+  int frame_width_, frame_height_;
+  TensorSpec tensor_;
+  Options options_;
+  Geometry geometry_;
+  int fetched_channels_ = 3;  // 3 (R,G,B order from the fetcher) or 1 (gray)
+
+  // Resize tables (OpenCV's xofs/alpha, yofs/beta), in crop coordinates.
+  std::vector<int32_t> x0_, x1_;
+  std::vector<int16_t> alpha_;  // 2 per output column
+  std::vector<int32_t> y0_, y1_;
+  std::vector<int16_t> beta_;  // 2 per output row
+
+  // lut_[k][v]: int8 for value v of model channel k; source_of_channel_[k]: fetched channel.
+  std::array<std::array<int8_t, 256>, 3> lut_{};
+  std::array<int, 3> source_of_channel_{0, 1, 2};
+  std::vector<int8_t> border_row_;  // one padded tensor row of letterbox border + padding
+  std::vector<int8_t> padding_row_;  // one tensor row of zero_point (tensor's own padding)
+};
+
+}  // namespace axstream::preprocess
