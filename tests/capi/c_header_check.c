@@ -112,7 +112,8 @@ int main(void) {
   CHECK(axr_last_error(AXR_OBJECT(instance)) == AXR_SUCCESS);
 
   CHECK(error_messages == 0);
-  CHECK(axr_run_model_instance(instance, &in, 2, &out, 1) == AXR_ERROR_INVALID_ARGUMENT);
+  axrArgument two_inputs[2] = {in, in};
+  CHECK(axr_run_model_instance(instance, two_inputs, 2, &out, 1) == AXR_ERROR_INVALID_ARGUMENT);
   CHECK(axr_last_error(AXR_OBJECT(instance)) == AXR_ERROR_INVALID_ARGUMENT);
   CHECK(strlen(axr_last_error_string(AXR_OBJECT(instance))) > 0);
   CHECK(error_messages == 1);
