@@ -536,10 +536,9 @@ std::shared_ptr<const ModelPackage> load_model_package(const std::string &path) 
 
   package->inputs = read_tensors(manifest, package->batch, true);
   package->outputs = read_tensors(manifest, package->batch, false);
+  check_core_graph(*package);
   package->input_preprocess = read_input_preprocess(manifest, package->inputs.size());
   package->output_info = read_output_info(manifest, package->outputs);
-
-  check_core_graph(*package);
   return package;
 }
 

@@ -320,7 +320,7 @@ def write_package(out_dir, name, core, manifest_inputs, manifest_outputs, batch=
         "output_names": [t["name"] for t in manifest_outputs],
         "input_dtypes": ["int8"] * len(manifest_inputs),
         "output_dtypes": ["int8"] * len(manifest_outputs),
-        "output_info": [{"original_shape": t["original_shape"], "layout": t["layout"]}
+        "output_info": [{"original_shape": batched(t["original_shape"]), "layout": t["layout"]}
                         for t in manifest_outputs],
     }
     if input_preprocess is not None:

@@ -1,0 +1,84 @@
+// The strict JSON reader behind the package loader.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "json.h"
+
+namespace axstream::runtime::json {
+namespace {
+
+TEST(Json, ParsesEveryValueKindWithPositions) {
+  Value root = parse("{\"a\": [1, -2.5e1, true, false, null],\n \"b\": {\"c\": \"x\\u00e9\\n\"}}");
+  ASSERT_EQ(root.type, Type::object);
+  const Value *a = root.find("a");
+  ASSERT_NE(a, nullptr);
+  ASSERT_EQ(a->array.size(), 5u);
+  EXPECT_TRUE(a->array[0].number_is_integer);
+  EXPECT_EQ(a->array[0].integer, 1);
+  EXPECT_FALSE(a->array[1].number_is_integer);
+  EXPECT_DOUBLE_EQ(a->array[1].number, -25.0);
+  EXPECT_TRUE(a->array[2].boolean);
+  EXPECT_EQ(a->array[3].type, Type::boolean);
+  EXPECT_TRUE(a->array[4].is_null());
+  const Value *b = root.find("b");
+  EXPECT_EQ(b->line, 2);
+  EXPECT_EQ(b->column, 7);
+  EXPECT_EQ(b->find("c")->string, "x\xc3\xa9\n");
+  EXPECT_EQ(root.find("missing"), nullptr);
+}
+
+TEST(Json, DecodesSurrogatePairs) {
+  EXPECT_EQ(parse("\"\\ud83d\\ude00\"").string, "\xf0\x9f\x98\x80");
+}
+
+TEST(Json, HugeExponentIsInfinityForTheCallerToReject) {
+  EXPECT_TRUE(std::isinf(parse("1e999").number));
+}
+
+struct BadCase {
+  const char *text;
+  int line;
+  int column;
+  const char *message;
+};
+
+class JsonBad : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(JsonBad, FailsWithLineAndColumn) {
+  const BadCase &c = GetParam();
+  try {
+    parse(c.text);
+    FAIL() << "parsed " << c.text;
+  } catch (const ParseError &error) {
+    EXPECT_EQ(error.line, c.line) << error.what();
+    EXPECT_EQ(error.column, c.column) << error.what();
+    EXPECT_NE(std::string(error.what()).find(c.message), std::string::npos) << error.what();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, JsonBad,
+    ::testing::Values(BadCase{"", 1, 1, "expected a JSON value"},
+                      BadCase{"{\"a\": 1,}", 1, 9, "expected a string key"},
+                      BadCase{"[1 2]", 1, 4, "expected ',' or ']'"},
+                      BadCase{"{\n  \"a\" 1}", 2, 7, "expected ':'"},
+                      BadCase{"\"abc", 1, 5, "unterminated string"},
+                      BadCase{"\"a\tb\"", 1, 3, "control character"},
+                      BadCase{"01", 1, 2, "expected end of document"},
+                      BadCase{"-", 1, 2, "expected a digit"},
+                      BadCase{"1.", 1, 3, "expected a digit after '.'"},
+                      BadCase{"tru", 1, 4, "expected 'true'"},
+                      BadCase{"{\"a\": 1, \"a\": 2}", 1, 10, "duplicate key \"a\""},
+                      BadCase{"'single'", 1, 1, "expected a JSON value"},
+                      BadCase{"\"\\x\"", 1, 3, "invalid escape"},
+                      BadCase{"\"\\udc00\"", 1, 8, "unpaired low surrogate"},
+                      BadCase{"[1] x", 1, 5, "expected end of document"}));
+
+TEST(Json, RejectsDeepNesting) {
+  std::string deep(100, '[');
+  EXPECT_THROW(parse(deep), ParseError);
+}
+
+}  // namespace
+}  // namespace axstream::runtime::json

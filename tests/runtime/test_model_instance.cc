@@ -1,0 +1,360 @@
+// ModelInstance::run on the simulated device: results against the numpy QDQ reference
+// (tests/data/qdq_reference.py, written at build time next to each package), batch splitting over
+// cores, threads, fd arguments, argument validation, profiling.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <onnx/onnx_pb.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "axstream/runtime/model_package.h"
+#include "test_util.h"
+
+namespace axstream::runtime {
+namespace {
+
+using test::max_abs_diff;
+using test::read_bytes;
+
+template <typename Fn>
+std::string invalid_argument_message(Fn &&fn) {
+  try {
+    fn();
+  } catch (const InvalidArgument &error) {
+    return error.what();
+  }
+  return "";
+}
+
+struct Reference {
+  std::vector<std::vector<int8_t>> inputs;
+  std::vector<std::vector<int8_t>> outputs;
+};
+
+Reference load_reference(const std::shared_ptr<Model> &model) {
+  Reference reference;
+  std::string dir = model->package()->directory + "/reference/";
+  for (size_t i = 0; i < model->inputs().size(); ++i)
+    reference.inputs.push_back(read_bytes(dir + "input_" + std::to_string(i) + ".bin"));
+  for (size_t i = 0; i < model->outputs().size(); ++i)
+    reference.outputs.push_back(read_bytes(dir + "output_" + std::to_string(i) + ".bin"));
+  return reference;
+}
+
+std::vector<std::vector<int8_t>> run_with_pointers(const std::shared_ptr<ModelInstance> &instance,
+                                                   const std::vector<std::vector<int8_t>> &inputs) {
+  auto model = instance->model();
+  std::vector<std::vector<int8_t>> outputs;
+  std::vector<Argument> input_args, output_args;
+  for (const auto &input : inputs)
+    input_args.push_back({const_cast<int8_t *>(input.data()), -1, 0, input.size()});
+  for (const auto &info : model->outputs()) outputs.emplace_back(info.size(), int8_t{0x55});
+  for (auto &output : outputs) output_args.push_back({output.data(), -1, 0, output.size()});
+  instance->run(input_args, output_args);
+  return outputs;
+}
+
+// An anonymous memfd of `size` bytes, closed on destruction.
+class MemFd {
+ public:
+  explicit MemFd(size_t size) : fd_(::memfd_create("axstream-test", MFD_CLOEXEC)) {
+    if (fd_ < 0 || ::ftruncate(fd_, static_cast<off_t>(size)) != 0)
+      throw std::runtime_error("memfd_create/ftruncate failed");
+  }
+  ~MemFd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int fd() const { return fd_; }
+  void write(const std::vector<int8_t> &data, size_t offset) const {
+    if (::pwrite(fd_, data.data(), data.size(), static_cast<off_t>(offset)) !=
+        static_cast<ssize_t>(data.size()))
+      throw std::runtime_error("pwrite failed");
+  }
+  std::vector<int8_t> read(size_t size, size_t offset) const {
+    std::vector<int8_t> data(size);
+    if (::pread(fd_, data.data(), size, static_cast<off_t>(offset)) != static_cast<ssize_t>(size))
+      throw std::runtime_error("pread failed");
+    return data;
+  }
+
+ private:
+  int fd_;
+};
+
+class RunTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    AXSTREAM_REQUIRE_TEST_MODELS();
+    context = Context::create();
+  }
+  void TearDown() override {
+    if (context) context->release();
+  }
+  std::shared_ptr<Context> context;
+};
+
+class MatchesReference : public RunTest, public ::testing::WithParamInterface<const char *> {};
+
+TEST_P(MatchesReference, WithinOneLsbOfTheNumpyReference) {
+  auto model = context->load_model(test::model_path(GetParam()));
+  auto reference = load_reference(model);
+  auto connection = context->device_connect(nullptr, 1);
+  auto instance = connection->load_model_instance(model);
+  auto outputs = run_with_pointers(instance, reference.inputs);
+  ASSERT_EQ(outputs.size(), reference.outputs.size());
+  for (size_t o = 0; o < outputs.size(); ++o)
+    EXPECT_LE(max_abs_diff(outputs[o], reference.outputs[o]), 1) << "output " << o;
+}
+
+INSTANTIATE_TEST_SUITE_P(Packages, MatchesReference,
+                         ::testing::Values("resnet_tiny", "two_outputs", "resnet_tiny_b4",
+                                           "resnet_tiny_post", "resnet_tiny_pre"));
+
+TEST_F(RunTest, Batch4OverOneTwoAndFourCoresGivesIdenticalResults) {
+  auto model = context->load_model(test::model_path("resnet_tiny_b4"));
+  auto reference = load_reference(model);
+  auto connection = context->device_connect(nullptr, 4);
+  std::vector<std::vector<int8_t>> first;
+  for (const char *cores : {"1", "2", "4"}) {
+    auto instance = connection->load_model_instance(model, {{"aipu_cores", cores}});
+    EXPECT_EQ(instance->options().aipu_cores, std::stoi(cores));
+    auto outputs = run_with_pointers(instance, reference.inputs);
+    EXPECT_LE(max_abs_diff(outputs[0], reference.outputs[0]), 1) << cores << " cores";
+    if (first.empty()) first = outputs;
+    EXPECT_EQ(outputs, first) << cores << " cores differ from 1 core";
+  }
+}
+
+TEST_F(RunTest, FourThreadsOnFourInstancesMatchOneRun) {
+  auto model = context->load_model(test::model_path("resnet_tiny"));
+  auto reference = load_reference(model);
+  auto single = run_with_pointers(
+      context->device_connect(nullptr, 1)->load_model_instance(model), reference.inputs);
+  context->release();
+  context = Context::create();
+  model = context->load_model(test::model_path("resnet_tiny"));
+
+  std::vector<std::shared_ptr<ModelInstance>> instances;
+  for (int i = 0; i < 4; ++i)
+    instances.push_back(context->device_connect(nullptr, 1)->load_model_instance(model));
+  std::vector<int> mismatches(4, 0);
+  std::vector<std::string> errors(4);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      try {
+        for (int iteration = 0; iteration < 10; ++iteration)
+          if (run_with_pointers(instances[t], reference.inputs) != single) ++mismatches[t];
+      } catch (const std::exception &error) {
+        errors[t] = error.what();
+      }
+    });
+  for (auto &thread : threads) thread.join();
+  for (int t = 0; t < 4; ++t) {
+    EXPECT_EQ(errors[t], "") << "thread " << t;
+    EXPECT_EQ(mismatches[t], 0) << "thread " << t;
+  }
+}
+
+TEST_F(RunTest, InstancesOnOneConnectionUseDifferentCoresAndShareThePackage) {
+  auto model = context->load_model(test::model_path("resnet_tiny"));
+  auto reference = load_reference(model);
+  auto connection = context->device_connect(nullptr, 4);
+  std::vector<std::shared_ptr<ModelInstance>> instances;
+  for (int i = 0; i < 4; ++i) instances.push_back(connection->load_model_instance(model));
+  std::vector<std::thread> threads;
+  std::vector<std::vector<std::vector<int8_t>>> results(4);
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] { results[t] = run_with_pointers(instances[t], reference.inputs); });
+  for (auto &thread : threads) thread.join();
+  for (int t = 0; t < 4; ++t) EXPECT_LE(max_abs_diff(results[t][0], reference.outputs[0]), 1);
+  // One compiled program serves every instance.
+  EXPECT_EQ(model->program(), model->program());
+}
+
+TEST_F(RunTest, DoubleBufferedRunsFromTwoThreadsAreCorrect) {
+  auto model = context->load_model(test::model_path("resnet_tiny_b4"));
+  auto reference = load_reference(model);
+  auto instance = context->device_connect(nullptr, 2)->load_model_instance(
+      model, {{"double_buffer", "1"}, {"elf_in_ddr", "0"}});
+  EXPECT_TRUE(instance->options().double_buffer);
+  std::vector<int> bad(2, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 5; ++i)
+        if (max_abs_diff(run_with_pointers(instance, reference.inputs)[0], reference.outputs[0]) > 1)
+          ++bad[t];
+    });
+  for (auto &thread : threads) thread.join();
+  EXPECT_EQ(bad[0] + bad[1], 0);
+  EXPECT_EQ(instance->profile().runs, 10u);
+}
+
+TEST_F(RunTest, FdInputsAndOutputsGiveTheSameResultsAsPointers) {
+  auto model = context->load_model(test::model_path("two_outputs"));
+  auto reference = load_reference(model);
+  auto connection = context->device_connect(nullptr, 1);
+  auto by_pointer = run_with_pointers(connection->load_model_instance(model), reference.inputs);
+  auto instance = connection->load_model_instance(
+      model, {{"input_dmabuf", "1"}, {"output_dmabuf", "1"}, {"host_profiling", "1"}});
+
+  // Offsets that are not page aligned, to check the mapping arithmetic.
+  const size_t input_offset = 4096 + 100, output_offset = 12;
+  MemFd input(input_offset + reference.inputs[0].size());
+  input.write(reference.inputs[0], input_offset);
+  std::vector<std::unique_ptr<MemFd>> outputs;
+  std::vector<Argument> output_args;
+  for (const auto &info : model->outputs()) {
+    outputs.push_back(std::make_unique<MemFd>(output_offset + info.size()));
+    output_args.push_back({nullptr, outputs.back()->fd(), output_offset, info.size()});
+  }
+  instance->run({{nullptr, input.fd(), input_offset, 0}}, output_args);
+  for (size_t o = 0; o < outputs.size(); ++o)
+    EXPECT_EQ(outputs[o]->read(model->outputs()[o].size(), output_offset), by_pointer[o])
+        << "output " << o;
+  EXPECT_EQ(instance->profile().bytes_copied, 0u);
+  EXPECT_EQ(instance->profile().runs, 1u);
+
+  // Mixed: fd input, pointer outputs.
+  auto fd_in = connection->load_model_instance(model, {{"input_dmabuf", "1"}});
+  std::vector<std::vector<int8_t>> host_outputs;
+  std::vector<Argument> host_args;
+  for (const auto &info : model->outputs()) host_outputs.emplace_back(info.size());
+  for (auto &output : host_outputs) host_args.push_back({output.data()});
+  fd_in->run({{nullptr, input.fd(), input_offset}}, host_args);
+  EXPECT_EQ(host_outputs, by_pointer);
+}
+
+TEST_F(RunTest, BadFdsAreRejectedNamingTheFd) {
+  auto model = context->load_model(test::model_path("resnet_tiny"));
+  auto instance = context->device_connect(nullptr, 1)->load_model_instance(
+      model, {{"input_dmabuf", "1"}, {"output_dmabuf", "1"}});
+  const size_t in_size = model->inputs()[0].size(), out_size = model->outputs()[0].size();
+  MemFd good_in(in_size), good_out(out_size), small(in_size - 1);
+
+  std::string message = invalid_argument_message(
+      [&] { instance->run({{nullptr, small.fd()}}, {{nullptr, good_out.fd()}}); });
+  EXPECT_NE(message.find("input 0 'input'"), std::string::npos) << message;
+  EXPECT_NE(message.find("fd " + std::to_string(small.fd()) + " holds " +
+                         std::to_string(in_size - 1) + " bytes"),
+            std::string::npos)
+      << message;
+
+  message = invalid_argument_message(
+      [&] { instance->run({{nullptr, good_in.fd(), 1}}, {{nullptr, good_out.fd()}}); });
+  EXPECT_NE(message.find("from offset 1"), std::string::npos) << message;
+
+  int closed = ::dup(good_in.fd());
+  ::close(closed);
+  message = invalid_argument_message(
+      [&] { instance->run({{nullptr, closed}}, {{nullptr, good_out.fd()}}); });
+  EXPECT_NE(message.find("fd " + std::to_string(closed) + " is not an open file"),
+            std::string::npos)
+      << message;
+
+  message = invalid_argument_message(
+      [&] { instance->run({{nullptr, good_in.fd()}}, {{nullptr, -1}}); });
+  EXPECT_NE(message.find("output 0 'logits'"), std::string::npos) << message;
+  EXPECT_NE(message.find("got fd -1"), std::string::npos) << message;
+
+  // A pipe has no size and cannot be mapped.
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  message = invalid_argument_message(
+      [&] { instance->run({{nullptr, pipe_fds[0]}}, {{nullptr, good_out.fd()}}); });
+  EXPECT_NE(message.find("fd " + std::to_string(pipe_fds[0])), std::string::npos) << message;
+  ::close(pipe_fds[0]);
+  ::close(pipe_fds[1]);
+
+  // A read-only file cannot be mapped for writing the outputs.
+  test::TempDir dir;
+  std::string path = dir.path() + "/readonly.bin";
+  test::write_text(path, std::string(out_size, '\0'));
+  int readonly = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(readonly, 0);
+  message = invalid_argument_message(
+      [&] { instance->run({{nullptr, good_in.fd()}}, {{nullptr, readonly}}); });
+  EXPECT_NE(message.find("fd " + std::to_string(readonly) + " cannot be mapped read-write"),
+            std::string::npos)
+      << message;
+  ::close(readonly);
+}
+
+TEST_F(RunTest, WrongArgumentsAreInvalidArgumentNamingTheTensor) {
+  auto model = context->load_model(test::model_path("two_outputs"));
+  auto instance = context->device_connect(nullptr, 1)->load_model_instance(model);
+  std::vector<int8_t> input(model->inputs()[0].size());
+  std::vector<int8_t> boxes(model->outputs()[0].size()), scores(model->outputs()[1].size());
+
+  std::string message = invalid_argument_message([&] { instance->run({}, {{boxes.data()}, {scores.data()}}); });
+  EXPECT_NE(message.find("expected 1 inputs, got 0"), std::string::npos) << message;
+  message = invalid_argument_message([&] { instance->run({{input.data()}}, {{boxes.data()}}); });
+  EXPECT_NE(message.find("expected 2 outputs, got 1"), std::string::npos) << message;
+  message = invalid_argument_message([&] {
+    instance->run({{input.data(), -1, 0, input.size() - 1}}, {{boxes.data()}, {scores.data()}});
+  });
+  EXPECT_NE(message.find("input 0 'image'"), std::string::npos) << message;
+  EXPECT_NE(message.find("expected 1024 bytes"), std::string::npos) << message;
+  EXPECT_NE(message.find("got 1023"), std::string::npos) << message;
+  message = invalid_argument_message([&] {
+    instance->run({{input.data()}}, {{boxes.data()}, {scores.data(), -1, 0, 17}});
+  });
+  EXPECT_NE(message.find("output 1 'scores'"), std::string::npos) << message;
+  message = invalid_argument_message([&] { instance->run({{nullptr}}, {{boxes.data()}, {scores.data()}}); });
+  EXPECT_NE(message.find("input 0 'image'"), std::string::npos) << message;
+  EXPECT_NE(message.find("null pointer"), std::string::npos) << message;
+}
+
+TEST_F(RunTest, ProfilingReportsHostAndPerCoreDeviceTime) {
+  auto model = context->load_model(test::model_path("resnet_tiny_b4"));
+  auto reference = load_reference(model);
+  auto connection = context->device_connect(nullptr, 2);
+  auto profiled = connection->load_model_instance(model, {{"device_profiling", "1"}});
+  run_with_pointers(profiled, reference.inputs);
+  run_with_pointers(profiled, reference.inputs);
+  RunProfile profile = profiled->profile();
+  EXPECT_EQ(profile.runs, 2u);
+  ASSERT_EQ(profile.per_core.size(), 2u);
+  EXPECT_GT(profile.per_core[0].count(), 0);
+  EXPECT_GT(profile.per_core[1].count(), 0);
+  EXPECT_EQ(profile.device_compute, profile.per_core[0] + profile.per_core[1]);
+  EXPECT_GT(profile.host_total.count(), 0);
+  EXPECT_EQ(profile.bytes_copied, 0u);
+
+  auto plain = connection->load_model_instance(model);
+  run_with_pointers(plain, reference.inputs);
+  EXPECT_EQ(plain->profile().runs, 1u);
+  EXPECT_EQ(plain->profile().host_total.count(), 0);
+  EXPECT_TRUE(plain->profile().per_core.empty());
+}
+
+TEST_F(RunTest, EngineErrorsPropagateWithTheirType) {
+  // A package whose core graph uses an op no engine has: compiling it must fail with the
+  // engine's NotImplemented, not a crash or a generic error.
+  test::TempDir dir;
+  std::string source = test::model_path("resnet_tiny");
+  for (const char *file : {"model.json", "manifest.json"})
+    std::filesystem::copy_file(source + "/" + file, dir.path() + "/" + file);
+  onnx::ModelProto proto;
+  std::string bytes = test::read_text(source + "/core.onnx");
+  ASSERT_TRUE(proto.ParseFromString(bytes));
+  for (auto &node : *proto.mutable_graph()->mutable_node())
+    if (node.op_type() == "Relu") node.set_op_type("AxstreamNoSuchOp");
+  test::write_text(dir.path() + "/core.onnx", proto.SerializeAsString());
+  auto model = context->load_model(dir.path());
+  auto connection = context->device_connect(nullptr, 1);
+  try {
+    connection->load_model_instance(model);
+    FAIL() << "compiled a graph with an unknown op";
+  } catch (const NotImplemented &error) {
+    EXPECT_NE(std::string(error.what()).find("AxstreamNoSuchOp"), std::string::npos)
+        << error.what();
+  }
+}
+
+}  // namespace
+}  // namespace axstream::runtime
