@@ -514,15 +514,25 @@ axrConnection *axr_device_connect(axrContext *context, axrDeviceInfo *device,
       throw CapiError(AXR_ERROR_INVALID_ARGUMENT,
                       "num_sub_devices " + std::to_string(num_sub_devices) + " is out of range");
     }
+    // axruntime.h's one connect option. The device's firmware is the one this runtime drives,
+    // so there is nothing to check or reload; the value is validated and consumed here.
     auto settings = properties_or_empty(call, properties);
+    for (const auto &[key, value] : settings) {
+      if (key != "device_firmware_check") {
+        throw CapiError(AXR_ERROR_INVALID_CONFIGURATION,
+                        "unknown connection property '" + key + "' (valid: device_firmware_check)");
+      }
+      if (value != "0" && value != "1") {
+        throw CapiError(AXR_ERROR_VALUE_ERROR,
+                        "device_firmware_check='" + value + "': expected 0 or 1");
+      }
+    }
     std::shared_ptr<runtime::Connection> connection;
     if (device == nullptr) {
-      connection = owner.runtime->device_connect(nullptr, static_cast<int>(num_sub_devices),
-                                                 settings);
+      connection = owner.runtime->device_connect(nullptr, static_cast<int>(num_sub_devices));
     } else {
       auto target = find_device(*owner.runtime, device);
-      connection =
-          owner.runtime->device_connect(&target, static_cast<int>(num_sub_devices), settings);
+      connection = owner.runtime->device_connect(&target, static_cast<int>(num_sub_devices));
     }
     call.log(AXR_LOG_INFO, "connected: " + connection->describe());
     return Registry::instance().add(std::make_unique<axrConnection>(&owner, connection), {&owner});

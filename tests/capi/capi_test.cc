@@ -374,6 +374,18 @@ TEST_F(CapiTest, ConnectRejectsBadSubDeviceCountsAndUnknownDevices) {
   EXPECT_NE(all, nullptr) << last_error();
 }
 
+TEST_F(CapiTest, ConnectAcceptsOnlyDeviceFirmwareCheck) {
+  auto check = axr_create_properties(ctx(), "device_firmware_check=1");
+  EXPECT_NE(axr_device_connect(ctx(), nullptr, 1, check), nullptr) << last_error();
+  auto unknown = axr_create_properties(ctx(), "turbo=1");
+  EXPECT_EQ(axr_device_connect(ctx(), nullptr, 1, unknown), nullptr);
+  EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_INVALID_CONFIGURATION);
+  EXPECT_NE(last_error().find("'turbo'"), std::string::npos) << last_error();
+  auto bad_value = axr_create_properties(ctx(), "device_firmware_check=maybe");
+  EXPECT_EQ(axr_device_connect(ctx(), nullptr, 1, bad_value), nullptr);
+  EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_VALUE_ERROR);
+}
+
 TEST_F(CapiTest, DestroyingTheContextReleasesEverythingItOwns) {
   axrContext *context = axr_create_context();
   axrConnection *connection = axr_device_connect(context, nullptr, 4, nullptr);
