@@ -1,0 +1,1098 @@
+// axcompile's pipeline: load and fix the float model, calibrate through the engine, fold
+// constants and BatchNorm, split off the float tail, write the QDQ int8 core and the package.
+#include "axstream/compiler/compiler.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iomanip>
+#include <limits>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "axstream/error.h"
+#include "axstream/runtime/engine.h"
+#include "calibration_images.h"
+#include "onnx_util.h"
+#include "package_writer.h"
+#include "quant_math.h"
+
+namespace axstream::compiler {
+namespace {
+
+namespace fs = std::filesystem;
+using Shape = std::vector<int64_t>;
+
+[[noreturn]] void rethrow_with_context(const Error &e, const std::string &context) {
+  std::string message = context + ": " + e.what();
+  switch (e.kind()) {
+    case ErrorKind::NotImplemented: throw NotImplemented(message);
+    case ErrorKind::InvalidArgument: throw InvalidArgument(message);
+    case ErrorKind::InternalError: throw InternalError(message);
+    default: throw Error(e.kind(), message);
+  }
+}
+
+std::string shape_text(const Shape &shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i)
+    s += (i ? "," : "") + (shape[i] < 0 ? std::string("?") : std::to_string(shape[i]));
+  return s + "]";
+}
+
+// Ops that only move or select values: their output keeps the input's quantisation.
+const std::set<std::string> kDataMovement = {
+    "Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Slice", "Split", "MaxPool",
+    "Identity", "Pad", "Gather", "DepthToSpace", "SpaceToDepth", "Expand", "Tile"};
+// Linear ops the core fuses a following Relu/Clip into.
+const std::set<std::string> kFusableProducers = {"Conv", "ConvTranspose", "Gemm", "MatMul", "Add"};
+const std::set<std::string> kFusedActivations = {"Relu", "Clip"};
+// Ops the compiler may hand to the float postamble when they only feed the model's outputs.
+const std::set<std::string> kTailOps = {
+    "Sigmoid", "Softmax", "LogSoftmax", "Reshape", "Transpose", "Squeeze", "Unsqueeze",
+    "Flatten", "Identity", "Concat", "Gather", "Slice", "Split", "Cast", "Exp", "Log", "Tanh",
+    "ArgMax", "ArgMin", "TopK", "NonMaxSuppression", "Where", "Greater", "Less", "Equal", "Not",
+    "And", "Or", "Expand", "Tile", "ReduceMax", "Sqrt", "Neg", "Abs", "Floor", "Ceil", "Round",
+    "Erf", "Add", "Sub", "Mul", "Div", "Pow"};
+const std::set<std::string> kArithmetic = {"Add", "Sub", "Mul", "Div", "Pow"};
+const std::set<std::string> kLinear = {"Conv", "ConvTranspose", "Gemm", "MatMul"};
+
+struct Stats {
+  double min = std::numeric_limits<double>::infinity();
+  double max = -std::numeric_limits<double>::infinity();
+  double low_sum = 0, high_sum = 0;  // per-image percentiles, averaged at the end
+  int images = 0;
+};
+
+// Working copy of the model graph that the passes rewrite.
+struct Graph {
+  std::vector<onnx::NodeProto> nodes;
+  std::map<std::string, onnx::TensorProto> initializers;
+  std::vector<std::string> outputs;  // model output names, in order
+
+  std::unordered_map<std::string, std::vector<size_t>> consumers() const {
+    std::unordered_map<std::string, std::vector<size_t>> map;
+    for (size_t i = 0; i < nodes.size(); ++i)
+      for (const auto &in : nodes[i].input())
+        if (!in.empty()) map[in].push_back(i);
+    return map;
+  }
+  bool is_output(const std::string &name) const {
+    return std::find(outputs.begin(), outputs.end(), name) != outputs.end();
+  }
+};
+
+onnx::TensorProto constant_value(const onnx::NodeProto &node) {
+  const std::string name = node.output(0);
+  for (const auto &a : node.attribute()) {
+    if (a.name() == "value") {
+      onnx::TensorProto t = a.t();
+      t.set_name(name);
+      return t;
+    }
+    if (a.name() == "value_float") return float_tensor(name, {}, {a.f()});
+    if (a.name() == "value_floats")
+      return float_tensor(name, {a.floats_size()}, {a.floats().begin(), a.floats().end()});
+    if (a.name() == "value_int") return int64_tensor(name, {}, {a.i()});
+    if (a.name() == "value_ints")
+      return int64_tensor(name, {a.ints_size()}, {a.ints().begin(), a.ints().end()});
+  }
+  throw NotImplemented(node_label(node) + ": Constant without a value/value_float(s)/value_int(s) "
+                       "attribute is not supported");
+}
+
+class Compilation {
+ public:
+  Compilation(const CompileOptions &options, const ProgressFn &progress)
+      : options_(options), progress_(progress) {}
+
+  CompileReport run();
+
+ private:
+  void load_model();
+  void resolve_input();
+  void build_calibration_program();
+  void calibrate();
+  void fold_static_tensors();
+  void fold_batchnorm_and_bias();
+  void split_tail();
+  void plan_quantisation();
+  onnx::ModelProto build_core();
+  std::optional<onnx::ModelProto> build_postamble();
+  void reference_check(const std::string &core_bytes, const std::string *post_bytes);
+  void write_package(const std::string &core_bytes, const std::string *post_bytes);
+
+  std::vector<float> input_tensor(const cv::Mat &frame) const {
+    return frame_to_tensor(frame, input_, norm_);
+  }
+  const engine::TensorDesc &desc(const std::string &tensor) const {
+    auto it = calib_index_.find(tensor);
+    if (it == calib_index_.end())
+      throw InternalError("compiler: tensor '" + tensor + "' was not exposed by calibration");
+    return calib_program_->outputs()[it->second];
+  }
+  bool is_float(const std::string &tensor) const {
+    auto it = calib_index_.find(tensor);
+    return it != calib_index_.end() &&
+           calib_program_->outputs()[it->second].dtype == engine::DType::f32;
+  }
+  bool is_static(const std::string &tensor) const {
+    return initializers_or_static_.count(tensor) > 0;
+  }
+
+  const CompileOptions &options_;
+  const ProgressFn &progress_;
+  CompileReport report_;
+  std::string model_label_;  // "model 'path'"
+  onnx::ModelProto model_;
+  int64_t opset_ = 1;
+  Graph graph_;
+
+  ModelInputSpec input_;
+  Shape input_shape_;
+  PixelNormalisation norm_;
+  QuantParams input_params_;
+  int64_t input_padded_channels_ = 4;
+
+  std::shared_ptr<const engine::Program> calib_program_;
+  std::unordered_map<std::string, size_t> calib_index_;
+  std::unordered_set<std::string> initializers_or_static_;
+  std::vector<CalibrationFrame> frames_;
+  std::vector<CalibrationFrame> held_out_;
+  std::map<std::string, Stats> stats_;
+  std::map<std::string, std::vector<uint8_t>> static_values_;
+
+  std::vector<bool> is_tail_;                 // per graph_.nodes index
+  std::vector<std::string> boundaries_;       // core outputs (float tensors), in output order
+  std::map<std::string, QuantParams> params_; // activations with a Q/DQ pair
+  std::map<std::string, std::string> fused_;  // linear output -> activation consuming it
+
+  struct CoreOutput {
+    std::string name;
+    Shape float_shape;   // original
+    Shape device_shape;  // padded, NHWC if transposed
+    bool transposed = false;
+    int64_t pad_high = 0;
+    QuantParams params;
+  };
+  std::vector<CoreOutput> core_outputs_;
+};
+
+void Compilation::load_model() {
+  model_label_ = "model '" + options_.model_path + "'";
+  model_ = load_onnx(options_.model_path);
+  opset_ = default_opset(model_);
+  const auto &g = model_.graph();
+  for (const auto &init : g.initializer()) graph_.initializers[init.name()] = init;
+  for (const auto &node : g.node()) {
+    if (node.op_type() == "Constant" && (node.domain().empty() || node.domain() == "ai.onnx")) {
+      graph_.initializers[node.output(0)] = constant_value(node);
+      continue;
+    }
+    if (node.op_type() == "If" || node.op_type() == "Loop" || node.op_type() == "Scan")
+      throw NotImplemented(model_label_ + ": " + node_label(node) +
+                           ": control flow is not supported by the core or the host engine");
+    graph_.nodes.push_back(node);
+  }
+  for (const auto &out : g.output()) graph_.outputs.push_back(out.name());
+}
+
+void Compilation::resolve_input() {
+  const auto &g = model_.graph();
+  std::vector<const onnx::ValueInfoProto *> inputs;
+  for (const auto &in : g.input())
+    if (!graph_.initializers.count(in.name())) inputs.push_back(&in);
+  if (inputs.size() != 1)
+    throw NotImplemented(model_label_ + ": has " + std::to_string(inputs.size()) +
+                         " inputs; axcompile compiles single-image-input models");
+  for (const auto &[name, shape] : options_.input_shapes)
+    if (name != inputs[0]->name())
+      throw InvalidArgument("--input-shape names '" + name + "' but " + model_label_ +
+                            " has the input '" + inputs[0]->name() + "'");
+  const auto &value = *inputs[0];
+  input_.name = value.name();
+  const auto &type = value.type().tensor_type();
+  if (type.elem_type() != onnx::TensorProto::FLOAT)
+    throw NotImplemented(model_label_ + ": input '" + input_.name +
+                         "' is not float32 (ONNX type " + std::to_string(type.elem_type()) + ")");
+  Shape declared;
+  for (const auto &d : type.shape().dim()) declared.push_back(d.has_dim_value() ? d.dim_value() : -1);
+  auto given = options_.input_shapes.find(input_.name);
+  if (given != options_.input_shapes.end()) {
+    if (!declared.empty() && given->second.size() != declared.size())
+      throw InvalidArgument("--input-shape " + input_.name + "=" + shape_text(given->second) +
+                            ": " + model_label_ + " declares rank " +
+                            std::to_string(declared.size()) + " " + shape_text(declared));
+    for (size_t d = 0; d < declared.size(); ++d)
+      if (declared[d] > 0 && declared[d] != given->second[d])
+        throw InvalidArgument("--input-shape " + input_.name + "=" + shape_text(given->second) +
+                              " contradicts the fixed dimension " + std::to_string(d) + " of " +
+                              shape_text(declared) + " in " + model_label_);
+    input_shape_ = given->second;
+  } else {
+    input_shape_ = declared;
+    if (std::any_of(declared.begin(), declared.end(), [](int64_t d) { return d <= 0; }) ||
+        declared.empty())
+      throw InvalidArgument(model_label_ + ": input '" + input_.name + "' has dynamic shape " +
+                            shape_text(declared) + "; pass --input-shape " + input_.name +
+                            "=N,C,H,W (e.g. 1,3,640,640)");
+  }
+  if (input_shape_.size() != 4)
+    throw NotImplemented(model_label_ + ": input '" + input_.name + "' has shape " +
+                         shape_text(input_shape_) + "; expected an image tensor of rank 4");
+  if (input_shape_[0] != 1)
+    throw InvalidArgument(model_label_ + ": input '" + input_.name + "' shape " +
+                          shape_text(input_shape_) +
+                          ": the core graph is batch 1 (use --input-shape with N=1)");
+  for (int64_t d : input_shape_)
+    if (d <= 0)
+      throw InvalidArgument("--input-shape " + input_.name + "=" + shape_text(input_shape_) +
+                            ": every dimension must be positive");
+  auto channel_like = [](int64_t c) { return c == 1 || c == 3; };
+  InputLayout layout = options_.input_layout;
+  if (layout == InputLayout::autodetect) {
+    if (channel_like(input_shape_[1]) && !channel_like(input_shape_[3])) layout = InputLayout::nchw;
+    else if (channel_like(input_shape_[3])) layout = InputLayout::nhwc;
+    else
+      throw InvalidArgument(model_label_ + ": cannot tell the layout of input '" + input_.name +
+                            "' " + shape_text(input_shape_) +
+                            "; pass --input-layout NCHW or NHWC");
+  }
+  input_.nchw = layout == InputLayout::nchw;
+  input_.channels = static_cast<int>(input_.nchw ? input_shape_[1] : input_shape_[3]);
+  input_.height = static_cast<int>(input_.nchw ? input_shape_[2] : input_shape_[1]);
+  input_.width = static_cast<int>(input_.nchw ? input_shape_[3] : input_shape_[2]);
+  if (input_.channels != 1 && input_.channels != 3)
+    throw NotImplemented(model_label_ + ": input '" + input_.name + "' has " +
+                         std::to_string(input_.channels) + " channels; expected 1 or 3");
+
+  norm_.color_format = input_.channels == 1 ? "GRAY" : options_.color_format;
+  norm_.pixel_scale = options_.pixel_scale;
+  auto expand = [&](const std::vector<double> &v, double fallback, const char *what) {
+    if (v.empty()) return std::vector<double>(input_.channels, fallback);
+    if (v.size() == 1) return std::vector<double>(input_.channels, v[0]);
+    if (static_cast<int>(v.size()) != input_.channels)
+      throw InvalidArgument(std::string("--") + what + ": expected 1 or " +
+                            std::to_string(input_.channels) + " values, got " +
+                            std::to_string(v.size()));
+    return v;
+  };
+  norm_.mean = expand(options_.mean, 0.0, "mean");
+  norm_.std = expand(options_.std, 1.0, "std");
+  for (double s : norm_.std)
+    if (s == 0) throw InvalidArgument("--std: a standard deviation of 0 divides by zero");
+  // The device input is quantize(normalised pixel): its range is known without calibration.
+  double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+  for (int c = 0; c < input_.channels; ++c)
+    for (double pixel : {0.0, 255.0}) {
+      double v = (pixel * norm_.pixel_scale - norm_.mean[c]) / norm_.std[c];
+      lo = std::min(lo, v);
+      hi = std::max(hi, v);
+    }
+  input_params_ = asymmetric_int8(lo, hi);
+  input_padded_channels_ = (input_.channels + 3) / 4 * 4;
+}
+
+void Compilation::build_calibration_program() {
+  // Statically known tensors: initializers, Shape/Size of anything (the input shape is fixed),
+  // and whatever is computed only from those.
+  for (const auto &[name, init] : graph_.initializers) initializers_or_static_.insert(name);
+  for (const auto &node : graph_.nodes) {
+    bool is_static = node.op_type() == "Shape" || node.op_type() == "Size";
+    if (!is_static && node.op_type().rfind("Random", 0) != 0) {
+      is_static = true;
+      for (const auto &in : node.input())
+        if (!in.empty() && !initializers_or_static_.count(in)) is_static = false;
+    }
+    if (is_static)
+      for (const auto &out : node.output()) initializers_or_static_.insert(out);
+  }
+
+  onnx::ModelProto calib = model_;
+  auto *g = calib.mutable_graph();
+  g->clear_node();
+  for (const auto &node : graph_.nodes) *g->add_node() = node;
+  g->clear_initializer();
+  for (const auto &[name, init] : graph_.initializers) *g->add_initializer() = init;
+  g->clear_value_info();
+  for (auto &in : *g->mutable_input())
+    if (in.name() == input_.name)
+      in = value_info(in.name(), onnx::TensorProto::FLOAT, input_shape_);
+  // Every node output becomes a graph output so one run shows every tensor.
+  std::set<std::string> seen;
+  std::vector<std::string> exposed;
+  for (const auto &out : graph_.outputs) seen.insert(out);
+  for (const auto &node : graph_.nodes)
+    for (const auto &out : node.output())
+      if (!out.empty() && seen.insert(out).second) {
+        onnx::ValueInfoProto v;
+        v.set_name(out);
+        *g->add_output() = v;
+      }
+  engine::CompileOptions engine_options;
+  engine_options.input_shapes[input_.name] = input_shape_;
+  try {
+    calib_program_ = engine::Program::from_bytes(serialize(calib, model_label_),
+                                                 options_.model_path, engine_options);
+  } catch (const Error &e) {
+    rethrow_with_context(e, model_label_ + " (float graph for calibration)");
+  }
+  const auto &outs = calib_program_->outputs();
+  for (size_t i = 0; i < outs.size(); ++i) calib_index_[outs[i].name] = i;
+}
+
+void Compilation::calibrate() {
+  int wanted = std::max(1, options_.num_calibration);
+  frames_ = load_calibration_frames(options_.calibration, wanted + 4);
+  int total = static_cast<int>(frames_.size());
+  int held = total >= 2 ? std::max(1, std::min(4, total / 5)) : 0;
+  if (total - held > wanted) held = std::min(4, total - wanted);
+  held_out_.assign(frames_.end() - held, frames_.end());
+  frames_.resize(std::min(wanted, total - held));
+  report_.calibration_images = static_cast<int>(frames_.size());
+  if (held_out_.empty() && options_.reference_check) {
+    held_out_ = frames_;
+    report_.reference_on_calibration_images = true;
+  }
+
+  const auto &outs = calib_program_->outputs();
+  std::vector<std::vector<uint8_t>> buffers(outs.size());
+  std::vector<void *> out_ptrs(outs.size());
+  for (size_t i = 0; i < outs.size(); ++i) {
+    buffers[i].resize(outs[i].byte_size());
+    out_ptrs[i] = buffers[i].data();
+  }
+  auto executor = calib_program_->make_executor();
+  const double pct = options_.percentile / 100.0;
+  std::vector<float> scratch;
+  for (size_t f = 0; f < frames_.size(); ++f) {
+    if (progress_) progress_("calibrating", static_cast<int>(f), static_cast<int>(frames_.size()));
+    std::vector<float> in = input_tensor(frames_[f].bgr);
+    try {
+      executor->run({in.data()}, out_ptrs);
+    } catch (const Error &e) {
+      rethrow_with_context(e, model_label_ + ": float run on '" + frames_[f].source + "'");
+    }
+    for (size_t i = 0; i < outs.size(); ++i) {
+      const auto &name = outs[i].name;
+      if (is_static(name)) {
+        if (f == 0) static_values_[name] = buffers[i];
+        continue;
+      }
+      if (outs[i].dtype != engine::DType::f32) continue;
+      const float *v = reinterpret_cast<const float *>(buffers[i].data());
+      size_t n = outs[i].element_count();
+      if (n == 0) continue;
+      Stats &s = stats_[name];
+      auto [mn, mx] = std::minmax_element(v, v + n);
+      s.min = std::min<double>(s.min, *mn);
+      s.max = std::max<double>(s.max, *mx);
+      if (options_.method == CalibrationMethod::percentile) {
+        scratch.assign(v, v + n);
+        size_t hi_index = std::min(n - 1, static_cast<size_t>(pct * (n - 1) + 0.5));
+        size_t lo_index = n - 1 - hi_index;
+        std::nth_element(scratch.begin(), scratch.begin() + hi_index, scratch.end());
+        s.high_sum += scratch[hi_index];
+        std::nth_element(scratch.begin(), scratch.begin() + lo_index, scratch.end());
+        s.low_sum += scratch[lo_index];
+      }
+      ++s.images;
+    }
+  }
+  if (progress_)
+    progress_("calibrating", static_cast<int>(frames_.size()), static_cast<int>(frames_.size()));
+  if (options_.method == CalibrationMethod::percentile)
+    for (auto &[name, s] : stats_) {
+      s.min = std::max(s.min, s.low_sum / s.images);
+      s.max = std::min(s.max, s.high_sum / s.images);
+    }
+}
+
+void Compilation::fold_static_tensors() {
+  std::vector<onnx::NodeProto> kept;
+  for (const auto &node : graph_.nodes) {
+    bool all_static = node.output_size() > 0;
+    for (const auto &out : node.output())
+      if (!out.empty() && !is_static(out)) all_static = false;
+    if (!all_static) {
+      kept.push_back(node);
+      continue;
+    }
+    for (const auto &out : node.output()) {
+      if (out.empty()) continue;
+      auto it = static_values_.find(out);
+      if (it == static_values_.end())
+        throw InternalError(model_label_ + ": " + node_label(node) + ": constant output '" + out +
+                            "' was not returned by the calibration run");
+      graph_.initializers[out] = tensor_from_engine(out, desc(out), it->second.data());
+    }
+  }
+  graph_.nodes = std::move(kept);
+}
+
+void Compilation::fold_batchnorm_and_bias() {
+  bool changed = true;
+  while (changed) {
+    changed = false;
+    auto consumers = graph_.consumers();
+    for (size_t i = 0; i < graph_.nodes.size() && !changed; ++i) {
+      auto &conv = graph_.nodes[i];
+      if (conv.op_type() != "Conv" && conv.op_type() != "ConvTranspose") continue;
+      const std::string out = conv.output(0);
+      auto c = consumers.find(out);
+      if (c == consumers.end() || c->second.size() != 1 || graph_.is_output(out)) continue;
+      auto &next = graph_.nodes[c->second[0]];
+      if (conv.input_size() < 2 || !graph_.initializers.count(conv.input(1))) continue;
+      const auto &w_init = graph_.initializers.at(conv.input(1));
+      if (w_init.data_type() != onnx::TensorProto::FLOAT) continue;
+      Shape w_shape = dims_of(w_init);
+      int64_t group = attr_int(conv, "group", 1);
+      bool transpose = conv.op_type() == "ConvTranspose";
+      int64_t out_channels = transpose ? w_shape[1] * group : w_shape[0];
+      std::vector<float> scale(out_channels, 1.0f), shift(out_channels, 0.0f);
+      if (next.op_type() == "BatchNormalization") {
+        bool params_const = next.input_size() == 5;
+        for (int k = 1; k < next.input_size() && params_const; ++k)
+          params_const = graph_.initializers.count(next.input(k)) > 0;
+        if (!params_const || next.output_size() > 1) continue;
+        auto get = [&](int k) {
+          return floats_of(graph_.initializers.at(next.input(k)), node_label(next));
+        };
+        auto gamma = get(1), beta = get(2), mean = get(3), var = get(4);
+        float eps = 1e-5f;
+        if (const auto *a = find_attr(next, "epsilon")) eps = a->f();
+        if (static_cast<int64_t>(gamma.size()) != out_channels) continue;
+        for (int64_t k = 0; k < out_channels; ++k) {
+          scale[k] = gamma[k] / std::sqrt(var[k] + eps);
+          shift[k] = beta[k] - mean[k] * scale[k];
+        }
+      } else if (next.op_type() == "Add") {
+        std::string other = next.input(0) == out ? next.input(1) : next.input(0);
+        if (!graph_.initializers.count(other)) continue;
+        const auto &b = graph_.initializers.at(other);
+        if (b.data_type() != onnx::TensorProto::FLOAT) continue;
+        Shape bs = dims_of(b);
+        int64_t count = 1;
+        for (int64_t d : bs) count *= d;
+        bool per_channel = count == out_channels &&
+                           ((bs.size() == 4 && bs[0] == 1 && bs[1] == out_channels) ||
+                            (bs.size() == 3 && bs[0] == out_channels) || count == 1);
+        if (!per_channel || count != out_channels) continue;
+        shift = floats_of(b, node_label(next));
+      } else {
+        continue;
+      }
+      std::vector<float> w = floats_of(w_init, node_label(conv));
+      int64_t inner = 1;
+      for (size_t d = transpose ? 2 : 1; d < w_shape.size(); ++d) inner *= w_shape[d];
+      for (size_t k = 0; k < w.size(); ++k) {
+        int64_t oc;
+        if (!transpose) {
+          oc = static_cast<int64_t>(k) / inner;
+        } else {  // [Cin, Cout/group, kh, kw]
+          int64_t per_group_out = w_shape[1];
+          int64_t cin = static_cast<int64_t>(k) / (per_group_out * inner);
+          int64_t in_per_group = w_shape[0] / group;
+          oc = (cin / in_per_group) * per_group_out + (static_cast<int64_t>(k) / inner) % per_group_out;
+        }
+        w[k] *= scale[oc];
+      }
+      std::vector<float> bias(out_channels, 0.0f);
+      if (conv.input_size() > 2 && !conv.input(2).empty()) {
+        if (!graph_.initializers.count(conv.input(2))) continue;
+        bias = floats_of(graph_.initializers.at(conv.input(2)), node_label(conv));
+      }
+      for (int64_t k = 0; k < out_channels; ++k) bias[k] = bias[k] * scale[k] + shift[k];
+      std::string base = conv.name().empty() ? out : conv.name();
+      std::string w_name = base + "/folded_weight", b_name = base + "/folded_bias";
+      graph_.initializers[w_name] = float_tensor(w_name, w_shape, w);
+      graph_.initializers[b_name] = float_tensor(b_name, {out_channels}, bias);
+      conv.set_input(1, w_name);
+      if (conv.input_size() > 2) conv.set_input(2, b_name);
+      else conv.add_input(b_name);
+      conv.set_output(0, next.output(0));
+      graph_.nodes.erase(graph_.nodes.begin() + c->second[0]);
+      changed = true;
+    }
+  }
+}
+
+void Compilation::split_tail() {
+  auto consumers = graph_.consumers();
+  std::unordered_map<std::string, size_t> producer;
+  for (size_t i = 0; i < graph_.nodes.size(); ++i)
+    for (const auto &out : graph_.nodes[i].output()) producer[out] = i;
+  is_tail_.assign(graph_.nodes.size(), false);
+  for (size_t r = graph_.nodes.size(); r-- > 0;) {
+    const auto &node = graph_.nodes[r];
+    if (!kTailOps.count(node.op_type())) continue;
+    if (kArithmetic.count(node.op_type())) {
+      // A bias or scale right after a conv/matmul belongs with it on the core.
+      bool after_linear = false;
+      for (const auto &in : node.input()) {
+        auto p = producer.find(in);
+        if (p != producer.end() && kLinear.count(graph_.nodes[p->second].op_type()))
+          after_linear = true;
+      }
+      if (after_linear) continue;
+    }
+    bool leads_to_outputs = false, only_tail = true;
+    for (const auto &out : node.output()) {
+      if (out.empty()) continue;
+      if (graph_.is_output(out)) leads_to_outputs = true;
+      auto c = consumers.find(out);
+      if (c == consumers.end()) continue;
+      for (size_t k : c->second) {
+        if (!is_tail_[k]) only_tail = false;
+        leads_to_outputs = true;
+      }
+    }
+    is_tail_[r] = only_tail && leads_to_outputs;
+  }
+  // Core outputs in the order the model outputs need them.
+  std::set<std::string> seen;
+  std::function<void(const std::string &)> visit = [&](const std::string &tensor) {
+    if (tensor.empty() || is_static(tensor) || seen.count(tensor)) return;
+    seen.insert(tensor);
+    auto p = producer.find(tensor);
+    if (p == producer.end() || !is_tail_[p->second]) {
+      if (tensor == input_.name)
+        throw NotImplemented(model_label_ + ": the model input '" + tensor +
+                             "' feeds host-only ops directly; nothing is left for the core");
+      if (!is_float(tensor))
+        throw NotImplemented(model_label_ + ": core output '" + tensor + "' is not float (" +
+                             dtype_name(desc(tensor).dtype) + "); cannot quantise it");
+      boundaries_.push_back(tensor);
+      return;
+    }
+    for (const auto &in : graph_.nodes[p->second].input()) visit(in);
+  };
+  for (const auto &out : graph_.outputs) visit(out);
+}
+
+void Compilation::plan_quantisation() {
+  auto consumers = graph_.consumers();
+  std::set<std::string> boundary_set(boundaries_.begin(), boundaries_.end());
+  params_[input_.name] = input_params_;
+  for (size_t i = 0; i < graph_.nodes.size(); ++i) {
+    if (is_tail_[i]) continue;
+    const auto &node = graph_.nodes[i];
+    for (const auto &out : node.output()) {
+      if (out.empty() || !is_float(out) || is_static(out)) continue;
+      auto c = consumers.find(out);
+      if (kFusableProducers.count(node.op_type()) && c != consumers.end() &&
+          c->second.size() == 1 && !boundary_set.count(out) && !graph_.is_output(out)) {
+        const auto &next = graph_.nodes[c->second[0]];
+        if (kFusedActivations.count(next.op_type()) && !is_tail_[c->second[0]]) {
+          fused_[out] = next.output(0);
+          continue;
+        }
+      }
+      if (kDataMovement.count(node.op_type()) && params_.count(node.input(0))) {
+        params_[out] = params_.at(node.input(0));
+        continue;
+      }
+      auto s = stats_.find(out);
+      if (s == stats_.end())
+        throw InternalError(model_label_ + ": no calibration statistics for '" + out + "'");
+      params_[out] = asymmetric_int8(s->second.min, s->second.max);
+      const auto &p = params_[out];
+      report_.ranges.push_back({out, static_cast<float>(s->second.min),
+                                static_cast<float>(s->second.max), p.scale, p.zero_point});
+    }
+  }
+}
+
+onnx::ModelProto Compilation::build_core() {
+  std::vector<onnx::NodeProto> nodes;
+  std::vector<onnx::TensorProto> inits;
+  std::set<std::string> boundary_set(boundaries_.begin(), boundaries_.end());
+  auto scalar_f = [&](const std::string &name, float v) {
+    inits.push_back(make_tensor(name, onnx::TensorProto::FLOAT, {}, &v, sizeof v));
+    return name;
+  };
+  auto scalar_i8 = [&](const std::string &name, int v) {
+    int8_t b = static_cast<int8_t>(v);
+    inits.push_back(make_tensor(name, onnx::TensorProto::INT8, {}, &b, 1));
+    return name;
+  };
+  auto float_name = [&](const std::string &t) {
+    return (t == input_.name || boundary_set.count(t)) ? t + "/float" : t;
+  };
+  // What core consumers read for tensor t: the dequantised value when t has a Q/DQ pair.
+  auto read_name = [&](const std::string &t) {
+    if (t == input_.name) return t + "/float";
+    if (params_.count(t)) return t + "/dq";
+    return float_name(t);
+  };
+
+  // Input: int8 NHWC padded -> drop pad channels -> NCHW if the model wants it -> dequantise.
+  std::string x = input_.name;
+  if (input_padded_channels_ != input_.channels) {
+    inits.push_back(int64_tensor(input_.name + "/starts", {1}, {0}));
+    inits.push_back(int64_tensor(input_.name + "/ends", {1}, {input_.channels}));
+    inits.push_back(int64_tensor(input_.name + "/axes", {1}, {3}));
+    nodes.push_back(make_node("Slice",
+                              {x, input_.name + "/starts", input_.name + "/ends", input_.name + "/axes"},
+                              {input_.name + "/unpadded"}, input_.name + "/unpad"));
+    x = input_.name + "/unpadded";
+  }
+  if (input_.nchw) {
+    auto t = make_node("Transpose", {x}, {input_.name + "/nchw"}, input_.name + "/to_nchw");
+    set_attr(t, "perm", std::vector<int64_t>{0, 3, 1, 2});
+    nodes.push_back(t);
+    x = input_.name + "/nchw";
+  }
+  nodes.push_back(make_node("DequantizeLinear",
+                            {x, scalar_f(input_.name + "/scale", input_params_.scale),
+                             scalar_i8(input_.name + "/zero_point", input_params_.zero_point)},
+                            {input_.name + "/float"}, input_.name + "/dequantize"));
+
+  std::map<std::string, Shape> shapes;
+  for (const auto &d : calib_program_->outputs()) shapes[d.name] = d.shape;
+  shapes[input_.name] = input_shape_;
+
+  std::vector<onnx::NodeProto> body;
+  int weight_counter = 0;
+  for (size_t i = 0; i < graph_.nodes.size(); ++i) {
+    if (is_tail_[i]) continue;
+    const onnx::NodeProto &original = graph_.nodes[i];
+    onnx::NodeProto node = original;
+    const std::string label = node_label(node);
+    for (int k = 0; k < node.input_size(); ++k)
+      if (!node.input(k).empty() && !graph_.initializers.count(node.input(k)))
+        node.set_input(k, read_name(node.input(k)));
+    // Weights and biases of linear ops: per-channel int8 and int32 behind DequantizeLinear.
+    if (kLinear.count(node.op_type()) && node.input_size() >= 2 &&
+        graph_.initializers.count(node.input(1)) &&
+        graph_.initializers.at(node.input(1)).data_type() == onnx::TensorProto::FLOAT &&
+        params_.count(original.input(0))) {
+      const auto &w_init = graph_.initializers.at(node.input(1));
+      Shape w_shape = dims_of(w_init);
+      int axis = 0;
+      int64_t group = attr_int(node, "group", 1);
+      bool per_channel = !w_shape.empty();
+      if (node.op_type() == "ConvTranspose") {
+        axis = 1;
+        per_channel = group == 1;
+      } else if (node.op_type() == "Gemm") {
+        axis = attr_int(node, "transB", 0) ? 0 : 1;
+      } else if (node.op_type() == "MatMul") {
+        axis = static_cast<int>(w_shape.size()) - 1;
+        per_channel = w_shape.size() == 2;
+      }
+      auto w = floats_of(w_init, label);
+      ChannelQuantized q;
+      if (per_channel) q = quantize_per_channel(w, w_shape, axis);
+      else q = quantize_per_channel(w, {1, static_cast<int64_t>(w.size())}, 0);
+      std::string base = node.input(1) + "/q" + std::to_string(weight_counter++);
+      inits.push_back(make_tensor(base, onnx::TensorProto::INT8, w_shape, q.values.data(),
+                                  q.values.size()));
+      int64_t channels = static_cast<int64_t>(q.scales.size());
+      Shape scale_shape = per_channel ? Shape{channels} : Shape{};
+      inits.push_back(float_tensor(base + "/scale", scale_shape, q.scales));
+      std::vector<int8_t> zeros(channels, 0);
+      inits.push_back(make_tensor(base + "/zero_point", onnx::TensorProto::INT8, scale_shape,
+                                  zeros.data(), zeros.size()));
+      auto dq = make_node("DequantizeLinear", {base, base + "/scale", base + "/zero_point"},
+                          {base + "/dq"}, base + "/dequantize");
+      if (per_channel) set_attr(dq, "axis", int64_t{axis});
+      body.push_back(dq);
+      node.set_input(1, base + "/dq");
+      // Bias: int32 at scale input_scale * weight_scale[c].
+      bool has_bias = node.input_size() > 2 && !node.input(2).empty() &&
+                      graph_.initializers.count(node.input(2)) &&
+                      graph_.initializers.at(node.input(2)).data_type() == onnx::TensorProto::FLOAT;
+      if (has_bias) {
+        auto b = floats_of(graph_.initializers.at(node.input(2)), label);
+        int64_t out_channels = node.op_type() == "ConvTranspose" ? w_shape[1] * group
+                               : node.op_type() == "Gemm" ? w_shape[axis]
+                                                          : (per_channel ? channels : 0);
+        if (static_cast<int64_t>(b.size()) == out_channels &&
+            (per_channel ? channels == out_channels : true)) {
+          double in_scale = params_.at(original.input(0)).scale;
+          std::vector<int32_t> qb(b.size());
+          std::vector<float> bias_scales(b.size());
+          for (size_t k = 0; k < b.size(); ++k) {
+            bias_scales[k] = static_cast<float>(in_scale * q.scales[per_channel ? k : 0]);
+            double v = std::nearbyint(b[k] / bias_scales[k]);
+            qb[k] = static_cast<int32_t>(std::clamp(v, -2147483647.0, 2147483647.0));
+          }
+          std::string bname = node.input(2) + "/q" + std::to_string(weight_counter++);
+          Shape bshape{static_cast<int64_t>(b.size())};
+          inits.push_back(make_tensor(bname, onnx::TensorProto::INT32, bshape, qb.data(),
+                                      qb.size() * 4));
+          inits.push_back(float_tensor(bname + "/scale", bshape, bias_scales));
+          std::vector<int32_t> bz(b.size(), 0);
+          inits.push_back(make_tensor(bname + "/zero_point", onnx::TensorProto::INT32, bshape,
+                                      bz.data(), bz.size() * 4));
+          auto bdq = make_node("DequantizeLinear", {bname, bname + "/scale", bname + "/zero_point"},
+                               {bname + "/dq"}, bname + "/dequantize");
+          set_attr(bdq, "axis", int64_t{0});
+          body.push_back(bdq);
+          node.set_input(2, bname + "/dq");
+        }
+      }
+      ++report_.core_int8_nodes;
+    }
+    for (int k = 0; k < node.output_size(); ++k)
+      if (!node.output(k).empty()) node.set_output(k, float_name(node.output(k)));
+    ++report_.core_ops[node.op_type()];
+    body.push_back(node);
+    for (const auto &out : graph_.nodes[i].output()) {
+      auto p = params_.find(out);
+      if (p == params_.end()) continue;
+      body.push_back(make_node("QuantizeLinear",
+                               {float_name(out), scalar_f(out + "/scale", p->second.scale),
+                                scalar_i8(out + "/zero_point", p->second.zero_point)},
+                               {out + "/q"}, out + "/quantize"));
+      body.push_back(make_node("DequantizeLinear",
+                               {out + "/q", out + "/scale", out + "/zero_point"}, {out + "/dq"},
+                               out + "/dequantize"));
+    }
+  }
+  // Initializers the core's float ops read.
+  std::set<std::string> used_inits;
+  for (const auto &node : body)
+    for (const auto &in : node.input())
+      if (graph_.initializers.count(in)) used_inits.insert(in);
+  for (const auto &name : used_inits) inits.push_back(graph_.initializers.at(name));
+  auto upgraded = upgrade_to_opset13(body, opset_, shapes, inits);
+  nodes.insert(nodes.end(), upgraded.begin(), upgraded.end());
+
+  // Outputs: int8, NCHW tensors transposed to NHWC, last dimension padded with the zero point.
+  onnx::ModelProto core;
+  for (const auto &b : boundaries_) {
+    CoreOutput out;
+    out.name = b;
+    out.float_shape = desc(b).shape;
+    out.params = params_.at(b);
+    std::string y = b + "/q";
+    Shape shape = out.float_shape;
+    if (shape.size() == 4) {
+      auto t = make_node("Transpose", {y}, {b + "/nhwc"}, b + "/to_nhwc");
+      set_attr(t, "perm", std::vector<int64_t>{0, 2, 3, 1});
+      nodes.push_back(t);
+      y = b + "/nhwc";
+      shape = {shape[0], shape[2], shape[3], shape[1]};
+      out.transposed = true;
+    }
+    int64_t c = shape.back();
+    out.pad_high = padded_channels(c) - c;
+    shape.back() += out.pad_high;
+    if (out.pad_high > 0) {
+      std::vector<int64_t> pads(shape.size() * 2, 0);
+      pads[shape.size() * 2 - 1] = out.pad_high;
+      inits.push_back(int64_tensor(b + "/pads", {static_cast<int64_t>(pads.size())}, pads));
+      nodes.push_back(make_node("Pad",
+                                {y, b + "/pads", scalar_i8(b + "/pad_value", out.params.zero_point)},
+                                {b}, b + "/pad"));
+    } else {
+      nodes.push_back(make_node("Identity", {y}, {b}, b + "/output"));
+    }
+    out.device_shape = shape;
+    core_outputs_.push_back(out);
+  }
+
+  core.set_ir_version(7);
+  core.set_producer_name("axcompile");
+  core.set_producer_version("0.1.0");
+  auto *op = core.add_opset_import();
+  op->set_domain("");
+  op->set_version(13);
+  for (const auto &o : model_.opset_import())
+    if (!o.domain().empty() && o.domain() != "ai.onnx") *core.add_opset_import() = o;
+  auto *g = core.mutable_graph();
+  g->set_name(report_.model_name + "_core");
+  Shape in_shape{1, input_.height, input_.width, input_padded_channels_};
+  *g->add_input() = value_info(input_.name, onnx::TensorProto::INT8, in_shape);
+  for (const auto &o : core_outputs_)
+    *g->add_output() = value_info(o.name, onnx::TensorProto::INT8, o.device_shape);
+  for (auto &n : nodes) *g->add_node() = std::move(n);
+  std::set<std::string> added;
+  for (auto &t : inits)
+    if (added.insert(t.name()).second) *g->add_initializer() = std::move(t);
+  report_.core_nodes = 0;
+  for (size_t i = 0; i < graph_.nodes.size(); ++i) report_.core_nodes += !is_tail_[i];
+  return core;
+}
+
+std::optional<onnx::ModelProto> Compilation::build_postamble() {
+  bool any_tail = std::find(is_tail_.begin(), is_tail_.end(), true) != is_tail_.end();
+  if (!any_tail) return std::nullopt;
+  onnx::ModelProto post;
+  post.set_ir_version(model_.ir_version());
+  post.set_producer_name("axcompile");
+  *post.mutable_opset_import() = model_.opset_import();
+  auto *g = post.mutable_graph();
+  g->set_name(report_.model_name + "_postamble");
+  std::map<std::string, std::string> rename;
+  for (const auto &b : boundaries_) {
+    std::string in = graph_.is_output(b) ? b + "/core" : b;
+    rename[b] = in;
+    *g->add_input() = value_info(in, onnx::TensorProto::FLOAT, desc(b).shape);
+  }
+  std::set<std::string> used;
+  for (size_t i = 0; i < graph_.nodes.size(); ++i) {
+    if (!is_tail_[i]) continue;
+    onnx::NodeProto node = graph_.nodes[i];
+    for (int k = 0; k < node.input_size(); ++k) {
+      auto r = rename.find(node.input(k));
+      if (r != rename.end()) node.set_input(k, r->second);
+      if (graph_.initializers.count(node.input(k))) used.insert(node.input(k));
+    }
+    ++report_.host_ops[node.op_type()];
+    ++report_.host_nodes;
+    *g->add_node() = node;
+  }
+  for (const auto &out : graph_.outputs) {
+    if (rename.count(out) && rename[out] != out) {
+      *g->add_node() = make_node("Identity", {rename[out]}, {out}, out + "/passthrough");
+    }
+    const auto &d = desc(out);
+    *g->add_output() = value_info(out, onnx_type_of(d.dtype), d.shape);
+  }
+  for (const auto &name : used) *g->add_initializer() = graph_.initializers.at(name);
+  return post;
+}
+
+void Compilation::reference_check(const std::string &core_bytes, const std::string *post_bytes) {
+  if (held_out_.empty()) return;
+  std::shared_ptr<const engine::Program> core, post;
+  try {
+    core = engine::Program::from_bytes(core_bytes, "core.onnx of " + report_.model_name);
+    if (post_bytes)
+      post = engine::Program::from_bytes(*post_bytes, "postamble.onnx of " + report_.model_name);
+  } catch (const Error &e) {
+    rethrow_with_context(e, model_label_ + ": the compiled package does not load in the engine");
+  }
+  auto calib_exec = calib_program_->make_executor();
+  auto core_exec = core->make_executor();
+  auto post_exec = post ? post->make_executor() : nullptr;
+  const auto &outs = calib_program_->outputs();
+  std::vector<std::vector<uint8_t>> float_bufs(outs.size());
+  std::vector<void *> float_ptrs;
+  for (size_t i = 0; i < outs.size(); ++i) {
+    float_bufs[i].resize(outs[i].byte_size());
+    float_ptrs.push_back(float_bufs[i].data());
+  }
+  struct Acc {
+    double dot = 0, aa = 0, bb = 0, max_err = 0;
+  };
+  std::vector<Acc> out_acc(graph_.outputs.size()), core_acc(core_outputs_.size());
+  auto accumulate = [](Acc &acc, const float *a, const float *b, size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+      acc.dot += double(a[i]) * b[i];
+      acc.aa += double(a[i]) * a[i];
+      acc.bb += double(b[i]) * b[i];
+      acc.max_err = std::max(acc.max_err, double(std::fabs(a[i] - b[i])));
+    }
+  };
+  for (size_t f = 0; f < held_out_.size(); ++f) {
+    if (progress_) progress_("checking", static_cast<int>(f), static_cast<int>(held_out_.size()));
+    std::vector<float> in = input_tensor(held_out_[f].bgr);
+    calib_exec->run({in.data()}, float_ptrs);
+    // Device input: NHWC, quantised, padded with the zero point.
+    const int h = input_.height, w = input_.width, c = input_.channels;
+    const int cp = static_cast<int>(input_padded_channels_);
+    std::vector<int8_t> device_in(static_cast<size_t>(h) * w * cp,
+                                  static_cast<int8_t>(input_params_.zero_point));
+    for (int y = 0; y < h; ++y)
+      for (int xx = 0; xx < w; ++xx)
+        for (int ch = 0; ch < c; ++ch) {
+          size_t src = input_.nchw ? (size_t(ch) * h + y) * w + xx : (size_t(y) * w + xx) * c + ch;
+          device_in[(size_t(y) * w + xx) * cp + ch] = quantize_int8(in[src], input_params_);
+        }
+    std::vector<std::vector<int8_t>> device_out(core_outputs_.size());
+    std::vector<void *> device_ptrs;
+    for (size_t o = 0; o < core_outputs_.size(); ++o) {
+      int64_t n = 1;
+      for (int64_t d : core_outputs_[o].device_shape) n *= d;
+      device_out[o].resize(n);
+      device_ptrs.push_back(device_out[o].data());
+    }
+    core_exec->run({device_in.data()}, device_ptrs);
+    // The consumers' side of the contract: depad, dequantise, NHWC -> NCHW.
+    std::vector<std::vector<float>> dequantised(core_outputs_.size());
+    for (size_t o = 0; o < core_outputs_.size(); ++o) {
+      const auto &co = core_outputs_[o];
+      const Shape &ds = co.device_shape;
+      int64_t cpad = ds.back(), creal = cpad - co.pad_high;
+      int64_t rows = 1;
+      for (size_t d = 0; d + 1 < ds.size(); ++d) rows *= ds[d];
+      std::vector<float> flat(rows * creal);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t ch = 0; ch < creal; ++ch)
+          flat[r * creal + ch] = dequantize_int8(device_out[o][r * cpad + ch], co.params);
+      if (co.transposed) {  // [1,H,W,C] -> [1,C,H,W]
+        const Shape &fs = co.float_shape;
+        int64_t C = fs[1], H = fs[2], W = fs[3];
+        std::vector<float> nchw(flat.size());
+        for (int64_t ch = 0; ch < C; ++ch)
+          for (int64_t y = 0; y < H; ++y)
+            for (int64_t xx = 0; xx < W; ++xx)
+              nchw[(ch * H + y) * W + xx] = flat[(y * W + xx) * C + ch];
+        flat.swap(nchw);
+      }
+      dequantised[o] = std::move(flat);
+      const auto &ref = float_bufs[calib_index_.at(co.name)];
+      accumulate(core_acc[o], dequantised[o].data(), reinterpret_cast<const float *>(ref.data()),
+                 dequantised[o].size());
+    }
+    std::vector<std::vector<uint8_t>> final_out(graph_.outputs.size());
+    if (post_exec) {
+      std::vector<const void *> post_in;
+      for (auto &d : dequantised) post_in.push_back(d.data());
+      std::vector<void *> post_ptrs;
+      for (size_t o = 0; o < graph_.outputs.size(); ++o) {
+        final_out[o].resize(post->outputs()[o].byte_size());
+        post_ptrs.push_back(final_out[o].data());
+      }
+      post_exec->run(post_in, post_ptrs);
+    } else {
+      for (size_t o = 0; o < graph_.outputs.size(); ++o) {
+        size_t k = std::find(boundaries_.begin(), boundaries_.end(), graph_.outputs[o]) -
+                   boundaries_.begin();
+        const auto *p = reinterpret_cast<const uint8_t *>(dequantised[k].data());
+        final_out[o].assign(p, p + dequantised[k].size() * sizeof(float));
+      }
+    }
+    for (size_t o = 0; o < graph_.outputs.size(); ++o) {
+      const auto &d = desc(graph_.outputs[o]);
+      if (d.dtype != engine::DType::f32) continue;
+      accumulate(out_acc[o], reinterpret_cast<const float *>(final_out[o].data()),
+                 reinterpret_cast<const float *>(float_bufs[calib_index_.at(d.name)].data()),
+                 d.element_count());
+    }
+  }
+  if (progress_)
+    progress_("checking", static_cast<int>(held_out_.size()), static_cast<int>(held_out_.size()));
+  auto cosine = [](const Acc &a) {
+    if (a.aa == 0 && a.bb == 0) return 1.0;
+    if (a.aa == 0 || a.bb == 0) return 0.0;
+    return a.dot / std::sqrt(a.aa * a.bb);
+  };
+  for (size_t o = 0; o < graph_.outputs.size(); ++o)
+    report_.similarity.push_back({graph_.outputs[o], cosine(out_acc[o]), out_acc[o].max_err});
+  for (size_t o = 0; o < core_outputs_.size(); ++o)
+    report_.core_similarity.push_back({core_outputs_[o].name, cosine(core_acc[o]), core_acc[o].max_err});
+  report_.reference_images = static_cast<int>(held_out_.size());
+}
+
+void Compilation::write_package(const std::string &core_bytes, const std::string *post_bytes) {
+  PackageContents contents;
+  contents.name = report_.model_name;
+  contents.core_bytes = core_bytes;
+  if (post_bytes) contents.postamble_bytes = *post_bytes;
+  contents.has_postamble = post_bytes != nullptr;
+  PackageTensor in;
+  in.name = input_.name;
+  in.shape = {1, input_.height, input_.width, input_padded_channels_};
+  in.padding = {0, 0, 0, 0, 0, 0, 0, input_padded_channels_ - input_.channels};
+  in.params = input_params_;
+  contents.inputs.push_back(in);
+  contents.input_preprocess.push_back({norm_.color_format, norm_.pixel_scale, norm_.mean, norm_.std});
+  for (const auto &co : core_outputs_) {
+    PackageTensor t;
+    t.name = co.name;
+    t.shape = co.device_shape;
+    t.padding.assign(co.device_shape.size() * 2, 0);
+    t.padding.back() = co.pad_high;
+    t.params = co.params;
+    t.original_shape = co.float_shape;
+    t.layout = co.transposed ? "NHWC" : "none";
+    contents.outputs.push_back(t);
+  }
+  contents.calibration_method =
+      options_.method == CalibrationMethod::percentile ? "percentile" : "minmax";
+  contents.calibration_images = report_.calibration_images;
+  contents.source_model = fs::path(options_.model_path).filename().string();
+  report_.package_bytes = write_package_atomically(report_.package_dir, contents);
+}
+
+CompileReport Compilation::run() {
+  fs::path model_path(options_.model_path);
+  report_.model_name = options_.name.empty() ? model_path.stem().string() : options_.name;
+  report_.package_dir = options_.output_dir.empty() ? report_.model_name : options_.output_dir;
+  if (options_.color_format != "RGB" && options_.color_format != "BGR")
+    throw InvalidArgument("--input-format: expected RGB or BGR, got '" + options_.color_format + "'");
+  load_model();
+  resolve_input();
+  // Images first: a missing calibration set is the cheapest error to report.
+  load_calibration_frames(options_.calibration, 1);
+  build_calibration_program();
+  calibrate();
+  fold_static_tensors();
+  fold_batchnorm_and_bias();
+  split_tail();
+  plan_quantisation();
+  onnx::ModelProto core = build_core();
+  std::string core_bytes = serialize(core, "core graph of " + model_label_);
+  auto post = build_postamble();
+  std::string post_bytes = post ? serialize(*post, "postamble of " + model_label_) : "";
+  for (const auto &co : core_outputs_)
+    report_.core_outputs.push_back({co.name, 0, 0, co.params.scale, co.params.zero_point});
+  report_.core_inputs.push_back({input_.name, 0, 0, input_params_.scale, input_params_.zero_point});
+  for (auto &r : report_.core_outputs)
+    if (auto s = stats_.find(r.name); s != stats_.end()) {
+      r.min = static_cast<float>(s->second.min);
+      r.max = static_cast<float>(s->second.max);
+    }
+  if (options_.reference_check) reference_check(core_bytes, post ? &post_bytes : nullptr);
+  write_package(core_bytes, post ? &post_bytes : nullptr);
+  return report_;
+}
+
+}  // namespace
+
+CompileReport compile(const CompileOptions &options, const ProgressFn &progress) {
+  Compilation compilation(options, progress);
+  return compilation.run();
+}
+
+std::string format_report(const CompileReport &r, bool all_ranges) {
+  std::ostringstream s;
+  s << std::setprecision(6);
+  s << "package   " << r.package_dir << " (" << r.model_name << ", "
+    << (r.package_bytes + 512) / 1024 << " KiB)\n";
+  s << "calibration images " << r.calibration_images << "\n";
+  s << "core      " << r.core_nodes << " nodes (" << r.core_int8_nodes
+    << " int8 conv/gemm/matmul; the rest int8 in/out):";
+  for (const auto &[op, n] : r.core_ops) s << " " << op << "x" << n;
+  s << "\nhost      " << r.host_nodes << " nodes in postamble.onnx:";
+  for (const auto &[op, n] : r.host_ops) s << " " << op << "x" << n;
+  s << "\n";
+  for (const auto &t : r.core_inputs)
+    s << "input     " << t.name << " scale " << t.scale << " zero_point " << t.zero_point << "\n";
+  for (const auto &t : r.core_outputs)
+    s << "output    " << t.name << " range [" << t.min << ", " << t.max << "] scale " << t.scale
+      << " zero_point " << t.zero_point << "\n";
+  s << "activations quantised: " << r.ranges.size() << "\n";
+  if (all_ranges)
+    for (const auto &t : r.ranges)
+      s << "  " << t.name << " [" << t.min << ", " << t.max << "] scale " << t.scale << " zp "
+        << t.zero_point << "\n";
+  if (r.reference_images > 0) {
+    s << "accuracy vs float model on " << r.reference_images
+      << (r.reference_on_calibration_images ? " calibration" : " held-out") << " image(s):\n";
+    for (const auto &o : r.core_similarity)
+      s << "  core output " << o.name << ": cosine " << std::setprecision(5) << o.cosine
+        << ", max |error| " << o.max_abs_error << "\n";
+    for (const auto &o : r.similarity)
+      s << "  model output " << o.name << ": cosine " << std::setprecision(5) << o.cosine
+        << ", max |error| " << o.max_abs_error << "\n";
+  } else {
+    s << "accuracy vs float model: not checked (no held-out images)\n";
+  }
+  return s.str();
+}
+
+}  // namespace axstream::compiler

@@ -1,0 +1,72 @@
+// axcompile as a library: turns a float ONNX model plus calibration images into a model package
+// (docs/model-package.md) with an int8 QDQ core graph and a float postamble.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace axstream::compiler {
+
+enum class CalibrationMethod { minmax, percentile };
+enum class InputLayout { autodetect, nchw, nhwc };
+
+struct CompileOptions {
+  std::string model_path;   // the float ONNX model
+  std::string calibration;  // a directory, a glob pattern, one image or one video file
+  int num_calibration = 32; // images used for calibration (the rest, up to 4, are held out)
+  std::vector<double> mean;  // per colour channel, applied after pixel_scale; empty = 0
+  std::vector<double> std;   // per colour channel; empty = 1
+  double pixel_scale = 1.0 / 255.0;
+  std::string color_format = "RGB";  // "RGB" or "BGR" (what the model's channels mean)
+  std::map<std::string, std::vector<int64_t>> input_shapes;  // fixes dynamic dims, by input name
+  InputLayout input_layout = InputLayout::autodetect;
+  CalibrationMethod method = CalibrationMethod::minmax;
+  double percentile = 99.99;  // for CalibrationMethod::percentile
+  std::string output_dir;     // default: <model basename without .onnx>
+  std::string name;           // default: model basename without .onnx
+  bool reference_check = true;  // run held-out images through float model and package
+};
+
+struct TensorRange {
+  std::string name;
+  float min = 0, max = 0;  // calibrated (after percentile clipping)
+  double scale = 1;
+  int zero_point = 0;
+};
+
+struct OutputSimilarity {
+  std::string name;    // float model output
+  double cosine = 0;   // over all held-out images
+  double max_abs_error = 0;
+};
+
+struct CompileReport {
+  std::string package_dir;
+  std::string model_name;
+  int calibration_images = 0;
+  int reference_images = 0;              // held-out images compared (0: no check)
+  bool reference_on_calibration_images = false;  // too few images to hold any out
+  int core_nodes = 0, core_int8_nodes = 0, host_nodes = 0;
+  std::map<std::string, int> core_ops, host_ops;  // op type -> count
+  std::vector<TensorRange> ranges;                // every quantised activation
+  std::vector<TensorRange> core_inputs, core_outputs;
+  std::vector<OutputSimilarity> similarity;       // per float model output
+  std::vector<OutputSimilarity> core_similarity;  // per core output (dequantised vs float)
+  uint64_t package_bytes = 0;
+};
+
+// Progress of calibration and checks: stage ("calibrating", "checking"), done, total.
+using ProgressFn = std::function<void(const std::string &stage, int done, int total)>;
+
+// Throws axstream::InvalidArgument (bad file, shape, option, no images) or NotImplemented (an
+// op neither the core nor the host can run), naming the file, tensor or node. On error nothing
+// is left at output_dir; an existing package there is replaced only on success.
+CompileReport compile(const CompileOptions &options, const ProgressFn &progress = {});
+
+// The report as the human-readable summary axcompile prints.
+std::string format_report(const CompileReport &report, bool all_ranges);
+
+}  // namespace axstream::compiler

@@ -1,0 +1,190 @@
+#include "package_writer.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "axstream/error.h"
+
+namespace axstream::compiler {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string quoted(const std::string &s) {
+  std::string out = "\"";
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+std::string number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
+}
+
+template <typename T, typename F>
+std::string list(const std::vector<T> &items, F &&format) {
+  std::string s = "[";
+  for (size_t i = 0; i < items.size(); ++i) s += (i ? ", " : "") + format(items[i]);
+  return s + "]";
+}
+
+std::string ints(const std::vector<int64_t> &v) {
+  return list(v, [](int64_t x) { return std::to_string(x); });
+}
+
+void write_file(const fs::path &path, const std::string &bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  out.close();
+  if (!out)
+    throw InvalidArgument("package file " + path.string() + ": write failed (" +
+                          std::strerror(errno) + ")");
+}
+
+// Removes the temporary directory unless the package was committed.
+struct TempDir {
+  fs::path path;
+  bool committed = false;
+  ~TempDir() {
+    if (!committed) {
+      std::error_code ec;
+      fs::remove_all(path, ec);
+    }
+  }
+};
+
+}  // namespace
+
+std::string model_json_text(const PackageContents &c) {
+  std::ostringstream s;
+  s << "{\n"
+    << "  \"format_version\": 1,\n"
+    << "  \"name\": " << quoted(c.name) << ",\n"
+    << "  \"core_graph\": \"core.onnx\",\n"
+    << "  \"batch\": 1,\n"
+    << "  \"input_tensor_layout\": \"NHWC\",\n"
+    << "  \"preamble_graph\": null,\n"
+    << "  \"postamble_graph\": " << (c.has_postamble ? "\"postamble.onnx\"" : "null") << "\n"
+    << "}\n";
+  return s.str();
+}
+
+std::string manifest_json_text(const PackageContents &c) {
+  auto shapes = [](const std::vector<PackageTensor> &t) {
+    return list(t, [](const PackageTensor &x) { return ints(x.shape); });
+  };
+  auto pads = [](const std::vector<PackageTensor> &t) {
+    return list(t, [](const PackageTensor &x) { return ints(x.padding); });
+  };
+  auto params = [](const std::vector<PackageTensor> &t) {
+    return list(t, [](const PackageTensor &x) {
+      return "[" + number(x.params.scale) + ", " + std::to_string(x.params.zero_point) + "]";
+    });
+  };
+  auto names = [](const std::vector<PackageTensor> &t) {
+    return list(t, [](const PackageTensor &x) { return quoted(x.name); });
+  };
+  auto dtypes = [](const std::vector<PackageTensor> &t) {
+    return list(t, [](const PackageTensor &) { return std::string("\"int8\""); });
+  };
+  auto doubles = [](const std::vector<double> &v) { return list(v, number); };
+  std::ostringstream s;
+  s << "{\n"
+    << "  \"manifest_version\": 1,\n"
+    << "  \"model_lib_file\": \"model.json\",\n"
+    << "  \"quantized_model_file\": \"core.onnx\",\n"
+    << "  \"input_shapes\": " << shapes(c.inputs) << ",\n"
+    << "  \"output_shapes\": " << shapes(c.outputs) << ",\n"
+    << "  \"quantize_params\": " << params(c.inputs) << ",\n"
+    << "  \"dequantize_params\": " << params(c.outputs) << ",\n"
+    << "  \"n_padded_ch_inputs\": " << pads(c.inputs) << ",\n"
+    << "  \"n_padded_ch_outputs\": " << pads(c.outputs) << ",\n"
+    << "  \"preprocess_graph\": null,\n"
+    << "  \"postprocess_graph\": " << (c.has_postamble ? "\"postamble.onnx\"" : "null") << ",\n"
+    << "  \"input_names\": " << names(c.inputs) << ",\n"
+    << "  \"output_names\": " << names(c.outputs) << ",\n"
+    << "  \"input_dtypes\": " << dtypes(c.inputs) << ",\n"
+    << "  \"output_dtypes\": " << dtypes(c.outputs) << ",\n"
+    << "  \"input_preprocess\": "
+    << list(c.input_preprocess,
+            [&](const InputPreprocessInfo &p) {
+              return "{\"color_format\": " + quoted(p.color_format) +
+                     ", \"pixel_scale\": " + number(p.pixel_scale) + ", \"mean\": " +
+                     doubles(p.mean) + ", \"std\": " + doubles(p.std) + "}";
+            })
+    << ",\n"
+    << "  \"output_info\": "
+    << list(c.outputs,
+            [](const PackageTensor &t) {
+              return "{\"original_shape\": " + ints(t.original_shape) +
+                     ", \"layout\": " + quoted(t.layout) + "}";
+            })
+    << ",\n"
+    << "  \"compiler\": {\"tool\": \"axcompile\", \"version\": \"0.1.0\", \"source_model\": "
+    << quoted(c.source_model) << ", \"calibration_method\": " << quoted(c.calibration_method)
+    << ", \"calibration_images\": " << c.calibration_images << "}\n"
+    << "}\n";
+  return s.str();
+}
+
+uint64_t write_package_atomically(const std::string &directory, const PackageContents &c) {
+  fs::path target = fs::path(directory).lexically_normal();
+  if (target.filename().empty()) target = target.parent_path();
+  std::error_code ec;
+  if (fs::exists(target, ec) && !fs::is_directory(target, ec))
+    throw InvalidArgument("--output-dir " + target.string() + ": exists and is not a directory");
+  if (!target.parent_path().empty()) fs::create_directories(target.parent_path(), ec);
+  std::string suffix = "." + std::to_string(::getpid()) + ".tmp";
+  TempDir temp{fs::path(target.string() + suffix)};
+  fs::remove_all(temp.path, ec);
+  if (!fs::create_directory(temp.path, ec))
+    throw InvalidArgument("--output-dir " + target.string() + ": cannot create " +
+                          temp.path.string() + " (" + ec.message() + ")");
+  write_file(temp.path / "core.onnx", c.core_bytes);
+  if (c.has_postamble) write_file(temp.path / "postamble.onnx", c.postamble_bytes);
+  write_file(temp.path / "model.json", model_json_text(c));
+  write_file(temp.path / "manifest.json", manifest_json_text(c));
+  uint64_t bytes = 0;
+  for (const auto &entry : fs::directory_iterator(temp.path)) bytes += entry.file_size();
+
+  // Swap in: the old package (if any) moves aside, the new one takes its name, the old goes.
+  fs::path old(target.string() + "." + std::to_string(::getpid()) + ".old");
+  bool had_old = fs::exists(target, ec);
+  if (had_old) {
+    fs::rename(target, old, ec);
+    if (ec)
+      throw InvalidArgument("--output-dir " + target.string() + ": cannot replace it (" +
+                            ec.message() + ")");
+  }
+  fs::rename(temp.path, target, ec);
+  if (ec) {
+    if (had_old) fs::rename(old, target, ec);
+    throw InvalidArgument("--output-dir " + target.string() + ": cannot move the package into place");
+  }
+  temp.committed = true;
+  if (had_old) fs::remove_all(old, ec);
+  return bytes;
+}
+
+}  // namespace axstream::compiler

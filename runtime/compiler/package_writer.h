@@ -1,0 +1,46 @@
+// Writes a model package (docs/model-package.md) into a temporary directory beside the target
+// and renames it into place, so a failed compile never leaves a half-written package.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "quant_math.h"
+
+namespace axstream::compiler {
+
+struct PackageTensor {
+  std::string name;
+  std::vector<int64_t> shape;    // padded device shape, NHWC, batch 1
+  std::vector<int64_t> padding;  // low, high per dimension
+  QuantParams params;
+  std::vector<int64_t> original_shape;  // outputs: the float model's shape
+  std::string layout = "none";          // outputs: "NHWC" when transposed from NCHW
+};
+
+struct InputPreprocessInfo {
+  std::string color_format;
+  double pixel_scale;
+  std::vector<double> mean, std;
+};
+
+struct PackageContents {
+  std::string name;
+  std::string core_bytes;
+  bool has_postamble = false;
+  std::string postamble_bytes;
+  std::vector<PackageTensor> inputs, outputs;
+  std::vector<InputPreprocessInfo> input_preprocess;
+  std::string calibration_method;
+  int calibration_images = 0;
+  std::string source_model;
+};
+
+std::string model_json_text(const PackageContents &contents);
+std::string manifest_json_text(const PackageContents &contents);
+
+// Returns the package's size in bytes. Throws InvalidArgument naming the directory on I/O errors.
+uint64_t write_package_atomically(const std::string &directory, const PackageContents &contents);
+
+}  // namespace axstream::compiler

@@ -1,0 +1,142 @@
+#!/usr/bin/python3
+"""Writes the seeded FLOAT test models the compiler tests quantise, plus calibration and
+held-out images: a small ResNet-style classifier (NCHW, Softmax tail) and a two-output
+detector-like model (NHWC input like BlazeFace, Transpose/Reshape/Sigmoid tails).
+
+usage: make_float_models.py OUTDIR   -> OUTDIR/{classifier,detector}.onnx, OUTDIR/calib/*.png,
+                                        OUTDIR/heldout/*.png
+"""
+import os
+import sys
+
+import cv2
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 13
+
+
+class Builder:
+    def __init__(self, seed):
+        self.rng = np.random.default_rng(seed)
+        self.nodes, self.inits, self.count = [], [], 0
+
+    def name(self, prefix):
+        self.count += 1
+        return f"{prefix}_{self.count}"
+
+    def const(self, array, prefix="c"):
+        n = self.name(prefix)
+        self.inits.append(numpy_helper.from_array(np.asarray(array), n))
+        return n
+
+    def node(self, op, inputs, prefix=None, **attrs):
+        out = self.name(prefix or op.lower())
+        self.nodes.append(helper.make_node(op, inputs, [out], name=out + "_node", **attrs))
+        return out
+
+    def conv_bn(self, x, cin, cout, k=3, stride=1, relu=True, group=1):
+        fan_in = cin // group * k * k
+        w = self.rng.normal(0, np.sqrt(2.0 / fan_in), (cout, cin // group, k, k)).astype(np.float32)
+        y = self.node("Conv", [x, self.const(w, "w")], kernel_shape=[k, k], strides=[stride, stride],
+                      pads=[k // 2] * 4, group=group)
+        bn = [self.rng.uniform(0.6, 1.4, cout), self.rng.normal(0, 0.1, cout),
+              self.rng.normal(0, 0.1, cout), self.rng.uniform(0.5, 1.5, cout)]
+        y = self.node("BatchNormalization", [y] + [self.const(a.astype(np.float32), "bn") for a in bn])
+        return self.node("Relu", [y]) if relu else y
+
+    def model(self, inputs, outputs, name):
+        graph = helper.make_graph(self.nodes, name, inputs, outputs, self.inits)
+        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="axstream-tests")
+        m.ir_version = 7
+        onnx.checker.check_model(m)
+        return m
+
+
+def classifier():
+    b = Builder(1234)
+    x = b.conv_bn("image", 3, 16, stride=2)
+    x = b.node("MaxPool", [x], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+    for _ in range(2):  # identity residual blocks
+        y = b.conv_bn(x, 16, 16)
+        y = b.conv_bn(y, 16, 16, relu=False)
+        x = b.node("Relu", [b.node("Add", [x, y])])
+    y = b.conv_bn(x, 16, 32, stride=2)  # projection block
+    y = b.conv_bn(y, 32, 32, relu=False)
+    s = b.conv_bn(x, 16, 32, k=1, stride=2, relu=False)
+    x = b.node("Relu", [b.node("Add", [s, y])])
+    x = b.node("GlobalAveragePool", [x])
+    x = b.node("Flatten", [x], axis=1)
+    w = b.rng.normal(0, np.sqrt(1.0 / 32), (10, 32)).astype(np.float32)
+    logits = b.node("Gemm", [x, b.const(w, "fc_w"), b.const(b.rng.normal(0, 0.1, 10).astype(np.float32), "fc_b")],
+                    transB=1)
+    b.nodes.append(helper.make_node("Softmax", [logits], ["probs"], name="softmax", axis=-1))
+    return b.model([helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 64, 64])],
+                   [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, 10])], "classifier")
+
+
+def detector():
+    b = Builder(4321)
+    x = b.node("Transpose", ["input"], perm=[0, 3, 1, 2])  # NHWC model input, like BlazeFace
+    x = b.conv_bn(x, 3, 16, stride=2)                       # 48x48
+    x = b.conv_bn(x, 16, 16, k=3, group=16)                 # depthwise
+    x = b.conv_bn(x, 16, 24, k=1)
+    x = b.node("MaxPool", [x], kernel_shape=[2, 2], strides=[2, 2])  # 24x24
+    a = b.conv_bn(x, 24, 24)
+    c = b.conv_bn(x, 24, 8, k=1)
+    x = b.node("Concat", [a, c], axis=1)                    # 32 channels
+    x = b.conv_bn(x, 32, 32, stride=2)                      # 12x12
+    y = b.conv_bn(x, 32, 32, relu=False)
+    x = b.node("Relu", [b.node("Add", [x, y])])
+    heads = []
+    for channels, last, out in ((2, 1, "scores"), (8, 4, "boxes")):
+        w = b.rng.normal(0, np.sqrt(1.0 / 32), (channels, 32, 1, 1)).astype(np.float32)
+        h = b.node("Conv", [x, b.const(w, "head_w"), b.const(b.rng.normal(0, 0.2, channels).astype(np.float32))],
+                   kernel_shape=[1, 1])
+        h = b.node("Transpose", [h], perm=[0, 2, 3, 1])
+        shape = b.const(np.array([1, 288, last], dtype=np.int64), "shape")
+        if out == "scores":
+            h = b.node("Reshape", [h, shape])
+            b.nodes.append(helper.make_node("Sigmoid", [h], [out], name="sigmoid"))
+        else:
+            b.nodes.append(helper.make_node("Reshape", [h, shape], [out], name="reshape_boxes"))
+        heads.append(helper.make_tensor_value_info(out, TensorProto.FLOAT, [1, 288, last]))
+    return b.model([helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 96, 96, 3])], heads,
+                   "detector")
+
+
+def images(directory, count, seed):
+    """Smooth seeded scenes (gradients, discs, boxes, noise) so activations look natural."""
+    os.makedirs(directory, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        h, w = 120, 160
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        img = np.zeros((h, w, 3), np.float32)
+        for ch in range(3):
+            img[..., ch] = rng.uniform(0, 255) + rng.uniform(-1, 1) * xx + rng.uniform(-1, 1) * yy
+        for _ in range(rng.integers(2, 6)):
+            colour = rng.uniform(0, 255, 3).tolist()
+            if rng.random() < 0.5:
+                cv2.circle(img, (int(rng.integers(0, w)), int(rng.integers(0, h))), int(rng.integers(5, 40)),
+                           colour, -1)
+            else:
+                p = rng.integers(0, [w, h, w, h])
+                cv2.rectangle(img, (int(p[0]), int(p[1])), (int(p[2]), int(p[3])), colour, -1)
+        img += rng.normal(0, 6, img.shape)
+        cv2.imwrite(os.path.join(directory, f"img_{i:03d}.png"), np.clip(img, 0, 255).astype(np.uint8))
+
+
+def main():
+    out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
+    onnx.save(classifier(), os.path.join(out, "classifier.onnx"))
+    onnx.save(detector(), os.path.join(out, "detector.onnx"))
+    images(os.path.join(out, "calib"), 16, 7)
+    images(os.path.join(out, "heldout"), 4, 8)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+// axcompile: compiles a float ONNX model and a few calibration images into a model package.
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <sstream>
+#include <string>
+
+#include "axstream/compiler/compiler.h"
+#include "axstream/error.h"
+
+namespace {
+
+const char kUsage[] =
+    "usage: axcompile MODEL.onnx --calib DIR_OR_GLOB [options]\n"
+    "  --calib PATH           directory, glob ('imgs/*.jpg'), image or video file\n"
+    "  --num-calib N          calibration images (default 32; up to 4 more are held out to\n"
+    "                         compare the package with the float model)\n"
+    "  --mean a,b,c           per-channel mean after --pixel-scale (default 0)\n"
+    "  --std a,b,c            per-channel std (default 1)\n"
+    "  --pixel-scale S        pixel multiplier, e.g. 1/255 (default) or 0.0078125\n"
+    "  --input-format RGB|BGR channel order the model expects (default RGB)\n"
+    "  --input-shape NAME=1,3,640,640   fix dynamic input dims\n"
+    "  --input-layout NCHW|NHWC         default: detected from the input shape\n"
+    "  --calib-method minmax|percentile (default minmax; percentile clips at 99.99%)\n"
+    "  --percentile P         percentile for --calib-method percentile (default 99.99)\n"
+    "  --output-dir PKG       package directory (default: the model's base name)\n"
+    "  --name NAME            model name in model.json (default: the model's base name)\n"
+    "  --no-check             skip the comparison with the float model\n"
+    "  --verbose              print every activation range\n";
+
+[[noreturn]] void usage_error(const std::string &message) {
+  std::fprintf(stderr, "axcompile: %s\n%s", message.c_str(), kUsage);
+  std::exit(2);
+}
+
+double parse_number(const std::string &text, const std::string &option) {
+  size_t slash = text.find('/');
+  try {
+    if (slash != std::string::npos) {
+      size_t used = 0;
+      double num = std::stod(text.substr(0, slash), &used);
+      double den = std::stod(text.substr(slash + 1));
+      if (den == 0) usage_error(option + ": division by zero in '" + text + "'");
+      return num / den;
+    }
+    size_t used = 0;
+    double v = std::stod(text, &used);
+    if (used != text.size()) throw std::invalid_argument(text);
+    return v;
+  } catch (const std::logic_error &) {
+    usage_error(option + ": expected a number, got '" + text + "'");
+  }
+}
+
+std::vector<double> parse_numbers(const std::string &text, const std::string &option) {
+  std::vector<double> values;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) values.push_back(parse_number(item, option));
+  if (values.empty()) usage_error(option + ": expected comma-separated numbers");
+  return values;
+}
+
+void progress_bar(const std::string &stage, int done, int total) {
+  if (!isatty(STDERR_FILENO) && done != total) return;
+  const int width = 30;
+  int filled = total ? done * width / total : width;
+  std::fprintf(stderr, "\r%-11s [%s%s] %d/%d", stage.c_str(), std::string(filled, '#').c_str(),
+               std::string(width - filled, ' ').c_str(), done, total);
+  if (done == total) std::fprintf(stderr, "\n");
+  std::fflush(stderr);
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  using namespace axstream::compiler;
+  CompileOptions options;
+  bool verbose = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) usage_error(arg + " needs a value");
+      return argv[++i];
+    };
+    if (arg == "-h" || arg == "--help") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else if (arg == "--calib") {
+      options.calibration = value();
+    } else if (arg == "--num-calib") {
+      double n = parse_number(value(), arg);
+      if (n < 1 || n != static_cast<int>(n)) usage_error("--num-calib: expected a positive integer");
+      options.num_calibration = static_cast<int>(n);
+    } else if (arg == "--mean") {
+      options.mean = parse_numbers(value(), arg);
+    } else if (arg == "--std") {
+      options.std = parse_numbers(value(), arg);
+    } else if (arg == "--pixel-scale") {
+      options.pixel_scale = parse_number(value(), arg);
+    } else if (arg == "--input-format") {
+      options.color_format = value();
+      if (options.color_format != "RGB" && options.color_format != "BGR")
+        usage_error("--input-format: expected RGB or BGR, got '" + options.color_format + "'");
+    } else if (arg == "--input-shape") {
+      std::string spec = value();
+      size_t eq = spec.rfind('=');
+      if (eq == std::string::npos || eq == 0)
+        usage_error("--input-shape: expected NAME=d0,d1,..., got '" + spec + "'");
+      std::vector<int64_t> dims;
+      for (double d : parse_numbers(spec.substr(eq + 1), arg)) {
+        if (d < 1 || d != static_cast<int64_t>(d))
+          usage_error("--input-shape: dimensions must be positive integers in '" + spec + "'");
+        dims.push_back(static_cast<int64_t>(d));
+      }
+      options.input_shapes[spec.substr(0, eq)] = dims;
+    } else if (arg == "--input-layout") {
+      std::string layout = value();
+      if (layout == "NCHW") options.input_layout = InputLayout::nchw;
+      else if (layout == "NHWC") options.input_layout = InputLayout::nhwc;
+      else usage_error("--input-layout: expected NCHW or NHWC, got '" + layout + "'");
+    } else if (arg == "--calib-method") {
+      std::string method = value();
+      if (method == "minmax") options.method = CalibrationMethod::minmax;
+      else if (method == "percentile") options.method = CalibrationMethod::percentile;
+      else usage_error("--calib-method: expected minmax or percentile, got '" + method + "'");
+    } else if (arg == "--percentile") {
+      options.percentile = parse_number(value(), arg);
+      if (options.percentile <= 50 || options.percentile > 100)
+        usage_error("--percentile: expected a value in (50, 100]");
+    } else if (arg == "--output-dir" || arg == "-o") {
+      options.output_dir = value();
+    } else if (arg == "--name") {
+      options.name = value();
+    } else if (arg == "--no-check") {
+      options.reference_check = false;
+    } else if (arg == "--verbose" || arg == "-v") {
+      verbose = true;
+    } else if (!arg.empty() && arg[0] == '-') {
+      usage_error("unknown option " + arg);
+    } else if (options.model_path.empty()) {
+      options.model_path = arg;
+    } else {
+      usage_error("more than one model given ('" + options.model_path + "' and '" + arg + "')");
+    }
+  }
+  if (options.model_path.empty()) usage_error("no model given");
+  if (options.calibration.empty()) usage_error("--calib is required");
+  try {
+    CompileReport report = compile(options, progress_bar);
+    std::fputs(format_report(report, verbose).c_str(), stdout);
+    return 0;
+  } catch (const axstream::Error &e) {
+    std::fprintf(stderr, "\naxcompile: error (%s): %s\n", axstream::error_kind_name(e.kind()),
+                 e.what());
+  } catch (const std::exception &e) {
+    std::fprintf(stderr, "\naxcompile: error: %s\n", e.what());
+  }
+  return 1;
+}
