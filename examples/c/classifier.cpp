@@ -5,9 +5,6 @@
 //   classifier <model package> <image> [labels.txt] [--threads N] [--iterations N]
 //
 // Exits 0 on success, 1 on any error or if the threads disagree on the result.
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -15,6 +12,8 @@
 #include <cstdlib>
 #include <fstream>
 #include <numeric>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 #include <string>
 #include <thread>
 #include <vector>

@@ -44,15 +44,24 @@ void set_last_error(axrResult result, const char *message) noexcept {
 axrResult result_of(axstream::ErrorKind kind) noexcept {
   using axstream::ErrorKind;
   switch (kind) {
-    case ErrorKind::ConnectionError: return AXR_ERROR_CONNECTION_ERROR;
-    case ErrorKind::DeviceInUse: return AXR_ERROR_DEVICE_IN_USE;
-    case ErrorKind::IncompatibleDevice: return AXR_ERROR_INCOMPATIBLE_DEVICE;
-    case ErrorKind::InternalError: return AXR_ERROR_INTERNAL_ERROR;
-    case ErrorKind::InvalidArgument: return AXR_ERROR_INVALID_ARGUMENT;
-    case ErrorKind::InvalidConfiguration: return AXR_ERROR_INVALID_CONFIGURATION;
-    case ErrorKind::NotImplemented: return AXR_ERROR_NOT_IMPLEMENTED;
-    case ErrorKind::Pending: return AXR_ERROR_PENDING_ERROR;
-    case ErrorKind::UnknownError: return AXR_ERROR_UNKNOWN_ERROR;
+    case ErrorKind::ConnectionError:
+      return AXR_ERROR_CONNECTION_ERROR;
+    case ErrorKind::DeviceInUse:
+      return AXR_ERROR_DEVICE_IN_USE;
+    case ErrorKind::IncompatibleDevice:
+      return AXR_ERROR_INCOMPATIBLE_DEVICE;
+    case ErrorKind::InternalError:
+      return AXR_ERROR_INTERNAL_ERROR;
+    case ErrorKind::InvalidArgument:
+      return AXR_ERROR_INVALID_ARGUMENT;
+    case ErrorKind::InvalidConfiguration:
+      return AXR_ERROR_INVALID_CONFIGURATION;
+    case ErrorKind::NotImplemented:
+      return AXR_ERROR_NOT_IMPLEMENTED;
+    case ErrorKind::Pending:
+      return AXR_ERROR_PENDING_ERROR;
+    case ErrorKind::UnknownError:
+      return AXR_ERROR_UNKNOWN_ERROR;
   }
   return AXR_ERROR_UNKNOWN_ERROR;
 }
@@ -124,7 +133,8 @@ void guarded_void(const char *function, Body &&body) noexcept {
 }
 
 void require(const void *pointer, const char *what) {
-  if (pointer == nullptr) throw CapiError(AXR_ERROR_INVALID_ARGUMENT, std::string(what) + " is NULL");
+  if (pointer == nullptr)
+    throw CapiError(AXR_ERROR_INVALID_ARGUMENT, std::string(what) + " is NULL");
 }
 
 template <size_t N>
@@ -154,9 +164,9 @@ runtime::Properties parse_properties(const char *text) {
       auto equals = line.find('=');
       std::string key = trim(line.substr(0, equals));
       if (equals == std::string::npos || key.empty()) {
-        throw CapiError(AXR_ERROR_VALUE_ERROR, "properties entry '" + line +
-                                                   "' is not of the form key=value (in '" + text +
-                                                   "')");
+        throw CapiError(
+            AXR_ERROR_VALUE_ERROR,
+            "properties entry '" + line + "' is not of the form key=value (in '" + text + "')");
       }
       properties[key] = trim(line.substr(equals + 1));
     }
@@ -164,8 +174,7 @@ runtime::Properties parse_properties(const char *text) {
   return properties;
 }
 
-axrProperties *new_properties(axrContext *owner, axrObject *parent,
-                              runtime::Properties values) {
+axrProperties *new_properties(axrContext *owner, axrObject *parent, runtime::Properties values) {
   auto properties = std::make_unique<axrProperties>(owner);
   properties->runtime->values = std::move(values);
   return Registry::instance().add(std::move(properties), {parent});
@@ -210,13 +219,20 @@ runtime::DeviceInfo find_device(runtime::Context &context, const axrDeviceInfo *
 size_t element_bits(axstream::engine::DType dtype) {
   using axstream::engine::DType;
   switch (dtype) {
-    case DType::f32: return 32;
-    case DType::i8: return 8;
-    case DType::u8: return 8;
-    case DType::i32: return 32;
-    case DType::i64: return 64;
-    case DType::bool_: return 8;
-    case DType::f16: return 16;
+    case DType::f32:
+      return 32;
+    case DType::i8:
+      return 8;
+    case DType::u8:
+      return 8;
+    case DType::i32:
+      return 32;
+    case DType::i64:
+      return 64;
+    case DType::bool_:
+      return 8;
+    case DType::f16:
+      return 16;
   }
   return 0;
 }
@@ -225,22 +241,25 @@ size_t element_type(axstream::engine::DType dtype) {
   using axstream::engine::DType;
   switch (dtype) {
     case DType::f32:
-    case DType::f16: return AXR_FLOAT;
+    case DType::f16:
+      return AXR_FLOAT;
     case DType::i8:
     case DType::i32:
-    case DType::i64: return AXR_SIGNED;
+    case DType::i64:
+      return AXR_SIGNED;
     case DType::u8:
-    case DType::bool_: return AXR_UNSIGNED;
+    case DType::bool_:
+      return AXR_UNSIGNED;
   }
   return AXR_UNSIGNED;
 }
 
 axrTensorInfo to_c(const runtime::TensorInfo &tensor) {
   if (tensor.shape.size() > AXR_MAX_TENSOR_DIMS) {
-    throw CapiError(AXR_ERROR_NOT_IMPLEMENTED,
-                    "tensor '" + tensor.name + "' has " + std::to_string(tensor.shape.size()) +
-                        " dimensions, axrTensorInfo holds at most " +
-                        std::to_string(AXR_MAX_TENSOR_DIMS));
+    throw CapiError(AXR_ERROR_NOT_IMPLEMENTED, "tensor '" + tensor.name + "' has " +
+                                                   std::to_string(tensor.shape.size()) +
+                                                   " dimensions, axrTensorInfo holds at most " +
+                                                   std::to_string(AXR_MAX_TENSOR_DIMS));
   }
   axrTensorInfo info{};
   info.ndims = tensor.shape.size();
@@ -273,9 +292,9 @@ axrTensorInfo model_tensor(const char *function, axrModel *model, size_t n, bool
 }
 
 // load_model_instance's documented keys; anything else is an unknown configuration.
-const std::set<std::string> kInstanceKeys = {
-    "aipu_cores",       "num_sub_devices", "input_dmabuf", "output_dmabuf",
-    "device_profiling", "host_profiling",  "double_buffer", "elf_in_ddr"};
+const std::set<std::string> kInstanceKeys = {"aipu_cores",    "num_sub_devices",  "input_dmabuf",
+                                             "output_dmabuf", "device_profiling", "host_profiling",
+                                             "double_buffer", "elf_in_ddr"};
 
 std::string join(const std::set<std::string> &words) {
   std::string joined;
@@ -333,31 +352,50 @@ unsigned int axr_api_version(void) { return (kApiVersionMajor << 16) | kApiVersi
 
 const char *axr_board_type_string(axrBoardType type) {
   switch (type) {
-    case AXR_BOARD_TYPE_ALPHA_PCIE: return "alpha_pcie";
-    case AXR_BOARD_TYPE_ALPHA_M2: return "alpha_m2";
-    case AXR_BOARD_TYPE_PCIE: return "pcie";
-    case AXR_BOARD_TYPE_M2: return "m2";
-    case AXR_BOARD_TYPE_DEVBOARD: return "devboard";
-    case AXR_BOARD_TYPE_SBC: return "sbc";
-    case AXR_BOARD_TYPE_UNKNOWN: return "unknown";
+    case AXR_BOARD_TYPE_ALPHA_PCIE:
+      return "alpha_pcie";
+    case AXR_BOARD_TYPE_ALPHA_M2:
+      return "alpha_m2";
+    case AXR_BOARD_TYPE_PCIE:
+      return "pcie";
+    case AXR_BOARD_TYPE_M2:
+      return "m2";
+    case AXR_BOARD_TYPE_DEVBOARD:
+      return "devboard";
+    case AXR_BOARD_TYPE_SBC:
+      return "sbc";
+    case AXR_BOARD_TYPE_UNKNOWN:
+      return "unknown";
   }
   return "invalid board type";
 }
 
 const char *axr_error_string(axrResult result) {
   switch (result) {
-    case AXR_SUCCESS: return "success";
-    case AXR_ERROR_RUNTIME_ERROR: return "runtime error";
-    case AXR_ERROR_VALUE_ERROR: return "value error";
-    case AXR_ERROR_INVALID_ARGUMENT: return "invalid argument";
-    case AXR_ERROR_CONNECTION_ERROR: return "connection error";
-    case AXR_ERROR_DEVICE_IN_USE: return "device in use";
-    case AXR_ERROR_INCOMPATIBLE_DEVICE: return "incompatible device";
-    case AXR_ERROR_INVALID_CONFIGURATION: return "invalid configuration";
-    case AXR_ERROR_NOT_IMPLEMENTED: return "not implemented";
-    case AXR_ERROR_INTERNAL_ERROR: return "internal error";
-    case AXR_ERROR_PENDING_ERROR: return "pending";
-    case AXR_ERROR_UNKNOWN_ERROR: return "unknown error";
+    case AXR_SUCCESS:
+      return "success";
+    case AXR_ERROR_RUNTIME_ERROR:
+      return "runtime error";
+    case AXR_ERROR_VALUE_ERROR:
+      return "value error";
+    case AXR_ERROR_INVALID_ARGUMENT:
+      return "invalid argument";
+    case AXR_ERROR_CONNECTION_ERROR:
+      return "connection error";
+    case AXR_ERROR_DEVICE_IN_USE:
+      return "device in use";
+    case AXR_ERROR_INCOMPATIBLE_DEVICE:
+      return "incompatible device";
+    case AXR_ERROR_INVALID_CONFIGURATION:
+      return "invalid configuration";
+    case AXR_ERROR_NOT_IMPLEMENTED:
+      return "not implemented";
+    case AXR_ERROR_INTERNAL_ERROR:
+      return "internal error";
+    case AXR_ERROR_PENDING_ERROR:
+      return "pending";
+    case AXR_ERROR_UNKNOWN_ERROR:
+      return "unknown error";
   }
   return "unrecognised axrResult";
 }
@@ -398,8 +436,8 @@ void axr_set_logger(axrContext *context, axrLogLevel level, axr_logger_fn logger
   guarded_void(__func__, [&](Call &call) {
     axrContext &checked = call.checked(context, "context");
     if (level < AXR_LOG_TRACE || level > AXR_LOG_ERROR) {
-      throw CapiError(AXR_ERROR_VALUE_ERROR, "log level " + std::to_string(level) +
-                                                 " is not an axrLogLevel (0..6)");
+      throw CapiError(AXR_ERROR_VALUE_ERROR,
+                      "log level " + std::to_string(level) + " is not an axrLogLevel (0..6)");
     }
     std::lock_guard lock(checked.mutex);
     checked.log_level = level;
@@ -578,8 +616,8 @@ size_t axr_tensor_size(const axrTensorInfo *info) {
   return guarded(__func__, size_t{0}, [&](Call &) -> size_t {
     require(info, "info");
     if (info->ndims > AXR_MAX_TENSOR_DIMS) {
-      throw CapiError(AXR_ERROR_INVALID_ARGUMENT, "ndims " + std::to_string(info->ndims) +
-                                                      " exceeds AXR_MAX_TENSOR_DIMS (8)");
+      throw CapiError(AXR_ERROR_INVALID_ARGUMENT,
+                      "ndims " + std::to_string(info->ndims) + " exceeds AXR_MAX_TENSOR_DIMS (8)");
     }
     size_t bits = info->bits;
     for (size_t d = 0; d < info->ndims; ++d) {
@@ -603,12 +641,13 @@ axrModelInstance *axr_load_model_instance(axrConnection *connection, axrModel *m
     auto settings = properties_or_empty(call, properties);
     for (const auto &[key, value] : settings) {
       if (kInstanceKeys.count(key) == 0) {
-        throw CapiError(AXR_ERROR_INVALID_CONFIGURATION, "unknown model instance property '" +
-                                                             key + "' (valid: " +
-                                                             join(kInstanceKeys) + ")");
+        throw CapiError(
+            AXR_ERROR_INVALID_CONFIGURATION,
+            "unknown model instance property '" + key + "' (valid: " + join(kInstanceKeys) + ")");
       }
     }
-    auto options = value_errors([&] { return runtime::InstanceOptions::from_properties(settings); });
+    auto options =
+        value_errors([&] { return runtime::InstanceOptions::from_properties(settings); });
     auto instance = checked_connection.runtime->load_model_instance(checked_model.runtime, options);
     call.log(AXR_LOG_INFO, "loaded " + instance->describe());
     return Registry::instance().add(
@@ -617,14 +656,15 @@ axrModelInstance *axr_load_model_instance(axrConnection *connection, axrModel *m
   });
 }
 
-axrResult axr_run_model_instance(axrModelInstance *instance, axrArgument *inputs,
-                                 size_t num_inputs, axrArgument *outputs, size_t num_outputs) {
+axrResult axr_run_model_instance(axrModelInstance *instance, axrArgument *inputs, size_t num_inputs,
+                                 axrArgument *outputs, size_t num_outputs) {
   return guarded(__func__, AXR_ERROR_UNKNOWN_ERROR, [&](Call &call) {
     auto runtime_instance = call.runtime_of(instance, "instance");
     auto input_arguments = to_runtime(inputs, num_inputs, "input");
     auto output_arguments = to_runtime(outputs, num_outputs, "output");
     runtime_instance->run(input_arguments, output_arguments);
-    if (call.wants_log(AXR_LOG_TRACE)) call.log(AXR_LOG_TRACE, "ran " + runtime_instance->describe());
+    if (call.wants_log(AXR_LOG_TRACE))
+      call.log(AXR_LOG_TRACE, "ran " + runtime_instance->describe());
     return AXR_SUCCESS;
   });
 }

@@ -7,11 +7,16 @@ namespace axr_capi {
 
 const char *kind_name(Kind kind) noexcept {
   switch (kind) {
-    case Kind::context: return "axrContext";
-    case Kind::properties: return "axrProperties";
-    case Kind::connection: return "axrConnection";
-    case Kind::model: return "axrModel";
-    case Kind::model_instance: return "axrModelInstance";
+    case Kind::context:
+      return "axrContext";
+    case Kind::properties:
+      return "axrProperties";
+    case Kind::connection:
+      return "axrConnection";
+    case Kind::model:
+      return "axrModel";
+    case Kind::model_instance:
+      return "axrModelInstance";
   }
   return "axrObject";
 }

@@ -2,9 +2,11 @@
 // that lets every entry point reject NULL, destroyed or mistyped handles instead of crashing.
 #pragma once
 
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -99,15 +101,25 @@ namespace axr_capi {
 template <class T>
 constexpr Kind kind_of();
 template <>
-constexpr Kind kind_of<axrContext>() { return Kind::context; }
+constexpr Kind kind_of<axrContext>() {
+  return Kind::context;
+}
 template <>
-constexpr Kind kind_of<axrProperties>() { return Kind::properties; }
+constexpr Kind kind_of<axrProperties>() {
+  return Kind::properties;
+}
 template <>
-constexpr Kind kind_of<axrConnection>() { return Kind::connection; }
+constexpr Kind kind_of<axrConnection>() {
+  return Kind::connection;
+}
 template <>
-constexpr Kind kind_of<axrModel>() { return Kind::model; }
+constexpr Kind kind_of<axrModel>() {
+  return Kind::model;
+}
 template <>
-constexpr Kind kind_of<axrModelInstance>() { return Kind::model_instance; }
+constexpr Kind kind_of<axrModelInstance>() {
+  return Kind::model_instance;
+}
 
 // An error the C layer itself decides the axrResult of (NULL arguments, value errors).
 class CapiError : public std::runtime_error {

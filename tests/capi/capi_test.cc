@@ -28,9 +28,9 @@ std::string model_path(const char *name) {
   return std::filesystem::exists(path / "model.json") ? path.string() : std::string();
 }
 
-#define REQUIRE_MODEL(variable, name)                                                 \
-  const std::string variable = model_path(name);                                      \
-  if (variable.empty()) {                                                             \
+#define REQUIRE_MODEL(variable, name)                                                    \
+  const std::string variable = model_path(name);                                         \
+  if (variable.empty()) {                                                                \
     GTEST_SKIP() << "test package " << name << " not found under $AXSTREAM_TEST_MODELS"; \
   }
 
@@ -545,20 +545,17 @@ TEST_F(CapiModelTest, RunRejectsWrongCountsSizesAndMissingData) {
   EXPECT_EQ(axr_run_model_instance(instance, &in, 1, nullptr, 1), AXR_ERROR_INVALID_ARGUMENT);
 
   axrArgument short_input{input_.data(), -1, 0, input_.size() - 1};
-  EXPECT_EQ(axr_run_model_instance(instance, &short_input, 1, &out, 1),
-            AXR_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(axr_run_model_instance(instance, &short_input, 1, &out, 1), AXR_ERROR_INVALID_ARGUMENT);
   EXPECT_NE(last_error().find(std::to_string(input_.size())), std::string::npos) << last_error();
   axrArgument long_output{output.data(), -1, 0, output.size() + 8};
-  EXPECT_EQ(axr_run_model_instance(instance, &in, 1, &long_output, 1),
-            AXR_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(axr_run_model_instance(instance, &in, 1, &long_output, 1), AXR_ERROR_INVALID_ARGUMENT);
   axrArgument nothing{nullptr, -1, 0, 0};
   EXPECT_EQ(axr_run_model_instance(instance, &nothing, 1, &out, 1), AXR_ERROR_INVALID_ARGUMENT);
   EXPECT_NE(last_error().find("input 0: ptr is NULL"), std::string::npos) << last_error();
 
   // Size 0 means unchecked.
   axrArgument unchecked{input_.data(), 0, 0, 0};
-  EXPECT_EQ(axr_run_model_instance(instance, &unchecked, 1, &out, 1), AXR_SUCCESS)
-      << last_error();
+  EXPECT_EQ(axr_run_model_instance(instance, &unchecked, 1, &out, 1), AXR_SUCCESS) << last_error();
 }
 
 TEST_F(CapiModelTest, ResultsEqualTheCxxRuntimeForTheSameInput) {
@@ -602,8 +599,7 @@ TEST_F(CapiModelTest, DmabufArgumentsWithOffsetGiveTheHostMemoryResult) {
   axrArgument out{nullptr, output_fd, 0, expected.size()};
   EXPECT_EQ(axr_run_model_instance(instance, &in, 1, &out, 1), AXR_SUCCESS) << last_error();
   std::vector<int8_t> actual(expected.size());
-  ASSERT_EQ(pread(output_fd, actual.data(), actual.size(), 0),
-            static_cast<ssize_t>(actual.size()));
+  ASSERT_EQ(pread(output_fd, actual.data(), actual.size(), 0), static_cast<ssize_t>(actual.size()));
   EXPECT_EQ(actual, expected);
   close(input_fd);
   close(output_fd);
