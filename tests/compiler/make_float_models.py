@@ -3,7 +3,7 @@
 held-out images: a small ResNet-style classifier (NCHW, Softmax tail) and a two-output
 detector-like model (NHWC input like BlazeFace, Transpose/Reshape/Sigmoid tails).
 
-usage: make_float_models.py OUTDIR   -> OUTDIR/{classifier,detector}.onnx, OUTDIR/calib/*.png,
+usage: make_float_models.py OUTDIR   -> OUTDIR/{classifier,detector,dynamic}.onnx, OUTDIR/calib/*.png,
                                         OUTDIR/heldout/*.png
 """
 import os
@@ -77,6 +77,18 @@ def classifier():
                    [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, 10])], "classifier")
 
 
+def dynamic_classifier():
+    """The classifier with a dynamic batch and spatial size, as PaddleOCR exports them."""
+    m = classifier()
+    dims = m.graph.input[0].type.tensor_type.shape.dim
+    for d, name in ((dims[0], "N"), (dims[2], "H"), (dims[3], "W")):
+        d.ClearField("dim_value")
+        d.dim_param = name
+    m.graph.output[0].type.tensor_type.shape.dim[0].dim_param = "N"
+    onnx.checker.check_model(m)
+    return m
+
+
 def detector():
     b = Builder(4321)
     x = b.node("Transpose", ["input"], perm=[0, 3, 1, 2])  # NHWC model input, like BlazeFace
@@ -134,6 +146,7 @@ def main():
     os.makedirs(out, exist_ok=True)
     onnx.save(classifier(), os.path.join(out, "classifier.onnx"))
     onnx.save(detector(), os.path.join(out, "detector.onnx"))
+    onnx.save(dynamic_classifier(), os.path.join(out, "dynamic.onnx"))
     images(os.path.join(out, "calib"), 16, 7)
     images(os.path.join(out, "heldout"), 4, 8)
 

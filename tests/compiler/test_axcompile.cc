@@ -1,0 +1,194 @@
+// axcompile on the seeded float models: packages load through the runtime API, agree with the
+// float model on held-out images, and bad input fails cleanly without leaving files behind.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "compiler_test_util.h"
+
+namespace {
+
+using namespace axtest;
+
+const fs::path kModels = FLOAT_MODELS_DIR;
+
+std::string read_text(const fs::path &path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+bool has_leftovers(const fs::path &package) {
+  for (const auto &e : fs::directory_iterator(package.parent_path()))
+    if (e.path().filename().string().rfind(package.filename().string(), 0) == 0) return true;
+  return false;
+}
+
+struct SeededCase {
+  const char *model;
+  ImageInput input;
+  std::vector<std::string> extra_args;
+};
+
+double compile_and_compare(const SeededCase &c, const fs::path &package) {
+  auto result = axcompile({(kModels / c.model).string(), "--calib", (kModels / "calib").string(),
+                           "--output-dir", package.string()});
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  if (result.exit_code != 0) return 0;
+  std::cout << result.output;
+  FloatModel reference((kModels / c.model).string());
+  PackageModel compiled(package.string());
+  Cosine overall;
+  for (const auto &image : images_in(kModels / "heldout")) {
+    auto input = image_to_float(cv::imread(image.string()), c.input);
+    Outputs want = reference.run(input);
+    Outputs got = compiled.run(input, c.input.nchw);
+    EXPECT_EQ(got.size(), want.size());
+    for (size_t o = 0; o < want.size() && o < got.size(); ++o) {
+      EXPECT_EQ(got[o].size(), want[o].size()) << "output " << o;
+      overall.add(got[o], want[o]);
+    }
+  }
+  return overall.value();
+}
+
+TEST(Axcompile, CompiledClassifierMatchesFloatModelOnHeldOutImages) {
+  TempDir dir("classifier");
+  double cosine = compile_and_compare({"classifier.onnx", {64, 64, true}, {}}, dir.path / "pkg");
+  std::cout << "classifier: cosine(package, float) on held-out images = " << cosine << "\n";
+  EXPECT_GE(cosine, 0.99);
+}
+
+TEST(Axcompile, CompiledDetectorMatchesFloatModelOnHeldOutImages) {
+  TempDir dir("detector");
+  double cosine = compile_and_compare({"detector.onnx", {96, 96, false}, {}}, dir.path / "pkg");
+  std::cout << "detector: cosine(package, float) on held-out images = " << cosine << "\n";
+  EXPECT_GE(cosine, 0.99);
+}
+
+TEST(Axcompile, PackageRecordsPaddedNhwcIoPreprocessingAndPostamble) {
+  TempDir dir("layout");
+  fs::path pkg = dir.path / "det";
+  auto result = axcompile({(kModels / "detector.onnx").string(), "--calib",
+                           (kModels / "calib/*.png").string(), "--num-calib", "6", "--mean",
+                           "0.5", "--std", "0.25,0.5,0.5", "--output-dir", pkg.string(), "--no-check"});
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  auto package = axstream::runtime::load_model_package(pkg.string());
+  ASSERT_EQ(package->inputs.size(), 1u);
+  EXPECT_EQ(package->inputs[0].shape, (std::vector<int64_t>{1, 96, 96, 4}));
+  EXPECT_EQ(package->inputs[0].unpadded_shape(), (std::vector<int64_t>{1, 96, 96, 3}));
+  ASSERT_TRUE(package->input_preprocess[0].has_value());
+  EXPECT_EQ(package->input_preprocess[0]->std, (std::vector<double>{0.25, 0.5, 0.5}));
+  EXPECT_EQ(package->input_preprocess[0]->color_format, "RGB");
+  // Input range (0..1 - 0.5) / 0.25 = [-2, 2] over 255 steps.
+  EXPECT_NEAR(package->inputs[0].scale, 4.0 / 255, 1e-6);
+  // Score head: conv [1,2,12,12] -> NHWC [1,12,12,2]; box head [1,8,12,12] -> [1,12,12,8];
+  // the Transpose/Reshape/Sigmoid tails run on the host.
+  ASSERT_EQ(package->outputs.size(), 2u);
+  EXPECT_EQ(package->outputs[0].shape, (std::vector<int64_t>{1, 12, 12, 2}));
+  EXPECT_EQ(package->outputs[1].shape, (std::vector<int64_t>{1, 12, 12, 8}));
+  EXPECT_EQ(package->output_info[0].layout, "NHWC");
+  EXPECT_EQ(package->output_info[0].original_shape, (std::vector<int64_t>{1, 2, 12, 12}));
+  EXPECT_EQ(package->postamble_graph, "postamble.onnx");
+  EXPECT_TRUE(fs::exists(pkg / "postamble.onnx"));
+  std::string manifest = read_text(pkg / "manifest.json");
+  EXPECT_NE(manifest.find("\"calibration_images\": 6"), std::string::npos) << manifest;
+}
+
+TEST(Axcompile, ClassifierOutputIsPaddedToSixteenClasses) {
+  TempDir dir("pad");
+  fs::path pkg = dir.path / "cls";
+  auto result = axcompile({(kModels / "classifier.onnx").string(), "--calib",
+                           (kModels / "calib").string(), "--num-calib", "4", "--output-dir",
+                           pkg.string(), "--no-check"});
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  auto package = axstream::runtime::load_model_package(pkg.string());
+  ASSERT_EQ(package->outputs.size(), 1u);
+  EXPECT_EQ(package->outputs[0].shape, (std::vector<int64_t>{1, 16}));
+  EXPECT_EQ(package->outputs[0].unpadded_shape(), (std::vector<int64_t>{1, 10}));
+  EXPECT_EQ(package->output_info[0].layout, "none");
+}
+
+TEST(Axcompile, DynamicInputWithoutInputShapeIsRejectedNamingTheInput) {
+  TempDir dir("dynamic");
+  fs::path pkg = dir.path / "pkg";
+  auto result = axcompile({(kModels / "dynamic.onnx").string(), "--calib",
+                           (kModels / "calib").string(), "--output-dir", pkg.string()});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.output.find("input 'image' has dynamic shape [?,3,?,?]"), std::string::npos)
+      << result.output;
+  EXPECT_NE(result.output.find("--input-shape"), std::string::npos) << result.output;
+  EXPECT_FALSE(has_leftovers(pkg));
+}
+
+TEST(Axcompile, DynamicInputCompilesWithInputShape) {
+  TempDir dir("dynamic_fixed");
+  fs::path pkg = dir.path / "pkg";
+  auto result = axcompile({(kModels / "dynamic.onnx").string(), "--calib",
+                           (kModels / "calib").string(), "--num-calib", "4", "--input-shape",
+                           "image=1,3,32,48", "--output-dir", pkg.string()});
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  auto package = axstream::runtime::load_model_package(pkg.string());
+  EXPECT_EQ(package->inputs[0].shape, (std::vector<int64_t>{1, 32, 48, 4}));
+}
+
+TEST(Axcompile, MissingModelFileIsReportedWithItsPath) {
+  TempDir dir("missing");
+  fs::path pkg = dir.path / "pkg";
+  auto result = axcompile({(dir.path / "nope.onnx").string(), "--calib",
+                           (kModels / "calib").string(), "--output-dir", pkg.string()});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.output.find("nope.onnx': cannot open the file"), std::string::npos)
+      << result.output;
+  EXPECT_FALSE(has_leftovers(pkg));
+}
+
+TEST(Axcompile, CorruptModelFileIsReportedAsInvalidOnnx) {
+  TempDir dir("corrupt");
+  fs::path model = dir.path / "bad.onnx", pkg = dir.path / "pkg";
+  std::ofstream(model) << "this is not a protobuf \x01\x02\xff";
+  auto result = axcompile({model.string(), "--calib", (kModels / "calib").string(),
+                           "--output-dir", pkg.string()});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.output.find("bad.onnx"), std::string::npos) << result.output;
+  EXPECT_FALSE(has_leftovers(pkg));
+}
+
+TEST(Axcompile, EmptyCalibrationDirectoryIsReported) {
+  TempDir dir("empty");
+  fs::path calib = dir.path / "calib", pkg = dir.path / "pkg";
+  fs::create_directories(calib);
+  auto result = axcompile({(kModels / "classifier.onnx").string(), "--calib", calib.string(),
+                           "--output-dir", pkg.string()});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.output.find("no readable calibration images found"), std::string::npos)
+      << result.output;
+  EXPECT_NE(result.output.find(calib.string()), std::string::npos) << result.output;
+  EXPECT_FALSE(has_leftovers(pkg));
+}
+
+TEST(Axcompile, FailedCompileLeavesExistingPackageUntouched) {
+  TempDir dir("keep");
+  fs::path pkg = dir.path / "pkg";
+  fs::create_directories(pkg);
+  std::ofstream(pkg / "model.json") << "{\"old\": true}";
+  auto result = axcompile({(kModels / "dynamic.onnx").string(), "--calib",
+                           (kModels / "calib").string(), "--output-dir", pkg.string()});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_EQ(read_text(pkg / "model.json"), "{\"old\": true}");
+  size_t entries = 0;
+  for ([[maybe_unused]] const auto &e : fs::directory_iterator(dir.path)) ++entries;
+  EXPECT_EQ(entries, 1u);
+}
+
+TEST(Axcompile, BadOptionValuesAreUsageErrors) {
+  auto result = axcompile({(kModels / "classifier.onnx").string(), "--calib",
+                           (kModels / "calib").string(), "--input-format", "YUV"});
+  EXPECT_EQ(result.exit_code, 2);
+  EXPECT_NE(result.output.find("--input-format: expected RGB or BGR, got 'YUV'"), std::string::npos)
+      << result.output;
+}
+
+}  // namespace
