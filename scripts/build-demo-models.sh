@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Compiles the model packages the demos and pipelines use into $AXSTREAM_CACHE/models/<name>,
+# recompiling a package only when axcompile (binary or its libraries), the source model or the
+# compile options changed.
+#
+#   scripts/build-demo-models.sh [NAME...]     (default: all; --list shows the names)
+#
+# Environment: AXSTREAM_BUILD (default build/), AXSTREAM_CACHE (default ~/.cache/axstream).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=${AXSTREAM_BUILD:-$here/build}
+cache=${AXSTREAM_CACHE:-$HOME/.cache/axstream}
+axcompile=$build/tools/axcompile
+models=$cache/models
+data=$cache/opencv-doc/usr/share/doc/opencv-doc/examples
+log() { printf '\033[1m[models]\033[0m %s\n' "$*" >&2; }
+
+# name | source model | axcompile options
+recipes=(
+  "blazeface-front|$cache/blazeface/package/ONNX/face_detection_front_128x128_barracuda.onnx|--calib $data/data/Megamind.avi --num-calib 24 --mean 0.5 --std 0.5"
+  "blazeface-back|$cache/blazeface/package/ONNX/face_detection_back_256x256_barracuda.onnx|--calib $data/data/Megamind.avi --num-calib 24 --mean 0.5 --std 0.5"
+  "ppocr-det|$cache/ocr/package/assets/ch_PP-OCRv4_det_infer.onnx|--calib $data/text/*.jpg --num-calib 8 --input-shape x=1,3,640,640 --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225"
+  "ppocr-rec|$cache/ocr/package/assets/ch_PP-OCRv4_rec_infer.onnx|--calib $data/text/*.jpg --num-calib 8 --input-shape x=1,3,48,320 --mean 0.5 --std 0.5"
+  "ppocr-cls|$cache/ocr/package/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx|--calib $data/text/*.jpg --num-calib 8 --input-shape x=1,3,48,192 --mean 0.5 --std 0.5"
+)
+
+if [[ ${1:-} == --list ]]; then
+  for r in "${recipes[@]}"; do echo "${r%%|*}"; done
+  exit 0
+fi
+if [[ ! -x "$axcompile" ]]; then
+  echo "build-demo-models: $axcompile not built (run ninja -C $build tools/axcompile)" >&2
+  exit 1
+fi
+
+# What a package depends on: the compiler binary and the libraries it loads.
+compiler_hash=$(sha256sum "$axcompile" "$build"/runtime/compiler/libaxstream-compiler.so* \
+                  "$build"/runtime/engine/libaxstream-engine.so* 2>/dev/null | sha256sum | cut -c1-64)
+mkdir -p "$models"
+failed=0
+for r in "${recipes[@]}"; do
+  IFS='|' read -r name source options <<<"$r"
+  if (($#)) && [[ " $* " != *" $name "* ]]; then continue; fi
+  if [[ ! -f "$source" ]]; then
+    log "$name: source model $source missing (run scripts/setup.sh); skipped"
+    continue
+  fi
+  stamp=$(printf '%s\n%s\n%s\n' "$compiler_hash" "$(sha256sum "$source" | cut -c1-64)" "$options" | sha256sum | cut -c1-64)
+  if [[ -f "$models/$name/model.json" && "$(cat "$models/$name/.axcompile-stamp" 2>/dev/null)" == "$stamp" ]]; then
+    log "$name: up to date"
+    continue
+  fi
+  log "$name: compiling $(basename "$source")"
+  # Options split into words on purpose; globs stay unexpanded for axcompile (set -f).
+  set -f
+  # shellcheck disable=SC2086
+  if "$axcompile" "$source" $options --name "$name" --output-dir "$models/$name" >"$models/$name.log" 2>&1; then
+    set +f
+    echo "$stamp" >"$models/$name/.axcompile-stamp"
+    grep -E "cosine|package" "$models/$name.log" | sed "s/^/[models] $name: /" >&2 || true
+  else
+    set +f
+    log "$name: axcompile failed; see $models/$name.log"
+    tail -n 3 "$models/$name.log" >&2
+    failed=1
+  fi
+done
+exit $failed
