@@ -657,8 +657,9 @@ onnx::ModelProto Compilation::build_core() {
                             {input_.name + "/float"}, input_.name + "/dequantize"));
 
   std::map<std::string, Shape> shapes;
-  for (const auto &d : calib_program_->outputs()) shapes[d.name] = d.shape;
-  shapes[input_.name] = input_shape_;
+  for (const auto &d : calib_program_->outputs())
+    for (const char *suffix : {"", "/dq", "/float"}) shapes[d.name + suffix] = d.shape;
+  shapes[input_.name + "/float"] = input_shape_;
 
   std::vector<onnx::NodeProto> body;
   int weight_counter = 0;
