@@ -34,8 +34,7 @@ std::shared_ptr<ModelInstance> Connection::load_model_instance(const std::shared
   if (!model) throw InvalidArgument(describe() + ": load_model_instance needs a model, got none");
   if (model->released()) throw InvalidArgument(model->describe() + " was released");
   if (model->context() != context())
-    throw InvalidArgument(describe() + ": " + model->describe() +
-                          " belongs to another Context");
+    throw InvalidArgument(describe() + ": " + model->describe() + " belongs to another Context");
   auto package = model->package();
 
   if (options.aipu_cores < 0 || options.num_sub_devices < 0)
@@ -51,8 +50,8 @@ std::shared_ptr<ModelInstance> Connection::load_model_instance(const std::shared
                           " sub-devices, " + model->describe() + " asked for " +
                           std::to_string(requested) + " (aipu_cores/num_sub_devices)");
   // Cores beyond the batch would have no item to run.
-  int used = requested ? std::min(requested, package->batch)
-                       : std::min(package->batch, impl_->num_cores);
+  int used =
+      requested ? std::min(requested, package->batch) : std::min(package->batch, impl_->num_cores);
 
   auto program = model->program();
   auto instance_impl = std::make_unique<ModelInstance::Impl>();

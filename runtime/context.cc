@@ -8,13 +8,12 @@ std::shared_ptr<hal::Device> find_device_or_throw(const DeviceInfo &device) {
   auto found = hal::find_device(device.name);
   if (!found) {
     std::string known;
-    for (const auto &candidate : hal::devices())
-    {
+    for (const auto &candidate : hal::devices()) {
       if (!known.empty()) known += ", ";
       known += candidate->info().name;
     }
-    throw InvalidArgument("unknown device '" + device.name + "' (devices: " +
-                          (known.empty() ? "none" : known) + ")");
+    throw InvalidArgument("unknown device '" + device.name +
+                          "' (devices: " + (known.empty() ? "none" : known) + ")");
   }
   return found;
 }

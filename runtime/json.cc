@@ -9,12 +9,18 @@ namespace axstream::runtime::json {
 
 const char *type_name(Type type) noexcept {
   switch (type) {
-    case Type::null: return "null";
-    case Type::boolean: return "boolean";
-    case Type::number: return "number";
-    case Type::string: return "string";
-    case Type::array: return "array";
-    case Type::object: return "object";
+    case Type::null:
+      return "null";
+    case Type::boolean:
+      return "boolean";
+    case Type::number:
+      return "number";
+    case Type::string:
+      return "string";
+    case Type::array:
+      return "array";
+    case Type::object:
+      return "object";
   }
   return "?";
 }
@@ -44,8 +50,8 @@ class Parser {
  private:
   [[noreturn]] void fail(const std::string &what) const {
     std::string found = pos_ < text_.size() ? std::string("'") + text_[pos_] + "'" : "end of file";
-    throw ParseError(what + ", found " + found + " at line " + std::to_string(line_) +
-                         ", column " + std::to_string(column_),
+    throw ParseError(what + ", found " + found + " at line " + std::to_string(line_) + ", column " +
+                         std::to_string(column_),
                      line_, column_);
   }
 
@@ -83,8 +89,12 @@ class Parser {
     value.line = line_;
     value.column = column_;
     switch (peek()) {
-      case '{': parse_object(value, depth); break;
-      case '[': parse_array(value, depth); break;
+      case '{':
+        parse_object(value, depth);
+        break;
+      case '[':
+        parse_array(value, depth);
+        break;
       case '"':
         value.type = Type::string;
         value.string = parse_string();
@@ -98,7 +108,9 @@ class Parser {
         expect_literal("false");
         value.type = Type::boolean;
         break;
-      case 'n': expect_literal("null"); break;
+      case 'n':
+        expect_literal("null");
+        break;
       default:
         if (peek() == '-' || (peek() >= '0' && peek() <= '9')) {
           parse_number(value);
@@ -192,10 +204,14 @@ class Parser {
     for (int i = 0; i < 4; ++i) {
       char c = peek();
       int digit;
-      if (c >= '0' && c <= '9') digit = c - '0';
-      else if (c >= 'a' && c <= 'f') digit = c - 'a' + 10;
-      else if (c >= 'A' && c <= 'F') digit = c - 'A' + 10;
-      else fail("expected a hex digit in \\u escape");
+      if (c >= '0' && c <= '9')
+        digit = c - '0';
+      else if (c >= 'a' && c <= 'f')
+        digit = c - 'a' + 10;
+      else if (c >= 'A' && c <= 'F')
+        digit = c - 'A' + 10;
+      else
+        fail("expected a hex digit in \\u escape");
       code = code * 16 + static_cast<uint32_t>(digit);
       advance();
     }
@@ -221,14 +237,30 @@ class Parser {
       advance();
       char escape = peek();
       switch (escape) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
+        case '"':
+          out += '"';
+          break;
+        case '\\':
+          out += '\\';
+          break;
+        case '/':
+          out += '/';
+          break;
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
+        case 'n':
+          out += '\n';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case 't':
+          out += '\t';
+          break;
         case 'u': {
           advance();
           uint32_t code = parse_hex4();
@@ -246,7 +278,8 @@ class Parser {
           append_utf8(out, code);
           continue;
         }
-        default: fail("invalid escape in string");
+        default:
+          fail("invalid escape in string");
       }
       advance();
     }

@@ -48,11 +48,10 @@ std::shared_ptr<const engine::Program> Model::program() const {
       for (size_t t = 0; t < descs.size(); ++t) {
         size_t per_item = tensors[t].size() / static_cast<size_t>(package_->batch);
         if (descs[t].byte_size() != per_item)
-          throw InvalidArgument(describe() + ": compiled core graph " + kind + " " +
-                                std::to_string(t) + " '" + descs[t].name + "' is " +
-                                std::to_string(descs[t].byte_size()) + " bytes, expected " +
-                                std::to_string(per_item) + " (one batch item of " +
-                                tensors[t].name + ")");
+          throw InvalidArgument(
+              describe() + ": compiled core graph " + kind + " " + std::to_string(t) + " '" +
+              descs[t].name + "' is " + std::to_string(descs[t].byte_size()) + " bytes, expected " +
+              std::to_string(per_item) + " (one batch item of " + tensors[t].name + ")");
       }
     };
     try {

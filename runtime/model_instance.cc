@@ -72,11 +72,12 @@ class FdMapping {
     delta_ = offset - aligned;
     length_ = size + delta_;
     int protection = PROT_READ | (writable ? PROT_WRITE : 0);
-    void *address = ::mmap(nullptr, length_, protection, MAP_SHARED, fd, static_cast<off_t>(aligned));
+    void *address =
+        ::mmap(nullptr, length_, protection, MAP_SHARED, fd, static_cast<off_t>(aligned));
     if (address == MAP_FAILED)
       throw InvalidArgument(what + ": fd " + std::to_string(fd) + " cannot be mapped " +
-                            (writable ? "read-write" : "read-only") + " (" +
-                            std::strerror(errno) + ")");
+                            (writable ? "read-write" : "read-only") + " (" + std::strerror(errno) +
+                            ")");
     address_ = address;
   }
   ~FdMapping() {
@@ -118,14 +119,22 @@ class FlightSlot {
 InstanceOptions InstanceOptions::from_properties(const Properties &properties) {
   InstanceOptions options;
   for (const auto &[key, value] : properties) {
-    if (key == "aipu_cores") options.aipu_cores = parse_count(key, value);
-    else if (key == "num_sub_devices") options.num_sub_devices = parse_count(key, value);
-    else if (key == "input_dmabuf") options.input_dmabuf = parse_bool(key, value);
-    else if (key == "output_dmabuf") options.output_dmabuf = parse_bool(key, value);
-    else if (key == "device_profiling") options.device_profiling = parse_bool(key, value);
-    else if (key == "host_profiling") options.host_profiling = parse_bool(key, value);
-    else if (key == "double_buffer") options.double_buffer = parse_bool(key, value);
-    else if (key == "elf_in_ddr") options.elf_in_ddr = parse_bool(key, value);
+    if (key == "aipu_cores")
+      options.aipu_cores = parse_count(key, value);
+    else if (key == "num_sub_devices")
+      options.num_sub_devices = parse_count(key, value);
+    else if (key == "input_dmabuf")
+      options.input_dmabuf = parse_bool(key, value);
+    else if (key == "output_dmabuf")
+      options.output_dmabuf = parse_bool(key, value);
+    else if (key == "device_profiling")
+      options.device_profiling = parse_bool(key, value);
+    else if (key == "host_profiling")
+      options.host_profiling = parse_bool(key, value);
+    else if (key == "double_buffer")
+      options.double_buffer = parse_bool(key, value);
+    else if (key == "elf_in_ddr")
+      options.elf_in_ddr = parse_bool(key, value);
     else
       throw InvalidArgument("load_model_instance: unknown property '" + key +
                             "' (valid: " + kValidKeys + ")");
@@ -139,8 +148,7 @@ ModelInstance::ModelInstance(std::shared_ptr<Context> owner, std::unique_ptr<Imp
 ModelInstance::~ModelInstance() = default;
 
 std::string ModelInstance::describe() const {
-  return "ModelInstance of '" + impl_->package->name + "' on " +
-         impl_->connection->device_name();
+  return "ModelInstance of '" + impl_->package->name + "' on " + impl_->connection->device_name();
 }
 
 const InstanceOptions &ModelInstance::options() const { return impl_->options; }
@@ -174,18 +182,17 @@ void ModelInstance::run(const std::vector<Argument> &inputs, const std::vector<A
     for (size_t t = 0; t < arguments.size(); ++t) {
       const Argument &argument = arguments[t];
       const TensorInfo &tensor = tensors[t];
-      std::string what = std::string(kind) + " " + std::to_string(t) + " '" + tensor.name +
-                         "' of " + describe();
+      std::string what =
+          std::string(kind) + " " + std::to_string(t) + " '" + tensor.name + "' of " + describe();
       if (argument.size != 0 && argument.size != tensor.size())
         throw InvalidArgument(what + ": expected " + std::to_string(tensor.size()) +
                               " bytes (int8 " + shape_text(tensor.shape) + "), got " +
                               std::to_string(argument.size));
       if (!dmabuf && !argument.ptr)
-        throw InvalidArgument(what + ": expected a host buffer of " +
-                              std::to_string(tensor.size()) + " bytes, got a null pointer" +
-                              (argument.fd >= 0 ? " (an fd needs " + std::string(kind) +
-                                                      "_dmabuf=1)"
-                                                : ""));
+        throw InvalidArgument(
+            what + ": expected a host buffer of " + std::to_string(tensor.size()) +
+            " bytes, got a null pointer" +
+            (argument.fd >= 0 ? " (an fd needs " + std::string(kind) + "_dmabuf=1)" : ""));
     }
   };
   check_arguments(inputs, package.inputs, "input", m.options.input_dmabuf);

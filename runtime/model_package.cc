@@ -1,13 +1,12 @@
 #include "axstream/runtime/model_package.h"
 
+#include <onnx/onnx_pb.h>
 #include <sys/stat.h>
 
 #include <cmath>
 #include <fstream>
 #include <limits>
 #include <sstream>
-
-#include <onnx/onnx_pb.h>
 
 #include "json.h"
 
@@ -60,8 +59,8 @@ class JsonFile {
       throw InvalidArgument(path_ + ": invalid JSON: " + error.what());
     }
     if (root_.type != json::Type::object)
-      fail("(top level)", root_, "expected a JSON object, got " +
-                                    std::string(json::type_name(root_.type)));
+      fail("(top level)", root_,
+           "expected a JSON object, got " + std::string(json::type_name(root_.type)));
   }
 
   const json::Value &root() const { return root_; }
@@ -90,16 +89,17 @@ class JsonFile {
 
   void expect_type(const std::string &field, const json::Value &value, json::Type type) const {
     if (value.type != type)
-      fail(field, value, std::string("expected ") + json::type_name(type) + ", got " +
-                             json::type_name(value.type));
+      fail(field, value,
+           std::string("expected ") + json::type_name(type) + ", got " +
+               json::type_name(value.type));
   }
 
   int64_t integer(const std::string &field, const json::Value &value) const {
     if (value.type != json::Type::number || !value.number_is_integer)
       fail(field, value,
-           std::string("expected an integer, got ") +
-               (value.type == json::Type::number ? "a non-integer number"
-                                                 : json::type_name(value.type)));
+           std::string("expected an integer, got ") + (value.type == json::Type::number
+                                                           ? "a non-integer number"
+                                                           : json::type_name(value.type)));
     return value.integer;
   }
 
@@ -140,8 +140,8 @@ class JsonFile {
     if (!value) return "";
     std::string relative = string(key, *value);
     if (relative.empty()) fail(key, *value, "expected a relative path, got an empty string");
-    if (relative[0] == '/') fail(key, *value, "expected a path relative to the package, got '" +
-                                                  relative + "'");
+    if (relative[0] == '/')
+      fail(key, *value, "expected a path relative to the package, got '" + relative + "'");
     if (!is_regular_file(directory + "/" + relative))
       fail(key, *value, "file '" + relative + "' does not exist in " + directory);
     return relative;
@@ -202,15 +202,14 @@ std::vector<TensorInfo> read_tensors(const JsonFile &manifest, int batch, bool i
       if (flat.size() != 2 * shape.size())
         manifest.fail(field, items[t],
                       "expected " + std::to_string(2 * shape.size()) +
-                          " numbers (low, high per dimension of " + shape_text(shape) +
-                          "), got " + std::to_string(flat.size()));
+                          " numbers (low, high per dimension of " + shape_text(shape) + "), got " +
+                          std::to_string(flat.size()));
       bool any = false;
       std::vector<std::pair<int64_t, int64_t>> padding;
       for (size_t d = 0; d < shape.size(); ++d) {
         int64_t low = flat[2 * d], high = flat[2 * d + 1];
         if (low < 0 || high < 0)
-          manifest.fail(field, items[t],
-                        "negative padding in dimension " + std::to_string(d));
+          manifest.fail(field, items[t], "negative padding in dimension " + std::to_string(d));
         if (low + high >= shape[d])
           manifest.fail(field, items[t],
                         "padding " + std::to_string(low) + "+" + std::to_string(high) +
@@ -226,25 +225,26 @@ std::vector<TensorInfo> read_tensors(const JsonFile &manifest, int batch, bool i
   const json::Value &params_value = manifest.required(params_key);
   const auto &params = manifest.array(params_key, params_value);
   if (params.size() != tensors.size())
-    manifest.fail(params_key, params_value,
-                  "expected " + std::to_string(tensors.size()) + " [scale, zero_point] pairs (one per " +
-                      std::string(is_input ? "input" : "output") + "), got " +
-                      std::to_string(params.size()));
+    manifest.fail(
+        params_key, params_value,
+        "expected " + std::to_string(tensors.size()) + " [scale, zero_point] pairs (one per " +
+            std::string(is_input ? "input" : "output") + "), got " + std::to_string(params.size()));
   for (size_t t = 0; t < params.size(); ++t) {
     std::string field = index_field(params_key, t);
     const auto &pair = manifest.array(field, params[t]);
     if (pair.size() != 2)
-      manifest.fail(field, params[t],
-                    "expected [scale, zero_point], got " + std::to_string(pair.size()) + " numbers");
+      manifest.fail(
+          field, params[t],
+          "expected [scale, zero_point], got " + std::to_string(pair.size()) + " numbers");
     double scale = manifest.number(index_field(field, 0), pair[0]);
     if (!std::isfinite(scale) || scale <= 0)
       manifest.fail(index_field(field, 0), pair[0],
                     "scale must be finite and > 0, got " + std::to_string(scale));
     int64_t zero_point = manifest.integer(index_field(field, 1), pair[1]);
     if (zero_point < -128 || zero_point > 127)
-      manifest.fail(index_field(field, 1), pair[1],
-                    "zero_point must be in the int8 range -128..127, got " +
-                        std::to_string(zero_point));
+      manifest.fail(
+          index_field(field, 1), pair[1],
+          "zero_point must be in the int8 range -128..127, got " + std::to_string(zero_point));
     tensors[t].scale = scale;
     tensors[t].zero_point = static_cast<int>(zero_point);
   }
@@ -329,7 +329,8 @@ std::vector<std::optional<InputPreprocess>> read_input_preprocess(const JsonFile
 std::vector<OutputInfo> read_output_info(const JsonFile &manifest,
                                          const std::vector<TensorInfo> &outputs) {
   std::vector<OutputInfo> result(outputs.size());
-  for (size_t t = 0; t < outputs.size(); ++t) result[t].original_shape = outputs[t].unpadded_shape();
+  for (size_t t = 0; t < outputs.size(); ++t)
+    result[t].original_shape = outputs[t].unpadded_shape();
   const json::Value *value = manifest.optional("output_info");
   if (!value) return result;
   const auto &items = manifest.array("output_info", *value);
@@ -374,8 +375,9 @@ void check_core_graph(ModelPackage &package) {
   std::string bytes = read_file(path, "core graph (model.json field 'core_graph')");
   onnx::ModelProto model;
   if (!model.ParseFromString(bytes))
-    throw InvalidArgument(path + ": not a valid ONNX model (protobuf parse failed); model.json "
-                                 "field 'core_graph' must name the core ONNX graph");
+    throw InvalidArgument(path +
+                          ": not a valid ONNX model (protobuf parse failed); model.json "
+                          "field 'core_graph' must name the core ONNX graph");
   const onnx::GraphProto &graph = model.graph();
 
   std::vector<const onnx::ValueInfoProto *> graph_inputs, graph_outputs;
@@ -391,8 +393,7 @@ void check_core_graph(ModelPackage &package) {
   for (const auto &output : graph.output()) graph_outputs.push_back(&output);
 
   auto check = [&](const std::vector<const onnx::ValueInfoProto *> &values,
-                   std::vector<TensorInfo> &tensors, const char *kind,
-                   const char *manifest_field) {
+                   std::vector<TensorInfo> &tensors, const char *kind, const char *manifest_field) {
     if (values.size() != tensors.size())
       throw InvalidArgument(path + ": core graph has " + std::to_string(values.size()) + " " +
                             kind + "s but " + package.manifest_path + " field '" + manifest_field +
@@ -403,8 +404,8 @@ void check_core_graph(ModelPackage &package) {
       if (!tensors[t].name.empty() && tensors[t].name != value.name())
         throw InvalidArgument(package.manifest_path + ": field '" + kind + "_names[" +
                               std::to_string(t) + "]' is '" + tensors[t].name + "' but " + path +
-                              " names its " + kind + " " + std::to_string(t) + " '" +
-                              value.name() + "'");
+                              " names its " + kind + " " + std::to_string(t) + " '" + value.name() +
+                              "'");
       if (tensors[t].name.empty()) tensors[t].name = value.name();
       if (!value.type().has_tensor_type() ||
           value.type().tensor_type().elem_type() != onnx::TensorProto::INT8)
@@ -428,8 +429,8 @@ void check_core_graph(ModelPackage &package) {
                               shape_text(expected) + " (batch 1 of " + package.manifest_path +
                               " field '" + manifest_field + "[" + std::to_string(t) + "]')");
       if (actual != expected)
-        throw InvalidArgument(path + ": " + where + " has shape " + shape_text(actual) +
-                              " but " + package.manifest_path + " field '" + manifest_field + "[" +
+        throw InvalidArgument(path + ": " + where + " has shape " + shape_text(actual) + " but " +
+                              package.manifest_path + " field '" + manifest_field + "[" +
                               std::to_string(t) + "]' " + shape_text(tensors[t].shape) +
                               " needs the batch-1 core shape " + shape_text(expected));
     }
@@ -444,7 +445,8 @@ std::shared_ptr<const ModelPackage> load_model_package(const std::string &path) 
   auto package = std::make_shared<ModelPackage>();
   std::string directory = path;
   while (directory.size() > 1 && directory.back() == '/') directory.pop_back();
-  if (directory.empty()) throw InvalidArgument("model path is empty; expected a package directory or its model.json");
+  if (directory.empty())
+    throw InvalidArgument("model path is empty; expected a package directory or its model.json");
   if (!is_directory(directory)) {
     if (ends_with(directory, ".json") && is_regular_file(directory)) {
       size_t slash = directory.rfind('/');
@@ -480,11 +482,11 @@ std::shared_ptr<const ModelPackage> load_model_package(const std::string &path) 
     const json::Value &core = model.required("core_graph");
     package->core_graph = model.string("core_graph", core);
     if (package->core_graph.empty() || package->core_graph[0] == '/')
-      model.fail("core_graph", core, "expected a path relative to the package, got '" +
-                                         package->core_graph + "'");
+      model.fail("core_graph", core,
+                 "expected a path relative to the package, got '" + package->core_graph + "'");
     if (!is_regular_file(package->core_graph_path()))
-      model.fail("core_graph", core, "core graph '" + package->core_graph +
-                                         "' does not exist in " + directory);
+      model.fail("core_graph", core,
+                 "core graph '" + package->core_graph + "' does not exist in " + directory);
   }
   if (const json::Value *batch = model.optional("batch")) {
     int64_t value = model.integer("batch", *batch);
@@ -517,9 +519,9 @@ std::shared_ptr<const ModelPackage> load_model_package(const std::string &path) 
   if (const json::Value *quantized = manifest.optional("quantized_model_file")) {
     std::string value = manifest.string("quantized_model_file", *quantized);
     if (value != package->core_graph)
-      manifest.fail("quantized_model_file", *quantized,
-                    "\"" + value + "\" differs from model.json core_graph \"" +
-                        package->core_graph + "\"");
+      manifest.fail(
+          "quantized_model_file", *quantized,
+          "\"" + value + "\" differs from model.json core_graph \"" + package->core_graph + "\"");
   }
   auto check_same_graph = [&](const char *key, const std::string &model_value,
                               const char *model_key) {

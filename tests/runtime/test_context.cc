@@ -75,8 +75,9 @@ TEST(Context, ConnectArgumentsAreValidated) {
   auto context = Context::create();
   EXPECT_THROW(context->device_connect(nullptr, 0), InvalidArgument);
   EXPECT_THROW(context->device_connect(nullptr, 5), InvalidArgument);
-  std::string message = invalid_argument_message(
-      [&] { context->device_connect(nullptr, 1, {{"speed", "fast"}}); });
+  std::string message = invalid_argument_message([&] {
+    context->device_connect(nullptr, 1, {{"speed", "fast"}});
+  });
   EXPECT_NE(message.find("'speed'"), std::string::npos) << message;
   DeviceInfo unknown;
   unknown.name = "metis-9:9:9";
@@ -90,7 +91,8 @@ TEST(Context, DeviceCallsOnAnUnknownDeviceAreInvalidArgument) {
   unknown.name = "metis-7:0:0";
   EXPECT_THROW(context->configure_device(unknown, {{"clock_profile", "800"}}), InvalidArgument);
   EXPECT_THROW(context->device_ready(unknown), InvalidArgument);
-  std::string message = invalid_argument_message([&] { context->read_device_configuration(unknown); });
+  std::string message =
+      invalid_argument_message([&] { context->read_device_configuration(unknown); });
   EXPECT_NE(message.find("unknown device 'metis-7:0:0'"), std::string::npos) << message;
 }
 
@@ -109,8 +111,7 @@ TEST(Context, ConfigurationGoesToTheDeviceAndReadsBack) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
     applied = context->device_ready(device);
   }
-  EXPECT_THROW(context->configure_device(device, {{"no_such_setting", "1"}}),
-               InvalidConfiguration);
+  EXPECT_THROW(context->configure_device(device, {{"no_such_setting", "1"}}), InvalidConfiguration);
 }
 
 TEST(Objects, UseAfterReleaseNamesTheReleasedObject) {
@@ -148,13 +149,13 @@ TEST(Objects, ContextReleaseCascadesToEveryChild) {
   auto model = context->load_model(test::model_path("resnet_tiny"));
   auto connection = context->device_connect(nullptr, 2);
   auto instance = connection->load_model_instance(model);
+  std::vector<int8_t> input(model->inputs()[0].size()), output(model->outputs()[0].size());
   context->release();
   EXPECT_TRUE(model->released());
   EXPECT_TRUE(connection->released());
   EXPECT_TRUE(instance->released());
-  std::vector<int8_t> input(model->package()->inputs[0].size()), output(1024);
-  std::string message = invalid_argument_message(
-      [&] { instance->run({{input.data()}}, {{output.data()}}); });
+  std::string message =
+      invalid_argument_message([&] { instance->run({{input.data()}}, {{output.data()}}); });
   EXPECT_NE(message.find("ModelInstance of 'resnet_tiny' on metis-0:1:0 was released"),
             std::string::npos)
       << message;
@@ -219,8 +220,8 @@ TEST(Model, PropertiesAndTensorsComeFromThePackage) {
   EXPECT_EQ(model->outputs()[0].unpadded_shape(), (std::vector<int64_t>{1, 1, 1, 1000}));
   auto pre = context->load_model(test::model_path("resnet_tiny_pre"));
   EXPECT_EQ(pre->properties().at("preamble_graph"), "preamble.onnx");
-  std::string message = invalid_argument_message(
-      [&] { context->load_model(test::model_path("no_such_model")); });
+  std::string message =
+      invalid_argument_message([&] { context->load_model(test::model_path("no_such_model")); });
   EXPECT_NE(message.find("no_such_model"), std::string::npos) << message;
 }
 
@@ -246,8 +247,9 @@ TEST(InstanceOptions, ParsesPythonKeywordValues) {
 }
 
 TEST(InstanceOptions, UnknownKeyListsTheValidKeys) {
-  std::string message =
-      invalid_argument_message([] { InstanceOptions::from_properties({{"batch", "4"}}); });
+  std::string message = invalid_argument_message([] {
+    InstanceOptions::from_properties({{"batch", "4"}});
+  });
   EXPECT_NE(message.find("unknown property 'batch'"), std::string::npos) << message;
   for (const char *key : {"aipu_cores", "num_sub_devices", "input_dmabuf", "output_dmabuf",
                           "device_profiling", "host_profiling", "double_buffer", "elf_in_ddr"})
@@ -268,8 +270,9 @@ TEST(Connection, CoreCountsAreCheckedAgainstTheConnection) {
   auto b4 = context->load_model(test::model_path("resnet_tiny_b4"));
   auto one = context->load_model(test::model_path("resnet_tiny"));
   auto connection = context->device_connect(nullptr, 2);
-  std::string message =
-      invalid_argument_message([&] { connection->load_model_instance(b4, {{"aipu_cores", "3"}}); });
+  std::string message = invalid_argument_message([&] {
+    connection->load_model_instance(b4, {{"aipu_cores", "3"}});
+  });
   EXPECT_NE(message.find("has 2 sub-devices"), std::string::npos) << message;
   EXPECT_THROW(connection->load_model_instance(b4, {{"num_sub_devices", "4"}}), InvalidArgument);
   EXPECT_THROW(connection->load_model_instance(b4, {{"aipu_cores", "1"}, {"num_sub_devices", "2"}}),

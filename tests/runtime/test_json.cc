@@ -57,23 +57,23 @@ TEST_P(JsonBad, FailsWithLineAndColumn) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Cases, JsonBad,
-    ::testing::Values(BadCase{"", 1, 1, "expected a JSON value"},
-                      BadCase{"{\"a\": 1,}", 1, 9, "expected a string key"},
-                      BadCase{"[1 2]", 1, 4, "expected ',' or ']'"},
-                      BadCase{"{\n  \"a\" 1}", 2, 7, "expected ':'"},
-                      BadCase{"\"abc", 1, 5, "unterminated string"},
-                      BadCase{"\"a\tb\"", 1, 3, "control character"},
-                      BadCase{"01", 1, 2, "expected end of document"},
-                      BadCase{"-", 1, 2, "expected a digit"},
-                      BadCase{"1.", 1, 3, "expected a digit after '.'"},
-                      BadCase{"tru", 1, 4, "expected 'true'"},
-                      BadCase{"{\"a\": 1, \"a\": 2}", 1, 10, "duplicate key \"a\""},
-                      BadCase{"'single'", 1, 1, "expected a JSON value"},
-                      BadCase{"\"\\x\"", 1, 3, "invalid escape"},
-                      BadCase{"\"\\udc00\"", 1, 8, "unpaired low surrogate"},
-                      BadCase{"[1] x", 1, 5, "expected end of document"}));
+INSTANTIATE_TEST_SUITE_P(Cases, JsonBad,
+                         ::testing::Values(BadCase{"", 1, 1, "expected a JSON value"},
+                                           BadCase{"{\"a\": 1,}", 1, 9, "expected a string key"},
+                                           BadCase{"[1 2]", 1, 4, "expected ',' or ']'"},
+                                           BadCase{"{\n  \"a\" 1}", 2, 7, "expected ':'"},
+                                           BadCase{"\"abc", 1, 5, "unterminated string"},
+                                           BadCase{"\"a\tb\"", 1, 3, "control character"},
+                                           BadCase{"01", 1, 2, "expected end of document"},
+                                           BadCase{"-", 1, 2, "expected a digit"},
+                                           BadCase{"1.", 1, 3, "expected a digit after '.'"},
+                                           BadCase{"tru", 1, 4, "expected 'true'"},
+                                           BadCase{"{\"a\": 1, \"a\": 2}", 1, 10,
+                                                   "duplicate key \"a\""},
+                                           BadCase{"'single'", 1, 1, "expected a JSON value"},
+                                           BadCase{"\"\\x\"", 1, 3, "invalid escape"},
+                                           BadCase{"\"\\udc00\"", 1, 8, "unpaired low surrogate"},
+                                           BadCase{"[1] x", 1, 5, "expected end of document"}));
 
 TEST(Json, RejectsDeepNesting) {
   std::string deep(100, '[');

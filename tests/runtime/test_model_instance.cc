@@ -2,10 +2,9 @@
 // (tests/data/qdq_reference.py, written at build time next to each package), batch splitting over
 // cores, threads, fd arguments, argument validation, profiling.
 #include <fcntl.h>
+#include <onnx/onnx_pb.h>
 #include <sys/mman.h>
 #include <unistd.h>
-
-#include <onnx/onnx_pb.h>
 
 #include <filesystem>
 #include <thread>
@@ -131,8 +130,8 @@ TEST_F(RunTest, Batch4OverOneTwoAndFourCoresGivesIdenticalResults) {
 TEST_F(RunTest, FourThreadsOnFourInstancesMatchOneRun) {
   auto model = context->load_model(test::model_path("resnet_tiny"));
   auto reference = load_reference(model);
-  auto single = run_with_pointers(
-      context->device_connect(nullptr, 1)->load_model_instance(model), reference.inputs);
+  auto single = run_with_pointers(context->device_connect(nullptr, 1)->load_model_instance(model),
+                                  reference.inputs);
   context->release();
   context = Context::create();
   model = context->load_model(test::model_path("resnet_tiny"));
@@ -168,7 +167,8 @@ TEST_F(RunTest, InstancesOnOneConnectionUseDifferentCoresAndShareThePackage) {
   std::vector<std::thread> threads;
   std::vector<std::vector<std::vector<int8_t>>> results(4);
   for (int t = 0; t < 4; ++t)
-    threads.emplace_back([&, t] { results[t] = run_with_pointers(instances[t], reference.inputs); });
+    threads.emplace_back(
+        [&, t] { results[t] = run_with_pointers(instances[t], reference.inputs); });
   for (auto &thread : threads) thread.join();
   for (int t = 0; t < 4; ++t) EXPECT_LE(max_abs_diff(results[t][0], reference.outputs[0]), 1);
   // One compiled program serves every instance.
@@ -178,15 +178,16 @@ TEST_F(RunTest, InstancesOnOneConnectionUseDifferentCoresAndShareThePackage) {
 TEST_F(RunTest, DoubleBufferedRunsFromTwoThreadsAreCorrect) {
   auto model = context->load_model(test::model_path("resnet_tiny_b4"));
   auto reference = load_reference(model);
-  auto instance = context->device_connect(nullptr, 2)->load_model_instance(
-      model, {{"double_buffer", "1"}, {"elf_in_ddr", "0"}});
+  auto instance = context->device_connect(nullptr, 2)
+                      ->load_model_instance(model, {{"double_buffer", "1"}, {"elf_in_ddr", "0"}});
   EXPECT_TRUE(instance->options().double_buffer);
   std::vector<int> bad(2, 0);
   std::vector<std::thread> threads;
   for (int t = 0; t < 2; ++t)
     threads.emplace_back([&, t] {
       for (int i = 0; i < 5; ++i)
-        if (max_abs_diff(run_with_pointers(instance, reference.inputs)[0], reference.outputs[0]) > 1)
+        if (max_abs_diff(run_with_pointers(instance, reference.inputs)[0], reference.outputs[0]) >
+            1)
           ++bad[t];
     });
   for (auto &thread : threads) thread.join();
@@ -231,41 +232,46 @@ TEST_F(RunTest, FdInputsAndOutputsGiveTheSameResultsAsPointers) {
 
 TEST_F(RunTest, BadFdsAreRejectedNamingTheFd) {
   auto model = context->load_model(test::model_path("resnet_tiny"));
-  auto instance = context->device_connect(nullptr, 1)->load_model_instance(
-      model, {{"input_dmabuf", "1"}, {"output_dmabuf", "1"}});
+  auto instance = context->device_connect(nullptr, 1)
+                      ->load_model_instance(model, {{"input_dmabuf", "1"}, {"output_dmabuf", "1"}});
   const size_t in_size = model->inputs()[0].size(), out_size = model->outputs()[0].size();
   MemFd good_in(in_size), good_out(out_size), small(in_size - 1);
 
-  std::string message = invalid_argument_message(
-      [&] { instance->run({{nullptr, small.fd()}}, {{nullptr, good_out.fd()}}); });
+  std::string message = invalid_argument_message([&] {
+    instance->run({{nullptr, small.fd()}}, {{nullptr, good_out.fd()}});
+  });
   EXPECT_NE(message.find("input 0 'input'"), std::string::npos) << message;
   EXPECT_NE(message.find("fd " + std::to_string(small.fd()) + " holds " +
                          std::to_string(in_size - 1) + " bytes"),
             std::string::npos)
       << message;
 
-  message = invalid_argument_message(
-      [&] { instance->run({{nullptr, good_in.fd(), 1}}, {{nullptr, good_out.fd()}}); });
+  message = invalid_argument_message([&] {
+    instance->run({{nullptr, good_in.fd(), 1}}, {{nullptr, good_out.fd()}});
+  });
   EXPECT_NE(message.find("from offset 1"), std::string::npos) << message;
 
   int closed = ::dup(good_in.fd());
   ::close(closed);
-  message = invalid_argument_message(
-      [&] { instance->run({{nullptr, closed}}, {{nullptr, good_out.fd()}}); });
+  message = invalid_argument_message([&] {
+    instance->run({{nullptr, closed}}, {{nullptr, good_out.fd()}});
+  });
   EXPECT_NE(message.find("fd " + std::to_string(closed) + " is not an open file"),
             std::string::npos)
       << message;
 
-  message = invalid_argument_message(
-      [&] { instance->run({{nullptr, good_in.fd()}}, {{nullptr, -1}}); });
+  message = invalid_argument_message([&] {
+    instance->run({{nullptr, good_in.fd()}}, {{nullptr, -1}});
+  });
   EXPECT_NE(message.find("output 0 'logits'"), std::string::npos) << message;
   EXPECT_NE(message.find("got fd -1"), std::string::npos) << message;
 
   // A pipe has no size and cannot be mapped.
   int pipe_fds[2];
   ASSERT_EQ(::pipe(pipe_fds), 0);
-  message = invalid_argument_message(
-      [&] { instance->run({{nullptr, pipe_fds[0]}}, {{nullptr, good_out.fd()}}); });
+  message = invalid_argument_message([&] {
+    instance->run({{nullptr, pipe_fds[0]}}, {{nullptr, good_out.fd()}});
+  });
   EXPECT_NE(message.find("fd " + std::to_string(pipe_fds[0])), std::string::npos) << message;
   ::close(pipe_fds[0]);
   ::close(pipe_fds[1]);
@@ -276,8 +282,9 @@ TEST_F(RunTest, BadFdsAreRejectedNamingTheFd) {
   test::write_text(path, std::string(out_size, '\0'));
   int readonly = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   ASSERT_GE(readonly, 0);
-  message = invalid_argument_message(
-      [&] { instance->run({{nullptr, good_in.fd()}}, {{nullptr, readonly}}); });
+  message = invalid_argument_message([&] {
+    instance->run({{nullptr, good_in.fd()}}, {{nullptr, readonly}});
+  });
   EXPECT_NE(message.find("fd " + std::to_string(readonly) + " cannot be mapped read-write"),
             std::string::npos)
       << message;
@@ -290,7 +297,9 @@ TEST_F(RunTest, WrongArgumentsAreInvalidArgumentNamingTheTensor) {
   std::vector<int8_t> input(model->inputs()[0].size());
   std::vector<int8_t> boxes(model->outputs()[0].size()), scores(model->outputs()[1].size());
 
-  std::string message = invalid_argument_message([&] { instance->run({}, {{boxes.data()}, {scores.data()}}); });
+  std::string message = invalid_argument_message([&] {
+    instance->run({}, {{boxes.data()}, {scores.data()}});
+  });
   EXPECT_NE(message.find("expected 1 inputs, got 0"), std::string::npos) << message;
   message = invalid_argument_message([&] { instance->run({{input.data()}}, {{boxes.data()}}); });
   EXPECT_NE(message.find("expected 2 outputs, got 1"), std::string::npos) << message;
@@ -304,7 +313,9 @@ TEST_F(RunTest, WrongArgumentsAreInvalidArgumentNamingTheTensor) {
     instance->run({{input.data()}}, {{boxes.data()}, {scores.data(), -1, 0, 17}});
   });
   EXPECT_NE(message.find("output 1 'scores'"), std::string::npos) << message;
-  message = invalid_argument_message([&] { instance->run({{nullptr}}, {{boxes.data()}, {scores.data()}}); });
+  message = invalid_argument_message([&] {
+    instance->run({{nullptr}}, {{boxes.data()}, {scores.data()}});
+  });
   EXPECT_NE(message.find("input 0 'image'"), std::string::npos) << message;
   EXPECT_NE(message.find("null pointer"), std::string::npos) << message;
 }

@@ -64,12 +64,12 @@ class TempDir {
 };
 
 // Skips the test (GTEST_SKIP) when the generated packages are not there.
-#define AXSTREAM_REQUIRE_TEST_MODELS()                                                     \
-  do {                                                                                     \
-    if (::axstream::test::models_dir().empty() ||                                          \
-        !std::filesystem::exists(::axstream::test::model_path("resnet_tiny/model.json")))  \
-      GTEST_SKIP() << "AXSTREAM_TEST_MODELS does not point at the generated test models "  \
-                      "(run through meson test)";                                          \
+#define AXSTREAM_REQUIRE_TEST_MODELS()                                                    \
+  do {                                                                                    \
+    if (::axstream::test::models_dir().empty() ||                                         \
+        !std::filesystem::exists(::axstream::test::model_path("resnet_tiny/model.json"))) \
+      GTEST_SKIP() << "AXSTREAM_TEST_MODELS does not point at the generated test models " \
+                      "(run through meson test)";                                         \
   } while (0)
 
 // Largest absolute difference between two int8 buffers of equal size.

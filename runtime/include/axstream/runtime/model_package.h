@@ -35,10 +35,10 @@ struct ModelPackage {
   std::string name;  // model.json "name", else the directory's base name
   int batch = 1;
   std::string input_tensor_layout = "NHWC";
-  std::string core_graph;       // relative to directory
-  std::string preamble_graph;   // relative, "" when absent
-  std::string postamble_graph;  // relative, "" when absent
-  std::vector<TensorInfo> inputs;   // padded device tensors, shape[0] == batch
+  std::string core_graph;          // relative to directory
+  std::string preamble_graph;      // relative, "" when absent
+  std::string postamble_graph;     // relative, "" when absent
+  std::vector<TensorInfo> inputs;  // padded device tensors, shape[0] == batch
   std::vector<TensorInfo> outputs;
   std::vector<std::optional<InputPreprocess>> input_preprocess;  // one per input
   std::vector<OutputInfo> output_info;                           // one per output

@@ -54,8 +54,8 @@ class Object : public std::enable_shared_from_this<Object> {
  protected:
   explicit Object(std::shared_ptr<Context> owner);
   void adopt(const std::shared_ptr<Object> &child);
-  void ensure_alive() const;      // throws InvalidArgument("<describe()> was released")
-  virtual void on_release() {}    // free this object's own resources (children already released)
+  void ensure_alive() const;    // throws InvalidArgument("<describe()> was released")
+  virtual void on_release() {}  // free this object's own resources (children already released)
 
  private:
   // Context and Connection make objects that other objects own too (an instance is a child of
