@@ -1,0 +1,590 @@
+// The pybind11 extension behind axelera.runtime: binds the C++ runtime (runtime.h) to Python,
+// converts its structs into the pure-Python BoardType/DeviceInfo/TensorInfo of
+// axelera/runtime/_types.py and maps every axstream::Error kind to its Python exception.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "axstream/error.h"
+#include "axstream/runtime/runtime.h"
+
+namespace py = pybind11;
+namespace rt = axstream::runtime;
+namespace engine = axstream::engine;
+namespace hal = axstream::hal;
+using axstream::ErrorKind;
+
+namespace {
+
+constexpr size_t kErrorKindCount = static_cast<size_t>(ErrorKind::UnknownError) + 1;
+
+// Python exception class per ErrorKind; filled once at import (module-lifetime references).
+std::array<PyObject *, kErrorKindCount> g_exception_classes{};
+
+struct ExceptionSpec {
+  ErrorKind kind;
+  const char *name;
+  PyObject *builtin_base;  // so `except ValueError` etc. also catches it
+  const char *doc;
+};
+
+void register_exceptions(py::module_ &module) {
+  const std::string prefix = "axelera.runtime.";
+  PyObject *base = PyErr_NewExceptionWithDoc(
+      (prefix + "Error").c_str(),
+      "Base class of every exception raised by axelera.runtime (axstream extension; the "
+      "documented exceptions all derive from it).",
+      PyExc_Exception, nullptr);
+  if (base == nullptr) throw py::error_already_set();
+  module.add_object("Error", py::handle(base));
+
+  const ExceptionSpec specs[] = {
+      {ErrorKind::ConnectionError, "ConnectionError", PyExc_ConnectionError,
+       "The device could not be reached or the connection to it failed."},
+      {ErrorKind::DeviceInUse, "DeviceInUse", PyExc_RuntimeError,
+       "The requested sub-devices are reserved by another connection or process; the message "
+       "names the holder (user:pid)."},
+      {ErrorKind::IncompatibleDevice, "IncompatibleDevice", PyExc_RuntimeError,
+       "The model or request does not fit the device (e.g. more cores than it has)."},
+      {ErrorKind::InternalError, "InternalError", PyExc_RuntimeError,
+       "An internal failure of the runtime or the device."},
+      {ErrorKind::InvalidArgument, "InvalidArgument", PyExc_ValueError,
+       "An argument is wrong: wrong count, shape, dtype or value, a corrupt model package, or "
+       "an object that was already released. Also a ValueError."},
+      {ErrorKind::InvalidConfiguration, "InvalidConfiguration", PyExc_ValueError,
+       "An unknown configuration key or a configuration that cannot be applied. Also a "
+       "ValueError."},
+      {ErrorKind::NotImplemented, "NotImplemented", PyExc_NotImplementedError,
+       "The operation or model feature is not supported. Also a NotImplementedError."},
+      {ErrorKind::Pending, "Pending", PyExc_RuntimeError,
+       "The operation needs a configuration that is still being applied; retry once "
+       "Context.device_ready() returns True."},
+      {ErrorKind::UnknownError, "UnknownError", PyExc_RuntimeError,
+       "A failure the runtime could not classify."},
+  };
+  for (const auto &spec : specs) {
+    py::tuple bases = py::make_tuple(py::handle(base), py::handle(spec.builtin_base));
+    PyObject *cls =
+        PyErr_NewExceptionWithDoc((prefix + spec.name).c_str(), spec.doc, bases.ptr(), nullptr);
+    if (cls == nullptr) throw py::error_already_set();
+    module.add_object(spec.name, py::handle(cls));
+    g_exception_classes[static_cast<size_t>(spec.kind)] = cls;
+  }
+
+  py::register_exception_translator([](std::exception_ptr error) {
+    try {
+      if (error) std::rethrow_exception(error);
+    } catch (const axstream::Error &e) {
+      auto index = static_cast<size_t>(e.kind());
+      PyObject *cls = index < kErrorKindCount ? g_exception_classes[index] : nullptr;
+      PyErr_SetString(cls ? cls : g_exception_classes[static_cast<size_t>(ErrorKind::UnknownError)],
+                      e.what());
+    }
+  });
+}
+
+// The pure-Python value types live in axelera/runtime/_types.py; imported on use (sys.modules
+// makes this a dict lookup) so that the extension module has no import-time cycle.
+py::object types_attr(const char *name) {
+  return py::module_::import("axelera.runtime._types").attr(name);
+}
+
+std::string type_name(py::handle object) {
+  return py::str(py::type::handle_of(object).attr("__name__"));
+}
+
+std::string shape_text(const std::vector<int64_t> &shape) {
+  std::ostringstream out;
+  out << '(';
+  for (size_t i = 0; i < shape.size(); ++i) out << (i ? "," : "") << shape[i];
+  if (shape.size() == 1) out << ',';
+  out << ')';
+  return out.str();
+}
+
+py::dtype numpy_dtype(engine::DType dtype) {
+  switch (dtype) {
+    case engine::DType::f32: return py::dtype::of<float>();
+    case engine::DType::i8: return py::dtype::of<int8_t>();
+    case engine::DType::u8: return py::dtype::of<uint8_t>();
+    case engine::DType::i32: return py::dtype::of<int32_t>();
+    case engine::DType::i64: return py::dtype::of<int64_t>();
+    case engine::DType::bool_: return py::dtype("bool");
+    case engine::DType::f16: return py::dtype("float16");
+  }
+  throw axstream::InternalError("tensor dtype " + std::to_string(static_cast<int>(dtype)) +
+                                " has no numpy equivalent");
+}
+
+py::object to_python(const hal::DeviceInfo &info) {
+  py::object board_type = types_attr("BoardType")(static_cast<int>(info.board_type));
+  return types_attr("DeviceInfo")(
+      py::arg("name") = info.name, py::arg("subdevice_count") = info.subdevice_count,
+      py::arg("max_memory") = info.max_memory, py::arg("in_use") = info.in_use > 0,
+      py::arg("in_use_by") = info.in_use_by, py::arg("board_type") = board_type,
+      py::arg("firmware_version") = info.firmware_version,
+      py::arg("board_revision") = info.board_revision,
+      py::arg("flashed_firmware_version") = info.flashed_firmware_version,
+      py::arg("board_controller_firmware_version") = info.board_controller_firmware_version,
+      py::arg("board_controller_board_type") = info.board_controller_board_type,
+      py::arg("in_use_count") = info.in_use);
+}
+
+py::object to_python(const rt::TensorInfo &info) {
+  py::list padding;
+  for (const auto &[begin, end] : info.padding) padding.append(py::make_tuple(begin, end));
+  py::tuple shape(info.shape.size());
+  for (size_t i = 0; i < info.shape.size(); ++i) shape[i] = py::int_(info.shape[i]);
+  return types_attr("TensorInfo")(
+      py::arg("shape") = shape, py::arg("dtype") = numpy_dtype(info.dtype),
+      py::arg("name") = info.name,
+      py::arg("padding") = info.padding.empty() ? py::object(py::none()) : py::object(padding),
+      py::arg("scale") = info.scale, py::arg("zero_point") = info.zero_point);
+}
+
+py::list to_python(const std::vector<rt::TensorInfo> &infos) {
+  py::list result;
+  for (const auto &info : infos) result.append(to_python(info));
+  return result;
+}
+
+template <typename T>
+T attr_or(py::handle object, const char *name, T fallback) {
+  if (!py::hasattr(object, name)) return fallback;
+  py::object value = object.attr(name);
+  if (py::hasattr(value, "value") && !py::isinstance<py::str>(value)) value = value.attr("value");
+  return value.cast<T>();
+}
+
+// `device` arguments: a DeviceInfo (from list_devices) or, as a convenience, the device name.
+hal::DeviceInfo device_from_python(py::handle device, const char *call) {
+  hal::DeviceInfo info;
+  if (py::isinstance<py::str>(device)) {
+    info.name = device.cast<std::string>();
+    return info;
+  }
+  if (!py::hasattr(device, "name") || !py::isinstance<py::str>(device.attr("name")))
+    throw axstream::InvalidArgument(std::string(call) +
+                                    ": device must be a DeviceInfo from list_devices() or a "
+                                    "device name, got " +
+                                    type_name(device));
+  info.name = device.attr("name").cast<std::string>();
+  info.subdevice_count = attr_or<int>(device, "subdevice_count", 0);
+  info.max_memory = attr_or<uint64_t>(device, "max_memory", 0);
+  info.in_use = attr_or<int>(device, "in_use_count", 0);
+  info.in_use_by = attr_or<std::string>(device, "in_use_by", "");
+  info.board_type = static_cast<hal::BoardType>(
+      attr_or<int>(device, "board_type", static_cast<int>(hal::BoardType::unknown)));
+  info.firmware_version = attr_or<std::string>(device, "firmware_version", "");
+  info.board_revision = attr_or<int>(device, "board_revision", 0);
+  info.flashed_firmware_version = attr_or<std::string>(device, "flashed_firmware_version", "");
+  info.board_controller_firmware_version =
+      attr_or<std::string>(device, "board_controller_firmware_version", "");
+  info.board_controller_board_type =
+      attr_or<std::string>(device, "board_controller_board_type", "");
+  return info;
+}
+
+// kwargs -> the runtime's string properties. bool -> "1"/"0" (the doc's tables use 0/1),
+// integers (also numpy integers) in decimal, floats via repr, str unchanged.
+rt::Properties properties_from_kwargs(const py::kwargs &kwargs, const std::string &call) {
+  rt::Properties properties;
+  for (const auto &[key_handle, value] : kwargs) {
+    std::string key = py::str(key_handle);
+    std::string text;
+    if (py::isinstance<py::bool_>(value)) {
+      text = value.cast<bool>() ? "1" : "0";
+    } else if (PyIndex_Check(value.ptr())) {
+      text = py::str(py::reinterpret_steal<py::object>(PyNumber_Index(value.ptr())));
+    } else if (PyFloat_Check(value.ptr())) {
+      text = py::str(py::repr(value));
+    } else if (py::isinstance<py::str>(value)) {
+      text = value.cast<std::string>();
+    } else {
+      throw axstream::InvalidArgument(call + ": value of '" + key +
+                                      "' must be a bool, int, float or str, got " +
+                                      type_name(value) + " " + std::string(py::repr(value)));
+    }
+    properties[key] = text;
+  }
+  return properties;
+}
+
+bool is_tensor_list(py::handle object) {
+  return (py::isinstance<py::list>(object) || py::isinstance<py::tuple>(object));
+}
+
+std::string tensor_label(const char *direction, size_t index, const rt::TensorInfo &info,
+                         const std::string &model_name) {
+  std::string label = std::string(direction) + " " + std::to_string(index);
+  if (!info.name.empty()) label += " ('" + info.name + "')";
+  return label + " of '" + model_name + "'";
+}
+
+// Checks one numpy argument against its TensorInfo and describes it for the runtime. The array
+// must be exactly what the device reads/writes: padded shape, the tensor's dtype, C-contiguous
+// (and writeable for outputs) so the runtime can use its memory directly.
+rt::Argument array_argument(py::handle item, const rt::TensorInfo &info, const std::string &label,
+                            bool is_output) {
+  py::dtype expected_dtype = numpy_dtype(info.dtype);
+  std::string expected_text = std::string(py::str(expected_dtype)) + " array of shape " +
+                              shape_text(info.shape);
+  if (!py::isinstance<py::array>(item))
+    throw axstream::InvalidArgument(label + ": expected " + expected_text + ", got " +
+                                    type_name(item));
+  auto array = py::reinterpret_borrow<py::array>(item);
+  std::vector<int64_t> shape(array.shape(), array.shape() + array.ndim());
+  bool dtype_ok = PyObject_RichCompareBool(array.dtype().ptr(), expected_dtype.ptr(), Py_EQ) == 1;
+  if (!dtype_ok || shape != info.shape)
+    throw axstream::InvalidArgument(label + ": expected " + expected_text + ", got " +
+                                    std::string(py::str(array.dtype())) + " " +
+                                    shape_text(shape));
+  if (!(array.flags() & py::array::c_style))
+    throw axstream::InvalidArgument(label + ": expected a C-contiguous " + expected_text +
+                                    ", got a non-contiguous view (use numpy.ascontiguousarray)");
+  rt::Argument argument;
+  if (is_output) {
+    if (!array.writeable())
+      throw axstream::InvalidArgument(label + ": expected a writeable " + expected_text +
+                                      ", got a read-only array");
+    argument.ptr = array.mutable_data();
+  } else {
+    argument.ptr = const_cast<void *>(array.data());
+  }
+  argument.size = static_cast<size_t>(array.nbytes());
+  return argument;
+}
+
+// A dmabuf/memfd argument: an int fd, or any object with fileno().
+rt::Argument fd_argument(py::handle item, const std::string &label) {
+  py::object fd_object = py::reinterpret_borrow<py::object>(item);
+  if (!py::isinstance<py::bool_>(item) && !PyIndex_Check(item.ptr()) &&
+      py::hasattr(item, "fileno"))
+    fd_object = item.attr("fileno")();
+  if (py::isinstance<py::bool_>(fd_object) || !PyIndex_Check(fd_object.ptr()))
+    throw axstream::InvalidArgument(label +
+                                    ": expected a file descriptor (int) because the instance "
+                                    "was loaded with dmabuf I/O, got " +
+                                    type_name(item));
+  long long fd = py::reinterpret_steal<py::int_>(PyNumber_Index(fd_object.ptr())).cast<long long>();
+  if (fd < 0 || fd > INT32_MAX)
+    throw axstream::InvalidArgument(label + ": expected a non-negative file descriptor, got " +
+                                    std::to_string(fd));
+  rt::Argument argument;
+  argument.fd = static_cast<int>(fd);
+  return argument;
+}
+
+std::vector<rt::Argument> collect_arguments(py::handle list, const char *direction,
+                                            const std::vector<rt::TensorInfo> &infos,
+                                            const std::string &model_name, bool dmabuf,
+                                            bool is_output) {
+  const std::string plural = std::string(direction) + "s";
+  if (!is_tensor_list(list))
+    throw axstream::InvalidArgument(
+        "run() " + plural + " of '" + model_name + "': expected a list of " +
+        (dmabuf ? "file descriptors" : "numpy arrays") + ", got " + type_name(list));
+  auto sequence = py::reinterpret_borrow<py::sequence>(list);
+  if (sequence.size() != infos.size())
+    throw axstream::InvalidArgument("run() " + plural + " of '" + model_name + "': expected " +
+                                    std::to_string(infos.size()) + " " +
+                                    (infos.size() == 1 ? direction : plural) + ", got " +
+                                    std::to_string(sequence.size()));
+  std::vector<rt::Argument> arguments;
+  arguments.reserve(infos.size());
+  for (size_t i = 0; i < infos.size(); ++i) {
+    const std::string label = tensor_label(direction, i, infos[i], model_name);
+    py::object item = sequence[i];
+    arguments.push_back(dmabuf ? fd_argument(item, label)
+                               : array_argument(item, infos[i], label, is_output));
+  }
+  return arguments;
+}
+
+void run_instance(rt::ModelInstance &instance, py::handle inputs, py::handle outputs) {
+  const auto model = instance.model();  // throws InvalidArgument once released
+  const auto &options = instance.options();
+  const std::string &model_name = model->name();
+  auto input_arguments =
+      collect_arguments(inputs, "input", model->inputs(), model_name, options.input_dmabuf, false);
+  auto output_arguments = collect_arguments(outputs, "output", model->outputs(), model_name,
+                                            options.output_dmabuf, true);
+  // The caller's lists keep the arrays alive for the call; they are not touched without the GIL.
+  py::gil_scoped_release release_gil;
+  instance.run(input_arguments, output_arguments);
+}
+
+double seconds(std::chrono::nanoseconds duration) {
+  return std::chrono::duration<double>(duration).count();
+}
+
+py::dict options_to_python(const rt::InstanceOptions &options) {
+  py::dict result;
+  result["aipu_cores"] = options.aipu_cores;
+  result["num_sub_devices"] = options.num_sub_devices;
+  result["input_dmabuf"] = options.input_dmabuf;
+  result["output_dmabuf"] = options.output_dmabuf;
+  result["device_profiling"] = options.device_profiling;
+  result["host_profiling"] = options.host_profiling;
+  result["double_buffer"] = options.double_buffer;
+  result["elf_in_ddr"] = options.elf_in_ddr;
+  return result;
+}
+
+std::string fspath(py::handle path) {
+  return py::str(py::module_::import("os").attr("fspath")(path));
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_axelera_runtime, m) {
+  m.doc() =
+      "C++ core of axelera.runtime (import axelera.runtime instead). Binds the axstream C++ "
+      "runtime: Context, Connection, Model, ModelInstance and the runtime's exceptions.";
+  register_exceptions(m);
+
+  m.def("_reset_devices_for_testing", &hal::reset_devices_for_testing,
+        "Tests only: forget the enumerated devices so the next call re-reads AXSTREAM_SIM_* and "
+        "AXSTREAM_RUNTIME_DIR. Objects created before keep their devices.");
+
+  // Every class is declared before any method so docstrings name the right types.
+  py::class_<rt::Object, std::shared_ptr<rt::Object>> object(
+      m, "Object",
+      "Abstract base class for all objects in the runtime.\n\n"
+      "All objects created by the runtime are owned by the Context that created them. When the "
+      "Context is released, all objects created by it are also released; using a released object "
+      "raises InvalidArgument.");
+  py::class_<rt::Context, rt::Object, std::shared_ptr<rt::Context>> context(
+      m, "Context",
+      "The Context object is the root object of the runtime.\n\n"
+      "A Context is used to create and manage all other objects in the runtime. Normally you "
+      "would create it in a with statement::\n\n"
+      "    with axr.Context() as context:\n"
+      "        devices = context.list_devices()\n\n"
+      "Alternatively, call release() to release the context and all its children.");
+  py::class_<rt::Connection, rt::Object, std::shared_ptr<rt::Connection>> connection(
+      m, "Connection",
+      "A connection to one or more sub-devices (AIPU cores), reserved for this process until the "
+      "connection is released.");
+  py::class_<rt::Model, rt::Object, std::shared_ptr<rt::Model>> model(
+      m, "Model", "A model object that can be loaded onto a Connection object.");
+  py::class_<rt::ModelInstance, rt::Object, std::shared_ptr<rt::ModelInstance>> instance(
+      m, "ModelInstance", "A model instance that has been loaded onto a Connection object.");
+  py::class_<rt::RunProfile> run_profile(
+      m, "RunProfile",
+      "Timing of the last ModelInstance.run() (axstream extension), filled when the instance "
+      "was loaded with host_profiling=True and/or device_profiling=True. Durations are in "
+      "seconds.");
+
+  object
+      .def_property_readonly(
+          "context",
+          [](rt::Object &self) -> std::shared_ptr<rt::Context> {
+            if (auto owner = self.context()) return owner;
+            // The Context owns itself.
+            return std::dynamic_pointer_cast<rt::Context>(self.shared_from_this());
+          },
+          "Reference to the Context that owns this object.")
+      .def(
+          "release",
+          [](rt::Object &self) {
+            py::gil_scoped_release release_gil;  // may wait for runs of other threads
+            self.release();
+          },
+          "Release the object and all its children.")
+      .def_property_readonly("released", &rt::Object::released,
+                             "True once release() was called on this object or an owner "
+                             "(axstream extension).")
+      .def("__repr__", [](rt::Object &self) {
+        return "<axelera.runtime." + self.describe() + (self.released() ? " (released)>" : ">");
+      });
+
+  context
+      .def(py::init([] { return rt::Context::create(); }), "Create a new runtime Context.")
+      .def("__enter__", [](std::shared_ptr<rt::Context> self) { return self; },
+           "Return the context itself (for use in a with statement).")
+      .def(
+          "__exit__",
+          [](rt::Context &self, py::args) {
+            py::gil_scoped_release release_gil;
+            self.release();
+            return false;
+          },
+          "Release the context and all its children at the end of the with block.")
+      .def(
+          "release",
+          [](rt::Context &self) {
+            py::gil_scoped_release release_gil;
+            self.release();
+          },
+          "Release the context and all its children.\n\n"
+          "This function is called automatically when Context is used as a context manager.")
+      .def(
+          "list_devices",
+          [](rt::Context &self) {
+            py::list result;
+            for (const auto &info : self.list_devices()) result.append(to_python(info));
+            return result;
+          },
+          "List all devices on the system.\n\n:rtype: list[DeviceInfo]")
+      .def(
+          "configure_device",
+          [](rt::Context &self, py::handle device, py::kwargs kwargs) {
+            auto info = device_from_python(device, "configure_device");
+            auto settings = properties_from_kwargs(kwargs, "configure_device(" + info.name + ")");
+            py::gil_scoped_release release_gil;
+            return self.configure_device(info, settings);
+          },
+          py::arg("device"),
+          "Configure a device. Returns True if the configuration setting is complete, False if "
+          "it is pending (poll device_ready()).\n\n"
+          "Valid properties: clock_profile (MHz, default 800), clock_profile_core_0..3 (MHz, "
+          "default 800), mvm_utilisation_core_0..3 (percent, default 100). An unknown key raises "
+          "InvalidConfiguration, an out-of-range value InvalidArgument.\n\n:rtype: bool")
+      .def(
+          "device_ready",
+          [](rt::Context &self, py::handle device) {
+            return self.device_ready(device_from_python(device, "device_ready"));
+          },
+          py::arg("device"),
+          "Returns True if the configuration setting is complete, False if it is pending.\n\n"
+          ":rtype: bool")
+      .def(
+          "read_device_configuration",
+          [](rt::Context &self, py::handle device) {
+            return self.read_device_configuration(
+                device_from_python(device, "read_device_configuration"));
+          },
+          py::arg("device"),
+          "Read all available configuration properties of the device.\n\n:rtype: dict[str, str]")
+      .def(
+          "device_connect",
+          [](rt::Context &self, py::handle device, int num_sub_devices, py::kwargs kwargs) {
+            std::unique_ptr<hal::DeviceInfo> info;
+            if (!device.is_none())
+              info = std::make_unique<hal::DeviceInfo>(device_from_python(device, "device_connect"));
+            auto properties = properties_from_kwargs(kwargs, "device_connect");
+            py::gil_scoped_release release_gil;
+            return self.device_connect(info.get(), num_sub_devices, properties);
+          },
+          // keep_alive<0, 1>: the Python Context lives as long as the Connection, so
+          // `connection.context` returns the very same Python object.
+          py::keep_alive<0, 1>(), py::arg("device") = py::none(), py::arg("num_sub_devices") = 1,
+          "Connect to one or more sub-devices.\n\n"
+          "This reserves the sub-devices so that other processes cannot use them (DeviceInUse "
+          "names the holder otherwise). device=None picks the first device with num_sub_devices "
+          "free sub-devices. The returned Connection is used to load models and run them on the "
+          "sub-devices.\n\n:rtype: Connection")
+      .def(
+          "load_model",
+          [](rt::Context &self, py::handle path) {
+            auto path_text = fspath(path);
+            py::gil_scoped_release release_gil;
+            return self.load_model(path_text);
+          },
+          // keep_alive<0, 1>: the Python Context lives as long as the Model, so
+          // `model.context` returns the very same Python object.
+          py::keep_alive<0, 1>(), py::arg("path"),
+          "Load a model from a file: a model package directory or its model.json.\n\n"
+          "The returned model can be loaded onto multiple Connection objects using "
+          "Connection.load_model_instance(). A missing or corrupt package raises InvalidArgument "
+          "naming the file and field.\n\n:rtype: Model");
+
+  connection
+      .def(
+          "load_model_instance",
+          [](rt::Connection &self, const std::shared_ptr<rt::Model> &model, py::kwargs kwargs) {
+            auto properties = properties_from_kwargs(kwargs, "load_model_instance");
+            py::gil_scoped_release release_gil;
+            return self.load_model_instance(model, properties);
+          },
+          // keep_alive<0, 1>: the instance runs on this connection's sub-devices; keep the
+          // Python Connection alive while the instance is.
+          // keep_alive<0, 2>: likewise the Python Model, so `instance.model` is the same object.
+          py::keep_alive<0, 1>(), py::keep_alive<0, 2>(), py::arg("model"),
+          "Load a model onto the sub-devices.\n\n"
+          "Valid kwargs (bool or int values): aipu_cores (0: L2 resources to allocate, set to "
+          "batch size), num_sub_devices (0: sub-devices to use, set to the batch size of the "
+          "model), input_dmabuf (False: inputs are dmabuf file descriptors), output_dmabuf "
+          "(False: outputs are dmabuf file descriptors), device_profiling (False), "
+          "host_profiling (False), double_buffer (False), elf_in_ddr (True). Unknown keys or bad "
+          "values raise InvalidArgument.\n\n:rtype: ModelInstance")
+      .def_property_readonly("device_name", &rt::Connection::device_name,
+                             "Name of the connected device (axstream extension).")
+      .def_property_readonly("num_sub_devices", &rt::Connection::num_sub_devices,
+                             "Number of reserved sub-devices (axstream extension).");
+
+  model
+      .def_property_readonly(
+          "properties", &rt::Model::properties,
+          "dict of the model's properties:\n\n"
+          "* preamble_graph: relative path to a preamble ONNX file containing the initial nodes "
+          "of the model, run on the host ('' when absent).\n"
+          "* postamble_graph: relative path to a postamble ONNX file containing the final nodes "
+          "of the model, run on the host ('' when absent).\n"
+          "* input_tensor_layout: always NHWC in this version.")
+      .def_property_readonly("name", &rt::Model::name, "Name of the model (axstream extension).")
+      .def(
+          "inputs", [](rt::Model &self) { return to_python(self.inputs()); },
+          "Return information about the input tensors to the model.\n\n:rtype: list[TensorInfo]")
+      .def(
+          "outputs", [](rt::Model &self) { return to_python(self.outputs()); },
+          "Return information about the output tensors of the model.\n\n"
+          ":rtype: list[TensorInfo]");
+
+  instance
+      .def("run", &run_instance, py::arg("inputs"), py::arg("outputs"),
+           "Run the model instance.\n\n"
+           "If the model instance was created with input_dmabuf=True then inputs must be a list "
+           "of file descriptors. Otherwise it should be a list of numpy arrays, one per model "
+           "input, each C-contiguous with the TensorInfo's (padded) shape and dtype.\n\n"
+           "If the model instance was created with output_dmabuf=True then outputs must be a "
+           "list of file descriptors. Otherwise it should be a list of writeable numpy arrays "
+           "that receive the results in place.\n\n"
+           "The GIL is released while the device runs, so several threads can run instances in "
+           "parallel. On failure an exception is raised (InvalidArgument naming the tensor and "
+           "what was expected for bad arguments).\n\n:rtype: None")
+      .def("profile", &rt::ModelInstance::profile,
+           "Timing of the last run (axstream extension): a RunProfile. Host timing needs "
+           "host_profiling=True, device timing device_profiling=True at load_model_instance.")
+      .def_property_readonly(
+          "options", [](rt::ModelInstance &self) { return options_to_python(self.options()); },
+          "The load_model_instance options in effect, as a dict (axstream extension).")
+      .def_property_readonly("model", &rt::ModelInstance::model,
+                             "The Model this instance runs (axstream extension).");
+
+  run_profile
+      .def_property_readonly(
+          "host_total", [](const rt::RunProfile &p) { return seconds(p.host_total); },
+          "Seconds the whole run() took on the host.")
+      .def_property_readonly(
+          "device_compute", [](const rt::RunProfile &p) { return seconds(p.device_compute); },
+          "Device compute seconds, summed over the cores.")
+      .def_property_readonly(
+          "per_core",
+          [](const rt::RunProfile &p) {
+            std::vector<double> result;
+            for (auto duration : p.per_core) result.push_back(seconds(duration));
+            return result;
+          },
+          "Device compute seconds per core (list of float).")
+      .def_readonly("bytes_copied", &rt::RunProfile::bytes_copied,
+                    "Bytes the runtime copied on the host for the last run (0 when zero-copy).")
+      .def_readonly("runs", &rt::RunProfile::runs, "Runs of this instance so far.")
+      .def("__repr__", [](const rt::RunProfile &p) {
+        std::ostringstream out;
+        out << "RunProfile(host_total=" << seconds(p.host_total)
+            << ", device_compute=" << seconds(p.device_compute) << ", per_core=[";
+        for (size_t i = 0; i < p.per_core.size(); ++i)
+          out << (i ? ", " : "") << seconds(p.per_core[i]);
+        out << "], bytes_copied=" << p.bytes_copied << ", runs=" << p.runs << ")";
+        return out.str();
+      });
+}

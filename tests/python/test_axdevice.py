@@ -1,0 +1,85 @@
+"""The axdevice CLI: list (every DeviceInfo field), config (waits until ready), read; clear
+errors and exit codes."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+AXDEVICE = pathlib.Path(__file__).resolve().parents[2] / "tools" / "axdevice"
+
+
+def axdevice(*args, env_extra=None):
+    env = os.environ.copy()
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, str(AXDEVICE), *args], capture_output=True, text=True,
+                          timeout=120, env=env)
+
+
+def test_list_prints_every_device_info_field():
+    result = axdevice("list")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.startswith("0: metis-0:1:0")
+    for field in ("subdevice_count: 4", "max_memory:", "in_use: False", "in_use_by:",
+                  "board_type: pcie", "firmware_version:", "board_revision:",
+                  "flashed_firmware_version:", "board_controller_firmware_version:",
+                  "board_controller_board_type:"):
+        assert field in out, field
+
+
+def test_list_json_with_two_devices():
+    result = axdevice("--json", "list", env_extra={"AXSTREAM_SIM_DEVICES": "2"})
+    assert result.returncode == 0, result.stderr
+    devices = json.loads(result.stdout)
+    assert [d["name"] for d in devices] == ["metis-0:1:0", "metis-0:2:0"]
+    assert devices[0]["subdevice_count"] == 4 and devices[0]["board_type"] == "pcie"
+
+
+def test_config_waits_until_ready_and_prints_the_configuration():
+    result = axdevice("config", "metis-0:1:0", "clock_profile=600", "mvm_utilisation_core_1=40")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "clock_profile=600" in lines
+    assert "mvm_utilisation_core_1=40" in lines
+    # The setting persists for other processes (same AXSTREAM_RUNTIME_DIR).
+    read = axdevice("read", "metis-0:1:0")
+    assert read.returncode == 0, read.stderr
+    assert "clock_profile=600" in read.stdout.splitlines()
+
+
+def test_read_by_index_prints_every_key():
+    result = axdevice("--json", "read", "0")
+    assert result.returncode == 0, result.stderr
+    config = json.loads(result.stdout)
+    assert config["clock_profile"] == "800"
+    assert {f"mvm_utilisation_core_{i}" for i in range(4)} <= set(config)
+
+
+def test_unknown_key_exits_1_with_invalid_configuration():
+    result = axdevice("config", "metis-0:1:0", "turbo=1")
+    assert result.returncode == 1
+    assert "InvalidConfiguration" in result.stderr and "turbo" in result.stderr
+
+
+def test_out_of_range_value_exits_1_with_invalid_argument():
+    result = axdevice("config", "metis-0:1:0", "clock_profile=99999")
+    assert result.returncode == 1
+    assert "InvalidArgument" in result.stderr and "clock_profile" in result.stderr
+
+
+def test_unknown_device_exits_2_naming_the_known_ones():
+    result = axdevice("read", "metis-7:7:7")
+    assert result.returncode == 2
+    assert "metis-7:7:7" in result.stderr and "metis-0:1:0" in result.stderr
+
+
+@pytest.mark.parametrize("args", [[], ["frobnicate"], ["config", "metis-0:1:0"],
+                                  ["config", "metis-0:1:0", "novalue"]])
+def test_bad_command_lines_exit_2(args):
+    result = axdevice(*args)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert result.stderr
