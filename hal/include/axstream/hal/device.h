@@ -83,4 +83,10 @@ class Device {
 const std::vector<std::shared_ptr<Device>> &devices();
 std::shared_ptr<Device> find_device(const std::string &name);  // nullptr if absent
 
+// Forget the enumerated devices so that the next devices() enumerates again, reading the
+// backends' environment (AXSTREAM_SIM_*, AXSTREAM_RUNTIME_DIR) afresh. For tests only: it
+// invalidates references returned by devices(); Device objects still held by shared_ptr (and
+// their reservations) stay valid.
+void reset_devices_for_testing();
+
 }  // namespace axstream::hal

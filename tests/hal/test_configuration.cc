@@ -1,0 +1,191 @@
+// Validation, asynchronous application and cross-process visibility of device configuration.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "axstream/error.h"
+#include "hal_test_env.h"
+
+namespace axstream::hal::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using Settings = std::map<std::string, std::string>;
+
+class Configure : public SimTest {
+ protected:
+  void SetUp() override {
+    SimTest::SetUp();
+    set_env(sim::kConfigDelayEnv, "100");
+  }
+  // The message of the error `settings` raise, checked to be of type `E`.
+  template <typename E>
+  std::string error_of(const Settings &settings) {
+    try {
+      device()->configure(settings);
+    } catch (const E &error) {
+      return error.what();
+    } catch (const std::exception &error) {
+      return std::string("wrong error type: ") + error.what();
+    }
+    return "no error";
+  }
+  static bool wait_ready(Device &device, std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!device.ready()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(5ms);
+    }
+    return true;
+  }
+};
+
+TEST_F(Configure, ReadConfigurationHasEveryKeyAtItsDefault) {
+  Settings expected{{"clock_profile", "800"}};
+  for (int core = 0; core < 4; ++core) {
+    expected["clock_profile_core_" + std::to_string(core)] = "800";
+    expected["mvm_utilisation_core_" + std::to_string(core)] = "100";
+  }
+  EXPECT_EQ(device()->read_configuration(), expected);
+  EXPECT_TRUE(device()->ready());
+}
+
+TEST_F(Configure, UnknownKeyIsInvalidConfigurationListingValidKeys) {
+  std::string message = error_of<InvalidConfiguration>({{"turbo", "1"}});
+  EXPECT_NE(message.find("metis-0:1:0"), std::string::npos) << message;
+  EXPECT_NE(message.find("'turbo'"), std::string::npos) << message;
+  EXPECT_NE(message.find("clock_profile, clock_profile_core_0..3, mvm_utilisation_core_0..3"),
+            std::string::npos)
+      << message;
+  // Unknown even beside a valid key, and reported before a bad value.
+  message = error_of<InvalidConfiguration>({{"clock_profile", "x"}, {"mvm_utilisation", "50"}});
+  EXPECT_NE(message.find("'mvm_utilisation'"), std::string::npos) << message;
+}
+
+TEST_F(Configure, PerCoreKeysStopAtTheLastCore) {
+  set_env(sim::kSubdevicesEnv, "2");
+  EXPECT_EQ(device()->configure({{"clock_profile_core_1", "500"}}), false);
+  std::string message = error_of<InvalidConfiguration>({{"clock_profile_core_2", "500"}});
+  EXPECT_NE(message.find("clock_profile_core_0..1"), std::string::npos) << message;
+  message = error_of<InvalidConfiguration>({{"mvm_utilisation_core_01", "50"}});
+  EXPECT_NE(message.find("'mvm_utilisation_core_01'"), std::string::npos) << message;
+}
+
+TEST_F(Configure, NonIntegerValueIsInvalidArgumentNamingKeyValueAndRange) {
+  std::string message = error_of<InvalidArgument>({{"clock_profile", "fast"}});
+  EXPECT_NE(message.find("clock_profile='fast'"), std::string::npos) << message;
+  EXPECT_NE(message.find("[100, 1000]"), std::string::npos) << message;
+  for (const char *bad : {"", "800.5", "8e2", " 800", "0x320"})
+    EXPECT_NE(error_of<InvalidArgument>({{"clock_profile", bad}}).find("clock_profile='"),
+              std::string::npos)
+        << "'" << bad << "' was accepted";
+}
+
+TEST_F(Configure, OutOfRangeValueIsInvalidArgument) {
+  EXPECT_NE(error_of<InvalidArgument>({{"clock_profile", "99"}}).find("'99'"), std::string::npos);
+  EXPECT_NE(error_of<InvalidArgument>({{"clock_profile_core_3", "1001"}}).find("'1001'"),
+            std::string::npos);
+  std::string message = error_of<InvalidArgument>({{"mvm_utilisation_core_0", "0"}});
+  EXPECT_NE(message.find("mvm_utilisation_core_0='0'"), std::string::npos) << message;
+  EXPECT_NE(message.find("[1, 100]"), std::string::npos) << message;
+  EXPECT_NE(error_of<InvalidArgument>({{"mvm_utilisation_core_0", "101"}}).find("'101'"),
+            std::string::npos);
+  EXPECT_EQ(device()->configure({{"clock_profile", "100"}, {"mvm_utilisation_core_2", "1"}}),
+            false);
+}
+
+TEST_F(Configure, RejectedRequestChangesNothing) {
+  auto before = device()->read_configuration();
+  error_of<InvalidArgument>({{"clock_profile", "500"}, {"mvm_utilisation_core_0", "150"}});
+  EXPECT_EQ(device()->read_configuration(), before);
+  EXPECT_TRUE(device()->ready());
+}
+
+TEST_F(Configure, ReturnsFalseThenReadyTurnsTrueAfterTheDelay) {
+  auto metis = device();
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(metis->configure({{"clock_profile", "1000"}}));
+  EXPECT_FALSE(metis->ready());
+  ASSERT_TRUE(wait_ready(*metis, 5s));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 100ms);
+  EXPECT_EQ(metis->read_configuration().at("clock_profile"), "1000");
+}
+
+TEST_F(Configure, SameValuesAreAppliedAtOnce) {
+  auto metis = device();
+  EXPECT_TRUE(metis->configure({{"clock_profile", "800"}}));
+  EXPECT_TRUE(metis->configure({}));
+  EXPECT_FALSE(metis->configure({{"mvm_utilisation_core_1", "50"}}));
+  // Same as the pending change: still pending until it lands.
+  EXPECT_FALSE(metis->configure({{"mvm_utilisation_core_1", "50"}}));
+  ASSERT_TRUE(wait_ready(*metis, 5s));
+  EXPECT_TRUE(metis->configure({{"mvm_utilisation_core_1", "50"}}));
+}
+
+TEST_F(Configure, ZeroDelayAppliesAtOnce) {
+  set_env(sim::kConfigDelayEnv, "0");
+  EXPECT_TRUE(device()->configure({{"clock_profile", "400"}}));
+  EXPECT_TRUE(device()->ready());
+}
+
+TEST_F(Configure, ClockProfileSetsEveryCoreAndPerCoreKeysOverrideIt) {
+  auto metis = device();
+  metis->configure({{"clock_profile", "600"}, {"clock_profile_core_2", "300"}});
+  auto settings = metis->read_configuration();
+  EXPECT_EQ(settings.at("clock_profile"), "600");
+  EXPECT_EQ(settings.at("clock_profile_core_0"), "600");
+  EXPECT_EQ(settings.at("clock_profile_core_1"), "600");
+  EXPECT_EQ(settings.at("clock_profile_core_2"), "300");
+  EXPECT_EQ(settings.at("clock_profile_core_3"), "600");
+  metis->configure({{"clock_profile_core_0", "700"}});
+  EXPECT_EQ(metis->read_configuration().at("clock_profile_core_2"), "300");
+  metis->configure({{"clock_profile", "+900"}});
+  for (int core = 0; core < 4; ++core)
+    EXPECT_EQ(metis->read_configuration().at("clock_profile_core_" + std::to_string(core)), "900");
+}
+
+TEST_F(Configure, ConfigurationIsSharedWithOtherProcesses) {
+  auto metis = device();
+  EXPECT_FALSE(metis->configure({{"clock_profile", "1000"}, {"mvm_utilisation_core_3", "25"}}));
+  {
+    HelperProcess reader({"read", "metis-0:1:0"});
+    Settings seen;
+    for (std::string line = reader.read_line(); !line.empty(); line = reader.read_line())
+      seen[line.substr(0, line.find('='))] = line.substr(line.find('=') + 1);
+    EXPECT_EQ(seen.at("clock_profile"), "1000");
+    EXPECT_EQ(seen.at("clock_profile_core_1"), "1000");
+    EXPECT_EQ(seen.at("mvm_utilisation_core_3"), "25");
+    EXPECT_EQ(seen.at("ready"), "0") << "the change is pending for every process";
+    EXPECT_EQ(reader.finish(), 0);
+  }
+  ASSERT_TRUE(wait_ready(*metis, 5s));
+  HelperProcess writer({"configure", "metis-0:1:0", "clock_profile_core_0=200"});
+  EXPECT_EQ(writer.read_line(), "pending");
+  EXPECT_EQ(writer.finish(), 0);
+  EXPECT_EQ(metis->read_configuration().at("clock_profile_core_0"), "200");
+  EXPECT_FALSE(metis->ready());
+}
+
+TEST_F(Configure, ErrorsInAnotherProcessAreTheSameTypes) {
+  HelperProcess writer({"configure", "metis-0:1:0", "clock_profile=5000"});
+  std::string line = writer.read_line();
+  EXPECT_EQ(line.rfind("InvalidArgument: ", 0), 0u) << line;
+  EXPECT_EQ(writer.finish(), 1);
+}
+
+TEST_F(Configure, CorruptStateFileIsReportedNamingIt) {
+  std::string path = runtime_dir_ + "/metis-0:1:0.config";
+  std::FILE *file = std::fopen(path.c_str(), "w");
+  ASSERT_NE(file, nullptr);
+  std::fputs("version=1\nclock_profile=12345\n", file);
+  std::fclose(file);
+  try {
+    device()->read_configuration();
+    FAIL() << "corrupt configuration file was read";
+  } catch (const InvalidConfiguration &error) {
+    EXPECT_NE(std::string(error.what()).find(path), std::string::npos) << error.what();
+  }
+}
+
+}  // namespace
+}  // namespace axstream::hal::testing
