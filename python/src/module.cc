@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -192,6 +193,18 @@ hal::DeviceInfo device_from_python(py::handle device, const char *call) {
   return info;
 }
 
+// The integer value of `object` through __index__ (int, numpy integers), or nothing. bool is
+// not an index here: True as an fd or a count is a mistake.
+std::optional<py::int_> as_index(py::handle object) {
+  if (py::isinstance<py::bool_>(object) || !PyIndex_Check(object.ptr())) return std::nullopt;
+  PyObject *index = PyNumber_Index(object.ptr());
+  if (index == nullptr) {
+    PyErr_Clear();  // e.g. a float numpy array: has __index__ but refuses
+    return std::nullopt;
+  }
+  return py::reinterpret_steal<py::int_>(index);
+}
+
 // kwargs -> the runtime's string properties. bool -> "1"/"0" (the doc's tables use 0/1),
 // integers (also numpy integers) in decimal, floats via repr, str unchanged.
 rt::Properties properties_from_kwargs(const py::kwargs &kwargs, const std::string &call) {
@@ -201,8 +214,8 @@ rt::Properties properties_from_kwargs(const py::kwargs &kwargs, const std::strin
     std::string text;
     if (py::isinstance<py::bool_>(value)) {
       text = value.cast<bool>() ? "1" : "0";
-    } else if (PyIndex_Check(value.ptr())) {
-      text = py::str(py::reinterpret_steal<py::object>(PyNumber_Index(value.ptr())));
+    } else if (auto index = as_index(value)) {
+      text = py::str(*index);
     } else if (PyFloat_Check(value.ptr())) {
       text = py::str(py::repr(value));
     } else if (py::isinstance<py::str>(value)) {
@@ -264,19 +277,19 @@ rt::Argument array_argument(py::handle item, const rt::TensorInfo &info, const s
 
 // A dmabuf/memfd argument: an int fd, or any object with fileno().
 rt::Argument fd_argument(py::handle item, const std::string &label) {
-  py::object fd_object = py::reinterpret_borrow<py::object>(item);
-  if (!py::isinstance<py::bool_>(item) && !PyIndex_Check(item.ptr()) &&
-      py::hasattr(item, "fileno"))
-    fd_object = item.attr("fileno")();
-  if (py::isinstance<py::bool_>(fd_object) || !PyIndex_Check(fd_object.ptr()))
+  auto index = as_index(item);
+  if (!index && !py::isinstance<py::bool_>(item) && py::hasattr(item, "fileno"))
+    index = as_index(item.attr("fileno")());
+  if (!index)
     throw axstream::InvalidArgument(label +
                                     ": expected a file descriptor (int) because the instance "
                                     "was loaded with dmabuf I/O, got " +
                                     type_name(item));
-  long long fd = py::reinterpret_steal<py::int_>(PyNumber_Index(fd_object.ptr())).cast<long long>();
-  if (fd < 0 || fd > INT32_MAX)
+  int overflow = 0;
+  long long fd = PyLong_AsLongLongAndOverflow(index->ptr(), &overflow);
+  if (overflow != 0 || fd < 0 || fd > INT32_MAX)
     throw axstream::InvalidArgument(label + ": expected a non-negative file descriptor, got " +
-                                    std::to_string(fd));
+                                    std::string(py::str(*index)));
   rt::Argument argument;
   argument.fd = static_cast<int>(fd);
   return argument;

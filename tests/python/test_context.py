@@ -220,15 +220,16 @@ def test_second_process_gets_device_in_use_naming_the_holder():
 
 def test_second_process_can_use_the_cores_this_process_left_free():
     with axr.Context() as context:
-        context.device_connect(None, 3)
+        held = context.device_connect(None, 3)
         script = ("import axelera.runtime as axr\n"
-                  "c = axr.Context(); c.device_connect(None, 1)\n"
+                  "c = axr.Context(); first = c.device_connect(None, 1)\n"
                   "try:\n    c.device_connect(None, 1)\nexcept axr.DeviceInUse:\n"
                   "    print('in use')\n")
         result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                                 timeout=60, env=os.environ.copy())
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "in use"
+    assert held.released
 
 
 def test_releasing_the_context_releases_its_children():

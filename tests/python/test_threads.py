@@ -102,21 +102,22 @@ def test_gil_is_released_while_the_device_runs(package, monkeypatch):
                      for _ in range(THREADS)]
         inputs = random_inputs(model)
 
-        def timed_run(instance, count=2):
+        def timed_run(instance, count):
             start = time.monotonic()
             for _ in range(count):
                 instance.run(inputs, empty_outputs(model))
             return time.monotonic() - start
 
-        timed_run(instances[0], 1)  # warm-up
-        serial = timed_run(instances[0]) * THREADS
-        if serial < 0.2:
-            pytest.skip(f"paced run too short to compare ({serial:.3f} s for {THREADS} runs)")
+        one_run = timed_run(instances[0], 3) / 3
+        if one_run < 0.002:
+            pytest.skip(f"a paced run takes {one_run * 1e3:.2f} ms, too short to compare")
+        count = max(2, min(100, int(0.15 / one_run) + 1))
+        serial = timed_run(instances[0], count) * THREADS
 
         # While the paced runs sleep on the device, this thread keeps running Python code.
         ticks = 0
         start = time.monotonic()
-        thread_list = [threading.Thread(target=timed_run, args=(i,)) for i in instances]
+        thread_list = [threading.Thread(target=timed_run, args=(i, count)) for i in instances]
         for thread in thread_list:
             thread.start()
         while any(t.is_alive() for t in thread_list):
@@ -124,4 +125,5 @@ def test_gil_is_released_while_the_device_runs(package, monkeypatch):
             time.sleep(0.001)
         parallel = time.monotonic() - start
         assert ticks > 10
-        assert parallel < 0.7 * serial, (parallel, serial)
+        # Four cores in parallel: about serial / 4; allow a wide margin on a loaded machine.
+        assert parallel < 0.6 * serial, (parallel, serial)
