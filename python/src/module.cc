@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "axstream/error.h"
+#include "axstream/hal/dmabuf.h"
 #include "axstream/runtime/runtime.h"
 
 namespace py = pybind11;
@@ -275,23 +276,36 @@ rt::Argument array_argument(py::handle item, const rt::TensorInfo &info, const s
   return argument;
 }
 
-// A dmabuf/memfd argument: an int fd, or any object with fileno().
+// A dmabuf/memfd argument: an int fd, any object with fileno() (e.g. DmaBuffer), or a tuple
+// (fd, offset) for a tensor that starts `offset` bytes into the buffer.
 rt::Argument fd_argument(py::handle item, const std::string &label) {
-  auto index = as_index(item);
-  if (!index && !py::isinstance<py::bool_>(item) && py::hasattr(item, "fileno"))
-    index = as_index(item.attr("fileno")());
-  if (!index)
+  py::handle fd_item = item;
+  std::optional<py::int_> offset = py::int_(0);
+  if (py::isinstance<py::tuple>(item) && py::len(item) == 2) {
+    fd_item = item[py::int_(0)];
+    offset = as_index(item[py::int_(1)]);
+  }
+  auto index = as_index(fd_item);
+  if (!index && !py::isinstance<py::bool_>(fd_item) && py::hasattr(fd_item, "fileno"))
+    index = as_index(fd_item.attr("fileno")());
+  if (!index || !offset)
     throw axstream::InvalidArgument(label +
-                                    ": expected a file descriptor (int) because the instance "
-                                    "was loaded with dmabuf I/O, got " +
+                                    ": expected a file descriptor (int, object with fileno() or "
+                                    "(fd, offset)) because the instance was loaded with dmabuf "
+                                    "I/O, got " +
                                     type_name(item));
   int overflow = 0;
   long long fd = PyLong_AsLongLongAndOverflow(index->ptr(), &overflow);
   if (overflow != 0 || fd < 0 || fd > INT32_MAX)
     throw axstream::InvalidArgument(label + ": expected a non-negative file descriptor, got " +
                                     std::string(py::str(*index)));
+  long long offset_value = PyLong_AsLongLongAndOverflow(offset->ptr(), &overflow);
+  if (overflow != 0 || offset_value < 0)
+    throw axstream::InvalidArgument(label + ": expected a non-negative offset, got " +
+                                    std::string(py::str(*offset)));
   rt::Argument argument;
   argument.fd = static_cast<int>(fd);
+  argument.offset = static_cast<size_t>(offset_value);
   return argument;
 }
 
@@ -351,6 +365,14 @@ py::dict options_to_python(const rt::InstanceOptions &options) {
   return result;
 }
 
+hal::CpuAccess cpu_access_from(const std::string &mode) {
+  if (mode == "read") return hal::CpuAccess::read;
+  if (mode == "write") return hal::CpuAccess::write;
+  if (mode == "read_write") return hal::CpuAccess::read_write;
+  throw axstream::InvalidArgument("DmaBuffer CPU access '" + mode +
+                                  "': expected 'read', 'write' or 'read_write'");
+}
+
 std::string fspath(py::handle path) {
   return py::str(py::module_::import("os").attr("fspath")(path));
 }
@@ -395,6 +417,77 @@ PYBIND11_MODULE(_axelera_runtime, m) {
       "Timing of the last ModelInstance.run() (axstream extension), filled when the instance "
       "was loaded with host_profiling=True and/or device_profiling=True. Durations are in "
       "seconds.");
+
+  py::class_<hal::DmaBuffer> dma_buffer(
+      m, "DmaBuffer", py::buffer_protocol(),
+      "A device-visible buffer for zero-copy run() (axstream extension): a dmabuf from a DMA heap "
+      "or /dev/udmabuf where the kernel offers one, a sealed memfd otherwise. Pass it (or its "
+      "fd, or (fd, offset)) to run() of an instance loaded with input_dmabuf/output_dmabuf; "
+      "read and write it from numpy through array(). Freed when the object and every array "
+      "viewing it are gone.");
+
+  dma_buffer
+      .def(py::init([](size_t size, const std::string &name) {
+             return std::make_unique<hal::DmaBuffer>(hal::DmaBuffer::allocate(size, name));
+           }),
+           py::arg("size"), py::arg("name") = "axstream-buffer",
+           "Allocate `size` bytes (at least 1); `name` labels the buffer in /proc/<pid>/fd.")
+      .def_property_readonly("fd", &hal::DmaBuffer::fd,
+                             "The buffer's file descriptor (owned by this object).")
+      .def("fileno", &hal::DmaBuffer::fd, "The buffer's file descriptor, so run() accepts it.")
+      .def("dup_fd", &hal::DmaBuffer::dup_fd,
+           "A new file descriptor of the same buffer, for an owner that closes it.")
+      .def_property_readonly("size", &hal::DmaBuffer::size, "Size in bytes.")
+      .def_property_readonly(
+          "backend",
+          [](const hal::DmaBuffer &self) {
+            return std::string(hal::dma_buffer_backend_name(self.backend()));
+          },
+          "Where the memory comes from: 'dma_heap', 'udmabuf' or 'memfd'.")
+      .def_property_readonly("is_dmabuf", &hal::DmaBuffer::is_dmabuf,
+                             "True for a real dmabuf (False for the memfd fallback).")
+      .def(
+          "begin_cpu_access",
+          [](const hal::DmaBuffer &self, const std::string &mode) {
+            self.begin_cpu_access(cpu_access_from(mode));
+          },
+          py::arg("mode") = "read_write",
+          "Start CPU access ('read', 'write' or 'read_write'): DMA_BUF_IOCTL_SYNC on dmabufs.")
+      .def(
+          "end_cpu_access",
+          [](const hal::DmaBuffer &self, const std::string &mode) {
+            self.end_cpu_access(cpu_access_from(mode));
+          },
+          py::arg("mode") = "read_write", "End CPU access started with begin_cpu_access().")
+      .def(
+          "array",
+          [](py::object self, py::object shape, py::object dtype) {
+            auto numpy = py::module_::import("numpy");
+            py::dtype type = py::dtype::from_args(dtype);
+            py::tuple dims = py::tuple(numpy.attr("atleast_1d")(shape).attr("tolist")());
+            size_t count = 1;
+            for (auto dim : dims) count *= dim.cast<size_t>();
+            auto &buffer = self.cast<hal::DmaBuffer &>();
+            if (count * static_cast<size_t>(type.itemsize()) > buffer.size())
+              throw axstream::InvalidArgument(
+                  "DmaBuffer.array: " + std::to_string(count * type.itemsize()) +
+                  " bytes of " + std::string(py::str(type)) + " " +
+                  std::string(py::str(shape)) + " do not fit the buffer's " +
+                  std::to_string(buffer.size()) + " bytes");
+            return numpy.attr("frombuffer")(self, type, py::int_(count)).attr("reshape")(dims);
+          },
+          py::arg("shape"), py::arg("dtype") = py::dtype::of<int8_t>(),
+          "A writeable numpy view of the start of the buffer with `shape` and `dtype` (int8 by "
+          "default), e.g. buffer.array(info.shape, info.dtype). The view keeps the buffer alive.")
+      .def("__repr__", [](const hal::DmaBuffer &self) {
+        return "<axelera.runtime.DmaBuffer fd=" + std::to_string(self.fd()) +
+               " size=" + std::to_string(self.size()) + " backend=" +
+               hal::dma_buffer_backend_name(self.backend()) + ">";
+      });
+  dma_buffer.def_buffer([](hal::DmaBuffer &self) {
+    return py::buffer_info(self.data(), 1, py::format_descriptor<uint8_t>::format(), 1,
+                           {static_cast<py::ssize_t>(self.size())}, {1});
+  });
 
   object
       .def_property_readonly(

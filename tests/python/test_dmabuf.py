@@ -1,7 +1,6 @@
 """run() with file descriptors (instances loaded with input_dmabuf/output_dmabuf): memfd fds
 stand in for dmabufs on machines without /dev/dma_heap."""
 
-import mmap
 import os
 
 import numpy as np
@@ -69,18 +68,59 @@ def test_fd_inputs_with_array_outputs(context, package):
         os.close(fd)
 
 
-def test_objects_with_fileno_are_accepted(context, package, tmp_path):
+def test_dma_buffers_with_numpy_views_run_zero_copy(context, package):
+    model = context.load_model(package("two_outputs"))
+    connection = context.device_connect(None, 1)
+    instance = connection.load_model_instance(model, input_dmabuf=True, output_dmabuf=True)
+    arrays = connection.load_model_instance(model)
+    inputs = random_inputs(model, 9)
+    expected = empty_outputs(model)
+    arrays.run(inputs, expected)
+
+    in_buffers = [axr.DmaBuffer(i.size, name="axr-test-in") for i in model.inputs()]
+    out_buffers = [axr.DmaBuffer(o.size) for o in model.outputs()]
+    assert all(b.size == i.size for b, i in zip(in_buffers, model.inputs()))
+    assert in_buffers[0].backend in ("dma_heap", "udmabuf", "memfd")
+    for buffer, info, data in zip(in_buffers, model.inputs(), inputs):
+        view = buffer.array(info.shape, info.dtype)
+        buffer.begin_cpu_access("write")
+        view[...] = data
+        buffer.end_cpu_access("write")
+    instance.run(in_buffers, out_buffers)  # objects with fileno()
+    for buffer, info, want in zip(out_buffers, model.outputs(), expected):
+        np.testing.assert_array_equal(buffer.array(info.shape, info.dtype), want)
+
+
+def test_fd_with_offset_tuple(context, package):
     model = context.load_model(package("resnet_tiny"))
-    instance = context.device_connect(None, 1).load_model_instance(
-        model, input_dmabuf=True, output_dmabuf=True)
-    inputs = random_inputs(model)
-    with open(tmp_path / "in.bin", "w+b") as fin, open(tmp_path / "out.bin", "w+b") as fout:
-        fin.write(inputs[0].tobytes())
-        fin.flush()
-        fout.truncate(model.outputs()[0].size)
-        instance.run([fin], [fout])
-        with mmap.mmap(fout.fileno(), 0) as view:
-            assert any(view[:])
+    connection = context.device_connect(None, 1)
+    instance = connection.load_model_instance(model, input_dmabuf=True, output_dmabuf=True)
+    arrays = connection.load_model_instance(model)
+    inputs = random_inputs(model, 4)
+    expected = empty_outputs(model)
+    arrays.run(inputs, expected)
+
+    offset = 4096
+    (info,) = model.inputs()
+    (out_info,) = model.outputs()
+    buffer = axr.DmaBuffer(offset + info.size + out_info.size)
+    buffer.array(offset + info.size)[offset:] = inputs[0].ravel()
+    out_offset = offset + info.size
+    instance.run([(buffer.fd, offset)], [(buffer.fd, out_offset)])
+    got = np.frombuffer(buffer, np.int8, count=out_info.size, offset=out_offset)
+    np.testing.assert_array_equal(got.reshape(out_info.shape), expected[0])
+    with pytest.raises(axr.InvalidArgument, match="offset"):
+        instance.run([(buffer.fd, -1)], [(buffer.fd, out_offset)])
+
+
+def test_dma_buffer_array_larger_than_the_buffer_is_invalid_argument():
+    buffer = axr.DmaBuffer(16)
+    with pytest.raises(axr.InvalidArgument, match="16 bytes"):
+        buffer.array((5,), np.float32)
+    view = buffer.array((4,), np.float32)
+    view[:] = 1.5
+    del buffer
+    assert float(view.sum()) == 6.0  # the view keeps the buffer alive
 
 
 def test_too_small_fd_is_invalid_argument(context, package):

@@ -13,7 +13,8 @@ Typical use::
         instance.run(inputs, outputs)
 
 Objects: Object, Context, Connection, Model, ModelInstance. Types: BoardType, DeviceInfo,
-TensorInfo. Exceptions: ConnectionError, DeviceInUse, IncompatibleDevice, InternalError,
+TensorInfo. axstream extensions: RunProfile (ModelInstance.profile()), DmaBuffer (zero-copy
+buffers for instances loaded with input_dmabuf/output_dmabuf). Exceptions: ConnectionError, DeviceInUse, IncompatibleDevice, InternalError,
 InvalidArgument, InvalidConfiguration, NotImplemented, Pending, UnknownError (all subclasses of
 axelera.runtime.Error and of a fitting builtin, e.g. InvalidArgument is also a ValueError).
 """
@@ -35,6 +36,7 @@ Connection = _ext.Connection
 Model = _ext.Model
 ModelInstance = _ext.ModelInstance
 RunProfile = _ext.RunProfile
+DmaBuffer = _ext.DmaBuffer
 
 Error = _ext.Error
 ConnectionError = _ext.ConnectionError  # noqa: A001 - the documented name
@@ -47,8 +49,8 @@ NotImplemented = _ext.NotImplemented  # noqa: A001 - the documented name
 Pending = _ext.Pending
 UnknownError = _ext.UnknownError
 
-for _cls in (Object, Context, Connection, Model, ModelInstance, RunProfile, BoardType,
-             DeviceInfo, TensorInfo):
+for _cls in (Object, Context, Connection, Model, ModelInstance, RunProfile, DmaBuffer,
+             BoardType, DeviceInfo, TensorInfo):
     _cls.__module__ = __name__
 del _cls
 
@@ -59,6 +61,7 @@ __all__ = [
     "Model",
     "ModelInstance",
     "RunProfile",
+    "DmaBuffer",
     "BoardType",
     "DeviceInfo",
     "TensorInfo",
