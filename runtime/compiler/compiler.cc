@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -337,6 +338,9 @@ void Compilation::build_calibration_program() {
         v.set_name(out);
         *g->add_output() = v;
       }
+  if (const char *dump = std::getenv("AXCOMPILE_DUMP_DIR"))  // debugging aid
+    std::ofstream(std::string(dump) + "/calibration.onnx", std::ios::binary)
+        << serialize(calib, model_label_);
   engine::CompileOptions engine_options;
   engine_options.input_shapes[input_.name] = input_shape_;
   try {
