@@ -68,8 +68,9 @@ std::vector<Surface> surfaces_of(const FrameView &f) {
   return {};
 }
 
+// Floor, so a frame pixel lands in the chroma sample that covers it.
 cv::Point scaled(double x, double y, double scale) {
-  return {static_cast<int>(std::lround(x * scale)), static_cast<int>(std::lround(y * scale))};
+  return {static_cast<int>(std::floor(x * scale)), static_cast<int>(std::floor(y * scale))};
 }
 
 void draw_on(const Surface &s, const OverlayObject &object, const OverlayStyle &style) {

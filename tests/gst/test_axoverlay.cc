@@ -1,0 +1,228 @@
+// axoverlay through GstHarness: boxes, labels, keypoints and frame-level classes land as pixels
+// where the metas say, in every supported format, and nowhere else.
+#include <gst/check/gstharness.h>
+#include <gst/gst.h>
+#include <gst/video/video.h>
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstring>
+#include <string>
+
+#include "axstream/gst/axresultmeta.h"
+
+namespace {
+
+constexpr int kWidth = 64, kHeight = 48;
+
+struct Yuv {
+  int y, u, v;
+};
+// BT.601 limited range of the default colours, worked out once by hand:
+// green (0,255,0): Y 16 + 0.504*255 = 144.5, U 128 - 0.291*255 = 53.8, V 128 - 0.368*255 = 34.2.
+constexpr Yuv kGreenYuv = {145, 54, 34};
+// black background: Y 16, U = V = 128.
+constexpr Yuv kBlackYuv = {16, 128, 128};
+
+class Overlay : public ::testing::TestWithParam<const char *> {
+ protected:
+  void SetUp() override {
+    gst_init(nullptr, nullptr);
+    harness_ = gst_harness_new("axoverlay");
+    ASSERT_NE(harness_, nullptr) << "axoverlay not found; GST_PLUGIN_PATH must name the build's "
+                                    "gst/elements";
+    const std::string caps = std::string("video/x-raw,format=") + GetParam() +
+                             ",width=64,height=48,framerate=30/1";
+    gst_harness_set_src_caps_str(harness_, caps.c_str());
+    GstCaps *parsed = gst_caps_from_string(caps.c_str());
+    ASSERT_TRUE(gst_video_info_from_caps(&info_, parsed));
+    gst_caps_unref(parsed);
+  }
+  void TearDown() override {
+    if (harness_) gst_harness_teardown(harness_);
+  }
+
+  // A black frame of the format.
+  GstBuffer *black_frame() {
+    GstBuffer *buffer = gst_buffer_new_allocate(nullptr, GST_VIDEO_INFO_SIZE(&info_), nullptr);
+    GstVideoFrame frame;
+    EXPECT_TRUE(gst_video_frame_map(&frame, &info_, buffer, GST_MAP_WRITE));
+    const bool yuv = GST_VIDEO_INFO_IS_YUV(&info_);
+    for (guint p = 0; p < GST_VIDEO_FRAME_N_PLANES(&frame); ++p) {
+      auto *data = static_cast<guint8 *>(GST_VIDEO_FRAME_PLANE_DATA(&frame, p));
+      const int rows = GST_VIDEO_FRAME_COMP_HEIGHT(&frame, p);
+      memset(data, yuv ? (p == 0 ? kBlackYuv.y : 128) : 0,
+             GST_VIDEO_FRAME_PLANE_STRIDE(&frame, p) * rows);
+    }
+    gst_video_frame_unmap(&frame);
+    return buffer;
+  }
+
+  GstBuffer *push_pull(GstBuffer *buffer) {
+    EXPECT_EQ(gst_harness_push(harness_, buffer), GST_FLOW_OK);
+    return gst_harness_pull(harness_);
+  }
+
+  // Colour at frame pixel (x, y): RGB for RGB formats, YUV (chroma of its 2x2 block) else.
+  std::array<int, 3> pixel(GstBuffer *buffer, int x, int y) {
+    GstVideoFrame frame;
+    EXPECT_TRUE(gst_video_frame_map(&frame, &info_, buffer, GST_MAP_READ));
+    std::array<int, 3> colour{};
+    if (GST_VIDEO_INFO_IS_YUV(&info_)) {
+      auto at = [&](int plane, int px, int py, int pixel_stride, int offset) {
+        auto *data = static_cast<guint8 *>(GST_VIDEO_FRAME_PLANE_DATA(&frame, plane));
+        return int(data[py * GST_VIDEO_FRAME_PLANE_STRIDE(&frame, plane) + px * pixel_stride +
+                        offset]);
+      };
+      colour[0] = at(0, x, y, 1, 0);
+      if (GST_VIDEO_INFO_FORMAT(&info_) == GST_VIDEO_FORMAT_NV12) {
+        colour[1] = at(1, x / 2, y / 2, 2, 0);
+        colour[2] = at(1, x / 2, y / 2, 2, 1);
+      } else {
+        colour[1] = at(1, x / 2, y / 2, 1, 0);
+        colour[2] = at(2, x / 2, y / 2, 1, 0);
+      }
+    } else {
+      auto *data = static_cast<guint8 *>(GST_VIDEO_FRAME_PLANE_DATA(&frame, 0));
+      const guint8 *p = data + y * GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 0) +
+                        x * GST_VIDEO_FRAME_COMP_PSTRIDE(&frame, 0);
+      colour = {p[GST_VIDEO_INFO_COMP_POFFSET(&info_, GST_VIDEO_COMP_R)],
+                p[GST_VIDEO_INFO_COMP_POFFSET(&info_, GST_VIDEO_COMP_G)],
+                p[GST_VIDEO_INFO_COMP_POFFSET(&info_, GST_VIDEO_COMP_B)]};
+    }
+    gst_video_frame_unmap(&frame);
+    return colour;
+  }
+
+  std::array<int, 3> green() const {
+    if (GST_VIDEO_INFO_IS_YUV(&info_)) return {kGreenYuv.y, kGreenYuv.u, kGreenYuv.v};
+    return {0, 255, 0};
+  }
+  std::array<int, 3> black() const {
+    if (GST_VIDEO_INFO_IS_YUV(&info_)) return {kBlackYuv.y, kBlackYuv.u, kBlackYuv.v};
+    return {0, 0, 0};
+  }
+  bool yuv() const { return GST_VIDEO_INFO_IS_YUV(&info_); }
+
+  GstHarness *harness_ = nullptr;
+  GstVideoInfo info_;
+};
+
+GstVideoRegionOfInterestMeta *add_face(GstBuffer *buffer, guint x, guint y, guint w, guint h,
+                                       std::initializer_list<double> keypoints = {}) {
+  GstVideoRegionOfInterestMeta *roi =
+      gst_buffer_add_video_region_of_interest_meta(buffer, "face", x, y, w, h);
+  GValue array = G_VALUE_INIT;
+  gst_value_array_init(&array, keypoints.size());
+  for (double k : keypoints) {
+    GValue v = G_VALUE_INIT;
+    g_value_init(&v, G_TYPE_DOUBLE);
+    g_value_set_double(&v, k);
+    gst_value_array_append_and_take_value(&array, &v);
+  }
+  GstStructure *params = gst_structure_new(GST_AX_DETECTION_PARAM, "label", G_TYPE_STRING, "face",
+                                           "confidence", G_TYPE_DOUBLE, 0.9, "class-id",
+                                           G_TYPE_INT, 0, nullptr);
+  gst_structure_take_value(params, "keypoints", &array);
+  gst_video_region_of_interest_meta_add_param(roi, params);
+  return roi;
+}
+
+}  // namespace
+
+TEST_P(Overlay, DrawsTheBoxEdgesInTheBoxColourAndLeavesTheRestAlone) {
+  g_object_set(gst_harness_find_element(harness_, "axoverlay"), "draw-labels", FALSE, nullptr);
+  gst_object_unref(gst_harness_find_element(harness_, "axoverlay"));
+  GstBuffer *in = black_frame();
+  add_face(in, 10, 8, 30, 20);  // edges x 10 and 39, y 8 and 27
+  GstBuffer *out = push_pull(in);
+  ASSERT_NE(out, nullptr);
+  EXPECT_EQ(pixel(out, 10, 18), green()) << "left edge";
+  EXPECT_EQ(pixel(out, 39, 18), green()) << "right edge";
+  EXPECT_EQ(pixel(out, 24, 8), green()) << "top edge";
+  EXPECT_EQ(pixel(out, 24, 27), green()) << "bottom edge";
+  EXPECT_EQ(pixel(out, 24, 18), black()) << "inside the box";
+  EXPECT_EQ(pixel(out, 54, 40), black()) << "outside the box";
+  EXPECT_EQ(pixel(out, 24, 2), black()) << "above the box, labels off";
+  gst_buffer_unref(out);
+}
+
+TEST_P(Overlay, DrawsTheLabelBackgroundAboveTheBox) {
+  GstBuffer *in = black_frame();
+  add_face(in, 10, 30, 40, 12);
+  GstBuffer *out = push_pull(in);
+  // The label "face 0.90" sits on a box-coloured background right above the top edge.
+  int green_pixels = 0;
+  for (int y = 18; y < 29; ++y)
+    for (int x = 10; x < 50; ++x) green_pixels += pixel(out, x, y)[0] == green()[0];
+  EXPECT_GT(green_pixels, 40);
+  EXPECT_EQ(pixel(out, 30, 36), black()) << "inside the box";
+  gst_buffer_unref(out);
+}
+
+TEST_P(Overlay, DrawsKeypointsInTheKeypointColour) {
+  GstElement *overlay = gst_harness_find_element(harness_, "axoverlay");
+  g_object_set(overlay, "draw-labels", FALSE, "keypoint-color", 0xffffffu, nullptr);
+  gst_object_unref(overlay);
+  GstBuffer *in = black_frame();
+  add_face(in, 10, 10, 30, 30, {20.0, 20.0, 30.0, 24.0});
+  GstBuffer *out = push_pull(in);
+  const int white_luma = yuv() ? 235 : 255;
+  EXPECT_EQ(pixel(out, 20, 20)[0], white_luma);
+  EXPECT_EQ(pixel(out, 30, 24)[0], white_luma);
+  EXPECT_EQ(pixel(out, 25, 32), black()) << "between the keypoints";
+  gst_buffer_unref(out);
+
+  overlay = gst_harness_find_element(harness_, "axoverlay");
+  g_object_set(overlay, "draw-keypoints", FALSE, nullptr);
+  gst_object_unref(overlay);
+  in = black_frame();
+  add_face(in, 10, 10, 30, 30, {20.0, 20.0});
+  out = push_pull(in);
+  EXPECT_EQ(pixel(out, 20, 20), black()) << "draw-keypoints=false";
+  gst_buffer_unref(out);
+}
+
+TEST_P(Overlay, WritesTheWholeFrameClassInTheTopLeftCorner) {
+  GstElement *overlay = gst_harness_find_element(harness_, "axoverlay");
+  g_object_set(overlay, "text-color", 0xffffffu, nullptr);
+  gst_object_unref(overlay);
+  GstBuffer *in = black_frame();
+  const gint ids[] = {3};
+  const gfloat scores[] = {0.75f};
+  const gchar *labels[] = {"owl", nullptr};
+  gst_buffer_add_ax_classification_meta(in, -1, nullptr, 1, ids, scores, labels);
+  GstBuffer *out = push_pull(in);
+  int lit = 0;
+  for (int y = 0; y < 16; ++y)
+    for (int x = 0; x < 48; ++x) lit += pixel(out, x, y)[0] > black()[0] + 40;
+  EXPECT_GT(lit, 20) << "text pixels of 'owl 0.75'";
+  EXPECT_EQ(pixel(out, 40, 40), black());
+  gst_buffer_unref(out);
+}
+
+TEST_P(Overlay, PassesFramesWithoutResultsUnchanged) {
+  GstBuffer *out = push_pull(black_frame());
+  for (int y = 0; y < kHeight; y += 7)
+    for (int x = 0; x < kWidth; x += 5) ASSERT_EQ(pixel(out, x, y), black()) << x << "," << y;
+  gst_buffer_unref(out);
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryFormat, Overlay,
+                         ::testing::Values("RGB", "BGR", "RGBx", "BGRx", "xRGB", "xBGR", "RGBA",
+                                           "BGRA", "NV12", "I420"));
+
+TEST(OverlayCaps, RefusesFormatsItCannotDrawOn) {
+  gst_init(nullptr, nullptr);
+  GstHarness *harness = gst_harness_new("axoverlay");
+  ASSERT_NE(harness, nullptr);
+  GstCaps *caps = gst_caps_from_string("video/x-raw,format=YUY2,width=64,height=48");
+  GstPad *sink = gst_element_get_static_pad(harness->element, "sink");
+  EXPECT_FALSE(gst_pad_query_accept_caps(sink, caps));
+  caps = gst_caps_make_writable(caps);
+  gst_caps_set_simple(caps, "format", G_TYPE_STRING, "NV12", nullptr);
+  EXPECT_TRUE(gst_pad_query_accept_caps(sink, caps));
+  gst_object_unref(sink);
+  gst_caps_unref(caps);
+  gst_harness_teardown(harness);
+}

@@ -1,0 +1,363 @@
+// libaxstream-decoders against hand-computed tensors: anchors, box decode, NMS, top-k, output
+// conversion (depad, dequantise, layout, reshape).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+
+#include "axstream/decoders/blazeface.h"
+#include "axstream/decoders/decoder.h"
+#include "axstream/decoders/nms.h"
+#include "axstream/decoders/output_converter.h"
+#include "axstream/error.h"
+
+namespace dec = axstream::decoders;
+
+namespace {
+
+// BlazeFace front outputs (float model order), every anchor far below any threshold.
+std::vector<dec::FloatTensor> empty_blazeface_outputs() {
+  std::vector<dec::FloatTensor> outputs(4);
+  outputs[0] = {"Identity:0", {1, 512, 1}, std::vector<float>(512, -20.0f)};
+  outputs[1] = {"Identity_1:0", {1, 384, 1}, std::vector<float>(384, -20.0f)};
+  outputs[2] = {"Identity_2:0", {1, 512, 16}, std::vector<float>(512 * 16, 0.0f)};
+  outputs[3] = {"Identity_3:0", {1, 384, 16}, std::vector<float>(384 * 16, 0.0f)};
+  return outputs;
+}
+
+void set_anchor(std::vector<dec::FloatTensor> &outputs, int anchor, float logit,
+                std::vector<float> values) {
+  const bool first = anchor < 512;
+  const int row = first ? anchor : anchor - 512;
+  outputs[first ? 0 : 1].data[row] = logit;
+  values.resize(16, 0.0f);
+  std::copy(values.begin(), values.end(), outputs[first ? 2 : 3].data.begin() + row * 16);
+}
+
+dec::Geometry identity_geometry(int size) {
+  dec::Geometry g;
+  g.crop_width = g.crop_height = size;
+  g.tensor_width = g.tensor_height = size;
+  return g;
+}
+
+float logit_of(float probability) { return std::log(probability / (1.0f - probability)); }
+
+}  // namespace
+
+TEST(BlazeFaceAnchors, Follow16x16x2Then8x8x6GridLayout) {
+  const auto anchors = dec::blazeface_anchors();
+  ASSERT_EQ(anchors.size(), 896u);
+  EXPECT_FLOAT_EQ(anchors[0].x, 0.5f / 16);
+  EXPECT_FLOAT_EQ(anchors[0].y, 0.5f / 16);
+  EXPECT_FLOAT_EQ(anchors[1].x, 0.5f / 16);  // second anchor of the same cell
+  EXPECT_FLOAT_EQ(anchors[2].x, 1.5f / 16);
+  EXPECT_FLOAT_EQ(anchors[32].y, 1.5f / 16);  // row 1 starts after 16 cells x 2
+  EXPECT_FLOAT_EQ(anchors[107].x, 5.5f / 16);
+  EXPECT_FLOAT_EQ(anchors[107].y, 3.5f / 16);
+  EXPECT_FLOAT_EQ(anchors[512].x, 0.5f / 8);
+  EXPECT_FLOAT_EQ(anchors[517].x, 0.5f / 8);  // 6 anchors per 8x8 cell
+  EXPECT_FLOAT_EQ(anchors[518].x, 1.5f / 8);
+  EXPECT_FLOAT_EQ(anchors[895].x, 7.5f / 8);
+  EXPECT_FLOAT_EQ(anchors[895].y, 7.5f / 8);
+}
+
+TEST(BlazeFaceDecoder, DecodesOneFaceIntoLetterboxedFramePixels) {
+  auto outputs = empty_blazeface_outputs();
+  // Anchor 107: cell (x 5, y 3) of the 16x16 grid, centre (44, 28) in a 128x128 input.
+  set_anchor(outputs, 107, 2.0f, {2, 4, 20, 30, -6, 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0});
+  // A 640x480 frame letterboxed into 128x128: scale 0.2, 16 rows of border on top.
+  dec::Geometry geometry;
+  geometry.crop_width = 640;
+  geometry.crop_height = 480;
+  geometry.scale_x = geometry.scale_y = 0.2;
+  geometry.offset_y = 16;
+  geometry.tensor_width = geometry.tensor_height = 128;
+  auto decoder = dec::make_decoder("blazeface", {});
+  decoder->check_outputs(outputs);
+  const dec::DecodeResult result = decoder->decode(outputs, geometry);
+  ASSERT_EQ(result.detections.size(), 1u);
+  const dec::Detection &face = result.detections[0];
+  // Centre (46, 32), size 20x30 -> tensor box (36,17)-(56,47) -> frame (180,5)-(280,155).
+  EXPECT_NEAR(face.box.x0, 180.0f, 1e-3);
+  EXPECT_NEAR(face.box.y0, 5.0f, 1e-3);
+  EXPECT_NEAR(face.box.x1, 280.0f, 1e-3);
+  EXPECT_NEAR(face.box.y1, 155.0f, 1e-3);
+  EXPECT_NEAR(face.score, 1.0f / (1.0f + std::exp(-2.0f)), 1e-6);
+  EXPECT_EQ(face.class_id, 0);
+  EXPECT_EQ(face.label, "face");
+  ASSERT_EQ(face.keypoints.size(), 6u);
+  // Keypoint 0 at anchor + (-6, 2) = (38, 30) -> frame (190, 70); keypoint 1 (45, 29) -> (225, 65).
+  EXPECT_NEAR(face.keypoints[0].x, 190.0f, 1e-3);
+  EXPECT_NEAR(face.keypoints[0].y, 70.0f, 1e-3);
+  EXPECT_NEAR(face.keypoints[1].x, 225.0f, 1e-3);
+  EXPECT_NEAR(face.keypoints[1].y, 65.0f, 1e-3);
+}
+
+TEST(BlazeFaceDecoder, UsesThe8x8GridForAnchorsAfter512) {
+  auto outputs = empty_blazeface_outputs();
+  // Anchor 512 + 6 * (8 * 2 + 3) = 626: cell (x 3, y 2), centre (56, 40).
+  set_anchor(outputs, 626, 3.0f, {0, 0, 10, 10});
+  const auto result = dec::make_decoder("blazeface", {})->decode(outputs, identity_geometry(128));
+  ASSERT_EQ(result.detections.size(), 1u);
+  EXPECT_NEAR(result.detections[0].box.x0, 51.0f, 1e-4);
+  EXPECT_NEAR(result.detections[0].box.y0, 35.0f, 1e-4);
+}
+
+TEST(BlazeFaceDecoder, ScalesAnchorsByTheBackModelsInputSize) {
+  auto outputs = empty_blazeface_outputs();
+  set_anchor(outputs, 0, 3.0f, {0, 0, 16, 16});  // centre (8, 8) at 256x256
+  const auto result = dec::make_decoder("blazeface", {})->decode(outputs, identity_geometry(256));
+  ASSERT_EQ(result.detections.size(), 1u);
+  EXPECT_NEAR(result.detections[0].box.x0, 0.0f, 1e-4);
+  EXPECT_NEAR(result.detections[0].box.x1, 16.0f, 1e-4);
+}
+
+TEST(BlazeFaceDecoder, DropsScoresBelowTheThreshold) {
+  auto outputs = empty_blazeface_outputs();
+  set_anchor(outputs, 10, logit_of(0.7f), {0, 0, 10, 10});
+  EXPECT_TRUE(
+      dec::make_decoder("blazeface", {})->decode(outputs, identity_geometry(128)).detections.empty())
+      << "0.7 is below the default threshold 0.75";
+  dec::DecoderOptions options;
+  options.conf_threshold = 0.6f;
+  EXPECT_EQ(dec::make_decoder("blazeface", options)
+                ->decode(outputs, identity_geometry(128))
+                .detections.size(),
+            1u);
+}
+
+TEST(BlazeFaceDecoder, WeightedNmsMergesOverlappingAnchorsByScore) {
+  auto outputs = empty_blazeface_outputs();
+  // Two anchors of the same cell, centre (44, 28): boxes 34..54 and 36..56 (IoU 0.82).
+  set_anchor(outputs, 106, logit_of(0.9f), {0, 0, 20, 20, 0, 0});
+  set_anchor(outputs, 107, logit_of(0.8f), {2, 0, 20, 20, 2, 0});
+  // A separate face far away stays on its own.
+  set_anchor(outputs, 600, logit_of(0.85f), {0, 0, 10, 10});
+  const auto result = dec::make_decoder("blazeface", {})->decode(outputs, identity_geometry(128));
+  ASSERT_EQ(result.detections.size(), 2u);
+  const dec::Detection &merged = result.detections[0];
+  EXPECT_NEAR(merged.score, 0.9f, 1e-5);
+  EXPECT_NEAR(merged.box.x0, (0.9 * 34 + 0.8 * 36) / 1.7, 1e-3);
+  EXPECT_NEAR(merged.box.x1, (0.9 * 54 + 0.8 * 56) / 1.7, 1e-3);
+  EXPECT_NEAR(merged.box.y0, 18.0f, 1e-3);
+  EXPECT_NEAR(merged.keypoints[0].x, (0.9 * 44 + 0.8 * 46) / 1.7, 1e-3);
+  EXPECT_NEAR(result.detections[1].score, 0.85f, 1e-5);
+}
+
+TEST(BlazeFaceDecoder, AcceptsConcatenated896AnchorOutputs) {
+  std::vector<dec::FloatTensor> outputs(2);
+  outputs[0] = {"scores", {1, 896, 1}, std::vector<float>(896, -20.0f)};
+  outputs[1] = {"boxes", {1, 896, 16}, std::vector<float>(896 * 16, 0.0f)};
+  outputs[0].data[895] = 4.0f;
+  outputs[1].data[895 * 16 + 2] = outputs[1].data[895 * 16 + 3] = 8.0f;
+  auto decoder = dec::make_decoder("blazeface", {});
+  decoder->check_outputs(outputs);
+  const auto result = decoder->decode(outputs, identity_geometry(128));
+  ASSERT_EQ(result.detections.size(), 1u);
+  EXPECT_NEAR(result.detections[0].box.x0, 120.0f - 4.0f, 1e-4);  // centre 7.5/8 * 128 = 120
+}
+
+TEST(BlazeFaceDecoder, RejectsOutputsNamingTheTensorsAndTheExpectedShape) {
+  std::vector<dec::FloatTensor> outputs(1);
+  outputs[0] = {"logits", {1, 1000}, std::vector<float>(1000, 0.0f)};
+  auto decoder = dec::make_decoder("blazeface", {});
+  try {
+    decoder->check_outputs(outputs);
+    FAIL() << "expected InvalidArgument";
+  } catch (const axstream::InvalidArgument &error) {
+    const std::string message = error.what();
+    EXPECT_NE(message.find("logits (1,1000)"), std::string::npos) << message;
+    EXPECT_NE(message.find("(1,512,16)"), std::string::npos) << message;
+  }
+}
+
+TEST(BlazeFaceDecoder, RejectsAGeometryWithoutTheInputSize) {
+  auto outputs = empty_blazeface_outputs();
+  EXPECT_THROW(dec::make_decoder("blazeface", {})->decode(outputs, dec::Geometry{}),
+               axstream::InvalidArgument);
+}
+
+TEST(Nms, IouOfBoxesOverlappingByHalfIsOneThird) {
+  EXPECT_NEAR(dec::iou({0, 0, 10, 10}, {5, 0, 15, 10}), 50.0 / 150.0, 1e-6);
+  EXPECT_EQ(dec::iou({0, 0, 10, 10}, {20, 20, 30, 30}), 0.0f);
+  EXPECT_EQ(dec::iou({0, 0, 0, 0}, {0, 0, 0, 0}), 0.0f);
+}
+
+TEST(Nms, KeepsTheBestBoxAndDropsOverlapsOfTheSameClass) {
+  std::vector<dec::Detection> detections = {
+      {{0, 0, 10, 10}, 0.6f, 0, "", {}},
+      {{1, 0, 11, 10}, 0.9f, 0, "", {}},    // IoU 0.82 with the first
+      {{1, 0, 11, 10}, 0.7f, 1, "", {}},    // same place, other class
+      {{50, 50, 60, 60}, 0.5f, 0, "", {}},  // elsewhere
+  };
+  const auto kept = dec::nms(detections, 0.5f, 0);
+  ASSERT_EQ(kept.size(), 3u);
+  EXPECT_FLOAT_EQ(kept[0].score, 0.9f);
+  EXPECT_FLOAT_EQ(kept[1].score, 0.7f);
+  EXPECT_FLOAT_EQ(kept[2].score, 0.5f);
+  EXPECT_EQ(dec::nms(detections, 0.5f, 0, /*class_agnostic=*/true).size(), 2u);
+  EXPECT_EQ(dec::nms(detections, 0.5f, 2).size(), 2u);
+}
+
+TEST(ClassificationDecoder, ReportsTopKBestFirstWithLabels) {
+  dec::DecoderOptions options;
+  options.top_k = 3;
+  options.labels = {"cat", "dog", "fox", "owl"};
+  std::vector<dec::FloatTensor> outputs = {{"prob", {1, 5, 1, 1}, {0.1f, 0.5f, 0.2f, 0.9f, 0.3f}}};
+  auto decoder = dec::make_decoder("classification", options);
+  decoder->check_outputs(outputs);
+  const auto result = decoder->decode(outputs, {});
+  ASSERT_EQ(result.classes.size(), 3u);
+  EXPECT_EQ(result.classes[0].class_id, 3);
+  EXPECT_EQ(result.classes[0].label, "owl");
+  EXPECT_FLOAT_EQ(result.classes[0].score, 0.9f);
+  EXPECT_EQ(result.classes[1].class_id, 1);
+  EXPECT_EQ(result.classes[1].label, "dog");
+  EXPECT_EQ(result.classes[2].class_id, 4);
+  EXPECT_EQ(result.classes[2].label, "class 4");  // beyond the labels file
+  EXPECT_TRUE(result.detections.empty());
+}
+
+TEST(ClassificationDecoder, SoftmaxTurnsLogitsIntoProbabilities) {
+  dec::DecoderOptions options;
+  options.top_k = 2;
+  options.softmax = true;
+  std::vector<dec::FloatTensor> outputs = {{"logits", {1, 3}, {1.0f, 3.0f, 2.0f}}};
+  const auto result = dec::make_decoder("classification", options)->decode(outputs, {});
+  const double sum = std::exp(1.0) + std::exp(3.0) + std::exp(2.0);
+  ASSERT_EQ(result.classes.size(), 2u);
+  EXPECT_EQ(result.classes[0].class_id, 1);
+  EXPECT_NEAR(result.classes[0].score, std::exp(3.0) / sum, 1e-6);
+  EXPECT_NEAR(result.classes[1].score, std::exp(2.0) / sum, 1e-6);
+}
+
+TEST(ClassificationDecoder, ThresholdCutsTheRanking) {
+  dec::DecoderOptions options;
+  options.conf_threshold = 0.4f;
+  std::vector<dec::FloatTensor> outputs = {{"prob", {1, 4}, {0.1f, 0.5f, 0.45f, 0.3f}}};
+  const auto result = dec::make_decoder("classification", options)->decode(outputs, {});
+  ASSERT_EQ(result.classes.size(), 2u);
+  EXPECT_EQ(result.classes[1].class_id, 2);
+}
+
+TEST(ClassificationDecoder, RejectsABatchOfTwo) {
+  std::vector<dec::FloatTensor> outputs = {{"prob", {2, 3}, std::vector<float>(6, 0.0f)}};
+  try {
+    dec::make_decoder("classification", {})->check_outputs(outputs);
+    FAIL() << "expected InvalidArgument";
+  } catch (const axstream::InvalidArgument &error) {
+    EXPECT_NE(std::string(error.what()).find("'prob' has shape (2,3), expected (1,classes)"),
+              std::string::npos)
+        << error.what();
+  }
+}
+
+TEST(DecoderRegistry, UnknownNameListsTheValidDecoders) {
+  try {
+    dec::make_decoder("yolov99", {});
+    FAIL() << "expected InvalidArgument";
+  } catch (const axstream::InvalidArgument &error) {
+    const std::string message = error.what();
+    EXPECT_NE(message.find("'yolov99'"), std::string::npos) << message;
+    EXPECT_NE(message.find("blazeface"), std::string::npos) << message;
+    EXPECT_NE(message.find("classification"), std::string::npos) << message;
+  }
+  EXPECT_NE(dec::decoder_names().find("blazeface"), std::string::npos);
+}
+
+TEST(Labels, ReadOneLabelPerLineKeepingIdsAligned) {
+  const std::string path = ::testing::TempDir() + "/axstream_labels.txt";
+  {
+    std::ofstream file(path);
+    file << "person\r\nbicycle \n\ncar\n";
+  }
+  const auto labels = dec::read_labels(path);
+  ASSERT_EQ(labels.size(), 4u);
+  EXPECT_EQ(labels[0], "person");
+  EXPECT_EQ(labels[1], "bicycle");
+  EXPECT_EQ(labels[2], "");
+  EXPECT_EQ(labels[3], "car");
+  std::remove(path.c_str());
+  EXPECT_THROW(dec::read_labels(path), axstream::InvalidArgument);
+}
+
+namespace {
+// Padded (1,2,3,4) int8 holding 0..23; unpadded (1,1,2,2) sits at h 0, w 1..2, c 0..1.
+dec::OutputSpec padded_spec() {
+  dec::OutputSpec spec;
+  spec.name = "out";
+  spec.shape = {1, 2, 3, 4};
+  spec.padding = {{0, 0}, {0, 1}, {1, 0}, {0, 2}};
+  spec.scale = 0.5;
+  spec.zero_point = 3;
+  return spec;
+}
+std::vector<int8_t> counting_bytes(size_t n) {
+  std::vector<int8_t> bytes(n);
+  for (size_t i = 0; i < n; ++i) bytes[i] = static_cast<int8_t>(i);
+  return bytes;
+}
+}  // namespace
+
+TEST(OutputConversion, DepadsAndDequantises) {
+  const auto raw = counting_bytes(24);
+  const dec::FloatTensor tensor = dec::convert_output(padded_spec(), raw.data(), raw.size());
+  EXPECT_EQ(tensor.shape, (std::vector<int64_t>{1, 1, 2, 2}));
+  // Padded offsets h*12 + (w+1)*4 + c: 4, 5, 8, 9 -> (v - 3) * 0.5
+  EXPECT_EQ(tensor.data, (std::vector<float>{0.5f, 1.0f, 2.5f, 3.0f}));
+}
+
+TEST(OutputConversion, TransposesNhwcBackToNchwAndReshapesToTheOriginalShape) {
+  auto spec = padded_spec();
+  spec.nhwc_to_nchw = true;
+  const auto raw = counting_bytes(24);
+  dec::FloatTensor tensor = dec::convert_output(spec, raw.data(), raw.size());
+  EXPECT_EQ(tensor.shape, (std::vector<int64_t>{1, 2, 1, 2}));
+  EXPECT_EQ(tensor.data, (std::vector<float>{0.5f, 2.5f, 1.0f, 3.0f}));
+  spec.original_shape = {1, 4};
+  tensor = dec::convert_output(spec, raw.data(), raw.size());
+  EXPECT_EQ(tensor.shape, (std::vector<int64_t>{1, 4}));
+  EXPECT_EQ(tensor.data, (std::vector<float>{0.5f, 2.5f, 1.0f, 3.0f}));
+}
+
+TEST(OutputConversion, PicksTheRequestedBatchItem) {
+  dec::OutputSpec spec;
+  spec.name = "batched";
+  spec.shape = {2, 3};
+  spec.padding = {{0, 0}, {0, 1}};
+  const std::vector<int8_t> raw = {1, 2, 0, 4, 5, 0};
+  EXPECT_EQ(dec::convert_output(spec, raw.data(), raw.size(), 1).data,
+            (std::vector<float>{4.0f, 5.0f}));
+  EXPECT_THROW(dec::convert_output(spec, raw.data(), raw.size(), 2), axstream::InvalidArgument);
+}
+
+TEST(OutputConversion, RejectsAWrongByteCountNamingTheTensor) {
+  const auto raw = counting_bytes(20);
+  try {
+    dec::convert_output(padded_spec(), raw.data(), raw.size());
+    FAIL() << "expected InvalidArgument";
+  } catch (const axstream::InvalidArgument &error) {
+    EXPECT_NE(std::string(error.what()).find("output 'out': expected 24 bytes of int8 (1,2,3,4), got 20"),
+              std::string::npos)
+        << error.what();
+  }
+}
+
+TEST(OutputConversion, RejectsAnOriginalShapeOfTheWrongSize) {
+  auto spec = padded_spec();
+  spec.original_shape = {1, 5};
+  const auto raw = counting_bytes(24);
+  EXPECT_THROW(dec::convert_output(spec, raw.data(), raw.size()), axstream::InvalidArgument);
+}
+
+TEST(OutputConverter, ConvertsEveryOutputWithoutAPostamble) {
+  dec::OutputConverter converter({padded_spec(), padded_spec()});
+  EXPECT_FALSE(converter.has_postamble());
+  const auto raw = counting_bytes(24);
+  const auto outputs = converter.convert({raw.data(), raw.data()}, {24, 24});
+  ASSERT_EQ(outputs.size(), 2u);
+  EXPECT_EQ(outputs[1].data, (std::vector<float>{0.5f, 1.0f, 2.5f, 3.0f}));
+  EXPECT_THROW(converter.convert({raw.data()}, {24}), axstream::InvalidArgument);
+}
