@@ -112,8 +112,8 @@ void log_backend_once(DmaBufferBackend backend, const std::string &skipped) {
     const char *debug = std::getenv("AXSTREAM_DEBUG");
     if (!debug || !*debug || std::strcmp(debug, "0") == 0) return;
     std::fprintf(stderr, "axstream hal: device buffers come from %s%s%s%s\n",
-                 dma_buffer_backend_name(backend), skipped.empty() ? "" : " (",
-                 skipped.c_str(), skipped.empty() ? "" : ")");
+                 dma_buffer_backend_name(backend), skipped.empty() ? "" : " (", skipped.c_str(),
+                 skipped.empty() ? "" : ")");
   });
 }
 

@@ -41,7 +41,9 @@ struct ConfigState {
   DeviceSettings target;    // what configure() asked for last
   int64_t ready_at_ns = 0;  // realtime_ns() when `target` takes effect
   bool ready(int64_t now_ns) const { return now_ns >= ready_at_ns; }
-  const DeviceSettings &effective(int64_t now_ns) const { return ready(now_ns) ? target : previous; }
+  const DeviceSettings &effective(int64_t now_ns) const {
+    return ready(now_ns) ? target : previous;
+  }
 };
 
 class ConfigStore {

@@ -37,8 +37,8 @@ void ensure_runtime_dir(const std::string &path) {
   // The shared /tmp default must be ours: another user's directory (or a planted symlink) there
   // would let them read and forge our lock and configuration files.
   if (path.rfind("/tmp/axstream-", 0) == 0 && st.st_uid != ::getuid())
-    unusable(path, "owned by uid " + std::to_string(st.st_uid) + ", not " +
-                       std::to_string(::getuid()));
+    unusable(path,
+             "owned by uid " + std::to_string(st.st_uid) + ", not " + std::to_string(::getuid()));
   if (::access(path.c_str(), R_OK | W_OK | X_OK) != 0) unusable(path, std::strerror(errno));
 }
 

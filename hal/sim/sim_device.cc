@@ -30,9 +30,9 @@ std::chrono::nanoseconds modelled_time(uint64_t macs, int clock_mhz, int mvm_uti
                           " MHz and MVM utilisation " + std::to_string(mvm_utilisation_percent) +
                           "% must be positive");
   // seconds = macs / (clock_MHz * 1e6 * MACs per cycle * utilisation / 100)
-  long double nanoseconds = static_cast<long double>(macs) * 1e5L /
-                            (static_cast<long double>(clock_mhz) * kMacsPerCycle *
-                             mvm_utilisation_percent);
+  long double nanoseconds =
+      static_cast<long double>(macs) * 1e5L /
+      (static_cast<long double>(clock_mhz) * kMacsPerCycle * mvm_utilisation_percent);
   return std::chrono::nanoseconds(static_cast<int64_t>(std::llround(nanoseconds)));
 }
 
@@ -109,8 +109,8 @@ std::unique_ptr<Reservation> SimDevice::reserve(int count) {
     std::string current_holder;
     std::optional<CoreLock> lock = CoreLock::try_acquire(lock_path(core), holder, &current_holder);
     if (!lock) {
-      busy += (busy.empty() ? "" : ", ") + ("core " + std::to_string(core) + " held by " +
-                                            current_holder);
+      busy += (busy.empty() ? "" : ", ") +
+              ("core " + std::to_string(core) + " held by " + current_holder);
       ++busy_count;
       continue;
     }

@@ -48,8 +48,8 @@ const char *env(const char *name) {
 bool valid_device_name(const std::string &name) {
   if (name.empty() || name.size() > 64 || name[0] == '.' || name[0] == '-') return false;
   return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == ':' || c == '.' || c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == ':' ||
+           c == '.' || c == '_' || c == '-';
   });
 }
 
@@ -64,7 +64,8 @@ std::vector<std::string> read_device_names() {
                    "a device count in [0, " + std::to_string(kMaxDevices) +
                        "] or a comma-separated list of device names");
     std::vector<std::string> names;
-    for (long bus = 1; bus <= count; ++bus) names.push_back("metis-0:" + std::to_string(bus) + ":0");
+    for (long bus = 1; bus <= count; ++bus)
+      names.push_back("metis-0:" + std::to_string(bus) + ":0");
     return names;
   }
   std::vector<std::string> names;
@@ -77,7 +78,8 @@ std::vector<std::string> read_device_names() {
     if (!valid_device_name(name))
       bad_variable(kDevicesEnv, text,
                    "a device count or comma-separated device names of letters, digits and "
-                   "':._-' (bad name '" + name + "')");
+                   "':._-' (bad name '" +
+                       name + "')");
     if (!seen.insert(name).second)
       bad_variable(kDevicesEnv, text, "distinct device names ('" + name + "' appears twice)");
     names.push_back(name);

@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -14,7 +15,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
-#include <poll.h>
 #include <string>
 #include <vector>
 
@@ -106,7 +106,9 @@ class HelperProcess {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) return {};
-      struct pollfd ready {stdout_, POLLIN, 0};
+      struct pollfd ready {
+        stdout_, POLLIN, 0
+      };
       if (::poll(&ready, 1, static_cast<int>(left.count())) <= 0) continue;
       char chunk[1024];
       ssize_t length = ::read(stdout_, chunk, sizeof chunk);

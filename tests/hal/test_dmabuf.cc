@@ -134,7 +134,8 @@ TEST(BufferFd, RegularFilesPipesAndClosedFdsAreRejected) {
   int file = ::mkstemp(path.data());
   ASSERT_GE(file, 0);
   ASSERT_EQ(::ftruncate(file, 4096), 0);
-  std::string message = message_of<InvalidArgument>([&] { check_buffer_fd(file, 0, 16, "output 1"); });
+  std::string message =
+      message_of<InvalidArgument>([&] { check_buffer_fd(file, 0, 16, "output 1"); });
   ::close(file);
   ::unlink(path.c_str());
   // A disk file may still be on tmpfs where TMPDIR is one; then it counts as shared memory.
@@ -192,8 +193,9 @@ TEST(BufferFd, ReadOnlyFdCannotBeMappedForWriting) {
   EXPECT_NO_THROW(BufferFdMapping(read_only, 0, 4096, CpuAccess::read, "input 0"));
   std::string message = message_of<InvalidArgument>(
       [&] { BufferFdMapping(read_only, 0, 4096, CpuAccess::write, "output 0"); });
-  EXPECT_NE(message.find("output 0: fd " + std::to_string(read_only) + " cannot be mapped read-write"),
-            std::string::npos)
+  EXPECT_NE(
+      message.find("output 0: fd " + std::to_string(read_only) + " cannot be mapped read-write"),
+      std::string::npos)
       << message;
   ::close(read_only);
   ::close(fd);

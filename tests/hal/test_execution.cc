@@ -35,11 +35,14 @@ TEST_F(Execute, JobsOnOneCoreCompleteInSubmissionOrder) {
   std::vector<std::future<CoreJobTiming>> done;
   for (int i = 0; i < 50; ++i) {
     done.push_back(reservation->submit(0, job_of([&, i] {
-      // Early jobs take longest: a queue that ran them concurrently would reorder them.
-      if (i < 3) std::this_thread::sleep_for(std::chrono::milliseconds(10 * (3 - i)));
-      std::lock_guard lock(mutex);
-      order.push_back(i);
-    })));
+                                         // Early jobs take longest: a queue that ran them
+                                         // concurrently would reorder them.
+                                         if (i < 3)
+                                           std::this_thread::sleep_for(
+                                               std::chrono::milliseconds(10 * (3 - i)));
+                                         std::lock_guard lock(mutex);
+                                         order.push_back(i);
+                                       })));
   }
   for (auto &future : done) future.get();
   std::vector<int> expected(50);
@@ -127,9 +130,9 @@ TEST_F(Execute, ReleasingAReservationWaitsForItsQueuedJobs) {
   std::atomic<int> finished{0};
   for (int i = 0; i < 3; ++i)
     reservation->submit(0, job_of([&] {
-      std::this_thread::sleep_for(20ms);
-      ++finished;
-    }));
+                          std::this_thread::sleep_for(20ms);
+                          ++finished;
+                        }));
   reservation.reset();
   EXPECT_EQ(finished, 3);
 }
@@ -178,7 +181,8 @@ TEST_F(Execute, HalvingTheClockDoublesThePacedTime) {
   ASSERT_TRUE(metis->configure({{"clock_profile", "400"}}));
   EXPECT_EQ(timed(0), 120ms);
   EXPECT_EQ(timed(1), 120ms);
-  ASSERT_TRUE(metis->configure({{"clock_profile_core_1", "800"}, {"mvm_utilisation_core_0", "50"}}));
+  ASSERT_TRUE(
+      metis->configure({{"clock_profile_core_1", "800"}, {"mvm_utilisation_core_0", "50"}}));
   EXPECT_EQ(timed(0), 240ms);
   EXPECT_EQ(timed(1), 60ms);
 }

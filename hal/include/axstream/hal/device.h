@@ -30,8 +30,8 @@ struct DeviceInfo {
   std::string name;  // e.g. "metis-0:1:0"
   int subdevice_count = 0;
   uint64_t max_memory = 0;
-  int in_use = 0;          // number of sub-devices currently reserved (any process)
-  std::string in_use_by;   // "user:pid" of each holder, comma separated
+  int in_use = 0;         // number of sub-devices currently reserved (any process)
+  std::string in_use_by;  // "user:pid" of each holder, comma separated
   BoardType board_type = BoardType::unknown;
   std::string firmware_version;
   int board_revision = 0;

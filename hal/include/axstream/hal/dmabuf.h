@@ -102,7 +102,9 @@ class BufferFdMapping {
   BufferFdMapping &operator=(const BufferFdMapping &) = delete;
 
   // nullptr when size() is 0.
-  uint8_t *data() noexcept { return address_ ? static_cast<uint8_t *>(address_) + delta_ : nullptr; }
+  uint8_t *data() noexcept {
+    return address_ ? static_cast<uint8_t *>(address_) + delta_ : nullptr;
+  }
   const uint8_t *data() const noexcept {
     return address_ ? static_cast<const uint8_t *>(address_) + delta_ : nullptr;
   }

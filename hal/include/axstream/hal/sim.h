@@ -13,10 +13,10 @@ namespace axstream::hal::sim {
 // Read when devices are enumerated (see reset_devices_for_testing()).
 // Device count ("2" -> metis-0:1:0, metis-0:2:0) or comma-separated device names; default 1.
 inline constexpr const char *kDevicesEnv = "AXSTREAM_SIM_DEVICES";
-inline constexpr const char *kSubdevicesEnv = "AXSTREAM_SIM_SUBDEVICES";      // cores, default 4
-inline constexpr const char *kBoardTypeEnv = "AXSTREAM_SIM_BOARD_TYPE";       // default "pcie"
+inline constexpr const char *kSubdevicesEnv = "AXSTREAM_SIM_SUBDEVICES";        // cores, default 4
+inline constexpr const char *kBoardTypeEnv = "AXSTREAM_SIM_BOARD_TYPE";         // default "pcie"
 inline constexpr const char *kConfigDelayEnv = "AXSTREAM_SIM_CONFIG_DELAY_MS";  // default 200
-inline constexpr const char *kPacingEnv = "AXSTREAM_SIM_PACING";              // "1" turns it on
+inline constexpr const char *kPacingEnv = "AXSTREAM_SIM_PACING";                // "1" turns it on
 // Lock and configuration files shared by all processes; default /tmp/axstream-<uid>.
 inline constexpr const char *kRuntimeDirEnv = "AXSTREAM_RUNTIME_DIR";
 
