@@ -47,16 +47,17 @@ void CoreWorker::run() {
       continue;
     }
     try {
-      const auto start = std::chrono::steady_clock::now();
+      const auto job_start = std::chrono::steady_clock::now();
       // Asked at the start, so a configuration change applies from the next job on.
       std::optional<std::chrono::nanoseconds> modelled = paced_time_(queued.job.macs);
+      const auto work_start = std::chrono::steady_clock::now();
       queued.job.work();
       CoreJobTiming timing;
-      timing.compute = std::chrono::steady_clock::now() - start;
+      timing.compute = std::chrono::steady_clock::now() - work_start;
       timing.device = timing.compute;
       if (modelled) {
         // A real core would still be busy: keep this one busy as long.
-        std::this_thread::sleep_until(start + *modelled);
+        std::this_thread::sleep_until(job_start + *modelled);
         timing.device = *modelled;
       }
       queued.done.set_value(timing);

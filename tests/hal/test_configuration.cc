@@ -16,7 +16,8 @@ class Configure : public SimTest {
  protected:
   void SetUp() override {
     SimTest::SetUp();
-    set_env(sim::kConfigDelayEnv, "100");
+    // Long enough that a loaded machine still sees the change pending right after configure().
+    set_env(sim::kConfigDelayEnv, "400");
   }
   // The message of the error `settings` raise, checked to be of type `E`.
   template <typename E>
@@ -107,7 +108,7 @@ TEST_F(Configure, ReturnsFalseThenReadyTurnsTrueAfterTheDelay) {
   EXPECT_FALSE(metis->configure({{"clock_profile", "1000"}}));
   EXPECT_FALSE(metis->ready());
   ASSERT_TRUE(wait_ready(*metis, 5s));
-  EXPECT_GE(std::chrono::steady_clock::now() - start, 100ms);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 400ms);
   EXPECT_EQ(metis->read_configuration().at("clock_profile"), "1000");
 }
 
@@ -145,6 +146,7 @@ TEST_F(Configure, ClockProfileSetsEveryCoreAndPerCoreKeysOverrideIt) {
 }
 
 TEST_F(Configure, ConfigurationIsSharedWithOtherProcesses) {
+  set_env(sim::kConfigDelayEnv, "2000");  // still pending when the other process has started
   auto metis = device();
   EXPECT_FALSE(metis->configure({{"clock_profile", "1000"}, {"mvm_utilisation_core_3", "25"}}));
   {

@@ -188,7 +188,7 @@ TEST_F(Execute, HalvingTheClockDoublesThePacedTime) {
 }
 
 TEST_F(Execute, PendingConfigurationTakesEffectWhenReady) {
-  set_env(sim::kConfigDelayEnv, "150");
+  set_env(sim::kConfigDelayEnv, "500");
   auto metis = device();
   sim::set_pacing(*metis, true);
   auto reservation = metis->reserve(1);
