@@ -1,0 +1,392 @@
+// axdecode through GstHarness on buffers carrying hand-made GST_AX_TENSOR_OUTPUT metas: results
+// as ROI metas / typed metas in frame pixels, and the error paths (unknown decoder, outputs the
+// decoder cannot parse).
+#include <gst/check/gstharness.h>
+#include <gst/gst.h>
+#include <gst/video/video.h>
+#include <gtest/gtest.h>
+#include <onnx/onnx_pb.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+#include "axstream/gst/axresultmeta.h"
+#include "axstream/gst/axtensormeta.h"
+#include "axstream/runtime/model_package.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+void write_file(const fs::path &path, const std::string &text) {
+  std::ofstream file(path);
+  file << text;
+}
+
+void add_int8_value(onnx::ValueInfoProto *value, const std::string &name,
+                    const std::vector<int64_t> &shape) {
+  value->set_name(name);
+  auto *tensor_type = value->mutable_type()->mutable_tensor_type();
+  tensor_type->set_elem_type(onnx::TensorProto::INT8);
+  for (int64_t dim : shape) tensor_type->mutable_shape()->add_dim()->set_dim_value(dim);
+}
+
+// A BlazeFace-shaped package: input (1,128,128,4), the four float-model outputs as int8 device
+// tensors, scores padded from 1 to 4 channels (so axdecode must depad). axdecode never runs the
+// core graph, which only needs the right inputs and outputs for the package loader.
+struct BlazeFacePackage {
+  static constexpr double kScoreScale = 0.1, kBoxScale = 0.5;
+  static constexpr int kScoreZeroPoint = -10;
+  fs::path dir;
+
+  BlazeFacePackage() {
+    dir = fs::path(::testing::TempDir()) / ("axdecode_blazeface_" + std::to_string(getpid()));
+    fs::create_directories(dir);
+    onnx::ModelProto model;
+    model.set_ir_version(8);
+    model.add_opset_import()->set_version(13);
+    auto *graph = model.mutable_graph();
+    graph->set_name("blazeface_shaped");
+    add_int8_value(graph->add_input(), "input", {1, 128, 128, 4});
+    add_int8_value(graph->add_output(), "scores_16", {1, 512, 4});
+    add_int8_value(graph->add_output(), "scores_8", {1, 384, 4});
+    add_int8_value(graph->add_output(), "boxes_16", {1, 512, 16});
+    add_int8_value(graph->add_output(), "boxes_8", {1, 384, 16});
+    std::ofstream(dir / "core.onnx", std::ios::binary) << model.SerializeAsString();
+    write_file(dir / "model.json", R"({"format_version": 1, "name": "blazeface_shaped",
+      "core_graph": "core.onnx", "batch": 1, "input_tensor_layout": "NHWC",
+      "preamble_graph": null, "postamble_graph": null})");
+    write_file(dir / "manifest.json", R"({"manifest_version": 1, "model_lib_file": "model.json",
+      "quantized_model_file": "core.onnx",
+      "input_shapes": [[1, 128, 128, 4]],
+      "output_shapes": [[1, 512, 4], [1, 384, 4], [1, 512, 16], [1, 384, 16]],
+      "quantize_params": [[0.0078125, 0]],
+      "dequantize_params": [[0.1, -10], [0.1, -10], [0.5, 0], [0.5, 0]],
+      "n_padded_ch_inputs": [[0, 0, 0, 0, 0, 0, 0, 1]],
+      "n_padded_ch_outputs": [[0, 0, 0, 0, 0, 3], [0, 0, 0, 0, 0, 3], [0, 0, 0, 0, 0, 0],
+                              [0, 0, 0, 0, 0, 0]],
+      "preprocess_graph": null, "postprocess_graph": null,
+      "input_names": ["input"],
+      "output_names": ["scores_16", "scores_8", "boxes_16", "boxes_8"],
+      "output_info": [{"original_shape": [1, 512, 1], "layout": "none"},
+                      {"original_shape": [1, 384, 1], "layout": "none"},
+                      {"original_shape": [1, 512, 16], "layout": "none"},
+                      {"original_shape": [1, 384, 16], "layout": "none"}]})");
+  }
+  ~BlazeFacePackage() {
+    std::error_code ignored;
+    fs::remove_all(dir, ignored);
+  }
+};
+
+GstMemory *wrap_bytes(const std::vector<int8_t> &bytes) {
+  gpointer copy = g_memdup2(bytes.data(), bytes.size());
+  return gst_memory_new_wrapped(GST_MEMORY_FLAG_READONLY, copy, bytes.size(), 0, bytes.size(),
+                                copy, g_free);
+}
+
+// Device output tensors of the BlazeFace-shaped package with one face at anchor 107 (cell x 5,
+// y 3 of the 16x16 grid, centre (44, 28)): logit 2.0, box offset (2, 4), size 20x30, keypoint 0
+// at offset (-6, 2). Every other anchor has logit (-128 + 10) * 0.1 = -11.8.
+GstBuffer *blazeface_tensors() {
+  std::vector<int8_t> scores16(512 * 4, -128), scores8(384 * 4, -128);
+  scores16[107 * 4] = 10;  // (10 + 10) * 0.1 = 2.0
+  std::vector<int8_t> boxes16(512 * 16, 0), boxes8(384 * 16, 0);
+  const int8_t face[16] = {4, 8, 40, 60, -12, 4};  // x 0.5: (2, 4), 20x30, keypoint (-6, 2)
+  std::copy(face, face + 16, boxes16.begin() + 107 * 16);
+  GstBuffer *tensors = gst_buffer_new();
+  for (const auto *bytes : {&scores16, &scores8, &boxes16, &boxes8})
+    gst_buffer_append_memory(tensors, wrap_bytes(*bytes));
+  return tensors;
+}
+
+// 640x480 frame letterboxed into 128x128: scale 0.2, 16 rows of border on top.
+GstAxTransform letterbox_640x480() {
+  GstAxTransform t{};
+  t.crop_width = 640;
+  t.crop_height = 480;
+  t.scale_x = t.scale_y = 0.2;
+  t.offset_y = 16;
+  t.tensor_width = t.tensor_height = 128;
+  return t;
+}
+
+GstBuffer *frame_with_outputs(const std::string &model, GstBuffer *tensors,
+                              const GstAxTransform &transform, gint roi_id = -1) {
+  GstBuffer *buffer = gst_buffer_new_allocate(nullptr, 640 * 480 * 3, nullptr);
+  gst_buffer_add_ax_tensor_meta(buffer, GST_AX_TENSOR_OUTPUT, model.c_str(), roi_id, &transform,
+                                tensors);
+  gst_buffer_unref(tensors);  // the meta holds its own ref
+  return buffer;
+}
+
+GstHarness *decode_harness(const std::string &launch) {
+  GstHarness *harness = gst_harness_new_parse(launch.c_str());
+  gst_harness_set_src_caps_str(harness, "video/x-raw,format=RGB,width=640,height=480,framerate=30/1");
+  return harness;
+}
+
+std::string bus_error(GstBus *bus) {
+  GstMessage *message = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
+  if (!message) return {};
+  GError *error = nullptr;
+  gchar *debug = nullptr;
+  gst_message_parse_error(message, &error, &debug);
+  std::string text = std::string(error->message) + " | " + (debug ? debug : "");
+  g_error_free(error);
+  g_free(debug);
+  gst_message_unref(message);
+  return text;
+}
+
+std::string test_model(const char *name) {
+  const char *dir = std::getenv("AXSTREAM_TEST_MODELS");
+  if (!dir) return {};
+  const std::string path = std::string(dir) + "/" + name;
+  return fs::exists(path + "/model.json") ? path : std::string();
+}
+
+class AxDecode : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { gst_init(nullptr, nullptr); }
+};
+
+}  // namespace
+
+TEST_F(AxDecode, BlazeFaceAttachesAFaceRoiInFramePixelsWithKeypoints) {
+  BlazeFacePackage package;
+  GstHarness *harness = decode_harness("axdecode decoder=blazeface");
+  GstBuffer *out = gst_harness_push_and_pull(
+      harness, frame_with_outputs(package.dir.string(), blazeface_tensors(), letterbox_640x480()));
+  ASSERT_NE(out, nullptr);
+  EXPECT_EQ(gst_buffer_get_n_meta(out, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE), 1u);
+  GstVideoRegionOfInterestMeta *roi = gst_buffer_get_video_region_of_interest_meta(out);
+  ASSERT_NE(roi, nullptr);
+  // Tensor box: centre (46, 32), 20x30 -> (36,17)-(56,47) -> frame (180,5)-(280,155).
+  EXPECT_STREQ(g_quark_to_string(roi->roi_type), "face");
+  EXPECT_EQ(roi->x, 180u);
+  EXPECT_EQ(roi->y, 5u);
+  EXPECT_EQ(roi->w, 100u);
+  EXPECT_EQ(roi->h, 150u);
+  EXPECT_EQ(roi->parent_id, -1);
+  GstStructure *params = gst_video_region_of_interest_meta_get_param(roi, GST_AX_DETECTION_PARAM);
+  ASSERT_NE(params, nullptr);
+  EXPECT_STREQ(gst_structure_get_string(params, "label"), "face");
+  double confidence = 0;
+  ASSERT_TRUE(gst_structure_get_double(params, "confidence", &confidence));
+  EXPECT_NEAR(confidence, 1.0 / (1.0 + std::exp(-2.0)), 1e-5);
+  gint class_id = -1;
+  ASSERT_TRUE(gst_structure_get_int(params, "class-id", &class_id));
+  EXPECT_EQ(class_id, 0);
+  const GValue *keypoints = gst_structure_get_value(params, "keypoints");
+  ASSERT_TRUE(keypoints && GST_VALUE_HOLDS_ARRAY(keypoints));
+  ASSERT_EQ(gst_value_array_get_size(keypoints), 12u);
+  // Keypoint 0: anchor (44, 28) + (-6, 2) = (38, 30) -> frame (190, 70).
+  EXPECT_NEAR(g_value_get_double(gst_value_array_get_value(keypoints, 0)), 190.0, 1e-3);
+  EXPECT_NEAR(g_value_get_double(gst_value_array_get_value(keypoints, 1)), 70.0, 1e-3);
+
+  GstAxKeypointsMeta *typed = gst_buffer_get_ax_keypoints_meta(out, roi->id);
+  ASSERT_NE(typed, nullptr);
+  EXPECT_EQ(typed->n_points, 6u);
+  gfloat x = 0, y = 0;
+  ASSERT_TRUE(gst_ax_keypoints_meta_get_point(typed, 0, &x, &y));
+  EXPECT_NEAR(x, 190.0f, 1e-3);
+  EXPECT_NEAR(y, 70.0f, 1e-3);
+  EXPECT_FALSE(gst_ax_keypoints_meta_get_point(typed, 6, &x, &y));
+  gst_buffer_unref(out);
+  gst_harness_teardown(harness);
+}
+
+TEST_F(AxDecode, ConfThresholdAboveTheScoreLeavesTheFrameWithoutResults) {
+  BlazeFacePackage package;
+  GstHarness *harness = decode_harness("axdecode decoder=blazeface conf-threshold=0.9");
+  GstBuffer *out = gst_harness_push_and_pull(
+      harness, frame_with_outputs(package.dir.string(), blazeface_tensors(), letterbox_640x480()));
+  ASSERT_NE(out, nullptr);
+  EXPECT_EQ(gst_buffer_get_n_meta(out, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE), 0u)
+      << "sigmoid(2.0) = 0.88 < 0.9";
+  gst_buffer_unref(out);
+  gst_harness_teardown(harness);
+}
+
+TEST_F(AxDecode, BuffersWithoutOutputTensorsPassThroughUntouched) {
+  GstHarness *harness = decode_harness("axdecode decoder=blazeface");
+  GstBuffer *out =
+      gst_harness_push_and_pull(harness, gst_buffer_new_allocate(nullptr, 640 * 480 * 3, nullptr));
+  ASSERT_NE(out, nullptr);
+  EXPECT_EQ(gst_buffer_get_n_meta(out, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE), 0u);
+  gst_buffer_unref(out);
+  gst_harness_teardown(harness);
+}
+
+TEST_F(AxDecode, ModelPropertySkipsTensorsOfOtherModels) {
+  BlazeFacePackage package;
+  GstHarness *harness = decode_harness("axdecode decoder=blazeface model=/some/other/model");
+  GstBuffer *out = gst_harness_push_and_pull(
+      harness, frame_with_outputs(package.dir.string(), blazeface_tensors(), letterbox_640x480()));
+  ASSERT_NE(out, nullptr);
+  EXPECT_EQ(gst_buffer_get_n_meta(out, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE), 0u);
+  gst_buffer_unref(out);
+  gst_harness_teardown(harness);
+}
+
+TEST_F(AxDecode, ClassificationOfAnRoiAttachesToThatRoi) {
+  const std::string model = test_model("resnet_tiny");
+  if (model.empty()) GTEST_SKIP() << "resnet_tiny test package not found (AXSTREAM_TEST_MODELS)";
+  const auto package = axstream::runtime::load_model_package(model);
+  const auto &logits = package->outputs.at(0);
+  ASSERT_EQ(logits.size(), 1024u);
+  // Classes 7 and 3 stand out; everything else (and the padding) sits at the zero point.
+  std::vector<int8_t> bytes(1024, static_cast<int8_t>(logits.zero_point));
+  bytes[7] = 127;
+  bytes[3] = static_cast<int8_t>(std::min(126, logits.zero_point + 60));
+  bytes[1010] = 127;  // padding: must never be reported
+  GstBuffer *tensors = gst_buffer_new_memdup(bytes.data(), bytes.size());
+
+  const fs::path labels = fs::path(::testing::TempDir()) / "axdecode_labels.txt";
+  {
+    std::ofstream file(labels);
+    for (int i = 0; i < 1000; ++i) file << "label" << i << "\n";
+  }
+  GstHarness *harness = decode_harness("axdecode decoder=classification top-k=2 labels=" +
+                                       labels.string());
+  GstBuffer *in = gst_buffer_new_allocate(nullptr, 640 * 480 * 3, nullptr);
+  GstVideoRegionOfInterestMeta *roi =
+      gst_buffer_add_video_region_of_interest_meta(in, "face", 10, 10, 50, 50);
+  roi->id = 4;
+  GstAxTransform transform{};
+  transform.tensor_width = transform.tensor_height = 32;
+  gst_buffer_add_ax_tensor_meta(in, GST_AX_TENSOR_OUTPUT, model.c_str(), 4, &transform, tensors);
+  gst_buffer_unref(tensors);
+  GstBuffer *out = gst_harness_push_and_pull(harness, in);
+  ASSERT_NE(out, nullptr);
+  EXPECT_EQ(gst_buffer_get_ax_classification_meta(out, -1), nullptr);
+  GstAxClassificationMeta *classes = gst_buffer_get_ax_classification_meta(out, 4);
+  ASSERT_NE(classes, nullptr);
+  ASSERT_EQ(classes->n_classes, 2u);
+  EXPECT_EQ(gst_ax_classification_meta_get_class_id(classes, 0), 7);
+  EXPECT_STREQ(gst_ax_classification_meta_get_label(classes, 0), "label7");
+  EXPECT_NEAR(gst_ax_classification_meta_get_score(classes, 0),
+              (127 - logits.zero_point) * logits.scale, 1e-5);
+  EXPECT_EQ(gst_ax_classification_meta_get_class_id(classes, 1), 3);
+  EXPECT_EQ(gst_ax_classification_meta_get_label(classes, 2), nullptr);
+  GstVideoRegionOfInterestMeta *out_roi = gst_buffer_get_video_region_of_interest_meta_id(out, 4);
+  ASSERT_NE(out_roi, nullptr);
+  GstStructure *params =
+      gst_video_region_of_interest_meta_get_param(out_roi, GST_AX_CLASSIFICATION_PARAM);
+  ASSERT_NE(params, nullptr);
+  const GValue *labels_value = gst_structure_get_value(params, "labels");
+  ASSERT_TRUE(labels_value && GST_VALUE_HOLDS_ARRAY(labels_value));
+  EXPECT_STREQ(g_value_get_string(gst_value_array_get_value(labels_value, 0)), "label7");
+  gst_buffer_unref(out);
+  gst_harness_teardown(harness);
+  fs::remove(labels);
+}
+
+TEST_F(AxDecode, UnknownDecoderFailsToStartNamingTheValidOnes) {
+  GstElement *element = gst_element_factory_make("axdecode", nullptr);
+  ASSERT_NE(element, nullptr);
+  g_object_set(element, "decoder", "yolov99", nullptr);
+  GstBus *bus = gst_bus_new();
+  gst_element_set_bus(element, bus);
+  EXPECT_EQ(gst_element_set_state(element, GST_STATE_PAUSED), GST_STATE_CHANGE_FAILURE);
+  const std::string error = bus_error(bus);
+  EXPECT_NE(error.find("'yolov99'"), std::string::npos) << error;
+  EXPECT_NE(error.find("blazeface"), std::string::npos) << error;
+  EXPECT_NE(error.find("classification"), std::string::npos) << error;
+  gst_element_set_state(element, GST_STATE_NULL);
+  gst_object_unref(bus);
+  gst_object_unref(element);
+}
+
+TEST_F(AxDecode, MissingLabelsFileFailsToStartNamingTheFile) {
+  GstElement *element = gst_element_factory_make("axdecode", nullptr);
+  g_object_set(element, "labels", "/nonexistent/labels.txt", nullptr);
+  GstBus *bus = gst_bus_new();
+  gst_element_set_bus(element, bus);
+  EXPECT_EQ(gst_element_set_state(element, GST_STATE_PAUSED), GST_STATE_CHANGE_FAILURE);
+  const std::string error = bus_error(bus);
+  EXPECT_NE(error.find("/nonexistent/labels.txt"), std::string::npos) << error;
+  gst_element_set_state(element, GST_STATE_NULL);
+  gst_object_unref(bus);
+  gst_object_unref(element);
+}
+
+TEST_F(AxDecode, OutputsTheDecoderCannotParseAreAnErrorNamingTensorAndShape) {
+  const std::string model = test_model("resnet_tiny");
+  if (model.empty()) GTEST_SKIP() << "resnet_tiny test package not found (AXSTREAM_TEST_MODELS)";
+  GstHarness *harness = decode_harness("axdecode decoder=blazeface");
+  GstBus *bus = gst_bus_new();
+  gst_element_set_bus(harness->element, bus);
+  std::vector<int8_t> bytes(1024, 0);
+  GstBuffer *tensors = gst_buffer_new_memdup(bytes.data(), bytes.size());
+  EXPECT_EQ(gst_harness_push(harness, frame_with_outputs(model, tensors, letterbox_640x480())),
+            GST_FLOW_ERROR);
+  const std::string error = bus_error(bus);
+  EXPECT_NE(error.find("logits (1,1000)"), std::string::npos) << error;
+  EXPECT_NE(error.find("(1,512,16)"), std::string::npos) << error;
+  gst_object_unref(bus);
+  gst_harness_teardown(harness);
+}
+
+TEST_F(AxDecode, TensorsOfTheWrongSizeAreAnErrorNamingTheOutput) {
+  BlazeFacePackage package;
+  GstHarness *harness = decode_harness("axdecode decoder=blazeface");
+  GstBus *bus = gst_bus_new();
+  gst_element_set_bus(harness->element, bus);
+  GstBuffer *tensors = gst_buffer_new();
+  for (int i = 0; i < 4; ++i) gst_buffer_append_memory(tensors, wrap_bytes(std::vector<int8_t>(100, 0)));
+  EXPECT_EQ(gst_harness_push(harness, frame_with_outputs(package.dir.string(), tensors,
+                                                         letterbox_640x480())),
+            GST_FLOW_ERROR);
+  const std::string error = bus_error(bus);
+  EXPECT_NE(error.find("output 'scores_16': expected 2048 bytes"), std::string::npos) << error;
+  gst_object_unref(bus);
+  gst_harness_teardown(harness);
+}
+
+TEST_F(AxDecode, DecoderBlurbListsTheRegisteredDecoders) {
+  GstElement *element = gst_element_factory_make("axdecode", nullptr);
+  ASSERT_NE(element, nullptr);
+  GParamSpec *pspec = g_object_class_find_property(G_OBJECT_GET_CLASS(element), "decoder");
+  ASSERT_NE(pspec, nullptr);
+  const std::string blurb = g_param_spec_get_blurb(pspec);
+  EXPECT_NE(blurb.find("blazeface"), std::string::npos) << blurb;
+  EXPECT_NE(blurb.find("classification"), std::string::npos) << blurb;
+  gst_object_unref(element);
+}
+
+TEST_F(AxDecode, RunsThePackagesPostambleBeforeDecoding) {
+  const std::string model = test_model("resnet_tiny_post");
+  if (model.empty())
+    GTEST_SKIP() << "resnet_tiny_post test package not found (AXSTREAM_TEST_MODELS)";
+  const auto package = axstream::runtime::load_model_package(model);
+  const auto &logits = package->outputs.at(0);
+  std::vector<int8_t> bytes(1024, static_cast<int8_t>(logits.zero_point));
+  bytes[42] = 127;
+  GstBuffer *tensors = gst_buffer_new_memdup(bytes.data(), bytes.size());
+  GstAxTransform transform{};
+  GstHarness *harness = decode_harness("axdecode decoder=classification top-k=1");
+  GstBus *bus = gst_bus_new();
+  gst_element_set_bus(harness->element, bus);
+  ASSERT_EQ(gst_harness_push(harness, frame_with_outputs(model, tensors, transform)), GST_FLOW_OK)
+      << bus_error(bus);
+  gst_object_unref(bus);
+  GstBuffer *out = gst_harness_pull(harness);
+  ASSERT_NE(out, nullptr);
+  GstAxClassificationMeta *classes = gst_buffer_get_ax_classification_meta(out, -1);
+  ASSERT_NE(classes, nullptr);
+  ASSERT_EQ(classes->n_classes, 1u);
+  EXPECT_EQ(classes->class_ids[0], 42);
+  // The postamble is a softmax over 1000 logits: one at (127 - zp) * scale, 999 at 0.
+  const double hot = std::exp((127 - logits.zero_point) * logits.scale);
+  EXPECT_NEAR(classes->scores[0], hot / (hot + 999.0), 1e-4);
+  EXPECT_STREQ(classes->labels[0], "class 42");
+  gst_buffer_unref(out);
+  gst_harness_teardown(harness);
+}
