@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <set>
+#include <type_traits>
 
 #include "axstream/error.h"
 #include "axstream/hal/sim.h"
@@ -20,6 +21,16 @@ std::string thread_tag(const std::string &name, int index) {
   size_t colon = name.find(':');
   if (name.rfind("metis-", 0) == 0 && colon != std::string::npos) return name.substr(colon + 1);
   return std::to_string(index);
+}
+
+template <typename D>
+auto &as_sim_device(D &device, const char *call) {
+  auto *sim =
+      dynamic_cast<std::conditional_t<std::is_const_v<D>, const SimDevice, SimDevice> *>(&device);
+  if (!sim)
+    throw InvalidArgument(std::string(call) + ": device '" + device.info().name +
+                          "' is not a simulated device");
+  return *sim;
 }
 
 }  // namespace
@@ -40,21 +51,11 @@ bool is_sim_device(const Device &device) {
   return dynamic_cast<const SimDevice *>(&device) != nullptr;
 }
 
-static SimDevice &as_sim_device(Device &device, const char *call) {
-  auto *sim = dynamic_cast<SimDevice *>(&device);
-  if (!sim)
-    throw InvalidArgument(std::string(call) + ": device '" + device.info().name +
-                          "' is not a simulated device");
-  return *sim;
-}
-
 void set_pacing(Device &device, bool enabled) {
   as_sim_device(device, "set_pacing").set_pacing(enabled);
 }
 
-bool pacing(const Device &device) {
-  return as_sim_device(const_cast<Device &>(device), "pacing").pacing();
-}
+bool pacing(const Device &device) { return as_sim_device(device, "pacing").pacing(); }
 
 SimDevice::SimDevice(std::string name, int index, const SimOptions &options)
     : name_(std::move(name)),
