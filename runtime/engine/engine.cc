@@ -1,0 +1,187 @@
+// Program and Executor: the public face of the engine (engine.h).
+#include "axstream/runtime/engine.h"
+
+#include <omp.h>
+
+#include <cstdlib>
+#include <dnnl.hpp>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "axstream/error.h"
+#include "compiler.h"
+#include "onnx_import.h"
+
+namespace axstream::engine {
+
+const char *dtype_name(DType dtype) noexcept {
+  switch (dtype) {
+    case DType::f32:
+      return "float32";
+    case DType::i8:
+      return "int8";
+    case DType::u8:
+      return "uint8";
+    case DType::i32:
+      return "int32";
+    case DType::i64:
+      return "int64";
+    case DType::bool_:
+      return "bool";
+    case DType::f16:
+      return "float16";
+  }
+  return "unknown";
+}
+
+size_t dtype_size(DType dtype) noexcept {
+  switch (dtype) {
+    case DType::f32:
+      return 4;
+    case DType::i8:
+      return 1;
+    case DType::u8:
+      return 1;
+    case DType::i32:
+      return 4;
+    case DType::i64:
+      return 8;
+    case DType::bool_:
+      return 1;
+    case DType::f16:
+      return 2;
+  }
+  return 0;
+}
+
+size_t TensorDesc::element_count() const {
+  size_t n = 1;
+  for (int64_t d : shape) n *= static_cast<size_t>(d);
+  return n;
+}
+
+namespace {
+
+class ProgramImpl final : public Program, public std::enable_shared_from_this<ProgramImpl> {
+ public:
+  ProgramImpl(CompiledGraph compiled, int threads)
+      : compiled_(std::move(compiled)), threads_(threads < 1 ? 1 : threads) {}
+  const std::vector<TensorDesc> &inputs() const override { return compiled_.inputs; }
+  const std::vector<TensorDesc> &outputs() const override { return compiled_.outputs; }
+  uint64_t macs() const override { return compiled_.macs; }
+  std::string describe() const override { return compiled_.description; }
+  std::unique_ptr<Executor> make_executor() const override;
+
+  const CompiledGraph &compiled() const { return compiled_; }
+  int threads() const { return threads_; }
+
+ private:
+  CompiledGraph compiled_;
+  int threads_;
+};
+
+class ExecutorImpl final : public Executor {
+ public:
+  explicit ExecutorImpl(std::shared_ptr<const ProgramImpl> program)
+      : program_(std::move(program)),
+        arena_(program_->compiled().arena_bytes),
+        scratch_(program_->compiled().scratch_bytes),
+        stream_(cpu_engine()) {
+    const CompiledGraph &cg = program_->compiled();
+    value_ptr_.assign(cg.graph.values.size(), nullptr);
+    for (size_t v = 0; v < cg.graph.values.size(); ++v) {
+      if (cg.graph.values[v].constant)
+        value_ptr_[v] = const_cast<uint8_t *>(cg.graph.values[v].constant->bytes.data());
+      else if (cg.arena_offset[v] >= 0)
+        value_ptr_[v] = arena_.data() + cg.arena_offset[v];
+    }
+    in_ptrs_.resize(cg.steps.size());
+    out_ptrs_.resize(cg.steps.size());
+    for (size_t s = 0; s < cg.steps.size(); ++s) {
+      in_ptrs_[s].resize(cg.steps[s].inputs.size());
+      out_ptrs_[s].resize(cg.steps[s].outputs.size());
+    }
+  }
+
+  void run(const std::vector<const void *> &inputs, const std::vector<void *> &outputs) override {
+    const CompiledGraph &cg = program_->compiled();
+    const Graph &g = cg.graph;
+    if (inputs.size() != cg.inputs.size() || outputs.size() != cg.outputs.size())
+      throw InvalidArgument(
+          "executor of '" + g.source_name + "': expected " + std::to_string(cg.inputs.size()) +
+          " inputs and " + std::to_string(cg.outputs.size()) + " outputs, got " +
+          std::to_string(inputs.size()) + " and " + std::to_string(outputs.size()));
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      if (!inputs[i] && cg.inputs[i].byte_size() != 0)
+        throw InvalidArgument("executor of '" + g.source_name + "': input " + std::to_string(i) +
+                              " is a null pointer");
+      value_ptr_[g.inputs[i]] = const_cast<void *>(inputs[i]);
+    }
+    for (size_t o = 0; o < outputs.size(); ++o) {
+      if (!outputs[o] && cg.outputs[o].byte_size() != 0)
+        throw InvalidArgument("executor of '" + g.source_name + "': output " + std::to_string(o) +
+                              " is a null pointer");
+      if (cg.output_bound[o]) value_ptr_[g.outputs[o]] = outputs[o];
+    }
+    omp_set_num_threads(program_->threads());
+    ExecContext ctx{scratch_.data(), &stream_, &cpu_engine()};
+    for (size_t s = 0; s < cg.steps.size(); ++s) {
+      const Step &step = cg.steps[s];
+      for (size_t i = 0; i < step.inputs.size(); ++i)
+        in_ptrs_[s][i] = step.inputs[i] >= 0 ? value_ptr_[step.inputs[i]] : nullptr;
+      for (size_t i = 0; i < step.outputs.size(); ++i)
+        out_ptrs_[s][i] = value_ptr_[step.outputs[i]];
+      step.kernel->run(ctx, in_ptrs_[s].data(), out_ptrs_[s].data());
+    }
+    for (size_t o = 0; o < outputs.size(); ++o)
+      if (!cg.output_bound[o] && cg.outputs[o].byte_size() != 0)
+        std::memcpy(outputs[o], value_ptr_[g.outputs[o]], cg.outputs[o].byte_size());
+  }
+
+ private:
+  std::shared_ptr<const ProgramImpl> program_;
+  AlignedBuffer arena_;
+  AlignedBuffer scratch_;
+  dnnl::stream stream_;
+  std::vector<void *> value_ptr_;
+  std::vector<std::vector<const void *>> in_ptrs_;
+  std::vector<std::vector<void *>> out_ptrs_;
+};
+
+std::unique_ptr<Executor> ProgramImpl::make_executor() const {
+  return std::make_unique<ExecutorImpl>(shared_from_this());
+}
+
+std::shared_ptr<const Program> compile(const std::string &bytes, const std::string &source_name,
+                                       const std::string &base_dir, const CompileOptions &options) {
+  Graph graph = import_onnx(bytes, source_name, base_dir, options);
+  auto program =
+      std::make_shared<ProgramImpl>(compile_graph(std::move(graph), options), options.threads);
+  const char *env = std::getenv("AXSTREAM_PRINT_GRAPH");
+  if (options.print_graph || (env && std::string(env) == "1")) std::cerr << program->describe();
+  return program;
+}
+
+}  // namespace
+
+std::shared_ptr<const Program> Program::from_file(const std::string &onnx_path,
+                                                  const CompileOptions &options) {
+  std::ifstream f(onnx_path, std::ios::binary);
+  if (!f) throw InvalidArgument("ONNX model '" + onnx_path + "': cannot open file");
+  std::ostringstream buffer;
+  buffer << f.rdbuf();
+  if (!f && !f.eof()) throw InvalidArgument("ONNX model '" + onnx_path + "': read failed");
+  std::string dir;
+  auto slash = onnx_path.rfind('/');
+  if (slash != std::string::npos) dir = onnx_path.substr(0, slash);
+  return compile(buffer.str(), onnx_path, dir.empty() ? "." : dir, options);
+}
+
+std::shared_ptr<const Program> Program::from_bytes(const std::string &onnx_bytes,
+                                                   const std::string &source_name,
+                                                   const CompileOptions &options) {
+  return compile(onnx_bytes, source_name, "", options);
+}
+
+}  // namespace axstream::engine

@@ -1,0 +1,220 @@
+#include "compiler.h"
+
+#include <algorithm>
+#include <dnnl.hpp>
+#include <sstream>
+
+#include "passes.h"
+
+namespace axstream::engine {
+
+dnnl::engine &cpu_engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+namespace {
+
+const OpDef &find_op(const Graph &graph, const Node &node) {
+  const OpDef *def = OpRegistry::instance().find(node.domain, node.op_type, node.opset);
+  if (!def)
+    throw NotImplemented(graph.source_name + ": node '" + node.label(graph.values) + "' op " +
+                         (node.domain.empty() ? "" : node.domain + ".") + node.op_type + " opset " +
+                         std::to_string(node.opset) + " is not supported by the engine");
+  return *def;
+}
+
+void publish_outputs(Graph &graph, const Node &node, const OpContext &ctx) {
+  for (size_t i = 0; i < node.outputs.size(); ++i) {
+    Value &v = graph.values[node.outputs[i]];
+    v.dtype = ctx.out_dtype(i);
+    v.shape = ctx.out_shape(i);
+    v.shape_known = true;
+  }
+}
+
+}  // namespace
+
+void infer_and_fold(Graph &graph) {
+  dnnl::stream stream(cpu_engine());
+  for (Node &node : graph.nodes) {
+    if (node.dead) continue;
+    const OpDef &def = find_op(graph, node);
+    bool all_constant = true;
+    for (int v : node.inputs)
+      if (v >= 0 && !graph.values[v].constant) all_constant = false;
+    bool fold = all_constant || def.folds_on_shapes;
+    OpContext ctx(graph, node, !fold);
+    std::unique_ptr<Kernel> kernel = def.compile(ctx);
+    publish_outputs(graph, node, ctx);
+    if (!fold) continue;
+    if (!kernel) throw InternalError("engine: compile of " + ctx.label() + " returned no kernel");
+    std::vector<const void *> in;
+    for (int v : node.inputs)
+      in.push_back(v >= 0 && graph.values[v].constant ? graph.values[v].constant->bytes.data()
+                                                      : nullptr);
+    std::vector<std::shared_ptr<Tensor>> results;
+    std::vector<void *> out;
+    for (int v : node.outputs) {
+      results.push_back(std::make_shared<Tensor>(graph.values[v].dtype, graph.values[v].shape));
+      out.push_back(results.back()->bytes.data());
+    }
+    AlignedBuffer scratch(kernel->scratch_bytes);
+    ExecContext exec{scratch.data(), &stream, &cpu_engine()};
+    kernel->run(exec, in.data(), out.data());
+    for (size_t i = 0; i < node.outputs.size(); ++i)
+      graph.values[node.outputs[i]].constant = results[i];
+    node.dead = true;
+  }
+}
+
+namespace {
+
+std::string value_text(const Value &v) {
+  std::string s = "'" + v.name + "' " + dtype_name(v.dtype) + shape_str(v.shape);
+  if (v.constant) s += " const";
+  return s;
+}
+
+std::string attr_text(const Attribute &a) {
+  std::ostringstream o;
+  switch (a.kind) {
+    case Attribute::Kind::f:
+      o << a.f;
+      break;
+    case Attribute::Kind::i:
+      o << a.i;
+      break;
+    case Attribute::Kind::s:
+      o << '"' << a.s << '"';
+      break;
+    case Attribute::Kind::t:
+      o << "tensor" << shape_str(a.t->shape);
+      break;
+    case Attribute::Kind::floats:
+      o << '[';
+      for (size_t i = 0; i < a.floats.size(); ++i) o << (i ? "," : "") << a.floats[i];
+      o << ']';
+      break;
+    case Attribute::Kind::ints:
+      o << shape_str(a.ints);
+      break;
+    case Attribute::Kind::strings:
+      o << "[" << a.strings.size() << " strings]";
+      break;
+  }
+  return o.str();
+}
+
+}  // namespace
+
+CompiledGraph compile_graph(Graph graph, const CompileOptions &options) {
+  CompiledGraph cg;
+  run_prefold_passes(graph);
+  infer_and_fold(graph);
+  run_postfold_passes(graph);
+  eliminate_dead_nodes(graph);
+
+  for (size_t i = 0; i < graph.nodes.size(); ++i) {
+    const Node &node = graph.nodes[i];
+    if (node.dead) continue;
+    const OpDef &def = find_op(graph, node);
+    OpContext ctx(graph, node, false);
+    Step step;
+    step.node = static_cast<int>(i);
+    step.kernel = def.compile(ctx);
+    if (!step.kernel)
+      throw InternalError("engine: compile of " + ctx.label() + " returned no kernel");
+    publish_outputs(graph, node, ctx);
+    step.inputs = node.inputs;
+    step.outputs = node.outputs;
+    cg.scratch_bytes = std::max(cg.scratch_bytes, step.kernel->scratch_bytes);
+    cg.macs += step.kernel->macs;
+    cg.steps.push_back(std::move(step));
+  }
+
+  for (int v : graph.inputs)
+    cg.inputs.push_back({graph.values[v].name, graph.values[v].dtype, graph.values[v].shape});
+  for (int v : graph.outputs)
+    cg.outputs.push_back({graph.values[v].name, graph.values[v].dtype, graph.values[v].shape});
+
+  // Which values live in the arena, and for how long (step indices, inclusive).
+  size_t nvalues = graph.values.size();
+  std::vector<int> first(nvalues, -1), last(nvalues, -1);
+  for (size_t s = 0; s < cg.steps.size(); ++s) {
+    for (int v : cg.steps[s].outputs) first[v] = static_cast<int>(s), last[v] = static_cast<int>(s);
+    for (int v : cg.steps[s].inputs)
+      if (v >= 0 && first[v] >= 0) last[v] = static_cast<int>(s);
+  }
+  std::vector<int> output_uses(nvalues, 0);
+  for (int v : graph.outputs) ++output_uses[v];
+  cg.output_bound.resize(graph.outputs.size());
+  for (size_t o = 0; o < graph.outputs.size(); ++o) {
+    int v = graph.outputs[o];
+    cg.output_bound[o] = first[v] >= 0 && output_uses[v] == 1;
+    if (!cg.output_bound[o] && first[v] >= 0) last[v] = static_cast<int>(cg.steps.size());
+  }
+  std::vector<bool> bound(nvalues, false);
+  for (size_t o = 0; o < graph.outputs.size(); ++o)
+    if (cg.output_bound[o]) bound[graph.outputs[o]] = true;
+
+  struct Block {
+    int value;
+    size_t bytes;
+  };
+  std::vector<Block> blocks;
+  for (size_t v = 0; v < nvalues; ++v) {
+    if (first[v] < 0 || bound[v]) continue;
+    const Value &val = graph.values[v];
+    size_t bytes =
+        static_cast<size_t>(checked_element_count(val.shape, val.name)) * dtype_size(val.dtype);
+    blocks.push_back({static_cast<int>(v), (bytes + 63) / 64 * 64});
+  }
+  std::stable_sort(blocks.begin(), blocks.end(),
+                   [](const Block &a, const Block &b) { return a.bytes > b.bytes; });
+  cg.arena_offset.assign(nvalues, -1);
+  std::vector<Block> placed;
+  for (const Block &b : blocks) {
+    std::vector<std::pair<size_t, size_t>> busy;  // [offset, end) of overlapping lifetimes
+    for (const Block &p : placed)
+      if (!(last[p.value] < first[b.value] || last[b.value] < first[p.value]))
+        busy.push_back({static_cast<size_t>(cg.arena_offset[p.value]),
+                        static_cast<size_t>(cg.arena_offset[p.value]) + p.bytes});
+    std::sort(busy.begin(), busy.end());
+    size_t offset = 0;
+    for (auto [start, end] : busy) {
+      if (offset + b.bytes <= start) break;
+      offset = std::max(offset, end);
+    }
+    cg.arena_offset[b.value] = static_cast<int64_t>(offset);
+    cg.arena_bytes = std::max(cg.arena_bytes, offset + b.bytes);
+    placed.push_back(b);
+  }
+
+  std::ostringstream d;
+  d << "program '" << graph.source_name << "': " << cg.steps.size() << " steps, arena "
+    << cg.arena_bytes << " bytes, scratch " << cg.scratch_bytes << " bytes, " << cg.macs
+    << " MACs\n";
+  for (int v : graph.inputs) d << "  input " << value_text(graph.values[v]) << "\n";
+  for (const Step &s : cg.steps) {
+    const Node &n = graph.nodes[s.node];
+    d << "  " << (n.domain.empty() ? "" : n.domain + ".") << n.op_type << " '"
+      << n.label(graph.values) << "'";
+    for (const auto &[name, a] : n.attrs)
+      if (a.kind != Attribute::Kind::t) d << " " << name << "=" << attr_text(a);
+    d << " (";
+    for (size_t i = 0; i < s.inputs.size(); ++i)
+      d << (i ? ", " : "") << (s.inputs[i] >= 0 ? value_text(graph.values[s.inputs[i]]) : "-");
+    d << ") -> (";
+    for (size_t i = 0; i < s.outputs.size(); ++i)
+      d << (i ? ", " : "") << value_text(graph.values[s.outputs[i]]);
+    d << ")\n";
+  }
+  for (int v : graph.outputs) d << "  output " << value_text(graph.values[v]) << "\n";
+  cg.description = d.str();
+  cg.graph = std::move(graph);
+  (void)options;
+  return cg;
+}
+
+}  // namespace axstream::engine

@@ -1,0 +1,42 @@
+// Turns an imported graph into an executable plan: shape inference with constant folding,
+// the optimisation passes, kernel compilation and memory planning.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "op_registry.h"
+
+namespace axstream::engine {
+
+struct Step {
+  int node = -1;
+  std::unique_ptr<Kernel> kernel;
+  std::vector<int> inputs;  // value ids (-1: omitted)
+  std::vector<int> outputs;
+};
+
+struct CompiledGraph {
+  Graph graph;
+  std::vector<Step> steps;
+  // Per value: byte offset in the executor's arena, or -1 (input, constant, bound output).
+  std::vector<int64_t> arena_offset;
+  size_t arena_bytes = 0;
+  size_t scratch_bytes = 0;
+  uint64_t macs = 0;
+  std::vector<TensorDesc> inputs, outputs;
+  // Graph output i is written straight into the caller's buffer by its producer.
+  std::vector<bool> output_bound;
+  std::string description;
+};
+
+CompiledGraph compile_graph(Graph graph, const CompileOptions &options);
+
+// Shape inference and constant folding over all live nodes, in order.
+void infer_and_fold(Graph &graph);
+
+// The oneDNN CPU engine shared by every program (created once).
+dnnl::engine &cpu_engine();
+
+}  // namespace axstream::engine

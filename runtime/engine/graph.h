@@ -1,0 +1,65 @@
+// The engine's graph IR: values (typed, statically shaped, possibly constant) and nodes in
+// execution order, as imported from ONNX and rewritten by the passes.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tensor.h"
+
+namespace axstream::engine {
+
+struct Attribute {
+  enum class Kind { f, i, s, t, floats, ints, strings } kind = Kind::i;
+  float f = 0;
+  int64_t i = 0;
+  std::string s;
+  TensorPtr t;
+  std::vector<float> floats;
+  std::vector<int64_t> ints;
+  std::vector<std::string> strings;
+};
+
+struct Value {
+  std::string name;
+  DType dtype = DType::f32;
+  Shape shape;
+  bool shape_known = false;
+  TensorPtr constant;  // set for initializers and folded values
+};
+
+struct Node {
+  std::string name;
+  std::string op_type;
+  std::string domain;  // "" for the ONNX default domain, "axstream" for fused internal ops
+  int opset = 0;
+  std::vector<int> inputs;  // value ids, -1 for an omitted optional input
+  std::vector<int> outputs;
+  std::map<std::string, Attribute> attrs;
+  bool dead = false;
+
+  // A printable name: the node name, or op type plus first output when unnamed.
+  std::string label(const std::vector<Value> &values) const;
+};
+
+struct Graph {
+  std::string source_name;
+  std::vector<Value> values;
+  std::vector<Node> nodes;
+  std::vector<int> inputs;  // non-constant graph inputs, in ONNX order
+  std::vector<int> outputs;
+  std::map<std::string, int> opsets;  // domain -> version
+
+  int add_value(Value v) {
+    values.push_back(std::move(v));
+    return static_cast<int>(values.size()) - 1;
+  }
+  // Number of live node inputs and graph outputs reading each value.
+  std::vector<int> use_counts() const;
+  // Index of the live node producing each value (-1 for inputs/constants).
+  std::vector<int> producers() const;
+};
+
+}  // namespace axstream::engine

@@ -1,0 +1,373 @@
+#include "onnx_import.h"
+
+#include <onnx/onnx_pb.h>
+
+#include <fstream>
+#include <set>
+
+#include "axstream/error.h"
+
+namespace axstream::engine {
+namespace {
+
+DType dtype_from_onnx(int elem_type, const std::string &what) {
+  switch (elem_type) {
+    case onnx::TensorProto::FLOAT:
+      return DType::f32;
+    case onnx::TensorProto::INT8:
+      return DType::i8;
+    case onnx::TensorProto::UINT8:
+      return DType::u8;
+    case onnx::TensorProto::INT32:
+      return DType::i32;
+    case onnx::TensorProto::INT64:
+      return DType::i64;
+    case onnx::TensorProto::BOOL:
+      return DType::bool_;
+    case onnx::TensorProto::FLOAT16:
+      return DType::f16;
+    default:
+      break;
+  }
+  throw NotImplemented(what + ": ONNX element type " + std::to_string(elem_type) +
+                       " is not supported (expected float, int8, uint8, int32, int64, bool)");
+}
+
+std::string read_external(const onnx::TensorProto &t, const std::string &base_dir, size_t expected,
+                          const std::string &what) {
+  std::string location;
+  int64_t offset = 0, length = -1;
+  for (const auto &kv : t.external_data()) {
+    if (kv.key() == "location")
+      location = kv.value();
+    else if (kv.key() == "offset")
+      offset = std::stoll(kv.value());
+    else if (kv.key() == "length")
+      length = std::stoll(kv.value());
+  }
+  if (location.empty()) throw InvalidArgument(what + ": external data without a location");
+  if (location.find("..") != std::string::npos || location[0] == '/')
+    throw InvalidArgument(what + ": external data location '" + location +
+                          "' must be a file beside the model");
+  std::string path = base_dir.empty() ? location : base_dir + "/" + location;
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw InvalidArgument(what + ": cannot open external data file '" + path + "'");
+  f.seekg(0, std::ios::end);
+  int64_t file_size = f.tellg();
+  if (length < 0) length = file_size - offset;
+  if (offset < 0 || length < 0 || offset + length > file_size ||
+      static_cast<size_t>(length) != expected)
+    throw InvalidArgument(what + ": external data '" + path + "' offset " + std::to_string(offset) +
+                          " length " + std::to_string(length) + " does not hold the " +
+                          std::to_string(expected) + " bytes the tensor needs (file has " +
+                          std::to_string(file_size) + ")");
+  std::string data(static_cast<size_t>(length), '\0');
+  f.seekg(offset);
+  f.read(data.data(), length);
+  if (!f) throw InvalidArgument(what + ": short read from external data '" + path + "'");
+  return data;
+}
+
+Tensor tensor_from_proto(const onnx::TensorProto &t, const std::string &base_dir,
+                         const std::string &what) {
+  Shape shape(t.dims().begin(), t.dims().end());
+  int elem = t.data_type();
+  // Doubles are narrowed to float: the engine computes in f32.
+  bool is_double = elem == onnx::TensorProto::DOUBLE;
+  Tensor out(is_double ? DType::f32 : dtype_from_onnx(elem, what), shape);
+  if (out.dtype == DType::f16) throw NotImplemented(what + ": float16 tensors are not supported");
+  size_t n = static_cast<size_t>(out.count());
+  size_t src_elem_size = is_double ? 8 : dtype_size(out.dtype);
+  auto from_raw = [&](const std::string &raw) {
+    if (raw.size() != n * src_elem_size)
+      throw InvalidArgument(what + ": raw data has " + std::to_string(raw.size()) +
+                            " bytes, expected " + std::to_string(n * src_elem_size) +
+                            " for shape " + shape_str(shape));
+    if (is_double) {
+      for (size_t i = 0; i < n; ++i) {
+        double d;
+        std::memcpy(&d, raw.data() + i * 8, 8);
+        out.data<float>()[i] = static_cast<float>(d);
+      }
+    } else if (n) {
+      std::memcpy(out.bytes.data(), raw.data(), raw.size());
+    }
+  };
+  if (t.data_location() == onnx::TensorProto::EXTERNAL) {
+    from_raw(read_external(t, base_dir, n * src_elem_size, what));
+    return out;
+  }
+  if (t.has_raw_data()) {
+    from_raw(t.raw_data());
+    return out;
+  }
+  auto check = [&](size_t have) {
+    if (have != n)
+      throw InvalidArgument(what + ": has " + std::to_string(have) + " values, expected " +
+                            std::to_string(n) + " for shape " + shape_str(shape));
+  };
+  switch (elem) {
+    case onnx::TensorProto::FLOAT:
+      check(t.float_data_size());
+      for (size_t i = 0; i < n; ++i) out.data<float>()[i] = t.float_data(i);
+      break;
+    case onnx::TensorProto::DOUBLE:
+      check(t.double_data_size());
+      for (size_t i = 0; i < n; ++i) out.data<float>()[i] = static_cast<float>(t.double_data(i));
+      break;
+    case onnx::TensorProto::INT64:
+      check(t.int64_data_size());
+      for (size_t i = 0; i < n; ++i) out.data<int64_t>()[i] = t.int64_data(i);
+      break;
+    case onnx::TensorProto::INT32:
+    case onnx::TensorProto::INT8:
+    case onnx::TensorProto::UINT8:
+    case onnx::TensorProto::BOOL:
+      check(t.int32_data_size());
+      for (size_t i = 0; i < n; ++i)
+        store_from_double(out.bytes.data(), out.dtype, i, t.int32_data(i));
+      break;
+    default:
+      throw NotImplemented(what + ": unsupported element type");
+  }
+  return out;
+}
+
+Attribute attribute_from_proto(const onnx::AttributeProto &a, const std::string &base_dir,
+                               const std::string &what) {
+  Attribute out;
+  switch (a.type()) {
+    case onnx::AttributeProto::FLOAT:
+      out.kind = Attribute::Kind::f;
+      out.f = a.f();
+      break;
+    case onnx::AttributeProto::INT:
+      out.kind = Attribute::Kind::i;
+      out.i = a.i();
+      break;
+    case onnx::AttributeProto::STRING:
+      out.kind = Attribute::Kind::s;
+      out.s = a.s();
+      break;
+    case onnx::AttributeProto::TENSOR:
+      out.kind = Attribute::Kind::t;
+      out.t = std::make_shared<Tensor>(tensor_from_proto(a.t(), base_dir, what));
+      break;
+    case onnx::AttributeProto::FLOATS:
+      out.kind = Attribute::Kind::floats;
+      out.floats.assign(a.floats().begin(), a.floats().end());
+      break;
+    case onnx::AttributeProto::INTS:
+      out.kind = Attribute::Kind::ints;
+      out.ints.assign(a.ints().begin(), a.ints().end());
+      break;
+    case onnx::AttributeProto::STRINGS:
+      out.kind = Attribute::Kind::strings;
+      out.strings.assign(a.strings().begin(), a.strings().end());
+      break;
+    default:
+      // Graphs and sparse tensors (If/Loop/Scan bodies): the op itself is unsupported.
+      out.kind = Attribute::Kind::s;
+      break;
+  }
+  return out;
+}
+
+// The tensor a Constant node holds, from whichever value_* attribute it carries.
+TensorPtr constant_node_value(const Node &node, const std::string &what) {
+  for (const auto &[name, a] : node.attrs) {
+    if (name == "value" && a.t) return a.t;
+    auto t = std::make_shared<Tensor>();
+    if (name == "value_float") {
+      *t = Tensor(DType::f32, {});
+      t->data<float>()[0] = a.f;
+      return t;
+    }
+    if (name == "value_int") {
+      *t = Tensor(DType::i64, {});
+      t->data<int64_t>()[0] = a.i;
+      return t;
+    }
+    if (name == "value_floats") {
+      *t = Tensor(DType::f32, {static_cast<int64_t>(a.floats.size())});
+      std::copy(a.floats.begin(), a.floats.end(), t->data<float>());
+      return t;
+    }
+    if (name == "value_ints") {
+      *t = Tensor(DType::i64, {static_cast<int64_t>(a.ints.size())});
+      std::copy(a.ints.begin(), a.ints.end(), t->data<int64_t>());
+      return t;
+    }
+  }
+  throw NotImplemented(what +
+                       ": Constant node without a supported value attribute "
+                       "(value, value_float(s), value_int(s))");
+}
+
+}  // namespace
+
+Tensor tensor_from_onnx_bytes(const std::string &bytes, const std::string &source_name) {
+  onnx::TensorProto t;
+  if (!t.ParseFromString(bytes))
+    throw InvalidArgument(source_name + ": not a valid ONNX TensorProto");
+  return tensor_from_proto(t, "", source_name);
+}
+
+Graph import_onnx(const std::string &onnx_bytes, const std::string &source_name,
+                  const std::string &base_dir, const CompileOptions &options) {
+  onnx::ModelProto model;
+  if (onnx_bytes.empty() || !model.ParseFromString(onnx_bytes))
+    throw InvalidArgument(source_name + ": not a valid ONNX model (protobuf parse failed, " +
+                          std::to_string(onnx_bytes.size()) + " bytes)");
+  if (!model.has_graph() || model.graph().output_size() == 0)
+    throw InvalidArgument(source_name + ": ONNX model has no graph or no graph outputs");
+  Graph g;
+  g.source_name = source_name;
+  for (const auto &op : model.opset_import()) {
+    std::string domain = op.domain() == "ai.onnx" ? "" : op.domain();
+    g.opsets[domain] = static_cast<int>(op.version());
+  }
+  const onnx::GraphProto &gp = model.graph();
+  std::map<std::string, int> by_name;
+  auto lookup = [&](const std::string &name, const std::string &who) {
+    auto it = by_name.find(name);
+    if (it == by_name.end())
+      throw InvalidArgument(source_name + ": " + who + " reads '" + name +
+                            "', which no initializer, graph input or earlier node defines");
+    return it->second;
+  };
+
+  for (const auto &init : gp.initializer()) {
+    Value v;
+    v.name = init.name();
+    auto t = std::make_shared<Tensor>(
+        tensor_from_proto(init, base_dir, source_name + ": initializer '" + init.name() + "'"));
+    v.dtype = t->dtype;
+    v.shape = t->shape;
+    v.shape_known = true;
+    v.constant = std::move(t);
+    {
+      std::string value_name = v.name;
+      by_name[value_name] = g.add_value(std::move(v));
+    }
+  }
+  std::set<std::string> fixed_used;
+  for (const auto &in : gp.input()) {
+    if (by_name.count(in.name())) continue;  // an initializer listed as input (IR < 4)
+    std::string what = source_name + ": input '" + in.name() + "'";
+    if (!in.type().has_tensor_type())
+      throw NotImplemented(what + ": only tensor inputs are supported");
+    const auto &tt = in.type().tensor_type();
+    Value v;
+    v.name = in.name();
+    v.dtype = dtype_from_onnx(tt.elem_type(), what);
+    auto fixed = options.input_shapes.find(in.name());
+    if (fixed != options.input_shapes.end()) {
+      fixed_used.insert(in.name());
+      v.shape = fixed->second;
+      if (tt.has_shape()) {
+        const auto &dims = tt.shape().dim();
+        bool ok = dims.size() == static_cast<int>(v.shape.size());
+        for (int i = 0; ok && i < dims.size(); ++i)
+          if (dims[i].has_dim_value() && dims[i].dim_value() > 0 &&
+              dims[i].dim_value() != v.shape[i])
+            ok = false;
+        if (!ok)
+          throw InvalidArgument(what + ": CompileOptions::input_shapes gives " +
+                                shape_str(v.shape) + ", which contradicts the model's shape");
+      }
+      for (int64_t d : v.shape)
+        if (d < 0)
+          throw InvalidArgument(what + ": CompileOptions::input_shapes gives a negative dim in " +
+                                shape_str(v.shape));
+    } else {
+      if (!tt.has_shape())
+        throw InvalidArgument(what + " has no shape; give it in CompileOptions::input_shapes");
+      for (const auto &d : tt.shape().dim()) {
+        if (!d.has_dim_value() || d.dim_value() < 0)
+          throw InvalidArgument(what + " has dynamic dimension '" +
+                                (d.has_dim_param() ? d.dim_param() : std::string("?")) +
+                                "'; fix it with CompileOptions::input_shapes");
+        v.shape.push_back(d.dim_value());
+      }
+    }
+    v.shape_known = true;
+    int id = g.add_value(std::move(v));
+    by_name[in.name()] = id;
+    g.inputs.push_back(id);
+  }
+  for (const auto &[name, shape] : options.input_shapes)
+    if (!fixed_used.count(name))
+      throw InvalidArgument(source_name + ": CompileOptions::input_shapes names '" + name +
+                            "', which is not a graph input");
+
+  // Topological order: ONNX requires it, but exporters occasionally break it.
+  std::vector<const onnx::NodeProto *> pending;
+  for (const auto &n : gp.node()) pending.push_back(&n);
+  std::set<std::string> produced;
+  for (auto &[name, id] : by_name) produced.insert(name);
+  std::vector<const onnx::NodeProto *> ordered;
+  while (!pending.empty()) {
+    std::vector<const onnx::NodeProto *> rest;
+    for (const auto *n : pending) {
+      bool ready = true;
+      for (const auto &in : n->input())
+        if (!in.empty() && !produced.count(in)) ready = false;
+      if (ready) {
+        ordered.push_back(n);
+        for (const auto &out : n->output()) produced.insert(out);
+      } else {
+        rest.push_back(n);
+      }
+    }
+    if (rest.size() == pending.size()) {
+      const auto *n = rest.front();
+      std::string missing;
+      for (const auto &in : n->input())
+        if (!in.empty() && !produced.count(in)) missing = in;
+      throw InvalidArgument(source_name + ": node '" + n->name() + "' (" + n->op_type() +
+                            ") reads '" + missing + "', which nothing defines");
+    }
+    pending.swap(rest);
+  }
+
+  for (const auto *np : ordered) {
+    Node node;
+    node.name = np->name();
+    node.op_type = np->op_type();
+    node.domain = np->domain() == "ai.onnx" ? "" : np->domain();
+    auto op = g.opsets.find(node.domain);
+    node.opset = op == g.opsets.end() ? 0 : op->second;
+    std::string what = source_name + ": node '" + node.name + "' (" + node.op_type + ")";
+    for (const auto &a : np->attribute())
+      node.attrs[a.name()] = attribute_from_proto(a, base_dir, what + " attribute " + a.name());
+    if (node.op_type == "Constant" && node.domain.empty()) {
+      if (np->output_size() != 1) throw InvalidArgument(what + ": expected 1 output");
+      Value v;
+      v.name = np->output(0);
+      v.constant = constant_node_value(node, what);
+      v.dtype = v.constant->dtype;
+      v.shape = v.constant->shape;
+      v.shape_known = true;
+      {
+        std::string value_name = v.name;
+        by_name[value_name] = g.add_value(std::move(v));
+      }
+      continue;
+    }
+    for (const auto &in : np->input()) node.inputs.push_back(in.empty() ? -1 : lookup(in, what));
+    for (const auto &out : np->output()) {
+      Value v;
+      // Omitted optional outputs still get a value, so kernels always have a buffer.
+      v.name = out.empty() ? what + " unused output " + std::to_string(node.outputs.size()) : out;
+      int id = g.add_value(std::move(v));
+      if (!out.empty()) by_name[out] = id;
+      node.outputs.push_back(id);
+    }
+    g.nodes.push_back(std::move(node));
+  }
+  for (const auto &out : gp.output()) g.outputs.push_back(lookup(out.name(), "graph output"));
+  return g;
+}
+
+}  // namespace axstream::engine

@@ -1,0 +1,140 @@
+// Kernels and the registry that maps (op type, opset) to the function compiling a node into
+// one. Each op family registers itself in its own file with AXSTREAM_ENGINE_OP; the explicit
+// list in op_list.h is walked once at engine start-up.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "axstream/error.h"
+#include "graph.h"
+
+namespace dnnl {
+struct engine;
+struct stream;
+}  // namespace dnnl
+
+namespace axstream::engine {
+
+// Per-executor state a kernel may use while running (never shared between threads).
+struct ExecContext {
+  void *scratch = nullptr;  // at least Kernel::scratch_bytes, 64-byte aligned
+  dnnl::stream *stream = nullptr;
+  dnnl::engine *engine = nullptr;
+};
+
+class Kernel {
+ public:
+  virtual ~Kernel() = default;
+  // inputs[i] is nullptr for an omitted optional input. Shapes were fixed at compile time.
+  virtual void run(ExecContext &ctx, const void *const *inputs, void *const *outputs) const = 0;
+  size_t scratch_bytes = 0;
+  uint64_t macs = 0;
+};
+
+// What a compile function sees of one node: attributes, input types/shapes/constants, and
+// where it writes its outputs' types and shapes.
+class OpContext {
+ public:
+  OpContext(const Graph &graph, const Node &node, bool infer_only);
+
+  const Node &node() const { return node_; }
+  int opset() const { return node_.opset; }
+  // infer_only: only output types/shapes are wanted (a kernel may skip costly set-up).
+  bool infer_only() const { return infer_only_; }
+  std::string label() const;
+
+  size_t input_count() const { return node_.inputs.size(); }
+  bool has_input(size_t i) const { return i < node_.inputs.size() && node_.inputs[i] >= 0; }
+  const Value &input(size_t i) const;
+  const Shape &in_shape(size_t i) const { return input(i).shape; }
+  DType in_dtype(size_t i) const { return input(i).dtype; }
+  const Tensor *constant(size_t i) const;  // nullptr if the input is not constant
+  // The input's constant value; NotImplemented naming the node if it is computed at run time.
+  const Tensor &require_constant(size_t i, const char *what) const;
+  std::vector<int64_t> constant_ints(size_t i, const char *what) const;
+
+  size_t output_count() const { return node_.outputs.size(); }
+  void set_output(size_t i, DType dtype, Shape shape);
+  DType out_dtype(size_t i) const { return out_dtypes_.at(i); }
+  const Shape &out_shape(size_t i) const { return out_shapes_.at(i); }
+
+  bool has_attr(const std::string &name) const { return node_.attrs.count(name) != 0; }
+  int64_t attr_i(const std::string &name, int64_t dflt) const;
+  float attr_f(const std::string &name, float dflt) const;
+  std::string attr_s(const std::string &name, const std::string &dflt) const;
+  std::vector<int64_t> attr_ints(const std::string &name, std::vector<int64_t> dflt = {}) const;
+  std::vector<float> attr_floats(const std::string &name, std::vector<float> dflt = {}) const;
+  const Tensor *attr_t(const std::string &name) const;
+
+  // Throws InvalidArgument "node 'x' (Op): <message>".
+  [[noreturn]] void fail(const std::string &message) const;
+  [[noreturn]] void unsupported(const std::string &message) const;
+  void expect_inputs(size_t min_count, size_t max_count) const;
+  // Normalises a possibly negative axis against `rank`; fails when out of range.
+  int64_t axis(int64_t axis, size_t rank, const char *what = "axis") const;
+
+  std::vector<DType> out_dtypes_;
+  std::vector<Shape> out_shapes_;
+
+ private:
+  const Graph &graph_;
+  const Node &node_;
+  bool infer_only_;
+};
+
+using CompileFn = std::unique_ptr<Kernel> (*)(OpContext &ctx);
+
+struct OpDef {
+  std::string op_type;
+  std::string domain;
+  int first_opset;
+  int last_opset;
+  CompileFn compile;
+  // Shape/Size: foldable once input shapes are known, whatever the input values.
+  bool folds_on_shapes = false;
+};
+
+class OpRegistry {
+ public:
+  // The registry, filled on first use from op_list.h.
+  static const OpRegistry &instance();
+  void add(OpDef def);
+  // nullptr when no kernel covers this op at this opset.
+  const OpDef *find(const std::string &domain, const std::string &op_type, int opset) const;
+
+ private:
+  std::vector<OpDef> defs_;
+};
+
+// A kernel that is just a function of the inputs/outputs and captured compile-time state.
+class LambdaKernel : public Kernel {
+ public:
+  using Fn = std::function<void(ExecContext &, const void *const *, void *const *)>;
+  explicit LambdaKernel(Fn fn) : fn_(std::move(fn)) {}
+  void run(ExecContext &ctx, const void *const *in, void *const *out) const override {
+    fn_(ctx, in, out);
+  }
+
+ private:
+  Fn fn_;
+};
+template <typename F>
+std::unique_ptr<Kernel> make_kernel(F &&f) {
+  return std::make_unique<LambdaKernel>(std::forward<F>(f));
+}
+
+}  // namespace axstream::engine
+
+// Defines axstream_engine_register_<Id>(OpRegistry&), called from the list in op_list.h.
+#define AXSTREAM_ENGINE_OP(Id, op_type, first_opset, last_opset, compile_fn)     \
+  void axstream_engine_register_##Id(::axstream::engine::OpRegistry &registry) { \
+    registry.add({op_type, "", first_opset, last_opset, compile_fn, false});     \
+  }
+#define AXSTREAM_ENGINE_OP_EX(Id, domain, op_type, first_opset, last_opset, compile_fn,    \
+                              folds_on_shapes)                                             \
+  void axstream_engine_register_##Id(::axstream::engine::OpRegistry &registry) {           \
+    registry.add({op_type, domain, first_opset, last_opset, compile_fn, folds_on_shapes}); \
+  }

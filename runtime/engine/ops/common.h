@@ -1,0 +1,157 @@
+// Helpers shared by the reference kernels: broadcasting plans, axis utilities.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+
+#include "../op_registry.h"
+
+namespace axstream::engine {
+
+// Precomputed walk over an output shape with per-input strides (0 on broadcast dims).
+struct BroadcastPlan {
+  Shape out_shape;
+  std::vector<Shape> in_strides;  // per input, aligned to out_shape
+  int64_t count = 0;
+
+  BroadcastPlan() = default;
+  BroadcastPlan(const std::vector<Shape> &inputs, const Shape &out) : out_shape(out) {
+    count = 1;
+    for (int64_t d : out) count *= d;
+    for (const Shape &in : inputs) {
+      Shape st(out.size(), 0);
+      Shape s = strides_of(in);
+      size_t off = out.size() - in.size();
+      for (size_t i = 0; i < in.size(); ++i) st[off + i] = in[i] == 1 ? 0 : s[i];
+      in_strides.push_back(st);
+    }
+  }
+
+  // A walk over `out` reading one input through arbitrary per-dim strides.
+  static BroadcastPlan strided(const Shape &out, const Shape &strides) {
+    BroadcastPlan p;
+    p.out_shape = out;
+    p.count = 1;
+    for (int64_t d : out) p.count *= d;
+    p.in_strides = {strides, Shape(out.size(), 0)};
+    return p;
+  }
+
+  // f(out_index, in0_index, in1_index, ...) for every output element, in order.
+  template <typename F>
+  void for_each2(F &&f) const {
+    if (count == 0) return;
+    size_t rank = out_shape.size();
+    if (rank == 0) {
+      f(0, 0, 0);
+      return;
+    }
+    int64_t inner = out_shape[rank - 1];
+    int64_t sa = in_strides[0][rank - 1], sb = in_strides[1][rank - 1];
+    std::vector<int64_t> idx(rank, 0);
+    int64_t ia = 0, ib = 0;
+    for (int64_t o = 0; o < count; o += inner) {
+      for (int64_t k = 0; k < inner; ++k) f(o + k, ia + k * sa, ib + k * sb);
+      for (int d = static_cast<int>(rank) - 2; d >= 0; --d) {
+        ++idx[d];
+        ia += in_strides[0][d];
+        ib += in_strides[1][d];
+        if (idx[d] < out_shape[d]) break;
+        ia -= in_strides[0][d] * out_shape[d];
+        ib -= in_strides[1][d] * out_shape[d];
+        idx[d] = 0;
+      }
+    }
+  }
+
+  // Index into input `input` of output element `o` (cold paths).
+  int64_t input_index(size_t input, int64_t o) const {
+    int64_t r = 0;
+    for (int d = static_cast<int>(out_shape.size()) - 1; d >= 0; --d) {
+      r += (o % out_shape[d]) * in_strides[input][d];
+      o /= out_shape[d];
+    }
+    return r;
+  }
+};
+
+inline int64_t product(const Shape &s, size_t begin, size_t end) {
+  int64_t p = 1;
+  for (size_t i = begin; i < end && i < s.size(); ++i) p *= s[i];
+  return p;
+}
+
+inline float round_half_even(float x) { return std::nearbyint(x); }
+
+}  // namespace axstream::engine
+
+namespace axstream::engine {
+
+// Geometry of a sliding-window op (Conv, pools) over the spatial dims, with ONNX's pads,
+// auto_pad, strides, dilations and ceil_mode resolved.
+struct WindowGeometry {
+  Shape in, kernel, stride, dilation, pad_begin, pad_end, out;
+
+  static WindowGeometry resolve(OpContext &ctx, const Shape &in_spatial, const Shape &kernel,
+                                bool ceil_mode) {
+    WindowGeometry g;
+    size_t r = in_spatial.size();
+    g.in = in_spatial;
+    g.kernel = kernel;
+    g.stride = ctx.attr_ints("strides", Shape(r, 1));
+    g.dilation = ctx.attr_ints("dilations", Shape(r, 1));
+    Shape pads = ctx.attr_ints("pads", Shape(2 * r, 0));
+    if (g.kernel.size() != r || g.stride.size() != r || g.dilation.size() != r ||
+        pads.size() != 2 * r)
+      ctx.fail("kernel_shape/strides/dilations/pads do not match " + std::to_string(r) +
+               " spatial dims");
+    g.pad_begin.assign(pads.begin(), pads.begin() + r);
+    g.pad_end.assign(pads.begin() + r, pads.end());
+    std::string auto_pad = ctx.attr_s("auto_pad", "NOTSET");
+    g.out.resize(r);
+    for (size_t i = 0; i < r; ++i) {
+      if (g.stride[i] <= 0 || g.dilation[i] <= 0 || g.kernel[i] <= 0)
+        ctx.fail("non-positive kernel, stride or dilation");
+      int64_t eff = (g.kernel[i] - 1) * g.dilation[i] + 1;
+      if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+        g.out[i] = (g.in[i] + g.stride[i] - 1) / g.stride[i];
+        int64_t total = std::max<int64_t>(0, (g.out[i] - 1) * g.stride[i] + eff - g.in[i]);
+        g.pad_begin[i] = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
+        g.pad_end[i] = total - g.pad_begin[i];
+        continue;
+      }
+      if (auto_pad == "VALID")
+        g.pad_begin[i] = g.pad_end[i] = 0;
+      else if (auto_pad != "NOTSET")
+        ctx.fail("auto_pad '" + auto_pad + "' is not valid");
+      int64_t span = g.in[i] + g.pad_begin[i] + g.pad_end[i] - eff;
+      if (span < 0) ctx.fail("kernel larger than padded input");
+      g.out[i] = (ceil_mode ? (span + g.stride[i] - 1) / g.stride[i] : span / g.stride[i]) + 1;
+      // A window must start inside the input or left padding (ONNX/PyTorch ceil_mode rule).
+      if (ceil_mode && (g.out[i] - 1) * g.stride[i] >= g.in[i] + g.pad_begin[i]) --g.out[i];
+    }
+    return g;
+  }
+};
+
+// An activation fused into a producing kernel by the passes.
+struct FusedActivation {
+  enum class Kind { none, relu, clip } kind = Kind::none;
+  float lo = -INFINITY, hi = INFINITY;
+  static FusedActivation from(const OpContext &ctx) {
+    FusedActivation a;
+    std::string k = ctx.attr_s("_activation", "");
+    if (k == "Relu")
+      a.kind = Kind::relu, a.lo = 0.f;
+    else if (k == "Clip")
+      a.kind = Kind::clip, a.lo = ctx.attr_f("_act_min", -INFINITY),
+      a.hi = ctx.attr_f("_act_max", INFINITY);
+    return a;
+  }
+  void apply(float *y, int64_t n) const {
+    if (kind == Kind::none) return;
+    for (int64_t i = 0; i < n; ++i) y[i] = std::min(std::max(y[i], lo), hi);
+  }
+};
+
+}  // namespace axstream::engine

@@ -1,0 +1,100 @@
+// Concat and Split along one axis (any dtype).
+#include "common.h"
+
+namespace axstream::engine {
+namespace {
+
+std::unique_ptr<Kernel> compile_concat(OpContext &ctx) {
+  ctx.expect_inputs(1, 4096);
+  const Shape &first = ctx.in_shape(0);
+  int64_t axis = ctx.axis(ctx.attr_i("axis", 1), first.size());
+  DType dt = ctx.in_dtype(0);
+  Shape out = first;
+  out[axis] = 0;
+  std::vector<int64_t> widths;
+  for (size_t i = 0; i < ctx.input_count(); ++i) {
+    const Shape &s = ctx.in_shape(i);
+    if (ctx.in_dtype(i) != dt) ctx.fail("input " + std::to_string(i) + " has a different dtype");
+    if (s.size() != first.size())
+      ctx.fail("input " + std::to_string(i) + " has rank " + std::to_string(s.size()));
+    for (size_t d = 0; d < s.size(); ++d)
+      if (static_cast<int64_t>(d) != axis && s[d] != first[d])
+        ctx.fail("input " + std::to_string(i) + " shape " + shape_str(s) + " does not match " +
+                 shape_str(first));
+    out[axis] += s[axis];
+  }
+  ctx.set_output(0, dt, out);
+  if (ctx.infer_only()) return nullptr;
+  int64_t outer = product(first, 0, axis);
+  size_t inner_bytes = static_cast<size_t>(product(first, axis + 1, first.size())) * dtype_size(dt);
+  std::vector<size_t> chunk;
+  for (size_t i = 0; i < ctx.input_count(); ++i)
+    chunk.push_back(ctx.in_shape(i)[axis] * inner_bytes);
+  size_t row = static_cast<size_t>(out[axis]) * inner_bytes;
+  return make_kernel([outer, chunk, row](ExecContext &, const void *const *in, void *const *o) {
+    uint8_t *y = static_cast<uint8_t *>(o[0]);
+    size_t offset = 0;
+    for (size_t i = 0; i < chunk.size(); ++i) {
+      const uint8_t *x = static_cast<const uint8_t *>(in[i]);
+      for (int64_t r = 0; r < outer; ++r)
+        std::memcpy(y + r * row + offset, x + r * chunk[i], chunk[i]);
+      offset += chunk[i];
+    }
+  });
+}
+
+std::unique_ptr<Kernel> compile_split(OpContext &ctx) {
+  ctx.expect_inputs(1, 2);
+  const Shape &in = ctx.in_shape(0);
+  int64_t axis = ctx.axis(ctx.attr_i("axis", 0), in.size());
+  std::vector<int64_t> split;
+  if (ctx.opset() >= 13) {
+    if (ctx.has_input(1)) split = ctx.constant_ints(1, "split");
+  } else {
+    split = ctx.attr_ints("split");
+  }
+  size_t n = ctx.output_count();
+  if (split.empty()) {
+    if (in[axis] % static_cast<int64_t>(n))
+      ctx.fail("axis " + std::to_string(axis) + " of " + shape_str(in) +
+               " does not split evenly into " + std::to_string(n));
+    split.assign(n, in[axis] / static_cast<int64_t>(n));
+  }
+  if (split.size() != n)
+    ctx.fail("split has " + std::to_string(split.size()) + " entries for " + std::to_string(n) +
+             " outputs");
+  int64_t sum = 0;
+  for (size_t i = 0; i < n; ++i) {
+    Shape s = in;
+    s[axis] = split[i];
+    sum += split[i];
+    ctx.set_output(i, ctx.in_dtype(0), s);
+  }
+  if (sum != in[axis])
+    ctx.fail("split sizes add up to " + std::to_string(sum) + ", axis has " +
+             std::to_string(in[axis]));
+  if (ctx.infer_only()) return nullptr;
+  int64_t outer = product(in, 0, axis);
+  size_t inner_bytes =
+      static_cast<size_t>(product(in, axis + 1, in.size())) * dtype_size(ctx.in_dtype(0));
+  std::vector<size_t> chunk;
+  for (int64_t s : split) chunk.push_back(static_cast<size_t>(s) * inner_bytes);
+  size_t row = static_cast<size_t>(in[axis]) * inner_bytes;
+  return make_kernel([outer, chunk, row](ExecContext &, const void *const *in, void *const *o) {
+    const uint8_t *x = static_cast<const uint8_t *>(in[0]);
+    size_t offset = 0;
+    for (size_t i = 0; i < chunk.size(); ++i) {
+      uint8_t *y = static_cast<uint8_t *>(o[i]);
+      for (int64_t r = 0; r < outer; ++r)
+        std::memcpy(y + r * chunk[i], x + r * row + offset, chunk[i]);
+      offset += chunk[i];
+    }
+  });
+}
+
+}  // namespace
+
+AXSTREAM_ENGINE_OP(Concat, "Concat", 4, 17, compile_concat)
+AXSTREAM_ENGINE_OP(Split, "Split", 2, 17, compile_split)
+
+}  // namespace axstream::engine

@@ -1,0 +1,121 @@
+// QuantizeLinear / DequantizeLinear, per tensor and per axis (ONNX semantics: divide by the
+// scale, round half to even, add the zero point, saturate).
+#include "common.h"
+
+namespace axstream::engine {
+namespace {
+
+struct QuantParams {
+  std::vector<float> scale;
+  std::vector<int32_t> zero_point;
+  int64_t block = 1;     // elements sharing one channel (product of dims after axis)
+  int64_t channels = 1;  // 1 for per-tensor
+};
+
+QuantParams quant_params(OpContext &ctx, const Shape &data_shape) {
+  QuantParams p;
+  const Tensor &scale = ctx.require_constant(1, "scale");
+  if (scale.dtype != DType::f32) ctx.fail("scale must be float32");
+  for (int64_t i = 0; i < scale.count(); ++i) p.scale.push_back(scale.data<float>()[i]);
+  if (ctx.has_input(2)) {
+    const Tensor &zp = ctx.require_constant(2, "zero_point");
+    if (zp.count() != scale.count())
+      ctx.fail("zero_point has " + std::to_string(zp.count()) + " elements, scale " +
+               std::to_string(scale.count()));
+    for (int64_t i = 0; i < zp.count(); ++i)
+      p.zero_point.push_back(static_cast<int32_t>(zp.as_int(i)));
+  } else {
+    p.zero_point.assign(p.scale.size(), 0);
+  }
+  if (scale.shape.size() > 1)
+    ctx.fail("scale must be a scalar or 1-D, got " + shape_str(scale.shape));
+  if (!scale.shape.empty() && (scale.count() > 1 || ctx.has_attr("axis"))) {
+    int64_t axis = ctx.axis(ctx.attr_i("axis", 1), data_shape.size());
+    if (data_shape[axis] != scale.count())
+      ctx.fail("scale has " + std::to_string(scale.count()) + " elements but axis " +
+               std::to_string(axis) + " of " + shape_str(data_shape) + " has " +
+               std::to_string(data_shape[axis]));
+    p.channels = scale.count();
+    p.block = product(data_shape, axis + 1, data_shape.size());
+  }
+  return p;
+}
+
+template <typename Q>
+void quantize(const float *x, Q *y, int64_t n, const QuantParams &p) {
+  constexpr float lo = std::numeric_limits<Q>::lowest(), hi = std::numeric_limits<Q>::max();
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t c = (i / p.block) % p.channels;
+    float v = round_half_even(x[i] / p.scale[c]) + static_cast<float>(p.zero_point[c]);
+    y[i] = static_cast<Q>(v < lo ? lo : (v > hi ? hi : v));
+  }
+}
+
+std::unique_ptr<Kernel> compile_quantize(OpContext &ctx) {
+  ctx.expect_inputs(2, 3);
+  DType out = ctx.has_input(2) ? ctx.in_dtype(2) : DType::u8;
+  if (out != DType::u8 && out != DType::i8)
+    ctx.unsupported(std::string("output dtype ") + dtype_name(out) + " (expected int8 or uint8)");
+  ctx.set_output(0, out, ctx.in_shape(0));
+  if (ctx.infer_only()) return nullptr;
+  DType in = ctx.in_dtype(0);
+  if (in != DType::f32 && in != DType::i32)
+    ctx.unsupported(std::string("input dtype ") + dtype_name(in) + " (expected float32 or int32)");
+  QuantParams p = quant_params(ctx, ctx.in_shape(0));
+  int64_t n = product(ctx.in_shape(0), 0, ctx.in_shape(0).size());
+  auto k = make_kernel([p, n, in, out](ExecContext &, const void *const *i, void *const *o) {
+    std::vector<float> converted;
+    const float *x = static_cast<const float *>(i[0]);
+    if (in == DType::i32) {
+      converted.resize(n);
+      for (int64_t e = 0; e < n; ++e)
+        converted[e] = static_cast<float>(static_cast<const int32_t *>(i[0])[e]);
+      x = converted.data();
+    }
+    if (out == DType::i8)
+      quantize(x, static_cast<int8_t *>(o[0]), n, p);
+    else
+      quantize(x, static_cast<uint8_t *>(o[0]), n, p);
+  });
+  k->macs = static_cast<uint64_t>(n);
+  return k;
+}
+
+std::unique_ptr<Kernel> compile_dequantize(OpContext &ctx) {
+  ctx.expect_inputs(2, 3);
+  ctx.set_output(0, DType::f32, ctx.in_shape(0));
+  if (ctx.infer_only()) return nullptr;
+  DType in = ctx.in_dtype(0);
+  if (in != DType::u8 && in != DType::i8 && in != DType::i32)
+    ctx.unsupported(std::string("input dtype ") + dtype_name(in) +
+                    " (expected int8, uint8 or int32)");
+  QuantParams p = quant_params(ctx, ctx.in_shape(0));
+  int64_t n = product(ctx.in_shape(0), 0, ctx.in_shape(0).size());
+  auto k = make_kernel([p, n, in](ExecContext &, const void *const *i, void *const *o) {
+    float *y = static_cast<float *>(o[0]);
+    dispatch_dtype(in, [&](auto zero) {
+      using T = decltype(zero);
+      const T *x = static_cast<const T *>(i[0]);
+      if (p.channels == 1) {
+        float s = p.scale[0];
+        int32_t zp = p.zero_point[0];
+        for (int64_t e = 0; e < n; ++e)
+          y[e] = static_cast<float>(static_cast<int32_t>(x[e]) - zp) * s;
+      } else {
+        for (int64_t e = 0; e < n; ++e) {
+          int64_t c = (e / p.block) % p.channels;
+          y[e] = static_cast<float>(static_cast<int32_t>(x[e]) - p.zero_point[c]) * p.scale[c];
+        }
+      }
+    });
+  });
+  k->macs = static_cast<uint64_t>(n);
+  return k;
+}
+
+}  // namespace
+
+AXSTREAM_ENGINE_OP(QuantizeLinear, "QuantizeLinear", 10, 17, compile_quantize)
+AXSTREAM_ENGINE_OP(DequantizeLinear, "DequantizeLinear", 10, 17, compile_dequantize)
+
+}  // namespace axstream::engine

@@ -1,0 +1,111 @@
+// ReduceMean/Max/Min/Sum and ArgMax/ArgMin over any set of axes.
+#include "common.h"
+
+namespace axstream::engine {
+namespace {
+
+enum class Reduce { mean, max, min, sum };
+
+template <Reduce kind>
+std::unique_ptr<Kernel> compile_reduce(OpContext &ctx) {
+  const Shape &in = ctx.in_shape(0);
+  size_t r = in.size();
+  std::vector<int64_t> axes;
+  bool axes_from_input = kind == Reduce::sum && ctx.opset() >= 13;
+  if (axes_from_input) {
+    if (ctx.has_input(1)) axes = ctx.constant_ints(1, "axes");
+  } else {
+    axes = ctx.attr_ints("axes");
+  }
+  bool keepdims = ctx.attr_i("keepdims", 1) != 0;
+  bool noop = axes.empty() && ctx.attr_i("noop_with_empty_axes", 0) != 0;
+  std::vector<bool> reduced(r, axes.empty() && !noop);
+  for (int64_t a : axes) reduced[ctx.axis(a, r)] = true;
+  Shape out, kept(r);
+  for (size_t d = 0; d < r; ++d) {
+    kept[d] = reduced[d] ? 1 : in[d];
+    if (!reduced[d])
+      out.push_back(in[d]);
+    else if (keepdims)
+      out.push_back(1);
+  }
+  DType dt = ctx.in_dtype(0);
+  ctx.set_output(0, dt, out);
+  if (ctx.infer_only()) return nullptr;
+  if (dt != DType::f32 && dt != DType::i32 && dt != DType::i64)
+    ctx.unsupported(std::string("dtype ") + dtype_name(dt));
+  Shape kept_strides = strides_of(kept), walk(r);
+  for (size_t d = 0; d < r; ++d) walk[d] = reduced[d] ? 0 : kept_strides[d];
+  BroadcastPlan plan = BroadcastPlan::strided(in, walk);
+  int64_t n_out = product(kept, 0, r), group = n_out ? plan.count / std::max<int64_t>(n_out, 1) : 0;
+  auto k =
+      make_kernel([plan, n_out, group, dt](ExecContext &, const void *const *i, void *const *o) {
+        dispatch_dtype(dt, [&](auto zero) {
+          using T = decltype(zero);
+          const T *x = static_cast<const T *>(i[0]);
+          T *y = static_cast<T *>(o[0]);
+          std::vector<double> acc(static_cast<size_t>(n_out), kind == Reduce::max   ? -INFINITY
+                                                              : kind == Reduce::min ? INFINITY
+                                                                                    : 0.0);
+          plan.for_each2([&](int64_t xi, int64_t yi, int64_t) {
+            double v = static_cast<double>(x[xi]);
+            if (kind == Reduce::max)
+              acc[yi] = std::max(acc[yi], v);
+            else if (kind == Reduce::min)
+              acc[yi] = std::min(acc[yi], v);
+            else
+              acc[yi] += v;
+          });
+          for (int64_t j = 0; j < n_out; ++j)
+            y[j] =
+                static_cast<T>(kind == Reduce::mean ? acc[j] / static_cast<double>(group) : acc[j]);
+        });
+      });
+  k->macs = static_cast<uint64_t>(plan.count);
+  return k;
+}
+
+template <bool is_max>
+std::unique_ptr<Kernel> compile_arg(OpContext &ctx) {
+  ctx.expect_inputs(1, 1);
+  const Shape &in = ctx.in_shape(0);
+  int64_t axis = ctx.axis(ctx.attr_i("axis", 0), in.size());
+  bool keepdims = ctx.attr_i("keepdims", 1) != 0;
+  bool last = ctx.attr_i("select_last_index", 0) != 0;
+  Shape out;
+  for (size_t d = 0; d < in.size(); ++d) {
+    if (static_cast<int64_t>(d) != axis)
+      out.push_back(in[d]);
+    else if (keepdims)
+      out.push_back(1);
+  }
+  ctx.set_output(0, DType::i64, out);
+  if (ctx.infer_only()) return nullptr;
+  DType dt = ctx.in_dtype(0);
+  int64_t outer = product(in, 0, axis), len = in[axis], inner = product(in, axis + 1, in.size());
+  return make_kernel([=](ExecContext &, const void *const *i, void *const *o) {
+    int64_t *y = static_cast<int64_t *>(o[0]);
+    for (int64_t a = 0; a < outer; ++a)
+      for (int64_t b = 0; b < inner; ++b) {
+        int64_t best_j = 0;
+        double best = load_as_double(i[0], dt, a * len * inner + b);
+        for (int64_t j = 1; j < len; ++j) {
+          double v = load_as_double(i[0], dt, (a * len + j) * inner + b);
+          bool better = is_max ? (last ? v >= best : v > best) : (last ? v <= best : v < best);
+          if (better) best = v, best_j = j;
+        }
+        y[a * inner + b] = best_j;
+      }
+  });
+}
+
+}  // namespace
+
+AXSTREAM_ENGINE_OP(ReduceMean, "ReduceMean", 1, 17, compile_reduce<Reduce::mean>)
+AXSTREAM_ENGINE_OP(ReduceMax, "ReduceMax", 1, 17, compile_reduce<Reduce::max>)
+AXSTREAM_ENGINE_OP(ReduceMin, "ReduceMin", 1, 17, compile_reduce<Reduce::min>)
+AXSTREAM_ENGINE_OP(ReduceSum, "ReduceSum", 1, 17, compile_reduce<Reduce::sum>)
+AXSTREAM_ENGINE_OP(ArgMax, "ArgMax", 1, 17, compile_arg<true>)
+AXSTREAM_ENGINE_OP(ArgMin, "ArgMin", 1, 17, compile_arg<false>)
+
+}  // namespace axstream::engine

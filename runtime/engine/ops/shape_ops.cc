@@ -1,0 +1,293 @@
+// Ops that only re-label or copy data: Reshape, Flatten, Squeeze, Unsqueeze, Identity,
+// Dropout (inference), Shape, Size, ConstantOfShape, Cast, Expand, Tile.
+#include "common.h"
+
+namespace axstream::engine {
+namespace {
+
+std::unique_ptr<Kernel> copy_kernel(OpContext &ctx, Shape out) {
+  ctx.set_output(0, ctx.in_dtype(0), out);
+  if (ctx.infer_only()) return nullptr;
+  size_t bytes = static_cast<size_t>(product(out, 0, out.size())) * dtype_size(ctx.in_dtype(0));
+  return make_kernel([bytes](ExecContext &, const void *const *in, void *const *o) {
+    if (bytes && in[0] != o[0]) std::memcpy(o[0], in[0], bytes);
+  });
+}
+
+std::unique_ptr<Kernel> compile_reshape(OpContext &ctx) {
+  const Shape &in = ctx.in_shape(0);
+  Shape target;
+  if (ctx.opset() < 5) {
+    target = ctx.attr_ints("shape");
+  } else {
+    ctx.expect_inputs(2, 2);
+    target = ctx.constant_ints(1, "shape");
+  }
+  bool allowzero = ctx.attr_i("allowzero", 0) != 0;
+  int64_t total = product(in, 0, in.size()), known = 1, infer_at = -1;
+  for (size_t i = 0; i < target.size(); ++i) {
+    if (target[i] == 0 && !allowzero) {
+      if (i >= in.size())
+        ctx.fail("shape " + shape_str(target) + " copies dim " + std::to_string(i) +
+                 " the input lacks");
+      target[i] = in[i];
+    }
+    if (target[i] == -1) {
+      if (infer_at >= 0) ctx.fail("shape " + shape_str(target) + " has two -1 entries");
+      infer_at = static_cast<int64_t>(i);
+      continue;
+    }
+    if (target[i] < 0) ctx.fail("shape " + shape_str(target) + " has a negative entry");
+    known *= target[i];
+  }
+  if (infer_at >= 0) {
+    if (known == 0 || total % known)
+      ctx.fail("cannot reshape " + shape_str(in) + " to " + shape_str(target));
+    target[infer_at] = total / known;
+  }
+  if (product(target, 0, target.size()) != total)
+    ctx.fail("cannot reshape " + shape_str(in) + " (" + std::to_string(total) + " elements) to " +
+             shape_str(target));
+  return copy_kernel(ctx, target);
+}
+
+std::unique_ptr<Kernel> compile_flatten(OpContext &ctx) {
+  ctx.expect_inputs(1, 1);
+  const Shape &in = ctx.in_shape(0);
+  int64_t axis = ctx.attr_i("axis", 1);
+  if (axis < 0) axis += static_cast<int64_t>(in.size());
+  if (axis < 0 || axis > static_cast<int64_t>(in.size())) ctx.fail("axis out of range");
+  return copy_kernel(ctx, {product(in, 0, axis), product(in, axis, in.size())});
+}
+
+std::vector<int64_t> axes_of(OpContext &ctx, bool required) {
+  if (ctx.opset() >= 13) {
+    if (ctx.has_input(1)) return ctx.constant_ints(1, "axes");
+    return {};
+  }
+  (void)required;
+  return ctx.attr_ints("axes");
+}
+
+std::unique_ptr<Kernel> compile_squeeze(OpContext &ctx) {
+  const Shape &in = ctx.in_shape(0);
+  std::vector<int64_t> axes = axes_of(ctx, false);
+  std::vector<bool> drop(in.size(), false);
+  if (axes.empty()) {
+    for (size_t i = 0; i < in.size(); ++i) drop[i] = in[i] == 1;
+  } else {
+    for (int64_t a : axes) {
+      int64_t ax = ctx.axis(a, in.size());
+      if (in[ax] != 1)
+        ctx.fail("cannot squeeze axis " + std::to_string(a) + " of " + shape_str(in));
+      drop[ax] = true;
+    }
+  }
+  Shape out;
+  for (size_t i = 0; i < in.size(); ++i)
+    if (!drop[i]) out.push_back(in[i]);
+  return copy_kernel(ctx, out);
+}
+
+std::unique_ptr<Kernel> compile_unsqueeze(OpContext &ctx) {
+  const Shape &in = ctx.in_shape(0);
+  std::vector<int64_t> axes = axes_of(ctx, true);
+  size_t rank = in.size() + axes.size();
+  std::vector<bool> inserted(rank, false);
+  for (int64_t a : axes) {
+    int64_t ax = ctx.axis(a, rank);
+    if (inserted[ax]) ctx.fail("axis " + std::to_string(a) + " given twice");
+    inserted[ax] = true;
+  }
+  Shape out;
+  size_t j = 0;
+  for (size_t i = 0; i < rank; ++i) out.push_back(inserted[i] ? 1 : in[j++]);
+  return copy_kernel(ctx, out);
+}
+
+std::unique_ptr<Kernel> compile_identity(OpContext &ctx) {
+  ctx.expect_inputs(1, 1);
+  return copy_kernel(ctx, ctx.in_shape(0));
+}
+
+std::unique_ptr<Kernel> compile_dropout(OpContext &ctx) {
+  ctx.expect_inputs(1, 3);
+  if (ctx.has_input(2) && (!ctx.constant(2) || ctx.constant(2)->as_int(0) != 0))
+    ctx.unsupported("training-mode Dropout");
+  if (ctx.output_count() > 1) {
+    // The mask of an inference-mode Dropout is all true.
+    ctx.set_output(1, DType::bool_, ctx.in_shape(0));
+  }
+  auto copy = copy_kernel(ctx, ctx.in_shape(0));
+  if (!copy || ctx.output_count() == 1) return copy;
+  int64_t n = product(ctx.in_shape(0), 0, ctx.in_shape(0).size());
+  size_t bytes = static_cast<size_t>(n) * dtype_size(ctx.in_dtype(0));
+  return make_kernel([bytes, n](ExecContext &, const void *const *in, void *const *o) {
+    std::memcpy(o[0], in[0], bytes);
+    std::fill(static_cast<bool *>(o[1]), static_cast<bool *>(o[1]) + n, true);
+  });
+}
+
+std::unique_ptr<Kernel> compile_shape(OpContext &ctx) {
+  ctx.expect_inputs(1, 1);
+  Shape in = ctx.in_shape(0);
+  int64_t r = static_cast<int64_t>(in.size());
+  int64_t start = ctx.attr_i("start", 0), end = ctx.attr_i("end", r);
+  if (start < 0) start += r;
+  if (end < 0) end += r;
+  start = std::clamp<int64_t>(start, 0, r);
+  end = std::clamp<int64_t>(end, start, r);
+  Shape dims(in.begin() + start, in.begin() + end);
+  ctx.set_output(0, DType::i64, {static_cast<int64_t>(dims.size())});
+  return make_kernel([dims](ExecContext &, const void *const *, void *const *o) {
+    std::copy(dims.begin(), dims.end(), static_cast<int64_t *>(o[0]));
+  });
+}
+
+std::unique_ptr<Kernel> compile_size(OpContext &ctx) {
+  ctx.expect_inputs(1, 1);
+  int64_t n = product(ctx.in_shape(0), 0, ctx.in_shape(0).size());
+  ctx.set_output(0, DType::i64, {});
+  return make_kernel([n](ExecContext &, const void *const *, void *const *o) {
+    *static_cast<int64_t *>(o[0]) = n;
+  });
+}
+
+std::unique_ptr<Kernel> compile_constant_of_shape(OpContext &ctx) {
+  ctx.expect_inputs(1, 1);
+  Shape shape = ctx.constant_ints(0, "shape");
+  const Tensor *value = ctx.attr_t("value");
+  DType dt = value ? value->dtype : DType::f32;
+  ctx.set_output(0, dt, shape);
+  if (ctx.infer_only()) return nullptr;
+  std::vector<uint8_t> element(dtype_size(dt), 0);
+  if (value) {
+    if (value->count() != 1) ctx.fail("value must hold one element");
+    std::memcpy(element.data(), value->bytes.data(), element.size());
+  }
+  int64_t n = product(shape, 0, shape.size());
+  return make_kernel([element, n](ExecContext &, const void *const *, void *const *o) {
+    uint8_t *y = static_cast<uint8_t *>(o[0]);
+    for (int64_t i = 0; i < n; ++i)
+      std::memcpy(y + i * element.size(), element.data(), element.size());
+  });
+}
+
+std::unique_ptr<Kernel> compile_cast(OpContext &ctx) {
+  ctx.expect_inputs(1, 1);
+  int64_t to = ctx.attr_i("to", 1);
+  DType dt;
+  switch (to) {
+    case 1:
+      dt = DType::f32;
+      break;
+    case 2:
+      dt = DType::u8;
+      break;
+    case 3:
+      dt = DType::i8;
+      break;
+    case 6:
+      dt = DType::i32;
+      break;
+    case 7:
+      dt = DType::i64;
+      break;
+    case 9:
+      dt = DType::bool_;
+      break;
+    default:
+      ctx.unsupported("cast to ONNX element type " + std::to_string(to));
+  }
+  ctx.set_output(0, dt, ctx.in_shape(0));
+  if (ctx.infer_only()) return nullptr;
+  DType from = ctx.in_dtype(0);
+  if (from == DType::f16) ctx.unsupported("cast from float16");
+  int64_t n = product(ctx.in_shape(0), 0, ctx.in_shape(0).size());
+  return make_kernel([n, from, dt](ExecContext &, const void *const *in, void *const *o) {
+    if (from == dt) {
+      std::memcpy(o[0], in[0], static_cast<size_t>(n) * dtype_size(dt));
+      return;
+    }
+    if (from == DType::i64 && dt != DType::f32) {
+      for (int64_t i = 0; i < n; ++i) {
+        int64_t v = static_cast<const int64_t *>(in[0])[i];
+        if (dt == DType::bool_)
+          static_cast<bool *>(o[0])[i] = v != 0;
+        else
+          store_from_double(o[0], dt, i, static_cast<double>(v));
+      }
+      return;
+    }
+    for (int64_t i = 0; i < n; ++i) store_from_double(o[0], dt, i, load_as_double(in[0], from, i));
+  });
+}
+
+// Expand and Tile: each output element copies one input element chosen by an index map.
+std::unique_ptr<Kernel> gather_kernel(OpContext &ctx, const Shape &out, std::vector<int64_t> src) {
+  ctx.set_output(0, ctx.in_dtype(0), out);
+  if (ctx.infer_only()) return nullptr;
+  size_t es = dtype_size(ctx.in_dtype(0));
+  return make_kernel(
+      [src = std::move(src), es](ExecContext &, const void *const *in, void *const *o) {
+        const uint8_t *x = static_cast<const uint8_t *>(in[0]);
+        uint8_t *y = static_cast<uint8_t *>(o[0]);
+        for (size_t i = 0; i < src.size(); ++i) std::memcpy(y + i * es, x + src[i] * es, es);
+      });
+}
+
+std::unique_ptr<Kernel> compile_expand(OpContext &ctx) {
+  ctx.expect_inputs(2, 2);
+  Shape target = ctx.constant_ints(1, "shape");
+  Shape out = broadcast_shapes(ctx.in_shape(0), target, ctx.label());
+  if (ctx.infer_only()) {
+    ctx.set_output(0, ctx.in_dtype(0), out);
+    return nullptr;
+  }
+  BroadcastPlan plan({ctx.in_shape(0), out}, out);
+  std::vector<int64_t> src(static_cast<size_t>(plan.count));
+  plan.for_each2([&](int64_t o, int64_t ia, int64_t) { src[o] = ia; });
+  return gather_kernel(ctx, out, std::move(src));
+}
+
+std::unique_ptr<Kernel> compile_tile(OpContext &ctx) {
+  ctx.expect_inputs(2, 2);
+  const Shape &in = ctx.in_shape(0);
+  Shape repeats = ctx.constant_ints(1, "repeats");
+  if (repeats.size() != in.size()) ctx.fail("repeats must have one entry per input dim");
+  Shape out(in.size());
+  for (size_t i = 0; i < in.size(); ++i) out[i] = in[i] * repeats[i];
+  if (ctx.infer_only()) {
+    ctx.set_output(0, ctx.in_dtype(0), out);
+    return nullptr;
+  }
+  Shape in_strides = strides_of(in);
+  int64_t n = product(out, 0, out.size());
+  std::vector<int64_t> src(static_cast<size_t>(n));
+  for (int64_t o = 0; o < n; ++o) {
+    int64_t rem = o, idx = 0;
+    for (int d = static_cast<int>(out.size()) - 1; d >= 0; --d) {
+      idx += ((rem % out[d]) % in[d]) * in_strides[d];
+      rem /= out[d];
+    }
+    src[o] = idx;
+  }
+  return gather_kernel(ctx, out, std::move(src));
+}
+
+}  // namespace
+
+AXSTREAM_ENGINE_OP(Reshape, "Reshape", 1, 17, compile_reshape)
+AXSTREAM_ENGINE_OP(Flatten, "Flatten", 1, 17, compile_flatten)
+AXSTREAM_ENGINE_OP(Squeeze, "Squeeze", 1, 17, compile_squeeze)
+AXSTREAM_ENGINE_OP(Unsqueeze, "Unsqueeze", 1, 17, compile_unsqueeze)
+AXSTREAM_ENGINE_OP(Identity, "Identity", 1, 17, compile_identity)
+AXSTREAM_ENGINE_OP(Dropout, "Dropout", 1, 17, compile_dropout)
+AXSTREAM_ENGINE_OP_EX(Shape, "", "Shape", 1, 17, compile_shape, true)
+AXSTREAM_ENGINE_OP_EX(Size, "", "Size", 1, 17, compile_size, true)
+AXSTREAM_ENGINE_OP(ConstantOfShape, "ConstantOfShape", 9, 17, compile_constant_of_shape)
+AXSTREAM_ENGINE_OP(Cast, "Cast", 6, 17, compile_cast)
+AXSTREAM_ENGINE_OP(Expand, "Expand", 8, 17, compile_expand)
+AXSTREAM_ENGINE_OP(Tile, "Tile", 6, 17, compile_tile)
+
+}  // namespace axstream::engine

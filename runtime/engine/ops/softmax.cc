@@ -1,0 +1,41 @@
+// Softmax (opset < 13: over the flattened trailing dims from axis; 13+: one axis).
+#include "common.h"
+
+namespace axstream::engine {
+namespace {
+
+std::unique_ptr<Kernel> compile_softmax(OpContext &ctx) {
+  ctx.expect_inputs(1, 1);
+  const Shape &in = ctx.in_shape(0);
+  ctx.set_output(0, ctx.in_dtype(0), in);
+  if (ctx.infer_only()) return nullptr;
+  if (ctx.in_dtype(0) != DType::f32) ctx.unsupported("Softmax on non-float32 input");
+  bool legacy = ctx.opset() < 13;
+  int64_t axis = in.empty() ? 0 : ctx.axis(ctx.attr_i("axis", legacy ? 1 : -1), in.size());
+  // Softmax over `len` elements spaced `inner` apart, for `outer * inner` such groups.
+  int64_t outer = product(in, 0, axis);
+  int64_t len = legacy ? product(in, axis, in.size()) : (in.empty() ? 1 : in[axis]);
+  int64_t inner = legacy ? 1 : product(in, axis + 1, in.size());
+  auto k = make_kernel([outer, len, inner](ExecContext &, const void *const *i, void *const *o) {
+    const float *x = static_cast<const float *>(i[0]);
+    float *y = static_cast<float *>(o[0]);
+    for (int64_t a = 0; a < outer; ++a)
+      for (int64_t b = 0; b < inner; ++b) {
+        const float *xs = x + a * len * inner + b;
+        float *ys = y + a * len * inner + b;
+        float m = -INFINITY;
+        for (int64_t j = 0; j < len; ++j) m = std::max(m, xs[j * inner]);
+        float sum = 0.f;
+        for (int64_t j = 0; j < len; ++j) sum += (ys[j * inner] = std::exp(xs[j * inner] - m));
+        for (int64_t j = 0; j < len; ++j) ys[j * inner] /= sum;
+      }
+  });
+  k->macs = static_cast<uint64_t>(outer * len * inner * 4);
+  return k;
+}
+
+}  // namespace
+
+AXSTREAM_ENGINE_OP(Softmax, "Softmax", 1, 17, compile_softmax)
+
+}  // namespace axstream::engine

@@ -1,0 +1,58 @@
+// Transpose (any rank, any dtype).
+#include "common.h"
+
+namespace axstream::engine {
+namespace {
+
+template <typename T>
+void permute(const BroadcastPlan &plan, const T *x, T *y) {
+  plan.for_each2([&](int64_t o, int64_t i, int64_t) { y[o] = x[i]; });
+}
+
+std::unique_ptr<Kernel> compile_transpose(OpContext &ctx) {
+  ctx.expect_inputs(1, 1);
+  const Shape &in = ctx.in_shape(0);
+  size_t r = in.size();
+  std::vector<int64_t> perm = ctx.attr_ints("perm");
+  if (perm.empty())
+    for (size_t i = 0; i < r; ++i) perm.push_back(static_cast<int64_t>(r - 1 - i));
+  if (perm.size() != r)
+    ctx.fail("perm " + shape_str(perm) + " does not match rank " + std::to_string(r));
+  std::vector<bool> seen(r, false);
+  Shape out(r), strides(r);
+  Shape in_strides = strides_of(in);
+  for (size_t i = 0; i < r; ++i) {
+    int64_t p = ctx.axis(perm[i], r, "perm entry");
+    if (seen[p]) ctx.fail("perm " + shape_str(perm) + " is not a permutation");
+    seen[p] = true;
+    out[i] = in[p];
+    strides[i] = in_strides[p];
+  }
+  DType dt = ctx.in_dtype(0);
+  ctx.set_output(0, dt, out);
+  if (ctx.infer_only()) return nullptr;
+  BroadcastPlan plan = BroadcastPlan::strided(out, strides);
+  size_t es = dtype_size(dt);
+  return make_kernel([plan, es](ExecContext &, const void *const *in, void *const *o) {
+    switch (es) {
+      case 1:
+        permute(plan, static_cast<const uint8_t *>(in[0]), static_cast<uint8_t *>(o[0]));
+        break;
+      case 2:
+        permute(plan, static_cast<const uint16_t *>(in[0]), static_cast<uint16_t *>(o[0]));
+        break;
+      case 4:
+        permute(plan, static_cast<const uint32_t *>(in[0]), static_cast<uint32_t *>(o[0]));
+        break;
+      default:
+        permute(plan, static_cast<const uint64_t *>(in[0]), static_cast<uint64_t *>(o[0]));
+        break;
+    }
+  });
+}
+
+}  // namespace
+
+AXSTREAM_ENGINE_OP(Transpose, "Transpose", 1, 17, compile_transpose)
+
+}  // namespace axstream::engine

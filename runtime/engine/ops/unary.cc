@@ -1,0 +1,166 @@
+// Element-wise activations and math functions (float32; Neg/Abs/Clip also on integers).
+#include "common.h"
+
+namespace axstream::engine {
+namespace {
+
+template <typename F>
+std::unique_ptr<Kernel> float_unary(OpContext &ctx, F f) {
+  ctx.expect_inputs(1, 1);
+  ctx.set_output(0, ctx.in_dtype(0), ctx.in_shape(0));
+  if (ctx.infer_only()) return nullptr;
+  if (ctx.in_dtype(0) != DType::f32)
+    ctx.unsupported(std::string("dtype ") + dtype_name(ctx.in_dtype(0)) + " (expected float32)");
+  int64_t n = product(ctx.in_shape(0), 0, ctx.in_shape(0).size());
+  auto k = make_kernel([n, f](ExecContext &, const void *const *in, void *const *out) {
+    const float *x = static_cast<const float *>(in[0]);
+    float *y = static_cast<float *>(out[0]);
+    for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
+  });
+  k->macs = static_cast<uint64_t>(n);
+  return k;
+}
+
+std::unique_ptr<Kernel> compile_relu(OpContext &ctx) {
+  return float_unary(ctx, [](float x) { return x > 0.f ? x : 0.f; });
+}
+std::unique_ptr<Kernel> compile_leaky_relu(OpContext &ctx) {
+  float alpha = ctx.attr_f("alpha", 0.01f);
+  return float_unary(ctx, [alpha](float x) { return x >= 0.f ? x : x * alpha; });
+}
+std::unique_ptr<Kernel> compile_elu(OpContext &ctx) {
+  float alpha = ctx.attr_f("alpha", 1.f);
+  return float_unary(ctx, [alpha](float x) { return x >= 0.f ? x : alpha * (std::exp(x) - 1.f); });
+}
+std::unique_ptr<Kernel> compile_sigmoid(OpContext &ctx) {
+  return float_unary(ctx, [](float x) { return 1.f / (1.f + std::exp(-x)); });
+}
+std::unique_ptr<Kernel> compile_hard_sigmoid(OpContext &ctx) {
+  float alpha = ctx.attr_f("alpha", 0.2f), beta = ctx.attr_f("beta", 0.5f);
+  return float_unary(
+      ctx, [alpha, beta](float x) { return std::max(0.f, std::min(1.f, alpha * x + beta)); });
+}
+std::unique_ptr<Kernel> compile_hard_swish(OpContext &ctx) {
+  return float_unary(ctx, [](float x) { return x * std::max(0.f, std::min(1.f, x / 6.f + 0.5f)); });
+}
+std::unique_ptr<Kernel> compile_tanh(OpContext &ctx) {
+  return float_unary(ctx, [](float x) { return std::tanh(x); });
+}
+std::unique_ptr<Kernel> compile_exp(OpContext &ctx) {
+  return float_unary(ctx, [](float x) { return std::exp(x); });
+}
+std::unique_ptr<Kernel> compile_log(OpContext &ctx) {
+  return float_unary(ctx, [](float x) { return std::log(x); });
+}
+std::unique_ptr<Kernel> compile_sqrt(OpContext &ctx) {
+  return float_unary(ctx, [](float x) { return std::sqrt(x); });
+}
+std::unique_ptr<Kernel> compile_erf(OpContext &ctx) {
+  return float_unary(ctx, [](float x) { return std::erf(x); });
+}
+std::unique_ptr<Kernel> compile_reciprocal(OpContext &ctx) {
+  return float_unary(ctx, [](float x) { return 1.f / x; });
+}
+std::unique_ptr<Kernel> compile_floor(OpContext &ctx) {
+  return float_unary(ctx, [](float x) { return std::floor(x); });
+}
+std::unique_ptr<Kernel> compile_ceil(OpContext &ctx) {
+  return float_unary(ctx, [](float x) { return std::ceil(x); });
+}
+std::unique_ptr<Kernel> compile_softplus(OpContext &ctx) {
+  return float_unary(ctx, [](float x) { return std::log1p(std::exp(x)); });
+}
+
+template <typename F>
+std::unique_ptr<Kernel> numeric_unary(OpContext &ctx, F f) {
+  ctx.expect_inputs(1, 1);
+  DType dt = ctx.in_dtype(0);
+  ctx.set_output(0, dt, ctx.in_shape(0));
+  if (ctx.infer_only()) return nullptr;
+  if (dt == DType::bool_ || dt == DType::f16)
+    ctx.unsupported(std::string("dtype ") + dtype_name(dt));
+  int64_t n = product(ctx.in_shape(0), 0, ctx.in_shape(0).size());
+  return make_kernel([n, f, dt](ExecContext &, const void *const *in, void *const *out) {
+    dispatch_dtype(dt, [&](auto zero) {
+      using T = decltype(zero);
+      const T *x = static_cast<const T *>(in[0]);
+      T *y = static_cast<T *>(out[0]);
+      for (int64_t i = 0; i < n; ++i) y[i] = static_cast<T>(f(x[i]));
+    });
+  });
+}
+std::unique_ptr<Kernel> compile_neg(OpContext &ctx) {
+  return numeric_unary(ctx, [](auto x) { return -x; });
+}
+std::unique_ptr<Kernel> compile_abs(OpContext &ctx) {
+  return numeric_unary(ctx, [](auto x) { return x < 0 ? -x : x; });
+}
+
+std::unique_ptr<Kernel> compile_not(OpContext &ctx) {
+  ctx.expect_inputs(1, 1);
+  ctx.set_output(0, DType::bool_, ctx.in_shape(0));
+  if (ctx.infer_only()) return nullptr;
+  if (ctx.in_dtype(0) != DType::bool_) ctx.fail("expected a bool input");
+  int64_t n = product(ctx.in_shape(0), 0, ctx.in_shape(0).size());
+  return make_kernel([n](ExecContext &, const void *const *in, void *const *out) {
+    for (int64_t i = 0; i < n; ++i)
+      static_cast<bool *>(out[0])[i] = !static_cast<const bool *>(in[0])[i];
+  });
+}
+
+// Clip: bounds are attributes before opset 11, optional scalar inputs from 11 on.
+std::unique_ptr<Kernel> compile_clip(OpContext &ctx) {
+  ctx.expect_inputs(1, 3);
+  DType dt = ctx.in_dtype(0);
+  ctx.set_output(0, dt, ctx.in_shape(0));
+  if (ctx.infer_only()) return nullptr;
+  double lo = -INFINITY, hi = INFINITY;
+  if (ctx.opset() < 11) {
+    lo = ctx.attr_f("min", -3.402823466e38f);
+    hi = ctx.attr_f("max", 3.402823466e38f);
+  } else {
+    if (ctx.has_input(1)) lo = ctx.require_constant(1, "min").as_double(0);
+    if (ctx.has_input(2)) hi = ctx.require_constant(2, "max").as_double(0);
+  }
+  if (dt == DType::bool_ || dt == DType::f16)
+    ctx.unsupported(std::string("dtype ") + dtype_name(dt));
+  int64_t n = product(ctx.in_shape(0), 0, ctx.in_shape(0).size());
+  return make_kernel([n, lo, hi, dt](ExecContext &, const void *const *in, void *const *out) {
+    dispatch_dtype(dt, [&](auto zero) {
+      using T = decltype(zero);
+      const T *x = static_cast<const T *>(in[0]);
+      T *y = static_cast<T *>(out[0]);
+      T tlo = lo < static_cast<double>(std::numeric_limits<T>::lowest())
+                  ? std::numeric_limits<T>::lowest()
+                  : static_cast<T>(lo);
+      T thi = hi > static_cast<double>(std::numeric_limits<T>::max())
+                  ? std::numeric_limits<T>::max()
+                  : static_cast<T>(hi);
+      for (int64_t i = 0; i < n; ++i) y[i] = x[i] < tlo ? tlo : (x[i] > thi ? thi : x[i]);
+    });
+  });
+}
+
+}  // namespace
+
+AXSTREAM_ENGINE_OP(Relu, "Relu", 6, 17, compile_relu)
+AXSTREAM_ENGINE_OP(LeakyRelu, "LeakyRelu", 6, 17, compile_leaky_relu)
+AXSTREAM_ENGINE_OP(Elu, "Elu", 6, 17, compile_elu)
+AXSTREAM_ENGINE_OP(Sigmoid, "Sigmoid", 6, 17, compile_sigmoid)
+AXSTREAM_ENGINE_OP(HardSigmoid, "HardSigmoid", 6, 17, compile_hard_sigmoid)
+AXSTREAM_ENGINE_OP(HardSwish, "HardSwish", 14, 17, compile_hard_swish)
+AXSTREAM_ENGINE_OP(Tanh, "Tanh", 6, 17, compile_tanh)
+AXSTREAM_ENGINE_OP(Exp, "Exp", 6, 17, compile_exp)
+AXSTREAM_ENGINE_OP(Log, "Log", 6, 17, compile_log)
+AXSTREAM_ENGINE_OP(Sqrt, "Sqrt", 6, 17, compile_sqrt)
+AXSTREAM_ENGINE_OP(Erf, "Erf", 9, 17, compile_erf)
+AXSTREAM_ENGINE_OP(Reciprocal, "Reciprocal", 6, 17, compile_reciprocal)
+AXSTREAM_ENGINE_OP(Floor, "Floor", 6, 17, compile_floor)
+AXSTREAM_ENGINE_OP(Ceil, "Ceil", 6, 17, compile_ceil)
+AXSTREAM_ENGINE_OP(Softplus, "Softplus", 1, 17, compile_softplus)
+AXSTREAM_ENGINE_OP(Neg, "Neg", 6, 17, compile_neg)
+AXSTREAM_ENGINE_OP(Abs, "Abs", 6, 17, compile_abs)
+AXSTREAM_ENGINE_OP(Not, "Not", 1, 17, compile_not)
+AXSTREAM_ENGINE_OP(Clip, "Clip", 6, 17, compile_clip)
+
+}  // namespace axstream::engine

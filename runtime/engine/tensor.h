@@ -1,0 +1,105 @@
+// Dense tensors the engine owns (initializers, folded constants) and the shape arithmetic
+// every pass and kernel shares.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "axstream/runtime/engine.h"
+
+namespace axstream::engine {
+
+using Shape = std::vector<int64_t>;
+
+// Product of dims; throws InvalidArgument naming `what` on negative dims or overflow.
+int64_t checked_element_count(const Shape &shape, const std::string &what);
+std::string shape_str(const Shape &shape);
+
+// Row-major strides in elements.
+Shape strides_of(const Shape &shape);
+
+// Numpy-style broadcast of two shapes; throws InvalidArgument naming `what` if incompatible.
+Shape broadcast_shapes(const Shape &a, const Shape &b, const std::string &what);
+
+struct Tensor {
+  DType dtype = DType::f32;
+  Shape shape;
+  std::vector<uint8_t> bytes;
+
+  Tensor() = default;
+  Tensor(DType dtype_, Shape shape_);
+  int64_t count() const;
+  template <typename T>
+  T *data() {
+    return reinterpret_cast<T *>(bytes.data());
+  }
+  template <typename T>
+  const T *data() const {
+    return reinterpret_cast<const T *>(bytes.data());
+  }
+  // Element i converted to double / int64, whatever the dtype.
+  double as_double(int64_t i) const;
+  int64_t as_int(int64_t i) const;
+};
+using TensorPtr = std::shared_ptr<const Tensor>;
+
+// A 64-byte aligned, uninitialised byte buffer (arenas, scratch).
+class AlignedBuffer {
+ public:
+  AlignedBuffer() = default;
+  explicit AlignedBuffer(size_t bytes);
+  uint8_t *data() const { return data_.get(); }
+  size_t size() const { return size_; }
+
+ private:
+  struct Free {
+    void operator()(uint8_t *p) const;
+  };
+  std::unique_ptr<uint8_t, Free> data_;
+  size_t size_ = 0;
+};
+
+// A scalar-per-element reader for any supported dtype (for the odd cold-path loop).
+double load_as_double(const void *data, DType dtype, int64_t i);
+void store_from_double(void *data, DType dtype, int64_t i, double v);
+
+// Calls f(T{}) with T the C++ type of `dtype`; InvalidArgument for unsupported dtypes.
+template <typename F>
+void dispatch_dtype(DType dtype, F &&f);
+
+}  // namespace axstream::engine
+
+#include "axstream/error.h"
+
+namespace axstream::engine {
+template <typename F>
+void dispatch_dtype(DType dtype, F &&f) {
+  switch (dtype) {
+    case DType::f32:
+      f(float{});
+      return;
+    case DType::i8:
+      f(int8_t{});
+      return;
+    case DType::u8:
+      f(uint8_t{});
+      return;
+    case DType::i32:
+      f(int32_t{});
+      return;
+    case DType::i64:
+      f(int64_t{});
+      return;
+    case DType::bool_:
+      f(bool{});
+      return;
+    case DType::f16:
+      break;
+  }
+  throw NotImplemented(std::string("engine: dtype ") + dtype_name(dtype) +
+                       " is not supported by this kernel");
+}
+}  // namespace axstream::engine

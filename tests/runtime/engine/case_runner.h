@@ -1,0 +1,24 @@
+// Runs one ONNX backend-test-style case directory (model.onnx + test_data_set_*/input_N.pb,
+// output_N.pb) through the engine and compares the outputs.
+#pragma once
+
+#include <string>
+
+namespace axstream::engine::testing {
+
+enum class CaseStatus { pass, fail, unsupported };
+
+struct CaseResult {
+  CaseStatus status = CaseStatus::fail;
+  std::string message;
+};
+
+struct Tolerance {
+  double rtol = 1e-3;
+  double atol = 1e-5;
+  int quantized_lsb = 0;  // allowed difference for int8/uint8 outputs
+};
+
+CaseResult run_case(const std::string &dir, const Tolerance &tolerance = {});
+
+}  // namespace axstream::engine::testing

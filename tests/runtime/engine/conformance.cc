@@ -1,0 +1,49 @@
+// ONNX backend node tests (Debian's libonnx-testdata) through the engine: prints one line
+// per case and the totals; fails only when a supported case gives wrong results.
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "case_runner.h"
+
+int main(int argc, char **argv) {
+  namespace fs = std::filesystem;
+  using axstream::engine::testing::CaseStatus;
+  std::string root = argc > 1 ? argv[1] : "/usr/include/onnx/backend/test/data/node";
+  std::string filter = argc > 2 ? argv[2] : "";
+  if (!fs::is_directory(root)) {
+    std::printf("SKIP: %s not found (install libonnx-testdata)\n", root.c_str());
+    return 77;
+  }
+  std::vector<std::string> cases;
+  for (const auto &e : fs::directory_iterator(root))
+    if (fs::exists(e.path() / "model.onnx") &&
+        e.path().filename().string().find(filter) != std::string::npos)
+      cases.push_back(e.path().string());
+  std::sort(cases.begin(), cases.end());
+  int passed = 0, failed = 0, unsupported = 0;
+  for (const auto &dir : cases) {
+    auto r = axstream::engine::testing::run_case(dir);
+    std::string name = fs::path(dir).filename().string();
+    switch (r.status) {
+      case CaseStatus::pass:
+        ++passed;
+        std::printf("PASS %s%s%s\n", name.c_str(), r.message.empty() ? "" : ": ",
+                    r.message.c_str());
+        break;
+      case CaseStatus::unsupported:
+        ++unsupported;
+        std::printf("UNSUPPORTED %s: %s\n", name.c_str(), r.message.c_str());
+        break;
+      case CaseStatus::fail:
+        ++failed;
+        std::printf("FAIL %s: %s\n", name.c_str(), r.message.c_str());
+        break;
+    }
+  }
+  std::printf("conformance: %d of %zu cases pass, %d unsupported, %d fail\n", passed, cases.size(),
+              unsupported, failed);
+  return failed ? 1 : 0;
+}

@@ -1,0 +1,233 @@
+#!/usr/bin/python3
+"""Writes seeded engine test cases in the ONNX backend-test layout (model.onnx +
+test_data_set_0/{input,output}_N.pb), expected outputs computed with numpy."""
+import os
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OUT = sys.argv[1]
+rng = np.random.default_rng(1234)
+NP2ONNX = {np.float32: TensorProto.FLOAT, np.int8: TensorProto.INT8, np.uint8: TensorProto.UINT8,
+           np.int64: TensorProto.INT64, np.int32: TensorProto.INT32}
+
+
+def onnx_type(a):
+    return NP2ONNX[a.dtype.type]
+
+
+def save(name, nodes, inputs, outputs, initializers=(), opset=13):
+    """inputs/outputs: list of (name, array)."""
+    graph = helper.make_graph(
+        nodes, name,
+        [helper.make_tensor_value_info(n, onnx_type(a), a.shape) for n, a in inputs],
+        [helper.make_tensor_value_info(n, onnx_type(a), a.shape) for n, a in outputs],
+        [numpy_helper.from_array(np.asarray(a), n) for n, a in initializers])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', opset)])
+    model.ir_version = 7
+    d = os.path.join(OUT, name)
+    os.makedirs(os.path.join(d, 'test_data_set_0'), exist_ok=True)
+    onnx.save(model, os.path.join(d, 'model.onnx'))
+    for kind, items in (('input', inputs), ('output', outputs)):
+        for i, (n, a) in enumerate(items):
+            with open(os.path.join(d, 'test_data_set_0', f'{kind}_{i}.pb'), 'wb') as f:
+                f.write(numpy_helper.from_array(np.asarray(a), n).SerializeToString())
+
+
+def conv_ref(x, w, b=None, stride=(1, 1), pads=(0, 0, 0, 0), dil=(1, 1), group=1):
+    n, c, h, wd = x.shape
+    m, cg, kh, kw = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
+    oh = (h + pads[0] + pads[2] - dil[0] * (kh - 1) - 1) // stride[0] + 1
+    ow = (wd + pads[1] + pads[3] - dil[1] * (kw - 1) - 1) // stride[1] + 1
+    y = np.zeros((n, m, oh, ow), np.float64)
+    mg = m // group
+    for g in range(group):
+        xg = xp[:, g * cg:(g + 1) * cg].astype(np.float64)
+        wg = w[g * mg:(g + 1) * mg].astype(np.float64)
+        for ky in range(kh):
+            for kx in range(kw):
+                ys, xs = ky * dil[0], kx * dil[1]
+                patch = xg[:, :, ys:ys + stride[0] * (oh - 1) + 1:stride[0],
+                           xs:xs + stride[1] * (ow - 1) + 1:stride[1]]
+                y[:, g * mg:(g + 1) * mg] += np.einsum('nchw,mc->nmhw', patch, wg[:, :, ky, kx])
+    if b is not None:
+        y += b.reshape(1, -1, 1, 1)
+    return y.astype(np.float32)
+
+
+def quantize(x, scale, zp, dtype):
+    info = np.iinfo(dtype)
+    return np.clip(np.rint(x / scale) + zp, info.min, info.max).astype(dtype)
+
+
+def f32(*shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+# --- float Conv variants -------------------------------------------------------------------
+x = f32(1, 4, 9, 11)
+w = f32(6, 2, 3, 3)
+b = f32(6)
+save('conv_grouped_strided_padded_dilated',
+     [helper.make_node('Conv', ['x', 'w', 'b'], ['y'], group=2, strides=[2, 1], pads=[1, 2, 0, 1],
+                       dilations=[1, 2])],
+     [('x', x)], [('y', conv_ref(x, w, b, (2, 1), (1, 2, 0, 1), (1, 2), 2))], [('w', w), ('b', b)])
+x = f32(1, 8, 10, 10)
+w = f32(8, 1, 3, 3)
+# SAME_UPPER with stride 2 on an even size: total pad 1, all of it at the end.
+save('conv_depthwise_same_upper_stride2',
+     [helper.make_node('Conv', ['x', 'w'], ['y'], group=8, strides=[2, 2], auto_pad='SAME_UPPER')],
+     [('x', x)], [('y', conv_ref(x, w, None, (2, 2), (0, 0, 1, 1), (1, 1), 8))], [('w', w)])
+x = f32(2, 3, 7, 7)
+w = f32(5, 3, 1, 1)
+save('conv_relu_1x1_batch2', [helper.make_node('Conv', ['x', 'w'], ['c']),
+                              helper.make_node('Relu', ['c'], ['y'])],
+     [('x', x)], [('y', np.maximum(conv_ref(x, w), 0))], [('w', w)])
+
+# --- QDQ Conv: int8 in, int8 out, per-channel weights, int32 bias ------------------------------
+x_scale, x_zp, y_scale, y_zp = np.float32(0.05), np.int8(-3), np.float32(0.08), np.int8(5)
+xq = rng.integers(-128, 128, (1, 16, 12, 12)).astype(np.int8)
+wq = rng.integers(-127, 128, (32, 16, 3, 3)).astype(np.int8)
+w_scale = (rng.random(32) * 0.01 + 0.002).astype(np.float32)
+bq = rng.integers(-2000, 2000, 32).astype(np.int32)
+xf = (xq.astype(np.float32) - x_zp) * x_scale
+wf = wq.astype(np.float32) * w_scale.reshape(-1, 1, 1, 1)
+bf = bq.astype(np.float32) * (x_scale * w_scale)
+yf = np.maximum(conv_ref(xf, wf, bf, (1, 1), (1, 1, 1, 1)), 0)
+qdq_nodes = [
+    helper.make_node('DequantizeLinear', ['x', 'xs', 'xz'], ['xd']),
+    helper.make_node('DequantizeLinear', ['w', 'ws', 'wz'], ['wd'], axis=0),
+    helper.make_node('DequantizeLinear', ['b', 'bs', 'bz'], ['bd'], axis=0),
+    helper.make_node('Conv', ['xd', 'wd', 'bd'], ['c'], pads=[1, 1, 1, 1]),
+    helper.make_node('Relu', ['c'], ['r']),
+    helper.make_node('QuantizeLinear', ['r', 'ys', 'yz'], ['y']),
+]
+qdq_inits = [('xs', x_scale), ('xz', x_zp), ('w', wq), ('ws', w_scale),
+             ('wz', np.zeros(32, np.int8)), ('b', bq), ('bs', x_scale * w_scale),
+             ('bz', np.zeros(32, np.int32)), ('ys', y_scale), ('yz', y_zp)]
+save('qdq_conv_relu_int8', qdq_nodes, [('x', xq)], [('y', quantize(yf, y_scale, y_zp, np.int8))],
+     qdq_inits)
+
+# QDQ with uint8 activations through Add, MaxPool and Concat (float ops between Q/DQ).
+a = rng.integers(0, 256, (1, 4, 6, 6)).astype(np.uint8)
+c = rng.integers(0, 256, (1, 4, 6, 6)).astype(np.uint8)
+s1, z1, s2, z2, s3, z3 = np.float32(0.02), np.uint8(128), np.float32(0.03), np.uint8(100), np.float32(0.05), np.uint8(90)
+ad = (a.astype(np.float32) - z1) * s1
+cd = (c.astype(np.float32) - z2) * s2
+added = ad + cd
+pooled = added.reshape(1, 4, 3, 2, 3, 2).max(axis=(3, 5))
+cat = np.concatenate([pooled, pooled[:, :2]], axis=1)
+save('qdq_uint8_add_maxpool_concat', [
+    helper.make_node('DequantizeLinear', ['a', 's1', 'z1'], ['ad']),
+    helper.make_node('DequantizeLinear', ['c', 's2', 'z2'], ['cd']),
+    helper.make_node('Add', ['ad', 'cd'], ['sum']),
+    helper.make_node('MaxPool', ['sum'], ['pool'], kernel_shape=[2, 2], strides=[2, 2]),
+    helper.make_node('Slice', ['pool', 'st', 'en', 'ax'], ['part']),
+    helper.make_node('Concat', ['pool', 'part'], ['cat'], axis=1),
+    helper.make_node('QuantizeLinear', ['cat', 's3', 'z3'], ['y'])],
+    [('a', a), ('c', c)], [('y', quantize(cat, s3, z3, np.uint8))],
+    [('s1', s1), ('z1', z1), ('s2', s2), ('z2', z2), ('s3', s3), ('z3', z3),
+     ('st', np.array([0], np.int64)), ('en', np.array([2], np.int64)), ('ax', np.array([1], np.int64))])
+
+# Round half to even and saturation in QuantizeLinear.
+v = np.array([0.5, 1.5, 2.5, -0.5, -1.5, 300.0, -300.0, 2.4999], np.float32)
+save('quantize_rounds_half_even_and_saturates',
+     [helper.make_node('QuantizeLinear', ['x', 's', 'z'], ['y'])],
+     [('x', v)], [('y', quantize(v, np.float32(1.0), np.int8(0), np.int8))],
+     [('s', np.float32(1.0)), ('z', np.int8(0))])
+
+# --- element-wise with broadcasting ---------------------------------------------------------
+p, q = f32(2, 3, 4, 5), f32(3, 1, 5)
+r = np.abs(f32(1, 4, 1)) + 0.5
+save('broadcast_add_sub_mul_div', [
+    helper.make_node('Add', ['p', 'q'], ['t0']),
+    helper.make_node('Mul', ['t0', 'q'], ['t1']),
+    helper.make_node('Sub', ['t1', 'p'], ['t2']),
+    helper.make_node('Div', ['t2', 'r'], ['y'])],
+    [('p', p), ('q', q), ('r', r)], [('y', ((p + q) * q - p) / r)])
+save('sigmoid_softmax_clip', [
+    helper.make_node('Sigmoid', ['x'], ['s']),
+    helper.make_node('Softmax', ['x'], ['sm'], axis=1),
+    helper.make_node('Clip', ['x', 'lo', 'hi'], ['cl']),
+    helper.make_node('Identity', ['cl'], ['id'])],
+    [('x', p)],
+    [('s', 1 / (1 + np.exp(-p))), ('sm', np.exp(p) / np.exp(p).sum(axis=1, keepdims=True)),
+     ('id', np.clip(p, -0.5, 0.7))],
+    [('lo', np.float32(-0.5)), ('hi', np.float32(0.7))])
+
+# --- Gemm / MatMul ------------------------------------------------------------------------------
+A, B, C = f32(7, 5), f32(6, 7), f32(6)
+save('gemm_transa_transb_alpha_beta',
+     [helper.make_node('Gemm', ['a', 'b', 'c'], ['y'], transA=1, transB=1, alpha=0.5, beta=2.0)],
+     [('a', A)], [('y', 0.5 * A.T @ B.T + 2.0 * C)], [('b', B), ('c', C)])
+M1, M2 = f32(2, 1, 3, 4), f32(5, 4, 6)
+save('matmul_batched_broadcast', [helper.make_node('MatMul', ['a', 'b'], ['y'])],
+     [('a', M1), ('b', M2)], [('y', np.matmul(M1, M2))])
+
+# --- pooling ------------------------------------------------------------------------------------
+x = f32(1, 3, 7, 7)
+xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+avg = np.zeros((1, 3, 4, 4), np.float32)
+for i in range(4):
+    for j in range(4):
+        avg[:, :, i, j] = xp[:, :, 2 * i:2 * i + 3, 2 * j:2 * j + 3].mean(axis=(2, 3))
+save('averagepool_count_include_pad',
+     [helper.make_node('AveragePool', ['x'], ['y'], kernel_shape=[3, 3], strides=[2, 2],
+                       pads=[1, 1, 1, 1], count_include_pad=1)],
+     [('x', x)], [('y', avg)])
+xn = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
+mx = np.zeros((1, 3, 4, 4), np.float32)
+for i in range(4):
+    for j in range(4):
+        mx[:, :, i, j] = xn[:, :, 2 * i:2 * i + 3, 2 * j:2 * j + 3].max(axis=(2, 3))
+save('maxpool_pads_strides_and_global_average', [
+    helper.make_node('MaxPool', ['x'], ['y'], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+    helper.make_node('GlobalAveragePool', ['x'], ['g'])],
+    [('x', x)], [('y', mx), ('g', x.mean(axis=(2, 3), keepdims=True))])
+
+# --- shapes: Shape/Gather/ConstantOfShape folding, Reshape 0/-1, Transpose, Pad, Squeeze ----
+x = f32(2, 3, 4, 5)
+save('shape_folding_reshape_transpose_pad', [
+    helper.make_node('Shape', ['x'], ['shp']),
+    helper.make_node('Gather', ['shp', 'idx'], ['first2'], axis=0),
+    helper.make_node('Concat', ['first2', 'minus1'], ['target'], axis=0),
+    helper.make_node('Reshape', ['x', 'target'], ['r']),  # (2,3,20)
+    helper.make_node('Reshape', ['r', 'zero_minus1'], ['r2']),  # (2,60)
+    helper.make_node('Transpose', ['x'], ['t'], perm=[0, 2, 3, 1]),
+    helper.make_node('Pad', ['t', 'pads', 'pv'], ['padded'], mode='constant'),
+    helper.make_node('Unsqueeze', ['r2', 'ax0'], ['u']),
+    helper.make_node('Squeeze', ['u', 'ax0'], ['s']),
+    helper.make_node('Flatten', ['padded'], ['f'], axis=2),
+    helper.make_node('ConstantOfShape', ['shp'], ['ones'], value=numpy_helper.from_array(np.array([1.5], np.float32))),
+    helper.make_node('Add', ['x', 'ones'], ['plus'])],
+    [('x', x)],
+    [('s', x.reshape(2, 60)),
+     ('f', np.pad(x.transpose(0, 2, 3, 1), ((0, 0), (1, 0), (0, 2), (0, 0)), constant_values=0.25).reshape(2 * 5, -1)),
+     ('plus', x + 1.5)],
+    [('idx', np.array([0, 1], np.int64)), ('minus1', np.array([-1], np.int64)),
+     ('zero_minus1', np.array([0, -1], np.int64)), ('pads', np.array([0, 1, 0, 0, 0, 0, 2, 0], np.int64)),
+     ('pv', np.float32(0.25)), ('ax0', np.array([0], np.int64))])
+save('slice_negative_steps_and_axes', [
+    helper.make_node('Slice', ['x', 'st', 'en', 'ax', 'sp'], ['y'])],
+    [('x', x)], [('y', x[:, :, ::-2, 1:4])],
+    [('st', np.array([-1, 1], np.int64)), ('en', np.array([-100, 4], np.int64)),
+     ('ax', np.array([2, -1], np.int64)), ('sp', np.array([-2, 1], np.int64))])
+
+# --- opset 9: attribute forms of Pad/Clip/Slice, legacy Softmax ------------------------------
+x = f32(2, 3, 4)
+e = np.exp(x.reshape(2, 12))
+save('opset9_attribute_forms', [
+    helper.make_node('Pad', ['x'], ['p'], pads=[0, 0, 1, 0, 0, 1], value=-1.0),
+    helper.make_node('Clip', ['p'], ['c'], min=-0.3, max=0.4),
+    helper.make_node('Slice', ['x'], ['s'], starts=[1], ends=[3], axes=[1]),
+    helper.make_node('Softmax', ['x'], ['sm'])],
+    [('x', x)],
+    [('c', np.clip(np.pad(x, ((0, 0), (0, 0), (1, 1)), constant_values=-1.0), -0.3, 0.4)),
+     ('s', x[:, 1:3]), ('sm', (e / e.sum(axis=1, keepdims=True)).reshape(2, 3, 4))],
+    opset=9)
+
+with open(sys.argv[2], 'w') as stamp:
+    stamp.write('generated\n')

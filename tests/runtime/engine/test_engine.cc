@@ -1,0 +1,185 @@
+// Engine behaviour: generated op/graph cases against numpy, error reporting, executors.
+#include <gtest/gtest.h>
+#include <onnx/onnx_pb.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "axstream/error.h"
+#include "axstream/runtime/engine.h"
+#include "case_runner.h"
+
+namespace fs = std::filesystem;
+using namespace axstream;
+using namespace axstream::engine;
+
+namespace {
+
+std::string cases_dir() {
+  const char *env = std::getenv("ENGINE_CASES_DIR");
+  return env ? env : "engine_cases";
+}
+
+std::vector<std::string> case_names() {
+  std::vector<std::string> names;
+  if (!fs::is_directory(cases_dir())) return names;
+  for (const auto &e : fs::directory_iterator(cases_dir())) names.push_back(e.path().filename());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+class GeneratedCase : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(GeneratedCase, MatchesNumpyReference) {
+  auto r = engine::testing::run_case(cases_dir() + "/" + GetParam());
+  EXPECT_EQ(r.status, engine::testing::CaseStatus::pass) << r.message;
+}
+
+TEST_P(GeneratedCase, ReferenceKernelsMatchNumpyToo) {
+  setenv("AXSTREAM_ENGINE_REFERENCE", "1", 1);
+  auto r = engine::testing::run_case(cases_dir() + "/" + GetParam());
+  unsetenv("AXSTREAM_ENGINE_REFERENCE");
+  EXPECT_EQ(r.status, engine::testing::CaseStatus::pass) << r.message;
+}
+
+INSTANTIATE_TEST_SUITE_P(Engine, GeneratedCase, ::testing::ValuesIn(case_names()),
+                         [](const auto &info) { return info.param; });
+
+// A one-node float model: x (shape given, may hold dim_params) -> op -> y.
+onnx::ModelProto one_node_model(const std::string &op, const std::string &node_name,
+                                const std::vector<std::string> &dims) {
+  onnx::ModelProto m;
+  m.set_ir_version(7);
+  m.add_opset_import()->set_version(13);
+  auto *g = m.mutable_graph();
+  g->set_name("test");
+  auto *n = g->add_node();
+  n->set_op_type(op);
+  n->set_name(node_name);
+  n->add_input("x");
+  n->add_output("y");
+  for (const char *name : {"x", "y"}) {
+    auto *vi = std::string(name) == "x" ? g->add_input() : g->add_output();
+    vi->set_name(name);
+    auto *tt = vi->mutable_type()->mutable_tensor_type();
+    tt->set_elem_type(onnx::TensorProto::FLOAT);
+    auto *shape = tt->mutable_shape();
+    for (const auto &d : dims) {
+      if (std::isdigit(static_cast<unsigned char>(d[0])))
+        shape->add_dim()->set_dim_value(std::stoll(d));
+      else
+        shape->add_dim()->set_dim_param(d);
+    }
+  }
+  return m;
+}
+
+template <typename E>
+std::string error_message(const std::function<void()> &f) {
+  try {
+    f();
+  } catch (const E &e) {
+    return e.what();
+  } catch (const std::exception &e) {
+    return std::string("wrong exception type: ") + e.what();
+  }
+  return "no exception";
+}
+
+TEST(Engine, UnknownOpThrowsNotImplementedNamingNodeOpAndOpset) {
+  auto bytes = one_node_model("FancyWarp", "warp_node_7", {"1", "4"}).SerializeAsString();
+  std::string msg =
+      error_message<NotImplemented>([&] { Program::from_bytes(bytes, "fancy.onnx"); });
+  EXPECT_NE(msg.find("warp_node_7"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("FancyWarp"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("opset 13"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("fancy.onnx"), std::string::npos) << msg;
+}
+
+TEST(Engine, TruncatedFileThrowsInvalidArgumentNamingFile) {
+  std::ifstream f(cases_dir() + "/conv_grouped_strided_padded_dilated/model.onnx",
+                  std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(f)), {});
+  ASSERT_GT(bytes.size(), 100u);
+  fs::path path = fs::temp_directory_path() / ("truncated_" + std::to_string(getpid()) + ".onnx");
+  std::ofstream(path, std::ios::binary)
+      .write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
+  std::string msg = error_message<InvalidArgument>([&] { Program::from_file(path.string()); });
+  fs::remove(path);
+  EXPECT_NE(msg.find(path.string()), std::string::npos) << msg;
+}
+
+TEST(Engine, MissingFileThrowsInvalidArgument) {
+  std::string msg =
+      error_message<InvalidArgument>([] { Program::from_file("/nonexistent/m.onnx"); });
+  EXPECT_NE(msg.find("/nonexistent/m.onnx"), std::string::npos) << msg;
+}
+
+TEST(Engine, UnresolvedDynamicDimThrowsInvalidArgumentNamingInput) {
+  auto bytes = one_node_model("Relu", "relu", {"batch", "4"}).SerializeAsString();
+  std::string msg = error_message<InvalidArgument>([&] { Program::from_bytes(bytes, "dyn.onnx"); });
+  EXPECT_NE(msg.find("'x'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("batch"), std::string::npos) << msg;
+}
+
+TEST(Engine, InputShapesFixDynamicDims) {
+  auto bytes = one_node_model("Relu", "relu", {"batch", "4"}).SerializeAsString();
+  CompileOptions options;
+  options.input_shapes["x"] = {2, 4};
+  auto program = Program::from_bytes(bytes, "dyn.onnx", options);
+  ASSERT_EQ(program->inputs().size(), 1u);
+  EXPECT_EQ(program->inputs()[0].shape, (std::vector<int64_t>{2, 4}));
+  std::vector<float> x = {-1, 2, -3, 4, 5, -6, 7, -8}, y(8);
+  program->make_executor()->run({x.data()}, {y.data()});
+  EXPECT_EQ(y, (std::vector<float>{0, 2, 0, 4, 5, 0, 7, 0}));
+}
+
+TEST(Engine, InputShapesNamingUnknownInputThrowsInvalidArgument) {
+  auto bytes = one_node_model("Relu", "relu", {"1", "4"}).SerializeAsString();
+  CompileOptions options;
+  options.input_shapes["nope"] = {1, 4};
+  std::string msg =
+      error_message<InvalidArgument>([&] { Program::from_bytes(bytes, "m.onnx", options); });
+  EXPECT_NE(msg.find("nope"), std::string::npos) << msg;
+}
+
+TEST(Engine, ExecutorRejectsWrongArgumentCount) {
+  auto program =
+      Program::from_bytes(one_node_model("Relu", "relu", {"1", "4"}).SerializeAsString(), "m.onnx");
+  auto exec = program->make_executor();
+  std::vector<float> y(4);
+  EXPECT_THROW(exec->run({}, {y.data()}), InvalidArgument);
+}
+
+TEST(Engine, DescribeListsNodesAndMacsCountConvWork) {
+  auto program = Program::from_file(cases_dir() + "/conv_relu_1x1_batch2/model.onnx");
+  std::string text = program->describe();
+  EXPECT_NE(text.find("Conv"), std::string::npos) << text;
+  // 2 batches * 5 out channels * 7*7 pixels * 3 in channels.
+  EXPECT_GE(program->macs(), 2u * 5 * 49 * 3);
+  EXPECT_EQ(dtype_name(DType::i8), std::string("int8"));
+  EXPECT_EQ(dtype_size(DType::i64), 8u);
+  EXPECT_EQ((TensorDesc{"t", DType::f32, {2, 3, 4}}.element_count()), 24u);
+}
+
+TEST(Engine, ExecutorsOnSeveralThreadsAgree) {
+  auto program = Program::from_file(cases_dir() + "/qdq_conv_relu_int8/model.onnx");
+  const auto &in = program->inputs()[0];
+  std::vector<int8_t> x(in.element_count());
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<int8_t>((i * 37) % 256 - 128);
+  std::vector<int8_t> expected(program->outputs()[0].element_count());
+  program->make_executor()->run({x.data()}, {expected.data()});
+  std::vector<std::vector<int8_t>> results(3, std::vector<int8_t>(expected.size()));
+  std::vector<std::thread> threads;
+  for (auto &r : results)
+    threads.emplace_back([&] {
+      auto exec = program->make_executor();
+      for (int i = 0; i < 5; ++i) exec->run({x.data()}, {r.data()});
+    });
+  for (auto &t : threads) t.join();
+  for (const auto &r : results) EXPECT_EQ(r, expected);
+}
+
+}  // namespace
