@@ -134,7 +134,8 @@ class PackageModel {
 
   // `input` is the model's float input in its own layout (`nchw` says which).
   Outputs run(const std::vector<float> &input, bool nchw, Outputs *core_outputs = nullptr) {
-    const auto &info = model_->inputs()[0];
+    const auto inputs = model_->inputs();  // by value
+    const auto &info = inputs[0];
     const int64_t h = info.shape[1], w = info.shape[2], cp = info.shape[3];
     const int64_t c = info.unpadded_shape()[3];
     std::vector<int8_t> device_in(info.size(), static_cast<int8_t>(info.zero_point));
