@@ -1,0 +1,777 @@
+/**
+ * SECTION:element-axinference
+ * @title: axinference
+ *
+ * Runs the input tensors axpreprocess attached to each video buffer (GstAxTensorMeta of kind
+ * GST_AX_TENSOR_INPUT for this model, one per frame or per ROI) through a ModelInstance on an
+ * Axelera device, and attaches the raw device outputs (padded int8, one fd memory per output
+ * tensor from a buffer pool) as a GstAxTensorMeta of kind GST_AX_TENSOR_OUTPUT with the same
+ * geometry and ROI id. The video buffer itself passes unchanged.
+ *
+ * Inference is asynchronous: up to max-inflight frames are on the device at once, and a push
+ * thread sends them downstream in their original order, with serialized events kept in place.
+ * EOS is forwarded after the last frame finishes; flushing seeks drop the frames in flight.
+ * The latency query adds the measured inference time. With shared=true, every axinference in
+ * the process with the same model, device and instance options uses one ModelInstance, so
+ * several streams feed one device. fd memory goes to the device as fds (zero-copy) when
+ * `dmabuf` is on.
+ *
+ * |[
+ * gst-launch-1.0 videotestsrc num-buffers=100 ! video/x-raw,width=320,height=240 ! \
+ *   axpreprocess model=tests/data/models/resnet_tiny ! \
+ *   axinference model=tests/data/models/resnet_tiny max-inflight=4 ! fakesink
+ * gst-launch-1.0 filesrc location=Megamind.avi ! decodebin ! \
+ *   axpreprocess model=models/blazeface ! axinference model=models/blazeface aipu-cores=1 ! \
+ *   axdecode decoder=blazeface ! axoverlay ! videoconvert ! autovideosink
+ * ]|
+ */
+#include "gstaxinference.h"
+
+#include <gst/allocators/gstfdmemory.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "axstream/gst/axtensormeta.h"
+#include "axstream/gst/axtensorpool.h"
+#include "axstream/runtime/runtime.h"
+
+GST_DEBUG_CATEGORY_STATIC(gst_ax_inference_debug);
+#define GST_CAT_DEFAULT gst_ax_inference_debug
+
+namespace rt = axstream::runtime;
+
+#define DEFAULT_PROP_MODEL nullptr
+#define DEFAULT_PROP_DEVICE nullptr
+#define DEFAULT_PROP_AIPU_CORES 0
+#define DEFAULT_PROP_NUM_SUB_DEVICES 1
+#define DEFAULT_PROP_DOUBLE_BUFFER FALSE
+#define DEFAULT_PROP_MAX_INFLIGHT 4
+#define DEFAULT_PROP_SHARED FALSE
+#define DEFAULT_PROP_DMABUF TRUE
+
+enum {
+  PROP_0,
+  PROP_MODEL,
+  PROP_DEVICE,
+  PROP_AIPU_CORES,
+  PROP_NUM_SUB_DEVICES,
+  PROP_DOUBLE_BUFFER,
+  PROP_MAX_INFLIGHT,
+  PROP_SHARED,
+  PROP_DMABUF,
+};
+
+
+static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE(
+    "sink", GST_PAD_SINK, GST_PAD_ALWAYS,
+    GST_STATIC_CAPS("video/x-raw; video/x-raw(memory:DMABuf)"));
+static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE(
+    "src", GST_PAD_SRC, GST_PAD_ALWAYS,
+    GST_STATIC_CAPS("video/x-raw; video/x-raw(memory:DMABuf)"));
+
+namespace {
+
+// One device instance and everything that keeps it alive. With shared=true one of these serves
+// every element with the same key in the process.
+struct DeviceInstance {
+  std::shared_ptr<rt::Context> context;
+  std::shared_ptr<rt::Connection> connection;
+  std::shared_ptr<rt::Model> model;
+  std::shared_ptr<rt::ModelInstance> instance;
+  ~DeviceInstance() {
+    if (context) context->release();
+  }
+};
+
+struct InstanceRequest {
+  std::string model;
+  std::string device;  // "" = any
+  int aipu_cores = 0;
+  int num_sub_devices = 1;
+  bool double_buffer = false;
+  bool dmabuf = true;
+  std::string key() const {
+    gchar *canonical = g_canonicalize_filename(model.c_str(), nullptr);
+    std::string path = canonical;
+    g_free(canonical);
+    if (g_str_has_suffix(path.c_str(), "/model.json")) path.resize(path.size() - 11);
+    return path + "|" + device + "|" + std::to_string(aipu_cores) + "|" +
+           std::to_string(num_sub_devices) + "|" + std::to_string(double_buffer) + "|" +
+           std::to_string(dmabuf);
+  }
+};
+
+std::shared_ptr<DeviceInstance> create_instance(const InstanceRequest &request) {
+  auto d = std::make_shared<DeviceInstance>();
+  d->context = rt::Context::create();
+  d->model = d->context->load_model(request.model);
+  std::optional<rt::DeviceInfo> device;
+  if (!request.device.empty()) {
+    std::string names;
+    for (const auto &info : d->context->list_devices()) {
+      if (info.name == request.device) device = info;
+      names += (names.empty() ? "" : ", ") + info.name;
+    }
+    if (!device)
+      throw axstream::InvalidArgument("device '" + request.device +
+                                      "' not found: expected one of " + names);
+  }
+  d->connection = d->context->device_connect(device ? &*device : nullptr,
+                                             std::max(1, request.num_sub_devices));
+  rt::InstanceOptions options;
+  options.aipu_cores = request.aipu_cores;
+  options.num_sub_devices = request.num_sub_devices;
+  options.double_buffer = request.double_buffer;
+  options.input_dmabuf = request.dmabuf;
+  options.output_dmabuf = request.dmabuf;
+  d->instance = d->connection->load_model_instance(d->model, options);
+  return d;
+}
+
+// Process-wide registry of shared instances (refcounted by the elements holding them).
+std::shared_ptr<DeviceInstance> acquire_instance(const InstanceRequest &request, bool shared) {
+  if (!shared) return create_instance(request);
+  static std::mutex mutex;
+  static std::map<std::string, std::weak_ptr<DeviceInstance>> registry;
+  std::lock_guard<std::mutex> lock(mutex);
+  const std::string key = request.key();
+  if (auto existing = registry[key].lock()) return existing;
+  auto created = create_instance(request);
+  registry[key] = created;
+  return created;
+}
+
+void name_this_thread(const char *name) { pthread_setname_np(pthread_self(), name); }
+
+// A buffer (or serialized event) on its way through the element, in stream order.
+struct Item {
+  GstBuffer *buffer = nullptr;
+  GstEvent *event = nullptr;
+  bool done = false;
+  std::string error;  // runtime message when the inference failed
+  ~Item() {
+    if (buffer) gst_buffer_unref(buffer);
+    if (event) gst_event_unref(event);
+  }
+};
+
+}  // namespace
+
+// C++ state, created in _init and deleted in finalize.
+struct GstAxInferenceState {
+  std::shared_ptr<DeviceInstance> device;
+  std::vector<rt::TensorInfo> inputs, outputs;
+  std::string model_key;  // canonical package path, to match input metas
+  GstBufferPool *output_pool = nullptr;
+  GstBufferPool *staging_pool = nullptr;  // fd copies of non-fd inputs when dmabuf is on
+  std::mutex staging_mutex;
+  bool dmabuf = true;
+  int max_inflight = DEFAULT_PROP_MAX_INFLIGHT;
+
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::deque<std::shared_ptr<Item>> order;  // everything not yet pushed, in stream order
+  std::deque<std::shared_ptr<Item>> work;   // buffers waiting for a runner
+  int inflight = 0;                         // buffers in `order`
+  bool flushing = false;
+  bool stopping = false;
+  uint64_t generation = 0;  // bumped by each flush
+  GstFlowReturn downstream = GST_FLOW_OK;
+  bool warned_no_tensor = false;
+  std::chrono::nanoseconds run_latency{0};  // largest inference time seen
+
+  std::vector<std::thread> runners;
+  std::thread pusher;
+
+  void release_pools() {
+    for (GstBufferPool **pool : {&output_pool, &staging_pool})
+      if (*pool) {
+        gst_buffer_pool_set_active(*pool, FALSE);
+        gst_object_unref(*pool);
+        *pool = nullptr;
+      }
+  }
+};
+
+struct _GstAxInference {
+  GstElement parent;
+  GstPad *sinkpad;
+  GstPad *srcpad;
+  gchar *model;
+  gchar *device;
+  gint aipu_cores;
+  gint num_sub_devices;
+  gboolean double_buffer;
+  guint max_inflight;
+  gboolean shared;
+  gboolean dmabuf;
+  GstAxInferenceState *state;
+};
+
+G_DEFINE_TYPE(GstAxInference, gst_ax_inference, GST_TYPE_ELEMENT);
+GST_ELEMENT_REGISTER_DEFINE(axinference, "axinference", GST_RANK_NONE, GST_TYPE_AX_INFERENCE);
+
+static std::string canonical_package(const char *path) {
+  if (!path) return {};
+  gchar *canonical = g_canonicalize_filename(path, nullptr);
+  std::string out = canonical;
+  g_free(canonical);
+  if (g_str_has_suffix(out.c_str(), "/model.json")) out.resize(out.size() - 11);
+  return out;
+}
+
+// One tensor argument for run(): the fd when the instance takes fds (copying non-fd memory into a
+// pooled fd buffer first), else a mapped pointer. Owns what it maps or acquires.
+class TensorArgument {
+ public:
+  TensorArgument(GstMemory *memory, bool as_fd, bool writable, GstBufferPool *staging,
+                 size_t staging_index)
+      : memory_(gst_memory_ref(memory)) {
+    if (as_fd && gst_is_fd_memory(memory)) {
+      argument_.fd = gst_fd_memory_get_fd(memory);
+      argument_.offset = size_t(memory->offset);
+      argument_.size = gst_memory_get_sizes(memory, nullptr, nullptr);
+      return;
+    }
+    if (as_fd) {
+      // The instance takes fds; an app handed us heap memory: one counted copy into fd memory.
+      if (!staging || gst_buffer_pool_acquire_buffer(staging, &staging_, nullptr) != GST_FLOW_OK)
+        throw axstream::InternalError("no fd staging buffer for a non-fd input tensor");
+      GstMemory *fd_memory = gst_buffer_peek_memory(staging_, guint(staging_index));
+      GstMapInfo src, dst;
+      if (!gst_memory_map(memory, &src, GST_MAP_READ))
+        throw axstream::InternalError("cannot map an input tensor for reading");
+      if (!gst_memory_map(fd_memory, &dst, GST_MAP_WRITE)) {
+        gst_memory_unmap(memory, &src);
+        throw axstream::InternalError("cannot map an fd staging tensor for writing");
+      }
+      memcpy(dst.data, src.data, std::min(src.size, dst.size));
+      gst_memory_unmap(fd_memory, &dst);
+      gst_memory_unmap(memory, &src);
+      argument_.fd = gst_fd_memory_get_fd(fd_memory);
+      argument_.offset = size_t(fd_memory->offset);
+      argument_.size = src.size;
+      return;
+    }
+    if (!gst_memory_map(memory, &map_, writable ? GST_MAP_READWRITE : GST_MAP_READ))
+      throw axstream::InternalError("cannot map a tensor memory");
+    mapped_ = true;
+    argument_.ptr = map_.data;
+    argument_.size = map_.size;
+  }
+  ~TensorArgument() {
+    if (mapped_) gst_memory_unmap(memory_, &map_);
+    if (staging_) gst_buffer_unref(staging_);
+    gst_memory_unref(memory_);
+  }
+  TensorArgument(const TensorArgument &) = delete;
+  TensorArgument &operator=(const TensorArgument &) = delete;
+  const rt::Argument &argument() const { return argument_; }
+
+ private:
+  GstMemory *memory_;
+  GstMapInfo map_{};
+  bool mapped_ = false;
+  GstBuffer *staging_ = nullptr;
+  rt::Argument argument_;
+};
+
+// Runs every matching input meta of `buffer`; throws the runtime's error.
+static void infer_buffer(GstAxInference *self, GstBuffer *buffer) {
+  GstAxInferenceState *state = self->state;
+  std::vector<GstAxTensorMeta *> inputs;
+  gpointer iter = nullptr;
+  GstMeta *meta;
+  while ((meta = gst_buffer_iterate_meta_filtered(buffer, &iter, GST_AX_TENSOR_META_API_TYPE))) {
+    auto *m = reinterpret_cast<GstAxTensorMeta *>(meta);
+    if (m->kind == GST_AX_TENSOR_INPUT && m->tensors &&
+        (!m->model || canonical_package(m->model) == state->model_key))
+      inputs.push_back(m);
+  }
+  if (inputs.empty()) {
+    std::lock_guard<std::mutex> lock(state->mutex);
+    if (!state->warned_no_tensor) {
+      state->warned_no_tensor = true;
+      GST_ELEMENT_WARNING(self, STREAM, FORMAT, ("a frame has no input tensor for model '%s'",
+                                                  self->model),
+                          ("no GstAxTensorMeta of kind INPUT for this model on %" GST_PTR_FORMAT
+                           "; is axpreprocess model=%s upstream? Frames pass without outputs",
+                           buffer, self->model));
+    }
+    return;
+  }
+  for (GstAxTensorMeta *input : inputs) {
+    const guint n_in = gst_buffer_n_memory(input->tensors);
+    if (n_in != state->inputs.size())
+      throw axstream::InvalidArgument(
+          "input tensor meta of model '" + std::string(self->model) + "' holds " +
+          std::to_string(n_in) + " tensors: expected " + std::to_string(state->inputs.size()));
+    GstBuffer *outputs = nullptr;
+    if (gst_buffer_pool_acquire_buffer(state->output_pool, &outputs, nullptr) != GST_FLOW_OK)
+      throw axstream::InternalError("no output tensor buffer from the pool");
+    try {
+      std::vector<std::unique_ptr<TensorArgument>> held;
+      std::vector<rt::Argument> in_args, out_args;
+      for (guint i = 0; i < n_in; ++i) {
+        held.push_back(std::make_unique<TensorArgument>(gst_buffer_peek_memory(input->tensors, i),
+                                                        state->dmabuf, false,
+                                                        state->staging_pool, i));
+        in_args.push_back(held.back()->argument());
+      }
+      for (guint i = 0; i < gst_buffer_n_memory(outputs); ++i) {
+        held.push_back(std::make_unique<TensorArgument>(gst_buffer_peek_memory(outputs, i),
+                                                        state->dmabuf, true, nullptr, 0));
+        out_args.push_back(held.back()->argument());
+      }
+      const auto start = std::chrono::steady_clock::now();
+      state->device->instance->run(in_args, out_args);
+      const auto took = std::chrono::steady_clock::now() - start;
+      {
+        std::lock_guard<std::mutex> lock(state->mutex);
+        state->run_latency = std::max(
+            state->run_latency, std::chrono::duration_cast<std::chrono::nanoseconds>(took));
+      }
+    } catch (...) {
+      gst_buffer_unref(outputs);
+      throw;
+    }
+    gst_buffer_add_ax_tensor_meta(buffer, GST_AX_TENSOR_OUTPUT, self->model, input->roi_id,
+                                  &input->transform, outputs);
+    gst_buffer_unref(outputs);
+  }
+}
+
+static void runner_loop(GstAxInference *self, int index) {
+  name_this_thread(("axinf-run" + std::to_string(index)).c_str());
+  GstAxInferenceState *state = self->state;
+  std::unique_lock<std::mutex> lock(state->mutex);
+  for (;;) {
+    state->changed.wait(lock, [&] { return state->stopping || !state->work.empty(); });
+    if (state->stopping) return;
+    std::shared_ptr<Item> item = state->work.front();
+    state->work.pop_front();
+    lock.unlock();
+    std::string error;
+    try {
+      infer_buffer(self, item->buffer);
+    } catch (const std::exception &e) {
+      error = e.what();
+    }
+    lock.lock();
+    item->error = std::move(error);
+    item->done = true;
+    state->changed.notify_all();
+  }
+}
+
+static void pusher_loop(GstAxInference *self) {
+  name_this_thread("axinf-push");
+  GstAxInferenceState *state = self->state;
+  std::unique_lock<std::mutex> lock(state->mutex);
+  for (;;) {
+    state->changed.wait(lock, [&] {
+      return state->stopping || (!state->order.empty() && state->order.front()->done);
+    });
+    if (state->stopping) return;
+    std::shared_ptr<Item> item = state->order.front();
+    state->order.pop_front();
+    const uint64_t generation = state->generation;
+    if (item->buffer) state->inflight--;
+    state->changed.notify_all();
+    lock.unlock();
+
+    GstFlowReturn ret = GST_FLOW_OK;
+    if (item->event) {
+      GstEvent *event = item->event;
+      item->event = nullptr;
+      gst_pad_push_event(self->srcpad, event);
+    } else if (!item->error.empty()) {
+      GST_ELEMENT_ERROR(self, STREAM, FAILED,
+                        ("inference of model '%s' failed", self->model),
+                        ("ModelInstance::run: %s", item->error.c_str()));
+      ret = GST_FLOW_ERROR;
+    } else {
+      GstBuffer *buffer = item->buffer;
+      item->buffer = nullptr;
+      ret = gst_pad_push(self->srcpad, buffer);
+    }
+    item.reset();
+    lock.lock();
+    // A flush since the pop makes this result stale.
+    if (ret != GST_FLOW_OK && generation == state->generation && state->downstream == GST_FLOW_OK)
+      state->downstream = ret;
+  }
+}
+
+static void start_threads(GstAxInference *self) {
+  GstAxInferenceState *state = self->state;
+  state->stopping = false;
+  state->flushing = false;
+  state->downstream = GST_FLOW_OK;
+  state->max_inflight = int(self->max_inflight);
+  for (int i = 0; i < state->max_inflight; ++i)
+    state->runners.emplace_back(runner_loop, self, i);
+  state->pusher = std::thread(pusher_loop, self);
+}
+
+static void stop_threads(GstAxInference *self) {
+  GstAxInferenceState *state = self->state;
+  {
+    std::lock_guard<std::mutex> lock(state->mutex);
+    state->stopping = true;
+    state->changed.notify_all();
+  }
+  for (auto &t : state->runners) t.join();
+  state->runners.clear();
+  if (state->pusher.joinable()) state->pusher.join();
+  std::lock_guard<std::mutex> lock(state->mutex);
+  state->order.clear();
+  state->work.clear();
+  state->inflight = 0;
+}
+
+// Drops everything queued (flush-start / shutdown) and wakes a blocked chain.
+static void flush_queue(GstAxInferenceState *state) {
+  std::lock_guard<std::mutex> lock(state->mutex);
+  state->flushing = true;
+  state->generation++;
+  state->order.clear();
+  state->work.clear();
+  state->inflight = 0;
+  state->changed.notify_all();
+}
+
+static GstFlowReturn gst_ax_inference_chain(GstPad *pad, GstObject *parent, GstBuffer *buffer) {
+  auto *self = GST_AX_INFERENCE(parent);
+  GstAxInferenceState *state = self->state;
+  // Outputs are added as metas, which needs a writable buffer (a shallow copy shares the memory).
+  buffer = gst_buffer_make_writable(buffer);
+  std::unique_lock<std::mutex> lock(state->mutex);
+  state->changed.wait(lock, [&] {
+    return state->flushing || state->stopping || state->downstream != GST_FLOW_OK ||
+           state->inflight < state->max_inflight;
+  });
+  if (state->flushing || state->stopping) {
+    gst_buffer_unref(buffer);
+    return GST_FLOW_FLUSHING;
+  }
+  if (state->downstream != GST_FLOW_OK) {
+    gst_buffer_unref(buffer);
+    return state->downstream;
+  }
+  auto item = std::make_shared<Item>();
+  item->buffer = buffer;
+  state->order.push_back(item);
+  state->work.push_back(item);
+  state->inflight++;
+  state->changed.notify_all();
+  return GST_FLOW_OK;
+}
+
+// Waits until every queued item has been pushed (drain query); false if flushed meanwhile.
+static bool wait_drained(GstAxInferenceState *state) {
+  std::unique_lock<std::mutex> lock(state->mutex);
+  state->changed.wait(lock, [&] { return state->order.empty() || state->flushing || state->stopping; });
+  return state->order.empty();
+}
+
+static gboolean gst_ax_inference_sink_event(GstPad *pad, GstObject *parent, GstEvent *event) {
+  auto *self = GST_AX_INFERENCE(parent);
+  GstAxInferenceState *state = self->state;
+  switch (GST_EVENT_TYPE(event)) {
+    case GST_EVENT_FLUSH_START: {
+      flush_queue(state);
+      return gst_pad_push_event(self->srcpad, event);
+    }
+    case GST_EVENT_FLUSH_STOP: {
+      {
+        std::lock_guard<std::mutex> lock(state->mutex);
+        state->order.clear();
+        state->work.clear();
+        state->inflight = 0;
+        state->flushing = false;
+        state->downstream = GST_FLOW_OK;
+      }
+      return gst_pad_push_event(self->srcpad, event);
+    }
+    default:
+      break;
+  }
+  if (!GST_EVENT_IS_SERIALIZED(event)) return gst_pad_event_default(pad, parent, event);
+  // Serialized events (caps, segment, EOS, ...) keep their place among the frames: the push
+  // thread sends them after every frame queued before them, so EOS leaves after the last frame.
+  std::lock_guard<std::mutex> lock(state->mutex);
+  if (state->flushing || state->stopping) {
+    gst_event_unref(event);
+    return FALSE;
+  }
+  auto item = std::make_shared<Item>();
+  item->event = event;
+  item->done = true;
+  state->order.push_back(item);
+  state->changed.notify_all();
+  return TRUE;
+}
+
+static gboolean gst_ax_inference_sink_query(GstPad *pad, GstObject *parent, GstQuery *query) {
+  auto *self = GST_AX_INFERENCE(parent);
+  // Serialized queries (drain, allocation, ...) see the stream as it is after the queued frames.
+  if (GST_QUERY_IS_SERIALIZED(query) && !wait_drained(self->state)) return FALSE;
+  return gst_pad_query_default(pad, parent, query);
+}
+
+static gboolean gst_ax_inference_src_query(GstPad *pad, GstObject *parent, GstQuery *query) {
+  auto *self = GST_AX_INFERENCE(parent);
+  if (GST_QUERY_TYPE(query) == GST_QUERY_LATENCY) {
+    if (!gst_pad_peer_query(self->sinkpad, query)) return FALSE;
+    gboolean live;
+    GstClockTime min_latency, max_latency;
+    gst_query_parse_latency(query, &live, &min_latency, &max_latency);
+    GstClockTime ours;
+    guint inflight;
+    {
+      std::lock_guard<std::mutex> lock(self->state->mutex);
+      ours = GstClockTime(self->state->run_latency.count());
+      inflight = guint(self->state->max_inflight);
+    }
+    // A frame leaves at least one inference after it came; the queue holds up to max-inflight.
+    min_latency += ours;
+    if (GST_CLOCK_TIME_IS_VALID(max_latency)) max_latency += ours * inflight;
+    GST_DEBUG_OBJECT(self, "latency: live %d min %" GST_TIME_FORMAT " max %" GST_TIME_FORMAT,
+                     live, GST_TIME_ARGS(min_latency), GST_TIME_ARGS(max_latency));
+    gst_query_set_latency(query, live, min_latency, max_latency);
+    return TRUE;
+  }
+  return gst_pad_query_default(pad, parent, query);
+}
+
+static gboolean open_device(GstAxInference *self) {
+  GstAxInferenceState *state = self->state;
+  if (!self->model || !*self->model) {
+    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("axinference needs a model package"),
+                      ("the 'model' property is not set: set it to a package directory or its "
+                       "model.json"));
+    return FALSE;
+  }
+  InstanceRequest request;
+  request.model = self->model;
+  request.device = self->device ? self->device : "";
+  request.aipu_cores = self->aipu_cores;
+  request.num_sub_devices = self->num_sub_devices;
+  request.double_buffer = self->double_buffer;
+  request.dmabuf = self->dmabuf;
+  try {
+    state->device = acquire_instance(request, self->shared);
+    state->inputs = state->device->model->inputs();
+    state->outputs = state->device->model->outputs();
+  } catch (const std::exception &e) {
+    GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ_WRITE,
+                      ("axinference could not load model '%s' on device '%s'", self->model,
+                       self->device ? self->device : "(any)"),
+                      ("%s", e.what()));
+    state->device.reset();
+    return FALSE;
+  }
+  state->model_key = canonical_package(self->model);
+  state->dmabuf = self->dmabuf;
+  std::vector<gsize> out_sizes, in_sizes;
+  for (const auto &t : state->outputs) out_sizes.push_back(t.size());
+  for (const auto &t : state->inputs) in_sizes.push_back(t.size());
+  state->output_pool =
+      gst_ax_tensor_pool_new(out_sizes.data(), guint(out_sizes.size()), self->max_inflight);
+  if (self->dmabuf) state->staging_pool = gst_ax_tensor_pool_new(in_sizes.data(), guint(in_sizes.size()), 1);
+  if (!state->output_pool || (self->dmabuf && !state->staging_pool)) {
+    GST_ELEMENT_ERROR(self, RESOURCE, NO_SPACE_LEFT, ("axinference has no tensor memory"),
+                      ("could not make fd tensor pools (memfd_create failed)"));
+    state->release_pools();
+    state->device.reset();
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static GstStateChangeReturn gst_ax_inference_change_state(GstElement *element,
+                                                          GstStateChange transition) {
+  auto *self = GST_AX_INFERENCE(element);
+  GstAxInferenceState *state = self->state;
+  switch (transition) {
+    case GST_STATE_CHANGE_READY_TO_PAUSED:
+      if (!open_device(self)) return GST_STATE_CHANGE_FAILURE;
+      start_threads(self);
+      break;
+    case GST_STATE_CHANGE_PAUSED_TO_READY:
+      // Unblock a chain waiting for a free slot so the pads can deactivate.
+      flush_queue(state);
+      break;
+    default:
+      break;
+  }
+  GstStateChangeReturn ret =
+      GST_ELEMENT_CLASS(gst_ax_inference_parent_class)->change_state(element, transition);
+  if (transition == GST_STATE_CHANGE_PAUSED_TO_READY ||
+      (transition == GST_STATE_CHANGE_READY_TO_PAUSED && ret == GST_STATE_CHANGE_FAILURE)) {
+    stop_threads(self);
+    state->release_pools();
+    state->device.reset();
+    state->run_latency = std::chrono::nanoseconds(0);
+    state->warned_no_tensor = false;
+  }
+  return ret;
+}
+
+static void gst_ax_inference_set_property(GObject *object, guint prop_id, const GValue *value,
+                                          GParamSpec *pspec) {
+  auto *self = GST_AX_INFERENCE(object);
+  GST_OBJECT_LOCK(self);
+  switch (prop_id) {
+    case PROP_MODEL:
+      g_free(self->model);
+      self->model = g_value_dup_string(value);
+      break;
+    case PROP_DEVICE:
+      g_free(self->device);
+      self->device = g_value_dup_string(value);
+      break;
+    case PROP_AIPU_CORES: self->aipu_cores = g_value_get_int(value); break;
+    case PROP_NUM_SUB_DEVICES: self->num_sub_devices = g_value_get_int(value); break;
+    case PROP_DOUBLE_BUFFER: self->double_buffer = g_value_get_boolean(value); break;
+    case PROP_MAX_INFLIGHT: self->max_inflight = g_value_get_uint(value); break;
+    case PROP_SHARED: self->shared = g_value_get_boolean(value); break;
+    case PROP_DMABUF: self->dmabuf = g_value_get_boolean(value); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+  }
+  GST_OBJECT_UNLOCK(self);
+}
+
+static void gst_ax_inference_get_property(GObject *object, guint prop_id, GValue *value,
+                                          GParamSpec *pspec) {
+  auto *self = GST_AX_INFERENCE(object);
+  GST_OBJECT_LOCK(self);
+  switch (prop_id) {
+    case PROP_MODEL: g_value_set_string(value, self->model); break;
+    case PROP_DEVICE: g_value_set_string(value, self->device); break;
+    case PROP_AIPU_CORES: g_value_set_int(value, self->aipu_cores); break;
+    case PROP_NUM_SUB_DEVICES: g_value_set_int(value, self->num_sub_devices); break;
+    case PROP_DOUBLE_BUFFER: g_value_set_boolean(value, self->double_buffer); break;
+    case PROP_MAX_INFLIGHT: g_value_set_uint(value, self->max_inflight); break;
+    case PROP_SHARED: g_value_set_boolean(value, self->shared); break;
+    case PROP_DMABUF: g_value_set_boolean(value, self->dmabuf); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+  }
+  GST_OBJECT_UNLOCK(self);
+}
+
+static void gst_ax_inference_finalize(GObject *object) {
+  auto *self = GST_AX_INFERENCE(object);
+  stop_threads(self);
+  self->state->release_pools();
+  delete self->state;
+  g_free(self->model);
+  g_free(self->device);
+  G_OBJECT_CLASS(gst_ax_inference_parent_class)->finalize(object);
+}
+
+static void gst_ax_inference_class_init(GstAxInferenceClass *klass) {
+  GObjectClass *gobject_class = G_OBJECT_CLASS(klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS(klass);
+  gobject_class->set_property = gst_ax_inference_set_property;
+  gobject_class->get_property = gst_ax_inference_get_property;
+  gobject_class->finalize = gst_ax_inference_finalize;
+  element_class->change_state = GST_DEBUG_FUNCPTR(gst_ax_inference_change_state);
+
+  auto ready_flags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+                                              GST_PARAM_MUTABLE_READY);
+  g_object_class_install_property(
+      gobject_class, PROP_MODEL,
+      g_param_spec_string("model", "Model package",
+                          "Model package directory (or its model.json) to run; required. Input "
+                          "tensor metas of this package are run",
+                          DEFAULT_PROP_MODEL, ready_flags));
+  g_object_class_install_property(
+      gobject_class, PROP_DEVICE,
+      g_param_spec_string("device", "Device",
+                          "Device name to run on, e.g. \"metis-0:1:0\" (see axdevice); unset: "
+                          "the first device with enough free sub-devices",
+                          DEFAULT_PROP_DEVICE, ready_flags));
+  g_object_class_install_property(
+      gobject_class, PROP_AIPU_CORES,
+      g_param_spec_int("aipu-cores", "AIPU cores",
+                       "AIPU cores (L2 resources) the model instance uses; 0: as many as the "
+                       "connection has, at most the model's batch",
+                       0, 64, DEFAULT_PROP_AIPU_CORES, ready_flags));
+  g_object_class_install_property(
+      gobject_class, PROP_NUM_SUB_DEVICES,
+      g_param_spec_int("num-sub-devices", "Sub-devices",
+                       "Sub-devices (AIPU cores) reserved on the device for this element", 1, 64,
+                       DEFAULT_PROP_NUM_SUB_DEVICES, ready_flags));
+  g_object_class_install_property(
+      gobject_class, PROP_DOUBLE_BUFFER,
+      g_param_spec_boolean("double-buffer", "Double buffer",
+                           "Make the instance with double buffering (inputs of the next run "
+                           "load while the current one computes)",
+                           DEFAULT_PROP_DOUBLE_BUFFER, ready_flags));
+  g_object_class_install_property(
+      gobject_class, PROP_MAX_INFLIGHT,
+      g_param_spec_uint("max-inflight", "Frames in flight",
+                        "Most frames being inferred or waiting to be pushed at once; upstream "
+                        "blocks beyond it. Output order is always kept",
+                        1, 64, DEFAULT_PROP_MAX_INFLIGHT, ready_flags));
+  g_object_class_install_property(
+      gobject_class, PROP_SHARED,
+      g_param_spec_boolean("shared", "Shared instance",
+                           "Share one model instance with every other shared axinference in the "
+                           "process that has the same model, device and instance options",
+                           DEFAULT_PROP_SHARED, ready_flags));
+  g_object_class_install_property(
+      gobject_class, PROP_DMABUF,
+      g_param_spec_boolean("dmabuf", "dmabuf I/O",
+                           "Make the instance with input_dmabuf/output_dmabuf and hand fd "
+                           "tensor memory to the device as fds, without mapping or copying; off: "
+                           "map the tensors and pass pointers",
+                           DEFAULT_PROP_DMABUF, ready_flags));
+
+  gst_element_class_add_static_pad_template(element_class, &sink_template);
+  gst_element_class_add_static_pad_template(element_class, &src_template);
+  gst_element_class_set_static_metadata(
+      element_class, "Axelera inference", "Filter/Analyzer/Video",
+      "Runs a model's input tensors on an Axelera AIPU asynchronously, frame order kept, and "
+      "attaches the output tensors as a tensor meta; video passes unchanged",
+      "axstream developers");
+  GST_DEBUG_CATEGORY_INIT(gst_ax_inference_debug, "axinference", 0, "axstream inference");
+}
+
+static void gst_ax_inference_init(GstAxInference *self) {
+  self->sinkpad = gst_pad_new_from_static_template(&sink_template, "sink");
+  gst_pad_set_chain_function(self->sinkpad, GST_DEBUG_FUNCPTR(gst_ax_inference_chain));
+  gst_pad_set_event_function(self->sinkpad, GST_DEBUG_FUNCPTR(gst_ax_inference_sink_event));
+  gst_pad_set_query_function(self->sinkpad, GST_DEBUG_FUNCPTR(gst_ax_inference_sink_query));
+  GST_PAD_SET_PROXY_CAPS(self->sinkpad);
+  GST_PAD_SET_PROXY_ALLOCATION(self->sinkpad);
+  gst_element_add_pad(GST_ELEMENT(self), self->sinkpad);
+
+  self->srcpad = gst_pad_new_from_static_template(&src_template, "src");
+  gst_pad_set_query_function(self->srcpad, GST_DEBUG_FUNCPTR(gst_ax_inference_src_query));
+  GST_PAD_SET_PROXY_CAPS(self->srcpad);
+  gst_element_add_pad(GST_ELEMENT(self), self->srcpad);
+
+  self->model = nullptr;
+  self->device = nullptr;
+  self->aipu_cores = DEFAULT_PROP_AIPU_CORES;
+  self->num_sub_devices = DEFAULT_PROP_NUM_SUB_DEVICES;
+  self->double_buffer = DEFAULT_PROP_DOUBLE_BUFFER;
+  self->max_inflight = DEFAULT_PROP_MAX_INFLIGHT;
+  self->shared = DEFAULT_PROP_SHARED;
+  self->dmabuf = DEFAULT_PROP_DMABUF;
+  self->state = new GstAxInferenceState();
+}

@@ -1,0 +1,287 @@
+// axinference through GstHarness on the seeded resnet_tiny package: outputs equal
+// ModelInstance::run, order kept with several frames in flight, EOS drains, flushing, latency,
+// shared instances and the error paths.
+#include <gst/allocators/gstfdmemory.h>
+
+#include <fstream>
+#include <iterator>
+#include <random>
+#include <vector>
+
+#include "axstream/gst/axtensormeta.h"
+#include "axstream/gst/axtensorpool.h"
+#include "axstream/runtime/runtime.h"
+#include "gst_test_util.h"
+
+namespace rt = axstream::runtime;
+
+namespace {
+
+const auto *gst_environment = ::testing::AddGlobalTestEnvironment(new axtest::GstEnvironment);
+
+using Bytes = std::vector<int8_t>;
+
+Bytes read_file(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  return Bytes(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// The model run directly, without GStreamer: what the element must reproduce.
+class DirectRun {
+ public:
+  explicit DirectRun(const std::string &model) : context_(rt::Context::create()) {
+    model_ = context_->load_model(model);
+    instance_ = context_->device_connect(nullptr, 1)->load_model_instance(model_);
+  }
+  ~DirectRun() { context_->release(); }
+  Bytes run(const Bytes &input) {
+    Bytes output(model_->outputs()[0].size());
+    instance_->run({{const_cast<int8_t *>(input.data()), -1, 0, input.size()}},
+                   {{output.data(), -1, 0, output.size()}});
+    return output;
+  }
+  size_t input_size() const { return model_->inputs()[0].size(); }
+
+ private:
+  std::shared_ptr<rt::Context> context_;
+  std::shared_ptr<rt::Model> model_;
+  std::shared_ptr<rt::ModelInstance> instance_;
+};
+
+Bytes random_input(size_t size, uint32_t seed) {
+  std::mt19937 rng(seed);
+  Bytes out(size);
+  for (auto &b : out) b = int8_t(rng());
+  return out;
+}
+
+// A tiny video buffer carrying `input` as an INPUT tensor meta (fd memory unless heap is asked).
+GstBuffer *frame_with_tensor(const std::string &model, const Bytes &input, GstClockTime pts,
+                             bool fd_memory = true) {
+  GstBuffer *frame = gst_buffer_new_allocate(nullptr, 16 * 16 * 3, nullptr);
+  GST_BUFFER_PTS(frame) = pts;
+  GstBuffer *tensors = nullptr;
+  GstBufferPool *pool = nullptr;
+  if (fd_memory) {
+    const gsize size = input.size();
+    pool = gst_ax_tensor_pool_new(&size, 1, 1);
+    EXPECT_EQ(gst_buffer_pool_acquire_buffer(pool, &tensors, nullptr), GST_FLOW_OK);
+  } else {
+    tensors = gst_buffer_new_allocate(nullptr, input.size(), nullptr);
+  }
+  gst_buffer_fill(tensors, 0, input.data(), input.size());
+  GstAxTransform transform{};
+  transform.scale_x = transform.scale_y = 1.0;
+  transform.tensor_width = transform.tensor_height = 32;
+  gst_buffer_add_ax_tensor_meta(frame, GST_AX_TENSOR_INPUT, model.c_str(), -1, &transform,
+                                tensors);
+  gst_buffer_unref(tensors);
+  if (pool) {
+    gst_buffer_pool_set_active(pool, FALSE);  // the meta's ref keeps its buffer alive
+    gst_object_unref(pool);
+  }
+  return frame;
+}
+
+Bytes output_of(GstBuffer *buffer) {
+  GstAxTensorMeta *meta = gst_buffer_get_ax_tensor_meta(buffer, GST_AX_TENSOR_OUTPUT, nullptr, -1);
+  EXPECT_NE(meta, nullptr);
+  if (!meta) return {};
+  GstMapInfo map;
+  gst_buffer_map(meta->tensors, &map, GST_MAP_READ);
+  Bytes out(map.data, map.data + map.size);
+  gst_buffer_unmap(meta->tensors, &map);
+  return out;
+}
+
+GstHarness *inference_harness(const std::string &model, const char *extra = "") {
+  std::string launch = "axinference model=\"" + model + "\" " + extra;
+  GstHarness *h = gst_harness_new_parse(launch.c_str());
+  gst_harness_set_src_caps_str(h, "video/x-raw,format=RGB,width=16,height=16,framerate=30/1");
+  return h;
+}
+
+TEST(AxInference, OutputEqualsModelInstanceRunAndThePackageReference) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  const Bytes input = read_file(model + "/reference/input_0.bin");
+  const Bytes reference = read_file(model + "/reference/output_0.bin");
+  DirectRun direct(model);
+  ASSERT_EQ(input.size(), direct.input_size());
+  const Bytes expected = direct.run(input);
+  EXPECT_EQ(expected, reference);
+
+  for (const char *mode : {"dmabuf=true", "dmabuf=false"}) {
+    for (bool fd_input : {true, false}) {
+      GstHarness *h = inference_harness(model, mode);
+      ASSERT_EQ(gst_harness_push(h, frame_with_tensor(model, input, 0, fd_input)), GST_FLOW_OK);
+      GstBuffer *out = gst_harness_pull(h);
+      ASSERT_NE(out, nullptr);
+      GstAxTensorMeta *meta =
+          gst_buffer_get_ax_tensor_meta(out, GST_AX_TENSOR_OUTPUT, model.c_str(), -1);
+      ASSERT_NE(meta, nullptr) << mode;
+      EXPECT_TRUE(gst_is_fd_memory(gst_buffer_peek_memory(meta->tensors, 0)));
+      EXPECT_EQ(gst_buffer_get_size(meta->tensors), expected.size());
+      EXPECT_EQ(output_of(out), expected) << mode << (fd_input ? " fd input" : " heap input");
+      gst_buffer_unref(out);
+      gst_harness_teardown(h);
+    }
+  }
+}
+
+TEST(AxInference, KeepsFrameOrderWithSeveralFramesInFlight) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  DirectRun direct(model);
+  GstHarness *h = inference_harness(model, "max-inflight=4");
+  const int frames = 24;
+  std::vector<Bytes> expected;
+  for (int i = 0; i < frames; ++i) {
+    const Bytes input = random_input(direct.input_size(), 100 + i);
+    expected.push_back(direct.run(input));
+    ASSERT_EQ(gst_harness_push(h, frame_with_tensor(model, input, GstClockTime(i) * GST_MSECOND)),
+              GST_FLOW_OK);
+  }
+  for (int i = 0; i < frames; ++i) {
+    GstBuffer *out = gst_harness_pull(h);
+    ASSERT_NE(out, nullptr);
+    EXPECT_EQ(GST_BUFFER_PTS(out), GstClockTime(i) * GST_MSECOND) << "frame " << i;
+    EXPECT_EQ(output_of(out), expected[i]) << "frame " << i;
+    gst_buffer_unref(out);
+  }
+  gst_harness_teardown(h);
+}
+
+TEST(AxInference, EosIsForwardedAfterEveryQueuedFrame) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  GstHarness *h = inference_harness(model, "max-inflight=8");
+  const Bytes input = read_file(model + "/reference/input_0.bin");
+  const int frames = 8;
+  for (int i = 0; i < frames; ++i)
+    ASSERT_EQ(gst_harness_push(h, frame_with_tensor(model, input, GstClockTime(i))), GST_FLOW_OK);
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+  GstEvent *event = nullptr;
+  while ((event = gst_harness_pull_event(h)) && GST_EVENT_TYPE(event) != GST_EVENT_EOS)
+    gst_event_unref(event);
+  ASSERT_NE(event, nullptr) << "no EOS came out";
+  gst_event_unref(event);
+  // Buffers reach the harness before the EOS that followed them.
+  EXPECT_EQ(gst_harness_buffers_received(h), guint(frames));
+  for (int i = 0; i < frames; ++i) gst_buffer_unref(gst_harness_pull(h));
+  gst_harness_teardown(h);
+}
+
+TEST(AxInference, FlushDropsQueuedFramesAndStreamingContinues) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  GstHarness *h = inference_harness(model, "max-inflight=16");
+  const Bytes input = read_file(model + "/reference/input_0.bin");
+  const int before = 12;
+  for (int i = 0; i < before; ++i)
+    ASSERT_EQ(gst_harness_push(h, frame_with_tensor(model, input, GstClockTime(i))), GST_FLOW_OK);
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_flush_start()));
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_flush_stop(TRUE)));
+  const guint received_at_flush = gst_harness_buffers_received(h);
+  EXPECT_LE(received_at_flush, guint(before));
+  // Drain whatever was pushed before the flush, then a new segment streams normally.
+  while (gst_harness_try_pull(h)) {
+  }
+  GstSegment segment;
+  gst_segment_init(&segment, GST_FORMAT_TIME);
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_segment(&segment)));
+  ASSERT_EQ(gst_harness_push(h, frame_with_tensor(model, input, 5 * GST_SECOND)), GST_FLOW_OK);
+  GstBuffer *out = gst_harness_pull(h);
+  ASSERT_NE(out, nullptr);
+  EXPECT_EQ(GST_BUFFER_PTS(out), 5 * GST_SECOND);
+  EXPECT_EQ(output_of(out), read_file(model + "/reference/output_0.bin"));
+  gst_buffer_unref(out);
+  gst_harness_teardown(h);
+}
+
+TEST(AxInference, LatencyQueryAddsTheInferenceTime) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  GstHarness *h = inference_harness(model);
+  gst_harness_set_upstream_latency(h, 10 * GST_MSECOND);
+  const Bytes input = read_file(model + "/reference/input_0.bin");
+  ASSERT_EQ(gst_harness_push(h, frame_with_tensor(model, input, 0)), GST_FLOW_OK);
+  gst_buffer_unref(gst_harness_pull(h));
+  const GstClockTime latency = gst_harness_query_latency(h);
+  EXPECT_GT(latency, 10 * GST_MSECOND);
+  EXPECT_LT(latency, 10 * GST_MSECOND + 10 * GST_SECOND);
+  gst_harness_teardown(h);
+}
+
+TEST(AxInference, SharedElementsUseOneInstanceAndItsReservation) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  // Each asks for all 4 sub-devices of the default device: only possible if they share.
+  GstHarness *a = inference_harness(model, "shared=true num-sub-devices=4");
+  GstHarness *b = inference_harness(model, "shared=true num-sub-devices=4");
+  const Bytes input = read_file(model + "/reference/input_0.bin");
+  const Bytes reference = read_file(model + "/reference/output_0.bin");
+  ASSERT_EQ(gst_harness_push(a, frame_with_tensor(model, input, 0)), GST_FLOW_OK);
+  ASSERT_EQ(gst_harness_push(b, frame_with_tensor(model, input, 0)), GST_FLOW_OK);
+  GstBuffer *out_a = gst_harness_pull(a), *out_b = gst_harness_pull(b);
+  EXPECT_EQ(output_of(out_a), reference);
+  EXPECT_EQ(output_of(out_b), reference);
+  gst_buffer_unref(out_a);
+  gst_buffer_unref(out_b);
+  gst_harness_teardown(a);
+  gst_harness_teardown(b);
+}
+
+TEST(AxInference, UnsharedElementsCannotBothReserveEveryCore) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  GstHarness *a = inference_harness(model, "num-sub-devices=4");
+  GstElement *second = gst_element_factory_make("axinference", nullptr);
+  g_object_set(second, "model", model.c_str(), "num-sub-devices", 4, nullptr);
+  axtest::BusWatch bus(second);
+  EXPECT_EQ(gst_element_set_state(second, GST_STATE_PAUSED), GST_STATE_CHANGE_FAILURE);
+  const std::string error = bus.error();
+  EXPECT_NE(error.find("could not load model"), std::string::npos) << error;
+  gst_element_set_state(second, GST_STATE_NULL);
+  gst_object_unref(second);
+  gst_harness_teardown(a);
+}
+
+TEST(AxInferenceErrors, MissingModelFailsAtReadyToPausedWithMessage) {
+  GstElement *element = gst_element_factory_make("axinference", nullptr);
+  ASSERT_NE(element, nullptr);
+  axtest::BusWatch bus(element);
+  EXPECT_EQ(gst_element_set_state(element, GST_STATE_PAUSED), GST_STATE_CHANGE_FAILURE);
+  const std::string error = bus.error();
+  EXPECT_NE(error.find("'model' property is not set"), std::string::npos) << error;
+  gst_element_set_state(element, GST_STATE_NULL);
+  gst_object_unref(element);
+}
+
+TEST(AxInferenceErrors, UnknownDeviceNamesTheAvailableOnes) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  GstElement *element = gst_element_factory_make("axinference", nullptr);
+  g_object_set(element, "model", model.c_str(), "device", "metis-9:9:9", nullptr);
+  axtest::BusWatch bus(element);
+  EXPECT_EQ(gst_element_set_state(element, GST_STATE_PAUSED), GST_STATE_CHANGE_FAILURE);
+  const std::string error = bus.error();
+  EXPECT_NE(error.find("device 'metis-9:9:9' not found"), std::string::npos) << error;
+  gst_element_set_state(element, GST_STATE_NULL);
+  gst_object_unref(element);
+}
+
+TEST(AxInferenceErrors, WrongTensorSizeIsAnElementErrorWithTheRuntimeMessage) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  GstElement *element = gst_element_factory_make("axinference", nullptr);
+  g_object_set(element, "model", model.c_str(), "dmabuf", FALSE, nullptr);
+  axtest::BusWatch bus(element);
+  GstHarness *h = gst_harness_new_with_element(element, "sink", "src");
+  gst_harness_set_src_caps_str(h, "video/x-raw,format=RGB,width=16,height=16,framerate=30/1");
+  ASSERT_EQ(gst_harness_push(h, frame_with_tensor(model, Bytes(100), 0, false)), GST_FLOW_OK);
+  // The failure surfaces on the push thread: later pushes return the error.
+  GstFlowReturn ret = GST_FLOW_OK;
+  for (int i = 0; i < 200 && ret == GST_FLOW_OK; ++i) {
+    g_usleep(10000);
+    ret = gst_harness_push(h, frame_with_tensor(model, Bytes(100), 0, false));
+  }
+  EXPECT_EQ(ret, GST_FLOW_ERROR);
+  const std::string error = bus.error();
+  EXPECT_NE(error.find("inference of model"), std::string::npos) << error;
+  EXPECT_NE(error.find("ModelInstance::run"), std::string::npos) << error;
+  gst_harness_teardown(h);
+}
+
+}  // namespace

@@ -1,0 +1,354 @@
+// axpreprocess through GstHarness: caps for every format, the tensor vs the OpenCV reference
+// chain, letterbox geometry, property overrides and the error paths.
+#include <gst/allocators/gstfdmemory.h>
+#include <glib/gstdio.h>
+#include <gst/video/video.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
+#include <random>
+
+#include "axstream/gst/axtensormeta.h"
+#include "axstream/runtime/runtime.h"
+#include "gst_test_util.h"
+
+namespace rt = axstream::runtime;
+
+namespace {
+
+const auto *gst_environment = ::testing::AddGlobalTestEnvironment(new axtest::GstEnvironment);
+
+const char *const kFormats[] = {"NV12", "I420", "RGB",  "BGR",  "RGBA",
+                                "BGRA", "RGBx", "BGRx", "GRAY8"};
+
+GstElement *make_preprocess(const std::string &model) {
+  GstElement *element = gst_element_factory_make("axpreprocess", nullptr);
+  EXPECT_NE(element, nullptr) << "axpreprocess not found: is GST_PLUGIN_PATH the build's "
+                                 "gst/elements?";
+  if (element && !model.empty()) g_object_set(element, "model", model.c_str(), nullptr);
+  return element;
+}
+
+std::string caps_for(const char *format, int width, int height, bool dmabuf = false) {
+  return std::string("video/x-raw") + (dmabuf ? "(memory:DMABuf)" : "") + ",format=" + format +
+         ",width=" + std::to_string(width) + ",height=" + std::to_string(height) +
+         ",framerate=30/1";
+}
+
+GstBuffer *random_frame(const GstVideoInfo &info, uint32_t seed) {
+  GstBuffer *buffer = gst_buffer_new_allocate(nullptr, GST_VIDEO_INFO_SIZE(&info), nullptr);
+  GstMapInfo map;
+  gst_buffer_map(buffer, &map, GST_MAP_WRITE);
+  std::mt19937 rng(seed);
+  for (gsize i = 0; i < map.size; ++i) map.data[i] = uint8_t(rng());
+  gst_buffer_unmap(buffer, &map);
+  GST_BUFFER_PTS(buffer) = 0;
+  return buffer;
+}
+
+// The frame in the model's RGB order through cv::cvtColor.
+cv::Mat opencv_rgb(const GstVideoInfo &info, const uint8_t *data) {
+  const int w = GST_VIDEO_INFO_WIDTH(&info), h = GST_VIDEO_INFO_HEIGHT(&info);
+  const std::string format = gst_video_format_to_string(GST_VIDEO_INFO_FORMAT(&info));
+  auto plane = [&](int type) {
+    return cv::Mat(h, w, type, const_cast<uint8_t *>(data), GST_VIDEO_INFO_PLANE_STRIDE(&info, 0));
+  };
+  cv::Mat out;
+  if (format == "NV12" || format == "I420") {
+    // 64x48 frames have packed planes: the buffer is OpenCV's (h * 3 / 2) x w layout.
+    cv::Mat yuv(h * 3 / 2, w, CV_8UC1, const_cast<uint8_t *>(data));
+    cv::cvtColor(yuv, out, format == "NV12" ? cv::COLOR_YUV2RGB_NV12 : cv::COLOR_YUV2RGB_I420);
+  } else if (format == "RGB") {
+    out = plane(CV_8UC3).clone();
+  } else if (format == "BGR") {
+    cv::cvtColor(plane(CV_8UC3), out, cv::COLOR_BGR2RGB);
+  } else if (format == "RGBA" || format == "RGBx") {
+    cv::cvtColor(plane(CV_8UC4), out, cv::COLOR_RGBA2RGB);
+  } else if (format == "BGRA" || format == "BGRx") {
+    cv::cvtColor(plane(CV_8UC4), out, cv::COLOR_BGRA2RGB);
+  } else {
+    cv::cvtColor(plane(CV_8UC1), out, cv::COLOR_GRAY2RGB);
+  }
+  return out;
+}
+
+int8_t quantise(double value, const rt::TensorInfo &t) {
+  return int8_t(std::clamp(std::nearbyint(value / t.scale) + t.zero_point, -128.0, 127.0));
+}
+
+// cvtColor -> resize INTER_LINEAR -> letterbox border -> normalise -> quantise -> pad.
+std::vector<int8_t> opencv_reference(const cv::Mat &rgb, const rt::TensorInfo &t,
+                                     const GstAxTransform &g, int pad_value) {
+  const int content_w = int(std::lround(g.crop_width * g.scale_x));
+  const int content_h = int(std::lround(g.crop_height * g.scale_y));
+  cv::Mat resized, boxed;
+  cv::resize(rgb, resized, cv::Size(content_w, content_h), 0, 0, cv::INTER_LINEAR);
+  const int ox = int(g.offset_x), oy = int(g.offset_y);
+  cv::copyMakeBorder(resized, boxed, oy, g.tensor_height - content_h - oy, ox,
+                     g.tensor_width - content_w - ox, cv::BORDER_CONSTANT,
+                     cv::Scalar::all(pad_value));
+  const double mean[] = {0.485, 0.456, 0.406}, std_[] = {0.229, 0.224, 0.225};
+  const int H = int(t.shape[1]), W = int(t.shape[2]), C = int(t.shape[3]);
+  std::vector<int8_t> out(size_t(H) * W * C, int8_t(t.zero_point));
+  for (int y = 0; y < boxed.rows; ++y)
+    for (int x = 0; x < boxed.cols; ++x)
+      for (int c = 0; c < 3; ++c) {
+        const double v = (boxed.ptr<uint8_t>(y)[x * 3 + c] / 255.0 - mean[c]) / std_[c];
+        out[(size_t(y + t.padding[1].first) * W + x + t.padding[2].first) * C +
+            t.padding[3].first + c] = quantise(v, t);
+      }
+  return out;
+}
+
+rt::TensorInfo input_info(const std::string &model) {
+  auto context = rt::Context::create();
+  rt::TensorInfo info = context->load_model(model)->inputs()[0];
+  context->release();
+  return info;
+}
+
+std::vector<int8_t> tensor_bytes(GstAxTensorMeta *meta) {
+  GstMapInfo map;
+  EXPECT_TRUE(gst_buffer_map(meta->tensors, &map, GST_MAP_READ));
+  std::vector<int8_t> out(map.data, map.data + map.size);
+  gst_buffer_unmap(meta->tensors, &map);
+  return out;
+}
+
+class AxPreprocessFormat : public ::testing::TestWithParam<const char *> {};
+
+TEST_P(AxPreprocessFormat, NegotiatesAndMatchesOpenCVReferenceWithinOneLsb) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  const char *format = GetParam();
+  GstHarness *h = gst_harness_new_with_element(make_preprocess(model), "sink", "src");
+  const std::string caps = caps_for(format, 64, 48);
+  gst_harness_set_src_caps_str(h, caps.c_str());
+  GstVideoInfo info;
+  GstCaps *parsed = gst_caps_from_string(caps.c_str());
+  ASSERT_TRUE(gst_video_info_from_caps(&info, parsed));
+  gst_caps_unref(parsed);
+
+  GstBuffer *frame = random_frame(info, 11);
+  GstMapInfo frame_map;
+  gst_buffer_map(frame, &frame_map, GST_MAP_READ);
+  const cv::Mat rgb = opencv_rgb(info, frame_map.data);
+  gst_buffer_unmap(frame, &frame_map);
+
+  ASSERT_EQ(gst_harness_push(h, frame), GST_FLOW_OK);
+  GstBuffer *out = gst_harness_pull(h);
+  ASSERT_NE(out, nullptr);
+  GstCaps *src_caps = gst_pad_get_current_caps(h->sinkpad);
+  GstCaps *expected = gst_caps_from_string(caps.c_str());
+  EXPECT_TRUE(gst_caps_is_equal(src_caps, expected)) << "video caps must pass unchanged";
+  gst_caps_unref(src_caps);
+  gst_caps_unref(expected);
+
+  GstAxTensorMeta *meta = gst_buffer_get_ax_tensor_meta(out, GST_AX_TENSOR_INPUT, nullptr, -1);
+  ASSERT_NE(meta, nullptr);
+  EXPECT_STREQ(meta->model, model.c_str());
+  const rt::TensorInfo tensor = input_info(model);
+  ASSERT_EQ(gst_buffer_n_memory(meta->tensors), 1u);
+  EXPECT_EQ(gst_buffer_get_size(meta->tensors), tensor.size());
+  const auto ours = tensor_bytes(meta);
+  const auto reference = opencv_reference(rgb, tensor, meta->transform, 0);
+  ASSERT_EQ(ours.size(), reference.size());
+  int worst = 0;
+  for (size_t i = 0; i < ours.size(); ++i)
+    worst = std::max(worst, std::abs(int(ours[i]) - int(reference[i])));
+  EXPECT_LE(worst, 1) << format;
+  gst_buffer_unref(out);
+  gst_harness_teardown(h);
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryFormat, AxPreprocessFormat, ::testing::ValuesIn(kFormats),
+                         [](const ::testing::TestParamInfo<const char *> &info) {
+                           return std::string(info.param);
+                         });
+
+TEST(AxPreprocess, AcceptsDmabufCapsFeature) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  GstHarness *h = gst_harness_new_with_element(make_preprocess(model), "sink", "src");
+  const std::string caps = caps_for("NV12", 64, 48, true);
+  gst_harness_set_src_caps_str(h, caps.c_str());
+  GstVideoInfo info;
+  gst_video_info_set_format(&info, GST_VIDEO_FORMAT_NV12, 64, 48);
+  ASSERT_EQ(gst_harness_push(h, random_frame(info, 2)), GST_FLOW_OK);
+  GstBuffer *out = gst_harness_pull(h);
+  EXPECT_NE(gst_buffer_get_ax_tensor_meta(out, GST_AX_TENSOR_INPUT, nullptr, -1), nullptr);
+  GstCaps *current = gst_pad_get_current_caps(h->sinkpad);
+  EXPECT_TRUE(gst_caps_features_contains(gst_caps_get_features(current, 0), "memory:DMABuf"));
+  gst_caps_unref(current);
+  gst_buffer_unref(out);
+  gst_harness_teardown(h);
+}
+
+TEST(AxPreprocess, LetterboxGeometryMapsTensorBackToFrame) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  GstHarness *h = gst_harness_new_with_element(make_preprocess(model), "sink", "src");
+  gst_harness_set_src_caps_str(h, caps_for("RGB", 64, 48).c_str());
+  GstVideoInfo info;
+  gst_video_info_set_format(&info, GST_VIDEO_FORMAT_RGB, 64, 48);
+  ASSERT_EQ(gst_harness_push(h, random_frame(info, 3)), GST_FLOW_OK);
+  GstBuffer *out = gst_harness_pull(h);
+  GstAxTensorMeta *meta = gst_buffer_get_ax_tensor_meta(out, GST_AX_TENSOR_INPUT, nullptr, -1);
+  ASSERT_NE(meta, nullptr);
+  const GstAxTransform &t = meta->transform;
+  EXPECT_EQ(t.tensor_width, 32);
+  EXPECT_EQ(t.tensor_height, 32);
+  EXPECT_DOUBLE_EQ(t.scale_x, 0.5);
+  EXPECT_DOUBLE_EQ(t.scale_y, 0.5);
+  EXPECT_DOUBLE_EQ(t.offset_x, 0.0);
+  EXPECT_DOUBLE_EQ(t.offset_y, 4.0);  // 64x48 -> 32x24 centred in 32x32
+  EXPECT_DOUBLE_EQ(t.crop_width, 64.0);
+  EXPECT_DOUBLE_EQ(t.crop_height, 48.0);
+  // The tensor's bottom-right content pixel (31, 27) maps to the frame's bottom-right corner.
+  EXPECT_DOUBLE_EQ(t.crop_x + (32.0 - t.offset_x) / t.scale_x, 64.0);
+  EXPECT_DOUBLE_EQ(t.crop_y + (28.0 - t.offset_y) / t.scale_y, 48.0);
+  gst_buffer_unref(out);
+  gst_harness_teardown(h);
+}
+
+TEST(AxPreprocess, StretchAndCropPropertiesSetTheGeometry) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  GstElement *element = make_preprocess(model);
+  gst_util_set_object_arg(G_OBJECT(element), "resize", "stretch");
+  g_object_set(element, "crop", "8,4,40,20", nullptr);
+  GstHarness *h = gst_harness_new_with_element(element, "sink", "src");
+  gst_harness_set_src_caps_str(h, caps_for("BGRx", 64, 48).c_str());
+  GstVideoInfo info;
+  gst_video_info_set_format(&info, GST_VIDEO_FORMAT_BGRx, 64, 48);
+  ASSERT_EQ(gst_harness_push(h, random_frame(info, 4)), GST_FLOW_OK);
+  GstBuffer *out = gst_harness_pull(h);
+  GstAxTensorMeta *meta = gst_buffer_get_ax_tensor_meta(out, GST_AX_TENSOR_INPUT, nullptr, -1);
+  ASSERT_NE(meta, nullptr);
+  EXPECT_DOUBLE_EQ(meta->transform.crop_x, 8.0);
+  EXPECT_DOUBLE_EQ(meta->transform.crop_y, 4.0);
+  EXPECT_DOUBLE_EQ(meta->transform.scale_x, 32.0 / 40.0);
+  EXPECT_DOUBLE_EQ(meta->transform.scale_y, 32.0 / 20.0);
+  EXPECT_DOUBLE_EQ(meta->transform.offset_y, 0.0);
+  gst_buffer_unref(out);
+  gst_harness_teardown(h);
+}
+
+TEST(AxPreprocess, MeanStdAndPadValuePropertiesOverrideThePackage) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  GstElement *element = make_preprocess(model);
+  g_object_set(element, "mean", "0.5", "std", "0.25,0.25,0.25", "pad-value", 255u, nullptr);
+  GstHarness *h = gst_harness_new_with_element(element, "sink", "src");
+  gst_harness_set_src_caps_str(h, caps_for("GRAY8", 64, 16).c_str());  // letterbox rows
+  GstVideoInfo info;
+  gst_video_info_set_format(&info, GST_VIDEO_FORMAT_GRAY8, 64, 16);
+  ASSERT_EQ(gst_harness_push(h, random_frame(info, 5)), GST_FLOW_OK);
+  GstBuffer *out = gst_harness_pull(h);
+  GstAxTensorMeta *meta = gst_buffer_get_ax_tensor_meta(out, GST_AX_TENSOR_INPUT, nullptr, -1);
+  ASSERT_NE(meta, nullptr);
+  const rt::TensorInfo tensor = input_info(model);
+  const auto bytes = tensor_bytes(meta);
+  // Row 0 is letterbox border: pixel 255 -> (1.0 - 0.5) / 0.25 = 2.0 in every colour channel.
+  const int8_t expected = quantise(2.0, tensor);
+  for (int c = 0; c < 3; ++c) EXPECT_EQ(bytes[c], expected) << "channel " << c;
+  EXPECT_EQ(bytes[3], tensor.zero_point) << "channel padding holds the zero point";
+  gst_buffer_unref(out);
+  gst_harness_teardown(h);
+}
+
+TEST(AxPreprocess, TensorMemoryIsPooledFdMemory) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  GstHarness *h = gst_harness_new_with_element(make_preprocess(model), "sink", "src");
+  gst_harness_set_src_caps_str(h, caps_for("RGB", 64, 48).c_str());
+  GstVideoInfo info;
+  gst_video_info_set_format(&info, GST_VIDEO_FORMAT_RGB, 64, 48);
+  GstMemory *first = nullptr;
+  bool reused = false;
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_EQ(gst_harness_push(h, random_frame(info, 6)), GST_FLOW_OK);
+    GstBuffer *out = gst_harness_pull(h);
+    GstAxTensorMeta *meta = gst_buffer_get_ax_tensor_meta(out, GST_AX_TENSOR_INPUT, nullptr, -1);
+    ASSERT_NE(meta, nullptr);
+    GstMemory *memory = gst_buffer_peek_memory(meta->tensors, 0);
+    EXPECT_TRUE(gst_is_fd_memory(memory));
+    if (!first) first = memory;
+    else reused |= memory == first;
+    gst_buffer_unref(out);  // returns the tensor to the pool
+  }
+  EXPECT_TRUE(reused) << "the pool should hand the same tensor memory out again";
+  gst_harness_teardown(h);
+}
+
+TEST(AxPreprocessErrors, MissingModelFailsAtReadyToPausedWithMessage) {
+  GstElement *element = make_preprocess("");
+  axtest::BusWatch bus(element);
+  EXPECT_EQ(gst_element_set_state(element, GST_STATE_PAUSED), GST_STATE_CHANGE_FAILURE);
+  const std::string error = bus.error();
+  EXPECT_NE(error.find("'model' property is not set"), std::string::npos) << error;
+  gst_element_set_state(element, GST_STATE_NULL);
+  gst_object_unref(element);
+}
+
+TEST(AxPreprocessErrors, BadPackageFailsWithTheLoadersMessage) {
+  gchar *dir = g_dir_make_tmp("axpreprocess-bad-XXXXXX", nullptr);
+  const std::string model_json = std::string(dir) + "/model.json";
+  g_file_set_contents(model_json.c_str(), "{ not json", -1, nullptr);
+  GstElement *element = make_preprocess(dir);
+  axtest::BusWatch bus(element);
+  EXPECT_EQ(gst_element_set_state(element, GST_STATE_PAUSED), GST_STATE_CHANGE_FAILURE);
+  const std::string error = bus.error();
+  EXPECT_NE(error.find("could not load model package"), std::string::npos) << error;
+  EXPECT_NE(error.find("model.json"), std::string::npos) << error;
+  gst_element_set_state(element, GST_STATE_NULL);
+  gst_object_unref(element);
+  g_unlink(model_json.c_str());
+  g_rmdir(dir);
+  g_free(dir);
+}
+
+TEST(AxPreprocessErrors, CropOutsideTheFrameIsNotNegotiatedWithMessage) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  GstElement *element = make_preprocess(model);
+  g_object_set(element, "crop", "60,0,32,32", nullptr);
+  axtest::BusWatch bus(element);
+  GstHarness *h = gst_harness_new_with_element(element, "sink", "src");
+  gst_harness_set_src_caps_str(h, caps_for("RGB", 64, 48).c_str());
+  GstVideoInfo info;
+  gst_video_info_set_format(&info, GST_VIDEO_FORMAT_RGB, 64, 48);
+  EXPECT_EQ(gst_harness_push(h, random_frame(info, 7)), GST_FLOW_NOT_NEGOTIATED);
+  const std::string error = bus.error();
+  EXPECT_NE(error.find("cannot take RGB 64x48 frames"), std::string::npos) << error;
+  EXPECT_NE(error.find("crop (60,0,32,32)"), std::string::npos) << error;
+  gst_harness_teardown(h);
+}
+
+TEST(AxPreprocessErrors, UnsupportedFormatIsRefusedByTheCaps) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  GstHarness *h = gst_harness_new_with_element(make_preprocess(model), "sink", "src");
+  GstCaps *yuy2 = gst_caps_from_string(caps_for("YUY2", 64, 48).c_str());
+  GstCaps *accepted = gst_pad_peer_query_caps(h->srcpad, nullptr);
+  EXPECT_FALSE(gst_caps_can_intersect(yuy2, accepted));
+  gst_caps_unref(accepted);
+  gst_caps_unref(yuy2);
+  gst_harness_set_src_caps_str(h, caps_for("YUY2", 64, 48).c_str());
+  GstVideoInfo info;
+  gst_video_info_set_format(&info, GST_VIDEO_FORMAT_YUY2, 64, 48);
+  EXPECT_EQ(gst_harness_push(h, random_frame(info, 9)), GST_FLOW_NOT_NEGOTIATED);
+  gst_harness_teardown(h);
+}
+
+TEST(AxPreprocessErrors, ModelThatIsNotAnImageIsNotNegotiated) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  GstElement *element = make_preprocess(model);
+  g_object_set(element, "color-format", "GRAY", nullptr);  // 3-channel model, 1-channel order
+  axtest::BusWatch bus(element);
+  GstHarness *h = gst_harness_new_with_element(element, "sink", "src");
+  gst_harness_set_src_caps_str(h, caps_for("RGB", 64, 48).c_str());
+  GstVideoInfo info;
+  gst_video_info_set_format(&info, GST_VIDEO_FORMAT_RGB, 64, 48);
+  EXPECT_EQ(gst_harness_push(h, random_frame(info, 8)), GST_FLOW_NOT_NEGOTIATED);
+  const std::string error = bus.error();
+  EXPECT_NE(error.find("3 unpadded channels"), std::string::npos) << error;
+  gst_harness_teardown(h);
+}
+
+}  // namespace
