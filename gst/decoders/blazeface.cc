@@ -2,15 +2,15 @@
 // with 2 anchors per cell then an 8x8 grid with 6, centres at (cell + 0.5) / grid, unit size.
 // Each 16-vector is the box centre offset x, y, width, height, then 6 keypoints (x, y), all in
 // input pixels; score = sigmoid(logit). Weighted NMS at IoU 0.3, threshold 0.75 by default.
+#include "axstream/decoders/blazeface.h"
+
 #include <algorithm>
 
-#include "axstream/decoders/blazeface.h"
 #include "axstream/decoders/decoder.h"
 #include "axstream/decoders/nms.h"
 #include "axstream/error.h"
 
 namespace axstream::decoders {
-
 
 namespace {
 
@@ -63,7 +63,8 @@ Parts find_parts(const std::vector<FloatTensor> &outputs) {
     const FloatTensor *boxes = find(grid.count(), kValuesPerAnchor);
     if (!scores || !boxes) {
       std::string got;
-      for (const auto &t : outputs) got += (got.empty() ? "" : ", ") + t.name + " " + t.shape_string();
+      for (const auto &t : outputs)
+        got += (got.empty() ? "" : ", ") + t.name + " " + t.shape_string();
       throw InvalidArgument("blazeface decoder: expected score tensor (1," +
                             std::to_string(grid.count()) + ",1) and box tensor (1," +
                             std::to_string(grid.count()) + ",16) among the outputs, got " +
@@ -101,10 +102,9 @@ class BlazeFaceDecoder final : public Decoder {
         options_.conf_threshold < 0 ? kDefaultThreshold : options_.conf_threshold;
     const float nms_iou = options_.nms_iou < 0 ? kDefaultNmsIou : options_.nms_iou;
     // Threshold on the logit so only candidates pay for the sigmoid and the box decode.
-    const float logit_threshold =
-        threshold <= 0 ? -kLogitClip
-        : threshold >= 1 ? kLogitClip
-                         : std::log(threshold / (1.0f - threshold));
+    const float logit_threshold = threshold <= 0   ? -kLogitClip
+                                  : threshold >= 1 ? kLogitClip
+                                                   : std::log(threshold / (1.0f - threshold));
     const float width = static_cast<float>(geometry.tensor_width);
     const float height = static_cast<float>(geometry.tensor_height);
 
@@ -128,7 +128,8 @@ class BlazeFaceDecoder final : public Decoder {
         if (d.score < threshold) continue;
         d.class_id = 0;
         for (int k = 0; k < kKeypoints; ++k)
-          d.keypoints.push_back({anchor.x * width + v[4 + 2 * k], anchor.y * height + v[5 + 2 * k]});
+          d.keypoints.push_back(
+              {anchor.x * width + v[4 + 2 * k], anchor.y * height + v[5 + 2 * k]});
         candidates.push_back(std::move(d));
       }
     }

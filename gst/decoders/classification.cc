@@ -16,8 +16,9 @@ class ClassificationDecoder final : public Decoder {
 
   void check_outputs(const std::vector<FloatTensor> &outputs) const override {
     if (outputs.empty())
-      throw InvalidArgument("classification decoder: the model has no outputs, expected one "
-                            "score tensor of shape (1,classes)");
+      throw InvalidArgument(
+          "classification decoder: the model has no outputs, expected one "
+          "score tensor of shape (1,classes)");
     const FloatTensor &scores = outputs[0];
     const size_t batch = scores.shape.empty() ? 1 : static_cast<size_t>(scores.shape[0]);
     if (batch != 1 || scores.element_count() < 1)
@@ -25,8 +26,7 @@ class ClassificationDecoder final : public Decoder {
                             scores.shape_string() + ", expected (1,classes)");
   }
 
-  DecodeResult decode(const std::vector<FloatTensor> &outputs,
-                      const Geometry &) const override {
+  DecodeResult decode(const std::vector<FloatTensor> &outputs, const Geometry &) const override {
     check_outputs(outputs);
     std::vector<float> scores = outputs[0].data;
     if (options_.softmax) softmax_inplace(scores);

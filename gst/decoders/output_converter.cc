@@ -91,11 +91,10 @@ FloatTensor convert_output(const OutputSpec &spec, const int8_t *raw, size_t raw
   }
   if (!spec.original_shape.empty()) {
     if (product(spec.original_shape) != count)
-      throw InvalidArgument("output '" + spec.name + "': original_shape " +
-                            shape_to_string(spec.original_shape) + " has " +
-                            std::to_string(product(spec.original_shape)) +
-                            " elements, expected " + std::to_string(count) + " (unpadded " +
-                            shape_to_string(item_shape) + ")");
+      throw InvalidArgument(
+          "output '" + spec.name + "': original_shape " + shape_to_string(spec.original_shape) +
+          " has " + std::to_string(product(spec.original_shape)) + " elements, expected " +
+          std::to_string(count) + " (unpadded " + shape_to_string(item_shape) + ")");
     tensor.shape = spec.original_shape;
   }
   return tensor;
@@ -111,8 +110,8 @@ OutputConverter::OutputConverter(std::vector<OutputSpec> specs, std::string post
                           std::to_string(specs_.size()) + " (one per core output)");
   for (const auto &desc : program_->outputs())
     if (desc.dtype != engine::DType::f32)
-      throw InvalidArgument("postamble '" + postamble_path_ + "': output '" + desc.name +
-                            "' is " + engine::dtype_name(desc.dtype) + ", expected float32");
+      throw InvalidArgument("postamble '" + postamble_path_ + "': output '" + desc.name + "' is " +
+                            engine::dtype_name(desc.dtype) + ", expected float32");
   executor_ = program_->make_executor();
 }
 

@@ -11,6 +11,9 @@ namespace axstream::decoders {
 
 std::unique_ptr<Decoder> make_blazeface_decoder(const DecoderOptions &options);
 std::unique_ptr<Decoder> make_classification_decoder(const DecoderOptions &options);
+std::unique_ptr<Decoder> make_ssd_decoder(const DecoderOptions &options);
+std::unique_ptr<Decoder> make_yolov5_decoder(const DecoderOptions &options);
+std::unique_ptr<Decoder> make_yolov8_decoder(const DecoderOptions &options);
 
 const std::vector<DecoderEntry> &decoder_registry() {
   static const std::vector<DecoderEntry> registry = {
@@ -18,6 +21,10 @@ const std::vector<DecoderEntry> &decoder_registry() {
        make_blazeface_decoder},
       {"classification", "top-k classes of a score vector (optional softmax)",
        make_classification_decoder},
+      {"ssd", "SSD boxes (1,N,4) + scores (1,N,classes), class 0 background", make_ssd_decoder},
+      {"yolov5", "YOLOv5 decoded (1,N,5+classes) or raw heads with COCO anchors",
+       make_yolov5_decoder},
+      {"yolov8", "YOLOv8 decoded (1,4+classes,N), anchor-free", make_yolov8_decoder},
   };
   return registry;
 }

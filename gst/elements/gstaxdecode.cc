@@ -90,10 +90,10 @@ G_DEFINE_TYPE(GstAxDecode, gst_ax_decode, GST_TYPE_BASE_TRANSFORM);
 GST_ELEMENT_REGISTER_DEFINE(axdecode, "axdecode", GST_RANK_NONE, GST_TYPE_AX_DECODE);
 
 #define AX_DECODE_CAPS "video/x-raw(ANY)"
-static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE(
-    "sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS(AX_DECODE_CAPS));
-static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE(
-    "src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS(AX_DECODE_CAPS));
+static GstStaticPadTemplate sink_template =
+    GST_STATIC_PAD_TEMPLATE("sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS(AX_DECODE_CAPS));
+static GstStaticPadTemplate src_template =
+    GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS(AX_DECODE_CAPS));
 
 static gboolean gst_ax_decode_start(GstBaseTransform *trans) {
   auto *self = GST_AX_DECODE(trans);
@@ -125,8 +125,7 @@ static gboolean gst_ax_decode_stop(GstBaseTransform *trans) {
   return TRUE;
 }
 
-static gboolean gst_ax_decode_set_caps(GstBaseTransform *trans, GstCaps *incaps,
-                                       GstCaps *outcaps) {
+static gboolean gst_ax_decode_set_caps(GstBaseTransform *trans, GstCaps *incaps, GstCaps *outcaps) {
   auto *self = GST_AX_DECODE(trans);
   self->state->have_video_info = gst_video_info_from_caps(&self->state->video_info, incaps);
   return TRUE;
@@ -152,10 +151,9 @@ static std::vector<dec::FloatTensor> convert_tensors(dec::OutputConverter &conve
                                                      GstBuffer *tensors) {
   const guint count = gst_buffer_n_memory(tensors);
   if (count != converter.specs().size())
-    throw axstream::InvalidArgument("output tensor meta carries " + std::to_string(count) +
-                                    " tensors, expected " +
-                                    std::to_string(converter.specs().size()) +
-                                    " (one per model output)");
+    throw axstream::InvalidArgument(
+        "output tensor meta carries " + std::to_string(count) + " tensors, expected " +
+        std::to_string(converter.specs().size()) + " (one per model output)");
   std::vector<GstMapInfo> maps(count);
   std::vector<GstMemory *> memories(count);
   guint mapped = 0;
@@ -172,8 +170,8 @@ static std::vector<dec::FloatTensor> convert_tensors(dec::OutputConverter &conve
   for (guint i = 0; i < count; ++i) {
     memories[i] = gst_buffer_peek_memory(tensors, i);
     if (!gst_memory_map(memories[i], &maps[i], GST_MAP_READ))
-      throw axstream::InternalError("output tensor " + std::to_string(i) +
-                                    " ('" + converter.specs()[i].name +
+      throw axstream::InternalError("output tensor " + std::to_string(i) + " ('" +
+                                    converter.specs()[i].name +
                                     "'): its memory cannot be mapped for reading");
     mapped = i + 1;
     raw[i] = reinterpret_cast<const int8_t *>(maps[i].data);
@@ -231,10 +229,9 @@ static void attach_detections(GstAxDecode *self, GstBuffer *buffer,
       flat.push_back(p.x);
       flat.push_back(p.y);
     }
-    GstStructure *params =
-        gst_structure_new(GST_AX_DETECTION_PARAM, "label", G_TYPE_STRING, d.label.c_str(),
-                          "confidence", G_TYPE_DOUBLE, static_cast<double>(d.score), "class-id",
-                          G_TYPE_INT, d.class_id, nullptr);
+    GstStructure *params = gst_structure_new(
+        GST_AX_DETECTION_PARAM, "label", G_TYPE_STRING, d.label.c_str(), "confidence",
+        G_TYPE_DOUBLE, static_cast<double>(d.score), "class-id", G_TYPE_INT, d.class_id, nullptr);
     gst_structure_take_value(params, "keypoints", &keypoints);
     gst_video_region_of_interest_meta_add_param(roi, params);
     if (!d.keypoints.empty())
@@ -310,8 +307,8 @@ static GstFlowReturn gst_ax_decode_transform_ip(GstBaseTransform *trans, GstBuff
         auto package = axstream::runtime::load_model_package(model_path);
         decoding.converter = dec::OutputConverter::from_package(*package);
       }
-      std::vector<dec::FloatTensor> floats = convert_tensors(*decoding.converter,
-                                                             tensor_meta->tensors);
+      std::vector<dec::FloatTensor> floats =
+          convert_tensors(*decoding.converter, tensor_meta->tensors);
       if (!decoding.outputs_checked) {
         state->decoder->check_outputs(floats);
         decoding.outputs_checked = true;
@@ -347,16 +344,28 @@ static void gst_ax_decode_set_property(GObject *object, guint prop_id, const GVa
       g_free(self->labels);
       self->labels = g_value_dup_string(value);
       break;
-    case PROP_CONF_THRESHOLD: self->conf_threshold = g_value_get_double(value); break;
-    case PROP_NMS_IOU: self->nms_iou = g_value_get_double(value); break;
-    case PROP_MAX_DETECTIONS: self->max_detections = g_value_get_int(value); break;
-    case PROP_TOP_K: self->top_k = g_value_get_int(value); break;
-    case PROP_SOFTMAX: self->softmax = g_value_get_boolean(value); break;
+    case PROP_CONF_THRESHOLD:
+      self->conf_threshold = g_value_get_double(value);
+      break;
+    case PROP_NMS_IOU:
+      self->nms_iou = g_value_get_double(value);
+      break;
+    case PROP_MAX_DETECTIONS:
+      self->max_detections = g_value_get_int(value);
+      break;
+    case PROP_TOP_K:
+      self->top_k = g_value_get_int(value);
+      break;
+    case PROP_SOFTMAX:
+      self->softmax = g_value_get_boolean(value);
+      break;
     case PROP_MODEL:
       g_free(self->model);
       self->model = g_value_dup_string(value);
       break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); return;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+      return;
   }
 }
 
@@ -364,15 +373,33 @@ static void gst_ax_decode_get_property(GObject *object, guint prop_id, GValue *v
                                        GParamSpec *pspec) {
   auto *self = GST_AX_DECODE(object);
   switch (prop_id) {
-    case PROP_DECODER: g_value_set_string(value, self->decoder); break;
-    case PROP_LABELS: g_value_set_string(value, self->labels); break;
-    case PROP_CONF_THRESHOLD: g_value_set_double(value, self->conf_threshold); break;
-    case PROP_NMS_IOU: g_value_set_double(value, self->nms_iou); break;
-    case PROP_MAX_DETECTIONS: g_value_set_int(value, self->max_detections); break;
-    case PROP_TOP_K: g_value_set_int(value, self->top_k); break;
-    case PROP_SOFTMAX: g_value_set_boolean(value, self->softmax); break;
-    case PROP_MODEL: g_value_set_string(value, self->model); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); return;
+    case PROP_DECODER:
+      g_value_set_string(value, self->decoder);
+      break;
+    case PROP_LABELS:
+      g_value_set_string(value, self->labels);
+      break;
+    case PROP_CONF_THRESHOLD:
+      g_value_set_double(value, self->conf_threshold);
+      break;
+    case PROP_NMS_IOU:
+      g_value_set_double(value, self->nms_iou);
+      break;
+    case PROP_MAX_DETECTIONS:
+      g_value_set_int(value, self->max_detections);
+      break;
+    case PROP_TOP_K:
+      g_value_set_int(value, self->top_k);
+      break;
+    case PROP_SOFTMAX:
+      g_value_set_boolean(value, self->softmax);
+      break;
+    case PROP_MODEL:
+      g_value_set_string(value, self->model);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+      return;
   }
 }
 
@@ -396,14 +423,13 @@ static void gst_ax_decode_class_init(GstAxDecodeClass *klass) {
   auto ready_flags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
                                               GST_PARAM_MUTABLE_READY);
   // The blurb lists the registered decoders; GParamSpec keeps the pointer, so intern it.
-  const gchar *decoder_blurb = g_intern_string(
-      ("Decoder turning the model's outputs into results, one of: " +
-       axstream::decoders::decoder_names())
-          .c_str());
+  const gchar *decoder_blurb =
+      g_intern_string(("Decoder turning the model's outputs into results, one of: " +
+                       axstream::decoders::decoder_names())
+                          .c_str());
   g_object_class_install_property(
       gobject_class, PROP_DECODER,
-      g_param_spec_string("decoder", "Decoder", decoder_blurb, DEFAULT_PROP_DECODER,
-                          ready_flags));
+      g_param_spec_string("decoder", "Decoder", decoder_blurb, DEFAULT_PROP_DECODER, ready_flags));
   g_object_class_install_property(
       gobject_class, PROP_LABELS,
       g_param_spec_string("labels", "Labels file",
@@ -412,16 +438,17 @@ static void gst_ax_decode_class_init(GstAxDecodeClass *klass) {
                           DEFAULT_PROP_LABELS, ready_flags));
   g_object_class_install_property(
       gobject_class, PROP_CONF_THRESHOLD,
-      g_param_spec_double("conf-threshold", "Confidence threshold",
-                          "Minimum score of a reported detection or class; negative: the "
-                          "decoder's default (blazeface 0.75, classification 0)",
-                          -1.0, 1.0, DEFAULT_PROP_CONF_THRESHOLD, ready_flags));
+      g_param_spec_double(
+          "conf-threshold", "Confidence threshold",
+          "Minimum score of a reported detection or class; negative: the "
+          "decoder's default (blazeface 0.75, classification 0, ssd 0.5, yolov5/yolov8 0.25)",
+          -1.0, 1.0, DEFAULT_PROP_CONF_THRESHOLD, ready_flags));
   g_object_class_install_property(
       gobject_class, PROP_NMS_IOU,
       g_param_spec_double("nms-iou", "NMS IoU",
                           "Overlap (intersection over union) above which non-maximum "
                           "suppression merges or drops boxes; negative: the decoder's default "
-                          "(blazeface 0.3)",
+                          "(blazeface 0.3, ssd/yolov5/yolov8 0.45)",
                           -1.0, 1.0, DEFAULT_PROP_NMS_IOU, ready_flags));
   g_object_class_install_property(
       gobject_class, PROP_MAX_DETECTIONS,
@@ -430,8 +457,8 @@ static void gst_ax_decode_class_init(GstAxDecodeClass *klass) {
                        G_MAXINT, DEFAULT_PROP_MAX_DETECTIONS, ready_flags));
   g_object_class_install_property(
       gobject_class, PROP_TOP_K,
-      g_param_spec_int("top-k", "Top k", "Classes reported per frame or ROI by classification",
-                       1, G_MAXINT, DEFAULT_PROP_TOP_K, ready_flags));
+      g_param_spec_int("top-k", "Top k", "Classes reported per frame or ROI by classification", 1,
+                       G_MAXINT, DEFAULT_PROP_TOP_K, ready_flags));
   g_object_class_install_property(
       gobject_class, PROP_SOFTMAX,
       g_param_spec_boolean("softmax", "Softmax",

@@ -62,14 +62,13 @@ G_DEFINE_TYPE(GstAxOverlay, gst_ax_overlay, GST_TYPE_VIDEO_FILTER);
 GST_ELEMENT_REGISTER_DEFINE(axoverlay, "axoverlay", GST_RANK_NONE, GST_TYPE_AX_OVERLAY);
 
 #define AX_OVERLAY_FORMATS "{ RGB, BGR, RGBx, BGRx, xRGB, xBGR, RGBA, BGRA, NV12, I420 }"
-#define AX_OVERLAY_CAPS                                             \
-  GST_VIDEO_CAPS_MAKE(AX_OVERLAY_FORMATS) ";"                       \
-  GST_VIDEO_CAPS_MAKE_WITH_FEATURES("memory:DMABuf", \
-                                    AX_OVERLAY_FORMATS)
-static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE(
-    "sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS(AX_OVERLAY_CAPS));
-static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE(
-    "src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS(AX_OVERLAY_CAPS));
+#define AX_OVERLAY_CAPS                   \
+  GST_VIDEO_CAPS_MAKE(AX_OVERLAY_FORMATS) \
+  ";" GST_VIDEO_CAPS_MAKE_WITH_FEATURES("memory:DMABuf", AX_OVERLAY_FORMATS)
+static GstStaticPadTemplate sink_template =
+    GST_STATIC_PAD_TEMPLATE("sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS(AX_OVERLAY_CAPS));
+static GstStaticPadTemplate src_template =
+    GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS(AX_OVERLAY_CAPS));
 
 static void read_keypoints(const GstStructure *params, axstream::overlay::OverlayObject &object) {
   const GValue *value = gst_structure_get_value(params, "keypoints");
@@ -174,14 +173,30 @@ static void gst_ax_overlay_set_property(GObject *object, guint prop_id, const GV
   auto *self = GST_AX_OVERLAY(object);
   GST_OBJECT_LOCK(self);
   switch (prop_id) {
-    case PROP_BOX_COLOR: self->box_color = g_value_get_uint(value); break;
-    case PROP_TEXT_COLOR: self->text_color = g_value_get_uint(value); break;
-    case PROP_KEYPOINT_COLOR: self->keypoint_color = g_value_get_uint(value); break;
-    case PROP_THICKNESS: self->thickness = g_value_get_int(value); break;
-    case PROP_FONT_SCALE: self->font_scale = g_value_get_double(value); break;
-    case PROP_DRAW_KEYPOINTS: self->draw_keypoints = g_value_get_boolean(value); break;
-    case PROP_DRAW_LABELS: self->draw_labels = g_value_get_boolean(value); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+    case PROP_BOX_COLOR:
+      self->box_color = g_value_get_uint(value);
+      break;
+    case PROP_TEXT_COLOR:
+      self->text_color = g_value_get_uint(value);
+      break;
+    case PROP_KEYPOINT_COLOR:
+      self->keypoint_color = g_value_get_uint(value);
+      break;
+    case PROP_THICKNESS:
+      self->thickness = g_value_get_int(value);
+      break;
+    case PROP_FONT_SCALE:
+      self->font_scale = g_value_get_double(value);
+      break;
+    case PROP_DRAW_KEYPOINTS:
+      self->draw_keypoints = g_value_get_boolean(value);
+      break;
+    case PROP_DRAW_LABELS:
+      self->draw_labels = g_value_get_boolean(value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+      break;
   }
   GST_OBJECT_UNLOCK(self);
 }
@@ -191,14 +206,30 @@ static void gst_ax_overlay_get_property(GObject *object, guint prop_id, GValue *
   auto *self = GST_AX_OVERLAY(object);
   GST_OBJECT_LOCK(self);
   switch (prop_id) {
-    case PROP_BOX_COLOR: g_value_set_uint(value, self->box_color); break;
-    case PROP_TEXT_COLOR: g_value_set_uint(value, self->text_color); break;
-    case PROP_KEYPOINT_COLOR: g_value_set_uint(value, self->keypoint_color); break;
-    case PROP_THICKNESS: g_value_set_int(value, self->thickness); break;
-    case PROP_FONT_SCALE: g_value_set_double(value, self->font_scale); break;
-    case PROP_DRAW_KEYPOINTS: g_value_set_boolean(value, self->draw_keypoints); break;
-    case PROP_DRAW_LABELS: g_value_set_boolean(value, self->draw_labels); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+    case PROP_BOX_COLOR:
+      g_value_set_uint(value, self->box_color);
+      break;
+    case PROP_TEXT_COLOR:
+      g_value_set_uint(value, self->text_color);
+      break;
+    case PROP_KEYPOINT_COLOR:
+      g_value_set_uint(value, self->keypoint_color);
+      break;
+    case PROP_THICKNESS:
+      g_value_set_int(value, self->thickness);
+      break;
+    case PROP_FONT_SCALE:
+      g_value_set_double(value, self->font_scale);
+      break;
+    case PROP_DRAW_KEYPOINTS:
+      g_value_set_boolean(value, self->draw_keypoints);
+      break;
+    case PROP_DRAW_LABELS:
+      g_value_set_boolean(value, self->draw_labels);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+      break;
   }
   GST_OBJECT_UNLOCK(self);
 }
@@ -223,13 +254,13 @@ static void gst_ax_overlay_class_init(GstAxOverlayClass *klass) {
                         0xffffff, DEFAULT_PROP_TEXT_COLOR, flags));
   g_object_class_install_property(
       gobject_class, PROP_KEYPOINT_COLOR,
-      g_param_spec_uint("keypoint-color", "Keypoint colour", "Colour of keypoints as 0xRRGGBB",
-                        0, 0xffffff, DEFAULT_PROP_KEYPOINT_COLOR, flags));
+      g_param_spec_uint("keypoint-color", "Keypoint colour", "Colour of keypoints as 0xRRGGBB", 0,
+                        0xffffff, DEFAULT_PROP_KEYPOINT_COLOR, flags));
   g_object_class_install_property(
       gobject_class, PROP_THICKNESS,
       g_param_spec_int("thickness", "Thickness",
-                       "Line thickness of boxes in pixels (keypoint radius is twice this)", 1,
-                       64, DEFAULT_PROP_THICKNESS, flags));
+                       "Line thickness of boxes in pixels (keypoint radius is twice this)", 1, 64,
+                       DEFAULT_PROP_THICKNESS, flags));
   g_object_class_install_property(
       gobject_class, PROP_FONT_SCALE,
       g_param_spec_double("font-scale", "Font scale",

@@ -1,7 +1,7 @@
 // Typed result metas (classification, keypoints) for apps: see axresultmeta.h.
-#include "axstream/gst/axresultmeta.h"
-
 #include <cstring>
+
+#include "axstream/gst/axresultmeta.h"
 
 namespace {
 
@@ -70,8 +70,7 @@ gboolean keypoints_transform(GstBuffer *dest, GstMeta *meta, GstBuffer *, GQuark
 GType gst_ax_classification_meta_api_get_type(void) {
   static GType type = 0;
   if (g_once_init_enter(&type)) {
-    GType registered =
-        gst_meta_api_type_register("GstAxClassificationMetaAPI", result_meta_tags);
+    GType registered = gst_meta_api_type_register("GstAxClassificationMetaAPI", result_meta_tags);
     g_once_init_leave(&type, registered);
   }
   return type;
@@ -80,10 +79,10 @@ GType gst_ax_classification_meta_api_get_type(void) {
 const GstMetaInfo *gst_ax_classification_meta_get_info(void) {
   static const GstMetaInfo *info = nullptr;
   if (g_once_init_enter(&info)) {
-    const GstMetaInfo *registered = gst_meta_register(
-        GST_AX_CLASSIFICATION_META_API_TYPE, "GstAxClassificationMeta",
-        sizeof(GstAxClassificationMeta), classification_init, classification_free,
-        classification_transform);
+    const GstMetaInfo *registered =
+        gst_meta_register(GST_AX_CLASSIFICATION_META_API_TYPE, "GstAxClassificationMeta",
+                          sizeof(GstAxClassificationMeta), classification_init, classification_free,
+                          classification_transform);
     g_once_init_leave(&info, registered);
   }
   return info;
@@ -101,18 +100,16 @@ GType gst_ax_keypoints_meta_api_get_type(void) {
 const GstMetaInfo *gst_ax_keypoints_meta_get_info(void) {
   static const GstMetaInfo *info = nullptr;
   if (g_once_init_enter(&info)) {
-    const GstMetaInfo *registered =
-        gst_meta_register(GST_AX_KEYPOINTS_META_API_TYPE, "GstAxKeypointsMeta",
-                          sizeof(GstAxKeypointsMeta), keypoints_init, keypoints_free,
-                          keypoints_transform);
+    const GstMetaInfo *registered = gst_meta_register(
+        GST_AX_KEYPOINTS_META_API_TYPE, "GstAxKeypointsMeta", sizeof(GstAxKeypointsMeta),
+        keypoints_init, keypoints_free, keypoints_transform);
     g_once_init_leave(&info, registered);
   }
   return info;
 }
 
 GstAxClassificationMeta *gst_buffer_add_ax_classification_meta(GstBuffer *buffer, gint roi_id,
-                                                               const gchar *model,
-                                                               guint n_classes,
+                                                               const gchar *model, guint n_classes,
                                                                const gint *class_ids,
                                                                const gfloat *scores,
                                                                const gchar *const *labels) {
@@ -126,16 +123,16 @@ GstAxClassificationMeta *gst_buffer_add_ax_classification_meta(GstBuffer *buffer
 
 GstAxClassificationMeta *gst_buffer_get_ax_classification_meta(GstBuffer *buffer, gint roi_id) {
   gpointer state = nullptr;
-  while (GstMeta *meta =
-             gst_buffer_iterate_meta_filtered(buffer, &state, GST_AX_CLASSIFICATION_META_API_TYPE)) {
+  while (GstMeta *meta = gst_buffer_iterate_meta_filtered(buffer, &state,
+                                                          GST_AX_CLASSIFICATION_META_API_TYPE)) {
     auto *m = reinterpret_cast<GstAxClassificationMeta *>(meta);
     if (m->roi_id == roi_id) return m;
   }
   return nullptr;
 }
 
-GstAxKeypointsMeta *gst_buffer_add_ax_keypoints_meta(GstBuffer *buffer, gint roi_id,
-                                                     guint n_points, const gfloat *points) {
+GstAxKeypointsMeta *gst_buffer_add_ax_keypoints_meta(GstBuffer *buffer, gint roi_id, guint n_points,
+                                                     const gfloat *points) {
   g_return_val_if_fail(GST_IS_BUFFER(buffer), nullptr);
   g_return_val_if_fail(n_points == 0 || points, nullptr);
   auto *m = reinterpret_cast<GstAxKeypointsMeta *>(

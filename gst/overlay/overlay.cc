@@ -90,8 +90,8 @@ void draw_on(const Surface &s, const OverlayObject &object, const OverlayStyle &
     const double font_scale = style.font_scale * s.scale;
     const int font_thickness = std::max(1, static_cast<int>(std::lround(s.scale)));
     int baseline = 0;
-    const cv::Size size =
-        cv::getTextSize(object.text, cv::FONT_HERSHEY_SIMPLEX, font_scale, font_thickness, &baseline);
+    const cv::Size size = cv::getTextSize(object.text, cv::FONT_HERSHEY_SIMPLEX, font_scale,
+                                          font_thickness, &baseline);
     // Label sits above the box, or inside it when the box touches the top edge.
     cv::Point origin = scaled(object.x, object.y, s.scale);
     if (has_box) origin.y -= thickness;

@@ -6,13 +6,13 @@
 #include <gst/video/video.h>
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 #include "axstream/gst/axresultmeta.h"
@@ -86,8 +86,8 @@ struct BlazeFacePackage {
 
 GstMemory *wrap_bytes(const std::vector<int8_t> &bytes) {
   gpointer copy = g_memdup2(bytes.data(), bytes.size());
-  return gst_memory_new_wrapped(GST_MEMORY_FLAG_READONLY, copy, bytes.size(), 0, bytes.size(),
-                                copy, g_free);
+  return gst_memory_new_wrapped(GST_MEMORY_FLAG_READONLY, copy, bytes.size(), 0, bytes.size(), copy,
+                                g_free);
 }
 
 // Device output tensors of the BlazeFace-shaped package with one face at anchor 107 (cell x 5,
@@ -127,7 +127,8 @@ GstBuffer *frame_with_outputs(const std::string &model, GstBuffer *tensors,
 
 GstHarness *decode_harness(const std::string &launch) {
   GstHarness *harness = gst_harness_new_parse(launch.c_str());
-  gst_harness_set_src_caps_str(harness, "video/x-raw,format=RGB,width=640,height=480,framerate=30/1");
+  gst_harness_set_src_caps_str(harness,
+                               "video/x-raw,format=RGB,width=640,height=480,framerate=30/1");
   return harness;
 }
 
@@ -253,8 +254,8 @@ TEST_F(AxDecode, ClassificationOfAnRoiAttachesToThatRoi) {
     std::ofstream file(labels);
     for (int i = 0; i < 1000; ++i) file << "label" << i << "\n";
   }
-  GstHarness *harness = decode_harness("axdecode decoder=classification top-k=2 labels=" +
-                                       labels.string());
+  GstHarness *harness =
+      decode_harness("axdecode decoder=classification top-k=2 labels=" + labels.string());
   GstBuffer *in = gst_buffer_new_allocate(nullptr, 640 * 480 * 3, nullptr);
   GstVideoRegionOfInterestMeta *roi =
       gst_buffer_add_video_region_of_interest_meta(in, "face", 10, 10, 50, 50);
@@ -340,9 +341,10 @@ TEST_F(AxDecode, TensorsOfTheWrongSizeAreAnErrorNamingTheOutput) {
   GstBus *bus = gst_bus_new();
   gst_element_set_bus(harness->element, bus);
   GstBuffer *tensors = gst_buffer_new();
-  for (int i = 0; i < 4; ++i) gst_buffer_append_memory(tensors, wrap_bytes(std::vector<int8_t>(100, 0)));
-  EXPECT_EQ(gst_harness_push(harness, frame_with_outputs(package.dir.string(), tensors,
-                                                         letterbox_640x480())),
+  for (int i = 0; i < 4; ++i)
+    gst_buffer_append_memory(tensors, wrap_bytes(std::vector<int8_t>(100, 0)));
+  EXPECT_EQ(gst_harness_push(
+                harness, frame_with_outputs(package.dir.string(), tensors, letterbox_640x480())),
             GST_FLOW_ERROR);
   const std::string error = bus_error(bus);
   EXPECT_NE(error.find("output 'scores_16': expected 2048 bytes"), std::string::npos) << error;

@@ -31,8 +31,8 @@ class Overlay : public ::testing::TestWithParam<const char *> {
     harness_ = gst_harness_new("axoverlay");
     ASSERT_NE(harness_, nullptr) << "axoverlay not found; GST_PLUGIN_PATH must name the build's "
                                     "gst/elements";
-    const std::string caps = std::string("video/x-raw,format=") + GetParam() +
-                             ",width=64,height=48,framerate=30/1";
+    const std::string caps =
+        std::string("video/x-raw,format=") + GetParam() + ",width=64,height=48,framerate=30/1";
     gst_harness_set_src_caps_str(harness_, caps.c_str());
     GstCaps *parsed = gst_caps_from_string(caps.c_str());
     ASSERT_TRUE(gst_video_info_from_caps(&info_, parsed));
@@ -71,8 +71,8 @@ class Overlay : public ::testing::TestWithParam<const char *> {
     if (GST_VIDEO_INFO_IS_YUV(&info_)) {
       auto at = [&](int plane, int px, int py, int pixel_stride, int offset) {
         auto *data = static_cast<guint8 *>(GST_VIDEO_FRAME_PLANE_DATA(&frame, plane));
-        return int(data[py * GST_VIDEO_FRAME_PLANE_STRIDE(&frame, plane) + px * pixel_stride +
-                        offset]);
+        return int(
+            data[py * GST_VIDEO_FRAME_PLANE_STRIDE(&frame, plane) + px * pixel_stride + offset]);
       };
       colour[0] = at(0, x, y, 1, 0);
       if (GST_VIDEO_INFO_FORMAT(&info_) == GST_VIDEO_FORMAT_NV12) {
@@ -120,9 +120,9 @@ GstVideoRegionOfInterestMeta *add_face(GstBuffer *buffer, guint x, guint y, guin
     g_value_set_double(&v, k);
     gst_value_array_append_and_take_value(&array, &v);
   }
-  GstStructure *params = gst_structure_new(GST_AX_DETECTION_PARAM, "label", G_TYPE_STRING, "face",
-                                           "confidence", G_TYPE_DOUBLE, 0.9, "class-id",
-                                           G_TYPE_INT, 0, nullptr);
+  GstStructure *params =
+      gst_structure_new(GST_AX_DETECTION_PARAM, "label", G_TYPE_STRING, "face", "confidence",
+                        G_TYPE_DOUBLE, 0.9, "class-id", G_TYPE_INT, 0, nullptr);
   gst_structure_take_value(params, "keypoints", &array);
   gst_video_region_of_interest_meta_add_param(roi, params);
   return roi;

@@ -113,8 +113,9 @@ TEST(BlazeFaceReference, FindsTheFacesTheFloatModelSeesInMegamind) {
 int main(int argc, char **argv) {
   ::testing::InitGoogleTest(&argc, argv);
   if (!fs::exists(model_path()) || !fs::exists(video_path())) {
-    std::printf("SKIP: BlazeFace model or Megamind.avi not found under %s (set AXSTREAM_DATA_DIR)\n",
-                data_dir().c_str());
+    std::printf(
+        "SKIP: BlazeFace model or Megamind.avi not found under %s (set AXSTREAM_DATA_DIR)\n",
+        data_dir().c_str());
     return 77;
   }
   return RUN_ALL_TESTS();

@@ -117,8 +117,9 @@ TEST(BlazeFaceDecoder, ScalesAnchorsByTheBackModelsInputSize) {
 TEST(BlazeFaceDecoder, DropsScoresBelowTheThreshold) {
   auto outputs = empty_blazeface_outputs();
   set_anchor(outputs, 10, logit_of(0.7f), {0, 0, 10, 10});
-  EXPECT_TRUE(
-      dec::make_decoder("blazeface", {})->decode(outputs, identity_geometry(128)).detections.empty())
+  EXPECT_TRUE(dec::make_decoder("blazeface", {})
+                  ->decode(outputs, identity_geometry(128))
+                  .detections.empty())
       << "0.7 is below the default threshold 0.75";
   dec::DecoderOptions options;
   options.conf_threshold = 0.6f;
@@ -339,8 +340,9 @@ TEST(OutputConversion, RejectsAWrongByteCountNamingTheTensor) {
     dec::convert_output(padded_spec(), raw.data(), raw.size());
     FAIL() << "expected InvalidArgument";
   } catch (const axstream::InvalidArgument &error) {
-    EXPECT_NE(std::string(error.what()).find("output 'out': expected 24 bytes of int8 (1,2,3,4), got 20"),
-              std::string::npos)
+    EXPECT_NE(
+        std::string(error.what()).find("output 'out': expected 24 bytes of int8 (1,2,3,4), got 20"),
+        std::string::npos)
         << error.what();
   }
 }
@@ -360,4 +362,121 @@ TEST(OutputConverter, ConvertsEveryOutputWithoutAPostamble) {
   ASSERT_EQ(outputs.size(), 2u);
   EXPECT_EQ(outputs[1].data, (std::vector<float>{0.5f, 1.0f, 2.5f, 3.0f}));
   EXPECT_THROW(converter.convert({raw.data()}, {24}), axstream::InvalidArgument);
+}
+
+namespace {
+dec::Geometry tensor_geometry(int width, int height, double scale = 1.0) {
+  dec::Geometry g;
+  g.scale_x = g.scale_y = scale;
+  g.tensor_width = width;
+  g.tensor_height = height;
+  return g;
+}
+}  // namespace
+
+TEST(YoloV5Decoder, DecodedOutputScoresObjectnessTimesClassAndSuppressesOverlaps) {
+  // (1, 8, 5 + 2 classes): cx, cy, w, h, objectness, class 0, class 1; rows 3.. all zero.
+  std::vector<float> rows = {50, 40, 20, 10, 0.9f, 0.2f, 0.8f,   //
+                             51, 40, 20, 10, 0.6f, 0.1f, 0.9f,   // overlaps row 0
+                             10, 10, 5,  5,  0.1f, 0.0f, 1.0f};  // low objectness
+  rows.resize(8 * 7, 0.0f);
+  std::vector<dec::FloatTensor> outputs = {{"output0", {1, 8, 7}, rows}};
+  dec::DecoderOptions options;
+  options.labels = {"cat", "dog"};
+  auto decoder = dec::make_decoder("yolov5", options);
+  decoder->check_outputs(outputs);
+  const auto result = decoder->decode(outputs, tensor_geometry(64, 64, 0.5));
+  ASSERT_EQ(result.detections.size(), 1u);
+  const dec::Detection &d = result.detections[0];
+  EXPECT_EQ(d.class_id, 1);
+  EXPECT_EQ(d.label, "dog");
+  EXPECT_NEAR(d.score, 0.72f, 1e-6);
+  // Tensor box (40,35)-(60,45), scale 0.5 -> frame (80,70)-(120,90).
+  EXPECT_NEAR(d.box.x0, 80.0f, 1e-4);
+  EXPECT_NEAR(d.box.y0, 70.0f, 1e-4);
+  EXPECT_NEAR(d.box.x1, 120.0f, 1e-4);
+  EXPECT_NEAR(d.box.y1, 90.0f, 1e-4);
+}
+
+TEST(YoloV5Decoder, RawHeadsUseGridAndAnchors) {
+  // 64x64 input, 1 class: heads (1, 3 * 6, H, W) for strides 8, 16, 32, all logits -10.
+  std::vector<dec::FloatTensor> outputs;
+  for (int size : {2, 8, 4})  // any order
+    outputs.push_back({"head" + std::to_string(size),
+                       {1, 18, size, size},
+                       std::vector<float>(18 * size * size, -10.0f)});
+  dec::FloatTensor &stride8 = outputs[1];
+  // Anchor 1 (16x30) of the stride-8 head, cell x 3 y 2: tx = ty = tw = th = 0, obj = cls = 3.
+  const int plane = 64, cell = 2 * 8 + 3, anchor_base = 1 * 6 * plane;
+  for (int k = 0; k < 4; ++k) stride8.data[anchor_base + k * plane + cell] = 0.0f;
+  stride8.data[anchor_base + 4 * plane + cell] = 3.0f;
+  stride8.data[anchor_base + 5 * plane + cell] = 3.0f;
+  auto decoder = dec::make_decoder("yolov5", {});
+  decoder->check_outputs(outputs);
+  const auto result = decoder->decode(outputs, tensor_geometry(64, 64));
+  ASSERT_EQ(result.detections.size(), 1u);
+  const dec::Detection &d = result.detections[0];
+  const float s3 = 1.0f / (1.0f + std::exp(-3.0f));
+  EXPECT_NEAR(d.score, s3 * s3, 1e-5);
+  // Centre ((2*0.5 - 0.5 + 3) * 8, (2*0.5 - 0.5 + 2) * 8) = (28, 20); size (2*0.5)^2 * (16, 30).
+  EXPECT_NEAR(d.box.x0, 20.0f, 1e-4);
+  EXPECT_NEAR(d.box.y0, 5.0f, 1e-4);
+  EXPECT_NEAR(d.box.x1, 36.0f, 1e-4);
+  EXPECT_NEAR(d.box.y1, 35.0f, 1e-4);
+}
+
+TEST(YoloV5Decoder, RejectsOtherOutputsNamingThem) {
+  std::vector<dec::FloatTensor> outputs = {{"logits", {1, 1000}, std::vector<float>(1000)}};
+  try {
+    dec::make_decoder("yolov5", {})->check_outputs(outputs);
+    FAIL() << "expected InvalidArgument";
+  } catch (const axstream::InvalidArgument &error) {
+    EXPECT_NE(std::string(error.what()).find("logits (1,1000)"), std::string::npos) << error.what();
+  }
+}
+
+TEST(YoloV8Decoder, DecodesChannelsFirstAndTransposedOutputsAlike) {
+  // 10 candidates, 4 + 2 values; candidate 2: box centre (30, 30) size 10x20, class 1 at 0.7.
+  const int rows = 10, values = 6;
+  std::vector<float> channels_first(values * rows, 0.0f), rows_first(rows * values, 0.0f);
+  const float candidate[values] = {30, 30, 10, 20, 0.1f, 0.7f};
+  for (int v = 0; v < values; ++v) {
+    channels_first[v * rows + 2] = candidate[v];
+    rows_first[2 * values + v] = candidate[v];
+  }
+  for (const auto &outputs :
+       {std::vector<dec::FloatTensor>{{"output0", {1, values, rows}, channels_first}},
+        std::vector<dec::FloatTensor>{{"output0", {1, rows, values}, rows_first}}}) {
+    auto decoder = dec::make_decoder("yolov8", {});
+    decoder->check_outputs(outputs);
+    const auto result = decoder->decode(outputs, tensor_geometry(64, 64));
+    ASSERT_EQ(result.detections.size(), 1u) << outputs[0].shape_string();
+    EXPECT_EQ(result.detections[0].class_id, 1);
+    EXPECT_NEAR(result.detections[0].score, 0.7f, 1e-6);
+    EXPECT_NEAR(result.detections[0].box.x0, 25.0f, 1e-4);
+    EXPECT_NEAR(result.detections[0].box.y1, 40.0f, 1e-4);
+  }
+}
+
+TEST(SsdDecoder, SkipsTheBackgroundAndScalesNormalisedBoxes) {
+  std::vector<dec::FloatTensor> outputs = {
+      {"boxes", {1, 3, 4}, {0, 0, 1, 1, 0.25f, 0.5f, 0.5f, 0.75f, 0.1f, 0.1f, 0.2f, 0.2f}},
+      {"scores", {1, 3, 3}, {0.9f, 0.05f, 0.05f, 0.1f, 0.2f, 0.7f, 0.6f, 0.3f, 0.1f}}};
+  dec::DecoderOptions options;
+  options.labels = {"person", "bicycle"};
+  auto decoder = dec::make_decoder("ssd", options);
+  decoder->check_outputs(outputs);
+  const auto result = decoder->decode(outputs, tensor_geometry(100, 100));
+  ASSERT_EQ(result.detections.size(), 1u);
+  EXPECT_EQ(result.detections[0].class_id, 1);  // score column 2
+  EXPECT_EQ(result.detections[0].label, "bicycle");
+  EXPECT_NEAR(result.detections[0].box.x0, 25.0f, 1e-4);
+  EXPECT_NEAR(result.detections[0].box.y0, 50.0f, 1e-4);
+  EXPECT_NEAR(result.detections[0].box.x1, 50.0f, 1e-4);
+  EXPECT_NEAR(result.detections[0].box.y1, 75.0f, 1e-4);
+}
+
+TEST(SsdDecoder, RejectsOutputsWithoutBoxesAndScores) {
+  std::vector<dec::FloatTensor> outputs = {{"boxes", {1, 3, 4}, std::vector<float>(12)}};
+  EXPECT_THROW(dec::make_decoder("ssd", {})->check_outputs(outputs), axstream::InvalidArgument);
 }

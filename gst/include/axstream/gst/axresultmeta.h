@@ -19,20 +19,20 @@ G_BEGIN_DECLS
 /* Ranked classes (best first) of the whole frame (roi_id -1) or of one ROI. */
 typedef struct {
   GstMeta meta;
-  gint roi_id;      /* id of the GstVideoRegionOfInterestMeta classified; -1: whole frame */
-  gchar *model;     /* model package the result came from, or NULL */
+  gint roi_id;  /* id of the GstVideoRegionOfInterestMeta classified; -1: whole frame */
+  gchar *model; /* model package the result came from, or NULL */
   guint n_classes;
-  gint *class_ids;  /* n_classes entries */
-  gfloat *scores;   /* n_classes entries */
-  gchar **labels;   /* n_classes entries, NULL-terminated */
+  gint *class_ids; /* n_classes entries */
+  gfloat *scores;  /* n_classes entries */
+  gchar **labels;  /* n_classes entries, NULL-terminated */
 } GstAxClassificationMeta;
 
 /* Keypoints of one detection, in frame pixels. */
 typedef struct {
   GstMeta meta;
-  gint roi_id;      /* id of the detection's GstVideoRegionOfInterestMeta */
+  gint roi_id; /* id of the detection's GstVideoRegionOfInterestMeta */
   guint n_points;
-  gfloat *points;   /* 2 * n_points floats: x0, y0, x1, y1, ... */
+  gfloat *points; /* 2 * n_points floats: x0, y0, x1, y1, ... */
 } GstAxKeypointsMeta;
 
 GType gst_ax_classification_meta_api_get_type(void);
@@ -47,8 +47,7 @@ const GstMetaInfo *gst_ax_keypoints_meta_get_info(void);
 
 /* Copies the arrays. labels may be NULL (no labels) or hold n_classes strings. */
 GstAxClassificationMeta *gst_buffer_add_ax_classification_meta(GstBuffer *buffer, gint roi_id,
-                                                               const gchar *model,
-                                                               guint n_classes,
+                                                               const gchar *model, guint n_classes,
                                                                const gint *class_ids,
                                                                const gfloat *scores,
                                                                const gchar *const *labels);
@@ -56,14 +55,13 @@ GstAxClassificationMeta *gst_buffer_add_ax_classification_meta(GstBuffer *buffer
 GstAxClassificationMeta *gst_buffer_get_ax_classification_meta(GstBuffer *buffer, gint roi_id);
 
 /* Copies 2 * n_points floats. */
-GstAxKeypointsMeta *gst_buffer_add_ax_keypoints_meta(GstBuffer *buffer, gint roi_id,
-                                                     guint n_points, const gfloat *points);
+GstAxKeypointsMeta *gst_buffer_add_ax_keypoints_meta(GstBuffer *buffer, gint roi_id, guint n_points,
+                                                     const gfloat *points);
 /* The keypoints of detection `roi_id`, or NULL. */
 GstAxKeypointsMeta *gst_buffer_get_ax_keypoints_meta(GstBuffer *buffer, gint roi_id);
 
 /* Getters that check bounds: label of rank `index` (NULL when absent), score, class id (-1). */
-const gchar *gst_ax_classification_meta_get_label(const GstAxClassificationMeta *meta,
-                                                  guint index);
+const gchar *gst_ax_classification_meta_get_label(const GstAxClassificationMeta *meta, guint index);
 gfloat gst_ax_classification_meta_get_score(const GstAxClassificationMeta *meta, guint index);
 gint gst_ax_classification_meta_get_class_id(const GstAxClassificationMeta *meta, guint index);
 /* Point `index` into *x, *y; FALSE when out of range. */

@@ -32,7 +32,7 @@ struct FrameView {
 
 struct OverlayObject {
   float x = 0, y = 0, width = 0, height = 0;  // frame pixels
-  std::string text;                            // e.g. "face 0.93"; empty: no label
+  std::string text;                           // e.g. "face 0.93"; empty: no label
   std::vector<std::pair<float, float>> keypoints;
 };
 

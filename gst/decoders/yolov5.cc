@@ -1,0 +1,124 @@
+// yolov5: YOLOv5 detections, from either export form:
+//  - decoded: one (1, N, 5 + classes) tensor of cx, cy, w, h (input pixels), objectness and class
+//    probabilities (Ultralytics' default ONNX export, "output0");
+//  - raw heads: three (1, 3 * (5 + classes), H, W) tensors (strides 8, 16, 32) of logits,
+//    decoded with the default COCO anchors: xy = (2 sigmoid - 0.5 + cell) * stride,
+//    wh = (2 sigmoid)^2 * anchor.
+// score = objectness * best class probability; per-class NMS at IoU 0.45; threshold 0.25.
+#include "axstream/error.h"
+#include "detection_common.h"
+
+namespace axstream::decoders {
+namespace {
+
+constexpr float kDefaultThreshold = 0.25f;
+constexpr float kDefaultNmsIou = 0.45f;
+// Anchors (w, h) in input pixels for strides 8, 16, 32 (yolov5s.yaml).
+constexpr float kAnchors[3][6] = {
+    {10, 13, 16, 30, 33, 23}, {30, 61, 62, 45, 59, 119}, {116, 90, 156, 198, 373, 326}};
+
+class YoloV5Decoder final : public Decoder {
+ public:
+  explicit YoloV5Decoder(const DecoderOptions &options) : options_(options) {}
+  const char *name() const override { return "yolov5"; }
+
+  void check_outputs(const std::vector<FloatTensor> &outputs) const override {
+    if (is_decoded(outputs) || are_raw_heads(outputs)) return;
+    throw InvalidArgument(
+        "yolov5 decoder: expected one tensor (1,N,5+classes) or three raw heads "
+        "(1,3*(5+classes),H,W) with H halving, got " +
+        detail::describe_outputs(outputs));
+  }
+
+  DecodeResult decode(const std::vector<FloatTensor> &outputs,
+                      const Geometry &geometry) const override {
+    check_outputs(outputs);
+    const float threshold =
+        options_.conf_threshold < 0 ? kDefaultThreshold : options_.conf_threshold;
+    std::vector<Detection> candidates;
+    if (is_decoded(outputs)) {
+      const FloatTensor &t = outputs[0];
+      const int rows = static_cast<int>(t.shape[1]), values = static_cast<int>(t.shape[2]);
+      for (int r = 0; r < rows; ++r) {
+        const float *v = t.data.data() + static_cast<size_t>(r) * values;
+        if (v[4] < threshold) continue;  // objectness bounds the score
+        const auto [class_id, class_score] = detail::best_class(v + 5, values - 5);
+        const float score = v[4] * class_score;
+        if (score < threshold) continue;
+        candidates.push_back(
+            {detail::box_from_centre(v[0], v[1], v[2], v[3]), score, class_id, {}, {}});
+      }
+    } else {
+      if (geometry.tensor_width <= 0 || geometry.tensor_height <= 0)
+        throw InvalidArgument(
+            "yolov5 decoder: raw heads need the model input size in the "
+            "geometry, got " +
+            std::to_string(geometry.tensor_width) + "x" + std::to_string(geometry.tensor_height));
+      // Heads ordered by stride (largest grid first).
+      std::vector<const FloatTensor *> heads = {&outputs[0], &outputs[1], &outputs[2]};
+      std::sort(heads.begin(), heads.end(),
+                [](auto *a, auto *b) { return a->shape[2] > b->shape[2]; });
+      const float logit_threshold = std::log(threshold / (1.0f - threshold));
+      for (int level = 0; level < 3; ++level) {
+        const FloatTensor &t = *heads[level];
+        const int values = static_cast<int>(t.shape[1] / 3);
+        const int h = static_cast<int>(t.shape[2]), w = static_cast<int>(t.shape[3]);
+        const float stride_x = static_cast<float>(geometry.tensor_width) / w;
+        const float stride_y = static_cast<float>(geometry.tensor_height) / h;
+        const size_t plane = static_cast<size_t>(h) * w;
+        for (int a = 0; a < 3; ++a) {
+          const float *base = t.data.data() + static_cast<size_t>(a) * values * plane;
+          for (int y = 0; y < h; ++y)
+            for (int x = 0; x < w; ++x) {
+              const size_t cell = static_cast<size_t>(y) * w + x;
+              auto at = [&](int k) { return base[k * plane + cell]; };
+              if (at(4) < logit_threshold) continue;
+              int class_id = 0;
+              float best_logit = at(5);
+              for (int c = 1; c < values - 5; ++c)
+                if (at(5 + c) > best_logit) best_logit = at(5 + c), class_id = c;
+              const float score = sigmoid(at(4)) * sigmoid(best_logit);
+              if (score < threshold) continue;
+              const float cx = (2 * sigmoid(at(0)) - 0.5f + x) * stride_x;
+              const float cy = (2 * sigmoid(at(1)) - 0.5f + y) * stride_y;
+              const float bw = std::pow(2 * sigmoid(at(2)), 2.0f) * kAnchors[level][2 * a];
+              const float bh = std::pow(2 * sigmoid(at(3)), 2.0f) * kAnchors[level][2 * a + 1];
+              candidates.push_back(
+                  {detail::box_from_centre(cx, cy, bw, bh), score, class_id, {}, {}});
+            }
+        }
+      }
+    }
+    DecodeResult result;
+    result.detections =
+        detail::finish_detections(std::move(candidates), options_, kDefaultNmsIou, geometry);
+    return result;
+  }
+
+ private:
+  static bool is_decoded(const std::vector<FloatTensor> &outputs) {
+    // Rows outnumber values (25200 x 85 at 640x640); (1, 84, 8400) is YOLOv8's layout.
+    return outputs.size() == 1 && outputs[0].shape.size() == 3 && outputs[0].shape[0] == 1 &&
+           outputs[0].shape[2] > 5 && outputs[0].shape[1] >= outputs[0].shape[2];
+  }
+  static bool are_raw_heads(const std::vector<FloatTensor> &outputs) {
+    if (outputs.size() != 3) return false;
+    for (const auto &t : outputs)
+      if (t.shape.size() != 4 || t.shape[0] != 1 || t.shape[1] % 3 != 0 || t.shape[1] / 3 <= 5 ||
+          t.shape[1] != outputs[0].shape[1])
+        return false;
+    std::vector<int64_t> heights = {outputs[0].shape[2], outputs[1].shape[2], outputs[2].shape[2]};
+    std::sort(heights.begin(), heights.end());
+    return heights[1] == 2 * heights[0] && heights[2] == 2 * heights[1];
+  }
+
+  DecoderOptions options_;
+};
+
+}  // namespace
+
+std::unique_ptr<Decoder> make_yolov5_decoder(const DecoderOptions &options) {
+  return std::make_unique<YoloV5Decoder>(options);
+}
+
+}  // namespace axstream::decoders
