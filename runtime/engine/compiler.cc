@@ -208,7 +208,9 @@ CompiledGraph compile_graph(Graph graph, const CompileOptions &options) {
     d << ") -> (";
     for (size_t i = 0; i < s.outputs.size(); ++i)
       d << (i ? ", " : "") << value_text(graph.values[s.outputs[i]]);
-    d << ")\n";
+    d << ")";
+    if (!s.kernel->impl.empty()) d << " [" << s.kernel->impl << "]";
+    d << "\n";
   }
   for (int v : graph.outputs) d << "  output " << value_text(graph.values[v]) << "\n";
   cg.description = d.str();

@@ -13,6 +13,15 @@ bool dnnl_kernels_enabled() {
   return !(env && std::string(env) == "1");
 }
 
+bool dnnl_cpu_has_vnni() {
+  static const bool vnni = [] {
+    auto isa = dnnl::get_effective_cpu_isa();
+    return isa == dnnl::cpu_isa::avx2_vnni || isa == dnnl::cpu_isa::avx512_core_vnni ||
+           isa == dnnl::cpu_isa::avx512_core_bf16 || isa == dnnl::cpu_isa::avx512_core_amx;
+  }();
+  return vnni;
+}
+
 namespace {
 
 using dnnl::memory;
@@ -38,13 +47,18 @@ class DnnlConvKernel : public Kernel {
  public:
   DnnlConvKernel(dnnl::convolution_forward::primitive_desc pd, memory::desc user_src,
                  memory::desc user_dst, std::shared_ptr<memory> weights,
-                 std::shared_ptr<memory> bias)
+                 std::shared_ptr<memory> bias,
+                 std::vector<std::pair<int, std::shared_ptr<memory>>> extra_args = {},
+                 bool flip_src_sign = false)
       : pd_(pd),
         conv_(pd),
         user_src_(user_src),
         user_dst_(user_dst),
         weights_(std::move(weights)),
-        bias_(std::move(bias)) {
+        bias_(std::move(bias)),
+        extra_args_(std::move(extra_args)),
+        flip_src_sign_(flip_src_sign) {
+    impl = pd.impl_info_str();
     auto &eng = cpu_engine();
     src_reorder_needed_ = pd.src_desc() != user_src;
     dst_reorder_needed_ = pd.dst_desc() != user_dst;
@@ -56,13 +70,24 @@ class DnnlConvKernel : public Kernel {
           dnnl::reorder(dnnl::reorder::primitive_desc(eng, pd.dst_desc(), eng, user_dst));
     pad_offset_ = align64(pd.scratchpad_desc().get_size());
     dst_offset_ = pad_offset_ + (src_reorder_needed_ ? align64(pd.src_desc().get_size()) : 0);
-    scratch_bytes = dst_offset_ + (dst_reorder_needed_ ? align64(pd.dst_desc().get_size()) : 0);
+    flip_offset_ = dst_offset_ + (dst_reorder_needed_ ? align64(pd.dst_desc().get_size()) : 0);
+    scratch_bytes = flip_offset_ + (flip_src_sign_ ? align64(user_src.get_size()) : 0);
   }
 
   void run(ExecContext &ctx, const void *const *in, void *const *out) const override {
     auto &eng = *ctx.engine;
     auto *scratch = static_cast<uint8_t *>(ctx.scratch);
-    memory user_src(user_src_, eng, const_cast<void *>(in[0]));
+    void *src_ptr = const_cast<void *>(in[0]);
+    if (flip_src_sign_) {
+      // int8 -> uint8 by adding 128 (the zero point moved with it): oneDNN's u8 path keeps
+      // the weights exact on CPUs without VNNI, where its s8 path halves them.
+      size_t n = user_src_.get_size();
+      const uint8_t *from = static_cast<const uint8_t *>(in[0]);
+      uint8_t *to = scratch + flip_offset_;
+      for (size_t i = 0; i < n; ++i) to[i] = from[i] ^ 0x80;
+      src_ptr = to;
+    }
+    memory user_src(user_src_, eng, src_ptr);
     memory user_dst(user_dst_, eng, out[0]);
     memory src = user_src, dst = user_dst;
     if (src_reorder_needed_) {
@@ -76,6 +101,7 @@ class DnnlConvKernel : public Kernel {
                                          {DNNL_ARG_DST, dst},
                                          {DNNL_ARG_SCRATCHPAD, pad}};
     if (bias_) args.insert({DNNL_ARG_BIAS, *bias_});
+    for (const auto &[arg, mem] : extra_args_) args.insert({arg, *mem});
     conv_.execute(*ctx.stream, args);
     if (dst_reorder_needed_) dst_reorder_.execute(*ctx.stream, dst, user_dst);
     ctx.stream->wait();
@@ -86,12 +112,85 @@ class DnnlConvKernel : public Kernel {
   dnnl::convolution_forward conv_;
   memory::desc user_src_, user_dst_;
   std::shared_ptr<memory> weights_, bias_;
+  std::vector<std::pair<int, std::shared_ptr<memory>>> extra_args_;
   bool src_reorder_needed_ = false, dst_reorder_needed_ = false;
   dnnl::reorder src_reorder_, dst_reorder_;
-  size_t pad_offset_ = 0, dst_offset_ = 0;
+  size_t pad_offset_ = 0, dst_offset_ = 0, flip_offset_ = 0;
+  bool flip_src_sign_ = false;
 };
 
+dt dnnl_type(DType t) {
+  switch (t) {
+    case DType::i8:
+      return dt::s8;
+    case DType::u8:
+      return dt::u8;
+    case DType::i32:
+      return dt::s32;
+    default:
+      return dt::f32;
+  }
+}
+
 }  // namespace
+
+std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &weights) {
+  if (!dnnl_kernels_enabled()) return nullptr;
+  const DnnlConvParams &p = q.conv;
+  DType src_dtype = q.src_dtype;
+  int32_t src_zero_point = q.src_zero_point;
+  bool flip = src_dtype == DType::i8;
+  if (flip) {
+    src_dtype = DType::u8;
+    src_zero_point += 128;
+  }
+  try {
+    auto &eng = cpu_engine();
+    memory::desc user_src(dims_of(p.src), dnnl_type(src_dtype), tag::nchw);
+    memory::desc user_dst(dims_of(p.dst), dnnl_type(q.dst_dtype), tag::nchw);
+    Shape wshape = p.weights;
+    tag wtag = tag::oihw;
+    if (p.group > 1) {
+      wshape = {p.group, p.weights[0] / p.group, p.weights[1], p.weights[2], p.weights[3]};
+      wtag = tag::goihw;
+    }
+    memory::desc user_w(dims_of(wshape), dt::s8, wtag);
+    memory::desc any_src(dims_of(p.src), dnnl_type(src_dtype), tag::any);
+    memory::desc any_dst(dims_of(p.dst), dnnl_type(q.dst_dtype), tag::any);
+    memory::desc any_w(dims_of(wshape), dt::s8, tag::any);
+    memory::desc bias_md({p.weights[0]}, dt::f32, tag::x);
+    memory::dims dil = {p.dilation[0] - 1, p.dilation[1] - 1};
+    dnnl::convolution_forward::desc desc(
+        dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, any_src, any_w,
+        bias_md, any_dst, dims_of(p.stride), dil, dims_of(p.pad_begin), dims_of(p.pad_end));
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    attr.set_output_scales(1 << 1, q.output_scales);
+    dnnl::post_ops ops = activation_post_ops(p.activation);
+    attr.set_post_ops(ops);
+    std::vector<std::pair<int, std::shared_ptr<memory>>> extra;
+    auto zero_point_arg = [&](int arg, int32_t value) {
+      if (value == 0) return;
+      attr.set_zero_points(arg, 0, {DNNL_RUNTIME_S32_VAL});
+      auto mem = std::make_shared<memory>(memory::desc({1}, dt::s32, tag::x), eng);
+      *static_cast<int32_t *>(mem->get_data_handle()) = value;
+      extra.push_back({DNNL_ARG_ATTR_ZERO_POINTS | arg, mem});
+    };
+    zero_point_arg(DNNL_ARG_SRC, src_zero_point);
+    zero_point_arg(DNNL_ARG_DST, q.dst_zero_point);
+    dnnl::convolution_forward::primitive_desc pd(desc, attr, eng);
+    dnnl::stream stream(eng);
+    memory user_w_mem(user_w, eng, const_cast<uint8_t *>(weights.bytes.data()));
+    auto w_mem = std::make_shared<memory>(pd.weights_desc(), eng);
+    dnnl::reorder(user_w_mem, *w_mem).execute(stream, user_w_mem, *w_mem);
+    auto b_mem = std::make_shared<memory>(bias_md, eng);
+    std::memcpy(b_mem->get_data_handle(), q.bias_acc.data(), q.bias_acc.size() * sizeof(float));
+    stream.wait();
+    return std::make_unique<DnnlConvKernel>(pd, user_src, user_dst, w_mem, b_mem, extra, flip);
+  } catch (const dnnl::error &) {
+    return nullptr;  // no oneDNN implementation: the reference kernel runs instead
+  }
+}
 
 std::unique_ptr<Kernel> make_dnnl_conv_f32(const DnnlConvParams &p, const Tensor &weights,
                                            const Tensor *bias) {

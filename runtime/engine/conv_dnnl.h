@@ -14,9 +14,23 @@ struct DnnlConvParams {
 
 // Whether oneDNN kernels may be used (AXSTREAM_ENGINE_REFERENCE=1 forces the reference ones).
 bool dnnl_kernels_enabled();
+// Whether the CPU has VNNI (or AMX) int8 dot products, where oneDNN's int8 paths are exact.
+bool dnnl_cpu_has_vnni();
 
 // nullptr when oneDNN has no implementation for this shape.
 std::unique_ptr<Kernel> make_dnnl_conv_f32(const DnnlConvParams &p, const Tensor &weights,
                                            const Tensor *bias);
+
+// Integer convolution: src int8/uint8 (zero point src_zero_point), weights int8 symmetric,
+// dst = saturate(round(activation(scale[oc] * (acc + bias_acc[oc]))) + dst_zero_point), where the
+// activation bounds are in units of the output scale.
+struct DnnlQConvParams {
+  DnnlConvParams conv;
+  DType src_dtype = DType::i8, dst_dtype = DType::i8;
+  int32_t src_zero_point = 0, dst_zero_point = 0;
+  std::vector<float> output_scales;  // per output channel
+  std::vector<float> bias_acc;       // per output channel, in accumulator units
+};
+std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &p, const Tensor &weights);
 
 }  // namespace axstream::engine

@@ -32,6 +32,7 @@
   X(Softplus)                      \
   X(Clip)                          \
   X(Not)                           \
+  X(AxQConv)                       \
   X(QuantizeLinear)                \
   X(DequantizeLinear)              \
   X(Conv)                          \

@@ -32,6 +32,7 @@ class Kernel {
   virtual void run(ExecContext &ctx, const void *const *inputs, void *const *outputs) const = 0;
   size_t scratch_bytes = 0;
   uint64_t macs = 0;
+  std::string impl;  // implementation name shown by describe(), e.g. oneDNN's
 };
 
 // What a compile function sees of one node: attributes, input types/shapes/constants, and

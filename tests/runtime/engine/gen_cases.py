@@ -111,6 +111,27 @@ qdq_inits = [('xs', x_scale), ('xz', x_zp), ('w', wq), ('ws', w_scale),
 save('qdq_conv_relu_int8', qdq_nodes, [('x', xq)], [('y', quantize(yf, y_scale, y_zp, np.int8))],
      qdq_inits)
 
+
+# 7-bit weights (|w| <= 64) take oneDNN's integer path even on AVX2; uint8 activations,
+# grouped strided conv, Clip fused as the activation.
+xq = rng.integers(0, 256, (1, 8, 11, 11)).astype(np.uint8)
+wq = rng.integers(-64, 65, (16, 4, 3, 3)).astype(np.int8)
+w_scale = (rng.random(16) * 0.02 + 0.005).astype(np.float32)
+bias_f = f32(16) * 0.5
+x_scale, x_zp, y_scale, y_zp = np.float32(0.03), np.uint8(120), np.float32(0.04), np.uint8(10)
+xf = (xq.astype(np.float32) - x_zp) * x_scale
+wf = wq.astype(np.float32) * w_scale.reshape(-1, 1, 1, 1)
+yf = np.clip(conv_ref(xf, wf, bias_f, (2, 2), (1, 1, 1, 1), (1, 1), 2), 0, 6)
+save('qdq_conv_uint8_grouped_clip_7bit_weights', [
+    helper.make_node('DequantizeLinear', ['x', 'xs', 'xz'], ['xd']),
+    helper.make_node('DequantizeLinear', ['w', 'ws'], ['wd'], axis=0),
+    helper.make_node('Conv', ['xd', 'wd', 'b'], ['c'], pads=[1, 1, 1, 1], strides=[2, 2], group=2),
+    helper.make_node('Clip', ['c', 'lo', 'hi'], ['r']),
+    helper.make_node('QuantizeLinear', ['r', 'ys', 'yz'], ['y'])],
+    [('x', xq)], [('y', quantize(yf, y_scale, y_zp, np.uint8))],
+    [('xs', x_scale), ('xz', x_zp), ('w', wq), ('ws', w_scale), ('b', bias_f), ('lo', np.float32(0)),
+     ('hi', np.float32(6)), ('ys', y_scale), ('yz', y_zp)])
+
 # QDQ with uint8 activations through Add, MaxPool and Concat (float ops between Q/DQ).
 a = rng.integers(0, 256, (1, 4, 6, 6)).astype(np.uint8)
 c = rng.integers(0, 256, (1, 4, 6, 6)).astype(np.uint8)

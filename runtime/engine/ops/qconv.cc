@@ -1,0 +1,150 @@
+// axstream.QConv: the fused DequantizeLinear -> Conv -> [Relu|Clip] -> QuantizeLinear pattern
+// (made by passes.cc). oneDNN int8 convolution with requantisation when it has an
+// implementation; otherwise the same ONNX arithmetic in float.
+#include "../conv_dnnl.h"
+#include "conv_reference.h"
+
+namespace axstream::engine {
+namespace {
+
+// Input slots, as passes.cc lays them out.
+enum Slot { kX, kXScale, kXZero, kW, kWScale, kBias, kBiasScale, kYScale, kYZero };
+
+// oneDNN's int8 convolution is exact on CPUs with VNNI; without it (AVX2) pairs of u8 x s8
+// products are summed in saturating int16, which is exact only while |weight| <= 64.
+bool int8_path_is_exact(const Tensor &w) {
+  if (dnnl_cpu_has_vnni()) return true;
+  const int8_t *d = w.data<int8_t>();
+  for (int64_t i = 0; i < w.count(); ++i)
+    if (d[i] > 64 || d[i] < -64) return false;
+  return true;
+}
+
+std::unique_ptr<Kernel> compile_qconv(OpContext &ctx) {
+  const Shape &xs = ctx.in_shape(kX);
+  const Shape &ws = ctx.in_shape(kW);
+  if (xs.size() != 4 || ws.size() != 4)
+    ctx.unsupported("only 2-D quantised convolutions are fused, input " + shape_str(xs));
+  int64_t group = ctx.attr_i("group", 1);
+  if (group <= 0 || xs[1] % group || ws[0] % group || ws[1] * group != xs[1])
+    ctx.fail("input channels, weight " + shape_str(ws) + " and group do not agree");
+  WindowGeometry g = WindowGeometry::resolve(ctx, {xs[2], xs[3]}, {ws[2], ws[3]}, false);
+  DType out_dtype = ctx.has_input(kYZero) ? ctx.in_dtype(kYZero) : DType::u8;
+  Shape out = {xs[0], ws[0], g.out[0], g.out[1]};
+  ctx.set_output(0, out_dtype, out);
+  if (ctx.infer_only()) return nullptr;
+  DType in_dtype = ctx.in_dtype(kX);
+  if ((in_dtype != DType::i8 && in_dtype != DType::u8) ||
+      (out_dtype != DType::i8 && out_dtype != DType::u8))
+    ctx.unsupported("QConv needs int8/uint8 activations");
+
+  int64_t m = ws[0];
+  float x_scale = ctx.require_constant(kXScale, "x_scale").data<float>()[0];
+  int32_t x_zero =
+      ctx.has_input(kXZero)
+          ? static_cast<int32_t>(ctx.require_constant(kXZero, "x_zero_point").as_int(0))
+          : 0;
+  float y_scale = ctx.require_constant(kYScale, "y_scale").data<float>()[0];
+  int32_t y_zero =
+      ctx.has_input(kYZero)
+          ? static_cast<int32_t>(ctx.require_constant(kYZero, "y_zero_point").as_int(0))
+          : 0;
+  const Tensor &w_scale_t = ctx.require_constant(kWScale, "w_scale");
+  if (w_scale_t.count() != 1 && w_scale_t.count() != m)
+    ctx.fail("w_scale has " + std::to_string(w_scale_t.count()) + " values for " +
+             std::to_string(m) + " output channels");
+  std::vector<float> w_scale(static_cast<size_t>(m));
+  for (int64_t c = 0; c < m; ++c)
+    w_scale[c] = w_scale_t.data<float>()[w_scale_t.count() == 1 ? 0 : c];
+  std::vector<float> bias(static_cast<size_t>(m), 0.f);  // in real units
+  if (ctx.has_input(kBias)) {
+    const Tensor &b = ctx.require_constant(kBias, "bias");
+    if (b.count() != m)
+      ctx.fail("bias has " + std::to_string(b.count()) + " values for " + std::to_string(m) +
+               " channels");
+    if (ctx.has_input(kBiasScale)) {
+      const Tensor &bs = ctx.require_constant(kBiasScale, "bias scale");
+      for (int64_t c = 0; c < m; ++c)
+        bias[c] =
+            static_cast<float>(b.data<int32_t>()[c]) * bs.data<float>()[bs.count() == 1 ? 0 : c];
+    } else {
+      for (int64_t c = 0; c < m; ++c) bias[c] = b.data<float>()[c];
+    }
+  }
+  const Tensor &w = ctx.require_constant(kW, "weights");
+  FusedActivation act = FusedActivation::from(ctx);
+  uint64_t macs = static_cast<uint64_t>(xs[0] * m * g.out[0] * g.out[1] * ws[1] * ws[2] * ws[3]);
+
+  DnnlQConvParams q;
+  q.conv = {xs, ws, out, g.stride, g.dilation, g.pad_begin, g.pad_end, group, act};
+  q.conv.activation.lo = act.lo / y_scale;
+  q.conv.activation.hi = act.hi / y_scale;
+  q.src_dtype = in_dtype;
+  q.dst_dtype = out_dtype;
+  q.src_zero_point = x_zero;
+  q.dst_zero_point = y_zero;
+  for (int64_t c = 0; c < m; ++c) {
+    q.output_scales.push_back(x_scale * w_scale[c] / y_scale);
+    q.bias_acc.push_back(bias[c] / (x_scale * w_scale[c]));
+  }
+  if (int8_path_is_exact(w)) {
+    if (auto k = make_dnnl_qconv(q, w)) {
+      k->macs = macs;
+      return k;
+    }
+  }
+
+  // Otherwise exactly the unfused ONNX arithmetic: dequantize, float conv (oneDNN f32 when
+  // available), activation, quantize.
+  auto w_float = std::make_shared<Tensor>(DType::f32, ws);
+  int64_t per_oc = ws[1] * ws[2] * ws[3];
+  for (int64_t i = 0; i < w.count(); ++i)
+    w_float->data<float>()[i] = static_cast<float>(w.data<int8_t>()[i]) * w_scale[i / per_oc];
+  Tensor bias_t(DType::f32, {m});
+  std::copy(bias.begin(), bias.end(), bias_t.data<float>());
+  DnnlConvParams float_params{xs,          ws,        out,   g.stride, g.dilation,
+                              g.pad_begin, g.pad_end, group, act};
+  std::shared_ptr<Kernel> inner = make_dnnl_conv_f32(float_params, *w_float, &bias_t);
+  ConvShape s{xs[0],         xs[1],         xs[2],          xs[3],         m,           group,
+              ws[2],         ws[3],         g.out[0],       g.out[1],      g.stride[0], g.stride[1],
+              g.dilation[0], g.dilation[1], g.pad_begin[0], g.pad_begin[1]};
+  int64_t n_in = product(xs, 0, 4), n_out = product(out, 0, 4);
+  size_t floats_bytes = static_cast<size_t>(n_in + n_out) * sizeof(float);
+  auto k = make_kernel([=](ExecContext &ec, const void *const *in, void *const *o) {
+    float *xf = static_cast<float *>(ec.scratch);
+    float *yf = xf + n_in;
+    for (int64_t i = 0; i < n_in; ++i) {
+      int32_t v = in_dtype == DType::i8 ? static_cast<const int8_t *>(in[kX])[i]
+                                        : static_cast<const uint8_t *>(in[kX])[i];
+      xf[i] = static_cast<float>(v - x_zero) * x_scale;
+    }
+    if (inner) {
+      ExecContext inner_ctx{static_cast<uint8_t *>(ec.scratch) + floats_bytes, ec.stream,
+                            ec.engine};
+      const void *inner_in[] = {xf, nullptr, nullptr};
+      void *inner_out[] = {yf};
+      inner->run(inner_ctx, inner_in, inner_out);
+    } else {
+      conv_reference(s, xf, w_float->data<float>(), bias.data(), yf, act);
+    }
+    float lo = out_dtype == DType::i8 ? -128.f : 0.f, hi = out_dtype == DType::i8 ? 127.f : 255.f;
+    for (int64_t i = 0; i < n_out; ++i) {
+      float v =
+          std::min(std::max(round_half_even(yf[i] / y_scale) + static_cast<float>(y_zero), lo), hi);
+      if (out_dtype == DType::i8)
+        static_cast<int8_t *>(o[0])[i] = static_cast<int8_t>(v);
+      else
+        static_cast<uint8_t *>(o[0])[i] = static_cast<uint8_t>(v);
+    }
+  });
+  k->scratch_bytes = floats_bytes + (inner ? inner->scratch_bytes : 0);
+  k->impl = inner ? "dequantize + " + inner->impl + " + quantize" : "reference float";
+  k->macs = macs;
+  return k;
+}
+
+}  // namespace
+
+AXSTREAM_ENGINE_OP_EX(AxQConv, "axstream", "QConv", 1, 1, compile_qconv, false)
+
+}  // namespace axstream::engine
