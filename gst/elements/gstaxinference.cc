@@ -701,7 +701,7 @@ static void gst_ax_inference_class_init(GstAxInferenceClass *klass) {
   g_object_class_install_property(
       gobject_class, PROP_DEVICE,
       g_param_spec_string("device", "Device",
-                          "Device name to run on, e.g. \"metis-0:1:0\" (see axdevice); unset: "
+                          "Device name to run on, e.g. \"metis-0:1:0\" (as Context.list_devices names it); unset: "
                           "the first device with enough free sub-devices",
                           DEFAULT_PROP_DEVICE, ready_flags));
   g_object_class_install_property(

@@ -3,6 +3,7 @@
 
 #include "gstaxdecode.h"
 #include "gstaxinference.h"
+#include "gstaxmetapublish.h"
 #include "gstaxoverlay.h"
 #include "gstaxpreprocess.h"
 
@@ -12,6 +13,7 @@ static gboolean plugin_init(GstPlugin *plugin) {
   ok &= GST_ELEMENT_REGISTER(axinference, plugin);
   ok &= GST_ELEMENT_REGISTER(axdecode, plugin);
   ok &= GST_ELEMENT_REGISTER(axoverlay, plugin);
+  ok &= GST_ELEMENT_REGISTER(axmetapublish, plugin);
   return ok;
 }
 

@@ -39,6 +39,9 @@ struct YuvTables {
   std::array<int32_t, 256> gv;  // half + CVG * (V - 128)
   std::array<int32_t, 256> gu;  // CUG * (U - 128)
   std::array<int32_t, 256> bu;  // half + CUB * (U - 128)
+  // saturate_cast<uchar> of (sum >> 20) as a lookup: no data-dependent branches in the hot loop.
+  static constexpr int kClampOffset = 512;
+  std::array<uint8_t, 2048> clamp;  // sums >> 20 lie in [-259, 535]
   YuvTables() {
     const int half = 1 << (kYuvShift - 1);
     for (int i = 0; i < 256; ++i) {
@@ -48,19 +51,17 @@ struct YuvTables {
       gu[i] = kCUG * (i - 128);
       bu[i] = half + kCUB * (i - 128);
     }
+    for (int i = 0; i < 2048; ++i) clamp[i] = uint8_t(clamp_u8(i - kClampOffset));
   }
 };
-const YuvTables &yuv_tables() {
-  static const YuvTables tables;
-  return tables;
-}
+const YuvTables kYuv;
 
 inline void yuv_to_rgb(int y, int u, int v, int32_t *px) {
-  const YuvTables &t = yuv_tables();
-  const int32_t yy = t.y[y];
-  px[0] = clamp_u8((yy + t.rv[v]) >> kYuvShift);
-  px[1] = clamp_u8((yy + t.gv[v] + t.gu[u]) >> kYuvShift);
-  px[2] = clamp_u8((yy + t.bu[u]) >> kYuvShift);
+  const int32_t yy = kYuv.y[y];
+  const uint8_t *clamp = kYuv.clamp.data() + YuvTables::kClampOffset;
+  px[0] = clamp[(yy + kYuv.rv[v]) >> kYuvShift];
+  px[1] = clamp[(yy + kYuv.gv[v] + kYuv.gu[u]) >> kYuvShift];
+  px[2] = clamp[(yy + kYuv.bu[u]) >> kYuvShift];
 }
 
 // Fetchers: one source row, pixel x as R,G,B (channels == 3) or gray (channels == 1).
@@ -300,6 +301,18 @@ Preprocessor::Preprocessor(PixelFormat format, int frame_width, int frame_height
       lut_[k][v] = quantise((v * n.pixel_scale - n.mean[k]) / n.std[k], tensor.scale,
                             tensor.zero_point);
 
+  // Fast path tables: fetched channel f's value -> its model channel's byte in a 4-byte pixel.
+  packed_rgb_ = colour_channels == 3 && tensor.channels == 4 && tensor.channel_pad_low == 0;
+  if (packed_rgb_) {
+    for (int k = 0; k < 3; ++k) {
+      // With one fetched (gray) channel every model channel reads it: table k serves channel k.
+      const int table = fetched_channels_ == 1 ? k : source_of_channel_[k];
+      for (int v = 0; v < 256; ++v)
+        packed_lut_[table][v] = uint32_t(uint8_t(lut_[k][v])) << (8 * k);
+    }
+    packed_padding_ = uint32_t(uint8_t(tensor.zero_point)) << 24;
+  }
+
   const int C = tensor.channels;
   padding_row_.assign(size_t(tensor.width) * C, int8_t(tensor.zero_point));
   border_row_ = padding_row_;
@@ -338,9 +351,14 @@ void Preprocessor::run_with(const Frame &frame, int8_t *tensor) const {
     const Fetcher fetch = Fetcher::at(frame, crop_y + src_row);
     int32_t p0[3], p1[3];
     for (int j = 0; j < width; ++j) {
-      fetch(crop_x + x0[j], p0);
-      fetch(crop_x + x1[j], p1);
       const int a0 = alpha[2 * j], a1 = alpha[2 * j + 1];
+      fetch(crop_x + x0[j], p0);
+      if (a1 == 0) {
+        // Zero-weight taps (borders, integer scale factors) add nothing: skip the fetch.
+        for (int c = 0; c < FC; ++c) out[j * FC + c] = p0[c] * a0;
+        continue;
+      }
+      fetch(crop_x + x1[j], p1);
       for (int c = 0; c < FC; ++c) out[j * FC + c] = p0[c] * a0 + p1[c] * a1;
     }
   };
@@ -369,7 +387,9 @@ void Preprocessor::run_with(const Frame &frame, int8_t *tensor) const {
       continue;
     }
     const int dy = r - content_begin;
-    const int sy0 = y0_[dy], sy1 = y1_[dy];
+    const int b0 = beta_[2 * dy], b1 = beta_[2 * dy + 1];
+    // A zero-weight second row contributes nothing: do not resize it.
+    const int sy0 = y0_[dy], sy1 = b1 == 0 ? sy0 : y1_[dy];
     const int32_t *h0 = row_for(sy0);
     const int32_t *h1 = row_for(sy1);
     if (!h0 || !h1) {
@@ -386,25 +406,39 @@ void Preprocessor::run_with(const Frame &frame, int8_t *tensor) const {
     std::memcpy(out, border_row_.data(), left_bytes);
     std::memcpy(out + left_bytes + content_bytes, border_row_.data() + left_bytes + content_bytes,
                 row_bytes - left_bytes - content_bytes);
-    const int b0 = beta_[2 * dy], b1 = beta_[2 * dy + 1];
     int8_t *px = out + left_bytes;
+    if (packed_rgb_) {
+      // RGB(+1 padding channel) tensors: three table lookups build each 4-byte pixel.
+      const uint32_t *t0 = packed_lut_[0].data(), *t1 = packed_lut_[1].data(),
+                     *t2 = packed_lut_[2].data();
+      const uint32_t pad = packed_padding_;
+      auto vertical = [b0, b1](int32_t top, int32_t bottom) {
+        return (((b0 * (top >> 4)) >> 16) + ((b1 * (bottom >> 4)) >> 16) + 2) >> 2;
+      };
+      for (int j = 0; j < width; ++j, px += 4) {
+        const int32_t *a = h0 + j * FC, *b = h1 + j * FC;
+        uint32_t word;
+        if constexpr (FC == 3)
+          word = t0[vertical(a[0], b[0])] | t1[vertical(a[1], b[1])] | t2[vertical(a[2], b[2])] |
+                 pad;
+        else {
+          const int v = vertical(a[0], b[0]);
+          word = t0[v] | t1[v] | t2[v] | pad;
+        }
+        std::memcpy(px, &word, 4);
+      }
+      continue;
+    }
     for (int j = 0; j < width; ++j, px += C) {
       int v[3];
       for (int c = 0; c < FC; ++c)
         v[c] = (((b0 * (h0[j * FC + c] >> 4)) >> 16) + ((b1 * (h1[j * FC + c] >> 4)) >> 16) + 2) >>
                2;
       if (colour_channels == 3) {
-        if (C == 4 && channel_low == 0) {
-          // The common Metis case: RGB + one padding channel, one 32-bit store.
-          const int8_t word[4] = {lut_[0][v[s0]], lut_[1][v[s1]], lut_[2][v[s2]],
-                                  int8_t(tensor_.zero_point)};
-          std::memcpy(px, word, 4);
-        } else {
-          std::memset(px, tensor_.zero_point, C);
-          px[channel_low] = lut_[0][v[s0]];
-          px[channel_low + 1] = lut_[1][v[s1]];
-          px[channel_low + 2] = lut_[2][v[s2]];
-        }
+        std::memset(px, tensor_.zero_point, C);
+        px[channel_low] = lut_[0][v[s0]];
+        px[channel_low + 1] = lut_[1][v[s1]];
+        px[channel_low + 2] = lut_[2][v[s2]];
       } else {
         if (C != 1) std::memset(px, tensor_.zero_point, C);
         px[channel_low] = lut_[0][v[0]];

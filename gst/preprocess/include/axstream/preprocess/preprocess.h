@@ -114,6 +114,11 @@ class Preprocessor {
   // lut_[k][v]: int8 for value v of model channel k; source_of_channel_[k]: fetched channel.
   std::array<std::array<int8_t, 256>, 3> lut_{};
   std::array<int, 3> source_of_channel_{0, 1, 2};
+  // RGB models with 4 padded channels (the Metis layout): per fetched channel, value -> its
+  // byte already shifted into a little-endian 4-byte pixel.
+  bool packed_rgb_ = false;
+  std::array<std::array<uint32_t, 256>, 3> packed_lut_{};
+  uint32_t packed_padding_ = 0;
   std::vector<int8_t> border_row_;  // one padded tensor row of letterbox border + padding
   std::vector<int8_t> padding_row_;  // one tensor row of zero_point (tensor's own padding)
 };
