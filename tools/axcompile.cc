@@ -25,6 +25,8 @@ const char kUsage[] =
     "  --input-layout NCHW|NHWC         default: detected from the input shape\n"
     "  --calib-method minmax|percentile (default minmax; percentile clips at 99.99%)\n"
     "  --percentile P         percentile for --calib-method percentile (default 99.99)\n"
+    "  --output-range NAME=LOW,HIGH     fix the quantisation range of a core output (or of\n"
+    "                         the model output it feeds), e.g. logits a sigmoid saturates\n"
     "  --output-dir PKG       package directory (default: the model's base name)\n"
     "  --name NAME            model name in model.json (default: the model's base name)\n"
     "  --no-check             skip the comparison with the float model\n"
@@ -130,6 +132,15 @@ int main(int argc, char **argv) {
       options.percentile = parse_number(value(), arg);
       if (options.percentile <= 50 || options.percentile > 100)
         usage_error("--percentile: expected a value in (50, 100]");
+    } else if (arg == "--output-range") {
+      std::string spec = value();
+      size_t eq = spec.rfind('=');
+      if (eq == std::string::npos || eq == 0)
+        usage_error("--output-range: expected NAME=LOW,HIGH, got '" + spec + "'");
+      auto range = parse_numbers(spec.substr(eq + 1), arg);
+      if (range.size() != 2 || !(range[0] < range[1]))
+        usage_error("--output-range: expected NAME=LOW,HIGH with LOW < HIGH, got '" + spec + "'");
+      options.output_ranges[spec.substr(0, eq)] = {range[0], range[1]};
     } else if (arg == "--output-dir" || arg == "-o") {
       options.output_dir = value();
     } else if (arg == "--name") {

@@ -173,6 +173,8 @@ class Compilation {
 
   std::vector<bool> is_tail_;                 // per graph_.nodes index
   std::vector<std::string> boundaries_;       // core outputs (float tensors), in output order
+  std::map<std::string, std::vector<std::string>> boundaries_of_output_;
+  std::map<std::string, std::pair<double, double>> fixed_ranges_;  // by core output
   std::map<std::string, QuantParams> params_; // activations with a Q/DQ pair
   std::map<std::string, std::string> fused_;  // linear output -> activation consuming it
 
@@ -580,6 +582,41 @@ void Compilation::split_tail() {
     for (const auto &in : graph_.nodes[p->second].input()) visit(in);
   };
   for (const auto &out : graph_.outputs) visit(out);
+  // Core outputs each model output depends on (for --output-range by model output name).
+  std::set<std::string> boundary_set(boundaries_.begin(), boundaries_.end());
+  for (const auto &out : graph_.outputs) {
+    std::set<std::string> reached, walked;
+    std::function<void(const std::string &)> walk = [&](const std::string &tensor) {
+      if (!walked.insert(tensor).second) return;
+      if (boundary_set.count(tensor)) {
+        reached.insert(tensor);
+        return;
+      }
+      auto p = producer.find(tensor);
+      if (p != producer.end() && is_tail_[p->second])
+        for (const auto &in : graph_.nodes[p->second].input()) walk(in);
+    };
+    walk(out);
+    boundaries_of_output_[out].assign(reached.begin(), reached.end());
+  }
+  for (const auto &[name, range] : options_.output_ranges) {
+    if (!(range.first < range.second))
+      throw InvalidArgument("--output-range " + name + ": expected LOW < HIGH, got " +
+                            std::to_string(range.first) + "," + std::to_string(range.second));
+    if (std::find(boundaries_.begin(), boundaries_.end(), name) != boundaries_.end()) {
+      fixed_ranges_[name] = range;
+      continue;
+    }
+    auto it = boundaries_of_output_.find(name);
+    if (it == boundaries_of_output_.end() || it->second.size() != 1)
+      throw InvalidArgument("--output-range " + name + ": expected a core output or a model "
+                            "output fed by exactly one core output; " + model_label_ +
+                            (it == boundaries_of_output_.end()
+                                 ? std::string(" has no such output")
+                                 : " computes it from " + std::to_string(it->second.size()) +
+                                       " core outputs"));
+    fixed_ranges_[it->second[0]] = range;
+  }
 }
 
 void Compilation::plan_quantisation() {
@@ -599,6 +636,14 @@ void Compilation::plan_quantisation() {
           fused_[out] = next.output(0);
           continue;
         }
+      }
+      if (auto fixed = fixed_ranges_.find(out); fixed != fixed_ranges_.end()) {
+        params_[out] = asymmetric_int8(fixed->second.first, fixed->second.second);
+        const auto &p = params_[out];
+        report_.ranges.push_back({out, static_cast<float>(fixed->second.first),
+                                  static_cast<float>(fixed->second.second), p.scale,
+                                  p.zero_point});
+        continue;
       }
       if (kDataMovement.count(node.op_type()) && params_.count(node.input(0))) {
         params_[out] = params_.at(node.input(0));
@@ -1047,7 +1092,10 @@ CompileReport Compilation::run() {
     report_.core_outputs.push_back({co.name, 0, 0, co.params.scale, co.params.zero_point});
   report_.core_inputs.push_back({input_.name, 0, 0, input_params_.scale, input_params_.zero_point});
   for (auto &r : report_.core_outputs)
-    if (auto s = stats_.find(r.name); s != stats_.end()) {
+    if (auto f = fixed_ranges_.find(r.name); f != fixed_ranges_.end()) {
+      r.min = static_cast<float>(f->second.first);
+      r.max = static_cast<float>(f->second.second);
+    } else if (auto s = stats_.find(r.name); s != stats_.end()) {
       r.min = static_cast<float>(s->second.min);
       r.max = static_cast<float>(s->second.max);
     }

@@ -25,6 +25,9 @@ struct CompileOptions {
   InputLayout input_layout = InputLayout::autodetect;
   CalibrationMethod method = CalibrationMethod::minmax;
   double percentile = 99.99;  // for CalibrationMethod::percentile
+  // Fixed quantisation ranges for core outputs, by core output name or by the model output fed
+  // by exactly one core output (e.g. logits the decoder saturates through a sigmoid).
+  std::map<std::string, std::pair<double, double>> output_ranges;
   std::string output_dir;     // default: <model basename without .onnx>
   std::string name;           // default: model basename without .onnx
   bool reference_check = true;  // run held-out images through float model and package
