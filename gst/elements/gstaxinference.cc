@@ -31,6 +31,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -70,6 +71,7 @@ enum {
   PROP_MAX_INFLIGHT,
   PROP_SHARED,
   PROP_DMABUF,
+  PROP_BYTES_COPIED,
 };
 
 
@@ -190,6 +192,7 @@ struct GstAxInferenceState {
   GstFlowReturn downstream = GST_FLOW_OK;
   bool warned_no_tensor = false;
   std::chrono::nanoseconds run_latency{0};  // largest inference time seen
+  std::atomic<uint64_t> bytes_copied{0};     // tensor bytes this element copied (staging)
 
   std::vector<std::thread> runners;
   std::thread pusher;
@@ -236,7 +239,7 @@ static std::string canonical_package(const char *path) {
 class TensorArgument {
  public:
   TensorArgument(GstMemory *memory, bool as_fd, bool writable, GstBufferPool *staging,
-                 size_t staging_index)
+                 size_t staging_index, std::atomic<uint64_t> *bytes_copied)
       : memory_(gst_memory_ref(memory)) {
     if (as_fd && gst_is_fd_memory(memory)) {
       argument_.fd = gst_fd_memory_get_fd(memory);
@@ -257,6 +260,7 @@ class TensorArgument {
         throw axstream::InternalError("cannot map an fd staging tensor for writing");
       }
       memcpy(dst.data, src.data, std::min(src.size, dst.size));
+      if (bytes_copied) *bytes_copied += std::min(src.size, dst.size);
       gst_memory_unmap(fd_memory, &dst);
       gst_memory_unmap(memory, &src);
       argument_.fd = gst_fd_memory_get_fd(fd_memory);
@@ -326,12 +330,14 @@ static void infer_buffer(GstAxInference *self, GstBuffer *buffer) {
       for (guint i = 0; i < n_in; ++i) {
         held.push_back(std::make_unique<TensorArgument>(gst_buffer_peek_memory(input->tensors, i),
                                                         state->dmabuf, false,
-                                                        state->staging_pool, i));
+                                                        state->staging_pool, i,
+                                                        &state->bytes_copied));
         in_args.push_back(held.back()->argument());
       }
       for (guint i = 0; i < gst_buffer_n_memory(outputs); ++i) {
         held.push_back(std::make_unique<TensorArgument>(gst_buffer_peek_memory(outputs, i),
-                                                        state->dmabuf, true, nullptr, 0));
+                                                        state->dmabuf, true, nullptr, 0,
+                                                        nullptr));
         out_args.push_back(held.back()->argument());
       }
       const auto start = std::chrono::steady_clock::now();
@@ -626,6 +632,7 @@ static GstStateChangeReturn gst_ax_inference_change_state(GstElement *element,
     state->device.reset();
     state->run_latency = std::chrono::nanoseconds(0);
     state->warned_no_tensor = false;
+    state->bytes_copied = 0;
   }
   return ret;
 }
@@ -667,6 +674,7 @@ static void gst_ax_inference_get_property(GObject *object, guint prop_id, GValue
     case PROP_MAX_INFLIGHT: g_value_set_uint(value, self->max_inflight); break;
     case PROP_SHARED: g_value_set_boolean(value, self->shared); break;
     case PROP_DMABUF: g_value_set_boolean(value, self->dmabuf); break;
+    case PROP_BYTES_COPIED: g_value_set_uint64(value, self->state->bytes_copied.load()); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
   }
   GST_OBJECT_UNLOCK(self);
@@ -741,6 +749,14 @@ static void gst_ax_inference_class_init(GstAxInferenceClass *klass) {
                            "map the tensors and pass pointers",
                            DEFAULT_PROP_DMABUF, ready_flags));
 
+  g_object_class_install_property(
+      gobject_class, PROP_BYTES_COPIED,
+      g_param_spec_uint64("bytes-copied", "Bytes copied",
+                          "Tensor bytes this element copied on their way to the device since it "
+                          "started (0 on the zero-copy path: fd tensors from axpreprocess with "
+                          "dmabuf on; heap tensors are copied into fd memory)",
+                          0, G_MAXUINT64, 0,
+                          static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
   gst_element_class_add_static_pad_template(element_class, &sink_template);
   gst_element_class_add_static_pad_template(element_class, &src_template);
   gst_element_class_set_static_metadata(

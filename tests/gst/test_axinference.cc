@@ -128,6 +128,24 @@ TEST(AxInference, OutputEqualsModelInstanceRunAndThePackageReference) {
   }
 }
 
+TEST(AxInference, FdTensorsReachTheDeviceWithoutCopiesHeapTensorsAreCopiedOnce) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  const Bytes input = read_file(model + "/reference/input_0.bin");
+  for (bool fd_input : {true, false}) {
+    GstHarness *h = inference_harness(model, "dmabuf=true");
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_EQ(gst_harness_push(h, frame_with_tensor(model, input, i, fd_input)), GST_FLOW_OK);
+      gst_buffer_unref(gst_harness_pull(h));
+    }
+    guint64 copied = 0;
+    GstElement *inference = gst_harness_find_element(h, "axinference");
+    g_object_get(inference, "bytes-copied", &copied, nullptr);
+    gst_object_unref(inference);
+    EXPECT_EQ(copied, fd_input ? 0u : 3 * input.size()) << (fd_input ? "fd" : "heap");
+    gst_harness_teardown(h);
+  }
+}
+
 TEST(AxInference, KeepsFrameOrderWithSeveralFramesInFlight) {
   AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
   DirectRun direct(model);
