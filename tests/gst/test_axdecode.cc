@@ -392,3 +392,28 @@ TEST_F(AxDecode, RunsThePackagesPostambleBeforeDecoding) {
   gst_buffer_unref(out);
   gst_harness_teardown(harness);
 }
+
+TEST_F(AxDecode, ResultMetasSurviveABufferCopy) {
+  GstBuffer *buffer = gst_buffer_new();
+  const gint ids[] = {5, 2};
+  const gfloat scores[] = {0.6f, 0.3f};
+  const gchar *labels[] = {"owl", "fox", nullptr};
+  gst_buffer_add_ax_classification_meta(buffer, -1, "/models/x", 2, ids, scores, labels);
+  const gfloat points[] = {1.0f, 2.0f, 3.0f, 4.0f};
+  gst_buffer_add_ax_keypoints_meta(buffer, 7, 2, points);
+  GstBuffer *copy = gst_buffer_copy(buffer);
+  gst_buffer_unref(buffer);
+  GstAxClassificationMeta *classes = gst_buffer_get_ax_classification_meta(copy, -1);
+  ASSERT_NE(classes, nullptr);
+  EXPECT_STREQ(classes->model, "/models/x");
+  EXPECT_EQ(gst_ax_classification_meta_get_class_id(classes, 1), 2);
+  EXPECT_STREQ(gst_ax_classification_meta_get_label(classes, 1), "fox");
+  EXPECT_EQ(gst_buffer_get_ax_keypoints_meta(copy, 6), nullptr);
+  GstAxKeypointsMeta *keypoints = gst_buffer_get_ax_keypoints_meta(copy, 7);
+  ASSERT_NE(keypoints, nullptr);
+  gfloat x = 0, y = 0;
+  ASSERT_TRUE(gst_ax_keypoints_meta_get_point(keypoints, 1, &x, &y));
+  EXPECT_EQ(x, 3.0f);
+  EXPECT_EQ(y, 4.0f);
+  gst_buffer_unref(copy);
+}
