@@ -339,15 +339,17 @@ void Preprocessor::run_with(const Frame &frame, int8_t *tensor) const {
   const size_t row_bytes = size_t(tensor_.width) * C;
   const int colour_channels = options_.color == ColorOrder::GRAY ? 1 : 3;
 
-  // Two horizontally resized source rows (OpenCV's row cache): values scaled by 2^11.
-  std::vector<int32_t> rows[2] = {std::vector<int32_t>(size_t(width) * FC),
-                                  std::vector<int32_t>(size_t(width) * FC)};
+  // Two horizontally resized source rows (OpenCV's row cache), planar per fetched channel,
+  // holding OpenCV's (sum of 2^11-weighted taps) >> 4, which fits int16.
+  std::vector<int16_t> rows[2] = {std::vector<int16_t>(size_t(width) * FC),
+                                  std::vector<int16_t>(size_t(width) * FC)};
+  std::vector<uint8_t> resized(size_t(width) * FC);  // one output row, planar
   int row_source[2] = {-1, -1};
   const int32_t *x0 = x0_.data(), *x1 = x1_.data();
   const int16_t *alpha = alpha_.data();
   const int crop_x = g.crop.x, crop_y = g.crop.y;
 
-  auto horizontal = [&](int src_row, int32_t *out) {
+  auto horizontal = [&](int src_row, int16_t *out) {
     const Fetcher fetch = Fetcher::at(frame, crop_y + src_row);
     int32_t p0[3], p1[3];
     for (int j = 0; j < width; ++j) {
@@ -355,14 +357,14 @@ void Preprocessor::run_with(const Frame &frame, int8_t *tensor) const {
       fetch(crop_x + x0[j], p0);
       if (a1 == 0) {
         // Zero-weight taps (borders, integer scale factors) add nothing: skip the fetch.
-        for (int c = 0; c < FC; ++c) out[j * FC + c] = p0[c] * a0;
+        for (int c = 0; c < FC; ++c) out[c * width + j] = int16_t((p0[c] * a0) >> 4);
         continue;
       }
       fetch(crop_x + x1[j], p1);
-      for (int c = 0; c < FC; ++c) out[j * FC + c] = p0[c] * a0 + p1[c] * a1;
+      for (int c = 0; c < FC; ++c) out[c * width + j] = int16_t((p0[c] * a0 + p1[c] * a1) >> 4);
     }
   };
-  auto row_for = [&](int src_row) -> const int32_t * {
+  auto row_for = [&](int src_row) -> const int16_t * {
     for (int i = 0; i < 2; ++i)
       if (row_source[i] == src_row) return rows[i].data();
     return nullptr;
@@ -375,6 +377,7 @@ void Preprocessor::run_with(const Frame &frame, int8_t *tensor) const {
   const size_t content_bytes = size_t(width) * C;
   const int channel_low = tensor_.channel_pad_low;
   const int s0 = source_of_channel_[0], s1 = source_of_channel_[1], s2 = source_of_channel_[2];
+  const int n = width * FC;
 
   for (int r = 0; r < tensor_.height; ++r) {
     int8_t *out = tensor + size_t(r) * row_bytes;
@@ -390,8 +393,8 @@ void Preprocessor::run_with(const Frame &frame, int8_t *tensor) const {
     const int b0 = beta_[2 * dy], b1 = beta_[2 * dy + 1];
     // A zero-weight second row contributes nothing: do not resize it.
     const int sy0 = y0_[dy], sy1 = b1 == 0 ? sy0 : y1_[dy];
-    const int32_t *h0 = row_for(sy0);
-    const int32_t *h1 = row_for(sy1);
+    const int16_t *h0 = row_for(sy0);
+    const int16_t *h1 = row_for(sy1);
     if (!h0 || !h1) {
       // Refill the slot(s) not needed by this output row.
       for (int need : {sy0, sy1}) {
@@ -403,45 +406,39 @@ void Preprocessor::run_with(const Frame &frame, int8_t *tensor) const {
       h0 = row_for(sy0);
       h1 = row_for(sy1);
     }
+    // OpenCV's vertical pass: 16x16 -> high 16 bits products, rounded. Vectorises (pmulhw).
+    uint8_t *v = resized.data();
+    const int16_t w0 = int16_t(b0), w1 = int16_t(b1);
+    for (int i = 0; i < n; ++i) {
+      const int value = ((int16_t((w0 * h0[i]) >> 16) + int16_t((w1 * h1[i]) >> 16) + 2) >> 2);
+      v[i] = uint8_t(value > 255 ? 255 : (value < 0 ? 0 : value));
+    }
+
     std::memcpy(out, border_row_.data(), left_bytes);
     std::memcpy(out + left_bytes + content_bytes, border_row_.data() + left_bytes + content_bytes,
                 row_bytes - left_bytes - content_bytes);
     int8_t *px = out + left_bytes;
+    const uint8_t *v0 = v, *v1 = FC == 3 ? v + width : v, *v2 = FC == 3 ? v + 2 * width : v;
     if (packed_rgb_) {
       // RGB(+1 padding channel) tensors: three table lookups build each 4-byte pixel.
       const uint32_t *t0 = packed_lut_[0].data(), *t1 = packed_lut_[1].data(),
                      *t2 = packed_lut_[2].data();
       const uint32_t pad = packed_padding_;
-      auto vertical = [b0, b1](int32_t top, int32_t bottom) {
-        return (((b0 * (top >> 4)) >> 16) + ((b1 * (bottom >> 4)) >> 16) + 2) >> 2;
-      };
       for (int j = 0; j < width; ++j, px += 4) {
-        const int32_t *a = h0 + j * FC, *b = h1 + j * FC;
-        uint32_t word;
-        if constexpr (FC == 3)
-          word = t0[vertical(a[0], b[0])] | t1[vertical(a[1], b[1])] | t2[vertical(a[2], b[2])] |
-                 pad;
-        else {
-          const int v = vertical(a[0], b[0]);
-          word = t0[v] | t1[v] | t2[v] | pad;
-        }
+        const uint32_t word = t0[v0[j]] | t1[v1[j]] | t2[v2[j]] | pad;
         std::memcpy(px, &word, 4);
       }
       continue;
     }
+    const uint8_t *planes[3] = {v0, v1, v2};
     for (int j = 0; j < width; ++j, px += C) {
-      int v[3];
-      for (int c = 0; c < FC; ++c)
-        v[c] = (((b0 * (h0[j * FC + c] >> 4)) >> 16) + ((b1 * (h1[j * FC + c] >> 4)) >> 16) + 2) >>
-               2;
+      if (C != colour_channels) std::memset(px, tensor_.zero_point, C);
       if (colour_channels == 3) {
-        std::memset(px, tensor_.zero_point, C);
-        px[channel_low] = lut_[0][v[s0]];
-        px[channel_low + 1] = lut_[1][v[s1]];
-        px[channel_low + 2] = lut_[2][v[s2]];
+        px[channel_low] = lut_[0][planes[s0][j]];
+        px[channel_low + 1] = lut_[1][planes[s1][j]];
+        px[channel_low + 2] = lut_[2][planes[s2][j]];
       } else {
-        if (C != 1) std::memset(px, tensor_.zero_point, C);
-        px[channel_low] = lut_[0][v[0]];
+        px[channel_low] = lut_[0][v0[j]];
       }
     }
   }
