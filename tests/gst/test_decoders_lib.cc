@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 
 #include "axstream/decoders/blazeface.h"
@@ -11,6 +12,7 @@
 #include "axstream/decoders/nms.h"
 #include "axstream/decoders/output_converter.h"
 #include "axstream/error.h"
+#include "axstream/runtime/model_package.h"
 
 namespace dec = axstream::decoders;
 
@@ -479,4 +481,35 @@ TEST(SsdDecoder, SkipsTheBackgroundAndScalesNormalisedBoxes) {
 TEST(SsdDecoder, RejectsOutputsWithoutBoxesAndScores) {
   std::vector<dec::FloatTensor> outputs = {{"boxes", {1, 3, 4}, std::vector<float>(12)}};
   EXPECT_THROW(dec::make_decoder("ssd", {})->check_outputs(outputs), axstream::InvalidArgument);
+}
+
+// The converter on a generated package whose first output the core transposed to NHWC and
+// padded (6 -> 8 channels): its reference device output must come back as the float model's
+// (1,6,16,16) NCHW tensor, element (c, y, x) = (raw[y][x][c] - zero_point) * scale.
+TEST(OutputConverter, RestoresTheFloatModelsLayoutOfAGeneratedPackage) {
+  const char *models = std::getenv("AXSTREAM_TEST_MODELS");
+  const std::string dir = models ? std::string(models) + "/two_outputs" : "";
+  std::ifstream raw_file(dir + "/reference/output_0.bin", std::ios::binary);
+  std::ifstream scores_file(dir + "/reference/output_1.bin", std::ios::binary);
+  if (dir.empty() || !raw_file || !scores_file)
+    GTEST_SKIP() << "two_outputs test package not found (AXSTREAM_TEST_MODELS)";
+  const std::vector<int8_t> raw((std::istreambuf_iterator<char>(raw_file)), {});
+  const std::vector<int8_t> scores((std::istreambuf_iterator<char>(scores_file)), {});
+  const auto package = axstream::runtime::load_model_package(dir);
+  auto converter = dec::OutputConverter::from_package(*package);
+  ASSERT_FALSE(converter->has_postamble());
+  const auto outputs = converter->convert({raw.data(), scores.data()}, {raw.size(), scores.size()});
+  ASSERT_EQ(outputs.size(), 2u);
+  EXPECT_EQ(outputs[0].shape, (std::vector<int64_t>{1, 6, 16, 16}));
+  EXPECT_EQ(outputs[1].shape, (std::vector<int64_t>{1, 10}));
+  const auto &info = package->outputs[0];
+  for (int c = 0; c < 6; ++c)
+    for (int y = 0; y < 16; ++y)
+      for (int x = 0; x < 16; ++x) {
+        const float expected = (raw[(y * 16 + x) * 8 + c] - info.zero_point) * info.scale;
+        ASSERT_FLOAT_EQ(outputs[0].data[(c * 16 + y) * 16 + x], expected)
+            << "c " << c << " y " << y << " x " << x;
+      }
+  const auto &score_info = package->outputs[1];
+  EXPECT_FLOAT_EQ(outputs[1].data[9], (scores[9] - score_info.zero_point) * score_info.scale);
 }
