@@ -130,6 +130,87 @@ struct I420Fetch {
   }
 };
 
+// Whole-row YUV -> planar RGB with OpenCV's arithmetic (no tables, so it vectorises; an AVX2
+// clone is picked at run time where the CPU has it). `pairs` chroma samples = 2 * pairs pixels.
+template <int ChromaStep>
+inline __attribute__((always_inline)) void yuv_row_to_rgb_body(const uint8_t *y, const uint8_t *u,
+                                                               const uint8_t *v, int pairs,
+                                                               uint8_t *r, uint8_t *g,
+                                                               uint8_t *b) {
+  const int half = 1 << (kYuvShift - 1);
+  for (int k = 0; k < pairs; ++k) {
+    const int uu = u[k * ChromaStep] - 128, vv = v[k * ChromaStep] - 128;
+    const int ruv = half + kCVR * vv;
+    const int guv = half + kCVG * vv + kCUG * uu;
+    const int buv = half + kCUB * uu;
+    for (int i = 0; i < 2; ++i) {
+      const int yy = std::max(0, int(y[2 * k + i]) - 16) * kCY;
+      r[2 * k + i] = uint8_t(std::clamp((yy + ruv) >> kYuvShift, 0, 255));
+      g[2 * k + i] = uint8_t(std::clamp((yy + guv) >> kYuvShift, 0, 255));
+      b[2 * k + i] = uint8_t(std::clamp((yy + buv) >> kYuvShift, 0, 255));
+    }
+  }
+}
+
+__attribute__((target_clones("avx2", "default"))) void nv12_row_to_rgb(
+    const uint8_t *y, const uint8_t *uv, int pairs, uint8_t *r, uint8_t *g, uint8_t *b) {
+  yuv_row_to_rgb_body<2>(y, uv, uv + 1, pairs, r, g, b);
+}
+
+__attribute__((target_clones("avx2", "default"))) void i420_row_to_rgb(
+    const uint8_t *y, const uint8_t *u, const uint8_t *v, int pairs, uint8_t *r, uint8_t *g,
+    uint8_t *b) {
+  yuv_row_to_rgb_body<1>(y, u, v, pairs, r, g, b);
+}
+
+// Sources: give the fetcher of one source row. Direct sources read the frame per tap; the YUV
+// source converts the needed span of a row once, then taps read planar RGB.
+template <typename Fetch>
+struct DirectSource {
+  static constexpr int channels = Fetch::channels;
+  const Frame &frame;
+  DirectSource(const Frame &f, int, int) : frame(f) {}
+  Fetch row(int y) { return Fetch::at(frame, y); }
+};
+
+struct PlanarRgbFetch {
+  static constexpr int channels = 3;
+  const uint8_t *r, *g, *b;
+  int begin;
+  void operator()(int x, int32_t *px) const {
+    x -= begin;
+    px[0] = r[x];
+    px[1] = g[x];
+    px[2] = b[x];
+  }
+};
+
+template <bool Nv12>
+struct YuvRowSource {
+  static constexpr int channels = 3;
+  const Frame &frame;
+  int begin, pairs;
+  std::vector<uint8_t> planes;
+  // [first, last] frame columns the taps read.
+  YuvRowSource(const Frame &f, int first, int last) : frame(f), begin(first & ~1) {
+    pairs = (std::min(last + 2, f.width) - begin) / 2;
+    planes.resize(size_t(pairs) * 2 * 3);
+  }
+  PlanarRgbFetch row(int y) {
+    uint8_t *r = planes.data(), *g = r + 2 * pairs, *b = g + 2 * pairs;
+    const uint8_t *luma = frame.planes[0] + size_t(y) * size_t(frame.strides[0]) + begin;
+    if constexpr (Nv12) {
+      nv12_row_to_rgb(luma, frame.planes[1] + size_t(y / 2) * size_t(frame.strides[1]) + begin,
+                      pairs, r, g, b);
+    } else {
+      i420_row_to_rgb(luma, frame.planes[1] + size_t(y / 2) * size_t(frame.strides[1]) + begin / 2,
+                      frame.planes[2] + size_t(y / 2) * size_t(frame.strides[2]) + begin / 2,
+                      pairs, r, g, b);
+    }
+    return {r, g, b, begin};
+  }
+};
+
 std::string describe(const Rect &r) {
   std::ostringstream s;
   s << "(" << r.x << "," << r.y << "," << r.width << "," << r.height << ")";
@@ -330,9 +411,9 @@ void Preprocessor::check_frame(const Frame &frame) const {
                           std::to_string(frame_height_));
 }
 
-template <typename Fetcher>
+template <typename Source>
 void Preprocessor::run_with(const Frame &frame, int8_t *tensor) const {
-  constexpr int FC = Fetcher::channels;
+  constexpr int FC = Source::channels;
   const Geometry &g = geometry_;
   const int width = g.content_width;
   const int C = tensor_.channels;
@@ -349,8 +430,9 @@ void Preprocessor::run_with(const Frame &frame, int8_t *tensor) const {
   const int16_t *alpha = alpha_.data();
   const int crop_x = g.crop.x, crop_y = g.crop.y;
 
+  Source source(frame, crop_x + x0_.front(), crop_x + x1_.back());
   auto horizontal = [&](int src_row, int16_t *out) {
-    const Fetcher fetch = Fetcher::at(frame, crop_y + src_row);
+    const auto fetch = source.row(crop_y + src_row);
     int32_t p0[3], p1[3];
     for (int j = 0; j < width; ++j) {
       const int a0 = alpha[2 * j], a1 = alpha[2 * j + 1];
@@ -449,27 +531,27 @@ void Preprocessor::run(const Frame &frame, int8_t *tensor) const {
   const bool gray = options_.color == ColorOrder::GRAY;
   switch (format_) {
     case PixelFormat::NV12:
-      return gray ? run_with<Nv12Fetch<true>>(frame, tensor)
-                  : run_with<Nv12Fetch<false>>(frame, tensor);
+      return gray ? run_with<DirectSource<Nv12Fetch<true>>>(frame, tensor)
+                  : run_with<YuvRowSource<true>>(frame, tensor);
     case PixelFormat::I420:
-      return gray ? run_with<I420Fetch<true>>(frame, tensor)
-                  : run_with<I420Fetch<false>>(frame, tensor);
+      return gray ? run_with<DirectSource<I420Fetch<true>>>(frame, tensor)
+                  : run_with<YuvRowSource<false>>(frame, tensor);
     case PixelFormat::RGB:
-      return gray ? run_with<PackedFetch<3, 0, 1, 2, true>>(frame, tensor)
-                  : run_with<PackedFetch<3, 0, 1, 2, false>>(frame, tensor);
+      return gray ? run_with<DirectSource<PackedFetch<3, 0, 1, 2, true>>>(frame, tensor)
+                  : run_with<DirectSource<PackedFetch<3, 0, 1, 2, false>>>(frame, tensor);
     case PixelFormat::BGR:
-      return gray ? run_with<PackedFetch<3, 2, 1, 0, true>>(frame, tensor)
-                  : run_with<PackedFetch<3, 2, 1, 0, false>>(frame, tensor);
+      return gray ? run_with<DirectSource<PackedFetch<3, 2, 1, 0, true>>>(frame, tensor)
+                  : run_with<DirectSource<PackedFetch<3, 2, 1, 0, false>>>(frame, tensor);
     case PixelFormat::RGBA:
     case PixelFormat::RGBx:
-      return gray ? run_with<PackedFetch<4, 0, 1, 2, true>>(frame, tensor)
-                  : run_with<PackedFetch<4, 0, 1, 2, false>>(frame, tensor);
+      return gray ? run_with<DirectSource<PackedFetch<4, 0, 1, 2, true>>>(frame, tensor)
+                  : run_with<DirectSource<PackedFetch<4, 0, 1, 2, false>>>(frame, tensor);
     case PixelFormat::BGRA:
     case PixelFormat::BGRx:
-      return gray ? run_with<PackedFetch<4, 2, 1, 0, true>>(frame, tensor)
-                  : run_with<PackedFetch<4, 2, 1, 0, false>>(frame, tensor);
+      return gray ? run_with<DirectSource<PackedFetch<4, 2, 1, 0, true>>>(frame, tensor)
+                  : run_with<DirectSource<PackedFetch<4, 2, 1, 0, false>>>(frame, tensor);
     case PixelFormat::GRAY8:
-      return run_with<GrayFetch>(frame, tensor);
+      return run_with<DirectSource<GrayFetch>>(frame, tensor);
   }
 }
 

@@ -93,8 +93,8 @@ class Preprocessor {
   const TensorSpec &tensor() const { return tensor_; }
 
  private:
-  // Fetcher::at(frame, row) reads one source row; fetch(x, px) gives its pixel x as R,G,B or gray.
-  template <typename Fetcher>
+  // Source::row(y) gives the fetcher of source row y; fetch(x, px) is pixel x as R,G,B or gray.
+  template <typename Source>
   void run_with(const Frame &frame, int8_t *tensor) const;
   void check_frame(const Frame &frame) const;
 
