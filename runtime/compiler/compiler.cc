@@ -126,6 +126,7 @@ class Compilation {
   void fold_batchnorm_and_bias();
   void split_tail();
   void plan_quantisation();
+  bool runs_int8(const onnx::NodeProto &node) const;
   onnx::ModelProto build_core();
   std::optional<onnx::ModelProto> build_postamble();
   void reference_check(const std::string &core_bytes, const std::string *post_bytes);
@@ -619,10 +620,36 @@ void Compilation::split_tail() {
   }
 }
 
+// Ops the core runs on int8 tensors. Other ops (HardSigmoid, Div, Sqrt, an Add of a constant,
+// ...) run in float between a DequantizeLinear and the next QuantizeLinear, so a chain of them
+// (hard-swish, layer norm) is quantised once at its end rather than after every step.
+bool Compilation::runs_int8(const onnx::NodeProto &node) const {
+  static const std::set<std::string> int8_ops = {
+      "Conv", "ConvTranspose", "Gemm", "MatMul", "MaxPool", "AveragePool", "GlobalAveragePool",
+      "Concat", "Relu", "LeakyRelu", "Resize"};
+  if (int8_ops.count(node.op_type())) return true;
+  if (node.op_type() == "Add" || node.op_type() == "Mul" || node.op_type() == "Sub") {
+    int activations = 0;
+    for (const auto &in : node.input()) activations += !in.empty() && !is_static(in);
+    return activations >= 2;
+  }
+  return false;
+}
+
 void Compilation::plan_quantisation() {
   auto consumers = graph_.consumers();
   std::set<std::string> boundary_set(boundaries_.begin(), boundaries_.end());
   params_[input_.name] = input_params_;
+  auto needs_qdq = [&](const onnx::NodeProto &producer, const std::string &tensor) {
+    if (boundary_set.count(tensor) || runs_int8(producer)) return true;
+    auto c = consumers.find(tensor);
+    if (c == consumers.end()) return false;
+    for (size_t k : c->second)
+      if (!is_tail_[k] && (runs_int8(graph_.nodes[k]) ||
+                           kDataMovement.count(graph_.nodes[k].op_type())))
+        return true;
+    return false;
+  };
   for (size_t i = 0; i < graph_.nodes.size(); ++i) {
     if (is_tail_[i]) continue;
     const auto &node = graph_.nodes[i];
@@ -637,6 +664,8 @@ void Compilation::plan_quantisation() {
           continue;
         }
       }
+      bool inherits = kDataMovement.count(node.op_type()) && params_.count(node.input(0));
+      if (!inherits && !needs_qdq(node, out)) continue;
       if (auto fixed = fixed_ranges_.find(out); fixed != fixed_ranges_.end()) {
         params_[out] = asymmetric_int8(fixed->second.first, fixed->second.second);
         const auto &p = params_[out];
