@@ -131,6 +131,14 @@ static gboolean gst_ax_decode_set_caps(GstBaseTransform *trans, GstCaps *incaps,
   return TRUE;
 }
 
+// "pkg", "pkg/" and "pkg/model.json" name the same package.
+static std::string package_key(const gchar *path) {
+  std::string key = path ? path : "";
+  if (g_str_has_suffix(key.c_str(), "/model.json")) key.resize(key.size() - 11);
+  while (key.size() > 1 && key.back() == '/') key.pop_back();
+  return key;
+}
+
 static dec::Geometry geometry_of(const GstAxTransform &t) {
   dec::Geometry g;
   g.crop_x = t.crop_x;
@@ -290,7 +298,8 @@ static GstFlowReturn gst_ax_decode_transform_ip(GstBaseTransform *trans, GstBuff
              gst_buffer_iterate_meta_filtered(buffer, &iter, GST_AX_TENSOR_META_API_TYPE)) {
     auto *tensor_meta = reinterpret_cast<GstAxTensorMeta *>(meta);
     if (tensor_meta->kind != GST_AX_TENSOR_OUTPUT || !tensor_meta->tensors) continue;
-    if (self->model && *self->model && g_strcmp0(self->model, tensor_meta->model) != 0) continue;
+    if (self->model && *self->model && package_key(self->model) != package_key(tensor_meta->model))
+      continue;
     outputs.push_back(tensor_meta);
   }
   if (outputs.empty()) {
@@ -300,7 +309,7 @@ static GstFlowReturn gst_ax_decode_transform_ip(GstBaseTransform *trans, GstBuff
   }
   for (GstAxTensorMeta *tensor_meta : outputs) {
     const std::string model_path =
-        self->model && *self->model ? self->model : GST_STR_NULL(tensor_meta->model);
+        package_key(self->model && *self->model ? self->model : tensor_meta->model);
     try {
       ModelDecoding &decoding = state->models[model_path];
       if (!decoding.converter) {

@@ -417,3 +417,16 @@ TEST_F(AxDecode, ResultMetasSurviveABufferCopy) {
   EXPECT_EQ(y, 4.0f);
   gst_buffer_unref(copy);
 }
+
+TEST_F(AxDecode, ModelPropertyMatchesThePackageWrittenAsItsModelJson) {
+  BlazeFacePackage package;
+  GstHarness *harness =
+      decode_harness("axdecode decoder=blazeface model=" + (package.dir / "model.json").string());
+  GstBuffer *out = gst_harness_push_and_pull(
+      harness,
+      frame_with_outputs(package.dir.string() + "/", blazeface_tensors(), letterbox_640x480()));
+  ASSERT_NE(out, nullptr);
+  EXPECT_EQ(gst_buffer_get_n_meta(out, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE), 1u);
+  gst_buffer_unref(out);
+  gst_harness_teardown(harness);
+}
