@@ -74,13 +74,11 @@ enum {
   PROP_BYTES_COPIED,
 };
 
-
-static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE(
-    "sink", GST_PAD_SINK, GST_PAD_ALWAYS,
-    GST_STATIC_CAPS("video/x-raw; video/x-raw(memory:DMABuf)"));
+static GstStaticPadTemplate sink_template =
+    GST_STATIC_PAD_TEMPLATE("sink", GST_PAD_SINK, GST_PAD_ALWAYS,
+                            GST_STATIC_CAPS("video/x-raw; video/x-raw(memory:DMABuf)"));
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE(
-    "src", GST_PAD_SRC, GST_PAD_ALWAYS,
-    GST_STATIC_CAPS("video/x-raw; video/x-raw(memory:DMABuf)"));
+    "src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS("video/x-raw; video/x-raw(memory:DMABuf)"));
 
 namespace {
 
@@ -129,8 +127,8 @@ std::shared_ptr<DeviceInstance> create_instance(const InstanceRequest &request) 
       throw axstream::InvalidArgument("device '" + request.device +
                                       "' not found: expected one of " + names);
   }
-  d->connection = d->context->device_connect(device ? &*device : nullptr,
-                                             std::max(1, request.num_sub_devices));
+  d->connection =
+      d->context->device_connect(device ? &*device : nullptr, std::max(1, request.num_sub_devices));
   rt::InstanceOptions options;
   options.aipu_cores = request.aipu_cores;
   options.num_sub_devices = request.num_sub_devices;
@@ -192,7 +190,7 @@ struct GstAxInferenceState {
   GstFlowReturn downstream = GST_FLOW_OK;
   bool warned_no_tensor = false;
   std::chrono::nanoseconds run_latency{0};  // largest inference time seen
-  std::atomic<uint64_t> bytes_copied{0};     // tensor bytes this element copied (staging)
+  std::atomic<uint64_t> bytes_copied{0};    // tensor bytes this element copied (staging)
 
   std::vector<std::thread> runners;
   std::thread pusher;
@@ -307,8 +305,8 @@ static void infer_buffer(GstAxInference *self, GstBuffer *buffer) {
     std::lock_guard<std::mutex> lock(state->mutex);
     if (!state->warned_no_tensor) {
       state->warned_no_tensor = true;
-      GST_ELEMENT_WARNING(self, STREAM, FORMAT, ("a frame has no input tensor for model '%s'",
-                                                  self->model),
+      GST_ELEMENT_WARNING(self, STREAM, FORMAT,
+                          ("a frame has no input tensor for model '%s'", self->model),
                           ("no GstAxTensorMeta of kind INPUT for this model on %" GST_PTR_FORMAT
                            "; is axpreprocess model=%s upstream? Frames pass without outputs",
                            buffer, self->model));
@@ -318,9 +316,9 @@ static void infer_buffer(GstAxInference *self, GstBuffer *buffer) {
   for (GstAxTensorMeta *input : inputs) {
     const guint n_in = gst_buffer_n_memory(input->tensors);
     if (n_in != state->inputs.size())
-      throw axstream::InvalidArgument(
-          "input tensor meta of model '" + std::string(self->model) + "' holds " +
-          std::to_string(n_in) + " tensors: expected " + std::to_string(state->inputs.size()));
+      throw axstream::InvalidArgument("input tensor meta of model '" + std::string(self->model) +
+                                      "' holds " + std::to_string(n_in) + " tensors: expected " +
+                                      std::to_string(state->inputs.size()));
     GstBuffer *outputs = nullptr;
     if (gst_buffer_pool_acquire_buffer(state->output_pool, &outputs, nullptr) != GST_FLOW_OK)
       throw axstream::InternalError("no output tensor buffer from the pool");
@@ -329,15 +327,13 @@ static void infer_buffer(GstAxInference *self, GstBuffer *buffer) {
       std::vector<rt::Argument> in_args, out_args;
       for (guint i = 0; i < n_in; ++i) {
         held.push_back(std::make_unique<TensorArgument>(gst_buffer_peek_memory(input->tensors, i),
-                                                        state->dmabuf, false,
-                                                        state->staging_pool, i,
-                                                        &state->bytes_copied));
+                                                        state->dmabuf, false, state->staging_pool,
+                                                        i, &state->bytes_copied));
         in_args.push_back(held.back()->argument());
       }
       for (guint i = 0; i < gst_buffer_n_memory(outputs); ++i) {
         held.push_back(std::make_unique<TensorArgument>(gst_buffer_peek_memory(outputs, i),
-                                                        state->dmabuf, true, nullptr, 0,
-                                                        nullptr));
+                                                        state->dmabuf, true, nullptr, 0, nullptr));
         out_args.push_back(held.back()->argument());
       }
       const auto start = std::chrono::steady_clock::now();
@@ -345,8 +341,8 @@ static void infer_buffer(GstAxInference *self, GstBuffer *buffer) {
       const auto took = std::chrono::steady_clock::now() - start;
       {
         std::lock_guard<std::mutex> lock(state->mutex);
-        state->run_latency = std::max(
-            state->run_latency, std::chrono::duration_cast<std::chrono::nanoseconds>(took));
+        state->run_latency = std::max(state->run_latency,
+                                      std::chrono::duration_cast<std::chrono::nanoseconds>(took));
       }
     } catch (...) {
       gst_buffer_unref(outputs);
@@ -403,8 +399,7 @@ static void pusher_loop(GstAxInference *self) {
       item->event = nullptr;
       gst_pad_push_event(self->srcpad, event);
     } else if (!item->error.empty()) {
-      GST_ELEMENT_ERROR(self, STREAM, FAILED,
-                        ("inference of model '%s' failed", self->model),
+      GST_ELEMENT_ERROR(self, STREAM, FAILED, ("inference of model '%s' failed", self->model),
                         ("ModelInstance::run: %s", item->error.c_str()));
       ret = GST_FLOW_ERROR;
     } else {
@@ -426,8 +421,7 @@ static void start_threads(GstAxInference *self) {
   state->flushing = false;
   state->downstream = GST_FLOW_OK;
   state->max_inflight = int(self->max_inflight);
-  for (int i = 0; i < state->max_inflight; ++i)
-    state->runners.emplace_back(runner_loop, self, i);
+  for (int i = 0; i < state->max_inflight; ++i) state->runners.emplace_back(runner_loop, self, i);
   state->pusher = std::thread(pusher_loop, self);
 }
 
@@ -488,7 +482,8 @@ static GstFlowReturn gst_ax_inference_chain(GstPad *pad, GstObject *parent, GstB
 // Waits until every queued item has been pushed (drain query); false if flushed meanwhile.
 static bool wait_drained(GstAxInferenceState *state) {
   std::unique_lock<std::mutex> lock(state->mutex);
-  state->changed.wait(lock, [&] { return state->order.empty() || state->flushing || state->stopping; });
+  state->changed.wait(lock,
+                      [&] { return state->order.empty() || state->flushing || state->stopping; });
   return state->order.empty();
 }
 
@@ -554,8 +549,8 @@ static gboolean gst_ax_inference_src_query(GstPad *pad, GstObject *parent, GstQu
     // A frame leaves at least one inference after it came; the queue holds up to max-inflight.
     min_latency += ours;
     if (GST_CLOCK_TIME_IS_VALID(max_latency)) max_latency += ours * inflight;
-    GST_DEBUG_OBJECT(self, "latency: live %d min %" GST_TIME_FORMAT " max %" GST_TIME_FORMAT,
-                     live, GST_TIME_ARGS(min_latency), GST_TIME_ARGS(max_latency));
+    GST_DEBUG_OBJECT(self, "latency: live %d min %" GST_TIME_FORMAT " max %" GST_TIME_FORMAT, live,
+                     GST_TIME_ARGS(min_latency), GST_TIME_ARGS(max_latency));
     gst_query_set_latency(query, live, min_latency, max_latency);
     return TRUE;
   }
@@ -596,7 +591,8 @@ static gboolean open_device(GstAxInference *self) {
   for (const auto &t : state->inputs) in_sizes.push_back(t.size());
   state->output_pool =
       gst_ax_tensor_pool_new(out_sizes.data(), guint(out_sizes.size()), self->max_inflight);
-  if (self->dmabuf) state->staging_pool = gst_ax_tensor_pool_new(in_sizes.data(), guint(in_sizes.size()), 1);
+  if (self->dmabuf)
+    state->staging_pool = gst_ax_tensor_pool_new(in_sizes.data(), guint(in_sizes.size()), 1);
   if (!state->output_pool || (self->dmabuf && !state->staging_pool)) {
     GST_ELEMENT_ERROR(self, RESOURCE, NO_SPACE_LEFT, ("axinference has no tensor memory"),
                       ("could not make fd tensor pools (memfd_create failed)"));
@@ -650,13 +646,27 @@ static void gst_ax_inference_set_property(GObject *object, guint prop_id, const 
       g_free(self->device);
       self->device = g_value_dup_string(value);
       break;
-    case PROP_AIPU_CORES: self->aipu_cores = g_value_get_int(value); break;
-    case PROP_NUM_SUB_DEVICES: self->num_sub_devices = g_value_get_int(value); break;
-    case PROP_DOUBLE_BUFFER: self->double_buffer = g_value_get_boolean(value); break;
-    case PROP_MAX_INFLIGHT: self->max_inflight = g_value_get_uint(value); break;
-    case PROP_SHARED: self->shared = g_value_get_boolean(value); break;
-    case PROP_DMABUF: self->dmabuf = g_value_get_boolean(value); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+    case PROP_AIPU_CORES:
+      self->aipu_cores = g_value_get_int(value);
+      break;
+    case PROP_NUM_SUB_DEVICES:
+      self->num_sub_devices = g_value_get_int(value);
+      break;
+    case PROP_DOUBLE_BUFFER:
+      self->double_buffer = g_value_get_boolean(value);
+      break;
+    case PROP_MAX_INFLIGHT:
+      self->max_inflight = g_value_get_uint(value);
+      break;
+    case PROP_SHARED:
+      self->shared = g_value_get_boolean(value);
+      break;
+    case PROP_DMABUF:
+      self->dmabuf = g_value_get_boolean(value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+      break;
   }
   GST_OBJECT_UNLOCK(self);
 }
@@ -666,16 +676,36 @@ static void gst_ax_inference_get_property(GObject *object, guint prop_id, GValue
   auto *self = GST_AX_INFERENCE(object);
   GST_OBJECT_LOCK(self);
   switch (prop_id) {
-    case PROP_MODEL: g_value_set_string(value, self->model); break;
-    case PROP_DEVICE: g_value_set_string(value, self->device); break;
-    case PROP_AIPU_CORES: g_value_set_int(value, self->aipu_cores); break;
-    case PROP_NUM_SUB_DEVICES: g_value_set_int(value, self->num_sub_devices); break;
-    case PROP_DOUBLE_BUFFER: g_value_set_boolean(value, self->double_buffer); break;
-    case PROP_MAX_INFLIGHT: g_value_set_uint(value, self->max_inflight); break;
-    case PROP_SHARED: g_value_set_boolean(value, self->shared); break;
-    case PROP_DMABUF: g_value_set_boolean(value, self->dmabuf); break;
-    case PROP_BYTES_COPIED: g_value_set_uint64(value, self->state->bytes_copied.load()); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+    case PROP_MODEL:
+      g_value_set_string(value, self->model);
+      break;
+    case PROP_DEVICE:
+      g_value_set_string(value, self->device);
+      break;
+    case PROP_AIPU_CORES:
+      g_value_set_int(value, self->aipu_cores);
+      break;
+    case PROP_NUM_SUB_DEVICES:
+      g_value_set_int(value, self->num_sub_devices);
+      break;
+    case PROP_DOUBLE_BUFFER:
+      g_value_set_boolean(value, self->double_buffer);
+      break;
+    case PROP_MAX_INFLIGHT:
+      g_value_set_uint(value, self->max_inflight);
+      break;
+    case PROP_SHARED:
+      g_value_set_boolean(value, self->shared);
+      break;
+    case PROP_DMABUF:
+      g_value_set_boolean(value, self->dmabuf);
+      break;
+    case PROP_BYTES_COPIED:
+      g_value_set_uint64(value, self->state->bytes_copied.load());
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+      break;
   }
   GST_OBJECT_UNLOCK(self);
 }
@@ -708,10 +738,11 @@ static void gst_ax_inference_class_init(GstAxInferenceClass *klass) {
                           DEFAULT_PROP_MODEL, ready_flags));
   g_object_class_install_property(
       gobject_class, PROP_DEVICE,
-      g_param_spec_string("device", "Device",
-                          "Device name to run on, e.g. \"metis-0:1:0\" (as Context.list_devices names it); unset: "
-                          "the first device with enough free sub-devices",
-                          DEFAULT_PROP_DEVICE, ready_flags));
+      g_param_spec_string(
+          "device", "Device",
+          "Device name to run on, e.g. \"metis-0:1:0\" (as Context.list_devices names it); unset: "
+          "the first device with enough free sub-devices",
+          DEFAULT_PROP_DEVICE, ready_flags));
   g_object_class_install_property(
       gobject_class, PROP_AIPU_CORES,
       g_param_spec_int("aipu-cores", "AIPU cores",

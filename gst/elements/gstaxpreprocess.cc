@@ -68,14 +68,14 @@ enum {
 };
 
 #define AX_PREPROCESS_FORMATS "{ NV12, I420, RGB, BGR, RGBA, BGRA, RGBx, BGRx, GRAY8 }"
-#define AX_PREPROCESS_CAPS                                                   \
-  GST_VIDEO_CAPS_MAKE(AX_PREPROCESS_FORMATS) ";" GST_VIDEO_CAPS_MAKE_WITH_FEATURES( \
-      "memory:DMABuf", AX_PREPROCESS_FORMATS)
+#define AX_PREPROCESS_CAPS                   \
+  GST_VIDEO_CAPS_MAKE(AX_PREPROCESS_FORMATS) \
+  ";" GST_VIDEO_CAPS_MAKE_WITH_FEATURES("memory:DMABuf", AX_PREPROCESS_FORMATS)
 
-static GstStaticPadTemplate sink_template =
-    GST_STATIC_PAD_TEMPLATE("sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS(AX_PREPROCESS_CAPS));
-static GstStaticPadTemplate src_template =
-    GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS(AX_PREPROCESS_CAPS));
+static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE(
+    "sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS(AX_PREPROCESS_CAPS));
+static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE(
+    "src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS(AX_PREPROCESS_CAPS));
 
 // C++ state, created in _init and deleted in finalize.
 struct GstAxPreprocessState {
@@ -117,8 +117,7 @@ static GType gst_ax_resize_mode_get_type(void) {
     static const GEnumValue values[] = {
         {GST_AX_RESIZE_LETTERBOX, "Scale keeping the aspect ratio, border filled with pad-value",
          "letterbox"},
-        {GST_AX_RESIZE_STRETCH, "Scale each axis to the tensor size (aspect not kept)",
-         "stretch"},
+        {GST_AX_RESIZE_STRETCH, "Scale each axis to the tensor size (aspect not kept)", "stretch"},
         {0, nullptr, nullptr}};
     GType registered = g_enum_register_static("GstAxResizeMode", values);
     g_once_init_leave(&type, registered);
@@ -143,10 +142,11 @@ std::vector<double> parse_numbers(const char *property, const char *text, size_t
   }
   g_strfreev(parts);
   if (!ok || values.size() < min_count || values.size() > max_count)
-    throw axstream::InvalidArgument(std::string("property '") + property + "' = '" + text +
-                                    "': expected " + std::to_string(min_count) +
-                                    (min_count == max_count ? "" : " to " + std::to_string(max_count)) +
-                                    " comma-separated numbers");
+    throw axstream::InvalidArgument(
+        std::string("property '") + property + "' = '" + text + "': expected " +
+        std::to_string(min_count) +
+        (min_count == max_count ? "" : " to " + std::to_string(max_count)) +
+        " comma-separated numbers");
   return values;
 }
 
@@ -238,8 +238,8 @@ static pp::Options make_options(GstAxPreprocess *self) {
   std::optional<rt::InputPreprocess> from_package;
   if (!package.input_preprocess.empty()) from_package = package.input_preprocess[0];
   pp::Options o;
-  o.resize = self->resize == GST_AX_RESIZE_STRETCH ? pp::ResizeMode::Stretch
-                                                    : pp::ResizeMode::Letterbox;
+  o.resize =
+      self->resize == GST_AX_RESIZE_STRETCH ? pp::ResizeMode::Stretch : pp::ResizeMode::Letterbox;
   o.pad_value = uint8_t(self->pad_value);
   o.color = pp::color_order_from_string(
       self->color_format && *self->color_format
@@ -301,8 +301,7 @@ static gboolean gst_ax_preprocess_set_caps(GstBaseTransform *trans, GstCaps *inc
     }
     state->preprocessor = std::move(preprocessor);
     state->video_info = info;
-    GST_INFO_OBJECT(self,
-                    "%s %dx%d -> tensor %dx%d (content %dx%d at %d,%d), colour %s",
+    GST_INFO_OBJECT(self, "%s %dx%d -> tensor %dx%d (content %dx%d at %d,%d), colour %s",
                     format_name, GST_VIDEO_INFO_WIDTH(&info), GST_VIDEO_INFO_HEIGHT(&info),
                     g.tensor_width, g.tensor_height, g.content_width, g.content_height, g.offset_x,
                     g.offset_y, pp::color_order_name(options.color));
@@ -339,8 +338,8 @@ static GstFlowReturn gst_ax_preprocess_transform_ip(GstBaseTransform *trans, Gst
     return GST_FLOW_ERROR;
   }
   pp::Frame input;
-  input.format = pp::pixel_format_from_string(
-      gst_video_format_to_string(GST_VIDEO_FRAME_FORMAT(&frame)));
+  input.format =
+      pp::pixel_format_from_string(gst_video_format_to_string(GST_VIDEO_FRAME_FORMAT(&frame)));
   input.width = GST_VIDEO_FRAME_WIDTH(&frame);
   input.height = GST_VIDEO_FRAME_HEIGHT(&frame);
   for (guint p = 0; p < GST_VIDEO_FRAME_N_PLANES(&frame) && p < 3; ++p) {
@@ -389,8 +388,12 @@ static void gst_ax_preprocess_set_property(GObject *object, guint prop_id, const
       g_free(self->model);
       self->model = g_value_dup_string(value);
       break;
-    case PROP_RESIZE: self->resize = g_value_get_enum(value); break;
-    case PROP_PAD_VALUE: self->pad_value = g_value_get_uint(value); break;
+    case PROP_RESIZE:
+      self->resize = g_value_get_enum(value);
+      break;
+    case PROP_PAD_VALUE:
+      self->pad_value = g_value_get_uint(value);
+      break;
     case PROP_MEAN:
       g_free(self->mean);
       self->mean = g_value_dup_string(value);
@@ -407,7 +410,9 @@ static void gst_ax_preprocess_set_property(GObject *object, guint prop_id, const
       g_free(self->crop);
       self->crop = g_value_dup_string(value);
       break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+      break;
   }
   GST_OBJECT_UNLOCK(self);
 }
@@ -417,14 +422,30 @@ static void gst_ax_preprocess_get_property(GObject *object, guint prop_id, GValu
   auto *self = GST_AX_PREPROCESS(object);
   GST_OBJECT_LOCK(self);
   switch (prop_id) {
-    case PROP_MODEL: g_value_set_string(value, self->model); break;
-    case PROP_RESIZE: g_value_set_enum(value, self->resize); break;
-    case PROP_PAD_VALUE: g_value_set_uint(value, self->pad_value); break;
-    case PROP_MEAN: g_value_set_string(value, self->mean); break;
-    case PROP_STD: g_value_set_string(value, self->std); break;
-    case PROP_COLOR_FORMAT: g_value_set_string(value, self->color_format); break;
-    case PROP_CROP: g_value_set_string(value, self->crop); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+    case PROP_MODEL:
+      g_value_set_string(value, self->model);
+      break;
+    case PROP_RESIZE:
+      g_value_set_enum(value, self->resize);
+      break;
+    case PROP_PAD_VALUE:
+      g_value_set_uint(value, self->pad_value);
+      break;
+    case PROP_MEAN:
+      g_value_set_string(value, self->mean);
+      break;
+    case PROP_STD:
+      g_value_set_string(value, self->std);
+      break;
+    case PROP_COLOR_FORMAT:
+      g_value_set_string(value, self->color_format);
+      break;
+    case PROP_CROP:
+      g_value_set_string(value, self->crop);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+      break;
   }
   GST_OBJECT_UNLOCK(self);
 }

@@ -26,13 +26,12 @@ void tensor_meta_free(GstMeta *meta, GstBuffer *) {
   gst_clear_buffer(&m->tensors);
 }
 
-gboolean tensor_meta_transform(GstBuffer *dest, GstMeta *meta, GstBuffer *, GQuark type,
-                               gpointer) {
+gboolean tensor_meta_transform(GstBuffer *dest, GstMeta *meta, GstBuffer *, GQuark type, gpointer) {
   if (!GST_META_TRANSFORM_IS_COPY(type)) return FALSE;
   auto *m = reinterpret_cast<GstAxTensorMeta *>(meta);
   // The copy shares the tensors (a ref), as buffer copies share their memory.
-  GstAxTensorMeta *copy = gst_buffer_add_ax_tensor_meta(dest, m->kind, m->model, m->roi_id,
-                                                        &m->transform, m->tensors);
+  GstAxTensorMeta *copy =
+      gst_buffer_add_ax_tensor_meta(dest, m->kind, m->model, m->roi_id, &m->transform, m->tensors);
   if (!copy) return FALSE;
   copy->stream_id = m->stream_id;
   return TRUE;
@@ -52,9 +51,9 @@ GType gst_ax_tensor_meta_api_get_type(void) {
 const GstMetaInfo *gst_ax_tensor_meta_get_info(void) {
   static const GstMetaInfo *info = nullptr;
   if (g_once_init_enter(&info)) {
-    const GstMetaInfo *registered = gst_meta_register(
-        GST_AX_TENSOR_META_API_TYPE, "GstAxTensorMeta", sizeof(GstAxTensorMeta),
-        tensor_meta_init, tensor_meta_free, tensor_meta_transform);
+    const GstMetaInfo *registered =
+        gst_meta_register(GST_AX_TENSOR_META_API_TYPE, "GstAxTensorMeta", sizeof(GstAxTensorMeta),
+                          tensor_meta_init, tensor_meta_free, tensor_meta_transform);
     g_once_init_leave(&info, registered);
   }
   return info;

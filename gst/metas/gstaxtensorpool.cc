@@ -1,15 +1,15 @@
 // Tensor buffers from sealed memfds wrapped by GstFdAllocator: fd memory the runtime can run on
 // without a copy, allocated once per pool slot instead of per frame.
-#include "axstream/gst/axtensorpool.h"
-
 #include <fcntl.h>
+#include <gst/allocators/gstfdmemory.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <gst/allocators/gstfdmemory.h>
 #include <vector>
+
+#include "axstream/gst/axtensorpool.h"
 
 GST_DEBUG_CATEGORY_STATIC(ax_tensor_pool_debug);
 #define GST_CAT_DEFAULT ax_tensor_pool_debug

@@ -3,11 +3,12 @@
 // 11-bit resize weights with the same rounding of the vertical pass.
 #include "axstream/preprocess/preprocess.h"
 
+#include <strings.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <sstream>
-#include <strings.h>
 
 #include "axstream/error.h"
 
@@ -135,8 +136,7 @@ struct I420Fetch {
 template <int ChromaStep>
 inline __attribute__((always_inline)) void yuv_row_to_rgb_body(const uint8_t *y, const uint8_t *u,
                                                                const uint8_t *v, int pairs,
-                                                               uint8_t *r, uint8_t *g,
-                                                               uint8_t *b) {
+                                                               uint8_t *r, uint8_t *g, uint8_t *b) {
   const int half = 1 << (kYuvShift - 1);
   for (int k = 0; k < pairs; ++k) {
     const int uu = u[k * ChromaStep] - 128, vv = v[k * ChromaStep] - 128;
@@ -152,14 +152,18 @@ inline __attribute__((always_inline)) void yuv_row_to_rgb_body(const uint8_t *y,
   }
 }
 
-__attribute__((target_clones("avx2", "default"))) void nv12_row_to_rgb(
-    const uint8_t *y, const uint8_t *uv, int pairs, uint8_t *r, uint8_t *g, uint8_t *b) {
+__attribute__((target_clones("avx2", "default"))) void nv12_row_to_rgb(const uint8_t *y,
+                                                                       const uint8_t *uv, int pairs,
+                                                                       uint8_t *r, uint8_t *g,
+                                                                       uint8_t *b) {
   yuv_row_to_rgb_body<2>(y, uv, uv + 1, pairs, r, g, b);
 }
 
-__attribute__((target_clones("avx2", "default"))) void i420_row_to_rgb(
-    const uint8_t *y, const uint8_t *u, const uint8_t *v, int pairs, uint8_t *r, uint8_t *g,
-    uint8_t *b) {
+__attribute__((target_clones("avx2", "default"))) void i420_row_to_rgb(const uint8_t *y,
+                                                                       const uint8_t *u,
+                                                                       const uint8_t *v, int pairs,
+                                                                       uint8_t *r, uint8_t *g,
+                                                                       uint8_t *b) {
   yuv_row_to_rgb_body<1>(y, u, v, pairs, r, g, b);
 }
 
@@ -204,8 +208,8 @@ struct YuvRowSource {
                       pairs, r, g, b);
     } else {
       i420_row_to_rgb(luma, frame.planes[1] + size_t(y / 2) * size_t(frame.strides[1]) + begin / 2,
-                      frame.planes[2] + size_t(y / 2) * size_t(frame.strides[2]) + begin / 2,
-                      pairs, r, g, b);
+                      frame.planes[2] + size_t(y / 2) * size_t(frame.strides[2]) + begin / 2, pairs,
+                      r, g, b);
     }
     return {r, g, b, begin};
   }
@@ -263,15 +267,24 @@ PixelFormat pixel_format_from_string(const std::string &name) {
 
 const char *pixel_format_name(PixelFormat format) {
   switch (format) {
-    case PixelFormat::NV12: return "NV12";
-    case PixelFormat::I420: return "I420";
-    case PixelFormat::RGB: return "RGB";
-    case PixelFormat::BGR: return "BGR";
-    case PixelFormat::RGBA: return "RGBA";
-    case PixelFormat::BGRA: return "BGRA";
-    case PixelFormat::RGBx: return "RGBx";
-    case PixelFormat::BGRx: return "BGRx";
-    case PixelFormat::GRAY8: return "GRAY8";
+    case PixelFormat::NV12:
+      return "NV12";
+    case PixelFormat::I420:
+      return "I420";
+    case PixelFormat::RGB:
+      return "RGB";
+    case PixelFormat::BGR:
+      return "BGR";
+    case PixelFormat::RGBA:
+      return "RGBA";
+    case PixelFormat::BGRA:
+      return "BGRA";
+    case PixelFormat::RGBx:
+      return "RGBx";
+    case PixelFormat::BGRx:
+      return "BGRx";
+    case PixelFormat::GRAY8:
+      return "GRAY8";
   }
   return "?";
 }
@@ -285,9 +298,12 @@ ColorOrder color_order_from_string(const std::string &name) {
 
 const char *color_order_name(ColorOrder order) {
   switch (order) {
-    case ColorOrder::RGB: return "RGB";
-    case ColorOrder::BGR: return "BGR";
-    case ColorOrder::GRAY: return "GRAY";
+    case ColorOrder::RGB:
+      return "RGB";
+    case ColorOrder::BGR:
+      return "BGR";
+    case ColorOrder::GRAY:
+      return "GRAY";
   }
   return "?";
 }
@@ -338,9 +354,9 @@ Preprocessor::Preprocessor(PixelFormat format, int frame_width, int frame_height
     crop = *options.crop;
     if (crop.width <= 0 || crop.height <= 0 || crop.x < 0 || crop.y < 0 ||
         crop.x + crop.width > frame_width || crop.y + crop.height > frame_height)
-      throw InvalidArgument("crop " + describe(crop) + ": expected a non-empty rectangle inside the " +
-                            std::to_string(frame_width) + "x" + std::to_string(frame_height) +
-                            " frame");
+      throw InvalidArgument(
+          "crop " + describe(crop) + ": expected a non-empty rectangle inside the " +
+          std::to_string(frame_width) + "x" + std::to_string(frame_height) + " frame");
   }
 
   Geometry &g = geometry_;
@@ -352,12 +368,12 @@ Preprocessor::Preprocessor(PixelFormat format, int frame_width, int frame_height
     g.content_height = tensor_height;
   } else if (int64_t(tensor_width) * crop.height <= int64_t(tensor_height) * crop.width) {
     g.content_width = tensor_width;
-    g.content_height = std::clamp(
-        int(std::lround(double(crop.height) * tensor_width / crop.width)), 1, tensor_height);
+    g.content_height = std::clamp(int(std::lround(double(crop.height) * tensor_width / crop.width)),
+                                  1, tensor_height);
   } else {
     g.content_height = tensor_height;
-    g.content_width = std::clamp(
-        int(std::lround(double(crop.width) * tensor_height / crop.height)), 1, tensor_width);
+    g.content_width = std::clamp(int(std::lround(double(crop.width) * tensor_height / crop.height)),
+                                 1, tensor_width);
   }
   g.offset_x = (tensor_width - g.content_width) / 2;
   g.offset_y = (tensor_height - g.content_height) / 2;
@@ -379,8 +395,8 @@ Preprocessor::Preprocessor(PixelFormat format, int frame_width, int frame_height
   const Normalisation &n = options.normalisation;
   for (int k = 0; k < colour_channels; ++k)
     for (int v = 0; v < 256; ++v)
-      lut_[k][v] = quantise((v * n.pixel_scale - n.mean[k]) / n.std[k], tensor.scale,
-                            tensor.zero_point);
+      lut_[k][v] =
+          quantise((v * n.pixel_scale - n.mean[k]) / n.std[k], tensor.scale, tensor.zero_point);
 
   // Fast path tables: fetched channel f's value -> its model channel's byte in a 4-byte pixel.
   packed_rgb_ = colour_channels == 3 && tensor.channels == 4 && tensor.channel_pad_low == 0;
@@ -407,8 +423,7 @@ void Preprocessor::check_frame(const Frame &frame) const {
     throw InvalidArgument(std::string("frame ") + pixel_format_name(frame.format) + " " +
                           std::to_string(frame.width) + "x" + std::to_string(frame.height) +
                           ": the preprocessor was configured for " + pixel_format_name(format_) +
-                          " " + std::to_string(frame_width_) + "x" +
-                          std::to_string(frame_height_));
+                          " " + std::to_string(frame_width_) + "x" + std::to_string(frame_height_));
 }
 
 template <typename Source>

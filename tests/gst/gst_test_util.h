@@ -23,11 +23,11 @@ inline std::string test_model(const char *name) {
   return g_file_test((path + "/model.json").c_str(), G_FILE_TEST_EXISTS) ? path : std::string();
 }
 
-#define AXTEST_REQUIRE_MODEL(var, name)                                                    \
-  const std::string var = axtest::test_model(name);                                        \
-  if (var.empty()) {                                                                       \
-    GTEST_SKIP() << "test package '" << name << "' not found: AXSTREAM_TEST_MODELS must "  \
-                 << "point at the generated tests/data/models";                            \
+#define AXTEST_REQUIRE_MODEL(var, name)                                                   \
+  const std::string var = axtest::test_model(name);                                       \
+  if (var.empty()) {                                                                      \
+    GTEST_SKIP() << "test package '" << name << "' not found: AXSTREAM_TEST_MODELS must " \
+                 << "point at the generated tests/data/models";                           \
   }
 
 // An element with its own bus, so errors it posts can be read back.

@@ -73,8 +73,7 @@ GstBuffer *frame_with_tensor(const std::string &model, const Bytes &input, GstCl
   GstAxTransform transform{};
   transform.scale_x = transform.scale_y = 1.0;
   transform.tensor_width = transform.tensor_height = 32;
-  gst_buffer_add_ax_tensor_meta(frame, GST_AX_TENSOR_INPUT, model.c_str(), -1, &transform,
-                                tensors);
+  gst_buffer_add_ax_tensor_meta(frame, GST_AX_TENSOR_INPUT, model.c_str(), -1, &transform, tensors);
   gst_buffer_unref(tensors);
   if (pool) {
     gst_buffer_pool_set_active(pool, FALSE);  // the meta's ref keeps its buffer alive

@@ -1,12 +1,11 @@
 // axpreprocess through GstHarness: caps for every format, the tensor vs the OpenCV reference
 // chain, letterbox geometry, property overrides and the error paths.
-#include <gst/allocators/gstfdmemory.h>
 #include <glib/gstdio.h>
+#include <gst/allocators/gstfdmemory.h>
 #include <gst/video/video.h>
 
 #include <algorithm>
 #include <cmath>
-
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 #include <random>
@@ -97,8 +96,8 @@ std::vector<int8_t> opencv_reference(const cv::Mat &rgb, const rt::TensorInfo &t
     for (int x = 0; x < boxed.cols; ++x)
       for (int c = 0; c < 3; ++c) {
         const double v = (boxed.ptr<uint8_t>(y)[x * 3 + c] / 255.0 - mean[c]) / std_[c];
-        out[(size_t(y + t.padding[1].first) * W + x + t.padding[2].first) * C +
-            t.padding[3].first + c] = quantise(v, t);
+        out[(size_t(y + t.padding[1].first) * W + x + t.padding[2].first) * C + t.padding[3].first +
+            c] = quantise(v, t);
       }
   return out;
 }
@@ -270,8 +269,10 @@ TEST(AxPreprocess, TensorMemoryIsPooledFdMemory) {
     ASSERT_NE(meta, nullptr);
     GstMemory *memory = gst_buffer_peek_memory(meta->tensors, 0);
     EXPECT_TRUE(gst_is_fd_memory(memory));
-    if (!first) first = memory;
-    else reused |= memory == first;
+    if (!first)
+      first = memory;
+    else
+      reused |= memory == first;
     gst_buffer_unref(out);  // returns the tensor to the pool
   }
   EXPECT_TRUE(reused) << "the pool should hand the same tensor memory out again";

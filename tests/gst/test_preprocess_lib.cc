@@ -3,9 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
-#include <cstdio>
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 #include <random>
@@ -27,12 +27,15 @@ struct OwnedFrame {
 int bytes_per_pixel(pp::PixelFormat f) {
   switch (f) {
     case pp::PixelFormat::RGB:
-    case pp::PixelFormat::BGR: return 3;
+    case pp::PixelFormat::BGR:
+      return 3;
     case pp::PixelFormat::RGBA:
     case pp::PixelFormat::BGRA:
     case pp::PixelFormat::RGBx:
-    case pp::PixelFormat::BGRx: return 4;
-    default: return 1;
+    case pp::PixelFormat::BGRx:
+      return 4;
+    default:
+      return 1;
   }
 }
 
@@ -95,14 +98,20 @@ cv::Mat opencv_colour(const pp::Frame &f, pp::ColorOrder order) {
       break;
     }
     case pp::PixelFormat::RGB:
-      if (gray) cv::cvtColor(packed(CV_8UC3), out, cv::COLOR_RGB2GRAY);
-      else if (rgb) out = packed(CV_8UC3).clone();
-      else cv::cvtColor(packed(CV_8UC3), out, cv::COLOR_RGB2BGR);
+      if (gray)
+        cv::cvtColor(packed(CV_8UC3), out, cv::COLOR_RGB2GRAY);
+      else if (rgb)
+        out = packed(CV_8UC3).clone();
+      else
+        cv::cvtColor(packed(CV_8UC3), out, cv::COLOR_RGB2BGR);
       break;
     case pp::PixelFormat::BGR:
-      if (gray) cv::cvtColor(packed(CV_8UC3), out, cv::COLOR_BGR2GRAY);
-      else if (rgb) cv::cvtColor(packed(CV_8UC3), out, cv::COLOR_BGR2RGB);
-      else out = packed(CV_8UC3).clone();
+      if (gray)
+        cv::cvtColor(packed(CV_8UC3), out, cv::COLOR_BGR2GRAY);
+      else if (rgb)
+        cv::cvtColor(packed(CV_8UC3), out, cv::COLOR_BGR2RGB);
+      else
+        out = packed(CV_8UC3).clone();
       break;
     case pp::PixelFormat::RGBA:
     case pp::PixelFormat::RGBx:
@@ -115,8 +124,10 @@ cv::Mat opencv_colour(const pp::Frame &f, pp::ColorOrder order) {
                    gray ? cv::COLOR_BGRA2GRAY : (rgb ? cv::COLOR_BGRA2RGB : cv::COLOR_BGRA2BGR));
       break;
     case pp::PixelFormat::GRAY8:
-      if (gray) out = packed(CV_8UC1).clone();
-      else cv::cvtColor(packed(CV_8UC1), out, rgb ? cv::COLOR_GRAY2RGB : cv::COLOR_GRAY2BGR);
+      if (gray)
+        out = packed(CV_8UC1).clone();
+      else
+        cv::cvtColor(packed(CV_8UC1), out, rgb ? cv::COLOR_GRAY2RGB : cv::COLOR_GRAY2BGR);
       break;
   }
   return out;
@@ -127,12 +138,11 @@ std::vector<int8_t> opencv_reference(const pp::Frame &frame, const pp::TensorSpe
   cv::Mat colour = opencv_colour(frame, o.color);
   cv::Mat cropped = colour(cv::Rect(g.crop.x, g.crop.y, g.crop.width, g.crop.height));
   cv::Mat resized;
-  cv::resize(cropped, resized, cv::Size(g.content_width, g.content_height), 0, 0,
-             cv::INTER_LINEAR);
+  cv::resize(cropped, resized, cv::Size(g.content_width, g.content_height), 0, 0, cv::INTER_LINEAR);
   cv::Mat boxed;
   cv::copyMakeBorder(resized, boxed, g.offset_y, g.tensor_height - g.content_height - g.offset_y,
-                     g.offset_x, g.tensor_width - g.content_width - g.offset_x,
-                     cv::BORDER_CONSTANT, cv::Scalar::all(o.pad_value));
+                     g.offset_x, g.tensor_width - g.content_width - g.offset_x, cv::BORDER_CONSTANT,
+                     cv::Scalar::all(o.pad_value));
   std::vector<int8_t> out(t.size(), int8_t(t.zero_point));
   const int cn = boxed.channels();
   for (int y = 0; y < boxed.rows; ++y)
@@ -196,9 +206,9 @@ struct SizeCase {
 TEST_P(PreprocessMatchesOpenCV, WithinOneLsbForDownscaleUpscaleCropAndStretch) {
   const auto [format, order] = GetParam();
   const SizeCase cases[] = {
-      {96, 64, 32, 32, pp::ResizeMode::Letterbox, std::nullopt},   // downscale, letterbox rows
-      {64, 96, 40, 32, pp::ResizeMode::Letterbox, std::nullopt},   // letterbox columns
-      {30, 22, 48, 64, pp::ResizeMode::Stretch, std::nullopt},     // upscale
+      {96, 64, 32, 32, pp::ResizeMode::Letterbox, std::nullopt},  // downscale, letterbox rows
+      {64, 96, 40, 32, pp::ResizeMode::Letterbox, std::nullopt},  // letterbox columns
+      {30, 22, 48, 64, pp::ResizeMode::Stretch, std::nullopt},    // upscale
       {128, 72, 64, 64, pp::ResizeMode::Letterbox, pp::Rect{17, 9, 70, 50}},  // odd crop
       {200, 120, 100, 60, pp::ResizeMode::Stretch, std::nullopt},  // exact 2x (INTER_AREA path)
       {96, 96, 96, 96, pp::ResizeMode::Letterbox, std::nullopt},   // identity size
@@ -219,8 +229,7 @@ TEST_P(PreprocessMatchesOpenCV, WithinOneLsbForDownscaleUpscaleCropAndStretch) {
     pp::Preprocessor preprocessor(format, s.frame_width, s.frame_height, tensor, options);
     std::vector<int8_t> ours(tensor.size(), 77);
     preprocessor.run(frame.frame, ours.data());
-    const auto reference =
-        opencv_reference(frame.frame, tensor, options, preprocessor.geometry());
+    const auto reference = opencv_reference(frame.frame, tensor, options, preprocessor.geometry());
     const Comparison c = compare(ours, reference);
     EXPECT_LE(c.max_difference, 1)
         << pp::pixel_format_name(format) << " -> " << pp::color_order_name(order) << " "
@@ -231,13 +240,11 @@ TEST_P(PreprocessMatchesOpenCV, WithinOneLsbForDownscaleUpscaleCropAndStretch) {
 
 INSTANTIATE_TEST_SUITE_P(
     EveryFormat, PreprocessMatchesOpenCV,
-    ::testing::Combine(::testing::Values(pp::PixelFormat::NV12, pp::PixelFormat::I420,
-                                         pp::PixelFormat::RGB, pp::PixelFormat::BGR,
-                                         pp::PixelFormat::RGBA, pp::PixelFormat::BGRA,
-                                         pp::PixelFormat::RGBx, pp::PixelFormat::BGRx,
-                                         pp::PixelFormat::GRAY8),
-                       ::testing::Values(pp::ColorOrder::RGB, pp::ColorOrder::BGR,
-                                         pp::ColorOrder::GRAY)),
+    ::testing::Combine(
+        ::testing::Values(pp::PixelFormat::NV12, pp::PixelFormat::I420, pp::PixelFormat::RGB,
+                          pp::PixelFormat::BGR, pp::PixelFormat::RGBA, pp::PixelFormat::BGRA,
+                          pp::PixelFormat::RGBx, pp::PixelFormat::BGRx, pp::PixelFormat::GRAY8),
+        ::testing::Values(pp::ColorOrder::RGB, pp::ColorOrder::BGR, pp::ColorOrder::GRAY)),
     [](const ::testing::TestParamInfo<FormatCase> &info) {
       return std::string(pp::pixel_format_name(std::get<0>(info.param))) + "_to_" +
              pp::color_order_name(std::get<1>(info.param));
@@ -365,7 +372,8 @@ TEST(PreprocessTiming, ReportsNv12_1080pTo640LetterboxTimeAndOpenCVBaseline) {
   // The separate-steps chain with OpenCV's own kernels: convert, resize, border, float
   // normalise, quantise, then interleave the padding channel.
   cv::Mat yuv(1080 * 3 / 2, 1920, CV_8UC1);
-  for (int y = 0; y < 1080; ++y) memcpy(yuv.ptr(y), f.planes[0].data() + size_t(y) * f.frame.strides[0], 1920);
+  for (int y = 0; y < 1080; ++y)
+    memcpy(yuv.ptr(y), f.planes[0].data() + size_t(y) * f.frame.strides[0], 1920);
   for (int y = 0; y < 540; ++y)
     memcpy(yuv.ptr(1080 + y), f.planes[1].data() + size_t(y) * f.frame.strides[1], 1920);
   const pp::Geometry &g = p.geometry();
@@ -384,9 +392,10 @@ TEST(PreprocessTiming, ReportsNv12_1080pTo640LetterboxTimeAndOpenCVBaseline) {
     const int from_to[] = {0, 0, 1, 1, 2, 2, 3, 3};
     cv::mixChannels(sources, 2, &padded, 1, from_to, 4);
   });
-  std::printf("axpreprocess NV12 1920x1080 -> 640x640 letterbox int8: %.3f ms (best of %d); "
-              "OpenCV cvtColor+resize+normalise+quantise: %.3f ms (%.1fx), thread CPU time\n",
-              ours, runs, baseline, baseline / ours);
+  std::printf(
+      "axpreprocess NV12 1920x1080 -> 640x640 letterbox int8: %.3f ms (best of %d); "
+      "OpenCV cvtColor+resize+normalise+quantise: %.3f ms (%.1fx), thread CPU time\n",
+      ours, runs, baseline, baseline / ours);
   EXPECT_LE(compare(out, opencv_reference(f.frame, t, options, p.geometry())).max_difference, 1);
 
   // A scale where every output pixel blends 2x2 source pixels (no zero-weight taps to skip).

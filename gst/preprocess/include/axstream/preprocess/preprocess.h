@@ -67,7 +67,7 @@ struct Options {
 struct Geometry {
   Rect crop;
   double scale_x = 1.0, scale_y = 1.0;
-  int offset_x = 0, offset_y = 0;  // letterbox border (left, top)
+  int offset_x = 0, offset_y = 0;             // letterbox border (left, top)
   int content_width = 0, content_height = 0;  // resized frame inside the tensor
   int tensor_width = 0, tensor_height = 0;    // unpadded tensor size
 };
@@ -119,7 +119,7 @@ class Preprocessor {
   bool packed_rgb_ = false;
   std::array<std::array<uint32_t, 256>, 3> packed_lut_{};
   uint32_t packed_padding_ = 0;
-  std::vector<int8_t> border_row_;  // one padded tensor row of letterbox border + padding
+  std::vector<int8_t> border_row_;   // one padded tensor row of letterbox border + padding
   std::vector<int8_t> padding_row_;  // one tensor row of zero_point (tensor's own padding)
 };
 
