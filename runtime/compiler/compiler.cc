@@ -1147,7 +1147,7 @@ std::string format_report(const CompileReport &r, bool all_ranges) {
     << (r.package_bytes + 512) / 1024 << " KiB)\n";
   s << "calibration images " << r.calibration_images << "\n";
   s << "core      " << r.core_nodes << " nodes (" << r.core_int8_nodes
-    << " int8 conv/gemm/matmul; the rest int8 in/out):";
+    << " with int8 weights; the rest int8 or float between Q/DQ):";
   for (const auto &[op, n] : r.core_ops) s << " " << op << "x" << n;
   s << "\nhost      " << r.host_nodes << " nodes in postamble.onnx:";
   for (const auto &[op, n] : r.host_ops) s << " " << op << "x" << n;
