@@ -18,10 +18,13 @@
  *
  * |[
  * gst-launch-1.0 videotestsrc num-buffers=100 ! video/x-raw,width=320,height=240 ! \
- *   axpreprocess model=tests/data/models/resnet_tiny ! \
- *   axinference model=tests/data/models/resnet_tiny max-inflight=4 ! fakesink
- * gst-launch-1.0 filesrc location=Megamind.avi ! decodebin ! \
- *   axpreprocess model=models/blazeface ! axinference model=models/blazeface aipu-cores=1 ! \
+ *   axpreprocess model=build/tests/data/models/resnet_tiny ! \
+ *   axinference model=build/tests/data/models/resnet_tiny max-inflight=4 ! fakesink
+ * gst-launch-1.0 filesrc \
+ *   location=~/.cache/axstream/opencv-doc/usr/share/doc/opencv-doc/examples/data/Megamind.avi ! \
+ *   decodebin ! videoconvert ! \
+ *   axpreprocess model=~/.cache/axstream/models/blazeface-front ! \
+ *   axinference model=~/.cache/axstream/models/blazeface-front aipu-cores=1 ! \
  *   axdecode decoder=blazeface ! axoverlay ! videoconvert ! autovideosink
  * ]|
  */

@@ -14,10 +14,12 @@
  *
  * |[
  * gst-launch-1.0 videotestsrc num-buffers=30 ! video/x-raw,format=NV12,width=1280,height=720 ! \
- *   axpreprocess model=tests/data/models/resnet_tiny ! fakesink
- * gst-launch-1.0 filesrc location=Megamind.avi ! decodebin ! \
- *   axpreprocess model=models/blazeface resize=letterbox pad-value=0 ! \
- *   axinference model=models/blazeface ! axdecode decoder=blazeface ! fakesink
+ *   axpreprocess model=build/tests/data/models/resnet_tiny ! fakesink
+ * gst-launch-1.0 filesrc \
+ *   location=~/.cache/axstream/opencv-doc/usr/share/doc/opencv-doc/examples/data/Megamind.avi ! \
+ *   decodebin ! videoconvert ! \
+ *   axpreprocess model=~/.cache/axstream/models/blazeface-front resize=letterbox pad-value=0 ! \
+ *   axinference model=~/.cache/axstream/models/blazeface-front ! axdecode decoder=blazeface ! fakesink
  * ]|
  */
 #include "gstaxpreprocess.h"
