@@ -94,7 +94,8 @@ int main(int argc, char **argv) {
       options.calibration = value();
     } else if (arg == "--num-calib") {
       double n = parse_number(value(), arg);
-      if (n < 1 || n != static_cast<int>(n)) usage_error("--num-calib: expected a positive integer");
+      if (n < 1 || n != static_cast<int>(n))
+        usage_error("--num-calib: expected a positive integer");
       options.num_calibration = static_cast<int>(n);
     } else if (arg == "--mean") {
       options.mean = parse_numbers(value(), arg);
@@ -120,14 +121,20 @@ int main(int argc, char **argv) {
       options.input_shapes[spec.substr(0, eq)] = dims;
     } else if (arg == "--input-layout") {
       std::string layout = value();
-      if (layout == "NCHW") options.input_layout = InputLayout::nchw;
-      else if (layout == "NHWC") options.input_layout = InputLayout::nhwc;
-      else usage_error("--input-layout: expected NCHW or NHWC, got '" + layout + "'");
+      if (layout == "NCHW")
+        options.input_layout = InputLayout::nchw;
+      else if (layout == "NHWC")
+        options.input_layout = InputLayout::nhwc;
+      else
+        usage_error("--input-layout: expected NCHW or NHWC, got '" + layout + "'");
     } else if (arg == "--calib-method") {
       std::string method = value();
-      if (method == "minmax") options.method = CalibrationMethod::minmax;
-      else if (method == "percentile") options.method = CalibrationMethod::percentile;
-      else usage_error("--calib-method: expected minmax or percentile, got '" + method + "'");
+      if (method == "minmax")
+        options.method = CalibrationMethod::minmax;
+      else if (method == "percentile")
+        options.method = CalibrationMethod::percentile;
+      else
+        usage_error("--calib-method: expected minmax or percentile, got '" + method + "'");
     } else if (arg == "--percentile") {
       options.percentile = parse_number(value(), arg);
       if (options.percentile <= 50 || options.percentile > 100)

@@ -21,8 +21,8 @@ std::string lower_extension(const std::string &path) {
 }
 
 bool is_image(const std::string &path) {
-  static const char *exts[] = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif",
-                               ".tiff", ".webp"};
+  static const char *exts[] = {".jpg", ".jpeg", ".png",  ".bmp", ".ppm",
+                               ".pgm", ".tif",  ".tiff", ".webp"};
   std::string ext = lower_extension(path);
   return std::any_of(std::begin(exts), std::end(exts), [&](const char *e) { return ext == e; });
 }
@@ -88,15 +88,21 @@ std::vector<float> frame_to_tensor(const cv::Mat &bgr, const ModelInputSpec &inp
                                    const PixelNormalisation &norm) {
   cv::Mat converted;
   if (input.channels == 1) {
-    if (bgr.channels() == 1) converted = bgr;
-    else cv::cvtColor(bgr, converted, cv::COLOR_BGR2GRAY);
+    if (bgr.channels() == 1)
+      converted = bgr;
+    else
+      cv::cvtColor(bgr, converted, cv::COLOR_BGR2GRAY);
   } else if (input.channels == 3) {
-    if (bgr.channels() == 1) cv::cvtColor(bgr, converted, cv::COLOR_GRAY2BGR);
-    else converted = bgr;
+    if (bgr.channels() == 1)
+      cv::cvtColor(bgr, converted, cv::COLOR_GRAY2BGR);
+    else
+      converted = bgr;
     if (norm.color_format == "RGB") cv::cvtColor(converted, converted, cv::COLOR_BGR2RGB);
   } else {
-    throw NotImplemented("input '" + input.name + "': calibration images need 1 or 3 channels, "
-                         "the model wants " + std::to_string(input.channels));
+    throw NotImplemented("input '" + input.name +
+                         "': calibration images need 1 or 3 channels, "
+                         "the model wants " +
+                         std::to_string(input.channels));
   }
   cv::Mat resized;
   cv::resize(converted, resized, cv::Size(input.width, input.height), 0, 0, cv::INTER_LINEAR);

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <opencv2/core.hpp>
-
 #include <string>
 #include <vector>
 
@@ -18,7 +17,7 @@ struct ModelInputSpec {
 struct PixelNormalisation {
   std::string color_format = "RGB";  // channel order the model wants ("GRAY" for 1 channel)
   double pixel_scale = 1.0 / 255.0;
-  std::vector<double> mean, std;     // per channel, already expanded to `channels` entries
+  std::vector<double> mean, std;  // per channel, already expanded to `channels` entries
 };
 
 struct CalibrationFrame {

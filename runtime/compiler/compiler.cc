@@ -5,8 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -35,10 +35,14 @@ using Shape = std::vector<int64_t>;
 [[noreturn]] void rethrow_with_context(const Error &e, const std::string &context) {
   std::string message = context + ": " + e.what();
   switch (e.kind()) {
-    case ErrorKind::NotImplemented: throw NotImplemented(message);
-    case ErrorKind::InvalidArgument: throw InvalidArgument(message);
-    case ErrorKind::InternalError: throw InternalError(message);
-    default: throw Error(e.kind(), message);
+    case ErrorKind::NotImplemented:
+      throw NotImplemented(message);
+    case ErrorKind::InvalidArgument:
+      throw InvalidArgument(message);
+    case ErrorKind::InternalError:
+      throw InternalError(message);
+    default:
+      throw Error(e.kind(), message);
   }
 }
 
@@ -50,19 +54,22 @@ std::string shape_text(const Shape &shape) {
 }
 
 // Ops that only move or select values: their output keeps the input's quantisation.
-const std::set<std::string> kDataMovement = {
-    "Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Slice", "Split", "MaxPool",
-    "Identity", "Pad", "Gather", "DepthToSpace", "SpaceToDepth", "Expand", "Tile"};
+const std::set<std::string> kDataMovement = {"Reshape",      "Transpose", "Flatten", "Squeeze",
+                                             "Unsqueeze",    "Slice",     "Split",   "MaxPool",
+                                             "Identity",     "Pad",       "Gather",  "DepthToSpace",
+                                             "SpaceToDepth", "Expand",    "Tile"};
 // Linear ops the core fuses a following Relu/Clip into.
 const std::set<std::string> kFusableProducers = {"Conv", "ConvTranspose", "Gemm", "MatMul", "Add"};
 const std::set<std::string> kFusedActivations = {"Relu", "Clip"};
 // Ops the compiler may hand to the float postamble when they only feed the model's outputs.
 const std::set<std::string> kTailOps = {
-    "Sigmoid", "Softmax", "LogSoftmax", "Reshape", "Transpose", "Squeeze", "Unsqueeze",
-    "Flatten", "Identity", "Concat", "Gather", "Slice", "Split", "Cast", "Exp", "Log", "Tanh",
-    "ArgMax", "ArgMin", "TopK", "NonMaxSuppression", "Where", "Greater", "Less", "Equal", "Not",
-    "And", "Or", "Expand", "Tile", "ReduceMax", "Sqrt", "Neg", "Abs", "Floor", "Ceil", "Round",
-    "Erf", "Add", "Sub", "Mul", "Div", "Pow"};
+    "Sigmoid", "Softmax",  "LogSoftmax", "Reshape", "Transpose", "Squeeze", "Unsqueeze",
+    "Flatten", "Identity", "Concat",     "Gather",  "Slice",     "Split",   "Cast",
+    "Exp",     "Log",      "Tanh",       "ArgMax",  "ArgMin",    "TopK",    "NonMaxSuppression",
+    "Where",   "Greater",  "Less",       "Equal",   "Not",       "And",     "Or",
+    "Expand",  "Tile",     "ReduceMax",  "Sqrt",    "Neg",       "Abs",     "Floor",
+    "Ceil",    "Round",    "Erf",        "Add",     "Sub",       "Mul",     "Div",
+    "Pow"};
 const std::set<std::string> kArithmetic = {"Add", "Sub", "Mul", "Div", "Pow"};
 const std::set<std::string> kLinear = {"Conv", "ConvTranspose", "Gemm", "MatMul"};
 
@@ -106,7 +113,8 @@ onnx::TensorProto constant_value(const onnx::NodeProto &node) {
     if (a.name() == "value_ints")
       return int64_tensor(name, {a.ints_size()}, {a.ints().begin(), a.ints().end()});
   }
-  throw NotImplemented(node_label(node) + ": Constant without a value/value_float(s)/value_int(s) "
+  throw NotImplemented(node_label(node) +
+                       ": Constant without a value/value_float(s)/value_int(s) "
                        "attribute is not supported");
 }
 
@@ -172,11 +180,11 @@ class Compilation {
   std::map<std::string, Stats> stats_;
   std::map<std::string, std::vector<uint8_t>> static_values_;
 
-  std::vector<bool> is_tail_;                 // per graph_.nodes index
-  std::vector<std::string> boundaries_;       // core outputs (float tensors), in output order
+  std::vector<bool> is_tail_;            // per graph_.nodes index
+  std::vector<std::string> boundaries_;  // core outputs (float tensors), in output order
   std::map<std::string, std::vector<std::string>> boundaries_of_output_;
   std::map<std::string, std::pair<double, double>> fixed_ranges_;  // by core output
-  std::map<std::string, QuantParams> params_; // activations with a Q/DQ pair
+  std::map<std::string, QuantParams> params_;                      // activations with a Q/DQ pair
   std::map<std::string, std::string> fused_;  // linear output -> activation consuming it
 
   struct CoreOutput {
@@ -225,10 +233,11 @@ void Compilation::resolve_input() {
   input_.name = value.name();
   const auto &type = value.type().tensor_type();
   if (type.elem_type() != onnx::TensorProto::FLOAT)
-    throw NotImplemented(model_label_ + ": input '" + input_.name +
-                         "' is not float32 (ONNX type " + std::to_string(type.elem_type()) + ")");
+    throw NotImplemented(model_label_ + ": input '" + input_.name + "' is not float32 (ONNX type " +
+                         std::to_string(type.elem_type()) + ")");
   Shape declared;
-  for (const auto &d : type.shape().dim()) declared.push_back(d.has_dim_value() ? d.dim_value() : -1);
+  for (const auto &d : type.shape().dim())
+    declared.push_back(d.has_dim_value() ? d.dim_value() : -1);
   auto given = options_.input_shapes.find(input_.name);
   if (given != options_.input_shapes.end()) {
     if (!declared.empty() && given->second.size() != declared.size())
@@ -263,12 +272,13 @@ void Compilation::resolve_input() {
   auto channel_like = [](int64_t c) { return c == 1 || c == 3; };
   InputLayout layout = options_.input_layout;
   if (layout == InputLayout::autodetect) {
-    if (channel_like(input_shape_[1]) && !channel_like(input_shape_[3])) layout = InputLayout::nchw;
-    else if (channel_like(input_shape_[3])) layout = InputLayout::nhwc;
+    if (channel_like(input_shape_[1]) && !channel_like(input_shape_[3]))
+      layout = InputLayout::nchw;
+    else if (channel_like(input_shape_[3]))
+      layout = InputLayout::nhwc;
     else
       throw InvalidArgument(model_label_ + ": cannot tell the layout of input '" + input_.name +
-                            "' " + shape_text(input_shape_) +
-                            "; pass --input-layout NCHW or NHWC");
+                            "' " + shape_text(input_shape_) + "; pass --input-layout NCHW or NHWC");
   }
   input_.nchw = layout == InputLayout::nchw;
   input_.channels = static_cast<int>(input_.nchw ? input_shape_[1] : input_shape_[3]);
@@ -489,9 +499,9 @@ void Compilation::fold_batchnorm_and_bias() {
         Shape bs = dims_of(b);
         int64_t count = 1;
         for (int64_t d : bs) count *= d;
-        bool per_channel = count == out_channels &&
-                           ((bs.size() == 4 && bs[0] == 1 && bs[1] == out_channels) ||
-                            (bs.size() == 3 && bs[0] == out_channels) || count == 1);
+        bool per_channel =
+            count == out_channels && ((bs.size() == 4 && bs[0] == 1 && bs[1] == out_channels) ||
+                                      (bs.size() == 3 && bs[0] == out_channels) || count == 1);
         if (!per_channel || count != out_channels) continue;
         shift = floats_of(b, node_label(next));
       } else {
@@ -508,7 +518,8 @@ void Compilation::fold_batchnorm_and_bias() {
           int64_t per_group_out = w_shape[1];
           int64_t cin = static_cast<int64_t>(k) / (per_group_out * inner);
           int64_t in_per_group = w_shape[0] / group;
-          oc = (cin / in_per_group) * per_group_out + (static_cast<int64_t>(k) / inner) % per_group_out;
+          oc = (cin / in_per_group) * per_group_out +
+               (static_cast<int64_t>(k) / inner) % per_group_out;
         }
         w[k] *= scale[oc];
       }
@@ -523,8 +534,10 @@ void Compilation::fold_batchnorm_and_bias() {
       graph_.initializers[w_name] = float_tensor(w_name, w_shape, w);
       graph_.initializers[b_name] = float_tensor(b_name, {out_channels}, bias);
       conv.set_input(1, w_name);
-      if (conv.input_size() > 2) conv.set_input(2, b_name);
-      else conv.add_input(b_name);
+      if (conv.input_size() > 2)
+        conv.set_input(2, b_name);
+      else
+        conv.add_input(b_name);
       conv.set_output(0, next.output(0));
       graph_.nodes.erase(graph_.nodes.begin() + c->second[0]);
       changed = true;
@@ -610,12 +623,14 @@ void Compilation::split_tail() {
     }
     auto it = boundaries_of_output_.find(name);
     if (it == boundaries_of_output_.end() || it->second.size() != 1)
-      throw InvalidArgument("--output-range " + name + ": expected a core output or a model "
-                            "output fed by exactly one core output; " + model_label_ +
-                            (it == boundaries_of_output_.end()
-                                 ? std::string(" has no such output")
-                                 : " computes it from " + std::to_string(it->second.size()) +
-                                       " core outputs"));
+      throw InvalidArgument(
+          "--output-range " + name +
+          ": expected a core output or a model "
+          "output fed by exactly one core output; " +
+          model_label_ +
+          (it == boundaries_of_output_.end()
+               ? std::string(" has no such output")
+               : " computes it from " + std::to_string(it->second.size()) + " core outputs"));
     fixed_ranges_[it->second[0]] = range;
   }
 }
@@ -625,8 +640,9 @@ void Compilation::split_tail() {
 // (hard-swish, layer norm) is quantised once at its end rather than after every step.
 bool Compilation::runs_int8(const onnx::NodeProto &node) const {
   static const std::set<std::string> int8_ops = {
-      "Conv", "ConvTranspose", "Gemm", "MatMul", "MaxPool", "AveragePool", "GlobalAveragePool",
-      "Concat", "Relu", "LeakyRelu", "Resize"};
+      "Conv",        "ConvTranspose",     "Gemm",   "MatMul", "MaxPool",
+      "AveragePool", "GlobalAveragePool", "Concat", "Relu",   "LeakyRelu",
+      "Resize"};
   if (int8_ops.count(node.op_type())) return true;
   if (node.op_type() == "Add" || node.op_type() == "Mul" || node.op_type() == "Sub") {
     int activations = 0;
@@ -645,8 +661,8 @@ void Compilation::plan_quantisation() {
     auto c = consumers.find(tensor);
     if (c == consumers.end()) return false;
     for (size_t k : c->second)
-      if (!is_tail_[k] && (runs_int8(graph_.nodes[k]) ||
-                           kDataMovement.count(graph_.nodes[k].op_type())))
+      if (!is_tail_[k] &&
+          (runs_int8(graph_.nodes[k]) || kDataMovement.count(graph_.nodes[k].op_type())))
         return true;
     return false;
   };
@@ -670,8 +686,7 @@ void Compilation::plan_quantisation() {
         params_[out] = asymmetric_int8(fixed->second.first, fixed->second.second);
         const auto &p = params_[out];
         report_.ranges.push_back({out, static_cast<float>(fixed->second.first),
-                                  static_cast<float>(fixed->second.second), p.scale,
-                                  p.zero_point});
+                                  static_cast<float>(fixed->second.second), p.scale, p.zero_point});
         continue;
       }
       if (kDataMovement.count(node.op_type()) && params_.count(node.input(0))) {
@@ -718,9 +733,9 @@ onnx::ModelProto Compilation::build_core() {
     inits.push_back(int64_tensor(input_.name + "/starts", {1}, {0}));
     inits.push_back(int64_tensor(input_.name + "/ends", {1}, {input_.channels}));
     inits.push_back(int64_tensor(input_.name + "/axes", {1}, {3}));
-    nodes.push_back(make_node("Slice",
-                              {x, input_.name + "/starts", input_.name + "/ends", input_.name + "/axes"},
-                              {input_.name + "/unpadded"}, input_.name + "/unpad"));
+    nodes.push_back(make_node(
+        "Slice", {x, input_.name + "/starts", input_.name + "/ends", input_.name + "/axes"},
+        {input_.name + "/unpadded"}, input_.name + "/unpad"));
     x = input_.name + "/unpadded";
   }
   if (input_.nchw) {
@@ -770,11 +785,13 @@ onnx::ModelProto Compilation::build_core() {
       }
       auto w = floats_of(w_init, label);
       ChannelQuantized q;
-      if (per_channel) q = quantize_per_channel(w, w_shape, axis);
-      else q = quantize_per_channel(w, {1, static_cast<int64_t>(w.size())}, 0);
+      if (per_channel)
+        q = quantize_per_channel(w, w_shape, axis);
+      else
+        q = quantize_per_channel(w, {1, static_cast<int64_t>(w.size())}, 0);
       std::string base = node.input(1) + "/q" + std::to_string(weight_counter++);
-      inits.push_back(make_tensor(base, onnx::TensorProto::INT8, w_shape, q.values.data(),
-                                  q.values.size()));
+      inits.push_back(
+          make_tensor(base, onnx::TensorProto::INT8, w_shape, q.values.data(), q.values.size()));
       int64_t channels = static_cast<int64_t>(q.scales.size());
       Shape scale_shape = per_channel ? Shape{channels} : Shape{};
       inits.push_back(float_tensor(base + "/scale", scale_shape, q.scales));
@@ -793,8 +810,8 @@ onnx::ModelProto Compilation::build_core() {
       if (has_bias) {
         auto b = floats_of(graph_.initializers.at(node.input(2)), label);
         int64_t out_channels = node.op_type() == "ConvTranspose" ? w_shape[1] * group
-                               : node.op_type() == "Gemm" ? w_shape[axis]
-                                                          : (per_channel ? channels : 0);
+                               : node.op_type() == "Gemm"        ? w_shape[axis]
+                                                                 : (per_channel ? channels : 0);
         if (static_cast<int64_t>(b.size()) == out_channels &&
             (per_channel ? channels == out_channels : true)) {
           double in_scale = params_.at(original.input(0)).scale;
@@ -807,8 +824,8 @@ onnx::ModelProto Compilation::build_core() {
           }
           std::string bname = node.input(2) + "/q" + std::to_string(weight_counter++);
           Shape bshape{static_cast<int64_t>(b.size())};
-          inits.push_back(make_tensor(bname, onnx::TensorProto::INT32, bshape, qb.data(),
-                                      qb.size() * 4));
+          inits.push_back(
+              make_tensor(bname, onnx::TensorProto::INT32, bshape, qb.data(), qb.size() * 4));
           inits.push_back(float_tensor(bname + "/scale", bshape, bias_scales));
           std::vector<int32_t> bz(b.size(), 0);
           inits.push_back(make_tensor(bname + "/zero_point", onnx::TensorProto::INT32, bshape,
@@ -871,9 +888,9 @@ onnx::ModelProto Compilation::build_core() {
       std::vector<int64_t> pads(shape.size() * 2, 0);
       pads[shape.size() * 2 - 1] = out.pad_high;
       inits.push_back(int64_tensor(b + "/pads", {static_cast<int64_t>(pads.size())}, pads));
-      nodes.push_back(make_node("Pad",
-                                {y, b + "/pads", scalar_i8(b + "/pad_value", out.params.zero_point)},
-                                {b}, b + "/pad"));
+      nodes.push_back(
+          make_node("Pad", {y, b + "/pads", scalar_i8(b + "/pad_value", out.params.zero_point)},
+                    {b}, b + "/pad"));
     } else {
       nodes.push_back(make_node("Identity", {y}, {b}, b + "/output"));
     }
@@ -1062,7 +1079,8 @@ void Compilation::reference_check(const std::string &core_bytes, const std::stri
   for (size_t o = 0; o < graph_.outputs.size(); ++o)
     report_.similarity.push_back({graph_.outputs[o], cosine(out_acc[o]), out_acc[o].max_err});
   for (size_t o = 0; o < core_outputs_.size(); ++o)
-    report_.core_similarity.push_back({core_outputs_[o].name, cosine(core_acc[o]), core_acc[o].max_err});
+    report_.core_similarity.push_back(
+        {core_outputs_[o].name, cosine(core_acc[o]), core_acc[o].max_err});
   report_.reference_images = static_cast<int>(held_out_.size());
 }
 
@@ -1078,7 +1096,8 @@ void Compilation::write_package(const std::string &core_bytes, const std::string
   in.padding = {0, 0, 0, 0, 0, 0, 0, input_padded_channels_ - input_.channels};
   in.params = input_params_;
   contents.inputs.push_back(in);
-  contents.input_preprocess.push_back({norm_.color_format, norm_.pixel_scale, norm_.mean, norm_.std});
+  contents.input_preprocess.push_back(
+      {norm_.color_format, norm_.pixel_scale, norm_.mean, norm_.std});
   for (const auto &co : core_outputs_) {
     PackageTensor t;
     t.name = co.name;
@@ -1102,7 +1121,8 @@ CompileReport Compilation::run() {
   report_.model_name = options_.name.empty() ? model_path.stem().string() : options_.name;
   report_.package_dir = options_.output_dir.empty() ? report_.model_name : options_.output_dir;
   if (options_.color_format != "RGB" && options_.color_format != "BGR")
-    throw InvalidArgument("--input-format: expected RGB or BGR, got '" + options_.color_format + "'");
+    throw InvalidArgument("--input-format: expected RGB or BGR, got '" + options_.color_format +
+                          "'");
   load_model();
   resolve_input();
   // Images first: a missing calibration set is the cheapest error to report.

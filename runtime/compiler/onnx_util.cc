@@ -93,13 +93,20 @@ onnx::TensorProto int64_tensor(const std::string &name, const std::vector<int64_
 
 int32_t onnx_type_of(engine::DType dtype) {
   switch (dtype) {
-    case engine::DType::f32: return onnx::TensorProto::FLOAT;
-    case engine::DType::i8: return onnx::TensorProto::INT8;
-    case engine::DType::u8: return onnx::TensorProto::UINT8;
-    case engine::DType::i32: return onnx::TensorProto::INT32;
-    case engine::DType::i64: return onnx::TensorProto::INT64;
-    case engine::DType::bool_: return onnx::TensorProto::BOOL;
-    case engine::DType::f16: return onnx::TensorProto::FLOAT16;
+    case engine::DType::f32:
+      return onnx::TensorProto::FLOAT;
+    case engine::DType::i8:
+      return onnx::TensorProto::INT8;
+    case engine::DType::u8:
+      return onnx::TensorProto::UINT8;
+    case engine::DType::i32:
+      return onnx::TensorProto::INT32;
+    case engine::DType::i64:
+      return onnx::TensorProto::INT64;
+    case engine::DType::bool_:
+      return onnx::TensorProto::BOOL;
+    case engine::DType::f16:
+      return onnx::TensorProto::FLOAT16;
   }
   return onnx::TensorProto::UNDEFINED;
 }
@@ -167,7 +174,8 @@ onnx::ValueInfoProto value_info(const std::string &name, int32_t elem_type,
 }
 
 std::string node_label(const onnx::NodeProto &node) {
-  std::string name = node.name().empty() ? (node.output_size() ? node.output(0) : "?") : node.name();
+  std::string name =
+      node.name().empty() ? (node.output_size() ? node.output(0) : "?") : node.name();
   return node.op_type() + " node '" + name + "'";
 }
 
@@ -199,7 +207,8 @@ std::vector<onnx::NodeProto> upgrade_to_opset13(
       continue;
     }
     if (op == "Upsample")
-      throw NotImplemented(node_label(node) + ": Upsample (opset < 10) is not supported; "
+      throw NotImplemented(node_label(node) +
+                           ": Upsample (opset < 10) is not supported; "
                            "re-export the model with Resize");
     if (op == "Clip" && from_opset < 11) {
       const auto *lo = find_attr(node, "min");

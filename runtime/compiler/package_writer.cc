@@ -19,10 +19,18 @@ std::string quoted(const std::string &s) {
   std::string out = "\"";
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buf[8];
@@ -130,8 +138,8 @@ std::string manifest_json_text(const PackageContents &c) {
     << list(c.input_preprocess,
             [&](const InputPreprocessInfo &p) {
               return "{\"color_format\": " + quoted(p.color_format) +
-                     ", \"pixel_scale\": " + number(p.pixel_scale) + ", \"mean\": " +
-                     doubles(p.mean) + ", \"std\": " + doubles(p.std) + "}";
+                     ", \"pixel_scale\": " + number(p.pixel_scale) +
+                     ", \"mean\": " + doubles(p.mean) + ", \"std\": " + doubles(p.std) + "}";
             })
     << ",\n"
     << "  \"output_info\": "
@@ -180,7 +188,8 @@ uint64_t write_package_atomically(const std::string &directory, const PackageCon
   fs::rename(temp.path, target, ec);
   if (ec) {
     if (had_old) fs::rename(old, target, ec);
-    throw InvalidArgument("--output-dir " + target.string() + ": cannot move the package into place");
+    throw InvalidArgument("--output-dir " + target.string() +
+                          ": cannot move the package into place");
   }
   temp.committed = true;
   if (had_old) fs::remove_all(old, ec);

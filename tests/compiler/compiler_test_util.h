@@ -74,8 +74,10 @@ struct ImageInput {
 
 inline std::vector<float> image_to_float(const cv::Mat &bgr, const ImageInput &in) {
   cv::Mat rgb, resized;
-  if (in.rgb) cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
-  else rgb = bgr;
+  if (in.rgb)
+    cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+  else
+    rgb = bgr;
   cv::resize(rgb, resized, cv::Size(in.width, in.height), 0, 0, cv::INTER_LINEAR);
   std::vector<float> out(3 * in.height * in.width);
   for (int y = 0; y < in.height; ++y)
@@ -95,7 +97,8 @@ using Outputs = std::vector<std::vector<float>>;
 // The float model through the engine (reference).
 class FloatModel {
  public:
-  FloatModel(const std::string &path, const std::map<std::string, std::vector<int64_t>> &shapes = {}) {
+  FloatModel(const std::string &path,
+             const std::map<std::string, std::vector<int64_t>> &shapes = {}) {
     axstream::engine::CompileOptions options;
     options.input_shapes = shapes;
     program_ = axstream::engine::Program::from_file(path, options);
@@ -126,7 +129,8 @@ class PackageModel {
     instance_ = connection_->load_model_instance(model_);
     package_ = model_->package();
     if (!package_->postamble_graph.empty()) {
-      postamble_ = axstream::engine::Program::from_file(package_->path_of(package_->postamble_graph));
+      postamble_ =
+          axstream::engine::Program::from_file(package_->path_of(package_->postamble_graph));
       post_exec_ = postamble_->make_executor();
     }
   }
@@ -144,11 +148,13 @@ class PackageModel {
         for (int64_t ch = 0; ch < c; ++ch) {
           size_t src = nchw ? (size_t(ch) * h + y) * w + x : (size_t(y) * w + x) * c + ch;
           double q = std::nearbyint(input[src] / info.scale) + info.zero_point;
-          device_in[(size_t(y) * w + x) * cp + ch] = static_cast<int8_t>(std::clamp(q, -128.0, 127.0));
+          device_in[(size_t(y) * w + x) * cp + ch] =
+              static_cast<int8_t>(std::clamp(q, -128.0, 127.0));
         }
     auto outputs = model_->outputs();
     std::vector<std::vector<int8_t>> device_out;
-    std::vector<axstream::runtime::Argument> in_args{{device_in.data(), -1, 0, device_in.size()}}, out_args;
+    std::vector<axstream::runtime::Argument> in_args{{device_in.data(), -1, 0, device_in.size()}},
+        out_args;
     for (const auto &o : outputs) device_out.emplace_back(o.size());
     for (auto &o : device_out) out_args.push_back({o.data(), -1, 0, o.size()});
     instance_->run(in_args, out_args);
@@ -171,7 +177,8 @@ class PackageModel {
         std::vector<float> nchw_out(flat.size());
         for (int64_t ch = 0; ch < C; ++ch)
           for (int64_t y = 0; y < H; ++y)
-            for (int64_t x = 0; x < W; ++x) nchw_out[(ch * H + y) * W + x] = flat[(y * W + x) * C + ch];
+            for (int64_t x = 0; x < W; ++x)
+              nchw_out[(ch * H + y) * W + x] = flat[(y * W + x) * C + ch];
         flat.swap(nchw_out);
       }
       floats.push_back(std::move(flat));

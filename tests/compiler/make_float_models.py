@@ -3,7 +3,7 @@
 held-out images: a small ResNet-style classifier (NCHW, Softmax tail) and a two-output
 detector-like model (NHWC input like BlazeFace, Transpose/Reshape/Sigmoid tails).
 
-usage: make_float_models.py OUTDIR   -> OUTDIR/{classifier,detector,dynamic}.onnx, OUTDIR/calib/*.png,
+usage: make_float_models.py OUTDIR   -> OUTDIR/{classifier,detector,dynamic,unsupported}.onnx, OUTDIR/calib/*.png,
                                         OUTDIR/heldout/*.png
 """
 import os
@@ -89,6 +89,24 @@ def dynamic_classifier():
     return m
 
 
+def unsupported():
+    """A conv net with an op from a private domain in the middle: nothing can run it."""
+    b = Builder(99)
+    x = b.conv_bn("image", 3, 8, stride=2)
+    b.nodes.append(helper.make_node("Frobnicate", [x], ["frobnicated"], name="frobnicate_node",
+                                    domain="axstream.test"))
+    y = b.conv_bn("frobnicated", 8, 8)
+    b.nodes.append(helper.make_node("GlobalAveragePool", [y], ["pooled"], name="pool"))
+    graph = helper.make_graph(b.nodes, "unsupported",
+                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 32, 32])],
+                              [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, [1, 8, 1, 1])],
+                              b.inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET),
+                                                helper.make_opsetid("axstream.test", 1)])
+    m.ir_version = 7
+    return m
+
+
 def detector():
     b = Builder(4321)
     x = b.node("Transpose", ["input"], perm=[0, 3, 1, 2])  # NHWC model input, like BlazeFace
@@ -147,6 +165,7 @@ def main():
     onnx.save(classifier(), os.path.join(out, "classifier.onnx"))
     onnx.save(detector(), os.path.join(out, "detector.onnx"))
     onnx.save(dynamic_classifier(), os.path.join(out, "dynamic.onnx"))
+    onnx.save(unsupported(), os.path.join(out, "unsupported.onnx"))
     images(os.path.join(out, "calib"), 16, 7)
     images(os.path.join(out, "heldout"), 4, 8)
 

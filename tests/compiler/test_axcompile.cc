@@ -72,8 +72,8 @@ TEST(Axcompile, PackageRecordsPaddedNhwcIoPreprocessingAndPostamble) {
   TempDir dir("layout");
   fs::path pkg = dir.path / "det";
   auto result = axcompile({(kModels / "detector.onnx").string(), "--calib",
-                           (kModels / "calib/*.png").string(), "--num-calib", "6", "--mean",
-                           "0.5", "--std", "0.25,0.5,0.5", "--output-dir", pkg.string(), "--no-check"});
+                           (kModels / "calib/*.png").string(), "--num-calib", "6", "--mean", "0.5",
+                           "--std", "0.25,0.5,0.5", "--output-dir", pkg.string(), "--no-check"});
   ASSERT_EQ(result.exit_code, 0) << result.output;
   auto package = axstream::runtime::load_model_package(pkg.string());
   ASSERT_EQ(package->inputs.size(), 1u);
@@ -100,9 +100,9 @@ TEST(Axcompile, PackageRecordsPaddedNhwcIoPreprocessingAndPostamble) {
 TEST(Axcompile, ClassifierOutputIsPaddedToSixteenClasses) {
   TempDir dir("pad");
   fs::path pkg = dir.path / "cls";
-  auto result = axcompile({(kModels / "classifier.onnx").string(), "--calib",
-                           (kModels / "calib").string(), "--num-calib", "4", "--output-dir",
-                           pkg.string(), "--no-check"});
+  auto result =
+      axcompile({(kModels / "classifier.onnx").string(), "--calib", (kModels / "calib").string(),
+                 "--num-calib", "4", "--output-dir", pkg.string(), "--no-check"});
   ASSERT_EQ(result.exit_code, 0) << result.output;
   auto package = axstream::runtime::load_model_package(pkg.string());
   ASSERT_EQ(package->outputs.size(), 1u);
@@ -149,10 +149,21 @@ TEST(Axcompile, CorruptModelFileIsReportedAsInvalidOnnx) {
   TempDir dir("corrupt");
   fs::path model = dir.path / "bad.onnx", pkg = dir.path / "pkg";
   std::ofstream(model) << "this is not a protobuf \x01\x02\xff";
-  auto result = axcompile({model.string(), "--calib", (kModels / "calib").string(),
-                           "--output-dir", pkg.string()});
+  auto result = axcompile(
+      {model.string(), "--calib", (kModels / "calib").string(), "--output-dir", pkg.string()});
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_NE(result.output.find("bad.onnx"), std::string::npos) << result.output;
+  EXPECT_FALSE(has_leftovers(pkg));
+}
+
+TEST(Axcompile, OpNothingCanRunIsReportedNamingTheNode) {
+  TempDir dir("unsupported");
+  fs::path pkg = dir.path / "pkg";
+  auto result = axcompile({(kModels / "unsupported.onnx").string(), "--calib",
+                           (kModels / "calib").string(), "--output-dir", pkg.string()});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.output.find("unsupported.onnx"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("frobnicate_node"), std::string::npos) << result.output;
   EXPECT_FALSE(has_leftovers(pkg));
 }
 

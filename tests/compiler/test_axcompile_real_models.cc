@@ -66,8 +66,8 @@ void check_blazeface(const std::string &variant, int size) {
   fs::path video = kOpencvData / "Megamind.avi";
   TempDir dir("blazeface_" + variant);
   fs::path pkg = dir.path / "pkg";
-  auto result = axcompile({model.string(), "--calib", video.string(), "--num-calib", "20",
-                           "--mean", "0.5", "--std", "0.5", "--calib-method", "percentile",
+  auto result = axcompile({model.string(), "--calib", video.string(), "--num-calib", "20", "--mean",
+                           "0.5", "--std", "0.5", "--calib-method", "percentile",
                            // score logits: the decoder's sigmoid is flat beyond +-20
                            "--output-range", "Identity:0=-20,20", "--output-range",
                            "Identity_1:0=-20,20", "--output-dir", pkg.string()});
@@ -114,8 +114,12 @@ void check_blazeface(const std::string &variant, int size) {
   EXPECT_GE(boxes.value(), 0.98);
 }
 
-TEST(AxcompileRealModels, BlazefaceFrontFindsTheSameFacesAsFloat) { check_blazeface("front_128x128", 128); }
-TEST(AxcompileRealModels, BlazefaceBackFindsTheSameFacesAsFloat) { check_blazeface("back_256x256", 256); }
+TEST(AxcompileRealModels, BlazefaceFrontFindsTheSameFacesAsFloat) {
+  check_blazeface("front_128x128", 128);
+}
+TEST(AxcompileRealModels, BlazefaceBackFindsTheSameFacesAsFloat) {
+  check_blazeface("back_256x256", 256);
+}
 
 void check_ocr(const std::string &file, int h, int w, double mean, double std, double min_cosine) {
   fs::path model = kOcr / file;
@@ -123,20 +127,21 @@ void check_ocr(const std::string &file, int h, int w, double mean, double std, d
   TempDir dir("ocr");
   fs::path pkg = dir.path / "pkg";
   std::string shape = "x=1,3," + std::to_string(h) + "," + std::to_string(w);
-  auto result = axcompile({model.string(), "--calib", (kOpencvData / "*.jpg").string(),
-                           "--num-calib", "8", "--input-shape", shape, "--mean",
-                           std::to_string(mean == 0.5 ? 0.5 : 0.485) +
-                               (mean == 0.5 ? "" : ",0.456,0.406"),
-                           "--std", std::to_string(std == 0.5 ? 0.5 : 0.229) +
-                               (std == 0.5 ? "" : ",0.224,0.225"),
-                           "--output-dir", pkg.string()});
+  auto result = axcompile(
+      {model.string(), "--calib", (kOpencvData / "*.jpg").string(), "--num-calib", "8",
+       "--input-shape", shape, "--mean",
+       std::to_string(mean == 0.5 ? 0.5 : 0.485) + (mean == 0.5 ? "" : ",0.456,0.406"), "--std",
+       std::to_string(std == 0.5 ? 0.5 : 0.229) + (std == 0.5 ? "" : ",0.224,0.225"),
+       "--output-dir", pkg.string()});
   ASSERT_EQ(result.exit_code, 0) << result.output;
   std::cout << result.output;
   FloatModel reference(model.string(), {{"x", {1, 3, h, w}}});
   PackageModel compiled(pkg.string());
   ImageInput input{h, w, true};
-  input.mean = mean == 0.5 ? std::vector<double>{0.5, 0.5, 0.5} : std::vector<double>{0.485, 0.456, 0.406};
-  input.std = std == 0.5 ? std::vector<double>{0.5, 0.5, 0.5} : std::vector<double>{0.229, 0.224, 0.225};
+  input.mean =
+      mean == 0.5 ? std::vector<double>{0.5, 0.5, 0.5} : std::vector<double>{0.485, 0.456, 0.406};
+  input.std =
+      std == 0.5 ? std::vector<double>{0.5, 0.5, 0.5} : std::vector<double>{0.229, 0.224, 0.225};
   Cosine cos;
   int images = 0;
   for (const auto &e : fs::directory_iterator(text)) {
@@ -146,8 +151,8 @@ void check_ocr(const std::string &file, int h, int w, double mean, double std, d
     cos.add(got[0], want[0]);
     ++images;
   }
-  std::cout << file << ": cosine(package, float) on " << images << " scenetext images = "
-            << cos.value() << "\n";
+  std::cout << file << ": cosine(package, float) on " << images
+            << " scenetext images = " << cos.value() << "\n";
   EXPECT_GT(images, 0);
   EXPECT_GE(cos.value(), min_cosine);
 }

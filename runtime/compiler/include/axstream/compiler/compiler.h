@@ -14,9 +14,9 @@ enum class CalibrationMethod { minmax, percentile };
 enum class InputLayout { autodetect, nchw, nhwc };
 
 struct CompileOptions {
-  std::string model_path;   // the float ONNX model
-  std::string calibration;  // a directory, a glob pattern, one image or one video file
-  int num_calibration = 32; // images used for calibration (the rest, up to 4, are held out)
+  std::string model_path;    // the float ONNX model
+  std::string calibration;   // a directory, a glob pattern, one image or one video file
+  int num_calibration = 32;  // images used for calibration (the rest, up to 4, are held out)
   std::vector<double> mean;  // per colour channel, applied after pixel_scale; empty = 0
   std::vector<double> std;   // per colour channel; empty = 1
   double pixel_scale = 1.0 / 255.0;
@@ -28,8 +28,8 @@ struct CompileOptions {
   // Fixed quantisation ranges for core outputs, by core output name or by the model output fed
   // by exactly one core output (e.g. logits the decoder saturates through a sigmoid).
   std::map<std::string, std::pair<double, double>> output_ranges;
-  std::string output_dir;     // default: <model basename without .onnx>
-  std::string name;           // default: model basename without .onnx
+  std::string output_dir;       // default: <model basename without .onnx>
+  std::string name;             // default: model basename without .onnx
   bool reference_check = true;  // run held-out images through float model and package
 };
 
@@ -41,8 +41,8 @@ struct TensorRange {
 };
 
 struct OutputSimilarity {
-  std::string name;    // float model output
-  double cosine = 0;   // over all held-out images
+  std::string name;   // float model output
+  double cosine = 0;  // over all held-out images
   double max_abs_error = 0;
 };
 
@@ -50,7 +50,7 @@ struct CompileReport {
   std::string package_dir;
   std::string model_name;
   int calibration_images = 0;
-  int reference_images = 0;              // held-out images compared (0: no check)
+  int reference_images = 0;                      // held-out images compared (0: no check)
   bool reference_on_calibration_images = false;  // too few images to hold any out
   int core_nodes = 0, core_int8_nodes = 0, host_nodes = 0;
   std::map<std::string, int> core_ops, host_ops;  // op type -> count
