@@ -9,7 +9,9 @@
  * detection becomes a GstVideoRegionOfInterestMeta (roi_type = label) with an "ax-detection"
  * parameter structure (label, confidence, class-id, keypoints) plus a GstAxKeypointsMeta when it
  * has keypoints; classifications become a GstAxClassificationMeta (and, for a ROI, an
- * "ax-classification" parameter on that ROI). See axstream/gst/axresultmeta.h.
+ * "ax-classification" parameter on that ROI); recognised text (ctc) becomes "text" and
+ * "text-confidence" in the "ax-detection" parameters of the ROI it was read from. See
+ * axstream/gst/axresultmeta.h.
  *
  * |[
  * gst-launch-1.0 filesrc location=Megamind.avi ! decodebin ! \
@@ -288,6 +290,40 @@ static void attach_classes(GstBuffer *buffer, const std::vector<dec::ClassScore>
   }
 }
 
+// Text goes on the ROI it was read from; whole-frame text gets a "text" ROI over the region the
+// tensor was made from.
+static void attach_texts(GstAxDecode *self, GstBuffer *buffer,
+                         const std::vector<dec::TextResult> &texts, gint roi_id,
+                         const GstAxTransform &transform) {
+  for (const dec::TextResult &line : texts) {
+    GstVideoRegionOfInterestMeta *roi = roi_id >= 0 ? find_roi(buffer, roi_id) : nullptr;
+    if (!roi) {
+      const GstVideoInfo *info = &self->state->video_info;
+      const bool have_info = self->state->have_video_info;
+      const double width = transform.crop_width > 0 ? transform.crop_width
+                           : have_info              ? GST_VIDEO_INFO_WIDTH(info)
+                                                    : 0;
+      const double height = transform.crop_height > 0 ? transform.crop_height
+                            : have_info               ? GST_VIDEO_INFO_HEIGHT(info)
+                                                      : 0;
+      const gint id = next_roi_id(buffer);
+      roi = gst_buffer_add_video_region_of_interest_meta(
+          buffer, "text", static_cast<guint>(MAX(0.0, transform.crop_x)),
+          static_cast<guint>(MAX(0.0, transform.crop_y)), static_cast<guint>(width),
+          static_cast<guint>(height));
+      roi->id = id;
+      roi->parent_id = roi_id;
+    }
+    GstStructure *params = gst_video_region_of_interest_meta_get_param(roi, GST_AX_DETECTION_PARAM);
+    if (!params) {
+      params = gst_structure_new(GST_AX_DETECTION_PARAM, "label", G_TYPE_STRING, "text", nullptr);
+      gst_video_region_of_interest_meta_add_param(roi, params);
+    }
+    gst_structure_set(params, "text", G_TYPE_STRING, line.text.c_str(), "text-confidence",
+                      G_TYPE_DOUBLE, static_cast<double>(line.confidence), nullptr);
+  }
+}
+
 static GstFlowReturn gst_ax_decode_transform_ip(GstBaseTransform *trans, GstBuffer *buffer) {
   auto *self = GST_AX_DECODE(trans);
   GstAxDecodeState *state = self->state;
@@ -328,6 +364,8 @@ static GstFlowReturn gst_ax_decode_transform_ip(GstBaseTransform *trans, GstBuff
         attach_detections(self, buffer, result.detections, tensor_meta->roi_id);
       if (!result.classes.empty())
         attach_classes(buffer, result.classes, tensor_meta->roi_id, model_path.c_str());
+      if (!result.texts.empty())
+        attach_texts(self, buffer, result.texts, tensor_meta->roi_id, tensor_meta->transform);
       GST_LOG_OBJECT(self, "model %s roi %d: %zu detections, %zu classes", model_path.c_str(),
                      tensor_meta->roi_id, result.detections.size(), result.classes.size());
     } catch (const std::exception &error) {

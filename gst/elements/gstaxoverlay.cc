@@ -101,6 +101,12 @@ static std::string roi_text(GstVideoRegionOfInterestMeta *roi) {
       confidence = g_value_get_double(gst_value_array_get_value(scores, 0));
     }
   }
+  // Recognised text replaces the label.
+  if (const gchar *recognised = params ? gst_structure_get_string(params, "text") : nullptr) {
+    label = recognised;
+    confidence = -1;
+    gst_structure_get_double(params, "text-confidence", &confidence);
+  }
   std::string text = confidence >= 0 ? axstream::overlay::format_label(label, confidence) : label;
   gint64 track_id;
   if (params && gst_structure_get_int64(params, "track-id", &track_id))

@@ -430,3 +430,53 @@ TEST_F(AxDecode, ModelPropertyMatchesThePackageWrittenAsItsModelJson) {
   gst_buffer_unref(out);
   gst_harness_teardown(harness);
 }
+
+TEST_F(AxDecode, CtcTextLandsOnTheRoiItWasReadFrom) {
+  // A (1,4,4) "recogniser": classes blank, x, y + space; device tensor = float / 0.01.
+  const fs::path dir =
+      fs::path(::testing::TempDir()) / ("axdecode_ctc_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  onnx::ModelProto model;
+  model.set_ir_version(8);
+  model.add_opset_import()->set_version(13);
+  add_int8_value(model.mutable_graph()->add_input(), "x", {1, 8, 32, 4});
+  add_int8_value(model.mutable_graph()->add_output(), "probs", {1, 4, 4});
+  std::ofstream(dir / "core.onnx", std::ios::binary) << model.SerializeAsString();
+  std::ofstream(dir / "model.json") << R"({"format_version": 1, "core_graph": "core.onnx",
+    "batch": 1, "input_tensor_layout": "NHWC", "preamble_graph": null, "postamble_graph": null})";
+  std::ofstream(dir / "manifest.json") << R"({"manifest_version": 1,
+    "model_lib_file": "model.json", "quantized_model_file": "core.onnx",
+    "input_shapes": [[1, 8, 32, 4]], "output_shapes": [[1, 4, 4]],
+    "quantize_params": [[0.01, 0]], "dequantize_params": [[0.01, 0]],
+    "n_padded_ch_inputs": [[0, 0, 0, 0, 0, 0, 0, 1]], "n_padded_ch_outputs": [[0, 0, 0, 0, 0, 0]],
+    "preprocess_graph": null, "postprocess_graph": null,
+    "input_names": ["x"], "output_names": ["probs"]})";
+  const fs::path labels = dir / "keys.txt";
+  std::ofstream(labels) << "x\ny\n";
+  // steps: x, x, blank, y -> "xy"
+  const std::vector<int8_t> bytes = {5, 90, 5, 0, 5, 90, 5, 0, 90, 5, 5, 0, 5, 5, 80, 10};
+  GstBuffer *tensors = gst_buffer_new_memdup(bytes.data(), bytes.size());
+
+  GstHarness *harness = decode_harness("axdecode decoder=ctc labels=" + labels.string());
+  GstBuffer *in = gst_buffer_new_allocate(nullptr, 640 * 480 * 3, nullptr);
+  GstVideoRegionOfInterestMeta *roi =
+      gst_buffer_add_video_region_of_interest_meta(in, "text", 100, 50, 200, 40);
+  roi->id = 3;
+  GstAxTransform transform{};
+  gst_buffer_add_ax_tensor_meta(in, GST_AX_TENSOR_OUTPUT, dir.c_str(), 3, &transform, tensors);
+  gst_buffer_unref(tensors);
+  GstBuffer *out = gst_harness_push_and_pull(harness, in);
+  ASSERT_NE(out, nullptr);
+  EXPECT_EQ(gst_buffer_get_n_meta(out, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE), 1u);
+  GstVideoRegionOfInterestMeta *read = gst_buffer_get_video_region_of_interest_meta_id(out, 3);
+  ASSERT_NE(read, nullptr);
+  GstStructure *params = gst_video_region_of_interest_meta_get_param(read, GST_AX_DETECTION_PARAM);
+  ASSERT_NE(params, nullptr);
+  EXPECT_STREQ(gst_structure_get_string(params, "text"), "xy");
+  double confidence = 0;
+  ASSERT_TRUE(gst_structure_get_double(params, "text-confidence", &confidence));
+  EXPECT_NEAR(confidence, (0.9 + 0.8) / 2, 1e-5);  // first x and the y
+  gst_buffer_unref(out);
+  gst_harness_teardown(harness);
+  fs::remove_all(dir);
+}

@@ -513,3 +513,46 @@ TEST(OutputConverter, RestoresTheFloatModelsLayoutOfAGeneratedPackage) {
   const auto &score_info = package->outputs[1];
   EXPECT_FLOAT_EQ(outputs[1].data[9], (scores[9] - score_info.zero_point) * score_info.scale);
 }
+
+namespace {
+// (1, steps, classes) probabilities with `best[s]` at 0.9 in step s, the rest sharing 0.1.
+dec::FloatTensor ctc_steps(const std::vector<int> &best, int classes) {
+  dec::FloatTensor t{"softmax", {1, static_cast<int64_t>(best.size()), classes}, {}};
+  for (int b : best)
+    for (int c = 0; c < classes; ++c) t.data.push_back(c == b ? 0.9f : 0.1f / (classes - 1));
+  return t;
+}
+}  // namespace
+
+TEST(CtcDecoder, MergesRepeatsDropsBlanksAndMapsTheDictionary) {
+  dec::DecoderOptions options;
+  options.labels = {"a", "b", "c"};  // classes: 0 blank, 1 a, 2 b, 3 c, 4 space
+  auto decoder = dec::make_decoder("ctc", options);
+  // a a _ a b b _ space c -> "aab c"
+  std::vector<dec::FloatTensor> outputs = {ctc_steps({1, 1, 0, 1, 2, 2, 0, 4, 3}, 5)};
+  decoder->check_outputs(outputs);
+  const auto result = decoder->decode(outputs, {});
+  ASSERT_EQ(result.texts.size(), 1u);
+  EXPECT_EQ(result.texts[0].text, "aab c");
+  EXPECT_NEAR(result.texts[0].confidence, 0.9f, 1e-6);
+}
+
+TEST(CtcDecoder, AllBlankGivesNoText) {
+  dec::DecoderOptions options;
+  options.labels = {"a"};
+  const auto result =
+      dec::make_decoder("ctc", options)->decode({ctc_steps({0, 0, 0}, 2)}, dec::Geometry{});
+  EXPECT_TRUE(result.texts.empty());
+}
+
+TEST(CtcDecoder, RejectsADictionaryOfTheWrongSize) {
+  dec::DecoderOptions options;
+  options.labels = {"a", "b", "c"};
+  try {
+    dec::make_decoder("ctc", options)->check_outputs({ctc_steps({1}, 9)});
+    FAIL() << "expected InvalidArgument";
+  } catch (const axstream::InvalidArgument &error) {
+    EXPECT_NE(std::string(error.what()).find("has 9 classes, expected"), std::string::npos)
+        << error.what();
+  }
+}

@@ -4,6 +4,8 @@
  * carrying a GstStructure param named "ax-detection" with fields
  *   label (string), confidence (double), class-id (int),
  *   keypoints (GstValueArray of doubles, x0, y0, x1, y1, ... in frame pixels; may be empty),
+ *   and, on ROIs a text recogniser (ctc) read: text (string), text-confidence (double);
+ *   whole-frame text gets its own ROI with roi_type "text";
  * and a classification of a ROI adds a param "ax-classification" with
  *   labels (GstValueArray of strings), class-ids (array of ints), scores (array of doubles).
  * The typed metas below carry the same data for C/C++ users. Public, C-compatible. */

@@ -59,11 +59,18 @@ struct ClassScore {
   std::string label;
 };
 
-// What one decode of one tensor set gives: detections (detectors) or ranked classes
-// (classifiers), best first.
+// Recognised text (e.g. CTC over a text line crop) and its confidence (mean character score).
+struct TextResult {
+  std::string text;
+  float confidence = 0;
+};
+
+// What one decode of one tensor set gives: detections (detectors), ranked classes
+// (classifiers, best first) or text (recognisers).
 struct DecodeResult {
   std::vector<Detection> detections;
   std::vector<ClassScore> classes;
+  std::vector<TextResult> texts;  // empty, or one per recognised line
 };
 
 }  // namespace axstream::decoders
