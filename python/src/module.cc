@@ -113,13 +113,20 @@ std::string shape_text(const std::vector<int64_t> &shape) {
 
 py::dtype numpy_dtype(engine::DType dtype) {
   switch (dtype) {
-    case engine::DType::f32: return py::dtype::of<float>();
-    case engine::DType::i8: return py::dtype::of<int8_t>();
-    case engine::DType::u8: return py::dtype::of<uint8_t>();
-    case engine::DType::i32: return py::dtype::of<int32_t>();
-    case engine::DType::i64: return py::dtype::of<int64_t>();
-    case engine::DType::bool_: return py::dtype("bool");
-    case engine::DType::f16: return py::dtype("float16");
+    case engine::DType::f32:
+      return py::dtype::of<float>();
+    case engine::DType::i8:
+      return py::dtype::of<int8_t>();
+    case engine::DType::u8:
+      return py::dtype::of<uint8_t>();
+    case engine::DType::i32:
+      return py::dtype::of<int32_t>();
+    case engine::DType::i64:
+      return py::dtype::of<int64_t>();
+    case engine::DType::bool_:
+      return py::dtype("bool");
+    case engine::DType::f16:
+      return py::dtype("float16");
   }
   throw axstream::InternalError("tensor dtype " + std::to_string(static_cast<int>(dtype)) +
                                 " has no numpy equivalent");
@@ -214,7 +221,7 @@ rt::Properties properties_from_kwargs(const py::kwargs &kwargs, const std::strin
     std::string key = py::str(key_handle);
     std::string text;
     if (py::isinstance<py::bool_>(value)) {
-      text = value.cast<bool>() ? "1" : "0";
+      text.assign(1, value.cast<bool>() ? '1' : '0');
     } else if (auto index = as_index(value)) {
       text = py::str(*index);
     } else if (PyFloat_Check(value.ptr())) {
@@ -248,8 +255,8 @@ std::string tensor_label(const char *direction, size_t index, const rt::TensorIn
 rt::Argument array_argument(py::handle item, const rt::TensorInfo &info, const std::string &label,
                             bool is_output) {
   py::dtype expected_dtype = numpy_dtype(info.dtype);
-  std::string expected_text = std::string(py::str(expected_dtype)) + " array of shape " +
-                              shape_text(info.shape);
+  std::string expected_text =
+      std::string(py::str(expected_dtype)) + " array of shape " + shape_text(info.shape);
   if (!py::isinstance<py::array>(item))
     throw axstream::InvalidArgument(label + ": expected " + expected_text + ", got " +
                                     type_name(item));
@@ -258,8 +265,7 @@ rt::Argument array_argument(py::handle item, const rt::TensorInfo &info, const s
   bool dtype_ok = PyObject_RichCompareBool(array.dtype().ptr(), expected_dtype.ptr(), Py_EQ) == 1;
   if (!dtype_ok || shape != info.shape)
     throw axstream::InvalidArgument(label + ": expected " + expected_text + ", got " +
-                                    std::string(py::str(array.dtype())) + " " +
-                                    shape_text(shape));
+                                    std::string(py::str(array.dtype())) + " " + shape_text(shape));
   if (!(array.flags() & py::array::c_style))
     throw axstream::InvalidArgument(label + ": expected a C-contiguous " + expected_text +
                                     ", got a non-contiguous view (use numpy.ascontiguousarray)");
@@ -470,10 +476,9 @@ PYBIND11_MODULE(_axelera_runtime, m) {
             auto &buffer = self.cast<hal::DmaBuffer &>();
             if (count * static_cast<size_t>(type.itemsize()) > buffer.size())
               throw axstream::InvalidArgument(
-                  "DmaBuffer.array: " + std::to_string(count * type.itemsize()) +
-                  " bytes of " + std::string(py::str(type)) + " " +
-                  std::string(py::str(shape)) + " do not fit the buffer's " +
-                  std::to_string(buffer.size()) + " bytes");
+                  "DmaBuffer.array: " + std::to_string(count * type.itemsize()) + " bytes of " +
+                  std::string(py::str(type)) + " " + std::string(py::str(shape)) +
+                  " do not fit the buffer's " + std::to_string(buffer.size()) + " bytes");
             return numpy.attr("frombuffer")(self, type, py::int_(count)).attr("reshape")(dims);
           },
           py::arg("shape"), py::arg("dtype") = py::dtype::of<int8_t>(),
@@ -481,8 +486,8 @@ PYBIND11_MODULE(_axelera_runtime, m) {
           "default), e.g. buffer.array(info.shape, info.dtype). The view keeps the buffer alive.")
       .def("__repr__", [](const hal::DmaBuffer &self) {
         return "<axelera.runtime.DmaBuffer fd=" + std::to_string(self.fd()) +
-               " size=" + std::to_string(self.size()) + " backend=" +
-               hal::dma_buffer_backend_name(self.backend()) + ">";
+               " size=" + std::to_string(self.size()) +
+               " backend=" + hal::dma_buffer_backend_name(self.backend()) + ">";
       });
   dma_buffer.def_buffer([](hal::DmaBuffer &self) {
     return py::buffer_info(self.data(), 1, py::format_descriptor<uint8_t>::format(), 1,
@@ -512,10 +517,10 @@ PYBIND11_MODULE(_axelera_runtime, m) {
         return "<axelera.runtime." + self.describe() + (self.released() ? " (released)>" : ">");
       });
 
-  context
-      .def(py::init([] { return rt::Context::create(); }), "Create a new runtime Context.")
-      .def("__enter__", [](std::shared_ptr<rt::Context> self) { return self; },
-           "Return the context itself (for use in a with statement).")
+  context.def(py::init([] { return rt::Context::create(); }), "Create a new runtime Context.")
+      .def(
+          "__enter__", [](std::shared_ptr<rt::Context> self) { return self; },
+          "Return the context itself (for use in a with statement).")
       .def(
           "__exit__",
           [](rt::Context &self, py::args) {
@@ -575,7 +580,8 @@ PYBIND11_MODULE(_axelera_runtime, m) {
           [](rt::Context &self, py::handle device, int num_sub_devices, py::kwargs kwargs) {
             std::unique_ptr<hal::DeviceInfo> info;
             if (!device.is_none())
-              info = std::make_unique<hal::DeviceInfo>(device_from_python(device, "device_connect"));
+              info =
+                  std::make_unique<hal::DeviceInfo>(device_from_python(device, "device_connect"));
             auto properties = properties_from_kwargs(kwargs, "device_connect");
             py::gil_scoped_release release_gil;
             return self.device_connect(info.get(), num_sub_devices, properties);
