@@ -12,6 +12,7 @@ namespace axstream::decoders {
 std::unique_ptr<Decoder> make_blazeface_decoder(const DecoderOptions &options);
 std::unique_ptr<Decoder> make_classification_decoder(const DecoderOptions &options);
 std::unique_ptr<Decoder> make_ctc_decoder(const DecoderOptions &options);
+std::unique_ptr<Decoder> make_dbnet_decoder(const DecoderOptions &options);
 std::unique_ptr<Decoder> make_ssd_decoder(const DecoderOptions &options);
 std::unique_ptr<Decoder> make_yolov5_decoder(const DecoderOptions &options);
 std::unique_ptr<Decoder> make_yolov8_decoder(const DecoderOptions &options);
@@ -24,6 +25,8 @@ const std::vector<DecoderEntry> &decoder_registry() {
        make_classification_decoder},
       {"ctc", "greedy CTC text over (1,steps,classes) with a dictionary (labels)",
        make_ctc_decoder},
+      {"dbnet", "DBNet text regions from a (1,1,H,W) probability map (rotated boxes)",
+       make_dbnet_decoder},
       {"ssd", "SSD boxes (1,N,4) + scores (1,N,classes), class 0 background", make_ssd_decoder},
       {"yolov5", "YOLOv5 decoded (1,N,5+classes) or raw heads with COCO anchors",
        make_yolov5_decoder},

@@ -556,3 +556,34 @@ TEST(CtcDecoder, RejectsADictionaryOfTheWrongSize) {
         << error.what();
   }
 }
+
+TEST(DbNetDecoder, TurnsAProbabilityBlockIntoAnUnclippedTextBox) {
+  // 32x64 map, a 10x30 block of 0.9 at rows 10..19, columns 20..49, plus a faint 0.5 block
+  // (above the 0.3 binarisation, below the 0.6 box score) at rows 25..29.
+  dec::FloatTensor map{"sigmoid_0.tmp_0", {1, 1, 32, 64}, std::vector<float>(32 * 64, 0.0f)};
+  for (int y = 10; y < 20; ++y)
+    for (int x = 20; x < 50; ++x) map.data[y * 64 + x] = 0.9f;
+  for (int y = 25; y < 30; ++y)
+    for (int x = 5; x < 20; ++x) map.data[y * 64 + x] = 0.5f;
+  auto decoder = dec::make_decoder("dbnet", {});
+  decoder->check_outputs({map});
+  dec::Geometry geometry = tensor_geometry(64, 32, 0.5);  // frame twice the tensor size
+  const auto result = decoder->decode({map}, geometry);
+  ASSERT_EQ(result.detections.size(), 1u);
+  const dec::Detection &text = result.detections[0];
+  EXPECT_EQ(text.label, "text");
+  EXPECT_NEAR(text.score, 0.9f, 1e-5);
+  // Contour rectangle: centre (34.5, 14.5), 29 x 9; unclip distance 261 * 1.5 / 76 = 5.151
+  // -> 39.30 x 19.30 -> tensor (14.85, 4.85)-(54.15, 24.15) -> frame x 2.
+  const double d = 29.0 * 9.0 * 1.5 / (2 * (29.0 + 9.0));
+  EXPECT_NEAR(text.box.x0, 2 * (34.5 - 14.5 - d), 0.2);
+  EXPECT_NEAR(text.box.x1, 2 * (34.5 + 14.5 + d), 0.2);
+  EXPECT_NEAR(text.box.y0, 2 * (14.5 - 4.5 - d), 0.2);
+  EXPECT_NEAR(text.box.y1, 2 * (14.5 + 4.5 + d), 0.2);
+  ASSERT_EQ(text.keypoints.size(), 4u);  // the rotated rectangle's corners
+}
+
+TEST(DbNetDecoder, RejectsAnythingButAProbabilityMap) {
+  std::vector<dec::FloatTensor> outputs = {{"logits", {1, 1000}, std::vector<float>(1000)}};
+  EXPECT_THROW(dec::make_decoder("dbnet", {})->check_outputs(outputs), axstream::InvalidArgument);
+}
