@@ -2,10 +2,12 @@
 #include <gst/gst.h>
 
 #include "gstaxdecode.h"
+#include "gstaxfpscounter.h"
 #include "gstaxinference.h"
 #include "gstaxmetapublish.h"
 #include "gstaxoverlay.h"
 #include "gstaxpreprocess.h"
+#include "gstaxtracker.h"
 
 static gboolean plugin_init(GstPlugin *plugin) {
   gboolean ok = TRUE;
@@ -14,6 +16,8 @@ static gboolean plugin_init(GstPlugin *plugin) {
   ok &= GST_ELEMENT_REGISTER(axdecode, plugin);
   ok &= GST_ELEMENT_REGISTER(axoverlay, plugin);
   ok &= GST_ELEMENT_REGISTER(axmetapublish, plugin);
+  ok &= GST_ELEMENT_REGISTER(axtracker, plugin);
+  ok &= GST_ELEMENT_REGISTER(axfpscounter, plugin);
   return ok;
 }
 
