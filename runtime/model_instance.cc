@@ -1,11 +1,6 @@
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 #include <exception>
 
+#include "axstream/hal/dmabuf.h"
 #include "runtime_impl.h"
 
 namespace axstream::runtime {
@@ -45,53 +40,6 @@ std::string shape_text(const std::vector<int64_t> &shape) {
   }
   return text + ")";
 }
-
-// A MAP_SHARED view of [offset, offset + size) of an fd, unmapped when destroyed.
-class FdMapping {
- public:
-  FdMapping(int fd, size_t offset, size_t size, bool writable, const std::string &what) {
-    if (fd < 0)
-      throw InvalidArgument(what + ": expected a dmabuf/memfd file descriptor, got fd " +
-                            std::to_string(fd));
-    struct stat st {};
-    if (::fstat(fd, &st) != 0)
-      throw InvalidArgument(what + ": fd " + std::to_string(fd) + " is not an open file (" +
-                            std::strerror(errno) + ")");
-    uint64_t available = st.st_size > 0 ? static_cast<uint64_t>(st.st_size) : 0;
-    if (available == 0 && !S_ISREG(st.st_mode)) {
-      // dmabufs report their size through lseek rather than fstat on some kernels.
-      off_t end = ::lseek(fd, 0, SEEK_END);
-      if (end > 0) available = static_cast<uint64_t>(end);
-    }
-    if (offset > available || available - offset < size)
-      throw InvalidArgument(what + ": fd " + std::to_string(fd) + " holds " +
-                            std::to_string(available) + " bytes; expected at least " +
-                            std::to_string(size) + " from offset " + std::to_string(offset));
-    size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
-    size_t aligned = offset - offset % page;
-    delta_ = offset - aligned;
-    length_ = size + delta_;
-    int protection = PROT_READ | (writable ? PROT_WRITE : 0);
-    void *address =
-        ::mmap(nullptr, length_, protection, MAP_SHARED, fd, static_cast<off_t>(aligned));
-    if (address == MAP_FAILED)
-      throw InvalidArgument(what + ": fd " + std::to_string(fd) + " cannot be mapped " +
-                            (writable ? "read-write" : "read-only") + " (" + std::strerror(errno) +
-                            ")");
-    address_ = address;
-  }
-  ~FdMapping() {
-    if (address_) ::munmap(address_, length_);
-  }
-  FdMapping(const FdMapping &) = delete;
-  FdMapping &operator=(const FdMapping &) = delete;
-  uint8_t *data() const { return static_cast<uint8_t *>(address_) + delta_; }
-
- private:
-  void *address_ = nullptr;
-  size_t length_ = 0;
-  size_t delta_ = 0;
-};
 
 // Holds one of the instance's in-flight slots (1, or 2 with double_buffer) for a run.
 class FlightSlot {
@@ -199,13 +147,13 @@ void ModelInstance::run(const std::vector<Argument> &inputs, const std::vector<A
   check_arguments(outputs, package.outputs, "output", m.options.output_dmabuf);
 
   // Map fd arguments for this run; the engine reads and writes them in place (no copies).
-  std::vector<std::unique_ptr<FdMapping>> mappings;
+  std::vector<std::unique_ptr<hal::BufferFdMapping>> mappings;
   std::vector<const uint8_t *> input_base(inputs.size());
   std::vector<uint8_t *> output_base(outputs.size());
   for (size_t t = 0; t < inputs.size(); ++t) {
     if (m.options.input_dmabuf) {
-      mappings.push_back(std::make_unique<FdMapping>(
-          inputs[t].fd, inputs[t].offset, package.inputs[t].size(), false,
+      mappings.push_back(std::make_unique<hal::BufferFdMapping>(
+          inputs[t].fd, inputs[t].offset, package.inputs[t].size(), hal::CpuAccess::read,
           "input " + std::to_string(t) + " '" + package.inputs[t].name + "' of " + describe()));
       input_base[t] = mappings.back()->data();
     } else {
@@ -214,8 +162,8 @@ void ModelInstance::run(const std::vector<Argument> &inputs, const std::vector<A
   }
   for (size_t t = 0; t < outputs.size(); ++t) {
     if (m.options.output_dmabuf) {
-      mappings.push_back(std::make_unique<FdMapping>(
-          outputs[t].fd, outputs[t].offset, package.outputs[t].size(), true,
+      mappings.push_back(std::make_unique<hal::BufferFdMapping>(
+          outputs[t].fd, outputs[t].offset, package.outputs[t].size(), hal::CpuAccess::write,
           "output " + std::to_string(t) + " '" + package.outputs[t].name + "' of " + describe()));
       output_base[t] = mappings.back()->data();
     } else {

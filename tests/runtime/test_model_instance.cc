@@ -241,7 +241,7 @@ TEST_F(RunTest, BadFdsAreRejectedNamingTheFd) {
     instance->run({{nullptr, small.fd()}}, {{nullptr, good_out.fd()}});
   });
   EXPECT_NE(message.find("input 0 'input'"), std::string::npos) << message;
-  EXPECT_NE(message.find("fd " + std::to_string(small.fd()) + " holds " +
+  EXPECT_NE(message.find("fd " + std::to_string(small.fd()) + " (memfd) holds " +
                          std::to_string(in_size - 1) + " bytes"),
             std::string::npos)
       << message;
@@ -276,19 +276,34 @@ TEST_F(RunTest, BadFdsAreRejectedNamingTheFd) {
   ::close(pipe_fds[0]);
   ::close(pipe_fds[1]);
 
-  // A read-only file cannot be mapped for writing the outputs.
+  // A file on disk is not a device buffer.
   test::TempDir dir;
-  std::string path = dir.path() + "/readonly.bin";
+  std::string path = dir.path() + "/plain.bin";
   test::write_text(path, std::string(out_size, '\0'));
-  int readonly = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  ASSERT_GE(readonly, 0);
+  int plain = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(plain, 0);
   message = invalid_argument_message([&] {
-    instance->run({{nullptr, good_in.fd()}}, {{nullptr, readonly}});
+    instance->run({{nullptr, good_in.fd()}}, {{nullptr, plain}});
   });
-  EXPECT_NE(message.find("fd " + std::to_string(readonly) + " cannot be mapped read-write"),
+  EXPECT_NE(message.find("fd " + std::to_string(plain)), std::string::npos) << message;
+  EXPECT_NE(message.find("expected a dmabuf, memfd or shared-memory buffer"), std::string::npos)
+      << message;
+  ::close(plain);
+
+  // A memfd sealed against writes cannot be mapped for writing the outputs.
+  int sealed = ::memfd_create("axstream-sealed", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  ASSERT_GE(sealed, 0);
+  ASSERT_EQ(::ftruncate(sealed, static_cast<off_t>(out_size)), 0);
+  ASSERT_EQ(::fcntl(sealed, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW), 0);
+  message = invalid_argument_message([&] {
+    instance->run({{nullptr, good_in.fd()}}, {{nullptr, sealed}});
+  });
+  EXPECT_NE(message.find("output 0 'logits'"), std::string::npos) << message;
+  EXPECT_NE(message.find("fd " + std::to_string(sealed) + " cannot be mapped read-write"),
             std::string::npos)
       << message;
-  ::close(readonly);
+  EXPECT_NO_THROW(instance->run({{nullptr, good_in.fd()}}, {{nullptr, good_out.fd()}}));
+  ::close(sealed);
 }
 
 TEST_F(RunTest, WrongArgumentsAreInvalidArgumentNamingTheTensor) {
