@@ -110,7 +110,7 @@ static std::string roi_text(GstVideoRegionOfInterestMeta *roi) {
   std::string text = confidence >= 0 ? axstream::overlay::format_label(label, confidence) : label;
   gint64 track_id;
   if (params && gst_structure_get_int64(params, "track-id", &track_id))
-    text = "#" + std::to_string(track_id) + " " + text;
+    text = std::string("#").append(std::to_string(track_id)).append(" ").append(text);
   return text;
 }
 
