@@ -390,6 +390,10 @@ PYBIND11_MODULE(_axelera_runtime, m) {
       "C++ core of axelera.runtime (import axelera.runtime instead). Binds the axstream C++ "
       "runtime: Context, Connection, Model, ModelInstance and the runtime's exceptions.";
   register_exceptions(m);
+  // Classes take their __module__ and the type names in signatures from the module's name at
+  // creation: make them read axelera.runtime.X (the public name), restored at the end.
+  py::object extension_name = m.attr("__name__");
+  m.attr("__name__") = "axelera.runtime";
 
   m.def("_reset_devices_for_testing", &hal::reset_devices_for_testing,
         "Tests only: forget the enumerated devices so the next call re-reads AXSTREAM_SIM_* and "
@@ -547,7 +551,7 @@ PYBIND11_MODULE(_axelera_runtime, m) {
           "List all devices on the system.\n\n:rtype: list[DeviceInfo]")
       .def(
           "configure_device",
-          [](rt::Context &self, py::handle device, py::kwargs kwargs) {
+          [](rt::Context &self, py::object device, py::kwargs kwargs) {
             auto info = device_from_python(device, "configure_device");
             auto settings = properties_from_kwargs(kwargs, "configure_device(" + info.name + ")");
             py::gil_scoped_release release_gil;
@@ -561,7 +565,7 @@ PYBIND11_MODULE(_axelera_runtime, m) {
           "InvalidConfiguration, an out-of-range value InvalidArgument.\n\n:rtype: bool")
       .def(
           "device_ready",
-          [](rt::Context &self, py::handle device) {
+          [](rt::Context &self, py::object device) {
             return self.device_ready(device_from_python(device, "device_ready"));
           },
           py::arg("device"),
@@ -569,7 +573,7 @@ PYBIND11_MODULE(_axelera_runtime, m) {
           ":rtype: bool")
       .def(
           "read_device_configuration",
-          [](rt::Context &self, py::handle device) {
+          [](rt::Context &self, py::object device) {
             return self.read_device_configuration(
                 device_from_python(device, "read_device_configuration"));
           },
@@ -577,7 +581,7 @@ PYBIND11_MODULE(_axelera_runtime, m) {
           "Read all available configuration properties of the device.\n\n:rtype: dict[str, str]")
       .def(
           "device_connect",
-          [](rt::Context &self, py::handle device, int num_sub_devices, py::kwargs kwargs) {
+          [](rt::Context &self, py::object device, int num_sub_devices, py::kwargs kwargs) {
             std::unique_ptr<hal::DeviceInfo> info;
             if (!device.is_none())
               info =
@@ -596,7 +600,7 @@ PYBIND11_MODULE(_axelera_runtime, m) {
           "sub-devices.\n\n:rtype: Connection")
       .def(
           "load_model",
-          [](rt::Context &self, py::handle path) {
+          [](rt::Context &self, py::object path) {
             auto path_text = fspath(path);
             py::gil_scoped_release release_gil;
             return self.load_model(path_text);
@@ -699,4 +703,6 @@ PYBIND11_MODULE(_axelera_runtime, m) {
         out << "], bytes_copied=" << p.bytes_copied << ", runs=" << p.runs << ")";
         return out.str();
       });
+
+  m.attr("__name__") = extension_name;
 }
