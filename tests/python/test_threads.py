@@ -116,3 +116,28 @@ def test_gil_is_released_while_the_device_runs(package):
             sys.setswitchinterval(previous)
         assert runs > 0
         assert ticks > 20, f"only {ticks} ticks during {runs} runs: run() holds the GIL"
+
+
+def test_release_while_another_thread_runs_stops_it_with_invalid_argument(package):
+    context = axr.Context()
+    model = context.load_model(package("resnet_tiny"))
+    instance = context.device_connect(None, 2).load_model_instance(model, double_buffer=True)
+    inputs, outputs = random_inputs(model), empty_outputs(model)
+    stopped = []
+    started = threading.Event()
+
+    def loop():
+        try:
+            while True:
+                instance.run(inputs, outputs)
+                started.set()
+        except axr.InvalidArgument as error:
+            stopped.append(str(error))
+
+    thread = threading.Thread(target=loop, name="axr-release-race")
+    thread.start()
+    assert started.wait(60)
+    context.release()
+    thread.join(60)
+    assert not thread.is_alive()
+    assert stopped and "released" in stopped[0]
