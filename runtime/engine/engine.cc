@@ -3,10 +3,13 @@
 
 #include <omp.h>
 
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <dnnl.hpp>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 #include "axstream/error.h"
@@ -96,12 +99,21 @@ class ExecutorImpl final : public Executor {
       else if (cg.arena_offset[v] >= 0)
         value_ptr_[v] = arena_.data() + cg.arena_offset[v];
     }
+    const char *env = std::getenv("AXSTREAM_ENGINE_PROFILE");
+    profile_ = env && std::string(env) == "1";
     in_ptrs_.resize(cg.steps.size());
     out_ptrs_.resize(cg.steps.size());
     for (size_t s = 0; s < cg.steps.size(); ++s) {
       in_ptrs_[s].resize(cg.steps[s].inputs.size());
       out_ptrs_[s].resize(cg.steps[s].outputs.size());
     }
+  }
+
+  ~ExecutorImpl() override {
+    // AXSTREAM_ENGINE_PROFILE=1: time per op type over this executor's runs, to stderr.
+    for (const auto &[op, entry] : profile_totals_)
+      std::fprintf(stderr, "engine profile: %10.2f ms in %6d calls  %s\n", entry.first,
+                   entry.second, op.c_str());
   }
 
   void run(const std::vector<const void *> &inputs, const std::vector<void *> &outputs) override {
@@ -126,6 +138,7 @@ class ExecutorImpl final : public Executor {
     }
     omp_set_num_threads(program_->threads());
     ExecContext ctx{scratch_.data(), &stream_, &cpu_engine()};
+    auto step_start = std::chrono::steady_clock::now();
     for (size_t s = 0; s < cg.steps.size(); ++s) {
       const Step &step = cg.steps[s];
       for (size_t i = 0; i < step.inputs.size(); ++i)
@@ -133,6 +146,16 @@ class ExecutorImpl final : public Executor {
       for (size_t i = 0; i < step.outputs.size(); ++i)
         out_ptrs_[s][i] = value_ptr_[step.outputs[i]];
       step.kernel->run(ctx, in_ptrs_[s].data(), out_ptrs_[s].data());
+      if (profile_) {
+        auto now = std::chrono::steady_clock::now();
+        const Node &n = g.nodes[step.node];
+        auto &entry =
+            profile_totals_[n.op_type +
+                            (step.kernel->impl.empty() ? "" : " [" + step.kernel->impl + "]")];
+        entry.first += std::chrono::duration<double, std::milli>(now - step_start).count();
+        entry.second += 1;
+        step_start = now;
+      }
     }
     for (size_t o = 0; o < outputs.size(); ++o)
       if (!cg.output_bound[o] && cg.outputs[o].byte_size() != 0)
@@ -147,6 +170,8 @@ class ExecutorImpl final : public Executor {
   std::vector<void *> value_ptr_;
   std::vector<std::vector<const void *>> in_ptrs_;
   std::vector<std::vector<void *>> out_ptrs_;
+  bool profile_ = false;
+  std::map<std::string, std::pair<double, int>> profile_totals_;
 };
 
 std::unique_ptr<Executor> ProgramImpl::make_executor() const {

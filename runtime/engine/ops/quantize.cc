@@ -44,6 +44,14 @@ QuantParams quant_params(OpContext &ctx, const Shape &data_shape) {
 template <typename Q>
 void quantize(const float *x, Q *y, int64_t n, const QuantParams &p) {
   constexpr float lo = std::numeric_limits<Q>::lowest(), hi = std::numeric_limits<Q>::max();
+  if (p.channels == 1) {
+    float scale = p.scale[0], zero = static_cast<float>(p.zero_point[0]);
+    for (int64_t i = 0; i < n; ++i) {
+      float v = round_half_even(x[i] / scale) + zero;
+      y[i] = static_cast<Q>(v < lo ? lo : (v > hi ? hi : v));
+    }
+    return;
+  }
   for (int64_t i = 0; i < n; ++i) {
     int64_t c = (i / p.block) % p.channels;
     float v = round_half_even(x[i] / p.scale[c]) + static_cast<float>(p.zero_point[c]);

@@ -1,0 +1,51 @@
+// Per-inference latency of an ONNX model through the engine: bench_engine MODEL [iterations]
+// [threads]. Prints one line with p50/min latency (inputs are seeded bytes).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "axstream/runtime/engine.h"
+
+int main(int argc, char **argv) {
+  using namespace axstream::engine;
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: %s MODEL.onnx [iterations] [threads]\n", argv[0]);
+    return 2;
+  }
+  int iterations = argc > 2 ? std::atoi(argv[2]) : 20;
+  CompileOptions options;
+  options.threads = argc > 3 ? std::atoi(argv[3]) : 1;
+  auto t0 = std::chrono::steady_clock::now();
+  auto program = Program::from_file(argv[1], options);
+  double compile_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  std::mt19937 rng(7);
+  std::vector<std::vector<uint8_t>> inputs, outputs;
+  std::vector<const void *> in_ptrs;
+  std::vector<void *> out_ptrs;
+  for (const auto &d : program->inputs()) {
+    inputs.emplace_back(d.byte_size());
+    for (auto &b : inputs.back()) b = static_cast<uint8_t>(rng() % 64);
+    in_ptrs.push_back(inputs.back().data());
+  }
+  for (const auto &d : program->outputs()) {
+    outputs.emplace_back(d.byte_size());
+    out_ptrs.push_back(outputs.back().data());
+  }
+  auto exec = program->make_executor();
+  exec->run(in_ptrs, out_ptrs);  // warm-up
+  std::vector<double> ms;
+  for (int i = 0; i < iterations; ++i) {
+    auto s = std::chrono::steady_clock::now();
+    exec->run(in_ptrs, out_ptrs);
+    ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  std::printf("%s: %d threads, compile %.0f ms, latency p50 %.2f ms, min %.2f ms, %.2f GMACs\n",
+              argv[1], options.threads, compile_ms, ms[ms.size() / 2], ms.front(),
+              program->macs() / 1e9);
+  return 0;
+}
