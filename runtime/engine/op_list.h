@@ -36,6 +36,7 @@
   X(QuantizeLinear)                \
   X(DequantizeLinear)              \
   X(Conv)                          \
+  X(ConvTranspose)                 \
   X(MaxPool)                       \
   X(AveragePool)                   \
   X(GlobalAveragePool)             \
@@ -66,5 +67,7 @@
   X(ReduceSum)                     \
   X(ArgMax)                        \
   X(ArgMin)                        \
+  X(Resize)                        \
+  X(Upsample)                      \
   X(Expand)                        \
   X(Tile)

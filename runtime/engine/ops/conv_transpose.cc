@@ -1,0 +1,73 @@
+// ConvTranspose (2-D, groups, strides, pads, dilations, output_padding, bias), float32.
+#include "common.h"
+
+namespace axstream::engine {
+namespace {
+
+std::unique_ptr<Kernel> compile_conv_transpose(OpContext &ctx) {
+  ctx.expect_inputs(2, 3);
+  const Shape &xs = ctx.in_shape(0), &ws = ctx.in_shape(1);
+  if (xs.size() != 4 || ws.size() != 4)
+    ctx.unsupported("only 2-D ConvTranspose is supported, input " + shape_str(xs));
+  if (ctx.has_attr("output_shape")) ctx.unsupported("the output_shape attribute");
+  std::string auto_pad = ctx.attr_s("auto_pad", "NOTSET");
+  if (auto_pad != "NOTSET" && auto_pad != "VALID") ctx.unsupported("auto_pad " + auto_pad);
+  int64_t group = ctx.attr_i("group", 1);
+  if (group <= 0 || xs[1] != ws[0] || xs[1] % group)
+    ctx.fail("input channels, weight " + shape_str(ws) + " and group do not agree");
+  Shape stride = ctx.attr_ints("strides", {1, 1}), dil = ctx.attr_ints("dilations", {1, 1});
+  Shape pads = auto_pad == "VALID" ? Shape{0, 0, 0, 0} : ctx.attr_ints("pads", {0, 0, 0, 0});
+  Shape out_pad = ctx.attr_ints("output_padding", {0, 0});
+  if (stride.size() != 2 || dil.size() != 2 || pads.size() != 4 || out_pad.size() != 2)
+    ctx.fail("strides/dilations/pads/output_padding do not match 2 spatial dims");
+  int64_t m = ws[1] * group, cg = xs[1] / group, mg = ws[1];
+  Shape out = {xs[0], m, 0, 0};
+  for (int d = 0; d < 2; ++d) {
+    out[2 + d] = stride[d] * (xs[2 + d] - 1) + out_pad[d] + (ws[2 + d] - 1) * dil[d] + 1 - pads[d] -
+                 pads[d + 2];
+    if (out[2 + d] <= 0) ctx.fail("output size is not positive");
+  }
+  ctx.set_output(0, DType::f32, out);
+  if (ctx.infer_only()) return nullptr;
+  if (ctx.in_dtype(0) != DType::f32) ctx.unsupported("non-float32 ConvTranspose");
+  bool has_bias = ctx.has_input(2);
+  int64_t n = xs[0], h = xs[2], w = xs[3], kh = ws[2], kw = ws[3], oh = out[2], ow = out[3];
+  auto k = make_kernel([=](ExecContext &, const void *const *in, void *const *o) {
+    const float *x = static_cast<const float *>(in[0]);
+    const float *wt = static_cast<const float *>(in[1]);
+    const float *b = has_bias ? static_cast<const float *>(in[2]) : nullptr;
+    float *y = static_cast<float *>(o[0]);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t b_i = 0; b_i < n; ++b_i)
+      for (int64_t oc = 0; oc < m; ++oc) {
+        int64_t g = oc / mg, ocg = oc % mg;
+        float *yp = y + (b_i * m + oc) * oh * ow;
+        std::fill(yp, yp + oh * ow, b ? b[oc] : 0.f);
+        for (int64_t c = 0; c < cg; ++c) {
+          int64_t ic = g * cg + c;
+          const float *xp = x + (b_i * xs[1] + ic) * h * w;
+          const float *wp = wt + (ic * mg + ocg) * kh * kw;
+          for (int64_t iy = 0; iy < h; ++iy)
+            for (int64_t ky = 0; ky < kh; ++ky) {
+              int64_t oy = iy * stride[0] - pads[0] + ky * dil[0];
+              if (oy < 0 || oy >= oh) continue;
+              for (int64_t ix = 0; ix < w; ++ix) {
+                float xv = xp[iy * w + ix];
+                for (int64_t kx = 0; kx < kw; ++kx) {
+                  int64_t ox = ix * stride[1] - pads[1] + kx * dil[1];
+                  if (ox >= 0 && ox < ow) yp[oy * ow + ox] += xv * wp[ky * kw + kx];
+                }
+              }
+            }
+        }
+      }
+  });
+  k->macs = static_cast<uint64_t>(n * xs[1] * h * w * mg * kh * kw);
+  return k;
+}
+
+}  // namespace
+
+AXSTREAM_ENGINE_OP(ConvTranspose, "ConvTranspose", 1, 17, compile_conv_transpose)
+
+}  // namespace axstream::engine
