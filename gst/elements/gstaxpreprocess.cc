@@ -12,6 +12,16 @@
  * Colour order, pixel scale, mean and std come from the package's `input_preprocess`
  * (docs/model-package.md; RGB, 1/255, 0, 1 when absent); the properties override them.
  *
+ * Secondary inference: with `roi=objects` the element makes one tensor per detected object
+ * (GstVideoRegionOfInterestMeta from an upstream axdecode) instead of one per frame, each a
+ * separate GstAxTensorMeta whose roi_id is the ROI's id and whose transform maps that crop back to
+ * frame pixels; axinference runs them all and axdecode attaches each result to its ROI.
+ * `object-class` keeps only ROIs with the given labels, `max-objects` caps the count per frame
+ * (in meta order). A ROI with exactly 4 keypoints (dbnet's rotated text box corners) is cut
+ * along its rotated rectangle and warped upright (PaddleOCR's rotated crop) unless
+ * `rotated-crop=false`; its transform is then the axis-aligned approximation (crop origin at the
+ * corners' bounding box, crop size the upright crop's).
+ *
  * |[
  * gst-launch-1.0 videotestsrc num-buffers=30 ! video/x-raw,format=NV12,width=1280,height=720 ! \
  *   axpreprocess model=build/tests/data/models/resnet_tiny ! fakesink
@@ -26,6 +36,8 @@
 
 #include <gst/video/video.h>
 
+#include <algorithm>
+#include <array>
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -35,7 +47,9 @@
 
 #include "axstream/gst/axtensormeta.h"
 #include "axstream/gst/axtensorpool.h"
+#include "axstream/gst/axresultmeta.h"
 #include "axstream/preprocess/preprocess.h"
+#include "axstream/preprocess/rotated_crop.h"
 #include "axstream/runtime/model_package.h"
 #include "axstream/runtime/runtime.h"
 
@@ -57,6 +71,15 @@ typedef enum {
 #define DEFAULT_PROP_STD nullptr
 #define DEFAULT_PROP_COLOR_FORMAT nullptr
 #define DEFAULT_PROP_CROP nullptr
+#define DEFAULT_PROP_ROI GST_AX_ROI_FRAME
+#define DEFAULT_PROP_OBJECT_CLASS nullptr
+#define DEFAULT_PROP_MAX_OBJECTS 0
+#define DEFAULT_PROP_ROTATED_CROP TRUE
+
+typedef enum {
+  GST_AX_ROI_FRAME = 0,
+  GST_AX_ROI_OBJECTS = 1,
+} GstAxRoiMode;
 
 enum {
   PROP_0,
@@ -67,6 +90,10 @@ enum {
   PROP_STD,
   PROP_COLOR_FORMAT,
   PROP_CROP,
+  PROP_ROI,
+  PROP_OBJECT_CLASS,
+  PROP_MAX_OBJECTS,
+  PROP_ROTATED_CROP,
 };
 
 #define AX_PREPROCESS_FORMATS "{ NV12, I420, RGB, BGR, RGBA, BGRA, RGBx, BGRx, GRAY8 }"
@@ -88,6 +115,10 @@ struct GstAxPreprocessState {
   GstVideoInfo video_info{};
   GstAxTransform transform{};
   GstBufferPool *pool = nullptr;
+  // For roi=objects: what each per-ROI Preprocessor is made from.
+  pp::PixelFormat format = pp::PixelFormat::RGB;
+  pp::TensorSpec tensor{};
+  pp::Options options{};
 
   void release_pool() {
     if (pool) {
@@ -107,6 +138,10 @@ struct _GstAxPreprocess {
   gchar *std;
   gchar *color_format;
   gchar *crop;
+  gint roi;
+  gchar *object_class;
+  guint max_objects;
+  gboolean rotated_crop;
   GstAxPreprocessState *state;
 };
 
@@ -122,6 +157,20 @@ static GType gst_ax_resize_mode_get_type(void) {
         {GST_AX_RESIZE_STRETCH, "Scale each axis to the tensor size (aspect not kept)", "stretch"},
         {0, nullptr, nullptr}};
     GType registered = g_enum_register_static("GstAxResizeMode", values);
+    g_once_init_leave(&type, registered);
+  }
+  return type;
+}
+
+static GType gst_ax_roi_mode_get_type(void) {
+  static GType type = 0;
+  if (g_once_init_enter(&type)) {
+    static const GEnumValue values[] = {
+        {GST_AX_ROI_FRAME, "One tensor per frame (or the crop property's region)", "frame"},
+        {GST_AX_ROI_OBJECTS, "One tensor per detected object (GstVideoRegionOfInterestMeta)",
+         "objects"},
+        {0, nullptr, nullptr}};
+    GType registered = g_enum_register_static("GstAxRoiMode", values);
     g_once_init_leave(&type, registered);
   }
   return type;
@@ -303,6 +352,9 @@ static gboolean gst_ax_preprocess_set_caps(GstBaseTransform *trans, GstCaps *inc
     }
     state->preprocessor = std::move(preprocessor);
     state->video_info = info;
+    state->format = format;
+    state->tensor = tensor;
+    state->options = options;
     GST_INFO_OBJECT(self, "%s %dx%d -> tensor %dx%d (content %dx%d at %d,%d), colour %s",
                     format_name, GST_VIDEO_INFO_WIDTH(&info), GST_VIDEO_INFO_HEIGHT(&info),
                     g.tensor_width, g.tensor_height, g.content_width, g.content_height, g.offset_x,
@@ -323,6 +375,140 @@ static gboolean gst_ax_preprocess_propose_allocation(GstBaseTransform *trans,
   gst_query_add_allocation_meta(query, GST_VIDEO_META_API_TYPE, nullptr);
   return GST_BASE_TRANSFORM_CLASS(gst_ax_preprocess_parent_class)
       ->propose_allocation(trans, decide_query, query);
+}
+
+static GstAxTransform transform_of(const pp::Geometry &g) {
+  GstAxTransform t{};
+  t.crop_x = g.crop.x;
+  t.crop_y = g.crop.y;
+  t.crop_width = g.crop.width;
+  t.crop_height = g.crop.height;
+  t.scale_x = g.scale_x;
+  t.scale_y = g.scale_y;
+  t.offset_x = g.offset_x;
+  t.offset_y = g.offset_y;
+  t.tensor_width = g.tensor_width;
+  t.tensor_height = g.tensor_height;
+  return t;
+}
+
+// A tensor made while the frame is mapped (the mapping holds a ref, so the buffer is not
+// writable then); attached as a meta once the frame is unmapped.
+struct PendingTensor {
+  GstBuffer *tensors;
+  gint roi_id;
+  GstAxTransform transform;
+};
+
+// Runs `preprocessor` on `input` into a pooled tensor for `roi_id`, appended to `pending`.
+static GstFlowReturn make_tensor(GstAxPreprocess *self, std::vector<PendingTensor> &pending,
+                                 const pp::Preprocessor &preprocessor, const pp::Frame &input,
+                                 gint roi_id, const GstAxTransform &transform) {
+  GstAxPreprocessState *state = self->state;
+  GstBuffer *tensors = nullptr;
+  if (gst_buffer_pool_acquire_buffer(state->pool, &tensors, nullptr) != GST_FLOW_OK) {
+    GST_ELEMENT_ERROR(self, RESOURCE, NO_SPACE_LEFT, ("axpreprocess ran out of tensor memory"),
+                      ("gst_buffer_pool_acquire_buffer failed"));
+    return GST_FLOW_ERROR;
+  }
+  GstMapInfo map;
+  if (!gst_buffer_map(tensors, &map, GST_MAP_WRITE)) {
+    gst_buffer_unref(tensors);
+    GST_ELEMENT_ERROR(self, RESOURCE, WRITE, ("axpreprocess could not write a tensor"),
+                      ("gst_buffer_map(WRITE) failed on the pooled tensor"));
+    return GST_FLOW_ERROR;
+  }
+  GstFlowReturn ret = GST_FLOW_OK;
+  try {
+    preprocessor.run(input, reinterpret_cast<int8_t *>(map.data));
+  } catch (const std::exception &e) {
+    GST_ELEMENT_ERROR(self, STREAM, FAILED, ("axpreprocess failed on a frame"),
+                      ("Preprocessor::run (roi %d): %s", roi_id, e.what()));
+    ret = GST_FLOW_ERROR;
+  }
+  gst_buffer_unmap(tensors, &map);
+  if (ret == GST_FLOW_OK)
+    pending.push_back(PendingTensor{tensors, roi_id, transform});
+  else
+    gst_buffer_unref(tensors);
+  return ret;
+}
+
+// Whether `label` is one of the comma-separated `classes` (every label when unset).
+static bool class_selected(const gchar *classes, const gchar *label) {
+  if (!classes || !*classes) return true;
+  if (!label) return false;
+  gchar **parts = g_strsplit(classes, ",", -1);
+  bool found = false;
+  for (gchar **p = parts; *p && !found; ++p) found = g_strcmp0(g_strstrip(*p), label) == 0;
+  g_strfreev(parts);
+  return found;
+}
+
+// roi=objects: one tensor per selected ROI, in meta order.
+static GstFlowReturn preprocess_objects(GstAxPreprocess *self, GstBuffer *buffer,
+                                        const pp::Frame &input,
+                                        std::vector<PendingTensor> &pending) {
+  GstAxPreprocessState *state = self->state;
+  std::vector<GstVideoRegionOfInterestMeta *> rois;
+  gpointer iter = nullptr;
+  while (GstMeta *meta = gst_buffer_iterate_meta_filtered(
+             buffer, &iter, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) {
+    auto *roi = reinterpret_cast<GstVideoRegionOfInterestMeta *>(meta);
+    if (!class_selected(self->object_class, g_quark_to_string(roi->roi_type))) continue;
+    if (self->max_objects > 0 && rois.size() >= self->max_objects) break;
+    rois.push_back(roi);
+  }
+  for (GstVideoRegionOfInterestMeta *roi : rois) {
+    const gint id = roi->id;
+    const GstAxKeypointsMeta *corners =
+        self->rotated_crop ? gst_buffer_get_ax_keypoints_meta(buffer, id) : nullptr;
+    try {
+      if (corners && corners->n_points == 4) {
+        std::array<pp::Point2, 4> points;
+        float min_x = 1e30f, min_y = 1e30f;
+        for (int i = 0; i < 4; ++i) {
+          points[i] = {corners->points[2 * i], corners->points[2 * i + 1]};
+          min_x = std::min(min_x, points[i].x);
+          min_y = std::min(min_y, points[i].y);
+        }
+        const pp::RgbImage upright = pp::rotated_crop(input, points);
+        pp::Options options = state->options;
+        options.crop.reset();
+        const pp::Preprocessor preprocessor(pp::PixelFormat::RGB, upright.width, upright.height,
+                                            state->tensor, options);
+        GstAxTransform t = transform_of(preprocessor.geometry());
+        t.crop_x = std::max(0.0f, min_x);
+        t.crop_y = std::max(0.0f, min_y);
+        const GstFlowReturn ret = make_tensor(self, pending, preprocessor, upright.frame(), id, t);
+        if (ret != GST_FLOW_OK) return ret;
+        continue;
+      }
+      const int x0 = std::clamp(int(roi->x), 0, input.width);
+      const int y0 = std::clamp(int(roi->y), 0, input.height);
+      const int x1 = std::clamp(int(roi->x + roi->w), 0, input.width);
+      const int y1 = std::clamp(int(roi->y + roi->h), 0, input.height);
+      if (x1 - x0 < 1 || y1 - y0 < 1) {
+        GST_LOG_OBJECT(self, "roi %d (%u,%u %ux%u) is outside the frame: skipped", id, roi->x,
+                       roi->y, roi->w, roi->h);
+        continue;
+      }
+      pp::Options options = state->options;
+      options.crop = pp::Rect{x0, y0, x1 - x0, y1 - y0};
+      const pp::Preprocessor preprocessor(state->format, input.width, input.height, state->tensor,
+                                          options);
+      const GstFlowReturn ret = make_tensor(self, pending, preprocessor, input, id,
+                                            transform_of(preprocessor.geometry()));
+      if (ret != GST_FLOW_OK) return ret;
+    } catch (const std::exception &e) {
+      GST_ELEMENT_ERROR(self, STREAM, FAILED, ("axpreprocess could not crop object %d", id),
+                        ("roi %d (%u,%u %ux%u): %s", id, roi->x, roi->y, roi->w, roi->h,
+                         e.what()));
+      return GST_FLOW_ERROR;
+    }
+  }
+  GST_LOG_OBJECT(self, "%zu object tensors", rois.size());
+  return GST_FLOW_OK;
 }
 
 static GstFlowReturn gst_ax_preprocess_transform_ip(GstBaseTransform *trans, GstBuffer *buffer) {
@@ -349,35 +535,20 @@ static GstFlowReturn gst_ax_preprocess_transform_ip(GstBaseTransform *trans, Gst
     input.strides[p] = GST_VIDEO_FRAME_PLANE_STRIDE(&frame, p);
   }
 
-  GstBuffer *tensors = nullptr;
-  if (gst_buffer_pool_acquire_buffer(state->pool, &tensors, nullptr) != GST_FLOW_OK) {
-    gst_video_frame_unmap(&frame);
-    GST_ELEMENT_ERROR(self, RESOURCE, NO_SPACE_LEFT, ("axpreprocess ran out of tensor memory"),
-                      ("gst_buffer_pool_acquire_buffer failed"));
-    return GST_FLOW_ERROR;
+  std::vector<PendingTensor> pending;
+  GstFlowReturn ret;
+  if (self->roi == GST_AX_ROI_OBJECTS) {
+    ret = preprocess_objects(self, buffer, input, pending);
+  } else {
+    ret = make_tensor(self, pending, *state->preprocessor, input, -1, state->transform);
   }
-  GstMapInfo map;
-  if (!gst_buffer_map(tensors, &map, GST_MAP_WRITE)) {
-    gst_video_frame_unmap(&frame);
-    gst_buffer_unref(tensors);
-    GST_ELEMENT_ERROR(self, RESOURCE, WRITE, ("axpreprocess could not write a tensor"),
-                      ("gst_buffer_map(WRITE) failed on the pooled tensor"));
-    return GST_FLOW_ERROR;
-  }
-  GstFlowReturn ret = GST_FLOW_OK;
-  try {
-    state->preprocessor->run(input, reinterpret_cast<int8_t *>(map.data));
-  } catch (const std::exception &e) {
-    GST_ELEMENT_ERROR(self, STREAM, FAILED, ("axpreprocess failed on a frame"),
-                      ("Preprocessor::run: %s", e.what()));
-    ret = GST_FLOW_ERROR;
-  }
-  gst_buffer_unmap(tensors, &map);
   gst_video_frame_unmap(&frame);
-  if (ret == GST_FLOW_OK)
-    gst_buffer_add_ax_tensor_meta(buffer, GST_AX_TENSOR_INPUT, self->model, -1, &state->transform,
-                                  tensors);
-  gst_buffer_unref(tensors);  // the meta holds it; it goes back to the pool with the meta
+  for (const PendingTensor &p : pending) {
+    if (ret == GST_FLOW_OK)
+      gst_buffer_add_ax_tensor_meta(buffer, GST_AX_TENSOR_INPUT, self->model, p.roi_id,
+                                    &p.transform, p.tensors);
+    gst_buffer_unref(p.tensors);  // the meta holds it; it goes back to the pool with the meta
+  }
   return ret;
 }
 
@@ -412,6 +583,19 @@ static void gst_ax_preprocess_set_property(GObject *object, guint prop_id, const
       g_free(self->crop);
       self->crop = g_value_dup_string(value);
       break;
+    case PROP_ROI:
+      self->roi = g_value_get_enum(value);
+      break;
+    case PROP_OBJECT_CLASS:
+      g_free(self->object_class);
+      self->object_class = g_value_dup_string(value);
+      break;
+    case PROP_MAX_OBJECTS:
+      self->max_objects = g_value_get_uint(value);
+      break;
+    case PROP_ROTATED_CROP:
+      self->rotated_crop = g_value_get_boolean(value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
       break;
@@ -445,6 +629,18 @@ static void gst_ax_preprocess_get_property(GObject *object, guint prop_id, GValu
     case PROP_CROP:
       g_value_set_string(value, self->crop);
       break;
+    case PROP_ROI:
+      g_value_set_enum(value, self->roi);
+      break;
+    case PROP_OBJECT_CLASS:
+      g_value_set_string(value, self->object_class);
+      break;
+    case PROP_MAX_OBJECTS:
+      g_value_set_uint(value, self->max_objects);
+      break;
+    case PROP_ROTATED_CROP:
+      g_value_set_boolean(value, self->rotated_crop);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
       break;
@@ -461,6 +657,7 @@ static void gst_ax_preprocess_finalize(GObject *object) {
   g_free(self->std);
   g_free(self->color_format);
   g_free(self->crop);
+  g_free(self->object_class);
   G_OBJECT_CLASS(gst_ax_preprocess_parent_class)->finalize(object);
 }
 
@@ -519,6 +716,32 @@ static void gst_ax_preprocess_class_init(GstAxPreprocessClass *klass) {
                           "Frame region \"x,y,width,height\" in pixels the tensor is made from; "
                           "unset: the whole frame",
                           DEFAULT_PROP_CROP, ready_flags));
+  g_object_class_install_property(
+      gobject_class, PROP_ROI,
+      g_param_spec_enum("roi", "Region of interest",
+                        "frame: one tensor per frame; objects: one tensor per detected object "
+                        "(GstVideoRegionOfInterestMeta from an upstream axdecode), each tagged "
+                        "with the ROI's id for secondary inference",
+                        gst_ax_roi_mode_get_type(), DEFAULT_PROP_ROI, ready_flags));
+  g_object_class_install_property(
+      gobject_class, PROP_OBJECT_CLASS,
+      g_param_spec_string("object-class", "Object classes",
+                          "With roi=objects: comma-separated labels (ROI types) to crop, e.g. "
+                          "\"face\" or \"text\"; unset: every ROI",
+                          DEFAULT_PROP_OBJECT_CLASS, ready_flags));
+  g_object_class_install_property(
+      gobject_class, PROP_MAX_OBJECTS,
+      g_param_spec_uint("max-objects", "Maximum objects",
+                        "With roi=objects: most ROIs cropped per frame, first ones in meta order "
+                        "(0: no limit)",
+                        0, G_MAXUINT, DEFAULT_PROP_MAX_OBJECTS, ready_flags));
+  g_object_class_install_property(
+      gobject_class, PROP_ROTATED_CROP,
+      g_param_spec_boolean("rotated-crop", "Rotated crop",
+                           "With roi=objects: cut ROIs that have exactly 4 keypoints (dbnet's "
+                           "rotated text box corners) along that rotated rectangle, warped "
+                           "upright; false: always the axis-aligned box",
+                           DEFAULT_PROP_ROTATED_CROP, ready_flags));
 
   gst_element_class_add_static_pad_template(element_class, &sink_template);
   gst_element_class_add_static_pad_template(element_class, &src_template);
@@ -534,6 +757,7 @@ static void gst_ax_preprocess_class_init(GstAxPreprocessClass *klass) {
   trans_class->transform_ip = GST_DEBUG_FUNCPTR(gst_ax_preprocess_transform_ip);
   trans_class->transform_ip_on_passthrough = FALSE;
   gst_type_mark_as_plugin_api(gst_ax_resize_mode_get_type(), GstPluginAPIFlags(0));
+  gst_type_mark_as_plugin_api(gst_ax_roi_mode_get_type(), GstPluginAPIFlags(0));
   GST_DEBUG_CATEGORY_INIT(gst_ax_preprocess_debug, "axpreprocess", 0,
                           "axstream frame -> tensor preprocessing");
 }
@@ -546,6 +770,10 @@ static void gst_ax_preprocess_init(GstAxPreprocess *self) {
   self->std = nullptr;
   self->color_format = nullptr;
   self->crop = nullptr;
+  self->roi = DEFAULT_PROP_ROI;
+  self->object_class = nullptr;
+  self->max_objects = DEFAULT_PROP_MAX_OBJECTS;
+  self->rotated_crop = DEFAULT_PROP_ROTATED_CROP;
   self->state = new GstAxPreprocessState();
   gst_base_transform_set_in_place(GST_BASE_TRANSFORM(self), TRUE);
 }

@@ -1,0 +1,243 @@
+// Secondary inference through GstHarness: axpreprocess roi=objects makes one input tensor per
+// detected object (tagged with the ROI's id, geometry per ROI, rotated crops for 4-corner text
+// boxes), axinference runs every one of them, and axdecode attaches each result to its ROI.
+#include <gst/video/video.h>
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "axstream/gst/axresultmeta.h"
+#include "axstream/gst/axtensormeta.h"
+#include "axstream/preprocess/rotated_crop.h"
+#include "gst_test_util.h"
+
+namespace pp = axstream::preprocess;
+
+namespace {
+
+const auto *gst_environment = ::testing::AddGlobalTestEnvironment(new axtest::GstEnvironment);
+
+constexpr int kWidth = 96, kHeight = 64;
+
+GstBuffer *random_rgb_frame(uint32_t seed) {
+  GstBuffer *buffer = gst_buffer_new_allocate(nullptr, size_t(kWidth) * kHeight * 3, nullptr);
+  GstMapInfo map;
+  gst_buffer_map(buffer, &map, GST_MAP_WRITE);
+  std::mt19937 rng(seed);
+  for (gsize i = 0; i < map.size; ++i) map.data[i] = uint8_t(rng());
+  gst_buffer_unmap(buffer, &map);
+  GST_BUFFER_PTS(buffer) = 0;
+  return buffer;
+}
+
+GstVideoRegionOfInterestMeta *add_roi(GstBuffer *buffer, const char *label, gint id, guint x,
+                                      guint y, guint w, guint h) {
+  GstVideoRegionOfInterestMeta *roi =
+      gst_buffer_add_video_region_of_interest_meta(buffer, label, x, y, w, h);
+  roi->id = id;
+  return roi;
+}
+
+GstHarness *preprocess_harness(const std::string &model, const char *properties) {
+  const std::string launch = "axpreprocess model=\"" + model + "\" " + properties;
+  GstHarness *h = gst_harness_new_parse(launch.c_str());
+  gst_harness_set_src_caps_str(h, ("video/x-raw,format=RGB,width=" + std::to_string(kWidth) +
+                                   ",height=" + std::to_string(kHeight) + ",framerate=30/1")
+                                      .c_str());
+  return h;
+}
+
+std::vector<GstAxTensorMeta *> input_metas(GstBuffer *buffer) {
+  std::vector<GstAxTensorMeta *> metas;
+  gpointer iter = nullptr;
+  while (GstMeta *meta =
+             gst_buffer_iterate_meta_filtered(buffer, &iter, GST_AX_TENSOR_META_API_TYPE)) {
+    auto *m = reinterpret_cast<GstAxTensorMeta *>(meta);
+    if (m->kind == GST_AX_TENSOR_INPUT) metas.push_back(m);
+  }
+  return metas;
+}
+
+std::vector<uint8_t> tensor_bytes(const GstAxTensorMeta *meta) {
+  GstMapInfo map;
+  EXPECT_TRUE(gst_buffer_map(meta->tensors, &map, GST_MAP_READ));
+  std::vector<uint8_t> bytes(map.data, map.data + map.size);
+  gst_buffer_unmap(meta->tensors, &map);
+  return bytes;
+}
+
+// The tensor axpreprocess makes for the whole-frame path with crop=x,y,w,h on the same frame.
+std::vector<uint8_t> cropped_tensor(const std::string &model, uint32_t seed, int x, int y, int w,
+                                    int h) {
+  const std::string crop = "crop=" + std::to_string(x) + "," + std::to_string(y) + "," +
+                           std::to_string(w) + "," + std::to_string(h);
+  GstHarness *harness = preprocess_harness(model, crop.c_str());
+  EXPECT_EQ(gst_harness_push(harness, random_rgb_frame(seed)), GST_FLOW_OK);
+  GstBuffer *out = gst_harness_pull(harness);
+  std::vector<GstAxTensorMeta *> metas = input_metas(out);
+  std::vector<uint8_t> bytes;
+  if (metas.size() == 1) bytes = tensor_bytes(metas[0]);
+  gst_buffer_unref(out);
+  gst_harness_teardown(harness);
+  EXPECT_FALSE(bytes.empty()) << "whole-frame run with " << crop << " gave no tensor";
+  return bytes;
+}
+
+TEST(RoiPreprocess, ObjectsModeMakesOneTensorPerRoiEqualToTheCroppedFrameTensor) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  GstHarness *h = preprocess_harness(model, "roi=objects");
+  GstBuffer *frame = random_rgb_frame(11);
+  add_roi(frame, "face", 3, 4, 6, 20, 16);
+  add_roi(frame, "text", 7, 30, 10, 50, 20);
+  add_roi(frame, "face", 9, 60, 40, 30, 20);
+  ASSERT_EQ(gst_harness_push(h, frame), GST_FLOW_OK);
+  GstBuffer *out = gst_harness_pull(h);
+  std::vector<GstAxTensorMeta *> metas = input_metas(out);
+  ASSERT_EQ(metas.size(), 3u);
+  const int expected[3][5] = {{3, 4, 6, 20, 16}, {7, 30, 10, 50, 20}, {9, 60, 40, 30, 20}};
+  for (size_t i = 0; i < 3; ++i) {
+    const auto &e = expected[i];
+    EXPECT_EQ(metas[i]->roi_id, e[0]);
+    EXPECT_DOUBLE_EQ(metas[i]->transform.crop_x, e[1]);
+    EXPECT_DOUBLE_EQ(metas[i]->transform.crop_y, e[2]);
+    EXPECT_DOUBLE_EQ(metas[i]->transform.crop_width, e[3]);
+    EXPECT_DOUBLE_EQ(metas[i]->transform.crop_height, e[4]);
+    EXPECT_EQ(tensor_bytes(metas[i]), cropped_tensor(model, 11, e[1], e[2], e[3], e[4]))
+        << "roi " << e[0];
+  }
+  // The frame passes unchanged and no whole-frame tensor is made.
+  EXPECT_EQ(gst_buffer_get_ax_tensor_meta(out, GST_AX_TENSOR_INPUT, nullptr, -1), nullptr);
+  gst_buffer_unref(out);
+  gst_harness_teardown(h);
+}
+
+TEST(RoiPreprocess, ObjectClassAndMaxObjectsSelectTheRois) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  GstHarness *h = preprocess_harness(model, "roi=objects object-class=face,person max-objects=2");
+  GstBuffer *frame = random_rgb_frame(12);
+  add_roi(frame, "text", 1, 0, 0, 10, 10);
+  add_roi(frame, "face", 2, 10, 10, 10, 10);
+  add_roi(frame, "person", 3, 20, 20, 10, 10);
+  add_roi(frame, "face", 4, 30, 30, 10, 10);
+  ASSERT_EQ(gst_harness_push(h, frame), GST_FLOW_OK);
+  GstBuffer *out = gst_harness_pull(h);
+  std::vector<GstAxTensorMeta *> metas = input_metas(out);
+  ASSERT_EQ(metas.size(), 2u);
+  EXPECT_EQ(metas[0]->roi_id, 2);
+  EXPECT_EQ(metas[1]->roi_id, 3);
+  gst_buffer_unref(out);
+  gst_harness_teardown(h);
+}
+
+TEST(RoiPreprocess, FrameWithoutRoisOrWithRoisOutsideGetsNoTensor) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  GstHarness *h = preprocess_harness(model, "roi=objects");
+  ASSERT_EQ(gst_harness_push(h, random_rgb_frame(13)), GST_FLOW_OK);
+  GstBuffer *out = gst_harness_pull(h);
+  EXPECT_TRUE(input_metas(out).empty());
+  gst_buffer_unref(out);
+  GstBuffer *frame = random_rgb_frame(14);
+  add_roi(frame, "face", 5, 200, 100, 10, 10);  // beyond the 96x64 frame
+  ASSERT_EQ(gst_harness_push(h, frame), GST_FLOW_OK);
+  out = gst_harness_pull(h);
+  EXPECT_TRUE(input_metas(out).empty());
+  gst_buffer_unref(out);
+  gst_harness_teardown(h);
+}
+
+TEST(RoiPreprocess, FourCornerRoiIsCutAlongItsCornersUnlessRotatedCropIsOff) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  // Corners of an axis-aligned 30x20 box at (20,10), shuffled: the upright warp of an
+  // unrotated box samples whole pixels, so the tensor equals the plain crop's.
+  const gfloat corners[8] = {50, 30, 20, 10, 20, 30, 50, 10};
+  for (const char *properties : {"roi=objects", "roi=objects rotated-crop=false"}) {
+    GstHarness *h = preprocess_harness(model, properties);
+    GstBuffer *frame = random_rgb_frame(15);
+    add_roi(frame, "text", 0, 20, 10, 30, 20);
+    gst_buffer_add_ax_keypoints_meta(frame, 0, 4, corners);
+    ASSERT_EQ(gst_harness_push(h, frame), GST_FLOW_OK);
+    GstBuffer *out = gst_harness_pull(h);
+    std::vector<GstAxTensorMeta *> metas = input_metas(out);
+    ASSERT_EQ(metas.size(), 1u) << properties;
+    EXPECT_EQ(metas[0]->roi_id, 0);
+    EXPECT_DOUBLE_EQ(metas[0]->transform.crop_x, 20.0);
+    EXPECT_DOUBLE_EQ(metas[0]->transform.crop_y, 10.0);
+    EXPECT_EQ(tensor_bytes(metas[0]), cropped_tensor(model, 15, 20, 10, 30, 20)) << properties;
+    gst_buffer_unref(out);
+    gst_harness_teardown(h);
+  }
+}
+
+TEST(RotatedCrop, RotatedBoxComesOutUprightAndTallBoxesAreTurned) {
+  cv::Mat rgb(64, 96, CV_8UC3);
+  cv::randu(rgb, 0, 256);
+  pp::Frame frame;
+  frame.format = pp::PixelFormat::RGB;
+  frame.width = rgb.cols;
+  frame.height = rgb.rows;
+  frame.planes[0] = rgb.data;
+  frame.strides[0] = int(rgb.step);
+  // A 10 wide, 30 high box: 1.5 times higher than wide, so turned 90 degrees counter-clockwise.
+  const pp::RgbImage tall = pp::rotated_crop(frame, {{{40, 50}, {30, 20}, {40, 20}, {30, 50}}});
+  ASSERT_EQ(tall.width, 30);
+  ASSERT_EQ(tall.height, 10);
+  cv::Mat expected;
+  cv::rotate(rgb(cv::Rect(30, 20, 10, 30)), expected, cv::ROTATE_90_COUNTERCLOCKWISE);
+  const cv::Mat got(tall.height, tall.width, CV_8UC3, const_cast<uint8_t *>(tall.pixels.data()));
+  EXPECT_EQ(cv::norm(got, expected, cv::NORM_INF), 0.0);
+
+  // A 40x12 box rotated by 30 degrees: upright 40x12, its centre pixel the frame's centre pixel.
+  cv::Mat flat(64, 96, CV_8UC3, cv::Scalar(0, 0, 0));
+  const cv::RotatedRect box({48, 32}, {40, 12}, 30);
+  cv::Point2f p[4];
+  box.points(p);
+  std::vector<cv::Point> polygon(p, p + 4);
+  cv::fillConvexPoly(flat, polygon, cv::Scalar(200, 100, 50));
+  frame.planes[0] = flat.data;
+  const pp::RgbImage upright =
+      pp::rotated_crop(frame, {{{p[0].x, p[0].y}, {p[1].x, p[1].y}, {p[2].x, p[2].y}, {p[3].x, p[3].y}}});
+  EXPECT_NEAR(upright.width, 40, 1);
+  EXPECT_NEAR(upright.height, 12, 1);
+  const uint8_t *centre =
+      upright.pixels.data() + (size_t(upright.height / 2) * upright.width + upright.width / 2) * 3;
+  EXPECT_EQ(centre[0], 200);
+  EXPECT_EQ(centre[1], 100);
+  EXPECT_EQ(centre[2], 50);
+}
+
+TEST(RoiCascade, EveryRoiIsInferredAndClassifiedOnItsOwnRoi) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  const std::string launch = "axpreprocess roi=objects model=\"" + model +
+                             "\" ! axinference model=\"" + model +
+                             "\" ! axdecode decoder=classification top-k=1";
+  GstHarness *h = gst_harness_new_parse(launch.c_str());
+  gst_harness_set_src_caps_str(h, ("video/x-raw,format=RGB,width=" + std::to_string(kWidth) +
+                                   ",height=" + std::to_string(kHeight) + ",framerate=30/1")
+                                      .c_str());
+  GstBuffer *frame = random_rgb_frame(16);
+  add_roi(frame, "face", 1, 0, 0, 40, 30);
+  add_roi(frame, "face", 2, 50, 20, 40, 40);
+  ASSERT_EQ(gst_harness_push(h, frame), GST_FLOW_OK);
+  GstBuffer *out = gst_harness_pull(h);
+  ASSERT_NE(out, nullptr);
+  for (gint id : {1, 2}) {
+    EXPECT_NE(gst_buffer_get_ax_tensor_meta(out, GST_AX_TENSOR_OUTPUT, nullptr, id), nullptr)
+        << "roi " << id;
+    GstAxClassificationMeta *classes = gst_buffer_get_ax_classification_meta(out, id);
+    ASSERT_NE(classes, nullptr) << "roi " << id;
+    EXPECT_EQ(classes->n_classes, 1u);
+    GstVideoRegionOfInterestMeta *roi = gst_buffer_get_video_region_of_interest_meta_id(out, id);
+    ASSERT_NE(roi, nullptr);
+    EXPECT_NE(gst_video_region_of_interest_meta_get_param(roi, GST_AX_CLASSIFICATION_PARAM),
+              nullptr)
+        << "roi " << id;
+  }
+  EXPECT_EQ(gst_buffer_get_ax_classification_meta(out, -1), nullptr);
+  gst_buffer_unref(out);
+  gst_harness_teardown(h);
+}
+
+}  // namespace
