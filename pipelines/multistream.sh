@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# N video streams into one shared BlazeFace model instance: every stream has its own preprocess,
+# decode, FPS counter and JSON Lines output; the axinference elements share one ModelInstance
+# (shared=true), so all streams feed the same device cores and results never mix between streams.
+#
+#   pipelines/multistream.sh [N] [--video FILE] [--quiet]
+#
+# N (default 4) streams; by default alternating vtest.avi and Megamind.avi (opencv-doc), or FILE
+# for every stream; --quiet prints only the summary. Writes $AXSTREAM_OUT/stream-I.jsonl
+# (I = 0..N-1) and prints each stream's FPS (periodically and at the end).
+#
+# Environment: AXSTREAM_BUILD (default build/), AXSTREAM_CACHE (default ~/.cache/axstream),
+# AXSTREAM_OUT (default out/), AXSTREAM_FACE_MODEL (default the compiled blazeface-front package).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=${AXSTREAM_BUILD:-$here/build}
+cache=${AXSTREAM_CACHE:-$HOME/.cache/axstream}
+out=${AXSTREAM_OUT:-$here/out}
+model=${AXSTREAM_FACE_MODEL:-$cache/models/blazeface-front}
+data=$cache/opencv-doc/usr/share/doc/opencv-doc/examples/data
+streams=4
+video=
+quiet=0
+while (($#)); do
+  case $1 in
+    --video) video=$2; shift ;;
+    --quiet) quiet=1 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    *) [[ $1 =~ ^[0-9]+$ && $1 -gt 0 ]] || { echo "multistream: '$1': expected a stream count >= 1" >&2; exit 2; }
+       streams=$1 ;;
+  esac
+  shift
+done
+
+[[ -f "$model/model.json" ]] || { echo "multistream: no model package at $model (run scripts/build-demo-models.sh blazeface-front)" >&2; exit 1; }
+videos=()
+for ((i = 0; i < streams; i++)); do
+  if [[ -n $video ]]; then v=$video
+  elif ((i % 2 == 0)); then v=$data/vtest.avi
+  else v=$data/Megamind.avi
+  fi
+  [[ -f "$v" ]] || { echo "multistream: no video at $v (run scripts/setup.sh)" >&2; exit 1; }
+  videos+=("$v")
+done
+export GST_PLUGIN_PATH=$build/gst/elements${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}
+mkdir -p "$out"
+
+branches=()
+for ((i = 0; i < streams; i++)); do
+  rm -f "$out/stream-$i.jsonl"
+  branches+=(filesrc location="${videos[i]}" ! decodebin ! videoconvert !
+    video/x-raw,format=I420 ! axpreprocess model="$model" ! axinference model="$model" shared=true !
+    axdecode decoder=blazeface conf-threshold=0.6 ! axfpscounter stream-id="$i" silent="$((quiet))" !
+    axmetapublish stream-id="$i" location="$out/stream-$i.jsonl" ! fakesink sync=false)
+done
+
+start=$(date +%s.%N)
+gst-launch-1.0 -q -e "${branches[@]}"
+end=$(date +%s.%N)
+
+/usr/bin/python3 - "$out" "$streams" "$start" "$end" <<'PY'
+import json, sys
+out, streams, start, end = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+seconds = end - start
+total = 0
+for i in range(streams):
+    path = f"{out}/stream-{i}.jsonl"
+    frames = faces = 0
+    with open(path) as f:
+        for line in f:
+            record = json.loads(line)
+            assert record["stream_id"] == i, f"{path}: record of stream {record['stream_id']}"
+            frames += 1
+            faces += sum(1 for o in record["objects"] if o.get("label") == "face")
+    total += frames
+    print(f"multistream: stream {i}: {frames} frames, {faces} faces, "
+          f"{frames / seconds:.1f} frames/s -> {path}")
+print(f"multistream: {streams} streams, {total} frames in {seconds:.1f} s, "
+      f"{total / seconds:.1f} frames/s together (one shared model instance)")
+PY

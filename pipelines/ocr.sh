@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Text detection and recognition (OCR cascade) on still images: PP-OCRv4 det -> axdecode dbnet
+# (rotated text boxes) -> axpreprocess roi=objects (each box cut along its rotated rectangle and
+# warped upright) -> PP-OCRv4 rec -> axdecode ctc (ppocr_keys_v1 dictionary); prints the text
+# found in each image and writes its JSON Lines results.
+#
+#   pipelines/ocr.sh [IMAGE...] [--color-format RGB|BGR]
+#
+# Default images: opencv-doc's examples/text/scenetext0[1-6].jpg. Writes
+# $AXSTREAM_OUT/ocr-<image name>.jsonl (one record per image: text boxes with label "text",
+# keypoints = the 4 corners, text). Prints, per image, one line per box that has text:
+# "<image>: <text> (box score 0.93) at x,y wxh", best detection first. --color-format overrides
+# the packages' channel order (PaddleOCR's models were trained on BGR).
+#
+# Environment: AXSTREAM_BUILD (default build/), AXSTREAM_CACHE (default ~/.cache/axstream),
+# AXSTREAM_OUT (default out/), AXSTREAM_OCR_DET / AXSTREAM_OCR_REC (default the compiled
+# ppocr-det / ppocr-rec packages), AXSTREAM_OCR_DICT (default the OCR package's ppocr_keys_v1.txt).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=${AXSTREAM_BUILD:-$here/build}
+cache=${AXSTREAM_CACHE:-$HOME/.cache/axstream}
+out=${AXSTREAM_OUT:-$here/out}
+det=${AXSTREAM_OCR_DET:-$cache/models/ppocr-det}
+rec=${AXSTREAM_OCR_REC:-$cache/models/ppocr-rec}
+dict=${AXSTREAM_OCR_DICT:-$cache/ocr/package/assets/ppocr_keys_v1.txt}
+color=
+images=()
+while (($#)); do
+  case $1 in
+    --color-format) color=$2; shift ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    *) images+=("$1") ;;
+  esac
+  shift
+done
+if ((${#images[@]} == 0)); then
+  for i in 1 2 3 4 5 6; do
+    images+=("$cache/opencv-doc/usr/share/doc/opencv-doc/examples/text/scenetext0$i.jpg")
+  done
+fi
+for p in "$det" "$rec"; do
+  [[ -f "$p/model.json" ]] || { echo "ocr: no model package at $p (run scripts/build-demo-models.sh ppocr-det ppocr-rec)" >&2; exit 1; }
+done
+[[ -f "$dict" ]] || { echo "ocr: no dictionary at $dict (run scripts/setup.sh)" >&2; exit 1; }
+export GST_PLUGIN_PATH=$build/gst/elements${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}
+mkdir -p "$out"
+color_prop=${color:+color-format=$color}
+
+for image in "${images[@]}"; do
+  [[ -f "$image" ]] || { echo "ocr: no image at $image" >&2; exit 1; }
+  name=$(basename "${image%.*}")
+  json=$out/ocr-$name.jsonl
+  # shellcheck disable=SC2086
+  gst-launch-1.0 -q \
+    filesrc location="$image" ! decodebin ! imagefreeze num-buffers=1 ! videoconvert ! \
+    video/x-raw,format=RGB ! \
+    axpreprocess model="$det" $color_prop ! axinference model="$det" ! \
+    axdecode decoder=dbnet model="$det" ! \
+    axpreprocess roi=objects object-class=text model="$rec" $color_prop ! \
+    axinference model="$rec" ! axdecode decoder=ctc model="$rec" labels="$dict" ! \
+    axmetapublish location="$json" ! fakesink
+  /usr/bin/python3 - "$json" "$name" <<'PY'
+import json, sys
+path, name = sys.argv[1], sys.argv[2]
+found = 0
+for line in open(path):
+    record = json.loads(line)
+    texts = [o for o in record["objects"] if o.get("text")]
+    texts.sort(key=lambda o: -o.get("score", 0))
+    for o in texts:
+        x, y, w, h = o["box"]
+        print(f"{name}: {o['text']} (box score {o.get('score', 0):.2f}) "
+              f"at {x},{y} {w}x{h}")
+        found += 1
+boxes = sum(1 for line in open(path) for o in json.loads(line)["objects"] if o["label"] == "text")
+print(f"{name}: {boxes} text boxes, {found} with text -> {path}")
+PY
+done

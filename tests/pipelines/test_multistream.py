@@ -1,0 +1,48 @@
+"""pipelines/multistream.sh: 4 streams of the same video (Megamind.avi: it has faces, vtest.avi
+has none BlazeFace finds) through one shared blazeface-front
+instance give, per stream, exactly the results of a single-stream run (JSON Lines compared
+record by record, ignoring only stream_id), and each record carries its own stream's id."""
+import tempfile
+from pathlib import Path
+
+from pipeline_util import (EXAMPLES, SOURCE, check, read_jsonl, require_file, require_package,
+                           run, video_frame_count)
+
+video = require_file(EXAMPLES / "data" / "Megamind.avi", "Megamind.avi")
+package = require_package("blazeface-front")
+script = SOURCE / "pipelines" / "multistream.sh"
+
+
+def without_stream_id(records):
+    return [{k: v for k, v in r.items() if k != "stream_id"} for r in records]
+
+
+with tempfile.TemporaryDirectory(prefix="multistream-") as tmp:
+    single_out, multi_out = Path(tmp) / "single", Path(tmp) / "multi"
+    common = ["--video", video, "--quiet"]
+    single = run([script, 1] + common, timeout=300,
+                 env={"AXSTREAM_OUT": str(single_out), "AXSTREAM_FACE_MODEL": str(package)})
+    print(single.stdout)
+    multi = run([script, 4] + common, timeout=700,
+                env={"AXSTREAM_OUT": str(multi_out), "AXSTREAM_FACE_MODEL": str(package)})
+    print(multi.stdout)
+
+    reference = read_jsonl(single_out / "stream-0.jsonl")
+    frames = video_frame_count(video)
+    check(len(reference) == frames, f"single run: {len(reference)} records, expected {frames}")
+    check(any(r["objects"] for r in reference),
+          "single run found no object at all: the comparison would be vacuous")
+    for i in range(4):
+        records = read_jsonl(multi_out / f"stream-{i}.jsonl")
+        check(all(r["stream_id"] == i for r in records),
+              f"stream-{i}.jsonl holds records of other streams")
+        got = without_stream_id(records)
+        want = without_stream_id(reference)
+        check(len(got) == len(want), f"stream {i}: {len(got)} records, single run {len(want)}")
+        for a, b in zip(got, want):
+            check(a == b, f"stream {i} frame {b['frame']} differs from the single-stream run:\n"
+                          f"  4 streams: {a}\n  1 stream:  {b}")
+        print(f"stream {i}: {len(got)} records identical to the single-stream run")
+    for i in range(4):
+        check(f"stream {i}:" in multi.stdout, f"no FPS line for stream {i} in:\n{multi.stdout}")
+print("PASS")
