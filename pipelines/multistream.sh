@@ -26,7 +26,7 @@ while (($#)); do
   case $1 in
     --video) video=$2; shift ;;
     --quiet) quiet=1 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
     *) [[ $1 =~ ^[0-9]+$ && $1 -gt 0 ]] || { echo "multistream: '$1': expected a stream count >= 1" >&2; exit 2; }
        streams=$1 ;;
   esac

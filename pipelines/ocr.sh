@@ -9,8 +9,8 @@
 # Default images: opencv-doc's examples/text/scenetext0[1-6].jpg. Writes
 # $AXSTREAM_OUT/ocr-<image name>.jsonl (one record per image: text boxes with label "text",
 # keypoints = the 4 corners, text). Prints, per image, one line per box that has text:
-# "<image>: <text> (box score 0.93) at x,y wxh", best detection first. --color-format overrides
-# the packages' channel order (PaddleOCR's models were trained on BGR).
+# "<image>: <text> (box score 0.93) at x,y wxh", best detection first. --color-format sets the
+# channel order fed to both models (default BGR, as PaddleOCR was trained; the packages say RGB).
 #
 # Environment: AXSTREAM_BUILD (default build/), AXSTREAM_CACHE (default ~/.cache/axstream),
 # AXSTREAM_OUT (default out/), AXSTREAM_OCR_DET / AXSTREAM_OCR_REC (default the compiled
@@ -24,12 +24,12 @@ out=${AXSTREAM_OUT:-$here/out}
 det=${AXSTREAM_OCR_DET:-$cache/models/ppocr-det}
 rec=${AXSTREAM_OCR_REC:-$cache/models/ppocr-rec}
 dict=${AXSTREAM_OCR_DICT:-$cache/ocr/package/assets/ppocr_keys_v1.txt}
-color=
+color=BGR  # PaddleOCR feeds its models OpenCV BGR images
 images=()
 while (($#)); do
   case $1 in
     --color-format) color=$2; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
     *) images+=("$1") ;;
   esac
   shift
@@ -45,7 +45,7 @@ done
 [[ -f "$dict" ]] || { echo "ocr: no dictionary at $dict (run scripts/setup.sh)" >&2; exit 1; }
 export GST_PLUGIN_PATH=$build/gst/elements${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}
 mkdir -p "$out"
-color_prop=${color:+color-format=$color}
+color_prop=color-format=$color
 
 for image in "${images[@]}"; do
   [[ -f "$image" ]] || { echo "ocr: no image at $image" >&2; exit 1; }
