@@ -29,7 +29,8 @@
  *   location=~/.cache/axstream/opencv-doc/usr/share/doc/opencv-doc/examples/data/Megamind.avi ! \
  *   decodebin ! videoconvert ! \
  *   axpreprocess model=~/.cache/axstream/models/blazeface-front resize=letterbox pad-value=0 ! \
- *   axinference model=~/.cache/axstream/models/blazeface-front ! axdecode decoder=blazeface ! fakesink
+ *   axinference model=~/.cache/axstream/models/blazeface-front ! axdecode decoder=blazeface !
+ * fakesink
  * ]|
  */
 #include "gstaxpreprocess.h"
@@ -45,9 +46,9 @@
 #include <string>
 #include <vector>
 
+#include "axstream/gst/axresultmeta.h"
 #include "axstream/gst/axtensormeta.h"
 #include "axstream/gst/axtensorpool.h"
-#include "axstream/gst/axresultmeta.h"
 #include "axstream/preprocess/preprocess.h"
 #include "axstream/preprocess/rotated_crop.h"
 #include "axstream/runtime/model_package.h"
@@ -502,8 +503,7 @@ static GstFlowReturn preprocess_objects(GstAxPreprocess *self, GstBuffer *buffer
       if (ret != GST_FLOW_OK) return ret;
     } catch (const std::exception &e) {
       GST_ELEMENT_ERROR(self, STREAM, FAILED, ("axpreprocess could not crop object %d", id),
-                        ("roi %d (%u,%u %ux%u): %s", id, roi->x, roi->y, roi->w, roi->h,
-                         e.what()));
+                        ("roi %d (%u,%u %ux%u): %s", id, roi->x, roi->y, roi->w, roi->h, e.what()));
       return GST_FLOW_ERROR;
     }
   }

@@ -88,18 +88,16 @@ RgbImage rotated_crop(const Frame &frame, const std::array<Point2, 4> &corners) 
   const cv::Point2f tr = p[2].y <= p[3].y ? p[2] : p[3];
   const cv::Point2f br = p[2].y <= p[3].y ? p[3] : p[2];
   const int width = std::max(1, static_cast<int>(std::max(cv::norm(tl - tr), cv::norm(bl - br))));
-  const int height =
-      std::max(1, static_cast<int>(std::max(cv::norm(tl - bl), cv::norm(tr - br))));
+  const int height = std::max(1, static_cast<int>(std::max(cv::norm(tl - bl), cv::norm(tr - br))));
   const cv::Point2f source[4] = {tl, tr, br, bl};
-  const cv::Point2f target[4] = {{0, 0},
-                                 {float(width), 0},
-                                 {float(width), float(height)},
-                                 {0, float(height)}};
+  const cv::Point2f target[4] = {
+      {0, 0}, {float(width), 0}, {float(width), float(height)}, {0, float(height)}};
   const cv::Mat rgb = to_rgb(frame);
   cv::Mat upright;
   cv::warpPerspective(rgb, upright, cv::getPerspectiveTransform(source, target),
                       cv::Size(width, height), cv::INTER_CUBIC, cv::BORDER_REPLICATE);
-  if (upright.rows >= 1.5 * upright.cols) cv::rotate(upright, upright, cv::ROTATE_90_COUNTERCLOCKWISE);
+  if (upright.rows >= 1.5 * upright.cols)
+    cv::rotate(upright, upright, cv::ROTATE_90_COUNTERCLOCKWISE);
   RgbImage image;
   image.width = upright.cols;
   image.height = upright.rows;

@@ -197,8 +197,8 @@ TEST(RotatedCrop, RotatedBoxComesOutUprightAndTallBoxesAreTurned) {
   std::vector<cv::Point> polygon(p, p + 4);
   cv::fillConvexPoly(flat, polygon, cv::Scalar(200, 100, 50));
   frame.planes[0] = flat.data;
-  const pp::RgbImage upright =
-      pp::rotated_crop(frame, {{{p[0].x, p[0].y}, {p[1].x, p[1].y}, {p[2].x, p[2].y}, {p[3].x, p[3].y}}});
+  const pp::RgbImage upright = pp::rotated_crop(
+      frame, {{{p[0].x, p[0].y}, {p[1].x, p[1].y}, {p[2].x, p[2].y}, {p[3].x, p[3].y}}});
   EXPECT_NEAR(upright.width, 40, 1);
   EXPECT_NEAR(upright.height, 12, 1);
   const uint8_t *centre =
