@@ -26,4 +26,4 @@ static gboolean plugin_init(GstPlugin *plugin) {
 #endif
 GST_PLUGIN_DEFINE(GST_VERSION_MAJOR, GST_VERSION_MINOR, axelera,
                   "Neural-network inference on Axelera Metis AIPUs", plugin_init, "0.1.0", "LGPL",
-                  "axstream", "https://github.com/axstream/axstream")
+                  "axstream", "Unknown package origin")
