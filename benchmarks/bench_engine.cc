@@ -1,0 +1,264 @@
+// Engine benchmark: float ONNX models through engine::Program (our f32 path) against OpenCV DNN
+// with the same thread count, and int8 packages through the runtime (ModelInstance::run) on 1, 2
+// and 4 simulated AIPU cores. One line per case: ours, the baseline of the same run, the ratio.
+//
+//   bench_engine [--threads 1,2] [--only NAME[,NAME]]
+//
+// Models: $AXSTREAM_BENCH_MODELS (default $AXSTREAM_DATA_DIR/bench) holds float/<name>.onnx and
+// pkg/<name>/ from benchmarks/make_bench_models.py + axcompile (scripts/bench.sh makes them);
+// the real models come from $AXSTREAM_DATA_DIR (default ~/.cache/axstream) and its models/.
+#include <sys/stat.h>
+
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <opencv2/core.hpp>
+#include <opencv2/dnn.hpp>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "axstream/runtime/engine.h"
+#include "axstream/runtime/runtime.h"
+#include "bench_common.h"
+
+namespace ab = axstream::bench;
+namespace eng = axstream::engine;
+namespace rt = axstream::runtime;
+
+namespace {
+
+bool exists(const std::string &path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0;
+}
+
+std::vector<int> parse_list(const std::string &text) {
+  std::vector<int> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) out.push_back(std::stoi(item));
+  return out;
+}
+
+struct FloatCase {
+  std::string name, onnx;
+  std::map<std::string, std::vector<int64_t>> input_shapes;  // for dynamic inputs
+};
+
+struct PackageCase {
+  std::string name, dir;
+};
+
+std::string fmt(const ab::Stats &s) {
+  char buf[128];
+  std::snprintf(buf, sizeof buf, "%8.2f/s p50 %8.2f ms p99 %8.2f ms", s.per_second, s.p50_ms,
+                s.p99_ms);
+  return buf;
+}
+
+void bench_float(const FloatCase &c, int threads, double seconds) {
+  const std::string label = c.name + " f32 threads=" + std::to_string(threads);
+  if (!exists(c.onnx)) return ab::skip("engine", label, c.onnx + " missing");
+  ab::Stats ours, theirs;
+  std::string why_ours, why_theirs;
+  std::vector<std::vector<float>> in_data;
+  std::vector<std::vector<int64_t>> in_shapes;
+  try {
+    eng::CompileOptions options;
+    options.threads = threads;
+    options.input_shapes = c.input_shapes;
+    auto program = eng::Program::from_file(c.onnx, options);
+    auto exec = program->make_executor();
+    std::mt19937 rng(7);
+    std::uniform_real_distribution<float> uni(0.f, 1.f);
+    std::vector<const void *> ins;
+    for (const auto &d : program->inputs()) {
+      if (d.dtype != eng::DType::f32) throw std::runtime_error("input " + d.name + " is not f32");
+      in_data.emplace_back(d.element_count());
+      for (float &v : in_data.back()) v = uni(rng);
+      in_shapes.push_back(d.shape);
+      ins.push_back(in_data.back().data());
+    }
+    std::vector<std::vector<uint8_t>> out_data;
+    std::vector<void *> outs;
+    for (const auto &d : program->outputs()) {
+      out_data.emplace_back(d.byte_size());
+      outs.push_back(out_data.back().data());
+    }
+    ours = ab::measure([&] { exec->run(ins, outs); }, seconds, 1, 3);
+  } catch (const std::exception &e) {
+    why_ours = e.what();
+  }
+  try {
+    cv::setNumThreads(threads);
+    cv::dnn::Net net = cv::dnn::readNetFromONNX(c.onnx);
+    net.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
+    net.setPreferableTarget(cv::dnn::DNN_TARGET_CPU);
+    if (in_data.size() != 1) throw std::runtime_error("benchmark feeds one input only");
+    std::vector<int> dims(in_shapes[0].begin(), in_shapes[0].end());
+    cv::Mat blob(int(dims.size()), dims.data(), CV_32F, in_data[0].data());
+    auto names = net.getUnconnectedOutLayersNames();
+    std::vector<cv::Mat> outs;
+    theirs = ab::measure(
+        [&] {
+          net.setInput(blob);
+          net.forward(outs, names);
+        },
+        seconds, 1, 3);
+  } catch (const std::exception &e) {
+    why_theirs = e.what();
+  }
+  auto first_line = [](std::string s) { return s.substr(0, s.find('\n')).substr(0, 140); };
+  if (!why_ours.empty()) return ab::skip("engine", label, "ours failed: " + first_line(why_ours));
+  if (!why_theirs.empty()) {
+    std::printf("%-10s %-34s ours %s | opencv-dnn n/a (%s)\n", "engine", label.c_str(),
+                fmt(ours).c_str(), first_line(why_theirs).c_str());
+    return;
+  }
+  std::printf("%-10s %-34s ours %s | opencv-dnn %s | ratio %.2fx\n", "engine", label.c_str(),
+              fmt(ours).c_str(), fmt(theirs).c_str(), ours.per_second / theirs.per_second);
+  std::fflush(stdout);
+}
+
+// `cores` threads, each running its own 1-core instance of a 4-core connection (batch-1 packages
+// use one core per instance; several instances run in parallel on different cores).
+ab::Stats run_instances(const std::shared_ptr<rt::Connection> &conn,
+                        const std::shared_ptr<rt::Model> &model, int cores, double seconds) {
+  std::vector<std::shared_ptr<rt::ModelInstance>> instances;
+  for (int i = 0; i < cores; ++i)
+    instances.push_back(conn->load_model_instance(model, rt::Properties{{"aipu_cores", "1"}}));
+  std::mutex mutex;
+  std::vector<double> all_ms;
+  const double cpu0 = ab::cpu_seconds();
+  const auto start = ab::Clock::now();
+  std::vector<std::thread> threads;
+  for (int i = 0; i < cores; ++i) {
+    threads.emplace_back([&, i] {
+      auto inst = instances[size_t(i)];
+      std::vector<std::vector<int8_t>> in, out;
+      std::vector<rt::Argument> ia, oa;
+      std::mt19937 rng(uint32_t(11 + i));
+      for (const auto &t : model->inputs()) {
+        in.emplace_back(t.size());
+        for (auto &v : in.back()) v = int8_t(rng());
+        ia.push_back({in.back().data(), -1, 0, t.size()});
+      }
+      for (const auto &t : model->outputs()) {
+        out.emplace_back(t.size());
+        oa.push_back({out.back().data(), -1, 0, t.size()});
+      }
+      inst->run(ia, oa);  // warm-up
+      std::vector<double> ms;
+      const auto until = ab::Clock::now() + std::chrono::duration<double>(seconds);
+      for (;;) {
+        auto t0 = ab::Clock::now();
+        inst->run(ia, oa);
+        auto t1 = ab::Clock::now();
+        ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+        if (ms.size() >= 5 && t1 >= until) break;
+      }
+      std::lock_guard lock(mutex);
+      all_ms.insert(all_ms.end(), ms.begin(), ms.end());
+    });
+  }
+  for (auto &t : threads) t.join();
+  const double wall = std::chrono::duration<double>(ab::Clock::now() - start).count();
+  ab::Stats s;
+  s.runs = all_ms.size();
+  s.per_second = double(all_ms.size()) / wall;
+  s.cpu_ms_per_run = (ab::cpu_seconds() - cpu0) * 1e3 / double(all_ms.size());
+  std::sort(all_ms.begin(), all_ms.end());
+  s.p50_ms = all_ms[all_ms.size() / 2];
+  s.p99_ms = all_ms[std::min(all_ms.size() - 1, size_t(double(all_ms.size()) * 0.99))];
+  for (auto &i : instances) i->release();
+  return s;
+}
+
+void bench_package(const std::shared_ptr<rt::Context> &ctx, const PackageCase &c,
+                   const std::vector<int> &core_counts, double seconds) {
+  if (!exists(c.dir + "/model.json"))
+    return ab::skip("engine", c.name + " int8", c.dir + "/model.json missing");
+  try {
+    auto model = ctx->load_model(c.dir);
+    auto conn = ctx->device_connect(nullptr, 4);
+    ab::Stats one;
+    for (int cores : core_counts) {
+      ab::Stats s = run_instances(conn, model, cores, seconds);
+      if (cores == core_counts.front()) one = s;
+      std::string label = c.name + " int8 cores=" + std::to_string(cores);
+      std::printf("%-10s %-34s ours %s | int8 cores=%d %8.2f/s | ratio %.2fx (cpu %.2f ms/inf)\n",
+                  "engine", label.c_str(), fmt(s).c_str(), core_counts.front(), one.per_second,
+                  s.per_second / one.per_second, s.cpu_ms_per_run);
+      std::fflush(stdout);
+    }
+    conn->release();
+  } catch (const std::exception &e) {
+    std::string w = e.what();
+    ab::skip("engine", c.name + " int8", w.substr(0, w.find('\n')));
+  }
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  std::vector<int> threads = {1};
+  std::vector<std::string> only;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) {
+      threads = parse_list(argv[++i]);
+    } else if (!std::strcmp(argv[i], "--only") && i + 1 < argc) {
+      std::stringstream ss(argv[++i]);
+      std::string item;
+      while (std::getline(ss, item, ',')) only.push_back(item);
+    } else {
+      std::fprintf(stderr, "usage: %s [--threads 1,2] [--only NAME,...]\n", argv[0]);
+      return 2;
+    }
+  }
+  auto wanted = [&](const std::string &name) {
+    return only.empty() || std::find(only.begin(), only.end(), name) != only.end();
+  };
+  const std::string data = ab::data_dir();
+  const char *bm = std::getenv("AXSTREAM_BENCH_MODELS");
+  const std::string bench = bm ? bm : data + "/bench";
+  const double seconds = ab::seconds_per_case();
+
+  std::vector<FloatCase> floats = {
+      {"resnet50", bench + "/float/resnet50.onnx", {}},
+      {"mobilenetv2", bench + "/float/mobilenetv2.onnx", {}},
+      {"yolov5s", bench + "/float/yolov5s.onnx", {}},
+      {"yolov8n", bench + "/float/yolov8n.onnx", {}},
+      {"blazeface-front",
+       data + "/blazeface/package/ONNX/face_detection_front_128x128_barracuda.onnx",
+       {}},
+      {"blazeface-back",
+       data + "/blazeface/package/ONNX/face_detection_back_256x256_barracuda.onnx",
+       {}},
+      {"ppocr-det",
+       data + "/ocr/package/assets/ch_PP-OCRv4_det_infer.onnx",
+       {{"x", {1, 3, 640, 640}}}},
+      {"ppocr-rec",
+       data + "/ocr/package/assets/ch_PP-OCRv4_rec_infer.onnx",
+       {{"x", {1, 3, 48, 320}}}},
+  };
+  std::vector<PackageCase> packages;
+  for (const char *n : {"resnet50", "mobilenetv2", "yolov5s", "yolov8n"})
+    packages.push_back({n, bench + "/pkg/" + n});
+  for (const char *n : {"blazeface-front", "blazeface-back", "ppocr-det", "ppocr-rec"})
+    packages.push_back({n, data + "/models/" + n});
+
+  std::printf(
+      "# engine: %.1f s per side per case; f32: ours = engine::Program, baseline = OpenCV "
+      "DNN %s (cv::setNumThreads = threads); int8: N cores = N 1-core instances in "
+      "parallel, baseline = 1 core\n",
+      seconds, CV_VERSION);
+  for (const auto &c : floats)
+    if (wanted(c.name))
+      for (int t : threads) bench_float(c, t, seconds);
+  auto ctx = rt::Context::create();
+  for (const auto &c : packages)
+    if (wanted(c.name)) bench_package(ctx, c, {1, 2, 4}, seconds);
+  return 0;
+}

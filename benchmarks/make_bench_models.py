@@ -1,0 +1,231 @@
+#!/usr/bin/python3
+"""Writes the seeded FLOAT benchmark models: standard architectures with random weights (the
+weights are seeded noise, so outputs are meaningless; the compute, shapes and op mix are the
+real ones).
+
+  resnet50.onnx     ResNet-50 v1.5 (bottlenecks 3-4-6-3, stride on the 3x3), 1x3x224x224 -> 1x1000
+  mobilenetv2.onnx  MobileNetV2 1.0 (inverted residuals, ReLU6 as opset-10 Clip), 1x3x224x224 -> 1x1000
+  yolov5s.onnx      YOLOv5s-like (v6.0 layout): CSP (C3) backbone with SiLU, SPPF, PAN neck,
+                    3 anchor heads (3x85 channels at strides 8/16/32), 1x3x640x640.
+                    Structurally faithful, not the Ultralytics graph: no Detect decode tail.
+  yolov8n.onnx      YOLOv8n-like: C2f backbone/neck, SPPF, decoupled anchor-free head
+                    (64 box-DFL + 80 class channels per level), 1x3x640x640, no DFL decode tail.
+
+usage: make_bench_models.py OUTDIR
+"""
+import os
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 13
+
+
+class Builder:
+    def __init__(self, seed, opset=OPSET):
+        self.opset = opset
+        self.rng = np.random.default_rng(seed)
+        self.nodes, self.inits, self.count = [], [], 0
+
+    def name(self, prefix):
+        self.count += 1
+        return f"{prefix}_{self.count}"
+
+    def const(self, array, prefix="c"):
+        n = self.name(prefix)
+        self.inits.append(numpy_helper.from_array(np.asarray(array), n))
+        return n
+
+    def node(self, op, inputs, prefix=None, **attrs):
+        out = self.name(prefix or op.lower())
+        self.nodes.append(helper.make_node(op, inputs, [out], name=out + "_node", **attrs))
+        return out
+
+    def conv(self, x, cin, cout, k=1, s=1, group=1, act="relu", bias=True, gain=1.0):
+        fan_in = cin // group * k * k
+        w = self.rng.normal(0, gain * np.sqrt(2.0 / fan_in), (cout, cin // group, k, k)).astype(np.float32)
+        ins = [x, self.const(w, "w")]
+        if bias:
+            ins.append(self.const(self.rng.normal(0, 0.05, cout).astype(np.float32), "b"))
+        y = self.node("Conv", ins, kernel_shape=[k, k], strides=[s, s], pads=[(k - 1) // 2] * 4, group=group)
+        if act == "relu":
+            return self.node("Relu", [y])
+        if act == "relu6":
+            # OpenCV 4.6 reads only the attribute form of Clip (opset < 11).
+            assert self.opset < 11
+            return self.node("Clip", [y], min=0.0, max=6.0)
+        if act == "silu":
+            return self.node("Mul", [y, self.node("Sigmoid", [y])])
+        return y
+
+    def model(self, inputs, outputs, name):
+        graph = helper.make_graph(self.nodes, name, inputs, outputs, self.inits)
+        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", self.opset)],
+                              producer_name="axstream-benchmarks")
+        m.ir_version = 7
+        onnx.checker.check_model(m)
+        return m
+
+
+def classifier_tail(b, x, channels):
+    x = b.node("GlobalAveragePool", [x])
+    x = b.node("Flatten", [x], axis=1)
+    w = b.rng.normal(0, np.sqrt(1.0 / channels), (1000, channels)).astype(np.float32)
+    return b.node("Gemm", [x, b.const(w, "fc"), b.const(np.zeros(1000, np.float32), "fcb")], transB=1)
+
+
+def resnet50():
+    b = Builder(50)
+    x = b.conv("input", 3, 64, k=7, s=2)
+    x = b.node("MaxPool", [x], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+    cin = 64
+    for stage, (blocks, width) in enumerate(zip([3, 4, 6, 3], [64, 128, 256, 512])):
+        for i in range(blocks):
+            s = 2 if (i == 0 and stage > 0) else 1
+            cout = width * 4
+            y = b.conv(x, cin, width, k=1)
+            y = b.conv(y, width, width, k=3, s=s)
+            y = b.conv(y, width, cout, k=1, act=None, gain=0.3)
+            short = b.conv(x, cin, cout, k=1, s=s, act=None) if (s != 1 or cin != cout) else x
+            x = b.node("Relu", [b.node("Add", [y, short])])
+            cin = cout
+    out = classifier_tail(b, x, 2048)
+    return b.model([helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 224, 224])],
+                   [helper.make_tensor_value_info(out, TensorProto.FLOAT, [1, 1000])], "resnet50")
+
+
+def mobilenetv2():
+    b = Builder(2, opset=10)
+    x = b.conv("input", 3, 32, k=3, s=2, act="relu6")
+    cin = 32
+    for t, c, n, s in [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+                       (6, 160, 3, 2), (6, 320, 1, 1)]:
+        for i in range(n):
+            stride = s if i == 0 else 1
+            hidden = cin * t
+            y = b.conv(x, cin, hidden, k=1, act="relu6") if t != 1 else x
+            y = b.conv(y, hidden, hidden, k=3, s=stride, group=hidden, act="relu6")
+            y = b.conv(y, hidden, c, k=1, act=None, gain=0.5)
+            x = b.node("Add", [x, y]) if (stride == 1 and cin == c) else y
+            cin = c
+    x = b.conv(x, cin, 1280, k=1, act="relu6")
+    out = classifier_tail(b, x, 1280)
+    return b.model([helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 224, 224])],
+                   [helper.make_tensor_value_info(out, TensorProto.FLOAT, [1, 1000])], "mobilenetv2")
+
+
+def bottleneck(b, x, c, shortcut):
+    y = b.conv(x, c, c, k=1, act="silu")
+    y = b.conv(y, c, c, k=3, act="silu", gain=0.5)
+    return b.node("Add", [x, y]) if shortcut else y
+
+
+def c3(b, x, cin, cout, n, shortcut=True):
+    h = cout // 2
+    a = b.conv(x, cin, h, k=1, act="silu")
+    for _ in range(n):
+        a = bottleneck(b, a, h, shortcut)
+    c = b.conv(x, cin, h, k=1, act="silu")
+    return b.conv(b.node("Concat", [a, c], axis=1), 2 * h, cout, k=1, act="silu")
+
+
+def c2f(b, x, cin, cout, n, shortcut=True):
+    h = cout // 2
+    y = b.conv(x, cin, 2 * h, k=1, act="silu")
+    parts = [b.name("split_a"), b.name("split_b")]
+    b.nodes.append(helper.make_node("Split", [y, b.const(np.array([h, h], np.int64), "sp")], parts,
+                                    name=parts[0] + "_node", axis=1))
+    outs = list(parts)
+    cur = parts[1]
+    for _ in range(n):
+        cur = bottleneck(b, cur, h, shortcut)
+        outs.append(cur)
+    return b.conv(b.node("Concat", outs, axis=1), (2 + n) * h, cout, k=1, act="silu")
+
+
+def sppf(b, x, cin, cout):
+    h = cin // 2
+    x = b.conv(x, cin, h, k=1, act="silu")
+    p1 = b.node("MaxPool", [x], kernel_shape=[5, 5], strides=[1, 1], pads=[2, 2, 2, 2])
+    p2 = b.node("MaxPool", [p1], kernel_shape=[5, 5], strides=[1, 1], pads=[2, 2, 2, 2])
+    p3 = b.node("MaxPool", [p2], kernel_shape=[5, 5], strides=[1, 1], pads=[2, 2, 2, 2])
+    return b.conv(b.node("Concat", [x, p1, p2, p3], axis=1), 4 * h, cout, k=1, act="silu")
+
+
+def upsample(b, x):
+    return b.node("Resize", [x, b.const(np.zeros(0, np.float32), "roi"), b.const(np.array([1, 1, 2, 2], np.float32), "scales")], mode="nearest")
+
+
+def yolov5s():
+    b = Builder(5)
+    x = b.conv("images", 3, 32, k=6, s=2, act="silu")  # v6.0 stem: 6x6/2 conv
+    x = b.conv(x, 32, 64, k=3, s=2, act="silu")
+    x = c3(b, x, 64, 64, 1)
+    x = b.conv(x, 64, 128, k=3, s=2, act="silu")
+    p3 = c3(b, x, 128, 128, 2)
+    x = b.conv(p3, 128, 256, k=3, s=2, act="silu")
+    p4 = c3(b, x, 256, 256, 3)
+    x = b.conv(p4, 256, 512, k=3, s=2, act="silu")
+    x = c3(b, x, 512, 512, 1)
+    x = sppf(b, x, 512, 512)
+    # PAN neck
+    h10 = b.conv(x, 512, 256, k=1, act="silu")
+    x = c3(b, b.node("Concat", [upsample(b, h10), p4], axis=1), 512, 256, 1, shortcut=False)
+    h14 = b.conv(x, 256, 128, k=1, act="silu")
+    out3 = c3(b, b.node("Concat", [upsample(b, h14), p3], axis=1), 256, 128, 1, shortcut=False)
+    x = b.conv(out3, 128, 128, k=3, s=2, act="silu")
+    out4 = c3(b, b.node("Concat", [x, h14], axis=1), 256, 256, 1, shortcut=False)
+    x = b.conv(out4, 256, 256, k=3, s=2, act="silu")
+    out5 = c3(b, b.node("Concat", [x, h10], axis=1), 512, 512, 1, shortcut=False)
+    outputs = []
+    for feat, c, size in [(out3, 128, 80), (out4, 256, 40), (out5, 512, 20)]:
+        y = b.node("Sigmoid", [b.conv(feat, c, 255, k=1, act=None, gain=0.3)])
+        outputs.append(helper.make_tensor_value_info(y, TensorProto.FLOAT, [1, 255, size, size]))
+    return b.model([helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 640, 640])],
+                   outputs, "yolov5s")
+
+
+def yolov8n():
+    b = Builder(8)
+    x = b.conv("images", 3, 16, k=3, s=2, act="silu")
+    x = b.conv(x, 16, 32, k=3, s=2, act="silu")
+    x = c2f(b, x, 32, 32, 1)
+    x = b.conv(x, 32, 64, k=3, s=2, act="silu")
+    p3 = c2f(b, x, 64, 64, 2)
+    x = b.conv(p3, 64, 128, k=3, s=2, act="silu")
+    p4 = c2f(b, x, 128, 128, 2)
+    x = b.conv(p4, 128, 256, k=3, s=2, act="silu")
+    x = c2f(b, x, 256, 256, 1)
+    p5 = sppf(b, x, 256, 256)
+    h12 = c2f(b, b.node("Concat", [upsample(b, p5), p4], axis=1), 384, 128, 1, shortcut=False)
+    out3 = c2f(b, b.node("Concat", [upsample(b, h12), p3], axis=1), 192, 64, 1, shortcut=False)
+    x = b.conv(out3, 64, 64, k=3, s=2, act="silu")
+    out4 = c2f(b, b.node("Concat", [x, h12], axis=1), 192, 128, 1, shortcut=False)
+    x = b.conv(out4, 128, 128, k=3, s=2, act="silu")
+    out5 = c2f(b, b.node("Concat", [x, p5], axis=1), 384, 256, 1, shortcut=False)
+    outputs = []
+    for feat, c, size in [(out3, 64, 80), (out4, 128, 40), (out5, 256, 20)]:
+        box = b.conv(b.conv(b.conv(feat, c, 64, k=3, act="silu"), 64, 64, k=3, act="silu"), 64, 64, k=1, act=None, gain=0.3)
+        cls = b.conv(b.conv(b.conv(feat, c, 80, k=3, act="silu"), 80, 80, k=3, act="silu"), 80, 80, k=1, act=None, gain=0.3)
+        y = b.node("Concat", [box, b.node("Sigmoid", [cls])], axis=1)
+        outputs.append(helper.make_tensor_value_info(y, TensorProto.FLOAT, [1, 144, size, size]))
+    return b.model([helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 640, 640])],
+                   outputs, "yolov8n")
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
+    for name, make in [("resnet50", resnet50), ("mobilenetv2", mobilenetv2), ("yolov5s", yolov5s),
+                       ("yolov8n", yolov8n)]:
+        path = os.path.join(out, name + ".onnx")
+        onnx.save(make(), path)
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Builds and runs the benchmarks (issue 9; docs/performance.md). Never part of the tests.
+#
+#   scripts/bench.sh [engine|preprocess|pipelines ...]     (default: all three)
+#
+# Makes the seeded benchmark models (benchmarks/make_bench_models.py) and their int8 packages
+# (axcompile, calibrated on opencv-doc images) in $AXSTREAM_BENCH_MODELS once, compiles the demo
+# packages (scripts/build-demo-models.sh) and prints one line per case: ours | baseline | ratio.
+# Environment: AXSTREAM_BENCH_BUILD (default build-bench/), AXSTREAM_DATA_DIR (~/.cache/axstream),
+# AXSTREAM_BENCH_MODELS ($AXSTREAM_DATA_DIR/bench), AXSTREAM_BENCH_SECONDS (3 per side),
+# AXSTREAM_BENCH_FRAMES (300 per stream), AXSTREAM_BENCH_THREADS (f32 threads, default 1,2),
+# JOBS (ninja -j, default 2).
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=${AXSTREAM_BENCH_BUILD:-$here/build-bench}
+data=${AXSTREAM_DATA_DIR:-$HOME/.cache/axstream}
+models=${AXSTREAM_BENCH_MODELS:-$data/bench}
+export AXSTREAM_DATA_DIR=$data AXSTREAM_BENCH_MODELS=$models
+images=$data/opencv-doc/usr/share/doc/opencv-doc/examples/data
+log() { printf '\033[1m[bench]\033[0m %s\n' "$*" >&2; }
+
+parts=("$@")
+((${#parts[@]})) || parts=(engine preprocess pipelines)
+
+[[ -d $build ]] || meson setup "$build" "$here" -Dbenchmarks=enabled >/dev/null
+ninja -C "$build" -j "${JOBS:-2}" benchmarks/bench_engine benchmarks/bench_preprocess \
+  benchmarks/bench_pipelines tools/axcompile gst/elements/libgstaxelera.so >&2
+
+if [[ ! -d $images ]]; then
+  log "opencv-doc data missing in $data (run scripts/setup.sh); model cases will be skipped"
+else
+  mkdir -p "$models/float" "$models/pkg"
+  for m in resnet50 mobilenetv2 yolov5s yolov8n; do
+    if [[ ! -f $models/float/$m.onnx ]]; then
+      log "making the seeded float models in $models/float"
+      /usr/bin/python3 "$here/benchmarks/make_bench_models.py" "$models/float" >/dev/null
+    fi
+    if [[ ! -f $models/pkg/$m/model.json ]]; then
+      log "$m: compiling the int8 package (log: $models/pkg/$m.log)"
+      "$build/tools/axcompile" "$models/float/$m.onnx" --calib "$images/*.jpg" --num-calib 8 \
+        --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 --name "$m" \
+        --output-dir "$models/pkg/$m" >"$models/pkg/$m.log" 2>&1 ||
+        log "$m: axcompile failed (see the log); its int8 cases will be skipped"
+    fi
+  done
+  AXSTREAM_BUILD=$build AXSTREAM_CACHE=$data "$here/scripts/build-demo-models.sh" \
+    blazeface-front blazeface-back ppocr-det ppocr-rec ||
+    log "some demo packages failed to compile; their cases will be skipped"
+fi
+
+echo "# $(date -u '+%F %T UTC') $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores," \
+  "load average $(cut -d' ' -f1-3 /proc/loadavg)"
+for p in "${parts[@]}"; do
+  case $p in
+    engine) "$build/benchmarks/bench_engine" --threads "${AXSTREAM_BENCH_THREADS:-1,2}" ;;
+    preprocess) "$build/benchmarks/bench_preprocess" ;;
+    pipelines) "$build/benchmarks/bench_pipelines" ;;
+    *) echo "bench.sh: unknown part '$p' (engine, preprocess, pipelines)" >&2; exit 2 ;;
+  esac
+  echo "# after $p: load average $(cut -d' ' -f1-3 /proc/loadavg)"
+done
