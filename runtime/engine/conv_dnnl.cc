@@ -1,6 +1,7 @@
 #include "conv_dnnl.h"
 
 #include <cstdlib>
+#include <limits>
 #include <dnnl.hpp>
 
 #include "compiler.h"
@@ -41,6 +42,79 @@ dnnl::post_ops activation_post_ops(const FusedActivation &act) {
   return ops;
 }
 
+// (De)quantisation folded into the layout reorder around a float convolution:
+// to = scale * (from - src zero point) + dst zero point, rounded half to even and saturated.
+struct ReorderQuant {
+  bool active = false;
+  DType dtype = DType::i8;  // of the quantised (caller) side
+  float scale = 1.f;        // dequantise: multiply; quantise: divide
+  int32_t zero_point_value = 0;
+  dnnl::primitive_attr attr;
+  std::shared_ptr<memory> zero_point;  // runtime s32 zero point, or null when it is 0
+  int zero_point_arg = 0;
+};
+
+ReorderQuant reorder_quant(DType dtype, float scale, int arg, int32_t zero_point) {
+  ReorderQuant r;
+  r.active = true;
+  r.dtype = dtype;
+  r.scale = scale;
+  r.zero_point_value = zero_point;
+  r.attr.set_output_scales(0, {arg == DNNL_ARG_DST ? 1.f / scale : scale});
+  if (zero_point != 0) {
+    r.attr.set_zero_points(arg, 0, {DNNL_RUNTIME_S32_VAL});
+    r.zero_point = std::make_shared<memory>(memory::desc({1}, dt::s32, tag::x), cpu_engine());
+    *static_cast<int32_t *>(r.zero_point->get_data_handle()) = zero_point;
+    r.zero_point_arg = DNNL_ARG_ATTR_ZERO_POINTS | arg;
+  }
+  return r;
+}
+
+// oneDNN 2.6's reorders with scales between plain int8 and blocked float are slow (tens of ms
+// per ResNet layer), so the common case — channels blocked by 8 (nChw8c), C a multiple of 8 —
+// is done here: one pass that (de)quantises and (un)blocks.
+template <typename Q>
+void dequantize_to_nchw8c(const Q *src, float *dst, int64_t n, int64_t c, int64_t hw, float scale,
+                          int32_t zero_point) {
+  int64_t blocks = n * (c / 8);
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const Q *in = src + b * 8 * hw;
+    float *out = dst + b * 8 * hw;
+    for (int64_t i = 0; i < hw; ++i)
+      for (int k = 0; k < 8; ++k)
+        out[i * 8 + k] = static_cast<float>(static_cast<int32_t>(in[k * hw + i]) - zero_point) * scale;
+  }
+}
+
+template <typename Q>
+void quantize_from_nchw8c(const float *src, Q *dst, int64_t n, int64_t c, int64_t hw, float scale,
+                          int32_t zero_point) {
+  constexpr float lo = std::numeric_limits<Q>::lowest(), hi = std::numeric_limits<Q>::max();
+  const float zero = static_cast<float>(zero_point), lo_v = lo - zero, hi_v = hi - zero;
+  constexpr float kRound = 12582912.f;  // 1.5 * 2^23: round half to even for |v| < 2^22
+  int64_t blocks = n * (c / 8);
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const float *in = src + b * 8 * hw;
+    Q *out = dst + b * 8 * hw;
+    for (int k = 0; k < 8; ++k)
+      for (int64_t i = 0; i < hw; ++i) {
+        float v = in[i * 8 + k] / scale;
+        v = v < lo_v ? lo_v : v;
+        v = v > hi_v ? hi_v : v;
+        v = (v + kRound) - kRound;
+        out[k * hw + i] = static_cast<Q>(static_cast<int32_t>(v + zero));
+      }
+  }
+}
+
+bool is_nchw8c_f32(const memory::desc &d) {
+  auto dims = d.dims();
+  return dims.size() == 4 && dims[1] % 8 == 0 &&
+         d == memory::desc(dims, dt::f32, tag::nChw8c);
+}
+
 // Runs a convolution primitive between plain NCHW caller buffers, reordering the activations
 // into the primitive's preferred layout when it chose a blocked one.
 class DnnlConvKernel : public Kernel {
@@ -49,7 +123,7 @@ class DnnlConvKernel : public Kernel {
                  memory::desc user_dst, std::shared_ptr<memory> weights,
                  std::shared_ptr<memory> bias,
                  std::vector<std::pair<int, std::shared_ptr<memory>>> extra_args = {},
-                 bool flip_src_sign = false)
+                 bool flip_src_sign = false, ReorderQuant src_q = {}, ReorderQuant dst_q = {})
       : pd_(pd),
         conv_(pd),
         user_src_(user_src),
@@ -57,17 +131,21 @@ class DnnlConvKernel : public Kernel {
         weights_(std::move(weights)),
         bias_(std::move(bias)),
         extra_args_(std::move(extra_args)),
-        flip_src_sign_(flip_src_sign) {
+        flip_src_sign_(flip_src_sign),
+        src_q_(std::move(src_q)),
+        dst_q_(std::move(dst_q)) {
     impl = pd.impl_info_str();
     auto &eng = cpu_engine();
     src_reorder_needed_ = pd.src_desc() != user_src;
     dst_reorder_needed_ = pd.dst_desc() != user_dst;
-    if (src_reorder_needed_)
-      src_reorder_ =
-          dnnl::reorder(dnnl::reorder::primitive_desc(eng, user_src, eng, pd.src_desc()));
-    if (dst_reorder_needed_)
-      dst_reorder_ =
-          dnnl::reorder(dnnl::reorder::primitive_desc(eng, pd.dst_desc(), eng, user_dst));
+    src_blocked_loop_ = src_q_.active && is_nchw8c_f32(pd.src_desc());
+    dst_blocked_loop_ = dst_q_.active && is_nchw8c_f32(pd.dst_desc());
+    if (src_reorder_needed_ && !src_blocked_loop_)
+      src_reorder_ = dnnl::reorder(
+          dnnl::reorder::primitive_desc(eng, user_src, eng, pd.src_desc(), src_q_.attr));
+    if (dst_reorder_needed_ && !dst_blocked_loop_)
+      dst_reorder_ = dnnl::reorder(
+          dnnl::reorder::primitive_desc(eng, pd.dst_desc(), eng, user_dst, dst_q_.attr));
     pad_offset_ = align64(pd.scratchpad_desc().get_size());
     dst_offset_ = pad_offset_ + (src_reorder_needed_ ? align64(pd.src_desc().get_size()) : 0);
     flip_offset_ = dst_offset_ + (dst_reorder_needed_ ? align64(pd.dst_desc().get_size()) : 0);
@@ -92,7 +170,20 @@ class DnnlConvKernel : public Kernel {
     memory src = user_src, dst = user_dst;
     if (src_reorder_needed_) {
       src = memory(pd_.src_desc(), eng, scratch + pad_offset_);
-      src_reorder_.execute(*ctx.stream, user_src, src);
+      if (src_blocked_loop_) {
+        auto d = user_src_.dims();
+        float *to = static_cast<float *>(src.get_data_handle());
+        if (src_q_.dtype == DType::i8)
+          dequantize_to_nchw8c(static_cast<const int8_t *>(src_ptr), to, d[0], d[1], d[2] * d[3],
+                               src_q_.scale, src_q_.zero_point_value);
+        else
+          dequantize_to_nchw8c(static_cast<const uint8_t *>(src_ptr), to, d[0], d[1],
+                               d[2] * d[3], src_q_.scale, src_q_.zero_point_value);
+      } else {
+        std::unordered_map<int, memory> rargs{{DNNL_ARG_FROM, user_src}, {DNNL_ARG_TO, src}};
+        if (src_q_.zero_point) rargs.insert({src_q_.zero_point_arg, *src_q_.zero_point});
+        src_reorder_.execute(*ctx.stream, rargs);
+      }
     }
     if (dst_reorder_needed_) dst = memory(pd_.dst_desc(), eng, scratch + dst_offset_);
     memory pad(pd_.scratchpad_desc(), eng, scratch);
@@ -103,7 +194,21 @@ class DnnlConvKernel : public Kernel {
     if (bias_) args.insert({DNNL_ARG_BIAS, *bias_});
     for (const auto &[arg, mem] : extra_args_) args.insert({arg, *mem});
     conv_.execute(*ctx.stream, args);
-    if (dst_reorder_needed_) dst_reorder_.execute(*ctx.stream, dst, user_dst);
+    if (dst_reorder_needed_ && dst_blocked_loop_) {
+      ctx.stream->wait();
+      auto d = user_dst_.dims();
+      const float *from = static_cast<const float *>(dst.get_data_handle());
+      if (dst_q_.dtype == DType::i8)
+        quantize_from_nchw8c(from, static_cast<int8_t *>(out[0]), d[0], d[1], d[2] * d[3],
+                             dst_q_.scale, dst_q_.zero_point_value);
+      else
+        quantize_from_nchw8c(from, static_cast<uint8_t *>(out[0]), d[0], d[1], d[2] * d[3],
+                             dst_q_.scale, dst_q_.zero_point_value);
+    } else if (dst_reorder_needed_) {
+      std::unordered_map<int, memory> rargs{{DNNL_ARG_FROM, dst}, {DNNL_ARG_TO, user_dst}};
+      if (dst_q_.zero_point) rargs.insert({dst_q_.zero_point_arg, *dst_q_.zero_point});
+      dst_reorder_.execute(*ctx.stream, rargs);
+    }
     ctx.stream->wait();
   }
 
@@ -114,9 +219,11 @@ class DnnlConvKernel : public Kernel {
   std::shared_ptr<memory> weights_, bias_;
   std::vector<std::pair<int, std::shared_ptr<memory>>> extra_args_;
   bool src_reorder_needed_ = false, dst_reorder_needed_ = false;
+  bool src_blocked_loop_ = false, dst_blocked_loop_ = false;  // hand-written (de)quantise
   dnnl::reorder src_reorder_, dst_reorder_;
   size_t pad_offset_ = 0, dst_offset_ = 0, flip_offset_ = 0;
   bool flip_src_sign_ = false;
+  ReorderQuant src_q_, dst_q_;
 };
 
 dt dnnl_type(DType t) {
@@ -193,12 +300,12 @@ std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &
 }
 
 std::unique_ptr<Kernel> make_dnnl_conv_f32(const DnnlConvParams &p, const Tensor &weights,
-                                           const Tensor *bias) {
+                                           const Tensor *bias, const DnnlQuantIO *q) {
   if (!dnnl_kernels_enabled()) return nullptr;
   try {
     auto &eng = cpu_engine();
-    memory::desc user_src(dims_of(p.src), dt::f32, tag::nchw);
-    memory::desc user_dst(dims_of(p.dst), dt::f32, tag::nchw);
+    memory::desc user_src(dims_of(p.src), q ? dnnl_type(q->src_dtype) : dt::f32, tag::nchw);
+    memory::desc user_dst(dims_of(p.dst), q ? dnnl_type(q->dst_dtype) : dt::f32, tag::nchw);
     Shape wshape = p.weights;
     tag wtag = tag::oihw;
     if (p.group > 1) {
@@ -233,7 +340,11 @@ std::unique_ptr<Kernel> make_dnnl_conv_f32(const DnnlConvParams &p, const Tensor
       std::memcpy(b_mem->get_data_handle(), bias->bytes.data(), bias->bytes.size());
     }
     stream.wait();
-    return std::make_unique<DnnlConvKernel>(pd, user_src, user_dst, w_mem, b_mem);
+    if (!q) return std::make_unique<DnnlConvKernel>(pd, user_src, user_dst, w_mem, b_mem);
+    return std::make_unique<DnnlConvKernel>(
+        pd, user_src, user_dst, w_mem, b_mem, std::vector<std::pair<int, std::shared_ptr<memory>>>{},
+        false, reorder_quant(q->src_dtype, q->src_scale, DNNL_ARG_SRC, q->src_zero_point),
+        reorder_quant(q->dst_dtype, q->dst_scale, DNNL_ARG_DST, q->dst_zero_point));
   } catch (const dnnl::error &) {
     return nullptr;  // no oneDNN implementation: the reference kernel runs instead
   }

@@ -17,9 +17,19 @@ bool dnnl_kernels_enabled();
 // Whether the CPU has VNNI (or AMX) int8 dot products, where oneDNN's int8 paths are exact.
 bool dnnl_cpu_has_vnni();
 
-// nullptr when oneDNN has no implementation for this shape.
+// Quantised activations around a float convolution: the int8/uint8 NCHW source is dequantised
+// (src_scale * (x - src_zero_point)) by the reorder into the convolution's layout, and the
+// float result quantised (round half to even of y / dst_scale, + dst_zero_point, saturated) by
+// the reorder out of it, so no separate (de)quantise passes run.
+struct DnnlQuantIO {
+  DType src_dtype = DType::i8, dst_dtype = DType::i8;
+  float src_scale = 1.f, dst_scale = 1.f;
+  int32_t src_zero_point = 0, dst_zero_point = 0;
+};
+
+// nullptr when oneDNN has no implementation for this shape. With q, src/dst are quantised.
 std::unique_ptr<Kernel> make_dnnl_conv_f32(const DnnlConvParams &p, const Tensor &weights,
-                                           const Tensor *bias);
+                                           const Tensor *bias, const DnnlQuantIO *q = nullptr);
 
 // Integer convolution: src int8/uint8 (zero point src_zero_point), weights int8 symmetric,
 // dst = saturate(round(activation(scale[oc] * (acc + bias_acc[oc]))) + dst_zero_point), where the

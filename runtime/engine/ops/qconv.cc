@@ -104,6 +104,12 @@ std::unique_ptr<Kernel> compile_qconv(OpContext &ctx) {
   std::copy(bias.begin(), bias.end(), bias_t.data<float>());
   DnnlConvParams float_params{xs,          ws,        out,   g.stride, g.dilation,
                               g.pad_begin, g.pad_end, group, act};
+  DnnlQuantIO qio{in_dtype, out_dtype, x_scale, y_scale, x_zero, y_zero};
+  if (auto k = make_dnnl_conv_f32(float_params, *w_float, &bias_t, &qio)) {
+    k->impl = "dequantizing reorder + " + k->impl + " + quantizing reorder";
+    k->macs = macs;
+    return k;
+  }
   std::shared_ptr<Kernel> inner = make_dnnl_conv_f32(float_params, *w_float, &bias_t);
   ConvShape s{xs[0],         xs[1],         xs[2],          xs[3],         m,           group,
               ws[2],         ws[3],         g.out[0],       g.out[1],      g.stride[0], g.stride[1],

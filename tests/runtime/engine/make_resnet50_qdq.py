@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """Writes a ResNet-50-shaped QDQ int8 model (seeded random weights, BatchNorm folded) for the
-engine benchmark: make_resnet50_qdq.py OUT.onnx [--weight-bits 8|7]."""
+engine benchmark: make_resnet50_qdq.py OUT.onnx [--weight-bits 8|7] [--float].
+--float writes the same network in float32 (dequantised weights, no Q/DQ nodes, float input),
+for comparison with float runtimes such as OpenCV DNN."""
 import argparse
 
 import numpy as np
@@ -10,6 +12,10 @@ from onnx import TensorProto, helper, numpy_helper
 ap = argparse.ArgumentParser()
 ap.add_argument('out')
 ap.add_argument('--weight-bits', type=int, default=8)
+ap.add_argument('--float', action='store_true')
+ap.add_argument('--small', action='store_true',
+                help='a 32x32 two-stage ResNet-style model whose output is the last quantised '
+                     'activation (for tests)')
 args = ap.parse_args()
 wmax = 127 if args.weight_bits == 8 else 64
 rng = np.random.default_rng(50)
@@ -32,12 +38,16 @@ ACT_SCALE, ACT_ZP = const(np.float32(0.05), 'as'), const(np.int8(0), 'az')
 
 
 def q(x):
+    if args.float:
+        return x
     y = name('q')
     nodes.append(helper.make_node('QuantizeLinear', [x, ACT_SCALE, ACT_ZP], [y]))
     return y
 
 
 def dq(x):
+    if args.float:
+        return x
     y = name('dq')
     nodes.append(helper.make_node('DequantizeLinear', [x, ACT_SCALE, ACT_ZP], [y]))
     return y
@@ -49,8 +59,12 @@ def conv(xq, cin, cout, k, stride=1, relu=True):
     ws = (np.full(cout, 1.0 / (wmax * np.sqrt(cin * k * k)), np.float32) * 2).astype(np.float32)
     b = rng.integers(-100, 100, cout).astype(np.int32)
     wd, bd, c = name('wd'), name('bd'), name('conv')
-    nodes.append(helper.make_node('DequantizeLinear', [const(w, 'w'), const(ws, 'ws'), const(np.zeros(cout, np.int8), 'wz')], [wd], axis=0))
-    nodes.append(helper.make_node('DequantizeLinear', [const(b, 'b'), const((ws * 0.05).astype(np.float32), 'bs')], [bd], axis=0))
+    if args.float:
+        wd = const((w.astype(np.float32) * ws[:, None, None, None]).astype(np.float32), 'w')
+        bd = const((b.astype(np.float32) * ws * np.float32(0.05)).astype(np.float32), 'b')
+    else:
+        nodes.append(helper.make_node('DequantizeLinear', [const(w, 'w'), const(ws, 'ws'), const(np.zeros(cout, np.int8), 'wz')], [wd], axis=0))
+        nodes.append(helper.make_node('DequantizeLinear', [const(b, 'b'), const((ws * 0.05).astype(np.float32), 'bs')], [bd], axis=0))
     nodes.append(helper.make_node('Conv', [dq(xq), wd, bd], [c], kernel_shape=[k, k], strides=[stride, stride],
                                   pads=[k // 2] * 4))
     if relu:
@@ -72,21 +86,29 @@ def bottleneck(xq, cin, width, stride):
     return q(r), cout
 
 
-x = conv('input', 3, 64, 7, 2)
+STEM, STAGES, SIZE = (16, [(8, 1, 1), (16, 2, 2)], 32) if args.small else \
+    (64, [(64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)], 224)
+x = conv('input', 3, STEM, 7, 2)
 p = name('pool')
 nodes.append(helper.make_node('MaxPool', [dq(x)], [p], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]))
-y, c = q(p), 64
-for width, blocks, stride in [(64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)]:
+y, c = q(p), STEM
+for width, blocks, stride in STAGES:
     for i in range(blocks):
         y, c = bottleneck(y, c, width, stride if i == 0 else 1)
-g, f = name('gap'), name('flat')
-nodes.append(helper.make_node('GlobalAveragePool', [dq(y)], [g]))
-nodes.append(helper.make_node('Flatten', [g], [f]))
-fc_w = (rng.standard_normal((1000, 2048)) * 0.02).astype(np.float32)
-nodes.append(helper.make_node('Gemm', [f, const(fc_w, 'fcw'), const(np.zeros(1000, np.float32), 'fcb')], ['logits'], transB=1))
+if args.small:
+    nodes.append(helper.make_node('Identity', [y], ['output']))
+    out_info = helper.make_tensor_value_info('output', TensorProto.FLOAT if args.float else TensorProto.INT8,
+                                             [1, c, SIZE // 8, SIZE // 8])
+else:
+    g, f = name('gap'), name('flat')
+    nodes.append(helper.make_node('GlobalAveragePool', [dq(y)], [g]))
+    nodes.append(helper.make_node('Flatten', [g], [f]))
+    fc_w = (rng.standard_normal((1000, 2048)) * 0.02).astype(np.float32)
+    nodes.append(helper.make_node('Gemm', [f, const(fc_w, 'fcw'), const(np.zeros(1000, np.float32), 'fcb')], ['logits'], transB=1))
+    out_info = helper.make_tensor_value_info('logits', TensorProto.FLOAT, [1, 1000])
 graph = helper.make_graph(nodes, 'resnet50_qdq',
-                          [helper.make_tensor_value_info('input', TensorProto.INT8, [1, 3, 224, 224])],
-                          [helper.make_tensor_value_info('logits', TensorProto.FLOAT, [1, 1000])], inits)
+                          [helper.make_tensor_value_info('input', TensorProto.FLOAT if args.float else TensorProto.INT8, [1, 3, SIZE, SIZE])],
+                          [out_info], inits)
 model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)])
 model.ir_version = 7
 onnx.save(model, args.out)
