@@ -23,8 +23,11 @@ const char kUsage[] =
     "  --input-format RGB|BGR channel order the model expects (default RGB)\n"
     "  --input-shape NAME=1,3,640,640   fix dynamic input dims\n"
     "  --input-layout NCHW|NHWC         default: detected from the input shape\n"
-    "  --calib-method minmax|percentile (default minmax; percentile clips at 99.99%)\n"
+    "  --calib-method percentile|mse|minmax  per-tensor activation ranges (default\n"
+    "                         percentile, 99.99%; mse: the range minimising int8 error)\n"
     "  --percentile P         percentile for --calib-method percentile (default 99.99)\n"
+    "  --logit-clip L         clip score-logit ranges (sigmoid inputs, 1-channel outputs\n"
+    "                         beyond +-64) to +-L (default 16; 0 disables)\n"
     "  --output-range NAME=LOW,HIGH     fix the quantisation range of a core output (or of\n"
     "                         the model output it feeds), e.g. logits a sigmoid saturates\n"
     "  --output-dir PKG       package directory (default: the model's base name)\n"
@@ -133,8 +136,13 @@ int main(int argc, char **argv) {
         options.method = CalibrationMethod::minmax;
       else if (method == "percentile")
         options.method = CalibrationMethod::percentile;
+      else if (method == "mse")
+        options.method = CalibrationMethod::mse;
       else
-        usage_error("--calib-method: expected minmax or percentile, got '" + method + "'");
+        usage_error("--calib-method: expected mse, percentile or minmax, got '" + method + "'");
+    } else if (arg == "--logit-clip") {
+      options.logit_clip = parse_number(value(), arg);
+      if (options.logit_clip < 0) usage_error("--logit-clip: expected a value >= 0");
     } else if (arg == "--percentile") {
       options.percentile = parse_number(value(), arg);
       if (options.percentile <= 50 || options.percentile > 100)

@@ -78,7 +78,51 @@ struct Stats {
   double max = -std::numeric_limits<double>::infinity();
   double low_sum = 0, high_sum = 0;  // per-image percentiles, averaged at the end
   int images = 0;
+  double raw_min = 0, raw_max = 0;  // min/max over all images, before any range search
+  std::vector<float> samples;  // strided sample of the values, for the MSE range search
 };
+
+// Expected squared int8 quantisation error of `samples` (histogrammed over [min, max]) for the
+// range [lo, hi]: rounding noise scale^2/12 inside, the distance to the edge outside.
+// Returns the range among shrunk candidates (lo*a, hi*b) with the lowest error.
+std::pair<double, double> mse_range(const std::vector<float> &samples, double mn, double mx) {
+  mn = std::min(mn, 0.0);
+  mx = std::max(mx, 0.0);
+  if (samples.empty() || !(mx > mn)) return {mn, mx};
+  constexpr int kBins = 2048;
+  std::vector<double> count(kBins, 0.0);
+  const double width = (mx - mn) / kBins;
+  for (float v : samples) {
+    if (v == 0.0f) continue;  // exact in every range (0 is always on the grid): no error
+    int b = static_cast<int>((v - mn) / width);
+    count[std::clamp(b, 0, kBins - 1)] += 1;
+  }
+  std::vector<double> centre(kBins);
+  for (int b = 0; b < kBins; ++b) centre[b] = mn + (b + 0.5) * width;
+  auto error = [&](double lo, double hi) {
+    double scale = (hi - lo) / 255.0, rounding = scale * scale / 12.0, e = 0;
+    for (int b = 0; b < kBins; ++b) {
+      if (count[b] == 0) continue;
+      double x = centre[b];
+      double d = x < lo ? lo - x : (x > hi ? x - hi : 0.0);
+      e += count[b] * (d * d + rounding);
+    }
+    return e;
+  };
+  std::vector<double> factors;
+  for (double f = 1.0; f > 0.02; f *= 0.92) factors.push_back(f);
+  double best = error(mn, mx), best_lo = mn, best_hi = mx;
+  for (double a : factors) {
+    if (mn == 0 && a != 1.0) break;
+    for (double b : factors) {
+      if (mx == 0 && b != 1.0) break;
+      double lo = mn * a, hi = mx * b;
+      double e = error(lo, hi);
+      if (e < best) best = e, best_lo = lo, best_hi = hi;
+    }
+  }
+  return {best_lo, best_hi};
+}
 
 // Working copy of the model graph that the passes rewrite.
 struct Graph {
@@ -133,6 +177,7 @@ class Compilation {
   void fold_static_tensors();
   void fold_batchnorm_and_bias();
   void split_tail();
+  void clip_logit_ranges();
   void plan_quantisation();
   bool runs_int8(const onnx::NodeProto &node) const;
   onnx::ModelProto build_core();
@@ -412,6 +457,13 @@ void Compilation::calibrate() {
       auto [mn, mx] = std::minmax_element(v, v + n);
       s.min = std::min<double>(s.min, *mn);
       s.max = std::max<double>(s.max, *mx);
+      if (options_.method == CalibrationMethod::mse) {
+        // Up to kSampleBudget values per tensor over all images, strided with a varying offset.
+        constexpr size_t kSampleBudget = 1 << 16;
+        size_t per_image = std::max<size_t>(1, kSampleBudget / frames_.size());
+        size_t stride = std::max<size_t>(1, n / per_image);
+        for (size_t k = (f * 7919) % stride; k < n; k += stride) s.samples.push_back(v[k]);
+      }
       if (options_.method == CalibrationMethod::percentile) {
         scratch.assign(v, v + n);
         size_t hi_index = std::min(n - 1, static_cast<size_t>(pct * (n - 1) + 0.5));
@@ -426,10 +478,20 @@ void Compilation::calibrate() {
   }
   if (progress_)
     progress_("calibrating", static_cast<int>(frames_.size()), static_cast<int>(frames_.size()));
+  for (auto &[name, s] : stats_) {
+    s.raw_min = s.min;
+    s.raw_max = s.max;
+  }
   if (options_.method == CalibrationMethod::percentile)
     for (auto &[name, s] : stats_) {
       s.min = std::max(s.min, s.low_sum / s.images);
       s.max = std::min(s.max, s.high_sum / s.images);
+    }
+  if (options_.method == CalibrationMethod::mse)
+    for (auto &[name, s] : stats_) {
+      if (progress_) progress_("range search", 0, 1);
+      std::tie(s.min, s.max) = mse_range(s.samples, s.min, s.max);
+      std::vector<float>().swap(s.samples);
     }
 }
 
@@ -632,6 +694,54 @@ void Compilation::split_tail() {
                ? std::string(" has no such output")
                : " computes it from " + std::to_string(it->second.size()) + " core outputs"));
     fixed_ranges_[it->second[0]] = range;
+  }
+  clip_logit_ranges();
+}
+
+// Score logits: a sigmoid is flat beyond +-logit_clip, so a wider range only costs resolution
+// (BlazeFace's background anchors reach -30000). Clipped: tensors feeding a Sigmoid directly or
+// through data-movement ops, and the core output feeding a model output whose last dimension is
+// 1 (one score per anchor/pixel) when its calibrated range exceeds +-64.
+void Compilation::clip_logit_ranges() {
+  const double clip = options_.logit_clip;
+  if (!(clip > 0)) return;
+  std::unordered_map<std::string, size_t> producer;
+  for (size_t i = 0; i < graph_.nodes.size(); ++i)
+    for (const auto &o : graph_.nodes[i].output()) producer[o] = i;
+  auto clip_tensor = [&](const std::string &tensor) {
+    auto s = stats_.find(tensor);
+    if (s == stats_.end() || fixed_ranges_.count(tensor)) return;
+    // From the raw min/max: the rare large logits (the detections) are what a range search
+    // or a percentile would clip away.
+    double lo = std::max(s->second.raw_min, -clip), hi = std::min(s->second.raw_max, clip);
+    s->second.min = std::min(lo, 0.0);
+    s->second.max = std::max(hi, 0.0);
+    if (lo > s->second.raw_min || hi < s->second.raw_max) report_.clipped_logits.push_back(tensor);
+  };
+  auto consumers = graph_.consumers();
+  std::function<void(const std::string &, int)> walk_up = [&](const std::string &tensor,
+                                                              int depth) {
+    // Only a tensor read by nothing else (x * sigmoid(x) needs the full range of x).
+    auto c = consumers.find(tensor);
+    if (c == consumers.end() || c->second.size() != 1 || graph_.is_output(tensor)) return;
+    clip_tensor(tensor);
+    auto p = producer.find(tensor);
+    if (p == producer.end() || depth > 8) return;
+    const auto &node = graph_.nodes[p->second];
+    if (kDataMovement.count(node.op_type()) || node.op_type() == "Concat")
+      for (const auto &in : node.input())
+        if (!in.empty() && !is_static(in)) walk_up(in, depth + 1);
+  };
+  for (const auto &node : graph_.nodes)
+    if (node.op_type() == "Sigmoid") walk_up(node.input(0), 0);
+  for (const auto &out : graph_.outputs) {
+    auto b = boundaries_of_output_.find(out);
+    if (b == boundaries_of_output_.end() || b->second.size() != 1 || !is_float(out)) continue;
+    const auto &shape = desc(out).shape;
+    if (shape.empty() || shape.back() != 1) continue;
+    auto s = stats_.find(b->second[0]);
+    if (s == stats_.end() || (s->second.raw_min >= -64 && s->second.raw_max <= 64)) continue;
+    clip_tensor(b->second[0]);
   }
 }
 
@@ -1109,8 +1219,9 @@ void Compilation::write_package(const std::string &core_bytes, const std::string
     t.layout = co.transposed ? "NHWC" : "none";
     contents.outputs.push_back(t);
   }
-  contents.calibration_method =
-      options_.method == CalibrationMethod::percentile ? "percentile" : "minmax";
+  contents.calibration_method = options_.method == CalibrationMethod::percentile ? "percentile"
+                                : options_.method == CalibrationMethod::mse      ? "mse"
+                                                                                 : "minmax";
   contents.calibration_images = report_.calibration_images;
   contents.source_model = fs::path(options_.model_path).filename().string();
   report_.package_bytes = write_package_atomically(report_.package_dir, contents);
@@ -1178,6 +1289,11 @@ std::string format_report(const CompileReport &r, bool all_ranges) {
     s << "output    " << t.name << " range [" << t.min << ", " << t.max << "] scale " << t.scale
       << " zero_point " << t.zero_point << "\n";
   s << "activations quantised: " << r.ranges.size() << "\n";
+  if (!r.clipped_logits.empty()) {
+    s << "score logits clipped:";
+    for (const auto &name : r.clipped_logits) s << " " << name;
+    s << "\n";
+  }
   if (all_ranges)
     for (const auto &t : r.ranges)
       s << "  " << t.name << " [" << t.min << ", " << t.max << "] scale " << t.scale << " zp "

@@ -10,7 +10,7 @@
 
 namespace axstream::compiler {
 
-enum class CalibrationMethod { minmax, percentile };
+enum class CalibrationMethod { minmax, percentile, mse };
 enum class InputLayout { autodetect, nchw, nhwc };
 
 struct CompileOptions {
@@ -23,8 +23,14 @@ struct CompileOptions {
   std::string color_format = "RGB";  // "RGB" or "BGR" (what the model's channels mean)
   std::map<std::string, std::vector<int64_t>> input_shapes;  // fixes dynamic dims, by input name
   InputLayout input_layout = InputLayout::autodetect;
-  CalibrationMethod method = CalibrationMethod::minmax;
+  // percentile (default): per-image percentiles averaged; mse: per tensor, the range that
+  // minimises the int8 quantisation error (rounding + clipping) over sampled activations.
+  CalibrationMethod method = CalibrationMethod::percentile;
   double percentile = 99.99;  // for CalibrationMethod::percentile
+  // Score logits (tensors feeding a Sigmoid, or a model output with last dimension 1 whose
+  // calibrated range exceeds +-64) get their range clipped to +-logit_clip (sigmoid is saturated
+  // there); 0 disables.
+  double logit_clip = 16;
   // Fixed quantisation ranges for core outputs, by core output name or by the model output fed
   // by exactly one core output (e.g. logits the decoder saturates through a sigmoid).
   std::map<std::string, std::pair<double, double>> output_ranges;
@@ -55,6 +61,7 @@ struct CompileReport {
   int core_nodes = 0, core_int8_nodes = 0, host_nodes = 0;
   std::map<std::string, int> core_ops, host_ops;  // op type -> count
   std::vector<TensorRange> ranges;                // every quantised activation
+  std::vector<std::string> clipped_logits;        // ranges clipped to +-logit_clip
   std::vector<TensorRange> core_inputs, core_outputs;
   std::vector<OutputSimilarity> similarity;       // per float model output
   std::vector<OutputSimilarity> core_similarity;  // per core output (dequantised vs float)

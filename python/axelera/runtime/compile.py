@@ -1,0 +1,178 @@
+"""axelera.runtime.compile: float ONNX model + calibration images -> model package.
+
+Runs the ``axcompile`` tool (docs/compiler.md) with keyword options mapped to its flags::
+
+    import axelera.runtime as axr
+    pkg = axr.compile("model.onnx", "calib_images/", "model_pkg",
+                      mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225],
+                      input_shape={"x": [1, 3, 640, 640]})
+    model = axr.Context.create().load_model(pkg)
+
+or from a shell: ``python3 -m axelera.runtime.compile model.onnx --calib imgs/ -o pkg ...``
+(the arguments are axcompile's).
+
+axcompile is found, in this order, at $AXCOMPILE, $AXSTREAM_BUILD/tools/axcompile, next to this
+package (installed layouts: <prefix>/bin relative to the site directory), or on PATH.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+from typing import Any, Mapping, Sequence
+
+__all__ = ["compile", "find_axcompile"]
+
+# keyword -> axcompile flag, for options that take one value
+_VALUE_FLAGS = {
+    "num_calib": "--num-calib",
+    "pixel_scale": "--pixel-scale",
+    "input_format": "--input-format",
+    "input_layout": "--input-layout",
+    "calib_method": "--calib-method",
+    "percentile": "--percentile",
+    "logit_clip": "--logit-clip",
+    "name": "--name",
+}
+
+
+def _invalid_argument(message: str) -> Exception:
+    from . import InvalidArgument
+
+    return InvalidArgument(message)
+
+
+def find_axcompile() -> str:
+    """Path of the axcompile binary; raises InvalidArgument naming the places searched."""
+    searched = []
+    env = os.environ.get("AXCOMPILE")
+    if env:
+        searched.append(env)
+        if os.access(env, os.X_OK):
+            return env
+    build = os.environ.get("AXSTREAM_BUILD")
+    if build:
+        candidate = os.path.join(build, "tools", "axcompile")
+        searched.append(candidate)
+        if os.access(candidate, os.X_OK):
+            return candidate
+    here = pathlib.Path(__file__).resolve().parent
+    # <prefix>/lib/python3*/(site|dist)-packages/axelera/runtime -> <prefix>/bin
+    places = [here] + [p / "bin" for p in here.parents[3:5]]
+    for up in places:
+        candidate = up / "axcompile"
+        searched.append(str(candidate))
+        if os.access(candidate, os.X_OK) and candidate.is_file():
+            return str(candidate)
+    found = shutil.which("axcompile")
+    if found:
+        return found
+    searched.append("PATH")
+    raise _invalid_argument(
+        "axelera.runtime.compile: axcompile not found (searched " + ", ".join(searched) +
+        "); set AXSTREAM_BUILD to the build directory or AXCOMPILE to the binary")
+
+
+def _numbers(key: str, value: Any) -> str:
+    if isinstance(value, (int, float)):
+        return repr(float(value)) if isinstance(value, float) else str(value)
+    if isinstance(value, str):
+        return value
+    try:
+        return ",".join(repr(float(v)) for v in value)
+    except (TypeError, ValueError):
+        raise _invalid_argument(
+            f"axelera.runtime.compile: option {key}={value!r}: expected a number or a sequence "
+            "of numbers") from None
+
+
+def _flags(options: Mapping[str, Any]) -> list[str]:
+    args: list[str] = []
+    for key, value in options.items():
+        if value is None:
+            continue
+        if key in _VALUE_FLAGS:
+            args += [_VALUE_FLAGS[key], str(value)]
+        elif key in ("mean", "std"):
+            args += ["--" + key, _numbers(key, value)]
+        elif key == "input_shape":
+            if not isinstance(value, Mapping):
+                raise _invalid_argument(
+                    f"axelera.runtime.compile: input_shape={value!r}: expected a mapping "
+                    "input name -> shape, e.g. {'x': [1, 3, 640, 640]}")
+            for name, shape in value.items():
+                args += ["--input-shape", f"{name}={_numbers(key, shape)}"]
+        elif key == "output_range":
+            if not isinstance(value, Mapping):
+                raise _invalid_argument(
+                    f"axelera.runtime.compile: output_range={value!r}: expected a mapping "
+                    "output name -> (low, high)")
+            for name, bounds in value.items():
+                args += ["--output-range", f"{name}={_numbers(key, bounds)}"]
+        elif key == "check":
+            if not value:
+                args.append("--no-check")
+        elif key == "verbose":
+            if value:
+                args.append("--verbose")
+        else:
+            known = sorted(list(_VALUE_FLAGS) +
+                           ["mean", "std", "input_shape", "output_range", "check", "verbose"])
+            raise _invalid_argument(f"axelera.runtime.compile: unknown option {key!r}; expected one "
+                                    f"of {', '.join(known)}")
+    return args
+
+
+def _run(args: Sequence[str]) -> subprocess.CompletedProcess:
+    return subprocess.run([find_axcompile(), *args], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, check=False)
+
+
+def compile(model: os.PathLike | str, calib: os.PathLike | str,
+            output_dir: os.PathLike | str | None = None, **options: Any) -> str:
+    """Compile the float ONNX ``model`` into a model package, calibrating on ``calib`` (a
+    directory, a glob, one image or a video file). Returns the package directory (default: the
+    model's base name in the current directory).
+
+    Options (axcompile flags): num_calib, mean, std (number or per-channel sequence),
+    pixel_scale, input_format ("RGB"/"BGR"), input_shape ({name: shape}), input_layout
+    ("NCHW"/"NHWC"), calib_method ("mse" default, "percentile", "minmax"), percentile,
+    logit_clip, output_range ({name: (low, high)}), name, check (False: skip the float
+    comparison), verbose.
+
+    Raises axelera.runtime.InvalidArgument with axcompile's message when it fails.
+    """
+    args = [os.fspath(model), "--calib", os.fspath(calib)]
+    if output_dir is not None:
+        args += ["--output-dir", os.fspath(output_dir)]
+    args += _flags(options)
+    result = _run(args)
+    if result.returncode != 0:
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        message = next((line for line in reversed(lines) if line.startswith("axcompile:")),
+                       lines[-1] if lines else f"exit code {result.returncode}")
+        if message.startswith("axcompile: error"):
+            message = message.split(": ", 2)[-1] if message.count(": ") >= 2 else message
+        raise _invalid_argument(f"axcompile {os.fspath(model)}: {message}")
+    package = output_dir
+    if package is None:
+        package = options.get("name") or pathlib.Path(os.fspath(model)).stem
+    return os.path.abspath(os.fspath(package))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python3 -m axelera.runtime.compile`` passes its arguments to axcompile."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        binary = find_axcompile()
+    except Exception as e:  # InvalidArgument: no binary
+        print(f"axelera.runtime.compile: {e}", file=sys.stderr)
+        return 1
+    return subprocess.call([binary, *argv])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
