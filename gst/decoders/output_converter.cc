@@ -39,6 +39,10 @@ FloatTensor convert_output(const OutputSpec &spec, const int8_t *raw, size_t raw
     throw InvalidArgument("output '" + spec.name + "': expected " +
                           std::to_string(spec.padded_bytes()) + " bytes of int8 " +
                           shape_to_string(spec.shape) + ", got " + std::to_string(raw_bytes));
+  for (const auto &[low, high] : spec.padding)
+    if (low < 0 || high < 0)
+      throw InvalidArgument("output '" + spec.name + "': padding (" + std::to_string(low) + ", " +
+                            std::to_string(high) + "), expected non-negative amounts");
   const std::vector<int64_t> unpadded = spec.unpadded_shape();
   for (int64_t dim : unpadded)
     if (dim <= 0)
@@ -67,7 +71,9 @@ FloatTensor convert_output(const OutputSpec &spec, const int8_t *raw, size_t raw
     for (size_t d = 1; d < rank; ++d)
       offset += static_cast<size_t>(index[d] + low(d)) * padded_strides[d];
     const int8_t *src = raw + offset;
-    for (size_t i = 0; i < inner; ++i) values[out + i] = (src[i] - zero_point) * scale;
+    // In float: a zero point outside int8 must not overflow int (UBSan, fuzz_decoders).
+    for (size_t i = 0; i < inner; ++i)
+      values[out + i] = (static_cast<float>(src[i]) - static_cast<float>(zero_point)) * scale;
     for (size_t d = rank - 1; d-- > 1;) {
       if (++index[d] < item_shape[d]) break;
       index[d] = 0;
