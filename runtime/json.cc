@@ -332,4 +332,11 @@ class Parser {
 
 Value parse(const std::string &text) { return Parser(text).document(); }
 
+Value::Value() = default;
+Value::Value(const Value &) = default;
+Value::Value(Value &&) noexcept = default;
+Value &Value::operator=(const Value &) = default;
+Value &Value::operator=(Value &&) noexcept = default;
+Value::~Value() = default;
+
 }  // namespace axstream::runtime::json

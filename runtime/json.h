@@ -37,6 +37,14 @@ class Value {
   int line = 0;
   int column = 0;
 
+  // Out of line: `object` holds pair<string, Value>, which needs the complete type (clang).
+  Value();
+  Value(const Value &);
+  Value(Value &&) noexcept;
+  Value &operator=(const Value &);
+  Value &operator=(Value &&) noexcept;
+  ~Value();
+
   bool is_null() const { return type == Type::null; }
   // Object member or nullptr.
   const Value *find(const std::string &key) const;
