@@ -34,7 +34,7 @@ for t in $TARGETS; do
   echo "== $t: ${SECONDS_PER_TARGET}s"
   if ! "$BUILD/fuzz/$t" -max_total_time="$SECONDS_PER_TARGET" -rss_limit_mb=4096 -timeout=25 \
       -max_len=200000 -print_final_stats=1 -artifact_prefix="$BUILD/fuzz/artifacts/$t/" \
-      ${FUZZ_ARGS:-} "$CORPUS/$t" 2>"$BUILD/fuzz/$t.log"; then
+      ${FUZZ_ARGS:-} "$CORPUS/$t" "fuzz/regressions/$t" 2>"$BUILD/fuzz/$t.log"; then
     echo "!! $t found a crash: $(ls "$BUILD/fuzz/artifacts/$t" | head -1) (log: $BUILD/fuzz/$t.log)"
     status=1
   fi
