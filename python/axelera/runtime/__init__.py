@@ -29,6 +29,7 @@ else:
     import _axelera_runtime as _ext  # type: ignore[no-redef]
 
 from ._types import BoardType, DeviceInfo, TensorInfo
+from .compile import compile  # noqa: A001 - axcompile entry point (docs/compiler.md)
 
 Object = _ext.Object
 Context = _ext.Context
@@ -75,4 +76,5 @@ __all__ = [
     "NotImplemented",
     "Pending",
     "UnknownError",
+    "compile",
 ]
