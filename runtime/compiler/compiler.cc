@@ -79,7 +79,7 @@ struct Stats {
   double low_sum = 0, high_sum = 0;  // per-image percentiles, averaged at the end
   int images = 0;
   double raw_min = 0, raw_max = 0;  // min/max over all images, before any range search
-  std::vector<float> samples;  // strided sample of the values, for the MSE range search
+  std::vector<float> samples;       // strided sample of the values, for the MSE range search
 };
 
 // Expected squared int8 quantisation error of `samples` (histogrammed over [min, max]) for the

@@ -4,10 +4,10 @@
 
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
+#include <sstream>
 
 #include "compiler_test_util.h"
 
@@ -44,8 +44,7 @@ std::vector<std::string> with_extra_options(std::vector<std::string> args) {
 //   full scenetext0* scenes).
 constexpr double kDetMinCosine = 0.95;
 constexpr int kDetMaxUnmatchedBoxes = 3;
-const std::string kRecCalib =
-    (kOpencvData.parent_path() / "text" / "scenetext0*.jpg").string();
+const std::string kRecCalib = (kOpencvData.parent_path() / "text" / "scenetext0*.jpg").string();
 constexpr double kRecMinCosine = 0.90;
 constexpr int kRecMaxDifferentStrings = 6;
 
@@ -99,9 +98,9 @@ void check_blazeface(const std::string &variant, int size, FaceBars bars) {
   TempDir dir("blazeface_" + variant);
   fs::path pkg = dir.path / "pkg";
   // Default calibration (MSE range search, score logits clipped automatically).
-  auto result =
-      axcompile(with_extra_options({model.string(), "--calib", video.string(), "--num-calib", "20",
-                                    "--mean", "0.5", "--std", "0.5", "--output-dir", pkg.string()}));
+  auto result = axcompile(
+      with_extra_options({model.string(), "--calib", video.string(), "--num-calib", "20", "--mean",
+                          "0.5", "--std", "0.5", "--output-dir", pkg.string()}));
   ASSERT_EQ(result.exit_code, 0) << result.output;
   std::cout << result.output;
   EXPECT_NE(result.output.find("score logits clipped"), std::string::npos)
@@ -161,8 +160,8 @@ TEST(AxcompileRealModels, BlazefaceBackFindsTheSameFacesAsFloat) {
 struct OcrCase {
   std::string file;
   int h, w;
-  bool imagenet_norm;   // ImageNet mean/std, else 0.5/0.5
-  std::string calib;    // glob of calibration images
+  bool imagenet_norm;                      // ImageNet mean/std, else 0.5/0.5
+  std::string calib;                       // glob of calibration images
   std::vector<std::string> eval_prefixes;  // held-out images in text/ (file name prefixes)
 };
 
@@ -177,8 +176,8 @@ OcrRun run_ocr(const OcrCase &c) {
   TempDir dir("ocr");
   fs::path pkg = dir.path / "pkg";
   std::string shape = "x=1,3," + std::to_string(c.h) + "," + std::to_string(c.w);
-  std::vector<std::string> args = {model.string(), "--calib", c.calib, "--num-calib", "8",
-                                   "--input-shape", shape, "--output-dir", pkg.string()};
+  std::vector<std::string> args = {model.string(),  "--calib", c.calib,        "--num-calib", "8",
+                                   "--input-shape", shape,     "--output-dir", pkg.string()};
   if (c.imagenet_norm)
     args.insert(args.end(), {"--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225"});
   else
@@ -251,8 +250,8 @@ double rect_iou(const cv::Rect &a, const cv::Rect &b) {
 }
 
 TEST(AxcompileRealModels, PpOcrDetectorFindsTheSameTextBoxesAsFloat) {
-  OcrCase c{"ch_PP-OCRv4_det_infer.onnx", 640, 640, true, (kOpencvData / "*.jpg").string(),
-            {"scenetext0"}};
+  OcrCase c{"ch_PP-OCRv4_det_infer.onnx",     640,           640, true,
+            (kOpencvData / "*.jpg").string(), {"scenetext0"}};
   OcrRun run = run_ocr(c);
   ASSERT_FALSE(run.names.empty());
   int float_boxes = 0, matched = 0, package_boxes = 0;
@@ -274,7 +273,11 @@ TEST(AxcompileRealModels, PpOcrDetectorFindsTheSameTextBoxesAsFloat) {
 }
 
 TEST(AxcompileRealModels, PpOcrRecognizerReadsTheSameWordsAsFloat) {
-  OcrCase c{"ch_PP-OCRv4_rec_infer.onnx", 48, 320, false, kRecCalib,
+  OcrCase c{"ch_PP-OCRv4_rec_infer.onnx",
+            48,
+            320,
+            false,
+            kRecCalib,
             {"scenetext_word", "scenetext_segmented_word"}};
   OcrRun run = run_ocr(c);
   ASSERT_FALSE(run.names.empty());
@@ -286,7 +289,8 @@ TEST(AxcompileRealModels, PpOcrRecognizerReadsTheSameWordsAsFloat) {
   ASSERT_EQ(run.want[0].size() % classes, 0u);
   int same = 0;
   for (size_t i = 0; i < run.names.size(); ++i) {
-    std::string a = ctc_decode(run.want[i], classes, keys), b = ctc_decode(run.got[i], classes, keys);
+    std::string a = ctc_decode(run.want[i], classes, keys),
+                b = ctc_decode(run.got[i], classes, keys);
     std::cout << run.names[i] << ": float '" << a << "', package '" << b << "'\n";
     same += a == b;
   }
@@ -298,8 +302,8 @@ TEST(AxcompileRealModels, PpOcrRecognizerReadsTheSameWordsAsFloat) {
 }
 
 TEST(AxcompileRealModels, PpOcrDirectionClassifierAgreesWithFloat) {
-  OcrCase c{"ch_ppocr_mobile_v2.0_cls_infer.onnx", 48, 192, false,
-            (kOpencvData / "*.jpg").string(), {"scenetext"}};
+  OcrCase c{"ch_ppocr_mobile_v2.0_cls_infer.onnx", 48,           192, false,
+            (kOpencvData / "*.jpg").string(),      {"scenetext"}};
   OcrRun run = run_ocr(c);
   ASSERT_FALSE(run.names.empty());
   double cos = cosine_of(run);
