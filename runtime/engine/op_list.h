@@ -33,6 +33,7 @@
   X(Clip)                          \
   X(Not)                           \
   X(AxQConv)                       \
+  X(AxQAdd)                        \
   X(QuantizeLinear)                \
   X(DequantizeLinear)              \
   X(Conv)                          \

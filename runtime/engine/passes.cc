@@ -175,10 +175,80 @@ void fuse_qdq_conv(Graph &g) {
   }
 }
 
+// QuantizeLinear([Relu](Add(DequantizeLinear(a), DequantizeLinear(b)))) with per-tensor
+// constant scales and equal shapes (a ResNet residual join) becomes one axstream.QAdd that
+// runs the same float arithmetic element by element in one pass. Runs after shape inference.
+void fuse_qdq_add(Graph &g) {
+  std::vector<int> producer = g.producers();
+  std::vector<int> uses = g.use_counts();
+  std::vector<int> consumer(g.values.size(), -1);
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    if (g.nodes[i].dead) continue;
+    for (int v : g.nodes[i].inputs)
+      if (v >= 0) consumer[v] = static_cast<int>(i);
+  }
+  std::set<int> graph_outputs(g.outputs.begin(), g.outputs.end());
+  auto single_reader = [&](int v) -> Node * {
+    if (v < 0 || uses[v] != 1 || graph_outputs.count(v) || consumer[v] < 0) return nullptr;
+    return &g.nodes[consumer[v]];
+  };
+  // A per-tensor DequantizeLinear of int8/uint8 with constant scale (and zero point), read
+  // only by the Add.
+  auto per_tensor_dq = [&](int v) -> Node * {
+    if (v < 0 || producer[v] < 0 || uses[v] != 1 || graph_outputs.count(v)) return nullptr;
+    Node &n = g.nodes[producer[v]];
+    if (!is_op(n, "DequantizeLinear") || n.inputs.empty() || n.inputs[0] < 0) return nullptr;
+    DType t = g.values[n.inputs[0]].dtype;
+    if (t != DType::i8 && t != DType::u8) return nullptr;
+    const Tensor *s = constant_of(g, n, 1);
+    if (!s || s->count() != 1 || s->dtype != DType::f32) return nullptr;
+    if (n.inputs.size() > 2 && n.inputs[2] >= 0 && !constant_of(g, n, 2)) return nullptr;
+    return &n;
+  };
+  auto input_or_none = [](const Node &n, size_t i) { return i < n.inputs.size() ? n.inputs[i] : -1; };
+  for (Node &add : g.nodes) {
+    if (!is_op(add, "Add") || add.inputs.size() != 2) continue;
+    Node *da = per_tensor_dq(add.inputs[0]), *db = per_tensor_dq(add.inputs[1]);
+    if (!da || !db || da == db) continue;
+    const Value &va = g.values[da->inputs[0]], &vb = g.values[db->inputs[0]];
+    if (!va.shape_known || !vb.shape_known || va.shape != vb.shape) continue;
+    Node *next = single_reader(add.outputs[0]);
+    if (!next) continue;
+    Node *relu = is_op(*next, "Relu") ? next : nullptr;
+    Node *q = relu ? single_reader(relu->outputs[0]) : next;
+    if (!q || !is_op(*q, "QuantizeLinear")) continue;
+    const Tensor *ys = constant_of(g, *q, 1);
+    if (!ys || ys->count() != 1 || ys->dtype != DType::f32 ||
+        (q->inputs.size() > 2 && q->inputs[2] >= 0 && !constant_of(g, *q, 2)))
+      continue;
+    Node fused;
+    fused.name = add.name.empty() ? q->name : add.name;
+    fused.op_type = "QAdd";
+    fused.domain = "axstream";
+    fused.opset = 1;
+    fused.inputs = {da->inputs[0], da->inputs[1], input_or_none(*da, 2),
+                    db->inputs[0], db->inputs[1], input_or_none(*db, 2),
+                    q->inputs[1],  input_or_none(*q, 2)};
+    fused.outputs = q->outputs;
+    if (relu) {
+      Attribute a;
+      a.kind = Attribute::Kind::i;
+      a.i = 1;
+      fused.attrs["_relu"] = a;
+    }
+    da->dead = db->dead = add.dead = true;
+    if (relu) relu->dead = true;
+    *q = std::move(fused);
+  }
+}
+
 }  // namespace
 
 void run_prefold_passes(Graph &graph) { fuse_qdq_conv(graph); }
 
-void run_postfold_passes(Graph &graph) { remove_identities(graph); }
+void run_postfold_passes(Graph &graph) {
+  remove_identities(graph);
+  fuse_qdq_add(graph);
+}
 
 }  // namespace axstream::engine

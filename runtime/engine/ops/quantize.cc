@@ -129,8 +129,78 @@ std::unique_ptr<Kernel> compile_dequantize(OpContext &ctx) {
   return k;
 }
 
+// axstream.QAdd (passes.cc): quantize([relu](dequantize(a) + dequantize(b))), per-tensor
+// parameters, equal shapes; the unfused float arithmetic in one vectorisable pass.
+enum QAddSlot { kA, kAScale, kAZero, kB, kBScale, kBZero, kYScale, kYZero };
+
+template <typename A, typename B, typename Y>
+void qadd(const A *a, const B *b, Y *y, int64_t n, float sa, int32_t za, float sb, int32_t zb,
+          float sy, int32_t zy, bool relu) {
+  constexpr float lo = std::numeric_limits<Y>::lowest(), hi = std::numeric_limits<Y>::max();
+  const float zero = static_cast<float>(zy), lo_v = lo - zero, hi_v = hi - zero;
+  constexpr float kRound = 12582912.f;  // 1.5 * 2^23: round half to even for |v| < 2^22
+  const float floor_v = relu ? 0.f : -INFINITY;
+  for (int64_t i = 0; i < n; ++i) {
+    float s = static_cast<float>(static_cast<int32_t>(a[i]) - za) * sa +
+              static_cast<float>(static_cast<int32_t>(b[i]) - zb) * sb;
+    s = s < floor_v ? floor_v : s;
+    float v = s / sy;
+    v = v < lo_v ? lo_v : v;
+    v = v > hi_v ? hi_v : v;
+    v = (v + kRound) - kRound;
+    y[i] = static_cast<Y>(static_cast<int32_t>(v + zero));
+  }
+}
+
+std::unique_ptr<Kernel> compile_qadd(OpContext &ctx) {
+  const Shape &shape = ctx.in_shape(kA);
+  if (ctx.in_shape(kB) != shape)
+    ctx.fail("QAdd inputs differ in shape: " + shape_str(shape) + " and " +
+             shape_str(ctx.in_shape(kB)));
+  DType out = ctx.has_input(kYZero) ? ctx.in_dtype(kYZero) : DType::u8;
+  ctx.set_output(0, out, shape);
+  if (ctx.infer_only()) return nullptr;
+  DType ta = ctx.in_dtype(kA), tb = ctx.in_dtype(kB);
+  auto is_q8 = [](DType t) { return t == DType::i8 || t == DType::u8; };
+  if (!is_q8(ta) || !is_q8(tb) || !is_q8(out)) ctx.unsupported("QAdd needs int8/uint8 tensors");
+  auto scale = [&](int slot, const char *what) {
+    return ctx.require_constant(slot, what).data<float>()[0];
+  };
+  auto zero = [&](int slot, const char *what) {
+    return ctx.has_input(slot) ? static_cast<int32_t>(ctx.require_constant(slot, what).as_int(0))
+                               : 0;
+  };
+  float sa = scale(kAScale, "a_scale"), sb = scale(kBScale, "b_scale"),
+        sy = scale(kYScale, "y_scale");
+  int32_t za = zero(kAZero, "a_zero_point"), zb = zero(kBZero, "b_zero_point"),
+          zy = zero(kYZero, "y_zero_point");
+  bool relu = ctx.attr_i("_relu", 0) != 0;
+  int64_t n = product(shape, 0, shape.size());
+  auto k = make_kernel([=](ExecContext &, const void *const *in, void *const *o) {
+    dispatch_dtype(ta, [&](auto za_t) {
+      using A = decltype(za_t);
+      dispatch_dtype(tb, [&](auto zb_t) {
+        using B = decltype(zb_t);
+        const A *a = static_cast<const A *>(in[kA]);
+        const B *b = static_cast<const B *>(in[kB]);
+        if constexpr ((std::is_same_v<A, int8_t> || std::is_same_v<A, uint8_t>) &&
+                      (std::is_same_v<B, int8_t> || std::is_same_v<B, uint8_t>)) {
+          if (out == DType::i8)
+            qadd(a, b, static_cast<int8_t *>(o[0]), n, sa, za, sb, zb, sy, zy, relu);
+          else
+            qadd(a, b, static_cast<uint8_t *>(o[0]), n, sa, za, sb, zb, sy, zy, relu);
+        }
+      });
+    });
+  });
+  k->impl = relu ? "fused dequantize-add-relu-quantize" : "fused dequantize-add-quantize";
+  k->macs = static_cast<uint64_t>(n);
+  return k;
+}
+
 }  // namespace
 
+AXSTREAM_ENGINE_OP_EX(AxQAdd, "axstream", "QAdd", 1, 1, compile_qadd, false)
 AXSTREAM_ENGINE_OP(QuantizeLinear, "QuantizeLinear", 10, 17, compile_quantize)
 AXSTREAM_ENGINE_OP(DequantizeLinear, "DequantizeLinear", 10, 17, compile_dequantize)
 

@@ -153,6 +153,29 @@ save('qdq_uint8_add_maxpool_concat', [
     [('s1', s1), ('z1', z1), ('s2', s2), ('z2', z2), ('s3', s3), ('z3', z3),
      ('st', np.array([0], np.int64)), ('en', np.array([2], np.int64)), ('ax', np.array([1], np.int64))])
 
+# Residual join: QuantizeLinear(Relu(DequantizeLinear(a) + DequantizeLinear(b))) fuses into
+# axstream.QAdd (int8 + uint8 -> int8, with zero points; the scales make exact .5 ties and
+# saturation), and the same without Relu to uint8.
+qa = rng.integers(-128, 128, (1, 8, 5, 7)).astype(np.int8)
+qb = rng.integers(0, 256, (1, 8, 5, 7)).astype(np.uint8)
+sa, za, sb, zb = np.float32(0.5), np.int8(3), np.float32(0.25), np.uint8(128)
+sy, zy = np.float32(0.5), np.int8(-5)
+join = (qa.astype(np.float32) - np.float32(za)) * sa + (qb.astype(np.float32) - np.float32(zb)) * sb
+sy2, zy2 = np.float32(0.2), np.uint8(100)
+save('qdq_residual_add_relu_fused', [
+    helper.make_node('DequantizeLinear', ['a', 'sa', 'za'], ['ad']),
+    helper.make_node('DequantizeLinear', ['b', 'sb', 'zb'], ['bd']),
+    helper.make_node('Add', ['ad', 'bd'], ['sum']),
+    helper.make_node('Relu', ['sum'], ['r']),
+    helper.make_node('QuantizeLinear', ['r', 'sy', 'zy'], ['y']),
+    helper.make_node('DequantizeLinear', ['a', 'sa', 'za'], ['ad2']),
+    helper.make_node('DequantizeLinear', ['b', 'sb', 'zb'], ['bd2']),
+    helper.make_node('Add', ['ad2', 'bd2'], ['sum2']),
+    helper.make_node('QuantizeLinear', ['sum2', 'sy2', 'zy2'], ['y2'])],
+    [('a', qa), ('b', qb)],
+    [('y', quantize(np.maximum(join, 0), sy, zy, np.int8)), ('y2', quantize(join, sy2, zy2, np.uint8))],
+    [('sa', sa), ('za', za), ('sb', sb), ('zb', zb), ('sy', sy), ('zy', zy), ('sy2', sy2), ('zy2', zy2)])
+
 # Round half to even and saturation in QuantizeLinear.
 v = np.array([0.5, 1.5, 2.5, -0.5, -1.5, 300.0, -300.0, 2.4999], np.float32)
 save('quantize_rounds_half_even_and_saturates',

@@ -179,6 +179,15 @@ TEST(Engine, QdqConvPatternsFuseIntoOneQuantisedConv) {
   }
 }
 
+TEST(Engine, ResidualQdqAddReluFusesIntoOneQuantisedAdd) {
+  auto program = Program::from_file(cases_dir() + "/qdq_residual_add_relu_fused/model.onnx");
+  std::string text = program->describe();
+  EXPECT_NE(text.find("axstream.QAdd"), std::string::npos) << text;
+  EXPECT_NE(text.find("dequantize-add-relu-quantize"), std::string::npos) << text;
+  EXPECT_EQ(text.find("DequantizeLinear"), std::string::npos) << text;
+  EXPECT_EQ(text.find(" Relu "), std::string::npos) << text;
+}
+
 TEST(Engine, SevenBitWeightsRunOnTheIntegerKernel) {
   auto program =
       Program::from_file(cases_dir() + "/qdq_conv_uint8_grouped_clip_7bit_weights/model.onnx");
