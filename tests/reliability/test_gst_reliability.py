@@ -188,7 +188,9 @@ def test_soak_pipeline_keeps_rss_and_fds_flat_and_loses_no_frame(package):
     _, rss_last, fds_last, frames_last = samples[-1]
     frames_during = frames_last - frames_first
     assert frames_during > 0
-    assert fds_last == fds_first, f"fd count went from {fds_first} to {fds_last}"
+    # A pool topping up under a load spike adds a buffer (an fd) once; a leak adds one per frame
+    # (hundreds over a soak), so a growth of at most 2 fds in the second half tells them apart.
+    assert fds_last - fds_first <= 2, f"fd count went from {fds_first} to {fds_last}"
     assert samples[-1][2] - samples[0][2] <= 4, f"fd count grew: {samples[0][2]} -> {fds_last}"
     # Flat: growth after warm-up below 8 MiB and below 2 KiB per frame (a per-frame leak of a
     # tensor or a result would be far bigger).
