@@ -53,7 +53,9 @@ void quantize(const float *x, Q *y, int64_t n, const QuantParams &p) {
     constexpr float kRound = 12582912.f;
     for (int64_t i = 0; i < n; ++i) {
       float v = x[i] / scale;
-      v = v < lo_v ? lo_v : v;
+      // Written so NaN (which fails every comparison) clamps to the low bound: a NaN -> int
+      // cast is undefined behaviour (found by fuzz_onnx_import).
+      v = v >= lo_v ? v : lo_v;
       v = v > hi_v ? hi_v : v;
       v = (v + kRound) - kRound;
       y[i] = static_cast<Q>(static_cast<int32_t>(v + zero));
@@ -63,7 +65,7 @@ void quantize(const float *x, Q *y, int64_t n, const QuantParams &p) {
   for (int64_t i = 0; i < n; ++i) {
     int64_t c = (i / p.block) % p.channels;
     float v = round_half_even(x[i] / p.scale[c]) + static_cast<float>(p.zero_point[c]);
-    y[i] = static_cast<Q>(v < lo ? lo : (v > hi ? hi : v));
+    y[i] = static_cast<Q>(v >= lo ? (v > hi ? hi : v) : lo);  // NaN -> lo, as above
   }
 }
 

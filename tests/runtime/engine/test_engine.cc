@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -259,3 +260,30 @@ TEST(Engine, FastPathMatchesReferenceKernelsOnResNetStyleQdqModel) {
 }
 
 }  // namespace
+
+TEST(Engine, QuantizeLinearClampsNanToTheLowBoundInsteadOfUndefinedCast) {
+  // Regression for fuzz_onnx_import: NaN inputs reached a float -> int cast.
+  onnx::ModelProto m = one_node_model("QuantizeLinear", "q", {"4"});
+  auto *g = m.mutable_graph();
+  g->mutable_node(0)->add_input("scale");
+  g->mutable_node(0)->add_input("zero");
+  auto *scale = g->add_initializer();
+  scale->set_name("scale");
+  scale->set_data_type(onnx::TensorProto::FLOAT);
+  scale->add_float_data(0.5f);
+  auto *zero = g->add_initializer();
+  zero->set_name("zero");
+  zero->set_data_type(onnx::TensorProto::INT8);
+  zero->add_int32_data(3);
+  g->mutable_output(0)->mutable_type()->mutable_tensor_type()->set_elem_type(
+      onnx::TensorProto::INT8);
+  auto program = axstream::engine::Program::from_bytes(m.SerializeAsString(), "quantize_nan");
+  auto executor = program->make_executor();
+  const float x[4] = {std::nanf(""), 1.0f, -1000.0f, 1000.0f};
+  int8_t y[4] = {};
+  executor->run({x}, {y});
+  EXPECT_EQ(y[0], -128);
+  EXPECT_EQ(y[1], 5);  // 1.0 / 0.5 + 3
+  EXPECT_EQ(y[2], -128);
+  EXPECT_EQ(y[3], 127);
+}
