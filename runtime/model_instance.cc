@@ -2,6 +2,7 @@
 
 #include "axstream/hal/dmabuf.h"
 #include "runtime_impl.h"
+#include "shape_text.h"
 
 namespace axstream::runtime {
 
@@ -30,15 +31,6 @@ int parse_count(const std::string &key, const std::string &value) {
     throw InvalidArgument("load_model_instance: " + key + "='" + value +
                           "' is not a count (expected an integer in 0..1024)");
   return static_cast<int>(parsed);
-}
-
-std::string shape_text(const std::vector<int64_t> &shape) {
-  std::string text = "(";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (i) text += ',';
-    text += std::to_string(shape[i]);
-  }
-  return text + ")";
 }
 
 // Holds one of the instance's in-flight slots (1, or 2 with double_buffer) for a run.

@@ -1,4 +1,5 @@
 #include "axstream/runtime/model_package.h"
+#include "shape_text.h"
 
 #include <onnx/onnx_pb.h>
 #include <sys/stat.h>
@@ -37,15 +38,6 @@ std::string read_file(const std::string &path, const std::string &what) {
   buffer << stream.rdbuf();
   if (stream.bad()) throw InvalidArgument("cannot read " + what + " " + path);
   return buffer.str();
-}
-
-std::string shape_text(const std::vector<int64_t> &shape) {
-  std::string text = "(";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (i) text += ',';
-    text += std::to_string(shape[i]);
-  }
-  return text + ")";
 }
 
 // Reads fields of one JSON file, every error naming the file and the field's path.

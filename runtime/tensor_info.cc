@@ -1,4 +1,5 @@
 #include "axstream/runtime/runtime.h"
+#include "shape_text.h"
 
 namespace axstream::runtime {
 
@@ -13,6 +14,15 @@ std::vector<int64_t> TensorInfo::unpadded_shape() const {
   for (size_t d = 0; d < result.size() && d < padding.size(); ++d)
     result[d] -= padding[d].first + padding[d].second;
   return result;
+}
+
+std::string shape_text(const std::vector<int64_t> &shape) {
+  std::string text = "(";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) text += ',';
+    text += std::to_string(shape[i]);
+  }
+  return text + ")";
 }
 
 }  // namespace axstream::runtime
