@@ -1,13 +1,13 @@
-// Tensor buffers from sealed memfds wrapped by GstFdAllocator: fd memory the runtime can run on
+// Tensor buffers from the HAL's device-visible allocator (DMA heap / udmabuf dmabufs, sealed
+// memfds otherwise) wrapped as GstDmaBufMemory or GstFdMemory: fd memory the runtime can run on
 // without a copy, allocated once per pool slot instead of per frame.
-#include <fcntl.h>
+#include <gst/allocators/gstdmabuf.h>
 #include <gst/allocators/gstfdmemory.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
+#include <exception>
 #include <vector>
+
+#include "axstream/hal/dmabuf.h"
 
 #include "axstream/gst/axtensorpool.h"
 
@@ -17,6 +17,7 @@ GST_DEBUG_CATEGORY_STATIC(ax_tensor_pool_debug);
 struct _GstAxTensorPool {
   GstBufferPool parent;
   GstAllocator *fd_allocator;
+  GstAllocator *dmabuf_allocator;
   std::vector<gsize> *sizes;
 };
 
@@ -25,21 +26,20 @@ G_DEFINE_TYPE_WITH_CODE(GstAxTensorPool, gst_ax_tensor_pool, GST_TYPE_BUFFER_POO
                                                 "axstream tensor buffer pool"))
 
 static GstMemory *new_fd_memory(GstAxTensorPool *self, gsize size) {
-  int fd = memfd_create("axstream-tensor", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  if (fd < 0) {
-    GST_WARNING_OBJECT(self, "memfd_create failed: %s", g_strerror(errno));
+  // The HAL picks the device-visible backend: a DMA heap or udmabuf where the kernel has one
+  // (so a real board imports the fd), a sealed memfd otherwise.
+  try {
+    axstream::hal::DmaBuffer buffer = axstream::hal::DmaBuffer::allocate(size, "axstream-tensor");
+    // The memory owns this duplicate (closed when the memory is freed); `buffer` drops its own.
+    int fd = buffer.dup_fd();
+    if (buffer.is_dmabuf())
+      return gst_dmabuf_allocator_alloc(self->dmabuf_allocator, fd, size);
+    return gst_fd_allocator_alloc(self->fd_allocator, fd, size, GST_FD_MEMORY_FLAG_KEEP_MAPPED);
+  } catch (const std::exception &error) {
+    GST_WARNING_OBJECT(self, "cannot allocate a %" G_GSIZE_FORMAT "-byte tensor buffer: %s", size,
+                       error.what());
     return nullptr;
   }
-  if (ftruncate(fd, off_t(size)) != 0) {
-    GST_WARNING_OBJECT(self, "ftruncate(memfd, %" G_GSIZE_FORMAT ") failed: %s", size,
-                       g_strerror(errno));
-    close(fd);
-    return nullptr;
-  }
-  // The size is part of the contract with the device: nobody may shrink or grow it.
-  fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
-  // The memory owns the fd from here (closed when the memory is freed).
-  return gst_fd_allocator_alloc(self->fd_allocator, fd, size, GST_FD_MEMORY_FLAG_KEEP_MAPPED);
 }
 
 static GstFlowReturn gst_ax_tensor_pool_alloc_buffer(GstBufferPool *pool, GstBuffer **buffer,
@@ -61,6 +61,7 @@ static GstFlowReturn gst_ax_tensor_pool_alloc_buffer(GstBufferPool *pool, GstBuf
 static void gst_ax_tensor_pool_finalize(GObject *object) {
   auto *self = GST_AX_TENSOR_POOL(object);
   gst_clear_object(&self->fd_allocator);
+  gst_clear_object(&self->dmabuf_allocator);
   delete self->sizes;
   G_OBJECT_CLASS(gst_ax_tensor_pool_parent_class)->finalize(object);
 }
@@ -72,6 +73,7 @@ static void gst_ax_tensor_pool_class_init(GstAxTensorPoolClass *klass) {
 
 static void gst_ax_tensor_pool_init(GstAxTensorPool *self) {
   self->fd_allocator = gst_fd_allocator_new();
+  self->dmabuf_allocator = gst_dmabuf_allocator_new();
   self->sizes = new std::vector<gsize>();
 }
 
