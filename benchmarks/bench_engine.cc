@@ -8,6 +8,8 @@
 // pkg/<name>/ from benchmarks/make_bench_models.py + axcompile (scripts/bench.sh makes them);
 // the real models come from $AXSTREAM_DATA_DIR (default ~/.cache/axstream) and its models/.
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstring>
@@ -254,9 +256,24 @@ int main(int argc, char **argv) {
       "DNN %s (cv::setNumThreads = threads); int8: N cores = N 1-core instances in "
       "parallel, baseline = 1 core\n",
       seconds, CV_VERSION);
+  // Each float case in its own process: OpenMP/OpenCV thread pools of earlier cases otherwise
+  // slow later ones down (seen as a 5-50x order effect).
   for (const auto &c : floats)
     if (wanted(c.name))
-      for (int t : threads) bench_float(c, t, seconds);
+      for (int t : threads) {
+        std::fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0) {
+          bench_float(c, t, seconds);
+          std::fflush(stdout);
+          _exit(0);
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+          ab::skip("engine", c.name + " f32",
+                   "benchmark process died (status " + std::to_string(status) + ")");
+      }
   auto ctx = rt::Context::create();
   for (const auto &c : packages)
     if (wanted(c.name)) bench_package(ctx, c, {1, 2, 4}, seconds);
