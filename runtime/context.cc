@@ -49,9 +49,16 @@ Properties Context::read_device_configuration(const DeviceInfo &device) const {
 std::shared_ptr<Connection> Context::device_connect(const DeviceInfo *device, int num_sub_devices,
                                                     const Properties &properties) {
   ensure_alive();
-  if (!properties.empty())
-    throw InvalidArgument("device_connect: unknown property '" + properties.begin()->first +
-                          "' (device_connect takes only device and num_sub_devices)");
+  // Axelera's one connect option. The device's firmware is the one this runtime drives, so there
+  // is nothing to check or reload; the value is validated and otherwise has no effect.
+  for (const auto &[key, value] : properties) {
+    if (key != "device_firmware_check")
+      throw InvalidArgument("device_connect: unknown property '" + key +
+                            "' (valid: device_firmware_check)");
+    if (value != "0" && value != "1")
+      throw InvalidArgument("device_connect: device_firmware_check='" + value +
+                            "': expected 0 or 1");
+  }
   if (num_sub_devices < 1)
     throw InvalidArgument("device_connect: num_sub_devices must be at least 1, got " +
                           std::to_string(num_sub_devices));

@@ -191,6 +191,14 @@ def test_device_connect_unknown_kwarg_is_rejected():
             context.device_connect(None, 1, bogus=1)
 
 
+def test_device_connect_accepts_axeleras_device_firmware_check_option():
+    with axr.Context() as context:
+        for value in (True, False, 0, 1):
+            context.device_connect(None, 1, device_firmware_check=value).release()
+        with pytest.raises(axr.InvalidArgument, match="device_firmware_check='7'"):
+            context.device_connect(None, 1, device_firmware_check=7)
+
+
 HOLD_DEVICE = textwrap.dedent("""
     import sys, axelera.runtime as axr
     context = axr.Context()
