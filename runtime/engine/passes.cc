@@ -46,6 +46,32 @@ void eliminate_dead_nodes(Graph &graph) {
 
 namespace {
 
+// Who produces and reads each value, for the fusion passes' pattern matching.
+struct ValueLinks {
+  explicit ValueLinks(Graph &graph)
+      : g(graph), producer(graph.producers()), uses(graph.use_counts()),
+        consumer(graph.values.size(), -1),
+        graph_outputs(graph.outputs.begin(), graph.outputs.end()) {
+    for (size_t i = 0; i < g.nodes.size(); ++i) {
+      if (g.nodes[i].dead) continue;
+      for (int v : g.nodes[i].inputs)
+        if (v >= 0) consumer[v] = static_cast<int>(i);
+    }
+  }
+  // The node reading `v` when it is its only reader and `v` is not a graph output.
+  Node *single_reader(int v) const {
+    if (v < 0 || uses[v] != 1 || graph_outputs.count(v) || consumer[v] < 0) return nullptr;
+    return &g.nodes[consumer[v]];
+  }
+
+  Graph &g;
+  std::vector<int> producer;
+  std::vector<int> uses;
+  std::vector<int> consumer;  // the one reader, when there is one
+  std::set<int> graph_outputs;
+};
+
+
 bool is_op(const Node &n, const char *op) { return !n.dead && n.domain.empty() && n.op_type == op; }
 
 const Tensor *constant_of(const Graph &g, const Node &n, size_t i) {
@@ -63,19 +89,9 @@ bool all_zero(const Tensor *t) {
 // QuantizeLinear becomes one axstream.QConv: integer convolution with requantisation.
 // Only patterns with per-tensor activation scales and symmetric int8 weights are taken.
 void fuse_qdq_conv(Graph &g) {
-  std::vector<int> producer = g.producers();
-  std::vector<int> uses = g.use_counts();
-  std::vector<int> consumer(g.values.size(), -1);  // the one reader, when there is one
-  for (size_t i = 0; i < g.nodes.size(); ++i) {
-    if (g.nodes[i].dead) continue;
-    for (int v : g.nodes[i].inputs)
-      if (v >= 0) consumer[v] = static_cast<int>(i);
-  }
-  std::set<int> graph_outputs(g.outputs.begin(), g.outputs.end());
-  auto single_reader = [&](int v) -> Node * {
-    if (v < 0 || uses[v] != 1 || graph_outputs.count(v) || consumer[v] < 0) return nullptr;
-    return &g.nodes[consumer[v]];
-  };
+  ValueLinks links(g);
+  const std::vector<int> &producer = links.producer;
+  auto single_reader = [&](int v) { return links.single_reader(v); };
   auto dq_of = [&](int v) -> Node * {
     if (v < 0 || producer[v] < 0) return nullptr;
     Node &n = g.nodes[producer[v]];
@@ -179,19 +195,11 @@ void fuse_qdq_conv(Graph &g) {
 // constant scales and equal shapes (a ResNet residual join) becomes one axstream.QAdd that
 // runs the same float arithmetic element by element in one pass. Runs after shape inference.
 void fuse_qdq_add(Graph &g) {
-  std::vector<int> producer = g.producers();
-  std::vector<int> uses = g.use_counts();
-  std::vector<int> consumer(g.values.size(), -1);
-  for (size_t i = 0; i < g.nodes.size(); ++i) {
-    if (g.nodes[i].dead) continue;
-    for (int v : g.nodes[i].inputs)
-      if (v >= 0) consumer[v] = static_cast<int>(i);
-  }
-  std::set<int> graph_outputs(g.outputs.begin(), g.outputs.end());
-  auto single_reader = [&](int v) -> Node * {
-    if (v < 0 || uses[v] != 1 || graph_outputs.count(v) || consumer[v] < 0) return nullptr;
-    return &g.nodes[consumer[v]];
-  };
+  ValueLinks links(g);
+  const std::vector<int> &producer = links.producer;
+  const std::vector<int> &uses = links.uses;
+  const std::set<int> &graph_outputs = links.graph_outputs;
+  auto single_reader = [&](int v) { return links.single_reader(v); };
   // A per-tensor DequantizeLinear of int8/uint8 with constant scale (and zero point), read
   // only by the Add.
   auto per_tensor_dq = [&](int v) -> Node * {
