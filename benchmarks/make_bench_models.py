@@ -20,28 +20,15 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools", "python"))
+from onnx_graph_builder import GraphBuilder  # noqa: E402
+
 OPSET = 13
 
 
-class Builder:
+class Builder(GraphBuilder):
     def __init__(self, seed, opset=OPSET):
-        self.opset = opset
-        self.rng = np.random.default_rng(seed)
-        self.nodes, self.inits, self.count = [], [], 0
-
-    def name(self, prefix):
-        self.count += 1
-        return f"{prefix}_{self.count}"
-
-    def const(self, array, prefix="c"):
-        n = self.name(prefix)
-        self.inits.append(numpy_helper.from_array(np.asarray(array), n))
-        return n
-
-    def node(self, op, inputs, prefix=None, **attrs):
-        out = self.name(prefix or op.lower())
-        self.nodes.append(helper.make_node(op, inputs, [out], name=out + "_node", **attrs))
-        return out
+        super().__init__(seed, opset, "axstream-benchmarks")
 
     def conv(self, x, cin, cout, k=1, s=1, group=1, act="relu", bias=True, gain=1.0):
         fan_in = cin // group * k * k
@@ -59,14 +46,6 @@ class Builder:
         if act == "silu":
             return self.node("Mul", [y, self.node("Sigmoid", [y])])
         return y
-
-    def model(self, inputs, outputs, name):
-        graph = helper.make_graph(self.nodes, name, inputs, outputs, self.inits)
-        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", self.opset)],
-                              producer_name="axstream-benchmarks")
-        m.ir_version = 7
-        onnx.checker.check_model(m)
-        return m
 
 
 def classifier_tail(b, x, channels):
