@@ -18,6 +18,7 @@
 #include "axstream/gst/axresultmeta.h"
 #include "axstream/gst/axtensormeta.h"
 #include "axstream/runtime/model_package.h"
+#include "gst_test_util.h"
 
 namespace fs = std::filesystem;
 
@@ -132,26 +133,6 @@ GstHarness *decode_harness(const std::string &launch) {
   return harness;
 }
 
-std::string bus_error(GstBus *bus) {
-  GstMessage *message = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
-  if (!message) return {};
-  GError *error = nullptr;
-  gchar *debug = nullptr;
-  gst_message_parse_error(message, &error, &debug);
-  std::string text = std::string(error->message) + " | " + (debug ? debug : "");
-  g_error_free(error);
-  g_free(debug);
-  gst_message_unref(message);
-  return text;
-}
-
-std::string test_model(const char *name) {
-  const char *dir = std::getenv("AXSTREAM_TEST_MODELS");
-  if (!dir) return {};
-  const std::string path = std::string(dir) + "/" + name;
-  return fs::exists(path + "/model.json") ? path : std::string();
-}
-
 class AxDecode : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { gst_init(nullptr, nullptr); }
@@ -237,8 +218,7 @@ TEST_F(AxDecode, ModelPropertySkipsTensorsOfOtherModels) {
 }
 
 TEST_F(AxDecode, ClassificationOfAnRoiAttachesToThatRoi) {
-  const std::string model = test_model("resnet_tiny");
-  if (model.empty()) GTEST_SKIP() << "resnet_tiny test package not found (AXSTREAM_TEST_MODELS)";
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
   const auto package = axstream::runtime::load_model_package(model);
   const auto &logits = package->outputs.at(0);
   ASSERT_EQ(logits.size(), 1024u);
@@ -293,62 +273,53 @@ TEST_F(AxDecode, UnknownDecoderFailsToStartNamingTheValidOnes) {
   GstElement *element = gst_element_factory_make("axdecode", nullptr);
   ASSERT_NE(element, nullptr);
   g_object_set(element, "decoder", "yolov99", nullptr);
-  GstBus *bus = gst_bus_new();
-  gst_element_set_bus(element, bus);
+  axtest::BusWatch bus(element);
   EXPECT_EQ(gst_element_set_state(element, GST_STATE_PAUSED), GST_STATE_CHANGE_FAILURE);
-  const std::string error = bus_error(bus);
+  const std::string error = bus.error();
   EXPECT_NE(error.find("'yolov99'"), std::string::npos) << error;
   EXPECT_NE(error.find("blazeface"), std::string::npos) << error;
   EXPECT_NE(error.find("classification"), std::string::npos) << error;
   gst_element_set_state(element, GST_STATE_NULL);
-  gst_object_unref(bus);
   gst_object_unref(element);
 }
 
 TEST_F(AxDecode, MissingLabelsFileFailsToStartNamingTheFile) {
   GstElement *element = gst_element_factory_make("axdecode", nullptr);
   g_object_set(element, "labels", "/nonexistent/labels.txt", nullptr);
-  GstBus *bus = gst_bus_new();
-  gst_element_set_bus(element, bus);
+  axtest::BusWatch bus(element);
   EXPECT_EQ(gst_element_set_state(element, GST_STATE_PAUSED), GST_STATE_CHANGE_FAILURE);
-  const std::string error = bus_error(bus);
+  const std::string error = bus.error();
   EXPECT_NE(error.find("/nonexistent/labels.txt"), std::string::npos) << error;
   gst_element_set_state(element, GST_STATE_NULL);
-  gst_object_unref(bus);
   gst_object_unref(element);
 }
 
 TEST_F(AxDecode, OutputsTheDecoderCannotParseAreAnErrorNamingTensorAndShape) {
-  const std::string model = test_model("resnet_tiny");
-  if (model.empty()) GTEST_SKIP() << "resnet_tiny test package not found (AXSTREAM_TEST_MODELS)";
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
   GstHarness *harness = decode_harness("axdecode decoder=blazeface");
-  GstBus *bus = gst_bus_new();
-  gst_element_set_bus(harness->element, bus);
+  axtest::BusWatch bus(harness->element);
   std::vector<int8_t> bytes(1024, 0);
   GstBuffer *tensors = gst_buffer_new_memdup(bytes.data(), bytes.size());
   EXPECT_EQ(gst_harness_push(harness, frame_with_outputs(model, tensors, letterbox_640x480())),
             GST_FLOW_ERROR);
-  const std::string error = bus_error(bus);
+  const std::string error = bus.error();
   EXPECT_NE(error.find("logits (1,1000)"), std::string::npos) << error;
   EXPECT_NE(error.find("(1,512,16)"), std::string::npos) << error;
-  gst_object_unref(bus);
   gst_harness_teardown(harness);
 }
 
 TEST_F(AxDecode, TensorsOfTheWrongSizeAreAnErrorNamingTheOutput) {
   BlazeFacePackage package;
   GstHarness *harness = decode_harness("axdecode decoder=blazeface");
-  GstBus *bus = gst_bus_new();
-  gst_element_set_bus(harness->element, bus);
+  axtest::BusWatch bus(harness->element);
   GstBuffer *tensors = gst_buffer_new();
   for (int i = 0; i < 4; ++i)
     gst_buffer_append_memory(tensors, wrap_bytes(std::vector<int8_t>(100, 0)));
   EXPECT_EQ(gst_harness_push(
                 harness, frame_with_outputs(package.dir.string(), tensors, letterbox_640x480())),
             GST_FLOW_ERROR);
-  const std::string error = bus_error(bus);
+  const std::string error = bus.error();
   EXPECT_NE(error.find("output 'scores_16': expected 2048 bytes"), std::string::npos) << error;
-  gst_object_unref(bus);
   gst_harness_teardown(harness);
 }
 
@@ -364,9 +335,7 @@ TEST_F(AxDecode, DecoderBlurbListsTheRegisteredDecoders) {
 }
 
 TEST_F(AxDecode, RunsThePackagesPostambleBeforeDecoding) {
-  const std::string model = test_model("resnet_tiny_post");
-  if (model.empty())
-    GTEST_SKIP() << "resnet_tiny_post test package not found (AXSTREAM_TEST_MODELS)";
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny_post");
   const auto package = axstream::runtime::load_model_package(model);
   const auto &logits = package->outputs.at(0);
   std::vector<int8_t> bytes(1024, static_cast<int8_t>(logits.zero_point));
@@ -374,11 +343,9 @@ TEST_F(AxDecode, RunsThePackagesPostambleBeforeDecoding) {
   GstBuffer *tensors = gst_buffer_new_memdup(bytes.data(), bytes.size());
   GstAxTransform transform{};
   GstHarness *harness = decode_harness("axdecode decoder=classification top-k=1");
-  GstBus *bus = gst_bus_new();
-  gst_element_set_bus(harness->element, bus);
+  axtest::BusWatch bus(harness->element);
   ASSERT_EQ(gst_harness_push(harness, frame_with_outputs(model, tensors, transform)), GST_FLOW_OK)
-      << bus_error(bus);
-  gst_object_unref(bus);
+      << bus.error();
   GstBuffer *out = gst_harness_pull(harness);
   ASSERT_NE(out, nullptr);
   GstAxClassificationMeta *classes = gst_buffer_get_ax_classification_meta(out, -1);

@@ -10,6 +10,7 @@
 #include <sstream>
 #include <string>
 
+#include "gst_test_util.h"
 #include "json_lines.h"
 
 namespace {
@@ -106,20 +107,11 @@ TEST(AxMetaPublish, UnwritableLocationIsAnErrorNamingTheFile) {
   GstElement *publish = gst_element_factory_make("axmetapublish", nullptr);
   ASSERT_NE(publish, nullptr);
   g_object_set(publish, "location", "/nonexistent-dir/x.jsonl", nullptr);
-  GstBus *bus = gst_bus_new();
-  gst_element_set_bus(publish, bus);
+  axtest::BusWatch bus(publish);
   EXPECT_EQ(gst_element_set_state(publish, GST_STATE_PAUSED), GST_STATE_CHANGE_FAILURE);
-  GstMessage *message = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
-  ASSERT_NE(message, nullptr);
-  GError *error = nullptr;
-  gst_message_parse_error(message, &error, nullptr);
-  EXPECT_NE(std::string(error->message).find("/nonexistent-dir/x.jsonl"), std::string::npos)
-      << error->message;
-  g_error_free(error);
-  gst_message_unref(message);
+  const std::string error = bus.error();
+  EXPECT_NE(error.find("/nonexistent-dir/x.jsonl"), std::string::npos) << error;
   gst_element_set_state(publish, GST_STATE_NULL);
-  gst_element_set_bus(publish, nullptr);
-  gst_object_unref(bus);
   gst_object_unref(publish);
 }
 
