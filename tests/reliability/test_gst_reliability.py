@@ -1,10 +1,13 @@
-"""Reliability of the GStreamer elements (issue 10): odd video sizes and strides, caps changes
-mid-stream, EOS without data, and a soak run checking RSS, fds, frame count and pts order.
-Needs the plugin (GST_PLUGIN_PATH set by tests/reliability/meson.build) and the test packages."""
+"""Reliability of the GStreamer elements (issue 10): odd video sizes, padded strides and plane
+offsets (GstVideoMeta), caps changes mid-stream, EOS without data, and a soak run checking RSS,
+fds, frame count and pts order. Needs the plugin (GST_PLUGIN_PATH set by tests/reliability/meson.build) and the test packages."""
 
+import json
 import os
+import pathlib
 import time
 
+import numpy as np
 import pytest
 
 gi = pytest.importorskip("gi")
@@ -181,6 +184,10 @@ def test_soak_pipeline_keeps_rss_and_fds_flat_and_loses_no_frame(package):
     finally:
         pipeline.set_state(Gst.State.NULL)
     assert len(samples) >= 2
+    # The figures docs/reliability.md records for long runs (shown with pytest -s).
+    print(f"\nsoak {seconds:.0f} s: {len(pushed)} frames in, {len(seen)} out; after warm-up RSS "
+          f"{samples[0][1]} -> {samples[len(samples) // 2][1]} -> {samples[-1][1]} KiB, fds "
+          f"{samples[0][2]} -> {samples[len(samples) // 2][2]} -> {samples[-1][2]}")
     # Buffer pools may still grow by a buffer or two after the warm-up (a pooled memfd tensor is
     # one fd), so the flatness is checked over the second half of the run, with a small bound on
     # the whole run.
@@ -199,3 +206,95 @@ def test_soak_pipeline_keeps_rss_and_fds_flat_and_loses_no_frame(package):
         f"RSS grew by {growth} KiB over {frames_during} frames: {samples[::max(1, len(samples) // 8)]}")
     assert len(seen) == len(pushed), f"{len(pushed)} frames in, {len(seen)} out"
     assert all(a < b for a, b in zip(seen, seen[1:])), "pts not strictly increasing"
+
+
+def padded_layout(planes, strides, pad_byte, lead, gap):
+    """Lays out 2-D uint8 planes (rows x row bytes) with the given row strides, `lead` bytes
+    before the first plane and `gap` bytes between planes, all padding set to `pad_byte`.
+    Returns (bytes, plane offsets)."""
+    data, offsets = bytearray([pad_byte]) * lead, []
+    for plane, stride in zip(planes, strides):
+        offsets.append(len(data))
+        rows, row_bytes = plane.shape
+        block = np.full((rows, stride), pad_byte, np.uint8)
+        block[:, :row_bytes] = plane
+        data += block.tobytes() + bytes([pad_byte]) * gap
+    return bytes(data), offsets
+
+
+@pytest.mark.parametrize("fmt,width,height", [("RGB", 717, 528), ("I420", 718, 528),
+                                              ("NV12", 640, 480)])
+def test_frames_with_padded_strides_and_plane_offsets_give_the_same_results(tmp_path, fmt, width,
+                                                                            height):
+    # The same picture twice: once in GStreamer's default layout (no GstVideoMeta), once with
+    # row strides far wider than the row, a leading gap and gaps between planes, all padding
+    # filled with a bright value, described by a GstVideoMeta. axpreprocess must read the frame
+    # through the meta: the faces found (boxes, scores, keypoints) must be identical.
+    gi.require_version("GstVideo", "1.0")
+    from gi.repository import GstVideo
+
+    cv2 = pytest.importorskip("cv2")
+    data = pathlib.Path(os.environ.get("AXSTREAM_DATA_DIR", os.path.expanduser("~/.cache/axstream")))
+    face = data / "models" / "blazeface-front"
+    video = data / "opencv-doc/usr/share/doc/opencv-doc/examples/data/Megamind.avi"
+    if not (face / "model.json").is_file() or not video.is_file():
+        pytest.skip(f"needs {face} and {video} (scripts/setup.sh)")
+    capture = cv2.VideoCapture(str(video))
+    for _ in range(10):
+        ok, bgr = capture.read()
+        assert ok, f"cannot read a frame of {video}"
+    bgr = cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA)
+    if fmt == "RGB":
+        planes = [cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).reshape(height, width * 3)]
+    else:
+        yuv = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
+        y = yuv[:height]
+        u = yuv[height:height + height // 4].reshape(height // 2, width // 2)
+        v = yuv[height + height // 4:].reshape(height // 2, width // 2)
+        if fmt == "I420":
+            planes = [y, u, v]
+        else:
+            uv = np.empty((height // 2, width), np.uint8)
+            uv[:, 0::2], uv[:, 1::2] = u, v
+            planes = [y, uv]
+    caps = Gst.Caps.from_string(f"video/x-raw,format={fmt},width={width},height={height},"
+                                "framerate=30/1")
+    info = GstVideo.VideoInfo.new_from_caps(caps)
+    packed, offsets = padded_layout(planes, list(info.stride)[:len(planes)], 0, 0, 0)
+    assert offsets == list(info.offset)[:len(planes)] and len(packed) == info.size
+    padded_strides = [p.shape[1] + 200 + 8 * i for i, p in enumerate(planes)]
+    padded, padded_offsets = padded_layout(planes, padded_strides, 0xF0, 96, 40)
+
+    out = tmp_path / "faces.jsonl"
+    pipeline = Gst.parse_launch(
+        f"appsrc name=src format=time ! axpreprocess model={face} ! axinference model={face} ! "
+        f"axdecode decoder=blazeface model={face} ! axmetapublish location={out} ! "
+        "fakesink sync=false")
+    appsrc = pipeline.get_by_name("src")
+    appsrc.set_property("caps", caps)
+    bus = pipeline.get_bus()
+    pipeline.set_state(Gst.State.PLAYING)
+    try:
+        for i, (payload, layout) in enumerate([(packed, None), (padded, padded_offsets)] * 2):
+            buffer = Gst.Buffer.new_wrapped(payload)
+            if layout is not None:
+                n = len(planes)
+                GstVideo.buffer_add_video_meta_full(
+                    buffer, GstVideo.VideoFrameFlags.NONE, info.finfo.format, width, height, n,
+                    layout + [0] * (4 - n), padded_strides + [0] * (4 - n))
+            buffer.pts = i * (Gst.SECOND // 30)
+            buffer.duration = Gst.SECOND // 30
+            assert appsrc.emit("push-buffer", buffer) == Gst.FlowReturn.OK
+        appsrc.emit("end-of-stream")
+        msg = bus.timed_pop_filtered(120 * Gst.SECOND, Gst.MessageType.EOS | Gst.MessageType.ERROR)
+        assert msg is not None, "no EOS"
+        if msg.type == Gst.MessageType.ERROR:
+            pytest.fail("%s (%s)" % msg.parse_error())
+    finally:
+        pipeline.set_state(Gst.State.NULL)
+    frames = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(frames) == 4
+    assert frames[0]["objects"], f"no face found in the packed {fmt} frame"
+    for frame in frames[1:]:
+        assert frame["objects"] == frames[0]["objects"], (
+            f"{fmt}: padded strides/offsets changed the result:\n{frames[0]}\n{frame}")
