@@ -1,14 +1,17 @@
 // Preprocess benchmark: 1080p and 720p NV12 / I420 / BGRx frames -> 224x224 and 640x640
-// letterboxed int8 RGB (mean 0.5, std 0.5, scale 1/128), per frame on one core:
+// letterboxed int8 RGB (mean 0.5, std 0.5, scale 1/128), CPU ms per frame (process CPU time,
+// all threads, so the shared machine's other load counts as little as possible; wall p50 too):
 //   ours      axstream::preprocess::Preprocessor::run (the library axpreprocess uses) into the
-//             packages' device layout (RGB + 1 padding channel, NHWC); "3ch": plain RGB tensor
+//             packages' device layout (RGB + 1 padding channel, NHWC); "3ch": plain RGB tensor;
+//             "base": the same with the x86-64 baseline kernels instead of AVX2
 //   opencv    cv::cvtColor -> cv::resize into the letterbox canvas -> convertTo(CV_8S)
 //   gst       appsrc ! videoconvert ! videoscale ! capsfilter(RGB, WxH, PAR 1/1) ! appsink, and
 //             the quantise step (convertTo) on the pulled buffer; both element orders are timed
 //             (convert->scale and scale->convert), the faster one is the baseline.
 // OpenCV runs with cv::setNumThreads(1); videoconvert/videoscale with n-threads=1.
 //
-//   bench_preprocess            (AXSTREAM_BENCH_SECONDS per side, default 3)
+//   bench_preprocess [FILTER]   (AXSTREAM_BENCH_SECONDS per side, default 3; FILTER: run only
+//                               the cases whose label contains it, e.g. "1080p NV12 -> 640")
 #include <gst/app/gstappsink.h>
 #include <gst/app/gstappsrc.h>
 #include <gst/gst.h>
@@ -160,9 +163,10 @@ int main(int argc, char **argv) {
     image = cv::Mat(480, 640, CV_8UC3);
     cv::randu(image, 0, 255);
   }
+  const std::string filter = argc > 1 ? argv[1] : "";
   std::printf(
-      "# preprocess: per-frame ms on one core, %.1f s per side; -> int8 RGB letterbox "
-      "(mean 0.5 std 0.5 scale 1/128); ratio = baseline ms / ours (4ch) ms\n",
+      "# preprocess: CPU ms per frame, %.1f s per side; -> int8 RGB letterbox "
+      "(mean 0.5 std 0.5 scale 1/128); ratio = baseline CPU ms / ours (4ch, AVX2) CPU ms\n",
       seconds);
   for (auto [fw, fh] : {std::pair{1920, 1080}, std::pair{1280, 720}}) {
     cv::Mat bgr;
@@ -172,6 +176,7 @@ int main(int argc, char **argv) {
       for (int t : {224, 640}) {
         std::string label = std::to_string(fh) + "p " + pp::pixel_format_name(format) + " -> " +
                             std::to_string(t) + "x" + std::to_string(t);
+        if (label.find(filter) == std::string::npos) continue;
         pp::TensorSpec spec;
         spec.height = spec.width = t;
         spec.channels = 3;
@@ -193,6 +198,10 @@ int main(int argc, char **argv) {
         pp::Preprocessor ours(format, fw, fh, spec4, opt);
         std::vector<int8_t> tensor4(spec4.size());
         ab::Stats so = ab::measure([&] { ours.run(s.frame, tensor4.data()); }, seconds);
+        pp::Options base_opt = opt;
+        base_opt.use_avx2 = false;
+        pp::Preprocessor base(format, fw, fh, spec4, base_opt);
+        ab::Stats sb = ab::measure([&] { base.run(s.frame, tensor4.data()); }, seconds);
         OpenCvChain cvc(ours.geometry(), t, t);
         ab::Stats sc = ab::measure([&] { cvc.run(s); }, seconds);
         double best_gst = 0;
@@ -204,18 +213,20 @@ int main(int argc, char **argv) {
             ab::Stats sg = ab::measure([&] { g.run(s, n++); }, seconds);
             char buf[96];
             std::snprintf(buf, sizeof buf, " %s %.3f", convert_first ? "conv>scale" : "scale>conv",
-                          sg.mean_ms);
+                          sg.cpu_ms_per_run);
             gst_text += buf;
-            if (best_gst == 0 || sg.mean_ms < best_gst) best_gst = sg.mean_ms;
+            if (best_gst == 0 || sg.cpu_ms_per_run < best_gst) best_gst = sg.cpu_ms_per_run;
           } catch (const std::exception &e) {
             gst_text += std::string(" ") + (convert_first ? "conv>scale" : "scale>conv") +
                         " failed: " + e.what();
           }
         }
         std::printf(
-            "%-10s %-26s ours %7.3f ms (3ch %7.3f) | opencv %7.3f ms (%.2fx) | gst%s ms (%.2fx)\n",
-            "preprocess", label.c_str(), so.mean_ms, s3.mean_ms, sc.mean_ms,
-            sc.mean_ms / so.mean_ms, gst_text.c_str(), best_gst > 0 ? best_gst / so.mean_ms : 0.0);
+            "%-10s %-22s ours %6.3f ms (p50 %6.3f, 3ch %6.3f, base %6.3f) | opencv %6.3f ms "
+            "(%.2fx) | gst%s ms (%.2fx)\n",
+            "preprocess", label.c_str(), so.cpu_ms_per_run, so.p50_ms, s3.cpu_ms_per_run,
+            sb.cpu_ms_per_run, sc.cpu_ms_per_run, sc.cpu_ms_per_run / so.cpu_ms_per_run,
+            gst_text.c_str(), best_gst > 0 ? best_gst / so.cpu_ms_per_run : 0.0);
         std::fflush(stdout);
       }
     }

@@ -1,6 +1,7 @@
 // The fused frame -> tensor pass. Bit-exactness with OpenCV (cvtColor, then resize INTER_LINEAR)
-// comes from using OpenCV's own fixed-point arithmetic: BT.601 20-bit YUV->RGB, 14-bit RGB->gray,
-// 11-bit resize weights with the same rounding of the vertical pass.
+// comes from using OpenCV's own fixed-point arithmetic: BT.601 20-bit YUV->RGB, 15-bit RGB->gray,
+// 11-bit resize weights with the same rounding of the vertical pass. The per-row work runs in
+// kernels.cc (vectorised, AVX2 where the CPU has it); this file plans it once per configuration.
 #include "axstream/preprocess/preprocess.h"
 
 #include <strings.h>
@@ -11,6 +12,7 @@
 #include <sstream>
 
 #include "axstream/error.h"
+#include "kernels.h"
 
 namespace axstream::preprocess {
 
@@ -20,201 +22,6 @@ constexpr int kResizeCoefBits = 11;
 constexpr int kResizeCoefScale = 1 << kResizeCoefBits;
 
 // OpenCV's ITU-R BT.601 video-range YUV -> RGB constants (color_yuv.simd.hpp).
-constexpr int kYuvShift = 20;
-constexpr int kCY = 1220542;
-constexpr int kCUB = 2116026;
-constexpr int kCUG = -409993;
-constexpr int kCVG = -852492;
-constexpr int kCVR = 1673527;
-
-// OpenCV's RGB -> gray weights (color.hpp, yuv_shift 14).
-constexpr int kR2Y = 4899;
-constexpr int kG2Y = 9617;
-constexpr int kB2Y = 1868;
-
-inline int clamp_u8(int v) { return v < 0 ? 0 : (v > 255 ? 255 : v); }
-
-struct YuvTables {
-  std::array<int32_t, 256> y;   // max(0, Y - 16) * CY
-  std::array<int32_t, 256> rv;  // half + CVR * (V - 128)
-  std::array<int32_t, 256> gv;  // half + CVG * (V - 128)
-  std::array<int32_t, 256> gu;  // CUG * (U - 128)
-  std::array<int32_t, 256> bu;  // half + CUB * (U - 128)
-  // saturate_cast<uchar> of (sum >> 20) as a lookup: no data-dependent branches in the hot loop.
-  static constexpr int kClampOffset = 512;
-  std::array<uint8_t, 2048> clamp;  // sums >> 20 lie in [-259, 535]
-  YuvTables() {
-    const int half = 1 << (kYuvShift - 1);
-    for (int i = 0; i < 256; ++i) {
-      y[i] = std::max(0, i - 16) * kCY;
-      rv[i] = half + kCVR * (i - 128);
-      gv[i] = half + kCVG * (i - 128);
-      gu[i] = kCUG * (i - 128);
-      bu[i] = half + kCUB * (i - 128);
-    }
-    for (int i = 0; i < 2048; ++i) clamp[i] = uint8_t(clamp_u8(i - kClampOffset));
-  }
-};
-const YuvTables kYuv;
-
-inline void yuv_to_rgb(int y, int u, int v, int32_t *px) {
-  const int32_t yy = kYuv.y[y];
-  const uint8_t *clamp = kYuv.clamp.data() + YuvTables::kClampOffset;
-  px[0] = clamp[(yy + kYuv.rv[v]) >> kYuvShift];
-  px[1] = clamp[(yy + kYuv.gv[v] + kYuv.gu[u]) >> kYuvShift];
-  px[2] = clamp[(yy + kYuv.bu[u]) >> kYuvShift];
-}
-
-// Fetchers: one source row, pixel x as R,G,B (channels == 3) or gray (channels == 1).
-template <int Bpp, int R, int G, int B, bool Gray>
-struct PackedFetch {
-  static constexpr int channels = Gray ? 1 : 3;
-  const uint8_t *row;
-  static PackedFetch at(const Frame &frame, int y) {
-    return {frame.planes[0] + size_t(y) * size_t(frame.strides[0])};
-  }
-  void operator()(int x, int32_t *px) const {
-    const uint8_t *p = row + size_t(x) * Bpp;
-    if constexpr (Gray) {
-      px[0] = (p[R] * kR2Y + p[G] * kG2Y + p[B] * kB2Y + (1 << 13)) >> 14;
-    } else {
-      px[0] = p[R];
-      px[1] = p[G];
-      px[2] = p[B];
-    }
-  }
-};
-
-struct GrayFetch {
-  static constexpr int channels = 1;
-  const uint8_t *row;
-  static GrayFetch at(const Frame &frame, int y) {
-    return {frame.planes[0] + size_t(y) * size_t(frame.strides[0])};
-  }
-  void operator()(int x, int32_t *px) const { px[0] = row[x]; }
-};
-
-// Gray from YUV is the luma plane (cv::COLOR_YUV2GRAY_*).
-template <bool Gray>
-struct Nv12Fetch {
-  static constexpr int channels = Gray ? 1 : 3;
-  const uint8_t *y_row, *uv_row;
-  static Nv12Fetch at(const Frame &frame, int y) {
-    return {frame.planes[0] + size_t(y) * size_t(frame.strides[0]),
-            frame.planes[1] + size_t(y / 2) * size_t(frame.strides[1])};
-  }
-  void operator()(int x, int32_t *px) const {
-    if constexpr (Gray) {
-      px[0] = y_row[x];
-    } else {
-      const uint8_t *uv = uv_row + (x & ~1);
-      yuv_to_rgb(y_row[x], uv[0], uv[1], px);
-    }
-  }
-};
-
-template <bool Gray>
-struct I420Fetch {
-  static constexpr int channels = Gray ? 1 : 3;
-  const uint8_t *y_row, *u_row, *v_row;
-  static I420Fetch at(const Frame &frame, int y) {
-    return {frame.planes[0] + size_t(y) * size_t(frame.strides[0]),
-            frame.planes[1] + size_t(y / 2) * size_t(frame.strides[1]),
-            frame.planes[2] + size_t(y / 2) * size_t(frame.strides[2])};
-  }
-  void operator()(int x, int32_t *px) const {
-    if constexpr (Gray) {
-      px[0] = y_row[x];
-    } else {
-      yuv_to_rgb(y_row[x], u_row[x >> 1], v_row[x >> 1], px);
-    }
-  }
-};
-
-// Whole-row YUV -> planar RGB with OpenCV's arithmetic (no tables, so it vectorises; an AVX2
-// clone is picked at run time where the CPU has it). `pairs` chroma samples = 2 * pairs pixels.
-template <int ChromaStep>
-inline __attribute__((always_inline)) void yuv_row_to_rgb_body(const uint8_t *y, const uint8_t *u,
-                                                               const uint8_t *v, int pairs,
-                                                               uint8_t *r, uint8_t *g, uint8_t *b) {
-  const int half = 1 << (kYuvShift - 1);
-  for (int k = 0; k < pairs; ++k) {
-    const int uu = u[k * ChromaStep] - 128, vv = v[k * ChromaStep] - 128;
-    const int ruv = half + kCVR * vv;
-    const int guv = half + kCVG * vv + kCUG * uu;
-    const int buv = half + kCUB * uu;
-    for (int i = 0; i < 2; ++i) {
-      const int yy = std::max(0, int(y[2 * k + i]) - 16) * kCY;
-      r[2 * k + i] = uint8_t(std::clamp((yy + ruv) >> kYuvShift, 0, 255));
-      g[2 * k + i] = uint8_t(std::clamp((yy + guv) >> kYuvShift, 0, 255));
-      b[2 * k + i] = uint8_t(std::clamp((yy + buv) >> kYuvShift, 0, 255));
-    }
-  }
-}
-
-__attribute__((target_clones("avx2", "default"))) void nv12_row_to_rgb(const uint8_t *y,
-                                                                       const uint8_t *uv, int pairs,
-                                                                       uint8_t *r, uint8_t *g,
-                                                                       uint8_t *b) {
-  yuv_row_to_rgb_body<2>(y, uv, uv + 1, pairs, r, g, b);
-}
-
-__attribute__((target_clones("avx2", "default"))) void i420_row_to_rgb(const uint8_t *y,
-                                                                       const uint8_t *u,
-                                                                       const uint8_t *v, int pairs,
-                                                                       uint8_t *r, uint8_t *g,
-                                                                       uint8_t *b) {
-  yuv_row_to_rgb_body<1>(y, u, v, pairs, r, g, b);
-}
-
-// Sources: give the fetcher of one source row. Direct sources read the frame per tap; the YUV
-// source converts the needed span of a row once, then taps read planar RGB.
-template <typename Fetch>
-struct DirectSource {
-  static constexpr int channels = Fetch::channels;
-  const Frame &frame;
-  DirectSource(const Frame &f, int, int) : frame(f) {}
-  Fetch row(int y) { return Fetch::at(frame, y); }
-};
-
-struct PlanarRgbFetch {
-  static constexpr int channels = 3;
-  const uint8_t *r, *g, *b;
-  int begin;
-  void operator()(int x, int32_t *px) const {
-    x -= begin;
-    px[0] = r[x];
-    px[1] = g[x];
-    px[2] = b[x];
-  }
-};
-
-template <bool Nv12>
-struct YuvRowSource {
-  static constexpr int channels = 3;
-  const Frame &frame;
-  int begin, pairs;
-  std::vector<uint8_t> planes;
-  // [first, last] frame columns the taps read.
-  YuvRowSource(const Frame &f, int first, int last) : frame(f), begin(first & ~1) {
-    pairs = (std::min(last + 2, f.width) - begin) / 2;
-    planes.resize(size_t(pairs) * 2 * 3);
-  }
-  PlanarRgbFetch row(int y) {
-    uint8_t *r = planes.data(), *g = r + 2 * pairs, *b = g + 2 * pairs;
-    const uint8_t *luma = frame.planes[0] + size_t(y) * size_t(frame.strides[0]) + begin;
-    if constexpr (Nv12) {
-      nv12_row_to_rgb(luma, frame.planes[1] + size_t(y / 2) * size_t(frame.strides[1]) + begin,
-                      pairs, r, g, b);
-    } else {
-      i420_row_to_rgb(luma, frame.planes[1] + size_t(y / 2) * size_t(frame.strides[1]) + begin / 2,
-                      frame.planes[2] + size_t(y / 2) * size_t(frame.strides[2]) + begin / 2, pairs,
-                      r, g, b);
-    }
-    return {r, g, b, begin};
-  }
-};
-
 std::string describe(const Rect &r) {
   std::ostringstream s;
   s << "(" << r.x << "," << r.y << "," << r.width << "," << r.height << ")";
@@ -398,17 +205,39 @@ Preprocessor::Preprocessor(PixelFormat format, int frame_width, int frame_height
       lut_[k][v] =
           quantise((v * n.pixel_scale - n.mean[k]) / n.std[k], tensor.scale, tensor.zero_point);
 
-  // Fast path tables: fetched channel f's value -> its model channel's byte in a 4-byte pixel.
-  packed_rgb_ = colour_channels == 3 && tensor.channels == 4 && tensor.channel_pad_low == 0;
-  if (packed_rgb_) {
-    for (int k = 0; k < 3; ++k) {
-      // With one fetched (gray) channel every model channel reads it: table k serves channel k.
-      const int table = fetched_channels_ == 1 ? k : source_of_channel_[k];
-      for (int v = 0; v < 256; ++v)
-        packed_lut_[table][v] = uint32_t(uint8_t(lut_[k][v])) << (8 * k);
+  // The same tables as fixed-point affines, which vectorise: q = floor(a * v + b + 1/2) with
+  // a = pixel_scale / std / scale and b = zero_point - mean / std / scale, with as many fraction
+  // bits as int32 allows. Used only when they give lut_ exactly for every value (ties of the
+  // half-to-even rounding, or too little precision, fall back to the tables).
+  affine_exact_ = true;
+  for (int k = 0; k < colour_channels && affine_exact_; ++k) {
+    const double a = n.pixel_scale / n.std[k] / tensor.scale;
+    const double b = tensor.zero_point - n.mean[k] / n.std[k] / tensor.scale + 0.5;
+    bool found = false;
+    for (int shift = 30; shift >= 0 && !found; --shift) {
+      const double unit = std::ldexp(1.0, shift);
+      const int64_t multiplier = std::llround(a * unit), addend = std::llround(b * unit);
+      if (std::abs(multiplier) * 255 + std::abs(addend) >= (int64_t(1) << 31)) continue;
+      found = true;
+      for (int v = 0; v < 256 && found; ++v) {
+        const int64_t q = std::clamp<int64_t>((v * multiplier + addend) >> shift, -128, 127);
+        found = q == lut_[k][v];
+      }
+      quant_multiplier_[k] = int32_t(multiplier);
+      quant_addend_[k] = int32_t(addend);
+      quant_shift_[k] = shift;
+      break;  // the most precise affine that fits decides
     }
-    packed_padding_ = uint32_t(uint8_t(tensor.zero_point)) << 24;
+    affine_exact_ = found;
   }
+  packed_rgb_ = colour_channels == 3 && tensor.channels == 4 && tensor.channel_pad_low == 0;
+  packed_padding_ = uint32_t(uint8_t(tensor.zero_point)) << 24;
+
+  kernels_ = &kernels::baseline_kernels();
+#if defined(AXSTREAM_PREPROCESS_AVX2_KERNELS)
+  if (options.use_avx2 && __builtin_cpu_supports("avx2")) kernels_ = &kernels::avx2_kernels();
+#endif
+  plan_rows();
 
   const int C = tensor.channels;
   padding_row_.assign(size_t(tensor.width) * C, int8_t(tensor.zero_point));
@@ -426,55 +255,240 @@ void Preprocessor::check_frame(const Frame &frame) const {
                           " " + std::to_string(frame_width_) + "x" + std::to_string(frame_height_));
 }
 
-template <typename Source>
-void Preprocessor::run_with(const Frame &frame, int8_t *tensor) const {
-  constexpr int FC = Source::channels;
+const char *Preprocessor::kernel_set_name() const { return kernels_->name; }
+
+void Preprocessor::plan_rows() {
   const Geometry &g = geometry_;
   const int width = g.content_width;
+  const int crop_x = g.crop.x;
+  weight0_.resize(size_t(width));
+  weight1_.resize(size_t(width));
+  two_taps_ = false;
+  for (int j = 0; j < width; ++j) {
+    weight0_[j] = alpha_[2 * j];
+    weight1_[j] = alpha_[2 * j + 1];
+    two_taps_ = two_taps_ || weight1_[j] != 0;
+  }
+  pairs_ = two_taps_;
+  for (int j = 0; j < width && pairs_; ++j)
+    pairs_ = x0_[j] == x0_[0] + 2 * j && x1_[j] == x0_[j] + 1;
+  const bool yuv = format_ == PixelFormat::NV12 || format_ == PixelFormat::I420;
+  tap0_.resize(size_t(width));
+  tap1_.resize(size_t(width));
+  safe_taps0_ = safe_taps1_ = width;
+  if (fetched_channels_ == 1 && (yuv || format_ == PixelFormat::GRAY8)) {
+    // Gray from YUV is the luma plane (cv::COLOR_YUV2GRAY_*).
+    plan_ = RowPlan::Gray;
+    for (int j = 0; j < width; ++j) {
+      tap0_[j] = crop_x + x0_[j];
+      tap1_[j] = crop_x + x1_[j];
+    }
+    return;
+  }
+  if (yuv) {
+    // Converting a whole row is contiguous and vectorises best; converting only the taps does
+    // less work once the taps are sparse (strong downscales).
+    const int first = crop_x + x0_.front(), last = crop_x + x1_.back();
+    span_begin_ = first & ~1;
+    span_pairs_ = (std::min(last + 2, frame_width_) - span_begin_) / 2;
+    const double conversions = double(width) * (two_taps_ ? 2 : 1);
+    plan_ = 2.0 * span_pairs_ <= 1.5 * conversions ? RowPlan::YuvRow : RowPlan::YuvTaps;
+    if (pairs_ && first % 2 == 0) plan_ = RowPlan::YuvPairs;
+    channel_shift_ = {0, 8, 16};
+    if (plan_ == RowPlan::YuvRow) {
+      for (int j = 0; j < width; ++j) {
+        tap0_[j] = (crop_x + x0_[j] - span_begin_) * 4;
+        tap1_[j] = (crop_x + x1_[j] - span_begin_) * 4;
+      }
+      return;
+    }
+    chroma0_.resize(size_t(width));
+    chroma1_.resize(size_t(width));
+    const bool nv12 = format_ == PixelFormat::NV12;
+    for (int j = 0; j < width; ++j) {
+      tap0_[j] = crop_x + x0_[j];
+      tap1_[j] = crop_x + x1_[j];
+      chroma0_[j] = nv12 ? tap0_[j] & ~1 : tap0_[j] >> 1;
+      chroma1_[j] = nv12 ? tap1_[j] & ~1 : tap1_[j] >> 1;
+    }
+    return;
+  }
+  plan_ = fetched_channels_ == 1 ? RowPlan::PackedGray : RowPlan::Packed;
+  const bool bgr_order =
+      format_ == PixelFormat::BGR || format_ == PixelFormat::BGRA || format_ == PixelFormat::BGRx;
+  channel_shift_ = bgr_order ? std::array<int, 3>{16, 8, 0} : std::array<int, 3>{0, 8, 16};
+  bytes_per_pixel_ = (format_ == PixelFormat::RGB || format_ == PixelFormat::BGR) ? 3 : 4;
+  // A 4-byte read of a 3-byte pixel must not pass the end of the row's pixels (the last row of
+  // a frame may end there): the columns past safe_taps read their 3 bytes one by one.
+  const int64_t row_end = int64_t(frame_width_) * bytes_per_pixel_;
+  safe_taps0_ = safe_taps1_ = 0;
+  for (int j = 0; j < width; ++j) {
+    tap0_[j] = (crop_x + x0_[j]) * bytes_per_pixel_;
+    tap1_[j] = (crop_x + x1_[j]) * bytes_per_pixel_;
+    if (tap0_[j] + 4 <= row_end) safe_taps0_ = j + 1;
+    if (tap1_[j] + 4 <= row_end) safe_taps1_ = j + 1;
+  }
+}
+
+void Preprocessor::run(const Frame &frame, int8_t *tensor) const {
+  check_frame(frame);
+  const kernels::KernelSet &k = *kernels_;
+  const Geometry &g = geometry_;
+  const int width = g.content_width;
+  const size_t n = size_t(width);
+  const int FC = fetched_channels_;
   const int C = tensor_.channels;
   const size_t row_bytes = size_t(tensor_.width) * C;
   const int colour_channels = options_.color == ColorOrder::GRAY ? 1 : 3;
 
-  // Two horizontally resized source rows (OpenCV's row cache), planar per fetched channel,
-  // holding OpenCV's (sum of 2^11-weighted taps) >> 4, which fits int16.
-  std::vector<int16_t> rows[2] = {std::vector<int16_t>(size_t(width) * FC),
-                                  std::vector<int16_t>(size_t(width) * FC)};
-  std::vector<uint8_t> resized(size_t(width) * FC);  // one output row, planar
+  // Scratch: two horizontally resized rows (OpenCV's row cache), planar int16 per fetched
+  // channel, holding OpenCV's (sum of 2^11-weighted taps) >> 4; gathered taps; one vertically
+  // resized row (planar u8); quantised planes; 32-bit taps or output pixels; a converted row.
+  std::vector<int16_t> rows(2 * size_t(FC) * n);
+  std::vector<uint8_t> bytes(6 * n + size_t(FC) * n + 3 * n);
+  std::vector<uint32_t> words(2 * n + (plan_ == RowPlan::YuvRow ? 2 * size_t(span_pairs_) : 0));
+  uint8_t *const taps = bytes.data();
+  uint8_t *const resized = taps + 6 * n;
+  int8_t *const quantised = reinterpret_cast<int8_t *>(resized + size_t(FC) * n);
+  uint32_t *const word0 = words.data(), *const word1 = word0 + n, *const converted = word1 + n;
+  int16_t *const row_slot[2] = {rows.data(), rows.data() + size_t(FC) * n};
   int row_source[2] = {-1, -1};
-  const int32_t *x0 = x0_.data(), *x1 = x1_.data();
-  const int16_t *alpha = alpha_.data();
-  const int crop_x = g.crop.x, crop_y = g.crop.y;
 
-  Source source(frame, crop_x + x0_.front(), crop_x + x1_.back());
+  const kernels::Weights weights{weight0_.data(), two_taps_ ? weight1_.data() : nullptr};
+  const kernels::ChannelShifts shifts{channel_shift_[0], channel_shift_[1], channel_shift_[2]};
+  const int crop_y = g.crop.y;
+
+  auto gather_words = [&](const uint8_t *row, const std::vector<int32_t> &index, int safe,
+                          uint32_t *out) {
+    k.gather_u32(row, index.data(), safe, out);
+    for (int j = safe; j < width; ++j) {
+      const uint8_t *p = row + index[j];
+      out[j] = uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16;
+    }
+  };
   auto horizontal = [&](int src_row, int16_t *out) {
-    const auto fetch = source.row(crop_y + src_row);
-    int32_t p0[3], p1[3];
-    for (int j = 0; j < width; ++j) {
-      const int a0 = alpha[2 * j], a1 = alpha[2 * j + 1];
-      fetch(crop_x + x0[j], p0);
-      if (a1 == 0) {
-        // Zero-weight taps (borders, integer scale factors) add nothing: skip the fetch.
-        for (int c = 0; c < FC; ++c) out[c * width + j] = int16_t((p0[c] * a0) >> 4);
-        continue;
+    const int y = crop_y + src_row;
+    const uint8_t *plane0 = frame.planes[0] + size_t(y) * size_t(frame.strides[0]);
+    const uint8_t *chroma1 = nullptr, *chroma2 = nullptr;
+    if (format_ == PixelFormat::NV12) {
+      chroma1 = frame.planes[1] + size_t(y / 2) * size_t(frame.strides[1]);
+      chroma2 = chroma1 + 1;
+    } else if (format_ == PixelFormat::I420) {
+      chroma1 = frame.planes[1] + size_t(y / 2) * size_t(frame.strides[1]);
+      chroma2 = frame.planes[2] + size_t(y / 2) * size_t(frame.strides[2]);
+    }
+    switch (plan_) {
+      case RowPlan::Gray: {
+        if (pairs_) {
+          k.gray_pairs(plane0 + tap0_[0], weights, width, out);
+          return;
+        }
+        k.gather_u8(plane0, tap0_.data(), width, taps);
+        if (two_taps_) k.gather_u8(plane0, tap1_.data(), width, taps + n);
+        k.gray_taps(taps, taps + n, weights, width, out);
+        return;
       }
-      fetch(crop_x + x1[j], p1);
-      for (int c = 0; c < FC; ++c) out[c * width + j] = int16_t((p0[c] * a0 + p1[c] * a1) >> 4);
+      case RowPlan::YuvPairs: {
+        const int first = tap0_[0];
+        if (format_ == PixelFormat::NV12)
+          k.yuv_pairs(plane0 + first, chroma1 + first, chroma2 + first, 2, weights, width, out,
+                      out + n, out + 2 * n);
+        else
+          k.yuv_pairs(plane0 + first, chroma1 + first / 2, chroma2 + first / 2, 1, weights, width,
+                      out, out + n, out + 2 * n);
+        return;
+      }
+      case RowPlan::YuvTaps: {
+        int done = 0;
+        if (k.yuv_gather_taps) {
+          const bool nv12 = format_ == PixelFormat::NV12;
+          const kernels::YuvRows yuv_rows{
+              plane0, chroma1, chroma2, frame_width_, nv12 ? frame_width_ : frame_width_ / 2, nv12};
+          const kernels::YuvTapIndex index{tap0_.data(), chroma0_.data(), tap1_.data(),
+                                           chroma1_.data()};
+          done = k.yuv_gather_taps(yuv_rows, index, weights, width, out, out + n, out + 2 * n);
+        }
+        if (done == width) return;
+        // The remaining columns (or all of them): gather the taps into byte arrays, convert.
+        const int rest = width - done;
+        const kernels::YuvTaps yuv{taps,         taps + n,     taps + 2 * n,
+                                   taps + 3 * n, taps + 4 * n, taps + 5 * n};
+        k.gather_u8(plane0, tap0_.data() + done, rest, taps);
+        k.gather_u8(chroma1, chroma0_.data() + done, rest, taps + n);
+        k.gather_u8(chroma2, chroma0_.data() + done, rest, taps + 2 * n);
+        if (two_taps_) {
+          k.gather_u8(plane0, tap1_.data() + done, rest, taps + 3 * n);
+          k.gather_u8(chroma1, chroma1_.data() + done, rest, taps + 4 * n);
+          k.gather_u8(chroma2, chroma1_.data() + done, rest, taps + 5 * n);
+        }
+        const kernels::Weights rest_weights{weight0_.data() + done,
+                                            two_taps_ ? weight1_.data() + done : nullptr};
+        k.yuv_taps(yuv, rest_weights, rest, out + done, out + n + done, out + 2 * n + done);
+        return;
+      }
+      case RowPlan::YuvRow:
+      case RowPlan::Packed:
+      case RowPlan::PackedGray: {
+        if (plan_ == RowPlan::Packed && pairs_ && bytes_per_pixel_ == 4) {
+          k.packed_pairs(plane0 + tap0_[0], weights, width, shifts, out, out + n, out + 2 * n);
+          return;
+        }
+        const uint8_t *source = plane0;
+        if (plan_ == RowPlan::YuvRow) {
+          if (format_ == PixelFormat::NV12)
+            k.nv12_row_to_rgb0(plane0 + span_begin_, chroma1 + span_begin_, span_pairs_, converted);
+          else
+            k.i420_row_to_rgb0(plane0 + span_begin_, chroma1 + span_begin_ / 2,
+                               chroma2 + span_begin_ / 2, span_pairs_, converted);
+          source = reinterpret_cast<const uint8_t *>(converted);
+        }
+        gather_words(source, tap0_, safe_taps0_, word0);
+        if (two_taps_) gather_words(source, tap1_, safe_taps1_, word1);
+        if (plan_ == RowPlan::PackedGray)
+          k.packed_gray_taps(word0, word1, weights, width, shifts, out);
+        else
+          k.packed_taps(word0, word1, weights, width, shifts, out, out + n, out + 2 * n);
+        return;
+      }
+    }
+  };
+  // Source bytes the taps of one row read (crop-relative columns), for prefetching.
+  const int bpp = plan_ == RowPlan::Packed || plan_ == RowPlan::PackedGray ? bytes_per_pixel_ : 1;
+  const size_t touched_begin = size_t(g.crop.x + x0_.front()) * bpp;
+  const size_t touched_end = size_t(g.crop.x + x1_.back() + 1) * bpp;
+  auto prefetch_row = [&](int src_row) {
+    // The taps' gathers stall on cache misses one by one; asking for the next source row's
+    // lines a row ahead lets them arrive in parallel.
+    const int y = crop_y + src_row;
+    const uint8_t *plane0 = frame.planes[0] + size_t(y) * size_t(frame.strides[0]);
+    for (size_t b = touched_begin; b < touched_end + 64; b += 64) __builtin_prefetch(plane0 + b);
+    if (format_ == PixelFormat::NV12 || format_ == PixelFormat::I420) {
+      if (fetched_channels_ == 1) return;
+      const size_t chroma_begin = format_ == PixelFormat::NV12 ? touched_begin : touched_begin / 2;
+      const size_t chroma_end = format_ == PixelFormat::NV12 ? touched_end : touched_end / 2;
+      for (int p = 1; p <= (format_ == PixelFormat::NV12 ? 1 : 2); ++p) {
+        const uint8_t *chroma = frame.planes[p] + size_t(y / 2) * size_t(frame.strides[p]);
+        for (size_t b = chroma_begin; b < chroma_end + 64; b += 64) __builtin_prefetch(chroma + b);
+      }
     }
   };
   auto row_for = [&](int src_row) -> const int16_t * {
     for (int i = 0; i < 2; ++i)
-      if (row_source[i] == src_row) return rows[i].data();
+      if (row_source[i] == src_row) return row_slot[i];
     return nullptr;
   };
+
+  kernels::Affine affine[3];
+  for (int c = 0; c < 3; ++c) affine[c] = {quant_multiplier_[c], quant_addend_[c], quant_shift_[c]};
+  const uint8_t *plane_of_channel[3];
+  for (int c = 0; c < 3; ++c) plane_of_channel[c] = resized + size_t(source_of_channel_[c]) * n;
 
   const int content_begin = tensor_.pad_top + g.offset_y;
   const int content_end = content_begin + g.content_height;
   const int image_end = tensor_.pad_top + tensor_.unpadded_height();
   const size_t left_bytes = size_t(tensor_.pad_left + g.offset_x) * C;
-  const size_t content_bytes = size_t(width) * C;
+  const size_t content_bytes = n * C;
   const int channel_low = tensor_.channel_pad_low;
-  const int s0 = source_of_channel_[0], s1 = source_of_channel_[1], s2 = source_of_channel_[2];
-  const int n = width * FC;
 
   for (int r = 0; r < tensor_.height; ++r) {
     int8_t *out = tensor + size_t(r) * row_bytes;
@@ -490,6 +504,11 @@ void Preprocessor::run_with(const Frame &frame, int8_t *tensor) const {
     const int b0 = beta_[2 * dy], b1 = beta_[2 * dy + 1];
     // A zero-weight second row contributes nothing: do not resize it.
     const int sy0 = y0_[dy], sy1 = b1 == 0 ? sy0 : y1_[dy];
+    if (r + 1 < content_end) {
+      const int next0 = y0_[dy + 1], next1 = beta_[2 * dy + 3] == 0 ? next0 : y1_[dy + 1];
+      if (next0 != sy0 && next0 != sy1) prefetch_row(next0);
+      if (next1 != next0 && next1 != sy0 && next1 != sy1) prefetch_row(next1);
+    }
     const int16_t *h0 = row_for(sy0);
     const int16_t *h1 = row_for(sy1);
     if (!h0 || !h1) {
@@ -497,76 +516,49 @@ void Preprocessor::run_with(const Frame &frame, int8_t *tensor) const {
       for (int need : {sy0, sy1}) {
         if (row_for(need)) continue;
         const int slot = (row_source[0] == sy0 || row_source[0] == sy1) ? 1 : 0;
-        horizontal(need, rows[slot].data());
+        horizontal(need, row_slot[slot]);
         row_source[slot] = need;
       }
       h0 = row_for(sy0);
       h1 = row_for(sy1);
     }
-    // OpenCV's vertical pass: 16x16 -> high 16 bits products, rounded. Vectorises (pmulhw).
-    uint8_t *v = resized.data();
-    const int16_t w0 = int16_t(b0), w1 = int16_t(b1);
-    for (int i = 0; i < n; ++i) {
-      const int value = ((int16_t((w0 * h0[i]) >> 16) + int16_t((w1 * h1[i]) >> 16) + 2) >> 2);
-      v[i] = uint8_t(value > 255 ? 255 : (value < 0 ? 0 : value));
-    }
+    k.vertical(h0, h1, b0, b1, FC * width, resized);
 
-    std::memcpy(out, border_row_.data(), left_bytes);
-    std::memcpy(out + left_bytes + content_bytes, border_row_.data() + left_bytes + content_bytes,
-                row_bytes - left_bytes - content_bytes);
-    int8_t *px = out + left_bytes;
-    const uint8_t *v0 = v, *v1 = FC == 3 ? v + width : v, *v2 = FC == 3 ? v + 2 * width : v;
-    if (packed_rgb_) {
-      // RGB(+1 padding channel) tensors: three table lookups build each 4-byte pixel.
-      const uint32_t *t0 = packed_lut_[0].data(), *t1 = packed_lut_[1].data(),
-                     *t2 = packed_lut_[2].data();
-      const uint32_t pad = packed_padding_;
-      for (int j = 0; j < width; ++j, px += 4) {
-        const uint32_t word = t0[v0[j]] | t1[v1[j]] | t2[v2[j]] | pad;
-        std::memcpy(px, &word, 4);
-      }
+    if (packed_rgb_ && affine_exact_) {
+      // The Metis layout (RGB + 1 padding channel): whole 4-byte pixels, then one copy.
+      std::memcpy(out, border_row_.data(), left_bytes);
+      std::memcpy(out + left_bytes + content_bytes, border_row_.data() + left_bytes + content_bytes,
+                  row_bytes - left_bytes - content_bytes);
+      k.quantise_rgb0(plane_of_channel[0], plane_of_channel[1], plane_of_channel[2], affine,
+                      packed_padding_, width, word0);
+      std::memcpy(out + left_bytes, word0, content_bytes);
       continue;
     }
-    const uint8_t *planes[3] = {v0, v1, v2};
-    for (int j = 0; j < width; ++j, px += C) {
-      if (C != colour_channels) std::memset(px, tensor_.zero_point, C);
-      if (colour_channels == 3) {
-        px[channel_low] = lut_[0][planes[s0][j]];
-        px[channel_low + 1] = lut_[1][planes[s1][j]];
-        px[channel_low + 2] = lut_[2][planes[s2][j]];
+    for (int c = 0; c < colour_channels; ++c) {
+      int8_t *q = quantised + size_t(c) * n;
+      if (affine_exact_) {
+        k.quantise(plane_of_channel[c], affine[c], width, q);
       } else {
-        px[channel_low] = lut_[0][v0[j]];
+        const int8_t *lut = lut_[c].data();
+        const uint8_t *v = plane_of_channel[c];
+        for (int j = 0; j < width; ++j) q[j] = lut[v[j]];
       }
     }
-  }
-}
-
-void Preprocessor::run(const Frame &frame, int8_t *tensor) const {
-  check_frame(frame);
-  const bool gray = options_.color == ColorOrder::GRAY;
-  switch (format_) {
-    case PixelFormat::NV12:
-      return gray ? run_with<DirectSource<Nv12Fetch<true>>>(frame, tensor)
-                  : run_with<YuvRowSource<true>>(frame, tensor);
-    case PixelFormat::I420:
-      return gray ? run_with<DirectSource<I420Fetch<true>>>(frame, tensor)
-                  : run_with<YuvRowSource<false>>(frame, tensor);
-    case PixelFormat::RGB:
-      return gray ? run_with<DirectSource<PackedFetch<3, 0, 1, 2, true>>>(frame, tensor)
-                  : run_with<DirectSource<PackedFetch<3, 0, 1, 2, false>>>(frame, tensor);
-    case PixelFormat::BGR:
-      return gray ? run_with<DirectSource<PackedFetch<3, 2, 1, 0, true>>>(frame, tensor)
-                  : run_with<DirectSource<PackedFetch<3, 2, 1, 0, false>>>(frame, tensor);
-    case PixelFormat::RGBA:
-    case PixelFormat::RGBx:
-      return gray ? run_with<DirectSource<PackedFetch<4, 0, 1, 2, true>>>(frame, tensor)
-                  : run_with<DirectSource<PackedFetch<4, 0, 1, 2, false>>>(frame, tensor);
-    case PixelFormat::BGRA:
-    case PixelFormat::BGRx:
-      return gray ? run_with<DirectSource<PackedFetch<4, 2, 1, 0, true>>>(frame, tensor)
-                  : run_with<DirectSource<PackedFetch<4, 2, 1, 0, false>>>(frame, tensor);
-    case PixelFormat::GRAY8:
-      return run_with<DirectSource<GrayFetch>>(frame, tensor);
+    if (C == 1) {
+      std::memcpy(out, border_row_.data(), left_bytes);
+      std::memcpy(out + left_bytes, quantised, n);
+      std::memcpy(out + left_bytes + n, border_row_.data() + left_bytes + n,
+                  row_bytes - left_bytes - n);
+      continue;
+    }
+    // Any other layout: the border row gives padding channels and borders, then the colour
+    // channels are interleaved into it.
+    std::memcpy(out, border_row_.data(), row_bytes);
+    int8_t *px = out + left_bytes + channel_low;
+    for (int c = 0; c < colour_channels; ++c) {
+      const int8_t *q = quantised + size_t(c) * n;
+      for (int j = 0; j < width; ++j) px[size_t(j) * C + c] = q[j];
+    }
   }
 }
 

@@ -1,5 +1,6 @@
 // libaxstream-preprocess against the OpenCV reference chain: cvtColor -> crop -> resize
-// INTER_LINEAR -> copyMakeBorder (letterbox) -> normalise -> quantise -> pad; within 1 LSB.
+// INTER_LINEAR -> copyMakeBorder (letterbox) -> normalise -> quantise -> pad; bit-exact, with the
+// AVX2 kernels and with the baseline ones.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -193,7 +194,7 @@ Comparison compare(const std::vector<int8_t> &a, const std::vector<int8_t> &b) {
   return c;
 }
 
-using FormatCase = std::tuple<pp::PixelFormat, pp::ColorOrder>;
+using FormatCase = std::tuple<pp::PixelFormat, pp::ColorOrder, bool>;
 
 class PreprocessMatchesOpenCV : public ::testing::TestWithParam<FormatCase> {};
 
@@ -203,8 +204,8 @@ struct SizeCase {
   std::optional<pp::Rect> crop;
 };
 
-TEST_P(PreprocessMatchesOpenCV, WithinOneLsbForDownscaleUpscaleCropAndStretch) {
-  const auto [format, order] = GetParam();
+TEST_P(PreprocessMatchesOpenCV, BitExactForDownscaleUpscaleCropAndStretch) {
+  const auto [format, order, use_avx2] = GetParam();
   const SizeCase cases[] = {
       {96, 64, 32, 32, pp::ResizeMode::Letterbox, std::nullopt},  // downscale, letterbox rows
       {64, 96, 40, 32, pp::ResizeMode::Letterbox, std::nullopt},  // letterbox columns
@@ -212,6 +213,13 @@ TEST_P(PreprocessMatchesOpenCV, WithinOneLsbForDownscaleUpscaleCropAndStretch) {
       {128, 72, 64, 64, pp::ResizeMode::Letterbox, pp::Rect{17, 9, 70, 50}},  // odd crop
       {200, 120, 100, 60, pp::ResizeMode::Stretch, std::nullopt},  // exact 2x (INTER_AREA path)
       {96, 96, 96, 96, pp::ResizeMode::Letterbox, std::nullopt},   // identity size
+      // Wide enough for whole vector blocks plus tails, and for each YUV row plan: exact 3x
+      // (one tap per column, YUV taps converted), ~9x (two sparse taps), exact 2x and a mild
+      // odd-offset downscale (whole rows converted).
+      {480, 270, 160, 160, pp::ResizeMode::Letterbox, std::nullopt},
+      {1000, 600, 112, 112, pp::ResizeMode::Letterbox, std::nullopt},
+      {320, 180, 160, 160, pp::ResizeMode::Letterbox, std::nullopt},
+      {334, 212, 77, 150, pp::ResizeMode::Stretch, pp::Rect{3, 5, 301, 199}},
   };
   uint32_t seed = 1;
   for (const SizeCase &s : cases) {
@@ -225,16 +233,21 @@ TEST_P(PreprocessMatchesOpenCV, WithinOneLsbForDownscaleUpscaleCropAndStretch) {
     pp::Options options = imagenet_options(order);
     options.resize = s.mode;
     options.crop = s.crop;
+    options.use_avx2 = use_avx2;
     OwnedFrame frame = random_frame(format, s.frame_width, s.frame_height, seed++);
     pp::Preprocessor preprocessor(format, s.frame_width, s.frame_height, tensor, options);
+    if (!use_avx2) {
+      EXPECT_STREQ(preprocessor.kernel_set_name(), "baseline");
+    }
     std::vector<int8_t> ours(tensor.size(), 77);
     preprocessor.run(frame.frame, ours.data());
     const auto reference = opencv_reference(frame.frame, tensor, options, preprocessor.geometry());
     const Comparison c = compare(ours, reference);
-    EXPECT_LE(c.max_difference, 1)
+    EXPECT_EQ(c.max_difference, 0)
         << pp::pixel_format_name(format) << " -> " << pp::color_order_name(order) << " "
         << s.frame_width << "x" << s.frame_height << " -> " << s.tensor_width << "x"
-        << s.tensor_height << ": " << c.differing << " of " << ours.size() << " bytes differ";
+        << s.tensor_height << " (" << preprocessor.kernel_set_name() << "): " << c.differing
+        << " of " << ours.size() << " bytes differ";
   }
 }
 
@@ -244,11 +257,48 @@ INSTANTIATE_TEST_SUITE_P(
         ::testing::Values(pp::PixelFormat::NV12, pp::PixelFormat::I420, pp::PixelFormat::RGB,
                           pp::PixelFormat::BGR, pp::PixelFormat::RGBA, pp::PixelFormat::BGRA,
                           pp::PixelFormat::RGBx, pp::PixelFormat::BGRx, pp::PixelFormat::GRAY8),
-        ::testing::Values(pp::ColorOrder::RGB, pp::ColorOrder::BGR, pp::ColorOrder::GRAY)),
+        ::testing::Values(pp::ColorOrder::RGB, pp::ColorOrder::BGR, pp::ColorOrder::GRAY),
+        ::testing::Bool()),
     [](const ::testing::TestParamInfo<FormatCase> &info) {
       return std::string(pp::pixel_format_name(std::get<0>(info.param))) + "_to_" +
-             pp::color_order_name(std::get<1>(info.param));
+             pp::color_order_name(std::get<1>(info.param)) +
+             (std::get<2>(info.param) ? "_avx2" : "_baseline");
     });
+
+// Three-channel tensors (no padding channel) and normalisations whose quantisation is not an
+// exact fixed-point affine take the interleaving and table paths: still bit-exact.
+TEST(PreprocessMatchesOpenCVLayouts, ThreeChannelTensorsAndTableQuantisationAreBitExact) {
+  OwnedFrame frame = random_frame(pp::PixelFormat::NV12, 320, 240, 11);
+  for (bool use_avx2 : {true, false}) {
+    for (int channels : {3, 4}) {
+      pp::TensorSpec t = metis_tensor(96, 128, 3);
+      t.channels = channels;
+      t.channel_pad_low = channels - 3;  // 4 channels: padding first, not the Metis layout
+      t.channel_pad_high = 0;
+      pp::Options o = imagenet_options(pp::ColorOrder::BGR);
+      o.use_avx2 = use_avx2;
+      pp::Preprocessor p(pp::PixelFormat::NV12, 320, 240, t, o);
+      std::vector<int8_t> ours(t.size(), 77);
+      p.run(frame.frame, ours.data());
+      EXPECT_EQ(compare(ours, opencv_reference(frame.frame, t, o, p.geometry())).max_difference, 0)
+          << channels << " channels, " << p.kernel_set_name();
+    }
+    // scale 1, mean 0, std 1/127.5: values v * 127.5 / 255 = v / 2 tie at every odd v, where
+    // round-half-to-even needs the table.
+    pp::TensorSpec t = metis_tensor(96, 128, 3);
+    t.scale = 1.0;
+    t.zero_point = -128;
+    pp::Options o = imagenet_options(pp::ColorOrder::RGB);
+    o.normalisation.mean = {0.0, 0.0, 0.0};
+    o.normalisation.std = {1 / 127.5, 1 / 127.5, 1 / 127.5};
+    o.use_avx2 = use_avx2;
+    pp::Preprocessor p(pp::PixelFormat::NV12, 320, 240, t, o);
+    std::vector<int8_t> ours(t.size(), 77);
+    p.run(frame.frame, ours.data());
+    EXPECT_EQ(compare(ours, opencv_reference(frame.frame, t, o, p.geometry())).max_difference, 0)
+        << "tie-rounding quantisation, " << p.kernel_set_name();
+  }
+}
 
 TEST(PreprocessGeometry, LetterboxCentresAndKeepsAspect) {
   pp::TensorSpec tensor = metis_tensor(640, 640, 3);
@@ -396,7 +446,7 @@ TEST(PreprocessTiming, ReportsNv12_1080pTo640LetterboxTimeAndOpenCVBaseline) {
       "axpreprocess NV12 1920x1080 -> 640x640 letterbox int8: %.3f ms (best of %d); "
       "OpenCV cvtColor+resize+normalise+quantise: %.3f ms (%.1fx), thread CPU time\n",
       ours, runs, baseline, baseline / ours);
-  EXPECT_LE(compare(out, opencv_reference(f.frame, t, options, p.geometry())).max_difference, 1);
+  EXPECT_EQ(compare(out, opencv_reference(f.frame, t, options, p.geometry())).max_difference, 0);
 
   // A scale where every output pixel blends 2x2 source pixels (no zero-weight taps to skip).
   OwnedFrame hd = random_frame(pp::PixelFormat::NV12, 1280, 720, 8);
@@ -405,8 +455,8 @@ TEST(PreprocessTiming, ReportsNv12_1080pTo640LetterboxTimeAndOpenCVBaseline) {
   const double blended = best_of([&] { p720.run(hd.frame, out720.data()); });
   std::printf("axpreprocess NV12 1280x720 -> 640x640 letterbox int8 (2x2 blends): %.3f ms\n",
               blended);
-  EXPECT_LE(compare(out720, opencv_reference(hd.frame, t, options, p720.geometry())).max_difference,
-            1);
+  EXPECT_EQ(compare(out720, opencv_reference(hd.frame, t, options, p720.geometry())).max_difference,
+            0);
 }
 
 }  // namespace

@@ -10,6 +10,10 @@
 
 namespace axstream::preprocess {
 
+namespace kernels {
+struct KernelSet;
+}
+
 enum class PixelFormat { NV12, I420, RGB, BGR, RGBA, BGRA, RGBx, BGRx, GRAY8 };
 enum class ColorOrder { RGB, BGR, GRAY };  // channel order the model wants
 enum class ResizeMode { Letterbox, Stretch };
@@ -60,6 +64,9 @@ struct Options {
   ColorOrder color = ColorOrder::RGB;
   Normalisation normalisation;
   std::optional<Rect> crop;  // frame region to use; whole frame when absent
+  // Use the AVX2 row kernels where the CPU has AVX2 (false: the x86-64 baseline kernels). Both
+  // give the same bytes; the switch exists so tests and benchmarks can run either.
+  bool use_avx2 = true;
 };
 
 // Frame -> tensor coordinates: tensor_x = offset_x + (frame_x - crop_x) * scale_x (same for y),
@@ -75,10 +82,11 @@ struct Geometry {
 // Quantises one float the way the device input expects: round half to even, saturate to int8.
 int8_t quantise(double value, double scale, int zero_point);
 
-// Configured once per (frame size/format, tensor, options): precomputes the resize coordinate
-// and weight tables and a per-channel 256-entry pixel -> int8 table, so the per-frame work is
-// resize + table lookups. The interpolation is bit-exact with OpenCV's cv::resize INTER_LINEAR
-// (half-pixel centres, 11-bit fixed-point weights) applied after cv::cvtColor.
+// Configured once per (frame size/format, tensor, options): precomputes the resize taps and
+// weights per output column and row and the per-channel quantisation, so the per-frame work is
+// gather, convert, interpolate, quantise on whole rows with vectorised kernels (AVX2 where the CPU
+// has it). The result is bit-exact with cv::cvtColor followed by cv::resize INTER_LINEAR
+// (half-pixel centres, 11-bit fixed-point weights) and the per-channel normalise + quantise.
 class Preprocessor {
  public:
   // Throws InvalidArgument naming the bad value (crop outside the frame, odd NV12/I420 size,
@@ -87,37 +95,63 @@ class Preprocessor {
                const Options &options);
 
   // Writes tensor.size() bytes at `tensor`. `frame` must match the configured format and size.
+  // Safe to call from several threads at once (all scratch memory is per call).
   void run(const Frame &frame, int8_t *tensor) const;
 
   const Geometry &geometry() const { return geometry_; }
   const TensorSpec &tensor() const { return tensor_; }
+  // "avx2" or "baseline": the row kernels this preprocessor runs.
+  const char *kernel_set_name() const;
 
  private:
-  // Source::row(y) gives the fetcher of source row y; fetch(x, px) is pixel x as R,G,B or gray.
-  template <typename Source>
-  void run_with(const Frame &frame, int8_t *tensor) const;
+  // How one source row becomes a horizontally resized row.
+  enum class RowPlan {
+    Gray,        // one byte plane (GRAY8, or the luma of NV12/I420 for gray models): gather taps
+    Packed,      // packed RGB-like pixels: gather 32-bit taps, pick R, G, B
+    PackedGray,  // the same, then RGB -> gray
+    YuvTaps,     // NV12/I420: gather Y, U, V taps, convert only those (strong downscales)
+    YuvRow,      // NV12/I420: convert the used span of the row, then gather (mild/no downscale)
+    YuvPairs,    // NV12/I420, exact 2x: convert and blend contiguous pixel pairs, no gathers
+  };
   void check_frame(const Frame &frame) const;
+  void plan_rows();
 
   PixelFormat format_;
   int frame_width_, frame_height_;
   TensorSpec tensor_;
   Options options_;
   Geometry geometry_;
-  int fetched_channels_ = 3;  // 3 (R,G,B order from the fetcher) or 1 (gray)
+  int fetched_channels_ = 3;  // 3 (R,G,B planes after the horizontal pass) or 1 (gray)
+  const kernels::KernelSet *kernels_ = nullptr;
 
-  // Resize tables (OpenCV's xofs/alpha, yofs/beta), in crop coordinates.
+  // OpenCV's resize tables (xofs/alpha, yofs/beta), in crop coordinates.
   std::vector<int32_t> x0_, x1_;
   std::vector<int16_t> alpha_;  // 2 per output column
   std::vector<int32_t> y0_, y1_;
   std::vector<int16_t> beta_;  // 2 per output row
 
+  // Per output column: where the two taps are read in the source row (bytes from the row start
+  // of plane 0, or of the converted span for YuvRow), their weights, and the chroma offsets.
+  RowPlan plan_ = RowPlan::Packed;
+  std::vector<int32_t> tap0_, tap1_, chroma0_, chroma1_;
+  std::vector<int16_t> weight0_, weight1_;
+  bool two_taps_ = true;  // some column has a non-zero second weight
+  bool pairs_ = false;    // taps of column j are pixels x + 2j and x + 2j + 1 (exact 2x)
+  int safe_taps0_ = 0, safe_taps1_ = 0;  // leading columns whose 4-byte tap read stays in the row
+  int bytes_per_pixel_ = 1;
+  std::array<int, 3> channel_shift_{0, 8, 16};  // bit of R, G, B in a gathered 32-bit pixel
+  int span_begin_ = 0, span_pairs_ = 0;         // YuvRow: converted columns [begin, begin+2*pairs)
+
   // lut_[k][v]: int8 for value v of model channel k; source_of_channel_[k]: fetched channel.
   std::array<std::array<int8_t, 256>, 3> lut_{};
   std::array<int, 3> source_of_channel_{0, 1, 2};
-  // RGB models with 4 padded channels (the Metis layout): per fetched channel, value -> its
-  // byte already shifted into a little-endian 4-byte pixel.
+  // The same as fixed-point affines (v * multiplier + addend) >> shift, used when they reproduce
+  // lut_ for all 256 values of every channel (checked at construction).
+  bool affine_exact_ = false;
+  std::array<int32_t, 3> quant_multiplier_{}, quant_addend_{};
+  std::array<int, 3> quant_shift_{};
+  // RGB models with 4 padded channels (the Metis layout): whole 4-byte pixels at once.
   bool packed_rgb_ = false;
-  std::array<std::array<uint32_t, 256>, 3> packed_lut_{};
   uint32_t packed_padding_ = 0;
   std::vector<int8_t> border_row_;   // one padded tensor row of letterbox border + padding
   std::vector<int8_t> padding_row_;  // one tensor row of zero_point (tensor's own padding)
