@@ -534,6 +534,19 @@ void Preprocessor::run(const Frame &frame, int8_t *tensor) const {
       std::memcpy(out + left_bytes, word0, content_bytes);
       continue;
     }
+    if (colour_channels == 3 && C == 3 && affine_exact_) {
+      // Plain RGB tensors: 4-byte pixels from the same kernel, packed to 3 bytes (each store
+      // overlaps the next pixel, which overwrites it; the last one stores exactly 3 bytes).
+      std::memcpy(out, border_row_.data(), left_bytes);
+      k.quantise_rgb0(plane_of_channel[0], plane_of_channel[1], plane_of_channel[2], affine, 0,
+                      width, word0);
+      int8_t *px = out + left_bytes;
+      for (int j = 0; j + 1 < width; ++j) std::memcpy(px + 3 * size_t(j), word0 + j, 4);
+      std::memcpy(px + 3 * (n - 1), word0 + (n - 1), 3);
+      std::memcpy(out + left_bytes + content_bytes, border_row_.data() + left_bytes + content_bytes,
+                  row_bytes - left_bytes - content_bytes);
+      continue;
+    }
     for (int c = 0; c < colour_channels; ++c) {
       int8_t *q = quantised + size_t(c) * n;
       if (affine_exact_) {
