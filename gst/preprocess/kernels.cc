@@ -126,28 +126,43 @@ void yuv_taps(const YuvTaps &taps, const Weights &w, int n, int16_t *r, int16_t 
 
 #if defined(__AVX2__)
 // 8 columns: gather Y, U, V (4-byte reads, low byte kept) and convert them as yuv_to_rgb does.
+// The bytes of 8 taps from the 32 bytes at `row + first` by two in-lane shuffles (no gather).
+AXPP_INLINE __m256i window_taps(const uint8_t *row, int first, const uint8_t *controls) {
+  const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(row + first));
+  const __m256i low = _mm256_permute2x128_si256(bytes, bytes, 0x00);
+  const __m256i high = _mm256_permute2x128_si256(bytes, bytes, 0x11);
+  return _mm256_or_si256(
+      _mm256_shuffle_epi8(low, _mm256_loadu_si256(reinterpret_cast<const __m256i *>(controls))),
+      _mm256_shuffle_epi8(high,
+                          _mm256_loadu_si256(reinterpret_cast<const __m256i *>(controls + 32))));
+}
+
+// 4 bytes at each of 8 offsets (the caller keeps only the low one or two).
+AXPP_INLINE __m256i gather_taps(const uint8_t *row, const int32_t *offsets) {
+  return _mm256_i32gather_epi32(reinterpret_cast<const int *>(row),
+                                _mm256_loadu_si256(reinterpret_cast<const __m256i *>(offsets)), 1);
+}
+
+// 8 columns: Y, U, V taps (windows where given, else gathers) converted as yuv_to_rgb does.
 template <bool Interleaved>
 AXPP_INLINE void gather_convert8(const YuvRows &rows, const int32_t *luma, const int32_t *chroma,
+                                 const uint8_t *luma_window, const uint8_t *chroma_window,
                                  __m256i &r, __m256i &g, __m256i &b) {
   const __m256i byte_mask = _mm256_set1_epi32(255);
-  const __m256i y = _mm256_and_si256(
-      _mm256_i32gather_epi32(reinterpret_cast<const int *>(rows.y),
-                             _mm256_loadu_si256(reinterpret_cast<const __m256i *>(luma)), 1),
-      byte_mask);
-  const __m256i chroma_offsets = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(chroma));
+  const __m256i y = luma_window ? window_taps(rows.y, luma[0], luma_window)
+                                : _mm256_and_si256(gather_taps(rows.y, luma), byte_mask);
   __m256i u, v;
   if constexpr (Interleaved) {
     const __m256i uv =
-        _mm256_i32gather_epi32(reinterpret_cast<const int *>(rows.u), chroma_offsets, 1);
+        chroma_window ? window_taps(rows.u, chroma[0], chroma_window) : gather_taps(rows.u, chroma);
     u = _mm256_and_si256(uv, byte_mask);
     v = _mm256_and_si256(_mm256_srli_epi32(uv, 8), byte_mask);
+  } else if (chroma_window) {
+    u = window_taps(rows.u, chroma[0], chroma_window);
+    v = window_taps(rows.v, chroma[0], chroma_window);
   } else {
-    u = _mm256_and_si256(
-        _mm256_i32gather_epi32(reinterpret_cast<const int *>(rows.u), chroma_offsets, 1),
-        byte_mask);
-    v = _mm256_and_si256(
-        _mm256_i32gather_epi32(reinterpret_cast<const int *>(rows.v), chroma_offsets, 1),
-        byte_mask);
+    u = _mm256_and_si256(gather_taps(rows.u, chroma), byte_mask);
+    v = _mm256_and_si256(gather_taps(rows.v, chroma), byte_mask);
   }
   const __m256i k128 = _mm256_set1_epi32(128);
   u = _mm256_sub_epi32(u, k128);
@@ -175,17 +190,35 @@ AXPP_INLINE void store8_i16(int16_t *out, __m256i value) {
 template <bool TwoTaps, bool Interleaved>
 int yuv_gather_taps_body(const YuvRows &rows, const YuvTapIndex &index, const Weights &w, int n,
                          int16_t *r, int16_t *g, int16_t *b) {
-  // Taps grow with the column, so the columns whose reads stay inside the rows are a prefix.
-  const int32_t *luma_last = TwoTaps ? index.luma1 : index.luma0;
-  const int32_t *chroma_last = TwoTaps ? index.chroma1 : index.chroma0;
-  int safe = n;
-  while (safe > 0 &&
-         (luma_last[safe - 1] + 4 > rows.y_bytes || chroma_last[safe - 1] + 4 > rows.chroma_bytes))
-    --safe;
-  safe &= ~7;
+  // Taps grow with the column, so the blocks whose reads stay inside the rows are a prefix.
+  auto fits = [&](const int32_t *offsets, const uint8_t *window, int j, int bytes) {
+    return window ? offsets[j] + 32 <= bytes : offsets[j + 7] + 4 <= bytes;
+  };
+  auto block_fits = [&](int j) {
+    bool ok = fits(index.luma0, index.luma_window0, j, rows.y_bytes) &&
+              fits(index.chroma0, index.chroma_window0, j, rows.chroma_bytes);
+    if constexpr (TwoTaps)
+      ok = ok && fits(index.luma1, index.luma_window1, j, rows.y_bytes) &&
+           fits(index.chroma1, index.chroma_window1, j, rows.chroma_bytes);
+    return ok;
+  };
+  int safe = n & ~7;
+  while (safe > 0 && !block_fits(safe - 8)) safe -= 8;
+  auto window = [](const uint8_t *controls, int j) {
+    return controls ? controls + size_t(j / 8) * 64 : nullptr;
+  };
   for (int j = 0; j < safe; j += 8) {
     __m256i r0, g0, b0;
-    gather_convert8<Interleaved>(rows, index.luma0 + j, index.chroma0 + j, r0, g0, b0);
+    gather_convert8<Interleaved>(rows, index.luma0 + j, index.chroma0 + j,
+                                 window(index.luma_window0, j), window(index.chroma_window0, j), r0,
+                                 g0, b0);
+    if constexpr (!TwoTaps) {
+      // One tap: its weight is 2^11, so (value * 2^11) >> 4 is value << 7.
+      store8_i16(r + j, _mm256_slli_epi32(r0, 7));
+      store8_i16(g + j, _mm256_slli_epi32(g0, 7));
+      store8_i16(b + j, _mm256_slli_epi32(b0, 7));
+      continue;
+    }
     const __m256i w0 =
         _mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i *>(w.weight0 + j)));
     r0 = _mm256_mullo_epi32(r0, w0);
@@ -193,7 +226,9 @@ int yuv_gather_taps_body(const YuvRows &rows, const YuvTapIndex &index, const We
     b0 = _mm256_mullo_epi32(b0, w0);
     if constexpr (TwoTaps) {
       __m256i r1, g1, b1;
-      gather_convert8<Interleaved>(rows, index.luma1 + j, index.chroma1 + j, r1, g1, b1);
+      gather_convert8<Interleaved>(rows, index.luma1 + j, index.chroma1 + j,
+                                   window(index.luma_window1, j), window(index.chroma_window1, j),
+                                   r1, g1, b1);
       const __m256i w1 =
           _mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i *>(w.weight1 + j)));
       r0 = _mm256_add_epi32(r0, _mm256_mullo_epi32(r1, w1));

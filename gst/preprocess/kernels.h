@@ -21,7 +21,7 @@ struct ChannelShifts {
 
 // Horizontal taps of one output row: value[j] = (tap0[j] * weight0[j] + tap1[j] * weight1[j]) >> 4
 // per channel, OpenCV's 11-bit resize weights. weight1 == nullptr: every second weight is 0
-// (integer downscales), the second tap is neither gathered nor used.
+// (integer downscales), so every first weight is 2^11; the second tap is neither gathered nor used.
 struct Weights {
   const int16_t *weight0 = nullptr, *weight1 = nullptr;
 };
@@ -39,9 +39,14 @@ struct YuvRows {
   bool interleaved;
 };
 
-// Per output column: luma and chroma byte offsets of the two taps in their rows.
+// Per output column: luma and chroma byte offsets of the two taps in their rows. The windows
+// (nullptr: gather) hold, per block of 8 columns, two 32-byte pshufb controls that pick the
+// block's tap bytes (1 per column, or U,V for NV12) out of the 32 bytes at its first tap, into
+// the low bytes of 32-bit lanes: [controls for the low 16 bytes | for the high 16 bytes].
 struct YuvTapIndex {
   const int32_t *luma0, *chroma0, *luma1, *chroma1;
+  const uint8_t *luma_window0 = nullptr, *chroma_window0 = nullptr;
+  const uint8_t *luma_window1 = nullptr, *chroma_window1 = nullptr;
 };
 
 struct KernelSet {

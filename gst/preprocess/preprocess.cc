@@ -59,6 +59,30 @@ void linear_tables(int src_size, int dst_size, bool clamp_weights, std::vector<i
   }
 }
 
+// Per block of 8 columns, the pshufb controls of kernels::YuvTapIndex's windows: tap k's
+// `tap_bytes` bytes go to bytes 4k.. of the result, from the 32 bytes at the block's first tap.
+// Empty when some block's taps do not fit in those 32 bytes.
+std::vector<uint8_t> window_controls(const std::vector<int32_t> &offsets, int tap_bytes) {
+  const size_t blocks = offsets.size() / 8;
+  std::vector<uint8_t> controls(blocks * 64, 0x80);  // 0x80: zero byte
+  for (size_t block = 0; block < blocks; ++block) {
+    const int32_t first = offsets[8 * block];
+    uint8_t *low = controls.data() + 64 * block, *high = low + 32;
+    for (int k = 0; k < 8; ++k) {
+      const int32_t at = offsets[8 * block + k] - first;
+      if (at < 0 || at + tap_bytes > 32) return {};
+      for (int i = 0; i < tap_bytes; ++i) {
+        const int position = at + i, lane_byte = 4 * k + i;
+        if (position < 16)
+          low[lane_byte] = uint8_t(position);
+        else
+          high[lane_byte] = uint8_t(position - 16);
+      }
+    }
+  }
+  return controls;
+}
+
 }  // namespace
 
 PixelFormat pixel_format_from_string(const std::string &name) {
@@ -311,6 +335,14 @@ void Preprocessor::plan_rows() {
       chroma0_[j] = nv12 ? tap0_[j] & ~1 : tap0_[j] >> 1;
       chroma1_[j] = nv12 ? tap1_[j] & ~1 : tap1_[j] >> 1;
     }
+    if (kernels_->yuv_gather_taps) {
+      luma_window0_ = window_controls(tap0_, 1);
+      chroma_window0_ = window_controls(chroma0_, nv12 ? 2 : 1);
+      if (two_taps_) {
+        luma_window1_ = window_controls(tap1_, 1);
+        chroma_window1_ = window_controls(chroma1_, nv12 ? 2 : 1);
+      }
+    }
     return;
   }
   plan_ = fetched_channels_ == 1 ? RowPlan::PackedGray : RowPlan::Packed;
@@ -404,8 +436,17 @@ void Preprocessor::run(const Frame &frame, int8_t *tensor) const {
           const bool nv12 = format_ == PixelFormat::NV12;
           const kernels::YuvRows yuv_rows{
               plane0, chroma1, chroma2, frame_width_, nv12 ? frame_width_ : frame_width_ / 2, nv12};
-          const kernels::YuvTapIndex index{tap0_.data(), chroma0_.data(), tap1_.data(),
-                                           chroma1_.data()};
+          auto controls = [](const std::vector<uint8_t> &c) {
+            return c.empty() ? nullptr : c.data();
+          };
+          const kernels::YuvTapIndex index{tap0_.data(),
+                                           chroma0_.data(),
+                                           tap1_.data(),
+                                           chroma1_.data(),
+                                           controls(luma_window0_),
+                                           controls(chroma_window0_),
+                                           controls(luma_window1_),
+                                           controls(chroma_window1_)};
           done = k.yuv_gather_taps(yuv_rows, index, weights, width, out, out + n, out + 2 * n);
         }
         if (done == width) return;
@@ -504,8 +545,11 @@ void Preprocessor::run(const Frame &frame, int8_t *tensor) const {
     const int b0 = beta_[2 * dy], b1 = beta_[2 * dy + 1];
     // A zero-weight second row contributes nothing: do not resize it.
     const int sy0 = y0_[dy], sy1 = b1 == 0 ? sy0 : y1_[dy];
-    if (r + 1 < content_end) {
-      const int next0 = y0_[dy + 1], next1 = beta_[2 * dy + 3] == 0 ? next0 : y1_[dy + 1];
+    // Two rows ahead (and one, for the first rows), so a shared machine's longer memory
+    // latency is covered too.
+    for (int ahead = dy == 0 ? 1 : 2; ahead <= 2 && r + ahead < content_end; ++ahead) {
+      const int d = dy + ahead;
+      const int next0 = y0_[d], next1 = beta_[2 * d + 1] == 0 ? next0 : y1_[d];
       if (next0 != sy0 && next0 != sy1) prefetch_row(next0);
       if (next1 != next0 && next1 != sy0 && next1 != sy1) prefetch_row(next1);
     }

@@ -214,12 +214,15 @@ TEST_P(PreprocessMatchesOpenCV, BitExactForDownscaleUpscaleCropAndStretch) {
       {200, 120, 100, 60, pp::ResizeMode::Stretch, std::nullopt},  // exact 2x (INTER_AREA path)
       {96, 96, 96, 96, pp::ResizeMode::Letterbox, std::nullopt},   // identity size
       // Wide enough for whole vector blocks plus tails, and for each YUV row plan: exact 3x
-      // (one tap per column, YUV taps converted), ~9x (two sparse taps), exact 2x and a mild
-      // odd-offset downscale (whole rows converted).
+      // (one tap per column, YUV taps converted), ~9x (two sparse taps, gathers), exact 2x
+      // (contiguous pairs) and a mild odd-offset downscale (whole rows converted).
       {480, 270, 160, 160, pp::ResizeMode::Letterbox, std::nullopt},
       {1000, 600, 112, 112, pp::ResizeMode::Letterbox, std::nullopt},
       {320, 180, 160, 160, pp::ResizeMode::Letterbox, std::nullopt},
       {334, 212, 77, 150, pp::ResizeMode::Stretch, pp::Rect{3, 5, 301, 199}},
+      // 3.5x with two taps and 3x from an odd crop: the AVX2 shuffle windows instead of gathers.
+      {560, 316, 160, 160, pp::ResizeMode::Letterbox, std::nullopt},
+      {482, 272, 160, 160, pp::ResizeMode::Letterbox, pp::Rect{1, 1, 480, 270}},
   };
   uint32_t seed = 1;
   for (const SizeCase &s : cases) {

@@ -135,6 +135,9 @@ class Preprocessor {
   RowPlan plan_ = RowPlan::Packed;
   std::vector<int32_t> tap0_, tap1_, chroma0_, chroma1_;
   std::vector<int16_t> weight0_, weight1_;
+  // YuvTaps with AVX2: shuffle controls per block of 8 columns picking the taps out of 32
+  // bytes (kernels.h YuvTapIndex), empty where some block's taps spread wider (then gathers).
+  std::vector<uint8_t> luma_window0_, chroma_window0_, luma_window1_, chroma_window1_;
   bool two_taps_ = true;  // some column has a non-zero second weight
   bool pairs_ = false;    // taps of column j are pixels x + 2j and x + 2j + 1 (exact 2x)
   int safe_taps0_ = 0, safe_taps1_ = 0;  // leading columns whose 4-byte tap read stays in the row
