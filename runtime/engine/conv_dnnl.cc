@@ -38,10 +38,17 @@ size_t align64(size_t n) { return (n + 63) / 64 * 64; }
 
 dnnl::post_ops activation_post_ops(const FusedActivation &act) {
   dnnl::post_ops ops;
-  if (act.kind == FusedActivation::Kind::relu)
+  using Kind = FusedActivation::Kind;
+  if (act.kind == Kind::relu)
     ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
-  else if (act.kind == FusedActivation::Kind::clip)
+  else if (act.kind == Kind::clip)
     ops.append_eltwise(1.f, dnnl::algorithm::eltwise_clip, act.lo, act.hi);
+  else if (act.kind == Kind::leaky_relu)
+    ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, act.alpha, 0.f);
+  else if (act.kind == Kind::hard_swish)
+    ops.append_eltwise(1.f, dnnl::algorithm::eltwise_hardswish, 0.f, 0.f);
+  else if (act.kind == Kind::swish)
+    ops.append_eltwise(1.f, dnnl::algorithm::eltwise_swish, 1.f, 0.f);
   return ops;
 }
 

@@ -71,4 +71,52 @@
   X(Resize)                        \
   X(Upsample)                      \
   X(Expand)                        \
-  X(Tile)
+  X(Tile)                          \
+  X(Softsign)                      \
+  X(Selu)                          \
+  X(Celu)                          \
+  X(ThresholdedRelu)               \
+  X(Shrink)                        \
+  X(Round)                         \
+  X(Sign)                          \
+  X(Sin)                           \
+  X(Cos)                           \
+  X(Tan)                           \
+  X(Asin)                          \
+  X(Acos)                          \
+  X(Atan)                          \
+  X(Sinh)                          \
+  X(Cosh)                          \
+  X(Asinh)                         \
+  X(Acosh)                         \
+  X(Atanh)                         \
+  X(IsNaN)                         \
+  X(IsInf)                         \
+  X(Mod)                           \
+  X(Sum)                           \
+  X(Mean)                          \
+  X(LessOrEqual)                   \
+  X(GreaterOrEqual)                \
+  X(And)                           \
+  X(Or)                            \
+  X(Xor)                           \
+  X(ReduceL1)                      \
+  X(ReduceL2)                      \
+  X(ReduceProd)                    \
+  X(ReduceSumSquare)               \
+  X(ReduceLogSum)                  \
+  X(ReduceLogSumExp)               \
+  X(LogSoftmax)                    \
+  X(Hardmax)                       \
+  X(QLinearConv)                   \
+  X(ConvInteger)                   \
+  X(QLinearMatMul)                 \
+  X(MatMulInteger)                 \
+  X(LayerNormalization)            \
+  X(AxLayerNorm)                   \
+  X(InstanceNormalization)         \
+  X(DepthToSpace)                  \
+  X(SpaceToDepth)                  \
+  X(Trilu)                         \
+  X(GatherElements)                \
+  X(Range)

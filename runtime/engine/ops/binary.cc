@@ -4,7 +4,10 @@
 namespace axstream::engine {
 namespace {
 
-enum class BinOp { add, sub, mul, div, pow, prelu, max, min, equal, less, greater };
+enum class BinOp {
+  add, sub, mul, div, pow, prelu, max, min, mod, fmod,
+  equal, less, greater, less_equal, greater_equal, logical_and, logical_or, logical_xor
+};
 
 template <typename T>
 inline T apply(BinOp op, T a, T b) {
@@ -25,6 +28,20 @@ inline T apply(BinOp op, T a, T b) {
       return a > b ? a : b;
     case BinOp::min:
       return a < b ? a : b;
+    case BinOp::fmod:
+      if constexpr (std::is_floating_point_v<T>)
+        return std::fmod(a, b);
+      else
+        return b == T(0) ? T(0) : static_cast<T>(a % b);
+    case BinOp::mod:  // integer modulo with the divisor's sign (Python's %)
+      if constexpr (std::is_floating_point_v<T>) {
+        T r = std::fmod(a, b);
+        return r != T(0) && ((r < T(0)) != (b < T(0))) ? r + b : r;
+      } else {
+        if (b == T(0)) return T(0);
+        T r = static_cast<T>(a % b);
+        return r != T(0) && ((r < T(0)) != (b < T(0))) ? static_cast<T>(r + b) : r;
+      }
     default:
       return T(0);
   }
@@ -100,9 +117,21 @@ std::unique_ptr<Kernel> compile_binary(OpContext &ctx) {
                        static_cast<const int64_t *>(in[1]), static_cast<int64_t *>(o[0]));
       });
       break;
+    case DType::i8:
+      k = make_kernel([plan](ExecContext &, const void *const *in, void *const *o) {
+        run_binary<op>(plan, static_cast<const int8_t *>(in[0]),
+                       static_cast<const int8_t *>(in[1]), static_cast<int8_t *>(o[0]));
+      });
+      break;
+    case DType::u8:
+      k = make_kernel([plan](ExecContext &, const void *const *in, void *const *o) {
+        run_binary<op>(plan, static_cast<const uint8_t *>(in[0]),
+                       static_cast<const uint8_t *>(in[1]), static_cast<uint8_t *>(o[0]));
+      });
+      break;
     default:
       ctx.unsupported(std::string("dtype ") + dtype_name(dt) +
-                      " (expected float32, int32 or int64)");
+                      " (expected float32, int8, uint8, int32 or int64)");
   }
   k->macs = static_cast<uint64_t>(plan.count);
   return k;
@@ -122,7 +151,32 @@ std::unique_ptr<Kernel> compile_compare(OpContext &ctx) {
     bool *r = static_cast<bool *>(o[0]);
     plan.for_each2([&](int64_t oi, int64_t ia, int64_t ib) {
       double a = load_as_double(in[0], dt, ia), b = load_as_double(in[1], dt, ib);
-      r[oi] = op == BinOp::equal ? a == b : op == BinOp::less ? a < b : a > b;
+      switch (op) {
+        case BinOp::equal:
+          r[oi] = a == b;
+          break;
+        case BinOp::less:
+          r[oi] = a < b;
+          break;
+        case BinOp::greater:
+          r[oi] = a > b;
+          break;
+        case BinOp::less_equal:
+          r[oi] = a <= b;
+          break;
+        case BinOp::greater_equal:
+          r[oi] = a >= b;
+          break;
+        case BinOp::logical_and:
+          r[oi] = a != 0 && b != 0;
+          break;
+        case BinOp::logical_or:
+          r[oi] = a != 0 || b != 0;
+          break;
+        default:
+          r[oi] = (a != 0) != (b != 0);
+          break;
+      }
     });
   });
 }
@@ -139,12 +193,14 @@ std::unique_ptr<Kernel> compile_variadic(OpContext &ctx) {
   }
   ctx.set_output(0, dt, out);
   if (ctx.infer_only()) return nullptr;
-  if (dt != DType::f32 && dt != DType::i32 && dt != DType::i64)
+  bool mean = op == BinOp::div;  // Mean: the sum divided by the input count
+  if (dt != DType::f32 && dt != DType::i32 && dt != DType::i64 &&
+      (mean || op == BinOp::add || (dt != DType::i8 && dt != DType::u8)))
     ctx.unsupported(std::string("dtype ") + dtype_name(dt));
   std::vector<BroadcastPlan> plans;
   for (size_t i = 0; i < ctx.input_count(); ++i)
     plans.emplace_back(std::vector<Shape>{out, ctx.in_shape(i)}, out);
-  return make_kernel([plans, dt](ExecContext &, const void *const *in, void *const *o) {
+  return make_kernel([plans, dt, mean](ExecContext &, const void *const *in, void *const *o) {
     dispatch_dtype(dt, [&](auto zero) {
       using T = decltype(zero);
       T *r = static_cast<T *>(o[0]);
@@ -152,11 +208,22 @@ std::unique_ptr<Kernel> compile_variadic(OpContext &ctx) {
       plans[0].for_each2([&](int64_t oi, int64_t, int64_t ib) { r[oi] = a0[ib]; });
       for (size_t i = 1; i < plans.size(); ++i) {
         const T *ai = static_cast<const T *>(in[i]);
-        plans[i].for_each2(
-            [&](int64_t oi, int64_t, int64_t ib) { r[oi] = apply(op, r[oi], ai[ib]); });
+        plans[i].for_each2([&](int64_t oi, int64_t, int64_t ib) {
+          r[oi] = apply(mean ? BinOp::add : op, r[oi], ai[ib]);
+        });
       }
+      if (mean)
+        for (int64_t i = 0; i < plans[0].count; ++i)
+          r[i] = static_cast<T>(r[i] / static_cast<T>(plans.size()));
     });
   });
+}
+
+std::unique_ptr<Kernel> compile_mod(OpContext &ctx) {
+  if (ctx.attr_i("fmod", 0) != 0) return compile_binary<BinOp::fmod>(ctx);
+  if (ctx.in_dtype(0) == DType::f32 && !ctx.infer_only())
+    ctx.fail("Mod on float32 needs fmod=1");
+  return compile_binary<BinOp::mod>(ctx);
 }
 
 std::unique_ptr<Kernel> compile_where(OpContext &ctx) {
@@ -194,5 +261,13 @@ AXSTREAM_ENGINE_OP(Equal, "Equal", 7, 17, compile_compare<BinOp::equal>)
 AXSTREAM_ENGINE_OP(Less, "Less", 7, 17, compile_compare<BinOp::less>)
 AXSTREAM_ENGINE_OP(Greater, "Greater", 7, 17, compile_compare<BinOp::greater>)
 AXSTREAM_ENGINE_OP(Where, "Where", 9, 17, compile_where)
+AXSTREAM_ENGINE_OP(Mod, "Mod", 10, 17, compile_mod)
+AXSTREAM_ENGINE_OP(Sum, "Sum", 8, 17, compile_variadic<BinOp::add>)
+AXSTREAM_ENGINE_OP(Mean, "Mean", 8, 17, compile_variadic<BinOp::div>)
+AXSTREAM_ENGINE_OP(LessOrEqual, "LessOrEqual", 12, 17, compile_compare<BinOp::less_equal>)
+AXSTREAM_ENGINE_OP(GreaterOrEqual, "GreaterOrEqual", 12, 17, compile_compare<BinOp::greater_equal>)
+AXSTREAM_ENGINE_OP(And, "And", 7, 17, compile_compare<BinOp::logical_and>)
+AXSTREAM_ENGINE_OP(Or, "Or", 7, 17, compile_compare<BinOp::logical_or>)
+AXSTREAM_ENGINE_OP(Xor, "Xor", 7, 17, compile_compare<BinOp::logical_xor>)
 
 }  // namespace axstream::engine

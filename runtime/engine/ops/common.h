@@ -134,10 +134,12 @@ struct WindowGeometry {
   }
 };
 
-// An activation fused into a producing kernel by the passes.
+// An activation fused into a producing kernel by the passes (attributes _activation,
+// _act_min/_act_max for Clip, _act_alpha for LeakyRelu).
 struct FusedActivation {
-  enum class Kind { none, relu, clip } kind = Kind::none;
+  enum class Kind { none, relu, clip, leaky_relu, hard_swish, swish } kind = Kind::none;
   float lo = -INFINITY, hi = INFINITY;
+  float alpha = 0.f;
   static FusedActivation from(const OpContext &ctx) {
     FusedActivation a;
     std::string k = ctx.attr_s("_activation", "");
@@ -146,11 +148,35 @@ struct FusedActivation {
     else if (k == "Clip")
       a.kind = Kind::clip, a.lo = ctx.attr_f("_act_min", -INFINITY),
       a.hi = ctx.attr_f("_act_max", INFINITY);
+    else if (k == "LeakyRelu")
+      a.kind = Kind::leaky_relu, a.alpha = ctx.attr_f("_act_alpha", 0.01f);
+    else if (k == "HardSwish")
+      a.kind = Kind::hard_swish;
+    else if (k == "SiLU")
+      a.kind = Kind::swish;
+    else if (!k.empty())
+      ctx.fail("unknown fused activation '" + k + "'");
     return a;
   }
   void apply(float *y, int64_t n) const {
-    if (kind == Kind::none) return;
-    for (int64_t i = 0; i < n; ++i) y[i] = std::min(std::max(y[i], lo), hi);
+    switch (kind) {
+      case Kind::none:
+        return;
+      case Kind::relu:
+      case Kind::clip:
+        for (int64_t i = 0; i < n; ++i) y[i] = std::min(std::max(y[i], lo), hi);
+        return;
+      case Kind::leaky_relu:
+        for (int64_t i = 0; i < n; ++i) y[i] = y[i] >= 0.f ? y[i] : y[i] * alpha;
+        return;
+      case Kind::hard_swish:
+        for (int64_t i = 0; i < n; ++i)
+          y[i] = y[i] * std::max(0.f, std::min(1.f, y[i] / 6.f + 0.5f));
+        return;
+      case Kind::swish:
+        for (int64_t i = 0; i < n; ++i) y[i] = y[i] / (1.f + std::exp(-y[i]));
+        return;
+    }
   }
 };
 

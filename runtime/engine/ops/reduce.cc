@@ -4,7 +4,7 @@
 namespace axstream::engine {
 namespace {
 
-enum class Reduce { mean, max, min, sum };
+enum class Reduce { mean, max, min, sum, l1, l2, prod, sum_square, log_sum, log_sum_exp };
 
 template <Reduce kind>
 std::unique_ptr<Kernel> compile_reduce(OpContext &ctx) {
@@ -44,21 +44,43 @@ std::unique_ptr<Kernel> compile_reduce(OpContext &ctx) {
           using T = decltype(zero);
           const T *x = static_cast<const T *>(i[0]);
           T *y = static_cast<T *>(o[0]);
-          std::vector<double> acc(static_cast<size_t>(n_out), kind == Reduce::max   ? -INFINITY
-                                                              : kind == Reduce::min ? INFINITY
-                                                                                    : 0.0);
+          std::vector<double> acc(static_cast<size_t>(n_out), kind == Reduce::max    ? -INFINITY
+                                                              : kind == Reduce::min  ? INFINITY
+                                                              : kind == Reduce::prod ? 1.0
+                                                                                     : 0.0);
           plan.for_each2([&](int64_t xi, int64_t yi, int64_t) {
             double v = static_cast<double>(x[xi]);
-            if (kind == Reduce::max)
-              acc[yi] = std::max(acc[yi], v);
-            else if (kind == Reduce::min)
-              acc[yi] = std::min(acc[yi], v);
-            else
-              acc[yi] += v;
+            switch (kind) {
+              case Reduce::max:
+                acc[yi] = std::max(acc[yi], v);
+                break;
+              case Reduce::min:
+                acc[yi] = std::min(acc[yi], v);
+                break;
+              case Reduce::l1:
+                acc[yi] += std::fabs(v);
+                break;
+              case Reduce::l2:
+              case Reduce::sum_square:
+                acc[yi] += v * v;
+                break;
+              case Reduce::prod:
+                acc[yi] *= v;
+                break;
+              case Reduce::log_sum_exp:
+                acc[yi] += std::exp(v);
+                break;
+              default:
+                acc[yi] += v;
+            }
           });
-          for (int64_t j = 0; j < n_out; ++j)
-            y[j] =
-                static_cast<T>(kind == Reduce::mean ? acc[j] / static_cast<double>(group) : acc[j]);
+          for (int64_t j = 0; j < n_out; ++j) {
+            double r = acc[j];
+            if (kind == Reduce::mean) r /= static_cast<double>(group);
+            if (kind == Reduce::l2) r = std::sqrt(r);
+            if (kind == Reduce::log_sum || kind == Reduce::log_sum_exp) r = std::log(r);
+            y[j] = static_cast<T>(r);
+          }
         });
       });
   k->macs = static_cast<uint64_t>(plan.count);
@@ -105,6 +127,12 @@ AXSTREAM_ENGINE_OP(ReduceMean, "ReduceMean", 1, 17, compile_reduce<Reduce::mean>
 AXSTREAM_ENGINE_OP(ReduceMax, "ReduceMax", 1, 17, compile_reduce<Reduce::max>)
 AXSTREAM_ENGINE_OP(ReduceMin, "ReduceMin", 1, 17, compile_reduce<Reduce::min>)
 AXSTREAM_ENGINE_OP(ReduceSum, "ReduceSum", 1, 17, compile_reduce<Reduce::sum>)
+AXSTREAM_ENGINE_OP(ReduceL1, "ReduceL1", 1, 17, compile_reduce<Reduce::l1>)
+AXSTREAM_ENGINE_OP(ReduceL2, "ReduceL2", 1, 17, compile_reduce<Reduce::l2>)
+AXSTREAM_ENGINE_OP(ReduceProd, "ReduceProd", 1, 17, compile_reduce<Reduce::prod>)
+AXSTREAM_ENGINE_OP(ReduceSumSquare, "ReduceSumSquare", 1, 17, compile_reduce<Reduce::sum_square>)
+AXSTREAM_ENGINE_OP(ReduceLogSum, "ReduceLogSum", 1, 17, compile_reduce<Reduce::log_sum>)
+AXSTREAM_ENGINE_OP(ReduceLogSumExp, "ReduceLogSumExp", 1, 17, compile_reduce<Reduce::log_sum_exp>)
 AXSTREAM_ENGINE_OP(ArgMax, "ArgMax", 1, 17, compile_arg<true>)
 AXSTREAM_ENGINE_OP(ArgMin, "ArgMin", 1, 17, compile_arg<false>)
 

@@ -1,9 +1,12 @@
-// Softmax (opset < 13: over the flattened trailing dims from axis; 13+: one axis).
+// Softmax, LogSoftmax, Hardmax (opset < 13: over the flattened trailing dims from axis; 13+: one axis).
 #include "common.h"
 
 namespace axstream::engine {
 namespace {
 
+enum class SoftmaxKind { softmax, log_softmax, hardmax };
+
+template <SoftmaxKind kind>
 std::unique_ptr<Kernel> compile_softmax(OpContext &ctx) {
   ctx.expect_inputs(1, 1);
   const Shape &in = ctx.in_shape(0);
@@ -24,9 +27,20 @@ std::unique_ptr<Kernel> compile_softmax(OpContext &ctx) {
         const float *xs = x + a * len * inner + b;
         float *ys = y + a * len * inner + b;
         float m = -INFINITY;
-        for (int64_t j = 0; j < len; ++j) m = std::max(m, xs[j * inner]);
+        int64_t first_max = 0;
+        for (int64_t j = 0; j < len; ++j)
+          if (xs[j * inner] > m) m = xs[j * inner], first_max = j;
+        if (kind == SoftmaxKind::hardmax) {
+          for (int64_t j = 0; j < len; ++j) ys[j * inner] = j == first_max ? 1.f : 0.f;
+          continue;
+        }
         float sum = 0.f;
         for (int64_t j = 0; j < len; ++j) sum += (ys[j * inner] = std::exp(xs[j * inner] - m));
+        if (kind == SoftmaxKind::log_softmax) {
+          float log_sum = std::log(sum);
+          for (int64_t j = 0; j < len; ++j) ys[j * inner] = xs[j * inner] - m - log_sum;
+          continue;
+        }
         for (int64_t j = 0; j < len; ++j) ys[j * inner] /= sum;
       }
   });
@@ -36,6 +50,8 @@ std::unique_ptr<Kernel> compile_softmax(OpContext &ctx) {
 
 }  // namespace
 
-AXSTREAM_ENGINE_OP(Softmax, "Softmax", 1, 17, compile_softmax)
+AXSTREAM_ENGINE_OP(Softmax, "Softmax", 1, 17, compile_softmax<SoftmaxKind::softmax>)
+AXSTREAM_ENGINE_OP(LogSoftmax, "LogSoftmax", 1, 17, compile_softmax<SoftmaxKind::log_softmax>)
+AXSTREAM_ENGINE_OP(Hardmax, "Hardmax", 1, 17, compile_softmax<SoftmaxKind::hardmax>)
 
 }  // namespace axstream::engine

@@ -71,6 +71,70 @@ std::unique_ptr<Kernel> compile_softplus(OpContext &ctx) {
   return float_unary(ctx, [](float x) { return std::log1p(std::exp(x)); });
 }
 
+std::unique_ptr<Kernel> compile_softsign(OpContext &ctx) {
+  return float_unary(ctx, [](float x) { return x / (1.f + std::fabs(x)); });
+}
+std::unique_ptr<Kernel> compile_selu(OpContext &ctx) {
+  float alpha = ctx.attr_f("alpha", 1.67326319217681884765625f);
+  float gamma = ctx.attr_f("gamma", 1.05070102214813232421875f);
+  return float_unary(ctx, [alpha, gamma](float x) {
+    return x > 0.f ? gamma * x : gamma * (alpha * std::exp(x) - alpha);
+  });
+}
+std::unique_ptr<Kernel> compile_celu(OpContext &ctx) {
+  float alpha = ctx.attr_f("alpha", 1.f);
+  return float_unary(ctx, [alpha](float x) {
+    return std::max(0.f, x) + std::min(0.f, alpha * (std::exp(x / alpha) - 1.f));
+  });
+}
+std::unique_ptr<Kernel> compile_thresholded_relu(OpContext &ctx) {
+  float alpha = ctx.attr_f("alpha", 1.f);
+  return float_unary(ctx, [alpha](float x) { return x > alpha ? x : 0.f; });
+}
+std::unique_ptr<Kernel> compile_shrink(OpContext &ctx) {
+  float lambd = ctx.attr_f("lambd", 0.5f), bias = ctx.attr_f("bias", 0.f);
+  return float_unary(ctx, [lambd, bias](float x) {
+    return x < -lambd ? x + bias : (x > lambd ? x - bias : 0.f);
+  });
+}
+std::unique_ptr<Kernel> compile_round(OpContext &ctx) {
+  return float_unary(ctx, [](float x) { return std::nearbyint(x); });
+}
+#define AXSTREAM_FLOAT_MATH(name, fn) \
+  std::unique_ptr<Kernel> compile_##name(OpContext &ctx) { \
+    return float_unary(ctx, [](float x) { return std::fn(x); }); \
+  }
+AXSTREAM_FLOAT_MATH(sin, sin)
+AXSTREAM_FLOAT_MATH(cos, cos)
+AXSTREAM_FLOAT_MATH(tan, tan)
+AXSTREAM_FLOAT_MATH(asin, asin)
+AXSTREAM_FLOAT_MATH(acos, acos)
+AXSTREAM_FLOAT_MATH(atan, atan)
+AXSTREAM_FLOAT_MATH(sinh, sinh)
+AXSTREAM_FLOAT_MATH(cosh, cosh)
+AXSTREAM_FLOAT_MATH(asinh, asinh)
+AXSTREAM_FLOAT_MATH(acosh, acosh)
+AXSTREAM_FLOAT_MATH(atanh, atanh)
+#undef AXSTREAM_FLOAT_MATH
+
+// IsNaN / IsInf (detect_positive, detect_negative): float32 -> bool.
+template <bool is_nan>
+std::unique_ptr<Kernel> compile_float_test(OpContext &ctx) {
+  ctx.expect_inputs(1, 1);
+  ctx.set_output(0, DType::bool_, ctx.in_shape(0));
+  if (ctx.infer_only()) return nullptr;
+  if (ctx.in_dtype(0) != DType::f32) ctx.unsupported("non-float32 input");
+  bool pos = ctx.attr_i("detect_positive", 1) != 0, neg = ctx.attr_i("detect_negative", 1) != 0;
+  int64_t n = product(ctx.in_shape(0), 0, ctx.in_shape(0).size());
+  return make_kernel([=](ExecContext &, const void *const *in, void *const *out) {
+    const float *x = static_cast<const float *>(in[0]);
+    bool *y = static_cast<bool *>(out[0]);
+    for (int64_t i = 0; i < n; ++i)
+      y[i] = is_nan ? std::isnan(x[i])
+                    : std::isinf(x[i]) && ((x[i] > 0 && pos) || (x[i] < 0 && neg));
+  });
+}
+
 template <typename F>
 std::unique_ptr<Kernel> numeric_unary(OpContext &ctx, F f) {
   ctx.expect_inputs(1, 1);
@@ -94,6 +158,10 @@ std::unique_ptr<Kernel> compile_neg(OpContext &ctx) {
 }
 std::unique_ptr<Kernel> compile_abs(OpContext &ctx) {
   return numeric_unary(ctx, [](auto x) { return x < 0 ? -x : x; });
+}
+
+std::unique_ptr<Kernel> compile_sign(OpContext &ctx) {
+  return numeric_unary(ctx, [](auto x) { return (x > 0) - (x < 0); });
 }
 
 std::unique_ptr<Kernel> compile_not(OpContext &ctx) {
@@ -162,5 +230,25 @@ AXSTREAM_ENGINE_OP(Neg, "Neg", 6, 17, compile_neg)
 AXSTREAM_ENGINE_OP(Abs, "Abs", 6, 17, compile_abs)
 AXSTREAM_ENGINE_OP(Not, "Not", 1, 17, compile_not)
 AXSTREAM_ENGINE_OP(Clip, "Clip", 6, 17, compile_clip)
+AXSTREAM_ENGINE_OP(Softsign, "Softsign", 1, 17, compile_softsign)
+AXSTREAM_ENGINE_OP(Selu, "Selu", 6, 17, compile_selu)
+AXSTREAM_ENGINE_OP(Celu, "Celu", 12, 17, compile_celu)
+AXSTREAM_ENGINE_OP(ThresholdedRelu, "ThresholdedRelu", 10, 17, compile_thresholded_relu)
+AXSTREAM_ENGINE_OP(Shrink, "Shrink", 9, 17, compile_shrink)
+AXSTREAM_ENGINE_OP(Round, "Round", 11, 17, compile_round)
+AXSTREAM_ENGINE_OP(Sign, "Sign", 9, 17, compile_sign)
+AXSTREAM_ENGINE_OP(Sin, "Sin", 7, 17, compile_sin)
+AXSTREAM_ENGINE_OP(Cos, "Cos", 7, 17, compile_cos)
+AXSTREAM_ENGINE_OP(Tan, "Tan", 7, 17, compile_tan)
+AXSTREAM_ENGINE_OP(Asin, "Asin", 7, 17, compile_asin)
+AXSTREAM_ENGINE_OP(Acos, "Acos", 7, 17, compile_acos)
+AXSTREAM_ENGINE_OP(Atan, "Atan", 7, 17, compile_atan)
+AXSTREAM_ENGINE_OP(Sinh, "Sinh", 9, 17, compile_sinh)
+AXSTREAM_ENGINE_OP(Cosh, "Cosh", 9, 17, compile_cosh)
+AXSTREAM_ENGINE_OP(Asinh, "Asinh", 9, 17, compile_asinh)
+AXSTREAM_ENGINE_OP(Acosh, "Acosh", 9, 17, compile_acosh)
+AXSTREAM_ENGINE_OP(Atanh, "Atanh", 9, 17, compile_atanh)
+AXSTREAM_ENGINE_OP(IsNaN, "IsNaN", 9, 17, compile_float_test<true>)
+AXSTREAM_ENGINE_OP(IsInf, "IsInf", 10, 17, compile_float_test<false>)
 
 }  // namespace axstream::engine

@@ -1,0 +1,139 @@
+// Data movement by index arithmetic: DepthToSpace, SpaceToDepth, Trilu, GatherElements, Range.
+#include "common.h"
+
+namespace axstream::engine {
+namespace {
+
+// Copies element src_index(o) of the input to each output element o, any dtype.
+template <typename F>
+std::unique_ptr<Kernel> gather_kernel(int64_t count, size_t element_size, F src_index) {
+  return make_kernel([=](ExecContext &, const void *const *in, void *const *o) {
+    const uint8_t *x = static_cast<const uint8_t *>(in[0]);
+    uint8_t *y = static_cast<uint8_t *>(o[0]);
+    for (int64_t i = 0; i < count; ++i)
+      std::memcpy(y + i * element_size, x + src_index(i) * element_size, element_size);
+  });
+}
+
+// DepthToSpace (DCR or CRD) and SpaceToDepth on NCHW, as reshape-transpose-reshape.
+template <bool to_space>
+std::unique_ptr<Kernel> compile_depth_space(OpContext &ctx) {
+  ctx.expect_inputs(1, 1);
+  const Shape &xs = ctx.in_shape(0);
+  int64_t b = ctx.attr_i("blocksize", 0);
+  if (xs.size() != 4) ctx.fail("expected an NCHW input, got " + shape_str(xs));
+  if (b <= 0) ctx.fail("blocksize must be positive");
+  int64_t n = xs[0], c = xs[1], h = xs[2], w = xs[3];
+  bool crd = to_space && ctx.attr_s("mode", "DCR") == "CRD";
+  Shape out;
+  if (to_space) {
+    if (c % (b * b)) ctx.fail("channels " + std::to_string(c) + " not divisible by blocksize^2");
+    out = {n, c / (b * b), h * b, w * b};
+  } else {
+    if (h % b || w % b) ctx.fail("spatial dims not divisible by blocksize");
+    out = {n, c * b * b, h / b, w / b};
+  }
+  ctx.set_output(0, ctx.in_dtype(0), out);
+  if (ctx.infer_only()) return nullptr;
+  int64_t oc = out[1], oh = out[2], ow = out[3];
+  int64_t count = product(out, 0, 4);
+  return gather_kernel(count, dtype_size(ctx.in_dtype(0)), [=](int64_t i) {
+    int64_t x_ = i % ow, y_ = (i / ow) % oh, ch = (i / (ow * oh)) % oc, bn = i / (ow * oh * oc);
+    if (to_space) {
+      int64_t by = y_ % b, bx = x_ % b;
+      int64_t src_c = crd ? ch * b * b + by * b + bx : (by * b + bx) * oc + ch;
+      return ((bn * c + src_c) * h + y_ / b) * w + x_ / b;
+    }
+    // SpaceToDepth: output channel = (by * b + bx) * c + src channel.
+    int64_t src_c = ch % c, blk = ch / c, by = blk / b, bx = blk % b;
+    return ((bn * c + src_c) * h + y_ * b + by) * w + x_ * b + bx;
+  });
+}
+
+// Trilu: keeps the upper (or lower) triangle of the last two dims from diagonal k.
+std::unique_ptr<Kernel> compile_trilu(OpContext &ctx) {
+  ctx.expect_inputs(1, 2);
+  const Shape &xs = ctx.in_shape(0);
+  if (xs.size() < 2) ctx.fail("input must have rank >= 2, got " + shape_str(xs));
+  ctx.set_output(0, ctx.in_dtype(0), xs);
+  if (ctx.infer_only()) return nullptr;
+  int64_t k = ctx.has_input(1) ? ctx.constant_ints(1, "k").at(0) : 0;
+  bool upper = ctx.attr_i("upper", 1) != 0;
+  int64_t rows = xs[xs.size() - 2], cols = xs.back(), count = product(xs, 0, xs.size());
+  size_t es = dtype_size(ctx.in_dtype(0));
+  return make_kernel([=](ExecContext &, const void *const *in, void *const *o) {
+    const uint8_t *x = static_cast<const uint8_t *>(in[0]);
+    uint8_t *y = static_cast<uint8_t *>(o[0]);
+    for (int64_t i = 0; i < count; ++i) {
+      int64_t col = i % cols, row = (i / cols) % rows;
+      bool keep = upper ? col - row >= k : col - row <= k;
+      if (keep)
+        std::memcpy(y + i * es, x + i * es, es);
+      else
+        std::memset(y + i * es, 0, es);
+    }
+  });
+}
+
+// GatherElements: out[i][j][k] = data[..index along axis..], int32/int64 indices.
+std::unique_ptr<Kernel> compile_gather_elements(OpContext &ctx) {
+  ctx.expect_inputs(2, 2);
+  const Shape &ds = ctx.in_shape(0), &is = ctx.in_shape(1);
+  if (ds.size() != is.size()) ctx.fail("data and indices ranks differ");
+  int64_t axis = ctx.axis(ctx.attr_i("axis", 0), ds.size());
+  ctx.set_output(0, ctx.in_dtype(0), is);
+  if (ctx.infer_only()) return nullptr;
+  DType it = ctx.in_dtype(1);
+  if (it != DType::i32 && it != DType::i64) ctx.fail("indices must be int32 or int64");
+  Shape dstride = strides_of(ds), istride = strides_of(is);
+  int64_t count = product(is, 0, is.size()), len = ds[axis];
+  size_t es = dtype_size(ctx.in_dtype(0));
+  std::string label = ctx.label();
+  return make_kernel([=](ExecContext &, const void *const *in, void *const *o) {
+    const uint8_t *x = static_cast<const uint8_t *>(in[0]);
+    uint8_t *y = static_cast<uint8_t *>(o[0]);
+    for (int64_t i = 0; i < count; ++i) {
+      int64_t rest = i, src = 0;
+      for (size_t d = 0; d < is.size(); ++d) {
+        int64_t coord = rest / istride[d];
+        rest %= istride[d];
+        if (static_cast<int64_t>(d) == axis) {
+          int64_t idx = static_cast<int64_t>(load_as_double(in[1], it, i));
+          if (idx < 0) idx += len;
+          if (idx < 0 || idx >= len)
+            throw InvalidArgument(label + ": index " + std::to_string(idx) +
+                                  " out of range for axis of size " + std::to_string(len));
+          coord = idx;
+        }
+        src += coord * dstride[d];
+      }
+      std::memcpy(y + i * es, x + src * es, es);
+    }
+  });
+}
+
+// Range(start, limit, delta): constant inputs only (the output shape depends on them).
+std::unique_ptr<Kernel> compile_range(OpContext &ctx) {
+  ctx.expect_inputs(3, 3);
+  DType dt = ctx.in_dtype(0);
+  double start = ctx.require_constant(0, "start").as_double(0);
+  double limit = ctx.require_constant(1, "limit").as_double(0);
+  double delta = ctx.require_constant(2, "delta").as_double(0);
+  if (delta == 0) ctx.fail("delta is 0");
+  int64_t count = std::max<int64_t>(0, static_cast<int64_t>(std::ceil((limit - start) / delta)));
+  ctx.set_output(0, dt, {count});
+  if (ctx.infer_only()) return nullptr;
+  return make_kernel([=](ExecContext &, const void *const *, void *const *o) {
+    for (int64_t i = 0; i < count; ++i) store_from_double(o[0], dt, i, start + i * delta);
+  });
+}
+
+}  // namespace
+
+AXSTREAM_ENGINE_OP(DepthToSpace, "DepthToSpace", 1, 17, compile_depth_space<true>)
+AXSTREAM_ENGINE_OP(SpaceToDepth, "SpaceToDepth", 1, 17, compile_depth_space<false>)
+AXSTREAM_ENGINE_OP(Trilu, "Trilu", 14, 17, compile_trilu)
+AXSTREAM_ENGINE_OP(GatherElements, "GatherElements", 11, 17, compile_gather_elements)
+AXSTREAM_ENGINE_OP(Range, "Range", 11, 17, compile_range)
+
+}  // namespace axstream::engine
