@@ -1,6 +1,8 @@
 #include "passes.h"
 
+#include <algorithm>
 #include <cmath>
+#include <map>
 #include <set>
 
 namespace axstream::engine {
@@ -83,6 +85,57 @@ bool all_zero(const Tensor *t) {
   for (int64_t i = 0; i < t->count(); ++i)
     if (t->as_int(i) != 0) return false;
   return true;
+}
+
+// Every live node reading `v` (graph outputs not counted).
+std::vector<Node *> readers_of(Graph &g, int v) {
+  std::vector<Node *> r;
+  for (Node &n : g.nodes) {
+    if (n.dead) continue;
+    for (int in : n.inputs)
+      if (in == v) {
+        r.push_back(&n);
+        break;
+      }
+  }
+  return r;
+}
+
+// A float32 constant scalar (any rank, one element), or nullptr.
+const Tensor *scalar_constant(const Graph &g, int v) {
+  if (v < 0 || !g.values[v].constant) return nullptr;
+  const Tensor *t = g.values[v].constant.get();
+  return t->count() == 1 && t->dtype == DType::f32 ? t : nullptr;
+}
+
+Attribute float_attr(float f) {
+  Attribute a;
+  a.kind = Attribute::Kind::f;
+  a.f = f;
+  return a;
+}
+Attribute int_attr(int64_t i) {
+  Attribute a;
+  a.kind = Attribute::Kind::i;
+  a.i = i;
+  return a;
+}
+Attribute string_attr(const std::string &s) {
+  Attribute a;
+  a.kind = Attribute::Kind::s;
+  a.s = s;
+  return a;
+}
+
+// A new constant value holding `t`.
+int add_constant(Graph &g, const std::string &name, std::shared_ptr<Tensor> t) {
+  Value v;
+  v.name = name;
+  v.dtype = t->dtype;
+  v.shape = t->shape;
+  v.shape_known = true;
+  v.constant = std::move(t);
+  return g.add_value(std::move(v));
 }
 
 // DequantizeLinear(x) -> Conv(., DequantizeLinear(int8 w), [bias]) -> [Relu|Clip] ->
@@ -250,13 +303,358 @@ void fuse_qdq_add(Graph &g) {
   }
 }
 
+// Conv/ConvTranspose/Gemm -> BatchNormalization with constant weights and statistics (a float
+// graph): the BatchNorm's per-channel scale and shift go into the weights and bias, and the
+// BatchNorm disappears. Runs after folding, when weights are plain float constants.
+void fold_batchnorm(Graph &g) {
+  ValueLinks links(g);
+  for (Node &producer : g.nodes) {
+    bool conv = is_op(producer, "Conv"), deconv = is_op(producer, "ConvTranspose"),
+         gemm = is_op(producer, "Gemm");
+    if (!(conv || deconv || gemm) || producer.outputs.size() != 1) continue;
+    Node *bn = links.single_reader(producer.outputs[0]);
+    if (!bn || !is_op(*bn, "BatchNormalization") || bn->outputs.size() != 1 ||
+        (bn->attrs.count("training_mode") && bn->attrs.at("training_mode").i != 0))
+      continue;
+    const Tensor *w = constant_of(g, producer, 1);
+    if (!w || w->dtype != DType::f32 || w->shape.size() < 2) continue;
+    const Tensor *bias = constant_of(g, producer, 2);
+    if (producer.inputs.size() > 2 && producer.inputs[2] >= 0 &&
+        (!bias || bias->dtype != DType::f32))
+      continue;
+    const Tensor *params[4];
+    bool ok = true;
+    for (int i = 0; i < 4; ++i) {
+      params[i] = constant_of(g, *bn, static_cast<size_t>(i + 1));
+      if (!params[i] || params[i]->dtype != DType::f32) ok = false;
+    }
+    if (!ok) continue;
+    int64_t channels = params[0]->count();
+    for (int i = 1; i < 4; ++i)
+      if (params[i]->count() != channels) ok = false;
+    int64_t group = producer.attrs.count("group") ? producer.attrs.at("group").i : 1;
+    bool trans_b = gemm && producer.attrs.count("transB") && producer.attrs.at("transB").i != 0;
+    float alpha = gemm && producer.attrs.count("alpha") ? producer.attrs.at("alpha").f : 1.f;
+    float beta = gemm && producer.attrs.count("beta") ? producer.attrs.at("beta").f : 1.f;
+    int64_t out_channels = conv     ? w->shape[0]
+                           : deconv ? w->shape[1] * group
+                                    : (trans_b ? w->shape[0] : w->shape[1]);
+    if (!ok || out_channels != channels || (gemm && w->shape.size() != 2)) continue;
+    if (bias && bias->count() != channels) continue;  // Gemm's C broadcast over rows only
+    float eps = bn->attrs.count("epsilon") ? bn->attrs.at("epsilon").f : 1e-5f;
+    std::vector<float> scale(static_cast<size_t>(channels)), shift(scale.size());
+    for (int64_t c = 0; c < channels; ++c) {
+      scale[c] = params[0]->data<float>()[c] / std::sqrt(params[3]->data<float>()[c] + eps);
+      float b = bias ? bias->data<float>()[c] * (gemm ? beta : 1.f) : 0.f;
+      shift[c] = (b - params[2]->data<float>()[c]) * scale[c] + params[1]->data<float>()[c];
+    }
+    auto w2 = std::make_shared<Tensor>(*w);
+    float *wd = w2->data<float>();
+    int64_t n = w2->count();
+    if (conv) {
+      int64_t per = n / channels;
+      for (int64_t i = 0; i < n; ++i) wd[i] *= scale[i / per];
+    } else if (deconv) {
+      // (C_in, C_out / group, k...): output channel = group of the input channel * (C_out /
+      // group) + dim 1.
+      int64_t cin = w2->shape[0], cout_g = w2->shape[1], per = n / (cin * cout_g);
+      for (int64_t i = 0; i < n; ++i) {
+        int64_t ci = i / (cout_g * per), j = (i / per) % cout_g;
+        wd[i] *= scale[(ci / (cin / group)) * cout_g + j];
+      }
+    } else {
+      int64_t cols = w2->shape[1];
+      for (int64_t i = 0; i < n; ++i) wd[i] *= scale[trans_b ? i / cols : i % cols];
+      (void)alpha;  // alpha scales A*B; the per-column factor commutes with it
+    }
+    auto b2 = std::make_shared<Tensor>(DType::f32, Shape{channels});
+    std::copy(shift.begin(), shift.end(), b2->data<float>());
+    std::string base = producer.name.empty() ? g.values[producer.outputs[0]].name : producer.name;
+    producer.inputs[1] = add_constant(g, base + " weights (BatchNorm folded)", w2);
+    if (producer.inputs.size() < 3) producer.inputs.resize(3, -1);
+    producer.inputs[2] = add_constant(g, base + " bias (BatchNorm folded)", b2);
+    if (gemm) producer.attrs["beta"] = float_attr(1.f);
+    producer.outputs = bn->outputs;
+    bn->dead = true;
+  }
+}
+
+// Conv/Gemm/MatMul (float) -> Relu | Clip(constant bounds) | LeakyRelu | HardSwish |
+// x * Sigmoid(x) (SiLU/Swish): the activation runs inside the producer (a oneDNN post-op for
+// convolutions), saving a pass over the tensor.
+void fuse_float_activations(Graph &g) {
+  ValueLinks links(g);
+  for (Node &producer : g.nodes) {
+    if (!(is_op(producer, "Conv") || is_op(producer, "Gemm") || is_op(producer, "MatMul")) ||
+        producer.outputs.size() != 1 || producer.attrs.count("_activation"))
+      continue;
+    int y = producer.outputs[0];
+    if (g.values[y].dtype != DType::f32 || links.graph_outputs.count(y)) continue;
+    std::vector<Node *> readers = readers_of(g, y);
+    std::map<std::string, Attribute> attrs;
+    std::vector<Node *> absorbed;
+    if (readers.size() == 1 && links.uses[y] == 1) {
+      Node &act = *readers[0];
+      if (is_op(act, "Relu")) {
+        attrs["_activation"] = string_attr("Relu");
+      } else if (is_op(act, "LeakyRelu")) {
+        attrs["_activation"] = string_attr("LeakyRelu");
+        attrs["_act_alpha"] =
+            float_attr(act.attrs.count("alpha") ? act.attrs.at("alpha").f : 0.01f);
+      } else if (is_op(act, "HardSwish")) {
+        attrs["_activation"] = string_attr("HardSwish");
+      } else if (is_op(act, "Clip")) {
+        float lo = -INFINITY, hi = INFINITY;
+        bool ok = true;
+        if (act.opset < 11) {
+          if (act.attrs.count("min")) lo = act.attrs.at("min").f;
+          if (act.attrs.count("max")) hi = act.attrs.at("max").f;
+        } else {
+          for (size_t k = 1; k < act.inputs.size(); ++k)
+            if (act.inputs[k] >= 0 && !scalar_constant(g, act.inputs[k])) ok = false;
+          if (const Tensor *t = act.inputs.size() > 1 ? scalar_constant(g, act.inputs[1]) : nullptr)
+            lo = t->data<float>()[0];
+          if (const Tensor *t = act.inputs.size() > 2 ? scalar_constant(g, act.inputs[2]) : nullptr)
+            hi = t->data<float>()[0];
+        }
+        if (!ok) continue;
+        attrs["_activation"] = string_attr("Clip");
+        attrs["_act_min"] = float_attr(lo);
+        attrs["_act_max"] = float_attr(hi);
+      } else {
+        continue;
+      }
+      absorbed = {&act};
+    } else if (readers.size() == 2 && links.uses[y] == 2) {
+      Node *sig = is_op(*readers[0], "Sigmoid") ? readers[0] : readers[1];
+      Node *mul = sig == readers[0] ? readers[1] : readers[0];
+      if (!is_op(*sig, "Sigmoid") || !is_op(*mul, "Mul") || mul->inputs.size() != 2) continue;
+      int s = sig->outputs[0];
+      bool pair = (mul->inputs[0] == y && mul->inputs[1] == s) ||
+                  (mul->inputs[1] == y && mul->inputs[0] == s);
+      if (!pair || links.single_reader(s) != mul) continue;
+      attrs["_activation"] = string_attr("SiLU");
+      absorbed = {sig, mul};
+    } else {
+      continue;
+    }
+    for (auto &[k, a] : attrs) producer.attrs[k] = a;
+    producer.outputs = absorbed.back()->outputs;
+    for (Node *n : absorbed) n->dead = true;
+  }
+}
+
+// The decomposed layer norm of pre-opset-17 exporters:
+//   m = ReduceMean(x, trailing axes); d = x - m; v = ReduceMean(d^2) (Pow 2 or d*d);
+//   y = d / Sqrt(v + eps) [* gamma] [+ beta]
+// becomes one axstream.LayerNorm (one pass per row instead of nine over the tensor).
+void fuse_layer_norm(Graph &g) {
+  ValueLinks links(g);
+  auto trailing_axis = [&](const Node &r) -> int64_t {
+    const Value &in = g.values[r.inputs[0]];
+    if (!in.shape_known || !r.attrs.count("axes") || r.inputs.size() != 1) return -1;
+    if (r.attrs.count("keepdims") && r.attrs.at("keepdims").i == 0) return -1;
+    int64_t rank = static_cast<int64_t>(in.shape.size());
+    std::vector<int64_t> axes = r.attrs.at("axes").ints;
+    for (int64_t &a : axes) a = a < 0 ? a + rank : a;
+    std::sort(axes.begin(), axes.end());
+    for (size_t i = 0; i < axes.size(); ++i)
+      if (axes[i] != rank - static_cast<int64_t>(axes.size()) + static_cast<int64_t>(i))
+        return -1;
+    return axes.empty() ? -1 : axes[0];
+  };
+  auto other_input = [](const Node &n, int v) {
+    return n.inputs.size() == 2 ? (n.inputs[0] == v ? n.inputs[1] : n.inputs[0]) : -1;
+  };
+  for (Node &mean1 : g.nodes) {
+    if (!is_op(mean1, "ReduceMean") || mean1.inputs.empty()) continue;
+    int64_t axis = trailing_axis(mean1);
+    if (axis < 0) continue;
+    int x = mean1.inputs[0];
+    Node *sub = links.single_reader(mean1.outputs[0]);
+    if (!sub || !is_op(*sub, "Sub") || sub->inputs.size() != 2 || sub->inputs[0] != x ||
+        sub->inputs[1] != mean1.outputs[0])
+      continue;
+    int d = sub->outputs[0];
+    std::vector<Node *> d_readers = readers_of(g, d);
+    if (d_readers.size() != 2 || links.graph_outputs.count(d)) continue;
+    Node *square = nullptr, *div = nullptr;
+    for (Node *r : d_readers) {
+      if (is_op(*r, "Div") && r->inputs.size() == 2 && r->inputs[0] == d) div = r;
+      if (is_op(*r, "Pow") && r->inputs.size() == 2 && r->inputs[0] == d) {
+        const Tensor *e = scalar_constant(g, r->inputs[1]);
+        if (e && e->data<float>()[0] == 2.f) square = r;
+      }
+      if (is_op(*r, "Mul") && r->inputs.size() == 2 && r->inputs[0] == d && r->inputs[1] == d)
+        square = r;
+    }
+    if (!square || !div) continue;
+    Node *mean2 = links.single_reader(square->outputs[0]);
+    if (!mean2 || !is_op(*mean2, "ReduceMean") || trailing_axis(*mean2) != axis) continue;
+    Node *add_eps = links.single_reader(mean2->outputs[0]);
+    if (!add_eps || !is_op(*add_eps, "Add")) continue;
+    const Tensor *eps = scalar_constant(g, other_input(*add_eps, mean2->outputs[0]));
+    if (!eps) continue;
+    Node *sqrt = links.single_reader(add_eps->outputs[0]);
+    if (!sqrt || !is_op(*sqrt, "Sqrt") || links.single_reader(sqrt->outputs[0]) != div ||
+        div->inputs[1] != sqrt->outputs[0])
+      continue;
+    const Shape &xs = g.values[x].shape;
+    Shape block(xs.begin() + axis, xs.end());
+    // Optional affine tail with constants that broadcast over the normalised dims only.
+    auto fits_block = [&](int v) {
+      const Value &val = g.values[v];
+      return val.constant && val.dtype == DType::f32 && val.shape.size() <= block.size() &&
+             broadcast_shapes(block, val.shape, "layer norm") == block;
+    };
+    std::vector<Node *> chain = {&mean1, sub, square, mean2, add_eps, sqrt, div};
+    int gamma = -1, beta = -1;
+    Node *last = div;
+    if (Node *mul = links.single_reader(div->outputs[0]); mul && is_op(*mul, "Mul")) {
+      int c = other_input(*mul, div->outputs[0]);
+      if (c >= 0 && fits_block(c)) {
+        gamma = c;
+        last = mul;
+        chain.push_back(mul);
+        if (Node *add = links.single_reader(mul->outputs[0]); add && is_op(*add, "Add")) {
+          int b = other_input(*add, mul->outputs[0]);
+          if (b >= 0 && fits_block(b)) {
+            beta = b;
+            last = add;
+            chain.push_back(add);
+          }
+        }
+      }
+    }
+    if (gamma < 0) {
+      auto ones = std::make_shared<Tensor>(DType::f32, Shape{checked_element_count(block, "layer norm block")});
+      std::fill(ones->data<float>(), ones->data<float>() + ones->count(), 1.f);
+      ones->shape = block;
+      gamma = add_constant(g, g.values[x].name + " layer norm scale", ones);
+    }
+    Node fused;
+    fused.name = mean1.name.empty() ? last->name : mean1.name;
+    fused.op_type = "LayerNorm";
+    fused.domain = "axstream";
+    fused.opset = 1;
+    fused.inputs = {x, gamma, beta};
+    fused.outputs = last->outputs;
+    fused.attrs["axis"] = int_attr(axis);
+    fused.attrs["epsilon"] = float_attr(eps->data<float>()[0]);
+    for (Node *n : chain) n->dead = true;
+    *last = std::move(fused);  // in the last node's place: every input exists by then
+  }
+}
+
+// DequantizeLinear -> MaxPool -> QuantizeLinear with the same per-tensor scale and zero point:
+// max commutes with the monotonic (de)quantisation, so MaxPool runs on the int8/uint8 tensor
+// directly, exactly.
+void fuse_qdq_maxpool(Graph &g) {
+  ValueLinks links(g);
+  auto same_constant = [&](int a, int b) {
+    if (a < 0 && b < 0) return true;
+    if (a < 0 || b < 0 || !g.values[a].constant || !g.values[b].constant) return false;
+    const Tensor &ta = *g.values[a].constant, &tb = *g.values[b].constant;
+    return ta.count() == 1 && tb.count() == 1 && ta.dtype == tb.dtype && ta.bytes == tb.bytes;
+  };
+  auto input_or_none = [](const Node &n, size_t i) { return i < n.inputs.size() ? n.inputs[i] : -1; };
+  for (Node &pool : g.nodes) {
+    if (!is_op(pool, "MaxPool") || pool.outputs.size() != 1 || pool.inputs.empty()) continue;
+    int xin = pool.inputs[0];
+    if (xin < 0 || links.producer[xin] < 0) continue;
+    Node &dq = g.nodes[links.producer[xin]];
+    if (!is_op(dq, "DequantizeLinear") || dq.inputs.empty() || dq.inputs[0] < 0) continue;
+    DType qt = g.values[dq.inputs[0]].dtype;
+    if (qt != DType::i8 && qt != DType::u8) continue;
+    Node *q = links.single_reader(pool.outputs[0]);
+    if (!q || !is_op(*q, "QuantizeLinear")) continue;
+    if (!same_constant(input_or_none(dq, 1), input_or_none(*q, 1)) ||
+        !same_constant(input_or_none(dq, 2), input_or_none(*q, 2)) || input_or_none(dq, 1) < 0)
+      continue;
+    if (input_or_none(*q, 2) < 0 && qt != DType::u8) continue;  // Q's default output is uint8
+    pool.inputs[0] = dq.inputs[0];
+    pool.outputs = q->outputs;
+    q->dead = true;  // the DequantizeLinear goes too once nobody else reads it (dead-node pass)
+  }
+}
+
+// DequantizeLinear(a) x DequantizeLinear(int8/uint8 constant b) -> MatMul (or Gemm without C,
+// transA and alpha) -> QuantizeLinear, per-tensor activations, per-tensor or per-column b:
+// one QLinearMatMul with int32 accumulation and requantisation. Runs before folding, while b
+// is still integer.
+void fuse_qdq_matmul(Graph &g) {
+  ValueLinks links(g);
+  auto dq_of = [&](int v) -> Node * {
+    if (v < 0 || links.producer[v] < 0) return nullptr;
+    Node &n = g.nodes[links.producer[v]];
+    return is_op(n, "DequantizeLinear") && !n.inputs.empty() && n.inputs[0] >= 0 ? &n : nullptr;
+  };
+  auto input_or_none = [](const Node &n, size_t i) { return i < n.inputs.size() ? n.inputs[i] : -1; };
+  auto per_tensor = [&](const Node &n, size_t slot) {
+    int v = input_or_none(n, slot);
+    return v < 0 || (g.values[v].constant && g.values[v].constant->count() == 1);
+  };
+  for (Node &mm : g.nodes) {
+    bool gemm = is_op(mm, "Gemm");
+    if (!(is_op(mm, "MatMul") || gemm) || mm.inputs.size() < 2) continue;
+    if (gemm) {
+      auto attr = [&](const char *k, double d) {
+        return mm.attrs.count(k) ? (mm.attrs.at(k).kind == Attribute::Kind::f ? mm.attrs.at(k).f
+                                                                                 : mm.attrs.at(k).i)
+                                 : d;
+      };
+      if ((mm.inputs.size() > 2 && mm.inputs[2] >= 0) || attr("transA", 0) != 0 ||
+          attr("transB", 0) != 0 || attr("alpha", 1) != 1)
+        continue;
+    }
+    Node *da = dq_of(mm.inputs[0]), *db = dq_of(mm.inputs[1]);
+    if (!da || !db || da == db) continue;
+    const Tensor *b = g.values[db->inputs[0]].constant.get();
+    if (!b || (b->dtype != DType::i8 && b->dtype != DType::u8) || b->shape.size() < 2) continue;
+    if (g.values[da->inputs[0]].constant) continue;
+    if (!per_tensor(*da, 1) || !per_tensor(*da, 2) || input_or_none(*da, 1) < 0) continue;
+    const Tensor *bs = input_or_none(*db, 1) >= 0 ? g.values[db->inputs[1]].constant.get() : nullptr;
+    if (!bs) continue;
+    if (bs->count() != 1) {
+      // Per column only: the quantisation axis must be b's last dim.
+      int64_t rank = static_cast<int64_t>(b->shape.size());
+      int64_t axis = db->attrs.count("axis") ? db->attrs.at("axis").i : 1;
+      if (axis < 0) axis += rank;
+      if (axis != rank - 1 || bs->count() != b->shape.back()) continue;
+      int bz = input_or_none(*db, 2);
+      if (bz >= 0 && !g.values[bz].constant) continue;
+    }
+    Node *q = links.single_reader(mm.outputs[0]);
+    if (!q || !is_op(*q, "QuantizeLinear") || !per_tensor(*q, 1) || !per_tensor(*q, 2) ||
+        input_or_none(*q, 1) < 0 || input_or_none(*q, 2) < 0)
+      continue;
+    Node fused;
+    fused.name = mm.name.empty() ? q->name : mm.name;
+    fused.op_type = "QLinearMatMul";
+    fused.opset = 10;
+    fused.inputs = {da->inputs[0],        input_or_none(*da, 1), input_or_none(*da, 2),
+                    db->inputs[0],        input_or_none(*db, 1), input_or_none(*db, 2),
+                    input_or_none(*q, 1), input_or_none(*q, 2)};
+    fused.outputs = q->outputs;
+    mm.dead = true;
+    *q = std::move(fused);
+  }
+}
+
 }  // namespace
 
-void run_prefold_passes(Graph &graph) { fuse_qdq_conv(graph); }
+void run_prefold_passes(Graph &graph) {
+  fuse_qdq_conv(graph);
+  fuse_qdq_matmul(graph);
+}
 
 void run_postfold_passes(Graph &graph) {
   remove_identities(graph);
+  fold_batchnorm(graph);
+  fuse_float_activations(graph);
+  fuse_layer_norm(graph);
   fuse_qdq_add(graph);
+  fuse_qdq_maxpool(graph);
 }
 
 }  // namespace axstream::engine

@@ -189,23 +189,24 @@ template <bool qlinear>
 std::unique_ptr<Kernel> compile_integer_matmul(OpContext &ctx) {
   const size_t kA = 0, kAZ = 2, kB = qlinear ? 3 : 1, kBZ = qlinear ? 5 : 3;
   if (qlinear)
-    ctx.expect_inputs(8, 8);
+    ctx.expect_inputs(7, 8);
   else
     ctx.expect_inputs(2, 4);
   Shape as = ctx.in_shape(kA), bs = ctx.in_shape(kB);
-  if (as.size() < 2 || bs.size() < 2)
-    ctx.unsupported("integer MatMul on 1-D operands (" + shape_str(as) + " x " + shape_str(bs) +
-                    ")");
+  if (bs.size() < 2 || as.empty())
+    ctx.unsupported("integer MatMul with a 1-D b (" + shape_str(as) + " x " + shape_str(bs) + ")");
+  bool a_vec = as.size() == 1;  // numpy promotion: (k) -> (1, k), the 1 dropped again after
+  if (a_vec) as.insert(as.begin(), 1);
   int64_t m = as[as.size() - 2], k = as.back(), n = bs.back();
   if (bs[bs.size() - 2] != k)
     ctx.fail("inner dims differ: " + shape_str(as) + " x " + shape_str(bs));
   Shape a_batch(as.begin(), as.end() - 2), b_batch(bs.begin(), bs.end() - 2);
   Shape batch = broadcast_shapes(a_batch, b_batch, ctx.label());
   Shape out = batch;
-  out.push_back(m);
+  if (!a_vec) out.push_back(m);
   out.push_back(n);
   DType at = ctx.in_dtype(kA), bt = ctx.in_dtype(kB);
-  DType yt = qlinear ? ctx.in_dtype(7) : DType::i32;
+  DType yt = !qlinear ? DType::i32 : ctx.has_input(7) ? ctx.in_dtype(7) : DType::u8;
   ctx.set_output(0, yt, out);
   if (ctx.infer_only()) return nullptr;
   if (!is_q8(at) || !is_q8(bt) || (qlinear && !is_q8(yt)))
@@ -225,7 +226,8 @@ std::unique_ptr<Kernel> compile_integer_matmul(OpContext &ctx) {
   if (qlinear) {
     float a_scale = static_cast<float>(ctx.require_constant(1, "a_scale").as_double(0));
     float y_scale = static_cast<float>(ctx.require_constant(6, "y_scale").as_double(0));
-    y_zero = static_cast<int32_t>(ctx.require_constant(7, "y_zero_point").as_int(0));
+    if (ctx.has_input(7))
+      y_zero = static_cast<int32_t>(ctx.require_constant(7, "y_zero_point").as_int(0));
     const Tensor &b_scale = ctx.require_constant(4, "b_scale");
     if (b_scale.count() != 1 && b_scale.count() != n)
       ctx.fail("b_scale has " + std::to_string(b_scale.count()) + " values for " +

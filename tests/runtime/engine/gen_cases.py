@@ -273,5 +273,143 @@ save('opset9_attribute_forms', [
      ('s', x[:, 1:3]), ('sm', (e / e.sum(axis=1, keepdims=True)).reshape(2, 3, 4))],
     opset=9)
 
+# --- float graph passes: BatchNorm folding, activation fusion, decomposed LayerNorm ----------
+def bn_ref(y, g, b, m, v, eps=1e-5):
+    shape = (1, -1) + (1,) * (y.ndim - 2)
+    return (y - m.reshape(shape)) / np.sqrt(v.reshape(shape) + eps) * g.reshape(shape) + b.reshape(shape)
+
+
+def bn_params(c):
+    return (f32(c), f32(c), f32(c) * 0.1, (np.abs(f32(c)) + 0.5).astype(np.float32))
+
+
+x = f32(1, 6, 9, 9)
+w = f32(8, 6, 3, 3) * 0.3
+b = f32(8)
+g_, be, mu, var = bn_params(8)
+save('conv_batchnorm_relu_folded', [
+    helper.make_node('Conv', ['x', 'w', 'b'], ['c'], pads=[1, 1, 1, 1]),
+    helper.make_node('BatchNormalization', ['c', 'g', 'be', 'mu', 'var'], ['n']),
+    helper.make_node('Relu', ['n'], ['y'])],
+    [('x', x)], [('y', np.maximum(bn_ref(conv_ref(x, w, b, (1, 1), (1, 1, 1, 1)), g_, be, mu, var), 0))],
+    [('w', w), ('b', b), ('g', g_), ('be', be), ('mu', mu), ('var', var)])
+
+A, B, C = f32(4, 10), f32(12, 10), f32(12)
+g_, be, mu, var = bn_params(12)
+save('gemm_batchnorm_folded', [
+    helper.make_node('Gemm', ['a', 'b', 'c'], ['t'], transB=1, alpha=0.5, beta=2.0),
+    helper.make_node('BatchNormalization', ['t', 'g', 'be', 'mu', 'var'], ['y'], epsilon=1e-3)],
+    [('a', A)], [('y', bn_ref(0.5 * A @ B.T + 2.0 * C, g_, be, mu, var, 1e-3))],
+    [('b', B), ('c', C), ('g', g_), ('be', be), ('mu', mu), ('var', var)])
+
+
+def deconv_ref(x, w, stride, group):
+    n, cin, h, wd = x.shape
+    _, coutg, kh, kw = w.shape
+    cing = cin // group
+    y = np.zeros((n, coutg * group, (h - 1) * stride + kh, (wd - 1) * stride + kw), np.float64)
+    for gi in range(group):
+        for ci in range(cing):
+            for i in range(h):
+                for j in range(wd):
+                    y[:, gi * coutg:(gi + 1) * coutg, i * stride:i * stride + kh, j * stride:j * stride + kw] += \
+                        x[:, gi * cing + ci, i, j][:, None, None, None] * w[gi * cing + ci][None]
+    return y.astype(np.float32)
+
+
+x = f32(1, 4, 5, 5)
+w = f32(4, 3, 3, 3) * 0.3
+g_, be, mu, var = bn_params(6)
+save('convtranspose_grouped_batchnorm_folded', [
+    helper.make_node('ConvTranspose', ['x', 'w'], ['t'], strides=[2, 2], group=2),
+    helper.make_node('BatchNormalization', ['t', 'g', 'be', 'mu', 'var'], ['y'])],
+    [('x', x)], [('y', bn_ref(deconv_ref(x, w, 2, 2), g_, be, mu, var))],
+    [('w', w), ('g', g_), ('be', be), ('mu', mu), ('var', var)])
+
+x = f32(1, 4, 8, 8)
+w = f32(6, 4, 3, 3) * 0.4
+c = conv_ref(x, w, None, (1, 1), (1, 1, 1, 1))
+save('conv_activations_fused', [
+    helper.make_node('Conv', ['x', 'w'], ['c1'], pads=[1, 1, 1, 1]),
+    helper.make_node('Sigmoid', ['c1'], ['s1']),
+    helper.make_node('Mul', ['c1', 's1'], ['silu']),
+    helper.make_node('Conv', ['x', 'w'], ['c2'], pads=[1, 1, 1, 1]),
+    helper.make_node('LeakyRelu', ['c2'], ['leaky'], alpha=0.2),
+    helper.make_node('Conv', ['x', 'w'], ['c3'], pads=[1, 1, 1, 1]),
+    helper.make_node('HardSwish', ['c3'], ['hswish']),
+    helper.make_node('Conv', ['x', 'w'], ['c4'], pads=[1, 1, 1, 1]),
+    helper.make_node('Clip', ['c4', 'lo', 'hi'], ['relu6'])],
+    [('x', x)],
+    [('silu', c / (1 + np.exp(-c))), ('leaky', np.where(c >= 0, c, 0.2 * c)),
+     ('hswish', c * np.clip(c / 6 + 0.5, 0, 1)), ('relu6', np.clip(c, 0, 6))],
+    [('w', w), ('lo', np.float32(0)), ('hi', np.float32(6))], opset=14)
+
+x = f32(2, 5, 16)
+gamma, beta = f32(16), f32(16)
+mean = x.mean(axis=-1, keepdims=True)
+ln = (x - mean) / np.sqrt(((x - mean) ** 2).mean(axis=-1, keepdims=True) + 1e-5) * gamma + beta
+save('layernorm_decomposed_fused', [
+    helper.make_node('ReduceMean', ['x'], ['m'], axes=[-1]),
+    helper.make_node('Sub', ['x', 'm'], ['d']),
+    helper.make_node('Pow', ['d', 'two'], ['sq']),
+    helper.make_node('ReduceMean', ['sq'], ['v'], axes=[-1]),
+    helper.make_node('Add', ['v', 'eps'], ['ve']),
+    helper.make_node('Sqrt', ['ve'], ['sd']),
+    helper.make_node('Div', ['d', 'sd'], ['nrm']),
+    helper.make_node('Mul', ['nrm', 'gamma'], ['scaled']),
+    helper.make_node('Add', ['scaled', 'beta'], ['y'])],
+    [('x', x)], [('y', ln)],
+    [('two', np.float32(2)), ('eps', np.float32(1e-5)), ('gamma', gamma), ('beta', beta)])
+
+# --- quantised operator formats and QDQ fusion into MatMul / MaxPool ------------------------
+xq = rng.integers(0, 256, (1, 6, 7, 7)).astype(np.uint8)
+wq = rng.integers(-128, 128, (4, 3, 3, 3)).astype(np.int8)
+x_scale, x_zp, y_scale, y_zp = np.float32(0.02), np.uint8(130), np.float32(0.05), np.uint8(120)
+w_scale = (rng.random(4) * 0.02 + 0.005).astype(np.float32)
+w_zp = np.array([0, 3, -2, 1], np.int8)
+bq = rng.integers(-500, 500, 4).astype(np.int32)
+acc = conv_ref((xq.astype(np.float64) - x_zp).astype(np.float32),
+               (wq.astype(np.float64) - w_zp.reshape(-1, 1, 1, 1)).astype(np.float32), None,
+               (2, 2), (1, 1, 1, 1), (1, 1), 2).astype(np.float64) + bq.reshape(1, -1, 1, 1)
+mult = (x_scale * w_scale / y_scale).astype(np.float32).reshape(1, -1, 1, 1)
+yq = np.clip(np.rint((acc.astype(np.float32) * mult)) + y_zp, 0, 255).astype(np.uint8)
+save('qlinearconv_uint8_x_int8_per_channel_weights', [
+    helper.make_node('QLinearConv', ['x', 'xs', 'xz', 'w', 'ws', 'wz', 'ys', 'yz', 'b'], ['y'],
+                     pads=[1, 1, 1, 1], strides=[2, 2], group=2)],
+    [('x', xq)], [('y', yq)],
+    [('xs', x_scale), ('xz', x_zp), ('w', wq), ('ws', w_scale), ('wz', w_zp), ('ys', y_scale),
+     ('yz', y_zp), ('b', bq)])
+
+aq = rng.integers(-128, 128, (2, 3, 20)).astype(np.int8)
+bq8 = rng.integers(-128, 128, (20, 5)).astype(np.int8)
+a_scale, a_zp, y_scale, y_zp = np.float32(0.03), np.int8(-4), np.float32(0.2), np.int8(2)
+b_scale = (rng.random(5) * 0.02 + 0.01).astype(np.float32)
+b_zp = np.array([0, 1, -1, 2, 0], np.int8)
+acc = (aq.astype(np.int64) - a_zp) @ (bq8.astype(np.int64) - b_zp)
+ymm = np.clip(np.rint(acc.astype(np.float32) * (a_scale * b_scale / y_scale).astype(np.float32)) + y_zp,
+              -128, 127).astype(np.int8)
+save('qlinearmatmul_int8_per_column', [
+    helper.make_node('QLinearMatMul', ['a', 'as', 'az', 'b', 'bs', 'bz', 'ys', 'yz'], ['y'])],
+    [('a', aq)], [('y', ymm)],
+    [('as', a_scale), ('az', a_zp), ('b', bq8), ('bs', b_scale), ('bz', b_zp), ('ys', y_scale),
+     ('yz', y_zp)])
+# The same arithmetic written as QDQ around a float MatMul fuses into QLinearMatMul.
+save('qdq_matmul_fused_per_column', [
+    helper.make_node('DequantizeLinear', ['a', 'as', 'az'], ['ad']),
+    helper.make_node('DequantizeLinear', ['b', 'bs', 'bz'], ['bd'], axis=1),
+    helper.make_node('MatMul', ['ad', 'bd'], ['m']),
+    helper.make_node('QuantizeLinear', ['m', 'ys', 'yz'], ['y'])],
+    [('a', aq)], [('y', ymm)],
+    [('as', a_scale), ('az', a_zp), ('b', bq8), ('bs', b_scale), ('bz', b_zp), ('ys', y_scale),
+     ('yz', y_zp)])
+
+xq = rng.integers(-128, 128, (1, 3, 8, 8)).astype(np.int8)
+s_, z_ = np.float32(0.1), np.int8(-7)
+save('qdq_maxpool_runs_on_int8', [
+    helper.make_node('DequantizeLinear', ['x', 's', 'z'], ['xd']),
+    helper.make_node('MaxPool', ['xd'], ['p'], kernel_shape=[2, 2], strides=[2, 2]),
+    helper.make_node('QuantizeLinear', ['p', 's', 'z'], ['y'])],
+    [('x', xq)], [('y', xq.reshape(1, 3, 4, 2, 4, 2).max(axis=(3, 5)))], [('s', s_), ('z', z_)])
+
 with open(sys.argv[2], 'w') as stamp:
     stamp.write('generated\n')

@@ -189,6 +189,46 @@ TEST(Engine, ResidualQdqAddReluFusesIntoOneQuantisedAdd) {
   EXPECT_EQ(text.find(" Relu "), std::string::npos) << text;
 }
 
+std::string describe_case(const std::string &name) {
+  return Program::from_file(cases_dir() + "/" + name + "/model.onnx")->describe();
+}
+
+TEST(EnginePasses, BatchNormFoldsIntoConvGemmAndConvTranspose) {
+  for (const char *name : {"conv_batchnorm_relu_folded", "gemm_batchnorm_folded",
+                           "convtranspose_grouped_batchnorm_folded"}) {
+    std::string text = describe_case(name);
+    EXPECT_EQ(text.find("BatchNormalization"), std::string::npos) << text;
+    EXPECT_NE(text.find("(BatchNorm folded)"), std::string::npos) << text;
+  }
+}
+
+TEST(EnginePasses, ActivationsFuseIntoTheConvolutionAsPostOps) {
+  std::string text = describe_case("conv_activations_fused");
+  for (const char *gone : {"Sigmoid", " Mul ", "LeakyRelu '", "HardSwish '", "Clip '"})
+    EXPECT_EQ(text.find(gone), std::string::npos) << gone << " still runs:\n" << text;
+  for (const char *fused : {"\"SiLU\"", "\"LeakyRelu\"", "\"HardSwish\"", "\"Clip\""})
+    EXPECT_NE(text.find(std::string("_activation=") + fused), std::string::npos) << text;
+  EXPECT_EQ(describe_case("conv_batchnorm_relu_folded").find("Relu '"), std::string::npos);
+}
+
+TEST(EnginePasses, DecomposedLayerNormFusesIntoOneOp) {
+  std::string text = describe_case("layernorm_decomposed_fused");
+  EXPECT_NE(text.find("axstream.LayerNorm"), std::string::npos) << text;
+  for (const char *gone : {"ReduceMean", "Sqrt", "Pow", "Div"})
+    EXPECT_EQ(text.find(gone), std::string::npos) << gone << " still runs:\n" << text;
+}
+
+TEST(EnginePasses, QdqMatMulFusesIntoIntegerMatMulAndQdqMaxPoolRunsOnInt8) {
+  std::string mm = describe_case("qdq_matmul_fused_per_column");
+  EXPECT_NE(mm.find("QLinearMatMul"), std::string::npos) << mm;
+  EXPECT_NE(mm.find("int32-accumulating"), std::string::npos) << mm;
+  EXPECT_EQ(mm.find("DequantizeLinear"), std::string::npos) << mm;
+  std::string pool = describe_case("qdq_maxpool_runs_on_int8");
+  EXPECT_EQ(pool.find("DequantizeLinear"), std::string::npos) << pool;
+  EXPECT_EQ(pool.find("QuantizeLinear"), std::string::npos) << pool;
+  EXPECT_NE(pool.find("-> ('y' int8"), std::string::npos) << pool;
+}
+
 TEST(Engine, SevenBitWeightsRunOnTheIntegerKernel) {
   auto program =
       Program::from_file(cases_dir() + "/qdq_conv_uint8_grouped_clip_7bit_weights/model.onnx");
