@@ -3,9 +3,9 @@
 #include <immintrin.h>
 
 #include <cstdlib>
+#include <dnnl.hpp>
 #include <limits>
 #include <type_traits>
-#include <dnnl.hpp>
 
 #include "compiler.h"
 
@@ -125,8 +125,8 @@ template <typename Q>
 __attribute__((target("avx2"))) void quantize_block_avx2(const float *in, Q *out, int64_t hw,
                                                          int64_t hw8, float scale, float lo_v,
                                                          float hi_v, float zero) {
-  const __m256 sc = _mm256_set1_ps(scale), lo = _mm256_set1_ps(lo_v),
-               hi = _mm256_set1_ps(hi_v), z = _mm256_set1_ps(zero);
+  const __m256 sc = _mm256_set1_ps(scale), lo = _mm256_set1_ps(lo_v), hi = _mm256_set1_ps(hi_v),
+               z = _mm256_set1_ps(zero);
   alignas(32) int32_t tmp[8];
   for (int64_t i = 0; i < hw8; i += 8) {
     __m256 r[8];
@@ -194,8 +194,7 @@ void quantize_from_nchw8c(const float *src, Q *dst, int64_t n, int64_t c, int64_
 
 bool is_nchw8c_f32(const memory::desc &d) {
   auto dims = d.dims();
-  return dims.size() == 4 && dims[1] % 8 == 0 &&
-         d == memory::desc(dims, dt::f32, tag::nChw8c);
+  return dims.size() == 4 && dims[1] % 8 == 0 && d == memory::desc(dims, dt::f32, tag::nChw8c);
 }
 
 // Runs a convolution primitive between plain NCHW caller buffers, reordering the activations
@@ -260,8 +259,8 @@ class DnnlConvKernel : public Kernel {
           dequantize_to_nchw8c(static_cast<const int8_t *>(src_ptr), to, d[0], d[1], d[2] * d[3],
                                src_q_.scale, src_q_.zero_point_value);
         else
-          dequantize_to_nchw8c(static_cast<const uint8_t *>(src_ptr), to, d[0], d[1],
-                               d[2] * d[3], src_q_.scale, src_q_.zero_point_value);
+          dequantize_to_nchw8c(static_cast<const uint8_t *>(src_ptr), to, d[0], d[1], d[2] * d[3],
+                               src_q_.scale, src_q_.zero_point_value);
       } else {
         std::unordered_map<int, memory> rargs{{DNNL_ARG_FROM, user_src}, {DNNL_ARG_TO, src}};
         if (src_q_.zero_point) rargs.insert({src_q_.zero_point_arg, *src_q_.zero_point});
@@ -425,8 +424,9 @@ std::unique_ptr<Kernel> make_dnnl_conv_f32(const DnnlConvParams &p, const Tensor
     stream.wait();
     if (!q) return std::make_unique<DnnlConvKernel>(pd, user_src, user_dst, w_mem, b_mem);
     return std::make_unique<DnnlConvKernel>(
-        pd, user_src, user_dst, w_mem, b_mem, std::vector<std::pair<int, std::shared_ptr<memory>>>{},
-        false, reorder_quant(q->src_dtype, q->src_scale, DNNL_ARG_SRC, q->src_zero_point),
+        pd, user_src, user_dst, w_mem, b_mem,
+        std::vector<std::pair<int, std::shared_ptr<memory>>>{}, false,
+        reorder_quant(q->src_dtype, q->src_scale, DNNL_ARG_SRC, q->src_zero_point),
         reorder_quant(q->dst_dtype, q->dst_scale, DNNL_ARG_DST, q->dst_zero_point));
   } catch (const dnnl::error &) {
     return nullptr;  // no oneDNN implementation: the reference kernel runs instead

@@ -51,7 +51,9 @@ namespace {
 // Who produces and reads each value, for the fusion passes' pattern matching.
 struct ValueLinks {
   explicit ValueLinks(Graph &graph)
-      : g(graph), producer(graph.producers()), uses(graph.use_counts()),
+      : g(graph),
+        producer(graph.producers()),
+        uses(graph.use_counts()),
         consumer(graph.values.size(), -1),
         graph_outputs(graph.outputs.begin(), graph.outputs.end()) {
     for (size_t i = 0; i < g.nodes.size(); ++i) {
@@ -72,7 +74,6 @@ struct ValueLinks {
   std::vector<int> consumer;  // the one reader, when there is one
   std::set<int> graph_outputs;
 };
-
 
 bool is_op(const Node &n, const char *op) { return !n.dead && n.domain.empty() && n.op_type == op; }
 
@@ -266,7 +267,9 @@ void fuse_qdq_add(Graph &g) {
     if (n.inputs.size() > 2 && n.inputs[2] >= 0 && !constant_of(g, n, 2)) return nullptr;
     return &n;
   };
-  auto input_or_none = [](const Node &n, size_t i) { return i < n.inputs.size() ? n.inputs[i] : -1; };
+  auto input_or_none = [](const Node &n, size_t i) {
+    return i < n.inputs.size() ? n.inputs[i] : -1;
+  };
   for (Node &add : g.nodes) {
     if (!is_op(add, "Add") || add.inputs.size() != 2) continue;
     Node *da = per_tensor_dq(add.inputs[0]), *db = per_tensor_dq(add.inputs[1]);
@@ -287,8 +290,8 @@ void fuse_qdq_add(Graph &g) {
     fused.op_type = "QAdd";
     fused.domain = "axstream";
     fused.opset = 1;
-    fused.inputs = {da->inputs[0], da->inputs[1], input_or_none(*da, 2),
-                    db->inputs[0], db->inputs[1], input_or_none(*db, 2),
+    fused.inputs = {da->inputs[0], da->inputs[1],       input_or_none(*da, 2),
+                    db->inputs[0], db->inputs[1],       input_or_none(*db, 2),
                     q->inputs[1],  input_or_none(*q, 2)};
     fused.outputs = q->outputs;
     if (relu) {
@@ -300,6 +303,46 @@ void fuse_qdq_add(Graph &g) {
     da->dead = db->dead = add.dead = true;
     if (relu) relu->dead = true;
     *q = std::move(fused);
+  }
+}
+
+// QLinearConv with constant int8 symmetric weights (zero points all 0), per-tensor activation
+// parameters and a constant int32 bias is the same arithmetic as the fused QDQ conv: it
+// becomes axstream.QConv and so runs on oneDNN (integer, or float with (de)quantising
+// reorders on CPUs without VNNI, where results may differ from exact integer rounding by one
+// step). Other QLinearConvs keep the exact integer reference kernel (ops/qlinear.cc).
+void lower_qlinear_conv(Graph &g) {
+  auto input_or_none = [](const Node &n, size_t i) {
+    return i < n.inputs.size() ? n.inputs[i] : -1;
+  };
+  auto constant = [&](int v) { return v >= 0 ? g.values[v].constant.get() : nullptr; };
+  for (Node &n : g.nodes) {
+    if (!is_op(n, "QLinearConv") || n.inputs.size() < 8) continue;
+    const Tensor *xs = constant(n.inputs[1]), *w = constant(n.inputs[3]);
+    const Tensor *ws = constant(n.inputs[4]), *ys = constant(n.inputs[6]);
+    int xz = input_or_none(n, 2), wz = input_or_none(n, 5), yz = input_or_none(n, 7);
+    int bias = input_or_none(n, 8);
+    if (!xs || xs->count() != 1 || xs->dtype != DType::f32 || !ys || ys->count() != 1 ||
+        ys->dtype != DType::f32 || !w || w->dtype != DType::i8 || w->shape.size() != 4 || !ws ||
+        ws->dtype != DType::f32 || (ws->count() != 1 && ws->count() != w->shape[0]))
+      continue;
+    if ((xz >= 0 && (!constant(xz) || constant(xz)->count() != 1)) ||
+        (yz >= 0 && (!constant(yz) || constant(yz)->count() != 1)) ||
+        (wz >= 0 && (!constant(wz) || !all_zero(constant(wz)))) ||
+        (bias >= 0 && (!constant(bias) || constant(bias)->dtype != DType::i32)))
+      continue;
+    int bias_scale = -1;
+    if (bias >= 0) {
+      auto bs = std::make_shared<Tensor>(DType::f32, Shape{ws->count()});
+      for (int64_t c = 0; c < ws->count(); ++c)
+        bs->data<float>()[c] = xs->data<float>()[0] * ws->data<float>()[c];
+      bias_scale = add_constant(g, g.values[n.outputs[0]].name + " bias scale", bs);
+    }
+    n.inputs = {n.inputs[0], n.inputs[1], xz,          n.inputs[3], n.inputs[4],
+                bias,        bias_scale,  n.inputs[6], yz};
+    n.op_type = "QConv";
+    n.domain = "axstream";
+    n.opset = 1;
   }
 }
 
@@ -459,8 +502,7 @@ void fuse_layer_norm(Graph &g) {
     for (int64_t &a : axes) a = a < 0 ? a + rank : a;
     std::sort(axes.begin(), axes.end());
     for (size_t i = 0; i < axes.size(); ++i)
-      if (axes[i] != rank - static_cast<int64_t>(axes.size()) + static_cast<int64_t>(i))
-        return -1;
+      if (axes[i] != rank - static_cast<int64_t>(axes.size()) + static_cast<int64_t>(i)) return -1;
     return axes.empty() ? -1 : axes[0];
   };
   auto other_input = [](const Node &n, int v) {
@@ -527,7 +569,8 @@ void fuse_layer_norm(Graph &g) {
       }
     }
     if (gamma < 0) {
-      auto ones = std::make_shared<Tensor>(DType::f32, Shape{checked_element_count(block, "layer norm block")});
+      auto ones = std::make_shared<Tensor>(DType::f32,
+                                           Shape{checked_element_count(block, "layer norm block")});
       std::fill(ones->data<float>(), ones->data<float>() + ones->count(), 1.f);
       ones->shape = block;
       gamma = add_constant(g, g.values[x].name + " layer norm scale", ones);
@@ -557,7 +600,9 @@ void fuse_qdq_maxpool(Graph &g) {
     const Tensor &ta = *g.values[a].constant, &tb = *g.values[b].constant;
     return ta.count() == 1 && tb.count() == 1 && ta.dtype == tb.dtype && ta.bytes == tb.bytes;
   };
-  auto input_or_none = [](const Node &n, size_t i) { return i < n.inputs.size() ? n.inputs[i] : -1; };
+  auto input_or_none = [](const Node &n, size_t i) {
+    return i < n.inputs.size() ? n.inputs[i] : -1;
+  };
   for (Node &pool : g.nodes) {
     if (!is_op(pool, "MaxPool") || pool.outputs.size() != 1 || pool.inputs.empty()) continue;
     int xin = pool.inputs[0];
@@ -589,7 +634,9 @@ void fuse_qdq_matmul(Graph &g) {
     Node &n = g.nodes[links.producer[v]];
     return is_op(n, "DequantizeLinear") && !n.inputs.empty() && n.inputs[0] >= 0 ? &n : nullptr;
   };
-  auto input_or_none = [](const Node &n, size_t i) { return i < n.inputs.size() ? n.inputs[i] : -1; };
+  auto input_or_none = [](const Node &n, size_t i) {
+    return i < n.inputs.size() ? n.inputs[i] : -1;
+  };
   auto per_tensor = [&](const Node &n, size_t slot) {
     int v = input_or_none(n, slot);
     return v < 0 || (g.values[v].constant && g.values[v].constant->count() == 1);
@@ -600,7 +647,7 @@ void fuse_qdq_matmul(Graph &g) {
     if (gemm) {
       auto attr = [&](const char *k, double d) {
         return mm.attrs.count(k) ? (mm.attrs.at(k).kind == Attribute::Kind::f ? mm.attrs.at(k).f
-                                                                                 : mm.attrs.at(k).i)
+                                                                              : mm.attrs.at(k).i)
                                  : d;
       };
       if ((mm.inputs.size() > 2 && mm.inputs[2] >= 0) || attr("transA", 0) != 0 ||
@@ -613,7 +660,8 @@ void fuse_qdq_matmul(Graph &g) {
     if (!b || (b->dtype != DType::i8 && b->dtype != DType::u8) || b->shape.size() < 2) continue;
     if (g.values[da->inputs[0]].constant) continue;
     if (!per_tensor(*da, 1) || !per_tensor(*da, 2) || input_or_none(*da, 1) < 0) continue;
-    const Tensor *bs = input_or_none(*db, 1) >= 0 ? g.values[db->inputs[1]].constant.get() : nullptr;
+    const Tensor *bs =
+        input_or_none(*db, 1) >= 0 ? g.values[db->inputs[1]].constant.get() : nullptr;
     if (!bs) continue;
     if (bs->count() != 1) {
       // Per column only: the quantisation axis must be b's last dim.
@@ -644,6 +692,7 @@ void fuse_qdq_matmul(Graph &g) {
 }  // namespace
 
 void run_prefold_passes(Graph &graph) {
+  lower_qlinear_conv(graph);
   fuse_qdq_conv(graph);
   fuse_qdq_matmul(graph);
 }

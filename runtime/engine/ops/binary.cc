@@ -5,8 +5,24 @@ namespace axstream::engine {
 namespace {
 
 enum class BinOp {
-  add, sub, mul, div, pow, prelu, max, min, mod, fmod,
-  equal, less, greater, less_equal, greater_equal, logical_and, logical_or, logical_xor
+  add,
+  sub,
+  mul,
+  div,
+  pow,
+  prelu,
+  max,
+  min,
+  mod,
+  fmod,
+  equal,
+  less,
+  greater,
+  less_equal,
+  greater_equal,
+  logical_and,
+  logical_or,
+  logical_xor
 };
 
 template <typename T>
@@ -119,8 +135,8 @@ std::unique_ptr<Kernel> compile_binary(OpContext &ctx) {
       break;
     case DType::i8:
       k = make_kernel([plan](ExecContext &, const void *const *in, void *const *o) {
-        run_binary<op>(plan, static_cast<const int8_t *>(in[0]),
-                       static_cast<const int8_t *>(in[1]), static_cast<int8_t *>(o[0]));
+        run_binary<op>(plan, static_cast<const int8_t *>(in[0]), static_cast<const int8_t *>(in[1]),
+                       static_cast<int8_t *>(o[0]));
       });
       break;
     case DType::u8:
@@ -221,8 +237,7 @@ std::unique_ptr<Kernel> compile_variadic(OpContext &ctx) {
 
 std::unique_ptr<Kernel> compile_mod(OpContext &ctx) {
   if (ctx.attr_i("fmod", 0) != 0) return compile_binary<BinOp::fmod>(ctx);
-  if (ctx.in_dtype(0) == DType::f32 && !ctx.infer_only())
-    ctx.fail("Mod on float32 needs fmod=1");
+  if (ctx.in_dtype(0) == DType::f32 && !ctx.infer_only()) ctx.fail("Mod on float32 needs fmod=1");
   return compile_binary<BinOp::mod>(ctx);
 }
 

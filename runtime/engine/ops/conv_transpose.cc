@@ -9,9 +9,10 @@ std::unique_ptr<Kernel> compile_conv_transpose(OpContext &ctx) {
   const Shape &xs = ctx.in_shape(0), &ws = ctx.in_shape(1);
   if (xs.size() != 4 || ws.size() != 4)
     ctx.unsupported("only 2-D ConvTranspose is supported, input " + shape_str(xs));
-  if (ctx.has_attr("output_shape")) ctx.unsupported("the output_shape attribute");
   std::string auto_pad = ctx.attr_s("auto_pad", "NOTSET");
-  if (auto_pad != "NOTSET" && auto_pad != "VALID") ctx.unsupported("auto_pad " + auto_pad);
+  if (auto_pad != "NOTSET" && auto_pad != "VALID" && auto_pad != "SAME_UPPER" &&
+      auto_pad != "SAME_LOWER")
+    ctx.fail("auto_pad '" + auto_pad + "' is not valid");
   int64_t group = ctx.attr_i("group", 1);
   if (group <= 0 || xs[1] != ws[0] || xs[1] % group)
     ctx.fail("input channels, weight " + shape_str(ws) + " and group do not agree");
@@ -22,6 +23,26 @@ std::unique_ptr<Kernel> compile_conv_transpose(OpContext &ctx) {
     ctx.fail("strides/dilations/pads/output_padding do not match 2 spatial dims");
   int64_t m = ws[1] * group, cg = xs[1] / group, mg = ws[1];
   Shape out = {xs[0], m, 0, 0};
+  // An explicit output_shape (or SAME auto_pad: input * stride) fixes the output size and the
+  // pads follow from it (ONNX: an odd total pad puts the extra pixel at the end for SAME_UPPER,
+  // at the beginning otherwise).
+  Shape wanted = ctx.attr_ints("output_shape");
+  if (wanted.size() > 2) wanted.erase(wanted.begin(), wanted.end() - 2);
+  if (!wanted.empty() && wanted.size() != 2) ctx.fail("output_shape must have 2 spatial dims");
+  bool same = auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER";
+  if (wanted.empty() && same) wanted = {xs[2] * stride[0], xs[3] * stride[1]};
+  if (!wanted.empty()) {
+    for (int d = 0; d < 2; ++d) {
+      int64_t total =
+          stride[d] * (xs[2 + d] - 1) + out_pad[d] + (ws[2 + d] - 1) * dil[d] + 1 - wanted[d];
+      // Floor division (as ONNX's Python reference): a negative total (output_shape larger
+      // than the natural size) pads the end.
+      int64_t small = total >= 0 ? total / 2 : -((-total + 1) / 2), large = total - small;
+      bool begin_small = auto_pad == "SAME_UPPER";
+      pads[d] = begin_small ? small : large;
+      pads[d + 2] = begin_small ? large : small;
+    }
+  }
   for (int d = 0; d < 2; ++d) {
     out[2 + d] = stride[d] * (xs[2 + d] - 1) + out_pad[d] + (ws[2 + d] - 1) * dil[d] + 1 - pads[d] -
                  pads[d + 2];

@@ -1,12 +1,19 @@
 // Gemm (transA/transB, alpha/beta, broadcast C) and MatMul (numpy batching, 1-D promotion).
-#include "common.h"
+#include <dnnl.h>
+
+#include "../conv_dnnl.h"
 
 namespace axstream::engine {
 namespace {
 
-// C[M,N] (+)= A[M,K] * B[K,N], all row-major with the given leading dimensions.
-void sgemm(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
-           int64_t ldb, float *c, int64_t ldc) {
+// C[M,N] += A[M,K] * B[K,N], all row-major with the given leading dimensions: oneDNN's
+// blocked sgemm (AVX2/AVX-512 kernels, the executor's OpenMP threads), or the plain loops when
+// AXSTREAM_ENGINE_REFERENCE=1 asked for reference kernels at compile time.
+void sgemm(bool use_dnnl, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+           const float *b, int64_t ldb, float *c, int64_t ldc) {
+  if (use_dnnl && m > 0 && n > 0 && k > 0 &&
+      dnnl_sgemm('N', 'N', m, n, k, 1.f, a, lda, b, ldb, 1.f, c, ldc) == dnnl_success)
+    return;
 #pragma omp parallel for schedule(static) if (m * n * k > 32768)
   for (int64_t i = 0; i < m; ++i) {
     float *crow = c + i * ldc;
@@ -43,6 +50,7 @@ std::unique_ptr<Kernel> compile_gemm(OpContext &ctx) {
   if (ctx.in_dtype(0) != DType::f32 || ctx.in_dtype(1) != DType::f32)
     ctx.unsupported("Gemm on non-float32 inputs");
   FusedActivation act = FusedActivation::from(ctx);
+  bool use_dnnl = dnnl_kernels_enabled();
   // A constant B is laid out once as (K, N), scaled by alpha.
   std::shared_ptr<std::vector<float>> packed_b;
   if (const Tensor *b = ctx.constant(1)) {
@@ -81,10 +89,11 @@ std::unique_ptr<Kernel> compile_gemm(OpContext &ctx) {
     } else {
       std::fill(y, y + m * n, 0.f);
     }
-    sgemm(m, n, k, a, k, b, n, y, n);
+    sgemm(use_dnnl, m, n, k, a, k, b, n, y, n);
     act.apply(y, m * n);
   });
   kern->scratch_bytes = a_bytes + b_bytes;
+  kern->impl = use_dnnl ? "oneDNN sgemm" : "reference loops";
   kern->macs = static_cast<uint64_t>(m * n * k);
   return kern;
 }
@@ -110,6 +119,7 @@ std::unique_ptr<Kernel> compile_matmul(OpContext &ctx) {
   if (ctx.in_dtype(0) != DType::f32 || ctx.in_dtype(1) != DType::f32)
     ctx.unsupported("MatMul on non-float32 inputs");
   FusedActivation act = FusedActivation::from(ctx);
+  bool use_dnnl = dnnl_kernels_enabled();
   // Batch index -> offsets of the A and B matrices.
   Shape batch_plus = batch;
   batch_plus.push_back(1);
@@ -128,11 +138,12 @@ std::unique_ptr<Kernel> compile_matmul(OpContext &ctx) {
     for (size_t i = 0; i < offsets.size(); ++i) {
       float *yi = y + static_cast<int64_t>(i) * m * n;
       std::fill(yi, yi + m * n, 0.f);
-      sgemm(m, n, k, a + offsets[i].first, k, b + offsets[i].second, n, yi, n);
+      sgemm(use_dnnl, m, n, k, a + offsets[i].first, k, b + offsets[i].second, n, yi, n);
     }
     act.apply(y, static_cast<int64_t>(offsets.size()) * m * n);
   });
   kern->macs = static_cast<uint64_t>(offsets.size() * m * n * k);
+  kern->impl = use_dnnl ? "oneDNN sgemm" : "reference loops";
   return kern;
 }
 

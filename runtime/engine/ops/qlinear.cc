@@ -66,8 +66,8 @@ void conv_int32(const ConvShape &s, const int32_t *x, const int32_t *w, int32_t 
 // Geometry shared by QLinearConv and ConvInteger (1-D and 2-D).
 ConvShape integer_conv_shape(OpContext &ctx, const Shape &xs, const Shape &ws, Shape &out) {
   if (xs.size() < 3 || xs.size() > 4 || ws.size() != xs.size())
-    ctx.unsupported("only 1-D and 2-D integer convolutions are supported (input " +
-                    shape_str(xs) + ", weight " + shape_str(ws) + ")");
+    ctx.unsupported("only 1-D and 2-D integer convolutions are supported (input " + shape_str(xs) +
+                    ", weight " + shape_str(ws) + ")");
   int64_t group = ctx.attr_i("group", 1);
   if (group <= 0 || xs[1] % group || ws[0] % group || ws[1] * group != xs[1])
     ctx.fail("input channels " + std::to_string(xs[1]) + ", weight " + shape_str(ws) +
@@ -135,9 +135,8 @@ std::unique_ptr<Kernel> compile_integer_conv(OpContext &ctx) {
       ctx.fail("w_scale has " + std::to_string(w_scale.count()) + " values for " +
                std::to_string(m) + " output channels");
     for (int64_t c = 0; c < m; ++c)
-      multiplier.push_back(x_scale *
-                           static_cast<float>(w_scale.as_double(w_scale.count() == 1 ? 0 : c)) /
-                           y_scale);
+      multiplier.push_back(
+          x_scale * static_cast<float>(w_scale.as_double(w_scale.count() == 1 ? 0 : c)) / y_scale);
     if (ctx.has_input(8)) {
       const Tensor &b = ctx.require_constant(8, "B");
       if (b.count() != m || b.dtype != DType::i32)
@@ -172,8 +171,7 @@ std::unique_ptr<Kernel> compile_integer_conv(OpContext &ctx) {
     if (!qlinear) return;
     for (int64_t i = 0; i < n_y; ++i) {
       int64_t c = (i / plane) % m;
-      store_requantized(o[0], yt, i, static_cast<float>(acc[i] + bias[c]) * multiplier[c],
-                        y_zero);
+      store_requantized(o[0], yt, i, static_cast<float>(acc[i] + bias[c]) * multiplier[c], y_zero);
     }
   });
   k->scratch_bytes = scratch;
@@ -219,8 +217,8 @@ std::unique_ptr<Kernel> compile_integer_matmul(OpContext &ctx) {
   int64_t az_count = count_of(kAZ), bz_count = count_of(kBZ);
   if (az_count != 1) ctx.unsupported("a_zero_point must be per tensor");
   if (bz_count != 1 && bz_count != n)
-    ctx.fail("b_zero_point has " + std::to_string(bz_count) + " values for " +
-             std::to_string(n) + " columns");
+    ctx.fail("b_zero_point has " + std::to_string(bz_count) + " values for " + std::to_string(n) +
+             " columns");
   std::vector<float> multiplier(static_cast<size_t>(n), 1.f);
   int32_t y_zero = 0;
   if (qlinear) {

@@ -1,4 +1,5 @@
-// Softmax, LogSoftmax, Hardmax (opset < 13: over the flattened trailing dims from axis; 13+: one axis).
+// Softmax, LogSoftmax, Hardmax (opset < 13: over the flattened trailing dims from axis; 13+: one
+// axis).
 #include "common.h"
 
 namespace axstream::engine {

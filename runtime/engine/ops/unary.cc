@@ -93,15 +93,14 @@ std::unique_ptr<Kernel> compile_thresholded_relu(OpContext &ctx) {
 }
 std::unique_ptr<Kernel> compile_shrink(OpContext &ctx) {
   float lambd = ctx.attr_f("lambd", 0.5f), bias = ctx.attr_f("bias", 0.f);
-  return float_unary(ctx, [lambd, bias](float x) {
-    return x < -lambd ? x + bias : (x > lambd ? x - bias : 0.f);
-  });
+  return float_unary(
+      ctx, [lambd, bias](float x) { return x < -lambd ? x + bias : (x > lambd ? x - bias : 0.f); });
 }
 std::unique_ptr<Kernel> compile_round(OpContext &ctx) {
   return float_unary(ctx, [](float x) { return std::nearbyint(x); });
 }
-#define AXSTREAM_FLOAT_MATH(name, fn) \
-  std::unique_ptr<Kernel> compile_##name(OpContext &ctx) { \
+#define AXSTREAM_FLOAT_MATH(name, fn)                            \
+  std::unique_ptr<Kernel> compile_##name(OpContext &ctx) {       \
     return float_unary(ctx, [](float x) { return std::fn(x); }); \
   }
 AXSTREAM_FLOAT_MATH(sin, sin)
@@ -130,8 +129,8 @@ std::unique_ptr<Kernel> compile_float_test(OpContext &ctx) {
     const float *x = static_cast<const float *>(in[0]);
     bool *y = static_cast<bool *>(out[0]);
     for (int64_t i = 0; i < n; ++i)
-      y[i] = is_nan ? std::isnan(x[i])
-                    : std::isinf(x[i]) && ((x[i] > 0 && pos) || (x[i] < 0 && neg));
+      y[i] =
+          is_nan ? std::isnan(x[i]) : std::isinf(x[i]) && ((x[i] > 0 && pos) || (x[i] < 0 && neg));
   });
 }
 
@@ -161,7 +160,13 @@ std::unique_ptr<Kernel> compile_abs(OpContext &ctx) {
 }
 
 std::unique_ptr<Kernel> compile_sign(OpContext &ctx) {
-  return numeric_unary(ctx, [](auto x) { return (x > 0) - (x < 0); });
+  return numeric_unary(ctx, [](auto x) {
+    using T = decltype(x);
+    if constexpr (std::is_same_v<T, bool>)
+      return x;  // never runs: numeric_unary rejects bool
+    else
+      return static_cast<T>((x > T(0)) - (x < T(0)));
+  });
 }
 
 std::unique_ptr<Kernel> compile_not(OpContext &ctx) {

@@ -380,6 +380,23 @@ save('qlinearconv_uint8_x_int8_per_channel_weights', [
     [('xs', x_scale), ('xz', x_zp), ('w', wq), ('ws', w_scale), ('wz', w_zp), ('ys', y_scale),
      ('yz', y_zp), ('b', bq)])
 
+# Symmetric int8 weights: lowered onto axstream.QConv (oneDNN), within one step of exact.
+xq = rng.integers(-128, 128, (1, 8, 9, 9)).astype(np.int8)
+wq = rng.integers(-127, 128, (16, 8, 3, 3)).astype(np.int8)
+x_scale, x_zp, y_scale, y_zp = np.float32(0.04), np.int8(5), np.float32(0.3), np.int8(-3)
+w_scale = (rng.random(16) * 0.01 + 0.002).astype(np.float32)
+bq = rng.integers(-3000, 3000, 16).astype(np.int32)
+acc = conv_ref((xq.astype(np.float64) - x_zp).astype(np.float32), wq.astype(np.float32), None,
+               (1, 1), (1, 1, 1, 1)).astype(np.float64) + bq.reshape(1, -1, 1, 1)
+mult = (x_scale * w_scale / y_scale).astype(np.float32).reshape(1, -1, 1, 1)
+yq = np.clip(np.rint((acc.astype(np.float32) * mult)) + y_zp, -128, 127).astype(np.int8)
+save('qlinearconv_int8_symmetric_lowered_to_qconv', [
+    helper.make_node('QLinearConv', ['x', 'xs', 'xz', 'w', 'ws', 'wz', 'ys', 'yz', 'b'], ['y'],
+                     pads=[1, 1, 1, 1])],
+    [('x', xq)], [('y', yq)],
+    [('xs', x_scale), ('xz', x_zp), ('w', wq), ('ws', w_scale), ('wz', np.zeros(16, np.int8)),
+     ('ys', y_scale), ('yz', y_zp), ('b', bq)])
+
 aq = rng.integers(-128, 128, (2, 3, 20)).astype(np.int8)
 bq8 = rng.integers(-128, 128, (20, 5)).astype(np.int8)
 a_scale, a_zp, y_scale, y_zp = np.float32(0.03), np.int8(-4), np.float32(0.2), np.int8(2)

@@ -218,6 +218,15 @@ TEST(EnginePasses, DecomposedLayerNormFusesIntoOneOp) {
     EXPECT_EQ(text.find(gone), std::string::npos) << gone << " still runs:\n" << text;
 }
 
+TEST(EnginePasses, QLinearConvWithSymmetricInt8WeightsRunsAsTheFusedQuantisedConv) {
+  std::string lowered = describe_case("qlinearconv_int8_symmetric_lowered_to_qconv");
+  EXPECT_NE(lowered.find("axstream.QConv"), std::string::npos) << lowered;
+  // Non-zero weight zero points keep the exact integer kernel.
+  std::string exact = describe_case("qlinearconv_uint8_x_int8_per_channel_weights");
+  EXPECT_NE(exact.find("QLinearConv"), std::string::npos) << exact;
+  EXPECT_NE(exact.find("int32-accumulating reference"), std::string::npos) << exact;
+}
+
 TEST(EnginePasses, QdqMatMulFusesIntoIntegerMatMulAndQdqMaxPoolRunsOnInt8) {
   std::string mm = describe_case("qdq_matmul_fused_per_column");
   EXPECT_NE(mm.find("QLinearMatMul"), std::string::npos) << mm;

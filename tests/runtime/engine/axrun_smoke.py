@@ -1,0 +1,38 @@
+#!/usr/bin/python3
+"""axrun on a test package (through the runtime) and an ONNX model (through the engine): each
+core count asked gives one line with a positive rate, p50 <= p99 and one utilisation figure per
+core that worked; bad arguments exit 2 naming the problem."""
+import re
+import subprocess
+import sys
+
+axrun, package, onnx_model = sys.argv[1:4]
+LINE = re.compile(r'^cores=(\d+): ([0-9.]+) inferences/s, latency p50 ([0-9.]+) ms, '
+                  r'p99 ([0-9.]+) ms \((\d+) runs\); utilisation:((?: \S+ \d+%)+)$')
+
+
+def check(model, cores, expect_core_names):
+    out = subprocess.run([axrun, model, '-n', '4', '--warmup', '1', '--cores',
+                          ','.join(map(str, cores))], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = [l for l in out.stdout.splitlines() if l.startswith('cores=')]
+    assert len(lines) == len(cores), out.stdout
+    for line, c in zip(lines, cores):
+        m = LINE.match(line)
+        assert m, line
+        assert int(m.group(1)) == c and float(m.group(2)) > 0, line
+        assert float(m.group(3)) <= float(m.group(4)), line
+        assert int(m.group(5)) == 4 * c, line
+        names = re.findall(r' (\S+) \d+%', m.group(6))
+        busy = [n for n in names if n.startswith(expect_core_names)]
+        assert len(busy) >= c, f'expected {c} core figures in: {line}'
+    return out.stdout
+
+
+print(check(package, [1, 2], 'axcore'))
+print(check(onnx_model, [1, 2], 'core'))
+bad = subprocess.run([axrun, onnx_model, '--cores', '0'], capture_output=True, text=True)
+assert bad.returncode == 2 and "--cores expects an integer in 1..4, got '0'" in bad.stderr, bad
+missing = subprocess.run([axrun, package + '/nope'], capture_output=True, text=True)
+assert missing.returncode == 1 and 'no such file' in missing.stderr, missing
+print('axrun smoke: ok')
