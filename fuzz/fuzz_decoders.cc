@@ -6,7 +6,10 @@
 // length for convert_output(). Rejections must be axstream::Error; anything else is a finding.
 #include <fuzzer/FuzzedDataProvider.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -32,6 +35,42 @@ size_t count(const std::vector<int64_t> &shape) {
   return n;
 }
 
+// The output shapes each registered decoder accepts (see its check_outputs), sizes fuzzed.
+// A decoder missing here is still fuzzed through the free-shape path, but a new decoder should
+// get a line so its decode() is reached quickly.
+std::vector<ad::FloatTensor> template_shapes(const std::string &decoder, FuzzedDataProvider &fdp) {
+  auto small = [&](int64_t lo, int64_t hi) { return fdp.ConsumeIntegralInRange<int64_t>(lo, hi); };
+  auto tensor = [](std::vector<int64_t> shape) {
+    ad::FloatTensor t;
+    t.shape = std::move(shape);
+    return t;
+  };
+  if (decoder == "blazeface") {
+    if (fdp.ConsumeBool()) return {tensor({1, 896, 16}), tensor({1, 896, 1})};
+    // Split per grid (16x16x2 and 8x8x6 anchors), in either order.
+    return {tensor({1, 512, 16}), tensor({1, 512, 1}), tensor({1, 384, 16}), tensor({1, 384, 1})};
+  }
+  if (decoder == "classification") return {tensor({1, small(1, 1024)})};
+  if (decoder == "ctc") return {tensor({1, small(1, 80), small(2, 200)})};
+  if (decoder == "dbnet") return {tensor({1, 1, small(2, 160), small(2, 160)})};
+  if (decoder == "ssd") {
+    const int64_t rows = small(1, 2000);
+    return {tensor({1, rows, 4}), tensor({1, rows, small(2, 32)})};
+  }
+  if (decoder == "yolov5") {
+    const int64_t values = small(6, 40);
+    if (fdp.ConsumeBool()) return {tensor({1, small(values, 1600), values})};
+    const int64_t h = small(1, 8), w = small(1, 8);
+    return {tensor({1, 3 * values, 4 * h, 4 * w}), tensor({1, 3 * values, 2 * h, 2 * w}),
+            tensor({1, 3 * values, h, w})};
+  }
+  if (decoder == "yolov8") {
+    const int64_t values = small(5, 40), rows = small(5, 1600);
+    return {fdp.ConsumeBool() ? tensor({1, values, rows}) : tensor({1, rows, values})};
+  }
+  return {};
+}
+
 void fuzz_decoder(FuzzedDataProvider &fdp) {
   const auto &registry = ad::decoder_registry();
   if (registry.empty()) return;
@@ -49,12 +88,23 @@ void fuzz_decoder(FuzzedDataProvider &fdp) {
   } catch (const axstream::Error &) {
     return;
   }
-  std::vector<ad::FloatTensor> outputs(fdp.ConsumeIntegralInRange<int>(1, 3));
+  std::vector<ad::FloatTensor> outputs;
+  if (fdp.ConsumeBool()) {
+    // The shapes this decoder parses (so the fuzzer spends its time in decode(), not in the
+    // shape checks), with fuzzed sizes; sometimes one dimension is nudged off by one.
+    outputs = template_shapes(entry.name, fdp);
+    if (!outputs.empty() && fdp.ConsumeIntegralInRange<int>(0, 7) == 0) {
+      auto &t = outputs[fdp.ConsumeIntegralInRange<size_t>(0, outputs.size() - 1)];
+      auto &d = t.shape[fdp.ConsumeIntegralInRange<size_t>(0, t.shape.size() - 1)];
+      d = std::max<int64_t>(1, d + (fdp.ConsumeBool() ? 1 : -1));
+    }
+  } else {
+    outputs.resize(fdp.ConsumeIntegralInRange<int>(1, 3));
+    for (auto &t : outputs) t.shape = fuzz_shape(fdp, 4, fdp.ConsumeBool() ? 16 : 2304);
+  }
   int index = 0;
   for (auto &t : outputs) {
     t.name = "out" + std::to_string(index++);
-    // Mostly shapes the real decoders expect (small ranks, some large dims), sometimes anything.
-    t.shape = fuzz_shape(fdp, 4, fdp.ConsumeBool() ? 16 : 2304);
     if (count(t.shape) > kMaxElements) return;
     t.data.resize(count(t.shape));
     const int mode = fdp.ConsumeIntegralInRange<int>(0, 2);
@@ -112,6 +162,21 @@ void fuzz_convert(FuzzedDataProvider &fdp) {
 }
 
 }  // namespace
+
+// Every registered decoder must have a shape template, so a decoder added later cannot silently
+// escape the fuzzer (the regression replay in `meson test --suite fuzz` fails here).
+extern "C" int LLVMFuzzerInitialize(int *, char ***) {
+  const uint8_t zeros[64] = {};
+  for (const auto &entry : ad::decoder_registry()) {
+    FuzzedDataProvider fdp(zeros, sizeof zeros);
+    if (template_shapes(entry.name, fdp).empty()) {
+      std::fprintf(stderr, "fuzz_decoders: decoder '%s' has no shape template in template_shapes()\n",
+                   entry.name);
+      std::abort();
+    }
+  }
+  return 0;
+}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   FuzzedDataProvider fdp(data, size);

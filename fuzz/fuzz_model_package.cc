@@ -35,6 +35,11 @@ std::string package_dir() {
       std::ofstream(target, std::ios::binary) << "";  // loader must reject an empty graph
     return templ;
   }();
+  // libFuzzer ends with exit(): remove the directory then rather than leave one per run
+  // (registered after `dir` is constructed, so it runs before `dir` is destroyed).
+  static const bool cleanup_registered =
+      std::atexit([] { std::filesystem::remove_all(package_dir()); }) == 0;
+  (void)cleanup_registered;
   return dir;
 }
 
