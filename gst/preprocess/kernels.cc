@@ -278,8 +278,86 @@ AXPP_INLINE void yuv_pairs_body(const uint8_t *__restrict y, const uint8_t *__re
   }
 }
 
+#if defined(__AVX2__)
+// 8 columns = 16 luma pixels sharing 8 chroma samples; returns the columns done (multiple of 8).
+template <int ChromaStep>
+int yuv_pairs_avx2(const uint8_t *y, const uint8_t *u, const uint8_t *v, const Weights &w, int n,
+                   int16_t *r, int16_t *g, int16_t *b) {
+  const __m128i split_even_odd =
+      _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+  const __m256i k16 = _mm256_set1_epi32(16), k128 = _mm256_set1_epi32(128);
+  const __m256i zero = _mm256_setzero_si256(), max = _mm256_set1_epi32(255);
+  const __m256i cy = _mm256_set1_epi32(kCY), half = _mm256_set1_epi32(kYuvHalf);
+  int j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m128i luma = _mm_shuffle_epi8(
+        _mm_loadu_si128(reinterpret_cast<const __m128i *>(y + 2 * j)), split_even_odd);
+    __m256i uu, vv;
+    if constexpr (ChromaStep == 2) {
+      const __m128i uv = _mm_shuffle_epi8(
+          _mm_loadu_si128(reinterpret_cast<const __m128i *>(u + 2 * j)), split_even_odd);
+      uu = _mm256_cvtepu8_epi32(uv);
+      vv = _mm256_cvtepu8_epi32(_mm_srli_si128(uv, 8));
+    } else {
+      uu = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i *>(u + j)));
+      vv = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i *>(v + j)));
+    }
+    uu = _mm256_sub_epi32(uu, k128);
+    vv = _mm256_sub_epi32(vv, k128);
+    const __m256i ruv = _mm256_add_epi32(half, _mm256_mullo_epi32(vv, _mm256_set1_epi32(kCVR)));
+    const __m256i guv =
+        _mm256_add_epi32(half, _mm256_add_epi32(_mm256_mullo_epi32(vv, _mm256_set1_epi32(kCVG)),
+                                                _mm256_mullo_epi32(uu, _mm256_set1_epi32(kCUG))));
+    const __m256i buv = _mm256_add_epi32(half, _mm256_mullo_epi32(uu, _mm256_set1_epi32(kCUB)));
+    const __m256i luma0 = _mm256_mullo_epi32(
+        _mm256_max_epi32(_mm256_sub_epi32(_mm256_cvtepu8_epi32(luma), k16), zero), cy);
+    const __m256i luma1 = _mm256_mullo_epi32(
+        _mm256_max_epi32(_mm256_sub_epi32(_mm256_cvtepu8_epi32(_mm_srli_si128(luma, 8)), k16),
+                         zero),
+        cy);
+    const __m256i w0 =
+        _mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i *>(w.weight0 + j)));
+    const __m256i w1 =
+        _mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i *>(w.weight1 + j)));
+    auto channel = [&](__m256i chroma_term) {
+      auto value = [&](__m256i luma_term) {
+        return _mm256_min_epi32(
+            _mm256_max_epi32(_mm256_srai_epi32(_mm256_add_epi32(luma_term, chroma_term), kYuvShift),
+                             zero),
+            max);
+      };
+      return _mm256_srai_epi32(_mm256_add_epi32(_mm256_mullo_epi32(value(luma0), w0),
+                                                _mm256_mullo_epi32(value(luma1), w1)),
+                               4);
+    };
+    store8_i16(r + j, channel(ruv));
+    store8_i16(g + j, channel(guv));
+    store8_i16(b + j, channel(buv));
+  }
+  return j;
+}
+#endif
+
 void yuv_pairs(const uint8_t *y, const uint8_t *u, const uint8_t *v, int chroma_step,
                const Weights &w, int n, int16_t *r, int16_t *g, int16_t *b) {
+#if defined(__AVX2__)
+  const int done = chroma_step == 2 ? yuv_pairs_avx2<2>(y, u, v, w, n, r, g, b)
+                                    : yuv_pairs_avx2<1>(y, u, v, w, n, r, g, b);
+  if (done == n) return;
+  y += 2 * done;
+  u += size_t(done) * chroma_step;
+  v += size_t(done) * chroma_step;
+  r += done;
+  g += done;
+  b += done;
+  n -= done;
+  const Weights rest{w.weight0 + done, w.weight1 + done};
+  if (chroma_step == 2)
+    yuv_pairs_body<2>(y, u, v, rest, n, r, g, b);
+  else
+    yuv_pairs_body<1>(y, u, v, rest, n, r, g, b);
+  return;
+#endif
   if (chroma_step == 2)
     yuv_pairs_body<2>(y, u, v, w, n, r, g, b);
   else
@@ -447,7 +525,27 @@ void quantise_rgb0(const uint8_t *__restrict c0, const uint8_t *__restrict c1,
   const int32_t m0 = affine[0].multiplier, m1 = affine[1].multiplier, m2 = affine[2].multiplier;
   const int32_t a0 = affine[0].addend, a1 = affine[1].addend, a2 = affine[2].addend;
   const int s0 = affine[0].shift, s1 = affine[1].shift, s2 = affine[2].shift;
-  for (int j = 0; j < n; ++j) {
+  int j = 0;
+#if defined(__AVX2__)
+  // 8 pixels: each channel widened to 32 bits, affine, clamped, moved to its byte.
+  const __m256i low = _mm256_set1_epi32(-128), high = _mm256_set1_epi32(127);
+  const __m256i byte_mask = _mm256_set1_epi32(255), pad = _mm256_set1_epi32(int(padding));
+  auto channel = [&](const uint8_t *c, int32_t m, int32_t a, int shift) {
+    const __m256i value =
+        _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i *>(c + j)));
+    const __m256i q = _mm256_sra_epi32(
+        _mm256_add_epi32(_mm256_mullo_epi32(value, _mm256_set1_epi32(m)), _mm256_set1_epi32(a)),
+        _mm_cvtsi32_si128(shift));
+    return _mm256_and_si256(_mm256_min_epi32(_mm256_max_epi32(q, low), high), byte_mask);
+  };
+  for (; j + 8 <= n; j += 8) {
+    const __m256i word = _mm256_or_si256(
+        _mm256_or_si256(channel(c0, m0, a0, s0), _mm256_slli_epi32(channel(c1, m1, a1, s1), 8)),
+        _mm256_or_si256(_mm256_slli_epi32(channel(c2, m2, a2, s2), 16), pad));
+    _mm256_storeu_si256(reinterpret_cast<__m256i *>(out + j), word);
+  }
+#endif
+  for (; j < n; ++j) {
     const uint32_t q0 = uint32_t(clamp_i8((int32_t(c0[j]) * m0 + a0) >> s0)) & 255;
     const uint32_t q1 = uint32_t(clamp_i8((int32_t(c1[j]) * m1 + a1) >> s1)) & 255;
     const uint32_t q2 = uint32_t(clamp_i8((int32_t(c2[j]) * m2 + a2) >> s2)) & 255;
