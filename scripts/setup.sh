@@ -19,6 +19,7 @@ apt_packages=(
   python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 python3-gst-1.0
   libgtest-dev libgmock-dev libdnnl-dev libonnx-dev libprotobuf-dev protobuf-compiler
   python3-onnx python3-opencv libonnx-testdata
+  clang libclang-rt-14-dev  # libFuzzer + clang's sanitizer runtimes: the fuzz stage of test.sh
 )
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -221,8 +221,13 @@ def test_soak_pipeline_keeps_rss_and_fds_flat_and_loses_no_frame(package):
     # allocator noise (a per-frame leak of a tensor, a meta or a result is far bigger; a 10-minute
     # run passes ~150k frames through the second half, so even ~60 bytes a frame fails it).
     growth = rss_last - rss_first
-    assert growth < 8192 and growth * 1024 < 32 * max(frames_during, 1) + 4 * 1024 * 1024, (
-        f"RSS grew by {growth} KiB over {frames_during} frames: {samples[::max(1, len(samples) // 8)]}")
+    # Under ASan freed memory sits in its quarantine (up to 256 MiB), so RSS grows by design;
+    # the sanitized run checks fds, frames and pts here and leaks through LSan instead.
+    rss_checked = "address" not in os.environ.get("AXSTREAM_SANITIZER", "")
+    if rss_checked:
+        assert growth < 8192 and growth * 1024 < 32 * max(frames_during, 1) + 4 * 1024 * 1024, (
+            f"RSS grew by {growth} KiB over {frames_during} frames: "
+            f"{samples[::max(1, len(samples) // 8)]}")
     assert seen.count == pushed.count, f"{pushed.count} frames in, {seen.count} out"
     assert seen.out_of_order == 0, f"{seen.out_of_order} frames with pts not after the previous"
 
