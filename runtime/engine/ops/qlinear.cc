@@ -4,6 +4,8 @@
 // requantisation by x_scale * w_scale / y_scale, round half to even, + y_zero_point, saturate.
 // passes.cc lowers the common QLinearConv (int8 symmetric weights) onto axstream.QConv's
 // oneDNN path; what is left runs here.
+#include <immintrin.h>
+
 #include "conv_reference.h"
 
 namespace axstream::engine {
@@ -34,6 +36,28 @@ inline void store_requantized(void *y, DType t, int64_t i, float acc_times_multi
     static_cast<int8_t *>(y)[i] = static_cast<int8_t>(v);
   else
     static_cast<uint8_t *>(y)[i] = static_cast<uint8_t>(v);
+}
+
+// Exact int16 dot product of two zero-padded rows of length n (a multiple of 16).
+__attribute__((target("avx2"))) int32_t dot_int16_avx2(const int16_t *a, const int16_t *b,
+                                                       int64_t n) {
+  __m256i acc = _mm256_setzero_si256();
+  for (int64_t i = 0; i < n; i += 16)
+    acc = _mm256_add_epi32(
+        acc, _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(a + i)),
+                               _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b + i))));
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+  return _mm_cvtsi128_si32(s);
+}
+
+inline int32_t dot_int16(const int16_t *a, const int16_t *b, int64_t n) {
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  if (avx2) return dot_int16_avx2(a, b, n);
+  int32_t acc = 0;
+  for (int64_t i = 0; i < n; ++i) acc += static_cast<int32_t>(a[i]) * b[i];
+  return acc;
 }
 
 // int32 convolution of zero-point-shifted inputs: acc[n, m, oy, ox].
@@ -247,34 +271,57 @@ std::unique_ptr<Kernel> compile_integer_matmul(OpContext &ctx) {
   bool has_az = ctx.has_input(kAZ), has_bz = ctx.has_input(kBZ);
   int64_t n_a = product(as, 0, as.size()), n_b = product(bs, 0, bs.size());
   int64_t batches = static_cast<int64_t>(offsets.size());
+  // Both operands shifted by their zero points fit int16 (|v| <= 255), so products are
+  // summed in pairs by pmaddwd into int32 exactly. a is packed by rows, b by columns
+  // (transposed), each row padded with zeros to a multiple of 16 elements.
+  int64_t kp = (k + 15) / 16 * 16;
+  int64_t a_rows = n_a / std::max<int64_t>(k, 1), b_mats = n_b / std::max<int64_t>(k * n, 1);
+  auto pack_b = [k, n, kp, b_mats](const void *b, DType t, const std::vector<int32_t> &zp,
+                                   int16_t *out) {
+    std::fill(out, out + b_mats * n * kp, int16_t{0});
+    for (int64_t mat = 0; mat < b_mats; ++mat)
+      for (int64_t p = 0; p < k; ++p)
+        for (int64_t j = 0; j < n; ++j)
+          out[(mat * n + j) * kp + p] =
+              static_cast<int16_t>(q8_at(b, t, (mat * k + p) * n + j) - zp[j]);
+  };
+  std::shared_ptr<std::vector<int16_t>> packed_b;  // once, at compile time, for a constant b
+  if (ctx.constant(kB) && (!has_bz || ctx.constant(kBZ))) {
+    packed_b = std::make_shared<std::vector<int16_t>>(static_cast<size_t>(b_mats * n * kp));
+    std::vector<int32_t> bz =
+        zero_points(has_bz ? ctx.constant(kBZ)->bytes.data() : nullptr, bzt, bz_count, n);
+    pack_b(ctx.constant(kB)->bytes.data(), bt, bz, packed_b->data());
+  }
   auto kern = make_kernel([=](ExecContext &ec, const void *const *in, void *const *o) {
-    int32_t *a32 = static_cast<int32_t *>(ec.scratch);
-    int32_t *b32 = a32 + n_a;
-    int32_t *row = b32 + n_b;
+    int16_t *a16 = static_cast<int16_t *>(ec.scratch);
+    int16_t *b16 = packed_b ? packed_b->data() : a16 + a_rows * kp;
     std::vector<int32_t> az = zero_points(has_az ? in[kAZ] : nullptr, azt, 1, 1);
-    std::vector<int32_t> bz = zero_points(has_bz ? in[kBZ] : nullptr, bzt, bz_count, n);
-    shift_to_int32(in[kA], at, n_a, az, n_a, a32);
-    shift_to_int32(in[kB], bt, n_b, bz, 1, b32);  // column j of b is element j mod n
+    std::fill(a16, a16 + a_rows * kp, int16_t{0});
+    for (int64_t r = 0; r < a_rows; ++r)
+      for (int64_t p = 0; p < k; ++p)
+        a16[r * kp + p] = static_cast<int16_t>(q8_at(in[kA], at, r * k + p) - az[0]);
+    if (!packed_b)
+      pack_b(in[kB], bt, zero_points(has_bz ? in[kBZ] : nullptr, bzt, bz_count, n), b16);
+#pragma omp parallel for collapse(2) schedule(static) if (batches * m * n * k > 262144)
     for (int64_t bi = 0; bi < batches; ++bi)
       for (int64_t i = 0; i < m; ++i) {
-        int32_t *acc = qlinear ? row : static_cast<int32_t *>(o[0]) + (bi * m + i) * n;
-        std::fill(acc, acc + n, 0);
-        const int32_t *arow = a32 + offsets[bi].first + i * k;
-        const int32_t *bmat = b32 + offsets[bi].second;
-        for (int64_t p = 0; p < k; ++p) {
-          int32_t av = arow[p];
-          const int32_t *brow = bmat + p * n;
-          for (int64_t j = 0; j < n; ++j) acc[j] += av * brow[j];
+        const int16_t *arow = a16 + (offsets[bi].first / k + i) * kp;
+        const int16_t *bcols = b16 + offsets[bi].second / k * kp;  // (mat * k * n) / k = mat * n
+        for (int64_t j = 0; j < n; ++j) {
+          int32_t acc = dot_int16(arow, bcols + j * kp, kp);
+          int64_t y = (bi * m + i) * n + j;
+          if (qlinear)
+            store_requantized(o[0], yt, y, static_cast<float>(acc) * multiplier[j], y_zero);
+          else
+            static_cast<int32_t *>(o[0])[y] = acc;
         }
-        if (qlinear)
-          for (int64_t j = 0; j < n; ++j)
-            store_requantized(o[0], yt, (bi * m + i) * n + j,
-                              static_cast<float>(acc[j]) * multiplier[j], y_zero);
       }
   });
-  kern->scratch_bytes = static_cast<size_t>(n_a + n_b + n) * sizeof(int32_t);
+  kern->scratch_bytes =
+      static_cast<size_t>(a_rows * kp + (packed_b ? 0 : b_mats * n * kp)) * sizeof(int16_t);
   kern->macs = static_cast<uint64_t>(batches * m * n * k);
-  kern->impl = qlinear ? "int32-accumulating matmul, requantised" : "int32 matmul";
+  kern->impl = qlinear ? "int32-accumulating matmul (int16 pairs), requantised"
+                       : "int32 matmul (int16 pairs)";
   return kern;
 }
 
