@@ -9,6 +9,13 @@
  * pool) and the frame -> tensor geometry ride on the unchanged video buffer as a GstAxTensorMeta
  * of kind GST_AX_TENSOR_INPUT (axstream/gst/axtensormeta.h), for axinference and axdecode.
  *
+ * Zero copy (docs/zero-copy.md): when nothing downstream proposes a buffer pool, the element
+ * answers upstream's ALLOCATION query with a video pool of device-visible fd memory (a DMA heap or
+ * udmabuf dmabuf where the kernel has one, a sealed memfd otherwise) carrying GstVideoMeta, so a
+ * decoder or source writes each frame straight into it. memory:DMABuf frames (a plain format, or
+ * format=DMA_DRM with a drm-format field; linear modifier only) are read by mapping just the rows
+ * the crop needs; `bytes-mapped` counts the frame bytes mapped.
+ *
  * Colour order, pixel scale, mean and std come from the package's `input_preprocess`
  * (docs/model-package.md; RGB, 1/255, 0, 1 when absent); the properties override them.
  *
@@ -35,10 +42,13 @@
  */
 #include "gstaxpreprocess.h"
 
+#include <gst/allocators/gstdmabuf.h>
+#include <gst/allocators/gstfdmemory.h>
 #include <gst/video/video.h>
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -46,9 +56,13 @@
 #include <string>
 #include <vector>
 
+#include "axstream/gst/axdmabufallocator.h"
+#include "axstream/gst/axdrmformat.h"
 #include "axstream/gst/axresultmeta.h"
 #include "axstream/gst/axtensormeta.h"
 #include "axstream/gst/axtensorpool.h"
+#include "axstream/hal/dmabuf.h"
+#include "axstream/hal/drm.h"
 #include "axstream/preprocess/preprocess.h"
 #include "axstream/preprocess/rotated_crop.h"
 #include "axstream/runtime/model_package.h"
@@ -59,6 +73,7 @@ GST_DEBUG_CATEGORY_STATIC(gst_ax_preprocess_debug);
 
 namespace pp = axstream::preprocess;
 namespace rt = axstream::runtime;
+namespace hal = axstream::hal;
 
 typedef enum {
   GST_AX_RESIZE_LETTERBOX = 0,
@@ -95,12 +110,17 @@ enum {
   PROP_OBJECT_CLASS,
   PROP_MAX_OBJECTS,
   PROP_ROTATED_CROP,
+  PROP_BYTES_MAPPED,
 };
 
 #define AX_PREPROCESS_FORMATS "{ NV12, I420, RGB, BGR, RGBA, BGRA, RGBx, BGRx, GRAY8 }"
+// memory:DMABuf frames come with a plain format (GStreamer 1.22) or as format=DMA_DRM with a
+// drm-format field (GStreamer >= 1.24 style); drm-format is checked in set_caps (linear only).
 #define AX_PREPROCESS_CAPS                   \
   GST_VIDEO_CAPS_MAKE(AX_PREPROCESS_FORMATS) \
-  ";" GST_VIDEO_CAPS_MAKE_WITH_FEATURES("memory:DMABuf", AX_PREPROCESS_FORMATS)
+  ";" GST_VIDEO_CAPS_MAKE_WITH_FEATURES("memory:DMABuf", AX_PREPROCESS_FORMATS) ";"        \
+  "video/x-raw(memory:DMABuf), format=(string)DMA_DRM, width=" GST_VIDEO_SIZE_RANGE        \
+  ", height=" GST_VIDEO_SIZE_RANGE ", framerate=" GST_VIDEO_FPS_RANGE
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE(
     "sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS(AX_PREPROCESS_CAPS));
@@ -116,6 +136,8 @@ struct GstAxPreprocessState {
   GstVideoInfo video_info{};
   GstAxTransform transform{};
   GstBufferPool *pool = nullptr;
+  bool dmabuf_caps = false;               // the sink caps carry memory:DMABuf
+  std::atomic<uint64_t> bytes_mapped{0};  // frame bytes mapped for reading (property)
   // For roi=objects: what each per-ROI Preprocessor is made from.
   pp::PixelFormat format = pp::PixelFormat::RGB;
   pp::TensorSpec tensor{};
@@ -252,6 +274,7 @@ static gboolean gst_ax_preprocess_start(GstBaseTransform *trans) {
                        "model.json"));
     return FALSE;
   }
+  state->bytes_mapped = 0;
   try {
     state->context = rt::Context::create();
     state->model = state->context->load_model(self->model);
@@ -313,17 +336,65 @@ static pp::Options make_options(GstAxPreprocess *self) {
   return o;
 }
 
+// memory:DMABuf caps may give the layout the DRM way (GStreamer >= 1.24 producers, or an app
+// importing frames): format=DMA_DRM with drm-format="FOURCC[:0xMODIFIER]", or a drm-format field
+// beside a plain format. Returns caps with the plain GStreamer format (a new reference); throws
+// NotImplemented for tiled/compressed modifiers (no detiler on the CPU path) and InvalidArgument
+// for fourccs without a GStreamer format or contradicting the format field.
+static GstCaps *caps_with_plain_format(GstCaps *caps) {
+  const GstStructure *structure = gst_caps_get_structure(caps, 0);
+  const gchar *drm_text = gst_structure_get_string(structure, "drm-format");
+  const gchar *format = gst_structure_get_string(structure, "format");
+  const bool drm_placeholder = g_strcmp0(format, "DMA_DRM") == 0;
+  if (!drm_text) {
+    if (drm_placeholder)
+      throw axstream::InvalidArgument(
+          "caps with format=DMA_DRM have no drm-format field: expected e.g. drm-format=NV12");
+    return gst_caps_ref(caps);
+  }
+  const hal::DrmFormat drm = hal::parse_drm_format(drm_text);
+  hal::require_linear_modifier(drm,
+                               std::string("axpreprocess input (drm-format=") + drm_text + ")");
+  const GstVideoFormat mapped = gst_ax_video_format_from_drm_fourcc(drm.fourcc);
+  if (mapped == GST_VIDEO_FORMAT_UNKNOWN)
+    throw axstream::InvalidArgument(
+        std::string("drm-format '") + drm_text + "' (" + hal::drm_fourcc_name(drm.fourcc) +
+        ") has no GStreamer video format; axpreprocess reads " + AX_PREPROCESS_FORMATS);
+  if (format && !drm_placeholder && gst_video_format_from_string(format) != mapped)
+    throw axstream::InvalidArgument(std::string("drm-format '") + drm_text + "' is " +
+                                    gst_video_format_to_string(mapped) + " but format is " +
+                                    format + ": expected both to name the same layout");
+  GstCaps *plain = gst_caps_copy(caps);
+  GstStructure *out = gst_caps_get_structure(plain, 0);
+  gst_structure_set(out, "format", G_TYPE_STRING, gst_video_format_to_string(mapped), nullptr);
+  gst_structure_remove_field(out, "drm-format");
+  return plain;
+}
+
 static gboolean gst_ax_preprocess_set_caps(GstBaseTransform *trans, GstCaps *incaps,
                                            GstCaps *outcaps) {
   auto *self = GST_AX_PREPROCESS(trans);
   GstAxPreprocessState *state = self->state;
   if (!state->model) return FALSE;  // start() failed and posted the error
+  GstCaps *video_caps = nullptr;
+  try {
+    video_caps = caps_with_plain_format(incaps);
+  } catch (const std::exception &e) {
+    GST_ELEMENT_ERROR(self, CORE, NEGOTIATION, ("axpreprocess cannot read these dmabuf frames"),
+                      ("%s (caps %" GST_PTR_FORMAT ")", e.what(), incaps));
+    return FALSE;
+  }
   GstVideoInfo info;
-  if (!gst_video_info_from_caps(&info, incaps)) {
+  const bool parsed = gst_video_info_from_caps(&info, video_caps);
+  gst_caps_unref(video_caps);
+  if (!parsed) {
     GST_ELEMENT_ERROR(self, CORE, NEGOTIATION, ("axpreprocess got caps it cannot parse"),
                       ("gst_video_info_from_caps failed on %" GST_PTR_FORMAT, incaps));
     return FALSE;
   }
+  GstCapsFeatures *features = gst_caps_get_features(incaps, 0);
+  state->dmabuf_caps =
+      features && gst_caps_features_contains(features, GST_CAPS_FEATURE_MEMORY_DMABUF);
   const char *format_name = gst_video_format_to_string(GST_VIDEO_INFO_FORMAT(&info));
   try {
     const pp::PixelFormat format = pp::pixel_format_from_string(format_name);
@@ -370,12 +441,44 @@ static gboolean gst_ax_preprocess_set_caps(GstBaseTransform *trans, GstCaps *inc
   return TRUE;
 }
 
+// Upstream's ALLOCATION query: downstream answers first (axpreprocess passes frames on in place,
+// so a sink's pool, e.g. scanout memory, is worth more than ours); when nobody downstream offers a
+// pool, ours is proposed: frames in device-visible fd memory (GstAxDmaBufAllocator) with
+// GstVideoMeta, so a decoder or source writes each frame once, straight into memory a device can
+// import. memory:DMABuf caps get it only where the allocator really makes dmabufs.
 static gboolean gst_ax_preprocess_propose_allocation(GstBaseTransform *trans,
                                                      GstQuery *decide_query, GstQuery *query) {
+  auto *self = GST_AX_PREPROCESS(trans);
+  if (!GST_BASE_TRANSFORM_CLASS(gst_ax_preprocess_parent_class)
+           ->propose_allocation(trans, decide_query, query))
+    GST_DEBUG_OBJECT(self, "downstream did not answer the allocation query");
   // Strided frames are fine: ask upstream for GstVideoMeta instead of a repacking copy.
-  gst_query_add_allocation_meta(query, GST_VIDEO_META_API_TYPE, nullptr);
-  return GST_BASE_TRANSFORM_CLASS(gst_ax_preprocess_parent_class)
-      ->propose_allocation(trans, decide_query, query);
+  if (!gst_query_find_allocation_meta(query, GST_VIDEO_META_API_TYPE, nullptr))
+    gst_query_add_allocation_meta(query, GST_VIDEO_META_API_TYPE, nullptr);
+  GstCaps *caps = nullptr;
+  gst_query_parse_allocation(query, &caps, nullptr);
+  if (!caps || gst_query_get_n_allocation_pools(query) > 0) return TRUE;
+  GstCapsFeatures *features = gst_caps_get_features(caps, 0);
+  const bool dmabuf_caps =
+      features && gst_caps_features_contains(features, GST_CAPS_FEATURE_MEMORY_DMABUF);
+  if (dmabuf_caps && !gst_ax_dmabuf_allocator_makes_dmabufs()) {
+    GST_DEBUG_OBJECT(self, "memory:DMABuf caps but no dmabuf provider here: no pool proposed");
+    return TRUE;
+  }
+  GstBufferPool *pool = gst_ax_dmabuf_video_pool_new(caps, 0);
+  if (!pool) {
+    GST_DEBUG_OBJECT(self, "no video pool for %" GST_PTR_FORMAT, caps);
+    return TRUE;
+  }
+  GstVideoInfo info;
+  gst_video_info_from_caps(&info, caps);
+  gst_query_add_allocation_pool(query, pool, guint(GST_VIDEO_INFO_SIZE(&info)), 0, 0);
+  gst_object_unref(pool);
+  GstAllocator *allocator = gst_ax_dmabuf_allocator_get();
+  gst_query_add_allocation_param(query, allocator, nullptr);
+  gst_object_unref(allocator);
+  GST_DEBUG_OBJECT(self, "proposed a pool of fd-backed frames for %" GST_PTR_FORMAT, caps);
+  return TRUE;
 }
 
 static GstAxTransform transform_of(const pp::Geometry &g) {
@@ -511,6 +614,67 @@ static GstFlowReturn preprocess_objects(GstAxPreprocess *self, GstBuffer *buffer
   return GST_FLOW_OK;
 }
 
+// The rows [first_row, end_row) (in luma rows) of every plane of a frame held in fd memory,
+// mapped read-only straight from the fds: only the pages holding those rows are mapped (with the
+// DMA_BUF_IOCTL_SYNC read bracket on real dmabufs), never the whole frame. For dmabuf frames
+// (memory:DMABuf caps, or dmabuf memory), which GStreamer would mmap whole on every frame.
+class RowMappedFrame {
+ public:
+  // false when a plane's rows do not lie in one fd memory; the caller then maps the whole frame.
+  bool map(GstBuffer *buffer, const GstVideoInfo &info, int first_row, int end_row,
+           pp::Frame &frame) {
+    const GstVideoFormatInfo *format = info.finfo;
+    const GstVideoMeta *meta = gst_buffer_get_video_meta(buffer);
+    const gsize buffer_size = gst_buffer_get_size(buffer);
+    for (guint p = 0; p < GST_VIDEO_INFO_N_PLANES(&info) && p < 3; ++p) {
+      guint component = 0;
+      while (component + 1 < GST_VIDEO_FORMAT_INFO_N_COMPONENTS(format) &&
+             GST_VIDEO_FORMAT_INFO_PLANE(format, component) != p)
+        ++component;
+      const int sub = GST_VIDEO_FORMAT_INFO_H_SUB(format, component);
+      const int plane_height = GST_VIDEO_INFO_COMP_HEIGHT(&info, component);
+      const int row0 = first_row >> sub;
+      const int row1 = std::min(plane_height, (end_row + (1 << sub) - 1) >> sub);
+      const gsize offset = meta ? meta->offset[p] : GST_VIDEO_INFO_PLANE_OFFSET(&info, p);
+      const gint stride = meta ? meta->stride[p] : GST_VIDEO_INFO_PLANE_STRIDE(&info, p);
+      if (stride <= 0 || row1 <= row0) return false;
+      const gsize begin = offset + gsize(row0) * gsize(stride);
+      if (begin >= buffer_size) return false;
+      const gsize length = std::min(gsize(row1 - row0) * gsize(stride), buffer_size - begin);
+      guint index = 0, count = 0;
+      gsize skip = 0;
+      if (!gst_buffer_find_memory(buffer, begin, length, &index, &count, &skip) || count != 1)
+        return false;
+      GstMemory *memory = gst_buffer_peek_memory(buffer, index);
+      if (!gst_is_fd_memory(memory)) return false;
+      auto mapping = std::make_unique<hal::BufferFdMapping>(
+          gst_fd_memory_get_fd(memory), uint64_t(memory->offset + skip), length,
+          hal::CpuAccess::read, "frame plane " + std::to_string(p));
+      // The library addresses rows from the plane's origin; only rows row0..row1-1 are read.
+      frame.planes[p] = reinterpret_cast<const uint8_t *>(
+          reinterpret_cast<uintptr_t>(mapping->data()) - uintptr_t(row0) * uintptr_t(stride));
+      frame.strides[p] = stride;
+      mapped_bytes_ += length;
+      planes_.push_back(std::move(mapping));
+    }
+    return true;
+  }
+  uint64_t mapped_bytes() const { return mapped_bytes_; }
+
+ private:
+  std::vector<std::unique_ptr<hal::BufferFdMapping>> planes_;
+  uint64_t mapped_bytes_ = 0;
+};
+
+// Rows mapped around a crop beyond those it covers: bilinear sampling reads the row below a
+// sample (and chroma rows are shared by two luma rows); 4 leaves room for wider filters.
+constexpr int kRowMargin = 4;
+
+static bool is_dmabuf_frame(GstAxPreprocessState *state, GstBuffer *buffer) {
+  return state->dmabuf_caps || (gst_buffer_n_memory(buffer) > 0 &&
+                                gst_is_dmabuf_memory(gst_buffer_peek_memory(buffer, 0)));
+}
+
 static GstFlowReturn gst_ax_preprocess_transform_ip(GstBaseTransform *trans, GstBuffer *buffer) {
   auto *self = GST_AX_PREPROCESS(trans);
   GstAxPreprocessState *state = self->state;
@@ -519,20 +683,39 @@ static GstFlowReturn gst_ax_preprocess_transform_ip(GstBaseTransform *trans, Gst
                       ("no caps were set, so the preprocessing is not configured"));
     return GST_FLOW_NOT_NEGOTIATED;
   }
-  GstVideoFrame frame;
-  if (!gst_video_frame_map(&frame, &state->video_info, buffer, GST_MAP_READ)) {
-    GST_ELEMENT_ERROR(self, RESOURCE, READ, ("axpreprocess could not read a video frame"),
-                      ("gst_video_frame_map(READ) failed on %" GST_PTR_FORMAT, buffer));
-    return GST_FLOW_ERROR;
-  }
   pp::Frame input;
-  input.format =
-      pp::pixel_format_from_string(gst_video_format_to_string(GST_VIDEO_FRAME_FORMAT(&frame)));
-  input.width = GST_VIDEO_FRAME_WIDTH(&frame);
-  input.height = GST_VIDEO_FRAME_HEIGHT(&frame);
-  for (guint p = 0; p < GST_VIDEO_FRAME_N_PLANES(&frame) && p < 3; ++p) {
-    input.planes[p] = static_cast<const uint8_t *>(GST_VIDEO_FRAME_PLANE_DATA(&frame, p));
-    input.strides[p] = GST_VIDEO_FRAME_PLANE_STRIDE(&frame, p);
+  input.format = state->format;
+  input.width = GST_VIDEO_INFO_WIDTH(&state->video_info);
+  input.height = GST_VIDEO_INFO_HEIGHT(&state->video_info);
+  std::optional<RowMappedFrame> rows;
+  GstVideoFrame frame;
+  bool frame_mapped = false;
+  if (self->roi == GST_AX_ROI_FRAME && is_dmabuf_frame(state, buffer)) {
+    const pp::Rect &crop = state->preprocessor->geometry().crop;
+    rows.emplace();
+    try {
+      if (!rows->map(buffer, state->video_info, std::max(0, crop.y - kRowMargin),
+                     std::min(input.height, crop.y + crop.height + kRowMargin), input))
+        rows.reset();
+    } catch (const std::exception &e) {
+      GST_ELEMENT_ERROR(self, RESOURCE, READ, ("axpreprocess could not read a dmabuf frame"),
+                        ("mapping the rows it reads: %s", e.what()));
+      return GST_FLOW_ERROR;
+    }
+    if (rows) state->bytes_mapped += rows->mapped_bytes();
+  }
+  if (!rows) {
+    if (!gst_video_frame_map(&frame, &state->video_info, buffer, GST_MAP_READ)) {
+      GST_ELEMENT_ERROR(self, RESOURCE, READ, ("axpreprocess could not read a video frame"),
+                        ("gst_video_frame_map(READ) failed on %" GST_PTR_FORMAT, buffer));
+      return GST_FLOW_ERROR;
+    }
+    frame_mapped = true;
+    for (guint p = 0; p < GST_VIDEO_FRAME_N_PLANES(&frame) && p < 3; ++p) {
+      input.planes[p] = static_cast<const uint8_t *>(GST_VIDEO_FRAME_PLANE_DATA(&frame, p));
+      input.strides[p] = GST_VIDEO_FRAME_PLANE_STRIDE(&frame, p);
+    }
+    state->bytes_mapped += gst_buffer_get_size(buffer);
   }
 
   std::vector<PendingTensor> pending;
@@ -542,7 +725,8 @@ static GstFlowReturn gst_ax_preprocess_transform_ip(GstBaseTransform *trans, Gst
   } else {
     ret = make_tensor(self, pending, *state->preprocessor, input, -1, state->transform);
   }
-  gst_video_frame_unmap(&frame);
+  if (frame_mapped) gst_video_frame_unmap(&frame);
+  rows.reset();
   for (const PendingTensor &p : pending) {
     if (ret == GST_FLOW_OK)
       gst_buffer_add_ax_tensor_meta(buffer, GST_AX_TENSOR_INPUT, self->model, p.roi_id,
@@ -640,6 +824,9 @@ static void gst_ax_preprocess_get_property(GObject *object, guint prop_id, GValu
       break;
     case PROP_ROTATED_CROP:
       g_value_set_boolean(value, self->rotated_crop);
+      break;
+    case PROP_BYTES_MAPPED:
+      g_value_set_uint64(value, self->state->bytes_mapped.load());
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -742,6 +929,16 @@ static void gst_ax_preprocess_class_init(GstAxPreprocessClass *klass) {
                            "rotated text box corners) along that rotated rectangle, warped "
                            "upright; false: always the axis-aligned box",
                            DEFAULT_PROP_ROTATED_CROP, ready_flags));
+
+  g_object_class_install_property(
+      gobject_class, PROP_BYTES_MAPPED,
+      g_param_spec_uint64("bytes-mapped", "Frame bytes mapped",
+                          "Bytes of input frame memory mapped for reading since start: dmabuf "
+                          "frames (memory:DMABuf caps or dmabuf memory, roi=frame) map only the "
+                          "rows of each plane the crop reads (plus 4 rows of filter margin); "
+                          "other frames count whole",
+                          0, G_MAXUINT64, 0,
+                          static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
 
   gst_element_class_add_static_pad_template(element_class, &sink_template);
   gst_element_class_add_static_pad_template(element_class, &src_template);

@@ -1,14 +1,9 @@
 // Tensor buffers from the HAL's device-visible allocator (DMA heap / udmabuf dmabufs, sealed
 // memfds otherwise) wrapped as GstDmaBufMemory or GstFdMemory: fd memory the runtime can run on
 // without a copy, allocated once per pool slot instead of per frame.
-#include <gst/allocators/gstdmabuf.h>
-#include <gst/allocators/gstfdmemory.h>
-
-#include <exception>
 #include <vector>
 
-#include "axstream/hal/dmabuf.h"
-
+#include "axstream/gst/axdmabufallocator.h"
 #include "axstream/gst/axtensorpool.h"
 
 GST_DEBUG_CATEGORY_STATIC(ax_tensor_pool_debug);
@@ -16,8 +11,7 @@ GST_DEBUG_CATEGORY_STATIC(ax_tensor_pool_debug);
 
 struct _GstAxTensorPool {
   GstBufferPool parent;
-  GstAllocator *fd_allocator;
-  GstAllocator *dmabuf_allocator;
+  GstAllocator *allocator;  // GstAxDmaBufAllocator
   std::vector<gsize> *sizes;
 };
 
@@ -28,18 +22,10 @@ G_DEFINE_TYPE_WITH_CODE(GstAxTensorPool, gst_ax_tensor_pool, GST_TYPE_BUFFER_POO
 static GstMemory *new_fd_memory(GstAxTensorPool *self, gsize size) {
   // The HAL picks the device-visible backend: a DMA heap or udmabuf where the kernel has one
   // (so a real board imports the fd), a sealed memfd otherwise.
-  try {
-    axstream::hal::DmaBuffer buffer = axstream::hal::DmaBuffer::allocate(size, "axstream-tensor");
-    // The memory owns this duplicate (closed when the memory is freed); `buffer` drops its own.
-    int fd = buffer.dup_fd();
-    if (buffer.is_dmabuf())
-      return gst_dmabuf_allocator_alloc(self->dmabuf_allocator, fd, size);
-    return gst_fd_allocator_alloc(self->fd_allocator, fd, size, GST_FD_MEMORY_FLAG_KEEP_MAPPED);
-  } catch (const std::exception &error) {
-    GST_WARNING_OBJECT(self, "cannot allocate a %" G_GSIZE_FORMAT "-byte tensor buffer: %s", size,
-                       error.what());
-    return nullptr;
-  }
+  GstMemory *memory = gst_allocator_alloc(self->allocator, size, nullptr);
+  if (!memory)
+    GST_WARNING_OBJECT(self, "cannot allocate a %" G_GSIZE_FORMAT "-byte tensor buffer", size);
+  return memory;
 }
 
 static GstFlowReturn gst_ax_tensor_pool_alloc_buffer(GstBufferPool *pool, GstBuffer **buffer,
@@ -60,8 +46,7 @@ static GstFlowReturn gst_ax_tensor_pool_alloc_buffer(GstBufferPool *pool, GstBuf
 
 static void gst_ax_tensor_pool_finalize(GObject *object) {
   auto *self = GST_AX_TENSOR_POOL(object);
-  gst_clear_object(&self->fd_allocator);
-  gst_clear_object(&self->dmabuf_allocator);
+  gst_clear_object(&self->allocator);
   delete self->sizes;
   G_OBJECT_CLASS(gst_ax_tensor_pool_parent_class)->finalize(object);
 }
@@ -72,8 +57,7 @@ static void gst_ax_tensor_pool_class_init(GstAxTensorPoolClass *klass) {
 }
 
 static void gst_ax_tensor_pool_init(GstAxTensorPool *self) {
-  self->fd_allocator = gst_fd_allocator_new();
-  self->dmabuf_allocator = gst_dmabuf_allocator_new();
+  self->allocator = gst_ax_dmabuf_allocator_get();
   self->sizes = new std::vector<gsize>();
 }
 

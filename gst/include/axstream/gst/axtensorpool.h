@@ -1,5 +1,6 @@
-/* A GstBufferPool of tensor buffers: each buffer holds one fd-backed GstMemory per tensor (a sealed
- * memfd through GstFdAllocator, so the runtime can take the fds), reused frame after frame.
+/* A GstBufferPool of tensor buffers: each buffer holds one fd-backed GstMemory per tensor (from
+ * GstAxDmaBufAllocator: a dmabuf where the kernel has a provider, a sealed memfd otherwise, so the
+ * runtime can take the fds), reused frame after frame.
  * axpreprocess and axinference make their tensor metas' buffers from it. Public, C-compatible. */
 #pragma once
 
