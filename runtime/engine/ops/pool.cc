@@ -1,82 +1,108 @@
-// MaxPool, AveragePool (count_include_pad, ceil_mode), GlobalAveragePool, GlobalMaxPool.
+// MaxPool, AveragePool (1-D to 3-D, count_include_pad, ceil_mode), GlobalAveragePool,
+// GlobalMaxPool.
 #include "common.h"
 
 namespace axstream::engine {
 namespace {
 
+// 1-D/2-D windows directly; a 3-D window runs as depth slices of 2-D planes (d* fields).
 struct PoolShape {
   int64_t planes, h, w, kh, kw, oh, ow, sh, sw, dh, dw, pt, pl, pb, pr;
+  int64_t d = 1, kd = 1, od = 1, sd = 1, dd = 1, pf = 0, pk = 0;  // depth, front/back pads
 };
 
 PoolShape pool_shape(OpContext &ctx, const Shape &xs, bool ceil_mode, Shape &out) {
-  if (xs.size() < 3 || xs.size() > 4)
-    ctx.unsupported("only 1-D and 2-D pooling is supported, input " + shape_str(xs));
+  if (xs.size() < 3 || xs.size() > 5)
+    ctx.unsupported("only 1-D, 2-D and 3-D pooling is supported, input " + shape_str(xs));
   Shape kernel = ctx.attr_ints("kernel_shape");
   if (kernel.size() != xs.size() - 2) ctx.fail("kernel_shape must have one entry per spatial dim");
   WindowGeometry g =
       WindowGeometry::resolve(ctx, Shape(xs.begin() + 2, xs.end()), kernel, ceil_mode);
   out = {xs[0], xs[1]};
   out.insert(out.end(), g.out.begin(), g.out.end());
-  bool two = xs.size() == 4;
-  return {xs[0] * xs[1],      two ? xs[2] : 1,         xs.back(),         two ? kernel[0] : 1,
-          kernel.back(),      two ? g.out[0] : 1,      g.out.back(),      two ? g.stride[0] : 1,
-          g.stride.back(),    two ? g.dilation[0] : 1, g.dilation.back(), two ? g.pad_begin[0] : 0,
-          g.pad_begin.back(), two ? g.pad_end[0] : 0,  g.pad_end.back()};
+  size_t r = xs.size() - 2, y = r - std::min<size_t>(r, 2);  // index of the H dim, if any
+  bool two = r >= 2;
+  PoolShape p{
+      xs[0] * xs[1],      two ? xs[2 + y] : 1,     xs.back(),         two ? kernel[y] : 1,
+      kernel.back(),      two ? g.out[y] : 1,      g.out.back(),      two ? g.stride[y] : 1,
+      g.stride.back(),    two ? g.dilation[y] : 1, g.dilation.back(), two ? g.pad_begin[y] : 0,
+      g.pad_begin.back(), two ? g.pad_end[y] : 0,  g.pad_end.back()};
+  if (r == 3) {
+    p.d = xs[2], p.kd = kernel[0], p.od = g.out[0], p.sd = g.stride[0], p.dd = g.dilation[0];
+    p.pf = g.pad_begin[0], p.pk = g.pad_end[0];
+  }
+  return p;
 }
 
 template <typename T>
 void max_pool(const PoolShape &s, const T *x, T *y) {
-#pragma omp parallel for schedule(static)
-  for (int64_t p = 0; p < s.planes; ++p) {
-    const T *in = x + p * s.h * s.w;
-    T *out = y + p * s.oh * s.ow;
-    for (int64_t oy = 0; oy < s.oh; ++oy)
-      for (int64_t ox = 0; ox < s.ow; ++ox) {
-        T best = std::numeric_limits<T>::lowest();
-        if constexpr (std::is_floating_point_v<T>) best = -INFINITY;
-        for (int64_t ky = 0; ky < s.kh; ++ky) {
-          int64_t iy = oy * s.sh - s.pt + ky * s.dh;
-          if (iy < 0 || iy >= s.h) continue;
-          for (int64_t kx = 0; kx < s.kw; ++kx) {
-            int64_t ix = ox * s.sw - s.pl + kx * s.dw;
-            if (ix < 0 || ix >= s.w) continue;
-            best = std::max(best, in[iy * s.w + ix]);
+  int64_t hw = s.h * s.w, ohw = s.oh * s.ow;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t p = 0; p < s.planes; ++p)
+    for (int64_t oz = 0; oz < s.od; ++oz) {
+      const T *in = x + p * s.d * hw;
+      T *out = y + (p * s.od + oz) * ohw;
+      for (int64_t oy = 0; oy < s.oh; ++oy)
+        for (int64_t ox = 0; ox < s.ow; ++ox) {
+          T best = std::numeric_limits<T>::lowest();
+          if constexpr (std::is_floating_point_v<T>) best = -INFINITY;
+          for (int64_t kz = 0; kz < s.kd; ++kz) {
+            int64_t iz = oz * s.sd - s.pf + kz * s.dd;
+            if (iz < 0 || iz >= s.d) continue;
+            for (int64_t ky = 0; ky < s.kh; ++ky) {
+              int64_t iy = oy * s.sh - s.pt + ky * s.dh;
+              if (iy < 0 || iy >= s.h) continue;
+              for (int64_t kx = 0; kx < s.kw; ++kx) {
+                int64_t ix = ox * s.sw - s.pl + kx * s.dw;
+                if (ix < 0 || ix >= s.w) continue;
+                best = std::max(best, in[iz * hw + iy * s.w + ix]);
+              }
+            }
           }
+          out[oy * s.ow + ox] = best;
         }
-        out[oy * s.ow + ox] = best;
-      }
-  }
+    }
+}
+
+// Window positions along one dim inside [0, size + pad_end), stepping by dilation: what
+// count_include_pad counts (padding yes, the extra part that ceil_mode adds past it no).
+inline int64_t padded_taps(int64_t start, int64_t k, int64_t dil, int64_t limit) {
+  int64_t end = std::min(start + (k - 1) * dil + 1, limit);
+  return (end - start + dil - 1) / dil;
 }
 
 void avg_pool(const PoolShape &s, bool count_include_pad, const float *x, float *y) {
-#pragma omp parallel for schedule(static)
-  for (int64_t p = 0; p < s.planes; ++p) {
-    const float *in = x + p * s.h * s.w;
-    float *out = y + p * s.oh * s.ow;
-    for (int64_t oy = 0; oy < s.oh; ++oy)
-      for (int64_t ox = 0; ox < s.ow; ++ox) {
-        float sum = 0.f;
-        int64_t n = 0;
-        for (int64_t ky = 0; ky < s.kh; ++ky) {
-          int64_t iy = oy * s.sh - s.pt + ky * s.dh;
-          if (iy < 0 || iy >= s.h) continue;
-          for (int64_t kx = 0; kx < s.kw; ++kx) {
-            int64_t ix = ox * s.sw - s.pl + kx * s.dw;
-            if (ix < 0 || ix >= s.w) continue;
-            sum += in[iy * s.w + ix];
-            ++n;
+  int64_t hw = s.h * s.w, ohw = s.oh * s.ow;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t p = 0; p < s.planes; ++p)
+    for (int64_t oz = 0; oz < s.od; ++oz) {
+      const float *in = x + p * s.d * hw;
+      float *out = y + (p * s.od + oz) * ohw;
+      for (int64_t oy = 0; oy < s.oh; ++oy)
+        for (int64_t ox = 0; ox < s.ow; ++ox) {
+          float sum = 0.f;
+          int64_t n = 0;
+          for (int64_t kz = 0; kz < s.kd; ++kz) {
+            int64_t iz = oz * s.sd - s.pf + kz * s.dd;
+            if (iz < 0 || iz >= s.d) continue;
+            for (int64_t ky = 0; ky < s.kh; ++ky) {
+              int64_t iy = oy * s.sh - s.pt + ky * s.dh;
+              if (iy < 0 || iy >= s.h) continue;
+              for (int64_t kx = 0; kx < s.kw; ++kx) {
+                int64_t ix = ox * s.sw - s.pl + kx * s.dw;
+                if (ix < 0 || ix >= s.w) continue;
+                sum += in[iz * hw + iy * s.w + ix];
+                ++n;
+              }
+            }
           }
+          if (count_include_pad)
+            n = padded_taps(oz * s.sd - s.pf, s.kd, s.dd, s.d + s.pk) *
+                padded_taps(oy * s.sh - s.pt, s.kh, s.dh, s.h + s.pb) *
+                padded_taps(ox * s.sw - s.pl, s.kw, s.dw, s.w + s.pr);
+          out[oy * s.ow + ox] = n ? sum / static_cast<float>(n) : 0.f;
         }
-        if (count_include_pad) {
-          // Padding counts, but not the extra window part that ceil_mode adds past it.
-          int64_t y0 = oy * s.sh - s.pt, x0 = ox * s.sw - s.pl;
-          int64_t y1 = std::min(y0 + (s.kh - 1) * s.dh + 1, s.h + s.pb);
-          int64_t x1 = std::min(x0 + (s.kw - 1) * s.dw + 1, s.w + s.pr);
-          n = ((y1 - y0 + s.dh - 1) / s.dh) * ((x1 - x0 + s.dw - 1) / s.dw);
-        }
-        out[oy * s.ow + ox] = n ? sum / static_cast<float>(n) : 0.f;
-      }
-  }
+    }
 }
 
 std::unique_ptr<Kernel> compile_max_pool(OpContext &ctx) {
@@ -97,7 +123,7 @@ std::unique_ptr<Kernel> compile_max_pool(OpContext &ctx) {
     else
       max_pool(s, static_cast<const uint8_t *>(in[0]), static_cast<uint8_t *>(o[0]));
   });
-  k->macs = static_cast<uint64_t>(s.planes * s.oh * s.ow * s.kh * s.kw);
+  k->macs = static_cast<uint64_t>(s.planes * s.od * s.oh * s.ow * s.kd * s.kh * s.kw);
   return k;
 }
 
@@ -112,7 +138,7 @@ std::unique_ptr<Kernel> compile_avg_pool(OpContext &ctx) {
   auto k = make_kernel([s, include_pad](ExecContext &, const void *const *in, void *const *o) {
     avg_pool(s, include_pad, static_cast<const float *>(in[0]), static_cast<float *>(o[0]));
   });
-  k->macs = static_cast<uint64_t>(s.planes * s.oh * s.ow * s.kh * s.kw);
+  k->macs = static_cast<uint64_t>(s.planes * s.od * s.oh * s.ow * s.kd * s.kh * s.kw);
   return k;
 }
 

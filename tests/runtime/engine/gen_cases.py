@@ -232,6 +232,27 @@ save('maxpool_pads_strides_and_global_average', [
     helper.make_node('GlobalAveragePool', ['x'], ['g'])],
     [('x', x)], [('y', mx), ('g', x.mean(axis=(2, 3), keepdims=True))])
 
+# 3-D pooling: strided, padded windows (max pads with -inf, average counts the padding).
+x = f32(1, 2, 5, 6, 7)
+xp0 = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1), (0, 0)))
+xpn = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1), (0, 0)), constant_values=-np.inf)
+od, oh, ow = 3, 3, 3
+avg3 = np.zeros((1, 2, od, oh, ow), np.float32)
+max3 = np.zeros((1, 2, od, oh, ow), np.float32)
+for a in range(od):
+    for b_ in range(oh):
+        for c_ in range(ow):
+            sl = (slice(None), slice(None), slice(2 * a, 2 * a + 3), slice(2 * b_, 2 * b_ + 3),
+                  slice(2 * c_, 2 * c_ + 3))
+            avg3[:, :, a, b_, c_] = xp0[sl].mean(axis=(2, 3, 4))
+            max3[:, :, a, b_, c_] = xpn[sl].max(axis=(2, 3, 4))
+save('pool_3d_strided_padded', [
+    helper.make_node('AveragePool', ['x'], ['avg'], kernel_shape=[3, 3, 3], strides=[2, 2, 2],
+                     pads=[1, 1, 0, 1, 1, 0], count_include_pad=1),
+    helper.make_node('MaxPool', ['x'], ['mx'], kernel_shape=[3, 3, 3], strides=[2, 2, 2],
+                     pads=[1, 1, 0, 1, 1, 0])],
+    [('x', x)], [('avg', avg3), ('mx', max3)])
+
 # --- shapes: Shape/Gather/ConstantOfShape folding, Reshape 0/-1, Transpose, Pad, Squeeze ----
 x = f32(2, 3, 4, 5)
 save('shape_folding_reshape_transpose_pad', [
