@@ -1,43 +1,88 @@
 #!/usr/bin/env bash
-# Sets up axstream (scripts/setup.sh) and runs every test suite. The last line printed is the
-# plain summary "N passed, N failed[, N skipped]".
+# Sets up axstream (scripts/setup.sh) and runs every test suite, then (CI, issue 10) the same
+# suites again under ASan+UBSan (scripts/sanitize.sh, build-asan) and a short fuzzing run per
+# libFuzzer target (scripts/fuzz.sh, build-fuzz). The last line printed is the plain summary
+# "N passed, N failed, N skipped" over all three runs.
+#   scripts/test.sh [MESON TEST ARGS]   extra args go to the first (plain) run only
+# Env: AXSTREAM_CI_SANITIZE=0 / AXSTREAM_CI_FUZZ=0 skip a stage; AXSTREAM_SANITIZE_SUITES limits
+# the sanitized stage to some suites (default: all); AXSTREAM_FUZZ_SECONDS (30)
+# is the fuzzing time per target; AXSTREAM_BUILD (build), AXSTREAM_BUILD_ASAN (build-asan),
+# AXSTREAM_BUILD_FUZZ (build-fuzz) are the build directories.
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${AXSTREAM_BUILD:-$here/build}
+build_asan=${AXSTREAM_BUILD_ASAN:-$here/build-asan}
+build_fuzz=${AXSTREAM_BUILD_FUZZ:-$here/build-fuzz}
+stamp() { printf '\033[1m[test %s]\033[0m %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 
 if ! "$here/scripts/setup.sh"; then
   echo "setup failed"
-  echo "0 passed, 1 failed"
+  echo "0 passed, 1 failed, 0 skipped"
   exit 1
 fi
 
 # Tests reserve simulated devices: give this run its own runtime directory.
 export AXSTREAM_RUNTIME_DIR=${AXSTREAM_RUNTIME_DIR:-$(mktemp -d /tmp/axstream-test.XXXXXX)}
-meson test -C "$build" --print-errorlogs --num-processes 2 "$@"
-rc=$?
+logs=()
+failed_stages=0
 
-/usr/bin/python3 - "$build/meson-logs/testlog.json" <<'PY'
+stamp "plain build: meson test"
+meson test -C "$build" --print-errorlogs --num-processes 2 "$@" || failed_stages=$((failed_stages + 1))
+logs+=("plain=$build/meson-logs/testlog.json")
+
+if [[ ${AXSTREAM_CI_SANITIZE:-1} != 0 ]]; then
+  stamp "ASan+UBSan build ($build_asan): build and every suite"
+  # meson names the log after the --wrapper (scripts/asan-wrapper.sh).
+  rm -f "$build_asan/meson-logs/testlog-asan-wrapper.sh.json"
+  # shellcheck disable=SC2086
+  BUILD_DIR=$build_asan "$here/scripts/sanitize.sh" ${AXSTREAM_SANITIZE_SUITES:-} \
+    || failed_stages=$((failed_stages + 1))
+  logs+=("sanitized=$build_asan/meson-logs/testlog-asan-wrapper.sh.json")
+fi
+
+if [[ ${AXSTREAM_CI_FUZZ:-1} != 0 ]]; then
+  stamp "libFuzzer build ($build_fuzz): replays + ${AXSTREAM_FUZZ_SECONDS:-30} s per target"
+  rm -f "$build_fuzz/meson-logs/testlog.json"
+  if command -v clang++ >/dev/null; then
+    BUILD_DIR=$build_fuzz "$here/scripts/fuzz.sh" "${AXSTREAM_FUZZ_SECONDS:-30}" \
+      || failed_stages=$((failed_stages + 1))
+  else
+    echo "clang++ not found: the fuzz stage cannot run"
+  fi
+  logs+=("fuzz=$build_fuzz/meson-logs/testlog.json")
+fi
+stamp "done"
+
+# One line per stage, then the total. A stage that ran no test (its build failed) counts as one
+# failure; so does a stage that failed without a failed test in its log.
+/usr/bin/python3 - "$failed_stages" "${logs[@]}" <<'PY'
 import json, sys
-passed = failed = skipped = 0
-try:
-    lines = open(sys.argv[1]).read().splitlines()
-except OSError:
-    lines = []
-for line in lines:
-    if not line.strip():
-        continue
-    result = json.loads(line).get("result", "")
-    if result in ("OK", "EXPECTEDFAIL"):
-        passed += 1
-    elif result == "SKIP":
-        skipped += 1
-    else:
-        failed += 1
-if passed + failed == 0:
-    failed = 1  # running no test at all is a failure
-print(f"{passed} passed, {failed} failed, {skipped} skipped")
-sys.exit(1 if failed else 0)
+total = [0, 0, 0]
+for stage in sys.argv[2:]:
+    name, path = stage.split("=", 1)
+    passed = failed = skipped = 0
+    try:
+        lines = open(path).read().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        if not line.strip():
+            continue
+        result = json.loads(line).get("result", "")
+        if result in ("OK", "EXPECTEDFAIL"):
+            passed += 1
+        elif result == "SKIP":
+            skipped += 1
+        else:
+            failed += 1
+    if passed + failed == 0:
+        failed = 1  # running no test at all is a failure
+    print(f"{name}: {passed} passed, {failed} failed, {skipped} skipped")
+    for i, n in enumerate((passed, failed, skipped)):
+        total[i] += n
+if total[1] == 0 and int(sys.argv[1]) > 0:
+    total[1] = 1  # a stage's script failed (e.g. its build) although every logged test passed
+print(f"{total[0]} passed, {total[1]} failed, {total[2]} skipped")
+sys.exit(1 if total[1] else 0)
 PY
-summary_rc=$?
-exit $(( rc != 0 || summary_rc != 0 ))
