@@ -23,8 +23,17 @@ const char kUsage[] =
     "  --input-format RGB|BGR channel order the model expects (default RGB)\n"
     "  --input-shape NAME=1,3,640,640   fix dynamic input dims\n"
     "  --input-layout NCHW|NHWC         default: detected from the input shape\n"
-    "  --calib-method percentile|mse|minmax  per-tensor activation ranges (default\n"
-    "                         percentile, 99.99%; mse: the range minimising int8 error)\n"
+    "  --calib-method percentile|mse|entropy|minmax  per-tensor activation ranges (default\n"
+    "                         percentile, 99.99%; mse: the range minimising int8 error;\n"
+    "                         entropy: KL-divergence threshold)\n"
+    "  --accuracy-target C    mixed precision: keep the most damaging tensors float until the\n"
+    "                         min output cosine on calibration images reaches C (default\n"
+    "                         0.99; 0 = all int8)\n"
+    "  --float-nodes A,B      keep these nodes (names or output names) float\n"
+    "  --sensitivity-images N calibration images the mixed-precision search runs (default 3)\n"
+    "  --fallback-rounds N    mixed-precision search rounds (default 8)\n"
+    "  --max-float-fraction F at most this share of the nodes kept float (default 0.25)\n"
+    "  --no-bias-correction   keep the float biases (no weight-rounding shift correction)\n"
     "  --percentile P         percentile for --calib-method percentile (default 99.99)\n"
     "  --logit-clip L         clip score-logit ranges (sigmoid inputs, 1-channel outputs\n"
     "                         beyond +-64) to +-L (default 16; 0 disables)\n"
@@ -138,8 +147,32 @@ int main(int argc, char **argv) {
         options.method = CalibrationMethod::percentile;
       else if (method == "mse")
         options.method = CalibrationMethod::mse;
+      else if (method == "entropy")
+        options.method = CalibrationMethod::entropy;
       else
-        usage_error("--calib-method: expected mse, percentile or minmax, got '" + method + "'");
+        usage_error("--calib-method: expected percentile, mse, entropy or minmax, got '" + method +
+                    "'");
+    } else if (arg == "--accuracy-target") {
+      options.accuracy_target = parse_number(value(), arg);
+      if (options.accuracy_target < 0 || options.accuracy_target > 1)
+        usage_error("--accuracy-target: expected a cosine in [0, 1] (0 disables)");
+    } else if (arg == "--float-nodes") {
+      std::stringstream names(value());
+      for (std::string n; std::getline(names, n, ',');)
+        if (!n.empty()) options.float_nodes.push_back(n);
+      if (options.float_nodes.empty()) usage_error("--float-nodes: expected NAME[,NAME...]");
+    } else if (arg == "--sensitivity-images" || arg == "--fallback-rounds") {
+      double n = parse_number(value(), arg);
+      if (n < (arg == "--fallback-rounds" ? 0 : 1) || n != static_cast<int>(n))
+        usage_error(arg + ": expected a non-negative integer");
+      (arg == "--fallback-rounds" ? options.max_fallback_rounds : options.sensitivity_images) =
+          static_cast<int>(n);
+    } else if (arg == "--max-float-fraction") {
+      options.max_fallback_fraction = parse_number(value(), arg);
+      if (options.max_fallback_fraction < 0 || options.max_fallback_fraction > 1)
+        usage_error("--max-float-fraction: expected a value in [0, 1]");
+    } else if (arg == "--no-bias-correction") {
+      options.bias_correction = false;
     } else if (arg == "--logit-clip") {
       options.logit_clip = parse_number(value(), arg);
       if (options.logit_clip < 0) usage_error("--logit-clip: expected a value >= 0");

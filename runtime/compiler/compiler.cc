@@ -73,12 +73,37 @@ const std::set<std::string> kTailOps = {
 const std::set<std::string> kArithmetic = {"Add", "Sub", "Mul", "Div", "Pow"};
 const std::set<std::string> kLinear = {"Conv", "ConvTranspose", "Gemm", "MatMul"};
 
+// A node's identity for --float-nodes and the fallback lists: its name, else its first output.
+std::string node_id(const onnx::NodeProto &node) {
+  return node.name().empty() ? (node.output_size() ? node.output(0) : std::string()) : node.name();
+}
+
+// Cosine similarity accumulator (and the largest absolute difference).
+struct Acc {
+  double dot = 0, aa = 0, bb = 0, max_err = 0;
+  void add(const float *a, const float *b, size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+      dot += double(a[i]) * b[i];
+      aa += double(a[i]) * a[i];
+      bb += double(b[i]) * b[i];
+      max_err = std::max(max_err, double(std::fabs(a[i] - b[i])));
+    }
+  }
+  double cosine() const {
+    if (aa == 0 && bb == 0) return 1.0;
+    if (aa == 0 || bb == 0) return 0.0;
+    return dot / std::sqrt(aa * bb);
+  }
+};
+
 struct Stats {
   double min = std::numeric_limits<double>::infinity();
   double max = -std::numeric_limits<double>::infinity();
   double low_sum = 0, high_sum = 0;  // per-image percentiles, averaged at the end
   int images = 0;
   double raw_min = 0, raw_max = 0;  // min/max over all images, before any range search
+  std::vector<double> channel_sum;  // inputs of Conv/Gemm/MatMul: per-channel sums (bias corr.)
+  double channel_count = 0;         // values summed per channel
   std::vector<float> samples;       // strided sample of the values, for the MSE range search
 };
 
@@ -122,6 +147,65 @@ std::pair<double, double> mse_range(const std::vector<float> &samples, double mn
     }
   }
   return {best_lo, best_hi};
+}
+
+// KL-divergence (entropy) threshold of one sign of the sampled values (TensorRT's calibrator):
+// a 2048-bin histogram of |v| over [0, amax]; for each candidate threshold the clipped
+// histogram P (outliers folded into its last bin) is compared with Q, P merged into `levels`
+// bins and spread back over P's non-empty bins; the threshold with the lowest KL(P||Q) wins.
+double entropy_threshold(const std::vector<double> &magnitudes, double amax, int levels) {
+  if (magnitudes.empty() || !(amax > 0)) return amax;
+  constexpr int kBins = 2048;
+  std::vector<double> hist(kBins, 0.0);
+  for (double m : magnitudes)
+    hist[std::clamp(static_cast<int>(m / amax * kBins), 0, kBins - 1)] += 1;
+  double best_kl = std::numeric_limits<double>::infinity();
+  int best = kBins;
+  std::vector<double> p, q;
+  for (int i = levels;; i = std::min(i + 16, kBins)) {
+    p.assign(hist.begin(), hist.begin() + i);
+    for (int k = i; k < kBins; ++k) p[i - 1] += hist[k];
+    q.assign(i, 0.0);
+    const double per = static_cast<double>(i) / levels;
+    for (int l = 0; l < levels; ++l) {
+      int a = static_cast<int>(l * per), b = std::max(a + 1, static_cast<int>((l + 1) * per));
+      b = std::min(b, i);
+      double sum = 0;
+      int nonzero = 0;
+      for (int k = a; k < b; ++k) sum += hist[k], nonzero += hist[k] > 0;
+      for (int k = a; k < b; ++k)
+        if (hist[k] > 0) q[k] = sum / nonzero;
+    }
+    double psum = 0, qsum = 0;
+    for (int k = 0; k < i; ++k) psum += p[k], qsum += q[k];
+    if (psum == 0 || qsum == 0) continue;
+    double kl = 0;
+    for (int k = 0; k < i; ++k) {
+      if (p[k] == 0) continue;
+      double pk = p[k] / psum, qk = q[k] / qsum;
+      kl += qk > 0 ? pk * std::log(pk / qk) : pk * 30.0;  // an empty Q bin: a large penalty
+    }
+    if (kl < best_kl) best_kl = kl, best = i;
+    if (i == kBins) break;
+  }
+  return (best + 0.5) * amax / kBins;
+}
+
+std::pair<double, double> entropy_range(const std::vector<float> &samples, double mn, double mx) {
+  std::vector<double> pos, neg;
+  for (float v : samples)
+    if (v > 0)
+      pos.push_back(v);
+    else if (v < 0)
+      neg.push_back(-v);
+  // Both signs share the 256 int8 levels in proportion to their extents.
+  double span = std::max(mx, 0.0) - std::min(mn, 0.0);
+  auto levels = [&](double extent) {
+    return std::clamp(static_cast<int>(256 * extent / span), 16, 255);
+  };
+  double hi = mx > 0 ? entropy_threshold(pos, mx, levels(mx)) : 0.0;
+  double lo = mn < 0 ? -entropy_threshold(neg, -mn, levels(-mn)) : 0.0;
+  return {std::min(lo, 0.0), std::max(hi, 0.0)};
 }
 
 // Working copy of the model graph that the passes rewrite.
@@ -179,10 +263,26 @@ class Compilation {
   void split_tail();
   void clip_logit_ranges();
   void plan_quantisation();
+  void plan();  // split_tail + plan_quantisation for the current float_nodes_
   bool runs_int8(const onnx::NodeProto &node) const;
-  onnx::ModelProto build_core();
+  bool is_float_node(const onnx::NodeProto &node) const {
+    return float_nodes_.count(node_id(node)) > 0;
+  }
+  onnx::ModelProto build_core(const std::vector<std::string> &probes = {});
   std::optional<onnx::ModelProto> build_postamble();
-  void reference_check(const std::string &core_bytes, const std::string *post_bytes);
+  struct Evaluation {
+    std::vector<Acc> outputs, core, probes;  // model outputs, core outputs, probe tensors
+    std::vector<Acc> sigmoid_outputs;        // score-logit model outputs through sigmoid
+    std::vector<Acc> core_in_range;  // core outputs vs the float values clamped to their range
+    // Min over core outputs of the cosine within the representable range: what quantisation
+    // adds, and well-conditioned on images where the outputs are all background.
+    double metric = 1;
+  };
+  Evaluation evaluate(const std::vector<CalibrationFrame> &frames,
+                      const std::vector<std::string> &probes, const std::string &stage);
+  void resolve_forced_float_nodes();
+  void mixed_precision_search();
+  void reference_check();
   void write_package(const std::string &core_bytes, const std::string *post_bytes);
 
   std::vector<float> input_tensor(const cv::Mat &frame) const {
@@ -223,6 +323,9 @@ class Compilation {
   std::vector<CalibrationFrame> frames_;
   std::vector<CalibrationFrame> held_out_;
   std::map<std::string, Stats> stats_;
+  std::map<std::string, Stats> calibrated_stats_;  // after calibration, before logit clipping
+  std::set<std::string> float_nodes_;              // node_id()s computing in float
+  std::set<std::string> logit_outputs_;            // model outputs that are clipped score logits
   std::map<std::string, std::vector<uint8_t>> static_values_;
 
   std::vector<bool> is_tail_;            // per graph_.nodes index
@@ -434,6 +537,18 @@ void Compilation::calibrate() {
   }
   auto executor = calib_program_->make_executor();
   const double pct = options_.percentile / 100.0;
+  // Inputs of Conv/Gemm/MatMul and their channel axis: per-channel means for bias correction.
+  std::map<std::string, int> channel_axis;
+  for (const auto &node : graph_.nodes) {
+    if (node.input_size() < 2 || !graph_.initializers.count(node.input(1))) continue;
+    if (node.op_type() == "Conv")
+      channel_axis[node.input(0)] = 1;
+    else if ((node.op_type() == "Gemm" && attr_int(node, "transA", 0) == 0) ||
+             node.op_type() == "MatMul")
+      channel_axis[node.input(0)] = -1;  // the last axis
+  }
+  const bool sample =
+      options_.method == CalibrationMethod::mse || options_.method == CalibrationMethod::entropy;
   std::vector<float> scratch;
   for (size_t f = 0; f < frames_.size(); ++f) {
     if (progress_) progress_("calibrating", static_cast<int>(f), static_cast<int>(frames_.size()));
@@ -457,7 +572,17 @@ void Compilation::calibrate() {
       auto [mn, mx] = std::minmax_element(v, v + n);
       s.min = std::min<double>(s.min, *mn);
       s.max = std::max<double>(s.max, *mx);
-      if (options_.method == CalibrationMethod::mse) {
+      if (auto ax = channel_axis.find(name);
+          ax != channel_axis.end() && outs[i].shape.size() >= 2) {
+        const auto &shape = outs[i].shape;
+        size_t axis = ax->second < 0 ? shape.size() - 1 : static_cast<size_t>(ax->second);
+        size_t channels = shape[axis], inner = 1;
+        for (size_t d = axis + 1; d < shape.size(); ++d) inner *= shape[d];
+        s.channel_sum.resize(channels, 0.0);
+        for (size_t k = 0; k < n; ++k) s.channel_sum[(k / inner) % channels] += v[k];
+        s.channel_count += static_cast<double>(n) / channels;
+      }
+      if (sample) {
         // Up to kSampleBudget values per tensor over all images, strided with a varying offset.
         constexpr size_t kSampleBudget = 1 << 16;
         size_t per_image = std::max<size_t>(1, kSampleBudget / frames_.size());
@@ -487,12 +612,14 @@ void Compilation::calibrate() {
       s.min = std::max(s.min, s.low_sum / s.images);
       s.max = std::min(s.max, s.high_sum / s.images);
     }
-  if (options_.method == CalibrationMethod::mse)
+  if (sample)
     for (auto &[name, s] : stats_) {
-      if (progress_) progress_("range search", 0, 1);
-      std::tie(s.min, s.max) = mse_range(s.samples, s.min, s.max);
+      std::tie(s.min, s.max) = options_.method == CalibrationMethod::mse
+                                   ? mse_range(s.samples, s.min, s.max)
+                                   : entropy_range(s.samples, s.min, s.max);
       std::vector<float>().swap(s.samples);
     }
+  calibrated_stats_ = stats_;
 }
 
 void Compilation::fold_static_tensors() {
@@ -613,6 +740,11 @@ void Compilation::split_tail() {
   for (size_t i = 0; i < graph_.nodes.size(); ++i)
     for (const auto &out : graph_.nodes[i].output()) producer[out] = i;
   is_tail_.assign(graph_.nodes.size(), false);
+  boundaries_.clear();
+  boundaries_of_output_.clear();
+  fixed_ranges_.clear();
+  report_.clipped_logits.clear();
+  logit_outputs_.clear();
   for (size_t r = graph_.nodes.size(); r-- > 0;) {
     const auto &node = graph_.nodes[r];
     if (!kTailOps.count(node.op_type())) continue;
@@ -642,7 +774,9 @@ void Compilation::split_tail() {
   // Core outputs in the order the model outputs need them.
   std::set<std::string> seen;
   std::function<void(const std::string &)> visit = [&](const std::string &tensor) {
-    if (tensor.empty() || is_static(tensor) || seen.count(tensor)) return;
+    if (tensor.empty() || is_static(tensor) || graph_.initializers.count(tensor) ||
+        seen.count(tensor))
+      return;
     seen.insert(tensor);
     auto p = producer.find(tensor);
     if (p == producer.end() || !is_tail_[p->second]) {
@@ -742,6 +876,7 @@ void Compilation::clip_logit_ranges() {
     auto s = stats_.find(b->second[0]);
     if (s == stats_.end() || (s->second.raw_min >= -64 && s->second.raw_max <= 64)) continue;
     clip_tensor(b->second[0]);
+    logit_outputs_.insert(out);
   }
 }
 
@@ -749,6 +884,7 @@ void Compilation::clip_logit_ranges() {
 // ...) run in float between a DequantizeLinear and the next QuantizeLinear, so a chain of them
 // (hard-swish, layer norm) is quantised once at its end rather than after every step.
 bool Compilation::runs_int8(const onnx::NodeProto &node) const {
+  if (is_float_node(node)) return false;
   static const std::set<std::string> int8_ops = {
       "Conv",        "ConvTranspose",     "Gemm",   "MatMul", "MaxPool",
       "AveragePool", "GlobalAveragePool", "Concat", "Relu",   "LeakyRelu",
@@ -762,16 +898,25 @@ bool Compilation::runs_int8(const onnx::NodeProto &node) const {
   return false;
 }
 
+void Compilation::plan() {
+  stats_ = calibrated_stats_;
+  split_tail();
+  plan_quantisation();
+}
+
 void Compilation::plan_quantisation() {
   auto consumers = graph_.consumers();
   std::set<std::string> boundary_set(boundaries_.begin(), boundaries_.end());
+  params_.clear();
+  fused_.clear();
+  report_.ranges.clear();
   params_[input_.name] = input_params_;
   auto needs_qdq = [&](const onnx::NodeProto &producer, const std::string &tensor) {
     if (boundary_set.count(tensor) || runs_int8(producer)) return true;
     auto c = consumers.find(tensor);
     if (c == consumers.end()) return false;
     for (size_t k : c->second)
-      if (!is_tail_[k] &&
+      if (!is_tail_[k] && !is_float_node(graph_.nodes[k]) &&
           (runs_int8(graph_.nodes[k]) || kDataMovement.count(graph_.nodes[k].op_type())))
         return true;
     return false;
@@ -814,7 +959,12 @@ void Compilation::plan_quantisation() {
   }
 }
 
-onnx::ModelProto Compilation::build_core() {
+onnx::ModelProto Compilation::build_core(const std::vector<std::string> &probes) {
+  core_outputs_.clear();
+  report_.core_int8_nodes = 0;
+  report_.core_ops.clear();
+  report_.bias_corrected = 0;
+  report_.core_float_compute_nodes = 0;
   std::vector<onnx::NodeProto> nodes;
   std::vector<onnx::TensorProto> inits;
   std::set<std::string> boundary_set(boundaries_.begin(), boundaries_.end());
@@ -878,7 +1028,7 @@ onnx::ModelProto Compilation::build_core() {
     if (kLinear.count(node.op_type()) && node.input_size() >= 2 &&
         graph_.initializers.count(node.input(1)) &&
         graph_.initializers.at(node.input(1)).data_type() == onnx::TensorProto::FLOAT &&
-        params_.count(original.input(0))) {
+        params_.count(original.input(0)) && !is_float_node(original)) {
       const auto &w_init = graph_.initializers.at(node.input(1));
       Shape w_shape = dims_of(w_init);
       int axis = 0;
@@ -899,6 +1049,53 @@ onnx::ModelProto Compilation::build_core() {
         q = quantize_per_channel(w, w_shape, axis);
       else
         q = quantize_per_channel(w, {1, static_cast<int64_t>(w.size())}, 0);
+      // Bias correction: the mean output shift of the weight rounding, sum_k (Wq - W) * E[x_k]
+      // with E[x] the calibration mean of each input channel, is subtracted from the bias.
+      std::vector<float> bias_shift;
+      auto in_stats = stats_.find(original.input(0));
+      if (options_.bias_correction && per_channel && in_stats != stats_.end() &&
+          !in_stats->second.channel_sum.empty() && in_stats->second.channel_count > 0 &&
+          (node.op_type() == "Conv" || node.op_type() == "Gemm")) {
+        const auto &sum = in_stats->second.channel_sum;
+        const double count = in_stats->second.channel_count;
+        const int64_t cin_total = static_cast<int64_t>(sum.size());
+        if (node.op_type() == "Conv" && w_shape.size() >= 3) {
+          const int64_t oc_n = w_shape[0], cin_g = w_shape[1];
+          int64_t kernel = 1;
+          for (size_t d = 2; d < w_shape.size(); ++d) kernel *= w_shape[d];
+          const int64_t oc_per_group = oc_n / std::max<int64_t>(1, group);
+          if (cin_g * group == cin_total) {
+            bias_shift.assign(oc_n, 0.0f);
+            for (int64_t oc = 0; oc < oc_n; ++oc) {
+              double shift = 0;
+              int64_t g = oc / std::max<int64_t>(1, oc_per_group);
+              for (int64_t ic = 0; ic < cin_g; ++ic) {
+                double mean = sum[g * cin_g + ic] / count, dw = 0;
+                for (int64_t k = 0; k < kernel; ++k) {
+                  size_t at = static_cast<size_t>((oc * cin_g + ic) * kernel + k);
+                  dw += q.values[at] * double(q.scales[oc]) - w[at];
+                }
+                shift += dw * mean;
+              }
+              bias_shift[oc] = static_cast<float>(shift);
+            }
+          }
+        } else if (node.op_type() == "Gemm" && w_shape.size() == 2) {
+          const bool trans_b = axis == 0;  // weights [N,K] when transB
+          const int64_t n_out = w_shape[axis], k_in = w_shape[1 - axis];
+          if (k_in == cin_total) {
+            bias_shift.assign(n_out, 0.0f);
+            for (int64_t o = 0; o < n_out; ++o) {
+              double shift = 0;
+              for (int64_t k = 0; k < k_in; ++k) {
+                size_t at = static_cast<size_t>(trans_b ? o * k_in + k : k * n_out + o);
+                shift += (q.values[at] * double(q.scales[o]) - w[at]) * (sum[k] / count);
+              }
+              bias_shift[o] = static_cast<float>(shift);
+            }
+          }
+        }
+      }
       std::string base = node.input(1) + "/q" + std::to_string(weight_counter++);
       inits.push_back(
           make_tensor(base, onnx::TensorProto::INT8, w_shape, q.values.data(), q.values.size()));
@@ -917,8 +1114,16 @@ onnx::ModelProto Compilation::build_core() {
       bool has_bias = node.input_size() > 2 && !node.input(2).empty() &&
                       graph_.initializers.count(node.input(2)) &&
                       graph_.initializers.at(node.input(2)).data_type() == onnx::TensorProto::FLOAT;
-      if (has_bias) {
-        auto b = floats_of(graph_.initializers.at(node.input(2)), label);
+      const bool add_bias =
+          !has_bias && !bias_shift.empty() && (node.input_size() < 3 || node.input(2).empty());
+      if (has_bias || add_bias) {
+        std::string bias_name = has_bias ? node.input(2) : node_id(original) + "/bias";
+        auto b = has_bias ? floats_of(graph_.initializers.at(node.input(2)), label)
+                          : std::vector<float>(bias_shift.size(), 0.0f);
+        if (b.size() == bias_shift.size()) {
+          for (size_t k = 0; k < b.size(); ++k) b[k] -= bias_shift[k];
+          ++report_.bias_corrected;
+        }
         int64_t out_channels = node.op_type() == "ConvTranspose" ? w_shape[1] * group
                                : node.op_type() == "Gemm"        ? w_shape[axis]
                                                                  : (per_channel ? channels : 0);
@@ -932,7 +1137,7 @@ onnx::ModelProto Compilation::build_core() {
             double v = std::nearbyint(b[k] / bias_scales[k]);
             qb[k] = static_cast<int32_t>(std::clamp(v, -2147483647.0, 2147483647.0));
           }
-          std::string bname = node.input(2) + "/q" + std::to_string(weight_counter++);
+          std::string bname = bias_name + "/q" + std::to_string(weight_counter++);
           Shape bshape{static_cast<int64_t>(b.size())};
           inits.push_back(
               make_tensor(bname, onnx::TensorProto::INT32, bshape, qb.data(), qb.size() * 4));
@@ -944,6 +1149,7 @@ onnx::ModelProto Compilation::build_core() {
                                {bname + "/dq"}, bname + "/dequantize");
           set_attr(bdq, "axis", int64_t{0});
           body.push_back(bdq);
+          while (node.input_size() < 3) node.add_input("");
           node.set_input(2, bname + "/dq");
         }
       }
@@ -952,6 +1158,8 @@ onnx::ModelProto Compilation::build_core() {
     for (int k = 0; k < node.output_size(); ++k)
       if (!node.output(k).empty()) node.set_output(k, float_name(node.output(k)));
     ++report_.core_ops[node.op_type()];
+    if (!runs_int8(original) && !kDataMovement.count(original.op_type()))
+      ++report_.core_float_compute_nodes;
     body.push_back(node);
     for (const auto &out : graph_.nodes[i].output()) {
       auto p = params_.find(out);
@@ -1022,6 +1230,11 @@ onnx::ModelProto Compilation::build_core() {
   *g->add_input() = value_info(input_.name, onnx::TensorProto::INT8, in_shape);
   for (const auto &o : core_outputs_)
     *g->add_output() = value_info(o.name, onnx::TensorProto::INT8, o.device_shape);
+  for (const auto &probe : probes) {  // analysis only: intermediate tensors as extra outputs
+    onnx::ValueInfoProto v;
+    v.set_name(probe);
+    *g->add_output() = v;
+  }
   for (auto &n : nodes) *g->add_node() = std::move(n);
   std::set<std::string> added;
   for (auto &t : inits)
@@ -1034,6 +1247,8 @@ onnx::ModelProto Compilation::build_core() {
 std::optional<onnx::ModelProto> Compilation::build_postamble() {
   bool any_tail = std::find(is_tail_.begin(), is_tail_.end(), true) != is_tail_.end();
   if (!any_tail) return std::nullopt;
+  report_.host_ops.clear();
+  report_.host_nodes = 0;
   onnx::ModelProto post;
   post.set_ir_version(model_.ir_version());
   post.set_producer_name("axcompile");
@@ -1070,13 +1285,23 @@ std::optional<onnx::ModelProto> Compilation::build_postamble() {
   return post;
 }
 
-void Compilation::reference_check(const std::string &core_bytes, const std::string *post_bytes) {
-  if (held_out_.empty()) return;
+// Runs the float model and the package (core + postamble, the consumers' path: quantise+pad
+// the input, run core.onnx, depad, dequantise, NHWC->NCHW, run the postamble) on `frames` and
+// compares them. `probes` are float tensors of the core graph ("t/dq") compared with the float
+// run's tensor "t".
+Compilation::Evaluation Compilation::evaluate(const std::vector<CalibrationFrame> &frames,
+                                              const std::vector<std::string> &probes,
+                                              const std::string &stage) {
+  std::vector<std::string> probe_names;
+  for (const auto &p : probes) probe_names.push_back(p + "/dq");
+  std::string core_bytes = serialize(build_core(probe_names), "core graph of " + model_label_);
+  auto post_model = build_postamble();
+  std::string post_bytes = post_model ? serialize(*post_model, "postamble of " + model_label_) : "";
   std::shared_ptr<const engine::Program> core, post;
   try {
     core = engine::Program::from_bytes(core_bytes, "core.onnx of " + report_.model_name);
-    if (post_bytes)
-      post = engine::Program::from_bytes(*post_bytes, "postamble.onnx of " + report_.model_name);
+    if (post_model)
+      post = engine::Program::from_bytes(post_bytes, "postamble.onnx of " + report_.model_name);
   } catch (const Error &e) {
     rethrow_with_context(e, model_label_ + ": the compiled package does not load in the engine");
   }
@@ -1090,21 +1315,27 @@ void Compilation::reference_check(const std::string &core_bytes, const std::stri
     float_bufs[i].resize(outs[i].byte_size());
     float_ptrs.push_back(float_bufs[i].data());
   }
-  struct Acc {
-    double dot = 0, aa = 0, bb = 0, max_err = 0;
+  Evaluation ev;
+  ev.outputs.resize(graph_.outputs.size());
+  ev.sigmoid_outputs.resize(graph_.outputs.size());
+  ev.core.resize(core_outputs_.size());
+  ev.core_in_range.resize(core_outputs_.size());
+  ev.probes.resize(probes.size());
+  const auto &core_descs = core->outputs();
+  std::vector<std::vector<uint8_t>> core_bufs(core_descs.size());
+  std::vector<void *> core_ptrs;
+  for (size_t o = 0; o < core_descs.size(); ++o) {
+    core_bufs[o].resize(core_descs[o].byte_size());
+    core_ptrs.push_back(core_bufs[o].data());
+  }
+  auto sigmoid = [](const float *v, size_t n) {
+    std::vector<float> r(v, v + n);
+    for (float &x : r) x = 1.f / (1.f + std::exp(-x));
+    return r;
   };
-  std::vector<Acc> out_acc(graph_.outputs.size()), core_acc(core_outputs_.size());
-  auto accumulate = [](Acc &acc, const float *a, const float *b, size_t n) {
-    for (size_t i = 0; i < n; ++i) {
-      acc.dot += double(a[i]) * b[i];
-      acc.aa += double(a[i]) * a[i];
-      acc.bb += double(b[i]) * b[i];
-      acc.max_err = std::max(acc.max_err, double(std::fabs(a[i] - b[i])));
-    }
-  };
-  for (size_t f = 0; f < held_out_.size(); ++f) {
-    if (progress_) progress_("checking", static_cast<int>(f), static_cast<int>(held_out_.size()));
-    std::vector<float> in = input_tensor(held_out_[f].bgr);
+  for (size_t f = 0; f < frames.size(); ++f) {
+    if (progress_) progress_(stage, static_cast<int>(f), static_cast<int>(frames.size()));
+    std::vector<float> in = input_tensor(frames[f].bgr);
     calib_exec->run({in.data()}, float_ptrs);
     // Device input: NHWC, quantised, padded with the zero point.
     const int h = input_.height, w = input_.width, c = input_.channels;
@@ -1117,19 +1348,19 @@ void Compilation::reference_check(const std::string &core_bytes, const std::stri
           size_t src = input_.nchw ? (size_t(ch) * h + y) * w + xx : (size_t(y) * w + xx) * c + ch;
           device_in[(size_t(y) * w + xx) * cp + ch] = quantize_int8(in[src], input_params_);
         }
-    std::vector<std::vector<int8_t>> device_out(core_outputs_.size());
-    std::vector<void *> device_ptrs;
-    for (size_t o = 0; o < core_outputs_.size(); ++o) {
-      int64_t n = 1;
-      for (int64_t d : core_outputs_[o].device_shape) n *= d;
-      device_out[o].resize(n);
-      device_ptrs.push_back(device_out[o].data());
+    core_exec->run({device_in.data()}, core_ptrs);
+    for (size_t p = 0; p < probes.size(); ++p) {
+      const auto &d = core_descs[core_outputs_.size() + p];
+      const auto &ref = float_bufs[calib_index_.at(probes[p])];
+      if (d.byte_size() != ref.size() || d.dtype != engine::DType::f32) continue;
+      ev.probes[p].add(reinterpret_cast<const float *>(core_bufs[core_outputs_.size() + p].data()),
+                       reinterpret_cast<const float *>(ref.data()), d.element_count());
     }
-    core_exec->run({device_in.data()}, device_ptrs);
     // The consumers' side of the contract: depad, dequantise, NHWC -> NCHW.
     std::vector<std::vector<float>> dequantised(core_outputs_.size());
     for (size_t o = 0; o < core_outputs_.size(); ++o) {
       const auto &co = core_outputs_[o];
+      const auto *device_out = reinterpret_cast<const int8_t *>(core_bufs[o].data());
       const Shape &ds = co.device_shape;
       int64_t cpad = ds.back(), creal = cpad - co.pad_high;
       int64_t rows = 1;
@@ -1137,7 +1368,7 @@ void Compilation::reference_check(const std::string &core_bytes, const std::stri
       std::vector<float> flat(rows * creal);
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t ch = 0; ch < creal; ++ch)
-          flat[r * creal + ch] = dequantize_int8(device_out[o][r * cpad + ch], co.params);
+          flat[r * creal + ch] = dequantize_int8(device_out[r * cpad + ch], co.params);
       if (co.transposed) {  // [1,H,W,C] -> [1,C,H,W]
         const Shape &fs = co.float_shape;
         int64_t C = fs[1], H = fs[2], W = fs[3];
@@ -1150,8 +1381,15 @@ void Compilation::reference_check(const std::string &core_bytes, const std::stri
       }
       dequantised[o] = std::move(flat);
       const auto &ref = float_bufs[calib_index_.at(co.name)];
-      accumulate(core_acc[o], dequantised[o].data(), reinterpret_cast<const float *>(ref.data()),
-                 dequantised[o].size());
+      ev.core[o].add(dequantised[o].data(), reinterpret_cast<const float *>(ref.data()),
+                     dequantised[o].size());
+      // The same within the representable range (clipped score logits stay comparable).
+      std::vector<float> clamped(
+          reinterpret_cast<const float *>(ref.data()),
+          reinterpret_cast<const float *>(ref.data()) + dequantised[o].size());
+      const float lo = dequantize_int8(-128, co.params), hi = dequantize_int8(127, co.params);
+      for (float &v : clamped) v = std::clamp(v, lo, hi);
+      ev.core_in_range[o].add(dequantised[o].data(), clamped.data(), clamped.size());
     }
     std::vector<std::vector<uint8_t>> final_out(graph_.outputs.size());
     if (post_exec) {
@@ -1174,24 +1412,144 @@ void Compilation::reference_check(const std::string &core_bytes, const std::stri
     for (size_t o = 0; o < graph_.outputs.size(); ++o) {
       const auto &d = desc(graph_.outputs[o]);
       if (d.dtype != engine::DType::f32) continue;
-      accumulate(out_acc[o], reinterpret_cast<const float *>(final_out[o].data()),
-                 reinterpret_cast<const float *>(float_bufs[calib_index_.at(d.name)].data()),
-                 d.element_count());
+      const float *got = reinterpret_cast<const float *>(final_out[o].data());
+      const float *want =
+          reinterpret_cast<const float *>(float_bufs[calib_index_.at(d.name)].data());
+      ev.outputs[o].add(got, want, d.element_count());
+      if (logit_outputs_.count(d.name)) {
+        auto a = sigmoid(got, d.element_count()), b = sigmoid(want, d.element_count());
+        ev.sigmoid_outputs[o].add(a.data(), b.data(), a.size());
+      }
     }
   }
-  if (progress_)
-    progress_("checking", static_cast<int>(held_out_.size()), static_cast<int>(held_out_.size()));
-  auto cosine = [](const Acc &a) {
-    if (a.aa == 0 && a.bb == 0) return 1.0;
-    if (a.aa == 0 || a.bb == 0) return 0.0;
-    return a.dot / std::sqrt(a.aa * a.bb);
-  };
-  for (size_t o = 0; o < graph_.outputs.size(); ++o)
-    report_.similarity.push_back({graph_.outputs[o], cosine(out_acc[o]), out_acc[o].max_err});
+  if (progress_) progress_(stage, static_cast<int>(frames.size()), static_cast<int>(frames.size()));
+  ev.metric = 1;
+  for (const auto &acc : ev.core_in_range) ev.metric = std::min(ev.metric, acc.cosine());
+  return ev;
+}
+
+void Compilation::reference_check() {
+  if (held_out_.empty()) return;
+  Evaluation ev = evaluate(held_out_, {}, "checking");
+  for (size_t o = 0; o < graph_.outputs.size(); ++o) {
+    OutputSimilarity sim{graph_.outputs[o], ev.outputs[o].cosine(), ev.outputs[o].max_err};
+    if (logit_outputs_.count(graph_.outputs[o]))
+      sim.sigmoid_cosine = ev.sigmoid_outputs[o].cosine();
+    report_.similarity.push_back(sim);
+  }
   for (size_t o = 0; o < core_outputs_.size(); ++o)
-    report_.core_similarity.push_back(
-        {core_outputs_[o].name, cosine(core_acc[o]), core_acc[o].max_err});
+    report_.core_similarity.push_back({core_outputs_[o].name, ev.core[o].cosine(),
+                                       ev.core[o].max_err, -1, ev.core_in_range[o].cosine()});
+  report_.held_out_metric = ev.metric;
   report_.reference_images = static_cast<int>(held_out_.size());
+}
+
+void Compilation::resolve_forced_float_nodes() {
+  for (const auto &wanted : options_.float_nodes) {
+    bool found = false;
+    for (const auto &node : graph_.nodes) {
+      bool match = node.name() == wanted;
+      for (const auto &out : node.output()) match = match || out == wanted;
+      if (match) {
+        float_nodes_.insert(node_id(node));
+        found = true;
+      }
+    }
+    if (!found)
+      throw InvalidArgument("--float-nodes: " + model_label_ + " has no node named '" + wanted +
+                            "' and no node with an output of that name (after constant and "
+                            "BatchNormalization folding)");
+  }
+}
+
+// Mixed-precision fallback. Each round builds the package for the current float set and runs it
+// on a few calibration images next to the float model, comparing every quantised tensor ("t/dq"
+// of the core against "t" of the float run). A tensor's own damage is its error (1 - cosine)
+// minus the largest error of the quantised tensors it is computed from, i.e. what its own
+// quantisation (and its producer's weight rounding) adds. The worst tensors lose their Q/DQ: their
+// producer and their core consumers compute in float inside core.onnx (a core output keeps its
+// Q/DQ: the device output is int8; its producer's weights stay float). The metric is the min over
+// core outputs of the cosine within their int8 range. Stops when it reaches the target, after
+// max rounds, or when the float share would exceed max_fallback_fraction; keeps the best set.
+void Compilation::mixed_precision_search() {
+  const double target = options_.accuracy_target;
+  if (!(target > 0) || frames_.empty()) return;
+  const size_t n_sens = std::clamp<size_t>(options_.sensitivity_images, 1, frames_.size());
+  std::vector<CalibrationFrame> sens;  // spread over the calibration set
+  for (size_t k = 0; k < n_sens; ++k) sens.push_back(frames_[k * frames_.size() / n_sens]);
+  const auto consumers = graph_.consumers();
+  std::unordered_map<std::string, size_t> producer;
+  for (size_t i = 0; i < graph_.nodes.size(); ++i)
+    for (const auto &o : graph_.nodes[i].output()) producer[o] = i;
+  const size_t limit = static_cast<size_t>(options_.max_fallback_fraction *
+                                           static_cast<double>(graph_.nodes.size()));
+  std::set<std::string> best = float_nodes_;
+  double best_metric = -2;
+  for (int round = 0;; ++round) {
+    plan();
+    std::vector<std::string> probes;
+    for (const auto &[t, p] : params_)
+      if (t != input_.name && is_float(t)) probes.push_back(t);
+    Evaluation ev = evaluate(sens, probes, "sensitivity");
+    std::ostringstream line;
+    line << "round " << round << ": " << float_nodes_.size()
+         << " float nodes, min core-output cosine (within range) " << std::setprecision(5)
+         << ev.metric << " on " << sens.size() << " calibration image(s)";
+    report_.fallback_log.push_back(line.str());
+    if (ev.metric > best_metric) best_metric = ev.metric, best = float_nodes_;
+    if (ev.metric >= target || round >= options_.max_fallback_rounds) break;
+
+    std::set<std::string> boundary_set(boundaries_.begin(), boundaries_.end());
+    std::unordered_map<std::string, double> err;
+    for (size_t p = 0; p < probes.size(); ++p) err[probes[p]] = 1 - ev.probes[p].cosine();
+    std::unordered_map<std::string, double> upstream_memo;
+    std::function<double(const std::string &)> upstream = [&](const std::string &t) -> double {
+      if (auto m = upstream_memo.find(t); m != upstream_memo.end()) return m->second;
+      double worst = 0;
+      auto p = producer.find(t);
+      if (p != producer.end())
+        for (const auto &in : graph_.nodes[p->second].input()) {
+          if (in.empty() || is_static(in) || in == input_.name) continue;
+          auto e = err.find(in);
+          worst = std::max(worst, e != err.end() ? e->second : upstream(in));
+        }
+      upstream_memo[t] = worst;
+      return worst;
+    };
+    std::vector<std::pair<double, std::string>> ranked;
+    for (const auto &t : probes) {
+      auto p = producer.find(t);
+      if (p == producer.end()) continue;
+      double damage = err[t] - upstream(t);
+      if (!(damage > 0)) continue;
+      ranked.push_back({damage, t});
+    }
+    std::sort(ranked.rbegin(), ranked.rend());
+    if (std::getenv("AXCOMPILE_DEBUG_FALLBACK"))  // debugging aid: the ranking of each round
+      for (size_t k = 0; k < ranked.size() && k < 15; ++k)
+        std::fprintf(stderr, "  damage %.5f err %.5f %s (%s)\n", ranked[k].first,
+                     err[ranked[k].second], ranked[k].second.c_str(),
+                     graph_.nodes[producer.at(ranked[k].second)].op_type().c_str());
+    const size_t per_round = std::max<size_t>(2, probes.size() / 24);
+    std::set<std::string> next = float_nodes_;
+    size_t taken = 0;
+    for (const auto &[damage, t] : ranked) {
+      if (taken >= per_round) break;
+      std::set<std::string> add = {node_id(graph_.nodes[producer.at(t)])};
+      if (!boundary_set.count(t))
+        if (auto c = consumers.find(t); c != consumers.end())
+          for (size_t k : c->second)
+            if (!is_tail_[k]) add.insert(node_id(graph_.nodes[k]));
+      size_t before = next.size();
+      next.insert(add.begin(), add.end());
+      taken += next.size() > before;
+    }
+    if (taken == 0 || next.size() > limit) break;
+    float_nodes_ = std::move(next);
+  }
+  float_nodes_ = best;
+  plan();
+  report_.target_metric = best_metric;
 }
 
 void Compilation::write_package(const std::string &core_bytes, const std::string *post_bytes) {
@@ -1221,7 +1579,10 @@ void Compilation::write_package(const std::string &core_bytes, const std::string
   }
   contents.calibration_method = options_.method == CalibrationMethod::percentile ? "percentile"
                                 : options_.method == CalibrationMethod::mse      ? "mse"
+                                : options_.method == CalibrationMethod::entropy  ? "entropy"
                                                                                  : "minmax";
+  contents.float_nodes = report_.float_nodes;
+  for (const auto &[op, n] : report_.host_ops) contents.host_ops[op] = n;
   contents.calibration_images = report_.calibration_images;
   contents.source_model = fs::path(options_.model_path).filename().string();
   report_.package_bytes = write_package_atomically(report_.package_dir, contents);
@@ -1242,12 +1603,17 @@ CompileReport Compilation::run() {
   calibrate();
   fold_static_tensors();
   fold_batchnorm_and_bias();
-  split_tail();
-  plan_quantisation();
+  resolve_forced_float_nodes();
+  plan();
+  mixed_precision_search();
+  if (options_.reference_check) reference_check();
   onnx::ModelProto core = build_core();
   std::string core_bytes = serialize(core, "core graph of " + model_label_);
   auto post = build_postamble();
   std::string post_bytes = post ? serialize(*post, "postamble of " + model_label_) : "";
+  for (size_t i = 0; i < graph_.nodes.size(); ++i)
+    if (is_float_node(graph_.nodes[i]) && !is_tail_[i])
+      report_.float_nodes.push_back(node_id(graph_.nodes[i]));
   for (const auto &co : core_outputs_)
     report_.core_outputs.push_back({co.name, 0, 0, co.params.scale, co.params.zero_point});
   report_.core_inputs.push_back({input_.name, 0, 0, input_params_.scale, input_params_.zero_point});
@@ -1259,7 +1625,6 @@ CompileReport Compilation::run() {
       r.min = static_cast<float>(s->second.min);
       r.max = static_cast<float>(s->second.max);
     }
-  if (options_.reference_check) reference_check(core_bytes, post ? &post_bytes : nullptr);
   write_package(core_bytes, post ? &post_bytes : nullptr);
   return report_;
 }
@@ -1283,6 +1648,17 @@ std::string format_report(const CompileReport &r, bool all_ranges) {
   s << "\nhost      " << r.host_nodes << " nodes in postamble.onnx:";
   for (const auto &[op, n] : r.host_ops) s << " " << op << "x" << n;
   s << "\n";
+  s << "precision " << r.core_int8_nodes << " core nodes with int8 weights, "
+    << r.core_float_compute_nodes << " core nodes computing in float between Q/DQ ("
+    << r.float_nodes.size() << " of them kept float by mixed precision; host ops on a real Metis)"
+    << "\n";
+  if (!r.float_nodes.empty()) {
+    s << "float nodes:";
+    for (const auto &n : r.float_nodes) s << " " << n;
+    s << "\n";
+  }
+  for (const auto &line : r.fallback_log) s << "mixed precision " << line << "\n";
+  if (r.bias_corrected > 0) s << "bias correction: " << r.bias_corrected << " biases shifted\n";
   for (const auto &t : r.core_inputs)
     s << "input     " << t.name << " scale " << t.scale << " zero_point " << t.zero_point << "\n";
   for (const auto &t : r.core_outputs)
@@ -1303,10 +1679,17 @@ std::string format_report(const CompileReport &r, bool all_ranges) {
       << (r.reference_on_calibration_images ? " calibration" : " held-out") << " image(s):\n";
     for (const auto &o : r.core_similarity)
       s << "  core output " << o.name << ": cosine " << std::setprecision(5) << o.cosine
-        << ", max |error| " << o.max_abs_error << "\n";
-    for (const auto &o : r.similarity)
+        << " (within its int8 range " << o.in_range_cosine << "), max |error| " << o.max_abs_error
+        << "\n";
+    for (const auto &o : r.similarity) {
       s << "  model output " << o.name << ": cosine " << std::setprecision(5) << o.cosine
-        << ", max |error| " << o.max_abs_error << "\n";
+        << ", max |error| " << o.max_abs_error;
+      if (o.sigmoid_cosine >= -0.5) s << ", sigmoid cosine " << o.sigmoid_cosine;
+      s << "\n";
+    }
+    s << "expected accuracy: min core-output cosine (within range) " << r.held_out_metric;
+    if (r.target_metric >= -1) s << " (mixed-precision search reached " << r.target_metric << ")";
+    s << "\n";
   } else {
     s << "accuracy vs float model: not checked (no held-out images)\n";
   }

@@ -93,7 +93,14 @@ std::string model_json_text(const PackageContents &c) {
     << "  \"batch\": 1,\n"
     << "  \"input_tensor_layout\": \"NHWC\",\n"
     << "  \"preamble_graph\": null,\n"
-    << "  \"postamble_graph\": " << (c.has_postamble ? "\"postamble.onnx\"" : "null") << "\n"
+    << "  \"postamble_graph\": " << (c.has_postamble ? "\"postamble.onnx\"" : "null") << ",\n"
+    << "  \"host_ops\": {\"postamble\": {";
+  bool first = true;
+  for (const auto &[op, n] : c.host_ops) {
+    s << (first ? "" : ", ") << quoted(op) << ": " << n;
+    first = false;
+  }
+  s << "}, \"core_float_nodes\": " << list(c.float_nodes, quoted) << "}\n"
     << "}\n";
   return s.str();
 }

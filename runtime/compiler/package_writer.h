@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,10 @@ struct PackageContents {
   std::string calibration_method;
   int calibration_images = 0;
   std::string source_model;
+  // Core nodes kept float by mixed precision (a real Metis runs them on the host) and the
+  // postamble's op counts: model.json's "host_ops" record.
+  std::vector<std::string> float_nodes;
+  std::map<std::string, int> host_ops;
 };
 
 std::string model_json_text(const PackageContents &contents);

@@ -1,6 +1,7 @@
 // axcompile on the seeded float models: packages load through the runtime API, agree with the
 // float model on held-out images, and bad input fails cleanly without leaving files behind.
 #include <gtest/gtest.h>
+#include <onnx/onnx_pb.h>
 
 #include <fstream>
 #include <sstream>
@@ -95,6 +96,116 @@ TEST(Axcompile, PackageRecordsPaddedNhwcIoPreprocessingAndPostamble) {
   EXPECT_TRUE(fs::exists(pkg / "postamble.onnx"));
   std::string manifest = read_text(pkg / "manifest.json");
   EXPECT_NE(manifest.find("\"calibration_images\": 6"), std::string::npos) << manifest;
+}
+
+TEST(Axcompile, ForcedFloatNodesKeepFloatWeightsAndAreRecordedAsHostOps) {
+  TempDir dir("float_nodes");
+  fs::path pkg = dir.path / "cls";
+  auto result =
+      axcompile({(kModels / "classifier.onnx").string(), "--calib", (kModels / "calib").string(),
+                 "--num-calib", "6", "--float-nodes", "conv_11_node,gemm_72", "--accuracy-target",
+                 "0", "--output-dir", pkg.string()});
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("float nodes: conv_11_node gemm_72_node"), std::string::npos)
+      << result.output;
+  std::string model_json = read_text(pkg / "model.json");
+  EXPECT_NE(model_json.find("\"core_float_nodes\": [\"conv_11_node\", \"gemm_72_node\"]"),
+            std::string::npos)
+      << model_json;
+  EXPECT_NE(model_json.find("\"postamble\": {\"Softmax\": 1}"), std::string::npos) << model_json;
+  // The float nodes read float weights: the core has no int8 weight tensor for them.
+  onnx::ModelProto core;
+  std::ifstream in(pkg / "core.onnx", std::ios::binary);
+  ASSERT_TRUE(core.ParseFromIstream(&in));
+  int float_convs = 0, int8_weight_inputs = 0;
+  for (const auto &node : core.graph().node()) {
+    if (node.name() == "conv_11_node" || node.name() == "gemm_72_node") {
+      ++float_convs;
+      EXPECT_EQ(node.input(1).find("/q"), std::string::npos) << node.input(1);
+    }
+    if (node.op_type() == "DequantizeLinear" && node.input(0).find("/q") != std::string::npos &&
+        node.input(0).find("folded_weight") != std::string::npos)
+      ++int8_weight_inputs;
+  }
+  EXPECT_EQ(float_convs, 2);
+  EXPECT_GT(int8_weight_inputs, 0) << "the other convs stay int8";
+  // The runtime loads and runs it like any package.
+  FloatModel reference((kModels / "classifier.onnx").string());
+  PackageModel compiled(pkg.string());
+  Cosine cos;
+  for (const auto &image : images_in(kModels / "heldout")) {
+    auto input = image_to_float(cv::imread(image.string()), {64, 64, true});
+    cos.add(compiled.run(input, true)[0], reference.run(input)[0]);
+  }
+  EXPECT_GE(cos.value(), 0.99);
+}
+
+TEST(Axcompile, UnknownFloatNodeIsRejectedNamingIt) {
+  TempDir dir("float_nodes_bad");
+  fs::path pkg = dir.path / "cls";
+  auto result =
+      axcompile({(kModels / "classifier.onnx").string(), "--calib", (kModels / "calib").string(),
+                 "--float-nodes", "no_such_node", "--output-dir", pkg.string()});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.output.find("--float-nodes:"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("no node named 'no_such_node'"), std::string::npos) << result.output;
+  EXPECT_FALSE(has_leftovers(pkg));
+}
+
+TEST(Axcompile, MixedPrecisionSearchRaisesTheCosineUntilTheTarget) {
+  // An unreachable target runs every round: the float set grows and the summary logs each
+  // round's cosine; the best round is kept.
+  TempDir dir("search");
+  fs::path pkg = dir.path / "det";
+  auto result =
+      axcompile({(kModels / "detector.onnx").string(), "--calib", (kModels / "calib").string(),
+                 "--accuracy-target", "1", "--fallback-rounds", "2", "--output-dir", pkg.string()});
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("mixed precision round 0: 0 float nodes"), std::string::npos)
+      << result.output;
+  EXPECT_NE(result.output.find("mixed precision round 1:"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("expected accuracy: min core-output cosine"), std::string::npos)
+      << result.output;
+}
+
+TEST(Axcompile, EntropyCalibrationMatchesFloatModel) {
+  TempDir dir("entropy");
+  double cosine = 0;
+  {
+    fs::path package = dir.path / "pkg";
+    auto result =
+        axcompile({(kModels / "classifier.onnx").string(), "--calib", (kModels / "calib").string(),
+                   "--calib-method", "entropy", "--output-dir", package.string()});
+    ASSERT_EQ(result.exit_code, 0) << result.output;
+    EXPECT_NE(read_text(package / "manifest.json").find("\"calibration_method\": \"entropy\""),
+              std::string::npos);
+    FloatModel reference((kModels / "classifier.onnx").string());
+    PackageModel compiled(package.string());
+    Cosine cos;
+    for (const auto &image : images_in(kModels / "heldout")) {
+      auto input = image_to_float(cv::imread(image.string()), {64, 64, true});
+      cos.add(compiled.run(input, true)[0], reference.run(input)[0]);
+    }
+    cosine = cos.value();
+  }
+  std::cout << "classifier, entropy calibration: cosine " << cosine << "\n";
+  EXPECT_GE(cosine, 0.99);
+}
+
+TEST(Axcompile, BiasCorrectionShiftsConvBiasesAndCanBeDisabled) {
+  TempDir dir("bias");
+  auto with = axcompile({(kModels / "classifier.onnx").string(), "--calib",
+                         (kModels / "calib").string(), "--num-calib", "4", "--accuracy-target", "0",
+                         "--output-dir", (dir.path / "a").string(), "--no-check"});
+  ASSERT_EQ(with.exit_code, 0) << with.output;
+  EXPECT_NE(with.output.find("bias correction: "), std::string::npos) << with.output;
+  auto without =
+      axcompile({(kModels / "classifier.onnx").string(), "--calib", (kModels / "calib").string(),
+                 "--num-calib", "4", "--accuracy-target", "0", "--no-bias-correction",
+                 "--output-dir", (dir.path / "b").string(), "--no-check"});
+  ASSERT_EQ(without.exit_code, 0) << without.output;
+  EXPECT_EQ(without.output.find("bias correction: "), std::string::npos) << without.output;
+  EXPECT_NE(read_text(dir.path / "a" / "core.onnx"), read_text(dir.path / "b" / "core.onnx"));
 }
 
 TEST(Axcompile, ClassifierOutputIsPaddedToSixteenClasses) {

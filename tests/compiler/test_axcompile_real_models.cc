@@ -37,15 +37,16 @@ std::vector<std::string> with_extra_options(std::vector<std::string> args) {
 }
 
 // Accuracy bars (docs/compiler.md, "Measured accuracy"). Where a target was not reached the bar
-// is the figure reached on 2026-11-25 (default calibration), as a regression guard:
-// - det: target every float text box matched; reached 18/21 (19 found), map cosine 0.965;
+// is the figure reached on 2026-11-25 ~12:50 UTC (default options: percentile calibration, bias
+// correction, mixed-precision search to 0.99), as a regression guard:
+// - det: target every float text box matched and map cosine >= 0.99; reached 18/21 (18 found),
+//   map cosine 0.986 (0.959 before bias correction + mixed precision);
 // - rec: target softmax cosine >= 0.99 and the same CTC strings on all 9 word crops; reached
-//   cosine 0.916-0.922 (engine builds of 10:55-11:00) and 3/9 same strings (calibrated on the
-//   full scenetext0* scenes).
-constexpr double kDetMinCosine = 0.95;
+//   cosine 0.937 and 3/9 same strings (calibrated on the full scenetext0* scenes).
+constexpr double kDetMinCosine = 0.98;
 constexpr int kDetMaxUnmatchedBoxes = 3;
 const std::string kRecCalib = (kOpencvData.parent_path() / "text" / "scenetext0*.jpg").string();
-constexpr double kRecMinCosine = 0.90;
+constexpr double kRecMinCosine = 0.92;
 constexpr int kRecMaxDifferentStrings = 6;
 
 struct Face {
@@ -148,13 +149,14 @@ void check_blazeface(const std::string &variant, int size, FaceBars bars) {
 }
 
 TEST(AxcompileRealModels, BlazefaceFrontFindsTheSameFacesAsFloat) {
-  check_blazeface("front_128x128", 128, {0, 1, 0.95});
+  // Reached: 7/7 matched, 7 found, sigmoid(scores) cosine 0.995.
+  check_blazeface("front_128x128", 128, {0, 0, 0.99});
 }
 TEST(AxcompileRealModels, BlazefaceBackFindsTheSameFacesAsFloat) {
-  // Target: every float face matched and sigmoid(scores) cosine >= 0.95. Reached (2026-11-25,
-  // percentile + automatic logit clip): 6/8 or 7/8 matched depending on the engine build, scores
-  // cosine 0.725; the bars guard that figure (docs/compiler.md, "Measured accuracy").
-  check_blazeface("back_256x256", 256, {2, 1, 0.70});
+  // Target: every float face matched and sigmoid(scores) cosine >= 0.95. Reached (2026-11-25
+  // ~12:50, bias correction + mixed precision): 8/8 matched, 8 found, scores cosine 0.826 (0.725
+  // before); the bars guard that figure (docs/compiler.md, "Measured accuracy").
+  check_blazeface("back_256x256", 256, {0, 0, 0.80});
 }
 
 struct OcrCase {
@@ -176,7 +178,7 @@ OcrRun run_ocr(const OcrCase &c) {
   TempDir dir("ocr");
   fs::path pkg = dir.path / "pkg";
   std::string shape = "x=1,3," + std::to_string(c.h) + "," + std::to_string(c.w);
-  std::vector<std::string> args = {model.string(),  "--calib", c.calib,        "--num-calib", "8",
+  std::vector<std::string> args = {model.string(),  "--calib", c.calib,        "--num-calib", "12",
                                    "--input-shape", shape,     "--output-dir", pkg.string()};
   if (c.imagenet_norm)
     args.insert(args.end(), {"--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225"});
@@ -250,8 +252,14 @@ double rect_iou(const cv::Rect &a, const cv::Rect &b) {
 }
 
 TEST(AxcompileRealModels, PpOcrDetectorFindsTheSameTextBoxesAsFloat) {
-  OcrCase c{"ch_PP-OCRv4_det_infer.onnx",     640,           640, true,
-            (kOpencvData / "*.jpg").string(), {"scenetext0"}};
+  // Calibrated on the word/character crops (text the sensitivity search can measure), checked
+  // on the held-out scenetext0* scenes.
+  OcrCase c{"ch_PP-OCRv4_det_infer.onnx",
+            640,
+            640,
+            true,
+            (kOpencvData.parent_path() / "text" / "scenetext_*.jpg").string(),
+            {"scenetext0"}};
   OcrRun run = run_ocr(c);
   ASSERT_FALSE(run.names.empty());
   int float_boxes = 0, matched = 0, package_boxes = 0;

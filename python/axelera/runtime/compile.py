@@ -35,6 +35,10 @@ _VALUE_FLAGS = {
     "calib_method": "--calib-method",
     "percentile": "--percentile",
     "logit_clip": "--logit-clip",
+    "accuracy_target": "--accuracy-target",
+    "sensitivity_images": "--sensitivity-images",
+    "fallback_rounds": "--fallback-rounds",
+    "max_float_fraction": "--max-float-fraction",
     "name": "--name",
 }
 
@@ -118,9 +122,19 @@ def _flags(options: Mapping[str, Any]) -> list[str]:
         elif key == "verbose":
             if value:
                 args.append("--verbose")
+        elif key == "bias_correction":
+            if not value:
+                args.append("--no-bias-correction")
+        elif key == "float_nodes":
+            if isinstance(value, str) or not isinstance(value, Sequence) or not value:
+                raise _invalid_argument(
+                    f"axelera.runtime.compile: float_nodes={value!r}: expected a non-empty "
+                    "sequence of node names")
+            args += ["--float-nodes", ",".join(str(v) for v in value)]
         else:
             known = sorted(list(_VALUE_FLAGS) +
-                           ["mean", "std", "input_shape", "output_range", "check", "verbose"])
+                           ["mean", "std", "input_shape", "output_range", "check", "verbose",
+                            "bias_correction", "float_nodes"])
             raise _invalid_argument(f"axelera.runtime.compile: unknown option {key!r}; expected one "
                                     f"of {', '.join(known)}")
     return args
@@ -139,9 +153,11 @@ def compile(model: os.PathLike | str, calib: os.PathLike | str,
 
     Options (axcompile flags): num_calib, mean, std (number or per-channel sequence),
     pixel_scale, input_format ("RGB"/"BGR"), input_shape ({name: shape}), input_layout
-    ("NCHW"/"NHWC"), calib_method ("mse" default, "percentile", "minmax"), percentile,
-    logit_clip, output_range ({name: (low, high)}), name, check (False: skip the float
-    comparison), verbose.
+    ("NCHW"/"NHWC"), calib_method ("percentile" default, "mse", "entropy", "minmax"),
+    percentile, logit_clip, output_range ({name: (low, high)}), accuracy_target (mixed
+    precision, default 0.99, 0 disables), float_nodes (sequence of node names kept float),
+    sensitivity_images, fallback_rounds, max_float_fraction, bias_correction (False disables),
+    name, check (False: skip the float comparison), verbose.
 
     Raises axelera.runtime.InvalidArgument with axcompile's message when it fails.
     """

@@ -10,7 +10,7 @@
 
 namespace axstream::compiler {
 
-enum class CalibrationMethod { minmax, percentile, mse };
+enum class CalibrationMethod { minmax, percentile, mse, entropy };
 enum class InputLayout { autodetect, nchw, nhwc };
 
 struct CompileOptions {
@@ -24,7 +24,9 @@ struct CompileOptions {
   std::map<std::string, std::vector<int64_t>> input_shapes;  // fixes dynamic dims, by input name
   InputLayout input_layout = InputLayout::autodetect;
   // percentile (default): per-image percentiles averaged; mse: per tensor, the range that
-  // minimises the int8 quantisation error (rounding + clipping) over sampled activations.
+  // minimises the int8 quantisation error (rounding + clipping) over sampled activations;
+  // entropy: the clipping threshold minimising the KL divergence between the sampled value
+  // histogram and its 128-level quantised version (TensorRT's method, per sign).
   CalibrationMethod method = CalibrationMethod::percentile;
   double percentile = 99.99;  // for CalibrationMethod::percentile
   // Score logits (tensors feeding a Sigmoid, or a model output with last dimension 1 whose
@@ -34,6 +36,18 @@ struct CompileOptions {
   // Fixed quantisation ranges for core outputs, by core output name or by the model output fed
   // by exactly one core output (e.g. logits the decoder saturates through a sigmoid).
   std::map<std::string, std::pair<double, double>> output_ranges;
+  // Mixed precision: while the float-model cosine on the sensitivity images is below this
+  // target, the tensors whose quantisation hurts most (measured against the float run) lose
+  // their Q/DQ and the nodes around them compute in float (docs/compiler.md). 0 disables.
+  double accuracy_target = 0.99;
+  int sensitivity_images = 3;           // calibration images used by the search
+  int max_fallback_rounds = 8;          // search rounds (each rebuilds and re-runs the package)
+  double max_fallback_fraction = 0.25;  // at most this share of the core nodes kept float
+  // Nodes kept float whatever the search finds (node names or output tensor names).
+  std::vector<std::string> float_nodes;
+  // Bias correction: each int8-weight Conv/Gemm bias absorbs the mean output shift its weight
+  // rounding causes on the calibration data (sum (Wq - W) * mean input channel).
+  bool bias_correction = true;
   std::string output_dir;       // default: <model basename without .onnx>
   std::string name;             // default: model basename without .onnx
   bool reference_check = true;  // run held-out images through float model and package
@@ -50,6 +64,8 @@ struct OutputSimilarity {
   std::string name;   // float model output
   double cosine = 0;  // over all held-out images
   double max_abs_error = 0;
+  double sigmoid_cosine = -1;   // score-logit outputs: cosine of sigmoid(x) (-1: not a logit)
+  double in_range_cosine = -1;  // core outputs: vs the float values clamped to the int8 range
 };
 
 struct CompileReport {
@@ -63,6 +79,12 @@ struct CompileReport {
   std::vector<TensorRange> ranges;                // every quantised activation
   std::vector<std::string> clipped_logits;        // ranges clipped to +-logit_clip
   std::vector<TensorRange> core_inputs, core_outputs;
+  std::vector<std::string> float_nodes;   // core nodes computing in float (fallback / forced)
+  std::vector<std::string> fallback_log;  // one line per search round
+  int bias_corrected = 0;                 // Conv/Gemm biases shifted by bias correction
+  int core_float_compute_nodes = 0;       // core nodes computing in float between Q/DQ
+  double target_metric = -1;    // min core-output in-range cosine on the sensitivity images
+  double held_out_metric = -1;  // the same on the held-out images (expected accuracy)
   std::vector<OutputSimilarity> similarity;       // per float model output
   std::vector<OutputSimilarity> core_similarity;  // per core output (dequantised vs float)
   uint64_t package_bytes = 0;
