@@ -104,6 +104,7 @@ void ModelInstance::on_release() {
   std::unique_lock lock(impl_->release_mutex);  // waits for runs in flight
   impl_->executors.clear();
   impl_->reservation = nullptr;
+  impl_->fd_mappings.clear();
 }
 
 void ModelInstance::run(const std::vector<Argument> &inputs, const std::vector<Argument> &outputs) {
@@ -138,15 +139,18 @@ void ModelInstance::run(const std::vector<Argument> &inputs, const std::vector<A
   check_arguments(inputs, package.inputs, "input", m.options.input_dmabuf);
   check_arguments(outputs, package.outputs, "output", m.options.output_dmabuf);
 
-  // Map fd arguments for this run; the engine reads and writes them in place (no copies).
-  std::vector<std::unique_ptr<hal::BufferFdMapping>> mappings;
+  // Map fd arguments for this run; the engine reads and writes them in place (no copies). memfd
+  // and shared-memory mappings are kept from run to run (fd_mapping_cache.h).
+  std::vector<std::shared_ptr<hal::BufferFdMapping>> mappings;
   std::vector<const uint8_t *> input_base(inputs.size());
   std::vector<uint8_t *> output_base(outputs.size());
   for (size_t t = 0; t < inputs.size(); ++t) {
     if (m.options.input_dmabuf) {
-      mappings.push_back(std::make_unique<hal::BufferFdMapping>(
-          inputs[t].fd, inputs[t].offset, package.inputs[t].size(), hal::CpuAccess::read,
-          "input " + std::to_string(t) + " '" + package.inputs[t].name + "' of " + describe()));
+      mappings.push_back(m.fd_mappings.map(inputs[t].fd, inputs[t].offset, package.inputs[t].size(),
+                                           hal::CpuAccess::read, [&] {
+                                             return "input " + std::to_string(t) + " '" +
+                                                    package.inputs[t].name + "' of " + describe();
+                                           }));
       input_base[t] = mappings.back()->data();
     } else {
       input_base[t] = static_cast<const uint8_t *>(inputs[t].ptr);
@@ -154,9 +158,11 @@ void ModelInstance::run(const std::vector<Argument> &inputs, const std::vector<A
   }
   for (size_t t = 0; t < outputs.size(); ++t) {
     if (m.options.output_dmabuf) {
-      mappings.push_back(std::make_unique<hal::BufferFdMapping>(
-          outputs[t].fd, outputs[t].offset, package.outputs[t].size(), hal::CpuAccess::write,
-          "output " + std::to_string(t) + " '" + package.outputs[t].name + "' of " + describe()));
+      mappings.push_back(m.fd_mappings.map(outputs[t].fd, outputs[t].offset,
+                                           package.outputs[t].size(), hal::CpuAccess::write, [&] {
+                                             return "output " + std::to_string(t) + " '" +
+                                                    package.outputs[t].name + "' of " + describe();
+                                           }));
       output_base[t] = mappings.back()->data();
     } else {
       output_base[t] = static_cast<uint8_t *>(outputs[t].ptr);

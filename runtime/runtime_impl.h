@@ -5,6 +5,7 @@
 #include <shared_mutex>
 
 #include "axstream/runtime/model_package.h"
+#include "fd_mapping_cache.h"
 
 namespace axstream::runtime {
 
@@ -38,6 +39,7 @@ struct ModelInstance::Impl {
   int in_flight = 0;
   mutable std::mutex profile_mutex;
   RunProfile profile;
+  FdMappingCache fd_mappings;  // fd arguments' mappings, kept across runs
 };
 
 }  // namespace axstream::runtime

@@ -230,6 +230,42 @@ TEST_F(RunTest, FdInputsAndOutputsGiveTheSameResultsAsPointers) {
   EXPECT_EQ(host_outputs, by_pointer);
 }
 
+// Mappings of fd arguments are kept from run to run: new contents written through the fd, and
+// another file behind a reused fd number, must still be what the next run reads.
+TEST_F(RunTest, RepeatedFdArgumentsFollowTheirContentsAndTheFileBehindTheFdNumber) {
+  auto model = context->load_model(test::model_path("resnet_tiny"));
+  auto connection = context->device_connect(nullptr, 1);
+  auto by_pointer = connection->load_model_instance(model);
+  auto instance =
+      connection->load_model_instance(model, {{"input_dmabuf", "1"}, {"output_dmabuf", "1"}});
+  const size_t in_size = model->inputs()[0].size(), out_size = model->outputs()[0].size();
+  std::vector<int8_t> first(in_size), second(in_size);
+  for (size_t i = 0; i < in_size; ++i) {
+    first[i] = int8_t(i * 7 % 251 - 120);
+    second[i] = int8_t(i * 13 % 241 - 100);
+  }
+  auto expected = [&](const std::vector<int8_t> &input) {
+    std::vector<int8_t> in = input, out(out_size);
+    by_pointer->run({{in.data()}}, {{out.data()}});
+    return out;
+  };
+  ASSERT_NE(expected(first), expected(second)) << "the two inputs must give different outputs";
+  MemFd input(in_size), output(out_size);
+  input.write(first, 0);
+  instance->run({{nullptr, input.fd()}}, {{nullptr, output.fd()}});
+  EXPECT_EQ(output.read(out_size, 0), expected(first));
+  input.write(second, 0);
+  instance->run({{nullptr, input.fd()}}, {{nullptr, output.fd()}});
+  EXPECT_EQ(output.read(out_size, 0), expected(second)) << "contents rewritten through the fd";
+
+  // Another memfd under the same fd number (as when a pool frees a buffer and makes a new one).
+  MemFd other(in_size);
+  other.write(first, 0);
+  ASSERT_EQ(::dup2(other.fd(), input.fd()), input.fd());
+  instance->run({{nullptr, input.fd()}}, {{nullptr, output.fd()}});
+  EXPECT_EQ(output.read(out_size, 0), expected(first)) << "a new file behind the same fd number";
+}
+
 TEST_F(RunTest, BadFdsAreRejectedNamingTheFd) {
   auto model = context->load_model(test::model_path("resnet_tiny"));
   auto instance = context->device_connect(nullptr, 1)
