@@ -183,7 +183,16 @@ struct GstAxInferenceState {
   int max_inflight = DEFAULT_PROP_MAX_INFLIGHT;
 
   std::mutex mutex;
-  std::condition_variable changed;
+  // One condition per kind of waiter, so a state change wakes only the threads that can act on
+  // it (a single shared condition woke every runner, the pusher and the chain on each change).
+  std::condition_variable work_ready;  // runners: `work` not empty
+  std::condition_variable push_ready;  // pusher: the front of `order` is done
+  std::condition_variable space;       // chain and drain queries: fewer in flight, order empty
+  void wake_everyone() {
+    work_ready.notify_all();
+    push_ready.notify_all();
+    space.notify_all();
+  }
   std::deque<std::shared_ptr<Item>> order;  // everything not yet pushed, in stream order
   std::deque<std::shared_ptr<Item>> work;   // buffers waiting for a runner
   int inflight = 0;                         // buffers in `order`
@@ -300,8 +309,10 @@ static void infer_buffer(GstAxInference *self, GstBuffer *buffer) {
   GstMeta *meta;
   while ((meta = gst_buffer_iterate_meta_filtered(buffer, &iter, GST_AX_TENSOR_META_API_TYPE))) {
     auto *m = reinterpret_cast<GstAxTensorMeta *>(meta);
+    // The same path string as our property is the usual case: no per-frame canonicalisation.
     if (m->kind == GST_AX_TENSOR_INPUT && m->tensors &&
-        (!m->model || canonical_package(m->model) == state->model_key))
+        (!m->model || g_strcmp0(m->model, self->model) == 0 ||
+         canonical_package(m->model) == state->model_key))
       inputs.push_back(m);
   }
   if (inputs.empty()) {
@@ -362,7 +373,7 @@ static void runner_loop(GstAxInference *self, int index) {
   GstAxInferenceState *state = self->state;
   std::unique_lock<std::mutex> lock(state->mutex);
   for (;;) {
-    state->changed.wait(lock, [&] { return state->stopping || !state->work.empty(); });
+    state->work_ready.wait(lock, [&] { return state->stopping || !state->work.empty(); });
     if (state->stopping) return;
     std::shared_ptr<Item> item = state->work.front();
     state->work.pop_front();
@@ -376,7 +387,8 @@ static void runner_loop(GstAxInference *self, int index) {
     lock.lock();
     item->error = std::move(error);
     item->done = true;
-    state->changed.notify_all();
+    // Only the front item lets the pusher go on (a flush may have emptied `order` meanwhile).
+    if (!state->order.empty() && item == state->order.front()) state->push_ready.notify_one();
   }
 }
 
@@ -385,7 +397,7 @@ static void pusher_loop(GstAxInference *self) {
   GstAxInferenceState *state = self->state;
   std::unique_lock<std::mutex> lock(state->mutex);
   for (;;) {
-    state->changed.wait(lock, [&] {
+    state->push_ready.wait(lock, [&] {
       return state->stopping || (!state->order.empty() && state->order.front()->done);
     });
     if (state->stopping) return;
@@ -393,7 +405,7 @@ static void pusher_loop(GstAxInference *self) {
     state->order.pop_front();
     const uint64_t generation = state->generation;
     if (item->buffer) state->inflight--;
-    state->changed.notify_all();
+    state->space.notify_all();
     lock.unlock();
 
     GstFlowReturn ret = GST_FLOW_OK;
@@ -413,8 +425,11 @@ static void pusher_loop(GstAxInference *self) {
     item.reset();
     lock.lock();
     // A flush since the pop makes this result stale.
-    if (ret != GST_FLOW_OK && generation == state->generation && state->downstream == GST_FLOW_OK)
+    if (ret != GST_FLOW_OK && generation == state->generation &&
+        state->downstream == GST_FLOW_OK) {
       state->downstream = ret;
+      state->space.notify_all();  // a chain waiting for a slot returns the error
+    }
   }
 }
 
@@ -433,7 +448,7 @@ static void stop_threads(GstAxInference *self) {
   {
     std::lock_guard<std::mutex> lock(state->mutex);
     state->stopping = true;
-    state->changed.notify_all();
+    state->wake_everyone();
   }
   for (auto &t : state->runners) t.join();
   state->runners.clear();
@@ -452,7 +467,7 @@ static void flush_queue(GstAxInferenceState *state) {
   state->order.clear();
   state->work.clear();
   state->inflight = 0;
-  state->changed.notify_all();
+  state->wake_everyone();
 }
 
 static GstFlowReturn gst_ax_inference_chain(GstPad *pad, GstObject *parent, GstBuffer *buffer) {
@@ -461,7 +476,7 @@ static GstFlowReturn gst_ax_inference_chain(GstPad *pad, GstObject *parent, GstB
   // Outputs are added as metas, which needs a writable buffer (a shallow copy shares the memory).
   buffer = gst_buffer_make_writable(buffer);
   std::unique_lock<std::mutex> lock(state->mutex);
-  state->changed.wait(lock, [&] {
+  state->space.wait(lock, [&] {
     return state->flushing || state->stopping || state->downstream != GST_FLOW_OK ||
            state->inflight < state->max_inflight;
   });
@@ -478,14 +493,14 @@ static GstFlowReturn gst_ax_inference_chain(GstPad *pad, GstObject *parent, GstB
   state->order.push_back(item);
   state->work.push_back(item);
   state->inflight++;
-  state->changed.notify_all();
+  state->work_ready.notify_one();
   return GST_FLOW_OK;
 }
 
 // Waits until every queued item has been pushed (drain query); false if flushed meanwhile.
 static bool wait_drained(GstAxInferenceState *state) {
   std::unique_lock<std::mutex> lock(state->mutex);
-  state->changed.wait(lock,
+  state->space.wait(lock,
                       [&] { return state->order.empty() || state->flushing || state->stopping; });
   return state->order.empty();
 }
@@ -524,7 +539,7 @@ static gboolean gst_ax_inference_sink_event(GstPad *pad, GstObject *parent, GstE
   item->event = event;
   item->done = true;
   state->order.push_back(item);
-  state->changed.notify_all();
+  state->push_ready.notify_one();
   return TRUE;
 }
 
