@@ -8,8 +8,12 @@
 # packages (scripts/build-demo-models.sh) and prints one line per case: ours | baseline | ratio.
 # Environment: AXSTREAM_BENCH_BUILD (default build-bench/), AXSTREAM_DATA_DIR (~/.cache/axstream),
 # AXSTREAM_BENCH_MODELS ($AXSTREAM_DATA_DIR/bench), AXSTREAM_BENCH_SECONDS (3 per side),
-# AXSTREAM_BENCH_FRAMES (300 per stream), AXSTREAM_BENCH_THREADS (f32 threads, default 1,2),
-# JOBS (ninja -j, default 2).
+# AXSTREAM_BENCH_THREADS (f32 threads, default 1,2), JOBS (ninja -j, default 2); pipelines:
+# AXSTREAM_BENCH_FRAMES (300 per face-detect run, split over the streams of the multi-stream
+# cases), AXSTREAM_BENCH_YOLO_FRAMES (20), AXSTREAM_BENCH_REPEAT (3 runs per case, median),
+# AXSTREAM_BENCH_STREAMS (8), AXSTREAM_BENCH_ONLY (face,megamind,yolo,streams,memory),
+# AXSTREAM_BENCH_PLUGIN_DIR (another plugin build), AXSTREAM_BENCH_INFERENCE_PROPS (extra
+# axinference properties).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${AXSTREAM_BENCH_BUILD:-$here/build-bench}
@@ -57,5 +61,5 @@ for p in "${parts[@]}"; do
     pipelines) "$build/benchmarks/bench_pipelines" ;;
     *) echo "bench.sh: unknown part '$p' (engine, preprocess, pipelines)" >&2; exit 2 ;;
   esac
-  echo "# after $p: load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "# after $p: $(date -u '+%T UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 done
