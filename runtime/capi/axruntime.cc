@@ -435,9 +435,12 @@ const char *axr_last_error_string(const axrObject *obj) { return t_last_error.me
 void axr_set_logger(axrContext *context, axrLogLevel level, axr_logger_fn logger, void *arg) {
   guarded_void(__func__, [&](Call &call) {
     axrContext &checked = call.checked(context, "context");
-    if (level < AXR_LOG_TRACE || level > AXR_LOG_ERROR) {
+    // Check the raw value: loading an out-of-range value as an axrLogLevel is undefined (UBSan).
+    std::underlying_type_t<axrLogLevel> raw_level;
+    std::memcpy(&raw_level, &level, sizeof raw_level);
+    if (raw_level < AXR_LOG_TRACE || raw_level > AXR_LOG_ERROR) {
       throw CapiError(AXR_ERROR_VALUE_ERROR,
-                      "log level " + std::to_string(level) + " is not an axrLogLevel (0..6)");
+                      "log level " + std::to_string(raw_level) + " is not an axrLogLevel (0..6)");
     }
     std::lock_guard lock(checked.mutex);
     checked.log_level = level;

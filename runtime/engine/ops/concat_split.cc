@@ -35,6 +35,8 @@ std::unique_ptr<Kernel> compile_concat(OpContext &ctx) {
     uint8_t *y = static_cast<uint8_t *>(o[0]);
     size_t offset = 0;
     for (size_t i = 0; i < chunk.size(); ++i) {
+      // An empty input may have no buffer at all; memcpy from null is undefined even for 0 bytes.
+      if (chunk[i] == 0) continue;
       const uint8_t *x = static_cast<const uint8_t *>(in[i]);
       for (int64_t r = 0; r < outer; ++r)
         std::memcpy(y + r * row + offset, x + r * chunk[i], chunk[i]);
@@ -84,6 +86,7 @@ std::unique_ptr<Kernel> compile_split(OpContext &ctx) {
     const uint8_t *x = static_cast<const uint8_t *>(in[0]);
     size_t offset = 0;
     for (size_t i = 0; i < chunk.size(); ++i) {
+      if (chunk[i] == 0) continue;  // empty outputs (and inputs) may have no buffer at all
       uint8_t *y = static_cast<uint8_t *>(o[i]);
       for (int64_t r = 0; r < outer; ++r)
         std::memcpy(y + r * chunk[i], x + r * row + offset, chunk[i]);
