@@ -587,7 +587,10 @@ void print_case(const Case &c, const Summary &comp, const Summary &source, const
       pipe["clip_mb"] > 0
           ? (" (clip in memory " + std::to_string(int(pipe["clip_mb"] + 0.5)) + " MB)").c_str()
           : "",
-      area, c.name.c_str(), src, pre, eng_here, eng, dec, pipe["other_cpu_ms"],
+      area, c.name.c_str(), src, pre, eng_here, eng, dec,
+      // The rest of the process's CPU (threads that ended before EOS, like appsrc's feeder, are
+      // in the total but not in a per-thread snapshot).
+      total - pipe["runner_cpu_ms"] - pipe["push_cpu_ms"] - pipe["core_cpu_ms"],
       pipe["runner_cpu_ms"], pipe["push_cpu_ms"], pipe["core_cpu_ms"], area, c.name.c_str(),
       overhead, overhead / eng_here * 100.0, overhead_alone, overhead_alone / eng * 100.0,
       comp.runs, source.runs, pipe.runs);
