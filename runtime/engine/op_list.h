@@ -112,6 +112,7 @@
   X(ConvInteger)                   \
   X(QLinearMatMul)                 \
   X(MatMulInteger)                 \
+  X(AxQGemm)                       \
   X(LayerNormalization)            \
   X(AxLayerNorm)                   \
   X(InstanceNormalization)         \

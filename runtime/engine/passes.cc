@@ -623,10 +623,11 @@ void fuse_qdq_maxpool(Graph &g) {
   }
 }
 
-// DequantizeLinear(a) x DequantizeLinear(int8/uint8 constant b) -> MatMul (or Gemm without C,
-// transA and alpha) -> QuantizeLinear, per-tensor activations, per-tensor or per-column b:
-// one QLinearMatMul with int32 accumulation and requantisation. Runs before folding, while b
-// is still integer.
+// DequantizeLinear(a) x DequantizeLinear(int8/uint8 constant b) -> MatMul -> QuantizeLinear,
+// per-tensor activations, per-tensor or per-column b: one QLinearMatMul with int32
+// accumulation and requantisation; the same around a Gemm (transB, beta and a constant or
+// dequantised C allowed; not transA or alpha) gives axstream.QGemm, which adds C before
+// requantising. Runs before folding, while b is still integer.
 void fuse_qdq_matmul(Graph &g) {
   ValueLinks links(g);
   auto dq_of = [&](int v) -> Node * {
@@ -650,25 +651,56 @@ void fuse_qdq_matmul(Graph &g) {
                                                                               : mm.attrs.at(k).i)
                                  : d;
       };
-      if ((mm.inputs.size() > 2 && mm.inputs[2] >= 0) || attr("transA", 0) != 0 ||
-          attr("transB", 0) != 0 || attr("alpha", 1) != 1)
-        continue;
+      if (attr("transA", 0) != 0 || attr("alpha", 1) != 1) continue;
     }
+    bool trans_b = gemm && mm.attrs.count("transB") && mm.attrs.at("transB").i != 0;
+    float beta = gemm && mm.attrs.count("beta") ? mm.attrs.at("beta").f : 1.f;
     Node *da = dq_of(mm.inputs[0]), *db = dq_of(mm.inputs[1]);
     if (!da || !db || da == db) continue;
     const Tensor *b = g.values[db->inputs[0]].constant.get();
     if (!b || (b->dtype != DType::i8 && b->dtype != DType::u8) || b->shape.size() < 2) continue;
+    if (trans_b && b->shape.size() != 2) continue;
+    int64_t columns = trans_b ? b->shape[0] : b->shape.back();
+    // Gemm's C: a float constant, or DequantizeLinear of an int32 constant, one value per
+    // column (or one for all); it is added in real units before requantisation.
+    std::shared_ptr<Tensor> bias;
+    int c_in = gemm && mm.inputs.size() > 2 ? mm.inputs[2] : -1;
+    if (c_in >= 0) {
+      const Tensor *c = g.values[c_in].constant.get();
+      const Tensor *c_scale = nullptr, *c_zero = nullptr;  // per tensor or per column
+      if (!c) {
+        Node *dc = dq_of(c_in);
+        if (!dc || input_or_none(*dc, 1) < 0) continue;
+        c = g.values[dc->inputs[0]].constant.get();
+        c_scale = g.values[dc->inputs[1]].constant.get();
+        int zv = input_or_none(*dc, 2);
+        if (!c_scale || (zv >= 0 && !(c_zero = g.values[zv].constant.get()))) continue;
+      }
+      auto per_column = [&](const Tensor *t) {
+        return !t || t->count() == 1 || t->count() == columns;
+      };
+      if (!c || !per_column(c) || !per_column(c_scale) || !per_column(c_zero) ||
+          (c->shape.size() == 2 && c->shape[0] != 1) || c->shape.size() > 2)
+        continue;
+      auto at = [](const Tensor *t, int64_t j, double dflt) {
+        return t ? t->as_double(t->count() == 1 ? 0 : j) : dflt;
+      };
+      bias = std::make_shared<Tensor>(DType::f32, Shape{columns});
+      for (int64_t j = 0; j < columns; ++j)
+        bias->data<float>()[j] =
+            static_cast<float>(beta * at(c_scale, j, 1.0) * (at(c, j, 0.0) - at(c_zero, j, 0.0)));
+    }
     if (g.values[da->inputs[0]].constant) continue;
     if (!per_tensor(*da, 1) || !per_tensor(*da, 2) || input_or_none(*da, 1) < 0) continue;
     const Tensor *bs =
         input_or_none(*db, 1) >= 0 ? g.values[db->inputs[1]].constant.get() : nullptr;
     if (!bs) continue;
     if (bs->count() != 1) {
-      // Per column only: the quantisation axis must be b's last dim.
+      // Per column only: the quantisation axis must be b's output-column dim.
       int64_t rank = static_cast<int64_t>(b->shape.size());
       int64_t axis = db->attrs.count("axis") ? db->attrs.at("axis").i : 1;
       if (axis < 0) axis += rank;
-      if (axis != rank - 1 || bs->count() != b->shape.back()) continue;
+      if (axis != (trans_b ? 0 : rank - 1) || bs->count() != columns) continue;
       int bz = input_or_none(*db, 2);
       if (bz >= 0 && !g.values[bz].constant) continue;
     }
@@ -676,13 +708,23 @@ void fuse_qdq_matmul(Graph &g) {
     if (!q || !is_op(*q, "QuantizeLinear") || !per_tensor(*q, 1) || !per_tensor(*q, 2) ||
         input_or_none(*q, 1) < 0 || input_or_none(*q, 2) < 0)
       continue;
+    int b_value = db->inputs[0];
+    if (trans_b) {  // laid out once as (K, N)
+      auto bt = std::make_shared<Tensor>(b->dtype, Shape{b->shape[1], b->shape[0]});
+      int64_t rows = b->shape[0], cols = b->shape[1];
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c) bt->bytes[c * rows + r] = b->bytes[r * cols + c];
+      b_value = add_constant(g, g.values[b_value].name + " transposed", bt);
+    }
     Node fused;
     fused.name = mm.name.empty() ? q->name : mm.name;
-    fused.op_type = "QLinearMatMul";
-    fused.opset = 10;
-    fused.inputs = {da->inputs[0],        input_or_none(*da, 1), input_or_none(*da, 2),
-                    db->inputs[0],        input_or_none(*db, 1), input_or_none(*db, 2),
-                    input_or_none(*q, 1), input_or_none(*q, 2)};
+    fused.op_type = gemm ? "QGemm" : "QLinearMatMul";
+    fused.domain = gemm ? "axstream" : "";
+    fused.opset = gemm ? 1 : 10;
+    fused.inputs = {
+        da->inputs[0],         input_or_none(*da, 1), input_or_none(*da, 2), b_value,
+        input_or_none(*db, 1), input_or_none(*db, 2), input_or_none(*q, 1),  input_or_none(*q, 2)};
+    if (bias) fused.inputs.push_back(add_constant(g, fused.name + " bias", bias));
     fused.outputs = q->outputs;
     mm.dead = true;
     *q = std::move(fused);

@@ -210,10 +210,15 @@ std::unique_ptr<Kernel> compile_integer_conv(OpContext &ctx) {
 template <bool qlinear>
 std::unique_ptr<Kernel> compile_integer_matmul(OpContext &ctx) {
   const size_t kA = 0, kAZ = 2, kB = qlinear ? 3 : 1, kBZ = qlinear ? 5 : 3;
-  if (qlinear)
-    ctx.expect_inputs(7, 8);
-  else
+  if (qlinear) {
+    // Zero points may be omitted (the QDQ fusions pass what the DequantizeLinear had).
+    for (size_t slot : {size_t{0}, size_t{1}, size_t{3}, size_t{4}, size_t{6}})
+      if (!ctx.has_input(slot)) ctx.fail("input " + std::to_string(slot) + " is required");
+    if (ctx.input_count() > (ctx.node().domain == "axstream" ? 9u : 8u))  // QGemm: + bias
+      ctx.fail("too many inputs: " + std::to_string(ctx.input_count()));
+  } else {
     ctx.expect_inputs(2, 4);
+  }
   Shape as = ctx.in_shape(kA), bs = ctx.in_shape(kB);
   if (bs.size() < 2 || as.empty())
     ctx.unsupported("integer MatMul with a 1-D b (" + shape_str(as) + " x " + shape_str(bs) + ")");
@@ -244,6 +249,7 @@ std::unique_ptr<Kernel> compile_integer_matmul(OpContext &ctx) {
     ctx.fail("b_zero_point has " + std::to_string(bz_count) + " values for " + std::to_string(n) +
              " columns");
   std::vector<float> multiplier(static_cast<size_t>(n), 1.f);
+  std::vector<float> offset(static_cast<size_t>(n), 0.f);  // bias / y_scale
   int32_t y_zero = 0;
   if (qlinear) {
     float a_scale = static_cast<float>(ctx.require_constant(1, "a_scale").as_double(0));
@@ -257,6 +263,12 @@ std::unique_ptr<Kernel> compile_integer_matmul(OpContext &ctx) {
     for (int64_t j = 0; j < n; ++j)
       multiplier[j] =
           a_scale * static_cast<float>(b_scale.as_double(b_scale.count() == 1 ? 0 : j)) / y_scale;
+    if (ctx.has_input(8)) {  // axstream.QGemm's C in real units, one per column
+      const Tensor &c = ctx.require_constant(8, "bias");
+      if (c.count() != n || c.dtype != DType::f32)
+        ctx.fail("bias must be float32 with " + std::to_string(n) + " values");
+      for (int64_t j = 0; j < n; ++j) offset[j] = c.data<float>()[j] / y_scale;
+    }
   }
   Shape a_b = a_batch, b_b = b_batch, batch_plus = batch;
   a_b.push_back(1);
@@ -311,7 +323,8 @@ std::unique_ptr<Kernel> compile_integer_matmul(OpContext &ctx) {
           int32_t acc = dot_int16(arow, bcols + j * kp, kp);
           int64_t y = (bi * m + i) * n + j;
           if (qlinear)
-            store_requantized(o[0], yt, y, static_cast<float>(acc) * multiplier[j], y_zero);
+            store_requantized(o[0], yt, y, static_cast<float>(acc) * multiplier[j] + offset[j],
+                              y_zero);
           else
             static_cast<int32_t *>(o[0])[y] = acc;
         }
@@ -331,5 +344,6 @@ AXSTREAM_ENGINE_OP(QLinearConv, "QLinearConv", 10, 17, compile_integer_conv<true
 AXSTREAM_ENGINE_OP(ConvInteger, "ConvInteger", 10, 17, compile_integer_conv<false>)
 AXSTREAM_ENGINE_OP(QLinearMatMul, "QLinearMatMul", 10, 17, compile_integer_matmul<true>)
 AXSTREAM_ENGINE_OP(MatMulInteger, "MatMulInteger", 10, 17, compile_integer_matmul<false>)
+AXSTREAM_ENGINE_OP_EX(AxQGemm, "axstream", "QGemm", 1, 1, compile_integer_matmul<true>, false)
 
 }  // namespace axstream::engine

@@ -441,6 +441,25 @@ save('qdq_matmul_fused_per_column', [
     [('as', a_scale), ('az', a_zp), ('b', bq8), ('bs', b_scale), ('bz', b_zp), ('ys', y_scale),
      ('yz', y_zp)])
 
+# A QDQ classifier head: Gemm with transB, per-output-channel int8 weights and a dequantised
+# int32 bias fuses into axstream.QGemm.
+aq = rng.integers(0, 256, (2, 24)).astype(np.uint8)
+wq = rng.integers(-127, 128, (10, 24)).astype(np.int8)
+a_scale, a_zp, y_scale, y_zp = np.float32(0.02), np.uint8(128), np.float32(0.05), np.int8(1)
+w_scale = (rng.random(10) * 0.02 + 0.01).astype(np.float32)
+bias_q = rng.integers(-400, 400, 10).astype(np.int32)
+acc = (aq.astype(np.int64) - a_zp) @ wq.astype(np.int64).T
+real = acc.astype(np.float32) * (a_scale * w_scale) + bias_q.astype(np.float32) * (a_scale * w_scale)
+save('qdq_gemm_transb_bias_fused', [
+    helper.make_node('DequantizeLinear', ['a', 'as', 'az'], ['ad']),
+    helper.make_node('DequantizeLinear', ['w', 'ws'], ['wd'], axis=0),
+    helper.make_node('DequantizeLinear', ['b', 'bs'], ['bd'], axis=0),
+    helper.make_node('Gemm', ['ad', 'wd', 'bd'], ['g'], transB=1),
+    helper.make_node('QuantizeLinear', ['g', 'ys', 'yz'], ['y'])],
+    [('a', aq)], [('y', quantize(real, y_scale, y_zp, np.int8))],
+    [('as', a_scale), ('az', a_zp), ('w', wq), ('ws', w_scale), ('b', bias_q),
+     ('bs', (a_scale * w_scale).astype(np.float32)), ('ys', y_scale), ('yz', y_zp)])
+
 xq = rng.integers(-128, 128, (1, 3, 8, 8)).astype(np.int8)
 s_, z_ = np.float32(0.1), np.int8(-7)
 save('qdq_maxpool_runs_on_int8', [

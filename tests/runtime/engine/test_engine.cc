@@ -232,6 +232,9 @@ TEST(EnginePasses, QdqMatMulFusesIntoIntegerMatMulAndQdqMaxPoolRunsOnInt8) {
   EXPECT_NE(mm.find("QLinearMatMul"), std::string::npos) << mm;
   EXPECT_NE(mm.find("int32-accumulating"), std::string::npos) << mm;
   EXPECT_EQ(mm.find("DequantizeLinear"), std::string::npos) << mm;
+  std::string gemm = describe_case("qdq_gemm_transb_bias_fused");
+  EXPECT_NE(gemm.find("axstream.QGemm"), std::string::npos) << gemm;
+  EXPECT_EQ(gemm.find("DequantizeLinear"), std::string::npos) << gemm;
   std::string pool = describe_case("qdq_maxpool_runs_on_int8");
   EXPECT_EQ(pool.find("DequantizeLinear"), std::string::npos) << pool;
   EXPECT_EQ(pool.find("QuantizeLinear"), std::string::npos) << pool;
