@@ -139,7 +139,8 @@ void fuzz_convert(FuzzedDataProvider &fdp) {
   spec.name = "out";
   spec.shape = fuzz_shape(fdp, 5, 40);
   if (fdp.ConsumeBool()) {
-    spec.padding.resize(fdp.ConsumeBool() ? spec.shape.size() : fdp.ConsumeIntegralInRange<size_t>(0, 6));
+    spec.padding.resize(fdp.ConsumeBool() ? spec.shape.size()
+                                          : fdp.ConsumeIntegralInRange<size_t>(0, 6));
     for (auto &p : spec.padding)
       p = {fdp.ConsumeIntegralInRange<int64_t>(-2, 8), fdp.ConsumeIntegralInRange<int64_t>(-2, 8)};
   }
@@ -170,7 +171,8 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***) {
   for (const auto &entry : ad::decoder_registry()) {
     FuzzedDataProvider fdp(zeros, sizeof zeros);
     if (template_shapes(entry.name, fdp).empty()) {
-      std::fprintf(stderr, "fuzz_decoders: decoder '%s' has no shape template in template_shapes()\n",
+      std::fprintf(stderr,
+                   "fuzz_decoders: decoder '%s' has no shape template in template_shapes()\n",
                    entry.name);
       std::abort();
     }
