@@ -37,7 +37,7 @@ if [[ ${AXSTREAM_CI_SANITIZE:-1} != 0 ]]; then
   rm -f "$build_asan/meson-logs/testlog-asan-wrapper.sh.json"
   # The suites verified to pass under ASan+UBSan so far (docs/reliability.md says which are not
   # yet and why); AXSTREAM_SANITIZE_SUITES="" runs every suite. The whole tree is built either way.
-  sanitize_suites=${AXSTREAM_SANITIZE_SUITES-hal runtime engine capi python reliability pipelines}
+  sanitize_suites=${AXSTREAM_SANITIZE_SUITES-hal runtime engine capi compiler python reliability pipelines}
   # shellcheck disable=SC2086
   BUILD_DIR=$build_asan "$here/scripts/sanitize.sh" $sanitize_suites \
     || failed_stages=$((failed_stages + 1))
