@@ -39,6 +39,9 @@ const char kUsage[] =
     "                         beyond +-64) to +-L (default 16; 0 disables)\n"
     "  --output-range NAME=LOW,HIGH     fix the quantisation range of a core output (or of\n"
     "                         the model output it feeds), e.g. logits a sigmoid saturates\n"
+    "  --batch N              package batch (default 1): device tensors carry N items, the\n"
+    "                         core graph stays batch 1 (axinference shared=true batches\n"
+    "                         frames of several streams into one run)\n"
     "  --output-dir PKG       package directory (default: the model's base name)\n"
     "  --name NAME            model name in model.json (default: the model's base name)\n"
     "  --no-check             skip the comparison with the float model\n"
@@ -189,6 +192,11 @@ int main(int argc, char **argv) {
       if (range.size() != 2 || !(range[0] < range[1]))
         usage_error("--output-range: expected NAME=LOW,HIGH with LOW < HIGH, got '" + spec + "'");
       options.output_ranges[spec.substr(0, eq)] = {range[0], range[1]};
+    } else if (arg == "--batch") {
+      double n = parse_number(value(), arg);
+      if (n < 1 || n > 1024 || n != static_cast<int>(n))
+        usage_error("--batch: expected an integer in 1..1024");
+      options.batch = static_cast<int>(n);
     } else if (arg == "--output-dir" || arg == "-o") {
       options.output_dir = value();
     } else if (arg == "--name") {

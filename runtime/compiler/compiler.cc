@@ -1555,6 +1555,7 @@ void Compilation::mixed_precision_search() {
 void Compilation::write_package(const std::string &core_bytes, const std::string *post_bytes) {
   PackageContents contents;
   contents.name = report_.model_name;
+  contents.batch = options_.batch;
   contents.core_bytes = core_bytes;
   if (post_bytes) contents.postamble_bytes = *post_bytes;
   contents.has_postamble = post_bytes != nullptr;
@@ -1592,6 +1593,9 @@ CompileReport Compilation::run() {
   fs::path model_path(options_.model_path);
   report_.model_name = options_.name.empty() ? model_path.stem().string() : options_.name;
   report_.package_dir = options_.output_dir.empty() ? report_.model_name : options_.output_dir;
+  if (options_.batch < 1 || options_.batch > 1024)
+    throw InvalidArgument("--batch: expected a batch in 1..1024, got " +
+                          std::to_string(options_.batch));
   if (options_.color_format != "RGB" && options_.color_format != "BGR")
     throw InvalidArgument("--input-format: expected RGB or BGR, got '" + options_.color_format +
                           "'");

@@ -90,7 +90,7 @@ std::string model_json_text(const PackageContents &c) {
     << "  \"format_version\": 1,\n"
     << "  \"name\": " << quoted(c.name) << ",\n"
     << "  \"core_graph\": \"core.onnx\",\n"
-    << "  \"batch\": 1,\n"
+    << "  \"batch\": " << c.batch << ",\n"
     << "  \"input_tensor_layout\": \"NHWC\",\n"
     << "  \"preamble_graph\": null,\n"
     << "  \"postamble_graph\": " << (c.has_postamble ? "\"postamble.onnx\"" : "null") << ",\n"
@@ -106,8 +106,15 @@ std::string model_json_text(const PackageContents &c) {
 }
 
 std::string manifest_json_text(const PackageContents &c) {
-  auto shapes = [](const std::vector<PackageTensor> &t) {
-    return list(t, [](const PackageTensor &x) { return ints(x.shape); });
+  // Shapes are stored per item; the manifest's shape[0] is the package batch.
+  // (the per-item shapes have shape[0] == 1; an original shape without a batch dimension grows
+  // its first one, so its element count still matches the unpadded batch tensor's)
+  auto batched = [&c](std::vector<int64_t> shape) {
+    if (!shape.empty()) shape[0] *= c.batch;
+    return shape;
+  };
+  auto shapes = [&](const std::vector<PackageTensor> &t) {
+    return list(t, [&](const PackageTensor &x) { return ints(batched(x.shape)); });
   };
   auto pads = [](const std::vector<PackageTensor> &t) {
     return list(t, [](const PackageTensor &x) { return ints(x.padding); });
@@ -151,8 +158,8 @@ std::string manifest_json_text(const PackageContents &c) {
     << ",\n"
     << "  \"output_info\": "
     << list(c.outputs,
-            [](const PackageTensor &t) {
-              return "{\"original_shape\": " + ints(t.original_shape) +
+            [&](const PackageTensor &t) {
+              return "{\"original_shape\": " + ints(batched(t.original_shape)) +
                      ", \"layout\": " + quoted(t.layout) + "}";
             })
     << ",\n"

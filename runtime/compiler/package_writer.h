@@ -13,7 +13,7 @@ namespace axstream::compiler {
 
 struct PackageTensor {
   std::string name;
-  std::vector<int64_t> shape;    // padded device shape, NHWC, batch 1
+  std::vector<int64_t> shape;    // padded device shape of one item, NHWC, shape[0] == 1
   std::vector<int64_t> padding;  // low, high per dimension
   QuantParams params;
   std::vector<int64_t> original_shape;  // outputs: the float model's shape
@@ -28,6 +28,7 @@ struct InputPreprocessInfo {
 
 struct PackageContents {
   std::string name;
+  int batch = 1;  // written as model.json batch and as shape[0] of every manifest shape
   std::string core_bytes;
   bool has_postamble = false;
   std::string postamble_bytes;

@@ -314,3 +314,27 @@ TEST(Axcompile, BadOptionValuesAreUsageErrors) {
 }
 
 }  // namespace
+
+TEST(Axcompile, BatchOptionWritesTheBatchIntoEveryShapeAndKeepsTheBatchOneCore) {
+  TempDir dir("batch");
+  fs::path one = dir.path / "one", four = dir.path / "four";
+  for (const auto &[pkg, batch] : {std::pair{one, "1"}, std::pair{four, "4"}}) {
+    auto result = axcompile({(kModels / "detector.onnx").string(), "--calib",
+                             (kModels / "calib").string(), "--num-calib", "4", "--batch", batch,
+                             "--output-dir", pkg.string(), "--no-check"});
+    ASSERT_EQ(result.exit_code, 0) << result.output;
+  }
+  auto package = axstream::runtime::load_model_package(four.string());
+  EXPECT_EQ(package->batch, 4);
+  EXPECT_EQ(package->inputs[0].shape, (std::vector<int64_t>{4, 96, 96, 4}));
+  EXPECT_EQ(package->outputs[0].shape, (std::vector<int64_t>{4, 12, 12, 2}));
+  EXPECT_EQ(package->output_info[0].original_shape, (std::vector<int64_t>{4, 2, 12, 12}));
+  // Same calibration, same batch-1 core graph and postamble: only the tensor batch differs.
+  EXPECT_EQ(read_text(four / "core.onnx"), read_text(one / "core.onnx"));
+  EXPECT_EQ(read_text(four / "postamble.onnx"), read_text(one / "postamble.onnx"));
+  auto bad = axcompile({(kModels / "detector.onnx").string(), "--calib",
+                        (kModels / "calib").string(), "--batch", "0"});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.output.find("--batch: expected an integer in 1..1024"), std::string::npos)
+      << bad.output;
+}

@@ -48,6 +48,10 @@ struct CompileOptions {
   // Bias correction: each int8-weight Conv/Gemm bias absorbs the mean output shift its weight
   // rounding causes on the calibration data (sum (Wq - W) * mean input channel).
   bool bias_correction = true;
+  // Batch of the package's device tensors (model.json "batch", manifest shape[0]); the core graph
+  // stays batch 1 and the runtime runs it once per item. axinference shared=true gathers frames
+  // of several streams into one run of a batch > 1 package.
+  int batch = 1;
   std::string output_dir;       // default: <model basename without .onnx>
   std::string name;             // default: model basename without .onnx
   bool reference_check = true;  // run held-out images through float model and package
