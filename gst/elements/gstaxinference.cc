@@ -16,6 +16,13 @@
  * several streams feed one device. fd memory goes to the device as fds (zero-copy) when
  * `dmabuf` is on.
  *
+ * A package compiled with batch N > 1 (`axcompile --batch N`) runs whole batches: axpreprocess
+ * makes one item per frame or ROI, and the instance's batch collector copies up to N items (of
+ * any stream, with shared=true) into one batch run, waiting at most `batch-timeout` for a batch
+ * to fill; each frame gets back its own items of the outputs (shared from the batch output, no
+ * copy), so results never mix between streams. `batch-runs` and `batch-fill` report how full the
+ * runs were (also logged at INFO when the element stops).
+ *
  * |[
  * gst-launch-1.0 videotestsrc num-buffers=100 ! video/x-raw,width=320,height=240 ! \
  *   axpreprocess model=build/tests/data/models/resnet_tiny ! \
@@ -26,6 +33,12 @@
  *   axpreprocess model=~/.cache/axstream/models/blazeface-front ! \
  *   axinference model=~/.cache/axstream/models/blazeface-front aipu-cores=1 ! \
  *   axdecode decoder=blazeface ! axoverlay ! videoconvert ! autovideosink
+ * gst-launch-1.0 \
+ *   videotestsrc num-buffers=50 ! axpreprocess model=build/tests/data/models/resnet_tiny_b4 ! \
+ *   axinference model=build/tests/data/models/resnet_tiny_b4 shared=true ! fakesink \
+ *   videotestsrc num-buffers=50 pattern=ball ! \
+ *   axpreprocess model=build/tests/data/models/resnet_tiny_b4 ! \
+ *   axinference model=build/tests/data/models/resnet_tiny_b4 shared=true ! fakesink
  * ]|
  */
 #include "gstaxinference.h"
@@ -46,6 +59,7 @@
 #include <thread>
 #include <vector>
 
+#include "ax_batch_collector.h"
 #include "axstream/gst/axtensormeta.h"
 #include "axstream/gst/axtensorpool.h"
 #include "axstream/runtime/runtime.h"
@@ -63,6 +77,7 @@ namespace rt = axstream::runtime;
 #define DEFAULT_PROP_MAX_INFLIGHT 4
 #define DEFAULT_PROP_SHARED FALSE
 #define DEFAULT_PROP_DMABUF TRUE
+#define DEFAULT_PROP_BATCH_TIMEOUT 5000
 
 enum {
   PROP_0,
@@ -75,6 +90,9 @@ enum {
   PROP_SHARED,
   PROP_DMABUF,
   PROP_BYTES_COPIED,
+  PROP_BATCH_TIMEOUT,
+  PROP_BATCH_RUNS,
+  PROP_BATCH_FILL,
 };
 
 static GstStaticPadTemplate sink_template =
@@ -92,7 +110,10 @@ struct DeviceInstance {
   std::shared_ptr<rt::Connection> connection;
   std::shared_ptr<rt::Model> model;
   std::shared_ptr<rt::ModelInstance> instance;
+  // Batch > 1 packages: gathers the frames of every element using this instance into batches.
+  std::unique_ptr<axstream::gst::BatchCollector> collector;
   ~DeviceInstance() {
+    collector.reset();  // joins its thread before the instance goes
     if (context) context->release();
   }
 };
@@ -139,6 +160,10 @@ std::shared_ptr<DeviceInstance> create_instance(const InstanceRequest &request) 
   options.input_dmabuf = request.dmabuf;
   options.output_dmabuf = request.dmabuf;
   d->instance = d->connection->load_model_instance(d->model, options);
+  const auto inputs = d->model->inputs();
+  if (!inputs.empty() && !inputs[0].shape.empty() && inputs[0].shape[0] > 1)
+    d->collector = std::make_unique<axstream::gst::BatchCollector>(
+        d->instance, inputs, d->model->outputs(), request.dmabuf, request.model);
   return d;
 }
 
@@ -181,6 +206,7 @@ struct GstAxInferenceState {
   std::mutex staging_mutex;
   bool dmabuf = true;
   int max_inflight = DEFAULT_PROP_MAX_INFLIGHT;
+  guint batch_timeout_us = DEFAULT_PROP_BATCH_TIMEOUT;
 
   std::mutex mutex;
   // One condition per kind of waiter, so a state change wakes only the threads that can act on
@@ -229,6 +255,7 @@ struct _GstAxInference {
   guint max_inflight;
   gboolean shared;
   gboolean dmabuf;
+  guint batch_timeout;
   GstAxInferenceState *state;
 };
 
@@ -324,6 +351,27 @@ static void infer_buffer(GstAxInference *self, GstBuffer *buffer) {
                           ("no GstAxTensorMeta of kind INPUT for this model on %" GST_PTR_FORMAT
                            "; is axpreprocess model=%s upstream? Frames pass without outputs",
                            buffer, self->model));
+    }
+    return;
+  }
+  if (axstream::gst::BatchCollector *collector = state->device->collector.get()) {
+    // Batch > 1: every tensor set of this frame joins the instance's next batches (with other
+    // streams' frames when shared); each comes back as its own item of the outputs.
+    std::vector<GstBuffer *> items;
+    for (GstAxTensorMeta *input : inputs) items.push_back(input->tensors);
+    const auto start = std::chrono::steady_clock::now();
+    std::vector<GstBuffer *> outputs = collector->run_items(
+        items, std::chrono::microseconds(state->batch_timeout_us), &state->bytes_copied);
+    const auto took = std::chrono::steady_clock::now() - start;
+    {
+      std::lock_guard<std::mutex> lock(state->mutex);
+      state->run_latency =
+          std::max(state->run_latency, std::chrono::duration_cast<std::chrono::nanoseconds>(took));
+    }
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      gst_buffer_add_ax_tensor_meta(buffer, GST_AX_TENSOR_OUTPUT, self->model, inputs[i]->roi_id,
+                                    &inputs[i]->transform, outputs[i]);
+      gst_buffer_unref(outputs[i]);
     }
     return;
   }
@@ -439,6 +487,7 @@ static void start_threads(GstAxInference *self) {
   state->flushing = false;
   state->downstream = GST_FLOW_OK;
   state->max_inflight = int(self->max_inflight);
+  state->batch_timeout_us = self->batch_timeout;
   for (int i = 0; i < state->max_inflight; ++i) state->runners.emplace_back(runner_loop, self, i);
   state->pusher = std::thread(pusher_loop, self);
 }
@@ -607,8 +656,8 @@ static gboolean open_device(GstAxInference *self) {
   std::vector<gsize> out_sizes, in_sizes;
   for (const auto &t : state->outputs) out_sizes.push_back(t.size());
   for (const auto &t : state->inputs) in_sizes.push_back(t.size());
-  state->output_pool =
-      gst_ax_tensor_pool_new(out_sizes.data(), guint(out_sizes.size()), self->max_inflight);
+  state->output_pool = gst_ax_tensor_pool_new(out_sizes.data(), guint(out_sizes.size()),
+                                              state->device->collector ? 1 : self->max_inflight);
   if (self->dmabuf)
     state->staging_pool = gst_ax_tensor_pool_new(in_sizes.data(), guint(in_sizes.size()), 1);
   if (!state->output_pool || (self->dmabuf && !state->staging_pool)) {
@@ -642,6 +691,14 @@ static GstStateChangeReturn gst_ax_inference_change_state(GstElement *element,
   if (transition == GST_STATE_CHANGE_PAUSED_TO_READY ||
       (transition == GST_STATE_CHANGE_READY_TO_PAUSED && ret == GST_STATE_CHANGE_FAILURE)) {
     stop_threads(self);
+    if (state->device && state->device->collector) {
+      const auto stats = state->device->collector->statistics();
+      GST_INFO_OBJECT(self,
+                      "batch statistics of '%s': %" G_GUINT64_FORMAT " runs, %" G_GUINT64_FORMAT
+                      " items, average fill %.2f of %d",
+                      self->model, stats.runs, stats.items, stats.average_fill(),
+                      state->device->collector->batch());
+    }
     state->release_pools();
     state->device.reset();
     state->run_latency = std::chrono::nanoseconds(0);
@@ -682,6 +739,9 @@ static void gst_ax_inference_set_property(GObject *object, guint prop_id, const 
     case PROP_DMABUF:
       self->dmabuf = g_value_get_boolean(value);
       break;
+    case PROP_BATCH_TIMEOUT:
+      self->batch_timeout = g_value_get_uint(value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
       break;
@@ -721,6 +781,20 @@ static void gst_ax_inference_get_property(GObject *object, guint prop_id, GValue
     case PROP_BYTES_COPIED:
       g_value_set_uint64(value, self->state->bytes_copied.load());
       break;
+    case PROP_BATCH_TIMEOUT:
+      g_value_set_uint(value, self->batch_timeout);
+      break;
+    case PROP_BATCH_RUNS:
+    case PROP_BATCH_FILL: {
+      axstream::gst::BatchStatistics stats;
+      if (self->state->device && self->state->device->collector)
+        stats = self->state->device->collector->statistics();
+      if (prop_id == PROP_BATCH_RUNS)
+        g_value_set_uint64(value, stats.runs);
+      else
+        g_value_set_double(value, stats.average_fill());
+      break;
+    }
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
       break;
@@ -806,6 +880,29 @@ static void gst_ax_inference_class_init(GstAxInferenceClass *klass) {
                           "dmabuf on; heap tensors are copied into fd memory)",
                           0, G_MAXUINT64, 0,
                           static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
+  g_object_class_install_property(
+      gobject_class, PROP_BATCH_TIMEOUT,
+      g_param_spec_uint(
+          "batch-timeout", "Batch timeout",
+          "Packages with batch N > 1: microseconds a frame waits for others (of any stream on a "
+          "shared instance) to fill the batch before a partial batch runs; 0: run what is "
+          "queued at once. Batch-1 packages ignore it",
+          0, G_MAXUINT, DEFAULT_PROP_BATCH_TIMEOUT, ready_flags));
+  g_object_class_install_property(
+      gobject_class, PROP_BATCH_RUNS,
+      g_param_spec_uint64("batch-runs", "Batch runs",
+                          "Packages with batch N > 1: whole-batch runs of this element's model "
+                          "instance so far (shared: all its elements together); 0 otherwise",
+                          0, G_MAXUINT64, 0,
+                          static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
+  g_object_class_install_property(
+      gobject_class, PROP_BATCH_FILL,
+      g_param_spec_double("batch-fill", "Average batch fill",
+                          "Packages with batch N > 1: frames (or ROIs) per run of this element's "
+                          "model instance on average, 1..N (shared: all its elements together); "
+                          "0 before the first run or for batch-1 packages",
+                          0, G_MAXDOUBLE, 0,
+                          static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
   gst_element_class_add_static_pad_template(element_class, &sink_template);
   gst_element_class_add_static_pad_template(element_class, &src_template);
   gst_element_class_set_static_metadata(
@@ -838,5 +935,6 @@ static void gst_ax_inference_init(GstAxInference *self) {
   self->max_inflight = DEFAULT_PROP_MAX_INFLIGHT;
   self->shared = DEFAULT_PROP_SHARED;
   self->dmabuf = DEFAULT_PROP_DMABUF;
+  self->batch_timeout = DEFAULT_PROP_BATCH_TIMEOUT;
   self->state = new GstAxInferenceState();
 }

@@ -230,15 +230,16 @@ std::array<double, 3> per_channel(const std::vector<double> &values, double fall
   return {values[0], values[1], values[2]};
 }
 
-// The device input as the preprocessing library sees it; throws InvalidArgument when the
-// tensor is not a batch-1 int8 NHWC image.
+// The device input as the preprocessing library sees it: one batch item (axinference gathers
+// the items of a batch > 1 package); throws InvalidArgument when the tensor is not an int8 NHWC
+// image.
 pp::TensorSpec tensor_spec(const rt::TensorInfo &info, const std::string &model) {
   std::ostringstream shape;
   for (size_t i = 0; i < info.shape.size(); ++i) shape << (i ? "," : "") << info.shape[i];
-  if (info.shape.size() != 4 || info.shape[0] != 1 || info.dtype != axstream::engine::DType::i8)
+  if (info.shape.size() != 4 || info.shape[0] < 1 || info.dtype != axstream::engine::DType::i8)
     throw axstream::InvalidArgument("input 0 '" + info.name + "' of model '" + model +
                                     "' has shape (" + shape.str() +
-                                    "): axpreprocess expects a batch-1 int8 NHWC image tensor");
+                                    "): axpreprocess expects an int8 NHWC image tensor");
   pp::TensorSpec t;
   t.height = int(info.shape[1]);
   t.width = int(info.shape[2]);

@@ -25,6 +25,7 @@ namespace axstream::decoders {
 struct OutputSpec {
   std::string name;
   std::vector<int64_t> shape;                        // padded device shape, shape[0] = batch
+                                                     // (1 from from_package: one item per meta)
   std::vector<std::pair<int64_t, int64_t>> padding;  // per dimension (low, high); empty = none
   double scale = 1.0;
   int zero_point = 0;
@@ -39,18 +40,30 @@ struct OutputSpec {
 // padded_bytes() bytes; otherwise InvalidArgument naming the tensor, the size expected and got.
 FloatTensor convert_output(const OutputSpec &spec, const int8_t *raw, size_t raw_bytes,
                            int item = 0);
+// The same layout work without dequantising: int8 values with the spec's scale and zero point.
+QuantizedTensor convert_output_quantized(const OutputSpec &spec, const int8_t *raw,
+                                         size_t raw_bytes, int item = 0);
 
 // Converts all outputs of a package, then runs its postamble when it has one. Not thread-safe
 // (one executor); make one converter per streaming thread.
 class OutputConverter {
  public:
   explicit OutputConverter(std::vector<OutputSpec> specs, std::string postamble_path = {});
-  // Specs from the package's outputs/output_info and its postamble graph.
+  // Specs from the package's outputs/output_info and its postamble graph, for one batch item
+  // (what axinference attaches per frame or ROI, also for a batch > 1 package).
   static std::unique_ptr<OutputConverter> from_package(const runtime::ModelPackage &package);
   ~OutputConverter();
 
   const std::vector<OutputSpec> &specs() const { return specs_; }
   bool has_postamble() const { return program_ != nullptr; }
+  // Without a postamble, or with one that only moves data (Transpose/Reshape/Concat/... of one
+  // core output per model output), the model's outputs exist quantised: decoders with an int8
+  // path can take them from convert_quantized() instead of dequantised.
+  bool quantized_outputs_available() const { return !program_ || !layout_gathers_.empty(); }
+  // InvalidArgument when the package has a postamble.
+  std::vector<QuantizedTensor> convert_quantized(const std::vector<const int8_t *> &raw,
+                                                 const std::vector<size_t> &raw_bytes,
+                                                 int item = 0) const;
   // raw[i] / raw_bytes[i]: device output i. Returns the float model's outputs of batch `item`.
   std::vector<FloatTensor> convert(const std::vector<const int8_t *> &raw,
                                    const std::vector<size_t> &raw_bytes, int item = 0);
@@ -60,6 +73,13 @@ class OutputConverter {
   std::string postamble_path_;
   std::shared_ptr<const engine::Program> program_;
   std::unique_ptr<engine::Executor> executor_;
+  // Layout-only postamble: model output o is core output `input` gathered at `indices`.
+  struct LayoutGather {
+    size_t input = 0;
+    std::vector<uint32_t> indices;
+  };
+  std::vector<LayoutGather> layout_gathers_;
+  void find_layout_gathers();
 };
 
 }  // namespace axstream::decoders

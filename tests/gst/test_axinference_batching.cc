@@ -1,0 +1,190 @@
+// axinference with a batch-4 package (the seeded resnet_tiny_b4: resnet_tiny's core graph with
+// batch 4): frames of several shared elements are gathered into whole-batch runs, every frame
+// gets exactly the output a batch-1 run of its own input gives, and a lone stream is not held
+// back by a batch that never fills.
+#include <random>
+#include <vector>
+
+#include "axstream/gst/axtensormeta.h"
+#include "axstream/gst/axtensorpool.h"
+#include "axstream/runtime/runtime.h"
+#include "gst_test_util.h"
+
+namespace rt = axstream::runtime;
+
+namespace {
+
+const auto *gst_environment = ::testing::AddGlobalTestEnvironment(new axtest::GstEnvironment);
+
+using Bytes = std::vector<int8_t>;
+
+// resnet_tiny (batch 1) run directly: the reference each batched item must equal.
+class DirectRun {
+ public:
+  explicit DirectRun(const std::string &model) : context_(rt::Context::create()) {
+    model_ = context_->load_model(model);
+    instance_ = context_->device_connect(nullptr, 1)->load_model_instance(model_);
+  }
+  ~DirectRun() { context_->release(); }
+  Bytes run(const Bytes &input) {
+    Bytes output(model_->outputs()[0].size());
+    instance_->run({{const_cast<int8_t *>(input.data()), -1, 0, input.size()}},
+                   {{output.data(), -1, 0, output.size()}});
+    return output;
+  }
+  size_t input_size() const { return model_->inputs()[0].size(); }
+
+ private:
+  std::shared_ptr<rt::Context> context_;
+  std::shared_ptr<rt::Model> model_;
+  std::shared_ptr<rt::ModelInstance> instance_;
+};
+
+Bytes random_input(size_t size, uint32_t seed) {
+  std::mt19937 rng(seed);
+  Bytes out(size);
+  for (auto &b : out) b = int8_t(rng());
+  return out;
+}
+
+// The axinference inside a harness (gst_harness_new_parse wraps it in a bin). Unref when done.
+GstElement *inference_of(GstHarness *h) { return gst_harness_find_element(h, "axinference"); }
+
+GstBuffer *frame_with_tensor(const std::string &model, const Bytes &input, GstClockTime pts) {
+  GstBuffer *frame = gst_buffer_new_allocate(nullptr, 16 * 16 * 3, nullptr);
+  GST_BUFFER_PTS(frame) = pts;
+  const gsize size = input.size();
+  GstBufferPool *pool = gst_ax_tensor_pool_new(&size, 1, 1);
+  GstBuffer *tensors = nullptr;
+  EXPECT_EQ(gst_buffer_pool_acquire_buffer(pool, &tensors, nullptr), GST_FLOW_OK);
+  gst_buffer_fill(tensors, 0, input.data(), input.size());
+  GstAxTransform transform{};
+  transform.scale_x = transform.scale_y = 1.0;
+  gst_buffer_add_ax_tensor_meta(frame, GST_AX_TENSOR_INPUT, model.c_str(), -1, &transform, tensors);
+  gst_buffer_unref(tensors);
+  gst_buffer_pool_set_active(pool, FALSE);
+  gst_object_unref(pool);
+  return frame;
+}
+
+Bytes output_of(GstBuffer *buffer) {
+  GstAxTensorMeta *meta = gst_buffer_get_ax_tensor_meta(buffer, GST_AX_TENSOR_OUTPUT, nullptr, -1);
+  EXPECT_NE(meta, nullptr);
+  if (!meta) return {};
+  GstMapInfo map;
+  gst_buffer_map(meta->tensors, &map, GST_MAP_READ);
+  Bytes out(map.data, map.data + map.size);
+  gst_buffer_unmap(meta->tensors, &map);
+  return out;
+}
+
+GstHarness *inference_harness(const std::string &model, const std::string &extra) {
+  std::string launch = "axinference model=\"" + model + "\" " + extra;
+  GstHarness *h = gst_harness_new_parse(launch.c_str());
+  gst_harness_set_src_caps_str(h, "video/x-raw,format=RGB,width=16,height=16,framerate=30/1");
+  return h;
+}
+
+TEST(AxInferenceBatching, FourSharedStreamsRunInFullBatchesEachGettingItsOwnResults) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny_b4");
+  AXTEST_REQUIRE_MODEL(single, "resnet_tiny");
+  DirectRun direct(single);
+  constexpr int kStreams = 4, kFrames = 6;
+  std::vector<GstHarness *> streams;
+  // A long wait: a batch runs only when full, so the fill shows that streams were gathered.
+  for (int s = 0; s < kStreams; ++s)
+    streams.push_back(inference_harness(model, "shared=true batch-timeout=2000000"));
+  std::vector<std::vector<Bytes>> inputs(kStreams);
+  for (int f = 0; f < kFrames; ++f)
+    for (int s = 0; s < kStreams; ++s) {
+      inputs[s].push_back(random_input(direct.input_size(), uint32_t(100 * s + f)));
+      ASSERT_EQ(
+          gst_harness_push(streams[s], frame_with_tensor(model, inputs[s][f], f * GST_MSECOND)),
+          GST_FLOW_OK);
+    }
+  for (int s = 0; s < kStreams; ++s)
+    for (int f = 0; f < kFrames; ++f) {
+      GstBuffer *out = gst_harness_pull(streams[s]);
+      ASSERT_NE(out, nullptr) << "stream " << s << " frame " << f;
+      EXPECT_EQ(GST_BUFFER_PTS(out), GstClockTime(f * GST_MSECOND)) << "stream " << s;
+      EXPECT_EQ(output_of(out), direct.run(inputs[s][f])) << "stream " << s << " frame " << f;
+      gst_buffer_unref(out);
+    }
+  guint64 runs = 0;
+  gdouble fill = 0;
+  GstElement *first = inference_of(streams[0]), *last = inference_of(streams[3]);
+  g_object_get(first, "batch-runs", &runs, "batch-fill", &fill, nullptr);
+  EXPECT_EQ(runs, guint64(kStreams * kFrames / 4));
+  EXPECT_DOUBLE_EQ(fill, 4.0);
+  // The statistics are the shared instance's: every element reports the same.
+  gdouble other_fill = 0;
+  g_object_get(last, "batch-fill", &other_fill, nullptr);
+  EXPECT_DOUBLE_EQ(other_fill, fill);
+  gst_object_unref(first);
+  gst_object_unref(last);
+  for (GstHarness *h : streams) gst_harness_teardown(h);
+}
+
+TEST(AxInferenceBatching, LoneStreamRunsPartialBatchesAfterTheTimeout) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny_b4");
+  AXTEST_REQUIRE_MODEL(single, "resnet_tiny");
+  DirectRun direct(single);
+  // One frame in flight at a time: the batch can never fill, each frame runs alone after 1 ms.
+  GstHarness *h = inference_harness(model, "batch-timeout=1000 max-inflight=1");
+  for (int f = 0; f < 3; ++f) {
+    const Bytes input = random_input(direct.input_size(), uint32_t(7 + f));
+    ASSERT_EQ(gst_harness_push(h, frame_with_tensor(model, input, f * GST_MSECOND)), GST_FLOW_OK);
+    GstBuffer *out = gst_harness_pull(h);
+    ASSERT_NE(out, nullptr);
+    EXPECT_EQ(output_of(out), direct.run(input)) << "frame " << f;
+    gst_buffer_unref(out);
+  }
+  guint64 runs = 0;
+  gdouble fill = 0;
+  GstElement *inference = inference_of(h);
+  g_object_get(inference, "batch-runs", &runs, "batch-fill", &fill, nullptr);
+  gst_object_unref(inference);
+  EXPECT_EQ(runs, 3u);
+  EXPECT_DOUBLE_EQ(fill, 1.0);
+  gst_harness_teardown(h);
+}
+
+TEST(AxInferenceBatching, BatchOnePackagesReportNoBatchRuns) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  GstHarness *h = inference_harness(model, "");
+  DirectRun direct(model);
+  const Bytes input = random_input(direct.input_size(), 3);
+  ASSERT_EQ(gst_harness_push(h, frame_with_tensor(model, input, 0)), GST_FLOW_OK);
+  GstBuffer *out = gst_harness_pull(h);
+  EXPECT_EQ(output_of(out), direct.run(input));
+  gst_buffer_unref(out);
+  guint64 runs = 1;
+  GstElement *inference = inference_of(h);
+  g_object_get(inference, "batch-runs", &runs, nullptr);
+  gst_object_unref(inference);
+  EXPECT_EQ(runs, 0u);
+  gst_harness_teardown(h);
+}
+
+TEST(AxInferenceBatching, WholeBatchSizedInputIsAnErrorNamingTheItemSize) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny_b4");
+  AXTEST_REQUIRE_MODEL(single, "resnet_tiny");
+  DirectRun direct(single);
+  GstHarness *h = inference_harness(model, "batch-timeout=0");
+  axtest::BusWatch bus(h->element);
+  const Bytes whole_batch = random_input(4 * direct.input_size(), 1);
+  gst_harness_push(h, frame_with_tensor(model, whole_batch, 0));
+  // The push thread posts the run's error when the frame's turn comes.
+  std::string error;
+  for (int i = 0; i < 300 && error.empty(); ++i) {
+    g_usleep(10000);
+    error = bus.error();
+  }
+  EXPECT_NE(error.find("expected one batch item of " + std::to_string(direct.input_size()) +
+                       " bytes, got " + std::to_string(whole_batch.size())),
+            std::string::npos)
+      << error;
+  gst_harness_teardown(h);
+}
+
+}  // namespace
