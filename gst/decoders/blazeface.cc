@@ -2,6 +2,8 @@
 // with 2 anchors per cell then an 8x8 grid with 6, centres at (cell + 0.5) / grid, unit size.
 // Each 16-vector is the box centre offset x, y, width, height, then 6 keypoints (x, y), all in
 // input pixels; score = sigmoid(logit). Weighted NMS at IoU 0.3, threshold 0.75 by default.
+// int8 score logits are compared with a precomputed int8 threshold and turned into scores by a
+// 256-entry table; only candidates' boxes are dequantised (tensor_view.h).
 #include "axstream/decoders/blazeface.h"
 
 #include <algorithm>
@@ -9,6 +11,7 @@
 #include "axstream/decoders/decoder.h"
 #include "axstream/decoders/nms.h"
 #include "axstream/error.h"
+#include "tensor_view.h"
 
 namespace axstream::decoders {
 
@@ -35,33 +38,38 @@ int64_t rows_of(const FloatTensor &t) {
 }
 int64_t columns_of(const FloatTensor &t) { return t.shape.empty() ? 0 : t.shape.back(); }
 
-// The score and box tensors of each grid, found by shape, in anchor order.
+// The score and box tensors of each grid (indices into the outputs), found by shape, in anchor
+// order.
 struct Parts {
-  std::vector<const FloatTensor *> scores;
-  std::vector<const FloatTensor *> boxes;
+  std::vector<size_t> scores;
+  std::vector<size_t> boxes;
 };
 
 Parts find_parts(const std::vector<FloatTensor> &outputs) {
-  auto find = [&](int64_t rows, int64_t columns) -> const FloatTensor * {
-    for (const auto &t : outputs)
+  auto find = [&](int64_t rows, int64_t columns) -> int {
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      const FloatTensor &t = outputs[i];
       if (rows_of(t) == rows && columns_of(t) == columns &&
           t.element_count() == static_cast<size_t>(rows * columns))
-        return &t;
-    return nullptr;
+        return int(i);
+    }
+    return -1;
   };
   Parts parts;
-  if (const FloatTensor *scores = find(kAnchorCount, 1)) {
-    parts.scores = {scores};
-    if (const FloatTensor *boxes = find(kAnchorCount, kValuesPerAnchor)) parts.boxes = {boxes};
-    if (parts.boxes.empty())
-      throw InvalidArgument("blazeface decoder: the model has score tensor '" + scores->name +
+  if (const int scores = find(kAnchorCount, 1); scores >= 0) {
+    parts.scores = {size_t(scores)};
+    const int boxes = find(kAnchorCount, kValuesPerAnchor);
+    if (boxes < 0)
+      throw InvalidArgument("blazeface decoder: the model has score tensor '" +
+                            outputs[scores].name +
                             "' (1,896,1) but no box tensor of shape (1,896,16)");
+    parts.boxes = {size_t(boxes)};
     return parts;
   }
   for (const Grid &grid : kGrids) {
-    const FloatTensor *scores = find(grid.count(), 1);
-    const FloatTensor *boxes = find(grid.count(), kValuesPerAnchor);
-    if (!scores || !boxes) {
+    const int scores = find(grid.count(), 1);
+    const int boxes = find(grid.count(), kValuesPerAnchor);
+    if (scores < 0 || boxes < 0) {
       std::string got;
       for (const auto &t : outputs)
         got += (got.empty() ? "" : ", ") + t.name + " " + t.shape_string();
@@ -70,8 +78,8 @@ Parts find_parts(const std::vector<FloatTensor> &outputs) {
                             std::to_string(grid.count()) + ",16) among the outputs, got " +
                             (got.empty() ? std::string("none") : got));
     }
-    parts.scores.push_back(scores);
-    parts.boxes.push_back(boxes);
+    parts.scores.push_back(size_t(scores));
+    parts.boxes.push_back(size_t(boxes));
   }
   return parts;
 }
@@ -92,12 +100,25 @@ class BlazeFaceDecoder final : public Decoder {
 
   DecodeResult decode(const std::vector<FloatTensor> &outputs,
                       const Geometry &geometry) const override {
+    return decode_views(detail::views_of<detail::FloatView>(outputs), find_parts(outputs),
+                        geometry);
+  }
+  bool has_int8_path() const override { return true; }
+  DecodeResult decode_quantized(const std::vector<QuantizedTensor> &outputs,
+                                const Geometry &geometry) const override {
+    return decode_views(detail::views_of<detail::QuantizedView>(outputs),
+                        find_parts(shapes_of(outputs)), geometry);
+  }
+
+ private:
+  template <class View>
+  DecodeResult decode_views(const std::vector<View> &outputs, const Parts &parts,
+                            const Geometry &geometry) const {
     if (geometry.tensor_width <= 0 || geometry.tensor_height <= 0)
       throw InvalidArgument("blazeface decoder: the tensor geometry has input size " +
                             std::to_string(geometry.tensor_width) + "x" +
                             std::to_string(geometry.tensor_height) +
                             ", expected the model input size (128x128 or 256x256)");
-    const Parts parts = find_parts(outputs);
     const float threshold =
         options_.conf_threshold < 0 ? kDefaultThreshold : options_.conf_threshold;
     const float nms_iou = options_.nms_iou < 0 ? kDefaultNmsIou : options_.nms_iou;
@@ -111,25 +132,30 @@ class BlazeFaceDecoder final : public Decoder {
     std::vector<Detection> candidates;
     size_t anchor_index = 0;
     for (size_t part = 0; part < parts.scores.size(); ++part) {
-      const float *scores = parts.scores[part]->data.data();
-      const float *boxes = parts.boxes[part]->data.data();
-      const size_t rows = static_cast<size_t>(rows_of(*parts.scores[part]));
+      const View &scores = outputs[parts.scores[part]];
+      const View &boxes = outputs[parts.boxes[part]];
+      // clamp(logit) >= t is logit >= t for t inside the clip range; at -clip every anchor is.
+      const bool every_anchor = !(logit_threshold > -kLogitClip);
+      const auto logit_key = scores.key_at_least(logit_threshold);
+      const auto score_of = scores.table(
+          [](float logit) { return sigmoid(std::clamp(logit, -kLogitClip, kLogitClip)); });
+      const size_t rows = static_cast<size_t>(scores.shape()[scores.shape().size() - 2]);
       for (size_t row = 0; row < rows; ++row, ++anchor_index) {
-        const float logit = std::clamp(scores[row], -kLogitClip, kLogitClip);
-        if (logit < logit_threshold) continue;
-        const float *v = boxes + row * kValuesPerAnchor;
+        if (!every_anchor && !(scores.key(row) >= logit_key)) continue;
+        const size_t v = row * kValuesPerAnchor;
         // Anchor centres are normalised; the raw values are in input pixels.
         const Point anchor = anchors_[anchor_index];
-        const float cx = anchor.x * width + v[0];
-        const float cy = anchor.y * height + v[1];
+        const float cx = anchor.x * width + boxes.value(v);
+        const float cy = anchor.y * height + boxes.value(v + 1);
+        const float box_w = boxes.value(v + 2), box_h = boxes.value(v + 3);
         Detection d;
-        d.box = {cx - v[2] / 2, cy - v[3] / 2, cx + v[2] / 2, cy + v[3] / 2};
-        d.score = sigmoid(logit);
+        d.box = {cx - box_w / 2, cy - box_h / 2, cx + box_w / 2, cy + box_h / 2};
+        d.score = score_of(row);
         if (d.score < threshold) continue;
         d.class_id = 0;
         for (int k = 0; k < kKeypoints; ++k)
-          d.keypoints.push_back(
-              {anchor.x * width + v[4 + 2 * k], anchor.y * height + v[5 + 2 * k]});
+          d.keypoints.push_back({anchor.x * width + boxes.value(v + 4 + 2 * k),
+                                 anchor.y * height + boxes.value(v + 5 + 2 * k)});
         candidates.push_back(std::move(d));
       }
     }
@@ -148,7 +174,6 @@ class BlazeFaceDecoder final : public Decoder {
     return result;
   }
 
- private:
   DecoderOptions options_;
   std::vector<Point> anchors_;
 };

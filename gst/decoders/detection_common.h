@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "axstream/decoders/decoder.h"
 #include "axstream/decoders/nms.h"
+#include "axstream/error.h"
 
 namespace axstream::decoders::detail {
 
@@ -42,6 +44,16 @@ inline std::vector<Detection> finish_detections(std::vector<Detection> candidate
              static_cast<float>(geometry.frame_y(d.box.y1))};
   }
   return kept;
+}
+
+// Raw heads' `activations` config: "logits" (default: the decoder applies the sigmoid) or
+// "sigmoid" (the exported graph already did).
+inline bool sigmoid_applied(const std::map<std::string, std::string> &config, const char *decoder) {
+  const auto found = config.find("activations");
+  if (found == config.end() || found->second == "logits") return false;
+  if (found->second == "sigmoid") return true;
+  throw InvalidArgument(std::string(decoder) + " decoder: activations '" + found->second +
+                        "', expected logits or sigmoid");
 }
 
 inline std::string describe_outputs(const std::vector<FloatTensor> &outputs) {

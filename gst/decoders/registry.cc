@@ -2,6 +2,7 @@
 // here.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 
 #include "axstream/decoders/decoder.h"
@@ -19,18 +20,36 @@ std::unique_ptr<Decoder> make_yolov8_decoder(const DecoderOptions &options);
 
 const std::vector<DecoderEntry> &decoder_registry() {
   static const std::vector<DecoderEntry> registry = {
-      {"blazeface", "MediaPipe BlazeFace: face boxes + 6 keypoints, weighted NMS",
-       make_blazeface_decoder},
-      {"classification", "top-k classes of a score vector (optional softmax)",
-       make_classification_decoder},
-      {"ctc", "greedy CTC text over (1,steps,classes) with a dictionary (labels)",
-       make_ctc_decoder},
-      {"dbnet", "DBNet text regions from a (1,1,H,W) probability map (rotated boxes)",
-       make_dbnet_decoder},
-      {"ssd", "SSD boxes (1,N,4) + scores (1,N,classes), class 0 background", make_ssd_decoder},
-      {"yolov5", "YOLOv5 decoded (1,N,5+classes) or raw heads with COCO anchors",
-       make_yolov5_decoder},
-      {"yolov8", "YOLOv8 decoded (1,4+classes,N), anchor-free", make_yolov8_decoder},
+      {"blazeface",
+       "MediaPipe BlazeFace: face boxes + 6 keypoints, weighted NMS",
+       make_blazeface_decoder,
+       {}},
+      {"classification",
+       "top-k classes of a score vector (optional softmax)",
+       make_classification_decoder,
+       {}},
+      {"ctc",
+       "greedy CTC text over (1,steps,classes) with a dictionary (labels)",
+       make_ctc_decoder,
+       {}},
+      {"dbnet",
+       "DBNet text regions from a (1,1,H,W) probability map (rotated boxes)",
+       make_dbnet_decoder,
+       {}},
+      {"ssd",
+       "SSD boxes (1,N,4) + scores (1,N,classes), class 0 background; decoded corners, or "
+       "box deltas against prior boxes (config)",
+       make_ssd_decoder,
+       {"feature-maps", "image-size", "min-sizes", "max-sizes", "aspect-ratios", "steps",
+        "variances", "clip", "priors-file", "box-order", "scores"}},
+      {"yolov5",
+       "YOLOv5 decoded (1,N,5+classes) or raw heads with COCO anchors",
+       make_yolov5_decoder,
+       {"activations"}},
+      {"yolov8",
+       "YOLOv8 decoded (1,4+classes,N) or raw DFL heads (1,64+classes,H,W)",
+       make_yolov8_decoder,
+       {"activations"}},
   };
   return registry;
 }
@@ -45,8 +64,18 @@ std::string decoder_names() {
 }
 
 std::unique_ptr<Decoder> make_decoder(const std::string &name, const DecoderOptions &options) {
-  for (const auto &entry : decoder_registry())
-    if (name == entry.name) return entry.make(options);
+  for (const auto &entry : decoder_registry()) {
+    if (name != entry.name) continue;
+    for (const auto &[key, value] : options.config)
+      if (std::find(entry.config_keys.begin(), entry.config_keys.end(), key) ==
+          entry.config_keys.end()) {
+        std::string valid;
+        for (const auto &k : entry.config_keys) valid += (valid.empty() ? "" : ", ") + k;
+        throw InvalidArgument("decoder '" + name + "': unknown config key '" + key +
+                              "', expected " + (valid.empty() ? "no config" : "one of " + valid));
+      }
+    return entry.make(options);
+  }
   throw InvalidArgument("decoder '" + name + "' is unknown: expected one of " + decoder_names());
 }
 
@@ -65,6 +94,71 @@ std::vector<std::string> read_labels(const std::string &path) {
 std::string label_of(const std::vector<std::string> &labels, int class_id) {
   if (class_id >= 0 && static_cast<size_t>(class_id) < labels.size()) return labels[class_id];
   return "class " + std::to_string(class_id);
+}
+
+static std::string trimmed(const std::string &text) {
+  size_t begin = 0, end = text.size();
+  while (begin < end && std::isspace(static_cast<unsigned char>(text[begin]))) ++begin;
+  while (end > begin && std::isspace(static_cast<unsigned char>(text[end - 1]))) --end;
+  return text.substr(begin, end - begin);
+}
+
+std::map<std::string, std::string> parse_decoder_config(const std::string &text) {
+  std::map<std::string, std::string> config;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t end = text.find(';', start);
+    if (end == std::string::npos) end = text.size();
+    const std::string entry = trimmed(text.substr(start, end - start));
+    start = end + 1;
+    if (entry.empty()) continue;
+    const size_t eq = entry.find('=');
+    if (eq == std::string::npos)
+      throw InvalidArgument("decoder config entry '" + entry + "': expected key=value");
+    const std::string key = trimmed(entry.substr(0, eq));
+    if (!config.emplace(key, trimmed(entry.substr(eq + 1))).second)
+      throw InvalidArgument("decoder config: key '" + key + "' given twice in '" + text + "'");
+  }
+  return config;
+}
+
+std::vector<double> config_numbers(const std::map<std::string, std::string> &config,
+                                   const std::string &key) {
+  std::vector<double> numbers;
+  const auto found = config.find(key);
+  if (found == config.end()) return numbers;
+  const std::string &text = found->second;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t end = text.find(',', start);
+    if (end == std::string::npos) end = text.size();
+    const std::string item = trimmed(text.substr(start, end - start));
+    start = end + 1;
+    char *parsed_end = nullptr;
+    const double value = std::strtod(item.c_str(), &parsed_end);
+    if (item.empty() || *parsed_end != '\0' || !std::isfinite(value))
+      throw InvalidArgument("decoder config '" + key + "=" + text +
+                            "': expected comma-separated numbers, got '" + item + "'");
+    numbers.push_back(value);
+  }
+  return numbers;
+}
+
+DecodeResult Decoder::decode_quantized(const std::vector<QuantizedTensor> &outputs,
+                                       const Geometry &geometry) const {
+  std::vector<FloatTensor> floats;
+  floats.reserve(outputs.size());
+  for (const auto &t : outputs) floats.push_back(t.dequantized());
+  return decode(floats, geometry);
+}
+
+std::vector<FloatTensor> shapes_of(const std::vector<QuantizedTensor> &outputs) {
+  std::vector<FloatTensor> shapes(outputs.size());
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    shapes[i].name = outputs[i].name;
+    shapes[i].shape = outputs[i].shape;
+  }
+  return shapes;
 }
 
 void softmax_inplace(std::vector<float> &values) {

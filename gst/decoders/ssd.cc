@@ -1,10 +1,29 @@
-// ssd: SSD-style detectors exported with decoded boxes: boxes (1, N, 4) as normalised corners
-// x0, y0, x1, y1 (0..1 of the model input) and scores (1, N, classes) with class 0 the
+// ssd: SSD-style detectors, boxes (1, N, 4) + scores (1, N, classes) with class 0 the
 // background. Reported class ids skip the background (score column c -> class id c - 1), so a
 // COCO labels file without a background line lines up. Per-class NMS at IoU 0.45; threshold 0.5.
-// The prior-box (anchor-encoded) form is not decoded.
+// Two box forms:
+//  - decoded (no prior config): normalised corners x0, y0, x1, y1 (0..1 of the model input),
+//    scores are probabilities;
+//  - prior-encoded (config `feature-maps=...` or `priors-file=...`): per prior (cx, cy, w, h,
+//    normalised) deltas dx, dy, dw, dh (`box-order=yxhw`: TensorFlow's dy, dx, dh, dw):
+//      cx = prior.cx + dx * v0 * prior.w,  w = prior.w * exp(dw * v1)   (v = `variances`)
+//    scores are logits, softmax over the classes (`scores=softmax|sigmoid|none`).
+// Priors from the config follow Caffe SSD / ssd.pytorch's PriorBox: for feature map k of size
+// f_k (cell step `steps` or image-size / f_k), centres (j + 0.5) step / image-size; per cell a
+// min-size square, a sqrt(min * max) square when max-sizes is given, and for each aspect ratio r
+// of the level (`aspect-ratios=2|2,3|...`, levels split by '|') boxes min*sqrt(r) x min/sqrt(r)
+// and its transpose; `clip=1` clamps them to 0..1. `priors-file`: one prior per line,
+// "cx cy w h" normalised. int8 outputs threshold on the raw int8 (softmax rows only after the
+// background-vs-best logit gap passes, sigmoid/probabilities by a precomputed int8 threshold).
+#include <array>
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <sstream>
+
 #include "axstream/error.h"
 #include "detection_common.h"
+#include "tensor_view.h"
 
 namespace axstream::decoders {
 namespace {
@@ -12,34 +31,132 @@ namespace {
 constexpr float kDefaultThreshold = 0.5f;
 constexpr float kDefaultNmsIou = 0.45f;
 
+enum class ScoreKind { probabilities, softmax, sigmoid };
+
+struct Prior {
+  float cx, cy, w, h;
+};
+
 class SsdDecoder final : public Decoder {
  public:
-  explicit SsdDecoder(const DecoderOptions &options) : options_(options) {}
+  explicit SsdDecoder(const DecoderOptions &options) : options_(options) {
+    const auto &config = options.config;
+    auto text = [&](const char *key, const char *fallback) {
+      const auto found = config.find(key);
+      return found == config.end() ? std::string(fallback) : found->second;
+    };
+    const std::string box_order = text("box-order", "xywh");
+    if (box_order != "xywh" && box_order != "yxhw")
+      throw InvalidArgument("ssd decoder: box-order '" + box_order + "', expected xywh or yxhw");
+    yx_order_ = box_order == "yxhw";
+    const bool encoded = config.count("feature-maps") || config.count("priors-file");
+    if (config.count("feature-maps") && config.count("priors-file"))
+      throw InvalidArgument("ssd decoder: give feature-maps or priors-file, not both");
+    const std::string scores = text("scores", encoded ? "softmax" : "none");
+    if (scores == "softmax")
+      score_kind_ = ScoreKind::softmax;
+    else if (scores == "sigmoid")
+      score_kind_ = ScoreKind::sigmoid;
+    else if (scores == "none")
+      score_kind_ = ScoreKind::probabilities;
+    else
+      throw InvalidArgument("ssd decoder: scores '" + scores +
+                            "', expected softmax, sigmoid or none");
+    const auto variances = config_numbers(config, "variances");
+    if (!variances.empty()) {
+      if (variances.size() != 2 || variances[0] <= 0 || variances[1] <= 0)
+        throw InvalidArgument("ssd decoder: variances '" + text("variances", "") +
+                              "', expected two positive numbers (centre, size)");
+      variances_ = {static_cast<float>(variances[0]), static_cast<float>(variances[1])};
+    }
+    if (config.count("priors-file")) {
+      priors_ = read_priors(config.at("priors-file"));
+      encoded_ = true;
+    } else if (config.count("feature-maps")) {
+      priors_ = generate_priors(config);
+      encoded_ = true;
+    }
+  }
   const char *name() const override { return "ssd"; }
 
   void check_outputs(const std::vector<FloatTensor> &outputs) const override { find(outputs); }
 
   DecodeResult decode(const std::vector<FloatTensor> &outputs,
                       const Geometry &geometry) const override {
-    const auto [boxes, scores] = find(outputs);
+    return decode_views(detail::views_of<detail::FloatView>(outputs), find(outputs), geometry);
+  }
+  bool has_int8_path() const override { return true; }
+  DecodeResult decode_quantized(const std::vector<QuantizedTensor> &outputs,
+                                const Geometry &geometry) const override {
+    return decode_views(detail::views_of<detail::QuantizedView>(outputs), find(shapes_of(outputs)),
+                        geometry);
+  }
+
+  const std::vector<Prior> &priors() const { return priors_; }
+
+ private:
+  template <class View>
+  DecodeResult decode_views(const std::vector<View> &outputs, std::pair<size_t, size_t> found,
+                            const Geometry &geometry) const {
+    const View &boxes = outputs[found.first];
+    const View &scores = outputs[found.second];
     if (geometry.tensor_width <= 0 || geometry.tensor_height <= 0)
       throw InvalidArgument(
           "ssd decoder: normalised boxes need the model input size in the "
           "geometry, got " +
           std::to_string(geometry.tensor_width) + "x" + std::to_string(geometry.tensor_height));
-    const int rows = static_cast<int>(boxes->shape[1]);
-    const int classes = static_cast<int>(scores->shape[2]);
+    const int rows = static_cast<int>(boxes.shape()[1]);
+    const int classes = static_cast<int>(scores.shape()[2]);
     const float threshold =
         options_.conf_threshold < 0 ? kDefaultThreshold : options_.conf_threshold;
     const float w = static_cast<float>(geometry.tensor_width);
     const float h = static_cast<float>(geometry.tensor_height);
+    const float logit_threshold = threshold <= 0   ? -std::numeric_limits<float>::infinity()
+                                  : threshold >= 1 ? std::numeric_limits<float>::infinity()
+                                                   : std::log(threshold / (1.0f - threshold));
+    // Probabilities: the score itself against the threshold; sigmoid: its logit.
+    const auto score_key =
+        scores.key_at_least(score_kind_ == ScoreKind::sigmoid ? logit_threshold : threshold);
+    const auto sig = scores.table([](float x) { return sigmoid(x); });
+    // softmax: p_best <= 1 / (1 + exp(l_background - l_best)), so a row whose best logit is
+    // not at least logit(threshold) above the background's cannot pass; the margin keeps float
+    // rounding of the full softmax from ever deciding otherwise.
+    const float softmax_gap = logit_threshold - 1e-3f;
     std::vector<Detection> candidates;
     for (int r = 0; r < rows; ++r) {
-      const float *s = scores->data.data() + static_cast<size_t>(r) * classes;
-      const auto [column, score] = detail::best_class(s + 1, classes - 1);
+      const size_t s = static_cast<size_t>(r) * classes;
+      const int column = 1 + detail::best_key(scores, s + 1, classes - 1);
+      float score;
+      if (score_kind_ == ScoreKind::softmax) {
+        if (scores.value(s + column) - scores.value(s) < softmax_gap) continue;
+        float max_logit = scores.value(s);
+        for (int c = 1; c < classes; ++c) max_logit = std::max(max_logit, scores.value(s + c));
+        float sum = 0;
+        for (int c = 0; c < classes; ++c) sum += std::exp(scores.value(s + c) - max_logit);
+        score = std::exp(scores.value(s + column) - max_logit) / sum;
+      } else {
+        if (!(scores.key(s + column) >= score_key)) continue;
+        score = score_kind_ == ScoreKind::sigmoid ? sig(s + column) : scores.value(s + column);
+      }
       if (score < threshold) continue;
-      const float *b = boxes->data.data() + static_cast<size_t>(r) * 4;
-      candidates.push_back({{b[0] * w, b[1] * h, b[2] * w, b[3] * h}, score, column, {}, {}});
+      const size_t b = static_cast<size_t>(r) * 4;
+      Box box;
+      if (encoded_) {
+        const Prior &p = priors_[r];
+        const float dx = boxes.value(b + (yx_order_ ? 1 : 0));
+        const float dy = boxes.value(b + (yx_order_ ? 0 : 1));
+        const float dw = boxes.value(b + (yx_order_ ? 3 : 2));
+        const float dh = boxes.value(b + (yx_order_ ? 2 : 3));
+        const float cx = p.cx + dx * variances_[0] * p.w;
+        const float cy = p.cy + dy * variances_[0] * p.h;
+        const float bw = p.w * std::exp(dw * variances_[1]);
+        const float bh = p.h * std::exp(dh * variances_[1]);
+        box = {(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h};
+      } else {
+        box = {boxes.value(b) * w, boxes.value(b + 1) * h, boxes.value(b + 2) * w,
+               boxes.value(b + 3) * h};
+      }
+      candidates.push_back({box, score, column - 1, {}, {}});  // class ids skip the background
     }
     DecodeResult result;
     result.detections =
@@ -47,26 +164,126 @@ class SsdDecoder final : public Decoder {
     return result;
   }
 
- private:
-  static std::pair<const FloatTensor *, const FloatTensor *> find(
-      const std::vector<FloatTensor> &outputs) {
-    const FloatTensor *boxes = nullptr, *scores = nullptr;
-    for (const auto &t : outputs) {
+  // Indices of the boxes and scores tensors.
+  std::pair<size_t, size_t> find(const std::vector<FloatTensor> &outputs) const {
+    int boxes = -1, scores = -1;
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      const auto &t = outputs[i];
       if (t.shape.size() != 3 || t.shape[0] != 1) continue;
-      if (t.shape[2] == 4 && !boxes)
-        boxes = &t;
+      if (t.shape[2] == 4 && boxes < 0)
+        boxes = int(i);
       else if (t.shape[2] >= 2)
-        scores = &t;
+        scores = int(i);
     }
-    if (!boxes || !scores || boxes->shape[1] != scores->shape[1])
+    if (boxes < 0 || scores < 0 || outputs[boxes].shape[1] != outputs[scores].shape[1])
       throw InvalidArgument(
           "ssd decoder: expected boxes (1,N,4) and scores (1,N,classes) with "
           "the same N, got " +
           detail::describe_outputs(outputs));
-    return {boxes, scores};
+    if (encoded_ && outputs[boxes].shape[1] != static_cast<int64_t>(priors_.size()))
+      throw InvalidArgument("ssd decoder: the prior config gives " +
+                            std::to_string(priors_.size()) + " priors, the model's boxes " +
+                            outputs[boxes].name + " " + outputs[boxes].shape_string() +
+                            " need one per row");
+    return {size_t(boxes), size_t(scores)};
+  }
+
+  static std::vector<Prior> read_priors(const std::string &path) {
+    std::ifstream file(path);
+    if (!file) throw InvalidArgument("ssd decoder: priors-file '" + path + "' cannot be read");
+    std::vector<Prior> priors;
+    std::string line;
+    for (int number = 1; std::getline(file, line); ++number) {
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      std::istringstream in(line);
+      Prior p;
+      std::string rest;
+      if (!(in >> p.cx >> p.cy >> p.w >> p.h) || (in >> rest))
+        throw InvalidArgument("ssd decoder: priors-file '" + path + "' line " +
+                              std::to_string(number) + " '" + line +
+                              "': expected four numbers cx cy w h");
+      priors.push_back(p);
+    }
+    if (priors.empty()) throw InvalidArgument("ssd decoder: priors-file '" + path + "' is empty");
+    return priors;
+  }
+
+  static std::vector<Prior> generate_priors(const std::map<std::string, std::string> &config) {
+    const auto feature_maps = config_numbers(config, "feature-maps");
+    const auto image_size = config_numbers(config, "image-size");
+    const auto min_sizes = config_numbers(config, "min-sizes");
+    const auto max_sizes = config_numbers(config, "max-sizes");
+    const auto steps = config_numbers(config, "steps");
+    const auto clip = config_numbers(config, "clip");
+    const size_t levels = feature_maps.size();
+    auto fail = [&](const std::string &what) {
+      throw InvalidArgument("ssd decoder prior config: " + what);
+    };
+    if (levels == 0) fail("feature-maps is empty");
+    for (double f : feature_maps)
+      if (f < 1 || f != std::floor(f)) fail("feature-maps must be positive integers");
+    if (image_size.size() != 1 || image_size[0] <= 0)
+      fail("image-size: expected one positive number (the model input size the sizes refer to)");
+    if (min_sizes.size() != levels)
+      fail("min-sizes has " + std::to_string(min_sizes.size()) + " values, expected " +
+           std::to_string(levels) + " (one per feature map)");
+    if (!max_sizes.empty() && max_sizes.size() != levels)
+      fail("max-sizes has " + std::to_string(max_sizes.size()) + " values, expected " +
+           std::to_string(levels) + " or none");
+    if (!steps.empty() && steps.size() != levels)
+      fail("steps has " + std::to_string(steps.size()) + " values, expected " +
+           std::to_string(levels) + " or none");
+    std::vector<std::vector<double>> ratios(levels);
+    if (config.count("aspect-ratios")) {
+      std::vector<std::string> parts;
+      std::stringstream stream(config.at("aspect-ratios"));
+      std::string part;
+      while (std::getline(stream, part, '|')) parts.push_back(part);
+      if (parts.size() != levels)
+        fail("aspect-ratios has " + std::to_string(parts.size()) +
+             " levels ('|'-separated), "
+             "expected " +
+             std::to_string(levels));
+      for (size_t k = 0; k < levels; ++k) {
+        ratios[k] = config_numbers({{"aspect-ratios", parts[k]}}, "aspect-ratios");
+        for (double r : ratios[k])
+          if (r <= 0) fail("aspect ratios must be positive");
+      }
+    }
+    const double size = image_size[0];
+    std::vector<Prior> priors;
+    for (size_t k = 0; k < levels; ++k) {
+      const int f = static_cast<int>(feature_maps[k]);
+      const double cells = steps.empty() ? f : size / steps[k];
+      const double s_k = min_sizes[k] / size;
+      for (int i = 0; i < f; ++i)
+        for (int j = 0; j < f; ++j) {
+          const float cx = static_cast<float>((j + 0.5) / cells);
+          const float cy = static_cast<float>((i + 0.5) / cells);
+          priors.push_back({cx, cy, float(s_k), float(s_k)});
+          if (!max_sizes.empty()) {
+            const float s = static_cast<float>(std::sqrt(s_k * (max_sizes[k] / size)));
+            priors.push_back({cx, cy, s, s});
+          }
+          for (double r : ratios[k]) {
+            const double root = std::sqrt(r);
+            priors.push_back({cx, cy, float(s_k * root), float(s_k / root)});
+            priors.push_back({cx, cy, float(s_k / root), float(s_k * root)});
+          }
+        }
+    }
+    if (!clip.empty() && clip[0] != 0)
+      for (Prior &p : priors)
+        for (float *v : {&p.cx, &p.cy, &p.w, &p.h}) *v = std::clamp(*v, 0.0f, 1.0f);
+    return priors;
   }
 
   DecoderOptions options_;
+  ScoreKind score_kind_ = ScoreKind::probabilities;
+  bool encoded_ = false;
+  bool yx_order_ = false;
+  std::array<float, 2> variances_ = {0.1f, 0.2f};
+  std::vector<Prior> priors_;
 };
 
 }  // namespace

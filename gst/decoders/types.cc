@@ -19,4 +19,21 @@ std::string shape_to_string(const std::vector<int64_t> &shape) {
 
 std::string FloatTensor::shape_string() const { return shape_to_string(shape); }
 
+size_t QuantizedTensor::element_count() const {
+  size_t count = 1;
+  for (int64_t dim : shape) count *= static_cast<size_t>(dim);
+  return count;
+}
+
+std::string QuantizedTensor::shape_string() const { return shape_to_string(shape); }
+
+FloatTensor QuantizedTensor::dequantized() const {
+  FloatTensor t;
+  t.name = name;
+  t.shape = shape;
+  t.data.resize(data.size());
+  for (size_t i = 0; i < data.size(); ++i) t.data[i] = dequantize(data[i]);
+  return t;
+}
+
 }  // namespace axstream::decoders

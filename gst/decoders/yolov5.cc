@@ -3,10 +3,13 @@
 //    probabilities (Ultralytics' default ONNX export, "output0");
 //  - raw heads: three (1, 3 * (5 + classes), H, W) tensors (strides 8, 16, 32) of logits,
 //    decoded with the default COCO anchors: xy = (2 sigmoid - 0.5 + cell) * stride,
-//    wh = (2 sigmoid)^2 * anchor.
+//    wh = (2 sigmoid)^2 * anchor; config `activations=sigmoid` for heads exported with the
+//    sigmoid already applied (then the values are used as they are).
 // score = objectness * best class probability; per-class NMS at IoU 0.45; threshold 0.25.
+// int8 outputs are thresholded on the raw int8 and only candidates dequantised (tensor_view.h).
 #include "axstream/error.h"
 #include "detection_common.h"
+#include "tensor_view.h"
 
 namespace axstream::decoders {
 namespace {
@@ -19,7 +22,8 @@ constexpr float kAnchors[3][6] = {
 
 class YoloV5Decoder final : public Decoder {
  public:
-  explicit YoloV5Decoder(const DecoderOptions &options) : options_(options) {}
+  explicit YoloV5Decoder(const DecoderOptions &options)
+      : options_(options), sigmoid_applied_(detail::sigmoid_applied(options.config, "yolov5")) {}
   const char *name() const override { return "yolov5"; }
 
   void check_outputs(const std::vector<FloatTensor> &outputs) const override {
@@ -33,20 +37,37 @@ class YoloV5Decoder final : public Decoder {
   DecodeResult decode(const std::vector<FloatTensor> &outputs,
                       const Geometry &geometry) const override {
     check_outputs(outputs);
+    return decode_views(detail::views_of<detail::FloatView>(outputs), geometry);
+  }
+  bool has_int8_path() const override { return true; }
+  DecodeResult decode_quantized(const std::vector<QuantizedTensor> &outputs,
+                                const Geometry &geometry) const override {
+    check_outputs(shapes_of(outputs));
+    return decode_views(detail::views_of<detail::QuantizedView>(outputs), geometry);
+  }
+
+ private:
+  template <class View>
+  DecodeResult decode_views(const std::vector<View> &outputs, const Geometry &geometry) const {
     const float threshold =
         options_.conf_threshold < 0 ? kDefaultThreshold : options_.conf_threshold;
     std::vector<Detection> candidates;
-    if (is_decoded(outputs)) {
-      const FloatTensor &t = outputs[0];
-      const int rows = static_cast<int>(t.shape[1]), values = static_cast<int>(t.shape[2]);
+    if (outputs.size() == 1) {
+      const View &t = outputs[0];
+      const int rows = static_cast<int>(t.shape()[1]), values = static_cast<int>(t.shape()[2]);
+      const auto objectness_key = t.key_at_least(threshold);
       for (int r = 0; r < rows; ++r) {
-        const float *v = t.data.data() + static_cast<size_t>(r) * values;
-        if (v[4] < threshold) continue;  // objectness bounds the score
-        const auto [class_id, class_score] = detail::best_class(v + 5, values - 5);
-        const float score = v[4] * class_score;
+        const size_t v = static_cast<size_t>(r) * values;
+        if (!(t.key(v + 4) >= objectness_key)) continue;  // objectness bounds the score
+        const int class_id = detail::best_key(t, v + 5, values - 5);
+        const float score = t.value(v + 4) * t.value(v + 5 + class_id);
         if (score < threshold) continue;
         candidates.push_back(
-            {detail::box_from_centre(v[0], v[1], v[2], v[3]), score, class_id, {}, {}});
+            {detail::box_from_centre(t.value(v), t.value(v + 1), t.value(v + 2), t.value(v + 3)),
+             score,
+             class_id,
+             {},
+             {}});
       }
     } else {
       if (geometry.tensor_width <= 0 || geometry.tensor_height <= 0)
@@ -55,34 +76,36 @@ class YoloV5Decoder final : public Decoder {
             "geometry, got " +
             std::to_string(geometry.tensor_width) + "x" + std::to_string(geometry.tensor_height));
       // Heads ordered by stride (largest grid first).
-      std::vector<const FloatTensor *> heads = {&outputs[0], &outputs[1], &outputs[2]};
+      std::vector<const View *> heads = {&outputs[0], &outputs[1], &outputs[2]};
       std::sort(heads.begin(), heads.end(),
-                [](auto *a, auto *b) { return a->shape[2] > b->shape[2]; });
-      const float logit_threshold = std::log(threshold / (1.0f - threshold));
+                [](auto *a, auto *b) { return a->shape()[2] > b->shape()[2]; });
+      // Heads already through a sigmoid compare probabilities, else logits.
+      const float logit_threshold =
+          sigmoid_applied_ ? threshold : std::log(threshold / (1.0f - threshold));
+      const bool applied = sigmoid_applied_;
       for (int level = 0; level < 3; ++level) {
-        const FloatTensor &t = *heads[level];
-        const int values = static_cast<int>(t.shape[1] / 3);
-        const int h = static_cast<int>(t.shape[2]), w = static_cast<int>(t.shape[3]);
+        const View &t = *heads[level];
+        const int values = static_cast<int>(t.shape()[1] / 3);
+        const int h = static_cast<int>(t.shape()[2]), w = static_cast<int>(t.shape()[3]);
         const float stride_x = static_cast<float>(geometry.tensor_width) / w;
         const float stride_y = static_cast<float>(geometry.tensor_height) / h;
         const size_t plane = static_cast<size_t>(h) * w;
+        const auto logit_key = t.key_at_least(logit_threshold);
+        const auto sig = t.table([applied](float x) { return applied ? x : sigmoid(x); });
         for (int a = 0; a < 3; ++a) {
-          const float *base = t.data.data() + static_cast<size_t>(a) * values * plane;
+          const size_t base = static_cast<size_t>(a) * values * plane;
           for (int y = 0; y < h; ++y)
             for (int x = 0; x < w; ++x) {
-              const size_t cell = static_cast<size_t>(y) * w + x;
-              auto at = [&](int k) { return base[k * plane + cell]; };
-              if (at(4) < logit_threshold) continue;
-              int class_id = 0;
-              float best_logit = at(5);
-              for (int c = 1; c < values - 5; ++c)
-                if (at(5 + c) > best_logit) best_logit = at(5 + c), class_id = c;
-              const float score = sigmoid(at(4)) * sigmoid(best_logit);
+              const size_t cell = base + static_cast<size_t>(y) * w + x;
+              auto at = [&](int k) { return cell + k * plane; };
+              if (!(t.key(at(4)) >= logit_key)) continue;
+              const int class_id = detail::best_key(t, at(5), values - 5, plane);
+              const float score = sig(at(4)) * sig(at(5 + class_id));
               if (score < threshold) continue;
-              const float cx = (2 * sigmoid(at(0)) - 0.5f + x) * stride_x;
-              const float cy = (2 * sigmoid(at(1)) - 0.5f + y) * stride_y;
-              const float bw = std::pow(2 * sigmoid(at(2)), 2.0f) * kAnchors[level][2 * a];
-              const float bh = std::pow(2 * sigmoid(at(3)), 2.0f) * kAnchors[level][2 * a + 1];
+              const float cx = (2 * sig(at(0)) - 0.5f + x) * stride_x;
+              const float cy = (2 * sig(at(1)) - 0.5f + y) * stride_y;
+              const float bw = std::pow(2 * sig(at(2)), 2.0f) * kAnchors[level][2 * a];
+              const float bh = std::pow(2 * sig(at(3)), 2.0f) * kAnchors[level][2 * a + 1];
               candidates.push_back(
                   {detail::box_from_centre(cx, cy, bw, bh), score, class_id, {}, {}});
             }
@@ -95,7 +118,6 @@ class YoloV5Decoder final : public Decoder {
     return result;
   }
 
- private:
   static bool is_decoded(const std::vector<FloatTensor> &outputs) {
     // Rows outnumber values (25200 x 85 at 640x640); (1, 84, 8400) is YOLOv8's layout.
     return outputs.size() == 1 && outputs[0].shape.size() == 3 && outputs[0].shape[0] == 1 &&
@@ -113,6 +135,7 @@ class YoloV5Decoder final : public Decoder {
   }
 
   DecoderOptions options_;
+  bool sigmoid_applied_;
 };
 
 }  // namespace

@@ -13,6 +13,12 @@
  * "text-confidence" in the "ax-detection" parameters of the ROI it was read from. See
  * axstream/gst/axresultmeta.h.
  *
+ * When the package has no postamble (its int8 core outputs are the model's outputs) and the
+ * decoder has an int8 path, frames are decoded without dequantising every output
+ * (`int8-fast-path`): scores are compared with thresholds precomputed in the int8 domain,
+ * sigmoids come from a 256-entry table, and only candidates are dequantised — with results
+ * identical to the float path. `decoder-config` carries decoder settings such as SSD prior boxes.
+ *
  * |[
  * gst-launch-1.0 filesrc location=Megamind.avi ! decodebin ! \
  *   axpreprocess model=models/blazeface ! axinference model=models/blazeface ! \
@@ -45,6 +51,8 @@ GST_DEBUG_CATEGORY_STATIC(gst_ax_decode_debug);
 #define DEFAULT_PROP_TOP_K 5
 #define DEFAULT_PROP_SOFTMAX FALSE
 #define DEFAULT_PROP_MODEL nullptr
+#define DEFAULT_PROP_INT8_FAST_PATH TRUE
+#define DEFAULT_PROP_DECODER_CONFIG nullptr
 
 enum {
   PROP_0,
@@ -56,6 +64,8 @@ enum {
   PROP_TOP_K,
   PROP_SOFTMAX,
   PROP_MODEL,
+  PROP_INT8_FAST_PATH,
+  PROP_DECODER_CONFIG,
 };
 
 namespace {
@@ -65,6 +75,7 @@ namespace dec = axstream::decoders;
 struct ModelDecoding {
   std::unique_ptr<dec::OutputConverter> converter;
   bool outputs_checked = false;
+  bool int8_path = false;  // decode_quantized() from the second buffer on
 };
 }  // namespace
 
@@ -85,6 +96,8 @@ struct _GstAxDecode {
   gint top_k;
   gboolean softmax;
   gchar *model;
+  gboolean int8_fast_path;
+  gchar *decoder_config;
   GstAxDecodeState *state;
 };
 
@@ -109,6 +122,7 @@ static gboolean gst_ax_decode_start(GstBaseTransform *trans) {
     options.top_k = self->top_k;
     options.softmax = self->softmax;
     if (self->labels && *self->labels) options.labels = dec::read_labels(self->labels);
+    if (self->decoder_config) options.config = dec::parse_decoder_config(self->decoder_config);
     state->decoder = dec::make_decoder(self->decoder ? self->decoder : "", options);
   } catch (const std::exception &error) {
     GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("%s", error.what()),
@@ -156,9 +170,10 @@ static dec::Geometry geometry_of(const GstAxTransform &t) {
   return g;
 }
 
-// Maps every tensor of `tensors` and converts them to the float model's outputs.
-static std::vector<dec::FloatTensor> convert_tensors(dec::OutputConverter &converter,
-                                                     GstBuffer *tensors) {
+// Maps every tensor of `tensors` and hands the raw bytes to `convert` (float or quantised
+// conversion).
+template <class Convert>
+static auto convert_tensors(dec::OutputConverter &converter, GstBuffer *tensors, Convert convert) {
   const guint count = gst_buffer_n_memory(tensors);
   if (count != converter.specs().size())
     throw axstream::InvalidArgument(
@@ -187,7 +202,7 @@ static std::vector<dec::FloatTensor> convert_tensors(dec::OutputConverter &conve
     raw[i] = reinterpret_cast<const int8_t *>(maps[i].data);
     raw_bytes[i] = maps[i].size;
   }
-  return converter.convert(raw, raw_bytes);
+  return convert(raw, raw_bytes);
 }
 
 static gint next_roi_id(GstBuffer *buffer) {
@@ -352,14 +367,31 @@ static GstFlowReturn gst_ax_decode_transform_ip(GstBaseTransform *trans, GstBuff
         auto package = axstream::runtime::load_model_package(model_path);
         decoding.converter = dec::OutputConverter::from_package(*package);
       }
-      std::vector<dec::FloatTensor> floats =
-          convert_tensors(*decoding.converter, tensor_meta->tensors);
-      if (!decoding.outputs_checked) {
-        state->decoder->check_outputs(floats);
-        decoding.outputs_checked = true;
+      dec::OutputConverter &converter = *decoding.converter;
+      const dec::Geometry geometry = geometry_of(tensor_meta->transform);
+      dec::DecodeResult result;
+      if (decoding.outputs_checked && decoding.int8_path) {
+        // Thresholds on the raw int8; only candidates are dequantised.
+        result = state->decoder->decode_quantized(
+            convert_tensors(converter, tensor_meta->tensors,
+                            [&](const auto &raw, const auto &bytes) {
+                              return converter.convert_quantized(raw, bytes);
+                            }),
+            geometry);
+      } else {
+        std::vector<dec::FloatTensor> floats = convert_tensors(
+            converter, tensor_meta->tensors,
+            [&](const auto &raw, const auto &bytes) { return converter.convert(raw, bytes); });
+        if (!decoding.outputs_checked) {
+          state->decoder->check_outputs(floats);
+          decoding.outputs_checked = true;
+          decoding.int8_path = self->int8_fast_path && state->decoder->has_int8_path() &&
+                               converter.quantized_outputs_available();
+          GST_INFO_OBJECT(self, "model %s: decoder %s uses its %s path", model_path.c_str(),
+                          state->decoder->name(), decoding.int8_path ? "int8" : "float");
+        }
+        result = state->decoder->decode(floats, geometry);
       }
-      dec::DecodeResult result =
-          state->decoder->decode(floats, geometry_of(tensor_meta->transform));
       if (!result.detections.empty())
         attach_detections(self, buffer, result.detections, tensor_meta->roi_id);
       if (!result.classes.empty())
@@ -410,6 +442,13 @@ static void gst_ax_decode_set_property(GObject *object, guint prop_id, const GVa
       g_free(self->model);
       self->model = g_value_dup_string(value);
       break;
+    case PROP_INT8_FAST_PATH:
+      self->int8_fast_path = g_value_get_boolean(value);
+      break;
+    case PROP_DECODER_CONFIG:
+      g_free(self->decoder_config);
+      self->decoder_config = g_value_dup_string(value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
       return;
@@ -444,6 +483,12 @@ static void gst_ax_decode_get_property(GObject *object, guint prop_id, GValue *v
     case PROP_MODEL:
       g_value_set_string(value, self->model);
       break;
+    case PROP_INT8_FAST_PATH:
+      g_value_set_boolean(value, self->int8_fast_path);
+      break;
+    case PROP_DECODER_CONFIG:
+      g_value_set_string(value, self->decoder_config);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
       return;
@@ -455,6 +500,7 @@ static void gst_ax_decode_finalize(GObject *object) {
   g_free(self->decoder);
   g_free(self->labels);
   g_free(self->model);
+  g_free(self->decoder_config);
   delete self->state;
   G_OBJECT_CLASS(gst_ax_decode_parent_class)->finalize(object);
 }
@@ -519,6 +565,25 @@ static void gst_ax_decode_class_init(GstAxDecodeClass *klass) {
                           "tensor meta, with the model it names",
                           DEFAULT_PROP_MODEL, ready_flags));
 
+  g_object_class_install_property(
+      gobject_class, PROP_INT8_FAST_PATH,
+      g_param_spec_boolean(
+          "int8-fast-path", "int8 fast path",
+          "Decode the quantised outputs directly when the package has no postamble and the "
+          "decoder has an int8 path (blazeface, classification, ssd, yolov5, yolov8): thresholds "
+          "compared in int8, sigmoid/exp from 256-entry tables, only candidates dequantised; "
+          "results equal the float path. Off: always dequantise every output first",
+          DEFAULT_PROP_INT8_FAST_PATH, ready_flags));
+  g_object_class_install_property(
+      gobject_class, PROP_DECODER_CONFIG,
+      g_param_spec_string(
+          "decoder-config", "Decoder config",
+          "Decoder settings as \"key=value; key=value\". ssd prior boxes: \"feature-maps=19,10,5;"
+          " image-size=300; min-sizes=...; max-sizes=...; aspect-ratios=2|2,3|2,3 (per level, "
+          "'|'); steps=...; variances=0.1,0.2; clip=0|1\" or \"priors-file=FILE\" (cx cy w h "
+          "per line), plus box-order=xywh|yxhw and scores=softmax|sigmoid|none (see "
+          "docs/pipelines.md); other decoders take none",
+          DEFAULT_PROP_DECODER_CONFIG, ready_flags));
   gst_element_class_add_static_pad_template(element_class, &sink_template);
   gst_element_class_add_static_pad_template(element_class, &src_template);
   gst_element_class_set_static_metadata(
@@ -542,6 +607,8 @@ static void gst_ax_decode_init(GstAxDecode *self) {
   self->top_k = DEFAULT_PROP_TOP_K;
   self->softmax = DEFAULT_PROP_SOFTMAX;
   self->model = nullptr;
+  self->int8_fast_path = DEFAULT_PROP_INT8_FAST_PATH;
+  self->decoder_config = nullptr;
   self->state = new GstAxDecodeState();
   gst_base_transform_set_in_place(GST_BASE_TRANSFORM(self), TRUE);
 }

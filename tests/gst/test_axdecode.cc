@@ -447,3 +447,78 @@ TEST_F(AxDecode, CtcTextLandsOnTheRoiItWasReadFrom) {
   gst_harness_teardown(harness);
   fs::remove_all(dir);
 }
+
+namespace {
+
+// Box, score and keypoints of every ROI, for comparing two decodes of the same tensors.
+std::vector<std::string> describe_rois(GstBuffer *buffer) {
+  std::vector<std::string> rois;
+  gpointer iter = nullptr;
+  while (GstMeta *meta = gst_buffer_iterate_meta_filtered(
+             buffer, &iter, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) {
+    auto *roi = reinterpret_cast<GstVideoRegionOfInterestMeta *>(meta);
+    GstStructure *params = gst_video_region_of_interest_meta_get_param(roi, GST_AX_DETECTION_PARAM);
+    gchar *text = params ? gst_structure_to_string(params) : g_strdup("-");
+    rois.push_back(std::to_string(roi->x) + "," + std::to_string(roi->y) + "," +
+                   std::to_string(roi->w) + "," + std::to_string(roi->h) + " " + text);
+    g_free(text);
+  }
+  return rois;
+}
+
+}  // namespace
+
+TEST_F(AxDecode, Int8FastPathGivesExactlyTheFloatPathsResults) {
+  BlazeFacePackage package;
+  // Three faces of different scores at different anchors, frame after frame (the int8 path
+  // takes over from the second buffer, after the outputs were checked on the first).
+  auto tensors = [](int frame) {
+    std::vector<int8_t> scores16(512 * 4, -128), scores8(384 * 4, -128);
+    std::vector<int8_t> boxes16(512 * 16, 0), boxes8(384 * 16, 0);
+    for (int face = 0; face < 3; ++face) {
+      const int anchor = 40 + 150 * face + frame;
+      scores16[anchor * 4] = int8_t(5 + 7 * face + frame);
+      const int8_t box[16] = {int8_t(4 + face), 8, 40, int8_t(60 - frame), -12, 4, 7, 7};
+      std::copy(box, box + 16, boxes16.begin() + anchor * 16);
+    }
+    scores8[100 * 4] = 30;
+    const int8_t box8[16] = {0, 0, 50, 50, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    std::copy(box8, box8 + 16, boxes8.begin() + 100 * 16);
+    GstBuffer *buffer = gst_buffer_new();
+    for (const auto *bytes : {&scores16, &scores8, &boxes16, &boxes8})
+      gst_buffer_append_memory(buffer, wrap_bytes(*bytes));
+    return buffer;
+  };
+  std::vector<std::vector<std::string>> results[2];
+  for (int fast = 0; fast < 2; ++fast) {
+    GstHarness *harness =
+        decode_harness(std::string("axdecode decoder=blazeface ") +
+                       "conf-threshold=0.6 int8-fast-path=" + (fast ? "true" : "false"));
+    for (int frame = 0; frame < 4; ++frame) {
+      GstBuffer *out = gst_harness_push_and_pull(
+          harness, frame_with_outputs(package.dir.string(), tensors(frame), letterbox_640x480()));
+      ASSERT_NE(out, nullptr);
+      results[fast].push_back(describe_rois(out));
+      gst_buffer_unref(out);
+    }
+    gst_harness_teardown(harness);
+  }
+  for (int frame = 0; frame < 4; ++frame) {
+    EXPECT_GE(results[0][frame].size(), 2u) << "frame " << frame;  // not a vacuous comparison
+    EXPECT_EQ(results[1][frame], results[0][frame]) << "frame " << frame;
+  }
+}
+
+TEST_F(AxDecode, DecoderConfigWithAKeyTheDecoderDoesNotKnowFailsToStart) {
+  GstElement *element = gst_element_factory_make("axdecode", nullptr);
+  ASSERT_NE(element, nullptr);
+  g_object_set(element, "decoder", "classification", "decoder-config", "clip=1", nullptr);
+  axtest::BusWatch bus(element);
+  EXPECT_EQ(gst_element_set_state(element, GST_STATE_PAUSED), GST_STATE_CHANGE_FAILURE);
+  const std::string error = bus.error();
+  EXPECT_NE(error.find("decoder 'classification': unknown config key 'clip', expected no config"),
+            std::string::npos)
+      << error;
+  gst_element_set_state(element, GST_STATE_NULL);
+  gst_object_unref(element);
+}

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cmath>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,7 +20,17 @@ struct DecoderOptions {
   int top_k = 5;
   bool softmax = false;             // classification: apply softmax to the scores first
   std::vector<std::string> labels;  // class id -> label; empty: "class <id>"
+  // Decoder-specific settings (e.g. ssd's prior boxes), from parse_decoder_config(); make_decoder
+  // rejects keys the decoder does not know.
+  std::map<std::string, std::string> config;
 };
+
+// "key=value; key=value" (entries split at ';', spaces around keys and values trimmed) -> map.
+// Throws InvalidArgument naming an entry without '=' or a repeated key.
+std::map<std::string, std::string> parse_decoder_config(const std::string &text);
+// Comma-separated numbers of config value `key`; InvalidArgument naming the key and the text.
+std::vector<double> config_numbers(const std::map<std::string, std::string> &config,
+                                   const std::string &key);
 
 class Decoder {
  public:
@@ -31,7 +42,17 @@ class Decoder {
   // Decodes one frame's (or one ROI's) outputs; boxes and keypoints in frame pixels.
   virtual DecodeResult decode(const std::vector<FloatTensor> &outputs,
                               const Geometry &geometry) const = 0;
+  // The int8 fast path, for packages whose core outputs are the model's outputs (no postamble):
+  // thresholds and ranks in the int8 domain (precomputed quantised thresholds, 256-entry
+  // sigmoid/exp tables) and dequantises only candidates. Gives exactly decode() of the
+  // dequantised tensors. Decoders without one (has_int8_path() false) dequantise everything.
+  virtual bool has_int8_path() const { return false; }
+  virtual DecodeResult decode_quantized(const std::vector<QuantizedTensor> &outputs,
+                                        const Geometry &geometry) const;
 };
+
+// Name and shape of each tensor without data, for shape checks on quantised outputs.
+std::vector<FloatTensor> shapes_of(const std::vector<QuantizedTensor> &outputs);
 
 using DecoderFactory = std::unique_ptr<Decoder> (*)(const DecoderOptions &options);
 
@@ -39,6 +60,7 @@ struct DecoderEntry {
   const char *name;
   const char *description;
   DecoderFactory make;
+  std::vector<std::string> config_keys;  // what DecoderOptions::config may hold
 };
 
 // All registered decoders, in registry order.

@@ -21,6 +21,24 @@ struct FloatTensor {
 
 std::string shape_to_string(const std::vector<int64_t> &shape);
 
+// A device output in the float model's layout (depadded, transposed back, reshaped) but still
+// quantised: value = (data[i] - zero_point) * scale, computed exactly as the float conversion
+// does, so a decoder can threshold in int8 and dequantise only candidates.
+struct QuantizedTensor {
+  std::string name;
+  std::vector<int64_t> shape;
+  std::vector<int8_t> data;
+  float scale = 1.0f;
+  int zero_point = 0;
+
+  float dequantize(int8_t q) const {
+    return (static_cast<float>(q) - static_cast<float>(zero_point)) * scale;
+  }
+  size_t element_count() const;
+  std::string shape_string() const;
+  FloatTensor dequantized() const;
+};
+
 // Frame <- tensor mapping, the same numbers as GstAxTransform:
 //   frame_x = crop_x + (tensor_x - offset_x) / scale_x   (same for y)
 struct Geometry {

@@ -1,0 +1,95 @@
+// One decoding loop for float and int8 outputs: a decoder written against these views thresholds
+// and ranks on keys (the float itself, or the raw int8, whose order is the same since scale > 0),
+// and reads values or functions of them (sigmoid, exp) only for candidates. The int8 view
+// precomputes the key threshold and 256-entry tables of those functions over every int8 value,
+// with the same float arithmetic as the float path, so both give identical results.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "axstream/decoders/types.h"
+
+namespace axstream::decoders::detail {
+
+class FloatView {
+ public:
+  using Key = float;
+  explicit FloatView(const FloatTensor &tensor) : tensor_(&tensor), data_(tensor.data.data()) {}
+  const std::string &name() const { return tensor_->name; }
+  const std::vector<int64_t> &shape() const { return tensor_->shape; }
+  size_t element_count() const { return tensor_->data.size(); }
+  Key key(size_t i) const { return data_[i]; }
+  float value(size_t i) const { return data_[i]; }
+  float value_of_key(Key key) const { return key; }
+  // key(i) >= key_at_least(t) exactly when value(i) >= t.
+  Key key_at_least(float threshold) const { return threshold; }
+  // fn(value(i)) as a callable on indices.
+  template <class Fn>
+  auto table(Fn fn) const {
+    return [data = data_, fn](size_t i) { return fn(data[i]); };
+  }
+
+ private:
+  const FloatTensor *tensor_;
+  const float *data_;
+};
+
+class QuantizedView {
+ public:
+  using Key = int;
+  explicit QuantizedView(const QuantizedTensor &tensor)
+      : tensor_(&tensor), data_(tensor.data.data()) {}
+  const std::string &name() const { return tensor_->name; }
+  const std::vector<int64_t> &shape() const { return tensor_->shape; }
+  size_t element_count() const { return tensor_->data.size(); }
+  Key key(size_t i) const { return data_[i]; }
+  float value(size_t i) const { return tensor_->dequantize(data_[i]); }
+  float value_of_key(Key key) const { return tensor_->dequantize(static_cast<int8_t>(key)); }
+  // The smallest int8 whose value reaches the threshold (128: none does).
+  Key key_at_least(float threshold) const {
+    for (int q = -128; q <= 127; ++q)
+      if (tensor_->dequantize(static_cast<int8_t>(q)) >= threshold) return q;
+    return 128;
+  }
+  template <class Fn>
+  auto table(Fn fn) const {
+    std::array<float, 256> lut;
+    for (int q = -128; q <= 127; ++q)
+      lut[q + 128] = fn(tensor_->dequantize(static_cast<int8_t>(q)));
+    return [data = data_, lut](size_t i) { return lut[data[i] + 128]; };
+  }
+
+ private:
+  const QuantizedTensor *tensor_;
+  const int8_t *data_;
+};
+
+template <class View, class Tensor>
+std::vector<View> views_of(const std::vector<Tensor> &tensors) {
+  std::vector<View> views;
+  views.reserve(tensors.size());
+  for (const auto &t : tensors) views.emplace_back(t);
+  return views;
+}
+
+// Index (0..count-1) of the largest of `count` keys strided by `stride` from `first`; the first
+// of equal ones, as a float argmax over the dequantised values would pick.
+template <class View>
+int best_key(const View &view, size_t first, int count, size_t stride = 1) {
+  int best = 0;
+  auto best_key = view.key(first);
+  for (int c = 1; c < count; ++c) {
+    const auto k = view.key(first + size_t(c) * stride);
+    if (k > best_key) {
+      best_key = k;
+      best = c;
+    }
+  }
+  return best;
+}
+
+}  // namespace axstream::decoders::detail
