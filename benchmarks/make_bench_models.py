@@ -10,8 +10,12 @@ real ones).
                     Structurally faithful, not the Ultralytics graph: no Detect decode tail.
   yolov8n.onnx      YOLOv8n-like: C2f backbone/neck, SPPF, decoupled anchor-free head
                     (64 box-DFL + 80 class channels per level), 1x3x640x640, no DFL decode tail.
+  ssd_mobilenet.onnx  SSD300-MobileNetV1: depthwise-separable backbone (ReLU), extra layers,
+                    6 prior levels (19,10,5,3,2,1 cells; 4,6,6,6,4,4 priors per cell = 2268),
+                    outputs loc (1,2268,4) box deltas and conf (1,2268,21) logits (VOC: background
+                    + 20 classes); its priors are SSD_MOBILENET_PRIORS (axdecode decoder-config).
 
-usage: make_bench_models.py OUTDIR
+usage: make_bench_models.py OUTDIR [NAME...]   (default: all)
 """
 import os
 import sys
@@ -194,13 +198,65 @@ def yolov8n():
                    outputs, "yolov8n")
 
 
+# The prior boxes ssd_mobilenet's rows are encoded against, as axdecode's decoder-config (the
+# ssd.pytorch / Caffe SSD300 PriorBox layout; variances 0.1, 0.2).
+SSD_MOBILENET_PRIORS = ("feature-maps=19,10,5,3,2,1; image-size=300; "
+                        "min-sizes=60,105,150,195,240,285; max-sizes=105,150,195,240,285,300; "
+                        "aspect-ratios=2|2,3|2,3|2,3|2|2; variances=0.1,0.2; clip=1")
+
+
+def ssd_mobilenet():
+    b = Builder(300)
+    classes = 21
+
+    def separable(x, cin, cout, s):
+        x = b.conv(x, cin, cin, k=3, s=s, group=cin)
+        return b.conv(x, cin, cout, k=1)
+
+    x = b.conv("input", 3, 32, k=3, s=2)  # 150x150
+    cin = 32
+    taps = []  # (feature, channels): 19x19 after the last 512 block, 10x10 after 1024
+    blocks = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + \
+             [(1024, 2), (1024, 1)]
+    for i, (cout, s) in enumerate(blocks):
+        x = separable(x, cin, cout, s)
+        cin = cout
+        if i == 10 or i == 12:
+            taps.append((x, cout))
+    for mid, cout in [(256, 512), (128, 256), (128, 256), (64, 128)]:  # 5, 3, 2, 1
+        x = b.conv(b.conv(x, cin, mid, k=1), mid, cout, k=3, s=2)
+        cin = cout
+        taps.append((x, cout))
+    locs, confs = [], []
+    for (feature, channels), priors in zip(taps, [4, 6, 6, 6, 4, 4]):
+        for width, out in [(4, locs), (classes, confs)]:
+            y = b.conv(feature, channels, priors * width, k=3, act=None, gain=0.3)
+            y = b.node("Transpose", [y], perm=[0, 2, 3, 1])
+            out.append(b.node("Reshape", [y, b.const(np.array([1, -1, width], np.int64), "shape")]))
+    b.nodes.append(helper.make_node("Concat", locs, ["loc"], name="loc_node", axis=1))
+    b.nodes.append(helper.make_node("Concat", confs, ["conf"], name="conf_node", axis=1))
+    rows = 19 * 19 * 4 + 10 * 10 * 6 + 5 * 5 * 6 + 3 * 3 * 6 + 2 * 2 * 4 + 1 * 4
+    return b.model([helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 300, 300])],
+                   [helper.make_tensor_value_info("loc", TensorProto.FLOAT, [1, rows, 4]),
+                    helper.make_tensor_value_info("conf", TensorProto.FLOAT, [1, rows, classes])],
+                   "ssd_mobilenet")
+
+
 def main():
-    if len(sys.argv) != 2:
+    if len(sys.argv) < 2:
         sys.exit(__doc__)
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
-    for name, make in [("resnet50", resnet50), ("mobilenetv2", mobilenetv2), ("yolov5s", yolov5s),
-                       ("yolov8n", yolov8n)]:
+    makers = [("resnet50", resnet50), ("mobilenetv2", mobilenetv2), ("yolov5s", yolov5s),
+              ("yolov8n", yolov8n), ("ssd_mobilenet", ssd_mobilenet)]
+    wanted = sys.argv[2:]
+    unknown = set(wanted) - {name for name, _ in makers}
+    if unknown:
+        sys.exit(f"make_bench_models: unknown model(s) {', '.join(sorted(unknown))}; "
+                 f"expected {', '.join(name for name, _ in makers)}")
+    for name, make in makers:
+        if wanted and name not in wanted:
+            continue
         path = os.path.join(out, name + ".onnx")
         onnx.save(make(), path)
         print(path)

@@ -3,11 +3,14 @@
 # decode, FPS counter and JSON Lines output; the axinference elements share one ModelInstance
 # (shared=true), so all streams feed the same device cores and results never mix between streams.
 #
-#   pipelines/multistream.sh [N] [--video FILE] [--quiet]
+#   pipelines/multistream.sh [N] [--video FILE] [--quiet] [--batch-timeout US]
 #
 # N (default 4) streams; by default alternating vtest.avi and Megamind.avi (opencv-doc), or FILE
 # for every stream; --quiet prints only the summary. Writes $AXSTREAM_OUT/stream-I.jsonl
-# (I = 0..N-1) and prints each stream's FPS (periodically and at the end).
+# (I = 0..N-1) and prints each stream's FPS (periodically and at the end). With a package of
+# batch > 1 (axcompile --batch; e.g. AXSTREAM_FACE_MODEL=$AXSTREAM_CACHE/models/blazeface-front-b4)
+# frames of all streams are gathered into batches (a partial batch runs after --batch-timeout
+# microseconds, default 5000) and the average batch fill is printed.
 #
 # Environment: AXSTREAM_BUILD (default build/), AXSTREAM_CACHE (default ~/.cache/axstream),
 # AXSTREAM_OUT (default out/), AXSTREAM_FACE_MODEL (default the compiled blazeface-front package).
@@ -22,9 +25,11 @@ data=$cache/opencv-doc/usr/share/doc/opencv-doc/examples/data
 streams=4
 video=
 quiet=0
+batch_timeout=5000
 while (($#)); do
   case $1 in
     --video) video=$2; shift ;;
+    --batch-timeout) batch_timeout=$2; shift ;;
     --quiet) quiet=1 ;;
     -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
     *) [[ $1 =~ ^[0-9]+$ && $1 -gt 0 ]] || { echo "multistream: '$1': expected a stream count >= 1" >&2; exit 2; }
@@ -50,18 +55,23 @@ branches=()
 for ((i = 0; i < streams; i++)); do
   rm -f "$out/stream-$i.jsonl"
   branches+=(filesrc location="${videos[i]}" ! decodebin ! videoconvert !
-    video/x-raw,format=I420 ! axpreprocess model="$model" ! axinference model="$model" shared=true !
+    video/x-raw,format=I420 ! axpreprocess model="$model" ! axinference model="$model" shared=true batch-timeout="$batch_timeout" !
     axdecode decoder=blazeface conf-threshold=0.6 ! axfpscounter stream-id="$i" silent="$((quiet))" !
     axmetapublish stream-id="$i" location="$out/stream-$i.jsonl" ! fakesink sync=false)
 done
 
+# axinference logs its instance's batch statistics at INFO when it stops.
+stats=$out/multistream-axinference.log
+rm -f "$stats"
 start=$(date +%s.%N)
-gst-launch-1.0 -q -e "${branches[@]}"
+GST_DEBUG="${GST_DEBUG:+$GST_DEBUG,}axinference:4" GST_DEBUG_FILE="$stats" GST_DEBUG_NO_COLOR=1 \
+  gst-launch-1.0 -q -e "${branches[@]}"
 end=$(date +%s.%N)
 
-/usr/bin/python3 - "$out" "$streams" "$start" "$end" <<'PY'
-import json, sys
+/usr/bin/python3 - "$out" "$streams" "$start" "$end" "$stats" <<'PY'
+import json, re, sys
 out, streams, start, end = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+stats_log = sys.argv[5]
 seconds = end - start
 total = 0
 for i in range(streams):
@@ -78,4 +88,15 @@ for i in range(streams):
           f"{frames / seconds:.1f} frames/s -> {path}")
 print(f"multistream: {streams} streams, {total} frames in {seconds:.1f} s, "
       f"{total / seconds:.1f} frames/s together (one shared model instance)")
+batching = None
+try:
+    for line in open(stats_log, errors="replace"):
+        m = re.search(r"batch statistics of .*: (\d+) runs, (\d+) items, average fill ([0-9.]+) of (\d+)", line)
+        if m:
+            batching = m
+except FileNotFoundError:
+    pass
+if batching:
+    runs, items, fill, batch = batching.groups()
+    print(f"multistream: batching: {runs} runs of up to {batch} frames, average fill {fill}")
 PY

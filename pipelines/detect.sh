@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Object detection with the seeded YOLOv8n / YOLOv5s / SSD-MobileNet builders
+# (benchmarks/make_bench_models.py, random weights: the boxes are meaningless but deterministic;
+# the pipeline, tensor shapes and decoding are the real ones): video -> axpreprocess ->
+# axinference -> axdecode (yolov8 DFL heads / yolov5 anchor heads / ssd priors) -> axoverlay ->
+# annotated video + JSON Lines. Makes and compiles the model on first use.
+#
+#   pipelines/detect.sh [--model yolov8n|yolov5s|ssd_mobilenet] [--frames N] [--conf T]
+#                       [--package DIR] [VIDEO]
+#
+# --model (default yolov8n) picks the builder and its decoder; --package uses an already compiled
+# package of that architecture instead (e.g. one made with axcompile --batch); --frames stops
+# after N frames (default: the whole video); --conf sets axdecode's conf-threshold (default per
+# model, for the random weights: yolov8n 0.5, yolov5s 0.3 (objectness x class), ssd_mobilenet 0.2
+# (softmax over 21 classes)). VIDEO defaults to opencv-doc's vtest.avi.
+# Environment: AXSTREAM_BUILD (default build/), AXSTREAM_CACHE (default ~/.cache/axstream),
+# AXSTREAM_OUT (default out/), AXSTREAM_BENCH_MODELS (default $AXSTREAM_CACHE/bench: float/ and
+# pkg/, shared with scripts/bench.sh).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=${AXSTREAM_BUILD:-$here/build}
+cache=${AXSTREAM_CACHE:-$HOME/.cache/axstream}
+out=${AXSTREAM_OUT:-$here/out}
+models=${AXSTREAM_BENCH_MODELS:-$cache/bench}
+data=$cache/opencv-doc/usr/share/doc/opencv-doc/examples/data
+video=$data/vtest.avi
+name=yolov8n
+frames=-1
+conf=
+package=
+while (($#)); do
+  case $1 in
+    --model) name=$2; shift ;;
+    --frames) frames=$2; shift ;;
+    --conf) conf=$2; shift ;;
+    --package) package=$2; shift ;;
+    -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
+    -*) echo "detect: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    *) video=$1 ;;
+  esac
+  shift
+done
+
+# The decoder of each builder's outputs (docs/pipelines.md: detect.sh).
+ssd_priors="feature-maps=19,10,5,3,2,1; image-size=300; min-sizes=60,105,150,195,240,285;"
+ssd_priors+=" max-sizes=105,150,195,240,285,300; aspect-ratios=2|2,3|2,3|2,3|2|2;"
+ssd_priors+=" variances=0.1,0.2; clip=1"
+case $name in
+  # Both YOLO builders end their heads with a Sigmoid (class channels for yolov8n).
+  yolov8n) decoder=yolov8; config="activations=sigmoid"; default_conf=0.5 ;;
+  yolov5s) decoder=yolov5; config="activations=sigmoid"; default_conf=0.3 ;;
+  ssd_mobilenet) decoder=ssd; config=$ssd_priors; default_conf=0.2 ;;
+  *) echo "detect: --model '$name': expected yolov8n, yolov5s or ssd_mobilenet" >&2; exit 2 ;;
+esac
+conf=${conf:-$default_conf}
+[[ -f "$video" ]] || { echo "detect: no video at $video (run scripts/setup.sh)" >&2; exit 1; }
+
+if [[ -z $package ]]; then
+  package=$models/pkg/$name
+  if [[ ! -f $package/model.json ]]; then
+    mkdir -p "$models/float" "$models/pkg"
+    [[ -f $models/float/$name.onnx ]] ||
+      /usr/bin/python3 "$here/benchmarks/make_bench_models.py" "$models/float" "$name" >/dev/null
+    [[ -x $build/tools/axcompile ]] || { echo "detect: $build/tools/axcompile not built" >&2; exit 1; }
+    echo "detect: compiling $name (once; log $models/pkg/$name.log)" >&2
+    "$build/tools/axcompile" "$models/float/$name.onnx" --calib "$data/*.jpg" --num-calib 8 \
+      --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 --name "$name" \
+      --output-dir "$package" >"$models/pkg/$name.log" 2>&1 ||
+      { echo "detect: axcompile failed, see $models/pkg/$name.log" >&2; exit 1; }
+  fi
+fi
+[[ -f $package/model.json ]] || { echo "detect: no model package at $package" >&2; exit 1; }
+
+export GST_PLUGIN_PATH=$build/gst/elements${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}
+mkdir -p "$out"
+json=$out/detect-$name.jsonl
+video_out=$out/detect-$name.avi
+rm -f "$json"
+
+start=$(date +%s.%N)
+gst-launch-1.0 -q -e \
+  filesrc location="$video" ! decodebin ! videoconvert ! video/x-raw,format=I420 ! \
+  identity eos-after="$frames" ! \
+  axpreprocess model="$package" ! \
+  axinference model="$package" ! \
+  axdecode decoder="$decoder" decoder-config="$config" conf-threshold="$conf" max-detections=50 ! \
+  axmetapublish location="$json" ! \
+  axoverlay ! videoconvert ! jpegenc ! avimux ! filesink location="$video_out"
+end=$(date +%s.%N)
+
+/usr/bin/python3 - "$json" "$start" "$end" "$video_out" "$name" <<'PY'
+import json, sys
+path, start, end, video_out, name = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5]
+frames = objects = 0
+for line in open(path):
+    record = json.loads(line)
+    frames += 1
+    objects += len(record["objects"])
+seconds = end - start
+print(f"detect: {name}: {frames} frames, {objects} objects, {frames / seconds:.1f} frames/s "
+      f"(whole pipeline incl. decode and encode)")
+print(f"detect: video -> {video_out}")
+print(f"detect: results -> {path}")
+PY
