@@ -13,7 +13,7 @@
  * "text-confidence" in the "ax-detection" parameters of the ROI it was read from. See
  * axstream/gst/axresultmeta.h.
  *
- * When the package has no postamble (its int8 core outputs are the model's outputs) and the
+ * When the package's outputs exist in int8 (no postamble, or one that only moves data) and the
  * decoder has an int8 path, frames are decoded without dequantising every output
  * (`int8-fast-path`): scores are compared with thresholds precomputed in the int8 domain,
  * sigmoids come from a 256-entry table, and only candidates are dequantised — with results
@@ -569,8 +569,9 @@ static void gst_ax_decode_class_init(GstAxDecodeClass *klass) {
       gobject_class, PROP_INT8_FAST_PATH,
       g_param_spec_boolean(
           "int8-fast-path", "int8 fast path",
-          "Decode the quantised outputs directly when the package has no postamble and the "
-          "decoder has an int8 path (blazeface, classification, ssd, yolov5, yolov8): thresholds "
+          "Decode the quantised outputs directly when the package has no postamble (or one "
+          "that only moves data, e.g. Transpose+Reshape) and the decoder has an int8 path "
+          "(blazeface, classification, ssd, yolov5, yolov8): thresholds "
           "compared in int8, sigmoid/exp from 256-entry tables, only candidates dequantised; "
           "results equal the float path. Off: always dequantise every output first",
           DEFAULT_PROP_INT8_FAST_PATH, ready_flags));

@@ -4,10 +4,16 @@
 // the results must be identical — same detections in the same order, bit-equal boxes, scores
 // and keypoints, same classes.
 #include <gtest/gtest.h>
+#include <onnx/onnx_pb.h>
 
+#include <cstdlib>
+#include <fstream>
 #include <random>
 
 #include "axstream/decoders/decoder.h"
+#include "axstream/decoders/output_converter.h"
+#include "axstream/error.h"
+#include "axstream/runtime/model_package.h"
 
 namespace dec = axstream::decoders;
 
@@ -179,4 +185,165 @@ TEST(Int8FastPath, DecodersWithoutOneDequantiseEverything) {
   ASSERT_EQ(expected.texts.size(), 1u);
   EXPECT_EQ(got.texts[0].text, expected.texts[0].text);
   EXPECT_EQ(got.texts[0].text, "ab");
+}
+
+namespace {
+
+void add_float_value(onnx::ValueInfoProto *value, const std::string &name,
+                     const std::vector<int64_t> &shape) {
+  value->set_name(name);
+  auto *type = value->mutable_type()->mutable_tensor_type();
+  type->set_elem_type(onnx::TensorProto::FLOAT);
+  for (int64_t dim : shape) type->mutable_shape()->add_dim()->set_dim_value(dim);
+}
+
+// A postamble over core outputs a (1,2,3,4) and b (1,6): out_a = Reshape(Transpose(a)) and
+// out_b = Reshape(b) (data movement only), plus `extra_op` applied to b (e.g. "Sigmoid") or, for
+// "Concat", one output joining both.
+std::string write_postamble(const std::string &name, const std::string &extra_op) {
+  onnx::ModelProto model;
+  model.set_ir_version(8);
+  model.add_opset_import()->set_version(13);
+  auto *graph = model.mutable_graph();
+  graph->set_name(name);
+  add_float_value(graph->add_input(), "a", {1, 2, 3, 4});
+  add_float_value(graph->add_input(), "b", {1, 6});
+  auto *shape = graph->add_initializer();
+  shape->set_name("shape_a");
+  shape->set_data_type(onnx::TensorProto::INT64);
+  shape->add_dims(3);
+  for (int64_t d : {1, 12, 2}) shape->add_int64_data(d);
+  auto *shape_b = graph->add_initializer();
+  shape_b->set_name("shape_b");
+  shape_b->set_data_type(onnx::TensorProto::INT64);
+  shape_b->add_dims(3);
+  for (int64_t d : {1, 3, 2}) shape_b->add_int64_data(d);
+  auto *transpose = graph->add_node();
+  transpose->set_op_type("Transpose");
+  transpose->add_input("a");
+  transpose->add_output("a_t");
+  auto *perm = transpose->add_attribute();
+  perm->set_name("perm");
+  perm->set_type(onnx::AttributeProto::INTS);
+  for (int64_t p : {0, 2, 3, 1}) perm->add_ints(p);
+  auto *reshape = graph->add_node();
+  reshape->set_op_type("Reshape");
+  reshape->add_input("a_t");
+  reshape->add_input("shape_a");
+  reshape->add_output("out_a");
+  std::string b_source = "b";
+  if (extra_op == "Sigmoid") {
+    auto *sigmoid = graph->add_node();
+    sigmoid->set_op_type("Sigmoid");
+    sigmoid->add_input("b");
+    sigmoid->add_output("b_s");
+    b_source = "b_s";
+  }
+  auto *reshape_b = graph->add_node();
+  reshape_b->set_op_type("Reshape");
+  reshape_b->add_input(b_source);
+  reshape_b->add_input("shape_b");
+  reshape_b->add_output("out_b");
+  if (extra_op == "Concat") {
+    auto *concat = graph->add_node();
+    concat->set_op_type("Concat");
+    concat->add_input("out_a");
+    concat->add_input("out_b");
+    concat->add_output("joined");
+    auto *axis = concat->add_attribute();
+    axis->set_name("axis");
+    axis->set_type(onnx::AttributeProto::INT);
+    axis->set_i(1);
+    add_float_value(graph->add_output(), "joined", {1, 15, 2});
+  } else {
+    add_float_value(graph->add_output(), "out_a", {1, 12, 2});
+    add_float_value(graph->add_output(), "out_b", {1, 3, 2});
+  }
+  const std::string path = ::testing::TempDir() + "/" + name + ".onnx";
+  std::ofstream(path, std::ios::binary) << model.SerializeAsString();
+  return path;
+}
+
+std::vector<dec::OutputSpec> postamble_specs() {
+  dec::OutputSpec a, b;
+  a.name = "a";
+  a.shape = {1, 3, 4, 2};  // NHWC device tensor of the (1,2,3,4) NCHW output
+  a.nhwc_to_nchw = true;
+  a.scale = 0.05;
+  a.zero_point = 3;
+  b.name = "b";
+  b.shape = {1, 8};  // 6 values padded to 8
+  b.padding = {{0, 0}, {0, 2}};
+  b.scale = 0.2;
+  b.zero_point = -7;
+  return {a, b};
+}
+
+}  // namespace
+
+TEST(Int8FastPath, DataMovementPostamblesAreGatheredInInt8ExactlyAsTheFloatPostamble) {
+  dec::OutputConverter converter(postamble_specs(), write_postamble("layout_only", ""));
+  ASSERT_TRUE(converter.quantized_outputs_available());
+  std::mt19937 rng(12);
+  std::vector<int8_t> a(24), b(8);
+  for (auto &q : a) q = int8_t(rng());
+  for (auto &q : b) q = int8_t(rng());
+  const auto floats = converter.convert({a.data(), b.data()}, {a.size(), b.size()});
+  const auto quantized = converter.convert_quantized({a.data(), b.data()}, {a.size(), b.size()});
+  ASSERT_EQ(quantized.size(), 2u);
+  for (size_t o = 0; o < 2; ++o) {
+    EXPECT_EQ(quantized[o].name, floats[o].name);
+    EXPECT_EQ(quantized[o].shape, floats[o].shape);
+    EXPECT_EQ(quantized[o].dequantized().data, floats[o].data) << floats[o].name;
+  }
+  EXPECT_EQ(quantized[1].scale, 0.2f);
+  EXPECT_EQ(quantized[1].zero_point, -7);
+}
+
+TEST(Int8FastPath, PostamblesThatComputeOrMixQuantisationsKeepTheFloatPath) {
+  for (const char *op : {"Sigmoid", "Concat"}) {
+    dec::OutputConverter converter(postamble_specs(),
+                                   write_postamble(std::string("with_") + op, op));
+    EXPECT_FALSE(converter.quantized_outputs_available()) << op;
+    std::vector<int8_t> a(24, 1), b(8, 1);
+    EXPECT_THROW(converter.convert_quantized({a.data(), b.data()}, {a.size(), b.size()}),
+                 axstream::InvalidArgument)
+        << op;
+  }
+}
+
+TEST(Int8FastPath, TheBlazeFaceDemoPackageDecodesInInt8LikeTheFloatPath) {
+  const char *data = std::getenv("AXSTREAM_DATA_DIR");
+  const std::string package_dir =
+      std::string(data ? data : std::string(std::getenv("HOME")) + "/.cache/axstream") +
+      "/models/blazeface-front";
+  if (!std::ifstream(package_dir + "/model.json"))
+    GTEST_SKIP() << "no compiled blazeface-front package at " << package_dir
+                 << " (scripts/build-demo-models.sh)";
+  auto package = axstream::runtime::load_model_package(package_dir);
+  auto converter = dec::OutputConverter::from_package(*package);
+  ASSERT_TRUE(converter->quantized_outputs_available())
+      << "its Transpose+Reshape postamble only moves data";
+  auto decoder = dec::make_decoder("blazeface", {});
+  std::mt19937 rng(13);
+  for (int frame = 0; frame < 3; ++frame) {
+    std::vector<std::vector<int8_t>> raw;
+    std::vector<const int8_t *> pointers;
+    std::vector<size_t> sizes;
+    for (const auto &spec : converter->specs()) {
+      raw.emplace_back(spec.padded_bytes());
+      for (auto &q : raw.back()) q = int8_t(rng());
+    }
+    for (const auto &r : raw) {
+      pointers.push_back(r.data());
+      sizes.push_back(r.size());
+    }
+    dec::DecoderOptions options = with_threshold(0.5f);
+    const auto quantized = converter->convert_quantized(pointers, sizes);
+    const auto floats = converter->convert(pointers, sizes);
+    ASSERT_EQ(quantized.size(), floats.size());
+    for (size_t o = 0; o < floats.size(); ++o)
+      EXPECT_EQ(quantized[o].dequantized().data, floats[o].data) << floats[o].name;
+    expect_identical("blazeface", options, quantized, letterboxed(128, 128));
+  }
 }
