@@ -65,6 +65,11 @@ std::vector<ad::FloatTensor> template_shapes(const std::string &decoder, FuzzedD
             tensor({1, 3 * values, h, w})};
   }
   if (decoder == "yolov8") {
+    if (fdp.ConsumeBool()) {  // raw DFL heads: 64 bins + classes, grids halving
+      const int64_t channels = 64 + small(1, 8), h = small(1, 6), w = small(1, 6);
+      return {tensor({1, channels, 4 * h, 4 * w}), tensor({1, channels, 2 * h, 2 * w}),
+              tensor({1, channels, h, w})};
+    }
     const int64_t values = small(5, 40), rows = small(5, 1600);
     return {fdp.ConsumeBool() ? tensor({1, values, rows}) : tensor({1, rows, values})};
   }
@@ -130,6 +135,21 @@ void fuzz_decoder(FuzzedDataProvider &fdp) {
   try {
     ad::DecodeResult r = decoder->decode(outputs, g);
     for (const auto &d : r.detections) (void)ad::label_of(options.labels, d.class_id);
+  } catch (const axstream::Error &) {
+  }
+  if (!decoder->has_int8_path()) return;
+  // The int8 fast path on the same shapes (scales as the package loader allows: > 0).
+  std::vector<ad::QuantizedTensor> quantized(outputs.size());
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    quantized[i].name = outputs[i].name;
+    quantized[i].shape = outputs[i].shape;
+    quantized[i].scale = fdp.ConsumeFloatingPointInRange<float>(1e-4f, 4.0f);
+    quantized[i].zero_point = fdp.ConsumeIntegral<int8_t>();
+    quantized[i].data.resize(outputs[i].data.size());
+    for (auto &q : quantized[i].data) q = fdp.ConsumeIntegral<int8_t>();
+  }
+  try {
+    (void)decoder->decode_quantized(quantized, g);
   } catch (const axstream::Error &) {
   }
 }
