@@ -372,6 +372,22 @@ static GstCaps *caps_with_plain_format(GstCaps *caps) {
   return plain;
 }
 
+// The frame -> tensor mapping of `g` as the tensor meta records it.
+static GstAxTransform transform_of(const pp::Geometry &g) {
+  GstAxTransform t{};
+  t.crop_x = g.crop.x;
+  t.crop_y = g.crop.y;
+  t.crop_width = g.crop.width;
+  t.crop_height = g.crop.height;
+  t.scale_x = g.scale_x;
+  t.scale_y = g.scale_y;
+  t.offset_x = g.offset_x;
+  t.offset_y = g.offset_y;
+  t.tensor_width = g.tensor_width;
+  t.tensor_height = g.tensor_height;
+  return t;
+}
+
 static gboolean gst_ax_preprocess_set_caps(GstBaseTransform *trans, GstCaps *incaps,
                                            GstCaps *outcaps) {
   auto *self = GST_AX_PREPROCESS(trans);
@@ -404,17 +420,7 @@ static gboolean gst_ax_preprocess_set_caps(GstBaseTransform *trans, GstCaps *inc
     auto preprocessor = std::make_unique<pp::Preprocessor>(
         format, GST_VIDEO_INFO_WIDTH(&info), GST_VIDEO_INFO_HEIGHT(&info), tensor, options);
     const pp::Geometry &g = preprocessor->geometry();
-    GstAxTransform &t = state->transform;
-    t.crop_x = g.crop.x;
-    t.crop_y = g.crop.y;
-    t.crop_width = g.crop.width;
-    t.crop_height = g.crop.height;
-    t.scale_x = g.scale_x;
-    t.scale_y = g.scale_y;
-    t.offset_x = g.offset_x;
-    t.offset_y = g.offset_y;
-    t.tensor_width = g.tensor_width;
-    t.tensor_height = g.tensor_height;
+    state->transform = transform_of(g);
 
     if (!state->pool) {
       const gsize size = tensor.size();
@@ -480,21 +486,6 @@ static gboolean gst_ax_preprocess_propose_allocation(GstBaseTransform *trans,
   gst_object_unref(allocator);
   GST_DEBUG_OBJECT(self, "proposed a pool of fd-backed frames for %" GST_PTR_FORMAT, caps);
   return TRUE;
-}
-
-static GstAxTransform transform_of(const pp::Geometry &g) {
-  GstAxTransform t{};
-  t.crop_x = g.crop.x;
-  t.crop_y = g.crop.y;
-  t.crop_width = g.crop.width;
-  t.crop_height = g.crop.height;
-  t.scale_x = g.scale_x;
-  t.scale_y = g.scale_y;
-  t.offset_x = g.offset_x;
-  t.offset_y = g.offset_y;
-  t.tensor_width = g.tensor_width;
-  t.tensor_height = g.tensor_height;
-  return t;
 }
 
 // A tensor made while the frame is mapped (the mapping holds a ref, so the buffer is not

@@ -8,7 +8,7 @@
 #include "axstream/gst/axtensormeta.h"
 #include "axstream/gst/axtensorpool.h"
 #include "axstream/runtime/runtime.h"
-#include "gst_test_util.h"
+#include "axinference_test_util.h"
 
 namespace rt = axstream::runtime;
 
@@ -16,74 +16,15 @@ namespace {
 
 const auto *gst_environment = ::testing::AddGlobalTestEnvironment(new axtest::GstEnvironment);
 
-using Bytes = std::vector<int8_t>;
-
-// resnet_tiny (batch 1) run directly: the reference each batched item must equal.
-class DirectRun {
- public:
-  explicit DirectRun(const std::string &model) : context_(rt::Context::create()) {
-    model_ = context_->load_model(model);
-    instance_ = context_->device_connect(nullptr, 1)->load_model_instance(model_);
-  }
-  ~DirectRun() { context_->release(); }
-  Bytes run(const Bytes &input) {
-    Bytes output(model_->outputs()[0].size());
-    instance_->run({{const_cast<int8_t *>(input.data()), -1, 0, input.size()}},
-                   {{output.data(), -1, 0, output.size()}});
-    return output;
-  }
-  size_t input_size() const { return model_->inputs()[0].size(); }
-
- private:
-  std::shared_ptr<rt::Context> context_;
-  std::shared_ptr<rt::Model> model_;
-  std::shared_ptr<rt::ModelInstance> instance_;
-};
-
-Bytes random_input(size_t size, uint32_t seed) {
-  std::mt19937 rng(seed);
-  Bytes out(size);
-  for (auto &b : out) b = int8_t(rng());
-  return out;
-}
+using axtest::Bytes;
+using axtest::DirectRun;
+using axtest::frame_with_tensor;
+using axtest::inference_harness;
+using axtest::output_of;
+using axtest::random_input;
 
 // The axinference inside a harness (gst_harness_new_parse wraps it in a bin). Unref when done.
 GstElement *inference_of(GstHarness *h) { return gst_harness_find_element(h, "axinference"); }
-
-GstBuffer *frame_with_tensor(const std::string &model, const Bytes &input, GstClockTime pts) {
-  GstBuffer *frame = gst_buffer_new_allocate(nullptr, 16 * 16 * 3, nullptr);
-  GST_BUFFER_PTS(frame) = pts;
-  const gsize size = input.size();
-  GstBufferPool *pool = gst_ax_tensor_pool_new(&size, 1, 1);
-  GstBuffer *tensors = nullptr;
-  EXPECT_EQ(gst_buffer_pool_acquire_buffer(pool, &tensors, nullptr), GST_FLOW_OK);
-  gst_buffer_fill(tensors, 0, input.data(), input.size());
-  GstAxTransform transform{};
-  transform.scale_x = transform.scale_y = 1.0;
-  gst_buffer_add_ax_tensor_meta(frame, GST_AX_TENSOR_INPUT, model.c_str(), -1, &transform, tensors);
-  gst_buffer_unref(tensors);
-  gst_buffer_pool_set_active(pool, FALSE);
-  gst_object_unref(pool);
-  return frame;
-}
-
-Bytes output_of(GstBuffer *buffer) {
-  GstAxTensorMeta *meta = gst_buffer_get_ax_tensor_meta(buffer, GST_AX_TENSOR_OUTPUT, nullptr, -1);
-  EXPECT_NE(meta, nullptr);
-  if (!meta) return {};
-  GstMapInfo map;
-  gst_buffer_map(meta->tensors, &map, GST_MAP_READ);
-  Bytes out(map.data, map.data + map.size);
-  gst_buffer_unmap(meta->tensors, &map);
-  return out;
-}
-
-GstHarness *inference_harness(const std::string &model, const std::string &extra) {
-  std::string launch = "axinference model=\"" + model + "\" " + extra;
-  GstHarness *h = gst_harness_new_parse(launch.c_str());
-  gst_harness_set_src_caps_str(h, "video/x-raw,format=RGB,width=16,height=16,framerate=30/1");
-  return h;
-}
 
 TEST(AxInferenceBatching, FourSharedStreamsRunInFullBatchesEachGettingItsOwnResults) {
   AXTEST_REQUIRE_MODEL(model, "resnet_tiny_b4");
