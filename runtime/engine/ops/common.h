@@ -134,6 +134,19 @@ struct WindowGeometry {
   }
 };
 
+// The group of a Conv-like node, after checking that input `xs` and weight `ws` are a 1-D or 2-D
+// convolution (`kind` names it in the error) whose channels agree with that group.
+inline int64_t conv_group(OpContext &ctx, const Shape &xs, const Shape &ws, const char *kind) {
+  if (xs.size() < 3 || xs.size() > 4 || ws.size() != xs.size())
+    ctx.unsupported(std::string("only 1-D and 2-D ") + kind + " are supported (input " +
+                    shape_str(xs) + ", weight " + shape_str(ws) + ")");
+  int64_t group = ctx.attr_i("group", 1);
+  if (group <= 0 || xs[1] % group || ws[0] % group || ws[1] * group != xs[1])
+    ctx.fail("input channels " + std::to_string(xs[1]) + ", weight " + shape_str(ws) +
+             " and group " + std::to_string(group) + " do not agree");
+  return group;
+}
+
 // An activation fused into a producing kernel by the passes (attributes _activation,
 // _act_min/_act_max for Clip, _act_alpha for LeakyRelu).
 struct FusedActivation {

@@ -11,13 +11,7 @@ std::unique_ptr<Kernel> compile_conv(OpContext &ctx) {
   ctx.expect_inputs(2, 3);
   const Shape &xs = ctx.in_shape(0);
   const Shape &ws = ctx.in_shape(1);
-  if (xs.size() < 3 || xs.size() > 4 || ws.size() != xs.size())
-    ctx.unsupported("only 1-D and 2-D convolutions are supported (input " + shape_str(xs) +
-                    ", weight " + shape_str(ws) + ")");
-  int64_t group = ctx.attr_i("group", 1);
-  if (group <= 0 || xs[1] % group || ws[0] % group || ws[1] * group != xs[1])
-    ctx.fail("input channels " + std::to_string(xs[1]) + ", weight " + shape_str(ws) +
-             " and group " + std::to_string(group) + " do not agree");
+  int64_t group = conv_group(ctx, xs, ws, "convolutions");
   Shape kernel(ws.begin() + 2, ws.end());
   if (ctx.has_attr("kernel_shape") && ctx.attr_ints("kernel_shape") != kernel)
     ctx.fail("kernel_shape attribute contradicts the weight shape " + shape_str(ws));

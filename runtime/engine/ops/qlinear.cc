@@ -89,13 +89,7 @@ void conv_int32(const ConvShape &s, const int32_t *x, const int32_t *w, int32_t 
 
 // Geometry shared by QLinearConv and ConvInteger (1-D and 2-D).
 ConvShape integer_conv_shape(OpContext &ctx, const Shape &xs, const Shape &ws, Shape &out) {
-  if (xs.size() < 3 || xs.size() > 4 || ws.size() != xs.size())
-    ctx.unsupported("only 1-D and 2-D integer convolutions are supported (input " + shape_str(xs) +
-                    ", weight " + shape_str(ws) + ")");
-  int64_t group = ctx.attr_i("group", 1);
-  if (group <= 0 || xs[1] % group || ws[0] % group || ws[1] * group != xs[1])
-    ctx.fail("input channels " + std::to_string(xs[1]) + ", weight " + shape_str(ws) +
-             " and group " + std::to_string(group) + " do not agree");
+  int64_t group = conv_group(ctx, xs, ws, "integer convolutions");
   Shape kernel(ws.begin() + 2, ws.end());
   WindowGeometry g = WindowGeometry::resolve(ctx, Shape(xs.begin() + 2, xs.end()), kernel, false);
   out = {xs[0], ws[0]};
