@@ -38,14 +38,16 @@ std::unique_ptr<Kernel> compile_reshape(OpContext &ctx) {
       continue;
     }
     if (target[i] < 0) ctx.fail("shape " + shape_str(target) + " has a negative entry");
-    known *= target[i];
+    if (__builtin_mul_overflow(known, target[i], &known))
+      ctx.fail("shape " + shape_str(target) + " has more elements than a 64-bit count holds");
   }
   if (infer_at >= 0) {
     if (known == 0 || total % known)
       ctx.fail("cannot reshape " + shape_str(in) + " to " + shape_str(target));
     target[infer_at] = total / known;
   }
-  if (product(target, 0, target.size()) != total)
+  // `known` is the product of the explicit entries; with a -1 the inferred one made it `total`.
+  if (infer_at < 0 && known != total)
     ctx.fail("cannot reshape " + shape_str(in) + " (" + std::to_string(total) + " elements) to " +
              shape_str(target));
   return copy_kernel(ctx, target);
