@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Sets up axstream (scripts/setup.sh) and runs every test suite, then (CI, issue 10) the suites
-# verified under ASan+UBSan again under it (scripts/sanitize.sh, build-asan) and a short fuzzing
-# run per libFuzzer target (scripts/fuzz.sh, build-fuzz). The last line printed is the plain summary
+# Sets up axstream (scripts/setup.sh) and runs every test suite, then (CI, issue 10) every suite
+# again under ASan+UBSan (scripts/sanitize.sh, build-asan; suite 'long' left to the plain run) and a
+# short fuzzing run per libFuzzer target (scripts/fuzz.sh, build-fuzz). The last line printed is the plain summary
 # "N passed, N failed, N skipped" over all three runs.
 #   scripts/test.sh [MESON TEST ARGS]   extra args go to the first (plain) run only
 # Env: AXSTREAM_CI_SANITIZE=0 / AXSTREAM_CI_FUZZ=0 skip a stage; AXSTREAM_SANITIZE_SUITES: the
-# suites of the sanitized stage (default below; "" = every suite); AXSTREAM_FUZZ_SECONDS (20)
+# suites of the sanitized stage (default: all of them, listed below); AXSTREAM_FUZZ_SECONDS (20)
 # is the fuzzing time per target; AXSTREAM_BUILD (build), AXSTREAM_BUILD_ASAN (build-asan),
 # AXSTREAM_BUILD_FUZZ (build-fuzz) are the build directories.
 set -uo pipefail
