@@ -128,6 +128,16 @@ Attribute string_attr(const std::string &s) {
   return a;
 }
 
+int input_or_none(const Node &n, size_t i) { return i < n.inputs.size() ? n.inputs[i] : -1; }
+
+// Whether a and b are the same value or equal one-element constants (both absent counts).
+bool same_scalar_constant(const Graph &g, int a, int b) {
+  if (a == b) return true;
+  if (a < 0 || b < 0 || !g.values[a].constant || !g.values[b].constant) return false;
+  const Tensor &ta = *g.values[a].constant, &tb = *g.values[b].constant;
+  return ta.count() == 1 && tb.count() == 1 && ta.dtype == tb.dtype && ta.bytes == tb.bytes;
+}
+
 // A new constant value holding `t`.
 int add_constant(Graph &g, const std::string &name, std::shared_ptr<Tensor> t) {
   Value v;
@@ -219,9 +229,6 @@ void fuse_qdq_conv(Graph &g) {
     fused.op_type = "QConv";
     fused.domain = "axstream";
     fused.opset = 1;
-    auto input_or_none = [](const Node &n, size_t i) {
-      return i < n.inputs.size() ? n.inputs[i] : -1;
-    };
     fused.inputs = {x_dq->inputs[0], x_dq->inputs[1], input_or_none(*x_dq, 2),
                     w_dq->inputs[0], w_dq->inputs[1], bias_raw,
                     bias_scale,      q->inputs[1],    input_or_none(*q, 2)};
@@ -267,9 +274,6 @@ void fuse_qdq_add(Graph &g) {
     if (n.inputs.size() > 2 && n.inputs[2] >= 0 && !constant_of(g, n, 2)) return nullptr;
     return &n;
   };
-  auto input_or_none = [](const Node &n, size_t i) {
-    return i < n.inputs.size() ? n.inputs[i] : -1;
-  };
   for (Node &add : g.nodes) {
     if (!is_op(add, "Add") || add.inputs.size() != 2) continue;
     Node *da = per_tensor_dq(add.inputs[0]), *db = per_tensor_dq(add.inputs[1]);
@@ -312,9 +316,6 @@ void fuse_qdq_add(Graph &g) {
 // reorders on CPUs without VNNI, where results may differ from exact integer rounding by one
 // step). Other QLinearConvs keep the exact integer reference kernel (ops/qlinear.cc).
 void lower_qlinear_conv(Graph &g) {
-  auto input_or_none = [](const Node &n, size_t i) {
-    return i < n.inputs.size() ? n.inputs[i] : -1;
-  };
   auto constant = [&](int v) { return v >= 0 ? g.values[v].constant.get() : nullptr; };
   for (Node &n : g.nodes) {
     if (!is_op(n, "QLinearConv") || n.inputs.size() < 8) continue;
@@ -490,7 +491,11 @@ void fuse_float_activations(Graph &g) {
 // The decomposed layer norm of pre-opset-17 exporters:
 //   m = ReduceMean(x, trailing axes); d = x - m; v = ReduceMean(d^2) (Pow 2 or d*d);
 //   y = d / Sqrt(v + eps) [* gamma] [+ beta]
-// becomes one axstream.LayerNorm (one pass per row instead of nine over the tensor).
+// becomes one axstream.LayerNorm (one pass per row instead of nine over the tensor). A
+// quantised model may hold a QuantizeLinear -> DequantizeLinear pair on any intermediate value
+// (our compiler quantises m and d, which feed Subs of two activations): those pairs go too, so
+// the statistics come from the float input without intermediate rounding. The pairs on x and
+// y stay: the op reads the dequantised input and its result is quantised for its readers.
 void fuse_layer_norm(Graph &g) {
   ValueLinks links(g);
   auto trailing_axis = [&](const Node &r) -> int64_t {
@@ -508,18 +513,46 @@ void fuse_layer_norm(Graph &g) {
   auto other_input = [](const Node &n, int v) {
     return n.inputs.size() == 2 ? (n.inputs[0] == v ? n.inputs[1] : n.inputs[0]) : -1;
   };
+  // `v`, or, when v's only reader is a per-tensor QuantizeLinear whose output only a
+  // DequantizeLinear with the same parameters reads, that DequantizeLinear's output (the pair
+  // is appended to `chain`).
+  auto past_qdq = [&](int v, std::vector<Node *> &chain) {
+    Node *q = links.single_reader(v);
+    if (!q || !is_op(*q, "QuantizeLinear") || q->inputs.size() < 2) return v;
+    Node *dq = links.single_reader(q->outputs[0]);
+    if (!dq || !is_op(*dq, "DequantizeLinear") || dq->outputs.size() != 1 ||
+        dq->inputs.size() < 2 || !same_scalar_constant(g, q->inputs[1], dq->inputs[1]) ||
+        !same_scalar_constant(g, input_or_none(*q, 2), input_or_none(*dq, 2)))
+      return v;
+    chain.push_back(q);
+    chain.push_back(dq);
+    return dq->outputs[0];
+  };
+  // The only reader of `v` (looking past a Q/DQ pair) when it is an `op`, and the value it reads.
+  struct Step {
+    Node *node = nullptr;
+    int value = -1;
+  };
+  auto next_op = [&](int v, const char *op, std::vector<Node *> &chain) -> Step {
+    std::vector<Node *> pair;
+    int read = past_qdq(v, pair);
+    Node *n = links.single_reader(read);
+    if (!n || !is_op(*n, op)) return {};
+    chain.insert(chain.end(), pair.begin(), pair.end());
+    chain.push_back(n);
+    return {n, read};
+  };
   for (Node &mean1 : g.nodes) {
     if (!is_op(mean1, "ReduceMean") || mean1.inputs.empty()) continue;
     int64_t axis = trailing_axis(mean1);
     if (axis < 0) continue;
     int x = mean1.inputs[0];
-    Node *sub = links.single_reader(mean1.outputs[0]);
-    if (!sub || !is_op(*sub, "Sub") || sub->inputs.size() != 2 || sub->inputs[0] != x ||
-        sub->inputs[1] != mean1.outputs[0])
-      continue;
-    int d = sub->outputs[0];
+    std::vector<Node *> chain = {&mean1};
+    auto [sub, m] = next_op(mean1.outputs[0], "Sub", chain);
+    if (!sub || sub->inputs.size() != 2 || sub->inputs[0] != x || sub->inputs[1] != m) continue;
+    int d = past_qdq(sub->outputs[0], chain);
     std::vector<Node *> d_readers = readers_of(g, d);
-    if (d_readers.size() != 2 || links.graph_outputs.count(d)) continue;
+    if (d_readers.size() != 2 || links.uses[d] != 2 || links.graph_outputs.count(d)) continue;
     Node *square = nullptr, *div = nullptr;
     for (Node *r : d_readers) {
       if (is_op(*r, "Div") && r->inputs.size() == 2 && r->inputs[0] == d) div = r;
@@ -531,16 +564,18 @@ void fuse_layer_norm(Graph &g) {
         square = r;
     }
     if (!square || !div) continue;
-    Node *mean2 = links.single_reader(square->outputs[0]);
-    if (!mean2 || !is_op(*mean2, "ReduceMean") || trailing_axis(*mean2) != axis) continue;
-    Node *add_eps = links.single_reader(mean2->outputs[0]);
-    if (!add_eps || !is_op(*add_eps, "Add")) continue;
-    const Tensor *eps = scalar_constant(g, other_input(*add_eps, mean2->outputs[0]));
+    chain.push_back(square);
+    Node *mean2 = next_op(square->outputs[0], "ReduceMean", chain).node;
+    if (!mean2 || trailing_axis(*mean2) != axis) continue;
+    auto [add_eps, variance] = next_op(mean2->outputs[0], "Add", chain);
+    if (!add_eps) continue;
+    const Tensor *eps = scalar_constant(g, other_input(*add_eps, variance));
     if (!eps) continue;
-    Node *sqrt = links.single_reader(add_eps->outputs[0]);
-    if (!sqrt || !is_op(*sqrt, "Sqrt") || links.single_reader(sqrt->outputs[0]) != div ||
-        div->inputs[1] != sqrt->outputs[0])
-      continue;
+    Node *sqrt = next_op(add_eps->outputs[0], "Sqrt", chain).node;
+    if (!sqrt) continue;
+    int std_dev = past_qdq(sqrt->outputs[0], chain);
+    if (links.single_reader(std_dev) != div || div->inputs[1] != std_dev) continue;
+    chain.push_back(div);
     const Shape &xs = g.values[x].shape;
     Shape block(xs.begin() + axis, xs.end());
     // Optional affine tail with constants that broadcast over the normalised dims only.
@@ -549,21 +584,22 @@ void fuse_layer_norm(Graph &g) {
       return val.constant && val.dtype == DType::f32 && val.shape.size() <= block.size() &&
              broadcast_shapes(block, val.shape, "layer norm") == block;
     };
-    std::vector<Node *> chain = {&mean1, sub, square, mean2, add_eps, sqrt, div};
     int gamma = -1, beta = -1;
     Node *last = div;
-    if (Node *mul = links.single_reader(div->outputs[0]); mul && is_op(*mul, "Mul")) {
-      int c = other_input(*mul, div->outputs[0]);
+    std::vector<Node *> tail;
+    if (auto [mul, normalised] = next_op(div->outputs[0], "Mul", tail); mul) {
+      int c = other_input(*mul, normalised);
       if (c >= 0 && fits_block(c)) {
         gamma = c;
         last = mul;
-        chain.push_back(mul);
-        if (Node *add = links.single_reader(mul->outputs[0]); add && is_op(*add, "Add")) {
-          int b = other_input(*add, mul->outputs[0]);
+        chain.insert(chain.end(), tail.begin(), tail.end());
+        tail.clear();
+        if (auto [add, scaled] = next_op(mul->outputs[0], "Add", tail); add) {
+          int b = other_input(*add, scaled);
           if (b >= 0 && fits_block(b)) {
             beta = b;
             last = add;
-            chain.push_back(add);
+            chain.insert(chain.end(), tail.begin(), tail.end());
           }
         }
       }
@@ -594,15 +630,6 @@ void fuse_layer_norm(Graph &g) {
 // directly, exactly.
 void fuse_qdq_maxpool(Graph &g) {
   ValueLinks links(g);
-  auto same_constant = [&](int a, int b) {
-    if (a < 0 && b < 0) return true;
-    if (a < 0 || b < 0 || !g.values[a].constant || !g.values[b].constant) return false;
-    const Tensor &ta = *g.values[a].constant, &tb = *g.values[b].constant;
-    return ta.count() == 1 && tb.count() == 1 && ta.dtype == tb.dtype && ta.bytes == tb.bytes;
-  };
-  auto input_or_none = [](const Node &n, size_t i) {
-    return i < n.inputs.size() ? n.inputs[i] : -1;
-  };
   for (Node &pool : g.nodes) {
     if (!is_op(pool, "MaxPool") || pool.outputs.size() != 1 || pool.inputs.empty()) continue;
     int xin = pool.inputs[0];
@@ -613,8 +640,9 @@ void fuse_qdq_maxpool(Graph &g) {
     if (qt != DType::i8 && qt != DType::u8) continue;
     Node *q = links.single_reader(pool.outputs[0]);
     if (!q || !is_op(*q, "QuantizeLinear")) continue;
-    if (!same_constant(input_or_none(dq, 1), input_or_none(*q, 1)) ||
-        !same_constant(input_or_none(dq, 2), input_or_none(*q, 2)) || input_or_none(dq, 1) < 0)
+    if (!same_scalar_constant(g, input_or_none(dq, 1), input_or_none(*q, 1)) ||
+        !same_scalar_constant(g, input_or_none(dq, 2), input_or_none(*q, 2)) ||
+        input_or_none(dq, 1) < 0)
       continue;
     if (input_or_none(*q, 2) < 0 && qt != DType::u8) continue;  // Q's default output is uint8
     pool.inputs[0] = dq.inputs[0];
@@ -634,9 +662,6 @@ void fuse_qdq_matmul(Graph &g) {
     if (v < 0 || links.producer[v] < 0) return nullptr;
     Node &n = g.nodes[links.producer[v]];
     return is_op(n, "DequantizeLinear") && !n.inputs.empty() && n.inputs[0] >= 0 ? &n : nullptr;
-  };
-  auto input_or_none = [](const Node &n, size_t i) {
-    return i < n.inputs.size() ? n.inputs[i] : -1;
   };
   auto per_tensor = [&](const Node &n, size_t slot) {
     int v = input_or_none(n, slot);

@@ -218,6 +218,110 @@ TEST(EnginePasses, DecomposedLayerNormFusesIntoOneOp) {
     EXPECT_EQ(text.find(gone), std::string::npos) << gone << " still runs:\n" << text;
 }
 
+// The decomposed layer norm as our compiler quantises it (PP-OCRv4 rec): Q/DQ pairs on the
+// input x, on the mean m and the difference d (they feed Subs of two activations) and on the
+// result. `expose_d` also makes d a graph output, which keeps the pattern from fusing.
+onnx::ModelProto qdq_layer_norm_model(bool expose_d) {
+  onnx::ModelProto m;
+  m.set_ir_version(7);
+  m.add_opset_import()->set_version(13);
+  auto *g = m.mutable_graph();
+  g->set_name("qdq_layer_norm");
+  auto node = [&](const std::string &op, std::vector<std::string> in, const std::string &out) {
+    auto *n = g->add_node();
+    n->set_op_type(op);
+    n->set_name(out + "/" + op);
+    for (const auto &i : in) n->add_input(i);
+    n->add_output(out);
+    if (op == "ReduceMean") {
+      auto *a = n->add_attribute();
+      a->set_name("axes");
+      a->set_type(onnx::AttributeProto::INTS);
+      a->add_ints(-1);
+    }
+  };
+  auto floats = [&](const std::string &name, std::vector<float> v, bool scalar) {
+    auto *t = g->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::FLOAT);
+    if (!scalar) t->add_dims(static_cast<int64_t>(v.size()));
+    for (float f : v) t->add_float_data(f);
+  };
+  // x -> Q -> DQ with scale `s` (zero point 0): the quantisation step the compiler inserts.
+  auto qdq = [&](const std::string &x, const std::string &y, float s) {
+    floats(x + "/scale", {s}, true);
+    auto *z = g->add_initializer();
+    z->set_name(x + "/zero_point");
+    z->set_data_type(onnx::TensorProto::INT8);
+    z->add_int32_data(0);
+    node("QuantizeLinear", {x, x + "/scale", x + "/zero_point"}, x + "/q");
+    node("DequantizeLinear", {x + "/q", x + "/scale", x + "/zero_point"}, y);
+  };
+  constexpr int kWidth = 16;
+  std::vector<float> gamma(kWidth), beta(kWidth);
+  for (int i = 0; i < kWidth; ++i) {
+    gamma[i] = 0.5f + 0.05f * static_cast<float>(i);
+    beta[i] = 0.1f * static_cast<float>(i % 5) - 0.2f;
+  }
+  floats("two", {2.f}, true);
+  floats("eps", {1e-5f}, true);
+  floats("gamma", gamma, false);
+  floats("beta", beta, false);
+  qdq("x", "x/dq", 0.03f);
+  node("ReduceMean", {"x/dq"}, "m");
+  qdq("m", "m/dq", 0.01f);
+  node("Sub", {"x/dq", "m/dq"}, "d");
+  qdq("d", "d/dq", 0.03f);
+  node("Pow", {"d/dq", "two"}, "sq");
+  node("ReduceMean", {"sq"}, "v");
+  node("Add", {"v", "eps"}, "ve");
+  node("Sqrt", {"ve"}, "sd");
+  node("Div", {"d/dq", "sd"}, "nrm");
+  node("Mul", {"nrm", "gamma"}, "scaled");
+  node("Add", {"scaled", "beta"}, "ln");
+  qdq("ln", "y", 0.02f);
+  auto value = [&](onnx::ValueInfoProto *vi, const std::string &name) {
+    vi->set_name(name);
+    auto *tt = vi->mutable_type()->mutable_tensor_type();
+    tt->set_elem_type(onnx::TensorProto::FLOAT);
+    for (int64_t d : {2, 3, kWidth}) tt->mutable_shape()->add_dim()->set_dim_value(d);
+  };
+  value(g->add_input(), "x");
+  value(g->add_output(), "y");
+  if (expose_d) value(g->add_output(), "d");
+  return m;
+}
+
+TEST(EnginePasses, DecomposedLayerNormWithQdqPairsBetweenItsOpsFusesAndMatchesUnfused) {
+  auto fused = Program::from_bytes(qdq_layer_norm_model(false).SerializeAsString(), "ln_fused");
+  auto unfused = Program::from_bytes(qdq_layer_norm_model(true).SerializeAsString(), "ln_unfused");
+  std::string text = fused->describe();
+  EXPECT_NE(text.find("axstream.LayerNorm"), std::string::npos) << text;
+  for (const char *gone : {"ReduceMean '", "Sqrt '", "Pow '", "Div '", "Sub '", "'m/q'", "'d/q'"})
+    EXPECT_EQ(text.find(gone), std::string::npos) << gone << " still runs:\n" << text;
+  // The pairs on the input and the result stay.
+  EXPECT_NE(text.find("'x/q'"), std::string::npos) << text;
+  EXPECT_NE(text.find("'ln/q'"), std::string::npos) << text;
+  EXPECT_EQ(unfused->describe().find("axstream.LayerNorm"), std::string::npos)
+      << unfused->describe();
+
+  std::vector<float> x(2 * 3 * 16);
+  for (size_t i = 0; i < x.size(); ++i)
+    x[i] = 2.5f * std::sin(0.37f * static_cast<float>(i)) + 0.3f * static_cast<float>(i % 3);
+  std::vector<float> y_fused(x.size()), y_unfused(x.size()), d(x.size());
+  fused->make_executor()->run({x.data()}, {y_fused.data()});
+  unfused->make_executor()->run({x.data()}, {y_unfused.data(), d.data()});
+  // The unfused graph rounds m and d to their quantisation steps on the way; the fused one
+  // does not, so results may differ by a few output steps (0.02), never more.
+  float max_diff = 0.f, spread = 0.f;
+  for (size_t i = 0; i < x.size(); ++i) {
+    max_diff = std::max(max_diff, std::fabs(y_fused[i] - y_unfused[i]));
+    spread = std::max(spread, std::fabs(y_unfused[i]));
+  }
+  EXPECT_LE(max_diff, 3 * 0.02f + 1e-6f);
+  EXPECT_GT(spread, 1.f) << "the outputs are nearly zero, so the comparison checks little";
+}
+
 TEST(EnginePasses, QLinearConvWithSymmetricInt8WeightsRunsAsTheFusedQuantisedConv) {
   std::string lowered = describe_case("qlinearconv_int8_symmetric_lowered_to_qconv");
   EXPECT_NE(lowered.find("axstream.QConv"), std::string::npos) << lowered;
