@@ -417,6 +417,25 @@ TEST(Engine, FastPathMatchesReferenceKernelsOnResNetStyleQdqModel) {
 
 }  // namespace
 
+TEST(Engine, ReshapeToShapeWhoseElementCountOverflowsInt64ThrowsInvalidArgument) {
+  // Regression for fuzz_onnx_import (fuzz/regressions/.../reshape_int64_overflow.onnx): the
+  // product of the target's entries overflowed int64 (UB) before the element check.
+  onnx::ModelProto m = one_node_model("Reshape", "reshape_huge", {"4"});
+  auto *g = m.mutable_graph();
+  g->mutable_node(0)->add_input("shape");
+  auto *shape = g->add_initializer();
+  shape->set_name("shape");
+  shape->set_data_type(onnx::TensorProto::INT64);
+  shape->add_dims(3);
+  for (int64_t d : {int64_t{1} << 32, int64_t{1} << 32, int64_t{4}}) shape->add_int64_data(d);
+  std::string bytes = m.SerializeAsString();
+  std::string msg =
+      error_message<InvalidArgument>([&] { Program::from_bytes(bytes, "reshape_overflow"); });
+  EXPECT_NE(msg.find("reshape_huge"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("(4294967296,4294967296,4)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("more elements than a 64-bit count holds"), std::string::npos) << msg;
+}
+
 TEST(Engine, QuantizeLinearClampsNanToTheLowBoundInsteadOfUndefinedCast) {
   // Regression for fuzz_onnx_import: NaN inputs reached a float -> int cast.
   onnx::ModelProto m = one_node_model("QuantizeLinear", "q", {"4"});
