@@ -36,6 +36,26 @@ memory::dims dims_of(const Shape &s) { return memory::dims(s.begin(), s.end()); 
 
 size_t align64(size_t n) { return (n + 63) / 64 * 64; }
 
+// The plain layout of a 2-D (NCHW) or 3-D (NCDHW) convolution's activations.
+tag plain_tag(const Shape &s) { return s.size() == 5 ? tag::ncdhw : tag::nchw; }
+
+// The caller's weights: OI[D]HW, seen as G x O/G x I [D]HW when the convolution is grouped.
+memory::desc user_weights_desc(const DnnlConvParams &p, memory::data_type type) {
+  bool three_d = p.weights.size() == 5;
+  Shape shape = p.weights;
+  if (p.group == 1) return memory::desc(dims_of(shape), type, three_d ? tag::oidhw : tag::oihw);
+  shape[0] /= p.group;
+  shape.insert(shape.begin(), p.group);
+  return memory::desc(dims_of(shape), type, three_d ? tag::goidhw : tag::goihw);
+}
+
+// oneDNN counts dilation from 0 (ONNX from 1).
+memory::dims dilation_of(const DnnlConvParams &p) {
+  memory::dims d;
+  for (int64_t v : p.dilation) d.push_back(v - 1);
+  return d;
+}
+
 dnnl::post_ops activation_post_ops(const FusedActivation &act) {
   dnnl::post_ops ops;
   using Kind = FusedActivation::Kind;
@@ -335,20 +355,14 @@ std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &
   }
   try {
     auto &eng = cpu_engine();
-    memory::desc user_src(dims_of(p.src), dnnl_type(src_dtype), tag::nchw);
-    memory::desc user_dst(dims_of(p.dst), dnnl_type(q.dst_dtype), tag::nchw);
-    Shape wshape = p.weights;
-    tag wtag = tag::oihw;
-    if (p.group > 1) {
-      wshape = {p.group, p.weights[0] / p.group, p.weights[1], p.weights[2], p.weights[3]};
-      wtag = tag::goihw;
-    }
-    memory::desc user_w(dims_of(wshape), dt::s8, wtag);
+    memory::desc user_src(dims_of(p.src), dnnl_type(src_dtype), plain_tag(p.src));
+    memory::desc user_dst(dims_of(p.dst), dnnl_type(q.dst_dtype), plain_tag(p.dst));
+    memory::desc user_w = user_weights_desc(p, dt::s8);
     memory::desc any_src(dims_of(p.src), dnnl_type(src_dtype), tag::any);
     memory::desc any_dst(dims_of(p.dst), dnnl_type(q.dst_dtype), tag::any);
-    memory::desc any_w(dims_of(wshape), dt::s8, tag::any);
+    memory::desc any_w(user_w.dims(), dt::s8, tag::any);
     memory::desc bias_md({p.weights[0]}, dt::f32, tag::x);
-    memory::dims dil = {p.dilation[0] - 1, p.dilation[1] - 1};
+    memory::dims dil = dilation_of(p);
     dnnl::convolution_forward::desc desc(
         dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, any_src, any_w,
         bias_md, any_dst, dims_of(p.stride), dil, dims_of(p.pad_begin), dims_of(p.pad_end));
@@ -386,20 +400,14 @@ std::unique_ptr<Kernel> make_dnnl_conv_f32(const DnnlConvParams &p, const Tensor
   if (!dnnl_kernels_enabled()) return nullptr;
   try {
     auto &eng = cpu_engine();
-    memory::desc user_src(dims_of(p.src), q ? dnnl_type(q->src_dtype) : dt::f32, tag::nchw);
-    memory::desc user_dst(dims_of(p.dst), q ? dnnl_type(q->dst_dtype) : dt::f32, tag::nchw);
-    Shape wshape = p.weights;
-    tag wtag = tag::oihw;
-    if (p.group > 1) {
-      wshape = {p.group, p.weights[0] / p.group, p.weights[1], p.weights[2], p.weights[3]};
-      wtag = tag::goihw;
-    }
-    memory::desc user_w(dims_of(wshape), dt::f32, wtag);
+    memory::desc user_src(dims_of(p.src), q ? dnnl_type(q->src_dtype) : dt::f32, plain_tag(p.src));
+    memory::desc user_dst(dims_of(p.dst), q ? dnnl_type(q->dst_dtype) : dt::f32, plain_tag(p.dst));
+    memory::desc user_w = user_weights_desc(p, dt::f32);
     memory::desc any_src(dims_of(p.src), dt::f32, tag::any);
     memory::desc any_dst(dims_of(p.dst), dt::f32, tag::any);
-    memory::desc any_w(dims_of(wshape), dt::f32, tag::any);
+    memory::desc any_w(user_w.dims(), dt::f32, tag::any);
     memory::desc bias_md({p.weights[0]}, dt::f32, tag::x);
-    memory::dims dil = {p.dilation[0] - 1, p.dilation[1] - 1};
+    memory::dims dil = dilation_of(p);
     auto desc = bias ? dnnl::convolution_forward::desc(
                            dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
                            any_src, any_w, bias_md, any_dst, dims_of(p.stride), dil,

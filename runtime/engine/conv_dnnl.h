@@ -6,7 +6,7 @@
 namespace axstream::engine {
 
 struct DnnlConvParams {
-  Shape src, weights, dst;  // NCHW / OIHW / NCHW
+  Shape src, weights, dst;  // NCHW / OIHW / NCHW, or NCDHW / OIDHW / NCDHW (3-D)
   Shape stride, dilation, pad_begin, pad_end;
   int64_t group = 1;
   FusedActivation activation;

@@ -137,8 +137,8 @@ struct WindowGeometry {
 // The group of a Conv-like node, after checking that input `xs` and weight `ws` are a 1-D or 2-D
 // convolution (`kind` names it in the error) whose channels agree with that group.
 inline int64_t conv_group(OpContext &ctx, const Shape &xs, const Shape &ws, const char *kind) {
-  if (xs.size() < 3 || xs.size() > 4 || ws.size() != xs.size())
-    ctx.unsupported(std::string("only 1-D and 2-D ") + kind + " are supported (input " +
+  if (xs.size() < 3 || xs.size() > 5 || ws.size() != xs.size())
+    ctx.unsupported(std::string("only 1-D, 2-D and 3-D ") + kind + " are supported (input " +
                     shape_str(xs) + ", weight " + shape_str(ws) + ")");
   int64_t group = ctx.attr_i("group", 1);
   if (group <= 0 || xs[1] % group || ws[0] % group || ws[1] * group != xs[1])

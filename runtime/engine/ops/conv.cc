@@ -1,4 +1,4 @@
-// Float Conv (1-D/2-D, groups, strides, pads/auto_pad, dilations, bias, fused activation).
+// Float Conv (1-D to 3-D, groups, strides, pads/auto_pad, dilations, bias, fused activation).
 #include <omp.h>
 
 #include "../conv_dnnl.h"
@@ -25,26 +25,12 @@ std::unique_ptr<Kernel> compile_conv(OpContext &ctx) {
   if (ctx.infer_only()) return nullptr;
   if (ctx.in_dtype(0) != DType::f32 || ctx.in_dtype(1) != DType::f32)
     ctx.unsupported("Conv on non-float32 inputs");
-  bool two_d = xs.size() == 4;
-  ConvShape s{xs[0],
-              xs[1],
-              two_d ? xs[2] : 1,
-              two_d ? xs[3] : xs[2],
-              ws[0],
-              group,
-              two_d ? ws[2] : 1,
-              two_d ? ws[3] : ws[2],
-              two_d ? g.out[0] : 1,
-              two_d ? g.out[1] : g.out[0],
-              two_d ? g.stride[0] : 1,
-              g.stride.back(),
-              two_d ? g.dilation[0] : 1,
-              g.dilation.back(),
-              two_d ? g.pad_begin[0] : 0,
-              g.pad_begin.back()};
+  ConvShape s = conv_shape(xs, ws, g, group);
   FusedActivation act = FusedActivation::from(ctx);
-  uint64_t macs = static_cast<uint64_t>(s.n * s.m * s.oh * s.ow * (s.c / group) * s.kh * s.kw);
-  if (two_d && ctx.constant(1) && (!ctx.has_input(2) || ctx.constant(2))) {
+  uint64_t macs =
+      static_cast<uint64_t>(s.n * s.m * s.od * s.oh * s.ow * (s.c / group) * s.kd * s.kh * s.kw);
+  // oneDNN has 2-D and 3-D convolutions; 1-D ones run on the reference loops.
+  if (xs.size() >= 4 && ctx.constant(1) && (!ctx.has_input(2) || ctx.constant(2))) {
     DnnlConvParams p{xs, ws, out, g.stride, g.dilation, g.pad_begin, g.pad_end, group, act};
     if (auto k = make_dnnl_conv_f32(p, *ctx.constant(1), ctx.constant(2))) {
       k->macs = macs;

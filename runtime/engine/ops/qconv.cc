@@ -23,14 +23,12 @@ bool int8_path_is_exact(const Tensor &w) {
 std::unique_ptr<Kernel> compile_qconv(OpContext &ctx) {
   const Shape &xs = ctx.in_shape(kX);
   const Shape &ws = ctx.in_shape(kW);
-  if (xs.size() != 4 || ws.size() != 4)
-    ctx.unsupported("only 2-D quantised convolutions are fused, input " + shape_str(xs));
-  int64_t group = ctx.attr_i("group", 1);
-  if (group <= 0 || xs[1] % group || ws[0] % group || ws[1] * group != xs[1])
-    ctx.fail("input channels, weight " + shape_str(ws) + " and group do not agree");
-  WindowGeometry g = WindowGeometry::resolve(ctx, {xs[2], xs[3]}, {ws[2], ws[3]}, false);
+  int64_t group = conv_group(ctx, xs, ws, "quantised convolutions");
+  WindowGeometry g = WindowGeometry::resolve(ctx, Shape(xs.begin() + 2, xs.end()),
+                                             Shape(ws.begin() + 2, ws.end()), false);
   DType out_dtype = ctx.has_input(kYZero) ? ctx.in_dtype(kYZero) : DType::u8;
-  Shape out = {xs[0], ws[0], g.out[0], g.out[1]};
+  Shape out = {xs[0], ws[0]};
+  out.insert(out.end(), g.out.begin(), g.out.end());
   ctx.set_output(0, out_dtype, out);
   if (ctx.infer_only()) return nullptr;
   DType in_dtype = ctx.in_dtype(kX);
@@ -73,7 +71,10 @@ std::unique_ptr<Kernel> compile_qconv(OpContext &ctx) {
   }
   const Tensor &w = ctx.require_constant(kW, "weights");
   FusedActivation act = FusedActivation::from(ctx);
-  uint64_t macs = static_cast<uint64_t>(xs[0] * m * g.out[0] * g.out[1] * ws[1] * ws[2] * ws[3]);
+  ConvShape s = conv_shape(xs, ws, g, group);
+  uint64_t macs = static_cast<uint64_t>(product(out, 0, out.size()) * product(ws, 1, ws.size()));
+  // oneDNN has 2-D and 3-D convolutions; 1-D ones run on the reference loops.
+  bool dnnl_rank = xs.size() >= 4;
 
   DnnlQConvParams q;
   q.conv = {xs, ws, out, g.stride, g.dilation, g.pad_begin, g.pad_end, group, act};
@@ -87,7 +88,7 @@ std::unique_ptr<Kernel> compile_qconv(OpContext &ctx) {
     q.output_scales.push_back(x_scale * w_scale[c] / y_scale);
     q.bias_acc.push_back(bias[c] / (x_scale * w_scale[c]));
   }
-  if (int8_path_is_exact(w)) {
+  if (dnnl_rank && int8_path_is_exact(w)) {
     if (auto k = make_dnnl_qconv(q, w)) {
       k->macs = macs;
       return k;
@@ -97,7 +98,7 @@ std::unique_ptr<Kernel> compile_qconv(OpContext &ctx) {
   // Otherwise exactly the unfused ONNX arithmetic: dequantize, float conv (oneDNN f32 when
   // available), activation, quantize.
   auto w_float = std::make_shared<Tensor>(DType::f32, ws);
-  int64_t per_oc = ws[1] * ws[2] * ws[3];
+  int64_t per_oc = product(ws, 1, ws.size());
   for (int64_t i = 0; i < w.count(); ++i)
     w_float->data<float>()[i] = static_cast<float>(w.data<int8_t>()[i]) * w_scale[i / per_oc];
   Tensor bias_t(DType::f32, {m});
@@ -105,16 +106,14 @@ std::unique_ptr<Kernel> compile_qconv(OpContext &ctx) {
   DnnlConvParams float_params{xs,          ws,        out,   g.stride, g.dilation,
                               g.pad_begin, g.pad_end, group, act};
   DnnlQuantIO qio{in_dtype, out_dtype, x_scale, y_scale, x_zero, y_zero};
-  if (auto k = make_dnnl_conv_f32(float_params, *w_float, &bias_t, &qio)) {
+  if (auto k = dnnl_rank ? make_dnnl_conv_f32(float_params, *w_float, &bias_t, &qio) : nullptr) {
     k->impl = "dequantizing reorder + " + k->impl + " + quantizing reorder";
     k->macs = macs;
     return k;
   }
-  std::shared_ptr<Kernel> inner = make_dnnl_conv_f32(float_params, *w_float, &bias_t);
-  ConvShape s{xs[0],         xs[1],         xs[2],          xs[3],         m,           group,
-              ws[2],         ws[3],         g.out[0],       g.out[1],      g.stride[0], g.stride[1],
-              g.dilation[0], g.dilation[1], g.pad_begin[0], g.pad_begin[1]};
-  int64_t n_in = product(xs, 0, 4), n_out = product(out, 0, 4);
+  std::shared_ptr<Kernel> inner =
+      dnnl_rank ? make_dnnl_conv_f32(float_params, *w_float, &bias_t) : nullptr;
+  int64_t n_in = product(xs, 0, xs.size()), n_out = product(out, 0, out.size());
   size_t floats_bytes = static_cast<size_t>(n_in + n_out) * sizeof(float);
   auto k = make_kernel([=](ExecContext &ec, const void *const *in, void *const *o) {
     float *xf = static_cast<float *>(ec.scratch);

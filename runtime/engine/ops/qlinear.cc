@@ -60,57 +60,53 @@ inline int32_t dot_int16(const int16_t *a, const int16_t *b, int64_t n) {
   return acc;
 }
 
-// int32 convolution of zero-point-shifted inputs: acc[n, m, oy, ox].
+// int32 convolution of zero-point-shifted inputs: acc[n, m, (oz,) oy, ox].
 void conv_int32(const ConvShape &s, const int32_t *x, const int32_t *w, int32_t *acc) {
   int64_t cg = s.c / s.group, mg = s.m / s.group;
+  int64_t hw = s.h * s.w, ohw = s.oh * s.ow;
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t n = 0; n < s.n; ++n)
     for (int64_t m = 0; m < s.m; ++m) {
       int64_t g = m / mg;
-      int32_t *out = acc + (n * s.m + m) * s.oh * s.ow;
-      std::fill(out, out + s.oh * s.ow, 0);
-      for (int64_t ci = 0; ci < cg; ++ci) {
-        const int32_t *in = x + (n * s.c + g * cg + ci) * s.h * s.w;
-        for (int64_t ky = 0; ky < s.kh; ++ky)
-          for (int64_t kx = 0; kx < s.kw; ++kx) {
-            int32_t wv = w[((m * cg + ci) * s.kh + ky) * s.kw + kx];
-            for (int64_t oy = 0; oy < s.oh; ++oy) {
-              int64_t iy = oy * s.sh - s.pt + ky * s.dh;
-              if (iy < 0 || iy >= s.h) continue;
-              for (int64_t ox = 0; ox < s.ow; ++ox) {
-                int64_t ix = ox * s.sw - s.pl + kx * s.dw;
-                if (ix >= 0 && ix < s.w) out[oy * s.ow + ox] += wv * in[iy * s.w + ix];
+      int32_t *volume = acc + (n * s.m + m) * s.od * ohw;
+      std::fill(volume, volume + s.od * ohw, 0);
+      for (int64_t oz = 0; oz < s.od; ++oz) {
+        int32_t *out = volume + oz * ohw;
+        for (int64_t ci = 0; ci < cg; ++ci)
+          for (int64_t kz = 0; kz < s.kd; ++kz) {
+            int64_t iz = oz * s.sd - s.pf + kz * s.dd;
+            if (iz < 0 || iz >= s.d) continue;
+            const int32_t *in = x + ((n * s.c + g * cg + ci) * s.d + iz) * hw;
+            const int32_t *wk = w + ((m * cg + ci) * s.kd + kz) * s.kh * s.kw;
+            for (int64_t ky = 0; ky < s.kh; ++ky)
+              for (int64_t kx = 0; kx < s.kw; ++kx) {
+                int32_t wv = wk[ky * s.kw + kx];
+                // ox range with 0 <= ox*sw + xoff < w
+                int64_t xoff = kx * s.dw - s.pl;
+                int64_t ox_lo = xoff >= 0 ? 0 : (-xoff + s.sw - 1) / s.sw;
+                int64_t ox_hi =
+                    s.w - xoff <= 0 ? 0 : std::min(s.ow, (s.w - xoff + s.sw - 1) / s.sw);
+                for (int64_t oy = 0; oy < s.oh; ++oy) {
+                  int64_t iy = oy * s.sh - s.pt + ky * s.dh;
+                  if (iy < 0 || iy >= s.h) continue;
+                  const int32_t *row = in + iy * s.w + xoff;
+                  int32_t *orow = out + oy * s.ow;
+                  for (int64_t ox = ox_lo; ox < ox_hi; ++ox) orow[ox] += wv * row[ox * s.sw];
+                }
               }
-            }
           }
       }
     }
 }
 
-// Geometry shared by QLinearConv and ConvInteger (1-D and 2-D).
+// Geometry shared by QLinearConv and ConvInteger (1-D to 3-D).
 ConvShape integer_conv_shape(OpContext &ctx, const Shape &xs, const Shape &ws, Shape &out) {
   int64_t group = conv_group(ctx, xs, ws, "integer convolutions");
   Shape kernel(ws.begin() + 2, ws.end());
   WindowGeometry g = WindowGeometry::resolve(ctx, Shape(xs.begin() + 2, xs.end()), kernel, false);
   out = {xs[0], ws[0]};
   out.insert(out.end(), g.out.begin(), g.out.end());
-  bool two_d = xs.size() == 4;
-  return {xs[0],
-          xs[1],
-          two_d ? xs[2] : 1,
-          xs.back(),
-          ws[0],
-          group,
-          two_d ? ws[2] : 1,
-          ws.back(),
-          two_d ? g.out[0] : 1,
-          g.out.back(),
-          two_d ? g.stride[0] : 1,
-          g.stride.back(),
-          two_d ? g.dilation[0] : 1,
-          g.dilation.back(),
-          two_d ? g.pad_begin[0] : 0,
-          g.pad_begin.back()};
+  return conv_shape(xs, ws, g, group);
 }
 
 // Converts a quantised tensor to int32 minus its zero point (per channel along `axis_block`
@@ -173,7 +169,7 @@ std::unique_ptr<Kernel> compile_integer_conv(OpContext &ctx) {
   DType xzt = ctx.has_input(kXZ) ? ctx.in_dtype(kXZ) : xt;
   DType wzt = ctx.has_input(kWZ) ? ctx.in_dtype(kWZ) : wt;
   int64_t n_x = product(xs, 0, xs.size()), n_w = product(ws, 0, ws.size());
-  int64_t n_y = product(out, 0, out.size()), plane = s.oh * s.ow;
+  int64_t n_y = product(out, 0, out.size()), plane = s.od * s.oh * s.ow;
   int64_t w_block = n_w / m;
   bool has_xz = ctx.has_input(kXZ), has_wz = ctx.has_input(kWZ);
   size_t scratch = static_cast<size_t>(n_x + n_w + (qlinear ? n_y : 0)) * sizeof(int32_t);
@@ -193,7 +189,7 @@ std::unique_ptr<Kernel> compile_integer_conv(OpContext &ctx) {
     }
   });
   k->scratch_bytes = scratch;
-  k->macs = static_cast<uint64_t>(n_y * (s.c / s.group) * s.kh * s.kw);
+  k->macs = static_cast<uint64_t>(n_y * (s.c / s.group) * s.kd * s.kh * s.kw);
   k->impl = qlinear ? "int32-accumulating reference, requantised" : "int32 reference";
   return k;
 }

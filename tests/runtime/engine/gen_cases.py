@@ -58,6 +58,31 @@ def conv_ref(x, w, b=None, stride=(1, 1), pads=(0, 0, 0, 0), dil=(1, 1), group=1
     return y.astype(np.float32)
 
 
+def conv3d_ref(x, w, b=None, stride=(1, 1, 1), pads=(0,) * 6, dil=(1, 1, 1), group=1):
+    n, c, d, h, wd = x.shape
+    m, cg, kd, kh, kw = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0)) + tuple((pads[i], pads[i + 3]) for i in range(3)))
+    od, oh, ow = ((size + pads[i] + pads[i + 3] - dil[i] * (k - 1) - 1) // stride[i] + 1
+                  for i, (size, k) in enumerate(((d, kd), (h, kh), (wd, kw))))
+    y = np.zeros((n, m, od, oh, ow), np.float64)
+    mg = m // group
+    for g in range(group):
+        xg = xp[:, g * cg:(g + 1) * cg].astype(np.float64)
+        wg = w[g * mg:(g + 1) * mg].astype(np.float64)
+        for kz in range(kd):
+            for ky in range(kh):
+                for kx in range(kw):
+                    zs, ys, xs = kz * dil[0], ky * dil[1], kx * dil[2]
+                    patch = xg[:, :, zs:zs + stride[0] * (od - 1) + 1:stride[0],
+                               ys:ys + stride[1] * (oh - 1) + 1:stride[1],
+                               xs:xs + stride[2] * (ow - 1) + 1:stride[2]]
+                    y[:, g * mg:(g + 1) * mg] += np.einsum('ncdhw,mc->nmdhw', patch,
+                                                           wg[:, :, kz, ky, kx])
+    if b is not None:
+        y += b.reshape(1, -1, 1, 1, 1)
+    return y.astype(np.float32)
+
+
 def quantize(x, scale, zp, dtype):
     info = np.iinfo(dtype)
     return np.clip(np.rint(x / scale) + zp, info.min, info.max).astype(dtype)
@@ -87,6 +112,16 @@ save('conv_relu_1x1_batch2', [helper.make_node('Conv', ['x', 'w'], ['c']),
                               helper.make_node('Relu', ['c'], ['y'])],
      [('x', x)], [('y', np.maximum(conv_ref(x, w), 0))], [('w', w)])
 
+x = f32(1, 4, 5, 6, 7)
+w = f32(6, 2, 2, 3, 3)
+b = f32(6)
+save('conv3d_grouped_strided_padded_dilated',
+     [helper.make_node('Conv', ['x', 'w', 'b'], ['y'], group=2, strides=[1, 2, 1],
+                       pads=[1, 0, 1, 0, 1, 1], dilations=[1, 1, 2])],
+     [('x', x)],
+     [('y', conv3d_ref(x, w, b, (1, 2, 1), (1, 0, 1, 0, 1, 1), (1, 1, 2), 2))],
+     [('w', w), ('b', b)])
+
 # --- QDQ Conv: int8 in, int8 out, per-channel weights, int32 bias ------------------------------
 x_scale, x_zp, y_scale, y_zp = np.float32(0.05), np.int8(-3), np.float32(0.08), np.int8(5)
 xq = rng.integers(-128, 128, (1, 16, 12, 12)).astype(np.int8)
@@ -110,6 +145,23 @@ qdq_inits = [('xs', x_scale), ('xz', x_zp), ('w', wq), ('ws', w_scale),
              ('bz', np.zeros(32, np.int32)), ('ys', y_scale), ('yz', y_zp)]
 save('qdq_conv_relu_int8', qdq_nodes, [('x', xq)], [('y', quantize(yf, y_scale, y_zp, np.int8))],
      qdq_inits)
+
+# The same pattern in 3-D (video / volumetric models): runs on oneDNN's int8 3-D convolution.
+xq = rng.integers(-128, 128, (1, 8, 4, 6, 6)).astype(np.int8)
+wq = rng.integers(-127, 128, (16, 8, 3, 3, 3)).astype(np.int8)
+w_scale = (rng.random(16) * 0.005 + 0.001).astype(np.float32)
+bq = rng.integers(-2000, 2000, 16).astype(np.int32)
+xf = (xq.astype(np.float32) - x_zp) * x_scale
+wf = wq.astype(np.float32) * w_scale.reshape(-1, 1, 1, 1, 1)
+bf = bq.astype(np.float32) * (x_scale * w_scale)
+yf = np.maximum(conv3d_ref(xf, wf, bf, pads=(1,) * 6), 0)
+qdq3d_nodes = [n for n in qdq_nodes]
+qdq3d_nodes[3] = helper.make_node('Conv', ['xd', 'wd', 'bd'], ['c'], pads=[1] * 6)
+save('qdq_conv3d_relu_int8', qdq3d_nodes, [('x', xq)],
+     [('y', quantize(yf, y_scale, y_zp, np.int8))],
+     [('xs', x_scale), ('xz', x_zp), ('w', wq), ('ws', w_scale), ('wz', np.zeros(16, np.int8)),
+      ('b', bq), ('bs', x_scale * w_scale), ('bz', np.zeros(16, np.int32)), ('ys', y_scale),
+      ('yz', y_zp)])
 
 
 # 7-bit weights (|w| <= 64) take oneDNN's integer path even on AVX2; uint8 activations,
