@@ -310,11 +310,32 @@ void fuse_qdq_add(Graph &g) {
   }
 }
 
-// QLinearConv with constant int8 symmetric weights (zero points all 0), per-tensor activation
-// parameters and a constant int32 bias is the same arithmetic as the fused QDQ conv: it
-// becomes axstream.QConv and so runs on oneDNN (integer, or float with (de)quantising
-// reorders on CPUs without VNNI, where results may differ from exact integer rounding by one
-// step). Other QLinearConvs keep the exact integer reference kernel (ops/qlinear.cc).
+// The int8 weights w - w_zero_point (per tensor or per output channel) of a quantised
+// convolution, or nullptr when a value falls outside int8 (then only an int32 kernel is exact).
+std::shared_ptr<Tensor> zero_point_shifted_weights(const Tensor &w, const Tensor *zero_point) {
+  if (w.dtype != DType::i8 && w.dtype != DType::u8) return nullptr;
+  if (w.dtype == DType::i8 && all_zero(zero_point)) return nullptr;  // usable as it is
+  int64_t channels = w.shape[0], per_channel = w.count() / channels;
+  if (zero_point && zero_point->count() != 1 && zero_point->count() != channels) return nullptr;
+  auto shifted = std::make_shared<Tensor>(DType::i8, w.shape);
+  for (int64_t i = 0; i < w.count(); ++i) {
+    int64_t zp =
+        zero_point ? zero_point->as_int(zero_point->count() == 1 ? 0 : i / per_channel) : 0;
+    int64_t v = w.as_int(i) - zp;
+    if (v < -128 || v > 127) return nullptr;
+    shifted->data<int8_t>()[i] = static_cast<int8_t>(v);
+  }
+  return shifted;
+}
+
+// QLinearConv with constant int8 weights, per-tensor activation parameters and a constant
+// int32 bias is the same arithmetic as the fused QDQ conv: it becomes axstream.QConv and so
+// runs on oneDNN (integer, or float with (de)quantising reorders on CPUs without VNNI, where
+// results may differ from exact integer rounding by one step). Weights with a zero point
+// (uint8 weights, as onnxruntime's U8U8 quantiser writes them, or int8 with per-channel zero
+// points) take the same path once w - w_zero_point, computed here once, fits int8: oneDNN's
+// convolution has no weight zero point. Other QLinearConvs keep the exact int32 reference
+// kernel (ops/qlinear.cc).
 void lower_qlinear_conv(Graph &g) {
   auto constant = [&](int v) { return v >= 0 ? g.values[v].constant.get() : nullptr; };
   for (Node &n : g.nodes) {
@@ -324,14 +345,19 @@ void lower_qlinear_conv(Graph &g) {
     int xz = input_or_none(n, 2), wz = input_or_none(n, 5), yz = input_or_none(n, 7);
     int bias = input_or_none(n, 8);
     if (!xs || xs->count() != 1 || xs->dtype != DType::f32 || !ys || ys->count() != 1 ||
-        ys->dtype != DType::f32 || !w || w->dtype != DType::i8 || w->shape.size() != 4 || !ws ||
+        ys->dtype != DType::f32 || !w || w->shape.size() < 3 || w->shape.size() > 5 || !ws ||
         ws->dtype != DType::f32 || (ws->count() != 1 && ws->count() != w->shape[0]))
       continue;
     if ((xz >= 0 && (!constant(xz) || constant(xz)->count() != 1)) ||
-        (yz >= 0 && (!constant(yz) || constant(yz)->count() != 1)) ||
-        (wz >= 0 && (!constant(wz) || !all_zero(constant(wz)))) ||
+        (yz >= 0 && (!constant(yz) || constant(yz)->count() != 1)) || (wz >= 0 && !constant(wz)) ||
         (bias >= 0 && (!constant(bias) || constant(bias)->dtype != DType::i32)))
       continue;
+    int weights = n.inputs[3];
+    if (w->dtype != DType::i8 || !all_zero(constant(wz))) {
+      auto shifted = zero_point_shifted_weights(*w, constant(wz));
+      if (!shifted) continue;
+      weights = add_constant(g, g.values[weights].name + " minus zero point", shifted);
+    }
     int bias_scale = -1;
     if (bias >= 0) {
       auto bs = std::make_shared<Tensor>(DType::f32, Shape{ws->count()});
@@ -339,7 +365,7 @@ void lower_qlinear_conv(Graph &g) {
         bs->data<float>()[c] = xs->data<float>()[0] * ws->data<float>()[c];
       bias_scale = add_constant(g, g.values[n.outputs[0]].name + " bias scale", bs);
     }
-    n.inputs = {n.inputs[0], n.inputs[1], xz,          n.inputs[3], n.inputs[4],
+    n.inputs = {n.inputs[0], n.inputs[1], xz,          weights, n.inputs[4],
                 bias,        bias_scale,  n.inputs[6], yz};
     n.op_type = "QConv";
     n.domain = "axstream";

@@ -440,6 +440,7 @@ wq = rng.integers(-128, 128, (4, 3, 3, 3)).astype(np.int8)
 x_scale, x_zp, y_scale, y_zp = np.float32(0.02), np.uint8(130), np.float32(0.05), np.uint8(120)
 w_scale = (rng.random(4) * 0.02 + 0.005).astype(np.float32)
 w_zp = np.array([0, 3, -2, 1], np.int8)
+wq[1, 0, 0, 0] = -128  # -128 - 3 leaves int8: this one must stay on the int32 kernel
 bq = rng.integers(-500, 500, 4).astype(np.int32)
 acc = conv_ref((xq.astype(np.float64) - x_zp).astype(np.float32),
                (wq.astype(np.float64) - w_zp.reshape(-1, 1, 1, 1)).astype(np.float32), None,
@@ -449,6 +450,24 @@ yq = np.clip(np.rint((acc.astype(np.float32) * mult)) + y_zp, 0, 255).astype(np.
 save('qlinearconv_uint8_x_int8_per_channel_weights', [
     helper.make_node('QLinearConv', ['x', 'xs', 'xz', 'w', 'ws', 'wz', 'ys', 'yz', 'b'], ['y'],
                      pads=[1, 1, 1, 1], strides=[2, 2], group=2)],
+    [('x', xq)], [('y', yq)],
+    [('xs', x_scale), ('xz', x_zp), ('w', wq), ('ws', w_scale), ('wz', w_zp), ('ys', y_scale),
+     ('yz', y_zp), ('b', bq)])
+
+# uint8 weights with zero points near 128 (onnxruntime's U8U8 quantisation): w - w_zp fits
+# int8, so the engine lowers it to its oneDNN int8 convolution; exact on VNNI CPUs.
+wq = rng.integers(0, 256, (4, 6, 3, 3)).astype(np.uint8)
+w_zp = np.array([120, 128, 135, 128], np.uint8)
+wq = np.clip(wq.astype(np.int32), w_zp.reshape(-1, 1, 1, 1).astype(np.int32) - 128,
+             w_zp.reshape(-1, 1, 1, 1).astype(np.int32) + 127).astype(np.uint8)
+acc = conv_ref((xq.astype(np.float64) - x_zp).astype(np.float32),
+               (wq.astype(np.float64) - w_zp.reshape(-1, 1, 1, 1)).astype(np.float32), None,
+               (1, 1), (1, 1, 1, 1)).astype(np.float64) + bq.reshape(1, -1, 1, 1)
+mult = (x_scale * w_scale / y_scale).astype(np.float32).reshape(1, -1, 1, 1)
+yq = np.clip(np.rint((acc.astype(np.float32) * mult)) + y_zp, 0, 255).astype(np.uint8)
+save('qlinearconv_uint8_weights_with_zero_points_lowered', [
+    helper.make_node('QLinearConv', ['x', 'xs', 'xz', 'w', 'ws', 'wz', 'ys', 'yz', 'b'], ['y'],
+                     pads=[1, 1, 1, 1])],
     [('x', xq)], [('y', yq)],
     [('xs', x_scale), ('xz', x_zp), ('w', wq), ('ws', w_scale), ('wz', w_zp), ('ys', y_scale),
      ('yz', y_zp), ('b', bq)])

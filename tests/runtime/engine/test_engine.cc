@@ -325,7 +325,11 @@ TEST(EnginePasses, DecomposedLayerNormWithQdqPairsBetweenItsOpsFusesAndMatchesUn
 TEST(EnginePasses, QLinearConvWithSymmetricInt8WeightsRunsAsTheFusedQuantisedConv) {
   std::string lowered = describe_case("qlinearconv_int8_symmetric_lowered_to_qconv");
   EXPECT_NE(lowered.find("axstream.QConv"), std::string::npos) << lowered;
-  // Non-zero weight zero points keep the exact integer kernel.
+  // Weights with zero points run there too when w - w_zero_point fits int8 ...
+  std::string shifted = describe_case("qlinearconv_uint8_weights_with_zero_points_lowered");
+  EXPECT_NE(shifted.find("axstream.QConv"), std::string::npos) << shifted;
+  EXPECT_NE(shifted.find("minus zero point"), std::string::npos) << shifted;
+  // ... and keep the exact integer kernel when it does not.
   std::string exact = describe_case("qlinearconv_uint8_x_int8_per_channel_weights");
   EXPECT_NE(exact.find("QLinearConv"), std::string::npos) << exact;
   EXPECT_NE(exact.find("int32-accumulating reference"), std::string::npos) << exact;
