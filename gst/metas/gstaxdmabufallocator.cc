@@ -23,6 +23,18 @@ G_DEFINE_TYPE_WITH_CODE(GstAxDmaBufAllocator, gst_ax_dmabuf_allocator, GST_TYPE_
                         GST_DEBUG_CATEGORY_INIT(ax_dmabuf_allocator_debug, "axdmabufallocator", 0,
                                                 "axstream device-visible memory allocator"))
 
+// A KEEP_MAPPED GstFdMemory keeps the protection of its first map and, when a later map asks for
+// access outside it, mprotect()s the whole mapping to the new access alone. A frame that a source
+// maps WRITE and axpreprocess maps READ then flipped twice per frame (two mprotects of the whole
+// frame, TLB shootdowns, write faults on every page). Mapping it once read-write makes every
+// later map a subset of the kept protection: no system call after the first.
+static bool keep_mapped_read_write(GstMemory *memory) {
+  GstMapInfo map;
+  if (!gst_memory_map(memory, &map, GST_MAP_READWRITE)) return false;
+  gst_memory_unmap(memory, &map);
+  return true;
+}
+
 static GstMemory *gst_ax_dmabuf_allocator_alloc(GstAllocator *allocator, gsize size,
                                                 GstAllocationParams *params) {
   auto *self = GST_AX_DMABUF_ALLOCATOR(allocator);
@@ -41,6 +53,11 @@ static GstMemory *gst_ax_dmabuf_allocator_alloc(GstAllocator *allocator, gsize s
     if (!memory) {
       GST_WARNING_OBJECT(self, "cannot wrap fd %d of %" G_GSIZE_FORMAT " bytes as GstMemory", fd,
                          total);
+      return nullptr;
+    }
+    if (!buffer.is_dmabuf() && !keep_mapped_read_write(memory)) {
+      GST_WARNING_OBJECT(self, "cannot map fd %d of %" G_GSIZE_FORMAT " bytes", fd, total);
+      gst_memory_unref(memory);
       return nullptr;
     }
     if (prefix || padding) gst_memory_resize(memory, gssize(prefix), size);

@@ -11,7 +11,9 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <fstream>
 #include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -268,6 +270,47 @@ TEST(ZeroCopyAllocationQuery, NoPoolForDmabufCapsWithoutADmabufProvider) {
       model, "video/x-raw(memory:DMABuf),format=NV12,width=96,height=72,framerate=30/1", nullptr);
   EXPECT_EQ(gst_query_get_n_allocation_pools(query), 0u);
   gst_query_unref(query);
+}
+
+// The permissions ("rw-s", ...) /proc/self/maps gives the mapping holding `address`.
+std::string mapping_permissions(const void *address) {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  const auto where = reinterpret_cast<uintptr_t>(address);
+  while (std::getline(maps, line)) {
+    std::istringstream fields(line);
+    uintptr_t start = 0, end = 0;
+    char dash = 0;
+    std::string permissions;
+    fields >> std::hex >> start >> dash >> end >> permissions;
+    if (where >= start && where < end) return permissions;
+  }
+  return "unmapped";
+}
+
+TEST(ZeroCopyFdMemory, FdFramesStayMappedReadWriteSoASourceAndAReaderNeverRemapThem) {
+  // A source maps each pooled frame for writing, axpreprocess for reading. GstFdMemory keeps the
+  // first map's protection and mprotect()s the whole frame whenever a map asks for other access,
+  // so memory first mapped write-only flipped protection twice per frame.
+  GstAllocator *allocator = gst_ax_dmabuf_allocator_get();
+  GstMemory *memory = gst_allocator_alloc(allocator, 1 << 20, nullptr);
+  gst_object_unref(allocator);
+  ASSERT_NE(memory, nullptr);
+  if (!gst_is_fd_memory(memory) || gst_is_dmabuf_memory(memory)) {
+    gst_memory_unref(memory);
+    GTEST_SKIP() << "this machine's frames are dmabufs (mapped per access, with sync ioctls)";
+  }
+  GstMapInfo write_map, read_map;
+  ASSERT_TRUE(gst_memory_map(memory, &write_map, GST_MAP_WRITE));
+  write_map.data[0] = 42;
+  gst_memory_unmap(memory, &write_map);
+  ASSERT_TRUE(gst_memory_map(memory, &read_map, GST_MAP_READ));
+  EXPECT_EQ(read_map.data, write_map.data);
+  EXPECT_EQ(read_map.data[0], 42);
+  EXPECT_EQ(mapping_permissions(read_map.data).substr(0, 2), "rw")
+      << "a read map after a write map changed the mapping's protection";
+  gst_memory_unmap(memory, &read_map);
+  gst_memory_unref(memory);
 }
 
 // A frame of `size` random bytes in a memfd wrapped as GstDmaBufMemory (what a memory:DMABuf
