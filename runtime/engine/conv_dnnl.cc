@@ -36,8 +36,10 @@ memory::dims dims_of(const Shape &s) { return memory::dims(s.begin(), s.end()); 
 
 size_t align64(size_t n) { return (n + 63) / 64 * 64; }
 
-// The plain layout of a 2-D (NCHW) or 3-D (NCDHW) convolution's activations.
-tag plain_tag(const Shape &s) { return s.size() == 5 ? tag::ncdhw : tag::nchw; }
+// The caller's layout of a convolution's activations: NCHW or NCDHW, or NHWC when asked.
+tag plain_tag(const Shape &s, bool nhwc = false) {
+  return s.size() == 5 ? tag::ncdhw : nhwc ? tag::nhwc : tag::nchw;
+}
 
 // The caller's weights: OI[D]HW, seen as G x O/G x I [D]HW when the convolution is grouped.
 memory::desc user_weights_desc(const DnnlConvParams &p, memory::data_type type) {
@@ -212,6 +214,10 @@ void quantize_from_nchw8c(const float *src, Q *dst, int64_t n, int64_t c, int64_
   }
 }
 
+bool is_nchw(const memory::desc &d) {
+  return d.dims().size() == 4 && d == memory::desc(d.dims(), d.data_type(), tag::nchw);
+}
+
 bool is_nchw8c_f32(const memory::desc &d) {
   auto dims = d.dims();
   return dims.size() == 4 && dims[1] % 8 == 0 && d == memory::desc(dims, dt::f32, tag::nChw8c);
@@ -240,8 +246,9 @@ class DnnlConvKernel : public Kernel {
     auto &eng = cpu_engine();
     src_reorder_needed_ = pd.src_desc() != user_src;
     dst_reorder_needed_ = pd.dst_desc() != user_dst;
-    src_blocked_loop_ = src_q_.active && is_nchw8c_f32(pd.src_desc());
-    dst_blocked_loop_ = dst_q_.active && is_nchw8c_f32(pd.dst_desc());
+    // The hand-written (de)quantising loops read and write NCHW caller buffers.
+    src_blocked_loop_ = src_q_.active && is_nchw8c_f32(pd.src_desc()) && is_nchw(user_src);
+    dst_blocked_loop_ = dst_q_.active && is_nchw8c_f32(pd.dst_desc()) && is_nchw(user_dst);
     if (src_reorder_needed_ && !src_blocked_loop_)
       src_reorder_ = dnnl::reorder(
           dnnl::reorder::primitive_desc(eng, user_src, eng, pd.src_desc(), src_q_.attr));
@@ -355,8 +362,8 @@ std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &
   }
   try {
     auto &eng = cpu_engine();
-    memory::desc user_src(dims_of(p.src), dnnl_type(src_dtype), plain_tag(p.src));
-    memory::desc user_dst(dims_of(p.dst), dnnl_type(q.dst_dtype), plain_tag(p.dst));
+    memory::desc user_src(dims_of(p.src), dnnl_type(src_dtype), plain_tag(p.src, p.src_nhwc));
+    memory::desc user_dst(dims_of(p.dst), dnnl_type(q.dst_dtype), plain_tag(p.dst, p.dst_nhwc));
     memory::desc user_w = user_weights_desc(p, dt::s8);
     memory::desc any_src(dims_of(p.src), dnnl_type(src_dtype), tag::any);
     memory::desc any_dst(dims_of(p.dst), dnnl_type(q.dst_dtype), tag::any);
@@ -400,8 +407,10 @@ std::unique_ptr<Kernel> make_dnnl_conv_f32(const DnnlConvParams &p, const Tensor
   if (!dnnl_kernels_enabled()) return nullptr;
   try {
     auto &eng = cpu_engine();
-    memory::desc user_src(dims_of(p.src), q ? dnnl_type(q->src_dtype) : dt::f32, plain_tag(p.src));
-    memory::desc user_dst(dims_of(p.dst), q ? dnnl_type(q->dst_dtype) : dt::f32, plain_tag(p.dst));
+    memory::desc user_src(dims_of(p.src), q ? dnnl_type(q->src_dtype) : dt::f32,
+                          plain_tag(p.src, p.src_nhwc));
+    memory::desc user_dst(dims_of(p.dst), q ? dnnl_type(q->dst_dtype) : dt::f32,
+                          plain_tag(p.dst, p.dst_nhwc));
     memory::desc user_w = user_weights_desc(p, dt::f32);
     memory::desc any_src(dims_of(p.src), dt::f32, tag::any);
     memory::desc any_dst(dims_of(p.dst), dt::f32, tag::any);

@@ -10,6 +10,9 @@ struct DnnlConvParams {
   Shape stride, dilation, pad_begin, pad_end;
   int64_t group = 1;
   FusedActivation activation;
+  // The caller's activations are NHWC (2-D only; passes.cc keeps int8 tensors between oneDNN
+  // int8 convolutions NHWC so they need no reorder).
+  bool src_nhwc = false, dst_nhwc = false;
 };
 
 // Whether oneDNN kernels may be used (AXSTREAM_ENGINE_REFERENCE=1 forces the reference ones).

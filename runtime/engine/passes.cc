@@ -5,6 +5,8 @@
 #include <map>
 #include <set>
 
+#include "conv_dnnl.h"
+
 namespace axstream::engine {
 namespace {
 
@@ -76,6 +78,9 @@ struct ValueLinks {
 };
 
 bool is_op(const Node &n, const char *op) { return !n.dead && n.domain.empty() && n.op_type == op; }
+bool is_op_in(const Node &n, const char *domain, const char *op) {
+  return !n.dead && n.domain == domain && n.op_type == op;
+}
 
 const Tensor *constant_of(const Graph &g, const Node &n, size_t i) {
   return i < n.inputs.size() && n.inputs[i] >= 0 ? g.values[n.inputs[i]].constant.get() : nullptr;
@@ -782,6 +787,57 @@ void fuse_qdq_matmul(Graph &g) {
   }
 }
 
+// oneDNN's int8 convolutions work on NHWC activations (on VNNI/AMX CPUs); with NCHW tensors
+// between ops every one reorders its input in and its output back. An int8 4-D value that only
+// axstream.QConvs (as their input) and QAdds (element by element, so any layout works when
+// both inputs and the output share it) produce and read stays NHWC instead: the QConvs get
+// _src_nhwc / _dst_nhwc and their reorders vanish. Graph inputs and outputs, and values other
+// ops touch, keep NCHW. Only where the oneDNN int8 path is the one that runs (VNNI, oneDNN on).
+void keep_int8_activations_nhwc(Graph &g) {
+  if (!dnnl_kernels_enabled() || !dnnl_cpu_has_vnni()) return;
+  eliminate_dead_nodes(g);  // the fusions leave DequantizeLinears nobody reads any more
+  ValueLinks links(g);
+  std::set<int> graph_inputs(g.inputs.begin(), g.inputs.end());
+  auto conv_input = [&](const Node &n, int v) {
+    if (!is_op_in(n, "axstream", "QConv") || n.inputs.empty() || n.inputs[0] != v) return false;
+    return std::count(n.inputs.begin(), n.inputs.end(), v) == 1;
+  };
+  std::set<int> nhwc;
+  for (size_t v = 0; v < g.values.size(); ++v) {
+    const Value &val = g.values[v];
+    int id = static_cast<int>(v);
+    if (val.constant || !val.shape_known || val.shape.size() != 4 ||
+        (val.dtype != DType::i8 && val.dtype != DType::u8) || links.graph_outputs.count(id) ||
+        graph_inputs.count(id) || links.producer[v] < 0)
+      continue;
+    const Node &producer = g.nodes[links.producer[v]];
+    if (!is_op_in(producer, "axstream", "QConv") && !is_op_in(producer, "axstream", "QAdd"))
+      continue;
+    std::vector<Node *> readers = readers_of(g, id);
+    bool ok = !readers.empty();
+    for (Node *r : readers)
+      if (!conv_input(*r, id) && !is_op_in(*r, "axstream", "QAdd")) ok = false;
+    if (ok) nhwc.insert(id);
+  }
+  // A QAdd needs its inputs and output in one layout: drop the values of any QAdd that mixes.
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (const Node &n : g.nodes) {
+      if (!is_op_in(n, "axstream", "QAdd")) continue;
+      int a = n.inputs[0], b = n.inputs[3], y = n.outputs[0];
+      size_t in_set = nhwc.count(a) + nhwc.count(b) + nhwc.count(y);
+      if (in_set == 0 || in_set == 3) continue;
+      nhwc.erase(a), nhwc.erase(b), nhwc.erase(y);
+      changed = true;
+    }
+  }
+  for (Node &n : g.nodes) {
+    if (!is_op_in(n, "axstream", "QConv")) continue;
+    if (nhwc.count(n.inputs[0])) n.attrs["_src_nhwc"] = int_attr(1);
+    if (nhwc.count(n.outputs[0])) n.attrs["_dst_nhwc"] = int_attr(1);
+  }
+}
+
 }  // namespace
 
 void run_prefold_passes(Graph &graph) {
@@ -797,6 +853,7 @@ void run_postfold_passes(Graph &graph) {
   fuse_layer_norm(graph);
   fuse_qdq_add(graph);
   fuse_qdq_maxpool(graph);
+  keep_int8_activations_nhwc(graph);
 }
 
 }  // namespace axstream::engine

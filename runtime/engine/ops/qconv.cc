@@ -76,8 +76,15 @@ std::unique_ptr<Kernel> compile_qconv(OpContext &ctx) {
   // oneDNN has 2-D and 3-D convolutions; 1-D ones run on the reference loops.
   bool dnnl_rank = xs.size() >= 4;
 
+  // Set by passes.cc where the neighbours are int8 convolutions too (4-D only).
+  bool src_nhwc = ctx.attr_i("_src_nhwc", 0) != 0, dst_nhwc = ctx.attr_i("_dst_nhwc", 0) != 0;
+  if ((src_nhwc || dst_nhwc) && xs.size() != 4)
+    ctx.fail("NHWC activations need a 2-D convolution, input " + shape_str(xs));
+
   DnnlQConvParams q;
   q.conv = {xs, ws, out, g.stride, g.dilation, g.pad_begin, g.pad_end, group, act};
+  q.conv.src_nhwc = src_nhwc;
+  q.conv.dst_nhwc = dst_nhwc;
   q.conv.activation.lo = act.lo / y_scale;
   q.conv.activation.hi = act.hi / y_scale;
   q.src_dtype = in_dtype;
@@ -106,7 +113,10 @@ std::unique_ptr<Kernel> compile_qconv(OpContext &ctx) {
   DnnlConvParams float_params{xs,          ws,        out,   g.stride, g.dilation,
                               g.pad_begin, g.pad_end, group, act};
   DnnlQuantIO qio{in_dtype, out_dtype, x_scale, y_scale, x_zero, y_zero};
-  if (auto k = dnnl_rank ? make_dnnl_conv_f32(float_params, *w_float, &bias_t, &qio) : nullptr) {
+  DnnlConvParams quant_io_params = float_params;
+  quant_io_params.src_nhwc = src_nhwc;
+  quant_io_params.dst_nhwc = dst_nhwc;
+  if (auto k = dnnl_rank ? make_dnnl_conv_f32(quant_io_params, *w_float, &bias_t, &qio) : nullptr) {
     k->impl = "dequantizing reorder + " + k->impl + " + quantizing reorder";
     k->macs = macs;
     return k;
@@ -115,12 +125,20 @@ std::unique_ptr<Kernel> compile_qconv(OpContext &ctx) {
       dnnl_rank ? make_dnnl_conv_f32(float_params, *w_float, &bias_t) : nullptr;
   int64_t n_in = product(xs, 0, xs.size()), n_out = product(out, 0, out.size());
   size_t floats_bytes = static_cast<size_t>(n_in + n_out) * sizeof(float);
+  // Where the caller's buffer holds NCHW element i (the float buffers here are NCHW).
+  auto caller_offset = [](int64_t i, const Shape &nchw, bool nhwc) {
+    if (!nhwc) return i;
+    int64_t c = nchw[1], h = nchw[2], w = nchw[3];
+    int64_t x = i % w, y = i / w % h, ch = i / (w * h) % c, n = i / (w * h * c);
+    return ((n * h + y) * w + x) * c + ch;
+  };
   auto k = make_kernel([=](ExecContext &ec, const void *const *in, void *const *o) {
     float *xf = static_cast<float *>(ec.scratch);
     float *yf = xf + n_in;
     for (int64_t i = 0; i < n_in; ++i) {
-      int32_t v = in_dtype == DType::i8 ? static_cast<const int8_t *>(in[kX])[i]
-                                        : static_cast<const uint8_t *>(in[kX])[i];
+      int64_t at = caller_offset(i, xs, src_nhwc);
+      int32_t v = in_dtype == DType::i8 ? static_cast<const int8_t *>(in[kX])[at]
+                                        : static_cast<const uint8_t *>(in[kX])[at];
       xf[i] = static_cast<float>(v - x_zero) * x_scale;
     }
     if (inner) {
@@ -136,10 +154,11 @@ std::unique_ptr<Kernel> compile_qconv(OpContext &ctx) {
     for (int64_t i = 0; i < n_out; ++i) {
       float v =
           std::min(std::max(round_half_even(yf[i] / y_scale) + static_cast<float>(y_zero), lo), hi);
+      int64_t at = caller_offset(i, out, dst_nhwc);
       if (out_dtype == DType::i8)
-        static_cast<int8_t *>(o[0])[i] = static_cast<int8_t>(v);
+        static_cast<int8_t *>(o[0])[at] = static_cast<int8_t>(v);
       else
-        static_cast<uint8_t *>(o[0])[i] = static_cast<uint8_t>(v);
+        static_cast<uint8_t *>(o[0])[at] = static_cast<uint8_t>(v);
     }
   });
   k->scratch_bytes = floats_bytes + (inner ? inner->scratch_bytes : 0);
