@@ -41,28 +41,30 @@ inline ConvShape conv_shape(const Shape &xs, const Shape &ws, const WindowGeomet
   return s;
 }
 
-inline void conv_reference(const ConvShape &s, const float *x, const float *wt, const float *bias,
-                           float *y, const FusedActivation &act) {
+// The direct convolution loops over any arithmetic type (float, or int32 for the exact
+// integer kernels): y = bias + sum of x * w, then `finish(volume, count)` on each (n, m) output
+// volume while it is hot (a fused activation).
+template <typename T, typename Finish>
+void conv_direct(const ConvShape &s, const T *x, const T *wt, const T *bias, T *y, Finish finish) {
   int64_t cg = s.c / s.group, mg = s.m / s.group;
   int64_t hw = s.h * s.w, ohw = s.oh * s.ow;
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t n = 0; n < s.n; ++n) {
     for (int64_t m = 0; m < s.m; ++m) {
       int64_t g = m / mg;
-      float *volume = y + (n * s.m + m) * s.od * ohw;
-      float b = bias ? bias[m] : 0.f;
-      for (int64_t i = 0; i < s.od * ohw; ++i) volume[i] = b;
+      T *volume = y + (n * s.m + m) * s.od * ohw;
+      std::fill(volume, volume + s.od * ohw, bias ? bias[m] : T(0));
       for (int64_t oz = 0; oz < s.od; ++oz) {
-        float *out = volume + oz * ohw;
+        T *out = volume + oz * ohw;
         for (int64_t ci = 0; ci < cg; ++ci) {
           for (int64_t kz = 0; kz < s.kd; ++kz) {
             int64_t iz = oz * s.sd - s.pf + kz * s.dd;
             if (iz < 0 || iz >= s.d) continue;
-            const float *in = x + ((n * s.c + g * cg + ci) * s.d + iz) * hw;
-            const float *wk = wt + ((m * cg + ci) * s.kd + kz) * s.kh * s.kw;
+            const T *in = x + ((n * s.c + g * cg + ci) * s.d + iz) * hw;
+            const T *wk = wt + ((m * cg + ci) * s.kd + kz) * s.kh * s.kw;
             for (int64_t ky = 0; ky < s.kh; ++ky) {
               for (int64_t kx = 0; kx < s.kw; ++kx) {
-                float wv = wk[ky * s.kw + kx];
+                T wv = wk[ky * s.kw + kx];
                 int64_t xoff = kx * s.dw - s.pl;
                 // ow range with 0 <= ow*sw + xoff < w
                 int64_t ow_lo = xoff >= 0 ? 0 : (-xoff + s.sw - 1) / s.sw;
@@ -71,8 +73,8 @@ inline void conv_reference(const ConvShape &s, const float *x, const float *wt, 
                 for (int64_t oy = 0; oy < s.oh; ++oy) {
                   int64_t iy = oy * s.sh - s.pt + ky * s.dh;
                   if (iy < 0 || iy >= s.h) continue;
-                  const float *row = in + iy * s.w + xoff;
-                  float *orow = out + oy * s.ow;
+                  const T *row = in + iy * s.w + xoff;
+                  T *orow = out + oy * s.ow;
                   if (s.sw == 1)
                     for (int64_t ox = ow_lo; ox < ow_hi; ++ox) orow[ox] += wv * row[ox];
                   else
@@ -83,9 +85,15 @@ inline void conv_reference(const ConvShape &s, const float *x, const float *wt, 
           }
         }
       }
-      act.apply(volume, s.od * ohw);
+      finish(volume, s.od * ohw);
     }
   }
+}
+
+inline void conv_reference(const ConvShape &s, const float *x, const float *wt, const float *bias,
+                           float *y, const FusedActivation &act) {
+  conv_direct(s, x, wt, bias, y,
+              [&act](float *volume, int64_t count) { act.apply(volume, count); });
 }
 
 }  // namespace axstream::engine

@@ -34,18 +34,21 @@ PoolShape pool_shape(OpContext &ctx, const Shape &xs, bool ceil_mode, Shape &out
   return p;
 }
 
-template <typename T>
-void max_pool(const PoolShape &s, const T *x, T *y) {
+// Walks every output position of a pooling window over x: the taps inside the input (padding
+// skipped) are folded by `reduce` from `init`, then `store(output index, result, taps, oz, oy,
+// ox)` writes the output.
+template <typename T, typename Acc, typename Reduce, typename Store>
+void pool_windows(const PoolShape &s, const T *x, Acc init, Reduce reduce, Store store) {
   int64_t hw = s.h * s.w, ohw = s.oh * s.ow;
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t p = 0; p < s.planes; ++p)
     for (int64_t oz = 0; oz < s.od; ++oz) {
       const T *in = x + p * s.d * hw;
-      T *out = y + (p * s.od + oz) * ohw;
+      int64_t out = (p * s.od + oz) * ohw;
       for (int64_t oy = 0; oy < s.oh; ++oy)
         for (int64_t ox = 0; ox < s.ow; ++ox) {
-          T best = std::numeric_limits<T>::lowest();
-          if constexpr (std::is_floating_point_v<T>) best = -INFINITY;
+          Acc acc = init;
+          int64_t taps = 0;
           for (int64_t kz = 0; kz < s.kd; ++kz) {
             int64_t iz = oz * s.sd - s.pf + kz * s.dd;
             if (iz < 0 || iz >= s.d) continue;
@@ -55,13 +58,22 @@ void max_pool(const PoolShape &s, const T *x, T *y) {
               for (int64_t kx = 0; kx < s.kw; ++kx) {
                 int64_t ix = ox * s.sw - s.pl + kx * s.dw;
                 if (ix < 0 || ix >= s.w) continue;
-                best = std::max(best, in[iz * hw + iy * s.w + ix]);
+                acc = reduce(acc, in[iz * hw + iy * s.w + ix]);
+                ++taps;
               }
             }
           }
-          out[oy * s.ow + ox] = best;
+          store(out + oy * s.ow + ox, acc, taps, oz, oy, ox);
         }
     }
+}
+
+template <typename T>
+void max_pool(const PoolShape &s, const T *x, T *y) {
+  T lowest = std::is_floating_point_v<T> ? -INFINITY : std::numeric_limits<T>::lowest();
+  pool_windows(
+      s, x, lowest, [](T best, T v) { return std::max(best, v); },
+      [y](int64_t o, T best, int64_t, int64_t, int64_t, int64_t) { y[o] = best; });
 }
 
 // Window positions along one dim inside [0, size + pad_end), stepping by dilation: what
@@ -72,37 +84,16 @@ inline int64_t padded_taps(int64_t start, int64_t k, int64_t dil, int64_t limit)
 }
 
 void avg_pool(const PoolShape &s, bool count_include_pad, const float *x, float *y) {
-  int64_t hw = s.h * s.w, ohw = s.oh * s.ow;
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t p = 0; p < s.planes; ++p)
-    for (int64_t oz = 0; oz < s.od; ++oz) {
-      const float *in = x + p * s.d * hw;
-      float *out = y + (p * s.od + oz) * ohw;
-      for (int64_t oy = 0; oy < s.oh; ++oy)
-        for (int64_t ox = 0; ox < s.ow; ++ox) {
-          float sum = 0.f;
-          int64_t n = 0;
-          for (int64_t kz = 0; kz < s.kd; ++kz) {
-            int64_t iz = oz * s.sd - s.pf + kz * s.dd;
-            if (iz < 0 || iz >= s.d) continue;
-            for (int64_t ky = 0; ky < s.kh; ++ky) {
-              int64_t iy = oy * s.sh - s.pt + ky * s.dh;
-              if (iy < 0 || iy >= s.h) continue;
-              for (int64_t kx = 0; kx < s.kw; ++kx) {
-                int64_t ix = ox * s.sw - s.pl + kx * s.dw;
-                if (ix < 0 || ix >= s.w) continue;
-                sum += in[iz * hw + iy * s.w + ix];
-                ++n;
-              }
-            }
-          }
-          if (count_include_pad)
-            n = padded_taps(oz * s.sd - s.pf, s.kd, s.dd, s.d + s.pk) *
-                padded_taps(oy * s.sh - s.pt, s.kh, s.dh, s.h + s.pb) *
-                padded_taps(ox * s.sw - s.pl, s.kw, s.dw, s.w + s.pr);
-          out[oy * s.ow + ox] = n ? sum / static_cast<float>(n) : 0.f;
-        }
-    }
+  pool_windows(
+      s, x, 0.f, [](float sum, float v) { return sum + v; },
+      [&s, count_include_pad, y](int64_t o, float sum, int64_t n, int64_t oz, int64_t oy,
+                                 int64_t ox) {
+        if (count_include_pad)
+          n = padded_taps(oz * s.sd - s.pf, s.kd, s.dd, s.d + s.pk) *
+              padded_taps(oy * s.sh - s.pt, s.kh, s.dh, s.h + s.pb) *
+              padded_taps(ox * s.sw - s.pl, s.kw, s.dw, s.w + s.pr);
+        y[o] = n ? sum / static_cast<float>(n) : 0.f;
+      });
 }
 
 std::unique_ptr<Kernel> compile_max_pool(OpContext &ctx) {

@@ -62,41 +62,7 @@ inline int32_t dot_int16(const int16_t *a, const int16_t *b, int64_t n) {
 
 // int32 convolution of zero-point-shifted inputs: acc[n, m, (oz,) oy, ox].
 void conv_int32(const ConvShape &s, const int32_t *x, const int32_t *w, int32_t *acc) {
-  int64_t cg = s.c / s.group, mg = s.m / s.group;
-  int64_t hw = s.h * s.w, ohw = s.oh * s.ow;
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t n = 0; n < s.n; ++n)
-    for (int64_t m = 0; m < s.m; ++m) {
-      int64_t g = m / mg;
-      int32_t *volume = acc + (n * s.m + m) * s.od * ohw;
-      std::fill(volume, volume + s.od * ohw, 0);
-      for (int64_t oz = 0; oz < s.od; ++oz) {
-        int32_t *out = volume + oz * ohw;
-        for (int64_t ci = 0; ci < cg; ++ci)
-          for (int64_t kz = 0; kz < s.kd; ++kz) {
-            int64_t iz = oz * s.sd - s.pf + kz * s.dd;
-            if (iz < 0 || iz >= s.d) continue;
-            const int32_t *in = x + ((n * s.c + g * cg + ci) * s.d + iz) * hw;
-            const int32_t *wk = w + ((m * cg + ci) * s.kd + kz) * s.kh * s.kw;
-            for (int64_t ky = 0; ky < s.kh; ++ky)
-              for (int64_t kx = 0; kx < s.kw; ++kx) {
-                int32_t wv = wk[ky * s.kw + kx];
-                // ox range with 0 <= ox*sw + xoff < w
-                int64_t xoff = kx * s.dw - s.pl;
-                int64_t ox_lo = xoff >= 0 ? 0 : (-xoff + s.sw - 1) / s.sw;
-                int64_t ox_hi =
-                    s.w - xoff <= 0 ? 0 : std::min(s.ow, (s.w - xoff + s.sw - 1) / s.sw);
-                for (int64_t oy = 0; oy < s.oh; ++oy) {
-                  int64_t iy = oy * s.sh - s.pt + ky * s.dh;
-                  if (iy < 0 || iy >= s.h) continue;
-                  const int32_t *row = in + iy * s.w + xoff;
-                  int32_t *orow = out + oy * s.ow;
-                  for (int64_t ox = ox_lo; ox < ox_hi; ++ox) orow[ox] += wv * row[ox * s.sw];
-                }
-              }
-          }
-      }
-    }
+  conv_direct(s, x, w, static_cast<const int32_t *>(nullptr), acc, [](int32_t *, int64_t) {});
 }
 
 // Geometry shared by QLinearConv and ConvInteger (1-D to 3-D).
