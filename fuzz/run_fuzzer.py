@@ -5,8 +5,8 @@
                 --regressions DIR --artifacts DIR
 
 Seeds DIR/NAME from the test packages and the demo packages in $AXSTREAM_DATA_DIR/models
-(fuzz/make_seeds.py) on first use, then fuzzes for
-AXSTREAM_FUZZ_SECONDS (default 30) with the committed regression inputs as a second corpus
+(fuzz/make_seeds.py) on first use, then fuzzes for AXSTREAM_FUZZ_SECONDS (default 30) from
+seed AXSTREAM_FUZZ_SEED (default 1) with the committed regression inputs as a second corpus
 directory (read only). Prints libFuzzer's final stats. Fails when the target crashed, leaked,
 timed out or tripped a sanitizer: the reproducer is in the artifacts directory; copy it to
 fuzz/regressions/NAME/, fix the bug, and the regression replay test keeps it fixed.
@@ -45,7 +45,10 @@ def main():
     env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
     # 0 s: load (and so replay) the corpus only; libFuzzer reads -max_total_time=0 as "forever".
     limit = f"-max_total_time={seconds}" if seconds > 0 else "-runs=0"
-    command = [args.target, limit, "-rss_limit_mb=4096", "-timeout=25",
+    # A fixed seed (AXSTREAM_FUZZ_SEED, default 1) makes a CI run explore the same mutations each
+    # time, so a finding reproduces; set another seed (or 0: random) to explore further.
+    seed = int(os.environ.get("AXSTREAM_FUZZ_SEED", "1"))
+    command = [args.target, limit, f"-seed={seed}", "-rss_limit_mb=4096", "-timeout=25",
                "-max_len=200000", "-print_final_stats=1", f"-artifact_prefix={artifacts}/",
                corpus, args.regressions]
     print("$", " ".join(command), flush=True)

@@ -10,7 +10,8 @@
 #
 # --model (default yolov8n) picks the builder and its decoder; --package uses an already compiled
 # package of that architecture instead (e.g. one made with axcompile --batch); --frames stops
-# after N frames (default: the whole video); --conf sets axdecode's conf-threshold (default per
+# after N frames (default: the whole video; GStreamer's identity eos-after ends the stream at the
+# Nth frame, which it passes on or drops depending on thread timing: N or N-1 frames); --conf sets axdecode's conf-threshold (default per
 # model, for the random weights: yolov8n 0.5, yolov5s 0.3 (objectness x class), ssd_mobilenet 0.2
 # (softmax over 21 classes)). VIDEO defaults to opencv-doc's vtest.avi.
 # Environment: AXSTREAM_BUILD (default build/), AXSTREAM_CACHE (default ~/.cache/axstream),

@@ -11,6 +11,7 @@
 #include "axstream/decoders/decoder.h"
 #include "axstream/decoders/nms.h"
 #include "axstream/error.h"
+#include "tensor_view.h"
 
 namespace axstream::decoders::detail {
 
@@ -62,5 +63,53 @@ inline std::string describe_outputs(const std::vector<FloatTensor> &outputs) {
     text += (text.empty() ? "" : ", ") + t.name + " " + t.shape_string();
   return text.empty() ? "no outputs" : text;
 }
+
+// The YOLO decoders (yolov5, yolov8): outputs are either one decoded tensor or three raw heads;
+// the float and int8 paths run the same Derived::decode_views on FloatView / QuantizedView.
+// Derived provides check_outputs (the accepted layouts) and
+// template <class View> DecodeResult decode_views(const std::vector<View> &, const Geometry &).
+template <class Derived>
+class YoloDecoder : public Decoder {
+ public:
+  YoloDecoder(const DecoderOptions &options, const char *name, float default_threshold)
+      : options_(options),
+        sigmoid_applied_(sigmoid_applied(options.config, name)),
+        threshold_(options.conf_threshold < 0 ? default_threshold : options.conf_threshold),
+        name_(name) {}
+  const char *name() const override { return name_; }
+
+  DecodeResult decode(const std::vector<FloatTensor> &outputs,
+                      const Geometry &geometry) const override {
+    check_outputs(outputs);
+    return derived().decode_views(views_of<FloatView>(outputs), geometry);
+  }
+  bool has_int8_path() const override { return true; }
+  DecodeResult decode_quantized(const std::vector<QuantizedTensor> &outputs,
+                                const Geometry &geometry) const override {
+    check_outputs(shapes_of(outputs));
+    return derived().decode_views(views_of<QuantizedView>(outputs), geometry);
+  }
+
+ protected:
+  // Three 4-D heads whose heights (and widths) halve from one to the next, in any order.
+  static bool heads_halve(const std::vector<FloatTensor> &heads) {
+    std::vector<const FloatTensor *> sorted = {&heads[0], &heads[1], &heads[2]};
+    std::sort(sorted.begin(), sorted.end(),
+              [](auto *a, auto *b) { return a->shape[2] < b->shape[2]; });
+    for (int i = 1; i < 3; ++i)
+      if (sorted[i]->shape[2] != 2 * sorted[i - 1]->shape[2] ||
+          sorted[i]->shape[3] != 2 * sorted[i - 1]->shape[3])
+        return false;
+    return true;
+  }
+
+  const DecoderOptions options_;
+  const bool sigmoid_applied_;
+  const float threshold_;  // conf-threshold, or the decoder's default
+
+ private:
+  const Derived &derived() const { return static_cast<const Derived &>(*this); }
+  const char *name_;
+};
 
 }  // namespace axstream::decoders::detail

@@ -20,11 +20,10 @@ constexpr float kDefaultNmsIou = 0.45f;
 constexpr float kAnchors[3][6] = {
     {10, 13, 16, 30, 33, 23}, {30, 61, 62, 45, 59, 119}, {116, 90, 156, 198, 373, 326}};
 
-class YoloV5Decoder final : public Decoder {
+class YoloV5Decoder final : public detail::YoloDecoder<YoloV5Decoder> {
  public:
   explicit YoloV5Decoder(const DecoderOptions &options)
-      : options_(options), sigmoid_applied_(detail::sigmoid_applied(options.config, "yolov5")) {}
-  const char *name() const override { return "yolov5"; }
+      : YoloDecoder(options, "yolov5", kDefaultThreshold) {}
 
   void check_outputs(const std::vector<FloatTensor> &outputs) const override {
     if (is_decoded(outputs) || are_raw_heads(outputs)) return;
@@ -34,23 +33,12 @@ class YoloV5Decoder final : public Decoder {
         detail::describe_outputs(outputs));
   }
 
-  DecodeResult decode(const std::vector<FloatTensor> &outputs,
-                      const Geometry &geometry) const override {
-    check_outputs(outputs);
-    return decode_views(detail::views_of<detail::FloatView>(outputs), geometry);
-  }
-  bool has_int8_path() const override { return true; }
-  DecodeResult decode_quantized(const std::vector<QuantizedTensor> &outputs,
-                                const Geometry &geometry) const override {
-    check_outputs(shapes_of(outputs));
-    return decode_views(detail::views_of<detail::QuantizedView>(outputs), geometry);
-  }
-
  private:
+  friend class detail::YoloDecoder<YoloV5Decoder>;
+
   template <class View>
   DecodeResult decode_views(const std::vector<View> &outputs, const Geometry &geometry) const {
-    const float threshold =
-        options_.conf_threshold < 0 ? kDefaultThreshold : options_.conf_threshold;
+    const float threshold = threshold_;
     std::vector<Detection> candidates;
     if (outputs.size() == 1) {
       const View &t = outputs[0];
@@ -129,13 +117,8 @@ class YoloV5Decoder final : public Decoder {
       if (t.shape.size() != 4 || t.shape[0] != 1 || t.shape[1] % 3 != 0 || t.shape[1] / 3 <= 5 ||
           t.shape[1] != outputs[0].shape[1])
         return false;
-    std::vector<int64_t> heights = {outputs[0].shape[2], outputs[1].shape[2], outputs[2].shape[2]};
-    std::sort(heights.begin(), heights.end());
-    return heights[1] == 2 * heights[0] && heights[2] == 2 * heights[1];
+    return heads_halve(outputs);
   }
-
-  DecoderOptions options_;
-  bool sigmoid_applied_;
 };
 
 }  // namespace

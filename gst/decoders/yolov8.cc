@@ -40,11 +40,10 @@ float dfl_distance(const View &t, size_t first, size_t stride) {
   return expected / sum;
 }
 
-class YoloV8Decoder final : public Decoder {
+class YoloV8Decoder final : public detail::YoloDecoder<YoloV8Decoder> {
  public:
   explicit YoloV8Decoder(const DecoderOptions &options)
-      : options_(options), sigmoid_applied_(detail::sigmoid_applied(options.config, "yolov8")) {}
-  const char *name() const override { return "yolov8"; }
+      : YoloDecoder(options, "yolov8", kDefaultThreshold) {}
 
   void check_outputs(const std::vector<FloatTensor> &outputs) const override {
     if (is_decoded(outputs) || are_dfl_heads(outputs)) return;
@@ -54,23 +53,12 @@ class YoloV8Decoder final : public Decoder {
         detail::describe_outputs(outputs));
   }
 
-  DecodeResult decode(const std::vector<FloatTensor> &outputs,
-                      const Geometry &geometry) const override {
-    check_outputs(outputs);
-    return decode_views(detail::views_of<detail::FloatView>(outputs), geometry);
-  }
-  bool has_int8_path() const override { return true; }
-  DecodeResult decode_quantized(const std::vector<QuantizedTensor> &outputs,
-                                const Geometry &geometry) const override {
-    check_outputs(shapes_of(outputs));
-    return decode_views(detail::views_of<detail::QuantizedView>(outputs), geometry);
-  }
-
  private:
+  friend class detail::YoloDecoder<YoloV8Decoder>;
+
   template <class View>
   DecodeResult decode_views(const std::vector<View> &outputs, const Geometry &geometry) const {
-    const float threshold =
-        options_.conf_threshold < 0 ? kDefaultThreshold : options_.conf_threshold;
+    const float threshold = threshold_;
     std::vector<Detection> candidates =
         outputs.size() == 1 ? decoded_candidates(outputs[0], threshold)
                             : dfl_candidates(outputs, threshold, sigmoid_applied_, geometry);
@@ -168,18 +156,8 @@ class YoloV8Decoder final : public Decoder {
       if (t.shape.size() != 4 || t.shape[0] != 1 || t.shape[1] <= kDflChannels ||
           t.shape[1] != outputs[0].shape[1])
         return false;
-    std::vector<const FloatTensor *> sorted = {&outputs[0], &outputs[1], &outputs[2]};
-    std::sort(sorted.begin(), sorted.end(),
-              [](auto *a, auto *b) { return a->shape[2] < b->shape[2]; });
-    for (int i = 1; i < 3; ++i)
-      if (sorted[i]->shape[2] != 2 * sorted[i - 1]->shape[2] ||
-          sorted[i]->shape[3] != 2 * sorted[i - 1]->shape[3])
-        return false;
-    return true;
+    return heads_halve(outputs);
   }
-
-  DecoderOptions options_;
-  bool sigmoid_applied_;
 };
 
 }  // namespace

@@ -24,18 +24,34 @@ const OpDef &find_op(const Graph &graph, const Node &node) {
   return *def;
 }
 
-void publish_outputs(Graph &graph, const Node &node, const OpContext &ctx) {
+// A value over the size limit is refused before anything that size is allocated or computed.
+void check_size(const Graph &graph, const Value &v, const std::string &what,
+                size_t max_tensor_bytes) {
+  const auto elements = static_cast<size_t>(checked_element_count(v.shape, what));
+  if (elements > max_tensor_bytes / dtype_size(v.dtype))
+    throw InvalidArgument(graph.source_name + ": " + what + " '" + v.name + "' " +
+                          dtype_name(v.dtype) + shape_str(v.shape) + " would take " +
+                          std::to_string(elements) + " x " + std::to_string(dtype_size(v.dtype)) +
+                          " bytes, over the engine's limit of " +
+                          std::to_string(max_tensor_bytes) +
+                          " bytes per tensor (CompileOptions::max_tensor_bytes)");
+}
+
+void publish_outputs(Graph &graph, const Node &node, const OpContext &ctx,
+                     size_t max_tensor_bytes) {
   for (size_t i = 0; i < node.outputs.size(); ++i) {
     Value &v = graph.values[node.outputs[i]];
     v.dtype = ctx.out_dtype(i);
     v.shape = ctx.out_shape(i);
     v.shape_known = true;
+    check_size(graph, v, ctx.label() + " output", max_tensor_bytes);
   }
 }
 
 }  // namespace
 
-void infer_and_fold(Graph &graph) {
+void infer_and_fold(Graph &graph, size_t max_tensor_bytes) {
+  for (int v : graph.inputs) check_size(graph, graph.values[v], "graph input", max_tensor_bytes);
   dnnl::stream stream(cpu_engine());
   for (Node &node : graph.nodes) {
     if (node.dead) continue;
@@ -46,7 +62,7 @@ void infer_and_fold(Graph &graph) {
     bool fold = all_constant || def.folds_on_shapes;
     OpContext ctx(graph, node, !fold);
     std::unique_ptr<Kernel> kernel = def.compile(ctx);
-    publish_outputs(graph, node, ctx);
+    publish_outputs(graph, node, ctx, max_tensor_bytes);
     if (!fold) continue;
     if (!kernel) throw InternalError("engine: compile of " + ctx.label() + " returned no kernel");
     std::vector<const void *> in;
@@ -111,7 +127,7 @@ std::string attr_text(const Attribute &a) {
 CompiledGraph compile_graph(Graph graph, const CompileOptions &options) {
   CompiledGraph cg;
   run_prefold_passes(graph);
-  infer_and_fold(graph);
+  infer_and_fold(graph, options.max_tensor_bytes);
   run_postfold_passes(graph);
   eliminate_dead_nodes(graph);
 
@@ -125,7 +141,7 @@ CompiledGraph compile_graph(Graph graph, const CompileOptions &options) {
     step.kernel = def.compile(ctx);
     if (!step.kernel)
       throw InternalError("engine: compile of " + ctx.label() + " returned no kernel");
-    publish_outputs(graph, node, ctx);
+    publish_outputs(graph, node, ctx, options.max_tensor_bytes);
     step.inputs = node.inputs;
     step.outputs = node.outputs;
     cg.scratch_bytes = std::max(cg.scratch_bytes, step.kernel->scratch_bytes);

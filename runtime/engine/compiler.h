@@ -34,7 +34,7 @@ struct CompiledGraph {
 CompiledGraph compile_graph(Graph graph, const CompileOptions &options);
 
 // Shape inference and constant folding over all live nodes, in order.
-void infer_and_fold(Graph &graph);
+void infer_and_fold(Graph &graph, size_t max_tensor_bytes);
 
 // The oneDNN CPU engine shared by every program (created once).
 dnnl::engine &cpu_engine();

@@ -29,6 +29,10 @@ struct CompileOptions {
   int threads = 1;
   // Print the optimised graph to stderr (also enabled by AXSTREAM_PRINT_GRAPH=1).
   bool print_graph = false;
+  // The largest tensor (graph value, constant or folded) the engine accepts, in bytes: a graph
+  // whose shapes need more is InvalidArgument naming the value, before anything that size is
+  // allocated or computed.
+  size_t max_tensor_bytes = size_t(4) << 30;
 };
 
 class Executor;
