@@ -34,6 +34,7 @@
   X(Not)                           \
   X(AxQConv)                       \
   X(AxQAdd)                        \
+  X(AxQLookup)                     \
   X(QuantizeLinear)                \
   X(DequantizeLinear)              \
   X(Conv)                          \

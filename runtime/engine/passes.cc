@@ -787,10 +787,110 @@ void fuse_qdq_matmul(Graph &g) {
   }
 }
 
+// A per-tensor QuantizeLinear's arithmetic (divide, round half to even, add the zero point,
+// saturate), as ops/quantize.cc computes it, for tables built at compile time.
+struct QuantStep {
+  float scale = 1.f;
+  int32_t zero_point = 0;
+  DType dtype = DType::u8;
+  float quantize(float x) const {
+    float lo = dtype == DType::i8 ? -128.f : 0.f, hi = dtype == DType::i8 ? 127.f : 255.f;
+    float v = x / scale, z = static_cast<float>(zero_point);
+    v = v >= lo - z ? v : lo - z;
+    v = v > hi - z ? hi - z : v;
+    return std::nearbyint(v) + z;
+  }
+  float dequantize(float q) const { return (q - static_cast<float>(zero_point)) * scale; }
+};
+
+// The parameters of a Q or DQ node with a constant float scale and an optional constant zero
+// point, both one value; false otherwise.
+bool per_tensor_step(const Graph &g, const Node &n, DType dtype, QuantStep &step) {
+  const Tensor *scale = n.inputs.size() > 1 ? scalar_constant(g, n.inputs[1]) : nullptr;
+  if (!scale) return false;
+  int zp = input_or_none(n, 2);
+  if (zp >= 0 && (!g.values[zp].constant || g.values[zp].constant->count() != 1)) return false;
+  step.scale = scale->data<float>()[0];
+  step.zero_point = zp >= 0 ? static_cast<int32_t>(g.values[zp].constant->as_int(0)) : 0;
+  step.dtype = dtype;
+  return step.scale > 0.f && std::isfinite(step.scale);
+}
+
+// DequantizeLinear(x) -> SiLU (x * Sigmoid(x), optionally with a Q/DQ pair on the sigmoid, as
+// our compiler writes it) -> QuantizeLinear, with per-tensor int8/uint8 parameters, is a
+// function of x's 256 values: it becomes one axstream.QLookup whose table is that arithmetic
+// evaluated once here, so YOLO-style convolution outputs stay int8 (and NHWC) between convs.
+void fuse_qdq_silu(Graph &g) {
+  ValueLinks links(g);
+  auto is_q8 = [](DType t) { return t == DType::i8 || t == DType::u8; };
+  for (Node &dq : g.nodes) {
+    if (!is_op(dq, "DequantizeLinear") || dq.inputs.empty() || dq.inputs[0] < 0) continue;
+    QuantStep x_step;
+    if (!is_q8(g.values[dq.inputs[0]].dtype) ||
+        !per_tensor_step(g, dq, g.values[dq.inputs[0]].dtype, x_step))
+      continue;
+    int d = dq.outputs[0];
+    std::vector<Node *> readers = readers_of(g, d);
+    if (readers.size() != 2 || links.uses[d] != 2 || links.graph_outputs.count(d)) continue;
+    Node *sig = is_op(*readers[0], "Sigmoid") ? readers[0] : readers[1];
+    Node *mul = sig == readers[0] ? readers[1] : readers[0];
+    if (!is_op(*sig, "Sigmoid") || !is_op(*mul, "Mul") || mul->inputs.size() != 2) continue;
+    std::vector<Node *> chain = {&dq, sig, mul};
+    // The sigmoid's output, possibly through a Q/DQ pair, is Mul's other input.
+    int s = sig->outputs[0];
+    bool sig_quantised = false;
+    QuantStep sig_step;
+    if (Node *sq = links.single_reader(s); sq && is_op(*sq, "QuantizeLinear")) {
+      Node *sdq = links.single_reader(sq->outputs[0]);
+      DType sdt = g.values[sq->outputs[0]].dtype;
+      QuantStep back;
+      if (!sdq || !is_op(*sdq, "DequantizeLinear") || !is_q8(sdt) ||
+          !per_tensor_step(g, *sq, sdt, sig_step) || !per_tensor_step(g, *sdq, sdt, back) ||
+          back.scale != sig_step.scale || back.zero_point != sig_step.zero_point)
+        continue;
+      sig_quantised = true;
+      s = sdq->outputs[0];
+      chain.push_back(sq);
+      chain.push_back(sdq);
+    }
+    bool pair = (mul->inputs[0] == d && mul->inputs[1] == s) ||
+                (mul->inputs[1] == d && mul->inputs[0] == s);
+    if (!pair || links.single_reader(s) != mul) continue;
+    Node *q = links.single_reader(mul->outputs[0]);
+    if (!q || !is_op(*q, "QuantizeLinear")) continue;
+    DType y_dtype = g.values[q->outputs[0]].dtype;
+    QuantStep y_step;
+    if (!is_q8(y_dtype) || !per_tensor_step(g, *q, y_dtype, y_step)) continue;
+    auto table = std::make_shared<Tensor>(y_dtype, Shape{256});
+    int first = x_step.dtype == DType::i8 ? -128 : 0;
+    for (int i = 0; i < 256; ++i) {
+      float x = x_step.dequantize(static_cast<float>(first + i));
+      float sigmoid = 1.f / (1.f + std::exp(-x));
+      if (sig_quantised) sigmoid = sig_step.dequantize(sig_step.quantize(sigmoid));
+      float y = y_step.quantize(x * sigmoid);
+      if (y_dtype == DType::i8)
+        table->data<int8_t>()[i] = static_cast<int8_t>(y);
+      else
+        table->data<uint8_t>()[i] = static_cast<uint8_t>(y);
+    }
+    Node fused;
+    fused.name = sig->name.empty() ? q->name : sig->name;
+    fused.op_type = "QLookup";
+    fused.domain = "axstream";
+    fused.opset = 1;
+    fused.inputs = {dq.inputs[0],
+                    add_constant(g, g.values[q->outputs[0]].name + " SiLU table", table)};
+    fused.outputs = q->outputs;
+    fused.attrs["_function"] = string_attr("SiLU");
+    for (Node *n : chain) n->dead = true;
+    *q = std::move(fused);  // in the Q node's place: its input exists by then
+  }
+}
+
 // oneDNN's int8 convolutions work on NHWC activations (on VNNI/AMX CPUs); with NCHW tensors
 // between ops every one reorders its input in and its output back. An int8 4-D value that only
-// axstream.QConvs (as their input) and QAdds (element by element, so any layout works when
-// both inputs and the output share it) produce and read stays NHWC instead: the QConvs get
+// axstream.QConvs (as their input) and the element-wise QAdds and QLookups (any layout works
+// when their inputs and output share it) produce and read stays NHWC instead: the QConvs get
 // _src_nhwc / _dst_nhwc and their reorders vanish. Graph inputs and outputs, and values other
 // ops touch, keep NCHW. Only where the oneDNN int8 path is the one that runs (VNNI, oneDNN on).
 void keep_int8_activations_nhwc(Graph &g) {
@@ -798,6 +898,12 @@ void keep_int8_activations_nhwc(Graph &g) {
   eliminate_dead_nodes(g);  // the fusions leave DequantizeLinears nobody reads any more
   ValueLinks links(g);
   std::set<int> graph_inputs(g.inputs.begin(), g.inputs.end());
+  // The activations of an element-wise int8 op, which must share one layout; empty otherwise.
+  auto elementwise_values = [](const Node &n) -> std::vector<int> {
+    if (is_op_in(n, "axstream", "QAdd")) return {n.inputs[0], n.inputs[3], n.outputs[0]};
+    if (is_op_in(n, "axstream", "QLookup")) return {n.inputs[0], n.outputs[0]};
+    return {};
+  };
   auto conv_input = [&](const Node &n, int v) {
     if (!is_op_in(n, "axstream", "QConv") || n.inputs.empty() || n.inputs[0] != v) return false;
     return std::count(n.inputs.begin(), n.inputs.end(), v) == 1;
@@ -811,23 +917,27 @@ void keep_int8_activations_nhwc(Graph &g) {
         graph_inputs.count(id) || links.producer[v] < 0)
       continue;
     const Node &producer = g.nodes[links.producer[v]];
-    if (!is_op_in(producer, "axstream", "QConv") && !is_op_in(producer, "axstream", "QAdd"))
-      continue;
+    if (!is_op_in(producer, "axstream", "QConv") && elementwise_values(producer).empty()) continue;
     std::vector<Node *> readers = readers_of(g, id);
     bool ok = !readers.empty();
-    for (Node *r : readers)
-      if (!conv_input(*r, id) && !is_op_in(*r, "axstream", "QAdd")) ok = false;
+    for (Node *r : readers) {
+      std::vector<int> ew = elementwise_values(*r);
+      bool activation_of_elementwise = std::find(ew.begin(), ew.end() - 1, id) != ew.end() - 1;
+      if (!conv_input(*r, id) && !activation_of_elementwise) ok = false;
+    }
     if (ok) nhwc.insert(id);
   }
-  // A QAdd needs its inputs and output in one layout: drop the values of any QAdd that mixes.
+  // An element-wise op needs its inputs and output in one layout: drop the values of any op
+  // that would mix them, until none does.
   for (bool changed = true; changed;) {
     changed = false;
     for (const Node &n : g.nodes) {
-      if (!is_op_in(n, "axstream", "QAdd")) continue;
-      int a = n.inputs[0], b = n.inputs[3], y = n.outputs[0];
-      size_t in_set = nhwc.count(a) + nhwc.count(b) + nhwc.count(y);
-      if (in_set == 0 || in_set == 3) continue;
-      nhwc.erase(a), nhwc.erase(b), nhwc.erase(y);
+      std::vector<int> values = elementwise_values(n);
+      if (values.empty() || n.dead) continue;
+      size_t in_set = 0;
+      for (int v : values) in_set += nhwc.count(v);
+      if (in_set == 0 || in_set == values.size()) continue;
+      for (int v : values) nhwc.erase(v);
       changed = true;
     }
   }
@@ -853,6 +963,7 @@ void run_postfold_passes(Graph &graph) {
   fuse_layer_norm(graph);
   fuse_qdq_add(graph);
   fuse_qdq_maxpool(graph);
+  fuse_qdq_silu(graph);
   keep_int8_activations_nhwc(graph);
 }
 

@@ -163,6 +163,53 @@ save('qdq_conv3d_relu_int8', qdq3d_nodes, [('x', xq)],
       ('b', bq), ('bs', x_scale * w_scale), ('bz', np.zeros(16, np.int32)), ('ys', y_scale),
       ('yz', y_zp)])
 
+# YOLO-style: QDQ conv -> SiLU with a Q/DQ pair on the sigmoid (as axcompile writes it) ->
+# QDQ 1x1 conv. The SiLU becomes one 256-entry axstream.QLookup, and on VNNI CPUs the int8
+# tensors between the convs and the lookup stay NHWC.
+def q8(x, scale, zp):
+    return quantize(x, np.float32(scale), np.int8(zp), np.int8)
+
+
+def dq8(q, scale, zp):
+    return ((q.astype(np.int32) - zp).astype(np.float32) * np.float32(scale)).astype(np.float32)
+
+
+xq = rng.integers(-128, 128, (1, 8, 10, 10)).astype(np.int8)
+w1 = rng.integers(-127, 128, (16, 8, 3, 3)).astype(np.int8)
+w1_scale = (rng.random(16) * 0.004 + 0.002).astype(np.float32)
+w2 = rng.integers(-127, 128, (8, 16, 1, 1)).astype(np.int8)
+w2_scale = (rng.random(8) * 0.002 + 0.001).astype(np.float32)
+c_scale, c_zp, s_scale, s_zp, m_scale, m_zp = 0.06, 10, 1 / 255, -128, 0.04, -100
+yq_scale, yq_zp = 0.05, 3
+c = q8(conv_ref(dq8(xq, x_scale, x_zp), w1.astype(np.float32) * w1_scale.reshape(-1, 1, 1, 1),
+                None, (1, 1), (1, 1, 1, 1)), c_scale, c_zp)
+cf = dq8(c, c_scale, c_zp)
+sig = dq8(q8((1 / (1 + np.exp(-cf))).astype(np.float32), s_scale, s_zp), s_scale, s_zp)
+m = q8((cf * sig).astype(np.float32), m_scale, m_zp)
+y = q8(conv_ref(dq8(m, m_scale, m_zp), w2.astype(np.float32) * w2_scale.reshape(-1, 1, 1, 1)),
+       yq_scale, yq_zp)
+save('qdq_conv_silu_conv_lookup_table', [
+    helper.make_node('DequantizeLinear', ['x', 'xs', 'xz'], ['xd']),
+    helper.make_node('DequantizeLinear', ['w1', 'w1s', 'w1z'], ['w1d'], axis=0),
+    helper.make_node('Conv', ['xd', 'w1d'], ['c'], pads=[1, 1, 1, 1]),
+    helper.make_node('QuantizeLinear', ['c', 'cs', 'cz'], ['cq']),
+    helper.make_node('DequantizeLinear', ['cq', 'cs', 'cz'], ['cd']),
+    helper.make_node('Sigmoid', ['cd'], ['s']),
+    helper.make_node('QuantizeLinear', ['s', 'ss', 'sz'], ['sq']),
+    helper.make_node('DequantizeLinear', ['sq', 'ss', 'sz'], ['sd']),
+    helper.make_node('Mul', ['cd', 'sd'], ['m']),
+    helper.make_node('QuantizeLinear', ['m', 'ms', 'mz'], ['mq']),
+    helper.make_node('DequantizeLinear', ['mq', 'ms', 'mz'], ['md']),
+    helper.make_node('DequantizeLinear', ['w2', 'w2s', 'w2z'], ['w2d'], axis=0),
+    helper.make_node('Conv', ['md', 'w2d'], ['c2']),
+    helper.make_node('QuantizeLinear', ['c2', 'ys', 'yz'], ['y'])],
+    [('x', xq)], [('y', y)],
+    [('xs', x_scale), ('xz', x_zp), ('w1', w1), ('w1s', w1_scale), ('w1z', np.zeros(16, np.int8)),
+     ('cs', np.float32(c_scale)), ('cz', np.int8(c_zp)), ('ss', np.float32(s_scale)),
+     ('sz', np.int8(s_zp)), ('ms', np.float32(m_scale)), ('mz', np.int8(m_zp)), ('w2', w2),
+     ('w2s', w2_scale), ('w2z', np.zeros(8, np.int8)), ('ys', np.float32(yq_scale)),
+     ('yz', np.int8(yq_zp))])
+
 
 # 7-bit weights (|w| <= 64) take oneDNN's integer path even on AVX2; uint8 activations,
 # grouped strided conv, Clip fused as the activation.

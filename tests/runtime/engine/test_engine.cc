@@ -349,6 +349,20 @@ TEST(EnginePasses, QdqMatMulFusesIntoIntegerMatMulAndQdqMaxPoolRunsOnInt8) {
   EXPECT_NE(pool.find("-> ('y' int8"), std::string::npos) << pool;
 }
 
+TEST(EnginePasses, QdqSiluBetweenConvsBecomesOneLookupTable) {
+  std::string text = describe_case("qdq_conv_silu_conv_lookup_table");
+  EXPECT_NE(text.find("axstream.QLookup"), std::string::npos) << text;
+  EXPECT_NE(text.find("256-entry table"), std::string::npos) << text;
+  for (const char *gone : {"Sigmoid '", "Mul '", "DequantizeLinear '", "QuantizeLinear '"})
+    EXPECT_EQ(text.find(gone), std::string::npos) << gone << " still runs:\n" << text;
+  // Where the int8 convolutions run on oneDNN's VNNI/AMX kernels, the lookup reads and writes
+  // NHWC between them (the generated case checks the numbers on that path).
+  if (text.find("_core_vnni]") != std::string::npos || text.find("_amx") != std::string::npos) {
+    EXPECT_NE(text.find("_dst_nhwc=1"), std::string::npos) << text;
+    EXPECT_NE(text.find("_src_nhwc=1"), std::string::npos) << text;
+  }
+}
+
 TEST(Engine, SevenBitWeightsRunOnTheIntegerKernel) {
   auto program =
       Program::from_file(cases_dir() + "/qdq_conv_uint8_grouped_clip_7bit_weights/model.onnx");
