@@ -24,6 +24,8 @@ fi
 # Only the targets and the test packages they are seeded from, not the whole tree.
 # shellcheck disable=SC2046
 ninja -C "$BUILD" -j"$JOBS" tests/data/models.stamp $(for t in $TARGETS; do printf 'fuzz/%s ' "$t"; done)
+echo "[fuzz] build done at $(date -u +%H:%M:%S); CPU (user, system) of this script and of its children:"
+times
 
 tests=""
 for t in $TARGETS; do tests="$tests ${t}_regressions ${t}_run"; done

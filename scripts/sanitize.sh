@@ -22,6 +22,8 @@ if [ ! -f "$BUILD/build.ninja" ]; then
     -Dbenchmarks=disabled
 fi
 ninja -C "$BUILD" -j"$JOBS"
+echo "[sanitize] build done at $(date -u +%H:%M:%S); CPU (user, system) of this script and of its children:"
+times
 
 suites=""
 for suite in "$@"; do suites="$suites --suite $suite"; done

@@ -14,8 +14,17 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${AXSTREAM_BUILD:-$here/build}
 build_asan=${AXSTREAM_BUILD_ASAN:-$here/build-asan}
 build_fuzz=${AXSTREAM_BUILD_FUZZ:-$here/build-fuzz}
-stamp() { printf '\033[1m[test %s]\033[0m %s\n' "$(date -u +%H:%M:%S)" "$*"; }
+# Each stamp also gives the CPU time (user + system) all finished child processes used so far, so
+# the stages' costs can be compared on a busy machine, where wall time says little.
+cpu_file=$(mktemp)
+stamp() {
+  times >"$cpu_file"  # in this shell: a $(...) subshell would see no children
+  local cpu
+  cpu=$(awk 'END { for (i = 1; i <= 2; i++) { split($i, t, "m"); s += t[1] * 60 + t[2] } printf "%.0f", s }' "$cpu_file")
+  printf '\033[1m[test %s, %s s CPU]\033[0m %s\n' "$(date -u +%H:%M:%S)" "$cpu" "$*"
+}
 
+stamp "set-up"
 if ! "$here/scripts/setup.sh"; then
   echo "setup failed"
   echo "0 passed, 1 failed, 0 skipped"
