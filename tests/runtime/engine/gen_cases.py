@@ -36,28 +36,6 @@ def save(name, nodes, inputs, outputs, initializers=(), opset=13):
                 f.write(numpy_helper.from_array(np.asarray(a), n).SerializeToString())
 
 
-def conv_ref(x, w, b=None, stride=(1, 1), pads=(0, 0, 0, 0), dil=(1, 1), group=1):
-    n, c, h, wd = x.shape
-    m, cg, kh, kw = w.shape
-    xp = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
-    oh = (h + pads[0] + pads[2] - dil[0] * (kh - 1) - 1) // stride[0] + 1
-    ow = (wd + pads[1] + pads[3] - dil[1] * (kw - 1) - 1) // stride[1] + 1
-    y = np.zeros((n, m, oh, ow), np.float64)
-    mg = m // group
-    for g in range(group):
-        xg = xp[:, g * cg:(g + 1) * cg].astype(np.float64)
-        wg = w[g * mg:(g + 1) * mg].astype(np.float64)
-        for ky in range(kh):
-            for kx in range(kw):
-                ys, xs = ky * dil[0], kx * dil[1]
-                patch = xg[:, :, ys:ys + stride[0] * (oh - 1) + 1:stride[0],
-                           xs:xs + stride[1] * (ow - 1) + 1:stride[1]]
-                y[:, g * mg:(g + 1) * mg] += np.einsum('nchw,mc->nmhw', patch, wg[:, :, ky, kx])
-    if b is not None:
-        y += b.reshape(1, -1, 1, 1)
-    return y.astype(np.float32)
-
-
 def conv3d_ref(x, w, b=None, stride=(1, 1, 1), pads=(0,) * 6, dil=(1, 1, 1), group=1):
     n, c, d, h, wd = x.shape
     m, cg, kd, kh, kw = w.shape
@@ -81,6 +59,13 @@ def conv3d_ref(x, w, b=None, stride=(1, 1, 1), pads=(0,) * 6, dil=(1, 1, 1), gro
     if b is not None:
         y += b.reshape(1, -1, 1, 1, 1)
     return y.astype(np.float32)
+
+
+def conv_ref(x, w, b=None, stride=(1, 1), pads=(0, 0, 0, 0), dil=(1, 1), group=1):
+    """2-D: the 3-D reference with a depth of one."""
+    y = conv3d_ref(x[:, :, None], w[:, :, None], b, (1,) + tuple(stride),
+                   (0, pads[0], pads[1], 0, pads[2], pads[3]), (1,) + tuple(dil), group)
+    return y[:, :, 0]
 
 
 def quantize(x, scale, zp, dtype):

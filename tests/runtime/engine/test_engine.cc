@@ -82,6 +82,16 @@ onnx::ModelProto one_node_model(const std::string &op, const std::string &node_n
   return m;
 }
 
+// A 1-D int64 initializer (a shape operand).
+void add_int64_initializer(onnx::GraphProto &g, const std::string &name,
+                           const std::vector<int64_t> &values) {
+  auto *t = g.add_initializer();
+  t->set_name(name);
+  t->set_data_type(onnx::TensorProto::INT64);
+  t->add_dims(static_cast<int64_t>(values.size()));
+  for (int64_t v : values) t->add_int64_data(v);
+}
+
 template <typename E>
 std::string error_message(const std::function<void()> &f) {
   try {
@@ -451,11 +461,7 @@ TEST(Engine, ReshapeToShapeWhoseElementCountOverflowsInt64ThrowsInvalidArgument)
   onnx::ModelProto m = one_node_model("Reshape", "reshape_huge", {"4"});
   auto *g = m.mutable_graph();
   g->mutable_node(0)->add_input("shape");
-  auto *shape = g->add_initializer();
-  shape->set_name("shape");
-  shape->set_data_type(onnx::TensorProto::INT64);
-  shape->add_dims(3);
-  for (int64_t d : {int64_t{1} << 32, int64_t{1} << 32, int64_t{4}}) shape->add_int64_data(d);
+  add_int64_initializer(*g, "shape", {int64_t{1} << 32, int64_t{1} << 32, 4});
   std::string bytes = m.SerializeAsString();
   std::string msg =
       error_message<InvalidArgument>([&] { Program::from_bytes(bytes, "reshape_overflow"); });
@@ -497,12 +503,7 @@ TEST(Engine, TensorOverTheSizeLimitIsInvalidArgumentBeforeAllocation) {
   onnx::ModelProto m = one_node_model("Expand", "blow_up", {"1", "4"});
   auto *g = m.mutable_graph();
   g->mutable_node(0)->add_input("target");
-  auto *target = g->add_initializer();
-  target->set_name("target");
-  target->set_data_type(onnx::TensorProto::INT64);
-  target->add_dims(2);
-  target->add_int64_data(1 << 20);
-  target->add_int64_data(4);
+  add_int64_initializer(*g, "target", {1 << 20, 4});
   g->mutable_output(0)->mutable_type()->mutable_tensor_type()->clear_shape();
   const std::string bytes = m.SerializeAsString();
   CompileOptions options;
