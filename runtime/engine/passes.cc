@@ -549,7 +549,8 @@ void fuse_layer_norm(Graph &g) {
   // is appended to `chain`).
   auto past_qdq = [&](int v, std::vector<Node *> &chain) {
     Node *q = links.single_reader(v);
-    if (!q || !is_op(*q, "QuantizeLinear") || q->inputs.size() < 2) return v;
+    if (!q || !is_op(*q, "QuantizeLinear") || q->inputs.size() < 2 || q->outputs.size() != 1)
+      return v;
     Node *dq = links.single_reader(q->outputs[0]);
     if (!dq || !is_op(*dq, "DequantizeLinear") || dq->outputs.size() != 1 ||
         dq->inputs.size() < 2 || !same_scalar_constant(g, q->inputs[1], dq->inputs[1]) ||
@@ -824,7 +825,9 @@ void fuse_qdq_silu(Graph &g) {
   ValueLinks links(g);
   auto is_q8 = [](DType t) { return t == DType::i8 || t == DType::u8; };
   for (Node &dq : g.nodes) {
-    if (!is_op(dq, "DequantizeLinear") || dq.inputs.empty() || dq.inputs[0] < 0) continue;
+    if (!is_op(dq, "DequantizeLinear") || dq.inputs.empty() || dq.inputs[0] < 0 ||
+        dq.outputs.size() != 1)
+      continue;
     QuantStep x_step;
     if (!is_q8(g.values[dq.inputs[0]].dtype) ||
         !per_tensor_step(g, dq, g.values[dq.inputs[0]].dtype, x_step))
@@ -834,13 +837,16 @@ void fuse_qdq_silu(Graph &g) {
     if (readers.size() != 2 || links.uses[d] != 2 || links.graph_outputs.count(d)) continue;
     Node *sig = is_op(*readers[0], "Sigmoid") ? readers[0] : readers[1];
     Node *mul = sig == readers[0] ? readers[1] : readers[0];
-    if (!is_op(*sig, "Sigmoid") || !is_op(*mul, "Mul") || mul->inputs.size() != 2) continue;
+    if (!is_op(*sig, "Sigmoid") || !is_op(*mul, "Mul") || mul->inputs.size() != 2 ||
+        sig->outputs.size() != 1 || mul->outputs.size() != 1)
+      continue;
     std::vector<Node *> chain = {&dq, sig, mul};
     // The sigmoid's output, possibly through a Q/DQ pair, is Mul's other input.
     int s = sig->outputs[0];
     bool sig_quantised = false;
     QuantStep sig_step;
-    if (Node *sq = links.single_reader(s); sq && is_op(*sq, "QuantizeLinear")) {
+    if (Node *sq = links.single_reader(s);
+        sq && is_op(*sq, "QuantizeLinear") && sq->outputs.size() == 1) {
       Node *sdq = links.single_reader(sq->outputs[0]);
       DType sdt = g.values[sq->outputs[0]].dtype;
       QuantStep back;
@@ -857,7 +863,7 @@ void fuse_qdq_silu(Graph &g) {
                 (mul->inputs[1] == d && mul->inputs[0] == s);
     if (!pair || links.single_reader(s) != mul) continue;
     Node *q = links.single_reader(mul->outputs[0]);
-    if (!q || !is_op(*q, "QuantizeLinear")) continue;
+    if (!q || !is_op(*q, "QuantizeLinear") || q->outputs.size() != 1) continue;
     DType y_dtype = g.values[q->outputs[0]].dtype;
     QuantStep y_step;
     if (!is_q8(y_dtype) || !per_tensor_step(g, *q, y_dtype, y_step)) continue;
@@ -899,10 +905,16 @@ void keep_int8_activations_nhwc(Graph &g) {
   ValueLinks links(g);
   std::set<int> graph_inputs(g.inputs.begin(), g.inputs.end());
   // The activations of an element-wise int8 op, which must share one layout; empty otherwise.
+  // (A model file may hold these ops itself, with any inputs: only well-formed ones count.)
   auto elementwise_values = [](const Node &n) -> std::vector<int> {
-    if (is_op_in(n, "axstream", "QAdd")) return {n.inputs[0], n.inputs[3], n.outputs[0]};
-    if (is_op_in(n, "axstream", "QLookup")) return {n.inputs[0], n.outputs[0]};
-    return {};
+    std::vector<int> values;
+    if (is_op_in(n, "axstream", "QAdd") && n.inputs.size() >= 4 && n.outputs.size() == 1)
+      values = {n.inputs[0], n.inputs[3], n.outputs[0]};
+    else if (is_op_in(n, "axstream", "QLookup") && n.inputs.size() == 2 && n.outputs.size() == 1)
+      values = {n.inputs[0], n.outputs[0]};
+    for (int v : values)
+      if (v < 0) return {};
+    return values;
   };
   auto conv_input = [&](const Node &n, int v) {
     if (!is_op_in(n, "axstream", "QConv") || n.inputs.empty() || n.inputs[0] != v) return false;
@@ -942,7 +954,7 @@ void keep_int8_activations_nhwc(Graph &g) {
     }
   }
   for (Node &n : g.nodes) {
-    if (!is_op_in(n, "axstream", "QConv")) continue;
+    if (!is_op_in(n, "axstream", "QConv") || n.inputs.empty() || n.outputs.empty()) continue;
     if (nhwc.count(n.inputs[0])) n.attrs["_src_nhwc"] = int_attr(1);
     if (nhwc.count(n.outputs[0])) n.attrs["_dst_nhwc"] = int_attr(1);
   }
