@@ -18,7 +18,8 @@
 // where source, preprocess and decode are their medians alone, and the engine is its core
 // threads' CPU inside the pipeline run (same run, same load) plus what ModelInstance::run costs
 // its caller alone; the variant with the engine alone is printed too (noisier on a loaded host:
-// two processes' engine figures differ by more than the overhead).
+// two processes' engine figures differ by more than the overhead). "runs a..b%" is the range of
+// each round's own overhead (its pipeline against the components and source of that round).
 // Frames/s and CPU/frame are steady state: from the first frame at a sink to EOS (the whole
 // process's CPU over that interval) or over the timed loop of a component.
 //
@@ -27,6 +28,11 @@
 //                      AXSTREAM_BENCH_STREAMS (most streams, 8), AXSTREAM_BENCH_ONLY (comma list
 //                      of face,megamind,yolo,streams,memory; default all),
 //                      AXSTREAM_BENCH_PLUGIN_DIR (plugin directory; default this build's),
+//                      AXSTREAM_BENCH_BASELINE_PLUGIN_DIR (another build's plugin directory:
+//                      each round also runs the pipeline with it, printed as "(baseline)" against
+//                      the same components and source; the runtime, preprocess and decoder
+//                      libraries stay this build's, the elements and the gstmeta library are
+//                      that build's),
 //                      AXSTREAM_BENCH_INFERENCE_PROPS (extra axinference properties, e.g.
 //                      "dmabuf=false max-inflight=1")
 #include <dirent.h>
@@ -52,6 +58,7 @@
 #include <thread>
 #include <vector>
 
+#include "ax_transform.h"
 #include "axstream/decoders/decoder.h"
 #include "axstream/decoders/output_converter.h"
 #include "axstream/preprocess/preprocess.h"
@@ -207,10 +214,15 @@ Values thread_cpu_by_role() {
   return out;
 }
 
-void init_gst() {
-  // AXSTREAM_BENCH_PLUGIN_DIR: another build of the plugin (before/after comparisons).
-  const char *plugin_dir = std::getenv("AXSTREAM_BENCH_PLUGIN_DIR");
-  std::string path = plugin_dir ? plugin_dir : AXSTREAM_PLUGIN_DIR;
+// The plugin directory the pipelines load: AXSTREAM_BENCH_PLUGIN_DIR (another build of the plugin)
+// or this build's.
+std::string plugin_dir() {
+  const char *dir = std::getenv("AXSTREAM_BENCH_PLUGIN_DIR");
+  return dir ? dir : AXSTREAM_PLUGIN_DIR;
+}
+
+void init_gst(const std::string &plugin = plugin_dir()) {
+  std::string path = plugin;
   if (const char *old = std::getenv("GST_PLUGIN_PATH")) path += std::string(":") + old;
   setenv("GST_PLUGIN_PATH", path.c_str(), 1);
   gst_init(nullptr, nullptr);
@@ -391,12 +403,12 @@ std::string source_head(const Case &c) {
 std::string model_chain(const Case &c, bool shared) {
   const char *extra = std::getenv("AXSTREAM_BENCH_INFERENCE_PROPS");
   return " ! axpreprocess model=" + c.package + " ! axinference model=" + c.package +
-         (shared ? " shared=true" : "") + (extra ? std::string(" ") + extra : "") +
-         " ! axdecode " + c.decode;
+         (shared ? " shared=true" : "") + (extra ? std::string(" ") + extra : "") + " ! axdecode " +
+         c.decode;
 }
 
-Values run_case_pipeline(const Case &c, bool with_model) {
-  init_gst();
+Values run_case_pipeline(const Case &c, bool with_model, const std::string &plugin = plugin_dir()) {
+  init_gst(plugin);
   const std::string desc =
       source_head(c) + (with_model ? model_chain(c, false) : "") + " ! fakesink sync=false";
   if (c.source == "videotestsrc") return run_pipeline(desc);
@@ -527,18 +539,9 @@ Values run_components(const Case &c) {
   for (size_t k = 0; k < distinct && k < size_t(n); ++k) run_engine(int(k));  // every output set
   auto converter = dec::OutputConverter::from_package(*model->package());
   auto decoder = dec::make_decoder(decoder_name_of(c.decode), decoder_options_of(c.decode));
-  const pp::Geometry &g = preprocessor.geometry();
-  dec::Geometry geometry;
-  geometry.crop_x = g.crop.x;
-  geometry.crop_y = g.crop.y;
-  geometry.crop_width = g.crop.width;
-  geometry.crop_height = g.crop.height;
-  geometry.scale_x = g.scale_x;
-  geometry.scale_y = g.scale_y;
-  geometry.offset_x = g.offset_x;
-  geometry.offset_y = g.offset_y;
-  geometry.tensor_width = g.tensor_width;
-  geometry.tensor_height = g.tensor_height;
+  // Through the tensor meta's transform, as axpreprocess hands it to axdecode.
+  const dec::Geometry geometry =
+      axstream::gst::decoder_geometry(axstream::gst::transform_of(preprocessor.geometry()));
   size_t detections = 0;
   auto [dec_cpu, dec_wall] = time_per_call(n, [&](int i) {
     const size_t k = size_t(i) % std::min(distinct, size_t(n));
@@ -562,38 +565,73 @@ Values run_components(const Case &c) {
 // ---------------------------------------------------------------------------------------------
 // Report
 
-void print_case(const Case &c, const Summary &comp, const Summary &source, const Summary &pipe) {
-  const char *area = "pipeline";
-  if (!comp.ok) return ab::skip(area, c.name + " components", comp.message.substr(0, 160));
-  if (!source.ok) return ab::skip(area, c.name + " source", source.message.substr(0, 160));
-  if (!pipe.ok) return ab::skip(area, c.name, pipe.message.substr(0, 160));
-  const double pre = comp["pre_cpu_ms"], eng = comp["eng_cpu_ms"], dec = comp["dec_cpu_ms"];
-  const double src = source["cpu_ms"], total = pipe["cpu_ms"];
+// Element overhead of one pipeline run (or of the medians) against the components and the
+// source alone.
+struct Overhead {
+  double engine_here = 0;                  // the engine as it ran inside the pipeline
+  double ms = 0, percent = 0;              // against engine_here
+  double ms_alone = 0, percent_alone = 0;  // against the engine measured alone
+};
+
+Overhead overhead_of(const Values &comp, const Values &source, const Values &pipe) {
+  auto at = [](const Values &v, const char *key) {
+    auto it = v.find(key);
+    return it == v.end() ? 0.0 : it->second;
+  };
+  const double pre = at(comp, "pre_cpu_ms"), eng = at(comp, "eng_cpu_ms");
+  const double dec = at(comp, "dec_cpu_ms");
+  const double rest = at(pipe, "cpu_ms") - at(source, "cpu_ms") - pre - dec;
   // The engine as it ran inside the pipeline: its core threads' CPU there, plus what
   // ModelInstance::run costs its caller beyond the core (measured alone).
-  const double run_call = std::max(0.0, eng - comp["eng_core_cpu_ms"]);
-  const double eng_here = pipe["core_cpu_ms"] + run_call;
-  const double overhead = total - src - pre - dec - eng_here;
-  const double overhead_alone = total - src - pre - dec - eng;
+  Overhead o;
+  o.engine_here = at(pipe, "core_cpu_ms") + std::max(0.0, eng - at(comp, "eng_core_cpu_ms"));
+  o.ms = rest - o.engine_here;
+  o.percent = o.ms / o.engine_here * 100.0;
+  o.ms_alone = rest - eng;
+  o.percent_alone = o.ms_alone / eng * 100.0;
+  return o;
+}
+
+// `name`'s three lines: throughput, CPU per part and thread, overhead (medians, and the range of
+// the runs' own overheads, each run against the components and source of its round).
+void print_case(const std::string &name, const std::vector<ChildResult> &comp_runs,
+                const std::vector<ChildResult> &source_runs,
+                const std::vector<ChildResult> &pipe_runs) {
+  const char *area = "pipeline";
+  const Summary comp = summarise(comp_runs), source = summarise(source_runs),
+                pipe = summarise(pipe_runs);
+  if (!comp.ok) return ab::skip(area, name + " components", comp.message.substr(0, 160));
+  if (!source.ok) return ab::skip(area, name + " source", source.message.substr(0, 160));
+  if (!pipe.ok) return ab::skip(area, name, pipe.message.substr(0, 160));
+  const Overhead o = overhead_of(comp.values, source.values, pipe.values);
+  double lowest = 1e30, highest = -1e30;
+  for (size_t r = 0; r < pipe_runs.size() && r < comp_runs.size() && r < source_runs.size(); ++r) {
+    if (!pipe_runs[r].ok || !comp_runs[r].ok || !source_runs[r].ok) continue;
+    const double percent =
+        overhead_of(comp_runs[r].values, source_runs[r].values, pipe_runs[r].values).percent;
+    lowest = std::min(lowest, percent);
+    highest = std::max(highest, percent);
+  }
+  const double total = pipe["cpu_ms"];
   std::printf(
       "%-8s %-26s %6.1f frames/s (engine alone %6.1f/s: %.2fx)  cpu %7.3f ms/frame  peak RSS "
       "%6.1f MB%s\n"
       "%-8s %-26s cpu ms/frame: source %.3f + preprocess %.3f + engine %.3f (alone %.3f) + "
       "decode %.3f; threads: other %.3f, axinf-run %.3f, axinf-push %.3f, core %.3f\n"
-      "%-8s %-26s overhead %.3f ms/frame = %.1f%% of the engine (with the engine alone: %.3f ms = "
-      "%.1f%%)  [medians of %d/%d/%d runs]\n",
-      area, c.name.c_str(), pipe["fps"], comp["eng_fps"], pipe["fps"] / comp["eng_fps"], total,
+      "%-8s %-26s overhead %.3f ms/frame = %.1f%% of the engine (runs %.1f..%.1f%%; with the "
+      "engine alone: %.3f ms = %.1f%%)  [medians of %d/%d/%d runs]\n",
+      area, name.c_str(), pipe["fps"], comp["eng_fps"], pipe["fps"] / comp["eng_fps"], total,
       pipe["rss_mb"],
       pipe["clip_mb"] > 0
           ? (" (clip in memory " + std::to_string(int(pipe["clip_mb"] + 0.5)) + " MB)").c_str()
           : "",
-      area, c.name.c_str(), src, pre, eng_here, eng, dec,
+      area, name.c_str(), source["cpu_ms"], comp["pre_cpu_ms"], o.engine_here, comp["eng_cpu_ms"],
+      comp["dec_cpu_ms"],
       // The rest of the process's CPU (threads that ended before EOS, like appsrc's feeder, are
       // in the total but not in a per-thread snapshot).
       total - pipe["runner_cpu_ms"] - pipe["push_cpu_ms"] - pipe["core_cpu_ms"],
-      pipe["runner_cpu_ms"], pipe["push_cpu_ms"], pipe["core_cpu_ms"], area, c.name.c_str(),
-      overhead, overhead / eng_here * 100.0, overhead_alone, overhead_alone / eng * 100.0,
-      comp.runs, source.runs, pipe.runs);
+      pipe["runner_cpu_ms"], pipe["push_cpu_ms"], pipe["core_cpu_ms"], area, name.c_str(), o.ms,
+      o.percent, lowest, highest, o.ms_alone, o.percent_alone, comp.runs, source.runs, pipe.runs);
   std::fflush(stdout);
 }
 
@@ -610,6 +648,8 @@ int main() {
   const int yolo_frames = env_int("AXSTREAM_BENCH_YOLO_FRAMES", 20);
   const int repeat = env_int("AXSTREAM_BENCH_REPEAT", 3);
   const int max_streams = env_int("AXSTREAM_BENCH_STREAMS", 8);
+  const char *baseline_env = std::getenv("AXSTREAM_BENCH_BASELINE_PLUGIN_DIR");
+  const std::string baseline_plugin = baseline_env ? baseline_env : "";
   const char *only_env = std::getenv("AXSTREAM_BENCH_ONLY");
   const std::string only = only_env ? only_env : "";
   const char *bm = std::getenv("AXSTREAM_BENCH_MODELS");
@@ -643,13 +683,17 @@ int main() {
       ab::skip("pipeline", c.name, missing);
       continue;
     }
-    std::vector<ChildResult> comp, source, pipe;
+    std::vector<ChildResult> comp, source, pipe, baseline_pipe;
     for (int r = 0; r < repeat; ++r) {  // rounds interleaved, so load drifts hit every case
       comp.push_back(in_child([&] { return run_components(c); }));
       source.push_back(in_child([&] { return run_case_pipeline(c, false); }));
       pipe.push_back(in_child([&] { return run_case_pipeline(c, true); }));
+      if (!baseline_plugin.empty())
+        baseline_pipe.push_back(
+            in_child([&] { return run_case_pipeline(c, true, baseline_plugin); }));
     }
-    print_case(c, summarise(comp), summarise(source), summarise(pipe));
+    print_case(c.name, comp, source, pipe);
+    if (!baseline_plugin.empty()) print_case(c.name + " (baseline)", comp, source, baseline_pipe);
   }
 
   if (wanted(only, "streams")) {

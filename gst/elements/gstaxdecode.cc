@@ -34,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "ax_transform.h"
 #include "axstream/decoders/decoder.h"
 #include "axstream/decoders/output_converter.h"
 #include "axstream/gst/axresultmeta.h"
@@ -153,21 +154,6 @@ static std::string package_key(const gchar *path) {
   if (g_str_has_suffix(key.c_str(), "/model.json")) key.resize(key.size() - 11);
   while (key.size() > 1 && key.back() == '/') key.pop_back();
   return key;
-}
-
-static dec::Geometry geometry_of(const GstAxTransform &t) {
-  dec::Geometry g;
-  g.crop_x = t.crop_x;
-  g.crop_y = t.crop_y;
-  g.crop_width = t.crop_width;
-  g.crop_height = t.crop_height;
-  g.scale_x = t.scale_x > 0 ? t.scale_x : 1.0;
-  g.scale_y = t.scale_y > 0 ? t.scale_y : 1.0;
-  g.offset_x = t.offset_x;
-  g.offset_y = t.offset_y;
-  g.tensor_width = t.tensor_width;
-  g.tensor_height = t.tensor_height;
-  return g;
 }
 
 // Maps every tensor of `tensors` and hands the raw bytes to `convert` (float or quantised
@@ -368,7 +354,7 @@ static GstFlowReturn gst_ax_decode_transform_ip(GstBaseTransform *trans, GstBuff
         decoding.converter = dec::OutputConverter::from_package(*package);
       }
       dec::OutputConverter &converter = *decoding.converter;
-      const dec::Geometry geometry = geometry_of(tensor_meta->transform);
+      const dec::Geometry geometry = axstream::gst::decoder_geometry(tensor_meta->transform);
       dec::DecodeResult result;
       if (decoding.outputs_checked && decoding.int8_path) {
         // Thresholds on the raw int8; only candidates are dequantised.

@@ -56,6 +56,7 @@
 #include <string>
 #include <vector>
 
+#include "ax_transform.h"
 #include "axstream/gst/axdmabufallocator.h"
 #include "axstream/gst/axdrmformat.h"
 #include "axstream/gst/axresultmeta.h"
@@ -74,6 +75,7 @@ GST_DEBUG_CATEGORY_STATIC(gst_ax_preprocess_debug);
 namespace pp = axstream::preprocess;
 namespace rt = axstream::runtime;
 namespace hal = axstream::hal;
+using axstream::gst::transform_of;
 
 typedef enum {
   GST_AX_RESIZE_LETTERBOX = 0,
@@ -370,22 +372,6 @@ static GstCaps *caps_with_plain_format(GstCaps *caps) {
   gst_structure_set(out, "format", G_TYPE_STRING, gst_video_format_to_string(mapped), nullptr);
   gst_structure_remove_field(out, "drm-format");
   return plain;
-}
-
-// The frame -> tensor mapping of `g` as the tensor meta records it.
-static GstAxTransform transform_of(const pp::Geometry &g) {
-  GstAxTransform t{};
-  t.crop_x = g.crop.x;
-  t.crop_y = g.crop.y;
-  t.crop_width = g.crop.width;
-  t.crop_height = g.crop.height;
-  t.scale_x = g.scale_x;
-  t.scale_y = g.scale_y;
-  t.offset_x = g.offset_x;
-  t.offset_y = g.offset_y;
-  t.tensor_width = g.tensor_width;
-  t.tensor_height = g.tensor_height;
-  return t;
 }
 
 static gboolean gst_ax_preprocess_set_caps(GstBaseTransform *trans, GstCaps *incaps,
