@@ -12,8 +12,9 @@
 # AXSTREAM_BENCH_FRAMES (300 per face-detect run, split over the streams of the multi-stream
 # cases), AXSTREAM_BENCH_YOLO_FRAMES (20), AXSTREAM_BENCH_REPEAT (3 runs per case, median),
 # AXSTREAM_BENCH_STREAMS (8), AXSTREAM_BENCH_ONLY (face,megamind,yolo,streams,memory),
-# AXSTREAM_BENCH_PLUGIN_DIR (another plugin build), AXSTREAM_BENCH_INFERENCE_PROPS (extra
-# axinference properties).
+# AXSTREAM_BENCH_PLUGIN_DIR (another plugin build), AXSTREAM_BENCH_BASELINE_PLUGIN_DIR (a second
+# plugin build run in the same rounds, printed as "(baseline)"), AXSTREAM_BENCH_INFERENCE_PROPS
+# (extra axinference properties).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${AXSTREAM_BENCH_BUILD:-$here/build-bench}
