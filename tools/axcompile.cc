@@ -17,6 +17,9 @@ const char kUsage[] =
     "  --calib PATH           directory, glob ('imgs/*.jpg'), image or video file\n"
     "  --num-calib N          calibration images (default 32; up to 4 more are held out to\n"
     "                         compare the package with the float model)\n"
+    "  --calib-text-crops DET.onnx      calibrate on the text lines the float text detector\n"
+    "                         DET (PP-OCR det) finds in the --calib images (for an OCR\n"
+    "                         recogniser or direction classifier); crops count as images\n"
     "  --mean a,b,c           per-channel mean after --pixel-scale (default 0)\n"
     "  --std a,b,c            per-channel std (default 1)\n"
     "  --pixel-scale S        pixel multiplier, e.g. 1/255 (default) or 0.0078125\n"
@@ -107,6 +110,8 @@ int main(int argc, char **argv) {
       return 0;
     } else if (arg == "--calib") {
       options.calibration = value();
+    } else if (arg == "--calib-text-crops") {
+      options.calibration_text_detector = value();
     } else if (arg == "--num-calib") {
       double n = parse_number(value(), arg);
       if (n < 1 || n != static_cast<int>(n))

@@ -4,12 +4,16 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
+#include <set>
 
 #include "axstream/error.h"
+#include "axstream/runtime/engine.h"
+#include "onnx_util.h"
 
 namespace axstream::compiler {
 namespace {
@@ -82,6 +86,104 @@ std::vector<CalibrationFrame> load_calibration_frames(const std::string &spec, i
                           std::to_string(files.size()) +
                           " candidate files; expected a directory, glob, image or video)");
   return frames;
+}
+
+std::vector<CalibrationFrame> text_line_crops(const std::vector<CalibrationFrame> &scenes,
+                                              const std::string &detector_path, int count) {
+  const std::string label = "--calib-text-crops '" + detector_path + "'";
+  onnx::ModelProto detector = load_onnx(detector_path);
+  if (detector.graph().input_size() < 1 || detector.graph().output_size() < 1)
+    throw InvalidArgument(label + ": expected a model with an image input and a probability map");
+  // The image input (initializers may be listed as inputs in older models).
+  std::set<std::string> initializers;
+  for (const auto &init : detector.graph().initializer()) initializers.insert(init.name());
+  const onnx::ValueInfoProto *image = nullptr;
+  for (const auto &in : detector.graph().input())
+    if (!initializers.count(in.name())) image = image ? image : &in;
+  if (!image || image->type().tensor_type().shape().dim_size() != 4)
+    throw InvalidArgument(label + ": expected one rank-4 NCHW image input");
+  // Static spatial dims, else 640x640 (PP-OCR det's usual size; multiples of 32).
+  std::vector<int64_t> shape = {1, 3, 640, 640};
+  const auto &dims = image->type().tensor_type().shape();
+  for (int d = 2; d < 4; ++d)
+    if (dims.dim(d).has_dim_value() && dims.dim(d).dim_value() > 0)
+      shape[d] = dims.dim(d).dim_value();
+  if (dims.dim(1).has_dim_value() && dims.dim(1).dim_value() != 3)
+    throw InvalidArgument(label + ": input '" + image->name() + "' has " +
+                          std::to_string(dims.dim(1).dim_value()) +
+                          " channels, expected a 3-channel NCHW image");
+  engine::CompileOptions engine_options;
+  engine_options.input_shapes[image->name()] = shape;
+  auto program = engine::Program::from_file(detector_path, engine_options);
+  const auto &map_desc = program->outputs()[0];
+  if (map_desc.dtype != engine::DType::f32 ||
+      map_desc.element_count() != static_cast<size_t>(shape[2] * shape[3]))
+    throw InvalidArgument(label + ": output '" + map_desc.name +
+                          "' is not a one-channel float map of the input size " +
+                          std::to_string(shape[2]) + "x" + std::to_string(shape[3]));
+  auto executor = program->make_executor();
+  std::vector<std::vector<uint8_t>> outputs(program->outputs().size());
+  std::vector<void *> output_ptrs;
+  for (size_t o = 0; o < outputs.size(); ++o) {
+    outputs[o].resize(program->outputs()[o].byte_size());
+    output_ptrs.push_back(outputs[o].data());
+  }
+  const ModelInputSpec det_input{image->name(), true, 3, static_cast<int>(shape[2]),
+                                 static_cast<int>(shape[3])};
+  // PaddleOCR's det preprocessing: BGR, ImageNet mean/std.
+  const PixelNormalisation det_norm{
+      "BGR", 1.0 / 255.0, {0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}};
+  std::vector<std::vector<CalibrationFrame>> per_scene;
+  for (const auto &scene : scenes) {
+    std::vector<float> in = frame_to_tensor(scene.bgr, det_input, det_norm);
+    executor->run({in.data()}, output_ptrs);
+    const auto *prob = reinterpret_cast<const float *>(outputs[0].data());
+    const int mh = det_input.height, mw = det_input.width;
+    cv::Mat text(mh, mw, CV_8U);
+    for (int i = 0; i < mh * mw; ++i) text.data[i] = prob[i] > 0.3f ? 255 : 0;
+    cv::Mat labels, stats, centroids;
+    int regions = cv::connectedComponentsWithStats(text, labels, stats, centroids);
+    const double sx = static_cast<double>(scene.bgr.cols) / mw,
+                 sy = static_cast<double>(scene.bgr.rows) / mh;
+    std::vector<CalibrationFrame> crops;
+    for (int k = 1; k < regions; ++k) {
+      if (stats.at<int>(k, cv::CC_STAT_AREA) < 16) continue;
+      double x = stats.at<int>(k, cv::CC_STAT_LEFT) * sx,
+             y = stats.at<int>(k, cv::CC_STAT_TOP) * sy;
+      double w = stats.at<int>(k, cv::CC_STAT_WIDTH) * sx,
+             h = stats.at<int>(k, cv::CC_STAT_HEIGHT) * sy;
+      // DBNet's unclip: the shrunk text kernel grows by area * ratio / perimeter on each side.
+      double grow = w * h * 1.5 / (2 * (w + h));
+      cv::Rect box(static_cast<int>(std::floor(x - grow)), static_cast<int>(std::floor(y - grow)),
+                   static_cast<int>(std::ceil(w + 2 * grow)),
+                   static_cast<int>(std::ceil(h + 2 * grow)));
+      box &= cv::Rect(0, 0, scene.bgr.cols, scene.bgr.rows);
+      if (box.width < 8 || box.height < 8) continue;
+      cv::Mat crop = scene.bgr(box).clone();
+      // Vertical text (PaddleOCR turns crops with height >= 1.5 x width).
+      if (crop.rows >= 1.5 * crop.cols) cv::rotate(crop, crop, cv::ROTATE_90_COUNTERCLOCKWISE);
+      crops.push_back({scene.source + "#text " + std::to_string(box.x) + "," +
+                           std::to_string(box.y) + " " + std::to_string(box.width) + "x" +
+                           std::to_string(box.height),
+                       crop});
+    }
+    per_scene.push_back(std::move(crops));
+  }
+  // Round-robin over the scenes, so that the held-out crops come from several of them.
+  std::vector<CalibrationFrame> crops;
+  for (size_t k = 0; static_cast<int>(crops.size()) < count; ++k) {
+    bool any = false;
+    for (const auto &scene_crops : per_scene)
+      if (k < scene_crops.size() && static_cast<int>(crops.size()) < count) {
+        crops.push_back(scene_crops[k]);
+        any = true;
+      }
+    if (!any) break;
+  }
+  if (crops.empty())
+    throw InvalidArgument(label + ": the detector found no text in the " +
+                          std::to_string(scenes.size()) + " --calib image(s)");
+  return crops;
 }
 
 std::vector<float> frame_to_tensor(const cv::Mat &bgr, const ModelInputSpec &input,

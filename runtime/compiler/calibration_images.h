@@ -28,6 +28,16 @@ struct CalibrationFrame {
 // Up to `count` frames; throws InvalidArgument naming `spec` when nothing readable is found.
 std::vector<CalibrationFrame> load_calibration_frames(const std::string &spec, int count);
 
+// Text-line crops of `scenes`, for calibrating the recogniser of an OCR cascade on the inputs it
+// really gets: each scene runs through the float DBNet-style text detector `detector_path` (one
+// output: a text probability map; PP-OCR's det normalisation, ImageNet mean/std on BGR 0..1,
+// input stretched to its static size or 640x640), regions above 0.3 are boxed, grown as DBNet's
+// unclip does (ratio 1.5) and cut from the scene; tall boxes are turned upright. At most `count`
+// crops, taken round-robin over the scenes; throws InvalidArgument naming the detector when it
+// cannot run or finds no text.
+std::vector<CalibrationFrame> text_line_crops(const std::vector<CalibrationFrame> &scenes,
+                                              const std::string &detector_path, int count);
+
 // Dense float tensor of shape [1,C,H,W] or [1,H,W,C].
 std::vector<float> frame_to_tensor(const cv::Mat &bgr, const ModelInputSpec &input,
                                    const PixelNormalisation &norm);

@@ -514,9 +514,16 @@ void Compilation::build_calibration_program() {
   for (size_t i = 0; i < outs.size(); ++i) calib_index_[outs[i].name] = i;
 }
 
+// Scenes read for --calib-text-crops (each gives several crops).
+constexpr int kMaxTextCropScenes = 64;
+
 void Compilation::calibrate() {
   int wanted = std::max(1, options_.num_calibration);
-  frames_ = load_calibration_frames(options_.calibration, wanted + 4);
+  if (options_.calibration_text_detector.empty())
+    frames_ = load_calibration_frames(options_.calibration, wanted + 4);
+  else  // an OCR recogniser: calibrate on the text lines the detector finds in the images
+    frames_ = text_line_crops(load_calibration_frames(options_.calibration, kMaxTextCropScenes),
+                              options_.calibration_text_detector, wanted + 4);
   int total = static_cast<int>(frames_.size());
   int held = total >= 2 ? std::max(1, std::min(4, total / 5)) : 0;
   if (total - held > wanted) held = std::min(4, total - wanted);
@@ -744,6 +751,7 @@ void Compilation::split_tail() {
   boundaries_of_output_.clear();
   fixed_ranges_.clear();
   report_.clipped_logits.clear();
+  report_.softmax_logits.clear();
   logit_outputs_.clear();
   for (size_t r = graph_.nodes.size(); r-- > 0;) {
     const auto &node = graph_.nodes[r];
@@ -835,10 +843,10 @@ void Compilation::split_tail() {
 // Score logits: a sigmoid is flat beyond +-logit_clip, so a wider range only costs resolution
 // (BlazeFace's background anchors reach -30000). Clipped: tensors feeding a Sigmoid directly or
 // through data-movement ops, and the core output feeding a model output whose last dimension is
-// 1 (one score per anchor/pixel) when its calibrated range exceeds +-64.
+// 1 (one score per anchor/pixel) when its calibrated range exceeds +-64. Softmax inputs instead
+// keep their raw maximum (whatever --logit-clip says).
 void Compilation::clip_logit_ranges() {
   const double clip = options_.logit_clip;
-  if (!(clip > 0)) return;
   std::unordered_map<std::string, size_t> producer;
   for (size_t i = 0; i < graph_.nodes.size(); ++i)
     for (const auto &o : graph_.nodes[i].output()) producer[o] = i;
@@ -866,6 +874,26 @@ void Compilation::clip_logit_ranges() {
       for (const auto &in : node.input())
         if (!in.empty() && !is_static(in)) walk_up(in, depth + 1);
   };
+  // Softmax logits: the largest logit of each row (the class a CTC decoder or a classifier
+  // picks) is the rare tail a percentile clips, and clipped top logits tie. Their range keeps
+  // the raw maximum.
+  std::function<void(const std::string &, int)> keep_max = [&](const std::string &tensor,
+                                                               int depth) {
+    auto s = stats_.find(tensor);
+    if (s != stats_.end() && !fixed_ranges_.count(tensor) && s->second.max < s->second.raw_max) {
+      s->second.max = s->second.raw_max;
+      report_.softmax_logits.push_back(tensor);
+    }
+    auto p = producer.find(tensor);
+    if (p == producer.end() || depth > 8) return;
+    const auto &node = graph_.nodes[p->second];
+    if (kDataMovement.count(node.op_type()) || node.op_type() == "Concat")
+      for (const auto &in : node.input())
+        if (!in.empty() && !is_static(in)) keep_max(in, depth + 1);
+  };
+  for (const auto &node : graph_.nodes)
+    if (node.op_type() == "Softmax" || node.op_type() == "LogSoftmax") keep_max(node.input(0), 0);
+  if (!(clip > 0)) return;
   for (const auto &node : graph_.nodes)
     if (node.op_type() == "Sigmoid") walk_up(node.input(0), 0);
   for (const auto &out : graph_.outputs) {
@@ -1672,6 +1700,11 @@ std::string format_report(const CompileReport &r, bool all_ranges) {
   if (!r.clipped_logits.empty()) {
     s << "score logits clipped:";
     for (const auto &name : r.clipped_logits) s << " " << name;
+    s << "\n";
+  }
+  if (!r.softmax_logits.empty()) {
+    s << "softmax logits keep their maximum:";
+    for (const auto &name : r.softmax_logits) s << " " << name;
     s << "\n";
   }
   if (all_ranges)

@@ -152,6 +152,22 @@ TEST(Axcompile, UnknownFloatNodeIsRejectedNamingIt) {
   EXPECT_FALSE(has_leftovers(pkg));
 }
 
+TEST(Axcompile, TextCropDetectorWithoutAProbabilityMapIsRejectedNamingIt) {
+  // --calib-text-crops wants a DBNet-style detector; the classifier's output is a class vector.
+  TempDir dir("text_crops_bad");
+  fs::path pkg = dir.path / "cls";
+  std::string detector = (kModels / "classifier.onnx").string();
+  auto result =
+      axcompile({(kModels / "classifier.onnx").string(), "--calib", (kModels / "calib").string(),
+                 "--calib-text-crops", detector, "--output-dir", pkg.string()});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.output.find("--calib-text-crops '" + detector + "'"), std::string::npos)
+      << result.output;
+  EXPECT_NE(result.output.find("is not a one-channel float map"), std::string::npos)
+      << result.output;
+  EXPECT_FALSE(has_leftovers(pkg));
+}
+
 TEST(Axcompile, MixedPrecisionSearchRaisesTheCosineUntilTheTarget) {
   // An unreachable target runs every round: the float set grows and the summary logs each
   // round's cosine; the best round is kept.

@@ -42,12 +42,13 @@ std::vector<std::string> with_extra_options(std::vector<std::string> args) {
 // - det: target every float text box matched and map cosine >= 0.99; reached 18/21 (18 found),
 //   map cosine 0.986 (0.959 before bias correction + mixed precision);
 // - rec: target softmax cosine >= 0.99 and the same CTC strings on all 9 word crops; reached
-//   cosine 0.937 and 3/9 same strings (calibrated on the full scenetext0* scenes).
+//   cosine 0.953 and 4/9 same strings (2026-12-04, calibrated on the text lines the float det
+//   finds in the scenetext0* scenes, --calib-text-crops; 0.937 and 3/9 on the whole scenes).
 constexpr double kDetMinCosine = 0.98;
 constexpr int kDetMaxUnmatchedBoxes = 3;
 const std::string kRecCalib = (kOpencvData.parent_path() / "text" / "scenetext0*.jpg").string();
-constexpr double kRecMinCosine = 0.92;
-constexpr int kRecMaxDifferentStrings = 6;
+constexpr double kRecMinCosine = 0.945;
+constexpr int kRecMaxDifferentStrings = 5;
 
 struct Face {
   float x0, y0, x1, y1, score;
@@ -165,6 +166,7 @@ struct OcrCase {
   bool imagenet_norm;                      // ImageNet mean/std, else 0.5/0.5
   std::string calib;                       // glob of calibration images
   std::vector<std::string> eval_prefixes;  // held-out images in text/ (file name prefixes)
+  std::vector<std::string> options = {};   // further axcompile options
 };
 
 struct OcrRun {
@@ -180,6 +182,7 @@ OcrRun run_ocr(const OcrCase &c) {
   std::string shape = "x=1,3," + std::to_string(c.h) + "," + std::to_string(c.w);
   std::vector<std::string> args = {model.string(),  "--calib", c.calib,        "--num-calib", "12",
                                    "--input-shape", shape,     "--output-dir", pkg.string()};
+  args.insert(args.end(), c.options.begin(), c.options.end());
   if (c.imagenet_norm)
     args.insert(args.end(), {"--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225"});
   else
@@ -281,12 +284,15 @@ TEST(AxcompileRealModels, PpOcrDetectorFindsTheSameTextBoxesAsFloat) {
 }
 
 TEST(AxcompileRealModels, PpOcrRecognizerReadsTheSameWordsAsFloat) {
-  OcrCase c{"ch_PP-OCRv4_rec_infer.onnx",
-            48,
-            320,
-            false,
-            kRecCalib,
-            {"scenetext_word", "scenetext_segmented_word"}};
+  OcrCase c{
+      "ch_PP-OCRv4_rec_infer.onnx",
+      48,
+      320,
+      false,
+      kRecCalib,
+      {"scenetext_word", "scenetext_segmented_word"},
+      // Its real inputs: text lines cut from scenes (22 crops from the 6 scenes).
+      {"--calib-text-crops", (kOcr / "ch_PP-OCRv4_det_infer.onnx").string(), "--num-calib", "24"}};
   OcrRun run = run_ocr(c);
   ASSERT_FALSE(run.names.empty());
   std::vector<std::string> keys;
@@ -317,7 +323,8 @@ TEST(AxcompileRealModels, PpOcrDirectionClassifierAgreesWithFloat) {
   double cos = cosine_of(run);
   std::cout << "PP-OCR cls: " << run.names.size() << " scenetext images, softmax cosine " << cos
             << "\n";
-  EXPECT_GE(cos, 0.95);
+  // Reached 0.974 (2026-12-04, softmax logits keep their maximum; 0.967 before).
+  EXPECT_GE(cos, 0.97);
 }
 
 }  // namespace

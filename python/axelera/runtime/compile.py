@@ -29,6 +29,7 @@ __all__ = ["compile", "find_axcompile"]
 # keyword -> axcompile flag, for options that take one value
 _VALUE_FLAGS = {
     "num_calib": "--num-calib",
+    "calib_text_crops": "--calib-text-crops",
     "pixel_scale": "--pixel-scale",
     "input_format": "--input-format",
     "input_layout": "--input-layout",
@@ -40,6 +41,12 @@ _VALUE_FLAGS = {
     "fallback_rounds": "--fallback-rounds",
     "max_float_fraction": "--max-float-fraction",
     "name": "--name",
+}
+
+# keyword -> (axcompile flag, what each value is), for options given as a mapping name -> numbers
+_MAPPING_FLAGS = {
+    "input_shape": ("--input-shape", "input name -> shape, e.g. {'x': [1, 3, 640, 640]}"),
+    "output_range": ("--output-range", "output name -> (low, high)"),
 }
 
 
@@ -102,20 +109,13 @@ def _flags(options: Mapping[str, Any]) -> list[str]:
             args += [_VALUE_FLAGS[key], str(value)]
         elif key in ("mean", "std"):
             args += ["--" + key, _numbers(key, value)]
-        elif key == "input_shape":
+        elif key in _MAPPING_FLAGS:
+            flag, expected = _MAPPING_FLAGS[key]
             if not isinstance(value, Mapping):
                 raise _invalid_argument(
-                    f"axelera.runtime.compile: input_shape={value!r}: expected a mapping "
-                    "input name -> shape, e.g. {'x': [1, 3, 640, 640]}")
-            for name, shape in value.items():
-                args += ["--input-shape", f"{name}={_numbers(key, shape)}"]
-        elif key == "output_range":
-            if not isinstance(value, Mapping):
-                raise _invalid_argument(
-                    f"axelera.runtime.compile: output_range={value!r}: expected a mapping "
-                    "output name -> (low, high)")
-            for name, bounds in value.items():
-                args += ["--output-range", f"{name}={_numbers(key, bounds)}"]
+                    f"axelera.runtime.compile: {key}={value!r}: expected a mapping {expected}")
+            for name, numbers in value.items():
+                args += [flag, f"{name}={_numbers(key, numbers)}"]
         elif key == "check":
             if not value:
                 args.append("--no-check")
@@ -132,9 +132,8 @@ def _flags(options: Mapping[str, Any]) -> list[str]:
                     "sequence of node names")
             args += ["--float-nodes", ",".join(str(v) for v in value)]
         else:
-            known = sorted(list(_VALUE_FLAGS) +
-                           ["mean", "std", "input_shape", "output_range", "check", "verbose",
-                            "bias_correction", "float_nodes"])
+            known = sorted(list(_VALUE_FLAGS) + list(_MAPPING_FLAGS) +
+                           ["mean", "std", "check", "verbose", "bias_correction", "float_nodes"])
             raise _invalid_argument(f"axelera.runtime.compile: unknown option {key!r}; expected one "
                                     f"of {', '.join(known)}")
     return args
@@ -151,7 +150,8 @@ def compile(model: os.PathLike | str, calib: os.PathLike | str,
     directory, a glob, one image or a video file). Returns the package directory (default: the
     model's base name in the current directory).
 
-    Options (axcompile flags): num_calib, mean, std (number or per-channel sequence),
+    Options (axcompile flags): num_calib, calib_text_crops (float text detector ONNX: an OCR
+    recogniser calibrates on the text lines it finds in ``calib``), mean, std (number or per-channel sequence),
     pixel_scale, input_format ("RGB"/"BGR"), input_shape ({name: shape}), input_layout
     ("NCHW"/"NHWC"), calib_method ("percentile" default, "mse", "entropy", "minmax"),
     percentile, logit_clip, output_range ({name: (low, high)}), accuracy_target (mixed

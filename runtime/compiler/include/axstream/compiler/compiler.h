@@ -17,6 +17,10 @@ struct CompileOptions {
   std::string model_path;    // the float ONNX model
   std::string calibration;   // a directory, a glob pattern, one image or one video file
   int num_calibration = 32;  // images used for calibration (the rest, up to 4, are held out)
+  // When set, a float DBNet-style text detector (PP-OCR det): the model calibrates on the text
+  // lines it finds in the `calibration` images instead of the whole images (an OCR
+  // recogniser's real inputs). Crops count as calibration images.
+  std::string calibration_text_detector;
   std::vector<double> mean;  // per colour channel, applied after pixel_scale; empty = 0
   std::vector<double> std;   // per colour channel; empty = 1
   double pixel_scale = 1.0 / 255.0;
@@ -82,6 +86,7 @@ struct CompileReport {
   std::map<std::string, int> core_ops, host_ops;  // op type -> count
   std::vector<TensorRange> ranges;                // every quantised activation
   std::vector<std::string> clipped_logits;        // ranges clipped to +-logit_clip
+  std::vector<std::string> softmax_logits;        // Softmax inputs keeping their raw maximum
   std::vector<TensorRange> core_inputs, core_outputs;
   std::vector<std::string> float_nodes;   // core nodes computing in float (fallback / forced)
   std::vector<std::string> fallback_log;  // one line per search round
