@@ -26,8 +26,9 @@ G_DEFINE_TYPE_WITH_CODE(GstAxDmaBufAllocator, gst_ax_dmabuf_allocator, GST_TYPE_
 // A KEEP_MAPPED GstFdMemory keeps the protection of its first map and, when a later map asks for
 // access outside it, mprotect()s the whole mapping to the new access alone. A frame that a source
 // maps WRITE and axpreprocess maps READ then flipped twice per frame (two mprotects of the whole
-// frame, TLB shootdowns, write faults on every page). Mapping it once read-write makes every
-// later map a subset of the kept protection: no system call after the first.
+// frame, each rewriting its page table entries, taking write access away also flushing the TLBs
+// of the other CPUs). Mapping it once read-write makes every later map a subset of the kept
+// protection: no system call after the first.
 static bool keep_mapped_read_write(GstMemory *memory) {
   GstMapInfo map;
   if (!gst_memory_map(memory, &map, GST_MAP_READWRITE)) return false;
