@@ -933,8 +933,10 @@ void keep_int8_activations_nhwc(Graph &g) {
     std::vector<Node *> readers = readers_of(g, id);
     bool ok = !readers.empty();
     for (Node *r : readers) {
+      // Read as one of an element-wise op's inputs (its values end with the output).
       std::vector<int> ew = elementwise_values(*r);
-      bool activation_of_elementwise = std::find(ew.begin(), ew.end() - 1, id) != ew.end() - 1;
+      bool activation_of_elementwise =
+          !ew.empty() && std::find(ew.begin(), ew.end() - 1, id) != ew.end() - 1;
       if (!conv_input(*r, id) && !activation_of_elementwise) ok = false;
     }
     if (ok) nhwc.insert(id);

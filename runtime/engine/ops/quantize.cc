@@ -113,16 +113,18 @@ std::unique_ptr<Kernel> compile_dequantize(OpContext &ctx) {
     float *y = static_cast<float *>(o[0]);
     dispatch_dtype(in, [&](auto zero) {
       using T = decltype(zero);
+      // int32 x minus an int32 zero point can overflow int32 (found by fuzz_onnx_import).
+      using Wide = std::conditional_t<std::is_same_v<T, int32_t>, int64_t, int32_t>;
       const T *x = static_cast<const T *>(i[0]);
       if (p.channels == 1) {
         float s = p.scale[0];
-        int32_t zp = p.zero_point[0];
-        for (int64_t e = 0; e < n; ++e)
-          y[e] = static_cast<float>(static_cast<int32_t>(x[e]) - zp) * s;
+        Wide zp = p.zero_point[0];
+        for (int64_t e = 0; e < n; ++e) y[e] = static_cast<float>(static_cast<Wide>(x[e]) - zp) * s;
       } else {
         for (int64_t e = 0; e < n; ++e) {
           int64_t c = (e / p.block) % p.channels;
-          y[e] = static_cast<float>(static_cast<int32_t>(x[e]) - p.zero_point[c]) * p.scale[c];
+          y[e] = static_cast<float>(static_cast<Wide>(x[e]) - static_cast<Wide>(p.zero_point[c])) *
+                 p.scale[c];
         }
       }
     });
@@ -185,8 +187,8 @@ std::unique_ptr<Kernel> compile_qadd(OpContext &ctx) {
         using B = decltype(zb_t);
         const A *a = static_cast<const A *>(in[kA]);
         const B *b = static_cast<const B *>(in[kB]);
-        if constexpr ((std::is_same_v<A, int8_t> || std::is_same_v<A, uint8_t>) &&
-                      (std::is_same_v<B, int8_t> || std::is_same_v<B, uint8_t>)) {
+        if constexpr ((std::is_same_v<A, int8_t> || std::is_same_v<A, uint8_t>)&&(
+                          std::is_same_v<B, int8_t> || std::is_same_v<B, uint8_t>)) {
           if (out == DType::i8)
             qadd(a, b, static_cast<int8_t *>(o[0]), n, sa, za, sb, zb, sy, zy, relu);
           else
