@@ -1,5 +1,4 @@
 #include "axstream/runtime/model_package.h"
-#include "shape_text.h"
 
 #include <onnx/onnx_pb.h>
 #include <sys/stat.h>
@@ -10,6 +9,7 @@
 #include <sstream>
 
 #include "json.h"
+#include "shape_text.h"
 
 namespace axstream::runtime {
 
@@ -313,25 +313,33 @@ std::vector<std::optional<InputPreprocess>> read_input_preprocess(const JsonFile
           manifest.fail(index_field(field + ".std", c), std_dev->array[c],
                         "expected a finite non-zero number");
     }
+    if (const json::Value *layout = items[t].find("layout")) {
+      pre.layout = manifest.string(field + ".layout", *layout);
+      if (pre.layout != "NCHW" && pre.layout != "NHWC")
+        manifest.fail(field + ".layout", *layout,
+                      "expected \"NCHW\" or \"NHWC\", got \"" + pre.layout + "\"");
+    }
     result[t] = std::move(pre);
   }
   return result;
 }
 
-std::vector<OutputInfo> read_output_info(const JsonFile &manifest,
-                                         const std::vector<TensorInfo> &outputs) {
+// "output_info" (key "output_info", kind "output") or "input_info" ("input_info", "input").
+std::vector<OutputInfo> read_tensor_info(const JsonFile &manifest,
+                                         const std::vector<TensorInfo> &outputs,
+                                         const std::string &key, const std::string &kind) {
   std::vector<OutputInfo> result(outputs.size());
   for (size_t t = 0; t < outputs.size(); ++t)
     result[t].original_shape = outputs[t].unpadded_shape();
-  const json::Value *value = manifest.optional("output_info");
+  const json::Value *value = manifest.optional(key);
   if (!value) return result;
-  const auto &items = manifest.array("output_info", *value);
+  const auto &items = manifest.array(key, *value);
   if (items.size() != outputs.size())
-    manifest.fail("output_info", *value,
-                  "expected " + std::to_string(outputs.size()) + " entries (one per output), got " +
-                      std::to_string(items.size()));
+    manifest.fail(key, *value,
+                  "expected " + std::to_string(outputs.size()) + " entries (one per " + kind +
+                      "), got " + std::to_string(items.size()));
   for (size_t t = 0; t < items.size(); ++t) {
-    std::string field = index_field("output_info", t);
+    std::string field = index_field(key, t);
     if (items[t].is_null()) continue;
     manifest.expect_type(field, items[t], json::Type::object);
     if (const json::Value *layout = items[t].find("layout")) {
@@ -352,8 +360,8 @@ std::vector<OutputInfo> read_output_info(const JsonFile &manifest,
       if (original.empty() || original_elements != unpadded_elements)
         manifest.fail(field + ".original_shape", *shape,
                       "shape " + shape_text(original) + " does not hold the " +
-                          std::to_string(unpadded_elements) + " elements of the unpadded output " +
-                          shape_text(outputs[t].unpadded_shape()));
+                          std::to_string(unpadded_elements) + " elements of the unpadded " + kind +
+                          " " + shape_text(outputs[t].unpadded_shape()));
       result[t].original_shape = std::move(original);
     }
   }
@@ -532,7 +540,8 @@ std::shared_ptr<const ModelPackage> load_model_package(const std::string &path) 
   package->outputs = read_tensors(manifest, package->batch, false);
   check_core_graph(*package);
   package->input_preprocess = read_input_preprocess(manifest, package->inputs.size());
-  package->output_info = read_output_info(manifest, package->outputs);
+  package->output_info = read_tensor_info(manifest, package->outputs, "output_info", "output");
+  package->input_info = read_tensor_info(manifest, package->inputs, "input_info", "input");
   return package;
 }
 

@@ -19,6 +19,13 @@
  * Colour order, pixel scale, mean and std come from the package's `input_preprocess`
  * (docs/model-package.md; RGB, 1/255, 0, 1 when absent); the properties override them.
  *
+ * Packages with a preamble (`preamble_graph`, the head axcompile split off the model because
+ * the int8 core has no kernel for it): the fused pass makes the preamble input's pixels instead,
+ * which become the float model input (normalised, in the layout `input_preprocess.layout`
+ * names), run through preamble.onnx on the engine; its output is quantised with the core input's
+ * scale and zero point, transposed to NHWC when `input_info` says so, and padded. Packages
+ * without one keep the single int8 pass.
+ *
  * Secondary inference: with `roi=objects` the element makes one tensor per detected object
  * (GstVideoRegionOfInterestMeta from an upstream axdecode) instead of one per frame, each a
  * separate GstAxTensorMeta whose roi_id is the ROI's id and whose transform maps that crop back to
@@ -56,6 +63,7 @@
 #include <string>
 #include <vector>
 
+#include "ax_preamble_input.h"
 #include "ax_transform.h"
 #include "axstream/gst/axdmabufallocator.h"
 #include "axstream/gst/axdrmformat.h"
@@ -135,6 +143,9 @@ struct GstAxPreprocessState {
   std::shared_ptr<rt::Model> model;
   std::shared_ptr<const rt::ModelPackage> package;
   std::unique_ptr<pp::Preprocessor> preprocessor;
+  // Packages with a preamble: the preprocessor makes the preamble input's pixels, this runs the
+  // preamble and quantises its output into the device input. Null otherwise (the int8 path).
+  std::unique_ptr<axstream::gst::PreambleInput> preamble;
   GstVideoInfo video_info{};
   GstAxTransform transform{};
   GstBufferPool *pool = nullptr;
@@ -303,6 +314,7 @@ static gboolean gst_ax_preprocess_stop(GstBaseTransform *trans) {
   GstAxPreprocessState *state = GST_AX_PREPROCESS(trans)->state;
   state->release_pool();
   state->preprocessor.reset();
+  state->preamble.reset();
   state->package.reset();
   state->model.reset();
   if (state->context) state->context->release();
@@ -401,21 +413,31 @@ static gboolean gst_ax_preprocess_set_caps(GstBaseTransform *trans, GstCaps *inc
   const char *format_name = gst_video_format_to_string(GST_VIDEO_INFO_FORMAT(&info));
   try {
     const pp::PixelFormat format = pp::pixel_format_from_string(format_name);
-    const pp::TensorSpec tensor = tensor_spec(state->model->inputs()[0], self->model);
-    const pp::Options options = make_options(self);
+    pp::TensorSpec tensor = tensor_spec(state->model->inputs()[0], self->model);
+    pp::Options options = make_options(self);
+    gsize device_size = tensor.size();
+    std::unique_ptr<axstream::gst::PreambleInput> preamble;
+    if (!state->package->preamble_graph.empty()) {
+      preamble = std::make_unique<axstream::gst::PreambleInput>(
+          *state->package, options.normalisation, options.color);
+      tensor = preamble->pixel_spec();
+      options = preamble->pixel_options(options);
+      device_size = preamble->device_size();
+    }
     auto preprocessor = std::make_unique<pp::Preprocessor>(
         format, GST_VIDEO_INFO_WIDTH(&info), GST_VIDEO_INFO_HEIGHT(&info), tensor, options);
     const pp::Geometry &g = preprocessor->geometry();
     state->transform = transform_of(g);
 
     if (!state->pool) {
-      const gsize size = tensor.size();
+      const gsize size = device_size;
       state->pool = gst_ax_tensor_pool_new(&size, 1, 2);
       if (!state->pool)
         throw axstream::InternalError("could not make a pool of " + std::to_string(size) +
                                       "-byte fd tensors (memfd_create failed)");
     }
     state->preprocessor = std::move(preprocessor);
+    state->preamble = std::move(preamble);
     state->video_info = info;
     state->format = format;
     state->tensor = tensor;
@@ -502,10 +524,18 @@ static GstFlowReturn make_tensor(GstAxPreprocess *self, std::vector<PendingTenso
   }
   GstFlowReturn ret = GST_FLOW_OK;
   try {
-    preprocessor.run(input, reinterpret_cast<int8_t *>(map.data));
+    if (state->preamble) {
+      std::vector<int8_t> pixels(preprocessor.tensor().size());
+      preprocessor.run(input, pixels.data());
+      state->preamble->run(pixels.data(), reinterpret_cast<int8_t *>(map.data));
+    } else {
+      preprocessor.run(input, reinterpret_cast<int8_t *>(map.data));
+    }
   } catch (const std::exception &e) {
-    GST_ELEMENT_ERROR(self, STREAM, FAILED, ("axpreprocess failed on a frame"),
-                      ("Preprocessor::run (roi %d): %s", roi_id, e.what()));
+    GST_ELEMENT_ERROR(
+        self, STREAM, FAILED, ("axpreprocess failed on a frame"),
+        ("%s (roi %d): %s", state->preamble ? "Preprocessor::run + preamble" : "Preprocessor::run",
+         roi_id, e.what()));
     ret = GST_FLOW_ERROR;
   }
   gst_buffer_unmap(tensors, &map);

@@ -71,6 +71,13 @@ const std::set<std::string> kTailOps = {
     "Ceil",    "Round",    "Erf",        "Add",     "Sub",       "Mul",     "Div",
     "Pow"};
 const std::set<std::string> kArithmetic = {"Add", "Sub", "Mul", "Div", "Pow"};
+// Shape-preserving elementwise ops with no int8 kernel on the core (their other inputs, if any,
+// are constants: Pow's exponent, Clip's bounds). A chain of them reading the model input goes to
+// the float preamble.
+const std::set<std::string> kHeadOps = {
+    "Cast",    "Sqrt",  "Pow",  "Exp",         "Log",      "Abs", "Neg", "Reciprocal",
+    "Sigmoid", "Tanh",  "Erf",  "HardSigmoid", "Clip",     "Sin", "Cos", "Floor",
+    "Ceil",    "Round", "Sign", "Softplus",    "Softsign", "Elu", "Selu"};
 const std::set<std::string> kLinear = {"Conv", "ConvTranspose", "Gemm", "MatMul"};
 
 // A node's identity for --float-nodes and the fallback lists: its name, else its first output.
@@ -260,6 +267,7 @@ class Compilation {
   void calibrate();
   void fold_static_tensors();
   void fold_batchnorm_and_bias();
+  void split_head();
   void split_tail();
   void clip_logit_ranges();
   void plan_quantisation();
@@ -269,6 +277,7 @@ class Compilation {
     return float_nodes_.count(node_id(node)) > 0;
   }
   onnx::ModelProto build_core(const std::vector<std::string> &probes = {});
+  std::optional<onnx::ModelProto> build_preamble() const;
   std::optional<onnx::ModelProto> build_postamble();
   struct Evaluation {
     std::vector<Acc> outputs, core, probes;  // model outputs, core outputs, probe tensors
@@ -283,7 +292,8 @@ class Compilation {
   void resolve_forced_float_nodes();
   void mixed_precision_search();
   void reference_check();
-  void write_package(const std::string &core_bytes, const std::string *post_bytes);
+  void write_package(const std::string &core_bytes, const std::string *pre_bytes,
+                     const std::string *post_bytes);
 
   std::vector<float> input_tensor(const cv::Mat &frame) const {
     return frame_to_tensor(frame, input_, norm_);
@@ -316,6 +326,9 @@ class Compilation {
   PixelNormalisation norm_;
   QuantParams input_params_;
   int64_t input_padded_channels_ = 4;
+  // The core's input: the model input, or the preamble's output (same shape and layout).
+  ModelInputSpec core_input_;
+  QuantParams core_input_params_;
 
   std::shared_ptr<const engine::Program> calib_program_;
   std::unordered_map<std::string, size_t> calib_index_;
@@ -328,7 +341,8 @@ class Compilation {
   std::set<std::string> logit_outputs_;            // model outputs that are clipped score logits
   std::map<std::string, std::vector<uint8_t>> static_values_;
 
-  std::vector<bool> is_tail_;            // per graph_.nodes index
+  std::vector<bool> is_head_;            // per graph_.nodes index: in the preamble
+  std::vector<bool> is_tail_;            // per graph_.nodes index: in the postamble
   std::vector<std::string> boundaries_;  // core outputs (float tensors), in output order
   std::map<std::string, std::vector<std::string>> boundaries_of_output_;
   std::map<std::string, std::pair<double, double>> fixed_ranges_;  // by core output
@@ -461,6 +475,8 @@ void Compilation::resolve_input() {
     }
   input_params_ = asymmetric_int8(lo, hi);
   input_padded_channels_ = (input_.channels + 3) / 4 * 4;
+  core_input_ = input_;
+  core_input_params_ = input_params_;
 }
 
 void Compilation::build_calibration_program() {
@@ -741,6 +757,51 @@ void Compilation::fold_batchnorm_and_bias() {
   }
 }
 
+// The preamble: from the model input, the chain of kHeadOps nodes each reading only the previous
+// tensor (plus constants), each tensor read by nothing else, cut after its last float tensor.
+// That tensor becomes the core's input, with the model input's shape and layout; its range is
+// the model input's when the chain only casts to float, else the calibrated one. A Transpose
+// NHWC -> NCHW at the input is not split off: the device input is NHWC already, so the core
+// absorbs it as it does the NCHW transpose of any NCHW model (BlazeFace keeps its packages).
+void Compilation::split_head() {
+  is_head_.assign(graph_.nodes.size(), false);
+  const auto consumers = graph_.consumers();
+  std::vector<size_t> chain;
+  size_t cut = 0;  // chain nodes up to the last float tensor
+  for (std::string tensor = input_.name;;) {
+    auto c = consumers.find(tensor);
+    if (graph_.is_output(tensor) || c == consumers.end() || c->second.size() != 1) break;
+    const onnx::NodeProto &node = graph_.nodes[c->second[0]];
+    if (!kHeadOps.count(node.op_type()) || node.output_size() != 1 || node.input(0) != tensor)
+      break;
+    bool constant_operands = true;
+    for (int k = 1; k < node.input_size(); ++k)
+      constant_operands = constant_operands && (node.input(k).empty() || is_static(node.input(k)));
+    const std::string &out = node.output(0);
+    if (!constant_operands || !calib_index_.count(out) || desc(out).shape != input_shape_) break;
+    chain.push_back(c->second[0]);
+    if (is_float(out)) cut = chain.size();
+    tensor = out;
+  }
+  chain.resize(cut);
+  if (chain.empty()) return;
+  bool casts_to_float = true;
+  for (size_t i : chain) {
+    is_head_[i] = true;
+    const auto &node = graph_.nodes[i];
+    casts_to_float = casts_to_float && node.op_type() == "Cast" &&
+                     attr_int(node, "to", 0) == onnx::TensorProto::FLOAT;
+  }
+  core_input_.name = graph_.nodes[chain.back()].output(0);
+  if (!casts_to_float) {
+    auto s = calibrated_stats_.find(core_input_.name);
+    if (s == calibrated_stats_.end())
+      throw InternalError(model_label_ + ": no calibration statistics for the preamble output '" +
+                          core_input_.name + "'");
+    core_input_params_ = asymmetric_int8(s->second.min, s->second.max);
+  }
+}
+
 void Compilation::split_tail() {
   auto consumers = graph_.consumers();
   std::unordered_map<std::string, size_t> producer;
@@ -755,7 +816,7 @@ void Compilation::split_tail() {
   logit_outputs_.clear();
   for (size_t r = graph_.nodes.size(); r-- > 0;) {
     const auto &node = graph_.nodes[r];
-    if (!kTailOps.count(node.op_type())) continue;
+    if (is_head_[r] || !kTailOps.count(node.op_type())) continue;
     if (kArithmetic.count(node.op_type())) {
       // A bias or scale right after a conv/matmul belongs with it on the core.
       bool after_linear = false;
@@ -788,8 +849,10 @@ void Compilation::split_tail() {
     seen.insert(tensor);
     auto p = producer.find(tensor);
     if (p == producer.end() || !is_tail_[p->second]) {
-      if (tensor == input_.name)
-        throw NotImplemented(model_label_ + ": the model input '" + tensor +
+      if (tensor == core_input_.name)
+        throw NotImplemented(model_label_ + ": the " +
+                             (tensor == input_.name ? "model input '" : "preamble output '") +
+                             tensor +
                              "' feeds host-only ops directly; nothing is left for the core");
       if (!is_float(tensor))
         throw NotImplemented(model_label_ + ": core output '" + tensor + "' is not float (" +
@@ -938,7 +1001,7 @@ void Compilation::plan_quantisation() {
   params_.clear();
   fused_.clear();
   report_.ranges.clear();
-  params_[input_.name] = input_params_;
+  params_[core_input_.name] = core_input_params_;
   auto needs_qdq = [&](const onnx::NodeProto &producer, const std::string &tensor) {
     if (boundary_set.count(tensor) || runs_int8(producer)) return true;
     auto c = consumers.find(tensor);
@@ -950,7 +1013,7 @@ void Compilation::plan_quantisation() {
     return false;
   };
   for (size_t i = 0; i < graph_.nodes.size(); ++i) {
-    if (is_tail_[i]) continue;
+    if (is_head_[i] || is_tail_[i]) continue;
     const auto &node = graph_.nodes[i];
     for (const auto &out : node.output()) {
       if (out.empty() || !is_float(out) || is_static(out)) continue;
@@ -1006,46 +1069,49 @@ onnx::ModelProto Compilation::build_core(const std::vector<std::string> &probes)
     return name;
   };
   auto float_name = [&](const std::string &t) {
-    return (t == input_.name || boundary_set.count(t)) ? t + "/float" : t;
+    return (t == core_input_.name || boundary_set.count(t)) ? t + "/float" : t;
   };
   // What core consumers read for tensor t: the dequantised value when t has a Q/DQ pair.
   auto read_name = [&](const std::string &t) {
-    if (t == input_.name) return t + "/float";
+    if (t == core_input_.name) return t + "/float";
     if (params_.count(t)) return t + "/dq";
     return float_name(t);
   };
 
   // Input: int8 NHWC padded -> drop pad channels -> NCHW if the model wants it -> dequantise.
-  std::string x = input_.name;
-  if (input_padded_channels_ != input_.channels) {
-    inits.push_back(int64_tensor(input_.name + "/starts", {1}, {0}));
-    inits.push_back(int64_tensor(input_.name + "/ends", {1}, {input_.channels}));
-    inits.push_back(int64_tensor(input_.name + "/axes", {1}, {3}));
+  std::string x = core_input_.name;
+  if (input_padded_channels_ != core_input_.channels) {
+    inits.push_back(int64_tensor(core_input_.name + "/starts", {1}, {0}));
+    inits.push_back(int64_tensor(core_input_.name + "/ends", {1}, {core_input_.channels}));
+    inits.push_back(int64_tensor(core_input_.name + "/axes", {1}, {3}));
     nodes.push_back(make_node(
-        "Slice", {x, input_.name + "/starts", input_.name + "/ends", input_.name + "/axes"},
-        {input_.name + "/unpadded"}, input_.name + "/unpad"));
-    x = input_.name + "/unpadded";
+        "Slice",
+        {x, core_input_.name + "/starts", core_input_.name + "/ends", core_input_.name + "/axes"},
+        {core_input_.name + "/unpadded"}, core_input_.name + "/unpad"));
+    x = core_input_.name + "/unpadded";
   }
-  if (input_.nchw) {
-    auto t = make_node("Transpose", {x}, {input_.name + "/nchw"}, input_.name + "/to_nchw");
+  if (core_input_.nchw) {
+    auto t =
+        make_node("Transpose", {x}, {core_input_.name + "/nchw"}, core_input_.name + "/to_nchw");
     set_attr(t, "perm", std::vector<int64_t>{0, 3, 1, 2});
     nodes.push_back(t);
-    x = input_.name + "/nchw";
+    x = core_input_.name + "/nchw";
   }
-  nodes.push_back(make_node("DequantizeLinear",
-                            {x, scalar_f(input_.name + "/scale", input_params_.scale),
-                             scalar_i8(input_.name + "/zero_point", input_params_.zero_point)},
-                            {input_.name + "/float"}, input_.name + "/dequantize"));
+  nodes.push_back(
+      make_node("DequantizeLinear",
+                {x, scalar_f(core_input_.name + "/scale", core_input_params_.scale),
+                 scalar_i8(core_input_.name + "/zero_point", core_input_params_.zero_point)},
+                {core_input_.name + "/float"}, core_input_.name + "/dequantize"));
 
   std::map<std::string, Shape> shapes;
   for (const auto &d : calib_program_->outputs())
     for (const char *suffix : {"", "/dq", "/float"}) shapes[d.name + suffix] = d.shape;
-  shapes[input_.name + "/float"] = input_shape_;
+  shapes[core_input_.name + "/float"] = input_shape_;
 
   std::vector<onnx::NodeProto> body;
   int weight_counter = 0;
   for (size_t i = 0; i < graph_.nodes.size(); ++i) {
-    if (is_tail_[i]) continue;
+    if (is_head_[i] || is_tail_[i]) continue;
     const onnx::NodeProto &original = graph_.nodes[i];
     onnx::NodeProto node = original;
     const std::string label = node_label(node);
@@ -1254,8 +1320,8 @@ onnx::ModelProto Compilation::build_core(const std::vector<std::string> &probes)
     if (!o.domain().empty() && o.domain() != "ai.onnx") *core.add_opset_import() = o;
   auto *g = core.mutable_graph();
   g->set_name(report_.model_name + "_core");
-  Shape in_shape{1, input_.height, input_.width, input_padded_channels_};
-  *g->add_input() = value_info(input_.name, onnx::TensorProto::INT8, in_shape);
+  Shape in_shape{1, core_input_.height, core_input_.width, input_padded_channels_};
+  *g->add_input() = value_info(core_input_.name, onnx::TensorProto::INT8, in_shape);
   for (const auto &o : core_outputs_)
     *g->add_output() = value_info(o.name, onnx::TensorProto::INT8, o.device_shape);
   for (const auto &probe : probes) {  // analysis only: intermediate tensors as extra outputs
@@ -1268,8 +1334,32 @@ onnx::ModelProto Compilation::build_core(const std::vector<std::string> &probes)
   for (auto &t : inits)
     if (added.insert(t.name()).second) *g->add_initializer() = std::move(t);
   report_.core_nodes = 0;
-  for (size_t i = 0; i < graph_.nodes.size(); ++i) report_.core_nodes += !is_tail_[i];
+  for (size_t i = 0; i < graph_.nodes.size(); ++i)
+    report_.core_nodes += !is_head_[i] && !is_tail_[i];
   return core;
+}
+
+// The float model's head nodes (split_head) as a float graph in the model's opset: the model
+// input in, the core's input out.
+std::optional<onnx::ModelProto> Compilation::build_preamble() const {
+  if (core_input_.name == input_.name) return std::nullopt;
+  onnx::ModelProto pre;
+  pre.set_ir_version(model_.ir_version());
+  pre.set_producer_name("axcompile");
+  *pre.mutable_opset_import() = model_.opset_import();
+  auto *g = pre.mutable_graph();
+  g->set_name(report_.model_name + "_preamble");
+  *g->add_input() = value_info(input_.name, onnx::TensorProto::FLOAT, input_shape_);
+  std::set<std::string> used;
+  for (size_t i = 0; i < graph_.nodes.size(); ++i) {
+    if (!is_head_[i]) continue;
+    for (const auto &in : graph_.nodes[i].input())
+      if (graph_.initializers.count(in)) used.insert(in);
+    *g->add_node() = graph_.nodes[i];
+  }
+  *g->add_output() = value_info(core_input_.name, onnx::TensorProto::FLOAT, input_shape_);
+  for (const auto &name : used) *g->add_initializer() = graph_.initializers.at(name);
+  return pre;
 }
 
 std::optional<onnx::ModelProto> Compilation::build_postamble() {
@@ -1325,9 +1415,13 @@ Compilation::Evaluation Compilation::evaluate(const std::vector<CalibrationFrame
   std::string core_bytes = serialize(build_core(probe_names), "core graph of " + model_label_);
   auto post_model = build_postamble();
   std::string post_bytes = post_model ? serialize(*post_model, "postamble of " + model_label_) : "";
-  std::shared_ptr<const engine::Program> core, post;
+  auto pre_model = build_preamble();
+  std::shared_ptr<const engine::Program> core, post, pre;
   try {
     core = engine::Program::from_bytes(core_bytes, "core.onnx of " + report_.model_name);
+    if (pre_model)
+      pre = engine::Program::from_bytes(serialize(*pre_model, "preamble of " + model_label_),
+                                        "preamble.onnx of " + report_.model_name);
     if (post_model)
       post = engine::Program::from_bytes(post_bytes, "postamble.onnx of " + report_.model_name);
   } catch (const Error &e) {
@@ -1336,6 +1430,8 @@ Compilation::Evaluation Compilation::evaluate(const std::vector<CalibrationFrame
   auto calib_exec = calib_program_->make_executor();
   auto core_exec = core->make_executor();
   auto post_exec = post ? post->make_executor() : nullptr;
+  auto pre_exec = pre ? pre->make_executor() : nullptr;
+  std::vector<float> core_in;  // the preamble's output
   const auto &outs = calib_program_->outputs();
   std::vector<std::vector<uint8_t>> float_bufs(outs.size());
   std::vector<void *> float_ptrs;
@@ -1365,16 +1461,22 @@ Compilation::Evaluation Compilation::evaluate(const std::vector<CalibrationFrame
     if (progress_) progress_(stage, static_cast<int>(f), static_cast<int>(frames.size()));
     std::vector<float> in = input_tensor(frames[f].bgr);
     calib_exec->run({in.data()}, float_ptrs);
+    if (pre_exec) {
+      core_in.resize(in.size());
+      pre_exec->run({in.data()}, {core_in.data()});
+    }
+    const std::vector<float> &x = pre_exec ? core_in : in;
     // Device input: NHWC, quantised, padded with the zero point.
-    const int h = input_.height, w = input_.width, c = input_.channels;
+    const int h = core_input_.height, w = core_input_.width, c = core_input_.channels;
     const int cp = static_cast<int>(input_padded_channels_);
     std::vector<int8_t> device_in(static_cast<size_t>(h) * w * cp,
-                                  static_cast<int8_t>(input_params_.zero_point));
+                                  static_cast<int8_t>(core_input_params_.zero_point));
     for (int y = 0; y < h; ++y)
       for (int xx = 0; xx < w; ++xx)
         for (int ch = 0; ch < c; ++ch) {
-          size_t src = input_.nchw ? (size_t(ch) * h + y) * w + xx : (size_t(y) * w + xx) * c + ch;
-          device_in[(size_t(y) * w + xx) * cp + ch] = quantize_int8(in[src], input_params_);
+          size_t src =
+              core_input_.nchw ? (size_t(ch) * h + y) * w + xx : (size_t(y) * w + xx) * c + ch;
+          device_in[(size_t(y) * w + xx) * cp + ch] = quantize_int8(x[src], core_input_params_);
         }
     core_exec->run({device_in.data()}, core_ptrs);
     for (size_t p = 0; p < probes.size(); ++p) {
@@ -1517,7 +1619,7 @@ void Compilation::mixed_precision_search() {
     plan();
     std::vector<std::string> probes;
     for (const auto &[t, p] : params_)
-      if (t != input_.name && is_float(t)) probes.push_back(t);
+      if (t != core_input_.name && is_float(t)) probes.push_back(t);
     Evaluation ev = evaluate(sens, probes, "sensitivity");
     std::ostringstream line;
     line << "round " << round << ": " << float_nodes_.size()
@@ -1537,7 +1639,7 @@ void Compilation::mixed_precision_search() {
       auto p = producer.find(t);
       if (p != producer.end())
         for (const auto &in : graph_.nodes[p->second].input()) {
-          if (in.empty() || is_static(in) || in == input_.name) continue;
+          if (in.empty() || is_static(in) || in == core_input_.name) continue;
           auto e = err.find(in);
           worst = std::max(worst, e != err.end() ? e->second : upstream(in));
         }
@@ -1580,21 +1682,27 @@ void Compilation::mixed_precision_search() {
   report_.target_metric = best_metric;
 }
 
-void Compilation::write_package(const std::string &core_bytes, const std::string *post_bytes) {
+void Compilation::write_package(const std::string &core_bytes, const std::string *pre_bytes,
+                                const std::string *post_bytes) {
   PackageContents contents;
   contents.name = report_.model_name;
   contents.batch = options_.batch;
   contents.core_bytes = core_bytes;
+  if (pre_bytes) contents.preamble_bytes = *pre_bytes;
+  contents.has_preamble = pre_bytes != nullptr;
   if (post_bytes) contents.postamble_bytes = *post_bytes;
   contents.has_postamble = post_bytes != nullptr;
   PackageTensor in;
-  in.name = input_.name;
-  in.shape = {1, input_.height, input_.width, input_padded_channels_};
-  in.padding = {0, 0, 0, 0, 0, 0, 0, input_padded_channels_ - input_.channels};
-  in.params = input_params_;
+  in.name = core_input_.name;
+  in.shape = {1, core_input_.height, core_input_.width, input_padded_channels_};
+  in.padding = {0, 0, 0, 0, 0, 0, 0, input_padded_channels_ - core_input_.channels};
+  in.params = core_input_params_;
+  in.original_shape = input_shape_;
+  in.layout = core_input_.nchw ? "NHWC" : "none";
   contents.inputs.push_back(in);
-  contents.input_preprocess.push_back(
-      {norm_.color_format, norm_.pixel_scale, norm_.mean, norm_.std});
+  // With a preamble the preprocessing makes the preamble's input, in the model input's layout.
+  contents.input_preprocess.push_back({norm_.color_format, norm_.pixel_scale, norm_.mean, norm_.std,
+                                       pre_bytes ? (input_.nchw ? "NCHW" : "NHWC") : ""});
   for (const auto &co : core_outputs_) {
     PackageTensor t;
     t.name = co.name;
@@ -1612,6 +1720,7 @@ void Compilation::write_package(const std::string &core_bytes, const std::string
                                                                                  : "minmax";
   contents.float_nodes = report_.float_nodes;
   for (const auto &[op, n] : report_.host_ops) contents.host_ops[op] = n;
+  for (const auto &[op, n] : report_.preamble_ops) contents.preamble_ops[op] = n;
   contents.calibration_images = report_.calibration_images;
   contents.source_model = fs::path(options_.model_path).filename().string();
   report_.package_bytes = write_package_atomically(report_.package_dir, contents);
@@ -1635,6 +1744,7 @@ CompileReport Compilation::run() {
   calibrate();
   fold_static_tensors();
   fold_batchnorm_and_bias();
+  split_head();
   resolve_forced_float_nodes();
   plan();
   mixed_precision_search();
@@ -1643,12 +1753,18 @@ CompileReport Compilation::run() {
   std::string core_bytes = serialize(core, "core graph of " + model_label_);
   auto post = build_postamble();
   std::string post_bytes = post ? serialize(*post, "postamble of " + model_label_) : "";
+  auto pre = build_preamble();
+  std::string pre_bytes = pre ? serialize(*pre, "preamble of " + model_label_) : "";
+  report_.preamble_ops.clear();
   for (size_t i = 0; i < graph_.nodes.size(); ++i)
-    if (is_float_node(graph_.nodes[i]) && !is_tail_[i])
+    if (is_head_[i]) ++report_.preamble_ops[graph_.nodes[i].op_type()];
+  for (size_t i = 0; i < graph_.nodes.size(); ++i)
+    if (is_float_node(graph_.nodes[i]) && !is_head_[i] && !is_tail_[i])
       report_.float_nodes.push_back(node_id(graph_.nodes[i]));
   for (const auto &co : core_outputs_)
     report_.core_outputs.push_back({co.name, 0, 0, co.params.scale, co.params.zero_point});
-  report_.core_inputs.push_back({input_.name, 0, 0, input_params_.scale, input_params_.zero_point});
+  report_.core_inputs.push_back(
+      {core_input_.name, 0, 0, core_input_params_.scale, core_input_params_.zero_point});
   for (auto &r : report_.core_outputs)
     if (auto f = fixed_ranges_.find(r.name); f != fixed_ranges_.end()) {
       r.min = static_cast<float>(f->second.first);
@@ -1657,7 +1773,7 @@ CompileReport Compilation::run() {
       r.min = static_cast<float>(s->second.min);
       r.max = static_cast<float>(s->second.max);
     }
-  write_package(core_bytes, post ? &post_bytes : nullptr);
+  write_package(core_bytes, pre ? &pre_bytes : nullptr, post ? &post_bytes : nullptr);
   return report_;
 }
 
@@ -1680,6 +1796,11 @@ std::string format_report(const CompileReport &r, bool all_ranges) {
   s << "\nhost      " << r.host_nodes << " nodes in postamble.onnx:";
   for (const auto &[op, n] : r.host_ops) s << " " << op << "x" << n;
   s << "\n";
+  if (!r.preamble_ops.empty()) {
+    s << "preamble ";
+    for (const auto &[op, n] : r.preamble_ops) s << " " << op << "x" << n;
+    s << " in preamble.onnx (host, before the core)\n";
+  }
   s << "precision " << r.core_int8_nodes << " core nodes with int8 weights, "
     << r.core_float_compute_nodes << " core nodes computing in float between Q/DQ ("
     << r.float_nodes.size() << " of them kept float by mixed precision; host ops on a real Metis)"

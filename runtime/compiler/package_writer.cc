@@ -92,14 +92,23 @@ std::string model_json_text(const PackageContents &c) {
     << "  \"core_graph\": \"core.onnx\",\n"
     << "  \"batch\": " << c.batch << ",\n"
     << "  \"input_tensor_layout\": \"NHWC\",\n"
-    << "  \"preamble_graph\": null,\n"
+    << "  \"preamble_graph\": " << (c.has_preamble ? "\"preamble.onnx\"" : "null") << ",\n"
     << "  \"postamble_graph\": " << (c.has_postamble ? "\"postamble.onnx\"" : "null") << ",\n"
-    << "  \"host_ops\": {\"postamble\": {";
-  bool first = true;
-  for (const auto &[op, n] : c.host_ops) {
-    s << (first ? "" : ", ") << quoted(op) << ": " << n;
-    first = false;
+    << "  \"host_ops\": {";
+  auto counts = [&s](const std::map<std::string, int> &ops) {
+    bool first = true;
+    for (const auto &[op, n] : ops) {
+      s << (first ? "" : ", ") << quoted(op) << ": " << n;
+      first = false;
+    }
+  };
+  if (c.has_preamble) {
+    s << "\"preamble\": {";
+    counts(c.preamble_ops);
+    s << "}, ";
   }
+  s << "\"postamble\": {";
+  counts(c.host_ops);
   s << "}, \"core_float_nodes\": " << list(c.float_nodes, quoted) << "}\n"
     << "}\n";
   return s.str();
@@ -142,7 +151,7 @@ std::string manifest_json_text(const PackageContents &c) {
     << "  \"dequantize_params\": " << params(c.outputs) << ",\n"
     << "  \"n_padded_ch_inputs\": " << pads(c.inputs) << ",\n"
     << "  \"n_padded_ch_outputs\": " << pads(c.outputs) << ",\n"
-    << "  \"preprocess_graph\": null,\n"
+    << "  \"preprocess_graph\": " << (c.has_preamble ? "\"preamble.onnx\"" : "null") << ",\n"
     << "  \"postprocess_graph\": " << (c.has_postamble ? "\"postamble.onnx\"" : "null") << ",\n"
     << "  \"input_names\": " << names(c.inputs) << ",\n"
     << "  \"output_names\": " << names(c.outputs) << ",\n"
@@ -153,10 +162,16 @@ std::string manifest_json_text(const PackageContents &c) {
             [&](const InputPreprocessInfo &p) {
               return "{\"color_format\": " + quoted(p.color_format) +
                      ", \"pixel_scale\": " + number(p.pixel_scale) +
-                     ", \"mean\": " + doubles(p.mean) + ", \"std\": " + doubles(p.std) + "}";
+                     ", \"mean\": " + doubles(p.mean) + ", \"std\": " + doubles(p.std) +
+                     (p.layout.empty() ? "" : ", \"layout\": " + quoted(p.layout)) + "}";
             })
-    << ",\n"
-    << "  \"output_info\": "
+    << ",\n";
+  if (c.has_preamble)  // the core's inputs are the preamble's outputs, shaped like the model's
+    s << "  \"input_info\": " << list(c.inputs, [&](const PackageTensor &t) {
+      return "{\"original_shape\": " + ints(batched(t.original_shape)) +
+             ", \"layout\": " + quoted(t.layout) + "}";
+    }) << ",\n";
+  s << "  \"output_info\": "
     << list(c.outputs,
             [&](const PackageTensor &t) {
               return "{\"original_shape\": " + ints(batched(t.original_shape)) +
@@ -184,6 +199,7 @@ uint64_t write_package_atomically(const std::string &directory, const PackageCon
     throw InvalidArgument("--output-dir " + target.string() + ": cannot create " +
                           temp.path.string() + " (" + ec.message() + ")");
   write_file(temp.path / "core.onnx", c.core_bytes);
+  if (c.has_preamble) write_file(temp.path / "preamble.onnx", c.preamble_bytes);
   if (c.has_postamble) write_file(temp.path / "postamble.onnx", c.postamble_bytes);
   write_file(temp.path / "model.json", model_json_text(c));
   write_file(temp.path / "manifest.json", manifest_json_text(c));

@@ -16,20 +16,23 @@ struct PackageTensor {
   std::vector<int64_t> shape;    // padded device shape of one item, NHWC, shape[0] == 1
   std::vector<int64_t> padding;  // low, high per dimension
   QuantParams params;
-  std::vector<int64_t> original_shape;  // outputs: the float model's shape
-  std::string layout = "none";          // outputs: "NHWC" when transposed from NCHW
+  std::vector<int64_t> original_shape;  // the float model's shape
+  std::string layout = "none";          // "NHWC" when the core transposes from/to NCHW
 };
 
 struct InputPreprocessInfo {
   std::string color_format;
   double pixel_scale;
   std::vector<double> mean, std;
+  std::string layout;  // with a preamble: the layout of its input ("NCHW"/"NHWC"); else empty
 };
 
 struct PackageContents {
   std::string name;
   int batch = 1;  // written as model.json batch and as shape[0] of every manifest shape
   std::string core_bytes;
+  bool has_preamble = false;  // preamble.onnx; inputs then get manifest "input_info"
+  std::string preamble_bytes;
   bool has_postamble = false;
   std::string postamble_bytes;
   std::vector<PackageTensor> inputs, outputs;
@@ -41,6 +44,7 @@ struct PackageContents {
   // postamble's op counts: model.json's "host_ops" record.
   std::vector<std::string> float_nodes;
   std::map<std::string, int> host_ops;
+  std::map<std::string, int> preamble_ops;  // written only with a preamble
 };
 
 std::string model_json_text(const PackageContents &contents);

@@ -1,6 +1,7 @@
 // Helpers the compiler tests share: run axcompile, read images into a model's float input, run
 // a float model through the engine and a package through the runtime API (the consumers' side
-// of docs/model-package.md: quantise + pad in, depad + dequantise + NHWC->NCHW + postamble out).
+// of docs/model-package.md: preamble + quantise + pad in, depad + dequantise + NHWC->NCHW +
+// postamble out).
 #pragma once
 
 #include <sys/wait.h>
@@ -128,6 +129,10 @@ class PackageModel {
     connection_ = context_->device_connect(nullptr, 1);
     instance_ = connection_->load_model_instance(model_);
     package_ = model_->package();
+    if (!package_->preamble_graph.empty()) {
+      preamble_ = axstream::engine::Program::from_file(package_->path_of(package_->preamble_graph));
+      pre_exec_ = preamble_->make_executor();
+    }
     if (!package_->postamble_graph.empty()) {
       postamble_ =
           axstream::engine::Program::from_file(package_->path_of(package_->postamble_graph));
@@ -136,8 +141,16 @@ class PackageModel {
   }
   const axstream::runtime::ModelPackage &package() const { return *package_; }
 
-  // `input` is the model's float input in its own layout (`nchw` says which).
-  Outputs run(const std::vector<float> &input, bool nchw, Outputs *core_outputs = nullptr) {
+  // `input` is the model's float input in its own layout (`nchw` says which). With a preamble,
+  // that runs first and its output (NCHW when input_info's layout is NHWC) is what is quantised.
+  Outputs run(const std::vector<float> &model_input, bool nchw, Outputs *core_outputs = nullptr) {
+    std::vector<float> preamble_output;
+    if (preamble_) {
+      preamble_output.resize(preamble_->outputs()[0].element_count());
+      pre_exec_->run({model_input.data()}, {preamble_output.data()});
+      nchw = package_->input_info[0].layout == "NHWC";
+    }
+    const std::vector<float> &input = preamble_ ? preamble_output : model_input;
     const auto inputs = model_->inputs();  // by value
     const auto &info = inputs[0];
     const int64_t h = info.shape[1], w = info.shape[2], cp = info.shape[3];
@@ -201,7 +214,8 @@ class PackageModel {
   std::shared_ptr<axstream::runtime::Connection> connection_;
   std::shared_ptr<axstream::runtime::ModelInstance> instance_;
   std::shared_ptr<const axstream::runtime::ModelPackage> package_;
-  std::shared_ptr<const axstream::engine::Program> postamble_;
+  std::shared_ptr<const axstream::engine::Program> preamble_, postamble_;
+  std::unique_ptr<axstream::engine::Executor> pre_exec_;
   std::unique_ptr<axstream::engine::Executor> post_exec_;
 };
 

@@ -1,9 +1,11 @@
 #!/usr/bin/python3
 """Writes the seeded FLOAT test models the compiler tests quantise, plus calibration and
 held-out images: a small ResNet-style classifier (NCHW, Softmax tail) and a two-output
-detector-like model (NHWC input like BlazeFace, Transpose/Reshape/Sigmoid tails).
+detector-like model (NHWC input like BlazeFace, Transpose/Reshape/Sigmoid tails), and two small
+classifiers with an unquantisable head (Cast+Sqrt on an NHWC input, a Pow gamma on an NCHW one).
 
-usage: make_float_models.py OUTDIR   -> OUTDIR/{classifier,detector,dynamic,unsupported}.onnx, OUTDIR/calib/*.png,
+usage: make_float_models.py OUTDIR   -> OUTDIR/{classifier,detector,dynamic,unsupported,
+                                        preamble_nhwc,preamble_nchw}.onnx, OUTDIR/calib/*.png,
                                         OUTDIR/heldout/*.png
 """
 import os
@@ -117,6 +119,32 @@ def detector():
                    "detector")
 
 
+def preamble_model(nchw):
+    """A small classifier whose head the int8 core has no kernel for: Cast + Sqrt (NHWC input,
+    then the Transpose to NCHW that the NHWC device input absorbs) or a Pow gamma (NCHW input).
+    axcompile splits the head off into preamble.onnx."""
+    b = Builder(2468 if nchw else 1357)
+    if nchw:
+        x = b.node("Pow", ["image", b.const(np.array(0.45, np.float32), "gamma")])
+    else:
+        x = b.node("Cast", ["image"], to=TensorProto.FLOAT)
+        x = b.node("Sqrt", [x])
+        x = b.node("Transpose", [x], perm=[0, 3, 1, 2])
+    x = b.conv_bn(x, 3, 8, stride=2)    # 16x16
+    x = b.conv_bn(x, 8, 16, stride=2)   # 8x8
+    x = b.conv_bn(x, 16, 16)
+    x = b.node("GlobalAveragePool", [x])
+    x = b.node("Flatten", [x], axis=1)
+    w = b.rng.normal(0, np.sqrt(1.0 / 16), (10, 16)).astype(np.float32)
+    logits = b.node("Gemm", [x, b.const(w, "fc_w"), b.const(b.rng.normal(0, 0.1, 10).astype(np.float32), "fc_b")],
+                    transB=1)
+    b.nodes.append(helper.make_node("Softmax", [logits], ["probs"], name="softmax", axis=-1))
+    shape = [1, 3, 32, 32] if nchw else [1, 32, 32, 3]
+    return b.model([helper.make_tensor_value_info("image", TensorProto.FLOAT, shape)],
+                   [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, 10])],
+                   "preamble_nchw" if nchw else "preamble_nhwc")
+
+
 def images(directory, count, seed):
     """Smooth seeded scenes (gradients, discs, boxes, noise) so activations look natural."""
     os.makedirs(directory, exist_ok=True)
@@ -146,6 +174,8 @@ def main():
     onnx.save(detector(), os.path.join(out, "detector.onnx"))
     onnx.save(dynamic_classifier(), os.path.join(out, "dynamic.onnx"))
     onnx.save(unsupported(), os.path.join(out, "unsupported.onnx"))
+    onnx.save(preamble_model(nchw=False), os.path.join(out, "preamble_nhwc.onnx"))
+    onnx.save(preamble_model(nchw=True), os.path.join(out, "preamble_nchw.onnx"))
     images(os.path.join(out, "calib"), 16, 7)
     images(os.path.join(out, "heldout"), 4, 8)
 

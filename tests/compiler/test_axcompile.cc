@@ -96,6 +96,62 @@ TEST(Axcompile, PackageRecordsPaddedNhwcIoPreprocessingAndPostamble) {
   EXPECT_TRUE(fs::exists(pkg / "postamble.onnx"));
   std::string manifest = read_text(pkg / "manifest.json");
   EXPECT_NE(manifest.find("\"calibration_images\": 6"), std::string::npos) << manifest;
+  // The NHWC -> NCHW Transpose at the input is the device layout: no preamble.
+  EXPECT_EQ(package->preamble_graph, "");
+  EXPECT_FALSE(fs::exists(pkg / "preamble.onnx"));
+  EXPECT_NE(manifest.find("\"preprocess_graph\": null"), std::string::npos) << manifest;
+  EXPECT_EQ(manifest.find("input_info"), std::string::npos) << manifest;
+  EXPECT_NE(read_text(pkg / "model.json").find("\"preamble_graph\": null"), std::string::npos);
+}
+
+// The float input of the core: the preamble's output, read back from the package.
+struct PreambleCase {
+  const char *model;
+  bool nchw;
+  const char *head_op;      // the op the preamble ends with
+  const char *core_layout;  // input_info layout
+  std::vector<int64_t> shape;
+};
+
+void check_preamble_package(const PreambleCase &c) {
+  TempDir dir(c.model);
+  fs::path pkg = dir.path / "pkg";
+  double cosine =
+      compile_and_compare({(std::string(c.model) + ".onnx").c_str(), {32, 32, c.nchw}, {}}, pkg);
+  std::cout << c.model << ": cosine(preamble + core, float) on held-out images = " << cosine
+            << "\n";
+  EXPECT_GE(cosine, 0.99);
+  ASSERT_TRUE(fs::exists(pkg / "preamble.onnx"));
+  auto package = axstream::runtime::load_model_package(pkg.string());
+  EXPECT_EQ(package->preamble_graph, "preamble.onnx");
+  const std::string manifest = read_text(pkg / "manifest.json");
+  EXPECT_NE(manifest.find("\"preprocess_graph\": \"preamble.onnx\""), std::string::npos);
+  EXPECT_NE(read_text(pkg / "model.json").find("\"preamble\": {"), std::string::npos);
+  // preamble.onnx: the model input in, the core input out (same name, the model input's shape).
+  auto preamble = axstream::engine::Program::from_file((pkg / "preamble.onnx").string());
+  ASSERT_EQ(preamble->inputs().size(), 1u);
+  ASSERT_EQ(preamble->outputs().size(), 1u);
+  EXPECT_EQ(preamble->inputs()[0].name, "image");
+  EXPECT_EQ(preamble->inputs()[0].shape, c.shape);
+  EXPECT_EQ(preamble->outputs()[0].shape, c.shape);
+  ASSERT_EQ(package->inputs.size(), 1u);
+  EXPECT_EQ(package->inputs[0].name, preamble->outputs()[0].name);
+  EXPECT_NE(package->inputs[0].name.find(c.head_op), std::string::npos) << package->inputs[0].name;
+  EXPECT_EQ(package->inputs[0].shape, (std::vector<int64_t>{1, 32, 32, 4}));
+  ASSERT_EQ(package->input_info.size(), 1u);
+  EXPECT_EQ(package->input_info[0].layout, c.core_layout);
+  EXPECT_EQ(package->input_info[0].original_shape, c.shape);
+  ASSERT_TRUE(package->input_preprocess[0].has_value());
+  EXPECT_EQ(package->input_preprocess[0]->layout, c.nchw ? "NCHW" : "NHWC");
+}
+
+TEST(Axcompile, CastAndSqrtHeadOfNhwcModelGoesToThePreamble) {
+  // Cast + Sqrt are split off; the Transpose to NCHW after them stays on the core.
+  check_preamble_package({"preamble_nhwc", false, "sqrt", "none", {1, 32, 32, 3}});
+}
+
+TEST(Axcompile, PowHeadOfNchwModelGoesToThePreambleAndTheCoreTakesItTransposed) {
+  check_preamble_package({"preamble_nchw", true, "pow", "NHWC", {1, 3, 32, 32}});
 }
 
 TEST(Axcompile, ForcedFloatNodesKeepFloatWeightsAndAreRecordedAsHostOps) {

@@ -88,3 +88,53 @@ def test_python_m_entry_point_passes_arguments_to_axcompile(float_models, tmp_pa
     assert result.returncode == 0, result.stderr
     assert "package" in result.stdout
     assert (tmp_path / "cli_pkg" / "model.json").is_file()
+
+
+def test_compile_splits_an_unquantisable_head_into_a_preamble_the_caller_runs(float_models,
+                                                                               tmp_path):
+    """preamble_nhwc starts with Cast + Sqrt: axcompile writes them to preamble.onnx, the model
+    exposes it as a property and the caller runs it before quantising into the core input."""
+    require_axcompile()
+    import json
+    import onnx
+    pkg = pathlib.Path(axr.compile(float_models / "preamble_nhwc.onnx", float_models / "calib",
+                                   tmp_path / "pre", num_calib=8, check=False))
+    model_json = json.loads((pkg / "model.json").read_text())
+    manifest = json.loads((pkg / "manifest.json").read_text())
+    assert model_json["preamble_graph"] == "preamble.onnx"
+    assert manifest["preprocess_graph"] == "preamble.onnx"
+    assert model_json["host_ops"]["preamble"] == {"Cast": 1, "Sqrt": 1}
+    preamble = onnx.load(str(pkg / "preamble.onnx"))
+    assert [n.op_type for n in preamble.graph.node] == ["Cast", "Sqrt"]
+    assert preamble.graph.input[0].name == "image"
+    assert preamble.graph.output[0].name == manifest["input_names"][0]
+    assert manifest["input_info"] == [{"original_shape": [1, 32, 32, 3], "layout": "none"}]
+    assert manifest["input_preprocess"][0]["layout"] == "NHWC"
+
+    with axr.Context() as context:
+        model = context.load_model(str(pkg))
+        assert model.properties["preamble_graph"] == "preamble.onnx"
+        (i,) = model.inputs()
+        (o,) = model.outputs()
+        # The host side: pixels 0..255 -> model input (pixel_scale 1/255) -> preamble -> quantise.
+        pixels = np.random.default_rng(3).integers(0, 256, (1, 32, 32, 3)).astype(np.float32)
+        core_input = np.sqrt(pixels / 255.0)
+        q = np.clip(np.round(core_input / i.scale) + i.zero_point, -128, 127).astype(np.int8)
+        data = np.full(i.shape, i.zero_point, dtype=np.int8)
+        data[..., :3] = q
+        out = np.empty(o.shape, dtype=o.dtype)
+        context.device_connect(None, 1).load_model_instance(model).run([data], [out])
+        assert np.any(out != o.zero_point)
+        # Sqrt of 0..1 is 0..1: the core input's range is the calibrated one, not the pixels'.
+        assert 0.9 / 255 < i.scale < 1.1 / 255
+
+
+def test_compile_model_without_a_head_to_split_has_no_preamble(float_models, tmp_path):
+    require_axcompile()
+    import json
+    pkg = pathlib.Path(axr.compile(float_models / "detector.onnx", float_models / "calib",
+                                   tmp_path / "det", num_calib=6, check=False))
+    assert json.loads((pkg / "model.json").read_text())["preamble_graph"] is None
+    manifest = json.loads((pkg / "manifest.json").read_text())
+    assert manifest["preprocess_graph"] is None and "input_info" not in manifest
+    assert not (pkg / "preamble.onnx").exists()

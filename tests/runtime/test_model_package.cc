@@ -90,6 +90,9 @@ TEST_F(PackageFixture, ReadsTensorInfoFromTheManifest) {
   EXPECT_EQ(package->output_info[0].original_shape, (std::vector<int64_t>{1, 1000}));
   EXPECT_EQ(package->output_info[0].layout, "none");
   EXPECT_FALSE(package->input_preprocess[0].has_value());
+  ASSERT_EQ(package->input_info.size(), 1u);  // absent: the unpadded shape, no transpose
+  EXPECT_EQ(package->input_info[0].original_shape, (std::vector<int64_t>{1, 32, 32, 3}));
+  EXPECT_EQ(package->input_info[0].layout, "none");
   EXPECT_EQ(package->preamble_graph, "");
   EXPECT_EQ(package->postamble_graph, "");
 }
@@ -386,6 +389,16 @@ const CorruptCase kCorruptCases[] = {
      " \"output_info\"",
      " \"input_preprocess\": [{\"color_format\": \"YUV\"}], \"output_info\"",
      {"manifest.json", "'input_preprocess[0].color_format'", "YUV"}},
+    {"preprocess_bad_layout",
+     "manifest.json",
+     " \"output_info\"",
+     " \"input_preprocess\": [{\"layout\": \"CHW\"}], \"output_info\"",
+     {"manifest.json", "'input_preprocess[0].layout'", "CHW"}},
+    {"input_info_wrong_elements",
+     "manifest.json",
+     " \"output_info\"",
+     " \"input_info\": [{\"original_shape\": [1, 3, 32, 31]}], \"output_info\"",
+     {"manifest.json", "'input_info[0].original_shape'", "3072 elements of the unpadded input"}},
     {"postprocess_differs_from_model",
      "manifest.json",
      " \"output_info\"",

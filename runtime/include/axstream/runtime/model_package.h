@@ -18,6 +18,9 @@ struct InputPreprocess {
   double pixel_scale = 1.0;
   std::vector<double> mean;  // one per colour channel (3, or 1 for GRAY); empty = 0
   std::vector<double> std;   // one per colour channel; empty = 1
+  // With a preamble: the layout of the float tensor made here, the preamble's input ("NCHW" or
+  // "NHWC"). Without one the float tensor is quantised straight into the NHWC device input.
+  std::string layout = "NHWC";
 };
 
 // manifest.json "output_info" entry: the float model's shape of this output and whether the core
@@ -26,6 +29,10 @@ struct OutputInfo {
   std::vector<int64_t> original_shape;  // defaults to the unpadded shape
   std::string layout = "none";          // "NHWC" or "none"
 };
+
+// manifest.json "input_info" entry (packages with a preamble): the float shape of the preamble
+// output this input carries, and "NHWC" when the core takes it transposed from NCHW.
+using InputInfo = OutputInfo;
 
 struct ModelPackage {
   std::string directory;        // the package directory as given (no trailing '/')
@@ -42,6 +49,7 @@ struct ModelPackage {
   std::vector<TensorInfo> outputs;
   std::vector<std::optional<InputPreprocess>> input_preprocess;  // one per input
   std::vector<OutputInfo> output_info;                           // one per output
+  std::vector<InputInfo> input_info;                             // one per input
 
   // Absolute-or-as-given path of a file named relative to the package directory.
   std::string path_of(const std::string &relative) const { return directory + "/" + relative; }

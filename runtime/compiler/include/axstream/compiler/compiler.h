@@ -84,6 +84,7 @@ struct CompileReport {
   bool reference_on_calibration_images = false;  // too few images to hold any out
   int core_nodes = 0, core_int8_nodes = 0, host_nodes = 0;
   std::map<std::string, int> core_ops, host_ops;  // op type -> count
+  std::map<std::string, int> preamble_ops;        // op type -> count in preamble.onnx
   std::vector<TensorRange> ranges;                // every quantised activation
   std::vector<std::string> clipped_logits;        // ranges clipped to +-logit_clip
   std::vector<std::string> softmax_logits;        // Softmax inputs keeping their raw maximum
