@@ -196,6 +196,16 @@ int main(int argc, char **argv) {
                  axr_num_model_inputs(model), axr_num_model_outputs(model));
     return 1;
   }
+  // The image is quantised straight into the core input; a package whose head runs on the host
+  // first (preamble.onnx) needs that run, which this example does not do (axpreprocess does).
+  const char *preamble = axr_get_property(axr_get_model_properties(model), "preamble_graph");
+  if (preamble != nullptr && *preamble != '\0') {
+    std::fprintf(stderr,
+                 "model '%s' has a preamble (%s) to run on the host before the core; this "
+                 "example feeds the core directly and does not run preambles\n",
+                 options.model.c_str(), preamble);
+    return 1;
+  }
   const axrTensorInfo input_info = axr_get_model_input(model, 0);
   const axrTensorInfo output_info = axr_get_model_output(model, 0);
   if (input_info.ndims != 4 || input_info.type != AXR_SIGNED || input_info.bits != 8) {

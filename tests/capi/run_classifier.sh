@@ -28,3 +28,12 @@ if [ "$threads" -ne 3 ]; then
   echo "FAIL: expected 3 threads reporting, got $threads"
   exit 1
 fi
+# A package with a preamble is refused, naming it (the example does not run preambles).
+if refusal=$("$classifier" "$AXSTREAM_TEST_MODELS/resnet_tiny_pre" "$image" "$labels" 2>&1); then
+  echo "FAIL: the example ran resnet_tiny_pre without its preamble: $refusal"
+  exit 1
+fi
+case "$refusal" in
+  *preamble.onnx*) ;;
+  *) echo "FAIL: expected an error naming preamble.onnx, got: $refusal"; exit 1 ;;
+esac
