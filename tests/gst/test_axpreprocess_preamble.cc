@@ -95,6 +95,48 @@ TEST(AxPreprocessPreamble, HandMadeNormalisationPreambleGivesTheFastPathsTensor)
   EXPECT_LE(differing, got.size() / 100) << differing << " of " << got.size() << " bytes differ";
 }
 
+// roi=objects: each ROI's tensor goes through the preamble too (per-ROI preprocessors are made
+// from the same pixel spec).
+TEST(AxPreprocessPreamble, ObjectTensorsRunThePreambleToo) {
+  AXTEST_REQUIRE_MODEL(with_preamble, "resnet_tiny_pre");
+  AXTEST_REQUIRE_MODEL(without, "resnet_tiny");
+  std::vector<axtest::Bytes> tensors[2];
+  const std::string props[2] = {"roi=objects resize=stretch std=0.00392156862745098",
+                                "roi=objects resize=stretch"};
+  const std::string models[2] = {with_preamble, without};
+  for (int k = 0; k < 2; ++k) {
+    const std::string launch = "axpreprocess model=\"" + models[k] + "\" " + props[k];
+    GstHarness *h = gst_harness_new_parse(launch.c_str());
+    gst_harness_set_src_caps_str(h, rgb_caps(64, 48).c_str());
+    GstBuffer *frame = random_rgb_frame(64, 48, 17, nullptr);
+    gst_buffer_add_video_region_of_interest_meta(frame, "face", 4, 6, 30, 20);
+    gst_buffer_add_video_region_of_interest_meta(frame, "face", 20, 10, 40, 36);
+    ASSERT_EQ(gst_harness_push(h, frame), GST_FLOW_OK);
+    GstBuffer *out = gst_harness_pull(h);
+    ASSERT_NE(out, nullptr);
+    gpointer state = nullptr;
+    while (GstMeta *meta =
+               gst_buffer_iterate_meta_filtered(out, &state, GST_AX_TENSOR_META_API_TYPE)) {
+      GstMapInfo map;
+      GstBuffer *t = reinterpret_cast<GstAxTensorMeta *>(meta)->tensors;
+      gst_buffer_map(t, &map, GST_MAP_READ);
+      tensors[k].emplace_back(map.data, map.data + map.size);
+      gst_buffer_unmap(t, &map);
+    }
+    gst_buffer_unref(out);
+    gst_harness_teardown(h);
+  }
+  ASSERT_EQ(tensors[0].size(), 2u);
+  ASSERT_EQ(tensors[1].size(), 2u);
+  for (size_t r = 0; r < 2; ++r) {
+    ASSERT_EQ(tensors[0][r].size(), tensors[1][r].size());
+    int max_diff = 0;
+    const size_t differing = count_differing(tensors[0][r], tensors[1][r], &max_diff);
+    EXPECT_LE(max_diff, 1) << "roi " << r;
+    EXPECT_LE(differing, tensors[0][r].size() / 100) << "roi " << r;
+  }
+}
+
 // A preamble whose output is not the core input's shape is refused at caps time, naming it.
 TEST(AxPreprocessPreamble, PreambleNotFittingTheCoreInputIsNotNegotiated) {
   AXTEST_REQUIRE_MODEL(source, "resnet_tiny_pre");
