@@ -1,6 +1,7 @@
 #include "ax_preamble_input.h"
 
 #include <algorithm>
+#include <cmath>
 #include <optional>
 
 #include "axstream/error.h"
@@ -120,7 +121,8 @@ void PreambleInput::run(const int8_t *pixels, int8_t *device) const {
       for (int c = 0; c < core_channels_; ++c) {
         const float v =
             core_input_[output_nchw_ ? size_t(c) * core_plane + p : p * core_channels_ + c];
-        row[c] = pp::quantise(v, scale_q_, zero_point_);
+        // NaN (e.g. Sqrt of a negative input) has no int8 value: the zero point, i.e. 0.
+        row[c] = std::isnan(v) ? int8_t(zero_point_) : pp::quantise(v, scale_q_, zero_point_);
       }
     }
 }

@@ -23,8 +23,8 @@
  * the int8 core has no kernel for it): the fused pass makes the preamble input's pixels instead,
  * which become the float model input (normalised, in the layout `input_preprocess.layout`
  * names), run through preamble.onnx on the engine; its output is quantised with the core input's
- * scale and zero point, transposed to NHWC when `input_info` says so, and padded. Packages
- * without one keep the single int8 pass.
+ * scale and zero point (NaN: the zero point), transposed to NHWC when `input_info` says so,
+ * and padded. Packages without one keep the single int8 pass.
  *
  * Secondary inference: with `roi=objects` the element makes one tensor per detected object
  * (GstVideoRegionOfInterestMeta from an upstream axdecode) instead of one per frame, each a
