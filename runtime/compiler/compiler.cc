@@ -924,41 +924,45 @@ void Compilation::clip_logit_ranges() {
     if (lo > s->second.raw_min || hi < s->second.raw_max) report_.clipped_logits.push_back(tensor);
   };
   auto consumers = graph_.consumers();
-  std::function<void(const std::string &, int)> walk_up = [&](const std::string &tensor,
-                                                              int depth) {
-    // Only a tensor read by nothing else (x * sigmoid(x) needs the full range of x).
-    auto c = consumers.find(tensor);
-    if (c == consumers.end() || c->second.size() != 1 || graph_.is_output(tensor)) return;
-    clip_tensor(tensor);
-    auto p = producer.find(tensor);
-    if (p == producer.end() || depth > 8) return;
-    const auto &node = graph_.nodes[p->second];
-    if (kDataMovement.count(node.op_type()) || node.op_type() == "Concat")
-      for (const auto &in : node.input())
-        if (!in.empty() && !is_static(in)) walk_up(in, depth + 1);
+  // Visits `start` and the tensors it is copied from through data movement or Concat (up to 8
+  // steps); `visit` returns false to stop there.
+  auto walk_up = [&](const std::string &start,
+                     const std::function<bool(const std::string &)> &visit) {
+    std::function<void(const std::string &, int)> step = [&](const std::string &tensor, int depth) {
+      if (!visit(tensor)) return;
+      auto p = producer.find(tensor);
+      if (p == producer.end() || depth > 8) return;
+      const auto &node = graph_.nodes[p->second];
+      if (kDataMovement.count(node.op_type()) || node.op_type() == "Concat")
+        for (const auto &in : node.input())
+          if (!in.empty() && !is_static(in)) step(in, depth + 1);
+    };
+    step(start, 0);
   };
   // Softmax logits: the largest logit of each row (the class a CTC decoder or a classifier
   // picks) is the rare tail a percentile clips, and clipped top logits tie. Their range keeps
   // the raw maximum.
-  std::function<void(const std::string &, int)> keep_max = [&](const std::string &tensor,
-                                                               int depth) {
+  auto keep_max = [&](const std::string &tensor) {
     auto s = stats_.find(tensor);
     if (s != stats_.end() && !fixed_ranges_.count(tensor) && s->second.max < s->second.raw_max) {
       s->second.max = s->second.raw_max;
       report_.softmax_logits.push_back(tensor);
     }
-    auto p = producer.find(tensor);
-    if (p == producer.end() || depth > 8) return;
-    const auto &node = graph_.nodes[p->second];
-    if (kDataMovement.count(node.op_type()) || node.op_type() == "Concat")
-      for (const auto &in : node.input())
-        if (!in.empty() && !is_static(in)) keep_max(in, depth + 1);
+    return true;
   };
   for (const auto &node : graph_.nodes)
-    if (node.op_type() == "Softmax" || node.op_type() == "LogSoftmax") keep_max(node.input(0), 0);
+    if (node.op_type() == "Softmax" || node.op_type() == "LogSoftmax")
+      walk_up(node.input(0), keep_max);
   if (!(clip > 0)) return;
+  auto clip_sigmoid_input = [&](const std::string &tensor) {
+    // Only a tensor read by nothing else (x * sigmoid(x) needs the full range of x).
+    auto c = consumers.find(tensor);
+    if (c == consumers.end() || c->second.size() != 1 || graph_.is_output(tensor)) return false;
+    clip_tensor(tensor);
+    return true;
+  };
   for (const auto &node : graph_.nodes)
-    if (node.op_type() == "Sigmoid") walk_up(node.input(0), 0);
+    if (node.op_type() == "Sigmoid") walk_up(node.input(0), clip_sigmoid_input);
   for (const auto &out : graph_.outputs) {
     auto b = boundaries_of_output_.find(out);
     if (b == boundaries_of_output_.end() || b->second.size() != 1 || !is_float(out)) continue;
