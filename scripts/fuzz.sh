@@ -23,7 +23,12 @@ if [ ! -f "$BUILD/build.ninja" ]; then
 fi
 # Only the targets and the test packages they are seeded from, not the whole tree.
 # shellcheck disable=SC2046
-ninja -C "$BUILD" -j"$JOBS" tests/data/models.stamp $(for t in $TARGETS; do printf 'fuzz/%s ' "$t"; done)
+targets="tests/data/models.stamp $(for t in $TARGETS; do printf 'fuzz/%s ' "$t"; done)"
+# BUILD_ONLY=1: configure and build, no runs (scripts/test.sh builds ahead in the background).
+# shellcheck disable=SC2086
+[ "${BUILD_ONLY:-0}" = 1 ] && exec ninja -C "$BUILD" -j"$JOBS" $targets
+# shellcheck disable=SC2086
+ninja -C "$BUILD" -j"$JOBS" $targets
 echo "[fuzz] build done at $(date -u +%H:%M:%S); CPU (user, system) of this script and of its children:"
 times
 

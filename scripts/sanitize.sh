@@ -3,7 +3,8 @@
 # one `meson test` run (so build-asan/meson-logs/testlog.json holds every result; scripts/test.sh
 # counts it in CI).
 #   scripts/sanitize.sh [SUITE...]        default: every suite
-# Env: BUILD_DIR (build-asan), JOBS (ninja -j, default 2), MESON_TEST_ARGS (extra args).
+# Env: BUILD_DIR (build-asan), JOBS (ninja -j, default 2), MESON_TEST_ARGS (extra args),
+# BUILD_ONLY=1 (configure and build only).
 #
 # Every test runs through scripts/asan-wrapper.sh: libasan preloaded (uninstrumented python3
 # and gst-launch-1.0 then load our instrumented extension/plugin), leak detection on for our
@@ -21,6 +22,8 @@ if [ ! -f "$BUILD/build.ninja" ]; then
     -Dcpp_args="-O1 -g1 -fno-omit-frame-pointer" -Dc_args="-O1 -g1 -fno-omit-frame-pointer" \
     -Dbenchmarks=disabled
 fi
+# BUILD_ONLY=1: configure and build, no tests (scripts/test.sh builds ahead in the background).
+[ "${BUILD_ONLY:-0}" = 1 ] && exec ninja -C "$BUILD" -j"$JOBS"
 ninja -C "$BUILD" -j"$JOBS"
 echo "[sanitize] build done at $(date -u +%H:%M:%S); CPU (user, system) of this script and of its children:"
 times

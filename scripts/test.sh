@@ -7,7 +7,8 @@
 # Env: AXSTREAM_CI_SANITIZE=0 / AXSTREAM_CI_FUZZ=0 skip a stage; AXSTREAM_SANITIZE_SUITES: the
 # suites of the sanitized stage (default: all of them, listed below); AXSTREAM_FUZZ_SECONDS (20)
 # is the fuzzing time per target; AXSTREAM_BUILD (build), AXSTREAM_BUILD_ASAN (build-asan),
-# AXSTREAM_BUILD_FUZZ (build-fuzz) are the build directories.
+# AXSTREAM_BUILD_FUZZ (build-fuzz) are the build directories; AXSTREAM_CI_PREBUILD=0: no
+# background build of the next stage while a stage's tests run.
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -31,16 +32,39 @@ if ! "$here/scripts/setup.sh"; then
   exit 1
 fi
 
+# While a stage's tests run, the next stage's build goes ahead in the background, one job at the
+# lowest priority: the tests leave a core idle much of the time (one long test at the end, waits
+# on subprocesses). It is stopped when the tests end, and the stage's own build (-j2) goes on from
+# where it got to (ninja removes the outputs of the commands it interrupts). Log:
+# <build dir>.prebuild.log. AXSTREAM_CI_PREBUILD=0 turns this off.
+prebuild_pid=
+prebuild() {  # SCRIPT BUILD_DIR, in a process group of its own (setsid) to stop it whole
+  [[ ${AXSTREAM_CI_PREBUILD:-1} != 0 ]] || return 0
+  BUILD_ONLY=1 JOBS=1 BUILD_DIR=$2 setsid nice -n 19 "$1" >"$2.prebuild.log" 2>&1 &
+  prebuild_pid=$!
+}
+stop_prebuild() {
+  [[ -n $prebuild_pid ]] || return 0
+  kill -TERM -- "-$prebuild_pid" 2>/dev/null
+  wait "$prebuild_pid" 2>/dev/null
+  prebuild_pid=
+}
+sanitize_on=${AXSTREAM_CI_SANITIZE:-1}
+fuzz_on=${AXSTREAM_CI_FUZZ:-1}
+command -v clang++ >/dev/null || fuzz_on=missing
+
 # Tests reserve simulated devices: give this run its own runtime directory.
 export AXSTREAM_RUNTIME_DIR=${AXSTREAM_RUNTIME_DIR:-$(mktemp -d /tmp/axstream-test.XXXXXX)}
 logs=()
 failed_stages=0
 
 stamp "plain build: meson test"
+[[ $sanitize_on != 0 ]] && prebuild "$here/scripts/sanitize.sh" "$build_asan"
 meson test -C "$build" --print-errorlogs --num-processes 2 "$@" || failed_stages=$((failed_stages + 1))
+stop_prebuild
 logs+=("plain=$build/meson-logs/testlog.json")
 
-if [[ ${AXSTREAM_CI_SANITIZE:-1} != 0 ]]; then
+if [[ $sanitize_on != 0 ]]; then
   stamp "ASan+UBSan build ($build_asan): build and the sanitized suites"
   # meson names the log after the --wrapper (scripts/asan-wrapper.sh).
   rm -f "$build_asan/meson-logs/testlog-asan-wrapper.sh.json"
@@ -51,17 +75,22 @@ if [[ ${AXSTREAM_CI_SANITIZE:-1} != 0 ]]; then
   sanitize_suites=${AXSTREAM_SANITIZE_SUITES-hal runtime engine gst capi compiler reliability pipelines}
   # Tests in suite 'long' (the real-model compile, ~6 min under ASan) run in the plain stage only:
   # the CI budget is 30 min on 2 cores.
+  # The fuzz build goes ahead once the sanitized build is done and its tests run.
+  BUILD_ONLY=1 BUILD_DIR=$build_asan "$here/scripts/sanitize.sh" || failed_stages=$((failed_stages + 1))
+  stamp "ASan+UBSan build done: the sanitized suites"
+  [[ $fuzz_on == 1 ]] && prebuild "$here/scripts/fuzz.sh" "$build_fuzz"
   # shellcheck disable=SC2086
   MESON_TEST_ARGS="--no-suite long ${MESON_TEST_ARGS:-}" \
     BUILD_DIR=$build_asan "$here/scripts/sanitize.sh" $sanitize_suites \
     || failed_stages=$((failed_stages + 1))
+  stop_prebuild
   logs+=("sanitized=$build_asan/meson-logs/testlog-asan-wrapper.sh.json")
 fi
 
-if [[ ${AXSTREAM_CI_FUZZ:-1} != 0 ]]; then
+if [[ $fuzz_on != 0 ]]; then
   stamp "libFuzzer build ($build_fuzz): replays + ${AXSTREAM_FUZZ_SECONDS:-20} s per target"
   rm -f "$build_fuzz/meson-logs/testlog.json"
-  if command -v clang++ >/dev/null; then
+  if [[ $fuzz_on == 1 ]]; then
     BUILD_DIR=$build_fuzz "$here/scripts/fuzz.sh" "${AXSTREAM_FUZZ_SECONDS:-20}" \
       || failed_stages=$((failed_stages + 1))
   else
