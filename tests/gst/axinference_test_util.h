@@ -73,16 +73,15 @@ inline GstBuffer *frame_with_tensor(const std::string &model, const Bytes &input
   return frame;
 }
 
-inline Bytes output_of(GstBuffer *buffer) {
-  GstAxTensorMeta *meta = gst_buffer_get_ax_tensor_meta(buffer, GST_AX_TENSOR_OUTPUT, nullptr, -1);
+// The bytes of the buffer's whole-frame tensor meta of `kind` (a failure when it has none).
+inline Bytes tensor_bytes(GstBuffer *buffer, GstAxTensorKind kind) {
+  GstAxTensorMeta *meta = gst_buffer_get_ax_tensor_meta(buffer, kind, nullptr, -1);
   EXPECT_NE(meta, nullptr);
   if (!meta) return {};
-  GstMapInfo map;
-  gst_buffer_map(meta->tensors, &map, GST_MAP_READ);
-  Bytes out(map.data, map.data + map.size);
-  gst_buffer_unmap(meta->tensors, &map);
-  return out;
+  return buffer_bytes(meta->tensors);
 }
+
+inline Bytes output_of(GstBuffer *buffer) { return tensor_bytes(buffer, GST_AX_TENSOR_OUTPUT); }
 
 // axinference on `model` in a harness fed 16x16 RGB frames; `extra` adds properties.
 inline GstHarness *inference_harness(const std::string &model, const std::string &extra = "") {

@@ -273,25 +273,17 @@ TEST_F(AxDecode, UnknownDecoderFailsToStartNamingTheValidOnes) {
   GstElement *element = gst_element_factory_make("axdecode", nullptr);
   ASSERT_NE(element, nullptr);
   g_object_set(element, "decoder", "yolov99", nullptr);
-  axtest::BusWatch bus(element);
-  EXPECT_EQ(gst_element_set_state(element, GST_STATE_PAUSED), GST_STATE_CHANGE_FAILURE);
-  const std::string error = bus.error();
+  const std::string error = axtest::error_when_started(element);
   EXPECT_NE(error.find("'yolov99'"), std::string::npos) << error;
   EXPECT_NE(error.find("blazeface"), std::string::npos) << error;
   EXPECT_NE(error.find("classification"), std::string::npos) << error;
-  gst_element_set_state(element, GST_STATE_NULL);
-  gst_object_unref(element);
 }
 
 TEST_F(AxDecode, MissingLabelsFileFailsToStartNamingTheFile) {
   GstElement *element = gst_element_factory_make("axdecode", nullptr);
   g_object_set(element, "labels", "/nonexistent/labels.txt", nullptr);
-  axtest::BusWatch bus(element);
-  EXPECT_EQ(gst_element_set_state(element, GST_STATE_PAUSED), GST_STATE_CHANGE_FAILURE);
-  const std::string error = bus.error();
+  const std::string error = axtest::error_when_started(element);
   EXPECT_NE(error.find("/nonexistent/labels.txt"), std::string::npos) << error;
-  gst_element_set_state(element, GST_STATE_NULL);
-  gst_object_unref(element);
 }
 
 TEST_F(AxDecode, OutputsTheDecoderCannotParseAreAnErrorNamingTensorAndShape) {
@@ -513,12 +505,8 @@ TEST_F(AxDecode, DecoderConfigWithAKeyTheDecoderDoesNotKnowFailsToStart) {
   GstElement *element = gst_element_factory_make("axdecode", nullptr);
   ASSERT_NE(element, nullptr);
   g_object_set(element, "decoder", "classification", "decoder-config", "clip=1", nullptr);
-  axtest::BusWatch bus(element);
-  EXPECT_EQ(gst_element_set_state(element, GST_STATE_PAUSED), GST_STATE_CHANGE_FAILURE);
-  const std::string error = bus.error();
+  const std::string error = axtest::error_when_started(element);
   EXPECT_NE(error.find("decoder 'classification': unknown config key 'clip', expected no config"),
             std::string::npos)
       << error;
-  gst_element_set_state(element, GST_STATE_NULL);
-  gst_object_unref(element);
 }

@@ -13,18 +13,11 @@
 #include "axstream/runtime/runtime.h"
 #include "axinference_test_util.h"
 
-namespace rt = axstream::runtime;
-
 namespace {
 
 const auto *gst_environment = ::testing::AddGlobalTestEnvironment(new axtest::GstEnvironment);
 
-using axtest::Bytes;
-using axtest::DirectRun;
-using axtest::frame_with_tensor;
-using axtest::inference_harness;
-using axtest::output_of;
-using axtest::random_input;
+using namespace axtest;  // the shared axinference test helpers
 
 Bytes read_file(const std::string &path) {
   std::ifstream in(path, std::ios::binary);
@@ -179,36 +172,24 @@ TEST(AxInference, UnsharedElementsCannotBothReserveEveryCore) {
   GstHarness *a = inference_harness(model, "num-sub-devices=4");
   GstElement *second = gst_element_factory_make("axinference", nullptr);
   g_object_set(second, "model", model.c_str(), "num-sub-devices", 4, nullptr);
-  axtest::BusWatch bus(second);
-  EXPECT_EQ(gst_element_set_state(second, GST_STATE_PAUSED), GST_STATE_CHANGE_FAILURE);
-  const std::string error = bus.error();
+  const std::string error = axtest::error_when_started(second);
   EXPECT_NE(error.find("could not load model"), std::string::npos) << error;
-  gst_element_set_state(second, GST_STATE_NULL);
-  gst_object_unref(second);
   gst_harness_teardown(a);
 }
 
 TEST(AxInferenceErrors, MissingModelFailsAtReadyToPausedWithMessage) {
   GstElement *element = gst_element_factory_make("axinference", nullptr);
   ASSERT_NE(element, nullptr);
-  axtest::BusWatch bus(element);
-  EXPECT_EQ(gst_element_set_state(element, GST_STATE_PAUSED), GST_STATE_CHANGE_FAILURE);
-  const std::string error = bus.error();
+  const std::string error = axtest::error_when_started(element);
   EXPECT_NE(error.find("'model' property is not set"), std::string::npos) << error;
-  gst_element_set_state(element, GST_STATE_NULL);
-  gst_object_unref(element);
 }
 
 TEST(AxInferenceErrors, UnknownDeviceNamesTheAvailableOnes) {
   AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
   GstElement *element = gst_element_factory_make("axinference", nullptr);
   g_object_set(element, "model", model.c_str(), "device", "metis-9:9:9", nullptr);
-  axtest::BusWatch bus(element);
-  EXPECT_EQ(gst_element_set_state(element, GST_STATE_PAUSED), GST_STATE_CHANGE_FAILURE);
-  const std::string error = bus.error();
+  const std::string error = axtest::error_when_started(element);
   EXPECT_NE(error.find("device 'metis-9:9:9' not found"), std::string::npos) << error;
-  gst_element_set_state(element, GST_STATE_NULL);
-  gst_object_unref(element);
 }
 
 TEST(AxInferenceErrors, WrongTensorSizeIsAnElementErrorWithTheRuntimeMessage) {

@@ -10,18 +10,11 @@
 #include "axstream/runtime/runtime.h"
 #include "axinference_test_util.h"
 
-namespace rt = axstream::runtime;
-
 namespace {
 
 const auto *gst_environment = ::testing::AddGlobalTestEnvironment(new axtest::GstEnvironment);
 
-using axtest::Bytes;
-using axtest::DirectRun;
-using axtest::frame_with_tensor;
-using axtest::inference_harness;
-using axtest::output_of;
-using axtest::random_input;
+using namespace axtest;  // the shared axinference test helpers
 
 // The axinference inside a harness (gst_harness_new_parse wraps it in a bin). Unref when done.
 GstElement *inference_of(GstHarness *h) { return gst_harness_find_element(h, "axinference"); }

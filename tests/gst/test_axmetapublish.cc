@@ -107,12 +107,8 @@ TEST(AxMetaPublish, UnwritableLocationIsAnErrorNamingTheFile) {
   GstElement *publish = gst_element_factory_make("axmetapublish", nullptr);
   ASSERT_NE(publish, nullptr);
   g_object_set(publish, "location", "/nonexistent-dir/x.jsonl", nullptr);
-  axtest::BusWatch bus(publish);
-  EXPECT_EQ(gst_element_set_state(publish, GST_STATE_PAUSED), GST_STATE_CHANGE_FAILURE);
-  const std::string error = bus.error();
+  const std::string error = axtest::error_when_started(publish);
   EXPECT_NE(error.find("/nonexistent-dir/x.jsonl"), std::string::npos) << error;
-  gst_element_set_state(publish, GST_STATE_NULL);
-  gst_object_unref(publish);
 }
 
 int main(int argc, char **argv) {

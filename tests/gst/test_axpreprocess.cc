@@ -31,21 +31,18 @@ GstElement *make_preprocess(const std::string &model) {
   return element;
 }
 
-std::string caps_for(const char *format, int width, int height, bool dmabuf = false) {
-  return std::string("video/x-raw") + (dmabuf ? "(memory:DMABuf)" : "") + ",format=" + format +
-         ",width=" + std::to_string(width) + ",height=" + std::to_string(height) +
-         ",framerate=30/1";
+GstBuffer *random_frame(const GstVideoInfo &info, uint32_t seed) {
+  return axtest::random_buffer(GST_VIDEO_INFO_SIZE(&info), seed);
 }
 
-GstBuffer *random_frame(const GstVideoInfo &info, uint32_t seed) {
-  GstBuffer *buffer = gst_buffer_new_allocate(nullptr, GST_VIDEO_INFO_SIZE(&info), nullptr);
-  GstMapInfo map;
-  gst_buffer_map(buffer, &map, GST_MAP_WRITE);
-  std::mt19937 rng(seed);
-  for (gsize i = 0; i < map.size; ++i) map.data[i] = uint8_t(rng());
-  gst_buffer_unmap(buffer, &map);
-  GST_BUFFER_PTS(buffer) = 0;
-  return buffer;
+// Sets width x height `format` caps on the harness and pushes one seeded random frame of them.
+GstFlowReturn push_random_frame(GstHarness *h, GstVideoFormat format, int width, int height,
+                                uint32_t seed, bool dmabuf = false) {
+  gst_harness_set_src_caps_str(
+      h, axtest::video_caps(gst_video_format_to_string(format), width, height, dmabuf).c_str());
+  GstVideoInfo info;
+  gst_video_info_set_format(&info, format, width, height);
+  return gst_harness_push(h, random_frame(info, seed));
 }
 
 // The frame in the model's RGB order through cv::cvtColor.
@@ -109,21 +106,13 @@ rt::TensorInfo input_info(const std::string &model) {
   return info;
 }
 
-std::vector<int8_t> tensor_bytes(GstAxTensorMeta *meta) {
-  GstMapInfo map;
-  EXPECT_TRUE(gst_buffer_map(meta->tensors, &map, GST_MAP_READ));
-  std::vector<int8_t> out(map.data, map.data + map.size);
-  gst_buffer_unmap(meta->tensors, &map);
-  return out;
-}
-
 class AxPreprocessFormat : public ::testing::TestWithParam<const char *> {};
 
 TEST_P(AxPreprocessFormat, NegotiatesAndMatchesOpenCVReferenceWithinOneLsb) {
   AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
   const char *format = GetParam();
   GstHarness *h = gst_harness_new_with_element(make_preprocess(model), "sink", "src");
-  const std::string caps = caps_for(format, 64, 48);
+  const std::string caps = axtest::video_caps(format, 64, 48);
   gst_harness_set_src_caps_str(h, caps.c_str());
   GstVideoInfo info;
   GstCaps *parsed = gst_caps_from_string(caps.c_str());
@@ -151,7 +140,7 @@ TEST_P(AxPreprocessFormat, NegotiatesAndMatchesOpenCVReferenceWithinOneLsb) {
   const rt::TensorInfo tensor = input_info(model);
   ASSERT_EQ(gst_buffer_n_memory(meta->tensors), 1u);
   EXPECT_EQ(gst_buffer_get_size(meta->tensors), tensor.size());
-  const auto ours = tensor_bytes(meta);
+  const auto ours = axtest::buffer_bytes(meta->tensors);
   const auto reference = opencv_reference(rgb, tensor, meta->transform, 0);
   ASSERT_EQ(ours.size(), reference.size());
   int worst = 0;
@@ -170,7 +159,7 @@ INSTANTIATE_TEST_SUITE_P(EveryFormat, AxPreprocessFormat, ::testing::ValuesIn(kF
 TEST(AxPreprocess, AcceptsDmabufCapsFeature) {
   AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
   GstHarness *h = gst_harness_new_with_element(make_preprocess(model), "sink", "src");
-  const std::string caps = caps_for("NV12", 64, 48, true);
+  const std::string caps = axtest::video_caps("NV12", 64, 48, true);
   gst_harness_set_src_caps_str(h, caps.c_str());
   GstVideoInfo info;
   gst_video_info_set_format(&info, GST_VIDEO_FORMAT_NV12, 64, 48);
@@ -187,10 +176,7 @@ TEST(AxPreprocess, AcceptsDmabufCapsFeature) {
 TEST(AxPreprocess, LetterboxGeometryMapsTensorBackToFrame) {
   AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
   GstHarness *h = gst_harness_new_with_element(make_preprocess(model), "sink", "src");
-  gst_harness_set_src_caps_str(h, caps_for("RGB", 64, 48).c_str());
-  GstVideoInfo info;
-  gst_video_info_set_format(&info, GST_VIDEO_FORMAT_RGB, 64, 48);
-  ASSERT_EQ(gst_harness_push(h, random_frame(info, 3)), GST_FLOW_OK);
+  ASSERT_EQ(push_random_frame(h, GST_VIDEO_FORMAT_RGB, 64, 48, 3), GST_FLOW_OK);
   GstBuffer *out = gst_harness_pull(h);
   GstAxTensorMeta *meta = gst_buffer_get_ax_tensor_meta(out, GST_AX_TENSOR_INPUT, nullptr, -1);
   ASSERT_NE(meta, nullptr);
@@ -216,10 +202,7 @@ TEST(AxPreprocess, StretchAndCropPropertiesSetTheGeometry) {
   gst_util_set_object_arg(G_OBJECT(element), "resize", "stretch");
   g_object_set(element, "crop", "8,4,40,20", nullptr);
   GstHarness *h = gst_harness_new_with_element(element, "sink", "src");
-  gst_harness_set_src_caps_str(h, caps_for("BGRx", 64, 48).c_str());
-  GstVideoInfo info;
-  gst_video_info_set_format(&info, GST_VIDEO_FORMAT_BGRx, 64, 48);
-  ASSERT_EQ(gst_harness_push(h, random_frame(info, 4)), GST_FLOW_OK);
+  ASSERT_EQ(push_random_frame(h, GST_VIDEO_FORMAT_BGRx, 64, 48, 4), GST_FLOW_OK);
   GstBuffer *out = gst_harness_pull(h);
   GstAxTensorMeta *meta = gst_buffer_get_ax_tensor_meta(out, GST_AX_TENSOR_INPUT, nullptr, -1);
   ASSERT_NE(meta, nullptr);
@@ -237,15 +220,13 @@ TEST(AxPreprocess, MeanStdAndPadValuePropertiesOverrideThePackage) {
   GstElement *element = make_preprocess(model);
   g_object_set(element, "mean", "0.5", "std", "0.25,0.25,0.25", "pad-value", 255u, nullptr);
   GstHarness *h = gst_harness_new_with_element(element, "sink", "src");
-  gst_harness_set_src_caps_str(h, caps_for("GRAY8", 64, 16).c_str());  // letterbox rows
-  GstVideoInfo info;
-  gst_video_info_set_format(&info, GST_VIDEO_FORMAT_GRAY8, 64, 16);
-  ASSERT_EQ(gst_harness_push(h, random_frame(info, 5)), GST_FLOW_OK);
+  // 64x16 into 32x32: letterbox rows above and below.
+  ASSERT_EQ(push_random_frame(h, GST_VIDEO_FORMAT_GRAY8, 64, 16, 5), GST_FLOW_OK);
   GstBuffer *out = gst_harness_pull(h);
   GstAxTensorMeta *meta = gst_buffer_get_ax_tensor_meta(out, GST_AX_TENSOR_INPUT, nullptr, -1);
   ASSERT_NE(meta, nullptr);
   const rt::TensorInfo tensor = input_info(model);
-  const auto bytes = tensor_bytes(meta);
+  const auto bytes = axtest::buffer_bytes(meta->tensors);
   // Row 0 is letterbox border: pixel 255 -> (1.0 - 0.5) / 0.25 = 2.0 in every colour channel.
   const int8_t expected = quantise(2.0, tensor);
   for (int c = 0; c < 3; ++c) EXPECT_EQ(bytes[c], expected) << "channel " << c;
@@ -257,7 +238,7 @@ TEST(AxPreprocess, MeanStdAndPadValuePropertiesOverrideThePackage) {
 TEST(AxPreprocess, TensorMemoryIsPooledFdMemory) {
   AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
   GstHarness *h = gst_harness_new_with_element(make_preprocess(model), "sink", "src");
-  gst_harness_set_src_caps_str(h, caps_for("RGB", 64, 48).c_str());
+  gst_harness_set_src_caps_str(h, axtest::video_caps("RGB", 64, 48).c_str());
   GstVideoInfo info;
   gst_video_info_set_format(&info, GST_VIDEO_FORMAT_RGB, 64, 48);
   GstMemory *first = nullptr;
@@ -281,12 +262,8 @@ TEST(AxPreprocess, TensorMemoryIsPooledFdMemory) {
 
 TEST(AxPreprocessErrors, MissingModelFailsAtReadyToPausedWithMessage) {
   GstElement *element = make_preprocess("");
-  axtest::BusWatch bus(element);
-  EXPECT_EQ(gst_element_set_state(element, GST_STATE_PAUSED), GST_STATE_CHANGE_FAILURE);
-  const std::string error = bus.error();
+  const std::string error = axtest::error_when_started(element);
   EXPECT_NE(error.find("'model' property is not set"), std::string::npos) << error;
-  gst_element_set_state(element, GST_STATE_NULL);
-  gst_object_unref(element);
 }
 
 TEST(AxPreprocessErrors, BadPackageFailsWithTheLoadersMessage) {
@@ -294,13 +271,9 @@ TEST(AxPreprocessErrors, BadPackageFailsWithTheLoadersMessage) {
   const std::string model_json = std::string(dir) + "/model.json";
   g_file_set_contents(model_json.c_str(), "{ not json", -1, nullptr);
   GstElement *element = make_preprocess(dir);
-  axtest::BusWatch bus(element);
-  EXPECT_EQ(gst_element_set_state(element, GST_STATE_PAUSED), GST_STATE_CHANGE_FAILURE);
-  const std::string error = bus.error();
+  const std::string error = axtest::error_when_started(element);
   EXPECT_NE(error.find("could not load model package"), std::string::npos) << error;
   EXPECT_NE(error.find("model.json"), std::string::npos) << error;
-  gst_element_set_state(element, GST_STATE_NULL);
-  gst_object_unref(element);
   g_unlink(model_json.c_str());
   g_rmdir(dir);
   g_free(dir);
@@ -312,10 +285,7 @@ TEST(AxPreprocessErrors, CropOutsideTheFrameIsNotNegotiatedWithMessage) {
   g_object_set(element, "crop", "60,0,32,32", nullptr);
   axtest::BusWatch bus(element);
   GstHarness *h = gst_harness_new_with_element(element, "sink", "src");
-  gst_harness_set_src_caps_str(h, caps_for("RGB", 64, 48).c_str());
-  GstVideoInfo info;
-  gst_video_info_set_format(&info, GST_VIDEO_FORMAT_RGB, 64, 48);
-  EXPECT_EQ(gst_harness_push(h, random_frame(info, 7)), GST_FLOW_NOT_NEGOTIATED);
+  EXPECT_EQ(push_random_frame(h, GST_VIDEO_FORMAT_RGB, 64, 48, 7), GST_FLOW_NOT_NEGOTIATED);
   const std::string error = bus.error();
   EXPECT_NE(error.find("cannot take RGB 64x48 frames"), std::string::npos) << error;
   EXPECT_NE(error.find("crop (60,0,32,32)"), std::string::npos) << error;
@@ -325,15 +295,12 @@ TEST(AxPreprocessErrors, CropOutsideTheFrameIsNotNegotiatedWithMessage) {
 TEST(AxPreprocessErrors, UnsupportedFormatIsRefusedByTheCaps) {
   AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
   GstHarness *h = gst_harness_new_with_element(make_preprocess(model), "sink", "src");
-  GstCaps *yuy2 = gst_caps_from_string(caps_for("YUY2", 64, 48).c_str());
+  GstCaps *yuy2 = gst_caps_from_string(axtest::video_caps("YUY2", 64, 48).c_str());
   GstCaps *accepted = gst_pad_peer_query_caps(h->srcpad, nullptr);
   EXPECT_FALSE(gst_caps_can_intersect(yuy2, accepted));
   gst_caps_unref(accepted);
   gst_caps_unref(yuy2);
-  gst_harness_set_src_caps_str(h, caps_for("YUY2", 64, 48).c_str());
-  GstVideoInfo info;
-  gst_video_info_set_format(&info, GST_VIDEO_FORMAT_YUY2, 64, 48);
-  EXPECT_EQ(gst_harness_push(h, random_frame(info, 9)), GST_FLOW_NOT_NEGOTIATED);
+  EXPECT_EQ(push_random_frame(h, GST_VIDEO_FORMAT_YUY2, 64, 48, 9), GST_FLOW_NOT_NEGOTIATED);
   gst_harness_teardown(h);
 }
 
@@ -343,10 +310,7 @@ TEST(AxPreprocessErrors, ModelThatIsNotAnImageIsNotNegotiated) {
   g_object_set(element, "color-format", "GRAY", nullptr);  // 3-channel model, 1-channel order
   axtest::BusWatch bus(element);
   GstHarness *h = gst_harness_new_with_element(element, "sink", "src");
-  gst_harness_set_src_caps_str(h, caps_for("RGB", 64, 48).c_str());
-  GstVideoInfo info;
-  gst_video_info_set_format(&info, GST_VIDEO_FORMAT_RGB, 64, 48);
-  EXPECT_EQ(gst_harness_push(h, random_frame(info, 8)), GST_FLOW_NOT_NEGOTIATED);
+  EXPECT_EQ(push_random_frame(h, GST_VIDEO_FORMAT_RGB, 64, 48, 8), GST_FLOW_NOT_NEGOTIATED);
   const std::string error = bus.error();
   EXPECT_NE(error.find("3 unpadded channels"), std::string::npos) << error;
   gst_harness_teardown(h);

@@ -25,32 +25,9 @@ namespace {
 const auto *gst_environment = ::testing::AddGlobalTestEnvironment(new axtest::GstEnvironment);
 
 GstBuffer *random_rgb_frame(int width, int height, uint32_t seed, std::vector<uint8_t> *pixels) {
-  const gsize size = gsize(width) * height * 3;
-  GstBuffer *buffer = gst_buffer_new_allocate(nullptr, size, nullptr);
-  GstMapInfo map;
-  gst_buffer_map(buffer, &map, GST_MAP_WRITE);
-  std::mt19937 rng(seed);
-  for (gsize i = 0; i < size; ++i) map.data[i] = uint8_t(rng());
-  if (pixels) pixels->assign(map.data, map.data + size);
-  gst_buffer_unmap(buffer, &map);
-  GST_BUFFER_PTS(buffer) = 0;
+  GstBuffer *buffer = axtest::random_buffer(gsize(width) * height * 3, seed);
+  if (pixels) *pixels = axtest::buffer_bytes<uint8_t>(buffer);
   return buffer;
-}
-
-std::string rgb_caps(int width, int height) {
-  return "video/x-raw,format=RGB,width=" + std::to_string(width) +
-         ",height=" + std::to_string(height) + ",framerate=30/1";
-}
-
-axtest::Bytes meta_bytes(GstBuffer *buffer, GstAxTensorKind kind) {
-  GstAxTensorMeta *meta = gst_buffer_get_ax_tensor_meta(buffer, kind, nullptr, -1);
-  EXPECT_NE(meta, nullptr);
-  if (!meta) return {};
-  GstMapInfo map;
-  gst_buffer_map(meta->tensors, &map, GST_MAP_READ);
-  axtest::Bytes out(map.data, map.data + map.size);
-  gst_buffer_unmap(meta->tensors, &map);
-  return out;
 }
 
 // The INPUT tensor axpreprocess (with `properties`) makes from one seeded RGB frame.
@@ -58,10 +35,10 @@ axtest::Bytes preprocess(const std::string &model, const std::string &properties
                          int height, uint32_t seed, std::vector<uint8_t> *pixels = nullptr) {
   const std::string launch = "axpreprocess model=\"" + model + "\" " + properties;
   GstHarness *h = gst_harness_new_parse(launch.c_str());
-  gst_harness_set_src_caps_str(h, rgb_caps(width, height).c_str());
+  gst_harness_set_src_caps_str(h, axtest::video_caps("RGB", width, height).c_str());
   EXPECT_EQ(gst_harness_push(h, random_rgb_frame(width, height, seed, pixels)), GST_FLOW_OK);
   GstBuffer *out = gst_harness_pull(h);
-  axtest::Bytes bytes = out ? meta_bytes(out, GST_AX_TENSOR_INPUT) : axtest::Bytes{};
+  axtest::Bytes bytes = out ? axtest::tensor_bytes(out, GST_AX_TENSOR_INPUT) : axtest::Bytes{};
   if (out) gst_buffer_unref(out);
   gst_harness_teardown(h);
   return bytes;
@@ -107,7 +84,7 @@ TEST(AxPreprocessPreamble, ObjectTensorsRunThePreambleToo) {
   for (int k = 0; k < 2; ++k) {
     const std::string launch = "axpreprocess model=\"" + models[k] + "\" " + props[k];
     GstHarness *h = gst_harness_new_parse(launch.c_str());
-    gst_harness_set_src_caps_str(h, rgb_caps(64, 48).c_str());
+    gst_harness_set_src_caps_str(h, axtest::video_caps("RGB", 64, 48).c_str());
     GstBuffer *frame = random_rgb_frame(64, 48, 17, nullptr);
     gst_buffer_add_video_region_of_interest_meta(frame, "face", 4, 6, 30, 20);
     gst_buffer_add_video_region_of_interest_meta(frame, "face", 20, 10, 40, 36);
@@ -117,11 +94,8 @@ TEST(AxPreprocessPreamble, ObjectTensorsRunThePreambleToo) {
     gpointer state = nullptr;
     while (GstMeta *meta =
                gst_buffer_iterate_meta_filtered(out, &state, GST_AX_TENSOR_META_API_TYPE)) {
-      GstMapInfo map;
-      GstBuffer *t = reinterpret_cast<GstAxTensorMeta *>(meta)->tensors;
-      gst_buffer_map(t, &map, GST_MAP_READ);
-      tensors[k].emplace_back(map.data, map.data + map.size);
-      gst_buffer_unmap(t, &map);
+      tensors[k].push_back(
+          axtest::buffer_bytes(reinterpret_cast<GstAxTensorMeta *>(meta)->tensors));
     }
     gst_buffer_unref(out);
     gst_harness_teardown(h);
@@ -166,7 +140,7 @@ TEST(AxPreprocessPreamble, PreambleNotFittingTheCoreInputIsNotNegotiated) {
   g_object_set(element, "model", dir.c_str(), nullptr);
   axtest::BusWatch bus(element);
   GstHarness *h = gst_harness_new_with_element(element, "sink", "src");
-  gst_harness_set_src_caps_str(h, rgb_caps(32, 32).c_str());
+  gst_harness_set_src_caps_str(h, axtest::video_caps("RGB", 32, 32).c_str());
   EXPECT_NE(gst_harness_push(h, random_rgb_frame(32, 32, 3, nullptr)), GST_FLOW_OK);
   const std::string error = bus.error();
   EXPECT_NE(error.find("preamble"), std::string::npos) << error;
@@ -241,11 +215,11 @@ TEST_P(CompiledPreamble, PipelineMatchesTheEnginePath) {
   const std::string launch = "axpreprocess model=\"" + pkg.string() +
                              "\" resize=stretch ! axinference model=\"" + pkg.string() + "\"";
   GstHarness *h = gst_harness_new_parse(launch.c_str());
-  gst_harness_set_src_caps_str(h, rgb_caps(32, 32).c_str());
+  gst_harness_set_src_caps_str(h, axtest::video_caps("RGB", 32, 32).c_str());
   ASSERT_EQ(gst_harness_push(h, random_rgb_frame(32, 32, 21, nullptr)), GST_FLOW_OK);
   GstBuffer *out = gst_harness_pull(h);
   ASSERT_NE(out, nullptr);
-  const axtest::Bytes output = meta_bytes(out, GST_AX_TENSOR_OUTPUT);
+  const axtest::Bytes output = axtest::tensor_bytes(out, GST_AX_TENSOR_OUTPUT);
   gst_buffer_unref(out);
   gst_harness_teardown(h);
   axtest::DirectRun direct(pkg.string());

@@ -23,14 +23,7 @@ const auto *gst_environment = ::testing::AddGlobalTestEnvironment(new axtest::Gs
 constexpr int kWidth = 96, kHeight = 64;
 
 GstBuffer *random_rgb_frame(uint32_t seed) {
-  GstBuffer *buffer = gst_buffer_new_allocate(nullptr, size_t(kWidth) * kHeight * 3, nullptr);
-  GstMapInfo map;
-  gst_buffer_map(buffer, &map, GST_MAP_WRITE);
-  std::mt19937 rng(seed);
-  for (gsize i = 0; i < map.size; ++i) map.data[i] = uint8_t(rng());
-  gst_buffer_unmap(buffer, &map);
-  GST_BUFFER_PTS(buffer) = 0;
-  return buffer;
+  return axtest::random_buffer(size_t(kWidth) * kHeight * 3, seed);
 }
 
 GstVideoRegionOfInterestMeta *add_roi(GstBuffer *buffer, const char *label, gint id, guint x,
@@ -44,9 +37,7 @@ GstVideoRegionOfInterestMeta *add_roi(GstBuffer *buffer, const char *label, gint
 GstHarness *preprocess_harness(const std::string &model, const char *properties) {
   const std::string launch = "axpreprocess model=\"" + model + "\" " + properties;
   GstHarness *h = gst_harness_new_parse(launch.c_str());
-  gst_harness_set_src_caps_str(h, ("video/x-raw,format=RGB,width=" + std::to_string(kWidth) +
-                                   ",height=" + std::to_string(kHeight) + ",framerate=30/1")
-                                      .c_str());
+  gst_harness_set_src_caps_str(h, axtest::video_caps("RGB", kWidth, kHeight).c_str());
   return h;
 }
 
@@ -62,11 +53,7 @@ std::vector<GstAxTensorMeta *> input_metas(GstBuffer *buffer) {
 }
 
 std::vector<uint8_t> tensor_bytes(const GstAxTensorMeta *meta) {
-  GstMapInfo map;
-  EXPECT_TRUE(gst_buffer_map(meta->tensors, &map, GST_MAP_READ));
-  std::vector<uint8_t> bytes(map.data, map.data + map.size);
-  gst_buffer_unmap(meta->tensors, &map);
-  return bytes;
+  return axtest::buffer_bytes<uint8_t>(meta->tensors);
 }
 
 // The tensor axpreprocess makes for the whole-frame path with crop=x,y,w,h on the same frame.
@@ -214,9 +201,7 @@ TEST(RoiCascade, EveryRoiIsInferredAndClassifiedOnItsOwnRoi) {
                              "\" ! axinference model=\"" + model +
                              "\" ! axdecode decoder=classification top-k=1";
   GstHarness *h = gst_harness_new_parse(launch.c_str());
-  gst_harness_set_src_caps_str(h, ("video/x-raw,format=RGB,width=" + std::to_string(kWidth) +
-                                   ",height=" + std::to_string(kHeight) + ",framerate=30/1")
-                                      .c_str());
+  gst_harness_set_src_caps_str(h, axtest::video_caps("RGB", kWidth, kHeight).c_str());
   GstBuffer *frame = random_rgb_frame(16);
   add_roi(frame, "face", 1, 0, 0, 40, 30);
   add_roi(frame, "face", 2, 50, 20, 40, 40);

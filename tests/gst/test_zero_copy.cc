@@ -28,13 +28,7 @@ const auto *gst_environment = ::testing::AddGlobalTestEnvironment(new axtest::Gs
 
 using Bytes = std::vector<uint8_t>;
 
-Bytes bytes_of(GstBuffer *buffer) {
-  GstMapInfo map;
-  EXPECT_TRUE(gst_buffer_map(buffer, &map, GST_MAP_READ));
-  Bytes out(map.data, map.data + map.size);
-  gst_buffer_unmap(buffer, &map);
-  return out;
-}
+Bytes bytes_of(GstBuffer *buffer) { return axtest::buffer_bytes<uint8_t>(buffer); }
 
 Bytes tensor_of(GstBuffer *buffer, GstAxTensorKind kind) {
   GstAxTensorMeta *meta = gst_buffer_get_ax_tensor_meta(buffer, kind, nullptr, -1);
