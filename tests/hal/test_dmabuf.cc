@@ -10,9 +10,12 @@
 
 #include "axstream/error.h"
 #include "axstream/hal/dmabuf.h"
+#include "hal_test_env.h"
 
 namespace axstream::hal {
 namespace {
+
+using testing::message_of;
 
 bool can_open(const char *path) {
   int fd = ::open(path, O_RDONLY | O_CLOEXEC);
@@ -29,16 +32,6 @@ int patterned_memfd(size_t size) {
   for (size_t i = 0; i < size; ++i) bytes[i] = static_cast<uint8_t>(i % 251);
   EXPECT_EQ(::write(fd, bytes.data(), size), static_cast<ssize_t>(size));
   return fd;
-}
-
-template <typename E>
-std::string message_of(const std::function<void()> &call) {
-  try {
-    call();
-  } catch (const E &error) {
-    return error.what();
-  }
-  return "no error of the expected type";
 }
 
 class DmaBufferTest : public ::testing::Test {

@@ -8,19 +8,12 @@
 
 #include "axstream/error.h"
 #include "axstream/hal/drm.h"
+#include "hal_test_env.h"
 
 namespace axstream::hal {
 namespace {
 
-template <typename E>
-std::string message_of(const std::function<void()> &call) {
-  try {
-    call();
-  } catch (const E &error) {
-    return error.what();
-  }
-  return "no error of the expected type";
-}
+using testing::message_of;
 
 TEST(DrmFormat, FourccNamesAreTheMacroNamesWithTheirCharacters) {
   EXPECT_EQ(drm_fourcc_name(DRM_FORMAT_NV12), "NV12");
