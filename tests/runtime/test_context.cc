@@ -9,15 +9,7 @@
 namespace axstream::runtime {
 namespace {
 
-template <typename Fn>
-std::string invalid_argument_message(Fn &&fn) {
-  try {
-    fn();
-  } catch (const InvalidArgument &error) {
-    return error.what();
-  }
-  return "";
-}
+using test::message_of;
 
 DeviceInfo default_device(const std::shared_ptr<Context> &context) {
   auto devices = context->list_devices();
@@ -75,13 +67,13 @@ TEST(Context, ConnectArgumentsAreValidated) {
   auto context = Context::create();
   EXPECT_THROW(context->device_connect(nullptr, 0), InvalidArgument);
   EXPECT_THROW(context->device_connect(nullptr, 5), InvalidArgument);
-  std::string message = invalid_argument_message([&] {
+  std::string message = message_of<InvalidArgument>([&] {
     context->device_connect(nullptr, 1, {{"speed", "fast"}});
   });
   EXPECT_NE(message.find("'speed'"), std::string::npos) << message;
   DeviceInfo unknown;
   unknown.name = "metis-9:9:9";
-  message = invalid_argument_message([&] { context->device_connect(&unknown, 1); });
+  message = message_of<InvalidArgument>([&] { context->device_connect(&unknown, 1); });
   EXPECT_NE(message.find("metis-9:9:9"), std::string::npos) << message;
 }
 
@@ -92,7 +84,7 @@ TEST(Context, DeviceCallsOnAnUnknownDeviceAreInvalidArgument) {
   EXPECT_THROW(context->configure_device(unknown, {{"clock_profile", "800"}}), InvalidArgument);
   EXPECT_THROW(context->device_ready(unknown), InvalidArgument);
   std::string message =
-      invalid_argument_message([&] { context->read_device_configuration(unknown); });
+      message_of<InvalidArgument>([&] { context->read_device_configuration(unknown); });
   EXPECT_NE(message.find("unknown device 'metis-7:0:0'"), std::string::npos) << message;
 }
 
@@ -121,13 +113,14 @@ TEST(Objects, UseAfterReleaseNamesTheReleasedObject) {
   auto model = context->load_model(test::model_path("resnet_tiny"));
   connection->release();
   EXPECT_TRUE(connection->released());
-  std::string message = invalid_argument_message([&] { connection->load_model_instance(model); });
+  std::string message =
+      message_of<InvalidArgument>([&] { connection->load_model_instance(model); });
   EXPECT_EQ(message, "Connection to metis-0:1:0 was released");
   model->release();
-  message = invalid_argument_message([&] { model->inputs(); });
+  message = message_of<InvalidArgument>([&] { model->inputs(); });
   EXPECT_EQ(message, "Model 'resnet_tiny' was released");
   context->release();
-  message = invalid_argument_message([&] { context->list_devices(); });
+  message = message_of<InvalidArgument>([&] { context->list_devices(); });
   EXPECT_EQ(message, "Context was released");
   EXPECT_THROW(context->load_model(test::model_path("resnet_tiny")), InvalidArgument);
   EXPECT_THROW(context->device_connect(nullptr, 1), InvalidArgument);
@@ -155,7 +148,7 @@ TEST(Objects, ContextReleaseCascadesToEveryChild) {
   EXPECT_TRUE(connection->released());
   EXPECT_TRUE(instance->released());
   std::string message =
-      invalid_argument_message([&] { instance->run({{input.data()}}, {{output.data()}}); });
+      message_of<InvalidArgument>([&] { instance->run({{input.data()}}, {{output.data()}}); });
   EXPECT_NE(message.find("ModelInstance of 'resnet_tiny' on metis-0:1:0 was released"),
             std::string::npos)
       << message;
@@ -221,7 +214,7 @@ TEST(Model, PropertiesAndTensorsComeFromThePackage) {
   auto pre = context->load_model(test::model_path("resnet_tiny_pre"));
   EXPECT_EQ(pre->properties().at("preamble_graph"), "preamble.onnx");
   std::string message =
-      invalid_argument_message([&] { context->load_model(test::model_path("no_such_model")); });
+      message_of<InvalidArgument>([&] { context->load_model(test::model_path("no_such_model")); });
   EXPECT_NE(message.find("no_such_model"), std::string::npos) << message;
 }
 
@@ -247,7 +240,7 @@ TEST(InstanceOptions, ParsesPythonKeywordValues) {
 }
 
 TEST(InstanceOptions, UnknownKeyListsTheValidKeys) {
-  std::string message = invalid_argument_message([] {
+  std::string message = message_of<InvalidArgument>([] {
     InstanceOptions::from_properties({{"batch", "4"}});
   });
   EXPECT_NE(message.find("unknown property 'batch'"), std::string::npos) << message;
@@ -270,7 +263,7 @@ TEST(Connection, CoreCountsAreCheckedAgainstTheConnection) {
   auto b4 = context->load_model(test::model_path("resnet_tiny_b4"));
   auto one = context->load_model(test::model_path("resnet_tiny"));
   auto connection = context->device_connect(nullptr, 2);
-  std::string message = invalid_argument_message([&] {
+  std::string message = message_of<InvalidArgument>([&] {
     connection->load_model_instance(b4, {{"aipu_cores", "3"}});
   });
   EXPECT_NE(message.find("has 2 sub-devices"), std::string::npos) << message;

@@ -16,17 +16,8 @@ namespace axstream::runtime {
 namespace {
 
 using test::max_abs_diff;
+using test::message_of;
 using test::read_bytes;
-
-template <typename Fn>
-std::string invalid_argument_message(Fn &&fn) {
-  try {
-    fn();
-  } catch (const InvalidArgument &error) {
-    return error.what();
-  }
-  return "";
-}
 
 struct Reference {
   std::vector<std::vector<int8_t>> inputs;
@@ -273,7 +264,7 @@ TEST_F(RunTest, BadFdsAreRejectedNamingTheFd) {
   const size_t in_size = model->inputs()[0].size(), out_size = model->outputs()[0].size();
   MemFd good_in(in_size), good_out(out_size), small(in_size - 1);
 
-  std::string message = invalid_argument_message([&] {
+  std::string message = message_of<InvalidArgument>([&] {
     instance->run({{nullptr, small.fd()}}, {{nullptr, good_out.fd()}});
   });
   EXPECT_NE(message.find("input 0 'input'"), std::string::npos) << message;
@@ -282,21 +273,21 @@ TEST_F(RunTest, BadFdsAreRejectedNamingTheFd) {
             std::string::npos)
       << message;
 
-  message = invalid_argument_message([&] {
+  message = message_of<InvalidArgument>([&] {
     instance->run({{nullptr, good_in.fd(), 1}}, {{nullptr, good_out.fd()}});
   });
   EXPECT_NE(message.find("from offset 1"), std::string::npos) << message;
 
   int closed = ::dup(good_in.fd());
   ::close(closed);
-  message = invalid_argument_message([&] {
+  message = message_of<InvalidArgument>([&] {
     instance->run({{nullptr, closed}}, {{nullptr, good_out.fd()}});
   });
   EXPECT_NE(message.find("fd " + std::to_string(closed) + " is not an open file"),
             std::string::npos)
       << message;
 
-  message = invalid_argument_message([&] {
+  message = message_of<InvalidArgument>([&] {
     instance->run({{nullptr, good_in.fd()}}, {{nullptr, -1}});
   });
   EXPECT_NE(message.find("output 0 'logits'"), std::string::npos) << message;
@@ -305,7 +296,7 @@ TEST_F(RunTest, BadFdsAreRejectedNamingTheFd) {
   // A pipe has no size and cannot be mapped.
   int pipe_fds[2];
   ASSERT_EQ(::pipe(pipe_fds), 0);
-  message = invalid_argument_message([&] {
+  message = message_of<InvalidArgument>([&] {
     instance->run({{nullptr, pipe_fds[0]}}, {{nullptr, good_out.fd()}});
   });
   EXPECT_NE(message.find("fd " + std::to_string(pipe_fds[0])), std::string::npos) << message;
@@ -318,7 +309,7 @@ TEST_F(RunTest, BadFdsAreRejectedNamingTheFd) {
   test::write_text(path, std::string(out_size, '\0'));
   int plain = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
   ASSERT_GE(plain, 0);
-  message = invalid_argument_message([&] {
+  message = message_of<InvalidArgument>([&] {
     instance->run({{nullptr, good_in.fd()}}, {{nullptr, plain}});
   });
   EXPECT_NE(message.find("fd " + std::to_string(plain)), std::string::npos) << message;
@@ -331,7 +322,7 @@ TEST_F(RunTest, BadFdsAreRejectedNamingTheFd) {
   ASSERT_GE(sealed, 0);
   ASSERT_EQ(::ftruncate(sealed, static_cast<off_t>(out_size)), 0);
   ASSERT_EQ(::fcntl(sealed, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW), 0);
-  message = invalid_argument_message([&] {
+  message = message_of<InvalidArgument>([&] {
     instance->run({{nullptr, good_in.fd()}}, {{nullptr, sealed}});
   });
   EXPECT_NE(message.find("output 0 'logits'"), std::string::npos) << message;
@@ -348,23 +339,23 @@ TEST_F(RunTest, WrongArgumentsAreInvalidArgumentNamingTheTensor) {
   std::vector<int8_t> input(model->inputs()[0].size());
   std::vector<int8_t> boxes(model->outputs()[0].size()), scores(model->outputs()[1].size());
 
-  std::string message = invalid_argument_message([&] {
+  std::string message = message_of<InvalidArgument>([&] {
     instance->run({}, {{boxes.data()}, {scores.data()}});
   });
   EXPECT_NE(message.find("expected 1 inputs, got 0"), std::string::npos) << message;
-  message = invalid_argument_message([&] { instance->run({{input.data()}}, {{boxes.data()}}); });
+  message = message_of<InvalidArgument>([&] { instance->run({{input.data()}}, {{boxes.data()}}); });
   EXPECT_NE(message.find("expected 2 outputs, got 1"), std::string::npos) << message;
-  message = invalid_argument_message([&] {
+  message = message_of<InvalidArgument>([&] {
     instance->run({{input.data(), -1, 0, input.size() - 1}}, {{boxes.data()}, {scores.data()}});
   });
   EXPECT_NE(message.find("input 0 'image'"), std::string::npos) << message;
   EXPECT_NE(message.find("expected 1024 bytes"), std::string::npos) << message;
   EXPECT_NE(message.find("got 1023"), std::string::npos) << message;
-  message = invalid_argument_message([&] {
+  message = message_of<InvalidArgument>([&] {
     instance->run({{input.data()}}, {{boxes.data()}, {scores.data(), -1, 0, 17}});
   });
   EXPECT_NE(message.find("output 1 'scores'"), std::string::npos) << message;
-  message = invalid_argument_message([&] {
+  message = message_of<InvalidArgument>([&] {
     instance->run({{nullptr}}, {{boxes.data()}, {scores.data()}});
   });
   EXPECT_NE(message.find("input 0 'image'"), std::string::npos) << message;
