@@ -21,6 +21,15 @@ def read_fd(fd, size):
     return os.pread(fd, size, 0)
 
 
+def array_run(connection, model, seed):
+    """Seeded inputs and what an array instance of `model` outputs for them: the results the
+    fd runs must reproduce."""
+    inputs = random_inputs(model, seed)
+    expected = empty_outputs(model)
+    connection.load_model_instance(model).run(inputs, expected)
+    return inputs, expected
+
+
 @pytest.fixture
 def context():
     with axr.Context() as context:
@@ -31,13 +40,9 @@ def context():
 def test_fd_inputs_and_outputs_give_the_array_results(context, package, name):
     model = context.load_model(package(name))
     connection = context.device_connect(None, 2)
-    arrays = connection.load_model_instance(model)
+    inputs, expected = array_run(connection, model, 5)
     fds = connection.load_model_instance(model, input_dmabuf=True, output_dmabuf=True)
     assert fds.options["input_dmabuf"] and fds.options["output_dmabuf"]
-
-    inputs = random_inputs(model, 5)
-    expected = empty_outputs(model)
-    arrays.run(inputs, expected)
 
     in_fds = [memfd_with(a.tobytes()) for a in inputs]
     out_fds = [memfd_with(bytes(o.size)) for o in model.outputs()]
@@ -72,10 +77,7 @@ def test_dma_buffers_with_numpy_views_run_zero_copy(context, package):
     model = context.load_model(package("two_outputs"))
     connection = context.device_connect(None, 1)
     instance = connection.load_model_instance(model, input_dmabuf=True, output_dmabuf=True)
-    arrays = connection.load_model_instance(model)
-    inputs = random_inputs(model, 9)
-    expected = empty_outputs(model)
-    arrays.run(inputs, expected)
+    inputs, expected = array_run(connection, model, 9)
 
     in_buffers = [axr.DmaBuffer(i.size, name="axr-test-in") for i in model.inputs()]
     out_buffers = [axr.DmaBuffer(o.size) for o in model.outputs()]
@@ -95,10 +97,7 @@ def test_fd_with_offset_tuple(context, package):
     model = context.load_model(package("resnet_tiny"))
     connection = context.device_connect(None, 1)
     instance = connection.load_model_instance(model, input_dmabuf=True, output_dmabuf=True)
-    arrays = connection.load_model_instance(model)
-    inputs = random_inputs(model, 4)
-    expected = empty_outputs(model)
-    arrays.run(inputs, expected)
+    inputs, expected = array_run(connection, model, 4)
 
     offset = 4096
     (info,) = model.inputs()
