@@ -174,16 +174,23 @@ def rename_output(b, current, final):
     return final
 
 
-def build_resnet_tiny(rng):
-    in_scale, in_zp = np.float32(0.02), -5
-    shape = (1, 32, 32, 4)
-    inputs = [helper.make_tensor_value_info("input", TensorProto.INT8, list(shape))]
+def image_input(rng, name, shape, in_scale, in_zp):
+    """The stem of the image models: the int8 NHWC device input `name` (3 colour channels and a
+    padding one) with its builder and calibration set; returns (builder, calibrated, graph inputs,
+    the input dequantised and transposed to NCHW)."""
+    inputs = [helper.make_tensor_value_info(name, TensorProto.INT8, list(shape))]
     calib = [random_device_input(rng, shape, 3, in_zp) for _ in range(8)]
     b = QdqBuilder(rng, None)
     cal = Calibrated(b, inputs, calib)
-
-    x = b.dequantize("input", in_scale, in_zp)
+    x = b.dequantize(name, in_scale, in_zp)
     x = b.node("Transpose", [x], "to_nchw", perm=[0, 3, 1, 2])
+    return b, cal, inputs, x
+
+
+def build_resnet_tiny(rng):
+    in_scale, in_zp = np.float32(0.02), -5
+    shape = (1, 32, 32, 4)
+    b, cal, inputs, x = image_input(rng, "input", shape, in_scale, in_zp)
     # The 4th (padding) input channel gets zero weights, as the compiler would.
     x1, _, s1, _ = conv(cal, x, in_scale, 4, 8, 3, 1, True, zero_in_channels=(3,))
     x2, _, s2, _ = conv(cal, x1, s1, 8, 16, 3, 2, True)
@@ -215,12 +222,7 @@ def build_resnet_tiny(rng):
 def build_two_outputs(rng):
     in_scale, in_zp = np.float32(0.025), 3
     shape = (1, 16, 16, 4)
-    inputs = [helper.make_tensor_value_info("image", TensorProto.INT8, list(shape))]
-    calib = [random_device_input(rng, shape, 3, in_zp) for _ in range(8)]
-    b = QdqBuilder(rng, None)
-    cal = Calibrated(b, inputs, calib)
-    x = b.dequantize("image", in_scale, in_zp)
-    x = b.node("Transpose", [x], "to_nchw", perm=[0, 3, 1, 2])
+    b, cal, inputs, x = image_input(rng, "image", shape, in_scale, in_zp)
     x1, _, s1, _ = conv(cal, x, in_scale, 4, 8, 3, 1, True, zero_in_channels=(3,))
 
     # Head A: per-pixel 6 channels, NCHW -> NHWC, channels padded 6 -> 8.
