@@ -37,20 +37,22 @@ def const(value, prefix='c'):
 ACT_SCALE, ACT_ZP = const(np.float32(0.05), 'as'), const(np.int8(0), 'az')
 
 
-def q(x):
+def activation_qdq(op, prefix, x):
+    """`op` (QuantizeLinear or DequantizeLinear) of `x` with the activation scale and zero point;
+    `x` itself in the float model."""
     if args.float:
         return x
-    y = name('q')
-    nodes.append(helper.make_node('QuantizeLinear', [x, ACT_SCALE, ACT_ZP], [y]))
+    y = name(prefix)
+    nodes.append(helper.make_node(op, [x, ACT_SCALE, ACT_ZP], [y]))
     return y
+
+
+def q(x):
+    return activation_qdq('QuantizeLinear', 'q', x)
 
 
 def dq(x):
-    if args.float:
-        return x
-    y = name('dq')
-    nodes.append(helper.make_node('DequantizeLinear', [x, ACT_SCALE, ACT_ZP], [y]))
-    return y
+    return activation_qdq('DequantizeLinear', 'dq', x)
 
 
 def conv(xq, cin, cout, k, stride=1, relu=True):
