@@ -19,12 +19,8 @@
 # pkg/, shared with scripts/bench.sh).
 set -euo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build=${AXSTREAM_BUILD:-$here/build}
-cache=${AXSTREAM_CACHE:-$HOME/.cache/axstream}
-out=${AXSTREAM_OUT:-$here/out}
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 models=${AXSTREAM_BENCH_MODELS:-$cache/bench}
-data=$cache/opencv-doc/usr/share/doc/opencv-doc/examples/data
 video=$data/vtest.avi
 name=yolov8n
 frames=-1

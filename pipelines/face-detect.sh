@@ -8,12 +8,9 @@
 # AXSTREAM_OUT (default out/), AXSTREAM_FACE_MODEL (default the compiled blazeface-front package).
 set -euo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build=${AXSTREAM_BUILD:-$here/build}
-cache=${AXSTREAM_CACHE:-$HOME/.cache/axstream}
-out=${AXSTREAM_OUT:-$here/out}
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 model=${AXSTREAM_FACE_MODEL:-$cache/models/blazeface-front}
-video=$cache/opencv-doc/usr/share/doc/opencv-doc/examples/data/Megamind.avi
+video=$data/Megamind.avi
 display=0
 for arg in "$@"; do
   case $arg in

@@ -17,10 +17,7 @@
 # ppocr-det / ppocr-rec packages), AXSTREAM_OCR_DICT (default the OCR package's ppocr_keys_v1.txt).
 set -euo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build=${AXSTREAM_BUILD:-$here/build}
-cache=${AXSTREAM_CACHE:-$HOME/.cache/axstream}
-out=${AXSTREAM_OUT:-$here/out}
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 det=${AXSTREAM_OCR_DET:-$cache/models/ppocr-det}
 rec=${AXSTREAM_OCR_REC:-$cache/models/ppocr-rec}
 dict=${AXSTREAM_OCR_DICT:-$cache/ocr/package/assets/ppocr_keys_v1.txt}
