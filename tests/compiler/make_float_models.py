@@ -36,6 +36,15 @@ class Builder(GraphBuilder):
         y = self.node("BatchNormalization", [y] + [self.const(a.astype(np.float32), "bn") for a in bn])
         return self.node("Relu", [y]) if relu else y
 
+    def classifier_head(self, x, channels, classes=10):
+        """Global average pool, flatten, a seeded fully-connected layer and Softmax -> 'probs'."""
+        x = self.node("GlobalAveragePool", [x])
+        x = self.node("Flatten", [x], axis=1)
+        w = self.rng.normal(0, np.sqrt(1.0 / channels), (classes, channels)).astype(np.float32)
+        b = self.rng.normal(0, 0.1, classes).astype(np.float32)
+        logits = self.node("Gemm", [x, self.const(w, "fc_w"), self.const(b, "fc_b")], transB=1)
+        self.nodes.append(helper.make_node("Softmax", [logits], ["probs"], name="softmax", axis=-1))
+
 
 def classifier():
     b = Builder(1234)
@@ -49,12 +58,7 @@ def classifier():
     y = b.conv_bn(y, 32, 32, relu=False)
     s = b.conv_bn(x, 16, 32, k=1, stride=2, relu=False)
     x = b.node("Relu", [b.node("Add", [s, y])])
-    x = b.node("GlobalAveragePool", [x])
-    x = b.node("Flatten", [x], axis=1)
-    w = b.rng.normal(0, np.sqrt(1.0 / 32), (10, 32)).astype(np.float32)
-    logits = b.node("Gemm", [x, b.const(w, "fc_w"), b.const(b.rng.normal(0, 0.1, 10).astype(np.float32), "fc_b")],
-                    transB=1)
-    b.nodes.append(helper.make_node("Softmax", [logits], ["probs"], name="softmax", axis=-1))
+    b.classifier_head(x, 32)
     return b.model([helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 64, 64])],
                    [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, 10])], "classifier")
 
@@ -133,12 +137,7 @@ def preamble_model(nchw):
     x = b.conv_bn(x, 3, 8, stride=2)    # 16x16
     x = b.conv_bn(x, 8, 16, stride=2)   # 8x8
     x = b.conv_bn(x, 16, 16)
-    x = b.node("GlobalAveragePool", [x])
-    x = b.node("Flatten", [x], axis=1)
-    w = b.rng.normal(0, np.sqrt(1.0 / 16), (10, 16)).astype(np.float32)
-    logits = b.node("Gemm", [x, b.const(w, "fc_w"), b.const(b.rng.normal(0, 0.1, 10).astype(np.float32), "fc_b")],
-                    transB=1)
-    b.nodes.append(helper.make_node("Softmax", [logits], ["probs"], name="softmax", axis=-1))
+    b.classifier_head(x, 16)
     shape = [1, 3, 32, 32] if nchw else [1, 32, 32, 3]
     return b.model([helper.make_tensor_value_info("image", TensorProto.FLOAT, shape)],
                    [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, 10])],
