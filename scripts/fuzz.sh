@@ -29,8 +29,6 @@ targets="tests/data/models.stamp $(for t in $TARGETS; do printf 'fuzz/%s ' "$t";
 [ "${BUILD_ONLY:-0}" = 1 ] && exec ninja -C "$BUILD" -j"$JOBS" $targets
 # shellcheck disable=SC2086
 ninja -C "$BUILD" -j"$JOBS" $targets
-echo "[fuzz] build done at $(date -u +%H:%M:%S); CPU (user, system) of this script and of its children:"
-times
 
 tests=""
 for t in $TARGETS; do tests="$tests ${t}_regressions ${t}_run"; done

@@ -25,8 +25,6 @@ fi
 # BUILD_ONLY=1: configure and build, no tests (scripts/test.sh builds ahead in the background).
 [ "${BUILD_ONLY:-0}" = 1 ] && exec ninja -C "$BUILD" -j"$JOBS"
 ninja -C "$BUILD" -j"$JOBS"
-echo "[sanitize] build done at $(date -u +%H:%M:%S); CPU (user, system) of this script and of its children:"
-times
 
 suites=""
 for suite in "$@"; do suites="$suites --suite $suite"; done

@@ -18,6 +18,7 @@ build_fuzz=${AXSTREAM_BUILD_FUZZ:-$here/build-fuzz}
 # Each stamp also gives the CPU time (user + system) all finished child processes used so far, so
 # the stages' costs can be compared on a busy machine, where wall time says little.
 cpu_file=$(mktemp)
+trap 'rm -f "$cpu_file"' EXIT
 stamp() {
   times >"$cpu_file"  # in this shell: a $(...) subshell would see no children
   local cpu
