@@ -12,8 +12,8 @@
 # package of that architecture instead (e.g. one made with axcompile --batch); --frames runs
 # the first N frames only (default: the whole video; cut into a temporary MJPEG clip first, since
 # identity eos-after in this pipeline passes N-1, N or, with avdec, sometimes every frame);
-# --conf sets axdecode's conf-threshold (default per model, for the random weights: yolov8n 0.5, yolov5s 0.3 (objectness x class), ssd_mobilenet 0.2
-# (softmax over 21 classes)). VIDEO defaults to opencv-doc's vtest.avi.
+# --conf sets axdecode's conf-threshold (default per model, for the random weights: yolov8n
+# 0.5, yolov5s 0.3 (objectness x class), ssd_mobilenet 0.2 (softmax over 21 classes)). VIDEO defaults to opencv-doc's vtest.avi.
 # Environment: AXSTREAM_BUILD (default build/), AXSTREAM_CACHE (default ~/.cache/axstream),
 # AXSTREAM_OUT (default out/), AXSTREAM_BENCH_MODELS (default $AXSTREAM_CACHE/bench: float/ and
 # pkg/, shared with scripts/bench.sh).
