@@ -6,7 +6,8 @@ pipeline built with python3-gi, and a pad probe after axdecode reads the results
                           [--detector PKG [--object-class LABEL]] [SOURCE]
 
 SOURCE is an image (frozen into --frames frames, default 1) or a video (its first --frames
-frames, default all); default opencv-doc's messi5.jpg. --model is any classifier package
+frames, cut into an MJPEG clip by cut_clip.py so the count is exact, default all); default
+opencv-doc's messi5.jpg. --model is any classifier package
 (default: the seeded resnet_tiny test package in $AXSTREAM_TEST_MODELS or
 $AXSTREAM_BUILD/tests/data/models). Whole-frame results are read from the typed
 GstAxClassificationMeta (axstream/gst/axresultmeta.h, through ctypes); with --detector (e.g. the
@@ -23,6 +24,7 @@ import argparse
 import ctypes
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import gi
@@ -30,6 +32,8 @@ import gi
 gi.require_version("Gst", "1.0")
 gi.require_version("GstVideo", "1.0")
 from gi.repository import GLib, Gst, GstVideo  # noqa: E402
+
+from cut_clip import cut_clip  # noqa: E402  (pipelines/, this script's folder)
 
 HERE = Path(__file__).resolve().parent.parent
 BUILD = Path(os.environ.get("AXSTREAM_BUILD", HERE / "build"))
@@ -110,10 +114,12 @@ def main():
     parser.add_argument("--model", default=str(test_models / "resnet_tiny"))
     parser.add_argument("--labels", help="labels file, one per line (class id = line number)")
     parser.add_argument("--top-k", type=int, default=3)
-    parser.add_argument("--frames", type=int, help="frames to classify")
+    parser.add_argument("--frames", type=int, help="frames to classify (>= 1)")
     parser.add_argument("--detector", help="detection package (blazeface) whose objects to classify")
     parser.add_argument("--object-class", default="", help="with --detector: labels to classify")
     args = parser.parse_args()
+    if args.frames is not None and args.frames < 1:
+        sys.exit(f"classify.py: --frames {args.frames}: expected at least 1 frame")
 
     for path, what in ((args.source, "source"), (Path(args.model) / "model.json", "model package")):
         if not Path(path).is_file():
@@ -122,11 +128,23 @@ def main():
         ":" + os.environ["GST_PLUGIN_PATH"] if os.environ.get("GST_PLUGIN_PATH") else "")
     Gst.init(None)
 
-    source = f'filesrc location="{args.source}" ! decodebin ! '
-    if Path(args.source).suffix.lower() in IMAGE_SUFFIXES:
+    with tempfile.TemporaryDirectory(prefix="classify-") as clip_dir:
+        return classify(args, clip_dir)
+
+
+def classify(args, clip_dir):
+    source_file = Path(args.source)
+    is_image = source_file.suffix.lower() in IMAGE_SUFFIXES
+    if args.frames and not is_image:
+        # Exactly the first N frames: identity eos-after passes N-1, N or sometimes all of them.
+        source_file = Path(clip_dir) / "clip.avi"
+        try:
+            cut_clip(args.source, source_file, args.frames)
+        except ValueError as e:
+            sys.exit(f"classify.py: {e}")
+    source = f'filesrc location="{source_file}" ! decodebin ! '
+    if is_image:
         source += f"imagefreeze num-buffers={args.frames or 1} ! "
-    elif args.frames:
-        source += f"identity eos-after={args.frames} ! "
     source += "videoconvert ! video/x-raw,format=RGB ! "
     labels = f' labels="{args.labels}"' if args.labels else ""
     classify = (f'axinference model="{args.model}" ! '
@@ -144,8 +162,6 @@ def main():
     frame = [0]
 
     def probe(pad, info):
-        if args.frames and frame[0] >= args.frames:
-            return Gst.PadProbeReturn.DROP  # decoders may drain a few more after identity's EOS
         buffer = info.get_buffer()
         n = frame[0]
         frame[0] += 1

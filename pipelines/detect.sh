@@ -10,8 +10,8 @@
 #
 # --model (default yolov8n) picks the builder and its decoder; --package uses an already compiled
 # package of that architecture instead (e.g. one made with axcompile --batch); --frames runs
-# the first N frames only (default: the whole video; cut into a temporary MJPEG clip first, since
-# identity eos-after in this pipeline passes N-1, N or, with avdec, sometimes every frame);
+# the first N frames only (default: the whole video; cut into a temporary MJPEG clip first by
+# pipelines/cut_clip.py, since identity eos-after passes N-1, N or sometimes every frame);
 # --conf sets axdecode's conf-threshold (default per model, for the random weights: yolov8n
 # 0.5, yolov5s 0.3 (objectness x class), ssd_mobilenet 0.2 (softmax over 21 classes)). VIDEO defaults to opencv-doc's vtest.avi.
 # Environment: AXSTREAM_BUILD (default build/), AXSTREAM_CACHE (default ~/.cache/axstream),
@@ -78,24 +78,7 @@ rm -f "$json"
 if ((frames > 0)); then
   clip_dir=$(mktemp -d)
   trap 'rm -rf "$clip_dir"' EXIT
-  /usr/bin/python3 - "$video" "$clip_dir/clip.avi" "$frames" <<'PY'
-import sys
-import cv2
-source, clip, frames = sys.argv[1], sys.argv[2], int(sys.argv[3])
-capture = cv2.VideoCapture(source)
-writer = None
-for _ in range(frames):
-    ok, frame = capture.read()
-    if not ok:
-        break
-    if writer is None:
-        writer = cv2.VideoWriter(clip, cv2.VideoWriter_fourcc(*"MJPG"),
-                                 capture.get(cv2.CAP_PROP_FPS) or 25, (frame.shape[1], frame.shape[0]))
-    writer.write(frame)
-if writer is None:
-    sys.exit(f"detect: no frame could be read from {source}")
-writer.release()
-PY
+  /usr/bin/python3 "$here/pipelines/cut_clip.py" "$video" "$clip_dir/clip.avi" "$frames"
   video=$clip_dir/clip.avi
 fi
 

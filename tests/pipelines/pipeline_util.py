@@ -8,6 +8,8 @@ from pathlib import Path
 
 SKIP = 77
 SOURCE = Path(os.environ.get("AXSTREAM_SOURCE", Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(SOURCE / "pipelines"))
+from cut_clip import cut_clip  # noqa: E402  (pipelines/cut_clip.py, shared with the demos)
 BUILD = Path(os.environ.get("AXSTREAM_BUILD", SOURCE / "build"))
 DATA_DIR = Path(os.environ.get("AXSTREAM_DATA_DIR", Path.home() / ".cache" / "axstream"))
 CACHE = Path(os.environ.get("AXSTREAM_CACHE", Path.home() / ".cache" / "axstream"))
@@ -69,24 +71,15 @@ def sanitized():
 
 def test_video(video, directory, sanitized_frames=40):
     """`video`, or under the sanitizers a clip of its first `sanitized_frames` frames (MJPEG AVI,
-    written with OpenCV into `directory`: an exact frame count, unlike identity eos-after)."""
+    written with OpenCV into `directory` by pipelines/cut_clip.py: an exact frame count, unlike
+    identity eos-after)."""
     if not sanitized():
         return Path(video)
-    import cv2
-    capture = cv2.VideoCapture(str(video))
     clip = Path(directory) / f"{Path(video).stem}-first{sanitized_frames}.avi"
-    writer = None
-    for _ in range(sanitized_frames):
-        ok, frame = capture.read()
-        if not ok:
-            break
-        if writer is None:
-            fps = capture.get(cv2.CAP_PROP_FPS) or 25
-            writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), fps,
-                                     (frame.shape[1], frame.shape[0]))
-        writer.write(frame)
-    check(writer is not None, f"{video}: no frame could be read for the sanitized clip")
-    writer.release()
+    try:
+        cut_clip(video, clip, sanitized_frames)
+    except ValueError as e:
+        raise AssertionError(f"the sanitized clip: {e}")
     print(f"sanitized stage: the first {sanitized_frames} frames of {video} ({clip})")
     return clip
 
