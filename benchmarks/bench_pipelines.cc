@@ -12,19 +12,25 @@
 //   instance RSS  resident memory of one loaded-and-run instance of a package, and what loading
 //                 (and running) one more instance of it adds
 //
-// Element overhead (what the GStreamer elements add beyond the work itself):
-//   overhead ms/frame = pipeline CPU - source CPU - (preprocess + engine + decode) CPU
-//   overhead %        = overhead ms/frame / engine CPU ms/frame
-// where source, preprocess and decode are their medians alone, and the engine is its core
-// threads' CPU inside the pipeline run (same run, same load) plus what ModelInstance::run costs
-// its caller alone; the variant with the engine alone is printed too (noisier on a loaded host:
-// two processes' engine figures differ by more than the overhead). "runs a..b%" is the range of
-// each round's own overhead (its pipeline against the components and source of that round).
+// Element overhead (what the GStreamer elements add beyond the work itself), per frame:
+//   overhead = CPU of axpreprocess + axinference's chain (charged per element in the source's
+//              thread) + axinference's run and push threads whole (axdecode and the sink run in
+//              their pushes) inside the pipeline run - (preprocess + decode + run's caller part)
+//              alone
+//   overhead % = overhead / engine, engine = the core threads' CPU in the same pipeline run plus
+//              what ModelInstance::run costs its caller beyond them (measured alone)
+// Each element's CPU comes from GStreamer's tracer hooks (element_cpu.h): a thread's CPU between
+// two pad pushes is charged to the element running then, so the source and the work downstream
+// of an element are not in its figure. The source element is not counted (printed, with its
+// figure alone). The older measure, pipeline process CPU - source alone - components, is printed
+// for comparison ("by subtracting the source alone"): the source alone varies between processes
+// by about as much as the overhead. The overhead is the median of the rounds' own overheads
+// (each pipeline run against its round's components), "runs a..b%" their range.
 // Frames/s and CPU/frame are steady state: from the first frame at a sink to EOS (the whole
 // process's CPU over that interval) or over the timed loop of a component.
 //
 //   bench_pipelines    environment: AXSTREAM_BENCH_FRAMES (frames per face-detect run, 300),
-//                      AXSTREAM_BENCH_YOLO_FRAMES (20), AXSTREAM_BENCH_REPEAT (3),
+//                      AXSTREAM_BENCH_YOLO_FRAMES (20), AXSTREAM_BENCH_REPEAT (5),
 //                      AXSTREAM_BENCH_STREAMS (most streams, 8), AXSTREAM_BENCH_ONLY (comma list
 //                      of face,megamind,yolo,streams,memory; default all),
 //                      AXSTREAM_BENCH_PLUGIN_DIR (plugin directory; default this build's),
@@ -65,6 +71,7 @@
 #include "axstream/runtime/model_package.h"
 #include "axstream/runtime/runtime.h"
 #include "bench_common.h"
+#include "element_cpu.h"
 
 namespace ab = axstream::bench;
 namespace rt = axstream::runtime;
@@ -297,6 +304,7 @@ struct SinkCount {
   ab::Clock::time_point t0;
   double cpu0 = 0;
   Values roles0;
+  std::map<std::string, double> elements0;  // CPU charged to each element kind
 };
 
 GstPadProbeReturn count_buffer(GstPad *, GstPadProbeInfo *, gpointer data) {
@@ -306,6 +314,7 @@ GstPadProbeReturn count_buffer(GstPad *, GstPadProbeInfo *, gpointer data) {
     c->t0 = ab::Clock::now();
     c->cpu0 = ab::cpu_seconds();
     c->roles0 = thread_cpu_by_role();
+    c->elements0 = ab::element_cpu_seconds();
   }
   return GST_PAD_PROBE_OK;
 }
@@ -329,6 +338,8 @@ void feed(GstElement *pipeline, const Clip &clip, int count) {
 
 // Runs `desc` to EOS; with a clip, its "src" appsrc is fed `feed_frames` frames from a thread.
 Values run_pipeline(const std::string &desc, const Clip *clip = nullptr, int feed_frames = 0) {
+  // axinference's threads (inference, then axdecode and the sink in its pushes) count whole.
+  ab::start_element_cpu({"axinf-"});
   GError *err = nullptr;
   GstElement *pipeline = gst_parse_launch(desc.c_str(), &err);
   if (!pipeline || err)
@@ -367,6 +378,8 @@ Values run_pipeline(const std::string &desc, const Clip *clip = nullptr, int fee
     v["frames"] = frames;
     for (const auto &[role, seconds] : thread_cpu_by_role())
       v[role + "_cpu_ms"] = (seconds - count.roles0[role]) * 1e3 / frames;
+    for (const auto &[kind, seconds] : ab::element_cpu_seconds())
+      v["el_" + kind + "_cpu_ms"] = (seconds - count.elements0[kind]) * 1e3 / frames;
   }
   std::string error;
   if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR) {
@@ -565,35 +578,49 @@ Values run_components(const Case &c) {
 // ---------------------------------------------------------------------------------------------
 // Report
 
-// Element overhead of one pipeline run (or of the medians) against the components and the
-// source alone.
+// Element overhead of one pipeline run (or of the medians). Counted directly: the CPU the three
+// elements took in the pipeline run itself (charged per element by the tracer hooks in the
+// source's thread; axinference's run and push threads whole, with axdecode and the sink, which
+// releases the elements' buffers, in their pushes) less their work measured alone
+// (Preprocessor::run, convert + decode, and what ModelInstance::run costs its caller beyond the
+// core threads). The source never enters it. The older figure, the whole
+// process less the source alone and the components, is kept for comparison: it subtracts a
+// source measured in another process, whose CPU varies by about the whole overhead.
 struct Overhead {
-  double engine_here = 0;                  // the engine as it ran inside the pipeline
-  double ms = 0, percent = 0;              // against engine_here
-  double ms_alone = 0, percent_alone = 0;  // against the engine measured alone
+  double engine_here = 0;  // the engine as it ran inside the pipeline
+  double ms = 0, percent = 0;
+  double subtracted_ms = 0, subtracted_percent = 0;
 };
 
+double value_at(const Values &v, const std::string &key) {
+  auto it = v.find(key);
+  return it == v.end() ? 0.0 : it->second;
+}
+
+// What ModelInstance::run costs its caller beyond the core threads (measured alone).
+double run_caller_ms(const Values &comp) {
+  return std::max(0.0, value_at(comp, "eng_cpu_ms") - value_at(comp, "eng_core_cpu_ms"));
+}
+
 Overhead overhead_of(const Values &comp, const Values &source, const Values &pipe) {
-  auto at = [](const Values &v, const char *key) {
-    auto it = v.find(key);
-    return it == v.end() ? 0.0 : it->second;
-  };
-  const double pre = at(comp, "pre_cpu_ms"), eng = at(comp, "eng_cpu_ms");
-  const double dec = at(comp, "dec_cpu_ms");
-  const double rest = at(pipe, "cpu_ms") - at(source, "cpu_ms") - pre - dec;
-  // The engine as it ran inside the pipeline: its core threads' CPU there, plus what
-  // ModelInstance::run costs its caller beyond the core (measured alone).
+  const double pre = value_at(comp, "pre_cpu_ms"), dec = value_at(comp, "dec_cpu_ms");
   Overhead o;
-  o.engine_here = at(pipe, "core_cpu_ms") + std::max(0.0, eng - at(comp, "eng_core_cpu_ms"));
-  o.ms = rest - o.engine_here;
+  o.engine_here = value_at(pipe, "core_cpu_ms") + run_caller_ms(comp);
+  const double elements = value_at(pipe, "el_axpreprocess_cpu_ms") +
+                          value_at(pipe, "el_axinference_cpu_ms") +
+                          value_at(pipe, "el_axdecode_cpu_ms") + value_at(pipe, "el_sink_cpu_ms") +
+                          value_at(pipe, "runner_cpu_ms") + value_at(pipe, "push_cpu_ms");
+  o.ms = elements - pre - dec - run_caller_ms(comp);
   o.percent = o.ms / o.engine_here * 100.0;
-  o.ms_alone = rest - eng;
-  o.percent_alone = o.ms_alone / eng * 100.0;
+  o.subtracted_ms =
+      value_at(pipe, "cpu_ms") - value_at(source, "cpu_ms") - pre - dec - o.engine_here;
+  o.subtracted_percent = o.subtracted_ms / o.engine_here * 100.0;
   return o;
 }
 
-// `name`'s three lines: throughput, CPU per part and thread, overhead (medians, and the range of
-// the runs' own overheads, each run against the components and source of its round).
+// `name`'s lines: throughput, CPU per part and thread, the overhead (medians, and the range of
+// the runs' own overheads, each run against the components and source of its round) and what
+// each element took in the pipeline.
 void print_case(const std::string &name, const std::vector<ChildResult> &comp_runs,
                 const std::vector<ChildResult> &source_runs,
                 const std::vector<ChildResult> &pipe_runs) {
@@ -603,23 +630,31 @@ void print_case(const std::string &name, const std::vector<ChildResult> &comp_ru
   if (!comp.ok) return ab::skip(area, name + " components", comp.message.substr(0, 160));
   if (!source.ok) return ab::skip(area, name + " source", source.message.substr(0, 160));
   if (!pipe.ok) return ab::skip(area, name, pipe.message.substr(0, 160));
-  const Overhead o = overhead_of(comp.values, source.values, pipe.values);
-  double lowest = 1e30, highest = -1e30;
+  std::vector<double> direct, direct_ms, subtracted;
   for (size_t r = 0; r < pipe_runs.size() && r < comp_runs.size() && r < source_runs.size(); ++r) {
     if (!pipe_runs[r].ok || !comp_runs[r].ok || !source_runs[r].ok) continue;
-    const double percent =
-        overhead_of(comp_runs[r].values, source_runs[r].values, pipe_runs[r].values).percent;
-    lowest = std::min(lowest, percent);
-    highest = std::max(highest, percent);
+    const Overhead run =
+        overhead_of(comp_runs[r].values, source_runs[r].values, pipe_runs[r].values);
+    direct.push_back(run.percent);
+    direct_ms.push_back(run.ms);
+    subtracted.push_back(run.subtracted_percent);
   }
+  // Medians of the runs' own figures (each run against its round's components and source).
+  const Overhead o = overhead_of(comp.values, source.values, pipe.values);
+  const double direct_percent = median(direct), subtracted_percent = median(subtracted);
+  const auto [direct_low, direct_high] = std::minmax_element(direct.begin(), direct.end());
+  const auto [sub_low, sub_high] = std::minmax_element(subtracted.begin(), subtracted.end());
   const double total = pipe["cpu_ms"];
   std::printf(
       "%-8s %-26s %6.1f frames/s (engine alone %6.1f/s: %.2fx)  cpu %7.3f ms/frame  peak RSS "
       "%6.1f MB%s\n"
       "%-8s %-26s cpu ms/frame: source %.3f + preprocess %.3f + engine %.3f (alone %.3f) + "
       "decode %.3f; threads: other %.3f, axinf-run %.3f, axinf-push %.3f, core %.3f\n"
-      "%-8s %-26s overhead %.3f ms/frame = %.1f%% of the engine (runs %.1f..%.1f%%; with the "
-      "engine alone: %.3f ms = %.1f%%)  [medians of %d/%d/%d runs]\n",
+      "%-8s %-26s overhead %.3f ms/frame = %.1f%% of the engine (runs %.1f..%.1f%%; by "
+      "subtracting the source alone: %.1f%%, runs %.1f..%.1f%%)  [medians of %d/%d/%d runs]\n"
+      "%-8s %-26s in the pipeline, ms/frame: axpreprocess %.3f (work alone %.3f), axinference "
+      "chain %.3f + its threads %.3f (of which axdecode %.3f (work alone %.3f), sink %.3f; run's "
+      "caller part alone %.3f); not counted: source element %.3f (alone %.3f)\n",
       area, name.c_str(), pipe["fps"], comp["eng_fps"], pipe["fps"] / comp["eng_fps"], total,
       pipe["rss_mb"],
       pipe["clip_mb"] > 0
@@ -630,8 +665,14 @@ void print_case(const std::string &name, const std::vector<ChildResult> &comp_ru
       // The rest of the process's CPU (threads that ended before EOS, like appsrc's feeder, are
       // in the total but not in a per-thread snapshot).
       total - pipe["runner_cpu_ms"] - pipe["push_cpu_ms"] - pipe["core_cpu_ms"],
-      pipe["runner_cpu_ms"], pipe["push_cpu_ms"], pipe["core_cpu_ms"], area, name.c_str(), o.ms,
-      o.percent, lowest, highest, o.ms_alone, o.percent_alone, comp.runs, source.runs, pipe.runs);
+      pipe["runner_cpu_ms"], pipe["push_cpu_ms"], pipe["core_cpu_ms"], area, name.c_str(),
+      median(direct_ms), direct_percent, direct.empty() ? 0.0 : *direct_low,
+      direct.empty() ? 0.0 : *direct_high, subtracted_percent, subtracted.empty() ? 0.0 : *sub_low,
+      subtracted.empty() ? 0.0 : *sub_high, comp.runs, source.runs, pipe.runs, area, name.c_str(),
+      pipe["el_axpreprocess_cpu_ms"], comp["pre_cpu_ms"], pipe["el_axinference_cpu_ms"],
+      pipe["runner_cpu_ms"] + pipe["push_cpu_ms"], pipe["el_axdecode@axinf-_cpu_ms"],
+      comp["dec_cpu_ms"], pipe["el_sink@axinf-_cpu_ms"], run_caller_ms(comp.values),
+      pipe["el_source_cpu_ms"], source["el_source_cpu_ms"]);
   std::fflush(stdout);
 }
 
@@ -646,7 +687,7 @@ int main() {
   const std::string data = ab::data_dir();
   const int frames = env_int("AXSTREAM_BENCH_FRAMES", 300);
   const int yolo_frames = env_int("AXSTREAM_BENCH_YOLO_FRAMES", 20);
-  const int repeat = env_int("AXSTREAM_BENCH_REPEAT", 3);
+  const int repeat = env_int("AXSTREAM_BENCH_REPEAT", 5);
   const int max_streams = env_int("AXSTREAM_BENCH_STREAMS", 8);
   const char *baseline_env = std::getenv("AXSTREAM_BENCH_BASELINE_PLUGIN_DIR");
   const std::string baseline_plugin = baseline_env ? baseline_env : "";
@@ -659,8 +700,9 @@ int main() {
       data + "/opencv-doc/usr/share/doc/opencv-doc/examples/data/Megamind.avi";
   std::printf(
       "# pipelines: medians of %d runs per case, each run its own process; CPU = user+system of "
-      "that process (all threads); overhead = pipeline - source - preprocess - engine - decode "
-      "CPU per frame, in %% of the engine's\n",
+      "that process (all threads); overhead = the elements' own CPU in the pipeline (tracer hooks, "
+      "plus axinference's run threads and the sink) - their work alone, per frame, in %% of the "
+      "engine's\n",
       repeat);
 
   std::vector<Case> cases;
