@@ -1,9 +1,12 @@
 #include "axstream/decoders/output_converter.h"
 
 #include <algorithm>
+#include <array>
+#include <cmath>
 #include <numeric>
 #include <sstream>
 
+#include "axstream/decoders/decoder.h"
 #include "axstream/error.h"
 #include "axstream/runtime/engine.h"
 #include "axstream/runtime/model_package.h"
@@ -29,8 +32,12 @@ static size_t product(const std::vector<int64_t> &shape, size_t from = 0) {
   return count;
 }
 
-QuantizedTensor convert_output_quantized(const OutputSpec &spec, const int8_t *raw,
-                                         size_t raw_bytes, int item) {
+namespace {
+
+// convert_output_quantized, or with `may_view` a view of `raw` when the layout allows one
+// (QuantizedTensor::view): channels-last with only the channels padded, or dense unpadded.
+QuantizedTensor quantized_output(const OutputSpec &spec, const int8_t *raw, size_t raw_bytes,
+                                 int item, bool may_view) {
   const size_t rank = spec.shape.size();
   if (rank == 0)
     throw InvalidArgument("output '" + spec.name + "': expected a shape, got a scalar");
@@ -60,6 +67,41 @@ QuantizedTensor convert_output_quantized(const OutputSpec &spec, const int8_t *r
   std::vector<int64_t> item_shape = unpadded;
   item_shape[0] = 1;
   const size_t count = product(item_shape);
+  if (!spec.original_shape.empty() && product(spec.original_shape) != count)
+    throw InvalidArgument(
+        "output '" + spec.name + "': original_shape " + shape_to_string(spec.original_shape) +
+        " has " + std::to_string(product(spec.original_shape)) + " elements, expected " +
+        std::to_string(count) + " (unpadded " + shape_to_string(item_shape) + ")");
+  auto pad_low = [&](size_t d) { return spec.padding.empty() ? 0 : spec.padding[d].first; };
+  auto padded_in = [&](size_t d) { return spec.shape[d] != unpadded[d]; };
+  bool spatial_padded = false;
+  for (size_t d = 1; d + 1 < rank; ++d) spatial_padded = spatial_padded || padded_in(d);
+  const bool channels_last = spec.nhwc_to_nchw && rank >= 3;
+  if (may_view && rank >= 2 && !spatial_padded && (channels_last || !padded_in(rank - 1))) {
+    QuantizedTensor tensor;
+    tensor.name = spec.name;
+    tensor.scale = static_cast<float>(spec.scale);
+    tensor.zero_point = spec.zero_point;
+    const size_t row = static_cast<size_t>(spec.shape[rank - 1]);
+    const size_t channels = static_cast<size_t>(item_shape[rank - 1]);
+    tensor.view =
+        raw +
+        static_cast<size_t>(item + pad_low(0)) * (spec.padded_bytes() / size_t(spec.shape[0])) +
+        pad_low(rank - 1);
+    if (channels_last) {
+      // (1, d1, ..., dk, C) read as (1, C, d1, ..., dk)
+      tensor.view_plane = count / channels;
+      tensor.view_row_stride = row;
+      tensor.shape = {1, static_cast<int64_t>(channels)};
+      tensor.shape.insert(tensor.shape.end(), item_shape.begin() + 1, item_shape.end() - 1);
+    } else {
+      tensor.view_plane = count;  // element i at view[i]
+      tensor.view_row_stride = 1;
+      tensor.shape = item_shape;
+    }
+    if (!spec.original_shape.empty()) tensor.shape = spec.original_shape;
+    return tensor;
+  }
   std::vector<int8_t> values(count);
   std::vector<size_t> padded_strides(rank, 1);
   for (size_t d = rank - 1; d > 0; --d)
@@ -97,15 +139,15 @@ QuantizedTensor convert_output_quantized(const OutputSpec &spec, const int8_t *r
     tensor.data = std::move(values);
     tensor.shape = item_shape;
   }
-  if (!spec.original_shape.empty()) {
-    if (product(spec.original_shape) != count)
-      throw InvalidArgument(
-          "output '" + spec.name + "': original_shape " + shape_to_string(spec.original_shape) +
-          " has " + std::to_string(product(spec.original_shape)) + " elements, expected " +
-          std::to_string(count) + " (unpadded " + shape_to_string(item_shape) + ")");
-    tensor.shape = spec.original_shape;
-  }
+  if (!spec.original_shape.empty()) tensor.shape = spec.original_shape;
   return tensor;
+}
+
+}  // namespace
+
+QuantizedTensor convert_output_quantized(const OutputSpec &spec, const int8_t *raw,
+                                         size_t raw_bytes, int item) {
+  return quantized_output(spec, raw, raw_bytes, item, false);
 }
 
 FloatTensor convert_output(const OutputSpec &spec, const int8_t *raw, size_t raw_bytes, int item) {
@@ -128,12 +170,14 @@ OutputConverter::OutputConverter(std::vector<OutputSpec> specs, std::string post
   find_layout_gathers();
 }
 
-// A postamble of data movement only (BlazeFace's Transpose+Reshape per output) maps every output
-// element to one element of one core output. Running it once on inputs that hold their own
-// element numbers reveals that map, so quantised outputs can be gathered as int8 directly.
+// A postamble of data movement only (BlazeFace's Transpose+Reshape per output), optionally with
+// an element-wise Sigmoid (YOLO heads the compiler left the final Sigmoid of), maps every output
+// element to one element of one core output, through the sigmoid or not. Running it on inputs
+// that spell their own element numbers reveals that map, so quantised outputs can be gathered as
+// int8 directly and the sigmoid left to a decoder that applies it to candidates only.
 void OutputConverter::find_layout_gathers() {
   static const char *const kLayoutOps[] = {"Transpose", "Reshape",  "Squeeze", "Unsqueeze",
-                                           "Flatten",   "Identity", "Concat"};
+                                           "Flatten",   "Identity", "Concat",  "Sigmoid"};
   std::istringstream description(program_->describe());
   std::string line;
   std::getline(description, line);  // "program '...': N steps, ..."
@@ -144,41 +188,106 @@ void OutputConverter::find_layout_gathers() {
     if (op == "input" || op == "output") continue;
     if (std::find(std::begin(kLayoutOps), std::end(kLayoutOps), op) == std::end(kLayoutOps)) return;
   }
-  // Element numbers 1.. over all inputs, exact in float up to 2^24.
-  std::vector<std::vector<float>> numbered(specs_.size());
-  std::vector<size_t> first(specs_.size() + 1, 1);
+  // Element numbers 0.. over all inputs, written in base kLevels, one digit per run: digit d is
+  // the value 2 + d / 16 (exact in float). An output element is either that value (moved) or its
+  // sigmoid, which lies in [0.88, 0.998) and so apart from the moved values (>= 2), from a double
+  // sigmoid (< 0.74) and from its neighbours by >= 1.6e-4, thousands of float steps (the
+  // engine's 1 / (1 + exp(-x)) is decoders' sigmoid(); 1e-5 of slack allows another formula).
+  constexpr size_t kLevels = 64;
+  auto level = [](size_t digit) { return 2.0f + float(digit) / 16.0f; };
+  std::array<float, kLevels> sigmoid_of_level;
+  for (size_t d = 0; d < kLevels; ++d) sigmoid_of_level[d] = sigmoid(level(d));
+  std::vector<size_t> first(specs_.size() + 1, 0);
+  for (size_t i = 0; i < specs_.size(); ++i)
+    first[i + 1] = first[i] + program_->inputs()[i].element_count();
+  const size_t total = first.back();
+  if (total == 0 || total >= (size_t(1) << 31)) return;
+  size_t runs = 1;
+  for (size_t reach = kLevels; reach < total; reach *= kLevels) ++runs;
+
+  std::vector<std::vector<float>> inputs(specs_.size());
+  std::vector<const void *> input_pointers;
   for (size_t i = 0; i < specs_.size(); ++i) {
-    numbered[i].resize(program_->inputs()[i].element_count());
-    first[i + 1] = first[i] + numbered[i].size();
-  }
-  if (first.back() >= (size_t(1) << 24)) return;
-  std::vector<const void *> inputs;
-  for (size_t i = 0; i < specs_.size(); ++i) {
-    for (size_t j = 0; j < numbered[i].size(); ++j) numbered[i][j] = float(first[i] + j);
-    inputs.push_back(numbered[i].data());
+    inputs[i].resize(program_->inputs()[i].element_count());
+    input_pointers.push_back(inputs[i].data());
   }
   std::vector<std::vector<float>> results(program_->outputs().size());
-  std::vector<void *> outputs;
+  std::vector<void *> output_pointers;
   for (size_t o = 0; o < results.size(); ++o) {
     results[o].resize(program_->outputs()[o].element_count());
-    outputs.push_back(results[o].data());
+    output_pointers.push_back(results[o].data());
   }
-  executor_->run(inputs, outputs);
+  enum class Mode : uint8_t { unknown, moved, sigmoid };
+  std::vector<std::vector<uint32_t>> numbers(results.size());
+  std::vector<Mode> modes(results.size(), Mode::unknown);
+  for (size_t o = 0; o < results.size(); ++o) numbers[o].assign(results[o].size(), 0);
+  size_t place = 1;
+  for (size_t run = 0; run < runs; ++run, place *= kLevels) {
+    for (size_t i = 0; i < specs_.size(); ++i)
+      for (size_t j = 0; j < inputs[i].size(); ++j)
+        inputs[i][j] = level((first[i] + j) / place % kLevels);
+    executor_->run(input_pointers, output_pointers);
+    for (size_t o = 0; o < results.size(); ++o) {
+      for (size_t k = 0; k < results[o].size(); ++k) {
+        const float value = results[o][k];
+        size_t digit;
+        Mode mode;
+        if (value >= 2.0f) {
+          const float scaled = (value - 2.0f) * 16.0f;
+          digit = static_cast<size_t>(scaled);
+          if (scaled != float(digit) || digit >= kLevels) return;
+          mode = Mode::moved;
+        } else if (value > 0.0f && value < 1.0f) {
+          const auto above =
+              std::lower_bound(sigmoid_of_level.begin(), sigmoid_of_level.end(), value);
+          digit = size_t(above - sigmoid_of_level.begin());
+          if (digit == kLevels ||
+              (digit > 0 && value - sigmoid_of_level[digit - 1] < sigmoid_of_level[digit] - value))
+            --digit;
+          if (std::abs(value - sigmoid_of_level[digit]) > 1e-5f) return;
+          mode = Mode::sigmoid;
+        } else {
+          return;
+        }
+        // One output is all moved or all through the sigmoid: a decoder's logits mode is per
+        // tensor.
+        if (modes[o] == Mode::unknown) modes[o] = mode;
+        if (mode != modes[o]) return;
+        numbers[o][k] += uint32_t(digit * place);
+      }
+    }
+  }
   std::vector<LayoutGather> gathers(results.size());
   for (size_t o = 0; o < results.size(); ++o) {
     LayoutGather &gather = gathers[o];
-    gather.indices.reserve(results[o].size());
-    for (float value : results[o]) {
-      const size_t number = static_cast<size_t>(value);
-      if (value != float(number) || number < 1 || number >= first.back()) return;
-      const size_t input =
-          size_t(std::upper_bound(first.begin(), first.end(), number) - first.begin()) - 1;
-      if (gather.indices.empty()) gather.input = input;
-      if (input != gather.input) return;  // mixes core outputs of different quantisation
-      gather.indices.push_back(uint32_t(number - first[input]));
+    if (numbers[o].empty()) return;
+    gather.sigmoid = modes[o] == Mode::sigmoid;
+    gather.input =
+        size_t(std::upper_bound(first.begin(), first.end(), numbers[o][0]) - first.begin()) - 1;
+    if (gather.input >= specs_.size()) return;
+    gather.indices.reserve(numbers[o].size());
+    for (uint32_t number : numbers[o]) {
+      // Every element from one core output: mixing quantisations has no int8 form.
+      if (number < first[gather.input] || number >= first[gather.input + 1]) return;
+      gather.indices.push_back(uint32_t(number - first[gather.input]));
     }
+    // The same elements in the same order (a Sigmoid or Reshape alone): no gather per frame.
+    gather.whole = gather.indices.size() == inputs[gather.input].size();
+    for (size_t k = 0; gather.whole && k < gather.indices.size(); ++k)
+      gather.whole = gather.indices[k] == k;
+    if (gather.whole) gather.indices.clear();
   }
+  for (LayoutGather &gather : gathers)
+    gather.only_user = std::count_if(gathers.begin(), gathers.end(), [&](const LayoutGather &g) {
+                         return g.input == gather.input;
+                       }) == 1;
   layout_gathers_ = std::move(gathers);
+}
+
+std::vector<bool> OutputConverter::outputs_before_sigmoid() const {
+  std::vector<bool> before(layout_gathers_.size());
+  for (size_t o = 0; o < before.size(); ++o) before[o] = layout_gathers_[o].sigmoid;
+  return before;
 }
 
 OutputConverter::~OutputConverter() = default;
@@ -222,6 +331,15 @@ std::unique_ptr<OutputConverter> OutputConverter::from_package(
 
 std::vector<QuantizedTensor> OutputConverter::convert_quantized(
     const std::vector<const int8_t *> &raw, const std::vector<size_t> &raw_bytes, int item) const {
+  std::vector<QuantizedTensor> tensors = view_quantized(raw, raw_bytes, item);
+  for (QuantizedTensor &t : tensors)
+    if (t.view) t = t.owned();
+  return tensors;
+}
+
+std::vector<QuantizedTensor> OutputConverter::view_quantized(const std::vector<const int8_t *> &raw,
+                                                             const std::vector<size_t> &raw_bytes,
+                                                             int item) const {
   if (!quantized_outputs_available())
     throw InvalidArgument("output conversion: postamble '" + postamble_path_ +
                           "' computes on its inputs, so the quantised core outputs are not the "
@@ -231,18 +349,33 @@ std::vector<QuantizedTensor> OutputConverter::convert_quantized(
                           " tensors, expected " + std::to_string(specs_.size()));
   std::vector<QuantizedTensor> converted;
   converted.reserve(specs_.size());
-  for (size_t i = 0; i < specs_.size(); ++i)
-    converted.push_back(convert_output_quantized(specs_[i], raw[i], raw_bytes[i], item));
+  for (size_t i = 0; i < specs_.size(); ++i) {
+    // A gather reads elements in its own order: from dense values.
+    bool gathered_in_order = true;
+    for (const LayoutGather &gather : layout_gathers_)
+      if (gather.input == i && !gather.whole) gathered_in_order = false;
+    converted.push_back(quantized_output(specs_[i], raw[i], raw_bytes[i], item, gathered_in_order));
+  }
   if (!program_) return converted;
   std::vector<QuantizedTensor> gathered(layout_gathers_.size());
   for (size_t o = 0; o < gathered.size(); ++o) {
     const LayoutGather &gather = layout_gathers_[o];
-    const QuantizedTensor &source = converted[gather.input];
+    QuantizedTensor &source = converted[gather.input];
     const auto &desc = program_->outputs()[o];
     gathered[o].name = desc.name;
     gathered[o].shape = desc.shape;
     gathered[o].scale = source.scale;
     gathered[o].zero_point = source.zero_point;
+    if (gather.whole) {  // the same values in the same order, maybe reshaped
+      if (gather.only_user)
+        gathered[o].data = std::move(source.data);
+      else
+        gathered[o].data = source.data;
+      gathered[o].view = source.view;
+      gathered[o].view_plane = source.view_plane;
+      gathered[o].view_row_stride = source.view_row_stride;
+      continue;
+    }
     gathered[o].data.resize(gather.indices.size());
     for (size_t k = 0; k < gather.indices.size(); ++k)
       gathered[o].data[k] = source.data[gather.indices[k]];

@@ -152,6 +152,11 @@ DecodeResult Decoder::decode_quantized(const std::vector<QuantizedTensor> &outpu
   return decode(floats, geometry);
 }
 
+std::unique_ptr<Decoder> Decoder::for_logits(const std::vector<FloatTensor> &,
+                                             const std::vector<bool> &) const {
+  return nullptr;
+}
+
 std::vector<FloatTensor> shapes_of(const std::vector<QuantizedTensor> &outputs) {
   std::vector<FloatTensor> shapes(outputs.size());
   for (size_t i = 0; i < outputs.size(); ++i) {

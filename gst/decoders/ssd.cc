@@ -94,6 +94,20 @@ class SsdDecoder final : public Decoder {
 
   const std::vector<Prior> &priors() const { return priors_; }
 
+  // Probability scores (`scores=none`) that are the postamble's sigmoid of the core's scores
+  // (boxes untouched): `scores=sigmoid` on the logits gives the same.
+  std::unique_ptr<Decoder> for_logits(const std::vector<FloatTensor> &outputs,
+                                      const std::vector<bool> &before_sigmoid) const override {
+    if (score_kind_ != ScoreKind::probabilities || before_sigmoid.size() != outputs.size())
+      return nullptr;
+    const size_t scores = find(outputs).second;
+    for (size_t i = 0; i < outputs.size(); ++i)
+      if (before_sigmoid[i] != (i == scores)) return nullptr;
+    DecoderOptions logits = options_;
+    logits.config["scores"] = "sigmoid";
+    return std::make_unique<SsdDecoder>(logits);
+  }
+
  private:
   template <class View>
   DecodeResult decode_views(const std::vector<View> &outputs, std::pair<size_t, size_t> found,

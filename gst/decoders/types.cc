@@ -31,9 +31,19 @@ FloatTensor QuantizedTensor::dequantized() const {
   FloatTensor t;
   t.name = name;
   t.shape = shape;
-  t.data.resize(data.size());
-  for (size_t i = 0; i < data.size(); ++i) t.data[i] = dequantize(data[i]);
+  t.data.resize(element_count());
+  for (size_t i = 0; i < t.data.size(); ++i) t.data[i] = dequantize(at(i));
   return t;
+}
+
+QuantizedTensor QuantizedTensor::owned() const {
+  if (!view) return *this;
+  QuantizedTensor copy = *this;
+  copy.view = nullptr;
+  copy.view_plane = copy.view_row_stride = 0;
+  copy.data.resize(element_count());
+  for (size_t i = 0; i < copy.data.size(); ++i) copy.data[i] = at(i);
+  return copy;
 }
 
 }  // namespace axstream::decoders

@@ -6,7 +6,8 @@
 //    wh = (2 sigmoid)^2 * anchor; config `activations=sigmoid` for heads exported with the
 //    sigmoid already applied (then the values are used as they are).
 // score = objectness * best class probability; per-class NMS at IoU 0.45; threshold 0.25.
-// int8 outputs are thresholded on the raw int8 and only candidates dequantised (tensor_view.h).
+// int8 outputs are thresholded on the raw int8 and only candidates dequantised (tensor_view.h);
+// a package whose postamble is the heads' Sigmoid decodes that way too (for_logits).
 #include "axstream/error.h"
 #include "detection_common.h"
 #include "tensor_view.h"
@@ -31,6 +32,18 @@ class YoloV5Decoder final : public detail::YoloDecoder<YoloV5Decoder> {
         "yolov5 decoder: expected one tensor (1,N,5+classes) or three raw heads "
         "(1,3*(5+classes),H,W) with H halving, got " +
         detail::describe_outputs(outputs));
+  }
+
+  // Raw heads configured `activations=sigmoid` whose sigmoid is the postamble's: the logits mode
+  // applies it to candidates itself.
+  std::unique_ptr<Decoder> for_logits(const std::vector<FloatTensor> &outputs,
+                                      const std::vector<bool> &before_sigmoid) const override {
+    if (!sigmoid_applied_ || !are_raw_heads(outputs) || before_sigmoid.size() != outputs.size() ||
+        std::find(before_sigmoid.begin(), before_sigmoid.end(), false) != before_sigmoid.end())
+      return nullptr;
+    DecoderOptions logits = options_;
+    logits.config["activations"] = "logits";
+    return std::make_unique<YoloV5Decoder>(logits);
   }
 
  private:

@@ -17,7 +17,11 @@
  * decoder has an int8 path, frames are decoded without dequantising every output
  * (`int8-fast-path`): scores are compared with thresholds precomputed in the int8 domain,
  * sigmoids come from a 256-entry table, and only candidates are dequantised — with results
- * identical to the float path. `decoder-config` carries decoder settings such as SSD prior boxes.
+ * identical to the float path. A postamble that also applies a Sigmoid to whole outputs (YOLO
+ * heads, SSD scores) takes that path too when the decoder can apply the sigmoid itself (yolov5
+ * raw heads with `activations=sigmoid`, ssd with `scores=none`): it then decodes the logits,
+ * with the same results up to a score exactly at the threshold. `decoder-config` carries decoder
+ * settings such as SSD prior boxes.
  *
  * |[
  * gst-launch-1.0 filesrc location=Megamind.avi ! decodebin ! \
@@ -29,6 +33,7 @@
 
 #include <gst/video/video.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <string>
@@ -77,6 +82,9 @@ struct ModelDecoding {
   std::unique_ptr<dec::OutputConverter> converter;
   bool outputs_checked = false;
   bool int8_path = false;  // decode_quantized() from the second buffer on
+  // The int8 path's decoder when the postamble's sigmoid is left to it (Decoder::for_logits);
+  // null: the element's decoder.
+  std::unique_ptr<dec::Decoder> logits_decoder;
 };
 }  // namespace
 
@@ -156,8 +164,8 @@ static std::string package_key(const gchar *path) {
   return key;
 }
 
-// Maps every tensor of `tensors` and hands the raw bytes to `convert` (float or quantised
-// conversion).
+// Maps every tensor of `tensors` and hands the raw bytes to `convert` (float conversion, or
+// quantised views decoded before the memories are unmapped).
 template <class Convert>
 static auto convert_tensors(dec::OutputConverter &converter, GstBuffer *tensors, Convert convert) {
   const guint count = gst_buffer_n_memory(tensors);
@@ -358,12 +366,14 @@ static GstFlowReturn gst_ax_decode_transform_ip(GstBaseTransform *trans, GstBuff
       dec::DecodeResult result;
       if (decoding.outputs_checked && decoding.int8_path) {
         // Thresholds on the raw int8; only candidates are dequantised.
-        result = state->decoder->decode_quantized(
-            convert_tensors(converter, tensor_meta->tensors,
-                            [&](const auto &raw, const auto &bytes) {
-                              return converter.convert_quantized(raw, bytes);
-                            }),
-            geometry);
+        const dec::Decoder &decoder =
+            decoding.logits_decoder ? *decoding.logits_decoder : *state->decoder;
+        // Decoded while mapped: the tensors are views of the device outputs where the layout
+        // allows, so nothing is copied.
+        result = convert_tensors(
+            converter, tensor_meta->tensors, [&](const auto &raw, const auto &bytes) {
+              return decoder.decode_quantized(converter.view_quantized(raw, bytes), geometry);
+            });
       } else {
         std::vector<dec::FloatTensor> floats = convert_tensors(
             converter, tensor_meta->tensors,
@@ -373,8 +383,20 @@ static GstFlowReturn gst_ax_decode_transform_ip(GstBaseTransform *trans, GstBuff
           decoding.outputs_checked = true;
           decoding.int8_path = self->int8_fast_path && state->decoder->has_int8_path() &&
                                converter.quantized_outputs_available();
-          GST_INFO_OBJECT(self, "model %s: decoder %s uses its %s path", model_path.c_str(),
-                          state->decoder->name(), decoding.int8_path ? "int8" : "float");
+          const std::vector<bool> before_sigmoid = converter.outputs_before_sigmoid();
+          const bool postamble_sigmoid =
+              std::find(before_sigmoid.begin(), before_sigmoid.end(), true) != before_sigmoid.end();
+          if (decoding.int8_path && postamble_sigmoid) {
+            // The postamble's sigmoid moves into the decoder, applied to candidates only.
+            decoding.logits_decoder = state->decoder->for_logits(floats, before_sigmoid);
+            decoding.int8_path =
+                decoding.logits_decoder && decoding.logits_decoder->has_int8_path();
+          }
+          GST_INFO_OBJECT(self, "model %s: decoder %s uses its %s path%s", model_path.c_str(),
+                          state->decoder->name(), decoding.int8_path ? "int8" : "float",
+                          decoding.int8_path && postamble_sigmoid
+                              ? " on logits (the postamble's sigmoid applied to candidates)"
+                              : "");
         }
         result = state->decoder->decode(floats, geometry);
       }
@@ -556,8 +578,9 @@ static void gst_ax_decode_class_init(GstAxDecodeClass *klass) {
       g_param_spec_boolean(
           "int8-fast-path", "int8 fast path",
           "Decode the quantised outputs directly when the package has no postamble (or one "
-          "that only moves data, e.g. Transpose+Reshape) and the decoder has an int8 path "
-          "(blazeface, classification, ssd, yolov5, yolov8): thresholds "
+          "that only moves data, e.g. Transpose+Reshape, or also applies a Sigmoid the "
+          "decoder can apply itself: yolov5 heads, ssd scores) and the decoder has an int8 "
+          "path (blazeface, classification, ssd, yolov5, yolov8): thresholds "
           "compared in int8, sigmoid/exp from 256-entry tables, only candidates dequantised; "
           "results equal the float path. Off: always dequantise every output first",
           DEFAULT_PROP_INT8_FAST_PATH, ready_flags));

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -509,4 +510,140 @@ TEST_F(AxDecode, DecoderConfigWithAKeyTheDecoderDoesNotKnowFailsToStart) {
   EXPECT_NE(error.find("decoder 'classification': unknown config key 'clip', expected no config"),
             std::string::npos)
       << error;
+}
+
+namespace {
+
+void add_float_value(onnx::ValueInfoProto *value, const std::string &name,
+                     const std::vector<int64_t> &shape) {
+  add_int8_value(value, name, shape);
+  value->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
+}
+
+// A YOLOv5-shaped package as axcompile makes yolov5s: three raw heads (1,21,S,S), S = 8, 4, 2
+// of a 64x64 input (2 classes), NHWC int8 on the device with channels padded to 24, and a
+// postamble that is only the heads' Sigmoid.
+struct SigmoidHeadsPackage {
+  fs::path dir;
+
+  SigmoidHeadsPackage() {
+    dir = fs::path(::testing::TempDir()) / ("axdecode_yolo_" + std::to_string(getpid()));
+    fs::create_directories(dir);
+    onnx::ModelProto core, postamble;
+    for (auto *model : {&core, &postamble}) {
+      model->set_ir_version(8);
+      model->add_opset_import()->set_version(13);
+    }
+    core.mutable_graph()->set_name("yolo_shaped");
+    add_int8_value(core.mutable_graph()->add_input(), "images", {1, 64, 64, 4});
+    auto *graph = postamble.mutable_graph();
+    graph->set_name("yolo_shaped_postamble");
+    for (int64_t size : {8, 4, 2}) {
+      const std::string head = "head" + std::to_string(size);
+      add_int8_value(core.mutable_graph()->add_output(), head, {1, size, size, 24});
+      add_float_value(graph->add_input(), head, {1, 21, size, size});
+      auto *sigmoid = graph->add_node();
+      sigmoid->set_op_type("Sigmoid");
+      sigmoid->add_input(head);
+      sigmoid->add_output(head + "_sigmoid");
+      add_float_value(graph->add_output(), head + "_sigmoid", {1, 21, size, size});
+    }
+    std::ofstream(dir / "core.onnx", std::ios::binary) << core.SerializeAsString();
+    std::ofstream(dir / "postamble.onnx", std::ios::binary) << postamble.SerializeAsString();
+    write_file(dir / "model.json", R"({"format_version": 1, "name": "yolo_shaped",
+      "core_graph": "core.onnx", "batch": 1, "input_tensor_layout": "NHWC",
+      "preamble_graph": null, "postamble_graph": "postamble.onnx"})");
+    write_file(dir / "manifest.json", R"({"manifest_version": 1, "model_lib_file": "model.json",
+      "quantized_model_file": "core.onnx",
+      "input_shapes": [[1, 64, 64, 4]],
+      "output_shapes": [[1, 8, 8, 24], [1, 4, 4, 24], [1, 2, 2, 24]],
+      "quantize_params": [[0.0078125, 0]],
+      "dequantize_params": [[0.045, 5], [0.05, -1], [0.04, -21]],
+      "n_padded_ch_inputs": [[0, 0, 0, 0, 0, 0, 0, 1]],
+      "n_padded_ch_outputs": [[0, 0, 0, 0, 0, 0, 0, 3], [0, 0, 0, 0, 0, 0, 0, 3],
+                              [0, 0, 0, 0, 0, 0, 0, 3]],
+      "preprocess_graph": null, "postprocess_graph": "postamble.onnx",
+      "input_names": ["images"], "output_names": ["head8", "head4", "head2"],
+      "output_info": [{"original_shape": [1, 21, 8, 8], "layout": "NHWC"},
+                      {"original_shape": [1, 21, 4, 4], "layout": "NHWC"},
+                      {"original_shape": [1, 21, 2, 2], "layout": "NHWC"}]})");
+  }
+  ~SigmoidHeadsPackage() {
+    std::error_code ignored;
+    fs::remove_all(dir, ignored);
+  }
+};
+
+struct RoiBox {
+  guint x, y, w, h;
+  std::string label;
+};
+
+std::vector<RoiBox> rois_of(GstBuffer *buffer) {
+  std::vector<RoiBox> boxes;
+  gpointer iter = nullptr;
+  while (GstMeta *meta = gst_buffer_iterate_meta_filtered(
+             buffer, &iter, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) {
+    auto *roi = reinterpret_cast<GstVideoRegionOfInterestMeta *>(meta);
+    boxes.push_back({roi->x, roi->y, roi->w, roi->h, g_quark_to_string(roi->roi_type)});
+  }
+  return boxes;
+}
+
+}  // namespace
+
+TEST_F(AxDecode, YoloHeadsWithASigmoidPostambleDecodeInInt8LikeTheFloatPath) {
+  SigmoidHeadsPackage package;
+  const std::string launch =
+      "axdecode decoder=yolov5 conf-threshold=0.5 max-detections=0 "
+      "decoder-config=\"activations=sigmoid\" int8-fast-path=";
+  GstHarness *fast = decode_harness(launch + "true");
+  GstHarness *slow = decode_harness(launch + "false");
+  axtest::BusWatch fast_bus(fast->element), slow_bus(slow->element);
+  GstAxTransform transform{};
+  transform.crop_width = transform.crop_height = 64;
+  transform.scale_x = transform.scale_y = 1;
+  transform.tensor_width = transform.tensor_height = 64;
+  std::mt19937 rng(21);
+  size_t compared = 0;
+  // The first frame decodes in float either way (the outputs are checked on it); the rest take
+  // the int8 path on the logits when int8-fast-path is on.
+  for (int frame = 0; frame < 3; ++frame) {
+    std::vector<std::vector<int8_t>> heads;
+    for (size_t size : {8, 4, 2}) {
+      heads.emplace_back(size * size * 24);
+      for (auto &q : heads.back()) q = int8_t(rng());
+    }
+    auto tensors = [&] {
+      GstBuffer *buffer = gst_buffer_new();
+      for (const auto &bytes : heads) gst_buffer_append_memory(buffer, wrap_bytes(bytes));
+      return buffer;
+    };
+    ASSERT_EQ(
+        gst_harness_push(fast, frame_with_outputs(package.dir.string(), tensors(), transform)),
+        GST_FLOW_OK)
+        << fast_bus.error();
+    ASSERT_EQ(
+        gst_harness_push(slow, frame_with_outputs(package.dir.string(), tensors(), transform)),
+        GST_FLOW_OK)
+        << slow_bus.error();
+    GstBuffer *fast_out = gst_harness_pull(fast);
+    GstBuffer *slow_out = gst_harness_pull(slow);
+    const auto got = rois_of(fast_out), expected = rois_of(slow_out);
+    ASSERT_FALSE(expected.empty()) << "frame " << frame << ": nothing decoded";
+    ASSERT_EQ(got.size(), expected.size()) << "frame " << frame;
+    for (size_t i = 0; i < got.size(); ++i) {
+      EXPECT_EQ(got[i].label, expected[i].label) << "frame " << frame << " box " << i;
+      EXPECT_NEAR(got[i].x, expected[i].x, 1) << "frame " << frame << " box " << i;
+      EXPECT_NEAR(got[i].y, expected[i].y, 1) << "frame " << frame << " box " << i;
+      EXPECT_NEAR(got[i].w, expected[i].w, 1) << "frame " << frame << " box " << i;
+      EXPECT_NEAR(got[i].h, expected[i].h, 1) << "frame " << frame << " box " << i;
+    }
+    compared += got.size();
+    gst_buffer_unref(fast_out);
+    gst_buffer_unref(slow_out);
+  }
+  EXPECT_GT(compared, 10u);
+  gst_harness_teardown(fast);
+  gst_harness_teardown(slow);
 }

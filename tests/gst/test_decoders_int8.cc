@@ -198,8 +198,8 @@ void add_float_value(onnx::ValueInfoProto *value, const std::string &name,
 }
 
 // A postamble over core outputs a (1,2,3,4) and b (1,6): out_a = Reshape(Transpose(a)) and
-// out_b = Reshape(b) (data movement only), plus `extra_op` applied to b (e.g. "Sigmoid") or, for
-// "Concat", one output joining both.
+// out_b = Reshape(b) (data movement only), plus the unary `extra_op` applied to b (e.g. "Sigmoid",
+// "Relu") or, for "Concat", one output joining both.
 std::string write_postamble(const std::string &name, const std::string &extra_op) {
   onnx::ModelProto model;
   model.set_ir_version(8);
@@ -232,11 +232,11 @@ std::string write_postamble(const std::string &name, const std::string &extra_op
   reshape->add_input("shape_a");
   reshape->add_output("out_a");
   std::string b_source = "b";
-  if (extra_op == "Sigmoid") {
-    auto *sigmoid = graph->add_node();
-    sigmoid->set_op_type("Sigmoid");
-    sigmoid->add_input("b");
-    sigmoid->add_output("b_s");
+  if (!extra_op.empty() && extra_op != "Concat") {
+    auto *unary = graph->add_node();
+    unary->set_op_type(extra_op);
+    unary->add_input("b");
+    unary->add_output("b_s");
     b_source = "b_s";
   }
   auto *reshape_b = graph->add_node();
@@ -300,8 +300,27 @@ TEST(Int8FastPath, DataMovementPostamblesAreGatheredInInt8ExactlyAsTheFloatPosta
   EXPECT_EQ(quantized[1].zero_point, -7);
 }
 
+TEST(Int8FastPath, ASigmoidPostambleIsGatheredAsTheSigmoidsLogits) {
+  dec::OutputConverter converter(postamble_specs(), write_postamble("sigmoid", "Sigmoid"));
+  ASSERT_TRUE(converter.quantized_outputs_available());
+  EXPECT_EQ(converter.outputs_before_sigmoid(), (std::vector<bool>{false, true}));
+  std::mt19937 rng(14);
+  std::vector<int8_t> a(24), b(8);
+  for (auto &q : a) q = int8_t(rng());
+  for (auto &q : b) q = int8_t(rng());
+  const auto floats = converter.convert({a.data(), b.data()}, {a.size(), b.size()});
+  const auto quantized = converter.convert_quantized({a.data(), b.data()}, {a.size(), b.size()});
+  ASSERT_EQ(quantized.size(), 2u);
+  EXPECT_EQ(quantized[0].dequantized().data, floats[0].data);
+  ASSERT_EQ(quantized[1].shape, floats[1].shape);
+  for (size_t k = 0; k < floats[1].data.size(); ++k)
+    EXPECT_EQ(dec::sigmoid(quantized[1].dequantize(quantized[1].data[k])), floats[1].data[k])
+        << "element " << k;
+}
+
 TEST(Int8FastPath, PostamblesThatComputeOrMixQuantisationsKeepTheFloatPath) {
-  for (const char *op : {"Sigmoid", "Concat"}) {
+  // Relu is the identity on the probe's positive values: only the op list can reject it.
+  for (const char *op : {"Relu", "Concat"}) {
     dec::OutputConverter converter(postamble_specs(),
                                    write_postamble(std::string("with_") + op, op));
     EXPECT_FALSE(converter.quantized_outputs_available()) << op;
@@ -345,5 +364,186 @@ TEST(Int8FastPath, TheBlazeFaceDemoPackageDecodesInInt8LikeTheFloatPath) {
     for (size_t o = 0; o < floats.size(); ++o)
       EXPECT_EQ(quantized[o].dequantized().data, floats[o].data) << floats[o].name;
     expect_identical("blazeface", options, quantized, letterboxed(128, 128));
+  }
+}
+
+namespace {
+
+// A YOLOv5-shaped package's outputs: three raw heads (1, 3 * (5 + 2), S, S), S = 8, 4, 2 of a
+// 64x64 input, NHWC on the device with channels 21 padded to 24, and a postamble that is only
+// the heads' Sigmoid (what axcompile leaves of yolov5s).
+std::vector<dec::OutputSpec> yolo_head_specs() {
+  std::vector<dec::OutputSpec> specs;
+  const double scales[] = {0.045, 0.05, 0.04};
+  const int zero_points[] = {5, -1, -21};
+  int i = 0;
+  for (int64_t size : {8, 4, 2}) {
+    dec::OutputSpec spec;
+    spec.name = "head" + std::to_string(size);
+    spec.shape = {1, size, size, 24};
+    spec.padding = {{0, 0}, {0, 0}, {0, 0}, {0, 3}};
+    spec.scale = scales[i];
+    spec.zero_point = zero_points[i++];
+    spec.original_shape = {1, 21, size, size};
+    spec.nhwc_to_nchw = true;
+    specs.push_back(spec);
+  }
+  return specs;
+}
+
+std::string write_sigmoid_heads_postamble() {
+  onnx::ModelProto model;
+  model.set_ir_version(8);
+  model.add_opset_import()->set_version(13);
+  auto *graph = model.mutable_graph();
+  graph->set_name("yolo_sigmoid_heads");
+  for (int64_t size : {8, 4, 2}) {
+    const std::string head = "head" + std::to_string(size);
+    add_float_value(graph->add_input(), head, {1, 21, size, size});
+    auto *sigmoid = graph->add_node();
+    sigmoid->set_op_type("Sigmoid");
+    sigmoid->add_input(head);
+    sigmoid->add_output(head + "_sigmoid");
+    add_float_value(graph->add_output(), head + "_sigmoid", {1, 21, size, size});
+  }
+  const std::string path = ::testing::TempDir() + "/yolo_sigmoid_heads.onnx";
+  std::ofstream(path, std::ios::binary) << model.SerializeAsString();
+  return path;
+}
+
+}  // namespace
+
+TEST(Int8FastPath, YoloV5HeadsWithASigmoidPostambleDecodeTheLogitsLikeTheFloatPath) {
+  dec::OutputConverter converter(yolo_head_specs(), write_sigmoid_heads_postamble());
+  ASSERT_TRUE(converter.quantized_outputs_available());
+  EXPECT_EQ(converter.outputs_before_sigmoid(), (std::vector<bool>{true, true, true}));
+  std::mt19937 rng(15);
+  size_t compared = 0;
+  for (int frame = 0; frame < 4; ++frame) {
+    std::vector<std::vector<int8_t>> raw;
+    std::vector<const int8_t *> pointers;
+    std::vector<size_t> sizes;
+    for (const auto &spec : converter.specs()) {
+      raw.emplace_back(spec.padded_bytes());
+      for (auto &q : raw.back()) q = int8_t(rng());
+      pointers.push_back(raw.back().data());
+      sizes.push_back(raw.back().size());
+    }
+    const auto floats = converter.convert(pointers, sizes);  // through the Sigmoid postamble
+    const auto logits = converter.convert_quantized(pointers, sizes);
+    for (float threshold : {0.25f, 0.5f, 0.8f}) {
+      dec::DecoderOptions options = with_threshold(threshold);
+      options.config["activations"] = "sigmoid";  // what the model's outputs are
+      auto decoder = dec::make_decoder("yolov5", options);
+      decoder->check_outputs(floats);
+      auto logits_decoder = decoder->for_logits(floats, converter.outputs_before_sigmoid());
+      ASSERT_TRUE(logits_decoder);
+      ASSERT_TRUE(logits_decoder->has_int8_path());
+      const auto expected = decoder->decode(floats, letterboxed(64, 64)).detections;
+      const auto got = logits_decoder->decode_quantized(logits, letterboxed(64, 64)).detections;
+      const std::string what =
+          "frame " + std::to_string(frame) + " threshold " + std::to_string(threshold);
+      ASSERT_FALSE(expected.empty()) << what << ": nothing decoded, the comparison is vacuous";
+      ASSERT_EQ(got.size(), expected.size()) << what;
+      for (size_t i = 0; i < got.size(); ++i) {
+        EXPECT_EQ(got[i].class_id, expected[i].class_id) << what << " detection " << i;
+        EXPECT_NEAR(got[i].score, expected[i].score, 1e-6f) << what << " detection " << i;
+        EXPECT_NEAR(got[i].box.x0, expected[i].box.x0, 1e-3f) << what << " detection " << i;
+        EXPECT_NEAR(got[i].box.y0, expected[i].box.y0, 1e-3f) << what << " detection " << i;
+        EXPECT_NEAR(got[i].box.x1, expected[i].box.x1, 1e-3f) << what << " detection " << i;
+        EXPECT_NEAR(got[i].box.y1, expected[i].box.y1, 1e-3f) << what << " detection " << i;
+      }
+      // Views of the device outputs (what axdecode decodes, no copy) give the copies' results.
+      const auto viewed =
+          logits_decoder
+              ->decode_quantized(converter.view_quantized(pointers, sizes), letterboxed(64, 64))
+              .detections;
+      ASSERT_EQ(viewed.size(), got.size()) << what;
+      for (size_t i = 0; i < got.size(); ++i) {
+        EXPECT_EQ(viewed[i].score, got[i].score) << what << " detection " << i;
+        EXPECT_EQ(viewed[i].box.x0, got[i].box.x0) << what << " detection " << i;
+        EXPECT_EQ(viewed[i].box.y1, got[i].box.y1) << what << " detection " << i;
+      }
+      compared += got.size();
+    }
+  }
+  EXPECT_GT(compared, 20u);
+}
+
+TEST(Int8FastPath, ViewsOfPaddedChannelsLastOutputsReadAsTheDepaddedCopies) {
+  dec::OutputConverter converter(yolo_head_specs());
+  std::mt19937 rng(18);
+  std::vector<std::vector<int8_t>> raw;
+  std::vector<const int8_t *> pointers;
+  std::vector<size_t> sizes;
+  for (const auto &spec : converter.specs()) {
+    raw.emplace_back(spec.padded_bytes());
+    for (auto &q : raw.back()) q = int8_t(rng());
+    pointers.push_back(raw.back().data());
+    sizes.push_back(raw.back().size());
+  }
+  const auto copies = converter.convert_quantized(pointers, sizes);
+  const auto views = converter.view_quantized(pointers, sizes);
+  ASSERT_EQ(views.size(), copies.size());
+  for (size_t o = 0; o < views.size(); ++o) {
+    EXPECT_EQ(views[o].view, raw[o].data()) << "no copy of " << views[o].name;
+    EXPECT_TRUE(views[o].data.empty());
+    EXPECT_EQ(views[o].shape, copies[o].shape);
+    EXPECT_EQ(views[o].owned().data, copies[o].data) << views[o].name;
+    EXPECT_EQ(views[o].dequantized().data, copies[o].dequantized().data) << views[o].name;
+  }
+  // Spatial padding has no view: copied as before.
+  dec::OutputSpec padded = converter.specs()[0];
+  padded.shape = {1, 9, 8, 24};
+  padded.padding = {{0, 0}, {0, 1}, {0, 0}, {0, 3}};
+  std::vector<int8_t> bytes(padded.padded_bytes(), 3);
+  const auto tensors =
+      dec::OutputConverter({padded}).view_quantized({bytes.data()}, {bytes.size()});
+  EXPECT_EQ(tensors[0].view, nullptr);
+  EXPECT_EQ(tensors[0].data.size(), 21u * 8 * 8);
+}
+
+TEST(Int8FastPath, OnlyDecodersWithAMatchingLogitsModeTakeASigmoidPostamble) {
+  std::vector<dec::FloatTensor> heads(3);
+  for (size_t i = 0; i < 3; ++i) heads[i].shape = {1, 21, 8 >> i, 8 >> i};
+  const std::vector<bool> all(3, true);
+  dec::DecoderOptions sigmoid_heads;
+  sigmoid_heads.config["activations"] = "sigmoid";
+  EXPECT_TRUE(dec::make_decoder("yolov5", sigmoid_heads)->for_logits(heads, all));
+  // A decoder that applies the sigmoid itself would apply it twice.
+  EXPECT_FALSE(dec::make_decoder("yolov5", {})->for_logits(heads, all));
+  EXPECT_FALSE(dec::make_decoder("yolov5", sigmoid_heads)->for_logits(heads, {true, false, true}));
+  // No logits mode for these outputs: the float path stays.
+  EXPECT_FALSE(dec::make_decoder("dbnet", {})->for_logits({heads[0]}, {true}));
+  EXPECT_FALSE(dec::make_decoder("yolov8", sigmoid_heads)->for_logits(heads, all));
+  // ssd: probabilities that are the sigmoid of the scores output.
+  dec::FloatTensor boxes, scores;
+  boxes.shape = {1, 52, 4};
+  scores.shape = {1, 52, 5};
+  EXPECT_TRUE(dec::make_decoder("ssd", {})->for_logits({boxes, scores}, {false, true}));
+  EXPECT_FALSE(dec::make_decoder("ssd", {})->for_logits({boxes, scores}, {true, true}));
+}
+
+TEST(Int8FastPath, SsdProbabilitiesThatAreASigmoidDecodeTheLogitsLikeTheFloatPath) {
+  const auto boxes = random_tensor("boxes", {1, 200, 4}, 1.0f / 255, -128, 16);
+  const auto scores = random_tensor("scores", {1, 200, 4}, 0.05f, 0, 17);
+  dec::FloatTensor probabilities = scores.dequantized();
+  for (float &p : probabilities.data) p = dec::sigmoid(p);
+  const std::vector<dec::FloatTensor> floats = {boxes.dequantized(), probabilities};
+  for (float threshold : {0.5f, 0.9f}) {
+    auto decoder = dec::make_decoder("ssd", with_threshold(threshold));
+    auto logits_decoder = decoder->for_logits(floats, {false, true});
+    ASSERT_TRUE(logits_decoder);
+    const auto expected = decoder->decode(floats, letterboxed(100, 100)).detections;
+    const auto got =
+        logits_decoder->decode_quantized({boxes, scores}, letterboxed(100, 100)).detections;
+    ASSERT_FALSE(expected.empty());
+    ASSERT_EQ(got.size(), expected.size()) << threshold;
+    for (size_t i = 0; i < got.size(); ++i) {
+      EXPECT_EQ(got[i].class_id, expected[i].class_id);
+      EXPECT_EQ(got[i].score, expected[i].score);
+      EXPECT_EQ(got[i].box.x0, expected[i].box.x0);
+      EXPECT_EQ(got[i].box.y1, expected[i].box.y1);
+    }
   }
 }

@@ -57,13 +57,24 @@ class OutputConverter {
   const std::vector<OutputSpec> &specs() const { return specs_; }
   bool has_postamble() const { return program_ != nullptr; }
   // Without a postamble, or with one that only moves data (Transpose/Reshape/Concat/... of one
-  // core output per model output), the model's outputs exist quantised: decoders with an int8
-  // path can take them from convert_quantized() instead of dequantised.
+  // core output per model output) and may apply an element-wise Sigmoid to whole outputs, the
+  // model's outputs exist quantised (before that sigmoid): decoders with an int8 path can take
+  // them from convert_quantized() instead of dequantised.
   bool quantized_outputs_available() const { return !program_ || !layout_gathers_.empty(); }
-  // InvalidArgument when the package has a postamble.
+  // Per model output: true when the postamble applies a sigmoid to it, so convert_quantized()
+  // gives the sigmoid's input (logits) and the decoder must apply it (Decoder::for_logits).
+  // Empty without a postamble.
+  std::vector<bool> outputs_before_sigmoid() const;
+  // InvalidArgument when the postamble computes more than a sigmoid on whole outputs.
   std::vector<QuantizedTensor> convert_quantized(const std::vector<const int8_t *> &raw,
                                                  const std::vector<size_t> &raw_bytes,
                                                  int item = 0) const;
+  // convert_quantized() without copying where the device layout allows (channels-last outputs
+  // padded in the channels only, unpadded dense ones, reached by no reordering gather): those
+  // tensors are views of `raw` (QuantizedTensor::view), valid while `raw` is mapped.
+  std::vector<QuantizedTensor> view_quantized(const std::vector<const int8_t *> &raw,
+                                              const std::vector<size_t> &raw_bytes,
+                                              int item = 0) const;
   // raw[i] / raw_bytes[i]: device output i. Returns the float model's outputs of batch `item`.
   std::vector<FloatTensor> convert(const std::vector<const int8_t *> &raw,
                                    const std::vector<size_t> &raw_bytes, int item = 0);
@@ -73,10 +84,16 @@ class OutputConverter {
   std::string postamble_path_;
   std::shared_ptr<const engine::Program> program_;
   std::unique_ptr<engine::Executor> executor_;
-  // Layout-only postamble: model output o is core output `input` gathered at `indices`.
+  // Layout-only postamble: model output o is core output `input` gathered at `indices`, then
+  // maybe a sigmoid.
+  // sigmoid: the postamble applies a sigmoid to it; whole: all of the core output in its own
+  // order (indices then empty); only_user: no other model output reads that core output.
   struct LayoutGather {
     size_t input = 0;
     std::vector<uint32_t> indices;
+    bool sigmoid = false;
+    bool whole = false;
+    bool only_user = false;
   };
   std::vector<LayoutGather> layout_gathers_;
   void find_layout_gathers();

@@ -27,16 +27,27 @@ std::string shape_to_string(const std::vector<int64_t> &shape);
 struct QuantizedTensor {
   std::string name;
   std::vector<int64_t> shape;
-  std::vector<int8_t> data;
+  std::vector<int8_t> data;  // row-major values; empty when `view` holds them
   float scale = 1.0f;
   int zero_point = 0;
+  // Values left where they are (OutputConverter::view_quantized: the mapped device output, no
+  // copy): element i = c * view_plane + s is view[s * view_row_stride + c], i.e. a channels-last
+  // (padded) device tensor read in the float model's channels-first order. Valid only while
+  // that memory is.
+  const int8_t *view = nullptr;
+  size_t view_plane = 0, view_row_stride = 0;
 
+  int8_t at(size_t i) const {
+    return view ? view[(i % view_plane) * view_row_stride + i / view_plane] : data[i];
+  }
   float dequantize(int8_t q) const {
     return (static_cast<float>(q) - static_cast<float>(zero_point)) * scale;
   }
   size_t element_count() const;
   std::string shape_string() const;
   FloatTensor dequantized() const;
+  // The same tensor with its values in `data` (a copy out of a view; itself otherwise).
+  QuantizedTensor owned() const;
 };
 
 // Frame <- tensor mapping, the same numbers as GstAxTransform:
