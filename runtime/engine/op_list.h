@@ -35,6 +35,8 @@
   X(AxQConv)                       \
   X(AxQAdd)                        \
   X(AxQLookup)                     \
+  X(AxQBinary)                     \
+  X(AxQConcat)                     \
   X(QuantizeLinear)                \
   X(DequantizeLinear)              \
   X(Conv)                          \

@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 
+#include "compiler.h"
 #include "conv_dnnl.h"
 
 namespace axstream::engine {
@@ -657,32 +658,6 @@ void fuse_layer_norm(Graph &g) {
   }
 }
 
-// DequantizeLinear -> MaxPool -> QuantizeLinear with the same per-tensor scale and zero point:
-// max commutes with the monotonic (de)quantisation, so MaxPool runs on the int8/uint8 tensor
-// directly, exactly.
-void fuse_qdq_maxpool(Graph &g) {
-  ValueLinks links(g);
-  for (Node &pool : g.nodes) {
-    if (!is_op(pool, "MaxPool") || pool.outputs.size() != 1 || pool.inputs.empty()) continue;
-    int xin = pool.inputs[0];
-    if (xin < 0 || links.producer[xin] < 0) continue;
-    Node &dq = g.nodes[links.producer[xin]];
-    if (!is_op(dq, "DequantizeLinear") || dq.inputs.empty() || dq.inputs[0] < 0) continue;
-    DType qt = g.values[dq.inputs[0]].dtype;
-    if (qt != DType::i8 && qt != DType::u8) continue;
-    Node *q = links.single_reader(pool.outputs[0]);
-    if (!q || !is_op(*q, "QuantizeLinear")) continue;
-    if (!same_scalar_constant(g, input_or_none(dq, 1), input_or_none(*q, 1)) ||
-        !same_scalar_constant(g, input_or_none(dq, 2), input_or_none(*q, 2)) ||
-        input_or_none(dq, 1) < 0)
-      continue;
-    if (input_or_none(*q, 2) < 0 && qt != DType::u8) continue;  // Q's default output is uint8
-    pool.inputs[0] = dq.inputs[0];
-    pool.outputs = q->outputs;
-    q->dead = true;  // the DequantizeLinear goes too once nobody else reads it (dead-node pass)
-  }
-}
-
 // DequantizeLinear(a) x DequantizeLinear(int8/uint8 constant b) -> MatMul -> QuantizeLinear,
 // per-tensor activations, per-tensor or per-column b: one QLinearMatMul with int32
 // accumulation and requantisation; the same around a Gemm (transB, beta and a constant or
@@ -893,6 +868,351 @@ void fuse_qdq_silu(Graph &g) {
   }
 }
 
+// Float ops whose every output element is a function of the same element of their inputs
+// (one-element constants aside), so a chain of them on one int8 tensor is a function of its
+// 256 values.
+bool is_elementwise_float_op(const Node &n) {
+  static const std::set<std::string> ops = {
+      "Add",         "Sub",       "Mul",      "Div",
+      "Pow",         "Max",       "Min",      "Sum",
+      "Mean",        "Clip",      "Relu",     "LeakyRelu",
+      "Elu",         "Selu",      "Celu",     "Sigmoid",
+      "HardSigmoid", "HardSwish", "Tanh",     "Exp",
+      "Log",         "Sqrt",      "Erf",      "Reciprocal",
+      "Neg",         "Abs",       "Floor",    "Ceil",
+      "Round",       "Softplus",  "Softsign", "ThresholdedRelu",
+      "Shrink",      "Sign",      "Identity"};
+  return !n.dead && n.domain.empty() && n.outputs.size() == 1 && ops.count(n.op_type) &&
+         !n.attrs.count("_activation");
+}
+
+// The 256 outputs of `terminal` (a QuantizeLinear in `members`) for every value of the int8
+// `source` tensor, computed by constant-folding a copy of the members on a tensor holding all
+// 256 values: the engine's own kernels evaluate it, so the table is bit-exact to the unfused
+// ops by construction. nullptr when a kernel refuses (the unfused graph then reports it).
+std::shared_ptr<Tensor> tabulate(const Graph &g, int source, const std::vector<Node *> &members,
+                                 const Node &terminal) {
+  Graph table_graph;
+  table_graph.source_name = g.source_name + " (lookup table)";
+  table_graph.opsets = g.opsets;
+  const Value &x = g.values[source];
+  Shape codes_shape(std::max<size_t>(x.shape.size(), 1), 1);
+  codes_shape.back() = 256;
+  auto codes = std::make_shared<Tensor>(x.dtype, codes_shape);
+  for (int i = 0; i < 256; ++i)
+    codes->bytes[i] = static_cast<uint8_t>(x.dtype == DType::i8 ? i - 128 : i);
+  std::map<int, int> copied;  // value id in g -> in table_graph
+  copied[source] = add_constant(table_graph, x.name, codes);
+  auto copy_input = [&](int v) -> int {
+    if (v < 0) return -1;
+    if (auto it = copied.find(v); it != copied.end()) return it->second;
+    Value c;
+    c.name = g.values[v].name;
+    c.dtype = g.values[v].dtype;
+    c.shape = g.values[v].shape;
+    c.shape_known = true;
+    c.constant = g.values[v].constant;  // shared: read only
+    return copied[v] = table_graph.add_value(std::move(c));
+  };
+  for (const Node *n : members) {
+    Node c = *n;
+    for (int &in : c.inputs) in = copy_input(in);
+    for (int &out : c.outputs) {
+      Value v;
+      v.name = g.values[out].name;
+      int id = table_graph.add_value(std::move(v));
+      copied[out] = id;
+      out = id;
+    }
+    table_graph.nodes.push_back(std::move(c));
+    if (n == &terminal) break;
+  }
+  try {
+    infer_and_fold(table_graph, size_t(1) << 20);
+  } catch (const Error &) {
+    return nullptr;
+  }
+  const TensorPtr &result = table_graph.values[copied.at(terminal.outputs[0])].constant;
+  if (!result || result->count() != 256) return nullptr;
+  auto table = std::make_shared<Tensor>(result->dtype, Shape{256});
+  table->bytes.assign(result->bytes.begin(), result->bytes.begin() + 256);
+  return table;
+}
+
+// DequantizeLinear(x) followed by any graph of float element-wise ops on that one tensor and
+// one-element constants (hard-swish, hard-sigmoid, the learnable affine x * a + b of PP-LCNet,
+// Clip, Sigmoid, Tanh, ... with or without Q/DQ pairs between them) up to a QuantizeLinear is a
+// function of x's 256 values: each such QuantizeLinear whose result leaves the chain becomes one
+// axstream.QLookup of x. The float ops stay only where something else still reads them.
+void fuse_qdq_elementwise_tables(Graph &g) {
+  auto is_q8 = [](DType t) { return t == DType::i8 || t == DType::u8; };
+  std::vector<std::vector<int>> readers(g.values.size());
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    for (int v : g.nodes[i].inputs)
+      if (v >= 0 && (readers[v].empty() || readers[v].back() != static_cast<int>(i)))
+        readers[v].push_back(static_cast<int>(i));
+  std::set<int> graph_outputs(g.outputs.begin(), g.outputs.end());
+  auto one_element_constant = [&](int v) {
+    return g.values[v].constant && g.values[v].constant->count() == 1;
+  };
+  for (size_t s = 0; s < g.nodes.size(); ++s) {
+    Node &dq = g.nodes[s];
+    if (!is_op(dq, "DequantizeLinear") || dq.outputs.size() != 1 || dq.inputs.empty() ||
+        dq.inputs[0] < 0 || g.values[dq.inputs[0]].constant)
+      continue;
+    int source = dq.inputs[0];
+    const Value &x = g.values[source];
+    QuantStep step;
+    if (!is_q8(x.dtype) || !x.shape_known || !per_tensor_step(g, dq, x.dtype, step)) continue;
+    // Grow the chain: a node joins once every non-constant input is computed inside it.
+    std::set<int> inside_values = {dq.outputs[0]};
+    std::set<int> member_ids = {static_cast<int>(s)};
+    std::vector<int> pending = {dq.outputs[0]};
+    while (!pending.empty()) {
+      int v = pending.back();
+      pending.pop_back();
+      for (int r : readers[v]) {
+        Node &n = g.nodes[r];
+        if (member_ids.count(r) || n.dead) continue;
+        bool q = is_op(n, "QuantizeLinear"), d = is_op(n, "DequantizeLinear");
+        if (!q && !d && !is_elementwise_float_op(n)) continue;
+        bool joins = n.outputs.size() == 1 && n.outputs[0] >= 0;
+        for (size_t i = 0; i < n.inputs.size() && joins; ++i) {
+          int in = n.inputs[i];
+          if (in < 0) continue;
+          joins = (q || d) && i > 0 ? one_element_constant(in)
+                                    : inside_values.count(in) || one_element_constant(in);
+        }
+        if (!joins || ((q || d) && !inside_values.count(n.inputs[0]))) continue;
+        const Value &out = g.values[n.outputs[0]];
+        if (!out.shape_known || out.shape != x.shape || (q && !is_q8(out.dtype)) ||
+            (!q && out.dtype != DType::f32))
+          continue;
+        member_ids.insert(r);
+        inside_values.insert(n.outputs[0]);
+        pending.push_back(n.outputs[0]);
+      }
+    }
+    std::vector<Node *> members;
+    for (int id : member_ids) members.push_back(&g.nodes[id]);  // in graph order
+    for (Node *q : members) {
+      if (!is_op(*q, "QuantizeLinear")) continue;
+      // Tabulated when its int8 result is read outside the chain, directly or as the float
+      // of a DequantizeLinear in the chain that something outside reads (that one stays).
+      int y = q->outputs[0];
+      auto read_outside = [&](int v) {
+        if (graph_outputs.count(v)) return true;
+        for (int r : readers[v])
+          if (!g.nodes[r].dead && !member_ids.count(r)) return true;
+        return false;
+      };
+      bool leaves = read_outside(y);
+      for (int r : readers[y])
+        if (member_ids.count(r) && is_op(g.nodes[r], "DequantizeLinear") &&
+            read_outside(g.nodes[r].outputs[0]))
+          leaves = true;
+      if (!leaves) continue;
+      std::shared_ptr<Tensor> table = tabulate(g, source, members, *q);
+      if (!table) continue;
+      std::string function;
+      for (const Node *n : members) {
+        if (n == q) break;
+        if (n->op_type == "QuantizeLinear" || n->op_type == "DequantizeLinear") continue;
+        function += (function.empty() ? "" : ",") + n->op_type;
+      }
+      Node fused;
+      fused.name = q->name;
+      fused.op_type = "QLookup";
+      fused.domain = "axstream";
+      fused.opset = 1;
+      fused.inputs = {source, add_constant(g, g.values[y].name + " table", table)};
+      readers.emplace_back();
+      readers[source].push_back(static_cast<int>(q - g.nodes.data()));
+      fused.outputs = {y};
+      fused.attrs["_function"] = string_attr(function.empty() ? "requantise" : function);
+      *q = std::move(fused);  // in the Q node's place: x exists by then
+    }
+    // The chain's float ops nobody reads any more go now, so later sources skip them.
+    eliminate_dead_nodes(g);
+  }
+}
+
+// Ops that only move or select elements of their first input (any others are constant shapes,
+// indices or parameters). MaxPool selects by value, which the monotonic (de)quantisation keeps.
+bool moves_elements(const Graph &g, const Node &n) {
+  static const std::set<std::string> ops = {"Reshape",      "Flatten", "Squeeze", "Unsqueeze",
+                                            "Transpose",    "Slice",   "MaxPool", "DepthToSpace",
+                                            "SpaceToDepth", "Resize",  "Expand",  "Tile"};
+  if (n.dead || !n.domain.empty() || !ops.count(n.op_type) || n.outputs.size() != 1 ||
+      n.inputs.empty() || n.inputs[0] < 0)
+    return false;
+  if (n.op_type == "Resize" && (!n.attrs.count("mode") ? false : n.attrs.at("mode").s != "nearest"))
+    return false;
+  for (size_t i = 1; i < n.inputs.size(); ++i)
+    if (n.inputs[i] >= 0 && !g.values[n.inputs[i]].constant) return false;
+  return true;
+}
+
+// DequantizeLinear -> an element-moving op (above) -> QuantizeLinear, per-tensor parameters:
+// the op runs on the int8/uint8 tensor itself, exactly. With the same parameters on both sides
+// nothing else is needed; otherwise the QuantizeLinear becomes a 256-entry requantisation
+// table (axstream.QLookup) of the moved int8 values.
+void fuse_qdq_data_movement(Graph &g) {
+  ValueLinks links(g);
+  auto is_q8 = [](DType t) { return t == DType::i8 || t == DType::u8; };
+  for (Node &op : g.nodes) {
+    if (!moves_elements(g, op)) continue;
+    int xin = op.inputs[0];
+    if (links.producer[xin] < 0) continue;
+    Node &dq = g.nodes[links.producer[xin]];
+    if (!is_op(dq, "DequantizeLinear") || dq.inputs.empty() || dq.inputs[0] < 0 ||
+        g.values[dq.inputs[0]].constant)
+      continue;
+    DType x_type = g.values[dq.inputs[0]].dtype;
+    QuantStep x_step, y_step;
+    if (!is_q8(x_type) || !per_tensor_step(g, dq, x_type, x_step)) continue;
+    Node *q = links.single_reader(op.outputs[0]);
+    if (!q || !is_op(*q, "QuantizeLinear") || q->outputs.size() != 1) continue;
+    DType y_type = g.values[q->outputs[0]].dtype;
+    if (!is_q8(y_type) || !per_tensor_step(g, *q, y_type, y_step)) continue;
+    if (x_type == y_type && x_step.scale == y_step.scale &&
+        x_step.zero_point == y_step.zero_point) {
+      op.inputs[0] = dq.inputs[0];
+      op.outputs = q->outputs;
+      q->dead = true;  // the DequantizeLinear goes too once nobody else reads it
+      continue;
+    }
+    Node requantise = *q;
+    requantise.inputs[0] = dq.outputs[0];
+    std::shared_ptr<Tensor> table = tabulate(g, dq.inputs[0], {&dq, &requantise}, requantise);
+    if (!table) continue;
+    Value moved;
+    moved.name = g.values[op.outputs[0]].name + "/int8";
+    moved.dtype = x_type;
+    moved.shape = g.values[op.outputs[0]].shape;
+    moved.shape_known = true;
+    int moved_id = g.add_value(std::move(moved));
+    op.inputs[0] = dq.inputs[0];
+    op.outputs = {moved_id};
+    Node lookup;
+    lookup.name = q->name;
+    lookup.op_type = "QLookup";
+    lookup.domain = "axstream";
+    lookup.opset = 1;
+    lookup.inputs = {moved_id, add_constant(g, g.values[q->outputs[0]].name + " table", table)};
+    lookup.outputs = q->outputs;
+    lookup.attrs["_function"] = string_attr("requantise");
+    *q = std::move(lookup);  // after the op, in the Q node's place
+  }
+}
+
+// DequantizeLinear(x_i) for every input -> Concat -> QuantizeLinear, per-tensor parameters:
+// one axstream.QConcat on the int8 tensors, each input copied as is when its parameters are
+// the output's, else through its 256-entry requantisation table.
+void fuse_qdq_concat(Graph &g) {
+  ValueLinks links(g);
+  auto is_q8 = [](DType t) { return t == DType::i8 || t == DType::u8; };
+  for (Node &cat : g.nodes) {
+    if (!is_op(cat, "Concat") || cat.outputs.size() != 1 || cat.inputs.empty()) continue;
+    Node *q = links.single_reader(cat.outputs[0]);
+    if (!q || !is_op(*q, "QuantizeLinear") || q->outputs.size() != 1) continue;
+    DType y_type = g.values[q->outputs[0]].dtype;
+    QuantStep y_step;
+    if (!is_q8(y_type) || !per_tensor_step(g, *q, y_type, y_step)) continue;
+    std::vector<int> xs, tables;
+    for (int in : cat.inputs) {
+      Node *dq = in >= 0 && links.producer[in] >= 0 ? &g.nodes[links.producer[in]] : nullptr;
+      QuantStep x_step;
+      if (!dq || !is_op(*dq, "DequantizeLinear") || dq->inputs.empty() || dq->inputs[0] < 0 ||
+          g.values[dq->inputs[0]].constant || !is_q8(g.values[dq->inputs[0]].dtype) ||
+          !per_tensor_step(g, *dq, g.values[dq->inputs[0]].dtype, x_step))
+        break;
+      xs.push_back(dq->inputs[0]);
+      if (x_step.dtype == y_type && x_step.scale == y_step.scale &&
+          x_step.zero_point == y_step.zero_point) {
+        tables.push_back(-1);
+        continue;
+      }
+      Node requantise = *q;
+      requantise.inputs[0] = dq->outputs[0];
+      std::shared_ptr<Tensor> table = tabulate(g, dq->inputs[0], {dq, &requantise}, requantise);
+      if (!table) break;
+      tables.push_back(add_constant(
+          g, g.values[q->outputs[0]].name + " table " + std::to_string(tables.size()), table));
+    }
+    if (xs.size() != cat.inputs.size() || tables.size() != xs.size()) continue;
+    Node fused;
+    fused.name = cat.name.empty() ? q->name : cat.name;
+    fused.op_type = "QConcat";
+    fused.domain = "axstream";
+    fused.opset = 1;
+    fused.inputs = xs;
+    fused.inputs.insert(fused.inputs.end(), tables.begin(), tables.end());
+    fused.outputs = q->outputs;
+    fused.attrs["axis"] = int_attr(cat.attrs.count("axis") ? cat.attrs.at("axis").i : 0);
+    fused.attrs["_out_int8"] = int_attr(y_type == DType::i8 ? 1 : 0);
+    cat.dead = true;
+    *q = std::move(fused);  // the DequantizeLinears go once nobody else reads them
+  }
+}
+
+// QuantizeLinear([Relu](DequantizeLinear(a) Add|Mul DequantizeLinear(b))), per-tensor
+// constant parameters, b of a's shape or one value per channel (1,C,1,1) (the SE block's
+// x * gate, the joins after it): one axstream.QBinary that computes the same float expressions
+// element by element on the int8 tensors. Unlike the QAdd fusion, the DequantizeLinears may
+// have other readers (they stay for them). Runs after the QAdd fusion.
+void fuse_qdq_binary(Graph &g) {
+  ValueLinks links(g);
+  auto is_q8 = [](DType t) { return t == DType::i8 || t == DType::u8; };
+  auto per_tensor_dq = [&](int v) -> Node * {
+    if (v < 0 || links.producer[v] < 0) return nullptr;
+    Node &n = g.nodes[links.producer[v]];
+    QuantStep step;
+    if (!is_op(n, "DequantizeLinear") || n.inputs.empty() || n.inputs[0] < 0 ||
+        g.values[n.inputs[0]].constant || !is_q8(g.values[n.inputs[0]].dtype) ||
+        !per_tensor_step(g, n, g.values[n.inputs[0]].dtype, step))
+      return nullptr;
+    return &n;
+  };
+  for (Node &op : g.nodes) {
+    bool mul = is_op(op, "Mul");
+    if (!(mul || is_op(op, "Add")) || op.inputs.size() != 2 || op.outputs.size() != 1) continue;
+    Node *da = per_tensor_dq(op.inputs[0]), *db = per_tensor_dq(op.inputs[1]);
+    if (!da || !db) continue;
+    const Value &out = g.values[op.outputs[0]];
+    const Value &va = g.values[da->inputs[0]], &vb = g.values[db->inputs[0]];
+    if (!out.shape_known || !va.shape_known || !vb.shape_known) continue;
+    if (va.shape != out.shape) std::swap(da, db);  // both ops commute
+    const Shape &sa = g.values[da->inputs[0]].shape, &sb = g.values[db->inputs[0]].shape;
+    bool per_channel = sa.size() == 4 && sb.size() == 4 && sb[0] == 1 && sb[1] == sa[1] &&
+                       sb[2] == 1 && sb[3] == 1;
+    if (sa != out.shape || (sb != sa && !per_channel)) continue;
+    Node *next = links.single_reader(op.outputs[0]);
+    if (!next) continue;
+    Node *relu = is_op(*next, "Relu") ? next : nullptr;
+    Node *q = relu ? links.single_reader(relu->outputs[0]) : next;
+    QuantStep y_step;
+    if (!q || !is_op(*q, "QuantizeLinear") || q->outputs.size() != 1 ||
+        !is_q8(g.values[q->outputs[0]].dtype) ||
+        !per_tensor_step(g, *q, g.values[q->outputs[0]].dtype, y_step))
+      continue;
+    Node fused;
+    fused.name = op.name.empty() ? q->name : op.name;
+    fused.op_type = "QBinary";
+    fused.domain = "axstream";
+    fused.opset = 1;
+    fused.inputs = {da->inputs[0], da->inputs[1],       input_or_none(*da, 2),
+                    db->inputs[0], db->inputs[1],       input_or_none(*db, 2),
+                    q->inputs[1],  input_or_none(*q, 2)};
+    fused.outputs = q->outputs;
+    fused.attrs["_op"] = string_attr(mul ? "Mul" : "Add");
+    if (relu) fused.attrs["_relu"] = int_attr(1);
+    op.dead = true;
+    if (relu) relu->dead = true;
+    *q = std::move(fused);  // the DequantizeLinears go once nobody else reads them
+  }
+}
+
 // oneDNN's int8 convolutions work on NHWC activations (on VNNI/AMX CPUs); with NCHW tensors
 // between ops every one reorders its input in and its output back. An int8 4-D value that only
 // axstream.QConvs (as their input) and the element-wise QAdds and QLookups (any layout works
@@ -906,12 +1226,26 @@ void keep_int8_activations_nhwc(Graph &g) {
   std::set<int> graph_inputs(g.inputs.begin(), g.inputs.end());
   // The activations of an element-wise int8 op, which must share one layout; empty otherwise.
   // (A model file may hold these ops itself, with any inputs: only well-formed ones count.)
-  auto elementwise_values = [](const Node &n) -> std::vector<int> {
+  auto elementwise_values = [&g](const Node &n) -> std::vector<int> {
     std::vector<int> values;
     if (is_op_in(n, "axstream", "QAdd") && n.inputs.size() >= 4 && n.outputs.size() == 1)
       values = {n.inputs[0], n.inputs[3], n.outputs[0]};
     else if (is_op_in(n, "axstream", "QLookup") && n.inputs.size() == 2 && n.outputs.size() == 1)
       values = {n.inputs[0], n.outputs[0]};
+    else if (is_op_in(n, "axstream", "QBinary") && n.inputs.size() >= 4 && n.outputs.size() == 1)
+      // A per-channel b (1,C,1,1) reads the same in either layout: it is not one of them.
+      values = n.inputs[0] >= 0 && n.inputs[3] >= 0 && n.inputs[0] != n.inputs[3] &&
+                       g.values[n.inputs[0]].shape != g.values[n.inputs[3]].shape
+                   ? std::vector<int>{n.inputs[0], n.outputs[0]}
+                   : std::vector<int>{n.inputs[0], n.inputs[3], n.outputs[0]};
+    else if (is_op_in(n, "axstream", "QConcat") && n.outputs.size() == 1 &&
+             n.inputs.size() % 2 == 0 && n.attrs.count("axis") &&
+             g.values[n.outputs[0]].shape.size() == 4 &&
+             (n.attrs.at("axis").i == 1 || n.attrs.at("axis").i == -3)) {
+      // Along channels, NHWC concatenates each pixel's channel vectors.
+      values.assign(n.inputs.begin(), n.inputs.begin() + n.inputs.size() / 2);
+      values.push_back(n.outputs[0]);
+    }
     for (int v : values)
       if (v < 0) return {};
     return values;
@@ -956,6 +1290,9 @@ void keep_int8_activations_nhwc(Graph &g) {
     }
   }
   for (Node &n : g.nodes) {
+    if ((is_op_in(n, "axstream", "QBinary") || is_op_in(n, "axstream", "QConcat")) &&
+        !elementwise_values(n).empty() && nhwc.count(n.outputs[0]))
+      n.attrs["_nhwc"] = int_attr(1);
     if (!is_op_in(n, "axstream", "QConv") || n.inputs.empty() || n.outputs.empty()) continue;
     if (nhwc.count(n.inputs[0])) n.attrs["_src_nhwc"] = int_attr(1);
     if (nhwc.count(n.outputs[0])) n.attrs["_dst_nhwc"] = int_attr(1);
@@ -976,8 +1313,11 @@ void run_postfold_passes(Graph &graph) {
   fuse_float_activations(graph);
   fuse_layer_norm(graph);
   fuse_qdq_add(graph);
-  fuse_qdq_maxpool(graph);
   fuse_qdq_silu(graph);
+  fuse_qdq_elementwise_tables(graph);
+  fuse_qdq_data_movement(graph);
+  fuse_qdq_concat(graph);
+  fuse_qdq_binary(graph);
   keep_int8_activations_nhwc(graph);
 }
 

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "axstream/error.h"
@@ -371,6 +372,354 @@ TEST(EnginePasses, QdqSiluBetweenConvsBecomesOneLookupTable) {
     EXPECT_NE(text.find("_dst_nhwc=1"), std::string::npos) << text;
     EXPECT_NE(text.find("_src_nhwc=1"), std::string::npos) << text;
   }
+}
+
+// PP-LCNet's element-wise tail as our compiler quantises it: the learnable affine x * a + b,
+// hard-swish written as Add 3 -> Clip(0, 6) -> Mul(x, .) -> Div 6 with Q/DQ pairs between,
+// then a second affine, on one int8 tensor; a HardSigmoid -> Sigmoid branch of the same
+// tensor gives a second, uint8 output. `unfused` adds a per-channel +0 after every
+// DequantizeLinear: the same arithmetic, but no chain starts from one int8 tensor any more.
+onnx::ModelProto qdq_elementwise_chain_model(bool unfused) {
+  onnx::ModelProto m;
+  m.set_ir_version(7);
+  m.add_opset_import()->set_version(13);
+  auto *g = m.mutable_graph();
+  g->set_name("qdq_elementwise_chain");
+  auto node = [&](const std::string &op, std::vector<std::string> in, const std::string &out) {
+    auto *n = g->add_node();
+    n->set_op_type(op);
+    n->set_name(out + "/" + op);
+    for (const auto &i : in) n->add_input(i);
+    n->add_output(out);
+    return n;
+  };
+  auto floats = [&](const std::string &name, std::vector<float> v, std::vector<int64_t> dims) {
+    auto *t = g->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::FLOAT);
+    for (int64_t d : dims) t->add_dims(d);
+    for (float f : v) t->add_float_data(f);
+    return name;
+  };
+  auto zero_point = [&](const std::string &name, onnx::TensorProto::DataType type, int z) {
+    auto *t = g->add_initializer();
+    t->set_name(name);
+    t->set_data_type(type);
+    t->add_int32_data(z);
+    return name;
+  };
+  constexpr int kChannels = 4;
+  floats("zeros", std::vector<float>(kChannels, 0.f), {1, kChannels, 1, 1});
+  auto dq = [&](const std::string &q, const std::string &y, float s, int z) {
+    std::string out = unfused ? y + "/raw" : y;
+    node("DequantizeLinear",
+         {q, floats(q + "/s", {s}, {}), zero_point(q + "/z", onnx::TensorProto::INT8, z)}, out);
+    if (unfused) node("Add", {out, "zeros"}, y);
+  };
+  auto q = [&](const std::string &x, const std::string &y, float s, int z,
+               onnx::TensorProto::DataType type = onnx::TensorProto::INT8) {
+    node("QuantizeLinear", {x, floats(y + "/s", {s}, {}), zero_point(y + "/z", type, z)}, y);
+  };
+  dq("x", "x/dq", 0.05f, 3);
+  node("Mul", {"x/dq", floats("a", {1.3f}, {})}, "affine/mul");
+  node("Add", {"affine/mul", floats("b", {-0.2f}, {1})}, "affine");
+  q("affine", "affine/q", 0.047f, -2);
+  dq("affine/q", "t", 0.047f, -2);
+  node("Add", {"t", floats("three", {3.f}, {})}, "t3");
+  node("Clip", {"t3", floats("lo", {0.f}, {}), floats("hi", {6.f}, {})}, "clip");
+  q("clip", "clip/q", 6.f / 255, -128);
+  dq("clip/q", "c", 6.f / 255, -128);
+  node("Mul", {"t", "c"}, "tc");
+  q("tc", "tc/q", 0.11f, -40);
+  dq("tc/q", "tc/dq", 0.11f, -40);
+  node("Div", {"tc/dq", floats("six", {6.f}, {1, 1, 1, 1})}, "hswish");
+  node("Mul", {"hswish", floats("a2", {0.9f}, {})}, "affine2/mul");
+  node("Add", {"affine2/mul", floats("b2", {0.1f}, {})}, "affine2");
+  q("affine2", "y", 0.021f, -5);
+  auto *hs = node("HardSigmoid", {"t"}, "hsig");
+  auto *alpha = hs->add_attribute();
+  alpha->set_name("alpha");
+  alpha->set_type(onnx::AttributeProto::FLOAT);
+  alpha->set_f(0.1666667f);
+  node("Sigmoid", {"hsig"}, "gate");
+  q("gate", "y2", 1.f / 255, 0, onnx::TensorProto::UINT8);
+  auto value = [&](onnx::ValueInfoProto *vi, const std::string &name,
+                   onnx::TensorProto::DataType type) {
+    vi->set_name(name);
+    auto *tt = vi->mutable_type()->mutable_tensor_type();
+    tt->set_elem_type(type);
+    for (int64_t d : {1, kChannels, 8, 9}) tt->mutable_shape()->add_dim()->set_dim_value(d);
+  };
+  value(g->add_input(), "x", onnx::TensorProto::INT8);
+  value(g->add_output(), "y", onnx::TensorProto::INT8);
+  value(g->add_output(), "y2", onnx::TensorProto::UINT8);
+  return m;
+}
+
+TEST(EnginePasses, QdqElementwiseChainOnOneTensorBecomesLookupTablesBitExactToUnfused) {
+  auto fused = Program::from_bytes(qdq_elementwise_chain_model(false).SerializeAsString(), "fused");
+  auto unfused =
+      Program::from_bytes(qdq_elementwise_chain_model(true).SerializeAsString(), "unfused");
+  std::string text = fused->describe();
+  // Two tables of x (y and y2), nothing else.
+  size_t tables = 0;
+  for (size_t at = text.find("axstream.QLookup"); at != std::string::npos;
+       at = text.find("axstream.QLookup", at + 1))
+    ++tables;
+  EXPECT_EQ(tables, 2u) << text;
+  for (const char *gone : {"Mul '", "Add '", "Clip '", "Div '", "HardSigmoid '", "Sigmoid '",
+                           "QuantizeLinear '", "DequantizeLinear '"})
+    EXPECT_EQ(text.find(gone), std::string::npos) << gone << " still runs:\n" << text;
+  EXPECT_EQ(unfused->describe().find("QLookup"), std::string::npos) << unfused->describe();
+
+  // Every int8 value, at positions that are not a multiple of any vector width.
+  const size_t n = fused->inputs()[0].element_count();
+  std::vector<int8_t> x(n);
+  for (size_t i = 0; i < n; ++i) x[i] = static_cast<int8_t>((i * 101 + 7) % 256 - 128);
+  std::vector<int8_t> y_fused(n), y_unfused(n);
+  std::vector<uint8_t> y2_fused(n), y2_unfused(n);
+  fused->make_executor()->run({x.data()}, {y_fused.data(), y2_fused.data()});
+  unfused->make_executor()->run({x.data()}, {y_unfused.data(), y2_unfused.data()});
+  EXPECT_EQ(y_fused, y_unfused);
+  EXPECT_EQ(y2_fused, y2_unfused);
+  std::set<int> distinct(y_fused.begin(), y_fused.end()),
+      distinct2(y2_fused.begin(), y2_fused.end());
+  EXPECT_GT(distinct.size(), 50u) << "the chain's output takes few values, so it checks little";
+  EXPECT_GT(distinct2.size(), 20u);
+}
+
+// An SE-style gate between two QDQ convolutions: a = QConv(x); m = Q(DQ(a) * DQ(gate)) with a
+// per-channel int8 gate (1,C,1,1); y = QConv(Q(Relu(DQ(a) + DQ(m)))). `unfused` adds a
+// per-channel +0 after the DequantizeLinears of a, gate and m (the same arithmetic, no Q/DQ
+// pattern left around the Mul and Add).
+onnx::ModelProto qdq_gate_model(bool unfused) {
+  onnx::ModelProto m;
+  m.set_ir_version(7);
+  m.add_opset_import()->set_version(13);
+  auto *g = m.mutable_graph();
+  g->set_name("qdq_gate");
+  constexpr int kChannels = 16, kSide = 6;
+  auto node = [&](const std::string &op, std::vector<std::string> in, const std::string &out) {
+    auto *n = g->add_node();
+    n->set_op_type(op);
+    n->set_name(out + "/" + op);
+    for (const auto &i : in) n->add_input(i);
+    n->add_output(out);
+  };
+  auto initializer = [&](const std::string &name, onnx::TensorProto::DataType type,
+                         std::vector<int64_t> dims, std::vector<float> values) {
+    auto *t = g->add_initializer();
+    t->set_name(name);
+    t->set_data_type(type);
+    for (int64_t d : dims) t->add_dims(d);
+    for (float v : values) {
+      if (type == onnx::TensorProto::FLOAT)
+        t->add_float_data(v);
+      else
+        t->add_int32_data(static_cast<int32_t>(v));
+    }
+    return name;
+  };
+  initializer("zeros", onnx::TensorProto::FLOAT, {1, kChannels, 1, 1},
+              std::vector<float>(kChannels, 0.f));
+  auto dq = [&](const std::string &q, const std::string &y, float s, int z, bool plus_zero) {
+    std::string out = unfused && plus_zero ? y + "/raw" : y;
+    node("DequantizeLinear",
+         {q, initializer(q + "/s", onnx::TensorProto::FLOAT, {}, {s}),
+          initializer(q + "/z", onnx::TensorProto::INT8, {}, {static_cast<float>(z)})},
+         out);
+    if (unfused && plus_zero) node("Add", {out, "zeros"}, y);
+  };
+  auto q = [&](const std::string &x, const std::string &y, float s, int z) {
+    node("QuantizeLinear",
+         {x, initializer(y + "/s", onnx::TensorProto::FLOAT, {}, {s}),
+          initializer(y + "/z", onnx::TensorProto::INT8, {}, {static_cast<float>(z)})},
+         y);
+  };
+  // A 1x1 convolution with seeded int8 weights (per-tensor scale).
+  auto conv = [&](const std::string &x, const std::string &y, int seed) {
+    std::vector<float> w(kChannels * kChannels);
+    for (size_t i = 0; i < w.size(); ++i)
+      w[i] = static_cast<float>(static_cast<int>((i * 37 + seed * 11) % 127) - 63);
+    initializer(y + "/w", onnx::TensorProto::INT8, {kChannels, kChannels, 1, 1}, w);
+    dq(y + "/w", y + "/w/dq", 0.004f, 0, false);
+    node("Conv", {x, y + "/w/dq"}, y);
+  };
+  dq("x", "x/dq", 0.03f, 0, false);
+  conv("x/dq", "a/f", 1);
+  q("a/f", "a", 0.05f, -3);
+  dq("a", "a/dq", 0.05f, -3, true);
+  dq("gate", "gate/dq", 1.f / 255, -128, true);
+  node("Mul", {"a/dq", "gate/dq"}, "m/f");
+  q("m/f", "m", 0.03f, 2);
+  dq("m", "m/dq", 0.03f, 2, true);
+  node("Add", {"a/dq", "m/dq"}, "s/f");
+  node("Relu", {"s/f"}, "r/f");
+  q("r/f", "r", 0.06f, -128);
+  dq("r", "r/dq", 0.06f, -128, false);
+  conv("r/dq", "y/f", 2);
+  q("y/f", "y", 0.04f, 0);
+  auto value = [&](onnx::ValueInfoProto *vi, const std::string &name, std::vector<int64_t> dims) {
+    vi->set_name(name);
+    auto *tt = vi->mutable_type()->mutable_tensor_type();
+    tt->set_elem_type(onnx::TensorProto::INT8);
+    for (int64_t d : dims) tt->mutable_shape()->add_dim()->set_dim_value(d);
+  };
+  value(g->add_input(), "x", {1, kChannels, kSide, kSide});
+  value(g->add_input(), "gate", {1, kChannels, 1, 1});
+  value(g->add_output(), "y", {1, kChannels, kSide, kSide});
+  return m;
+}
+
+TEST(EnginePasses, QdqPerChannelGateMulAndJoinAddRunOnInt8BitExactToUnfused) {
+  auto fused = Program::from_bytes(qdq_gate_model(false).SerializeAsString(), "fused");
+  auto unfused = Program::from_bytes(qdq_gate_model(true).SerializeAsString(), "unfused");
+  std::string text = fused->describe();
+  EXPECT_NE(text.find("fused dequantize-mul-quantize per channel"), std::string::npos) << text;
+  EXPECT_NE(text.find("fused dequantize-add-relu-quantize"), std::string::npos) << text;
+  for (const char *gone : {"Mul '", "Add '", "Relu '", "DequantizeLinear '", "QuantizeLinear '"})
+    EXPECT_EQ(text.find(gone), std::string::npos) << gone << " still runs:\n" << text;
+  EXPECT_EQ(unfused->describe().find("QBinary"), std::string::npos) << unfused->describe();
+  // Where oneDNN's int8 convolutions run, the gate multiplies NHWC activations in place.
+  if (text.find("_core_vnni]") != std::string::npos || text.find("_amx") != std::string::npos) {
+    EXPECT_NE(text.find("per channel nhwc"), std::string::npos) << text;
+  }
+
+  std::vector<int8_t> x(fused->inputs()[0].element_count()), gate(16);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<int8_t>((i * 53 + 5) % 256 - 128);
+  for (size_t i = 0; i < gate.size(); ++i) gate[i] = static_cast<int8_t>(i * 17 - 128);
+  std::vector<int8_t> y_fused(fused->outputs()[0].element_count()), y_unfused(y_fused.size());
+  fused->make_executor()->run({x.data(), gate.data()}, {y_fused.data()});
+  unfused->make_executor()->run({x.data(), gate.data()}, {y_unfused.data()});
+  EXPECT_EQ(y_fused, y_unfused);
+  std::set<int> distinct(y_fused.begin(), y_fused.end());
+  EXPECT_GT(distinct.size(), 30u) << "the output takes few values, so it checks little";
+}
+
+// PP-OCR det's neck on int8: a = Resize(nearest, 2x)(DQ(p)) requantised to the Concat's
+// scale, b = Transpose-free DQ(r) with the Concat's own parameters, c = DQ(u) with a third
+// scale; Q(Concat(a, b, c)) on channels, then MaxPool(Q/DQ) with other output parameters.
+// `unfused` adds a per-channel +0 after each DequantizeLinear (same arithmetic, no pattern).
+onnx::ModelProto qdq_neck_model(bool unfused) {
+  onnx::ModelProto m;
+  m.set_ir_version(7);
+  m.add_opset_import()->set_version(13);
+  auto *g = m.mutable_graph();
+  g->set_name("qdq_neck");
+  constexpr int kChannels = 3;
+  auto node = [&](const std::string &op, std::vector<std::string> in, const std::string &out) {
+    auto *n = g->add_node();
+    n->set_op_type(op);
+    n->set_name(out + "/" + op);
+    for (const auto &i : in) n->add_input(i);
+    n->add_output(out);
+    return n;
+  };
+  auto initializer = [&](const std::string &name, onnx::TensorProto::DataType type,
+                         std::vector<int64_t> dims, std::vector<float> values) {
+    auto *t = g->add_initializer();
+    t->set_name(name);
+    t->set_data_type(type);
+    for (int64_t d : dims) t->add_dims(d);
+    for (float v : values) {
+      if (type == onnx::TensorProto::FLOAT)
+        t->add_float_data(v);
+      else
+        t->add_int32_data(static_cast<int32_t>(v));
+    }
+    return name;
+  };
+  initializer("zeros", onnx::TensorProto::FLOAT, {1, kChannels, 1, 1},
+              std::vector<float>(kChannels, 0.f));
+  initializer("zeros9", onnx::TensorProto::FLOAT, {1, 3 * kChannels, 1, 1},
+              std::vector<float>(3 * kChannels, 0.f));
+  auto params = [&](const std::string &v, float s, int z) {
+    return std::vector<std::string>{
+        v, initializer(v + "/s", onnx::TensorProto::FLOAT, {}, {s}),
+        initializer(v + "/z", onnx::TensorProto::INT8, {}, {static_cast<float>(z)})};
+  };
+  auto dq = [&](const std::string &q, const std::string &y, float s, int z) {
+    std::string out = unfused ? y + "/raw" : y;
+    node("DequantizeLinear", params(q, s, z), out);
+    if (unfused) node("Add", {out, y == "cat/dq" ? "zeros9" : "zeros"}, y);
+  };
+  auto q = [&](const std::string &x, const std::string &y, float s, int z) {
+    auto in = params(y, s, z);
+    in[0] = x;
+    node("QuantizeLinear", in, y);
+  };
+  dq("p", "p/dq", 0.02f, 5);
+  auto *resize =
+      node("Resize",
+           {"p/dq", "", initializer("scales", onnx::TensorProto::FLOAT, {4}, {1.f, 1.f, 2.f, 2.f})},
+           "a/f");
+  auto attr = [](onnx::NodeProto *n, const char *name, const char *value) {
+    auto *a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::STRING);
+    a->set_s(value);
+  };
+  attr(resize, "mode", "nearest");
+  attr(resize, "coordinate_transformation_mode", "asymmetric");
+  attr(resize, "nearest_mode", "floor");
+  q("a/f", "a", 0.03f, -7);
+  dq("a", "a/dq", 0.03f, -7);
+  dq("r", "r/dq", 0.05f, 1);
+  dq("u", "u/dq", 0.011f, -100);
+  auto *cat = node("Concat", {"a/dq", "r/dq", "u/dq"}, "cat/f");
+  auto *axis = cat->add_attribute();
+  axis->set_name("axis");
+  axis->set_type(onnx::AttributeProto::INT);
+  axis->set_i(1);
+  q("cat/f", "cat", 0.05f, 1);
+  dq("cat", "cat/dq", 0.05f, 1);
+  auto *pool = node("MaxPool", {"cat/dq"}, "pool/f");
+  auto *kernel = pool->add_attribute();
+  kernel->set_name("kernel_shape");
+  kernel->set_type(onnx::AttributeProto::INTS);
+  kernel->add_ints(2);
+  kernel->add_ints(2);
+  q("pool/f", "y", 0.07f, 3);
+  auto value = [&](onnx::ValueInfoProto *vi, const std::string &name, std::vector<int64_t> dims) {
+    vi->set_name(name);
+    auto *tt = vi->mutable_type()->mutable_tensor_type();
+    tt->set_elem_type(onnx::TensorProto::INT8);
+    for (int64_t d : dims) tt->mutable_shape()->add_dim()->set_dim_value(d);
+  };
+  value(g->add_input(), "p", {1, kChannels, 5, 7});
+  value(g->add_input(), "r", {1, kChannels, 10, 14});
+  value(g->add_input(), "u", {1, kChannels, 10, 14});
+  value(g->add_output(), "cat", {1, 3 * kChannels, 10, 14});
+  value(g->add_output(), "y", {1, 3 * kChannels, 9, 13});
+  return m;
+}
+
+TEST(EnginePasses, QdqResizeConcatAndMaxPoolRunOnInt8BitExactToUnfused) {
+  auto fused = Program::from_bytes(qdq_neck_model(false).SerializeAsString(), "fused");
+  auto unfused = Program::from_bytes(qdq_neck_model(true).SerializeAsString(), "unfused");
+  std::string text = fused->describe();
+  EXPECT_NE(text.find("axstream.QConcat"), std::string::npos) << text;
+  EXPECT_NE(text.find("_function=\"requantise\""), std::string::npos) << text;
+  for (const char *gone : {"DequantizeLinear '", "QuantizeLinear '", "float32(1,"})
+    EXPECT_EQ(text.find(gone), std::string::npos) << gone << " still runs:\n" << text;
+  EXPECT_EQ(unfused->describe().find("QConcat"), std::string::npos) << unfused->describe();
+
+  std::vector<std::vector<int8_t>> inputs;
+  for (const auto &in : fused->inputs()) {
+    inputs.emplace_back(in.element_count());
+    for (size_t i = 0; i < inputs.back().size(); ++i)
+      inputs.back()[i] = static_cast<int8_t>((i * 89 + inputs.size() * 31) % 256 - 128);
+  }
+  std::vector<const void *> in_ptrs;
+  for (const auto &v : inputs) in_ptrs.push_back(v.data());
+  std::vector<int8_t> cat_fused(fused->outputs()[0].element_count()), cat_unfused(cat_fused.size());
+  std::vector<int8_t> y_fused(fused->outputs()[1].element_count()), y_unfused(y_fused.size());
+  fused->make_executor()->run(in_ptrs, {cat_fused.data(), y_fused.data()});
+  unfused->make_executor()->run(in_ptrs, {cat_unfused.data(), y_unfused.data()});
+  EXPECT_EQ(cat_fused, cat_unfused);
+  EXPECT_EQ(y_fused, y_unfused);
+  std::set<int> distinct(cat_fused.begin(), cat_fused.end());
+  EXPECT_GT(distinct.size(), 100u) << "the output takes few values, so it checks little";
 }
 
 TEST(Engine, SevenBitWeightsRunOnTheIntegerKernel) {

@@ -1,0 +1,131 @@
+// axstream.QBinary: quantize([relu](dequantize(a) OP dequantize(b))) for OP = Add or Mul, with
+// per-tensor parameters, b either a's shape or one value per channel of a 4-D a (1,C,1,1):
+// the SE block's x * gate and the joins around it (made by passes.cc from the Q/DQ float ops).
+// It evaluates the same float expressions the unfused DequantizeLinear, Add/Mul and
+// QuantizeLinear kernels do, so it is bit-exact to them. With _nhwc=1, a and y are laid out
+// NHWC (b, with H = W = 1, is the same either way).
+// Inputs: a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point.
+#include "common.h"
+
+namespace axstream::engine {
+namespace {
+
+enum Slot { kA, kAScale, kAZero, kB, kBScale, kBZero, kYScale, kYZero };
+
+struct Requant {
+  float sa, sb, sy;
+  int32_t za, zb, zy;
+  bool mul, relu;
+};
+
+template <typename A, typename B, typename Y>
+inline Y qbinary_one(A a, B b, const Requant &p) {
+  constexpr float lo = std::numeric_limits<Y>::lowest(), hi = std::numeric_limits<Y>::max();
+  constexpr float kRound = 12582912.f;  // 1.5 * 2^23: round half to even for |v| < 2^22
+  float fa = static_cast<float>(static_cast<int32_t>(a) - p.za) * p.sa;
+  float fb = static_cast<float>(static_cast<int32_t>(b) - p.zb) * p.sb;
+  float s = p.mul ? fa * fb : fa + fb;
+  if (p.relu) s = s > 0.f ? s : 0.f;
+  const float zero = static_cast<float>(p.zy);
+  float v = s / p.sy;
+  // As QuantizeLinear: NaN fails both comparisons and clamps to the low bound.
+  v = v >= lo - zero ? v : lo - zero;
+  v = v > hi - zero ? hi - zero : v;
+  v = (v + kRound) - kRound;
+  return static_cast<Y>(static_cast<int32_t>(v + zero));
+}
+
+// a and y hold `count` elements; b as many, or one per channel: a is then (N, C, inner) NCHW
+// or (N, inner, C) NHWC and b is (C).
+template <typename A, typename B, typename Y>
+void qbinary(const A *a, const B *b, Y *y, int64_t count, int64_t channels, int64_t inner,
+             bool same_shape, bool nhwc, const Requant &p) {
+  if (same_shape) {
+    for (int64_t i = 0; i < count; ++i) y[i] = qbinary_one<A, B, Y>(a[i], b[i], p);
+    return;
+  }
+  int64_t images = count / (channels * inner);
+  for (int64_t n = 0; n < images; ++n) {
+    if (nhwc) {
+      for (int64_t s = 0; s < inner; ++s) {
+        int64_t base = (n * inner + s) * channels;
+        for (int64_t c = 0; c < channels; ++c)
+          y[base + c] = qbinary_one<A, B, Y>(a[base + c], b[c], p);
+      }
+    } else {
+      for (int64_t c = 0; c < channels; ++c) {
+        int64_t base = (n * channels + c) * inner;
+        B bc = b[c];
+        for (int64_t s = 0; s < inner; ++s) y[base + s] = qbinary_one<A, B, Y>(a[base + s], bc, p);
+      }
+    }
+  }
+}
+
+std::unique_ptr<Kernel> compile_qbinary(OpContext &ctx) {
+  ctx.expect_inputs(7, 8);
+  const Shape &shape = ctx.in_shape(kA), &b_shape = ctx.in_shape(kB);
+  bool same_shape = b_shape == shape;
+  bool per_channel = !same_shape && shape.size() == 4 && b_shape.size() == 4 && b_shape[0] == 1 &&
+                     b_shape[1] == shape[1] && b_shape[2] == 1 && b_shape[3] == 1;
+  if (!same_shape && !per_channel)
+    ctx.fail("QBinary's b " + shape_str(b_shape) + " is neither a's shape " + shape_str(shape) +
+             " nor one value per channel (1,C,1,1)");
+  DType out = ctx.has_input(kYZero) ? ctx.in_dtype(kYZero) : DType::u8;
+  ctx.set_output(0, out, shape);
+  if (ctx.infer_only()) return nullptr;
+  DType ta = ctx.in_dtype(kA), tb = ctx.in_dtype(kB);
+  auto is_q8 = [](DType t) { return t == DType::i8 || t == DType::u8; };
+  if (!is_q8(ta) || !is_q8(tb) || !is_q8(out)) ctx.unsupported("QBinary needs int8/uint8 tensors");
+  std::string op = ctx.attr_s("_op", "");
+  if (op != "Add" && op != "Mul") ctx.fail("QBinary _op '" + op + "' (expected Add or Mul)");
+  auto scale = [&](int slot, const char *what) {
+    const Tensor &t = ctx.require_constant(slot, what);
+    if (t.dtype != DType::f32 || t.count() != 1) ctx.fail(std::string(what) + " must be one float");
+    return t.data<float>()[0];
+  };
+  auto zero = [&](int slot, const char *what) {
+    return ctx.has_input(slot) ? static_cast<int32_t>(ctx.require_constant(slot, what).as_int(0))
+                               : 0;
+  };
+  Requant p{scale(kAScale, "a_scale"),
+            scale(kBScale, "b_scale"),
+            scale(kYScale, "y_scale"),
+            zero(kAZero, "a_zero_point"),
+            zero(kBZero, "b_zero_point"),
+            zero(kYZero, "y_zero_point"),
+            op == "Mul",
+            ctx.attr_i("_relu", 0) != 0};
+  bool nhwc = ctx.attr_i("_nhwc", 0) != 0;
+  int64_t count = product(shape, 0, shape.size());
+  int64_t channels = per_channel ? shape[1] : 1;
+  int64_t inner = per_channel ? shape[2] * shape[3] : 1;
+  auto k = make_kernel([=](ExecContext &, const void *const *in, void *const *o) {
+    dispatch_dtype(ta, [&](auto a_t) {
+      using A = decltype(a_t);
+      dispatch_dtype(tb, [&](auto b_t) {
+        using B = decltype(b_t);
+        if constexpr ((std::is_same_v<A, int8_t> || std::is_same_v<A, uint8_t>)&&(
+                          std::is_same_v<B, int8_t> || std::is_same_v<B, uint8_t>)) {
+          const A *a = static_cast<const A *>(in[kA]);
+          const B *b = static_cast<const B *>(in[kB]);
+          if (out == DType::i8)
+            qbinary(a, b, static_cast<int8_t *>(o[0]), count, channels, inner, same_shape, nhwc, p);
+          else
+            qbinary(a, b, static_cast<uint8_t *>(o[0]), count, channels, inner, same_shape, nhwc,
+                    p);
+        }
+      });
+    });
+  });
+  k->impl = std::string("fused dequantize-") + (p.mul ? "mul" : "add") + (p.relu ? "-relu" : "") +
+            "-quantize" + (per_channel ? " per channel" : "") + (nhwc ? " nhwc" : "");
+  k->macs = static_cast<uint64_t>(count);
+  return k;
+}
+
+}  // namespace
+
+AXSTREAM_ENGINE_OP_EX(AxQBinary, "axstream", "QBinary", 1, 1, compile_qbinary, false)
+
+}  // namespace axstream::engine
