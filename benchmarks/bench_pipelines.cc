@@ -568,7 +568,8 @@ Values run_components(const Case &c) {
   // The path axdecode takes (int8-fast-path=true): quantised outputs when the package and the
   // decoder allow, the postamble's sigmoid left to the decoder when it can apply it.
   std::unique_ptr<dec::Decoder> logits_decoder;
-  bool int8_path = decoder->has_int8_path() && converter->quantized_outputs_available();
+  bool int8_path = decoder->has_int8_path() && converter->quantized_outputs_available() &&
+                   c.decode.find("int8-fast-path=false") == std::string::npos;
   {
     std::vector<const int8_t *> raw;
     std::vector<size_t> bytes;
@@ -768,10 +769,16 @@ int main() {
     cases.push_back({"face-detect Megamind.avi", face, "decoder=blazeface", megamind, frames});
   // The package's postamble is the heads' Sigmoid, so the outputs are probabilities
   // (activations=sigmoid); axdecode leaves that sigmoid to the decoder's int8 logits path.
-  if (wanted(only, "yolo"))
-    cases.push_back({"yolov5s videotestsrc", bench + "/pkg/yolov5s",
-                     "decoder=yolov5 conf-threshold=0.6 decoder-config=\"activations=sigmoid\"",
-                     "videotestsrc", yolo_frames, 2.3});
+  // The same with int8-fast-path=false: the float path (dequantise everything, run the
+  // postamble), as axdecode decoded this package before, for the before/after in one run.
+  if (wanted(only, "yolo")) {
+    const std::string yolo_decode =
+        "decoder=yolov5 conf-threshold=0.6 decoder-config=\"activations=sigmoid\"";
+    cases.push_back({"yolov5s videotestsrc", bench + "/pkg/yolov5s", yolo_decode, "videotestsrc",
+                     yolo_frames, 2.3});
+    cases.push_back({"yolov5s float decode", bench + "/pkg/yolov5s",
+                     yolo_decode + " int8-fast-path=false", "videotestsrc", yolo_frames, 2.3});
+  }
   for (const Case &c : cases) {
     std::string missing;
     if (!exists(c.package + "/model.json")) missing = c.package + " missing (scripts/bench.sh)";
