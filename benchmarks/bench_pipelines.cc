@@ -22,10 +22,12 @@
 // Each element's CPU comes from GStreamer's tracer hooks (element_cpu.h): a thread's CPU between
 // two pad pushes is charged to the element running then, so the source and the work downstream
 // of an element are not in its figure. The source element is not counted (printed, with its
-// figure alone). The older measure, pipeline process CPU - source alone - components, is printed
-// for comparison ("by subtracting the source alone"): the source alone varies between processes
-// by about as much as the overhead. The overhead is the median of the rounds' own overheads
-// (each pipeline run against its round's components), "runs a..b%" their range.
+// figure alone). The work alone is measured in the pipeline's own process right after the
+// pipeline (the same Preprocessor, decoder and a 1-core instance as the components). The older
+// measure, pipeline process CPU - source alone - components, is printed for comparison ("by
+// subtracting the source alone"): the source alone varies between processes by about as much
+// as the overhead. The overhead is the median of the rounds' own overheads, "runs a..b%" their
+// range.
 // Frames/s and CPU/frame are steady state: from the first frame at a sink to EOS (the whole
 // process's CPU over that interval) or over the timed loop of a component.
 //
@@ -611,6 +613,15 @@ Values run_components(const Case &c) {
   return v;
 }
 
+// The pipeline, then the work alone in the same process right after it ("work_" figures): each
+// round's overhead subtracts work measured under that process's conditions, where another
+// process's figures drift with the load by about as much as the overhead.
+Values run_pipeline_then_work(const Case &c, const std::string &plugin = plugin_dir()) {
+  Values v = run_case_pipeline(c, true, plugin);
+  for (const auto &[key, value] : run_components(c)) v["work_" + key] = value;
+  return v;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Report
 
@@ -638,25 +649,36 @@ double run_caller_ms(const Values &comp) {
   return std::max(0.0, value_at(comp, "eng_cpu_ms") - value_at(comp, "eng_core_cpu_ms"));
 }
 
+// The work alone as measured right after the pipeline in its own process, else `comp`'s.
+Values work_of(const Values &comp, const Values &pipe) {
+  Values work;
+  for (const auto &[key, value] : pipe)
+    if (key.rfind("work_", 0) == 0) work[key.substr(5)] = value;
+  return work.empty() ? comp : work;
+}
+
 Overhead overhead_of(const Values &comp, const Values &source, const Values &pipe) {
-  const double pre = value_at(comp, "pre_cpu_ms"), dec = value_at(comp, "dec_cpu_ms");
+  const Values work = work_of(comp, pipe);
   Overhead o;
-  o.engine_here = value_at(pipe, "core_cpu_ms") + run_caller_ms(comp);
+  o.engine_here = value_at(pipe, "core_cpu_ms") + run_caller_ms(work);
   const double elements = value_at(pipe, "el_axpreprocess_cpu_ms") +
                           value_at(pipe, "el_axinference_cpu_ms") +
                           value_at(pipe, "el_axdecode_cpu_ms") + value_at(pipe, "el_sink_cpu_ms") +
                           value_at(pipe, "runner_cpu_ms") + value_at(pipe, "push_cpu_ms");
-  o.ms = elements - pre - dec - run_caller_ms(comp);
+  o.ms =
+      elements - value_at(work, "pre_cpu_ms") - value_at(work, "dec_cpu_ms") - run_caller_ms(work);
   o.percent = o.ms / o.engine_here * 100.0;
-  o.subtracted_ms =
-      value_at(pipe, "cpu_ms") - value_at(source, "cpu_ms") - pre - dec - o.engine_here;
-  o.subtracted_percent = o.subtracted_ms / o.engine_here * 100.0;
+  // As before the tracer hooks: everything against the components and source processes.
+  const double engine = value_at(pipe, "core_cpu_ms") + run_caller_ms(comp);
+  o.subtracted_ms = value_at(pipe, "cpu_ms") - value_at(source, "cpu_ms") -
+                    value_at(comp, "pre_cpu_ms") - value_at(comp, "dec_cpu_ms") - engine;
+  o.subtracted_percent = o.subtracted_ms / engine * 100.0;
   return o;
 }
 
-// `name`'s lines: throughput, CPU per part and thread, the overhead (medians, and the range of
-// the runs' own overheads, each run against the components and source of its round) and what
-// each element took in the pipeline; with a host-cost target one more: the host's CPU per frame
+// `name`'s lines: throughput, CPU per part and thread, the overhead (median and range of the runs'
+// own overheads, each pipeline run against the work measured in its process) and what each
+// element took in the pipeline; with a host-cost target one more: the host's CPU per frame
 // without the source and the device compute.
 void print_case(const std::string &name, const std::vector<ChildResult> &comp_runs,
                 const std::vector<ChildResult> &source_runs,
@@ -676,8 +698,9 @@ void print_case(const std::string &name, const std::vector<ChildResult> &comp_ru
     direct_ms.push_back(run.ms);
     subtracted.push_back(run.subtracted_percent);
   }
-  // Medians of the runs' own figures (each run against its round's components and source).
+  // Medians of the runs' own figures (each run against its own work and its round's source).
   const Overhead o = overhead_of(comp.values, source.values, pipe.values);
+  const Values work = work_of(comp.values, pipe.values);
   const double direct_percent = median(direct), subtracted_percent = median(subtracted);
   const auto [direct_low, direct_high] = std::minmax_element(direct.begin(), direct.end());
   const auto [sub_low, sub_high] = std::minmax_element(subtracted.begin(), subtracted.end());
@@ -706,9 +729,9 @@ void print_case(const std::string &name, const std::vector<ChildResult> &comp_ru
       median(direct_ms), direct_percent, direct.empty() ? 0.0 : *direct_low,
       direct.empty() ? 0.0 : *direct_high, subtracted_percent, subtracted.empty() ? 0.0 : *sub_low,
       subtracted.empty() ? 0.0 : *sub_high, comp.runs, source.runs, pipe.runs, area, name.c_str(),
-      pipe["el_axpreprocess_cpu_ms"], comp["pre_cpu_ms"], pipe["el_axinference_cpu_ms"],
+      pipe["el_axpreprocess_cpu_ms"], value_at(work, "pre_cpu_ms"), pipe["el_axinference_cpu_ms"],
       pipe["runner_cpu_ms"] + pipe["push_cpu_ms"], pipe["el_axdecode@axinf-_cpu_ms"],
-      comp["dec_cpu_ms"], pipe["el_sink@axinf-_cpu_ms"], run_caller_ms(comp.values),
+      value_at(work, "dec_cpu_ms"), pipe["el_sink@axinf-_cpu_ms"], run_caller_ms(work),
       pipe["el_source_cpu_ms"], source["el_source_cpu_ms"]);
   if (host_cost_target_ms > 0) {
     // What the host spends per frame besides decoding the video (the source) and the device's
@@ -792,10 +815,10 @@ int main() {
     for (int r = 0; r < repeat; ++r) {  // rounds interleaved, so load drifts hit every case
       comp.push_back(in_child([&] { return run_components(c); }));
       source.push_back(in_child([&] { return run_case_pipeline(c, false); }));
-      pipe.push_back(in_child([&] { return run_case_pipeline(c, true); }));
+      pipe.push_back(in_child([&] { return run_pipeline_then_work(c); }));
       if (!baseline_plugin.empty())
         baseline_pipe.push_back(
-            in_child([&] { return run_case_pipeline(c, true, baseline_plugin); }));
+            in_child([&] { return run_pipeline_then_work(c, baseline_plugin); }));
     }
     print_case(c.name, comp, source, pipe, c.host_cost_target_ms);
     if (!baseline_plugin.empty())

@@ -10,7 +10,7 @@
 # AXSTREAM_BENCH_MODELS ($AXSTREAM_DATA_DIR/bench), AXSTREAM_BENCH_SECONDS (3 per side),
 # AXSTREAM_BENCH_THREADS (f32 threads, default 1,2), JOBS (ninja -j, default 2); pipelines:
 # AXSTREAM_BENCH_FRAMES (300 per face-detect run, split over the streams of the multi-stream
-# cases), AXSTREAM_BENCH_YOLO_FRAMES (20), AXSTREAM_BENCH_REPEAT (3 runs per case, median),
+# cases), AXSTREAM_BENCH_YOLO_FRAMES (20), AXSTREAM_BENCH_REPEAT (5 runs per case, median),
 # AXSTREAM_BENCH_STREAMS (8), AXSTREAM_BENCH_ONLY (face,megamind,yolo,streams,memory),
 # AXSTREAM_BENCH_PLUGIN_DIR (another plugin build), AXSTREAM_BENCH_BASELINE_PLUGIN_DIR (a second
 # plugin build run in the same rounds, printed as "(baseline)"), AXSTREAM_BENCH_INFERENCE_PROPS
