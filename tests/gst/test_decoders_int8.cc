@@ -547,3 +547,52 @@ TEST(Int8FastPath, SsdProbabilitiesThatAreASigmoidDecodeTheLogitsLikeTheFloatPat
     }
   }
 }
+
+TEST(Int8FastPath, TheYoloV5sBenchPackagesSigmoidPostambleDecodesInInt8LikeTheFloatPath) {
+  const char *models = std::getenv("AXSTREAM_BENCH_MODELS");
+  const char *data = std::getenv("AXSTREAM_DATA_DIR");
+  const std::string package_dir =
+      (models ? std::string(models)
+              : std::string(data ? data : std::string(std::getenv("HOME")) + "/.cache/axstream") +
+                    "/bench") +
+      "/pkg/yolov5s";
+  if (!std::ifstream(package_dir + "/model.json"))
+    GTEST_SKIP() << "no yolov5s bench package at " << package_dir << " (scripts/bench.sh)";
+  auto package = axstream::runtime::load_model_package(package_dir);
+  auto converter = dec::OutputConverter::from_package(*package);
+  ASSERT_TRUE(converter->has_postamble());
+  ASSERT_TRUE(converter->quantized_outputs_available()) << "its postamble is the heads' Sigmoid";
+  const std::vector<bool> before_sigmoid = converter->outputs_before_sigmoid();
+  EXPECT_EQ(before_sigmoid, std::vector<bool>(3, true));
+  std::mt19937 rng(19);
+  std::vector<std::vector<int8_t>> raw;
+  std::vector<const int8_t *> pointers;
+  std::vector<size_t> sizes;
+  for (const auto &spec : converter->specs()) {
+    raw.emplace_back(spec.padded_bytes());
+    for (auto &q : raw.back()) q = int8_t(rng());
+    pointers.push_back(raw.back().data());
+    sizes.push_back(raw.back().size());
+  }
+  const auto floats = converter->convert(pointers, sizes);
+  dec::DecoderOptions options;
+  options.conf_threshold = 0.9f;  // random logits: hundreds of candidates, not thousands
+  options.config["activations"] = "sigmoid";
+  auto decoder = dec::make_decoder("yolov5", options);
+  decoder->check_outputs(floats);
+  auto logits_decoder = decoder->for_logits(floats, before_sigmoid);
+  ASSERT_TRUE(logits_decoder);
+  const auto expected = decoder->decode(floats, letterboxed(640, 640)).detections;
+  const auto got =
+      logits_decoder
+          ->decode_quantized(converter->view_quantized(pointers, sizes), letterboxed(640, 640))
+          .detections;
+  EXPECT_GT(expected.size(), 10u) << "too few detections for a comparison";
+  ASSERT_EQ(got.size(), expected.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].class_id, expected[i].class_id) << "detection " << i;
+    EXPECT_NEAR(got[i].score, expected[i].score, 1e-6f) << "detection " << i;
+    EXPECT_NEAR(got[i].box.x0, expected[i].box.x0, 1e-2f) << "detection " << i;
+    EXPECT_NEAR(got[i].box.y1, expected[i].box.y1, 1e-2f) << "detection " << i;
+  }
+}
