@@ -5,6 +5,8 @@
 // QuantizeLinear kernels do, so it is bit-exact to them. With _nhwc=1, a and y are laid out
 // NHWC (b, with H = W = 1, is the same either way).
 // Inputs: a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point.
+#include <type_traits>
+
 #include "common.h"
 
 namespace axstream::engine {
@@ -18,14 +20,14 @@ struct Requant {
   bool mul, relu;
 };
 
-template <typename A, typename B, typename Y>
+template <bool kMul, bool kRelu, typename A, typename B, typename Y>
 inline Y qbinary_one(A a, B b, const Requant &p) {
   constexpr float lo = std::numeric_limits<Y>::lowest(), hi = std::numeric_limits<Y>::max();
   constexpr float kRound = 12582912.f;  // 1.5 * 2^23: round half to even for |v| < 2^22
   float fa = static_cast<float>(static_cast<int32_t>(a) - p.za) * p.sa;
   float fb = static_cast<float>(static_cast<int32_t>(b) - p.zb) * p.sb;
-  float s = p.mul ? fa * fb : fa + fb;
-  if (p.relu) s = s > 0.f ? s : 0.f;
+  float s = kMul ? fa * fb : fa + fb;
+  if (kRelu) s = s > 0.f ? s : 0.f;
   const float zero = static_cast<float>(p.zy);
   float v = s / p.sy;
   // As QuantizeLinear: NaN fails both comparisons and clamps to the low bound.
@@ -36,27 +38,54 @@ inline Y qbinary_one(A a, B b, const Requant &p) {
 }
 
 // a and y hold `count` elements; b as many, or one per channel: a is then (N, C, inner) NCHW
-// or (N, inner, C) NHWC and b is (C).
+// or (N, inner, C) NHWC, b is (C) and `tables` has room for 256 values per channel.
 template <typename A, typename B, typename Y>
 void qbinary(const A *a, const B *b, Y *y, int64_t count, int64_t channels, int64_t inner,
-             bool same_shape, bool nhwc, const Requant &p) {
+             bool same_shape, bool nhwc, const Requant &p, Y *tables) {
   if (same_shape) {
-    for (int64_t i = 0; i < count; ++i) y[i] = qbinary_one<A, B, Y>(a[i], b[i], p);
+    // The op and Relu as constants and the parameters in locals (y's stores cannot alias
+    // them), so the loop vectorises.
+    auto run = [&](auto mul, auto relu) {
+      const Requant local = p;
+      for (int64_t i = 0; i < count; ++i)
+        y[i] = qbinary_one<decltype(mul)::value, decltype(relu)::value, A, B, Y>(a[i], b[i], local);
+    };
+    using T = std::true_type;
+    using F = std::false_type;
+    if (p.mul)
+      p.relu ? run(T{}, T{}) : run(T{}, F{});
+    else
+      p.relu ? run(F{}, T{}) : run(F{}, F{});
     return;
   }
+  // Per channel, y is a function of a's 256 codes: one table per channel (built here, b is
+  // computed at run time), then one lookup per element.
+  constexpr uint8_t flip = std::is_same_v<A, int8_t> ? 0x80 : 0;  // int8 a indexes from -128
+  auto table_entry = [&p](A av, B bv) {
+    if (p.mul)
+      return p.relu ? qbinary_one<true, true, A, B, Y>(av, bv, p)
+                    : qbinary_one<true, false, A, B, Y>(av, bv, p);
+    return p.relu ? qbinary_one<false, true, A, B, Y>(av, bv, p)
+                  : qbinary_one<false, false, A, B, Y>(av, bv, p);
+  };
+  for (int64_t c = 0; c < channels; ++c)
+    for (int i = 0; i < 256; ++i)
+      tables[c * 256 + i] = table_entry(static_cast<A>(static_cast<uint8_t>(i ^ flip)), b[c]);
+  const Y *t = tables;
   int64_t images = count / (channels * inner);
   for (int64_t n = 0; n < images; ++n) {
     if (nhwc) {
       for (int64_t s = 0; s < inner; ++s) {
         int64_t base = (n * inner + s) * channels;
         for (int64_t c = 0; c < channels; ++c)
-          y[base + c] = qbinary_one<A, B, Y>(a[base + c], b[c], p);
+          y[base + c] = t[c * 256 + (static_cast<uint8_t>(a[base + c]) ^ flip)];
       }
     } else {
       for (int64_t c = 0; c < channels; ++c) {
         int64_t base = (n * channels + c) * inner;
-        B bc = b[c];
-        for (int64_t s = 0; s < inner; ++s) y[base + s] = qbinary_one<A, B, Y>(a[base + s], bc, p);
+        const Y *tc = t + c * 256;
+        for (int64_t s = 0; s < inner; ++s)
+          y[base + s] = tc[static_cast<uint8_t>(a[base + s]) ^ flip];
       }
     }
   }
@@ -100,7 +129,7 @@ std::unique_ptr<Kernel> compile_qbinary(OpContext &ctx) {
   int64_t count = product(shape, 0, shape.size());
   int64_t channels = per_channel ? shape[1] : 1;
   int64_t inner = per_channel ? shape[2] * shape[3] : 1;
-  auto k = make_kernel([=](ExecContext &, const void *const *in, void *const *o) {
+  auto k = make_kernel([=](ExecContext &ec, const void *const *in, void *const *o) {
     dispatch_dtype(ta, [&](auto a_t) {
       using A = decltype(a_t);
       dispatch_dtype(tb, [&](auto b_t) {
@@ -110,14 +139,16 @@ std::unique_ptr<Kernel> compile_qbinary(OpContext &ctx) {
           const A *a = static_cast<const A *>(in[kA]);
           const B *b = static_cast<const B *>(in[kB]);
           if (out == DType::i8)
-            qbinary(a, b, static_cast<int8_t *>(o[0]), count, channels, inner, same_shape, nhwc, p);
+            qbinary(a, b, static_cast<int8_t *>(o[0]), count, channels, inner, same_shape, nhwc, p,
+                    static_cast<int8_t *>(ec.scratch));
           else
-            qbinary(a, b, static_cast<uint8_t *>(o[0]), count, channels, inner, same_shape, nhwc,
-                    p);
+            qbinary(a, b, static_cast<uint8_t *>(o[0]), count, channels, inner, same_shape, nhwc, p,
+                    static_cast<uint8_t *>(ec.scratch));
         }
       });
     });
   });
+  k->scratch_bytes = per_channel ? static_cast<size_t>(channels) * 256 : 0;
   k->impl = std::string("fused dequantize-") + (p.mul ? "mul" : "add") + (p.relu ? "-relu" : "") +
             "-quantize" + (per_channel ? " per channel" : "") + (nhwc ? " nhwc" : "");
   k->macs = static_cast<uint64_t>(count);
