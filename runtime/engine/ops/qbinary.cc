@@ -7,6 +7,7 @@
 // Inputs: a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point.
 #include <type_traits>
 
+#include "byte_lookup.h"
 #include "common.h"
 
 namespace axstream::engine {
@@ -83,9 +84,9 @@ void qbinary(const A *a, const B *b, Y *y, int64_t count, int64_t channels, int6
     } else {
       for (int64_t c = 0; c < channels; ++c) {
         int64_t base = (n * channels + c) * inner;
-        const Y *tc = t + c * 256;
-        for (int64_t s = 0; s < inner; ++s)
-          y[base + s] = tc[static_cast<uint8_t>(a[base + s]) ^ flip];
+        byte_lookup(reinterpret_cast<const uint8_t *>(a + base),
+                    reinterpret_cast<uint8_t *>(y + base), inner,
+                    reinterpret_cast<const uint8_t *>(t + c * 256), flip);
       }
     }
   }

@@ -5,6 +5,7 @@
 #include <array>
 #include <cstring>
 
+#include "byte_lookup.h"
 #include "common.h"
 
 namespace axstream::engine {
@@ -68,7 +69,7 @@ std::unique_ptr<Kernel> compile_qconcat(OpContext &ctx) {
         const Part &p = parts[i];
         const uint8_t *x = static_cast<const uint8_t *>(in[i]) + step * p.bytes;
         if (p.lookup)
-          for (int64_t j = 0; j < p.bytes; ++j) y[j] = p.table[x[j] ^ p.flip];
+          byte_lookup(x, y, p.bytes, p.table.data(), p.flip);
         else
           std::memcpy(y, x, static_cast<size_t>(p.bytes));
         y += p.bytes;

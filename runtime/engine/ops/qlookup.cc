@@ -4,6 +4,7 @@
 // values of the output type, indexed by x's value from its lowest).
 #include <array>
 
+#include "byte_lookup.h"
 #include "common.h"
 
 namespace axstream::engine {
@@ -30,7 +31,7 @@ std::unique_ptr<Kernel> compile_qlookup(OpContext &ctx) {
       [entries, flip, n](ExecContext &, const void *const *inputs, void *const *outputs) {
         const uint8_t *x = static_cast<const uint8_t *>(inputs[0]);
         uint8_t *y = static_cast<uint8_t *>(outputs[0]);
-        for (int64_t i = 0; i < n; ++i) y[i] = entries[x[i] ^ flip];
+        byte_lookup(x, y, n, entries.data(), flip);
       });
   k->macs = static_cast<uint64_t>(n);
   k->impl = "256-entry table";
