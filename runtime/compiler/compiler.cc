@@ -268,6 +268,7 @@ class Compilation {
   void fold_static_tensors();
   void fold_batchnorm_and_bias();
   void split_head();
+  void find_unary_binaries();
   void split_tail();
   void clip_logit_ranges();
   void plan_quantisation();
@@ -339,6 +340,9 @@ class Compilation {
   std::map<std::string, Stats> calibrated_stats_;  // after calibration, before logit clipping
   std::set<std::string> float_nodes_;              // node_id()s computing in float
   std::set<std::string> logit_outputs_;            // model outputs that are clipped score logits
+  // Binary ops whose activation inputs are all computed from one tensor by elementwise ops
+  // (x * relu6(x + 3) of hard-swish): unary functions of that tensor, by node_id().
+  std::set<std::string> unary_binaries_;
   std::map<std::string, std::vector<uint8_t>> static_values_;
 
   std::vector<bool> is_head_;            // per graph_.nodes index: in the preamble
@@ -716,6 +720,23 @@ void Compilation::fold_batchnorm_and_bias() {
                                       (bs.size() == 3 && bs[0] == out_channels) || count == 1);
         if (!per_channel || count != out_channels) continue;
         shift = floats_of(b, node_label(next));
+      } else if (next.op_type() == "Mul") {
+        // PP-LCNetV3's learnable affine block scales every conv output by one constant: folded,
+        // the conv's int8 output is the scaled tensor and no float Mul sits between Q/DQ pairs.
+        std::string other = next.input(0) == out ? next.input(1) : next.input(0);
+        if (!graph_.initializers.count(other)) continue;
+        const auto &m = graph_.initializers.at(other);
+        if (m.data_type() != onnx::TensorProto::FLOAT) continue;
+        Shape ms = dims_of(m);
+        int64_t count = 1;
+        for (int64_t d : ms) count *= d;
+        auto factors = floats_of(m, node_label(next));
+        if (count == 1 && ms.size() <= 4)
+          scale.assign(out_channels, factors[0]);
+        else if (count == out_channels && ms.size() == 4 && ms[0] == 1 && ms[1] == out_channels)
+          scale = factors;
+        else
+          continue;
       } else {
         continue;
       }
@@ -799,6 +820,54 @@ void Compilation::split_head() {
       throw InternalError(model_label_ + ": no calibration statistics for the preamble output '" +
                           core_input_.name + "'");
     core_input_params_ = asymmetric_int8(s->second.min, s->second.max);
+  }
+}
+
+// Elementwise ops whose other inputs are one-element constants: their output is a function of
+// each element of their one activation input.
+const std::set<std::string> kElementwise = {
+    "Add",       "Sub", "Mul",      "Div",         "Pow",       "Clip",       "Relu",
+    "LeakyRelu", "Elu", "Selu",     "HardSigmoid", "HardSwish", "Sigmoid",    "Tanh",
+    "Sqrt",      "Exp", "Log",      "Abs",         "Neg",       "Reciprocal", "Erf",
+    "Max",       "Min", "Identity", "Softplus",    "Softsign"};
+
+// A binary op whose activation inputs both come from one tensor through elementwise ops (the
+// Mul of hard-swish x * relu6(x + 3) / 6, of x * sigmoid(x)) computes a function of that one
+// tensor, like the chain around it: quantising its inputs separately adds two rounding points
+// and buys nothing, since the whole chain from an int8 tensor to the next Q is one 256-entry
+// function (a lookup on the core). Such ops run in float with the chain (runs_int8).
+void Compilation::find_unary_binaries() {
+  unary_binaries_.clear();
+  auto one_element = [&](const std::string &tensor) {
+    auto it = graph_.initializers.find(tensor);
+    if (it == graph_.initializers.end()) return false;
+    int64_t count = 1;
+    for (int64_t d : dims_of(it->second)) count *= d;
+    return count == 1;
+  };
+  std::unordered_map<std::string, std::string> root;  // tensor -> tensor it is a function of
+  auto root_of = [&](const std::string &tensor) {
+    auto it = root.find(tensor);
+    return it == root.end() ? tensor : it->second;
+  };
+  for (size_t i = 0; i < graph_.nodes.size(); ++i) {
+    const auto &node = graph_.nodes[i];
+    if (is_head_[i] || !kElementwise.count(node.op_type()) || node.output_size() != 1) continue;
+    std::set<std::string> roots;
+    int activations = 0;
+    bool elementwise = true;
+    for (const auto &in : node.input()) {
+      if (in.empty()) continue;
+      if (graph_.initializers.count(in)) {
+        elementwise = elementwise && one_element(in);
+        continue;
+      }
+      ++activations;
+      roots.insert(root_of(in));
+    }
+    if (!elementwise || roots.size() != 1) continue;
+    root[node.output(0)] = *roots.begin();
+    if (activations >= 2) unary_binaries_.insert(node_id(node));
   }
 }
 
@@ -986,6 +1055,7 @@ bool Compilation::runs_int8(const onnx::NodeProto &node) const {
       "Resize"};
   if (int8_ops.count(node.op_type())) return true;
   if (node.op_type() == "Add" || node.op_type() == "Mul" || node.op_type() == "Sub") {
+    if (unary_binaries_.count(node_id(node))) return false;
     int activations = 0;
     for (const auto &in : node.input()) activations += !in.empty() && !is_static(in);
     return activations >= 2;
@@ -1749,6 +1819,7 @@ CompileReport Compilation::run() {
   fold_static_tensors();
   fold_batchnorm_and_bias();
   split_head();
+  find_unary_binaries();
   resolve_forced_float_nodes();
   plan();
   mixed_precision_search();

@@ -2,10 +2,11 @@
 """Writes the seeded FLOAT test models the compiler tests quantise, plus calibration and
 held-out images: a small ResNet-style classifier (NCHW, Softmax tail) and a two-output
 detector-like model (NHWC input like BlazeFace, Transpose/Reshape/Sigmoid tails), and two small
-classifiers with an unquantisable head (Cast+Sqrt on an NHWC input, a Pow gamma on an NCHW one).
+classifiers with an unquantisable head (Cast+Sqrt on an NHWC input, a Pow gamma on an NCHW one),
+and a classifier of PP-LCNetV3-style blocks (constant scale after each conv, hard-swish written out).
 
 usage: make_float_models.py OUTDIR   -> OUTDIR/{classifier,detector,dynamic,unsupported,
-                                        preamble_nhwc,preamble_nchw}.onnx, OUTDIR/calib/*.png,
+                                        preamble_nhwc,preamble_nchw,hardswish}.onnx, OUTDIR/calib/*.png,
                                         OUTDIR/heldout/*.png
 """
 import os
@@ -123,6 +124,23 @@ def detector():
                    "detector")
 
 
+def hardswish_model():
+    """PP-LCNetV3-style blocks: conv + BatchNorm, a learnable scale (Mul by one constant), then
+    hard-swish written out as PaddlePaddle exports it: x * Clip(x + 3, 0, 6) / 6."""
+    b = Builder(8642)
+    x = "image"
+    for cin, cout, stride in ((3, 8, 2), (8, 16, 2), (16, 16, 1)):
+        x = b.conv_bn(x, cin, cout, stride=stride, relu=False)
+        x = b.node("Mul", [b.const(np.array([b.rng.uniform(0.5, 2.0)], np.float32), "lab"), x])
+        clipped = b.node("Clip", [b.node("Add", [x, b.const(np.float32(3.0), "three")]),
+                                  b.const(np.float32(0.0), "zero"), b.const(np.float32(6.0), "six")])
+        x = b.node("Div", [b.node("Mul", [x, clipped], prefix="hardswish_mul"),
+                           b.const(np.float32(6.0), "six")])
+    b.classifier_head(x, 16)
+    return b.model([helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 32, 32])],
+                   [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, 10])], "hardswish")
+
+
 def preamble_model(nchw):
     """A small classifier whose head the int8 core has no kernel for: Cast + Sqrt (NHWC input,
     then the Transpose to NCHW that the NHWC device input absorbs) or a Pow gamma (NCHW input).
@@ -175,6 +193,7 @@ def main():
     onnx.save(unsupported(), os.path.join(out, "unsupported.onnx"))
     onnx.save(preamble_model(nchw=False), os.path.join(out, "preamble_nhwc.onnx"))
     onnx.save(preamble_model(nchw=True), os.path.join(out, "preamble_nchw.onnx"))
+    onnx.save(hardswish_model(), os.path.join(out, "hardswish.onnx"))
     images(os.path.join(out, "calib"), 16, 7)
     images(os.path.join(out, "heldout"), 4, 8)
 

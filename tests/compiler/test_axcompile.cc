@@ -4,6 +4,7 @@
 #include <onnx/onnx_pb.h>
 
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "compiler_test_util.h"
@@ -194,6 +195,41 @@ TEST(Axcompile, ForcedFloatNodesKeepFloatWeightsAndAreRecordedAsHostOps) {
     cos.add(compiled.run(input, true)[0], reference.run(input)[0]);
   }
   EXPECT_GE(cos.value(), 0.99);
+}
+
+TEST(Axcompile, HardSwishIsQuantisedOnceAndConstantScalesFoldIntoTheConv) {
+  TempDir dir("hardswish");
+  fs::path pkg = dir.path / "pkg";
+  double cosine = compile_and_compare({"hardswish.onnx", {32, 32, true}, {}}, pkg);
+  std::cout << "hard-swish classifier: cosine(package, float) on held-out images = " << cosine
+            << "\n";
+  EXPECT_GE(cosine, 0.99);
+  onnx::ModelProto core;
+  std::ifstream in(pkg / "core.onnx", std::ios::binary);
+  ASSERT_TRUE(core.ParseFromIstream(&in));
+  int hardswish_muls = 0, other_muls = 0;
+  std::set<std::string> quantised;
+  for (const auto &node : core.graph().node())
+    if (node.op_type() == "QuantizeLinear") quantised.insert(node.input(0));
+  for (const auto &node : core.graph().node()) {
+    if (node.op_type() != "Mul") continue;
+    if (node.name().rfind("hardswish_mul", 0) != 0) {
+      ++other_muls;
+      continue;
+    }
+    ++hardswish_muls;
+    // x * Clip(x + 3) is a function of x alone: x is the conv's int8 output (dequantised), the
+    // Clip branch stays float, and the product is not quantised either (the chain is quantised
+    // once, before the next conv).
+    int dequantised_inputs = 0;
+    for (const auto &input : node.input())
+      dequantised_inputs += input.find("/dq") != std::string::npos;
+    EXPECT_EQ(dequantised_inputs, 1)
+        << node.name() << " reads " << node.input(0) << ", " << node.input(1);
+    EXPECT_FALSE(quantised.count(node.output(0))) << node.name();
+  }
+  EXPECT_EQ(hardswish_muls, 3);
+  EXPECT_EQ(other_muls, 0) << "each constant scale should fold into the conv before it";
 }
 
 TEST(Axcompile, UnknownFloatNodeIsRejectedNamingIt) {
