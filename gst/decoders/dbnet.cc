@@ -3,11 +3,15 @@
 // rectangle, scored by the mean probability inside the region, is kept when the score reaches
 // conf-threshold (default 0.6) and grown by the DBNet unclip distance area * 1.5 / perimeter.
 // A detection's box is the rectangle's axis-aligned bounds; its 4 keypoints are the rotated
-// rectangle's corners (for rotated crops), both in frame pixels. Label "text".
+// rectangle's corners (for rotated crops), both in frame pixels. Label "text". Config
+// `activations=logits` for a map before its sigmoid (what axdecode uses when the package's
+// postamble is that Sigmoid, as PP-OCR det's is); int8 maps are thresholded on the raw int8.
+#include <array>
 #include <opencv2/imgproc.hpp>
 
 #include "axstream/error.h"
 #include "detection_common.h"
+#include "tensor_view.h"
 
 namespace axstream::decoders {
 namespace {
@@ -19,7 +23,14 @@ constexpr float kMinSide = 3.0f;
 
 class DbNetDecoder final : public Decoder {
  public:
-  explicit DbNetDecoder(const DecoderOptions &options) : options_(options) {}
+  explicit DbNetDecoder(const DecoderOptions &options) : options_(options) {
+    const auto found = options.config.find("activations");
+    const std::string activations = found == options.config.end() ? "sigmoid" : found->second;
+    if (activations != "sigmoid" && activations != "logits")
+      throw InvalidArgument("dbnet decoder: activations '" + activations +
+                            "', expected sigmoid (a probability map) or logits");
+    logits_ = activations == "logits";
+  }
   const char *name() const override { return "dbnet"; }
 
   void check_outputs(const std::vector<FloatTensor> &outputs) const override {
@@ -34,8 +45,66 @@ class DbNetDecoder final : public Decoder {
     check_outputs(outputs);
     const FloatTensor &t = outputs[0];
     const int height = static_cast<int>(t.shape[2]), width = static_cast<int>(t.shape[3]);
-    const cv::Mat probability(height, width, CV_32FC1, const_cast<float *>(t.data.data()));
-    cv::Mat binary = probability > kBinaryThreshold;
+    cv::Mat probability(height, width, CV_32FC1, const_cast<float *>(t.data.data()));
+    if (logits_) {
+      probability = probability.clone();
+      float *values = probability.ptr<float>();
+      for (size_t i = 0; i < probability.total(); ++i) values[i] = sigmoid(values[i]);
+    }
+    return regions(probability > kBinaryThreshold, geometry,
+                   [&](const cv::Rect &bounds) { return cv::Mat(probability(bounds)); });
+  }
+
+  // The map's pixels as int8: the binary map from the smallest int8 whose probability (the
+  // dequantised value, or its sigmoid) exceeds 0.3, computed with the float path's arithmetic,
+  // and probabilities (a 256-entry table) only inside each region's bounds, for its score.
+  bool has_int8_path() const override { return true; }
+  DecodeResult decode_quantized(const std::vector<QuantizedTensor> &outputs,
+                                const Geometry &geometry) const override {
+    check_outputs(shapes_of(outputs));
+    const QuantizedTensor &t = outputs[0];
+    const int height = static_cast<int>(t.shape[2]), width = static_cast<int>(t.shape[3]);
+    std::array<float, 256> probability_of;
+    int first_above = 128;
+    for (int q = 127; q >= -128; --q) {
+      const float value = t.dequantize(static_cast<int8_t>(q));
+      probability_of[size_t(q + 128)] = logits_ ? sigmoid(value) : value;
+      if (probability_of[size_t(q + 128)] > kBinaryThreshold) first_above = q;
+    }
+    const detail::QuantizedReader read(t);
+    cv::Mat binary(height, width, CV_8UC1);
+    uint8_t *bits = binary.ptr<uint8_t>();
+    const size_t pixels = static_cast<size_t>(height) * width;
+    for (size_t i = 0; i < pixels; ++i) bits[i] = read(i) >= first_above ? 255 : 0;
+    return regions(binary, geometry, [&](const cv::Rect &bounds) {
+      cv::Mat probability(bounds.size(), CV_32FC1);
+      for (int y = 0; y < bounds.height; ++y) {
+        float *row = probability.ptr<float>(y);
+        const size_t first = static_cast<size_t>(bounds.y + y) * width + bounds.x;
+        for (int x = 0; x < bounds.width; ++x)
+          row[x] = probability_of[size_t(read(first + x) + 128)];
+      }
+      return probability;
+    });
+  }
+
+  // A probability map the postamble's sigmoid made: the logits mode applies it itself.
+  std::unique_ptr<Decoder> for_logits(const std::vector<FloatTensor> &outputs,
+                                      const std::vector<bool> &before_sigmoid) const override {
+    if (logits_ || before_sigmoid != std::vector<bool>{true}) return nullptr;
+    DecoderOptions logits = options_;
+    logits.config["activations"] = "logits";
+    return std::make_unique<DbNetDecoder>(logits);
+  }
+
+ private:
+  // Regions of `binary` (tensor pixels of the map), scored by the mean of
+  // probability_in(bounds) (the map's probabilities inside a region's bounding rectangle).
+  template <class ProbabilityIn>
+  DecodeResult regions(const cv::Mat &binary_map, const Geometry &geometry,
+                       ProbabilityIn probability_in) const {
+    cv::Mat binary = binary_map;
+    const int height = binary.rows, width = binary.cols;
     std::vector<std::vector<cv::Point>> contours;
     cv::findContours(binary, contours, cv::RETR_LIST, cv::CHAIN_APPROX_SIMPLE);
     const float threshold =
@@ -55,7 +124,7 @@ class DbNetDecoder final : public Decoder {
       cv::Mat mask = cv::Mat::zeros(bounds.size(), CV_8UC1);
       cv::fillPoly(mask, std::vector<std::vector<cv::Point>>{contour}, 255, cv::LINE_8, 0,
                    -bounds.tl());
-      const float score = static_cast<float>(cv::mean(probability(bounds), mask)[0]);
+      const float score = static_cast<float>(cv::mean(probability_in(bounds), mask)[0]);
       if (score < threshold) continue;
       const double area = double(rect.size.width) * rect.size.height;
       const double perimeter = 2.0 * (double(rect.size.width) + rect.size.height);
@@ -87,8 +156,8 @@ class DbNetDecoder final : public Decoder {
     return result;
   }
 
- private:
   DecoderOptions options_;
+  bool logits_ = false;  // the map holds logits: probability = sigmoid
 };
 
 }  // namespace

@@ -35,7 +35,7 @@ const std::vector<DecoderEntry> &decoder_registry() {
       {"dbnet",
        "DBNet text regions from a (1,1,H,W) probability map (rotated boxes)",
        make_dbnet_decoder,
-       {}},
+       {"activations"}},
       {"ssd",
        "SSD boxes (1,N,4) + scores (1,N,classes), class 0 background; decoded corners, or "
        "box deltas against prior boxes (config)",

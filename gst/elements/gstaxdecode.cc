@@ -18,10 +18,10 @@
  * (`int8-fast-path`): scores are compared with thresholds precomputed in the int8 domain,
  * sigmoids come from a 256-entry table, and only candidates are dequantised — with results
  * identical to the float path. A postamble that also applies a Sigmoid to whole outputs (YOLO
- * heads, SSD scores) takes that path too when the decoder can apply the sigmoid itself (yolov5
- * raw heads with `activations=sigmoid`, ssd with `scores=none`): it then decodes the logits,
- * with the same results up to a score exactly at the threshold. `decoder-config` carries decoder
- * settings such as SSD prior boxes.
+ * heads, SSD scores, a DBNet map) takes that path too when the decoder can apply the sigmoid
+ * itself (yolov5 raw heads with `activations=sigmoid`, ssd with `scores=none`, dbnet): it then
+ * decodes the logits, with the same results up to a score exactly at the threshold.
+ * `decoder-config` carries decoder settings such as SSD prior boxes.
  *
  * |[
  * gst-launch-1.0 filesrc location=Megamind.avi ! decodebin ! \
@@ -579,8 +579,8 @@ static void gst_ax_decode_class_init(GstAxDecodeClass *klass) {
           "int8-fast-path", "int8 fast path",
           "Decode the quantised outputs directly when the package has no postamble (or one "
           "that only moves data, e.g. Transpose+Reshape, or also applies a Sigmoid the "
-          "decoder can apply itself: yolov5 heads, ssd scores) and the decoder has an int8 "
-          "path (blazeface, classification, ssd, yolov5, yolov8): thresholds "
+          "decoder can apply itself: yolov5 heads, ssd scores, dbnet map) and the decoder has "
+          "an int8 path (blazeface, classification, dbnet, ssd, yolov5, yolov8): thresholds "
           "compared in int8, sigmoid/exp from 256-entry tables, only candidates dequantised; "
           "results equal the float path. Off: always dequantise every output first",
           DEFAULT_PROP_INT8_FAST_PATH, ready_flags));
@@ -592,7 +592,8 @@ static void gst_ax_decode_class_init(GstAxDecodeClass *klass) {
           " image-size=300; min-sizes=...; max-sizes=...; aspect-ratios=2|2,3|2,3 (per level, "
           "'|'); steps=...; variances=0.1,0.2; clip=0|1\" or \"priors-file=FILE\" (cx cy w h "
           "per line), plus box-order=xywh|yxhw and scores=softmax|sigmoid|none (see "
-          "docs/pipelines.md); other decoders take none",
+          "docs/pipelines.md); yolov5, yolov8 and dbnet: activations=logits|sigmoid (whether "
+          "the model's outputs went through their sigmoid); the others take none",
           DEFAULT_PROP_DECODER_CONFIG, ready_flags));
   gst_element_class_add_static_pad_template(element_class, &sink_template);
   gst_element_class_add_static_pad_template(element_class, &src_template);

@@ -514,8 +514,14 @@ TEST(Int8FastPath, OnlyDecodersWithAMatchingLogitsModeTakeASigmoidPostamble) {
   EXPECT_FALSE(dec::make_decoder("yolov5", {})->for_logits(heads, all));
   EXPECT_FALSE(dec::make_decoder("yolov5", sigmoid_heads)->for_logits(heads, {true, false, true}));
   // No logits mode for these outputs: the float path stays.
-  EXPECT_FALSE(dec::make_decoder("dbnet", {})->for_logits({heads[0]}, {true}));
   EXPECT_FALSE(dec::make_decoder("yolov8", sigmoid_heads)->for_logits(heads, all));
+  // dbnet: a probability map (its default) that is the postamble's sigmoid.
+  dec::FloatTensor map;
+  map.shape = {1, 1, 32, 32};
+  EXPECT_TRUE(dec::make_decoder("dbnet", {})->for_logits({map}, {true}));
+  dec::DecoderOptions logits_map;
+  logits_map.config["activations"] = "logits";
+  EXPECT_FALSE(dec::make_decoder("dbnet", logits_map)->for_logits({map}, {true}));
   // ssd: probabilities that are the sigmoid of the scores output.
   dec::FloatTensor boxes, scores;
   boxes.shape = {1, 52, 4};
@@ -594,5 +600,62 @@ TEST(Int8FastPath, TheYoloV5sBenchPackagesSigmoidPostambleDecodesInInt8LikeTheFl
     EXPECT_NEAR(got[i].score, expected[i].score, 1e-6f) << "detection " << i;
     EXPECT_NEAR(got[i].box.x0, expected[i].box.x0, 1e-2f) << "detection " << i;
     EXPECT_NEAR(got[i].box.y1, expected[i].box.y1, 1e-2f) << "detection " << i;
+  }
+}
+
+namespace {
+
+// A (1,1,64,64) DBNet map as the device gives it, NHWC (1,64,64,1): three text-like bars of high
+// values over noise, seeded.
+std::vector<int8_t> text_map_bytes(uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<int8_t> bytes(64 * 64);
+  for (auto &q : bytes) q = static_cast<int8_t>(static_cast<int>(rng() % 100) - 128);
+  const int bars[3][4] = {{5, 4, 40, 9}, {10, 30, 50, 38}, {45, 50, 60, 61}};  // x0 y0 x1 y1
+  for (const auto &bar : bars)
+    for (int y = bar[1]; y < bar[3]; ++y)
+      for (int x = bar[0]; x < bar[2]; ++x)
+        bytes[size_t(y) * 64 + x] = static_cast<int8_t>(40 + static_cast<int>(rng() % 80));
+  return bytes;
+}
+
+}  // namespace
+
+TEST(Int8FastPath, DbNetMapsDecodeInInt8LikeTheFloatPathAsProbabilitiesOrLogits) {
+  dec::OutputSpec spec;
+  spec.name = "map";
+  spec.shape = {1, 64, 64, 1};
+  spec.nhwc_to_nchw = true;
+  spec.original_shape = {1, 1, 64, 64};
+  for (bool logits : {false, true}) {
+    spec.scale = logits ? 0.05 : 1.0 / 255;
+    spec.zero_point = logits ? 0 : -128;
+    dec::OutputConverter converter({spec});
+    const std::vector<int8_t> bytes = text_map_bytes(logits ? 23 : 22);
+    const auto quantized = converter.view_quantized({bytes.data()}, {bytes.size()});
+    ASSERT_NE(quantized[0].view, nullptr);
+    dec::FloatTensor map = quantized[0].dequantized();
+    if (logits)  // what the Sigmoid postamble would give the float path
+      for (float &v : map.data) v = dec::sigmoid(v);
+    dec::DecoderOptions options;
+    options.conf_threshold = 0.5f;
+    auto decoder = dec::make_decoder("dbnet", options);
+    std::unique_ptr<dec::Decoder> logits_decoder;
+    if (logits) logits_decoder = decoder->for_logits({map}, {true});
+    const dec::Decoder &int8_decoder = logits ? *logits_decoder : *decoder;
+    ASSERT_TRUE(int8_decoder.has_int8_path());
+    const auto expected = decoder->decode({map}, letterboxed(64, 64)).detections;
+    const auto got = int8_decoder.decode_quantized(quantized, letterboxed(64, 64)).detections;
+    ASSERT_EQ(expected.size(), 3u) << (logits ? "logits" : "probabilities");
+    ASSERT_EQ(got.size(), expected.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      EXPECT_EQ(got[i].score, expected[i].score) << i;
+      EXPECT_EQ(got[i].box.x0, expected[i].box.x0) << i;
+      EXPECT_EQ(got[i].box.y0, expected[i].box.y0) << i;
+      EXPECT_EQ(got[i].box.x1, expected[i].box.x1) << i;
+      EXPECT_EQ(got[i].box.y1, expected[i].box.y1) << i;
+      ASSERT_EQ(got[i].keypoints.size(), 4u);
+      EXPECT_EQ(got[i].keypoints[2].x, expected[i].keypoints[2].x) << i;
+    }
   }
 }
