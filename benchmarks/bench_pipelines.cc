@@ -34,7 +34,7 @@
 //   bench_pipelines    environment: AXSTREAM_BENCH_FRAMES (frames per face-detect run, 300),
 //                      AXSTREAM_BENCH_YOLO_FRAMES (20), AXSTREAM_BENCH_REPEAT (5),
 //                      AXSTREAM_BENCH_STREAMS (most streams, 8), AXSTREAM_BENCH_ONLY (comma list
-//                      of face,megamind,yolo,streams,memory; default all),
+//                      of face,megamind,yolo,ocr,streams,memory; default all),
 //                      AXSTREAM_BENCH_PLUGIN_DIR (plugin directory; default this build's),
 //                      AXSTREAM_BENCH_BASELINE_PLUGIN_DIR (another build's plugin directory:
 //                      each round also runs the pipeline with it, printed as "(baseline)" against
@@ -801,6 +801,16 @@ int main() {
                      yolo_frames, 2.3});
     cases.push_back({"yolov5s float decode", bench + "/pkg/yolov5s",
                      yolo_decode + " int8-fast-path=false", "videotestsrc", yolo_frames, 2.3});
+  }
+  // PP-OCRv4 det on a still image with text (one frame, pushed again and again): dbnet on the
+  // logits (its postamble is the map's Sigmoid) against the float path.
+  if (wanted(only, "ocr")) {
+    const std::string det = data + "/models/ppocr-det";
+    const std::string image =
+        data + "/opencv-doc/usr/share/doc/opencv-doc/examples/text/scenetext01.jpg";
+    cases.push_back({"ppocr-det scenetext01.jpg", det, "decoder=dbnet", image, yolo_frames});
+    cases.push_back(
+        {"ppocr-det float decode", det, "decoder=dbnet int8-fast-path=false", image, yolo_frames});
   }
   for (const Case &c : cases) {
     std::string missing;
