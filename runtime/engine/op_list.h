@@ -37,6 +37,7 @@
   X(AxQLookup)                     \
   X(AxQBinary)                     \
   X(AxQConcat)                     \
+  X(AxQGlobalAveragePool)          \
   X(QuantizeLinear)                \
   X(DequantizeLinear)              \
   X(Conv)                          \

@@ -1156,6 +1156,41 @@ void fuse_qdq_concat(Graph &g) {
   }
 }
 
+// DequantizeLinear(x) -> GlobalAveragePool -> QuantizeLinear, 4-D int8/uint8 x, per-tensor
+// parameters: axstream.QGlobalAveragePool, an exact int32 sum per channel (the float path's
+// sequential float sum rounds on the way: results may differ by one output step).
+void fuse_qdq_global_average_pool(Graph &g) {
+  ValueLinks links(g);
+  auto is_q8 = [](DType t) { return t == DType::i8 || t == DType::u8; };
+  for (Node &pool : g.nodes) {
+    if (!is_op(pool, "GlobalAveragePool") || pool.inputs.size() != 1 || pool.outputs.size() != 1 ||
+        pool.inputs[0] < 0 || links.producer[pool.inputs[0]] < 0)
+      continue;
+    Node &dq = g.nodes[links.producer[pool.inputs[0]]];
+    QuantStep x_step, y_step;
+    if (!is_op(dq, "DequantizeLinear") || dq.inputs.empty() || dq.inputs[0] < 0 ||
+        g.values[dq.inputs[0]].constant || g.values[dq.inputs[0]].shape.size() != 4 ||
+        !is_q8(g.values[dq.inputs[0]].dtype) ||
+        !per_tensor_step(g, dq, g.values[dq.inputs[0]].dtype, x_step))
+      continue;
+    Node *q = links.single_reader(pool.outputs[0]);
+    if (!q || !is_op(*q, "QuantizeLinear") || q->outputs.size() != 1 ||
+        !is_q8(g.values[q->outputs[0]].dtype) ||
+        !per_tensor_step(g, *q, g.values[q->outputs[0]].dtype, y_step))
+      continue;
+    Node fused;
+    fused.name = pool.name.empty() ? q->name : pool.name;
+    fused.op_type = "QGlobalAveragePool";
+    fused.domain = "axstream";
+    fused.opset = 1;
+    fused.inputs = {dq.inputs[0], dq.inputs[1], input_or_none(dq, 2), q->inputs[1],
+                    input_or_none(*q, 2)};
+    fused.outputs = q->outputs;
+    pool.dead = true;
+    *q = std::move(fused);  // the DequantizeLinear goes once nobody else reads it
+  }
+}
+
 // QuantizeLinear([Relu](DequantizeLinear(a) Add|Mul DequantizeLinear(b))), per-tensor
 // constant parameters, b of a's shape or one value per channel (1,C,1,1) (the SE block's
 // x * gate, the joins after it): one axstream.QBinary that computes the same float expressions
@@ -1238,6 +1273,10 @@ void keep_int8_activations_nhwc(Graph &g) {
                        g.values[n.inputs[0]].shape != g.values[n.inputs[3]].shape
                    ? std::vector<int>{n.inputs[0], n.outputs[0]}
                    : std::vector<int>{n.inputs[0], n.inputs[3], n.outputs[0]};
+    else if (is_op_in(n, "axstream", "QGlobalAveragePool") && !n.inputs.empty() &&
+             n.outputs.size() == 1)
+      // Only x has a layout: the (N,C,1,1) output reads the same either way.
+      values = {n.inputs[0], n.inputs[0]};
     else if (is_op_in(n, "axstream", "QConcat") && n.outputs.size() == 1 &&
              n.inputs.size() % 2 == 0 && n.attrs.count("axis") &&
              g.values[n.outputs[0]].shape.size() == 4 &&
@@ -1293,6 +1332,9 @@ void keep_int8_activations_nhwc(Graph &g) {
     if ((is_op_in(n, "axstream", "QBinary") || is_op_in(n, "axstream", "QConcat")) &&
         !elementwise_values(n).empty() && nhwc.count(n.outputs[0]))
       n.attrs["_nhwc"] = int_attr(1);
+    if (is_op_in(n, "axstream", "QGlobalAveragePool") && !elementwise_values(n).empty() &&
+        nhwc.count(n.inputs[0]))
+      n.attrs["_nhwc"] = int_attr(1);
     if (!is_op_in(n, "axstream", "QConv") || n.inputs.empty() || n.outputs.empty()) continue;
     if (nhwc.count(n.inputs[0])) n.attrs["_src_nhwc"] = int_attr(1);
     if (nhwc.count(n.outputs[0])) n.attrs["_dst_nhwc"] = int_attr(1);
@@ -1317,6 +1359,7 @@ void run_postfold_passes(Graph &graph) {
   fuse_qdq_elementwise_tables(graph);
   fuse_qdq_data_movement(graph);
   fuse_qdq_concat(graph);
+  fuse_qdq_global_average_pool(graph);
   fuse_qdq_binary(graph);
   keep_int8_activations_nhwc(graph);
 }

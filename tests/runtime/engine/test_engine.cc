@@ -722,6 +722,77 @@ TEST(EnginePasses, QdqResizeConcatAndMaxPoolRunOnInt8BitExactToUnfused) {
   EXPECT_GT(distinct.size(), 100u) << "the output takes few values, so it checks little";
 }
 
+// x -> DQ -> GlobalAveragePool -> Q; `unfused` adds a per-channel +0 after the DQ.
+onnx::ModelProto qdq_global_average_model(bool unfused) {
+  onnx::ModelProto m;
+  m.set_ir_version(7);
+  m.add_opset_import()->set_version(13);
+  auto *g = m.mutable_graph();
+  g->set_name("qdq_gap");
+  constexpr int kChannels = 24;
+  auto node = [&](const std::string &op, std::vector<std::string> in, const std::string &out) {
+    auto *n = g->add_node();
+    n->set_op_type(op);
+    n->set_name(out + "/" + op);
+    for (const auto &i : in) n->add_input(i);
+    n->add_output(out);
+  };
+  auto initializer = [&](const std::string &name, onnx::TensorProto::DataType type,
+                         std::vector<int64_t> dims, std::vector<float> values) {
+    auto *t = g->add_initializer();
+    t->set_name(name);
+    t->set_data_type(type);
+    for (int64_t d : dims) t->add_dims(d);
+    for (float v : values) {
+      if (type == onnx::TensorProto::FLOAT)
+        t->add_float_data(v);
+      else
+        t->add_int32_data(static_cast<int32_t>(v));
+    }
+    return name;
+  };
+  initializer("zeros", onnx::TensorProto::FLOAT, {1, kChannels, 1, 1},
+              std::vector<float>(kChannels, 0.f));
+  initializer("xs", onnx::TensorProto::FLOAT, {}, {0.037f});
+  initializer("xz", onnx::TensorProto::INT8, {}, {-9.f});
+  initializer("ys", onnx::TensorProto::FLOAT, {}, {0.041f});
+  initializer("yz", onnx::TensorProto::INT8, {}, {4.f});
+  node("DequantizeLinear", {"x", "xs", "xz"}, unfused ? "x/raw" : "x/dq");
+  if (unfused) node("Add", {"x/raw", "zeros"}, "x/dq");
+  node("GlobalAveragePool", {"x/dq"}, "mean");
+  node("QuantizeLinear", {"mean", "ys", "yz"}, "y");
+  auto value = [&](onnx::ValueInfoProto *vi, const std::string &name, std::vector<int64_t> dims) {
+    vi->set_name(name);
+    auto *tt = vi->mutable_type()->mutable_tensor_type();
+    tt->set_elem_type(onnx::TensorProto::INT8);
+    for (int64_t d : dims) tt->mutable_shape()->add_dim()->set_dim_value(d);
+  };
+  value(g->add_input(), "x", {1, kChannels, 37, 41});
+  value(g->add_output(), "y", {1, kChannels, 1, 1});
+  return m;
+}
+
+TEST(EnginePasses, QdqGlobalAveragePoolSumsInt8WithinOneStepOfUnfused) {
+  auto fused = Program::from_bytes(qdq_global_average_model(false).SerializeAsString(), "fused");
+  auto unfused = Program::from_bytes(qdq_global_average_model(true).SerializeAsString(), "unfused");
+  std::string text = fused->describe();
+  EXPECT_NE(text.find("axstream.QGlobalAveragePool"), std::string::npos) << text;
+  EXPECT_EQ(text.find("DequantizeLinear '"), std::string::npos) << text;
+  std::vector<int8_t> x(fused->inputs()[0].element_count());
+  // Each channel a different mix, so the means spread over the output range.
+  for (size_t i = 0; i < x.size(); ++i) {
+    size_t c = i / (37 * 41);
+    x[i] =
+        static_cast<int8_t>(-115 + 10 * static_cast<int>(c) + static_cast<int>((i * 7) % (3 + c)));
+  }
+  std::vector<int8_t> a(24), b(24);
+  fused->make_executor()->run({x.data()}, {a.data()});
+  unfused->make_executor()->run({x.data()}, {b.data()});
+  for (size_t c = 0; c < a.size(); ++c) EXPECT_LE(std::abs(int(a[c]) - int(b[c])), 1) << c;
+  std::set<int> distinct(a.begin(), a.end());
+  EXPECT_GT(distinct.size(), 10u) << "the means take few values, so it checks little";
+}
+
 TEST(Engine, SevenBitWeightsRunOnTheIntegerKernel) {
   auto program =
       Program::from_file(cases_dir() + "/qdq_conv_uint8_grouped_clip_7bit_weights/model.onnx");
