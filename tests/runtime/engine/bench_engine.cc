@@ -1,5 +1,6 @@
 // Per-inference latency of an ONNX model through the engine: bench_engine MODEL [iterations]
-// [threads]. Prints one line with p50/min latency (inputs are seeded bytes).
+// [threads] [INPUT=D,D,...]. Prints one line with p50/min latency and process CPU time (inputs
+// are seeded bytes); INPUT=dims fixes a dynamic input, e.g. x=1,3,640,640.
 #include <algorithm>
 #include <chrono>
 #include <ctime>
@@ -12,12 +13,27 @@
 int main(int argc, char **argv) {
   using namespace axstream::engine;
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s MODEL.onnx [iterations] [threads]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s MODEL.onnx [iterations] [threads] [INPUT=D,D,...]\n", argv[0]);
     return 2;
   }
   int iterations = argc > 2 ? std::atoi(argv[2]) : 20;
   CompileOptions options;
   options.threads = argc > 3 ? std::atoi(argv[3]) : 1;
+  if (argc > 4) {
+    std::string spec = argv[4];
+    auto eq = spec.find('=');
+    if (eq == std::string::npos) {
+      std::fprintf(stderr, "input shape '%s': expected NAME=D,D,...\n", argv[4]);
+      return 2;
+    }
+    std::vector<int64_t> dims;
+    for (size_t at = eq + 1; at < spec.size();) {
+      size_t comma = spec.find(',', at);
+      dims.push_back(std::stoll(spec.substr(at, comma - at)));
+      at = comma == std::string::npos ? spec.size() : comma + 1;
+    }
+    options.input_shapes[spec.substr(0, eq)] = dims;
+  }
   auto t0 = std::chrono::steady_clock::now();
   auto program = Program::from_file(argv[1], options);
   double compile_ms =
