@@ -52,11 +52,15 @@ class Builder(GraphBuilder):
         return y
 
 
-def classifier_tail(b, x, channels):
+def classifier_model(b, x, channels, name):
+    """Global average pool and a 1000-class fully connected layer on `x`: the 1x3x224x224
+    "input" model."""
     x = b.node("GlobalAveragePool", [x])
     x = b.node("Flatten", [x], axis=1)
     w = b.rng.normal(0, np.sqrt(1.0 / channels), (1000, channels)).astype(np.float32)
-    return b.node("Gemm", [x, b.const(w, "fc"), b.const(np.zeros(1000, np.float32), "fcb")], transB=1)
+    out = b.node("Gemm", [x, b.const(w, "fc"), b.const(np.zeros(1000, np.float32), "fcb")], transB=1)
+    return b.model([helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 224, 224])],
+                   [helper.make_tensor_value_info(out, TensorProto.FLOAT, [1, 1000])], name)
 
 
 def resnet50():
@@ -74,9 +78,7 @@ def resnet50():
             short = b.conv(x, cin, cout, k=1, s=s, act=None) if (s != 1 or cin != cout) else x
             x = b.node("Relu", [b.node("Add", [y, short])])
             cin = cout
-    out = classifier_tail(b, x, 2048)
-    return b.model([helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 224, 224])],
-                   [helper.make_tensor_value_info(out, TensorProto.FLOAT, [1, 1000])], "resnet50")
+    return classifier_model(b, x, 2048, "resnet50")
 
 
 def mobilenetv2():
@@ -94,9 +96,7 @@ def mobilenetv2():
             x = b.node("Add", [x, y]) if (stride == 1 and cin == c) else y
             cin = c
     x = b.conv(x, cin, 1280, k=1, act="relu6")
-    out = classifier_tail(b, x, 1280)
-    return b.model([helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 224, 224])],
-                   [helper.make_tensor_value_info(out, TensorProto.FLOAT, [1, 1000])], "mobilenetv2")
+    return classifier_model(b, x, 1280, "mobilenetv2")
 
 
 def bottleneck(b, x, c, shortcut):
@@ -141,61 +141,72 @@ def upsample(b, x):
     return b.node("Resize", [x, b.const(np.zeros(0, np.float32), "roi"), b.const(np.array([1, 1, 2, 2], np.float32), "scales")], mode="nearest")
 
 
+def csp_backbone(b, block, stem_k, stem_width, depths):
+    """The YOLO backbone: a k x k / 2 stem conv, then per stage a 3x3/2 conv doubling the width and
+    `block` (c3 or c2f) of the stage's depth, then SPPF. Returns the stride 8, 16 and 32 features."""
+    x = b.conv("images", 3, stem_width, k=stem_k, s=2, act="silu")
+    width = stem_width
+    stages = []
+    for depth in depths:
+        x = b.conv(x, width, 2 * width, k=3, s=2, act="silu")
+        width *= 2
+        x = block(b, x, width, width, depth)
+        stages.append(x)
+    return stages[-3], stages[-2], sppf(b, x, width, width)
+
+
+def downsample_merge(b, block, x, channels, lateral, lateral_channels, cout):
+    """A PAN bottom-up step: a 3x3/2 conv of `x`, concatenated with the `lateral` feature, then
+    one `block` without shortcuts."""
+    x = b.conv(x, channels, channels, k=3, s=2, act="silu")
+    return block(b, b.node("Concat", [x, lateral], axis=1), channels + lateral_channels, cout, 1,
+                 shortcut=False)
+
+
+def detection_model(b, heads, name):
+    """The 1x3x640x640 "images" model whose outputs are `heads`, (tensor, channels) at strides
+    8, 16 and 32."""
+    outputs = [helper.make_tensor_value_info(y, TensorProto.FLOAT, [1, channels, size, size])
+               for (y, channels), size in zip(heads, [80, 40, 20])]
+    return b.model([helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 640, 640])],
+                   outputs, name)
+
+
 def yolov5s():
     b = Builder(5)
-    x = b.conv("images", 3, 32, k=6, s=2, act="silu")  # v6.0 stem: 6x6/2 conv
-    x = b.conv(x, 32, 64, k=3, s=2, act="silu")
-    x = c3(b, x, 64, 64, 1)
-    x = b.conv(x, 64, 128, k=3, s=2, act="silu")
-    p3 = c3(b, x, 128, 128, 2)
-    x = b.conv(p3, 128, 256, k=3, s=2, act="silu")
-    p4 = c3(b, x, 256, 256, 3)
-    x = b.conv(p4, 256, 512, k=3, s=2, act="silu")
-    x = c3(b, x, 512, 512, 1)
-    x = sppf(b, x, 512, 512)
+    p3, p4, x = csp_backbone(b, c3, 6, 32, [1, 2, 3, 1])  # v6.0 stem: 6x6/2 conv
     # PAN neck
     h10 = b.conv(x, 512, 256, k=1, act="silu")
     x = c3(b, b.node("Concat", [upsample(b, h10), p4], axis=1), 512, 256, 1, shortcut=False)
     h14 = b.conv(x, 256, 128, k=1, act="silu")
     out3 = c3(b, b.node("Concat", [upsample(b, h14), p3], axis=1), 256, 128, 1, shortcut=False)
-    x = b.conv(out3, 128, 128, k=3, s=2, act="silu")
-    out4 = c3(b, b.node("Concat", [x, h14], axis=1), 256, 256, 1, shortcut=False)
-    x = b.conv(out4, 256, 256, k=3, s=2, act="silu")
-    out5 = c3(b, b.node("Concat", [x, h10], axis=1), 512, 512, 1, shortcut=False)
-    outputs = []
-    for feat, c, size in [(out3, 128, 80), (out4, 256, 40), (out5, 512, 20)]:
-        y = b.node("Sigmoid", [b.conv(feat, c, 255, k=1, act=None, gain=0.3)])
-        outputs.append(helper.make_tensor_value_info(y, TensorProto.FLOAT, [1, 255, size, size]))
-    return b.model([helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 640, 640])],
-                   outputs, "yolov5s")
+    out4 = downsample_merge(b, c3, out3, 128, h14, 128, 256)
+    out5 = downsample_merge(b, c3, out4, 256, h10, 256, 512)
+    heads = [(b.node("Sigmoid", [b.conv(feat, c, 255, k=1, act=None, gain=0.3)]), 255)
+             for feat, c in [(out3, 128), (out4, 256), (out5, 512)]]
+    return detection_model(b, heads, "yolov5s")
+
+
+def head_branch(b, x, cin, width):
+    """One branch of YOLOv8's decoupled head: two 3x3 SiLU convs and a linear 1x1 conv."""
+    x = b.conv(x, cin, width, k=3, act="silu")
+    x = b.conv(x, width, width, k=3, act="silu")
+    return b.conv(x, width, width, k=1, act=None, gain=0.3)
 
 
 def yolov8n():
     b = Builder(8)
-    x = b.conv("images", 3, 16, k=3, s=2, act="silu")
-    x = b.conv(x, 16, 32, k=3, s=2, act="silu")
-    x = c2f(b, x, 32, 32, 1)
-    x = b.conv(x, 32, 64, k=3, s=2, act="silu")
-    p3 = c2f(b, x, 64, 64, 2)
-    x = b.conv(p3, 64, 128, k=3, s=2, act="silu")
-    p4 = c2f(b, x, 128, 128, 2)
-    x = b.conv(p4, 128, 256, k=3, s=2, act="silu")
-    x = c2f(b, x, 256, 256, 1)
-    p5 = sppf(b, x, 256, 256)
+    p3, p4, p5 = csp_backbone(b, c2f, 3, 16, [1, 2, 2, 1])
     h12 = c2f(b, b.node("Concat", [upsample(b, p5), p4], axis=1), 384, 128, 1, shortcut=False)
     out3 = c2f(b, b.node("Concat", [upsample(b, h12), p3], axis=1), 192, 64, 1, shortcut=False)
-    x = b.conv(out3, 64, 64, k=3, s=2, act="silu")
-    out4 = c2f(b, b.node("Concat", [x, h12], axis=1), 192, 128, 1, shortcut=False)
-    x = b.conv(out4, 128, 128, k=3, s=2, act="silu")
-    out5 = c2f(b, b.node("Concat", [x, p5], axis=1), 384, 256, 1, shortcut=False)
-    outputs = []
-    for feat, c, size in [(out3, 64, 80), (out4, 128, 40), (out5, 256, 20)]:
-        box = b.conv(b.conv(b.conv(feat, c, 64, k=3, act="silu"), 64, 64, k=3, act="silu"), 64, 64, k=1, act=None, gain=0.3)
-        cls = b.conv(b.conv(b.conv(feat, c, 80, k=3, act="silu"), 80, 80, k=3, act="silu"), 80, 80, k=1, act=None, gain=0.3)
-        y = b.node("Concat", [box, b.node("Sigmoid", [cls])], axis=1)
-        outputs.append(helper.make_tensor_value_info(y, TensorProto.FLOAT, [1, 144, size, size]))
-    return b.model([helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 640, 640])],
-                   outputs, "yolov8n")
+    out4 = downsample_merge(b, c2f, out3, 64, h12, 128, 128)
+    out5 = downsample_merge(b, c2f, out4, 128, p5, 256, 256)
+    heads = []
+    for feat, c in [(out3, 64), (out4, 128), (out5, 256)]:
+        box = head_branch(b, feat, c, 64)
+        cls = head_branch(b, feat, c, 80)
+        heads.append((b.node("Concat", [box, b.node("Sigmoid", [cls])], axis=1), 144))
+    return detection_model(b, heads, "yolov8n")
 
 
 # The prior boxes ssd_mobilenet's rows are encoded against, as axdecode's decoder-config (the
