@@ -34,7 +34,7 @@
 //   bench_pipelines    environment: AXSTREAM_BENCH_FRAMES (frames per face-detect run, 300),
 //                      AXSTREAM_BENCH_YOLO_FRAMES (20), AXSTREAM_BENCH_REPEAT (5),
 //                      AXSTREAM_BENCH_STREAMS (most streams, 8), AXSTREAM_BENCH_ONLY (comma list
-//                      of face,megamind,yolo,ocr,streams,memory; default all),
+//                      of face,megamind,yolo,yolov8,ocr,streams,memory; default all),
 //                      AXSTREAM_BENCH_PLUGIN_DIR (plugin directory; default this build's),
 //                      AXSTREAM_BENCH_BASELINE_PLUGIN_DIR (another build's plugin directory:
 //                      each round also runs the pipeline with it, printed as "(baseline)" against
@@ -583,8 +583,9 @@ Values run_components(const Case &c) {
     decoder->check_outputs(floats);
     const std::vector<bool> before_sigmoid = converter->outputs_before_sigmoid();
     if (int8_path &&
-        std::find(before_sigmoid.begin(), before_sigmoid.end(), true) != before_sigmoid.end()) {
-      logits_decoder = decoder->for_logits(floats, before_sigmoid);
+        (std::find(before_sigmoid.begin(), before_sigmoid.end(), true) != before_sigmoid.end() ||
+         converter->splits_outputs())) {
+      logits_decoder = decoder->for_logits(converter->quantized_output_shapes(), before_sigmoid);
       int8_path = logits_decoder != nullptr;
     }
   }
@@ -801,6 +802,16 @@ int main() {
                      yolo_frames, 2.3});
     cases.push_back({"yolov5s float decode", bench + "/pkg/yolov5s",
                      yolo_decode + " int8-fast-path=false", "videotestsrc", yolo_frames, 2.3});
+  }
+  // yolov8n: its postamble concatenates the DFL bins with the class sigmoids (two quantisations
+  // per head), so the int8 path gets the parts and the classes as logits.
+  if (wanted(only, "yolov8")) {
+    const std::string v8_decode =
+        "decoder=yolov8 conf-threshold=0.6 decoder-config=\"activations=sigmoid\"";
+    cases.push_back(
+        {"yolov8n videotestsrc", bench + "/pkg/yolov8n", v8_decode, "videotestsrc", yolo_frames});
+    cases.push_back({"yolov8n float decode", bench + "/pkg/yolov8n",
+                     v8_decode + " int8-fast-path=false", "videotestsrc", yolo_frames});
   }
   // PP-OCRv4 det on a still image with text (one frame, pushed again and again): dbnet on the
   // logits (its postamble is the map's Sigmoid) against the float path.

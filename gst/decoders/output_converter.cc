@@ -217,10 +217,13 @@ void OutputConverter::find_layout_gathers() {
     results[o].resize(program_->outputs()[o].element_count());
     output_pointers.push_back(results[o].data());
   }
-  enum class Mode : uint8_t { unknown, moved, sigmoid };
+  enum class Mode : uint8_t { moved, sigmoid };
   std::vector<std::vector<uint32_t>> numbers(results.size());
-  std::vector<Mode> modes(results.size(), Mode::unknown);
-  for (size_t o = 0; o < results.size(); ++o) numbers[o].assign(results[o].size(), 0);
+  std::vector<std::vector<Mode>> modes(results.size());
+  for (size_t o = 0; o < results.size(); ++o) {
+    numbers[o].assign(results[o].size(), 0);
+    modes[o].assign(results[o].size(), Mode::moved);
+  }
   size_t place = 1;
   for (size_t run = 0; run < runs; ++run, place *= kLevels) {
     for (size_t i = 0; i < specs_.size(); ++i)
@@ -249,45 +252,93 @@ void OutputConverter::find_layout_gathers() {
         } else {
           return;
         }
-        // One output is all moved or all through the sigmoid: a decoder's logits mode is per
-        // tensor.
-        if (modes[o] == Mode::unknown) modes[o] = mode;
-        if (mode != modes[o]) return;
+        if (run == 0)
+          modes[o][k] = mode;
+        else if (mode != modes[o][k])
+          return;
         numbers[o][k] += uint32_t(digit * place);
       }
     }
   }
+  auto input_of = [&](uint32_t number) {
+    return size_t(std::upper_bound(first.begin(), first.end(), number) - first.begin()) - 1;
+  };
   std::vector<LayoutGather> gathers(results.size());
   for (size_t o = 0; o < results.size(); ++o) {
     LayoutGather &gather = gathers[o];
     if (numbers[o].empty()) return;
-    gather.sigmoid = modes[o] == Mode::sigmoid;
-    gather.input =
-        size_t(std::upper_bound(first.begin(), first.end(), numbers[o][0]) - first.begin()) - 1;
+    gather.input = input_of(numbers[o][0]);
     if (gather.input >= specs_.size()) return;
-    gather.indices.reserve(numbers[o].size());
-    for (uint32_t number : numbers[o]) {
-      // Every element from one core output: mixing quantisations has no int8 form.
-      if (number < first[gather.input] || number >= first[gather.input + 1]) return;
-      gather.indices.push_back(uint32_t(number - first[gather.input]));
+    const bool one_input = std::all_of(numbers[o].begin(), numbers[o].end(), [&](uint32_t n) {
+      return n >= first[gather.input] && n < first[gather.input + 1];
+    });
+    if (!one_input) {
+      // Whole core outputs one after the other (YOLOv8's Concat of DFL and class channels),
+      // each of its own quantisation: handed to the decoder as separate parts.
+      for (size_t k = 0; k < numbers[o].size();) {
+        const size_t input = input_of(numbers[o][k]);
+        const size_t count = first[input + 1] - first[input];
+        if (numbers[o][k] != first[input] || k + count > numbers[o].size()) return;
+        for (size_t j = 0; j < count; ++j)
+          if (numbers[o][k + j] != first[input] + j || modes[o][k + j] != modes[o][k]) return;
+        gather.parts.push_back({input, modes[o][k] == Mode::sigmoid});
+        k += count;
+      }
+      continue;
     }
+    // One core output: all moved or all through the sigmoid (a decoder's logits mode is per
+    // tensor).
+    if (std::count(modes[o].begin(), modes[o].end(), modes[o][0]) != long(modes[o].size())) return;
+    gather.sigmoid = modes[o][0] == Mode::sigmoid;
+    gather.indices.reserve(numbers[o].size());
+    for (uint32_t number : numbers[o])
+      gather.indices.push_back(uint32_t(number - first[gather.input]));
     // The same elements in the same order (a Sigmoid or Reshape alone): no gather per frame.
     gather.whole = gather.indices.size() == inputs[gather.input].size();
     for (size_t k = 0; gather.whole && k < gather.indices.size(); ++k)
       gather.whole = gather.indices[k] == k;
     if (gather.whole) gather.indices.clear();
   }
+  // How many gathers (or parts) read each core output: a sole reader may take its values.
+  std::vector<size_t> readers(specs_.size(), 0);
+  for (const LayoutGather &gather : gathers) {
+    if (gather.parts.empty()) ++readers[gather.input];
+    for (const auto &part : gather.parts) ++readers[part.first];
+  }
+  for (LayoutGather &gather : gathers) gather.only_user = readers[gather.input] == 1;
   for (LayoutGather &gather : gathers)
-    gather.only_user = std::count_if(gathers.begin(), gathers.end(), [&](const LayoutGather &g) {
-                         return g.input == gather.input;
-                       }) == 1;
+    for (const auto &part : gather.parts)
+      gather.parts_only_user.push_back(readers[part.first] == 1);
   layout_gathers_ = std::move(gathers);
 }
 
 std::vector<bool> OutputConverter::outputs_before_sigmoid() const {
-  std::vector<bool> before(layout_gathers_.size());
-  for (size_t o = 0; o < before.size(); ++o) before[o] = layout_gathers_[o].sigmoid;
+  std::vector<bool> before;
+  for (const LayoutGather &gather : layout_gathers_) {
+    if (gather.parts.empty()) before.push_back(gather.sigmoid);
+    for (const auto &part : gather.parts) before.push_back(part.second);
+  }
   return before;
+}
+
+bool OutputConverter::splits_outputs() const {
+  return std::any_of(layout_gathers_.begin(), layout_gathers_.end(),
+                     [](const LayoutGather &gather) { return !gather.parts.empty(); });
+}
+
+std::vector<FloatTensor> OutputConverter::quantized_output_shapes() const {
+  std::vector<FloatTensor> shapes;
+  auto add = [&](const engine::TensorDesc &desc) {
+    FloatTensor t;
+    t.name = desc.name;
+    t.shape = desc.shape;
+    shapes.push_back(std::move(t));
+  };
+  for (size_t o = 0; o < layout_gathers_.size(); ++o) {
+    if (layout_gathers_[o].parts.empty()) add(program_->outputs()[o]);
+    for (const auto &part : layout_gathers_[o].parts) add(program_->inputs()[part.first]);
+  }
+  return shapes;
 }
 
 OutputConverter::~OutputConverter() = default;
@@ -353,32 +404,39 @@ std::vector<QuantizedTensor> OutputConverter::view_quantized(const std::vector<c
     // A gather reads elements in its own order: from dense values.
     bool gathered_in_order = true;
     for (const LayoutGather &gather : layout_gathers_)
-      if (gather.input == i && !gather.whole) gathered_in_order = false;
+      if (gather.parts.empty() && gather.input == i && !gather.whole) gathered_in_order = false;
     converted.push_back(quantized_output(specs_[i], raw[i], raw_bytes[i], item, gathered_in_order));
   }
   if (!program_) return converted;
-  std::vector<QuantizedTensor> gathered(layout_gathers_.size());
-  for (size_t o = 0; o < gathered.size(); ++o) {
+  std::vector<QuantizedTensor> gathered;
+  gathered.reserve(layout_gathers_.size());
+  for (size_t o = 0; o < layout_gathers_.size(); ++o) {
     const LayoutGather &gather = layout_gathers_[o];
+    for (size_t p = 0; p < gather.parts.size(); ++p) {
+      QuantizedTensor &part = converted[gather.parts[p].first];
+      gathered.push_back(gather.parts_only_user[p] ? std::move(part) : part);
+      gathered.back().name = program_->inputs()[gather.parts[p].first].name;
+    }
+    if (!gather.parts.empty()) continue;
     QuantizedTensor &source = converted[gather.input];
     const auto &desc = program_->outputs()[o];
-    gathered[o].name = desc.name;
-    gathered[o].shape = desc.shape;
-    gathered[o].scale = source.scale;
-    gathered[o].zero_point = source.zero_point;
+    QuantizedTensor &out = gathered.emplace_back();
+    out.name = desc.name;
+    out.shape = desc.shape;
+    out.scale = source.scale;
+    out.zero_point = source.zero_point;
     if (gather.whole) {  // the same values in the same order, maybe reshaped
       if (gather.only_user)
-        gathered[o].data = std::move(source.data);
+        out.data = std::move(source.data);
       else
-        gathered[o].data = source.data;
-      gathered[o].view = source.view;
-      gathered[o].view_plane = source.view_plane;
-      gathered[o].view_row_stride = source.view_row_stride;
+        out.data = source.data;
+      out.view = source.view;
+      out.view_plane = source.view_plane;
+      out.view_row_stride = source.view_row_stride;
       continue;
     }
-    gathered[o].data.resize(gather.indices.size());
-    for (size_t k = 0; k < gather.indices.size(); ++k)
-      gathered[o].data[k] = source.data[gather.indices[k]];
+    out.data.resize(gather.indices.size());
+    for (size_t k = 0; k < gather.indices.size(); ++k) out.data[k] = source.data[gather.indices[k]];
   }
   return gathered;
 }

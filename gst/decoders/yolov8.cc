@@ -7,7 +7,9 @@
 //    `activations=sigmoid` when the export applied it already, as the yolov8n builder does).
 // Per-class NMS at IoU 0.45; threshold 0.25. int8 outputs are thresholded on the raw int8 (class
 // logits against a precomputed int8 threshold, sigmoid from a 256-entry table) and only
-// candidates are dequantised (tensor_view.h).
+// candidates are dequantised (tensor_view.h). A package whose postamble concatenates the DFL
+// bins with the class sigmoids hands them over split ((1,64,H,W) + (1,classes,H,W) per level,
+// each its own quantisation), the classes as logits (for_logits).
 #include <limits>
 
 #include "axstream/error.h"
@@ -46,11 +48,25 @@ class YoloV8Decoder final : public detail::YoloDecoder<YoloV8Decoder> {
       : YoloDecoder(options, "yolov8", kDefaultThreshold) {}
 
   void check_outputs(const std::vector<FloatTensor> &outputs) const override {
-    if (is_decoded(outputs) || are_dfl_heads(outputs)) return;
+    if (is_decoded(outputs) || are_dfl_heads(outputs) || are_split_heads(outputs)) return;
     throw InvalidArgument(
-        "yolov8 decoder: expected one tensor (1,4+classes,N) or three raw DFL heads "
-        "(1,64+classes,H,W) with H halving, got " +
+        "yolov8 decoder: expected one tensor (1,4+classes,N), three raw DFL heads "
+        "(1,64+classes,H,W) with H halving, or those heads split as (1,64,H,W) and "
+        "(1,classes,H,W) pairs, got " +
         detail::describe_outputs(outputs));
+  }
+
+  // DFL heads configured `activations=sigmoid` whose class channels went through the
+  // postamble's sigmoid, handed over split (each part its own quantisation, the class parts
+  // before the sigmoid): the logits mode applies it to candidates itself.
+  std::unique_ptr<Decoder> for_logits(const std::vector<FloatTensor> &outputs,
+                                      const std::vector<bool> &before_sigmoid) const override {
+    if (!sigmoid_applied_ || !are_split_heads(outputs) ||
+        before_sigmoid != std::vector<bool>{false, true, false, true, false, true})
+      return nullptr;
+    DecoderOptions logits = options_;
+    logits.config["activations"] = "logits";
+    return std::make_unique<YoloV8Decoder>(logits);
   }
 
  private:
@@ -107,27 +123,38 @@ class YoloV8Decoder final : public detail::YoloDecoder<YoloV8Decoder> {
                                   : threshold <= 0 ? -std::numeric_limits<float>::infinity()
                                   : threshold >= 1 ? std::numeric_limits<float>::infinity()
                                                    : std::log(threshold / (1.0f - threshold));
-    std::vector<const View *> heads;
-    for (const View &t : outputs) heads.push_back(&t);
-    std::sort(heads.begin(), heads.end(),
-              [](auto *a, auto *b) { return a->shape()[2] > b->shape()[2]; });
-    for (const View *head : heads) {
-      const View &t = *head;
-      const int classes = static_cast<int>(t.shape()[1]) - kDflChannels;
+    // Per level: the view with the DFL bins and the one with the class channels (the same head,
+    // or a split pair), and where the classes start in the latter.
+    struct Level {
+      const View *boxes, *classes;
+      size_t class_channel;
+    };
+    std::vector<Level> levels;
+    if (outputs.size() == 6) {
+      for (size_t i = 0; i < 6; i += 2) levels.push_back({&outputs[i], &outputs[i + 1], 0});
+    } else {
+      for (const View &t : outputs) levels.push_back({&t, &t, size_t(kDflChannels)});
+    }
+    std::sort(levels.begin(), levels.end(), [](const Level &a, const Level &b) {
+      return a.boxes->shape()[2] > b.boxes->shape()[2];
+    });
+    for (const Level &level : levels) {
+      const View &t = *level.boxes, &scores = *level.classes;
+      const int classes = static_cast<int>(scores.shape()[1] - int64_t(level.class_channel));
       const int h = static_cast<int>(t.shape()[2]), w = static_cast<int>(t.shape()[3]);
       const float stride_x = static_cast<float>(geometry.tensor_width) / w;
       const float stride_y = static_cast<float>(geometry.tensor_height) / h;
       const size_t plane = static_cast<size_t>(h) * w;
-      const auto logit_key = t.key_at_least(logit_threshold);
+      const auto logit_key = scores.key_at_least(logit_threshold);
       const auto sig =
-          t.table([sigmoid_applied](float x) { return sigmoid_applied ? x : sigmoid(x); });
+          scores.table([sigmoid_applied](float x) { return sigmoid_applied ? x : sigmoid(x); });
       for (int y = 0; y < h; ++y)
         for (int x = 0; x < w; ++x) {
           const size_t cell = static_cast<size_t>(y) * w + x;
-          const size_t class_first = kDflChannels * plane + cell;
-          const int class_id = detail::best_key(t, class_first, classes, plane);
+          const size_t class_first = level.class_channel * plane + cell;
+          const int class_id = detail::best_key(scores, class_first, classes, plane);
           const size_t best = class_first + class_id * plane;
-          if (!(t.key(best) >= logit_key)) continue;
+          if (!(scores.key(best) >= logit_key)) continue;
           const float score = sig(best);
           if (score < threshold) continue;
           const float anchor_x = x + 0.5f, anchor_y = y + 0.5f;
@@ -149,6 +176,20 @@ class YoloV8Decoder final : public detail::YoloDecoder<YoloV8Decoder> {
   static bool is_decoded(const std::vector<FloatTensor> &outputs) {
     return outputs.size() == 1 && outputs[0].shape.size() == 3 && outputs[0].shape[0] == 1 &&
            std::min(outputs[0].shape[1], outputs[0].shape[2]) > 4;
+  }
+  // (1,64,H,W) DFL bins then (1,classes,H,W) for each of three levels, H halving.
+  static bool are_split_heads(const std::vector<FloatTensor> &outputs) {
+    if (outputs.size() != 6) return false;
+    std::vector<FloatTensor> boxes;
+    for (size_t i = 0; i < 6; i += 2) {
+      const auto &bins = outputs[i].shape, &classes = outputs[i + 1].shape;
+      if (bins.size() != 4 || classes.size() != 4 || bins[0] != 1 || classes[0] != 1 ||
+          bins[1] != kDflChannels || classes[1] < 1 || classes[1] != outputs[1].shape[1] ||
+          bins[2] != classes[2] || bins[3] != classes[3])
+        return false;
+      boxes.push_back(outputs[i]);
+    }
+    return heads_halve(boxes);
   }
   static bool are_dfl_heads(const std::vector<FloatTensor> &outputs) {
     if (outputs.size() != 3) return false;

@@ -386,9 +386,11 @@ static GstFlowReturn gst_ax_decode_transform_ip(GstBaseTransform *trans, GstBuff
           const std::vector<bool> before_sigmoid = converter.outputs_before_sigmoid();
           const bool postamble_sigmoid =
               std::find(before_sigmoid.begin(), before_sigmoid.end(), true) != before_sigmoid.end();
-          if (decoding.int8_path && postamble_sigmoid) {
-            // The postamble's sigmoid moves into the decoder, applied to candidates only.
-            decoding.logits_decoder = state->decoder->for_logits(floats, before_sigmoid);
+          if (decoding.int8_path && (postamble_sigmoid || converter.splits_outputs())) {
+            // The postamble's sigmoid moves into the decoder, applied to candidates only (and
+            // outputs it concatenates from differently quantised parts come as those parts).
+            decoding.logits_decoder =
+                state->decoder->for_logits(converter.quantized_output_shapes(), before_sigmoid);
             decoding.int8_path =
                 decoding.logits_decoder && decoding.logits_decoder->has_int8_path();
           }

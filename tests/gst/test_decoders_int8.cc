@@ -659,3 +659,115 @@ TEST(Int8FastPath, DbNetMapsDecodeInInt8LikeTheFloatPathAsProbabilitiesOrLogits)
     }
   }
 }
+
+namespace {
+
+// A YOLOv8-shaped package's core outputs as axcompile splits yolov8n: per level S = 8, 4, 2 of a
+// 64x64 input, the DFL bins (1,64,S,S) and the class logits (1,3,S,S) as separate NHWC device
+// tensors (channels padded to 64 and 4), each its own quantisation; the postamble concatenates
+// each pair after a Sigmoid on the classes: (1,67,S,S).
+std::vector<dec::OutputSpec> split_head_specs() {
+  std::vector<dec::OutputSpec> specs;
+  int i = 0;
+  for (int64_t size : {8, 4, 2})
+    for (bool classes : {false, true}) {
+      dec::OutputSpec spec;
+      spec.name = (classes ? "cls" : "dfl") + std::to_string(size);
+      spec.shape = {1, size, size, classes ? 4 : 64};
+      spec.padding = {{0, 0}, {0, 0}, {0, 0}, {0, classes ? 1 : 0}};
+      spec.scale = classes ? 0.06 + 0.01 * i : 0.11 + 0.01 * i;
+      spec.zero_point = classes ? -10 + i : 3 - i;
+      spec.original_shape = {1, classes ? 3 : 64, size, size};
+      spec.nhwc_to_nchw = true;
+      specs.push_back(spec);
+      ++i;
+    }
+  return specs;
+}
+
+std::string write_concat_sigmoid_postamble() {
+  onnx::ModelProto model;
+  model.set_ir_version(8);
+  model.add_opset_import()->set_version(13);
+  auto *graph = model.mutable_graph();
+  graph->set_name("yolov8_split_heads");
+  for (int64_t size : {8, 4, 2}) {
+    const std::string dfl = "dfl" + std::to_string(size), cls = "cls" + std::to_string(size);
+    add_float_value(graph->add_input(), dfl, {1, 64, size, size});
+    add_float_value(graph->add_input(), cls, {1, 3, size, size});
+    auto *sigmoid = graph->add_node();
+    sigmoid->set_op_type("Sigmoid");
+    sigmoid->add_input(cls);
+    sigmoid->add_output(cls + "_sigmoid");
+    auto *concat = graph->add_node();
+    concat->set_op_type("Concat");
+    concat->add_input(dfl);
+    concat->add_input(cls + "_sigmoid");
+    concat->add_output("head" + std::to_string(size));
+    auto *axis = concat->add_attribute();
+    axis->set_name("axis");
+    axis->set_type(onnx::AttributeProto::INT);
+    axis->set_i(1);
+    add_float_value(graph->add_output(), "head" + std::to_string(size), {1, 67, size, size});
+  }
+  const std::string path = ::testing::TempDir() + "/yolov8_split_heads.onnx";
+  std::ofstream(path, std::ios::binary) << model.SerializeAsString();
+  return path;
+}
+
+}  // namespace
+
+TEST(Int8FastPath, YoloV8HeadsConcatenatedFromDifferentQuantisationsDecodeAsTheirParts) {
+  dec::OutputConverter converter(split_head_specs(), write_concat_sigmoid_postamble());
+  ASSERT_TRUE(converter.quantized_outputs_available());
+  EXPECT_TRUE(converter.splits_outputs());
+  const std::vector<bool> before_sigmoid = converter.outputs_before_sigmoid();
+  EXPECT_EQ(before_sigmoid, (std::vector<bool>{false, true, false, true, false, true}));
+  const auto shapes = converter.quantized_output_shapes();
+  ASSERT_EQ(shapes.size(), 6u);
+  EXPECT_EQ(shapes[1].shape, (std::vector<int64_t>{1, 3, 8, 8}));
+  std::mt19937 rng(24);
+  size_t compared = 0;
+  for (int frame = 0; frame < 3; ++frame) {
+    std::vector<std::vector<int8_t>> raw;
+    std::vector<const int8_t *> pointers;
+    std::vector<size_t> sizes;
+    for (const auto &spec : converter.specs()) {
+      raw.emplace_back(spec.padded_bytes());
+      for (auto &q : raw.back()) q = int8_t(rng());
+      pointers.push_back(raw.back().data());
+      sizes.push_back(raw.back().size());
+    }
+    const auto floats = converter.convert(pointers, sizes);  // Concat(DFL, Sigmoid(classes))
+    const auto parts = converter.view_quantized(pointers, sizes);
+    ASSERT_EQ(parts.size(), 6u);
+    for (size_t p = 0; p < 6; ++p)
+      EXPECT_EQ(parts[p].view, raw[p].data()) << "no copy of part " << p;
+    for (float threshold : {0.3f, 0.6f}) {
+      dec::DecoderOptions options = with_threshold(threshold);
+      options.config["activations"] = "sigmoid";
+      auto decoder = dec::make_decoder("yolov8", options);
+      decoder->check_outputs(floats);
+      auto logits_decoder = decoder->for_logits(shapes, before_sigmoid);
+      ASSERT_TRUE(logits_decoder);
+      const auto expected = decoder->decode(floats, letterboxed(64, 64)).detections;
+      const auto got = logits_decoder->decode_quantized(parts, letterboxed(64, 64)).detections;
+      const std::string what =
+          "frame " + std::to_string(frame) + " threshold " + std::to_string(threshold);
+      ASSERT_FALSE(expected.empty()) << what;
+      ASSERT_EQ(got.size(), expected.size()) << what;
+      for (size_t i = 0; i < got.size(); ++i) {
+        EXPECT_EQ(got[i].class_id, expected[i].class_id) << what << " detection " << i;
+        EXPECT_NEAR(got[i].score, expected[i].score, 1e-6f) << what << " detection " << i;
+        EXPECT_NEAR(got[i].box.x0, expected[i].box.x0, 1e-3f) << what << " detection " << i;
+        EXPECT_NEAR(got[i].box.y0, expected[i].box.y0, 1e-3f) << what << " detection " << i;
+        EXPECT_NEAR(got[i].box.x1, expected[i].box.x1, 1e-3f) << what << " detection " << i;
+        EXPECT_NEAR(got[i].box.y1, expected[i].box.y1, 1e-3f) << what << " detection " << i;
+      }
+      compared += got.size();
+    }
+  }
+  EXPECT_GT(compared, 20u);
+  // Without activations=sigmoid the decoder would apply the sigmoid twice: no int8 mode.
+  EXPECT_FALSE(dec::make_decoder("yolov8", {})->for_logits(shapes, before_sigmoid));
+}

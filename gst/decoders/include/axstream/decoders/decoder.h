@@ -50,11 +50,12 @@ class Decoder {
   virtual DecodeResult decode_quantized(const std::vector<QuantizedTensor> &outputs,
                                         const Geometry &geometry) const;
   // For a package whose postamble applies an element-wise sigmoid to the outputs marked in
-  // `before_sigmoid` (OutputConverter::outputs_before_sigmoid()): a decoder that takes those
-  // outputs before the sigmoid (logits) and gives what this one gives after it, applying the
-  // sigmoid to candidates only; nullptr when this decoder has no such mode for these outputs
-  // (the caller then keeps the postamble and the float path). `outputs`: the model's outputs
-  // (their shapes).
+  // `before_sigmoid` (OutputConverter::outputs_before_sigmoid()), or concatenates differently
+  // quantised parts (OutputConverter::splits_outputs()): a decoder that takes those outputs
+  // before the sigmoid (logits), split into their parts, and gives what this one gives on the
+  // postamble's outputs, applying the sigmoid to candidates only; nullptr when this decoder has
+  // no such mode for these outputs (the caller then keeps the postamble and the float path).
+  // `outputs`: what decode_quantized() will get (OutputConverter::quantized_output_shapes()).
   virtual std::unique_ptr<Decoder> for_logits(const std::vector<FloatTensor> &outputs,
                                               const std::vector<bool> &before_sigmoid) const;
 };

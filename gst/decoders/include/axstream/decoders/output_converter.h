@@ -61,8 +61,15 @@ class OutputConverter {
   // model's outputs exist quantised (before that sigmoid): decoders with an int8 path can take
   // them from convert_quantized() instead of dequantised.
   bool quantized_outputs_available() const { return !program_ || !layout_gathers_.empty(); }
-  // Per model output: true when the postamble applies a sigmoid to it, so convert_quantized()
-  // gives the sigmoid's input (logits) and the decoder must apply it (Decoder::for_logits).
+  // A postamble may also concatenate whole core outputs of different quantisation into one
+  // model output (YOLOv8's DFL and class channels): convert_quantized() then gives that output
+  // as its parts, the core outputs in order, each with its own scale (splits_outputs()).
+  bool splits_outputs() const;
+  // Names and shapes of what convert_quantized() gives (the model's outputs, split outputs as
+  // their parts), for Decoder::for_logits. Empty without a postamble.
+  std::vector<FloatTensor> quantized_output_shapes() const;
+  // Per tensor of convert_quantized(): true when the postamble applies a sigmoid to it, so it
+  // holds the sigmoid's input (logits) and the decoder must apply it (Decoder::for_logits).
   // Empty without a postamble.
   std::vector<bool> outputs_before_sigmoid() const;
   // InvalidArgument when the postamble computes more than a sigmoid on whole outputs.
@@ -88,12 +95,15 @@ class OutputConverter {
   // maybe a sigmoid.
   // sigmoid: the postamble applies a sigmoid to it; whole: all of the core output in its own
   // order (indices then empty); only_user: no other model output reads that core output.
+  // parts: a concatenation of whole core outputs (input, through a sigmoid), the rest unused.
   struct LayoutGather {
     size_t input = 0;
     std::vector<uint32_t> indices;
     bool sigmoid = false;
     bool whole = false;
     bool only_user = false;
+    std::vector<std::pair<size_t, bool>> parts;
+    std::vector<bool> parts_only_user;
   };
   std::vector<LayoutGather> layout_gathers_;
   void find_layout_gathers();
