@@ -1250,10 +1250,12 @@ void fuse_qdq_binary(Graph &g) {
 
 // oneDNN's int8 convolutions work on NHWC activations (on VNNI/AMX CPUs); with NCHW tensors
 // between ops every one reorders its input in and its output back. An int8 4-D value that only
-// axstream.QConvs (as their input) and the element-wise QAdds and QLookups (any layout works
-// when their inputs and output share it) produce and read stays NHWC instead: the QConvs get
-// _src_nhwc / _dst_nhwc and their reorders vanish. Graph inputs and outputs, and values other
-// ops touch, keep NCHW. Only where the oneDNN int8 path is the one that runs (VNNI, oneDNN on).
+// axstream.QConvs (as their input) and the layout-free int8 ops (QAdd, QLookup, QBinary,
+// QConcat on channels, QGlobalAveragePool, int8 MaxPool: any layout works when their inputs and
+// output share it) produce and read stays NHWC instead: the QConvs get _src_nhwc / _dst_nhwc,
+// the others _nhwc where their kernel needs to know, and the reorders vanish. Graph inputs and
+// outputs, and values other ops touch, keep NCHW. Only where the oneDNN int8 path is the one
+// that runs (VNNI, oneDNN on).
 void keep_int8_activations_nhwc(Graph &g) {
   if (!dnnl_kernels_enabled() || !dnnl_cpu_has_vnni()) return;
   eliminate_dead_nodes(g);  // the fusions leave DequantizeLinears nobody reads any more
@@ -1273,6 +1275,10 @@ void keep_int8_activations_nhwc(Graph &g) {
                        g.values[n.inputs[0]].shape != g.values[n.inputs[3]].shape
                    ? std::vector<int>{n.inputs[0], n.outputs[0]}
                    : std::vector<int>{n.inputs[0], n.inputs[3], n.outputs[0]};
+    else if (is_op(n, "MaxPool") && n.inputs.size() == 1 && n.outputs.size() == 1 &&
+             n.inputs[0] >= 0 && g.values[n.inputs[0]].shape.size() == 4 &&
+             (g.values[n.inputs[0]].dtype == DType::i8 || g.values[n.inputs[0]].dtype == DType::u8))
+      values = {n.inputs[0], n.outputs[0]};  // int8 MaxPool (the data-movement fusion)
     else if (is_op_in(n, "axstream", "QGlobalAveragePool") && !n.inputs.empty() &&
              n.outputs.size() == 1)
       // Only x has a layout: the (N,C,1,1) output reads the same either way.
@@ -1332,8 +1338,8 @@ void keep_int8_activations_nhwc(Graph &g) {
     if ((is_op_in(n, "axstream", "QBinary") || is_op_in(n, "axstream", "QConcat")) &&
         !elementwise_values(n).empty() && nhwc.count(n.outputs[0]))
       n.attrs["_nhwc"] = int_attr(1);
-    if (is_op_in(n, "axstream", "QGlobalAveragePool") && !elementwise_values(n).empty() &&
-        nhwc.count(n.inputs[0]))
+    if ((is_op_in(n, "axstream", "QGlobalAveragePool") || is_op(n, "MaxPool")) &&
+        !elementwise_values(n).empty() && nhwc.count(n.inputs[0]))
       n.attrs["_nhwc"] = int_attr(1);
     if (!is_op_in(n, "axstream", "QConv") || n.inputs.empty() || n.outputs.empty()) continue;
     if (nhwc.count(n.inputs[0])) n.attrs["_src_nhwc"] = int_attr(1);

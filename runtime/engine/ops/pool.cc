@@ -76,6 +76,29 @@ void max_pool(const PoolShape &s, const T *x, T *y) {
       [y](int64_t o, T best, int64_t, int64_t, int64_t, int64_t) { y[o] = best; });
 }
 
+// 2-D over NHWC int8/uint8 (the activations passes.cc keeps NHWC between int8 convolutions):
+// each output pixel's channel vector is the maximum over the window's taps, channel by channel.
+template <typename T>
+void max_pool_nhwc(const PoolShape &s, int64_t images, int64_t channels, const T *x, T *y) {
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t n = 0; n < images; ++n)
+    for (int64_t oy = 0; oy < s.oh; ++oy)
+      for (int64_t ox = 0; ox < s.ow; ++ox) {
+        T *out = y + ((n * s.oh + oy) * s.ow + ox) * channels;
+        std::fill(out, out + channels, std::numeric_limits<T>::lowest());
+        for (int64_t ky = 0; ky < s.kh; ++ky) {
+          int64_t iy = oy * s.sh - s.pt + ky * s.dh;
+          if (iy < 0 || iy >= s.h) continue;
+          for (int64_t kx = 0; kx < s.kw; ++kx) {
+            int64_t ix = ox * s.sw - s.pl + kx * s.dw;
+            if (ix < 0 || ix >= s.w) continue;
+            const T *in = x + ((n * s.h + iy) * s.w + ix) * channels;
+            for (int64_t c = 0; c < channels; ++c) out[c] = std::max(out[c], in[c]);
+          }
+        }
+      }
+}
+
 // Window positions along one dim inside [0, size + pad_end), stepping by dilation: what
 // count_include_pad counts (padding yes, the extra part that ceil_mode adds past it no).
 inline int64_t padded_taps(int64_t start, int64_t k, int64_t dil, int64_t limit) {
@@ -106,6 +129,23 @@ std::unique_ptr<Kernel> compile_max_pool(OpContext &ctx) {
   if (ctx.infer_only()) return nullptr;
   if (dt != DType::f32 && dt != DType::i8 && dt != DType::u8)
     ctx.unsupported(std::string("dtype ") + dtype_name(dt));
+  if (ctx.attr_i("_nhwc", 0) != 0) {
+    const Shape &xs = ctx.in_shape(0);
+    if (xs.size() != 4 || dt == DType::f32) ctx.fail("_nhwc needs a 4-D int8/uint8 input");
+    int64_t images = xs[0], channels = xs[1];
+    auto k = make_kernel(
+        [s, dt, images, channels](ExecContext &, const void *const *in, void *const *o) {
+          if (dt == DType::i8)
+            max_pool_nhwc(s, images, channels, static_cast<const int8_t *>(in[0]),
+                          static_cast<int8_t *>(o[0]));
+          else
+            max_pool_nhwc(s, images, channels, static_cast<const uint8_t *>(in[0]),
+                          static_cast<uint8_t *>(o[0]));
+        });
+    k->macs = static_cast<uint64_t>(s.planes * s.oh * s.ow * s.kh * s.kw);
+    k->impl = "nhwc";
+    return k;
+  }
   auto k = make_kernel([s, dt](ExecContext &, const void *const *in, void *const *o) {
     if (dt == DType::f32)
       max_pool(s, static_cast<const float *>(in[0]), static_cast<float *>(o[0]));

@@ -793,6 +793,120 @@ TEST(EnginePasses, QdqGlobalAveragePoolSumsInt8WithinOneStepOfUnfused) {
   EXPECT_GT(distinct.size(), 10u) << "the means take few values, so it checks little";
 }
 
+// YOLO's SPPF shape between int8 convolutions: a = QConv(x); m = Q(MaxPool 3x3 pad 1(DQ(a)));
+// c = Q(Concat(DQ(a), DQ(m))); y = QConv(DQ(c)). `unfused` adds a per-channel +0 after the
+// DequantizeLinears that MaxPool and Concat read (same arithmetic; they then run in float).
+onnx::ModelProto qdq_pool_concat_model(bool unfused) {
+  onnx::ModelProto m;
+  m.set_ir_version(7);
+  m.add_opset_import()->set_version(13);
+  auto *g = m.mutable_graph();
+  g->set_name("qdq_pool_concat");
+  constexpr int kChannels = 16, kSide = 7;
+  auto node = [&](const std::string &op, std::vector<std::string> in, const std::string &out) {
+    auto *n = g->add_node();
+    n->set_op_type(op);
+    n->set_name(out + "/" + op);
+    for (const auto &i : in) n->add_input(i);
+    n->add_output(out);
+    return n;
+  };
+  auto ints = [](onnx::NodeProto *n, const char *name, std::vector<int64_t> v) {
+    auto *a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::INTS);
+    for (int64_t i : v) a->add_ints(i);
+  };
+  auto initializer = [&](const std::string &name, onnx::TensorProto::DataType type,
+                         std::vector<int64_t> dims, std::vector<float> values) {
+    auto *t = g->add_initializer();
+    t->set_name(name);
+    t->set_data_type(type);
+    for (int64_t d : dims) t->add_dims(d);
+    for (float v : values) {
+      if (type == onnx::TensorProto::FLOAT)
+        t->add_float_data(v);
+      else
+        t->add_int32_data(static_cast<int32_t>(v));
+    }
+    return name;
+  };
+  initializer("zeros", onnx::TensorProto::FLOAT, {1, kChannels, 1, 1},
+              std::vector<float>(kChannels, 0.f));
+  auto dq = [&](const std::string &q, const std::string &y, float s, int z, bool plus_zero) {
+    std::string out = unfused && plus_zero ? y + "/raw" : y;
+    node("DequantizeLinear",
+         {q, initializer(y + "/s", onnx::TensorProto::FLOAT, {}, {s}),
+          initializer(y + "/z", onnx::TensorProto::INT8, {}, {static_cast<float>(z)})},
+         out);
+    if (unfused && plus_zero) node("Add", {out, "zeros"}, y);
+  };
+  auto q = [&](const std::string &x, const std::string &y, float s, int z) {
+    node("QuantizeLinear",
+         {x, initializer(y + "/qs", onnx::TensorProto::FLOAT, {}, {s}),
+          initializer(y + "/qz", onnx::TensorProto::INT8, {}, {static_cast<float>(z)})},
+         y);
+  };
+  auto conv = [&](const std::string &x, const std::string &y, int in_channels, int seed) {
+    std::vector<float> w(kChannels * in_channels);
+    for (size_t i = 0; i < w.size(); ++i)
+      w[i] = static_cast<float>(static_cast<int>((i * 29 + seed * 7) % 121) - 60);
+    initializer(y + "/w", onnx::TensorProto::INT8, {kChannels, in_channels, 1, 1}, w);
+    dq(y + "/w", y + "/w/dq", 0.005f, 0, false);
+    node("Conv", {x, y + "/w/dq"}, y);
+  };
+  dq("x", "x/dq", 0.03f, 0, false);
+  conv("x/dq", "a/f", kChannels, 1);
+  q("a/f", "a", 0.05f, -3);
+  dq("a", "a/dq", 0.05f, -3, true);
+  auto *pool = node("MaxPool", {"a/dq"}, "m/f");
+  ints(pool, "kernel_shape", {3, 3});
+  ints(pool, "pads", {1, 1, 1, 1});
+  q("m/f", "m", 0.05f, -3);
+  dq("m", "m/dq", 0.05f, -3, true);
+  auto *cat = node("Concat", {"a/dq", "m/dq"}, "c/f");
+  auto *axis = cat->add_attribute();
+  axis->set_name("axis");
+  axis->set_type(onnx::AttributeProto::INT);
+  axis->set_i(1);
+  q("c/f", "c", 0.06f, -10);
+  dq("c", "c/dq", 0.06f, -10, false);
+  conv("c/dq", "y/f", 2 * kChannels, 2);
+  q("y/f", "y", 0.04f, 0);
+  auto value = [&](onnx::ValueInfoProto *vi, const std::string &name) {
+    vi->set_name(name);
+    auto *tt = vi->mutable_type()->mutable_tensor_type();
+    tt->set_elem_type(onnx::TensorProto::INT8);
+    for (int64_t d : {1, kChannels, kSide, kSide}) tt->mutable_shape()->add_dim()->set_dim_value(d);
+  };
+  value(g->add_input(), "x");
+  value(g->add_output(), "y");
+  return m;
+}
+
+TEST(EnginePasses, QdqMaxPoolAndConcatBetweenInt8ConvsStayInt8AndNhwcBitExactToUnfused) {
+  auto fused = Program::from_bytes(qdq_pool_concat_model(false).SerializeAsString(), "fused");
+  auto unfused = Program::from_bytes(qdq_pool_concat_model(true).SerializeAsString(), "unfused");
+  std::string text = fused->describe();
+  EXPECT_NE(text.find("axstream.QConcat"), std::string::npos) << text;
+  for (const char *gone : {"DequantizeLinear '", "QuantizeLinear '", "float32(1,"})
+    EXPECT_EQ(text.find(gone), std::string::npos) << gone << " still runs:\n" << text;
+  // Where oneDNN's int8 convolutions run, MaxPool and Concat work on NHWC between them.
+  if (text.find("_core_vnni]") != std::string::npos || text.find("_amx") != std::string::npos) {
+    EXPECT_NE(text.find("[nhwc]"), std::string::npos) << text;
+    EXPECT_NE(text.find("[int8 copy/requantise nhwc]"), std::string::npos) << text;
+    EXPECT_EQ(text.find("Transpose"), std::string::npos) << text;
+  }
+  std::vector<int8_t> x(fused->inputs()[0].element_count());
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<int8_t>((i * 61 + 3) % 256 - 128);
+  std::vector<int8_t> y_fused(fused->outputs()[0].element_count()), y_unfused(y_fused.size());
+  fused->make_executor()->run({x.data()}, {y_fused.data()});
+  unfused->make_executor()->run({x.data()}, {y_unfused.data()});
+  EXPECT_EQ(y_fused, y_unfused);
+  std::set<int> distinct(y_fused.begin(), y_fused.end());
+  EXPECT_GT(distinct.size(), 30u) << "the output takes few values, so it checks little";
+}
+
 TEST(Engine, SevenBitWeightsRunOnTheIntegerKernel) {
   auto program =
       Program::from_file(cases_dir() + "/qdq_conv_uint8_grouped_clip_7bit_weights/model.onnx");
