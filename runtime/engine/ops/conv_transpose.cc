@@ -63,6 +63,8 @@ std::unique_ptr<Kernel> compile_conv_transpose(OpContext &ctx) {
     // are then added at their output positions (col2im). The direct loop below scatters one
     // multiply at a time and ran PP-OCR det's two 2x2 upsamplings at ~1 GMAC/s.
     int64_t rows = mg * kh * kw, pixels = h * w;
+    bool tiles = stride[0] == kh && stride[1] == kw && dil[0] == 1 && dil[1] == 1 &&
+                 pads[0] == 0 && pads[1] == 0 && oh == h * kh && ow == w * kw;
     auto k = make_kernel([=](ExecContext &ec, const void *const *in, void *const *o) {
       const float *x = static_cast<const float *>(in[0]);
       const float *wt = static_cast<const float *>(in[1]);
@@ -80,7 +82,21 @@ std::unique_ptr<Kernel> compile_conv_transpose(OpContext &ctx) {
           for (int64_t ocg = 0; ocg < mg; ++ocg) {
             int64_t oc = g * mg + ocg;
             float *yp = y + (b_i * m + oc) * oh * ow;
-            std::fill(yp, yp + oh * ow, b ? b[oc] : 0.f);
+            float bias = b ? b[oc] : 0.f;
+            if (tiles) {
+              // Windows that tile the output (stride = kernel, no pads): every output pixel
+              // takes exactly one column entry, written row by row in one pass.
+              for (int64_t iy = 0; iy < h; ++iy)
+                for (int64_t ky = 0; ky < kh; ++ky) {
+                  float *yrow = yp + (iy * kh + ky) * ow;
+                  for (int64_t kx = 0; kx < kw; ++kx) {
+                    const float *crow = columns + ((ocg * kh + ky) * kw + kx) * pixels + iy * w;
+                    for (int64_t ix = 0; ix < w; ++ix) yrow[ix * kw + kx] = crow[ix] + bias;
+                  }
+                }
+              continue;
+            }
+            std::fill(yp, yp + oh * ow, bias);
             for (int64_t ky = 0; ky < kh; ++ky)
               for (int64_t kx = 0; kx < kw; ++kx) {
                 const float *col = columns + ((ocg * kh + ky) * kw + kx) * pixels;

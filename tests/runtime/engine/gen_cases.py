@@ -571,5 +571,14 @@ save('qdq_maxpool_runs_on_int8', [
     helper.make_node('QuantizeLinear', ['p', 's', 'z'], ['y'])],
     [('x', xq)], [('y', xq.reshape(1, 3, 4, 2, 4, 2).max(axis=(3, 5)))], [('s', s_), ('z', z_)])
 
+# PP-OCR det's head upsampling: 2x2 windows at stride 2 tile the output (the ConvTranspose
+# kernel writes each output pixel once there), two images, bias.
+x = f32(2, 6, 5, 7)
+w = f32(6, 4, 2, 2) * 0.4
+b = f32(4)
+save('convtranspose_2x2_stride2_bias_tiles', [
+    helper.make_node('ConvTranspose', ['x', 'w', 'b'], ['y'], strides=[2, 2])],
+    [('x', x)], [('y', deconv_ref(x, w, 2, 1) + b[None, :, None, None])], [('w', w), ('b', b)])
+
 with open(sys.argv[2], 'w') as stamp:
     stamp.write('generated\n')
