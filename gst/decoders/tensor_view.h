@@ -5,6 +5,7 @@
 // with the same float arithmetic as the float path, so both give identical results.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -63,6 +64,14 @@ class QuantizedReader {
         static_cast<uint32_t>((static_cast<unsigned __int128>(fraction) * plane_) >> 64);
     return view_[size_t(position) * row_stride_ + channel];
   }
+  // Where elements first, first + stride, ... lie next to each other in memory, their address:
+  // dense values read in order, or a view read across channels (stride = plane), i.e. along a
+  // channels-last row. nullptr otherwise.
+  const int8_t *run(size_t first, size_t stride) const {
+    if (data_) return stride == 1 ? data_ + first : nullptr;
+    if (!view_ || stride != plane_) return nullptr;
+    return &view_[size_t(first % plane_) * row_stride_ + first / plane_];
+  }
 
  private:
   const int8_t *data_;
@@ -83,6 +92,7 @@ class QuantizedView {
   Key key(size_t i) const { return read_(i); }
   float value(size_t i) const { return tensor_->dequantize(read_(i)); }
   float value_of_key(Key key) const { return tensor_->dequantize(static_cast<int8_t>(key)); }
+  const int8_t *run(size_t first, size_t stride) const { return read_.run(first, stride); }
   // The smallest int8 whose value reaches the threshold (128: none does).
   Key key_at_least(float threshold) const {
     for (int q = -128; q <= 127; ++q)
@@ -113,7 +123,23 @@ std::vector<View> views_of(const std::vector<Tensor> &tensors) {
 // Index (0..count-1) of the largest of `count` keys strided by `stride` from `first`; the first
 // of equal ones, as a float argmax over the dequantised values would pick.
 template <class View>
-int best_key(const View &view, size_t first, int count, size_t stride = 1) {
+int best_key(const View &view, size_t first, int count, size_t stride = 1);
+
+// On int8 elements next to each other in memory (a channels-last row read across channels): a
+// plain scan the compiler vectorises, then the first index of the maximum.
+inline int best_key(const QuantizedView &view, size_t first, int count, size_t stride = 1) {
+  if (const int8_t *run = view.run(first, stride)) {
+    int8_t most = run[0];
+    for (int c = 1; c < count; ++c) most = std::max(most, run[c]);
+    int best = 0;
+    while (run[best] != most) ++best;
+    return best;
+  }
+  return best_key<QuantizedView>(view, first, count, stride);
+}
+
+template <class View>
+int best_key(const View &view, size_t first, int count, size_t stride) {
   int best = 0;
   auto best_key = view.key(first);
   for (int c = 1; c < count; ++c) {
