@@ -155,6 +155,159 @@ int add_constant(Graph &g, const std::string &name, std::shared_ptr<Tensor> t) {
   return g.add_value(std::move(v));
 }
 
+// A ConvTranspose whose b x b windows tile the output (stride = kernel, no pads, dilation 1,
+// one group) is a 1x1 convolution to C_out*b*b channels followed by DepthToSpace (CRD). On a
+// quantised one — DequantizeLinear(int8 w), then [Relu] -> QuantizeLinear — that turns into
+// DequantizeLinear(x) -> Conv(1x1) -> [Relu] -> Q -> DQ -> DepthToSpace -> Q with the output's
+// parameters on both Qs: the convolution fuses into an int8 QConv and DepthToSpace moves the
+// int8 values (quantising commutes with moving them), so PP-OCR det's head upsamplings run int8
+// instead of float. Runs before the QDQ conv fusion.
+void lower_qdq_conv_transpose_tiles(Graph &g) {
+  ValueLinks links(g);
+  auto dq_of = [&](int v) -> Node * {
+    if (v < 0 || links.producer[v] < 0) return nullptr;
+    Node &n = g.nodes[links.producer[v]];
+    return is_op(n, "DequantizeLinear") && !n.inputs.empty() && n.inputs[0] >= 0 ? &n : nullptr;
+  };
+  auto ints_or = [](const Node &n, const char *name, std::vector<int64_t> dflt) {
+    return n.attrs.count(name) ? n.attrs.at(name).ints : dflt;
+  };
+  auto zero_or_absent = [&](const Node &dq) {
+    return input_or_none(dq, 2) < 0 || (constant_of(g, dq, 2) && all_zero(constant_of(g, dq, 2)));
+  };
+  std::map<size_t, std::vector<Node>> inserts;  // new nodes, placed before node index
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    Node &ct = g.nodes[i];
+    if (!is_op(ct, "ConvTranspose") || ct.inputs.size() < 2 || ct.outputs.size() != 1) continue;
+    if (ct.attrs.count("group") && ct.attrs.at("group").i != 1) continue;
+    if (ct.attrs.count("output_shape") || ct.attrs.count("auto_pad")) continue;
+    if (!dq_of(ct.inputs[0])) continue;
+    Node *w_dq = dq_of(ct.inputs[1]);
+    const Tensor *w = w_dq ? constant_of(g, *w_dq, 0) : nullptr;
+    const Tensor *w_scale = w_dq ? constant_of(g, *w_dq, 1) : nullptr;
+    if (!w || w->dtype != DType::i8 || w->shape.size() != 4 || !w_scale || !zero_or_absent(*w_dq))
+      continue;
+    int64_t cin = w->shape[0], cout = w->shape[1], b = w->shape[2];
+    if (w->shape[3] != b || b < 2) continue;
+    std::vector<int64_t> bb = {b, b}, ones = {1, 1}, zeros4 = {0, 0, 0, 0}, zeros2 = {0, 0};
+    if (ints_or(ct, "kernel_shape", bb) != bb || ints_or(ct, "strides", ones) != bb ||
+        ints_or(ct, "dilations", ones) != ones || ints_or(ct, "pads", zeros4) != zeros4 ||
+        ints_or(ct, "output_padding", zeros2) != zeros2)
+      continue;
+    bool w_per_channel = w_scale->count() != 1;
+    if (w_per_channel &&
+        (w_scale->count() != cout || !w_dq->attrs.count("axis") || w_dq->attrs.at("axis").i != 1))
+      continue;
+    // The bias: a float constant, or DequantizeLinear of an int32 constant (zero point 0).
+    int b_in = input_or_none(ct, 2);
+    const Tensor *bias = nullptr, *bias_scale = nullptr;
+    if (b_in >= 0) {
+      if (g.values[b_in].constant && g.values[b_in].constant->dtype == DType::f32) {
+        bias = g.values[b_in].constant.get();
+      } else if (Node *b_dq = dq_of(b_in)) {
+        bias = constant_of(g, *b_dq, 0);
+        bias_scale = constant_of(g, *b_dq, 1);
+        if (!bias || bias->dtype != DType::i32 || !bias_scale || !zero_or_absent(*b_dq) ||
+            (bias_scale->count() != 1 && bias_scale->count() != cout))
+          continue;
+      } else {
+        continue;
+      }
+      if (bias->count() != cout) continue;
+    }
+    Node *next = links.single_reader(ct.outputs[0]);
+    Node *relu = next && is_op(*next, "Relu") ? next : nullptr;
+    Node *q = relu ? links.single_reader(relu->outputs[0]) : next;
+    if (!q || !is_op(*q, "QuantizeLinear") || q->inputs.size() < 2 || q->outputs.size() != 1)
+      continue;
+    // Weights as a 1x1 convolution: row (co, ky, kx), column ci.
+    int64_t rows = cout * b * b;
+    auto w1 = std::make_shared<Tensor>(DType::i8, Shape{rows, cin, 1, 1});
+    for (int64_t ci = 0; ci < cin; ++ci)
+      for (int64_t r = 0; r < rows; ++r) w1->bytes[r * cin + ci] = w->bytes[ci * rows + r];
+    // Per output channel values, repeated for its b*b rows.
+    auto repeat = [&](const Tensor &t) {
+      auto r = std::make_shared<Tensor>(t.dtype, Shape{rows});
+      size_t es = dtype_size(t.dtype);
+      for (int64_t k = 0; k < rows; ++k)
+        std::copy_n(t.bytes.begin() + (k / (b * b)) * es, es, r->bytes.begin() + k * es);
+      return r;
+    };
+    std::string base = ct.name.empty() ? g.values[ct.outputs[0]].name : ct.name;
+    auto new_value = [&](const std::string &name) {
+      Value v;
+      v.name = base + "/" + name;
+      return g.add_value(std::move(v));
+    };
+    auto node = [&](const std::string &op, std::vector<int> in, int out) {
+      Node n;
+      n.name = base + "/" + op;
+      n.op_type = op;
+      n.opset = op == "DepthToSpace" ? 13 : q->opset;
+      n.inputs = std::move(in);
+      n.outputs = {out};
+      return n;
+    };
+    std::vector<Node> added;
+    int w1_dq = new_value("1x1 weight");
+    Node wdq = node("DequantizeLinear",
+                    {add_constant(g, base + "/1x1 weight int8", w1),
+                     w_per_channel ? add_constant(g, base + "/1x1 weight scale", repeat(*w_scale))
+                                   : w_dq->inputs[1]},
+                    w1_dq);
+    wdq.opset = w_dq->opset;
+    if (w_per_channel) wdq.attrs["axis"] = int_attr(0);
+    added.push_back(wdq);
+    int bias1 = -1;
+    if (bias && !bias_scale) {
+      bias1 = add_constant(g, base + "/1x1 bias", repeat(*bias));
+    } else if (bias) {
+      bias1 = new_value("1x1 bias");
+      Node bdq = node("DequantizeLinear",
+                      {add_constant(g, base + "/1x1 bias int32", repeat(*bias)),
+                       bias_scale->count() == 1
+                           ? g.nodes[links.producer[b_in]].inputs[1]
+                           : add_constant(g, base + "/1x1 bias scale", repeat(*bias_scale))},
+                      bias1);
+      if (bias_scale->count() != 1) bdq.attrs["axis"] = int_attr(0);
+      added.push_back(bdq);
+    }
+    int conv_out = new_value("1x1");
+    Node conv = node("Conv", {ct.inputs[0], w1_dq}, conv_out);
+    conv.opset = 11;
+    if (bias1 >= 0) conv.inputs.push_back(bias1);
+    added.push_back(conv);
+    int act_out = conv_out;
+    if (relu) {
+      act_out = new_value("1x1 relu");
+      added.push_back(node("Relu", {conv_out}, act_out));
+    }
+    int q1 = new_value("1x1 q"), d1 = new_value("1x1 dq"), moved = new_value("tiles");
+    std::vector<int> q_params(q->inputs.begin() + 1, q->inputs.end());
+    std::vector<int> q_in = {act_out}, dq_in = {q1};
+    q_in.insert(q_in.end(), q_params.begin(), q_params.end());
+    dq_in.insert(dq_in.end(), q_params.begin(), q_params.end());
+    added.push_back(node("QuantizeLinear", q_in, q1));
+    added.push_back(node("DequantizeLinear", dq_in, d1));
+    Node d2s = node("DepthToSpace", {d1}, moved);
+    d2s.attrs["blocksize"] = int_attr(b);
+    d2s.attrs["mode"] = string_attr("CRD");
+    added.push_back(d2s);
+    q->inputs[0] = moved;
+    ct.dead = true;
+    if (relu) relu->dead = true;
+    inserts[i] = std::move(added);
+  }
+  if (inserts.empty()) return;
+  std::vector<Node> nodes;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    if (auto it = inserts.find(i); it != inserts.end())
+      for (Node &n : it->second) nodes.push_back(std::move(n));
+    nodes.push_back(std::move(g.nodes[i]));
+  }
+  g.nodes = std::move(nodes);
+}
+
 // DequantizeLinear(x) -> Conv(., DequantizeLinear(int8 w), [bias]) -> [Relu|Clip] ->
 // QuantizeLinear becomes one axstream.QConv: integer convolution with requantisation.
 // Only patterns with per-tensor activation scales and symmetric int8 weights are taken.
@@ -1351,6 +1504,7 @@ void keep_int8_activations_nhwc(Graph &g) {
 
 void run_prefold_passes(Graph &graph) {
   lower_qlinear_conv(graph);
+  lower_qdq_conv_transpose_tiles(graph);
   fuse_qdq_conv(graph);
   fuse_qdq_matmul(graph);
 }

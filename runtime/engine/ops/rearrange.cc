@@ -1,4 +1,6 @@
 // Data movement by index arithmetic: DepthToSpace, SpaceToDepth, Trilu, GatherElements, Range.
+#include <cstring>
+
 #include "common.h"
 
 namespace axstream::engine {
@@ -37,6 +39,29 @@ std::unique_ptr<Kernel> compile_depth_space(OpContext &ctx) {
   if (ctx.infer_only()) return nullptr;
   int64_t oc = out[1], oh = out[2], ow = out[3];
   int64_t count = product(out, 0, 4);
+  size_t es = dtype_size(ctx.in_dtype(0));
+  if (to_space) {
+    // Row by row: output row y of channel ch interleaves, for bx = 0..b-1, row y / b of the
+    // source plane (by = y % b, bx). (PP-OCR det's int8 head upsampling runs here.)
+    return make_kernel([=](ExecContext &, const void *const *in, void *const *o) {
+      const uint8_t *x = static_cast<const uint8_t *>(in[0]);
+      uint8_t *y = static_cast<uint8_t *>(o[0]);
+      for (int64_t bn = 0; bn < n; ++bn)
+        for (int64_t ch = 0; ch < oc; ++ch)
+          for (int64_t row = 0; row < oh; ++row, y += ow * es) {
+            int64_t by = row % b;
+            for (int64_t bx = 0; bx < b; ++bx) {
+              int64_t src_c = crd ? ch * b * b + by * b + bx : (by * b + bx) * oc + ch;
+              const uint8_t *src = x + (((bn * c + src_c) * h + row / b) * w) * es;
+              if (es == 1)
+                for (int64_t ix = 0; ix < w; ++ix) y[ix * b + bx] = src[ix];
+              else
+                for (int64_t ix = 0; ix < w; ++ix)
+                  std::memcpy(y + (ix * b + bx) * es, src + ix * es, es);
+            }
+          }
+    });
+  }
   return gather_kernel(count, dtype_size(ctx.in_dtype(0)), [=](int64_t i) {
     int64_t x_ = i % ow, y_ = (i / ow) % oh, ch = (i / (ow * oh)) % oc, bn = i / (ow * oh * oc);
     if (to_space) {

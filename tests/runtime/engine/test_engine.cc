@@ -907,6 +907,109 @@ TEST(EnginePasses, QdqMaxPoolAndConcatBetweenInt8ConvsStayInt8AndNhwcBitExactToU
   EXPECT_GT(distinct.size(), 30u) << "the output takes few values, so it checks little";
 }
 
+// PP-OCR det's head: x -> DQ -> ConvTranspose(2x2, stride 2, DQ(int8 w per output channel),
+// DQ(int32 bias)) -> Relu -> Q. `unfused` adds a per-channel +0 after x's DQ (the float
+// ConvTranspose then runs as written).
+onnx::ModelProto qdq_conv_transpose_model(bool unfused) {
+  onnx::ModelProto m;
+  m.set_ir_version(7);
+  m.add_opset_import()->set_version(13);
+  auto *g = m.mutable_graph();
+  g->set_name("qdq_conv_transpose");
+  constexpr int kIn = 8, kOut = 3, kSide = 5;
+  auto node = [&](const std::string &op, std::vector<std::string> in, const std::string &out) {
+    auto *n = g->add_node();
+    n->set_op_type(op);
+    n->set_name(out + "/" + op);
+    for (const auto &i : in) n->add_input(i);
+    n->add_output(out);
+    return n;
+  };
+  auto initializer = [&](const std::string &name, onnx::TensorProto::DataType type,
+                         std::vector<int64_t> dims, std::vector<float> values) {
+    auto *t = g->add_initializer();
+    t->set_name(name);
+    t->set_data_type(type);
+    for (int64_t d : dims) t->add_dims(d);
+    for (float v : values) {
+      if (type == onnx::TensorProto::FLOAT)
+        t->add_float_data(v);
+      else
+        t->add_int32_data(static_cast<int32_t>(v));
+    }
+    return name;
+  };
+  std::vector<float> w(kIn * kOut * 4), w_scale = {0.004f, 0.006f, 0.005f}, bias = {-300, 120, 40},
+                                        bias_scale(kOut);
+  for (size_t i = 0; i < w.size(); ++i)
+    w[i] = static_cast<float>(static_cast<int>((i * 41 + 9) % 251) - 125);
+  for (int c = 0; c < kOut; ++c) bias_scale[c] = 0.02f * w_scale[c];
+  initializer("zeros", onnx::TensorProto::FLOAT, {1, kIn, 1, 1}, std::vector<float>(kIn, 0.f));
+  initializer("xs", onnx::TensorProto::FLOAT, {}, {0.02f});
+  initializer("xz", onnx::TensorProto::INT8, {}, {3});
+  initializer("w", onnx::TensorProto::INT8, {kIn, kOut, 2, 2}, w);
+  initializer("ws", onnx::TensorProto::FLOAT, {kOut}, w_scale);
+  initializer("b", onnx::TensorProto::INT32, {kOut}, bias);
+  initializer("bs", onnx::TensorProto::FLOAT, {kOut}, bias_scale);
+  initializer("ys", onnx::TensorProto::FLOAT, {}, {0.03f});
+  initializer("yz", onnx::TensorProto::INT8, {}, {-128});
+  node("DequantizeLinear", {"x", "xs", "xz"}, unfused ? "x/raw" : "x/dq");
+  if (unfused) node("Add", {"x/raw", "zeros"}, "x/dq");
+  auto *wdq = node("DequantizeLinear", {"w", "ws"}, "w/dq");
+  auto *axis = wdq->add_attribute();
+  axis->set_name("axis");
+  axis->set_type(onnx::AttributeProto::INT);
+  axis->set_i(1);
+  auto *bdq = node("DequantizeLinear", {"b", "bs"}, "b/dq");
+  auto *bias_axis = bdq->add_attribute();
+  bias_axis->set_name("axis");
+  bias_axis->set_type(onnx::AttributeProto::INT);
+  bias_axis->set_i(0);
+  auto *ct = node("ConvTranspose", {"x/dq", "w/dq", "b/dq"}, "t");
+  auto *strides = ct->add_attribute();
+  strides->set_name("strides");
+  strides->set_type(onnx::AttributeProto::INTS);
+  strides->add_ints(2);
+  strides->add_ints(2);
+  node("Relu", {"t"}, "r");
+  node("QuantizeLinear", {"r", "ys", "yz"}, "y");
+  auto value = [&](onnx::ValueInfoProto *vi, const std::string &name, std::vector<int64_t> dims) {
+    vi->set_name(name);
+    auto *tt = vi->mutable_type()->mutable_tensor_type();
+    tt->set_elem_type(onnx::TensorProto::INT8);
+    for (int64_t d : dims) tt->mutable_shape()->add_dim()->set_dim_value(d);
+  };
+  value(g->add_input(), "x", {1, kIn, kSide, kSide});
+  value(g->add_output(), "y", {1, kOut, 2 * kSide, 2 * kSide});
+  return m;
+}
+
+TEST(EnginePasses, QdqConvTransposeTilingItsOutputRunsAsInt8ConvAndDepthToSpace) {
+  auto fused = Program::from_bytes(qdq_conv_transpose_model(false).SerializeAsString(), "fused");
+  auto unfused = Program::from_bytes(qdq_conv_transpose_model(true).SerializeAsString(), "unfused");
+  std::string text = fused->describe();
+  EXPECT_NE(text.find("axstream.QConv"), std::string::npos) << text;
+  EXPECT_NE(text.find("DepthToSpace"), std::string::npos) << text;
+  for (const char *gone : {"ConvTranspose '", "Relu '", "float32(1,"})
+    EXPECT_EQ(text.find(gone), std::string::npos) << gone << " still runs:\n" << text;
+  EXPECT_NE(unfused->describe().find("ConvTranspose '"), std::string::npos);
+  std::vector<int8_t> x(fused->inputs()[0].element_count());
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<int8_t>((i * 73 + 1) % 256 - 128);
+  std::vector<int8_t> a(fused->outputs()[0].element_count()), b(a.size());
+  fused->make_executor()->run({x.data()}, {a.data()});
+  unfused->make_executor()->run({x.data()}, {b.data()});
+  // Integer accumulation against the float sum of dequantised products: a value may land on
+  // the other side of a rounding boundary, one step at most.
+  size_t differing = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_LE(std::abs(int(a[i]) - int(b[i])), 1) << i;
+    differing += a[i] != b[i];
+  }
+  EXPECT_LE(differing, a.size() / 20);
+  std::set<int> distinct(a.begin(), a.end());
+  EXPECT_GT(distinct.size(), 40u) << "the output takes few values, so it checks little";
+}
+
 TEST(Engine, SevenBitWeightsRunOnTheIntegerKernel) {
   auto program =
       Program::from_file(cases_dir() + "/qdq_conv_uint8_grouped_clip_7bit_weights/model.onnx");
