@@ -37,6 +37,8 @@ const char kUsage[] =
     "  --fallback-rounds N    mixed-precision search rounds (default 8)\n"
     "  --max-float-fraction F at most this share of the nodes kept float (default 0.25)\n"
     "  --no-bias-correction   keep the float biases (no weight-rounding shift correction)\n"
+    "  --equalise-channels    equalise activation channels between convs (per-channel\n"
+    "                         scales moved into the weights), then calibrate again\n"
     "  --percentile P         percentile for --calib-method percentile (default 99.99)\n"
     "  --logit-clip L         clip score-logit ranges (sigmoid inputs, 1-channel outputs\n"
     "                         beyond +-64) to +-L (default 16; 0 disables)\n"
@@ -179,6 +181,8 @@ int main(int argc, char **argv) {
       options.max_fallback_fraction = parse_number(value(), arg);
       if (options.max_fallback_fraction < 0 || options.max_fallback_fraction > 1)
         usage_error("--max-float-fraction: expected a value in [0, 1]");
+    } else if (arg == "--equalise-channels") {
+      options.equalise_channels = true;
     } else if (arg == "--no-bias-correction") {
       options.bias_correction = false;
     } else if (arg == "--logit-clip") {

@@ -108,10 +108,11 @@ struct Stats {
   double max = -std::numeric_limits<double>::infinity();
   double low_sum = 0, high_sum = 0;  // per-image percentiles, averaged at the end
   int images = 0;
-  double raw_min = 0, raw_max = 0;  // min/max over all images, before any range search
-  std::vector<double> channel_sum;  // inputs of Conv/Gemm/MatMul: per-channel sums (bias corr.)
-  double channel_count = 0;         // values summed per channel
-  std::vector<float> samples;       // strided sample of the values, for the MSE range search
+  double raw_min = 0, raw_max = 0;     // min/max over all images, before any range search
+  std::vector<double> channel_sum;     // inputs of Conv/Gemm/MatMul: per-channel sums (bias corr.)
+  double channel_count = 0;            // values summed per channel
+  std::vector<double> channel_absmax;  // inputs of Conv/ConvTranspose: per-channel max |x|
+  std::vector<float> samples;          // strided sample of the values, for the MSE range search
 };
 
 // Expected squared int8 quantisation error of `samples` (histogrammed over [min, max]) for the
@@ -267,6 +268,8 @@ class Compilation {
   void calibrate();
   void fold_static_tensors();
   void fold_batchnorm_and_bias();
+  int equalise_activation_channels();
+  void collect_statistics();
   void split_head();
   void find_unary_binaries();
   void split_tail();
@@ -554,7 +557,12 @@ void Compilation::calibrate() {
     held_out_ = frames_;
     report_.reference_on_calibration_images = true;
   }
+  collect_statistics();
+}
 
+// Runs the calibration program on every calibration frame and sets each float tensor's range.
+void Compilation::collect_statistics() {
+  stats_.clear();
   const auto &outs = calib_program_->outputs();
   std::vector<std::vector<uint8_t>> buffers(outs.size());
   std::vector<void *> out_ptrs(outs.size());
@@ -568,7 +576,7 @@ void Compilation::calibrate() {
   std::map<std::string, int> channel_axis;
   for (const auto &node : graph_.nodes) {
     if (node.input_size() < 2 || !graph_.initializers.count(node.input(1))) continue;
-    if (node.op_type() == "Conv")
+    if (node.op_type() == "Conv" || node.op_type() == "ConvTranspose")
       channel_axis[node.input(0)] = 1;
     else if ((node.op_type() == "Gemm" && attr_int(node, "transA", 0) == 0) ||
              node.op_type() == "MatMul")
@@ -606,7 +614,12 @@ void Compilation::calibrate() {
         size_t channels = shape[axis], inner = 1;
         for (size_t d = axis + 1; d < shape.size(); ++d) inner *= shape[d];
         s.channel_sum.resize(channels, 0.0);
-        for (size_t k = 0; k < n; ++k) s.channel_sum[(k / inner) % channels] += v[k];
+        s.channel_absmax.resize(channels, 0.0);
+        for (size_t k = 0; k < n; ++k) {
+          size_t c = (k / inner) % channels;
+          s.channel_sum[c] += v[k];
+          s.channel_absmax[c] = std::max<double>(s.channel_absmax[c], std::fabs(v[k]));
+        }
         s.channel_count += static_cast<double>(n) / channels;
       }
       if (sample) {
@@ -647,6 +660,149 @@ void Compilation::calibrate() {
       std::vector<float>().swap(s.samples);
     }
   calibrated_stats_ = stats_;
+}
+
+// Per-channel activation equalisation (SmoothQuant-style migration, cross-layer equalisation of
+// the activations). A tensor T made by a Conv/ConvTranspose P (directly or through a Relu, which
+// commutes with a positive scale) and read only by Convs/ConvTransposes C is quantised per
+// tensor, so channels with a small range lose resolution to the widest one. Dividing channel c
+// of P's weights and bias by s_c and multiplying C's weights for input channel c by s_c computes
+// the same function with T_c / s_c in between. Weights are quantised per output channel, so
+// s_c costs P nothing; for a depthwise C nothing either (s_c = a_c / max a: every channel of T
+// spans the same range); for a dense C it scales a column of each weight row, so s_c = sqrt(a_c
+// / w_c) balances the two (SmoothQuant's alpha 0.5), a_c = max |T_c| over the calibration
+// images, w_c = max |C[:, c]|. Not done through hard-swish/Clip (not positively homogeneous).
+int Compilation::equalise_activation_channels() {
+  auto consumers = graph_.consumers();
+  std::unordered_map<std::string, size_t> producer;
+  for (size_t i = 0; i < graph_.nodes.size(); ++i)
+    for (const auto &o : graph_.nodes[i].output()) producer[o] = i;
+  auto float_weights = [&](const onnx::NodeProto &node) {
+    return (node.op_type() == "Conv" || node.op_type() == "ConvTranspose") &&
+           node.input_size() >= 2 && graph_.initializers.count(node.input(1)) &&
+           graph_.initializers.at(node.input(1)).data_type() == onnx::TensorProto::FLOAT &&
+           (node.input_size() < 3 || node.input(2).empty() ||
+            graph_.initializers.count(node.input(2)));
+  };
+  int equalised = 0;
+  for (const auto &[tensor, stats] : calibrated_stats_) {
+    const auto &absmax = stats.channel_absmax;
+    if (absmax.empty() || graph_.is_output(tensor)) continue;
+    auto p = producer.find(tensor);
+    auto c = consumers.find(tensor);
+    if (p == producer.end() || c == consumers.end()) continue;
+    // The producing conv, through at most one Relu/LeakyRelu.
+    size_t conv = p->second;
+    const std::string op = graph_.nodes[conv].op_type();
+    if (op == "Relu" || op == "LeakyRelu") {
+      auto pp = producer.find(graph_.nodes[conv].input(0));
+      auto pc = consumers.find(graph_.nodes[conv].input(0));
+      if (pp == producer.end() || pc == consumers.end() || pc->second.size() != 1 ||
+          graph_.is_output(graph_.nodes[conv].input(0)))
+        continue;
+      conv = pp->second;
+    }
+    auto &pnode = graph_.nodes[conv];
+    if (!float_weights(pnode)) continue;
+    const int64_t channels = static_cast<int64_t>(absmax.size());
+    Shape pw = dims_of(graph_.initializers.at(pnode.input(1)));
+    const bool p_transpose = pnode.op_type() == "ConvTranspose";
+    if (p_transpose && attr_int(pnode, "group", 1) != 1) continue;
+    if ((p_transpose ? pw[1] : pw[0]) != channels) continue;
+    // Every reader: a conv taking T as its data input.
+    bool ok = true, all_depthwise = true;
+    std::vector<double> wmax(channels, 0.0);
+    for (size_t k : c->second) {
+      const auto &cn = graph_.nodes[k];
+      if (!float_weights(cn) || cn.input(0) != tensor) {
+        ok = false;
+        break;
+      }
+      Shape ws = dims_of(graph_.initializers.at(cn.input(1)));
+      int64_t group = attr_int(cn, "group", 1);
+      auto w = floats_of(graph_.initializers.at(cn.input(1)), node_label(cn));
+      int64_t inner = 1;
+      for (size_t d = 2; d < ws.size(); ++d) inner *= ws[d];
+      if (cn.op_type() == "ConvTranspose") {
+        if (group != 1 || ws[0] != channels) ok = false;
+        all_depthwise = false;
+        for (size_t i = 0; ok && i < w.size(); ++i)
+          wmax[i / (ws[1] * inner)] = std::max<double>(wmax[i / (ws[1] * inner)], std::fabs(w[i]));
+      } else {
+        if (ws[1] * group != channels) ok = false;
+        all_depthwise = all_depthwise && ws[1] == 1;
+        const int64_t out_per_group = ws[0] / group;
+        for (size_t i = 0; ok && i < w.size(); ++i) {
+          int64_t o = static_cast<int64_t>(i) / (ws[1] * inner);
+          int64_t in = (o / out_per_group) * ws[1] + (static_cast<int64_t>(i) / inner) % ws[1];
+          wmax[in] = std::max<double>(wmax[in], std::fabs(w[i]));
+        }
+      }
+      if (!ok) break;
+    }
+    if (!ok) continue;
+    const double amax = *std::max_element(absmax.begin(), absmax.end());
+    if (!(amax > 0)) continue;
+    std::vector<float> scale(channels, 1.0f);
+    for (int64_t ch = 0; ch < channels; ++ch) {
+      double a = std::max(absmax[ch], amax * 1e-3);
+      double s = all_depthwise ? a / amax : (wmax[ch] > 0 ? std::sqrt(a / wmax[ch]) : 1.0);
+      scale[ch] = static_cast<float>(std::clamp(s, 1e-4, 1e4));
+    }
+    if (!all_depthwise) {  // keep the scales' geometric mean at 1 (ranges stay comparable)
+      double log_sum = 0;
+      for (float s : scale) log_sum += std::log(s);
+      float mean = static_cast<float>(std::exp(log_sum / channels));
+      for (float &s : scale) s /= mean;
+    }
+    // Producer: output channel c / s_c.
+    auto rescale = [&](onnx::NodeProto &node, int input,
+                       const std::function<int64_t(size_t)> &ch_of, bool divide) {
+      const auto &init = graph_.initializers.at(node.input(input));
+      Shape shape = dims_of(init);
+      auto v = floats_of(init, node_label(node));
+      for (size_t i = 0; i < v.size(); ++i)
+        v[i] = divide ? v[i] / scale[ch_of(i)] : v[i] * scale[ch_of(i)];
+      std::string name = node_id(node) + "/equalised_" + std::to_string(input);
+      graph_.initializers[name] = float_tensor(name, shape, v);
+      node.set_input(input, name);
+    };
+    {
+      int64_t inner = 1;
+      for (size_t d = 2; d < pw.size(); ++d) inner *= pw[d];
+      if (p_transpose)
+        rescale(
+            pnode, 1, [&](size_t i) { return (static_cast<int64_t>(i) / inner) % pw[1]; }, true);
+      else
+        rescale(
+            pnode, 1, [&](size_t i) { return static_cast<int64_t>(i) / (pw[1] * inner); }, true);
+      if (pnode.input_size() > 2 && !pnode.input(2).empty())
+        rescale(
+            pnode, 2, [](size_t i) { return static_cast<int64_t>(i); }, true);
+    }
+    for (size_t k : c->second) {
+      auto &cn = graph_.nodes[k];
+      Shape ws = dims_of(graph_.initializers.at(cn.input(1)));
+      int64_t group = attr_int(cn, "group", 1), inner = 1;
+      for (size_t d = 2; d < ws.size(); ++d) inner *= ws[d];
+      if (cn.op_type() == "ConvTranspose") {
+        rescale(
+            cn, 1, [&](size_t i) { return static_cast<int64_t>(i) / (ws[1] * inner); }, false);
+      } else {
+        const int64_t out_per_group = ws[0] / group;
+        rescale(
+            cn, 1,
+            [&](size_t i) {
+              int64_t o = static_cast<int64_t>(i) / (ws[1] * inner);
+              return (o / out_per_group) * ws[1] + (static_cast<int64_t>(i) / inner) % ws[1];
+            },
+            false);
+      }
+    }
+    ++equalised;
+  }
+  report_.equalised_tensors = equalised;
+  return equalised;
 }
 
 void Compilation::fold_static_tensors() {
@@ -1818,6 +1974,11 @@ CompileReport Compilation::run() {
   calibrate();
   fold_static_tensors();
   fold_batchnorm_and_bias();
+  if (options_.equalise_channels && equalise_activation_channels() > 0) {
+    // The rescaled tensors need their own ranges: calibrate the equalised graph again.
+    build_calibration_program();
+    collect_statistics();
+  }
   split_head();
   find_unary_binaries();
   resolve_forced_float_nodes();
@@ -1887,6 +2048,8 @@ std::string format_report(const CompileReport &r, bool all_ranges) {
   }
   for (const auto &line : r.fallback_log) s << "mixed precision " << line << "\n";
   if (r.bias_corrected > 0) s << "bias correction: " << r.bias_corrected << " biases shifted\n";
+  if (r.equalised_tensors > 0)
+    s << "equalised " << r.equalised_tensors << " activations per channel\n";
   for (const auto &t : r.core_inputs)
     s << "input     " << t.name << " scale " << t.scale << " zero_point " << t.zero_point << "\n";
   for (const auto &t : r.core_outputs)

@@ -232,6 +232,28 @@ TEST(Axcompile, HardSwishIsQuantisedOnceAndConstantScalesFoldIntoTheConv) {
   EXPECT_EQ(other_muls, 0) << "each constant scale should fold into the conv before it";
 }
 
+TEST(Axcompile, EqualisedActivationChannelsKeepTheDetectorAccurate) {
+  // The detector's conv -> Relu -> depthwise/pointwise pairs are equalised per channel (weights
+  // rescaled, graph calibrated again); the package still matches the float model.
+  TempDir dir("equalised");
+  fs::path pkg = dir.path / "pkg";
+  auto result =
+      axcompile({(kModels / "detector.onnx").string(), "--calib", (kModels / "calib").string(),
+                 "--equalise-channels", "--accuracy-target", "0", "--output-dir", pkg.string()});
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("activations per channel"), std::string::npos) << result.output;
+  FloatModel reference((kModels / "detector.onnx").string());
+  PackageModel compiled(pkg.string());
+  Cosine cos;
+  for (const auto &image : images_in(kModels / "heldout")) {
+    auto input = image_to_float(cv::imread(image.string()), {96, 96, false});
+    Outputs want = reference.run(input), got = compiled.run(input, false);
+    for (size_t o = 0; o < want.size(); ++o) cos.add(got[o], want[o]);
+  }
+  std::cout << "equalised detector: cosine " << cos.value() << "\n";
+  EXPECT_GE(cos.value(), 0.99);
+}
+
 TEST(Axcompile, UnknownFloatNodeIsRejectedNamingIt) {
   TempDir dir("float_nodes_bad");
   fs::path pkg = dir.path / "cls";

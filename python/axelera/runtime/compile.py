@@ -125,6 +125,9 @@ def _flags(options: Mapping[str, Any]) -> list[str]:
         elif key == "bias_correction":
             if not value:
                 args.append("--no-bias-correction")
+        elif key == "equalise_channels":
+            if value:
+                args.append("--equalise-channels")
         elif key == "float_nodes":
             if isinstance(value, str) or not isinstance(value, Sequence) or not value:
                 raise _invalid_argument(
@@ -133,7 +136,8 @@ def _flags(options: Mapping[str, Any]) -> list[str]:
             args += ["--float-nodes", ",".join(str(v) for v in value)]
         else:
             known = sorted(list(_VALUE_FLAGS) + list(_MAPPING_FLAGS) +
-                           ["mean", "std", "check", "verbose", "bias_correction", "float_nodes"])
+                           ["mean", "std", "check", "verbose", "bias_correction",
+                            "equalise_channels", "float_nodes"])
             raise _invalid_argument(f"axelera.runtime.compile: unknown option {key!r}; expected one "
                                     f"of {', '.join(known)}")
     return args

@@ -52,6 +52,11 @@ struct CompileOptions {
   // Bias correction: each int8-weight Conv/Gemm bias absorbs the mean output shift its weight
   // rounding causes on the calibration data (sum (Wq - W) * mean input channel).
   bool bias_correction = true;
+  // Per-channel activation equalisation: between a conv (through a Relu) and the convs reading
+  // its output, channel c moves a factor from the activation into the readers' weights so every
+  // channel of the per-tensor-quantised tensor uses the int8 range; the equalised graph is then
+  // calibrated again (docs/compiler.md). Off by default: not better on the real models.
+  bool equalise_channels = false;
   // Batch of the package's device tensors (model.json "batch", manifest shape[0]); the core graph
   // stays batch 1 and the runtime runs it once per item. axinference shared=true gathers frames
   // of several streams into one run of a batch > 1 package.
@@ -92,6 +97,7 @@ struct CompileReport {
   std::vector<std::string> float_nodes;   // core nodes computing in float (fallback / forced)
   std::vector<std::string> fallback_log;  // one line per search round
   int bias_corrected = 0;                 // Conv/Gemm biases shifted by bias correction
+  int equalised_tensors = 0;              // activations equalised per channel
   int core_float_compute_nodes = 0;       // core nodes computing in float between Q/DQ
   double target_metric = -1;    // min core-output in-range cosine on the sensitivity images
   double held_out_metric = -1;  // the same on the held-out images (expected accuracy)
