@@ -1,7 +1,6 @@
 // Shared by the hal tests: a fixture that gives every test its own runtime directory and a
 // freshly enumerated simulated device set, and a child process running tests/hal/hal_helper.cc
-// (a second process with its own file descriptors, as another application would be), and the
-// message of an expected error.
+// (a second process with its own file descriptors, as another application would be).
 #pragma once
 
 #include <fcntl.h>
@@ -15,7 +14,6 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
-#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -26,17 +24,6 @@
 extern char **environ;
 
 namespace axstream::hal::testing {
-
-// The message of the `E` that `call` throws; a text saying so when it throws none of that type.
-template <typename E>
-std::string message_of(const std::function<void()> &call) {
-  try {
-    call();
-  } catch (const E &error) {
-    return error.what();
-  }
-  return "no error of the expected type";
-}
 
 // Every test starts from the default environment (one device, four cores) in a runtime directory
 // of its own, so tests neither see each other's locks nor those of other processes.

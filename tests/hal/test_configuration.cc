@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "axstream/error.h"
+#include "expected_error.h"
 #include "hal_test_env.h"
 
 namespace axstream::hal::testing {
@@ -22,14 +23,7 @@ class Configure : public SimTest {
   // The message of the error `settings` raise, checked to be of type `E`.
   template <typename E>
   std::string error_of(const Settings &settings) {
-    try {
-      device()->configure(settings);
-    } catch (const E &error) {
-      return error.what();
-    } catch (const std::exception &error) {
-      return std::string("wrong error type: ") + error.what();
-    }
-    return "no error";
+    return test::message_of<E>([&] { device()->configure(settings); });
   }
   static bool wait_ready(Device &device, std::chrono::milliseconds timeout) {
     auto deadline = std::chrono::steady_clock::now() + timeout;

@@ -10,12 +10,13 @@
 
 #include "axstream/error.h"
 #include "axstream/hal/dmabuf.h"
+#include "expected_error.h"
 #include "hal_test_env.h"
 
 namespace axstream::hal {
 namespace {
 
-using testing::message_of;
+using axstream::test::message_of;
 
 bool can_open(const char *path) {
   int fd = ::open(path, O_RDONLY | O_CLOEXEC);

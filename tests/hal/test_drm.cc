@@ -8,12 +8,13 @@
 
 #include "axstream/error.h"
 #include "axstream/hal/drm.h"
+#include "expected_error.h"
 #include "hal_test_env.h"
 
 namespace axstream::hal {
 namespace {
 
-using testing::message_of;
+using axstream::test::message_of;
 
 TEST(DrmFormat, FourccNamesAreTheMacroNamesWithTheirCharacters) {
   EXPECT_EQ(drm_fourcc_name(DRM_FORMAT_NV12), "NV12");

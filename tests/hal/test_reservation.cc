@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "axstream/error.h"
+#include "expected_error.h"
 #include "hal_test_env.h"
 
 namespace axstream::hal::testing {
@@ -21,12 +22,7 @@ std::string holder_of(pid_t pid) {
 }
 
 std::string device_in_use_message(Device &device, int count) {
-  try {
-    device.reserve(count);
-  } catch (const DeviceInUse &error) {
-    return error.what();
-  }
-  return "no DeviceInUse";
+  return test::message_of<DeviceInUse>([&] { device.reserve(count); });
 }
 
 TEST_F(Reserve, FourSingleReservationsSucceedAndTheFifthIsDeviceInUse) {

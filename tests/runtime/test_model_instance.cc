@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "axstream/runtime/model_package.h"
+#include "expected_error.h"
 #include "test_util.h"
 
 namespace axstream::runtime {

@@ -1,5 +1,5 @@
 // Helpers shared by the runtime tests: the generated test packages, temporary directories,
-// reference tensors, the message of an expected error.
+// reference tensors.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -19,17 +19,6 @@ namespace axstream::test {
 inline std::string models_dir() {
   const char *dir = std::getenv("AXSTREAM_TEST_MODELS");
   return dir ? dir : "";
-}
-
-// The message of the `E` that `fn` throws, or "" when it throws none.
-template <typename E, typename Fn>
-std::string message_of(Fn &&fn) {
-  try {
-    fn();
-  } catch (const E &error) {
-    return error.what();
-  }
-  return "";
 }
 
 inline std::string model_path(const std::string &name) { return models_dir() + "/" + name; }

@@ -13,10 +13,12 @@
 #include "axstream/error.h"
 #include "axstream/runtime/engine.h"
 #include "case_runner.h"
+#include "expected_error.h"
 
 namespace fs = std::filesystem;
 using namespace axstream;
 using namespace axstream::engine;
+using axstream::test::message_of;
 
 namespace {
 
@@ -93,22 +95,9 @@ void add_int64_initializer(onnx::GraphProto &g, const std::string &name,
   for (int64_t v : values) t->add_int64_data(v);
 }
 
-template <typename E>
-std::string error_message(const std::function<void()> &f) {
-  try {
-    f();
-  } catch (const E &e) {
-    return e.what();
-  } catch (const std::exception &e) {
-    return std::string("wrong exception type: ") + e.what();
-  }
-  return "no exception";
-}
-
 TEST(Engine, UnknownOpThrowsNotImplementedNamingNodeOpAndOpset) {
   auto bytes = one_node_model("FancyWarp", "warp_node_7", {"1", "4"}).SerializeAsString();
-  std::string msg =
-      error_message<NotImplemented>([&] { Program::from_bytes(bytes, "fancy.onnx"); });
+  std::string msg = message_of<NotImplemented>([&] { Program::from_bytes(bytes, "fancy.onnx"); });
   EXPECT_NE(msg.find("warp_node_7"), std::string::npos) << msg;
   EXPECT_NE(msg.find("FancyWarp"), std::string::npos) << msg;
   EXPECT_NE(msg.find("opset 13"), std::string::npos) << msg;
@@ -123,20 +112,19 @@ TEST(Engine, TruncatedFileThrowsInvalidArgumentNamingFile) {
   fs::path path = fs::temp_directory_path() / ("truncated_" + std::to_string(getpid()) + ".onnx");
   std::ofstream(path, std::ios::binary)
       .write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
-  std::string msg = error_message<InvalidArgument>([&] { Program::from_file(path.string()); });
+  std::string msg = message_of<InvalidArgument>([&] { Program::from_file(path.string()); });
   fs::remove(path);
   EXPECT_NE(msg.find(path.string()), std::string::npos) << msg;
 }
 
 TEST(Engine, MissingFileThrowsInvalidArgument) {
-  std::string msg =
-      error_message<InvalidArgument>([] { Program::from_file("/nonexistent/m.onnx"); });
+  std::string msg = message_of<InvalidArgument>([] { Program::from_file("/nonexistent/m.onnx"); });
   EXPECT_NE(msg.find("/nonexistent/m.onnx"), std::string::npos) << msg;
 }
 
 TEST(Engine, UnresolvedDynamicDimThrowsInvalidArgumentNamingInput) {
   auto bytes = one_node_model("Relu", "relu", {"batch", "4"}).SerializeAsString();
-  std::string msg = error_message<InvalidArgument>([&] { Program::from_bytes(bytes, "dyn.onnx"); });
+  std::string msg = message_of<InvalidArgument>([&] { Program::from_bytes(bytes, "dyn.onnx"); });
   EXPECT_NE(msg.find("'x'"), std::string::npos) << msg;
   EXPECT_NE(msg.find("batch"), std::string::npos) << msg;
 }
@@ -158,7 +146,7 @@ TEST(Engine, InputShapesNamingUnknownInputThrowsInvalidArgument) {
   CompileOptions options;
   options.input_shapes["nope"] = {1, 4};
   std::string msg =
-      error_message<InvalidArgument>([&] { Program::from_bytes(bytes, "m.onnx", options); });
+      message_of<InvalidArgument>([&] { Program::from_bytes(bytes, "m.onnx", options); });
   EXPECT_NE(msg.find("nope"), std::string::npos) << msg;
 }
 
@@ -1101,7 +1089,7 @@ TEST(Engine, ReshapeToShapeWhoseElementCountOverflowsInt64ThrowsInvalidArgument)
   add_int64_initializer(*g, "shape", {int64_t{1} << 32, int64_t{1} << 32, 4});
   std::string bytes = m.SerializeAsString();
   std::string msg =
-      error_message<InvalidArgument>([&] { Program::from_bytes(bytes, "reshape_overflow"); });
+      message_of<InvalidArgument>([&] { Program::from_bytes(bytes, "reshape_overflow"); });
   EXPECT_NE(msg.find("reshape_huge"), std::string::npos) << msg;
   EXPECT_NE(msg.find("(4294967296,4294967296,4)"), std::string::npos) << msg;
   EXPECT_NE(msg.find("more elements than a 64-bit count holds"), std::string::npos) << msg;
@@ -1146,7 +1134,7 @@ TEST(Engine, TensorOverTheSizeLimitIsInvalidArgumentBeforeAllocation) {
   CompileOptions options;
   options.max_tensor_bytes = 1 << 20;
   std::string msg =
-      error_message<InvalidArgument>([&] { Program::from_bytes(bytes, "big.onnx", options); });
+      message_of<InvalidArgument>([&] { Program::from_bytes(bytes, "big.onnx", options); });
   EXPECT_NE(msg.find("blow_up"), std::string::npos) << msg;
   EXPECT_NE(msg.find("(1048576,4)"), std::string::npos) << msg;
   EXPECT_NE(msg.find("limit of 1048576 bytes"), std::string::npos) << msg;
