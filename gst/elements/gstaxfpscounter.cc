@@ -15,6 +15,8 @@
 
 #include <cstdio>
 
+#include "ax_field_properties.h"
+
 GST_DEBUG_CATEGORY_STATIC(gst_ax_fps_counter_debug);
 #define GST_CAT_DEFAULT gst_ax_fps_counter_debug
 
@@ -41,6 +43,13 @@ struct _GstAxFpsCounter {
 G_DEFINE_TYPE(GstAxFpsCounter, gst_ax_fps_counter, GST_TYPE_BASE_TRANSFORM);
 GST_ELEMENT_REGISTER_DEFINE(axfpscounter, "axfpscounter", GST_RANK_NONE,
                             GST_TYPE_AX_FPS_COUNTER);
+
+// The properties kept as fields of the instance (ax_field_properties.h).
+static constexpr axstream::gst::FieldProperty<GstAxFpsCounter> kFieldProperties[] = {
+    {PROP_INTERVAL, &GstAxFpsCounter::interval},
+    {PROP_SILENT, &GstAxFpsCounter::silent},
+    {PROP_STREAM_ID, &GstAxFpsCounter::stream_id},
+};
 
 static GstStaticPadTemplate sink_template =
     GST_STATIC_PAD_TEMPLATE("sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
@@ -130,21 +139,14 @@ static gboolean gst_ax_fps_counter_sink_event(GstBaseTransform *trans, GstEvent 
 static void gst_ax_fps_counter_set_property(GObject *object, guint prop_id, const GValue *value,
                                             GParamSpec *pspec) {
   auto *self = GST_AX_FPS_COUNTER(object);
-  switch (prop_id) {
-    case PROP_INTERVAL: self->interval = g_value_get_double(value); break;
-    case PROP_SILENT: self->silent = g_value_get_boolean(value); break;
-    case PROP_STREAM_ID: self->stream_id = g_value_get_uint(value); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
-  }
+  if (!axstream::gst::set_field_property(self, kFieldProperties, prop_id, value))
+    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
 }
 
 static void gst_ax_fps_counter_get_property(GObject *object, guint prop_id, GValue *value,
                                             GParamSpec *pspec) {
   auto *self = GST_AX_FPS_COUNTER(object);
   switch (prop_id) {
-    case PROP_INTERVAL: g_value_set_double(value, self->interval); break;
-    case PROP_SILENT: g_value_set_boolean(value, self->silent); break;
-    case PROP_STREAM_ID: g_value_set_uint(value, self->stream_id); break;
     case PROP_FRAMES:
       GST_OBJECT_LOCK(self);
       g_value_set_uint64(value, self->frames);
@@ -157,7 +159,9 @@ static void gst_ax_fps_counter_get_property(GObject *object, guint prop_id, GVal
       GST_OBJECT_UNLOCK(self);
       break;
     }
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+    default:
+      if (!axstream::gst::get_field_property(self, kFieldProperties, prop_id, value))
+        G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
   }
 }
 

@@ -26,6 +26,7 @@
 
 #include <gst/video/video.h>
 
+#include "ax_field_properties.h"
 #include "json_lines.h"
 
 GST_DEBUG_CATEGORY_STATIC(gst_ax_meta_publish_debug);
@@ -56,6 +57,13 @@ struct _GstAxMetaPublish {
 G_DEFINE_TYPE(GstAxMetaPublish, gst_ax_meta_publish, GST_TYPE_BASE_TRANSFORM);
 GST_ELEMENT_REGISTER_DEFINE(axmetapublish, "axmetapublish", GST_RANK_NONE,
                             GST_TYPE_AX_META_PUBLISH);
+
+// The properties kept as fields of the instance (ax_field_properties.h).
+static constexpr axstream::gst::FieldProperty<GstAxMetaPublish> kFieldProperties[] = {
+    {PROP_LOCATION, &GstAxMetaPublish::location},
+    {PROP_SOCKET_PATH, &GstAxMetaPublish::socket_path},
+    {PROP_STREAM_ID, &GstAxMetaPublish::stream_id},
+};
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE(
     "sink", GST_PAD_SINK, GST_PAD_ALWAYS,
@@ -210,46 +218,21 @@ static GstFlowReturn gst_ax_meta_publish_transform_ip(GstBaseTransform *trans, G
 static void gst_ax_meta_publish_set_property(GObject *object, guint prop_id, const GValue *value,
                                              GParamSpec *pspec) {
   auto *self = GST_AX_META_PUBLISH(object);
-  switch (prop_id) {
-    case PROP_LOCATION:
-      g_free(self->location);
-      self->location = g_value_dup_string(value);
-      break;
-    case PROP_SOCKET_PATH:
-      g_free(self->socket_path);
-      self->socket_path = g_value_dup_string(value);
-      break;
-    case PROP_STREAM_ID:
-      self->stream_id = g_value_get_uint(value);
-      break;
-    default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
-  }
+  if (!axstream::gst::set_field_property(self, kFieldProperties, prop_id, value))
+    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
 }
 
 static void gst_ax_meta_publish_get_property(GObject *object, guint prop_id, GValue *value,
                                              GParamSpec *pspec) {
   auto *self = GST_AX_META_PUBLISH(object);
-  switch (prop_id) {
-    case PROP_LOCATION:
-      g_value_set_string(value, self->location);
-      break;
-    case PROP_SOCKET_PATH:
-      g_value_set_string(value, self->socket_path);
-      break;
-    case PROP_STREAM_ID:
-      g_value_set_uint(value, self->stream_id);
-      break;
-    default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
-  }
+  if (!axstream::gst::get_field_property(self, kFieldProperties, prop_id, value))
+    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
 }
 
 static void gst_ax_meta_publish_finalize(GObject *object) {
   auto *self = GST_AX_META_PUBLISH(object);
   close_output(self);
-  g_free(self->location);
-  g_free(self->socket_path);
+  axstream::gst::free_field_properties(self, kFieldProperties);
   delete self->state;
   G_OBJECT_CLASS(gst_ax_meta_publish_parent_class)->finalize(object);
 }

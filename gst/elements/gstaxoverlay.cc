@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "ax_field_properties.h"
 #include "axstream/gst/axresultmeta.h"
 #include "axstream/overlay/overlay.h"
 
@@ -60,6 +61,17 @@ struct _GstAxOverlay {
 
 G_DEFINE_TYPE(GstAxOverlay, gst_ax_overlay, GST_TYPE_VIDEO_FILTER);
 GST_ELEMENT_REGISTER_DEFINE(axoverlay, "axoverlay", GST_RANK_NONE, GST_TYPE_AX_OVERLAY);
+
+// The properties kept as fields of the instance (ax_field_properties.h).
+static constexpr axstream::gst::FieldProperty<GstAxOverlay> kFieldProperties[] = {
+    {PROP_BOX_COLOR, &GstAxOverlay::box_color},
+    {PROP_TEXT_COLOR, &GstAxOverlay::text_color},
+    {PROP_KEYPOINT_COLOR, &GstAxOverlay::keypoint_color},
+    {PROP_THICKNESS, &GstAxOverlay::thickness},
+    {PROP_FONT_SCALE, &GstAxOverlay::font_scale},
+    {PROP_DRAW_KEYPOINTS, &GstAxOverlay::draw_keypoints},
+    {PROP_DRAW_LABELS, &GstAxOverlay::draw_labels},
+};
 
 #define AX_OVERLAY_FORMATS "{ RGB, BGR, RGBx, BGRx, xRGB, xBGR, RGBA, BGRA, NV12, I420 }"
 #define AX_OVERLAY_CAPS                   \
@@ -178,32 +190,8 @@ static void gst_ax_overlay_set_property(GObject *object, guint prop_id, const GV
                                         GParamSpec *pspec) {
   auto *self = GST_AX_OVERLAY(object);
   GST_OBJECT_LOCK(self);
-  switch (prop_id) {
-    case PROP_BOX_COLOR:
-      self->box_color = g_value_get_uint(value);
-      break;
-    case PROP_TEXT_COLOR:
-      self->text_color = g_value_get_uint(value);
-      break;
-    case PROP_KEYPOINT_COLOR:
-      self->keypoint_color = g_value_get_uint(value);
-      break;
-    case PROP_THICKNESS:
-      self->thickness = g_value_get_int(value);
-      break;
-    case PROP_FONT_SCALE:
-      self->font_scale = g_value_get_double(value);
-      break;
-    case PROP_DRAW_KEYPOINTS:
-      self->draw_keypoints = g_value_get_boolean(value);
-      break;
-    case PROP_DRAW_LABELS:
-      self->draw_labels = g_value_get_boolean(value);
-      break;
-    default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
-      break;
-  }
+  if (!axstream::gst::set_field_property(self, kFieldProperties, prop_id, value))
+    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
   GST_OBJECT_UNLOCK(self);
 }
 
@@ -211,32 +199,8 @@ static void gst_ax_overlay_get_property(GObject *object, guint prop_id, GValue *
                                         GParamSpec *pspec) {
   auto *self = GST_AX_OVERLAY(object);
   GST_OBJECT_LOCK(self);
-  switch (prop_id) {
-    case PROP_BOX_COLOR:
-      g_value_set_uint(value, self->box_color);
-      break;
-    case PROP_TEXT_COLOR:
-      g_value_set_uint(value, self->text_color);
-      break;
-    case PROP_KEYPOINT_COLOR:
-      g_value_set_uint(value, self->keypoint_color);
-      break;
-    case PROP_THICKNESS:
-      g_value_set_int(value, self->thickness);
-      break;
-    case PROP_FONT_SCALE:
-      g_value_set_double(value, self->font_scale);
-      break;
-    case PROP_DRAW_KEYPOINTS:
-      g_value_set_boolean(value, self->draw_keypoints);
-      break;
-    case PROP_DRAW_LABELS:
-      g_value_set_boolean(value, self->draw_labels);
-      break;
-    default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
-      break;
-  }
+  if (!axstream::gst::get_field_property(self, kFieldProperties, prop_id, value))
+    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
   GST_OBJECT_UNLOCK(self);
 }
 

@@ -63,6 +63,7 @@
 #include <string>
 #include <vector>
 
+#include "ax_field_properties.h"
 #include "ax_preamble_input.h"
 #include "ax_transform.h"
 #include "axstream/gst/axdmabufallocator.h"
@@ -183,6 +184,21 @@ struct _GstAxPreprocess {
 
 G_DEFINE_TYPE(GstAxPreprocess, gst_ax_preprocess, GST_TYPE_BASE_TRANSFORM);
 GST_ELEMENT_REGISTER_DEFINE(axpreprocess, "axpreprocess", GST_RANK_NONE, GST_TYPE_AX_PREPROCESS);
+
+// The properties kept as fields of the instance (ax_field_properties.h).
+static constexpr axstream::gst::FieldProperty<GstAxPreprocess> kFieldProperties[] = {
+    {PROP_MODEL, &GstAxPreprocess::model},
+    {PROP_RESIZE, &GstAxPreprocess::resize},
+    {PROP_PAD_VALUE, &GstAxPreprocess::pad_value},
+    {PROP_MEAN, &GstAxPreprocess::mean},
+    {PROP_STD, &GstAxPreprocess::std},
+    {PROP_COLOR_FORMAT, &GstAxPreprocess::color_format},
+    {PROP_CROP, &GstAxPreprocess::crop},
+    {PROP_ROI, &GstAxPreprocess::roi},
+    {PROP_OBJECT_CLASS, &GstAxPreprocess::object_class},
+    {PROP_MAX_OBJECTS, &GstAxPreprocess::max_objects},
+    {PROP_ROTATED_CROP, &GstAxPreprocess::rotated_crop},
+};
 
 static GType gst_ax_resize_mode_get_type(void) {
   static GType type = 0;
@@ -748,50 +764,8 @@ static void gst_ax_preprocess_set_property(GObject *object, guint prop_id, const
                                            GParamSpec *pspec) {
   auto *self = GST_AX_PREPROCESS(object);
   GST_OBJECT_LOCK(self);
-  switch (prop_id) {
-    case PROP_MODEL:
-      g_free(self->model);
-      self->model = g_value_dup_string(value);
-      break;
-    case PROP_RESIZE:
-      self->resize = g_value_get_enum(value);
-      break;
-    case PROP_PAD_VALUE:
-      self->pad_value = g_value_get_uint(value);
-      break;
-    case PROP_MEAN:
-      g_free(self->mean);
-      self->mean = g_value_dup_string(value);
-      break;
-    case PROP_STD:
-      g_free(self->std);
-      self->std = g_value_dup_string(value);
-      break;
-    case PROP_COLOR_FORMAT:
-      g_free(self->color_format);
-      self->color_format = g_value_dup_string(value);
-      break;
-    case PROP_CROP:
-      g_free(self->crop);
-      self->crop = g_value_dup_string(value);
-      break;
-    case PROP_ROI:
-      self->roi = g_value_get_enum(value);
-      break;
-    case PROP_OBJECT_CLASS:
-      g_free(self->object_class);
-      self->object_class = g_value_dup_string(value);
-      break;
-    case PROP_MAX_OBJECTS:
-      self->max_objects = g_value_get_uint(value);
-      break;
-    case PROP_ROTATED_CROP:
-      self->rotated_crop = g_value_get_boolean(value);
-      break;
-    default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
-      break;
-  }
+  if (!axstream::gst::set_field_property(self, kFieldProperties, prop_id, value))
+    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
   GST_OBJECT_UNLOCK(self);
 }
 
@@ -799,47 +773,10 @@ static void gst_ax_preprocess_get_property(GObject *object, guint prop_id, GValu
                                            GParamSpec *pspec) {
   auto *self = GST_AX_PREPROCESS(object);
   GST_OBJECT_LOCK(self);
-  switch (prop_id) {
-    case PROP_MODEL:
-      g_value_set_string(value, self->model);
-      break;
-    case PROP_RESIZE:
-      g_value_set_enum(value, self->resize);
-      break;
-    case PROP_PAD_VALUE:
-      g_value_set_uint(value, self->pad_value);
-      break;
-    case PROP_MEAN:
-      g_value_set_string(value, self->mean);
-      break;
-    case PROP_STD:
-      g_value_set_string(value, self->std);
-      break;
-    case PROP_COLOR_FORMAT:
-      g_value_set_string(value, self->color_format);
-      break;
-    case PROP_CROP:
-      g_value_set_string(value, self->crop);
-      break;
-    case PROP_ROI:
-      g_value_set_enum(value, self->roi);
-      break;
-    case PROP_OBJECT_CLASS:
-      g_value_set_string(value, self->object_class);
-      break;
-    case PROP_MAX_OBJECTS:
-      g_value_set_uint(value, self->max_objects);
-      break;
-    case PROP_ROTATED_CROP:
-      g_value_set_boolean(value, self->rotated_crop);
-      break;
-    case PROP_BYTES_MAPPED:
-      g_value_set_uint64(value, self->state->bytes_mapped.load());
-      break;
-    default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
-      break;
-  }
+  if (prop_id == PROP_BYTES_MAPPED)
+    g_value_set_uint64(value, self->state->bytes_mapped.load());
+  else if (!axstream::gst::get_field_property(self, kFieldProperties, prop_id, value))
+    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
   GST_OBJECT_UNLOCK(self);
 }
 
@@ -847,12 +784,7 @@ static void gst_ax_preprocess_finalize(GObject *object) {
   auto *self = GST_AX_PREPROCESS(object);
   self->state->release_pool();
   delete self->state;
-  g_free(self->model);
-  g_free(self->mean);
-  g_free(self->std);
-  g_free(self->color_format);
-  g_free(self->crop);
-  g_free(self->object_class);
+  axstream::gst::free_field_properties(self, kFieldProperties);
   G_OBJECT_CLASS(gst_ax_preprocess_parent_class)->finalize(object);
 }
 

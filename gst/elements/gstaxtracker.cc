@@ -19,6 +19,7 @@
 
 #include <vector>
 
+#include "ax_field_properties.h"
 #include "sort_tracker.h"
 
 GST_DEBUG_CATEGORY_STATIC(gst_ax_tracker_debug);
@@ -46,6 +47,14 @@ struct _GstAxTracker {
 
 G_DEFINE_TYPE(GstAxTracker, gst_ax_tracker, GST_TYPE_BASE_TRANSFORM);
 GST_ELEMENT_REGISTER_DEFINE(axtracker, "axtracker", GST_RANK_NONE, GST_TYPE_AX_TRACKER);
+
+// The properties kept as fields of the instance (ax_field_properties.h).
+static constexpr axstream::gst::FieldProperty<GstAxTracker> kFieldProperties[] = {
+    {PROP_MAX_AGE, &GstAxTracker::max_age},
+    {PROP_MIN_HITS, &GstAxTracker::min_hits},
+    {PROP_IOU_THRESHOLD, &GstAxTracker::iou_threshold},
+    {PROP_PER_CLASS, &GstAxTracker::per_class},
+};
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE(
     "sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS("video/x-raw(ANY)"));
@@ -107,25 +116,15 @@ static GstFlowReturn gst_ax_tracker_transform_ip(GstBaseTransform *trans, GstBuf
 static void gst_ax_tracker_set_property(GObject *object, guint prop_id, const GValue *value,
                                         GParamSpec *pspec) {
   auto *self = GST_AX_TRACKER(object);
-  switch (prop_id) {
-    case PROP_MAX_AGE: self->max_age = g_value_get_int(value); break;
-    case PROP_MIN_HITS: self->min_hits = g_value_get_int(value); break;
-    case PROP_IOU_THRESHOLD: self->iou_threshold = g_value_get_double(value); break;
-    case PROP_PER_CLASS: self->per_class = g_value_get_boolean(value); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); return;
-  }
+  if (!axstream::gst::set_field_property(self, kFieldProperties, prop_id, value))
+    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
 }
 
 static void gst_ax_tracker_get_property(GObject *object, guint prop_id, GValue *value,
                                         GParamSpec *pspec) {
   auto *self = GST_AX_TRACKER(object);
-  switch (prop_id) {
-    case PROP_MAX_AGE: g_value_set_int(value, self->max_age); break;
-    case PROP_MIN_HITS: g_value_set_int(value, self->min_hits); break;
-    case PROP_IOU_THRESHOLD: g_value_set_double(value, self->iou_threshold); break;
-    case PROP_PER_CLASS: g_value_set_boolean(value, self->per_class); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); return;
-  }
+  if (!axstream::gst::get_field_property(self, kFieldProperties, prop_id, value))
+    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
 }
 
 static void gst_ax_tracker_finalize(GObject *object) {

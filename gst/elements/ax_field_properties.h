@@ -1,0 +1,90 @@
+// Element properties that are plain fields of the instance struct: each element lists its
+// property ids with the field each is kept in, and one set/get/free serves them all, so its
+// set_property and get_property only spell out the properties that are computed.
+#pragma once
+
+#include <glib-object.h>
+
+#include <cstddef>
+#include <variant>
+
+namespace axstream::gst {
+
+// Property `id` is kept in `field` of `Instance`: a gchar * (owned) for a string property, a
+// gint for an int, boolean or enum, a guint for a uint, a gdouble for a double. A field that
+// does not hold its pspec's type makes GLib's g_value_get/set_* report a critical.
+template <typename Instance>
+struct FieldProperty {
+  guint id;
+  std::variant<gchar * Instance::*, gint Instance::*, guint Instance::*, gdouble Instance::*> field;
+};
+
+namespace field_property_detail {
+
+inline void set(gchar *&field, const GValue *value) {
+  g_free(field);
+  field = g_value_dup_string(value);
+}
+inline void set(gint &field, const GValue *value) {
+  if (G_VALUE_HOLDS_BOOLEAN(value))
+    field = g_value_get_boolean(value);
+  else if (G_VALUE_HOLDS_ENUM(value))
+    field = g_value_get_enum(value);
+  else
+    field = g_value_get_int(value);
+}
+inline void set(guint &field, const GValue *value) { field = g_value_get_uint(value); }
+inline void set(gdouble &field, const GValue *value) { field = g_value_get_double(value); }
+
+inline void get(const gchar *field, GValue *value) { g_value_set_string(value, field); }
+inline void get(gint field, GValue *value) {
+  if (G_VALUE_HOLDS_BOOLEAN(value))
+    g_value_set_boolean(value, field);
+  else if (G_VALUE_HOLDS_ENUM(value))
+    g_value_set_enum(value, field);
+  else
+    g_value_set_int(value, field);
+}
+inline void get(guint field, GValue *value) { g_value_set_uint(value, field); }
+inline void get(gdouble field, GValue *value) { g_value_set_double(value, field); }
+
+}  // namespace field_property_detail
+
+// Sets the field of property `id` from `value`. False when `id` is not one of `fields`.
+template <typename Instance, std::size_t N>
+bool set_field_property(Instance *self, const FieldProperty<Instance> (&fields)[N], guint id,
+                        const GValue *value) {
+  for (const FieldProperty<Instance> &property : fields) {
+    if (property.id != id) continue;
+    std::visit([&](auto field) { field_property_detail::set(self->*field, value); },
+               property.field);
+    return true;
+  }
+  return false;
+}
+
+// Reads the field of property `id` into `value`. False when `id` is not one of `fields`.
+template <typename Instance, std::size_t N>
+bool get_field_property(const Instance *self, const FieldProperty<Instance> (&fields)[N], guint id,
+                        GValue *value) {
+  for (const FieldProperty<Instance> &property : fields) {
+    if (property.id != id) continue;
+    std::visit([&](auto field) { field_property_detail::get(self->*field, value); },
+               property.field);
+    return true;
+  }
+  return false;
+}
+
+// Frees the strings of the string properties in `fields` (for finalize).
+template <typename Instance, std::size_t N>
+void free_field_properties(Instance *self, const FieldProperty<Instance> (&fields)[N]) {
+  for (const FieldProperty<Instance> &property : fields) {
+    if (auto *string = std::get_if<gchar * Instance::*>(&property.field)) {
+      g_free(self->**string);
+      self->**string = nullptr;
+    }
+  }
+}
+
+}  // namespace axstream::gst
