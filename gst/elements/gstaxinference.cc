@@ -60,6 +60,7 @@
 #include <vector>
 
 #include "ax_batch_collector.h"
+#include "ax_field_properties.h"
 #include "axstream/gst/axtensormeta.h"
 #include "axstream/gst/axtensorpool.h"
 #include "axstream/runtime/runtime.h"
@@ -261,6 +262,19 @@ struct _GstAxInference {
 
 G_DEFINE_TYPE(GstAxInference, gst_ax_inference, GST_TYPE_ELEMENT);
 GST_ELEMENT_REGISTER_DEFINE(axinference, "axinference", GST_RANK_NONE, GST_TYPE_AX_INFERENCE);
+
+// The properties kept as fields of the instance (ax_field_properties.h).
+static constexpr axstream::gst::FieldProperty<GstAxInference> kFieldProperties[] = {
+    {PROP_MODEL, &GstAxInference::model},
+    {PROP_DEVICE, &GstAxInference::device},
+    {PROP_AIPU_CORES, &GstAxInference::aipu_cores},
+    {PROP_NUM_SUB_DEVICES, &GstAxInference::num_sub_devices},
+    {PROP_DOUBLE_BUFFER, &GstAxInference::double_buffer},
+    {PROP_MAX_INFLIGHT, &GstAxInference::max_inflight},
+    {PROP_SHARED, &GstAxInference::shared},
+    {PROP_DMABUF, &GstAxInference::dmabuf},
+    {PROP_BATCH_TIMEOUT, &GstAxInference::batch_timeout},
+};
 
 static std::string canonical_package(const char *path) {
   if (!path) return {};
@@ -712,40 +726,8 @@ static void gst_ax_inference_set_property(GObject *object, guint prop_id, const 
                                           GParamSpec *pspec) {
   auto *self = GST_AX_INFERENCE(object);
   GST_OBJECT_LOCK(self);
-  switch (prop_id) {
-    case PROP_MODEL:
-      g_free(self->model);
-      self->model = g_value_dup_string(value);
-      break;
-    case PROP_DEVICE:
-      g_free(self->device);
-      self->device = g_value_dup_string(value);
-      break;
-    case PROP_AIPU_CORES:
-      self->aipu_cores = g_value_get_int(value);
-      break;
-    case PROP_NUM_SUB_DEVICES:
-      self->num_sub_devices = g_value_get_int(value);
-      break;
-    case PROP_DOUBLE_BUFFER:
-      self->double_buffer = g_value_get_boolean(value);
-      break;
-    case PROP_MAX_INFLIGHT:
-      self->max_inflight = g_value_get_uint(value);
-      break;
-    case PROP_SHARED:
-      self->shared = g_value_get_boolean(value);
-      break;
-    case PROP_DMABUF:
-      self->dmabuf = g_value_get_boolean(value);
-      break;
-    case PROP_BATCH_TIMEOUT:
-      self->batch_timeout = g_value_get_uint(value);
-      break;
-    default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
-      break;
-  }
+  if (!axstream::gst::set_field_property(self, kFieldProperties, prop_id, value))
+    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
   GST_OBJECT_UNLOCK(self);
 }
 
@@ -754,35 +736,8 @@ static void gst_ax_inference_get_property(GObject *object, guint prop_id, GValue
   auto *self = GST_AX_INFERENCE(object);
   GST_OBJECT_LOCK(self);
   switch (prop_id) {
-    case PROP_MODEL:
-      g_value_set_string(value, self->model);
-      break;
-    case PROP_DEVICE:
-      g_value_set_string(value, self->device);
-      break;
-    case PROP_AIPU_CORES:
-      g_value_set_int(value, self->aipu_cores);
-      break;
-    case PROP_NUM_SUB_DEVICES:
-      g_value_set_int(value, self->num_sub_devices);
-      break;
-    case PROP_DOUBLE_BUFFER:
-      g_value_set_boolean(value, self->double_buffer);
-      break;
-    case PROP_MAX_INFLIGHT:
-      g_value_set_uint(value, self->max_inflight);
-      break;
-    case PROP_SHARED:
-      g_value_set_boolean(value, self->shared);
-      break;
-    case PROP_DMABUF:
-      g_value_set_boolean(value, self->dmabuf);
-      break;
     case PROP_BYTES_COPIED:
       g_value_set_uint64(value, self->state->bytes_copied.load());
-      break;
-    case PROP_BATCH_TIMEOUT:
-      g_value_set_uint(value, self->batch_timeout);
       break;
     case PROP_BATCH_RUNS:
     case PROP_BATCH_FILL: {
@@ -796,7 +751,8 @@ static void gst_ax_inference_get_property(GObject *object, guint prop_id, GValue
       break;
     }
     default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+      if (!axstream::gst::get_field_property(self, kFieldProperties, prop_id, value))
+        G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
       break;
   }
   GST_OBJECT_UNLOCK(self);
@@ -807,8 +763,7 @@ static void gst_ax_inference_finalize(GObject *object) {
   stop_threads(self);
   self->state->release_pools();
   delete self->state;
-  g_free(self->model);
-  g_free(self->device);
+  axstream::gst::free_field_properties(self, kFieldProperties);
   G_OBJECT_CLASS(gst_ax_inference_parent_class)->finalize(object);
 }
 
