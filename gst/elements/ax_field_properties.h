@@ -48,32 +48,33 @@ inline void get(gint field, GValue *value) {
 inline void get(guint field, GValue *value) { g_value_set_uint(value, field); }
 inline void get(gdouble field, GValue *value) { g_value_set_double(value, field); }
 
+template <typename Instance, std::size_t N>
+const FieldProperty<Instance> *find(const FieldProperty<Instance> (&fields)[N], guint id) {
+  for (const FieldProperty<Instance> &property : fields)
+    if (property.id == id) return &property;
+  return nullptr;
+}
+
 }  // namespace field_property_detail
 
 // Sets the field of property `id` from `value`. False when `id` is not one of `fields`.
 template <typename Instance, std::size_t N>
 bool set_field_property(Instance *self, const FieldProperty<Instance> (&fields)[N], guint id,
                         const GValue *value) {
-  for (const FieldProperty<Instance> &property : fields) {
-    if (property.id != id) continue;
-    std::visit([&](auto field) { field_property_detail::set(self->*field, value); },
-               property.field);
-    return true;
-  }
-  return false;
+  const FieldProperty<Instance> *property = field_property_detail::find(fields, id);
+  if (!property) return false;
+  std::visit([&](auto field) { field_property_detail::set(self->*field, value); }, property->field);
+  return true;
 }
 
 // Reads the field of property `id` into `value`. False when `id` is not one of `fields`.
 template <typename Instance, std::size_t N>
 bool get_field_property(const Instance *self, const FieldProperty<Instance> (&fields)[N], guint id,
                         GValue *value) {
-  for (const FieldProperty<Instance> &property : fields) {
-    if (property.id != id) continue;
-    std::visit([&](auto field) { field_property_detail::get(self->*field, value); },
-               property.field);
-    return true;
-  }
-  return false;
+  const FieldProperty<Instance> *property = field_property_detail::find(fields, id);
+  if (!property) return false;
+  std::visit([&](auto field) { field_property_detail::get(self->*field, value); }, property->field);
+  return true;
 }
 
 // Frees the strings of the string properties in `fields` (for finalize).

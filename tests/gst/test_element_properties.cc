@@ -24,6 +24,12 @@ std::vector<GParamSpec *> own_properties(GstElement *element) {
   return own;
 }
 
+// The integer next to an integer pspec's default: one above, or one below at the maximum.
+template <typename IntegerSpec>
+auto next_to_default(const IntegerSpec *spec) {
+  return spec->default_value < spec->maximum ? spec->default_value + 1 : spec->default_value - 1;
+}
+
 // A valid value of `pspec` other than its default, in `value` (initialised to the pspec's type).
 // False for a type this test does not know.
 bool other_than_default(GParamSpec *pspec, GValue *value) {
@@ -34,17 +40,11 @@ bool other_than_default(GParamSpec *pspec, GValue *value) {
   } else if (fundamental == G_TYPE_BOOLEAN) {
     g_value_set_boolean(value, !G_PARAM_SPEC_BOOLEAN(pspec)->default_value);
   } else if (fundamental == G_TYPE_INT) {
-    auto *spec = G_PARAM_SPEC_INT(pspec);
-    g_value_set_int(value, spec->default_value < spec->maximum ? spec->default_value + 1
-                                                               : spec->default_value - 1);
+    g_value_set_int(value, next_to_default(G_PARAM_SPEC_INT(pspec)));
   } else if (fundamental == G_TYPE_UINT) {
-    auto *spec = G_PARAM_SPEC_UINT(pspec);
-    g_value_set_uint(value, spec->default_value < spec->maximum ? spec->default_value + 1
-                                                                : spec->default_value - 1);
+    g_value_set_uint(value, next_to_default(G_PARAM_SPEC_UINT(pspec)));
   } else if (fundamental == G_TYPE_UINT64) {
-    auto *spec = G_PARAM_SPEC_UINT64(pspec);
-    g_value_set_uint64(value, spec->default_value < spec->maximum ? spec->default_value + 1
-                                                                  : spec->default_value - 1);
+    g_value_set_uint64(value, next_to_default(G_PARAM_SPEC_UINT64(pspec)));
   } else if (fundamental == G_TYPE_DOUBLE) {
     auto *spec = G_PARAM_SPEC_DOUBLE(pspec);
     g_value_set_double(value, (spec->default_value + spec->maximum) / 2 != spec->default_value
