@@ -3,6 +3,10 @@
 #include <gst/gst.h>
 #include <gtest/gtest.h>
 
+#include "gst_test_util.h"
+
+const auto *gst_environment = ::testing::AddGlobalTestEnvironment(new axtest::GstEnvironment);
+
 TEST(AxFpsCounter, CountsEveryFrameAndPostsAFinalReportAtEos) {
   GstHarness *h =
       gst_harness_new_parse("axfpscounter name=counter silent=true interval=0 stream-id=3");
@@ -43,10 +47,4 @@ TEST(AxFpsCounter, CountsEveryFrameAndPostsAFinalReportAtEos) {
   gst_element_set_bus(h->element, nullptr);
   gst_object_unref(bus);
   gst_harness_teardown(h);
-}
-
-int main(int argc, char **argv) {
-  gst_init(&argc, &argv);
-  ::testing::InitGoogleTest(&argc, argv);
-  return RUN_ALL_TESTS();
 }

@@ -13,6 +13,8 @@
 #include "gst_test_util.h"
 #include "json_lines.h"
 
+const auto *gst_environment = ::testing::AddGlobalTestEnvironment(new axtest::GstEnvironment);
+
 namespace {
 
 std::string read_file(const std::string &path) {
@@ -109,10 +111,4 @@ TEST(AxMetaPublish, UnwritableLocationIsAnErrorNamingTheFile) {
   g_object_set(publish, "location", "/nonexistent-dir/x.jsonl", nullptr);
   const std::string error = axtest::error_when_started(publish);
   EXPECT_NE(error.find("/nonexistent-dir/x.jsonl"), std::string::npos) << error;
-}
-
-int main(int argc, char **argv) {
-  gst_init(&argc, &argv);
-  ::testing::InitGoogleTest(&argc, argv);
-  return RUN_ALL_TESTS();
 }

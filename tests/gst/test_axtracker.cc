@@ -4,7 +4,10 @@
 #include <gst/video/video.h>
 #include <gtest/gtest.h>
 
+#include "gst_test_util.h"
 #include "sort_tracker.h"
+
+const auto *gst_environment = ::testing::AddGlobalTestEnvironment(new axtest::GstEnvironment);
 
 using axstream::tracker::Box;
 using axstream::tracker::Detection;
@@ -99,10 +102,4 @@ TEST(AxTracker, WritesTrackIdIntoEachRoiAcrossFrames) {
     gst_buffer_unref(out);
   }
   gst_harness_teardown(h);
-}
-
-int main(int argc, char **argv) {
-  gst_init(&argc, &argv);
-  ::testing::InitGoogleTest(&argc, argv);
-  return RUN_ALL_TESTS();
 }
