@@ -12,23 +12,16 @@
 #include <opencv2/videoio.hpp>
 
 #include "axstream/decoders/decoder.h"
+#include "setup_data.h"
 
 namespace dec = axstream::decoders;
 namespace fs = std::filesystem;
 
 namespace {
 
-std::string data_dir() {
-  if (const char *dir = std::getenv("AXSTREAM_DATA_DIR")) return dir;
-  const char *home = std::getenv("HOME");
-  return std::string(home ? home : "") + "/.cache/axstream";
-}
-std::string model_path() {
-  return data_dir() + "/blazeface/package/ONNX/face_detection_front_128x128_barracuda.onnx";
-}
-std::string video_path() {
-  return data_dir() + "/opencv-doc/usr/share/doc/opencv-doc/examples/data/Megamind.avi";
-}
+using axstream::test::data_dir;
+std::string model_path() { return axstream::test::blazeface_model_path(); }
+std::string video_path() { return axstream::test::opencv_sample_path("Megamind.avi"); }
 
 struct Expected {
   int frame;

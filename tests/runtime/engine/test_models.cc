@@ -12,26 +12,19 @@
 #include <sstream>
 
 #include "axstream/runtime/engine.h"
+#include "setup_data.h"
 
 namespace fs = std::filesystem;
 using namespace axstream::engine;
 
 namespace {
 
-std::string data_dir() {
-  if (const char *env = std::getenv("AXSTREAM_DATA_DIR")) return env;
-  const char *home = std::getenv("HOME");
-  return std::string(home ? home : "/root") + "/.cache/axstream";
-}
-
-std::string blazeface_path() {
-  return data_dir() + "/blazeface/package/ONNX/face_detection_front_128x128_barracuda.onnx";
-}
-std::string ocr_path(const std::string &file) { return data_dir() + "/ocr/package/assets/" + file; }
+using axstream::test::blazeface_model_path;
+using axstream::test::ocr_asset_path;
 
 // An RGB picture (messi5.jpg when the docs are there, else seeded noise) as NCHW or NHWC float.
 cv::Mat test_image(int width, int height) {
-  std::string jpg = data_dir() + "/opencv-doc/usr/share/doc/opencv-doc/examples/data/messi5.jpg";
+  std::string jpg = axstream::test::opencv_sample_path("messi5.jpg");
   cv::Mat img = cv::imread(jpg);
   if (img.empty()) {
     img = cv::Mat(height, width, CV_8UC3);
@@ -103,7 +96,7 @@ TEST(EngineModels, BlazeFaceFrontFloatMatchesOpenCvDnn) {
   img.convertTo(f, CV_32F, 1.0 / 127.5, -1.0);
   int dims[] = {1, 128, 128, 3};
   cv::Mat blob(4, dims, CV_32F, f.data);
-  for (const auto &c : compare_with_opencv(blazeface_path(), blob, {1, 128, 128, 3}))
+  for (const auto &c : compare_with_opencv(blazeface_model_path(), blob, {1, 128, 128, 3}))
     EXPECT_LE(c.max_abs_diff, 1e-3);
 }
 
@@ -115,7 +108,7 @@ cv::Mat ocr_blob(int width, int height) {
 }
 
 void check_ocr(const std::string &file, int width, int height, double tolerance) {
-  std::string path = ocr_path(file);
+  std::string path = ocr_asset_path(file);
   if (!fs::exists(path)) GTEST_SKIP() << path << " not found";
   CompileOptions options;
   options.input_shapes["x"] = {1, 3, height, width};
@@ -127,7 +120,7 @@ void check_ocr(const std::string &file, int width, int height, double tolerance)
 // OpenCV 4.6 cannot import PP-OCRv4 det (Clip with min/max inputs): check the engine's
 // probability map is well formed instead.
 TEST(EngineModels, PaddleOcrDetFloatRunsAndGivesAProbabilityMap) {
-  std::string path = ocr_path("ch_PP-OCRv4_det_infer.onnx");
+  std::string path = ocr_asset_path("ch_PP-OCRv4_det_infer.onnx");
   if (!fs::exists(path)) GTEST_SKIP() << path << " not found";
   CompileOptions options;
   options.input_shapes["x"] = {1, 3, 320, 320};
@@ -147,7 +140,7 @@ TEST(EngineModels, PaddleOcrDetFloatRunsAndGivesAProbabilityMap) {
 // OpenCV 4.6 fails inside its own shape code on PP-OCRv4 rec: check the engine's per-step
 // character distributions instead (softmax rows summing to 1).
 TEST(EngineModels, PaddleOcrRecFloatRunsAndGivesDistributions) {
-  std::string path = ocr_path("ch_PP-OCRv4_rec_infer.onnx");
+  std::string path = ocr_asset_path("ch_PP-OCRv4_rec_infer.onnx");
   if (!fs::exists(path)) GTEST_SKIP() << path << " not found";
   CompileOptions options;
   options.input_shapes["x"] = {1, 3, 48, 320};
@@ -172,9 +165,9 @@ TEST(EngineModels, PaddleOcrClsFloatMatchesOpenCvDnn) {
 }  // namespace
 
 int main(int argc, char **argv) {
-  if (!fs::exists(blazeface_path())) {
+  if (!fs::exists(blazeface_model_path())) {
     std::printf("SKIP: %s not found (set AXSTREAM_DATA_DIR or run the data set-up)\n",
-                blazeface_path().c_str());
+                blazeface_model_path().c_str());
     return 77;
   }
   ::testing::InitGoogleTest(&argc, argv);
