@@ -1,9 +1,9 @@
 // Element properties that are plain fields of the instance struct: each element lists its
-// property ids with the field each is kept in, and one set/get/free serves them all, so its
-// set_property and get_property only spell out the properties that are computed.
+// property ids with the field each is kept in, and one set/get/free serves them all, so an
+// element writes a get_property of its own only for properties that are computed.
 #pragma once
 
-#include <glib-object.h>
+#include <gst/gst.h>
 
 #include <cstddef>
 #include <variant>
@@ -75,6 +75,29 @@ bool get_field_property(const Instance *self, const FieldProperty<Instance> (&fi
   if (!property) return false;
   std::visit([&](auto field) { field_property_detail::get(self->*field, value); }, property->field);
   return true;
+}
+
+// A set_property for an element whose writable properties are all in `fields` (a
+// static constexpr array): each is written under the object lock, as streaming threads read
+// them under it. Assign it as gobject_class->set_property.
+template <typename Instance, const auto &fields>
+void set_field_properties(GObject *object, guint id, const GValue *value, GParamSpec *pspec) {
+  // GObject calls it on an instance of the class it was installed on: the cast holds.
+  auto *self = reinterpret_cast<Instance *>(object);
+  GST_OBJECT_LOCK(self);
+  const bool known = set_field_property(self, fields, id, value);
+  GST_OBJECT_UNLOCK(self);
+  if (!known) G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
+}
+
+// The get_property to go with it, for an element with no computed properties.
+template <typename Instance, const auto &fields>
+void get_field_properties(GObject *object, guint id, GValue *value, GParamSpec *pspec) {
+  auto *self = reinterpret_cast<Instance *>(object);
+  GST_OBJECT_LOCK(self);
+  const bool known = get_field_property(self, fields, id, value);
+  GST_OBJECT_UNLOCK(self);
+  if (!known) G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
 }
 
 // Frees the strings of the string properties in `fields` (for finalize).

@@ -136,13 +136,6 @@ static gboolean gst_ax_fps_counter_sink_event(GstBaseTransform *trans, GstEvent 
   return GST_BASE_TRANSFORM_CLASS(gst_ax_fps_counter_parent_class)->sink_event(trans, event);
 }
 
-static void gst_ax_fps_counter_set_property(GObject *object, guint prop_id, const GValue *value,
-                                            GParamSpec *pspec) {
-  auto *self = GST_AX_FPS_COUNTER(object);
-  if (!axstream::gst::set_field_property(self, kFieldProperties, prop_id, value))
-    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
-}
-
 static void gst_ax_fps_counter_get_property(GObject *object, guint prop_id, GValue *value,
                                             GParamSpec *pspec) {
   auto *self = GST_AX_FPS_COUNTER(object);
@@ -169,7 +162,8 @@ static void gst_ax_fps_counter_class_init(GstAxFpsCounterClass *klass) {
   GObjectClass *gobject_class = G_OBJECT_CLASS(klass);
   GstElementClass *element_class = GST_ELEMENT_CLASS(klass);
   GstBaseTransformClass *trans_class = GST_BASE_TRANSFORM_CLASS(klass);
-  gobject_class->set_property = gst_ax_fps_counter_set_property;
+  gobject_class->set_property =
+      axstream::gst::set_field_properties<GstAxFpsCounter, kFieldProperties>;
   gobject_class->get_property = gst_ax_fps_counter_get_property;
 
   auto rw = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS);

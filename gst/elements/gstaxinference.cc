@@ -722,15 +722,6 @@ static GstStateChangeReturn gst_ax_inference_change_state(GstElement *element,
   return ret;
 }
 
-static void gst_ax_inference_set_property(GObject *object, guint prop_id, const GValue *value,
-                                          GParamSpec *pspec) {
-  auto *self = GST_AX_INFERENCE(object);
-  GST_OBJECT_LOCK(self);
-  if (!axstream::gst::set_field_property(self, kFieldProperties, prop_id, value))
-    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
-  GST_OBJECT_UNLOCK(self);
-}
-
 static void gst_ax_inference_get_property(GObject *object, guint prop_id, GValue *value,
                                           GParamSpec *pspec) {
   auto *self = GST_AX_INFERENCE(object);
@@ -770,7 +761,8 @@ static void gst_ax_inference_finalize(GObject *object) {
 static void gst_ax_inference_class_init(GstAxInferenceClass *klass) {
   GObjectClass *gobject_class = G_OBJECT_CLASS(klass);
   GstElementClass *element_class = GST_ELEMENT_CLASS(klass);
-  gobject_class->set_property = gst_ax_inference_set_property;
+  gobject_class->set_property =
+      axstream::gst::set_field_properties<GstAxInference, kFieldProperties>;
   gobject_class->get_property = gst_ax_inference_get_property;
   gobject_class->finalize = gst_ax_inference_finalize;
   element_class->change_state = GST_DEBUG_FUNCPTR(gst_ax_inference_change_state);

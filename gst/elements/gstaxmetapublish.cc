@@ -215,20 +215,6 @@ static GstFlowReturn gst_ax_meta_publish_transform_ip(GstBaseTransform *trans, G
   return GST_FLOW_OK;
 }
 
-static void gst_ax_meta_publish_set_property(GObject *object, guint prop_id, const GValue *value,
-                                             GParamSpec *pspec) {
-  auto *self = GST_AX_META_PUBLISH(object);
-  if (!axstream::gst::set_field_property(self, kFieldProperties, prop_id, value))
-    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
-}
-
-static void gst_ax_meta_publish_get_property(GObject *object, guint prop_id, GValue *value,
-                                             GParamSpec *pspec) {
-  auto *self = GST_AX_META_PUBLISH(object);
-  if (!axstream::gst::get_field_property(self, kFieldProperties, prop_id, value))
-    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
-}
-
 static void gst_ax_meta_publish_finalize(GObject *object) {
   auto *self = GST_AX_META_PUBLISH(object);
   close_output(self);
@@ -242,8 +228,10 @@ static void gst_ax_meta_publish_class_init(GstAxMetaPublishClass *klass) {
   GstElementClass *element_class = GST_ELEMENT_CLASS(klass);
   GstBaseTransformClass *trans_class = GST_BASE_TRANSFORM_CLASS(klass);
 
-  gobject_class->set_property = gst_ax_meta_publish_set_property;
-  gobject_class->get_property = gst_ax_meta_publish_get_property;
+  gobject_class->set_property =
+      axstream::gst::set_field_properties<GstAxMetaPublish, kFieldProperties>;
+  gobject_class->get_property =
+      axstream::gst::get_field_properties<GstAxMetaPublish, kFieldProperties>;
   gobject_class->finalize = gst_ax_meta_publish_finalize;
 
   g_object_class_install_property(

@@ -186,30 +186,12 @@ static GstFlowReturn gst_ax_overlay_transform_frame_ip(GstVideoFilter *filter,
   return GST_FLOW_OK;
 }
 
-static void gst_ax_overlay_set_property(GObject *object, guint prop_id, const GValue *value,
-                                        GParamSpec *pspec) {
-  auto *self = GST_AX_OVERLAY(object);
-  GST_OBJECT_LOCK(self);
-  if (!axstream::gst::set_field_property(self, kFieldProperties, prop_id, value))
-    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
-  GST_OBJECT_UNLOCK(self);
-}
-
-static void gst_ax_overlay_get_property(GObject *object, guint prop_id, GValue *value,
-                                        GParamSpec *pspec) {
-  auto *self = GST_AX_OVERLAY(object);
-  GST_OBJECT_LOCK(self);
-  if (!axstream::gst::get_field_property(self, kFieldProperties, prop_id, value))
-    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
-  GST_OBJECT_UNLOCK(self);
-}
-
 static void gst_ax_overlay_class_init(GstAxOverlayClass *klass) {
   GObjectClass *gobject_class = G_OBJECT_CLASS(klass);
   GstElementClass *element_class = GST_ELEMENT_CLASS(klass);
   GstVideoFilterClass *filter_class = GST_VIDEO_FILTER_CLASS(klass);
-  gobject_class->set_property = gst_ax_overlay_set_property;
-  gobject_class->get_property = gst_ax_overlay_get_property;
+  gobject_class->set_property = axstream::gst::set_field_properties<GstAxOverlay, kFieldProperties>;
+  gobject_class->get_property = axstream::gst::get_field_properties<GstAxOverlay, kFieldProperties>;
 
   auto flags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
                                         GST_PARAM_CONTROLLABLE | GST_PARAM_MUTABLE_PLAYING);

@@ -760,15 +760,6 @@ static GstFlowReturn gst_ax_preprocess_transform_ip(GstBaseTransform *trans, Gst
   return ret;
 }
 
-static void gst_ax_preprocess_set_property(GObject *object, guint prop_id, const GValue *value,
-                                           GParamSpec *pspec) {
-  auto *self = GST_AX_PREPROCESS(object);
-  GST_OBJECT_LOCK(self);
-  if (!axstream::gst::set_field_property(self, kFieldProperties, prop_id, value))
-    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
-  GST_OBJECT_UNLOCK(self);
-}
-
 static void gst_ax_preprocess_get_property(GObject *object, guint prop_id, GValue *value,
                                            GParamSpec *pspec) {
   auto *self = GST_AX_PREPROCESS(object);
@@ -792,7 +783,8 @@ static void gst_ax_preprocess_class_init(GstAxPreprocessClass *klass) {
   GObjectClass *gobject_class = G_OBJECT_CLASS(klass);
   GstElementClass *element_class = GST_ELEMENT_CLASS(klass);
   GstBaseTransformClass *trans_class = GST_BASE_TRANSFORM_CLASS(klass);
-  gobject_class->set_property = gst_ax_preprocess_set_property;
+  gobject_class->set_property =
+      axstream::gst::set_field_properties<GstAxPreprocess, kFieldProperties>;
   gobject_class->get_property = gst_ax_preprocess_get_property;
   gobject_class->finalize = gst_ax_preprocess_finalize;
 

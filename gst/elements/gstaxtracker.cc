@@ -113,20 +113,6 @@ static GstFlowReturn gst_ax_tracker_transform_ip(GstBaseTransform *trans, GstBuf
   return GST_FLOW_OK;
 }
 
-static void gst_ax_tracker_set_property(GObject *object, guint prop_id, const GValue *value,
-                                        GParamSpec *pspec) {
-  auto *self = GST_AX_TRACKER(object);
-  if (!axstream::gst::set_field_property(self, kFieldProperties, prop_id, value))
-    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
-}
-
-static void gst_ax_tracker_get_property(GObject *object, guint prop_id, GValue *value,
-                                        GParamSpec *pspec) {
-  auto *self = GST_AX_TRACKER(object);
-  if (!axstream::gst::get_field_property(self, kFieldProperties, prop_id, value))
-    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
-}
-
 static void gst_ax_tracker_finalize(GObject *object) {
   delete GST_AX_TRACKER(object)->state;
   G_OBJECT_CLASS(gst_ax_tracker_parent_class)->finalize(object);
@@ -136,8 +122,8 @@ static void gst_ax_tracker_class_init(GstAxTrackerClass *klass) {
   GObjectClass *gobject_class = G_OBJECT_CLASS(klass);
   GstElementClass *element_class = GST_ELEMENT_CLASS(klass);
   GstBaseTransformClass *trans_class = GST_BASE_TRANSFORM_CLASS(klass);
-  gobject_class->set_property = gst_ax_tracker_set_property;
-  gobject_class->get_property = gst_ax_tracker_get_property;
+  gobject_class->set_property = axstream::gst::set_field_properties<GstAxTracker, kFieldProperties>;
+  gobject_class->get_property = axstream::gst::get_field_properties<GstAxTracker, kFieldProperties>;
   gobject_class->finalize = gst_ax_tracker_finalize;
 
   auto ready_flags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
