@@ -1448,6 +1448,12 @@ void keep_int8_activations_nhwc(Graph &g) {
       if (v < 0) return {};
     return values;
   };
+  // A Transpose NHWC -> NCHW (an int8 package's input on its way to the first convolution):
+  // with its result kept NHWC it only copies.
+  auto nhwc_to_nchw = [](const Node &n) {
+    return is_op(n, "Transpose") && n.outputs.size() == 1 && n.attrs.count("perm") &&
+           n.attrs.at("perm").ints == std::vector<int64_t>{0, 3, 1, 2};
+  };
   auto conv_input = [&](const Node &n, int v) {
     if (!is_op_in(n, "axstream", "QConv") || n.inputs.empty() || n.inputs[0] != v) return false;
     return std::count(n.inputs.begin(), n.inputs.end(), v) == 1;
@@ -1461,7 +1467,9 @@ void keep_int8_activations_nhwc(Graph &g) {
         graph_inputs.count(id) || links.producer[v] < 0)
       continue;
     const Node &producer = g.nodes[links.producer[v]];
-    if (!is_op_in(producer, "axstream", "QConv") && elementwise_values(producer).empty()) continue;
+    if (!is_op_in(producer, "axstream", "QConv") && elementwise_values(producer).empty() &&
+        !nhwc_to_nchw(producer))
+      continue;
     std::vector<Node *> readers = readers_of(g, id);
     bool ok = !readers.empty();
     for (Node *r : readers) {
@@ -1491,6 +1499,7 @@ void keep_int8_activations_nhwc(Graph &g) {
     if ((is_op_in(n, "axstream", "QBinary") || is_op_in(n, "axstream", "QConcat")) &&
         !elementwise_values(n).empty() && nhwc.count(n.outputs[0]))
       n.attrs["_nhwc"] = int_attr(1);
+    if (nhwc_to_nchw(n) && nhwc.count(n.outputs[0])) n.attrs["_dst_nhwc"] = int_attr(1);
     if ((is_op_in(n, "axstream", "QGlobalAveragePool") || is_op(n, "MaxPool")) &&
         !elementwise_values(n).empty() && nhwc.count(n.inputs[0]))
       n.attrs["_nhwc"] = int_attr(1);

@@ -1,4 +1,6 @@
 // Transpose (any rank, any dtype).
+#include <cstring>
+
 #include "common.h"
 
 namespace axstream::engine {
@@ -31,8 +33,19 @@ std::unique_ptr<Kernel> compile_transpose(OpContext &ctx) {
   DType dt = ctx.in_dtype(0);
   ctx.set_output(0, dt, out);
   if (ctx.infer_only()) return nullptr;
-  BroadcastPlan plan = BroadcastPlan::strided(out, strides);
   size_t es = dtype_size(dt);
+  if (ctx.attr_i("_dst_nhwc", 0) != 0) {
+    // NHWC -> NCHW whose result passes.cc keeps stored NHWC (an int8 package input read by
+    // int8 convolutions): the bytes stay as they are.
+    if (perm != std::vector<int64_t>{0, 3, 1, 2}) ctx.fail("_dst_nhwc needs perm (0,3,1,2)");
+    size_t bytes = static_cast<size_t>(product(in, 0, r)) * es;
+    auto k = make_kernel([bytes](ExecContext &, const void *const *i, void *const *o) {
+      std::memcpy(o[0], i[0], bytes);
+    });
+    k->impl = "copy, output kept NHWC";
+    return k;
+  }
+  BroadcastPlan plan = BroadcastPlan::strided(out, strides);
   return make_kernel([plan, es](ExecContext &, const void *const *in, void *const *o) {
     switch (es) {
       case 1:

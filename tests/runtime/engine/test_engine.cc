@@ -998,6 +998,85 @@ TEST(EnginePasses, QdqConvTransposeTilingItsOutputRunsAsInt8ConvAndDepthToSpace)
   EXPECT_GT(distinct.size(), 40u) << "the output takes few values, so it checks little";
 }
 
+// An int8 package's input: NHWC int8 -> Transpose to NCHW -> DQ -> 1x1 Conv (int8 weights)
+// -> Q. `expose_nchw` also makes the transposed tensor a graph output, which keeps it NCHW.
+onnx::ModelProto nhwc_input_conv_model(bool expose_nchw) {
+  onnx::ModelProto m;
+  m.set_ir_version(7);
+  m.add_opset_import()->set_version(13);
+  auto *g = m.mutable_graph();
+  g->set_name("nhwc_input_conv");
+  constexpr int kIn = 4, kOut = 8, kH = 5, kW = 6;
+  auto node = [&](const std::string &op, std::vector<std::string> in, const std::string &out) {
+    auto *n = g->add_node();
+    n->set_op_type(op);
+    n->set_name(out + "/" + op);
+    for (const auto &i : in) n->add_input(i);
+    n->add_output(out);
+    return n;
+  };
+  auto initializer = [&](const std::string &name, onnx::TensorProto::DataType type,
+                         std::vector<int64_t> dims, std::vector<float> values) {
+    auto *t = g->add_initializer();
+    t->set_name(name);
+    t->set_data_type(type);
+    for (int64_t d : dims) t->add_dims(d);
+    for (float v : values) {
+      if (type == onnx::TensorProto::FLOAT)
+        t->add_float_data(v);
+      else
+        t->add_int32_data(static_cast<int32_t>(v));
+    }
+  };
+  std::vector<float> w(kOut * kIn);
+  for (size_t i = 0; i < w.size(); ++i)
+    w[i] = static_cast<float>(static_cast<int>(i * 23 % 101) - 50);
+  initializer("w", onnx::TensorProto::INT8, {kOut, kIn, 1, 1}, w);
+  initializer("ws", onnx::TensorProto::FLOAT, {}, {0.01f});
+  initializer("xs", onnx::TensorProto::FLOAT, {}, {0.02f});
+  initializer("xz", onnx::TensorProto::INT8, {}, {0});
+  initializer("ys", onnx::TensorProto::FLOAT, {}, {0.05f});
+  initializer("yz", onnx::TensorProto::INT8, {}, {-4});
+  auto *t = node("Transpose", {"x"}, "t");
+  auto *perm = t->add_attribute();
+  perm->set_name("perm");
+  perm->set_type(onnx::AttributeProto::INTS);
+  for (int64_t p : {0, 3, 1, 2}) perm->add_ints(p);
+  node("DequantizeLinear", {"t", "xs", "xz"}, "t/dq");
+  node("DequantizeLinear", {"w", "ws"}, "w/dq");
+  node("Conv", {"t/dq", "w/dq"}, "c");
+  node("QuantizeLinear", {"c", "ys", "yz"}, "y");
+  auto value = [&](onnx::ValueInfoProto *vi, const std::string &name, std::vector<int64_t> dims) {
+    vi->set_name(name);
+    auto *tt = vi->mutable_type()->mutable_tensor_type();
+    tt->set_elem_type(onnx::TensorProto::INT8);
+    for (int64_t d : dims) tt->mutable_shape()->add_dim()->set_dim_value(d);
+  };
+  value(g->add_input(), "x", {1, kH, kW, kIn});
+  value(g->add_output(), "y", {1, kOut, kH, kW});
+  if (expose_nchw) value(g->add_output(), "t", {1, kIn, kH, kW});
+  return m;
+}
+
+TEST(EnginePasses, NhwcInputTransposedForAnInt8ConvIsReadAsNhwcWithoutReordering) {
+  auto direct = Program::from_bytes(nhwc_input_conv_model(false).SerializeAsString(), "direct");
+  auto nchw = Program::from_bytes(nhwc_input_conv_model(true).SerializeAsString(), "nchw");
+  std::string text = direct->describe();
+  if (text.find("_core_vnni]") != std::string::npos || text.find("_amx") != std::string::npos) {
+    EXPECT_NE(text.find("copy, output kept NHWC"), std::string::npos) << text;
+    EXPECT_NE(text.find("_src_nhwc=1"), std::string::npos) << text;
+  }
+  EXPECT_EQ(nchw->describe().find("kept NHWC"), std::string::npos) << nchw->describe();
+  std::vector<int8_t> x(direct->inputs()[0].element_count());
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<int8_t>((i * 97 + 11) % 256 - 128);
+  std::vector<int8_t> a(direct->outputs()[0].element_count()), b(a.size()), t(x.size());
+  direct->make_executor()->run({x.data()}, {a.data()});
+  nchw->make_executor()->run({x.data()}, {b.data(), t.data()});
+  EXPECT_EQ(a, b);
+  std::set<int> distinct(a.begin(), a.end());
+  EXPECT_GT(distinct.size(), 30u) << "the output takes few values, so it checks little";
+}
+
 TEST(Engine, SevenBitWeightsRunOnTheIntegerKernel) {
   auto program =
       Program::from_file(cases_dir() + "/qdq_conv_uint8_grouped_clip_7bit_weights/model.onnx");
