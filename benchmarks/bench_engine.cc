@@ -7,12 +7,21 @@
 // Models: $AXSTREAM_BENCH_MODELS (default $AXSTREAM_DATA_DIR/bench) holds float/<name>.onnx and
 // pkg/<name>/ from benchmarks/make_bench_models.py + axcompile (scripts/bench.sh makes them);
 // the real models come from $AXSTREAM_DATA_DIR (default ~/.cache/axstream) and its models/.
+//
+//   bench_engine --ceiling resnet50[,yolov5s]
+//
+// instead compares each int8 package's engine run (1 and 2 one-core instances in parallel) with
+// its ceiling: oneDNN's own int8 primitives for the same layers, chained back to back on one
+// thread per instance (dnnl_ceiling.h says what the chain holds).
+#include <omp.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <mutex>
 #include <opencv2/core.hpp>
@@ -22,8 +31,12 @@
 #include <thread>
 
 #include "axstream/runtime/engine.h"
+#include "axstream/runtime/model_package.h"
 #include "axstream/runtime/runtime.h"
 #include "bench_common.h"
+#include "compiler.h"
+#include "dnnl_ceiling.h"
+#include "onnx_import.h"
 
 namespace ab = axstream::bench;
 namespace eng = axstream::engine;
@@ -202,11 +215,113 @@ void bench_package(const std::shared_ptr<rt::Context> &ctx, const PackageCase &c
   }
 }
 
+// `instances` threads, each building and running its own single-threaded ceiling chain; all
+// start timing together once every chain is built.
+ab::Stats run_ceiling(const eng::CompiledGraph &graph, int instances, double seconds,
+                      std::string *contents) {
+  std::mutex mutex;
+  std::condition_variable all_built;
+  int built = 0;
+  std::vector<double> all_ms;
+  double cpu0 = 0;
+  ab::Clock::time_point start;
+  std::string failure;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < instances; ++i) {
+    threads.emplace_back([&, i] {
+      omp_set_num_threads(1);
+      std::unique_ptr<ab::DnnlCeiling> chain;
+      try {
+        chain = ab::DnnlCeiling::build(graph);
+        chain->run();  // warm-up
+      } catch (const std::exception &e) {
+        std::lock_guard lock(mutex);
+        failure = e.what();
+      }
+      {
+        std::unique_lock lock(mutex);
+        if (++built == instances) {
+          cpu0 = ab::cpu_seconds();
+          start = ab::Clock::now();
+          all_built.notify_all();
+        } else {
+          all_built.wait(lock, [&] { return built == instances; });
+        }
+        if (i == 0 && chain) *contents = chain->contents();
+      }
+      if (!failure.empty()) return;
+      std::vector<double> ms;
+      const auto until = ab::Clock::now() + std::chrono::duration<double>(seconds);
+      for (;;) {
+        auto t0 = ab::Clock::now();
+        chain->run();
+        auto t1 = ab::Clock::now();
+        ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+        if (ms.size() >= 5 && t1 >= until) break;
+      }
+      std::lock_guard lock(mutex);
+      all_ms.insert(all_ms.end(), ms.begin(), ms.end());
+    });
+  }
+  for (auto &t : threads) t.join();
+  if (!failure.empty()) throw std::runtime_error("ceiling chain: " + failure);
+  const double wall = std::chrono::duration<double>(ab::Clock::now() - start).count();
+  ab::Stats s;
+  s.runs = all_ms.size();
+  s.per_second = double(all_ms.size()) / wall;
+  s.cpu_ms_per_run = (ab::cpu_seconds() - cpu0) * 1e3 / double(all_ms.size());
+  std::sort(all_ms.begin(), all_ms.end());
+  s.p50_ms = all_ms[all_ms.size() / 2];
+  s.p99_ms = all_ms[std::min(all_ms.size() - 1, size_t(double(all_ms.size()) * 0.99))];
+  return s;
+}
+
+// The package's core graph as the engine compiles it (its shapes, fusions and step order).
+eng::CompiledGraph compile_core(const std::string &package_dir) {
+  auto package = rt::load_model_package(package_dir);
+  const std::string path = package->core_graph_path();
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw std::runtime_error("cannot open " + path);
+  std::ostringstream bytes;
+  bytes << f.rdbuf();
+  eng::CompileOptions options;
+  options.threads = 1;
+  return eng::compile_graph(eng::import_onnx(bytes.str(), path, package_dir, options), options);
+}
+
+void bench_ceiling(const std::shared_ptr<rt::Context> &ctx, const PackageCase &c, double seconds) {
+  if (!exists(c.dir + "/model.json"))
+    return ab::skip("ceiling", c.name + " int8", c.dir + "/model.json missing");
+  try {
+    eng::CompiledGraph graph = compile_core(c.dir);
+    auto model = ctx->load_model(c.dir);
+    auto conn = ctx->device_connect(nullptr, 4);
+    std::string contents;
+    for (int instances : {1, 2}) {
+      ab::Stats ceiling = run_ceiling(graph, instances, seconds, &contents);
+      if (instances == 1) std::printf("# ceiling of %s: %s\n", c.name.c_str(), contents.c_str());
+      ab::Stats ours = run_instances(conn, model, instances, seconds);
+      std::string label = c.name + " int8 instances=" + std::to_string(instances);
+      std::printf(
+          "%-10s %-30s engine %7.2f/s (cpu %6.2f ms/inf) | oneDNN alone %7.2f/s (cpu %6.2f "
+          "ms/inf) | engine/ceiling %.2fx wall, %.2fx cpu\n",
+          "ceiling", label.c_str(), ours.per_second, ours.cpu_ms_per_run, ceiling.per_second,
+          ceiling.cpu_ms_per_run, ours.per_second / ceiling.per_second,
+          ceiling.cpu_ms_per_run / ours.cpu_ms_per_run);
+      std::fflush(stdout);
+    }
+    conn->release();
+  } catch (const std::exception &e) {
+    std::string w = e.what();
+    ab::skip("ceiling", c.name + " int8", w.substr(0, w.find('\n')));
+  }
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
   std::vector<int> threads = {1};
-  std::vector<std::string> only;
+  std::vector<std::string> only, ceiling;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) {
       threads = parse_list(argv[++i]);
@@ -214,8 +329,13 @@ int main(int argc, char **argv) {
       std::stringstream ss(argv[++i]);
       std::string item;
       while (std::getline(ss, item, ',')) only.push_back(item);
+    } else if (!std::strcmp(argv[i], "--ceiling") && i + 1 < argc) {
+      std::stringstream ss(argv[++i]);
+      std::string item;
+      while (std::getline(ss, item, ',')) ceiling.push_back(item);
     } else {
-      std::fprintf(stderr, "usage: %s [--threads 1,2] [--only NAME,...]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--threads 1,2] [--only NAME,...] [--ceiling NAME,...]\n",
+                   argv[0]);
       return 2;
     }
   }
@@ -251,6 +371,16 @@ int main(int argc, char **argv) {
   for (const char *n : {"blazeface-front", "blazeface-back", "ppocr-det", "ppocr-rec"})
     packages.push_back({n, data + "/models/" + n});
 
+  if (!ceiling.empty()) {
+    std::printf(
+        "# ceiling: %.1f s per side per case; N instances = N threads in parallel, each a "
+        "1-core engine instance or a single-threaded oneDNN chain; cpu = process CPU time per "
+        "inference\n",
+        seconds);
+    auto ctx = rt::Context::create();
+    for (const auto &name : ceiling) bench_ceiling(ctx, {name, bench + "/pkg/" + name}, seconds);
+    return 0;
+  }
   std::printf(
       "# engine: %.1f s per side per case; f32: ours = engine::Program, baseline = OpenCV "
       "DNN %s (cv::setNumThreads = threads); int8: N cores = N 1-core instances in "

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Builds and runs the benchmarks (issue 9; docs/performance.md). Never part of the tests.
 #
-#   scripts/bench.sh [engine|preprocess|pipelines ...]     (default: all three)
+#   scripts/bench.sh [engine|preprocess|pipelines|ceiling ...]     (default: all four)
+#
+# ceiling: the int8 engine against oneDNN's own int8 primitives alone on the same layers
+# (benchmarks/dnnl_ceiling.h), for AXSTREAM_BENCH_CEILING (default resnet50,yolov5s).
 #
 # Makes the seeded benchmark models (benchmarks/make_bench_models.py) and their int8 packages
 # (axcompile, calibrated on opencv-doc images) in $AXSTREAM_BENCH_MODELS once, compiles the demo
@@ -25,7 +28,7 @@ images=$data/opencv-doc/usr/share/doc/opencv-doc/examples/data
 log() { printf '\033[1m[bench]\033[0m %s\n' "$*" >&2; }
 
 parts=("$@")
-((${#parts[@]})) || parts=(engine preprocess pipelines)
+((${#parts[@]})) || parts=(engine preprocess pipelines ceiling)
 
 [[ -d $build ]] || meson setup "$build" "$here" -Dbenchmarks=enabled >/dev/null
 ninja -C "$build" -j "${JOBS:-2}" benchmarks/bench_engine benchmarks/bench_preprocess \
@@ -60,7 +63,8 @@ for p in "${parts[@]}"; do
     engine) "$build/benchmarks/bench_engine" --threads "${AXSTREAM_BENCH_THREADS:-1,2}" ;;
     preprocess) "$build/benchmarks/bench_preprocess" ;;
     pipelines) "$build/benchmarks/bench_pipelines" ;;
-    *) echo "bench.sh: unknown part '$p' (engine, preprocess, pipelines)" >&2; exit 2 ;;
+    ceiling) "$build/benchmarks/bench_engine" --ceiling "${AXSTREAM_BENCH_CEILING:-resnet50,yolov5s}" ;;
+    *) echo "bench.sh: unknown part '$p' (engine, preprocess, pipelines, ceiling)" >&2; exit 2 ;;
   esac
   echo "# after $p: $(date -u '+%T UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 done

@@ -1,0 +1,318 @@
+#include "dnnl_ceiling.h"
+
+#include <dnnl.hpp>
+#include <map>
+#include <random>
+#include <stdexcept>
+
+#include "compiler.h"
+
+namespace axstream::bench {
+namespace {
+
+using dnnl::memory;
+using engine::Graph;
+using engine::Node;
+using engine::Shape;
+using dt = memory::data_type;
+using tag = memory::format_tag;
+
+memory::dims dims_of(const Shape &s) { return memory::dims(s.begin(), s.end()); }
+
+int64_t attr_i(const Node &n, const std::string &name, int64_t dflt) {
+  auto it = n.attrs.find(name);
+  return it == n.attrs.end() ? dflt : it->second.i;
+}
+std::string attr_s(const Node &n, const std::string &name) {
+  auto it = n.attrs.find(name);
+  return it == n.attrs.end() ? "" : it->second.s;
+}
+Shape attr_ints(const Node &n, const std::string &name, Shape dflt) {
+  auto it = n.attrs.find(name);
+  return it == n.attrs.end() ? dflt : it->second.ints;
+}
+
+// A window op's strides, dilations (oneDNN counts from 0) and pads, from the ONNX attributes
+// and the input and output shapes the engine inferred (auto_pad included).
+struct Window {
+  memory::dims kernel, stride, dilation, pad_begin, pad_end;
+};
+
+Window window_of(const Node &n, const Shape &in, const Shape &kernel, const Shape &out) {
+  Window w;
+  Shape stride = attr_ints(n, "strides", {1, 1}), dilation = attr_ints(n, "dilations", {1, 1});
+  Shape pads = attr_ints(n, "pads", {0, 0, 0, 0});
+  const std::string auto_pad = attr_s(n, "auto_pad");
+  if (stride.size() != 2 || dilation.size() != 2 || pads.size() != 4)
+    throw std::runtime_error("node '" + n.name + "': expected 2-D strides/dilations/pads");
+  for (size_t i = 0; i < 2; ++i) {
+    int64_t extent = (kernel[i] - 1) * dilation[i] + 1;
+    int64_t begin = pads[i], end = pads[i + 2];
+    if (auto_pad == "VALID") begin = end = 0;
+    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+      int64_t total = std::max<int64_t>(0, (out[i] - 1) * stride[i] + extent - in[i]);
+      begin = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
+      end = total - begin;
+    }
+    w.kernel.push_back(kernel[i]);
+    w.stride.push_back(stride[i]);
+    w.dilation.push_back(dilation[i] - 1);
+    w.pad_begin.push_back(begin);
+    // Floor-mode outputs can leave input rows unread: oneDNN wants the pad that fits exactly.
+    w.pad_end.push_back((out[i] - 1) * stride[i] + extent - in[i] - begin);
+  }
+  return w;
+}
+
+class Chain final : public DnnlCeiling {
+ public:
+  explicit Chain(const engine::CompiledGraph &cg) { build(cg); }
+
+  void run() override {
+    for (auto &layer : layers_) layer.primitive.execute(stream_, layer.args);
+    stream_.wait();
+  }
+
+  std::string contents() const override { return contents_; }
+
+ private:
+  struct Layer {
+    dnnl::primitive primitive;
+    std::unordered_map<int, memory> args;
+  };
+
+  // A fresh buffer of `md` filled with seeded random bytes (kept alive by the layer args).
+  memory random_buffer(const memory::desc &md) {
+    memory m(md, eng_);
+    auto *p = static_cast<uint8_t *>(m.get_data_handle());
+    for (size_t i = 0; i < md.get_size(); ++i) p[i] = static_cast<uint8_t>(rng_() >> 24);
+    return m;
+  }
+
+  // The u8 activation buffer of engine value `v` seen as `md`: the producer's, or (a graph
+  // input, or an op outside the chain made it) a random one made once.
+  memory activation(int v, const memory::desc &md) {
+    auto it = buffers_.find(v);
+    if (it == buffers_.end()) {
+      memory m = random_buffer(md);
+      buffers_.emplace(v, m);
+      return m;
+    }
+    if (it->second.get_desc().get_size() != md.get_size())
+      throw std::runtime_error("value '" + graph_->values[v].name + "' is read with another size");
+    return memory(md, eng_, it->second.get_data_handle());
+  }
+
+  memory scratchpad(const memory::desc &md) {
+    if (md.get_size() > scratch_bytes_) scratch_bytes_ = md.get_size();
+    return memory(md, eng_, nullptr);  // pointed at the shared scratch buffer in finish()
+  }
+
+  void add_conv(const Node &n, int sum_from, bool sum_relu) {
+    const Graph &g = *graph_;
+    const Shape &xs = g.values[n.inputs[0]].shape, &ws = g.values[n.inputs[3]].shape,
+                &ys = g.values[n.outputs[0]].shape;
+    const int64_t group = attr_i(n, "group", 1);
+    Window win = window_of(n, {xs[2], xs[3]}, {ws[2], ws[3]}, {ys[2], ys[3]});
+    memory::desc src(dims_of(xs), dt::u8, tag::nhwc), dst(dims_of(ys), dt::u8, tag::nhwc);
+    memory::dims wdims = dims_of(ws);
+    tag wtag = tag::oihw;
+    if (group > 1) {
+      wdims[0] /= group;
+      wdims.insert(wdims.begin(), group);
+      wtag = tag::goihw;
+    }
+    memory::desc any_w(wdims, dt::s8, tag::any), bias({ws[0]}, dt::f32, tag::x);
+    dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference,
+                                         dnnl::algorithm::convolution_direct, src, any_w, bias, dst,
+                                         win.stride, win.dilation, win.pad_begin, win.pad_end);
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    attr.set_output_scales(1 << 1, std::vector<float>(size_t(ws[0]), 1.f / 512));
+    dnnl::post_ops ops;
+    const std::string act = attr_s(n, "_activation");
+    if (act == "Relu") ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+    if (act == "Clip") ops.append_eltwise(1.f, dnnl::algorithm::eltwise_clip, 0.f, 6.f);
+    if (act == "SiLU") ops.append_eltwise(1.f, dnnl::algorithm::eltwise_swish, 1.f, 0.f);
+    if (act == "LeakyRelu") ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.1f, 0.f);
+    if (act == "HardSwish") ops.append_eltwise(1.f, dnnl::algorithm::eltwise_hardswish, 0.f, 0.f);
+    if (sum_from >= 0) {
+      ops.append_sum(1.f, 0, dt::u8);
+      if (sum_relu) ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+    }
+    attr.set_post_ops(ops);
+    dnnl::convolution_forward::primitive_desc pd(desc, attr, eng_);
+    memory user_w = random_buffer(memory::desc(wdims, dt::s8, wtag));
+    memory w(pd.weights_desc(), eng_);
+    dnnl::reorder(user_w, w).execute(stream_, user_w, w);
+    stream_.wait();
+    memory b = random_buffer(bias);
+    for (int64_t c = 0; c < ws[0]; ++c) static_cast<float *>(b.get_data_handle())[c] = 0.5f;
+    // With a sum the result lands on the other operand's buffer, which becomes the output's.
+    memory out = sum_from >= 0 ? activation(sum_from, dst) : random_buffer(dst);
+    buffers_[n.outputs[0]] = out;
+    layers_.push_back({dnnl::convolution_forward(pd),
+                       {{DNNL_ARG_SRC, activation(n.inputs[0], src)},
+                        {DNNL_ARG_WEIGHTS, w},
+                        {DNNL_ARG_BIAS, b},
+                        {DNNL_ARG_DST, out},
+                        {DNNL_ARG_SCRATCHPAD, scratchpad(pd.scratchpad_desc())}}});
+    impls_[pd.impl_info_str()] += 1;
+  }
+
+  void add_pool(const Node &n, bool global) {
+    const Graph &g = *graph_;
+    const Shape &xs = g.values[n.inputs[0]].shape, &ys = g.values[n.outputs[0]].shape;
+    Shape kernel = global ? Shape{xs[2], xs[3]} : attr_ints(n, "kernel_shape", {});
+    if (kernel.size() != 2) throw std::runtime_error("node '" + n.name + "': not a 2-D pool");
+    Window win = global ? Window{dims_of(kernel), {1, 1}, {0, 0}, {0, 0}, {0, 0}}
+                        : window_of(n, {xs[2], xs[3]}, kernel, {ys[2], ys[3]});
+    memory::desc src(dims_of(xs), dt::u8, tag::nhwc), dst(dims_of(ys), dt::u8, tag::nhwc);
+    dnnl::pooling_forward::desc desc(
+        dnnl::prop_kind::forward_inference,
+        global ? dnnl::algorithm::pooling_avg_exclude_padding : dnnl::algorithm::pooling_max, src,
+        dst, win.stride, win.kernel, win.pad_begin, win.pad_end);
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    dnnl::pooling_forward::primitive_desc pd(desc, attr, eng_);
+    memory out = random_buffer(dst);
+    buffers_[n.outputs[0]] = out;
+    layers_.push_back({dnnl::pooling_forward(pd),
+                       {{DNNL_ARG_SRC, activation(n.inputs[0], src)},
+                        {DNNL_ARG_DST, out},
+                        {DNNL_ARG_SCRATCHPAD, scratchpad(pd.scratchpad_desc())}}});
+    impls_[pd.impl_info_str()] += 1;
+  }
+
+  void add_gemm(const Node &n) {
+    const Graph &g = *graph_;
+    const Shape &xs = g.values[n.inputs[0]].shape, &ys = g.values[n.outputs[0]].shape;
+    memory::desc src({xs[0], xs[1]}, dt::u8, tag::nc), dst({ys[0], ys[1]}, dt::s8, tag::nc);
+    memory::desc any_w({ys[1], xs[1]}, dt::s8, tag::any), bias({ys[1]}, dt::f32, tag::x);
+    dnnl::inner_product_forward::desc desc(dnnl::prop_kind::forward_inference, src, any_w, bias,
+                                           dst);
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    attr.set_output_scales(1 << 1, std::vector<float>(size_t(ys[1]), 1.f / 512));
+    dnnl::inner_product_forward::primitive_desc pd(desc, attr, eng_);
+    memory user_w = random_buffer(memory::desc({ys[1], xs[1]}, dt::s8, tag::oi));
+    memory w(pd.weights_desc(), eng_);
+    dnnl::reorder(user_w, w).execute(stream_, user_w, w);
+    stream_.wait();
+    memory b(bias, eng_);
+    std::fill_n(static_cast<float *>(b.get_data_handle()), ys[1], 0.5f);
+    memory out = random_buffer(dst);
+    buffers_[n.outputs[0]] = out;
+    layers_.push_back({dnnl::inner_product_forward(pd),
+                       {{DNNL_ARG_SRC, activation(n.inputs[0], src)},
+                        {DNNL_ARG_WEIGHTS, w},
+                        {DNNL_ARG_BIAS, b},
+                        {DNNL_ARG_DST, out},
+                        {DNNL_ARG_SCRATCHPAD, scratchpad(pd.scratchpad_desc())}}});
+    impls_[pd.impl_info_str()] += 1;
+  }
+
+  static bool is(const Node &n, const char *domain, const char *op) {
+    return n.domain == domain && n.op_type == op;
+  }
+
+  void build(const engine::CompiledGraph &cg) {
+    const Graph &g = cg.graph;
+    graph_ = &g;
+    // Position of each value's producing step, and of every step reading it.
+    std::map<int, size_t> made_at;
+    std::map<int, std::vector<size_t>> read_at;
+    for (size_t s = 0; s < cg.steps.size(); ++s) {
+      for (int v : cg.steps[s].outputs) made_at[v] = s;
+      for (int v : cg.steps[s].inputs)
+        if (v >= 0) read_at[v].push_back(s);
+    }
+    // Residual QAdds: the QConv making the later operand (read by nothing else) sums the
+    // earlier one in place, if nothing reads that one after the convolution.
+    std::map<size_t, std::pair<int, bool>> sum_into;  // conv step -> (summand value, relu)
+    std::map<size_t, bool> add_fused;
+    for (size_t s = 0; s < cg.steps.size(); ++s) {
+      const Node &add = g.nodes[cg.steps[s].node];
+      if (!is(add, "axstream", "QAdd") || g.values[add.inputs[0]].shape.size() != 4) continue;
+      int a = add.inputs[0], b = add.inputs[3];
+      if (!made_at.count(a) || !made_at.count(b)) continue;
+      if (made_at[a] > made_at[b]) std::swap(a, b);
+      size_t conv = made_at[b];
+      if (!is(g.nodes[cg.steps[conv].node], "axstream", "QConv") || read_at[b].size() != 1)
+        continue;
+      bool read_later = false;
+      for (size_t r : read_at[a]) read_later |= r != s && r > conv;
+      if (read_later) continue;
+      sum_into[conv] = {a, attr_i(add, "_relu", 0) != 0};
+      add_fused[s] = true;
+    }
+    int convs = 0, sums = 0, pools = 0, gemms = 0;
+    std::map<std::string, int> left_out;
+    for (size_t s = 0; s < cg.steps.size(); ++s) {
+      const Node &n = g.nodes[cg.steps[s].node];
+      const bool four_d = g.values[n.inputs[0]].shape.size() == 4;
+      if (is(n, "axstream", "QConv") && four_d) {
+        auto sum = sum_into.find(s);
+        add_conv(n, sum == sum_into.end() ? -1 : sum->second.first,
+                 sum != sum_into.end() && sum->second.second);
+        ++convs;
+        sums += sum != sum_into.end();
+      } else if (is(n, "", "MaxPool") && four_d &&
+                 g.values[n.inputs[0]].dtype != engine::DType::f32) {
+        add_pool(n, false);
+        ++pools;
+      } else if (is(n, "axstream", "QGlobalAveragePool") && four_d) {
+        add_pool(n, true);
+        ++pools;
+      } else if (is(n, "axstream", "QGemm") && g.values[n.inputs[0]].shape.size() == 2) {
+        add_gemm(n);
+        ++gemms;
+      } else if (add_fused.count(s)) {
+        // no primitive: its convolution sums it (its output buffer is set below)
+      } else {
+        left_out[n.op_type] += 1;
+      }
+      // A fused QAdd's output is its convolution's output.
+      if (add_fused.count(s)) {
+        int a = n.inputs[0], b = n.inputs[3];
+        int later = made_at[a] > made_at[b] ? a : b;
+        buffers_[n.outputs[0]] = buffers_.at(later);
+      }
+    }
+    scratch_ = memory(memory::desc({int64_t(scratch_bytes_ + 1)}, dt::u8, tag::x), eng_);
+    for (auto &layer : layers_) {
+      auto it = layer.args.find(DNNL_ARG_SCRATCHPAD);
+      it->second = memory(it->second.get_desc(), eng_, scratch_.get_data_handle());
+    }
+    contents_ = std::to_string(convs) + " conv (" + std::to_string(sums) +
+                " with the residual add as sum post-op), " + std::to_string(pools) + " pool, " +
+                std::to_string(gemms) + " inner product";
+    std::string impls;
+    for (const auto &[impl, count] : impls_)
+      impls += (impls.empty() ? "" : ", ") + impl + " x" + std::to_string(count);
+    contents_ += " [" + impls + "]";
+    std::string rest;
+    for (const auto &[op, count] : left_out)
+      rest += (rest.empty() ? "" : ", ") + op + " x" + std::to_string(count);
+    contents_ += "; left out: " + (rest.empty() ? std::string("nothing") : rest);
+  }
+
+  dnnl::engine eng_{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream_{eng_};
+  const Graph *graph_ = nullptr;
+  std::vector<Layer> layers_;
+  std::map<int, memory> buffers_;  // engine value id -> its u8 buffer in the chain
+  std::map<std::string, int> impls_;
+  size_t scratch_bytes_ = 0;
+  memory scratch_;
+  std::mt19937 rng_{5};
+  std::string contents_;
+};
+
+}  // namespace
+
+std::unique_ptr<DnnlCeiling> DnnlCeiling::build(const engine::CompiledGraph &graph) {
+  return std::make_unique<Chain>(graph);
+}
+
+}  // namespace axstream::bench
