@@ -295,7 +295,7 @@ void bench_ceiling(const std::shared_ptr<rt::Context> &ctx, const PackageCase &c
   try {
     eng::CompiledGraph graph = compile_core(c.dir);
     auto model = ctx->load_model(c.dir);
-    auto conn = ctx->device_connect(nullptr, 4);
+    auto conn = ctx->device_connect(nullptr, 2);  // 2 instances of 1 core
     std::string contents;
     for (int instances : {1, 2}) {
       ab::Stats ceiling = run_ceiling(graph, instances, seconds, &contents);

@@ -85,22 +85,27 @@ class Chain final : public DnnlCeiling {
   memory random_buffer(const memory::desc &md) {
     memory m(md, eng_);
     auto *p = static_cast<uint8_t *>(m.get_data_handle());
+    if (md.data_type() == dt::f32) {  // random bytes are not all finite floats
+      auto *f = reinterpret_cast<float *>(p);
+      for (size_t i = 0; i < md.get_size() / sizeof(float); ++i)
+        f[i] = static_cast<float>(rng_() >> 24) / 256.f - 0.5f;
+      return m;
+    }
     for (size_t i = 0; i < md.get_size(); ++i) p[i] = static_cast<uint8_t>(rng_() >> 24);
     return m;
   }
 
-  // The u8 activation buffer of engine value `v` seen as `md`: the producer's, or (a graph
-  // input, or an op outside the chain made it) a random one made once.
+  // The activation buffer of engine value `v` seen as `md`: the producer's, or (a graph input,
+  // an op outside the chain made it, or the producer's has another size: float next to int8)
+  // a random one made once.
   memory activation(int v, const memory::desc &md) {
     auto it = buffers_.find(v);
-    if (it == buffers_.end()) {
-      memory m = random_buffer(md);
-      buffers_.emplace(v, m);
-      return m;
-    }
-    if (it->second.get_desc().get_size() != md.get_size())
-      throw std::runtime_error("value '" + graph_->values[v].name + "' is read with another size");
-    return memory(md, eng_, it->second.get_data_handle());
+    if (it != buffers_.end() && it->second.get_desc().get_size() == md.get_size())
+      return memory(md, eng_, it->second.get_data_handle());
+    auto key = std::make_pair(v, md.get_size());
+    auto other = stand_ins_.find(key);
+    if (other == stand_ins_.end()) other = stand_ins_.emplace(key, random_buffer(md)).first;
+    return memory(md, eng_, other->second.get_data_handle());
   }
 
   memory scratchpad(const memory::desc &md) {
@@ -108,13 +113,16 @@ class Chain final : public DnnlCeiling {
     return memory(md, eng_, nullptr);  // pointed at the shared scratch buffer in finish()
   }
 
-  void add_conv(const Node &n, int sum_from, bool sum_relu) {
+  // int8 (QConv: weights are input 3) or, for the convolutions a package keeps float, f32
+  // (Conv: input 1) with f32 NHWC activations and oneDNN's preferred f32 weight layout.
+  void add_conv(const Node &n, int sum_from, bool sum_relu, bool int8 = true) {
     const Graph &g = *graph_;
-    const Shape &xs = g.values[n.inputs[0]].shape, &ws = g.values[n.inputs[3]].shape,
+    const Shape &xs = g.values[n.inputs[0]].shape, &ws = g.values[n.inputs[int8 ? 3 : 1]].shape,
                 &ys = g.values[n.outputs[0]].shape;
+    const dt act_type = int8 ? dt::u8 : dt::f32, w_type = int8 ? dt::s8 : dt::f32;
     const int64_t group = attr_i(n, "group", 1);
     Window win = window_of(n, {xs[2], xs[3]}, {ws[2], ws[3]}, {ys[2], ys[3]});
-    memory::desc src(dims_of(xs), dt::u8, tag::nhwc), dst(dims_of(ys), dt::u8, tag::nhwc);
+    memory::desc src(dims_of(xs), act_type, tag::nhwc), dst(dims_of(ys), act_type, tag::nhwc);
     memory::dims wdims = dims_of(ws);
     tag wtag = tag::oihw;
     if (group > 1) {
@@ -122,13 +130,13 @@ class Chain final : public DnnlCeiling {
       wdims.insert(wdims.begin(), group);
       wtag = tag::goihw;
     }
-    memory::desc any_w(wdims, dt::s8, tag::any), bias({ws[0]}, dt::f32, tag::x);
+    memory::desc any_w(wdims, w_type, tag::any), bias({ws[0]}, dt::f32, tag::x);
     dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference,
                                          dnnl::algorithm::convolution_direct, src, any_w, bias, dst,
                                          win.stride, win.dilation, win.pad_begin, win.pad_end);
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-    attr.set_output_scales(1 << 1, std::vector<float>(size_t(ws[0]), 1.f / 512));
+    if (int8) attr.set_output_scales(1 << 1, std::vector<float>(size_t(ws[0]), 1.f / 512));
     dnnl::post_ops ops;
     const std::string act = attr_s(n, "_activation");
     if (act == "Relu") ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
@@ -142,7 +150,7 @@ class Chain final : public DnnlCeiling {
     }
     attr.set_post_ops(ops);
     dnnl::convolution_forward::primitive_desc pd(desc, attr, eng_);
-    memory user_w = random_buffer(memory::desc(wdims, dt::s8, wtag));
+    memory user_w = random_buffer(memory::desc(wdims, w_type, wtag));
     memory w(pd.weights_desc(), eng_);
     dnnl::reorder(user_w, w).execute(stream_, user_w, w);
     stream_.wait();
@@ -246,7 +254,7 @@ class Chain final : public DnnlCeiling {
       sum_into[conv] = {a, attr_i(add, "_relu", 0) != 0};
       add_fused[s] = true;
     }
-    int convs = 0, sums = 0, pools = 0, gemms = 0;
+    int convs = 0, sums = 0, pools = 0, gemms = 0, float_convs = 0;
     std::map<std::string, int> left_out;
     for (size_t s = 0; s < cg.steps.size(); ++s) {
       const Node &n = g.nodes[cg.steps[s].node];
@@ -257,6 +265,9 @@ class Chain final : public DnnlCeiling {
                  sum != sum_into.end() && sum->second.second);
         ++convs;
         sums += sum != sum_into.end();
+      } else if (is(n, "", "Conv") && four_d && g.values[n.inputs[0]].dtype == engine::DType::f32) {
+        add_conv(n, -1, false, false);
+        ++float_convs;
       } else if (is(n, "", "MaxPool") && four_d &&
                  g.values[n.inputs[0]].dtype != engine::DType::f32) {
         add_pool(n, false);
@@ -284,8 +295,9 @@ class Chain final : public DnnlCeiling {
       auto it = layer.args.find(DNNL_ARG_SCRATCHPAD);
       it->second = memory(it->second.get_desc(), eng_, scratch_.get_data_handle());
     }
-    contents_ = std::to_string(convs) + " conv (" + std::to_string(sums) +
-                " with the residual add as sum post-op), " + std::to_string(pools) + " pool, " +
+    contents_ = std::to_string(convs) + " int8 conv (" + std::to_string(sums) +
+                " with the residual add as sum post-op), " + std::to_string(float_convs) +
+                " f32 conv (kept float by the package), " + std::to_string(pools) + " pool, " +
                 std::to_string(gemms) + " inner product";
     std::string impls;
     for (const auto &[impl, count] : impls_)
@@ -301,7 +313,8 @@ class Chain final : public DnnlCeiling {
   dnnl::stream stream_{eng_};
   const Graph *graph_ = nullptr;
   std::vector<Layer> layers_;
-  std::map<int, memory> buffers_;  // engine value id -> its u8 buffer in the chain
+  std::map<int, memory> buffers_;  // engine value id -> its buffer in the chain
+  std::map<std::pair<int, size_t>, memory> stand_ins_;  // (value, bytes) -> a random buffer
   std::map<std::string, int> impls_;
   size_t scratch_bytes_ = 0;
   memory scratch_;
