@@ -147,15 +147,40 @@ std::unique_ptr<Kernel> compile_pad(OpContext &ctx) {
       idx[d] = 0;
     }
   }
+  // The element map as runs of consecutive copies or fills: a YOLO head's channel pad
+  // 255 -> 256 is then one 255-element copy and one fill per pixel, not a lookup per byte.
+  struct Run {
+    int64_t out, in, count;  // in < 0: `count` fill values
+  };
+  std::vector<Run> runs;
+  for (int64_t o = 0; o < n; ++o) {
+    if (!runs.empty()) {
+      Run &last = runs.back();
+      bool extends = last.in < 0 ? src[o] < 0 : src[o] == last.in + last.count;
+      if (extends) {
+        ++last.count;
+        continue;
+      }
+    }
+    runs.push_back({o, src[o] < 0 ? -1 : src[o], 1});
+  }
   size_t es = dtype_size(dt);
   std::vector<uint8_t> fill(es);
   store_from_double(fill.data(), dt, 0, value);
   return make_kernel(
-      [src = std::move(src), es, fill](ExecContext &, const void *const *in, void *const *o) {
+      [runs = std::move(runs), es, fill](ExecContext &, const void *const *in, void *const *o) {
         const uint8_t *x = static_cast<const uint8_t *>(in[0]);
         uint8_t *y = static_cast<uint8_t *>(o[0]);
-        for (size_t i = 0; i < src.size(); ++i)
-          std::memcpy(y + i * es, src[i] < 0 ? fill.data() : x + src[i] * es, es);
+        for (const Run &run : runs) {
+          uint8_t *to = y + run.out * es;
+          if (run.in >= 0) {
+            std::memcpy(to, x + run.in * es, static_cast<size_t>(run.count) * es);
+          } else if (es == 1) {
+            std::memset(to, fill[0], static_cast<size_t>(run.count));
+          } else {
+            for (int64_t i = 0; i < run.count; ++i) std::memcpy(to + i * es, fill.data(), es);
+          }
+        }
       });
 }
 
