@@ -9,6 +9,7 @@
 #include <opencv2/videoio.hpp>
 #include <sstream>
 
+#include "calibration_images.h"
 #include "compiler_test_util.h"
 
 namespace {
@@ -38,23 +39,25 @@ std::vector<std::string> with_extra_options(std::vector<std::string> args) {
 
 // Accuracy bars (docs/compiler.md, "Measured accuracy"). Where a target was not reached the bar
 // is the figure reached, as a regression guard (2026-12-04, default options: percentile
-// calibration, bias correction, mixed-precision search to 0.99; hard-swish quantised once):
-// - det: target every float text box matched and map cosine >= 0.99; reached 19/21 (19 found),
-//   map cosine 0.987 with no float node (0.986 and 18/21 with 42 float nodes when hard-swish's
-//   Mul was quantised on its inputs);
-// - rec: target softmax cosine >= 0.99 and the same CTC strings on all 9 word crops; reached
-//   cosine 0.992 and 5/9 same strings, all 4 clean scenetext_word* crops (mse ranges on the text
-//   lines the float det finds in the scenetext0* scenes, --calib-text-crops; before hard-swish
-//   was quantised once: 0.967 and 6/9). The binarised scenetext_segmented_word* masks, which the
-//   float model itself reads uncertainly ('Soyo' for SANYO), are where strings differ.
-// These figures move with float-rounding-level changes of the calibration ranges (the same
-// ranges calibrated on the folded graph: rec 0.976 and 4/9, 'HERE ' read ' HeRe '; det 0.986),
-// so the bars sit at the low end of that spread: a guard, not a coin toss.
-constexpr double kDetMinCosine = 0.983;
-constexpr int kDetMaxUnmatchedBoxes = 2;
+// calibration, bias correction, mixed-precision search to 0.99; hard-swish quantised once).
+// Cosines are on the model outputs (after the postamble: the tensors the float ONNX outputs).
+// Held out: the six scenetext0* scenes and seven text photos (kTextPhotos) for det; the 9 word
+// crops and the text lines the float det cuts from the photos (64, aspect kept as PaddleOCR
+// does) for rec. On the 6 scenes / 9 crops alone the figures moved with rounding-level changes
+// of the calibration (rec 0.992/5/9 -> 0.976/4/9); on these sets, over three calibrations:
+// - det: target every float text box matched and map cosine >= 0.99; reached 86/98 and 85/98
+//   boxes, map cosine 0.933-0.934, no float node (on the 6 scenes alone: 19/21, 0.987);
+// - rec: target softmax cosine >= 0.99 and the same strings; reached cosine 0.977-0.978, same
+//   strings 49-54/73, 23-26 of the 41 inputs the float model reads text in (mse ranges on the
+//   lines of the scenetext0* scenes, all six or five of them).
+constexpr double kDetMinCosine = 0.925;
+constexpr int kDetMaxUnmatchedBoxes = 14;
 const std::string kRecCalib = (kOpencvData.parent_path() / "text" / "scenetext0*.jpg").string();
 constexpr double kRecMinCosine = 0.97;
-constexpr int kRecMaxDifferentStrings = 5;
+constexpr int kRecMaxDifferentStrings = 26;
+constexpr int kRecMinTextInputs = 38;
+constexpr int kRecMaxDifferentReadStrings = 20;
+constexpr int kMaxHeldOutLines = 64;
 
 struct Face {
   float x0, y0, x1, y1, score;
@@ -174,20 +177,74 @@ TEST(AxcompileRealModels, BlazefaceBackFindsTheSameFacesAsFloat) {
 struct OcrCase {
   std::string file;
   int h, w;
-  bool imagenet_norm;                      // ImageNet mean/std, else 0.5/0.5
-  std::string calib;                       // glob of calibration images
-  std::vector<std::string> eval_prefixes;  // held-out images in text/ (file name prefixes)
-  std::vector<std::string> options = {};   // further axcompile options
+  bool imagenet_norm;                     // ImageNet mean/std, else 0.5/0.5
+  std::string calib;                      // glob of calibration images
+  std::vector<std::string> options = {};  // further axcompile options
+  // PaddleOCR's recogniser input: resized to the model height keeping the aspect ratio (at most
+  // the model width) and padded on the right with normalised zeros; else stretched to h x w.
+  bool keep_aspect = false;
 };
+
+// The model's float NCHW input for `bgr` as `c` says (stretched, or PaddleOCR's rec resize).
+std::vector<float> ocr_input(const cv::Mat &bgr, const OcrCase &c, const ImageInput &input) {
+  if (!c.keep_aspect) return image_to_float(bgr, input);
+  int width = std::clamp(
+      static_cast<int>(std::ceil(static_cast<double>(c.h) * bgr.cols / std::max(1, bgr.rows))), 1,
+      c.w);
+  ImageInput part = input;
+  part.width = width;
+  std::vector<float> resized = image_to_float(bgr, part), padded(3 * c.h * c.w, 0.f);
+  for (int ch = 0; ch < 3; ++ch)
+    for (int y = 0; y < c.h; ++y)
+      std::copy_n(&resized[(size_t(ch) * c.h + y) * width], width,
+                  &padded[(size_t(ch) * c.h + y) * c.w]);
+  return padded;
+}
+
+// A held-out input: an image file or a text line the float detector cut from one.
+struct HeldOut {
+  std::string name;
+  cv::Mat bgr;
+};
+
+HeldOut read_held_out(const fs::path &path) {
+  cv::Mat image = cv::imread(path.string(), cv::IMREAD_COLOR);
+  EXPECT_FALSE(image.empty()) << "cannot read held-out image " << path;
+  return {path.filename().string(), image};
+}
+
+// Held-out images in text/ whose names start with one of `prefixes`.
+std::vector<HeldOut> text_images(const std::vector<std::string> &prefixes) {
+  std::vector<HeldOut> images;
+  for (const auto &path : images_in(kOpencvData.parent_path() / "text")) {
+    std::string name = path.filename().string();
+    if (path.extension() == ".jpg" &&
+        std::any_of(prefixes.begin(), prefixes.end(),
+                    [&](const std::string &p) { return name.rfind(p, 0) == 0; }))
+      images.push_back(read_held_out(path));
+  }
+  return images;
+}
+
+// opencv-doc photos with text in them that no OCR package is calibrated on: blurred and
+// motion-blurred text, a licence plate, printed text, hand-written notes, a sudoku grid.
+const std::vector<std::string> kTextPhotos = {
+    "text_defocus.jpg",        "text_motion.jpg", "imageTextN.png", "imageTextR.png",
+    "licenseplate_motion.jpg", "notes.png",       "sudoku.png"};
+
+std::vector<HeldOut> text_photos() {
+  std::vector<HeldOut> images;
+  for (const auto &name : kTextPhotos) images.push_back(read_held_out(kOpencvData / name));
+  return images;
+}
 
 struct OcrRun {
   std::vector<std::string> names;
-  Outputs want, got;  // first model output per image: float model, package
+  Outputs want, got;  // first model output (after any postamble) per input: float, package
 };
 
-OcrRun run_ocr(const OcrCase &c) {
+OcrRun run_ocr(const OcrCase &c, const std::vector<HeldOut> &held_out) {
   fs::path model = kOcr / c.file;
-  fs::path text = kOpencvData.parent_path() / "text";
   TempDir dir("ocr");
   fs::path pkg = dir.path / "pkg";
   std::string shape = "x=1,3," + std::to_string(c.h) + "," + std::to_string(c.w);
@@ -210,14 +267,9 @@ OcrRun run_ocr(const OcrCase &c) {
                                : std::vector<double>{0.5, 0.5, 0.5};
   input.std = c.imagenet_norm ? std::vector<double>{0.229, 0.224, 0.225}
                               : std::vector<double>{0.5, 0.5, 0.5};
-  for (const auto &path : images_in(text)) {
-    std::string name = path.filename().string();
-    if (path.extension() != ".jpg" ||
-        std::none_of(c.eval_prefixes.begin(), c.eval_prefixes.end(),
-                     [&](const std::string &p) { return name.rfind(p, 0) == 0; }))
-      continue;
-    auto tensor = image_to_float(cv::imread(path.string()), input);
-    run.names.push_back(name);
+  for (const auto &image : held_out) {
+    auto tensor = ocr_input(image.bgr, c, input);
+    run.names.push_back(image.name);
     run.want.push_back(reference.run(tensor)[0]);
     run.got.push_back(compiled.run(tensor, true)[0]);
   }
@@ -268,26 +320,44 @@ double rect_iou(const cv::Rect &a, const cv::Rect &b) {
 TEST(AxcompileRealModels, PpOcrDetectorFindsTheSameTextBoxesAsFloat) {
   // Calibrated on the word/character crops (text the sensitivity search can measure), checked
   // on the held-out scenetext0* scenes.
-  OcrCase c{"ch_PP-OCRv4_det_infer.onnx",
-            640,
-            640,
-            true,
-            (kOpencvData.parent_path() / "text" / "scenetext_*.jpg").string(),
-            {"scenetext0"}};
-  OcrRun run = run_ocr(c);
+  OcrCase c{"ch_PP-OCRv4_det_infer.onnx", 640, 640, true,
+            (kOpencvData.parent_path() / "text" / "scenetext_*.jpg").string()};
+  // Held out: the six scenes and the text photos.
+  std::vector<HeldOut> held_out = text_images({"scenetext0"});
+  for (auto &photo : text_photos()) held_out.push_back(std::move(photo));
+  OcrRun run = run_ocr(c, held_out);
   ASSERT_FALSE(run.names.empty());
   int float_boxes = 0, matched = 0, package_boxes = 0;
   for (size_t i = 0; i < run.names.size(); ++i) {
     auto a = text_boxes(run.want[i], 640, 640), b = text_boxes(run.got[i], 640, 640);
     float_boxes += static_cast<int>(a.size());
     package_boxes += static_cast<int>(b.size());
-    for (const auto &r : a)
-      if (std::any_of(b.begin(), b.end(), [&](const cv::Rect &g) { return rect_iou(r, g) >= 0.5; }))
+    Cosine image_cosine;
+    image_cosine.add(run.got[i], run.want[i]);
+    std::cout << run.names[i] << ": probability-map cosine " << image_cosine.value()
+              << ", float boxes " << a.size() << ", package boxes " << b.size() << "\n";
+    for (const auto &r : a) {
+      double best = 0;
+      for (const auto &g : b) best = std::max(best, rect_iou(r, g));
+      if (best >= 0.5) {
         ++matched;
+        continue;
+      }
+      // Why a box is missed: its peak probability (threshold 0.3) and the best overlap.
+      float float_peak = 0, package_peak = 0;
+      for (int y = r.y; y < r.y + r.height; ++y)
+        for (int x = r.x; x < r.x + r.width; ++x) {
+          float_peak = std::max(float_peak, run.want[i][y * 640 + x]);
+          package_peak = std::max(package_peak, run.got[i][y * 640 + x]);
+        }
+      std::cout << run.names[i] << ": float box " << r.width << "x" << r.height << " at " << r.x
+                << "," << r.y << " unmatched: best IoU " << best << ", peak probability float "
+                << float_peak << ", package " << package_peak << "\n";
+    }
   }
   double cos = cosine_of(run);
-  std::cout << "PP-OCRv4 det: " << run.names.size() << " scenetext images, probability-map cosine "
-            << cos << ", float boxes " << float_boxes << ", package boxes " << package_boxes
+  std::cout << "PP-OCRv4 det: " << run.names.size() << " images, probability-map cosine " << cos
+            << ", float boxes " << float_boxes << ", package boxes " << package_boxes
             << ", matched (IoU>=0.5) " << matched << "\n";
   EXPECT_GT(float_boxes, 0);
   EXPECT_GE(cos, kDetMinCosine);
@@ -300,12 +370,20 @@ TEST(AxcompileRealModels, PpOcrRecognizerReadsTheSameWordsAsFloat) {
             320,
             false,
             kRecCalib,
-            {"scenetext_word", "scenetext_segmented_word"},
-            // Its real inputs: text lines cut from scenes (22 crops from the 6 scenes); mse ranges
-            // give 0.992 and 5/9 strings with no float node (percentile: 0.975, 4/9, 29).
+            // Its real inputs: text lines cut from scenes (22 crops from the 6 scenes); mse ranges,
+            // no float node (on the 9 word crops alone 0.992 and 5/9; percentile 0.975 and 4/9).
             {"--calib-text-crops", (kOcr / "ch_PP-OCRv4_det_infer.onnx").string(), "--num-calib",
-             "24", "--calib-method", "mse"}};
-  OcrRun run = run_ocr(c);
+             "24", "--calib-method", "mse"},
+            true};
+  // Held out: the word crops and the text lines the float det finds in the text photos (rec is
+  // calibrated on the lines of the scenetext0* scenes).
+  std::vector<HeldOut> held_out = text_images({"scenetext_word", "scenetext_segmented_word"});
+  std::vector<axstream::compiler::CalibrationFrame> photos;
+  for (auto &photo : text_photos()) photos.push_back({photo.name, photo.bgr});
+  for (auto &line : axstream::compiler::text_line_crops(
+           photos, (kOcr / "ch_PP-OCRv4_det_infer.onnx").string(), kMaxHeldOutLines))
+    held_out.push_back({line.source, line.bgr});
+  OcrRun run = run_ocr(c, held_out);
   ASSERT_FALSE(run.names.empty());
   std::vector<std::string> keys;
   std::ifstream keys_file(kOcr / "ppocr_keys_v1.txt");
@@ -313,29 +391,31 @@ TEST(AxcompileRealModels, PpOcrRecognizerReadsTheSameWordsAsFloat) {
   ASSERT_GT(keys.size(), 6000u);
   const size_t classes = keys.size() + 2;  // blank + keys + space
   ASSERT_EQ(run.want[0].size() % classes, 0u);
-  int same = 0;
+  // Strings where the float model reads text: crops it reads as nothing (blurred lines, the
+  // detector's regions over rotated text) agree trivially unless the package reads something.
+  int same = 0, read = 0, same_read = 0;
   for (size_t i = 0; i < run.names.size(); ++i) {
     std::string a = ctc_decode(run.want[i], classes, keys),
                 b = ctc_decode(run.got[i], classes, keys);
     std::cout << run.names[i] << ": float '" << a << "', package '" << b << "'\n";
     same += a == b;
+    read += !a.empty();
+    same_read += !a.empty() && a == b;
   }
   double cos = cosine_of(run);
-  std::cout << "PP-OCRv4 rec: " << run.names.size() << " word crops, softmax cosine " << cos
-            << ", same strings " << same << "/" << run.names.size() << "\n";
+  std::cout << "PP-OCRv4 rec: " << run.names.size() << " word crops and text lines, softmax cosine "
+            << cos << ", same strings " << same << "/" << run.names.size()
+            << ", where the float model reads text " << same_read << "/" << read << "\n";
+  EXPECT_GE(read, kRecMinTextInputs) << "the float model should read text in the held-out crops";
   EXPECT_GE(cos, kRecMinCosine);
   EXPECT_GE(same, static_cast<int>(run.names.size()) - kRecMaxDifferentStrings);
+  EXPECT_GE(same_read, read - kRecMaxDifferentReadStrings);
 }
 
 TEST(AxcompileRealModels, PpOcrDirectionClassifierAgreesWithFloat) {
-  OcrCase c{"ch_ppocr_mobile_v2.0_cls_infer.onnx",
-            48,
-            192,
-            false,
-            (kOpencvData / "*.jpg").string(),
-            {"scenetext"},
+  OcrCase c{"ch_ppocr_mobile_v2.0_cls_infer.onnx", 48, 192, false, (kOpencvData / "*.jpg").string(),
             {"--calib-method", "entropy"}};  // 0.994 (before hard-swish was quantised once: 0.991)
-  OcrRun run = run_ocr(c);
+  OcrRun run = run_ocr(c, text_images({"scenetext"}));
   ASSERT_FALSE(run.names.empty());
   double cos = cosine_of(run);
   std::cout << "PP-OCR cls: " << run.names.size() << " scenetext images, softmax cosine " << cos
