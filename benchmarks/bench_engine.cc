@@ -218,7 +218,7 @@ void bench_package(const std::shared_ptr<rt::Context> &ctx, const PackageCase &c
 // `instances` threads, each building and running its own single-threaded ceiling chain; all
 // start timing together once every chain is built.
 ab::Stats run_ceiling(const eng::CompiledGraph &graph, int instances, double seconds,
-                      std::string *contents) {
+                      bool with_zero_points, std::string *contents) {
   std::mutex mutex;
   std::condition_variable all_built;
   int built = 0;
@@ -232,7 +232,7 @@ ab::Stats run_ceiling(const eng::CompiledGraph &graph, int instances, double sec
       omp_set_num_threads(1);
       std::unique_ptr<ab::DnnlCeiling> chain;
       try {
-        chain = ab::DnnlCeiling::build(graph);
+        chain = ab::DnnlCeiling::build(graph, with_zero_points);
         chain->run();  // warm-up
       } catch (const std::exception &e) {
         std::lock_guard lock(mutex);
@@ -296,18 +296,24 @@ void bench_ceiling(const std::shared_ptr<rt::Context> &ctx, const PackageCase &c
     eng::CompiledGraph graph = compile_core(c.dir);
     auto model = ctx->load_model(c.dir);
     auto conn = ctx->device_connect(nullptr, 2);  // 2 instances of 1 core
-    std::string contents;
+    std::string contents, contents_zp;
     for (int instances : {1, 2}) {
-      ab::Stats ceiling = run_ceiling(graph, instances, seconds, &contents);
-      if (instances == 1) std::printf("# ceiling of %s: %s\n", c.name.c_str(), contents.c_str());
+      ab::Stats ceiling = run_ceiling(graph, instances, seconds, false, &contents);
+      ab::Stats ceiling_zp = run_ceiling(graph, instances, seconds, true, &contents_zp);
+      if (instances == 1)
+        std::printf(
+            "# ceiling of %s: %s\n# zp ceiling: the same with the package's zero points: %s\n",
+            c.name.c_str(), contents.c_str(), contents_zp.c_str());
       ab::Stats ours = run_instances(conn, model, instances, seconds);
       std::string label = c.name + " int8 instances=" + std::to_string(instances);
       std::printf(
           "%-10s %-30s engine %7.2f/s (cpu %6.2f ms/inf) | oneDNN alone %7.2f/s (cpu %6.2f "
-          "ms/inf) | engine/ceiling %.2fx wall, %.2fx cpu\n",
+          "ms/inf) | engine/ceiling %.2fx wall, %.2fx cpu | zp ceiling %7.2f/s (cpu %6.2f "
+          "ms/inf) %.2fx cpu\n",
           "ceiling", label.c_str(), ours.per_second, ours.cpu_ms_per_run, ceiling.per_second,
           ceiling.cpu_ms_per_run, ours.per_second / ceiling.per_second,
-          ceiling.cpu_ms_per_run / ours.cpu_ms_per_run);
+          ceiling.cpu_ms_per_run / ours.cpu_ms_per_run, ceiling_zp.per_second,
+          ceiling_zp.cpu_ms_per_run, ceiling_zp.cpu_ms_per_run / ours.cpu_ms_per_run);
       std::fflush(stdout);
     }
     conn->release();

@@ -66,7 +66,10 @@ Window window_of(const Node &n, const Shape &in, const Shape &kernel, const Shap
 
 class Chain final : public DnnlCeiling {
  public:
-  explicit Chain(const engine::CompiledGraph &cg) { build(cg); }
+  Chain(const engine::CompiledGraph &cg, bool with_zero_points)
+      : with_zero_points_(with_zero_points) {
+    build(cg);
+  }
 
   void run() override {
     for (auto &layer : layers_) layer.primitive.execute(stream_, layer.args);
@@ -137,6 +140,26 @@ class Chain final : public DnnlCeiling {
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     if (int8) attr.set_output_scales(1 << 1, std::vector<float>(size_t(ws[0]), 1.f / 512));
+    // With the package's zero points (the engine's int8 source flipped to u8 moves its zero
+    // point by 128), oneDNN 2.6 may pick another implementation: the cost of asymmetric
+    // activations, as against the engine's own overhead.
+    std::vector<std::pair<int, memory>> zero_points;
+    if (int8 && with_zero_points_) {
+      auto zero_point = [&](int slot, int shift) -> int32_t {
+        if (slot >= int(n.inputs.size()) || n.inputs[slot] < 0) return shift;
+        const auto &c = g.values[n.inputs[slot]].constant;
+        return c ? int32_t(c->as_int(0)) + shift : shift;
+      };
+      bool src_signed = g.values[n.inputs[0]].dtype == engine::DType::i8;
+      int32_t src_zp = zero_point(2, src_signed ? 128 : 0), dst_zp = zero_point(8, 0);
+      for (auto [arg, value] : {std::pair{DNNL_ARG_SRC, src_zp}, {DNNL_ARG_DST, dst_zp}}) {
+        if (value == 0) continue;
+        attr.set_zero_points(arg, 0, {DNNL_RUNTIME_S32_VAL});
+        memory m(memory::desc({1}, dt::s32, tag::x), eng_);
+        *static_cast<int32_t *>(m.get_data_handle()) = value;
+        zero_points.push_back({DNNL_ARG_ATTR_ZERO_POINTS | arg, m});
+      }
+    }
     dnnl::post_ops ops;
     const std::string act = attr_s(n, "_activation");
     if (act == "Relu") ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
@@ -165,6 +188,7 @@ class Chain final : public DnnlCeiling {
                         {DNNL_ARG_BIAS, b},
                         {DNNL_ARG_DST, out},
                         {DNNL_ARG_SCRATCHPAD, scratchpad(pd.scratchpad_desc())}}});
+    for (const auto &[arg, m] : zero_points) layers_.back().args.insert({arg, m});
     impls_[pd.impl_info_str()] += 1;
   }
 
@@ -295,10 +319,11 @@ class Chain final : public DnnlCeiling {
       auto it = layer.args.find(DNNL_ARG_SCRATCHPAD);
       it->second = memory(it->second.get_desc(), eng_, scratch_.get_data_handle());
     }
-    contents_ = std::to_string(convs) + " int8 conv (" + std::to_string(sums) +
-                " with the residual add as sum post-op), " + std::to_string(float_convs) +
-                " f32 conv (kept float by the package), " + std::to_string(pools) + " pool, " +
-                std::to_string(gemms) + " inner product";
+    contents_ = std::to_string(convs) + " int8 conv" +
+                (with_zero_points_ ? " with the package's zero points" : "") + " (" +
+                std::to_string(sums) + " with the residual add as sum post-op), " +
+                std::to_string(float_convs) + " f32 conv (kept float by the package), " +
+                std::to_string(pools) + " pool, " + std::to_string(gemms) + " inner product";
     std::string impls;
     for (const auto &[impl, count] : impls_)
       impls += (impls.empty() ? "" : ", ") + impl + " x" + std::to_string(count);
@@ -312,6 +337,7 @@ class Chain final : public DnnlCeiling {
   dnnl::engine eng_{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream_{eng_};
   const Graph *graph_ = nullptr;
+  bool with_zero_points_ = false;
   std::vector<Layer> layers_;
   std::map<int, memory> buffers_;  // engine value id -> its buffer in the chain
   std::map<std::pair<int, size_t>, memory> stand_ins_;  // (value, bytes) -> a random buffer
@@ -324,8 +350,9 @@ class Chain final : public DnnlCeiling {
 
 }  // namespace
 
-std::unique_ptr<DnnlCeiling> DnnlCeiling::build(const engine::CompiledGraph &graph) {
-  return std::make_unique<Chain>(graph);
+std::unique_ptr<DnnlCeiling> DnnlCeiling::build(const engine::CompiledGraph &graph,
+                                                bool with_zero_points) {
+  return std::make_unique<Chain>(graph, with_zero_points);
 }
 
 }  // namespace axstream::bench

@@ -22,8 +22,10 @@ class DnnlCeiling {
   // and QGlobalAveragePool (pooling primitives) and a 2-D QGemm (u8 x s8 inner product). Every
   // other op is left out and listed by contents(). Buffers are allocated and filled here; run()
   // only executes. Primitives take the calling thread's OpenMP thread count: build and run on
-  // the same thread after omp_set_num_threads(n).
-  static std::unique_ptr<DnnlCeiling> build(const engine::CompiledGraph &graph);
+  // the same thread after omp_set_num_threads(n). with_zero_points: the int8 convolutions take
+  // the package's source and output zero points (as the engine runs them) instead of none.
+  static std::unique_ptr<DnnlCeiling> build(const engine::CompiledGraph &graph,
+                                            bool with_zero_points = false);
   virtual ~DnnlCeiling() = default;
   virtual void run() = 0;
   // What the chain holds and what it leaves out, e.g. "53 conv (16 with sum post-op), ...".
