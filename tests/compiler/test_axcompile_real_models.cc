@@ -127,7 +127,7 @@ void check_blazeface(const std::string &variant, int size, FaceBars bars,
   // Held-out frames: offset from the calibration sampling.
   cv::VideoCapture capture(video.string());
   cv::Mat frame;
-  Cosine raw, scores, boxes;
+  Cosine raw, raw_scores, scores, boxes;
   auto sigmoid = [](std::vector<float> v) {
     for (float &x : v) x = 1.f / (1.f + std::exp(-x));
     return v;
@@ -140,6 +140,7 @@ void check_blazeface(const std::string &variant, int size, FaceBars bars,
     Outputs want = reference.run(tensor), got = compiled.run(tensor, false);
     ASSERT_EQ(got.size(), 4u);
     for (int o = 0; o < 4; ++o) raw.add(got[o], want[o]);
+    for (int o = 0; o < 2; ++o) raw_scores.add(got[o], want[o]);
     for (int o = 0; o < 2; ++o) scores.add(sigmoid(got[o]), sigmoid(want[o]));
     for (int o = 2; o < 4; ++o) boxes.add(got[o], want[o]);
     auto a = decode_faces(want, size), b = decode_faces(got, size);
@@ -150,7 +151,7 @@ void check_blazeface(const std::string &variant, int size, FaceBars bars,
         ++matched;
   }
   std::cout << "blazeface " << variant << ": " << frames << " held-out frames, raw-output cosine "
-            << raw.value() << ", sigmoid(scores) cosine " << scores.value() << ", boxes cosine "
+            << raw.value() << " (score logits " << raw_scores.value() << "), sigmoid(scores) cosine " << scores.value() << ", boxes cosine "
             << boxes.value() << ", float faces " << float_faces << ", package faces "
             << package_faces << ", matched (IoU>=0.5) " << matched << "\n";
   EXPECT_GT(float_faces, 0) << "the float model should find faces in Megamind.avi";
