@@ -69,6 +69,16 @@ std::vector<int64_t> OpContext::constant_ints(size_t i, const char *what) const 
   return v;
 }
 
+float OpContext::scalar_scale(size_t i, const char *what) const {
+  const Tensor &t = require_constant(i, what);
+  if (t.dtype != DType::f32 || t.count() != 1) fail(std::string(what) + " must be one float");
+  return t.data<float>()[0];
+}
+
+int32_t OpContext::zero_point_or_zero(size_t i, const char *what) const {
+  return has_input(i) ? static_cast<int32_t>(require_constant(i, what).as_int(0)) : 0;
+}
+
 void OpContext::set_output(size_t i, DType dtype, Shape shape) {
   checked_element_count(shape, label() + " output " + std::to_string(i));
   out_dtypes_.at(i) = dtype;

@@ -56,6 +56,10 @@ class OpContext {
   // The input's constant value; NotImplemented naming the node if it is computed at run time.
   const Tensor &require_constant(size_t i, const char *what) const;
   std::vector<int64_t> constant_ints(size_t i, const char *what) const;
+  // A per-tensor quantisation parameter: the constant one-float scale (InvalidArgument otherwise),
+  // and the zero point, 0 when the optional input is absent.
+  float scalar_scale(size_t i, const char *what) const;
+  int32_t zero_point_or_zero(size_t i, const char *what) const;
 
   size_t output_count() const { return node_.outputs.size(); }
   void set_output(size_t i, DType dtype, Shape shape);

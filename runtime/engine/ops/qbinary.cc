@@ -109,15 +109,8 @@ std::unique_ptr<Kernel> compile_qbinary(OpContext &ctx) {
   if (!is_q8(ta) || !is_q8(tb) || !is_q8(out)) ctx.unsupported("QBinary needs int8/uint8 tensors");
   std::string op = ctx.attr_s("_op", "");
   if (op != "Add" && op != "Mul") ctx.fail("QBinary _op '" + op + "' (expected Add or Mul)");
-  auto scale = [&](int slot, const char *what) {
-    const Tensor &t = ctx.require_constant(slot, what);
-    if (t.dtype != DType::f32 || t.count() != 1) ctx.fail(std::string(what) + " must be one float");
-    return t.data<float>()[0];
-  };
-  auto zero = [&](int slot, const char *what) {
-    return ctx.has_input(slot) ? static_cast<int32_t>(ctx.require_constant(slot, what).as_int(0))
-                               : 0;
-  };
+  auto scale = [&](int slot, const char *what) { return ctx.scalar_scale(slot, what); };
+  auto zero = [&](int slot, const char *what) { return ctx.zero_point_or_zero(slot, what); };
   Requant p{scale(kAScale, "a_scale"),
             scale(kBScale, "b_scale"),
             scale(kYScale, "y_scale"),

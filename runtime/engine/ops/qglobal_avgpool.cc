@@ -56,15 +56,8 @@ std::unique_ptr<Kernel> compile_qglobal_average_pool(OpContext &ctx) {
   int64_t size = xs[2] * xs[3];
   // int32 sums of up to 2^23 values of |x| <= 255 cannot overflow.
   if (size > (int64_t{1} << 23)) ctx.unsupported("planes over 2^23 elements");
-  auto scale = [&](int slot, const char *what) {
-    const Tensor &t = ctx.require_constant(slot, what);
-    if (t.dtype != DType::f32 || t.count() != 1) ctx.fail(std::string(what) + " must be one float");
-    return t.data<float>()[0];
-  };
-  auto zero = [&](int slot, const char *what) {
-    return ctx.has_input(slot) ? static_cast<int32_t>(ctx.require_constant(slot, what).as_int(0))
-                               : 0;
-  };
+  auto scale = [&](int slot, const char *what) { return ctx.scalar_scale(slot, what); };
+  auto zero = [&](int slot, const char *what) { return ctx.zero_point_or_zero(slot, what); };
   float x_scale = scale(kXScale, "x_scale"), y_scale = scale(kYScale, "y_scale");
   int32_t x_zero = zero(kXZero, "x_zero_point"), y_zero = zero(kYZero, "y_zero_point");
   bool nhwc = ctx.attr_i("_nhwc", 0) != 0;

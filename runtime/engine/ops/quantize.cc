@@ -222,13 +222,8 @@ std::unique_ptr<Kernel> compile_qadd(OpContext &ctx) {
   DType ta = ctx.in_dtype(kA), tb = ctx.in_dtype(kB);
   auto is_q8 = [](DType t) { return t == DType::i8 || t == DType::u8; };
   if (!is_q8(ta) || !is_q8(tb) || !is_q8(out)) ctx.unsupported("QAdd needs int8/uint8 tensors");
-  auto scale = [&](int slot, const char *what) {
-    return ctx.require_constant(slot, what).data<float>()[0];
-  };
-  auto zero = [&](int slot, const char *what) {
-    return ctx.has_input(slot) ? static_cast<int32_t>(ctx.require_constant(slot, what).as_int(0))
-                               : 0;
-  };
+  auto scale = [&](int slot, const char *what) { return ctx.scalar_scale(slot, what); };
+  auto zero = [&](int slot, const char *what) { return ctx.zero_point_or_zero(slot, what); };
   float sa = scale(kAScale, "a_scale"), sb = scale(kBScale, "b_scale"),
         sy = scale(kYScale, "y_scale");
   int32_t za = zero(kAZero, "a_zero_point"), zb = zero(kBZero, "b_zero_point"),
