@@ -14,11 +14,13 @@
 #include "axstream/runtime/engine.h"
 #include "case_runner.h"
 #include "expected_error.h"
+#include "graph_builder.h"
 
 namespace fs = std::filesystem;
 using namespace axstream;
 using namespace axstream::engine;
 using axstream::test::message_of;
+using namespace axstream::test;
 
 namespace {
 
@@ -230,40 +232,16 @@ TEST(EnginePasses, DecomposedLayerNormFusesIntoOneOp) {
 // input x, on the mean m and the difference d (they feed Subs of two activations) and on the
 // result. `expose_d` also makes d a graph output, which keeps the pattern from fusing.
 onnx::ModelProto qdq_layer_norm_model(bool expose_d) {
-  onnx::ModelProto m;
-  m.set_ir_version(7);
-  m.add_opset_import()->set_version(13);
-  auto *g = m.mutable_graph();
-  g->set_name("qdq_layer_norm");
-  auto node = [&](const std::string &op, std::vector<std::string> in, const std::string &out) {
-    auto *n = g->add_node();
-    n->set_op_type(op);
-    n->set_name(out + "/" + op);
-    for (const auto &i : in) n->add_input(i);
-    n->add_output(out);
-    if (op == "ReduceMean") {
-      auto *a = n->add_attribute();
-      a->set_name("axes");
-      a->set_type(onnx::AttributeProto::INTS);
-      a->add_ints(-1);
-    }
-  };
-  auto floats = [&](const std::string &name, std::vector<float> v, bool scalar) {
-    auto *t = g->add_initializer();
-    t->set_name(name);
-    t->set_data_type(onnx::TensorProto::FLOAT);
-    if (!scalar) t->add_dims(static_cast<int64_t>(v.size()));
-    for (float f : v) t->add_float_data(f);
-  };
+  GraphBuilder b("qdq_layer_norm");
   // x -> Q -> DQ with scale `s` (zero point 0): the quantisation step the compiler inserts.
   auto qdq = [&](const std::string &x, const std::string &y, float s) {
-    floats(x + "/scale", {s}, true);
-    auto *z = g->add_initializer();
-    z->set_name(x + "/zero_point");
-    z->set_data_type(onnx::TensorProto::INT8);
-    z->add_int32_data(0);
-    node("QuantizeLinear", {x, x + "/scale", x + "/zero_point"}, x + "/q");
-    node("DequantizeLinear", {x + "/q", x + "/scale", x + "/zero_point"}, y);
+    b.initializer(x + "/scale", kFloat, {}, {s});
+    b.initializer(x + "/zero_point", kInt8, {}, {0.f});
+    b.node("QuantizeLinear", {x, x + "/scale", x + "/zero_point"}, x + "/q");
+    b.node("DequantizeLinear", {x + "/q", x + "/scale", x + "/zero_point"}, y);
+  };
+  auto reduce_mean = [&](const std::string &x, const std::string &y) {
+    set_ints(b.node("ReduceMean", {x}, y), "axes", {-1});
   };
   constexpr int kWidth = 16;
   std::vector<float> gamma(kWidth), beta(kWidth);
@@ -271,33 +249,27 @@ onnx::ModelProto qdq_layer_norm_model(bool expose_d) {
     gamma[i] = 0.5f + 0.05f * static_cast<float>(i);
     beta[i] = 0.1f * static_cast<float>(i % 5) - 0.2f;
   }
-  floats("two", {2.f}, true);
-  floats("eps", {1e-5f}, true);
-  floats("gamma", gamma, false);
-  floats("beta", beta, false);
+  b.initializer("two", kFloat, {}, {2.f});
+  b.initializer("eps", kFloat, {}, {1e-5f});
+  b.initializer("gamma", kFloat, {kWidth}, gamma);
+  b.initializer("beta", kFloat, {kWidth}, beta);
   qdq("x", "x/dq", 0.03f);
-  node("ReduceMean", {"x/dq"}, "m");
+  reduce_mean("x/dq", "m");
   qdq("m", "m/dq", 0.01f);
-  node("Sub", {"x/dq", "m/dq"}, "d");
+  b.node("Sub", {"x/dq", "m/dq"}, "d");
   qdq("d", "d/dq", 0.03f);
-  node("Pow", {"d/dq", "two"}, "sq");
-  node("ReduceMean", {"sq"}, "v");
-  node("Add", {"v", "eps"}, "ve");
-  node("Sqrt", {"ve"}, "sd");
-  node("Div", {"d/dq", "sd"}, "nrm");
-  node("Mul", {"nrm", "gamma"}, "scaled");
-  node("Add", {"scaled", "beta"}, "ln");
+  b.node("Pow", {"d/dq", "two"}, "sq");
+  reduce_mean("sq", "v");
+  b.node("Add", {"v", "eps"}, "ve");
+  b.node("Sqrt", {"ve"}, "sd");
+  b.node("Div", {"d/dq", "sd"}, "nrm");
+  b.node("Mul", {"nrm", "gamma"}, "scaled");
+  b.node("Add", {"scaled", "beta"}, "ln");
   qdq("ln", "y", 0.02f);
-  auto value = [&](onnx::ValueInfoProto *vi, const std::string &name) {
-    vi->set_name(name);
-    auto *tt = vi->mutable_type()->mutable_tensor_type();
-    tt->set_elem_type(onnx::TensorProto::FLOAT);
-    for (int64_t d : {2, 3, kWidth}) tt->mutable_shape()->add_dim()->set_dim_value(d);
-  };
-  value(g->add_input(), "x");
-  value(g->add_output(), "y");
-  if (expose_d) value(g->add_output(), "d");
-  return m;
+  b.input("x", kFloat, {2, 3, kWidth});
+  b.output("y", kFloat, {2, 3, kWidth});
+  if (expose_d) b.output("d", kFloat, {2, 3, kWidth});
+  return b.model;
 }
 
 TEST(EnginePasses, DecomposedLayerNormWithQdqPairsBetweenItsOpsFusesAndMatchesUnfused) {
@@ -377,80 +349,40 @@ TEST(EnginePasses, QdqSiluBetweenConvsBecomesOneLookupTable) {
 // tensor gives a second, uint8 output. `unfused` adds a per-channel +0 after every
 // DequantizeLinear: the same arithmetic, but no chain starts from one int8 tensor any more.
 onnx::ModelProto qdq_elementwise_chain_model(bool unfused) {
-  onnx::ModelProto m;
-  m.set_ir_version(7);
-  m.add_opset_import()->set_version(13);
-  auto *g = m.mutable_graph();
-  g->set_name("qdq_elementwise_chain");
-  auto node = [&](const std::string &op, std::vector<std::string> in, const std::string &out) {
-    auto *n = g->add_node();
-    n->set_op_type(op);
-    n->set_name(out + "/" + op);
-    for (const auto &i : in) n->add_input(i);
-    n->add_output(out);
-    return n;
-  };
+  GraphBuilder b("qdq_elementwise_chain");
   auto floats = [&](const std::string &name, std::vector<float> v, std::vector<int64_t> dims) {
-    auto *t = g->add_initializer();
-    t->set_name(name);
-    t->set_data_type(onnx::TensorProto::FLOAT);
-    for (int64_t d : dims) t->add_dims(d);
-    for (float f : v) t->add_float_data(f);
-    return name;
-  };
-  auto zero_point = [&](const std::string &name, onnx::TensorProto::DataType type, int z) {
-    auto *t = g->add_initializer();
-    t->set_name(name);
-    t->set_data_type(type);
-    t->add_int32_data(z);
-    return name;
+    return b.initializer(name, kFloat, dims, v);
   };
   constexpr int kChannels = 4;
   floats("zeros", std::vector<float>(kChannels, 0.f), {1, kChannels, 1, 1});
   auto dq = [&](const std::string &q, const std::string &y, float s, int z) {
-    std::string out = unfused ? y + "/raw" : y;
-    node("DequantizeLinear",
-         {q, floats(q + "/s", {s}, {}), zero_point(q + "/z", onnx::TensorProto::INT8, z)}, out);
-    if (unfused) node("Add", {out, "zeros"}, y);
+    b.dequantize(q, y, s, z, q + "/", unfused ? "zeros" : "");
   };
   auto q = [&](const std::string &x, const std::string &y, float s, int z,
-               onnx::TensorProto::DataType type = onnx::TensorProto::INT8) {
-    node("QuantizeLinear", {x, floats(y + "/s", {s}, {}), zero_point(y + "/z", type, z)}, y);
-  };
+               onnx::TensorProto::DataType type = kInt8) { b.quantize(x, y, s, z, y + "/", type); };
   dq("x", "x/dq", 0.05f, 3);
-  node("Mul", {"x/dq", floats("a", {1.3f}, {})}, "affine/mul");
-  node("Add", {"affine/mul", floats("b", {-0.2f}, {1})}, "affine");
+  b.node("Mul", {"x/dq", floats("a", {1.3f}, {})}, "affine/mul");
+  b.node("Add", {"affine/mul", floats("b", {-0.2f}, {1})}, "affine");
   q("affine", "affine/q", 0.047f, -2);
   dq("affine/q", "t", 0.047f, -2);
-  node("Add", {"t", floats("three", {3.f}, {})}, "t3");
-  node("Clip", {"t3", floats("lo", {0.f}, {}), floats("hi", {6.f}, {})}, "clip");
+  b.node("Add", {"t", floats("three", {3.f}, {})}, "t3");
+  b.node("Clip", {"t3", floats("lo", {0.f}, {}), floats("hi", {6.f}, {})}, "clip");
   q("clip", "clip/q", 6.f / 255, -128);
   dq("clip/q", "c", 6.f / 255, -128);
-  node("Mul", {"t", "c"}, "tc");
+  b.node("Mul", {"t", "c"}, "tc");
   q("tc", "tc/q", 0.11f, -40);
   dq("tc/q", "tc/dq", 0.11f, -40);
-  node("Div", {"tc/dq", floats("six", {6.f}, {1, 1, 1, 1})}, "hswish");
-  node("Mul", {"hswish", floats("a2", {0.9f}, {})}, "affine2/mul");
-  node("Add", {"affine2/mul", floats("b2", {0.1f}, {})}, "affine2");
+  b.node("Div", {"tc/dq", floats("six", {6.f}, {1, 1, 1, 1})}, "hswish");
+  b.node("Mul", {"hswish", floats("a2", {0.9f}, {})}, "affine2/mul");
+  b.node("Add", {"affine2/mul", floats("b2", {0.1f}, {})}, "affine2");
   q("affine2", "y", 0.021f, -5);
-  auto *hs = node("HardSigmoid", {"t"}, "hsig");
-  auto *alpha = hs->add_attribute();
-  alpha->set_name("alpha");
-  alpha->set_type(onnx::AttributeProto::FLOAT);
-  alpha->set_f(0.1666667f);
-  node("Sigmoid", {"hsig"}, "gate");
-  q("gate", "y2", 1.f / 255, 0, onnx::TensorProto::UINT8);
-  auto value = [&](onnx::ValueInfoProto *vi, const std::string &name,
-                   onnx::TensorProto::DataType type) {
-    vi->set_name(name);
-    auto *tt = vi->mutable_type()->mutable_tensor_type();
-    tt->set_elem_type(type);
-    for (int64_t d : {1, kChannels, 8, 9}) tt->mutable_shape()->add_dim()->set_dim_value(d);
-  };
-  value(g->add_input(), "x", onnx::TensorProto::INT8);
-  value(g->add_output(), "y", onnx::TensorProto::INT8);
-  value(g->add_output(), "y2", onnx::TensorProto::UINT8);
-  return m;
+  set_float(b.node("HardSigmoid", {"t"}, "hsig"), "alpha", 0.1666667f);
+  b.node("Sigmoid", {"hsig"}, "gate");
+  q("gate", "y2", 1.f / 255, 0, kUint8);
+  b.input("x", kInt8, {1, kChannels, 8, 9});
+  b.output("y", kInt8, {1, kChannels, 8, 9});
+  b.output("y2", kUint8, {1, kChannels, 8, 9});
+  return b.model;
 }
 
 TEST(EnginePasses, QdqElementwiseChainOnOneTensorBecomesLookupTablesBitExactToUnfused) {
@@ -490,82 +422,40 @@ TEST(EnginePasses, QdqElementwiseChainOnOneTensorBecomesLookupTablesBitExactToUn
 // per-channel +0 after the DequantizeLinears of a, gate and m (the same arithmetic, no Q/DQ
 // pattern left around the Mul and Add).
 onnx::ModelProto qdq_gate_model(bool unfused) {
-  onnx::ModelProto m;
-  m.set_ir_version(7);
-  m.add_opset_import()->set_version(13);
-  auto *g = m.mutable_graph();
-  g->set_name("qdq_gate");
+  GraphBuilder b("qdq_gate");
   constexpr int kChannels = 16, kSide = 6;
-  auto node = [&](const std::string &op, std::vector<std::string> in, const std::string &out) {
-    auto *n = g->add_node();
-    n->set_op_type(op);
-    n->set_name(out + "/" + op);
-    for (const auto &i : in) n->add_input(i);
-    n->add_output(out);
-  };
-  auto initializer = [&](const std::string &name, onnx::TensorProto::DataType type,
-                         std::vector<int64_t> dims, std::vector<float> values) {
-    auto *t = g->add_initializer();
-    t->set_name(name);
-    t->set_data_type(type);
-    for (int64_t d : dims) t->add_dims(d);
-    for (float v : values) {
-      if (type == onnx::TensorProto::FLOAT)
-        t->add_float_data(v);
-      else
-        t->add_int32_data(static_cast<int32_t>(v));
-    }
-    return name;
-  };
-  initializer("zeros", onnx::TensorProto::FLOAT, {1, kChannels, 1, 1},
-              std::vector<float>(kChannels, 0.f));
+  b.initializer("zeros", kFloat, {1, kChannels, 1, 1}, std::vector<float>(kChannels, 0.f));
   auto dq = [&](const std::string &q, const std::string &y, float s, int z, bool plus_zero) {
-    std::string out = unfused && plus_zero ? y + "/raw" : y;
-    node("DequantizeLinear",
-         {q, initializer(q + "/s", onnx::TensorProto::FLOAT, {}, {s}),
-          initializer(q + "/z", onnx::TensorProto::INT8, {}, {static_cast<float>(z)})},
-         out);
-    if (unfused && plus_zero) node("Add", {out, "zeros"}, y);
+    b.dequantize(q, y, s, z, q + "/", unfused && plus_zero ? "zeros" : "");
   };
   auto q = [&](const std::string &x, const std::string &y, float s, int z) {
-    node("QuantizeLinear",
-         {x, initializer(y + "/s", onnx::TensorProto::FLOAT, {}, {s}),
-          initializer(y + "/z", onnx::TensorProto::INT8, {}, {static_cast<float>(z)})},
-         y);
+    b.quantize(x, y, s, z, y + "/");
   };
   // A 1x1 convolution with seeded int8 weights (per-tensor scale).
   auto conv = [&](const std::string &x, const std::string &y, int seed) {
     std::vector<float> w(kChannels * kChannels);
     for (size_t i = 0; i < w.size(); ++i)
       w[i] = static_cast<float>(static_cast<int>((i * 37 + seed * 11) % 127) - 63);
-    initializer(y + "/w", onnx::TensorProto::INT8, {kChannels, kChannels, 1, 1}, w);
-    dq(y + "/w", y + "/w/dq", 0.004f, 0, false);
-    node("Conv", {x, y + "/w/dq"}, y);
+    b.conv1x1(x, y, kChannels, kChannels, w, 0.004f, y + "/w/");
   };
   dq("x", "x/dq", 0.03f, 0, false);
   conv("x/dq", "a/f", 1);
   q("a/f", "a", 0.05f, -3);
   dq("a", "a/dq", 0.05f, -3, true);
   dq("gate", "gate/dq", 1.f / 255, -128, true);
-  node("Mul", {"a/dq", "gate/dq"}, "m/f");
+  b.node("Mul", {"a/dq", "gate/dq"}, "m/f");
   q("m/f", "m", 0.03f, 2);
   dq("m", "m/dq", 0.03f, 2, true);
-  node("Add", {"a/dq", "m/dq"}, "s/f");
-  node("Relu", {"s/f"}, "r/f");
+  b.node("Add", {"a/dq", "m/dq"}, "s/f");
+  b.node("Relu", {"s/f"}, "r/f");
   q("r/f", "r", 0.06f, -128);
   dq("r", "r/dq", 0.06f, -128, false);
   conv("r/dq", "y/f", 2);
   q("y/f", "y", 0.04f, 0);
-  auto value = [&](onnx::ValueInfoProto *vi, const std::string &name, std::vector<int64_t> dims) {
-    vi->set_name(name);
-    auto *tt = vi->mutable_type()->mutable_tensor_type();
-    tt->set_elem_type(onnx::TensorProto::INT8);
-    for (int64_t d : dims) tt->mutable_shape()->add_dim()->set_dim_value(d);
-  };
-  value(g->add_input(), "x", {1, kChannels, kSide, kSide});
-  value(g->add_input(), "gate", {1, kChannels, 1, 1});
-  value(g->add_output(), "y", {1, kChannels, kSide, kSide});
-  return m;
+  b.input("x", kInt8, {1, kChannels, kSide, kSide});
+  b.input("gate", kInt8, {1, kChannels, 1, 1});
+  b.output("y", kInt8, {1, kChannels, kSide, kSide});
+  return b.model;
 }
 
 TEST(EnginePasses, QdqPerChannelGateMulAndJoinAddRunOnInt8BitExactToUnfused) {
@@ -598,97 +488,37 @@ TEST(EnginePasses, QdqPerChannelGateMulAndJoinAddRunOnInt8BitExactToUnfused) {
 // scale; Q(Concat(a, b, c)) on channels, then MaxPool(Q/DQ) with other output parameters.
 // `unfused` adds a per-channel +0 after each DequantizeLinear (same arithmetic, no pattern).
 onnx::ModelProto qdq_neck_model(bool unfused) {
-  onnx::ModelProto m;
-  m.set_ir_version(7);
-  m.add_opset_import()->set_version(13);
-  auto *g = m.mutable_graph();
-  g->set_name("qdq_neck");
+  GraphBuilder b("qdq_neck");
   constexpr int kChannels = 3;
-  auto node = [&](const std::string &op, std::vector<std::string> in, const std::string &out) {
-    auto *n = g->add_node();
-    n->set_op_type(op);
-    n->set_name(out + "/" + op);
-    for (const auto &i : in) n->add_input(i);
-    n->add_output(out);
-    return n;
-  };
-  auto initializer = [&](const std::string &name, onnx::TensorProto::DataType type,
-                         std::vector<int64_t> dims, std::vector<float> values) {
-    auto *t = g->add_initializer();
-    t->set_name(name);
-    t->set_data_type(type);
-    for (int64_t d : dims) t->add_dims(d);
-    for (float v : values) {
-      if (type == onnx::TensorProto::FLOAT)
-        t->add_float_data(v);
-      else
-        t->add_int32_data(static_cast<int32_t>(v));
-    }
-    return name;
-  };
-  initializer("zeros", onnx::TensorProto::FLOAT, {1, kChannels, 1, 1},
-              std::vector<float>(kChannels, 0.f));
-  initializer("zeros9", onnx::TensorProto::FLOAT, {1, 3 * kChannels, 1, 1},
-              std::vector<float>(3 * kChannels, 0.f));
-  auto params = [&](const std::string &v, float s, int z) {
-    return std::vector<std::string>{
-        v, initializer(v + "/s", onnx::TensorProto::FLOAT, {}, {s}),
-        initializer(v + "/z", onnx::TensorProto::INT8, {}, {static_cast<float>(z)})};
-  };
+  b.initializer("zeros", kFloat, {1, kChannels, 1, 1}, std::vector<float>(kChannels, 0.f));
+  b.initializer("zeros9", kFloat, {1, 3 * kChannels, 1, 1}, std::vector<float>(3 * kChannels, 0.f));
   auto dq = [&](const std::string &q, const std::string &y, float s, int z) {
-    std::string out = unfused ? y + "/raw" : y;
-    node("DequantizeLinear", params(q, s, z), out);
-    if (unfused) node("Add", {out, y == "cat/dq" ? "zeros9" : "zeros"}, y);
+    b.dequantize(q, y, s, z, q + "/", !unfused ? "" : y == "cat/dq" ? "zeros9" : "zeros");
   };
   auto q = [&](const std::string &x, const std::string &y, float s, int z) {
-    auto in = params(y, s, z);
-    in[0] = x;
-    node("QuantizeLinear", in, y);
+    b.quantize(x, y, s, z, y + "/");
   };
   dq("p", "p/dq", 0.02f, 5);
-  auto *resize =
-      node("Resize",
-           {"p/dq", "", initializer("scales", onnx::TensorProto::FLOAT, {4}, {1.f, 1.f, 2.f, 2.f})},
-           "a/f");
-  auto attr = [](onnx::NodeProto *n, const char *name, const char *value) {
-    auto *a = n->add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::STRING);
-    a->set_s(value);
-  };
-  attr(resize, "mode", "nearest");
-  attr(resize, "coordinate_transformation_mode", "asymmetric");
-  attr(resize, "nearest_mode", "floor");
+  auto *resize = b.node(
+      "Resize", {"p/dq", "", b.initializer("scales", kFloat, {4}, {1.f, 1.f, 2.f, 2.f})}, "a/f");
+  set_string(resize, "mode", "nearest");
+  set_string(resize, "coordinate_transformation_mode", "asymmetric");
+  set_string(resize, "nearest_mode", "floor");
   q("a/f", "a", 0.03f, -7);
   dq("a", "a/dq", 0.03f, -7);
   dq("r", "r/dq", 0.05f, 1);
   dq("u", "u/dq", 0.011f, -100);
-  auto *cat = node("Concat", {"a/dq", "r/dq", "u/dq"}, "cat/f");
-  auto *axis = cat->add_attribute();
-  axis->set_name("axis");
-  axis->set_type(onnx::AttributeProto::INT);
-  axis->set_i(1);
+  set_int(b.node("Concat", {"a/dq", "r/dq", "u/dq"}, "cat/f"), "axis", 1);
   q("cat/f", "cat", 0.05f, 1);
   dq("cat", "cat/dq", 0.05f, 1);
-  auto *pool = node("MaxPool", {"cat/dq"}, "pool/f");
-  auto *kernel = pool->add_attribute();
-  kernel->set_name("kernel_shape");
-  kernel->set_type(onnx::AttributeProto::INTS);
-  kernel->add_ints(2);
-  kernel->add_ints(2);
+  set_ints(b.node("MaxPool", {"cat/dq"}, "pool/f"), "kernel_shape", {2, 2});
   q("pool/f", "y", 0.07f, 3);
-  auto value = [&](onnx::ValueInfoProto *vi, const std::string &name, std::vector<int64_t> dims) {
-    vi->set_name(name);
-    auto *tt = vi->mutable_type()->mutable_tensor_type();
-    tt->set_elem_type(onnx::TensorProto::INT8);
-    for (int64_t d : dims) tt->mutable_shape()->add_dim()->set_dim_value(d);
-  };
-  value(g->add_input(), "p", {1, kChannels, 5, 7});
-  value(g->add_input(), "r", {1, kChannels, 10, 14});
-  value(g->add_input(), "u", {1, kChannels, 10, 14});
-  value(g->add_output(), "cat", {1, 3 * kChannels, 10, 14});
-  value(g->add_output(), "y", {1, 3 * kChannels, 9, 13});
-  return m;
+  b.input("p", kInt8, {1, kChannels, 5, 7});
+  b.input("r", kInt8, {1, kChannels, 10, 14});
+  b.input("u", kInt8, {1, kChannels, 10, 14});
+  b.output("cat", kInt8, {1, 3 * kChannels, 10, 14});
+  b.output("y", kInt8, {1, 3 * kChannels, 9, 13});
+  return b.model;
 }
 
 TEST(EnginePasses, QdqResizeConcatAndMaxPoolRunOnInt8BitExactToUnfused) {
@@ -721,52 +551,20 @@ TEST(EnginePasses, QdqResizeConcatAndMaxPoolRunOnInt8BitExactToUnfused) {
 
 // x -> DQ -> GlobalAveragePool -> Q; `unfused` adds a per-channel +0 after the DQ.
 onnx::ModelProto qdq_global_average_model(bool unfused) {
-  onnx::ModelProto m;
-  m.set_ir_version(7);
-  m.add_opset_import()->set_version(13);
-  auto *g = m.mutable_graph();
-  g->set_name("qdq_gap");
+  GraphBuilder b("qdq_gap");
   constexpr int kChannels = 24;
-  auto node = [&](const std::string &op, std::vector<std::string> in, const std::string &out) {
-    auto *n = g->add_node();
-    n->set_op_type(op);
-    n->set_name(out + "/" + op);
-    for (const auto &i : in) n->add_input(i);
-    n->add_output(out);
-  };
-  auto initializer = [&](const std::string &name, onnx::TensorProto::DataType type,
-                         std::vector<int64_t> dims, std::vector<float> values) {
-    auto *t = g->add_initializer();
-    t->set_name(name);
-    t->set_data_type(type);
-    for (int64_t d : dims) t->add_dims(d);
-    for (float v : values) {
-      if (type == onnx::TensorProto::FLOAT)
-        t->add_float_data(v);
-      else
-        t->add_int32_data(static_cast<int32_t>(v));
-    }
-    return name;
-  };
-  initializer("zeros", onnx::TensorProto::FLOAT, {1, kChannels, 1, 1},
-              std::vector<float>(kChannels, 0.f));
-  initializer("xs", onnx::TensorProto::FLOAT, {}, {0.037f});
-  initializer("xz", onnx::TensorProto::INT8, {}, {-9.f});
-  initializer("ys", onnx::TensorProto::FLOAT, {}, {0.041f});
-  initializer("yz", onnx::TensorProto::INT8, {}, {4.f});
-  node("DequantizeLinear", {"x", "xs", "xz"}, unfused ? "x/raw" : "x/dq");
-  if (unfused) node("Add", {"x/raw", "zeros"}, "x/dq");
-  node("GlobalAveragePool", {"x/dq"}, "mean");
-  node("QuantizeLinear", {"mean", "ys", "yz"}, "y");
-  auto value = [&](onnx::ValueInfoProto *vi, const std::string &name, std::vector<int64_t> dims) {
-    vi->set_name(name);
-    auto *tt = vi->mutable_type()->mutable_tensor_type();
-    tt->set_elem_type(onnx::TensorProto::INT8);
-    for (int64_t d : dims) tt->mutable_shape()->add_dim()->set_dim_value(d);
-  };
-  value(g->add_input(), "x", {1, kChannels, 37, 41});
-  value(g->add_output(), "y", {1, kChannels, 1, 1});
-  return m;
+  b.initializer("zeros", kFloat, {1, kChannels, 1, 1}, std::vector<float>(kChannels, 0.f));
+  b.initializer("xs", kFloat, {}, {0.037f});
+  b.initializer("xz", kInt8, {}, {-9.f});
+  b.initializer("ys", kFloat, {}, {0.041f});
+  b.initializer("yz", kInt8, {}, {4.f});
+  b.node("DequantizeLinear", {"x", "xs", "xz"}, unfused ? "x/raw" : "x/dq");
+  if (unfused) b.node("Add", {"x/raw", "zeros"}, "x/dq");
+  b.node("GlobalAveragePool", {"x/dq"}, "mean");
+  b.node("QuantizeLinear", {"mean", "ys", "yz"}, "y");
+  b.input("x", kInt8, {1, kChannels, 37, 41});
+  b.output("y", kInt8, {1, kChannels, 1, 1});
+  return b.model;
 }
 
 TEST(EnginePasses, QdqGlobalAveragePoolSumsInt8WithinOneStepOfUnfused) {
@@ -794,91 +592,38 @@ TEST(EnginePasses, QdqGlobalAveragePoolSumsInt8WithinOneStepOfUnfused) {
 // c = Q(Concat(DQ(a), DQ(m))); y = QConv(DQ(c)). `unfused` adds a per-channel +0 after the
 // DequantizeLinears that MaxPool and Concat read (same arithmetic; they then run in float).
 onnx::ModelProto qdq_pool_concat_model(bool unfused) {
-  onnx::ModelProto m;
-  m.set_ir_version(7);
-  m.add_opset_import()->set_version(13);
-  auto *g = m.mutable_graph();
-  g->set_name("qdq_pool_concat");
+  GraphBuilder b("qdq_pool_concat");
   constexpr int kChannels = 16, kSide = 7;
-  auto node = [&](const std::string &op, std::vector<std::string> in, const std::string &out) {
-    auto *n = g->add_node();
-    n->set_op_type(op);
-    n->set_name(out + "/" + op);
-    for (const auto &i : in) n->add_input(i);
-    n->add_output(out);
-    return n;
-  };
-  auto ints = [](onnx::NodeProto *n, const char *name, std::vector<int64_t> v) {
-    auto *a = n->add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::INTS);
-    for (int64_t i : v) a->add_ints(i);
-  };
-  auto initializer = [&](const std::string &name, onnx::TensorProto::DataType type,
-                         std::vector<int64_t> dims, std::vector<float> values) {
-    auto *t = g->add_initializer();
-    t->set_name(name);
-    t->set_data_type(type);
-    for (int64_t d : dims) t->add_dims(d);
-    for (float v : values) {
-      if (type == onnx::TensorProto::FLOAT)
-        t->add_float_data(v);
-      else
-        t->add_int32_data(static_cast<int32_t>(v));
-    }
-    return name;
-  };
-  initializer("zeros", onnx::TensorProto::FLOAT, {1, kChannels, 1, 1},
-              std::vector<float>(kChannels, 0.f));
+  b.initializer("zeros", kFloat, {1, kChannels, 1, 1}, std::vector<float>(kChannels, 0.f));
   auto dq = [&](const std::string &q, const std::string &y, float s, int z, bool plus_zero) {
-    std::string out = unfused && plus_zero ? y + "/raw" : y;
-    node("DequantizeLinear",
-         {q, initializer(y + "/s", onnx::TensorProto::FLOAT, {}, {s}),
-          initializer(y + "/z", onnx::TensorProto::INT8, {}, {static_cast<float>(z)})},
-         out);
-    if (unfused && plus_zero) node("Add", {out, "zeros"}, y);
+    b.dequantize(q, y, s, z, y + "/", unfused && plus_zero ? "zeros" : "");
   };
   auto q = [&](const std::string &x, const std::string &y, float s, int z) {
-    node("QuantizeLinear",
-         {x, initializer(y + "/qs", onnx::TensorProto::FLOAT, {}, {s}),
-          initializer(y + "/qz", onnx::TensorProto::INT8, {}, {static_cast<float>(z)})},
-         y);
+    b.quantize(x, y, s, z, y + "/q");
   };
   auto conv = [&](const std::string &x, const std::string &y, int in_channels, int seed) {
     std::vector<float> w(kChannels * in_channels);
     for (size_t i = 0; i < w.size(); ++i)
       w[i] = static_cast<float>(static_cast<int>((i * 29 + seed * 7) % 121) - 60);
-    initializer(y + "/w", onnx::TensorProto::INT8, {kChannels, in_channels, 1, 1}, w);
-    dq(y + "/w", y + "/w/dq", 0.005f, 0, false);
-    node("Conv", {x, y + "/w/dq"}, y);
+    b.conv1x1(x, y, kChannels, in_channels, w, 0.005f, y + "/w/dq/");
   };
   dq("x", "x/dq", 0.03f, 0, false);
   conv("x/dq", "a/f", kChannels, 1);
   q("a/f", "a", 0.05f, -3);
   dq("a", "a/dq", 0.05f, -3, true);
-  auto *pool = node("MaxPool", {"a/dq"}, "m/f");
-  ints(pool, "kernel_shape", {3, 3});
-  ints(pool, "pads", {1, 1, 1, 1});
+  auto *pool = b.node("MaxPool", {"a/dq"}, "m/f");
+  set_ints(pool, "kernel_shape", {3, 3});
+  set_ints(pool, "pads", {1, 1, 1, 1});
   q("m/f", "m", 0.05f, -3);
   dq("m", "m/dq", 0.05f, -3, true);
-  auto *cat = node("Concat", {"a/dq", "m/dq"}, "c/f");
-  auto *axis = cat->add_attribute();
-  axis->set_name("axis");
-  axis->set_type(onnx::AttributeProto::INT);
-  axis->set_i(1);
+  set_int(b.node("Concat", {"a/dq", "m/dq"}, "c/f"), "axis", 1);
   q("c/f", "c", 0.06f, -10);
   dq("c", "c/dq", 0.06f, -10, false);
   conv("c/dq", "y/f", 2 * kChannels, 2);
   q("y/f", "y", 0.04f, 0);
-  auto value = [&](onnx::ValueInfoProto *vi, const std::string &name) {
-    vi->set_name(name);
-    auto *tt = vi->mutable_type()->mutable_tensor_type();
-    tt->set_elem_type(onnx::TensorProto::INT8);
-    for (int64_t d : {1, kChannels, kSide, kSide}) tt->mutable_shape()->add_dim()->set_dim_value(d);
-  };
-  value(g->add_input(), "x");
-  value(g->add_output(), "y");
-  return m;
+  b.input("x", kInt8, {1, kChannels, kSide, kSide});
+  b.output("y", kInt8, {1, kChannels, kSide, kSide});
+  return b.model;
 }
 
 TEST(EnginePasses, QdqMaxPoolAndConcatBetweenInt8ConvsStayInt8AndNhwcBitExactToUnfused) {
@@ -908,77 +653,32 @@ TEST(EnginePasses, QdqMaxPoolAndConcatBetweenInt8ConvsStayInt8AndNhwcBitExactToU
 // DQ(int32 bias)) -> Relu -> Q. `unfused` adds a per-channel +0 after x's DQ (the float
 // ConvTranspose then runs as written).
 onnx::ModelProto qdq_conv_transpose_model(bool unfused) {
-  onnx::ModelProto m;
-  m.set_ir_version(7);
-  m.add_opset_import()->set_version(13);
-  auto *g = m.mutable_graph();
-  g->set_name("qdq_conv_transpose");
+  GraphBuilder b("qdq_conv_transpose");
   constexpr int kIn = 8, kOut = 3, kSide = 5;
-  auto node = [&](const std::string &op, std::vector<std::string> in, const std::string &out) {
-    auto *n = g->add_node();
-    n->set_op_type(op);
-    n->set_name(out + "/" + op);
-    for (const auto &i : in) n->add_input(i);
-    n->add_output(out);
-    return n;
-  };
-  auto initializer = [&](const std::string &name, onnx::TensorProto::DataType type,
-                         std::vector<int64_t> dims, std::vector<float> values) {
-    auto *t = g->add_initializer();
-    t->set_name(name);
-    t->set_data_type(type);
-    for (int64_t d : dims) t->add_dims(d);
-    for (float v : values) {
-      if (type == onnx::TensorProto::FLOAT)
-        t->add_float_data(v);
-      else
-        t->add_int32_data(static_cast<int32_t>(v));
-    }
-    return name;
-  };
   std::vector<float> w(kIn * kOut * 4), w_scale = {0.004f, 0.006f, 0.005f}, bias = {-300, 120, 40},
                                         bias_scale(kOut);
   for (size_t i = 0; i < w.size(); ++i)
     w[i] = static_cast<float>(static_cast<int>((i * 41 + 9) % 251) - 125);
   for (int c = 0; c < kOut; ++c) bias_scale[c] = 0.02f * w_scale[c];
-  initializer("zeros", onnx::TensorProto::FLOAT, {1, kIn, 1, 1}, std::vector<float>(kIn, 0.f));
-  initializer("xs", onnx::TensorProto::FLOAT, {}, {0.02f});
-  initializer("xz", onnx::TensorProto::INT8, {}, {3});
-  initializer("w", onnx::TensorProto::INT8, {kIn, kOut, 2, 2}, w);
-  initializer("ws", onnx::TensorProto::FLOAT, {kOut}, w_scale);
-  initializer("b", onnx::TensorProto::INT32, {kOut}, bias);
-  initializer("bs", onnx::TensorProto::FLOAT, {kOut}, bias_scale);
-  initializer("ys", onnx::TensorProto::FLOAT, {}, {0.03f});
-  initializer("yz", onnx::TensorProto::INT8, {}, {-128});
-  node("DequantizeLinear", {"x", "xs", "xz"}, unfused ? "x/raw" : "x/dq");
-  if (unfused) node("Add", {"x/raw", "zeros"}, "x/dq");
-  auto *wdq = node("DequantizeLinear", {"w", "ws"}, "w/dq");
-  auto *axis = wdq->add_attribute();
-  axis->set_name("axis");
-  axis->set_type(onnx::AttributeProto::INT);
-  axis->set_i(1);
-  auto *bdq = node("DequantizeLinear", {"b", "bs"}, "b/dq");
-  auto *bias_axis = bdq->add_attribute();
-  bias_axis->set_name("axis");
-  bias_axis->set_type(onnx::AttributeProto::INT);
-  bias_axis->set_i(0);
-  auto *ct = node("ConvTranspose", {"x/dq", "w/dq", "b/dq"}, "t");
-  auto *strides = ct->add_attribute();
-  strides->set_name("strides");
-  strides->set_type(onnx::AttributeProto::INTS);
-  strides->add_ints(2);
-  strides->add_ints(2);
-  node("Relu", {"t"}, "r");
-  node("QuantizeLinear", {"r", "ys", "yz"}, "y");
-  auto value = [&](onnx::ValueInfoProto *vi, const std::string &name, std::vector<int64_t> dims) {
-    vi->set_name(name);
-    auto *tt = vi->mutable_type()->mutable_tensor_type();
-    tt->set_elem_type(onnx::TensorProto::INT8);
-    for (int64_t d : dims) tt->mutable_shape()->add_dim()->set_dim_value(d);
-  };
-  value(g->add_input(), "x", {1, kIn, kSide, kSide});
-  value(g->add_output(), "y", {1, kOut, 2 * kSide, 2 * kSide});
-  return m;
+  b.initializer("zeros", kFloat, {1, kIn, 1, 1}, std::vector<float>(kIn, 0.f));
+  b.initializer("xs", kFloat, {}, {0.02f});
+  b.initializer("xz", kInt8, {}, {3});
+  b.initializer("w", kInt8, {kIn, kOut, 2, 2}, w);
+  b.initializer("ws", kFloat, {kOut}, w_scale);
+  b.initializer("b", kInt32, {kOut}, bias);
+  b.initializer("bs", kFloat, {kOut}, bias_scale);
+  b.initializer("ys", kFloat, {}, {0.03f});
+  b.initializer("yz", kInt8, {}, {-128});
+  b.node("DequantizeLinear", {"x", "xs", "xz"}, unfused ? "x/raw" : "x/dq");
+  if (unfused) b.node("Add", {"x/raw", "zeros"}, "x/dq");
+  set_int(b.node("DequantizeLinear", {"w", "ws"}, "w/dq"), "axis", 1);
+  set_int(b.node("DequantizeLinear", {"b", "bs"}, "b/dq"), "axis", 0);
+  set_ints(b.node("ConvTranspose", {"x/dq", "w/dq", "b/dq"}, "t"), "strides", {2, 2});
+  b.node("Relu", {"t"}, "r");
+  b.node("QuantizeLinear", {"r", "ys", "yz"}, "y");
+  b.input("x", kInt8, {1, kIn, kSide, kSide});
+  b.output("y", kInt8, {1, kOut, 2 * kSide, 2 * kSide});
+  return b.model;
 }
 
 TEST(EnginePasses, QdqConvTransposeTilingItsOutputRunsAsInt8ConvAndDepthToSpace) {
@@ -1010,61 +710,26 @@ TEST(EnginePasses, QdqConvTransposeTilingItsOutputRunsAsInt8ConvAndDepthToSpace)
 // An int8 package's input: NHWC int8 -> Transpose to NCHW -> DQ -> 1x1 Conv (int8 weights)
 // -> Q. `expose_nchw` also makes the transposed tensor a graph output, which keeps it NCHW.
 onnx::ModelProto nhwc_input_conv_model(bool expose_nchw) {
-  onnx::ModelProto m;
-  m.set_ir_version(7);
-  m.add_opset_import()->set_version(13);
-  auto *g = m.mutable_graph();
-  g->set_name("nhwc_input_conv");
+  GraphBuilder b("nhwc_input_conv");
   constexpr int kIn = 4, kOut = 8, kH = 5, kW = 6;
-  auto node = [&](const std::string &op, std::vector<std::string> in, const std::string &out) {
-    auto *n = g->add_node();
-    n->set_op_type(op);
-    n->set_name(out + "/" + op);
-    for (const auto &i : in) n->add_input(i);
-    n->add_output(out);
-    return n;
-  };
-  auto initializer = [&](const std::string &name, onnx::TensorProto::DataType type,
-                         std::vector<int64_t> dims, std::vector<float> values) {
-    auto *t = g->add_initializer();
-    t->set_name(name);
-    t->set_data_type(type);
-    for (int64_t d : dims) t->add_dims(d);
-    for (float v : values) {
-      if (type == onnx::TensorProto::FLOAT)
-        t->add_float_data(v);
-      else
-        t->add_int32_data(static_cast<int32_t>(v));
-    }
-  };
   std::vector<float> w(kOut * kIn);
   for (size_t i = 0; i < w.size(); ++i)
     w[i] = static_cast<float>(static_cast<int>(i * 23 % 101) - 50);
-  initializer("w", onnx::TensorProto::INT8, {kOut, kIn, 1, 1}, w);
-  initializer("ws", onnx::TensorProto::FLOAT, {}, {0.01f});
-  initializer("xs", onnx::TensorProto::FLOAT, {}, {0.02f});
-  initializer("xz", onnx::TensorProto::INT8, {}, {0});
-  initializer("ys", onnx::TensorProto::FLOAT, {}, {0.05f});
-  initializer("yz", onnx::TensorProto::INT8, {}, {-4});
-  auto *t = node("Transpose", {"x"}, "t");
-  auto *perm = t->add_attribute();
-  perm->set_name("perm");
-  perm->set_type(onnx::AttributeProto::INTS);
-  for (int64_t p : {0, 3, 1, 2}) perm->add_ints(p);
-  node("DequantizeLinear", {"t", "xs", "xz"}, "t/dq");
-  node("DequantizeLinear", {"w", "ws"}, "w/dq");
-  node("Conv", {"t/dq", "w/dq"}, "c");
-  node("QuantizeLinear", {"c", "ys", "yz"}, "y");
-  auto value = [&](onnx::ValueInfoProto *vi, const std::string &name, std::vector<int64_t> dims) {
-    vi->set_name(name);
-    auto *tt = vi->mutable_type()->mutable_tensor_type();
-    tt->set_elem_type(onnx::TensorProto::INT8);
-    for (int64_t d : dims) tt->mutable_shape()->add_dim()->set_dim_value(d);
-  };
-  value(g->add_input(), "x", {1, kH, kW, kIn});
-  value(g->add_output(), "y", {1, kOut, kH, kW});
-  if (expose_nchw) value(g->add_output(), "t", {1, kIn, kH, kW});
-  return m;
+  b.initializer("w", kInt8, {kOut, kIn, 1, 1}, w);
+  b.initializer("ws", kFloat, {}, {0.01f});
+  b.initializer("xs", kFloat, {}, {0.02f});
+  b.initializer("xz", kInt8, {}, {0});
+  b.initializer("ys", kFloat, {}, {0.05f});
+  b.initializer("yz", kInt8, {}, {-4});
+  set_ints(b.node("Transpose", {"x"}, "t"), "perm", {0, 3, 1, 2});
+  b.node("DequantizeLinear", {"t", "xs", "xz"}, "t/dq");
+  b.node("DequantizeLinear", {"w", "ws"}, "w/dq");
+  b.node("Conv", {"t/dq", "w/dq"}, "c");
+  b.node("QuantizeLinear", {"c", "ys", "yz"}, "y");
+  b.input("x", kInt8, {1, kH, kW, kIn});
+  b.output("y", kInt8, {1, kOut, kH, kW});
+  if (expose_nchw) b.output("t", kInt8, {1, kIn, kH, kW});
+  return b.model;
 }
 
 TEST(EnginePasses, NhwcInputTransposedForAnInt8ConvIsReadAsNhwcWithoutReordering) {
