@@ -83,6 +83,39 @@ size_t expect_identical(const std::string &decoder_name, dec::DecoderOptions opt
   return expected.detections.size() + expected.classes.size();
 }
 
+// Seeded random bytes for each of a converter's device outputs, padding included, with the
+// pointers and sizes that OutputConverter::convert and view_quantized take.
+struct RandomDeviceOutputs {
+  std::vector<std::vector<int8_t>> raw;
+  std::vector<const int8_t *> pointers;
+  std::vector<size_t> sizes;
+
+  RandomDeviceOutputs(const std::vector<dec::OutputSpec> &specs, std::mt19937 &rng) {
+    for (const auto &spec : specs) {
+      raw.emplace_back(spec.padded_bytes());
+      for (auto &q : raw.back()) q = int8_t(rng());
+    }
+    for (const auto &r : raw) {
+      pointers.push_back(r.data());
+      sizes.push_back(r.size());
+    }
+  }
+};
+
+// The logits path's detections against the float path's: same classes, scores within 1e-6,
+// boxes within 1e-3 (the candidates' arithmetic differs in the last bits).
+void expect_detections_near(const std::vector<dec::Detection> &got,
+                            const std::vector<dec::Detection> &expected, const std::string &what) {
+  for (size_t i = 0; i < std::min(got.size(), expected.size()); ++i) {
+    EXPECT_EQ(got[i].class_id, expected[i].class_id) << what << " detection " << i;
+    EXPECT_NEAR(got[i].score, expected[i].score, 1e-6f) << what << " detection " << i;
+    EXPECT_NEAR(got[i].box.x0, expected[i].box.x0, 1e-3f) << what << " detection " << i;
+    EXPECT_NEAR(got[i].box.y0, expected[i].box.y0, 1e-3f) << what << " detection " << i;
+    EXPECT_NEAR(got[i].box.x1, expected[i].box.x1, 1e-3f) << what << " detection " << i;
+    EXPECT_NEAR(got[i].box.y1, expected[i].box.y1, 1e-3f) << what << " detection " << i;
+  }
+}
+
 dec::DecoderOptions with_threshold(float threshold) {
   dec::DecoderOptions options;
   options.conf_threshold = threshold;
@@ -346,20 +379,10 @@ TEST(Int8FastPath, TheBlazeFaceDemoPackageDecodesInInt8LikeTheFloatPath) {
   auto decoder = dec::make_decoder("blazeface", {});
   std::mt19937 rng(13);
   for (int frame = 0; frame < 3; ++frame) {
-    std::vector<std::vector<int8_t>> raw;
-    std::vector<const int8_t *> pointers;
-    std::vector<size_t> sizes;
-    for (const auto &spec : converter->specs()) {
-      raw.emplace_back(spec.padded_bytes());
-      for (auto &q : raw.back()) q = int8_t(rng());
-    }
-    for (const auto &r : raw) {
-      pointers.push_back(r.data());
-      sizes.push_back(r.size());
-    }
+    const RandomDeviceOutputs device(converter->specs(), rng);
     dec::DecoderOptions options = with_threshold(0.5f);
-    const auto quantized = converter->convert_quantized(pointers, sizes);
-    const auto floats = converter->convert(pointers, sizes);
+    const auto quantized = converter->convert_quantized(device.pointers, device.sizes);
+    const auto floats = converter->convert(device.pointers, device.sizes);
     ASSERT_EQ(quantized.size(), floats.size());
     for (size_t o = 0; o < floats.size(); ++o)
       EXPECT_EQ(quantized[o].dequantized().data, floats[o].data) << floats[o].name;
@@ -420,17 +443,10 @@ TEST(Int8FastPath, YoloV5HeadsWithASigmoidPostambleDecodeTheLogitsLikeTheFloatPa
   std::mt19937 rng(15);
   size_t compared = 0;
   for (int frame = 0; frame < 4; ++frame) {
-    std::vector<std::vector<int8_t>> raw;
-    std::vector<const int8_t *> pointers;
-    std::vector<size_t> sizes;
-    for (const auto &spec : converter.specs()) {
-      raw.emplace_back(spec.padded_bytes());
-      for (auto &q : raw.back()) q = int8_t(rng());
-      pointers.push_back(raw.back().data());
-      sizes.push_back(raw.back().size());
-    }
-    const auto floats = converter.convert(pointers, sizes);  // through the Sigmoid postamble
-    const auto logits = converter.convert_quantized(pointers, sizes);
+    const RandomDeviceOutputs device(converter.specs(), rng);
+    const auto floats =
+        converter.convert(device.pointers, device.sizes);  // through the Sigmoid postamble
+    const auto logits = converter.convert_quantized(device.pointers, device.sizes);
     for (float threshold : {0.25f, 0.5f, 0.8f}) {
       dec::DecoderOptions options = with_threshold(threshold);
       options.config["activations"] = "sigmoid";  // what the model's outputs are
@@ -445,18 +461,12 @@ TEST(Int8FastPath, YoloV5HeadsWithASigmoidPostambleDecodeTheLogitsLikeTheFloatPa
           "frame " + std::to_string(frame) + " threshold " + std::to_string(threshold);
       ASSERT_FALSE(expected.empty()) << what << ": nothing decoded, the comparison is vacuous";
       ASSERT_EQ(got.size(), expected.size()) << what;
-      for (size_t i = 0; i < got.size(); ++i) {
-        EXPECT_EQ(got[i].class_id, expected[i].class_id) << what << " detection " << i;
-        EXPECT_NEAR(got[i].score, expected[i].score, 1e-6f) << what << " detection " << i;
-        EXPECT_NEAR(got[i].box.x0, expected[i].box.x0, 1e-3f) << what << " detection " << i;
-        EXPECT_NEAR(got[i].box.y0, expected[i].box.y0, 1e-3f) << what << " detection " << i;
-        EXPECT_NEAR(got[i].box.x1, expected[i].box.x1, 1e-3f) << what << " detection " << i;
-        EXPECT_NEAR(got[i].box.y1, expected[i].box.y1, 1e-3f) << what << " detection " << i;
-      }
+      expect_detections_near(got, expected, what);
       // Views of the device outputs (what axdecode decodes, no copy) give the copies' results.
       const auto viewed =
           logits_decoder
-              ->decode_quantized(converter.view_quantized(pointers, sizes), letterboxed(64, 64))
+              ->decode_quantized(converter.view_quantized(device.pointers, device.sizes),
+                                 letterboxed(64, 64))
               .detections;
       ASSERT_EQ(viewed.size(), got.size()) << what;
       for (size_t i = 0; i < got.size(); ++i) {
@@ -473,20 +483,12 @@ TEST(Int8FastPath, YoloV5HeadsWithASigmoidPostambleDecodeTheLogitsLikeTheFloatPa
 TEST(Int8FastPath, ViewsOfPaddedChannelsLastOutputsReadAsTheDepaddedCopies) {
   dec::OutputConverter converter(yolo_head_specs());
   std::mt19937 rng(18);
-  std::vector<std::vector<int8_t>> raw;
-  std::vector<const int8_t *> pointers;
-  std::vector<size_t> sizes;
-  for (const auto &spec : converter.specs()) {
-    raw.emplace_back(spec.padded_bytes());
-    for (auto &q : raw.back()) q = int8_t(rng());
-    pointers.push_back(raw.back().data());
-    sizes.push_back(raw.back().size());
-  }
-  const auto copies = converter.convert_quantized(pointers, sizes);
-  const auto views = converter.view_quantized(pointers, sizes);
+  const RandomDeviceOutputs device(converter.specs(), rng);
+  const auto copies = converter.convert_quantized(device.pointers, device.sizes);
+  const auto views = converter.view_quantized(device.pointers, device.sizes);
   ASSERT_EQ(views.size(), copies.size());
   for (size_t o = 0; o < views.size(); ++o) {
-    EXPECT_EQ(views[o].view, raw[o].data()) << "no copy of " << views[o].name;
+    EXPECT_EQ(views[o].view, device.raw[o].data()) << "no copy of " << views[o].name;
     EXPECT_TRUE(views[o].data.empty());
     EXPECT_EQ(views[o].shape, copies[o].shape);
     EXPECT_EQ(views[o].owned().data, copies[o].data) << views[o].name;
@@ -571,16 +573,8 @@ TEST(Int8FastPath, TheYoloV5sBenchPackagesSigmoidPostambleDecodesInInt8LikeTheFl
   const std::vector<bool> before_sigmoid = converter->outputs_before_sigmoid();
   EXPECT_EQ(before_sigmoid, std::vector<bool>(3, true));
   std::mt19937 rng(19);
-  std::vector<std::vector<int8_t>> raw;
-  std::vector<const int8_t *> pointers;
-  std::vector<size_t> sizes;
-  for (const auto &spec : converter->specs()) {
-    raw.emplace_back(spec.padded_bytes());
-    for (auto &q : raw.back()) q = int8_t(rng());
-    pointers.push_back(raw.back().data());
-    sizes.push_back(raw.back().size());
-  }
-  const auto floats = converter->convert(pointers, sizes);
+  const RandomDeviceOutputs device(converter->specs(), rng);
+  const auto floats = converter->convert(device.pointers, device.sizes);
   dec::DecoderOptions options;
   options.conf_threshold = 0.9f;  // random logits: hundreds of candidates, not thousands
   options.config["activations"] = "sigmoid";
@@ -589,10 +583,10 @@ TEST(Int8FastPath, TheYoloV5sBenchPackagesSigmoidPostambleDecodesInInt8LikeTheFl
   auto logits_decoder = decoder->for_logits(floats, before_sigmoid);
   ASSERT_TRUE(logits_decoder);
   const auto expected = decoder->decode(floats, letterboxed(640, 640)).detections;
-  const auto got =
-      logits_decoder
-          ->decode_quantized(converter->view_quantized(pointers, sizes), letterboxed(640, 640))
-          .detections;
+  const auto got = logits_decoder
+                       ->decode_quantized(converter->view_quantized(device.pointers, device.sizes),
+                                          letterboxed(640, 640))
+                       .detections;
   EXPECT_GT(expected.size(), 10u) << "too few detections for a comparison";
   ASSERT_EQ(got.size(), expected.size());
   for (size_t i = 0; i < got.size(); ++i) {
@@ -729,20 +723,13 @@ TEST(Int8FastPath, YoloV8HeadsConcatenatedFromDifferentQuantisationsDecodeAsThei
   std::mt19937 rng(24);
   size_t compared = 0;
   for (int frame = 0; frame < 3; ++frame) {
-    std::vector<std::vector<int8_t>> raw;
-    std::vector<const int8_t *> pointers;
-    std::vector<size_t> sizes;
-    for (const auto &spec : converter.specs()) {
-      raw.emplace_back(spec.padded_bytes());
-      for (auto &q : raw.back()) q = int8_t(rng());
-      pointers.push_back(raw.back().data());
-      sizes.push_back(raw.back().size());
-    }
-    const auto floats = converter.convert(pointers, sizes);  // Concat(DFL, Sigmoid(classes))
-    const auto parts = converter.view_quantized(pointers, sizes);
+    const RandomDeviceOutputs device(converter.specs(), rng);
+    const auto floats =
+        converter.convert(device.pointers, device.sizes);  // Concat(DFL, Sigmoid(classes))
+    const auto parts = converter.view_quantized(device.pointers, device.sizes);
     ASSERT_EQ(parts.size(), 6u);
     for (size_t p = 0; p < 6; ++p)
-      EXPECT_EQ(parts[p].view, raw[p].data()) << "no copy of part " << p;
+      EXPECT_EQ(parts[p].view, device.raw[p].data()) << "no copy of part " << p;
     for (float threshold : {0.3f, 0.6f}) {
       dec::DecoderOptions options = with_threshold(threshold);
       options.config["activations"] = "sigmoid";
@@ -756,14 +743,7 @@ TEST(Int8FastPath, YoloV8HeadsConcatenatedFromDifferentQuantisationsDecodeAsThei
           "frame " + std::to_string(frame) + " threshold " + std::to_string(threshold);
       ASSERT_FALSE(expected.empty()) << what;
       ASSERT_EQ(got.size(), expected.size()) << what;
-      for (size_t i = 0; i < got.size(); ++i) {
-        EXPECT_EQ(got[i].class_id, expected[i].class_id) << what << " detection " << i;
-        EXPECT_NEAR(got[i].score, expected[i].score, 1e-6f) << what << " detection " << i;
-        EXPECT_NEAR(got[i].box.x0, expected[i].box.x0, 1e-3f) << what << " detection " << i;
-        EXPECT_NEAR(got[i].box.y0, expected[i].box.y0, 1e-3f) << what << " detection " << i;
-        EXPECT_NEAR(got[i].box.x1, expected[i].box.x1, 1e-3f) << what << " detection " << i;
-        EXPECT_NEAR(got[i].box.y1, expected[i].box.y1, 1e-3f) << what << " detection " << i;
-      }
+      expect_detections_near(got, expected, what);
       compared += got.size();
     }
   }
