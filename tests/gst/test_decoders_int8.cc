@@ -230,15 +230,45 @@ void add_float_value(onnx::ValueInfoProto *value, const std::string &name,
   for (int64_t dim : shape) type->mutable_shape()->add_dim()->set_dim_value(dim);
 }
 
+// An IR 8, opset 13 model whose graph is named `name`: a postamble for OutputConverter.
+onnx::ModelProto postamble_model(const std::string &name) {
+  onnx::ModelProto model;
+  model.set_ir_version(8);
+  model.add_opset_import()->set_version(13);
+  model.mutable_graph()->set_name(name);
+  return model;
+}
+
+// An unnamed node op(inputs) -> output.
+onnx::NodeProto *add_node(onnx::GraphProto *graph, const std::string &op,
+                          const std::vector<std::string> &inputs, const std::string &output) {
+  auto *node = graph->add_node();
+  node->set_op_type(op);
+  for (const auto &input : inputs) node->add_input(input);
+  node->add_output(output);
+  return node;
+}
+
+void set_axis(onnx::NodeProto *node, int64_t axis) {
+  auto *attribute = node->add_attribute();
+  attribute->set_name("axis");
+  attribute->set_type(onnx::AttributeProto::INT);
+  attribute->set_i(axis);
+}
+
+// Saves `model` as <test temp dir>/<file> and returns that path.
+std::string save_model(const onnx::ModelProto &model, const std::string &file) {
+  const std::string path = ::testing::TempDir() + "/" + file;
+  std::ofstream(path, std::ios::binary) << model.SerializeAsString();
+  return path;
+}
+
 // A postamble over core outputs a (1,2,3,4) and b (1,6): out_a = Reshape(Transpose(a)) and
 // out_b = Reshape(b) (data movement only), plus the unary `extra_op` applied to b (e.g. "Sigmoid",
 // "Relu") or, for "Concat", one output joining both.
 std::string write_postamble(const std::string &name, const std::string &extra_op) {
-  onnx::ModelProto model;
-  model.set_ir_version(8);
-  model.add_opset_import()->set_version(13);
+  onnx::ModelProto model = postamble_model(name);
   auto *graph = model.mutable_graph();
-  graph->set_name(name);
   add_float_value(graph->add_input(), "a", {1, 2, 3, 4});
   add_float_value(graph->add_input(), "b", {1, 6});
   auto *shape = graph->add_initializer();
@@ -251,50 +281,26 @@ std::string write_postamble(const std::string &name, const std::string &extra_op
   shape_b->set_data_type(onnx::TensorProto::INT64);
   shape_b->add_dims(3);
   for (int64_t d : {1, 3, 2}) shape_b->add_int64_data(d);
-  auto *transpose = graph->add_node();
-  transpose->set_op_type("Transpose");
-  transpose->add_input("a");
-  transpose->add_output("a_t");
+  auto *transpose = add_node(graph, "Transpose", {"a"}, "a_t");
   auto *perm = transpose->add_attribute();
   perm->set_name("perm");
   perm->set_type(onnx::AttributeProto::INTS);
   for (int64_t p : {0, 2, 3, 1}) perm->add_ints(p);
-  auto *reshape = graph->add_node();
-  reshape->set_op_type("Reshape");
-  reshape->add_input("a_t");
-  reshape->add_input("shape_a");
-  reshape->add_output("out_a");
+  add_node(graph, "Reshape", {"a_t", "shape_a"}, "out_a");
   std::string b_source = "b";
   if (!extra_op.empty() && extra_op != "Concat") {
-    auto *unary = graph->add_node();
-    unary->set_op_type(extra_op);
-    unary->add_input("b");
-    unary->add_output("b_s");
+    add_node(graph, extra_op, {"b"}, "b_s");
     b_source = "b_s";
   }
-  auto *reshape_b = graph->add_node();
-  reshape_b->set_op_type("Reshape");
-  reshape_b->add_input(b_source);
-  reshape_b->add_input("shape_b");
-  reshape_b->add_output("out_b");
+  add_node(graph, "Reshape", {b_source, "shape_b"}, "out_b");
   if (extra_op == "Concat") {
-    auto *concat = graph->add_node();
-    concat->set_op_type("Concat");
-    concat->add_input("out_a");
-    concat->add_input("out_b");
-    concat->add_output("joined");
-    auto *axis = concat->add_attribute();
-    axis->set_name("axis");
-    axis->set_type(onnx::AttributeProto::INT);
-    axis->set_i(1);
+    set_axis(add_node(graph, "Concat", {"out_a", "out_b"}, "joined"), 1);
     add_float_value(graph->add_output(), "joined", {1, 15, 2});
   } else {
     add_float_value(graph->add_output(), "out_a", {1, 12, 2});
     add_float_value(graph->add_output(), "out_b", {1, 3, 2});
   }
-  const std::string path = ::testing::TempDir() + "/" + name + ".onnx";
-  std::ofstream(path, std::ios::binary) << model.SerializeAsString();
-  return path;
+  return save_model(model, name + ".onnx");
 }
 
 std::vector<dec::OutputSpec> postamble_specs() {
@@ -318,11 +324,9 @@ TEST(Int8FastPath, DataMovementPostamblesAreGatheredInInt8ExactlyAsTheFloatPosta
   dec::OutputConverter converter(postamble_specs(), write_postamble("layout_only", ""));
   ASSERT_TRUE(converter.quantized_outputs_available());
   std::mt19937 rng(12);
-  std::vector<int8_t> a(24), b(8);
-  for (auto &q : a) q = int8_t(rng());
-  for (auto &q : b) q = int8_t(rng());
-  const auto floats = converter.convert({a.data(), b.data()}, {a.size(), b.size()});
-  const auto quantized = converter.convert_quantized({a.data(), b.data()}, {a.size(), b.size()});
+  const RandomDeviceOutputs device(converter.specs(), rng);  // a: 24 bytes, b: 8
+  const auto floats = converter.convert(device.pointers, device.sizes);
+  const auto quantized = converter.convert_quantized(device.pointers, device.sizes);
   ASSERT_EQ(quantized.size(), 2u);
   for (size_t o = 0; o < 2; ++o) {
     EXPECT_EQ(quantized[o].name, floats[o].name);
@@ -338,11 +342,9 @@ TEST(Int8FastPath, ASigmoidPostambleIsGatheredAsTheSigmoidsLogits) {
   ASSERT_TRUE(converter.quantized_outputs_available());
   EXPECT_EQ(converter.outputs_before_sigmoid(), (std::vector<bool>{false, true}));
   std::mt19937 rng(14);
-  std::vector<int8_t> a(24), b(8);
-  for (auto &q : a) q = int8_t(rng());
-  for (auto &q : b) q = int8_t(rng());
-  const auto floats = converter.convert({a.data(), b.data()}, {a.size(), b.size()});
-  const auto quantized = converter.convert_quantized({a.data(), b.data()}, {a.size(), b.size()});
+  const RandomDeviceOutputs device(converter.specs(), rng);  // a: 24 bytes, b: 8
+  const auto floats = converter.convert(device.pointers, device.sizes);
+  const auto quantized = converter.convert_quantized(device.pointers, device.sizes);
   ASSERT_EQ(quantized.size(), 2u);
   EXPECT_EQ(quantized[0].dequantized().data, floats[0].data);
   ASSERT_EQ(quantized[1].shape, floats[1].shape);
@@ -415,23 +417,15 @@ std::vector<dec::OutputSpec> yolo_head_specs() {
 }
 
 std::string write_sigmoid_heads_postamble() {
-  onnx::ModelProto model;
-  model.set_ir_version(8);
-  model.add_opset_import()->set_version(13);
+  onnx::ModelProto model = postamble_model("yolo_sigmoid_heads");
   auto *graph = model.mutable_graph();
-  graph->set_name("yolo_sigmoid_heads");
   for (int64_t size : {8, 4, 2}) {
     const std::string head = "head" + std::to_string(size);
     add_float_value(graph->add_input(), head, {1, 21, size, size});
-    auto *sigmoid = graph->add_node();
-    sigmoid->set_op_type("Sigmoid");
-    sigmoid->add_input(head);
-    sigmoid->add_output(head + "_sigmoid");
+    add_node(graph, "Sigmoid", {head}, head + "_sigmoid");
     add_float_value(graph->add_output(), head + "_sigmoid", {1, 21, size, size});
   }
-  const std::string path = ::testing::TempDir() + "/yolo_sigmoid_heads.onnx";
-  std::ofstream(path, std::ios::binary) << model.SerializeAsString();
-  return path;
+  return save_model(model, "yolo_sigmoid_heads.onnx");
 }
 
 }  // namespace
@@ -680,33 +674,17 @@ std::vector<dec::OutputSpec> split_head_specs() {
 }
 
 std::string write_concat_sigmoid_postamble() {
-  onnx::ModelProto model;
-  model.set_ir_version(8);
-  model.add_opset_import()->set_version(13);
+  onnx::ModelProto model = postamble_model("yolov8_split_heads");
   auto *graph = model.mutable_graph();
-  graph->set_name("yolov8_split_heads");
   for (int64_t size : {8, 4, 2}) {
     const std::string dfl = "dfl" + std::to_string(size), cls = "cls" + std::to_string(size);
     add_float_value(graph->add_input(), dfl, {1, 64, size, size});
     add_float_value(graph->add_input(), cls, {1, 3, size, size});
-    auto *sigmoid = graph->add_node();
-    sigmoid->set_op_type("Sigmoid");
-    sigmoid->add_input(cls);
-    sigmoid->add_output(cls + "_sigmoid");
-    auto *concat = graph->add_node();
-    concat->set_op_type("Concat");
-    concat->add_input(dfl);
-    concat->add_input(cls + "_sigmoid");
-    concat->add_output("head" + std::to_string(size));
-    auto *axis = concat->add_attribute();
-    axis->set_name("axis");
-    axis->set_type(onnx::AttributeProto::INT);
-    axis->set_i(1);
+    add_node(graph, "Sigmoid", {cls}, cls + "_sigmoid");
+    set_axis(add_node(graph, "Concat", {dfl, cls + "_sigmoid"}, "head" + std::to_string(size)), 1);
     add_float_value(graph->add_output(), "head" + std::to_string(size), {1, 67, size, size});
   }
-  const std::string path = ::testing::TempDir() + "/yolov8_split_heads.onnx";
-  std::ofstream(path, std::ios::binary) << model.SerializeAsString();
-  return path;
+  return save_model(model, "yolov8_split_heads.onnx");
 }
 
 }  // namespace
