@@ -411,6 +411,23 @@ void fuse_qdq_conv(Graph &g) {
   }
 }
 
+// The fused node of a per-tensor quantised binary op: Q(DQ(a) op DQ(b) [Relu]) with inputs
+// a, a_scale, a_zero, b, b_scale, b_zero, y_scale, y_zero and the Q's outputs.
+Node fused_q_binary(const char *op_type, const std::string &name, const Node &da, const Node &db,
+                    const Node &q, bool relu) {
+  Node fused;
+  fused.name = name.empty() ? q.name : name;
+  fused.op_type = op_type;
+  fused.domain = "axstream";
+  fused.opset = 1;
+  fused.inputs = {da.inputs[0], da.inputs[1],       input_or_none(da, 2),
+                  db.inputs[0], db.inputs[1],       input_or_none(db, 2),
+                  q.inputs[1],  input_or_none(q, 2)};
+  fused.outputs = q.outputs;
+  if (relu) fused.attrs["_relu"] = int_attr(1);
+  return fused;
+}
+
 // QuantizeLinear([Relu](Add(DequantizeLinear(a), DequantizeLinear(b)))) with per-tensor
 // constant scales and equal shapes (a ResNet residual join) becomes one axstream.QAdd that
 // runs the same float arithmetic element by element in one pass. Runs after shape inference.
@@ -448,21 +465,7 @@ void fuse_qdq_add(Graph &g) {
     if (!ys || ys->count() != 1 || ys->dtype != DType::f32 ||
         (q->inputs.size() > 2 && q->inputs[2] >= 0 && !constant_of(g, *q, 2)))
       continue;
-    Node fused;
-    fused.name = add.name.empty() ? q->name : add.name;
-    fused.op_type = "QAdd";
-    fused.domain = "axstream";
-    fused.opset = 1;
-    fused.inputs = {da->inputs[0], da->inputs[1],       input_or_none(*da, 2),
-                    db->inputs[0], db->inputs[1],       input_or_none(*db, 2),
-                    q->inputs[1],  input_or_none(*q, 2)};
-    fused.outputs = q->outputs;
-    if (relu) {
-      Attribute a;
-      a.kind = Attribute::Kind::i;
-      a.i = 1;
-      fused.attrs["_relu"] = a;
-    }
+    Node fused = fused_q_binary("QAdd", add.name, *da, *db, *q, relu != nullptr);
     da->dead = db->dead = add.dead = true;
     if (relu) relu->dead = true;
     *q = std::move(fused);
@@ -1384,17 +1387,8 @@ void fuse_qdq_binary(Graph &g) {
         !is_q8(g.values[q->outputs[0]].dtype) ||
         !per_tensor_step(g, *q, g.values[q->outputs[0]].dtype, y_step))
       continue;
-    Node fused;
-    fused.name = op.name.empty() ? q->name : op.name;
-    fused.op_type = "QBinary";
-    fused.domain = "axstream";
-    fused.opset = 1;
-    fused.inputs = {da->inputs[0], da->inputs[1],       input_or_none(*da, 2),
-                    db->inputs[0], db->inputs[1],       input_or_none(*db, 2),
-                    q->inputs[1],  input_or_none(*q, 2)};
-    fused.outputs = q->outputs;
+    Node fused = fused_q_binary("QBinary", op.name, *da, *db, *q, relu != nullptr);
     fused.attrs["_op"] = string_attr(mul ? "Mul" : "Add");
-    if (relu) fused.attrs["_relu"] = int_attr(1);
     op.dead = true;
     if (relu) relu->dead = true;
     *q = std::move(fused);  // the DequantizeLinears go once nobody else reads them
