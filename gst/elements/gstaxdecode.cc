@@ -39,6 +39,7 @@
 #include <string>
 #include <vector>
 
+#include "ax_field_properties.h"
 #include "ax_transform.h"
 #include "axstream/decoders/decoder.h"
 #include "axstream/decoders/output_converter.h"
@@ -112,6 +113,20 @@ struct _GstAxDecode {
 
 G_DEFINE_TYPE(GstAxDecode, gst_ax_decode, GST_TYPE_BASE_TRANSFORM);
 GST_ELEMENT_REGISTER_DEFINE(axdecode, "axdecode", GST_RANK_NONE, GST_TYPE_AX_DECODE);
+
+// The properties kept as fields of the instance (ax_field_properties.h).
+static constexpr axstream::gst::FieldProperty<GstAxDecode> kFieldProperties[] = {
+    {PROP_DECODER, &GstAxDecode::decoder},
+    {PROP_LABELS, &GstAxDecode::labels},
+    {PROP_CONF_THRESHOLD, &GstAxDecode::conf_threshold},
+    {PROP_NMS_IOU, &GstAxDecode::nms_iou},
+    {PROP_MAX_DETECTIONS, &GstAxDecode::max_detections},
+    {PROP_TOP_K, &GstAxDecode::top_k},
+    {PROP_SOFTMAX, &GstAxDecode::softmax},
+    {PROP_MODEL, &GstAxDecode::model},
+    {PROP_INT8_FAST_PATH, &GstAxDecode::int8_fast_path},
+    {PROP_DECODER_CONFIG, &GstAxDecode::decoder_config},
+};
 
 #define AX_DECODE_CAPS "video/x-raw(ANY)"
 static GstStaticPadTemplate sink_template =
@@ -421,96 +436,9 @@ static GstFlowReturn gst_ax_decode_transform_ip(GstBaseTransform *trans, GstBuff
   return GST_FLOW_OK;
 }
 
-static void gst_ax_decode_set_property(GObject *object, guint prop_id, const GValue *value,
-                                       GParamSpec *pspec) {
-  auto *self = GST_AX_DECODE(object);
-  switch (prop_id) {
-    case PROP_DECODER:
-      g_free(self->decoder);
-      self->decoder = g_value_dup_string(value);
-      break;
-    case PROP_LABELS:
-      g_free(self->labels);
-      self->labels = g_value_dup_string(value);
-      break;
-    case PROP_CONF_THRESHOLD:
-      self->conf_threshold = g_value_get_double(value);
-      break;
-    case PROP_NMS_IOU:
-      self->nms_iou = g_value_get_double(value);
-      break;
-    case PROP_MAX_DETECTIONS:
-      self->max_detections = g_value_get_int(value);
-      break;
-    case PROP_TOP_K:
-      self->top_k = g_value_get_int(value);
-      break;
-    case PROP_SOFTMAX:
-      self->softmax = g_value_get_boolean(value);
-      break;
-    case PROP_MODEL:
-      g_free(self->model);
-      self->model = g_value_dup_string(value);
-      break;
-    case PROP_INT8_FAST_PATH:
-      self->int8_fast_path = g_value_get_boolean(value);
-      break;
-    case PROP_DECODER_CONFIG:
-      g_free(self->decoder_config);
-      self->decoder_config = g_value_dup_string(value);
-      break;
-    default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
-      return;
-  }
-}
-
-static void gst_ax_decode_get_property(GObject *object, guint prop_id, GValue *value,
-                                       GParamSpec *pspec) {
-  auto *self = GST_AX_DECODE(object);
-  switch (prop_id) {
-    case PROP_DECODER:
-      g_value_set_string(value, self->decoder);
-      break;
-    case PROP_LABELS:
-      g_value_set_string(value, self->labels);
-      break;
-    case PROP_CONF_THRESHOLD:
-      g_value_set_double(value, self->conf_threshold);
-      break;
-    case PROP_NMS_IOU:
-      g_value_set_double(value, self->nms_iou);
-      break;
-    case PROP_MAX_DETECTIONS:
-      g_value_set_int(value, self->max_detections);
-      break;
-    case PROP_TOP_K:
-      g_value_set_int(value, self->top_k);
-      break;
-    case PROP_SOFTMAX:
-      g_value_set_boolean(value, self->softmax);
-      break;
-    case PROP_MODEL:
-      g_value_set_string(value, self->model);
-      break;
-    case PROP_INT8_FAST_PATH:
-      g_value_set_boolean(value, self->int8_fast_path);
-      break;
-    case PROP_DECODER_CONFIG:
-      g_value_set_string(value, self->decoder_config);
-      break;
-    default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
-      return;
-  }
-}
-
 static void gst_ax_decode_finalize(GObject *object) {
   auto *self = GST_AX_DECODE(object);
-  g_free(self->decoder);
-  g_free(self->labels);
-  g_free(self->model);
-  g_free(self->decoder_config);
+  axstream::gst::free_field_properties(self, kFieldProperties);
   delete self->state;
   G_OBJECT_CLASS(gst_ax_decode_parent_class)->finalize(object);
 }
@@ -519,8 +447,8 @@ static void gst_ax_decode_class_init(GstAxDecodeClass *klass) {
   GObjectClass *gobject_class = G_OBJECT_CLASS(klass);
   GstElementClass *element_class = GST_ELEMENT_CLASS(klass);
   GstBaseTransformClass *trans_class = GST_BASE_TRANSFORM_CLASS(klass);
-  gobject_class->set_property = gst_ax_decode_set_property;
-  gobject_class->get_property = gst_ax_decode_get_property;
+  gobject_class->set_property = axstream::gst::set_field_properties<GstAxDecode, kFieldProperties>;
+  gobject_class->get_property = axstream::gst::get_field_properties<GstAxDecode, kFieldProperties>;
   gobject_class->finalize = gst_ax_decode_finalize;
 
   auto ready_flags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
