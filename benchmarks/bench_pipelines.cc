@@ -34,7 +34,7 @@
 //   bench_pipelines    environment: AXSTREAM_BENCH_FRAMES (frames per face-detect run, 300),
 //                      AXSTREAM_BENCH_YOLO_FRAMES (20), AXSTREAM_BENCH_REPEAT (5),
 //                      AXSTREAM_BENCH_STREAMS (most streams, 8), AXSTREAM_BENCH_ONLY (comma list
-//                      of face,megamind,yolo,yolov8,ocr,streams,memory; default all),
+//                      of face,megamind,yolo,yolov8,ssd,ocr,streams,memory; default all),
 //                      AXSTREAM_BENCH_PLUGIN_DIR (plugin directory; default this build's),
 //                      AXSTREAM_BENCH_BASELINE_PLUGIN_DIR (another build's plugin directory:
 //                      each round also runs the pipeline with it, printed as "(baseline)" against
@@ -812,6 +812,18 @@ int main() {
         {"yolov8n videotestsrc", bench + "/pkg/yolov8n", v8_decode, "videotestsrc", yolo_frames});
     cases.push_back({"yolov8n float decode", bench + "/pkg/yolov8n",
                      v8_decode + " int8-fast-path=false", "videotestsrc", yolo_frames});
+  }
+  // ssd_mobilenet: its postamble concatenates 6 per-level heads (each its own quantisation)
+  // into loc and conf, so the int8 path gets the 12 heads as parts, read in place.
+  if (wanted(only, "ssd")) {
+    const std::string ssd_decode =
+        "decoder=ssd decoder-config=\"feature-maps=19,10,5,3,2,1; image-size=300; "
+        "min-sizes=60,105,150,195,240,285; max-sizes=105,150,195,240,285,300; "
+        "aspect-ratios=2|2,3|2,3|2,3|2|2; variances=0.1,0.2; clip=1\"";  // SSD_MOBILENET_PRIORS
+    cases.push_back({"ssd_mobilenet videotestsrc", bench + "/pkg/ssd_mobilenet", ssd_decode,
+                     "videotestsrc", yolo_frames});
+    cases.push_back({"ssd_mobilenet float decode", bench + "/pkg/ssd_mobilenet",
+                     ssd_decode + " int8-fast-path=false", "videotestsrc", yolo_frames});
   }
   // PP-OCRv4 det on a still image with text (one frame, pushed again and again): dbnet on the
   // logits (its postamble is the map's Sigmoid) against the float path.

@@ -273,15 +273,43 @@ void OutputConverter::find_layout_gathers() {
       return n >= first[gather.input] && n < first[gather.input + 1];
     });
     if (!one_input) {
-      // Whole core outputs one after the other (YOLOv8's Concat of DFL and class channels),
-      // each of its own quantisation: handed to the decoder as separate parts.
+      // Whole core outputs one after the other (YOLOv8's Concat of DFL and class channels; SSD's
+      // Concat of per-level heads, each transposed to channels-last), each of its own
+      // quantisation: handed to the decoder as separate parts.
+      const std::vector<int64_t> &output_shape = program_->outputs()[o].shape;
+      // The parts are concatenated along the first dimension that is not 1.
+      const size_t axis = size_t(
+          std::find_if(output_shape.begin(), output_shape.end(), [](int64_t d) { return d != 1; }) -
+          output_shape.begin());
+      if (axis == output_shape.size()) return;
+      const size_t inner = product(output_shape, axis + 1);
       for (size_t k = 0; k < numbers[o].size();) {
         const size_t input = input_of(numbers[o][k]);
         const size_t count = first[input + 1] - first[input];
-        if (numbers[o][k] != first[input] || k + count > numbers[o].size()) return;
+        if (numbers[o][k] != first[input] || k + count > numbers[o].size() || count % inner != 0)
+          return;
+        Part part;
+        part.input = input;
+        part.sigmoid = modes[o][k] == Mode::sigmoid;
         for (size_t j = 0; j < count; ++j)
-          if (numbers[o][k + j] != first[input] + j || modes[o][k + j] != modes[o][k]) return;
-        gather.parts.push_back({input, modes[o][k] == Mode::sigmoid});
+          if (modes[o][k + j] != modes[o][k]) return;
+        bool in_order = true;
+        for (size_t j = 0; in_order && j < count; ++j)
+          in_order = numbers[o][k + j] == first[input] + j;
+        if (!in_order) {
+          // (1,C,...) read as (1,...,C): part element s * C + c is core element c * plane + s.
+          const std::vector<int64_t> &input_shape = program_->inputs()[input].shape;
+          if (input_shape.size() < 3 || input_shape[0] != 1) return;
+          const size_t channels = size_t(input_shape[1]);
+          if (channels == 0) return;
+          const size_t plane = count / channels;
+          for (size_t j = 0; j < count; ++j)
+            if (numbers[o][k + j] - first[input] != (j % channels) * plane + j / channels) return;
+          part.channels_last = true;
+        }
+        part.shape = output_shape;
+        part.shape[axis] = int64_t(count / inner);
+        gather.parts.push_back(std::move(part));
         k += count;
       }
       continue;
@@ -303,12 +331,12 @@ void OutputConverter::find_layout_gathers() {
   std::vector<size_t> readers(specs_.size(), 0);
   for (const LayoutGather &gather : gathers) {
     if (gather.parts.empty()) ++readers[gather.input];
-    for (const auto &part : gather.parts) ++readers[part.first];
+    for (const Part &part : gather.parts) ++readers[part.input];
   }
-  for (LayoutGather &gather : gathers) gather.only_user = readers[gather.input] == 1;
-  for (LayoutGather &gather : gathers)
-    for (const auto &part : gather.parts)
-      gather.parts_only_user.push_back(readers[part.first] == 1);
+  for (LayoutGather &gather : gathers) {
+    gather.only_user = readers[gather.input] == 1;
+    for (Part &part : gather.parts) part.only_user = readers[part.input] == 1;
+  }
   layout_gathers_ = std::move(gathers);
 }
 
@@ -316,7 +344,7 @@ std::vector<bool> OutputConverter::outputs_before_sigmoid() const {
   std::vector<bool> before;
   for (const LayoutGather &gather : layout_gathers_) {
     if (gather.parts.empty()) before.push_back(gather.sigmoid);
-    for (const auto &part : gather.parts) before.push_back(part.second);
+    for (const Part &part : gather.parts) before.push_back(part.sigmoid);
   }
   return before;
 }
@@ -328,15 +356,17 @@ bool OutputConverter::splits_outputs() const {
 
 std::vector<FloatTensor> OutputConverter::quantized_output_shapes() const {
   std::vector<FloatTensor> shapes;
-  auto add = [&](const engine::TensorDesc &desc) {
+  auto add = [&](const std::string &name, const std::vector<int64_t> &shape) {
     FloatTensor t;
-    t.name = desc.name;
-    t.shape = desc.shape;
+    t.name = name;
+    t.shape = shape;
     shapes.push_back(std::move(t));
   };
   for (size_t o = 0; o < layout_gathers_.size(); ++o) {
-    if (layout_gathers_[o].parts.empty()) add(program_->outputs()[o]);
-    for (const auto &part : layout_gathers_[o].parts) add(program_->inputs()[part.first]);
+    if (layout_gathers_[o].parts.empty())
+      add(program_->outputs()[o].name, program_->outputs()[o].shape);
+    for (const Part &part : layout_gathers_[o].parts)
+      add(program_->inputs()[part.input].name, part.shape);
   }
   return shapes;
 }
@@ -412,10 +442,13 @@ std::vector<QuantizedTensor> OutputConverter::view_quantized(const std::vector<c
   gathered.reserve(layout_gathers_.size());
   for (size_t o = 0; o < layout_gathers_.size(); ++o) {
     const LayoutGather &gather = layout_gathers_[o];
-    for (size_t p = 0; p < gather.parts.size(); ++p) {
-      QuantizedTensor &part = converted[gather.parts[p].first];
-      gathered.push_back(gather.parts_only_user[p] ? std::move(part) : part);
-      gathered.back().name = program_->inputs()[gather.parts[p].first].name;
+    for (const Part &part : gather.parts) {
+      QuantizedTensor &core = converted[part.input];
+      QuantizedTensor taken = part.only_user ? std::move(core) : core;
+      gathered.push_back(part.channels_last ? channels_last_part(part, std::move(taken))
+                                            : std::move(taken));
+      gathered.back().name = program_->inputs()[part.input].name;
+      gathered.back().shape = part.shape;
     }
     if (!gather.parts.empty()) continue;
     QuantizedTensor &source = converted[gather.input];
@@ -439,6 +472,38 @@ std::vector<QuantizedTensor> OutputConverter::view_quantized(const std::vector<c
     for (size_t k = 0; k < gather.indices.size(); ++k) out.data[k] = source.data[gather.indices[k]];
   }
   return gathered;
+}
+
+// A channels-last part from its core output `converted` (channels-first): a view of the device
+// output in its own order when that is channels-last with as many channels (no copy), else the
+// values transposed.
+QuantizedTensor OutputConverter::channels_last_part(const Part &part,
+                                                    QuantizedTensor &&converted) const {
+  const OutputSpec &spec = specs_[part.input];
+  const size_t count = converted.element_count();
+  const size_t channels = size_t(program_->inputs()[part.input].shape[1]);
+  QuantizedTensor tensor;
+  tensor.scale = converted.scale;
+  tensor.zero_point = converted.zero_point;
+  if (converted.view && spec.nhwc_to_nchw && converted.view_plane * channels == count) {
+    tensor.view = converted.view;
+    if (converted.view_row_stride == channels) {  // no channel padding: dense
+      tensor.view_plane = count;
+      tensor.view_row_stride = 1;
+    } else {
+      tensor.view_plane = channels;
+      tensor.view_row_stride = converted.view_row_stride;
+      tensor.view_rows = true;
+    }
+    return tensor;
+  }
+  const QuantizedTensor source = converted.owned();
+  const size_t plane = count / channels;
+  tensor.data.resize(count);
+  for (size_t s = 0; s < plane; ++s)
+    for (size_t c = 0; c < channels; ++c)
+      tensor.data[s * channels + c] = source.data[c * plane + s];
+  return tensor;
 }
 
 std::vector<FloatTensor> OutputConverter::convert(const std::vector<const int8_t *> &raw,

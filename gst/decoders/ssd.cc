@@ -15,10 +15,14 @@
 // and its transpose; `clip=1` clamps them to 0..1. `priors-file`: one prior per line,
 // "cx cy w h" normalised. int8 outputs threshold on the raw int8 (softmax rows only after the
 // background-vs-best logit gap passes, sigmoid/probabilities by a precomputed int8 threshold).
+// A package whose postamble concatenates per-level heads (SSD's loc and conf Concat, each head
+// quantised on its own) hands them over as parts (for_logits): rows are offsets into the parts,
+// and each score part is thresholded in its own int8 domain.
 #include <array>
 #include <cmath>
 #include <fstream>
 #include <limits>
+#include <numeric>
 #include <sstream>
 
 #include "axstream/error.h"
@@ -35,6 +39,12 @@ enum class ScoreKind { probabilities, softmax, sigmoid };
 
 struct Prior {
   float cx, cy, w, h;
+};
+
+// The tensors whose rows, concatenated, are the boxes (1,N,4) and the scores (1,N,classes): one
+// each, or the parts a postamble's Concat joins.
+struct Layout {
+  std::vector<size_t> boxes, scores;
 };
 
 class SsdDecoder final : public Decoder {
@@ -79,48 +89,58 @@ class SsdDecoder final : public Decoder {
   }
   const char *name() const override { return "ssd"; }
 
-  void check_outputs(const std::vector<FloatTensor> &outputs) const override { find(outputs); }
+  void check_outputs(const std::vector<FloatTensor> &outputs) const override { layout_of(outputs); }
 
   DecodeResult decode(const std::vector<FloatTensor> &outputs,
                       const Geometry &geometry) const override {
-    return decode_views(detail::views_of<detail::FloatView>(outputs), find(outputs), geometry);
+    return decode_views(detail::views_of<detail::FloatView>(outputs), layout_of(outputs), geometry);
   }
   bool has_int8_path() const override { return true; }
   DecodeResult decode_quantized(const std::vector<QuantizedTensor> &outputs,
                                 const Geometry &geometry) const override {
-    return decode_views(detail::views_of<detail::QuantizedView>(outputs), find(shapes_of(outputs)),
-                        geometry);
+    return decode_views(detail::views_of<detail::QuantizedView>(outputs),
+                        layout_of(shapes_of(outputs)), geometry);
   }
 
   const std::vector<Prior> &priors() const { return priors_; }
 
   // Probability scores (`scores=none`) that are the postamble's sigmoid of the core's scores
-  // (boxes untouched): `scores=sigmoid` on the logits gives the same.
+  // (boxes untouched): `scores=sigmoid` on the logits gives the same. Boxes and scores split
+  // into parts (a postamble's Concat of per-level heads): the same decoder over the parts.
   std::unique_ptr<Decoder> for_logits(const std::vector<FloatTensor> &outputs,
                                       const std::vector<bool> &before_sigmoid) const override {
-    if (score_kind_ != ScoreKind::probabilities || before_sigmoid.size() != outputs.size())
-      return nullptr;
-    const size_t scores = find(outputs).second;
-    for (size_t i = 0; i < outputs.size(); ++i)
-      if (before_sigmoid[i] != (i == scores)) return nullptr;
+    if (before_sigmoid.size() != outputs.size()) return nullptr;
+    const bool split = outputs.size() != 2;
+    const Layout layout = split ? split_layout(outputs) : find(outputs);
+    if (layout.scores.empty()) return nullptr;
+    for (size_t i : layout.boxes)
+      if (before_sigmoid[i]) return nullptr;
+    const bool sigmoid = before_sigmoid[layout.scores[0]];
+    for (size_t i : layout.scores)
+      if (before_sigmoid[i] != sigmoid) return nullptr;
+    if (sigmoid && score_kind_ != ScoreKind::probabilities) return nullptr;
+    if (!sigmoid && !split) return nullptr;  // nothing for a logits mode to do
     DecoderOptions logits = options_;
-    logits.config["scores"] = "sigmoid";
-    return std::make_unique<SsdDecoder>(logits);
+    if (sigmoid) logits.config["scores"] = "sigmoid";
+    auto decoder = std::make_unique<SsdDecoder>(logits);
+    if (split) {
+      if (encoded_ && rows_of(outputs, layout.boxes) != priors_.size()) return nullptr;
+      decoder->split_ = layout;
+      decoder->split_shapes_ = outputs;
+    }
+    return decoder;
   }
 
  private:
   template <class View>
-  DecodeResult decode_views(const std::vector<View> &outputs, std::pair<size_t, size_t> found,
+  DecodeResult decode_views(const std::vector<View> &outputs, const Layout &layout,
                             const Geometry &geometry) const {
-    const View &boxes = outputs[found.first];
-    const View &scores = outputs[found.second];
     if (geometry.tensor_width <= 0 || geometry.tensor_height <= 0)
       throw InvalidArgument(
           "ssd decoder: normalised boxes need the model input size in the "
           "geometry, got " +
           std::to_string(geometry.tensor_width) + "x" + std::to_string(geometry.tensor_height));
-    const int rows = static_cast<int>(boxes.shape()[1]);
-    const int classes = static_cast<int>(scores.shape()[2]);
+    const int classes = static_cast<int>(outputs[layout.scores[0]].shape()[2]);
     const float threshold =
         options_.conf_threshold < 0 ? kDefaultThreshold : options_.conf_threshold;
     const float w = static_cast<float>(geometry.tensor_width);
@@ -128,49 +148,47 @@ class SsdDecoder final : public Decoder {
     const float logit_threshold = threshold <= 0   ? -std::numeric_limits<float>::infinity()
                                   : threshold >= 1 ? std::numeric_limits<float>::infinity()
                                                    : std::log(threshold / (1.0f - threshold));
-    // Probabilities: the score itself against the threshold; sigmoid: its logit.
-    const auto score_key =
-        scores.key_at_least(score_kind_ == ScoreKind::sigmoid ? logit_threshold : threshold);
-    const auto sig = scores.table([](float x) { return sigmoid(x); });
     // softmax: p_best <= 1 / (1 + exp(l_background - l_best)), so a row whose best logit is
     // not at least logit(threshold) above the background's cannot pass; the margin keeps float
     // rounding of the full softmax from ever deciding otherwise.
     const float softmax_gap = logit_threshold - 1e-3f;
     std::vector<Detection> candidates;
-    for (int r = 0; r < rows; ++r) {
-      const size_t s = static_cast<size_t>(r) * classes;
-      const int column = 1 + detail::best_key(scores, s + 1, classes - 1);
-      float score;
-      if (score_kind_ == ScoreKind::softmax) {
-        if (scores.value(s + column) - scores.value(s) < softmax_gap) continue;
-        float max_logit = scores.value(s);
-        for (int c = 1; c < classes; ++c) max_logit = std::max(max_logit, scores.value(s + c));
-        float sum = 0;
-        for (int c = 0; c < classes; ++c) sum += std::exp(scores.value(s + c) - max_logit);
-        score = std::exp(scores.value(s + column) - max_logit) / sum;
-      } else {
-        if (!(scores.key(s + column) >= score_key)) continue;
-        score = score_kind_ == ScoreKind::sigmoid ? sig(s + column) : scores.value(s + column);
+    size_t row = 0;  // over all score parts; a candidate's box is in the box part holding it
+    size_t box_part = 0, box_part_first_row = 0;
+    for (size_t score_part : layout.scores) {
+      const View &scores = outputs[score_part];
+      const size_t rows = static_cast<size_t>(scores.shape()[1]);
+      // Each part its own quantisation: its own int8 threshold and sigmoid table.
+      // Probabilities: the score itself against the threshold; sigmoid: its logit.
+      const auto score_key =
+          scores.key_at_least(score_kind_ == ScoreKind::sigmoid ? logit_threshold : threshold);
+      const auto sig = scores.table([](float x) { return sigmoid(x); });
+      for (size_t r = 0; r < rows; ++r, ++row) {
+        const size_t s = r * classes;
+        const int column = 1 + detail::best_key(scores, s + 1, classes - 1);
+        float score;
+        if (score_kind_ == ScoreKind::softmax) {
+          if (scores.value(s + column) - scores.value(s) < softmax_gap) continue;
+          float max_logit = scores.value(s);
+          for (int c = 1; c < classes; ++c) max_logit = std::max(max_logit, scores.value(s + c));
+          float sum = 0;
+          for (int c = 0; c < classes; ++c) sum += std::exp(scores.value(s + c) - max_logit);
+          score = std::exp(scores.value(s + column) - max_logit) / sum;
+        } else {
+          if (!(scores.key(s + column) >= score_key)) continue;
+          score = score_kind_ == ScoreKind::sigmoid ? sig(s + column) : scores.value(s + column);
+        }
+        if (score < threshold) continue;
+        while (row - box_part_first_row >=
+               static_cast<size_t>(outputs[layout.boxes[box_part]].shape()[1]))
+          box_part_first_row += static_cast<size_t>(outputs[layout.boxes[box_part++]].shape()[1]);
+        candidates.push_back(
+            {decode_box(outputs[layout.boxes[box_part]], row - box_part_first_row, row, w, h),
+             score,
+             column - 1,  // class ids skip the background
+             {},
+             {}});
       }
-      if (score < threshold) continue;
-      const size_t b = static_cast<size_t>(r) * 4;
-      Box box;
-      if (encoded_) {
-        const Prior &p = priors_[r];
-        const float dx = boxes.value(b + (yx_order_ ? 1 : 0));
-        const float dy = boxes.value(b + (yx_order_ ? 0 : 1));
-        const float dw = boxes.value(b + (yx_order_ ? 3 : 2));
-        const float dh = boxes.value(b + (yx_order_ ? 2 : 3));
-        const float cx = p.cx + dx * variances_[0] * p.w;
-        const float cy = p.cy + dy * variances_[0] * p.h;
-        const float bw = p.w * std::exp(dw * variances_[1]);
-        const float bh = p.h * std::exp(dh * variances_[1]);
-        box = {(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h};
-      } else {
-        box = {boxes.value(b) * w, boxes.value(b + 1) * h, boxes.value(b + 2) * w,
-               boxes.value(b + 3) * h};
-      }
-      candidates.push_back({box, score, column - 1, {}, {}});  // class ids skip the background
     }
     DecodeResult result;
     result.detections =
@@ -178,8 +196,78 @@ class SsdDecoder final : public Decoder {
     return result;
   }
 
-  // Indices of the boxes and scores tensors.
-  std::pair<size_t, size_t> find(const std::vector<FloatTensor> &outputs) const {
+  // The box of `row` (of all rows), row `part_row` of `boxes`, in input pixels.
+  template <class View>
+  Box decode_box(const View &boxes, size_t part_row, size_t row, float w, float h) const {
+    const size_t b = part_row * 4;
+    if (encoded_) {
+      const Prior &p = priors_[row];
+      const float dx = boxes.value(b + (yx_order_ ? 1 : 0));
+      const float dy = boxes.value(b + (yx_order_ ? 0 : 1));
+      const float dw = boxes.value(b + (yx_order_ ? 3 : 2));
+      const float dh = boxes.value(b + (yx_order_ ? 2 : 3));
+      const float cx = p.cx + dx * variances_[0] * p.w;
+      const float cy = p.cy + dy * variances_[0] * p.h;
+      const float bw = p.w * std::exp(dw * variances_[1]);
+      const float bh = p.h * std::exp(dh * variances_[1]);
+      return {(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h};
+    }
+    return {boxes.value(b) * w, boxes.value(b + 1) * h, boxes.value(b + 2) * w,
+            boxes.value(b + 3) * h};
+  }
+
+  // The layout of `outputs`: the parts for_logits found, or one boxes and one scores tensor.
+  Layout layout_of(const std::vector<FloatTensor> &outputs) const {
+    if (split_.scores.empty()) return find(outputs);
+    bool same = outputs.size() == split_shapes_.size();
+    for (size_t i = 0; same && i < outputs.size(); ++i)
+      same = outputs[i].shape == split_shapes_[i].shape;
+    if (!same)
+      throw InvalidArgument("ssd decoder: expected the boxes' and scores' parts " +
+                            detail::describe_outputs(split_shapes_) + ", got " +
+                            detail::describe_outputs(outputs));
+    return split_;
+  }
+
+  static size_t rows_of(const std::vector<FloatTensor> &outputs, const std::vector<size_t> &parts) {
+    size_t rows = 0;
+    for (size_t i : parts) rows += static_cast<size_t>(outputs[i].shape[1]);
+    return rows;
+  }
+
+  // Boxes and scores as parts (OutputConverter::splits_outputs): the outputs in order are the
+  // parts of one then the parts of the other, each (1,rows,4) for boxes or (1,rows,classes),
+  // adding up to the same rows. An empty layout when they are not.
+  static Layout split_layout(const std::vector<FloatTensor> &outputs) {
+    // The width of outputs [from, to) when they are all (1,rows,width) of one width, else -1.
+    auto width_of = [&](size_t from, size_t to) -> int64_t {
+      int64_t width = -1;
+      for (size_t i = from; i < to; ++i) {
+        const auto &shape = outputs[i].shape;
+        if (shape.size() != 3 || shape[0] != 1 || shape[1] <= 0 || shape[2] <= 0 ||
+            (width >= 0 && shape[2] != width))
+          return -1;
+        width = shape[2];
+      }
+      return width;
+    };
+    for (size_t split = 1; split < outputs.size(); ++split) {
+      std::vector<size_t> first(split), second(outputs.size() - split);
+      std::iota(first.begin(), first.end(), size_t(0));
+      std::iota(second.begin(), second.end(), split);
+      const int64_t first_width = width_of(0, split),
+                    second_width = width_of(split, outputs.size());
+      if (first_width < 0 || second_width < 0 ||
+          rows_of(outputs, first) != rows_of(outputs, second))
+        continue;
+      if (first_width == 4 && second_width >= 2) return {first, second};
+      if (second_width == 4 && first_width >= 2) return {second, first};
+    }
+    return {};
+  }
+
+  // The boxes and scores tensors.
+  Layout find(const std::vector<FloatTensor> &outputs) const {
     int boxes = -1, scores = -1;
     for (size_t i = 0; i < outputs.size(); ++i) {
       const auto &t = outputs[i];
@@ -199,7 +287,7 @@ class SsdDecoder final : public Decoder {
                             std::to_string(priors_.size()) + " priors, the model's boxes " +
                             outputs[boxes].name + " " + outputs[boxes].shape_string() +
                             " need one per row");
-    return {size_t(boxes), size_t(scores)};
+    return {{size_t(boxes)}, {size_t(scores)}};
   }
 
   static std::vector<Prior> read_priors(const std::string &path) {
@@ -298,6 +386,9 @@ class SsdDecoder final : public Decoder {
   bool yx_order_ = false;
   std::array<float, 2> variances_ = {0.1f, 0.2f};
   std::vector<Prior> priors_;
+  // Set by for_logits on split outputs: their layout and the shapes it holds for.
+  Layout split_;
+  std::vector<FloatTensor> split_shapes_;
 };
 
 }  // namespace

@@ -39,10 +39,10 @@ class FloatView {
   const float *data_;
 };
 
-// Reads element i of a QuantizedTensor: dense values directly; a view (channels-last device
-// output read channels-first) through i / plane and i % plane by multiplication with a
-// precomputed 64-bit reciprocal (Lemire's fastmod, exact for 32-bit i and plane) instead of a
-// division per read, the scans' hot path.
+// Reads element i of a QuantizedTensor: dense values directly; a view (a channels-last device
+// output read channels-first, or in its own order with the channel padding skipped) through
+// i / plane and i % plane by multiplication with a precomputed 64-bit reciprocal (Lemire's
+// fastmod, exact for 32-bit i and plane) instead of a division per read, the scans' hot path.
 class QuantizedReader {
  public:
   explicit QuantizedReader(const QuantizedTensor &tensor)
@@ -51,26 +51,35 @@ class QuantizedReader {
     if (!tensor.view || tensor.element_count() > UINT32_MAX || tensor.view_plane < 2) return;
     view_ = tensor.view;
     plane_ = static_cast<uint32_t>(tensor.view_plane);
-    row_stride_ = tensor.view_row_stride;
+    rows_ = tensor.view_rows;
+    // Address = quotient * quotient_stride_ + remainder * remainder_stride_.
+    quotient_stride_ = rows_ ? tensor.view_row_stride : 1;
+    remainder_stride_ = rows_ ? 1 : tensor.view_row_stride;
     plane_reciprocal_ = UINT64_MAX / plane_ + 1;
   }
   int8_t operator()(size_t i) const {
     if (data_) return data_[i];
     if (!view_) return tensor_->at(i);
     const uint64_t fraction = plane_reciprocal_ * static_cast<uint32_t>(i);
-    const auto channel = static_cast<uint32_t>(
+    const auto quotient = static_cast<uint32_t>(
         (static_cast<unsigned __int128>(plane_reciprocal_) * static_cast<uint32_t>(i)) >> 64);
-    const auto position =
+    const auto remainder =
         static_cast<uint32_t>((static_cast<unsigned __int128>(fraction) * plane_) >> 64);
-    return view_[size_t(position) * row_stride_ + channel];
+    return view_[size_t(quotient) * quotient_stride_ + size_t(remainder) * remainder_stride_];
   }
-  // Where elements first, first + stride, ... lie next to each other in memory, their address:
-  // dense values read in order, or a view read across channels (stride = plane), i.e. along a
-  // channels-last row. nullptr otherwise.
-  const int8_t *run(size_t first, size_t stride) const {
+  // Where the `count` elements first, first + stride, ... lie next to each other in memory, their
+  // address: dense values read in order, a channels-first view read across channels
+  // (stride = plane), i.e. along a channels-last row, or a view in its own order read within one
+  // row. nullptr otherwise.
+  const int8_t *run(size_t first, size_t stride, size_t count) const {
     if (data_) return stride == 1 ? data_ + first : nullptr;
-    if (!view_ || stride != plane_) return nullptr;
-    return &view_[size_t(first % plane_) * row_stride_ + first / plane_];
+    if (!view_) return nullptr;
+    if (rows_)
+      return stride == 1 && first % plane_ + count <= plane_
+                 ? &view_[size_t(first / plane_) * quotient_stride_ + first % plane_]
+                 : nullptr;
+    if (stride != plane_) return nullptr;
+    return &view_[size_t(first % plane_) * remainder_stride_ + first / plane_];
   }
 
  private:
@@ -78,7 +87,8 @@ class QuantizedReader {
   const QuantizedTensor *tensor_;
   const int8_t *view_ = nullptr;
   uint32_t plane_ = 0;
-  size_t row_stride_ = 0;
+  bool rows_ = false;
+  size_t quotient_stride_ = 0, remainder_stride_ = 0;
   uint64_t plane_reciprocal_ = 0;
 };
 
@@ -92,7 +102,9 @@ class QuantizedView {
   Key key(size_t i) const { return read_(i); }
   float value(size_t i) const { return tensor_->dequantize(read_(i)); }
   float value_of_key(Key key) const { return tensor_->dequantize(static_cast<int8_t>(key)); }
-  const int8_t *run(size_t first, size_t stride) const { return read_.run(first, stride); }
+  const int8_t *run(size_t first, size_t stride, size_t count) const {
+    return read_.run(first, stride, count);
+  }
   // The smallest int8 whose value reaches the threshold (128: none does).
   Key key_at_least(float threshold) const {
     for (int q = -128; q <= 127; ++q)
@@ -128,7 +140,7 @@ int best_key(const View &view, size_t first, int count, size_t stride = 1);
 // On int8 elements next to each other in memory (a channels-last row read across channels): a
 // plain scan the compiler vectorises, then the first index of the maximum.
 inline int best_key(const QuantizedView &view, size_t first, int count, size_t stride = 1) {
-  if (const int8_t *run = view.run(first, stride)) {
+  if (const int8_t *run = view.run(first, stride, size_t(count))) {
     int8_t most = run[0];
     for (int c = 1; c < count; ++c) most = std::max(most, run[c]);
     int best = 0;

@@ -41,6 +41,7 @@ QuantizedTensor QuantizedTensor::owned() const {
   QuantizedTensor copy = *this;
   copy.view = nullptr;
   copy.view_plane = copy.view_row_stride = 0;
+  copy.view_rows = false;
   copy.data.resize(element_count());
   for (size_t i = 0; i < copy.data.size(); ++i) copy.data[i] = at(i);
   return copy;

@@ -20,7 +20,10 @@
  * identical to the float path. A postamble that also applies a Sigmoid to whole outputs (YOLO
  * heads, SSD scores, a DBNet map) takes that path too when the decoder can apply the sigmoid
  * itself (yolov5 raw heads with `activations=sigmoid`, ssd with `scores=none`, dbnet): it then
- * decodes the logits, with the same results up to a score exactly at the threshold.
+ * decodes the logits, with the same results up to a score exactly at the threshold. So does one
+ * that concatenates differently quantised core outputs (yolov8 DFL + class heads, SSD's per-level
+ * loc and conf heads) when the decoder takes them as parts (yolov8, ssd), each part thresholded
+ * in its own int8 domain.
  * `decoder-config` carries decoder settings such as SSD prior boxes.
  *
  * |[
@@ -508,11 +511,12 @@ static void gst_ax_decode_class_init(GstAxDecodeClass *klass) {
       g_param_spec_boolean(
           "int8-fast-path", "int8 fast path",
           "Decode the quantised outputs directly when the package has no postamble (or one "
-          "that only moves data, e.g. Transpose+Reshape, or also applies a Sigmoid the "
-          "decoder can apply itself: yolov5 heads, ssd scores, dbnet map) and the decoder has "
-          "an int8 path (blazeface, classification, dbnet, ssd, yolov5, yolov8): thresholds "
-          "compared in int8, sigmoid/exp from 256-entry tables, only candidates dequantised; "
-          "results equal the float path. Off: always dequantise every output first",
+          "that only moves data, e.g. Transpose+Reshape, concatenates differently quantised "
+          "outputs the decoder takes as parts: yolov8 heads, ssd loc/conf, or also applies a "
+          "Sigmoid the decoder can apply itself: yolov5 heads, ssd scores, dbnet map) and the "
+          "decoder has an int8 path (blazeface, classification, dbnet, ssd, yolov5, yolov8): "
+          "thresholds compared in int8, sigmoid/exp from 256-entry tables, only candidates "
+          "dequantised; results equal the float path. Off: always dequantise every output first",
           DEFAULT_PROP_INT8_FAST_PATH, ready_flags));
   g_object_class_install_property(
       gobject_class, PROP_DECODER_CONFIG,

@@ -353,17 +353,40 @@ TEST(Int8FastPath, ASigmoidPostambleIsGatheredAsTheSigmoidsLogits) {
         << "element " << k;
 }
 
-TEST(Int8FastPath, PostamblesThatComputeOrMixQuantisationsKeepTheFloatPath) {
+TEST(Int8FastPath, PostamblesThatComputeKeepTheFloatPath) {
   // Relu is the identity on the probe's positive values: only the op list can reject it.
-  for (const char *op : {"Relu", "Concat"}) {
-    dec::OutputConverter converter(postamble_specs(),
-                                   write_postamble(std::string("with_") + op, op));
-    EXPECT_FALSE(converter.quantized_outputs_available()) << op;
-    std::vector<int8_t> a(24, 1), b(8, 1);
-    EXPECT_THROW(converter.convert_quantized({a.data(), b.data()}, {a.size(), b.size()}),
-                 axstream::InvalidArgument)
-        << op;
+  dec::OutputConverter converter(postamble_specs(), write_postamble("with_Relu", "Relu"));
+  EXPECT_FALSE(converter.quantized_outputs_available());
+  std::vector<int8_t> a(24, 1), b(8, 1);
+  EXPECT_THROW(converter.convert_quantized({a.data(), b.data()}, {a.size(), b.size()}),
+               axstream::InvalidArgument);
+}
+
+TEST(Int8FastPath, AConcatOfDifferentlyQuantisedOutputsIsHandedOverAsItsParts) {
+  // joined (1,15,2) = Concat(Reshape(Transpose(a)) (1,12,2), Reshape(b) (1,3,2)): a's part is
+  // the NHWC device tensor in its own order, b's its values in order.
+  dec::OutputConverter converter(postamble_specs(), write_postamble("with_Concat", "Concat"));
+  ASSERT_TRUE(converter.quantized_outputs_available());
+  EXPECT_TRUE(converter.splits_outputs());
+  EXPECT_EQ(converter.outputs_before_sigmoid(), (std::vector<bool>{false, false}));
+  const auto shapes = converter.quantized_output_shapes();
+  ASSERT_EQ(shapes.size(), 2u);
+  EXPECT_EQ(shapes[0].shape, (std::vector<int64_t>{1, 12, 2}));
+  EXPECT_EQ(shapes[1].shape, (std::vector<int64_t>{1, 3, 2}));
+  std::mt19937 rng(25);
+  const RandomDeviceOutputs device(converter.specs(), rng);
+  const auto joined = converter.convert(device.pointers, device.sizes);
+  ASSERT_EQ(joined.size(), 1u);
+  const auto parts = converter.view_quantized(device.pointers, device.sizes);
+  ASSERT_EQ(parts.size(), 2u);
+  EXPECT_EQ(parts[0].view, device.raw[0].data()) << "a's part is the device tensor, not a copy";
+  std::vector<float> concatenated;
+  for (const auto &part : parts) {
+    const auto values = part.dequantized().data;
+    concatenated.insert(concatenated.end(), values.begin(), values.end());
   }
+  EXPECT_EQ(concatenated, joined[0].data);
+  EXPECT_EQ(parts[1].scale, 0.2f);
 }
 
 TEST(Int8FastPath, TheBlazeFaceDemoPackageDecodesInInt8LikeTheFloatPath) {
@@ -728,4 +751,199 @@ TEST(Int8FastPath, YoloV8HeadsConcatenatedFromDifferentQuantisationsDecodeAsThei
   EXPECT_GT(compared, 20u);
   // Without activations=sigmoid the decoder would apply the sigmoid twice: no int8 mode.
   EXPECT_FALSE(dec::make_decoder("yolov8", {})->for_logits(shapes, before_sigmoid));
+}
+
+namespace {
+
+// An SSD-shaped package as axcompile splits ssd_mobilenet: per level (3x3 cells with 4 priors,
+// 2x2 with 6, of a 90x90 input) a box head (1,4*priors,S,S) and a score head
+// (1,5*priors,S,S), NHWC on the device with channels padded to a multiple of 8 and each its own
+// quantisation; the postamble turns each head channels-last, reshapes it to rows and
+// concatenates the levels: loc (1,60,4) and conf (1,60,5), `Sigmoid` of conf when given.
+constexpr const char *kSsdPriors =
+    "feature-maps=3,2; image-size=90; min-sizes=20,45; max-sizes=45,90; aspect-ratios=2|2,3";
+
+std::vector<dec::OutputSpec> ssd_head_specs() {
+  std::vector<dec::OutputSpec> specs;
+  int i = 0;
+  for (int width : {4, 5})
+    for (auto [size, priors] : {std::pair<int64_t, int64_t>{3, 4}, {2, 6}}) {
+      dec::OutputSpec spec;
+      const int64_t channels = width * priors, padded = (channels + 7) / 8 * 8;
+      spec.name = (width == 4 ? "loc" : "conf") + std::to_string(size);
+      spec.shape = {1, size, size, padded};
+      spec.padding = {{0, 0}, {0, 0}, {0, 0}, {0, padded - channels}};
+      spec.scale = width == 4 ? 0.03 + 0.01 * i : 0.07 + 0.02 * i;
+      spec.zero_point = width == 4 ? 2 - i : -9 + 5 * i;
+      spec.original_shape = {1, channels, size, size};
+      spec.nhwc_to_nchw = true;
+      specs.push_back(spec);
+      ++i;
+    }
+  return specs;
+}
+
+std::string write_ssd_concat_postamble(const std::string &score_op) {
+  const std::string name = "ssd_concat" + score_op;
+  onnx::ModelProto model = postamble_model(name);
+  auto *graph = model.mutable_graph();
+  for (int width : {4, 5}) {
+    const std::string output = width == 4 ? "loc" : "conf";
+    auto *shape = graph->add_initializer();
+    shape->set_name(output + "_rows");
+    shape->set_data_type(onnx::TensorProto::INT64);
+    shape->add_dims(3);
+    for (int64_t d : {1, -1, width}) shape->add_int64_data(d);
+    std::vector<std::string> levels;
+    for (auto [size, priors] : {std::pair<int64_t, int64_t>{3, 4}, {2, 6}}) {
+      const std::string head = output + std::to_string(size);
+      add_float_value(graph->add_input(), head, {1, width * priors, size, size});
+      auto *perm = add_node(graph, "Transpose", {head}, head + "_t")->add_attribute();
+      perm->set_name("perm");
+      perm->set_type(onnx::AttributeProto::INTS);
+      for (int64_t p : {0, 2, 3, 1}) perm->add_ints(p);
+      add_node(graph, "Reshape", {head + "_t", output + "_rows"}, head + "_rows");
+      levels.push_back(head + "_rows");
+    }
+    const bool sigmoid = width == 5 && !score_op.empty();
+    set_axis(add_node(graph, "Concat", levels, sigmoid ? "conf_logits" : output), 1);
+    if (sigmoid) add_node(graph, score_op, {"conf_logits"}, output);
+    add_float_value(graph->add_output(), output, {1, 60, width});
+  }
+  return save_model(model, name + ".onnx");
+}
+
+}  // namespace
+
+TEST(Int8FastPath, SsdHeadsConcatenatedFromDifferentQuantisationsDecodeAsTheirParts) {
+  dec::OutputConverter converter(ssd_head_specs(), write_ssd_concat_postamble(""));
+  ASSERT_TRUE(converter.quantized_outputs_available());
+  EXPECT_TRUE(converter.splits_outputs());
+  const auto shapes = converter.quantized_output_shapes();
+  ASSERT_EQ(shapes.size(), 4u);
+  EXPECT_EQ(shapes[1].shape, (std::vector<int64_t>{1, 24, 4}));
+  EXPECT_EQ(shapes[2].shape, (std::vector<int64_t>{1, 36, 5}));
+  std::mt19937 rng(26);
+  size_t compared = 0;
+  for (int frame = 0; frame < 3; ++frame) {
+    const RandomDeviceOutputs device(converter.specs(), rng);
+    const auto floats = converter.convert(device.pointers, device.sizes);  // loc, conf
+    const auto parts = converter.view_quantized(device.pointers, device.sizes);
+    ASSERT_EQ(parts.size(), 4u);
+    for (size_t p = 0; p < 4; ++p)
+      EXPECT_EQ(parts[p].view, device.raw[p].data()) << "no copy of part " << p;
+    for (const char *scores : {"softmax", "sigmoid"})
+      for (float threshold : {0.4f, 0.7f}) {
+        dec::DecoderOptions options = with_threshold(threshold);
+        options.config = dec::parse_decoder_config(kSsdPriors + std::string("; scores=") + scores);
+        auto decoder = dec::make_decoder("ssd", options);
+        decoder->check_outputs(floats);
+        auto parts_decoder = decoder->for_logits(shapes, converter.outputs_before_sigmoid());
+        ASSERT_TRUE(parts_decoder);
+        ASSERT_TRUE(parts_decoder->has_int8_path());
+        const auto expected = decoder->decode(floats, letterboxed(90, 90)).detections;
+        const std::string what = "frame " + std::to_string(frame) + " " + scores + " threshold " +
+                                 std::to_string(threshold);
+        ASSERT_FALSE(expected.empty()) << what << ": nothing decoded, the comparison is vacuous";
+        // The same values, thresholds and arithmetic as the float path: identical.
+        for (const auto &tensors :
+             {parts, converter.convert_quantized(device.pointers, device.sizes)}) {
+          const auto got = parts_decoder->decode_quantized(tensors, letterboxed(90, 90)).detections;
+          ASSERT_EQ(got.size(), expected.size()) << what;
+          for (size_t i = 0; i < got.size(); ++i) {
+            EXPECT_EQ(got[i].class_id, expected[i].class_id) << what << " detection " << i;
+            EXPECT_EQ(got[i].score, expected[i].score) << what << " detection " << i;
+            EXPECT_EQ(got[i].box.x0, expected[i].box.x0) << what << " detection " << i;
+            EXPECT_EQ(got[i].box.y0, expected[i].box.y0) << what << " detection " << i;
+            EXPECT_EQ(got[i].box.x1, expected[i].box.x1) << what << " detection " << i;
+            EXPECT_EQ(got[i].box.y1, expected[i].box.y1) << what << " detection " << i;
+          }
+        }
+        compared += expected.size();
+      }
+  }
+  EXPECT_GT(compared, 20u);
+  // Parts of other shapes than for_logits was given are refused by name.
+  dec::DecoderOptions options;
+  options.config = dec::parse_decoder_config(kSsdPriors);
+  auto parts_decoder =
+      dec::make_decoder("ssd", options)->for_logits(shapes, {false, false, false, false});
+  ASSERT_TRUE(parts_decoder);
+  std::vector<dec::QuantizedTensor> wrong = {random_tensor("loc", {1, 60, 4}, 0.1f, 0, 1),
+                                             random_tensor("conf", {1, 60, 5}, 0.1f, 0, 2)};
+  EXPECT_THROW(parts_decoder->decode_quantized(wrong, letterboxed(90, 90)),
+               axstream::InvalidArgument);
+}
+
+TEST(Int8FastPath, SsdProbabilityPartsThatAreASigmoidDecodeTheLogitsLikeTheFloatPath) {
+  dec::OutputConverter converter(ssd_head_specs(), write_ssd_concat_postamble("Sigmoid"));
+  ASSERT_TRUE(converter.quantized_outputs_available());
+  const std::vector<bool> before_sigmoid = converter.outputs_before_sigmoid();
+  EXPECT_EQ(before_sigmoid, (std::vector<bool>{false, false, true, true}));
+  const auto shapes = converter.quantized_output_shapes();
+  std::mt19937 rng(27);
+  const RandomDeviceOutputs device(converter.specs(), rng);
+  const auto floats = converter.convert(device.pointers, device.sizes);  // conf: probabilities
+  for (float threshold : {0.5f, 0.8f}) {
+    dec::DecoderOptions options = with_threshold(threshold);
+    options.config = dec::parse_decoder_config(kSsdPriors + std::string("; scores=none"));
+    auto decoder = dec::make_decoder("ssd", options);
+    auto logits_decoder = decoder->for_logits(shapes, before_sigmoid);
+    ASSERT_TRUE(logits_decoder);
+    const auto expected = decoder->decode(floats, letterboxed(90, 90)).detections;
+    const auto got = logits_decoder
+                         ->decode_quantized(converter.view_quantized(device.pointers, device.sizes),
+                                            letterboxed(90, 90))
+                         .detections;
+    const std::string what = "threshold " + std::to_string(threshold);
+    ASSERT_FALSE(expected.empty()) << what;
+    ASSERT_EQ(got.size(), expected.size()) << what;
+    expect_detections_near(got, expected, what);
+  }
+  // Softmax scores are not a sigmoid's: no logits mode for them.
+  dec::DecoderOptions softmax;
+  softmax.config = dec::parse_decoder_config(kSsdPriors);
+  EXPECT_FALSE(dec::make_decoder("ssd", softmax)->for_logits(shapes, before_sigmoid));
+}
+
+TEST(Int8FastPath, TheSsdMobilenetBenchPackageDecodesItsPartsInInt8LikeTheFloatPath) {
+  const char *models = std::getenv("AXSTREAM_BENCH_MODELS");
+  const char *data = std::getenv("AXSTREAM_DATA_DIR");
+  const std::string package_dir =
+      (models ? std::string(models)
+              : std::string(data ? data : std::string(std::getenv("HOME")) + "/.cache/axstream") +
+                    "/bench") +
+      "/pkg/ssd_mobilenet";
+  if (!std::ifstream(package_dir + "/model.json"))
+    GTEST_SKIP() << "no ssd_mobilenet bench package at " << package_dir << " (scripts/bench.sh)";
+  auto package = axstream::runtime::load_model_package(package_dir);
+  auto converter = dec::OutputConverter::from_package(*package);
+  ASSERT_TRUE(converter->quantized_outputs_available()) << "its postamble only moves data";
+  ASSERT_TRUE(converter->splits_outputs()) << "loc and conf are Concats of 6 heads each";
+  std::mt19937 rng(28);
+  const RandomDeviceOutputs device(converter->specs(), rng);
+  const auto floats = converter->convert(device.pointers, device.sizes);
+  dec::DecoderOptions options = with_threshold(0.1f);  // random weights: few rows reach more
+  options.config = dec::parse_decoder_config(
+      "feature-maps=19,10,5,3,2,1; image-size=300; min-sizes=60,105,150,195,240,285; "
+      "max-sizes=105,150,195,240,285,300; aspect-ratios=2|2,3|2,3|2,3|2|2; variances=0.1,0.2; "
+      "clip=1");  // make_bench_models.py's SSD_MOBILENET_PRIORS
+  auto decoder = dec::make_decoder("ssd", options);
+  decoder->check_outputs(floats);
+  auto parts_decoder = decoder->for_logits(converter->quantized_output_shapes(),
+                                           converter->outputs_before_sigmoid());
+  ASSERT_TRUE(parts_decoder);
+  const auto expected = decoder->decode(floats, letterboxed(300, 300)).detections;
+  const auto got = parts_decoder
+                       ->decode_quantized(converter->view_quantized(device.pointers, device.sizes),
+                                          letterboxed(300, 300))
+                       .detections;
+  EXPECT_GT(expected.size(), 10u) << "too few detections for a comparison";
+  ASSERT_EQ(got.size(), expected.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].class_id, expected[i].class_id) << "detection " << i;
+    EXPECT_EQ(got[i].score, expected[i].score) << "detection " << i;
+    EXPECT_EQ(got[i].box.x0, expected[i].box.x0) << "detection " << i;
+    EXPECT_EQ(got[i].box.y1, expected[i].box.y1) << "detection " << i;
+  }
 }

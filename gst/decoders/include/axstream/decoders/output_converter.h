@@ -62,8 +62,12 @@ class OutputConverter {
   // them from convert_quantized() instead of dequantised.
   bool quantized_outputs_available() const { return !program_ || !layout_gathers_.empty(); }
   // A postamble may also concatenate whole core outputs of different quantisation into one
-  // model output (YOLOv8's DFL and class channels): convert_quantized() then gives that output
-  // as its parts, the core outputs in order, each with its own scale (splits_outputs()).
+  // model output (YOLOv8's DFL and class channels; SSD's per-level box and score heads, each
+  // transposed back to channels-last first): convert_quantized() then gives that output as its
+  // parts, the core outputs in the order the concatenation reads them, each with its own scale
+  // (splits_outputs()). A part has the output's shape with the leading dimension the parts
+  // are concatenated along cut to its share: (1,64,H,W) of (1,144,H,W), (1,H*W*4,21) of
+  // (1,N,21).
   bool splits_outputs() const;
   // Names and shapes of what convert_quantized() gives (the model's outputs, split outputs as
   // their parts), for Decoder::for_logits. Empty without a postamble.
@@ -91,20 +95,30 @@ class OutputConverter {
   std::string postamble_path_;
   std::shared_ptr<const engine::Program> program_;
   std::unique_ptr<engine::Executor> executor_;
+  // One whole core output `input` within a concatenated model output, through the postamble's
+  // sigmoid or not, in its own order or (channels_last) in the order of its channels-first
+  // shape (1,C,...) transposed to (1,...,C); `shape`: its share of the model output.
+  struct Part {
+    size_t input = 0;
+    bool sigmoid = false;
+    bool channels_last = false;
+    bool only_user = false;  // no other model output reads that core output
+    std::vector<int64_t> shape;
+  };
   // Layout-only postamble: model output o is core output `input` gathered at `indices`, then
   // maybe a sigmoid.
   // sigmoid: the postamble applies a sigmoid to it; whole: all of the core output in its own
   // order (indices then empty); only_user: no other model output reads that core output.
-  // parts: a concatenation of whole core outputs (input, through a sigmoid), the rest unused.
+  // parts: a concatenation of whole core outputs, the rest unused.
   struct LayoutGather {
     size_t input = 0;
     std::vector<uint32_t> indices;
     bool sigmoid = false;
     bool whole = false;
     bool only_user = false;
-    std::vector<std::pair<size_t, bool>> parts;
-    std::vector<bool> parts_only_user;
+    std::vector<Part> parts;
   };
+  QuantizedTensor channels_last_part(const Part &part, QuantizedTensor &&converted) const;
   std::vector<LayoutGather> layout_gathers_;
   void find_layout_gathers();
 };

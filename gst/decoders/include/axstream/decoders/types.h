@@ -32,13 +32,19 @@ struct QuantizedTensor {
   int zero_point = 0;
   // Values left where they are (OutputConverter::view_quantized: the mapped device output, no
   // copy): element i = c * view_plane + s is view[s * view_row_stride + c], i.e. a channels-last
-  // (padded) device tensor read in the float model's channels-first order. Valid only while
-  // that memory is.
+  // (padded) device tensor read in the float model's channels-first order; with `view_rows`,
+  // element i = s * view_plane + c is view[s * view_row_stride + c], i.e. that tensor read in its
+  // own order, its channel padding skipped (a postamble that transposes it back to channels-last,
+  // as SSD heads do). Valid only while that memory is.
   const int8_t *view = nullptr;
   size_t view_plane = 0, view_row_stride = 0;
+  bool view_rows = false;
 
   int8_t at(size_t i) const {
-    return view ? view[(i % view_plane) * view_row_stride + i / view_plane] : data[i];
+    if (!view) return data[i];
+    const size_t quotient = i / view_plane, remainder = i % view_plane;
+    return view_rows ? view[quotient * view_row_stride + remainder]
+                     : view[remainder * view_row_stride + quotient];
   }
   float dequantize(int8_t q) const {
     return (static_cast<float>(q) - static_cast<float>(zero_point)) * scale;
