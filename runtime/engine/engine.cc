@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <dnnl.hpp>
 #include <fstream>
 #include <iostream>
@@ -100,7 +101,8 @@ class ExecutorImpl final : public Executor {
         value_ptr_[v] = arena_.data() + cg.arena_offset[v];
     }
     const char *env = std::getenv("AXSTREAM_ENGINE_PROFILE");
-    profile_ = env && std::string(env) == "1";
+    profile_ = env && (std::string(env) == "1" || std::string(env) == "steps");
+    profile_steps_ = env && std::string(env) == "steps";
     in_ptrs_.resize(cg.steps.size());
     out_ptrs_.resize(cg.steps.size());
     for (size_t s = 0; s < cg.steps.size(); ++s) {
@@ -110,10 +112,13 @@ class ExecutorImpl final : public Executor {
   }
 
   ~ExecutorImpl() override {
-    // AXSTREAM_ENGINE_PROFILE=1: time per op type over this executor's runs, to stderr.
+    // AXSTREAM_ENGINE_PROFILE=1: time per op type over this executor's runs, to stderr
+    // (=steps: per step, in step order, named by node).
+    // The calling thread's CPU time too: on a loaded machine wall time mostly measures waiting
+    // (oneDNN's and OpenMP's other threads are not counted, so read it with threads = 1).
     for (const auto &[op, entry] : profile_totals_)
-      std::fprintf(stderr, "engine profile: %10.2f ms in %6d calls  %s\n", entry.first,
-                   entry.second, op.c_str());
+      std::fprintf(stderr, "engine profile: %10.2f ms (CPU %10.2f ms) in %6d calls  %s\n",
+                   entry.wall_ms, entry.cpu_ms, entry.calls, op.c_str());
   }
 
   void run(const std::vector<const void *> &inputs, const std::vector<void *> &outputs) override {
@@ -139,6 +144,7 @@ class ExecutorImpl final : public Executor {
     omp_set_num_threads(program_->threads());
     ExecContext ctx{scratch_.data(), &stream_, &cpu_engine()};
     auto step_start = std::chrono::steady_clock::now();
+    double step_cpu_start = profile_ ? thread_cpu_ms() : 0.0;
     for (size_t s = 0; s < cg.steps.size(); ++s) {
       const Step &step = cg.steps[s];
       for (size_t i = 0; i < step.inputs.size(); ++i)
@@ -149,12 +155,20 @@ class ExecutorImpl final : public Executor {
       if (profile_) {
         auto now = std::chrono::steady_clock::now();
         const Node &n = g.nodes[step.node];
-        auto &entry =
-            profile_totals_[n.op_type +
-                            (step.kernel->impl.empty() ? "" : " [" + step.kernel->impl + "]")];
-        entry.first += std::chrono::duration<double, std::milli>(now - step_start).count();
-        entry.second += 1;
+        std::string key =
+            n.op_type + (step.kernel->impl.empty() ? "" : " [" + step.kernel->impl + "]");
+        if (profile_steps_) {
+          char order[24];
+          std::snprintf(order, sizeof order, "%4zu ", s);
+          key = order + key + " '" + n.label(g.values) + "'";
+        }
+        double cpu_now = thread_cpu_ms();
+        ProfileEntry &entry = profile_totals_[key];
+        entry.wall_ms += std::chrono::duration<double, std::milli>(now - step_start).count();
+        entry.cpu_ms += cpu_now - step_cpu_start;
+        entry.calls += 1;
         step_start = now;
+        step_cpu_start = cpu_now;
       }
     }
     for (size_t o = 0; o < outputs.size(); ++o)
@@ -170,8 +184,17 @@ class ExecutorImpl final : public Executor {
   std::vector<void *> value_ptr_;
   std::vector<std::vector<const void *>> in_ptrs_;
   std::vector<std::vector<void *>> out_ptrs_;
-  bool profile_ = false;
-  std::map<std::string, std::pair<double, int>> profile_totals_;
+  static double thread_cpu_ms() {
+    timespec t{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return static_cast<double>(t.tv_sec) * 1e3 + static_cast<double>(t.tv_nsec) * 1e-6;
+  }
+  struct ProfileEntry {
+    double wall_ms = 0, cpu_ms = 0;
+    int calls = 0;
+  };
+  bool profile_ = false, profile_steps_ = false;
+  std::map<std::string, ProfileEntry> profile_totals_;
 };
 
 std::unique_ptr<Executor> ProgramImpl::make_executor() const {
