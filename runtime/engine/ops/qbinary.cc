@@ -9,28 +9,23 @@
 
 #include "byte_lookup.h"
 #include "common.h"
+#include "quantized_join.h"
 
 namespace axstream::engine {
 namespace {
 
 enum Slot { kA, kAScale, kAZero, kB, kBScale, kBZero, kYScale, kYZero };
 
-struct Requant {
-  float sa, sb, sy;
-  int32_t za, zb, zy;
-  bool mul, relu;
-};
-
 template <bool kMul, bool kRelu, typename A, typename B, typename Y>
-inline Y qbinary_one(A a, B b, const Requant &p) {
+inline Y qbinary_one(A a, B b, const QuantizedJoin &p) {
   constexpr float lo = std::numeric_limits<Y>::lowest(), hi = std::numeric_limits<Y>::max();
   constexpr float kRound = 12582912.f;  // 1.5 * 2^23: round half to even for |v| < 2^22
-  float fa = static_cast<float>(static_cast<int32_t>(a) - p.za) * p.sa;
-  float fb = static_cast<float>(static_cast<int32_t>(b) - p.zb) * p.sb;
+  float fa = static_cast<float>(static_cast<int32_t>(a) - p.a_zero) * p.a_scale;
+  float fb = static_cast<float>(static_cast<int32_t>(b) - p.b_zero) * p.b_scale;
   float s = kMul ? fa * fb : fa + fb;
   if (kRelu) s = s > 0.f ? s : 0.f;
-  const float zero = static_cast<float>(p.zy);
-  float v = s / p.sy;
+  const float zero = static_cast<float>(p.y_zero);
+  float v = s / p.y_scale;
   // As QuantizeLinear: NaN fails both comparisons and clamps to the low bound.
   v = v >= lo - zero ? v : lo - zero;
   v = v > hi - zero ? hi - zero : v;
@@ -39,25 +34,19 @@ inline Y qbinary_one(A a, B b, const Requant &p) {
 }
 
 // a and y hold `count` elements; b as many, or one per channel: a is then (N, C, inner) NCHW
-// or (N, inner, C) NHWC, b is (C) and `tables` has room for 256 values per channel.
+// or (N, inner, C) NHWC, b is (C) and `tables` (64-byte aligned scratch) has room for 256
+// values per channel.
 template <typename A, typename B, typename Y>
 void qbinary(const A *a, const B *b, Y *y, int64_t count, int64_t channels, int64_t inner,
-             bool same_shape, bool nhwc, const Requant &p, Y *tables) {
-  if (same_shape) {
-    // The op and Relu as constants and the parameters in locals (y's stores cannot alias
-    // them), so the loop vectorises.
-    auto run = [&](auto mul, auto relu) {
-      const Requant local = p;
-      for (int64_t i = 0; i < count; ++i)
-        y[i] = qbinary_one<decltype(mul)::value, decltype(relu)::value, A, B, Y>(a[i], b[i], local);
-    };
-    using T = std::true_type;
-    using F = std::false_type;
-    if (p.mul)
-      p.relu ? run(T{}, T{}) : run(T{}, F{});
-    else
-      p.relu ? run(F{}, T{}) : run(F{}, F{});
-    return;
+             bool same_shape, bool nhwc, const QuantizedJoin &p, Y *tables) {
+  if (same_shape) return quantized_join(a, b, y, count, p);
+  if (nhwc) {
+    // Per channel on NHWC: each pixel's channel vector against b's dequantised values (in the
+    // tables' scratch space).
+    float *b_real = reinterpret_cast<float *>(tables);
+    for (int64_t c = 0; c < channels; ++c)
+      b_real[c] = static_cast<float>(static_cast<int32_t>(b[c]) - p.b_zero) * p.b_scale;
+    return quantized_join_channels(a, b_real, y, count / channels, channels, p);
   }
   // Per channel, y is a function of a's 256 codes: one table per channel (built here, b is
   // computed at run time), then one lookup per element.
@@ -74,22 +63,13 @@ void qbinary(const A *a, const B *b, Y *y, int64_t count, int64_t channels, int6
       tables[c * 256 + i] = table_entry(static_cast<A>(static_cast<uint8_t>(i ^ flip)), b[c]);
   const Y *t = tables;
   int64_t images = count / (channels * inner);
-  for (int64_t n = 0; n < images; ++n) {
-    if (nhwc) {
-      for (int64_t s = 0; s < inner; ++s) {
-        int64_t base = (n * inner + s) * channels;
-        for (int64_t c = 0; c < channels; ++c)
-          y[base + c] = t[c * 256 + (static_cast<uint8_t>(a[base + c]) ^ flip)];
-      }
-    } else {
-      for (int64_t c = 0; c < channels; ++c) {
-        int64_t base = (n * channels + c) * inner;
-        byte_lookup(reinterpret_cast<const uint8_t *>(a + base),
-                    reinterpret_cast<uint8_t *>(y + base), inner,
-                    reinterpret_cast<const uint8_t *>(t + c * 256), flip);
-      }
+  for (int64_t n = 0; n < images; ++n)
+    for (int64_t c = 0; c < channels; ++c) {
+      int64_t base = (n * channels + c) * inner;
+      byte_lookup(reinterpret_cast<const uint8_t *>(a + base),
+                  reinterpret_cast<uint8_t *>(y + base), inner,
+                  reinterpret_cast<const uint8_t *>(t + c * 256), flip);
     }
-  }
 }
 
 std::unique_ptr<Kernel> compile_qbinary(OpContext &ctx) {
@@ -111,14 +91,15 @@ std::unique_ptr<Kernel> compile_qbinary(OpContext &ctx) {
   if (op != "Add" && op != "Mul") ctx.fail("QBinary _op '" + op + "' (expected Add or Mul)");
   auto scale = [&](int slot, const char *what) { return ctx.scalar_scale(slot, what); };
   auto zero = [&](int slot, const char *what) { return ctx.zero_point_or_zero(slot, what); };
-  Requant p{scale(kAScale, "a_scale"),
-            scale(kBScale, "b_scale"),
-            scale(kYScale, "y_scale"),
-            zero(kAZero, "a_zero_point"),
-            zero(kBZero, "b_zero_point"),
-            zero(kYZero, "y_zero_point"),
-            op == "Mul",
-            ctx.attr_i("_relu", 0) != 0};
+  QuantizedJoin p;
+  p.a_scale = scale(kAScale, "a_scale");
+  p.b_scale = scale(kBScale, "b_scale");
+  p.y_scale = scale(kYScale, "y_scale");
+  p.a_zero = zero(kAZero, "a_zero_point");
+  p.b_zero = zero(kBZero, "b_zero_point");
+  p.y_zero = zero(kYZero, "y_zero_point");
+  p.mul = op == "Mul";
+  p.relu = ctx.attr_i("_relu", 0) != 0;
   bool nhwc = ctx.attr_i("_nhwc", 0) != 0;
   int64_t count = product(shape, 0, shape.size());
   int64_t channels = per_channel ? shape[1] : 1;

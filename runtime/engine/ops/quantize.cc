@@ -1,15 +1,9 @@
 // QuantizeLinear / DequantizeLinear, per tensor and per axis (ONNX semantics: divide by the
 // scale, round half to even, add the zero point, saturate).
-// GCC 12's AVX-512 intrinsics trip -Wmaybe-uninitialized where they are inlined (its bug
-// 105593, fixed in the headers of GCC 13): silenced for the header's lines only.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-
 #include <type_traits>
 
 #include "common.h"
+#include "quantized_join.h"
 
 namespace axstream::engine {
 namespace {
@@ -146,71 +140,6 @@ std::unique_ptr<Kernel> compile_dequantize(OpContext &ctx) {
 // parameters, equal shapes; the unfused float arithmetic in one vectorisable pass.
 enum QAddSlot { kA, kAScale, kAZero, kB, kBScale, kBZero, kYScale, kYZero };
 
-bool cpu_has_avx512f() {
-  static const bool avx512f = __builtin_cpu_supports("avx512f");
-  return avx512f;
-}
-
-template <typename Q>
-__attribute__((target("avx512f"))) inline __m512 load16_minus_zero(const Q *p, __m512i zero) {
-  __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i *>(p));
-  __m512i v = std::is_signed_v<Q> ? _mm512_cvtepi8_epi32(bytes) : _mm512_cvtepu8_epi32(bytes);
-  return _mm512_cvtepi32_ps(_mm512_sub_epi32(v, zero));
-}
-
-// qadd's loop body on 16 elements at a time; returns how many it did (n rounded down to 16).
-// The same IEEE operations in the same order as the scalar loop, so the results are
-// bit-identical: fp-contract=off keeps a * sa + b * sb from becoming an FMA (avx512f enables
-// FMA), and max_ps(bound, v) / min_ps(bound, v) return v when it is NaN, as the scalar
-// comparisons do.
-template <typename A, typename B, typename Y>
-__attribute__((target("avx512f"), optimize("fp-contract=off"))) int64_t qadd_avx512(
-    const A *a, const B *b, Y *y, int64_t n, float sa, int32_t za, float sb, int32_t zb, float sy,
-    float floor_v, float lo_v, float hi_v, float zero) {
-  constexpr float kRound = 12582912.f;
-  const __m512i za_v = _mm512_set1_epi32(za), zb_v = _mm512_set1_epi32(zb);
-  const __m512 sa_v = _mm512_set1_ps(sa), sb_v = _mm512_set1_ps(sb), sy_v = _mm512_set1_ps(sy),
-               floor_ps = _mm512_set1_ps(floor_v), lo_ps = _mm512_set1_ps(lo_v),
-               hi_ps = _mm512_set1_ps(hi_v), round_ps = _mm512_set1_ps(kRound),
-               zero_ps = _mm512_set1_ps(zero);
-  const int64_t n16 = n / 16 * 16;
-  for (int64_t i = 0; i < n16; i += 16) {
-    __m512 fa = _mm512_mul_ps(load16_minus_zero(a + i, za_v), sa_v);
-    __m512 fb = _mm512_mul_ps(load16_minus_zero(b + i, zb_v), sb_v);
-    __m512 s = _mm512_max_ps(floor_ps, _mm512_add_ps(fa, fb));
-    __m512 v = _mm512_div_ps(s, sy_v);
-    v = _mm512_min_ps(hi_ps, _mm512_max_ps(lo_ps, v));
-    v = _mm512_sub_ps(_mm512_add_ps(v, round_ps), round_ps);
-    __m512i q = _mm512_cvttps_epi32(_mm512_add_ps(v, zero_ps));
-    _mm_storeu_si128(reinterpret_cast<__m128i *>(y + i), _mm512_cvtepi32_epi8(q));
-  }
-  return n16;
-}
-
-template <typename A, typename B, typename Y>
-void qadd(const A *a, const B *b, Y *y, int64_t n, float sa, int32_t za, float sb, int32_t zb,
-          float sy, int32_t zy, bool relu) {
-  constexpr float lo = std::numeric_limits<Y>::lowest(), hi = std::numeric_limits<Y>::max();
-  const float zero = static_cast<float>(zy), lo_v = lo - zero, hi_v = hi - zero;
-  constexpr float kRound = 12582912.f;  // 1.5 * 2^23: round half to even for |v| < 2^22
-  const float floor_v = relu ? 0.f : -INFINITY;
-  // The residual joins of a ResNet are ~5.5 M elements per inference: 16 lanes at a time
-  // where the CPU has them, with the same IEEE operations in the same order (bit-exact).
-  const int64_t done = cpu_has_avx512f()
-                           ? qadd_avx512(a, b, y, n, sa, za, sb, zb, sy, floor_v, lo_v, hi_v, zero)
-                           : 0;
-  for (int64_t i = done; i < n; ++i) {
-    float s = static_cast<float>(static_cast<int32_t>(a[i]) - za) * sa +
-              static_cast<float>(static_cast<int32_t>(b[i]) - zb) * sb;
-    s = s < floor_v ? floor_v : s;
-    float v = s / sy;
-    v = v < lo_v ? lo_v : v;
-    v = v > hi_v ? hi_v : v;
-    v = (v + kRound) - kRound;
-    y[i] = static_cast<Y>(static_cast<int32_t>(v + zero));
-  }
-}
-
 std::unique_ptr<Kernel> compile_qadd(OpContext &ctx) {
   const Shape &shape = ctx.in_shape(kA);
   if (ctx.in_shape(kB) != shape)
@@ -224,11 +153,14 @@ std::unique_ptr<Kernel> compile_qadd(OpContext &ctx) {
   if (!is_q8(ta) || !is_q8(tb) || !is_q8(out)) ctx.unsupported("QAdd needs int8/uint8 tensors");
   auto scale = [&](int slot, const char *what) { return ctx.scalar_scale(slot, what); };
   auto zero = [&](int slot, const char *what) { return ctx.zero_point_or_zero(slot, what); };
-  float sa = scale(kAScale, "a_scale"), sb = scale(kBScale, "b_scale"),
-        sy = scale(kYScale, "y_scale");
-  int32_t za = zero(kAZero, "a_zero_point"), zb = zero(kBZero, "b_zero_point"),
-          zy = zero(kYZero, "y_zero_point");
-  bool relu = ctx.attr_i("_relu", 0) != 0;
+  QuantizedJoin join;
+  join.a_scale = scale(kAScale, "a_scale");
+  join.b_scale = scale(kBScale, "b_scale");
+  join.y_scale = scale(kYScale, "y_scale");
+  join.a_zero = zero(kAZero, "a_zero_point");
+  join.b_zero = zero(kBZero, "b_zero_point");
+  join.y_zero = zero(kYZero, "y_zero_point");
+  join.relu = ctx.attr_i("_relu", 0) != 0;
   int64_t n = product(shape, 0, shape.size());
   auto k = make_kernel([=](ExecContext &, const void *const *in, void *const *o) {
     dispatch_dtype(ta, [&](auto za_t) {
@@ -239,15 +171,17 @@ std::unique_ptr<Kernel> compile_qadd(OpContext &ctx) {
         const B *b = static_cast<const B *>(in[kB]);
         if constexpr ((std::is_same_v<A, int8_t> || std::is_same_v<A, uint8_t>)&&(
                           std::is_same_v<B, int8_t> || std::is_same_v<B, uint8_t>)) {
+          // The residual joins of a ResNet are ~5.5 M elements per inference: 16 lanes at a
+          // time where the CPU has them (quantized_join.h).
           if (out == DType::i8)
-            qadd(a, b, static_cast<int8_t *>(o[0]), n, sa, za, sb, zb, sy, zy, relu);
+            quantized_join(a, b, static_cast<int8_t *>(o[0]), n, join);
           else
-            qadd(a, b, static_cast<uint8_t *>(o[0]), n, sa, za, sb, zb, sy, zy, relu);
+            quantized_join(a, b, static_cast<uint8_t *>(o[0]), n, join);
         }
       });
     });
   });
-  k->impl = relu ? "fused dequantize-add-relu-quantize" : "fused dequantize-add-quantize";
+  k->impl = join.relu ? "fused dequantize-add-relu-quantize" : "fused dequantize-add-quantize";
   k->macs = static_cast<uint64_t>(n);
   return k;
 }

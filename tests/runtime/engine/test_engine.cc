@@ -418,12 +418,12 @@ TEST(EnginePasses, QdqElementwiseChainOnOneTensorBecomesLookupTablesBitExactToUn
 }
 
 // An SE-style gate between two QDQ convolutions: a = QConv(x); m = Q(DQ(a) * DQ(gate)) with a
-// per-channel int8 gate (1,C,1,1); y = QConv(Q(Relu(DQ(a) + DQ(m)))). `unfused` adds a
-// per-channel +0 after the DequantizeLinears of a, gate and m (the same arithmetic, no Q/DQ
-// pattern left around the Mul and Add).
-onnx::ModelProto qdq_gate_model(bool unfused) {
+// per-channel int8 gate (1,C,1,1); y = QConv(Q(Relu(DQ(a) + DQ(m)))) (or Mul for `join`).
+// `unfused` adds a per-channel +0 after the DequantizeLinears of a, gate and m (the same
+// arithmetic, no Q/DQ pattern left around the Mul and Add).
+onnx::ModelProto qdq_gate_model(bool unfused, int kChannels = 16, int kSide = 6,
+                                const char *join = "Add") {
   GraphBuilder b("qdq_gate");
-  constexpr int kChannels = 16, kSide = 6;
   b.initializer("zeros", kFloat, {1, kChannels, 1, 1}, std::vector<float>(kChannels, 0.f));
   auto dq = [&](const std::string &q, const std::string &y, float s, int z, bool plus_zero) {
     b.dequantize(q, y, s, z, q + "/", unfused && plus_zero ? "zeros" : "");
@@ -446,7 +446,7 @@ onnx::ModelProto qdq_gate_model(bool unfused) {
   b.node("Mul", {"a/dq", "gate/dq"}, "m/f");
   q("m/f", "m", 0.03f, 2);
   dq("m", "m/dq", 0.03f, 2, true);
-  b.node("Add", {"a/dq", "m/dq"}, "s/f");
+  b.node(join, {"a/dq", "m/dq"}, "s/f");
   b.node("Relu", {"s/f"}, "r/f");
   q("r/f", "r", 0.06f, -128);
   dq("r", "r/dq", 0.06f, -128, false);
@@ -481,6 +481,34 @@ TEST(EnginePasses, QdqPerChannelGateMulAndJoinAddRunOnInt8BitExactToUnfused) {
   EXPECT_EQ(y_fused, y_unfused);
   std::set<int> distinct(y_fused.begin(), y_fused.end());
   EXPECT_GT(distinct.size(), 30u) << "the output takes few values, so it checks little";
+}
+
+// The gate and the join with 24 channels on 5x5 pixels: the AVX-512 loops' masked tails (24 =
+// 16 + 8 channels per NHWC pixel; 600 elements = 37 vectors + 8) against the unfused float ops,
+// for an Add join and a Mul join.
+TEST(EnginePasses, QdqGateAndJoinTailsOfTheVectorLoopsAreBitExactToUnfused) {
+  for (const char *join : {"Add", "Mul"}) {
+    SCOPED_TRACE(join);
+    auto fused = Program::from_bytes(qdq_gate_model(false, 24, 5, join).SerializeAsString(), "f");
+    auto unfused =
+        Program::from_bytes(qdq_gate_model(true, 24, 5, join).SerializeAsString(), "unfused");
+    std::string text = fused->describe();
+    EXPECT_NE(text.find(std::string("fused dequantize-") + (join[0] == 'A' ? "add" : "mul") +
+                        "-relu-quantize"),
+              std::string::npos)
+        << text;
+    if (text.find("_core_vnni]") != std::string::npos || text.find("_amx") != std::string::npos)
+      EXPECT_NE(text.find("per channel nhwc"), std::string::npos) << text;
+    std::vector<int8_t> x(fused->inputs()[0].element_count()), gate(24);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<int8_t>((i * 53 + 5) % 256 - 128);
+    for (size_t i = 0; i < gate.size(); ++i) gate[i] = static_cast<int8_t>(i * 11 - 128);
+    std::vector<int8_t> y_fused(fused->outputs()[0].element_count()), y_unfused(y_fused.size());
+    fused->make_executor()->run({x.data(), gate.data()}, {y_fused.data()});
+    unfused->make_executor()->run({x.data(), gate.data()}, {y_unfused.data()});
+    EXPECT_EQ(y_fused, y_unfused);
+    std::set<int> distinct(y_fused.begin(), y_fused.end());
+    EXPECT_GT(distinct.size(), 30u) << "the output takes few values, so it checks little";
+  }
 }
 
 // PP-OCR det's neck on int8: a = Resize(nearest, 2x)(DQ(p)) requantised to the Concat's
