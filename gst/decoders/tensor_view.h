@@ -102,6 +102,8 @@ class QuantizedView {
   Key key(size_t i) const { return read_(i); }
   float value(size_t i) const { return tensor_->dequantize(read_(i)); }
   float value_of_key(Key key) const { return tensor_->dequantize(static_cast<int8_t>(key)); }
+  // What one step of the int8 key is worth in value.
+  float scale() const { return tensor_->scale; }
   const int8_t *run(size_t first, size_t stride, size_t count) const {
     return read_.run(first, stride, count);
   }

@@ -182,6 +182,25 @@ TEST(Int8FastPath, SsdPriorDeltasWithSoftmaxOrSigmoidScoresEqualTheFloatPath) {
   }
 }
 
+TEST(Int8FastPath, SsdSoftmaxRowsExactlyAtTheThresholdAreKept) {
+  // The int8 path rejects softmax rows on an estimate first: rows whose float softmax is the
+  // threshold itself must still pass, as they do on the float path.
+  const auto boxes = random_tensor("loc", {1, 52, 4}, 0.05f, 0, 29);
+  const auto scores = random_tensor("conf", {1, 52, 6}, 0.02f, -4, 30);
+  dec::DecoderOptions options = with_threshold(0.2f);
+  options.config = dec::parse_decoder_config(
+      "feature-maps=3,2; image-size=90; min-sizes=20,45; max-sizes=45,90; aspect-ratios=2|2");
+  const auto all = dec::make_decoder("ssd", options)
+                       ->decode({boxes.dequantized(), scores.dequantized()}, letterboxed(90, 90))
+                       .detections;
+  ASSERT_GE(all.size(), 5u);
+  for (size_t i = 0; i < 5; ++i) {
+    options.conf_threshold = all[i].score;
+    EXPECT_GT(expect_identical("ssd", options, {boxes, scores}, letterboxed(90, 90)), i)
+        << "threshold " << all[i].score;
+  }
+}
+
 TEST(Int8FastPath, BlazeFaceEqualsTheFloatPathIncludingTheZeroThreshold) {
   const auto scores = random_tensor("scores", {1, 896, 1}, 0.1f, 0, 9);
   const auto boxes = random_tensor("boxes", {1, 896, 16}, 0.25f, 0, 10);
