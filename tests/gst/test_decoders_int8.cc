@@ -45,6 +45,27 @@ dec::Geometry letterboxed(int width, int height) {
   return g;
 }
 
+// The int8 path's detections against the float path's: the same, bit for bit.
+void expect_detections_equal(const std::vector<dec::Detection> &got,
+                             const std::vector<dec::Detection> &expected, const std::string &what) {
+  ASSERT_EQ(got.size(), expected.size()) << what;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const dec::Detection &a = got[i], &b = expected[i];
+    EXPECT_EQ(a.class_id, b.class_id) << what << " detection " << i;
+    EXPECT_EQ(a.label, b.label) << what << " detection " << i;
+    EXPECT_EQ(a.score, b.score) << what << " detection " << i;
+    EXPECT_EQ(a.box.x0, b.box.x0) << what << " detection " << i;
+    EXPECT_EQ(a.box.y0, b.box.y0) << what << " detection " << i;
+    EXPECT_EQ(a.box.x1, b.box.x1) << what << " detection " << i;
+    EXPECT_EQ(a.box.y1, b.box.y1) << what << " detection " << i;
+    EXPECT_EQ(a.keypoints.size(), b.keypoints.size()) << what << " detection " << i;
+    for (size_t k = 0; k < std::min(a.keypoints.size(), b.keypoints.size()); ++k) {
+      EXPECT_EQ(a.keypoints[k].x, b.keypoints[k].x) << what << " detection " << i;
+      EXPECT_EQ(a.keypoints[k].y, b.keypoints[k].y) << what << " detection " << i;
+    }
+  }
+}
+
 // Decodes both ways and requires identical, non-empty results. Returns the detection count.
 size_t expect_identical(const std::string &decoder_name, dec::DecoderOptions options,
                         const std::vector<dec::QuantizedTensor> &quantized,
@@ -59,22 +80,7 @@ size_t expect_identical(const std::string &decoder_name, dec::DecoderOptions opt
   const std::string what = decoder_name + " threshold " + std::to_string(options.conf_threshold);
   EXPECT_FALSE(expected.detections.empty() && expected.classes.empty())
       << what << ": nothing decoded, the comparison would be vacuous";
-  EXPECT_EQ(got.detections.size(), expected.detections.size()) << what;
-  for (size_t i = 0; i < std::min(got.detections.size(), expected.detections.size()); ++i) {
-    const dec::Detection &a = got.detections[i], &b = expected.detections[i];
-    EXPECT_EQ(a.class_id, b.class_id) << what << " detection " << i;
-    EXPECT_EQ(a.label, b.label) << what << " detection " << i;
-    EXPECT_EQ(a.score, b.score) << what << " detection " << i;
-    EXPECT_EQ(a.box.x0, b.box.x0) << what << " detection " << i;
-    EXPECT_EQ(a.box.y0, b.box.y0) << what << " detection " << i;
-    EXPECT_EQ(a.box.x1, b.box.x1) << what << " detection " << i;
-    EXPECT_EQ(a.box.y1, b.box.y1) << what << " detection " << i;
-    EXPECT_EQ(a.keypoints.size(), b.keypoints.size()) << what << " detection " << i;
-    for (size_t k = 0; k < std::min(a.keypoints.size(), b.keypoints.size()); ++k) {
-      EXPECT_EQ(a.keypoints[k].x, b.keypoints[k].x) << what << " detection " << i;
-      EXPECT_EQ(a.keypoints[k].y, b.keypoints[k].y) << what << " detection " << i;
-    }
-  }
+  expect_detections_equal(got.detections, expected.detections, what);
   EXPECT_EQ(got.classes.size(), expected.classes.size()) << what;
   for (size_t i = 0; i < std::min(got.classes.size(), expected.classes.size()); ++i) {
     EXPECT_EQ(got.classes[i].class_id, expected.classes[i].class_id) << what << " rank " << i;
@@ -121,6 +127,44 @@ dec::DecoderOptions with_threshold(float threshold) {
   options.conf_threshold = threshold;
   options.max_detections = 0;
   return options;
+}
+
+// Decoder `name`'s detections on the float path, on `floats` (the postamble's outputs), and in
+// its for_logits mode for `shapes` / `before_sigmoid` on the int8 `quantized` (what
+// view_quantized or convert_quantized give). `got` stays empty, with a failure added, when the
+// decoder has no such mode.
+struct DecodedBothWays {
+  std::vector<dec::Detection> expected, got;
+};
+DecodedBothWays decode_both_ways(const std::string &name, const dec::DecoderOptions &options,
+                                 const std::vector<dec::FloatTensor> &floats,
+                                 const std::vector<dec::FloatTensor> &shapes,
+                                 const std::vector<bool> &before_sigmoid,
+                                 const std::vector<dec::QuantizedTensor> &quantized,
+                                 const dec::Geometry &geometry) {
+  auto decoder = dec::make_decoder(name, options);
+  decoder->check_outputs(floats);
+  DecodedBothWays both;
+  both.expected = decoder->decode(floats, geometry).detections;
+  auto logits_decoder = decoder->for_logits(shapes, before_sigmoid);
+  if (!logits_decoder || !logits_decoder->has_int8_path()) {
+    ADD_FAILURE() << name << " has no int8 logits or parts mode for these outputs";
+    return both;
+  }
+  both.got = logits_decoder->decode_quantized(quantized, geometry).detections;
+  return both;
+}
+
+// Where set-up (scripts/setup.sh) caches models: AXSTREAM_DATA_DIR, else ~/.cache/axstream.
+std::string cache_dir() {
+  const char *data = std::getenv("AXSTREAM_DATA_DIR");
+  return data ? data : std::string(std::getenv("HOME")) + "/.cache/axstream";
+}
+
+// A package scripts/bench.sh compiles: AXSTREAM_BENCH_MODELS/pkg/NAME, else in the cache.
+std::string bench_package_dir(const std::string &name) {
+  const char *models = std::getenv("AXSTREAM_BENCH_MODELS");
+  return (models ? std::string(models) : cache_dir() + "/bench") + "/pkg/" + name;
 }
 
 }  // namespace
@@ -409,10 +453,7 @@ TEST(Int8FastPath, AConcatOfDifferentlyQuantisedOutputsIsHandedOverAsItsParts) {
 }
 
 TEST(Int8FastPath, TheBlazeFaceDemoPackageDecodesInInt8LikeTheFloatPath) {
-  const char *data = std::getenv("AXSTREAM_DATA_DIR");
-  const std::string package_dir =
-      std::string(data ? data : std::string(std::getenv("HOME")) + "/.cache/axstream") +
-      "/models/blazeface-front";
+  const std::string package_dir = cache_dir() + "/models/blazeface-front";
   if (!std::ifstream(package_dir + "/model.json"))
     GTEST_SKIP() << "no compiled blazeface-front package at " << package_dir
                  << " (scripts/build-demo-models.sh)";
@@ -486,13 +527,9 @@ TEST(Int8FastPath, YoloV5HeadsWithASigmoidPostambleDecodeTheLogitsLikeTheFloatPa
     for (float threshold : {0.25f, 0.5f, 0.8f}) {
       dec::DecoderOptions options = with_threshold(threshold);
       options.config["activations"] = "sigmoid";  // what the model's outputs are
-      auto decoder = dec::make_decoder("yolov5", options);
-      decoder->check_outputs(floats);
-      auto logits_decoder = decoder->for_logits(floats, converter.outputs_before_sigmoid());
-      ASSERT_TRUE(logits_decoder);
-      ASSERT_TRUE(logits_decoder->has_int8_path());
-      const auto expected = decoder->decode(floats, letterboxed(64, 64)).detections;
-      const auto got = logits_decoder->decode_quantized(logits, letterboxed(64, 64)).detections;
+      const auto [expected, got] =
+          decode_both_ways("yolov5", options, floats, floats, converter.outputs_before_sigmoid(),
+                           logits, letterboxed(64, 64));
       const std::string what =
           "frame " + std::to_string(frame) + " threshold " + std::to_string(threshold);
       ASSERT_FALSE(expected.empty()) << what << ": nothing decoded, the comparison is vacuous";
@@ -500,10 +537,10 @@ TEST(Int8FastPath, YoloV5HeadsWithASigmoidPostambleDecodeTheLogitsLikeTheFloatPa
       expect_detections_near(got, expected, what);
       // Views of the device outputs (what axdecode decodes, no copy) give the copies' results.
       const auto viewed =
-          logits_decoder
-              ->decode_quantized(converter.view_quantized(device.pointers, device.sizes),
-                                 letterboxed(64, 64))
-              .detections;
+          decode_both_ways("yolov5", options, floats, floats, converter.outputs_before_sigmoid(),
+                           converter.view_quantized(device.pointers, device.sizes),
+                           letterboxed(64, 64))
+              .got;
       ASSERT_EQ(viewed.size(), got.size()) << what;
       for (size_t i = 0; i < got.size(); ++i) {
         EXPECT_EQ(viewed[i].score, got[i].score) << what << " detection " << i;
@@ -575,31 +612,16 @@ TEST(Int8FastPath, SsdProbabilitiesThatAreASigmoidDecodeTheLogitsLikeTheFloatPat
   for (float &p : probabilities.data) p = dec::sigmoid(p);
   const std::vector<dec::FloatTensor> floats = {boxes.dequantized(), probabilities};
   for (float threshold : {0.5f, 0.9f}) {
-    auto decoder = dec::make_decoder("ssd", with_threshold(threshold));
-    auto logits_decoder = decoder->for_logits(floats, {false, true});
-    ASSERT_TRUE(logits_decoder);
-    const auto expected = decoder->decode(floats, letterboxed(100, 100)).detections;
-    const auto got =
-        logits_decoder->decode_quantized({boxes, scores}, letterboxed(100, 100)).detections;
+    const auto [expected, got] =
+        decode_both_ways("ssd", with_threshold(threshold), floats, floats, {false, true},
+                         {boxes, scores}, letterboxed(100, 100));
     ASSERT_FALSE(expected.empty());
-    ASSERT_EQ(got.size(), expected.size()) << threshold;
-    for (size_t i = 0; i < got.size(); ++i) {
-      EXPECT_EQ(got[i].class_id, expected[i].class_id);
-      EXPECT_EQ(got[i].score, expected[i].score);
-      EXPECT_EQ(got[i].box.x0, expected[i].box.x0);
-      EXPECT_EQ(got[i].box.y1, expected[i].box.y1);
-    }
+    expect_detections_equal(got, expected, "threshold " + std::to_string(threshold));
   }
 }
 
 TEST(Int8FastPath, TheYoloV5sBenchPackagesSigmoidPostambleDecodesInInt8LikeTheFloatPath) {
-  const char *models = std::getenv("AXSTREAM_BENCH_MODELS");
-  const char *data = std::getenv("AXSTREAM_DATA_DIR");
-  const std::string package_dir =
-      (models ? std::string(models)
-              : std::string(data ? data : std::string(std::getenv("HOME")) + "/.cache/axstream") +
-                    "/bench") +
-      "/pkg/yolov5s";
+  const std::string package_dir = bench_package_dir("yolov5s");
   if (!std::ifstream(package_dir + "/model.json"))
     GTEST_SKIP() << "no yolov5s bench package at " << package_dir << " (scripts/bench.sh)";
   auto package = axstream::runtime::load_model_package(package_dir);
@@ -614,15 +636,9 @@ TEST(Int8FastPath, TheYoloV5sBenchPackagesSigmoidPostambleDecodesInInt8LikeTheFl
   dec::DecoderOptions options;
   options.conf_threshold = 0.9f;  // random logits: hundreds of candidates, not thousands
   options.config["activations"] = "sigmoid";
-  auto decoder = dec::make_decoder("yolov5", options);
-  decoder->check_outputs(floats);
-  auto logits_decoder = decoder->for_logits(floats, before_sigmoid);
-  ASSERT_TRUE(logits_decoder);
-  const auto expected = decoder->decode(floats, letterboxed(640, 640)).detections;
-  const auto got = logits_decoder
-                       ->decode_quantized(converter->view_quantized(device.pointers, device.sizes),
-                                          letterboxed(640, 640))
-                       .detections;
+  const auto [expected, got] = decode_both_ways(
+      "yolov5", options, floats, floats, before_sigmoid,
+      converter->view_quantized(device.pointers, device.sizes), letterboxed(640, 640));
   EXPECT_GT(expected.size(), 10u) << "too few detections for a comparison";
   ASSERT_EQ(got.size(), expected.size());
   for (size_t i = 0; i < got.size(); ++i) {
@@ -753,12 +769,8 @@ TEST(Int8FastPath, YoloV8HeadsConcatenatedFromDifferentQuantisationsDecodeAsThei
     for (float threshold : {0.3f, 0.6f}) {
       dec::DecoderOptions options = with_threshold(threshold);
       options.config["activations"] = "sigmoid";
-      auto decoder = dec::make_decoder("yolov8", options);
-      decoder->check_outputs(floats);
-      auto logits_decoder = decoder->for_logits(shapes, before_sigmoid);
-      ASSERT_TRUE(logits_decoder);
-      const auto expected = decoder->decode(floats, letterboxed(64, 64)).detections;
-      const auto got = logits_decoder->decode_quantized(parts, letterboxed(64, 64)).detections;
+      const auto [expected, got] = decode_both_ways("yolov8", options, floats, shapes,
+                                                    before_sigmoid, parts, letterboxed(64, 64));
       const std::string what =
           "frame " + std::to_string(frame) + " threshold " + std::to_string(threshold);
       ASSERT_FALSE(expected.empty()) << what;
@@ -855,30 +867,19 @@ TEST(Int8FastPath, SsdHeadsConcatenatedFromDifferentQuantisationsDecodeAsTheirPa
       for (float threshold : {0.4f, 0.7f}) {
         dec::DecoderOptions options = with_threshold(threshold);
         options.config = dec::parse_decoder_config(kSsdPriors + std::string("; scores=") + scores);
-        auto decoder = dec::make_decoder("ssd", options);
-        decoder->check_outputs(floats);
-        auto parts_decoder = decoder->for_logits(shapes, converter.outputs_before_sigmoid());
-        ASSERT_TRUE(parts_decoder);
-        ASSERT_TRUE(parts_decoder->has_int8_path());
-        const auto expected = decoder->decode(floats, letterboxed(90, 90)).detections;
         const std::string what = "frame " + std::to_string(frame) + " " + scores + " threshold " +
                                  std::to_string(threshold);
-        ASSERT_FALSE(expected.empty()) << what << ": nothing decoded, the comparison is vacuous";
-        // The same values, thresholds and arithmetic as the float path: identical.
+        // The same values, thresholds and arithmetic as the float path: identical, on the views
+        // and on copies.
         for (const auto &tensors :
              {parts, converter.convert_quantized(device.pointers, device.sizes)}) {
-          const auto got = parts_decoder->decode_quantized(tensors, letterboxed(90, 90)).detections;
-          ASSERT_EQ(got.size(), expected.size()) << what;
-          for (size_t i = 0; i < got.size(); ++i) {
-            EXPECT_EQ(got[i].class_id, expected[i].class_id) << what << " detection " << i;
-            EXPECT_EQ(got[i].score, expected[i].score) << what << " detection " << i;
-            EXPECT_EQ(got[i].box.x0, expected[i].box.x0) << what << " detection " << i;
-            EXPECT_EQ(got[i].box.y0, expected[i].box.y0) << what << " detection " << i;
-            EXPECT_EQ(got[i].box.x1, expected[i].box.x1) << what << " detection " << i;
-            EXPECT_EQ(got[i].box.y1, expected[i].box.y1) << what << " detection " << i;
-          }
+          const auto [expected, got] =
+              decode_both_ways("ssd", options, floats, shapes, converter.outputs_before_sigmoid(),
+                               tensors, letterboxed(90, 90));
+          ASSERT_FALSE(expected.empty()) << what << ": nothing decoded, the comparison is vacuous";
+          expect_detections_equal(got, expected, what);
+          compared += expected.size();
         }
-        compared += expected.size();
       }
   }
   EXPECT_GT(compared, 20u);
@@ -906,14 +907,9 @@ TEST(Int8FastPath, SsdProbabilityPartsThatAreASigmoidDecodeTheLogitsLikeTheFloat
   for (float threshold : {0.5f, 0.8f}) {
     dec::DecoderOptions options = with_threshold(threshold);
     options.config = dec::parse_decoder_config(kSsdPriors + std::string("; scores=none"));
-    auto decoder = dec::make_decoder("ssd", options);
-    auto logits_decoder = decoder->for_logits(shapes, before_sigmoid);
-    ASSERT_TRUE(logits_decoder);
-    const auto expected = decoder->decode(floats, letterboxed(90, 90)).detections;
-    const auto got = logits_decoder
-                         ->decode_quantized(converter.view_quantized(device.pointers, device.sizes),
-                                            letterboxed(90, 90))
-                         .detections;
+    const auto [expected, got] = decode_both_ways(
+        "ssd", options, floats, shapes, before_sigmoid,
+        converter.view_quantized(device.pointers, device.sizes), letterboxed(90, 90));
     const std::string what = "threshold " + std::to_string(threshold);
     ASSERT_FALSE(expected.empty()) << what;
     ASSERT_EQ(got.size(), expected.size()) << what;
@@ -926,13 +922,7 @@ TEST(Int8FastPath, SsdProbabilityPartsThatAreASigmoidDecodeTheLogitsLikeTheFloat
 }
 
 TEST(Int8FastPath, TheSsdMobilenetBenchPackageDecodesItsPartsInInt8LikeTheFloatPath) {
-  const char *models = std::getenv("AXSTREAM_BENCH_MODELS");
-  const char *data = std::getenv("AXSTREAM_DATA_DIR");
-  const std::string package_dir =
-      (models ? std::string(models)
-              : std::string(data ? data : std::string(std::getenv("HOME")) + "/.cache/axstream") +
-                    "/bench") +
-      "/pkg/ssd_mobilenet";
+  const std::string package_dir = bench_package_dir("ssd_mobilenet");
   if (!std::ifstream(package_dir + "/model.json"))
     GTEST_SKIP() << "no ssd_mobilenet bench package at " << package_dir << " (scripts/bench.sh)";
   auto package = axstream::runtime::load_model_package(package_dir);
@@ -947,22 +937,10 @@ TEST(Int8FastPath, TheSsdMobilenetBenchPackageDecodesItsPartsInInt8LikeTheFloatP
       "feature-maps=19,10,5,3,2,1; image-size=300; min-sizes=60,105,150,195,240,285; "
       "max-sizes=105,150,195,240,285,300; aspect-ratios=2|2,3|2,3|2,3|2|2; variances=0.1,0.2; "
       "clip=1");  // make_bench_models.py's SSD_MOBILENET_PRIORS
-  auto decoder = dec::make_decoder("ssd", options);
-  decoder->check_outputs(floats);
-  auto parts_decoder = decoder->for_logits(converter->quantized_output_shapes(),
-                                           converter->outputs_before_sigmoid());
-  ASSERT_TRUE(parts_decoder);
-  const auto expected = decoder->decode(floats, letterboxed(300, 300)).detections;
-  const auto got = parts_decoder
-                       ->decode_quantized(converter->view_quantized(device.pointers, device.sizes),
-                                          letterboxed(300, 300))
-                       .detections;
+  const auto [expected, got] = decode_both_ways(
+      "ssd", options, floats, converter->quantized_output_shapes(),
+      converter->outputs_before_sigmoid(), converter->view_quantized(device.pointers, device.sizes),
+      letterboxed(300, 300));
   EXPECT_GT(expected.size(), 10u) << "too few detections for a comparison";
-  ASSERT_EQ(got.size(), expected.size());
-  for (size_t i = 0; i < got.size(); ++i) {
-    EXPECT_EQ(got[i].class_id, expected[i].class_id) << "detection " << i;
-    EXPECT_EQ(got[i].score, expected[i].score) << "detection " << i;
-    EXPECT_EQ(got[i].box.x0, expected[i].box.x0) << "detection " << i;
-    EXPECT_EQ(got[i].box.y1, expected[i].box.y1) << "detection " << i;
-  }
+  expect_detections_equal(got, expected, "ssd_mobilenet");
 }
