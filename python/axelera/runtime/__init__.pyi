@@ -1,7 +1,6 @@
 """Type stubs for axelera.runtime (see axelera-runtime-api.md)."""
 
 import builtins
-import enum
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, Union
 
@@ -33,43 +32,9 @@ __all__ = [
 _Device = Union["DeviceInfo", str]
 _KwValue = Union[bool, int, float, str]
 
-class BoardType(enum.Enum):
-    alpha_pcie = 0
-    alpha_m2 = 1
-    pcie = 2
-    m2 = 3
-    devboard = 4
-    sbc = 5
-    unknown = 6
-
-class DeviceInfo:
-    name: str
-    subdevice_count: int
-    max_memory: int
-    in_use: bool
-    in_use_by: str
-    board_type: BoardType
-    firmware_version: str
-    board_revision: int
-    flashed_firmware_version: str
-    board_controller_firmware_version: str
-    board_controller_board_type: str
-    in_use_count: int
-    def __init__(
-        self,
-        name: str,
-        subdevice_count: int = ...,
-        max_memory: int = ...,
-        in_use: bool = ...,
-        in_use_by: str = ...,
-        board_type: BoardType = ...,
-        firmware_version: str = ...,
-        board_revision: int = ...,
-        flashed_firmware_version: str = ...,
-        board_controller_firmware_version: str = ...,
-        board_controller_board_type: str = ...,
-        in_use_count: int = ...,
-    ) -> None: ...
+# The plain Python types are typed where they are defined; TensorInfo is restated because its
+# padding is optional to the constructor but always a list on the object.
+from ._types import BoardType as BoardType, DeviceInfo as DeviceInfo
 
 class TensorInfo:
     shape: Tuple[int, ...]

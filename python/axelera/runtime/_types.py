@@ -150,6 +150,7 @@ class TensorInfo:
     @property
     def unpadded_shape(self) -> Tuple[int, ...]:
         """The shape of the tensor without padding."""
-        return tuple(d - b - e for d, (b, e) in zip(self.shape, self.padding))
+        # (__post_init__ always sets padding; "or ()" is for the type checker.)
+        return tuple(d - b - e for d, (b, e) in zip(self.shape, self.padding or ()))
 
 
