@@ -420,9 +420,8 @@ Node fused_q_binary(const char *op_type, const std::string &name, const Node &da
   fused.op_type = op_type;
   fused.domain = "axstream";
   fused.opset = 1;
-  fused.inputs = {da.inputs[0], da.inputs[1],       input_or_none(da, 2),
-                  db.inputs[0], db.inputs[1],       input_or_none(db, 2),
-                  q.inputs[1],  input_or_none(q, 2)};
+  fused.inputs = {da.inputs[0], da.inputs[1],         input_or_none(da, 2), db.inputs[0],
+                  db.inputs[1], input_or_none(db, 2), q.inputs[1],          input_or_none(q, 2)};
   fused.outputs = q.outputs;
   if (relu) fused.attrs["_relu"] = int_attr(1);
   return fused;
@@ -1395,14 +1394,35 @@ void fuse_qdq_binary(Graph &g) {
   }
 }
 
+bool is_int8_4d(const Value &v) {
+  return v.shape_known && v.shape.size() == 4 && (v.dtype == DType::i8 || v.dtype == DType::u8);
+}
+
+// A nearest Resize of a 4-D int8 tensor that keeps N and C (only H and W scale), in a
+// coordinate mode where a scale of 1 maps every index to itself: ops/resize.cc can then move
+// whole NHWC pixels.
+bool nhwc_resize(const Graph &g, const Node &n) {
+  if (n.inputs.empty() || n.inputs[0] < 0 || n.outputs.size() != 1) return false;
+  const Value &in = g.values[n.inputs[0]], &out = g.values[n.outputs[0]];
+  if (!is_int8_4d(in) || !out.shape_known || out.shape.size() != 4 || out.shape[0] != in.shape[0] ||
+      out.shape[1] != in.shape[1])
+    return false;
+  std::string coordinates = n.attrs.count("coordinate_transformation_mode")
+                                ? n.attrs.at("coordinate_transformation_mode").s
+                                : "half_pixel";
+  return coordinates != "tf_half_pixel_for_nn" && coordinates != "tf_crop_and_resize";
+}
+
 // oneDNN's int8 convolutions work on NHWC activations (on VNNI/AMX CPUs); with NCHW tensors
 // between ops every one reorders its input in and its output back. An int8 4-D value that only
 // axstream.QConvs (as their input) and the layout-free int8 ops (QAdd, QLookup, QBinary,
-// QConcat on channels, QGlobalAveragePool, int8 MaxPool: any layout works when their inputs and
-// output share it) produce and read stays NHWC instead: the QConvs get _src_nhwc / _dst_nhwc,
-// the others _nhwc where their kernel needs to know, and the reorders vanish. Graph inputs and
-// outputs, and values other ops touch, keep NCHW. Only where the oneDNN int8 path is the one
-// that runs (VNNI, oneDNN on).
+// QConcat on channels, QGlobalAveragePool, int8 MaxPool, nearest Resize over H and W,
+// DepthToSpace: any layout works when their inputs and output share it) produce and read stays
+// NHWC instead: the QConvs get _src_nhwc / _dst_nhwc, the others _nhwc where their kernel needs
+// to know, and the reorders vanish. A Transpose NHWC -> NCHW feeding them (a package's input)
+// or NCHW -> NHWC reading them (its output) becomes a copy. Graph inputs and outputs, and values
+// other ops touch, keep NCHW. Only where the oneDNN int8 path is the one that runs (VNNI,
+// oneDNN on).
 void keep_int8_activations_nhwc(Graph &g) {
   if (!dnnl_kernels_enabled() || !dnnl_cpu_has_vnni()) return;
   eliminate_dead_nodes(g);  // the fusions leave DequantizeLinears nobody reads any more
@@ -1430,6 +1450,12 @@ void keep_int8_activations_nhwc(Graph &g) {
              n.outputs.size() == 1)
       // Only x has a layout: the (N,C,1,1) output reads the same either way.
       values = {n.inputs[0], n.inputs[0]};
+    else if (is_op(n, "Resize") && moves_elements(g, n) && n.outputs.size() == 1 &&
+             nhwc_resize(g, n))
+      values = {n.inputs[0], n.outputs[0]};
+    else if (is_op(n, "DepthToSpace") && n.inputs.size() == 1 && n.outputs.size() == 1 &&
+             n.inputs[0] >= 0 && is_int8_4d(g.values[n.inputs[0]]))
+      values = {n.inputs[0], n.outputs[0]};
     else if (is_op_in(n, "axstream", "QConcat") && n.outputs.size() == 1 &&
              n.inputs.size() % 2 == 0 && n.attrs.count("axis") &&
              g.values[n.outputs[0]].shape.size() == 4 &&
@@ -1443,11 +1469,14 @@ void keep_int8_activations_nhwc(Graph &g) {
     return values;
   };
   // A Transpose NHWC -> NCHW (an int8 package's input on its way to the first convolution):
-  // with its result kept NHWC it only copies.
-  auto nhwc_to_nchw = [](const Node &n) {
-    return is_op(n, "Transpose") && n.outputs.size() == 1 && n.attrs.count("perm") &&
-           n.attrs.at("perm").ints == std::vector<int64_t>{0, 3, 1, 2};
+  // with its result kept NHWC it only copies; the same for NCHW -> NHWC of a value kept NHWC
+  // (an int8 package's output).
+  auto transpose_with_perm = [](const Node &n, std::vector<int64_t> perm) {
+    return is_op(n, "Transpose") && n.inputs.size() == 1 && n.outputs.size() == 1 &&
+           n.attrs.count("perm") && n.attrs.at("perm").ints == perm;
   };
+  auto nhwc_to_nchw = [&](const Node &n) { return transpose_with_perm(n, {0, 3, 1, 2}); };
+  auto nchw_to_nhwc = [&](const Node &n) { return transpose_with_perm(n, {0, 2, 3, 1}); };
   auto conv_input = [&](const Node &n, int v) {
     if (!is_op_in(n, "axstream", "QConv") || n.inputs.empty() || n.inputs[0] != v) return false;
     return std::count(n.inputs.begin(), n.inputs.end(), v) == 1;
@@ -1471,7 +1500,7 @@ void keep_int8_activations_nhwc(Graph &g) {
       std::vector<int> ew = elementwise_values(*r);
       bool activation_of_elementwise =
           !ew.empty() && std::find(ew.begin(), ew.end() - 1, id) != ew.end() - 1;
-      if (!conv_input(*r, id) && !activation_of_elementwise) ok = false;
+      if (!conv_input(*r, id) && !activation_of_elementwise && !nchw_to_nhwc(*r)) ok = false;
     }
     if (ok) nhwc.insert(id);
   }
@@ -1494,7 +1523,9 @@ void keep_int8_activations_nhwc(Graph &g) {
         !elementwise_values(n).empty() && nhwc.count(n.outputs[0]))
       n.attrs["_nhwc"] = int_attr(1);
     if (nhwc_to_nchw(n) && nhwc.count(n.outputs[0])) n.attrs["_dst_nhwc"] = int_attr(1);
-    if ((is_op_in(n, "axstream", "QGlobalAveragePool") || is_op(n, "MaxPool")) &&
+    if (nchw_to_nhwc(n) && nhwc.count(n.inputs[0])) n.attrs["_src_nhwc"] = int_attr(1);
+    if ((is_op_in(n, "axstream", "QGlobalAveragePool") || is_op(n, "MaxPool") ||
+         is_op(n, "Resize") || is_op(n, "DepthToSpace")) &&
         !elementwise_values(n).empty() && nhwc.count(n.inputs[0]))
       n.attrs["_nhwc"] = int_attr(1);
     if (!is_op_in(n, "axstream", "QConv") || n.inputs.empty() || n.outputs.empty()) continue;

@@ -1,4 +1,6 @@
 // Data movement by index arithmetic: DepthToSpace, SpaceToDepth, Trilu, GatherElements, Range.
+#include <immintrin.h>
+
 #include <cstring>
 
 #include "common.h"
@@ -15,6 +17,39 @@ std::unique_ptr<Kernel> gather_kernel(int64_t count, size_t element_size, F src_
     for (int64_t i = 0; i < count; ++i)
       std::memcpy(y + i * element_size, x + src_index(i) * element_size, element_size);
   });
+}
+
+// DepthToSpace on NHWC int8 (_nhwc=1, passes.cc): output pixel (oy, ox) takes its oc channels
+// from input pixel (oy / b, ox / b), channel ch from `source_channel(ch, oy % b, ox % b)`. For one
+// output row (fixed oy % b) a run of `run` input pixels gives run * b output pixels: one fixed
+// byte permutation of run * c input bytes (at most 128) into run * b * oc output bytes (at most
+// 64), which AVX-512 VBMI does in one two-register permute.
+struct DepthToSpaceNhwc {
+  int64_t n, h, w, c, b, oc, run;
+  std::vector<std::vector<uint8_t>> index;  // per oy % b: 64 source byte offsets in a run
+};
+
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) void depth_to_space_nhwc_vbmi(
+    const DepthToSpaceNhwc &d, const uint8_t *x, uint8_t *y) {
+  const int64_t out_w = d.w * d.b, pixel_out = d.b * d.oc;
+  auto first_bits = [](int64_t bits) -> __mmask64 {
+    return bits >= 64 ? ~__mmask64(0) : bits <= 0 ? __mmask64(0) : (__mmask64(1) << bits) - 1;
+  };
+  for (int64_t image = 0; image < d.n; ++image)
+    for (int64_t iy = 0; iy < d.h; ++iy)
+      for (int64_t by = 0; by < d.b; ++by) {
+        const __m512i index = _mm512_loadu_si512(d.index[by].data());
+        const uint8_t *in_row = x + (image * d.h + iy) * d.w * d.c;
+        uint8_t *out_row = y + ((image * d.h + iy) * d.b + by) * out_w * d.oc;
+        for (int64_t ix = 0; ix < d.w; ix += d.run) {
+          const int64_t pixels = std::min(d.run, d.w - ix), bytes = pixels * d.c;
+          const uint8_t *p = in_row + ix * d.c;
+          __m512i lo = _mm512_maskz_loadu_epi8(first_bits(bytes), p);
+          __m512i hi = _mm512_maskz_loadu_epi8(first_bits(bytes - 64), p + 64);
+          _mm512_mask_storeu_epi8(out_row + ix * pixel_out, first_bits(pixels * pixel_out),
+                                  _mm512_permutex2var_epi8(lo, index, hi));
+        }
+      }
 }
 
 // DepthToSpace (DCR or CRD) and SpaceToDepth on NCHW, as reshape-transpose-reshape.
@@ -40,6 +75,44 @@ std::unique_ptr<Kernel> compile_depth_space(OpContext &ctx) {
   int64_t oc = out[1], oh = out[2], ow = out[3];
   int64_t count = product(out, 0, 4);
   size_t es = dtype_size(ctx.in_dtype(0));
+  auto source_channel = [=](int64_t ch, int64_t by, int64_t bx) {
+    return crd ? ch * b * b + by * b + bx : (by * b + bx) * oc + ch;
+  };
+  if (ctx.attr_i("_nhwc", 0) != 0) {
+    if (!to_space || es != 1) ctx.fail("_nhwc needs DepthToSpace on int8/uint8");
+    DepthToSpaceNhwc d{n, h, w, c, b, oc, std::min<int64_t>(64 / (b * oc), 128 / c), {}};
+    static const bool vbmi = __builtin_cpu_supports("avx512vbmi") &&
+                             __builtin_cpu_supports("avx512bw") &&
+                             __builtin_cpu_supports("avx512f");
+    if (vbmi && d.run >= 1) {
+      for (int64_t by = 0; by < b; ++by) {
+        std::vector<uint8_t> t(64, 0);
+        for (int64_t j = 0; j < d.run * b * oc; ++j) {
+          int64_t pixel = j / (b * oc), bx = j % (b * oc) / oc, ch = j % oc;
+          t[j] = static_cast<uint8_t>(pixel * c + source_channel(ch, by, bx));
+        }
+        d.index.push_back(std::move(t));
+      }
+      auto k = make_kernel([d](ExecContext &, const void *const *in, void *const *o) {
+        depth_to_space_nhwc_vbmi(d, static_cast<const uint8_t *>(in[0]),
+                                 static_cast<uint8_t *>(o[0]));
+      });
+      k->impl = "nhwc, byte permutes";
+      return k;
+    }
+    auto k = make_kernel([=](ExecContext &, const void *const *in, void *const *o) {
+      const uint8_t *x = static_cast<const uint8_t *>(in[0]);
+      uint8_t *y = static_cast<uint8_t *>(o[0]);
+      for (int64_t bn = 0; bn < n; ++bn)
+        for (int64_t row = 0; row < oh; ++row)
+          for (int64_t col = 0; col < ow; ++col, y += oc) {
+            const uint8_t *p = x + ((bn * h + row / b) * w + col / b) * c;
+            for (int64_t ch = 0; ch < oc; ++ch) y[ch] = p[source_channel(ch, row % b, col % b)];
+          }
+    });
+    k->impl = "nhwc";
+    return k;
+  }
   if (to_space) {
     // Row by row: output row y of channel ch interleaves, for bx = 0..b-1, row y / b of the
     // source plane (by = y % b, bx). (PP-OCR det's int8 head upsampling runs here.)
@@ -51,7 +124,7 @@ std::unique_ptr<Kernel> compile_depth_space(OpContext &ctx) {
           for (int64_t row = 0; row < oh; ++row, y += ow * es) {
             int64_t by = row % b;
             for (int64_t bx = 0; bx < b; ++bx) {
-              int64_t src_c = crd ? ch * b * b + by * b + bx : (by * b + bx) * oc + ch;
+              int64_t src_c = source_channel(ch, by, bx);
               const uint8_t *src = x + (((bn * c + src_c) * h + row / b) * w) * es;
               if (es == 1)
                 for (int64_t ix = 0; ix < w; ++ix) y[ix * b + bx] = src[ix];

@@ -81,47 +81,75 @@ std::unique_ptr<Kernel> resize_common(OpContext &ctx, std::vector<float> scales,
       }
     }
   }
-  Shape in_strides = strides_of(in);
-  int64_t n = product(out, 0, r);
   DType dt = ctx.in_dtype(0);
   if (mode == "nearest") {
     // Separable: each output row (all dims but the last) copies from one input row through
     // one column map. Upsampling repeats rows, which are then copied whole from the row
-    // before. (A per-element index table cost 8 bytes read per element moved.)
-    int64_t width = r ? out[r - 1] : 1, rows = width ? n / width : 0;
+    // before. (A per-element index table cost 8 bytes read per element moved.) With _nhwc=1
+    // (passes.cc: an int8 value between int8 convolutions, stored NHWC) the rows are (N, H),
+    // the columns W and each column moves a pixel's C channels at once; N and C must map to
+    // themselves.
+    bool nhwc = ctx.attr_i("_nhwc", 0) != 0;
+    Shape src = in, dst = out;
+    std::vector<const Axis *> maps;
+    for (const Axis &a : axes) maps.push_back(&a);
+    int64_t unit = 1;  // elements moved together
+    if (nhwc) {
+      auto identity = [](const Axis &a, int64_t len) {
+        for (int64_t i = 0; i < len; ++i)
+          if (a.i0[i] != i) return false;
+        return true;
+      };
+      if (r != 4 || out[0] != in[0] || out[1] != in[1] || !identity(axes[0], in[0]) ||
+          !identity(axes[1], in[1]))
+        ctx.fail("_nhwc needs a 4-D input whose N and C map to themselves, got " + shape_str(in) +
+                 " -> " + shape_str(out));
+      src = {in[0], in[2], in[3]};
+      dst = {out[0], out[2], out[3]};
+      maps = {&axes[0], &axes[2], &axes[3]};
+      unit = in[1];
+    }
+    size_t rank = src.size();
+    Shape in_strides = strides_of(src);
+    int64_t n = product(dst, 0, rank);
+    int64_t width = rank ? dst[rank - 1] : 1, rows = width ? n / width : 0;
     std::vector<int64_t> row_src(static_cast<size_t>(rows)), col_src(static_cast<size_t>(width));
-    for (int64_t j = 0; j < width; ++j) col_src[j] = r ? axes[r - 1].i0[j] * in_strides[r - 1] : 0;
-    std::vector<int64_t> idx(r ? r - 1 : 0, 0);
+    for (int64_t j = 0; j < width; ++j)
+      col_src[j] = rank ? maps[rank - 1]->i0[j] * in_strides[rank - 1] * unit : 0;
+    std::vector<int64_t> idx(rank ? rank - 1 : 0, 0);
     for (int64_t row = 0; row < rows; ++row) {
       int64_t s = 0;
-      for (size_t d = 0; d + 1 < r; ++d) s += axes[d].i0[idx[d]] * in_strides[d];
-      row_src[row] = s;
-      for (int d = static_cast<int>(r) - 2; d >= 0; --d) {
-        if (++idx[d] < out[d]) break;
+      for (size_t d = 0; d + 1 < rank; ++d) s += maps[d]->i0[idx[d]] * in_strides[d];
+      row_src[row] = s * unit;
+      for (int d = static_cast<int>(rank) - 2; d >= 0; --d) {
+        if (++idx[d] < dst[d]) break;
         idx[d] = 0;
       }
     }
-    size_t es = dtype_size(dt);
-    return make_kernel([row_src = std::move(row_src), col_src = std::move(col_src), width, es](
-                           ExecContext &, const void *const *i, void *const *o) {
+    size_t es = dtype_size(dt), column_bytes = es * static_cast<size_t>(unit);
+    auto k = make_kernel([row_src = std::move(row_src), col_src = std::move(col_src), width, es,
+                          column_bytes](ExecContext &, const void *const *i, void *const *o) {
       const uint8_t *x = static_cast<const uint8_t *>(i[0]);
       uint8_t *y = static_cast<uint8_t *>(o[0]);
-      size_t row_bytes = static_cast<size_t>(width) * es;
+      size_t row_bytes = static_cast<size_t>(width) * column_bytes;
       for (size_t row = 0; row < row_src.size(); ++row, y += row_bytes) {
         if (row > 0 && row_src[row] == row_src[row - 1]) {
           std::memcpy(y, y - row_bytes, row_bytes);
           continue;
         }
         const uint8_t *xr = x + row_src[row] * es;
-        if (es == 1) {
+        if (column_bytes == 1) {
           for (int64_t j = 0; j < width; ++j) y[j] = xr[col_src[j]];
-        } else if (es == 4) {
-          for (int64_t j = 0; j < width; ++j) std::memcpy(y + j * 4, xr + col_src[j] * 4, 4);
+        } else if (column_bytes == 4) {
+          for (int64_t j = 0; j < width; ++j) std::memcpy(y + j * 4, xr + col_src[j] * es, 4);
         } else {
-          for (int64_t j = 0; j < width; ++j) std::memcpy(y + j * es, xr + col_src[j] * es, es);
+          for (int64_t j = 0; j < width; ++j)
+            std::memcpy(y + j * column_bytes, xr + col_src[j] * es, column_bytes);
         }
       }
     });
+    if (nhwc) k->impl = "nhwc";
+    return k;
   }
   if (r != 4 || scales[0] != 1.f || scales[1] != 1.f)
     ctx.unsupported("linear Resize is implemented for the H and W dims of 4-D inputs, got " +

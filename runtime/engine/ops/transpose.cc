@@ -34,15 +34,20 @@ std::unique_ptr<Kernel> compile_transpose(OpContext &ctx) {
   ctx.set_output(0, dt, out);
   if (ctx.infer_only()) return nullptr;
   size_t es = dtype_size(dt);
-  if (ctx.attr_i("_dst_nhwc", 0) != 0) {
+  bool dst_nhwc = ctx.attr_i("_dst_nhwc", 0) != 0, src_nhwc = ctx.attr_i("_src_nhwc", 0) != 0;
+  if (dst_nhwc || src_nhwc) {
     // NHWC -> NCHW whose result passes.cc keeps stored NHWC (an int8 package input read by
-    // int8 convolutions): the bytes stay as they are.
-    if (perm != std::vector<int64_t>{0, 3, 1, 2}) ctx.fail("_dst_nhwc needs perm (0,3,1,2)");
+    // int8 convolutions), or NCHW -> NHWC of a value it keeps stored NHWC (an int8 package
+    // output after int8 ops): the bytes stay as they are.
+    if (dst_nhwc && perm != std::vector<int64_t>{0, 3, 1, 2})
+      ctx.fail("_dst_nhwc needs perm (0,3,1,2)");
+    if (src_nhwc && perm != std::vector<int64_t>{0, 2, 3, 1})
+      ctx.fail("_src_nhwc needs perm (0,2,3,1)");
     size_t bytes = static_cast<size_t>(product(in, 0, r)) * es;
     auto k = make_kernel([bytes](ExecContext &, const void *const *i, void *const *o) {
       std::memcpy(o[0], i[0], bytes);
     });
-    k->impl = "copy, output kept NHWC";
+    k->impl = dst_nhwc ? "copy, output kept NHWC" : "copy, input kept NHWC";
     return k;
   }
   BroadcastPlan plan = BroadcastPlan::strided(out, strides);

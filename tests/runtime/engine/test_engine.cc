@@ -497,8 +497,9 @@ TEST(EnginePasses, QdqGateAndJoinTailsOfTheVectorLoopsAreBitExactToUnfused) {
                         "-relu-quantize"),
               std::string::npos)
         << text;
-    if (text.find("_core_vnni]") != std::string::npos || text.find("_amx") != std::string::npos)
+    if (text.find("_core_vnni]") != std::string::npos || text.find("_amx") != std::string::npos) {
       EXPECT_NE(text.find("per channel nhwc"), std::string::npos) << text;
+    }
     std::vector<int8_t> x(fused->inputs()[0].element_count()), gate(24);
     for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<int8_t>((i * 53 + 5) % 256 - 128);
     for (size_t i = 0; i < gate.size(); ++i) gate[i] = static_cast<int8_t>(i * 11 - 128);
@@ -777,6 +778,81 @@ TEST(EnginePasses, NhwcInputTransposedForAnInt8ConvIsReadAsNhwcWithoutReordering
   EXPECT_EQ(a, b);
   std::set<int> distinct(a.begin(), a.end());
   EXPECT_GT(distinct.size(), 30u) << "the output takes few values, so it checks little";
+}
+
+// Data movement between int8 convolutions, then the output transposed to NHWC (an int8
+// package's output): x -> QConv 1x1 (to `channels`) -> Q/DQ -> `op` -> Q/DQ -> QConv 1x1 (to 8)
+// -> Q -> Transpose (0,2,3,1). `op`: "Resize" (nearest, 2x, asymmetric/floor),
+// "DepthToSpaceCRD" or "DepthToSpaceDCR" (blocksize 2). `unfused` adds a per-channel +0 after
+// the DequantizeLinear the op reads, so the op runs on float NCHW between the convolutions.
+onnx::ModelProto qdq_movement_between_convs_model(const std::string &op, int channels,
+                                                  bool unfused) {
+  GraphBuilder b("qdq_movement");
+  constexpr int kIn = 8, kOut = 8, kH = 5, kW = 7;
+  bool resize = op == "Resize";
+  int moved_channels = resize ? channels : channels / 4, scale = 2;
+  b.initializer("zeros", kFloat, {1, channels, 1, 1}, std::vector<float>(channels, 0.f));
+  auto conv = [&](const std::string &x, const std::string &y, int out, int in, int seed) {
+    std::vector<float> w(static_cast<size_t>(out * in));
+    for (size_t i = 0; i < w.size(); ++i)
+      w[i] = static_cast<float>(static_cast<int>((i * 29 + seed * 13) % 121) - 60);
+    b.conv1x1(x, y, out, in, w, 0.006f, y + "/w/dq/");
+  };
+  b.dequantize("x", "x/dq", 0.03f, 2, "x/");
+  conv("x/dq", "a/f", channels, kIn, 1);
+  b.quantize("a/f", "a", 0.05f, -3, "a/q/");
+  b.dequantize("a", "a/dq", 0.05f, -3, "a/dq/", unfused ? "zeros" : "");
+  if (resize) {
+    auto *n = b.node(
+        "Resize", {"a/dq", "", b.initializer("scales", kFloat, {4}, {1.f, 1.f, 2.f, 2.f})}, "m/f");
+    set_string(n, "mode", "nearest");
+    set_string(n, "coordinate_transformation_mode", "asymmetric");
+    set_string(n, "nearest_mode", "floor");
+  } else {
+    auto *n = b.node("DepthToSpace", {"a/dq"}, "m/f");
+    set_int(n, "blocksize", 2);
+    set_string(n, "mode", op == "DepthToSpaceCRD" ? "CRD" : "DCR");
+  }
+  b.quantize("m/f", "m", 0.05f, -3, "m/q/");
+  b.dequantize("m", "m/dq", 0.05f, -3, "m/dq/");
+  conv("m/dq", "y/f", kOut, moved_channels, 2);
+  b.quantize("y/f", "y", 0.04f, 0, "y/q/");
+  set_ints(b.node("Transpose", {"y"}, "y/nhwc"), "perm", {0, 2, 3, 1});
+  b.input("x", kInt8, {1, kIn, kH, kW});
+  b.output("y/nhwc", kInt8, {1, kH * scale, kW * scale, kOut});
+  return b.model;
+}
+
+TEST(EnginePasses, ResizeAndDepthToSpaceBetweenInt8ConvsMoveNhwcPixelsBitExactToUnfused) {
+  // 8 and 96 channels: DepthToSpace's byte permutes then take 16 input pixels at a time (a
+  // partial run on 7 columns) or one pixel of 96 bytes (two source registers).
+  for (const char *op : {"Resize", "DepthToSpaceCRD", "DepthToSpaceDCR"})
+    for (int channels : {8, 96}) {
+      SCOPED_TRACE(std::string(op) + " " + std::to_string(channels));
+      auto fused = Program::from_bytes(
+          qdq_movement_between_convs_model(op, channels, false).SerializeAsString(), "fused");
+      auto unfused = Program::from_bytes(
+          qdq_movement_between_convs_model(op, channels, true).SerializeAsString(), "unfused");
+      std::string text = fused->describe();
+      for (const char *gone : {"DequantizeLinear '", "QuantizeLinear '", "float32(1,"})
+        EXPECT_EQ(text.find(gone), std::string::npos) << gone << " still runs:\n" << text;
+      if (text.find("_core_vnni]") != std::string::npos || text.find("_amx") != std::string::npos) {
+        // No layout change anywhere: the op moves NHWC pixels, the output transpose copies.
+        EXPECT_NE(text.find("_nhwc=1"), std::string::npos) << text;
+        EXPECT_NE(text.find("copy, input kept NHWC"), std::string::npos) << text;
+        EXPECT_EQ(text.find("] 'y/nhwc"), std::string::npos) << text;
+        for (const char *nhwc : {"_dst_nhwc=1 (", "_dst_nhwc=1 _src_nhwc=1 ("})
+          EXPECT_NE(text.find(nhwc), std::string::npos) << nhwc << "\n" << text;
+      }
+      std::vector<int8_t> x(fused->inputs()[0].element_count());
+      for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<int8_t>((i * 67 + 9) % 256 - 128);
+      std::vector<int8_t> a(fused->outputs()[0].element_count()), b(a.size());
+      fused->make_executor()->run({x.data()}, {a.data()});
+      unfused->make_executor()->run({x.data()}, {b.data()});
+      EXPECT_EQ(a, b);
+      std::set<int> distinct(a.begin(), a.end());
+      EXPECT_GT(distinct.size(), 30u) << "the output takes few values, so it checks little";
+    }
 }
 
 TEST(Engine, SevenBitWeightsRunOnTheIntegerKernel) {
