@@ -18,7 +18,16 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void byte_lookup_vbmi(
     __m512i high = _mm512_permutex2var_epi8(t2, index, t3);
     _mm512_storeu_si512(y + i, _mm512_mask_blend_epi8(_mm512_movepi8_mask(index), low, high));
   }
-  for (; i < count; ++i) y[i] = table[x[i] ^ flip];
+  if (i < count) {
+    // The last 1..63 bytes under a mask: short runs (an NHWC pixel's channels in QConcat) stay
+    // on the permutes too.
+    const __mmask64 mask = (__mmask64(1) << (count - i)) - 1;
+    __m512i index = _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, x + i), flip_bits);
+    __m512i low = _mm512_permutex2var_epi8(t0, index, t1);
+    __m512i high = _mm512_permutex2var_epi8(t2, index, t3);
+    _mm512_mask_storeu_epi8(y + i, mask,
+                            _mm512_mask_blend_epi8(_mm512_movepi8_mask(index), low, high));
+  }
 }
 
 }  // namespace
