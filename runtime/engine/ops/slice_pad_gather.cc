@@ -1,4 +1,11 @@
 // Index-mapping ops: Slice (steps, negative indices), Pad (constant/reflect/edge), Gather.
+// GCC 12's AVX-512 intrinsics trip -Wmaybe-uninitialized where they are inlined (its bug
+// 105593, fixed in the headers of GCC 13): silenced for the header's lines only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+
 #include "common.h"
 
 namespace axstream::engine {
@@ -7,6 +14,30 @@ namespace {
 template <typename T>
 void strided_copy(const BroadcastPlan &plan, int64_t base, const T *x, T *y) {
   plan.for_each2([&](int64_t o, int64_t i, int64_t) { y[o] = x[base + i]; });
+}
+
+// A Slice of the last axis only (an int8 package's input unpadded from 4 channels to 3, NHWC):
+// `rows` runs of `run` bytes, `stride` bytes apart from `offset`. With stride <= 64, the runs of
+// 64 / stride rows are one fixed byte permutation of a 64-byte load (AVX-512 VBMI).
+struct RowRuns {
+  int64_t rows, run, stride, offset;
+  uint8_t index[64];
+};
+
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) void copy_row_runs_vbmi(const RowRuns &r,
+                                                                               const uint8_t *x,
+                                                                               uint8_t *y) {
+  const int64_t per_load = 64 / r.stride;
+  const __m512i index = _mm512_loadu_si512(r.index);
+  auto first_bits = [](int64_t bits) -> __mmask64 {
+    return bits >= 64 ? ~__mmask64(0) : (__mmask64(1) << bits) - 1;
+  };
+  for (int64_t row = 0; row < r.rows; row += per_load) {
+    const int64_t rows = std::min(per_load, r.rows - row);
+    __m512i bytes = _mm512_maskz_loadu_epi8(first_bits(rows * r.stride), x + row * r.stride);
+    _mm512_mask_storeu_epi8(y + row * r.run, first_bits(rows * r.run),
+                            _mm512_permutexvar_epi8(index, bytes));
+  }
 }
 
 std::unique_ptr<Kernel> compile_slice(OpContext &ctx) {
@@ -56,8 +87,26 @@ std::unique_ptr<Kernel> compile_slice(OpContext &ctx) {
     strides[d] = in_strides[d] * step[d];
     if (out[d] > 0) base += begin[d] * in_strides[d];
   }
-  BroadcastPlan plan = BroadcastPlan::strided(out, strides);
   size_t es = dtype_size(ctx.in_dtype(0));
+  bool last_axis_only = r > 0 && out[r - 1] > 0 && step[r - 1] == 1;
+  for (size_t d = 0; d + 1 < r; ++d) last_axis_only = last_axis_only && out[d] == in[d];
+  static const bool vbmi = __builtin_cpu_supports("avx512vbmi") &&
+                           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512f");
+  if (vbmi && last_axis_only && in[r - 1] * static_cast<int64_t>(es) <= 64) {
+    RowRuns runs{product(out, 0, r - 1),
+                 out[r - 1] * static_cast<int64_t>(es),
+                 in[r - 1] * static_cast<int64_t>(es),
+                 begin[r - 1] * static_cast<int64_t>(es),
+                 {}};
+    for (int64_t j = 0; j < 64 / runs.stride * runs.run; ++j)
+      runs.index[j] = static_cast<uint8_t>(j / runs.run * runs.stride + runs.offset + j % runs.run);
+    auto k = make_kernel([runs](ExecContext &, const void *const *in, void *const *o) {
+      copy_row_runs_vbmi(runs, static_cast<const uint8_t *>(in[0]), static_cast<uint8_t *>(o[0]));
+    });
+    k->impl = "row runs, byte permutes";
+    return k;
+  }
+  BroadcastPlan plan = BroadcastPlan::strided(out, strides);
   return make_kernel([plan, base, es](ExecContext &, const void *const *in, void *const *o) {
     switch (es) {
       case 1:

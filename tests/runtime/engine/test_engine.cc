@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -853,6 +854,36 @@ TEST(EnginePasses, ResizeAndDepthToSpaceBetweenInt8ConvsMoveNhwcPixelsBitExactTo
       std::set<int> distinct(a.begin(), a.end());
       EXPECT_GT(distinct.size(), 30u) << "the output takes few values, so it checks little";
     }
+}
+
+// A Slice of the last axis only (an int8 package's input unpadded from 4 channels to 3) runs
+// as byte permutes over 64 / stride rows at a time: rows that do not fill the last load, a run
+// that starts inside the row, and 4-byte elements, against the same copy done here.
+TEST(Engine, LastAxisSliceCopiesEachRowsRun) {
+  struct Case {
+    onnx::TensorProto::DataType type;
+    int64_t width, start, end;
+  } cases[] = {{kInt8, 4, 0, 3}, {kInt8, 5, 1, 3}, {kInt8, 64, 7, 64}, {kFloat, 6, 2, 5}};
+  for (const Case &c : cases) {
+    SCOPED_TRACE(std::to_string(c.width) + " " + std::to_string(c.start));
+    const std::vector<int64_t> dims = {1, 7, 9, c.width};
+    GraphBuilder b("last_axis_slice");
+    add_int64_initializer(*b.graph, "starts", {c.start});
+    add_int64_initializer(*b.graph, "ends", {c.end});
+    add_int64_initializer(*b.graph, "axes", {-1});
+    b.node("Slice", {"x", "starts", "ends", "axes"}, "y");
+    b.input("x", c.type, dims);
+    b.output("y", c.type, {1, 7, 9, c.end - c.start});
+    auto program = Program::from_bytes(b.model.SerializeAsString(), "slice");
+    size_t es = c.type == kFloat ? 4 : 1;
+    std::vector<uint8_t> x(63 * c.width * es), y(63 * (c.end - c.start) * es), expected(y.size());
+    for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<uint8_t>(i * 37 + 11);
+    size_t run = (c.end - c.start) * es;
+    for (size_t row = 0; row < 63; ++row)
+      std::memcpy(expected.data() + row * run, x.data() + (row * c.width + c.start) * es, run);
+    program->make_executor()->run({x.data()}, {y.data()});
+    EXPECT_EQ(y, expected);
+  }
 }
 
 TEST(Engine, SevenBitWeightsRunOnTheIntegerKernel) {
