@@ -647,3 +647,166 @@ TEST_F(AxDecode, YoloHeadsWithASigmoidPostambleDecodeInInt8LikeTheFloatPath) {
   gst_harness_teardown(fast);
   gst_harness_teardown(slow);
 }
+
+namespace {
+
+// An SSD-shaped package as axcompile makes ssd_mobilenet: per level (3x3 cells with 4 priors,
+// 2x2 with 6, of a 90x90 input) a box head (1,4*priors,S,S) and a score head (1,5*priors,S,S),
+// NHWC int8 on the device with channels padded to a multiple of 8, each its own quantisation;
+// the postamble turns each head channels-last, reshapes it to rows and concatenates the levels:
+// loc (1,60,4) and conf (1,60,5).
+struct ConcatHeadsPackage {
+  static constexpr const char *kPriors =
+      "feature-maps=3,2; image-size=90; min-sizes=20,45; max-sizes=45,90; aspect-ratios=2|2,3";
+  fs::path dir;
+
+  ConcatHeadsPackage() {
+    dir = fs::path(::testing::TempDir()) / ("axdecode_ssd_" + std::to_string(getpid()));
+    fs::create_directories(dir);
+    onnx::ModelProto core, postamble;
+    for (auto *model : {&core, &postamble}) {
+      model->set_ir_version(8);
+      model->add_opset_import()->set_version(13);
+    }
+    core.mutable_graph()->set_name("ssd_shaped");
+    add_int8_value(core.mutable_graph()->add_input(), "input", {1, 90, 90, 4});
+    auto *graph = postamble.mutable_graph();
+    graph->set_name("ssd_shaped_postamble");
+    auto add_node = [&](const std::string &op, const std::vector<std::string> &inputs,
+                        const std::string &output) {
+      auto *node = graph->add_node();
+      node->set_op_type(op);
+      for (const auto &input : inputs) node->add_input(input);
+      node->add_output(output);
+      return node;
+    };
+    for (int64_t width : {4, 5}) {
+      const std::string output = width == 4 ? "loc" : "conf";
+      auto *rows = graph->add_initializer();
+      rows->set_name(output + "_rows");
+      rows->set_data_type(onnx::TensorProto::INT64);
+      rows->add_dims(3);
+      for (int64_t d : {int64_t(1), int64_t(-1), width}) rows->add_int64_data(d);
+      std::vector<std::string> levels;
+      for (auto [size, priors] : {std::pair<int64_t, int64_t>{3, 4}, {2, 6}}) {
+        const std::string head = output + std::to_string(size);
+        const int64_t channels = width * priors;
+        add_int8_value(core.mutable_graph()->add_output(), head,
+                       {1, size, size, (channels + 7) / 8 * 8});
+        add_float_value(graph->add_input(), head, {1, channels, size, size});
+        auto *perm = add_node("Transpose", {head}, head + "_t")->add_attribute();
+        perm->set_name("perm");
+        perm->set_type(onnx::AttributeProto::INTS);
+        for (int64_t p : {0, 2, 3, 1}) perm->add_ints(p);
+        add_node("Reshape", {head + "_t", output + "_rows"}, head + "_rows");
+        levels.push_back(head + "_rows");
+      }
+      auto *axis = add_node("Concat", levels, output)->add_attribute();
+      axis->set_name("axis");
+      axis->set_type(onnx::AttributeProto::INT);
+      axis->set_i(1);
+      add_float_value(graph->add_output(), output, {1, 60, width});
+    }
+    std::ofstream(dir / "core.onnx", std::ios::binary) << core.SerializeAsString();
+    std::ofstream(dir / "postamble.onnx", std::ios::binary) << postamble.SerializeAsString();
+    write_file(dir / "model.json", R"({"format_version": 1, "name": "ssd_shaped",
+      "core_graph": "core.onnx", "batch": 1, "input_tensor_layout": "NHWC",
+      "preamble_graph": null, "postamble_graph": "postamble.onnx"})");
+    write_file(dir / "manifest.json", R"({"manifest_version": 1, "model_lib_file": "model.json",
+      "quantized_model_file": "core.onnx",
+      "input_shapes": [[1, 90, 90, 4]],
+      "output_shapes": [[1, 3, 3, 16], [1, 2, 2, 24], [1, 3, 3, 24], [1, 2, 2, 32]],
+      "quantize_params": [[0.0078125, 0]],
+      "dequantize_params": [[0.03, 2], [0.04, 1], [0.07, -9], [0.09, -4]],
+      "n_padded_ch_inputs": [[0, 0, 0, 0, 0, 0, 0, 1]],
+      "n_padded_ch_outputs": [[0, 0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0],
+                              [0, 0, 0, 0, 0, 0, 0, 4], [0, 0, 0, 0, 0, 0, 0, 2]],
+      "preprocess_graph": null, "postprocess_graph": "postamble.onnx",
+      "input_names": ["input"], "output_names": ["loc3", "loc2", "conf3", "conf2"],
+      "output_info": [{"original_shape": [1, 16, 3, 3], "layout": "NHWC"},
+                      {"original_shape": [1, 24, 2, 2], "layout": "NHWC"},
+                      {"original_shape": [1, 20, 3, 3], "layout": "NHWC"},
+                      {"original_shape": [1, 30, 2, 2], "layout": "NHWC"}]})");
+  }
+  ~ConcatHeadsPackage() {
+    std::error_code ignored;
+    fs::remove_all(dir, ignored);
+  }
+};
+
+// axdecode's log lines (its INFO says which path a model's outputs take).
+struct AxDecodeLog {
+  std::vector<std::string> lines;
+  AxDecodeLog() {
+    gst_debug_set_threshold_for_name("axdecode", GST_LEVEL_INFO);
+    gst_debug_add_log_function(&AxDecodeLog::collect, this, nullptr);
+  }
+  ~AxDecodeLog() {
+    gst_debug_remove_log_function_by_data(this);
+    gst_debug_set_threshold_for_name("axdecode", GST_LEVEL_NONE);
+  }
+  static void collect(GstDebugCategory *category, GstDebugLevel, const gchar *, const gchar *, gint,
+                      GObject *, GstDebugMessage *message, gpointer self) {
+    if (g_strcmp0(gst_debug_category_get_name(category), "axdecode") == 0)
+      static_cast<AxDecodeLog *>(self)->lines.push_back(gst_debug_message_get(message));
+  }
+  bool says(const std::string &text) const {
+    for (const auto &line : lines)
+      if (line.find(text) != std::string::npos) return true;
+    return false;
+  }
+};
+
+}  // namespace
+
+TEST_F(AxDecode, SsdHeadsConcatenatedByThePostambleDecodeInInt8ExactlyLikeTheFloatPath) {
+  ConcatHeadsPackage package;
+  AxDecodeLog log;
+  const std::string launch = std::string("axdecode decoder=ssd conf-threshold=0.4 ") +
+                             "max-detections=0 decoder-config=\"" + package.kPriors +
+                             "\" int8-fast-path=";
+  GstHarness *fast = decode_harness(launch + "true");
+  GstHarness *slow = decode_harness(launch + "false");
+  axtest::BusWatch fast_bus(fast->element), slow_bus(slow->element);
+  GstAxTransform transform{};
+  transform.crop_width = transform.crop_height = 90;
+  transform.scale_x = transform.scale_y = 1;
+  transform.tensor_width = transform.tensor_height = 90;
+  std::mt19937 rng(31);
+  size_t compared = 0;
+  // The first frame decodes in float either way (the outputs are checked on it); the rest take
+  // the int8 path over the heads when int8-fast-path is on.
+  for (int frame = 0; frame < 3; ++frame) {
+    std::vector<std::vector<int8_t>> heads;
+    for (size_t bytes : {3 * 3 * 16, 2 * 2 * 24, 3 * 3 * 24, 2 * 2 * 32}) {
+      heads.emplace_back(bytes);
+      for (auto &q : heads.back()) q = int8_t(rng());
+    }
+    auto tensors = [&] {
+      GstBuffer *buffer = gst_buffer_new();
+      for (const auto &bytes : heads) gst_buffer_append_memory(buffer, wrap_bytes(bytes));
+      return buffer;
+    };
+    ASSERT_EQ(
+        gst_harness_push(fast, frame_with_outputs(package.dir.string(), tensors(), transform)),
+        GST_FLOW_OK)
+        << fast_bus.error();
+    ASSERT_EQ(
+        gst_harness_push(slow, frame_with_outputs(package.dir.string(), tensors(), transform)),
+        GST_FLOW_OK)
+        << slow_bus.error();
+    GstBuffer *fast_out = gst_harness_pull(fast);
+    GstBuffer *slow_out = gst_harness_pull(slow);
+    const auto expected = describe_rois(slow_out);
+    ASSERT_FALSE(expected.empty()) << "frame " << frame << ": nothing decoded";
+    EXPECT_EQ(describe_rois(fast_out), expected) << "frame " << frame;
+    compared += expected.size();
+    gst_buffer_unref(fast_out);
+    gst_buffer_unref(slow_out);
+  }
+  EXPECT_GT(compared, 10u);
+  EXPECT_TRUE(log.says("decoder ssd uses its int8 path")) << "the fast harness stayed on float";
+  EXPECT_TRUE(log.says("decoder ssd uses its float path")) << "int8-fast-path=false";
+  gst_harness_teardown(fast);
+  gst_harness_teardown(slow);
+}
