@@ -103,14 +103,22 @@ static std::string trimmed(const std::string &text) {
   return text.substr(begin, end - begin);
 }
 
-std::map<std::string, std::string> parse_decoder_config(const std::string &text) {
-  std::map<std::string, std::string> config;
+// The parts of `text` between `separator`s, each trimmed (empty ones kept).
+static std::vector<std::string> split_trimmed(const std::string &text, char separator) {
+  std::vector<std::string> parts;
   size_t start = 0;
   while (start <= text.size()) {
-    size_t end = text.find(';', start);
+    size_t end = text.find(separator, start);
     if (end == std::string::npos) end = text.size();
-    const std::string entry = trimmed(text.substr(start, end - start));
+    parts.push_back(trimmed(text.substr(start, end - start)));
     start = end + 1;
+  }
+  return parts;
+}
+
+std::map<std::string, std::string> parse_decoder_config(const std::string &text) {
+  std::map<std::string, std::string> config;
+  for (const std::string &entry : split_trimmed(text, ';')) {
     if (entry.empty()) continue;
     const size_t eq = entry.find('=');
     if (eq == std::string::npos)
@@ -128,12 +136,7 @@ std::vector<double> config_numbers(const std::map<std::string, std::string> &con
   const auto found = config.find(key);
   if (found == config.end()) return numbers;
   const std::string &text = found->second;
-  size_t start = 0;
-  while (start <= text.size()) {
-    size_t end = text.find(',', start);
-    if (end == std::string::npos) end = text.size();
-    const std::string item = trimmed(text.substr(start, end - start));
-    start = end + 1;
+  for (const std::string &item : split_trimmed(text, ',')) {
     char *parsed_end = nullptr;
     const double value = std::strtod(item.c_str(), &parsed_end);
     if (item.empty() || *parsed_end != '\0' || !std::isfinite(value))

@@ -587,3 +587,20 @@ TEST(DbNetDecoder, RejectsAnythingButAProbabilityMap) {
   std::vector<dec::FloatTensor> outputs = {{"logits", {1, 1000}, std::vector<float>(1000)}};
   EXPECT_THROW(dec::make_decoder("dbnet", {})->check_outputs(outputs), axstream::InvalidArgument);
 }
+
+TEST(DecoderConfig, EntriesAndNumbersAreTrimmedAndEmptyEntriesSkipped) {
+  const auto config = dec::parse_decoder_config(" min-sizes = 20, 45 ,90 ;; clip=1; ");
+  ASSERT_EQ(config.size(), 2u);
+  EXPECT_EQ(config.at("min-sizes"), "20, 45 ,90");
+  EXPECT_EQ(config.at("clip"), "1");
+  EXPECT_EQ(dec::config_numbers(config, "min-sizes"), (std::vector<double>{20, 45, 90}));
+  EXPECT_TRUE(dec::config_numbers(config, "max-sizes").empty());
+  EXPECT_THROW(dec::parse_decoder_config("clip=1; clip=0"), axstream::InvalidArgument);
+  // An empty number between commas is an error naming the key, not a zero.
+  try {
+    dec::config_numbers({{"steps", "8,,32"}}, "steps");
+    ADD_FAILURE() << "steps=8,,32 was accepted";
+  } catch (const axstream::InvalidArgument &error) {
+    EXPECT_NE(std::string(error.what()).find("steps=8,,32"), std::string::npos) << error.what();
+  }
+}
