@@ -590,62 +590,74 @@ std::vector<RoiBox> rois_of(GstBuffer *buffer) {
   return boxes;
 }
 
+// Decodes `frames` frames of seeded random device outputs (per frame one byte vector of each size
+// in `output_bytes`) of `package` with axdecode `launch` + "int8-fast-path=true" and "=false" side
+// by side, and hands each frame's two output buffers to `compare(frame, fast, slow)`. The first
+// frame decodes in float either way (the outputs are checked on it); with the fast path on, the
+// rest take the int8 path.
+template <class Compare>
+void decode_fast_and_slow(const std::string &package, const std::string &launch,
+                          const GstAxTransform &transform, const std::vector<size_t> &output_bytes,
+                          uint32_t seed, int frames, Compare compare) {
+  GstHarness *fast = decode_harness(launch + " int8-fast-path=true");
+  GstHarness *slow = decode_harness(launch + " int8-fast-path=false");
+  axtest::BusWatch fast_bus(fast->element), slow_bus(slow->element);
+  std::mt19937 rng(seed);
+  for (int frame = 0; frame < frames; ++frame) {
+    std::vector<std::vector<int8_t>> outputs;
+    for (size_t bytes : output_bytes) {
+      outputs.emplace_back(bytes);
+      for (auto &q : outputs.back()) q = int8_t(rng());
+    }
+    auto tensors = [&] {
+      GstBuffer *buffer = gst_buffer_new();
+      for (const auto &bytes : outputs) gst_buffer_append_memory(buffer, wrap_bytes(bytes));
+      return buffer;
+    };
+    ASSERT_EQ(gst_harness_push(fast, frame_with_outputs(package, tensors(), transform)),
+              GST_FLOW_OK)
+        << fast_bus.error();
+    ASSERT_EQ(gst_harness_push(slow, frame_with_outputs(package, tensors(), transform)),
+              GST_FLOW_OK)
+        << slow_bus.error();
+    GstBuffer *fast_out = gst_harness_pull(fast);
+    GstBuffer *slow_out = gst_harness_pull(slow);
+    compare(frame, fast_out, slow_out);
+    gst_buffer_unref(fast_out);
+    gst_buffer_unref(slow_out);
+  }
+  gst_harness_teardown(fast);
+  gst_harness_teardown(slow);
+}
+
 }  // namespace
 
 TEST_F(AxDecode, YoloHeadsWithASigmoidPostambleDecodeInInt8LikeTheFloatPath) {
   SigmoidHeadsPackage package;
-  const std::string launch =
-      "axdecode decoder=yolov5 conf-threshold=0.5 max-detections=0 "
-      "decoder-config=\"activations=sigmoid\" int8-fast-path=";
-  GstHarness *fast = decode_harness(launch + "true");
-  GstHarness *slow = decode_harness(launch + "false");
-  axtest::BusWatch fast_bus(fast->element), slow_bus(slow->element);
   GstAxTransform transform{};
   transform.crop_width = transform.crop_height = 64;
   transform.scale_x = transform.scale_y = 1;
   transform.tensor_width = transform.tensor_height = 64;
-  std::mt19937 rng(21);
   size_t compared = 0;
-  // The first frame decodes in float either way (the outputs are checked on it); the rest take
-  // the int8 path on the logits when int8-fast-path is on.
-  for (int frame = 0; frame < 3; ++frame) {
-    std::vector<std::vector<int8_t>> heads;
-    for (size_t size : {8, 4, 2}) {
-      heads.emplace_back(size * size * 24);
-      for (auto &q : heads.back()) q = int8_t(rng());
-    }
-    auto tensors = [&] {
-      GstBuffer *buffer = gst_buffer_new();
-      for (const auto &bytes : heads) gst_buffer_append_memory(buffer, wrap_bytes(bytes));
-      return buffer;
-    };
-    ASSERT_EQ(
-        gst_harness_push(fast, frame_with_outputs(package.dir.string(), tensors(), transform)),
-        GST_FLOW_OK)
-        << fast_bus.error();
-    ASSERT_EQ(
-        gst_harness_push(slow, frame_with_outputs(package.dir.string(), tensors(), transform)),
-        GST_FLOW_OK)
-        << slow_bus.error();
-    GstBuffer *fast_out = gst_harness_pull(fast);
-    GstBuffer *slow_out = gst_harness_pull(slow);
-    const auto got = rois_of(fast_out), expected = rois_of(slow_out);
-    ASSERT_FALSE(expected.empty()) << "frame " << frame << ": nothing decoded";
-    ASSERT_EQ(got.size(), expected.size()) << "frame " << frame;
-    for (size_t i = 0; i < got.size(); ++i) {
-      EXPECT_EQ(got[i].label, expected[i].label) << "frame " << frame << " box " << i;
-      EXPECT_NEAR(got[i].x, expected[i].x, 1) << "frame " << frame << " box " << i;
-      EXPECT_NEAR(got[i].y, expected[i].y, 1) << "frame " << frame << " box " << i;
-      EXPECT_NEAR(got[i].w, expected[i].w, 1) << "frame " << frame << " box " << i;
-      EXPECT_NEAR(got[i].h, expected[i].h, 1) << "frame " << frame << " box " << i;
-    }
-    compared += got.size();
-    gst_buffer_unref(fast_out);
-    gst_buffer_unref(slow_out);
-  }
+  decode_fast_and_slow(
+      package.dir.string(),
+      "axdecode decoder=yolov5 conf-threshold=0.5 max-detections=0 "
+      "decoder-config=\"activations=sigmoid\"",
+      transform, {8 * 8 * 24, 4 * 4 * 24, 2 * 2 * 24}, 21, 3,
+      [&](int frame, GstBuffer *fast, GstBuffer *slow) {
+        const auto got = rois_of(fast), expected = rois_of(slow);
+        ASSERT_FALSE(expected.empty()) << "frame " << frame << ": nothing decoded";
+        ASSERT_EQ(got.size(), expected.size()) << "frame " << frame;
+        for (size_t i = 0; i < got.size(); ++i) {
+          EXPECT_EQ(got[i].label, expected[i].label) << "frame " << frame << " box " << i;
+          EXPECT_NEAR(got[i].x, expected[i].x, 1) << "frame " << frame << " box " << i;
+          EXPECT_NEAR(got[i].y, expected[i].y, 1) << "frame " << frame << " box " << i;
+          EXPECT_NEAR(got[i].w, expected[i].w, 1) << "frame " << frame << " box " << i;
+          EXPECT_NEAR(got[i].h, expected[i].h, 1) << "frame " << frame << " box " << i;
+        }
+        compared += got.size();
+      });
   EXPECT_GT(compared, 10u);
-  gst_harness_teardown(fast);
-  gst_harness_teardown(slow);
 }
 
 namespace {
@@ -762,51 +774,22 @@ struct AxDecodeLog {
 TEST_F(AxDecode, SsdHeadsConcatenatedByThePostambleDecodeInInt8ExactlyLikeTheFloatPath) {
   ConcatHeadsPackage package;
   AxDecodeLog log;
-  const std::string launch = std::string("axdecode decoder=ssd conf-threshold=0.4 ") +
-                             "max-detections=0 decoder-config=\"" + package.kPriors +
-                             "\" int8-fast-path=";
-  GstHarness *fast = decode_harness(launch + "true");
-  GstHarness *slow = decode_harness(launch + "false");
-  axtest::BusWatch fast_bus(fast->element), slow_bus(slow->element);
   GstAxTransform transform{};
   transform.crop_width = transform.crop_height = 90;
   transform.scale_x = transform.scale_y = 1;
   transform.tensor_width = transform.tensor_height = 90;
-  std::mt19937 rng(31);
   size_t compared = 0;
-  // The first frame decodes in float either way (the outputs are checked on it); the rest take
-  // the int8 path over the heads when int8-fast-path is on.
-  for (int frame = 0; frame < 3; ++frame) {
-    std::vector<std::vector<int8_t>> heads;
-    for (size_t bytes : {3 * 3 * 16, 2 * 2 * 24, 3 * 3 * 24, 2 * 2 * 32}) {
-      heads.emplace_back(bytes);
-      for (auto &q : heads.back()) q = int8_t(rng());
-    }
-    auto tensors = [&] {
-      GstBuffer *buffer = gst_buffer_new();
-      for (const auto &bytes : heads) gst_buffer_append_memory(buffer, wrap_bytes(bytes));
-      return buffer;
-    };
-    ASSERT_EQ(
-        gst_harness_push(fast, frame_with_outputs(package.dir.string(), tensors(), transform)),
-        GST_FLOW_OK)
-        << fast_bus.error();
-    ASSERT_EQ(
-        gst_harness_push(slow, frame_with_outputs(package.dir.string(), tensors(), transform)),
-        GST_FLOW_OK)
-        << slow_bus.error();
-    GstBuffer *fast_out = gst_harness_pull(fast);
-    GstBuffer *slow_out = gst_harness_pull(slow);
-    const auto expected = describe_rois(slow_out);
-    ASSERT_FALSE(expected.empty()) << "frame " << frame << ": nothing decoded";
-    EXPECT_EQ(describe_rois(fast_out), expected) << "frame " << frame;
-    compared += expected.size();
-    gst_buffer_unref(fast_out);
-    gst_buffer_unref(slow_out);
-  }
+  decode_fast_and_slow(package.dir.string(),
+                       std::string("axdecode decoder=ssd conf-threshold=0.4 max-detections=0 ") +
+                           "decoder-config=\"" + package.kPriors + "\"",
+                       transform, {3 * 3 * 16, 2 * 2 * 24, 3 * 3 * 24, 2 * 2 * 32}, 31, 3,
+                       [&](int frame, GstBuffer *fast, GstBuffer *slow) {
+                         const auto expected = describe_rois(slow);
+                         ASSERT_FALSE(expected.empty()) << "frame " << frame << ": nothing decoded";
+                         EXPECT_EQ(describe_rois(fast), expected) << "frame " << frame;
+                         compared += expected.size();
+                       });
   EXPECT_GT(compared, 10u);
   EXPECT_TRUE(log.says("decoder ssd uses its int8 path")) << "the fast harness stayed on float";
   EXPECT_TRUE(log.says("decoder ssd uses its float path")) << "int8-fast-path=false";
-  gst_harness_teardown(fast);
-  gst_harness_teardown(slow);
 }
