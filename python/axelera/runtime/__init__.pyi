@@ -27,6 +27,7 @@ __all__ = [
     "NotImplemented",
     "Pending",
     "UnknownError",
+    "compile",
 ]
 
 _Device = Union["DeviceInfo", str]

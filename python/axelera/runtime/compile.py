@@ -74,10 +74,10 @@ def find_axcompile() -> str:
     # <prefix>/lib/python3*/(site|dist)-packages/axelera/runtime -> <prefix>/bin
     places = [here] + [p / "bin" for p in here.parents[3:5]]
     for up in places:
-        candidate = up / "axcompile"
-        searched.append(str(candidate))
-        if os.access(candidate, os.X_OK) and candidate.is_file():
-            return str(candidate)
+        installed = up / "axcompile"
+        searched.append(str(installed))
+        if os.access(installed, os.X_OK) and installed.is_file():
+            return str(installed)
     found = shutil.which("axcompile")
     if found:
         return found
