@@ -590,6 +590,29 @@ std::vector<RoiBox> rois_of(GstBuffer *buffer) {
   return boxes;
 }
 
+// axdecode's log lines (its INFO says which path a model's outputs take).
+struct AxDecodeLog {
+  std::vector<std::string> lines;
+  AxDecodeLog() {
+    gst_debug_set_threshold_for_name("axdecode", GST_LEVEL_INFO);
+    gst_debug_add_log_function(&AxDecodeLog::collect, this, nullptr);
+  }
+  ~AxDecodeLog() {
+    gst_debug_remove_log_function_by_data(this);
+    gst_debug_set_threshold_for_name("axdecode", GST_LEVEL_NONE);
+  }
+  static void collect(GstDebugCategory *category, GstDebugLevel, const gchar *, const gchar *, gint,
+                      GObject *, GstDebugMessage *message, gpointer self) {
+    if (g_strcmp0(gst_debug_category_get_name(category), "axdecode") == 0)
+      static_cast<AxDecodeLog *>(self)->lines.push_back(gst_debug_message_get(message));
+  }
+  bool says(const std::string &text) const {
+    for (const auto &line : lines)
+      if (line.find(text) != std::string::npos) return true;
+    return false;
+  }
+};
+
 // Decodes `frames` frames of seeded random device outputs (per frame one byte vector of each size
 // in `output_bytes`) of `package` with axdecode `launch` + "int8-fast-path=true" and "=false" side
 // by side, and hands each frame's two output buffers to `compare(frame, fast, slow)`. The first
@@ -634,6 +657,7 @@ void decode_fast_and_slow(const std::string &package, const std::string &launch,
 
 TEST_F(AxDecode, YoloHeadsWithASigmoidPostambleDecodeInInt8LikeTheFloatPath) {
   SigmoidHeadsPackage package;
+  AxDecodeLog log;
   GstAxTransform transform{};
   transform.crop_width = transform.crop_height = 64;
   transform.scale_x = transform.scale_y = 1;
@@ -658,6 +682,7 @@ TEST_F(AxDecode, YoloHeadsWithASigmoidPostambleDecodeInInt8LikeTheFloatPath) {
         compared += got.size();
       });
   EXPECT_GT(compared, 10u);
+  EXPECT_TRUE(log.says("decoder yolov5 uses its int8 path")) << "the fast harness stayed on float";
 }
 
 namespace {
@@ -743,29 +768,6 @@ struct ConcatHeadsPackage {
   ~ConcatHeadsPackage() {
     std::error_code ignored;
     fs::remove_all(dir, ignored);
-  }
-};
-
-// axdecode's log lines (its INFO says which path a model's outputs take).
-struct AxDecodeLog {
-  std::vector<std::string> lines;
-  AxDecodeLog() {
-    gst_debug_set_threshold_for_name("axdecode", GST_LEVEL_INFO);
-    gst_debug_add_log_function(&AxDecodeLog::collect, this, nullptr);
-  }
-  ~AxDecodeLog() {
-    gst_debug_remove_log_function_by_data(this);
-    gst_debug_set_threshold_for_name("axdecode", GST_LEVEL_NONE);
-  }
-  static void collect(GstDebugCategory *category, GstDebugLevel, const gchar *, const gchar *, gint,
-                      GObject *, GstDebugMessage *message, gpointer self) {
-    if (g_strcmp0(gst_debug_category_get_name(category), "axdecode") == 0)
-      static_cast<AxDecodeLog *>(self)->lines.push_back(gst_debug_message_get(message));
-  }
-  bool says(const std::string &text) const {
-    for (const auto &line : lines)
-      if (line.find(text) != std::string::npos) return true;
-    return false;
   }
 };
 
