@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Text detection and recognition (OCR cascade) on still images: PP-OCRv4 det -> axdecode dbnet
-# (rotated text boxes) -> axpreprocess roi=objects (each box cut along its rotated rectangle and
-# warped upright) -> PP-OCRv4 rec -> axdecode ctc (ppocr_keys_v1 dictionary); prints the text
+# (rotated text boxes) -> axpreprocess roi=objects (each box cut along its rotated rectangle,
+# warped upright and resized as PaddleOCR feeds rec: height 48, aspect kept, right-padded) ->
+# PP-OCRv4 rec -> axdecode ctc (ppocr_keys_v1 dictionary); prints the text
 # found in each image and writes its JSON Lines results.
 #
 #   pipelines/ocr.sh [IMAGE...] [--color-format RGB|BGR]
@@ -54,7 +55,7 @@ for image in "${images[@]}"; do
     video/x-raw,format=RGB ! \
     axpreprocess model="$det" $color_prop ! axinference model="$det" ! \
     axdecode decoder=dbnet model="$det" ! \
-    axpreprocess roi=objects object-class=text model="$rec" $color_prop ! \
+    axpreprocess roi=objects object-class=text resize=pad-right model="$rec" $color_prop ! \
     axinference model="$rec" ! axdecode decoder=ctc model="$rec" labels="$dict" ! \
     axmetapublish location="$json" ! fakesink
   /usr/bin/python3 - "$json" "$name" <<'PY'

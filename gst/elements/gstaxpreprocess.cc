@@ -89,6 +89,7 @@ using axstream::gst::transform_of;
 typedef enum {
   GST_AX_RESIZE_LETTERBOX = 0,
   GST_AX_RESIZE_STRETCH = 1,
+  GST_AX_RESIZE_PAD_RIGHT = 2,
 } GstAxResizeMode;
 
 #define DEFAULT_PROP_MODEL nullptr
@@ -207,6 +208,10 @@ static GType gst_ax_resize_mode_get_type(void) {
         {GST_AX_RESIZE_LETTERBOX, "Scale keeping the aspect ratio, border filled with pad-value",
          "letterbox"},
         {GST_AX_RESIZE_STRETCH, "Scale each axis to the tensor size (aspect not kept)", "stretch"},
+        {GST_AX_RESIZE_PAD_RIGHT,
+         "PaddleOCR's recogniser resize: tensor height, aspect kept (width capped at the "
+         "tensor's), left-aligned, right border the normalised zero",
+         "pad-right"},
         {0, nullptr, nullptr}};
     GType registered = g_enum_register_static("GstAxResizeMode", values);
     g_once_init_leave(&type, registered);
@@ -344,8 +349,9 @@ static pp::Options make_options(GstAxPreprocess *self) {
   std::optional<rt::InputPreprocess> from_package;
   if (!package.input_preprocess.empty()) from_package = package.input_preprocess[0];
   pp::Options o;
-  o.resize =
-      self->resize == GST_AX_RESIZE_STRETCH ? pp::ResizeMode::Stretch : pp::ResizeMode::Letterbox;
+  o.resize = self->resize == GST_AX_RESIZE_STRETCH     ? pp::ResizeMode::Stretch
+             : self->resize == GST_AX_RESIZE_PAD_RIGHT ? pp::ResizeMode::PadRight
+                                                       : pp::ResizeMode::Letterbox;
   o.pad_value = uint8_t(self->pad_value);
   o.color = pp::color_order_from_string(
       self->color_format && *self->color_format
@@ -801,7 +807,9 @@ static void gst_ax_preprocess_class_init(GstAxPreprocessClass *klass) {
       g_param_spec_enum("resize", "Resize mode",
                         "How the frame (or crop) is scaled to the tensor: letterbox keeps the "
                         "aspect ratio and centres it with a pad-value border, stretch scales each "
-                        "axis independently",
+                        "axis independently, pad-right fills the height keeping the aspect ratio "
+                        "(width capped) and pads the right with the normalised zero (PaddleOCR's "
+                        "text recogniser input)",
                         gst_ax_resize_mode_get_type(), DEFAULT_PROP_RESIZE, ready_flags));
   g_object_class_install_property(
       gobject_class, PROP_PAD_VALUE,

@@ -197,6 +197,10 @@ Preprocessor::Preprocessor(PixelFormat format, int frame_width, int frame_height
   if (options.resize == ResizeMode::Stretch) {
     g.content_width = tensor_width;
     g.content_height = tensor_height;
+  } else if (options.resize == ResizeMode::PadRight) {
+    g.content_height = tensor_height;
+    g.content_width = int(std::clamp(std::ceil(double(tensor_height) * crop.width / crop.height),
+                                     1.0, double(tensor_width)));
   } else if (int64_t(tensor_width) * crop.height <= int64_t(tensor_height) * crop.width) {
     g.content_width = tensor_width;
     g.content_height = std::clamp(int(std::lround(double(crop.height) * tensor_width / crop.width)),
@@ -206,8 +210,9 @@ Preprocessor::Preprocessor(PixelFormat format, int frame_width, int frame_height
     g.content_width = std::clamp(int(std::lround(double(crop.width) * tensor_height / crop.height)),
                                  1, tensor_width);
   }
-  g.offset_x = (tensor_width - g.content_width) / 2;
-  g.offset_y = (tensor_height - g.content_height) / 2;
+  const bool centred = options.resize != ResizeMode::PadRight;
+  g.offset_x = centred ? (tensor_width - g.content_width) / 2 : 0;
+  g.offset_y = centred ? (tensor_height - g.content_height) / 2 : 0;
   g.scale_x = double(g.content_width) / crop.width;
   g.scale_y = double(g.content_height) / crop.height;
 
@@ -265,10 +270,11 @@ Preprocessor::Preprocessor(PixelFormat format, int frame_width, int frame_height
 
   const int C = tensor.channels;
   padding_row_.assign(size_t(tensor.width) * C, int8_t(tensor.zero_point));
-  border_row_ = padding_row_;
-  for (int x = tensor.pad_left; x < tensor.pad_left + tensor_width; ++x)
-    for (int k = 0; k < colour_channels; ++k)
-      border_row_[size_t(x) * C + tensor.channel_pad_low + k] = lut_[k][options.pad_value];
+  border_row_ = padding_row_;  // PadRight's border: the normalised zero, i.e. the zero point
+  if (options.resize != ResizeMode::PadRight)
+    for (int x = tensor.pad_left; x < tensor.pad_left + tensor_width; ++x)
+      for (int k = 0; k < colour_channels; ++k)
+        border_row_[size_t(x) * C + tensor.channel_pad_low + k] = lut_[k][options.pad_value];
 }
 
 void Preprocessor::check_frame(const Frame &frame) const {

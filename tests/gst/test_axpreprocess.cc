@@ -215,6 +215,32 @@ TEST(AxPreprocess, StretchAndCropPropertiesSetTheGeometry) {
   gst_harness_teardown(h);
 }
 
+TEST(AxPreprocess, PadRightFillsTheHeightLeftAlignedWithANormalisedZeroBorder) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  GstElement *element = make_preprocess(model);
+  gst_util_set_object_arg(G_OBJECT(element), "resize", "pad-right");
+  g_object_set(element, "mean", "0.5", "std", "0.5", "pad-value", 255u, nullptr);
+  GstHarness *h = gst_harness_new_with_element(element, "sink", "src");
+  // 40x80 into 32x32: the full height, ceil(32 * 40 / 80) = 16 columns, then the border.
+  ASSERT_EQ(push_random_frame(h, GST_VIDEO_FORMAT_RGB, 40, 80, 3), GST_FLOW_OK);
+  GstBuffer *out = gst_harness_pull(h);
+  GstAxTensorMeta *meta = gst_buffer_get_ax_tensor_meta(out, GST_AX_TENSOR_INPUT, nullptr, -1);
+  ASSERT_NE(meta, nullptr);
+  EXPECT_DOUBLE_EQ(meta->transform.offset_x, 0.0);
+  EXPECT_DOUBLE_EQ(meta->transform.offset_y, 0.0);
+  EXPECT_DOUBLE_EQ(meta->transform.scale_x, 16.0 / 40.0);
+  EXPECT_DOUBLE_EQ(meta->transform.scale_y, 32.0 / 80.0);
+  const rt::TensorInfo tensor = input_info(model);
+  const auto bytes = axtest::buffer_bytes(meta->tensors);
+  // Columns 16..31 of every row: the normalised zero (the zero point), not pad-value.
+  for (int y : {0, 31})
+    for (int x : {16, 31})
+      for (int c = 0; c < 4; ++c)
+        EXPECT_EQ(bytes[(size_t(y) * 32 + x) * 4 + c], tensor.zero_point) << x << "," << y;
+  gst_buffer_unref(out);
+  gst_harness_teardown(h);
+}
+
 TEST(AxPreprocess, MeanStdAndPadValuePropertiesOverrideThePackage) {
   AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
   GstElement *element = make_preprocess(model);

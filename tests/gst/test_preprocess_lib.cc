@@ -146,8 +146,10 @@ std::vector<int8_t> opencv_reference(const pp::Frame &frame, const pp::TensorSpe
                      cv::Scalar::all(o.pad_value));
   std::vector<int8_t> out(t.size(), int8_t(t.zero_point));
   const int cn = boxed.channels();
+  // PadRight's border is the normalised zero: the zero point already there.
+  const int filled_width = o.resize == pp::ResizeMode::PadRight ? g.content_width : boxed.cols;
   for (int y = 0; y < boxed.rows; ++y)
-    for (int x = 0; x < boxed.cols; ++x)
+    for (int x = 0; x < filled_width; ++x)
       for (int c = 0; c < cn; ++c) {
         const double pixel = boxed.ptr<uint8_t>(y)[x * cn + c];
         const double value = (pixel * o.normalisation.pixel_scale - o.normalisation.mean[c]) /
@@ -223,6 +225,10 @@ TEST_P(PreprocessMatchesOpenCV, BitExactForDownscaleUpscaleCropAndStretch) {
       // 3.5x with two taps and 3x from an odd crop: the AVX2 shuffle windows instead of gathers.
       {560, 316, 160, 160, pp::ResizeMode::Letterbox, std::nullopt},
       {482, 272, 160, 160, pp::ResizeMode::Letterbox, pp::Rect{1, 1, 480, 270}},
+      // PaddleOCR's text-line input: height filled, aspect kept, right border; capped width.
+      {100, 20, 48, 320, pp::ResizeMode::PadRight, std::nullopt},
+      {700, 30, 48, 320, pp::ResizeMode::PadRight, std::nullopt},
+      {128, 72, 48, 320, pp::ResizeMode::PadRight, pp::Rect{17, 9, 70, 21}},
   };
   uint32_t seed = 1;
   for (const SizeCase &s : cases) {
@@ -330,6 +336,43 @@ TEST(PreprocessGeometry, StretchFillsTheTensorWithCropOrigin) {
   EXPECT_EQ(g.offset_y, 0);
   EXPECT_DOUBLE_EQ(g.scale_x, 224.0 / 400.0);
   EXPECT_DOUBLE_EQ(g.scale_y, 224.0 / 200.0);
+}
+
+TEST(PreprocessGeometry, PadRightFillsTheHeightLeftAlignedAndCapsTheWidth) {
+  pp::Options o = imagenet_options(pp::ColorOrder::RGB);
+  o.resize = pp::ResizeMode::PadRight;
+  o.crop = pp::Rect{10, 20, 100, 30};  // aspect 10/3: 48 * 10 / 3 = 160 columns
+  pp::Preprocessor line(pp::PixelFormat::RGB, 640, 480, metis_tensor(48, 320, 3), o);
+  EXPECT_EQ(line.geometry().content_width, 160);
+  EXPECT_EQ(line.geometry().content_height, 48);
+  EXPECT_EQ(line.geometry().offset_x, 0);
+  EXPECT_EQ(line.geometry().offset_y, 0);
+  EXPECT_DOUBLE_EQ(line.geometry().scale_x, 160.0 / 100.0);
+  EXPECT_DOUBLE_EQ(line.geometry().scale_y, 48.0 / 30.0);
+  o.crop = pp::Rect{0, 0, 101, 30};  // PaddleOCR rounds the width up: ceil(161.6) = 162
+  EXPECT_EQ(pp::Preprocessor(pp::PixelFormat::RGB, 640, 480, metis_tensor(48, 320, 3), o)
+                .geometry()
+                .content_width,
+            162);
+  o.crop = pp::Rect{0, 0, 600, 30};  // longer than 320/48: squeezed into the width
+  pp::Preprocessor squeezed(pp::PixelFormat::RGB, 640, 480, metis_tensor(48, 320, 3), o);
+  EXPECT_EQ(squeezed.geometry().content_width, 320);
+  EXPECT_EQ(squeezed.geometry().content_height, 48);
+}
+
+TEST(PreprocessPadding, PadRightBorderIsTheNormalisedZero) {
+  pp::TensorSpec t = metis_tensor(8, 16, 3);
+  t.zero_point = 5;
+  pp::Options o = imagenet_options(pp::ColorOrder::RGB);  // pad_value 114: not used
+  o.resize = pp::ResizeMode::PadRight;
+  OwnedFrame f = random_frame(pp::PixelFormat::RGB, 4, 4, 3);  // 8x8 content, 8 columns right
+  pp::Preprocessor p(pp::PixelFormat::RGB, 4, 4, t, o);
+  ASSERT_EQ(p.geometry().content_width, 8);
+  std::vector<int8_t> out(t.size(), 99);
+  p.run(f.frame, out.data());
+  for (int y = 0; y < t.height; ++y)
+    for (int x = 8; x < t.width; ++x)
+      for (int c = 0; c < 4; ++c) EXPECT_EQ(out[(y * t.width + x) * 4 + c], 5) << x << "," << y;
 }
 
 TEST(PreprocessPadding, ChannelAndSpatialPaddingHoldZeroPointAndBorderHoldsPadValue) {

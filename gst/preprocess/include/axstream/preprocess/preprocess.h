@@ -16,7 +16,12 @@ struct KernelSet;
 
 enum class PixelFormat { NV12, I420, RGB, BGR, RGBA, BGRA, RGBx, BGRx, GRAY8 };
 enum class ColorOrder { RGB, BGR, GRAY };  // channel order the model wants
-enum class ResizeMode { Letterbox, Stretch };
+// Letterbox: scaled to fit keeping the aspect ratio, centred, border = pad_value. Stretch: each
+// axis scaled to the tensor. PadRight: PaddleOCR's recogniser resize -- scaled to the tensor
+// height keeping the aspect ratio (width ceil(height * aspect), at most the tensor's: longer
+// crops are squeezed), left-aligned, the rest of each row the normalised zero (the zero point;
+// for axpreprocess's preamble pixels, quantised as pixel - 128, that is pixel 0).
+enum class ResizeMode { Letterbox, Stretch, PadRight };
 
 // "NV12", "RGBx", ... (GStreamer's format names); throws InvalidArgument for anything else.
 PixelFormat pixel_format_from_string(const std::string &name);
@@ -61,6 +66,7 @@ struct Normalisation {
 struct Options {
   ResizeMode resize = ResizeMode::Letterbox;
   uint8_t pad_value = 0;  // pixel value of the letterbox border (before normalisation)
+                          // (PadRight pads with the normalised zero instead)
   ColorOrder color = ColorOrder::RGB;
   Normalisation normalisation;
   std::optional<Rect> crop;  // frame region to use; whole frame when absent
