@@ -24,9 +24,11 @@ recipes=(
   # back: 2 more search rounds and up to 35% float nodes (docs/compiler.md, "Measured accuracy").
   "blazeface-back|$cache/blazeface/package/ONNX/face_detection_back_256x256_barracuda.onnx|--calib $data/data/Megamind.avi --num-calib 24 --mean 0.5 --std 0.5 --fallback-rounds 10 --max-float-fraction 0.35"
   "ppocr-det|$cache/ocr/package/assets/ch_PP-OCRv4_det_infer.onnx|--calib $data/text/*.jpg --num-calib 8 --input-shape x=1,3,640,640 --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225"
-  # rec calibrates on the text lines the float det finds in the scenes (its real inputs); rec and
-  # cls use the range method that reads like float on them (docs/compiler.md, "Measured accuracy").
-  "ppocr-rec|$cache/ocr/package/assets/ch_PP-OCRv4_rec_infer.onnx|--calib $data/text/scenetext0*.jpg --calib-text-crops $cache/ocr/package/assets/ch_PP-OCRv4_det_infer.onnx --num-calib 24 --calib-method mse --input-shape x=1,3,48,320 --mean 0.5 --std 0.5"
+  # rec calibrates on the text lines the float det finds in the scenes (its real inputs), resized
+  # as PaddleOCR feeds them (--calib-text-crops implies --calib-resize pad-right; pipelines/ocr.sh
+  # feeds the package the same way); cls uses the range method that reads like float on its
+  # images (docs/compiler.md, "Measured accuracy").
+  "ppocr-rec|$cache/ocr/package/assets/ch_PP-OCRv4_rec_infer.onnx|--calib $data/text/scenetext0*.jpg --calib-text-crops $cache/ocr/package/assets/ch_PP-OCRv4_det_infer.onnx --num-calib 24 --input-shape x=1,3,48,320 --mean 0.5 --std 0.5"
   "ppocr-cls|$cache/ocr/package/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx|--calib $data/text/*.jpg --num-calib 8 --calib-method entropy --input-shape x=1,3,48,192 --mean 0.5 --std 0.5"
 )
 

@@ -20,6 +20,10 @@ const char kUsage[] =
     "  --calib-text-crops DET.onnx      calibrate on the text lines the float text detector\n"
     "                         DET (PP-OCR det) finds in the --calib images (for an OCR\n"
     "                         recogniser or direction classifier); crops count as images\n"
+    "  --calib-resize stretch|pad-right how images are fitted to the input: stretched, or\n"
+    "                         PaddleOCR's recogniser resize (input height, aspect kept, width\n"
+    "                         capped, right-padded with normalised zeros); default pad-right\n"
+    "                         with --calib-text-crops, else stretch\n"
     "  --mean a,b,c           per-channel mean after --pixel-scale (default 0)\n"
     "  --std a,b,c            per-channel std (default 1)\n"
     "  --pixel-scale S        pixel multiplier, e.g. 1/255 (default) or 0.0078125\n"
@@ -114,6 +118,14 @@ int main(int argc, char **argv) {
       options.calibration = value();
     } else if (arg == "--calib-text-crops") {
       options.calibration_text_detector = value();
+    } else if (arg == "--calib-resize") {
+      std::string resize = value();
+      if (resize == "stretch")
+        options.resize = CalibrationResize::stretch;
+      else if (resize == "pad-right")
+        options.resize = CalibrationResize::pad_right;
+      else
+        usage_error("--calib-resize: expected stretch or pad-right, got '" + resize + "'");
     } else if (arg == "--num-calib") {
       double n = parse_number(value(), arg);
       if (n < 1 || n != static_cast<int>(n))

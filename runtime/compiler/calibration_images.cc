@@ -135,7 +135,8 @@ std::vector<CalibrationFrame> text_line_crops(const std::vector<CalibrationFrame
       "BGR", 1.0 / 255.0, {0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}};
   std::vector<std::vector<CalibrationFrame>> per_scene;
   for (const auto &scene : scenes) {
-    std::vector<float> in = frame_to_tensor(scene.bgr, det_input, det_norm);
+    std::vector<float> in =
+        frame_to_tensor(scene.bgr, det_input, det_norm, CalibrationResize::stretch);
     executor->run({in.data()}, output_ptrs);
     const auto *prob = reinterpret_cast<const float *>(outputs[0].data());
     const int mh = det_input.height, mw = det_input.width;
@@ -186,8 +187,22 @@ std::vector<CalibrationFrame> text_line_crops(const std::vector<CalibrationFrame
   return crops;
 }
 
+const char *calibration_resize_name(CalibrationResize resize) {
+  switch (resize) {
+    case CalibrationResize::stretch:
+      return "stretch";
+    case CalibrationResize::pad_right:
+      return "pad-right";
+    case CalibrationResize::automatic:
+      break;
+  }
+  return "auto";
+}
+
 std::vector<float> frame_to_tensor(const cv::Mat &bgr, const ModelInputSpec &input,
-                                   const PixelNormalisation &norm) {
+                                   const PixelNormalisation &norm, CalibrationResize resize) {
+  if (resize == CalibrationResize::automatic)
+    throw InternalError("frame_to_tensor: the calibration resize mode was not resolved");
   cv::Mat converted;
   if (input.channels == 1) {
     if (bgr.channels() == 1)
@@ -206,10 +221,17 @@ std::vector<float> frame_to_tensor(const cv::Mat &bgr, const ModelInputSpec &inp
                          "the model wants " +
                          std::to_string(input.channels));
   }
+  // PaddleOCR's recogniser resize (resize_norm_img): the full height, width ceil(h * aspect)
+  // capped at the input width, left-aligned; the columns right of it stay normalised zeros.
+  int content_width = input.width;
+  if (resize == CalibrationResize::pad_right)
+    content_width = static_cast<int>(std::clamp(
+        std::ceil(static_cast<double>(input.height) * converted.cols / std::max(1, converted.rows)),
+        1.0, static_cast<double>(input.width)));
   cv::Mat resized;
-  cv::resize(converted, resized, cv::Size(input.width, input.height), 0, 0, cv::INTER_LINEAR);
+  cv::resize(converted, resized, cv::Size(content_width, input.height), 0, 0, cv::INTER_LINEAR);
   const int c = input.channels, h = input.height, w = input.width;
-  std::vector<float> out(static_cast<size_t>(c) * h * w);
+  std::vector<float> out(static_cast<size_t>(c) * h * w, 0.f);
   std::vector<float> mul(c), add(c);
   for (int ch = 0; ch < c; ++ch) {
     double mean = norm.mean.empty() ? 0.0 : norm.mean[ch];
@@ -219,7 +241,7 @@ std::vector<float> frame_to_tensor(const cv::Mat &bgr, const ModelInputSpec &inp
   }
   for (int y = 0; y < h; ++y) {
     const uint8_t *row = resized.ptr<uint8_t>(y);
-    for (int x = 0; x < w; ++x)
+    for (int x = 0; x < content_width; ++x)
       for (int ch = 0; ch < c; ++ch) {
         float v = row[x * c + ch] * mul[ch] + add[ch];
         size_t index = input.nchw ? (static_cast<size_t>(ch) * h + y) * w + x

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "axstream/compiler/compiler.h"
+
 namespace axstream::compiler {
 
 struct ModelInputSpec {
@@ -38,8 +40,12 @@ std::vector<CalibrationFrame> load_calibration_frames(const std::string &spec, i
 std::vector<CalibrationFrame> text_line_crops(const std::vector<CalibrationFrame> &scenes,
                                               const std::string &detector_path, int count);
 
-// Dense float tensor of shape [1,C,H,W] or [1,H,W,C].
+// "stretch" / "pad-right" (axcompile's --calib-resize names); automatic is "auto".
+const char *calibration_resize_name(CalibrationResize resize);
+
+// Dense float tensor of shape [1,C,H,W] or [1,H,W,C], the image resized as `resize` says
+// (stretch or pad_right; automatic must be resolved by the caller).
 std::vector<float> frame_to_tensor(const cv::Mat &bgr, const ModelInputSpec &input,
-                                   const PixelNormalisation &norm);
+                                   const PixelNormalisation &norm, CalibrationResize resize);
 
 }  // namespace axstream::compiler

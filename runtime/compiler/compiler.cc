@@ -300,7 +300,7 @@ class Compilation {
                      const std::string *post_bytes);
 
   std::vector<float> input_tensor(const cv::Mat &frame) const {
-    return frame_to_tensor(frame, input_, norm_);
+    return frame_to_tensor(frame, input_, norm_, resize_);
   }
   const engine::TensorDesc &desc(const std::string &tensor) const {
     auto it = calib_index_.find(tensor);
@@ -328,6 +328,7 @@ class Compilation {
   ModelInputSpec input_;
   Shape input_shape_;
   PixelNormalisation norm_;
+  CalibrationResize resize_ = CalibrationResize::stretch;  // options_.resize, resolved
   QuantParams input_params_;
   int64_t input_padded_channels_ = 4;
   // The core's input: the model input, or the preamble's output (same shape and layout).
@@ -457,6 +458,11 @@ void Compilation::resolve_input() {
     throw NotImplemented(model_label_ + ": input '" + input_.name + "' has " +
                          std::to_string(input_.channels) + " channels; expected 1 or 3");
 
+  // A recogniser calibrating on text lines is fed them as PaddleOCR does, not stretched.
+  resize_ = options_.resize != CalibrationResize::automatic ? options_.resize
+            : options_.calibration_text_detector.empty()    ? CalibrationResize::stretch
+                                                            : CalibrationResize::pad_right;
+  report_.calibration_resize = calibration_resize_name(resize_);
   norm_.color_format = input_.channels == 1 ? "GRAY" : options_.color_format;
   norm_.pixel_scale = options_.pixel_scale;
   auto expand = [&](const std::vector<double> &v, double fallback, const char *what) {
@@ -1952,6 +1958,7 @@ void Compilation::write_package(const std::string &core_bytes, const std::string
   for (const auto &[op, n] : report_.host_ops) contents.host_ops[op] = n;
   for (const auto &[op, n] : report_.preamble_ops) contents.preamble_ops[op] = n;
   contents.calibration_images = report_.calibration_images;
+  contents.calibration_resize = report_.calibration_resize;
   contents.source_model = fs::path(options_.model_path).filename().string();
   report_.package_bytes = write_package_atomically(report_.package_dir, contents);
 }
@@ -2025,7 +2032,8 @@ std::string format_report(const CompileReport &r, bool all_ranges) {
   s << std::setprecision(6);
   s << "package   " << r.package_dir << " (" << r.model_name << ", "
     << (r.package_bytes + 512) / 1024 << " KiB)\n";
-  s << "calibration images " << r.calibration_images << "\n";
+  s << "calibration images " << r.calibration_images << " (resized: " << r.calibration_resize
+    << ")\n";
   s << "core      " << r.core_nodes << " nodes (" << r.core_int8_nodes
     << " with int8 weights; the rest int8 or float between Q/DQ):";
   for (const auto &[op, n] : r.core_ops) s << " " << op << "x" << n;

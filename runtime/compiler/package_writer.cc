@@ -180,7 +180,8 @@ std::string manifest_json_text(const PackageContents &c) {
     << ",\n"
     << "  \"compiler\": {\"tool\": \"axcompile\", \"version\": \"0.1.0\", \"source_model\": "
     << quoted(c.source_model) << ", \"calibration_method\": " << quoted(c.calibration_method)
-    << ", \"calibration_images\": " << c.calibration_images << "}\n"
+    << ", \"calibration_images\": " << c.calibration_images
+    << ", \"calibration_resize\": " << quoted(c.calibration_resize) << "}\n"
     << "}\n";
   return s.str();
 }

@@ -39,6 +39,7 @@ struct PackageContents {
   std::vector<InputPreprocessInfo> input_preprocess;
   std::string calibration_method;
   int calibration_images = 0;
+  std::string calibration_resize;  // how the images were fitted to the input (stretch, pad-right)
   std::string source_model;
   // Core nodes kept float by mixed precision (a real Metis runs them on the host) and the
   // postamble's op counts: model.json's "host_ops" record.

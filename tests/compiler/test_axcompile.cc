@@ -7,6 +7,8 @@
 #include <set>
 #include <sstream>
 
+#include "axstream/error.h"
+#include "calibration_images.h"
 #include "compiler_test_util.h"
 
 namespace {
@@ -97,6 +99,9 @@ TEST(Axcompile, PackageRecordsPaddedNhwcIoPreprocessingAndPostamble) {
   EXPECT_TRUE(fs::exists(pkg / "postamble.onnx"));
   std::string manifest = read_text(pkg / "manifest.json");
   EXPECT_NE(manifest.find("\"calibration_images\": 6"), std::string::npos) << manifest;
+  EXPECT_NE(manifest.find("\"calibration_resize\": \"stretch\""), std::string::npos) << manifest;
+  EXPECT_NE(result.output.find("calibration images 6 (resized: stretch)"), std::string::npos)
+      << result.output;
   // The NHWC -> NCHW Transpose at the input is the device layout: no preamble.
   EXPECT_EQ(package->preamble_graph, "");
   EXPECT_FALSE(fs::exists(pkg / "preamble.onnx"));
@@ -441,6 +446,45 @@ TEST(Axcompile, BadOptionValuesAreUsageErrors) {
   EXPECT_EQ(result.exit_code, 2);
   EXPECT_NE(result.output.find("--input-format: expected RGB or BGR, got 'YUV'"), std::string::npos)
       << result.output;
+  result = axcompile({(kModels / "classifier.onnx").string(), "--calib",
+                      (kModels / "calib").string(), "--calib-resize", "letterbox"});
+  EXPECT_EQ(result.exit_code, 2);
+  EXPECT_NE(result.output.find("--calib-resize: expected stretch or pad-right, got 'letterbox'"),
+            std::string::npos)
+      << result.output;
+}
+
+// --calib-resize pad-right is PaddleOCR's recogniser input: the image fills the height, keeps its
+// aspect ratio (ceil(48 * 40 / 10) = 192 columns), is left-aligned and the rest of each row is
+// the normalised zero; an image wider than 320/48 is squeezed into the width.
+TEST(CalibrationImages, PadRightKeepsTheAspectLeftAlignedAndPadsWithNormalisedZero) {
+  using namespace axstream::compiler;
+  const PixelNormalisation norm{"RGB", 1.0 / 255.0, {0.5, 0.5, 0.5}, {0.5, 0.5, 0.5}};
+  const cv::Mat white(10, 40, CV_8UC3, cv::Scalar::all(255)),
+      long_line(10, 100, CV_8UC3, cv::Scalar::all(255));
+  for (bool nchw : {true, false}) {
+    const ModelInputSpec input{"x", nchw, 3, 48, 320};
+    auto at = [&](const std::vector<float> &t, int c, int y, int x) {
+      return nchw ? t[(size_t(c) * 48 + y) * 320 + x] : t[(size_t(y) * 320 + x) * 3 + c];
+    };
+    const auto padded = frame_to_tensor(white, input, norm, CalibrationResize::pad_right);
+    ASSERT_EQ(padded.size(), 3u * 48 * 320);
+    for (int c = 0; c < 3; ++c)
+      for (int y : {0, 47}) {
+        EXPECT_FLOAT_EQ(at(padded, c, y, 0), 1.f);
+        EXPECT_FLOAT_EQ(at(padded, c, y, 191), 1.f);
+        EXPECT_FLOAT_EQ(at(padded, c, y, 192), 0.f) << "first padded column, nchw " << nchw;
+        EXPECT_FLOAT_EQ(at(padded, c, y, 319), 0.f);
+      }
+    const auto squeezed = frame_to_tensor(long_line, input, norm, CalibrationResize::pad_right);
+    const auto stretched = frame_to_tensor(white, input, norm, CalibrationResize::stretch);
+    for (int c = 0; c < 3; ++c) {
+      EXPECT_FLOAT_EQ(at(squeezed, c, 20, 319), 1.f);
+      EXPECT_FLOAT_EQ(at(stretched, c, 20, 319), 1.f);
+    }
+  }
+  EXPECT_THROW(frame_to_tensor(white, {"x", true, 3, 48, 320}, norm, CalibrationResize::automatic),
+               axstream::InternalError);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@ the package it writes loads and runs through axelera.runtime; failures are Inval
 with axcompile's message."""
 
 import importlib
+import json
 import os
 import pathlib
 import subprocess
@@ -61,6 +62,19 @@ def test_compile_seeded_classifier_loads_and_runs(float_models, tmp_path):
         out = np.empty(o.shape, dtype=o.dtype)
         instance.run([data], [out])
         assert np.any(out != o.zero_point)
+
+
+def test_compile_calib_resize_is_passed_and_recorded_in_the_package(float_models, tmp_path):
+    """calib_resize="pad-right" (PaddleOCR's recogniser resize) reaches axcompile, which records
+    how it fitted the images in the manifest; a bad value is axcompile's usage error."""
+    require_axcompile()
+    pkg = axr.compile(float_models / "classifier.onnx", float_models / "calib", tmp_path / "pkg",
+                      num_calib=4, check=False, accuracy_target=0, calib_resize="pad-right")
+    manifest = json.loads((pathlib.Path(pkg) / "manifest.json").read_text())
+    assert manifest["compiler"]["calibration_resize"] == "pad-right"
+    with pytest.raises(axr.InvalidArgument, match="--calib-resize.*'letterbox'"):
+        axr.compile(float_models / "classifier.onnx", float_models / "calib", tmp_path / "bad",
+                    calib_resize="letterbox")
 
 
 def test_compile_missing_model_is_invalid_argument_with_the_tools_message(float_models, tmp_path):

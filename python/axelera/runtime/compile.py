@@ -30,6 +30,7 @@ __all__ = ["compile", "find_axcompile"]
 _VALUE_FLAGS = {
     "num_calib": "--num-calib",
     "calib_text_crops": "--calib-text-crops",
+    "calib_resize": "--calib-resize",
     "pixel_scale": "--pixel-scale",
     "input_format": "--input-format",
     "input_layout": "--input-layout",
@@ -155,7 +156,9 @@ def compile(model: os.PathLike | str, calib: os.PathLike | str,
     model's base name in the current directory).
 
     Options (axcompile flags): num_calib, calib_text_crops (float text detector ONNX: an OCR
-    recogniser calibrates on the text lines it finds in ``calib``), mean, std (number or per-channel sequence),
+    recogniser calibrates on the text lines it finds in ``calib``), calib_resize ("stretch", or
+    "pad-right": PaddleOCR's recogniser resize, the default with calib_text_crops), mean, std
+    (number or per-channel sequence),
     pixel_scale, input_format ("RGB"/"BGR"), input_shape ({name: shape}), input_layout
     ("NCHW"/"NHWC"), calib_method ("percentile" default, "mse", "entropy", "minmax"),
     percentile, logit_clip, output_range ({name: (low, high)}), accuracy_target (mixed

@@ -12,6 +12,12 @@ namespace axstream::compiler {
 
 enum class CalibrationMethod { minmax, percentile, mse, entropy };
 enum class InputLayout { autodetect, nchw, nhwc };
+// How a calibration (or held-out) image becomes the model's input size. stretch: each axis scaled
+// to the input (aspect not kept). pad_right: PaddleOCR's recogniser resize -- scaled to the input
+// height keeping the aspect ratio (width at most the input's: longer images are squeezed),
+// left-aligned, the rest of each row filled with normalised zeros. automatic: pad_right with a
+// text detector (the crops are a recogniser's text lines), else stretch.
+enum class CalibrationResize { automatic, stretch, pad_right };
 
 struct CompileOptions {
   std::string model_path;    // the float ONNX model
@@ -21,6 +27,9 @@ struct CompileOptions {
   // lines it finds in the `calibration` images instead of the whole images (an OCR
   // recogniser's real inputs). Crops count as calibration images.
   std::string calibration_text_detector;
+  // How each image is resized to the input for calibration, the mixed-precision search and the
+  // held-out check: it should be how the model is fed in use.
+  CalibrationResize resize = CalibrationResize::automatic;
   std::vector<double> mean;  // per colour channel, applied after pixel_scale; empty = 0
   std::vector<double> std;   // per colour channel; empty = 1
   double pixel_scale = 1.0 / 255.0;
@@ -85,6 +94,7 @@ struct CompileReport {
   std::string package_dir;
   std::string model_name;
   int calibration_images = 0;
+  std::string calibration_resize;                // "stretch" or "pad-right"
   int reference_images = 0;                      // held-out images compared (0: no check)
   bool reference_on_calibration_images = false;  // too few images to hold any out
   int core_nodes = 0, core_int8_nodes = 0, host_nodes = 0;
