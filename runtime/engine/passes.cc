@@ -1534,6 +1534,86 @@ void keep_int8_activations_nhwc(Graph &g) {
   }
 }
 
+// oneDNN's int8 convolutions on VNNI read uint8 sources: ConvKernel flips an int8 input to
+// uint8 (zero point + 128) in a pass over it before every convolution. An int8 value whose
+// producer is one of our exact int8 kernels that can as well write uint8 (QLookup: its table
+// flipped; QBinary, QAdd: by their output zero point's type) and whose readers all take a
+// uint8 input with its zero point (QConv, QLookup, QBinary, QAdd, QGlobalAveragePool), one of
+// them a QConv, becomes uint8 with every zero point moved by 128: the same real values, so the
+// same results, without the flips. (Not a QConv's own output: oneDNN adds the destination zero
+// point in float before rounding, so z + 128 there can round differently.)
+void uint8_convolution_inputs(Graph &g) {
+  if (!dnnl_kernels_enabled() || !dnnl_cpu_has_vnni()) return;
+  ValueLinks links(g);
+  // Where a reader's zero point for its input `v` sits (0: a table, none), or -1 when the
+  // reader cannot take uint8 there.
+  auto zero_point_slot = [](const Node &n, int v) -> int {
+    size_t at = std::find(n.inputs.begin(), n.inputs.end(), v) - n.inputs.begin();
+    if (at == n.inputs.size() || std::count(n.inputs.begin(), n.inputs.end(), v) != 1) return -1;
+    if ((is_op_in(n, "axstream", "QConv") || is_op_in(n, "axstream", "QGlobalAveragePool")) &&
+        at == 0)
+      return 2;
+    if ((is_op_in(n, "axstream", "QBinary") || is_op_in(n, "axstream", "QAdd")) &&
+        (at == 0 || at == 3))
+      return static_cast<int>(at) + 2;
+    if (is_op_in(n, "axstream", "QLookup") && at == 0) return 0;
+    return -1;
+  };
+  // The one-value int8 zero point at `slot` of n (0 when absent); false when it is not one.
+  auto int8_zero_point = [&g](const Node &n, size_t slot, int32_t &value) {
+    value = 0;
+    if (slot >= n.inputs.size() || n.inputs[slot] < 0) return true;
+    const Tensor *t = g.values[n.inputs[slot]].constant.get();
+    if (!t || t->dtype != DType::i8 || t->count() != 1) return false;
+    value = t->data<int8_t>()[0];
+    return true;
+  };
+  auto set_uint8_zero_point = [&g](Node &n, size_t slot, int32_t int8_value) {
+    auto t = std::make_shared<Tensor>(DType::u8, Shape{});
+    t->data<uint8_t>()[0] = static_cast<uint8_t>(int8_value + 128);
+    if (n.inputs.size() <= slot) n.inputs.resize(slot + 1, -1);
+    n.inputs[slot] = add_constant(g, n.name + " uint8 zero point", t);
+  };
+  for (size_t v = 0; v < g.values.size(); ++v) {
+    int id = static_cast<int>(v);
+    if (g.values[v].dtype != DType::i8 || g.values[v].constant || links.producer[v] < 0 ||
+        links.graph_outputs.count(id))
+      continue;
+    Node &producer = g.nodes[links.producer[v]];
+    if (producer.outputs.size() != 1) continue;
+    bool lookup = is_op_in(producer, "axstream", "QLookup") && producer.inputs.size() == 2 &&
+                  producer.inputs[1] >= 0 && g.values[producer.inputs[1]].constant &&
+                  g.values[producer.inputs[1]].constant->dtype == DType::i8;
+    bool join =
+        (is_op_in(producer, "axstream", "QBinary") || is_op_in(producer, "axstream", "QAdd")) &&
+        producer.inputs.size() > 7 && producer.inputs[7] >= 0;
+    int32_t y_zero = 0;
+    if (!lookup && !(join && int8_zero_point(producer, 7, y_zero))) continue;
+    std::vector<Node *> readers = readers_of(g, id);
+    bool ok = !readers.empty(), conv_reads = false;
+    std::vector<int32_t> reader_zero(readers.size(), 0);
+    for (size_t r = 0; ok && r < readers.size(); ++r) {
+      int slot = zero_point_slot(*readers[r], id);
+      ok = slot >= 0 && (slot == 0 || int8_zero_point(*readers[r], slot, reader_zero[r]));
+      conv_reads = conv_reads || is_op_in(*readers[r], "axstream", "QConv");
+    }
+    if (!ok || !conv_reads) continue;
+    if (lookup) {
+      auto table = std::make_shared<Tensor>(*g.values[producer.inputs[1]].constant);
+      table->dtype = DType::u8;
+      for (uint8_t &b : table->bytes) b ^= 0x80;  // int8 t -> uint8 t + 128
+      producer.inputs[1] = add_constant(g, producer.name + " uint8 table", table);
+    } else {
+      set_uint8_zero_point(producer, 7, y_zero);
+    }
+    g.values[v].dtype = DType::u8;
+    for (size_t r = 0; r < readers.size(); ++r) {
+      int slot = zero_point_slot(*readers[r], id);
+      if (slot > 0) set_uint8_zero_point(*readers[r], slot, reader_zero[r]);
+    }
+  }
+}
+
 }  // namespace
 
 void run_prefold_passes(Graph &graph) {
@@ -1556,6 +1636,7 @@ void run_postfold_passes(Graph &graph) {
   fuse_qdq_global_average_pool(graph);
   fuse_qdq_binary(graph);
   keep_int8_activations_nhwc(graph);
+  uint8_convolution_inputs(graph);
 }
 
 }  // namespace axstream::engine

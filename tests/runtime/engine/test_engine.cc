@@ -513,6 +513,65 @@ TEST(EnginePasses, QdqGateAndJoinTailsOfTheVectorLoopsAreBitExactToUnfused) {
   }
 }
 
+// Hard-swish between two int8 convolutions, as PP-OCR's backbone has it: a = QConv(x);
+// h = Q(DQ(a) * HardSigmoid(DQ(a))) (one QLookup); y = QConv(DQ(h)). `unfused` adds a
+// per-channel +0 after a's DequantizeLinear (the chain then runs in float).
+onnx::ModelProto qdq_table_between_convs_model(bool unfused) {
+  GraphBuilder b("qdq_table_between_convs");
+  constexpr int kChannels = 24, kSide = 9;
+  b.initializer("zeros", kFloat, {1, kChannels, 1, 1}, std::vector<float>(kChannels, 0.f));
+  auto conv = [&](const std::string &x, const std::string &y, int seed) {
+    std::vector<float> w(kChannels * kChannels);
+    for (size_t i = 0; i < w.size(); ++i)
+      w[i] = static_cast<float>(static_cast<int>((i * 31 + seed * 17) % 125) - 62);
+    b.conv1x1(x, y, kChannels, kChannels, w, 0.004f, y + "/w/");
+  };
+  b.dequantize("x", "x/dq", 0.03f, 1, "x/");
+  conv("x/dq", "a/f", 1);
+  b.quantize("a/f", "a", 0.05f, -3, "a/q/");
+  b.dequantize("a", "a/dq", 0.05f, -3, "a/dq/", unfused ? "zeros" : "");
+  set_float(b.node("HardSigmoid", {"a/dq"}, "gate"), "alpha", 0.1666667f);
+  b.node("Mul", {"a/dq", "gate"}, "h/f");
+  b.quantize("h/f", "h", 0.03f, -110, "h/q/");
+  b.dequantize("h", "h/dq", 0.03f, -110, "h/dq/");
+  conv("h/dq", "y/f", 2);
+  b.quantize("y/f", "y", 0.04f, 0, "y/q/");
+  b.input("x", kInt8, {1, kChannels, kSide, kSide});
+  b.output("y", kInt8, {1, kChannels, kSide, kSide});
+  return b.model;
+}
+
+// Where oneDNN's int8 convolutions run, a table or join feeding a convolution writes uint8
+// (zero point + 128) so the convolution needs no int8 -> uint8 pass over its input: the same
+// numbers as the unfused float ops.
+TEST(EnginePasses, TablesAndJoinsFeedingInt8ConvsWriteUint8BitExactToUnfused) {
+  auto table = Program::from_bytes(qdq_table_between_convs_model(false).SerializeAsString(), "t");
+  auto table_unfused =
+      Program::from_bytes(qdq_table_between_convs_model(true).SerializeAsString(), "unfused");
+  auto gate = Program::from_bytes(qdq_gate_model(false, 24, 5).SerializeAsString(), "gate");
+  auto gate_unfused =
+      Program::from_bytes(qdq_gate_model(true, 24, 5).SerializeAsString(), "gate unfused");
+  std::string text = table->describe() + gate->describe();
+  if (text.find("_core_vnni]") != std::string::npos || text.find("_amx") != std::string::npos) {
+    EXPECT_NE(text.find("-> ('h' uint8(1,24,9,9))"), std::string::npos) << text;
+    EXPECT_NE(text.find("-> ('r' uint8(1,24,5,5))"), std::string::npos) << text;
+  }
+  std::vector<int8_t> x(table->inputs()[0].element_count()), gate_x(24 * 25), gate_g(24);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<int8_t>((i * 71 + 3) % 256 - 128);
+  for (size_t i = 0; i < gate_x.size(); ++i)
+    gate_x[i] = static_cast<int8_t>((i * 53 + 5) % 256 - 128);
+  for (size_t i = 0; i < gate_g.size(); ++i) gate_g[i] = static_cast<int8_t>(i * 11 - 128);
+  std::vector<int8_t> a(x.size()), b(x.size()), c(gate_x.size()), d(gate_x.size());
+  table->make_executor()->run({x.data()}, {a.data()});
+  table_unfused->make_executor()->run({x.data()}, {b.data()});
+  gate->make_executor()->run({gate_x.data(), gate_g.data()}, {c.data()});
+  gate_unfused->make_executor()->run({gate_x.data(), gate_g.data()}, {d.data()});
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(c, d);
+  std::set<int> distinct(a.begin(), a.end());
+  EXPECT_GT(distinct.size(), 30u) << "the output takes few values, so it checks little";
+}
+
 // PP-OCR det's neck on int8: a = Resize(nearest, 2x)(DQ(p)) requantised to the Concat's
 // scale, b = Transpose-free DQ(r) with the Concat's own parameters, c = DQ(u) with a third
 // scale; Q(Concat(a, b, c)) on channels, then MaxPool(Q/DQ) with other output parameters.
