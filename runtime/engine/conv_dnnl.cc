@@ -71,6 +71,8 @@ dnnl::post_ops activation_post_ops(const FusedActivation &act) {
     ops.append_eltwise(1.f, dnnl::algorithm::eltwise_hardswish, 0.f, 0.f);
   else if (act.kind == Kind::swish)
     ops.append_eltwise(1.f, dnnl::algorithm::eltwise_swish, 1.f, 0.f);
+  else if (act.kind == Kind::sigmoid)
+    ops.append_eltwise(1.f, dnnl::algorithm::eltwise_logistic, 0.f, 0.f);
   return ops;
 }
 
@@ -377,6 +379,8 @@ std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     attr.set_output_scales(1 << 1, q.output_scales);
     dnnl::post_ops ops = activation_post_ops(p.activation);
+    if (q.post_activation_multiplier != 1.f)
+      ops.append_eltwise(1.f, dnnl::algorithm::eltwise_linear, q.post_activation_multiplier, 0.f);
     attr.set_post_ops(ops);
     std::vector<std::pair<int, std::shared_ptr<memory>>> extra;
     auto zero_point_arg = [&](int arg, int32_t value) {

@@ -43,6 +43,10 @@ struct DnnlQConvParams {
   int32_t src_zero_point = 0, dst_zero_point = 0;
   std::vector<float> output_scales;  // per output channel
   std::vector<float> bias_acc;       // per output channel, in accumulator units
+  // An activation that does not commute with scaling (sigmoid) runs on the real-valued result:
+  // output_scales then only dequantise the accumulator and this factor (1 / output scale)
+  // follows the activation. 1: the activation runs in output units.
+  float post_activation_multiplier = 1.f;
 };
 std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &p, const Tensor &weights);
 

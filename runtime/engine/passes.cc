@@ -157,10 +157,10 @@ int add_constant(Graph &g, const std::string &name, std::shared_ptr<Tensor> t) {
 
 // A ConvTranspose whose b x b windows tile the output (stride = kernel, no pads, dilation 1,
 // one group) is a 1x1 convolution to C_out*b*b channels followed by DepthToSpace (CRD). On a
-// quantised one — DequantizeLinear(int8 w), then [Relu] -> QuantizeLinear — that turns into
-// DequantizeLinear(x) -> Conv(1x1) -> [Relu] -> Q -> DQ -> DepthToSpace -> Q with the output's
-// parameters on both Qs: the convolution fuses into an int8 QConv and DepthToSpace moves the
-// int8 values (quantising commutes with moving them), so PP-OCR det's head upsamplings run int8
+// quantised one — DequantizeLinear(int8 w), then [Relu|Sigmoid] -> QuantizeLinear — that turns
+// into DequantizeLinear(x) -> Conv(1x1) -> [Relu|Sigmoid] -> Q -> DQ -> DepthToSpace -> Q with the
+// output's parameters on both Qs: the convolution fuses into an int8 QConv and DepthToSpace moves
+// the int8 values (quantising commutes with moving them), so PP-OCR det's head upsamplings run int8
 // instead of float. Runs before the QDQ conv fusion.
 void lower_qdq_conv_transpose_tiles(Graph &g) {
   ValueLinks links(g);
@@ -216,8 +216,10 @@ void lower_qdq_conv_transpose_tiles(Graph &g) {
       if (bias->count() != cout) continue;
     }
     Node *next = links.single_reader(ct.outputs[0]);
-    Node *relu = next && is_op(*next, "Relu") ? next : nullptr;
-    Node *q = relu ? links.single_reader(relu->outputs[0]) : next;
+    // An element-wise activation commutes with moving the tiles: it stays on the convolution
+    // (PP-OCR det's output Sigmoid, kept in the core by our compiler).
+    Node *act = next && (is_op(*next, "Relu") || is_op(*next, "Sigmoid")) ? next : nullptr;
+    Node *q = act ? links.single_reader(act->outputs[0]) : next;
     if (!q || !is_op(*q, "QuantizeLinear") || q->inputs.size() < 2 || q->outputs.size() != 1)
       continue;
     // Weights as a 1x1 convolution: row (co, ky, kx), column ci.
@@ -278,9 +280,11 @@ void lower_qdq_conv_transpose_tiles(Graph &g) {
     if (bias1 >= 0) conv.inputs.push_back(bias1);
     added.push_back(conv);
     int act_out = conv_out;
-    if (relu) {
-      act_out = new_value("1x1 relu");
-      added.push_back(node("Relu", {conv_out}, act_out));
+    if (act) {
+      act_out = new_value("1x1 " + act->op_type);
+      Node a = node(act->op_type, {conv_out}, act_out);
+      a.opset = act->opset;
+      added.push_back(a);
     }
     int q1 = new_value("1x1 q"), d1 = new_value("1x1 dq"), moved = new_value("tiles");
     std::vector<int> q_params(q->inputs.begin() + 1, q->inputs.end());
@@ -295,7 +299,7 @@ void lower_qdq_conv_transpose_tiles(Graph &g) {
     added.push_back(d2s);
     q->inputs[0] = moved;
     ct.dead = true;
-    if (relu) relu->dead = true;
+    if (act) act->dead = true;
     inserts[i] = std::move(added);
   }
   if (inserts.empty()) return;
@@ -308,8 +312,9 @@ void lower_qdq_conv_transpose_tiles(Graph &g) {
   g.nodes = std::move(nodes);
 }
 
-// DequantizeLinear(x) -> Conv(., DequantizeLinear(int8 w), [bias]) -> [Relu|Clip] ->
-// QuantizeLinear becomes one axstream.QConv: integer convolution with requantisation.
+// DequantizeLinear(x) -> Conv(., DequantizeLinear(int8 w), [bias]) -> [Relu|Clip|Sigmoid] ->
+// QuantizeLinear becomes one axstream.QConv: integer convolution with requantisation (a
+// Sigmoid applies to the dequantised accumulator before it).
 // Only patterns with per-tensor activation scales and symmetric int8 weights are taken.
 void fuse_qdq_conv(Graph &g) {
   ValueLinks links(g);
@@ -356,8 +361,8 @@ void fuse_qdq_conv(Graph &g) {
     std::string activation;
     float act_min = -INFINITY, act_max = INFINITY;
     Node *act = nullptr;
-    if (is_op(*next, "Relu")) {
-      activation = "Relu";
+    if (is_op(*next, "Relu") || is_op(*next, "Sigmoid")) {
+      activation = next->op_type;
       act = next;
     } else if (is_op(*next, "Clip")) {
       if (next->opset < 11) {
@@ -817,7 +822,10 @@ void fuse_layer_norm(Graph &g) {
 // per-tensor activations, per-tensor or per-column b: one QLinearMatMul with int32
 // accumulation and requantisation; the same around a Gemm (transB, beta and a constant or
 // dequantised C allowed; not transA or alpha) gives axstream.QGemm, which adds C before
-// requantising. Runs before folding, while b is still integer.
+// requantising. A MatMul/Gemm -> [Add of a per-column constant] -> Sigmoid | Softmax over the
+// last axis -> QuantizeLinear (a classifier or CTC head whose probabilities our compiler keeps in
+// the core) becomes a QGemm with that activation on the real-valued result before
+// requantising, instead of a float MatMul. Runs before folding, while b is still integer.
 void fuse_qdq_matmul(Graph &g) {
   ValueLinks links(g);
   auto dq_of = [&](int v) -> Node * {
@@ -892,6 +900,27 @@ void fuse_qdq_matmul(Graph &g) {
       if (bz >= 0 && !g.values[bz].constant) continue;
     }
     Node *q = links.single_reader(mm.outputs[0]);
+    Node *bias_add = nullptr, *act = nullptr;
+    if (q && is_op(*q, "Add") && q->inputs.size() == 2 && !bias) {
+      int other = q->inputs[0] == mm.outputs[0] ? q->inputs[1] : q->inputs[0];
+      const Tensor *c = other >= 0 ? g.values[other].constant.get() : nullptr;
+      if (c && c->dtype == DType::f32 && c->count() == columns && !c->shape.empty() &&
+          c->shape.back() == columns) {
+        bias = std::make_shared<Tensor>(DType::f32, Shape{columns});
+        std::copy_n(c->data<float>(), columns, bias->data<float>());
+        bias_add = q;
+        q = links.single_reader(q->outputs[0]);
+      }
+    }
+    auto last_axis = [](const Node &n) {
+      if (!n.attrs.count("axis")) return n.opset >= 13;
+      return n.attrs.at("axis").i == -1;
+    };
+    if (q && (is_op(*q, "Sigmoid") || (is_op(*q, "Softmax") && last_axis(*q)))) {
+      act = q;
+      q = links.single_reader(q->outputs[0]);
+    }
+    if (bias_add && !act) continue;  // a bias without the activation stays a float Add
     if (!q || !is_op(*q, "QuantizeLinear") || !per_tensor(*q, 1) || !per_tensor(*q, 2) ||
         input_or_none(*q, 1) < 0 || input_or_none(*q, 2) < 0)
       continue;
@@ -905,15 +934,19 @@ void fuse_qdq_matmul(Graph &g) {
     }
     Node fused;
     fused.name = mm.name.empty() ? q->name : mm.name;
-    fused.op_type = gemm ? "QGemm" : "QLinearMatMul";
-    fused.domain = gemm ? "axstream" : "";
-    fused.opset = gemm ? 1 : 10;
+    const bool axstream_op = gemm || act;
+    fused.op_type = axstream_op ? "QGemm" : "QLinearMatMul";
+    fused.domain = axstream_op ? "axstream" : "";
+    fused.opset = axstream_op ? 1 : 10;
+    if (act) fused.attrs["_activation"] = string_attr(act->op_type);
     fused.inputs = {
         da->inputs[0],         input_or_none(*da, 1), input_or_none(*da, 2), b_value,
         input_or_none(*db, 1), input_or_none(*db, 2), input_or_none(*q, 1),  input_or_none(*q, 2)};
     if (bias) fused.inputs.push_back(add_constant(g, fused.name + " bias", bias));
     fused.outputs = q->outputs;
     mm.dead = true;
+    if (bias_add) bias_add->dead = true;
+    if (act) act->dead = true;
     *q = std::move(fused);
   }
 }

@@ -150,7 +150,7 @@ inline int64_t conv_group(OpContext &ctx, const Shape &xs, const Shape &ws, cons
 // An activation fused into a producing kernel by the passes (attributes _activation,
 // _act_min/_act_max for Clip, _act_alpha for LeakyRelu).
 struct FusedActivation {
-  enum class Kind { none, relu, clip, leaky_relu, hard_swish, swish } kind = Kind::none;
+  enum class Kind { none, relu, clip, leaky_relu, hard_swish, swish, sigmoid } kind = Kind::none;
   float lo = -INFINITY, hi = INFINITY;
   float alpha = 0.f;
   static FusedActivation from(const OpContext &ctx) {
@@ -167,6 +167,8 @@ struct FusedActivation {
       a.kind = Kind::hard_swish;
     else if (k == "SiLU")
       a.kind = Kind::swish;
+    else if (k == "Sigmoid")
+      a.kind = Kind::sigmoid;
     else if (!k.empty())
       ctx.fail("unknown fused activation '" + k + "'");
     return a;
@@ -188,6 +190,9 @@ struct FusedActivation {
         return;
       case Kind::swish:
         for (int64_t i = 0; i < n; ++i) y[i] = y[i] / (1.f + std::exp(-y[i]));
+        return;
+      case Kind::sigmoid:
+        for (int64_t i = 0; i < n; ++i) y[i] = 1.f / (1.f + std::exp(-y[i]));
         return;
     }
   }

@@ -1,5 +1,5 @@
-// axstream.QConv: the fused DequantizeLinear -> Conv -> [Relu|Clip] -> QuantizeLinear pattern
-// (made by passes.cc). oneDNN int8 convolution with requantisation when it has an
+// axstream.QConv: the fused DequantizeLinear -> Conv -> [Relu|Clip|Sigmoid] -> QuantizeLinear
+// pattern (made by passes.cc). oneDNN int8 convolution with requantisation when it has an
 // implementation; otherwise the same ONNX arithmetic in float.
 #include "../conv_dnnl.h"
 #include "conv_reference.h"
@@ -85,14 +85,19 @@ std::unique_ptr<Kernel> compile_qconv(OpContext &ctx) {
   q.conv = {xs, ws, out, g.stride, g.dilation, g.pad_begin, g.pad_end, group, act};
   q.conv.src_nhwc = src_nhwc;
   q.conv.dst_nhwc = dst_nhwc;
-  q.conv.activation.lo = act.lo / y_scale;
-  q.conv.activation.hi = act.hi / y_scale;
+  // Sigmoid is applied to the dequantised accumulator (x_scale * w_scale * (acc + bias)), then
+  // scaled to output units; the piecewise-linear activations commute with the output scale.
+  const bool real_valued_activation = act.kind == FusedActivation::Kind::sigmoid;
+  const float units = real_valued_activation ? 1.f : y_scale;
+  if (real_valued_activation) q.post_activation_multiplier = 1.f / y_scale;
+  q.conv.activation.lo = act.lo / units;
+  q.conv.activation.hi = act.hi / units;
   q.src_dtype = in_dtype;
   q.dst_dtype = out_dtype;
   q.src_zero_point = x_zero;
   q.dst_zero_point = y_zero;
   for (int64_t c = 0; c < m; ++c) {
-    q.output_scales.push_back(x_scale * w_scale[c] / y_scale);
+    q.output_scales.push_back(x_scale * w_scale[c] / units);
     q.bias_acc.push_back(bias[c] / (x_scale * w_scale[c]));
   }
   if (dnnl_rank && int8_path_is_exact(w)) {

@@ -204,12 +204,26 @@ std::unique_ptr<Kernel> compile_integer_matmul(OpContext &ctx) {
   if (bz_count != 1 && bz_count != n)
     ctx.fail("b_zero_point has " + std::to_string(bz_count) + " values for " + std::to_string(n) +
              " columns");
+  // axstream.QGemm's fused output activation (passes.cc): applied to each row of real values
+  // (accumulator * a_scale * b_scale + C), which is then quantised.
+  enum class Activation { none, sigmoid, softmax } activation = Activation::none;
+  if (std::string a = ctx.attr_s("_activation", ""); a == "Sigmoid")
+    activation = Activation::sigmoid;
+  else if (a == "Softmax")
+    activation = Activation::softmax;
+  else if (!a.empty())
+    ctx.fail("unknown fused activation '" + a + "' (expected Sigmoid or Softmax)");
   std::vector<float> multiplier(static_cast<size_t>(n), 1.f);
   std::vector<float> offset(static_cast<size_t>(n), 0.f);  // bias / y_scale
   int32_t y_zero = 0;
+  float inv_y_scale = 1.f;  // with an activation: multiplier and offset are in real units
   if (qlinear) {
     float a_scale = static_cast<float>(ctx.require_constant(1, "a_scale").as_double(0));
     float y_scale = static_cast<float>(ctx.require_constant(6, "y_scale").as_double(0));
+    if (activation != Activation::none) {
+      inv_y_scale = 1.f / y_scale;
+      y_scale = 1.f;
+    }
     if (ctx.has_input(7))
       y_zero = static_cast<int32_t>(ctx.require_constant(7, "y_zero_point").as_int(0));
     const Tensor &b_scale = ctx.require_constant(4, "b_scale");
@@ -260,9 +274,13 @@ std::unique_ptr<Kernel> compile_integer_matmul(OpContext &ctx) {
         zero_points(has_bz ? ctx.constant(kBZ)->bytes.data() : nullptr, bzt, bz_count, n);
     pack_b(ctx.constant(kB)->bytes.data(), bt, bz, packed_b->data());
   }
+  const size_t packed_bytes =
+      (static_cast<size_t>(a_rows * kp + (packed_b ? 0 : b_mats * n * kp)) * sizeof(int16_t) + 63) /
+      64 * 64;
   auto kern = make_kernel([=](ExecContext &ec, const void *const *in, void *const *o) {
     int16_t *a16 = static_cast<int16_t *>(ec.scratch);
     int16_t *b16 = packed_b ? packed_b->data() : a16 + a_rows * kp;
+    float *real_rows = reinterpret_cast<float *>(static_cast<uint8_t *>(ec.scratch) + packed_bytes);
     std::vector<int32_t> az = zero_points(has_az ? in[kAZ] : nullptr, azt, 1, 1);
     std::fill(a16, a16 + a_rows * kp, int16_t{0});
     for (int64_t r = 0; r < a_rows; ++r)
@@ -275,22 +293,42 @@ std::unique_ptr<Kernel> compile_integer_matmul(OpContext &ctx) {
       for (int64_t i = 0; i < m; ++i) {
         const int16_t *arow = a16 + (offsets[bi].first / k + i) * kp;
         const int16_t *bcols = b16 + offsets[bi].second / k * kp;  // (mat * k * n) / k = mat * n
+        const int64_t row_start = (bi * m + i) * n;
+        float *real = real_rows + row_start;
         for (int64_t j = 0; j < n; ++j) {
           int32_t acc = dot_int16(arow, bcols + j * kp, kp);
-          int64_t y = (bi * m + i) * n + j;
-          if (qlinear)
+          int64_t y = row_start + j;
+          if (activation != Activation::none)
+            real[j] = static_cast<float>(acc) * multiplier[j] + offset[j];
+          else if (qlinear)
             store_requantized(o[0], yt, y, static_cast<float>(acc) * multiplier[j] + offset[j],
                               y_zero);
           else
             static_cast<int32_t *>(o[0])[y] = acc;
         }
+        if (activation == Activation::sigmoid) {
+          for (int64_t j = 0; j < n; ++j)
+            store_requantized(o[0], yt, row_start + j, inv_y_scale / (1.f + std::exp(-real[j])),
+                              y_zero);
+        } else if (activation == Activation::softmax) {
+          float top = *std::max_element(real, real + n), sum = 0.f;
+          for (int64_t j = 0; j < n; ++j) sum += (real[j] = std::exp(real[j] - top));
+          const float to_output = inv_y_scale / sum;
+          for (int64_t j = 0; j < n; ++j)
+            store_requantized(o[0], yt, row_start + j, real[j] * to_output, y_zero);
+        }
       }
   });
   kern->scratch_bytes =
-      static_cast<size_t>(a_rows * kp + (packed_b ? 0 : b_mats * n * kp)) * sizeof(int16_t);
+      packed_bytes +
+      (activation != Activation::none ? static_cast<size_t>(batches * m * n) * sizeof(float) : 0);
   kern->macs = static_cast<uint64_t>(batches * m * n * k);
-  kern->impl = qlinear ? "int32-accumulating matmul (int16 pairs), requantised"
-                       : "int32 matmul (int16 pairs)";
+  kern->impl = !qlinear ? "int32 matmul (int16 pairs)"
+               : activation == Activation::sigmoid
+                   ? "int32-accumulating matmul (int16 pairs), sigmoid, requantised"
+               : activation == Activation::softmax
+                   ? "int32-accumulating matmul (int16 pairs), softmax over rows, requantised"
+                   : "int32-accumulating matmul (int16 pairs), requantised";
   return kern;
 }
 

@@ -741,8 +741,9 @@ TEST(EnginePasses, QdqMaxPoolAndConcatBetweenInt8ConvsStayInt8AndNhwcBitExactToU
 // PP-OCR det's head: x -> DQ -> ConvTranspose(2x2, stride 2, DQ(int8 w per output channel),
 // DQ(int32 bias)) -> Relu -> Q. `unfused` adds a per-channel +0 after x's DQ (the float
 // ConvTranspose then runs as written).
-onnx::ModelProto qdq_conv_transpose_model(bool unfused) {
+onnx::ModelProto qdq_conv_transpose_model(bool unfused, const std::string &activation = "Relu") {
   GraphBuilder b("qdq_conv_transpose");
+  const bool sigmoid = activation == "Sigmoid";  // an output probability: over [0, 1]
   constexpr int kIn = 8, kOut = 3, kSide = 5;
   std::vector<float> w(kIn * kOut * 4), w_scale = {0.004f, 0.006f, 0.005f}, bias = {-300, 120, 40},
                                         bias_scale(kOut);
@@ -756,14 +757,14 @@ onnx::ModelProto qdq_conv_transpose_model(bool unfused) {
   b.initializer("ws", kFloat, {kOut}, w_scale);
   b.initializer("b", kInt32, {kOut}, bias);
   b.initializer("bs", kFloat, {kOut}, bias_scale);
-  b.initializer("ys", kFloat, {}, {0.03f});
+  b.initializer("ys", kFloat, {}, {sigmoid ? 1.f / 255 : 0.03f});
   b.initializer("yz", kInt8, {}, {-128});
   b.node("DequantizeLinear", {"x", "xs", "xz"}, unfused ? "x/raw" : "x/dq");
   if (unfused) b.node("Add", {"x/raw", "zeros"}, "x/dq");
   set_int(b.node("DequantizeLinear", {"w", "ws"}, "w/dq"), "axis", 1);
   set_int(b.node("DequantizeLinear", {"b", "bs"}, "b/dq"), "axis", 0);
   set_ints(b.node("ConvTranspose", {"x/dq", "w/dq", "b/dq"}, "t"), "strides", {2, 2});
-  b.node("Relu", {"t"}, "r");
+  b.node(activation, {"t"}, "r");
   b.node("QuantizeLinear", {"r", "ys", "yz"}, "y");
   b.input("x", kInt8, {1, kIn, kSide, kSide});
   b.output("y", kInt8, {1, kOut, 2 * kSide, 2 * kSide});
@@ -771,29 +772,96 @@ onnx::ModelProto qdq_conv_transpose_model(bool unfused) {
 }
 
 TEST(EnginePasses, QdqConvTransposeTilingItsOutputRunsAsInt8ConvAndDepthToSpace) {
-  auto fused = Program::from_bytes(qdq_conv_transpose_model(false).SerializeAsString(), "fused");
-  auto unfused = Program::from_bytes(qdq_conv_transpose_model(true).SerializeAsString(), "unfused");
-  std::string text = fused->describe();
-  EXPECT_NE(text.find("axstream.QConv"), std::string::npos) << text;
-  EXPECT_NE(text.find("DepthToSpace"), std::string::npos) << text;
-  for (const char *gone : {"ConvTranspose '", "Relu '", "float32(1,"})
-    EXPECT_EQ(text.find(gone), std::string::npos) << gone << " still runs:\n" << text;
-  EXPECT_NE(unfused->describe().find("ConvTranspose '"), std::string::npos);
-  std::vector<int8_t> x(fused->inputs()[0].element_count());
-  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<int8_t>((i * 73 + 1) % 256 - 128);
-  std::vector<int8_t> a(fused->outputs()[0].element_count()), b(a.size());
-  fused->make_executor()->run({x.data()}, {a.data()});
-  unfused->make_executor()->run({x.data()}, {b.data()});
-  // Integer accumulation against the float sum of dequantised products: a value may land on
-  // the other side of a rounding boundary, one step at most.
-  size_t differing = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    EXPECT_LE(std::abs(int(a[i]) - int(b[i])), 1) << i;
-    differing += a[i] != b[i];
+  // Relu, and Sigmoid (PP-OCR det's output probability with the activation kept in the core):
+  // either stays on the int8 convolution, applied before requantisation.
+  for (const std::string activation : {"Relu", "Sigmoid"}) {
+    SCOPED_TRACE(activation);
+    auto fused = Program::from_bytes(
+        qdq_conv_transpose_model(false, activation).SerializeAsString(), "fused");
+    auto unfused = Program::from_bytes(
+        qdq_conv_transpose_model(true, activation).SerializeAsString(), "unfused");
+    std::string text = fused->describe();
+    EXPECT_NE(text.find("axstream.QConv"), std::string::npos) << text;
+    EXPECT_NE(text.find("_activation=\"" + activation + "\""), std::string::npos) << text;
+    EXPECT_NE(text.find("DepthToSpace"), std::string::npos) << text;
+    for (const std::string &gone :
+         std::vector<std::string>{"ConvTranspose '", activation + " '", "float32(1,"})
+      EXPECT_EQ(text.find(gone), std::string::npos) << gone << " still runs:\n" << text;
+    EXPECT_NE(unfused->describe().find("ConvTranspose '"), std::string::npos);
+    std::vector<int8_t> x(fused->inputs()[0].element_count());
+    for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<int8_t>((i * 73 + 1) % 256 - 128);
+    std::vector<int8_t> a(fused->outputs()[0].element_count()), b(a.size());
+    fused->make_executor()->run({x.data()}, {a.data()});
+    unfused->make_executor()->run({x.data()}, {b.data()});
+    // Integer accumulation against the float sum of dequantised products: a value may land on
+    // the other side of a rounding boundary, one step at most.
+    size_t differing = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+      EXPECT_LE(std::abs(int(a[i]) - int(b[i])), 1) << i;
+      differing += a[i] != b[i];
+    }
+    EXPECT_LE(differing, a.size() / 20);
+    std::set<int> distinct(a.begin(), a.end());
+    EXPECT_GT(distinct.size(), 40u) << "the output takes few values, so it checks little";
   }
-  EXPECT_LE(differing, a.size() / 20);
-  std::set<int> distinct(a.begin(), a.end());
-  EXPECT_GT(distinct.size(), 40u) << "the output takes few values, so it checks little";
+}
+
+// A classifier/CTC head: DQ(x) -> MatMul(DQ(int8 w), per column) -> Add(float bias) ->
+// Softmax or Sigmoid -> Q over [0, 1]. `unfused` puts an Add of zeros on x, which stops the fusion.
+onnx::ModelProto qdq_matmul_activation_model(bool unfused, const std::string &activation) {
+  GraphBuilder b("qdq_matmul_activation");
+  constexpr int kRows = 6, kK = 16, kN = 24;
+  std::vector<float> w(kK * kN), w_scale(kN), bias(kN);
+  for (size_t i = 0; i < w.size(); ++i)
+    w[i] = static_cast<float>(static_cast<int>((i * 37 + 5) % 253) - 126);
+  for (int j = 0; j < kN; ++j) {
+    w_scale[j] = 0.002f + 0.0001f * j;
+    bias[j] = 0.1f * static_cast<float>(j % 7) - 0.3f;
+  }
+  b.initializer("zeros", kFloat, {1, 1, kK}, std::vector<float>(kK, 0.f));
+  b.initializer("xs", kFloat, {}, {0.05f});
+  b.initializer("xz", kInt8, {}, {-2});
+  b.initializer("w", kInt8, {kK, kN}, w);
+  b.initializer("ws", kFloat, {kN}, w_scale);
+  b.initializer("bias", kFloat, {kN}, bias);
+  b.initializer("ys", kFloat, {}, {1.f / 255});
+  b.initializer("yz", kInt8, {}, {-128});
+  b.node("DequantizeLinear", {"x", "xs", "xz"}, unfused ? "x/raw" : "x/dq");
+  if (unfused) b.node("Add", {"x/raw", "zeros"}, "x/dq");
+  set_int(b.node("DequantizeLinear", {"w", "ws"}, "w/dq"), "axis", 1);
+  b.node("MatMul", {"x/dq", "w/dq"}, "m");
+  b.node("Add", {"m", "bias"}, "logits");
+  onnx::NodeProto *act = b.node(activation, {"logits"}, "p");
+  if (activation == "Softmax") set_int(act, "axis", -1);
+  b.node("QuantizeLinear", {"p", "ys", "yz"}, "y");
+  b.input("x", kInt8, {1, kRows, kK});
+  b.output("y", kInt8, {1, kRows, kN});
+  return b.model;
+}
+
+TEST(EnginePasses, QdqMatMulBiasSoftmaxOrSigmoidRunsAsOneIntegerMatMulWithTheActivation) {
+  for (const std::string activation : {"Softmax", "Sigmoid"}) {
+    SCOPED_TRACE(activation);
+    auto fused = Program::from_bytes(
+        qdq_matmul_activation_model(false, activation).SerializeAsString(), "fused");
+    auto unfused = Program::from_bytes(
+        qdq_matmul_activation_model(true, activation).SerializeAsString(), "unfused");
+    std::string text = fused->describe();
+    EXPECT_NE(text.find("axstream.QGemm"), std::string::npos) << text;
+    EXPECT_NE(text.find("_activation=\"" + activation + "\""), std::string::npos) << text;
+    for (const std::string &gone :
+         std::vector<std::string>{"MatMul '", activation + " '", "float32(1,"})
+      EXPECT_EQ(text.find(gone), std::string::npos) << gone << " still runs:\n" << text;
+    EXPECT_NE(unfused->describe().find("MatMul '"), std::string::npos);
+    std::vector<int8_t> x(fused->inputs()[0].element_count());
+    for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<int8_t>((i * 59 + 3) % 256 - 128);
+    std::vector<int8_t> a(fused->outputs()[0].element_count()), b(a.size());
+    fused->make_executor()->run({x.data()}, {a.data()});
+    unfused->make_executor()->run({x.data()}, {b.data()});
+    for (size_t i = 0; i < a.size(); ++i) EXPECT_LE(std::abs(int(a[i]) - int(b[i])), 1) << i;
+    std::set<int> distinct(a.begin(), a.end());
+    EXPECT_GT(distinct.size(), 20u) << "the output takes few values, so it checks little";
+  }
 }
 
 // An int8 package's input: NHWC int8 -> Transpose to NCHW -> DQ -> 1x1 Conv (int8 weights)
