@@ -2,11 +2,13 @@
 // (PaddleOCR's rec models): best class per step, repeats merged, blanks dropped. Class 0 is the
 // blank, class i the dictionary's line i - 1 (the `labels` file, e.g. ppocr_keys_v1.txt), and
 // one class beyond the dictionary is a space. Confidence is the mean probability of the emitted
-// characters; a line below conf-threshold (default 0) is not reported.
+// characters; a line below conf-threshold (default 0) is not reported. int8 outputs (the
+// probabilities quantised in the core) are decoded on the raw int8: argmax per step.
 #include <cstdint>
 
 #include "axstream/error.h"
 #include "detection_common.h"
+#include "tensor_view.h"
 
 namespace axstream::decoders {
 namespace {
@@ -33,15 +35,34 @@ class CtcDecoder final : public Decoder {
 
   DecodeResult decode(const std::vector<FloatTensor> &outputs, const Geometry &) const override {
     check_outputs(outputs);
-    const FloatTensor &t = outputs[0];
-    const int steps = static_cast<int>(t.shape[1]), classes = static_cast<int>(t.shape[2]);
+    return decode_view(detail::FloatView(outputs[0]));
+  }
+  // Probabilities quantised in the core (axcompile keeps PP-OCR rec's Softmax there): the best
+  // class per step is the argmax of the raw int8 (the same order), only the emitted ones are
+  // dequantised.
+  bool has_int8_path() const override { return true; }
+  DecodeResult decode_quantized(const std::vector<QuantizedTensor> &outputs,
+                                const Geometry &) const override {
+    check_outputs(shapes_of(outputs));
+    return decode_view(detail::QuantizedView(outputs[0]));
+  }
+
+ private:
+  template <class View>
+  DecodeResult decode_view(const View &scores) const {
+    const int steps = static_cast<int>(scores.shape()[1]);
+    const int classes = static_cast<int>(scores.shape()[2]);
     const int dictionary = static_cast<int>(options_.labels.size());
     TextResult line;
     double score_sum = 0;
     int emitted = 0, previous = 0;
     for (int s = 0; s < steps; ++s) {
-      const auto [best, score] =
-          detail::best_class(t.data.data() + static_cast<size_t>(s) * classes, classes);
+      // First maximum, as detail::best_class.
+      const size_t first = static_cast<size_t>(s) * classes;
+      int best = 0;
+      auto best_key = scores.key(first);
+      for (int c = 1; c < classes; ++c)
+        if (const auto key = scores.key(first + c); key > best_key) best_key = key, best = c;
       if (best != 0 && best != previous) {
         if (dictionary == 0)
           line.text.append("[").append(std::to_string(best)).append("]");
@@ -49,7 +70,7 @@ class CtcDecoder final : public Decoder {
           line.text += options_.labels[best - 1];
         else
           line.text += " ";
-        score_sum += score;
+        score_sum += scores.value_of_key(best_key);
         ++emitted;
       }
       previous = best;
@@ -61,7 +82,6 @@ class CtcDecoder final : public Decoder {
     return result;
   }
 
- private:
   DecoderOptions options_;
 };
 

@@ -514,9 +514,10 @@ static void gst_ax_decode_class_init(GstAxDecodeClass *klass) {
           "that only moves data, e.g. Transpose+Reshape, concatenates differently quantised "
           "outputs the decoder takes as parts: yolov8 heads, ssd loc/conf, or also applies a "
           "Sigmoid the decoder can apply itself: yolov5 heads, ssd scores, dbnet map) and the "
-          "decoder has an int8 path (blazeface, classification, dbnet, ssd, yolov5, yolov8): "
-          "thresholds compared in int8, sigmoid/exp from 256-entry tables, only candidates "
-          "dequantised; results equal the float path. Off: always dequantise every output first",
+          "decoder has an int8 path (blazeface, classification, ctc, dbnet, ssd, yolov5, "
+          "yolov8): thresholds compared in int8, sigmoid/exp from 256-entry tables, only "
+          "candidates dequantised; results equal the float path. Off: always dequantise every "
+          "output first",
           DEFAULT_PROP_INT8_FAST_PATH, ready_flags));
   g_object_class_install_property(
       gobject_class, PROP_DECODER_CONFIG,

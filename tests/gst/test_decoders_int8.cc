@@ -264,23 +264,67 @@ TEST(Int8FastPath, ClassificationTopKEqualsTheFloatPathWithAndWithoutSoftmax) {
   }
 }
 
+namespace {
+
+// A decoder without an int8 path: the sum of its first output as one class score.
+class SumDecoder final : public dec::Decoder {
+ public:
+  const char *name() const override { return "sum"; }
+  void check_outputs(const std::vector<dec::FloatTensor> &) const override {}
+  dec::DecodeResult decode(const std::vector<dec::FloatTensor> &outputs,
+                           const dec::Geometry &) const override {
+    float sum = 0;
+    for (float v : outputs[0].data) sum += v;
+    dec::DecodeResult result;
+    result.classes.push_back({0, sum, "sum"});
+    return result;
+  }
+};
+
+}  // namespace
+
 TEST(Int8FastPath, DecodersWithoutOneDequantiseEverything) {
-  // ctc has no int8 path: decode_quantized must still give decode()'s text.
-  dec::QuantizedTensor t;
-  t.name = "probs";
-  t.shape = {1, 3, 3};
-  t.scale = 1.0f / 127;
-  t.data = {127, 0, 0, 0, 127, 0, 0, 0, 127};  // blank, 'a', 'b'
+  const auto t = random_tensor("values", {1, 5, 7}, 0.03f, -4, 5);
+  const SumDecoder decoder;
+  EXPECT_FALSE(decoder.has_int8_path());
+  const auto got = decoder.decode_quantized({t}, {});
+  const auto expected = decoder.decode({t.dequantized()}, {});
+  ASSERT_EQ(got.classes.size(), 1u);
+  EXPECT_EQ(got.classes[0].score, expected.classes[0].score);
+}
+
+TEST(Int8FastPath, CtcReadsTheInt8ArgmaxLikeTheFloatPath) {
+  // Probabilities as the core quantises them (scale 1/255, zero point -128), with ties between
+  // classes in some steps: the first maximum wins either way.
+  dec::QuantizedTensor probs = random_tensor("probs", {1, 40, 30}, 1.0f / 255, -128, 17);
+  for (int s = 0; s < 40; s += 3) probs.data[s * 30 + 1 + s % 7] = probs.data[s * 30 + 9] = 127;
   dec::DecoderOptions options;
-  options.labels = {"a", "b"};
+  for (char c = 'a'; c < 'a' + 28; ++c) options.labels.push_back(std::string(1, c));
   auto decoder = dec::make_decoder("ctc", options);
-  EXPECT_FALSE(decoder->has_int8_path());
-  const auto got = decoder->decode_quantized({t}, {});
-  const auto expected = decoder->decode({t.dequantized()}, {});
-  ASSERT_EQ(got.texts.size(), 1u);
+  ASSERT_TRUE(decoder->has_int8_path());
+  const auto got = decoder->decode_quantized({probs}, {});
+  const auto expected = decoder->decode({probs.dequantized()}, {});
   ASSERT_EQ(expected.texts.size(), 1u);
+  ASSERT_EQ(got.texts.size(), 1u);
+  EXPECT_GE(expected.texts[0].text.size(), 10u);
   EXPECT_EQ(got.texts[0].text, expected.texts[0].text);
-  EXPECT_EQ(got.texts[0].text, "ab");
+  EXPECT_EQ(got.texts[0].confidence, expected.texts[0].confidence);
+
+  // The same on a padded channels-last device output read in place.
+  dec::OutputSpec spec;
+  spec.name = "probs";
+  spec.shape = {1, 40, 32};
+  spec.padding = {{0, 0}, {0, 0}, {0, 2}};
+  spec.scale = 1.0 / 255;
+  spec.zero_point = -128;
+  dec::OutputConverter converter({spec});
+  std::vector<int8_t> bytes(40 * 32, -128);
+  for (int s = 0; s < 40; ++s)
+    for (int c = 0; c < 30; ++c) bytes[s * 32 + c] = probs.data[s * 30 + c];
+  const auto viewed = converter.view_quantized({bytes.data()}, {bytes.size()});
+  const auto from_view = decoder->decode_quantized(viewed, {});
+  ASSERT_EQ(from_view.texts.size(), 1u);
+  EXPECT_EQ(from_view.texts[0].text, expected.texts[0].text);
 }
 
 namespace {
