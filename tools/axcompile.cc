@@ -43,6 +43,10 @@ const char kUsage[] =
     "  --no-bias-correction   keep the float biases (no weight-rounding shift correction)\n"
     "  --equalise-channels    equalise activation channels between convs (per-channel\n"
     "                         scales moved into the weights), then calibrate again\n"
+    "  --output-activation-in-core      run an output Sigmoid/Softmax (after a conv or\n"
+    "                         matmul) in the core on the unquantised result: the output\n"
+    "                         is the probability over [0, 1] (default: logits out, the\n"
+    "                         activation in the float postamble)\n"
     "  --percentile P         percentile for --calib-method percentile (default 99.99)\n"
     "  --logit-clip L         clip score-logit ranges (sigmoid inputs, 1-channel outputs\n"
     "                         beyond +-64) to +-L (default 16; 0 disables)\n"
@@ -195,6 +199,8 @@ int main(int argc, char **argv) {
         usage_error("--max-float-fraction: expected a value in [0, 1]");
     } else if (arg == "--equalise-channels") {
       options.equalise_channels = true;
+    } else if (arg == "--output-activation-in-core") {
+      options.output_activation_in_core = true;
     } else if (arg == "--no-bias-correction") {
       options.bias_correction = false;
     } else if (arg == "--logit-clip") {

@@ -272,6 +272,7 @@ class Compilation {
   void collect_statistics();
   void split_head();
   void find_unary_binaries();
+  void find_output_activations();
   void split_tail();
   void clip_logit_ranges();
   void plan_quantisation();
@@ -349,8 +350,14 @@ class Compilation {
   std::set<std::string> unary_binaries_;
   std::map<std::string, std::vector<uint8_t>> static_values_;
 
-  std::vector<bool> is_head_;            // per graph_.nodes index: in the preamble
-  std::vector<bool> is_tail_;            // per graph_.nodes index: in the postamble
+  std::vector<bool> is_head_;  // per graph_.nodes index: in the preamble
+  std::vector<bool> is_tail_;  // per graph_.nodes index: in the postamble
+  // Output activations kept in the core (find_output_activations), by graph_.nodes index; the
+  // nodes between each and its linear op; the tensors from the linear op's output up to the
+  // activation's input, which get no Q/DQ.
+  std::set<size_t> output_activations_;
+  std::set<size_t> activation_path_nodes_;
+  std::set<std::string> activation_path_;
   std::vector<std::string> boundaries_;  // core outputs (float tensors), in output order
   std::map<std::string, std::vector<std::string>> boundaries_of_output_;
   std::map<std::string, std::pair<double, double>> fixed_ranges_;  // by core output
@@ -1033,7 +1040,77 @@ void Compilation::find_unary_binaries() {
   }
 }
 
+// A model output made by a Sigmoid, or a Softmax over the last axis, whose input comes from a
+// Conv/ConvTranspose/Gemm/MatMul with constant weights — directly, through the Add of a constant
+// bias, or through Reshape/Transpose-like moves, each step read by nothing else — keeps the
+// activation in the core: it applies to the linear op's unrounded result and only the
+// probability, over [0, 1], is quantised. Quantising the logits instead (per tensor, their wide
+// range) was the largest single error on PP-OCR det (docs/compiler.md); an NPU fuses the
+// activation into the convolution's requantisation the same way.
+void Compilation::find_output_activations() {
+  output_activations_.clear();
+  activation_path_nodes_.clear();
+  activation_path_.clear();
+  report_.core_output_activations.clear();
+  if (!options_.output_activation_in_core) return;
+  const auto consumers = graph_.consumers();
+  std::unordered_map<std::string, size_t> producer;
+  for (size_t i = 0; i < graph_.nodes.size(); ++i)
+    for (const auto &out : graph_.nodes[i].output()) producer[out] = i;
+  static const std::set<std::string> moves = {"Reshape", "Transpose", "Flatten",
+                                              "Squeeze", "Unsqueeze", "Identity"};
+  for (size_t i = 0; i < graph_.nodes.size(); ++i) {
+    const auto &node = graph_.nodes[i];
+    if (is_head_[i] || node.output_size() != 1 || node.input_size() < 1 ||
+        !graph_.is_output(node.output(0)) || !is_float(node.input(0)))
+      continue;
+    if (node.op_type() == "Softmax") {
+      // Over the last axis only (opset < 13 coerces to 2-D at `axis`: the same when it is the
+      // last one).
+      int64_t rank = static_cast<int64_t>(desc(node.input(0)).shape.size());
+      int64_t axis = attr_int(node, "axis", opset_ < 13 ? 1 : -1);
+      if (axis < 0) axis += rank;
+      if (axis != rank - 1) continue;
+    } else if (node.op_type() != "Sigmoid") {
+      continue;
+    }
+    std::vector<std::string> path;
+    std::vector<size_t> path_nodes;
+    const onnx::NodeProto *linear = nullptr;
+    for (std::string t = node.input(0); path.size() < 8;) {
+      auto c = consumers.find(t);
+      auto p = producer.find(t);
+      if (c == consumers.end() || c->second.size() != 1 || graph_.is_output(t) || !is_float(t) ||
+          p == producer.end() || is_head_[p->second])
+        break;
+      path.push_back(t);
+      const auto &prev = graph_.nodes[p->second];
+      if (kLinear.count(prev.op_type())) {
+        if (prev.input_size() >= 2 && graph_.initializers.count(prev.input(1))) linear = &prev;
+        break;
+      }
+      std::string next;
+      if (prev.op_type() == "Add" && prev.input_size() == 2) {
+        bool a_static = is_static(prev.input(0)), b_static = is_static(prev.input(1));
+        if (a_static != b_static) next = a_static ? prev.input(1) : prev.input(0);
+      } else if (moves.count(prev.op_type())) {
+        next = prev.input(0);
+      }
+      if (next.empty()) break;
+      path_nodes.push_back(p->second);
+      t = next;
+    }
+    if (!linear) continue;
+    output_activations_.insert(i);
+    activation_path_nodes_.insert(path_nodes.begin(), path_nodes.end());
+    activation_path_.insert(path.begin(), path.end());
+    report_.core_output_activations.push_back(node.op_type() + " '" + node_id(node) + "' on " +
+                                              linear->op_type() + " '" + node_id(*linear) + "'");
+  }
+}
+
 void Compilation::split_tail() {
+  find_output_activations();
   auto consumers = graph_.consumers();
   std::unordered_map<std::string, size_t> producer;
   for (size_t i = 0; i < graph_.nodes.size(); ++i)
@@ -1047,7 +1124,7 @@ void Compilation::split_tail() {
   logit_outputs_.clear();
   for (size_t r = graph_.nodes.size(); r-- > 0;) {
     const auto &node = graph_.nodes[r];
-    if (is_head_[r] || !kTailOps.count(node.op_type())) continue;
+    if (is_head_[r] || !kTailOps.count(node.op_type()) || output_activations_.count(r)) continue;
     if (kArithmetic.count(node.op_type())) {
       // A bias or scale right after a conv/matmul belongs with it on the core.
       bool after_linear = false;
@@ -1131,6 +1208,9 @@ void Compilation::split_tail() {
                : " computes it from " + std::to_string(it->second.size()) + " core outputs"));
     fixed_ranges_[it->second[0]] = range;
   }
+  // A probability in the core: its exact range, with 0 exact (scale 1/255).
+  for (size_t i : output_activations_)
+    fixed_ranges_.emplace(graph_.nodes[i].output(0), std::pair{0.0, 1.0});
   clip_logit_ranges();
 }
 
@@ -1181,9 +1261,13 @@ void Compilation::clip_logit_ranges() {
     }
     return true;
   };
-  for (const auto &node : graph_.nodes)
-    if (node.op_type() == "Softmax" || node.op_type() == "LogSoftmax")
+  // (Not the logits of an output activation kept in the core: they are not quantised.)
+  for (size_t i = 0; i < graph_.nodes.size(); ++i) {
+    const auto &node = graph_.nodes[i];
+    if ((node.op_type() == "Softmax" || node.op_type() == "LogSoftmax") &&
+        !output_activations_.count(i))
       walk_up(node.input(0), keep_max);
+  }
   if (!(clip > 0)) return;
   auto clip_sigmoid_input = [&](const std::string &tensor) {
     // Only a tensor read by nothing else (x * sigmoid(x) needs the full range of x).
@@ -1192,8 +1276,9 @@ void Compilation::clip_logit_ranges() {
     clip_tensor(tensor);
     return true;
   };
-  for (const auto &node : graph_.nodes)
-    if (node.op_type() == "Sigmoid") walk_up(node.input(0), clip_sigmoid_input);
+  for (size_t i = 0; i < graph_.nodes.size(); ++i)
+    if (graph_.nodes[i].op_type() == "Sigmoid" && !output_activations_.count(i))
+      walk_up(graph_.nodes[i].input(0), clip_sigmoid_input);
   for (const auto &out : graph_.outputs) {
     auto b = boundaries_of_output_.find(out);
     if (b == boundaries_of_output_.end() || b->second.size() != 1 || !is_float(out)) continue;
@@ -1252,7 +1337,7 @@ void Compilation::plan_quantisation() {
     if (is_head_[i] || is_tail_[i]) continue;
     const auto &node = graph_.nodes[i];
     for (const auto &out : node.output()) {
-      if (out.empty() || !is_float(out) || is_static(out)) continue;
+      if (out.empty() || !is_float(out) || is_static(out) || activation_path_.count(out)) continue;
       auto c = consumers.find(out);
       if (kFusableProducers.count(node.op_type()) && c != consumers.end() &&
           c->second.size() == 1 && !boundary_set.count(out) && !graph_.is_output(out)) {
@@ -1488,7 +1573,10 @@ onnx::ModelProto Compilation::build_core(const std::vector<std::string> &probes)
     for (int k = 0; k < node.output_size(); ++k)
       if (!node.output(k).empty()) node.set_output(k, float_name(node.output(k)));
     ++report_.core_ops[node.op_type()];
-    if (!runs_int8(original) && !kDataMovement.count(original.op_type()))
+    // (An output activation and a bias Add before it are part of the linear op's
+    // requantisation, not float steps of their own.)
+    if (!runs_int8(original) && !kDataMovement.count(original.op_type()) &&
+        !output_activations_.count(i) && !activation_path_nodes_.count(i))
       ++report_.core_float_compute_nodes;
     body.push_back(node);
     for (const auto &out : graph_.nodes[i].output()) {
@@ -2069,6 +2157,9 @@ std::string format_report(const CompileReport &r, bool all_ranges) {
     for (const auto &name : r.clipped_logits) s << " " << name;
     s << "\n";
   }
+  for (const auto &a : r.core_output_activations)
+    s << "output activation in the core: " << a
+      << " (applied before requantisation; output quantised over [0, 1])\n";
   if (!r.softmax_logits.empty()) {
     s << "softmax logits keep their maximum:";
     for (const auto &name : r.softmax_logits) s << " " << name;

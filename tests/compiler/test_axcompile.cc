@@ -36,9 +36,13 @@ struct SeededCase {
   std::vector<std::string> extra_args;
 };
 
-double compile_and_compare(const SeededCase &c, const fs::path &package) {
-  auto result = axcompile({(kModels / c.model).string(), "--calib", (kModels / "calib").string(),
-                           "--output-dir", package.string()});
+double compile_and_compare(const SeededCase &c, const fs::path &package,
+                           std::string *summary = nullptr) {
+  std::vector<std::string> args = {(kModels / c.model).string(), "--calib",
+                                   (kModels / "calib").string(), "--output-dir", package.string()};
+  args.insert(args.end(), c.extra_args.begin(), c.extra_args.end());
+  auto result = axcompile(args);
+  if (summary) *summary = result.output;
   EXPECT_EQ(result.exit_code, 0) << result.output;
   if (result.exit_code != 0) return 0;
   std::cout << result.output;
@@ -70,6 +74,39 @@ TEST(Axcompile, CompiledDetectorMatchesFloatModelOnHeldOutImages) {
   double cosine = compile_and_compare({"detector.onnx", {96, 96, false}, {}}, dir.path / "pkg");
   std::cout << "detector: cosine(package, float) on held-out images = " << cosine << "\n";
   EXPECT_GE(cosine, 0.99);
+}
+
+TEST(Axcompile, OutputActivationInCoreQuantisesTheProbabilityAndMatchesFloat) {
+  // The classifier's Gemm -> Softmax and the detector's score Conv -> Transpose -> Reshape ->
+  // Sigmoid: the activation runs in the core, its output is quantised over [0, 1].
+  struct Case {
+    SeededCase seeded;
+    const char *summary_line;
+    bool postamble;  // the detector's box head still reshapes on the host
+  };
+  for (const Case &c : {Case{{"classifier.onnx", {64, 64, true}, {"--output-activation-in-core"}},
+                             "output activation in the core: Softmax 'softmax' on Gemm",
+                             false},
+                        Case{{"detector.onnx", {96, 96, false}, {"--output-activation-in-core"}},
+                             "output activation in the core: Sigmoid 'sigmoid' on Conv",
+                             true}}) {
+    SCOPED_TRACE(c.seeded.model);
+    TempDir dir("output_activation");
+    std::string summary;
+    double cosine = compile_and_compare(c.seeded, dir.path / "pkg", &summary);
+    std::cout << c.seeded.model << " (output activation in the core): cosine " << cosine << "\n";
+    EXPECT_GE(cosine, 0.99);
+    EXPECT_NE(summary.find(c.summary_line), std::string::npos) << summary;
+    auto package = axstream::runtime::load_model_package((dir.path / "pkg").string());
+    ASSERT_FALSE(package->outputs.empty());
+    EXPECT_NEAR(package->outputs[0].scale, 1.0 / 255, 1e-9);
+    EXPECT_EQ(package->outputs[0].zero_point, -128);
+    EXPECT_EQ(package->postamble_graph.empty(), !c.postamble);
+    if (c.postamble) {
+      const std::string post = read_text(dir.path / "pkg" / "postamble.onnx");
+      EXPECT_EQ(post.find("Sigmoid"), std::string::npos) << "the sigmoid still runs on the host";
+    }
+  }
 }
 
 TEST(Axcompile, PackageRecordsPaddedNhwcIoPreprocessingAndPostamble) {

@@ -129,6 +129,9 @@ def _flags(options: Mapping[str, Any]) -> list[str]:
         elif key == "equalise_channels":
             if value:
                 args.append("--equalise-channels")
+        elif key == "output_activation_in_core":
+            if value:
+                args.append("--output-activation-in-core")
         elif key == "float_nodes":
             if isinstance(value, str) or not isinstance(value, Sequence) or not value:
                 raise _invalid_argument(
@@ -138,7 +141,7 @@ def _flags(options: Mapping[str, Any]) -> list[str]:
         else:
             known = sorted(list(_VALUE_FLAGS) + list(_MAPPING_FLAGS) +
                            ["mean", "std", "check", "verbose", "bias_correction",
-                            "equalise_channels", "float_nodes"])
+                            "equalise_channels", "output_activation_in_core", "float_nodes"])
             raise _invalid_argument(f"axelera.runtime.compile: unknown option {key!r}; expected one "
                                     f"of {', '.join(known)}")
     return args
@@ -164,7 +167,8 @@ def compile(model: os.PathLike | str, calib: os.PathLike | str,
     percentile, logit_clip, output_range ({name: (low, high)}), accuracy_target (mixed
     precision, default 0.99, 0 disables), float_nodes (sequence of node names kept float),
     sensitivity_images, fallback_rounds, max_float_fraction, bias_correction (False disables),
-    name, check (False: skip the float comparison), verbose.
+    output_activation_in_core (True: an output Sigmoid/Softmax after a conv/matmul runs in the
+    core, the output is the quantised probability), name, check (False: skip the float comparison), verbose.
 
     Raises axelera.runtime.InvalidArgument with axcompile's message when it fails.
     """

@@ -66,6 +66,14 @@ struct CompileOptions {
   // channel of the per-tensor-quantised tensor uses the int8 range; the equalised graph is then
   // calibrated again (docs/compiler.md). Off by default: not better on the real models.
   bool equalise_channels = false;
+  // A model output made by a Sigmoid (or a Softmax over the last axis) straight from a
+  // Conv/ConvTranspose/Gemm/MatMul (through a bias Add or data movement) keeps that activation
+  // in the core, applied to the unquantised result of the linear op: the core output is the
+  // probability, quantised over [0, 1], as an NPU fuses it (axcompile
+  // --output-activation-in-core). Off by default: not better on PP-OCR det and rec
+  // (docs/compiler.md); the activation then goes to the float postamble and the core outputs
+  // the logits.
+  bool output_activation_in_core = false;
   // Batch of the package's device tensors (model.json "batch", manifest shape[0]); the core graph
   // stays batch 1 and the runtime runs it once per item. axinference shared=true gathers frames
   // of several streams into one run of a batch > 1 package.
@@ -103,6 +111,9 @@ struct CompileReport {
   std::vector<TensorRange> ranges;                // every quantised activation
   std::vector<std::string> clipped_logits;        // ranges clipped to +-logit_clip
   std::vector<std::string> softmax_logits;        // Softmax inputs keeping their raw maximum
+  // Output activations kept in the core (output_activation_in_core): "Sigmoid 'node' on
+  // 'linear node'" per model output.
+  std::vector<std::string> core_output_activations;
   std::vector<TensorRange> core_inputs, core_outputs;
   std::vector<std::string> float_nodes;   // core nodes computing in float (fallback / forced)
   std::vector<std::string> fallback_log;  // one line per search round
