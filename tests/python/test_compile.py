@@ -77,6 +77,25 @@ def test_compile_calib_resize_is_passed_and_recorded_in_the_package(float_models
                     calib_resize="letterbox")
 
 
+def test_compile_output_activation_in_core_outputs_the_quantised_probabilities(float_models,
+                                                                              tmp_path):
+    """output_activation_in_core=True keeps the classifier's Softmax in the core: no postamble,
+    the output quantised over [0, 1] (scale 1/255, zero point -128); the default leaves it to
+    the postamble with the logits out of the core."""
+    require_axcompile()
+    args = dict(num_calib=4, check=False, accuracy_target=0)
+    fused = axr.compile(float_models / "classifier.onnx", float_models / "calib",
+                        tmp_path / "fused", output_activation_in_core=True, **args)
+    default = axr.compile(float_models / "classifier.onnx", float_models / "calib",
+                          tmp_path / "default", **args)
+    with axr.Context() as context:
+        model = context.load_model(fused)
+        (o,) = model.outputs()
+        assert model.properties["postamble_graph"] == ""
+        assert o.scale == pytest.approx(1 / 255) and o.zero_point == -128
+        assert context.load_model(default).properties["postamble_graph"] == "postamble.onnx"
+
+
 def test_compile_missing_model_is_invalid_argument_with_the_tools_message(float_models, tmp_path):
     require_axcompile()
     with pytest.raises(axr.InvalidArgument, match="nothing.onnx.*cannot open the file"):
