@@ -41,6 +41,8 @@ const char kUsage[] =
     "  --fallback-rounds N    mixed-precision search rounds (default 8)\n"
     "  --max-float-fraction F at most this share of the nodes kept float (default 0.25)\n"
     "  --no-bias-correction   keep the float biases (no weight-rounding shift correction)\n"
+    "  --flat-range-cut       cut ranges where the elementwise function reading them is flat\n"
+    "                         (hard-swish below -3)\n"
     "  --equalise-channels    equalise activation channels between convs (per-channel\n"
     "                         scales moved into the weights), then calibrate again\n"
     "  --output-activation-in-core      run an output Sigmoid/Softmax (after a conv or\n"
@@ -203,6 +205,8 @@ int main(int argc, char **argv) {
       options.output_activation_in_core = true;
     } else if (arg == "--no-bias-correction") {
       options.bias_correction = false;
+    } else if (arg == "--flat-range-cut") {
+      options.flat_range_cut = true;
     } else if (arg == "--logit-clip") {
       options.logit_clip = parse_number(value(), arg);
       if (options.logit_clip < 0) usage_error("--logit-clip: expected a value >= 0");

@@ -273,6 +273,7 @@ class Compilation {
   void split_head();
   void find_unary_binaries();
   void find_output_activations();
+  void find_flat_function_ranges();
   void split_tail();
   void clip_logit_ranges();
   void plan_quantisation();
@@ -348,6 +349,10 @@ class Compilation {
   // Binary ops whose activation inputs are all computed from one tensor by elementwise ops
   // (x * relu6(x + 3) of hard-swish): unary functions of that tensor, by node_id().
   std::set<std::string> unary_binaries_;
+  // Tensors read only through a function of themselves (an elementwise chain: hard-swish,
+  // hard-sigmoid) that is constant below/above some value: the range beyond it is not needed.
+  std::map<std::string, std::pair<double, double>> flat_ranges_;
+  bool flat_ranges_found_ = false;
   std::map<std::string, std::vector<uint8_t>> static_values_;
 
   std::vector<bool> is_head_;  // per graph_.nodes index: in the preamble
@@ -1109,6 +1114,137 @@ void Compilation::find_output_activations() {
   }
 }
 
+// A tensor whose readers are all elementwise ops computing a function of it alone (the chain of
+// hard-swish x * clip(x + 3, 0, 6) / 6, of hard-sigmoid, of a Relu) needs no range where that
+// function is constant: hard-swish is 0 below -3, PaddlePaddle's hard-sigmoid 0 below -2.5 and 1
+// above 2.5. Cutting the range there loses nothing the readers see and spends the 256 levels on
+// the part they do see (PP-OCRv4 det: hard-swish inputs down to -61, SE-gate inputs -59..15).
+// The chain is run through the engine on a grid over the calibrated range; a side is cut to the
+// last grid point from which every value the chain hands on stays the same.
+void Compilation::find_flat_function_ranges() {
+  flat_ranges_.clear();
+  auto consumers = graph_.consumers();
+  // tensor -> the tensor it is an elementwise function of (as find_unary_binaries builds it)
+  std::unordered_map<std::string, std::string> root;
+  std::vector<std::pair<size_t, std::string>> chain_nodes;  // node index, root
+  auto root_of = [&](const std::string &tensor) {
+    auto it = root.find(tensor);
+    return it == root.end() ? tensor : it->second;
+  };
+  for (size_t i = 0; i < graph_.nodes.size(); ++i) {
+    const auto &node = graph_.nodes[i];
+    if (is_head_[i] || is_tail_[i] || !kElementwise.count(node.op_type()) ||
+        node.output_size() != 1)
+      continue;
+    std::set<std::string> roots;
+    bool one_element_constants = true;
+    for (const auto &in : node.input()) {
+      if (in.empty()) continue;
+      if (auto init = graph_.initializers.find(in); init != graph_.initializers.end()) {
+        int64_t count = 1;
+        for (int64_t d : dims_of(init->second)) count *= d;
+        one_element_constants = one_element_constants && count == 1;
+        continue;
+      }
+      roots.insert(root_of(in));
+    }
+    if (!one_element_constants || roots.size() != 1) continue;
+    root[node.output(0)] = *roots.begin();
+    chain_nodes.push_back({i, *roots.begin()});
+  }
+  std::set<std::string> boundary_set(boundaries_.begin(), boundaries_.end());
+  std::map<std::string, std::vector<size_t>> chains;  // root -> its chain's nodes, in order
+  for (const auto &[i, r] : chain_nodes) chains[r].push_back(i);
+  constexpr int kGrid = 4097;
+  for (const auto &[tensor, nodes] : chains) {
+    auto s = calibrated_stats_.find(tensor);
+    if (s == calibrated_stats_.end() || boundary_set.count(tensor) || graph_.is_output(tensor) ||
+        tensor == core_input_.name)
+      continue;
+    const double lo = s->second.min, hi = s->second.max;
+    if (!(hi > lo)) continue;
+    std::set<size_t> in_chain(nodes.begin(), nodes.end());
+    auto c = consumers.find(tensor);
+    if (c == consumers.end() || !std::all_of(c->second.begin(), c->second.end(),
+                                             [&](size_t k) { return in_chain.count(k); }))
+      continue;  // also read as it is (a residual Add, a conv): its whole range is needed
+    // What the chain hands on: outputs read outside it, or model/core outputs.
+    std::vector<std::string> exits;
+    for (size_t i : nodes) {
+      const auto &out = graph_.nodes[i].output(0);
+      auto r = consumers.find(out);
+      bool outside = boundary_set.count(out) || graph_.is_output(out) || r == consumers.end();
+      if (r != consumers.end())
+        for (size_t k : r->second) outside = outside || !in_chain.count(k);
+      if (outside) exits.push_back(out);
+    }
+    if (exits.empty()) continue;
+    onnx::ModelProto chain;
+    *chain.mutable_opset_import() = model_.opset_import();
+    chain.set_ir_version(model_.ir_version());
+    auto *g = chain.mutable_graph();
+    g->set_name("flat_range_probe");
+    *g->add_input() = value_info(tensor, onnx::TensorProto::FLOAT, {kGrid});
+    std::set<std::string> constants;
+    for (size_t i : nodes) {
+      *g->add_node() = graph_.nodes[i];
+      for (const auto &in : graph_.nodes[i].input())
+        if (graph_.initializers.count(in) && constants.insert(in).second)
+          *g->add_initializer() = graph_.initializers.at(in);
+    }
+    for (const auto &e : exits) {
+      onnx::ValueInfoProto v;
+      v.set_name(e);
+      *g->add_output() = v;
+    }
+    std::vector<float> grid(kGrid);
+    for (int k = 0; k < kGrid; ++k) grid[k] = static_cast<float>(lo + (hi - lo) * k / (kGrid - 1));
+    std::vector<std::vector<float>> values(exits.size(), std::vector<float>(kGrid));
+    try {
+      auto program = engine::Program::from_bytes(serialize(chain, model_label_),
+                                                 "chain reading '" + tensor + "'");
+      if (program->outputs().size() != exits.size()) continue;
+      bool dense = true;
+      for (const auto &d : program->outputs())
+        dense = dense && d.dtype == engine::DType::f32 && d.element_count() == size_t(kGrid);
+      if (!dense) continue;  // a chain that broadcasts to another shape: leave the range
+      std::vector<void *> ptrs;
+      for (auto &v : values) ptrs.push_back(v.data());
+      program->make_executor()->run({grid.data()}, ptrs);
+    } catch (const Error &) {
+      continue;  // not worth failing the compile over: the range stays as calibrated
+    }
+    // Side cuts: the first/last grid index from which every exit value stays what it is at the
+    // range's end (to a millionth of the exit's spread: float rounding, not a real change).
+    int first = kGrid - 1, last = 0;
+    bool ok = true;
+    for (const auto &v : values) {
+      auto [mn, mx] = std::minmax_element(v.begin(), v.end());
+      if (!std::isfinite(*mn) || !std::isfinite(*mx)) ok = false;
+      const float tol = 1e-6f * (*mx - *mn);
+      int a = 0;
+      while (a + 1 < kGrid && std::fabs(v[a + 1] - v[0]) <= tol) ++a;
+      int b = kGrid - 1;
+      while (b > 0 && std::fabs(v[b - 1] - v[kGrid - 1]) <= tol) --b;
+      first = std::min(first, a);
+      last = std::max(last, b);
+    }
+    if (!ok || first >= last) continue;  // constant over the whole range: leave it alone
+    // One int8 step past the flat point: the zero point's rounding moves the ends of the
+    // int8 grid by up to half a step, and every value beyond the cut lands on that end, which
+    // must still be where the function is flat (else they all shift by the same error).
+    double flat_lo = grid[first], flat_hi = grid[last];
+    double step = (std::max(flat_hi, 0.0) - std::min(flat_lo, 0.0)) / 254.0;
+    double cut_lo = first > 0 ? std::min(flat_lo - step, 0.0) : lo;
+    double cut_hi = last < kGrid - 1 ? std::max(flat_hi + step, 0.0) : hi;
+    // Only a real cut (more than a step): float rounding of the grid's ends is not one.
+    if (!(cut_lo > lo + step) && !(cut_hi < hi - step)) continue;
+    flat_ranges_[tensor] = {std::max(cut_lo, lo), std::min(cut_hi, hi)};
+  }
+  report_.flat_range_cuts.clear();
+  for (const auto &[tensor, range] : flat_ranges_) report_.flat_range_cuts.push_back(tensor);
+}
+
 void Compilation::split_tail() {
   find_output_activations();
   auto consumers = graph_.consumers();
@@ -1313,6 +1449,17 @@ bool Compilation::runs_int8(const onnx::NodeProto &node) const {
 void Compilation::plan() {
   stats_ = calibrated_stats_;
   split_tail();
+  // Once the core's outputs are known (a core output keeps its whole range).
+  if (options_.flat_range_cut && !flat_ranges_found_) {
+    find_flat_function_ranges();
+    flat_ranges_found_ = true;
+  }
+  for (const auto &[tensor, range] : flat_ranges_) {
+    auto s = stats_.find(tensor);
+    if (s == stats_.end() || fixed_ranges_.count(tensor)) continue;
+    s->second.min = std::max(s->second.min, range.first);
+    s->second.max = std::min(s->second.max, range.second);
+  }
   plan_quantisation();
 }
 
@@ -1807,8 +1954,18 @@ Compilation::Evaluation Compilation::evaluate(const std::vector<CalibrationFrame
       const auto &d = core_descs[core_outputs_.size() + p];
       const auto &ref = float_bufs[calib_index_.at(probes[p])];
       if (d.byte_size() != ref.size() || d.dtype != engine::DType::f32) continue;
+      const float *want = reinterpret_cast<const float *>(ref.data());
+      std::vector<float> clamped;
+      if (auto flat = flat_ranges_.find(probes[p]); flat != flat_ranges_.end()) {
+        // Beyond a flat range cut the reader cannot tell the values apart: not an error.
+        clamped.assign(want, want + d.element_count());
+        for (float &v : clamped)
+          v = std::clamp(v, static_cast<float>(flat->second.first),
+                         static_cast<float>(flat->second.second));
+        want = clamped.data();
+      }
       ev.probes[p].add(reinterpret_cast<const float *>(core_bufs[core_outputs_.size() + p].data()),
-                       reinterpret_cast<const float *>(ref.data()), d.element_count());
+                       want, d.element_count());
     }
     // The consumers' side of the contract: depad, dequantise, NHWC -> NCHW.
     std::vector<std::vector<float>> dequantised(core_outputs_.size());
@@ -2144,6 +2301,11 @@ std::string format_report(const CompileReport &r, bool all_ranges) {
   }
   for (const auto &line : r.fallback_log) s << "mixed precision " << line << "\n";
   if (r.bias_corrected > 0) s << "bias correction: " << r.bias_corrected << " biases shifted\n";
+  if (!r.flat_range_cuts.empty()) {
+    s << "ranges cut where the reading function is flat:";
+    for (const auto &name : r.flat_range_cuts) s << " " << name;
+    s << "\n";
+  }
   if (r.equalised_tensors > 0)
     s << "equalised " << r.equalised_tensors << " activations per channel\n";
   for (const auto &t : r.core_inputs)

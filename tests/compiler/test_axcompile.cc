@@ -274,6 +274,81 @@ TEST(Axcompile, HardSwishIsQuantisedOnceAndConstantScalesFoldIntoTheConv) {
   EXPECT_EQ(other_muls, 0) << "each constant scale should fold into the conv before it";
 }
 
+// "  NAME [lo, hi] scale ..." of axcompile --verbose -> {lo, hi}; {0, 0} when not listed.
+std::pair<double, double> listed_range(const std::string &output, const std::string &tensor) {
+  std::istringstream lines(output);
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream words(line);
+    std::string name, lo, hi;
+    if (words >> name >> lo >> hi && name == tensor && lo.size() > 1 && lo[0] == '[')
+      return {std::stod(lo.substr(1)), std::stod(hi)};
+  }
+  return {0, 0};
+}
+
+TEST(Axcompile, HardSwishInputRangesAreCutWhereHardSwishIsFlat) {
+  // Hard-swish is 0 below -3: the conv outputs it reads need no int8 levels there. With the cut
+  // (--flat-range-cut) their range starts one int8 step below -3 and their scale is finer;
+  // without it the calibrated range reaches further down; the package stays accurate.
+  TempDir dir("flatcut");
+  std::vector<std::string> args = {(kModels / "hardswish.onnx").string(),
+                                   "--calib",
+                                   (kModels / "calib").string(),
+                                   "--accuracy-target",
+                                   "0",
+                                   "--verbose",
+                                   "--no-check"};
+  auto cut_args = args, full_args = args;
+  cut_args.insert(cut_args.end(),
+                  {"--output-dir", (dir.path / "cut").string(), "--flat-range-cut"});
+  full_args.insert(full_args.end(), {"--output-dir", (dir.path / "full").string()});
+  auto cut = axcompile(cut_args), full = axcompile(full_args);
+  ASSERT_EQ(cut.exit_code, 0) << cut.output;
+  ASSERT_EQ(full.exit_code, 0) << full.output;
+  EXPECT_EQ(full.output.find("ranges cut where"), std::string::npos) << full.output;
+  // The hard-swish inputs: what each hardswish_mul reads dequantised.
+  onnx::ModelProto core;
+  std::ifstream in(dir.path / "cut" / "core.onnx", std::ios::binary);
+  ASSERT_TRUE(core.ParseFromIstream(&in));
+  std::set<std::string> inputs;
+  for (const auto &node : core.graph().node())
+    if (node.op_type() == "Mul" && node.name().rfind("hardswish_mul", 0) == 0)
+      for (const auto &input : node.input())
+        if (auto at = input.find("/dq"); at != std::string::npos)
+          inputs.insert(input.substr(0, at));
+  ASSERT_EQ(inputs.size(), 3u);
+  int cut_below_minus_three = 0;
+  for (const auto &tensor : inputs) {
+    auto [cut_lo, cut_hi] = listed_range(cut.output, tensor);
+    auto [full_lo, full_hi] = listed_range(full.output, tensor);
+    ASSERT_LT(full_lo, 0) << tensor << " not listed:\n" << full.output;
+    EXPECT_EQ(cut_hi, full_hi) << tensor;  // hard-swish is not flat above
+    EXPECT_GE(cut_lo, -3.1) << tensor;     // -3 less one int8 step (~0.03 here)
+    if (full_lo < -3.1) {
+      ++cut_below_minus_three;
+      EXPECT_GT(cut_lo, full_lo) << tensor;
+      EXPECT_NE(cut.output.find("ranges cut where the reading function is flat:"),
+                std::string::npos);
+    } else {
+      EXPECT_EQ(cut_lo, full_lo) << tensor;  // nothing to cut
+    }
+  }
+  EXPECT_GE(cut_below_minus_three, 1) << "the seeded model should reach below -3";
+  // The readers see the same values: the package still matches the float model.
+  FloatModel reference((kModels / "hardswish.onnx").string());
+  PackageModel with_cut((dir.path / "cut").string()), without((dir.path / "full").string());
+  Cosine cos_cut, cos_full;
+  for (const auto &image : images_in(kModels / "heldout")) {
+    auto input = image_to_float(cv::imread(image.string()), {32, 32, true});
+    auto want = reference.run(input)[0];
+    cos_cut.add(with_cut.run(input, true)[0], want);
+    cos_full.add(without.run(input, true)[0], want);
+  }
+  std::cout << "hard-swish classifier: cosine with the flat range cut " << cos_cut.value()
+            << ", without " << cos_full.value() << "\n";
+  EXPECT_GE(cos_cut.value(), 0.99);
+}
+
 TEST(Axcompile, EqualisedActivationChannelsKeepTheDetectorAccurate) {
   // The detector's conv -> Relu -> depthwise/pointwise pairs are equalised per channel (weights
   // rescaled, graph calibrated again); the package still matches the float model.

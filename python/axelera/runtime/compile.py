@@ -132,6 +132,9 @@ def _flags(options: Mapping[str, Any]) -> list[str]:
         elif key == "output_activation_in_core":
             if value:
                 args.append("--output-activation-in-core")
+        elif key == "flat_range_cut":
+            if value:
+                args.append("--flat-range-cut")
         elif key == "float_nodes":
             if isinstance(value, str) or not isinstance(value, Sequence) or not value:
                 raise _invalid_argument(
@@ -141,7 +144,8 @@ def _flags(options: Mapping[str, Any]) -> list[str]:
         else:
             known = sorted(list(_VALUE_FLAGS) + list(_MAPPING_FLAGS) +
                            ["mean", "std", "check", "verbose", "bias_correction",
-                            "equalise_channels", "output_activation_in_core", "float_nodes"])
+                            "equalise_channels", "output_activation_in_core", "flat_range_cut",
+                            "float_nodes"])
             raise _invalid_argument(f"axelera.runtime.compile: unknown option {key!r}; expected one "
                                     f"of {', '.join(known)}")
     return args
@@ -168,7 +172,9 @@ def compile(model: os.PathLike | str, calib: os.PathLike | str,
     precision, default 0.99, 0 disables), float_nodes (sequence of node names kept float),
     sensitivity_images, fallback_rounds, max_float_fraction, bias_correction (False disables),
     output_activation_in_core (True: an output Sigmoid/Softmax after a conv/matmul runs in the
-    core, the output is the quantised probability), name, check (False: skip the float comparison), verbose.
+    core, the output is the quantised probability), flat_range_cut (True cuts ranges where the
+    elementwise function reading them is flat), name, check (False: skip the float comparison),
+    verbose.
 
     Raises axelera.runtime.InvalidArgument with axcompile's message when it fails.
     """

@@ -74,6 +74,11 @@ struct CompileOptions {
   // (docs/compiler.md); the activation then goes to the float postamble and the core outputs
   // the logits.
   bool output_activation_in_core = false;
+  // An activation read only through an elementwise function of itself that is constant beyond
+  // some value (hard-swish below -3, hard-sigmoid outside +-2.5) gets its range cut there: the
+  // readers see the same values, and the int8 levels cover the part they tell apart. Off by
+  // default: better on PP-OCRv4 det, not on rec or cls (docs/compiler.md).
+  bool flat_range_cut = false;
   // Batch of the package's device tensors (model.json "batch", manifest shape[0]); the core graph
   // stays batch 1 and the runtime runs it once per item. axinference shared=true gathers frames
   // of several streams into one run of a batch > 1 package.
@@ -114,6 +119,7 @@ struct CompileReport {
   // Output activations kept in the core (output_activation_in_core): "Sigmoid 'node' on
   // 'linear node'" per model output.
   std::vector<std::string> core_output_activations;
+  std::vector<std::string> flat_range_cuts;  // ranges cut where their reader is flat
   std::vector<TensorRange> core_inputs, core_outputs;
   std::vector<std::string> float_nodes;   // core nodes computing in float (fallback / forced)
   std::vector<std::string> fallback_log;  // one line per search round
