@@ -45,15 +45,17 @@ std::vector<std::string> with_extra_options(std::vector<std::string> args) {
 // crops and the text lines the float det cuts from the photos (64, aspect kept as PaddleOCR
 // does) for rec. On the 6 scenes / 9 crops alone the figures moved with rounding-level changes
 // of the calibration (rec 0.992/5/9 -> 0.976/4/9); on these sets, over three calibrations:
-// - det: target every float text box matched and map cosine >= 0.99; reached 86/98 and 85/98
-//   boxes, map cosine 0.933-0.934, no float node (on the 6 scenes alone: 19/21, 0.987);
+// - det: target every float text box matched and map cosine >= 0.99; reached, with entropy
+//   ranges and --flat-range-cut on the word/char crops (the recipe since 2026-12-05 02:15), map
+//   cosine 0.955-0.958 and 88-89/98 boxes over three calibrations (0 or 9 float nodes); before,
+//   percentile ranges: 0.933-0.934, 85-86/98 (on the 6 scenes alone: 19/21, 0.987);
 // - rec: target softmax cosine >= 0.99 and the same strings; reached cosine 0.977-0.986, same
 //   strings 50-56/73, 20-25 of the 41 inputs the float model reads text in (percentile ranges on
 //   the lines of the scenetext0* scenes, all six or five of them, resized as PaddleOCR feeds rec;
 //   0.986, 56/73 and 25/41 with all six, as here). Stretched lines with mse ranges, before:
 //   0.977-0.978, 49-54/73, 23-26/41.
-constexpr double kDetMinCosine = 0.925;
-constexpr int kDetMaxUnmatchedBoxes = 14;
+constexpr double kDetMinCosine = 0.95;
+constexpr int kDetMaxUnmatchedBoxes = 12;
 const std::string kRecCalib = (kOpencvData.parent_path() / "text" / "scenetext0*.jpg").string();
 constexpr double kRecMinCosine = 0.97;
 constexpr int kRecMaxDifferentStrings = 26;
@@ -322,9 +324,15 @@ double rect_iou(const cv::Rect &a, const cv::Rect &b) {
 
 TEST(AxcompileRealModels, PpOcrDetectorFindsTheSameTextBoxesAsFloat) {
   // Calibrated on the word/character crops (text the sensitivity search can measure), checked
-  // on the held-out scenetext0* scenes.
-  OcrCase c{"ch_PP-OCRv4_det_infer.onnx", 640, 640, true,
-            (kOpencvData.parent_path() / "text" / "scenetext_*.jpg").string()};
+  // on the held-out scenetext0* scenes. Entropy ranges with the flat range cut, as the ppocr-det
+  // demo recipe (docs/compiler.md, "Gaps": better than percentile, with or without the cut, over
+  // three calibrations; calibrating on other opencv-doc photos was worse).
+  OcrCase c{"ch_PP-OCRv4_det_infer.onnx",
+            640,
+            640,
+            true,
+            (kOpencvData.parent_path() / "text" / "scenetext_*.jpg").string(),
+            {"--calib-method", "entropy", "--flat-range-cut"}};
   // Held out: the six scenes and the text photos.
   std::vector<HeldOut> held_out = text_images({"scenetext0"});
   for (auto &photo : text_photos()) held_out.push_back(std::move(photo));
