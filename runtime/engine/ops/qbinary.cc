@@ -4,7 +4,8 @@
 // It evaluates the same float expressions the unfused DequantizeLinear, Add/Mul and
 // QuantizeLinear kernels do, so it is bit-exact to them. With _nhwc=1, a and y are laid out
 // NHWC (b, with H = W = 1, is the same either way).
-// Inputs: a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point.
+// Inputs: a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point
+// (QuantizedJoinSlot, quantized_join.h).
 #include <type_traits>
 
 #include "byte_lookup.h"
@@ -13,8 +14,6 @@
 
 namespace axstream::engine {
 namespace {
-
-enum Slot { kA, kAScale, kAZero, kB, kBScale, kBZero, kYScale, kYZero };
 
 template <bool kMul, bool kRelu, typename A, typename B, typename Y>
 inline Y qbinary_one(A a, B b, const QuantizedJoin &p) {
@@ -74,32 +73,23 @@ void qbinary(const A *a, const B *b, Y *y, int64_t count, int64_t channels, int6
 
 std::unique_ptr<Kernel> compile_qbinary(OpContext &ctx) {
   ctx.expect_inputs(7, 8);
-  const Shape &shape = ctx.in_shape(kA), &b_shape = ctx.in_shape(kB);
+  const Shape &shape = ctx.in_shape(kJoinA), &b_shape = ctx.in_shape(kJoinB);
   bool same_shape = b_shape == shape;
   bool per_channel = !same_shape && shape.size() == 4 && b_shape.size() == 4 && b_shape[0] == 1 &&
                      b_shape[1] == shape[1] && b_shape[2] == 1 && b_shape[3] == 1;
   if (!same_shape && !per_channel)
     ctx.fail("QBinary's b " + shape_str(b_shape) + " is neither a's shape " + shape_str(shape) +
              " nor one value per channel (1,C,1,1)");
-  DType out = ctx.has_input(kYZero) ? ctx.in_dtype(kYZero) : DType::u8;
+  DType out = ctx.has_input(kJoinYZero) ? ctx.in_dtype(kJoinYZero) : DType::u8;
   ctx.set_output(0, out, shape);
   if (ctx.infer_only()) return nullptr;
-  DType ta = ctx.in_dtype(kA), tb = ctx.in_dtype(kB);
+  DType ta = ctx.in_dtype(kJoinA), tb = ctx.in_dtype(kJoinB);
   auto is_q8 = [](DType t) { return t == DType::i8 || t == DType::u8; };
   if (!is_q8(ta) || !is_q8(tb) || !is_q8(out)) ctx.unsupported("QBinary needs int8/uint8 tensors");
   std::string op = ctx.attr_s("_op", "");
   if (op != "Add" && op != "Mul") ctx.fail("QBinary _op '" + op + "' (expected Add or Mul)");
-  auto scale = [&](int slot, const char *what) { return ctx.scalar_scale(slot, what); };
-  auto zero = [&](int slot, const char *what) { return ctx.zero_point_or_zero(slot, what); };
-  QuantizedJoin p;
-  p.a_scale = scale(kAScale, "a_scale");
-  p.b_scale = scale(kBScale, "b_scale");
-  p.y_scale = scale(kYScale, "y_scale");
-  p.a_zero = zero(kAZero, "a_zero_point");
-  p.b_zero = zero(kBZero, "b_zero_point");
-  p.y_zero = zero(kYZero, "y_zero_point");
+  QuantizedJoin p = quantized_join_params(ctx);
   p.mul = op == "Mul";
-  p.relu = ctx.attr_i("_relu", 0) != 0;
   bool nhwc = ctx.attr_i("_nhwc", 0) != 0;
   int64_t count = product(shape, 0, shape.size());
   int64_t channels = per_channel ? shape[1] : 1;
@@ -111,8 +101,8 @@ std::unique_ptr<Kernel> compile_qbinary(OpContext &ctx) {
         using B = decltype(b_t);
         if constexpr ((std::is_same_v<A, int8_t> || std::is_same_v<A, uint8_t>)&&(
                           std::is_same_v<B, int8_t> || std::is_same_v<B, uint8_t>)) {
-          const A *a = static_cast<const A *>(in[kA]);
-          const B *b = static_cast<const B *>(in[kB]);
+          const A *a = static_cast<const A *>(in[kJoinA]);
+          const B *b = static_cast<const B *>(in[kJoinB]);
           if (out == DType::i8)
             qbinary(a, b, static_cast<int8_t *>(o[0]), count, channels, inner, same_shape, nhwc, p,
                     static_cast<int8_t *>(ec.scratch));

@@ -137,38 +137,28 @@ std::unique_ptr<Kernel> compile_dequantize(OpContext &ctx) {
 }
 
 // axstream.QAdd (passes.cc): quantize([relu](dequantize(a) + dequantize(b))), per-tensor
-// parameters, equal shapes; the unfused float arithmetic in one vectorisable pass.
-enum QAddSlot { kA, kAScale, kAZero, kB, kBScale, kBZero, kYScale, kYZero };
-
+// parameters, equal shapes; the unfused float arithmetic in one vectorisable pass. Inputs as
+// QuantizedJoinSlot (quantized_join.h).
 std::unique_ptr<Kernel> compile_qadd(OpContext &ctx) {
-  const Shape &shape = ctx.in_shape(kA);
-  if (ctx.in_shape(kB) != shape)
+  const Shape &shape = ctx.in_shape(kJoinA);
+  if (ctx.in_shape(kJoinB) != shape)
     ctx.fail("QAdd inputs differ in shape: " + shape_str(shape) + " and " +
-             shape_str(ctx.in_shape(kB)));
-  DType out = ctx.has_input(kYZero) ? ctx.in_dtype(kYZero) : DType::u8;
+             shape_str(ctx.in_shape(kJoinB)));
+  DType out = ctx.has_input(kJoinYZero) ? ctx.in_dtype(kJoinYZero) : DType::u8;
   ctx.set_output(0, out, shape);
   if (ctx.infer_only()) return nullptr;
-  DType ta = ctx.in_dtype(kA), tb = ctx.in_dtype(kB);
+  DType ta = ctx.in_dtype(kJoinA), tb = ctx.in_dtype(kJoinB);
   auto is_q8 = [](DType t) { return t == DType::i8 || t == DType::u8; };
   if (!is_q8(ta) || !is_q8(tb) || !is_q8(out)) ctx.unsupported("QAdd needs int8/uint8 tensors");
-  auto scale = [&](int slot, const char *what) { return ctx.scalar_scale(slot, what); };
-  auto zero = [&](int slot, const char *what) { return ctx.zero_point_or_zero(slot, what); };
-  QuantizedJoin join;
-  join.a_scale = scale(kAScale, "a_scale");
-  join.b_scale = scale(kBScale, "b_scale");
-  join.y_scale = scale(kYScale, "y_scale");
-  join.a_zero = zero(kAZero, "a_zero_point");
-  join.b_zero = zero(kBZero, "b_zero_point");
-  join.y_zero = zero(kYZero, "y_zero_point");
-  join.relu = ctx.attr_i("_relu", 0) != 0;
+  QuantizedJoin join = quantized_join_params(ctx);
   int64_t n = product(shape, 0, shape.size());
   auto k = make_kernel([=](ExecContext &, const void *const *in, void *const *o) {
     dispatch_dtype(ta, [&](auto za_t) {
       using A = decltype(za_t);
       dispatch_dtype(tb, [&](auto zb_t) {
         using B = decltype(zb_t);
-        const A *a = static_cast<const A *>(in[kA]);
-        const B *b = static_cast<const B *>(in[kB]);
+        const A *a = static_cast<const A *>(in[kJoinA]);
+        const B *b = static_cast<const B *>(in[kJoinB]);
         if constexpr ((std::is_same_v<A, int8_t> || std::is_same_v<A, uint8_t>)&&(
                           std::is_same_v<B, int8_t> || std::is_same_v<B, uint8_t>)) {
           // The residual joins of a ResNet are ~5.5 M elements per inference: 16 lanes at a

@@ -1,5 +1,7 @@
 #include "quantized_join.h"
 
+#include "../op_registry.h"
+
 // GCC 12's AVX-512 intrinsics trip -Wmaybe-uninitialized where they are inlined (its bug
 // 105593, fixed in the headers of GCC 13): silenced for the header's lines only.
 #pragma GCC diagnostic push
@@ -174,5 +176,17 @@ template void quantized_join_channels<uint8_t, int8_t>(const uint8_t *, const fl
                                                        int64_t, int64_t, const QuantizedJoin &);
 template void quantized_join_channels<uint8_t, uint8_t>(const uint8_t *, const float *, uint8_t *,
                                                         int64_t, int64_t, const QuantizedJoin &);
+
+QuantizedJoin quantized_join_params(OpContext &ctx) {
+  QuantizedJoin p;
+  p.a_scale = ctx.scalar_scale(kJoinAScale, "a_scale");
+  p.b_scale = ctx.scalar_scale(kJoinBScale, "b_scale");
+  p.y_scale = ctx.scalar_scale(kJoinYScale, "y_scale");
+  p.a_zero = ctx.zero_point_or_zero(kJoinAZero, "a_zero_point");
+  p.b_zero = ctx.zero_point_or_zero(kJoinBZero, "b_zero_point");
+  p.y_zero = ctx.zero_point_or_zero(kJoinYZero, "y_zero_point");
+  p.relu = ctx.attr_i("_relu", 0) != 0;
+  return p;
+}
 
 }  // namespace axstream::engine

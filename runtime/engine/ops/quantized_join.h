@@ -14,6 +14,24 @@ struct QuantizedJoin {
   bool mul = false, relu = false;
 };
 
+class OpContext;
+
+// The inputs of axstream.QAdd and axstream.QBinary, in this order.
+enum QuantizedJoinSlot {
+  kJoinA,
+  kJoinAScale,
+  kJoinAZero,
+  kJoinB,
+  kJoinBScale,
+  kJoinBZero,
+  kJoinYScale,
+  kJoinYZero
+};
+
+// The scales and zero points of a QAdd/QBinary node (one float each, a missing zero point is 0)
+// and its _relu attribute; `mul` is left false.
+QuantizedJoin quantized_join_params(OpContext &ctx);
+
 // a, b and y hold `count` elements each. A, B, Y: int8_t or uint8_t.
 template <typename A, typename B, typename Y>
 void quantized_join(const A *a, const B *b, Y *y, int64_t count, const QuantizedJoin &p);
