@@ -459,6 +459,21 @@ onnx::ModelProto qdq_gate_model(bool unfused, int kChannels = 16, int kSide = 6,
   return b.model;
 }
 
+// Runs the fused and the unfused gate graph on the same x (a fixed pattern) and the gate
+// (channels values, i * gate_step - 128) and expects the same int8 output, taking > 30 values.
+void expect_gate_programs_agree(const Program &fused, const Program &unfused, size_t channels,
+                                int gate_step) {
+  std::vector<int8_t> x(fused.inputs()[0].element_count()), gate(channels);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<int8_t>((i * 53 + 5) % 256 - 128);
+  for (size_t i = 0; i < gate.size(); ++i) gate[i] = static_cast<int8_t>(i * gate_step - 128);
+  std::vector<int8_t> y_fused(fused.outputs()[0].element_count()), y_unfused(y_fused.size());
+  fused.make_executor()->run({x.data(), gate.data()}, {y_fused.data()});
+  unfused.make_executor()->run({x.data(), gate.data()}, {y_unfused.data()});
+  EXPECT_EQ(y_fused, y_unfused);
+  std::set<int> distinct(y_fused.begin(), y_fused.end());
+  EXPECT_GT(distinct.size(), 30u) << "the output takes few values, so it checks little";
+}
+
 TEST(EnginePasses, QdqPerChannelGateMulAndJoinAddRunOnInt8BitExactToUnfused) {
   auto fused = Program::from_bytes(qdq_gate_model(false).SerializeAsString(), "fused");
   auto unfused = Program::from_bytes(qdq_gate_model(true).SerializeAsString(), "unfused");
@@ -473,15 +488,7 @@ TEST(EnginePasses, QdqPerChannelGateMulAndJoinAddRunOnInt8BitExactToUnfused) {
     EXPECT_NE(text.find("per channel nhwc"), std::string::npos) << text;
   }
 
-  std::vector<int8_t> x(fused->inputs()[0].element_count()), gate(16);
-  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<int8_t>((i * 53 + 5) % 256 - 128);
-  for (size_t i = 0; i < gate.size(); ++i) gate[i] = static_cast<int8_t>(i * 17 - 128);
-  std::vector<int8_t> y_fused(fused->outputs()[0].element_count()), y_unfused(y_fused.size());
-  fused->make_executor()->run({x.data(), gate.data()}, {y_fused.data()});
-  unfused->make_executor()->run({x.data(), gate.data()}, {y_unfused.data()});
-  EXPECT_EQ(y_fused, y_unfused);
-  std::set<int> distinct(y_fused.begin(), y_fused.end());
-  EXPECT_GT(distinct.size(), 30u) << "the output takes few values, so it checks little";
+  expect_gate_programs_agree(*fused, *unfused, 16, 17);
 }
 
 // The gate and the join with 24 channels on 5x5 pixels: the AVX-512 loops' masked tails (24 =
@@ -501,15 +508,7 @@ TEST(EnginePasses, QdqGateAndJoinTailsOfTheVectorLoopsAreBitExactToUnfused) {
     if (text.find("_core_vnni]") != std::string::npos || text.find("_amx") != std::string::npos) {
       EXPECT_NE(text.find("per channel nhwc"), std::string::npos) << text;
     }
-    std::vector<int8_t> x(fused->inputs()[0].element_count()), gate(24);
-    for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<int8_t>((i * 53 + 5) % 256 - 128);
-    for (size_t i = 0; i < gate.size(); ++i) gate[i] = static_cast<int8_t>(i * 11 - 128);
-    std::vector<int8_t> y_fused(fused->outputs()[0].element_count()), y_unfused(y_fused.size());
-    fused->make_executor()->run({x.data(), gate.data()}, {y_fused.data()});
-    unfused->make_executor()->run({x.data(), gate.data()}, {y_unfused.data()});
-    EXPECT_EQ(y_fused, y_unfused);
-    std::set<int> distinct(y_fused.begin(), y_fused.end());
-    EXPECT_GT(distinct.size(), 30u) << "the output takes few values, so it checks little";
+    expect_gate_programs_agree(*fused, *unfused, 24, 11);
   }
 }
 
