@@ -42,14 +42,11 @@ struct Stats {
   double cpu_ms_per_run = 0;  // process CPU time (all threads) per run
 };
 
-// Runs `fn` `warmup` times, then repeatedly for about `seconds` (at least `min_runs` times).
-inline Stats measure(const std::function<void()> &fn, double seconds, int warmup = 2,
-                     size_t min_runs = 5) {
-  for (int i = 0; i < warmup; ++i) fn();
+// Latencies in ms of `fn` run repeatedly for about `seconds` (at least `min_runs` times).
+inline std::vector<double> timed_runs(const std::function<void()> &fn, double seconds,
+                                      size_t min_runs = 5) {
   std::vector<double> ms;
-  const double cpu0 = cpu_seconds();
-  const auto start = Clock::now();
-  const auto until = start + std::chrono::duration<double>(seconds);
+  const auto until = Clock::now() + std::chrono::duration<double>(seconds);
   for (;;) {
     auto t0 = Clock::now();
     fn();
@@ -57,11 +54,16 @@ inline Stats measure(const std::function<void()> &fn, double seconds, int warmup
     ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
     if (ms.size() >= min_runs && t1 >= until) break;
   }
-  const double wall = std::chrono::duration<double>(Clock::now() - start).count();
+  return ms;
+}
+
+// Stats of the runs `ms` (of every thread), which took `wall` seconds and `cpu` seconds of
+// process CPU time.
+inline Stats stats_of(std::vector<double> ms, double wall, double cpu) {
   Stats s;
   s.runs = ms.size();
   s.per_second = double(ms.size()) / wall;
-  s.cpu_ms_per_run = (cpu_seconds() - cpu0) * 1e3 / double(ms.size());
+  s.cpu_ms_per_run = cpu * 1e3 / double(ms.size());
   double sum = 0;
   for (double v : ms) sum += v;
   s.mean_ms = sum / double(ms.size());
@@ -69,6 +71,17 @@ inline Stats measure(const std::function<void()> &fn, double seconds, int warmup
   s.p50_ms = ms[ms.size() / 2];
   s.p99_ms = ms[std::min(ms.size() - 1, size_t(double(ms.size()) * 0.99))];
   return s;
+}
+
+// Runs `fn` `warmup` times, then repeatedly for about `seconds` (at least `min_runs` times).
+inline Stats measure(const std::function<void()> &fn, double seconds, int warmup = 2,
+                     size_t min_runs = 5) {
+  for (int i = 0; i < warmup; ++i) fn();
+  const double cpu0 = cpu_seconds();
+  const auto start = Clock::now();
+  std::vector<double> ms = timed_runs(fn, seconds, min_runs);
+  const double wall = std::chrono::duration<double>(Clock::now() - start).count();
+  return stats_of(std::move(ms), wall, cpu_seconds() - cpu0);
 }
 
 inline void skip(const std::string &area, const std::string &name, const std::string &why) {

@@ -165,28 +165,14 @@ ab::Stats run_instances(const std::shared_ptr<rt::Connection> &conn,
         oa.push_back({out.back().data(), -1, 0, t.size()});
       }
       inst->run(ia, oa);  // warm-up
-      std::vector<double> ms;
-      const auto until = ab::Clock::now() + std::chrono::duration<double>(seconds);
-      for (;;) {
-        auto t0 = ab::Clock::now();
-        inst->run(ia, oa);
-        auto t1 = ab::Clock::now();
-        ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
-        if (ms.size() >= 5 && t1 >= until) break;
-      }
+      std::vector<double> ms = ab::timed_runs([&] { inst->run(ia, oa); }, seconds);
       std::lock_guard lock(mutex);
       all_ms.insert(all_ms.end(), ms.begin(), ms.end());
     });
   }
   for (auto &t : threads) t.join();
   const double wall = std::chrono::duration<double>(ab::Clock::now() - start).count();
-  ab::Stats s;
-  s.runs = all_ms.size();
-  s.per_second = double(all_ms.size()) / wall;
-  s.cpu_ms_per_run = (ab::cpu_seconds() - cpu0) * 1e3 / double(all_ms.size());
-  std::sort(all_ms.begin(), all_ms.end());
-  s.p50_ms = all_ms[all_ms.size() / 2];
-  s.p99_ms = all_ms[std::min(all_ms.size() - 1, size_t(double(all_ms.size()) * 0.99))];
+  ab::Stats s = ab::stats_of(std::move(all_ms), wall, ab::cpu_seconds() - cpu0);
   for (auto &i : instances) i->release();
   return s;
 }
@@ -250,15 +236,7 @@ ab::Stats run_ceiling(const eng::CompiledGraph &graph, int instances, double sec
         if (i == 0 && chain) *contents = chain->contents();
       }
       if (!failure.empty()) return;
-      std::vector<double> ms;
-      const auto until = ab::Clock::now() + std::chrono::duration<double>(seconds);
-      for (;;) {
-        auto t0 = ab::Clock::now();
-        chain->run();
-        auto t1 = ab::Clock::now();
-        ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
-        if (ms.size() >= 5 && t1 >= until) break;
-      }
+      std::vector<double> ms = ab::timed_runs([&] { chain->run(); }, seconds);
       std::lock_guard lock(mutex);
       all_ms.insert(all_ms.end(), ms.begin(), ms.end());
     });
@@ -266,14 +244,7 @@ ab::Stats run_ceiling(const eng::CompiledGraph &graph, int instances, double sec
   for (auto &t : threads) t.join();
   if (!failure.empty()) throw std::runtime_error("ceiling chain: " + failure);
   const double wall = std::chrono::duration<double>(ab::Clock::now() - start).count();
-  ab::Stats s;
-  s.runs = all_ms.size();
-  s.per_second = double(all_ms.size()) / wall;
-  s.cpu_ms_per_run = (ab::cpu_seconds() - cpu0) * 1e3 / double(all_ms.size());
-  std::sort(all_ms.begin(), all_ms.end());
-  s.p50_ms = all_ms[all_ms.size() / 2];
-  s.p99_ms = all_ms[std::min(all_ms.size() - 1, size_t(double(all_ms.size()) * 0.99))];
-  return s;
+  return ab::stats_of(std::move(all_ms), wall, ab::cpu_seconds() - cpu0);
 }
 
 // The package's core graph as the engine compiles it (its shapes, fusions and step order).
