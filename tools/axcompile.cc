@@ -3,9 +3,11 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <initializer_list>
 #include <iostream>
 #include <sstream>
 #include <string>
+#include <utility>
 
 #include "axstream/compiler/compiler.h"
 #include "axstream/error.h"
@@ -86,6 +88,21 @@ double parse_number(const std::string &text, const std::string &option) {
   }
 }
 
+// The value named `text` among `choices`, or a usage error listing the names ("A, B or C").
+template <typename T>
+T parse_choice(const std::string &text, const std::string &option,
+               std::initializer_list<std::pair<const char *, T>> choices) {
+  std::string names;
+  size_t i = 0;
+  for (const auto &[name, value] : choices) {
+    if (text == name) return value;
+    if (i > 0) names += i + 1 == choices.size() ? " or " : ", ";
+    names += name;
+    ++i;
+  }
+  usage_error(option + ": expected " + names + ", got '" + text + "'");
+}
+
 std::vector<double> parse_numbers(const std::string &text, const std::string &option) {
   std::vector<double> values;
   std::stringstream in(text);
@@ -125,13 +142,9 @@ int main(int argc, char **argv) {
     } else if (arg == "--calib-text-crops") {
       options.calibration_text_detector = value();
     } else if (arg == "--calib-resize") {
-      std::string resize = value();
-      if (resize == "stretch")
-        options.resize = CalibrationResize::stretch;
-      else if (resize == "pad-right")
-        options.resize = CalibrationResize::pad_right;
-      else
-        usage_error("--calib-resize: expected stretch or pad-right, got '" + resize + "'");
+      options.resize = parse_choice<CalibrationResize>(
+          value(), arg,
+          {{"stretch", CalibrationResize::stretch}, {"pad-right", CalibrationResize::pad_right}});
     } else if (arg == "--num-calib") {
       double n = parse_number(value(), arg);
       if (n < 1 || n != static_cast<int>(n))
@@ -160,26 +173,15 @@ int main(int argc, char **argv) {
       }
       options.input_shapes[spec.substr(0, eq)] = dims;
     } else if (arg == "--input-layout") {
-      std::string layout = value();
-      if (layout == "NCHW")
-        options.input_layout = InputLayout::nchw;
-      else if (layout == "NHWC")
-        options.input_layout = InputLayout::nhwc;
-      else
-        usage_error("--input-layout: expected NCHW or NHWC, got '" + layout + "'");
+      options.input_layout = parse_choice<InputLayout>(
+          value(), arg, {{"NCHW", InputLayout::nchw}, {"NHWC", InputLayout::nhwc}});
     } else if (arg == "--calib-method") {
-      std::string method = value();
-      if (method == "minmax")
-        options.method = CalibrationMethod::minmax;
-      else if (method == "percentile")
-        options.method = CalibrationMethod::percentile;
-      else if (method == "mse")
-        options.method = CalibrationMethod::mse;
-      else if (method == "entropy")
-        options.method = CalibrationMethod::entropy;
-      else
-        usage_error("--calib-method: expected percentile, mse, entropy or minmax, got '" + method +
-                    "'");
+      options.method =
+          parse_choice<CalibrationMethod>(value(), arg,
+                                          {{"percentile", CalibrationMethod::percentile},
+                                           {"mse", CalibrationMethod::mse},
+                                           {"entropy", CalibrationMethod::entropy},
+                                           {"minmax", CalibrationMethod::minmax}});
     } else if (arg == "--accuracy-target") {
       options.accuracy_target = parse_number(value(), arg);
       if (options.accuracy_target < 0 || options.accuracy_target > 1)
