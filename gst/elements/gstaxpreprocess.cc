@@ -56,6 +56,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -258,6 +259,33 @@ std::vector<double> parse_numbers(const char *property, const char *text, size_t
   return values;
 }
 
+// mean or std: one value for every channel or one per channel (3); std must be non-zero, as it
+// divides.
+std::vector<double> parse_channel_values(const char *property, const char *text) {
+  std::vector<double> values = parse_numbers(property, text, 1, 3);
+  if (values.size() == 2)
+    throw axstream::InvalidArgument(std::string("property '") + property + "' = '" + text +
+                                    "': expected 1 number (every channel) or 3 (one per "
+                                    "channel), got 2");
+  for (double v : values)
+    if (!std::isfinite(v) || (g_str_equal(property, "std") && v == 0))
+      throw axstream::InvalidArgument(
+          std::string("property '") + property + "' = '" + text + "': expected finite" +
+          (g_str_equal(property, "std") ? " non-zero" : "") + " numbers");
+  return values;
+}
+
+// "x,y,width,height" in whole pixels: x, y >= 0 and a non-empty size (whether it fits the frame is
+// only known from the caps).
+pp::Rect parse_crop(const char *text) {
+  const std::vector<double> r = parse_numbers("crop", text, 4, 4);
+  for (size_t i = 0; i < r.size(); ++i)
+    if (r[i] != std::floor(r[i]) || r[i] < 0 || r[i] > G_MAXINT || (i >= 2 && r[i] == 0))
+      throw axstream::InvalidArgument(std::string("property 'crop' = '") + text +
+                                      "': expected whole pixels x,y >= 0 and width,height > 0");
+  return pp::Rect{int(r[0]), int(r[1]), int(r[2]), int(r[3])};
+}
+
 std::array<double, 3> per_channel(const std::vector<double> &values, double fallback) {
   if (values.empty()) return {fallback, fallback, fallback};
   if (values.size() == 1) return {values[0], values[0], values[0]};
@@ -300,6 +328,8 @@ pp::TensorSpec tensor_spec(const rt::TensorInfo &info, const std::string &model)
 
 }  // namespace
 
+static pp::Options make_options(GstAxPreprocess *self);
+
 static gboolean gst_ax_preprocess_start(GstBaseTransform *trans) {
   auto *self = GST_AX_PREPROCESS(trans);
   GstAxPreprocessState *state = self->state;
@@ -323,6 +353,20 @@ static gboolean gst_ax_preprocess_start(GstBaseTransform *trans) {
     GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ,
                       ("axpreprocess could not load model package '%s'", self->model),
                       ("Context::load_model: %s", e.what()));
+    state->model.reset();
+    state->package.reset();
+    state->context.reset();
+    return FALSE;
+  }
+  // Property values that are wrong whatever the frames are fail here, named, rather than as a
+  // caps negotiation error.
+  try {
+    make_options(self);
+  } catch (const std::exception &e) {
+    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("%s", e.what()),
+                      ("axpreprocess start: the properties do not make valid options for model "
+                       "'%s'",
+                       self->model));
     state->model.reset();
     state->package.reset();
     state->context.reset();
@@ -353,23 +397,25 @@ static pp::Options make_options(GstAxPreprocess *self) {
              : self->resize == GST_AX_RESIZE_PAD_RIGHT ? pp::ResizeMode::PadRight
                                                        : pp::ResizeMode::Letterbox;
   o.pad_value = uint8_t(self->pad_value);
-  o.color = pp::color_order_from_string(
-      self->color_format && *self->color_format
-          ? self->color_format
-          : (from_package ? from_package->color_format : std::string("RGB")));
+  if (self->color_format && *self->color_format) {
+    try {
+      o.color = pp::color_order_from_string(self->color_format);
+    } catch (const std::exception &e) {
+      throw axstream::InvalidArgument(std::string("property 'color-format': ") + e.what());
+    }
+  } else {
+    o.color = pp::color_order_from_string(from_package ? from_package->color_format : "RGB");
+  }
   o.normalisation.pixel_scale = from_package ? from_package->pixel_scale : 1.0 / 255.0;
   o.normalisation.mean = per_channel(
-      self->mean && *self->mean ? parse_numbers("mean", self->mean, 1, 3)
+      self->mean && *self->mean ? parse_channel_values("mean", self->mean)
                                 : (from_package ? from_package->mean : std::vector<double>{}),
       0.0);
   o.normalisation.std = per_channel(
-      self->std && *self->std ? parse_numbers("std", self->std, 1, 3)
+      self->std && *self->std ? parse_channel_values("std", self->std)
                               : (from_package ? from_package->std : std::vector<double>{}),
       1.0);
-  if (self->crop && *self->crop) {
-    const auto r = parse_numbers("crop", self->crop, 4, 4);
-    o.crop = pp::Rect{int(r[0]), int(r[1]), int(r[2]), int(r[3])};
-  }
+  if (self->crop && *self->crop) o.crop = parse_crop(self->crop);
   return o;
 }
 
@@ -470,9 +516,9 @@ static gboolean gst_ax_preprocess_set_caps(GstBaseTransform *trans, GstCaps *inc
                     g.offset_y, pp::color_order_name(options.color));
   } catch (const std::exception &e) {
     GST_ELEMENT_ERROR(self, CORE, NEGOTIATION,
-                      ("model '%s' cannot take %s %dx%d frames", self->model, format_name,
-                       GST_VIDEO_INFO_WIDTH(&info), GST_VIDEO_INFO_HEIGHT(&info)),
-                      ("%s", e.what()));
+                      ("model '%s' cannot take %s %dx%d frames: %s", self->model, format_name,
+                       GST_VIDEO_INFO_WIDTH(&info), GST_VIDEO_INFO_HEIGHT(&info), e.what()),
+                      ("axpreprocess set_caps on %" GST_PTR_FORMAT, incaps));
     return FALSE;
   }
   return TRUE;

@@ -305,6 +305,30 @@ TEST(AxPreprocessErrors, BadPackageFailsWithTheLoadersMessage) {
   g_free(dir);
 }
 
+// Values wrong for any frame fail the start, naming the property, before caps are negotiated.
+TEST(AxPreprocessErrors, InvalidPropertyValuesFailAtStartNamingTheProperty) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  const struct {
+    const char *property, *value, *expected;
+  } cases[] = {
+      {"crop", "abc", "property 'crop' = 'abc': expected 4 comma-separated numbers"},
+      {"crop", "1.5,0,8,8", "property 'crop' = '1.5,0,8,8': expected whole pixels"},
+      {"crop", "0,0,0,8", "property 'crop' = '0,0,0,8': expected whole pixels"},
+      {"crop", "-4,0,8,8", "property 'crop' = '-4,0,8,8': expected whole pixels"},
+      {"mean", "x", "property 'mean' = 'x': expected 1 to 3 comma-separated numbers"},
+      {"mean", "1,2", "property 'mean' = '1,2': expected 1 number (every channel) or 3"},
+      {"std", "0.5,0,0.5", "property 'std' = '0.5,0,0.5': expected finite non-zero numbers"},
+      {"color-format", "XYZ", "property 'color-format': colour format 'XYZ'"},
+  };
+  for (const auto &c : cases) {
+    GstElement *element = make_preprocess(model);
+    g_object_set(element, c.property, c.value, nullptr);
+    const std::string error = axtest::error_when_started(element);
+    EXPECT_NE(error.find(c.expected), std::string::npos)
+        << c.property << "=" << c.value << ": " << error;
+  }
+}
+
 TEST(AxPreprocessErrors, CropOutsideTheFrameIsNotNegotiatedWithMessage) {
   AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
   GstElement *element = make_preprocess(model);
