@@ -94,6 +94,7 @@ struct ModelDecoding {
 
 struct GstAxDecodeState {
   std::unique_ptr<dec::Decoder> decoder;
+  std::string model_key;  // package_key of the model property; empty when unset
   std::map<std::string, ModelDecoding> models;  // by model package path
   GstVideoInfo video_info;
   bool have_video_info = false;
@@ -137,6 +138,27 @@ static GstStaticPadTemplate sink_template =
 static GstStaticPadTemplate src_template =
     GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS(AX_DECODE_CAPS));
 
+// "pkg", "pkg/" and "pkg/model.json" name the same package.
+static std::string package_key(const gchar *path) {
+  std::string key = path ? path : "";
+  if (g_str_has_suffix(key.c_str(), "/model.json")) key.resize(key.size() - 11);
+  while (key.size() > 1 && key.back() == '/') key.pop_back();
+  return key;
+}
+
+// Whether a tensor meta's model names the same package as the model property, also when one path
+// is relative and the other absolute, as axinference matches its input metas.
+static bool same_package(const std::string &model_key, const gchar *meta_model) {
+  const std::string meta_key = package_key(meta_model);
+  if (meta_key == model_key) return true;
+  gchar *a = g_canonicalize_filename(model_key.c_str(), nullptr);
+  gchar *b = g_canonicalize_filename(meta_key.c_str(), nullptr);
+  const bool same = g_strcmp0(a, b) == 0;
+  g_free(a);
+  g_free(b);
+  return same;
+}
+
 static gboolean gst_ax_decode_start(GstBaseTransform *trans) {
   auto *self = GST_AX_DECODE(trans);
   GstAxDecodeState *state = self->state;
@@ -157,6 +179,22 @@ static gboolean gst_ax_decode_start(GstBaseTransform *trans) {
                        GST_STR_NULL(self->labels)));
     return FALSE;
   }
+  state->model_key = self->model && *self->model ? package_key(self->model) : std::string();
+  if (!state->model_key.empty()) {
+    // A named package is read now: a wrong path fails the start instead of every frame passing
+    // undecoded.
+    try {
+      auto package = axstream::runtime::load_model_package(state->model_key);
+      state->models[state->model_key].converter = dec::OutputConverter::from_package(*package);
+    } catch (const std::exception &error) {
+      GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ,
+                        ("axdecode could not load model package '%s'", self->model),
+                        ("load_model_package: %s", error.what()));
+      state->models.clear();
+      state->decoder.reset();
+      return FALSE;
+    }
+  }
   return TRUE;
 }
 
@@ -172,14 +210,6 @@ static gboolean gst_ax_decode_set_caps(GstBaseTransform *trans, GstCaps *incaps,
   auto *self = GST_AX_DECODE(trans);
   self->state->have_video_info = gst_video_info_from_caps(&self->state->video_info, incaps);
   return TRUE;
-}
-
-// "pkg", "pkg/" and "pkg/model.json" name the same package.
-static std::string package_key(const gchar *path) {
-  std::string key = path ? path : "";
-  if (g_str_has_suffix(key.c_str(), "/model.json")) key.resize(key.size() - 11);
-  while (key.size() > 1 && key.back() == '/') key.pop_back();
-  return key;
 }
 
 // Maps every tensor of `tensors` and hands the raw bytes to `convert` (float conversion, or
@@ -361,8 +391,7 @@ static GstFlowReturn gst_ax_decode_transform_ip(GstBaseTransform *trans, GstBuff
              gst_buffer_iterate_meta_filtered(buffer, &iter, GST_AX_TENSOR_META_API_TYPE)) {
     auto *tensor_meta = reinterpret_cast<GstAxTensorMeta *>(meta);
     if (tensor_meta->kind != GST_AX_TENSOR_OUTPUT || !tensor_meta->tensors) continue;
-    if (self->model && *self->model && package_key(self->model) != package_key(tensor_meta->model))
-      continue;
+    if (!state->model_key.empty() && !same_package(state->model_key, tensor_meta->model)) continue;
     outputs.push_back(tensor_meta);
   }
   if (outputs.empty()) {
@@ -372,7 +401,7 @@ static GstFlowReturn gst_ax_decode_transform_ip(GstBaseTransform *trans, GstBuff
   }
   for (GstAxTensorMeta *tensor_meta : outputs) {
     const std::string model_path =
-        package_key(self->model && *self->model ? self->model : tensor_meta->model);
+        state->model_key.empty() ? package_key(tensor_meta->model) : state->model_key;
     try {
       ModelDecoding &decoding = state->models[model_path];
       if (!decoding.converter) {

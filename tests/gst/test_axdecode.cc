@@ -46,8 +46,8 @@ struct BlazeFacePackage {
   static constexpr int kScoreZeroPoint = -10;
   fs::path dir;
 
-  BlazeFacePackage() {
-    dir = fs::path(::testing::TempDir()) / ("axdecode_blazeface_" + std::to_string(getpid()));
+  explicit BlazeFacePackage(const std::string &name = "blazeface") {
+    dir = fs::path(::testing::TempDir()) / ("axdecode_" + name + "_" + std::to_string(getpid()));
     fs::create_directories(dir);
     onnx::ModelProto model;
     model.set_ir_version(8);
@@ -208,8 +208,8 @@ TEST_F(AxDecode, BuffersWithoutOutputTensorsPassThroughUntouched) {
 }
 
 TEST_F(AxDecode, ModelPropertySkipsTensorsOfOtherModels) {
-  BlazeFacePackage package;
-  GstHarness *harness = decode_harness("axdecode decoder=blazeface model=/some/other/model");
+  BlazeFacePackage package, other("other");
+  GstHarness *harness = decode_harness("axdecode decoder=blazeface model=" + other.dir.string());
   GstBuffer *out = gst_harness_push_and_pull(
       harness, frame_with_outputs(package.dir.string(), blazeface_tensors(), letterbox_640x480()));
   ASSERT_NE(out, nullptr);
@@ -285,6 +285,40 @@ TEST_F(AxDecode, MissingLabelsFileFailsToStartNamingTheFile) {
   g_object_set(element, "labels", "/nonexistent/labels.txt", nullptr);
   const std::string error = axtest::error_when_started(element);
   EXPECT_NE(error.find("/nonexistent/labels.txt"), std::string::npos) << error;
+}
+
+TEST_F(AxDecode, MissingModelPackageFailsToStartNamingThePath) {
+  GstElement *element = gst_element_factory_make("axdecode", nullptr);
+  g_object_set(element, "decoder", "blazeface", "model", "/nonexistent/package", nullptr);
+  const std::string error = axtest::error_when_started(element);
+  EXPECT_NE(error.find("could not load model package '/nonexistent/package'"), std::string::npos)
+      << error;
+}
+
+TEST_F(AxDecode, CorruptModelPackageFailsToStartNamingTheFile) {
+  const fs::path dir =
+      fs::path(::testing::TempDir()) / ("axdecode_corrupt_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  write_file(dir / "model.json", "{ not json");
+  GstElement *element = gst_element_factory_make("axdecode", nullptr);
+  g_object_set(element, "model", dir.c_str(), nullptr);
+  const std::string error = axtest::error_when_started(element);
+  EXPECT_NE(error.find((dir / "model.json").string() + ": invalid JSON"), std::string::npos)
+      << error;
+  fs::remove_all(dir);
+}
+
+TEST_F(AxDecode, RelativeModelPathMatchesTheAbsolutePathTheTensorsName) {
+  BlazeFacePackage package;
+  const fs::path relative = fs::relative(package.dir);
+  ASSERT_TRUE(relative.is_relative()) << relative;
+  GstHarness *harness = decode_harness("axdecode decoder=blazeface model=" + relative.string());
+  GstBuffer *out = gst_harness_push_and_pull(
+      harness, frame_with_outputs(package.dir.string(), blazeface_tensors(), letterbox_640x480()));
+  ASSERT_NE(out, nullptr);
+  EXPECT_EQ(gst_buffer_get_n_meta(out, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE), 1u);
+  gst_buffer_unref(out);
+  gst_harness_teardown(harness);
 }
 
 TEST_F(AxDecode, OutputsTheDecoderCannotParseAreAnErrorNamingTensorAndShape) {
