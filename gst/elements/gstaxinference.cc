@@ -47,6 +47,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -152,11 +153,13 @@ std::shared_ptr<DeviceInstance> create_instance(const InstanceRequest &request) 
       throw axstream::InvalidArgument("device '" + request.device +
                                       "' not found: expected one of " + names);
   }
-  d->connection =
-      d->context->device_connect(device ? &*device : nullptr, std::max(1, request.num_sub_devices));
+  // aipu-cores beyond num-sub-devices reserves that many, so "aipu-cores=2" alone runs; the
+  // runtime refuses aipu_cores and num_sub_devices that differ, so only one is passed on.
+  d->connection = d->context->device_connect(
+      device ? &*device : nullptr, std::max({1, request.num_sub_devices, request.aipu_cores}));
   rt::InstanceOptions options;
   options.aipu_cores = request.aipu_cores;
-  options.num_sub_devices = request.num_sub_devices;
+  options.num_sub_devices = request.aipu_cores ? 0 : request.num_sub_devices;
   options.double_buffer = request.double_buffer;
   options.input_dmabuf = request.dmabuf;
   options.output_dmabuf = request.dmabuf;
@@ -785,14 +788,15 @@ static void gst_ax_inference_class_init(GstAxInferenceClass *klass) {
   g_object_class_install_property(
       gobject_class, PROP_AIPU_CORES,
       g_param_spec_int("aipu-cores", "AIPU cores",
-                       "AIPU cores (L2 resources) the model instance uses; 0: as many as the "
-                       "connection has, at most the model's batch",
+                       "AIPU cores (L2 resources) the model instance uses, at most the model's "
+                       "batch; 0: as many as num-sub-devices",
                        0, 64, DEFAULT_PROP_AIPU_CORES, ready_flags));
   g_object_class_install_property(
       gobject_class, PROP_NUM_SUB_DEVICES,
       g_param_spec_int("num-sub-devices", "Sub-devices",
-                       "Sub-devices (AIPU cores) reserved on the device for this element", 1, 64,
-                       DEFAULT_PROP_NUM_SUB_DEVICES, ready_flags));
+                       "Sub-devices (AIPU cores) reserved on the device for this element; "
+                       "aipu-cores above it reserves that many",
+                       1, 64, DEFAULT_PROP_NUM_SUB_DEVICES, ready_flags));
   g_object_class_install_property(
       gobject_class, PROP_DOUBLE_BUFFER,
       g_param_spec_boolean("double-buffer", "Double buffer",

@@ -177,6 +177,34 @@ TEST(AxInference, UnsharedElementsCannotBothReserveEveryCore) {
   gst_harness_teardown(a);
 }
 
+TEST(AxInference, AipuCoresAloneReservesThatManySubDevices) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  // num-sub-devices stays at its default 1: the instance still gets its 4 cores.
+  GstHarness *h = inference_harness(model, "aipu-cores=4");
+  const Bytes input = read_file(model + "/reference/input_0.bin");
+  ASSERT_EQ(gst_harness_push(h, frame_with_tensor(model, input, 0)), GST_FLOW_OK);
+  GstBuffer *out = gst_harness_pull(h);
+  EXPECT_EQ(output_of(out), read_file(model + "/reference/output_0.bin"));
+  gst_buffer_unref(out);
+  // Every core is held: another element cannot reserve one.
+  GstElement *second = gst_element_factory_make("axinference", nullptr);
+  g_object_set(second, "model", model.c_str(), nullptr);
+  const std::string error = axtest::error_when_started(second);
+  EXPECT_NE(error.find("could not load model"), std::string::npos) << error;
+  gst_harness_teardown(h);
+}
+
+TEST(AxInference, AipuCoresBelowNumSubDevicesRuns) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  GstHarness *h = inference_harness(model, "num-sub-devices=2 aipu-cores=1");
+  const Bytes input = read_file(model + "/reference/input_0.bin");
+  ASSERT_EQ(gst_harness_push(h, frame_with_tensor(model, input, 0)), GST_FLOW_OK);
+  GstBuffer *out = gst_harness_pull(h);
+  EXPECT_EQ(output_of(out), read_file(model + "/reference/output_0.bin"));
+  gst_buffer_unref(out);
+  gst_harness_teardown(h);
+}
+
 TEST(AxInferenceErrors, MissingModelFailsAtReadyToPausedWithMessage) {
   GstElement *element = gst_element_factory_make("axinference", nullptr);
   ASSERT_NE(element, nullptr);
