@@ -3,8 +3,9 @@
  * @title: axmetapublish
  *
  * Writes the results riding on each frame (GstVideoRegionOfInterestMeta with axstream's
- * "ax-detection" parameters) as JSON Lines, one line per frame, to a file, stdout or a unix
- * socket. Frames pass through unchanged. The schema is in docs/metadata-schema.md.
+ * "ax-detection" parameters, and the classes of GstAxClassificationMeta for the whole frame or
+ * an object) as JSON Lines, one line per frame, to a file, stdout or a unix socket. Frames pass
+ * through unchanged. The schema is in docs/metadata-schema.md.
  *
  * |[
  * gst-launch-1.0 filesrc location=Megamind.avi ! decodebin ! \
@@ -15,6 +16,7 @@
 #include "gstaxmetapublish.h"
 
 #include <fcntl.h>
+#include <gst/video/video.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -23,10 +25,10 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
-
-#include <gst/video/video.h>
+#include <vector>
 
 #include "ax_field_properties.h"
+#include "axstream/gst/axresultmeta.h"
 #include "json_lines.h"
 
 GST_DEBUG_CATEGORY_STATIC(gst_ax_meta_publish_debug);
@@ -175,6 +177,20 @@ static axstream::publish::PublishedObject object_from_roi(GstVideoRegionOfIntere
   return object;
 }
 
+static std::vector<axstream::publish::PublishedClass> classes_of(
+    const GstAxClassificationMeta *meta) {
+  std::vector<axstream::publish::PublishedClass> classes;
+  for (guint i = 0; i < meta->n_classes; ++i) {
+    axstream::publish::PublishedClass c;
+    c.class_id = gst_ax_classification_meta_get_class_id(meta, i);
+    const gchar *label = gst_ax_classification_meta_get_label(meta, i);
+    if (label && *label) c.label = label;  // "" when the decoder had no label
+    c.score = gst_ax_classification_meta_get_score(meta, i);
+    classes.push_back(std::move(c));
+  }
+  return classes;
+}
+
 static bool write_all(int fd, const std::string &line) {
   size_t written = 0;
   while (written < line.size()) {
@@ -201,6 +217,21 @@ static GstFlowReturn gst_ax_meta_publish_transform_ip(GstBaseTransform *trans, G
   while (GstMeta *meta = gst_buffer_iterate_meta_filtered(
              buffer, &iter, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) {
     frame.objects.push_back(object_from_roi(reinterpret_cast<GstVideoRegionOfInterestMeta *>(meta)));
+  }
+  // Classifications (axdecode decoder=classification): the whole frame's, or an object's by its
+  // ROI id; several models' classes of one object follow each other.
+  iter = nullptr;
+  while (GstMeta *meta =
+             gst_buffer_iterate_meta_filtered(buffer, &iter, GST_AX_CLASSIFICATION_META_API_TYPE)) {
+    const auto *classification = reinterpret_cast<const GstAxClassificationMeta *>(meta);
+    auto classes = classes_of(classification);
+    if (classification->roi_id < 0) {
+      frame.classes.insert(frame.classes.end(), classes.begin(), classes.end());
+      continue;
+    }
+    for (auto &object : frame.objects)
+      if (object.roi_id == classification->roi_id)
+        object.classes.insert(object.classes.end(), classes.begin(), classes.end());
   }
   std::string line = axstream::publish::to_json_line(frame) + "\n";
   if (!write_all(state->fd, line)) {

@@ -16,6 +16,21 @@ void append_number(std::string &out, double value) {
   out += text;
 }
 
+// ,"classes":[{"class_id":..,"label":..,"score":..},...] when there are any.
+void append_classes(std::string &out, const std::vector<PublishedClass> &classes) {
+  if (classes.empty()) return;
+  out += ",\"classes\":[";
+  for (size_t i = 0; i < classes.size(); ++i) {
+    if (i) out += ',';
+    out += "{\"class_id\":" + std::to_string(classes[i].class_id);
+    if (classes[i].label) out += ",\"label\":" + json_quote(*classes[i].label);
+    out += ",\"score\":";
+    append_number(out, classes[i].score);
+    out += '}';
+  }
+  out += ']';
+}
+
 }  // namespace
 
 std::string json_quote(const std::string &text) {
@@ -79,11 +94,14 @@ std::string to_json_line(const PublishedFrame &frame) {
     }
     if (object.track_id) out += ",\"track_id\":" + std::to_string(*object.track_id);
     if (object.text) out += ",\"text\":" + json_quote(*object.text);
+    append_classes(out, object.classes);
     if (object.roi_id) out += ",\"roi_id\":" + std::to_string(*object.roi_id);
     if (object.parent_id) out += ",\"parent_id\":" + std::to_string(*object.parent_id);
     out += '}';
   }
-  out += "]}";
+  out += ']';
+  append_classes(out, frame.classes);
+  out += '}';
   return out;
 }
 

@@ -9,6 +9,13 @@
 
 namespace axstream::publish {
 
+// One ranked class of a classification (of the whole frame or of one object).
+struct PublishedClass {
+  int class_id = -1;
+  std::optional<std::string> label;
+  double score = 0.0;
+};
+
 struct PublishedObject {
   std::string label;
   int class_id = -1;
@@ -17,6 +24,7 @@ struct PublishedObject {
   std::vector<std::pair<double, double>> keypoints;
   std::optional<int64_t> track_id;
   std::optional<std::string> text;
+  std::vector<PublishedClass> classes;  // classification of this object, best first
   std::optional<int> roi_id;  // id of the GstVideoRegionOfInterestMeta
   std::optional<int> parent_id;
 };
@@ -27,6 +35,7 @@ struct PublishedFrame {
   unsigned stream_id = 0;
   int width = 0, height = 0;
   std::vector<PublishedObject> objects;
+  std::vector<PublishedClass> classes;  // classification of the whole frame, best first
 };
 
 // One line of JSON (no trailing newline). Strings are escaped per RFC 8259; non-finite numbers

@@ -10,6 +10,7 @@
 #include <sstream>
 #include <string>
 
+#include "axstream/gst/axresultmeta.h"
 #include "gst_test_util.h"
 #include "json_lines.h"
 
@@ -103,6 +104,29 @@ TEST(AxMetaPublish, WritesOneLinePerFrameWithEveryObjectField) {
   EXPECT_EQ(second,
             "{\"frame\":1,\"pts\":null,\"stream_id\":7,\"width\":64,\"height\":48,"
             "\"objects\":[]}\n");
+}
+
+TEST(AxMetaPublish, WritesTheClassesOfTheFrameAndOfEachObject) {
+  TempFile output;
+  GstHarness *h = gst_harness_new_parse(("axmetapublish location=" + output.path()).c_str());
+  gst_harness_set_src_caps_str(h, "video/x-raw,format=BGRx,width=64,height=48,framerate=30/1");
+  GstBuffer *frame = frame_with_face(0);
+  const gint frame_ids[] = {7, 2};
+  const gfloat frame_scores[] = {0.75f, 0.125f};
+  const gchar *const frame_labels[] = {"cat", "dog", nullptr};
+  gst_buffer_add_ax_classification_meta(frame, -1, "pkg", 2, frame_ids, frame_scores, frame_labels);
+  const gint face_ids[] = {1};
+  const gfloat face_scores[] = {0.5f};
+  gst_buffer_add_ax_classification_meta(frame, 0, "pkg", 1, face_ids, face_scores, nullptr);
+  ASSERT_EQ(gst_harness_push(h, frame), GST_FLOW_OK);
+  gst_buffer_unref(gst_harness_pull(h));
+  gst_harness_teardown(h);
+  EXPECT_EQ(read_file(output.path()),
+            "{\"frame\":0,\"pts\":0,\"stream_id\":0,\"width\":64,\"height\":48,\"objects\":"
+            "[{\"label\":\"face\",\"class_id\":0,\"score\":0.875,\"box\":[10,12,20,22],"
+            "\"keypoints\":[[15.5,17.25]],\"classes\":[{\"class_id\":1,\"score\":0.5}],"
+            "\"roi_id\":0}],\"classes\":[{\"class_id\":7,\"label\":\"cat\",\"score\":0.75},"
+            "{\"class_id\":2,\"label\":\"dog\",\"score\":0.125}]}\n");
 }
 
 TEST(AxMetaPublish, UnwritableLocationIsAnErrorNamingTheFile) {
