@@ -39,16 +39,22 @@ std::shared_ptr<ModelInstance> Connection::load_model_instance(const std::shared
 
   if (options.aipu_cores < 0 || options.num_sub_devices < 0)
     throw InvalidArgument(describe() + ": aipu_cores and num_sub_devices must be >= 0");
-  if (options.aipu_cores && options.num_sub_devices &&
-      options.aipu_cores != options.num_sub_devices)
-    throw InvalidArgument(describe() + ": aipu_cores=" + std::to_string(options.aipu_cores) +
-                          " and num_sub_devices=" + std::to_string(options.num_sub_devices) +
-                          " disagree; give one, or the same value");
-  int requested = options.num_sub_devices ? options.num_sub_devices : options.aipu_cores;
-  if (requested > impl_->num_cores)
+  // Axelera's two kwargs say different things: num_sub_devices is how many of the connection's
+  // sub-devices run the batch, aipu_cores how much L2 (in cores' worth) the model gets. So they
+  // may differ (programs written for Metis pass num_sub_devices=1, aipu_cores=4 on a one-core
+  // connection), and only num_sub_devices is bounded by the connection. The simulator has no L2
+  // to allocate: aipu_cores picks the cores only when num_sub_devices is not given and it fits.
+  if (options.num_sub_devices > impl_->num_cores)
     throw InvalidArgument(describe() + " has " + std::to_string(impl_->num_cores) +
-                          " sub-devices, " + model->describe() + " asked for " +
-                          std::to_string(requested) + " (aipu_cores/num_sub_devices)");
+                          " sub-devices, " + model->describe() + " asked for num_sub_devices=" +
+                          std::to_string(options.num_sub_devices));
+  const int device_cores = impl_->device->info().subdevice_count;
+  if (options.aipu_cores > device_cores)
+    throw InvalidArgument(describe() + ": aipu_cores=" + std::to_string(options.aipu_cores) +
+                          " for " + model->describe() + ", but the device has " +
+                          std::to_string(device_cores) + " AIPU cores");
+  int requested = options.num_sub_devices;
+  if (requested == 0 && options.aipu_cores <= impl_->num_cores) requested = options.aipu_cores;
   // Cores beyond the batch would have no item to run.
   int used =
       requested ? std::min(requested, package->batch) : std::min(package->batch, impl_->num_cores);
@@ -56,7 +62,7 @@ std::shared_ptr<ModelInstance> Connection::load_model_instance(const std::shared
   auto program = model->program();
   auto instance_impl = std::make_unique<ModelInstance::Impl>();
   instance_impl->options = options;
-  instance_impl->options.aipu_cores = used;
+  if (options.aipu_cores == 0) instance_impl->options.aipu_cores = used;
   instance_impl->options.num_sub_devices = used;
   instance_impl->model = model;
   instance_impl->package = package;

@@ -143,8 +143,26 @@ def test_load_model_instance_unknown_kwarg_is_invalid_argument(context, package)
         connection.load_model_instance(model, warp_speed=True)
     with pytest.raises(axr.InvalidArgument, match="aipu_cores"):
         connection.load_model_instance(model, aipu_cores=-1)
-    with pytest.raises(axr.InvalidArgument):
-        connection.load_model_instance(model, aipu_cores=2)  # connection has 1 core
+    with pytest.raises(axr.InvalidArgument, match="num_sub_devices=2"):
+        connection.load_model_instance(model, num_sub_devices=2)  # connection has 1 core
+    with pytest.raises(axr.InvalidArgument, match="aipu_cores=5"):
+        connection.load_model_instance(model, aipu_cores=5)  # the device has 4
+
+
+def test_aipu_cores_is_l2_and_may_exceed_num_sub_devices(context, package):
+    """Axelera's doc: aipu_cores is the L2 to allocate, num_sub_devices the sub-devices to use;
+    programs for Metis pass num_sub_devices=1, aipu_cores=4 on a one-sub-device connection."""
+    model = context.load_model(package("resnet_tiny_b4"))
+    connection = context.device_connect(None, 1)
+    instance = connection.load_model_instance(model, num_sub_devices=1, aipu_cores=4)
+    assert instance.options["aipu_cores"] == 4 and instance.options["num_sub_devices"] == 1
+    alone = connection.load_model_instance(model, aipu_cores=4)
+    assert alone.options["num_sub_devices"] == 1  # the connection's one core runs the batch
+    inputs = random_inputs(model, 3)
+    outputs, alone_outputs = empty_outputs(model), empty_outputs(model)
+    instance.run(inputs, outputs)
+    alone.run(inputs, alone_outputs)
+    np.testing.assert_array_equal(outputs[0], alone_outputs[0])
 
 
 def test_profile_reports_host_and_device_time(context, package):

@@ -265,16 +265,27 @@ TEST(Connection, CoreCountsAreCheckedAgainstTheConnection) {
   auto one = context->load_model(test::model_path("resnet_tiny"));
   auto connection = context->device_connect(nullptr, 2);
   std::string message = message_of<InvalidArgument>([&] {
-    connection->load_model_instance(b4, {{"aipu_cores", "3"}});
+    connection->load_model_instance(b4, {{"num_sub_devices", "3"}});
   });
   EXPECT_NE(message.find("has 2 sub-devices"), std::string::npos) << message;
-  EXPECT_THROW(connection->load_model_instance(b4, {{"num_sub_devices", "4"}}), InvalidArgument);
-  EXPECT_THROW(connection->load_model_instance(b4, {{"aipu_cores", "1"}, {"num_sub_devices", "2"}}),
-               InvalidArgument);
+  message = message_of<InvalidArgument>([&] {
+    connection->load_model_instance(b4, {{"aipu_cores", "5"}});
+  });
+  EXPECT_NE(message.find("aipu_cores=5"), std::string::npos) << message;
+  EXPECT_NE(message.find("4 AIPU cores"), std::string::npos) << message;
   // Default: min(batch, connection cores).
   EXPECT_EQ(connection->load_model_instance(b4)->options().aipu_cores, 2);
   EXPECT_EQ(connection->load_model_instance(one)->options().aipu_cores, 1);
   EXPECT_EQ(connection->load_model_instance(b4, {{"num_sub_devices", "1"}})->options().aipu_cores,
+            1);
+  // aipu_cores is Axelera's L2 allocation: it may differ from num_sub_devices and exceed the
+  // connection (then num_sub_devices, or the connection, decides the cores).
+  auto l2 = connection->load_model_instance(b4, {{"aipu_cores", "4"}, {"num_sub_devices", "1"}});
+  EXPECT_EQ(l2->options().aipu_cores, 4);
+  EXPECT_EQ(l2->options().num_sub_devices, 1);
+  EXPECT_EQ(connection->load_model_instance(b4, {{"aipu_cores", "3"}})->options().num_sub_devices,
+            2);
+  EXPECT_EQ(connection->load_model_instance(b4, {{"aipu_cores", "1"}})->options().num_sub_devices,
             1);
   EXPECT_THROW(connection->load_model_instance(nullptr), InvalidArgument);
   auto other_context = Context::create();
