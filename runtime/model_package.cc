@@ -447,19 +447,27 @@ std::shared_ptr<const ModelPackage> load_model_package(const std::string &path) 
   while (directory.size() > 1 && directory.back() == '/') directory.pop_back();
   if (directory.empty())
     throw InvalidArgument("model path is empty; expected a package directory or its model.json");
+  // A package directory, or its model file: model.json, or any other .json naming the same
+  // package (Axelera's load_model takes "a file"), read in place of model.json.
+  std::string model_file = "model.json";
   if (!is_directory(directory)) {
     if (ends_with(directory, ".json") && is_regular_file(directory)) {
       size_t slash = directory.rfind('/');
+      model_file = slash == std::string::npos ? directory : directory.substr(slash + 1);
       directory = slash == std::string::npos ? "." : slash == 0 ? "/" : directory.substr(0, slash);
     } else if (ends_with(directory, ".json")) {
       throw InvalidArgument("model file " + path + " does not exist");
+    } else if (is_regular_file(directory)) {
+      throw InvalidArgument("model path " + path +
+                            " is a file but not a model file; expected a package directory or "
+                            "its model.json (an ONNX model needs axcompile first)");
     } else {
       throw InvalidArgument("model package " + path +
                             " does not exist (expected a package directory or its model.json)");
     }
   }
   package->directory = directory;
-  package->model_json_path = directory + "/model.json";
+  package->model_json_path = directory + "/" + model_file;
   package->manifest_path = directory + "/manifest.json";
 
   const JsonFile model(package->model_json_path, "model file");
@@ -513,8 +521,9 @@ std::shared_ptr<const ModelPackage> load_model_package(const std::string &path) 
   }
   if (const json::Value *lib = manifest.optional("model_lib_file")) {
     std::string value = manifest.string("model_lib_file", *lib);
-    if (value != "model.json")
-      manifest.fail("model_lib_file", *lib, "expected \"model.json\", got \"" + value + "\"");
+    if (value != "model.json" && value != model_file)
+      manifest.fail("model_lib_file", *lib,
+                    "expected \"model.json\" or \"" + model_file + "\", got \"" + value + "\"");
   }
   if (const json::Value *quantized = manifest.optional("quantized_model_file")) {
     std::string value = manifest.string("quantized_model_file", *quantized);

@@ -379,8 +379,10 @@ hal::CpuAccess cpu_access_from(const std::string &mode) {
                                   "': expected 'read', 'write' or 'read_write'");
 }
 
+// str, bytes or os.PathLike -> the path text (os.fsdecode: bytes as the file system encodes
+// them, not their repr).
 std::string fspath(py::handle path) {
-  return py::str(py::module_::import("os").attr("fspath")(path));
+  return py::str(py::module_::import("os").attr("fsdecode")(path));
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 """Model, Connection.load_model_instance and ModelInstance.run on the generated test packages:
 results against the numpy reference of the same QDQ graph, and every argument check."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -71,6 +73,29 @@ def test_load_model_corrupt_manifest_is_invalid_argument(context, package, tmp_p
     (copy / "manifest.json").write_text("{ not json")
     with pytest.raises(axr.InvalidArgument, match="manifest.json"):
         context.load_model(copy)
+
+
+def test_load_model_takes_str_bytes_and_pathlike_paths(context, package):
+    path = package("resnet_tiny")
+    for form in (str(path), path, os.fsencode(str(path)), os.fsencode(str(path / "model.json"))):
+        assert context.load_model(form).inputs()[0].shape == (1, 32, 32, 4), form
+
+
+def test_load_model_reads_a_model_file_of_another_name(context, package, tmp_path):
+    import shutil
+
+    copy = tmp_path / "renamed"
+    shutil.copytree(package("resnet_tiny"), copy)
+    (copy / "model.json").rename(copy / "resnet_tiny.json")
+    assert context.load_model(copy / "resnet_tiny.json").outputs()[0].shape == (1, 1, 1, 1024)
+    (copy / "garbage.json").write_text("{ not json")
+    with pytest.raises(axr.InvalidArgument, match="garbage.json"):
+        context.load_model(copy / "garbage.json")
+
+
+def test_load_model_of_a_non_package_file_says_what_it_expected(context, package):
+    with pytest.raises(axr.InvalidArgument, match="core.onnx is a file but not a model file"):
+        context.load_model(package("resnet_tiny") / "core.onnx")
 
 
 @pytest.mark.parametrize("name", ["resnet_tiny", "two_outputs"])
