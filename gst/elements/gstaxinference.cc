@@ -153,8 +153,8 @@ std::shared_ptr<DeviceInstance> create_instance(const InstanceRequest &request) 
       throw axstream::InvalidArgument("device '" + request.device +
                                       "' not found: expected one of " + names);
   }
-  // aipu-cores beyond num-sub-devices reserves that many, so "aipu-cores=2" alone runs; the
-  // runtime refuses aipu_cores and num_sub_devices that differ, so only one is passed on.
+  // aipu-cores beyond num-sub-devices reserves that many, so "aipu-cores=2" alone runs; with
+  // num_sub_devices unset the runtime runs the batch over aipu_cores cores.
   d->connection = d->context->device_connect(
       device ? &*device : nullptr, std::max({1, request.num_sub_devices, request.aipu_cores}));
   rt::InstanceOptions options;
