@@ -113,6 +113,17 @@ BatchCollector::~BatchCollector() {
   release_pool(output_pool_);
 }
 
+void BatchCollector::begin_drain() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  draining_++;
+  changed_.notify_all();
+}
+
+void BatchCollector::end_drain() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (draining_ > 0) draining_--;
+}
+
 BatchStatistics BatchCollector::statistics() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return statistics_;
@@ -170,8 +181,8 @@ void BatchCollector::collect_loop() {
   for (;;) {
     changed_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
     if (stopping_) break;
-    // Wait for a full batch, or until the oldest queued request's wait is over.
-    while (!stopping_ && int(queue_.size()) < batch_) {
+    // Wait for a full batch, or until the oldest queued request's wait is over, or a drain.
+    while (!stopping_ && draining_ == 0 && int(queue_.size()) < batch_) {
       auto oldest = std::min_element(queue_.begin(), queue_.end(),
                                      [](auto &a, auto &b) { return a->deadline < b->deadline; })
                         ->get()

@@ -52,6 +52,12 @@ class BatchCollector {
                                      std::chrono::microseconds max_wait,
                                      std::atomic<uint64_t> *bytes_copied);
 
+  // While any user drains (EOS or a drain query on its stream: begin_drain, then end_drain once
+  // its frames are out), queued requests run at once instead of waiting for a full batch, so the
+  // last frames of a stream do not sit out max_wait.
+  void begin_drain();
+  void end_drain();
+
   BatchStatistics statistics() const;
 
  private:
@@ -72,6 +78,7 @@ class BatchCollector {
   std::condition_variable changed_;
   std::deque<std::shared_ptr<Request>> queue_;
   bool stopping_ = false;
+  int draining_ = 0;  // users between begin_drain and end_drain
   BatchStatistics statistics_;
   std::thread thread_;
 };

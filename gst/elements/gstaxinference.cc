@@ -231,6 +231,7 @@ struct GstAxInferenceState {
   uint64_t generation = 0;  // bumped by each flush
   GstFlowReturn downstream = GST_FLOW_OK;
   bool warned_no_tensor = false;
+  bool draining = false;  // between EOS (or a drain query) and its frames' push: see begin_drain
   std::chrono::nanoseconds run_latency{0};  // largest inference time seen
   std::atomic<uint64_t> bytes_copied{0};    // tensor bytes this element copied (staging)
 
@@ -433,6 +434,21 @@ static void infer_buffer(GstAxInference *self, GstBuffer *buffer) {
   }
 }
 
+// EOS or a drain query with frames queued: a batch > 1 instance's collector runs partial batches
+// at once until this element's frames are out, so the stream ends without waiting batch-timeout
+// (which may be long) for frames that will never come. Both with state->mutex held.
+static void begin_drain(GstAxInferenceState *state) {
+  if (state->draining || !state->device || !state->device->collector) return;
+  state->draining = true;
+  state->device->collector->begin_drain();
+}
+
+static void end_drain(GstAxInferenceState *state) {
+  if (!state->draining) return;
+  state->draining = false;
+  if (state->device && state->device->collector) state->device->collector->end_drain();
+}
+
 static void runner_loop(GstAxInference *self, int index) {
   name_this_thread(("axinf-run" + std::to_string(index)).c_str());
   GstAxInferenceState *state = self->state;
@@ -468,6 +484,8 @@ static void pusher_loop(GstAxInference *self) {
     if (state->stopping) return;
     std::shared_ptr<Item> item = state->order.front();
     state->order.pop_front();
+    // Every frame before the EOS is done: later batches may wait for a full batch again.
+    if (item->event && GST_EVENT_TYPE(item->event) == GST_EVENT_EOS) end_drain(state);
     const uint64_t generation = state->generation;
     if (item->buffer) state->inflight--;
     state->space.notify_all();
@@ -520,6 +538,7 @@ static void stop_threads(GstAxInference *self) {
   state->runners.clear();
   if (state->pusher.joinable()) state->pusher.join();
   std::lock_guard<std::mutex> lock(state->mutex);
+  end_drain(state);
   state->order.clear();
   state->work.clear();
   state->inflight = 0;
@@ -529,6 +548,7 @@ static void stop_threads(GstAxInference *self) {
 static void flush_queue(GstAxInferenceState *state) {
   std::lock_guard<std::mutex> lock(state->mutex);
   state->flushing = true;
+  end_drain(state);
   state->generation++;
   state->order.clear();
   state->work.clear();
@@ -566,8 +586,11 @@ static GstFlowReturn gst_ax_inference_chain(GstPad *pad, GstObject *parent, GstB
 // Waits until every queued item has been pushed (drain query); false if flushed meanwhile.
 static bool wait_drained(GstAxInferenceState *state) {
   std::unique_lock<std::mutex> lock(state->mutex);
+  const bool was_draining = state->draining;
+  if (!state->order.empty()) begin_drain(state);
   state->space.wait(lock,
                       [&] { return state->order.empty() || state->flushing || state->stopping; });
+  if (!was_draining) end_drain(state);
   return state->order.empty();
 }
 
@@ -605,6 +628,7 @@ static gboolean gst_ax_inference_sink_event(GstPad *pad, GstObject *parent, GstE
   item->event = event;
   item->done = true;
   state->order.push_back(item);
+  if (GST_EVENT_TYPE(event) == GST_EVENT_EOS) begin_drain(state);
   state->push_ready.notify_one();
   return TRUE;
 }
@@ -837,7 +861,7 @@ static void gst_ax_inference_class_init(GstAxInferenceClass *klass) {
           "batch-timeout", "Batch timeout",
           "Packages with batch N > 1: microseconds a frame waits for others (of any stream on a "
           "shared instance) to fill the batch before a partial batch runs; 0: run what is "
-          "queued at once. Batch-1 packages ignore it",
+          "queued at once; at EOS queued frames run at once. Batch-1 packages ignore it",
           0, G_MAXUINT, DEFAULT_PROP_BATCH_TIMEOUT, ready_flags));
   g_object_class_install_property(
       gobject_class, PROP_BATCH_RUNS,

@@ -83,6 +83,44 @@ TEST(AxInferenceBatching, LoneStreamRunsPartialBatchesAfterTheTimeout) {
   gst_harness_teardown(h);
 }
 
+TEST(AxInferenceBatching, EosRunsThePartialBatchAtOnceInsteadOfAfterTheTimeout) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny_b4");
+  AXTEST_REQUIRE_MODEL(single, "resnet_tiny");
+  DirectRun direct(single);
+  // A batch-timeout of 100 s: without the drain the 2 frames would wait for 2 more that never come.
+  GstHarness *h = inference_harness(model, "batch-timeout=100000000");
+  std::vector<Bytes> inputs;
+  for (int f = 0; f < 2; ++f) {
+    inputs.push_back(random_input(direct.input_size(), uint32_t(40 + f)));
+    ASSERT_EQ(gst_harness_push(h, frame_with_tensor(model, inputs[f], f * GST_MSECOND)),
+              GST_FLOW_OK);
+  }
+  const gint64 start = g_get_monotonic_time();
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+  for (int f = 0; f < 2; ++f) {
+    GstBuffer *out = nullptr;
+    while (!out && g_get_monotonic_time() - start < 5 * G_USEC_PER_SEC) {
+      out = gst_harness_try_pull(h);
+      if (!out) g_usleep(1000);
+    }
+    ASSERT_NE(out, nullptr) << "frame " << f << " not out 5 s after EOS";
+    EXPECT_EQ(output_of(out), direct.run(inputs[f])) << "frame " << f;
+    gst_buffer_unref(out);
+  }
+  // EOS follows the frames.
+  GstEvent *event = nullptr;
+  while (g_get_monotonic_time() - start < 5 * G_USEC_PER_SEC) {
+    event = gst_harness_try_pull_event(h);
+    if (event && GST_EVENT_TYPE(event) == GST_EVENT_EOS) break;
+    if (event) gst_event_unref(event);
+    event = nullptr;
+    g_usleep(1000);
+  }
+  ASSERT_NE(event, nullptr);
+  gst_event_unref(event);
+  gst_harness_teardown(h);
+}
+
 TEST(AxInferenceBatching, BatchOnePackagesReportNoBatchRuns) {
   AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
   GstHarness *h = inference_harness(model, "");
