@@ -43,6 +43,7 @@ enum { PROP_0, PROP_LOCATION, PROP_SOCKET_PATH, PROP_STREAM_ID };
 struct GstAxMetaPublishState {
   int fd = -1;
   bool owns_fd = false;
+  bool is_socket = false;
   uint64_t frame_count = 0;
   GstVideoInfo video_info{};
   bool have_info = false;
@@ -77,6 +78,7 @@ static void close_output(GstAxMetaPublish *self) {
   if (self->state->owns_fd && self->state->fd >= 0) close(self->state->fd);
   self->state->fd = -1;
   self->state->owns_fd = false;
+  self->state->is_socket = false;
 }
 
 static gboolean gst_ax_meta_publish_start(GstBaseTransform *trans) {
@@ -104,6 +106,7 @@ static gboolean gst_ax_meta_publish_start(GstBaseTransform *trans) {
     }
     state->fd = fd;
     state->owns_fd = true;
+    state->is_socket = true;
   } else if (self->location && *self->location && strcmp(self->location, "-") != 0) {
     int fd = open(self->location, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
@@ -191,10 +194,12 @@ static std::vector<axstream::publish::PublishedClass> classes_of(
   return classes;
 }
 
-static bool write_all(int fd, const std::string &line) {
+// A socket whose reader went away gives EPIPE, not SIGPIPE (which would kill the application).
+static bool write_all(int fd, bool is_socket, const std::string &line) {
   size_t written = 0;
   while (written < line.size()) {
-    ssize_t n = write(fd, line.data() + written, line.size() - written);
+    ssize_t n = is_socket ? send(fd, line.data() + written, line.size() - written, MSG_NOSIGNAL)
+                          : write(fd, line.data() + written, line.size() - written);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return false;
     written += static_cast<size_t>(n);
@@ -234,13 +239,12 @@ static GstFlowReturn gst_ax_meta_publish_transform_ip(GstBaseTransform *trans, G
         object.classes.insert(object.classes.end(), classes.begin(), classes.end());
   }
   std::string line = axstream::publish::to_json_line(frame) + "\n";
-  if (!write_all(state->fd, line)) {
+  if (!write_all(state->fd, state->is_socket, line)) {
     int err = errno;
-    GST_ELEMENT_ERROR(self, RESOURCE, WRITE, ("Could not write results."),
-                      ("write to %s: %s",
-                       self->socket_path ? self->socket_path
-                                         : (self->location ? self->location : "stdout"),
-                       g_strerror(err)));
+    const gchar *destination =
+        state->is_socket ? self->socket_path : (state->owns_fd ? self->location : "stdout");
+    GST_ELEMENT_ERROR(self, RESOURCE, WRITE, ("Could not write results to %s.", destination),
+                      ("write to %s: %s", destination, g_strerror(err)));
     return GST_FLOW_ERROR;
   }
   return GST_FLOW_OK;

@@ -3,6 +3,8 @@
 #include <gst/gst.h>
 #include <gst/video/video.h>
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -127,6 +129,35 @@ TEST(AxMetaPublish, WritesTheClassesOfTheFrameAndOfEachObject) {
             "\"keypoints\":[[15.5,17.25]],\"classes\":[{\"class_id\":1,\"score\":0.5}],"
             "\"roi_id\":0}],\"classes\":[{\"class_id\":7,\"label\":\"cat\",\"score\":0.75},"
             "{\"class_id\":2,\"label\":\"dog\",\"score\":0.125}]}\n");
+}
+
+// A closed reader gives the write EPIPE: an element error, not SIGPIPE killing the process.
+TEST(AxMetaPublish, SocketReaderGoingAwayIsAnErrorNamingTheSocketNotACrash) {
+  const std::string path = ::testing::TempDir() + "axmetapublish-" + std::to_string(getpid());
+  unlink(path.c_str());
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  ASSERT_LT(path.size(), sizeof address.sun_path);
+  path.copy(address.sun_path, path.size());
+  const int listener = socket(AF_UNIX, SOCK_STREAM, 0);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr *>(&address), sizeof address), 0);
+  ASSERT_EQ(listen(listener, 1), 0);
+  GstElement *publish = gst_element_factory_make("axmetapublish", nullptr);
+  g_object_set(publish, "socket-path", path.c_str(), nullptr);
+  axtest::BusWatch bus(publish);
+  GstHarness *h = gst_harness_new_with_element(publish, "sink", "src");
+  gst_harness_set_src_caps_str(h, "video/x-raw,format=BGRx,width=64,height=48,framerate=30/1");
+  const int reader = accept(listener, nullptr, nullptr);
+  ASSERT_GE(reader, 0);
+  close(reader);
+  close(listener);
+  GstFlowReturn ret = GST_FLOW_OK;
+  for (int i = 0; i < 10 && ret == GST_FLOW_OK; ++i) ret = gst_harness_push(h, frame_with_face(i));
+  EXPECT_EQ(ret, GST_FLOW_ERROR);
+  const std::string error = bus.error();
+  EXPECT_NE(error.find("Could not write results to " + path), std::string::npos) << error;
+  gst_harness_teardown(h);
+  unlink(path.c_str());
 }
 
 TEST(AxMetaPublish, UnwritableLocationIsAnErrorNamingTheFile) {
