@@ -92,6 +92,21 @@ void register_exceptions(py::module_ &module) {
   });
 }
 
+// Releases the GIL for a long call (like py::gil_scoped_release) with a destructor that may
+// throw: at interpreter exit CPython stops a daemon thread that takes the GIL back with
+// pthread_exit, whose forced unwind calls std::terminate in a noexcept destructor (pybind11's
+// is), aborting the process. Here it unwinds out like any thread exit (pybind11 rethrows it).
+class ReleasedGil {
+ public:
+  ReleasedGil() : state_(PyEval_SaveThread()) {}
+  ~ReleasedGil() noexcept(false) { PyEval_RestoreThread(state_); }
+  ReleasedGil(const ReleasedGil &) = delete;
+  ReleasedGil &operator=(const ReleasedGil &) = delete;
+
+ private:
+  PyThreadState *state_;
+};
+
 // The pure-Python value types live in axelera/runtime/_types.py; imported on use (sys.modules
 // makes this a dict lookup) so that the extension module has no import-time cycle.
 py::object types_attr(const char *name) {
@@ -350,7 +365,7 @@ void run_instance(rt::ModelInstance &instance, py::handle inputs, py::handle out
   auto output_arguments = collect_arguments(outputs, "output", model->outputs(), model_name,
                                             options.output_dmabuf, true);
   // The caller's lists keep the arrays alive for the call; they are not touched without the GIL.
-  py::gil_scoped_release release_gil;
+  ReleasedGil release_gil;
   instance.run(input_arguments, output_arguments);
 }
 
@@ -512,7 +527,7 @@ PYBIND11_MODULE(_axelera_runtime, m) {
       .def(
           "release",
           [](rt::Object &self) {
-            py::gil_scoped_release release_gil;  // may wait for runs of other threads
+            ReleasedGil release_gil;  // may wait for runs of other threads
             self.release();
           },
           "Release the object and all its children.")
@@ -530,7 +545,7 @@ PYBIND11_MODULE(_axelera_runtime, m) {
       .def(
           "__exit__",
           [](rt::Context &self, py::args) {
-            py::gil_scoped_release release_gil;
+            ReleasedGil release_gil;
             self.release();
             return false;
           },
@@ -538,7 +553,7 @@ PYBIND11_MODULE(_axelera_runtime, m) {
       .def(
           "release",
           [](rt::Context &self) {
-            py::gil_scoped_release release_gil;
+            ReleasedGil release_gil;
             self.release();
           },
           "Release the context and all its children.\n\n"
@@ -556,7 +571,7 @@ PYBIND11_MODULE(_axelera_runtime, m) {
           [](rt::Context &self, py::object device, py::kwargs kwargs) {
             auto info = device_from_python(device, "configure_device");
             auto settings = properties_from_kwargs(kwargs, "configure_device(" + info.name + ")");
-            py::gil_scoped_release release_gil;
+            ReleasedGil release_gil;
             return self.configure_device(info, settings);
           },
           py::arg("device"),
@@ -589,7 +604,7 @@ PYBIND11_MODULE(_axelera_runtime, m) {
               info =
                   std::make_unique<hal::DeviceInfo>(device_from_python(device, "device_connect"));
             auto properties = properties_from_kwargs(kwargs, "device_connect");
-            py::gil_scoped_release release_gil;
+            ReleasedGil release_gil;
             return self.device_connect(info.get(), num_sub_devices, properties);
           },
           // keep_alive<0, 1>: the Python Context lives as long as the Connection, so
@@ -604,7 +619,7 @@ PYBIND11_MODULE(_axelera_runtime, m) {
           "load_model",
           [](rt::Context &self, py::object path) {
             auto path_text = fspath(path);
-            py::gil_scoped_release release_gil;
+            ReleasedGil release_gil;
             return self.load_model(path_text);
           },
           // keep_alive<0, 1>: the Python Context lives as long as the Model, so
@@ -620,7 +635,7 @@ PYBIND11_MODULE(_axelera_runtime, m) {
           "load_model_instance",
           [](rt::Connection &self, const std::shared_ptr<rt::Model> &model, py::kwargs kwargs) {
             auto properties = properties_from_kwargs(kwargs, "load_model_instance");
-            py::gil_scoped_release release_gil;
+            ReleasedGil release_gil;
             return self.load_model_instance(model, properties);
           },
           // keep_alive<0, 1>: the instance runs on this connection's sub-devices; keep the

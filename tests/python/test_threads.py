@@ -141,3 +141,37 @@ def test_release_while_another_thread_runs_stops_it_with_invalid_argument(packag
     thread.join(60)
     assert not thread.is_alive()
     assert stopped and "released" in stopped[0]
+
+
+DAEMON_THREADS_AT_EXIT = """
+import sys, threading, time, numpy as np, axelera.runtime as axr
+context = axr.Context()
+model = context.load_model(sys.argv[1])
+connection = context.device_connect(None, 2)
+started = threading.Barrier(3)
+def loop(instance):
+    inputs = [np.zeros(i.shape, i.dtype) for i in model.inputs()]
+    outputs = [np.zeros(o.shape, o.dtype) for o in model.outputs()]
+    started.wait()
+    while True:
+        instance.run(inputs, outputs)
+for _ in range(2):
+    threading.Thread(target=loop, args=(connection.load_model_instance(model),),
+                     daemon=True).start()
+started.wait()
+time.sleep(0.2)
+"""
+
+
+def test_interpreter_exit_with_daemon_threads_in_run_exits_cleanly(package):
+    # CPython ends a daemon thread that takes the GIL back during finalisation with
+    # pthread_exit; with pybind11's noexcept GIL guard that aborted ("terminate called without
+    # an active exception", exit -6).
+    import os
+    import subprocess
+
+    result = subprocess.run([sys.executable, "-c", DAEMON_THREADS_AT_EXIT,
+                             str(package("resnet_tiny"))],
+                            capture_output=True, text=True, timeout=60, env=os.environ.copy())
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
