@@ -50,7 +50,7 @@ std::shared_ptr<ModelInstance> Connection::load_model_instance(const std::shared
                           std::to_string(options.num_sub_devices));
   const int device_cores = impl_->device->info().subdevice_count;
   if (options.aipu_cores > device_cores)
-    throw InvalidArgument(describe() + ": aipu_cores=" + std::to_string(options.aipu_cores) +
+    throw IncompatibleDevice(describe() + ": aipu_cores=" + std::to_string(options.aipu_cores) +
                           " for " + model->describe() + ", but the device has " +
                           std::to_string(device_cores) + " AIPU cores");
   int requested = options.num_sub_devices;

@@ -54,7 +54,8 @@ void register_exceptions(py::module_ &module) {
        "The requested sub-devices are reserved by another connection or process; the message "
        "names the holder (user:pid)."},
       {ErrorKind::IncompatibleDevice, "IncompatibleDevice", PyExc_RuntimeError,
-       "The model or request does not fit the device (e.g. more cores than it has)."},
+       "The model does not fit the device: load_model_instance's aipu_cores asks for more AIPU "
+       "cores' L2 than the device has."},
       {ErrorKind::InternalError, "InternalError", PyExc_RuntimeError,
        "An internal failure of the runtime or the device."},
       {ErrorKind::InvalidArgument, "InvalidArgument", PyExc_ValueError,

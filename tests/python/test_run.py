@@ -170,7 +170,7 @@ def test_load_model_instance_unknown_kwarg_is_invalid_argument(context, package)
         connection.load_model_instance(model, aipu_cores=-1)
     with pytest.raises(axr.InvalidArgument, match="num_sub_devices=2"):
         connection.load_model_instance(model, num_sub_devices=2)  # connection has 1 core
-    with pytest.raises(axr.InvalidArgument, match="aipu_cores=5"):
+    with pytest.raises(axr.IncompatibleDevice, match="aipu_cores=5"):
         connection.load_model_instance(model, aipu_cores=5)  # the device has 4
 
 

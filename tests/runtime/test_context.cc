@@ -268,7 +268,7 @@ TEST(Connection, CoreCountsAreCheckedAgainstTheConnection) {
     connection->load_model_instance(b4, {{"num_sub_devices", "3"}});
   });
   EXPECT_NE(message.find("has 2 sub-devices"), std::string::npos) << message;
-  message = message_of<InvalidArgument>([&] {
+  message = message_of<IncompatibleDevice>([&] {
     connection->load_model_instance(b4, {{"aipu_cores", "5"}});
   });
   EXPECT_NE(message.find("aipu_cores=5"), std::string::npos) << message;
