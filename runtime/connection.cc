@@ -46,13 +46,13 @@ std::shared_ptr<ModelInstance> Connection::load_model_instance(const std::shared
   // to allocate: aipu_cores picks the cores only when num_sub_devices is not given and it fits.
   if (options.num_sub_devices > impl_->num_cores)
     throw InvalidArgument(describe() + " has " + std::to_string(impl_->num_cores) +
-                          " sub-devices, " + model->describe() + " asked for num_sub_devices=" +
-                          std::to_string(options.num_sub_devices));
+                          " sub-devices, " + model->describe() +
+                          " asked for num_sub_devices=" + std::to_string(options.num_sub_devices));
   const int device_cores = impl_->device->info().subdevice_count;
   if (options.aipu_cores > device_cores)
     throw IncompatibleDevice(describe() + ": aipu_cores=" + std::to_string(options.aipu_cores) +
-                          " for " + model->describe() + ", but the device has " +
-                          std::to_string(device_cores) + " AIPU cores");
+                             " for " + model->describe() + ", but the device has " +
+                             std::to_string(device_cores) + " AIPU cores");
   int requested = options.num_sub_devices;
   if (requested == 0 && options.aipu_cores <= impl_->num_cores) requested = options.aipu_cores;
   // Cores beyond the batch would have no item to run.

@@ -266,8 +266,10 @@ std::string tensor_label(const char *direction, size_t index, const rt::TensorIn
 }
 
 // Checks one numpy argument against its TensorInfo and describes it for the runtime. The array
-// must be exactly what the device reads/writes: padded shape, the tensor's dtype, C-contiguous
-// (and writeable for outputs) so the runtime can use its memory directly.
+// must be exactly the bytes the device reads/writes: the tensor's dtype, its padded element
+// count, C-contiguous (and writeable for outputs) so the runtime can use its memory directly.
+// The shape itself may differ (a flat or squeezed view of the tensor), as Axelera's runtime,
+// which sees only the buffer, takes it: their own programs pass 1-D output arrays.
 rt::Argument array_argument(py::handle item, const rt::TensorInfo &info, const std::string &label,
                             bool is_output) {
   py::dtype expected_dtype = numpy_dtype(info.dtype);
@@ -279,7 +281,12 @@ rt::Argument array_argument(py::handle item, const rt::TensorInfo &info, const s
   auto array = py::reinterpret_borrow<py::array>(item);
   std::vector<int64_t> shape(array.shape(), array.shape() + array.ndim());
   bool dtype_ok = PyObject_RichCompareBool(array.dtype().ptr(), expected_dtype.ptr(), Py_EQ) == 1;
-  if (!dtype_ok || shape != info.shape)
+  auto element_count = [](const std::vector<int64_t> &dims) {
+    int64_t count = 1;
+    for (int64_t dim : dims) count *= dim;
+    return count;
+  };
+  if (!dtype_ok || (shape != info.shape && element_count(shape) != element_count(info.shape)))
     throw axstream::InvalidArgument(label + ": expected " + expected_text + ", got " +
                                     std::string(py::str(array.dtype())) + " " + shape_text(shape));
   if (!(array.flags() & py::array::c_style))
@@ -678,7 +685,8 @@ PYBIND11_MODULE(_axelera_runtime, m) {
            "Run the model instance.\n\n"
            "If the model instance was created with input_dmabuf=True then inputs must be a list "
            "of file descriptors. Otherwise it should be a list of numpy arrays, one per model "
-           "input, each C-contiguous with the TensorInfo's (padded) shape and dtype.\n\n"
+           "input, each C-contiguous with the TensorInfo's dtype and (padded) shape, or any "
+           "shape with as many elements (e.g. flat).\n\n"
            "If the model instance was created with output_dmabuf=True then outputs must be a "
            "list of file descriptors. Otherwise it should be a list of writeable numpy arrays "
            "that receive the results in place.\n\n"

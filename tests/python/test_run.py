@@ -233,6 +233,16 @@ def test_wrong_shape_alone_is_invalid_argument(tiny):
         instance.run(random_inputs(model), [np.zeros((1, 1000), np.int8)])
 
 
+def test_arrays_of_another_shape_with_the_tensors_elements_run(tiny):
+    """Axelera's runtime takes the buffer, not the shape: its own programs pass a flat output."""
+    model, instance = tiny
+    inputs, expected = random_inputs(model, 5), empty_outputs(model)
+    instance.run(inputs, expected)
+    flat = np.zeros(model.outputs()[0].size, np.int8)
+    instance.run([inputs[0][0]], [flat])  # (32,32,4) input, 1-D output
+    np.testing.assert_array_equal(flat, expected[0].ravel())
+
+
 def test_wrong_dtype_alone_is_invalid_argument(tiny):
     model, instance = tiny
     with pytest.raises(axr.InvalidArgument, match=r"got uint8 \(1,32,32,4\)"):
