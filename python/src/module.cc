@@ -415,6 +415,7 @@ PYBIND11_MODULE(_axelera_runtime, m) {
       "C++ core of axelera.runtime (import axelera.runtime instead). Binds the axstream C++ "
       "runtime: Context, Connection, Model, ModelInstance and the runtime's exceptions.";
   register_exceptions(m);
+  m.attr("__version__") = AXSTREAM_VERSION;
   // Classes take their __module__ and the type names in signatures from the module's name at
   // creation: make them read axelera.runtime.X (the public name), restored at the end.
   py::object extension_name = m.attr("__name__");

@@ -145,3 +145,16 @@ def test_every_name_in_the_doc_file_exists():
             assert axr.BoardType[match.group(1)].value == int(match.group(2))
             checked += 1
     assert checked >= 50
+
+
+def test_programs_importing_the_objects_module_get_the_same_classes():
+    # Programs written for Axelera's runtime do `from axelera.runtime import objects as axr`.
+    from axelera.runtime import objects
+
+    for name in objects.__all__:
+        assert getattr(objects, name) is getattr(axr, name), name
+    assert {"Context", "Connection", "Model", "ModelInstance", "TensorInfo"} <= set(objects.__all__)
+
+
+def test_version_is_a_dotted_string():
+    assert re.fullmatch(r"\d+\.\d+\.\d+.*", axr.__version__), axr.__version__

@@ -28,6 +28,8 @@ if _importlib_util.find_spec(__name__ + "._axelera_runtime") is not None:
 else:
     import _axelera_runtime as _ext  # type: ignore[no-redef]
 
+__version__ = _ext.__version__  # axstream's version (meson project())
+
 from ._types import BoardType, DeviceInfo, TensorInfo
 from .compile import compile  # noqa: A001 - axcompile entry point (docs/compiler.md)
 

@@ -30,6 +30,8 @@ __all__ = [
     "compile",
 ]
 
+__version__: str
+
 _Device = Union["DeviceInfo", str]
 _KwValue = Union[bool, int, float, str]
 
