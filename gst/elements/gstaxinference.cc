@@ -44,6 +44,7 @@
 #include "gstaxinference.h"
 
 #include <gst/allocators/gstfdmemory.h>
+#include <gst/video/video.h>
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -350,6 +351,7 @@ class TensorArgument {
 static void infer_buffer(GstAxInference *self, GstBuffer *buffer) {
   GstAxInferenceState *state = self->state;
   std::vector<GstAxTensorMeta *> inputs;
+  bool other_models_tensors = false;
   gpointer iter = nullptr;
   GstMeta *meta;
   while ((meta = gst_buffer_iterate_meta_filtered(buffer, &iter, GST_AX_TENSOR_META_API_TYPE))) {
@@ -359,10 +361,17 @@ static void infer_buffer(GstAxInference *self, GstBuffer *buffer) {
         (!m->model || g_strcmp0(m->model, self->model) == 0 ||
          canonical_package(m->model) == state->model_key))
       inputs.push_back(m);
+    else
+      other_models_tensors = true;
   }
   if (inputs.empty()) {
+    // A secondary stage (axpreprocess roi=objects after another model) has nothing to run on a
+    // frame where the first model found no object: that is no misconfiguration to warn about.
+    const bool no_objects_in_cascade =
+        other_models_tensors &&
+        !gst_buffer_get_meta(buffer, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE);
     std::lock_guard<std::mutex> lock(state->mutex);
-    if (!state->warned_no_tensor) {
+    if (!state->warned_no_tensor && !no_objects_in_cascade) {
       state->warned_no_tensor = true;
       GST_ELEMENT_WARNING(self, STREAM, FORMAT,
                           ("a frame has no input tensor for model '%s'", self->model),

@@ -72,12 +72,20 @@ class BusWatch {
   BusWatch(const BusWatch &) = delete;
   BusWatch &operator=(const BusWatch &) = delete;
   // Text + debug of the first error message, or "" when none was posted.
-  std::string error() {
-    GstMessage *message = gst_bus_pop_filtered(bus_, GST_MESSAGE_ERROR);
+  std::string error() { return pop(GST_MESSAGE_ERROR); }
+  // The same for the first warning message.
+  std::string warning() { return pop(GST_MESSAGE_WARNING); }
+
+ private:
+  std::string pop(GstMessageType type) {
+    GstMessage *message = gst_bus_pop_filtered(bus_, type);
     if (!message) return {};
     GError *error = nullptr;
     gchar *debug = nullptr;
-    gst_message_parse_error(message, &error, &debug);
+    if (type == GST_MESSAGE_WARNING)
+      gst_message_parse_warning(message, &error, &debug);
+    else
+      gst_message_parse_error(message, &error, &debug);
     std::string text = std::string(error->message) + " | " + (debug ? debug : "");
     g_error_free(error);
     g_free(debug);
@@ -85,7 +93,6 @@ class BusWatch {
     return text;
   }
 
- private:
   GstBus *bus_;
 };
 

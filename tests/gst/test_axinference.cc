@@ -205,6 +205,45 @@ TEST(AxInference, AipuCoresBelowNumSubDevicesRuns) {
   gst_harness_teardown(h);
 }
 
+TEST(AxInference, FrameWithoutItsInputTensorWarnsNamingTheModel) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  GstElement *element = gst_element_factory_make("axinference", nullptr);
+  g_object_set(element, "model", model.c_str(), nullptr);
+  axtest::BusWatch bus(element);
+  GstHarness *h = gst_harness_new_with_element(element, "sink", "src");
+  gst_harness_set_src_caps_str(h, "video/x-raw,format=RGB,width=16,height=16,framerate=30/1");
+  GstBuffer *out =
+      gst_harness_push_and_pull(h, gst_buffer_new_allocate(nullptr, 16 * 16 * 3, nullptr));
+  ASSERT_NE(out, nullptr);
+  gst_buffer_unref(out);
+  const std::string warning = bus.warning();
+  EXPECT_NE(warning.find("a frame has no input tensor for model '" + model + "'"),
+            std::string::npos)
+      << warning;
+  gst_harness_teardown(h);
+}
+
+// A cascade's second stage: the first model's tensors ride on the frame but it found no object,
+// so there is nothing to crop and nothing to warn about.
+TEST(AxInference, CascadeFrameWithoutObjectsPassesWithoutAWarning) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  GstElement *element = gst_element_factory_make("axinference", nullptr);
+  g_object_set(element, "model", model.c_str(), nullptr);
+  axtest::BusWatch bus(element);
+  GstHarness *h = gst_harness_new_with_element(element, "sink", "src");
+  gst_harness_set_src_caps_str(h, "video/x-raw,format=RGB,width=16,height=16,framerate=30/1");
+  GstBuffer *frame = gst_buffer_new_allocate(nullptr, 16 * 16 * 3, nullptr);
+  GstBuffer *detector_outputs = gst_buffer_new_allocate(nullptr, 8, nullptr);
+  gst_buffer_add_ax_tensor_meta(frame, GST_AX_TENSOR_OUTPUT, "/models/detector", -1, nullptr,
+                                detector_outputs);
+  gst_buffer_unref(detector_outputs);
+  GstBuffer *out = gst_harness_push_and_pull(h, frame);
+  ASSERT_NE(out, nullptr);
+  gst_buffer_unref(out);
+  EXPECT_EQ(bus.warning(), "");
+  gst_harness_teardown(h);
+}
+
 TEST(AxInferenceErrors, MissingModelFailsAtReadyToPausedWithMessage) {
   GstElement *element = gst_element_factory_make("axinference", nullptr);
   ASSERT_NE(element, nullptr);
