@@ -232,7 +232,10 @@ struct GstAxInferenceState {
   uint64_t generation = 0;  // bumped by each flush
   GstFlowReturn downstream = GST_FLOW_OK;
   bool warned_no_tensor = false;
-  bool draining = false;  // between EOS (or a drain query) and its frames' push: see begin_drain
+  // Why queued frames must not wait for a full batch (see update_drain): an EOS not yet pushed,
+  // a drain query waiting, a flush or shutdown under way. `draining`: the collector was told.
+  bool drain_eos = false, drain_query = false, drain_flush = false;
+  bool draining = false;
   std::chrono::nanoseconds run_latency{0};  // largest inference time seen
   std::atomic<uint64_t> bytes_copied{0};    // tensor bytes this element copied (staging)
 
@@ -443,19 +446,18 @@ static void infer_buffer(GstAxInference *self, GstBuffer *buffer) {
   }
 }
 
-// EOS or a drain query with frames queued: a batch > 1 instance's collector runs partial batches
-// at once until this element's frames are out, so the stream ends without waiting batch-timeout
-// (which may be long) for frames that will never come. Both with state->mutex held.
-static void begin_drain(GstAxInferenceState *state) {
-  if (state->draining || !state->device || !state->device->collector) return;
-  state->draining = true;
-  state->device->collector->begin_drain();
-}
-
-static void end_drain(GstAxInferenceState *state) {
-  if (!state->draining) return;
-  state->draining = false;
-  if (state->device && state->device->collector) state->device->collector->end_drain();
+// While an EOS, a drain query or a flush/shutdown waits for this element's queued frames, a
+// batch > 1 instance's collector runs partial batches at once: the frames will get no company,
+// and waiting batch-timeout (which may be long) would hold up the end of the stream, a seek or a
+// state change. With state->mutex held, after changing a drain_* flag.
+static void update_drain(GstAxInferenceState *state) {
+  const bool wanted = state->drain_eos || state->drain_query || state->drain_flush;
+  if (wanted == state->draining || !state->device || !state->device->collector) return;
+  state->draining = wanted;
+  if (wanted)
+    state->device->collector->begin_drain();
+  else
+    state->device->collector->end_drain();
 }
 
 static void runner_loop(GstAxInference *self, int index) {
@@ -494,7 +496,10 @@ static void pusher_loop(GstAxInference *self) {
     std::shared_ptr<Item> item = state->order.front();
     state->order.pop_front();
     // Every frame before the EOS is done: later batches may wait for a full batch again.
-    if (item->event && GST_EVENT_TYPE(item->event) == GST_EVENT_EOS) end_drain(state);
+    if (item->event && GST_EVENT_TYPE(item->event) == GST_EVENT_EOS) {
+      state->drain_eos = false;
+      update_drain(state);
+    }
     const uint64_t generation = state->generation;
     if (item->buffer) state->inflight--;
     state->space.notify_all();
@@ -547,7 +552,8 @@ static void stop_threads(GstAxInference *self) {
   state->runners.clear();
   if (state->pusher.joinable()) state->pusher.join();
   std::lock_guard<std::mutex> lock(state->mutex);
-  end_drain(state);
+  state->drain_eos = state->drain_query = state->drain_flush = false;
+  update_drain(state);
   state->order.clear();
   state->work.clear();
   state->inflight = 0;
@@ -557,7 +563,8 @@ static void stop_threads(GstAxInference *self) {
 static void flush_queue(GstAxInferenceState *state) {
   std::lock_guard<std::mutex> lock(state->mutex);
   state->flushing = true;
-  end_drain(state);
+  state->drain_flush = true;  // runners waiting in the collector come back at once
+  update_drain(state);
   state->generation++;
   state->order.clear();
   state->work.clear();
@@ -595,11 +602,12 @@ static GstFlowReturn gst_ax_inference_chain(GstPad *pad, GstObject *parent, GstB
 // Waits until every queued item has been pushed (drain query); false if flushed meanwhile.
 static bool wait_drained(GstAxInferenceState *state) {
   std::unique_lock<std::mutex> lock(state->mutex);
-  const bool was_draining = state->draining;
-  if (!state->order.empty()) begin_drain(state);
+  state->drain_query = true;
+  update_drain(state);
   state->space.wait(lock,
                       [&] { return state->order.empty() || state->flushing || state->stopping; });
-  if (!was_draining) end_drain(state);
+  state->drain_query = false;
+  update_drain(state);
   return state->order.empty();
 }
 
@@ -619,6 +627,8 @@ static gboolean gst_ax_inference_sink_event(GstPad *pad, GstObject *parent, GstE
         state->inflight = 0;
         state->flushing = false;
         state->downstream = GST_FLOW_OK;
+        state->drain_eos = state->drain_flush = false;
+        update_drain(state);
       }
       return gst_pad_push_event(self->srcpad, event);
     }
@@ -637,7 +647,10 @@ static gboolean gst_ax_inference_sink_event(GstPad *pad, GstObject *parent, GstE
   item->event = event;
   item->done = true;
   state->order.push_back(item);
-  if (GST_EVENT_TYPE(event) == GST_EVENT_EOS) begin_drain(state);
+  if (GST_EVENT_TYPE(event) == GST_EVENT_EOS) {
+    state->drain_eos = true;
+    update_drain(state);
+  }
   state->push_ready.notify_one();
   return TRUE;
 }

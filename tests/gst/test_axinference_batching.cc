@@ -121,6 +121,21 @@ TEST(AxInferenceBatching, EosRunsThePartialBatchAtOnceInsteadOfAfterTheTimeout) 
   gst_harness_teardown(h);
 }
 
+TEST(AxInferenceBatching, FlushAndStopDoNotWaitForABatchThatWillNotFill) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny_b4");
+  AXTEST_REQUIRE_MODEL(single, "resnet_tiny");
+  DirectRun direct(single);
+  GstHarness *h = inference_harness(model, "batch-timeout=100000000");
+  const Bytes input = random_input(direct.input_size(), 5);
+  const gint64 start = g_get_monotonic_time();
+  ASSERT_EQ(gst_harness_push(h, frame_with_tensor(model, input, 0)), GST_FLOW_OK);
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_flush_start()));
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_flush_stop(TRUE)));
+  ASSERT_EQ(gst_harness_push(h, frame_with_tensor(model, input, 1)), GST_FLOW_OK);
+  gst_harness_teardown(h);  // to NULL with the second frame waiting for 3 more
+  EXPECT_LT(g_get_monotonic_time() - start, 5 * G_USEC_PER_SEC);
+}
+
 TEST(AxInferenceBatching, BatchOnePackagesReportNoBatchRuns) {
   AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
   GstHarness *h = inference_harness(model, "");
