@@ -354,6 +354,8 @@ class SsdDecoder final : public Decoder {
     return priors;
   }
 
+  static constexpr int kMaxPriors = 10'000'000;
+
   static std::vector<Prior> generate_priors(const std::map<std::string, std::string> &config) {
     const auto feature_maps = config_numbers(config, "feature-maps");
     const auto image_size = config_numbers(config, "image-size");
@@ -396,6 +398,15 @@ class SsdDecoder final : public Decoder {
           if (r <= 0) fail("aspect ratios must be positive");
       }
     }
+    // Counted before any is made: a typo such as feature-maps=100000 would otherwise allocate
+    // gigabytes (SSD300 has 8732 priors, SSD512 24564).
+    double count = 0;
+    for (size_t k = 0; k < levels; ++k)
+      count += feature_maps[k] * feature_maps[k] *
+               double(1 + (max_sizes.empty() ? 0 : 1) + 2 * ratios[k].size());
+    if (count > kMaxPriors)
+      fail("feature-maps and aspect-ratios make " + std::to_string(std::llround(count)) +
+           " prior boxes, expected at most " + std::to_string(kMaxPriors));
     const double size = image_size[0];
     std::vector<Prior> priors;
     for (size_t k = 0; k < levels; ++k) {

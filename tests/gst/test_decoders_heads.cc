@@ -216,6 +216,11 @@ TEST(SsdPriors, ConfigErrorsNameTheKeyAndWhatWasExpected) {
             std::string::npos);
   EXPECT_NE(error_of([&] { make("feature-maps=2; image-size=1x"); }).find("'1x'"),
             std::string::npos);
+  // Refused before gigabytes of priors are made.
+  EXPECT_NE(error_of([&] {
+              make("feature-maps=100000; image-size=300; min-sizes=30; aspect-ratios=2");
+            }).find("make 30000000000 prior boxes, expected at most 10000000"),
+            std::string::npos);
   EXPECT_NE(error_of([] { dec::parse_decoder_config("clip"); }).find("expected key=value"),
             std::string::npos);
   // 16 priors against 3 rows of boxes.
