@@ -79,12 +79,26 @@ bool get_field_property(const Instance *self, const FieldProperty<Instance> (&fi
 
 // A set_property for an element whose writable properties are all in `fields` (a
 // static constexpr array): each is written under the object lock, as streaming threads read
-// them under it. Assign it as gobject_class->set_property.
+// them under it. A property flagged GST_PARAM_MUTABLE_READY is taken up at start and read by the
+// streaming threads as it is, so a change while PAUSED or PLAYING is refused with a warning on
+// the bus (as filesrc refuses a new location while a file is open); a string freed under a
+// running element would be a use after free. Assign it as gobject_class->set_property.
 template <typename Instance, const auto &fields>
 void set_field_properties(GObject *object, guint id, const GValue *value, GParamSpec *pspec) {
   // GObject calls it on an instance of the class it was installed on: the cast holds.
   auto *self = reinterpret_cast<Instance *>(object);
   GST_OBJECT_LOCK(self);
+  const GstState state = GST_STATE(self);
+  if ((pspec->flags & GST_PARAM_MUTABLE_READY) && state > GST_STATE_READY) {
+    GST_OBJECT_UNLOCK(self);
+    GST_ELEMENT_WARNING(
+        self, CORE, STATE_CHANGE,
+        ("property '%s' can only be changed in the NULL or READY state: the new "
+         "value is ignored",
+         pspec->name),
+        ("set_property '%s' while %s", pspec->name, gst_element_state_get_name(state)));
+    return;
+  }
   const bool known = set_field_property(self, fields, id, value);
   GST_OBJECT_UNLOCK(self);
   if (!known) G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);

@@ -121,6 +121,40 @@ TEST_P(ElementProperties, EachWritablePropertyReadsBackWhatWasSet) {
   EXPECT_GT(checked, 0) << GetParam() << " has no writable property";
 }
 
+// The elements that start without a model package, so they can be PLAYING on their own.
+class StartableElementProperties : public ElementProperties {};
+
+TEST_P(StartableElementProperties, ReadyOnlyPropertiesAreRefusedWhilePlayingWithAWarning) {
+  axtest::BusWatch bus(element_);
+  ASSERT_NE(gst_element_set_state(element_, GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  int checked = 0;
+  for (GParamSpec *pspec : own_properties(element_)) {
+    if (!(pspec->flags & GST_PARAM_MUTABLE_READY) || !(pspec->flags & G_PARAM_WRITABLE)) continue;
+    GValue wanted = G_VALUE_INIT, read = G_VALUE_INIT;
+    ASSERT_TRUE(other_than_default(pspec, &wanted)) << pspec->name;
+    g_object_set_property(G_OBJECT(element_), pspec->name, &wanted);
+    g_value_init(&read, G_PARAM_SPEC_VALUE_TYPE(pspec));
+    g_object_get_property(G_OBJECT(element_), pspec->name, &read);
+    EXPECT_TRUE(g_param_value_defaults(pspec, &read))
+        << GetParam() << "::" << pspec->name << " changed to " << text_of(&read)
+        << " while PLAYING";
+    const std::string warning = bus.warning();
+    EXPECT_NE(warning.find(std::string("property '") + pspec->name +
+                           "' can only be changed in the NULL or READY state"),
+              std::string::npos)
+        << warning;
+    g_value_unset(&wanted);
+    g_value_unset(&read);
+    ++checked;
+  }
+  EXPECT_GT(checked, 0);
+  gst_element_set_state(element_, GST_STATE_NULL);
+}
+
+INSTANTIATE_TEST_SUITE_P(Elements, StartableElementProperties,
+                         ::testing::Values("axdecode", "axtracker", "axmetapublish"),
+                         [](const auto &info) { return std::string(info.param); });
+
 INSTANTIATE_TEST_SUITE_P(Elements, ElementProperties,
                          ::testing::Values("axpreprocess", "axinference", "axdecode", "axoverlay",
                                            "axmetapublish", "axtracker", "axfpscounter"),
