@@ -187,9 +187,10 @@ static gboolean gst_ax_decode_start(GstBaseTransform *trans) {
       auto package = axstream::runtime::load_model_package(state->model_key);
       state->models[state->model_key].converter = dec::OutputConverter::from_package(*package);
     } catch (const std::exception &error) {
-      GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ,
-                        ("axdecode could not load model package '%s'", self->model),
-                        ("load_model_package: %s", error.what()));
+      GST_ELEMENT_ERROR(
+          self, RESOURCE, OPEN_READ,
+          ("axdecode could not load model package '%s': %s", self->model, error.what()),
+          ("load_model_package: %s", error.what()));
       state->models.clear();
       state->decoder.reset();
       return FALSE;

@@ -707,10 +707,19 @@ static gboolean open_device(GstAxInference *self) {
     state->inputs = state->device->model->inputs();
     state->outputs = state->device->model->outputs();
   } catch (const std::exception &e) {
-    GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ_WRITE,
-                      ("axinference could not load model '%s' on device '%s'", self->model,
-                       self->device ? self->device : "(any)"),
-                      ("%s", e.what()));
+    // The runtime's reason goes into the message itself: applications show only that text, and
+    // "every core held by pid N" is what the user needs to see. Cores held by others: BUSY.
+    const char *device = self->device ? self->device : "(any)";
+    if (dynamic_cast<const axstream::DeviceInUse *>(&e))
+      GST_ELEMENT_ERROR(self, RESOURCE, BUSY,
+                        ("axinference could not load model '%s' on device '%s': %s", self->model,
+                         device, e.what()),
+                        ("acquire_instance: %s", e.what()));
+    else
+      GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ_WRITE,
+                        ("axinference could not load model '%s' on device '%s': %s", self->model,
+                         device, e.what()),
+                        ("acquire_instance: %s", e.what()));
     state->device.reset();
     return FALSE;
   }

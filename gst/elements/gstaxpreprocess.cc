@@ -351,7 +351,7 @@ static gboolean gst_ax_preprocess_start(GstBaseTransform *trans) {
           " inputs: axpreprocess makes one image tensor per frame and expects 1 input");
   } catch (const std::exception &e) {
     GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ,
-                      ("axpreprocess could not load model package '%s'", self->model),
+                      ("axpreprocess could not load model package '%s': %s", self->model, e.what()),
                       ("Context::load_model: %s", e.what()));
     state->model.reset();
     state->package.reset();
