@@ -511,7 +511,8 @@ static void pusher_loop(GstAxInference *self) {
       item->event = nullptr;
       gst_pad_push_event(self->srcpad, event);
     } else if (!item->error.empty()) {
-      GST_ELEMENT_ERROR(self, STREAM, FAILED, ("inference of model '%s' failed", self->model),
+      GST_ELEMENT_ERROR(self, STREAM, FAILED,
+                        ("inference of model '%s' failed: %s", self->model, item->error.c_str()),
                         ("ModelInstance::run: %s", item->error.c_str()));
       ret = GST_FLOW_ERROR;
     } else {
