@@ -121,6 +121,34 @@ TEST_P(ElementProperties, EachWritablePropertyReadsBackWhatWasSet) {
   EXPECT_GT(checked, 0) << GetParam() << " has no writable property";
 }
 
+// gst-inspect documents every property: a blurb saying more than the nick.
+TEST_P(ElementProperties, EveryPropertyHasABlurbBeyondItsNick) {
+  for (GParamSpec *pspec : own_properties(element_)) {
+    const std::string blurb = g_param_spec_get_blurb(pspec) ? g_param_spec_get_blurb(pspec) : "";
+    EXPECT_GT(blurb.size(), 15u) << GetParam() << "::" << pspec->name << " blurb '" << blurb << "'";
+    EXPECT_NE(blurb, g_param_spec_get_nick(pspec)) << GetParam() << "::" << pspec->name;
+  }
+}
+
+// docs/design: sink and src of every element accept video/x-raw and video/x-raw(memory:DMABuf).
+TEST_P(ElementProperties, BothPadsAcceptSystemMemoryAndDmabufVideo) {
+  for (const char *pad_name : {"sink", "src"}) {
+    GstPad *pad = gst_element_get_static_pad(element_, pad_name);
+    ASSERT_NE(pad, nullptr) << GetParam() << " has no " << pad_name << " pad";
+    GstCaps *accepted = gst_pad_get_pad_template_caps(pad);
+    for (const char *caps_text :
+         {"video/x-raw,format=NV12,width=64,height=48,framerate=30/1",
+          "video/x-raw(memory:DMABuf),format=NV12,width=64,height=48,framerate=30/1"}) {
+      GstCaps *caps = gst_caps_from_string(caps_text);
+      EXPECT_TRUE(gst_caps_can_intersect(caps, accepted))
+          << GetParam() << " " << pad_name << " refuses " << caps_text;
+      gst_caps_unref(caps);
+    }
+    gst_caps_unref(accepted);
+    gst_object_unref(pad);
+  }
+}
+
 // The elements that start without a model package, so they can be PLAYING on their own.
 class StartableElementProperties : public ElementProperties {};
 
