@@ -80,15 +80,27 @@ cv::Mat to_rgb(const Frame &frame) {
 
 RgbImage rotated_crop(const Frame &frame, const std::array<Point2, 4> &corners) {
   std::array<cv::Point2f, 4> p;
-  for (int i = 0; i < 4; ++i) p[i] = {corners[i].x, corners[i].y};
+  for (int i = 0; i < 4; ++i) {
+    if (!std::isfinite(corners[i].x) || !std::isfinite(corners[i].y))
+      throw InvalidArgument("rotated_crop: corner " + std::to_string(i) + " (" +
+                            std::to_string(corners[i].x) + ", " + std::to_string(corners[i].y) +
+                            "): expected finite coordinates");
+    p[i] = {corners[i].x, corners[i].y};
+  }
   std::sort(p.begin(), p.end(),
             [](const cv::Point2f &a, const cv::Point2f &b) { return a.x < b.x; });
   const cv::Point2f tl = p[0].y <= p[1].y ? p[0] : p[1];
   const cv::Point2f bl = p[0].y <= p[1].y ? p[1] : p[0];
   const cv::Point2f tr = p[2].y <= p[3].y ? p[2] : p[3];
   const cv::Point2f br = p[2].y <= p[3].y ? p[3] : p[2];
-  const int width = std::max(1, static_cast<int>(std::max(cv::norm(tl - tr), cv::norm(bl - br))));
-  const int height = std::max(1, static_cast<int>(std::max(cv::norm(tl - bl), cv::norm(tr - br))));
+  // Corners far outside the frame (a box running off its edge) would ask for a huge upright
+  // image: no side needs more pixels than the frame's diagonal, as the tensor resize follows.
+  const double longest = std::ceil(std::hypot(double(frame.width), double(frame.height)));
+  auto side = [&](double a, double b) {
+    return std::max(1, static_cast<int>(std::min(std::max(a, b), longest)));
+  };
+  const int width = side(cv::norm(tl - tr), cv::norm(bl - br));
+  const int height = side(cv::norm(tl - bl), cv::norm(tr - br));
   const cv::Point2f source[4] = {tl, tr, br, bl};
   const cv::Point2f target[4] = {
       {0, 0}, {float(width), 0}, {float(width), float(height)}, {0, float(height)}};

@@ -3,12 +3,14 @@
 // boxes), axinference runs every one of them, and axdecode attaches each result to its ROI.
 #include <gst/video/video.h>
 
+#include <cmath>
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "axstream/error.h"
 #include "axstream/gst/axresultmeta.h"
 #include "axstream/gst/axtensormeta.h"
 #include "axstream/preprocess/rotated_crop.h"
@@ -193,6 +195,23 @@ TEST(RotatedCrop, RotatedBoxComesOutUprightAndTallBoxesAreTurned) {
   EXPECT_EQ(centre[0], 200);
   EXPECT_EQ(centre[1], 100);
   EXPECT_EQ(centre[2], 50);
+}
+
+TEST(RotatedCrop, CornersFarOutsideTheFrameGiveAtMostTheDiagonalAndNanIsAnError) {
+  cv::Mat rgb(48, 64, CV_8UC3, cv::Scalar(1, 2, 3));
+  pp::Frame frame;
+  frame.format = pp::PixelFormat::RGB;
+  frame.width = rgb.cols;
+  frame.height = rgb.rows;
+  frame.planes[0] = rgb.data;
+  frame.strides[0] = int(rgb.step);
+  // A detector's box 1e9 pixels wide asked for a 3e18-byte image before.
+  const pp::RgbImage huge = pp::rotated_crop(frame, {{{0, 0}, {1e9f, 0}, {1e9f, 1e9f}, {0, 1e9f}}});
+  EXPECT_EQ(huge.width, 80);  // ceil(hypot(64, 48))
+  EXPECT_EQ(huge.height, 80);
+  const float nan = std::nanf("");
+  EXPECT_THROW(pp::rotated_crop(frame, {{{0, 0}, {nan, 0}, {10, 10}, {0, 10}}}),
+               axstream::InvalidArgument);
 }
 
 TEST(RoiCascade, EveryRoiIsInferredAndClassifiedOnItsOwnRoi) {
