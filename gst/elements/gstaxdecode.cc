@@ -532,8 +532,9 @@ static void gst_ax_decode_class_init(GstAxDecodeClass *klass) {
   g_object_class_install_property(
       gobject_class, PROP_MODEL,
       g_param_spec_string("model", "Model",
-                          "Model package whose output tensors to decode; unset: every output "
-                          "tensor meta, with the model it names",
+                          "Model package whose output tensors to decode, read at start (a "
+                          "missing or corrupt package fails it); unset: every output tensor meta, "
+                          "with the model it names",
                           DEFAULT_PROP_MODEL, ready_flags));
 
   g_object_class_install_property(
