@@ -6,6 +6,7 @@
 #include <cmath>
 #include <fstream>
 #include <limits>
+#include <optional>
 #include <sstream>
 
 #include "json.h"
@@ -368,9 +369,7 @@ std::vector<OutputInfo> read_tensor_info(const JsonFile &manifest,
   return result;
 }
 
-// The core graph's real inputs (initializers excluded) and outputs must be int8 tensors of the
-// manifest's padded shapes with batch 1.
-void check_core_graph(ModelPackage &package) {
+onnx::ModelProto read_core_graph(const ModelPackage &package) {
   const std::string path = package.core_graph_path();
   std::string bytes = read_file(path, "core graph (model.json field 'core_graph')");
   onnx::ModelProto model;
@@ -378,9 +377,12 @@ void check_core_graph(ModelPackage &package) {
     throw InvalidArgument(path +
                           ": not a valid ONNX model (protobuf parse failed); model.json "
                           "field 'core_graph' must name the core ONNX graph");
-  const onnx::GraphProto &graph = model.graph();
+  return model;
+}
 
-  std::vector<const onnx::ValueInfoProto *> graph_inputs, graph_outputs;
+// The graph's real inputs: its inputs that are not initializers.
+std::vector<const onnx::ValueInfoProto *> real_inputs(const onnx::GraphProto &graph) {
+  std::vector<const onnx::ValueInfoProto *> inputs;
   for (const auto &input : graph.input()) {
     bool is_initializer = false;
     for (const auto &init : graph.initializer())
@@ -388,9 +390,85 @@ void check_core_graph(ModelPackage &package) {
         is_initializer = true;
         break;
       }
-    if (!is_initializer) graph_inputs.push_back(&input);
+    if (!is_initializer) inputs.push_back(&input);
   }
-  for (const auto &output : graph.output()) graph_outputs.push_back(&output);
+  return inputs;
+}
+
+std::vector<const onnx::ValueInfoProto *> outputs_of(const onnx::GraphProto &graph) {
+  std::vector<const onnx::ValueInfoProto *> outputs;
+  for (const auto &output : graph.output()) outputs.push_back(&output);
+  return outputs;
+}
+
+// The value's shape when every dimension is a fixed number, else nothing.
+std::optional<std::vector<int64_t>> fixed_shape(const onnx::ValueInfoProto &value) {
+  const auto &tensor_type = value.type().tensor_type();
+  if (!tensor_type.has_shape()) return std::nullopt;
+  std::vector<int64_t> shape;
+  for (const auto &dim : tensor_type.shape().dim()) {
+    if (!dim.has_dim_value()) return std::nullopt;
+    shape.push_back(dim.dim_value());
+  }
+  return shape;
+}
+
+bool is_int8_tensor(const onnx::ValueInfoProto &value) {
+  return value.type().has_tensor_type() &&
+         value.type().tensor_type().elem_type() == onnx::TensorProto::INT8;
+}
+
+// A package without manifest.json: Axelera's TensorInfo carries quantisation and padding only
+// "if manifest.json was found in the model", so the core graph's own int8 inputs and outputs
+// describe the tensors (batch from model.json, no padding, scale 1, zero point 0).
+void tensors_from_core_graph(ModelPackage &package) {
+  const std::string path = package.core_graph_path();
+  const onnx::ModelProto model = read_core_graph(package);
+  auto describe = [&](const std::vector<const onnx::ValueInfoProto *> &values, const char *kind) {
+    if (values.empty())
+      throw InvalidArgument(path + ": core graph has no " + kind + "s (and the package has no " +
+                            package.manifest_path + " to describe them)");
+    std::vector<TensorInfo> tensors;
+    for (size_t t = 0; t < values.size(); ++t) {
+      const onnx::ValueInfoProto &value = *values[t];
+      std::string where = std::string(kind) + " " + std::to_string(t) + " '" + value.name() + "'";
+      if (!is_int8_tensor(value))
+        throw InvalidArgument(path + ": " + where +
+                              " must be an int8 tensor (the device's tensors; the package has no " +
+                              package.manifest_path + ")");
+      auto shape = fixed_shape(value);
+      if (!shape || shape->empty() || (*shape)[0] != 1)
+        throw InvalidArgument(path + ": " + where +
+                              " needs a fixed batch-1 shape when the package has no " +
+                              package.manifest_path);
+      for (int64_t dim : *shape)
+        if (dim <= 0 || dim > (int64_t{1} << 31))
+          throw InvalidArgument(path + ": " + where + " has dimension " + std::to_string(dim) +
+                                "; expected 1..2^31");
+      TensorInfo tensor;
+      tensor.name = value.name();
+      tensor.shape = *shape;
+      tensor.shape[0] = package.batch;
+      tensors.push_back(std::move(tensor));
+    }
+    return tensors;
+  };
+  package.inputs = describe(real_inputs(model.graph()), "input");
+  package.outputs = describe(outputs_of(model.graph()), "output");
+  // What an absent manifest entry means: no preprocessing recipe, the tensors' own shapes.
+  package.input_preprocess.assign(package.inputs.size(), std::nullopt);
+  for (const auto &input : package.inputs) package.input_info.push_back({input.shape, "none"});
+  for (const auto &output : package.outputs) package.output_info.push_back({output.shape, "none"});
+}
+
+// The core graph's real inputs (initializers excluded) and outputs must be int8 tensors of the
+// manifest's padded shapes with batch 1.
+void check_core_graph(ModelPackage &package) {
+  const std::string path = package.core_graph_path();
+  const onnx::ModelProto model = read_core_graph(package);
+  const onnx::GraphProto &graph = model.graph();
+  std::vector<const onnx::ValueInfoProto *> graph_inputs = real_inputs(graph);
+  std::vector<const onnx::ValueInfoProto *> graph_outputs = outputs_of(graph);
 
   auto check = [&](const std::vector<const onnx::ValueInfoProto *> &values,
                    std::vector<TensorInfo> &tensors, const char *kind, const char *manifest_field) {
@@ -407,29 +485,18 @@ void check_core_graph(ModelPackage &package) {
                               " names its " + kind + " " + std::to_string(t) + " '" + value.name() +
                               "'");
       if (tensors[t].name.empty()) tensors[t].name = value.name();
-      if (!value.type().has_tensor_type() ||
-          value.type().tensor_type().elem_type() != onnx::TensorProto::INT8)
+      if (!is_int8_tensor(value))
         throw InvalidArgument(path + ": " + where + " must be an int8 tensor (manifest.json '" +
                               manifest_field + "' describes int8 device tensors)");
       std::vector<int64_t> expected = tensors[t].shape;
       expected[0] = 1;
-      std::vector<int64_t> actual;
-      const auto &tensor_type = value.type().tensor_type();
-      bool known = tensor_type.has_shape();
-      if (known)
-        for (const auto &dim : tensor_type.shape().dim()) {
-          if (!dim.has_dim_value()) {
-            known = false;
-            break;
-          }
-          actual.push_back(dim.dim_value());
-        }
-      if (!known)
+      auto actual = fixed_shape(value);
+      if (!actual)
         throw InvalidArgument(path + ": " + where + " has no fixed shape; expected " +
                               shape_text(expected) + " (batch 1 of " + package.manifest_path +
                               " field '" + manifest_field + "[" + std::to_string(t) + "]')");
-      if (actual != expected)
-        throw InvalidArgument(path + ": " + where + " has shape " + shape_text(actual) + " but " +
+      if (*actual != expected)
+        throw InvalidArgument(path + ": " + where + " has shape " + shape_text(*actual) + " but " +
                               package.manifest_path + " field '" + manifest_field + "[" +
                               std::to_string(t) + "]' " + shape_text(tensors[t].shape) +
                               " needs the batch-1 core shape " + shape_text(expected));
@@ -512,6 +579,10 @@ std::shared_ptr<const ModelPackage> load_model_package(const std::string &path) 
   package->preamble_graph = model.optional_graph("preamble_graph", directory);
   package->postamble_graph = model.optional_graph("postamble_graph", directory);
 
+  if (!is_regular_file(package->manifest_path)) {
+    tensors_from_core_graph(*package);
+    return package;
+  }
   const JsonFile manifest(package->manifest_path, "manifest file");
   if (const json::Value *version = manifest.optional("manifest_version")) {
     int64_t value = manifest.integer("manifest_version", *version);

@@ -320,3 +320,21 @@ def test_releasing_the_context_invalidates_instances(package):
     assert instance.released and model.released
     with pytest.raises(axr.InvalidArgument, match="released"):
         instance.run(inputs, outputs)
+
+
+def test_package_without_manifest_loads_with_unquantised_unpadded_tensor_infos(context, package,
+                                                                              tmp_path):
+    # The doc: TensorInfo has quantization and padding "if manifest.json was found in the model".
+    import shutil
+
+    copy = tmp_path / "no_manifest"
+    shutil.copytree(package("resnet_tiny"), copy)
+    (copy / "manifest.json").unlink()
+    model = context.load_model(copy)
+    (i,), (o,) = model.inputs(), model.outputs()
+    assert (i.shape, i.padding, i.scale, i.zero_point) == ((1, 32, 32, 4), [(0, 0)] * 4, 1.0, 0)
+    assert o.shape == o.unpadded_shape == (1, 1, 1, 1024) and o.name == "logits"
+    instance = context.device_connect(None, 1).load_model_instance(model)
+    outputs = empty_outputs(model)
+    instance.run(random_inputs(model), outputs)
+    assert outputs[0].any()

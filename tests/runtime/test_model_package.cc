@@ -106,6 +106,24 @@ TEST_F(PackageFixture, NamesComeFromCoreGraphWhenManifestHasNone) {
   EXPECT_EQ(package->outputs[0].name, "logits");
 }
 
+TEST_F(PackageFixture, WithoutManifestTheCoreGraphDescribesTheTensors) {
+  // Axelera's doc: TensorInfo has quantisation and padding "if manifest.json was found".
+  std::filesystem::remove(manifest_json());
+  write_text(model_json(), replaced(kModelJson, "\"batch\": 1", "\"batch\": 2"));
+  auto package = load_model_package(dir.path());
+  ASSERT_EQ(package->inputs.size(), 1u);
+  ASSERT_EQ(package->outputs.size(), 1u);
+  EXPECT_EQ(package->inputs[0].name, "input");
+  EXPECT_EQ(package->inputs[0].shape, (std::vector<int64_t>{2, 32, 32, 4}));
+  EXPECT_TRUE(package->inputs[0].padding.empty());
+  EXPECT_DOUBLE_EQ(package->inputs[0].scale, 1.0);
+  EXPECT_EQ(package->inputs[0].zero_point, 0);
+  EXPECT_EQ(package->outputs[0].name, "logits");
+  EXPECT_EQ(package->outputs[0].shape, (std::vector<int64_t>{2, 1, 1, 1024}));
+  EXPECT_EQ(package->output_info[0].original_shape, package->outputs[0].shape);
+  EXPECT_EQ(package->input_preprocess.size(), 1u);
+}
+
 TEST_F(PackageFixture, MissingPaddingMeansUnpadded) {
   std::string manifest = replaced(kManifestJson, "[1, 32, 32, 4]", "[1, 32, 32, 4]");
   manifest = replaced(manifest, " \"n_padded_ch_inputs\": [[0, 0, 0, 0, 0, 0, 0, 1]],\n", "");
@@ -162,7 +180,6 @@ TEST_P(CorruptPackage, IsInvalidArgumentNamingFileAndField) {
 
 const CorruptCase kCorruptCases[] = {
     {"missing_model_json", "model.json", "", nullptr, {"model.json", "does not exist"}},
-    {"missing_manifest", "manifest.json", "", nullptr, {"manifest.json", "does not exist"}},
     {"missing_core_graph",
      "core.onnx",
      "",

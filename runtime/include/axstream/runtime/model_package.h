@@ -36,8 +36,8 @@ using InputInfo = OutputInfo;
 
 struct ModelPackage {
   std::string directory;        // the package directory as given (no trailing '/')
-  std::string model_json_path;  // directory + "/model.json"
-  std::string manifest_path;    // directory + "/manifest.json"
+  std::string model_json_path;  // directory + "/model.json", or the other .json file given
+  std::string manifest_path;    // directory + "/manifest.json" (optional: see load_model_package)
   int format_version = 1;
   std::string name;  // model.json "name", else the directory's base name
   int batch = 1;
