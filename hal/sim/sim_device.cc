@@ -1,6 +1,8 @@
 // The simulated Metis device and its enumeration.
 #include "sim_device.h"
 
+#include <unistd.h>
+
 #include <cmath>
 #include <set>
 #include <type_traits>
@@ -68,7 +70,12 @@ SimDevice::SimDevice(std::string name, int index, const SimOptions &options)
       config_(name_, subdevice_count_, runtime_dir_),
       workers_(static_cast<size_t>(subdevice_count_)) {}
 
-SimDevice::~SimDevice() = default;
+SimDevice::~SimDevice() {
+  // In a forked child that never ran a job the workers are the parent's, with no thread here to
+  // join: let them go (see worker()).
+  if (workers_pid_ != ::getpid())
+    for (auto &inherited : workers_) static_cast<void>(inherited.release());
+}
 
 std::string SimDevice::lock_path(int core) const {
   return runtime_dir_ + "/" + name_ + ".core" + std::to_string(core) + ".lock";
@@ -164,6 +171,13 @@ std::optional<std::chrono::nanoseconds> SimDevice::paced_time(int core, uint64_t
 
 CoreWorker &SimDevice::worker(int core) {
   std::lock_guard lock(workers_mutex_);
+  // A forked child (multiprocessing's default on Linux) inherits the workers but not their
+  // threads: jobs queued there would wait forever. The child makes its own; the inherited
+  // objects are let go without their destructor, which would join a thread it does not have.
+  if (workers_pid_ != ::getpid()) {
+    for (auto &inherited : workers_) static_cast<void>(inherited.release());
+    workers_pid_ = ::getpid();
+  }
   auto &worker = workers_.at(static_cast<size_t>(core));
   if (!worker) {
     worker = std::make_unique<CoreWorker>(

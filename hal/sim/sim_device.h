@@ -2,6 +2,8 @@
 // processes, configured through a shared configuration file, and run by worker threads here.
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -48,6 +50,7 @@ class SimDevice : public Device, public std::enable_shared_from_this<SimDevice> 
   mutable std::mutex config_mutex_;  // one configure() at a time in this process
   mutable ConfigStore config_;
   std::mutex workers_mutex_;
+  pid_t workers_pid_ = 0;  // the process whose threads run workers_ (see worker())
   // Last: destroyed first, so draining workers can still read the configuration.
   std::vector<std::unique_ptr<CoreWorker>> workers_;  // made on first use
 };

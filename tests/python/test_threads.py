@@ -175,3 +175,33 @@ def test_interpreter_exit_with_daemon_threads_in_run_exits_cleanly(package):
                             capture_output=True, text=True, timeout=60, env=os.environ.copy())
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
+
+
+FORK_AFTER_A_RUN = """
+import os, sys, numpy as np, axelera.runtime as axr
+def run_once():
+    with axr.Context() as context:
+        model = context.load_model(sys.argv[1])
+        instance = context.device_connect(None, 1).load_model_instance(model)
+        outputs = [np.zeros(o.shape, o.dtype) for o in model.outputs()]
+        instance.run([np.ones(i.shape, i.dtype) for i in model.inputs()], outputs)
+        return outputs[0].tobytes()
+expected = run_once()
+for child_runs in (True, False):
+    pid = os.fork()
+    if pid == 0:
+        sys.exit(0 if not child_runs or run_once() == expected else 3)
+    print(child_runs, os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), flush=True)
+"""
+
+
+def test_forked_child_runs_models_after_the_parent_ran_one(package):
+    # multiprocessing forks on Linux: the child inherited the parent's simulated cores without
+    # their worker threads, so its first run() waited forever.
+    import os
+    import subprocess
+
+    result = subprocess.run([sys.executable, "-c", FORK_AFTER_A_RUN, str(package("resnet_tiny"))],
+                            capture_output=True, text=True, timeout=60, env=os.environ.copy())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "0", "False", "0"], result.stdout + result.stderr
