@@ -67,16 +67,15 @@ axrResult result_of(axstream::ErrorKind kind) noexcept {
 }
 
 // State of one API call: its name (prefixed to error messages) and the context whose logger
-// hears about it, once a handle has been resolved.
+// hears about it, once a handle has been resolved. Handles are held shared for the whole call,
+// so another thread's axr_destroy cannot free them under it.
 struct Call {
   const char *function;
-  axrContext *context = nullptr;
+  std::shared_ptr<axrContext> context;
 
   template <class T>
-  T &checked(T *handle, const char *what) {
-    T &object = Registry::instance().checked(handle, what);
-    context = object.context;
-    return object;
+  std::shared_ptr<T> checked(T *handle, const char *what) {
+    return Registry::instance().checked(handle, what, &context);
   }
   template <class T>
   auto runtime_of(T *handle, const char *what) {
@@ -102,7 +101,7 @@ struct Call {
 // Runs `body(call)`; on any exception records the last error and returns `failure`.
 template <class R, class Body>
 R guarded(const char *function, R failure, Body &&body) noexcept {
-  Call call{function};
+  Call call{function, nullptr};
   set_last_error(AXR_SUCCESS, "");
   try {
     return body(call);
@@ -182,7 +181,7 @@ axrProperties *new_properties(axrContext *owner, axrObject *parent, runtime::Pro
 
 runtime::Properties properties_or_empty(Call &call, axrProperties *properties) {
   if (properties == nullptr) return {};
-  axrContext *ignored = nullptr;
+  std::shared_ptr<axrContext> ignored;
   return Registry::instance().runtime_of(properties, "properties", &ignored)->values;
 }
 
@@ -414,18 +413,21 @@ void axr_destroy(const axrObject *obj) {
     return;
   }
   guarded_void(__func__, [&](Call &call) {
-    axrObject &object = Registry::instance().checked_any(obj, "object");
-    if (object.kind != axr_capi::Kind::context) {
-      call.context = object.context;
-      if (call.wants_log(AXR_LOG_DEBUG)) call.log(AXR_LOG_DEBUG, "destroying " + object.describe());
+    std::shared_ptr<axrContext> context;
+    auto object = Registry::instance().checked_any(obj, "object", &context);
+    if (object->kind != axr_capi::Kind::context) {
+      call.context = std::move(context);
+      if (call.wants_log(AXR_LOG_DEBUG))
+        call.log(AXR_LOG_DEBUG, "destroying " + object->describe());
     }
     Registry::instance().destroy(obj);
   });
 }
 
 axrContext *axr_get_context(axrObject *obj) {
-  return guarded(__func__, static_cast<axrContext *>(nullptr),
-                 [&](Call &) { return Registry::instance().checked_any(obj, "object").context; });
+  return guarded(__func__, static_cast<axrContext *>(nullptr), [&](Call &call) {
+    return Registry::instance().checked_any(obj, "object", &call.context)->context;
+  });
 }
 
 axrResult axr_last_error(const axrObject *obj) { return t_last_error.result; }
@@ -434,7 +436,7 @@ const char *axr_last_error_string(const axrObject *obj) { return t_last_error.me
 
 void axr_set_logger(axrContext *context, axrLogLevel level, axr_logger_fn logger, void *arg) {
   guarded_void(__func__, [&](Call &call) {
-    axrContext &checked = call.checked(context, "context");
+    auto checked = call.checked(context, "context");
     // Check the raw value: loading an out-of-range value as an axrLogLevel is undefined (UBSan).
     std::underlying_type_t<axrLogLevel> raw_level;
     std::memcpy(&raw_level, &level, sizeof raw_level);
@@ -442,17 +444,17 @@ void axr_set_logger(axrContext *context, axrLogLevel level, axr_logger_fn logger
       throw CapiError(AXR_ERROR_VALUE_ERROR,
                       "log level " + std::to_string(raw_level) + " is not an axrLogLevel (0..6)");
     }
-    std::lock_guard lock(checked.mutex);
-    checked.log_level = level;
-    checked.logger = logger;
-    checked.logger_arg = arg;
+    std::lock_guard lock(checked->mutex);
+    checked->log_level = level;
+    checked->logger = logger;
+    checked->logger_arg = arg;
   });
 }
 
 axrProperties *axr_create_properties(axrContext *context, const char *initial) {
   return guarded(__func__, static_cast<axrProperties *>(nullptr), [&](Call &call) {
-    axrContext &owner = call.checked(context, "context");
-    return new_properties(&owner, &owner, parse_properties(initial));
+    auto owner = call.checked(context, "context");
+    return new_properties(owner.get(), owner.get(), parse_properties(initial));
   });
 }
 
@@ -496,14 +498,14 @@ const char *axr_list_properties(axrProperties *properties) {
 
 size_t axr_list_devices(axrContext *context, axrDeviceInfo **devices) {
   return guarded(__func__, size_t{0}, [&](Call &call) {
-    axrContext &checked = call.checked(context, "context");
-    auto found = checked.runtime->list_devices();
+    auto checked = call.checked(context, "context");
+    auto found = checked->runtime->list_devices();
     if (devices == nullptr) return found.size();
-    std::lock_guard lock(checked.mutex);
-    checked.devices.clear();
-    for (const auto &device : found) checked.devices.push_back(to_c(device));
-    *devices = checked.devices.empty() ? nullptr : checked.devices.data();
-    return checked.devices.size();
+    std::lock_guard lock(checked->mutex);
+    checked->devices.clear();
+    for (const auto &device : found) checked->devices.push_back(to_c(device));
+    *devices = checked->devices.empty() ? nullptr : checked->devices.data();
+    return checked->devices.size();
   });
 }
 
@@ -541,16 +543,17 @@ axrResult axr_device_ready(axrContext *context, axrDeviceInfo *device) {
 
 axrProperties *axr_read_device_configuration(axrContext *context, axrDeviceInfo *device) {
   return guarded(__func__, static_cast<axrProperties *>(nullptr), [&](Call &call) {
-    axrContext &owner = call.checked(context, "context");
-    auto target = find_device(*owner.runtime, device);
-    return new_properties(&owner, &owner, owner.runtime->read_device_configuration(target));
+    auto owner = call.checked(context, "context");
+    auto target = find_device(*owner->runtime, device);
+    return new_properties(owner.get(), owner.get(),
+                          owner->runtime->read_device_configuration(target));
   });
 }
 
 axrConnection *axr_device_connect(axrContext *context, axrDeviceInfo *device,
                                   size_t num_sub_devices, axrProperties *properties) {
   return guarded(__func__, static_cast<axrConnection *>(nullptr), [&](Call &call) {
-    axrContext &owner = call.checked(context, "context");
+    auto owner = call.checked(context, "context");
     if (num_sub_devices > static_cast<size_t>(INT_MAX)) {
       throw CapiError(AXR_ERROR_INVALID_ARGUMENT,
                       "num_sub_devices " + std::to_string(num_sub_devices) + " is out of range");
@@ -570,23 +573,24 @@ axrConnection *axr_device_connect(axrContext *context, axrDeviceInfo *device,
     }
     std::shared_ptr<runtime::Connection> connection;
     if (device == nullptr) {
-      connection = owner.runtime->device_connect(nullptr, static_cast<int>(num_sub_devices));
+      connection = owner->runtime->device_connect(nullptr, static_cast<int>(num_sub_devices));
     } else {
-      auto target = find_device(*owner.runtime, device);
-      connection = owner.runtime->device_connect(&target, static_cast<int>(num_sub_devices));
+      auto target = find_device(*owner->runtime, device);
+      connection = owner->runtime->device_connect(&target, static_cast<int>(num_sub_devices));
     }
     call.log(AXR_LOG_INFO, "connected: " + connection->describe());
-    return Registry::instance().add(std::make_unique<axrConnection>(&owner, connection), {&owner});
+    return Registry::instance().add(std::make_unique<axrConnection>(owner.get(), connection),
+                                    {owner.get()});
   });
 }
 
 axrModel *axr_load_model(axrContext *context, const char *path) {
   return guarded(__func__, static_cast<axrModel *>(nullptr), [&](Call &call) {
-    axrContext &owner = call.checked(context, "context");
+    auto owner = call.checked(context, "context");
     require(path, "path");
-    auto model = owner.runtime->load_model(path);
+    auto model = owner->runtime->load_model(path);
     call.log(AXR_LOG_INFO, "loaded " + model->describe() + " from " + path);
-    return Registry::instance().add(std::make_unique<axrModel>(&owner, model), {&owner});
+    return Registry::instance().add(std::make_unique<axrModel>(owner.get(), model), {owner.get()});
   });
 }
 
@@ -610,8 +614,8 @@ axrTensorInfo axr_get_model_output(axrModel *model, size_t n) {
 
 axrProperties *axr_get_model_properties(axrModel *model) {
   return guarded(__func__, static_cast<axrProperties *>(nullptr), [&](Call &call) {
-    axrModel &checked = call.checked(model, "model");
-    return new_properties(checked.context, &checked, checked.runtime->properties());
+    auto checked = call.checked(model, "model");
+    return new_properties(checked->context, checked.get(), checked->runtime->properties());
   });
 }
 
@@ -635,9 +639,9 @@ size_t axr_tensor_size(const axrTensorInfo *info) {
 axrModelInstance *axr_load_model_instance(axrConnection *connection, axrModel *model,
                                           axrProperties *properties) {
   return guarded(__func__, static_cast<axrModelInstance *>(nullptr), [&](Call &call) {
-    axrConnection &checked_connection = call.checked(connection, "connection");
-    axrModel &checked_model = call.checked(model, "model");
-    if (checked_model.context != checked_connection.context) {
+    auto checked_connection = call.checked(connection, "connection");
+    auto checked_model = call.checked(model, "model");
+    if (checked_model->context != checked_connection->context) {
       throw CapiError(AXR_ERROR_INVALID_ARGUMENT,
                       "model and connection belong to different contexts");
     }
@@ -651,11 +655,12 @@ axrModelInstance *axr_load_model_instance(axrConnection *connection, axrModel *m
     }
     auto options =
         value_errors([&] { return runtime::InstanceOptions::from_properties(settings); });
-    auto instance = checked_connection.runtime->load_model_instance(checked_model.runtime, options);
+    auto instance =
+        checked_connection->runtime->load_model_instance(checked_model->runtime, options);
     call.log(AXR_LOG_INFO, "loaded " + instance->describe());
     return Registry::instance().add(
-        std::make_unique<axrModelInstance>(checked_connection.context, instance),
-        {&checked_connection, &checked_model});
+        std::make_unique<axrModelInstance>(checked_connection->context, instance),
+        {checked_connection.get(), checked_model.get()});
   });
 }
 

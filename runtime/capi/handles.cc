@@ -46,7 +46,8 @@ void Registry::add_object(std::unique_ptr<axrObject> object,
   objects_.emplace(raw, std::move(object));
 }
 
-axrObject *Registry::find_locked(const axrObject *handle, Kind kind, const char *what) {
+std::shared_ptr<axrObject> Registry::find_locked(const axrObject *handle, Kind kind,
+                                                 const char *what) {
   if (handle == nullptr) {
     throw CapiError(AXR_ERROR_INVALID_ARGUMENT, std::string(what) + " is NULL");
   }
@@ -62,10 +63,17 @@ axrObject *Registry::find_locked(const axrObject *handle, Kind kind, const char 
                                                     kind_name(found->second->kind) +
                                                     ", expected an " + kind_name(kind));
   }
-  return found->second.get();
+  return found->second;
 }
 
-axrObject &Registry::checked_any(const axrObject *handle, const char *what) {
+std::shared_ptr<axrContext> Registry::context_of_locked(const axrObject &object) {
+  auto found = objects_.find(object.context);
+  if (found == objects_.end()) return nullptr;  // not reached: see the declaration
+  return std::static_pointer_cast<axrContext>(found->second);
+}
+
+std::shared_ptr<axrObject> Registry::checked_any(const axrObject *handle, const char *what,
+                                                 std::shared_ptr<axrContext> *context) {
   std::lock_guard lock(mutex_);
   if (handle == nullptr) {
     throw CapiError(AXR_ERROR_INVALID_ARGUMENT, std::string(what) + " is NULL");
@@ -75,11 +83,12 @@ axrObject &Registry::checked_any(const axrObject *handle, const char *what) {
     throw CapiError(AXR_ERROR_INVALID_ARGUMENT,
                     std::string(what) + " is not a live axr object: destroyed, or never created");
   }
-  return *found->second;
+  *context = context_of_locked(*found->second);
+  return found->second;
 }
 
 void Registry::destroy(const axrObject *object) {
-  std::vector<std::unique_ptr<axrObject>> doomed;  // children before parents
+  std::vector<std::shared_ptr<axrObject>> doomed;  // children before parents
   {
     std::lock_guard lock(mutex_);
     if (object == nullptr) {
@@ -119,7 +128,8 @@ void Registry::destroy(const axrObject *object) {
       objects_.erase(entry);
     }
   }
-  // Outside the lock: releasing joins worker threads and frees device reservations.
+  // Outside the lock: releasing joins worker threads and frees device reservations. Calls still
+  // in flight on these objects keep them (not their runtime objects) until they return.
   for (auto &node : doomed) {
     node->release_runtime();
     node.reset();

@@ -145,24 +145,28 @@ class Registry {
   }
 
   // The handle if it is live and a T; throws CapiError(INVALID_ARGUMENT) naming `what` otherwise.
+  // Shared, so an axr_destroy in another thread cannot free the object (or, through `context`,
+  // its context) while the calling thread still uses it; the destroyed object's runtime object
+  // is released at once, so the call then fails with "... was released".
   template <class T>
-  T &checked(const T *handle, const char *what) {
+  std::shared_ptr<T> checked(const T *handle, const char *what,
+                             std::shared_ptr<axrContext> *context) {
     std::lock_guard lock(mutex_);
-    return static_cast<T &>(*find_locked(handle, kind_of<T>(), what));
+    auto object = find_locked(handle, kind_of<T>(), what);
+    *context = context_of_locked(*object);
+    return std::static_pointer_cast<T>(std::move(object));
   }
 
   // A copy of the handle's runtime pointer, taken under the lock so a concurrent axr_destroy
   // cannot free it mid-copy; `context` receives the owning context (for logging).
   template <class T>
-  auto runtime_of(const T *handle, const char *what, axrContext **context) {
-    std::lock_guard lock(mutex_);
-    auto &object = static_cast<T &>(*find_locked(handle, kind_of<T>(), what));
-    *context = object.context;
-    return object.runtime;
+  auto runtime_of(const T *handle, const char *what, std::shared_ptr<axrContext> *context) {
+    return checked(handle, what, context)->runtime;
   }
 
   // Any live handle, whatever its kind.
-  axrObject &checked_any(const axrObject *handle, const char *what);
+  std::shared_ptr<axrObject> checked_any(const axrObject *handle, const char *what,
+                                         std::shared_ptr<axrContext> *context);
 
   // Unregisters `object` and its descendants, releases their runtime objects (children first)
   // and deletes them.
@@ -170,10 +174,14 @@ class Registry {
 
  private:
   void add_object(std::unique_ptr<axrObject> object, std::initializer_list<axrObject *> parents);
-  axrObject *find_locked(const axrObject *handle, Kind kind, const char *what);
+  std::shared_ptr<axrObject> find_locked(const axrObject *handle, Kind kind, const char *what);
+  // A live object's context: live too, since destroying a context destroys its objects.
+  std::shared_ptr<axrContext> context_of_locked(const axrObject &object);
 
   std::mutex mutex_;
-  std::map<const axrObject *, std::unique_ptr<axrObject>> objects_;
+  // Calls in flight share ownership (see checked), so an object outlives its destroy until
+  // they return.
+  std::map<const axrObject *, std::shared_ptr<axrObject>> objects_;
 };
 
 }  // namespace axr_capi

@@ -655,6 +655,49 @@ TEST_F(CapiModelTest, DestroyingAModelDestroysItsInstances) {
   EXPECT_NE(last_error().find("not a live axr object"), std::string::npos) << last_error();
 }
 
+// Another thread's axr_destroy of the context must not free the handles a call is using: every
+// call either completes or fails with AXR_ERROR_INVALID_ARGUMENT ("not a live axr object" /
+// "was released"). Under ASan (scripts/sanitize.sh) a handle freed mid-call is a failure.
+TEST_F(CapiModelTest, DestroyingTheContextWhileOtherThreadsUseItFailsCallsCleanly) {
+  constexpr int kThreads = 3;
+  std::atomic<int> iterations{0};
+  std::vector<std::string> unexpected(kThreads);
+  std::vector<std::thread> threads;
+  axrContext *context = context_.release();
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<int8_t> output(axr_tensor_size(&output_info_));
+      auto stop = [&](const char *call) {  // the first failed call ends the thread
+        if (axr_last_error(nullptr) != AXR_ERROR_INVALID_ARGUMENT)
+          unexpected[t] = std::string(call) + ": " + last_error();
+      };
+      for (;;) {
+        axrModel *model = axr_load_model(context, path_.c_str());
+        if (model == nullptr) return stop("axr_load_model");
+        axrConnection *connection = axr_device_connect(context, nullptr, 1, nullptr);
+        if (connection == nullptr) return stop("axr_device_connect");
+        axrModelInstance *instance = axr_load_model_instance(connection, model, nullptr);
+        if (instance == nullptr) return stop("axr_load_model_instance");
+        axrArgument in{input_.data(), -1, 0, 0}, out{output.data(), -1, 0, 0};
+        if (axr_run_model_instance(instance, &in, 1, &out, 1) != AXR_SUCCESS)
+          return stop("axr_run_model_instance");
+        axrDeviceInfo *devices = nullptr;
+        if (axr_list_devices(context, &devices) == 0) return stop("axr_list_devices");
+        axr_destroy(AXR_OBJECT(connection));
+        ++iterations;
+      }
+    });
+  }
+  while (iterations < kThreads) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  axr_destroy(AXR_OBJECT(context));
+  EXPECT_EQ(axr_last_error(nullptr), AXR_SUCCESS) << last_error();
+  for (auto &thread : threads) thread.join();
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(unexpected[t], "") << "thread " << t;
+  // Everything the threads reserved was given back.
+  auto fresh = axr::to_ptr(axr_create_context());
+  EXPECT_NE(axr_device_connect(fresh.get(), nullptr, 4, nullptr), nullptr) << last_error();
+}
+
 TEST_F(CapiModelTest, CxxHeaderOwnsHandlesThroughUniquePtr) {
   axrConnection *connection = axr_device_connect(ctx(), nullptr, 4, nullptr);
   ASSERT_NE(connection, nullptr) << last_error();
