@@ -524,6 +524,11 @@ PYBIND11_MODULE(_axelera_runtime, m) {
                            {static_cast<py::ssize_t>(self.size())}, {1});
   });
 
+  // The documented objects carry their signatures as CPython text signatures ("name(self, ...)"
+  // then "\n--\n\n" heading the docstring), so inspect.signature() reads the documented
+  // parameters and defaults (pybind11's own "name(self: T, ...) -> R" line is not parseable).
+  py::options text_signatures;
+  text_signatures.disable_function_signatures();
   object
       .def_property_readonly(
           "context",
@@ -539,7 +544,7 @@ PYBIND11_MODULE(_axelera_runtime, m) {
             ReleasedGil release_gil;  // may wait for runs of other threads
             self.release();
           },
-          "Release the object and all its children.")
+          "release(self)\n--\n\nRelease the object and all its children.")
       .def_property_readonly("released", &rt::Object::released,
                              "True once release() was called on this object or an owner "
                              "(axstream extension).")
@@ -547,10 +552,12 @@ PYBIND11_MODULE(_axelera_runtime, m) {
         return "<axelera.runtime." + self.describe() + (self.released() ? " (released)>" : ">");
       });
 
-  context.def(py::init([] { return rt::Context::create(); }), "Create a new runtime Context.")
+  context
+      .def(py::init([] { return rt::Context::create(); }),
+           "__init__(self)\n--\n\nCreate a new runtime Context.")
       .def(
           "__enter__", [](std::shared_ptr<rt::Context> self) { return self; },
-          "Return the context itself (for use in a with statement).")
+          "__enter__(self)\n--\n\nReturn the context itself (for use in a with statement).")
       .def(
           "__exit__",
           [](rt::Context &self, py::args) {
@@ -558,6 +565,7 @@ PYBIND11_MODULE(_axelera_runtime, m) {
             self.release();
             return false;
           },
+          "__exit__(self, *args)\n--\n\n"
           "Release the context and all its children at the end of the with block.")
       .def(
           "release",
@@ -565,7 +573,7 @@ PYBIND11_MODULE(_axelera_runtime, m) {
             ReleasedGil release_gil;
             self.release();
           },
-          "Release the context and all its children.\n\n"
+          "release(self)\n--\n\nRelease the context and all its children.\n\n"
           "This function is called automatically when Context is used as a context manager.")
       .def(
           "list_devices",
@@ -574,7 +582,8 @@ PYBIND11_MODULE(_axelera_runtime, m) {
             for (const auto &info : self.list_devices()) result.append(to_python(info));
             return result;
           },
-          "List all devices on the system.\n\n:rtype: list[DeviceInfo]")
+          "list_devices(self)\n--\n\nList all devices on the system.\n\n:rtype: "
+          "list[DeviceInfo]")
       .def(
           "configure_device",
           [](rt::Context &self, py::object device, py::kwargs kwargs) {
@@ -584,6 +593,7 @@ PYBIND11_MODULE(_axelera_runtime, m) {
             return self.configure_device(info, settings);
           },
           py::arg("device"),
+          "configure_device(self, device, **kwargs)\n--\n\n"
           "Configure a device. Returns True if the configuration setting is complete, False if "
           "it is pending (poll device_ready()).\n\n"
           "Valid properties: clock_profile (MHz, default 800), clock_profile_core_0..3 (MHz, "
@@ -595,6 +605,7 @@ PYBIND11_MODULE(_axelera_runtime, m) {
             return self.device_ready(device_from_python(device, "device_ready"));
           },
           py::arg("device"),
+          "device_ready(self, device)\n--\n\n"
           "Returns True if the configuration setting is complete, False if it is pending.\n\n"
           ":rtype: bool")
       .def(
@@ -604,6 +615,7 @@ PYBIND11_MODULE(_axelera_runtime, m) {
                 device_from_python(device, "read_device_configuration"));
           },
           py::arg("device"),
+          "read_device_configuration(self, device)\n--\n\n"
           "Read all available configuration properties of the device.\n\n:rtype: dict[str, str]")
       .def(
           "device_connect",
@@ -619,6 +631,7 @@ PYBIND11_MODULE(_axelera_runtime, m) {
           // keep_alive<0, 1>: the Python Context lives as long as the Connection, so
           // `connection.context` returns the very same Python object.
           py::keep_alive<0, 1>(), py::arg("device") = py::none(), py::arg("num_sub_devices") = 1,
+          "device_connect(self, device=None, num_sub_devices=1, **kwargs)\n--\n\n"
           "Connect to one or more sub-devices.\n\n"
           "This reserves the sub-devices so that other processes cannot use them (DeviceInUse "
           "names the holder otherwise). device=None picks the first device with num_sub_devices "
@@ -634,6 +647,7 @@ PYBIND11_MODULE(_axelera_runtime, m) {
           // keep_alive<0, 1>: the Python Context lives as long as the Model, so
           // `model.context` returns the very same Python object.
           py::keep_alive<0, 1>(), py::arg("path"),
+          "load_model(self, path)\n--\n\n"
           "Load a model from a file: a model package directory or its model.json.\n\n"
           "The returned model can be loaded onto multiple Connection objects using "
           "Connection.load_model_instance(). A missing or corrupt package raises InvalidArgument "
@@ -651,6 +665,7 @@ PYBIND11_MODULE(_axelera_runtime, m) {
           // Python Connection alive while the instance is.
           // keep_alive<0, 2>: likewise the Python Model, so `instance.model` is the same object.
           py::keep_alive<0, 1>(), py::keep_alive<0, 2>(), py::arg("model"),
+          "load_model_instance(self, model, **kwargs)\n--\n\n"
           "Load a model onto the sub-devices.\n\n"
           "Valid kwargs (bool or int values): aipu_cores (0: L2 resources to allocate, set to "
           "batch size), num_sub_devices (0: sub-devices to use, set to the batch size of the "
@@ -675,14 +690,17 @@ PYBIND11_MODULE(_axelera_runtime, m) {
       .def_property_readonly("name", &rt::Model::name, "Name of the model (axstream extension).")
       .def(
           "inputs", [](rt::Model &self) { return to_python(self.inputs()); },
+          "inputs(self)\n--\n\n"
           "Return information about the input tensors to the model.\n\n:rtype: list[TensorInfo]")
       .def(
           "outputs", [](rt::Model &self) { return to_python(self.outputs()); },
+          "outputs(self)\n--\n\n"
           "Return information about the output tensors of the model.\n\n"
           ":rtype: list[TensorInfo]");
 
   instance
       .def("run", &run_instance, py::arg("inputs"), py::arg("outputs"),
+           "run(self, inputs, outputs)\n--\n\n"
            "Run the model instance.\n\n"
            "If the model instance was created with input_dmabuf=True then inputs must be a list "
            "of file descriptors. Otherwise it should be a list of numpy arrays, one per model "
@@ -695,6 +713,7 @@ PYBIND11_MODULE(_axelera_runtime, m) {
            "parallel. On failure an exception is raised (InvalidArgument naming the tensor and "
            "what was expected for bad arguments).\n\n:rtype: None")
       .def("profile", &rt::ModelInstance::profile,
+           "profile(self)\n--\n\n"
            "Timing of the last run (axstream extension): a RunProfile. Host timing needs "
            "host_profiling=True, device timing device_profiling=True at load_model_instance.")
       .def_property_readonly(
@@ -703,6 +722,7 @@ PYBIND11_MODULE(_axelera_runtime, m) {
       .def_property_readonly("model", &rt::ModelInstance::model,
                              "The Model this instance runs (axstream extension).");
 
+  text_signatures.enable_function_signatures();
   run_profile
       .def_property_readonly(
           "host_total", [](const rt::RunProfile &p) { return seconds(p.host_total); },

@@ -158,3 +158,23 @@ def test_programs_importing_the_objects_module_get_the_same_classes():
 
 def test_version_is_a_dotted_string():
     assert re.fullmatch(r"\d+\.\d+\.\d+.*", axr.__version__), axr.__version__
+
+
+def test_signatures_show_the_documented_parameters_and_defaults():
+    signature = inspect.signature(axr.Context.device_connect)
+    assert list(signature.parameters) == ["self", "device", "num_sub_devices", "kwargs"]
+    assert signature.parameters["device"].default is None
+    assert signature.parameters["num_sub_devices"].default == 1
+    assert str(inspect.signature(axr.Context.configure_device)) == "(self, device, **kwargs)"
+    assert str(inspect.signature(axr.Connection.load_model_instance)) == "(self, model, **kwargs)"
+    assert str(inspect.signature(axr.ModelInstance.run)) == "(self, inputs, outputs)"
+    assert str(inspect.signature(axr.Context.load_model)) == "(self, path)"
+    assert str(inspect.signature(axr.Context)) == "()"
+    for name in ("device_ready", "read_device_configuration"):
+        assert str(inspect.signature(getattr(axr.Context, name))) == "(self, device)"
+    for cls, name in ((axr.Object, "release"), (axr.Context, "list_devices"),
+                      (axr.Model, "inputs"), (axr.Model, "outputs")):
+        assert str(inspect.signature(getattr(cls, name))) == "(self)"
+    with axr.Context() as context:
+        assert str(inspect.signature(context.device_connect)) == \
+            "(device=None, num_sub_devices=1, **kwargs)"
