@@ -85,6 +85,10 @@ std::shared_ptr<Connection> Context::device_connect(const DeviceInfo *device, in
       }
     }
     if (!impl->reservation) {
+      // No board at all: nothing to connect to, whatever the request (ConnectionError, as a
+      // device that cannot be reached), not a request too large for the devices there are.
+      if (hal::devices().empty())
+        throw ConnectionError("device_connect: no Axelera device found (list_devices() is empty)");
       if (busy.empty())
         throw InvalidArgument("device_connect: no device has " + std::to_string(num_sub_devices) +
                               " sub-devices (largest has " + std::to_string(largest) + ")");

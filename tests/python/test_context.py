@@ -62,6 +62,15 @@ def test_several_devices_from_the_simulator_environment(monkeypatch):
     assert all(d.board_type == axr.BoardType.m2 for d in devices)
 
 
+def test_device_connect_without_any_device_is_connection_error(monkeypatch):
+    monkeypatch.setenv("AXSTREAM_SIM_DEVICES", "0")
+    reset_devices()
+    with axr.Context() as context:
+        assert context.list_devices() == []
+        with pytest.raises(axr.ConnectionError, match="no Axelera device found"):
+            context.device_connect()
+
+
 def test_in_use_and_in_use_by_report_this_process():
     with axr.Context() as context:
         connection = context.device_connect(None, 2)
