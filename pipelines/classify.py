@@ -17,8 +17,11 @@ and the results are read from each GstVideoRegionOfInterestMeta's "ax-classifica
 Prints one line per frame (whole frame) or per object:
     frame 0: class 7 0.4123 (label), class 3 0.1000
     frame 0: roi 0 face 0.93 (198,177 140x140): class 7 0.4123, ...
-Environment: AXSTREAM_BUILD (default build/), AXSTREAM_CACHE, AXSTREAM_DATA_DIR
-(default ~/.cache/axstream).
+Exits 1 with the pipeline's error, or when no frame got a classification (not a classifier
+package), or when the source yields no frame within 20 s (a damaged file).
+
+Environment: AXSTREAM_BUILD (default build/), AXSTREAM_DATA_DIR or else AXSTREAM_CACHE (the
+media; default ~/.cache/axstream), AXSTREAM_TEST_MODELS (default $AXSTREAM_BUILD/tests/data/models).
 """
 import argparse
 import ctypes
@@ -37,7 +40,11 @@ from cut_clip import cut_clip  # noqa: E402  (pipelines/, this script's folder)
 
 HERE = Path(__file__).resolve().parent.parent
 BUILD = Path(os.environ.get("AXSTREAM_BUILD", HERE / "build"))
-DATA = Path(os.environ.get("AXSTREAM_DATA_DIR", Path.home() / ".cache" / "axstream"))
+DATA = Path(os.environ.get("AXSTREAM_DATA_DIR") or os.environ.get("AXSTREAM_CACHE")
+            or Path.home() / ".cache" / "axstream")
+# A damaged file can leave decodebin waiting forever without an error (its demuxer's error is
+# sometimes dropped), so the first frame must arrive within this time.
+PREROLL_TIMEOUT_S = 20
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
 
@@ -107,21 +114,31 @@ def array_field(structure, name):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="classify.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     default_image = DATA / "opencv-doc/usr/share/doc/opencv-doc/examples/data/messi5.jpg"
-    parser.add_argument("source", nargs="?", default=str(default_image))
+    parser.add_argument("source", nargs="?", default=str(default_image),
+                        help="image or video (default: messi5.jpg)")
     test_models = Path(os.environ.get("AXSTREAM_TEST_MODELS", BUILD / "tests/data/models"))
-    parser.add_argument("--model", default=str(test_models / "resnet_tiny"))
+    parser.add_argument("--model", default=str(test_models / "resnet_tiny"),
+                        help="classifier package directory (default: resnet_tiny)")
     parser.add_argument("--labels", help="labels file, one per line (class id = line number)")
-    parser.add_argument("--top-k", type=int, default=3)
+    parser.add_argument("--top-k", type=int, default=3, help="classes per result (default 3)")
     parser.add_argument("--frames", type=int, help="frames to classify (>= 1)")
     parser.add_argument("--detector", help="detection package (blazeface) whose objects to classify")
     parser.add_argument("--object-class", default="", help="with --detector: labels to classify")
     args = parser.parse_args()
     if args.frames is not None and args.frames < 1:
         sys.exit(f"classify.py: --frames {args.frames}: expected at least 1 frame")
+    if args.top_k < 1:
+        sys.exit(f"classify.py: --top-k {args.top_k}: expected at least 1 class")
+    if args.labels and not Path(args.labels).is_file():
+        sys.exit(f"classify.py: labels file {args.labels} not found")
 
-    for path, what in ((args.source, "source"), (Path(args.model) / "model.json", "model package")):
+    checks = [(args.source, "source"), (Path(args.model) / "model.json", "model package")]
+    if args.detector:
+        checks.append((Path(args.detector) / "model.json", "detector package"))
+    for path, what in checks:
         if not Path(path).is_file():
             sys.exit(f"classify.py: {what} {path} not found")
     os.environ["GST_PLUGIN_PATH"] = str(BUILD / "gst" / "elements") + (
@@ -160,6 +177,7 @@ def classify(args, clip_dir):
     pipeline = Gst.parse_launch(launch)
     lib = load_meta_library()
     frame = [0]
+    frames_with_result = [0]
 
     def probe(pad, info):
         buffer = info.get_buffer()
@@ -178,21 +196,35 @@ def classify(args, clip_dir):
                       f"({roi.x},{roi.y} {roi.w}x{roi.h}): {result}", flush=True)
         else:
             result = whole_frame_result(lib, buffer)
+            frames_with_result[0] += result is not None
             print(f"frame {n}: {result if result is not None else 'no result'}", flush=True)
         return Gst.PadProbeReturn.OK
 
     pipeline.get_by_name("decode").get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, probe)
     pipeline.set_state(Gst.State.PLAYING)
-    message = pipeline.get_bus().timed_pop_filtered(Gst.CLOCK_TIME_NONE,
-                                                    Gst.MessageType.EOS | Gst.MessageType.ERROR)
+    bus = pipeline.get_bus()
+    done = Gst.MessageType.EOS | Gst.MessageType.ERROR
+    # Until the pipeline has prerolled (its first frame reached the sink), wait a bounded time.
+    message = bus.timed_pop_filtered(PREROLL_TIMEOUT_S * Gst.SECOND,
+                                     done | Gst.MessageType.ASYNC_DONE)
+    if message is not None and message.type == Gst.MessageType.ASYNC_DONE:
+        message = bus.timed_pop_filtered(Gst.CLOCK_TIME_NONE, done)
     status = 0
-    if message.type == Gst.MessageType.ERROR:
+    if message is None:
+        print(f"classify.py: no frame from {args.source} within {PREROLL_TIMEOUT_S} s "
+              "(a damaged or unsupported file?)", file=sys.stderr)
+        status = 1
+    elif message.type == Gst.MessageType.ERROR:
         error, debug = message.parse_error()
         print(f"classify.py: error from {message.src.get_name()}: {error.message}\n{debug}",
               file=sys.stderr)
         status = 1
     pipeline.set_state(Gst.State.NULL)
     print(f"classify.py: {frame[0]} frames", file=sys.stderr)
+    if status == 0 and not args.detector and frame[0] and not frames_with_result[0]:
+        print(f"classify.py: no classification result in {frame[0]} frames: is {args.model} a "
+              "classifier package (one output of class scores)?", file=sys.stderr)
+        status = 1
     return status
 
 

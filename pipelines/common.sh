@@ -6,3 +6,57 @@ build=${AXSTREAM_BUILD:-$here/build}
 cache=${AXSTREAM_CACHE:-$HOME/.cache/axstream}
 out=${AXSTREAM_OUT:-$here/out}
 data=$cache/opencv-doc/usr/share/doc/opencv-doc/examples/data
+
+# The script's name for its messages ("face-detect: ...").
+script_name=$(basename "$0" .sh)
+
+# Prints MESSAGE as "<script>: MESSAGE" on stderr and exits with STATUS (1: bad input or a failed
+# run, 2: bad command line).
+die() {  # STATUS MESSAGE
+  echo "$script_name: $2" >&2
+  exit "$1"
+}
+
+# --help: the comment block at the top of the script, without its '#'.
+print_usage() {
+  sed -n '2,/^[^#]/{/^#/{s/^# \{0,1\}//;p}}' "$0"
+}
+
+# Called for an option that takes a value with the remaining arguments ("$@" at the option).
+need_value() {  # OPTION [VALUE...]
+  (($# >= 2)) && [[ -n $2 && $2 != --* ]] || die 2 "$1 needs a value (see --help)"
+}
+
+require_uint() {  # OPTION VALUE MIN
+  [[ $2 =~ ^[0-9]+$ ]] && (($2 >= $3)) || die 2 "$1 '$2': expected an integer >= $3"
+}
+
+require_package() {  # DIR HINT
+  [[ -f "$1/model.json" ]] || die 1 "no model package at $1 (expected $1/model.json; $2)"
+}
+
+# Checks that FILE is an image or a video by GStreamer's typefind and, for a video, that a first
+# frame decodes (pipelines/probe_media.py, with a time limit: on a damaged video decodebin
+# sometimes drops the demuxer's error and a pipeline then waits forever).
+require_media() {  # FILE KIND(video|image) [HINT]
+  local file=$1 kind=$2 hint=${3:+ ($3)} type why
+  [[ -f $file ]] || die 1 "no $kind at $file$hint"
+  [[ -r $file ]] || die 1 "$kind $file is not readable"
+  [[ -s $file ]] || die 1 "$kind $file is empty"
+  # The probes' own output only: without the caller's GStreamer debug log and tracers.
+  local quiet=(env -u GST_DEBUG -u GST_DEBUG_FILE -u GST_TRACERS)
+  type=$("${quiet[@]}" gst-typefind-1.0 "$file" 2>&1) || true
+  type=${type#"$file - "}
+  case $kind:$type in
+    video:video/* | video:application/ogg | video:application/x-3gp | video:application/mxf) ;;
+    image:image/*) ;;
+    *) die 1 "$file is not a$([[ $kind == image ]] && echo "n") $kind (GStreamer's typefind: ${type%%,*})" ;;
+  esac
+  [[ $kind == video ]] || return 0  # images go through a decoder, no demuxer
+  why=$("${quiet[@]}" /usr/bin/python3 "$here/pipelines/probe_media.py" "$file" 2>&1) || die 1 "$why"
+}
+
+# Checks that DIR can be created and written (the outputs go there).
+require_output_dir() {  # DIR
+  mkdir -p "$1" 2>/dev/null && [[ -w $1 ]] || die 1 "cannot write the outputs into $1 (set AXSTREAM_OUT)"
+}

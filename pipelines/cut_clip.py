@@ -34,6 +34,9 @@ def cut_clip(video, clip, frames):
 
 
 def main(argv):
+    if len(argv) == 2 and argv[1] in ("-h", "--help"):
+        print(__doc__.strip())
+        return
     if len(argv) != 4 or not argv[3].isdigit() or int(argv[3]) < 1:
         sys.exit(f"usage: {argv[0]} VIDEO CLIP N (N >= 1 frames), got {argv[1:]}")
     try:

@@ -22,19 +22,21 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 models=${AXSTREAM_BENCH_MODELS:-$cache/bench}
 video=$data/vtest.avi
+video_given=0
 name=yolov8n
 frames=-1
 conf=
 package=
 while (($#)); do
   case $1 in
-    --model) name=$2; shift ;;
-    --frames) frames=$2; shift ;;
-    --conf) conf=$2; shift ;;
-    --package) package=$2; shift ;;
-    -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
-    -*) echo "detect: unknown option '$1' (see --help)" >&2; exit 2 ;;
-    *) video=$1 ;;
+    --model) need_value "$@"; name=$2; shift ;;
+    --frames) need_value "$@"; require_uint --frames "$2" 1; frames=$2; shift ;;
+    --conf) need_value "$@"; conf=$2; shift ;;
+    --package) need_value "$@"; package=$2; shift ;;
+    -h|--help) print_usage; exit 0 ;;
+    -*) die 2 "unknown option '$1' (see --help)" ;;
+    *) ((!video_given)) || die 2 "more than one VIDEO: '$video' and '$1'"
+       video=$1; video_given=1 ;;
   esac
   shift
 done
@@ -51,7 +53,9 @@ case $name in
   *) echo "detect: --model '$name': expected yolov8n, yolov5s or ssd_mobilenet" >&2; exit 2 ;;
 esac
 conf=${conf:-$default_conf}
-[[ -f "$video" ]] || { echo "detect: no video at $video (run scripts/setup.sh)" >&2; exit 1; }
+[[ $conf =~ ^(0(\.[0-9]*)?|1(\.0*)?|\.[0-9]+)$ ]] || die 2 "--conf '$conf': expected a score threshold in 0..1"
+require_media "$video" video "$( ((video_given)) || echo "run scripts/setup.sh")"
+[[ -z $package ]] || require_package "$package" "--package: a directory made by axcompile"
 
 if [[ -z $package ]]; then
   package=$models/pkg/$name
@@ -67,10 +71,10 @@ if [[ -z $package ]]; then
       { echo "detect: axcompile failed, see $models/pkg/$name.log" >&2; exit 1; }
   fi
 fi
-[[ -f $package/model.json ]] || { echo "detect: no model package at $package" >&2; exit 1; }
+require_package "$package" "axcompile did not make it"
 
 export GST_PLUGIN_PATH=$build/gst/elements${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}
-mkdir -p "$out"
+require_output_dir "$out"
 json=$out/detect-$name.jsonl
 video_out=$out/detect-$name.avi
 rm -f "$json"
@@ -89,7 +93,8 @@ gst-launch-1.0 -q -e \
   axinference model="$package" ! \
   axdecode decoder="$decoder" decoder-config="$config" conf-threshold="$conf" max-detections=50 ! \
   axmetapublish location="$json" ! \
-  axoverlay ! videoconvert ! jpegenc ! avimux ! filesink location="$video_out"
+  axoverlay ! videoconvert ! jpegenc ! avimux ! filesink location="$video_out" ||
+  die 1 "the pipeline failed on $video with $package (the GStreamer error above)"
 end=$(date +%s.%N)
 
 /usr/bin/python3 - "$json" "$start" "$end" "$video_out" "$name" <<'PY'

@@ -12,18 +12,21 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 model=${AXSTREAM_FACE_MODEL:-$cache/models/blazeface-front}
 video=$data/Megamind.avi
 display=0
+video_given=0
 for arg in "$@"; do
   case $arg in
     --display) display=1 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
-    *) video=$arg ;;
+    -h|--help) print_usage; exit 0 ;;
+    -*) die 2 "unknown option '$arg' (see --help)" ;;
+    *) ((!video_given)) || die 2 "more than one VIDEO: '$video' and '$arg'"
+       video=$arg; video_given=1 ;;
   esac
 done
 
-[[ -f "$video" ]] || { echo "face-detect: no video at $video (run scripts/setup.sh)" >&2; exit 1; }
-[[ -f "$model/model.json" ]] || { echo "face-detect: no model package at $model (run scripts/setup.sh)" >&2; exit 1; }
+require_media "$video" video "$( ((video_given)) || echo "run scripts/setup.sh")"
+require_package "$model" "run scripts/build-demo-models.sh blazeface-front, or set AXSTREAM_FACE_MODEL"
 export GST_PLUGIN_PATH=$build/gst/elements${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}
-mkdir -p "$out"
+require_output_dir "$out"
 
 if ((display)); then
   sink="videoconvert ! autovideosink"
@@ -45,7 +48,7 @@ gst-launch-1.0 -q -e \
   axdecode decoder=blazeface conf-threshold=0.6 ! \
   axoverlay ! \
   axmetapublish location="$json" ! \
-  $sink
+  $sink || die 1 "the pipeline failed on $video with $model (the GStreamer error above)"
 end=$(date +%s.%N)
 
 /usr/bin/python3 - "$json" "$start" "$end" "$video_out" <<'PY'

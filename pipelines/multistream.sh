@@ -24,28 +24,33 @@ quiet=0
 batch_timeout=5000
 while (($#)); do
   case $1 in
-    --video) video=$2; shift ;;
-    --batch-timeout) batch_timeout=$2; shift ;;
+    --video) need_value "$@"; video=$2; shift ;;
+    --batch-timeout) need_value "$@"; require_uint --batch-timeout "$2" 0; batch_timeout=$2; shift ;;
     --quiet) quiet=1 ;;
-    -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
-    *) [[ $1 =~ ^[0-9]+$ && $1 -gt 0 ]] || { echo "multistream: '$1': expected a stream count >= 1" >&2; exit 2; }
+    -h|--help) print_usage; exit 0 ;;
+    -*) die 2 "unknown option '$1' (see --help)" ;;
+    *) [[ $1 =~ ^[0-9]+$ ]] && (($1 >= 1)) || die 2 "'$1': expected a stream count N >= 1 (see --help)"
        streams=$1 ;;
   esac
   shift
 done
 
-[[ -f "$model/model.json" ]] || { echo "multistream: no model package at $model (run scripts/build-demo-models.sh blazeface-front)" >&2; exit 1; }
+require_package "$model" "run scripts/build-demo-models.sh blazeface-front, or set AXSTREAM_FACE_MODEL"
+if [[ -n $video ]]; then
+  require_media "$video" video
+else
+  require_media "$data/vtest.avi" video "run scripts/setup.sh"
+  ((streams == 1)) || require_media "$data/Megamind.avi" video "run scripts/setup.sh"
+fi
 videos=()
 for ((i = 0; i < streams; i++)); do
-  if [[ -n $video ]]; then v=$video
-  elif ((i % 2 == 0)); then v=$data/vtest.avi
-  else v=$data/Megamind.avi
+  if [[ -n $video ]]; then videos+=("$video")
+  elif ((i % 2 == 0)); then videos+=("$data/vtest.avi")
+  else videos+=("$data/Megamind.avi")
   fi
-  [[ -f "$v" ]] || { echo "multistream: no video at $v (run scripts/setup.sh)" >&2; exit 1; }
-  videos+=("$v")
 done
 export GST_PLUGIN_PATH=$build/gst/elements${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}
-mkdir -p "$out"
+require_output_dir "$out"
 
 branches=()
 for ((i = 0; i < streams; i++)); do
@@ -61,7 +66,8 @@ stats=$out/multistream-axinference.log
 rm -f "$stats"
 start=$(date +%s.%N)
 GST_DEBUG="${GST_DEBUG:+$GST_DEBUG,}axinference:4" GST_DEBUG_FILE="$stats" GST_DEBUG_NO_COLOR=1 \
-  gst-launch-1.0 -q -e "${branches[@]}"
+  gst-launch-1.0 -q -e "${branches[@]}" ||
+  die 1 "the pipeline failed with $model (the GStreamer error above)"
 end=$(date +%s.%N)
 
 /usr/bin/python3 - "$out" "$streams" "$start" "$end" "$stats" <<'PY'

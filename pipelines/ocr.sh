@@ -26,8 +26,10 @@ color=BGR  # PaddleOCR feeds its models OpenCV BGR images
 images=()
 while (($#)); do
   case $1 in
-    --color-format) color=$2; shift ;;
-    -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
+    --color-format) need_value "$@"; color=$2; shift
+       [[ $color == RGB || $color == BGR ]] || die 2 "--color-format '$color': expected RGB or BGR" ;;
+    -h|--help) print_usage; exit 0 ;;
+    -*) die 2 "unknown option '$1' (see --help)" ;;
     *) images+=("$1") ;;
   esac
   shift
@@ -38,15 +40,18 @@ if ((${#images[@]} == 0)); then
   done
 fi
 for p in "$det" "$rec"; do
-  [[ -f "$p/model.json" ]] || { echo "ocr: no model package at $p (run scripts/build-demo-models.sh ppocr-det ppocr-rec)" >&2; exit 1; }
+  require_package "$p" "run scripts/build-demo-models.sh ppocr-det ppocr-rec"
 done
-[[ -f "$dict" ]] || { echo "ocr: no dictionary at $dict (run scripts/setup.sh)" >&2; exit 1; }
+[[ -f "$dict" ]] || die 1 "no dictionary at $dict (run scripts/setup.sh, or set AXSTREAM_OCR_DICT)"
+# Every image is checked before the first one runs.
+for image in "${images[@]}"; do
+  require_media "$image" image
+done
 export GST_PLUGIN_PATH=$build/gst/elements${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}
-mkdir -p "$out"
+require_output_dir "$out"
 color_prop=color-format=$color
 
 for image in "${images[@]}"; do
-  [[ -f "$image" ]] || { echo "ocr: no image at $image" >&2; exit 1; }
   name=$(basename "${image%.*}")
   json=$out/ocr-$name.jsonl
   # shellcheck disable=SC2086
@@ -57,7 +62,8 @@ for image in "${images[@]}"; do
     axdecode decoder=dbnet model="$det" ! \
     axpreprocess roi=objects object-class=text resize=pad-right model="$rec" $color_prop ! \
     axinference model="$rec" ! axdecode decoder=ctc model="$rec" labels="$dict" ! \
-    axmetapublish location="$json" ! fakesink
+    axmetapublish location="$json" ! fakesink ||
+    die 1 "the pipeline failed on $image with $det and $rec (the GStreamer error above)"
   /usr/bin/python3 - "$json" "$name" <<'PY'
 import json, sys
 path, name = sys.argv[1], sys.argv[2]

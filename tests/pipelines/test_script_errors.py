@@ -1,0 +1,113 @@
+"""The scripts in pipelines/ as a new user meets them: --help prints the usage without comment
+marks and exits 0; a bad command line (unknown option, an option without its value, a value out
+of range) exits 2 and a bad input (missing, empty or non-video file, a damaged video, a corrupt
+or wrong model package, an output folder that cannot be written) exits 1, each with a message
+naming the problem, and none runs a pipeline first or waits. Fast: every case stops before
+inference or at its first frame. The cases needing opencv-doc's media or the demo packages are
+left out (and said so) when those are absent."""
+import os
+import tempfile
+from pathlib import Path
+
+from pipeline_util import CACHE, EXAMPLES, SOURCE, check, run
+
+PIPELINES = SOURCE / "pipelines"
+PYTHON = "/usr/bin/python3"
+cases = 0
+
+
+def expect(args, status, message, env=None, timeout=30):
+    """Runs args and requires exit `status` with `message` in its stderr (stdout for status 0)."""
+    global cases
+    result = run(args, timeout=timeout, env=env, check=False)
+    output = result.stdout if status == 0 else result.stderr
+    check(result.returncode == status and message in output,
+          f"{' '.join(map(str, args))}: expected exit {status} and {message!r}, got exit "
+          f"{result.returncode}\nstdout:\n{result.stdout[-2000:]}\nstderr:\n{result.stderr[-2000:]}")
+    cases += 1
+    return result
+
+
+with tempfile.TemporaryDirectory(prefix="script-errors-") as tmp:
+    tmp = Path(tmp)
+    env = {"AXSTREAM_OUT": str(tmp / "out")}
+    text_file = tmp / "notes.avi"
+    text_file.write_text("not a video\n" * 20)
+    empty_file = tmp / "empty.avi"
+    empty_file.touch()
+    corrupt_package = tmp / "corrupt"
+    corrupt_package.mkdir()
+    (corrupt_package / "model.json").write_text("junk")
+
+    scripts = {"detect": "--frames N", "face-detect": "[VIDEO]", "multistream": "[N]",
+               "ocr": "[IMAGE...]"}
+    for name, usage in scripts.items():
+        script = PIPELINES / f"{name}.sh"
+        result = expect([script, "--help"], 0, f"pipelines/{name}.sh")
+        check(usage in result.stdout, f"{name} --help: no {usage!r} in\n{result.stdout}")
+        check(not any(line.startswith("#") for line in result.stdout.splitlines()),
+              f"{name} --help prints comment marks or the script:\n{result.stdout}")
+        check("set -euo" not in result.stdout, f"{name} --help prints code:\n{result.stdout}")
+        expect([script, "--bogus"], 2, f"{name}: unknown option '--bogus'", env)
+
+    detect = PIPELINES / "detect.sh"
+    expect([detect, "--frames"], 2, "--frames needs a value", env)
+    expect([detect, "--frames", "abc"], 2, "--frames 'abc': expected an integer >= 1", env)
+    expect([detect, "--frames", "0"], 2, "--frames '0': expected an integer >= 1", env)
+    expect([detect, "--conf", "2"], 2, "--conf '2': expected a score threshold in 0..1", env)
+    expect([detect, "--model", "yolov9"], 2, "--model 'yolov9': expected", env)
+    expect([detect, "--model"], 2, "--model needs a value", env)
+    expect([detect, "--frames", "2", text_file], 1, f"{text_file} is not a video", env)
+    multistream = PIPELINES / "multistream.sh"
+    expect([multistream, "0"], 2, "'0': expected a stream count N >= 1", env)
+    expect([multistream, "--video"], 2, "--video needs a value", env)
+    expect([multistream, "--batch-timeout", "soon"], 2, "--batch-timeout 'soon'", env)
+    ocr = PIPELINES / "ocr.sh"
+    expect([ocr, "--color-format", "XYZ"], 2, "--color-format 'XYZ': expected RGB or BGR", env)
+    expect([ocr, "--color-format"], 2, "--color-format needs a value", env)
+    face = PIPELINES / "face-detect.sh"
+    expect([face, tmp / "missing.avi"], 1, f"no video at {tmp / 'missing.avi'}", env)
+    expect([face, empty_file], 1, f"video {empty_file} is empty", env)
+    expect([face, text_file], 1, f"{text_file} is not a video (GStreamer's typefind: text/plain)",
+           env)
+    expect([face, "a.avi", "b.avi"], 2, "more than one VIDEO", env)
+
+    cut_clip = PIPELINES / "cut_clip.py"
+    expect([PYTHON, cut_clip, "--help"], 0, "pipelines/cut_clip.py VIDEO CLIP N")
+    expect([PYTHON, cut_clip, text_file, tmp / "clip.avi", "0"], 1, "usage:")
+    expect([PYTHON, cut_clip, text_file, tmp / "clip.avi", "3"], 1,
+           f"no frame could be read from {text_file}")
+    classify = PIPELINES / "classify.py"
+    expect([PYTHON, classify, "--help"], 0, "AXSTREAM_DATA_DIR")
+    expect([PYTHON, classify, "--top-k", "0"], 1, "--top-k 0: expected at least 1 class")
+    expect([PYTHON, classify, "--labels", tmp / "none.txt"], 1,
+           f"labels file {tmp / 'none.txt'} not found")
+    expect([PYTHON, classify, "--detector", tmp / "none", text_file], 1,
+           f"detector package {tmp / 'none'}/model.json not found")
+    expect([PYTHON, classify, "--model", corrupt_package, text_file], 1, "classify.py: error from")
+
+    megamind = EXAMPLES / "data" / "Megamind.avi"
+    face_package = CACHE / "models" / "blazeface-front"
+    if megamind.is_file() and (face_package / "model.json").is_file():
+        # The first 4000 bytes of an AVI: typefind says video, the demuxer fails (and decodebin
+        # sometimes drops that error, which made the pipeline wait forever).
+        truncated = tmp / "truncated.avi"
+        truncated.write_bytes(megamind.read_bytes()[:4000])
+        expect([face, truncated], 1, f"no frame could be decoded from {truncated}", env)
+        expect([detect, "--package", tmp / "none", megamind], 1,
+               f"no model package at {tmp / 'none'}", env)
+        expect([face, megamind], 1, "no model package at",
+               dict(env, AXSTREAM_FACE_MODEL=str(tmp / "none")))
+        expect([face, megamind], 1, "the pipeline failed on",
+               dict(env, AXSTREAM_FACE_MODEL=str(corrupt_package)))
+        blocker = tmp / "a-file"
+        blocker.touch()
+        expect([face, megamind], 1, f"cannot write the outputs into {blocker / 'out'}",
+               {"AXSTREAM_OUT": str(blocker / "out")})
+        messi = EXAMPLES / "data" / "messi5.jpg"
+        expect([PYTHON, classify, "--model", face_package, messi], 1,
+               "a classifier package")
+        expect([ocr, megamind], 1, f"{megamind} is not an image", env)
+    else:
+        print(f"media or package absent ({megamind}, {face_package}): their cases left out")
+print(f"PASS ({cases} cases)")
