@@ -48,17 +48,18 @@ struct Options {
   bool print_graph = false;
 };
 
+// With a reason: on stderr, exit 2 (a bad command line); for --help: on stdout, exit 0.
 [[noreturn]] void usage(const char *why) {
   if (why) std::fprintf(stderr, "axrun: %s\n", why);
-  std::fprintf(stderr,
+  std::fprintf(why ? stderr : stdout,
                "usage: axrun MODEL [--iterations N] [--warmup N] [--cores 1,2,4] [--print-graph]\n"
                "  MODEL          a model package directory (model.json) or an .onnx file\n"
-               "  --iterations N measured inferences per core (default 50)\n"
+               "  --iterations N measured inferences per core (default 50; also -n N)\n"
                "  --warmup N     unmeasured inferences per core first (default 3)\n"
                "  --cores LIST   core counts to run, each 1..4 (default 1,2,4)\n"
                "  --print-graph  print the optimised graph the engine runs (as "
                "AXSTREAM_PRINT_GRAPH=1)\n");
-  std::exit(2);
+  std::exit(why ? 2 : 0);
 }
 
 int parse_positive(const std::string &flag, const std::string &text, int lo, int hi) {

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """axrun on a test package (through the runtime) and an ONNX model (through the engine): each
 core count asked gives one line with a positive rate, p50 <= p99 and one utilisation figure per
-core that worked; bad arguments exit 2 naming the problem."""
+core that worked; bad arguments exit 2 naming the problem; --help exits 0."""
 import re
 import subprocess
 import sys
@@ -35,4 +35,7 @@ bad = subprocess.run([axrun, onnx_model, '--cores', '0'], capture_output=True, t
 assert bad.returncode == 2 and "--cores expects an integer in 1..4, got '0'" in bad.stderr, bad
 missing = subprocess.run([axrun, package + '/nope'], capture_output=True, text=True)
 assert missing.returncode == 1 and 'no such file' in missing.stderr, missing
+# --help is asked for, not a mistake: the usage on stdout, exit 0.
+usage = subprocess.run([axrun, '--help'], capture_output=True, text=True)
+assert usage.returncode == 0 and usage.stdout.startswith('usage: axrun MODEL'), usage
 print('axrun smoke: ok')
