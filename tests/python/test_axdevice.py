@@ -39,6 +39,14 @@ def test_list_json_with_two_devices():
     assert devices[0]["subdevice_count"] == 4 and devices[0]["board_type"] == "pcie"
 
 
+def test_json_flag_is_taken_after_the_command_too():
+    for args in (("list", "--json"), ("--json", "list"), ("read", "0", "--json")):
+        result = axdevice(*args)
+        assert result.returncode == 0, (args, result.stderr)
+        json.loads(result.stdout)
+    assert not axdevice("list").stdout.lstrip().startswith(("[", "{"))
+
+
 def test_config_waits_until_ready_and_prints_the_configuration():
     result = axdevice("config", "metis-0:1:0", "clock_profile=600", "mvm_utilisation_core_1=40")
     assert result.returncode == 0, result.stderr
