@@ -17,9 +17,10 @@ pc=$(find "$stage" -name axruntime.pc | head -n 1)
 libdir=$(dirname "$(dirname "$pc")")
 # The .pc files name the real prefix; the sysroot maps their -I/-L into the scratch DESTDIR.
 export PKG_CONFIG_PATH="$libdir/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$stage"
-# ld finds libaxruntime's own dependencies (libaxstream-runtime, ...) there too, as docs/c-api.md
-# tells users of a non-system prefix.
-export LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# Nothing of the build tree (meson test puts it on LD_LIBRARY_PATH): the installed libraries must
+# find each other (libaxruntime -> libaxstream-runtime -> -hal, -engine) by their $ORIGIN runpath,
+# at link time and at run time, where only the program's own lookup needs the directory.
+unset LD_LIBRARY_PATH
 for module in axruntime axstream-runtime; do
   pkg-config --exists --print-errors "$module" || { echo "FAIL: pkg-config module $module"; exit 1; }
 done
@@ -62,6 +63,6 @@ CPP
 # shellcheck disable=SC2046
 "$cxx" -std=c++17 -Wall -Werror "$scratch/app.cpp" \
   $(pkg-config --cflags --libs axruntime axstream-runtime) -o "$scratch/app_cpp"
-"$scratch/app_c"
-"$scratch/app_cpp"
+LD_LIBRARY_PATH="$libdir" "$scratch/app_c"
+LD_LIBRARY_PATH="$libdir" "$scratch/app_cpp"
 echo "installed headers, pkg-config modules and libraries work"
