@@ -144,6 +144,9 @@ def main():
     os.environ["GST_PLUGIN_PATH"] = str(BUILD / "gst" / "elements") + (
         ":" + os.environ["GST_PLUGIN_PATH"] if os.environ.get("GST_PLUGIN_PATH") else "")
     Gst.init(None)
+    if Gst.ElementFactory.find("axinference") is None:
+        sys.exit(f"classify.py: GStreamer finds no axelera plugin (not in {BUILD}/gst/elements nor "
+                 "installed; run scripts/setup.sh, or set AXSTREAM_BUILD)")
 
     with tempfile.TemporaryDirectory(prefix="classify-") as clip_dir:
         return classify(args, clip_dir)
@@ -174,7 +177,10 @@ def classify(args, clip_dir):
                   f'axpreprocess roi=objects{objects} model="{args.model}" ! ' + classify)
     else:
         launch = source + f'axpreprocess model="{args.model}" ! ' + classify
-    pipeline = Gst.parse_launch(launch)
+    try:
+        pipeline = Gst.parse_launch(launch)
+    except GLib.Error as e:
+        sys.exit(f"classify.py: cannot build the pipeline: {e.message}\n  {launch}")
     lib = load_meta_library()
     frame = [0]
     frames_with_result = [0]

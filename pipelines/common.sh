@@ -60,3 +60,11 @@ require_media() {  # FILE KIND(video|image) [HINT]
 require_output_dir() {  # DIR
   mkdir -p "$1" 2>/dev/null && [[ -w $1 ]] || die 1 "cannot write the outputs into $1 (set AXSTREAM_OUT)"
 }
+
+# Puts the build's plugin first on GST_PLUGIN_PATH and checks that GStreamer finds the axelera
+# elements (there, or installed), instead of gst-launch-1.0's 'no element "axpreprocess"'.
+use_plugin() {
+  export GST_PLUGIN_PATH=$build/gst/elements${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}
+  env -u GST_DEBUG -u GST_DEBUG_FILE -u GST_TRACERS gst-inspect-1.0 axelera >/dev/null 2>&1 ||
+    die 1 "GStreamer finds no axelera plugin (not in $build/gst/elements nor installed; run scripts/setup.sh, or set AXSTREAM_BUILD)"
+}

@@ -73,7 +73,7 @@ if [[ -z $package ]]; then
 fi
 require_package "$package" "axcompile did not make it"
 
-export GST_PLUGIN_PATH=$build/gst/elements${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}
+use_plugin
 require_output_dir "$out"
 json=$out/detect-$name.jsonl
 video_out=$out/detect-$name.avi

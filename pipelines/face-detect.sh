@@ -25,7 +25,7 @@ done
 
 require_media "$video" video "$( ((video_given)) || echo "run scripts/setup.sh")"
 require_package "$model" "run scripts/build-demo-models.sh blazeface-front, or set AXSTREAM_FACE_MODEL"
-export GST_PLUGIN_PATH=$build/gst/elements${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}
+use_plugin
 require_output_dir "$out"
 
 if ((display)); then

@@ -49,7 +49,7 @@ for ((i = 0; i < streams; i++)); do
   else videos+=("$data/Megamind.avi")
   fi
 done
-export GST_PLUGIN_PATH=$build/gst/elements${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}
+use_plugin
 require_output_dir "$out"
 
 branches=()

@@ -47,7 +47,7 @@ done
 for image in "${images[@]}"; do
   require_media "$image" image
 done
-export GST_PLUGIN_PATH=$build/gst/elements${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}
+use_plugin
 require_output_dir "$out"
 color_prop=color-format=$color
 

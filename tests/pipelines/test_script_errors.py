@@ -13,6 +13,7 @@ from pipeline_util import CACHE, EXAMPLES, SOURCE, check, run
 
 PIPELINES = SOURCE / "pipelines"
 PYTHON = "/usr/bin/python3"
+classify = PIPELINES / "classify.py"
 cases = 0
 
 
@@ -66,6 +67,12 @@ with tempfile.TemporaryDirectory(prefix="script-errors-") as tmp:
     expect([ocr, "--color-format", "XYZ"], 2, "--color-format 'XYZ': expected RGB or BGR", env)
     expect([ocr, "--color-format"], 2, "--color-format needs a value", env)
     face = PIPELINES / "face-detect.sh"
+    no_build = {"AXSTREAM_BUILD": str(tmp / "no-build"), "GST_PLUGIN_PATH": "",
+                "AXSTREAM_FACE_MODEL": str(corrupt_package), **env}
+    if (EXAMPLES / "data" / "Megamind.avi").is_file():
+        expect([face], 1, "GStreamer finds no axelera plugin", no_build)
+    expect([PYTHON, classify, "--model", corrupt_package, text_file], 1,
+           "GStreamer finds no axelera plugin", no_build)
     expect([face, tmp / "missing.avi"], 1, f"no video at {tmp / 'missing.avi'}", env)
     expect([face, empty_file], 1, f"video {empty_file} is empty", env)
     expect([face, text_file], 1, f"{text_file} is not a video (GStreamer's typefind: text/plain)",
@@ -77,7 +84,6 @@ with tempfile.TemporaryDirectory(prefix="script-errors-") as tmp:
     expect([PYTHON, cut_clip, text_file, tmp / "clip.avi", "0"], 1, "usage:")
     expect([PYTHON, cut_clip, text_file, tmp / "clip.avi", "3"], 1,
            f"no frame could be read from {text_file}")
-    classify = PIPELINES / "classify.py"
     expect([PYTHON, classify, "--help"], 0, "AXSTREAM_DATA_DIR")
     expect([PYTHON, classify, "--top-k", "0"], 1, "--top-k 0: expected at least 1 class")
     expect([PYTHON, classify, "--labels", tmp / "none.txt"], 1,
