@@ -23,6 +23,9 @@ export PKG_CONFIG_PATH="$libdir/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$stage"
 unset LD_LIBRARY_PATH
 for module in axruntime axstream-runtime; do
   pkg-config --exists --print-errors "$module" || { echo "FAIL: pkg-config module $module"; exit 1; }
+  # The headers need nothing else: no other module (libdrm, protobuf) may be required to build.
+  required=$(pkg-config --print-requires --print-requires-private "$module")
+  [ -z "$required" ] || { echo "FAIL: $module requires other modules: $required"; exit 1; }
 done
 
 cat >"$scratch/app.c" <<'C'
