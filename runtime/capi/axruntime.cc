@@ -521,7 +521,8 @@ axrResult axr_configure_device(axrContext *context, axrDeviceInfo *device,
       call.log(AXR_LOG_INFO, "configured " + target.name);
       return AXR_SUCCESS;
     }
-    std::string message = std::string(__func__) + ": configuration of " + target.name +
+    // call.function, not __func__: inside this lambda that is "operator()".
+    std::string message = std::string(call.function) + ": configuration of " + target.name +
                           " is being applied; poll axr_device_ready";
     set_last_error(AXR_ERROR_PENDING_ERROR, message.c_str());
     call.log(AXR_LOG_INFO, "configuration of " + target.name + " pending");
@@ -534,8 +535,8 @@ axrResult axr_device_ready(axrContext *context, axrDeviceInfo *device) {
     auto runtime_context = call.runtime_of(context, "context");
     auto target = find_device(*runtime_context, device);
     if (runtime_context->device_ready(target)) return AXR_SUCCESS;
-    std::string message =
-        std::string(__func__) + ": configuration of " + target.name + " is still being applied";
+    std::string message = std::string(call.function) + ": configuration of " + target.name +
+                          " is still being applied";
     set_last_error(AXR_ERROR_PENDING_ERROR, message.c_str());
     return AXR_ERROR_PENDING_ERROR;
   });

@@ -345,6 +345,35 @@ TEST_F(CapiTest, ConfigureDeviceMapsUnknownKeysBadValuesAndPending) {
   EXPECT_EQ(result, AXR_SUCCESS);
 }
 
+// With a configuration delay the PENDING results carry messages that name the function and the
+// device, as every other error does.
+TEST(CapiPending, PendingMessagesNameTheFunctionAndTheDevice) {
+  ::setenv("AXSTREAM_SIM_CONFIG_DELAY_MS", "300", 1);
+  axstream::hal::reset_devices_for_testing();
+  {
+    auto context = axr::to_ptr(axr_create_context());
+    axrDeviceInfo *devices = nullptr;
+    ASSERT_GE(axr_list_devices(context.get(), &devices), 1u) << last_error();
+    axrDeviceInfo device = devices[0];
+    auto settings = axr::to_ptr(axr_create_properties(context.get(), "clock_profile=700"));
+    ASSERT_EQ(axr_configure_device(context.get(), &device, settings.get()), AXR_ERROR_PENDING_ERROR)
+        << last_error();
+    EXPECT_EQ(last_error().rfind("axr_configure_device: configuration of metis-0:1:0", 0), 0u)
+        << last_error();
+    ASSERT_EQ(axr_device_ready(context.get(), &device), AXR_ERROR_PENDING_ERROR) << last_error();
+    EXPECT_EQ(last_error().rfind("axr_device_ready: configuration of metis-0:1:0", 0), 0u)
+        << last_error();
+    auto restore = axr::to_ptr(axr_create_properties(context.get(), "clock_profile=800"));
+    axr_configure_device(context.get(), &device, restore.get());
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (axr_device_ready(context.get(), &device) == AXR_ERROR_PENDING_ERROR &&
+           std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ::unsetenv("AXSTREAM_SIM_CONFIG_DELAY_MS");
+  axstream::hal::reset_devices_for_testing();
+}
+
 TEST_F(CapiTest, FifthSingleCoreConnectionFailsWithDeviceInUse) {
   std::vector<axrConnection *> connections;
   for (int i = 0; i < 4; ++i) {
