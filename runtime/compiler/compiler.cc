@@ -2268,6 +2268,8 @@ CompileReport Compilation::run() {
 }  // namespace
 
 CompileReport compile(const CompileOptions &options, const ProgressFn &progress) {
+  // Without --output-dir the package goes into the working directory under the model's name.
+  if (!options.output_dir.empty()) check_package_directory(options.output_dir);
   Compilation compilation(options, progress);
   return compilation.run();
 }

@@ -74,6 +74,13 @@ void write_file(const fs::path &path, const std::string &bytes) {
 struct TempDir {
   fs::path path;
   bool committed = false;
+  explicit TempDir(fs::path p) : path(std::move(p)) {}
+  TempDir(const TempDir &) = delete;
+  TempDir &operator=(const TempDir &) = delete;
+  // A moved-from TempDir no longer owns the directory.
+  TempDir(TempDir &&other) noexcept : path(std::move(other.path)), committed(other.committed) {
+    other.committed = true;
+  }
   ~TempDir() {
     if (!committed) {
       std::error_code ec;
@@ -186,19 +193,40 @@ std::string manifest_json_text(const PackageContents &c) {
   return s.str();
 }
 
-uint64_t write_package_atomically(const std::string &directory, const PackageContents &c) {
+namespace {
+
+fs::path package_target(const std::string &directory) {
   fs::path target = fs::path(directory).lexically_normal();
   if (target.filename().empty()) target = target.parent_path();
   std::error_code ec;
   if (fs::exists(target, ec) && !fs::is_directory(target, ec))
     throw InvalidArgument("--output-dir " + target.string() + ": exists and is not a directory");
   if (!target.parent_path().empty()) fs::create_directories(target.parent_path(), ec);
+  return target;
+}
+
+// The package is written into this sibling of the target first (removed unless committed).
+TempDir make_temp_sibling(const fs::path &target) {
   std::string suffix = "." + std::to_string(::getpid()) + ".tmp";
   TempDir temp{fs::path(target.string() + suffix)};
+  std::error_code ec;
   fs::remove_all(temp.path, ec);
   if (!fs::create_directory(temp.path, ec))
     throw InvalidArgument("--output-dir " + target.string() + ": cannot create " +
                           temp.path.string() + " (" + ec.message() + ")");
+  return temp;
+}
+
+}  // namespace
+
+void check_package_directory(const std::string &directory) {
+  make_temp_sibling(package_target(directory));  // removed again at once
+}
+
+uint64_t write_package_atomically(const std::string &directory, const PackageContents &c) {
+  fs::path target = package_target(directory);
+  TempDir temp = make_temp_sibling(target);
+  std::error_code ec;
   write_file(temp.path / "core.onnx", c.core_bytes);
   if (c.has_preamble) write_file(temp.path / "preamble.onnx", c.preamble_bytes);
   if (c.has_postamble) write_file(temp.path / "postamble.onnx", c.postamble_bytes);

@@ -54,4 +54,9 @@ std::string manifest_json_text(const PackageContents &contents);
 // Returns the package's size in bytes. Throws InvalidArgument naming the directory on I/O errors.
 uint64_t write_package_atomically(const std::string &directory, const PackageContents &contents);
 
+// Throws the InvalidArgument write_package_atomically would if `directory` cannot take a package
+// (not a directory, or its temporary sibling cannot be made): axcompile checks this first so an
+// unwritable --output-dir fails before calibration, not after minutes of it.
+void check_package_directory(const std::string &directory);
+
 }  // namespace axstream::compiler

@@ -383,6 +383,22 @@ TEST(Axcompile, UnknownFloatNodeIsRejectedNamingIt) {
   EXPECT_FALSE(has_leftovers(pkg));
 }
 
+TEST(Axcompile, UnwritableOutputDirFailsBeforeCalibration) {
+  // A file where the package's parent folder should be: the error names --output-dir, not the
+  // calibration images (which do not exist either and would be read first otherwise).
+  TempDir dir("output_dir_bad");
+  fs::path blocker = dir.path / "a-file";
+  std::ofstream(blocker) << "not a folder";
+  auto result = axcompile({(kModels / "classifier.onnx").string(), "--calib",
+                           (dir.path / "no-images" / "*.jpg").string(), "--output-dir",
+                           (blocker / "pkg").string()});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.output.find("--output-dir " + (blocker / "pkg").string() + ": cannot create"),
+            std::string::npos)
+      << result.output;
+  EXPECT_EQ(result.output.find("--calib"), std::string::npos) << result.output;
+}
+
 TEST(Axcompile, TextCropDetectorWithoutAProbabilityMapIsRejectedNamingIt) {
   // --calib-text-crops wants a DBNet-style detector; the classifier's output is a class vector.
   TempDir dir("text_crops_bad");
