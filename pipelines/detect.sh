@@ -79,16 +79,17 @@ json=$out/detect-$name.jsonl
 video_out=$out/detect-$name.avi
 rm -f "$json"
 
+input=$video
 if ((frames > 0)); then
   clip_dir=$(mktemp -d)
   trap 'rm -rf "$clip_dir"' EXIT
   /usr/bin/python3 "$here/pipelines/cut_clip.py" "$video" "$clip_dir/clip.avi" "$frames"
-  video=$clip_dir/clip.avi
+  input=$clip_dir/clip.avi
 fi
 
 start=$(date +%s.%N)
 gst-launch-1.0 -q -e \
-  filesrc location="$video" ! decodebin ! videoconvert ! video/x-raw,format=I420 ! \
+  filesrc location="$input" ! decodebin ! videoconvert ! video/x-raw,format=I420 ! \
   axpreprocess model="$package" ! \
   axinference model="$package" ! \
   axdecode decoder="$decoder" decoder-config="$config" conf-threshold="$conf" max-detections=50 ! \

@@ -102,6 +102,9 @@ with tempfile.TemporaryDirectory(prefix="script-errors-") as tmp:
         expect([face, truncated], 1, f"no frame could be decoded from {truncated}", env)
         expect([detect, "--package", tmp / "none", megamind], 1,
                f"no model package at {tmp / 'none'}", env)
+        # The error names the user's video, not the temporary clip of its first frames.
+        expect([detect, "--frames", "1", "--package", face_package, megamind], 1,
+               f"the pipeline failed on {megamind} with {face_package}", env)
         expect([face, megamind], 1, "no model package at",
                dict(env, AXSTREAM_FACE_MODEL=str(tmp / "none")))
         expect([face, megamind], 1, "the pipeline failed on",
