@@ -28,15 +28,16 @@ require_package "$model" "run scripts/build-demo-models.sh blazeface-front, or s
 use_plugin
 require_output_dir "$out"
 
+# The sink as an array: each word one gst-launch argument, so an output path with spaces stays whole.
 if ((display)); then
-  sink="videoconvert ! autovideosink"
+  sink=(videoconvert ! autovideosink)
   video_out="(window)"
 elif gst-inspect-1.0 x264enc >/dev/null 2>&1; then
-  sink="videoconvert ! x264enc speed-preset=veryfast ! mp4mux ! filesink location=$out/face-detect.mp4"
   video_out=$out/face-detect.mp4
+  sink=(videoconvert ! x264enc speed-preset=veryfast ! mp4mux ! filesink location="$video_out")
 else
-  sink="videoconvert ! jpegenc ! avimux ! filesink location=$out/face-detect.avi"
   video_out=$out/face-detect.avi
+  sink=(videoconvert ! jpegenc ! avimux ! filesink location="$video_out")
 fi
 json=$out/face-detect.jsonl
 
@@ -48,7 +49,7 @@ gst-launch-1.0 -q -e \
   axdecode decoder=blazeface conf-threshold=0.6 ! \
   axoverlay ! \
   axmetapublish location="$json" ! \
-  $sink || die 1 "the pipeline failed on $video with $model (the GStreamer error above)"
+  "${sink[@]}" || die 1 "the pipeline failed on $video with $model (the GStreamer error above)"
 end=$(date +%s.%N)
 
 /usr/bin/python3 - "$json" "$start" "$end" "$video_out" <<'PY'

@@ -1,6 +1,7 @@
 """pipelines/face-detect.sh on Megamind.avi with the compiled blazeface-front package: a face in
 >= 90% of the frames (the float model finds one in 269 of 270), one JSON line per frame, a
-non-empty video, and GST_TRACERS=leaks reports no object alive at exit. Under the sanitizers:
+non-empty video, and GST_TRACERS=leaks reports no object alive at exit. The output folder has a
+space in its name (the video's sink once split there). Under the sanitizers:
 the first 40 frames (pipeline_util.test_video)."""
 import re
 import tempfile
@@ -12,7 +13,7 @@ from pipeline_util import (EXAMPLES, SOURCE, check, read_jsonl, require_file, re
 megamind = require_file(EXAMPLES / "data" / "Megamind.avi", "Megamind.avi")
 package = require_package("blazeface-front")
 
-with tempfile.TemporaryDirectory(prefix="face-detect-") as out, \
+with tempfile.TemporaryDirectory(prefix="face detect-") as out, \
         tempfile.TemporaryDirectory(prefix="face-detect-clip-") as clip_dir:
     video = test_video(megamind, clip_dir)
     env = {"AXSTREAM_OUT": out, "AXSTREAM_FACE_MODEL": str(package),
