@@ -30,7 +30,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-import gi
+try:
+    import gi
+except ImportError as e:
+    sys.exit(f"classify.py: {e} in {sys.executable}: run it with Debian's /usr/bin/python3, which "
+             "has python3-gi (or as pipelines/classify.py)")
 
 gi.require_version("Gst", "1.0")
 gi.require_version("GstVideo", "1.0")

@@ -13,7 +13,11 @@ import sys
 def cut_clip(video, clip, frames):
     """Writes the first `frames` frames of `video` to `clip` (MJPEG AVI, the video's frame rate);
     returns how many it wrote. Raises ValueError naming the video when no frame can be read."""
-    import cv2
+    try:
+        import cv2
+    except ImportError as e:
+        raise ValueError(f"{e} in {sys.executable}: run with Debian's /usr/bin/python3, which has "
+                         "python3-opencv") from e
     capture = cv2.VideoCapture(str(video))
     writer = None
     written = 0

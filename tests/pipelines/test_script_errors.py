@@ -85,6 +85,10 @@ with tempfile.TemporaryDirectory(prefix="script-errors-") as tmp:
     expect([PYTHON, cut_clip, text_file, tmp / "clip.avi", "3"], 1,
            f"no frame could be read from {text_file}")
     expect([PYTHON, classify, "--help"], 0, "AXSTREAM_DATA_DIR")
+    # A python3 without Debian's packages (-S: no dist-packages), e.g. a pyenv one first on PATH.
+    expect([PYTHON, "-S", classify, "--help"], 1, "run it with Debian's /usr/bin/python3")
+    expect([PYTHON, "-S", cut_clip, text_file, tmp / "clip.avi", "3"], 1,
+           "run with Debian's /usr/bin/python3")
     expect([PYTHON, classify, "--top-k", "0"], 1, "--top-k 0: expected at least 1 class")
     expect([PYTHON, classify, "--labels", tmp / "none.txt"], 1,
            f"labels file {tmp / 'none.txt'} not found")
