@@ -454,7 +454,7 @@ void axr_set_logger(axrContext *context, axrLogLevel level, axr_logger_fn logger
 axrProperties *axr_create_properties(axrContext *context, const char *initial) {
   return guarded(__func__, static_cast<axrProperties *>(nullptr), [&](Call &call) {
     auto owner = call.checked(context, "context");
-    return new_properties(owner.get(), owner.get(), parse_properties(initial));
+    return new_properties(owner->context, owner.get(), parse_properties(initial));
   });
 }
 
@@ -546,7 +546,7 @@ axrProperties *axr_read_device_configuration(axrContext *context, axrDeviceInfo 
   return guarded(__func__, static_cast<axrProperties *>(nullptr), [&](Call &call) {
     auto owner = call.checked(context, "context");
     auto target = find_device(*owner->runtime, device);
-    return new_properties(owner.get(), owner.get(),
+    return new_properties(owner->context, owner.get(),
                           owner->runtime->read_device_configuration(target));
   });
 }
@@ -580,7 +580,7 @@ axrConnection *axr_device_connect(axrContext *context, axrDeviceInfo *device,
       connection = owner->runtime->device_connect(&target, static_cast<int>(num_sub_devices));
     }
     call.log(AXR_LOG_INFO, "connected: " + connection->describe());
-    return Registry::instance().add(std::make_unique<axrConnection>(owner.get(), connection),
+    return Registry::instance().add(std::make_unique<axrConnection>(owner->context, connection),
                                     {owner.get()});
   });
 }
@@ -591,7 +591,8 @@ axrModel *axr_load_model(axrContext *context, const char *path) {
     require(path, "path");
     auto model = owner->runtime->load_model(path);
     call.log(AXR_LOG_INFO, "loaded " + model->describe() + " from " + path);
-    return Registry::instance().add(std::make_unique<axrModel>(owner.get(), model), {owner.get()});
+    return Registry::instance().add(std::make_unique<axrModel>(owner->context, model),
+                                    {owner.get()});
   });
 }
 

@@ -28,13 +28,13 @@ Registry &Registry::instance() {
   return *registry;
 }
 
-void Registry::add_object(std::unique_ptr<axrObject> object,
-                          std::initializer_list<axrObject *> parents) {
+axrObject *Registry::add_object(std::unique_ptr<axrObject> object,
+                                std::initializer_list<axrObject *> parents) {
   std::lock_guard lock(mutex_);
   axrObject *raw = object.get();
   for (axrObject *parent : parents) {
     // A parent destroyed meanwhile by another thread: the new object dies with it.
-    if (objects_.count(parent) == 0) {
+    if (objects_.count(parent->handle) == 0) {
       throw CapiError(AXR_ERROR_INVALID_ARGUMENT,
                       std::string(kind_name(parent->kind)) + " was destroyed while in use");
     }
@@ -43,7 +43,12 @@ void Registry::add_object(std::unique_ptr<axrObject> object,
     raw->parents.push_back(parent);
     parent->children.push_back(raw);
   }
-  objects_.emplace(raw, std::move(object));
+  // Spaced and aligned like heap addresses; 2^60 handles before the counter could wrap.
+  raw->handle = reinterpret_cast<axrObject *>(next_handle_);
+  next_handle_ += 16;
+  if (raw->kind == Kind::context) raw->context = reinterpret_cast<axrContext *>(raw->handle);
+  objects_.emplace(raw->handle, std::move(object));
+  return raw->handle;
 }
 
 std::shared_ptr<axrObject> Registry::find_locked(const axrObject *handle, Kind kind,
@@ -88,7 +93,8 @@ std::shared_ptr<axrObject> Registry::checked_any(const axrObject *handle, const 
 }
 
 void Registry::destroy(const axrObject *object) {
-  std::vector<std::shared_ptr<axrObject>> doomed;  // children before parents
+  // Children before parents, each with its context object (for release_runtime's logging).
+  std::vector<std::pair<std::shared_ptr<axrObject>, std::shared_ptr<axrContext>>> doomed;
   {
     std::lock_guard lock(mutex_);
     if (object == nullptr) {
@@ -123,15 +129,16 @@ void Registry::destroy(const axrObject *object) {
         auto &siblings = parent->children;
         siblings.erase(std::remove(siblings.begin(), siblings.end(), node), siblings.end());
       }
-      auto entry = objects_.find(node);
-      doomed.push_back(std::move(entry->second));
+      auto context = context_of_locked(*node);
+      auto entry = objects_.find(node->handle);
+      doomed.emplace_back(std::move(entry->second), std::move(context));
       objects_.erase(entry);
     }
   }
   // Outside the lock: releasing joins worker threads and frees device reservations. Calls still
   // in flight on these objects keep them (not their runtime objects) until they return.
-  for (auto &node : doomed) {
-    node->release_runtime();
+  for (auto &[node, context] : doomed) {
+    node->release_runtime(context.get());
     node.reset();
   }
 }
@@ -152,7 +159,7 @@ void release_quietly(axstream::runtime::Object *object, axrContext *context) noe
 
 }  // namespace
 
-void axrContext::release_runtime() noexcept { release_quietly(runtime.get(), nullptr); }
+void axrContext::release_runtime(axrContext *) noexcept { release_quietly(runtime.get(), nullptr); }
 
 bool axrContext::wants_log(axrLogLevel level) {
   std::lock_guard lock(mutex);
@@ -172,9 +179,15 @@ void axrContext::log(axrLogLevel level, const std::string &message) noexcept {
   callback(argument, level, message.c_str());
 }
 
-void axrConnection::release_runtime() noexcept { release_quietly(runtime.get(), context); }
-void axrModel::release_runtime() noexcept { release_quietly(runtime.get(), context); }
-void axrModelInstance::release_runtime() noexcept { release_quietly(runtime.get(), context); }
+void axrConnection::release_runtime(axrContext *owner) noexcept {
+  release_quietly(runtime.get(), owner);
+}
+void axrModel::release_runtime(axrContext *owner) noexcept {
+  release_quietly(runtime.get(), owner);
+}
+void axrModelInstance::release_runtime(axrContext *owner) noexcept {
+  release_quietly(runtime.get(), owner);
+}
 
 std::string axrConnection::describe() const { return runtime ? runtime->describe() : "connection"; }
 std::string axrModel::describe() const { return runtime ? runtime->describe() : "model"; }

@@ -1,7 +1,10 @@
 // The objects behind the C API's opaque handles, and the process-wide registry of live handles
 // that lets every entry point reject NULL, destroyed or mistyped handles instead of crashing.
+// A handle is a number the registry hands out once (never an object's address, which the
+// allocator reuses), so a destroyed handle can never name a newer object.
 #pragma once
 
+#include <cstdint>
 #include <initializer_list>
 #include <map>
 #include <memory>
@@ -30,6 +33,7 @@ struct PropertyStore {
 // Every handle is one of these; the runtime object it wraps is reached through `runtime`.
 // Parents/children mirror ownership: destroying an object destroys all its descendants.
 struct axrObject {
+  // `context`: the owning context's handle (a context's own is set when it is registered).
   axrObject(axr_capi::Kind kind, axrContext *context) : kind(kind), context(context) {}
   virtual ~axrObject() = default;
   axrObject(const axrObject &) = delete;
@@ -37,19 +41,21 @@ struct axrObject {
 
   // Frees what the wrapped runtime object holds (reservations, worker threads) now, rather than
   // whenever the last shared_ptr to it goes.
-  virtual void release_runtime() noexcept {}
+  // `owner` is the context object, for reporting a failure to its logger.
+  virtual void release_runtime(axrContext *owner) noexcept {}
   virtual std::string describe() const = 0;
 
   const axr_capi::Kind kind;
-  axrContext *const context;  // the context itself for a context
+  axrContext *context;          // handle of the owning context; its own handle for a context
+  axrObject *handle = nullptr;  // what the user holds; set once, when registered
   // Guarded by the registry's mutex.
   std::vector<axrObject *> parents;
   std::vector<axrObject *> children;
 };
 
 struct axrContext final : axrObject {
-  axrContext() : axrObject(axr_capi::Kind::context, this) {}
-  void release_runtime() noexcept override;
+  axrContext() : axrObject(axr_capi::Kind::context, nullptr) {}
+  void release_runtime(axrContext *owner) noexcept override;
   std::string describe() const override { return "context"; }
 
   bool wants_log(axrLogLevel level);
@@ -75,7 +81,7 @@ struct axrProperties final : axrObject {
 struct axrConnection final : axrObject {
   axrConnection(axrContext *owner, std::shared_ptr<axstream::runtime::Connection> connection)
       : axrObject(axr_capi::Kind::connection, owner), runtime(std::move(connection)) {}
-  void release_runtime() noexcept override;
+  void release_runtime(axrContext *owner) noexcept override;
   std::string describe() const override;
   std::shared_ptr<axstream::runtime::Connection> runtime;
 };
@@ -83,7 +89,7 @@ struct axrConnection final : axrObject {
 struct axrModel final : axrObject {
   axrModel(axrContext *owner, std::shared_ptr<axstream::runtime::Model> model)
       : axrObject(axr_capi::Kind::model, owner), runtime(std::move(model)) {}
-  void release_runtime() noexcept override;
+  void release_runtime(axrContext *owner) noexcept override;
   std::string describe() const override;
   std::shared_ptr<axstream::runtime::Model> runtime;
 };
@@ -91,7 +97,7 @@ struct axrModel final : axrObject {
 struct axrModelInstance final : axrObject {
   axrModelInstance(axrContext *owner, std::shared_ptr<axstream::runtime::ModelInstance> instance)
       : axrObject(axr_capi::Kind::model_instance, owner), runtime(std::move(instance)) {}
-  void release_runtime() noexcept override;
+  void release_runtime(axrContext *owner) noexcept override;
   std::string describe() const override;
   std::shared_ptr<axstream::runtime::ModelInstance> runtime;
 };
@@ -137,11 +143,11 @@ class Registry {
  public:
   static Registry &instance();
 
+  // Registers `object` as a child of `parents` (objects, kept alive by the caller) and returns
+  // its new handle.
   template <class T>
   T *add(std::unique_ptr<T> object, std::initializer_list<axrObject *> parents) {
-    T *raw = object.get();
-    add_object(std::move(object), parents);
-    return raw;
+    return reinterpret_cast<T *>(add_object(std::move(object), parents));
   }
 
   // The handle if it is live and a T; throws CapiError(INVALID_ARGUMENT) naming `what` otherwise.
@@ -173,7 +179,8 @@ class Registry {
   void destroy(const axrObject *object);
 
  private:
-  void add_object(std::unique_ptr<axrObject> object, std::initializer_list<axrObject *> parents);
+  axrObject *add_object(std::unique_ptr<axrObject> object,
+                        std::initializer_list<axrObject *> parents);
   std::shared_ptr<axrObject> find_locked(const axrObject *handle, Kind kind, const char *what);
   // A live object's context: live too, since destroying a context destroys its objects.
   std::shared_ptr<axrContext> context_of_locked(const axrObject &object);
@@ -181,7 +188,8 @@ class Registry {
   std::mutex mutex_;
   // Calls in flight share ownership (see checked), so an object outlives its destroy until
   // they return.
-  std::map<const axrObject *, std::shared_ptr<axrObject>> objects_;
+  std::map<const axrObject *, std::shared_ptr<axrObject>> objects_;  // by handle
+  uintptr_t next_handle_ = 0x10000;
 };
 
 }  // namespace axr_capi

@@ -176,6 +176,26 @@ TEST_F(CapiTest, DestroyedOrMistypedHandlesAreRejected) {
       << last_error();
 }
 
+// A handle is never reused: destroying a stale one (say from an axr::ptr that outlived its
+// context) is rejected instead of destroying whatever object the allocator put at that address.
+TEST(CapiHandles, StaleHandlesNeverNameANewerObject) {
+  axrContext *first = axr_create_context();
+  axrProperties *first_properties = axr_create_properties(first, "a=1");
+  axr_destroy(AXR_OBJECT(first));
+  axrContext *second = axr_create_context();
+  axrProperties *second_properties = axr_create_properties(second, "b=2");
+  EXPECT_NE(second, first);
+  EXPECT_NE(second_properties, first_properties);
+  axr_destroy(AXR_OBJECT(first_properties));
+  EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_INVALID_ARGUMENT);
+  axr_destroy(AXR_OBJECT(first));
+  EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_INVALID_ARGUMENT);
+  EXPECT_STREQ(axr_get_property(second_properties, "b"), "2") << last_error();
+  EXPECT_EQ(axr_get_context(AXR_OBJECT(second_properties)), second);
+  axr_destroy(AXR_OBJECT(second));
+  EXPECT_EQ(axr_last_error(nullptr), AXR_SUCCESS) << last_error();
+}
+
 TEST_F(CapiTest, GetContextReturnsTheOwningContext) {
   EXPECT_EQ(axr_get_context(AXR_OBJECT(ctx())), ctx());
   axrProperties *properties = axr_create_properties(ctx(), "");
