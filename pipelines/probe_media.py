@@ -35,11 +35,15 @@ def probe(path):
         source.link(decode)
         convert.link(sink)
         sink_pad = convert.get_static_pad("sink")
+        other_streams = []
 
         def link_video(_decode, pad):
             caps = pad.get_current_caps() or pad.query_caps(None)
-            if caps.to_string().startswith("video/") and not sink_pad.is_linked():
+            media = caps.get_structure(0).get_name() if caps.get_size() else "unknown"
+            if media.startswith("video/") and not sink_pad.is_linked():
                 pad.link(sink_pad)
+            else:
+                other_streams.append(media)
 
         decode.connect("pad-added", link_video)
         try:
@@ -53,6 +57,8 @@ def probe(path):
         if message.type == Gst.MessageType.ASYNC_DONE:
             return None
         error, _ = message.parse_error()
+        if not sink_pad.is_linked() and other_streams:
+            return f"no video stream (only {', '.join(other_streams)})"
         return error.message
     return f"no frame and no error within {ATTEMPTS} x {ATTEMPT_TIMEOUT_S} s"
 

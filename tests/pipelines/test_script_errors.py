@@ -79,6 +79,14 @@ with tempfile.TemporaryDirectory(prefix="script-errors-") as tmp:
            env)
     expect([face, "a.avi", "b.avi"], 2, "more than one VIDEO", env)
 
+    # Audio only: typefind already says audio/x-matroska; the probe itself names the stream.
+    audio_only = tmp / "audio.mkv"
+    run(["gst-launch-1.0", "-q", "audiotestsrc", "num-buffers=5", "!", "audioconvert", "!",
+         "vorbisenc", "!", "matroskamux", "!", "filesink", f"location={audio_only}"], timeout=30)
+    expect([face, audio_only], 1, f"{audio_only} is not a video (GStreamer's typefind: audio/", env)
+    expect([PYTHON, PIPELINES / "probe_media.py", audio_only], 1,
+           f"no frame could be decoded from {audio_only}: no video stream (only audio/")
+
     cut_clip = PIPELINES / "cut_clip.py"
     expect([PYTHON, cut_clip, "--help"], 0, "pipelines/cut_clip.py VIDEO CLIP N")
     expect([PYTHON, cut_clip, text_file, tmp / "clip.avi", "0"], 1, "usage:")
