@@ -3,7 +3,7 @@
 # recompiling a package only when axcompile (binary or its libraries), the source model or the
 # compile options changed.
 #
-#   scripts/build-demo-models.sh [NAME...]     (default: all; --list shows the names)
+#   scripts/build-demo-models.sh [NAME...]     (default: all; --list shows the names, --help this)
 #
 # Environment: AXSTREAM_BUILD (default build/), AXSTREAM_CACHE (default ~/.cache/axstream).
 set -euo pipefail
@@ -34,10 +34,19 @@ recipes=(
   "ppocr-cls|$cache/ocr/package/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx|--calib $data/text/*.jpg --num-calib 8 --calib-method entropy --input-shape x=1,3,48,192 --mean 0.5 --std 0.5"
 )
 
-if [[ ${1:-} == --list ]]; then
-  for r in "${recipes[@]}"; do echo "${r%%|*}"; done
-  exit 0
-fi
+names=()
+for r in "${recipes[@]}"; do names+=("${r%%|*}"); done
+case ${1:-} in
+  --list) printf '%s\n' "${names[@]}"; exit 0 ;;
+  -h|--help) sed -n '2,/^[^#]/{/^#/{s/^# \{0,1\}//;p}}' "$0"; exit 0 ;;
+esac
+# A misspelt name would otherwise compile nothing and exit 0.
+for wanted in "$@"; do
+  if [[ " ${names[*]} " != *" $wanted "* ]]; then
+    echo "build-demo-models: unknown package '$wanted' (expected one of: ${names[*]})" >&2
+    exit 2
+  fi
+done
 if [[ ! -x "$axcompile" ]]; then
   echo "build-demo-models: $axcompile not built (run ninja -C $build tools/axcompile)" >&2
   exit 1

@@ -1,10 +1,11 @@
-"""The scripts in pipelines/ as a new user meets them: --help prints the usage without comment
-marks and exits 0; a bad command line (unknown option, an option without its value, a value out
-of range) exits 2 and a bad input (missing, empty or non-video file, a damaged video, a corrupt
-or wrong model package, an output folder that cannot be written) exits 1, each with a message
-naming the problem, and none runs a pipeline first or waits. Fast: every case stops before
-inference or at its first frame. The cases needing opencv-doc's media or the demo packages are
-left out (and said so) when those are absent."""
+"""The scripts in pipelines/ (and scripts/build-demo-models.sh) as a new user meets them: --help
+prints the usage without comment marks and exits 0; a bad command line (unknown option, an option
+without its value, a value out of range, an unknown package name) exits 2 and a bad input
+(missing, empty, audio-only or non-video file, a damaged video, a corrupt or wrong model package,
+an output folder that cannot be written, no axelera plugin, a python3 without Debian's packages)
+exits 1, each with a message naming the problem, and none runs a pipeline first or waits. Fast:
+every case stops before inference or at its first frame. The cases needing opencv-doc's media or
+the demo packages are left out (and said so) when those are absent."""
 import os
 import tempfile
 from pathlib import Path
@@ -86,6 +87,12 @@ with tempfile.TemporaryDirectory(prefix="script-errors-") as tmp:
     expect([face, audio_only], 1, f"{audio_only} is not a video (GStreamer's typefind: audio/", env)
     expect([PYTHON, PIPELINES / "probe_media.py", audio_only], 1,
            f"no frame could be decoded from {audio_only}: no video stream (only audio/")
+
+    demo_models = SOURCE / "scripts" / "build-demo-models.sh"
+    expect([demo_models, "--help"], 0, "scripts/build-demo-models.sh [NAME...]")
+    expect([demo_models, "blazeface"], 2,
+           "unknown package 'blazeface' (expected one of: blazeface-front")
+    expect([demo_models, "--fast"], 2, "unknown package '--fast'")
 
     cut_clip = PIPELINES / "cut_clip.py"
     expect([PYTHON, cut_clip, "--help"], 0, "pipelines/cut_clip.py VIDEO CLIP N")
