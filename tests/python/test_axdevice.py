@@ -39,6 +39,19 @@ def test_list_json_with_two_devices():
     assert devices[0]["subdevice_count"] == 4 and devices[0]["board_type"] == "pcie"
 
 
+def test_a_reader_closing_the_pipe_early_gives_no_traceback():
+    # As `axdevice read 0 | head -1`, made certain: the pipe's reader is gone before the write.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run([sys.executable, str(AXDEVICE), "read", "0"], stdout=write_end,
+                                stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr, result.stderr
+
+
 def test_json_flag_is_taken_after_the_command_too():
     for args in (("list", "--json"), ("--json", "list"), ("read", "0", "--json")):
         result = axdevice(*args)
