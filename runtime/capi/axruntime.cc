@@ -182,7 +182,9 @@ axrProperties *new_properties(axrContext *owner, axrObject *parent, runtime::Pro
 runtime::Properties properties_or_empty(Call &call, axrProperties *properties) {
   if (properties == nullptr) return {};
   std::shared_ptr<axrContext> ignored;
-  return Registry::instance().runtime_of(properties, "properties", &ignored)->values;
+  auto store = Registry::instance().runtime_of(properties, "properties", &ignored);
+  std::lock_guard lock(store->mutex);
+  return store->values;
 }
 
 axrDeviceInfo to_c(const runtime::DeviceInfo &device) {
@@ -462,6 +464,7 @@ const char *axr_get_property(axrProperties *properties, const char *key) {
   return guarded(__func__, static_cast<const char *>(nullptr), [&](Call &call) -> const char * {
     auto store = call.runtime_of(properties, "properties");
     require(key, "key");
+    std::lock_guard lock(store->mutex);
     auto found = store->values.find(key);
     return found == store->values.end() ? nullptr : found->second.c_str();
   });
@@ -473,7 +476,9 @@ void axr_set_property(axrProperties *properties, const char *key, const char *va
     require(key, "key");
     require(value, "value");
     if (trim(key).empty()) throw CapiError(AXR_ERROR_VALUE_ERROR, "key is empty");
+    std::lock_guard lock(store->mutex);
     store->values[key] = value;
+    store->key_list_stale = true;
   });
 }
 
@@ -481,16 +486,22 @@ void axr_del_property(axrProperties *properties, const char *key) {
   guarded_void(__func__, [&](Call &call) {
     auto store = call.runtime_of(properties, "properties");
     require(key, "key");
-    store->values.erase(key);
+    std::lock_guard lock(store->mutex);
+    if (store->values.erase(key) != 0) store->key_list_stale = true;
   });
 }
 
 const char *axr_list_properties(axrProperties *properties) {
   return guarded(__func__, static_cast<const char *>(nullptr), [&](Call &call) {
     auto store = call.runtime_of(properties, "properties");
-    store->key_list.clear();
-    for (const auto &[key, value] : store->values) {
-      store->key_list += (store->key_list.empty() ? "" : ";") + key;
+    std::lock_guard lock(store->mutex);
+    // Rebuilt only after a change, so a list another thread is reading stays put.
+    if (store->key_list_stale) {
+      store->key_list.clear();
+      for (const auto &[key, value] : store->values) {
+        store->key_list += (store->key_list.empty() ? "" : ";") + key;
+      }
+      store->key_list_stale = false;
     }
     return store->key_list.c_str();
   });

@@ -23,9 +23,12 @@ enum class Kind { context, properties, connection, model, model_instance };
 const char *kind_name(Kind kind) noexcept;
 
 // Property values of an axrProperties, plus the storage axr_list_properties' result lives in.
+// Threads may share one (set in one, read or pass to axr_load_model_instance in others).
 struct PropertyStore {
+  std::mutex mutex;  // guards the members below
   axstream::runtime::Properties values;
   std::string key_list;
+  bool key_list_stale = true;
 };
 
 }  // namespace axr_capi

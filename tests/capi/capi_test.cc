@@ -220,6 +220,40 @@ TEST_F(CapiTest, PropertiesParseSetDeleteAndList) {
   EXPECT_STREQ(axr_list_properties(properties), "a;c;d");
 }
 
+// One axrProperties set in one thread while others read it: the map is never read mid-change
+// (ASan, scripts/sanitize.sh, saw heap-use-after-free inside axr_list_properties before).
+TEST_F(CapiTest, PropertiesSetInOneThreadAndReadInOthersStayConsistent) {
+  axrProperties *shared = axr_create_properties(ctx(), "stable=1");
+  std::atomic<int> failures{0}, started{0};
+  auto start_together = [&] {
+    ++started;
+    while (started < 3) std::this_thread::yield();
+  };
+  std::thread writer([&] {
+    start_together();
+    for (int i = 0; i < 20000; ++i) {
+      std::string key = "key_" + std::to_string(i % 40);
+      axr_set_property(shared, key.c_str(), ("value_" + std::to_string(i) + "_not_short").c_str());
+      if (i % 3 == 0) axr_del_property(shared, key.c_str());
+      if (axr_last_error(nullptr) != AXR_SUCCESS) ++failures;
+    }
+  });
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 2; ++r) {
+    readers.emplace_back([&] {
+      start_together();
+      for (int i = 0; i < 20000; ++i) {
+        if (axr_list_properties(shared) == nullptr) ++failures;
+        const char *stable = axr_get_property(shared, "stable");
+        if (stable == nullptr || std::strcmp(stable, "1") != 0) ++failures;
+      }
+    });
+  }
+  writer.join();
+  for (auto &reader : readers) reader.join();
+  EXPECT_EQ(failures, 0);
+}
+
 TEST_F(CapiTest, MalformedInitialPropertiesAreAValueError) {
   EXPECT_EQ(axr_create_properties(ctx(), "a=1;oops"), nullptr);
   EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_VALUE_ERROR);
