@@ -129,7 +129,8 @@ def main():
     parser.add_argument("--labels", help="labels file, one per line (class id = line number)")
     parser.add_argument("--top-k", type=int, default=3, help="classes per result (default 3)")
     parser.add_argument("--frames", type=int, help="frames to classify (>= 1)")
-    parser.add_argument("--detector", help="detection package (blazeface) whose objects to classify")
+    parser.add_argument("--detector",
+                        help="detection package (blazeface) whose objects to classify")
     parser.add_argument("--object-class", default="", help="with --detector: labels to classify")
     args = parser.parse_args()
     if args.frames is not None and args.frames < 1:

@@ -12,9 +12,11 @@ script_name=$(basename "$0" .sh)
 
 # Prints MESSAGE as "<script>: MESSAGE" on stderr and exits with STATUS (1: bad input or a failed
 # run, 2: bad command line).
-die() {  # STATUS MESSAGE
-  echo "$script_name: $2" >&2
-  exit "$1"
+die() {  # STATUS MESSAGE...
+  local status=$1
+  shift
+  echo "$script_name: $*" >&2
+  exit "$status"
 }
 
 # --help: the comment block at the top of the script, without its '#'.
@@ -50,15 +52,18 @@ require_media() {  # FILE KIND(video|image) [HINT]
   case $kind:$type in
     video:video/* | video:application/ogg | video:application/x-3gp | video:application/mxf) ;;
     image:image/*) ;;
-    *) die 1 "$file is not a$([[ $kind == image ]] && echo "n") $kind (GStreamer's typefind: ${type%%,*})" ;;
+    image:*) die 1 "$file is not an image (GStreamer's typefind: ${type%%,*})" ;;
+    *) die 1 "$file is not a video (GStreamer's typefind: ${type%%,*})" ;;
   esac
   [[ $kind == video ]] || return 0  # images go through a decoder, no demuxer
-  why=$("${quiet[@]}" /usr/bin/python3 "$here/pipelines/probe_media.py" "$file" 2>&1) || die 1 "$why"
+  why=$("${quiet[@]}" /usr/bin/python3 "$here/pipelines/probe_media.py" "$file" 2>&1) ||
+    die 1 "$why"
 }
 
 # Checks that DIR can be created and written (the outputs go there).
 require_output_dir() {  # DIR
-  mkdir -p "$1" 2>/dev/null && [[ -w $1 ]] || die 1 "cannot write the outputs into $1 (set AXSTREAM_OUT)"
+  mkdir -p "$1" 2>/dev/null && [[ -w $1 ]] ||
+    die 1 "cannot write the outputs into $1 (set AXSTREAM_OUT)"
 }
 
 # Puts the build's plugin first on GST_PLUGIN_PATH and checks that GStreamer finds the axelera
@@ -66,5 +71,6 @@ require_output_dir() {  # DIR
 use_plugin() {
   export GST_PLUGIN_PATH=$build/gst/elements${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}
   env -u GST_DEBUG -u GST_DEBUG_FILE -u GST_TRACERS gst-inspect-1.0 axelera >/dev/null 2>&1 ||
-    die 1 "GStreamer finds no axelera plugin (not in $build/gst/elements nor installed; run scripts/setup.sh, or set AXSTREAM_BUILD)"
+    die 1 "GStreamer finds no axelera plugin (not in $build/gst/elements nor installed;" \
+      "run scripts/setup.sh, or set AXSTREAM_BUILD)"
 }

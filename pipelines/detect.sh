@@ -53,7 +53,8 @@ case $name in
   *) echo "detect: --model '$name': expected yolov8n, yolov5s or ssd_mobilenet" >&2; exit 2 ;;
 esac
 conf=${conf:-$default_conf}
-[[ $conf =~ ^(0(\.[0-9]*)?|1(\.0*)?|\.[0-9]+)$ ]] || die 2 "--conf '$conf': expected a score threshold in 0..1"
+[[ $conf =~ ^(0(\.[0-9]*)?|1(\.0*)?|\.[0-9]+)$ ]] ||
+  die 2 "--conf '$conf': expected a score threshold in 0..1"
 require_media "$video" video "$( ((video_given)) || echo "run scripts/setup.sh")"
 [[ -z $package ]] || require_package "$package" "--package: a directory made by axcompile"
 

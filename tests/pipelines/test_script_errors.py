@@ -25,7 +25,8 @@ def expect(args, status, message, env=None, timeout=30):
     output = result.stdout if status == 0 else result.stderr
     check(result.returncode == status and message in output,
           f"{' '.join(map(str, args))}: expected exit {status} and {message!r}, got exit "
-          f"{result.returncode}\nstdout:\n{result.stdout[-2000:]}\nstderr:\n{result.stderr[-2000:]}")
+          f"{result.returncode}\nstdout:\n{result.stdout[-2000:]}\n"
+          f"stderr:\n{result.stderr[-2000:]}")
     cases += 1
     return result
 
@@ -71,7 +72,7 @@ with tempfile.TemporaryDirectory(prefix="script-errors-") as tmp:
     no_build = {"AXSTREAM_BUILD": str(tmp / "no-build"), "GST_PLUGIN_PATH": "",
                 "AXSTREAM_FACE_MODEL": str(corrupt_package), **env}
     if (EXAMPLES / "data" / "Megamind.avi").is_file():
-        expect([face], 1, "GStreamer finds no axelera plugin", no_build)
+        expect([face], 1, "installed; run scripts/setup.sh, or set AXSTREAM_BUILD)", no_build)
     expect([PYTHON, classify, "--model", corrupt_package, text_file], 1,
            "GStreamer finds no axelera plugin", no_build)
     expect([face, tmp / "missing.avi"], 1, f"no video at {tmp / 'missing.avi'}", env)
