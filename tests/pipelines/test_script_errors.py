@@ -89,6 +89,9 @@ with tempfile.TemporaryDirectory(prefix="script-errors-") as tmp:
     expect([PYTHON, PIPELINES / "probe_media.py", audio_only], 1,
            f"no frame could be decoded from {audio_only}: no video stream (only audio/")
 
+    # The README's first command: --help must not run set-up (apt, fetches, a build) first.
+    result = expect([SOURCE / "scripts" / "demo.sh", "--help"], 0, "pipelines/face-detect.sh")
+    check("[setup]" not in result.stderr, f"demo.sh --help ran set-up:\n{result.stderr}")
     demo_models = SOURCE / "scripts" / "build-demo-models.sh"
     expect([demo_models, "--help"], 0, "scripts/build-demo-models.sh [NAME...]")
     expect([demo_models, "blazeface"], 2,
