@@ -369,15 +369,19 @@ std::vector<OutputInfo> read_tensor_info(const JsonFile &manifest,
   return result;
 }
 
-onnx::ModelProto read_core_graph(const ModelPackage &package) {
-  const std::string path = package.core_graph_path();
-  std::string bytes = read_file(path, "core graph (model.json field 'core_graph')");
+// The ONNX graph at `path`, which model.json's `field` names (`what` says what it is).
+onnx::ModelProto read_onnx_graph(const std::string &path, const std::string &field,
+                                 const std::string &what) {
+  std::string bytes = read_file(path, what + " (model.json field '" + field + "')");
   onnx::ModelProto model;
   if (!model.ParseFromString(bytes))
-    throw InvalidArgument(path +
-                          ": not a valid ONNX model (protobuf parse failed); model.json "
-                          "field 'core_graph' must name the core ONNX graph");
+    throw InvalidArgument(path + ": not a valid ONNX model (protobuf parse failed); model.json "
+                                 "field '" + field + "' must name the " + what);
   return model;
+}
+
+onnx::ModelProto read_core_graph(const ModelPackage &package) {
+  return read_onnx_graph(package.core_graph_path(), "core_graph", "core ONNX graph");
 }
 
 // The graph's real inputs: its inputs that are not initializers.
@@ -578,6 +582,14 @@ std::shared_ptr<const ModelPackage> load_model_package(const std::string &path) 
   }
   package->preamble_graph = model.optional_graph("preamble_graph", directory);
   package->postamble_graph = model.optional_graph("postamble_graph", directory);
+  // Host graphs are run by their consumers (axpreprocess, a decoder); a corrupt one is still
+  // the package's fault, reported when it is opened rather than at the first frame.
+  if (!package->preamble_graph.empty())
+    read_onnx_graph(directory + "/" + package->preamble_graph, "preamble_graph",
+                    "host preamble ONNX graph");
+  if (!package->postamble_graph.empty())
+    read_onnx_graph(directory + "/" + package->postamble_graph, "postamble_graph",
+                    "host postamble ONNX graph");
 
   if (!is_regular_file(package->manifest_path)) {
     tensors_from_core_graph(*package);

@@ -426,6 +426,16 @@ const CorruptCase kCorruptCases[] = {
 INSTANTIATE_TEST_SUITE_P(Cases, CorruptPackage, ::testing::ValuesIn(kCorruptCases),
                          [](const auto &info) { return std::string(info.param.name); });
 
+TEST_F(PackageFixture, CorruptHostGraphIsFoundWhenThePackageOpens) {
+  // The postamble is run by a decoder, not by the runtime; a corrupt one still fails the load.
+  write_text(dir.path() + "/post.onnx", "not a protobuf \xff\xff\xff");
+  write_text(model_json(), replaced(kModelJson, "\"postamble_graph\": null",
+                                    "\"postamble_graph\": \"post.onnx\""));
+  std::string message = load_error();
+  for (const char *part : {"post.onnx", "not a valid ONNX model", "'postamble_graph'"})
+    EXPECT_NE(message.find(part), std::string::npos) << message;
+}
+
 TEST(ModelPackage, MissingDirectoryIsInvalidArgument) {
   try {
     load_model_package("/nonexistent/axstream/package");
