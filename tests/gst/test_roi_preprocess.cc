@@ -160,15 +160,21 @@ TEST(RoiPreprocess, FourCornerRoiIsCutAlongItsCornersUnlessRotatedCropIsOff) {
   }
 }
 
-TEST(RotatedCrop, RotatedBoxComesOutUprightAndTallBoxesAreTurned) {
-  cv::Mat rgb(64, 96, CV_8UC3);
-  cv::randu(rgb, 0, 256);
+// An RGB frame over `rgb`'s pixels (not copied).
+pp::Frame rgb_frame(const cv::Mat &rgb) {
   pp::Frame frame;
   frame.format = pp::PixelFormat::RGB;
   frame.width = rgb.cols;
   frame.height = rgb.rows;
   frame.planes[0] = rgb.data;
   frame.strides[0] = int(rgb.step);
+  return frame;
+}
+
+TEST(RotatedCrop, RotatedBoxComesOutUprightAndTallBoxesAreTurned) {
+  cv::Mat rgb(64, 96, CV_8UC3);
+  cv::randu(rgb, 0, 256);
+  pp::Frame frame = rgb_frame(rgb);
   // A 10 wide, 30 high box: 1.5 times higher than wide, so turned 90 degrees counter-clockwise.
   const pp::RgbImage tall = pp::rotated_crop(frame, {{{40, 50}, {30, 20}, {40, 20}, {30, 50}}});
   ASSERT_EQ(tall.width, 30);
@@ -199,12 +205,7 @@ TEST(RotatedCrop, RotatedBoxComesOutUprightAndTallBoxesAreTurned) {
 
 TEST(RotatedCrop, CornersFarOutsideTheFrameGiveAtMostTheDiagonalAndNanIsAnError) {
   cv::Mat rgb(48, 64, CV_8UC3, cv::Scalar(1, 2, 3));
-  pp::Frame frame;
-  frame.format = pp::PixelFormat::RGB;
-  frame.width = rgb.cols;
-  frame.height = rgb.rows;
-  frame.planes[0] = rgb.data;
-  frame.strides[0] = int(rgb.step);
+  pp::Frame frame = rgb_frame(rgb);
   // A detector's box 1e9 pixels wide asked for a 3e18-byte image before.
   const pp::RgbImage huge = pp::rotated_crop(frame, {{{0, 0}, {1e9f, 0}, {1e9f, 1e9f}, {0, 1e9f}}});
   EXPECT_EQ(huge.width, 80);  // ceil(hypot(64, 48))
