@@ -10,7 +10,9 @@
  *
  * Inference is asynchronous: up to max-inflight frames are on the device at once, and a push
  * thread sends them downstream in their original order, with serialized events kept in place.
- * EOS is forwarded after the last frame finishes; flushing seeks drop the frames in flight.
+ * EOS is forwarded after the last frame finishes; flushing seeks drop the frames in flight. A
+ * frame downstream refuses after upstream's EOS (not-linked, not-negotiated) is an element error
+ * here, since upstream, which posts such errors, no longer pushes.
  * The latency query adds the measured inference time. With shared=true, every axinference in
  * the process with the same model, device and instance options uses one ModelInstance, so
  * several streams feed one device. fd memory goes to the device as fds (zero-copy) when
@@ -231,6 +233,8 @@ struct GstAxInferenceState {
   bool stopping = false;
   uint64_t generation = 0;  // bumped by each flush
   GstFlowReturn downstream = GST_FLOW_OK;
+  // Whether a chain call returned `downstream` to upstream, which then posts the error itself.
+  bool downstream_returned = false;
   bool warned_no_tensor = false;
   // Why queued frames must not wait for a full batch (see update_drain): an EOS not yet pushed,
   // a drain query waiting, a flush or shutdown under way. `draining`: the collector was told.
@@ -496,15 +500,32 @@ static void pusher_loop(GstAxInference *self) {
     std::shared_ptr<Item> item = state->order.front();
     state->order.pop_front();
     // Every frame before the EOS is done: later batches may wait for a full batch again.
+    GstFlowReturn untold = GST_FLOW_OK;
     if (item->event && GST_EVENT_TYPE(item->event) == GST_EVENT_EOS) {
       state->drain_eos = false;
       update_drain(state);
+      // After its EOS upstream pushes no frame that could return a fatal flow return of this
+      // thread to it, so nobody would post it (queue's rule: not-linked or worse; GST_FLOW_ERROR
+      // comes with the error message of whoever returned it, our inference failures included).
+      const GstFlowReturn failed = state->downstream;
+      if ((failed == GST_FLOW_NOT_LINKED || (failed < GST_FLOW_EOS && failed != GST_FLOW_ERROR)) &&
+          !state->downstream_returned) {
+        untold = failed;
+        state->downstream_returned = true;
+      }
     }
     const uint64_t generation = state->generation;
     if (item->buffer) state->inflight--;
     state->space.notify_all();
     lock.unlock();
 
+    if (untold != GST_FLOW_OK)
+      GST_ELEMENT_ERROR(self, STREAM, FAILED,
+                        ("axinference could not hand frames of model '%s' downstream: %s",
+                         self->model, gst_flow_get_name(untold)),
+                        ("gst_pad_push returned %s after upstream's EOS; frames before the EOS "
+                         "were not delivered",
+                         gst_flow_get_name(untold)));
     GstFlowReturn ret = GST_FLOW_OK;
     if (item->event) {
       GstEvent *event = item->event;
@@ -536,6 +557,7 @@ static void start_threads(GstAxInference *self) {
   state->stopping = false;
   state->flushing = false;
   state->downstream = GST_FLOW_OK;
+  state->downstream_returned = false;
   state->max_inflight = int(self->max_inflight);
   state->batch_timeout_us = self->batch_timeout;
   for (int i = 0; i < state->max_inflight; ++i) state->runners.emplace_back(runner_loop, self, i);
@@ -589,6 +611,7 @@ static GstFlowReturn gst_ax_inference_chain(GstPad *pad, GstObject *parent, GstB
   }
   if (state->downstream != GST_FLOW_OK) {
     gst_buffer_unref(buffer);
+    state->downstream_returned = true;
     return state->downstream;
   }
   auto item = std::make_shared<Item>();
@@ -628,6 +651,7 @@ static gboolean gst_ax_inference_sink_event(GstPad *pad, GstObject *parent, GstE
         state->inflight = 0;
         state->flushing = false;
         state->downstream = GST_FLOW_OK;
+        state->downstream_returned = false;
         state->drain_eos = state->drain_flush = false;
         update_drain(state);
       }

@@ -136,6 +136,42 @@ TEST(AxInference, FlushDropsQueuedFramesAndStreamingContinues) {
   gst_harness_teardown(h);
 }
 
+// Downstream refusing every buffer with `refusal` (as an element that lost its caps would).
+static GstPadProbeReturn refuse_buffer(GstPad *, GstPadProbeInfo *info, gpointer refusal) {
+  GST_PAD_PROBE_INFO_FLOW_RETURN(info) = GstFlowReturn(GPOINTER_TO_INT(refusal));
+  return GST_PAD_PROBE_HANDLED;
+}
+
+// Once upstream has sent EOS it pushes no more frames, so nobody but axinference sees a fatal
+// flow return of its push thread: it must post the error itself (as queue does), or the stream
+// "ends" with EOS and its last frames silently gone.
+TEST(AxInference, DownstreamRefusingFramesAfterEosIsAnErrorNamingTheReason) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  for (GstFlowReturn refusal : {GST_FLOW_NOT_NEGOTIATED, GST_FLOW_NOT_LINKED}) {
+    GstElement *element = gst_element_factory_make("axinference", nullptr);
+    g_object_set(element, "model", model.c_str(), nullptr);
+    BusWatch bus(element);
+    GstHarness *h = gst_harness_new_with_element(element, "sink", "src");
+    gst_harness_set_src_caps_str(h, "video/x-raw,format=RGB,width=16,height=16,framerate=30/1");
+    gst_pad_add_probe(h->sinkpad, GST_PAD_PROBE_TYPE_BUFFER, refuse_buffer,
+                      GINT_TO_POINTER(refusal), nullptr);
+    const Bytes input = read_file(model + "/reference/input_0.bin");
+    // The frame is queued at once (its push returns OK): the refusal comes after the EOS.
+    ASSERT_EQ(gst_harness_push(h, frame_with_tensor(model, input, 0)), GST_FLOW_OK);
+    ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+    GstEvent *event = nullptr;
+    while ((event = gst_harness_pull_event(h)) && GST_EVENT_TYPE(event) != GST_EVENT_EOS)
+      gst_event_unref(event);
+    ASSERT_NE(event, nullptr) << "no EOS came out";
+    gst_event_unref(event);
+    const std::string error = bus.error();
+    EXPECT_NE(error.find(gst_flow_get_name(refusal)), std::string::npos)
+        << gst_flow_get_name(refusal) << ": " << error;
+    EXPECT_NE(error.find("axinference"), std::string::npos) << error;
+    gst_harness_teardown(h);
+  }
+}
+
 TEST(AxInference, LatencyQueryAddsTheInferenceTime) {
   AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
   GstHarness *h = inference_harness(model);
