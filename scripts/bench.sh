@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds and runs the benchmarks (issue 9; docs/performance.md). Never part of the tests.
 #
-#   scripts/bench.sh [engine|preprocess|pipelines|ceiling ...]     (default: all four)
+#   scripts/bench.sh [engine|preprocess|pipelines|ceiling ...]     (default: all four; --help this)
 #
 # ceiling: the int8 engine against oneDNN's own int8 primitives alone on the same layers
 # (benchmarks/dnnl_ceiling.h), for AXSTREAM_BENCH_CEILING (default resnet50,yolov5s).
@@ -29,6 +29,14 @@ log() { printf '\033[1m[bench]\033[0m %s\n' "$*" >&2; }
 
 parts=("$@")
 ((${#parts[@]})) || parts=(engine preprocess pipelines ceiling)
+# Checked before the build: a typo or --help should not first build build-bench/ and compile models.
+for p in "${parts[@]}"; do
+  case $p in
+    -h|--help) sed -n '2,/^[^#]/{/^#/{s/^# \{0,1\}//;p}}' "$0"; exit 0 ;;
+    engine|preprocess|pipelines|ceiling) ;;
+    *) echo "bench.sh: unknown part '$p' (engine, preprocess, pipelines, ceiling)" >&2; exit 2 ;;
+  esac
+done
 
 [[ -d $build ]] || meson setup "$build" "$here" -Dbenchmarks=enabled >/dev/null
 ninja -C "$build" -j "${JOBS:-2}" benchmarks/bench_engine benchmarks/bench_preprocess \
@@ -64,7 +72,6 @@ for p in "${parts[@]}"; do
     preprocess) "$build/benchmarks/bench_preprocess" ;;
     pipelines) "$build/benchmarks/bench_pipelines" ;;
     ceiling) "$build/benchmarks/bench_engine" --ceiling "${AXSTREAM_BENCH_CEILING:-resnet50,yolov5s}" ;;
-    *) echo "bench.sh: unknown part '$p' (engine, preprocess, pipelines, ceiling)" >&2; exit 2 ;;
   esac
   echo "# after $p: $(date -u '+%T UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 done

@@ -3,11 +3,16 @@
 # fuzz suite: per target, a replay of its seeds and fuzz/regressions/<target>/ and a fuzzing run
 # of SECONDS (default 30; CI runs this through scripts/test.sh). Reproducers of crashes land in
 # build-fuzz/fuzz/artifacts/<target>/, the growing corpus in build-fuzz/fuzz/corpus/<target>/.
-#   scripts/fuzz.sh [SECONDS] [TARGET...]     e.g. scripts/fuzz.sh 3600 fuzz_decoders
+#   scripts/fuzz.sh [SECONDS] [TARGET...]     e.g. scripts/fuzz.sh 3600 fuzz_decoders (--help: this)
 # Env: BUILD_DIR (build-fuzz), JOBS (ninja -j, default 2), MESON_TEST_ARGS (extra args).
 # Exit status: meson test's (0 when every replay passed and no run found anything).
 set -eu
 cd "$(dirname "$0")/.."
+# Checked first: --help or a typo should not configure and build build-fuzz/ (several minutes).
+case ${1:-30} in
+  -h|--help) sed -n '2,/^[^#]/{/^#/{s/^# \{0,1\}//;p}}' "$0"; exit 0 ;;
+  *[!0-9]*) echo "fuzz.sh: SECONDS '$1': expected a whole number of seconds (see --help)" >&2; exit 2 ;;
+esac
 SECONDS_PER_TARGET=${1:-30}
 [ $# -gt 0 ] && shift
 TARGETS=${*:-"fuzz_model_package fuzz_onnx_import fuzz_decoders"}

@@ -2,7 +2,7 @@
 # Builds everything with ASan + UBSan (GCC) in build-asan and runs the test suites under it in
 # one `meson test` run (so build-asan/meson-logs/testlog.json holds every result; scripts/test.sh
 # counts it in CI).
-#   scripts/sanitize.sh [SUITE...]        default: every suite
+#   scripts/sanitize.sh [SUITE...]        default: every suite (--help: this)
 # Env: BUILD_DIR (build-asan), JOBS (ninja -j, default 2), MESON_TEST_ARGS (extra args),
 # BUILD_ONLY=1 (configure and build only).
 #
@@ -12,6 +12,14 @@
 # any undefined behaviour fails the test. See docs/reliability.md.
 set -eu
 cd "$(dirname "$0")/.."
+# Checked first: --help or an option should not configure and build build-asan/ (tens of minutes).
+for arg in "$@"; do
+  case $arg in
+    -h|--help) sed -n '2,/^[^#]/{/^#/{s/^# \{0,1\}//;p}}' "$0"; exit 0 ;;
+    -*) echo "sanitize.sh: unknown option '$arg' (arguments are suite names; meson test options go in MESON_TEST_ARGS)" >&2
+        exit 2 ;;
+  esac
+done
 BUILD=${BUILD_DIR:-build-asan}
 JOBS=${JOBS:-2}
 

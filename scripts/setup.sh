@@ -2,12 +2,22 @@
 # Sets up axstream on Debian 12: installs what is missing (apt, npm packs), fetches the real
 # models and media into the cache, configures and builds. Safe to run again: every step checks
 # first, so a second run only rebuilds what changed.
+#
+#   scripts/setup.sh      (no arguments; --help prints this)
+#
+# Environment: AXSTREAM_CACHE (default ~/.cache/axstream), AXSTREAM_BUILD (default build/).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=${AXSTREAM_CACHE:-$HOME/.cache/axstream}
 build=${AXSTREAM_BUILD:-$here/build}
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
+case ${1:-} in
+  '') ;;
+  -h|--help) sed -n '2,/^[^#]/{/^#/{s/^# \{0,1\}//;p}}' "$0"; exit 0 ;;
+  *) echo "setup.sh: unexpected argument '$1' (it takes none; environment: AXSTREAM_CACHE," \
+       "AXSTREAM_BUILD)" >&2; exit 2 ;;
+esac
 
 # --- Debian packages --------------------------------------------------------------------------
 apt_packages=(

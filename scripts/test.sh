@@ -26,6 +26,14 @@ stamp() {
   printf '\033[1m[test %s, %s s CPU]\033[0m %s\n' "$(date -u +%H:%M:%S)" "$cpu" "$*"
 }
 
+# --help answers at once (it would otherwise go to meson test after the whole set-up and build).
+for arg in "$@"; do
+  if [[ $arg == -h || $arg == --help ]]; then
+    sed -n '2,/^[^#]/{/^#/{s/^# \{0,1\}//;p}}' "$0"
+    exit 0
+  fi
+done
+
 stamp "set-up"
 if ! "$here/scripts/setup.sh"; then
   echo "setup failed"

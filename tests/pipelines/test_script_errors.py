@@ -97,6 +97,29 @@ with tempfile.TemporaryDirectory(prefix="script-errors-") as tmp:
     expect([demo_models, "blazeface"], 2,
            "unknown package 'blazeface' (expected one of: blazeface-front")
     expect([demo_models, "--fast"], 2, "unknown package '--fast'")
+    # The other scripts/ commands the docs name: --help prints the usage and a bad argument
+    # exits 2, both before any set-up, configure or build (before, test.sh --help ran the whole
+    # set-up and recompiled the demo packages; bench/fuzz/sanitize.sh configured a build dir).
+    # The build dirs point into tmp: none of them may appear.
+    scripts_env = dict(env, AXSTREAM_BUILD=str(tmp / "b-build"),
+                       AXSTREAM_BENCH_BUILD=str(tmp / "b-bench"), BUILD_DIR=str(tmp / "b-dir"))
+    script_usages = {"setup.sh": "scripts/setup.sh", "test.sh": "scripts/test.sh [MESON TEST ARGS]",
+                     "bench.sh": "scripts/bench.sh [engine|preprocess|pipelines|ceiling ...]",
+                     "fuzz.sh": "scripts/fuzz.sh [SECONDS] [TARGET...]",
+                     "sanitize.sh": "scripts/sanitize.sh [SUITE...]"}
+    for name, usage in script_usages.items():
+        result = expect([SOURCE / "scripts" / name, "--help"], 0, usage, scripts_env)
+        check("[setup]" not in result.stderr and not result.stdout.startswith("#"),
+              f"{name} --help:\n{result.stdout}\n{result.stderr}")
+    expect([SOURCE / "scripts" / "setup.sh", "now"], 2, "setup.sh: unexpected argument 'now'",
+           scripts_env)
+    expect([SOURCE / "scripts" / "bench.sh", "enigne"], 2, "bench.sh: unknown part 'enigne'",
+           scripts_env)
+    expect([SOURCE / "scripts" / "fuzz.sh", "1m"], 2, "fuzz.sh: SECONDS '1m'", scripts_env)
+    expect([SOURCE / "scripts" / "sanitize.sh", "--suite", "gst"], 2,
+           "sanitize.sh: unknown option '--suite'", scripts_env)
+    made = [d.name for d in tmp.iterdir() if d.name.startswith("b-")]
+    check(not made, f"a scripts/ --help or bad argument made build dirs: {made}")
 
     cut_clip = PIPELINES / "cut_clip.py"
     expect([PYTHON, cut_clip, "--help"], 0, "pipelines/cut_clip.py VIDEO CLIP N")
