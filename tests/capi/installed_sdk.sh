@@ -2,7 +2,8 @@
 # What a user outside the tree gets from `meson install`: installs the build into a scratch
 # DESTDIR, then builds a C11 program with `pkg-config axruntime` and a C++17 program with both
 # `pkg-config axruntime` and `pkg-config axstream-runtime` (axruntime.hpp and runtime.h in one
-# file), and runs them. Fails naming the missing header, module or symbol.
+# file), and runs them, and the installed axrun, axcompile and GStreamer plugin. Fails naming the
+# missing header, module or symbol.
 #   installed_sdk.sh BUILD_DIR CC CXX
 set -eu
 build=$1 cc=$2 cxx=$3
@@ -68,4 +69,19 @@ CPP
   $(pkg-config --cflags --libs axruntime axstream-runtime) -o "$scratch/app_cpp"
 LD_LIBRARY_PATH="$libdir" "$scratch/app_c"
 LD_LIBRARY_PATH="$libdir" "$scratch/app_cpp"
+
+# The installed tools and the plugin load the installed libraries by their own runpath (before,
+# only libaxruntime had one: bin/axrun stopped with "libaxstream-runtime.so: cannot open shared
+# object file" and GStreamer skipped the plugin unless LD_LIBRARY_PATH named the libdir).
+bindir=$(dirname "$(find "$stage" -path '*/bin/axrun' | head -n 1)")
+for tool in axrun axcompile; do
+  "$bindir/$tool" --help >"$scratch/$tool.txt" 2>&1 || {
+    cat "$scratch/$tool.txt"; echo "FAIL: the installed $tool does not start"; exit 1; }
+done
+if [ -f "$libdir/gstreamer-1.0/libgstaxelera.so" ]; then
+  GST_PLUGIN_PATH="$libdir/gstreamer-1.0" GST_REGISTRY="$scratch/registry.bin" \
+    gst-inspect-1.0 axelera >"$scratch/inspect.txt" 2>&1
+  grep -q '7 elements' "$scratch/inspect.txt" || {
+    cat "$scratch/inspect.txt"; echo "FAIL: GStreamer does not load the installed plugin"; exit 1; }
+fi
 echo "installed headers, pkg-config modules and libraries work"
