@@ -43,8 +43,8 @@
  *   location=~/.cache/axstream/opencv-doc/usr/share/doc/opencv-doc/examples/data/Megamind.avi ! \
  *   decodebin ! videoconvert ! \
  *   axpreprocess model=~/.cache/axstream/models/blazeface-front resize=letterbox pad-value=0 ! \
- *   axinference model=~/.cache/axstream/models/blazeface-front ! axdecode decoder=blazeface !
- * fakesink
+ *   axinference model=~/.cache/axstream/models/blazeface-front ! axdecode decoder=blazeface ! \
+ *   fakesink
  * ]|
  */
 #include "gstaxpreprocess.h"
