@@ -4,7 +4,8 @@
 //
 //   classifier <model package> <image> [labels.txt] [--threads N] [--iterations N]
 //
-// Exits 0 on success, 1 on any error or if the threads disagree on the result.
+// Exits 0 on success (and for --help), 2 on a bad command line, 1 on any other error or if the
+// threads disagree on the result.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -45,31 +46,51 @@ struct ThreadResult {
   std::string error;
 };
 
-void usage() {
-  std::fprintf(stderr,
+void usage(FILE *to) {
+  std::fprintf(to,
                "usage: classifier <model package> <image> [labels.txt] [--threads N] "
-               "[--iterations N]\n");
+               "[--iterations N]\n"
+               "  --threads N     threads, each with its own connection and instance (default 2)\n"
+               "  --iterations N  runs per thread (default 10)\n");
 }
 
-bool parse(int argc, char **argv, Options &options) {
+enum class Parsed { run, help, bad };
+
+// A bad command line names what is wrong in `problem`.
+Parsed parse(int argc, char **argv, Options &options, std::string &problem) {
   std::vector<std::string> positional;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    if ((arg == "--threads" || arg == "--iterations") && i + 1 < argc) {
-      int value = std::atoi(argv[++i]);
-      if (value < 1) return false;
-      (arg == "--threads" ? options.threads : options.iterations) = value;
+    if (arg == "-h" || arg == "--help") return Parsed::help;
+    if (arg == "--threads" || arg == "--iterations") {
+      if (i + 1 >= argc) {
+        problem = arg + " needs a value";
+        return Parsed::bad;
+      }
+      std::string text = argv[++i];
+      char *end = nullptr;
+      long value = std::strtol(text.c_str(), &end, 10);
+      if (text.empty() || *end != '\0' || value < 1 || value > 1024) {
+        problem = arg + " '" + text + "': expected an integer in 1..1024";
+        return Parsed::bad;
+      }
+      (arg == "--threads" ? options.threads : options.iterations) = static_cast<int>(value);
     } else if (arg.rfind("--", 0) == 0) {
-      return false;
+      problem = "unknown option '" + arg + "'";
+      return Parsed::bad;
     } else {
       positional.push_back(arg);
     }
   }
-  if (positional.size() < 2 || positional.size() > 3) return false;
+  if (positional.size() < 2 || positional.size() > 3) {
+    problem = "expected a model package, an image and optionally a labels file, got " +
+              std::to_string(positional.size()) + " argument(s)";
+    return Parsed::bad;
+  }
   options.model = positional[0];
   options.image = positional[1];
   if (positional.size() == 3) options.labels = positional[2];
-  return true;
+  return Parsed::run;
 }
 
 std::string error_text(axrObject *object) {
@@ -174,9 +195,17 @@ std::vector<std::string> read_labels(const std::string &path) {
 
 int main(int argc, char **argv) {
   Options options;
-  if (!parse(argc, argv, options)) {
-    usage();
-    return 1;
+  std::string problem;
+  switch (parse(argc, argv, options, problem)) {
+    case Parsed::help:
+      usage(stdout);
+      return 0;
+    case Parsed::bad:
+      std::fprintf(stderr, "classifier: %s\n", problem.c_str());
+      usage(stderr);
+      return 2;
+    case Parsed::run:
+      break;
   }
   cv::Mat image = cv::imread(options.image, cv::IMREAD_COLOR);
   if (image.empty()) {

@@ -1,8 +1,22 @@
 #!/bin/sh
 # Runs the C API classifier example on the seeded resnet_tiny package and OpenCV's messi5.jpg,
-# with 3 threads; checks that it printed a full top-5. Exit 77 (skip) without the image.
+# with 3 threads; checks that it printed a full top-5 (and its --help and a bad option first).
+# Exit 77 (skip) without the image.
 set -eu
 classifier=$1
+# Its command line as a new user meets it: --help is the usage on stdout and exit 0 (it was
+# exit 1, as for an error); a bad value exits 2 naming it, before anything is loaded.
+help=$("$classifier" --help) || { echo "FAIL: classifier --help exited $?"; exit 1; }
+case "$help" in
+  *"usage: classifier <model package> <image>"*"(default 2)"*) ;;
+  *) echo "FAIL: classifier --help printed: $help"; exit 1 ;;
+esac
+status=0
+bad=$("$classifier" pkg img.jpg --threads x 2>&1) || status=$?
+case "$status:$bad" in
+  "2:classifier: --threads 'x': expected an integer in 1..1024"*) ;;
+  *) echo "FAIL: classifier --threads x: exit $status, $bad"; exit 1 ;;
+esac
 data_dir=${AXSTREAM_DATA_DIR:-$HOME/.cache/axstream}
 examples=$data_dir/opencv-doc/usr/share/doc/opencv-doc/examples/data
 image=$examples/messi5.jpg
