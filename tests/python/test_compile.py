@@ -96,6 +96,42 @@ def test_compile_output_activation_in_core_outputs_the_quantised_probabilities(f
         assert context.load_model(default).properties["postamble_graph"] == "postamble.onnx"
 
 
+def test_compile_batch_makes_a_package_whose_tensors_carry_n_items(float_models, tmp_path):
+    """batch=N is axcompile's --batch (it was refused as an unknown option): every tensor's
+    leading dimension is N and one run takes N items."""
+    require_axcompile()
+    pkg = axr.compile(float_models / "classifier.onnx", float_models / "calib", tmp_path / "b3",
+                      num_calib=4, check=False, accuracy_target=0, batch=3)
+    with axr.Context() as context:
+        model = context.load_model(pkg)
+        (i,), (o,) = model.inputs(), model.outputs()
+        assert i.shape[0] == 3 and o.shape[0] == 3
+        instance = context.device_connect(None, 1).load_model_instance(model)
+        out = np.zeros(o.shape, np.int8)
+        instance.run([np.full(i.shape, i.zero_point, np.int8)], [out])
+        assert (out[0] == out[2]).all()
+
+
+def test_compile_module_docstring_example_runs_as_written(float_models, tmp_path, monkeypatch):
+    """The module docstring's example, with only its file names filled in, compiles and loads
+    the package (it called a Context.create() that only the C++ API has)."""
+    require_axcompile()
+    doc = compile_module.__doc__
+    example = doc[doc.index("    import axelera.runtime as axr"):doc.index("\n\nor from a shell")]
+    code = "\n".join(line[4:] for line in example.splitlines())
+    # The example's model takes input 'x' (1,3,640,640): the seeded classifier's shape instead.
+    code = code.replace('input_shape={"x": [1, 3, 640, 640]}', 'num_calib=4, accuracy_target=0')
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.onnx").symlink_to(float_models / "classifier.onnx")
+    (tmp_path / "calib_images").symlink_to(float_models / "calib")
+    scope = {}
+    exec(compile(code, "compile.__doc__", "exec"), scope)  # noqa: S102 - the doc's own example
+    assert scope["pkg"] == str(tmp_path / "model_pkg")
+    assert isinstance(scope["model"], axr.Model)
+    with axr.Context() as context:
+        assert context.load_model(scope["pkg"]).inputs()[0].shape == (1, 64, 64, 4)
+
+
 def test_compile_missing_model_is_invalid_argument_with_the_tools_message(float_models, tmp_path):
     require_axcompile()
     with pytest.raises(axr.InvalidArgument, match="nothing.onnx.*cannot open the file"):

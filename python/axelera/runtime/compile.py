@@ -6,7 +6,8 @@ Runs the ``axcompile`` tool (docs/compiler.md) with keyword options mapped to it
     pkg = axr.compile("model.onnx", "calib_images/", "model_pkg",
                       mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225],
                       input_shape={"x": [1, 3, 640, 640]})
-    model = axr.Context.create().load_model(pkg)
+    with axr.Context() as context:
+        model = context.load_model(pkg)
 
 or from a shell: ``python3 -m axelera.runtime.compile model.onnx --calib imgs/ -o pkg ...``
 (the arguments are axcompile's).
@@ -42,6 +43,7 @@ _VALUE_FLAGS = {
     "fallback_rounds": "--fallback-rounds",
     "max_float_fraction": "--max-float-fraction",
     "name": "--name",
+    "batch": "--batch",
 }
 
 # keyword -> (axcompile flag, what each value is), for options given as a mapping name -> numbers
@@ -173,8 +175,9 @@ def compile(model: os.PathLike | str, calib: os.PathLike | str,
     sensitivity_images, fallback_rounds, max_float_fraction, bias_correction (False disables),
     output_activation_in_core (True: an output Sigmoid/Softmax after a conv/matmul runs in the
     core, the output is the quantised probability), flat_range_cut (True cuts ranges where the
-    elementwise function reading them is flat), name, check (False: skip the float comparison),
-    verbose.
+    elementwise function reading them is flat), batch (device tensors of N items, for
+    axinference shared=true batching; default 1), name, check (False: skip the float
+    comparison), verbose.
 
     Raises axelera.runtime.InvalidArgument with axcompile's message when it fails.
     """
