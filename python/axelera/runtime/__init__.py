@@ -2,6 +2,7 @@
 
 Typical use::
 
+    import numpy as np
     import axelera.runtime as axr
 
     with axr.Context() as context:
