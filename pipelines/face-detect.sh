@@ -23,6 +23,11 @@ for arg in "$@"; do
   esac
 done
 
+# Headless, autovideosink falls back to a fake sink: the run "succeeded" and showed nothing.
+if ((display)) && [[ -z ${DISPLAY:-} && -z ${WAYLAND_DISPLAY:-} ]]; then
+  die 1 "--display: no display to show the video on (DISPLAY and WAYLAND_DISPLAY are unset);" \
+    "without --display the annotated video is written to $out"
+fi
 require_media "$video" video "$( ((video_given)) || echo "run scripts/setup.sh")"
 require_package "$model" "run scripts/build-demo-models.sh blazeface-front, or set AXSTREAM_FACE_MODEL"
 use_plugin

@@ -53,6 +53,10 @@ with tempfile.TemporaryDirectory(prefix="script-errors-") as tmp:
         check("set -euo" not in result.stdout, f"{name} --help prints code:\n{result.stdout}")
         expect([script, "--bogus"], 2, f"{name}: unknown option '--bogus'", env)
 
+    face = PIPELINES / "face-detect.sh"
+    expect([face, "--display"], 1, "--display: no display to show the video on",
+           dict(env, DISPLAY="", WAYLAND_DISPLAY=""))
+
     detect = PIPELINES / "detect.sh"
     expect([detect, "--frames"], 2, "--frames needs a value", env)
     expect([detect, "--frames", "abc"], 2, "--frames 'abc': expected an integer >= 1", env)
@@ -68,7 +72,6 @@ with tempfile.TemporaryDirectory(prefix="script-errors-") as tmp:
     ocr = PIPELINES / "ocr.sh"
     expect([ocr, "--color-format", "XYZ"], 2, "--color-format 'XYZ': expected RGB or BGR", env)
     expect([ocr, "--color-format"], 2, "--color-format needs a value", env)
-    face = PIPELINES / "face-detect.sh"
     no_build = {"AXSTREAM_BUILD": str(tmp / "no-build"), "GST_PLUGIN_PATH": "",
                 "AXSTREAM_FACE_MODEL": str(corrupt_package), **env}
     if (EXAMPLES / "data" / "Megamind.avi").is_file():
