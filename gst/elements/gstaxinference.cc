@@ -229,6 +229,7 @@ struct GstAxInferenceState {
   std::deque<std::shared_ptr<Item>> order;  // everything not yet pushed, in stream order
   std::deque<std::shared_ptr<Item>> work;   // buffers waiting for a runner
   int inflight = 0;                         // buffers in `order`
+  bool pushing = false;  // the pusher holds an item taken from `order` (wakes `space` when done)
   bool flushing = false;
   bool stopping = false;
   uint64_t generation = 0;  // bumped by each flush
@@ -516,6 +517,7 @@ static void pusher_loop(GstAxInference *self) {
     }
     const uint64_t generation = state->generation;
     if (item->buffer) state->inflight--;
+    state->pushing = true;
     state->space.notify_all();
     lock.unlock();
 
@@ -543,6 +545,8 @@ static void pusher_loop(GstAxInference *self) {
     }
     item.reset();
     lock.lock();
+    state->pushing = false;
+    state->space.notify_all();  // a FLUSH_START waits for this push to end
     // A flush since the pop makes this result stale.
     if (ret != GST_FLOW_OK && generation == state->generation &&
         state->downstream == GST_FLOW_OK) {
@@ -641,7 +645,16 @@ static gboolean gst_ax_inference_sink_event(GstPad *pad, GstObject *parent, GstE
   switch (GST_EVENT_TYPE(event)) {
     case GST_EVENT_FLUSH_START: {
       flush_queue(state);
-      return gst_pad_push_event(self->srcpad, event);
+      const gboolean forwarded = gst_pad_push_event(self->srcpad, event);
+      // An item the pusher took before the flush could otherwise still go out after the
+      // FLUSH_STOP, as the first frame of the new segment: wait for that push to end (downstream
+      // is flushing now, so it returns at once), as queue pauses its task here. Not when the
+      // seek came from the push thread itself (an application seeking in a pad probe).
+      if (std::this_thread::get_id() != state->pusher.get_id()) {
+        std::unique_lock<std::mutex> lock(state->mutex);
+        state->space.wait(lock, [&] { return !state->pushing || state->stopping; });
+      }
+      return forwarded;
     }
     case GST_EVENT_FLUSH_STOP: {
       {

@@ -3,7 +3,10 @@
 // shared instances and the error paths.
 #include <gst/allocators/gstfdmemory.h>
 
+#include <atomic>
+#include <chrono>
 #include <fstream>
+#include <future>
 #include <iterator>
 #include <random>
 #include <vector>
@@ -132,6 +135,51 @@ TEST(AxInference, FlushDropsQueuedFramesAndStreamingContinues) {
   ASSERT_NE(out, nullptr);
   EXPECT_EQ(GST_BUFFER_PTS(out), 5 * GST_SECOND);
   EXPECT_EQ(output_of(out), read_file(model + "/reference/output_0.bin"));
+  gst_buffer_unref(out);
+  gst_harness_teardown(h);
+}
+
+// Holds the first buffer on its way out of axinference's source pad for 300 ms (the push thread
+// descheduled between taking a frame and handing it on), telling the test when it is there.
+struct HeldPush {
+  std::promise<void> entered;
+  std::atomic<bool> first{true};
+  static GstPadProbeReturn probe(GstPad *, GstPadProbeInfo *, gpointer data) {
+    auto *self = static_cast<HeldPush *>(data);
+    if (self->first.exchange(false)) {
+      self->entered.set_value();
+      g_usleep(300 * 1000);
+    }
+    return GST_PAD_PROBE_OK;
+  }
+};
+
+// A flushing seek must not let a frame from before it out after its FLUSH_STOP (downstream would
+// take it as the first frame of the new segment): FLUSH_START waits for a push under way, as
+// queue's pause of its task does.
+TEST(AxInference, FrameBeingPushedAtAFlushDoesNotComeOutAfterIt) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  GstElement *element = gst_element_factory_make("axinference", nullptr);
+  g_object_set(element, "model", model.c_str(), nullptr);
+  GstHarness *h = gst_harness_new_with_element(element, "sink", "src");
+  gst_harness_set_src_caps_str(h, "video/x-raw,format=RGB,width=16,height=16,framerate=30/1");
+  HeldPush held;
+  GstPad *src = gst_element_get_static_pad(element, "src");
+  gst_pad_add_probe(src, GST_PAD_PROBE_TYPE_BUFFER, HeldPush::probe, &held, nullptr);
+  gst_object_unref(src);
+  const Bytes input = read_file(model + "/reference/input_0.bin");
+  ASSERT_EQ(gst_harness_push(h, frame_with_tensor(model, input, 0)), GST_FLOW_OK);
+  ASSERT_EQ(held.entered.get_future().wait_for(std::chrono::seconds(10)),
+            std::future_status::ready);
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_flush_start()));
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_flush_stop(TRUE)));
+  GstSegment segment;
+  gst_segment_init(&segment, GST_FORMAT_TIME);
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_segment(&segment)));
+  ASSERT_EQ(gst_harness_push(h, frame_with_tensor(model, input, 5 * GST_SECOND)), GST_FLOW_OK);
+  GstBuffer *out = gst_harness_pull(h);
+  ASSERT_NE(out, nullptr);
+  EXPECT_EQ(GST_BUFFER_PTS(out), 5 * GST_SECOND) << "a frame from before the flush came out";
   gst_buffer_unref(out);
   gst_harness_teardown(h);
 }
