@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import axelera.runtime as axr
-compile_module = importlib.import_module("axelera.runtime.compile")
+compile_module = importlib.import_module("axelera.runtime._compile")
 
 SOURCE_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -157,6 +157,32 @@ def test_python_m_entry_point_passes_arguments_to_axcompile(float_models, tmp_pa
     assert result.returncode == 0, result.stderr
     assert "package" in result.stdout
     assert (tmp_path / "cli_pkg" / "model.json").is_file()
+    # runpy warned when the package had imported the module before it ran as __main__.
+    assert "RuntimeWarning" not in result.stderr, result.stderr
+
+
+def test_axcompile_is_found_in_the_build_tree_of_the_loaded_extension(monkeypatch, tmp_path):
+    """With only the README's PYTHONPATH=python:build/python (no AXSTREAM_BUILD, no AXCOMPILE,
+    nothing on PATH) compile() finds <build>/tools/axcompile beside <build>/python; before, a
+    user had to know to set AXSTREAM_BUILD."""
+    from axelera.runtime import _ext
+
+    build = pathlib.Path(_ext.__file__).resolve().parent.parent
+    if not (build / "tools" / "axcompile").is_file():
+        pytest.skip(f"{build}/tools/axcompile is not built (installed layout)")
+    monkeypatch.delenv("AXCOMPILE", raising=False)
+    monkeypatch.delenv("AXSTREAM_BUILD", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert compile_module.find_axcompile() == str(build / "tools" / "axcompile")
+
+
+def test_python_m_entry_point_without_axcompile_names_it_once(monkeypatch, capsys):
+    def not_found():
+        raise axr.InvalidArgument("axelera.runtime.compile: axcompile not found (searched x)")
+
+    monkeypatch.setattr(compile_module, "find_axcompile", not_found)
+    assert compile_module.main(["--help"]) == 1
+    assert capsys.readouterr().err == "axelera.runtime.compile: axcompile not found (searched x)\n"
 
 
 def test_compile_splits_an_unquantisable_head_into_a_preamble_the_caller_runs(float_models,

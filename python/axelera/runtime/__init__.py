@@ -32,7 +32,7 @@ else:
 __version__ = _ext.__version__  # axstream's version (meson project())
 
 from ._types import BoardType, DeviceInfo, TensorInfo
-from .compile import compile  # noqa: A001 - axcompile entry point (docs/compiler.md)
+from ._compile import compile  # noqa: A001 - axcompile entry point (docs/compiler.md)
 
 Object = _ext.Object
 Context = _ext.Context
