@@ -2,6 +2,7 @@
 """axrun on a test package (through the runtime) and an ONNX model (through the engine): each
 core count asked gives one line with a positive rate, p50 <= p99 and one utilisation figure per
 core that worked; bad arguments exit 2 naming the problem; --help exits 0."""
+import os
 import re
 import subprocess
 import sys
@@ -32,7 +33,16 @@ def check(model, cores, expect_core_names):
 print(check(package, [1, 2], 'axcore'))
 print(check(onnx_model, [1, 2], 'core'))
 bad = subprocess.run([axrun, onnx_model, '--cores', '0'], capture_output=True, text=True)
-assert bad.returncode == 2 and "--cores expects an integer in 1..4, got '0'" in bad.stderr, bad
+assert bad.returncode == 2 and "--cores expects an integer in 1..64, got '0'" in bad.stderr, bad
+# More cores than the default 4-core device: the runtime names the largest device (it was a
+# usage error capped at 4 even on a simulated device of 8 or 16 sub-devices).
+many = subprocess.run([axrun, package, '-n', '2', '--warmup', '0', '--cores', '8'],
+                      capture_output=True, text=True, timeout=60)
+assert many.returncode == 1 and 'no device has 8 sub-devices (largest has 4)' in many.stderr, many
+eight = subprocess.run([axrun, package, '-n', '2', '--warmup', '0', '--cores', '8'],
+                       capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, AXSTREAM_SIM_SUBDEVICES='8'))
+assert eight.returncode == 0 and 'cores=8: ' in eight.stdout, eight
 missing = subprocess.run([axrun, package + '/nope'], capture_output=True, text=True)
 assert missing.returncode == 1 and 'no such file' in missing.stderr, missing
 # --help is asked for, not a mistake: the usage on stdout, exit 0.
