@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 EXAMPLE = pathlib.Path(__file__).with_name("doc_example.py")
 
@@ -81,3 +82,19 @@ def test_package_docstring_example_runs_as_written(package, tmp_path, monkeypatc
     exec(compile(code, "axelera.runtime.__doc__", "exec"), scope)  # noqa: S102 - the doc's example
     assert scope["outputs"][0].shape == (1, 1, 1, 1024)
     assert (scope["outputs"][0] != 0).any()
+
+
+def test_half_the_readme_pythonpath_names_what_is_missing():
+    """PYTHONPATH=python without build/python: the import error names the README's
+    PYTHONPATH, not just "No module named '_axelera_runtime'"."""
+    import axelera.runtime as axr
+
+    package_dir = pathlib.Path(axr.__file__).resolve().parent.parent.parent  # <source>/python
+    env = dict(os.environ, PYTHONPATH=str(package_dir))
+    result = subprocess.run([sys.executable, "-c", "import axelera.runtime"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    if result.returncode == 0:
+        pytest.skip("axelera.runtime is installed: the extension is found without build/python")
+    assert "ModuleNotFoundError: axelera.runtime: its compiled part _axelera_runtime" in \
+        result.stderr, result.stderr
+    assert "PYTHONPATH=python:build/python" in result.stderr, result.stderr

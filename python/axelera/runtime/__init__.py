@@ -21,13 +21,26 @@ axelera.runtime.Error and of a fitting builtin, e.g. InvalidArgument is also a V
 """
 
 import importlib.util as _importlib_util
+import sys as _sys
 
 # Installed, the extension sits inside this package; in a build tree it is the top-level
 # module `_axelera_runtime` found through PYTHONPATH=<build>/python.
 if _importlib_util.find_spec(__name__ + "._axelera_runtime") is not None:
     from . import _axelera_runtime as _ext
 else:
-    import _axelera_runtime as _ext  # type: ignore[no-redef]
+    try:
+        import _axelera_runtime as _ext  # type: ignore[no-redef]
+    except ModuleNotFoundError as _error:
+        if _error.name != "_axelera_runtime":
+            raise
+        # Half of the build-tree path (PYTHONPATH=python only) or another interpreter: say
+        # what is missing instead of "No module named '_axelera_runtime'".
+        raise ModuleNotFoundError(
+            "axelera.runtime: its compiled part _axelera_runtime is not on sys.path; from the "
+            "repository root use PYTHONPATH=python:build/python (<source>/python:<build>/python), "
+            "or meson install. It is built for Debian's /usr/bin/python3; this is "
+            f"{_sys.executable} (Python {_sys.version_info[0]}.{_sys.version_info[1]})",
+            name="_axelera_runtime") from None
 
 __version__ = _ext.__version__  # axstream's version (meson project())
 
