@@ -1,7 +1,16 @@
 #!/usr/bin/env bash
 # Regenerates docs/elements.md from the built plugin's own gst-inspect-1.0 documentation, so the
 # element reference never drifts from the property blurbs users see.
+#
+#   scripts/gen-element-docs.sh      (no arguments; --help prints this)
+#
+# Environment: AXSTREAM_BUILD (default build/): the build whose plugin is inspected.
 set -euo pipefail
+case ${1:-} in
+  '') ;;
+  -h|--help) sed -n '2,/^[^#]/{/^#/{s/^# \{0,1\}//;p}}' "$0"; exit 0 ;;
+  *) echo "gen-element-docs.sh: unexpected argument '$1' (it takes none)" >&2; exit 2 ;;
+esac
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${AXSTREAM_BUILD:-$here/build}
 export GST_PLUGIN_PATH=$build/gst/elements

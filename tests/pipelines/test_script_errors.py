@@ -109,7 +109,8 @@ with tempfile.TemporaryDirectory(prefix="script-errors-") as tmp:
     script_usages = {"setup.sh": "scripts/setup.sh", "test.sh": "scripts/test.sh [MESON TEST ARGS]",
                      "bench.sh": "scripts/bench.sh [engine|preprocess|pipelines|ceiling ...]",
                      "fuzz.sh": "scripts/fuzz.sh [SECONDS] [TARGET...]",
-                     "sanitize.sh": "scripts/sanitize.sh [SUITE...]"}
+                     "sanitize.sh": "scripts/sanitize.sh [SUITE...]",
+                     "gen-element-docs.sh": "scripts/gen-element-docs.sh"}
     for name, usage in script_usages.items():
         result = expect([SOURCE / "scripts" / name, "--help"], 0, usage, scripts_env)
         check("[setup]" not in result.stderr and not result.stdout.startswith("#"),
