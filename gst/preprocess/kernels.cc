@@ -68,7 +68,9 @@ void gather_u32(const uint8_t *__restrict row, const int32_t *__restrict index, 
 
 template <int ChromaStep>
 AXPP_INLINE void yuv_row_to_rgb0(const uint8_t *__restrict y, const uint8_t *__restrict u,
-                                 const uint8_t *__restrict v, int pairs, uint32_t *__restrict out) {
+                                 const uint8_t *__restrict v, int pixels,
+                                 uint32_t *__restrict out) {
+  const int pairs = pixels / 2;
   for (int k = 0; k < pairs; ++k) {
     const int uu = u[k * ChromaStep] - 128, vv = v[k * ChromaStep] - 128;
     const int ruv = kYuvHalf + kCVR * vv;
@@ -83,15 +85,21 @@ AXPP_INLINE void yuv_row_to_rgb0(const uint8_t *__restrict y, const uint8_t *__r
       out[2 * k + i] = r | (g << 8) | (b << 16);
     }
   }
+  if (pixels % 2) {
+    // The last column of an odd-width row: its own chroma sample, no right neighbour.
+    int r, g, b;
+    yuv_to_rgb(y[2 * pairs], u[pairs * ChromaStep], v[pairs * ChromaStep], r, g, b);
+    out[2 * pairs] = uint32_t(r) | uint32_t(g) << 8 | uint32_t(b) << 16;
+  }
 }
 
-void nv12_row_to_rgb0(const uint8_t *y, const uint8_t *uv, int pairs, uint32_t *out) {
-  yuv_row_to_rgb0<2>(y, uv, uv + 1, pairs, out);
+void nv12_row_to_rgb0(const uint8_t *y, const uint8_t *uv, int pixels, uint32_t *out) {
+  yuv_row_to_rgb0<2>(y, uv, uv + 1, pixels, out);
 }
 
-void i420_row_to_rgb0(const uint8_t *y, const uint8_t *u, const uint8_t *v, int pairs,
+void i420_row_to_rgb0(const uint8_t *y, const uint8_t *u, const uint8_t *v, int pixels,
                       uint32_t *out) {
-  yuv_row_to_rgb0<1>(y, u, v, pairs, out);
+  yuv_row_to_rgb0<1>(y, u, v, pixels, out);
 }
 
 template <bool TwoTaps>

@@ -55,9 +55,10 @@ struct KernelSet {
   void (*gather_u8)(const uint8_t *row, const int32_t *index, int n, uint8_t *out);
   // out[j] = the 4 bytes at row + index[j]; the caller keeps them inside readable memory.
   void (*gather_u32)(const uint8_t *row, const int32_t *index, int n, uint32_t *out);
-  // 2 * pairs pixels of one YUV 4:2:0 row -> R | G << 8 | B << 16 (cv::cvtColor's BT.601).
-  void (*nv12_row_to_rgb0)(const uint8_t *y, const uint8_t *uv, int pairs, uint32_t *out);
-  void (*i420_row_to_rgb0)(const uint8_t *y, const uint8_t *u, const uint8_t *v, int pairs,
+  // `pixels` pixels of one YUV 4:2:0 row from an even column -> R | G << 8 | B << 16
+  // (cv::cvtColor's BT.601); an odd count ends with a lone pixel (an odd-width frame's last).
+  void (*nv12_row_to_rgb0)(const uint8_t *y, const uint8_t *uv, int pixels, uint32_t *out);
+  void (*i420_row_to_rgb0)(const uint8_t *y, const uint8_t *u, const uint8_t *v, int pixels,
                            uint32_t *out);
   // Converts the gathered YUV taps to RGB and interpolates: planar int16 R, G, B.
   void (*yuv_taps)(const YuvTaps &taps, const Weights &w, int n, int16_t *r, int16_t *g,

@@ -155,11 +155,6 @@ Preprocessor::Preprocessor(PixelFormat format, int frame_width, int frame_height
   if (frame_width <= 0 || frame_height <= 0)
     throw InvalidArgument("frame size " + std::to_string(frame_width) + "x" +
                           std::to_string(frame_height) + ": expected a positive width and height");
-  if ((format == PixelFormat::NV12 || format == PixelFormat::I420) &&
-      (frame_width % 2 != 0 || frame_height % 2 != 0))
-    throw InvalidArgument(std::string(pixel_format_name(format)) + " frame size " +
-                          std::to_string(frame_width) + "x" + std::to_string(frame_height) +
-                          ": expected even width and height");
   const int tensor_width = tensor.unpadded_width(), tensor_height = tensor.unpadded_height();
   if (tensor.height <= 0 || tensor.width <= 0 || tensor.channels <= 0 || tensor_width <= 0 ||
       tensor_height <= 0 || tensor.pad_top < 0 || tensor.pad_left < 0 || tensor.pad_bottom < 0 ||
@@ -319,10 +314,12 @@ void Preprocessor::plan_rows() {
     // Converting a whole row is contiguous and vectorises best; converting only the taps does
     // less work once the taps are sparse (strong downscales).
     const int first = crop_x + x0_.front(), last = crop_x + x1_.back();
+    // Whole chroma pairs from an even column; an odd-width frame's last column is a pair's
+    // first half, converted alone with the chroma sample that covers it.
     span_begin_ = first & ~1;
-    span_pairs_ = (std::min(last + 2, frame_width_) - span_begin_) / 2;
+    span_pixels_ = std::min((last | 1) + 1, frame_width_) - span_begin_;
     const double conversions = double(width) * (two_taps_ ? 2 : 1);
-    plan_ = 2.0 * span_pairs_ <= 1.5 * conversions ? RowPlan::YuvRow : RowPlan::YuvTaps;
+    plan_ = span_pixels_ <= 1.5 * conversions ? RowPlan::YuvRow : RowPlan::YuvTaps;
     if (pairs_ && first % 2 == 0) plan_ = RowPlan::YuvPairs;
     channel_shift_ = {0, 8, 16};
     if (plan_ == RowPlan::YuvRow) {
@@ -384,7 +381,7 @@ void Preprocessor::run(const Frame &frame, int8_t *tensor) const {
   // resized row (planar u8); quantised planes; 32-bit taps or output pixels; a converted row.
   std::vector<int16_t> rows(2 * size_t(FC) * n);
   std::vector<uint8_t> bytes(6 * n + size_t(FC) * n + 3 * n);
-  std::vector<uint32_t> words(2 * n + (plan_ == RowPlan::YuvRow ? 2 * size_t(span_pairs_) : 0));
+  std::vector<uint32_t> words(2 * n + (plan_ == RowPlan::YuvRow ? size_t(span_pixels_) : 0));
   uint8_t *const taps = bytes.data();
   uint8_t *const resized = taps + 6 * n;
   int8_t *const quantised = reinterpret_cast<int8_t *>(resized + size_t(FC) * n);
@@ -440,8 +437,11 @@ void Preprocessor::run(const Frame &frame, int8_t *tensor) const {
         int done = 0;
         if (k.yuv_gather_taps) {
           const bool nv12 = format_ == PixelFormat::NV12;
-          const kernels::YuvRows yuv_rows{
-              plane0, chroma1, chroma2, frame_width_, nv12 ? frame_width_ : frame_width_ / 2, nv12};
+          // Chroma rows hold ceil(width / 2) samples (U,V pairs for NV12).
+          const int chroma_samples = (frame_width_ + 1) / 2;
+          const kernels::YuvRows yuv_rows{plane0,       chroma1,
+                                          chroma2,      frame_width_,
+                                          nv12 ? 2 * chroma_samples : chroma_samples, nv12};
           auto controls = [](const std::vector<uint8_t> &c) {
             return c.empty() ? nullptr : c.data();
           };
@@ -483,10 +483,11 @@ void Preprocessor::run(const Frame &frame, int8_t *tensor) const {
         const uint8_t *source = plane0;
         if (plan_ == RowPlan::YuvRow) {
           if (format_ == PixelFormat::NV12)
-            k.nv12_row_to_rgb0(plane0 + span_begin_, chroma1 + span_begin_, span_pairs_, converted);
+            k.nv12_row_to_rgb0(plane0 + span_begin_, chroma1 + span_begin_, span_pixels_,
+                               converted);
           else
             k.i420_row_to_rgb0(plane0 + span_begin_, chroma1 + span_begin_ / 2,
-                               chroma2 + span_begin_ / 2, span_pairs_, converted);
+                               chroma2 + span_begin_ / 2, span_pixels_, converted);
           source = reinterpret_cast<const uint8_t *>(converted);
         }
         gather_words(source, tap0_, safe_taps0_, word0);

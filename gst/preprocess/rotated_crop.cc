@@ -54,26 +54,40 @@ cv::Mat to_rgb(const Frame &frame) {
     case PixelFormat::I420:
       break;
   }
-  if (w % 2 || h % 2)
-    throw InvalidArgument("rotated_crop: " + std::string(pixel_format_name(frame.format)) +
-                          " frame " + std::to_string(w) + "x" + std::to_string(h) +
-                          ": expected even width and height");
-  if (frame.format == PixelFormat::NV12) {
+  if (frame.format == PixelFormat::NV12 && w % 2 == 0 && h % 2 == 0) {
     cv::cvtColorTwoPlane(plane(0, h, w, CV_8UC1), plane(1, h / 2, w / 2, CV_8UC2), rgb,
                          cv::COLOR_YUV2RGB_NV12);
     return rgb;
   }
-  // I420: gather the three planes into OpenCV's contiguous layout.
-  cv::Mat yuv(h * 3 / 2, w, CV_8UC1);
-  plane(0, h, w, CV_8UC1).copyTo(yuv.rowRange(0, h));
-  uint8_t *u = yuv.ptr<uint8_t>(h);
-  uint8_t *v = u + (w / 2) * (h / 2);
-  for (int y = 0; y < h / 2; ++y) {
-    std::memcpy(u + y * (w / 2), frame.planes[1] + size_t(y) * frame.strides[1], w / 2);
-    std::memcpy(v + y * (w / 2), frame.planes[2] + size_t(y) * frame.strides[2], w / 2);
+  // OpenCV's contiguous layout, which needs even sizes: an odd last column/row of luma is
+  // repeated into the padding (converted, then cut off), the chroma planes are already
+  // ceil(w / 2) x ceil(h / 2) and cover it.
+  const int even_w = w + w % 2, even_h = h + h % 2;
+  const int chroma_w = even_w / 2, chroma_h = even_h / 2;
+  cv::Mat yuv(even_h * 3 / 2, even_w, CV_8UC1);
+  for (int y = 0; y < even_h; ++y) {
+    uint8_t *row = yuv.ptr<uint8_t>(y);
+    std::memcpy(row, frame.planes[0] + size_t(std::min(y, h - 1)) * frame.strides[0], w);
+    if (w % 2) row[w] = row[w - 1];
   }
-  cv::cvtColor(yuv, rgb, cv::COLOR_YUV2RGB_I420);
-  return rgb;
+  uint8_t *chroma = yuv.ptr<uint8_t>(even_h);
+  if (frame.format == PixelFormat::NV12) {
+    for (int y = 0; y < chroma_h; ++y)
+      std::memcpy(chroma + size_t(y) * even_w, frame.planes[1] + size_t(y) * frame.strides[1],
+                  size_t(even_w));
+    cv::cvtColor(yuv, rgb, cv::COLOR_YUV2RGB_NV12);
+  } else {
+    uint8_t *v = chroma + size_t(chroma_w) * chroma_h;
+    for (int y = 0; y < chroma_h; ++y) {
+      std::memcpy(chroma + size_t(y) * chroma_w, frame.planes[1] + size_t(y) * frame.strides[1],
+                  size_t(chroma_w));
+      std::memcpy(v + size_t(y) * chroma_w, frame.planes[2] + size_t(y) * frame.strides[2],
+                  size_t(chroma_w));
+    }
+    cv::cvtColor(yuv, rgb, cv::COLOR_YUV2RGB_I420);
+  }
+  // A copy, so the warp's replicated border is the frame's edge, not the padding.
+  return rgb(cv::Rect(0, 0, w, h)).clone();
 }
 
 }  // namespace

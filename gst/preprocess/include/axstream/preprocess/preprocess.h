@@ -95,8 +95,9 @@ int8_t quantise(double value, double scale, int zero_point);
 // (half-pixel centres, 11-bit fixed-point weights) and the per-channel normalise + quantise.
 class Preprocessor {
  public:
-  // Throws InvalidArgument naming the bad value (crop outside the frame, odd NV12/I420 size,
-  // a tensor whose unpadded channels do not fit the colour order, ...).
+  // Throws InvalidArgument naming the bad value (crop outside the frame, a tensor whose unpadded
+  // channels do not fit the colour order, ...). NV12/I420 frames may have odd sizes: their chroma
+  // planes are ceil(width / 2) x ceil(height / 2), as GStreamer lays them out.
   Preprocessor(PixelFormat format, int frame_width, int frame_height, const TensorSpec &tensor,
                const Options &options);
 
@@ -149,7 +150,7 @@ class Preprocessor {
   int safe_taps0_ = 0, safe_taps1_ = 0;  // leading columns whose 4-byte tap read stays in the row
   int bytes_per_pixel_ = 1;
   std::array<int, 3> channel_shift_{0, 8, 16};  // bit of R, G, B in a gathered 32-bit pixel
-  int span_begin_ = 0, span_pairs_ = 0;         // YuvRow: converted columns [begin, begin+2*pairs)
+  int span_begin_ = 0, span_pixels_ = 0;        // YuvRow: converted columns [begin, begin+pixels)
 
   // lut_[k][v]: int8 for value v of model channel k; source_of_channel_[k]: fetched channel.
   std::array<std::array<int8_t, 256>, 3> lut_{};

@@ -28,7 +28,8 @@ struct RgbImage {
 // max(|tl-tr|, |bl-br|) wide and max(|tl-bl|, |tr-br|) high (at least 1 pixel each), sampled with
 // a perspective warp (bicubic, replicated border); an upright result at least 1.5 times higher
 // than wide is turned 90 degrees counter-clockwise so vertical text lies horizontally.
-// Throws InvalidArgument for frames the conversion cannot read (empty or odd-sized YUV).
+// NV12/I420 frames of odd sizes are read as GStreamer lays them out (chroma planes
+// ceil(w / 2) x ceil(h / 2)). Throws InvalidArgument for an empty frame.
 RgbImage rotated_crop(const Frame &frame, const std::array<Point2, 4> &corners);
 
 }  // namespace axstream::preprocess
