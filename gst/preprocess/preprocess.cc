@@ -439,9 +439,9 @@ void Preprocessor::run(const Frame &frame, int8_t *tensor) const {
           const bool nv12 = format_ == PixelFormat::NV12;
           // Chroma rows hold ceil(width / 2) samples (U,V pairs for NV12).
           const int chroma_samples = (frame_width_ + 1) / 2;
-          const kernels::YuvRows yuv_rows{plane0,       chroma1,
-                                          chroma2,      frame_width_,
-                                          nv12 ? 2 * chroma_samples : chroma_samples, nv12};
+          const kernels::YuvRows yuv_rows{
+              plane0, chroma1, chroma2, frame_width_, nv12 ? 2 * chroma_samples : chroma_samples,
+              nv12};
           auto controls = [](const std::vector<uint8_t> &c) {
             return c.empty() ? nullptr : c.data();
           };

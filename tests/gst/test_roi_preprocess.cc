@@ -4,6 +4,7 @@
 #include <gst/video/video.h>
 
 #include <cmath>
+#include <cstring>
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 #include <random>
@@ -201,6 +202,47 @@ TEST(RotatedCrop, RotatedBoxComesOutUprightAndTallBoxesAreTurned) {
   EXPECT_EQ(centre[0], 200);
   EXPECT_EQ(centre[1], 100);
   EXPECT_EQ(centre[2], 50);
+}
+
+// An odd-sized 4:2:0 frame is the top-left part of the even frame one pixel larger with the
+// same chroma planes (ceil(w / 2) x ceil(h / 2)): its crops are that frame's converted pixels.
+TEST(RotatedCrop, OddSizedNv12AndI420FramesAreCutFromTheirOwnPixels) {
+  for (const auto format : {pp::PixelFormat::NV12, pp::PixelFormat::I420}) {
+    for (const auto &[w, h] : {std::pair{31, 7}, std::pair{1, 1}, std::pair{3, 1}}) {
+      const int even_w = w + 1, even_h = h + 1;
+      cv::Mat yuv(even_h * 3 / 2, even_w, CV_8UC1);
+      cv::randu(yuv, 0, 256);
+      cv::Mat rgb;
+      cv::cvtColor(
+          yuv, rgb,
+          format == pp::PixelFormat::NV12 ? cv::COLOR_YUV2RGB_NV12 : cv::COLOR_YUV2RGB_I420);
+      // The odd frame's own planes, each allocated to its last pixel.
+      std::vector<uint8_t> luma(size_t(even_w) * (h - 1) + w);
+      for (int y = 0; y < h; ++y) std::memcpy(&luma[size_t(y) * even_w], yuv.ptr(y), w);
+      const size_t chroma_size = size_t(even_w / 2) * (even_h / 2);
+      std::vector<uint8_t> u(yuv.ptr(even_h), yuv.ptr(even_h) + chroma_size);
+      std::vector<uint8_t> v(yuv.ptr(even_h) + chroma_size, yuv.ptr(even_h) + 2 * chroma_size);
+      std::vector<uint8_t> uv(yuv.ptr(even_h), yuv.ptr(even_h) + 2 * chroma_size);
+      pp::Frame frame;
+      frame.format = format;
+      frame.width = w;
+      frame.height = h;
+      frame.planes = {luma.data(), format == pp::PixelFormat::NV12 ? uv.data() : u.data(),
+                      v.data()};
+      frame.strides = {even_w, format == pp::PixelFormat::NV12 ? even_w : even_w / 2, even_w / 2};
+      // An axis-aligned box up to the last column and row: an exact copy of those pixels.
+      const float x0 = float(w > 11 ? w - 11 : 0);
+      const pp::RgbImage crop =
+          pp::rotated_crop(frame, {{{x0, 0}, {float(w), 0}, {float(w), float(h)}, {x0, float(h)}}});
+      const cv::Rect box(int(x0), 0, w - int(x0), h);
+      ASSERT_EQ(crop.width, box.width);
+      ASSERT_EQ(crop.height, box.height);
+      const cv::Mat got(crop.height, crop.width, CV_8UC3,
+                        const_cast<uint8_t *>(crop.pixels.data()));
+      EXPECT_EQ(cv::norm(got, rgb(box), cv::NORM_INF), 0.0)
+          << pp::pixel_format_name(format) << " " << w << "x" << h;
+    }
+  }
 }
 
 TEST(RotatedCrop, CornersFarOutsideTheFrameGiveAtMostTheDiagonalAndNanIsAnError) {
