@@ -13,10 +13,12 @@
  * EOS is forwarded after the last frame finishes; flushing seeks drop the frames in flight. A
  * frame downstream refuses after upstream's EOS (not-linked, not-negotiated) is an element error
  * here, since upstream, which posts such errors, no longer pushes.
- * The latency query adds the measured inference time. With shared=true, every axinference in
- * the process with the same model, device and instance options uses one ModelInstance, so
- * several streams feed one device. fd memory goes to the device as fds (zero-copy) when
- * `dmabuf` is on.
+ * The latency query adds the steady inference time: the longest of the last 64 runs, not
+ * counting the first (warm-up) run, so nothing before the second frame. When a run takes longer
+ * than the latency last reported, the element posts a latency message and the pipeline queries
+ * again. With shared=true, every axinference in the process with the same model, device and
+ * instance options uses one ModelInstance, so several streams feed one device. fd memory goes to
+ * the device as fds (zero-copy) when `dmabuf` is on.
  *
  * A package compiled with batch N > 1 (`axcompile --batch N`) runs whole batches: axpreprocess
  * makes one item per frame or ROI, and the instance's batch collector copies up to N items (of
@@ -65,6 +67,7 @@
 
 #include "ax_batch_collector.h"
 #include "ax_field_properties.h"
+#include "ax_latency_window.h"
 #include "axstream/gst/axtensormeta.h"
 #include "axstream/gst/axtensorpool.h"
 #include "axstream/runtime/runtime.h"
@@ -241,8 +244,9 @@ struct GstAxInferenceState {
   // a drain query waiting, a flush or shutdown under way. `draining`: the collector was told.
   bool drain_eos = false, drain_query = false, drain_flush = false;
   bool draining = false;
-  std::chrono::nanoseconds run_latency{0};  // largest inference time seen
-  std::atomic<uint64_t> bytes_copied{0};    // tensor bytes this element copied (staging)
+  // Recent inference times (warm-up run excluded): what the latency query reports.
+  axstream::gst::LatencyWindow run_latency;
+  std::atomic<uint64_t> bytes_copied{0};  // tensor bytes this element copied (staging)
 
   std::vector<std::thread> runners;
   std::thread pusher;
@@ -356,6 +360,24 @@ class TensorArgument {
 };
 
 // Runs every matching input meta of `buffer`; throws the runtime's error.
+// Counts one run in the reported latency; when that grew beyond what the last latency query
+// was told, tells the pipeline to query again (a live pipeline otherwise keeps a latency its
+// frames now exceed, and its sink drops them as late), as GStreamer elements do.
+static void record_latency(GstAxInference *self, std::chrono::steady_clock::duration took) {
+  bool grew;
+  std::chrono::nanoseconds steady;
+  {
+    std::lock_guard<std::mutex> lock(self->state->mutex);
+    grew =
+        self->state->run_latency.record(std::chrono::duration_cast<std::chrono::nanoseconds>(took));
+    steady = self->state->run_latency.steady();
+  }
+  if (!grew) return;
+  GST_INFO_OBJECT(self, "inference latency grew to %" GST_TIME_FORMAT ": posting a latency message",
+                  GST_TIME_ARGS(GstClockTime(steady.count())));
+  gst_element_post_message(GST_ELEMENT(self), gst_message_new_latency(GST_OBJECT(self)));
+}
+
 static void infer_buffer(GstAxInference *self, GstBuffer *buffer) {
   GstAxInferenceState *state = self->state;
   std::vector<GstAxTensorMeta *> inputs;
@@ -397,12 +419,7 @@ static void infer_buffer(GstAxInference *self, GstBuffer *buffer) {
     const auto start = std::chrono::steady_clock::now();
     std::vector<GstBuffer *> outputs = collector->run_items(
         items, std::chrono::microseconds(state->batch_timeout_us), &state->bytes_copied);
-    const auto took = std::chrono::steady_clock::now() - start;
-    {
-      std::lock_guard<std::mutex> lock(state->mutex);
-      state->run_latency =
-          std::max(state->run_latency, std::chrono::duration_cast<std::chrono::nanoseconds>(took));
-    }
+    record_latency(self, std::chrono::steady_clock::now() - start);
     for (size_t i = 0; i < inputs.size(); ++i) {
       gst_buffer_add_ax_tensor_meta(buffer, GST_AX_TENSOR_OUTPUT, self->model, inputs[i]->roi_id,
                                     &inputs[i]->transform, outputs[i]);
@@ -435,12 +452,7 @@ static void infer_buffer(GstAxInference *self, GstBuffer *buffer) {
       }
       const auto start = std::chrono::steady_clock::now();
       state->device->instance->run(in_args, out_args);
-      const auto took = std::chrono::steady_clock::now() - start;
-      {
-        std::lock_guard<std::mutex> lock(state->mutex);
-        state->run_latency = std::max(state->run_latency,
-                                      std::chrono::duration_cast<std::chrono::nanoseconds>(took));
-      }
+      record_latency(self, std::chrono::steady_clock::now() - start);
     } catch (...) {
       gst_buffer_unref(outputs);
       throw;
@@ -548,8 +560,7 @@ static void pusher_loop(GstAxInference *self) {
     state->pushing = false;
     state->space.notify_all();  // a FLUSH_START waits for this push to end
     // A flush since the pop makes this result stale.
-    if (ret != GST_FLOW_OK && generation == state->generation &&
-        state->downstream == GST_FLOW_OK) {
+    if (ret != GST_FLOW_OK && generation == state->generation && state->downstream == GST_FLOW_OK) {
       state->downstream = ret;
       state->space.notify_all();  // a chain waiting for a slot returns the error
     }
@@ -633,7 +644,7 @@ static bool wait_drained(GstAxInferenceState *state) {
   state->drain_query = true;
   update_drain(state);
   state->space.wait(lock,
-                      [&] { return state->order.empty() || state->flushing || state->stopping; });
+                    [&] { return state->order.empty() || state->flushing || state->stopping; });
   state->drain_query = false;
   update_drain(state);
   return state->order.empty();
@@ -711,7 +722,7 @@ static gboolean gst_ax_inference_src_query(GstPad *pad, GstObject *parent, GstQu
     guint inflight;
     {
       std::lock_guard<std::mutex> lock(self->state->mutex);
-      ours = GstClockTime(self->state->run_latency.count());
+      ours = GstClockTime(self->state->run_latency.report().count());
       inflight = guint(self->state->max_inflight);
     }
     // A frame leaves at least one inference after it came; the queue holds up to max-inflight.
@@ -811,7 +822,7 @@ static GstStateChangeReturn gst_ax_inference_change_state(GstElement *element,
     }
     state->release_pools();
     state->device.reset();
-    state->run_latency = std::chrono::nanoseconds(0);
+    state->run_latency.reset();
     state->warned_no_tensor = false;
     state->bytes_copied = 0;
   }

@@ -11,10 +11,11 @@
 #include <random>
 #include <vector>
 
+#include "ax_latency_window.h"
+#include "axinference_test_util.h"
 #include "axstream/gst/axtensormeta.h"
 #include "axstream/gst/axtensorpool.h"
 #include "axstream/runtime/runtime.h"
-#include "axinference_test_util.h"
 
 namespace {
 
@@ -220,17 +221,64 @@ TEST(AxInference, DownstreamRefusingFramesAfterEosIsAnErrorNamingTheReason) {
   }
 }
 
-TEST(AxInference, LatencyQueryAddsTheInferenceTime) {
+TEST(AxInference, LatencyQueryAddsTheSteadyInferenceTimeAndGrowthIsAnnounced) {
   AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
-  GstHarness *h = inference_harness(model);
+  GstElement *element = gst_element_factory_make("axinference", nullptr);
+  ASSERT_NE(element, nullptr);
+  g_object_set(element, "model", model.c_str(), nullptr);
+  GstBus *bus = gst_bus_new();
+  gst_element_set_bus(element, bus);
+  GstHarness *h = gst_harness_new_with_element(element, "sink", "src");
+  gst_harness_set_src_caps_str(h, "video/x-raw,format=RGB,width=16,height=16,framerate=30/1");
   gst_harness_set_upstream_latency(h, 10 * GST_MSECOND);
+  EXPECT_EQ(gst_harness_query_latency(h), 10 * GST_MSECOND) << "nothing measured yet";
   const Bytes input = read_file(model + "/reference/input_0.bin");
-  ASSERT_EQ(gst_harness_push(h, frame_with_tensor(model, input, 0)), GST_FLOW_OK);
-  gst_buffer_unref(gst_harness_pull(h));
+  auto run_frame = [&] {
+    ASSERT_EQ(gst_harness_push(h, frame_with_tensor(model, input, 0)), GST_FLOW_OK);
+    gst_buffer_unref(gst_harness_pull(h));
+  };
+  auto latency_messages = [&] {
+    int count = 0;
+    while (GstMessage *message = gst_bus_pop_filtered(bus, GST_MESSAGE_LATENCY)) {
+      EXPECT_EQ(GST_MESSAGE_SRC(message), GST_OBJECT(element));
+      gst_message_unref(message);
+      ++count;
+    }
+    return count;
+  };
+  // The first run is the warm-up: not counted, no announcement.
+  run_frame();
+  EXPECT_EQ(latency_messages(), 0);
+  EXPECT_EQ(gst_harness_query_latency(h), 10 * GST_MSECOND);
+  // The second run is steady and longer than the 0 reported: announced once.
+  run_frame();
+  run_frame();
+  EXPECT_EQ(latency_messages(), 1);
   const GstClockTime latency = gst_harness_query_latency(h);
   EXPECT_GT(latency, 10 * GST_MSECOND);
   EXPECT_LT(latency, 10 * GST_MSECOND + 10 * GST_SECOND);
   gst_harness_teardown(h);
+  gst_object_unref(bus);
+}
+
+// The window itself, with made-up run times.
+TEST(LatencyWindow, ReportsTheLongestRecentRunWithoutTheWarmUpAndAnnouncesGrowthOnce) {
+  using std::chrono::milliseconds;
+  axstream::gst::LatencyWindow window(4);
+  EXPECT_FALSE(window.record(milliseconds(900)));  // warm-up: not counted
+  EXPECT_EQ(window.report(), milliseconds(0));
+  EXPECT_TRUE(window.record(milliseconds(10)));   // beyond the 0 reported
+  EXPECT_FALSE(window.record(milliseconds(12)));  // already announced, not yet queried
+  EXPECT_EQ(window.report(), milliseconds(12));
+  EXPECT_FALSE(window.record(milliseconds(11)));  // within what was reported
+  EXPECT_TRUE(window.record(milliseconds(20)));
+  EXPECT_EQ(window.report(), milliseconds(20));
+  // Four shorter runs push the 20 ms run out of the window: the next report is lower, unasked.
+  for (int i = 0; i < 4; ++i) EXPECT_FALSE(window.record(milliseconds(5)));
+  EXPECT_EQ(window.report(), milliseconds(5));
+  window.reset();  // a new start has its own warm-up
+  EXPECT_FALSE(window.record(milliseconds(300)));
+  EXPECT_EQ(window.steady(), milliseconds(0));
 }
 
 TEST(AxInference, SharedElementsUseOneInstanceAndItsReservation) {
