@@ -26,13 +26,15 @@ constexpr Yuv kBlackYuv = {16, 128, 128};
 
 class Overlay : public ::testing::TestWithParam<const char *> {
  protected:
-  void SetUp() override {
+  void SetUp() override { start(kWidth, kHeight); }
+  void start(int width, int height) {
     gst_init(nullptr, nullptr);
     harness_ = gst_harness_new("axoverlay");
     ASSERT_NE(harness_, nullptr) << "axoverlay not found; GST_PLUGIN_PATH must name the build's "
                                     "gst/elements";
-    const std::string caps =
-        std::string("video/x-raw,format=") + GetParam() + ",width=64,height=48,framerate=30/1";
+    const std::string caps = std::string("video/x-raw,format=") + GetParam() +
+                             ",width=" + std::to_string(width) +
+                             ",height=" + std::to_string(height) + ",framerate=30/1";
     gst_harness_set_src_caps_str(harness_, caps.c_str());
     GstCaps *parsed = gst_caps_from_string(caps.c_str());
     ASSERT_TRUE(gst_video_info_from_caps(&info_, parsed));
@@ -211,6 +213,31 @@ TEST_P(Overlay, PassesFramesWithoutResultsUnchanged) {
 INSTANTIATE_TEST_SUITE_P(EveryFormat, Overlay,
                          ::testing::Values("RGB", "BGR", "RGBx", "BGRx", "xRGB", "xBGR", "RGBA",
                                            "BGRA", "NV12", "I420"));
+
+// Odd-sized frames: NV12/I420 chroma planes are ceil(w/2) x ceil(h/2); a box on the last column
+// and row colours the chroma samples covering them, and nothing is written outside the planes.
+class OverlayOddSize : public Overlay {
+ protected:
+  void SetUp() override { start(65, 49); }
+};
+
+TEST_P(OverlayOddSize, DrawsBoxEdgesOnTheLastColumnAndRow) {
+  g_object_set(gst_harness_find_element(harness_, "axoverlay"), "draw-labels", FALSE, nullptr);
+  gst_object_unref(gst_harness_find_element(harness_, "axoverlay"));
+  GstBuffer *in = black_frame();
+  add_face(in, 40, 30, 25, 19);  // edges x 40 and 64, y 30 and 48: the last column and row
+  GstBuffer *out = push_pull(in);
+  ASSERT_NE(out, nullptr);
+  EXPECT_EQ(pixel(out, 64, 40), green()) << "right edge, the last column";
+  EXPECT_EQ(pixel(out, 50, 48), green()) << "bottom edge, the last row";
+  EXPECT_EQ(pixel(out, 64, 48), green()) << "the last pixel";
+  EXPECT_EQ(pixel(out, 52, 38), black()) << "inside the box";
+  EXPECT_EQ(pixel(out, 10, 10), black()) << "outside the box";
+  gst_buffer_unref(out);
+}
+
+INSTANTIATE_TEST_SUITE_P(SubsampledAndPacked, OverlayOddSize,
+                         ::testing::Values("NV12", "I420", "RGB"));
 
 TEST(OverlayCaps, RefusesFormatsItCannotDrawOn) {
   gst_init(nullptr, nullptr);
