@@ -385,6 +385,28 @@ TEST(ZeroCopyDmabufInput, OnlyTheRowsTheCropReadsAreMappedAndTheTensorIsUnchange
   EXPECT_EQ(system_mapped, content.size()) << "system-memory frames are mapped whole";
 }
 
+// Odd-sized 4:2:0 frames: the chroma planes have ceil(h / 2) rows, and a crop down to the last
+// luma row needs the last chroma row mapped too (the rows past it are not in the fd).
+TEST(ZeroCopyDmabufInput, OddSizedFramesMapTheLastChromaRowAndGiveTheSystemMemoryTensor) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  for (const char *format : {"NV12", "I420"}) {
+    GstVideoInfo info;
+    gst_video_info_set_format(&info, gst_video_format_from_string(format), 641, 479);
+    const Bytes content = random_bytes(GST_VIDEO_INFO_SIZE(&info), 14);
+    const std::string crop = "1,400,640,79";  // down to the last row and column
+    const std::string format_field = std::string(",format=") + format;
+    guint64 mapped = 0;
+    const Bytes from_dmabuf = preprocess_once(
+        model, crop, nv12_caps(("(memory:DMABuf)" + format_field).c_str(), 641, 479),
+        dmabuf_frame(content), &mapped);
+    ASSERT_FALSE(from_dmabuf.empty()) << format;
+    EXPECT_LT(mapped, content.size() / 2) << format << ": only the rows read are mapped";
+    const Bytes from_system = preprocess_once(
+        model, crop, nv12_caps(format_field.c_str(), 641, 479), system_frame(content));
+    EXPECT_EQ(from_dmabuf, from_system) << format;
+  }
+}
+
 TEST(ZeroCopyDmabufInput, DrmFormatCapsAreReadLikeTheirGStreamerFormat) {
   AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
   const Bytes content = random_bytes(64 * 48 * 3 / 2, 12);
