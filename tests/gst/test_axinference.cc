@@ -114,6 +114,16 @@ TEST(AxInference, EosIsForwardedAfterEveryQueuedFrame) {
   gst_harness_teardown(h);
 }
 
+// After a flush: a new segment, then one frame at 5 s; returns what comes out (nullptr if none).
+GstBuffer *push_after_flush(GstHarness *h, const std::string &model, const Bytes &input) {
+  GstSegment segment;
+  gst_segment_init(&segment, GST_FORMAT_TIME);
+  if (!gst_harness_push_event(h, gst_event_new_segment(&segment))) return nullptr;
+  if (gst_harness_push(h, frame_with_tensor(model, input, 5 * GST_SECOND)) != GST_FLOW_OK)
+    return nullptr;
+  return gst_harness_pull(h);
+}
+
 TEST(AxInference, FlushDropsQueuedFramesAndStreamingContinues) {
   AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
   GstHarness *h = inference_harness(model, "max-inflight=16");
@@ -128,11 +138,7 @@ TEST(AxInference, FlushDropsQueuedFramesAndStreamingContinues) {
   // Drain whatever was pushed before the flush, then a new segment streams normally.
   while (gst_harness_try_pull(h)) {
   }
-  GstSegment segment;
-  gst_segment_init(&segment, GST_FORMAT_TIME);
-  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_segment(&segment)));
-  ASSERT_EQ(gst_harness_push(h, frame_with_tensor(model, input, 5 * GST_SECOND)), GST_FLOW_OK);
-  GstBuffer *out = gst_harness_pull(h);
+  GstBuffer *out = push_after_flush(h, model, input);
   ASSERT_NE(out, nullptr);
   EXPECT_EQ(GST_BUFFER_PTS(out), 5 * GST_SECOND);
   EXPECT_EQ(output_of(out), read_file(model + "/reference/output_0.bin"));
@@ -174,11 +180,7 @@ TEST(AxInference, FrameBeingPushedAtAFlushDoesNotComeOutAfterIt) {
             std::future_status::ready);
   ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_flush_start()));
   ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_flush_stop(TRUE)));
-  GstSegment segment;
-  gst_segment_init(&segment, GST_FORMAT_TIME);
-  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_segment(&segment)));
-  ASSERT_EQ(gst_harness_push(h, frame_with_tensor(model, input, 5 * GST_SECOND)), GST_FLOW_OK);
-  GstBuffer *out = gst_harness_pull(h);
+  GstBuffer *out = push_after_flush(h, model, input);
   ASSERT_NE(out, nullptr);
   EXPECT_EQ(GST_BUFFER_PTS(out), 5 * GST_SECOND) << "a frame from before the flush came out";
   gst_buffer_unref(out);
