@@ -50,6 +50,16 @@ _VALUE_FLAGS = {
     "batch": "--batch",
 }
 
+# Options that are one axcompile flag, given when the option's truth is the second value.
+_SWITCH_FLAGS = {
+    "check": ("--no-check", False),
+    "verbose": ("--verbose", True),
+    "bias_correction": ("--no-bias-correction", False),
+    "equalise_channels": ("--equalise-channels", True),
+    "output_activation_in_core": ("--output-activation-in-core", True),
+    "flat_range_cut": ("--flat-range-cut", True),
+}
+
 # keyword -> (axcompile flag, what each value is), for options given as a mapping name -> numbers
 _MAPPING_FLAGS = {
     "input_shape": ("--input-shape", "input name -> shape, e.g. {'x': [1, 3, 640, 640]}"),
@@ -132,24 +142,10 @@ def _flags(options: Mapping[str, Any]) -> list[str]:
                     f"axelera.runtime.compile: {key}={value!r}: expected a mapping {expected}")
             for name, numbers in value.items():
                 args += [flag, f"{name}={_numbers(key, numbers)}"]
-        elif key == "check":
-            if not value:
-                args.append("--no-check")
-        elif key == "verbose":
-            if value:
-                args.append("--verbose")
-        elif key == "bias_correction":
-            if not value:
-                args.append("--no-bias-correction")
-        elif key == "equalise_channels":
-            if value:
-                args.append("--equalise-channels")
-        elif key == "output_activation_in_core":
-            if value:
-                args.append("--output-activation-in-core")
-        elif key == "flat_range_cut":
-            if value:
-                args.append("--flat-range-cut")
+        elif key in _SWITCH_FLAGS:
+            flag, when = _SWITCH_FLAGS[key]
+            if bool(value) == when:
+                args.append(flag)
         elif key == "float_nodes":
             if isinstance(value, str) or not isinstance(value, Sequence) or not value:
                 raise _invalid_argument(
@@ -157,10 +153,8 @@ def _flags(options: Mapping[str, Any]) -> list[str]:
                     "sequence of node names")
             args += ["--float-nodes", ",".join(str(v) for v in value)]
         else:
-            known = sorted(list(_VALUE_FLAGS) + list(_MAPPING_FLAGS) +
-                           ["mean", "std", "check", "verbose", "bias_correction",
-                            "equalise_channels", "output_activation_in_core", "flat_range_cut",
-                            "float_nodes"])
+            known = sorted(list(_VALUE_FLAGS) + list(_MAPPING_FLAGS) + list(_SWITCH_FLAGS) +
+                           ["mean", "std", "float_nodes"])
             raise _invalid_argument(f"axelera.runtime.compile: unknown option {key!r}; expected one "
                                     f"of {', '.join(known)}")
     return args
