@@ -1,6 +1,9 @@
 #include "axstream/decoders/nms.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <numeric>
+#include <unordered_map>
 
 namespace axstream::decoders {
 
@@ -19,15 +22,32 @@ static void sort_best_first(std::vector<Detection> &detections) {
 
 std::vector<Detection> nms(std::vector<Detection> detections, float iou_threshold,
                            int max_detections, bool class_agnostic) {
-  sort_best_first(detections);
+  // Best first from a heap of indices instead of sorting every candidate: an untrained model or a
+  // low threshold gives tens of thousands of candidates (25200 for yolov5 at 640x640) of which
+  // only the first few hundred are looked at before max_detections are kept. Ties go to the
+  // earlier candidate, the order a stable sort by score gives.
+  std::vector<uint32_t> heap(detections.size());
+  std::iota(heap.begin(), heap.end(), 0u);
+  const auto ranks_below = [&](uint32_t a, uint32_t b) {
+    const float score_a = detections[a].score, score_b = detections[b].score;
+    return score_a < score_b || (!(score_b < score_a) && a > b);
+  };
+  std::make_heap(heap.begin(), heap.end(), ranks_below);
+  // Kept boxes by class (one bucket when class_agnostic): a candidate is compared only with the
+  // boxes that can suppress it.
+  std::unordered_map<int, std::vector<Box>> kept_boxes;
   std::vector<Detection> kept;
-  for (auto &candidate : detections) {
+  for (auto heap_end = heap.end(); heap_end != heap.begin(); --heap_end) {
     if (max_detections > 0 && static_cast<int>(kept.size()) >= max_detections) break;
-    const bool suppressed = std::any_of(kept.begin(), kept.end(), [&](const Detection &k) {
-      return (class_agnostic || k.class_id == candidate.class_id) &&
-             iou(k.box, candidate.box) > iou_threshold;
+    std::pop_heap(heap.begin(), heap_end, ranks_below);
+    Detection &candidate = detections[*(heap_end - 1)];
+    std::vector<Box> &rivals = kept_boxes[class_agnostic ? 0 : candidate.class_id];
+    const bool suppressed = std::any_of(rivals.begin(), rivals.end(), [&](const Box &k) {
+      return iou(k, candidate.box) > iou_threshold;
     });
-    if (!suppressed) kept.push_back(std::move(candidate));
+    if (suppressed) continue;
+    rivals.push_back(candidate.box);
+    kept.push_back(std::move(candidate));
   }
   return kept;
 }

@@ -2,10 +2,12 @@
 // conversion (depad, dequantise, layout, reshape).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <random>
 
 #include "axstream/decoders/blazeface.h"
 #include "axstream/decoders/decoder.h"
@@ -202,6 +204,49 @@ TEST(Nms, KeepsTheBestBoxAndDropsOverlapsOfTheSameClass) {
   EXPECT_FLOAT_EQ(kept[2].score, 0.5f);
   EXPECT_EQ(dec::nms(detections, 0.5f, 0, /*class_agnostic=*/true).size(), 2u);
   EXPECT_EQ(dec::nms(detections, 0.5f, 2).size(), 2u);
+}
+
+// nms() takes candidates best first from a heap; what it keeps must be what greedy NMS over a
+// stable sort by score keeps, ties (equal scores) included, with and without the cap.
+TEST(Nms, ManyTiedCandidatesKeepWhatAStableSortByScoreKeeps) {
+  std::mt19937 random(7);
+  std::uniform_real_distribution<float> position(0, 600), size(5, 80);
+  std::vector<dec::Detection> detections;
+  for (int i = 0; i < 3000; ++i) {
+    const float x = position(random), y = position(random);
+    // Scores from 20 levels: most candidates tie with others.
+    const float score = 0.25f + 0.03f * static_cast<float>(random() % 20);
+    detections.push_back({{x, y, x + size(random), y + size(random)},
+                          score,
+                          static_cast<int>(random() % 3),
+                          "",
+                          {}});
+  }
+  auto reference = [&](int max_detections) {
+    std::vector<dec::Detection> sorted = detections;
+    std::stable_sort(sorted.begin(), sorted.end(),
+                     [](const auto &a, const auto &b) { return a.score > b.score; });
+    std::vector<dec::Detection> kept;
+    for (const auto &candidate : sorted) {
+      if (max_detections > 0 && static_cast<int>(kept.size()) >= max_detections) break;
+      if (std::none_of(kept.begin(), kept.end(), [&](const auto &k) {
+            return k.class_id == candidate.class_id && dec::iou(k.box, candidate.box) > 0.45f;
+          }))
+        kept.push_back(candidate);
+    }
+    return kept;
+  };
+  for (int max_detections : {0, 1, 100, 1000}) {
+    const auto expected = reference(max_detections);
+    const auto kept = dec::nms(detections, 0.45f, max_detections);
+    ASSERT_EQ(kept.size(), expected.size()) << "max_detections " << max_detections;
+    for (size_t i = 0; i < kept.size(); ++i) {
+      EXPECT_EQ(kept[i].score, expected[i].score) << i;
+      EXPECT_EQ(kept[i].class_id, expected[i].class_id) << i;
+      EXPECT_EQ(kept[i].box.x0, expected[i].box.x0) << i;
+      EXPECT_EQ(kept[i].box.y1, expected[i].box.y1) << i;
+    }
+  }
 }
 
 TEST(ClassificationDecoder, ReportsTopKBestFirstWithLabels) {
