@@ -7,9 +7,16 @@
  * `track-id` into each ROI's `ax-detection` parameters; axoverlay draws it and axmetapublish
  * writes it. One tracker per element, i.e. per stream.
  *
+ * With the seeded yolov5s package of docs/pipelines.md, whose heads end in the package's
+ * Sigmoid, axdecode needs `activations=sigmoid`: without it the probabilities are decoded as
+ * logits, all 25200 anchors pass the threshold and decoding takes the float path, ~10x slower
+ * (docs/performance.md, "Detector, tracker and overlay").
+ *
  * |[
+ * P=$HOME/.cache/axstream/bench/pkg/yolov5s
  * gst-launch-1.0 filesrc location=vtest.avi ! decodebin ! \
- *   axpreprocess model=yolo ! axinference model=yolo ! axdecode decoder=yolov5 ! \
+ *   axpreprocess model=$P ! axinference model=$P ! \
+ *   axdecode decoder=yolov5 decoder-config="activations=sigmoid" ! \
  *   axtracker max-age=30 min-hits=3 ! axoverlay ! videoconvert ! autovideosink
  * ]|
  */
