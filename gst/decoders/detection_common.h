@@ -84,6 +84,9 @@ class YoloDecoder : public Decoder {
     return derived().decode_views(views_of<FloatView>(outputs), geometry);
   }
   bool has_int8_path() const override { return true; }
+  bool applies_sigmoid(const std::vector<FloatTensor> &outputs) const override {
+    return !sigmoid_applied_ && outputs.size() == 3;  // raw heads; the decoded form has none
+  }
   DecodeResult decode_quantized(const std::vector<QuantizedTensor> &outputs,
                                 const Geometry &geometry) const override {
     check_outputs(shapes_of(outputs));

@@ -434,6 +434,17 @@ static GstFlowReturn gst_ax_decode_transform_ip(GstBaseTransform *trans, GstBuff
           const std::vector<bool> before_sigmoid = converter.outputs_before_sigmoid();
           const bool postamble_sigmoid =
               std::find(before_sigmoid.begin(), before_sigmoid.end(), true) != before_sigmoid.end();
+          if (!before_sigmoid.empty() &&
+              std::find(before_sigmoid.begin(), before_sigmoid.end(), false) ==
+                  before_sigmoid.end() &&
+              state->decoder->applies_sigmoid(floats))
+            GST_ELEMENT_WARNING(
+                self, STREAM, DECODE,
+                ("model '%s' ends its outputs in a Sigmoid and decoder %s applies one again: "
+                 "every score passes its threshold; set decoder-config=\"activations=sigmoid\"",
+                 model_path.c_str(), state->decoder->name()),
+                ("the package's postamble gives probabilities; decoding them as logits "
+                 "(activations=logits, the default) makes every anchor a candidate"));
           if (decoding.int8_path && (postamble_sigmoid || converter.splits_outputs())) {
             // The postamble's sigmoid moves into the decoder, applied to candidates only (and
             // outputs it concatenates from differently quantised parts come as those parts).

@@ -719,6 +719,41 @@ TEST_F(AxDecode, YoloHeadsWithASigmoidPostambleDecodeInInt8LikeTheFloatPath) {
   EXPECT_TRUE(log.says("decoder yolov5 uses its int8 path")) << "the fast harness stayed on float";
 }
 
+// The package's postamble already applies the heads' Sigmoid: decoding them as logits (the
+// default) would pass every anchor, so axdecode warns and names the setting; with it, no warning.
+TEST_F(AxDecode, YoloHeadsAfterAPostambleSigmoidWithoutActivationsSigmoidWarn) {
+  SigmoidHeadsPackage package;
+  GstAxTransform transform{};
+  transform.crop_width = transform.crop_height = 64;
+  transform.scale_x = transform.scale_y = 1;
+  transform.tensor_width = transform.tensor_height = 64;
+  for (const bool configured : {false, true}) {
+    GstHarness *harness =
+        decode_harness(std::string("axdecode decoder=yolov5") +
+                       (configured ? " decoder-config=\"activations=sigmoid\"" : ""));
+    axtest::BusWatch bus(harness->element);
+    std::vector<std::vector<int8_t>> outputs;
+    for (size_t bytes : {8 * 8 * 24, 4 * 4 * 24, 2 * 2 * 24}) outputs.emplace_back(bytes, 0);
+    GstBuffer *tensors = gst_buffer_new();
+    for (const auto &bytes : outputs) gst_buffer_append_memory(tensors, wrap_bytes(bytes));
+    ASSERT_EQ(
+        gst_harness_push(harness, frame_with_outputs(package.dir.string(), tensors, transform)),
+        GST_FLOW_OK)
+        << bus.error();
+    gst_buffer_unref(gst_harness_pull(harness));
+    const std::string warning = bus.warning();
+    if (configured) {
+      EXPECT_EQ(warning, "");
+    } else {
+      EXPECT_NE(warning.find("ends its outputs in a Sigmoid and decoder yolov5 applies one"),
+                std::string::npos)
+          << warning;
+      EXPECT_NE(warning.find("activations=sigmoid"), std::string::npos) << warning;
+    }
+    gst_harness_teardown(harness);
+  }
+}
+
 namespace {
 
 // An SSD-shaped package as axcompile makes ssd_mobilenet: per level (3x3 cells with 4 priors,

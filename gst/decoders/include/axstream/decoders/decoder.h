@@ -47,6 +47,10 @@ class Decoder {
   // sigmoid/exp tables) and dequantises only candidates. Gives exactly decode() of the
   // dequantised tensors. Decoders without one (has_int8_path() false) dequantise everything.
   virtual bool has_int8_path() const { return false; }
+  // True when this decoder applies a sigmoid to `outputs` itself (yolov5/yolov8 raw heads with
+  // activations=logits, their default): outputs a package's postamble already ends in a Sigmoid
+  // would be squashed twice, every score passing 0.25.
+  virtual bool applies_sigmoid(const std::vector<FloatTensor> & /*outputs*/) const { return false; }
   virtual DecodeResult decode_quantized(const std::vector<QuantizedTensor> &outputs,
                                         const Geometry &geometry) const;
   // For a package whose postamble applies an element-wise sigmoid to the outputs marked in
