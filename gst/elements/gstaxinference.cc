@@ -359,7 +359,6 @@ class TensorArgument {
   rt::Argument argument_;
 };
 
-// Runs every matching input meta of `buffer`; throws the runtime's error.
 // Counts one run in the reported latency; when that grew beyond what the last latency query
 // was told, tells the pipeline to query again (a live pipeline otherwise keeps a latency its
 // frames now exceed, and its sink drops them as late), as GStreamer elements do.
@@ -378,6 +377,7 @@ static void record_latency(GstAxInference *self, std::chrono::steady_clock::dura
   gst_element_post_message(GST_ELEMENT(self), gst_message_new_latency(GST_OBJECT(self)));
 }
 
+// Runs every matching input meta of `buffer`; throws the runtime's error.
 static void infer_buffer(GstAxInference *self, GstBuffer *buffer) {
   GstAxInferenceState *state = self->state;
   std::vector<GstAxTensorMeta *> inputs;
