@@ -28,6 +28,17 @@ Bytes read_file(const std::string &path) {
   return Bytes(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
+// Pushes an EOS and drops the events coming out before it; false when no EOS came out.
+bool push_eos_and_wait_for_it(GstHarness *h) {
+  if (!gst_harness_push_event(h, gst_event_new_eos())) return false;
+  GstEvent *event = nullptr;
+  while ((event = gst_harness_pull_event(h)) && GST_EVENT_TYPE(event) != GST_EVENT_EOS)
+    gst_event_unref(event);
+  if (event == nullptr) return false;
+  gst_event_unref(event);
+  return true;
+}
+
 TEST(AxInference, OutputEqualsModelInstanceRunAndThePackageReference) {
   AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
   const Bytes input = read_file(model + "/reference/input_0.bin");
@@ -102,12 +113,7 @@ TEST(AxInference, EosIsForwardedAfterEveryQueuedFrame) {
   const int frames = 8;
   for (int i = 0; i < frames; ++i)
     ASSERT_EQ(gst_harness_push(h, frame_with_tensor(model, input, GstClockTime(i))), GST_FLOW_OK);
-  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
-  GstEvent *event = nullptr;
-  while ((event = gst_harness_pull_event(h)) && GST_EVENT_TYPE(event) != GST_EVENT_EOS)
-    gst_event_unref(event);
-  ASSERT_NE(event, nullptr) << "no EOS came out";
-  gst_event_unref(event);
+  ASSERT_TRUE(push_eos_and_wait_for_it(h)) << "no EOS came out";
   // Buffers reach the harness before the EOS that followed them.
   EXPECT_EQ(gst_harness_buffers_received(h), guint(frames));
   for (int i = 0; i < frames; ++i) gst_buffer_unref(gst_harness_pull(h));
@@ -209,12 +215,7 @@ TEST(AxInference, DownstreamRefusingFramesAfterEosIsAnErrorNamingTheReason) {
     const Bytes input = read_file(model + "/reference/input_0.bin");
     // The frame is queued at once (its push returns OK): the refusal comes after the EOS.
     ASSERT_EQ(gst_harness_push(h, frame_with_tensor(model, input, 0)), GST_FLOW_OK);
-    ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
-    GstEvent *event = nullptr;
-    while ((event = gst_harness_pull_event(h)) && GST_EVENT_TYPE(event) != GST_EVENT_EOS)
-      gst_event_unref(event);
-    ASSERT_NE(event, nullptr) << "no EOS came out";
-    gst_event_unref(event);
+    ASSERT_TRUE(push_eos_and_wait_for_it(h)) << "no EOS came out";
     const std::string error = bus.error();
     EXPECT_NE(error.find(gst_flow_get_name(refusal)), std::string::npos)
         << gst_flow_get_name(refusal) << ": " << error;
