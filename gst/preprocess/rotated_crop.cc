@@ -86,6 +86,7 @@ cv::Mat to_rgb(const Frame &frame) {
     }
     cv::cvtColor(yuv, rgb, cv::COLOR_YUV2RGB_I420);
   }
+  if (w == even_w && h == even_h) return rgb;
   // A copy, so the warp's replicated border is the frame's edge, not the padding.
   return rgb(cv::Rect(0, 0, w, h)).clone();
 }
