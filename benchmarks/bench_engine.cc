@@ -14,6 +14,7 @@
 // its ceiling: oneDNN's own int8 primitives for the same layers, chained back to back on one
 // thread per instance (dnnl_ceiling.h says what the chain holds).
 #include <omp.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -151,6 +152,7 @@ ab::Stats run_instances(const std::shared_ptr<rt::Connection> &conn,
   std::vector<std::thread> threads;
   for (int i = 0; i < cores; ++i) {
     threads.emplace_back([&, i] {
+      pthread_setname_np(pthread_self(), ("bench-core" + std::to_string(i)).c_str());
       auto inst = instances[size_t(i)];
       std::vector<std::vector<int8_t>> in, out;
       std::vector<rt::Argument> ia, oa;
@@ -215,6 +217,7 @@ ab::Stats run_ceiling(const eng::CompiledGraph &graph, int instances, double sec
   std::vector<std::thread> threads;
   for (int i = 0; i < instances; ++i) {
     threads.emplace_back([&, i] {
+      pthread_setname_np(pthread_self(), ("bench-dnnl" + std::to_string(i)).c_str());
       omp_set_num_threads(1);
       std::unique_ptr<ab::DnnlCeiling> chain;
       try {
@@ -299,8 +302,14 @@ void bench_ceiling(const std::shared_ptr<rt::Context> &ctx, const PackageCase &c
 int main(int argc, char **argv) {
   std::vector<int> threads = {1};
   std::vector<std::string> only, ceiling;
+  const auto usage = [&](FILE *to) {
+    std::fprintf(to, "usage: %s [--threads 1,2] [--only NAME,...] [--ceiling NAME,...]\n", argv[0]);
+  };
   for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) {
+    if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
+      usage(stdout);
+      return 0;
+    } else if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) {
       threads = parse_list(argv[++i]);
     } else if (!std::strcmp(argv[i], "--only") && i + 1 < argc) {
       std::stringstream ss(argv[++i]);
@@ -311,8 +320,7 @@ int main(int argc, char **argv) {
       std::string item;
       while (std::getline(ss, item, ',')) ceiling.push_back(item);
     } else {
-      std::fprintf(stderr, "usage: %s [--threads 1,2] [--only NAME,...] [--ceiling NAME,...]\n",
-                   argv[0]);
+      usage(stderr);
       return 2;
     }
   }
@@ -329,6 +337,9 @@ int main(int argc, char **argv) {
       {"mobilenetv2", bench + "/float/mobilenetv2.onnx", {}},
       {"yolov5s", bench + "/float/yolov5s.onnx", {}},
       {"yolov8n", bench + "/float/yolov8n.onnx", {}},
+      {"crnn-lstm", bench + "/float/crnn_lstm.onnx", {}},
+      {"deconv2d", bench + "/float/deconv2d.onnx", {}},
+      {"deconv3d", bench + "/float/deconv3d.onnx", {}},
       {"blazeface-front",
        data + "/blazeface/package/ONNX/face_detection_front_128x128_barracuda.onnx",
        {}},

@@ -766,7 +766,20 @@ bool wanted(const std::string &only, const char *part) {
 
 }  // namespace
 
-int main() {
+int main(int argc, char **argv) {
+  // Configured by the environment only; an argument (--help too) would otherwise start the
+  // whole run, several minutes of it.
+  if (argc > 1) {
+    const bool help = !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h");
+    std::fprintf(help ? stdout : stderr,
+                 "usage: %s   (no arguments; environment: AXSTREAM_BENCH_FRAMES, "
+                 "AXSTREAM_BENCH_YOLO_FRAMES, AXSTREAM_BENCH_REPEAT, AXSTREAM_BENCH_STREAMS,\n"
+                 "  AXSTREAM_BENCH_ONLY (face,megamind,yolo,yolov8,ssd,ocr,streams,memory), "
+                 "AXSTREAM_BENCH_PLUGIN_DIR, AXSTREAM_BENCH_BASELINE_PLUGIN_DIR,\n"
+                 "  AXSTREAM_BENCH_INFERENCE_PROPS; docs/performance.md)\n",
+                 argv[0]);
+    return help ? 0 : 2;
+  }
   const std::string data = ab::data_dir();
   const int frames = env_int("AXSTREAM_BENCH_FRAMES", 300);
   const int yolo_frames = env_int("AXSTREAM_BENCH_YOLO_FRAMES", 20);

@@ -17,6 +17,7 @@
 #include <gst/gst.h>
 #include <gst/video/video.h>
 
+#include <cstring>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -155,6 +156,15 @@ struct GstChain {
 
 int main(int argc, char **argv) {
   gst_init(&argc, &argv);
+  // The one argument is a filter, so an option would otherwise match no case and print nothing.
+  const bool help = argc == 2 && (!std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h"));
+  if (help || argc > 2 || (argc == 2 && argv[1][0] == '-')) {
+    std::fprintf(help ? stdout : stderr,
+                 "usage: %s [FILTER]   (FILTER: only the cases whose label contains it, e.g. "
+                 "\"1080p NV12 -> 640\"; AXSTREAM_BENCH_SECONDS per side, default 3)\n",
+                 argv[0]);
+    return help ? 0 : 2;
+  }
   cv::setNumThreads(1);
   const double seconds = ab::seconds_per_case();
   cv::Mat image =

@@ -14,6 +14,12 @@ real ones).
                     6 prior levels (19,10,5,3,2,1 cells; 4,6,6,6,4,4 priors per cell = 2268),
                     outputs loc (1,2268,4) box deltas and conf (1,2268,21) logits (VOC: background
                     + 20 classes); its priors are SSD_MOBILENET_PRIORS (axdecode decoder-config).
+  crnn_lstm.onnx    the recurrent head of a CRNN text recogniser: one bidirectional LSTM over 40
+                    feature columns of 512 channels, hidden size 256, (40,1,512) -> (40,2,1,256).
+  deconv2d.onnx     a segmentation decoder's upsampling: ConvTranspose 4x4 stride 2 pad 1 (windows
+                    overlap), (1,64,80,80) -> (1,32,160,160).
+  deconv3d.onnx     a volumetric decoder's upsampling: ConvTranspose 3x3x3 stride 2 pad 1,
+                    output_padding 1, (1,32,16,32,32) -> (1,16,32,64,64).
 
 usage: make_bench_models.py OUTDIR [NAME...]   (default: all)
 """
@@ -253,18 +259,70 @@ def ssd_mobilenet():
                    "ssd_mobilenet")
 
 
+def crnn_lstm():
+    rng = np.random.default_rng(11)
+    seq, inp, hid = 40, 512, 256
+
+    def weights(*shape):
+        return numpy_helper.from_array(
+            (rng.standard_normal(shape) / np.sqrt(shape[-1])).astype(np.float32))
+
+    w, r, b = weights(2, 4 * hid, inp), weights(2, 4 * hid, hid), weights(2, 8 * hid)
+    for t, name in ((w, "w"), (r, "r"), (b, "b")):
+        t.name = name
+    graph = helper.make_graph(
+        [helper.make_node("LSTM", ["x", "w", "r", "b"], ["y"], hidden_size=hid,
+                          direction="bidirectional")],
+        "crnn_lstm", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [seq, 1, inp])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [seq, 2, 1, hid])], [w, r, b])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+
+
+def deconv(name, x_shape, w_shape, y_shape, **attrs):
+    """One ConvTranspose with seeded weights and bias."""
+    rng = np.random.default_rng(12)
+    w = numpy_helper.from_array((rng.standard_normal(w_shape) * 0.1).astype(np.float32), "w")
+    b = numpy_helper.from_array(rng.standard_normal(w_shape[1]).astype(np.float32), "b")
+    graph = helper.make_graph(
+        [helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], kernel_shape=w_shape[2:],
+                          **attrs)], name,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape)], [w, b])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+
+
+def deconv2d():
+    return deconv("deconv2d", [1, 64, 80, 80], (64, 32, 4, 4), [1, 32, 160, 160], strides=[2, 2],
+                  pads=[1, 1, 1, 1])
+
+
+def deconv3d():
+    return deconv("deconv3d", [1, 32, 16, 32, 32], (32, 16, 3, 3, 3), [1, 16, 32, 64, 64],
+                  strides=[2, 2, 2], pads=[1, 1, 1, 1, 1, 1], output_padding=[1, 1, 1])
+
+
 def main():
-    if len(sys.argv) < 2:
-        sys.exit(__doc__)
-    out = sys.argv[1]
-    os.makedirs(out, exist_ok=True)
+    args = sys.argv[1:]
+    if args and args[0] in ("-h", "--help"):
+        print(__doc__.strip())
+        return
+    # An option here would otherwise become the output folder ("--help/resnet50.onnx").
+    if not args or args[0].startswith("-"):
+        what = f"unknown option '{args[0]}'" if args else "no OUTDIR"
+        print(f"make_bench_models.py: {what}\nusage: make_bench_models.py OUTDIR [NAME...]",
+              file=sys.stderr)
+        sys.exit(2)
+    out = args[0]
     makers = [("resnet50", resnet50), ("mobilenetv2", mobilenetv2), ("yolov5s", yolov5s),
-              ("yolov8n", yolov8n), ("ssd_mobilenet", ssd_mobilenet)]
-    wanted = sys.argv[2:]
+              ("yolov8n", yolov8n), ("ssd_mobilenet", ssd_mobilenet),
+              ("crnn_lstm", crnn_lstm), ("deconv2d", deconv2d), ("deconv3d", deconv3d)]
+    wanted = args[1:]
     unknown = set(wanted) - {name for name, _ in makers}
     if unknown:
-        sys.exit(f"make_bench_models: unknown model(s) {', '.join(sorted(unknown))}; "
-                 f"expected {', '.join(name for name, _ in makers)}")
+        print(f"make_bench_models.py: unknown model(s) {', '.join(sorted(unknown))}; "
+              f"expected {', '.join(name for name, _ in makers)}", file=sys.stderr)
+        sys.exit(2)
+    os.makedirs(out, exist_ok=True)
     for name, make in makers:
         if wanted and name not in wanted:
             continue

@@ -6,7 +6,11 @@ Packages: the generated test packages and, when given, the compiled demo package
 (~/.cache/axstream/models: BlazeFace, PP-OCR).
   fuzz_model_package/  model.json + "\\n@@MANIFEST@@\\n" + manifest.json of every package,
                        and the committed fuzz/corpus/model_package/*.txt
-  fuzz_onnx_import/    every *.onnx of the packages (core, preamble, postamble) up to 200 kB
+  fuzz_onnx_import/    every *.onnx of the packages (core, preamble, postamble) up to 200 kB,
+                       and one tiny model per indexing/sampling/recurrent op (op_seeds below:
+                       TopK, GatherND, Scatter*, OneHot, RoiAlign, GridSample, cubic Resize,
+                       LSTM/GRU/RNN, losses, N-D ConvTranspose, ...), which the packages'
+                       convolution graphs never reach
   fuzz_decoders/       the committed fuzz/corpus/decoders/* (libFuzzer also starts from empty)
 
 Run: /usr/bin/python3 make_seeds.py --models BUILD/tests/data/models --out DIR [--target T]
@@ -17,9 +21,128 @@ import glob
 import os
 import shutil
 
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
 SEP = b"\n@@MANIFEST@@\n"
 MAX_ONNX_SEED = 200000
 TARGETS = ("fuzz_model_package", "fuzz_onnx_import", "fuzz_decoders")
+
+
+def op_seeds():
+    """(name, model bytes): one node each, a float input x (1, 2, 4, 4), parameters as
+    initializers, so mutations land in the kernels' attribute and index handling."""
+    def model(node, inits, outputs=("y",), opset=16, x_shape=(1, 2, 4, 4)):
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))
+        graph = helper.make_graph(
+            [node], node.op_type, [x],
+            [helper.make_tensor_value_info(o, TensorProto.UNDEFINED, None) for o in outputs],
+            [numpy_helper.from_array(np.asarray(a), n) for n, a in inits])
+        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+        m.ir_version = 7
+        return m.SerializeToString()
+
+    i64 = lambda *v: np.array(v, np.int64)  # noqa: E731
+    return [
+        ("topk", model(helper.make_node("TopK", ["x", "k"], ["y", "i"], axis=-1),
+                       [("k", i64(2))], ("y", "i"))),
+        ("gathernd", model(helper.make_node("GatherND", ["x", "i"], ["y"], batch_dims=1),
+                           [("i", i64(1, 0).reshape(1, 1, 2))])),
+        ("scatternd", model(helper.make_node("ScatterND", ["x", "i", "u"], ["y"], reduction="add"),
+                            [("i", i64(0, 1).reshape(1, 2)),
+                             ("u", np.ones((1, 4, 4), np.float32))])),
+        ("scatterelements", model(
+            helper.make_node("ScatterElements", ["x", "i", "u"], ["y"], axis=3, reduction="mul"),
+            [("i", np.full((1, 2, 4, 1), -1, np.int64)), ("u", np.ones((1, 2, 4, 1), np.float32))])),
+        ("onehot", model(helper.make_node("OneHot", ["x", "d", "v"], ["y"], axis=1),
+                         [("d", np.array(3, np.int64)), ("v", np.array([0, 1], np.float32))])),
+        ("roialign", model(
+            helper.make_node("RoiAlign", ["x", "r", "b"], ["y"], output_height=2, output_width=2,
+                             sampling_ratio=0, mode="max"),
+            [("r", np.array([[0.5, 0.5, 3, 3]], np.float32)), ("b", i64(0))])),
+        ("gridsample", model(
+            helper.make_node("GridSample", ["x", "g"], ["y"], mode="bicubic",
+                             padding_mode="reflection"),
+            [("g", np.linspace(-1.5, 1.5, 16, dtype=np.float32).reshape(1, 2, 4, 2))])),
+        ("resize_cubic_crop", model(
+            helper.make_node("Resize", ["x", "roi", "s"], ["y"], mode="cubic", exclude_outside=1,
+                             coordinate_transformation_mode="tf_crop_and_resize"),
+            [("roi", np.array([0, 0, 0.1, 0.2, 1, 1, 0.9, 0.7], np.float32)),
+             ("s", np.array([1, 1, 1.5, 0.5], np.float32))])),
+        ("maxunpool", model(
+            helper.make_node("MaxUnpool", ["x", "i"], ["y"], kernel_shape=[2, 2], strides=[2, 2]),
+            [("i", np.arange(32, dtype=np.int64).reshape(1, 2, 4, 4) * 2)])),
+        ("lrn", model(helper.make_node("LRN", ["x"], ["y"], size=3), [])),
+        ("det", model(helper.make_node("Det", ["x"], ["y"]), [])),
+        ("mvn", model(helper.make_node("MeanVarianceNormalization", ["x"], ["y"]), [])),
+        # Recurrent layers on x (seq 4, batch 2, input 4) — batch-major for the GRU — with
+        # every optional input and output, so mutations reach their shape and length checks.
+        ("lstm", model(
+            helper.make_node("LSTM", ["x", "w", "r", "b", "lens", "h0", "c0", "p"],
+                             ["y", "yh", "yc"], hidden_size=3, direction="bidirectional",
+                             clip=5.0),
+            [("w", np.full((2, 12, 4), 0.1, np.float32)), ("r", np.full((2, 12, 3), 0.1, np.float32)),
+             ("b", np.zeros((2, 24), np.float32)), ("lens", np.array([4, 2], np.int32)),
+             ("h0", np.zeros((2, 2, 3), np.float32)), ("c0", np.zeros((2, 2, 3), np.float32)),
+             ("p", np.full((2, 9), 0.1, np.float32))], ("y", "yh", "yc"), 14, (4, 2, 4))),
+        ("gru", model(
+            helper.make_node("GRU", ["x", "w", "r", "b"], ["y", "yh"], hidden_size=3, layout=1,
+                             linear_before_reset=1),
+            [("w", np.full((1, 9, 4), 0.1, np.float32)), ("r", np.full((1, 9, 3), 0.1, np.float32)),
+             ("b", np.zeros((1, 18), np.float32))], ("y", "yh"), 14, (2, 4, 4))),
+        ("rnn", model(
+            helper.make_node("RNN", ["x", "w", "r"], ["y", "yh"], hidden_size=3,
+                             direction="reverse", activations=["LeakyRelu"],
+                             activation_alpha=[0.2]),
+            [("w", np.full((1, 3, 4), 0.1, np.float32)), ("r", np.full((1, 3, 3), 0.1, np.float32))],
+            ("y", "yh"), 14, (4, 2, 4))),
+        # The losses (weights, a negative ignore_index, log_prob), a grouped 3-D ConvTranspose
+        # with every geometry attribute, CumSum, training-mode BatchNormalization.
+        ("sce", model(
+            helper.make_node("SoftmaxCrossEntropyLoss", ["x", "t", "w"], ["y", "lp"],
+                             reduction="mean", ignore_index=-1),
+            [("t", np.array([[[0, 1, -1, 1]] * 4], np.int64)), ("w", np.array([0.5, 2], np.float32))],
+            ("y", "lp"))),
+        ("nllloss", model(
+            helper.make_node("NegativeLogLikelihoodLoss", ["x", "t"], ["y"], reduction="none"),
+            [("t", np.ones((1, 4, 4), np.int32))])),
+        ("convtranspose3d", model(
+            helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], group=2, strides=[2, 1, 2],
+                             pads=[1, 0, 1, 0, 1, 1], dilations=[1, 2, 1],
+                             output_padding=[1, 0, 1]),
+            [("w", np.full((2, 2, 2, 3, 3), 0.1, np.float32)), ("b", np.zeros(4, np.float32))],
+            x_shape=(1, 2, 2, 3, 3))),
+        ("cumsum", model(helper.make_node("CumSum", ["x", "a"], ["y"], exclusive=1, reverse=1),
+                         [("a", i64(2))])),
+        ("batchnorm_training", model(
+            helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y", "rm", "rv"],
+                             training_mode=1),
+            [("s", np.ones(2, np.float32)), ("b", np.zeros(2, np.float32)),
+             ("m", np.zeros(2, np.float32)), ("v", np.ones(2, np.float32))], ("y", "rm", "rv"), 15)),
+        # More of the same ops: NLL's mean with weights and ignore_index, SCE's sum, a grouped
+        # dilated 1-D and a SAME_UPPER 3-D ConvTranspose, training-mode Dropout (ratio 0).
+        ("nll_mean_weighted", model(
+            helper.make_node("NegativeLogLikelihoodLoss", ["x", "t", "w"], ["y"],
+                             reduction="mean", ignore_index=-1),
+            [("t", np.array([[[0, 1, -1, 1]] * 4], np.int64)),
+             ("w", np.array([0.5, 2.0], np.float32))])),
+        ("sce_sum", model(
+            helper.make_node("SoftmaxCrossEntropyLoss", ["x", "t"], ["y", "lp"],
+                             reduction="sum", ignore_index=1),
+            [("t", np.array([[[0, 1, 1, 0]] * 4], np.int32))], ("y", "lp"))),
+        ("convtranspose1d", model(
+            helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], strides=[2], pads=[1, 0],
+                             output_padding=[1], dilations=[2], group=2),
+            [("w", np.full((2, 1, 3), 0.5, np.float32)), ("b", np.ones(2, np.float32))],
+            x_shape=(1, 2, 4))),
+        ("convtranspose3d_same_upper", model(
+            helper.make_node("ConvTranspose", ["x", "w"], ["y"], strides=[1, 2, 2],
+                             auto_pad="SAME_UPPER"),
+            [("w", np.full((2, 3, 2, 2, 2), 0.25, np.float32))], x_shape=(1, 2, 2, 4, 4))),
+        ("dropout_training", model(
+            helper.make_node("Dropout", ["x", "ratio", "mode"], ["y", "mask"]),
+            [("ratio", np.array(0.0, np.float32)), ("mode", np.array(True))], ("y", "mask"))),
+    ]
 
 
 def main():
@@ -49,6 +172,10 @@ def main():
                 continue  # beyond the runs' -max_len: it would be cut, not parsed
             shutil.copy(onnx, os.path.join(dirs["fuzz_onnx_import"],
                                            name + "_" + os.path.basename(onnx)))
+    if "fuzz_onnx_import" in dirs:
+        for name, data in op_seeds():
+            with open(os.path.join(dirs["fuzz_onnx_import"], "op_" + name + ".onnx"), "wb") as f:
+                f.write(data)
     for sub, target in (("model_package", "fuzz_model_package"), ("decoders", "fuzz_decoders"),
                         ("onnx_import", "fuzz_onnx_import")):
         if target not in dirs:

@@ -9,25 +9,25 @@ SOURCE is an image (frozen into --frames frames, default 1) or a video (its firs
 frames, cut into an MJPEG clip by cut_clip.py so the count is exact, default all); default
 opencv-doc's messi5.jpg. --model is any classifier package
 (default: the seeded resnet_tiny test package in $AXSTREAM_TEST_MODELS or
-$AXSTREAM_BUILD/tests/data/models). Whole-frame results are read from the typed
-GstAxClassificationMeta (axstream/gst/axresultmeta.h, through ctypes); with --detector (e.g. the
-blazeface-front package) the classifier runs on each detected object (axpreprocess roi=objects)
-and the results are read from each GstVideoRegionOfInterestMeta's "ax-classification" param.
+$AXSTREAM_BUILD/tests/data/models). The results are read with axstream.meta (the frame's
+classes, or with --detector, e.g. the blazeface-front package, each detected object's: the
+classifier then runs on each object, axpreprocess roi=objects).
 
 Prints one line per frame (whole frame) or per object:
     frame 0: class 7 0.4123 (label), class 3 0.1000
     frame 0: roi 0 face 0.93 (198,177 140x140): class 7 0.4123, ...
 Exits 1 with the pipeline's error, or when no frame got a classification (not a classifier
-package), or when the source yields no frame within 20 s (a damaged file).
+package), or when the source yields no frame within 20 s (a damaged file); 2 on a bad command
+line; 130 on Ctrl-C (the frames so far are printed, the pipeline is stopped).
 
 Environment: AXSTREAM_BUILD (default build/), AXSTREAM_DATA_DIR or else AXSTREAM_CACHE (the
 media; default ~/.cache/axstream), AXSTREAM_TEST_MODELS (default $AXSTREAM_BUILD/tests/data/models).
 """
 import argparse
-import ctypes
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 try:
@@ -37,8 +37,7 @@ except ImportError as e:
              "has python3-gi (or as pipelines/classify.py)")
 
 gi.require_version("Gst", "1.0")
-gi.require_version("GstVideo", "1.0")
-from gi.repository import GLib, Gst, GstVideo  # noqa: E402
+from gi.repository import GLib, Gst  # noqa: E402
 
 from cut_clip import cut_clip  # noqa: E402  (pipelines/, this script's folder)
 
@@ -52,69 +51,36 @@ PREROLL_TIMEOUT_S = 20
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
 
-class ClassificationMeta(ctypes.Structure):
-    """GstAxClassificationMeta from axstream/gst/axresultmeta.h."""
-    _fields_ = [("flags", ctypes.c_uint), ("info", ctypes.c_void_p), ("roi_id", ctypes.c_int),
-                ("model", ctypes.c_char_p), ("n_classes", ctypes.c_uint),
-                ("class_ids", ctypes.POINTER(ctypes.c_int)),
-                ("scores", ctypes.POINTER(ctypes.c_float)),
-                ("labels", ctypes.POINTER(ctypes.c_char_p))]
+def load_meta():
+    """axstream.meta from this tree and its build when built there, as the plugin
+    (GST_PLUGIN_PATH); else the installed one."""
+    if any((BUILD / "python").glob("_axstream_meta*.so")):
+        sys.path[:0] = [str(HERE / "python"), str(BUILD / "python")]
+    try:
+        import axstream.meta
+    except ModuleNotFoundError as e:
+        sys.exit(f"classify.py: {e} (run scripts/setup.sh, or set AXSTREAM_BUILD)")
+    return axstream.meta
 
 
-def load_meta_library():
-    """libaxstream-gstmeta (already loaded by the plugin; dlopen finds the same copy)."""
-    candidates = [BUILD / "gst" / "metas" / "libaxstream-gstmeta.so", "libaxstream-gstmeta.so"]
-    for candidate in candidates:
-        try:
-            lib = ctypes.CDLL(str(candidate))
-        except OSError:
-            continue
-        lib.gst_buffer_get_ax_classification_meta.restype = ctypes.POINTER(ClassificationMeta)
-        lib.gst_buffer_get_ax_classification_meta.argtypes = [ctypes.c_void_p, ctypes.c_int]
-        return lib
-    sys.exit(f"classify.py: libaxstream-gstmeta.so not found (tried {candidates})")
-
-
-def format_classes(ids, scores, labels):
+def format_classes(classes):
     parts = []
-    for i, (class_id, score) in enumerate(zip(ids, scores)):
-        label = labels[i] if labels and i < len(labels) and labels[i] else None
-        if label == f"class {class_id}":  # the decoder's name for an unlabelled class
-            label = None
-        parts.append(f"class {class_id} {score:.4f}" + (f" ({label})" if label else ""))
+    for c in classes:
+        label = c.label if c.label != f"class {c.class_id}" else None  # the decoder's own name
+        parts.append(f"class {c.class_id} {c.score:.4f}" + (f" ({label})" if label else ""))
     return ", ".join(parts)
 
 
-def whole_frame_result(lib, buffer):
-    # PyGObject's hash of a boxed GstBuffer is its C pointer.
-    meta = lib.gst_buffer_get_ax_classification_meta(hash(buffer), -1)
-    if not meta:
-        return None
-    m = meta.contents
-    ids = [m.class_ids[i] for i in range(m.n_classes)]
-    scores = [m.scores[i] for i in range(m.n_classes)]
-    labels = ([m.labels[i].decode() if m.labels[i] else None for i in range(m.n_classes)]
-              if m.labels else None)
-    return format_classes(ids, scores, labels)
-
-
-def roi_results(buffer):
-    """(roi, detection params, classification params) of the buffer's ROIs, by id."""
-    results, misses, roi_id = [], 0, 0
-    while misses < 64:  # ids are given out consecutively by axdecode
-        roi = GstVideo.buffer_get_video_region_of_interest_meta_id(buffer, roi_id)
-        roi_id += 1
-        if roi is None:
-            misses += 1
-            continue
-        misses = 0
-        results.append((roi, roi.get_param("ax-detection"), roi.get_param("ax-classification")))
-    return results
-
-
-def array_field(structure, name):
-    value = structure.get_value(name)
-    return list(value) if value is not None else []
+def wait_for(bus, types, seconds=None):
+    """The first message of `types` within `seconds` (None: no limit), else None. Pops in short
+    steps: one pop blocked in C until the end of the video held Ctrl-C back that long (Python
+    raises KeyboardInterrupt only between bytecodes of the main thread)."""
+    deadline = None if seconds is None else time.monotonic() + seconds
+    while deadline is None or time.monotonic() < deadline:
+        message = bus.timed_pop_filtered(100 * Gst.MSECOND, types)
+        if message is not None:
+            return message
+    return None
 
 
 def main():
@@ -133,10 +99,11 @@ def main():
                         help="detection package (blazeface) whose objects to classify")
     parser.add_argument("--object-class", default="", help="with --detector: labels to classify")
     args = parser.parse_args()
-    if args.frames is not None and args.frames < 1:
-        sys.exit(f"classify.py: --frames {args.frames}: expected at least 1 frame")
+    # imagefreeze's num-buffers is a 32-bit int: more made "cannot build the pipeline".
+    if args.frames is not None and not 1 <= args.frames <= 2**31 - 1:
+        parser.error(f"--frames {args.frames}: expected a frame count in 1..{2**31 - 1}")
     if args.top_k < 1:
-        sys.exit(f"classify.py: --top-k {args.top_k}: expected at least 1 class")
+        parser.error(f"--top-k {args.top_k}: expected at least 1 class")
     if args.labels and not Path(args.labels).is_file():
         sys.exit(f"classify.py: labels file {args.labels} not found")
 
@@ -144,6 +111,8 @@ def main():
     if args.detector:
         checks.append((Path(args.detector) / "model.json", "detector package"))
     for path, what in checks:
+        if Path(path).is_dir():
+            sys.exit(f"classify.py: {what} {path} is a directory, not a file")
         if not Path(path).is_file():
             sys.exit(f"classify.py: {what} {path} not found")
     os.environ["GST_PLUGIN_PATH"] = str(BUILD / "gst" / "elements") + (
@@ -158,6 +127,7 @@ def main():
 
 
 def classify(args, clip_dir):
+    meta = load_meta()
     source_file = Path(args.source)
     is_image = source_file.suffix.lower() in IMAGE_SUFFIXES
     if args.frames and not is_image:
@@ -186,7 +156,6 @@ def classify(args, clip_dir):
         pipeline = Gst.parse_launch(launch)
     except GLib.Error as e:
         sys.exit(f"classify.py: cannot build the pipeline: {e.message}\n  {launch}")
-    lib = load_meta_library()
     frame = [0]
     frames_with_result = [0]
 
@@ -195,31 +164,32 @@ def classify(args, clip_dir):
         n = frame[0]
         frame[0] += 1
         if args.detector:
-            for roi, detection, classes in roi_results(buffer):
-                if classes is None:
+            for d in meta.detections(buffer):
+                if not d.classes:
                     continue
-                label = GLib.quark_to_string(roi.roi_type)
-                score = detection.get_value("confidence") if detection else 0.0
-                result = format_classes(array_field(classes, "class-ids"),
-                                        array_field(classes, "scores"),
-                                        array_field(classes, "labels"))
-                print(f"frame {n}: roi {roi.id} {label} {score:.2f} "
-                      f"({roi.x},{roi.y} {roi.w}x{roi.h}): {result}", flush=True)
+                x, y, width, height = d.box
+                print(f"frame {n}: roi {d.roi_id} {d.label} {d.score or 0.0:.2f} "
+                      f"({x},{y} {width}x{height}): {format_classes(d.classes)}", flush=True)
         else:
-            result = whole_frame_result(lib, buffer)
-            frames_with_result[0] += result is not None
-            print(f"frame {n}: {result if result is not None else 'no result'}", flush=True)
+            classes = meta.frame_classes(buffer)
+            frames_with_result[0] += bool(classes)
+            print(f"frame {n}: {format_classes(classes) if classes else 'no result'}", flush=True)
         return Gst.PadProbeReturn.OK
 
     pipeline.get_by_name("decode").get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, probe)
     pipeline.set_state(Gst.State.PLAYING)
     bus = pipeline.get_bus()
     done = Gst.MessageType.EOS | Gst.MessageType.ERROR
-    # Until the pipeline has prerolled (its first frame reached the sink), wait a bounded time.
-    message = bus.timed_pop_filtered(PREROLL_TIMEOUT_S * Gst.SECOND,
-                                     done | Gst.MessageType.ASYNC_DONE)
-    if message is not None and message.type == Gst.MessageType.ASYNC_DONE:
-        message = bus.timed_pop_filtered(Gst.CLOCK_TIME_NONE, done)
+    try:
+        # Until the pipeline has prerolled (its first frame reached the sink), a bounded time.
+        message = wait_for(bus, done | Gst.MessageType.ASYNC_DONE, PREROLL_TIMEOUT_S)
+        if message is not None and message.type == Gst.MessageType.ASYNC_DONE:
+            message = wait_for(bus, done)
+    except KeyboardInterrupt:
+        pipeline.set_state(Gst.State.NULL)
+        print(f"classify.py: interrupted by SIGINT (Ctrl-C) after {frame[0]} frames",
+              file=sys.stderr)
+        return 130
     status = 0
     if message is None:
         print(f"classify.py: no frame from {args.source} within {PREROLL_TIMEOUT_S} s "
@@ -240,4 +210,8 @@ def classify(args, clip_dir):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # before the pipeline ran (cutting the clip, loading GStreamer)
+        print("classify.py: interrupted by SIGINT (Ctrl-C)", file=sys.stderr)
+        sys.exit(130)

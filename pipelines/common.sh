@@ -29,8 +29,14 @@ need_value() {  # OPTION [VALUE...]
   (($# >= 2)) && [[ -n $2 && $2 != --* ]] || die 2 "$1 needs a value (see --help)"
 }
 
-require_uint() {  # OPTION VALUE MIN
-  [[ $2 =~ ^[0-9]+$ ]] && (($2 >= $3)) || die 2 "$1 '$2': expected an integer >= $3"
+# Checks that VALUE is a decimal integer from MIN to MAX (default 2^31-1, a GStreamer int
+# property's limit); use it as $((10#VALUE)). Leading zeros are decimal (bash read 08 as a bad
+# octal number) and a number too long for bash's arithmetic is refused before it wraps around
+# (detect.sh --frames 99999999999999999999 ran the whole video).
+require_uint() {  # OPTION VALUE MIN [MAX]
+  local max=${4:-2147483647}
+  [[ $2 =~ ^[0-9]+$ ]] && ((10#$3 <= 10#${2:0:18})) || die 2 "$1 '$2': expected an integer >= $3"
+  ((${#2} <= 18 && 10#$2 <= max)) || die 2 "$1 '$2': expected an integer from $3 to $max"
 }
 
 require_package() {  # DIR HINT
@@ -42,6 +48,7 @@ require_package() {  # DIR HINT
 # sometimes drops the demuxer's error and a pipeline then waits forever).
 require_media() {  # FILE KIND(video|image) [HINT]
   local file=$1 kind=$2 hint=${3:+ ($3)} type why
+  [[ ! -d $file ]] || die 1 "$file is a directory, not $([[ $kind == image ]] && echo an || echo a) $kind file"
   [[ -f $file ]] || die 1 "no $kind at $file$hint"
   [[ -r $file ]] || die 1 "$kind $file is not readable"
   [[ -s $file ]] || die 1 "$kind $file is empty"
@@ -64,6 +71,19 @@ require_media() {  # FILE KIND(video|image) [HINT]
 require_output_dir() {  # DIR
   mkdir -p "$1" 2>/dev/null && [[ -w $1 ]] ||
     die 1 "cannot write the outputs into $1 (set AXSTREAM_OUT)"
+}
+
+# Runs gst-launch-1.0 with ARGS and returns its status, or 130 after a Ctrl-C. Ctrl-C reaches
+# the whole foreground group: gst-launch-1.0 then ends the stream (-e) or stops, and exits 0 as
+# if the video had ended, and the script went on to report a finished run (ocr.sh went on to
+# the next image). With the trap, bash waits for gst-launch-1.0 to finish cleanly first.
+launch() {  # gst-launch-1.0 ARGS...
+  local interrupted=0 status=0
+  trap 'interrupted=1' INT
+  gst-launch-1.0 "$@" || status=$?
+  trap - INT
+  if ((interrupted)); then return 130; fi
+  return "$status"
 }
 
 # Puts the build's plugin first on GST_PLUGIN_PATH and checks that GStreamer finds the axelera

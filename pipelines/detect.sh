@@ -30,7 +30,7 @@ package=
 while (($#)); do
   case $1 in
     --model) need_value "$@"; name=$2; shift ;;
-    --frames) need_value "$@"; require_uint --frames "$2" 1; frames=$2; shift ;;
+    --frames) need_value "$@"; require_uint --frames "$2" 1; frames=$((10#$2)); shift ;;
     --conf) need_value "$@"; conf=$2; shift ;;
     --package) need_value "$@"; package=$2; shift ;;
     -h|--help) print_usage; exit 0 ;;
@@ -66,10 +66,13 @@ if [[ -z $package ]]; then
       /usr/bin/python3 "$here/benchmarks/make_bench_models.py" "$models/float" "$name" >/dev/null
     [[ -x $build/tools/axcompile ]] || { echo "detect: $build/tools/axcompile not built" >&2; exit 1; }
     echo "detect: compiling $name (once; log $models/pkg/$name.log)" >&2
-    "$build/tools/axcompile" "$models/float/$name.onnx" --calib "$data/*.jpg" --num-calib 8 \
-      --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 --name "$name" \
-      --output-dir "$package" >"$models/pkg/$name.log" 2>&1 ||
-      { echo "detect: axcompile failed, see $models/pkg/$name.log" >&2; exit 1; }
+    # On a terminal axcompile's progress bars (and an error) show there; the report goes to the log.
+    log=$models/pkg/$name.log
+    compile=("$build/tools/axcompile" "$models/float/$name.onnx" --calib "$data/*.jpg"
+      --num-calib 8 --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 --name "$name"
+      --output-dir "$package")
+    if [[ -t 2 ]]; then "${compile[@]}" >"$log"; else "${compile[@]}" >"$log" 2>&1; fi ||
+      die 1 "axcompile failed on $models/float/$name.onnx (its error above, or in $log)"
   fi
 fi
 require_package "$package" "axcompile did not make it"
@@ -89,15 +92,18 @@ if ((frames > 0)); then
 fi
 
 start=$(date +%s.%N)
-gst-launch-1.0 -q -e \
+status=0
+launch -q -e \
   filesrc location="$input" ! decodebin ! videoconvert ! video/x-raw,format=I420 ! \
   axpreprocess model="$package" ! \
   axinference model="$package" ! \
   axdecode decoder="$decoder" decoder-config="$config" conf-threshold="$conf" max-detections=50 ! \
   axmetapublish location="$json" ! \
-  axoverlay ! videoconvert ! jpegenc ! avimux ! filesink location="$video_out" ||
+  axoverlay ! videoconvert ! jpegenc ! avimux ! filesink location="$video_out" || status=$?
+((status == 0 || status == 130)) ||
   die 1 "the pipeline failed on $video with $package (the GStreamer error above)"
 end=$(date +%s.%N)
+((status == 0)) || [[ -s $json ]] || die 130 "interrupted by Ctrl-C before the first frame"
 
 /usr/bin/python3 - "$json" "$start" "$end" "$video_out" "$name" <<'PY'
 import json, sys
@@ -113,3 +119,4 @@ print(f"detect: {name}: {frames} frames, {objects} objects, {frames / seconds:.1
 print(f"detect: video -> {video_out}")
 print(f"detect: results -> {path}")
 PY
+((status == 0)) || die 130 "interrupted by Ctrl-C: the outputs hold the frames counted above"

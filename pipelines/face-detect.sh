@@ -47,15 +47,19 @@ fi
 json=$out/face-detect.jsonl
 
 start=$(date +%s.%N)
-gst-launch-1.0 -q -e \
+status=0
+launch -q -e \
   filesrc location="$video" ! decodebin ! videoconvert ! video/x-raw,format=I420 ! \
   axpreprocess model="$model" ! \
   axinference model="$model" ! \
   axdecode decoder=blazeface conf-threshold=0.6 ! \
   axoverlay ! \
   axmetapublish location="$json" ! \
-  "${sink[@]}" || die 1 "the pipeline failed on $video with $model (the GStreamer error above)"
+  "${sink[@]}" || status=$?
+((status == 0 || status == 130)) ||
+  die 1 "the pipeline failed on $video with $model (the GStreamer error above)"
 end=$(date +%s.%N)
+((status == 0)) || [[ -s $json ]] || die 130 "interrupted by Ctrl-C before the first frame"
 
 /usr/bin/python3 - "$json" "$start" "$end" "$video_out" <<'PY'
 import json, sys
@@ -73,3 +77,4 @@ print(f"face-detect: {frames} frames, {faces} faces found, faces in {frames_with
 print(f"face-detect: video -> {video_out}")
 print(f"face-detect: results -> {path}")
 PY
+((status == 0)) || die 130 "interrupted by Ctrl-C: the outputs hold the frames counted above"

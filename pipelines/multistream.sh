@@ -3,14 +3,17 @@
 # decode, FPS counter and JSON Lines output; the axinference elements share one ModelInstance
 # (shared=true), so all streams feed the same device cores and results never mix between streams.
 #
-#   pipelines/multistream.sh [N] [--video FILE] [--quiet] [--batch-timeout US]
+#   pipelines/multistream.sh [N] [--video FILE] [--quiet] [--batch-timeout US] [--interval K]
 #
-# N (default 4) streams; by default alternating vtest.avi and Megamind.avi (opencv-doc), or FILE
+# N (default 4, at most 64) streams; by default alternating vtest.avi and Megamind.avi (opencv-doc), or FILE
 # for every stream; --quiet prints only the summary. Writes $AXSTREAM_OUT/stream-I.jsonl
 # (I = 0..N-1) and prints each stream's FPS (periodically and at the end). With a package of
 # batch > 1 (axcompile --batch; e.g. AXSTREAM_FACE_MODEL=$AXSTREAM_CACHE/models/blazeface-front-b4)
 # frames of all streams are gathered into batches (a partial batch runs after --batch-timeout
-# microseconds, default 5000) and the average batch fill is printed.
+# microseconds, default 5000) and the average batch fill is printed. --interval K (default 1)
+# detects faces on every Kth frame of each stream only (axpreprocess inference-interval, counted
+# per stream) and adds an axtracker per stream, which carries the faces across the frames
+# between (predicted objects in the JSON Lines).
 #
 # Environment: AXSTREAM_BUILD (default build/), AXSTREAM_CACHE (default ~/.cache/axstream),
 # AXSTREAM_OUT (default out/), AXSTREAM_FACE_MODEL (default the compiled blazeface-front package).
@@ -22,15 +25,24 @@ streams=4
 video=
 quiet=0
 batch_timeout=5000
+interval=1
 while (($#)); do
   case $1 in
     --video) need_value "$@"; video=$2; shift ;;
-    --batch-timeout) need_value "$@"; require_uint --batch-timeout "$2" 0; batch_timeout=$2; shift ;;
+    --batch-timeout) need_value "$@"; require_uint --batch-timeout "$2" 0 4294967295
+      batch_timeout=$((10#$2)); shift ;;
+    --interval) need_value "$@"; require_uint --interval "$2" 1 4294967295
+      interval=$((10#$2)); shift ;;
     --quiet) quiet=1 ;;
     -h|--help) print_usage; exit 0 ;;
     -*) die 2 "unknown option '$1' (see --help)" ;;
-    *) [[ $1 =~ ^[0-9]+$ ]] && (($1 >= 1)) || die 2 "'$1': expected a stream count N >= 1 (see --help)"
-       streams=$1 ;;
+    # 64 streams at most: each is a decoding branch of one gst-launch-1.0 line (100000 built
+    # a command line that ran for minutes before anything was said).
+    *) [[ $1 =~ ^[0-9]+$ ]] && ((10#${1:0:18} >= 1)) ||
+         die 2 "'$1': expected a stream count N >= 1 (see --help)"
+       ((${#1} <= 18 && 10#$1 <= 64)) ||
+         die 2 "'$1': expected a stream count N from 1 to 64 (see --help)"
+       streams=$((10#$1)) ;;
   esac
   shift
 done
@@ -53,11 +65,14 @@ use_plugin
 require_output_dir "$out"
 
 branches=()
+tracker=()
+((interval == 1)) || tracker=(axtracker !)
 for ((i = 0; i < streams; i++)); do
   rm -f "$out/stream-$i.jsonl"
   branches+=(filesrc location="${videos[i]}" ! decodebin ! videoconvert !
-    video/x-raw,format=I420 ! axpreprocess model="$model" ! axinference model="$model" shared=true batch-timeout="$batch_timeout" !
-    axdecode decoder=blazeface conf-threshold=0.6 ! axfpscounter stream-id="$i" silent="$((quiet))" !
+    video/x-raw,format=I420 ! axpreprocess model="$model" inference-interval="$interval" !
+    axinference model="$model" shared=true batch-timeout="$batch_timeout" !
+    axdecode decoder=blazeface conf-threshold=0.6 ! "${tracker[@]}" axfpscounter stream-id="$i" silent="$((quiet))" !
     axmetapublish stream-id="$i" location="$out/stream-$i.jsonl" ! fakesink sync=false)
 done
 
@@ -65,10 +80,17 @@ done
 stats=$out/multistream-axinference.log
 rm -f "$stats"
 start=$(date +%s.%N)
+status=0
 GST_DEBUG="${GST_DEBUG:+$GST_DEBUG,}axinference:4" GST_DEBUG_FILE="$stats" GST_DEBUG_NO_COLOR=1 \
-  gst-launch-1.0 -q -e "${branches[@]}" ||
+  launch -q -e "${branches[@]}" || status=$?
+((status == 0 || status == 130)) ||
   die 1 "the pipeline failed with $model (the GStreamer error above)"
 end=$(date +%s.%N)
+if ((status != 0)); then
+  for ((i = 0; i < streams; i++)); do
+    [[ -f $out/stream-$i.jsonl ]] || die 130 "interrupted by Ctrl-C before stream $i's first frame"
+  done
+fi
 
 /usr/bin/python3 - "$out" "$streams" "$start" "$end" "$stats" <<'PY'
 import json, re, sys
@@ -78,15 +100,17 @@ seconds = end - start
 total = 0
 for i in range(streams):
     path = f"{out}/stream-{i}.jsonl"
-    frames = faces = 0
+    frames = faces = skipped = 0
     with open(path) as f:
         for line in f:
             record = json.loads(line)
             assert record["stream_id"] == i, f"{path}: record of stream {record['stream_id']}"
             frames += 1
             faces += sum(1 for o in record["objects"] if o.get("label") == "face")
+            skipped += bool(record.get("inference_skipped"))
     total += frames
-    print(f"multistream: stream {i}: {frames} frames, {faces} faces, "
+    detail = f" ({skipped} skipped, faces predicted by axtracker)" if skipped else ""
+    print(f"multistream: stream {i}: {frames} frames{detail}, {faces} faces, "
           f"{frames / seconds:.1f} frames/s -> {path}")
 print(f"multistream: {streams} streams, {total} frames in {seconds:.1f} s, "
       f"{total / seconds:.1f} frames/s together (one shared model instance)")
@@ -102,3 +126,4 @@ if batching:
     runs, items, fill, batch = batching.groups()
     print(f"multistream: batching: {runs} runs of up to {batch} frames, average fill {fill}")
 PY
+((status == 0)) || die 130 "interrupted by Ctrl-C: the outputs hold the frames counted above"

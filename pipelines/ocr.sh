@@ -55,14 +55,17 @@ for image in "${images[@]}"; do
   name=$(basename "${image%.*}")
   json=$out/ocr-$name.jsonl
   # shellcheck disable=SC2086
-  gst-launch-1.0 -q \
+  status=0
+  launch -q \
     filesrc location="$image" ! decodebin ! imagefreeze num-buffers=1 ! videoconvert ! \
     video/x-raw,format=RGB ! \
     axpreprocess model="$det" $color_prop ! axinference model="$det" ! \
     axdecode decoder=dbnet model="$det" ! \
     axpreprocess roi=objects object-class=text resize=pad-right model="$rec" $color_prop ! \
     axinference model="$rec" ! axdecode decoder=ctc model="$rec" labels="$dict" ! \
-    axmetapublish location="$json" ! fakesink ||
+    axmetapublish location="$json" ! fakesink || status=$?
+  ((status != 130)) || die 130 "interrupted by Ctrl-C at $image (the images before it are done)"
+  ((status == 0)) ||
     die 1 "the pipeline failed on $image with $det and $rec (the GStreamer error above)"
   /usr/bin/python3 - "$json" "$name" <<'PY'
 import json, sys

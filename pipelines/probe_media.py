@@ -7,7 +7,8 @@ files (EOS racing the preroll), so the probe only prerolls (PAUSED), with no EOS
 
     pipelines/probe_media.py FILE
 
-Exits 0 when a frame prerolled, 1 with a message naming the file otherwise. A probe that saw
+Exits 0 when a frame prerolled, 1 with a message naming the file otherwise (the demos prefix it
+with their own name), 2 on a bad command line. A probe that saw
 neither a frame nor an error within 5 s is tried again (3 attempts): a readable video prerolls
 in well under a second.
 """
@@ -68,7 +69,8 @@ def main(argv):
         print(__doc__.strip())
         return 0
     if len(argv) != 2:
-        sys.exit(f"usage: {argv[0]} FILE, got {argv[1:]}")
+        print(f"probe_media.py: usage: {argv[0]} FILE, got {argv[1:]}", file=sys.stderr)
+        return 2
     why = probe(argv[1])
     if why is not None:
         sys.exit(f"no frame could be decoded from {argv[1]}: {why}")

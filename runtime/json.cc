@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <limits>
 
@@ -49,7 +50,14 @@ class Parser {
 
  private:
   [[noreturn]] void fail(const std::string &what) const {
-    std::string found = pos_ < text_.size() ? std::string("'") + text_[pos_] + "'" : "end of file";
+    // A control or non-ASCII byte is shown as hex: the message must stay printable UTF-8.
+    std::string found = "end of file";
+    if (pos_ < text_.size()) {
+      unsigned char byte = static_cast<unsigned char>(text_[pos_]);
+      char hex[16];
+      std::snprintf(hex, sizeof hex, "byte 0x%02x", byte);
+      found = byte >= 0x20 && byte < 0x7f ? std::string("'") + text_[pos_] + "'" : hex;
+    }
     throw ParseError(what + ", found " + found + " at line " + std::to_string(line_) + ", column " +
                          std::to_string(column_),
                      line_, column_);

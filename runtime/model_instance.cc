@@ -54,6 +54,171 @@ class FlightSlot {
   ModelInstance::Impl &impl_;
 };
 
+// One side's arguments against the package's tensors: their count, each one's size and, for
+// host buffers, a pointer.
+void check_arguments(const ModelInstance &instance, const std::vector<Argument> &arguments,
+                     const std::vector<TensorInfo> &tensors, const char *kind, bool dmabuf) {
+  if (arguments.size() != tensors.size())
+    throw InvalidArgument(instance.describe() + ": expected " + std::to_string(tensors.size()) +
+                          " " + kind + "s, got " + std::to_string(arguments.size()));
+  for (size_t t = 0; t < arguments.size(); ++t) {
+    const Argument &argument = arguments[t];
+    const TensorInfo &tensor = tensors[t];
+    std::string what = std::string(kind) + " " + std::to_string(t) + " '" + tensor.name + "' of " +
+                       instance.describe();
+    if (argument.size != 0 && argument.size != tensor.size())
+      throw InvalidArgument(what + ": expected " + std::to_string(tensor.size()) + " bytes (int8 " +
+                            shape_text(tensor.shape) + "), got " + std::to_string(argument.size));
+    if (!dmabuf && !argument.ptr)
+      throw InvalidArgument(
+          what + ": expected a host buffer of " + std::to_string(tensor.size()) +
+          " bytes, got a null pointer" +
+          (argument.fd >= 0 ? " (an fd needs " + std::string(kind) + "_dmabuf=1)" : ""));
+  }
+}
+
+// Where a run reads its inputs and writes its outputs, and the fd mappings it holds meanwhile.
+struct RunBuffers {
+  std::vector<std::shared_ptr<hal::BufferFdMapping>> mappings;
+  std::vector<const uint8_t *> input_base;
+  std::vector<uint8_t *> output_base;
+};
+
+// Maps fd arguments for this run; the engine reads and writes them in place (no copies). memfd
+// and shared-memory mappings are kept from run to run (fd_mapping_cache.h).
+RunBuffers map_arguments(const ModelInstance &instance, ModelInstance::Impl &m,
+                         const std::vector<Argument> &inputs,
+                         const std::vector<Argument> &outputs) {
+  const ModelPackage &package = *m.package;
+  RunBuffers buffers;
+  buffers.input_base.resize(inputs.size());
+  buffers.output_base.resize(outputs.size());
+  for (size_t t = 0; t < inputs.size(); ++t) {
+    if (m.options.input_dmabuf) {
+      buffers.mappings.push_back(m.fd_mappings.map(
+          inputs[t].fd, inputs[t].offset, package.inputs[t].size(), hal::CpuAccess::read, [&] {
+            return "input " + std::to_string(t) + " '" + package.inputs[t].name + "' of " +
+                   instance.describe();
+          }));
+      buffers.input_base[t] = buffers.mappings.back()->data();
+    } else {
+      buffers.input_base[t] = static_cast<const uint8_t *>(inputs[t].ptr);
+    }
+  }
+  for (size_t t = 0; t < outputs.size(); ++t) {
+    if (m.options.output_dmabuf) {
+      buffers.mappings.push_back(m.fd_mappings.map(
+          outputs[t].fd, outputs[t].offset, package.outputs[t].size(), hal::CpuAccess::write, [&] {
+            return "output " + std::to_string(t) + " '" + package.outputs[t].name + "' of " +
+                   instance.describe();
+          }));
+      buffers.output_base[t] = buffers.mappings.back()->data();
+    } else {
+      buffers.output_base[t] = static_cast<uint8_t *>(outputs[t].ptr);
+    }
+  }
+  return buffers;
+}
+
+// The jobs a run queued, each with its core, and the first error queueing them.
+struct SubmittedRun {
+  struct Job {
+    size_t core;
+    std::future<hal::CoreJobTiming> timing;
+  };
+  std::vector<Job> jobs;
+  std::exception_ptr failure;
+};
+
+// Queues one job per batch item in contiguous slices of the batch per core: items
+// [k*N/K, (k+1)*N/K) go to core k. A failure stops the queueing; the jobs already queued
+// still have to be waited for.
+SubmittedRun submit_batch(ModelInstance::Impl &m, const RunBuffers &buffers) {
+  const ModelPackage &package = *m.package;
+  const size_t batch = static_cast<size_t>(package.batch);
+  const size_t used_cores = m.executors.size();
+  const size_t input_count = buffers.input_base.size(), output_count = buffers.output_base.size();
+  std::vector<size_t> input_item_bytes, output_item_bytes;
+  for (const auto &tensor : package.inputs) input_item_bytes.push_back(tensor.size() / batch);
+  for (const auto &tensor : package.outputs) output_item_bytes.push_back(tensor.size() / batch);
+
+  SubmittedRun run;
+  const uint64_t macs = m.program->macs();
+  try {
+    for (size_t k = 0; k < used_cores; ++k) {
+      size_t first = k * batch / used_cores, last = (k + 1) * batch / used_cores;
+      for (size_t item = first; item < last; ++item) {
+        hal::CoreJob job;
+        job.macs = macs;
+        engine::Executor *executor = m.executors[k].get();
+        std::vector<const void *> item_inputs(input_count);
+        std::vector<void *> item_outputs(output_count);
+        for (size_t t = 0; t < input_count; ++t)
+          item_inputs[t] = buffers.input_base[t] + item * input_item_bytes[t];
+        for (size_t t = 0; t < output_count; ++t)
+          item_outputs[t] = buffers.output_base[t] + item * output_item_bytes[t];
+        job.work = [executor, item_inputs = std::move(item_inputs),
+                    item_outputs = std::move(item_outputs)] {
+          executor->run(item_inputs, item_outputs);
+        };
+        run.jobs.push_back({k, m.reservation->submit(m.cores[k], std::move(job))});
+      }
+    }
+  } catch (...) {
+    run.failure = std::current_exception();
+  }
+  return run;
+}
+
+// A run's device time, per core and in all.
+struct RunTiming {
+  std::vector<std::chrono::nanoseconds> per_core;
+  std::chrono::nanoseconds device_total{0};
+};
+
+// Waits for every queued job (before the buffers and mappings go away), keeping the first
+// failure in run.failure.
+RunTiming wait_for_jobs(SubmittedRun &run, size_t used_cores) {
+  RunTiming timing;
+  timing.per_core.assign(used_cores, std::chrono::nanoseconds{0});
+  for (auto &job : run.jobs) {
+    try {
+      hal::CoreJobTiming job_timing = job.timing.get();
+      timing.per_core[job.core] += job_timing.device;
+      timing.device_total += job_timing.device;
+    } catch (...) {
+      if (!run.failure) run.failure = std::current_exception();
+    }
+  }
+  return timing;
+}
+
+// A runtime error passes through; anything else becomes an InternalError naming the instance.
+[[noreturn]] void rethrow_as_run_error(const ModelInstance &instance, std::exception_ptr failure) {
+  try {
+    std::rethrow_exception(failure);
+  } catch (const Error &) {
+    throw;
+  } catch (const std::exception &error) {
+    throw InternalError(instance.describe() + ": run failed: " + error.what());
+  } catch (...) {
+    throw InternalError(instance.describe() + ": run failed with an unknown exception");
+  }
+}
+
+void record_profile(ModelInstance::Impl &m, std::chrono::steady_clock::time_point host_start,
+                    RunTiming &&timing) {
+  std::lock_guard lock(m.profile_mutex);
+  ++m.profile.runs;
+  if (m.options.device_profiling || m.options.host_profiling) {
+    m.profile.host_total = std::chrono::duration_cast<std::chrono::nanoseconds>(
+        std::chrono::steady_clock::now() - host_start);
+    m.profile.device_compute = timing.device_total;
+    m.profile.per_core = std::move(timing.per_core);
+    m.profile.bytes_copied = 0;  // inputs and outputs are read and written in place
+  }
+}
+
 }  // namespace
 
 InstanceOptions InstanceOptions::from_properties(const Properties &properties) {
@@ -93,7 +258,10 @@ std::string ModelInstance::describe() const {
 
 const InstanceOptions &ModelInstance::options() const { return impl_->options; }
 
-std::shared_ptr<Model> ModelInstance::model() const { return impl_->model; }
+std::shared_ptr<Model> ModelInstance::model() const {
+  ensure_alive();  // run() reads the model first: a released instance says so before any check
+  return impl_->model;
+}
 
 RunProfile ModelInstance::profile() const {
   std::lock_guard lock(impl_->profile_mutex);
@@ -112,135 +280,14 @@ void ModelInstance::run(const std::vector<Argument> &inputs, const std::vector<A
   std::shared_lock release_lock(impl_->release_mutex);
   ensure_alive();
   Impl &m = *impl_;
-  const ModelPackage &package = *m.package;
-
-  auto check_arguments = [&](const std::vector<Argument> &arguments,
-                             const std::vector<TensorInfo> &tensors, const char *kind,
-                             bool dmabuf) {
-    if (arguments.size() != tensors.size())
-      throw InvalidArgument(describe() + ": expected " + std::to_string(tensors.size()) + " " +
-                            kind + "s, got " + std::to_string(arguments.size()));
-    for (size_t t = 0; t < arguments.size(); ++t) {
-      const Argument &argument = arguments[t];
-      const TensorInfo &tensor = tensors[t];
-      std::string what =
-          std::string(kind) + " " + std::to_string(t) + " '" + tensor.name + "' of " + describe();
-      if (argument.size != 0 && argument.size != tensor.size())
-        throw InvalidArgument(what + ": expected " + std::to_string(tensor.size()) +
-                              " bytes (int8 " + shape_text(tensor.shape) + "), got " +
-                              std::to_string(argument.size));
-      if (!dmabuf && !argument.ptr)
-        throw InvalidArgument(
-            what + ": expected a host buffer of " + std::to_string(tensor.size()) +
-            " bytes, got a null pointer" +
-            (argument.fd >= 0 ? " (an fd needs " + std::string(kind) + "_dmabuf=1)" : ""));
-    }
-  };
-  check_arguments(inputs, package.inputs, "input", m.options.input_dmabuf);
-  check_arguments(outputs, package.outputs, "output", m.options.output_dmabuf);
-
-  // Map fd arguments for this run; the engine reads and writes them in place (no copies). memfd
-  // and shared-memory mappings are kept from run to run (fd_mapping_cache.h).
-  std::vector<std::shared_ptr<hal::BufferFdMapping>> mappings;
-  std::vector<const uint8_t *> input_base(inputs.size());
-  std::vector<uint8_t *> output_base(outputs.size());
-  for (size_t t = 0; t < inputs.size(); ++t) {
-    if (m.options.input_dmabuf) {
-      mappings.push_back(m.fd_mappings.map(inputs[t].fd, inputs[t].offset, package.inputs[t].size(),
-                                           hal::CpuAccess::read, [&] {
-                                             return "input " + std::to_string(t) + " '" +
-                                                    package.inputs[t].name + "' of " + describe();
-                                           }));
-      input_base[t] = mappings.back()->data();
-    } else {
-      input_base[t] = static_cast<const uint8_t *>(inputs[t].ptr);
-    }
-  }
-  for (size_t t = 0; t < outputs.size(); ++t) {
-    if (m.options.output_dmabuf) {
-      mappings.push_back(m.fd_mappings.map(outputs[t].fd, outputs[t].offset,
-                                           package.outputs[t].size(), hal::CpuAccess::write, [&] {
-                                             return "output " + std::to_string(t) + " '" +
-                                                    package.outputs[t].name + "' of " + describe();
-                                           }));
-      output_base[t] = mappings.back()->data();
-    } else {
-      output_base[t] = static_cast<uint8_t *>(outputs[t].ptr);
-    }
-  }
-
+  check_arguments(*this, inputs, m.package->inputs, "input", m.options.input_dmabuf);
+  check_arguments(*this, outputs, m.package->outputs, "output", m.options.output_dmabuf);
+  RunBuffers buffers = map_arguments(*this, m, inputs, outputs);
   FlightSlot slot(m);
-  const size_t batch = static_cast<size_t>(package.batch);
-  const size_t used_cores = m.executors.size();
-  std::vector<size_t> input_item_bytes, output_item_bytes;
-  for (const auto &tensor : package.inputs) input_item_bytes.push_back(tensor.size() / batch);
-  for (const auto &tensor : package.outputs) output_item_bytes.push_back(tensor.size() / batch);
-
-  // Contiguous slices of the batch per core: items [k*N/K, (k+1)*N/K) go to core k.
-  struct Pending {
-    size_t core;
-    std::future<hal::CoreJobTiming> timing;
-  };
-  std::vector<Pending> pending;
-  std::exception_ptr failure;
-  const uint64_t macs = m.program->macs();
-  try {
-    for (size_t k = 0; k < used_cores; ++k) {
-      size_t first = k * batch / used_cores, last = (k + 1) * batch / used_cores;
-      for (size_t item = first; item < last; ++item) {
-        hal::CoreJob job;
-        job.macs = macs;
-        engine::Executor *executor = m.executors[k].get();
-        std::vector<const void *> item_inputs(inputs.size());
-        std::vector<void *> item_outputs(outputs.size());
-        for (size_t t = 0; t < inputs.size(); ++t)
-          item_inputs[t] = input_base[t] + item * input_item_bytes[t];
-        for (size_t t = 0; t < outputs.size(); ++t)
-          item_outputs[t] = output_base[t] + item * output_item_bytes[t];
-        job.work = [executor, item_inputs = std::move(item_inputs),
-                    item_outputs = std::move(item_outputs)] {
-          executor->run(item_inputs, item_outputs);
-        };
-        pending.push_back({k, m.reservation->submit(m.cores[k], std::move(job))});
-      }
-    }
-  } catch (...) {
-    failure = std::current_exception();
-  }
-
-  // Wait for every submitted job before the buffers and mappings go away.
-  std::vector<std::chrono::nanoseconds> per_core(used_cores, std::chrono::nanoseconds{0});
-  std::chrono::nanoseconds device_total{0};
-  for (auto &job : pending) {
-    try {
-      hal::CoreJobTiming timing = job.timing.get();
-      per_core[job.core] += timing.device;
-      device_total += timing.device;
-    } catch (...) {
-      if (!failure) failure = std::current_exception();
-    }
-  }
-  if (failure) {
-    try {
-      std::rethrow_exception(failure);
-    } catch (const Error &) {
-      throw;
-    } catch (const std::exception &error) {
-      throw InternalError(describe() + ": run failed: " + error.what());
-    } catch (...) {
-      throw InternalError(describe() + ": run failed with an unknown exception");
-    }
-  }
-
-  std::lock_guard lock(m.profile_mutex);
-  ++m.profile.runs;
-  if (m.options.device_profiling || m.options.host_profiling) {
-    m.profile.host_total = std::chrono::duration_cast<std::chrono::nanoseconds>(
-        std::chrono::steady_clock::now() - host_start);
-    m.profile.device_compute = device_total;
-    m.profile.per_core = std::move(per_core);
-    m.profile.bytes_copied = 0;  // inputs and outputs are read and written in place
-  }
+  SubmittedRun submitted = submit_batch(m, buffers);
+  RunTiming timing = wait_for_jobs(submitted, m.executors.size());
+  if (submitted.failure) rethrow_as_run_error(*this, submitted.failure);
+  record_profile(m, host_start, std::move(timing));
 }
 
 }  // namespace axstream::runtime

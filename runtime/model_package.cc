@@ -3,7 +3,11 @@
 #include <onnx/onnx_pb.h>
 #include <sys/stat.h>
 
+#include <cerrno>
+#include <cfloat>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <optional>
@@ -26,13 +30,77 @@ bool is_regular_file(const std::string &path) {
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
+// Why `path` is not a file that can be read ("does not exist", "is a directory, not a file",
+// ...), or "" when it is a regular file. A message says which, not just "does not exist".
+std::string file_problem(const std::string &path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) {
+    if (S_ISREG(st.st_mode)) return "";
+    return S_ISDIR(st.st_mode) ? "is a directory, not a file" : "is not a regular file";
+  }
+  int error = errno;
+  struct stat link {};
+  if (error == ELOOP) return "is a symbolic link loop";
+  if (error == ENOENT && ::lstat(path.c_str(), &link) == 0)
+    return "is a symbolic link to nothing (dangling)";
+  if (error == ENOENT || error == ENOTDIR) return "does not exist";
+  return "cannot be opened (" + std::string(std::strerror(error)) + ")";
+}
+
+// Whether anything (a file, a directory, a dangling symlink) sits at `path`.
+bool anything_at(const std::string &path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+// `text` with NUL and other control characters shown as \xNN.
+std::string display_text(const std::string &text) {
+  std::string shown;
+  for (char c : text) {
+    if (static_cast<unsigned char>(c) >= 0x20) {
+      shown += c;
+    } else {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", static_cast<unsigned char>(c));
+      shown += hex;
+    }
+  }
+  return shown;
+}
+
+// A relative path that stays inside the package: not absolute, no ".." leaving the directory.
+std::string path_outside_package(const std::string &relative) {
+  if (relative.empty()) return "expected a relative path, got an empty string";
+  // The file system would stop reading the name at the NUL and open another file.
+  if (relative.find('\0') != std::string::npos)
+    return "expected a path without NUL characters, got '" + display_text(relative) + "'";
+  if (relative[0] == '/') return "expected a path relative to the package, got '" + relative + "'";
+  int depth = 0;
+  size_t start = 0;
+  while (start <= relative.size()) {
+    size_t end = relative.find('/', start);
+    if (end == std::string::npos) end = relative.size();
+    std::string part = relative.substr(start, end - start);
+    if (part == "..") {
+      if (--depth < 0)
+        return "expected a path inside the package directory, got '" + relative +
+               "' (it leaves the directory)";
+    } else if (!part.empty() && part != ".") {
+      ++depth;
+    }
+    start = end + 1;
+  }
+  return "";
+}
+
 bool ends_with(const std::string &text, const std::string &suffix) {
   return text.size() >= suffix.size() &&
          text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 std::string read_file(const std::string &path, const std::string &what) {
-  if (!is_regular_file(path)) throw InvalidArgument(what + " " + path + " does not exist");
+  std::string problem = file_problem(path);
+  if (!problem.empty()) throw InvalidArgument(what + " " + path + " " + problem);
   std::ifstream stream(path, std::ios::binary);
   if (!stream) throw InvalidArgument("cannot read " + what + " " + path);
   std::ostringstream buffer;
@@ -88,11 +156,16 @@ class JsonFile {
   }
 
   int64_t integer(const std::string &field, const json::Value &value) const {
-    if (value.type != json::Type::number || !value.number_is_integer)
+    if (value.type != json::Type::number || !value.number_is_integer) {
+      // An integer literal beyond int64 is parsed as a (whole) double only.
+      bool whole = value.type == json::Type::number && std::isfinite(value.number) &&
+                   std::floor(value.number) == value.number;
       fail(field, value,
-           std::string("expected an integer, got ") + (value.type == json::Type::number
-                                                           ? "a non-integer number"
-                                                           : json::type_name(value.type)));
+           std::string("expected an integer, got ") +
+               (value.type != json::Type::number ? json::type_name(value.type)
+                : whole                          ? "an integer out of the 64-bit range"
+                                                 : "a non-integer number"));
+    }
     return value.integer;
   }
 
@@ -132,11 +205,10 @@ class JsonFile {
     const json::Value *value = optional(key);
     if (!value) return "";
     std::string relative = string(key, *value);
-    if (relative.empty()) fail(key, *value, "expected a relative path, got an empty string");
-    if (relative[0] == '/')
-      fail(key, *value, "expected a path relative to the package, got '" + relative + "'");
-    if (!is_regular_file(directory + "/" + relative))
-      fail(key, *value, "file '" + relative + "' does not exist in " + directory);
+    std::string outside = path_outside_package(relative);
+    if (!outside.empty()) fail(key, *value, outside);
+    std::string problem = file_problem(directory + "/" + relative);
+    if (!problem.empty()) fail(key, *value, "'" + relative + "' in " + directory + " " + problem);
     return relative;
   }
 
@@ -145,18 +217,20 @@ class JsonFile {
   json::Value root_;
 };
 
+std::string number_text(double value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", value);
+  return text;
+}
+
 std::string index_field(const std::string &field, size_t index) {
   return field + "[" + std::to_string(index) + "]";
 }
 
-// Shapes and padding of the inputs or the outputs ("inputs"/"outputs").
-std::vector<TensorInfo> read_tensors(const JsonFile &manifest, int batch, bool is_input) {
-  const std::string shapes_key = is_input ? "input_shapes" : "output_shapes";
-  const std::string padding_key = is_input ? "n_padded_ch_inputs" : "n_padded_ch_outputs";
-  const std::string params_key = is_input ? "quantize_params" : "dequantize_params";
-  const std::string names_key = is_input ? "input_names" : "output_names";
-  const std::string dtypes_key = is_input ? "input_dtypes" : "output_dtypes";
-
+// The tensors' shapes (shapes_key: "input_shapes"/"output_shapes"): non-empty, batch first,
+// each dimension in 1..2^31 and the whole small enough for size().
+std::vector<TensorInfo> read_tensor_shapes(const JsonFile &manifest, int batch,
+                                           const std::string &shapes_key) {
   const auto &shapes = manifest.array(shapes_key, manifest.required(shapes_key));
   if (shapes.empty())
     manifest.fail(shapes_key, manifest.required(shapes_key), "expected at least one tensor");
@@ -181,7 +255,12 @@ std::vector<TensorInfo> read_tensors(const JsonFile &manifest, int batch, bool i
     if (elements > static_cast<long double>(int64_t{1} << 40))
       manifest.fail(field, shapes[t], "tensor " + shape_text(shape) + " is too large");
   }
+  return tensors;
+}
 
+// Per-dimension (low, high) padding (padding_key, optional), kept when any is non-zero.
+void read_tensor_padding(const JsonFile &manifest, const std::string &padding_key,
+                         const std::string &shapes_key, std::vector<TensorInfo> &tensors) {
   if (const json::Value *paddings = manifest.optional(padding_key)) {
     const auto &items = manifest.array(padding_key, *paddings);
     if (items.size() != tensors.size())
@@ -203,7 +282,7 @@ std::vector<TensorInfo> read_tensors(const JsonFile &manifest, int batch, bool i
         int64_t low = flat[2 * d], high = flat[2 * d + 1];
         if (low < 0 || high < 0)
           manifest.fail(field, items[t], "negative padding in dimension " + std::to_string(d));
-        if (low + high >= shape[d])
+        if (low >= shape[d] || high >= shape[d] - low)
           manifest.fail(field, items[t],
                         "padding " + std::to_string(low) + "+" + std::to_string(high) +
                             " in dimension " + std::to_string(d) + " leaves nothing of size " +
@@ -214,7 +293,11 @@ std::vector<TensorInfo> read_tensors(const JsonFile &manifest, int batch, bool i
       if (any) tensors[t].padding = std::move(padding);
     }
   }
+}
 
+// [scale, zero_point] per tensor (params_key): a normal float32 scale, an int8 zero point.
+void read_quantisation_params(const JsonFile &manifest, const std::string &params_key,
+                              bool is_input, std::vector<TensorInfo> &tensors) {
   const json::Value &params_value = manifest.required(params_key);
   const auto &params = manifest.array(params_key, params_value);
   if (params.size() != tensors.size())
@@ -230,9 +313,14 @@ std::vector<TensorInfo> read_tensors(const JsonFile &manifest, int batch, bool i
           field, params[t],
           "expected [scale, zero_point], got " + std::to_string(pair.size()) + " numbers");
     double scale = manifest.number(index_field(field, 0), pair[0]);
+    // ONNX scales are float32: a double the float cannot hold would become 0 or inf there.
     if (!std::isfinite(scale) || scale <= 0)
       manifest.fail(index_field(field, 0), pair[0],
-                    "scale must be finite and > 0, got " + std::to_string(scale));
+                    "scale must be finite and > 0, got " + number_text(scale));
+    if (scale < FLT_MIN || scale > FLT_MAX)
+      manifest.fail(index_field(field, 0), pair[0],
+                    "scale " + number_text(scale) +
+                        " is outside the normal float32 range (1.18e-38..3.40e+38)");
     int64_t zero_point = manifest.integer(index_field(field, 1), pair[1]);
     if (zero_point < -128 || zero_point > 127)
       manifest.fail(
@@ -241,7 +329,11 @@ std::vector<TensorInfo> read_tensors(const JsonFile &manifest, int batch, bool i
     tensors[t].scale = scale;
     tensors[t].zero_point = static_cast<int>(zero_point);
   }
+}
 
+// The tensors' names (names_key, optional).
+void read_tensor_names(const JsonFile &manifest, const std::string &names_key,
+                       std::vector<TensorInfo> &tensors) {
   if (const json::Value *names = manifest.optional(names_key)) {
     const auto &items = manifest.array(names_key, *names);
     if (items.size() != tensors.size())
@@ -251,7 +343,11 @@ std::vector<TensorInfo> read_tensors(const JsonFile &manifest, int batch, bool i
     for (size_t t = 0; t < items.size(); ++t)
       tensors[t].name = manifest.string(index_field(names_key, t), items[t]);
   }
+}
 
+// The tensors' dtypes (dtypes_key, optional): "int8", the only device dtype.
+void check_tensor_dtypes(const JsonFile &manifest, const std::string &dtypes_key,
+                         const std::vector<TensorInfo> &tensors) {
   if (const json::Value *dtypes = manifest.optional(dtypes_key)) {
     const auto &items = manifest.array(dtypes_key, *dtypes);
     if (items.size() != tensors.size())
@@ -265,6 +361,20 @@ std::vector<TensorInfo> read_tensors(const JsonFile &manifest, int batch, bool i
                       "expected \"int8\" (the only device dtype), got \"" + dtype + "\"");
     }
   }
+}
+
+// Shapes and padding of the inputs or the outputs ("inputs"/"outputs").
+std::vector<TensorInfo> read_tensors(const JsonFile &manifest, int batch, bool is_input) {
+  const std::string shapes_key = is_input ? "input_shapes" : "output_shapes";
+  const std::string padding_key = is_input ? "n_padded_ch_inputs" : "n_padded_ch_outputs";
+  const std::string params_key = is_input ? "quantize_params" : "dequantize_params";
+  const std::string names_key = is_input ? "input_names" : "output_names";
+  const std::string dtypes_key = is_input ? "input_dtypes" : "output_dtypes";
+  std::vector<TensorInfo> tensors = read_tensor_shapes(manifest, batch, shapes_key);
+  read_tensor_padding(manifest, padding_key, shapes_key, tensors);
+  read_quantisation_params(manifest, params_key, is_input, tensors);
+  read_tensor_names(manifest, names_key, tensors);
+  check_tensor_dtypes(manifest, dtypes_key, tensors);
   return tensors;
 }
 
@@ -325,6 +435,45 @@ std::vector<std::optional<InputPreprocess>> read_input_preprocess(const JsonFile
   return result;
 }
 
+// A float-model shape of `tensor` at manifest `field`: positive dims holding exactly the
+// elements of the unpadded tensor (`kind` "input" or "output", for the message).
+std::vector<int64_t> read_original_shape(const JsonFile &manifest, const std::string &field,
+                                         const json::Value &shape, const TensorInfo &tensor,
+                                         const std::string &kind) {
+  std::vector<int64_t> original = manifest.integer_list(field, shape);
+  int64_t unpadded_elements = 1;
+  for (int64_t dim : tensor.unpadded_shape()) unpadded_elements *= dim;
+  // Multiplied only while it can still equal the unpadded count (no int64 overflow).
+  int64_t original_elements = 1;
+  for (int64_t dim : original) {
+    if (dim <= 0) manifest.fail(field, shape, "expected positive dimensions");
+    original_elements = original_elements > unpadded_elements / dim ? unpadded_elements + 1
+                                                                    : original_elements * dim;
+  }
+  if (original.empty() || original_elements != unpadded_elements)
+    manifest.fail(field, shape,
+                  "shape " + shape_text(original) + " does not hold the " +
+                      std::to_string(unpadded_elements) + " elements of the unpadded " + kind +
+                      " " + shape_text(tensor.unpadded_shape()));
+  return original;
+}
+
+// Axelera's "input_shapes_original" / "output_shapes_original" (optional): one float-model
+// shape per tensor, checked like original_shape; informational (scripts written for Axelera's
+// packages read them), so nothing is kept.
+void check_shapes_original(const JsonFile &manifest, const std::vector<TensorInfo> &tensors,
+                           const std::string &key, const std::string &kind) {
+  const json::Value *value = manifest.optional(key);
+  if (!value) return;
+  const auto &items = manifest.array(key, *value);
+  if (items.size() != tensors.size())
+    manifest.fail(key, *value,
+                  "expected " + std::to_string(tensors.size()) + " shapes (one per " + kind +
+                      "), got " + std::to_string(items.size()));
+  for (size_t t = 0; t < items.size(); ++t)
+    read_original_shape(manifest, index_field(key, t), items[t], tensors[t], kind);
+}
+
 // "output_info" (key "output_info", kind "output") or "input_info" ("input_info", "input").
 std::vector<OutputInfo> read_tensor_info(const JsonFile &manifest,
                                          const std::vector<TensorInfo> &outputs,
@@ -349,22 +498,9 @@ std::vector<OutputInfo> read_tensor_info(const JsonFile &manifest,
         manifest.fail(field + ".layout", *layout,
                       "expected \"NHWC\" or \"none\", got \"" + result[t].layout + "\"");
     }
-    if (const json::Value *shape = items[t].find("original_shape")) {
-      std::vector<int64_t> original = manifest.integer_list(field + ".original_shape", *shape);
-      int64_t original_elements = 1, unpadded_elements = 1;
-      for (int64_t dim : original) {
-        if (dim <= 0)
-          manifest.fail(field + ".original_shape", *shape, "expected positive dimensions");
-        original_elements *= dim;
-      }
-      for (int64_t dim : outputs[t].unpadded_shape()) unpadded_elements *= dim;
-      if (original.empty() || original_elements != unpadded_elements)
-        manifest.fail(field + ".original_shape", *shape,
-                      "shape " + shape_text(original) + " does not hold the " +
-                          std::to_string(unpadded_elements) + " elements of the unpadded " + kind +
-                          " " + shape_text(outputs[t].unpadded_shape()));
-      result[t].original_shape = std::move(original);
-    }
+    if (const json::Value *shape = items[t].find("original_shape"))
+      result[t].original_shape =
+          read_original_shape(manifest, field + ".original_shape", *shape, outputs[t], kind);
   }
   return result;
 }
@@ -375,8 +511,15 @@ onnx::ModelProto read_onnx_graph(const std::string &path, const std::string &fie
   std::string bytes = read_file(path, what + " (model.json field '" + field + "')");
   onnx::ModelProto model;
   if (!model.ParseFromString(bytes))
-    throw InvalidArgument(path + ": not a valid ONNX model (protobuf parse failed); model.json "
-                                 "field '" + field + "' must name the " + what);
+    throw InvalidArgument(path +
+                          ": not a valid ONNX model (protobuf parse failed); model.json "
+                          "field '" +
+                          field + "' must name the " + what);
+  // An empty file parses as an empty ModelProto: still no graph to run.
+  if (!model.has_graph())
+    throw InvalidArgument(
+        path + ": " + (bytes.empty() ? std::string("empty file") : "ONNX model without a graph") +
+        ", not an ONNX graph; model.json field '" + field + "' must name the " + what);
   return model;
 }
 
@@ -510,38 +653,59 @@ void check_core_graph(ModelPackage &package) {
   check(graph_outputs, package.outputs, "output", "output_shapes");
 }
 
-}  // namespace
+// Where a package's files are: its directory, and the model file in it ("model.json", or the
+// other .json file given in its place).
+struct PackageLocation {
+  std::string directory;
+  std::string model_file = "model.json";
+};
 
-std::shared_ptr<const ModelPackage> load_model_package(const std::string &path) {
-  auto package = std::make_shared<ModelPackage>();
-  std::string directory = path;
+// `path` as a package directory or its model file; InvalidArgument saying what to pass when it
+// is neither (empty, a NUL, a missing path, an ONNX file, the manifest).
+PackageLocation locate_package(const std::string &path) {
+  PackageLocation where;
+  std::string &directory = where.directory;
+  directory = path;
   while (directory.size() > 1 && directory.back() == '/') directory.pop_back();
   if (directory.empty())
     throw InvalidArgument("model path is empty; expected a package directory or its model.json");
+  if (path.find('\0') != std::string::npos)
+    throw InvalidArgument("model path '" + display_text(path) +
+                          "' contains a NUL character; expected a package directory or its "
+                          "model.json");
   // A package directory, or its model file: model.json, or any other .json naming the same
   // package (Axelera's load_model takes "a file"), read in place of model.json.
-  std::string model_file = "model.json";
   if (!is_directory(directory)) {
     if (ends_with(directory, ".json") && is_regular_file(directory)) {
       size_t slash = directory.rfind('/');
-      model_file = slash == std::string::npos ? directory : directory.substr(slash + 1);
+      where.model_file = slash == std::string::npos ? directory : directory.substr(slash + 1);
       directory = slash == std::string::npos ? "." : slash == 0 ? "/" : directory.substr(0, slash);
     } else if (ends_with(directory, ".json")) {
-      throw InvalidArgument("model file " + path + " does not exist");
+      throw InvalidArgument("model file " + path + " " + file_problem(directory));
     } else if (is_regular_file(directory)) {
       throw InvalidArgument("model path " + path +
                             " is a file but not a model file; expected a package directory or "
                             "its model.json (an ONNX model needs axcompile first)");
     } else {
-      throw InvalidArgument("model package " + path +
-                            " does not exist (expected a package directory or its model.json)");
+      throw InvalidArgument("model package " + path + " " + file_problem(directory) +
+                            " (expected a package directory or its model.json)");
     }
   }
-  package->directory = directory;
-  package->model_json_path = directory + "/" + model_file;
-  package->manifest_path = directory + "/manifest.json";
+  // Axelera's packages also hold a manifest.json; given in place of the model file it would only
+  // fail for lacking model.json's fields, so say what to pass instead.
+  if (where.model_file == "manifest.json")
+    throw InvalidArgument("model file " + path +
+                          " is the package's manifest, not its model file: pass the package "
+                          "directory " +
+                          directory + " or its model.json");
+  return where;
+}
 
-  const JsonFile model(package->model_json_path, "model file");
+// model.json's fields into `package`: format version, name, core graph (which must exist),
+// batch, input layout and the host graphs (which must parse).
+void read_model_file(ModelPackage &package) {
+  const std::string &directory = package.directory;
+  const JsonFile model(package.model_json_path, "model file");
   {
     const json::Value &version = model.required("format_version");
     int64_t format_version = model.integer("format_version", version);
@@ -549,53 +713,54 @@ std::shared_ptr<const ModelPackage> load_model_package(const std::string &path) 
       model.fail("format_version", version,
                  "unsupported format version " + std::to_string(format_version) +
                      " (this runtime reads version 1)");
-    package->format_version = 1;
+    package.format_version = 1;
   }
   if (const json::Value *name = model.optional("name")) {
-    package->name = model.string("name", *name);
+    package.name = model.string("name", *name);
   } else {
     size_t slash = directory.rfind('/');
-    package->name = slash == std::string::npos ? directory : directory.substr(slash + 1);
+    package.name = slash == std::string::npos ? directory : directory.substr(slash + 1);
   }
   {
     const json::Value &core = model.required("core_graph");
-    package->core_graph = model.string("core_graph", core);
-    if (package->core_graph.empty() || package->core_graph[0] == '/')
+    package.core_graph = model.string("core_graph", core);
+    std::string outside = path_outside_package(package.core_graph);
+    if (!outside.empty()) model.fail("core_graph", core, outside);
+    std::string problem = file_problem(package.core_graph_path());
+    if (!problem.empty())
       model.fail("core_graph", core,
-                 "expected a path relative to the package, got '" + package->core_graph + "'");
-    if (!is_regular_file(package->core_graph_path()))
-      model.fail("core_graph", core,
-                 "core graph '" + package->core_graph + "' does not exist in " + directory);
+                 "core graph '" + package.core_graph + "' in " + directory + " " + problem);
   }
   if (const json::Value *batch = model.optional("batch")) {
     int64_t value = model.integer("batch", *batch);
     if (value < 1 || value > 1024)
       model.fail("batch", *batch, "expected a batch in 1..1024, got " + std::to_string(value));
-    package->batch = static_cast<int>(value);
+    package.batch = static_cast<int>(value);
   }
   if (const json::Value *layout = model.optional("input_tensor_layout")) {
-    package->input_tensor_layout = model.string("input_tensor_layout", *layout);
-    if (package->input_tensor_layout != "NHWC")
+    package.input_tensor_layout = model.string("input_tensor_layout", *layout);
+    if (package.input_tensor_layout != "NHWC")
       model.fail("input_tensor_layout", *layout,
                  "expected \"NHWC\" (the only device layout), got \"" +
-                     package->input_tensor_layout + "\"");
+                     package.input_tensor_layout + "\"");
   }
-  package->preamble_graph = model.optional_graph("preamble_graph", directory);
-  package->postamble_graph = model.optional_graph("postamble_graph", directory);
+  package.preamble_graph = model.optional_graph("preamble_graph", directory);
+  package.postamble_graph = model.optional_graph("postamble_graph", directory);
   // Host graphs are run by their consumers (axpreprocess, a decoder); a corrupt one is still
   // the package's fault, reported when it is opened rather than at the first frame.
-  if (!package->preamble_graph.empty())
-    read_onnx_graph(directory + "/" + package->preamble_graph, "preamble_graph",
+  if (!package.preamble_graph.empty())
+    read_onnx_graph(directory + "/" + package.preamble_graph, "preamble_graph",
                     "host preamble ONNX graph");
-  if (!package->postamble_graph.empty())
-    read_onnx_graph(directory + "/" + package->postamble_graph, "postamble_graph",
+  if (!package.postamble_graph.empty())
+    read_onnx_graph(directory + "/" + package.postamble_graph, "postamble_graph",
                     "host postamble ONNX graph");
+}
 
-  if (!is_regular_file(package->manifest_path)) {
-    tensors_from_core_graph(*package);
-    return package;
-  }
-  const JsonFile manifest(package->manifest_path, "manifest file");
+// manifest.json's fields into `package`: its version, the file names it shares with model.json
+// (which must agree), the device tensors (checked against the core graph) and their
+// preprocessing and quantisation.
+void read_manifest(ModelPackage &package, const std::string &model_file) {
+  const JsonFile manifest(package.manifest_path, "manifest file");
   if (const json::Value *version = manifest.optional("manifest_version")) {
     int64_t value = manifest.integer("manifest_version", *version);
     if (value != 1)
@@ -606,14 +771,16 @@ std::shared_ptr<const ModelPackage> load_model_package(const std::string &path) 
     std::string value = manifest.string("model_lib_file", *lib);
     if (value != "model.json" && value != model_file)
       manifest.fail("model_lib_file", *lib,
-                    "expected \"model.json\" or \"" + model_file + "\", got \"" + value + "\"");
+                    "expected \"model.json\"" +
+                        (model_file == "model.json" ? "" : " or \"" + model_file + "\"") +
+                        ", got \"" + value + "\"");
   }
   if (const json::Value *quantized = manifest.optional("quantized_model_file")) {
     std::string value = manifest.string("quantized_model_file", *quantized);
-    if (value != package->core_graph)
+    if (value != package.core_graph)
       manifest.fail(
           "quantized_model_file", *quantized,
-          "\"" + value + "\" differs from model.json core_graph \"" + package->core_graph + "\"");
+          "\"" + value + "\" differs from model.json core_graph \"" + package.core_graph + "\"");
   }
   auto check_same_graph = [&](const char *key, const std::string &model_value,
                               const char *model_key) {
@@ -625,15 +792,35 @@ std::shared_ptr<const ModelPackage> load_model_package(const std::string &path) 
                     "\"" + manifest_value + "\" differs from model.json " + model_key + " \"" +
                         model_value + "\"");
   };
-  check_same_graph("preprocess_graph", package->preamble_graph, "preamble_graph");
-  check_same_graph("postprocess_graph", package->postamble_graph, "postamble_graph");
+  check_same_graph("preprocess_graph", package.preamble_graph, "preamble_graph");
+  check_same_graph("postprocess_graph", package.postamble_graph, "postamble_graph");
 
-  package->inputs = read_tensors(manifest, package->batch, true);
-  package->outputs = read_tensors(manifest, package->batch, false);
-  check_core_graph(*package);
-  package->input_preprocess = read_input_preprocess(manifest, package->inputs.size());
-  package->output_info = read_tensor_info(manifest, package->outputs, "output_info", "output");
-  package->input_info = read_tensor_info(manifest, package->inputs, "input_info", "input");
+  package.inputs = read_tensors(manifest, package.batch, true);
+  package.outputs = read_tensors(manifest, package.batch, false);
+  check_core_graph(package);
+  package.input_preprocess = read_input_preprocess(manifest, package.inputs.size());
+  package.output_info = read_tensor_info(manifest, package.outputs, "output_info", "output");
+  package.input_info = read_tensor_info(manifest, package.inputs, "input_info", "input");
+  check_shapes_original(manifest, package.inputs, "input_shapes_original", "input");
+  check_shapes_original(manifest, package.outputs, "output_shapes_original", "output");
+}
+
+}  // namespace
+
+std::shared_ptr<const ModelPackage> load_model_package(const std::string &path) {
+  auto package = std::make_shared<ModelPackage>();
+  const PackageLocation where = locate_package(path);
+  package->directory = where.directory;
+  package->model_json_path = where.directory + "/" + where.model_file;
+  package->manifest_path = where.directory + "/manifest.json";
+  read_model_file(*package);
+  // No manifest.json at all: the core graph describes the tensors. Something else in its place
+  // (a directory, a dangling or looping symlink) is a broken package, not a missing manifest.
+  if (!anything_at(package->manifest_path)) {
+    tensors_from_core_graph(*package);
+    return package;
+  }
+  read_manifest(*package, where.model_file);
   return package;
 }
 

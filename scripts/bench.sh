@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
 # Builds and runs the benchmarks (issue 9; docs/performance.md). Never part of the tests.
 #
-#   scripts/bench.sh [engine|preprocess|pipelines|ceiling ...]     (default: all four; --help this)
+#   scripts/bench.sh [engine|preprocess|pipelines|ceiling|interval|meta|tail ...]
+#                                              (default: the first four; --help this)
 #
+# interval: axpreprocess inference-interval 1, 2, 4 on the face pipeline (Megamind.avi) and the
+# people one (vtest.avi, yolov5s) through benchmarks/bench_interval.py.
+# meta: axstream.meta's cost per frame against the Python routes before it
+# (benchmarks/bench_gst_meta.py).
+# tail: the engine's TopK + GatherND on a YOLOv5-sized detection tail (axrun) against numpy
+# (benchmarks/bench_detection_tail.py).
 # ceiling: the int8 engine against oneDNN's own int8 primitives alone on the same layers
 # (benchmarks/dnnl_ceiling.h), for AXSTREAM_BENCH_CEILING (default resnet50,yolov5s).
 #
@@ -14,7 +21,8 @@
 # AXSTREAM_BENCH_THREADS (f32 threads, default 1,2), JOBS (ninja -j, default 2); pipelines:
 # AXSTREAM_BENCH_FRAMES (300 per face-detect run, split over the streams of the multi-stream
 # cases), AXSTREAM_BENCH_YOLO_FRAMES (20), AXSTREAM_BENCH_REPEAT (5 runs per case, median),
-# AXSTREAM_BENCH_STREAMS (8), AXSTREAM_BENCH_ONLY (face,megamind,yolo,streams,memory),
+# AXSTREAM_BENCH_STREAMS (8), AXSTREAM_BENCH_ONLY (face,megamind,yolo,yolov8,ssd,ocr,streams,
+# memory),
 # AXSTREAM_BENCH_PLUGIN_DIR (another plugin build), AXSTREAM_BENCH_BASELINE_PLUGIN_DIR (a second
 # plugin build run in the same rounds, printed as "(baseline)"), AXSTREAM_BENCH_INFERENCE_PROPS
 # (extra axinference properties).
@@ -33,20 +41,22 @@ parts=("$@")
 for p in "${parts[@]}"; do
   case $p in
     -h|--help) sed -n '2,/^[^#]/{/^#/{s/^# \{0,1\}//;p}}' "$0"; exit 0 ;;
-    engine|preprocess|pipelines|ceiling) ;;
-    *) echo "bench.sh: unknown part '$p' (engine, preprocess, pipelines, ceiling)" >&2; exit 2 ;;
+    engine|preprocess|pipelines|ceiling|interval|meta|tail) ;;
+    *) echo "bench.sh: unknown part '$p' (engine, preprocess, pipelines, ceiling, interval, meta, tail)" >&2
+       exit 2 ;;
   esac
 done
 
 [[ -d $build ]] || meson setup "$build" "$here" -Dbenchmarks=enabled >/dev/null
 ninja -C "$build" -j "${JOBS:-2}" benchmarks/bench_engine benchmarks/bench_preprocess \
-  benchmarks/bench_pipelines tools/axcompile gst/elements/libgstaxelera.so >&2
+  benchmarks/bench_pipelines tools/axcompile tools/axrun gst/elements/libgstaxelera.so \
+  "python/_axstream_meta$(/usr/bin/python3-config --extension-suffix)" >&2
 
 if [[ ! -d $images ]]; then
   log "opencv-doc data missing in $data (run scripts/setup.sh); model cases will be skipped"
 else
   mkdir -p "$models/float" "$models/pkg"
-  for m in resnet50 mobilenetv2 yolov5s yolov8n; do
+  for m in resnet50 mobilenetv2 yolov5s yolov8n ssd_mobilenet; do
     if [[ ! -f $models/float/$m.onnx ]]; then
       log "making the seeded float models in $models/float"
       /usr/bin/python3 "$here/benchmarks/make_bench_models.py" "$models/float" >/dev/null
@@ -57,6 +67,12 @@ else
         --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 --name "$m" \
         --output-dir "$models/pkg/$m" >"$models/pkg/$m.log" 2>&1 ||
         log "$m: axcompile failed (see the log); its int8 cases will be skipped"
+    fi
+  done
+  # Float only (the engine-vs-OpenCV cases crnn-lstm, deconv2d, deconv3d): no int8 package.
+  for m in crnn_lstm deconv2d deconv3d; do
+    if [[ ! -f $models/float/$m.onnx ]]; then
+      /usr/bin/python3 "$here/benchmarks/make_bench_models.py" "$models/float" $m >/dev/null
     fi
   done
   AXSTREAM_BUILD=$build AXSTREAM_CACHE=$data "$here/scripts/build-demo-models.sh" \
@@ -72,6 +88,12 @@ for p in "${parts[@]}"; do
     preprocess) "$build/benchmarks/bench_preprocess" ;;
     pipelines) "$build/benchmarks/bench_pipelines" ;;
     ceiling) "$build/benchmarks/bench_engine" --ceiling "${AXSTREAM_BENCH_CEILING:-resnet50,yolov5s}" ;;
+    interval)
+      AXSTREAM_BUILD=$build AXSTREAM_CACHE=$data "$here/benchmarks/bench_interval.py" --rounds 7
+      AXSTREAM_BUILD=$build AXSTREAM_CACHE=$data "$here/benchmarks/bench_interval.py" \
+        --pipeline yolov5s --rounds 3 --frames 120 ;;
+    meta) AXSTREAM_BUILD=$build AXSTREAM_CACHE=$data "$here/benchmarks/bench_gst_meta.py" ;;
+    tail) AXSTREAM_BUILD=$build "$here/benchmarks/bench_detection_tail.py" ;;
   esac
   echo "# after $p: $(date -u '+%T UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 done

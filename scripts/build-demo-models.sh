@@ -75,13 +75,18 @@ for r in "${recipes[@]}"; do
   log "$name: compiling $(basename "$source")"
   # Options split into words on purpose; globs stay unexpanded for axcompile (set -f).
   set -f
+  # On a terminal axcompile's progress bars (and an error) show there, the report goes to the log:
+  # a compile takes up to a minute, which was silent.
   # shellcheck disable=SC2086
-  if "$axcompile" "$source" $options --name "$name" --output-dir "$models/$name" >"$models/$name.log" 2>&1; then
-    set +f
+  compile=("$axcompile" "$source" $options --name "$name" --output-dir "$models/$name")
+  status=0
+  if [[ -t 2 ]]; then "${compile[@]}" >"$models/$name.log" || status=$?
+  else "${compile[@]}" >"$models/$name.log" 2>&1 || status=$?; fi
+  set +f
+  if ((status == 0)); then
     echo "$stamp" >"$models/$name/.axcompile-stamp"
     grep -E "cosine|package" "$models/$name.log" | sed "s/^/[models] $name: /" >&2 || true
   else
-    set +f
     log "$name: axcompile failed; see $models/$name.log"
     tail -n 3 "$models/$name.log" >&2
     failed=1

@@ -5,6 +5,12 @@
 # "libaxruntime.so.1: cannot open shared object file" until someone runs ldconfig; Meson 1.0 does
 # not run it. Nothing to do for a staged (DESTDIR) install or a dry run; a non-root user is told.
 set -eu
+case ${1:-} in
+  '') ;;
+  -h|--help) sed -n '2,/^[^#]/{/^#/{s/^# \{0,1\}//;p}}' "$0"; exit 0 ;;
+  *) echo "install-ldconfig.sh: unexpected argument '$1' (it takes none; meson install runs it)" >&2
+     exit 2 ;;
+esac
 [ -n "${DESTDIR:-}" ] && exit 0
 [ -n "${MESON_INSTALL_DRY_RUN:-}" ] && exit 0
 if [ "$(id -u)" != 0 ]; then

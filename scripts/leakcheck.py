@@ -9,9 +9,9 @@ with the reason.
 
   scripts/leakcheck.py [--build build-asan] [--keep-logs DIR] [--pytest-args ARGS]
 
-Runs: pytest tests/python (the Python API suite), then three gst-launch-1.0 pipelines through
-axpreprocess/axinference/axdecode/axoverlay/axtracker/axmetapublish (and the face-detect demo
-pipeline when the demo package and media are there). Exit 0: no leak of ours; 1: leaks of ours
+Runs: pytest on each file of tests/python (the Python API suite), then three gst-launch-1.0
+pipelines through axpreprocess/axinference/axdecode/axoverlay/axtracker/axmetapublish (and the
+face-detect demo pipeline when the demo package and media are there). Exit 0: no leak of ours; 1: leaks of ours
 (printed with their stacks); 2: a run itself failed.
 """
 import argparse
@@ -28,7 +28,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "pipelines"))
 from cut_clip import cut_clip  # noqa: E402
 OUR_MODULES = re.compile(r"(libaxstream-[\w-]+\.so|libgstaxelera\.so|_axelera_runtime[\w.-]*\.so"
-                         r"|libaxruntime\.so)")
+                         r"|_axstream_meta[\w.-]*\.so|libaxruntime\.so)")
 OUR_SOURCES = re.compile(r"\.\./(hal|runtime|gst|python|tools|examples|tests|fuzz)/")
 RECORD = re.compile(r"^(Direct|Indirect) leak of (\d+) byte\(s\) in (\d+) object\(s\)")
 FRAME = re.compile(r"^\s*#(\d+) 0x[0-9a-f]+ in (.*)$|^\s*#(\d+) 0x[0-9a-f]+ +\((.*)\)$")
@@ -78,6 +78,39 @@ def run(label, command, env, cwd=ROOT, timeout=1800):
     return result.returncode
 
 
+TRACER_CRASH = "LeakSanitizer has encountered a fatal error"
+
+
+ATTEMPTS = 3
+
+
+def run_checked(label, command, env, logs):
+    """run(), again when LSan's stop-the-world tracer itself crashed in one of the processes
+    ("Tracer caught signal 11", google/sanitizers#1353): that process's leaks went unchecked,
+    which is a fault of the checker, not a leak. The crashed run's logs are set aside
+    (tracer-crash.*) and their first lines printed. A crash in each of ATTEMPTS runs fails the
+    check (exit 2) rather than pass a run whose leaks nobody looked at.
+    The crashes seen (CI, and here under load) fault inside ScanRangeForPointers at an address
+    like 0x4170, a bogus low range among the roots. Leaving thread-local storage out of the roots
+    (use_tls=0) is no way round: then what oneDNN's OpenMP, GDAL and OpenCV keep in TLS reads as
+    hundreds of leaks through our frames."""
+    for attempt in range(1, ATTEMPTS + 1):
+        before = set(glob.glob(str(logs / "lsan*")))
+        rc = run(label, command, env)
+        crashed = [path for path in sorted(set(glob.glob(str(logs / "lsan*"))) - before)
+                   if TRACER_CRASH in open(path, errors="replace").read()]
+        if not crashed:
+            return rc
+        print(f"LeakSanitizer's tracer crashed at exit in {', '.join(crashed)}; "
+              f"{'running it again' if attempt < ATTEMPTS else 'every time: leaks unchecked'}")
+        for path in crashed:
+            # Kept for a look (the faulting address and pc), out of the reports judged below.
+            print("".join(open(path, errors="replace").readlines()[:4]), end="")
+            os.replace(path, os.path.join(os.path.dirname(path),
+                                          "tracer-crash." + os.path.basename(path)))
+    return 1
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=str(ROOT / "build-asan"))
@@ -90,7 +123,7 @@ def main():
         return 2
     logs = pathlib.Path(args.keep_logs or tempfile.mkdtemp(prefix="axstream-lsan-"))
     logs.mkdir(parents=True, exist_ok=True)
-    for old in logs.glob("lsan*"):
+    for old in [*logs.glob("lsan*"), *logs.glob("tracer-crash.*")]:
         old.unlink()
     # libstdc++ too: python3 does not link it, and ASan must see __cxa_throw at start-up.
     libasan = " ".join(subprocess.run(["c++", f"-print-file-name={lib}"], capture_output=True,
@@ -101,7 +134,7 @@ def main():
     env.update({
         "LD_PRELOAD": libasan,
         # exitcode=0: the process ends normally and this script judges the reports.
-        "ASAN_OPTIONS": f"detect_leaks=1:exitcode=0:log_path={logs}/lsan",
+        "ASAN_OPTIONS": f"detect_leaks=1:exitcode=0:log_path={logs}/lsan:log_exe_name=1",
         "LSAN_OPTIONS": f"suppressions={ROOT}/scripts/lsan.supp:print_suppressions=0"
                         ":fast_unwind_on_malloc=0",
         "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
@@ -116,10 +149,15 @@ def main():
         "AXSTREAM_RUNTIME_DIR": tempfile.mkdtemp(prefix="axstream-lsan-run-"),
     })
     failures = 0
-    pytest_cmd = ["/usr/bin/python3", "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                  str(ROOT / "tests" / "python")] + shlex.split(args.pytest_args)
-    if run("python API tests", pytest_cmd, env) != 0:
-        failures += 1
+    # One process per file, as the plain suite runs them: a tracer crash reruns one file, and
+    # each process is a fraction of the whole suite's heap for LSan to scan at exit.
+    for test_file in sorted((ROOT / "tests" / "python").glob("test_*.py")):
+        pytest_cmd = ["/usr/bin/python3", "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                      str(test_file)] + shlex.split(args.pytest_args)
+        rc = run_checked(f"python API tests, {test_file.name}", pytest_cmd, env, logs)
+        # 5: pytest collected nothing, as --pytest-args "-k ..." does in the other files.
+        if rc != 0 and not (rc == 5 and args.pytest_args):
+            failures += 1
     tiny = models / "resnet_tiny"
     pipelines = [
         ("classification pipeline",
@@ -147,7 +185,7 @@ def main():
     else:
         print(f"face-detect pipeline skipped: {face} or {video} missing (scripts/setup.sh)")
     for label, line in pipelines:
-        if run(label, ["gst-launch-1.0", "-q"] + shlex.split(line), env) != 0:
+        if run_checked(label, ["gst-launch-1.0", "-q"] + shlex.split(line), env, logs) != 0:
             failures += 1
 
     reports = sorted(glob.glob(str(logs / "lsan*")))

@@ -5,7 +5,8 @@
 #
 #   scripts/setup.sh      (no arguments; --help prints this)
 #
-# Environment: AXSTREAM_CACHE (default ~/.cache/axstream), AXSTREAM_BUILD (default build/).
+# Environment: AXSTREAM_CACHE (default ~/.cache/axstream), AXSTREAM_BUILD (default build/),
+# AXSTREAM_JOBS (parallel build jobs, e.g. 2 on a shared machine; default ninja's, cores + 2).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -16,8 +17,14 @@ case ${1:-} in
   '') ;;
   -h|--help) sed -n '2,/^[^#]/{/^#/{s/^# \{0,1\}//;p}}' "$0"; exit 0 ;;
   *) echo "setup.sh: unexpected argument '$1' (it takes none; environment: AXSTREAM_CACHE," \
-       "AXSTREAM_BUILD)" >&2; exit 2 ;;
+       "AXSTREAM_BUILD, AXSTREAM_JOBS)" >&2; exit 2 ;;
 esac
+jobs=()
+if [[ -n ${AXSTREAM_JOBS:-} ]]; then
+  [[ $AXSTREAM_JOBS =~ ^[1-9][0-9]{0,3}$ ]] || {
+    echo "setup.sh: AXSTREAM_JOBS '$AXSTREAM_JOBS': expected an integer from 1 to 9999" >&2; exit 2; }
+  jobs=(-j "$AXSTREAM_JOBS")
+fi
 
 # --- Debian packages --------------------------------------------------------------------------
 apt_packages=(
@@ -29,6 +36,7 @@ apt_packages=(
   python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 python3-gst-1.0
   libgtest-dev libgmock-dev libdnnl-dev libonnx-dev libprotobuf-dev protobuf-compiler
   python3-onnx python3-opencv libonnx-testdata
+  mypy  # tests/python/test_typing.py: the type stubs as a user's mypy --strict sees them
   clang libclang-rt-14-dev  # libFuzzer + clang's sanitizer runtimes: the fuzz stage of test.sh
 )
 missing=()
@@ -73,7 +81,7 @@ if [[ ! -f "$build/build.ninja" ]]; then
   meson setup "$build" "$here" >/dev/null
 fi
 log "building"
-ninja -C "$build" >/dev/null || ninja -C "$build"
+ninja -C "$build" "${jobs[@]}" >/dev/null || ninja -C "$build" "${jobs[@]}"
 
 # --- packages the demos need (compiled once, cached) --------------------------------------------
 if [[ -x "$here/scripts/build-demo-models.sh" && -x "$build/tools/axcompile" ]]; then

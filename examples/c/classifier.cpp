@@ -6,13 +6,17 @@
 //
 // Exits 0 on success (and for --help), 2 on a bad command line, 1 on any other error or if the
 // threads disagree on the result.
+#include <pthread.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <numeric>
+#include <opencv2/core/utils/logger.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <string>
@@ -183,12 +187,24 @@ ThreadResult classify(axrContext *ctx, axrModel *model, const std::vector<int8_t
   return result;
 }
 
-std::vector<std::string> read_labels(const std::string &path) {
-  std::vector<std::string> labels;
-  if (path.empty()) return labels;
+// False when a labels file was named but cannot be read (no file at all is fine: class ids).
+bool read_labels(const std::string &path, std::vector<std::string> &labels) {
+  if (path.empty()) return true;
   std::ifstream file(path);
+  if (!file) return false;
   for (std::string line; std::getline(file, line);) labels.push_back(line);
-  return labels;
+  return true;
+}
+
+// Every error line names the program first, as the project's tools do.
+void fail(const char *format, ...) __attribute__((format(printf, 1, 2)));
+void fail(const char *format, ...) {
+  std::fputs("classifier: ", stderr);
+  va_list args;
+  va_start(args, format);
+  std::vfprintf(stderr, format, args);
+  va_end(args);
+  std::fputc('\n', stderr);
 }
 
 }  // namespace
@@ -207,38 +223,45 @@ int main(int argc, char **argv) {
     case Parsed::run:
       break;
   }
+  // Silent: OpenCV warns on stderr per decoder it tries; the line below says what failed.
+  cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
   cv::Mat image = cv::imread(options.image, cv::IMREAD_COLOR);
   if (image.empty()) {
-    std::fprintf(stderr, "cannot read image %s\n", options.image.c_str());
+    fail("cannot read image '%s' (no such file, or not an image OpenCV decodes)",
+         options.image.c_str());
     return 1;
   }
-  const std::vector<std::string> labels = read_labels(options.labels);
+  std::vector<std::string> labels;
+  if (!read_labels(options.labels, labels)) {
+    fail("cannot read labels file '%s'", options.labels.c_str());
+    return 1;
+  }
 
   auto ctx = axr::to_ptr(axr_create_context());
   axrModel *model = axr_load_model(ctx.get(), options.model.c_str());
   if (model == nullptr) {
-    std::fprintf(stderr, "axr_load_model: %s\n", error_text(AXR_OBJECT(ctx.get())).c_str());
+    fail("%s", error_text(AXR_OBJECT(ctx.get())).c_str());
     return 1;
   }
   if (axr_num_model_inputs(model) != 1 || axr_num_model_outputs(model) != 1) {
-    std::fprintf(stderr, "expected a classifier with 1 input and 1 output, got %zu and %zu\n",
-                 axr_num_model_inputs(model), axr_num_model_outputs(model));
+    fail("model '%s': expected a classifier with 1 input and 1 output, got %zu and %zu",
+         options.model.c_str(), axr_num_model_inputs(model), axr_num_model_outputs(model));
     return 1;
   }
   // The image is quantised straight into the core input; a package whose head runs on the host
   // first (preamble.onnx) needs that run, which this example does not do (axpreprocess does).
   const char *preamble = axr_get_property(axr_get_model_properties(model), "preamble_graph");
   if (preamble != nullptr && *preamble != '\0') {
-    std::fprintf(stderr,
-                 "model '%s' has a preamble (%s) to run on the host before the core; this "
-                 "example feeds the core directly and does not run preambles\n",
-                 options.model.c_str(), preamble);
+    fail(
+        "model '%s' has a preamble (%s) to run on the host before the core; this example "
+        "feeds the core directly and does not run preambles",
+        options.model.c_str(), preamble);
     return 1;
   }
   const axrTensorInfo input_info = axr_get_model_input(model, 0);
   const axrTensorInfo output_info = axr_get_model_output(model, 0);
   if (input_info.ndims != 4 || input_info.type != AXR_SIGNED || input_info.bits != 8) {
-    std::fprintf(stderr, "expected an int8 NHWC input\n");
+    fail("model '%s': expected an int8 NHWC input", options.model.c_str());
     return 1;
   }
   std::printf("model %s: input %s %zux%zux%zux%zu (scale %g, zero point %d), %zu classes\n",
@@ -253,6 +276,8 @@ int main(int argc, char **argv) {
     std::vector<std::thread> workers;
     for (int t = 0; t < options.threads; ++t) {
       workers.emplace_back([&, t] {
+        // Named, so `top -H` and gdb tell the workers apart from the runtime's own threads.
+        pthread_setname_np(pthread_self(), ("classify-" + std::to_string(t)).c_str());
         results[t] = classify(ctx.get(), model, input, output_info, options.iterations);
       });
     }
@@ -263,7 +288,7 @@ int main(int argc, char **argv) {
   for (int t = 0; t < options.threads; ++t) {
     const ThreadResult &result = results[t];
     if (!result.error.empty()) {
-      std::fprintf(stderr, "thread %d: %s\n", t, result.error.c_str());
+      fail("thread %d: %s", t, result.error.c_str());
       status = 1;
       continue;
     }
@@ -274,7 +299,7 @@ int main(int argc, char **argv) {
                     [](const Prediction &a, const Prediction &b) {
                       return a.class_id == b.class_id && a.probability == b.probability;
                     })) {
-      std::fprintf(stderr, "thread %d disagrees with thread 0\n", t);
+      fail("thread %d disagrees with thread 0", t);
       status = 1;
     }
   }

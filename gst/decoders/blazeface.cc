@@ -1,7 +1,7 @@
 // blazeface: MediaPipe BlazeFace (front 128x128 and back 256x256). 896 anchors: a 16x16 grid
 // with 2 anchors per cell then an 8x8 grid with 6, centres at (cell + 0.5) / grid, unit size.
 // Each 16-vector is the box centre offset x, y, width, height, then 6 keypoints (x, y), all in
-// input pixels; score = sigmoid(logit). Weighted NMS at IoU 0.3, threshold 0.75 by default.
+// input pixels; score = sigmoid(logit). Weighted NMS (default IoU and threshold in registry.cc).
 // int8 score logits are compared with a precomputed int8 threshold and turned into scores by a
 // 256-entry table; only candidates' boxes are dequantised (tensor_view.h).
 #include "axstream/decoders/blazeface.h"
@@ -19,8 +19,6 @@ namespace {
 
 constexpr int kValuesPerAnchor = 16;
 constexpr int kKeypoints = 6;
-constexpr float kDefaultThreshold = 0.75f;
-constexpr float kDefaultNmsIou = 0.3f;
 // MediaPipe clips raw score logits to +-100 before the sigmoid.
 constexpr float kLogitClip = 100.0f;
 
@@ -119,9 +117,8 @@ class BlazeFaceDecoder final : public Decoder {
                             std::to_string(geometry.tensor_width) + "x" +
                             std::to_string(geometry.tensor_height) +
                             ", expected the model input size (128x128 or 256x256)");
-    const float threshold =
-        options_.conf_threshold < 0 ? kDefaultThreshold : options_.conf_threshold;
-    const float nms_iou = options_.nms_iou < 0 ? kDefaultNmsIou : options_.nms_iou;
+    const float threshold = options_.conf_threshold;
+    const float nms_iou = options_.nms_iou;
     // Threshold on the logit so only candidates pay for the sigmoid and the box decode.
     const float logit_threshold = threshold <= 0   ? -kLogitClip
                                   : threshold >= 1 ? kLogitClip

@@ -64,7 +64,7 @@ class ClassificationDecoder final : public Decoder {
     } else {
       for (size_t i = 0; i < k; ++i) top[i] = scores.value(order[i]);
     }
-    const float threshold = options_.conf_threshold < 0 ? 0.0f : options_.conf_threshold;
+    const float threshold = options_.conf_threshold;
     DecodeResult result;
     for (size_t i = 0; i < k; ++i) {
       if (top[i] < threshold) break;

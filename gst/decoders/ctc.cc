@@ -77,7 +77,7 @@ class CtcDecoder final : public Decoder {
     }
     line.confidence = emitted ? static_cast<float>(score_sum / emitted) : 0.0f;
     DecodeResult result;
-    const float threshold = options_.conf_threshold < 0 ? 0.0f : options_.conf_threshold;
+    const float threshold = options_.conf_threshold;
     if (!line.text.empty() && line.confidence >= threshold) result.texts.push_back(line);
     return result;
   }

@@ -17,7 +17,6 @@ namespace axstream::decoders {
 namespace {
 
 constexpr float kBinaryThreshold = 0.3f;
-constexpr float kDefaultBoxThreshold = 0.6f;
 constexpr double kUnclipRatio = 1.5;
 constexpr float kMinSide = 3.0f;
 
@@ -107,8 +106,7 @@ class DbNetDecoder final : public Decoder {
     const int height = binary.rows, width = binary.cols;
     std::vector<std::vector<cv::Point>> contours;
     cv::findContours(binary, contours, cv::RETR_LIST, cv::CHAIN_APPROX_SIMPLE);
-    const float threshold =
-        options_.conf_threshold < 0 ? kDefaultBoxThreshold : options_.conf_threshold;
+    const float threshold = options_.conf_threshold;
     // Map pixels are tensor pixels unless the map is smaller than the input (then scale up).
     const double to_tensor_x =
         geometry.tensor_width > 0 ? double(geometry.tensor_width) / width : 1;
@@ -142,8 +140,10 @@ class DbNetDecoder final : public Decoder {
         const Point p{static_cast<float>(geometry.frame_x(corner.x * to_tensor_x)),
                       static_cast<float>(geometry.frame_y(corner.y * to_tensor_y))};
         d.keypoints.push_back(p);
-        x0 = std::min(x0, p.x), y0 = std::min(y0, p.y);
-        x1 = std::max(x1, p.x), y1 = std::max(y1, p.y);
+        x0 = std::min(x0, p.x);
+        y0 = std::min(y0, p.y);
+        x1 = std::max(x1, p.x);
+        y1 = std::max(y1, p.y);
       }
       d.box = {x0, y0, x1, y1};
       result.detections.push_back(std::move(d));

@@ -33,10 +33,9 @@ inline Box box_from_centre(float cx, float cy, float w, float h) {
 
 // NMS per class, then labels and frame coordinates.
 inline std::vector<Detection> finish_detections(std::vector<Detection> candidates,
-                                                const DecoderOptions &options, float default_iou,
+                                                const DecoderOptions &options,
                                                 const Geometry &geometry) {
-  const float iou_threshold = options.nms_iou < 0 ? default_iou : options.nms_iou;
-  std::vector<Detection> kept = nms(std::move(candidates), iou_threshold, options.max_detections);
+  std::vector<Detection> kept = nms(std::move(candidates), options.nms_iou, options.max_detections);
   for (Detection &d : kept) {
     d.label = label_of(options.labels, d.class_id);
     d.box = {static_cast<float>(geometry.frame_x(d.box.x0)),
@@ -71,10 +70,10 @@ inline std::string describe_outputs(const std::vector<FloatTensor> &outputs) {
 template <class Derived>
 class YoloDecoder : public Decoder {
  public:
-  YoloDecoder(const DecoderOptions &options, const char *name, float default_threshold)
+  YoloDecoder(const DecoderOptions &options, const char *name)
       : options_(options),
         sigmoid_applied_(sigmoid_applied(options.config, name)),
-        threshold_(options.conf_threshold < 0 ? default_threshold : options.conf_threshold),
+        threshold_(options.conf_threshold),
         name_(name) {}
   const char *name() const override { return name_; }
 

@@ -4,6 +4,7 @@
 #include <array>
 #include <cmath>
 #include <numeric>
+#include <optional>
 #include <sstream>
 
 #include "axstream/decoders/decoder.h"
@@ -170,15 +171,13 @@ OutputConverter::OutputConverter(std::vector<OutputSpec> specs, std::string post
   find_layout_gathers();
 }
 
-// A postamble of data movement only (BlazeFace's Transpose+Reshape per output), optionally with
-// an element-wise Sigmoid (YOLO heads the compiler left the final Sigmoid of), maps every output
-// element to one element of one core output, through the sigmoid or not. Running it on inputs
-// that spell their own element numbers reveals that map, so quantised outputs can be gathered as
-// int8 directly and the sigmoid left to a decoder that applies it to candidates only.
-void OutputConverter::find_layout_gathers() {
+namespace {
+
+// Whether every step of the program moves data (or applies an element-wise sigmoid).
+bool moves_data_only(const engine::Program &program) {
   static const char *const kLayoutOps[] = {"Transpose", "Reshape",  "Squeeze", "Unsqueeze",
                                            "Flatten",   "Identity", "Concat",  "Sigmoid"};
-  std::istringstream description(program_->describe());
+  std::istringstream description(program.describe());
   std::string line;
   std::getline(description, line);  // "program '...': N steps, ..."
   while (std::getline(description, line)) {
@@ -186,22 +185,90 @@ void OutputConverter::find_layout_gathers() {
     std::string op;
     words >> op;
     if (op == "input" || op == "output") continue;
-    if (std::find(std::begin(kLayoutOps), std::end(kLayoutOps), op) == std::end(kLayoutOps)) return;
+    if (std::find(std::begin(kLayoutOps), std::end(kLayoutOps), op) == std::end(kLayoutOps))
+      return false;
   }
-  // Element numbers 0.. over all inputs, written in base kLevels, one digit per run: digit d is
-  // the value 2 + d / 16 (exact in float). An output element is either that value (moved) or its
-  // sigmoid, which lies in [0.88, 0.998) and so apart from the moved values (>= 2), from a double
-  // sigmoid (< 0.74) and from its neighbours by >= 1.6e-4, thousands of float steps (the
-  // engine's 1 / (1 + exp(-x)) is decoders' sigmoid(); 1e-5 of slack allows another formula).
-  constexpr size_t kLevels = 64;
-  auto level = [](size_t digit) { return 2.0f + float(digit) / 16.0f; };
+  return true;
+}
+
+// Element numbers 0.. over all inputs, written in base kLevels, one digit per run: digit d is
+// the value 2 + d / 16 (exact in float). An output element is either that value (moved) or its
+// sigmoid, which lies in [0.88, 0.998) and so apart from the moved values (>= 2), from a double
+// sigmoid (< 0.74) and from its neighbours by >= 1.6e-4, thousands of float steps (the
+// engine's 1 / (1 + exp(-x)) is decoders' sigmoid(); 1e-5 of slack allows another formula).
+constexpr size_t kLevels = 64;
+
+float digit_level(size_t digit) { return 2.0f + float(digit) / 16.0f; }
+
+enum class Mode : uint8_t { moved, sigmoid };
+
+// The digit an output element spells, and whether it went through the sigmoid; nullopt when it
+// spells none (the postamble computes something else).
+std::optional<std::pair<size_t, Mode>> read_digit(
+    float value, const std::array<float, kLevels> &sigmoid_of_level) {
+  if (value >= 2.0f) {
+    const float scaled = (value - 2.0f) * 16.0f;
+    const size_t digit = static_cast<size_t>(scaled);
+    if (scaled != float(digit) || digit >= kLevels) return std::nullopt;
+    return std::pair{digit, Mode::moved};
+  }
+  if (value > 0.0f && value < 1.0f) {
+    const auto above = std::lower_bound(sigmoid_of_level.begin(), sigmoid_of_level.end(), value);
+    size_t digit = size_t(above - sigmoid_of_level.begin());
+    if (digit == kLevels ||
+        (digit > 0 && value - sigmoid_of_level[digit - 1] < sigmoid_of_level[digit] - value))
+      --digit;
+    if (std::abs(value - sigmoid_of_level[digit]) > 1e-5f) return std::nullopt;
+    return std::pair{digit, Mode::sigmoid};
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+// Where each element of each postamble output comes from: its number over all core outputs
+// (core output i holds numbers [first[i], first[i + 1])), and whether through the sigmoid.
+struct OutputConverter::ElementSources {
+  std::vector<size_t> first;
+  std::vector<std::vector<uint32_t>> numbers;  // per postamble output, per element
+  std::vector<std::vector<Mode>> modes;
+
+  size_t input_of(uint32_t number) const {
+    return size_t(std::upper_bound(first.begin(), first.end(), number) - first.begin()) - 1;
+  }
+};
+
+// A postamble of data movement only (BlazeFace's Transpose+Reshape per output), optionally with
+// an element-wise Sigmoid (YOLO heads the compiler left the final Sigmoid of), maps every output
+// element to one element of one core output, through the sigmoid or not. Running it on inputs
+// that spell their own element numbers reveals that map, so quantised outputs can be gathered as
+// int8 directly and the sigmoid left to a decoder that applies it to candidates only.
+void OutputConverter::find_layout_gathers() {
+  if (!moves_data_only(*program_)) return;
+  const std::optional<ElementSources> sources = trace_element_sources();
+  if (!sources) return;
+  std::vector<LayoutGather> gathers;
+  for (size_t o = 0; o < sources->numbers.size(); ++o) {
+    std::optional<LayoutGather> gather = layout_gather(*sources, o);
+    if (!gather) return;
+    gathers.push_back(std::move(*gather));
+  }
+  mark_only_users(gathers);
+  layout_gathers_ = std::move(gathers);
+}
+
+// Runs the postamble once per digit of the element numbers; nullopt when some output element
+// spells no number or changes between moved and sigmoid.
+std::optional<OutputConverter::ElementSources> OutputConverter::trace_element_sources() const {
   std::array<float, kLevels> sigmoid_of_level;
-  for (size_t d = 0; d < kLevels; ++d) sigmoid_of_level[d] = sigmoid(level(d));
-  std::vector<size_t> first(specs_.size() + 1, 0);
+  for (size_t d = 0; d < kLevels; ++d) sigmoid_of_level[d] = sigmoid(digit_level(d));
+  ElementSources sources;
+  std::vector<size_t> &first = sources.first;
+  first.assign(specs_.size() + 1, 0);
   for (size_t i = 0; i < specs_.size(); ++i)
     first[i + 1] = first[i] + program_->inputs()[i].element_count();
   const size_t total = first.back();
-  if (total == 0 || total >= (size_t(1) << 31)) return;
+  if (total == 0 || total >= (size_t(1) << 31)) return std::nullopt;
   size_t runs = 1;
   for (size_t reach = kLevels; reach < total; reach *= kLevels) ++runs;
 
@@ -217,117 +284,114 @@ void OutputConverter::find_layout_gathers() {
     results[o].resize(program_->outputs()[o].element_count());
     output_pointers.push_back(results[o].data());
   }
-  enum class Mode : uint8_t { moved, sigmoid };
-  std::vector<std::vector<uint32_t>> numbers(results.size());
-  std::vector<std::vector<Mode>> modes(results.size());
+  sources.numbers.resize(results.size());
+  sources.modes.resize(results.size());
   for (size_t o = 0; o < results.size(); ++o) {
-    numbers[o].assign(results[o].size(), 0);
-    modes[o].assign(results[o].size(), Mode::moved);
+    sources.numbers[o].assign(results[o].size(), 0);
+    sources.modes[o].assign(results[o].size(), Mode::moved);
   }
   size_t place = 1;
   for (size_t run = 0; run < runs; ++run, place *= kLevels) {
     for (size_t i = 0; i < specs_.size(); ++i)
       for (size_t j = 0; j < inputs[i].size(); ++j)
-        inputs[i][j] = level((first[i] + j) / place % kLevels);
+        inputs[i][j] = digit_level((first[i] + j) / place % kLevels);
     executor_->run(input_pointers, output_pointers);
     for (size_t o = 0; o < results.size(); ++o) {
       for (size_t k = 0; k < results[o].size(); ++k) {
-        const float value = results[o][k];
-        size_t digit;
-        Mode mode;
-        if (value >= 2.0f) {
-          const float scaled = (value - 2.0f) * 16.0f;
-          digit = static_cast<size_t>(scaled);
-          if (scaled != float(digit) || digit >= kLevels) return;
-          mode = Mode::moved;
-        } else if (value > 0.0f && value < 1.0f) {
-          const auto above =
-              std::lower_bound(sigmoid_of_level.begin(), sigmoid_of_level.end(), value);
-          digit = size_t(above - sigmoid_of_level.begin());
-          if (digit == kLevels ||
-              (digit > 0 && value - sigmoid_of_level[digit - 1] < sigmoid_of_level[digit] - value))
-            --digit;
-          if (std::abs(value - sigmoid_of_level[digit]) > 1e-5f) return;
-          mode = Mode::sigmoid;
-        } else {
-          return;
-        }
+        const auto digit = read_digit(results[o][k], sigmoid_of_level);
+        if (!digit) return std::nullopt;
+        const auto [value, mode] = *digit;
         if (run == 0)
-          modes[o][k] = mode;
-        else if (mode != modes[o][k])
-          return;
-        numbers[o][k] += uint32_t(digit * place);
+          sources.modes[o][k] = mode;
+        else if (mode != sources.modes[o][k])
+          return std::nullopt;
+        sources.numbers[o][k] += uint32_t(value * place);
       }
     }
   }
-  auto input_of = [&](uint32_t number) {
-    return size_t(std::upper_bound(first.begin(), first.end(), number) - first.begin()) - 1;
-  };
-  std::vector<LayoutGather> gathers(results.size());
-  for (size_t o = 0; o < results.size(); ++o) {
-    LayoutGather &gather = gathers[o];
-    if (numbers[o].empty()) return;
-    gather.input = input_of(numbers[o][0]);
-    if (gather.input >= specs_.size()) return;
-    const bool one_input = std::all_of(numbers[o].begin(), numbers[o].end(), [&](uint32_t n) {
-      return n >= first[gather.input] && n < first[gather.input + 1];
-    });
-    if (!one_input) {
-      // Whole core outputs one after the other (YOLOv8's Concat of DFL and class channels; SSD's
-      // Concat of per-level heads, each transposed to channels-last), each of its own
-      // quantisation: handed to the decoder as separate parts.
-      const std::vector<int64_t> &output_shape = program_->outputs()[o].shape;
-      // The parts are concatenated along the first dimension that is not 1.
-      const size_t axis = size_t(
-          std::find_if(output_shape.begin(), output_shape.end(), [](int64_t d) { return d != 1; }) -
-          output_shape.begin());
-      if (axis == output_shape.size()) return;
-      const size_t inner = product(output_shape, axis + 1);
-      for (size_t k = 0; k < numbers[o].size();) {
-        const size_t input = input_of(numbers[o][k]);
-        const size_t count = first[input + 1] - first[input];
-        if (numbers[o][k] != first[input] || k + count > numbers[o].size() || count % inner != 0)
-          return;
-        Part part;
-        part.input = input;
-        part.sigmoid = modes[o][k] == Mode::sigmoid;
-        for (size_t j = 0; j < count; ++j)
-          if (modes[o][k + j] != modes[o][k]) return;
-        bool in_order = true;
-        for (size_t j = 0; in_order && j < count; ++j)
-          in_order = numbers[o][k + j] == first[input] + j;
-        if (!in_order) {
-          // (1,C,...) read as (1,...,C): part element s * C + c is core element c * plane + s.
-          const std::vector<int64_t> &input_shape = program_->inputs()[input].shape;
-          if (input_shape.size() < 3 || input_shape[0] != 1) return;
-          const size_t channels = size_t(input_shape[1]);
-          if (channels == 0) return;
-          const size_t plane = count / channels;
-          for (size_t j = 0; j < count; ++j)
-            if (numbers[o][k + j] - first[input] != (j % channels) * plane + j / channels) return;
-          part.channels_last = true;
-        }
-        part.shape = output_shape;
-        part.shape[axis] = int64_t(count / inner);
-        gather.parts.push_back(std::move(part));
-        k += count;
-      }
-      continue;
-    }
-    // One core output: all moved or all through the sigmoid (a decoder's logits mode is per
-    // tensor).
-    if (std::count(modes[o].begin(), modes[o].end(), modes[o][0]) != long(modes[o].size())) return;
-    gather.sigmoid = modes[o][0] == Mode::sigmoid;
-    gather.indices.reserve(numbers[o].size());
-    for (uint32_t number : numbers[o])
-      gather.indices.push_back(uint32_t(number - first[gather.input]));
-    // The same elements in the same order (a Sigmoid or Reshape alone): no gather per frame.
-    gather.whole = gather.indices.size() == inputs[gather.input].size();
-    for (size_t k = 0; gather.whole && k < gather.indices.size(); ++k)
-      gather.whole = gather.indices[k] == k;
-    if (gather.whole) gather.indices.clear();
+  return sources;
+}
+
+// Postamble output o as a gather of one core output, or as whole core outputs one after the
+// other; nullopt when it is neither.
+std::optional<OutputConverter::LayoutGather> OutputConverter::layout_gather(
+    const ElementSources &sources, size_t o) const {
+  const std::vector<uint32_t> &numbers = sources.numbers[o];
+  const std::vector<Mode> &modes = sources.modes[o];
+  const std::vector<size_t> &first = sources.first;
+  LayoutGather gather;
+  if (numbers.empty()) return std::nullopt;
+  gather.input = sources.input_of(numbers[0]);
+  if (gather.input >= specs_.size()) return std::nullopt;
+  const bool one_input = std::all_of(numbers.begin(), numbers.end(), [&](uint32_t n) {
+    return n >= first[gather.input] && n < first[gather.input + 1];
+  });
+  if (!one_input) {
+    if (!add_concatenated_parts(sources, o, gather)) return std::nullopt;
+    return gather;
   }
-  // How many gathers (or parts) read each core output: a sole reader may take its values.
+  // One core output: all moved or all through the sigmoid (a decoder's logits mode is per
+  // tensor).
+  if (std::count(modes.begin(), modes.end(), modes[0]) != long(modes.size())) return std::nullopt;
+  gather.sigmoid = modes[0] == Mode::sigmoid;
+  gather.indices.reserve(numbers.size());
+  for (uint32_t number : numbers) gather.indices.push_back(uint32_t(number - first[gather.input]));
+  // The same elements in the same order (a Sigmoid or Reshape alone): no gather per frame.
+  gather.whole = gather.indices.size() == first[gather.input + 1] - first[gather.input];
+  for (size_t k = 0; gather.whole && k < gather.indices.size(); ++k)
+    gather.whole = gather.indices[k] == k;
+  if (gather.whole) gather.indices.clear();
+  return gather;
+}
+
+// Whole core outputs one after the other (YOLOv8's Concat of DFL and class channels; SSD's
+// Concat of per-level heads, each transposed to channels-last), each of its own quantisation:
+// handed to the decoder as separate parts. False when postamble output o is not that.
+bool OutputConverter::add_concatenated_parts(const ElementSources &sources, size_t o,
+                                             LayoutGather &gather) const {
+  const std::vector<uint32_t> &numbers = sources.numbers[o];
+  const std::vector<Mode> &modes = sources.modes[o];
+  const std::vector<size_t> &first = sources.first;
+  const std::vector<int64_t> &output_shape = program_->outputs()[o].shape;
+  // The parts are concatenated along the first dimension that is not 1.
+  const size_t axis = size_t(
+      std::find_if(output_shape.begin(), output_shape.end(), [](int64_t d) { return d != 1; }) -
+      output_shape.begin());
+  if (axis == output_shape.size()) return false;
+  const size_t inner = product(output_shape, axis + 1);
+  for (size_t k = 0; k < numbers.size();) {
+    const size_t input = sources.input_of(numbers[k]);
+    const size_t count = first[input + 1] - first[input];
+    if (numbers[k] != first[input] || k + count > numbers.size() || count % inner != 0)
+      return false;
+    Part part;
+    part.input = input;
+    part.sigmoid = modes[k] == Mode::sigmoid;
+    for (size_t j = 0; j < count; ++j)
+      if (modes[k + j] != modes[k]) return false;
+    bool in_order = true;
+    for (size_t j = 0; in_order && j < count; ++j) in_order = numbers[k + j] == first[input] + j;
+    if (!in_order) {
+      // (1,C,...) read as (1,...,C): part element s * C + c is core element c * plane + s.
+      const std::vector<int64_t> &input_shape = program_->inputs()[input].shape;
+      if (input_shape.size() < 3 || input_shape[0] != 1) return false;
+      const size_t channels = size_t(input_shape[1]);
+      if (channels == 0) return false;
+      const size_t plane = count / channels;
+      for (size_t j = 0; j < count; ++j)
+        if (numbers[k + j] - first[input] != (j % channels) * plane + j / channels) return false;
+      part.channels_last = true;
+    }
+    part.shape = output_shape;
+    part.shape[axis] = int64_t(count / inner);
+    gather.parts.push_back(std::move(part));
+    k += count;
+  }
+  return true;
+}
+
+// How many gathers (or parts) read each core output: a sole reader may take its values.
+void OutputConverter::mark_only_users(std::vector<LayoutGather> &gathers) const {
   std::vector<size_t> readers(specs_.size(), 0);
   for (const LayoutGather &gather : gathers) {
     if (gather.parts.empty()) ++readers[gather.input];
@@ -337,7 +401,6 @@ void OutputConverter::find_layout_gathers() {
     gather.only_user = readers[gather.input] == 1;
     for (Part &part : gather.parts) part.only_user = readers[part.input] == 1;
   }
-  layout_gathers_ = std::move(gathers);
 }
 
 std::vector<bool> OutputConverter::outputs_before_sigmoid() const {

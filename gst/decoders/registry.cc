@@ -2,6 +2,7 @@
 // here.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 
@@ -23,33 +24,47 @@ const std::vector<DecoderEntry> &decoder_registry() {
       {"blazeface",
        "MediaPipe BlazeFace: face boxes + 6 keypoints, weighted NMS",
        make_blazeface_decoder,
-       {}},
+       {},
+       0.75f,
+       0.3f},
       {"classification",
        "top-k classes of a score vector (optional softmax)",
        make_classification_decoder,
-       {}},
+       {},
+       0.0f,
+       -1.0f},
       {"ctc",
        "greedy CTC text over (1,steps,classes) with a dictionary (labels)",
        make_ctc_decoder,
-       {}},
+       {},
+       0.0f,
+       -1.0f},
       {"dbnet",
        "DBNet text regions from a (1,1,H,W) probability map (rotated boxes)",
        make_dbnet_decoder,
-       {"activations"}},
+       {"activations"},
+       0.6f,
+       -1.0f},
       {"ssd",
        "SSD boxes (1,N,4) + scores (1,N,classes), class 0 background; decoded corners, or "
        "box deltas against prior boxes (config)",
        make_ssd_decoder,
        {"feature-maps", "image-size", "min-sizes", "max-sizes", "aspect-ratios", "steps",
-        "variances", "clip", "priors-file", "box-order", "scores"}},
+        "variances", "clip", "priors-file", "box-order", "scores"},
+       0.5f,
+       0.45f},
       {"yolov5",
        "YOLOv5 decoded (1,N,5+classes) or raw heads with COCO anchors",
        make_yolov5_decoder,
-       {"activations"}},
+       {"activations"},
+       0.25f,
+       0.45f},
       {"yolov8",
        "YOLOv8 decoded (1,4+classes,N) or raw DFL heads (1,64+classes,H,W)",
        make_yolov8_decoder,
-       {"activations"}},
+       {"activations"},
+       0.25f,
+       0.45f},
   };
   return registry;
 }
@@ -63,6 +78,17 @@ std::string decoder_names() {
   return names;
 }
 
+std::string decoder_defaults(float DecoderEntry::*field) {
+  std::string text;
+  for (const auto &entry : decoder_registry()) {
+    if (entry.*field < 0) continue;
+    char value[32];
+    std::snprintf(value, sizeof value, "%g", static_cast<double>(entry.*field));
+    text += (text.empty() ? "" : ", ") + std::string(entry.name) + " " + value;
+  }
+  return text;
+}
+
 std::unique_ptr<Decoder> make_decoder(const std::string &name, const DecoderOptions &options) {
   for (const auto &entry : decoder_registry()) {
     if (name != entry.name) continue;
@@ -74,7 +100,10 @@ std::unique_ptr<Decoder> make_decoder(const std::string &name, const DecoderOpti
         throw InvalidArgument("decoder '" + name + "': unknown config key '" + key +
                               "', expected " + (valid.empty() ? "no config" : "one of " + valid));
       }
-    return entry.make(options);
+    DecoderOptions resolved = options;
+    if (resolved.conf_threshold < 0) resolved.conf_threshold = entry.default_conf_threshold;
+    if (resolved.nms_iou < 0) resolved.nms_iou = entry.default_nms_iou;
+    return entry.make(resolved);
   }
   throw InvalidArgument("decoder '" + name + "' is unknown: expected one of " + decoder_names());
 }

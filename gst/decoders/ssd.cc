@@ -1,6 +1,6 @@
 // ssd: SSD-style detectors, boxes (1, N, 4) + scores (1, N, classes) with class 0 the
 // background. Reported class ids skip the background (score column c -> class id c - 1), so a
-// COCO labels file without a background line lines up. Per-class NMS at IoU 0.45; threshold 0.5.
+// COCO labels file without a background line lines up. Per-class NMS (defaults in registry.cc).
 // Two box forms:
 //  - decoded (no prior config): normalised corners x0, y0, x1, y1 (0..1 of the model input),
 //    scores are probabilities;
@@ -31,9 +31,6 @@
 
 namespace axstream::decoders {
 namespace {
-
-constexpr float kDefaultThreshold = 0.5f;
-constexpr float kDefaultNmsIou = 0.45f;
 
 enum class ScoreKind { probabilities, softmax, sigmoid };
 
@@ -71,19 +68,17 @@ struct SoftmaxEstimate<detail::QuantizedView> {
   // Whether row `first`'s best class (`column`) certainly has a softmax below the threshold.
   bool below_threshold(const detail::QuantizedView &scores, size_t first, int classes,
                        int column) const {
-    int logits[256];
-    if (const int8_t *run = scores.run(first, 1, size_t(classes)); run && classes <= 256) {
-      for (int c = 0; c < classes; ++c) logits[c] = run[c];
-    } else if (classes <= 256) {
-      for (int c = 0; c < classes; ++c) logits[c] = scores.key(first + size_t(c));
-    } else {
-      return false;
-    }
-    int most = logits[0];
-    for (int c = 1; c < classes; ++c) most = std::max(most, logits[c]);
+    // Empty rows, and rows of more than 256 classes as always, take the exact path instead.
+    if (classes <= 0 || classes > 256) return false;
+    // Read in place (no copy into a local array, whose reads GCC could not prove initialised):
+    // logits are int8 keys, so every distance `most - logit` indexes the 256-entry table.
+    const int8_t *run = scores.run(first, 1, size_t(classes));
+    auto logit = [&](int c) -> int { return run ? run[c] : scores.key(first + size_t(c)); };
+    int most = logit(0);
+    for (int c = 1; c < classes; ++c) most = std::max(most, logit(c));
     float sum = 0;
-    for (int c = 0; c < classes; ++c) sum += exp_below[size_t(most - logits[c])];
-    return exp_below[size_t(most - logits[column])] < at_least * sum;
+    for (int c = 0; c < classes; ++c) sum += exp_below[size_t(most - logit(c))];
+    return exp_below[size_t(most - logit(column))] < at_least * sum;
   }
   std::array<float, 256> exp_below;
   float at_least;
@@ -183,8 +178,7 @@ class SsdDecoder final : public Decoder {
           "geometry, got " +
           std::to_string(geometry.tensor_width) + "x" + std::to_string(geometry.tensor_height));
     const int classes = static_cast<int>(outputs[layout.scores[0]].shape()[2]);
-    const float threshold =
-        options_.conf_threshold < 0 ? kDefaultThreshold : options_.conf_threshold;
+    const float threshold = options_.conf_threshold;
     const float w = static_cast<float>(geometry.tensor_width);
     const float h = static_cast<float>(geometry.tensor_height);
     const float logit_threshold = threshold <= 0   ? -std::numeric_limits<float>::infinity()
@@ -235,8 +229,7 @@ class SsdDecoder final : public Decoder {
       }
     }
     DecodeResult result;
-    result.detections =
-        detail::finish_detections(std::move(candidates), options_, kDefaultNmsIou, geometry);
+    result.detections = detail::finish_detections(std::move(candidates), options_, geometry);
     return result;
   }
 

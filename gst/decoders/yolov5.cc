@@ -5,7 +5,7 @@
 //    decoded with the default COCO anchors: xy = (2 sigmoid - 0.5 + cell) * stride,
 //    wh = (2 sigmoid)^2 * anchor; config `activations=sigmoid` for heads exported with the
 //    sigmoid already applied (then the values are used as they are).
-// score = objectness * best class probability; per-class NMS at IoU 0.45; threshold 0.25.
+// score = objectness * best class probability; per-class NMS (defaults in registry.cc).
 // int8 outputs are thresholded on the raw int8 and only candidates dequantised (tensor_view.h);
 // a package whose postamble is the heads' Sigmoid decodes that way too (for_logits).
 #include "axstream/error.h"
@@ -15,16 +15,13 @@
 namespace axstream::decoders {
 namespace {
 
-constexpr float kDefaultThreshold = 0.25f;
-constexpr float kDefaultNmsIou = 0.45f;
 // Anchors (w, h) in input pixels for strides 8, 16, 32 (yolov5s.yaml).
 constexpr float kAnchors[3][6] = {
     {10, 13, 16, 30, 33, 23}, {30, 61, 62, 45, 59, 119}, {116, 90, 156, 198, 373, 326}};
 
 class YoloV5Decoder final : public detail::YoloDecoder<YoloV5Decoder> {
  public:
-  explicit YoloV5Decoder(const DecoderOptions &options)
-      : YoloDecoder(options, "yolov5", kDefaultThreshold) {}
+  explicit YoloV5Decoder(const DecoderOptions &options) : YoloDecoder(options, "yolov5") {}
 
   void check_outputs(const std::vector<FloatTensor> &outputs) const override {
     if (is_decoded(outputs) || are_raw_heads(outputs)) return;
@@ -114,8 +111,7 @@ class YoloV5Decoder final : public detail::YoloDecoder<YoloV5Decoder> {
       }
     }
     DecodeResult result;
-    result.detections =
-        detail::finish_detections(std::move(candidates), options_, kDefaultNmsIou, geometry);
+    result.detections = detail::finish_detections(std::move(candidates), options_, geometry);
     return result;
   }
 

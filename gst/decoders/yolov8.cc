@@ -5,7 +5,7 @@
 //    per side (left, top, right, bottom) a 16-bin distribution whose softmax expectation is the
 //    distance from the anchor point (cell + 0.5) in strides, then class logits (sigmoid; config
 //    `activations=sigmoid` when the export applied it already, as the yolov8n builder does).
-// Per-class NMS at IoU 0.45; threshold 0.25. int8 outputs are thresholded on the raw int8 (class
+// Per-class NMS (defaults in registry.cc). int8 outputs are thresholded on the raw int8 (class
 // logits against a precomputed int8 threshold, sigmoid from a 256-entry table) and only
 // candidates are dequantised (tensor_view.h). A package whose postamble concatenates the DFL
 // bins with the class sigmoids hands them over split ((1,64,H,W) + (1,classes,H,W) per level,
@@ -19,8 +19,6 @@
 namespace axstream::decoders {
 namespace {
 
-constexpr float kDefaultThreshold = 0.25f;
-constexpr float kDefaultNmsIou = 0.45f;
 constexpr int kDflBins = 16;  // Ultralytics' reg_max
 constexpr int kDflChannels = 4 * kDflBins;
 
@@ -44,8 +42,7 @@ float dfl_distance(const View &t, size_t first, size_t stride) {
 
 class YoloV8Decoder final : public detail::YoloDecoder<YoloV8Decoder> {
  public:
-  explicit YoloV8Decoder(const DecoderOptions &options)
-      : YoloDecoder(options, "yolov8", kDefaultThreshold) {}
+  explicit YoloV8Decoder(const DecoderOptions &options) : YoloDecoder(options, "yolov8") {}
 
   void check_outputs(const std::vector<FloatTensor> &outputs) const override {
     if (is_decoded(outputs) || are_dfl_heads(outputs) || are_split_heads(outputs)) return;
@@ -79,8 +76,7 @@ class YoloV8Decoder final : public detail::YoloDecoder<YoloV8Decoder> {
         outputs.size() == 1 ? decoded_candidates(outputs[0], threshold)
                             : dfl_candidates(outputs, threshold, sigmoid_applied_, geometry);
     DecodeResult result;
-    result.detections =
-        detail::finish_detections(std::move(candidates), options_, kDefaultNmsIou, geometry);
+    result.detections = detail::finish_detections(std::move(candidates), options_, geometry);
     return result;
   }
 

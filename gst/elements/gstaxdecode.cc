@@ -7,10 +7,12 @@
  * (depad, dequantise, layout, postamble; see docs/model-package.md), decoded by the decoder
  * named in `decoder`, and mapped back to frame pixels through the preprocess geometry. Each
  * detection becomes a GstVideoRegionOfInterestMeta (roi_type = label) with an "ax-detection"
- * parameter structure (label, confidence, class-id, keypoints) plus a GstAxKeypointsMeta when it
- * has keypoints; classifications become a GstAxClassificationMeta (and, for a ROI, an
- * "ax-classification" parameter on that ROI); recognised text (ctc) becomes "text" and
- * "text-confidence" in the "ax-detection" parameters of the ROI it was read from. See
+ * parameter structure (label, confidence, class-id, keypoints), the same values in a
+ * GstAxDetectionMeta (it survives videoscale and videoconvert, which drop the parameters) and a
+ * GstAxKeypointsMeta when it has keypoints; classifications become a GstAxClassificationMeta (and,
+ * for a ROI, an "ax-classification" parameter on that ROI); recognised text (ctc) becomes "text"
+ * and "text-confidence" in the "ax-detection" parameters and GstAxDetectionMeta of the ROI it was
+ * read from. See
  * axstream/gst/axresultmeta.h.
  *
  * When the package's outputs exist in int8 (no postamble, or one that only moves data) and the
@@ -26,9 +28,15 @@
  * in its own int8 domain.
  * `decoder-config` carries decoder settings such as SSD prior boxes.
  *
+ * Frames without output tensors pass unchanged, among them those axpreprocess's
+ * `inference-interval` skipped (marked `ax-inference-skipped`): axdecode needs no interval of its
+ * own, as the skipping upstream leaves it nothing to decode.
+ *
  * |[
- * gst-launch-1.0 filesrc location=Megamind.avi ! decodebin ! \
- *   axpreprocess model=models/blazeface ! axinference model=models/blazeface ! \
+ * D=~/.cache/axstream/opencv-doc/usr/share/doc/opencv-doc/examples/data
+ * M=~/.cache/axstream/models/blazeface-front
+ * gst-launch-1.0 filesrc location=$D/Megamind.avi ! decodebin ! \
+ *   axpreprocess model=$M ! axinference model=$M ! \
  *   axdecode decoder=blazeface conf-threshold=0.6 ! axoverlay ! videoconvert ! autovideosink
  * ]|
  */
@@ -39,10 +47,13 @@
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "ax_detection_values.h"
 #include "ax_field_properties.h"
+#include "ax_refused_caps.h"
 #include "ax_transform.h"
 #include "axstream/decoders/decoder.h"
 #include "axstream/decoders/output_converter.h"
@@ -86,6 +97,9 @@ struct ModelDecoding {
   std::unique_ptr<dec::OutputConverter> converter;
   bool outputs_checked = false;
   bool int8_path = false;  // decode_quantized() from the second buffer on
+  // model unset and decoder classification: a model of several outputs (a cascade's detector)
+  // is skipped.
+  bool not_for_decoder = false;
   // The int8 path's decoder when the postamble's sigmoid is left to it (Decoder::for_logits);
   // null: the element's decoder.
   std::unique_ptr<dec::Decoder> logits_decoder;
@@ -248,15 +262,6 @@ static auto convert_tensors(dec::OutputConverter &converter, GstBuffer *tensors,
   return convert(raw, raw_bytes);
 }
 
-static gint next_roi_id(GstBuffer *buffer) {
-  gint next = 0;
-  gpointer iter = nullptr;
-  while (GstMeta *meta = gst_buffer_iterate_meta_filtered(
-             buffer, &iter, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE))
-    next = MAX(next, reinterpret_cast<GstVideoRegionOfInterestMeta *>(meta)->id + 1);
-  return next;
-}
-
 static GstVideoRegionOfInterestMeta *find_roi(GstBuffer *buffer, gint id) {
   gpointer iter = nullptr;
   while (GstMeta *meta = gst_buffer_iterate_meta_filtered(
@@ -272,7 +277,7 @@ static void attach_detections(GstAxDecode *self, GstBuffer *buffer,
   const GstAxDecodeState *state = self->state;
   const double frame_w = state->have_video_info ? GST_VIDEO_INFO_WIDTH(&state->video_info) : 0;
   const double frame_h = state->have_video_info ? GST_VIDEO_INFO_HEIGHT(&state->video_info) : 0;
-  gint id = next_roi_id(buffer);
+  gint id = axstream::gst::next_roi_id(buffer);
   for (const dec::Detection &d : detections) {
     double x0 = MAX(0.0, d.box.x0), y0 = MAX(0.0, d.box.y0);
     double x1 = d.box.x1, y1 = d.box.y1;
@@ -297,11 +302,14 @@ static void attach_detections(GstAxDecode *self, GstBuffer *buffer,
       flat.push_back(p.x);
       flat.push_back(p.y);
     }
-    GstStructure *params = gst_structure_new(
-        GST_AX_DETECTION_PARAM, "label", G_TYPE_STRING, d.label.c_str(), "confidence",
-        G_TYPE_DOUBLE, static_cast<double>(d.score), "class-id", G_TYPE_INT, d.class_id, nullptr);
-    gst_structure_take_value(params, "keypoints", &keypoints);
-    gst_video_region_of_interest_meta_add_param(roi, params);
+    axstream::gst::DetectionValues values;
+    values.label = d.label;
+    values.confidence = static_cast<double>(d.score);
+    values.class_id = d.class_id;
+    axstream::gst::write_detection(buffer, roi, values);
+    gst_structure_take_value(
+        gst_video_region_of_interest_meta_get_param(roi, GST_AX_DETECTION_PARAM), "keypoints",
+        &keypoints);
     if (!d.keypoints.empty())
       gst_buffer_add_ax_keypoints_meta(buffer, roi->id, d.keypoints.size(), flat.data());
   }
@@ -335,12 +343,21 @@ static void attach_classes(GstBuffer *buffer, const std::vector<dec::ClassScore>
   gst_buffer_add_ax_classification_meta(buffer, roi_id, model, classes.size(), ids.data(),
                                         scores.data(), labels.data());
   GstVideoRegionOfInterestMeta *roi = roi_id >= 0 ? find_roi(buffer, roi_id) : nullptr;
+  GstStructure *params = nullptr;
   if (roi) {
-    GstStructure *params = gst_structure_new_empty(GST_AX_CLASSIFICATION_PARAM);
+    params = gst_structure_new_empty(GST_AX_CLASSIFICATION_PARAM);
+    gst_video_region_of_interest_meta_add_param(roi, params);
+  } else if (roi_id < 0) {
+    // The whole frame's classes also as a custom meta: the typed one is not introspectable, this
+    // one Python reads (Gst.Buffer.get_custom_meta).
+    gst_ax_classification_custom_meta_get_info();
+    params = gst_custom_meta_get_structure(
+        gst_buffer_add_custom_meta(buffer, GST_AX_CLASSIFICATION_PARAM));
+  }
+  if (params) {
     gst_structure_take_value(params, "labels", &label_array);
     gst_structure_take_value(params, "class-ids", &id_array);
     gst_structure_take_value(params, "scores", &score_array);
-    gst_video_region_of_interest_meta_add_param(roi, params);
   } else {
     g_value_unset(&label_array);
     g_value_unset(&id_array);
@@ -364,7 +381,7 @@ static void attach_texts(GstAxDecode *self, GstBuffer *buffer,
       const double height = transform.crop_height > 0 ? transform.crop_height
                             : have_info               ? GST_VIDEO_INFO_HEIGHT(info)
                                                       : 0;
-      const gint id = next_roi_id(buffer);
+      const gint id = axstream::gst::next_roi_id(buffer);
       roi = gst_buffer_add_video_region_of_interest_meta(
           buffer, "text", static_cast<guint>(MAX(0.0, transform.crop_x)),
           static_cast<guint>(MAX(0.0, transform.crop_y)), static_cast<guint>(width),
@@ -372,20 +389,20 @@ static void attach_texts(GstAxDecode *self, GstBuffer *buffer,
       roi->id = id;
       roi->parent_id = roi_id;
     }
-    GstStructure *params = gst_video_region_of_interest_meta_get_param(roi, GST_AX_DETECTION_PARAM);
-    if (!params) {
-      params = gst_structure_new(GST_AX_DETECTION_PARAM, "label", G_TYPE_STRING, "text", nullptr);
-      gst_video_region_of_interest_meta_add_param(roi, params);
-    }
-    gst_structure_set(params, "text", G_TYPE_STRING, line.text.c_str(), "text-confidence",
-                      G_TYPE_DOUBLE, static_cast<double>(line.confidence), nullptr);
+    // A ROI without detection values (the "text" ROI just made) is labelled "text".
+    std::optional<axstream::gst::DetectionValues> read = axstream::gst::read_detection(buffer, roi);
+    axstream::gst::DetectionValues values = read.value_or(axstream::gst::DetectionValues{});
+    if (!read) values.label = "text";
+    values.text = line.text;
+    values.text_confidence = static_cast<double>(line.confidence);
+    axstream::gst::write_detection(buffer, roi, values);
   }
 }
 
-static GstFlowReturn gst_ax_decode_transform_ip(GstBaseTransform *trans, GstBuffer *buffer) {
-  auto *self = GST_AX_DECODE(trans);
-  GstAxDecodeState *state = self->state;
-  // Collect first: attaching results adds metas while we iterate.
+// The buffer's output tensor metas this element decodes (its model's, or every model's when
+// model is unset), collected first: attaching results adds metas while we iterate.
+static std::vector<GstAxTensorMeta *> decodable_outputs(GstAxDecodeState *state,
+                                                        GstBuffer *buffer) {
   std::vector<GstAxTensorMeta *> outputs;
   gpointer iter = nullptr;
   while (GstMeta *meta =
@@ -395,6 +412,128 @@ static GstFlowReturn gst_ax_decode_transform_ip(GstBaseTransform *trans, GstBuff
     if (!state->model_key.empty() && !same_package(state->model_key, tensor_meta->model)) continue;
     outputs.push_back(tensor_meta);
   }
+  return outputs;
+}
+
+// The default decoder takes any model and ranks its first output as classes: a bare axdecode
+// after a detector gave no results or meaningless ones, and no word; a classifier's axdecode
+// without model= in a cascade also ranked the detector's first head as whole-frame classes.
+// Without model= such a model is skipped (true); with it (the user named that package) decoded;
+// a warning either way.
+static bool skip_as_not_class_scores(GstAxDecode *self, const std::string &model_path,
+                                     const std::vector<dec::FloatTensor> &floats) {
+  GstAxDecodeState *state = self->state;
+  if (floats.size() <= 1 || std::string(state->decoder->name()) != "classification") return false;
+  std::string outputs_text;
+  for (const dec::FloatTensor &output : floats)
+    outputs_text += (outputs_text.empty() ? "" : ", ") + output.name + " " + output.shape_string();
+  const bool skip = state->model_key.empty();
+  GST_ELEMENT_WARNING(
+      self, STREAM, DECODE,
+      ("model '%s' has %zu outputs (%s), not one of class scores: decoder "
+       "classification %s; a detector needs its own decoder (decoder= one of %s)",
+       model_path.c_str(), floats.size(), outputs_text.c_str(),
+       skip ? "skips them (model unset; in a cascade, model= names the package each "
+              "axdecode decodes)"
+            : "ranks only the first as classes",
+       dec::decoder_names().c_str()),
+      ("a classifier has one output of class scores"));
+  return skip;
+}
+
+// On a model's first buffer: whether later buffers take the int8 path (and with which
+// decoder: the postamble's sigmoid moves into it), with a warning when a Sigmoid would be
+// applied twice.
+static void choose_decode_path(GstAxDecode *self, const std::string &model_path,
+                               ModelDecoding &decoding, dec::OutputConverter &converter,
+                               const std::vector<dec::FloatTensor> &floats) {
+  GstAxDecodeState *state = self->state;
+  decoding.int8_path = self->int8_fast_path && state->decoder->has_int8_path() &&
+                       converter.quantized_outputs_available();
+  const std::vector<bool> before_sigmoid = converter.outputs_before_sigmoid();
+  const bool postamble_sigmoid =
+      std::find(before_sigmoid.begin(), before_sigmoid.end(), true) != before_sigmoid.end();
+  if (!before_sigmoid.empty() &&
+      std::find(before_sigmoid.begin(), before_sigmoid.end(), false) == before_sigmoid.end() &&
+      state->decoder->applies_sigmoid(floats))
+    GST_ELEMENT_WARNING(
+        self, STREAM, DECODE,
+        ("model '%s' ends its outputs in a Sigmoid and decoder %s applies one again: "
+         "every score passes its threshold; set decoder-config=\"activations=sigmoid\"",
+         model_path.c_str(), state->decoder->name()),
+        ("the package's postamble gives probabilities; decoding them as logits "
+         "(activations=logits, the default) makes every anchor a candidate"));
+  if (decoding.int8_path && (postamble_sigmoid || converter.splits_outputs())) {
+    // The postamble's sigmoid moves into the decoder, applied to candidates only (and
+    // outputs it concatenates from differently quantised parts come as those parts).
+    decoding.logits_decoder =
+        state->decoder->for_logits(converter.quantized_output_shapes(), before_sigmoid);
+    decoding.int8_path = decoding.logits_decoder && decoding.logits_decoder->has_int8_path();
+  }
+  GST_INFO_OBJECT(self, "model %s: decoder %s uses its %s path%s", model_path.c_str(),
+                  state->decoder->name(), decoding.int8_path ? "int8" : "float",
+                  decoding.int8_path && postamble_sigmoid
+                      ? " on logits (the postamble's sigmoid applied to candidates)"
+                      : "");
+}
+
+// One model's outputs decoded: on the int8 path from the raw tensors, otherwise converted to
+// float (the first buffer also checks the outputs and picks the path). Nothing when the model
+// is skipped.
+static std::optional<dec::DecodeResult> decode_outputs(GstAxDecode *self,
+                                                       GstAxTensorMeta *tensor_meta,
+                                                       const std::string &model_path) {
+  GstAxDecodeState *state = self->state;
+  ModelDecoding &decoding = state->models[model_path];
+  if (decoding.not_for_decoder) return std::nullopt;
+  if (!decoding.converter) {
+    auto package = axstream::runtime::load_model_package(model_path);
+    decoding.converter = dec::OutputConverter::from_package(*package);
+  }
+  dec::OutputConverter &converter = *decoding.converter;
+  const dec::Geometry geometry = axstream::gst::decoder_geometry(tensor_meta->transform);
+  if (decoding.outputs_checked && decoding.int8_path) {
+    // Thresholds on the raw int8; only candidates are dequantised.
+    const dec::Decoder &decoder =
+        decoding.logits_decoder ? *decoding.logits_decoder : *state->decoder;
+    // Decoded while mapped: the tensors are views of the device outputs where the layout
+    // allows, so nothing is copied.
+    return convert_tensors(
+        converter, tensor_meta->tensors, [&](const auto &raw, const auto &bytes) {
+          return decoder.decode_quantized(converter.view_quantized(raw, bytes), geometry);
+        });
+  }
+  std::vector<dec::FloatTensor> floats = convert_tensors(
+      converter, tensor_meta->tensors,
+      [&](const auto &raw, const auto &bytes) { return converter.convert(raw, bytes); });
+  if (!decoding.outputs_checked) {
+    state->decoder->check_outputs(floats);
+    if (skip_as_not_class_scores(self, model_path, floats)) {
+      decoding.not_for_decoder = true;
+      return std::nullopt;
+    }
+    decoding.outputs_checked = true;
+    choose_decode_path(self, model_path, decoding, converter, floats);
+  }
+  return state->decoder->decode(floats, geometry);
+}
+
+static void attach_results(GstAxDecode *self, GstBuffer *buffer, const dec::DecodeResult &result,
+                           const GstAxTensorMeta *tensor_meta, const std::string &model_path) {
+  if (!result.detections.empty())
+    attach_detections(self, buffer, result.detections, tensor_meta->roi_id);
+  if (!result.classes.empty())
+    attach_classes(buffer, result.classes, tensor_meta->roi_id, model_path.c_str());
+  if (!result.texts.empty())
+    attach_texts(self, buffer, result.texts, tensor_meta->roi_id, tensor_meta->transform);
+  GST_LOG_OBJECT(self, "model %s roi %d: %zu detections, %zu classes", model_path.c_str(),
+                 tensor_meta->roi_id, result.detections.size(), result.classes.size());
+}
+
+static GstFlowReturn gst_ax_decode_transform_ip(GstBaseTransform *trans, GstBuffer *buffer) {
+  auto *self = GST_AX_DECODE(trans);
+  GstAxDecodeState *state = self->state;
+  std::vector<GstAxTensorMeta *> outputs = decodable_outputs(state, buffer);
   if (outputs.empty()) {
     GST_LOG_OBJECT(self, "buffer %" GST_TIME_FORMAT " has no output tensors to decode",
                    GST_TIME_ARGS(GST_BUFFER_PTS(buffer)));
@@ -404,71 +543,8 @@ static GstFlowReturn gst_ax_decode_transform_ip(GstBaseTransform *trans, GstBuff
     const std::string model_path =
         state->model_key.empty() ? package_key(tensor_meta->model) : state->model_key;
     try {
-      ModelDecoding &decoding = state->models[model_path];
-      if (!decoding.converter) {
-        auto package = axstream::runtime::load_model_package(model_path);
-        decoding.converter = dec::OutputConverter::from_package(*package);
-      }
-      dec::OutputConverter &converter = *decoding.converter;
-      const dec::Geometry geometry = axstream::gst::decoder_geometry(tensor_meta->transform);
-      dec::DecodeResult result;
-      if (decoding.outputs_checked && decoding.int8_path) {
-        // Thresholds on the raw int8; only candidates are dequantised.
-        const dec::Decoder &decoder =
-            decoding.logits_decoder ? *decoding.logits_decoder : *state->decoder;
-        // Decoded while mapped: the tensors are views of the device outputs where the layout
-        // allows, so nothing is copied.
-        result = convert_tensors(
-            converter, tensor_meta->tensors, [&](const auto &raw, const auto &bytes) {
-              return decoder.decode_quantized(converter.view_quantized(raw, bytes), geometry);
-            });
-      } else {
-        std::vector<dec::FloatTensor> floats = convert_tensors(
-            converter, tensor_meta->tensors,
-            [&](const auto &raw, const auto &bytes) { return converter.convert(raw, bytes); });
-        if (!decoding.outputs_checked) {
-          state->decoder->check_outputs(floats);
-          decoding.outputs_checked = true;
-          decoding.int8_path = self->int8_fast_path && state->decoder->has_int8_path() &&
-                               converter.quantized_outputs_available();
-          const std::vector<bool> before_sigmoid = converter.outputs_before_sigmoid();
-          const bool postamble_sigmoid =
-              std::find(before_sigmoid.begin(), before_sigmoid.end(), true) != before_sigmoid.end();
-          if (!before_sigmoid.empty() &&
-              std::find(before_sigmoid.begin(), before_sigmoid.end(), false) ==
-                  before_sigmoid.end() &&
-              state->decoder->applies_sigmoid(floats))
-            GST_ELEMENT_WARNING(
-                self, STREAM, DECODE,
-                ("model '%s' ends its outputs in a Sigmoid and decoder %s applies one again: "
-                 "every score passes its threshold; set decoder-config=\"activations=sigmoid\"",
-                 model_path.c_str(), state->decoder->name()),
-                ("the package's postamble gives probabilities; decoding them as logits "
-                 "(activations=logits, the default) makes every anchor a candidate"));
-          if (decoding.int8_path && (postamble_sigmoid || converter.splits_outputs())) {
-            // The postamble's sigmoid moves into the decoder, applied to candidates only (and
-            // outputs it concatenates from differently quantised parts come as those parts).
-            decoding.logits_decoder =
-                state->decoder->for_logits(converter.quantized_output_shapes(), before_sigmoid);
-            decoding.int8_path =
-                decoding.logits_decoder && decoding.logits_decoder->has_int8_path();
-          }
-          GST_INFO_OBJECT(self, "model %s: decoder %s uses its %s path%s", model_path.c_str(),
-                          state->decoder->name(), decoding.int8_path ? "int8" : "float",
-                          decoding.int8_path && postamble_sigmoid
-                              ? " on logits (the postamble's sigmoid applied to candidates)"
-                              : "");
-        }
-        result = state->decoder->decode(floats, geometry);
-      }
-      if (!result.detections.empty())
-        attach_detections(self, buffer, result.detections, tensor_meta->roi_id);
-      if (!result.classes.empty())
-        attach_classes(buffer, result.classes, tensor_meta->roi_id, model_path.c_str());
-      if (!result.texts.empty())
-        attach_texts(self, buffer, result.texts, tensor_meta->roi_id, tensor_meta->transform);
-      GST_LOG_OBJECT(self, "model %s roi %d: %zu detections, %zu classes", model_path.c_str(),
-                     tensor_meta->roi_id, result.detections.size(), result.classes.size());
+      if (std::optional<dec::DecodeResult> result = decode_outputs(self, tensor_meta, model_path))
+        attach_results(self, buffer, *result, tensor_meta, model_path);
     } catch (const std::exception &error) {
       state->models.erase(model_path);
       GST_ELEMENT_ERROR(self, STREAM, DECODE, ("%s", error.what()),
@@ -511,20 +587,24 @@ static void gst_ax_decode_class_init(GstAxDecodeClass *klass) {
                           "Text file with one class label per line (line N = class id N); "
                           "unset: the decoder's default ('face' for blazeface, 'class N')",
                           DEFAULT_PROP_LABELS, ready_flags));
+  // The defaults come from the decoder registry (interned: GParamSpec keeps the pointers).
+  using axstream::decoders::DecoderEntry;
+  const gchar *conf_blurb = g_intern_string(
+      ("Minimum score of a reported detection, class or text; negative: the decoder's default (" +
+       axstream::decoders::decoder_defaults(&DecoderEntry::default_conf_threshold) + ")")
+          .c_str());
+  const gchar *nms_blurb = g_intern_string(
+      ("Overlap (intersection over union) above which non-maximum suppression merges or drops "
+       "boxes; negative: the decoder's default (" +
+       axstream::decoders::decoder_defaults(&DecoderEntry::default_nms_iou) + ")")
+          .c_str());
   g_object_class_install_property(
       gobject_class, PROP_CONF_THRESHOLD,
-      g_param_spec_double(
-          "conf-threshold", "Confidence threshold",
-          "Minimum score of a reported detection or class; negative: the "
-          "decoder's default (blazeface 0.75, classification 0, ssd 0.5, yolov5/yolov8 0.25)",
-          -1.0, 1.0, DEFAULT_PROP_CONF_THRESHOLD, ready_flags));
-  g_object_class_install_property(
-      gobject_class, PROP_NMS_IOU,
-      g_param_spec_double("nms-iou", "NMS IoU",
-                          "Overlap (intersection over union) above which non-maximum "
-                          "suppression merges or drops boxes; negative: the decoder's default "
-                          "(blazeface 0.3, ssd/yolov5/yolov8 0.45)",
-                          -1.0, 1.0, DEFAULT_PROP_NMS_IOU, ready_flags));
+      g_param_spec_double("conf-threshold", "Confidence threshold", conf_blurb, -1.0, 1.0,
+                          DEFAULT_PROP_CONF_THRESHOLD, ready_flags));
+  g_object_class_install_property(gobject_class, PROP_NMS_IOU,
+                                  g_param_spec_double("nms-iou", "NMS IoU", nms_blurb, -1.0, 1.0,
+                                                      DEFAULT_PROP_NMS_IOU, ready_flags));
   g_object_class_install_property(
       gobject_class, PROP_MAX_DETECTIONS,
       g_param_spec_int("max-detections", "Max detections",
@@ -545,7 +625,8 @@ static void gst_ax_decode_class_init(GstAxDecodeClass *klass) {
       g_param_spec_string("model", "Model",
                           "Model package whose output tensors to decode, read at start (a "
                           "missing or corrupt package fails it); unset: every output tensor meta, "
-                          "with the model it names",
+                          "with the model it names (decoder classification skips a model with "
+                          "several outputs, e.g. a cascade's detector, with a warning)",
                           DEFAULT_PROP_MODEL, ready_flags));
 
   g_object_class_install_property(
@@ -587,6 +668,8 @@ static void gst_ax_decode_class_init(GstAxDecodeClass *klass) {
 }
 
 static void gst_ax_decode_init(GstAxDecode *self) {
+  axstream::gst::report_refused_caps(GST_BASE_TRANSFORM_SINK_PAD(self),
+                                     GST_BASE_TRANSFORM_SRC_PAD(self));
   self->decoder = g_strdup(DEFAULT_PROP_DECODER);
   self->labels = nullptr;
   self->conf_threshold = DEFAULT_PROP_CONF_THRESHOLD;

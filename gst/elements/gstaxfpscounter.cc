@@ -5,10 +5,13 @@
  * Counts frames passing through and reports frames per second every `interval` seconds and at
  * EOS, on stdout (unless `silent`) and as an element message "axfpscounter" on the bus (fields
  * stream-id, frames, fps, average-fps, latency-ms: the mean time from the buffer's running time
- * to its arrival here, when the pipeline has a clock). Frames pass through untouched.
+ * to its arrival here over the frames that arrived at or after it, -1 when none did: no clock, or
+ * a non-live source whose frames run ahead of the clock until the sink waits). Frames pass
+ * through untouched.
  *
  * |[
- * gst-launch-1.0 filesrc location=vtest.avi ! decodebin ! axfpscounter interval=1 ! fakesink
+ * D=~/.cache/axstream/opencv-doc/usr/share/doc/opencv-doc/examples/data
+ * gst-launch-1.0 filesrc location=$D/vtest.avi ! decodebin ! axfpscounter interval=1 ! fakesink
  * ]|
  */
 #include "gstaxfpscounter.h"
@@ -41,8 +44,7 @@ struct _GstAxFpsCounter {
 };
 
 G_DEFINE_TYPE(GstAxFpsCounter, gst_ax_fps_counter, GST_TYPE_BASE_TRANSFORM);
-GST_ELEMENT_REGISTER_DEFINE(axfpscounter, "axfpscounter", GST_RANK_NONE,
-                            GST_TYPE_AX_FPS_COUNTER);
+GST_ELEMENT_REGISTER_DEFINE(axfpscounter, "axfpscounter", GST_RANK_NONE, GST_TYPE_AX_FPS_COUNTER);
 
 // The properties kept as fields of the instance (ax_field_properties.h).
 static constexpr axstream::gst::FieldProperty<GstAxFpsCounter> kFieldProperties[] = {
@@ -73,7 +75,8 @@ static void report(GstAxFpsCounter *self, gint64 now_us, gboolean final) {
 
   if (!self->silent) {
     if (latency >= 0)
-      g_print("%s: stream %u: %" G_GUINT64_FORMAT " frames, %.1f fps, average %.1f fps, "
+      g_print("%s: stream %u: %" G_GUINT64_FORMAT
+              " frames, %.1f fps, average %.1f fps, "
               "latency %.2f ms%s\n",
               GST_OBJECT_NAME(self), self->stream_id, frames, fps, average, latency,
               final ? " (end of stream)" : "");
@@ -82,11 +85,10 @@ static void report(GstAxFpsCounter *self, gint64 now_us, gboolean final) {
               GST_OBJECT_NAME(self), self->stream_id, frames, fps, average,
               final ? " (end of stream)" : "");
   }
-  GstStructure *s = gst_structure_new("axfpscounter", "stream-id", G_TYPE_UINT, self->stream_id,
-                                      "frames", G_TYPE_UINT64, frames, "fps", G_TYPE_DOUBLE, fps,
-                                      "average-fps", G_TYPE_DOUBLE, average, "latency-ms",
-                                      G_TYPE_DOUBLE, latency, "final", G_TYPE_BOOLEAN, final,
-                                      nullptr);
+  GstStructure *s = gst_structure_new(
+      "axfpscounter", "stream-id", G_TYPE_UINT, self->stream_id, "frames", G_TYPE_UINT64, frames,
+      "fps", G_TYPE_DOUBLE, fps, "average-fps", G_TYPE_DOUBLE, average, "latency-ms", G_TYPE_DOUBLE,
+      latency, "final", G_TYPE_BOOLEAN, final, nullptr);
   gst_element_post_message(GST_ELEMENT(self), gst_message_new_element(GST_OBJECT(self), s));
 }
 
@@ -106,8 +108,8 @@ static GstFlowReturn gst_ax_fps_counter_transform_ip(GstBaseTransform *trans, Gs
   gint64 now_us = g_get_monotonic_time();
 
   // Latency: how far behind its running time the buffer arrives here.
-  GstClockTime running_time = gst_segment_to_running_time(&trans->segment, GST_FORMAT_TIME,
-                                                          GST_BUFFER_PTS(buffer));
+  GstClockTime running_time =
+      gst_segment_to_running_time(&trans->segment, GST_FORMAT_TIME, GST_BUFFER_PTS(buffer));
   GstClock *clock = gst_element_get_clock(GST_ELEMENT(self));
   double latency_ms = -1;
   if (clock && GST_CLOCK_TIME_IS_VALID(running_time)) {
@@ -192,7 +194,9 @@ static void gst_ax_fps_counter_class_init(GstAxFpsCounterClass *klass) {
   gst_element_class_add_static_pad_template(element_class, &sink_template);
   gst_element_class_add_static_pad_template(element_class, &src_template);
   gst_element_class_set_static_metadata(element_class, "Axelera FPS counter", "Filter/Debug",
-                                        "Reports frames per second and latency per stream",
+                                        "Reports frames per second per stream, and latency "
+                                        "when frames meet the clock (a live source or a sink "
+                                        "with sync=true; not with fakesink's default)",
                                         "axstream developers");
   trans_class->start = GST_DEBUG_FUNCPTR(gst_ax_fps_counter_start);
   trans_class->transform_ip = GST_DEBUG_FUNCPTR(gst_ax_fps_counter_transform_ip);

@@ -10,7 +10,8 @@
  *
  * Inference is asynchronous: up to max-inflight frames are on the device at once, and a push
  * thread sends them downstream in their original order, with serialized events kept in place.
- * EOS is forwarded after the last frame finishes; flushing seeks drop the frames in flight. A
+ * EOS is forwarded after the last frame finishes; flushing seeks drop the frames in flight (the
+ * caps and other sticky events queued behind them are kept for the stream after the seek). A
  * frame downstream refuses after upstream's EOS (not-linked, not-negotiated) is an element error
  * here, since upstream, which posts such errors, no longer pushes.
  * The latency query adds the steady inference time: the longest of the last 64 runs, not
@@ -19,6 +20,11 @@
  * again. With shared=true, every axinference in the process with the same model, device and
  * instance options uses one ModelInstance, so several streams feed one device. fd memory goes to
  * the device as fds (zero-copy) when `dmabuf` is on.
+ *
+ * Frames axpreprocess's `inference-interval` skipped (marked `ax-inference-skipped`, no input
+ * tensor) are not run and pass on without the missing-tensor warning, as do a cascade second
+ * stage's frames when the first stage was skipped; they keep their place in the stream, so they
+ * wait only for frames ahead of them still on the device. No interval property is needed here.
  *
  * A package compiled with batch N > 1 (`axcompile --batch N`) runs whole batches: axpreprocess
  * makes one item per frame or ROI, and the instance's batch collector copies up to N items (of
@@ -51,6 +57,7 @@
 #include <gst/video/video.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -68,6 +75,8 @@
 #include "ax_batch_collector.h"
 #include "ax_field_properties.h"
 #include "ax_latency_window.h"
+#include "ax_refused_caps.h"
+#include "axstream/gst/axresultmeta.h"
 #include "axstream/gst/axtensormeta.h"
 #include "axstream/gst/axtensorpool.h"
 #include "axstream/runtime/runtime.h"
@@ -230,8 +239,11 @@ struct GstAxInferenceState {
     space.notify_all();
   }
   std::deque<std::shared_ptr<Item>> order;  // everything not yet pushed, in stream order
-  std::deque<std::shared_ptr<Item>> work;   // buffers waiting for a runner
-  int inflight = 0;                         // buffers in `order`
+  // Sticky events (caps, tags, ...) a flush dropped from `order`: upstream does not send them
+  // again, so they are stored on the source pad at FLUSH_STOP for the stream after it.
+  std::vector<std::shared_ptr<Item>> sticky_at_flush;
+  std::deque<std::shared_ptr<Item>> work;  // buffers waiting for a runner
+  int inflight = 0;                        // buffers in `order`
   bool pushing = false;  // the pusher holds an item taken from `order` (wakes `space` when done)
   bool flushing = false;
   bool stopping = false;
@@ -377,90 +389,167 @@ static void record_latency(GstAxInference *self, std::chrono::steady_clock::dura
   gst_element_post_message(GST_ELEMENT(self), gst_message_new_latency(GST_OBJECT(self)));
 }
 
-// Runs every matching input meta of `buffer`; throws the runtime's error.
-static void infer_buffer(GstAxInference *self, GstBuffer *buffer) {
-  GstAxInferenceState *state = self->state;
+// Whether axpreprocess skipped `buffer` (inference-interval) for this element's model, or for a
+// whole-frame model upstream of it.
+static bool skipped_for(GstAxInference *self, GstBuffer *buffer) {
+  const GstMetaInfo *info = gst_ax_inference_skipped_meta_get_info();
+  gpointer iter = nullptr;
+  while (GstMeta *meta = gst_buffer_iterate_meta_filtered(buffer, &iter, info->api)) {
+    const GstStructure *marker =
+        gst_custom_meta_get_structure(reinterpret_cast<GstCustomMeta *>(meta));
+    const gchar *model = gst_structure_get_string(marker, "model");
+    if (g_strcmp0(gst_structure_get_string(marker, "roi"), "frame") == 0 ||
+        g_strcmp0(model, self->model) == 0 || canonical_package(model) == self->state->model_key)
+      return true;
+  }
+  return false;
+}
+
+// A frame's tensor metas: the inputs for our model, other models' inputs and the outputs of
+// models already run.
+struct FrameTensorMetas {
   std::vector<GstAxTensorMeta *> inputs;
-  bool other_models_tensors = false;
+  std::vector<const GstAxTensorMeta *> other_inputs, output_metas;
+};
+
+static FrameTensorMetas frame_tensor_metas(GstAxInference *self, GstBuffer *buffer) {
+  GstAxInferenceState *state = self->state;
+  FrameTensorMetas metas;
   gpointer iter = nullptr;
   GstMeta *meta;
   while ((meta = gst_buffer_iterate_meta_filtered(buffer, &iter, GST_AX_TENSOR_META_API_TYPE))) {
     auto *m = reinterpret_cast<GstAxTensorMeta *>(meta);
-    // The same path string as our property is the usual case: no per-frame canonicalisation.
-    if (m->kind == GST_AX_TENSOR_INPUT && m->tensors &&
-        (!m->model || g_strcmp0(m->model, self->model) == 0 ||
-         canonical_package(m->model) == state->model_key))
-      inputs.push_back(m);
-    else
-      other_models_tensors = true;
-  }
-  if (inputs.empty()) {
-    // A secondary stage (axpreprocess roi=objects after another model) has nothing to run on a
-    // frame where the first model found no object: that is no misconfiguration to warn about.
-    const bool no_objects_in_cascade =
-        other_models_tensors &&
-        !gst_buffer_get_meta(buffer, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE);
-    std::lock_guard<std::mutex> lock(state->mutex);
-    if (!state->warned_no_tensor && !no_objects_in_cascade) {
-      state->warned_no_tensor = true;
-      GST_ELEMENT_WARNING(self, STREAM, FORMAT,
-                          ("a frame has no input tensor for model '%s'", self->model),
-                          ("no GstAxTensorMeta of kind INPUT for this model on %" GST_PTR_FORMAT
-                           "; is axpreprocess model=%s upstream? Frames pass without outputs",
-                           buffer, self->model));
+    if (m->kind == GST_AX_TENSOR_OUTPUT) {
+      metas.output_metas.push_back(m);
+      continue;
     }
+    // The same path string as our property is the usual case: no per-frame canonicalisation.
+    if (m->tensors && (!m->model || g_strcmp0(m->model, self->model) == 0 ||
+                       canonical_package(m->model) == state->model_key))
+      metas.inputs.push_back(m);
+    else
+      metas.other_inputs.push_back(m);
+  }
+  return metas;
+}
+
+// A frame without an input for our model (and not skipped by inference-interval), warned
+// about once. Another model's input tensor that no axinference ran (no output of that model
+// for that ROI on the frame) is a misconfiguration: axpreprocess and axinference name
+// different packages. Inputs that were run are a cascade's first stage, and a frame where it
+// found no object leaves the second stage nothing to crop: nothing to warn about.
+static void warn_no_input_tensor(GstAxInference *self, GstBuffer *buffer,
+                                 const FrameTensorMetas &metas) {
+  GstAxInferenceState *state = self->state;
+  std::lock_guard<std::mutex> lock(state->mutex);
+  if (state->warned_no_tensor) return;
+  const GstAxTensorMeta *not_run = nullptr;
+  for (const GstAxTensorMeta *input : metas.other_inputs) {
+    bool run = false;
+    for (const GstAxTensorMeta *output : metas.output_metas)
+      run = run || (output->roi_id == input->roi_id &&
+                    (g_strcmp0(output->model, input->model) == 0 ||
+                     canonical_package(output->model) == canonical_package(input->model)));
+    if (!run) {
+      not_run = input;
+      break;
+    }
+  }
+  const bool no_objects_in_cascade =
+      !(metas.other_inputs.empty() && metas.output_metas.empty()) && !not_run &&
+      !gst_buffer_get_meta(buffer, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE);
+  if (not_run) {
+    state->warned_no_tensor = true;
+    GST_ELEMENT_WARNING(self, STREAM, FORMAT,
+                        ("a frame has no input tensor for model '%s', only one for model '%s' "
+                         "that no axinference ran: do axpreprocess and axinference name the same "
+                         "package?",
+                         self->model, GST_STR_NULL(not_run->model)),
+                        ("input GstAxTensorMeta of '%s' (roi %d) on %" GST_PTR_FORMAT
+                         " and no output of it; frames pass without outputs",
+                         GST_STR_NULL(not_run->model), not_run->roi_id, buffer));
+  } else if (!no_objects_in_cascade) {
+    state->warned_no_tensor = true;
+    GST_ELEMENT_WARNING(self, STREAM, FORMAT,
+                        ("a frame has no input tensor for model '%s'", self->model),
+                        ("no GstAxTensorMeta of kind INPUT for this model on %" GST_PTR_FORMAT
+                         "; is axpreprocess model=%s upstream? Frames pass without outputs",
+                         buffer, self->model));
+  }
+}
+
+// Batch > 1: every tensor set of this frame joins the instance's next batches (with other
+// streams' frames when shared); each comes back as its own item of the outputs.
+static void run_batched(GstAxInference *self, GstBuffer *buffer,
+                        axstream::gst::BatchCollector &collector,
+                        const std::vector<GstAxTensorMeta *> &inputs) {
+  GstAxInferenceState *state = self->state;
+  std::vector<GstBuffer *> items;
+  for (GstAxTensorMeta *input : inputs) items.push_back(input->tensors);
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<GstBuffer *> outputs = collector.run_items(
+      items, std::chrono::microseconds(state->batch_timeout_us), &state->bytes_copied);
+  record_latency(self, std::chrono::steady_clock::now() - start);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    gst_buffer_add_ax_tensor_meta(buffer, GST_AX_TENSOR_OUTPUT, self->model, inputs[i]->roi_id,
+                                  &inputs[i]->transform, outputs[i]);
+    gst_buffer_unref(outputs[i]);
+  }
+}
+
+// One input tensor set through the instance into a pooled output buffer, attached to the
+// frame as our model's output for that ROI.
+static void run_input(GstAxInference *self, GstBuffer *buffer, GstAxTensorMeta *input) {
+  GstAxInferenceState *state = self->state;
+  const guint n_in = gst_buffer_n_memory(input->tensors);
+  if (n_in != state->inputs.size())
+    throw axstream::InvalidArgument("input tensor meta of model '" + std::string(self->model) +
+                                    "' holds " + std::to_string(n_in) + " tensors: expected " +
+                                    std::to_string(state->inputs.size()));
+  GstBuffer *outputs = nullptr;
+  if (gst_buffer_pool_acquire_buffer(state->output_pool, &outputs, nullptr) != GST_FLOW_OK)
+    throw axstream::InternalError("no output tensor buffer from the pool");
+  try {
+    std::vector<std::unique_ptr<TensorArgument>> held;
+    std::vector<rt::Argument> in_args, out_args;
+    for (guint i = 0; i < n_in; ++i) {
+      held.push_back(std::make_unique<TensorArgument>(gst_buffer_peek_memory(input->tensors, i),
+                                                      state->dmabuf, false, state->staging_pool, i,
+                                                      &state->bytes_copied));
+      in_args.push_back(held.back()->argument());
+    }
+    for (guint i = 0; i < gst_buffer_n_memory(outputs); ++i) {
+      held.push_back(std::make_unique<TensorArgument>(gst_buffer_peek_memory(outputs, i),
+                                                      state->dmabuf, true, nullptr, 0, nullptr));
+      out_args.push_back(held.back()->argument());
+    }
+    const auto start = std::chrono::steady_clock::now();
+    state->device->instance->run(in_args, out_args);
+    record_latency(self, std::chrono::steady_clock::now() - start);
+  } catch (...) {
+    gst_buffer_unref(outputs);
+    throw;
+  }
+  gst_buffer_add_ax_tensor_meta(buffer, GST_AX_TENSOR_OUTPUT, self->model, input->roi_id,
+                                &input->transform, outputs);
+  gst_buffer_unref(outputs);
+}
+
+// Runs every matching input meta of `buffer`; throws the runtime's error.
+static void infer_buffer(GstAxInference *self, GstBuffer *buffer) {
+  GstAxInferenceState *state = self->state;
+  FrameTensorMetas metas = frame_tensor_metas(self, buffer);
+  if (metas.inputs.empty()) {
+    // axpreprocess inference-interval skipped this frame for our model (or a first stage's
+    // skip left a cascade's second stage nothing to crop): passed on as it is, nothing to warn.
+    if (!skipped_for(self, buffer)) warn_no_input_tensor(self, buffer, metas);
     return;
   }
   if (axstream::gst::BatchCollector *collector = state->device->collector.get()) {
-    // Batch > 1: every tensor set of this frame joins the instance's next batches (with other
-    // streams' frames when shared); each comes back as its own item of the outputs.
-    std::vector<GstBuffer *> items;
-    for (GstAxTensorMeta *input : inputs) items.push_back(input->tensors);
-    const auto start = std::chrono::steady_clock::now();
-    std::vector<GstBuffer *> outputs = collector->run_items(
-        items, std::chrono::microseconds(state->batch_timeout_us), &state->bytes_copied);
-    record_latency(self, std::chrono::steady_clock::now() - start);
-    for (size_t i = 0; i < inputs.size(); ++i) {
-      gst_buffer_add_ax_tensor_meta(buffer, GST_AX_TENSOR_OUTPUT, self->model, inputs[i]->roi_id,
-                                    &inputs[i]->transform, outputs[i]);
-      gst_buffer_unref(outputs[i]);
-    }
+    run_batched(self, buffer, *collector, metas.inputs);
     return;
   }
-  for (GstAxTensorMeta *input : inputs) {
-    const guint n_in = gst_buffer_n_memory(input->tensors);
-    if (n_in != state->inputs.size())
-      throw axstream::InvalidArgument("input tensor meta of model '" + std::string(self->model) +
-                                      "' holds " + std::to_string(n_in) + " tensors: expected " +
-                                      std::to_string(state->inputs.size()));
-    GstBuffer *outputs = nullptr;
-    if (gst_buffer_pool_acquire_buffer(state->output_pool, &outputs, nullptr) != GST_FLOW_OK)
-      throw axstream::InternalError("no output tensor buffer from the pool");
-    try {
-      std::vector<std::unique_ptr<TensorArgument>> held;
-      std::vector<rt::Argument> in_args, out_args;
-      for (guint i = 0; i < n_in; ++i) {
-        held.push_back(std::make_unique<TensorArgument>(gst_buffer_peek_memory(input->tensors, i),
-                                                        state->dmabuf, false, state->staging_pool,
-                                                        i, &state->bytes_copied));
-        in_args.push_back(held.back()->argument());
-      }
-      for (guint i = 0; i < gst_buffer_n_memory(outputs); ++i) {
-        held.push_back(std::make_unique<TensorArgument>(gst_buffer_peek_memory(outputs, i),
-                                                        state->dmabuf, true, nullptr, 0, nullptr));
-        out_args.push_back(held.back()->argument());
-      }
-      const auto start = std::chrono::steady_clock::now();
-      state->device->instance->run(in_args, out_args);
-      record_latency(self, std::chrono::steady_clock::now() - start);
-    } catch (...) {
-      gst_buffer_unref(outputs);
-      throw;
-    }
-    gst_buffer_add_ax_tensor_meta(buffer, GST_AX_TENSOR_OUTPUT, self->model, input->roi_id,
-                                  &input->transform, outputs);
-    gst_buffer_unref(outputs);
-  }
+  for (GstAxTensorMeta *input : metas.inputs) run_input(self, buffer, input);
 }
 
 // While an EOS, a drain query or a flush/shutdown waits for this element's queued frames, a
@@ -594,16 +683,23 @@ static void stop_threads(GstAxInference *self) {
   update_drain(state);
   state->order.clear();
   state->work.clear();
+  state->sticky_at_flush.clear();
   state->inflight = 0;
 }
 
-// Drops everything queued (flush-start / shutdown) and wakes a blocked chain.
+// Drops everything queued (flush-start / shutdown) and wakes a blocked chain. The sticky events
+// among it but segments and EOS (which a flush ends) are kept for FLUSH_STOP, as queue does.
 static void flush_queue(GstAxInferenceState *state) {
   std::lock_guard<std::mutex> lock(state->mutex);
   state->flushing = true;
   state->drain_flush = true;  // runners waiting in the collector come back at once
   update_drain(state);
   state->generation++;
+  for (const std::shared_ptr<Item> &item : state->order)
+    if (item->event && GST_EVENT_IS_STICKY(item->event) &&
+        GST_EVENT_TYPE(item->event) != GST_EVENT_SEGMENT &&
+        GST_EVENT_TYPE(item->event) != GST_EVENT_EOS)
+      state->sticky_at_flush.push_back(item);
   state->order.clear();
   state->work.clear();
   state->inflight = 0;
@@ -668,6 +764,7 @@ static gboolean gst_ax_inference_sink_event(GstPad *pad, GstObject *parent, GstE
       return forwarded;
     }
     case GST_EVENT_FLUSH_STOP: {
+      std::vector<std::shared_ptr<Item>> sticky;
       {
         std::lock_guard<std::mutex> lock(state->mutex);
         state->order.clear();
@@ -678,8 +775,13 @@ static gboolean gst_ax_inference_sink_event(GstPad *pad, GstObject *parent, GstE
         state->downstream_returned = false;
         state->drain_eos = state->drain_flush = false;
         update_drain(state);
+        sticky.swap(state->sticky_at_flush);
       }
-      return gst_pad_push_event(self->srcpad, event);
+      const gboolean forwarded = gst_pad_push_event(self->srcpad, event);
+      // Stored once the source pad no longer flushes; sent before the next frame or event.
+      for (const std::shared_ptr<Item> &item : sticky)
+        gst_pad_store_sticky_event(self->srcpad, item->event);
+      return forwarded;
     }
     default:
       break;
@@ -736,6 +838,27 @@ static gboolean gst_ax_inference_src_query(GstPad *pad, GstObject *parent, GstQu
   return gst_pad_query_default(pad, parent, query);
 }
 
+// For a DeviceInUse whose holders ("held by user:pid", as the runtime names them) include this
+// process: the cores are other axinference elements' of the same application, which can share one
+// instance.
+static std::string same_process_hint(const std::string &reason, gboolean shared) {
+  const std::string held_by = "held by ", me = ":" + std::to_string(getpid());
+  for (size_t at = reason.find(held_by); at != std::string::npos;
+       at = reason.find(held_by, at + 1)) {
+    const size_t start = at + held_by.size();
+    const std::string holder = reason.substr(start, reason.find_first_of(",) ", start) - start);
+    if (holder.size() > me.size() && holder.compare(holder.size() - me.size(), me.size(), me) == 0)
+      return shared ? std::string(
+                          "; the holders in this process are axinference elements with "
+                          "another model or other instance options")
+                    : std::string(
+                          "; the holders in this process are other axinference "
+                          "elements: set shared=true on those with the same model to "
+                          "run them on one instance");
+  }
+  return {};
+}
+
 static gboolean open_device(GstAxInference *self) {
   GstAxInferenceState *state = self->state;
   if (!self->model || !*self->model) {
@@ -761,8 +884,8 @@ static gboolean open_device(GstAxInference *self) {
     const char *device = self->device ? self->device : "(any)";
     if (dynamic_cast<const axstream::DeviceInUse *>(&e))
       GST_ELEMENT_ERROR(self, RESOURCE, BUSY,
-                        ("axinference could not load model '%s' on device '%s': %s", self->model,
-                         device, e.what()),
+                        ("axinference could not load model '%s' on device '%s': %s%s", self->model,
+                         device, e.what(), same_process_hint(e.what(), self->shared).c_str()),
                         ("acquire_instance: %s", e.what()));
     else
       GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ_WRITE,
@@ -975,6 +1098,7 @@ static void gst_ax_inference_init(GstAxInference *self) {
   gst_pad_set_query_function(self->sinkpad, GST_DEBUG_FUNCPTR(gst_ax_inference_sink_query));
   GST_PAD_SET_PROXY_CAPS(self->sinkpad);
   GST_PAD_SET_PROXY_ALLOCATION(self->sinkpad);
+  axstream::gst::report_refused_caps(self->sinkpad);
   gst_element_add_pad(GST_ELEMENT(self), self->sinkpad);
 
   self->srcpad = gst_pad_new_from_static_template(&src_template, "src");

@@ -3,13 +3,16 @@
  * @title: axmetapublish
  *
  * Writes the results riding on each frame (GstVideoRegionOfInterestMeta with axstream's
- * "ax-detection" parameters, and the classes of GstAxClassificationMeta for the whole frame or
- * an object) as JSON Lines, one line per frame, to a file, stdout or a unix socket. Frames pass
- * through unchanged. The schema is in docs/metadata-schema.md.
+ * "ax-detection" parameters, or its GstAxDetectionMeta after a videoscale or videoconvert dropped
+ * them, and the classes of GstAxClassificationMeta for the whole frame or an object) as JSON
+ * Lines, one line per frame, to a file, stdout or a unix socket. Frames pass through unchanged.
+ * The schema is in docs/metadata-schema.md.
  *
  * |[
- * gst-launch-1.0 filesrc location=Megamind.avi ! decodebin ! \
- *   axpreprocess model=blazeface ! axinference model=blazeface ! \
+ * D=~/.cache/axstream/opencv-doc/usr/share/doc/opencv-doc/examples/data
+ * M=~/.cache/axstream/models/blazeface-front
+ * gst-launch-1.0 filesrc location=$D/Megamind.avi ! decodebin ! \
+ *   axpreprocess model=$M ! axinference model=$M ! \
  *   axdecode decoder=blazeface ! axmetapublish location=faces.jsonl ! fakesink
  * ]|
  */
@@ -24,10 +27,13 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "ax_detection_values.h"
 #include "ax_field_properties.h"
+#include "ax_refused_caps.h"
 #include "axstream/gst/axresultmeta.h"
 #include "json_lines.h"
 
@@ -69,8 +75,7 @@ static constexpr axstream::gst::FieldProperty<GstAxMetaPublish> kFieldProperties
 };
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE(
-    "sink", GST_PAD_SINK, GST_PAD_ALWAYS,
-    GST_STATIC_CAPS("video/x-raw(ANY)"));
+    "sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS("video/x-raw(ANY)"));
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE(
     "src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS("video/x-raw(ANY)"));
 
@@ -89,9 +94,9 @@ static gboolean gst_ax_meta_publish_start(GstBaseTransform *trans) {
     sockaddr_un address{};
     address.sun_family = AF_UNIX;
     if (strlen(self->socket_path) >= sizeof address.sun_path) {
-      GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("socket-path is too long"),
-                        ("'%s' has more than %zu bytes", self->socket_path,
-                         sizeof address.sun_path - 1));
+      GST_ELEMENT_ERROR(
+          self, RESOURCE, SETTINGS, ("socket-path is too long"),
+          ("'%s' has more than %zu bytes", self->socket_path, sizeof address.sun_path - 1));
       return FALSE;
     }
     std::strcpy(address.sun_path, self->socket_path);
@@ -100,7 +105,8 @@ static gboolean gst_ax_meta_publish_start(GstBaseTransform *trans) {
       int err = errno;
       if (fd >= 0) close(fd);
       GST_ELEMENT_ERROR(self, RESOURCE, OPEN_WRITE,
-                        ("Could not connect to unix socket \"%s\".", self->socket_path),
+                        ("Could not connect to unix socket \"%s\": %s.", self->socket_path,
+                         g_strerror(err)),
                         ("connect: %s", g_strerror(err)));
       return FALSE;
     }
@@ -112,7 +118,8 @@ static gboolean gst_ax_meta_publish_start(GstBaseTransform *trans) {
     if (fd < 0) {
       int err = errno;
       GST_ELEMENT_ERROR(self, RESOURCE, OPEN_WRITE,
-                        ("Could not open file \"%s\" for writing.", self->location),
+                        ("Could not open file \"%s\" for writing: %s.", self->location,
+                         g_strerror(err)),
                         ("open: %s", g_strerror(err)));
       return FALSE;
     }
@@ -137,25 +144,8 @@ static gboolean gst_ax_meta_publish_set_caps(GstBaseTransform *trans, GstCaps *i
   return TRUE;
 }
 
-static void read_keypoints(const GstStructure *params, axstream::publish::PublishedObject &object) {
-  const GValue *value = gst_structure_get_value(params, "keypoints");
-  if (!value) return;
-  auto size_of = GST_VALUE_HOLDS_ARRAY(value) ? gst_value_array_get_size
-                 : GST_VALUE_HOLDS_LIST(value) ? gst_value_list_get_size
-                                               : nullptr;
-  auto value_at = GST_VALUE_HOLDS_ARRAY(value) ? gst_value_array_get_value
-                                               : gst_value_list_get_value;
-  if (!size_of) return;
-  guint count = size_of(value);
-  for (guint i = 0; i + 1 < count; i += 2) {
-    const GValue *x = value_at(value, i);
-    const GValue *y = value_at(value, i + 1);
-    if (G_VALUE_HOLDS_DOUBLE(x) && G_VALUE_HOLDS_DOUBLE(y))
-      object.keypoints.emplace_back(g_value_get_double(x), g_value_get_double(y));
-  }
-}
-
-static axstream::publish::PublishedObject object_from_roi(GstVideoRegionOfInterestMeta *roi) {
+static axstream::publish::PublishedObject object_from_roi(GstBuffer *buffer,
+                                                          GstVideoRegionOfInterestMeta *roi) {
   axstream::publish::PublishedObject object;
   object.x = roi->x;
   object.y = roi->y;
@@ -164,18 +154,15 @@ static axstream::publish::PublishedObject object_from_roi(GstVideoRegionOfIntere
   object.roi_id = roi->id;
   if (roi->parent_id >= 0) object.parent_id = roi->parent_id;
   if (roi->roi_type) object.label = g_quark_to_string(roi->roi_type);
-  if (const GstStructure *params = gst_video_region_of_interest_meta_get_param(roi, "ax-detection")) {
-    if (const gchar *label = gst_structure_get_string(params, "label")) object.label = label;
-    gst_structure_get_double(params, "confidence", &object.score);
-    gst_structure_get_int(params, "class-id", &object.class_id);
-    gint64 track_id;
-    gint track_id_int;
-    if (gst_structure_get_int64(params, "track-id", &track_id))
-      object.track_id = track_id;
-    else if (gst_structure_get_int(params, "track-id", &track_id_int))
-      object.track_id = track_id_int;
-    if (const gchar *text = gst_structure_get_string(params, "text")) object.text = text;
-    read_keypoints(params, object);
+  if (std::optional<axstream::gst::DetectionValues> values =
+          axstream::gst::read_detection(buffer, roi)) {
+    if (values->label) object.label = *values->label;
+    if (values->confidence) object.score = *values->confidence;
+    if (values->class_id) object.class_id = *values->class_id;
+    if (values->track_id) object.track_id = *values->track_id;
+    if (values->text) object.text = *values->text;
+    object.predicted = values->predicted;
+    object.keypoints = std::move(values->keypoints);
   }
   return object;
 }
@@ -218,10 +205,12 @@ static GstFlowReturn gst_ax_meta_publish_transform_ip(GstBaseTransform *trans, G
     frame.width = GST_VIDEO_INFO_WIDTH(&state->video_info);
     frame.height = GST_VIDEO_INFO_HEIGHT(&state->video_info);
   }
+  frame.inference_skipped = gst_buffer_get_ax_inference_skipped(buffer, nullptr) != nullptr;
   gpointer iter = nullptr;
   while (GstMeta *meta = gst_buffer_iterate_meta_filtered(
              buffer, &iter, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) {
-    frame.objects.push_back(object_from_roi(reinterpret_cast<GstVideoRegionOfInterestMeta *>(meta)));
+    frame.objects.push_back(
+        object_from_roi(buffer, reinterpret_cast<GstVideoRegionOfInterestMeta *>(meta)));
   }
   // Classifications (axdecode decoder=classification): the whole frame's, or an object's by its
   // ROI id; several models' classes of one object follow each other.
@@ -286,8 +275,8 @@ static void gst_ax_meta_publish_class_init(GstAxMetaPublishClass *klass) {
                                                    GST_PARAM_MUTABLE_READY)));
   g_object_class_install_property(
       gobject_class, PROP_STREAM_ID,
-      g_param_spec_uint("stream-id", "Stream id", "Stream id written in every record", 0,
-                        G_MAXUINT, DEFAULT_PROP_STREAM_ID,
+      g_param_spec_uint("stream-id", "Stream id", "Stream id written in every record", 0, G_MAXUINT,
+                        DEFAULT_PROP_STREAM_ID,
                         static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS)));
 
   gst_element_class_add_static_pad_template(element_class, &sink_template);
@@ -307,6 +296,8 @@ static void gst_ax_meta_publish_class_init(GstAxMetaPublishClass *klass) {
 }
 
 static void gst_ax_meta_publish_init(GstAxMetaPublish *self) {
+  axstream::gst::report_refused_caps(GST_BASE_TRANSFORM_SINK_PAD(self),
+                                     GST_BASE_TRANSFORM_SRC_PAD(self));
   self->location = g_strdup(DEFAULT_PROP_LOCATION);
   self->socket_path = g_strdup(DEFAULT_PROP_SOCKET_PATH);
   self->stream_id = DEFAULT_PROP_STREAM_ID;

@@ -3,14 +3,19 @@
  * @title: axoverlay
  *
  * Draws results in place into the video frame: each GstVideoRegionOfInterestMeta as a box with
- * its label and score (from its "ax-detection" parameters, and track id when axtracker set one),
- * its keypoints, and whole-frame classifications (GstAxClassificationMeta with roi_id -1) as text
- * in the top-left corner. Works on RGB, BGR, RGBx, BGRx, xRGB, xBGR, RGBA, BGRA, NV12 and I420
- * (YUV frames: drawn on the luma and chroma planes with the colour converted, BT.601).
+ * its label and score (from its "ax-detection" parameters, or its GstAxDetectionMeta after a
+ * videoscale or videoconvert dropped them, and track id when axtracker set one) followed by the
+ * best class of each classifier that ran on it ("face 0.92 | smiling 0.81", as nvdsosd and
+ * gvawatermark show a cascade's secondary classes), its keypoints, and whole-frame
+ * classifications (GstAxClassificationMeta with roi_id -1) as text in the top-left corner. Works on
+ * RGB, BGR, RGBx, BGRx, xRGB, xBGR, RGBA, BGRA, NV12 and I420 (YUV frames: drawn on the luma and
+ * chroma planes with the colour converted, BT.601).
  *
  * |[
- * gst-launch-1.0 filesrc location=Megamind.avi ! decodebin ! \
- *   axpreprocess model=models/blazeface ! axinference model=models/blazeface ! \
+ * D=~/.cache/axstream/opencv-doc/usr/share/doc/opencv-doc/examples/data
+ * M=~/.cache/axstream/models/blazeface-front
+ * gst-launch-1.0 filesrc location=$D/Megamind.avi ! decodebin ! \
+ *   axpreprocess model=$M ! axinference model=$M ! \
  *   axdecode decoder=blazeface ! axoverlay box-color=0xff0000 thickness=3 ! \
  *   videoconvert ! autovideosink
  * ]|
@@ -19,10 +24,14 @@
 
 #include <gst/video/video.h>
 
+#include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "ax_detection_values.h"
 #include "ax_field_properties.h"
+#include "ax_refused_caps.h"
 #include "axstream/gst/axresultmeta.h"
 #include "axstream/overlay/overlay.h"
 
@@ -36,6 +45,7 @@ GST_DEBUG_CATEGORY_STATIC(gst_ax_overlay_debug);
 #define DEFAULT_PROP_FONT_SCALE 0.5
 #define DEFAULT_PROP_DRAW_KEYPOINTS TRUE
 #define DEFAULT_PROP_DRAW_LABELS TRUE
+#define DEFAULT_PROP_DRAW_CLASSES TRUE
 
 enum {
   PROP_0,
@@ -46,6 +56,7 @@ enum {
   PROP_FONT_SCALE,
   PROP_DRAW_KEYPOINTS,
   PROP_DRAW_LABELS,
+  PROP_DRAW_CLASSES,
 };
 
 struct _GstAxOverlay {
@@ -57,6 +68,7 @@ struct _GstAxOverlay {
   gdouble font_scale;
   gboolean draw_keypoints;
   gboolean draw_labels;
+  gboolean draw_classes;
 };
 
 G_DEFINE_TYPE(GstAxOverlay, gst_ax_overlay, GST_TYPE_VIDEO_FILTER);
@@ -71,6 +83,7 @@ static constexpr axstream::gst::FieldProperty<GstAxOverlay> kFieldProperties[] =
     {PROP_FONT_SCALE, &GstAxOverlay::font_scale},
     {PROP_DRAW_KEYPOINTS, &GstAxOverlay::draw_keypoints},
     {PROP_DRAW_LABELS, &GstAxOverlay::draw_labels},
+    {PROP_DRAW_CLASSES, &GstAxOverlay::draw_classes},
 };
 
 #define AX_OVERLAY_FORMATS "{ RGB, BGR, RGBx, BGRx, xRGB, xBGR, RGBA, BGRA, NV12, I420 }"
@@ -82,51 +95,78 @@ static GstStaticPadTemplate sink_template =
 static GstStaticPadTemplate src_template =
     GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS(AX_OVERLAY_CAPS));
 
-static void read_keypoints(const GstStructure *params, axstream::overlay::OverlayObject &object) {
-  const GValue *value = gst_structure_get_value(params, "keypoints");
-  if (!value || !GST_VALUE_HOLDS_ARRAY(value)) return;
-  const guint count = gst_value_array_get_size(value);
-  for (guint i = 0; i + 1 < count; i += 2) {
-    const GValue *x = gst_value_array_get_value(value, i);
-    const GValue *y = gst_value_array_get_value(value, i + 1);
-    if (G_VALUE_HOLDS_DOUBLE(x) && G_VALUE_HOLDS_DOUBLE(y))
-      object.keypoints.emplace_back(g_value_get_double(x), g_value_get_double(y));
+// Appends " | label score" (or "class N score" for a class without a label) to `text`.
+static void append_class(std::string &text, const char *label, gint class_id, double score) {
+  if (!text.empty()) text.append(" | ");
+  if (label && *label)
+    text.append(label);
+  else
+    text.append("class ").append(std::to_string(class_id));
+  char score_text[16];
+  std::snprintf(score_text, sizeof score_text, " %.2f", score);
+  text.append(score_text);
+}
+
+// The best class of every classifier that ran on `roi`, each appended to `text`: from the ROI's
+// `ax-classification` params (one per classifier), or, when a videoscale or videoconvert dropped
+// them, from the GstAxClassificationMetas with the ROI's id.
+static void append_roi_classes(std::string &text, GstBuffer *buffer,
+                               GstVideoRegionOfInterestMeta *roi) {
+  bool from_params = false;
+  for (GList *param = roi->params; param; param = param->next) {
+    const auto *classes = static_cast<const GstStructure *>(param->data);
+    if (!gst_structure_has_name(classes, GST_AX_CLASSIFICATION_PARAM)) continue;
+    from_params = true;
+    // Rank 0 of each array; a field missing or of another type is left out.
+    auto first = [classes](const char *field, GType type) -> const GValue * {
+      const GValue *array = gst_structure_get_value(classes, field);
+      if (!array || !GST_VALUE_HOLDS_ARRAY(array) || gst_value_array_get_size(array) == 0)
+        return nullptr;
+      const GValue *value = gst_value_array_get_value(array, 0);
+      return G_VALUE_HOLDS(value, type) ? value : nullptr;
+    };
+    const GValue *score = first("scores", G_TYPE_DOUBLE);
+    if (!score) continue;
+    const GValue *label = first("labels", G_TYPE_STRING);
+    const GValue *class_id = first("class-ids", G_TYPE_INT);
+    append_class(text, label ? g_value_get_string(label) : nullptr,
+                 class_id ? g_value_get_int(class_id) : -1, g_value_get_double(score));
+  }
+  if (from_params) return;
+  gpointer iter = nullptr;
+  while (GstMeta *meta =
+             gst_buffer_iterate_meta_filtered(buffer, &iter, GST_AX_CLASSIFICATION_META_API_TYPE)) {
+    const auto *classes = reinterpret_cast<const GstAxClassificationMeta *>(meta);
+    if (classes->roi_id != roi->id || classes->n_classes == 0) continue;
+    append_class(text, classes->labels[0], classes->class_ids[0], classes->scores[0]);
   }
 }
 
-static std::string roi_text(GstVideoRegionOfInterestMeta *roi) {
+// "#track label score | class score | ...": the detection (or its recognised text), then the
+// best class of each classifier when `draw_classes`.
+static std::string roi_text(GstBuffer *buffer, GstVideoRegionOfInterestMeta *roi,
+                            const std::optional<axstream::gst::DetectionValues> &values,
+                            bool draw_classes) {
   std::string label = roi->roi_type ? g_quark_to_string(roi->roi_type) : "";
-  const GstStructure *params = gst_video_region_of_interest_meta_get_param(roi, "ax-detection");
   double confidence = -1;
-  if (params) {
-    if (const gchar *l = gst_structure_get_string(params, "label")) label = l;
-    gst_structure_get_double(params, "confidence", &confidence);
-  }
-  // A classified ROI shows its best class.
-  if (const GstStructure *classes =
-          gst_video_region_of_interest_meta_get_param(roi, GST_AX_CLASSIFICATION_PARAM)) {
-    const GValue *labels = gst_structure_get_value(classes, "labels");
-    const GValue *scores = gst_structure_get_value(classes, "scores");
-    if (labels && scores && gst_value_array_get_size(labels) > 0 &&
-        gst_value_array_get_size(scores) > 0) {
-      label = g_value_get_string(gst_value_array_get_value(labels, 0));
-      confidence = g_value_get_double(gst_value_array_get_value(scores, 0));
-    }
+  if (values) {
+    if (values->label) label = *values->label;
+    confidence = values->confidence.value_or(-1);
   }
   // Recognised text replaces the label.
-  if (const gchar *recognised = params ? gst_structure_get_string(params, "text") : nullptr) {
-    label = recognised;
-    confidence = -1;
-    gst_structure_get_double(params, "text-confidence", &confidence);
+  if (values && values->text) {
+    label = *values->text;
+    confidence = values->text_confidence.value_or(-1);
   }
   std::string text = confidence >= 0 ? axstream::overlay::format_label(label, confidence) : label;
-  gint64 track_id;
-  if (params && gst_structure_get_int64(params, "track-id", &track_id))
-    text = std::string("#").append(std::to_string(track_id)).append(" ").append(text);
+  if (values && values->track_id)
+    text = std::string("#").append(std::to_string(*values->track_id)).append(" ").append(text);
+  if (draw_classes) append_roi_classes(text, buffer, roi);
   return text;
 }
 
-static std::vector<axstream::overlay::OverlayObject> objects_of(GstBuffer *buffer) {
+static std::vector<axstream::overlay::OverlayObject> objects_of(GstBuffer *buffer,
+                                                                bool draw_classes) {
   std::vector<axstream::overlay::OverlayObject> objects;
   gpointer iter = nullptr;
   while (GstMeta *meta = gst_buffer_iterate_meta_filtered(
@@ -137,27 +177,32 @@ static std::vector<axstream::overlay::OverlayObject> objects_of(GstBuffer *buffe
     object.y = roi->y;
     object.width = roi->w;
     object.height = roi->h;
-    object.text = roi_text(roi);
-    if (const GstStructure *params =
-            gst_video_region_of_interest_meta_get_param(roi, GST_AX_DETECTION_PARAM))
-      read_keypoints(params, object);
+    std::optional<axstream::gst::DetectionValues> values =
+        axstream::gst::read_detection(buffer, roi);
+    object.text = roi_text(buffer, roi, values, draw_classes);
+    if (values) {
+      for (const auto &[x, y] : values->keypoints) object.keypoints.emplace_back(x, y);
+    }
     objects.push_back(std::move(object));
   }
-  // Whole-frame classification: best class as text at the top-left corner.
-  if (GstAxClassificationMeta *classes = gst_buffer_get_ax_classification_meta(buffer, -1)) {
-    if (classes->n_classes > 0) {
-      axstream::overlay::OverlayObject object;
-      object.text = axstream::overlay::format_label(classes->labels[0], classes->scores[0]);
-      objects.push_back(std::move(object));
-    }
+  // Whole-frame classifications: the best class of each as text at the top-left corner.
+  axstream::overlay::OverlayObject frame_classes;
+  gpointer class_iter = nullptr;
+  while (GstMeta *meta = gst_buffer_iterate_meta_filtered(buffer, &class_iter,
+                                                          GST_AX_CLASSIFICATION_META_API_TYPE)) {
+    const auto *classes = reinterpret_cast<const GstAxClassificationMeta *>(meta);
+    if (classes->roi_id != -1 || classes->n_classes == 0) continue;
+    append_class(frame_classes.text, classes->labels[0], classes->class_ids[0], classes->scores[0]);
   }
+  if (!frame_classes.text.empty()) objects.push_back(std::move(frame_classes));
   return objects;
 }
 
 static GstFlowReturn gst_ax_overlay_transform_frame_ip(GstVideoFilter *filter,
                                                        GstVideoFrame *frame) {
   auto *self = GST_AX_OVERLAY(filter);
-  std::vector<axstream::overlay::OverlayObject> objects = objects_of(frame->buffer);
+  std::vector<axstream::overlay::OverlayObject> objects =
+      objects_of(frame->buffer, self->draw_labels && self->draw_classes);
   if (objects.empty()) return GST_FLOW_OK;
   axstream::overlay::OverlayStyle style;
   style.box_color = axstream::overlay::Rgb::from_hex(self->box_color);
@@ -229,6 +274,14 @@ static void gst_ax_overlay_class_init(GstAxOverlayClass *klass) {
                            "Draw label, score and track id above each box, and whole-frame "
                            "classes in the top-left corner",
                            DEFAULT_PROP_DRAW_LABELS, flags));
+  g_object_class_install_property(
+      gobject_class, PROP_DRAW_CLASSES,
+      g_param_spec_boolean("draw-classes", "Draw classes",
+                           "Append to each object's label the best class and score of every "
+                           "classifier that ran on it (axdecode decoder=classification after "
+                           "axpreprocess roi=objects), e.g. \"face 0.92 | smiling 0.81\"; a class "
+                           "without a label shows as \"class N\". Needs draw-labels",
+                           DEFAULT_PROP_DRAW_CLASSES, flags));
 
   gst_element_class_add_static_pad_template(element_class, &sink_template);
   gst_element_class_add_static_pad_template(element_class, &src_template);
@@ -241,6 +294,8 @@ static void gst_ax_overlay_class_init(GstAxOverlayClass *klass) {
 }
 
 static void gst_ax_overlay_init(GstAxOverlay *self) {
+  axstream::gst::report_refused_caps(GST_BASE_TRANSFORM_SINK_PAD(self),
+                                     GST_BASE_TRANSFORM_SRC_PAD(self));
   self->box_color = DEFAULT_PROP_BOX_COLOR;
   self->text_color = DEFAULT_PROP_TEXT_COLOR;
   self->keypoint_color = DEFAULT_PROP_KEYPOINT_COLOR;
@@ -248,4 +303,5 @@ static void gst_ax_overlay_init(GstAxOverlay *self) {
   self->font_scale = DEFAULT_PROP_FONT_SCALE;
   self->draw_keypoints = DEFAULT_PROP_DRAW_KEYPOINTS;
   self->draw_labels = DEFAULT_PROP_DRAW_LABELS;
+  self->draw_classes = DEFAULT_PROP_DRAW_CLASSES;
 }

@@ -36,6 +36,16 @@
  * `rotated-crop=false`; its transform is then the axis-aligned approximation (crop origin at the
  * corners' bounding box, crop size the upright crop's).
  *
+ * Frame skipping: with `inference-interval=N` (N > 1) only every Nth frame of the stream gets a
+ * tensor (frames 0, N, 2N, ...); the frames between pass through at once, untouched except for
+ * a marker (the `ax-inference-skipped` GstCustomMeta, axstream/gst/axresultmeta.h) that tells
+ * them apart from frames where inference ran and found nothing. Preprocessing, inference and
+ * decoding are all saved on them: axinference and axdecode pass marked frames on. An axtracker
+ * downstream moves its tracks by their Kalman prediction on marked frames and attaches them as
+ * predicted objects, so axoverlay and axmetapublish show objects on every frame. The count
+ * starts over (the next frame is inferred) after a flush, a new segment (seek), a new stream and
+ * new caps. One element handles one stream, so the count is per stream.
+ *
  * |[
  * gst-launch-1.0 videotestsrc num-buffers=30 ! video/x-raw,format=NV12,width=1280,height=720 ! \
  *   axpreprocess model=build/tests/data/models/resnet_tiny ! fakesink
@@ -45,6 +55,12 @@
  *   axpreprocess model=~/.cache/axstream/models/blazeface-front resize=letterbox pad-value=0 ! \
  *   axinference model=~/.cache/axstream/models/blazeface-front ! axdecode decoder=blazeface ! \
  *   fakesink
+ * gst-launch-1.0 filesrc \
+ *   location=~/.cache/axstream/opencv-doc/usr/share/doc/opencv-doc/examples/data/Megamind.avi ! \
+ *   decodebin ! videoconvert ! \
+ *   axpreprocess model=~/.cache/axstream/models/blazeface-front inference-interval=3 ! \
+ *   axinference model=~/.cache/axstream/models/blazeface-front ! axdecode decoder=blazeface ! \
+ *   axtracker ! axoverlay ! fakesink
  * ]|
  */
 #include "gstaxpreprocess.h"
@@ -66,6 +82,7 @@
 
 #include "ax_field_properties.h"
 #include "ax_preamble_input.h"
+#include "ax_refused_caps.h"
 #include "ax_transform.h"
 #include "axstream/gst/axdmabufallocator.h"
 #include "axstream/gst/axdrmformat.h"
@@ -104,6 +121,7 @@ typedef enum {
 #define DEFAULT_PROP_OBJECT_CLASS nullptr
 #define DEFAULT_PROP_MAX_OBJECTS 0
 #define DEFAULT_PROP_ROTATED_CROP TRUE
+#define DEFAULT_PROP_INFERENCE_INTERVAL 1
 
 typedef enum {
   GST_AX_ROI_FRAME = 0,
@@ -123,6 +141,7 @@ enum {
   PROP_OBJECT_CLASS,
   PROP_MAX_OBJECTS,
   PROP_ROTATED_CROP,
+  PROP_INFERENCE_INTERVAL,
   PROP_BYTES_MAPPED,
 };
 
@@ -154,6 +173,10 @@ struct GstAxPreprocessState {
   GstBufferPool *pool = nullptr;
   bool dmabuf_caps = false;               // the sink caps carry memory:DMABuf
   std::atomic<uint64_t> bytes_mapped{0};  // frame bytes mapped for reading (property)
+  // inference-interval: frames skipped since the last inferred one, and whether the next frame
+  // must be inferred whatever the count (after start, a flush, a seek, a new stream or new caps).
+  guint frames_skipped = 0;
+  bool infer_next = true;
   // For roi=objects: what each per-ROI Preprocessor is made from.
   pp::PixelFormat format = pp::PixelFormat::RGB;
   pp::TensorSpec tensor{};
@@ -181,6 +204,7 @@ struct _GstAxPreprocess {
   gchar *object_class;
   guint max_objects;
   gboolean rotated_crop;
+  guint inference_interval;
   GstAxPreprocessState *state;
 };
 
@@ -200,6 +224,7 @@ static constexpr axstream::gst::FieldProperty<GstAxPreprocess> kFieldProperties[
     {PROP_OBJECT_CLASS, &GstAxPreprocess::object_class},
     {PROP_MAX_OBJECTS, &GstAxPreprocess::max_objects},
     {PROP_ROTATED_CROP, &GstAxPreprocess::rotated_crop},
+    {PROP_INFERENCE_INTERVAL, &GstAxPreprocess::inference_interval},
 };
 
 static GType gst_ax_resize_mode_get_type(void) {
@@ -340,6 +365,7 @@ static gboolean gst_ax_preprocess_start(GstBaseTransform *trans) {
     return FALSE;
   }
   state->bytes_mapped = 0;
+  state->infer_next = true;
   try {
     state->context = rt::Context::create();
     state->model = state->context->load_model(self->model);
@@ -510,6 +536,7 @@ static gboolean gst_ax_preprocess_set_caps(GstBaseTransform *trans, GstCaps *inc
     state->format = format;
     state->tensor = tensor;
     state->options = options;
+    state->infer_next = true;  // new caps: the first frame in them is inferred
     GST_INFO_OBJECT(self, "%s %dx%d -> tensor %dx%d (content %dx%d at %d,%d), colour %s",
                     format_name, GST_VIDEO_INFO_WIDTH(&info), GST_VIDEO_INFO_HEIGHT(&info),
                     g.tensor_width, g.tensor_height, g.content_width, g.content_height, g.offset_x,
@@ -751,6 +778,58 @@ static bool is_dmabuf_frame(GstAxPreprocessState *state, GstBuffer *buffer) {
                                 gst_is_dmabuf_memory(gst_buffer_peek_memory(buffer, 0)));
 }
 
+// Bytes a frame must hold for the planes `info` (or the frame's GstVideoMeta) describes: each
+// plane's offset plus its rows up to the last pixel of the last one.
+static gsize frame_bytes_needed(const GstVideoInfo &info, const GstVideoMeta *meta) {
+  const GstVideoFormatInfo *format = info.finfo;
+  gsize needed = 0;
+  for (guint p = 0; p < GST_VIDEO_INFO_N_PLANES(&info); ++p) {
+    guint component = 0;
+    while (component + 1 < GST_VIDEO_FORMAT_INFO_N_COMPONENTS(format) &&
+           GST_VIDEO_FORMAT_INFO_PLANE(format, component) != p)
+      ++component;
+    const gsize rows = gsize(GST_VIDEO_INFO_COMP_HEIGHT(&info, component));
+    const gsize row_bytes = gsize(GST_VIDEO_INFO_COMP_WIDTH(&info, component)) *
+                            gsize(GST_VIDEO_FORMAT_INFO_PSTRIDE(format, component));
+    const gsize offset = meta ? meta->offset[p] : GST_VIDEO_INFO_PLANE_OFFSET(&info, p);
+    const gint stride = meta ? meta->stride[p] : GST_VIDEO_INFO_PLANE_STRIDE(&info, p);
+    if (rows == 0) continue;
+    needed = std::max(needed, offset + (rows - 1) * gsize(std::max(stride, 0)) + row_bytes);
+  }
+  return needed;
+}
+
+// A flush, a new segment (a seek) or a new stream breaks the frame sequence: the next frame is
+// inferred, as the first one is.
+static gboolean gst_ax_preprocess_sink_event(GstBaseTransform *trans, GstEvent *event) {
+  switch (GST_EVENT_TYPE(event)) {
+    case GST_EVENT_FLUSH_STOP:
+    case GST_EVENT_SEGMENT:
+    case GST_EVENT_STREAM_START:
+      GST_AX_PREPROCESS(trans)->state->infer_next = true;
+      break;
+    default:
+      break;
+  }
+  return GST_BASE_TRANSFORM_CLASS(gst_ax_preprocess_parent_class)->sink_event(trans, event);
+}
+
+// inference-interval: whether this frame is one of the skipped ones (and counts it).
+static bool skip_this_frame(GstAxPreprocess *self, guint *interval) {
+  GST_OBJECT_LOCK(self);
+  *interval = self->inference_interval;
+  GST_OBJECT_UNLOCK(self);
+  GstAxPreprocessState *state = self->state;
+  // Counted from the last inferred frame, so an interval changed while playing applies at once.
+  if (state->infer_next || state->frames_skipped + 1 >= *interval) {
+    state->infer_next = false;
+    state->frames_skipped = 0;
+    return false;
+  }
+  ++state->frames_skipped;
+  return true;
+}
+
 static GstFlowReturn gst_ax_preprocess_transform_ip(GstBaseTransform *trans, GstBuffer *buffer) {
   auto *self = GST_AX_PREPROCESS(trans);
   GstAxPreprocessState *state = self->state;
@@ -758,6 +837,27 @@ static GstFlowReturn gst_ax_preprocess_transform_ip(GstBaseTransform *trans, Gst
     GST_ELEMENT_ERROR(self, CORE, NEGOTIATION, ("axpreprocess received a frame before caps"),
                       ("no caps were set, so the preprocessing is not configured"));
     return GST_FLOW_NOT_NEGOTIATED;
+  }
+  guint interval = 1;
+  if (skip_this_frame(self, &interval)) {
+    gst_buffer_add_ax_inference_skipped_meta(buffer, self->model, self->roi == GST_AX_ROI_OBJECTS,
+                                             interval);
+    return GST_FLOW_OK;
+  }
+  // A short frame (a truncated dmabuf, an empty buffer) would be read beyond its end.
+  const gsize frame_size = gst_buffer_get_size(buffer);
+  const gsize needed = frame_bytes_needed(state->video_info, gst_buffer_get_video_meta(buffer));
+  if (frame_size < needed) {
+    GST_ELEMENT_ERROR(self, STREAM, FORMAT,
+                      ("axpreprocess got a frame of %" G_GSIZE_FORMAT " bytes: %s %dx%d frames "
+                       "need %" G_GSIZE_FORMAT,
+                       frame_size, GST_VIDEO_INFO_NAME(&state->video_info),
+                       GST_VIDEO_INFO_WIDTH(&state->video_info),
+                       GST_VIDEO_INFO_HEIGHT(&state->video_info), needed),
+                      ("%" GST_PTR_FORMAT " is smaller than its caps' planes (and GstVideoMeta) "
+                       "say",
+                       buffer));
+    return GST_FLOW_ERROR;
   }
   pp::Frame input;
   input.format = state->format;
@@ -831,15 +931,8 @@ static void gst_ax_preprocess_finalize(GObject *object) {
   G_OBJECT_CLASS(gst_ax_preprocess_parent_class)->finalize(object);
 }
 
-static void gst_ax_preprocess_class_init(GstAxPreprocessClass *klass) {
-  GObjectClass *gobject_class = G_OBJECT_CLASS(klass);
-  GstElementClass *element_class = GST_ELEMENT_CLASS(klass);
-  GstBaseTransformClass *trans_class = GST_BASE_TRANSFORM_CLASS(klass);
-  gobject_class->set_property =
-      axstream::gst::set_field_properties<GstAxPreprocess, kFieldProperties>;
-  gobject_class->get_property = gst_ax_preprocess_get_property;
-  gobject_class->finalize = gst_ax_preprocess_finalize;
-
+// What the tensor is made from and how: the package, resize, normalisation, colour order, crop.
+static void gst_ax_preprocess_install_tensor_properties(GObjectClass *gobject_class) {
   auto ready_flags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
                                               GST_PARAM_MUTABLE_READY);
   g_object_class_install_property(
@@ -889,6 +982,12 @@ static void gst_ax_preprocess_class_init(GstAxPreprocessClass *klass) {
                           "Frame region \"x,y,width,height\" in pixels the tensor is made from; "
                           "unset: the whole frame",
                           DEFAULT_PROP_CROP, ready_flags));
+}
+
+// Which regions become tensors with roi=objects.
+static void gst_ax_preprocess_install_roi_properties(GObjectClass *gobject_class) {
+  auto ready_flags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+                                              GST_PARAM_MUTABLE_READY);
   g_object_class_install_property(
       gobject_class, PROP_ROI,
       g_param_spec_enum("roi", "Region of interest",
@@ -915,7 +1014,23 @@ static void gst_ax_preprocess_class_init(GstAxPreprocessClass *klass) {
                            "rotated text box corners) along that rotated rectangle, warped "
                            "upright; false: always the axis-aligned box",
                            DEFAULT_PROP_ROTATED_CROP, ready_flags));
+}
 
+// Which frames are preprocessed, and what reading them cost.
+static void gst_ax_preprocess_install_frame_properties(GObjectClass *gobject_class) {
+  g_object_class_install_property(
+      gobject_class, PROP_INFERENCE_INTERVAL,
+      g_param_spec_uint(
+          "inference-interval", "Inference interval",
+          "Make a tensor for every Nth frame only (frames 0, N, 2N, ... of the stream; 1: every "
+          "frame; 0 is refused): the frames between skip preprocessing, inference and decoding "
+          "and pass at once with the ax-inference-skipped marker. An axtracker downstream moves "
+          "its tracks by their motion estimate on those frames and attaches them as predicted "
+          "objects (its max-age counts inferred frames). The count starts over after a flush, "
+          "seek, new stream or new caps; a change while playing applies from the next frame",
+          1, G_MAXUINT, DEFAULT_PROP_INFERENCE_INTERVAL,
+          static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+                                   GST_PARAM_MUTABLE_PLAYING)));
   g_object_class_install_property(
       gobject_class, PROP_BYTES_MAPPED,
       g_param_spec_uint64("bytes-mapped", "Frame bytes mapped",
@@ -925,6 +1040,19 @@ static void gst_ax_preprocess_class_init(GstAxPreprocessClass *klass) {
                           "other frames count whole",
                           0, G_MAXUINT64, 0,
                           static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
+}
+
+static void gst_ax_preprocess_class_init(GstAxPreprocessClass *klass) {
+  GObjectClass *gobject_class = G_OBJECT_CLASS(klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS(klass);
+  GstBaseTransformClass *trans_class = GST_BASE_TRANSFORM_CLASS(klass);
+  gobject_class->set_property =
+      axstream::gst::set_field_properties<GstAxPreprocess, kFieldProperties>;
+  gobject_class->get_property = gst_ax_preprocess_get_property;
+  gobject_class->finalize = gst_ax_preprocess_finalize;
+  gst_ax_preprocess_install_tensor_properties(gobject_class);
+  gst_ax_preprocess_install_roi_properties(gobject_class);
+  gst_ax_preprocess_install_frame_properties(gobject_class);
 
   gst_element_class_add_static_pad_template(element_class, &sink_template);
   gst_element_class_add_static_pad_template(element_class, &src_template);
@@ -938,6 +1066,7 @@ static void gst_ax_preprocess_class_init(GstAxPreprocessClass *klass) {
   trans_class->set_caps = GST_DEBUG_FUNCPTR(gst_ax_preprocess_set_caps);
   trans_class->propose_allocation = GST_DEBUG_FUNCPTR(gst_ax_preprocess_propose_allocation);
   trans_class->transform_ip = GST_DEBUG_FUNCPTR(gst_ax_preprocess_transform_ip);
+  trans_class->sink_event = GST_DEBUG_FUNCPTR(gst_ax_preprocess_sink_event);
   trans_class->transform_ip_on_passthrough = FALSE;
   gst_type_mark_as_plugin_api(gst_ax_resize_mode_get_type(), GstPluginAPIFlags(0));
   gst_type_mark_as_plugin_api(gst_ax_roi_mode_get_type(), GstPluginAPIFlags(0));
@@ -946,6 +1075,8 @@ static void gst_ax_preprocess_class_init(GstAxPreprocessClass *klass) {
 }
 
 static void gst_ax_preprocess_init(GstAxPreprocess *self) {
+  axstream::gst::report_refused_caps(GST_BASE_TRANSFORM_SINK_PAD(self),
+                                     GST_BASE_TRANSFORM_SRC_PAD(self));
   self->model = nullptr;
   self->resize = DEFAULT_PROP_RESIZE;
   self->pad_value = DEFAULT_PROP_PAD_VALUE;
@@ -957,6 +1088,7 @@ static void gst_ax_preprocess_init(GstAxPreprocess *self) {
   self->object_class = nullptr;
   self->max_objects = DEFAULT_PROP_MAX_OBJECTS;
   self->rotated_crop = DEFAULT_PROP_ROTATED_CROP;
+  self->inference_interval = DEFAULT_PROP_INFERENCE_INTERVAL;
   self->state = new GstAxPreprocessState();
   gst_base_transform_set_in_place(GST_BASE_TRANSFORM(self), TRUE);
 }

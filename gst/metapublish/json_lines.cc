@@ -37,11 +37,21 @@ std::string json_quote(const std::string &text) {
   std::string out = "\"";
   for (unsigned char c : text) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           char escaped[8];
@@ -93,6 +103,7 @@ std::string to_json_line(const PublishedFrame &frame) {
       out += ']';
     }
     if (object.track_id) out += ",\"track_id\":" + std::to_string(*object.track_id);
+    if (object.predicted) out += ",\"predicted\":true";
     if (object.text) out += ",\"text\":" + json_quote(*object.text);
     append_classes(out, object.classes);
     if (object.roi_id) out += ",\"roi_id\":" + std::to_string(*object.roi_id);
@@ -101,6 +112,7 @@ std::string to_json_line(const PublishedFrame &frame) {
   }
   out += ']';
   append_classes(out, frame.classes);
+  if (frame.inference_skipped) out += ",\"inference_skipped\":true";
   out += '}';
   return out;
 }

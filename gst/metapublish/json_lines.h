@@ -23,9 +23,10 @@ struct PublishedObject {
   double x = 0, y = 0, width = 0, height = 0;  // frame pixels
   std::vector<std::pair<double, double>> keypoints;
   std::optional<int64_t> track_id;
+  bool predicted = false;  // a tracker's prediction on a frame whose inference was skipped
   std::optional<std::string> text;
   std::vector<PublishedClass> classes;  // classification of this object, best first
-  std::optional<int> roi_id;  // id of the GstVideoRegionOfInterestMeta
+  std::optional<int> roi_id;            // id of the GstVideoRegionOfInterestMeta
   std::optional<int> parent_id;
 };
 
@@ -36,6 +37,7 @@ struct PublishedFrame {
   int width = 0, height = 0;
   std::vector<PublishedObject> objects;
   std::vector<PublishedClass> classes;  // classification of the whole frame, best first
+  bool inference_skipped = false;       // axpreprocess inference-interval skipped this frame
 };
 
 // One line of JSON (no trailing newline). Strings are escaped per RFC 8259; non-finite numbers

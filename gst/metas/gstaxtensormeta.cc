@@ -1,12 +1,18 @@
 // The tensor meta of axtensormeta.h: tensors (a GstBuffer of one memory per tensor) and the
 // frame -> tensor geometry, riding on video buffers between axpreprocess, axinference, axdecode.
+#include <gst/video/video.h>
+
 #include "axstream/gst/axtensormeta.h"
 
 namespace {
 
-// Tensors do not change with the video's memory, colour or size: the geometry is stored
-// explicitly, so a transform keeps the meta only on copies.
-const gchar *tensor_meta_tags[] = {nullptr};
+// The tensors do not change with the frame, but the geometry mapping them back to frame pixels
+// does: the tags of GstVideoRegionOfInterestMeta, so an element scaling the frame (videoscale, or
+// videoconvert at the same size) rescales the geometry (below) and one that crops or turns it
+// drops the meta. Untagged, videoscale copied the old geometry and axdecode after it put the
+// boxes in the unscaled frame's pixels.
+const gchar *tensor_meta_tags[] = {GST_META_TAG_VIDEO_STR, GST_META_TAG_VIDEO_ORIENTATION_STR,
+                                   GST_META_TAG_VIDEO_SIZE_STR, nullptr};
 
 gboolean tensor_meta_init(GstMeta *meta, gpointer, GstBuffer *) {
   auto *m = reinterpret_cast<GstAxTensorMeta *>(meta);
@@ -26,12 +32,30 @@ void tensor_meta_free(GstMeta *meta, GstBuffer *) {
   gst_clear_buffer(&m->tensors);
 }
 
-gboolean tensor_meta_transform(GstBuffer *dest, GstMeta *meta, GstBuffer *, GQuark type, gpointer) {
-  if (!GST_META_TRANSFORM_IS_COPY(type)) return FALSE;
+gboolean tensor_meta_transform(GstBuffer *dest, GstMeta *meta, GstBuffer *, GQuark type,
+                               gpointer data) {
   auto *m = reinterpret_cast<GstAxTensorMeta *>(meta);
+  GstAxTransform transform = m->transform;
+  if (GST_VIDEO_META_TRANSFORM_IS_SCALE(type)) {
+    // frame_x = crop_x + (tensor_x - offset_x) / scale_x, and the frame's x scales by sx.
+    const auto *scale = static_cast<const GstVideoMetaTransform *>(data);
+    const gint in_width = GST_VIDEO_INFO_WIDTH(scale->in_info);
+    const gint in_height = GST_VIDEO_INFO_HEIGHT(scale->in_info);
+    if (in_width <= 0 || in_height <= 0) return FALSE;
+    const gdouble sx = gdouble(GST_VIDEO_INFO_WIDTH(scale->out_info)) / in_width;
+    const gdouble sy = gdouble(GST_VIDEO_INFO_HEIGHT(scale->out_info)) / in_height;
+    transform.crop_x *= sx;
+    transform.crop_width *= sx;
+    transform.scale_x /= sx;
+    transform.crop_y *= sy;
+    transform.crop_height *= sy;
+    transform.scale_y /= sy;
+  } else if (!GST_META_TRANSFORM_IS_COPY(type)) {
+    return FALSE;
+  }
   // The copy shares the tensors (a ref), as buffer copies share their memory.
   GstAxTensorMeta *copy =
-      gst_buffer_add_ax_tensor_meta(dest, m->kind, m->model, m->roi_id, &m->transform, m->tensors);
+      gst_buffer_add_ax_tensor_meta(dest, m->kind, m->model, m->roi_id, &transform, m->tensors);
   if (!copy) return FALSE;
   copy->stream_id = m->stream_id;
   return TRUE;

@@ -1,9 +1,8 @@
 #include "sort_tracker.h"
 
 #include <algorithm>
-#include <tuple>
-
 #include <opencv2/video/tracking.hpp>
+#include <tuple>
 
 namespace axstream::tracker {
 
@@ -22,7 +21,8 @@ struct SortTracker::Track {
   int64_t id = -1;  // assigned when confirmed
   int class_id = -1;
   int hits = 1;
-  int frames_since_update = 0;
+  int frames_since_update = 0;  // Kalman predictions since the last correction
+  int misses = 0;               // update() calls in a row without a matching detection
 
   explicit Track(const Detection &detection) : class_id(detection.class_id) {
     cv::setIdentity(filter.transitionMatrix);
@@ -60,6 +60,7 @@ struct SortTracker::Track {
   }
   Box correct(const Box &box) {
     frames_since_update = 0;
+    misses = 0;
     ++hits;
     return box_of(filter.correct(measurement(box)));
   }
@@ -79,10 +80,27 @@ void SortTracker::reset() {
   first_frame_ = true;
 }
 
+void SortTracker::rescale(double scale_x, double scale_y) {
+  // The state (centre, size and their velocities) is linear in the coordinates: x' = S x, and
+  // the covariances follow as S P S.
+  cv::Mat scale = cv::Mat::zeros(8, 8, CV_64F);
+  for (int i = 0; i < 8; ++i) scale.at<double>(i, i) = i % 2 == 0 ? scale_x : scale_y;
+  for (auto &track : tracks_) {
+    cv::KalmanFilter &filter = track->filter;
+    filter.statePost = scale * filter.statePost;
+    filter.statePre = scale * filter.statePre;
+    filter.errorCovPost = scale * filter.errorCovPost * scale;
+    filter.errorCovPre = scale * filter.errorCovPre * scale;
+  }
+}
+
 std::vector<Assignment> SortTracker::update(const std::vector<Detection> &detections) {
   std::vector<Box> predicted;
   predicted.reserve(tracks_.size());
-  for (auto &track : tracks_) predicted.push_back(track->predict());
+  for (auto &track : tracks_) {
+    predicted.push_back(track->predict());
+    ++track->misses;
+  }
 
   // Greedy association by descending IoU: optimal for the well-separated boxes of typical
   // scenes and O(n^2 log n) without the Hungarian algorithm's cubic cost.
@@ -116,15 +134,21 @@ std::vector<Assignment> SortTracker::update(const std::vector<Detection> &detect
       result[d].smoothed = detections[d].box;
     }
     // Tracks seen in the first frames are confirmed at once, as in SORT.
-    if (track->id < 0 && (track->hits >= config_.min_hits || first_frame_))
-      track->id = next_id_++;
+    if (track->id < 0 && (track->hits >= config_.min_hits || first_frame_)) track->id = next_id_++;
     result[d].track_id = track->id;
   }
   first_frame_ = false;
 
-  std::erase_if(tracks_, [&](const auto &track) {
-    return track->frames_since_update > config_.max_age;
-  });
+  std::erase_if(tracks_, [&](const auto &track) { return track->misses > config_.max_age; });
+  return result;
+}
+
+std::vector<PredictedTrack> SortTracker::predict() {
+  std::vector<PredictedTrack> result;
+  for (auto &track : tracks_) {
+    const Box box = track->predict();
+    if (track->id >= 0 && track->misses == 0) result.push_back({track->id, track->class_id, box});
+  }
   return result;
 }
 

@@ -13,7 +13,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <set>
 #include <utility>
+#include <vector>
 
 #include "../unique_fd.h"
 #include "axstream/error.h"
@@ -38,6 +40,27 @@ std::string heap_path() {
   return name.find('/') == std::string::npos ? "/dev/dma_heap/" + name : name;
 }
 
+std::string udmabuf_path() {
+  const char *path = std::getenv("AX_UDMABUF_DEVICE");
+  return path && *path ? path : "/dev/udmabuf";
+}
+
+bool explicitly_set(const char *variable) {
+  const char *value = std::getenv(variable);
+  return value && *value;
+}
+
+// What one backend attempt gave: the buffer's fd, or why not. `broken` says the provider is
+// there (its node opened, or the user named it) but did not give a buffer: worth a warning,
+// unlike a machine that simply has no such provider.
+struct Attempt {
+  UniqueFd fd;
+  std::string why;
+  bool broken = false;
+  std::string provider;  // the node tried
+  int error = 0;         // errno of the failure
+};
+
 int ioctl_retrying(int fd, unsigned long request, void *argument) {
   int result;
   do {
@@ -47,22 +70,29 @@ int ioctl_retrying(int fd, unsigned long request, void *argument) {
 }
 
 // Each attempt returns the buffer's fd, or an invalid fd with `why` saying what failed.
-UniqueFd from_dma_heap(size_t size, std::string &why) {
+Attempt from_dma_heap(size_t size) {
+  Attempt attempt;
   std::string path = heap_path();
+  attempt.provider = path;
   UniqueFd heap(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!heap) {
-    why = path + ": " + std::strerror(errno);
-    return {};
+    attempt.error = errno;
+    attempt.why = path + ": " + std::strerror(errno);
+    attempt.broken = explicitly_set("AX_DMABUF_HEAP");
+    return attempt;
   }
   struct dma_heap_allocation_data allocation {};
   allocation.len = round_up_to_page(size);
   allocation.fd_flags = O_RDWR | O_CLOEXEC;
   if (ioctl_retrying(heap.get(), DMA_HEAP_IOCTL_ALLOC, &allocation) < 0) {
-    why = path + ": DMA_HEAP_IOCTL_ALLOC of " + std::to_string(allocation.len) +
-          " bytes: " + std::strerror(errno);
-    return {};
+    attempt.error = errno;
+    attempt.why = path + ": DMA_HEAP_IOCTL_ALLOC of " + std::to_string(allocation.len) +
+                  " bytes failed: " + std::strerror(errno);
+    attempt.broken = true;
+    return attempt;
   }
-  return UniqueFd(static_cast<int>(allocation.fd));
+  attempt.fd = UniqueFd(static_cast<int>(allocation.fd));
+  return attempt;
 }
 
 UniqueFd sealed_memfd(size_t size, const std::string &name, unsigned int seals, std::string &why) {
@@ -82,16 +112,25 @@ UniqueFd sealed_memfd(size_t size, const std::string &name, unsigned int seals, 
   return memfd;
 }
 
-UniqueFd from_udmabuf(size_t size, const std::string &name, std::string &why) {
-  UniqueFd device(::open("/dev/udmabuf", O_RDWR | O_CLOEXEC));
+Attempt from_udmabuf(size_t size, const std::string &name) {
+  Attempt attempt;
+  std::string path = udmabuf_path();
+  attempt.provider = path;
+  UniqueFd device(::open(path.c_str(), O_RDWR | O_CLOEXEC));
   if (!device) {
-    why = std::string("/dev/udmabuf: ") + std::strerror(errno);
-    return {};
+    attempt.error = errno;
+    attempt.why = path + ": " + std::strerror(errno);
+    attempt.broken = explicitly_set("AX_UDMABUF_DEVICE");
+    return attempt;
   }
+  attempt.broken = true;  // from here on, every failure is the device's
   // udmabuf needs whole pages of a memfd that cannot shrink under the device.
   size_t length = round_up_to_page(size);
-  UniqueFd memfd = sealed_memfd(length, name, F_SEAL_SHRINK, why);
-  if (!memfd) return {};
+  UniqueFd memfd = sealed_memfd(length, name, F_SEAL_SHRINK, attempt.why);
+  if (!memfd) {
+    attempt.error = -1;  // the memfd's failure, not the device's errno
+    return attempt;
+  }
   struct udmabuf_create create {};
   create.memfd = static_cast<__u32>(memfd.get());
   create.flags = UDMABUF_FLAGS_CLOEXEC;
@@ -99,11 +138,27 @@ UniqueFd from_udmabuf(size_t size, const std::string &name, std::string &why) {
   create.size = length;
   int fd = ioctl_retrying(device.get(), UDMABUF_CREATE, &create);
   if (fd < 0) {
-    why = "/dev/udmabuf: UDMABUF_CREATE of " + std::to_string(length) +
-          " bytes: " + std::strerror(errno);
-    return {};
+    attempt.error = errno;
+    attempt.why = path + ": UDMABUF_CREATE of " + std::to_string(length) +
+                  " bytes failed: " + std::strerror(errno);
+    return attempt;
   }
-  return UniqueFd(fd);
+  attempt.fd = UniqueFd(fd);
+  attempt.broken = false;
+  return attempt;
+}
+
+// A provider that is there but fails is worth saying without AXSTREAM_DEBUG: buffers silently
+// coming from memfd instead cost every zero-copy path downstream. Once per provider and errno,
+// whatever the size, so a pipeline allocating pools of several sizes says it once.
+void warn_provider_failed_once(const Attempt &attempt, DmaBufferBackend instead) {
+  static std::mutex mutex;
+  static std::set<std::pair<std::string, int>> warned;
+  std::lock_guard lock(mutex);
+  if (!warned.insert({attempt.provider, attempt.error}).second) return;
+  const std::string &why = attempt.why;
+  std::fprintf(stderr, "axstream hal: warning: %s; device buffers come from %s instead\n",
+               why.c_str(), dma_buffer_backend_name(instead));
 }
 
 void log_backend_once(DmaBufferBackend backend, const std::string &skipped) {
@@ -161,28 +216,32 @@ void dma_buf_sync_end(int fd, CpuAccess access) {
 
 DmaBuffer DmaBuffer::allocate(size_t size, const std::string &name) {
   if (size == 0) throw InvalidArgument("dmabuf '" + name + "': size 0, expected at least 1 byte");
-  std::string skipped, why;
-  auto note_skipped = [&] {
-    skipped += (skipped.empty() ? "" : "; ") + why;
-    why.clear();
+  std::string skipped;
+  std::vector<Attempt> failures;  // of providers that are there (without their fds)
+  auto note = [&](const Attempt &attempt) {
+    skipped += (skipped.empty() ? "" : "; ") + attempt.why;
+    if (attempt.broken)
+      failures.push_back({UniqueFd(), attempt.why, true, attempt.provider, attempt.error});
   };
   DmaBuffer buffer;
-  UniqueFd fd = from_dma_heap(size, why);
+  Attempt attempt = from_dma_heap(size);
   buffer.backend_ = DmaBufferBackend::dma_heap;
-  if (!fd) {
-    note_skipped();
-    fd = from_udmabuf(size, name, why);
+  if (!attempt.fd) {
+    note(attempt);
+    attempt = from_udmabuf(size, name);
     buffer.backend_ = DmaBufferBackend::udmabuf;
   }
-  if (!fd) {
-    note_skipped();
+  if (!attempt.fd) {
+    note(attempt);
     // Sealed so that nobody holding the fd can resize the buffer under a mapping.
-    fd = sealed_memfd(size, name, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL, why);
+    attempt.fd = sealed_memfd(size, name, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL, attempt.why);
     buffer.backend_ = DmaBufferBackend::memfd;
-    if (!fd)
+    if (!attempt.fd)
       throw InternalError("dmabuf '" + name + "': cannot allocate " + std::to_string(size) +
-                          " bytes: " + skipped + "; " + why);
+                          " bytes: " + skipped + "; " + attempt.why);
   }
+  for (const auto &failure : failures) warn_provider_failed_once(failure, buffer.backend_);
+  UniqueFd fd = std::move(attempt.fd);
   void *address = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
   if (address == MAP_FAILED)
     throw InternalError("dmabuf '" + name + "': mmap of " + std::to_string(size) + " bytes from " +

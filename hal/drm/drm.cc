@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <utility>
 
@@ -32,10 +33,8 @@ std::string hex64(uint64_t value) {
 
 // libdrm returns malloc'ed names (or NULL when it has none).
 std::string take_name(char *name) {
-  if (!name) return {};
-  std::string out(name);
-  std::free(name);
-  return out;
+  std::unique_ptr<char, void (*)(void *)> owned(name, std::free);  // freed even if the copy throws
+  return owned ? std::string(owned.get()) : std::string();
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include "../unique_fd.h"
 #include "axstream/error.h"
 #include "axstream/hal/sim.h"
+#include "fork_closed_fd.h"
 #include "runtime_dir.h"
 
 namespace axstream::hal::sim {
@@ -24,6 +25,9 @@ namespace {
 constexpr const char *kClockProfile = "clock_profile";
 constexpr const char *kCoreClockPrefix = "clock_profile_core_";
 constexpr const char *kCoreMvmPrefix = "mvm_utilisation_core_";
+constexpr const char *kDdrSize = "ddr_size";
+constexpr const char *kDeviceFirmware = "device_firmware";
+constexpr uint64_t kMinDdrSize = 1ull << 20;  // 1 MiB: below that no model fits
 constexpr int kMinMvmUtilisation = 1;
 constexpr int kMaxMvmUtilisation = 100;
 constexpr int kFileVersion = 1;
@@ -52,17 +56,20 @@ std::string valid_keys(int core_count) {
   std::string last = std::to_string(core_count - 1);
   std::string range = core_count == 1 ? "0" : "0.." + last;
   return std::string(kClockProfile) + ", " + kCoreClockPrefix + range + ", " + kCoreMvmPrefix +
-         range;
+         range + ", " + kDdrSize + ", " + kDeviceFirmware;
 }
 
-int checked_value(const std::string &device_name, const std::string &key, const std::string &value,
-                  int minimum, int maximum, const char *what) {
+bool is_device_key(const std::string &key) { return key == kDdrSize || key == kDeviceFirmware; }
+
+long long checked_value(const std::string &device_name, const std::string &key,
+                        const std::string &value, long long minimum, long long maximum,
+                        const char *what) {
   long long parsed = 0;
   if (!parse_int(value, parsed) || parsed < minimum || parsed > maximum)
     throw InvalidArgument("configure '" + device_name + "': " + key + "='" + value +
                           "' is invalid: expected an integer " + what + " in [" +
                           std::to_string(minimum) + ", " + std::to_string(maximum) + "]");
-  return static_cast<int>(parsed);
+  return parsed;
 }
 
 [[noreturn]] void io_failure(const std::string &what, const std::string &path) {
@@ -72,9 +79,10 @@ int checked_value(const std::string &device_name, const std::string &key, const 
 
 }  // namespace
 
-DeviceSettings DeviceSettings::defaults(int core_count) {
+DeviceSettings DeviceSettings::defaults(int core_count, uint64_t ddr_capacity) {
   DeviceSettings settings;
   settings.clock_profile = kDefaultClockMhz;
+  settings.ddr_size = settings.ddr_capacity = ddr_capacity;
   settings.cores.assign(static_cast<size_t>(core_count),
                         CoreSettings{kDefaultClockMhz, kDefaultMvmUtilisation});
   return settings;
@@ -86,23 +94,30 @@ DeviceSettings DeviceSettings::with(const std::map<std::string, std::string> &pr
   DeviceSettings result = *this;
   // Keys first, so an unknown key is reported even beside a bad value.
   for (const auto &[key, value] : properties) {
-    if (key != kClockProfile && core_suffix(key, kCoreClockPrefix, core_count) < 0 &&
+    if (key != kClockProfile && !is_device_key(key) &&
+        core_suffix(key, kCoreClockPrefix, core_count) < 0 &&
         core_suffix(key, kCoreMvmPrefix, core_count) < 0)
       throw InvalidConfiguration("configure '" + device_name + "': unknown property '" + key +
                                  "' (valid properties: " + valid_keys(core_count) + ")");
   }
   if (auto found = properties.find(kClockProfile); found != properties.end()) {
-    result.clock_profile = checked_value(device_name, found->first, found->second, kMinClockMhz,
-                                         kMaxClockMhz, "clock in MHz");
+    result.clock_profile = static_cast<int>(checked_value(
+        device_name, found->first, found->second, kMinClockMhz, kMaxClockMhz, "clock in MHz"));
     for (auto &core : result.cores) core.clock_mhz = result.clock_profile;
   }
   for (const auto &[key, value] : properties) {
     if (int core = core_suffix(key, kCoreClockPrefix, core_count); core >= 0)
-      result.cores[core].clock_mhz =
-          checked_value(device_name, key, value, kMinClockMhz, kMaxClockMhz, "clock in MHz");
+      result.cores[core].clock_mhz = static_cast<int>(
+          checked_value(device_name, key, value, kMinClockMhz, kMaxClockMhz, "clock in MHz"));
     else if (int core = core_suffix(key, kCoreMvmPrefix, core_count); core >= 0)
-      result.cores[core].mvm_utilisation = checked_value(
-          device_name, key, value, kMinMvmUtilisation, kMaxMvmUtilisation, "percentage");
+      result.cores[core].mvm_utilisation = static_cast<int>(checked_value(
+          device_name, key, value, kMinMvmUtilisation, kMaxMvmUtilisation, "percentage"));
+    else if (key == kDdrSize)
+      result.ddr_size = static_cast<uint64_t>(
+          checked_value(device_name, key, value, static_cast<long long>(kMinDdrSize),
+                        static_cast<long long>(ddr_capacity), "size in bytes"));
+    else if (key == kDeviceFirmware)
+      checked_value(device_name, key, value, 0, 1, "flag");
   }
   return result;
 }
@@ -114,6 +129,7 @@ std::map<std::string, std::string> DeviceSettings::as_properties() const {
     properties[kCoreClockPrefix + std::to_string(core)] = std::to_string(cores[core].clock_mhz);
     properties[kCoreMvmPrefix + std::to_string(core)] = std::to_string(cores[core].mvm_utilisation);
   }
+  properties[kDdrSize] = std::to_string(ddr_size);
   return properties;
 }
 
@@ -123,9 +139,11 @@ int64_t realtime_ns() {
   return static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec;
 }
 
-ConfigStore::ConfigStore(std::string device_name, int core_count, std::string runtime_dir)
+ConfigStore::ConfigStore(std::string device_name, int core_count, uint64_t ddr_capacity,
+                         std::string runtime_dir)
     : device_name_(std::move(device_name)),
       core_count_(core_count),
+      ddr_capacity_(ddr_capacity),
       runtime_dir_(std::move(runtime_dir)),
       path_(runtime_dir_ + "/" + device_name_ + ".config"),
       lock_path_(runtime_dir_ + "/" + device_name_ + ".config.lock") {}
@@ -144,7 +162,7 @@ std::string ConfigStore::serialise(const ConfigState &state) const {
 
 ConfigState ConfigStore::parse(const std::string &text) const {
   ConfigState state;
-  state.previous = state.target = DeviceSettings::defaults(core_count_);
+  state.previous = state.target = DeviceSettings::defaults(core_count_, ddr_capacity_);
   std::map<std::string, std::string> target, previous;
   std::istringstream in(text);
   std::string line;
@@ -178,7 +196,8 @@ ConfigState ConfigStore::parse(const std::string &text) const {
   auto apply = [&](DeviceSettings &settings, std::map<std::string, std::string> &properties) {
     std::map<std::string, std::string> known;
     for (const auto &[key, value] : properties) {
-      if (key == kClockProfile || core_suffix(key, kCoreClockPrefix, core_count_) >= 0 ||
+      if (key == kClockProfile || key == kDdrSize ||
+          core_suffix(key, kCoreClockPrefix, core_count_) >= 0 ||
           core_suffix(key, kCoreMvmPrefix, core_count_) >= 0)
         known[key] = value;
     }
@@ -203,9 +222,10 @@ ConfigState ConfigStore::parse(const std::string &text) const {
 ConfigState ConfigStore::load() const {
   UniqueFd fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) {
-    if (errno != ENOENT) io_failure("open", path_);
+    // Never configured (no file, or a runtime directory that is not one: configure() says so).
+    if (errno != ENOENT && errno != ENOTDIR) io_failure("open", path_);
     ConfigState state;
-    state.previous = state.target = DeviceSettings::defaults(core_count_);
+    state.previous = state.target = DeviceSettings::defaults(core_count_, ddr_capacity_);
     return state;
   }
   std::string text;
@@ -224,7 +244,10 @@ ConfigState ConfigStore::load() const {
 
 ConfigState ConfigStore::update(const std::function<bool(ConfigState &)> &change) {
   ensure_runtime_dir(runtime_dir_);
-  UniqueFd lock(::open(lock_path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  // 0666 and the umask decide who else may configure (see kSharedFileMode). Fork-closed: a child
+  // forked meanwhile by another thread would keep the flock, and every configure() anywhere
+  // would wait for it to exit.
+  ForkClosedFd lock = ForkClosedFd::open(lock_path_, O_RDWR | O_CREAT, kSharedFileMode);
   if (!lock) io_failure("open", lock_path_);
   while (::flock(lock.get(), LOCK_EX) != 0)
     if (errno != EINTR) io_failure("flock", lock_path_);
@@ -234,8 +257,11 @@ ConfigState ConfigStore::update(const std::function<bool(ConfigState &)> &change
 
   // Write a new file and rename it over the old one, so readers see the old or the new whole.
   std::string text = serialise(state);
-  std::string temporary = path_ + ".XXXXXX";
-  UniqueFd out(::mkostemp(temporary.data(), O_CLOEXEC));
+  // One writer at a time (the lock above), so one temporary name does; a crashed writer's file
+  // (perhaps another user's) is removed first. Created, not mkstemp'd, so the umask applies.
+  std::string temporary = path_ + ".new";
+  if (::unlink(temporary.c_str()) != 0 && errno != ENOENT) io_failure("remove", temporary);
+  UniqueFd out(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, kSharedFileMode));
   if (!out) io_failure("create", temporary);
   size_t written = 0;
   while (written < text.size()) {
@@ -249,7 +275,6 @@ ConfigState ConfigStore::update(const std::function<bool(ConfigState &)> &change
     }
     written += static_cast<size_t>(length);
   }
-  ::fchmod(out.get(), 0644);
   out.reset();
   if (::rename(temporary.c_str(), path_.c_str()) != 0) {
     int saved = errno;

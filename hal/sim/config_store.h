@@ -1,5 +1,5 @@
-// Configuration of a simulated device (clock profiles, MVM utilisation): validation of the
-// configure() properties, and the small text file in the runtime directory that makes the
+// Configuration of a simulated device (clock profiles, MVM utilisation, DDR size): validation of
+// the configure() properties, and the small text file in the runtime directory that makes the
 // configuration, and when a pending change takes effect, the same for every process.
 #pragma once
 
@@ -20,13 +20,19 @@ struct CoreSettings {
 struct DeviceSettings {
   int clock_profile = 0;  // the device-wide clock last set (clock_profile)
   std::vector<CoreSettings> cores;
+  // Bytes of the board's DDR the runtime may use for models (Axelera's ddr_size; Voyager's
+  // device manager sets it). The simulator runs models in host memory, so it is only kept and
+  // reported; ddr_capacity (the board's max_memory) bounds it.
+  uint64_t ddr_size = 0;
+  uint64_t ddr_capacity = 0;
   bool operator==(const DeviceSettings &) const = default;
 
-  static DeviceSettings defaults(int core_count);
+  static DeviceSettings defaults(int core_count, uint64_t ddr_capacity);
   // A copy with `properties` applied: clock_profile first (it sets every core's clock), then the
-  // per-core keys. Throws InvalidConfiguration for an unknown key and InvalidArgument for a value
-  // that is not an integer in range, naming `device_name`, the key and the value; nothing is
-  // applied then.
+  // per-core keys and ddr_size. device_firmware (Axelera's "load the device firmware", 0 or 1) is
+  // validated and has no effect: the simulated firmware is always the one this runtime drives.
+  // Throws InvalidConfiguration for an unknown key and InvalidArgument for a value that is not an
+  // integer in range, naming `device_name`, the key and the value; nothing is applied then.
   DeviceSettings with(const std::map<std::string, std::string> &properties,
                       const std::string &device_name) const;
   // All configurable keys with their values as strings.
@@ -48,7 +54,8 @@ struct ConfigState {
 
 class ConfigStore {
  public:
-  ConfigStore(std::string device_name, int core_count, std::string runtime_dir);
+  ConfigStore(std::string device_name, int core_count, uint64_t ddr_capacity,
+              std::string runtime_dir);
   // The stored state, or the defaults when the device was never configured.
   ConfigState load() const;
   // Read-modify-write under an exclusive lock shared by all processes. `change` edits the state
@@ -62,6 +69,7 @@ class ConfigStore {
 
   std::string device_name_;
   int core_count_;
+  uint64_t ddr_capacity_;
   std::string runtime_dir_;
   std::string path_;
   std::string lock_path_;

@@ -9,7 +9,9 @@
 #include <cstring>
 #include <thread>
 
+#include "../unique_fd.h"
 #include "axstream/error.h"
+#include "runtime_dir.h"
 
 namespace axstream::hal::sim {
 
@@ -25,9 +27,11 @@ struct flock whole_file_lock(short type) {
   return lock;
 }
 
-UniqueFd open_lock_file(const std::string &path, int flags) {
-  UniqueFd fd(::open(path.c_str(), flags | O_CLOEXEC, 0644));
-  if (!fd && !(errno == ENOENT && !(flags & O_CREAT)))
+// For probing only: a read-only fd takes no lock, so a forked child may inherit it.
+UniqueFd open_lock_file_to_probe(const std::string &path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  // A missing file, or a runtime directory that is not one (reserve() says so), holds no lock.
+  if (!fd && errno != ENOENT && errno != ENOTDIR)
     throw ConnectionError("cannot open core lock file '" + path + "': " + std::strerror(errno));
   return fd;
 }
@@ -53,26 +57,34 @@ std::string read_holder_of_held_lock(int fd) {
 
 }  // namespace
 
+CoreLock::CoreLock(ForkClosedFd fd) : fd_(std::move(fd)) {}
+
 std::optional<CoreLock> CoreLock::try_acquire(const std::string &path, const std::string &holder,
                                               std::string *current_holder) {
-  UniqueFd fd = open_lock_file(path, O_RDWR | O_CREAT);
+  // Registered as it opens, so a fork from another thread meanwhile leaves no copy in the child.
+  ForkClosedFd opened = ForkClosedFd::open(path, O_RDWR | O_CREAT, kSharedFileMode);
+  if (!opened)
+    throw ConnectionError("cannot open core lock file '" + path + "': " + std::strerror(errno));
+  CoreLock candidate(std::move(opened));
+  const int fd = candidate.fd_.get();
   struct flock lock = whole_file_lock(F_WRLCK);
-  if (::fcntl(fd.get(), F_OFD_SETLK, &lock) != 0) {
+  if (::fcntl(fd, F_OFD_SETLK, &lock) != 0) {
     if (errno != EAGAIN && errno != EACCES)
       throw ConnectionError("cannot lock core lock file '" + path + "': " + std::strerror(errno));
-    if (current_holder) *current_holder = read_holder_of_held_lock(fd.get());
+    if (current_holder) *current_holder = read_holder_of_held_lock(fd);
     return std::nullopt;
   }
+  candidate.locked_ = true;
   std::string text = holder + "\n";
-  if (::ftruncate(fd.get(), 0) != 0 ||
-      ::pwrite(fd.get(), text.data(), text.size(), 0) != static_cast<ssize_t>(text.size()))
+  if (::ftruncate(fd, 0) != 0 ||
+      ::pwrite(fd, text.data(), text.size(), 0) != static_cast<ssize_t>(text.size()))
     throw ConnectionError("cannot record holder in core lock file '" + path +
                           "': " + std::strerror(errno));
-  return CoreLock(std::move(fd));
+  return std::optional<CoreLock>(std::move(candidate));
 }
 
 std::optional<std::string> CoreLock::probe(const std::string &path) {
-  UniqueFd fd = open_lock_file(path, O_RDONLY);
+  UniqueFd fd = open_lock_file_to_probe(path);
   if (!fd) return std::nullopt;  // never created: never held
   struct flock lock = whole_file_lock(F_WRLCK);
   if (::fcntl(fd.get(), F_OFD_GETLK, &lock) != 0)
@@ -82,8 +94,11 @@ std::optional<std::string> CoreLock::probe(const std::string &path) {
 }
 
 CoreLock::~CoreLock() {
+  // Moved from, or a forked child (whose copy of the fd was closed at fork; the holder text is
+  // the parent's, still true).
+  if (!fd_ || !fd_.in_owner()) return;
   // Best effort: a stale name in an unlocked file is harmless, as only the lock counts.
-  if (fd_) {
+  if (locked_) {
     [[maybe_unused]] int cleared = ::ftruncate(fd_.get(), 0);
   }
 }

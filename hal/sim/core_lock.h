@@ -5,12 +5,18 @@
 // reservation in the same process (on its own fd) conflicts and the lock dies with the process,
 // but OFD locks can be tested with F_OFD_GETLK without being taken. A flock() probe would
 // briefly hold the lock itself and make a concurrent reserve() in another process fail.
+//
+// A lock belongs to the process that took it: a child forked while it is held (multiprocessing,
+// a GStreamer app's helper) closes its inherited copies at once, or the shared open file would
+// keep the cores locked after the holder released them or died.
 #pragma once
+
+#include <sys/types.h>
 
 #include <optional>
 #include <string>
 
-#include "../unique_fd.h"
+#include "fork_closed_fd.h"
 
 namespace axstream::hal::sim {
 
@@ -24,12 +30,15 @@ class CoreLock {
   static std::optional<std::string> probe(const std::string &path);
 
   CoreLock(CoreLock &&) noexcept = default;
-  CoreLock &operator=(CoreLock &&) noexcept = default;
-  ~CoreLock();  // clears the holder text, then closing the fd releases the lock
+  CoreLock &operator=(CoreLock &&) = delete;  // would close a registered fd behind its back
+  // Clears the holder text, then closing the fd releases the lock. In a forked child it does
+  // neither: the child closed its copy of the fd when it was forked.
+  ~CoreLock();
 
  private:
-  explicit CoreLock(UniqueFd fd) : fd_(std::move(fd)) {}
-  UniqueFd fd_;
+  explicit CoreLock(ForkClosedFd fd);
+  ForkClosedFd fd_;
+  bool locked_ = false;  // the lock was taken (and the holder text is ours to clear)
 };
 
 }  // namespace axstream::hal::sim

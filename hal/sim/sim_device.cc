@@ -63,11 +63,11 @@ SimDevice::SimDevice(std::string name, int index, const SimOptions &options)
     : name_(std::move(name)),
       index_(index),
       subdevice_count_(options.subdevice_count),
-      board_(options.board),
+      board_(options.board_of(name_)),
       runtime_dir_(options.runtime_dir),
       config_delay_(options.config_delay),
       pacing_(options.pacing),
-      config_(name_, subdevice_count_, runtime_dir_),
+      config_(name_, subdevice_count_, board_.max_memory, runtime_dir_),
       workers_(static_cast<size_t>(subdevice_count_)) {}
 
 SimDevice::~SimDevice() {
@@ -136,7 +136,7 @@ std::unique_ptr<Reservation> SimDevice::reserve(int count) {
 
 bool SimDevice::configure(const std::map<std::string, std::string> &settings) {
   // Validate before touching any file, so a bad request changes nothing anywhere.
-  DeviceSettings::defaults(subdevice_count_).with(settings, name_);
+  DeviceSettings::defaults(subdevice_count_, board_.max_memory).with(settings, name_);
   std::lock_guard lock(config_mutex_);
   bool applied = false;
   config_.update([&](ConfigState &state) {

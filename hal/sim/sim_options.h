@@ -1,7 +1,9 @@
-// What the simulated backend reads from the environment when devices are enumerated.
+// What the simulated backend reads from the environment and its configuration file when devices
+// are enumerated.
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -18,18 +20,22 @@ struct BoardData {
   std::string flashed_firmware_version = "v1.2.0-sim";
   std::string board_controller_firmware_version = "v1.4.1-sim";
   std::string board_controller_board_type;
+  bool operator==(const BoardData &) const = default;
 };
 
 struct SimOptions {
   std::vector<std::string> device_names;
   int subdevice_count = 4;
-  BoardData board;
+  BoardData board;                                 // of every device...
+  std::map<std::string, BoardData> device_boards;  // ...but those the file sets apart
+  const BoardData &board_of(const std::string &device_name) const;
   std::string runtime_dir;
   std::chrono::milliseconds config_delay{200};
   bool pacing = false;
 };
 
-// Throws InvalidConfiguration naming the variable and its value when one is malformed.
+// Throws InvalidConfiguration naming the variable (or the file, line and key) and its value when
+// one is malformed.
 SimOptions read_sim_options();
 
 }  // namespace axstream::hal::sim

@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -16,6 +17,7 @@
 #include "axstream/error.h"
 #include "axstream/hal/dmabuf.h"
 #include "axstream/runtime/runtime.h"
+#include "one_unwinder.h"
 
 namespace py = pybind11;
 namespace rt = axstream::runtime;
@@ -42,8 +44,9 @@ void register_exceptions(py::module_ &module) {
   PyObject *base = PyErr_NewExceptionWithDoc(
       (prefix + "Error").c_str(),
       "Base class of every exception raised by axelera.runtime (axstream extension; the "
-      "documented exceptions all derive from it).",
-      PyExc_Exception, nullptr);
+      "documented exceptions all derive from it). A RuntimeError, so code that guards runtime "
+      "calls with `except RuntimeError` catches every one of them.",
+      PyExc_RuntimeError, nullptr);
   if (base == nullptr) throw py::error_already_set();
   module.add_object("Error", py::handle(base));
 
@@ -81,14 +84,27 @@ void register_exceptions(py::module_ &module) {
     g_exception_classes[static_cast<size_t>(spec.kind)] = cls;
   }
 
-  py::register_exception_translator([](std::exception_ptr error) {
+  // Local: other pybind11 modules' functions never run this, and our errors are translated
+  // before any other module's (global) translator could see them.
+  py::register_local_exception_translator([](std::exception_ptr error) {
     try {
       if (error) std::rethrow_exception(error);
     } catch (const axstream::Error &e) {
       auto index = static_cast<size_t>(e.kind());
       PyObject *cls = index < kErrorKindCount ? g_exception_classes[index] : nullptr;
-      PyErr_SetString(cls ? cls : g_exception_classes[static_cast<size_t>(ErrorKind::UnknownError)],
-                      e.what());
+      PyObject *type =
+          cls ? cls : g_exception_classes[static_cast<size_t>(ErrorKind::UnknownError)];
+      // Messages quote paths and file contents, which need not be UTF-8: PyErr_SetString would
+      // then raise the exception with no message at all, so undecodable bytes become \xNN.
+      const std::string text = e.what();
+      PyObject *message = PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()),
+                                               "backslashreplace");
+      if (message) {
+        PyErr_SetObject(type, message);
+        Py_DECREF(message);
+      } else {
+        PyErr_SetString(type, "(undecodable error message)");
+      }
     }
   });
 }
@@ -188,8 +204,8 @@ T attr_or(py::handle object, const char *name, T fallback) {
   return value.cast<T>();
 }
 
-// `device` arguments: a DeviceInfo (from list_devices) or, as a convenience, the device name.
-hal::DeviceInfo device_from_python(py::handle device, const char *call) {
+// A DeviceInfo (from list_devices, or made by hand: its fields) or the device's name.
+hal::DeviceInfo device_info_from_python(py::handle device, const char *call) {
   hal::DeviceInfo info;
   if (py::isinstance<py::str>(device)) {
     info.name = device.cast<std::string>();
@@ -197,8 +213,8 @@ hal::DeviceInfo device_from_python(py::handle device, const char *call) {
   }
   if (!py::hasattr(device, "name") || !py::isinstance<py::str>(device.attr("name")))
     throw axstream::InvalidArgument(std::string(call) +
-                                    ": device must be a DeviceInfo from list_devices() or a "
-                                    "device name, got " +
+                                    ": device must be a DeviceInfo from list_devices(), a "
+                                    "device name or an index into list_devices(), got " +
                                     type_name(device));
   info.name = device.attr("name").cast<std::string>();
   info.subdevice_count = attr_or<int>(device, "subdevice_count", 0);
@@ -217,16 +233,57 @@ hal::DeviceInfo device_from_python(py::handle device, const char *call) {
   return info;
 }
 
+// A Python bool or a numpy.bool_ (what comparisons and config arrays give): both mean a flag.
+// numpy.bool_ is no int subclass, and its __index__ is deprecated (numpy 1.25 warns).
+bool is_bool(py::handle object) {
+  if (py::isinstance<py::bool_>(object)) return true;
+  auto numpy = py::module_::import("numpy");  // a sys.modules lookup once numpy is imported
+  return py::isinstance(object, numpy.attr("bool_"));
+}
+
 // The integer value of `object` through __index__ (int, numpy integers), or nothing. bool is
 // not an index here: True as an fd or a count is a mistake.
 std::optional<py::int_> as_index(py::handle object) {
-  if (py::isinstance<py::bool_>(object) || !PyIndex_Check(object.ptr())) return std::nullopt;
+  if (is_bool(object) || !PyIndex_Check(object.ptr())) return std::nullopt;
   PyObject *index = PyNumber_Index(object.ptr());
   if (index == nullptr) {
     PyErr_Clear();  // e.g. a float numpy array: has __index__ but refuses
     return std::nullopt;
   }
   return py::reinterpret_steal<py::int_>(index);
+}
+
+// A count argument (an int or numpy integer) as an int; anything else, or a value no int holds,
+// is InvalidArgument naming the argument (pybind11's own int caster would give a TypeError
+// listing the signature, which does not say which argument is wrong).
+int count_from_python(py::handle value, const std::string &what) {
+  auto index = as_index(value);
+  int overflow = 0;
+  long long count = index ? PyLong_AsLongLongAndOverflow(index->ptr(), &overflow) : 0;
+  if (!index || overflow != 0 || count < std::numeric_limits<int>::min() ||
+      count > std::numeric_limits<int>::max())
+    throw axstream::InvalidArgument(what + ": expected a count (an integer), got " +
+                                    type_name(value) + " " + std::string(py::repr(value)));
+  return static_cast<int>(count);
+}
+
+// `device` arguments: a DeviceInfo, the device's name, or its index in list_devices() (Axelera's
+// reference for device_connect: "int: device index, e.g. 0 for the first device").
+hal::DeviceInfo device_from_python(rt::Context &context, py::handle device, const char *call) {
+  auto index = as_index(device);
+  if (!index) return device_info_from_python(device, call);
+  auto devices = context.list_devices();
+  int overflow = 0;
+  long long position = PyLong_AsLongLongAndOverflow(index->ptr(), &overflow);
+  if (overflow != 0 || position < 0 || position >= static_cast<long long>(devices.size())) {
+    std::string names;
+    for (const auto &info : devices) names += (names.empty() ? "" : ", ") + info.name;
+    throw axstream::InvalidArgument(
+        std::string(call) + ": device index " + std::string(py::str(*index)) +
+        " is out of range: list_devices() has " + std::to_string(devices.size()) + " device(s)" +
+        (names.empty() ? std::string() : " (" + names + ")"));
+  }
+  return devices[static_cast<size_t>(position)];
 }
 
 // kwargs -> the runtime's string properties. bool -> "1"/"0" (the doc's tables use 0/1),
@@ -236,8 +293,8 @@ rt::Properties properties_from_kwargs(const py::kwargs &kwargs, const std::strin
   for (const auto &[key_handle, value] : kwargs) {
     std::string key = py::str(key_handle);
     std::string text;
-    if (py::isinstance<py::bool_>(value)) {
-      text.assign(1, value.cast<bool>() ? '1' : '0');
+    if (is_bool(value)) {
+      text.assign(1, PyObject_IsTrue(value.ptr()) ? '1' : '0');
     } else if (auto index = as_index(value)) {
       text = py::str(*index);
     } else if (PyFloat_Check(value.ptr())) {
@@ -402,66 +459,23 @@ hal::CpuAccess cpu_access_from(const std::string &mode) {
                                   "': expected 'read', 'write' or 'read_write'");
 }
 
-// str, bytes or os.PathLike -> the path text (os.fsdecode: bytes as the file system encodes
-// them, not their repr).
+// str, bytes or os.PathLike -> the path's bytes as the file system has them (os.fsencode: a
+// name that is not UTF-8, held in a str as surrogate escapes, still names its file).
 std::string fspath(py::handle path) {
-  return py::str(py::module_::import("os").attr("fsdecode")(path));
+  return py::bytes(py::module_::import("os").attr("fsencode")(path));
 }
 
-}  // namespace
+// The bound classes (declared together in PYBIND11_MODULE, defined by the functions below).
+using ObjectClass = py::class_<rt::Object, std::shared_ptr<rt::Object>>;
+using ContextClass = py::class_<rt::Context, rt::Object, std::shared_ptr<rt::Context>>;
+using ConnectionClass = py::class_<rt::Connection, rt::Object, std::shared_ptr<rt::Connection>>;
+using ModelClass = py::class_<rt::Model, rt::Object, std::shared_ptr<rt::Model>>;
+using InstanceClass = py::class_<rt::ModelInstance, rt::Object, std::shared_ptr<rt::ModelInstance>>;
+using RunProfileClass = py::class_<rt::RunProfile>;
+using DmaBufferClass = py::class_<hal::DmaBuffer>;
 
-PYBIND11_MODULE(_axelera_runtime, m) {
-  m.doc() =
-      "C++ core of axelera.runtime (import axelera.runtime instead). Binds the axstream C++ "
-      "runtime: Context, Connection, Model, ModelInstance and the runtime's exceptions.";
-  register_exceptions(m);
-  m.attr("__version__") = AXSTREAM_VERSION;
-  // Classes take their __module__ and the type names in signatures from the module's name at
-  // creation: make them read axelera.runtime.X (the public name), restored at the end.
-  py::object extension_name = m.attr("__name__");
-  m.attr("__name__") = "axelera.runtime";
-
-  m.def("_reset_devices_for_testing", &hal::reset_devices_for_testing,
-        "Tests only: forget the enumerated devices so the next call re-reads AXSTREAM_SIM_* and "
-        "AXSTREAM_RUNTIME_DIR. Objects created before keep their devices.");
-
-  // Every class is declared before any method so docstrings name the right types.
-  py::class_<rt::Object, std::shared_ptr<rt::Object>> object(
-      m, "Object",
-      "Abstract base class for all objects in the runtime.\n\n"
-      "All objects created by the runtime are owned by the Context that created them. When the "
-      "Context is released, all objects created by it are also released; using a released object "
-      "raises InvalidArgument.");
-  py::class_<rt::Context, rt::Object, std::shared_ptr<rt::Context>> context(
-      m, "Context",
-      "The Context object is the root object of the runtime.\n\n"
-      "A Context is used to create and manage all other objects in the runtime. Normally you "
-      "would create it in a with statement::\n\n"
-      "    with axr.Context() as context:\n"
-      "        devices = context.list_devices()\n\n"
-      "Alternatively, call release() to release the context and all its children.");
-  py::class_<rt::Connection, rt::Object, std::shared_ptr<rt::Connection>> connection(
-      m, "Connection",
-      "A connection to one or more sub-devices (AIPU cores), reserved for this process until the "
-      "connection is released.");
-  py::class_<rt::Model, rt::Object, std::shared_ptr<rt::Model>> model(
-      m, "Model", "A model object that can be loaded onto a Connection object.");
-  py::class_<rt::ModelInstance, rt::Object, std::shared_ptr<rt::ModelInstance>> instance(
-      m, "ModelInstance", "A model instance that has been loaded onto a Connection object.");
-  py::class_<rt::RunProfile> run_profile(
-      m, "RunProfile",
-      "Timing of the last ModelInstance.run() (axstream extension), filled when the instance "
-      "was loaded with host_profiling=True and/or device_profiling=True. Durations are in "
-      "seconds.");
-
-  py::class_<hal::DmaBuffer> dma_buffer(
-      m, "DmaBuffer", py::buffer_protocol(),
-      "A device-visible buffer for zero-copy run() (axstream extension): a dmabuf from a DMA heap "
-      "or /dev/udmabuf where the kernel offers one, a sealed memfd otherwise. Pass it (or its "
-      "fd, or (fd, offset)) to run() of an instance loaded with input_dmabuf/output_dmabuf; "
-      "read and write it from numpy through array(). Freed when the object and every array "
-      "viewing it are gone.");
-
+// DmaBuffer: allocation, its fd, CPU access and numpy views.
+void define_dma_buffer(DmaBufferClass &dma_buffer) {
   dma_buffer
       .def(py::init([](size_t size, const std::string &name) {
              return std::make_unique<hal::DmaBuffer>(hal::DmaBuffer::allocate(size, name));
@@ -523,12 +537,10 @@ PYBIND11_MODULE(_axelera_runtime, m) {
     return py::buffer_info(self.data(), 1, py::format_descriptor<uint8_t>::format(), 1,
                            {static_cast<py::ssize_t>(self.size())}, {1});
   });
+}
 
-  // The documented objects carry their signatures as CPython text signatures ("name(self, ...)"
-  // then "\n--\n\n" heading the docstring), so inspect.signature() reads the documented
-  // parameters and defaults (pybind11's own "name(self: T, ...) -> R" line is not parseable).
-  py::options text_signatures;
-  text_signatures.disable_function_signatures();
+// Object: what every runtime object has (its context, release).
+void define_object(ObjectClass &object) {
   object
       .def_property_readonly(
           "context",
@@ -545,13 +557,31 @@ PYBIND11_MODULE(_axelera_runtime, m) {
             self.release();
           },
           "release(self)\n--\n\nRelease the object and all its children.")
+      // Every object, not only the Context, releases itself at the end of a with block, so
+      // `with context.device_connect() as connection:` frees the sub-devices when it ends.
+      .def(
+          "__enter__", [](py::object self) { return self; },
+          "__enter__(self)\n--\n\nReturn the object itself (for use in a with statement).")
+      .def(
+          "__exit__",
+          [](rt::Object &self, py::args) {
+            ReleasedGil release_gil;
+            self.release();
+            return false;
+          },
+          "__exit__(self, *args)\n--\n\nRelease the object and all its children at the end of "
+          "the with block.")
       .def_property_readonly("released", &rt::Object::released,
                              "True once release() was called on this object or an owner "
                              "(axstream extension).")
       .def("__repr__", [](rt::Object &self) {
         return "<axelera.runtime." + self.describe() + (self.released() ? " (released)>" : ">");
       });
+}
 
+// Context: devices, their configuration, connections and models.
+// Context's lifetime: construction, the with statement and release.
+void define_context_lifetime(ContextClass &context) {
   context
       .def(py::init([] { return rt::Context::create(); }),
            "__init__(self)\n--\n\nCreate a new runtime Context.")
@@ -574,7 +604,12 @@ PYBIND11_MODULE(_axelera_runtime, m) {
             self.release();
           },
           "release(self)\n--\n\nRelease the context and all its children.\n\n"
-          "This function is called automatically when Context is used as a context manager.")
+          "This function is called automatically when Context is used as a context manager.");
+}
+
+// Context's devices: listing, configuring and reading their configuration.
+void define_context_devices(ContextClass &context) {
+  context
       .def(
           "list_devices",
           [](rt::Context &self) {
@@ -587,7 +622,7 @@ PYBIND11_MODULE(_axelera_runtime, m) {
       .def(
           "configure_device",
           [](rt::Context &self, py::object device, py::kwargs kwargs) {
-            auto info = device_from_python(device, "configure_device");
+            auto info = device_from_python(self, device, "configure_device");
             auto settings = properties_from_kwargs(kwargs, "configure_device(" + info.name + ")");
             ReleasedGil release_gil;
             return self.configure_device(info, settings);
@@ -597,12 +632,14 @@ PYBIND11_MODULE(_axelera_runtime, m) {
           "Configure a device. Returns True if the configuration setting is complete, False if "
           "it is pending (poll device_ready()).\n\n"
           "Valid properties: clock_profile (MHz, default 800), clock_profile_core_0..3 (MHz, "
-          "default 800), mvm_utilisation_core_0..3 (percent, default 100). An unknown key raises "
-          "InvalidConfiguration, an out-of-range value InvalidArgument.\n\n:rtype: bool")
+          "default 800), mvm_utilisation_core_0..3 (percent, default 100), ddr_size (bytes of "
+          "the board's DDR to use, default all of it: DeviceInfo.max_memory), device_firmware (0 "
+          "or 1: reload the firmware; the simulated device has nothing to reload). An unknown key "
+          "raises InvalidConfiguration, an out-of-range value InvalidArgument.\n\n:rtype: bool")
       .def(
           "device_ready",
           [](rt::Context &self, py::object device) {
-            return self.device_ready(device_from_python(device, "device_ready"));
+            return self.device_ready(device_from_python(self, device, "device_ready"));
           },
           py::arg("device"),
           "device_ready(self, device)\n--\n\n"
@@ -612,31 +649,41 @@ PYBIND11_MODULE(_axelera_runtime, m) {
           "read_device_configuration",
           [](rt::Context &self, py::object device) {
             return self.read_device_configuration(
-                device_from_python(device, "read_device_configuration"));
+                device_from_python(self, device, "read_device_configuration"));
           },
           py::arg("device"),
           "read_device_configuration(self, device)\n--\n\n"
-          "Read all available configuration properties of the device.\n\n:rtype: dict[str, str]")
+          "Read all available configuration properties of the device.\n\n:rtype: dict[str, str]");
+}
+
+// What a Context makes: connections to sub-devices and loaded models.
+void define_context_connections_and_models(ContextClass &context) {
+  context
       .def(
           "device_connect",
-          [](rt::Context &self, py::object device, int num_sub_devices, py::kwargs kwargs) {
+          [](rt::Context &self, py::object device, py::object num_sub_devices_object,
+             py::kwargs kwargs) {
+            int num_sub_devices =
+                count_from_python(num_sub_devices_object, "device_connect: num_sub_devices");
             std::unique_ptr<hal::DeviceInfo> info;
             if (!device.is_none())
-              info =
-                  std::make_unique<hal::DeviceInfo>(device_from_python(device, "device_connect"));
+              info = std::make_unique<hal::DeviceInfo>(
+                  device_from_python(self, device, "device_connect"));
             auto properties = properties_from_kwargs(kwargs, "device_connect");
             ReleasedGil release_gil;
             return self.device_connect(info.get(), num_sub_devices, properties);
           },
           // keep_alive<0, 1>: the Python Context lives as long as the Connection, so
           // `connection.context` returns the very same Python object.
-          py::keep_alive<0, 1>(), py::arg("device") = py::none(), py::arg("num_sub_devices") = 1,
+          py::keep_alive<0, 1>(), py::arg("device") = py::none(),
+          py::arg("num_sub_devices") = py::int_(1),
           "device_connect(self, device=None, num_sub_devices=1, **kwargs)\n--\n\n"
           "Connect to one or more sub-devices.\n\n"
           "This reserves the sub-devices so that other processes cannot use them (DeviceInUse "
-          "names the holder otherwise). device=None picks the first device with num_sub_devices "
-          "free sub-devices. The returned Connection is used to load models and run them on the "
-          "sub-devices.\n\n:rtype: Connection")
+          "names the holder otherwise). device is a DeviceInfo, a device name or an index into "
+          "list_devices(); None picks the first device with num_sub_devices free sub-devices. "
+          "device_firmware_check (0 or 1) is the one kwarg. The returned Connection is used to "
+          "load models and run them on the sub-devices.\n\n:rtype: Connection")
       .def(
           "load_model",
           [](rt::Context &self, py::object path) {
@@ -652,7 +699,16 @@ PYBIND11_MODULE(_axelera_runtime, m) {
           "The returned model can be loaded onto multiple Connection objects using "
           "Connection.load_model_instance(). A missing or corrupt package raises InvalidArgument "
           "naming the file and field.\n\n:rtype: Model");
+}
 
+void define_context(ContextClass &context) {
+  define_context_lifetime(context);
+  define_context_devices(context);
+  define_context_connections_and_models(context);
+}
+
+// Connection: loading model instances onto the reserved sub-devices.
+void define_connection(ConnectionClass &connection) {
   connection
       .def(
           "load_model_instance",
@@ -677,7 +733,10 @@ PYBIND11_MODULE(_axelera_runtime, m) {
                              "Name of the connected device (axstream extension).")
       .def_property_readonly("num_sub_devices", &rt::Connection::num_sub_devices,
                              "Number of reserved sub-devices (axstream extension).");
+}
 
+// Model: its properties and tensors.
+void define_model(ModelClass &model) {
   model
       .def_property_readonly(
           "properties", &rt::Model::properties,
@@ -687,6 +746,21 @@ PYBIND11_MODULE(_axelera_runtime, m) {
           "* postamble_graph: relative path to a postamble ONNX file containing the final nodes "
           "of the model, run on the host ('' when absent).\n"
           "* input_tensor_layout: always NHWC in this version.")
+      // The documented properties are also attributes: the doc lists them under the heading
+      // "properties" as a class lists its members, so programs may read model.preamble_graph.
+      .def_property_readonly(
+          "preamble_graph", [](rt::Model &self) { return self.properties().at("preamble_graph"); },
+          "Relative path to the preamble ONNX file ('' when absent); as "
+          "properties['preamble_graph'].")
+      .def_property_readonly(
+          "postamble_graph",
+          [](rt::Model &self) { return self.properties().at("postamble_graph"); },
+          "Relative path to the postamble ONNX file ('' when absent); as "
+          "properties['postamble_graph'].")
+      .def_property_readonly(
+          "input_tensor_layout",
+          [](rt::Model &self) { return self.properties().at("input_tensor_layout"); },
+          "Always 'NHWC' in this version; as properties['input_tensor_layout'].")
       .def_property_readonly("name", &rt::Model::name, "Name of the model (axstream extension).")
       .def(
           "inputs", [](rt::Model &self) { return to_python(self.inputs()); },
@@ -697,7 +771,10 @@ PYBIND11_MODULE(_axelera_runtime, m) {
           "outputs(self)\n--\n\n"
           "Return information about the output tensors of the model.\n\n"
           ":rtype: list[TensorInfo]");
+}
 
+// ModelInstance: run() and what it was loaded with.
+void define_instance(InstanceClass &instance) {
   instance
       .def("run", &run_instance, py::arg("inputs"), py::arg("outputs"),
            "run(self, inputs, outputs)\n--\n\n"
@@ -721,8 +798,10 @@ PYBIND11_MODULE(_axelera_runtime, m) {
           "The load_model_instance options in effect, as a dict (axstream extension).")
       .def_property_readonly("model", &rt::ModelInstance::model,
                              "The Model this instance runs (axstream extension).");
+}
 
-  text_signatures.enable_function_signatures();
+// RunProfile: the timing of the last run.
+void define_run_profile(RunProfileClass &run_profile) {
   run_profile
       .def_property_readonly(
           "host_total", [](const rt::RunProfile &p) { return seconds(p.host_total); },
@@ -750,6 +829,76 @@ PYBIND11_MODULE(_axelera_runtime, m) {
         out << "], bytes_copied=" << p.bytes_copied << ", runs=" << p.runs << ")";
         return out.str();
       });
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_axelera_runtime, m) {
+  m.doc() =
+      "C++ core of axelera.runtime (import axelera.runtime instead). Binds the axstream C++ "
+      "runtime: Context, Connection, Model, ModelInstance and the runtime's exceptions.";
+  axstream::python::put_libgcc_unwinder_first();
+  register_exceptions(m);
+  m.attr("__version__") = AXSTREAM_VERSION;
+  // Classes take their __module__ and the type names in signatures from the module's name at
+  // creation: make them read axelera.runtime.X (the public name), restored at the end.
+  py::object extension_name = m.attr("__name__");
+  m.attr("__name__") = "axelera.runtime";
+
+  m.def("_reset_devices_for_testing", &hal::reset_devices_for_testing,
+        "Tests only: forget the enumerated devices so the next call re-reads AXSTREAM_SIM_* and "
+        "AXSTREAM_RUNTIME_DIR. Objects created before keep their devices.");
+
+  // Every class is declared before any method so docstrings name the right types.
+  ObjectClass object(
+      m, "Object",
+      "Abstract base class for all objects in the runtime.\n\n"
+      "All objects created by the runtime are owned by the Context that created them. When the "
+      "Context is released, all objects created by it are also released; using a released object "
+      "raises InvalidArgument.");
+  ContextClass context(
+      m, "Context",
+      "The Context object is the root object of the runtime.\n\n"
+      "A Context is used to create and manage all other objects in the runtime. Normally you "
+      "would create it in a with statement::\n\n"
+      "    with axr.Context() as context:\n"
+      "        devices = context.list_devices()\n\n"
+      "Alternatively, call release() to release the context and all its children.");
+  ConnectionClass connection(
+      m, "Connection",
+      "A connection to one or more sub-devices (AIPU cores), reserved for this process until the "
+      "connection is released.");
+  ModelClass model(m, "Model", "A model object that can be loaded onto a Connection object.");
+  InstanceClass instance(m, "ModelInstance",
+                         "A model instance that has been loaded onto a Connection object.");
+  RunProfileClass run_profile(
+      m, "RunProfile",
+      "Timing of the last ModelInstance.run() (axstream extension), filled when the instance "
+      "was loaded with host_profiling=True and/or device_profiling=True. Durations are in "
+      "seconds.");
+
+  DmaBufferClass dma_buffer(
+      m, "DmaBuffer", py::buffer_protocol(),
+      "A device-visible buffer for zero-copy run() (axstream extension): a dmabuf from a DMA heap "
+      "or /dev/udmabuf where the kernel offers one, a sealed memfd otherwise. Pass it (or its "
+      "fd, or (fd, offset)) to run() of an instance loaded with input_dmabuf/output_dmabuf; "
+      "read and write it from numpy through array(). Freed when the object and every array "
+      "viewing it are gone.");
+
+  define_dma_buffer(dma_buffer);
+
+  // The documented objects carry their signatures as CPython text signatures ("name(self, ...)"
+  // then "\n--\n\n" heading the docstring), so inspect.signature() reads the documented
+  // parameters and defaults (pybind11's own "name(self: T, ...) -> R" line is not parseable).
+  py::options text_signatures;
+  text_signatures.disable_function_signatures();
+  define_object(object);
+  define_context(context);
+  define_connection(connection);
+  define_model(model);
+  define_instance(instance);
+  text_signatures.enable_function_signatures();
+  define_run_profile(run_profile);
 
   m.attr("__name__") = extension_name;
 }

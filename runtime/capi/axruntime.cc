@@ -642,7 +642,15 @@ size_t axr_tensor_size(const axrTensorInfo *info) {
     size_t bits = info->bits;
     for (size_t d = 0; d < info->ndims; ++d) {
       if (__builtin_mul_overflow(bits, info->dims[d], &bits)) {
-        throw CapiError(AXR_ERROR_VALUE_ERROR, "tensor size overflows size_t");
+        std::string dims;
+        for (size_t i = 0; i < info->ndims; ++i) {
+          if (i) dims += ',';
+          dims += std::to_string(info->dims[i]);
+        }
+        throw CapiError(AXR_ERROR_VALUE_ERROR,
+                        "tensor of " + std::to_string(info->bits) + "-bit elements and dims (" +
+                            dims + ") overflows size_t at dim " + std::to_string(d) +
+                            ", expected a size in bits below 2^64");
       }
     }
     return bits / 8 + (bits % 8 != 0);

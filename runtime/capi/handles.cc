@@ -21,6 +21,18 @@ const char *kind_name(Kind kind) noexcept {
   return "axrObject";
 }
 
+namespace {
+
+// A handle the registry does not hold, named with its address (the same message everywhere).
+CapiError not_live(const char *what, const void *handle) {
+  std::ostringstream message;
+  message << what << " (" << handle
+          << ") is not a live axr object: destroyed, or never created by axr_*";
+  return CapiError(AXR_ERROR_INVALID_ARGUMENT, message.str());
+}
+
+}  // namespace
+
 Registry &Registry::instance() {
   // Never destroyed: contexts a program did not destroy must not be torn down by static
   // destructors after the runtime's own statics (device registry) are gone.
@@ -57,12 +69,7 @@ std::shared_ptr<axrObject> Registry::find_locked(const axrObject *handle, Kind k
     throw CapiError(AXR_ERROR_INVALID_ARGUMENT, std::string(what) + " is NULL");
   }
   auto found = objects_.find(handle);
-  if (found == objects_.end()) {
-    std::ostringstream message;
-    message << what << " (" << static_cast<const void *>(handle)
-            << ") is not a live axr object: destroyed, or never created by axr_*";
-    throw CapiError(AXR_ERROR_INVALID_ARGUMENT, message.str());
-  }
+  if (found == objects_.end()) throw not_live(what, handle);
   if (found->second->kind != kind) {
     throw CapiError(AXR_ERROR_INVALID_ARGUMENT, std::string(what) + " is an " +
                                                     kind_name(found->second->kind) +
@@ -84,10 +91,7 @@ std::shared_ptr<axrObject> Registry::checked_any(const axrObject *handle, const 
     throw CapiError(AXR_ERROR_INVALID_ARGUMENT, std::string(what) + " is NULL");
   }
   auto found = objects_.find(handle);
-  if (found == objects_.end()) {
-    throw CapiError(AXR_ERROR_INVALID_ARGUMENT,
-                    std::string(what) + " is not a live axr object: destroyed, or never created");
-  }
+  if (found == objects_.end()) throw not_live(what, handle);
   *context = context_of_locked(*found->second);
   return found->second;
 }
@@ -101,10 +105,7 @@ void Registry::destroy(const axrObject *object) {
       throw CapiError(AXR_ERROR_INVALID_ARGUMENT, "object is NULL");
     }
     auto found = objects_.find(object);
-    if (found == objects_.end()) {
-      throw CapiError(AXR_ERROR_INVALID_ARGUMENT,
-                      "object is not a live axr object: already destroyed, or never created");
-    }
+    if (found == objects_.end()) throw not_live("object", object);
     // Post-order over the ownership graph: an instance (child of its connection and its model)
     // is released before either of them.
     std::vector<axrObject *> order;

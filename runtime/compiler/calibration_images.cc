@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <memory>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
@@ -48,10 +49,11 @@ std::vector<std::string> expand(const std::string &spec) {
     files.push_back(spec);
   } else {
     glob_t g{};
+    // Freed on every way out, push_back's bad_alloc included.
+    std::unique_ptr<glob_t, void (*)(glob_t *)> matches(&g, globfree);
     if (::glob(spec.c_str(), 0, nullptr, &g) == 0)
       for (size_t i = 0; i < g.gl_pathc; ++i)
         if (std::filesystem::is_regular_file(g.gl_pathv[i], ec)) files.push_back(g.gl_pathv[i]);
-    globfree(&g);
   }
   std::sort(files.begin(), files.end());
   return files;
@@ -81,10 +83,20 @@ std::vector<CalibrationFrame> load_calibration_frames(const std::string &spec, i
       if (!image.empty()) frames.push_back({file, image});
     }
   }
-  if (frames.empty())
-    throw InvalidArgument("--calib '" + spec + "': no readable calibration images found (" +
-                          std::to_string(files.size()) +
-                          " candidate files; expected a directory, glob, image or video)");
+  if (frames.empty()) {
+    // Say which of the three it was: nothing there, nothing image-like, or nothing decodable.
+    std::error_code ec;
+    std::string why;
+    if (!files.empty())
+      why = "none of its " + std::to_string(files.size()) + " image/video files decodes (first: '" +
+            files.front() + "')";
+    else if (std::filesystem::is_directory(spec, ec))
+      why = "the directory holds no image or video files (.jpg, .png, ..., .avi, .mp4, ...)";
+    else
+      why = "no such file or directory, and no file matches it as a glob";
+    throw InvalidArgument("--calib '" + spec + "': no readable calibration images found: " + why +
+                          " (expected a directory, glob, image or video)");
+  }
   return frames;
 }
 

@@ -151,7 +151,11 @@ std::pair<double, double> mse_range(const std::vector<float> &samples, double mn
       if (mx == 0 && b != 1.0) break;
       double lo = mn * a, hi = mx * b;
       double e = error(lo, hi);
-      if (e < best) best = e, best_lo = lo, best_hi = hi;
+      if (e < best) {
+        best = e;
+        best_lo = lo;
+        best_hi = hi;
+      }
     }
   }
   return {best_lo, best_hi};
@@ -180,12 +184,18 @@ double entropy_threshold(const std::vector<double> &magnitudes, double amax, int
       b = std::min(b, i);
       double sum = 0;
       int nonzero = 0;
-      for (int k = a; k < b; ++k) sum += hist[k], nonzero += hist[k] > 0;
+      for (int k = a; k < b; ++k) {
+        sum += hist[k];
+        nonzero += hist[k] > 0;
+      }
       for (int k = a; k < b; ++k)
         if (hist[k] > 0) q[k] = sum / nonzero;
     }
     double psum = 0, qsum = 0;
-    for (int k = 0; k < i; ++k) psum += p[k], qsum += q[k];
+    for (int k = 0; k < i; ++k) {
+      psum += p[k];
+      qsum += q[k];
+    }
     if (psum == 0 || qsum == 0) continue;
     double kl = 0;
     for (int k = 0; k < i; ++k) {
@@ -193,7 +203,10 @@ double entropy_threshold(const std::vector<double> &magnitudes, double amax, int
       double pk = p[k] / psum, qk = q[k] / qsum;
       kl += qk > 0 ? pk * std::log(pk / qk) : pk * 30.0;  // an empty Q bin: a large penalty
     }
-    if (kl < best_kl) best_kl = kl, best = i;
+    if (kl < best_kl) {
+      best_kl = kl;
+      best = i;
+    }
     if (i == kBins) break;
   }
   return (best + 0.5) * amax / kBins;
@@ -264,16 +277,51 @@ class Compilation {
  private:
   void load_model();
   void resolve_input();
+  // resolve_input's steps.
+  const onnx::ValueInfoProto &image_input() const;
+  void resolve_input_shape(const onnx::ValueInfoProto &value);
+  void resolve_input_layout();
+  void resolve_normalisation();
   void build_calibration_program();
   void calibrate();
   void fold_static_tensors();
   void fold_batchnorm_and_bias();
   int equalise_activation_channels();
+  // equalise_activation_channels' steps.
+  struct ReaderWeights {       // over a tensor's reading convs, per input channel
+    std::vector<double> wmax;  // the largest |weight| the channel meets
+    bool all_depthwise = true;
+  };
+  bool has_float_conv_weights(const onnx::NodeProto &node) const;
+  std::optional<size_t> equalisable_producer(
+      size_t producer_node, int64_t channels,
+      const std::unordered_map<std::string, size_t> &producer,
+      const std::unordered_map<std::string, std::vector<size_t>> &consumers) const;
+  std::optional<ReaderWeights> reader_weights(const std::string &tensor,
+                                              const std::vector<size_t> &readers,
+                                              int64_t channels) const;
+  static std::vector<float> equalisation_scales(const std::vector<double> &absmax,
+                                                const ReaderWeights &readers);
+  void rescale_initializer(onnx::NodeProto &node, int input,
+                           const std::function<int64_t(size_t)> &channel_of,
+                           const std::vector<float> &scale, bool divide);
+  void divide_producer_channels(onnx::NodeProto &pnode, const std::vector<float> &scale);
+  void multiply_reader_channels(onnx::NodeProto &cn, const std::vector<float> &scale);
   void collect_statistics();
   void split_head();
   void find_unary_binaries();
   void find_output_activations();
   void find_flat_function_ranges();
+  // find_flat_function_ranges' steps; the chains run on a grid of this many values.
+  static constexpr int kFlatRangeGrid = 4097;
+  std::map<std::string, std::vector<size_t>> elementwise_chains() const;
+  std::optional<std::vector<std::vector<float>>> run_chain(const std::string &tensor,
+                                                           const std::vector<size_t> &nodes,
+                                                           const std::vector<std::string> &exits,
+                                                           const std::vector<float> &grid) const;
+  static std::optional<std::pair<double, double>> flat_range_cut(
+      const std::vector<std::vector<float>> &values, const std::vector<float> &grid, double lo,
+      double hi);
   void split_tail();
   void clip_logit_ranges();
   void plan_quantisation();
@@ -283,6 +331,48 @@ class Compilation {
     return float_nodes_.count(node_id(node)) > 0;
   }
   onnx::ModelProto build_core(const std::vector<std::string> &probes = {});
+  // The core model as build_core assembles it: its nodes in order (input conversion, body,
+  // output conversion) and the initialisers they read.
+  struct CoreGraph {
+    std::set<std::string> boundaries;  // core outputs: their float values are named "<t>/float"
+    std::vector<onnx::NodeProto> nodes;
+    std::vector<onnx::TensorProto> inits;
+    int weight_counter = 0;  // numbers the quantised weights and biases ("<name>/q<n>")
+    std::string scalar_f(const std::string &name, float v);  // adds a float scalar, returns name
+    std::string scalar_i8(const std::string &name, int v);   // adds an int8 scalar, returns name
+  };
+  // A linear op's weights, quantised per channel along `axis` (or with one scale).
+  struct LinearWeights {
+    Shape shape;
+    int axis = 0;
+    int64_t group = 1;
+    bool per_channel = true;
+    std::vector<float> values;  // the float weights
+    ChannelQuantized quantised;
+  };
+  std::string core_float_name(const CoreGraph &core, const std::string &t) const;
+  std::string core_read_name(const CoreGraph &core, const std::string &t) const;
+  void add_core_input(CoreGraph &core) const;
+  std::map<std::string, Shape> core_shapes() const;
+  void add_core_body(CoreGraph &core);
+  void add_core_node(size_t i, CoreGraph &core, std::vector<onnx::NodeProto> &body);
+  LinearWeights quantise_linear_weights(const onnx::NodeProto &node,
+                                        const std::string &label) const;
+  std::vector<float> bias_correction_shift(const onnx::NodeProto &node,
+                                           const onnx::NodeProto &original,
+                                           const LinearWeights &w) const;
+  static std::vector<float> conv_rounding_shift(const LinearWeights &w,
+                                                const std::vector<double> &sum, double count);
+  static std::vector<float> gemm_rounding_shift(const LinearWeights &w,
+                                                const std::vector<double> &sum, double count);
+  void add_quantised_weights(onnx::NodeProto &node, const LinearWeights &w, CoreGraph &core,
+                             std::vector<onnx::NodeProto> &body);
+  void add_quantised_bias(onnx::NodeProto &node, const onnx::NodeProto &original,
+                          const LinearWeights &w, const std::vector<float> &bias_shift,
+                          const std::string &label, CoreGraph &core,
+                          std::vector<onnx::NodeProto> &body);
+  void add_core_outputs(CoreGraph &core);
+  onnx::ModelProto assemble_core(CoreGraph &core, const std::vector<std::string> &probes) const;
   std::optional<onnx::ModelProto> build_preamble() const;
   std::optional<onnx::ModelProto> build_postamble();
   struct Evaluation {
@@ -378,6 +468,24 @@ class Compilation {
     QuantParams params;
   };
   std::vector<CoreOutput> core_outputs_;
+
+  // evaluate()'s steps: the package loaded with the float model, and one frame through both.
+  struct PackageRun {
+    std::shared_ptr<const engine::Program> core, post, pre;
+    std::unique_ptr<engine::Executor> calib_exec, core_exec, post_exec, pre_exec;
+    std::vector<std::vector<uint8_t>> float_bufs, core_bufs;  // the float and core runs' outputs
+    std::vector<void *> float_ptrs, core_ptrs;
+    std::vector<float> core_in;  // the preamble's output
+  };
+  PackageRun load_package_run(const std::vector<std::string> &probes);
+  void run_float_and_core(const cv::Mat &bgr, PackageRun &run) const;
+  std::vector<int8_t> device_input(const std::vector<float> &x) const;
+  void compare_probes(const std::vector<std::string> &probes, const PackageRun &run,
+                      Evaluation &ev) const;
+  std::vector<std::vector<float>> compare_core_outputs(const PackageRun &run, Evaluation &ev) const;
+  static std::vector<float> consumer_view(const CoreOutput &co, const int8_t *device_out);
+  void compare_model_outputs(const std::vector<std::vector<float>> &dequantised,
+                             const PackageRun &run, Evaluation &ev) const;
 };
 
 void Compilation::load_model() {
@@ -399,7 +507,8 @@ void Compilation::load_model() {
   for (const auto &out : g.output()) graph_.outputs.push_back(out.name());
 }
 
-void Compilation::resolve_input() {
+// The model's one input that is not an initializer, which --input-shape may name.
+const onnx::ValueInfoProto &Compilation::image_input() const {
   const auto &g = model_.graph();
   std::vector<const onnx::ValueInfoProto *> inputs;
   for (const auto &in : g.input())
@@ -411,12 +520,13 @@ void Compilation::resolve_input() {
     if (name != inputs[0]->name())
       throw InvalidArgument("--input-shape names '" + name + "' but " + model_label_ +
                             " has the input '" + inputs[0]->name() + "'");
-  const auto &value = *inputs[0];
-  input_.name = value.name();
+  return *inputs[0];
+}
+
+// input_shape_: the declared shape, or --input-shape where it agrees with the fixed dims; a
+// batch-1 image tensor of rank 4 with positive dims.
+void Compilation::resolve_input_shape(const onnx::ValueInfoProto &value) {
   const auto &type = value.type().tensor_type();
-  if (type.elem_type() != onnx::TensorProto::FLOAT)
-    throw NotImplemented(model_label_ + ": input '" + input_.name + "' is not float32 (ONNX type " +
-                         std::to_string(type.elem_type()) + ")");
   Shape declared;
   for (const auto &d : type.shape().dim())
     declared.push_back(d.has_dim_value() ? d.dim_value() : -1);
@@ -451,6 +561,10 @@ void Compilation::resolve_input() {
     if (d <= 0)
       throw InvalidArgument("--input-shape " + input_.name + "=" + shape_text(input_shape_) +
                             ": every dimension must be positive");
+}
+
+// NCHW or NHWC (--input-layout, or where the 1 or 3 channels are), and the image size.
+void Compilation::resolve_input_layout() {
   auto channel_like = [](int64_t c) { return c == 1 || c == 3; };
   InputLayout layout = options_.input_layout;
   if (layout == InputLayout::autodetect) {
@@ -469,7 +583,11 @@ void Compilation::resolve_input() {
   if (input_.channels != 1 && input_.channels != 3)
     throw NotImplemented(model_label_ + ": input '" + input_.name + "' has " +
                          std::to_string(input_.channels) + " channels; expected 1 or 3");
+}
 
+// How frames become the float input: resize, colour order, pixel scale, mean and std (one
+// value or one per channel, finite, no std of 0).
+void Compilation::resolve_normalisation() {
   // A recogniser calibrating on text lines is fed them as PaddleOCR does, not stretched.
   resize_ = options_.resize != CalibrationResize::automatic ? options_.resize
             : options_.calibration_text_detector.empty()    ? CalibrationResize::stretch
@@ -490,6 +608,31 @@ void Compilation::resolve_input() {
   norm_.std = expand(options_.std, 1.0, "std");
   for (double s : norm_.std)
     if (s == 0) throw InvalidArgument("--std: a standard deviation of 0 divides by zero");
+  // manifest.json cannot hold a NaN or an infinity (nor would the package load): refuse them
+  // here rather than write a package that does not open.
+  auto require_finite = [](const std::vector<double> &values, const char *what) {
+    for (double v : values)
+      if (!std::isfinite(v))
+        throw InvalidArgument(std::string("--") + what + ": expected finite numbers, got " +
+                              std::to_string(v));
+  };
+  require_finite(norm_.mean, "mean");
+  require_finite(norm_.std, "std");
+  if (!std::isfinite(norm_.pixel_scale) || norm_.pixel_scale == 0)
+    throw InvalidArgument("--pixel-scale: expected a finite non-zero number, got " +
+                          std::to_string(norm_.pixel_scale));
+}
+
+void Compilation::resolve_input() {
+  const onnx::ValueInfoProto &value = image_input();
+  input_.name = value.name();
+  const auto &type = value.type().tensor_type();
+  if (type.elem_type() != onnx::TensorProto::FLOAT)
+    throw NotImplemented(model_label_ + ": input '" + input_.name + "' is not float32 (ONNX type " +
+                         std::to_string(type.elem_type()) + ")");
+  resolve_input_shape(value);
+  resolve_input_layout();
+  resolve_normalisation();
   // The device input is quantize(normalised pixel): its range is known without calibration.
   double lo = std::numeric_limits<double>::infinity(), hi = -lo;
   for (int c = 0; c < input_.channels; ++c)
@@ -695,13 +838,6 @@ int Compilation::equalise_activation_channels() {
   std::unordered_map<std::string, size_t> producer;
   for (size_t i = 0; i < graph_.nodes.size(); ++i)
     for (const auto &o : graph_.nodes[i].output()) producer[o] = i;
-  auto float_weights = [&](const onnx::NodeProto &node) {
-    return (node.op_type() == "Conv" || node.op_type() == "ConvTranspose") &&
-           node.input_size() >= 2 && graph_.initializers.count(node.input(1)) &&
-           graph_.initializers.at(node.input(1)).data_type() == onnx::TensorProto::FLOAT &&
-           (node.input_size() < 3 || node.input(2).empty() ||
-            graph_.initializers.count(node.input(2)));
-  };
   int equalised = 0;
   for (const auto &[tensor, stats] : calibrated_stats_) {
     const auto &absmax = stats.channel_absmax;
@@ -709,118 +845,163 @@ int Compilation::equalise_activation_channels() {
     auto p = producer.find(tensor);
     auto c = consumers.find(tensor);
     if (p == producer.end() || c == consumers.end()) continue;
-    // The producing conv, through at most one Relu/LeakyRelu.
-    size_t conv = p->second;
-    const std::string op = graph_.nodes[conv].op_type();
-    if (op == "Relu" || op == "LeakyRelu") {
-      auto pp = producer.find(graph_.nodes[conv].input(0));
-      auto pc = consumers.find(graph_.nodes[conv].input(0));
-      if (pp == producer.end() || pc == consumers.end() || pc->second.size() != 1 ||
-          graph_.is_output(graph_.nodes[conv].input(0)))
-        continue;
-      conv = pp->second;
-    }
-    auto &pnode = graph_.nodes[conv];
-    if (!float_weights(pnode)) continue;
     const int64_t channels = static_cast<int64_t>(absmax.size());
-    Shape pw = dims_of(graph_.initializers.at(pnode.input(1)));
-    const bool p_transpose = pnode.op_type() == "ConvTranspose";
-    if (p_transpose && attr_int(pnode, "group", 1) != 1) continue;
-    if ((p_transpose ? pw[1] : pw[0]) != channels) continue;
-    // Every reader: a conv taking T as its data input.
-    bool ok = true, all_depthwise = true;
-    std::vector<double> wmax(channels, 0.0);
-    for (size_t k : c->second) {
-      const auto &cn = graph_.nodes[k];
-      if (!float_weights(cn) || cn.input(0) != tensor) {
-        ok = false;
-        break;
-      }
-      Shape ws = dims_of(graph_.initializers.at(cn.input(1)));
-      int64_t group = attr_int(cn, "group", 1);
-      auto w = floats_of(graph_.initializers.at(cn.input(1)), node_label(cn));
-      int64_t inner = 1;
-      for (size_t d = 2; d < ws.size(); ++d) inner *= ws[d];
-      if (cn.op_type() == "ConvTranspose") {
-        if (group != 1 || ws[0] != channels) ok = false;
-        all_depthwise = false;
-        for (size_t i = 0; ok && i < w.size(); ++i)
-          wmax[i / (ws[1] * inner)] = std::max<double>(wmax[i / (ws[1] * inner)], std::fabs(w[i]));
-      } else {
-        if (ws[1] * group != channels) ok = false;
-        all_depthwise = all_depthwise && ws[1] == 1;
-        const int64_t out_per_group = ws[0] / group;
-        for (size_t i = 0; ok && i < w.size(); ++i) {
-          int64_t o = static_cast<int64_t>(i) / (ws[1] * inner);
-          int64_t in = (o / out_per_group) * ws[1] + (static_cast<int64_t>(i) / inner) % ws[1];
-          wmax[in] = std::max<double>(wmax[in], std::fabs(w[i]));
-        }
-      }
-      if (!ok) break;
-    }
-    if (!ok) continue;
-    const double amax = *std::max_element(absmax.begin(), absmax.end());
-    if (!(amax > 0)) continue;
-    std::vector<float> scale(channels, 1.0f);
-    for (int64_t ch = 0; ch < channels; ++ch) {
-      double a = std::max(absmax[ch], amax * 1e-3);
-      double s = all_depthwise ? a / amax : (wmax[ch] > 0 ? std::sqrt(a / wmax[ch]) : 1.0);
-      scale[ch] = static_cast<float>(std::clamp(s, 1e-4, 1e4));
-    }
-    if (!all_depthwise) {  // keep the scales' geometric mean at 1 (ranges stay comparable)
-      double log_sum = 0;
-      for (float s : scale) log_sum += std::log(s);
-      float mean = static_cast<float>(std::exp(log_sum / channels));
-      for (float &s : scale) s /= mean;
-    }
-    // Producer: output channel c / s_c.
-    auto rescale = [&](onnx::NodeProto &node, int input,
-                       const std::function<int64_t(size_t)> &ch_of, bool divide) {
-      const auto &init = graph_.initializers.at(node.input(input));
-      Shape shape = dims_of(init);
-      auto v = floats_of(init, node_label(node));
-      for (size_t i = 0; i < v.size(); ++i)
-        v[i] = divide ? v[i] / scale[ch_of(i)] : v[i] * scale[ch_of(i)];
-      std::string name = node_id(node) + "/equalised_" + std::to_string(input);
-      graph_.initializers[name] = float_tensor(name, shape, v);
-      node.set_input(input, name);
-    };
-    {
-      int64_t inner = 1;
-      for (size_t d = 2; d < pw.size(); ++d) inner *= pw[d];
-      if (p_transpose)
-        rescale(
-            pnode, 1, [&](size_t i) { return (static_cast<int64_t>(i) / inner) % pw[1]; }, true);
-      else
-        rescale(
-            pnode, 1, [&](size_t i) { return static_cast<int64_t>(i) / (pw[1] * inner); }, true);
-      if (pnode.input_size() > 2 && !pnode.input(2).empty())
-        rescale(
-            pnode, 2, [](size_t i) { return static_cast<int64_t>(i); }, true);
-    }
-    for (size_t k : c->second) {
-      auto &cn = graph_.nodes[k];
-      Shape ws = dims_of(graph_.initializers.at(cn.input(1)));
-      int64_t group = attr_int(cn, "group", 1), inner = 1;
-      for (size_t d = 2; d < ws.size(); ++d) inner *= ws[d];
-      if (cn.op_type() == "ConvTranspose") {
-        rescale(
-            cn, 1, [&](size_t i) { return static_cast<int64_t>(i) / (ws[1] * inner); }, false);
-      } else {
-        const int64_t out_per_group = ws[0] / group;
-        rescale(
-            cn, 1,
-            [&](size_t i) {
-              int64_t o = static_cast<int64_t>(i) / (ws[1] * inner);
-              return (o / out_per_group) * ws[1] + (static_cast<int64_t>(i) / inner) % ws[1];
-            },
-            false);
-      }
-    }
+    const std::optional<size_t> conv =
+        equalisable_producer(p->second, channels, producer, consumers);
+    if (!conv) continue;
+    const std::optional<ReaderWeights> readers = reader_weights(tensor, c->second, channels);
+    if (!readers) continue;
+    const std::vector<float> scale = equalisation_scales(absmax, *readers);
+    if (scale.empty()) continue;
+    divide_producer_channels(graph_.nodes[*conv], scale);
+    for (size_t k : c->second) multiply_reader_channels(graph_.nodes[k], scale);
     ++equalised;
   }
   report_.equalised_tensors = equalised;
   return equalised;
+}
+
+// A Conv/ConvTranspose with float weights (and float bias, if any) in the initialisers.
+bool Compilation::has_float_conv_weights(const onnx::NodeProto &node) const {
+  return (node.op_type() == "Conv" || node.op_type() == "ConvTranspose") &&
+         node.input_size() >= 2 && graph_.initializers.count(node.input(1)) &&
+         graph_.initializers.at(node.input(1)).data_type() == onnx::TensorProto::FLOAT &&
+         (node.input_size() < 3 || node.input(2).empty() ||
+          graph_.initializers.count(node.input(2)));
+}
+
+// The conv making a tensor of `channels` channels from node `producer_node`, directly or
+// through at most one Relu/LeakyRelu read by nothing else; nullopt when there is none whose
+// output channels can be scaled.
+std::optional<size_t> Compilation::equalisable_producer(
+    size_t producer_node, int64_t channels, const std::unordered_map<std::string, size_t> &producer,
+    const std::unordered_map<std::string, std::vector<size_t>> &consumers) const {
+  size_t conv = producer_node;
+  const std::string op = graph_.nodes[conv].op_type();
+  if (op == "Relu" || op == "LeakyRelu") {
+    auto pp = producer.find(graph_.nodes[conv].input(0));
+    auto pc = consumers.find(graph_.nodes[conv].input(0));
+    if (pp == producer.end() || pc == consumers.end() || pc->second.size() != 1 ||
+        graph_.is_output(graph_.nodes[conv].input(0)))
+      return std::nullopt;
+    conv = pp->second;
+  }
+  const auto &pnode = graph_.nodes[conv];
+  if (!has_float_conv_weights(pnode)) return std::nullopt;
+  Shape pw = dims_of(graph_.initializers.at(pnode.input(1)));
+  const bool p_transpose = pnode.op_type() == "ConvTranspose";
+  if (p_transpose && attr_int(pnode, "group", 1) != 1) return std::nullopt;
+  if ((p_transpose ? pw[1] : pw[0]) != channels) return std::nullopt;
+  return conv;
+}
+
+// Every reader of `tensor` must be a conv taking it as its data input: the largest |weight|
+// each of its input channels meets; nullopt when some reader is not such a conv.
+std::optional<Compilation::ReaderWeights> Compilation::reader_weights(
+    const std::string &tensor, const std::vector<size_t> &readers, int64_t channels) const {
+  ReaderWeights r;
+  r.wmax.assign(channels, 0.0);
+  for (size_t k : readers) {
+    const auto &cn = graph_.nodes[k];
+    if (!has_float_conv_weights(cn) || cn.input(0) != tensor) return std::nullopt;
+    Shape ws = dims_of(graph_.initializers.at(cn.input(1)));
+    int64_t group = attr_int(cn, "group", 1);
+    auto w = floats_of(graph_.initializers.at(cn.input(1)), node_label(cn));
+    int64_t inner = 1;
+    for (size_t d = 2; d < ws.size(); ++d) inner *= ws[d];
+    if (cn.op_type() == "ConvTranspose") {
+      if (group != 1 || ws[0] != channels) return std::nullopt;
+      r.all_depthwise = false;
+      for (size_t i = 0; i < w.size(); ++i)
+        r.wmax[i / (ws[1] * inner)] =
+            std::max<double>(r.wmax[i / (ws[1] * inner)], std::fabs(w[i]));
+    } else {
+      if (ws[1] * group != channels) return std::nullopt;
+      r.all_depthwise = r.all_depthwise && ws[1] == 1;
+      const int64_t out_per_group = ws[0] / group;
+      for (size_t i = 0; i < w.size(); ++i) {
+        int64_t o = static_cast<int64_t>(i) / (ws[1] * inner);
+        int64_t in = (o / out_per_group) * ws[1] + (static_cast<int64_t>(i) / inner) % ws[1];
+        r.wmax[in] = std::max<double>(r.wmax[in], std::fabs(w[i]));
+      }
+    }
+  }
+  return r;
+}
+
+// s_c per channel (see equalise_activation_channels); empty when the tensor is all zero.
+std::vector<float> Compilation::equalisation_scales(const std::vector<double> &absmax,
+                                                    const ReaderWeights &readers) {
+  const int64_t channels = static_cast<int64_t>(absmax.size());
+  const double amax = *std::max_element(absmax.begin(), absmax.end());
+  if (!(amax > 0)) return {};
+  std::vector<float> scale(channels, 1.0f);
+  for (int64_t ch = 0; ch < channels; ++ch) {
+    double a = std::max(absmax[ch], amax * 1e-3);
+    double s = readers.all_depthwise
+                   ? a / amax
+                   : (readers.wmax[ch] > 0 ? std::sqrt(a / readers.wmax[ch]) : 1.0);
+    scale[ch] = static_cast<float>(std::clamp(s, 1e-4, 1e4));
+  }
+  if (!readers.all_depthwise) {  // keep the scales' geometric mean at 1 (ranges stay comparable)
+    double log_sum = 0;
+    for (float s : scale) log_sum += std::log(s);
+    float mean = static_cast<float>(std::exp(log_sum / channels));
+    for (float &s : scale) s /= mean;
+  }
+  return scale;
+}
+
+// Replaces initialiser input `input` of `node` by a copy with element i divided (or multiplied)
+// by scale[channel_of(i)].
+void Compilation::rescale_initializer(onnx::NodeProto &node, int input,
+                                      const std::function<int64_t(size_t)> &channel_of,
+                                      const std::vector<float> &scale, bool divide) {
+  const auto &init = graph_.initializers.at(node.input(input));
+  Shape shape = dims_of(init);
+  auto v = floats_of(init, node_label(node));
+  for (size_t i = 0; i < v.size(); ++i)
+    v[i] = divide ? v[i] / scale[channel_of(i)] : v[i] * scale[channel_of(i)];
+  std::string name = node_id(node) + "/equalised_" + std::to_string(input);
+  graph_.initializers[name] = float_tensor(name, shape, v);
+  node.set_input(input, name);
+}
+
+// Producer: output channel c (weights and bias) / s_c.
+void Compilation::divide_producer_channels(onnx::NodeProto &pnode,
+                                           const std::vector<float> &scale) {
+  Shape pw = dims_of(graph_.initializers.at(pnode.input(1)));
+  int64_t inner = 1;
+  for (size_t d = 2; d < pw.size(); ++d) inner *= pw[d];
+  if (pnode.op_type() == "ConvTranspose")
+    rescale_initializer(
+        pnode, 1, [&](size_t i) { return (static_cast<int64_t>(i) / inner) % pw[1]; }, scale, true);
+  else
+    rescale_initializer(
+        pnode, 1, [&](size_t i) { return static_cast<int64_t>(i) / (pw[1] * inner); }, scale, true);
+  if (pnode.input_size() > 2 && !pnode.input(2).empty())
+    rescale_initializer(
+        pnode, 2, [](size_t i) { return static_cast<int64_t>(i); }, scale, true);
+}
+
+// Reader: weights of input channel c * s_c.
+void Compilation::multiply_reader_channels(onnx::NodeProto &cn, const std::vector<float> &scale) {
+  Shape ws = dims_of(graph_.initializers.at(cn.input(1)));
+  int64_t group = attr_int(cn, "group", 1), inner = 1;
+  for (size_t d = 2; d < ws.size(); ++d) inner *= ws[d];
+  if (cn.op_type() == "ConvTranspose") {
+    rescale_initializer(
+        cn, 1, [&](size_t i) { return static_cast<int64_t>(i) / (ws[1] * inner); }, scale, false);
+  } else {
+    const int64_t out_per_group = ws[0] / group;
+    rescale_initializer(
+        cn, 1,
+        [&](size_t i) {
+          int64_t o = static_cast<int64_t>(i) / (ws[1] * inner);
+          return (o / out_per_group) * ws[1] + (static_cast<int64_t>(i) / inner) % ws[1];
+        },
+        scale, false);
+  }
 }
 
 void Compilation::fold_static_tensors() {
@@ -1124,7 +1305,45 @@ void Compilation::find_output_activations() {
 void Compilation::find_flat_function_ranges() {
   flat_ranges_.clear();
   auto consumers = graph_.consumers();
-  // tensor -> the tensor it is an elementwise function of (as find_unary_binaries builds it)
+  std::set<std::string> boundary_set(boundaries_.begin(), boundaries_.end());
+  for (const auto &[tensor, nodes] : elementwise_chains()) {
+    auto s = calibrated_stats_.find(tensor);
+    if (s == calibrated_stats_.end() || boundary_set.count(tensor) || graph_.is_output(tensor) ||
+        tensor == core_input_.name)
+      continue;
+    const double lo = s->second.min, hi = s->second.max;
+    if (!(hi > lo)) continue;
+    std::set<size_t> in_chain(nodes.begin(), nodes.end());
+    auto c = consumers.find(tensor);
+    if (c == consumers.end() || !std::all_of(c->second.begin(), c->second.end(),
+                                             [&](size_t k) { return in_chain.count(k); }))
+      continue;  // also read as it is (a residual Add, a conv): its whole range is needed
+    // What the chain hands on: outputs read outside it, or model/core outputs.
+    std::vector<std::string> exits;
+    for (size_t i : nodes) {
+      const auto &out = graph_.nodes[i].output(0);
+      auto r = consumers.find(out);
+      bool outside = boundary_set.count(out) || graph_.is_output(out) || r == consumers.end();
+      if (r != consumers.end())
+        for (size_t k : r->second) outside = outside || !in_chain.count(k);
+      if (outside) exits.push_back(out);
+    }
+    if (exits.empty()) continue;
+    std::vector<float> grid(kFlatRangeGrid);
+    for (int k = 0; k < kFlatRangeGrid; ++k)
+      grid[k] = static_cast<float>(lo + (hi - lo) * k / (kFlatRangeGrid - 1));
+    std::optional<std::vector<std::vector<float>>> values = run_chain(tensor, nodes, exits, grid);
+    if (!values) continue;
+    if (auto cut = flat_range_cut(*values, grid, lo, hi)) flat_ranges_[tensor] = *cut;
+  }
+  report_.flat_range_cuts.clear();
+  for (const auto &[tensor, range] : flat_ranges_) report_.flat_range_cuts.push_back(tensor);
+}
+
+// Outside the head and tail: tensor -> the elementwise nodes computing a function of it alone
+// (with one-element constants), in graph order (as find_unary_binaries builds them).
+std::map<std::string, std::vector<size_t>> Compilation::elementwise_chains() const {
+  // tensor -> the tensor it is an elementwise function of
   std::unordered_map<std::string, std::string> root;
   std::vector<std::pair<size_t, std::string>> chain_nodes;  // node index, root
   auto root_of = [&](const std::string &tensor) {
@@ -1152,97 +1371,85 @@ void Compilation::find_flat_function_ranges() {
     root[node.output(0)] = *roots.begin();
     chain_nodes.push_back({i, *roots.begin()});
   }
-  std::set<std::string> boundary_set(boundaries_.begin(), boundaries_.end());
   std::map<std::string, std::vector<size_t>> chains;  // root -> its chain's nodes, in order
   for (const auto &[i, r] : chain_nodes) chains[r].push_back(i);
-  constexpr int kGrid = 4097;
-  for (const auto &[tensor, nodes] : chains) {
-    auto s = calibrated_stats_.find(tensor);
-    if (s == calibrated_stats_.end() || boundary_set.count(tensor) || graph_.is_output(tensor) ||
-        tensor == core_input_.name)
-      continue;
-    const double lo = s->second.min, hi = s->second.max;
-    if (!(hi > lo)) continue;
-    std::set<size_t> in_chain(nodes.begin(), nodes.end());
-    auto c = consumers.find(tensor);
-    if (c == consumers.end() || !std::all_of(c->second.begin(), c->second.end(),
-                                             [&](size_t k) { return in_chain.count(k); }))
-      continue;  // also read as it is (a residual Add, a conv): its whole range is needed
-    // What the chain hands on: outputs read outside it, or model/core outputs.
-    std::vector<std::string> exits;
-    for (size_t i : nodes) {
-      const auto &out = graph_.nodes[i].output(0);
-      auto r = consumers.find(out);
-      bool outside = boundary_set.count(out) || graph_.is_output(out) || r == consumers.end();
-      if (r != consumers.end())
-        for (size_t k : r->second) outside = outside || !in_chain.count(k);
-      if (outside) exits.push_back(out);
-    }
-    if (exits.empty()) continue;
-    onnx::ModelProto chain;
-    *chain.mutable_opset_import() = model_.opset_import();
-    chain.set_ir_version(model_.ir_version());
-    auto *g = chain.mutable_graph();
-    g->set_name("flat_range_probe");
-    *g->add_input() = value_info(tensor, onnx::TensorProto::FLOAT, {kGrid});
-    std::set<std::string> constants;
-    for (size_t i : nodes) {
-      *g->add_node() = graph_.nodes[i];
-      for (const auto &in : graph_.nodes[i].input())
-        if (graph_.initializers.count(in) && constants.insert(in).second)
-          *g->add_initializer() = graph_.initializers.at(in);
-    }
-    for (const auto &e : exits) {
-      onnx::ValueInfoProto v;
-      v.set_name(e);
-      *g->add_output() = v;
-    }
-    std::vector<float> grid(kGrid);
-    for (int k = 0; k < kGrid; ++k) grid[k] = static_cast<float>(lo + (hi - lo) * k / (kGrid - 1));
-    std::vector<std::vector<float>> values(exits.size(), std::vector<float>(kGrid));
-    try {
-      auto program = engine::Program::from_bytes(serialize(chain, model_label_),
-                                                 "chain reading '" + tensor + "'");
-      if (program->outputs().size() != exits.size()) continue;
-      bool dense = true;
-      for (const auto &d : program->outputs())
-        dense = dense && d.dtype == engine::DType::f32 && d.element_count() == size_t(kGrid);
-      if (!dense) continue;  // a chain that broadcasts to another shape: leave the range
-      std::vector<void *> ptrs;
-      for (auto &v : values) ptrs.push_back(v.data());
-      program->make_executor()->run({grid.data()}, ptrs);
-    } catch (const Error &) {
-      continue;  // not worth failing the compile over: the range stays as calibrated
-    }
-    // Side cuts: the first/last grid index from which every exit value stays what it is at the
-    // range's end (to a millionth of the exit's spread: float rounding, not a real change).
-    int first = kGrid - 1, last = 0;
-    bool ok = true;
-    for (const auto &v : values) {
-      auto [mn, mx] = std::minmax_element(v.begin(), v.end());
-      if (!std::isfinite(*mn) || !std::isfinite(*mx)) ok = false;
-      const float tol = 1e-6f * (*mx - *mn);
-      int a = 0;
-      while (a + 1 < kGrid && std::fabs(v[a + 1] - v[0]) <= tol) ++a;
-      int b = kGrid - 1;
-      while (b > 0 && std::fabs(v[b - 1] - v[kGrid - 1]) <= tol) --b;
-      first = std::min(first, a);
-      last = std::max(last, b);
-    }
-    if (!ok || first >= last) continue;  // constant over the whole range: leave it alone
-    // One int8 step past the flat point: the zero point's rounding moves the ends of the
-    // int8 grid by up to half a step, and every value beyond the cut lands on that end, which
-    // must still be where the function is flat (else they all shift by the same error).
-    double flat_lo = grid[first], flat_hi = grid[last];
-    double step = (std::max(flat_hi, 0.0) - std::min(flat_lo, 0.0)) / 254.0;
-    double cut_lo = first > 0 ? std::min(flat_lo - step, 0.0) : lo;
-    double cut_hi = last < kGrid - 1 ? std::max(flat_hi + step, 0.0) : hi;
-    // Only a real cut (more than a step): float rounding of the grid's ends is not one.
-    if (!(cut_lo > lo + step) && !(cut_hi < hi - step)) continue;
-    flat_ranges_[tensor] = {std::max(cut_lo, lo), std::min(cut_hi, hi)};
+  return chains;
+}
+
+// The chain's nodes as a graph of their own run through the engine on `grid` (values of
+// `tensor`): the values of each exit; nullopt when the engine cannot run it or it broadcasts to
+// another shape (not worth failing the compile over: the range stays as calibrated).
+std::optional<std::vector<std::vector<float>>> Compilation::run_chain(
+    const std::string &tensor, const std::vector<size_t> &nodes,
+    const std::vector<std::string> &exits, const std::vector<float> &grid) const {
+  onnx::ModelProto chain;
+  *chain.mutable_opset_import() = model_.opset_import();
+  chain.set_ir_version(model_.ir_version());
+  auto *g = chain.mutable_graph();
+  g->set_name("flat_range_probe");
+  *g->add_input() = value_info(tensor, onnx::TensorProto::FLOAT, {kFlatRangeGrid});
+  std::set<std::string> constants;
+  for (size_t i : nodes) {
+    *g->add_node() = graph_.nodes[i];
+    for (const auto &in : graph_.nodes[i].input())
+      if (graph_.initializers.count(in) && constants.insert(in).second)
+        *g->add_initializer() = graph_.initializers.at(in);
   }
-  report_.flat_range_cuts.clear();
-  for (const auto &[tensor, range] : flat_ranges_) report_.flat_range_cuts.push_back(tensor);
+  for (const auto &e : exits) {
+    onnx::ValueInfoProto v;
+    v.set_name(e);
+    *g->add_output() = v;
+  }
+  std::vector<std::vector<float>> values(exits.size(), std::vector<float>(kFlatRangeGrid));
+  try {
+    auto program = engine::Program::from_bytes(serialize(chain, model_label_),
+                                               "chain reading '" + tensor + "'");
+    if (program->outputs().size() != exits.size()) return std::nullopt;
+    bool dense = true;
+    for (const auto &d : program->outputs())
+      dense = dense && d.dtype == engine::DType::f32 && d.element_count() == size_t(kFlatRangeGrid);
+    if (!dense) return std::nullopt;
+    std::vector<void *> ptrs;
+    for (auto &v : values) ptrs.push_back(v.data());
+    program->make_executor()->run({grid.data()}, ptrs);
+  } catch (const Error &) {
+    return std::nullopt;
+  }
+  return values;
+}
+
+// The range [lo, hi] cut where every exit value stays what it is at the range's ends; nullopt
+// when no side is flat by more than an int8 step (or the chain is constant or not finite).
+std::optional<std::pair<double, double>> Compilation::flat_range_cut(
+    const std::vector<std::vector<float>> &values, const std::vector<float> &grid, double lo,
+    double hi) {
+  constexpr int kGrid = kFlatRangeGrid;
+  // Side cuts: the first/last grid index from which every exit value stays what it is at the
+  // range's end (to a millionth of the exit's spread: float rounding, not a real change).
+  int first = kGrid - 1, last = 0;
+  bool ok = true;
+  for (const auto &v : values) {
+    auto [mn, mx] = std::minmax_element(v.begin(), v.end());
+    if (!std::isfinite(*mn) || !std::isfinite(*mx)) ok = false;
+    const float tol = 1e-6f * (*mx - *mn);
+    int a = 0;
+    while (a + 1 < kGrid && std::fabs(v[a + 1] - v[0]) <= tol) ++a;
+    int b = kGrid - 1;
+    while (b > 0 && std::fabs(v[b - 1] - v[kGrid - 1]) <= tol) --b;
+    first = std::min(first, a);
+    last = std::max(last, b);
+  }
+  if (!ok || first >= last) return std::nullopt;  // constant over the whole range
+  // One int8 step past the flat point: the zero point's rounding moves the ends of the
+  // int8 grid by up to half a step, and every value beyond the cut lands on that end, which
+  // must still be where the function is flat (else they all shift by the same error).
+  double flat_lo = grid[first], flat_hi = grid[last];
+  double step = (std::max(flat_hi, 0.0) - std::min(flat_lo, 0.0)) / 254.0;
+  double cut_lo = first > 0 ? std::min(flat_lo - step, 0.0) : lo;
+  double cut_hi = last < kGrid - 1 ? std::max(flat_hi + step, 0.0) : hi;
+  // Only a real cut (more than a step): float rounding of the grid's ends is not one.
+  if (!(cut_lo > lo + step) && !(cut_hi < hi - step)) return std::nullopt;
+  return std::pair{std::max(cut_lo, lo), std::min(cut_hi, hi)};
 }
 
 void Compilation::split_tail() {
@@ -1524,29 +1731,44 @@ onnx::ModelProto Compilation::build_core(const std::vector<std::string> &probes)
   report_.core_ops.clear();
   report_.bias_corrected = 0;
   report_.core_float_compute_nodes = 0;
-  std::vector<onnx::NodeProto> nodes;
-  std::vector<onnx::TensorProto> inits;
-  std::set<std::string> boundary_set(boundaries_.begin(), boundaries_.end());
-  auto scalar_f = [&](const std::string &name, float v) {
-    inits.push_back(make_tensor(name, onnx::TensorProto::FLOAT, {}, &v, sizeof v));
-    return name;
-  };
-  auto scalar_i8 = [&](const std::string &name, int v) {
-    int8_t b = static_cast<int8_t>(v);
-    inits.push_back(make_tensor(name, onnx::TensorProto::INT8, {}, &b, 1));
-    return name;
-  };
-  auto float_name = [&](const std::string &t) {
-    return (t == core_input_.name || boundary_set.count(t)) ? t + "/float" : t;
-  };
-  // What core consumers read for tensor t: the dequantised value when t has a Q/DQ pair.
-  auto read_name = [&](const std::string &t) {
-    if (t == core_input_.name) return t + "/float";
-    if (params_.count(t)) return t + "/dq";
-    return float_name(t);
-  };
+  CoreGraph core;
+  core.boundaries.insert(boundaries_.begin(), boundaries_.end());
+  add_core_input(core);
+  add_core_body(core);
+  add_core_outputs(core);
+  onnx::ModelProto model = assemble_core(core, probes);
+  report_.core_nodes = 0;
+  for (size_t i = 0; i < graph_.nodes.size(); ++i)
+    report_.core_nodes += !is_head_[i] && !is_tail_[i];
+  return model;
+}
 
-  // Input: int8 NHWC padded -> drop pad channels -> NCHW if the model wants it -> dequantise.
+std::string Compilation::CoreGraph::scalar_f(const std::string &name, float v) {
+  inits.push_back(make_tensor(name, onnx::TensorProto::FLOAT, {}, &v, sizeof v));
+  return name;
+}
+
+std::string Compilation::CoreGraph::scalar_i8(const std::string &name, int v) {
+  int8_t b = static_cast<int8_t>(v);
+  inits.push_back(make_tensor(name, onnx::TensorProto::INT8, {}, &b, 1));
+  return name;
+}
+
+std::string Compilation::core_float_name(const CoreGraph &core, const std::string &t) const {
+  return (t == core_input_.name || core.boundaries.count(t)) ? t + "/float" : t;
+}
+
+// What core consumers read for tensor t: the dequantised value when t has a Q/DQ pair.
+std::string Compilation::core_read_name(const CoreGraph &core, const std::string &t) const {
+  if (t == core_input_.name) return t + "/float";
+  if (params_.count(t)) return t + "/dq";
+  return core_float_name(core, t);
+}
+
+// Input: int8 NHWC padded -> drop pad channels -> NCHW if the model wants it -> dequantise.
+void Compilation::add_core_input(CoreGraph &core) const {
+  auto &nodes = core.nodes;
+  auto &inits = core.inits;
   std::string x = core_input_.name;
   if (input_padded_channels_ != core_input_.channels) {
     inits.push_back(int64_tensor(core_input_.name + "/starts", {1}, {0}));
@@ -1567,199 +1789,260 @@ onnx::ModelProto Compilation::build_core(const std::vector<std::string> &probes)
   }
   nodes.push_back(
       make_node("DequantizeLinear",
-                {x, scalar_f(core_input_.name + "/scale", core_input_params_.scale),
-                 scalar_i8(core_input_.name + "/zero_point", core_input_params_.zero_point)},
+                {x, core.scalar_f(core_input_.name + "/scale", core_input_params_.scale),
+                 core.scalar_i8(core_input_.name + "/zero_point", core_input_params_.zero_point)},
                 {core_input_.name + "/float"}, core_input_.name + "/dequantize"));
+}
 
+// Shapes of the float tensors the core's nodes read, for the opset-13 upgrade.
+std::map<std::string, Shape> Compilation::core_shapes() const {
   std::map<std::string, Shape> shapes;
   for (const auto &d : calib_program_->outputs())
     for (const char *suffix : {"", "/dq", "/float"}) shapes[d.name + suffix] = d.shape;
   shapes[core_input_.name + "/float"] = input_shape_;
+  return shapes;
+}
 
+// The core nodes of the float model with their Q/DQ pairs, the float initialisers they read,
+// upgraded to opset 13.
+void Compilation::add_core_body(CoreGraph &core) {
   std::vector<onnx::NodeProto> body;
-  int weight_counter = 0;
   for (size_t i = 0; i < graph_.nodes.size(); ++i) {
     if (is_head_[i] || is_tail_[i]) continue;
-    const onnx::NodeProto &original = graph_.nodes[i];
-    onnx::NodeProto node = original;
-    const std::string label = node_label(node);
-    for (int k = 0; k < node.input_size(); ++k)
-      if (!node.input(k).empty() && !graph_.initializers.count(node.input(k)))
-        node.set_input(k, read_name(node.input(k)));
-    // Weights and biases of linear ops: per-channel int8 and int32 behind DequantizeLinear.
-    if (kLinear.count(node.op_type()) && node.input_size() >= 2 &&
-        graph_.initializers.count(node.input(1)) &&
-        graph_.initializers.at(node.input(1)).data_type() == onnx::TensorProto::FLOAT &&
-        params_.count(original.input(0)) && !is_float_node(original)) {
-      const auto &w_init = graph_.initializers.at(node.input(1));
-      Shape w_shape = dims_of(w_init);
-      int axis = 0;
-      int64_t group = attr_int(node, "group", 1);
-      bool per_channel = !w_shape.empty();
-      if (node.op_type() == "ConvTranspose") {
-        axis = 1;
-        per_channel = group == 1;
-      } else if (node.op_type() == "Gemm") {
-        axis = attr_int(node, "transB", 0) ? 0 : 1;
-      } else if (node.op_type() == "MatMul") {
-        axis = static_cast<int>(w_shape.size()) - 1;
-        per_channel = w_shape.size() == 2;
-      }
-      auto w = floats_of(w_init, label);
-      ChannelQuantized q;
-      if (per_channel)
-        q = quantize_per_channel(w, w_shape, axis);
-      else
-        q = quantize_per_channel(w, {1, static_cast<int64_t>(w.size())}, 0);
-      // Bias correction: the mean output shift of the weight rounding, sum_k (Wq - W) * E[x_k]
-      // with E[x] the calibration mean of each input channel, is subtracted from the bias.
-      std::vector<float> bias_shift;
-      auto in_stats = stats_.find(original.input(0));
-      if (options_.bias_correction && per_channel && in_stats != stats_.end() &&
-          !in_stats->second.channel_sum.empty() && in_stats->second.channel_count > 0 &&
-          (node.op_type() == "Conv" || node.op_type() == "Gemm")) {
-        const auto &sum = in_stats->second.channel_sum;
-        const double count = in_stats->second.channel_count;
-        const int64_t cin_total = static_cast<int64_t>(sum.size());
-        if (node.op_type() == "Conv" && w_shape.size() >= 3) {
-          const int64_t oc_n = w_shape[0], cin_g = w_shape[1];
-          int64_t kernel = 1;
-          for (size_t d = 2; d < w_shape.size(); ++d) kernel *= w_shape[d];
-          const int64_t oc_per_group = oc_n / std::max<int64_t>(1, group);
-          if (cin_g * group == cin_total) {
-            bias_shift.assign(oc_n, 0.0f);
-            for (int64_t oc = 0; oc < oc_n; ++oc) {
-              double shift = 0;
-              int64_t g = oc / std::max<int64_t>(1, oc_per_group);
-              for (int64_t ic = 0; ic < cin_g; ++ic) {
-                double mean = sum[g * cin_g + ic] / count, dw = 0;
-                for (int64_t k = 0; k < kernel; ++k) {
-                  size_t at = static_cast<size_t>((oc * cin_g + ic) * kernel + k);
-                  dw += q.values[at] * double(q.scales[oc]) - w[at];
-                }
-                shift += dw * mean;
-              }
-              bias_shift[oc] = static_cast<float>(shift);
-            }
-          }
-        } else if (node.op_type() == "Gemm" && w_shape.size() == 2) {
-          const bool trans_b = axis == 0;  // weights [N,K] when transB
-          const int64_t n_out = w_shape[axis], k_in = w_shape[1 - axis];
-          if (k_in == cin_total) {
-            bias_shift.assign(n_out, 0.0f);
-            for (int64_t o = 0; o < n_out; ++o) {
-              double shift = 0;
-              for (int64_t k = 0; k < k_in; ++k) {
-                size_t at = static_cast<size_t>(trans_b ? o * k_in + k : k * n_out + o);
-                shift += (q.values[at] * double(q.scales[o]) - w[at]) * (sum[k] / count);
-              }
-              bias_shift[o] = static_cast<float>(shift);
-            }
-          }
-        }
-      }
-      std::string base = node.input(1) + "/q" + std::to_string(weight_counter++);
-      inits.push_back(
-          make_tensor(base, onnx::TensorProto::INT8, w_shape, q.values.data(), q.values.size()));
-      int64_t channels = static_cast<int64_t>(q.scales.size());
-      Shape scale_shape = per_channel ? Shape{channels} : Shape{};
-      inits.push_back(float_tensor(base + "/scale", scale_shape, q.scales));
-      std::vector<int8_t> zeros(channels, 0);
-      inits.push_back(make_tensor(base + "/zero_point", onnx::TensorProto::INT8, scale_shape,
-                                  zeros.data(), zeros.size()));
-      auto dq = make_node("DequantizeLinear", {base, base + "/scale", base + "/zero_point"},
-                          {base + "/dq"}, base + "/dequantize");
-      if (per_channel) set_attr(dq, "axis", int64_t{axis});
-      body.push_back(dq);
-      node.set_input(1, base + "/dq");
-      // Bias: int32 at scale input_scale * weight_scale[c].
-      bool has_bias = node.input_size() > 2 && !node.input(2).empty() &&
-                      graph_.initializers.count(node.input(2)) &&
-                      graph_.initializers.at(node.input(2)).data_type() == onnx::TensorProto::FLOAT;
-      const bool add_bias =
-          !has_bias && !bias_shift.empty() && (node.input_size() < 3 || node.input(2).empty());
-      if (has_bias || add_bias) {
-        std::string bias_name = has_bias ? node.input(2) : node_id(original) + "/bias";
-        auto b = has_bias ? floats_of(graph_.initializers.at(node.input(2)), label)
-                          : std::vector<float>(bias_shift.size(), 0.0f);
-        if (b.size() == bias_shift.size()) {
-          for (size_t k = 0; k < b.size(); ++k) b[k] -= bias_shift[k];
-          ++report_.bias_corrected;
-        }
-        int64_t out_channels = node.op_type() == "ConvTranspose" ? w_shape[1] * group
-                               : node.op_type() == "Gemm"        ? w_shape[axis]
-                                                                 : (per_channel ? channels : 0);
-        if (static_cast<int64_t>(b.size()) == out_channels &&
-            (per_channel ? channels == out_channels : true)) {
-          double in_scale = params_.at(original.input(0)).scale;
-          std::vector<int32_t> qb(b.size());
-          std::vector<float> bias_scales(b.size());
-          for (size_t k = 0; k < b.size(); ++k) {
-            bias_scales[k] = static_cast<float>(in_scale * q.scales[per_channel ? k : 0]);
-            double v = std::nearbyint(b[k] / bias_scales[k]);
-            qb[k] = static_cast<int32_t>(std::clamp(v, -2147483647.0, 2147483647.0));
-          }
-          std::string bname = bias_name + "/q" + std::to_string(weight_counter++);
-          Shape bshape{static_cast<int64_t>(b.size())};
-          inits.push_back(
-              make_tensor(bname, onnx::TensorProto::INT32, bshape, qb.data(), qb.size() * 4));
-          inits.push_back(float_tensor(bname + "/scale", bshape, bias_scales));
-          std::vector<int32_t> bz(b.size(), 0);
-          inits.push_back(make_tensor(bname + "/zero_point", onnx::TensorProto::INT32, bshape,
-                                      bz.data(), bz.size() * 4));
-          auto bdq = make_node("DequantizeLinear", {bname, bname + "/scale", bname + "/zero_point"},
-                               {bname + "/dq"}, bname + "/dequantize");
-          set_attr(bdq, "axis", int64_t{0});
-          body.push_back(bdq);
-          while (node.input_size() < 3) node.add_input("");
-          node.set_input(2, bname + "/dq");
-        }
-      }
-      ++report_.core_int8_nodes;
-    }
-    for (int k = 0; k < node.output_size(); ++k)
-      if (!node.output(k).empty()) node.set_output(k, float_name(node.output(k)));
-    ++report_.core_ops[node.op_type()];
-    // (An output activation and a bias Add before it are part of the linear op's
-    // requantisation, not float steps of their own.)
-    if (!runs_int8(original) && !kDataMovement.count(original.op_type()) &&
-        !output_activations_.count(i) && !activation_path_nodes_.count(i))
-      ++report_.core_float_compute_nodes;
-    body.push_back(node);
-    for (const auto &out : graph_.nodes[i].output()) {
-      auto p = params_.find(out);
-      if (p == params_.end()) continue;
-      body.push_back(make_node("QuantizeLinear",
-                               {float_name(out), scalar_f(out + "/scale", p->second.scale),
-                                scalar_i8(out + "/zero_point", p->second.zero_point)},
-                               {out + "/q"}, out + "/quantize"));
-      body.push_back(make_node("DequantizeLinear",
-                               {out + "/q", out + "/scale", out + "/zero_point"}, {out + "/dq"},
-                               out + "/dequantize"));
-    }
+    add_core_node(i, core, body);
   }
   // Initializers the core's float ops read.
   std::set<std::string> used_inits;
   for (const auto &node : body)
     for (const auto &in : node.input())
       if (graph_.initializers.count(in)) used_inits.insert(in);
-  for (const auto &name : used_inits) inits.push_back(graph_.initializers.at(name));
-  auto upgraded = upgrade_to_opset13(body, opset_, shapes, inits);
-  nodes.insert(nodes.end(), upgraded.begin(), upgraded.end());
+  for (const auto &name : used_inits) core.inits.push_back(graph_.initializers.at(name));
+  auto upgraded = upgrade_to_opset13(body, opset_, core_shapes(), core.inits);
+  core.nodes.insert(core.nodes.end(), upgraded.begin(), upgraded.end());
+}
 
-  // Outputs: int8, NCHW tensors transposed to NHWC, last dimension padded with the zero point.
-  onnx::ModelProto core;
+// Graph node i reading the dequantised values of its inputs, with int8 weights when it is a
+// quantised linear op, and a Q/DQ pair after each output that has quantisation parameters.
+void Compilation::add_core_node(size_t i, CoreGraph &core, std::vector<onnx::NodeProto> &body) {
+  const onnx::NodeProto &original = graph_.nodes[i];
+  onnx::NodeProto node = original;
+  for (int k = 0; k < node.input_size(); ++k)
+    if (!node.input(k).empty() && !graph_.initializers.count(node.input(k)))
+      node.set_input(k, core_read_name(core, node.input(k)));
+  if (kLinear.count(node.op_type()) && node.input_size() >= 2 &&
+      graph_.initializers.count(node.input(1)) &&
+      graph_.initializers.at(node.input(1)).data_type() == onnx::TensorProto::FLOAT &&
+      params_.count(original.input(0)) && !is_float_node(original)) {
+    const std::string label = node_label(original);
+    const LinearWeights weights = quantise_linear_weights(node, label);
+    const std::vector<float> bias_shift = bias_correction_shift(node, original, weights);
+    add_quantised_weights(node, weights, core, body);
+    add_quantised_bias(node, original, weights, bias_shift, label, core, body);
+    ++report_.core_int8_nodes;
+  }
+  for (int k = 0; k < node.output_size(); ++k)
+    if (!node.output(k).empty()) node.set_output(k, core_float_name(core, node.output(k)));
+  ++report_.core_ops[node.op_type()];
+  // (An output activation and a bias Add before it are part of the linear op's
+  // requantisation, not float steps of their own.)
+  if (!runs_int8(original) && !kDataMovement.count(original.op_type()) &&
+      !output_activations_.count(i) && !activation_path_nodes_.count(i))
+    ++report_.core_float_compute_nodes;
+  body.push_back(node);
+  for (const auto &out : original.output()) {
+    auto p = params_.find(out);
+    if (p == params_.end()) continue;
+    body.push_back(
+        make_node("QuantizeLinear",
+                  {core_float_name(core, out), core.scalar_f(out + "/scale", p->second.scale),
+                   core.scalar_i8(out + "/zero_point", p->second.zero_point)},
+                  {out + "/q"}, out + "/quantize"));
+    body.push_back(make_node("DequantizeLinear", {out + "/q", out + "/scale", out + "/zero_point"},
+                             {out + "/dq"}, out + "/dequantize"));
+  }
+}
+
+// Weights of a linear op: per-channel int8 along the op's output-channel axis (one scale for
+// grouped ConvTranspose and batched MatMul weights).
+Compilation::LinearWeights Compilation::quantise_linear_weights(const onnx::NodeProto &node,
+                                                                const std::string &label) const {
+  LinearWeights w;
+  const auto &w_init = graph_.initializers.at(node.input(1));
+  w.shape = dims_of(w_init);
+  w.group = attr_int(node, "group", 1);
+  w.per_channel = !w.shape.empty();
+  if (node.op_type() == "ConvTranspose") {
+    w.axis = 1;
+    w.per_channel = w.group == 1;
+  } else if (node.op_type() == "Gemm") {
+    w.axis = attr_int(node, "transB", 0) ? 0 : 1;
+  } else if (node.op_type() == "MatMul") {
+    w.axis = static_cast<int>(w.shape.size()) - 1;
+    w.per_channel = w.shape.size() == 2;
+  }
+  w.values = floats_of(w_init, label);
+  if (w.per_channel)
+    w.quantised = quantize_per_channel(w.values, w.shape, w.axis);
+  else
+    w.quantised = quantize_per_channel(w.values, {1, static_cast<int64_t>(w.values.size())}, 0);
+  return w;
+}
+
+// Bias correction: the mean output shift of the weight rounding, sum_k (Wq - W) * E[x_k] with
+// E[x] the calibration mean of each input channel, to subtract from the bias. Empty when not
+// corrected (option off, no channel statistics, or an op other than a per-channel Conv/Gemm).
+std::vector<float> Compilation::bias_correction_shift(const onnx::NodeProto &node,
+                                                      const onnx::NodeProto &original,
+                                                      const LinearWeights &w) const {
+  auto in_stats = stats_.find(original.input(0));
+  if (!options_.bias_correction || !w.per_channel || in_stats == stats_.end() ||
+      in_stats->second.channel_sum.empty() || !(in_stats->second.channel_count > 0) ||
+      (node.op_type() != "Conv" && node.op_type() != "Gemm"))
+    return {};
+  const auto &sum = in_stats->second.channel_sum;
+  const double count = in_stats->second.channel_count;
+  if (node.op_type() == "Conv" && w.shape.size() >= 3) return conv_rounding_shift(w, sum, count);
+  if (node.op_type() == "Gemm" && w.shape.size() == 2) return gemm_rounding_shift(w, sum, count);
+  return {};
+}
+
+std::vector<float> Compilation::conv_rounding_shift(const LinearWeights &w,
+                                                    const std::vector<double> &sum, double count) {
+  const int64_t cin_total = static_cast<int64_t>(sum.size());
+  const int64_t oc_n = w.shape[0], cin_g = w.shape[1];
+  int64_t kernel = 1;
+  for (size_t d = 2; d < w.shape.size(); ++d) kernel *= w.shape[d];
+  const int64_t oc_per_group = oc_n / std::max<int64_t>(1, w.group);
+  if (cin_g * w.group != cin_total) return {};
+  const ChannelQuantized &q = w.quantised;
+  std::vector<float> bias_shift(oc_n, 0.0f);
+  for (int64_t oc = 0; oc < oc_n; ++oc) {
+    double shift = 0;
+    int64_t g = oc / std::max<int64_t>(1, oc_per_group);
+    for (int64_t ic = 0; ic < cin_g; ++ic) {
+      double mean = sum[g * cin_g + ic] / count, dw = 0;
+      for (int64_t k = 0; k < kernel; ++k) {
+        size_t at = static_cast<size_t>((oc * cin_g + ic) * kernel + k);
+        dw += q.values[at] * double(q.scales[oc]) - w.values[at];
+      }
+      shift += dw * mean;
+    }
+    bias_shift[oc] = static_cast<float>(shift);
+  }
+  return bias_shift;
+}
+
+std::vector<float> Compilation::gemm_rounding_shift(const LinearWeights &w,
+                                                    const std::vector<double> &sum, double count) {
+  const int64_t cin_total = static_cast<int64_t>(sum.size());
+  const bool trans_b = w.axis == 0;  // weights [N,K] when transB
+  const int64_t n_out = w.shape[w.axis], k_in = w.shape[1 - w.axis];
+  if (k_in != cin_total) return {};
+  const ChannelQuantized &q = w.quantised;
+  std::vector<float> bias_shift(n_out, 0.0f);
+  for (int64_t o = 0; o < n_out; ++o) {
+    double shift = 0;
+    for (int64_t k = 0; k < k_in; ++k) {
+      size_t at = static_cast<size_t>(trans_b ? o * k_in + k : k * n_out + o);
+      shift += (q.values[at] * double(q.scales[o]) - w.values[at]) * (sum[k] / count);
+    }
+    bias_shift[o] = static_cast<float>(shift);
+  }
+  return bias_shift;
+}
+
+// The int8 weights, their scales and zero points behind a DequantizeLinear the node reads.
+void Compilation::add_quantised_weights(onnx::NodeProto &node, const LinearWeights &w,
+                                        CoreGraph &core, std::vector<onnx::NodeProto> &body) {
+  const ChannelQuantized &q = w.quantised;
+  std::string base = node.input(1) + "/q" + std::to_string(core.weight_counter++);
+  core.inits.push_back(
+      make_tensor(base, onnx::TensorProto::INT8, w.shape, q.values.data(), q.values.size()));
+  int64_t channels = static_cast<int64_t>(q.scales.size());
+  Shape scale_shape = w.per_channel ? Shape{channels} : Shape{};
+  core.inits.push_back(float_tensor(base + "/scale", scale_shape, q.scales));
+  std::vector<int8_t> zeros(channels, 0);
+  core.inits.push_back(make_tensor(base + "/zero_point", onnx::TensorProto::INT8, scale_shape,
+                                   zeros.data(), zeros.size()));
+  auto dq = make_node("DequantizeLinear", {base, base + "/scale", base + "/zero_point"},
+                      {base + "/dq"}, base + "/dequantize");
+  if (w.per_channel) set_attr(dq, "axis", int64_t{w.axis});
+  body.push_back(dq);
+  node.set_input(1, base + "/dq");
+}
+
+// Bias: int32 at scale input_scale * weight_scale[c], corrected by bias_shift (a bias input is
+// added when the op has none and there is a shift to apply).
+void Compilation::add_quantised_bias(onnx::NodeProto &node, const onnx::NodeProto &original,
+                                     const LinearWeights &w, const std::vector<float> &bias_shift,
+                                     const std::string &label, CoreGraph &core,
+                                     std::vector<onnx::NodeProto> &body) {
+  const ChannelQuantized &q = w.quantised;
+  bool has_bias = node.input_size() > 2 && !node.input(2).empty() &&
+                  graph_.initializers.count(node.input(2)) &&
+                  graph_.initializers.at(node.input(2)).data_type() == onnx::TensorProto::FLOAT;
+  const bool add_bias =
+      !has_bias && !bias_shift.empty() && (node.input_size() < 3 || node.input(2).empty());
+  if (!has_bias && !add_bias) return;
+  std::string bias_name = has_bias ? node.input(2) : node_id(original) + "/bias";
+  auto b = has_bias ? floats_of(graph_.initializers.at(node.input(2)), label)
+                    : std::vector<float>(bias_shift.size(), 0.0f);
+  if (b.size() == bias_shift.size()) {
+    for (size_t k = 0; k < b.size(); ++k) b[k] -= bias_shift[k];
+    ++report_.bias_corrected;
+  }
+  const int64_t channels = static_cast<int64_t>(q.scales.size());
+  int64_t out_channels = node.op_type() == "ConvTranspose" ? w.shape[1] * w.group
+                         : node.op_type() == "Gemm"        ? w.shape[w.axis]
+                                                           : (w.per_channel ? channels : 0);
+  if (static_cast<int64_t>(b.size()) != out_channels ||
+      !(w.per_channel ? channels == out_channels : true))
+    return;
+  double in_scale = params_.at(original.input(0)).scale;
+  std::vector<int32_t> qb(b.size());
+  std::vector<float> bias_scales(b.size());
+  for (size_t k = 0; k < b.size(); ++k) {
+    bias_scales[k] = static_cast<float>(in_scale * q.scales[w.per_channel ? k : 0]);
+    double v = std::nearbyint(b[k] / bias_scales[k]);
+    qb[k] = static_cast<int32_t>(std::clamp(v, -2147483647.0, 2147483647.0));
+  }
+  std::string bname = bias_name + "/q" + std::to_string(core.weight_counter++);
+  Shape bshape{static_cast<int64_t>(b.size())};
+  core.inits.push_back(
+      make_tensor(bname, onnx::TensorProto::INT32, bshape, qb.data(), qb.size() * 4));
+  core.inits.push_back(float_tensor(bname + "/scale", bshape, bias_scales));
+  std::vector<int32_t> bz(b.size(), 0);
+  core.inits.push_back(make_tensor(bname + "/zero_point", onnx::TensorProto::INT32, bshape,
+                                   bz.data(), bz.size() * 4));
+  auto bdq = make_node("DequantizeLinear", {bname, bname + "/scale", bname + "/zero_point"},
+                       {bname + "/dq"}, bname + "/dequantize");
+  set_attr(bdq, "axis", int64_t{0});
+  body.push_back(bdq);
+  while (node.input_size() < 3) node.add_input("");
+  node.set_input(2, bname + "/dq");
+}
+
+// Outputs: int8, NCHW tensors transposed to NHWC, last dimension padded with the zero point.
+void Compilation::add_core_outputs(CoreGraph &core) {
   for (const auto &b : boundaries_) {
     CoreOutput out;
     out.name = b;
     out.float_shape = desc(b).shape;
+    // A package's tensors are batch-first (one item of batch 1 per core run); refused here, such
+    // an output made a package that failed to load (manifest batch dimension mismatch).
+    if (!out.float_shape.empty() && out.float_shape[0] != 1)
+      throw NotImplemented(model_label_ + ": core output '" + b + "' has shape " +
+                           shape_text(out.float_shape) +
+                           ", not batch-first: a package's outputs start with the batch (1); "
+                           "transpose the batch to the front in the model (a time-major RNN "
+                           "output (T, N, C) to (N, T, C)) before this tensor");
     out.params = params_.at(b);
     std::string y = b + "/q";
     Shape shape = out.float_shape;
     if (shape.size() == 4) {
       auto t = make_node("Transpose", {y}, {b + "/nhwc"}, b + "/to_nhwc");
       set_attr(t, "perm", std::vector<int64_t>{0, 2, 3, 1});
-      nodes.push_back(t);
+      core.nodes.push_back(t);
       y = b + "/nhwc";
       shape = {shape[0], shape[2], shape[3], shape[1]};
       out.transposed = true;
@@ -1770,26 +2053,32 @@ onnx::ModelProto Compilation::build_core(const std::vector<std::string> &probes)
     if (out.pad_high > 0) {
       std::vector<int64_t> pads(shape.size() * 2, 0);
       pads[shape.size() * 2 - 1] = out.pad_high;
-      inits.push_back(int64_tensor(b + "/pads", {static_cast<int64_t>(pads.size())}, pads));
-      nodes.push_back(
-          make_node("Pad", {y, b + "/pads", scalar_i8(b + "/pad_value", out.params.zero_point)},
-                    {b}, b + "/pad"));
+      core.inits.push_back(int64_tensor(b + "/pads", {static_cast<int64_t>(pads.size())}, pads));
+      core.nodes.push_back(make_node(
+          "Pad", {y, b + "/pads", core.scalar_i8(b + "/pad_value", out.params.zero_point)}, {b},
+          b + "/pad"));
     } else {
-      nodes.push_back(make_node("Identity", {y}, {b}, b + "/output"));
+      core.nodes.push_back(make_node("Identity", {y}, {b}, b + "/output"));
     }
     out.device_shape = shape;
     core_outputs_.push_back(out);
   }
+}
 
-  core.set_ir_version(7);
-  core.set_producer_name("axcompile");
-  core.set_producer_version("0.1.0");
-  auto *op = core.add_opset_import();
+// The core's ModelProto: opset 13 (and the model's other domains), the int8 input and outputs,
+// the probes as extra outputs, the nodes and each initialiser once.
+onnx::ModelProto Compilation::assemble_core(CoreGraph &core,
+                                            const std::vector<std::string> &probes) const {
+  onnx::ModelProto model;
+  model.set_ir_version(7);
+  model.set_producer_name("axcompile");
+  model.set_producer_version("0.1.0");
+  auto *op = model.add_opset_import();
   op->set_domain("");
   op->set_version(13);
   for (const auto &o : model_.opset_import())
-    if (!o.domain().empty() && o.domain() != "ai.onnx") *core.add_opset_import() = o;
-  auto *g = core.mutable_graph();
+    if (!o.domain().empty() && o.domain() != "ai.onnx") *model.add_opset_import() = o;
+  auto *g = model.mutable_graph();
   g->set_name(report_.model_name + "_core");
   Shape in_shape{1, core_input_.height, core_input_.width, input_padded_channels_};
   *g->add_input() = value_info(core_input_.name, onnx::TensorProto::INT8, in_shape);
@@ -1800,14 +2089,11 @@ onnx::ModelProto Compilation::build_core(const std::vector<std::string> &probes)
     v.set_name(probe);
     *g->add_output() = v;
   }
-  for (auto &n : nodes) *g->add_node() = std::move(n);
+  for (auto &n : core.nodes) *g->add_node() = std::move(n);
   std::set<std::string> added;
-  for (auto &t : inits)
+  for (auto &t : core.inits)
     if (added.insert(t.name()).second) *g->add_initializer() = std::move(t);
-  report_.core_nodes = 0;
-  for (size_t i = 0; i < graph_.nodes.size(); ++i)
-    report_.core_nodes += !is_head_[i] && !is_tail_[i];
-  return core;
+  return model;
 }
 
 // The float model's head nodes (split_head) as a float graph in the model's opset: the model
@@ -1881,162 +2167,201 @@ std::optional<onnx::ModelProto> Compilation::build_postamble() {
 Compilation::Evaluation Compilation::evaluate(const std::vector<CalibrationFrame> &frames,
                                               const std::vector<std::string> &probes,
                                               const std::string &stage) {
-  std::vector<std::string> probe_names;
-  for (const auto &p : probes) probe_names.push_back(p + "/dq");
-  std::string core_bytes = serialize(build_core(probe_names), "core graph of " + model_label_);
-  auto post_model = build_postamble();
-  std::string post_bytes = post_model ? serialize(*post_model, "postamble of " + model_label_) : "";
-  auto pre_model = build_preamble();
-  std::shared_ptr<const engine::Program> core, post, pre;
-  try {
-    core = engine::Program::from_bytes(core_bytes, "core.onnx of " + report_.model_name);
-    if (pre_model)
-      pre = engine::Program::from_bytes(serialize(*pre_model, "preamble of " + model_label_),
-                                        "preamble.onnx of " + report_.model_name);
-    if (post_model)
-      post = engine::Program::from_bytes(post_bytes, "postamble.onnx of " + report_.model_name);
-  } catch (const Error &e) {
-    rethrow_with_context(e, model_label_ + ": the compiled package does not load in the engine");
-  }
-  auto calib_exec = calib_program_->make_executor();
-  auto core_exec = core->make_executor();
-  auto post_exec = post ? post->make_executor() : nullptr;
-  auto pre_exec = pre ? pre->make_executor() : nullptr;
-  std::vector<float> core_in;  // the preamble's output
-  const auto &outs = calib_program_->outputs();
-  std::vector<std::vector<uint8_t>> float_bufs(outs.size());
-  std::vector<void *> float_ptrs;
-  for (size_t i = 0; i < outs.size(); ++i) {
-    float_bufs[i].resize(outs[i].byte_size());
-    float_ptrs.push_back(float_bufs[i].data());
-  }
+  PackageRun run = load_package_run(probes);
   Evaluation ev;
   ev.outputs.resize(graph_.outputs.size());
   ev.sigmoid_outputs.resize(graph_.outputs.size());
   ev.core.resize(core_outputs_.size());
   ev.core_in_range.resize(core_outputs_.size());
   ev.probes.resize(probes.size());
-  const auto &core_descs = core->outputs();
-  std::vector<std::vector<uint8_t>> core_bufs(core_descs.size());
-  std::vector<void *> core_ptrs;
-  for (size_t o = 0; o < core_descs.size(); ++o) {
-    core_bufs[o].resize(core_descs[o].byte_size());
-    core_ptrs.push_back(core_bufs[o].data());
-  }
-  auto sigmoid = [](const float *v, size_t n) {
-    std::vector<float> r(v, v + n);
-    for (float &x : r) x = 1.f / (1.f + std::exp(-x));
-    return r;
-  };
   for (size_t f = 0; f < frames.size(); ++f) {
     if (progress_) progress_(stage, static_cast<int>(f), static_cast<int>(frames.size()));
-    std::vector<float> in = input_tensor(frames[f].bgr);
-    calib_exec->run({in.data()}, float_ptrs);
-    if (pre_exec) {
-      core_in.resize(in.size());
-      pre_exec->run({in.data()}, {core_in.data()});
-    }
-    const std::vector<float> &x = pre_exec ? core_in : in;
-    // Device input: NHWC, quantised, padded with the zero point.
-    const int h = core_input_.height, w = core_input_.width, c = core_input_.channels;
-    const int cp = static_cast<int>(input_padded_channels_);
-    std::vector<int8_t> device_in(static_cast<size_t>(h) * w * cp,
-                                  static_cast<int8_t>(core_input_params_.zero_point));
-    for (int y = 0; y < h; ++y)
-      for (int xx = 0; xx < w; ++xx)
-        for (int ch = 0; ch < c; ++ch) {
-          size_t src =
-              core_input_.nchw ? (size_t(ch) * h + y) * w + xx : (size_t(y) * w + xx) * c + ch;
-          device_in[(size_t(y) * w + xx) * cp + ch] = quantize_int8(x[src], core_input_params_);
-        }
-    core_exec->run({device_in.data()}, core_ptrs);
-    for (size_t p = 0; p < probes.size(); ++p) {
-      const auto &d = core_descs[core_outputs_.size() + p];
-      const auto &ref = float_bufs[calib_index_.at(probes[p])];
-      if (d.byte_size() != ref.size() || d.dtype != engine::DType::f32) continue;
-      const float *want = reinterpret_cast<const float *>(ref.data());
-      std::vector<float> clamped;
-      if (auto flat = flat_ranges_.find(probes[p]); flat != flat_ranges_.end()) {
-        // Beyond a flat range cut the reader cannot tell the values apart: not an error.
-        clamped.assign(want, want + d.element_count());
-        for (float &v : clamped)
-          v = std::clamp(v, static_cast<float>(flat->second.first),
-                         static_cast<float>(flat->second.second));
-        want = clamped.data();
-      }
-      ev.probes[p].add(reinterpret_cast<const float *>(core_bufs[core_outputs_.size() + p].data()),
-                       want, d.element_count());
-    }
-    // The consumers' side of the contract: depad, dequantise, NHWC -> NCHW.
-    std::vector<std::vector<float>> dequantised(core_outputs_.size());
-    for (size_t o = 0; o < core_outputs_.size(); ++o) {
-      const auto &co = core_outputs_[o];
-      const auto *device_out = reinterpret_cast<const int8_t *>(core_bufs[o].data());
-      const Shape &ds = co.device_shape;
-      int64_t cpad = ds.back(), creal = cpad - co.pad_high;
-      int64_t rows = 1;
-      for (size_t d = 0; d + 1 < ds.size(); ++d) rows *= ds[d];
-      std::vector<float> flat(rows * creal);
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t ch = 0; ch < creal; ++ch)
-          flat[r * creal + ch] = dequantize_int8(device_out[r * cpad + ch], co.params);
-      if (co.transposed) {  // [1,H,W,C] -> [1,C,H,W]
-        const Shape &fs = co.float_shape;
-        int64_t C = fs[1], H = fs[2], W = fs[3];
-        std::vector<float> nchw(flat.size());
-        for (int64_t ch = 0; ch < C; ++ch)
-          for (int64_t y = 0; y < H; ++y)
-            for (int64_t xx = 0; xx < W; ++xx)
-              nchw[(ch * H + y) * W + xx] = flat[(y * W + xx) * C + ch];
-        flat.swap(nchw);
-      }
-      dequantised[o] = std::move(flat);
-      const auto &ref = float_bufs[calib_index_.at(co.name)];
-      ev.core[o].add(dequantised[o].data(), reinterpret_cast<const float *>(ref.data()),
-                     dequantised[o].size());
-      // The same within the representable range (clipped score logits stay comparable).
-      std::vector<float> clamped(
-          reinterpret_cast<const float *>(ref.data()),
-          reinterpret_cast<const float *>(ref.data()) + dequantised[o].size());
-      const float lo = dequantize_int8(-128, co.params), hi = dequantize_int8(127, co.params);
-      for (float &v : clamped) v = std::clamp(v, lo, hi);
-      ev.core_in_range[o].add(dequantised[o].data(), clamped.data(), clamped.size());
-    }
-    std::vector<std::vector<uint8_t>> final_out(graph_.outputs.size());
-    if (post_exec) {
-      std::vector<const void *> post_in;
-      for (auto &d : dequantised) post_in.push_back(d.data());
-      std::vector<void *> post_ptrs;
-      for (size_t o = 0; o < graph_.outputs.size(); ++o) {
-        final_out[o].resize(post->outputs()[o].byte_size());
-        post_ptrs.push_back(final_out[o].data());
-      }
-      post_exec->run(post_in, post_ptrs);
-    } else {
-      for (size_t o = 0; o < graph_.outputs.size(); ++o) {
-        size_t k = std::find(boundaries_.begin(), boundaries_.end(), graph_.outputs[o]) -
-                   boundaries_.begin();
-        const auto *p = reinterpret_cast<const uint8_t *>(dequantised[k].data());
-        final_out[o].assign(p, p + dequantised[k].size() * sizeof(float));
-      }
-    }
-    for (size_t o = 0; o < graph_.outputs.size(); ++o) {
-      const auto &d = desc(graph_.outputs[o]);
-      if (d.dtype != engine::DType::f32) continue;
-      const float *got = reinterpret_cast<const float *>(final_out[o].data());
-      const float *want =
-          reinterpret_cast<const float *>(float_bufs[calib_index_.at(d.name)].data());
-      ev.outputs[o].add(got, want, d.element_count());
-      if (logit_outputs_.count(d.name)) {
-        auto a = sigmoid(got, d.element_count()), b = sigmoid(want, d.element_count());
-        ev.sigmoid_outputs[o].add(a.data(), b.data(), a.size());
-      }
-    }
+    run_float_and_core(frames[f].bgr, run);
+    compare_probes(probes, run, ev);
+    std::vector<std::vector<float>> dequantised = compare_core_outputs(run, ev);
+    compare_model_outputs(dequantised, run, ev);
   }
   if (progress_) progress_(stage, static_cast<int>(frames.size()), static_cast<int>(frames.size()));
   ev.metric = 1;
   for (const auto &acc : ev.core_in_range) ev.metric = std::min(ev.metric, acc.cosine());
   return ev;
+}
+
+// The package as it stands (core with `probes` as extra outputs, preamble, postamble) loaded
+// in the engine, with the float model's executor and the output buffers of both.
+Compilation::PackageRun Compilation::load_package_run(const std::vector<std::string> &probes) {
+  std::vector<std::string> probe_names;
+  for (const auto &p : probes) probe_names.push_back(p + "/dq");
+  std::string core_bytes = serialize(build_core(probe_names), "core graph of " + model_label_);
+  auto post_model = build_postamble();
+  std::string post_bytes = post_model ? serialize(*post_model, "postamble of " + model_label_) : "";
+  auto pre_model = build_preamble();
+  PackageRun run;
+  try {
+    run.core = engine::Program::from_bytes(core_bytes, "core.onnx of " + report_.model_name);
+    if (pre_model)
+      run.pre = engine::Program::from_bytes(serialize(*pre_model, "preamble of " + model_label_),
+                                            "preamble.onnx of " + report_.model_name);
+    if (post_model)
+      run.post = engine::Program::from_bytes(post_bytes, "postamble.onnx of " + report_.model_name);
+  } catch (const Error &e) {
+    rethrow_with_context(e, model_label_ + ": the compiled package does not load in the engine");
+  }
+  run.calib_exec = calib_program_->make_executor();
+  run.core_exec = run.core->make_executor();
+  run.post_exec = run.post ? run.post->make_executor() : nullptr;
+  run.pre_exec = run.pre ? run.pre->make_executor() : nullptr;
+  const auto &outs = calib_program_->outputs();
+  run.float_bufs.resize(outs.size());
+  for (size_t i = 0; i < outs.size(); ++i) {
+    run.float_bufs[i].resize(outs[i].byte_size());
+    run.float_ptrs.push_back(run.float_bufs[i].data());
+  }
+  const auto &core_descs = run.core->outputs();
+  run.core_bufs.resize(core_descs.size());
+  for (size_t o = 0; o < core_descs.size(); ++o) {
+    run.core_bufs[o].resize(core_descs[o].byte_size());
+    run.core_ptrs.push_back(run.core_bufs[o].data());
+  }
+  return run;
+}
+
+// One frame through the float model (every tensor into run.float_bufs) and through the
+// preamble and the core (outputs and probes into run.core_bufs).
+void Compilation::run_float_and_core(const cv::Mat &bgr, PackageRun &run) const {
+  std::vector<float> in = input_tensor(bgr);
+  run.calib_exec->run({in.data()}, run.float_ptrs);
+  if (run.pre_exec) {
+    run.core_in.resize(in.size());
+    run.pre_exec->run({in.data()}, {run.core_in.data()});
+  }
+  const std::vector<int8_t> device_in = device_input(run.pre_exec ? run.core_in : in);
+  run.core_exec->run({device_in.data()}, run.core_ptrs);
+}
+
+// Device input: NHWC, quantised, padded with the zero point.
+std::vector<int8_t> Compilation::device_input(const std::vector<float> &x) const {
+  const int h = core_input_.height, w = core_input_.width, c = core_input_.channels;
+  const int cp = static_cast<int>(input_padded_channels_);
+  std::vector<int8_t> device_in(static_cast<size_t>(h) * w * cp,
+                                static_cast<int8_t>(core_input_params_.zero_point));
+  for (int y = 0; y < h; ++y)
+    for (int xx = 0; xx < w; ++xx)
+      for (int ch = 0; ch < c; ++ch) {
+        size_t src =
+            core_input_.nchw ? (size_t(ch) * h + y) * w + xx : (size_t(y) * w + xx) * c + ch;
+        device_in[(size_t(y) * w + xx) * cp + ch] = quantize_int8(x[src], core_input_params_);
+      }
+  return device_in;
+}
+
+// The core's probe outputs against the float run's tensors (clamped to a flat range cut).
+void Compilation::compare_probes(const std::vector<std::string> &probes, const PackageRun &run,
+                                 Evaluation &ev) const {
+  const auto &core_descs = run.core->outputs();
+  for (size_t p = 0; p < probes.size(); ++p) {
+    const auto &d = core_descs[core_outputs_.size() + p];
+    const auto &ref = run.float_bufs[calib_index_.at(probes[p])];
+    if (d.byte_size() != ref.size() || d.dtype != engine::DType::f32) continue;
+    const float *want = reinterpret_cast<const float *>(ref.data());
+    std::vector<float> clamped;
+    if (auto flat = flat_ranges_.find(probes[p]); flat != flat_ranges_.end()) {
+      // Beyond a flat range cut the reader cannot tell the values apart: not an error.
+      clamped.assign(want, want + d.element_count());
+      for (float &v : clamped)
+        v = std::clamp(v, static_cast<float>(flat->second.first),
+                       static_cast<float>(flat->second.second));
+      want = clamped.data();
+    }
+    ev.probes[p].add(
+        reinterpret_cast<const float *>(run.core_bufs[core_outputs_.size() + p].data()), want,
+        d.element_count());
+  }
+}
+
+// The core outputs as consumers read them (consumer_view), compared with the float run's
+// tensors, as they are and within each output's representable range.
+std::vector<std::vector<float>> Compilation::compare_core_outputs(const PackageRun &run,
+                                                                  Evaluation &ev) const {
+  std::vector<std::vector<float>> dequantised(core_outputs_.size());
+  for (size_t o = 0; o < core_outputs_.size(); ++o) {
+    const auto &co = core_outputs_[o];
+    dequantised[o] = consumer_view(co, reinterpret_cast<const int8_t *>(run.core_bufs[o].data()));
+    const auto &ref = run.float_bufs[calib_index_.at(co.name)];
+    ev.core[o].add(dequantised[o].data(), reinterpret_cast<const float *>(ref.data()),
+                   dequantised[o].size());
+    // The same within the representable range (clipped score logits stay comparable).
+    std::vector<float> clamped(reinterpret_cast<const float *>(ref.data()),
+                               reinterpret_cast<const float *>(ref.data()) + dequantised[o].size());
+    const float lo = dequantize_int8(-128, co.params), hi = dequantize_int8(127, co.params);
+    for (float &v : clamped) v = std::clamp(v, lo, hi);
+    ev.core_in_range[o].add(dequantised[o].data(), clamped.data(), clamped.size());
+  }
+  return dequantised;
+}
+
+// The consumers' side of the contract: depad, dequantise, NHWC -> NCHW.
+std::vector<float> Compilation::consumer_view(const CoreOutput &co, const int8_t *device_out) {
+  const Shape &ds = co.device_shape;
+  int64_t cpad = ds.back(), creal = cpad - co.pad_high;
+  int64_t rows = 1;
+  for (size_t d = 0; d + 1 < ds.size(); ++d) rows *= ds[d];
+  std::vector<float> flat(rows * creal);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t ch = 0; ch < creal; ++ch)
+      flat[r * creal + ch] = dequantize_int8(device_out[r * cpad + ch], co.params);
+  if (co.transposed) {  // [1,H,W,C] -> [1,C,H,W]
+    const Shape &fs = co.float_shape;
+    int64_t C = fs[1], H = fs[2], W = fs[3];
+    std::vector<float> nchw(flat.size());
+    for (int64_t ch = 0; ch < C; ++ch)
+      for (int64_t y = 0; y < H; ++y)
+        for (int64_t xx = 0; xx < W; ++xx)
+          nchw[(ch * H + y) * W + xx] = flat[(y * W + xx) * C + ch];
+    flat.swap(nchw);
+  }
+  return flat;
+}
+
+// The model outputs (the postamble run on the dequantised core outputs, or those outputs
+// themselves) against the float model's, and through a sigmoid for score-logit outputs.
+void Compilation::compare_model_outputs(const std::vector<std::vector<float>> &dequantised,
+                                        const PackageRun &run, Evaluation &ev) const {
+  auto sigmoid = [](const float *v, size_t n) {
+    std::vector<float> r(v, v + n);
+    for (float &x : r) x = 1.f / (1.f + std::exp(-x));
+    return r;
+  };
+  std::vector<std::vector<uint8_t>> final_out(graph_.outputs.size());
+  if (run.post_exec) {
+    std::vector<const void *> post_in;
+    for (auto &d : dequantised) post_in.push_back(d.data());
+    std::vector<void *> post_ptrs;
+    for (size_t o = 0; o < graph_.outputs.size(); ++o) {
+      final_out[o].resize(run.post->outputs()[o].byte_size());
+      post_ptrs.push_back(final_out[o].data());
+    }
+    run.post_exec->run(post_in, post_ptrs);
+  } else {
+    for (size_t o = 0; o < graph_.outputs.size(); ++o) {
+      size_t k = std::find(boundaries_.begin(), boundaries_.end(), graph_.outputs[o]) -
+                 boundaries_.begin();
+      const auto *p = reinterpret_cast<const uint8_t *>(dequantised[k].data());
+      final_out[o].assign(p, p + dequantised[k].size() * sizeof(float));
+    }
+  }
+  for (size_t o = 0; o < graph_.outputs.size(); ++o) {
+    const auto &d = desc(graph_.outputs[o]);
+    if (d.dtype != engine::DType::f32) continue;
+    const float *got = reinterpret_cast<const float *>(final_out[o].data());
+    const float *want =
+        reinterpret_cast<const float *>(run.float_bufs[calib_index_.at(d.name)].data());
+    ev.outputs[o].add(got, want, d.element_count());
+    if (logit_outputs_.count(d.name)) {
+      auto a = sigmoid(got, d.element_count()), b = sigmoid(want, d.element_count());
+      ev.sigmoid_outputs[o].add(a.data(), b.data(), a.size());
+    }
+  }
 }
 
 void Compilation::reference_check() {
@@ -2107,7 +2432,10 @@ void Compilation::mixed_precision_search() {
          << " float nodes, min core-output cosine (within range) " << std::setprecision(5)
          << ev.metric << " on " << sens.size() << " calibration image(s)";
     report_.fallback_log.push_back(line.str());
-    if (ev.metric > best_metric) best_metric = ev.metric, best = float_nodes_;
+    if (ev.metric > best_metric) {
+      best_metric = ev.metric;
+      best = float_nodes_;
+    }
     if (ev.metric >= target || round >= options_.max_fallback_rounds) break;
 
     std::set<std::string> boundary_set(boundaries_.begin(), boundaries_.end());
@@ -2268,8 +2596,13 @@ CompileReport Compilation::run() {
 }  // namespace
 
 CompileReport compile(const CompileOptions &options, const ProgressFn &progress) {
-  // Without --output-dir the package goes into the working directory under the model's name.
-  if (!options.output_dir.empty()) check_package_directory(options.output_dir);
+  // Without --output-dir the package goes into the working directory under the model's name
+  // (--name, else the model file's stem): checked before any work, like an explicit one.
+  std::string package_dir = options.output_dir;
+  if (package_dir.empty())
+    package_dir = options.name.empty() ? std::filesystem::path(options.model_path).stem().string()
+                                       : options.name;
+  if (!package_dir.empty()) check_package_directory(package_dir);
   Compilation compilation(options, progress);
   return compilation.run();
 }

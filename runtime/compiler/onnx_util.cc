@@ -1,6 +1,7 @@
 #include "onnx_util.h"
 
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -9,6 +10,16 @@
 namespace axstream::compiler {
 
 onnx::ModelProto load_onnx(const std::string &path) {
+  // A directory opens as a stream but reads as nothing: say what it is (a package, perhaps).
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw InvalidArgument("model '" + path +
+                          "': is a directory, not an ONNX file (axcompile takes the float "
+                          ".onnx model; a package directory is already compiled)");
+  // A FIFO blocks the open until some writer comes; a device is no model either.
+  const auto status = std::filesystem::status(path, ec);
+  if (std::filesystem::exists(status) && !std::filesystem::is_regular_file(status))
+    throw InvalidArgument("model '" + path + "': not a regular file (a device, FIFO or socket)");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InvalidArgument("model '" + path + "': cannot open the file");
   onnx::ModelProto model;
@@ -185,126 +196,176 @@ int64_t default_opset(const onnx::ModelProto &model) {
   return 1;
 }
 
-std::vector<onnx::NodeProto> upgrade_to_opset13(
-    const std::vector<onnx::NodeProto> &nodes, int64_t from_opset,
-    const std::map<std::string, std::vector<int64_t>> &shapes,
-    std::vector<onnx::TensorProto> &extra) {
+namespace {
+
+// upgrade_to_opset13's state: the nodes written so far and the constants the former
+// attributes become (numbered in the order they are made).
+struct OpsetUpgrade {
+  int64_t from_opset;
+  const std::map<std::string, std::vector<int64_t>> &shapes;
+  std::vector<onnx::TensorProto> &extra;
   std::vector<onnx::NodeProto> out;
   int counter = 0;
-  auto constant = [&](const std::string &hint, const std::vector<int64_t> &values) {
+
+  // A new int64 constant; its name.
+  std::string constant(const std::string &hint, const std::vector<int64_t> &values) {
     std::string name = hint + "/opset13_" + std::to_string(counter++);
     extra.push_back(int64_tensor(name, {static_cast<int64_t>(values.size())}, values));
     return name;
-  };
-  auto ints = [](const onnx::AttributeProto *a) {
+  }
+  // A new float scalar constant named `name`.
+  void float_constant(const std::string &name, float v) {
+    extra.push_back(make_tensor(name, onnx::TensorProto::FLOAT, {}, &v, sizeof v));
+  }
+  static std::vector<int64_t> ints(const onnx::AttributeProto *a) {
     return a ? std::vector<int64_t>(a->ints().begin(), a->ints().end()) : std::vector<int64_t>{};
-  };
-  for (onnx::NodeProto node : nodes) {
+  }
+
+  // opset < 11: min and max attributes -> inputs.
+  void clip(onnx::NodeProto &node, const std::string &hint) {
+    const auto *lo = find_attr(node, "min");
+    const auto *hi = find_attr(node, "max");
+    std::string lo_name, hi_name;
+    if (lo) {
+      lo_name = hint + "/min";
+      float_constant(lo_name, lo->f());
+    }
+    if (hi) {
+      hi_name = hint + "/max";
+      float_constant(hi_name, hi->f());
+    }
+    remove_attr(node, "min");
+    remove_attr(node, "max");
+    if (lo || hi) node.add_input(lo_name);
+    if (hi) node.add_input(hi_name);
+  }
+
+  // opset < 10: starts, ends and axes attributes -> inputs.
+  void slice(onnx::NodeProto &node, const std::string &hint) {
+    auto starts = ints(find_attr(node, "starts")), ends = ints(find_attr(node, "ends"));
+    auto axes = ints(find_attr(node, "axes"));
+    for (const char *a : {"starts", "ends", "axes"}) remove_attr(node, a);
+    node.add_input(constant(hint, starts));
+    node.add_input(constant(hint, ends));
+    if (!axes.empty()) node.add_input(constant(hint, axes));
+  }
+
+  // An optional ints attribute (Squeeze's axes, Split's split) -> the next input.
+  void ints_attribute_to_input(onnx::NodeProto &node, const std::string &hint,
+                               const char *attribute) {
+    const auto *a = find_attr(node, attribute);
+    if (a) {
+      auto values = ints(a);
+      remove_attr(node, attribute);
+      node.add_input(constant(hint, values));
+    }
+  }
+
+  // opset < 11: pads and value attributes -> inputs.
+  void pad(onnx::NodeProto &node, const std::string &hint) {
+    auto pads = ints(find_attr(node, "pads"));
+    const auto *value = find_attr(node, "value");
+    float v = value ? value->f() : 0.0f;
+    remove_attr(node, "pads");
+    remove_attr(node, "value");
+    node.add_input(constant(hint, pads));
+    std::string v_name = hint + "/value";
+    float_constant(v_name, v);
+    node.add_input(v_name);
+  }
+
+  static void dropout_to_identity(onnx::NodeProto &node) {
+    node.set_op_type("Identity");
+    node.clear_attribute();
+    while (node.input_size() > 1) node.mutable_input()->RemoveLast();
+    while (node.output_size() > 1) node.mutable_output()->RemoveLast();
+  }
+
+  // Softmax, LogSoftmax, Hardmax (opset < 13). True when the node was written here as
+  // Flatten -> op over the last axis -> Reshape (an axis other than the last); otherwise the
+  // node's axis becomes -1.
+  bool softmax_family(onnx::NodeProto &node, const std::string &hint) {
+    auto it = shapes.find(node.input(0));
+    if (it == shapes.end())
+      throw InternalError(node_label(node) + ": input shape unknown for the opset upgrade");
+    const auto &shape = it->second;
+    int64_t rank = static_cast<int64_t>(shape.size());
+    int64_t axis = attr_int(node, "axis", 1);
+    if (axis < 0) axis += rank;
+    if (axis == rank - 1) {
+      set_attr(node, "axis", int64_t{-1});
+      return false;
+    }
+    // opset < 13 coerces to 2-D at `axis`: flatten, normalise the last axis, reshape back.
+    std::string flat = hint + "/flat", soft = hint + "/soft2d";
+    auto flatten = make_node("Flatten", {node.input(0)}, {flat}, hint + "/flatten");
+    set_attr(flatten, "axis", axis);
+    out.push_back(flatten);
+    auto softmax = make_node(node.op_type(), {flat}, {soft}, hint);
+    set_attr(softmax, "axis", int64_t{-1});
+    out.push_back(softmax);
+    out.push_back(
+        make_node("Reshape", {soft, constant(hint, shape)}, {node.output(0)}, hint + "/reshape"));
+    return true;
+  }
+
+  // opset 10: (X, scales), asymmetric coordinates, nearest rounds down.
+  static void resize(onnx::NodeProto &node) {
+    std::string scales = node.input(1);
+    node.mutable_input()->RemoveLast();
+    node.add_input("");
+    node.add_input(scales);
+    auto *a = node.add_attribute();
+    a->set_name("coordinate_transformation_mode");
+    a->set_type(onnx::AttributeProto::STRING);
+    a->set_s("asymmetric");
+    auto *n = node.add_attribute();
+    n->set_name("nearest_mode");
+    n->set_type(onnx::AttributeProto::STRING);
+    n->set_s("floor");
+  }
+
+  void add(onnx::NodeProto node) {
     const std::string &op = node.op_type();
     const std::string hint = node.name().empty() ? node.output(0) : node.name();
     if (!node.domain().empty() && node.domain() != "ai.onnx") {
       out.push_back(node);
-      continue;
+      return;
     }
     if (op == "Upsample")
       throw NotImplemented(node_label(node) +
                            ": Upsample (opset < 10) is not supported; "
                            "re-export the model with Resize");
     if (op == "Clip" && from_opset < 11) {
-      const auto *lo = find_attr(node, "min");
-      const auto *hi = find_attr(node, "max");
-      std::string lo_name, hi_name;
-      if (lo) {
-        lo_name = hint + "/min";
-        float v = lo->f();
-        extra.push_back(make_tensor(lo_name, onnx::TensorProto::FLOAT, {}, &v, sizeof v));
-      }
-      if (hi) {
-        hi_name = hint + "/max";
-        float v = hi->f();
-        extra.push_back(make_tensor(hi_name, onnx::TensorProto::FLOAT, {}, &v, sizeof v));
-      }
-      remove_attr(node, "min");
-      remove_attr(node, "max");
-      if (lo || hi) node.add_input(lo_name);
-      if (hi) node.add_input(hi_name);
+      clip(node, hint);
     } else if (op == "Slice" && from_opset < 10) {
-      auto starts = ints(find_attr(node, "starts")), ends = ints(find_attr(node, "ends"));
-      auto axes = ints(find_attr(node, "axes"));
-      for (const char *a : {"starts", "ends", "axes"}) remove_attr(node, a);
-      node.add_input(constant(hint, starts));
-      node.add_input(constant(hint, ends));
-      if (!axes.empty()) node.add_input(constant(hint, axes));
+      slice(node, hint);
     } else if ((op == "Squeeze" || op == "Unsqueeze" || op == "ReduceSum") && from_opset < 13) {
-      const auto *axes = find_attr(node, "axes");
-      if (axes) {
-        auto values = ints(axes);
-        remove_attr(node, "axes");
-        node.add_input(constant(hint, values));
-      }
+      ints_attribute_to_input(node, hint, "axes");
     } else if (op == "Split" && from_opset < 13) {
-      const auto *split = find_attr(node, "split");
-      if (split) {
-        auto values = ints(split);
-        remove_attr(node, "split");
-        node.add_input(constant(hint, values));
-      }
+      ints_attribute_to_input(node, hint, "split");
     } else if (op == "Pad" && from_opset < 11) {
-      auto pads = ints(find_attr(node, "pads"));
-      const auto *value = find_attr(node, "value");
-      float v = value ? value->f() : 0.0f;
-      remove_attr(node, "pads");
-      remove_attr(node, "value");
-      node.add_input(constant(hint, pads));
-      std::string v_name = hint + "/value";
-      extra.push_back(make_tensor(v_name, onnx::TensorProto::FLOAT, {}, &v, sizeof v));
-      node.add_input(v_name);
+      pad(node, hint);
     } else if (op == "Dropout") {
-      node.set_op_type("Identity");
-      node.clear_attribute();
-      while (node.input_size() > 1) node.mutable_input()->RemoveLast();
-      while (node.output_size() > 1) node.mutable_output()->RemoveLast();
+      dropout_to_identity(node);
     } else if ((op == "Softmax" || op == "LogSoftmax" || op == "Hardmax") && from_opset < 13) {
-      auto it = shapes.find(node.input(0));
-      if (it == shapes.end())
-        throw InternalError(node_label(node) + ": input shape unknown for the opset upgrade");
-      const auto &shape = it->second;
-      int64_t rank = static_cast<int64_t>(shape.size());
-      int64_t axis = attr_int(node, "axis", 1);
-      if (axis < 0) axis += rank;
-      if (axis == rank - 1) {
-        set_attr(node, "axis", int64_t{-1});
-      } else {
-        // opset < 13 coerces to 2-D at `axis`: flatten, normalise the last axis, reshape back.
-        std::string flat = hint + "/flat", soft = hint + "/soft2d";
-        auto flatten = make_node("Flatten", {node.input(0)}, {flat}, hint + "/flatten");
-        set_attr(flatten, "axis", axis);
-        out.push_back(flatten);
-        auto softmax = make_node(op, {flat}, {soft}, hint);
-        set_attr(softmax, "axis", int64_t{-1});
-        out.push_back(softmax);
-        out.push_back(make_node("Reshape", {soft, constant(hint, shape)}, {node.output(0)},
-                                hint + "/reshape"));
-        continue;
-      }
+      if (softmax_family(node, hint)) return;
     } else if (op == "Resize" && from_opset < 11) {
-      // opset 10: (X, scales), asymmetric coordinates, nearest rounds down.
-      std::string scales = node.input(1);
-      node.mutable_input()->RemoveLast();
-      node.add_input("");
-      node.add_input(scales);
-      auto *a = node.add_attribute();
-      a->set_name("coordinate_transformation_mode");
-      a->set_type(onnx::AttributeProto::STRING);
-      a->set_s("asymmetric");
-      auto *n = node.add_attribute();
-      n->set_name("nearest_mode");
-      n->set_type(onnx::AttributeProto::STRING);
-      n->set_s("floor");
+      resize(node);
     }
     out.push_back(node);
   }
-  return out;
+};
+
+}  // namespace
+
+std::vector<onnx::NodeProto> upgrade_to_opset13(
+    const std::vector<onnx::NodeProto> &nodes, int64_t from_opset,
+    const std::map<std::string, std::vector<int64_t>> &shapes,
+    std::vector<onnx::TensorProto> &extra) {
+  OpsetUpgrade upgrade{from_opset, shapes, extra, {}};
+  for (const onnx::NodeProto &node : nodes) upgrade.add(node);
+  return std::move(upgrade.out);
 }
 
 }  // namespace axstream::compiler

@@ -53,7 +53,10 @@ std::string number(double v) {
 template <typename T, typename F>
 std::string list(const std::vector<T> &items, F &&format) {
   std::string s = "[";
-  for (size_t i = 0; i < items.size(); ++i) s += (i ? ", " : "") + format(items[i]);
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i) s += ", ";
+    s += format(items[i]);
+  }
   return s + "]";
 }
 
@@ -132,12 +135,22 @@ std::string manifest_json_text(const PackageContents &c) {
   auto shapes = [&](const std::vector<PackageTensor> &t) {
     return list(t, [&](const PackageTensor &x) { return ints(batched(x.shape)); });
   };
+  auto original_shapes = [&](const std::vector<PackageTensor> &t) {
+    return list(t, [&](const PackageTensor &x) { return ints(batched(x.original_shape)); });
+  };
   auto pads = [](const std::vector<PackageTensor> &t) {
     return list(t, [](const PackageTensor &x) { return ints(x.padding); });
   };
   auto params = [](const std::vector<PackageTensor> &t) {
     return list(t, [](const PackageTensor &x) {
-      return "[" + number(x.params.scale) + ", " + std::to_string(x.params.zero_point) + "]";
+      // Appended, not `"[" + number(...)`: GCC 12 misreads that as an overlapping memcpy
+      // (-Wrestrict, GCC bug 105329).
+      std::string pair = "[";
+      pair += number(x.params.scale);
+      pair += ", ";
+      pair += std::to_string(x.params.zero_point);
+      pair += "]";
+      return pair;
     });
   };
   auto names = [](const std::vector<PackageTensor> &t) {
@@ -154,6 +167,8 @@ std::string manifest_json_text(const PackageContents &c) {
     << "  \"quantized_model_file\": \"core.onnx\",\n"
     << "  \"input_shapes\": " << shapes(c.inputs) << ",\n"
     << "  \"output_shapes\": " << shapes(c.outputs) << ",\n"
+    << "  \"input_shapes_original\": " << original_shapes(c.inputs) << ",\n"
+    << "  \"output_shapes_original\": " << original_shapes(c.outputs) << ",\n"
     << "  \"quantize_params\": " << params(c.inputs) << ",\n"
     << "  \"dequantize_params\": " << params(c.outputs) << ",\n"
     << "  \"n_padded_ch_inputs\": " << pads(c.inputs) << ",\n"
@@ -201,14 +216,30 @@ fs::path package_target(const std::string &directory) {
   std::error_code ec;
   if (fs::exists(target, ec) && !fs::is_directory(target, ec))
     throw InvalidArgument("--output-dir " + target.string() + ": exists and is not a directory");
+  // The package replaces the whole directory: only an earlier package (its model.json) or an
+  // empty directory may be replaced, never a folder of the user's files (the calibration
+  // images, the source model, a home directory).
+  if (fs::is_directory(target, ec) && !fs::exists(target / "model.json", ec) &&
+      !fs::is_empty(target, ec)) {
+    std::string names;
+    size_t count = 0;
+    for (const auto &entry : fs::directory_iterator(target, ec)) {
+      if (count++ < 3)
+        names += (names.empty() ? "'" : ", '") + entry.path().filename().string() + "'";
+    }
+    if (count > 3) names += ", ...";
+    throw InvalidArgument("--output-dir " + target.string() +
+                          ": exists and is not a model package (no model.json; it holds " + names +
+                          "): the package would replace the whole directory, so give a new or "
+                          "empty directory or an earlier package");
+  }
   if (!target.parent_path().empty()) fs::create_directories(target.parent_path(), ec);
   return target;
 }
 
 // The package is written into this sibling of the target first (removed unless committed).
 TempDir make_temp_sibling(const fs::path &target) {
-  std::string suffix = "." + std::to_string(::getpid()) + ".tmp";
-  TempDir temp{fs::path(target.string() + suffix)};
+  TempDir temp{fs::path(target.string() + '.' + std::to_string(::getpid()) + ".tmp")};
   std::error_code ec;
   fs::remove_all(temp.path, ec);
   if (!fs::create_directory(temp.path, ec))

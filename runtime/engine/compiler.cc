@@ -17,10 +17,25 @@ namespace {
 
 const OpDef &find_op(const Graph &graph, const Node &node) {
   const OpDef *def = OpRegistry::instance().find(node.domain, node.op_type, node.opset);
-  if (!def)
+  if (!def) {
+    // What it reads too: which tensor, of what type and shape, the user would have to change.
+    std::string reads;
+    for (int id : node.inputs) {
+      if (id < 0) continue;
+      const Value &value = graph.values[static_cast<size_t>(id)];
+      // Appended piece by piece: GCC 12 misreads `"literal" + std::string&&` as an overlapping
+      // memcpy (-Wrestrict, GCC bug 105329).
+      reads += reads.empty() ? " reading '" : ", '";
+      reads += value.name;
+      reads += "' (";
+      reads += dtype_name(value.dtype);
+      if (value.shape_known) reads.append(" ").append(shape_str(value.shape));
+      reads += ")";
+    }
     throw NotImplemented(graph.source_name + ": node '" + node.label(graph.values) + "' op " +
                          (node.domain.empty() ? "" : node.domain + ".") + node.op_type + " opset " +
-                         std::to_string(node.opset) + " is not supported by the engine");
+                         std::to_string(node.opset) + reads + " is not supported by the engine");
+  }
   return *def;
 }
 
@@ -32,8 +47,7 @@ void check_size(const Graph &graph, const Value &v, const std::string &what,
     throw InvalidArgument(graph.source_name + ": " + what + " '" + v.name + "' " +
                           dtype_name(v.dtype) + shape_str(v.shape) + " would take " +
                           std::to_string(elements) + " x " + std::to_string(dtype_size(v.dtype)) +
-                          " bytes, over the engine's limit of " +
-                          std::to_string(max_tensor_bytes) +
+                          " bytes, over the engine's limit of " + std::to_string(max_tensor_bytes) +
                           " bytes per tensor (CompileOptions::max_tensor_bytes)");
 }
 
@@ -122,15 +136,8 @@ std::string attr_text(const Attribute &a) {
   return o.str();
 }
 
-}  // namespace
-
-CompiledGraph compile_graph(Graph graph, const CompileOptions &options) {
-  CompiledGraph cg;
-  run_prefold_passes(graph);
-  infer_and_fold(graph, options.max_tensor_bytes);
-  run_postfold_passes(graph);
-  eliminate_dead_nodes(graph);
-
+// One step per live node, each with its compiled kernel; the largest scratch and the MACs.
+void compile_steps(Graph &graph, const CompileOptions &options, CompiledGraph &cg) {
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     const Node &node = graph.nodes[i];
     if (node.dead) continue;
@@ -148,17 +155,23 @@ CompiledGraph compile_graph(Graph graph, const CompileOptions &options) {
     cg.macs += step.kernel->macs;
     cg.steps.push_back(std::move(step));
   }
+}
 
-  for (int v : graph.inputs)
-    cg.inputs.push_back({graph.values[v].name, graph.values[v].dtype, graph.values[v].shape});
-  for (int v : graph.outputs)
-    cg.outputs.push_back({graph.values[v].name, graph.values[v].dtype, graph.values[v].shape});
+// Which values live in the arena, and for how long (step indices, inclusive; -1: not made by
+// a step). An output bound to the caller's buffer (made by a step, listed once) stays out of
+// the arena; another lives to the end, when it is copied out.
+struct ValueLifetimes {
+  std::vector<int> first, last;
+  std::vector<bool> bound;
+};
 
-  // Which values live in the arena, and for how long (step indices, inclusive).
+ValueLifetimes value_lifetimes(const Graph &graph, CompiledGraph &cg) {
   size_t nvalues = graph.values.size();
-  std::vector<int> first(nvalues, -1), last(nvalues, -1);
+  ValueLifetimes life{std::vector<int>(nvalues, -1), std::vector<int>(nvalues, -1),
+                      std::vector<bool>(nvalues, false)};
+  std::vector<int> &first = life.first, &last = life.last;
   for (size_t s = 0; s < cg.steps.size(); ++s) {
-    for (int v : cg.steps[s].outputs) first[v] = static_cast<int>(s), last[v] = static_cast<int>(s);
+    for (int v : cg.steps[s].outputs) first[v] = last[v] = static_cast<int>(s);
     for (int v : cg.steps[s].inputs)
       if (v >= 0 && first[v] >= 0) last[v] = static_cast<int>(s);
   }
@@ -170,17 +183,23 @@ CompiledGraph compile_graph(Graph graph, const CompileOptions &options) {
     cg.output_bound[o] = first[v] >= 0 && output_uses[v] == 1;
     if (!cg.output_bound[o] && first[v] >= 0) last[v] = static_cast<int>(cg.steps.size());
   }
-  std::vector<bool> bound(nvalues, false);
   for (size_t o = 0; o < graph.outputs.size(); ++o)
-    if (cg.output_bound[o]) bound[graph.outputs[o]] = true;
+    if (cg.output_bound[o]) life.bound[graph.outputs[o]] = true;
+  return life;
+}
 
+// Places the arena values, largest first, each at the lowest offset free of the values whose
+// lifetimes overlap its own.
+void plan_arena(const Graph &graph, const ValueLifetimes &life, CompiledGraph &cg) {
+  const std::vector<int> &first = life.first, &last = life.last;
+  size_t nvalues = graph.values.size();
   struct Block {
     int value;
     size_t bytes;
   };
   std::vector<Block> blocks;
   for (size_t v = 0; v < nvalues; ++v) {
-    if (first[v] < 0 || bound[v]) continue;
+    if (first[v] < 0 || life.bound[v]) continue;
     const Value &val = graph.values[v];
     size_t bytes =
         static_cast<size_t>(checked_element_count(val.shape, val.name)) * dtype_size(val.dtype);
@@ -206,7 +225,10 @@ CompiledGraph compile_graph(Graph graph, const CompileOptions &options) {
     cg.arena_bytes = std::max(cg.arena_bytes, offset + b.bytes);
     placed.push_back(b);
   }
+}
 
+// The program as text: its sizes, then one line per input, step and output.
+std::string describe_program(const Graph &graph, const CompiledGraph &cg) {
   std::ostringstream d;
   d << "program '" << graph.source_name << "': " << cg.steps.size() << " steps, arena "
     << cg.arena_bytes << " bytes, scratch " << cg.scratch_bytes << " bytes, " << cg.macs
@@ -229,9 +251,25 @@ CompiledGraph compile_graph(Graph graph, const CompileOptions &options) {
     d << "\n";
   }
   for (int v : graph.outputs) d << "  output " << value_text(graph.values[v]) << "\n";
-  cg.description = d.str();
+  return d.str();
+}
+
+}  // namespace
+
+CompiledGraph compile_graph(Graph graph, const CompileOptions &options) {
+  CompiledGraph cg;
+  run_prefold_passes(graph);
+  infer_and_fold(graph, options.max_tensor_bytes);
+  run_postfold_passes(graph);
+  eliminate_dead_nodes(graph);
+  compile_steps(graph, options, cg);
+  for (int v : graph.inputs)
+    cg.inputs.push_back({graph.values[v].name, graph.values[v].dtype, graph.values[v].shape});
+  for (int v : graph.outputs)
+    cg.outputs.push_back({graph.values[v].name, graph.values[v].dtype, graph.values[v].shape});
+  plan_arena(graph, value_lifetimes(graph, cg), cg);
+  cg.description = describe_program(graph, cg);
   cg.graph = std::move(graph);
-  (void)options;
   return cg;
 }
 

@@ -3,11 +3,14 @@
 
 #include <omp.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <dnnl.hpp>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -223,8 +226,19 @@ std::shared_ptr<const Program> compile(const std::string &bytes, const std::stri
 
 std::shared_ptr<const Program> Program::from_file(const std::string &onnx_path,
                                                   const CompileOptions &options) {
+  // Only a regular file: a device would be read until memory runs out (/dev/zero) and a FIFO
+  // blocks the open until some writer comes.
+  std::error_code ec;
+  const auto status = std::filesystem::status(onnx_path, ec);
+  if (std::filesystem::is_directory(status))
+    throw InvalidArgument("ONNX model '" + onnx_path + "': is a directory, not an ONNX file");
+  if (std::filesystem::exists(status) && !std::filesystem::is_regular_file(status))
+    throw InvalidArgument("ONNX model '" + onnx_path +
+                          "': not a regular file (a device, FIFO or socket)");
   std::ifstream f(onnx_path, std::ios::binary);
-  if (!f) throw InvalidArgument("ONNX model '" + onnx_path + "': cannot open file");
+  if (!f)
+    throw InvalidArgument("ONNX model '" + onnx_path + "': cannot open file (" +
+                          std::strerror(errno) + ")");
   std::ostringstream buffer;
   buffer << f.rdbuf();
   if (!f && !f.eof()) throw InvalidArgument("ONNX model '" + onnx_path + "': read failed");

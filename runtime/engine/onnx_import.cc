@@ -74,10 +74,32 @@ Tensor tensor_from_proto(const onnx::TensorProto &t, const std::string &base_dir
   int elem = t.data_type();
   // Doubles are narrowed to float: the engine computes in f32.
   bool is_double = elem == onnx::TensorProto::DOUBLE;
-  Tensor out(is_double ? DType::f32 : dtype_from_onnx(elem, what), shape);
-  if (out.dtype == DType::f16) throw NotImplemented(what + ": float16 tensors are not supported");
-  size_t n = static_cast<size_t>(out.count());
-  size_t src_elem_size = is_double ? 8 : dtype_size(out.dtype);
+  DType dtype = is_double ? DType::f32 : dtype_from_onnx(elem, what);
+  if (dtype == DType::f16) throw NotImplemented(what + ": float16 tensors are not supported");
+  size_t n = static_cast<size_t>(checked_element_count(shape, what));
+  size_t src_elem_size = is_double ? 8 : dtype_size(dtype);
+  // The data present is checked against the dims before the tensor is allocated: a dims field
+  // claiming gigabytes over a few bytes of data was an out-of-memory (found by fuzz_onnx_import).
+  if (t.data_location() != onnx::TensorProto::EXTERNAL) {
+    size_t have = 0;
+    if (t.has_raw_data())
+      have = t.raw_data().size() % src_elem_size ? n + 1 : t.raw_data().size() / src_elem_size;
+    else if (elem == onnx::TensorProto::FLOAT)
+      have = static_cast<size_t>(t.float_data_size());
+    else if (elem == onnx::TensorProto::DOUBLE)
+      have = static_cast<size_t>(t.double_data_size());
+    else if (elem == onnx::TensorProto::INT64)
+      have = static_cast<size_t>(t.int64_data_size());
+    else
+      have = static_cast<size_t>(t.int32_data_size());
+    if (have != n)
+      throw InvalidArgument(what + ": holds " +
+                            (t.has_raw_data() ? std::to_string(t.raw_data().size()) + " bytes"
+                                              : std::to_string(have) + " values") +
+                            ", not the " + std::to_string(n) + " elements of shape " +
+                            shape_str(shape));
+  }
+  Tensor out(dtype, shape);
   auto from_raw = [&](const std::string &raw) {
     if (raw.size() != n * src_elem_size)
       throw InvalidArgument(what + ": raw data has " + std::to_string(raw.size()) +
@@ -92,6 +114,10 @@ Tensor tensor_from_proto(const onnx::TensorProto &t, const std::string &base_dir
     } else if (n) {
       std::memcpy(out.bytes.data(), raw.data(), raw.size());
     }
+    // A bool byte other than 0 or 1 is true, as numpy reads it; the kernels load bool, for which
+    // any other byte is undefined behaviour.
+    if (dtype == DType::bool_)
+      for (uint8_t &byte : out.bytes) byte = byte != 0;
   };
   if (t.data_location() == onnx::TensorProto::EXTERNAL) {
     from_raw(read_external(t, base_dir, n * src_elem_size, what));
@@ -204,6 +230,83 @@ TensorPtr constant_node_value(const Node &node, const std::string &what) {
                        "(value, value_float(s), value_int(s))");
 }
 
+// A graph input's value: its dtype, and its shape from CompileOptions::input_shapes (checked
+// against the model's) or else from the model, which must then fix every dimension.
+Value graph_input_value(const onnx::ValueInfoProto &in, const CompileOptions &options,
+                        const std::string &what) {
+  if (!in.type().has_tensor_type())
+    throw NotImplemented(what + ": only tensor inputs are supported");
+  const auto &tt = in.type().tensor_type();
+  Value v;
+  v.name = in.name();
+  v.dtype = dtype_from_onnx(tt.elem_type(), what);
+  auto fixed = options.input_shapes.find(in.name());
+  if (fixed != options.input_shapes.end()) {
+    v.shape = fixed->second;
+    if (tt.has_shape()) {
+      const auto &dims = tt.shape().dim();
+      bool ok = dims.size() == static_cast<int>(v.shape.size());
+      for (int i = 0; ok && i < dims.size(); ++i)
+        if (dims[i].has_dim_value() && dims[i].dim_value() > 0 && dims[i].dim_value() != v.shape[i])
+          ok = false;
+      if (!ok)
+        throw InvalidArgument(what + ": CompileOptions::input_shapes gives " + shape_str(v.shape) +
+                              ", which contradicts the model's shape");
+    }
+    for (int64_t d : v.shape)
+      if (d < 0)
+        throw InvalidArgument(what + ": CompileOptions::input_shapes gives a negative dim in " +
+                              shape_str(v.shape));
+  } else {
+    if (!tt.has_shape())
+      throw InvalidArgument(what + " has no shape; give it in CompileOptions::input_shapes");
+    for (const auto &d : tt.shape().dim()) {
+      if (!d.has_dim_value() || d.dim_value() < 0)
+        throw InvalidArgument(what + " has dynamic dimension '" +
+                              (d.has_dim_param() ? d.dim_param() : std::string("?")) +
+                              "'; fix it with CompileOptions::input_shapes");
+      v.shape.push_back(d.dim_value());
+    }
+  }
+  v.shape_known = true;
+  return v;
+}
+
+// The graph's nodes in topological order, from the values `defined` before any node runs
+// (initializers, graph inputs). ONNX requires that order, but exporters occasionally break it.
+std::vector<const onnx::NodeProto *> topological_order(const onnx::GraphProto &gp,
+                                                       const std::set<std::string> &defined,
+                                                       const std::string &source_name) {
+  std::vector<const onnx::NodeProto *> pending;
+  for (const auto &n : gp.node()) pending.push_back(&n);
+  std::set<std::string> produced = defined;
+  std::vector<const onnx::NodeProto *> ordered;
+  while (!pending.empty()) {
+    std::vector<const onnx::NodeProto *> rest;
+    for (const auto *n : pending) {
+      bool ready = true;
+      for (const auto &in : n->input())
+        if (!in.empty() && !produced.count(in)) ready = false;
+      if (ready) {
+        ordered.push_back(n);
+        for (const auto &out : n->output()) produced.insert(out);
+      } else {
+        rest.push_back(n);
+      }
+    }
+    if (rest.size() == pending.size()) {
+      const auto *n = rest.front();
+      std::string missing;
+      for (const auto &in : n->input())
+        if (!in.empty() && !produced.count(in)) missing = in;
+      throw InvalidArgument(source_name + ": node '" + n->name() + "' (" + n->op_type() +
+                            ") reads '" + missing + "', which nothing defines");
+    }
+    pending.swap(rest);
+  }
+  return ordered;
+}
+
 }  // namespace
 
 Tensor tensor_from_onnx_bytes(const std::string &bytes, const std::string &source_name) {
@@ -254,45 +357,9 @@ Graph import_onnx(const std::string &onnx_bytes, const std::string &source_name,
   std::set<std::string> fixed_used;
   for (const auto &in : gp.input()) {
     if (by_name.count(in.name())) continue;  // an initializer listed as input (IR < 4)
-    std::string what = source_name + ": input '" + in.name() + "'";
-    if (!in.type().has_tensor_type())
-      throw NotImplemented(what + ": only tensor inputs are supported");
-    const auto &tt = in.type().tensor_type();
-    Value v;
-    v.name = in.name();
-    v.dtype = dtype_from_onnx(tt.elem_type(), what);
-    auto fixed = options.input_shapes.find(in.name());
-    if (fixed != options.input_shapes.end()) {
-      fixed_used.insert(in.name());
-      v.shape = fixed->second;
-      if (tt.has_shape()) {
-        const auto &dims = tt.shape().dim();
-        bool ok = dims.size() == static_cast<int>(v.shape.size());
-        for (int i = 0; ok && i < dims.size(); ++i)
-          if (dims[i].has_dim_value() && dims[i].dim_value() > 0 &&
-              dims[i].dim_value() != v.shape[i])
-            ok = false;
-        if (!ok)
-          throw InvalidArgument(what + ": CompileOptions::input_shapes gives " +
-                                shape_str(v.shape) + ", which contradicts the model's shape");
-      }
-      for (int64_t d : v.shape)
-        if (d < 0)
-          throw InvalidArgument(what + ": CompileOptions::input_shapes gives a negative dim in " +
-                                shape_str(v.shape));
-    } else {
-      if (!tt.has_shape())
-        throw InvalidArgument(what + " has no shape; give it in CompileOptions::input_shapes");
-      for (const auto &d : tt.shape().dim()) {
-        if (!d.has_dim_value() || d.dim_value() < 0)
-          throw InvalidArgument(what + " has dynamic dimension '" +
-                                (d.has_dim_param() ? d.dim_param() : std::string("?")) +
-                                "'; fix it with CompileOptions::input_shapes");
-        v.shape.push_back(d.dim_value());
-      }
-    }
-    v.shape_known = true;
-    int id = g.add_value(std::move(v));
+    if (options.input_shapes.count(in.name())) fixed_used.insert(in.name());
+    int id =
+        g.add_value(graph_input_value(in, options, source_name + ": input '" + in.name() + "'"));
     by_name[in.name()] = id;
     g.inputs.push_back(id);
   }
@@ -301,35 +368,9 @@ Graph import_onnx(const std::string &onnx_bytes, const std::string &source_name,
       throw InvalidArgument(source_name + ": CompileOptions::input_shapes names '" + name +
                             "', which is not a graph input");
 
-  // Topological order: ONNX requires it, but exporters occasionally break it.
-  std::vector<const onnx::NodeProto *> pending;
-  for (const auto &n : gp.node()) pending.push_back(&n);
-  std::set<std::string> produced;
-  for (auto &[name, id] : by_name) produced.insert(name);
-  std::vector<const onnx::NodeProto *> ordered;
-  while (!pending.empty()) {
-    std::vector<const onnx::NodeProto *> rest;
-    for (const auto *n : pending) {
-      bool ready = true;
-      for (const auto &in : n->input())
-        if (!in.empty() && !produced.count(in)) ready = false;
-      if (ready) {
-        ordered.push_back(n);
-        for (const auto &out : n->output()) produced.insert(out);
-      } else {
-        rest.push_back(n);
-      }
-    }
-    if (rest.size() == pending.size()) {
-      const auto *n = rest.front();
-      std::string missing;
-      for (const auto &in : n->input())
-        if (!in.empty() && !produced.count(in)) missing = in;
-      throw InvalidArgument(source_name + ": node '" + n->name() + "' (" + n->op_type() +
-                            ") reads '" + missing + "', which nothing defines");
-    }
-    pending.swap(rest);
-  }
+  std::set<std::string> defined;
+  for (const auto &[name, id] : by_name) defined.insert(name);
+  const std::vector<const onnx::NodeProto *> ordered = topological_order(gp, defined, source_name);
 
   for (const auto *np : ordered) {
     Node node;

@@ -124,4 +124,42 @@
   X(SpaceToDepth)                  \
   X(Trilu)                         \
   X(GatherElements)                \
-  X(Range)
+  X(Range)                         \
+  X(TopK)                          \
+  X(GatherND)                      \
+  X(ScatterND)                     \
+  X(ScatterElements)               \
+  X(Scatter)                       \
+  X(OneHot)                        \
+  X(EyeLike)                       \
+  X(CastLike)                      \
+  X(LRN)                           \
+  X(Det)                           \
+  X(ReverseSequence)               \
+  X(Compress)                      \
+  X(MaxUnpool)                     \
+  X(NonMaxSuppression)             \
+  X(NonZero)                       \
+  X(Unique)                        \
+  X(BitShift)                      \
+  X(RoiAlign)                      \
+  X(GridSample)                    \
+  X(MeanVarianceNormalization)     \
+  X(DynamicQuantizeLinear)         \
+  X(LSTM)                          \
+  X(GRU)                           \
+  X(RNN)                           \
+  X(NegativeLogLikelihoodLoss)     \
+  X(SoftmaxCrossEntropyLoss)       \
+  X(CumSum)                        \
+  X(Adagrad)                       \
+  X(Momentum)                      \
+  X(Adam)                          \
+  X(HannWindow)                    \
+  X(HammingWindow)                 \
+  X(BlackmanWindow)                \
+  X(TfIdfVectorizer)               \
+  X(MelWeightMatrix)               \
+  X(Einsum)                        \
+  X(Dft)                           \
+  X(Stft)

@@ -44,6 +44,8 @@ std::string OpContext::label() const {
   return "node '" + node_.label(graph_.values) + "' (" + node_.op_type + ")";
 }
 
+std::string OpContext::where() const { return graph_.source_name + ": " + label(); }
+
 const Value &OpContext::input(size_t i) const {
   if (!has_input(i)) fail("input " + std::to_string(i) + " is required but missing");
   return graph_.values[node_.inputs[i]];
@@ -64,6 +66,9 @@ const Tensor &OpContext::require_constant(size_t i, const char *what) const {
 
 std::vector<int64_t> OpContext::constant_ints(size_t i, const char *what) const {
   const Tensor &t = require_constant(i, what);
+  if (t.dtype == DType::f32 || t.dtype == DType::f16)
+    fail(std::string("input ") + std::to_string(i) + " (" + what + ") must be integers, got " +
+         dtype_name(t.dtype));
   std::vector<int64_t> v(static_cast<size_t>(t.count()));
   for (size_t k = 0; k < v.size(); ++k) v[k] = t.as_int(static_cast<int64_t>(k));
   return v;
@@ -80,6 +85,11 @@ int32_t OpContext::zero_point_or_zero(size_t i, const char *what) const {
 }
 
 void OpContext::set_output(size_t i, DType dtype, Shape shape) {
+  // A node listing fewer outputs than its op writes (a malformed file) is refused naming it, not
+  // a std::out_of_range (found by fuzz_onnx_import).
+  if (i >= out_dtypes_.size())
+    fail("it writes output " + std::to_string(i) + " but the node lists " +
+         std::to_string(out_dtypes_.size()) + " output(s)");
   checked_element_count(shape, label() + " output " + std::to_string(i));
   out_dtypes_.at(i) = dtype;
   out_shapes_.at(i) = std::move(shape);

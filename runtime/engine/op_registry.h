@@ -46,6 +46,8 @@ class OpContext {
   // infer_only: only output types/shapes are wanted (a kernel may skip costly set-up).
   bool infer_only() const { return infer_only_; }
   std::string label() const;
+  // "<model file>: node '...' (Op)": the start of a message raised outside fail()/unsupported().
+  std::string where() const;
 
   size_t input_count() const { return node_.inputs.size(); }
   bool has_input(size_t i) const { return i < node_.inputs.size() && node_.inputs[i] >= 0; }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "compiler.h"
@@ -155,6 +156,186 @@ int add_constant(Graph &g, const std::string &name, std::shared_ptr<Tensor> t) {
   return g.add_value(std::move(v));
 }
 
+// The DequantizeLinear producing `v` from a real input, or nullptr.
+Node *dequantize_producing(const ValueLinks &links, int v) {
+  if (v < 0 || links.producer[v] < 0) return nullptr;
+  Node &n = links.g.nodes[links.producer[v]];
+  return is_op(n, "DequantizeLinear") && !n.inputs.empty() && n.inputs[0] >= 0 ? &n : nullptr;
+}
+
+// A ConvTranspose that lower_qdq_conv_transpose_tiles rewrites: its b x b int8 weights
+// (cin, cout, b, b), their scale, the bias (float, or int32 with bias_scale), the activation
+// it keeps and the QuantizeLinear after it.
+struct QdqTileConvTranspose {
+  Node *w_dq = nullptr;
+  const Tensor *w = nullptr, *w_scale = nullptr;
+  int64_t cin = 0, cout = 0, b = 0;
+  bool w_per_channel = false;
+  int b_in = -1;
+  const Tensor *bias = nullptr, *bias_scale = nullptr;
+  Node *act = nullptr, *q = nullptr;
+};
+
+bool dequantize_has_zero_point_0(const Graph &g, const Node &dq) {
+  return input_or_none(dq, 2) < 0 || (constant_of(g, dq, 2) && all_zero(constant_of(g, dq, 2)));
+}
+
+// The weights: a per-tensor or per-output-channel (axis 1) DequantizeLinear of 4-D int8
+// b x b windows (b >= 2) with zero point 0, and attributes saying the windows tile the output.
+bool match_tile_weights(const Graph &g, const ValueLinks &links, const Node &ct,
+                        QdqTileConvTranspose &m) {
+  auto ints_or = [](const Node &n, const char *name, std::vector<int64_t> dflt) {
+    return n.attrs.count(name) ? n.attrs.at(name).ints : dflt;
+  };
+  m.w_dq = dequantize_producing(links, ct.inputs[1]);
+  m.w = m.w_dq ? constant_of(g, *m.w_dq, 0) : nullptr;
+  m.w_scale = m.w_dq ? constant_of(g, *m.w_dq, 1) : nullptr;
+  if (!m.w || m.w->dtype != DType::i8 || m.w->shape.size() != 4 || !m.w_scale ||
+      !dequantize_has_zero_point_0(g, *m.w_dq))
+    return false;
+  m.cin = m.w->shape[0];
+  m.cout = m.w->shape[1];
+  m.b = m.w->shape[2];
+  if (m.w->shape[3] != m.b || m.b < 2) return false;
+  std::vector<int64_t> bb = {m.b, m.b}, ones = {1, 1}, zeros4 = {0, 0, 0, 0}, zeros2 = {0, 0};
+  if (ints_or(ct, "kernel_shape", bb) != bb || ints_or(ct, "strides", ones) != bb ||
+      ints_or(ct, "dilations", ones) != ones || ints_or(ct, "pads", zeros4) != zeros4 ||
+      ints_or(ct, "output_padding", zeros2) != zeros2)
+    return false;
+  m.w_per_channel = m.w_scale->count() != 1;
+  return !m.w_per_channel || (m.w_scale->count() == m.cout && m.w_dq->attrs.count("axis") &&
+                              m.w_dq->attrs.at("axis").i == 1);
+}
+
+// The bias: none, a float constant, or DequantizeLinear of an int32 constant (zero point 0),
+// one value per output channel.
+bool match_tile_bias(const Graph &g, const ValueLinks &links, const Node &ct,
+                     QdqTileConvTranspose &m) {
+  m.b_in = input_or_none(ct, 2);
+  if (m.b_in < 0) return true;
+  if (g.values[m.b_in].constant && g.values[m.b_in].constant->dtype == DType::f32) {
+    m.bias = g.values[m.b_in].constant.get();
+  } else if (Node *b_dq = dequantize_producing(links, m.b_in)) {
+    m.bias = constant_of(g, *b_dq, 0);
+    m.bias_scale = constant_of(g, *b_dq, 1);
+    if (!m.bias || m.bias->dtype != DType::i32 || !m.bias_scale ||
+        !dequantize_has_zero_point_0(g, *b_dq) ||
+        (m.bias_scale->count() != 1 && m.bias_scale->count() != m.cout))
+      return false;
+  } else {
+    return false;
+  }
+  return m.bias->count() == m.cout;
+}
+
+std::optional<QdqTileConvTranspose> match_qdq_tile_conv_transpose(const Graph &g,
+                                                                  const ValueLinks &links,
+                                                                  const Node &ct) {
+  if (!is_op(ct, "ConvTranspose") || ct.inputs.size() < 2 || ct.outputs.size() != 1) return {};
+  if (ct.attrs.count("group") && ct.attrs.at("group").i != 1) return {};
+  if (ct.attrs.count("output_shape") || ct.attrs.count("auto_pad")) return {};
+  if (!dequantize_producing(links, ct.inputs[0])) return {};
+  QdqTileConvTranspose m;
+  if (!match_tile_weights(g, links, ct, m) || !match_tile_bias(g, links, ct, m)) return {};
+  Node *next = links.single_reader(ct.outputs[0]);
+  // An element-wise activation commutes with moving the tiles: it stays on the convolution
+  // (PP-OCR det's output Sigmoid, kept in the core by our compiler).
+  m.act = next && (is_op(*next, "Relu") || is_op(*next, "Sigmoid")) ? next : nullptr;
+  m.q = m.act ? links.single_reader(m.act->outputs[0]) : next;
+  if (!m.q || !is_op(*m.q, "QuantizeLinear") || m.q->inputs.size() < 2 || m.q->outputs.size() != 1)
+    return {};
+  return m;
+}
+
+// The nodes replacing a matched ConvTranspose (and its activation, which it marks dead):
+// DequantizeLinear of the 1x1 weights (and bias), Conv, the activation, Q -> DQ with the
+// output's parameters, DepthToSpace; the QuantizeLinear then reads the moved tiles.
+std::vector<Node> tile_conv_transpose_as_1x1_conv(Graph &g, const ValueLinks &links, Node &ct,
+                                                  const QdqTileConvTranspose &m) {
+  const int64_t cin = m.cin, cout = m.cout, b = m.b;
+  const Tensor *w = m.w, *bias = m.bias, *bias_scale = m.bias_scale;
+  Node *act = m.act, *q = m.q;
+  // Weights as a 1x1 convolution: row (co, ky, kx), column ci.
+  int64_t rows = cout * b * b;
+  auto w1 = std::make_shared<Tensor>(DType::i8, Shape{rows, cin, 1, 1});
+  for (int64_t ci = 0; ci < cin; ++ci)
+    for (int64_t r = 0; r < rows; ++r) w1->bytes[r * cin + ci] = w->bytes[ci * rows + r];
+  // Per output channel values, repeated for its b*b rows.
+  auto repeat = [&](const Tensor &t) {
+    auto r = std::make_shared<Tensor>(t.dtype, Shape{rows});
+    size_t es = dtype_size(t.dtype);
+    for (int64_t k = 0; k < rows; ++k)
+      std::copy_n(t.bytes.begin() + (k / (b * b)) * es, es, r->bytes.begin() + k * es);
+    return r;
+  };
+  std::string base = ct.name.empty() ? g.values[ct.outputs[0]].name : ct.name;
+  auto new_value = [&](const std::string &name) {
+    Value v;
+    v.name = base + "/" + name;
+    return g.add_value(std::move(v));
+  };
+  auto node = [&](const std::string &op, std::vector<int> in, int out) {
+    Node n;
+    n.name = base + "/" + op;
+    n.op_type = op;
+    n.opset = op == "DepthToSpace" ? 13 : q->opset;
+    n.inputs = std::move(in);
+    n.outputs = {out};
+    return n;
+  };
+  std::vector<Node> added;
+  int w1_dq = new_value("1x1 weight");
+  Node wdq = node("DequantizeLinear",
+                  {add_constant(g, base + "/1x1 weight int8", w1),
+                   m.w_per_channel ? add_constant(g, base + "/1x1 weight scale", repeat(*m.w_scale))
+                                   : m.w_dq->inputs[1]},
+                  w1_dq);
+  wdq.opset = m.w_dq->opset;
+  if (m.w_per_channel) wdq.attrs["axis"] = int_attr(0);
+  added.push_back(wdq);
+  int bias1 = -1;
+  if (bias && !bias_scale) {
+    bias1 = add_constant(g, base + "/1x1 bias", repeat(*bias));
+  } else if (bias) {
+    bias1 = new_value("1x1 bias");
+    Node bdq = node(
+        "DequantizeLinear",
+        {add_constant(g, base + "/1x1 bias int32", repeat(*bias)),
+         bias_scale->count() == 1 ? g.nodes[links.producer[m.b_in]].inputs[1]
+                                  : add_constant(g, base + "/1x1 bias scale", repeat(*bias_scale))},
+        bias1);
+    if (bias_scale->count() != 1) bdq.attrs["axis"] = int_attr(0);
+    added.push_back(bdq);
+  }
+  int conv_out = new_value("1x1");
+  Node conv = node("Conv", {ct.inputs[0], w1_dq}, conv_out);
+  conv.opset = 11;
+  if (bias1 >= 0) conv.inputs.push_back(bias1);
+  added.push_back(conv);
+  int act_out = conv_out;
+  if (act) {
+    act_out = new_value("1x1 " + act->op_type);
+    Node a = node(act->op_type, {conv_out}, act_out);
+    a.opset = act->opset;
+    added.push_back(a);
+  }
+  int q1 = new_value("1x1 q"), d1 = new_value("1x1 dq"), moved = new_value("tiles");
+  std::vector<int> q_params(q->inputs.begin() + 1, q->inputs.end());
+  std::vector<int> q_in = {act_out}, dq_in = {q1};
+  q_in.insert(q_in.end(), q_params.begin(), q_params.end());
+  dq_in.insert(dq_in.end(), q_params.begin(), q_params.end());
+  added.push_back(node("QuantizeLinear", q_in, q1));
+  added.push_back(node("DequantizeLinear", dq_in, d1));
+  Node d2s = node("DepthToSpace", {d1}, moved);
+  d2s.attrs["blocksize"] = int_attr(b);
+  d2s.attrs["mode"] = string_attr("CRD");
+  added.push_back(d2s);
+  q->inputs[0] = moved;
+  ct.dead = true;
+  if (act) act->dead = true;
+  return added;
+}
+
 // A ConvTranspose whose b x b windows tile the output (stride = kernel, no pads, dilation 1,
 // one group) is a 1x1 convolution to C_out*b*b channels followed by DepthToSpace (CRD). On a
 // quantised one — DequantizeLinear(int8 w), then [Relu|Sigmoid] -> QuantizeLinear — that turns
@@ -164,143 +345,10 @@ int add_constant(Graph &g, const std::string &name, std::shared_ptr<Tensor> t) {
 // instead of float. Runs before the QDQ conv fusion.
 void lower_qdq_conv_transpose_tiles(Graph &g) {
   ValueLinks links(g);
-  auto dq_of = [&](int v) -> Node * {
-    if (v < 0 || links.producer[v] < 0) return nullptr;
-    Node &n = g.nodes[links.producer[v]];
-    return is_op(n, "DequantizeLinear") && !n.inputs.empty() && n.inputs[0] >= 0 ? &n : nullptr;
-  };
-  auto ints_or = [](const Node &n, const char *name, std::vector<int64_t> dflt) {
-    return n.attrs.count(name) ? n.attrs.at(name).ints : dflt;
-  };
-  auto zero_or_absent = [&](const Node &dq) {
-    return input_or_none(dq, 2) < 0 || (constant_of(g, dq, 2) && all_zero(constant_of(g, dq, 2)));
-  };
   std::map<size_t, std::vector<Node>> inserts;  // new nodes, placed before node index
   for (size_t i = 0; i < g.nodes.size(); ++i) {
-    Node &ct = g.nodes[i];
-    if (!is_op(ct, "ConvTranspose") || ct.inputs.size() < 2 || ct.outputs.size() != 1) continue;
-    if (ct.attrs.count("group") && ct.attrs.at("group").i != 1) continue;
-    if (ct.attrs.count("output_shape") || ct.attrs.count("auto_pad")) continue;
-    if (!dq_of(ct.inputs[0])) continue;
-    Node *w_dq = dq_of(ct.inputs[1]);
-    const Tensor *w = w_dq ? constant_of(g, *w_dq, 0) : nullptr;
-    const Tensor *w_scale = w_dq ? constant_of(g, *w_dq, 1) : nullptr;
-    if (!w || w->dtype != DType::i8 || w->shape.size() != 4 || !w_scale || !zero_or_absent(*w_dq))
-      continue;
-    int64_t cin = w->shape[0], cout = w->shape[1], b = w->shape[2];
-    if (w->shape[3] != b || b < 2) continue;
-    std::vector<int64_t> bb = {b, b}, ones = {1, 1}, zeros4 = {0, 0, 0, 0}, zeros2 = {0, 0};
-    if (ints_or(ct, "kernel_shape", bb) != bb || ints_or(ct, "strides", ones) != bb ||
-        ints_or(ct, "dilations", ones) != ones || ints_or(ct, "pads", zeros4) != zeros4 ||
-        ints_or(ct, "output_padding", zeros2) != zeros2)
-      continue;
-    bool w_per_channel = w_scale->count() != 1;
-    if (w_per_channel &&
-        (w_scale->count() != cout || !w_dq->attrs.count("axis") || w_dq->attrs.at("axis").i != 1))
-      continue;
-    // The bias: a float constant, or DequantizeLinear of an int32 constant (zero point 0).
-    int b_in = input_or_none(ct, 2);
-    const Tensor *bias = nullptr, *bias_scale = nullptr;
-    if (b_in >= 0) {
-      if (g.values[b_in].constant && g.values[b_in].constant->dtype == DType::f32) {
-        bias = g.values[b_in].constant.get();
-      } else if (Node *b_dq = dq_of(b_in)) {
-        bias = constant_of(g, *b_dq, 0);
-        bias_scale = constant_of(g, *b_dq, 1);
-        if (!bias || bias->dtype != DType::i32 || !bias_scale || !zero_or_absent(*b_dq) ||
-            (bias_scale->count() != 1 && bias_scale->count() != cout))
-          continue;
-      } else {
-        continue;
-      }
-      if (bias->count() != cout) continue;
-    }
-    Node *next = links.single_reader(ct.outputs[0]);
-    // An element-wise activation commutes with moving the tiles: it stays on the convolution
-    // (PP-OCR det's output Sigmoid, kept in the core by our compiler).
-    Node *act = next && (is_op(*next, "Relu") || is_op(*next, "Sigmoid")) ? next : nullptr;
-    Node *q = act ? links.single_reader(act->outputs[0]) : next;
-    if (!q || !is_op(*q, "QuantizeLinear") || q->inputs.size() < 2 || q->outputs.size() != 1)
-      continue;
-    // Weights as a 1x1 convolution: row (co, ky, kx), column ci.
-    int64_t rows = cout * b * b;
-    auto w1 = std::make_shared<Tensor>(DType::i8, Shape{rows, cin, 1, 1});
-    for (int64_t ci = 0; ci < cin; ++ci)
-      for (int64_t r = 0; r < rows; ++r) w1->bytes[r * cin + ci] = w->bytes[ci * rows + r];
-    // Per output channel values, repeated for its b*b rows.
-    auto repeat = [&](const Tensor &t) {
-      auto r = std::make_shared<Tensor>(t.dtype, Shape{rows});
-      size_t es = dtype_size(t.dtype);
-      for (int64_t k = 0; k < rows; ++k)
-        std::copy_n(t.bytes.begin() + (k / (b * b)) * es, es, r->bytes.begin() + k * es);
-      return r;
-    };
-    std::string base = ct.name.empty() ? g.values[ct.outputs[0]].name : ct.name;
-    auto new_value = [&](const std::string &name) {
-      Value v;
-      v.name = base + "/" + name;
-      return g.add_value(std::move(v));
-    };
-    auto node = [&](const std::string &op, std::vector<int> in, int out) {
-      Node n;
-      n.name = base + "/" + op;
-      n.op_type = op;
-      n.opset = op == "DepthToSpace" ? 13 : q->opset;
-      n.inputs = std::move(in);
-      n.outputs = {out};
-      return n;
-    };
-    std::vector<Node> added;
-    int w1_dq = new_value("1x1 weight");
-    Node wdq = node("DequantizeLinear",
-                    {add_constant(g, base + "/1x1 weight int8", w1),
-                     w_per_channel ? add_constant(g, base + "/1x1 weight scale", repeat(*w_scale))
-                                   : w_dq->inputs[1]},
-                    w1_dq);
-    wdq.opset = w_dq->opset;
-    if (w_per_channel) wdq.attrs["axis"] = int_attr(0);
-    added.push_back(wdq);
-    int bias1 = -1;
-    if (bias && !bias_scale) {
-      bias1 = add_constant(g, base + "/1x1 bias", repeat(*bias));
-    } else if (bias) {
-      bias1 = new_value("1x1 bias");
-      Node bdq = node("DequantizeLinear",
-                      {add_constant(g, base + "/1x1 bias int32", repeat(*bias)),
-                       bias_scale->count() == 1
-                           ? g.nodes[links.producer[b_in]].inputs[1]
-                           : add_constant(g, base + "/1x1 bias scale", repeat(*bias_scale))},
-                      bias1);
-      if (bias_scale->count() != 1) bdq.attrs["axis"] = int_attr(0);
-      added.push_back(bdq);
-    }
-    int conv_out = new_value("1x1");
-    Node conv = node("Conv", {ct.inputs[0], w1_dq}, conv_out);
-    conv.opset = 11;
-    if (bias1 >= 0) conv.inputs.push_back(bias1);
-    added.push_back(conv);
-    int act_out = conv_out;
-    if (act) {
-      act_out = new_value("1x1 " + act->op_type);
-      Node a = node(act->op_type, {conv_out}, act_out);
-      a.opset = act->opset;
-      added.push_back(a);
-    }
-    int q1 = new_value("1x1 q"), d1 = new_value("1x1 dq"), moved = new_value("tiles");
-    std::vector<int> q_params(q->inputs.begin() + 1, q->inputs.end());
-    std::vector<int> q_in = {act_out}, dq_in = {q1};
-    q_in.insert(q_in.end(), q_params.begin(), q_params.end());
-    dq_in.insert(dq_in.end(), q_params.begin(), q_params.end());
-    added.push_back(node("QuantizeLinear", q_in, q1));
-    added.push_back(node("DequantizeLinear", dq_in, d1));
-    Node d2s = node("DepthToSpace", {d1}, moved);
-    d2s.attrs["blocksize"] = int_attr(b);
-    d2s.attrs["mode"] = string_attr("CRD");
-    added.push_back(d2s);
-    q->inputs[0] = moved;
-    ct.dead = true;
-    if (act) act->dead = true;
-    inserts[i] = std::move(added);
+    if (auto match = match_qdq_tile_conv_transpose(g, links, g.nodes[i]))
+      inserts[i] = tile_conv_transpose_as_1x1_conv(g, links, g.nodes[i], *match);
   }
   if (inserts.empty()) return;
   std::vector<Node> nodes;
@@ -680,17 +728,19 @@ void fuse_float_activations(Graph &g) {
   }
 }
 
-// The decomposed layer norm of pre-opset-17 exporters:
-//   m = ReduceMean(x, trailing axes); d = x - m; v = ReduceMean(d^2) (Pow 2 or d*d);
-//   y = d / Sqrt(v + eps) [* gamma] [+ beta]
-// becomes one axstream.LayerNorm (one pass per row instead of nine over the tensor). A
-// quantised model may hold a QuantizeLinear -> DequantizeLinear pair on any intermediate value
-// (our compiler quantises m and d, which feed Subs of two activations): those pairs go too, so
-// the statistics come from the float input without intermediate rounding. The pairs on x and
-// y stay: the op reads the dequantised input and its result is quantised for its readers.
-void fuse_layer_norm(Graph &g) {
-  ValueLinks links(g);
-  auto trailing_axis = [&](const Node &r) -> int64_t {
+// The value a two-input node reads besides `v`, or -1.
+int other_input(const Node &n, int v) {
+  return n.inputs.size() == 2 ? (n.inputs[0] == v ? n.inputs[1] : n.inputs[0]) : -1;
+}
+
+// Walks a decomposed layer norm from value to value, collecting the nodes it passes in
+// `chain` (they all go when the pattern is fused).
+struct LayerNormWalk {
+  Graph &g;
+  const ValueLinks &links;
+
+  // The first normalised axis of a keepdims ReduceMean over the trailing axes, or -1.
+  int64_t trailing_axis(const Node &r) const {
     const Value &in = g.values[r.inputs[0]];
     if (!in.shape_known || !r.attrs.count("axes") || r.inputs.size() != 1) return -1;
     if (r.attrs.count("keepdims") && r.attrs.at("keepdims").i == 0) return -1;
@@ -701,14 +751,12 @@ void fuse_layer_norm(Graph &g) {
     for (size_t i = 0; i < axes.size(); ++i)
       if (axes[i] != rank - static_cast<int64_t>(axes.size()) + static_cast<int64_t>(i)) return -1;
     return axes.empty() ? -1 : axes[0];
-  };
-  auto other_input = [](const Node &n, int v) {
-    return n.inputs.size() == 2 ? (n.inputs[0] == v ? n.inputs[1] : n.inputs[0]) : -1;
-  };
+  }
+
   // `v`, or, when v's only reader is a per-tensor QuantizeLinear whose output only a
   // DequantizeLinear with the same parameters reads, that DequantizeLinear's output (the pair
   // is appended to `chain`).
-  auto past_qdq = [&](int v, std::vector<Node *> &chain) {
+  int past_qdq(int v, std::vector<Node *> &chain) const {
     Node *q = links.single_reader(v);
     if (!q || !is_op(*q, "QuantizeLinear") || q->inputs.size() < 2 || q->outputs.size() != 1)
       return v;
@@ -720,13 +768,15 @@ void fuse_layer_norm(Graph &g) {
     chain.push_back(q);
     chain.push_back(dq);
     return dq->outputs[0];
-  };
-  // The only reader of `v` (looking past a Q/DQ pair) when it is an `op`, and the value it reads.
+  }
+
+  // The only reader of `v` (looking past a Q/DQ pair) when it is an `op`, and the value it
+  // reads.
   struct Step {
     Node *node = nullptr;
     int value = -1;
   };
-  auto next_op = [&](int v, const char *op, std::vector<Node *> &chain) -> Step {
+  Step next_op(int v, const char *op, std::vector<Node *> &chain) const {
     std::vector<Node *> pair;
     int read = past_qdq(v, pair);
     Node *n = links.single_reader(read);
@@ -734,88 +784,304 @@ void fuse_layer_norm(Graph &g) {
     chain.insert(chain.end(), pair.begin(), pair.end());
     chain.push_back(n);
     return {n, read};
-  };
-  for (Node &mean1 : g.nodes) {
-    if (!is_op(mean1, "ReduceMean") || mean1.inputs.empty()) continue;
-    int64_t axis = trailing_axis(mean1);
-    if (axis < 0) continue;
-    int x = mean1.inputs[0];
-    std::vector<Node *> chain = {&mean1};
-    auto [sub, m] = next_op(mean1.outputs[0], "Sub", chain);
-    if (!sub || sub->inputs.size() != 2 || sub->inputs[0] != x || sub->inputs[1] != m) continue;
-    int d = past_qdq(sub->outputs[0], chain);
-    std::vector<Node *> d_readers = readers_of(g, d);
-    if (d_readers.size() != 2 || links.uses[d] != 2 || links.graph_outputs.count(d)) continue;
-    Node *square = nullptr, *div = nullptr;
-    for (Node *r : d_readers) {
-      if (is_op(*r, "Div") && r->inputs.size() == 2 && r->inputs[0] == d) div = r;
-      if (is_op(*r, "Pow") && r->inputs.size() == 2 && r->inputs[0] == d) {
-        const Tensor *e = scalar_constant(g, r->inputs[1]);
-        if (e && e->data<float>()[0] == 2.f) square = r;
-      }
-      if (is_op(*r, "Mul") && r->inputs.size() == 2 && r->inputs[0] == d && r->inputs[1] == d)
-        square = r;
+  }
+};
+
+// The statistics of a layer norm starting at mean1, up to d / Sqrt(v + eps): x, the first
+// normalised axis, eps, the Div and every node passed.
+struct LayerNormStatistics {
+  int x = -1;
+  int64_t axis = -1;
+  const Tensor *eps = nullptr;
+  Node *div = nullptr;
+  std::vector<Node *> chain;
+};
+
+// d's two readers: the Div by the standard deviation and the square (Pow 2 or d * d).
+bool find_square_and_div(Graph &g, const ValueLinks &links, int d, Node *&square, Node *&div) {
+  std::vector<Node *> d_readers = readers_of(g, d);
+  if (d_readers.size() != 2 || links.uses[d] != 2 || links.graph_outputs.count(d)) return false;
+  for (Node *r : d_readers) {
+    if (is_op(*r, "Div") && r->inputs.size() == 2 && r->inputs[0] == d) div = r;
+    if (is_op(*r, "Pow") && r->inputs.size() == 2 && r->inputs[0] == d) {
+      const Tensor *e = scalar_constant(g, r->inputs[1]);
+      if (e && e->data<float>()[0] == 2.f) square = r;
     }
-    if (!square || !div) continue;
-    chain.push_back(square);
-    Node *mean2 = next_op(square->outputs[0], "ReduceMean", chain).node;
-    if (!mean2 || trailing_axis(*mean2) != axis) continue;
-    auto [add_eps, variance] = next_op(mean2->outputs[0], "Add", chain);
-    if (!add_eps) continue;
-    const Tensor *eps = scalar_constant(g, other_input(*add_eps, variance));
-    if (!eps) continue;
-    Node *sqrt = next_op(add_eps->outputs[0], "Sqrt", chain).node;
-    if (!sqrt) continue;
-    int std_dev = past_qdq(sqrt->outputs[0], chain);
-    if (links.single_reader(std_dev) != div || div->inputs[1] != std_dev) continue;
-    chain.push_back(div);
-    const Shape &xs = g.values[x].shape;
-    Shape block(xs.begin() + axis, xs.end());
-    // Optional affine tail with constants that broadcast over the normalised dims only.
-    auto fits_block = [&](int v) {
-      const Value &val = g.values[v];
-      return val.constant && val.dtype == DType::f32 && val.shape.size() <= block.size() &&
-             broadcast_shapes(block, val.shape, "layer norm") == block;
-    };
-    int gamma = -1, beta = -1;
-    Node *last = div;
-    std::vector<Node *> tail;
-    if (auto [mul, normalised] = next_op(div->outputs[0], "Mul", tail); mul) {
-      int c = other_input(*mul, normalised);
-      if (c >= 0 && fits_block(c)) {
-        gamma = c;
-        last = mul;
-        chain.insert(chain.end(), tail.begin(), tail.end());
-        tail.clear();
-        if (auto [add, scaled] = next_op(mul->outputs[0], "Add", tail); add) {
-          int b = other_input(*add, scaled);
-          if (b >= 0 && fits_block(b)) {
-            beta = b;
-            last = add;
-            chain.insert(chain.end(), tail.begin(), tail.end());
-          }
+    if (is_op(*r, "Mul") && r->inputs.size() == 2 && r->inputs[0] == d && r->inputs[1] == d)
+      square = r;
+  }
+  return square && div;
+}
+
+std::optional<LayerNormStatistics> match_layer_norm_statistics(const LayerNormWalk &walk,
+                                                               Node &mean1) {
+  Graph &g = walk.g;
+  const ValueLinks &links = walk.links;
+  if (!is_op(mean1, "ReduceMean") || mean1.inputs.empty()) return {};
+  LayerNormStatistics s;
+  s.axis = walk.trailing_axis(mean1);
+  if (s.axis < 0) return {};
+  s.x = mean1.inputs[0];
+  std::vector<Node *> &chain = s.chain;
+  chain = {&mean1};
+  auto [sub, m] = walk.next_op(mean1.outputs[0], "Sub", chain);
+  if (!sub || sub->inputs.size() != 2 || sub->inputs[0] != s.x || sub->inputs[1] != m) return {};
+  int d = walk.past_qdq(sub->outputs[0], chain);
+  Node *square = nullptr, *div = nullptr;
+  if (!find_square_and_div(g, links, d, square, div)) return {};
+  chain.push_back(square);
+  Node *mean2 = walk.next_op(square->outputs[0], "ReduceMean", chain).node;
+  if (!mean2 || walk.trailing_axis(*mean2) != s.axis) return {};
+  auto [add_eps, variance] = walk.next_op(mean2->outputs[0], "Add", chain);
+  if (!add_eps) return {};
+  s.eps = scalar_constant(g, other_input(*add_eps, variance));
+  if (!s.eps) return {};
+  Node *sqrt = walk.next_op(add_eps->outputs[0], "Sqrt", chain).node;
+  if (!sqrt) return {};
+  int std_dev = walk.past_qdq(sqrt->outputs[0], chain);
+  if (links.single_reader(std_dev) != div || div->inputs[1] != std_dev) return {};
+  chain.push_back(div);
+  s.div = div;
+  return s;
+}
+
+// The optional affine tail after the Div: * gamma [+ beta], constants that broadcast over the
+// normalised dims only. Sets gamma, beta and the tail's last node; what it takes joins chain.
+struct LayerNormAffine {
+  int gamma = -1, beta = -1;
+  Node *last = nullptr;
+};
+
+LayerNormAffine match_layer_norm_affine(const LayerNormWalk &walk, LayerNormStatistics &s,
+                                        const Shape &block) {
+  Graph &g = walk.g;
+  auto fits_block = [&](int v) {
+    const Value &val = g.values[v];
+    return val.constant && val.dtype == DType::f32 && val.shape.size() <= block.size() &&
+           broadcast_shapes(block, val.shape, "layer norm") == block;
+  };
+  LayerNormAffine affine;
+  affine.last = s.div;
+  std::vector<Node *> tail;
+  if (auto [mul, normalised] = walk.next_op(s.div->outputs[0], "Mul", tail); mul) {
+    int c = other_input(*mul, normalised);
+    if (c >= 0 && fits_block(c)) {
+      affine.gamma = c;
+      affine.last = mul;
+      s.chain.insert(s.chain.end(), tail.begin(), tail.end());
+      tail.clear();
+      if (auto [add, scaled] = walk.next_op(mul->outputs[0], "Add", tail); add) {
+        int b = other_input(*add, scaled);
+        if (b >= 0 && fits_block(b)) {
+          affine.beta = b;
+          affine.last = add;
+          s.chain.insert(s.chain.end(), tail.begin(), tail.end());
         }
       }
     }
-    if (gamma < 0) {
-      auto ones = std::make_shared<Tensor>(DType::f32,
-                                           Shape{checked_element_count(block, "layer norm block")});
-      std::fill(ones->data<float>(), ones->data<float>() + ones->count(), 1.f);
-      ones->shape = block;
-      gamma = add_constant(g, g.values[x].name + " layer norm scale", ones);
-    }
+  }
+  return affine;
+}
+
+// A constant of ones over the normalised block: gamma when the pattern has no Mul.
+int unit_layer_norm_scale(Graph &g, int x, const Shape &block) {
+  auto ones =
+      std::make_shared<Tensor>(DType::f32, Shape{checked_element_count(block, "layer norm block")});
+  std::fill(ones->data<float>(), ones->data<float>() + ones->count(), 1.f);
+  ones->shape = block;
+  return add_constant(g, g.values[x].name + " layer norm scale", ones);
+}
+
+// The decomposed layer norm of pre-opset-17 exporters:
+//   m = ReduceMean(x, trailing axes); d = x - m; v = ReduceMean(d^2) (Pow 2 or d*d);
+//   y = d / Sqrt(v + eps) [* gamma] [+ beta]
+// becomes one axstream.LayerNorm (one pass per row instead of nine over the tensor). A
+// quantised model may hold a QuantizeLinear -> DequantizeLinear pair on any intermediate value
+// (our compiler quantises m and d, which feed Subs of two activations): those pairs go too, so
+// the statistics come from the float input without intermediate rounding. The pairs on x and
+// y stay: the op reads the dequantised input and its result is quantised for its readers.
+void fuse_layer_norm(Graph &g) {
+  ValueLinks links(g);
+  LayerNormWalk walk{g, links};
+  for (Node &mean1 : g.nodes) {
+    std::optional<LayerNormStatistics> s = match_layer_norm_statistics(walk, mean1);
+    if (!s) continue;
+    const Shape &xs = g.values[s->x].shape;
+    Shape block(xs.begin() + s->axis, xs.end());
+    LayerNormAffine affine = match_layer_norm_affine(walk, *s, block);
+    if (affine.gamma < 0) affine.gamma = unit_layer_norm_scale(g, s->x, block);
     Node fused;
-    fused.name = mean1.name.empty() ? last->name : mean1.name;
+    fused.name = mean1.name.empty() ? affine.last->name : mean1.name;
     fused.op_type = "LayerNorm";
     fused.domain = "axstream";
     fused.opset = 1;
-    fused.inputs = {x, gamma, beta};
-    fused.outputs = last->outputs;
-    fused.attrs["axis"] = int_attr(axis);
-    fused.attrs["epsilon"] = float_attr(eps->data<float>()[0]);
-    for (Node *n : chain) n->dead = true;
-    *last = std::move(fused);  // in the last node's place: every input exists by then
+    fused.inputs = {s->x, affine.gamma, affine.beta};
+    fused.outputs = affine.last->outputs;
+    fused.attrs["axis"] = int_attr(s->axis);
+    fused.attrs["epsilon"] = float_attr(s->eps->data<float>()[0]);
+    for (Node *n : s->chain) n->dead = true;
+    *affine.last = std::move(fused);  // in the last node's place: every input exists by then
   }
+}
+
+// A MatMul or Gemm that fuse_qdq_matmul replaces: its dequantised inputs a and b (b an
+// int8/uint8 constant with `columns` output columns), the bias in real units (Gemm's C or an
+// Add after it), the activation and the QuantizeLinear it ends in.
+struct QdqMatMul {
+  bool gemm = false, trans_b = false;
+  Node *da = nullptr, *db = nullptr;
+  const Tensor *b = nullptr;
+  int64_t columns = 0;
+  std::shared_ptr<Tensor> bias;
+  Node *bias_add = nullptr, *act = nullptr, *q = nullptr;
+};
+
+// A one-element constant at `slot`, or nothing there.
+bool per_tensor_input(const Graph &g, const Node &n, size_t slot) {
+  int v = input_or_none(n, slot);
+  return v < 0 || (g.values[v].constant && g.values[v].constant->count() == 1);
+}
+
+// Gemm's C: a float constant, or DequantizeLinear of an int32 constant, one value per column
+// (or one for all); it is added in real units before requantisation. False when C is there
+// but is neither.
+bool gemm_bias_in_real_units(const Graph &g, const ValueLinks &links, int c_in, float beta,
+                             QdqMatMul &m) {
+  const int64_t columns = m.columns;
+  const Tensor *c = g.values[c_in].constant.get();
+  const Tensor *c_scale = nullptr, *c_zero = nullptr;  // per tensor or per column
+  if (!c) {
+    Node *dc = dequantize_producing(links, c_in);
+    if (!dc || input_or_none(*dc, 1) < 0) return false;
+    c = g.values[dc->inputs[0]].constant.get();
+    c_scale = g.values[dc->inputs[1]].constant.get();
+    int zv = input_or_none(*dc, 2);
+    if (!c_scale || (zv >= 0 && !(c_zero = g.values[zv].constant.get()))) return false;
+  }
+  auto per_column = [&](const Tensor *t) { return !t || t->count() == 1 || t->count() == columns; };
+  if (!c || !per_column(c) || !per_column(c_scale) || !per_column(c_zero) ||
+      (c->shape.size() == 2 && c->shape[0] != 1) || c->shape.size() > 2)
+    return false;
+  auto at = [](const Tensor *t, int64_t j, double dflt) {
+    return t ? t->as_double(t->count() == 1 ? 0 : j) : dflt;
+  };
+  m.bias = std::make_shared<Tensor>(DType::f32, Shape{columns});
+  for (int64_t j = 0; j < columns; ++j)
+    m.bias->data<float>()[j] =
+        static_cast<float>(beta * at(c_scale, j, 1.0) * (at(c, j, 0.0) - at(c_zero, j, 0.0)));
+  return true;
+}
+
+// a: a per-tensor DequantizeLinear of a computed value; b: a per-tensor or per-column
+// (its output-column axis) DequantizeLinear with a constant zero point.
+bool quantisation_fits(const Graph &g, const QdqMatMul &m) {
+  const Node &da = *m.da, &db = *m.db;
+  if (g.values[da.inputs[0]].constant) return false;
+  if (!per_tensor_input(g, da, 1) || !per_tensor_input(g, da, 2) || input_or_none(da, 1) < 0)
+    return false;
+  const Tensor *bs = input_or_none(db, 1) >= 0 ? g.values[db.inputs[1]].constant.get() : nullptr;
+  if (!bs) return false;
+  if (bs->count() != 1) {
+    // Per column only: the quantisation axis must be b's output-column dim.
+    int64_t rank = static_cast<int64_t>(m.b->shape.size());
+    int64_t axis = db.attrs.count("axis") ? db.attrs.at("axis").i : 1;
+    if (axis < 0) axis += rank;
+    if (axis != (m.trans_b ? 0 : rank - 1) || bs->count() != m.columns) return false;
+    int bz = input_or_none(db, 2);
+    if (bz >= 0 && !g.values[bz].constant) return false;
+  }
+  return true;
+}
+
+// What follows the product: [Add of a per-column constant] -> [Sigmoid | Softmax over the last
+// axis] -> a per-tensor QuantizeLinear. The Add counts only before an activation.
+bool match_quantised_head(const Graph &g, const ValueLinks &links, const Node &mm, QdqMatMul &m) {
+  const int64_t columns = m.columns;
+  Node *q = links.single_reader(mm.outputs[0]);
+  if (q && is_op(*q, "Add") && q->inputs.size() == 2 && !m.bias) {
+    int other = q->inputs[0] == mm.outputs[0] ? q->inputs[1] : q->inputs[0];
+    const Tensor *c = other >= 0 ? g.values[other].constant.get() : nullptr;
+    if (c && c->dtype == DType::f32 && c->count() == columns && !c->shape.empty() &&
+        c->shape.back() == columns) {
+      m.bias = std::make_shared<Tensor>(DType::f32, Shape{columns});
+      std::copy_n(c->data<float>(), columns, m.bias->data<float>());
+      m.bias_add = q;
+      q = links.single_reader(q->outputs[0]);
+    }
+  }
+  auto last_axis = [](const Node &n) {
+    if (!n.attrs.count("axis")) return n.opset >= 13;
+    return n.attrs.at("axis").i == -1;
+  };
+  if (q && (is_op(*q, "Sigmoid") || (is_op(*q, "Softmax") && last_axis(*q)))) {
+    m.act = q;
+    q = links.single_reader(q->outputs[0]);
+  }
+  if (m.bias_add && !m.act) return false;  // a bias without the activation stays a float Add
+  if (!q || !is_op(*q, "QuantizeLinear") || !per_tensor_input(g, *q, 1) ||
+      !per_tensor_input(g, *q, 2) || input_or_none(*q, 1) < 0 || input_or_none(*q, 2) < 0)
+    return false;
+  m.q = q;
+  return true;
+}
+
+std::optional<QdqMatMul> match_qdq_matmul(const Graph &g, const ValueLinks &links, Node &mm) {
+  QdqMatMul m;
+  m.gemm = is_op(mm, "Gemm");
+  if (!(is_op(mm, "MatMul") || m.gemm) || mm.inputs.size() < 2) return {};
+  if (m.gemm) {
+    auto attr = [&](const char *k, double d) {
+      return mm.attrs.count(k)
+                 ? (mm.attrs.at(k).kind == Attribute::Kind::f ? mm.attrs.at(k).f : mm.attrs.at(k).i)
+                 : d;
+    };
+    if (attr("transA", 0) != 0 || attr("alpha", 1) != 1) return {};
+  }
+  m.trans_b = m.gemm && mm.attrs.count("transB") && mm.attrs.at("transB").i != 0;
+  float beta = m.gemm && mm.attrs.count("beta") ? mm.attrs.at("beta").f : 1.f;
+  m.da = dequantize_producing(links, mm.inputs[0]);
+  m.db = dequantize_producing(links, mm.inputs[1]);
+  if (!m.da || !m.db || m.da == m.db) return {};
+  m.b = g.values[m.db->inputs[0]].constant.get();
+  const Tensor *b = m.b;
+  if (!b || (b->dtype != DType::i8 && b->dtype != DType::u8) || b->shape.size() < 2) return {};
+  if (m.trans_b && b->shape.size() != 2) return {};
+  m.columns = m.trans_b ? b->shape[0] : b->shape.back();
+  int c_in = m.gemm && mm.inputs.size() > 2 ? mm.inputs[2] : -1;
+  if (c_in >= 0 && !gemm_bias_in_real_units(g, links, c_in, beta, m)) return {};
+  if (!quantisation_fits(g, m) || !match_quantised_head(g, links, mm, m)) return {};
+  return m;
+}
+
+// The matched nodes become one QLinearMatMul, or axstream.QGemm for a Gemm or with an
+// activation, in the QuantizeLinear's place; b is laid out (K, N) once when transposed.
+void replace_with_quantised_matmul(Graph &g, Node &mm, const QdqMatMul &m) {
+  Node *da = m.da, *db = m.db, *q = m.q;
+  const Tensor *b = m.b;
+  int b_value = db->inputs[0];
+  if (m.trans_b) {  // laid out once as (K, N)
+    auto bt = std::make_shared<Tensor>(b->dtype, Shape{b->shape[1], b->shape[0]});
+    int64_t rows = b->shape[0], cols = b->shape[1];
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) bt->bytes[c * rows + r] = b->bytes[r * cols + c];
+    b_value = add_constant(g, g.values[b_value].name + " transposed", bt);
+  }
+  Node fused;
+  fused.name = mm.name.empty() ? q->name : mm.name;
+  const bool axstream_op = m.gemm || m.act;
+  fused.op_type = axstream_op ? "QGemm" : "QLinearMatMul";
+  fused.domain = axstream_op ? "axstream" : "";
+  fused.opset = axstream_op ? 1 : 10;
+  if (m.act) fused.attrs["_activation"] = string_attr(m.act->op_type);
+  fused.inputs = {
+      da->inputs[0],         input_or_none(*da, 1), input_or_none(*da, 2), b_value,
+      input_or_none(*db, 1), input_or_none(*db, 2), input_or_none(*q, 1),  input_or_none(*q, 2)};
+  if (m.bias) fused.inputs.push_back(add_constant(g, fused.name + " bias", m.bias));
+  fused.outputs = q->outputs;
+  mm.dead = true;
+  if (m.bias_add) m.bias_add->dead = true;
+  if (m.act) m.act->dead = true;
+  *q = std::move(fused);
 }
 
 // DequantizeLinear(a) x DequantizeLinear(int8/uint8 constant b) -> MatMul -> QuantizeLinear,
@@ -828,127 +1094,9 @@ void fuse_layer_norm(Graph &g) {
 // requantising, instead of a float MatMul. Runs before folding, while b is still integer.
 void fuse_qdq_matmul(Graph &g) {
   ValueLinks links(g);
-  auto dq_of = [&](int v) -> Node * {
-    if (v < 0 || links.producer[v] < 0) return nullptr;
-    Node &n = g.nodes[links.producer[v]];
-    return is_op(n, "DequantizeLinear") && !n.inputs.empty() && n.inputs[0] >= 0 ? &n : nullptr;
-  };
-  auto per_tensor = [&](const Node &n, size_t slot) {
-    int v = input_or_none(n, slot);
-    return v < 0 || (g.values[v].constant && g.values[v].constant->count() == 1);
-  };
-  for (Node &mm : g.nodes) {
-    bool gemm = is_op(mm, "Gemm");
-    if (!(is_op(mm, "MatMul") || gemm) || mm.inputs.size() < 2) continue;
-    if (gemm) {
-      auto attr = [&](const char *k, double d) {
-        return mm.attrs.count(k) ? (mm.attrs.at(k).kind == Attribute::Kind::f ? mm.attrs.at(k).f
-                                                                              : mm.attrs.at(k).i)
-                                 : d;
-      };
-      if (attr("transA", 0) != 0 || attr("alpha", 1) != 1) continue;
-    }
-    bool trans_b = gemm && mm.attrs.count("transB") && mm.attrs.at("transB").i != 0;
-    float beta = gemm && mm.attrs.count("beta") ? mm.attrs.at("beta").f : 1.f;
-    Node *da = dq_of(mm.inputs[0]), *db = dq_of(mm.inputs[1]);
-    if (!da || !db || da == db) continue;
-    const Tensor *b = g.values[db->inputs[0]].constant.get();
-    if (!b || (b->dtype != DType::i8 && b->dtype != DType::u8) || b->shape.size() < 2) continue;
-    if (trans_b && b->shape.size() != 2) continue;
-    int64_t columns = trans_b ? b->shape[0] : b->shape.back();
-    // Gemm's C: a float constant, or DequantizeLinear of an int32 constant, one value per
-    // column (or one for all); it is added in real units before requantisation.
-    std::shared_ptr<Tensor> bias;
-    int c_in = gemm && mm.inputs.size() > 2 ? mm.inputs[2] : -1;
-    if (c_in >= 0) {
-      const Tensor *c = g.values[c_in].constant.get();
-      const Tensor *c_scale = nullptr, *c_zero = nullptr;  // per tensor or per column
-      if (!c) {
-        Node *dc = dq_of(c_in);
-        if (!dc || input_or_none(*dc, 1) < 0) continue;
-        c = g.values[dc->inputs[0]].constant.get();
-        c_scale = g.values[dc->inputs[1]].constant.get();
-        int zv = input_or_none(*dc, 2);
-        if (!c_scale || (zv >= 0 && !(c_zero = g.values[zv].constant.get()))) continue;
-      }
-      auto per_column = [&](const Tensor *t) {
-        return !t || t->count() == 1 || t->count() == columns;
-      };
-      if (!c || !per_column(c) || !per_column(c_scale) || !per_column(c_zero) ||
-          (c->shape.size() == 2 && c->shape[0] != 1) || c->shape.size() > 2)
-        continue;
-      auto at = [](const Tensor *t, int64_t j, double dflt) {
-        return t ? t->as_double(t->count() == 1 ? 0 : j) : dflt;
-      };
-      bias = std::make_shared<Tensor>(DType::f32, Shape{columns});
-      for (int64_t j = 0; j < columns; ++j)
-        bias->data<float>()[j] =
-            static_cast<float>(beta * at(c_scale, j, 1.0) * (at(c, j, 0.0) - at(c_zero, j, 0.0)));
-    }
-    if (g.values[da->inputs[0]].constant) continue;
-    if (!per_tensor(*da, 1) || !per_tensor(*da, 2) || input_or_none(*da, 1) < 0) continue;
-    const Tensor *bs =
-        input_or_none(*db, 1) >= 0 ? g.values[db->inputs[1]].constant.get() : nullptr;
-    if (!bs) continue;
-    if (bs->count() != 1) {
-      // Per column only: the quantisation axis must be b's output-column dim.
-      int64_t rank = static_cast<int64_t>(b->shape.size());
-      int64_t axis = db->attrs.count("axis") ? db->attrs.at("axis").i : 1;
-      if (axis < 0) axis += rank;
-      if (axis != (trans_b ? 0 : rank - 1) || bs->count() != columns) continue;
-      int bz = input_or_none(*db, 2);
-      if (bz >= 0 && !g.values[bz].constant) continue;
-    }
-    Node *q = links.single_reader(mm.outputs[0]);
-    Node *bias_add = nullptr, *act = nullptr;
-    if (q && is_op(*q, "Add") && q->inputs.size() == 2 && !bias) {
-      int other = q->inputs[0] == mm.outputs[0] ? q->inputs[1] : q->inputs[0];
-      const Tensor *c = other >= 0 ? g.values[other].constant.get() : nullptr;
-      if (c && c->dtype == DType::f32 && c->count() == columns && !c->shape.empty() &&
-          c->shape.back() == columns) {
-        bias = std::make_shared<Tensor>(DType::f32, Shape{columns});
-        std::copy_n(c->data<float>(), columns, bias->data<float>());
-        bias_add = q;
-        q = links.single_reader(q->outputs[0]);
-      }
-    }
-    auto last_axis = [](const Node &n) {
-      if (!n.attrs.count("axis")) return n.opset >= 13;
-      return n.attrs.at("axis").i == -1;
-    };
-    if (q && (is_op(*q, "Sigmoid") || (is_op(*q, "Softmax") && last_axis(*q)))) {
-      act = q;
-      q = links.single_reader(q->outputs[0]);
-    }
-    if (bias_add && !act) continue;  // a bias without the activation stays a float Add
-    if (!q || !is_op(*q, "QuantizeLinear") || !per_tensor(*q, 1) || !per_tensor(*q, 2) ||
-        input_or_none(*q, 1) < 0 || input_or_none(*q, 2) < 0)
-      continue;
-    int b_value = db->inputs[0];
-    if (trans_b) {  // laid out once as (K, N)
-      auto bt = std::make_shared<Tensor>(b->dtype, Shape{b->shape[1], b->shape[0]});
-      int64_t rows = b->shape[0], cols = b->shape[1];
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t c = 0; c < cols; ++c) bt->bytes[c * rows + r] = b->bytes[r * cols + c];
-      b_value = add_constant(g, g.values[b_value].name + " transposed", bt);
-    }
-    Node fused;
-    fused.name = mm.name.empty() ? q->name : mm.name;
-    const bool axstream_op = gemm || act;
-    fused.op_type = axstream_op ? "QGemm" : "QLinearMatMul";
-    fused.domain = axstream_op ? "axstream" : "";
-    fused.opset = axstream_op ? 1 : 10;
-    if (act) fused.attrs["_activation"] = string_attr(act->op_type);
-    fused.inputs = {
-        da->inputs[0],         input_or_none(*da, 1), input_or_none(*da, 2), b_value,
-        input_or_none(*db, 1), input_or_none(*db, 2), input_or_none(*q, 1),  input_or_none(*q, 2)};
-    if (bias) fused.inputs.push_back(add_constant(g, fused.name + " bias", bias));
-    fused.outputs = q->outputs;
-    mm.dead = true;
-    if (bias_add) bias_add->dead = true;
-    if (act) act->dead = true;
-    *q = std::move(fused);
-  }
+  for (Node &mm : g.nodes)
+    if (std::optional<QdqMatMul> match = match_qdq_matmul(g, links, mm))
+      replace_with_quantised_matmul(g, mm, *match);
 }
 
 // A per-tensor QuantizeLinear's arithmetic (divide, round half to even, add the zero point,
@@ -1446,6 +1594,126 @@ bool nhwc_resize(const Graph &g, const Node &n) {
   return coordinates != "tf_half_pixel_for_nn" && coordinates != "tf_crop_and_resize";
 }
 
+// The activations of an element-wise int8 op, which must share one layout; empty otherwise.
+// (A model file may hold these ops itself, with any inputs: only well-formed ones count.)
+std::vector<int> elementwise_int8_values(const Graph &g, const Node &n) {
+  std::vector<int> values;
+  if (is_op_in(n, "axstream", "QAdd") && n.inputs.size() >= 4 && n.outputs.size() == 1)
+    values = {n.inputs[0], n.inputs[3], n.outputs[0]};
+  else if (is_op_in(n, "axstream", "QLookup") && n.inputs.size() == 2 && n.outputs.size() == 1)
+    values = {n.inputs[0], n.outputs[0]};
+  else if (is_op_in(n, "axstream", "QBinary") && n.inputs.size() >= 4 && n.outputs.size() == 1)
+    // A per-channel b (1,C,1,1) reads the same in either layout: it is not one of them.
+    values = n.inputs[0] >= 0 && n.inputs[3] >= 0 && n.inputs[0] != n.inputs[3] &&
+                     g.values[n.inputs[0]].shape != g.values[n.inputs[3]].shape
+                 ? std::vector<int>{n.inputs[0], n.outputs[0]}
+                 : std::vector<int>{n.inputs[0], n.inputs[3], n.outputs[0]};
+  else if (is_op(n, "MaxPool") && n.inputs.size() == 1 && n.outputs.size() == 1 &&
+           n.inputs[0] >= 0 && g.values[n.inputs[0]].shape.size() == 4 &&
+           (g.values[n.inputs[0]].dtype == DType::i8 || g.values[n.inputs[0]].dtype == DType::u8))
+    values = {n.inputs[0], n.outputs[0]};  // int8 MaxPool (the data-movement fusion)
+  else if (is_op_in(n, "axstream", "QGlobalAveragePool") && !n.inputs.empty() &&
+           n.outputs.size() == 1)
+    // Only x has a layout: the (N,C,1,1) output reads the same either way.
+    values = {n.inputs[0], n.inputs[0]};
+  else if (is_op(n, "Resize") && moves_elements(g, n) && n.outputs.size() == 1 && nhwc_resize(g, n))
+    values = {n.inputs[0], n.outputs[0]};
+  else if (is_op(n, "DepthToSpace") && n.inputs.size() == 1 && n.outputs.size() == 1 &&
+           n.inputs[0] >= 0 && is_int8_4d(g.values[n.inputs[0]]))
+    values = {n.inputs[0], n.outputs[0]};
+  else if (is_op_in(n, "axstream", "QConcat") && n.outputs.size() == 1 &&
+           n.inputs.size() % 2 == 0 && n.attrs.count("axis") &&
+           g.values[n.outputs[0]].shape.size() == 4 &&
+           (n.attrs.at("axis").i == 1 || n.attrs.at("axis").i == -3)) {
+    // Along channels, NHWC concatenates each pixel's channel vectors.
+    values.assign(n.inputs.begin(), n.inputs.begin() + n.inputs.size() / 2);
+    values.push_back(n.outputs[0]);
+  }
+  for (int v : values)
+    if (v < 0) return {};
+  return values;
+}
+
+// A Transpose NHWC -> NCHW (an int8 package's input on its way to the first convolution):
+// with its result kept NHWC it only copies; the same for NCHW -> NHWC of a value kept NHWC
+// (an int8 package's output).
+bool is_transpose_with_perm(const Node &n, const std::vector<int64_t> &perm) {
+  return is_op(n, "Transpose") && n.inputs.size() == 1 && n.outputs.size() == 1 &&
+         n.attrs.count("perm") && n.attrs.at("perm").ints == perm;
+}
+bool is_nhwc_to_nchw(const Node &n) { return is_transpose_with_perm(n, {0, 3, 1, 2}); }
+bool is_nchw_to_nhwc(const Node &n) { return is_transpose_with_perm(n, {0, 2, 3, 1}); }
+
+// The int8 4-D values that may be kept NHWC: made by a QConv, an element-wise int8 op or an
+// NHWC -> NCHW Transpose, and read only as a QConv's input, an element-wise op's activation or
+// by an NCHW -> NHWC Transpose.
+std::set<int> nhwc_candidates(Graph &g, const ValueLinks &links) {
+  std::set<int> graph_inputs(g.inputs.begin(), g.inputs.end());
+  auto conv_input = [](const Node &n, int v) {
+    if (!is_op_in(n, "axstream", "QConv") || n.inputs.empty() || n.inputs[0] != v) return false;
+    return std::count(n.inputs.begin(), n.inputs.end(), v) == 1;
+  };
+  std::set<int> nhwc;
+  for (size_t v = 0; v < g.values.size(); ++v) {
+    const Value &val = g.values[v];
+    int id = static_cast<int>(v);
+    if (val.constant || !val.shape_known || val.shape.size() != 4 ||
+        (val.dtype != DType::i8 && val.dtype != DType::u8) || links.graph_outputs.count(id) ||
+        graph_inputs.count(id) || links.producer[v] < 0)
+      continue;
+    const Node &producer = g.nodes[links.producer[v]];
+    if (!is_op_in(producer, "axstream", "QConv") && elementwise_int8_values(g, producer).empty() &&
+        !is_nhwc_to_nchw(producer))
+      continue;
+    std::vector<Node *> readers = readers_of(g, id);
+    bool ok = !readers.empty();
+    for (Node *r : readers) {
+      // Read as one of an element-wise op's inputs (its values end with the output).
+      std::vector<int> ew = elementwise_int8_values(g, *r);
+      bool activation_of_elementwise =
+          !ew.empty() && std::find(ew.begin(), ew.end() - 1, id) != ew.end() - 1;
+      if (!conv_input(*r, id) && !activation_of_elementwise && !is_nchw_to_nhwc(*r)) ok = false;
+    }
+    if (ok) nhwc.insert(id);
+  }
+  return nhwc;
+}
+
+// An element-wise op needs its inputs and output in one layout: drop the values of any op
+// that would mix them, until none does.
+void drop_mixed_layouts(const Graph &g, std::set<int> &nhwc) {
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (const Node &n : g.nodes) {
+      std::vector<int> values = elementwise_int8_values(g, n);
+      if (values.empty() || n.dead) continue;
+      size_t in_set = 0;
+      for (int v : values) in_set += nhwc.count(v);
+      if (in_set == 0 || in_set == values.size()) continue;
+      for (int v : values) nhwc.erase(v);
+      changed = true;
+    }
+  }
+}
+
+// Tells each kernel which of its activations are NHWC (_nhwc, _src_nhwc, _dst_nhwc).
+void mark_nhwc_activations(Graph &g, const std::set<int> &nhwc) {
+  for (Node &n : g.nodes) {
+    if ((is_op_in(n, "axstream", "QBinary") || is_op_in(n, "axstream", "QConcat")) &&
+        !elementwise_int8_values(g, n).empty() && nhwc.count(n.outputs[0]))
+      n.attrs["_nhwc"] = int_attr(1);
+    if (is_nhwc_to_nchw(n) && nhwc.count(n.outputs[0])) n.attrs["_dst_nhwc"] = int_attr(1);
+    if (is_nchw_to_nhwc(n) && nhwc.count(n.inputs[0])) n.attrs["_src_nhwc"] = int_attr(1);
+    if ((is_op_in(n, "axstream", "QGlobalAveragePool") || is_op(n, "MaxPool") ||
+         is_op(n, "Resize") || is_op(n, "DepthToSpace")) &&
+        !elementwise_int8_values(g, n).empty() && nhwc.count(n.inputs[0]))
+      n.attrs["_nhwc"] = int_attr(1);
+    if (!is_op_in(n, "axstream", "QConv") || n.inputs.empty() || n.outputs.empty()) continue;
+    if (nhwc.count(n.inputs[0])) n.attrs["_src_nhwc"] = int_attr(1);
+    if (nhwc.count(n.outputs[0])) n.attrs["_dst_nhwc"] = int_attr(1);
+  }
+}
+
 // oneDNN's int8 convolutions work on NHWC activations (on VNNI/AMX CPUs); with NCHW tensors
 // between ops every one reorders its input in and its output back. An int8 4-D value that only
 // axstream.QConvs (as their input) and the layout-free int8 ops (QAdd, QLookup, QBinary,
@@ -1460,111 +1728,9 @@ void keep_int8_activations_nhwc(Graph &g) {
   if (!dnnl_kernels_enabled() || !dnnl_cpu_has_vnni()) return;
   eliminate_dead_nodes(g);  // the fusions leave DequantizeLinears nobody reads any more
   ValueLinks links(g);
-  std::set<int> graph_inputs(g.inputs.begin(), g.inputs.end());
-  // The activations of an element-wise int8 op, which must share one layout; empty otherwise.
-  // (A model file may hold these ops itself, with any inputs: only well-formed ones count.)
-  auto elementwise_values = [&g](const Node &n) -> std::vector<int> {
-    std::vector<int> values;
-    if (is_op_in(n, "axstream", "QAdd") && n.inputs.size() >= 4 && n.outputs.size() == 1)
-      values = {n.inputs[0], n.inputs[3], n.outputs[0]};
-    else if (is_op_in(n, "axstream", "QLookup") && n.inputs.size() == 2 && n.outputs.size() == 1)
-      values = {n.inputs[0], n.outputs[0]};
-    else if (is_op_in(n, "axstream", "QBinary") && n.inputs.size() >= 4 && n.outputs.size() == 1)
-      // A per-channel b (1,C,1,1) reads the same in either layout: it is not one of them.
-      values = n.inputs[0] >= 0 && n.inputs[3] >= 0 && n.inputs[0] != n.inputs[3] &&
-                       g.values[n.inputs[0]].shape != g.values[n.inputs[3]].shape
-                   ? std::vector<int>{n.inputs[0], n.outputs[0]}
-                   : std::vector<int>{n.inputs[0], n.inputs[3], n.outputs[0]};
-    else if (is_op(n, "MaxPool") && n.inputs.size() == 1 && n.outputs.size() == 1 &&
-             n.inputs[0] >= 0 && g.values[n.inputs[0]].shape.size() == 4 &&
-             (g.values[n.inputs[0]].dtype == DType::i8 || g.values[n.inputs[0]].dtype == DType::u8))
-      values = {n.inputs[0], n.outputs[0]};  // int8 MaxPool (the data-movement fusion)
-    else if (is_op_in(n, "axstream", "QGlobalAveragePool") && !n.inputs.empty() &&
-             n.outputs.size() == 1)
-      // Only x has a layout: the (N,C,1,1) output reads the same either way.
-      values = {n.inputs[0], n.inputs[0]};
-    else if (is_op(n, "Resize") && moves_elements(g, n) && n.outputs.size() == 1 &&
-             nhwc_resize(g, n))
-      values = {n.inputs[0], n.outputs[0]};
-    else if (is_op(n, "DepthToSpace") && n.inputs.size() == 1 && n.outputs.size() == 1 &&
-             n.inputs[0] >= 0 && is_int8_4d(g.values[n.inputs[0]]))
-      values = {n.inputs[0], n.outputs[0]};
-    else if (is_op_in(n, "axstream", "QConcat") && n.outputs.size() == 1 &&
-             n.inputs.size() % 2 == 0 && n.attrs.count("axis") &&
-             g.values[n.outputs[0]].shape.size() == 4 &&
-             (n.attrs.at("axis").i == 1 || n.attrs.at("axis").i == -3)) {
-      // Along channels, NHWC concatenates each pixel's channel vectors.
-      values.assign(n.inputs.begin(), n.inputs.begin() + n.inputs.size() / 2);
-      values.push_back(n.outputs[0]);
-    }
-    for (int v : values)
-      if (v < 0) return {};
-    return values;
-  };
-  // A Transpose NHWC -> NCHW (an int8 package's input on its way to the first convolution):
-  // with its result kept NHWC it only copies; the same for NCHW -> NHWC of a value kept NHWC
-  // (an int8 package's output).
-  auto transpose_with_perm = [](const Node &n, std::vector<int64_t> perm) {
-    return is_op(n, "Transpose") && n.inputs.size() == 1 && n.outputs.size() == 1 &&
-           n.attrs.count("perm") && n.attrs.at("perm").ints == perm;
-  };
-  auto nhwc_to_nchw = [&](const Node &n) { return transpose_with_perm(n, {0, 3, 1, 2}); };
-  auto nchw_to_nhwc = [&](const Node &n) { return transpose_with_perm(n, {0, 2, 3, 1}); };
-  auto conv_input = [&](const Node &n, int v) {
-    if (!is_op_in(n, "axstream", "QConv") || n.inputs.empty() || n.inputs[0] != v) return false;
-    return std::count(n.inputs.begin(), n.inputs.end(), v) == 1;
-  };
-  std::set<int> nhwc;
-  for (size_t v = 0; v < g.values.size(); ++v) {
-    const Value &val = g.values[v];
-    int id = static_cast<int>(v);
-    if (val.constant || !val.shape_known || val.shape.size() != 4 ||
-        (val.dtype != DType::i8 && val.dtype != DType::u8) || links.graph_outputs.count(id) ||
-        graph_inputs.count(id) || links.producer[v] < 0)
-      continue;
-    const Node &producer = g.nodes[links.producer[v]];
-    if (!is_op_in(producer, "axstream", "QConv") && elementwise_values(producer).empty() &&
-        !nhwc_to_nchw(producer))
-      continue;
-    std::vector<Node *> readers = readers_of(g, id);
-    bool ok = !readers.empty();
-    for (Node *r : readers) {
-      // Read as one of an element-wise op's inputs (its values end with the output).
-      std::vector<int> ew = elementwise_values(*r);
-      bool activation_of_elementwise =
-          !ew.empty() && std::find(ew.begin(), ew.end() - 1, id) != ew.end() - 1;
-      if (!conv_input(*r, id) && !activation_of_elementwise && !nchw_to_nhwc(*r)) ok = false;
-    }
-    if (ok) nhwc.insert(id);
-  }
-  // An element-wise op needs its inputs and output in one layout: drop the values of any op
-  // that would mix them, until none does.
-  for (bool changed = true; changed;) {
-    changed = false;
-    for (const Node &n : g.nodes) {
-      std::vector<int> values = elementwise_values(n);
-      if (values.empty() || n.dead) continue;
-      size_t in_set = 0;
-      for (int v : values) in_set += nhwc.count(v);
-      if (in_set == 0 || in_set == values.size()) continue;
-      for (int v : values) nhwc.erase(v);
-      changed = true;
-    }
-  }
-  for (Node &n : g.nodes) {
-    if ((is_op_in(n, "axstream", "QBinary") || is_op_in(n, "axstream", "QConcat")) &&
-        !elementwise_values(n).empty() && nhwc.count(n.outputs[0]))
-      n.attrs["_nhwc"] = int_attr(1);
-    if (nhwc_to_nchw(n) && nhwc.count(n.outputs[0])) n.attrs["_dst_nhwc"] = int_attr(1);
-    if (nchw_to_nhwc(n) && nhwc.count(n.inputs[0])) n.attrs["_src_nhwc"] = int_attr(1);
-    if ((is_op_in(n, "axstream", "QGlobalAveragePool") || is_op(n, "MaxPool") ||
-         is_op(n, "Resize") || is_op(n, "DepthToSpace")) &&
-        !elementwise_values(n).empty() && nhwc.count(n.inputs[0]))
-      n.attrs["_nhwc"] = int_attr(1);
-    if (!is_op_in(n, "axstream", "QConv") || n.inputs.empty() || n.outputs.empty()) continue;
-    if (nhwc.count(n.inputs[0])) n.attrs["_src_nhwc"] = int_attr(1);
-    if (nhwc.count(n.outputs[0])) n.attrs["_dst_nhwc"] = int_attr(1);
-  }
+  std::set<int> nhwc = nhwc_candidates(g, links);
+  drop_mixed_layouts(g, nhwc);
+  mark_nhwc_activations(g, nhwc);
 }
 
 // oneDNN's int8 convolutions on VNNI read uint8 sources: ConvKernel flips an int8 input to

@@ -115,7 +115,7 @@ double Tensor::as_double(int64_t i) const { return load_as_double(bytes.data(), 
 
 int64_t Tensor::as_int(int64_t i) const {
   if (dtype == DType::i64) return data<int64_t>()[i];
-  return static_cast<int64_t>(as_double(i));
+  return saturating_cast<int64_t>(as_double(i));
 }
 
 }  // namespace axstream::engine

@@ -2,10 +2,13 @@
 // every pass and kernel shares.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "axstream/runtime/engine.h"
@@ -61,6 +64,19 @@ class AlignedBuffer {
   std::unique_ptr<uint8_t, Free> data_;
   size_t size_ = 0;
 };
+
+// A double as T. For an integer T a value beyond T's range saturates and NaN reads 0: casting
+// them is undefined behaviour.
+template <typename T>
+T saturating_cast(double v) {
+  if constexpr (std::is_integral_v<T>) {
+    constexpr double lowest = static_cast<double>(std::numeric_limits<T>::lowest());  // -2^(n-1)
+    if (std::isnan(v)) return 0;
+    if (v >= -lowest) return std::numeric_limits<T>::max();
+    if (v <= lowest) return std::numeric_limits<T>::lowest();
+  }
+  return static_cast<T>(v);
+}
 
 // A scalar-per-element reader for any supported dtype (for the odd cold-path loop).
 double load_as_double(const void *data, DType dtype, int64_t i);

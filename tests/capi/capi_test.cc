@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -169,6 +170,9 @@ TEST_F(CapiTest, DestroyedOrMistypedHandlesAreRejected) {
   EXPECT_NE(last_error().find("not a live axr object"), std::string::npos) << last_error();
   axr_destroy(AXR_OBJECT(properties));  // twice: rejected, not a double free
   EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_INVALID_ARGUMENT);
+  std::ostringstream address;  // the message names the stale handle by its address
+  address << "object (" << static_cast<const void *>(properties) << ") is not a live axr object";
+  EXPECT_NE(last_error().find(address.str()), std::string::npos) << last_error();
 
   EXPECT_EQ(axr_num_model_inputs(reinterpret_cast<axrModel *>(ctx())), 0u);
   EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_INVALID_ARGUMENT);
@@ -552,6 +556,11 @@ TEST(CapiStatic, TensorSizeIsElementsTimesBytesAndChecksOverflow) {
   info.dims[0] = info.dims[1] = SIZE_MAX / 2;
   EXPECT_EQ(axr_tensor_size(&info), 0u);
   EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_VALUE_ERROR);
+  // The message names the dims that overflow, not just that something did.
+  EXPECT_NE(std::strstr(axr_last_error_string(nullptr),
+                        ("dims (" + std::to_string(SIZE_MAX / 2) + ",").c_str()),
+            nullptr)
+      << axr_last_error_string(nullptr);
 }
 
 class CapiModelTest : public CapiTest {

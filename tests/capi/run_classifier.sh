@@ -51,3 +51,15 @@ case "$refusal" in
   *preamble.onnx*) ;;
   *) echo "FAIL: expected an error naming preamble.onnx, got: $refusal"; exit 1 ;;
 esac
+# Bad inputs are one line naming the program and the input (the image was named without the
+# program after OpenCV's own warning, and a missing labels file was silently ignored).
+for case in "missing.jpg|$labels|cannot read image 'missing.jpg'" \
+            "$image|missing.txt|cannot read labels file 'missing.txt'"; do
+  img=${case%%|*}; rest=${case#*|}; lab=${rest%%|*}; expected=${rest#*|}
+  status=0
+  message=$("$classifier" "$AXSTREAM_TEST_MODELS/resnet_tiny" "$img" "$lab" 2>&1) || status=$?
+  case "$status:$message" in
+    "1:classifier: $expected"*) ;;
+    *) echo "FAIL: classifier $img $lab: exit $status, $message"; exit 1 ;;
+  esac
+done

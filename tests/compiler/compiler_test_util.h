@@ -47,7 +47,7 @@ inline CommandResult run_command(const std::string &command) {
 
 inline CommandResult axcompile(const std::vector<std::string> &args) {
   std::string command = shell_quote(AXCOMPILE_PATH);
-  for (const auto &a : args) command += " " + shell_quote(a);
+  for (const auto &a : args) command.append(" ").append(shell_quote(a));
   return run_command(command);
 }
 

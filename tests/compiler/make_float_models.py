@@ -6,7 +6,8 @@ classifiers with an unquantisable head (Cast+Sqrt on an NHWC input, a Pow gamma 
 and a classifier of PP-LCNetV3-style blocks (constant scale after each conv, hard-swish written out).
 
 usage: make_float_models.py OUTDIR   -> OUTDIR/{classifier,detector,dynamic,unsupported,
-                                        preamble_nhwc,preamble_nchw,hardswish}.onnx, OUTDIR/calib/*.png,
+                                        preamble_nhwc,preamble_nchw,hardswish,crnn,
+                                        crnn_time_major}.onnx, OUTDIR/calib/*.png,
                                         OUTDIR/heldout/*.png
 """
 import os
@@ -19,6 +20,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "python"))
 from onnx_graph_builder import GraphBuilder  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from outdir_arg import output_dir  # noqa: E402
 
 OPSET = 13
 
@@ -90,6 +93,46 @@ def unsupported():
                               b.inits)
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET),
                                                 helper.make_opsetid("axstream.test", 1)])
+    m.ir_version = 7
+    return m
+
+
+def crnn(time_major_output):
+    """A CRNN text recogniser, 1x3x32x64: two Conv+Relu (the second a 16-row kernel, height 1),
+    the 32 columns as a sequence, a bidirectional LSTM (hidden 24), class scores per column and
+    their Softmax — (1, 32, 11) batch-first, or (32, 1, 11) time-major as the LSTM writes it."""
+    rng = np.random.default_rng(21)
+
+    def t(name, a):
+        return numpy_helper.from_array(a if a.dtype == np.int64 else a.astype(np.float32), name)
+
+    inits = [t("c1w", rng.standard_normal((8, 3, 3, 3)) * 0.4), t("c1b", np.zeros(8)),
+             t("c2w", rng.standard_normal((16, 8, 16, 3)) * 0.05), t("c2b", np.zeros(16)),
+             t("cols_shape", np.array([1, 16, 32], np.int64)),
+             t("w", rng.standard_normal((2, 96, 16)) * 0.3),
+             t("r", rng.standard_normal((2, 96, 24)) * 0.3), t("b", rng.standard_normal((2, 192)) * 0.1),
+             t("joined_shape", np.array([32, 1, 48] if time_major_output else [1, 32, 48], np.int64)),
+             t("classes", rng.standard_normal((48, 11)) * 0.5)]
+    nodes = [helper.make_node("Conv", ["image", "c1w", "c1b"], ["c1"], strides=[2, 2],
+                              pads=[1, 1, 1, 1], name="conv1"),
+             helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+             helper.make_node("Conv", ["r1", "c2w", "c2b"], ["c2"], pads=[0, 1, 0, 1], name="conv2"),
+             helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+             helper.make_node("Reshape", ["r2", "cols_shape"], ["cols"], name="columns"),
+             helper.make_node("Transpose", ["cols"], ["seq"], perm=[2, 0, 1], name="to_time_major"),
+             helper.make_node("LSTM", ["seq", "w", "r", "b"], ["y"], hidden_size=24,
+                              direction="bidirectional", name="lstm"),
+             helper.make_node("Transpose", ["y"], ["y_t"],
+                              perm=[0, 2, 1, 3] if time_major_output else [2, 0, 1, 3],
+                              name="directions_last"),
+             helper.make_node("Reshape", ["y_t", "joined_shape"], ["joined"], name="join"),
+             helper.make_node("MatMul", ["joined", "classes"], ["logits"], name="classify"),
+             helper.make_node("Softmax", ["logits"], ["probs"], axis=-1, name="softmax")]
+    out_shape = [32, 1, 11] if time_major_output else [1, 32, 11]
+    graph = helper.make_graph(
+        nodes, "crnn", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 32, 64])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, out_shape)], inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
     m.ir_version = 7
     return m
 
@@ -185,7 +228,7 @@ def images(directory, count, seed):
 
 
 def main():
-    out = sys.argv[1]
+    out = output_dir(__doc__)
     os.makedirs(out, exist_ok=True)
     onnx.save(classifier(), os.path.join(out, "classifier.onnx"))
     onnx.save(detector(), os.path.join(out, "detector.onnx"))
@@ -194,6 +237,8 @@ def main():
     onnx.save(preamble_model(nchw=False), os.path.join(out, "preamble_nhwc.onnx"))
     onnx.save(preamble_model(nchw=True), os.path.join(out, "preamble_nchw.onnx"))
     onnx.save(hardswish_model(), os.path.join(out, "hardswish.onnx"))
+    onnx.save(crnn(time_major_output=False), os.path.join(out, "crnn.onnx"))
+    onnx.save(crnn(time_major_output=True), os.path.join(out, "crnn_time_major.onnx"))
     images(os.path.join(out, "calib"), 16, 7)
     images(os.path.join(out, "heldout"), 4, 8)
 

@@ -137,6 +137,13 @@ TEST(Axcompile, PackageRecordsPaddedNhwcIoPreprocessingAndPostamble) {
   std::string manifest = read_text(pkg / "manifest.json");
   EXPECT_NE(manifest.find("\"calibration_images\": 6"), std::string::npos) << manifest;
   EXPECT_NE(manifest.find("\"calibration_resize\": \"stretch\""), std::string::npos) << manifest;
+  // Axelera's field names for the float model's shapes, which scripts for their packages read
+  // (this test model's input is NHWC as declared; its heads are NCHW convs).
+  EXPECT_NE(manifest.find("\"input_shapes_original\": [[1, 96, 96, 3]]"), std::string::npos)
+      << manifest;
+  EXPECT_NE(manifest.find("\"output_shapes_original\": [[1, 2, 12, 12], [1, 8, 12, 12]]"),
+            std::string::npos)
+      << manifest;
   EXPECT_NE(result.output.find("calibration images 6 (resized: stretch)"), std::string::npos)
       << result.output;
   // The NHWC -> NCHW Transpose at the input is the device layout: no preamble.
@@ -517,6 +524,15 @@ TEST(Axcompile, MissingModelFileIsReportedWithItsPath) {
   EXPECT_NE(result.output.find("nope.onnx': cannot open the file"), std::string::npos)
       << result.output;
   EXPECT_FALSE(has_leftovers(pkg));
+  // A directory (say, a package given by mistake) read as nothing: "not a valid protobuf".
+  result = axcompile(
+      {dir.path.string(), "--calib", (kModels / "calib").string(), "--output-dir", pkg.string()});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(
+      result.output.find("model '" + dir.path.string() + "': is a directory, not an ONNX file"),
+      std::string::npos)
+      << result.output;
+  EXPECT_FALSE(has_leftovers(pkg));
 }
 
 TEST(Axcompile, CorruptModelFileIsReportedAsInvalidOnnx) {
@@ -537,7 +553,39 @@ TEST(Axcompile, OpNothingCanRunIsReportedNamingTheNode) {
                            (kModels / "calib").string(), "--output-dir", pkg.string()});
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_NE(result.output.find("unsupported.onnx"), std::string::npos) << result.output;
-  EXPECT_NE(result.output.find("frobnicate_node"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("error (NotImplemented)"), std::string::npos) << result.output;
+  // The node, its op and the tensor it reads (name, type and shape).
+  EXPECT_NE(result.output.find("node 'frobnicate_node' op axstream.test.Frobnicate opset 1 "
+                               "reading 'relu_8' (float32 (1,8,16,16))"),
+            std::string::npos)
+      << result.output;
+  EXPECT_FALSE(has_leftovers(pkg));
+}
+
+// A CRNN text recogniser (Conv -> bidirectional LSTM -> MatMul -> Softmax): the LSTM runs as
+// float between Q/DQ in the core, the package loads and agrees with the float model.
+TEST(Axcompile, CrnnWithABidirectionalLstmCompilesAndMatchesFloatModel) {
+  TempDir dir("crnn");
+  std::string summary;
+  double cosine =
+      compile_and_compare({"crnn.onnx", {32, 64, true}, {}}, dir.path / "pkg", &summary);
+  std::cout << "crnn: cosine(package, float) on held-out images = " << cosine << "\n";
+  EXPECT_NE(summary.find("LSTMx1"), std::string::npos) << summary;
+  EXPECT_GE(cosine, 0.99);
+}
+
+// The same network ending time-major, (T, N, C): a package's outputs are batch-first, so it is
+// refused at compile time naming the output (it used to make a package that failed to load).
+TEST(Axcompile, CoreOutputThatIsNotBatchFirstIsRefusedNamingIt) {
+  TempDir dir("crnn_time_major");
+  fs::path pkg = dir.path / "pkg";
+  auto result = axcompile({(kModels / "crnn_time_major.onnx").string(), "--calib",
+                           (kModels / "calib").string(), "--output-dir", pkg.string()});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.output.find("error (NotImplemented)"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("core output 'logits' has shape [32,1,11], not batch-first"),
+            std::string::npos)
+      << result.output;
   EXPECT_FALSE(has_leftovers(pkg));
 }
 
@@ -566,6 +614,69 @@ TEST(Axcompile, FailedCompileLeavesExistingPackageUntouched) {
   size_t entries = 0;
   for ([[maybe_unused]] const auto &e : fs::directory_iterator(dir.path)) ++entries;
   EXPECT_EQ(entries, 1u);
+}
+
+TEST(Axcompile, OutputDirHoldingOtherFilesIsRefusedAndKeptWhole) {
+  // The package replaces its directory: a folder of the user's (here the calibration images
+  // themselves) must not be swapped out and deleted. Refused before calibration starts.
+  TempDir dir("output_dir_in_use");
+  fs::path calib = dir.path / "calib";
+  fs::copy(kModels / "calib", calib);
+  size_t images = 0;
+  for ([[maybe_unused]] const auto &e : fs::directory_iterator(calib)) ++images;
+  auto result = axcompile({(kModels / "classifier.onnx").string(), "--calib", calib.string(),
+                           "--output-dir", calib.string() + "/"});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.output.find("--output-dir " + calib.string() +
+                               ": exists and is not a model package (no model.json; it holds '"),
+            std::string::npos)
+      << result.output;
+  EXPECT_EQ(result.output.find("calibrating"), std::string::npos) << result.output;
+  size_t left = 0;
+  for ([[maybe_unused]] const auto &e : fs::directory_iterator(calib)) ++left;
+  EXPECT_EQ(left, images);
+  EXPECT_FALSE(fs::exists(calib / "model.json"));
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir.path), fs::directory_iterator()), 1);
+}
+
+TEST(Axcompile, DefaultOutputDirIsCheckedBeforeCalibrationToo) {
+  // Without --output-dir the package goes to --name (else the model's stem): a folder of other
+  // files there is refused before calibrating, as an explicit --output-dir is.
+  TempDir dir("default_output_dir");
+  fs::path taken = dir.path / "taken";
+  fs::create_directories(taken);
+  std::ofstream(taken / "notes.txt") << "mine";
+  auto result = axcompile({(kModels / "classifier.onnx").string(), "--calib",
+                           (dir.path / "no-images").string(), "--name", taken.string()});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.output.find(taken.string() + ": exists and is not a model package"),
+            std::string::npos)
+      << result.output;
+  EXPECT_EQ(result.output.find("--calib"), std::string::npos) << result.output;
+  EXPECT_EQ(read_text(taken / "notes.txt"), "mine");
+}
+
+TEST(Axcompile, NonFiniteOrMalformedNumbersAreUsageErrors) {
+  // stod alone took "nan", "inf" and "1x": the package then held "pixel_scale": nan, which is
+  // not JSON, or pixel_scale 0, which the loader refuses (axcompile had exited 0).
+  const std::pair<std::vector<std::string>, std::string> cases[] = {
+      {{"--pixel-scale", "nan"}, "--pixel-scale: expected a finite number, got 'nan'"},
+      {{"--pixel-scale", "1x/255"}, "--pixel-scale: expected a finite number, got '1x/255'"},
+      {{"--pixel-scale", "1/255x"}, "--pixel-scale: expected a finite number, got '1/255x'"},
+      {{"--pixel-scale", "0"}, "--pixel-scale: 0 would make every pixel 0"},
+      {{"--mean", "0,inf,0"}, "--mean: expected a finite number, got 'inf'"},
+      {{"--accuracy-target", "nan"}, "--accuracy-target: expected a finite number, got 'nan'"},
+      {{"--num-calib", "1e10"}, "--num-calib: expected an integer in 1..100000"},
+      {{"--sensitivity-images", "0"}, "--sensitivity-images: expected an integer in 1..100000"},
+  };
+  for (const auto &[option, message] : cases) {
+    std::vector<std::string> args = {(kModels / "classifier.onnx").string(), "--calib",
+                                     (kModels / "calib").string()};
+    args.insert(args.end(), option.begin(), option.end());
+    auto result = axcompile(args);
+    EXPECT_EQ(result.exit_code, 2) << option[0] << " " << option[1];
+    EXPECT_NE(result.output.find(message), std::string::npos) << result.output;
+  }
 }
 
 TEST(Axcompile, BadOptionValuesAreUsageErrors) {

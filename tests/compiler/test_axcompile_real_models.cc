@@ -155,9 +155,10 @@ void check_blazeface(const std::string &variant, int size, FaceBars bars,
         ++matched;
   }
   std::cout << "blazeface " << variant << ": " << frames << " held-out frames, raw-output cosine "
-            << raw.value() << " (score logits " << raw_scores.value() << "), sigmoid(scores) cosine " << scores.value() << ", boxes cosine "
-            << boxes.value() << ", float faces " << float_faces << ", package faces "
-            << package_faces << ", matched (IoU>=0.5) " << matched << "\n";
+            << raw.value() << " (score logits " << raw_scores.value()
+            << "), sigmoid(scores) cosine " << scores.value() << ", boxes cosine " << boxes.value()
+            << ", float faces " << float_faces << ", package faces " << package_faces
+            << ", matched (IoU>=0.5) " << matched << "\n";
   EXPECT_GT(float_faces, 0) << "the float model should find faces in Megamind.avi";
   EXPECT_GE(matched, float_faces - bars.max_unmatched);
   EXPECT_LE(package_faces, float_faces + bars.max_extra);

@@ -5,10 +5,13 @@
 #include <gst/check/gstharness.h>
 #include <gst/gst.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <cstdlib>
+#include <fstream>
 #include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -106,5 +109,82 @@ inline std::string error_when_started(GstElement *element) {
   gst_object_unref(element);
   return error;
 }
+
+inline std::string read_file(const std::string &path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// An empty file under /tmp named after `prefix`, removed with the object.
+class TempFile {
+ public:
+  explicit TempFile(const std::string &prefix) {
+    std::string name = "/tmp/" + prefix + "-XXXXXX";
+    int fd = mkstemp(name.data());
+    if (fd >= 0) close(fd);
+    path_ = name;
+  }
+  ~TempFile() { unlink(path_.c_str()); }
+  TempFile(const TempFile &) = delete;
+  TempFile &operator=(const TempFile &) = delete;
+  const std::string &path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// A pad probe removed with its owner (the probes below point at the object holding them).
+class PadProbe {
+ public:
+  PadProbe(GstPad *pad, GstPadProbeType type, GstPadProbeCallback callback, gpointer data)
+      : pad_(GST_PAD(gst_object_ref(pad))),
+        id_(gst_pad_add_probe(pad, type, callback, data, nullptr)) {}
+  PadProbe(GstElement *element, const char *pad_name, GstPadProbeType type,
+           GstPadProbeCallback callback, gpointer data)
+      : pad_(gst_element_get_static_pad(element, pad_name)),
+        id_(gst_pad_add_probe(pad_, type, callback, data, nullptr)) {}
+  ~PadProbe() {
+    gst_pad_remove_probe(pad_, id_);
+    gst_object_unref(pad_);
+  }
+  PadProbe(const PadProbe &) = delete;
+  PadProbe &operator=(const PadProbe &) = delete;
+
+ private:
+  GstPad *pad_;
+  gulong id_;
+};
+
+// A pad probe answering every buffer with the flow return `refusal` (GINT_TO_POINTER of it), as
+// a downstream element refusing frames would.
+inline GstPadProbeReturn refuse_buffer(GstPad *, GstPadProbeInfo *info, gpointer refusal) {
+  GST_PAD_PROBE_INFO_FLOW_RETURN(info) = GstFlowReturn(GPOINTER_TO_INT(refusal));
+  return GST_PAD_PROBE_HANDLED;
+}
+
+// axinference on `model` alone in a harness fed RGB width x height frames, its bus messages
+// watched; torn down with the object.
+struct WatchedInference {
+  WatchedInference(const std::string &model, int width, int height)
+      : element(gst_element_factory_make("axinference", nullptr)), bus(with_model(element, model)) {
+    h = gst_harness_new_with_element(element, "sink", "src");
+    gst_harness_set_src_caps_str(h, video_caps("RGB", width, height).c_str());
+  }
+  ~WatchedInference() { gst_harness_teardown(h); }
+  WatchedInference(const WatchedInference &) = delete;
+  WatchedInference &operator=(const WatchedInference &) = delete;
+
+  GstElement *element;
+  BusWatch bus;
+  GstHarness *h = nullptr;
+
+ private:
+  static GstElement *with_model(GstElement *element, const std::string &model) {
+    g_object_set(element, "model", model.c_str(), nullptr);
+    return element;
+  }
+};
 
 }  // namespace axtest

@@ -181,6 +181,15 @@ TEST_F(AxDecode, BlazeFaceAttachesAFaceRoiInFramePixelsWithKeypoints) {
   EXPECT_NEAR(x, 190.0f, 1e-3);
   EXPECT_NEAR(y, 70.0f, 1e-3);
   EXPECT_FALSE(gst_ax_keypoints_meta_get_point(typed, 6, &x, &y));
+  // The same values in the typed meta that survives videoscale (test_detection_meta.cc).
+  const GstAxDetectionMeta *detection = gst_buffer_get_ax_detection_meta(out, roi->id);
+  ASSERT_NE(detection, nullptr);
+  EXPECT_STREQ(detection->label, "face");
+  EXPECT_DOUBLE_EQ(detection->score, confidence);
+  EXPECT_EQ(detection->class_id, 0);
+  EXPECT_EQ(detection->track_id, -1);
+  EXPECT_EQ(detection->text, nullptr);
+  EXPECT_FALSE(detection->predicted);
   gst_buffer_unref(out);
   gst_harness_teardown(harness);
 }
@@ -216,6 +225,35 @@ TEST_F(AxDecode, ModelPropertySkipsTensorsOfOtherModels) {
   EXPECT_EQ(gst_buffer_get_n_meta(out, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE), 0u);
   gst_buffer_unref(out);
   gst_harness_teardown(harness);
+}
+
+// A bare axdecode (default decoder classification) after a detector ranked the detector's first
+// head as classes and said nothing; a classifier's axdecode without model= in a cascade did the
+// same to the detector's outputs, as whole-frame classes. Without model= such a model is skipped,
+// with a warning naming its outputs and the decoders; named by model=, decoded, with the warning.
+TEST_F(AxDecode, ClassificationSkipsADetectorsOutputsWithAWarningUnlessModelNamesIt) {
+  BlazeFacePackage package;
+  for (const bool named : {false, true}) {
+    GstHarness *harness =
+        decode_harness(named ? "axdecode model=" + package.dir.string() : "axdecode");
+    axtest::BusWatch bus(harness->element);
+    GstBuffer *out = gst_harness_push_and_pull(
+        harness, frame_with_outputs(package.dir.string(), blazeface_tensors(), letterbox_640x480()));
+    ASSERT_NE(out, nullptr);
+    // The face anchor's logit 2.0 leads the first head: ranked, it is "class 107".
+    EXPECT_EQ(gst_buffer_get_ax_classification_meta(out, -1) != nullptr, named) << named;
+    gst_buffer_unref(out);
+    const std::string warning = bus.warning();
+    EXPECT_NE(warning.find("model '" + package.dir.string() +
+                           "' has 4 outputs (scores_16 (1,512,1), scores_8 (1,384,1), boxes_16 "
+                           "(1,512,16), boxes_8 (1,384,16)), not one of class scores"),
+              std::string::npos)
+        << warning;
+    EXPECT_NE(warning.find(named ? "ranks only the first" : "skips them"), std::string::npos)
+        << warning;
+    EXPECT_NE(warning.find("decoder= one of blazeface,"), std::string::npos) << warning;
+    gst_harness_teardown(harness);
+  }
 }
 
 TEST_F(AxDecode, ClassificationOfAnRoiAttachesToThatRoi) {
@@ -265,6 +303,8 @@ TEST_F(AxDecode, ClassificationOfAnRoiAttachesToThatRoi) {
   const GValue *labels_value = gst_structure_get_value(params, "labels");
   ASSERT_TRUE(labels_value && GST_VALUE_HOLDS_ARRAY(labels_value));
   EXPECT_STREQ(g_value_get_string(gst_value_array_get_value(labels_value, 0)), "label7");
+  // A ROI's classes are its param only: the custom meta is the whole frame's.
+  EXPECT_EQ(gst_buffer_get_custom_meta(out, GST_AX_CLASSIFICATION_PARAM), nullptr);
   gst_buffer_unref(out);
   gst_harness_teardown(harness);
   fs::remove(labels);
@@ -383,6 +423,21 @@ TEST_F(AxDecode, RunsThePackagesPostambleBeforeDecoding) {
   const double hot = std::exp((127 - logits.zero_point) * logits.scale);
   EXPECT_NEAR(classes->scores[0], hot / (hot + 999.0), 1e-4);
   EXPECT_STREQ(classes->labels[0], "class 42");
+  // The same classes as an introspectable custom meta (what Python reads), kept by a copy.
+  GstBuffer *copy = gst_buffer_copy(out);
+  GstCustomMeta *custom = gst_buffer_get_custom_meta(copy, GST_AX_CLASSIFICATION_PARAM);
+  ASSERT_NE(custom, nullptr);
+  const GstStructure *params = gst_custom_meta_get_structure(custom);
+  const GValue *ids = gst_structure_get_value(params, "class-ids");
+  const GValue *scores = gst_structure_get_value(params, "scores");
+  const GValue *labels = gst_structure_get_value(params, "labels");
+  ASSERT_TRUE(ids && scores && labels && GST_VALUE_HOLDS_ARRAY(ids))
+      << gst_structure_to_string(params);
+  ASSERT_EQ(gst_value_array_get_size(ids), 1u);
+  EXPECT_EQ(g_value_get_int(gst_value_array_get_value(ids, 0)), 42);
+  EXPECT_NEAR(g_value_get_double(gst_value_array_get_value(scores, 0)), classes->scores[0], 1e-6);
+  EXPECT_STREQ(g_value_get_string(gst_value_array_get_value(labels, 0)), "class 42");
+  gst_buffer_unref(copy);
   gst_buffer_unref(out);
   gst_harness_teardown(harness);
 }
@@ -410,6 +465,94 @@ TEST_F(AxDecode, ResultMetasSurviveABufferCopy) {
   EXPECT_EQ(x, 3.0f);
   EXPECT_EQ(y, 4.0f);
   gst_buffer_unref(copy);
+}
+
+// videoscale (and any element scaling the frame) scales the ROI box; the detection's keypoints
+// must follow it, not stay in the old frame's pixels (they did: untagged metas are copied as is).
+TEST_F(AxDecode, KeypointsScaleWithTheFrameLikeTheirRoi) {
+  EXPECT_TRUE(gst_meta_api_type_has_tag(GST_AX_KEYPOINTS_META_API_TYPE,
+                                        g_quark_from_string(GST_META_TAG_VIDEO_SIZE_STR)));
+  GstBuffer *frame = gst_buffer_new();
+  GstVideoRegionOfInterestMeta *roi =
+      gst_buffer_add_video_region_of_interest_meta(frame, "face", 100, 50, 40, 20);
+  roi->id = 7;
+  const gfloat points[] = {110.0f, 60.0f, 130.0f, 65.0f};
+  gst_buffer_add_ax_keypoints_meta(frame, 7, 2, points);
+  GstVideoInfo in_info, out_info;
+  gst_video_info_set_format(&in_info, GST_VIDEO_FORMAT_RGB, 640, 480);
+  gst_video_info_set_format(&out_info, GST_VIDEO_FORMAT_RGB, 320, 240);
+  GstVideoMetaTransform scale = {&in_info, &out_info};
+  GstBuffer *scaled = gst_buffer_new();
+  gpointer state = nullptr;
+  while (GstMeta *meta = gst_buffer_iterate_meta(frame, &state))
+    meta->info->transform_func(scaled, meta, frame, gst_video_meta_transform_scale_get_quark(),
+                               &scale);
+  GstVideoRegionOfInterestMeta *scaled_roi =
+      gst_buffer_get_video_region_of_interest_meta_id(scaled, 7);
+  ASSERT_NE(scaled_roi, nullptr);
+  EXPECT_EQ(scaled_roi->x, 50u);
+  EXPECT_EQ(scaled_roi->w, 20u);
+  GstAxKeypointsMeta *keypoints = gst_buffer_get_ax_keypoints_meta(scaled, 7);
+  ASSERT_NE(keypoints, nullptr);
+  gfloat x = 0, y = 0;
+  ASSERT_TRUE(gst_ax_keypoints_meta_get_point(keypoints, 0, &x, &y));
+  EXPECT_FLOAT_EQ(x, 55.0f);
+  EXPECT_FLOAT_EQ(y, 30.0f);
+  ASSERT_TRUE(gst_ax_keypoints_meta_get_point(keypoints, 1, &x, &y));
+  EXPECT_FLOAT_EQ(x, 65.0f);
+  EXPECT_FLOAT_EQ(y, 32.5f);
+  // A transform it does not know (a flip, a crop) drops them rather than misplace them.
+  GstBuffer *other = gst_buffer_new();
+  GstMeta *meta = &gst_buffer_get_ax_keypoints_meta(frame, 7)->meta;
+  EXPECT_FALSE(
+      meta->info->transform_func(other, meta, frame, g_quark_from_static_string("other"), nullptr));
+  EXPECT_EQ(gst_buffer_get_ax_keypoints_meta(other, 7), nullptr);
+  gst_buffer_unref(other);
+  gst_buffer_unref(scaled);
+  gst_buffer_unref(frame);
+}
+
+// videoscale between axinference and axdecode: the tensor meta's geometry must map the tensor to
+// the scaled frame (it kept the old frame's, so boxes landed in unscaled pixels).
+TEST_F(AxDecode, TensorGeometryScalesWithTheFrame) {
+  EXPECT_TRUE(gst_meta_api_type_has_tag(GST_AX_TENSOR_META_API_TYPE,
+                                        g_quark_from_string(GST_META_TAG_VIDEO_SIZE_STR)));
+  GstBuffer *frame = gst_buffer_new();
+  GstAxTransform transform{};
+  transform.crop_x = 40;
+  transform.crop_y = 20;
+  transform.crop_width = 600;
+  transform.crop_height = 440;
+  transform.scale_x = transform.scale_y = 0.25;
+  transform.offset_x = 8;
+  transform.offset_y = 4;
+  transform.tensor_width = transform.tensor_height = 128;
+  GstBuffer *tensors = gst_buffer_new_allocate(nullptr, 16, nullptr);
+  GstAxTensorMeta *meta = gst_buffer_add_ax_tensor_meta(frame, GST_AX_TENSOR_OUTPUT, "/models/m", 3,
+                                                        &transform, tensors);
+  meta->stream_id = 2;
+  GstVideoInfo in_info, out_info;
+  gst_video_info_set_format(&in_info, GST_VIDEO_FORMAT_RGB, 640, 480);
+  gst_video_info_set_format(&out_info, GST_VIDEO_FORMAT_RGB, 320, 120);
+  GstVideoMetaTransform scale = {&in_info, &out_info};
+  GstBuffer *scaled = gst_buffer_new();
+  ASSERT_TRUE(meta->meta.info->transform_func(scaled, &meta->meta, frame,
+                                              gst_video_meta_transform_scale_get_quark(), &scale));
+  GstAxTensorMeta *out = gst_buffer_get_ax_tensor_meta(scaled, GST_AX_TENSOR_OUTPUT, nullptr, 3);
+  ASSERT_NE(out, nullptr);
+  EXPECT_EQ(out->tensors, tensors);
+  EXPECT_EQ(out->stream_id, 2u);
+  // Tensor pixel (72, 36) is frame pixel (40 + 64 / 0.25, 20 + 32 / 0.25) = (296, 148) before,
+  // (148, 37) in the 320x120 frame.
+  const GstAxTransform &t = out->transform;
+  EXPECT_DOUBLE_EQ(t.crop_x + (72 - t.offset_x) / t.scale_x, 148.0);
+  EXPECT_DOUBLE_EQ(t.crop_y + (36 - t.offset_y) / t.scale_y, 37.0);
+  EXPECT_DOUBLE_EQ(t.crop_width, 300.0);
+  EXPECT_DOUBLE_EQ(t.crop_height, 110.0);
+  EXPECT_EQ(t.tensor_width, 128);
+  gst_buffer_unref(scaled);
+  gst_buffer_unref(tensors);
+  gst_buffer_unref(frame);
 }
 
 TEST_F(AxDecode, ModelPropertyMatchesThePackageWrittenAsItsModelJson) {
@@ -470,6 +613,11 @@ TEST_F(AxDecode, CtcTextLandsOnTheRoiItWasReadFrom) {
   double confidence = 0;
   ASSERT_TRUE(gst_structure_get_double(params, "text-confidence", &confidence));
   EXPECT_NEAR(confidence, (0.9 + 0.8) / 2, 1e-5);  // first x and the y
+  const GstAxDetectionMeta *detection = gst_buffer_get_ax_detection_meta(out, 3);
+  ASSERT_NE(detection, nullptr);
+  EXPECT_STREQ(detection->text, "xy");
+  EXPECT_DOUBLE_EQ(detection->text_confidence, confidence);
+  EXPECT_STREQ(detection->label, "text");
   gst_buffer_unref(out);
   gst_harness_teardown(harness);
   fs::remove_all(dir);

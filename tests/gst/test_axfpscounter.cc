@@ -48,3 +48,43 @@ TEST(AxFpsCounter, CountsEveryFrameAndPostsAFinalReportAtEos) {
   gst_object_unref(bus);
   gst_harness_teardown(h);
 }
+
+namespace {
+// The latency-ms of the final report of `description` (a pipeline with a counter named counter).
+double final_latency_ms(const char *description) {
+  GError *error = nullptr;
+  GstElement *pipeline = gst_parse_launch(description, &error);
+  EXPECT_NE(pipeline, nullptr) << (error ? error->message : "");
+  if (!pipeline) return -2;
+  GstBus *bus = gst_element_get_bus(pipeline);
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  double latency = -2;
+  while (GstMessage *message = gst_bus_timed_pop_filtered(
+             bus, 10 * GST_SECOND,
+             static_cast<GstMessageType>(GST_MESSAGE_ELEMENT | GST_MESSAGE_EOS | GST_MESSAGE_ERROR))) {
+    const bool done = GST_MESSAGE_TYPE(message) != GST_MESSAGE_ELEMENT;
+    const GstStructure *s = gst_message_get_structure(message);
+    gboolean final = FALSE;
+    if (!done && gst_structure_has_name(s, "axfpscounter") &&
+        gst_structure_get_boolean(s, "final", &final) && final)
+      gst_structure_get_double(s, "latency-ms", &latency);
+    gst_message_unref(message);
+    if (done) break;
+  }
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(bus);
+  gst_object_unref(pipeline);
+  return latency;
+}
+}  // namespace
+
+// The description says when latency is measured: a user trying it with fakesink (sync=false)
+// got fps lines without the latency the description promised.
+TEST(AxFpsCounter, ReportsLatencyOnlyWhenFramesMeetTheClock) {
+  EXPECT_GE(final_latency_ms("videotestsrc is-live=true num-buffers=3 ! "
+                             "axfpscounter name=counter silent=true interval=0 ! fakesink"),
+            0.0);
+  EXPECT_EQ(final_latency_ms("videotestsrc num-buffers=3 ! "
+                             "axfpscounter name=counter silent=true interval=0 ! fakesink"),
+            -1.0);
+}

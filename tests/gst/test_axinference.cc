@@ -193,12 +193,6 @@ TEST(AxInference, FrameBeingPushedAtAFlushDoesNotComeOutAfterIt) {
   gst_harness_teardown(h);
 }
 
-// Downstream refusing every buffer with `refusal` (as an element that lost its caps would).
-static GstPadProbeReturn refuse_buffer(GstPad *, GstPadProbeInfo *info, gpointer refusal) {
-  GST_PAD_PROBE_INFO_FLOW_RETURN(info) = GstFlowReturn(GPOINTER_TO_INT(refusal));
-  return GST_PAD_PROBE_HANDLED;
-}
-
 // Once upstream has sent EOS it pushes no more frames, so nobody but axinference sees a fatal
 // flow return of its push thread: it must post the error itself (as queue does), or the stream
 // "ends" with EOS and its last frames silently gone.
@@ -210,7 +204,7 @@ TEST(AxInference, DownstreamRefusingFramesAfterEosIsAnErrorNamingTheReason) {
     BusWatch bus(element);
     GstHarness *h = gst_harness_new_with_element(element, "sink", "src");
     gst_harness_set_src_caps_str(h, "video/x-raw,format=RGB,width=16,height=16,framerate=30/1");
-    gst_pad_add_probe(h->sinkpad, GST_PAD_PROBE_TYPE_BUFFER, refuse_buffer,
+    gst_pad_add_probe(h->sinkpad, GST_PAD_PROBE_TYPE_BUFFER, axtest::refuse_buffer,
                       GINT_TO_POINTER(refusal), nullptr);
     const Bytes input = read_file(model + "/reference/input_0.bin");
     // The frame is queued at once (its push returns OK): the refusal comes after the EOS.
@@ -312,6 +306,10 @@ TEST(AxInference, UnsharedElementsCannotBothReserveEveryCore) {
   const std::string message = error.substr(0, error.find(" | "));
   EXPECT_NE(message.find("could not load model"), std::string::npos) << error;
   EXPECT_NE(message.find("held by"), std::string::npos) << error;
+  // The holder is this process: an application running one stream per pipeline is told how its
+  // elements can share the device instead.
+  EXPECT_NE(message.find("set shared=true on those with the same model"), std::string::npos)
+      << error;
   gst_harness_teardown(a);
 }
 
@@ -345,11 +343,9 @@ TEST(AxInference, AipuCoresBelowNumSubDevicesRuns) {
 
 TEST(AxInference, FrameWithoutItsInputTensorWarnsNamingTheModel) {
   AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
-  GstElement *element = gst_element_factory_make("axinference", nullptr);
-  g_object_set(element, "model", model.c_str(), nullptr);
-  axtest::BusWatch bus(element);
-  GstHarness *h = gst_harness_new_with_element(element, "sink", "src");
-  gst_harness_set_src_caps_str(h, "video/x-raw,format=RGB,width=16,height=16,framerate=30/1");
+  axtest::WatchedInference inference(model, 16, 16);
+  GstHarness *h = inference.h;
+  axtest::BusWatch &bus = inference.bus;
   GstBuffer *out =
       gst_harness_push_and_pull(h, gst_buffer_new_allocate(nullptr, 16 * 16 * 3, nullptr));
   ASSERT_NE(out, nullptr);
@@ -358,28 +354,52 @@ TEST(AxInference, FrameWithoutItsInputTensorWarnsNamingTheModel) {
   EXPECT_NE(warning.find("a frame has no input tensor for model '" + model + "'"),
             std::string::npos)
       << warning;
-  gst_harness_teardown(h);
 }
 
 // A cascade's second stage: the first model's tensors ride on the frame but it found no object,
 // so there is nothing to crop and nothing to warn about.
 TEST(AxInference, CascadeFrameWithoutObjectsPassesWithoutAWarning) {
   AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
-  GstElement *element = gst_element_factory_make("axinference", nullptr);
-  g_object_set(element, "model", model.c_str(), nullptr);
-  axtest::BusWatch bus(element);
-  GstHarness *h = gst_harness_new_with_element(element, "sink", "src");
-  gst_harness_set_src_caps_str(h, "video/x-raw,format=RGB,width=16,height=16,framerate=30/1");
+  axtest::WatchedInference inference(model, 16, 16);
+  GstHarness *h = inference.h;
+  axtest::BusWatch &bus = inference.bus;
   GstBuffer *frame = gst_buffer_new_allocate(nullptr, 16 * 16 * 3, nullptr);
+  GstBuffer *detector_inputs = gst_buffer_new_allocate(nullptr, 8, nullptr);
+  gst_buffer_add_ax_tensor_meta(frame, GST_AX_TENSOR_INPUT, "/models/detector", -1, nullptr,
+                                detector_inputs);
+  gst_buffer_unref(detector_inputs);
   GstBuffer *detector_outputs = gst_buffer_new_allocate(nullptr, 8, nullptr);
-  gst_buffer_add_ax_tensor_meta(frame, GST_AX_TENSOR_OUTPUT, "/models/detector", -1, nullptr,
-                                detector_outputs);
+  gst_buffer_add_ax_tensor_meta(frame, GST_AX_TENSOR_OUTPUT, "/models/detector/model.json", -1,
+                                nullptr, detector_outputs);
   gst_buffer_unref(detector_outputs);
   GstBuffer *out = gst_harness_push_and_pull(h, frame);
   ASSERT_NE(out, nullptr);
   gst_buffer_unref(out);
   EXPECT_EQ(bus.warning(), "");
-  gst_harness_teardown(h);
+}
+
+// axpreprocess and axinference naming different packages: the frame carries the other package's
+// input tensor, which nothing ran. Before, that passed as "a cascade without objects", silently.
+TEST(AxInference, FrameWithAnotherPackagesInputThatNothingRanWarnsNamingBoth) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  axtest::WatchedInference inference(model, 16, 16);
+  GstHarness *h = inference.h;
+  axtest::BusWatch &bus = inference.bus;
+  GstBuffer *frame = gst_buffer_new_allocate(nullptr, 16 * 16 * 3, nullptr);
+  GstBuffer *other_inputs = gst_buffer_new_allocate(nullptr, 8, nullptr);
+  gst_buffer_add_ax_tensor_meta(frame, GST_AX_TENSOR_INPUT, "/models/other", -1, nullptr,
+                                other_inputs);
+  gst_buffer_unref(other_inputs);
+  GstBuffer *out = gst_harness_push_and_pull(h, frame);
+  ASSERT_NE(out, nullptr);
+  EXPECT_EQ(gst_buffer_get_ax_tensor_meta(out, GST_AX_TENSOR_OUTPUT, nullptr, -1), nullptr);
+  gst_buffer_unref(out);
+  const std::string warning = bus.warning();
+  EXPECT_NE(warning.find("no input tensor for model '" + model +
+                         "', only one for model "
+                         "'/models/other' that no axinference ran"),
+            std::string::npos)
+      << warning;
 }
 
 TEST(AxInferenceErrors, MissingModelFailsAtReadyToPausedWithMessage) {

@@ -5,10 +5,10 @@
 #include <random>
 #include <vector>
 
+#include "axinference_test_util.h"
 #include "axstream/gst/axtensormeta.h"
 #include "axstream/gst/axtensorpool.h"
 #include "axstream/runtime/runtime.h"
-#include "axinference_test_util.h"
 
 namespace {
 

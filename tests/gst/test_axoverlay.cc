@@ -8,8 +8,10 @@
 #include <array>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "axstream/gst/axresultmeta.h"
+#include "axstream/overlay/overlay.h"
 
 namespace {
 
@@ -238,6 +240,138 @@ TEST_P(OverlayOddSize, DrawsBoxEdgesOnTheLastColumnAndRow) {
 
 INSTANTIATE_TEST_SUITE_P(SubsampledAndPacked, OverlayOddSize,
                          ::testing::Values("NV12", "I420", "RGB"));
+
+// A cascade's classes on each object: a 320x64 RGB frame, wide enough for the whole label, with
+// one face whose classifiers' results are attached as axdecode decoder=classification attaches
+// them; the drawn frame must equal the overlay library drawing the expected text itself.
+class OverlayClasses : public ::testing::Test {
+ protected:
+  static constexpr int kWide = 320, kHigh = 64;
+  void SetUp() override {
+    gst_init(nullptr, nullptr);
+    harness_ = gst_harness_new("axoverlay");
+    ASSERT_NE(harness_, nullptr) << "axoverlay not found; GST_PLUGIN_PATH must name the build's "
+                                    "gst/elements";
+    gst_video_info_set_format(&info_, GST_VIDEO_FORMAT_RGB, kWide, kHigh);
+    GstCaps *caps = gst_video_info_to_caps(&info_);
+    gst_harness_set_src_caps(harness_, caps);
+  }
+  void TearDown() override {
+    if (harness_) gst_harness_teardown(harness_);
+  }
+
+  // A black frame with a "face 0.90" ROI (id 0) at (10, 30) 60x20.
+  GstBuffer *frame_with_face() {
+    GstBuffer *buffer = gst_buffer_new_allocate(nullptr, GST_VIDEO_INFO_SIZE(&info_), nullptr);
+    gst_buffer_memset(buffer, 0, 0, GST_VIDEO_INFO_SIZE(&info_));
+    GstVideoRegionOfInterestMeta *roi = add_face(buffer, 10, 30, 60, 20);
+    roi->id = 0;
+    return buffer;
+  }
+
+  // One classifier's result for ROI `roi_id` (label nullptr: a model without labels), as
+  // axdecode writes it: a GstAxClassificationMeta and, with `as_param`, an ax-classification
+  // param on the ROI.
+  static void classify(GstBuffer *buffer, gint roi_id, const char *label, gint class_id,
+                       float score, bool as_param = true) {
+    const gchar *const labels[] = {label ? label : "", nullptr};
+    gst_buffer_add_ax_classification_meta(buffer, roi_id, nullptr, 1, &class_id, &score, labels);
+    if (!as_param) return;
+    GValue label_array = G_VALUE_INIT, id_array = G_VALUE_INIT, score_array = G_VALUE_INIT;
+    GValue v = G_VALUE_INIT;
+    gst_value_array_init(&label_array, 1);
+    g_value_init(&v, G_TYPE_STRING);
+    g_value_set_string(&v, labels[0]);
+    gst_value_array_append_and_take_value(&label_array, &v);
+    gst_value_array_init(&id_array, 1);
+    g_value_init(&v, G_TYPE_INT);
+    g_value_set_int(&v, class_id);
+    gst_value_array_append_and_take_value(&id_array, &v);
+    gst_value_array_init(&score_array, 1);
+    g_value_init(&v, G_TYPE_DOUBLE);
+    g_value_set_double(&v, score);
+    gst_value_array_append_and_take_value(&score_array, &v);
+    GstStructure *params = gst_structure_new_empty(GST_AX_CLASSIFICATION_PARAM);
+    gst_structure_take_value(params, "labels", &label_array);
+    gst_structure_take_value(params, "class-ids", &id_array);
+    gst_structure_take_value(params, "scores", &score_array);
+    GstVideoRegionOfInterestMeta *roi = gst_buffer_get_video_region_of_interest_meta(buffer);
+    gst_video_region_of_interest_meta_add_param(roi, params);
+  }
+
+  std::vector<uint8_t> drawn(GstBuffer *in) {
+    EXPECT_EQ(gst_harness_push(harness_, in), GST_FLOW_OK);
+    GstBuffer *out = gst_harness_pull(harness_);
+    std::vector<uint8_t> bytes;
+    if (!out) return bytes;
+    GstMapInfo map;
+    EXPECT_TRUE(gst_buffer_map(out, &map, GST_MAP_READ));
+    bytes.assign(map.data, map.data + map.size);
+    gst_buffer_unmap(out, &map);
+    gst_buffer_unref(out);
+    return bytes;
+  }
+
+  // What the overlay library draws for the face box with `text` (the element's default style);
+  // with an empty box only the text, at the top-left corner.
+  std::vector<uint8_t> expected(const std::string &text, bool box = true) {
+    std::vector<uint8_t> bytes(GST_VIDEO_INFO_SIZE(&info_), 0);
+    axstream::overlay::FrameView view;
+    view.format = axstream::overlay::PixelFormat::RGB;
+    view.width = kWide;
+    view.height = kHigh;
+    view.planes[0] = bytes.data();
+    view.strides[0] = GST_VIDEO_INFO_PLANE_STRIDE(&info_, 0);
+    axstream::overlay::OverlayObject object;
+    object.text = text;
+    if (box) {
+      object.x = 10;
+      object.y = 30;
+      object.width = 60;
+      object.height = 20;
+    }
+    axstream::overlay::draw_objects(view, {object}, axstream::overlay::OverlayStyle{});
+    return bytes;
+  }
+
+  GstHarness *harness_ = nullptr;
+  GstVideoInfo info_;
+};
+
+TEST_F(OverlayClasses, AppendsEachClassifiersBestClassToTheObjectsLabel) {
+  GstBuffer *in = frame_with_face();
+  classify(in, 0, "smiling", 1, 0.81f);
+  classify(in, 0, nullptr, 4, 0.62f);      // a classifier without labels: its class id
+  classify(in, 7, "cat", 2, 0.5f, false);  // another object's class stays off this one
+  const std::vector<uint8_t> out = drawn(in);
+  EXPECT_EQ(out, expected("face 0.90 | smiling 0.81 | class 4 0.62"));
+  EXPECT_NE(out, expected("face 0.90")) << "the classes must change the drawn label";
+}
+
+TEST_F(OverlayClasses, ReadsTheTypedMetasWhenTheParamsAreGone) {
+  // As after videoscale or videoconvert, which drop the ROI's params but copy the typed metas.
+  GstBuffer *in = frame_with_face();
+  classify(in, 0, "smiling", 1, 0.81f, false);
+  classify(in, 0, "glasses", 3, 0.5f, false);
+  EXPECT_EQ(drawn(in), expected("face 0.90 | smiling 0.81 | glasses 0.50"));
+}
+
+TEST_F(OverlayClasses, DrawClassesFalseDrawsTheDetectionLabelOnly) {
+  GstElement *overlay = gst_harness_find_element(harness_, "axoverlay");
+  g_object_set(overlay, "draw-classes", FALSE, nullptr);
+  gst_object_unref(overlay);
+  GstBuffer *in = frame_with_face();
+  classify(in, 0, "smiling", 1, 0.81f);
+  EXPECT_EQ(drawn(in), expected("face 0.90"));
+}
+
+TEST_F(OverlayClasses, JoinsTheWholeFrameClassifiersInTheCorner) {
+  GstBuffer *in = gst_buffer_new_allocate(nullptr, GST_VIDEO_INFO_SIZE(&info_), nullptr);
+  gst_buffer_memset(in, 0, 0, GST_VIDEO_INFO_SIZE(&info_));
+  classify(in, -1, "owl", 3, 0.75f, false);
+  classify(in, -1, "night", 0, 0.5f, false);
+  EXPECT_EQ(drawn(in), expected("owl 0.75 | night 0.50", false));
+}
 
 TEST(OverlayCaps, RefusesFormatsItCannotDrawOn) {
   gst_init(nullptr, nullptr);

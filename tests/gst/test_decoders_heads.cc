@@ -129,7 +129,9 @@ TEST(SsdPriors, DeltasAreAppliedToTheirPriorWithTheVariances) {
   loc[0] = 1.0f;                   // cx += 1 * 0.1 * 0.42426
   loc[3] = std::log(2.0f) / 0.2f;  // h *= 2
   float *conf = outputs[1].data.data() + 5 * 3;
-  conf[0] = 0.0f, conf[1] = 3.0f, conf[2] = 1.0f;
+  conf[0] = 0.0f;
+  conf[1] = 3.0f;
+  conf[2] = 1.0f;
   dec::DecoderOptions options;
   options.config = dec::parse_decoder_config(kPriorConfig);
   options.labels = {"person", "car"};

@@ -315,6 +315,16 @@ TEST(DecoderRegistry, UnknownNameListsTheValidDecoders) {
   EXPECT_NE(dec::decoder_names().find("blazeface"), std::string::npos);
 }
 
+// axdecode's conf-threshold and nms-iou blurbs are built from these, so they name every decoder's
+// default (dbnet's 0.6 was missing from the hand-written text).
+TEST(DecoderRegistry, DefaultsTextNamesEachDecoderWithItsDefault) {
+  EXPECT_EQ(
+      dec::decoder_defaults(&dec::DecoderEntry::default_conf_threshold),
+      "blazeface 0.75, classification 0, ctc 0, dbnet 0.6, ssd 0.5, yolov5 0.25, yolov8 0.25");
+  EXPECT_EQ(dec::decoder_defaults(&dec::DecoderEntry::default_nms_iou),
+            "blazeface 0.3, ssd 0.45, yolov5 0.45, yolov8 0.45");
+}
+
 TEST(Labels, ReadOneLabelPerLineKeepingIdsAligned) {
   const std::string path = ::testing::TempDir() + "/axstream_labels.txt";
   {

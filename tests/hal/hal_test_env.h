@@ -31,7 +31,7 @@ class SimTest : public ::testing::Test {
  protected:
   void SetUp() override {
     for (const char *name : {sim::kDevicesEnv, sim::kSubdevicesEnv, sim::kBoardTypeEnv,
-                             sim::kConfigDelayEnv, sim::kPacingEnv})
+                             sim::kConfigDelayEnv, sim::kPacingEnv, sim::kConfigFileEnv})
       ::unsetenv(name);
     std::string pattern =
         (std::filesystem::temp_directory_path() / "axstream-hal-test-XXXXXX").string();

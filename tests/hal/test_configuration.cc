@@ -1,6 +1,8 @@
 // Validation, asynchronous application and cross-process visibility of device configuration.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <future>
 #include <thread>
 
 #include "axstream/error.h"
@@ -41,6 +43,7 @@ TEST_F(Configure, ReadConfigurationHasEveryKeyAtItsDefault) {
     expected["clock_profile_core_" + std::to_string(core)] = "800";
     expected["mvm_utilisation_core_" + std::to_string(core)] = "100";
   }
+  expected["ddr_size"] = std::to_string(device()->info().max_memory);  // all of the board's DDR
   EXPECT_EQ(device()->read_configuration(), expected);
   EXPECT_TRUE(device()->ready());
 }
@@ -117,6 +120,28 @@ TEST_F(Configure, SameValuesAreAppliedAtOnce) {
   EXPECT_TRUE(metis->configure({{"mvm_utilisation_core_1", "50"}}));
 }
 
+// Voyager's device manager configures ddr_size (bytes) and device_firmware='1' beside the clocks.
+TEST_F(Configure, DdrSizeIsKeptUpToTheBoardsMemory) {
+  auto metis = device();
+  const uint64_t capacity = metis->info().max_memory;
+  EXPECT_FALSE(metis->configure({{"ddr_size", std::to_string(capacity / 2)}}));
+  EXPECT_EQ(metis->read_configuration().at("ddr_size"), std::to_string(capacity / 2));
+  std::string message = error_of<InvalidArgument>({{"ddr_size", std::to_string(capacity + 1)}});
+  EXPECT_NE(message.find("ddr_size='" + std::to_string(capacity + 1) + "'"), std::string::npos)
+      << message;
+  EXPECT_NE(message.find(", " + std::to_string(capacity) + "]"), std::string::npos) << message;
+  EXPECT_NE(error_of<InvalidArgument>({{"ddr_size", "1GB"}}).find("'1GB'"), std::string::npos);
+}
+
+TEST_F(Configure, DeviceFirmwareIsAcceptedAndChangesNoSetting) {
+  auto metis = device();
+  auto before = metis->read_configuration();
+  EXPECT_TRUE(metis->configure({{"device_firmware", "1"}}));
+  EXPECT_EQ(metis->read_configuration(), before);
+  std::string message = error_of<InvalidArgument>({{"device_firmware", "2"}});
+  EXPECT_NE(message.find("device_firmware='2'"), std::string::npos) << message;
+}
+
 TEST_F(Configure, ZeroDelayAppliesAtOnce) {
   set_env(sim::kConfigDelayEnv, "0");
   EXPECT_TRUE(device()->configure({{"clock_profile", "400"}}));
@@ -137,6 +162,45 @@ TEST_F(Configure, ClockProfileSetsEveryCoreAndPerCoreKeysOverrideIt) {
   metis->configure({{"clock_profile", "+900"}});
   for (int core = 0; core < 4; ++core)
     EXPECT_EQ(metis->read_configuration().at("clock_profile_core_" + std::to_string(core)), "900");
+}
+
+// A child forked by one thread while another is inside configure() shares the configuration
+// lock's open file: unless it closes its copy, every configure() anywhere waits for it to exit.
+TEST_F(Configure, ChildrenForkedDuringAConfigureNeverKeepItsLock) {
+  set_env(sim::kConfigDelayEnv, "0");
+  auto metis = device();
+  std::atomic<bool> stop{false};
+  std::promise<void> stopped;
+  std::thread configurer([&] {
+    for (int i = 0; !stop; ++i) metis->configure({{"clock_profile", i % 2 ? "500" : "600"}});
+    stopped.set_value();
+  });
+  int release_children[2];
+  ASSERT_EQ(::pipe2(release_children, O_CLOEXEC), 0);
+  std::vector<pid_t> children;
+  for (int i = 0; i < 20; ++i) {  // most land inside a configure(), which holds the lock
+    pid_t child = ::fork();
+    if (child == 0) {
+      ::close(release_children[1]);
+      char ignored;
+      [[maybe_unused]] ssize_t got = ::read(release_children[0], &ignored, 1);
+      ::_exit(0);
+    }
+    children.push_back(child);
+    std::this_thread::sleep_for(1ms);
+  }
+  stop = true;
+  const bool finished = stopped.get_future().wait_for(3s) == std::future_status::ready;
+  EXPECT_TRUE(finished) << "configure() waits for a forked child's copy of the lock";
+  if (finished) {
+    HelperProcess other({"configure", "metis-0:1:0", "clock_profile=700"});
+    EXPECT_EQ(other.read_line(3s), "applied") << "a forked child kept the configuration lock";
+  }
+  // The children exit, which frees a lock they kept, so the thread ends either way.
+  ::close(release_children[0]);
+  ::close(release_children[1]);
+  for (pid_t child : children) ::waitpid(child, nullptr, 0);
+  configurer.join();
 }
 
 TEST_F(Configure, ConfigurationIsSharedWithOtherProcesses) {

@@ -37,9 +37,79 @@ int patterned_memfd(size_t size) {
 
 class DmaBufferTest : public ::testing::Test {
  protected:
-  void SetUp() override { ::unsetenv("AX_DMABUF_HEAP"); }
-  void TearDown() override { ::unsetenv("AX_DMABUF_HEAP"); }
+  void SetUp() override {
+    ::unsetenv("AX_DMABUF_HEAP");
+    ::unsetenv("AX_UDMABUF_DEVICE");
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "axstream-dmabuf-test-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+    scratch_ = pattern;
+  }
+  void TearDown() override {
+    ::unsetenv("AX_DMABUF_HEAP");
+    ::unsetenv("AX_UDMABUF_DEVICE");
+    std::error_code ignored;
+    std::filesystem::remove_all(scratch_, ignored);
+  }
+  // An empty regular file standing in for a device node: it opens, and every ioctl on it fails
+  // (ENOTTY), as a heap or udmabuf device that cannot give memory would.
+  std::string fake_node(const std::string &name) {
+    std::filesystem::create_directories(std::filesystem::path(scratch_ + "/" + name).parent_path());
+    std::string path = scratch_ + "/" + name;
+    int fd = ::open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+    EXPECT_GE(fd, 0) << path;
+    ::close(fd);
+    return path;
+  }
+  std::string scratch_;
 };
+
+bool contains(const std::string &text, const std::string &part) {
+  return text.find(part) != std::string::npos;
+}
+
+// The real-device paths are tried with their own ioctls, then the allocator falls back and says
+// why on stderr, without AXSTREAM_DEBUG, once per provider and reason (whatever the size).
+TEST_F(DmaBufferTest, ProvidersThatOpenButCannotAllocateAreWarnedAboutOnce) {
+  std::string heap = fake_node("dma_heap/system");
+  std::string udmabuf = fake_node("udmabuf");
+  ::setenv("AX_DMABUF_HEAP", heap.c_str(), 1);
+  ::setenv("AX_UDMABUF_DEVICE", udmabuf.c_str(), 1);
+  ::testing::internal::CaptureStderr();
+  DmaBuffer buffer = DmaBuffer::allocate(5000, "hal-test");
+  std::string warning = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(buffer.backend(), DmaBufferBackend::memfd);
+  EXPECT_TRUE(contains(
+      warning, "axstream hal: warning: " + heap + ": DMA_HEAP_IOCTL_ALLOC of 8192 bytes failed: "))
+      << warning;
+  EXPECT_TRUE(contains(warning, udmabuf + ": UDMABUF_CREATE of 8192 bytes failed: ")) << warning;
+  EXPECT_TRUE(contains(warning, "device buffers come from memfd instead")) << warning;
+
+  ::testing::internal::CaptureStderr();
+  DmaBuffer again = DmaBuffer::allocate(50000, "hal-test");  // another size: the same reason
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+  EXPECT_EQ(again.backend(), DmaBufferBackend::memfd);
+}
+
+TEST_F(DmaBufferTest, ANamedHeapThatIsMissingIsWarnedAbout) {
+  std::string heap = scratch_ + "/no-such-heap";
+  ::setenv("AX_DMABUF_HEAP", heap.c_str(), 1);
+  ::setenv("AX_UDMABUF_DEVICE", (scratch_ + "/no-udmabuf").c_str(), 1);
+  ::testing::internal::CaptureStderr();
+  DmaBuffer buffer = DmaBuffer::allocate(100, "hal-test");
+  std::string warning = ::testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(contains(warning, heap + ": No such file or directory")) << warning;
+  EXPECT_TRUE(contains(warning, scratch_ + "/no-udmabuf: No such file or directory")) << warning;
+}
+
+TEST_F(DmaBufferTest, MachinesWithoutProvidersFallBackSilently) {
+  if (can_open("/dev/dma_heap/system") || can_open("/dev/udmabuf"))
+    GTEST_SKIP() << "this machine has a dmabuf provider";
+  ::testing::internal::CaptureStderr();
+  DmaBuffer buffer = DmaBuffer::allocate(100, "hal-test");
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+  EXPECT_EQ(buffer.backend(), DmaBufferBackend::memfd);
+}
 
 TEST_F(DmaBufferTest, FallsBackToASealedMemfdWithoutDmabufProviders) {
   if (can_open("/dev/udmabuf")) GTEST_SKIP() << "/dev/udmabuf exists: no fallback to memfd here";

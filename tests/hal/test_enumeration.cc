@@ -1,6 +1,8 @@
 // Enumeration of simulated devices, their DeviceInfo, and the name tables of the hal.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "axstream/error.h"
 #include "hal_test_env.h"
 
@@ -77,6 +79,101 @@ TEST_F(Enumeration, BoardTypeFromEnvironment) {
   DeviceInfo info = device()->info();
   EXPECT_EQ(info.board_type, BoardType::m2);
   EXPECT_EQ(info.board_controller_board_type, "metis-m2-bc");
+}
+
+class ConfigFile : public SimTest {
+ protected:
+  // Writes `text` as the simulator's configuration file and enumerates again.
+  std::string use_config(const std::string &text) {
+    std::string path = runtime_dir_ + "/sim.conf";
+    std::ofstream(path) << text;
+    set_env(sim::kConfigFileEnv, path);
+    return path;
+  }
+  static std::string enumeration_error() {
+    try {
+      devices();
+    } catch (const InvalidConfiguration &error) {
+      return error.what();
+    }
+    return "(no error)";
+  }
+};
+
+TEST_F(ConfigFile, SetsTheDevicesAndTheBoardDataOfEveryDeviceOrOfOne) {
+  use_config(
+      "# a lab rig: two boards, one an M.2 card on newer firmware\n"
+      "devices = metis-0:1:0, metis-0:2:0\n"
+      "subdevices = 2\n"
+      "firmware_version = v1.3.0-lab   # both boards\n"
+      "flashed_firmware_version = v1.3.0-lab\n"
+      "board_revision = 5\n"
+      "max_memory = 1073741824\n"
+      "metis-0:2:0.board_type = m2\n"
+      "metis-0:2:0.firmware_version = v1.4.0-rc1\n"
+      "metis-0:2:0.board_controller_firmware_version = v2.0.0\n");
+  ASSERT_EQ(device_names(), (std::vector<std::string>{"metis-0:1:0", "metis-0:2:0"}));
+  DeviceInfo first = device("metis-0:1:0")->info();
+  EXPECT_EQ(first.subdevice_count, 2);
+  EXPECT_EQ(first.board_type, BoardType::pcie);
+  EXPECT_EQ(first.firmware_version, "v1.3.0-lab");
+  EXPECT_EQ(first.flashed_firmware_version, "v1.3.0-lab");
+  EXPECT_EQ(first.board_revision, 5);
+  EXPECT_EQ(first.max_memory, 1ull << 30);
+  EXPECT_EQ(first.board_controller_board_type, "metis-pcie-bc");
+  DeviceInfo second = device("metis-0:2:0")->info();
+  EXPECT_EQ(second.subdevice_count, 2);
+  EXPECT_EQ(second.board_type, BoardType::m2);
+  EXPECT_EQ(second.board_controller_board_type, "metis-m2-bc");
+  EXPECT_EQ(second.firmware_version, "v1.4.0-rc1");
+  EXPECT_EQ(second.flashed_firmware_version, "v1.3.0-lab");
+  EXPECT_EQ(second.board_controller_firmware_version, "v2.0.0");
+  EXPECT_EQ(second.board_revision, 5);
+}
+
+TEST_F(ConfigFile, EnvironmentVariablesWinOverTheFile) {
+  use_config("devices = 3\nboard_type = sbc\nmetis-0:2:0.board_type = m2\npacing = 1\n");
+  EXPECT_EQ(devices().size(), 3u);
+  EXPECT_EQ(device("metis-0:2:0")->info().board_type, BoardType::m2);
+  EXPECT_TRUE(sim::pacing(*device()));
+  set_env(sim::kDevicesEnv, "2");
+  set_env(sim::kBoardTypeEnv, "devboard");
+  set_env(sim::kPacingEnv, "0");
+  EXPECT_EQ(devices().size(), 2u);
+  EXPECT_EQ(device("metis-0:1:0")->info().board_type, BoardType::devboard);
+  EXPECT_EQ(device("metis-0:2:0")->info().board_type, BoardType::devboard);
+  EXPECT_FALSE(sim::pacing(*device()));
+}
+
+TEST_F(ConfigFile, MistakesAreInvalidConfigurationNamingFileLineKeyAndValue) {
+  struct Case {
+    const char *text;
+    std::vector<std::string> named;
+  };
+  const Case cases[] = {
+      {"devices = 2\nclock = 800\n", {"line 2", "unknown key 'clock'", "firmware_version"}},
+      {"subdevices = 0\n", {"line 1: subdevices='0'", "[1, 16]"}},
+      {"board_type = pci\n", {"board_type='pci'", "one of alpha_pcie"}},
+      {"devices\n", {"line 1", "expected key = value, got 'devices'"}},
+      {"metis-0:7:0.firmware_version = v2\n", {"no simulated device 'metis-0:7:0'"}},
+      {"metis-0:1:0.devices = 2\n", {"unknown key 'metis-0:1:0.devices'"}},
+      {"board_revision = -1\nboard_revision = 2\n", {"line 2", "set twice"}},
+      {"board_revision = two\n", {"board_revision='two'"}},
+      {"firmware_version =\n", {"firmware_version=''", "printable"}},
+  };
+  for (const Case &bad : cases) {
+    std::string path = use_config(bad.text);
+    std::string message = enumeration_error();
+    EXPECT_NE(message.find("AXSTREAM_SIM_CONFIG file '" + path + "'"), std::string::npos)
+        << bad.text << " -> " << message;
+    for (const auto &part : bad.named)
+      EXPECT_NE(message.find(part), std::string::npos) << bad.text << " -> " << message;
+  }
+  set_env(sim::kConfigFileEnv, runtime_dir_ + "/missing.conf");
+  EXPECT_NE(enumeration_error().find("AXSTREAM_SIM_CONFIG='" + runtime_dir_ +
+                                     "/missing.conf': cannot read the file"),
+            std::string::npos)
+      << enumeration_error();
 }
 
 TEST_F(Enumeration, DevicesAreEnumeratedOncePerProcessUntilReset) {

@@ -110,6 +110,44 @@ TEST_F(Reserve, LockDiesWithTheHolderProcess) {
   EXPECT_EQ(device()->info().in_use_by, holder_of(::getpid()));
 }
 
+// A forked child (multiprocessing, an app's helper) shares the lock files' open file
+// descriptions: unless it closes its copies, the cores stay locked after the holder lets go.
+TEST_F(Reserve, ForkedChildNeitherKeepsNorDisturbsTheParentsLocks) {
+  auto held = device()->reserve(4);
+  int to_child[2], from_child[2];
+  ASSERT_EQ(::pipe2(to_child, O_CLOEXEC), 0);
+  ASSERT_EQ(::pipe2(from_child, O_CLOEXEC), 0);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // Drop the inherited reservation (as a child's interpreter would at exit), say so, then
+    // live on until the parent is done.
+    ::close(to_child[1]);
+    ::close(from_child[0]);
+    held.reset();
+    char done = 'd';
+    [[maybe_unused]] ssize_t written = ::write(from_child[1], &done, 1);
+    char ignored;
+    [[maybe_unused]] ssize_t got = ::read(to_child[0], &ignored, 1);
+    ::_exit(0);
+  }
+  ::close(to_child[0]);
+  ::close(from_child[1]);
+  char done = 0;
+  ASSERT_EQ(::read(from_child[0], &done, 1), 1);
+  DeviceInfo info = device()->info();
+  EXPECT_EQ(info.in_use, 4);
+  EXPECT_EQ(info.in_use_by, holder_of(::getpid()));
+  held.reset();
+  HelperProcess other({"reserve", "metis-0:1:0", "4"});
+  EXPECT_EQ(other.read_line(), "ok") << "the child still alive kept the released cores";
+  ::close(to_child[1]);
+  ::close(from_child[0]);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 TEST_F(Reserve, InUseCountsCoresOfEveryProcessAndNamesEachHolderOnce) {
   auto metis = device();
   EXPECT_EQ(metis->info().in_use, 0);
@@ -161,8 +199,18 @@ TEST_F(Reserve, UnusableRuntimeDirectoryIsConnectionError) {
     device()->reserve(1);
     FAIL() << "reserve succeeded without a runtime directory";
   } catch (const ConnectionError &error) {
-    EXPECT_NE(std::string(error.what()).find(file), std::string::npos) << error.what();
+    EXPECT_NE(std::string(error.what())
+                  .find("runtime directory '" + file +
+                        "' is not usable: not "
+                        "a directory"),
+              std::string::npos)
+        << error.what();
   }
+  // Listing and reading still work (nothing can be held or configured there): only the calls
+  // that need the directory fail, with the message above.
+  EXPECT_EQ(device()->info().in_use, 0);
+  EXPECT_EQ(device()->read_configuration().at("clock_profile"), "800");
+  EXPECT_THROW(device()->configure({{"clock_profile", "500"}}), ConnectionError);
 }
 
 }  // namespace

@@ -6,11 +6,11 @@ an output folder that cannot be written, no axelera plugin, a python3 without De
 exits 1, each with a message naming the problem, and none runs a pipeline first or waits. Fast:
 every case stops before inference or at its first frame. The cases needing opencv-doc's media or
 the demo packages are left out (and said so) when those are absent."""
-import os
+import subprocess
 import tempfile
 from pathlib import Path
 
-from pipeline_util import CACHE, EXAMPLES, SOURCE, check, run
+from pipeline_util import BUILD, CACHE, EXAMPLES, SOURCE, check, run
 
 PIPELINES = SOURCE / "pipelines"
 PYTHON = "/usr/bin/python3"
@@ -61,14 +61,23 @@ with tempfile.TemporaryDirectory(prefix="script-errors-") as tmp:
     expect([detect, "--frames"], 2, "--frames needs a value", env)
     expect([detect, "--frames", "abc"], 2, "--frames 'abc': expected an integer >= 1", env)
     expect([detect, "--frames", "0"], 2, "--frames '0': expected an integer >= 1", env)
+    # Too long for bash's arithmetic: it wrapped around and the whole video ran.
+    expect([detect, "--frames", "99999999999999999999"], 2,
+           "--frames '99999999999999999999': expected an integer from 1 to 2147483647", env)
+    expect([detect, "--frames", "08x"], 2, "--frames '08x': expected an integer >= 1", env)
     expect([detect, "--conf", "2"], 2, "--conf '2': expected a score threshold in 0..1", env)
     expect([detect, "--model", "yolov9"], 2, "--model 'yolov9': expected", env)
     expect([detect, "--model"], 2, "--model needs a value", env)
     expect([detect, "--frames", "2", text_file], 1, f"{text_file} is not a video", env)
     multistream = PIPELINES / "multistream.sh"
     expect([multistream, "0"], 2, "'0': expected a stream count N >= 1", env)
+    # 100000 built a 100000-branch gst-launch-1.0 line that ran for minutes.
+    expect([multistream, "100000"], 2, "'100000': expected a stream count N from 1 to 64", env)
+    expect([multistream, "--interval", "4294967296"], 2,
+           "--interval '4294967296': expected an integer from 1 to 4294967295", env)
     expect([multistream, "--video"], 2, "--video needs a value", env)
     expect([multistream, "--batch-timeout", "soon"], 2, "--batch-timeout 'soon'", env)
+    expect([multistream, "--interval", "0"], 2, "--interval '0': expected an integer >= 1", env)
     ocr = PIPELINES / "ocr.sh"
     expect([ocr, "--color-format", "XYZ"], 2, "--color-format 'XYZ': expected RGB or BGR", env)
     expect([ocr, "--color-format"], 2, "--color-format needs a value", env)
@@ -79,6 +88,7 @@ with tempfile.TemporaryDirectory(prefix="script-errors-") as tmp:
     expect([PYTHON, classify, "--model", corrupt_package, text_file], 1,
            "GStreamer finds no axelera plugin", no_build)
     expect([face, tmp / "missing.avi"], 1, f"no video at {tmp / 'missing.avi'}", env)
+    expect([face, tmp], 1, f"face-detect: {tmp} is a directory, not a video file", env)
     expect([face, empty_file], 1, f"video {empty_file} is empty", env)
     expect([face, text_file], 1, f"{text_file} is not a video (GStreamer's typefind: text/plain)",
            env)
@@ -95,6 +105,11 @@ with tempfile.TemporaryDirectory(prefix="script-errors-") as tmp:
     # The README's first command: --help must not run set-up (apt, fetches, a build) first.
     result = expect([SOURCE / "scripts" / "demo.sh", "--help"], 0, "pipelines/face-detect.sh")
     check("[setup]" not in result.stderr, f"demo.sh --help ran set-up:\n{result.stderr}")
+    # Nor a bad command line or a missing video (they were said only after the whole set-up).
+    for args, status, message in ((["--bogus"], 2, "demo.sh: unknown option '--bogus'"),
+                                  ([tmp / "none.avi"], 1, f"demo.sh: no video at {tmp / 'none.avi'}")):
+        result = expect([SOURCE / "scripts" / "demo.sh", *args], status, message)
+        check("[setup]" not in result.stderr, f"demo.sh {args} ran set-up:\n{result.stderr}")
     demo_models = SOURCE / "scripts" / "build-demo-models.sh"
     expect([demo_models, "--help"], 0, "scripts/build-demo-models.sh [NAME...]")
     expect([demo_models, "blazeface"], 2,
@@ -107,16 +122,24 @@ with tempfile.TemporaryDirectory(prefix="script-errors-") as tmp:
     scripts_env = dict(env, AXSTREAM_BUILD=str(tmp / "b-build"),
                        AXSTREAM_BENCH_BUILD=str(tmp / "b-bench"), BUILD_DIR=str(tmp / "b-dir"))
     script_usages = {"setup.sh": "scripts/setup.sh", "test.sh": "scripts/test.sh [MESON TEST ARGS]",
-                     "bench.sh": "scripts/bench.sh [engine|preprocess|pipelines|ceiling ...]",
+                     "bench.sh": ("scripts/bench.sh "
+                                  "[engine|preprocess|pipelines|ceiling|interval|meta|tail ...]"),
                      "fuzz.sh": "scripts/fuzz.sh [SECONDS] [TARGET...]",
                      "sanitize.sh": "scripts/sanitize.sh [SUITE...]",
-                     "gen-element-docs.sh": "scripts/gen-element-docs.sh"}
+                     "gen-element-docs.sh": "scripts/gen-element-docs.sh",
+                     # meson's: --help ran ldconfig, and the wrapper ran "--help" as the test.
+                     "install-ldconfig.sh": "Run by `meson install`",
+                     "asan-wrapper.sh": "`meson test --wrapper` for the ASan+UBSan build"}
     for name, usage in script_usages.items():
         result = expect([SOURCE / "scripts" / name, "--help"], 0, usage, scripts_env)
         check("[setup]" not in result.stderr and not result.stdout.startswith("#"),
               f"{name} --help:\n{result.stdout}\n{result.stderr}")
     expect([SOURCE / "scripts" / "setup.sh", "now"], 2, "setup.sh: unexpected argument 'now'",
            scripts_env)
+    # Checked before anything is installed or built (a shared machine's -j2 build: AXSTREAM_JOBS).
+    expect([SOURCE / "scripts" / "setup.sh"], 2,
+           "setup.sh: AXSTREAM_JOBS 'two': expected an integer from 1 to 9999",
+           {**(scripts_env or {}), "AXSTREAM_JOBS": "two"})
     expect([SOURCE / "scripts" / "bench.sh", "enigne"], 2, "bench.sh: unknown part 'enigne'",
            scripts_env)
     expect([SOURCE / "scripts" / "fuzz.sh", "1m"], 2, "fuzz.sh: SECONDS '1m'", scripts_env)
@@ -124,10 +147,61 @@ with tempfile.TemporaryDirectory(prefix="script-errors-") as tmp:
            "sanitize.sh: unknown option '--suite'", scripts_env)
     made = [d.name for d in tmp.iterdir() if d.name.startswith("b-")]
     check(not made, f"a scripts/ --help or bad argument made build dirs: {made}")
+    # detect.sh's and bench.sh's model builder: --help wrote five models into a folder "--help".
+    bench_models = SOURCE / "benchmarks" / "make_bench_models.py"
+    for args, status, message in ((["--help"], 0, "usage: make_bench_models.py OUTDIR [NAME...]"),
+                                  ([], 2, "make_bench_models.py: no OUTDIR"),
+                                  (["--out", tmp / "m"], 2, "unknown option '--out'"),
+                                  ([tmp / "m", "yolov9"], 2, "unknown model(s) yolov9")):
+        run_in = tmp / "cwd"
+        run_in.mkdir(exist_ok=True)
+        result = subprocess.run([PYTHON, str(bench_models), *map(str, args)], cwd=run_in,
+                                capture_output=True, text=True, timeout=30)
+        output = result.stdout if status == 0 else result.stderr
+        check(result.returncode == status and message in output and not any(run_in.iterdir())
+              and not (tmp / "m").exists(),
+              f"make_bench_models.py {args}: expected exit {status}, {message!r} and nothing "
+              f"written, got exit {result.returncode}, {list(run_in.iterdir())}\n{output}")
+        cases += 1
+    # The test-data writers docs/performance.md and docs/compiler.md name took --help as OUTDIR.
+    for writer in (SOURCE / "tests" / "runtime" / "engine" / "make_qlinearconv_bench.py",
+                   SOURCE / "tests" / "compiler" / "make_float_models.py"):
+        for args, status, message in ((["--help"], 0, f"usage: {writer.name} OUTDIR"),
+                                      ([], 2, "expected one argument, OUTDIR"),
+                                      (["-o", tmp / "m"], 2, "expected one argument, OUTDIR")):
+            run_in = tmp / "cwd"
+            result = subprocess.run([PYTHON, str(writer), *map(str, args)], cwd=run_in,
+                                    capture_output=True, text=True, timeout=30)
+            output = result.stdout if status == 0 else result.stderr
+            check(result.returncode == status and message in output and not any(run_in.iterdir()),
+                  f"{writer.name} {args}: expected exit {status}, {message!r} and nothing written, "
+                  f"got exit {result.returncode}, {list(run_in.iterdir())}\n{output}")
+            cases += 1
+    gen_cases = SOURCE / "tests" / "runtime" / "engine" / "gen_cases.py"
+    for args, status, message in ((["--help"], 0, "usage: gen_cases.py OUTDIR STAMP"),
+                                  ([tmp / "m"], 2, "expected 2 arguments, OUTDIR STAMP"),
+                                  (["--out", tmp / "m"], 2, "expected 2 arguments, OUTDIR STAMP")):
+        result = subprocess.run([PYTHON, str(gen_cases), *map(str, args)], cwd=tmp / "cwd",
+                                capture_output=True, text=True, timeout=30)
+        output = result.stdout if status == 0 else result.stderr
+        check(result.returncode == status and message in output
+              and not any((tmp / "cwd").iterdir()) and not (tmp / "m").exists(),
+              f"gen_cases.py {args}: expected exit {status}, {message!r} and nothing written, "
+              f"got exit {result.returncode}\n{output}")
+        cases += 1
+    # The benchmark binaries (docs/performance.md): bench_pipelines ran its whole several-minute
+    # run on --help, bench_preprocess took it for a filter; bench_engine printed it as an error.
+    bench_usages = {"bench_engine": "[--threads 1,2]", "bench_preprocess": "[FILTER]",
+                    "bench_pipelines": "AXSTREAM_BENCH_ONLY"}
+    for name, usage in bench_usages.items():
+        binary = BUILD / "benchmarks" / name
+        if binary.is_file():  # -Dbenchmarks=auto builds them
+            expect([binary, "--help"], 0, usage, timeout=10)
+            expect([binary, "--frobnicate", "x", "y"], 2, "usage:", timeout=10)
 
     cut_clip = PIPELINES / "cut_clip.py"
     expect([PYTHON, cut_clip, "--help"], 0, "pipelines/cut_clip.py VIDEO CLIP N")
-    expect([PYTHON, cut_clip, text_file, tmp / "clip.avi", "0"], 1, "usage:")
+    expect([PYTHON, cut_clip, text_file, tmp / "clip.avi", "0"], 2, "cut_clip.py: usage:")
     expect([PYTHON, cut_clip, text_file, tmp / "clip.avi", "3"], 1,
            f"no frame could be read from {text_file}")
     expect([PYTHON, classify, "--help"], 0, "AXSTREAM_DATA_DIR")
@@ -135,12 +209,28 @@ with tempfile.TemporaryDirectory(prefix="script-errors-") as tmp:
     expect([PYTHON, "-S", classify, "--help"], 1, "run it with Debian's /usr/bin/python3")
     expect([PYTHON, "-S", cut_clip, text_file, tmp / "clip.avi", "3"], 1,
            "run with Debian's /usr/bin/python3")
-    expect([PYTHON, classify, "--top-k", "0"], 1, "--top-k 0: expected at least 1 class")
+    expect([PYTHON, classify, "--top-k", "0"], 2, "--top-k 0: expected at least 1 class")
+    expect([PYTHON, classify, "--frames", "0"], 2, "--frames 0: expected a frame count in 1..")
+    expect([PYTHON, classify, "--frames", "99999999999"], 2,
+           "--frames 99999999999: expected a frame count in 1..2147483647")
+    expect([PYTHON, classify, tmp], 1, f"classify.py: source {tmp} is a directory, not a file")
+    expect([PYTHON, PIPELINES / "probe_media.py"], 2, "probe_media.py: usage:")
     expect([PYTHON, classify, "--labels", tmp / "none.txt"], 1,
            f"labels file {tmp / 'none.txt'} not found")
     expect([PYTHON, classify, "--detector", tmp / "none", text_file], 1,
            f"detector package {tmp / 'none'}/model.json not found")
     expect([PYTHON, classify, "--model", corrupt_package, text_file], 1, "classify.py: error from")
+    # A clip that cannot be written: the cut was reported done (exit 0) with nothing written.
+    video = tmp / "test.avi"
+    run(["gst-launch-1.0", "-q", "videotestsrc", "num-buffers=3", "!", "video/x-raw,width=64,"
+         "height=48", "!", "jpegenc", "!", "avimux", "!", "filesink", f"location={video}"],
+        timeout=30)
+    expect([PYTHON, cut_clip, video, tmp / "none" / "clip.avi", "2"], 1,
+           f"cut_clip.py: cannot write the clip {tmp / 'none' / 'clip.avi'}: no directory")
+    expect([PYTHON, cut_clip, video, tmp, "2"], 1,
+           f"cut_clip.py: cannot write the clip {tmp}: it is a directory")
+    expect([PYTHON, cut_clip, video, tmp / "clip.avi", "2"], 0, "")
+    check((tmp / "clip.avi").stat().st_size > 0, "cut_clip.py wrote an empty clip")
 
     megamind = EXAMPLES / "data" / "Megamind.avi"
     face_package = CACHE / "models" / "blazeface-front"

@@ -44,7 +44,7 @@ def runtime_dir(tmp_path, monkeypatch):
     directory.mkdir()
     monkeypatch.setenv("AXSTREAM_RUNTIME_DIR", str(directory))
     for name in ("AXSTREAM_SIM_DEVICES", "AXSTREAM_SIM_SUBDEVICES", "AXSTREAM_SIM_BOARD_TYPE",
-                 "AXSTREAM_SIM_PACING"):
+                 "AXSTREAM_SIM_PACING", "AXSTREAM_SIM_CONFIG"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AXSTREAM_SIM_CONFIG_DELAY_MS", "100")
     reset_devices()

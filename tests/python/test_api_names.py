@@ -101,6 +101,21 @@ def test_exceptions_are_also_their_natural_builtins():
     assert issubclass(axr.DeviceInUse, RuntimeError)
 
 
+def test_every_runtime_exception_is_caught_by_except_runtime_error():
+    # User programs guard runtime calls with `except RuntimeError`; a bad argument must not
+    # slip past them as a bare ValueError.
+    for name in DOC_EXCEPTIONS:
+        assert issubclass(getattr(axr, name), RuntimeError), name
+    with axr.Context() as ctx:
+        try:
+            ctx.load_model("/nonexistent/model.json")
+        except RuntimeError as error:
+            assert isinstance(error, axr.InvalidArgument)
+            assert "/nonexistent/model.json" in str(error)
+        else:
+            raise AssertionError("load_model of a missing path did not raise")
+
+
 def test_all_lists_every_documented_name():
     documented = set(DOC_CLASSES) | {"BoardType", "DeviceInfo", "TensorInfo"} | set(DOC_EXCEPTIONS)
     assert documented <= set(axr.__all__)

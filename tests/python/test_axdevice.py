@@ -4,8 +4,10 @@ errors and exit codes."""
 import json
 import os
 import pathlib
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -104,3 +106,29 @@ def test_bad_command_lines_exit_2(args):
     result = axdevice(*args)
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert result.stderr
+
+
+@pytest.mark.parametrize("timeout", ["0", "-1", "nan", "inf", "soon"])
+def test_timeout_must_be_finite_seconds_above_zero(timeout):
+    # nan made the wait endless; 0 or less gave up before the device could be ready.
+    result = axdevice("config", "0", "clock_profile=800", "--timeout", timeout)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert f"argument --timeout: expected seconds > 0, got '{timeout}'" in result.stderr
+
+
+def test_ctrl_c_while_waiting_for_the_device_exits_130_without_a_traceback():
+    env = dict(os.environ, AXSTREAM_SIM_CONFIG_DELAY_MS="5000")
+    process = subprocess.Popen([sys.executable, str(AXDEVICE), "config", "0", "clock_profile=600"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               # SIGINT's default, as for a terminal's job (not an ignored one
+                               # inherited from the harness: Python would then not raise).
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # Once the setting is stored, axdevice is in its wait for the device to be ready.
+    stored = pathlib.Path(os.environ["AXSTREAM_RUNTIME_DIR"]) / "metis-0:1:0.config"
+    deadline = time.monotonic() + 60
+    while not stored.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, (stdout, stderr)
+    assert stderr == "axdevice: interrupted by SIGINT (Ctrl-C)\n" and not stdout

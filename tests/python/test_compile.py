@@ -139,6 +139,30 @@ def test_compile_missing_model_is_invalid_argument_with_the_tools_message(float_
     assert not (tmp_path / "pkg").exists()
 
 
+def test_compile_op_nothing_can_run_is_not_implemented_naming_the_node(float_models, tmp_path):
+    # axcompile says "error (NotImplemented)": the same exception the runtime raises for it.
+    require_axcompile()
+    with pytest.raises(axr.NotImplemented, match="frobnicate_node.*Frobnicate.*reading 'relu_8'") as raised:
+        axr.compile(float_models / "unsupported.onnx", float_models / "calib", tmp_path / "pkg")
+    assert str(raised.value).startswith(f"axcompile {float_models / 'unsupported.onnx'}: ")
+    assert "error (" not in str(raised.value)
+    assert not (tmp_path / "pkg").exists()
+
+
+def test_compile_unreadable_calibration_images_say_why(float_models, tmp_path):
+    require_axcompile()
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "a.jpg").write_text("not an image")
+    with pytest.raises(axr.InvalidArgument, match=r"none of its 1 image/video files decodes "
+                       r"\(first: '.*a\.jpg'\)"):
+        axr.compile(float_models / "classifier.onnx", tmp_path / "junk", tmp_path / "pkg")
+    with pytest.raises(axr.InvalidArgument, match="no such file or directory, and no file "
+                       "matches it as a glob"):
+        axr.compile(float_models / "classifier.onnx", tmp_path / "none" / "*.png",
+                    tmp_path / "pkg")
+    assert not (tmp_path / "pkg").exists()
+
+
 def test_compile_bad_option_value_is_invalid_argument(float_models, tmp_path):
     require_axcompile()
     with pytest.raises(axr.InvalidArgument, match="--calib-method.*'fastest'"):
@@ -159,6 +183,34 @@ def test_python_m_entry_point_passes_arguments_to_axcompile(float_models, tmp_pa
     assert (tmp_path / "cli_pkg" / "model.json").is_file()
     # runpy warned when the package had imported the module before it ran as __main__.
     assert "RuntimeWarning" not in result.stderr, result.stderr
+
+
+def test_python_m_entry_point_on_ctrl_c_exits_130_with_axcompiles_message_only(float_models,
+                                                                              tmp_path):
+    """Ctrl-C reaches the wrapper and axcompile (one process group, as from a terminal): axcompile
+    stops and exits 130, the wrapper returns that; it printed a KeyboardInterrupt traceback."""
+    import signal
+
+    import cv2
+
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "common"))
+    from terminal import run_on_terminal_then_signal
+
+    require_axcompile()
+    images = tmp_path / "images"  # 400: calibrating them takes long enough to be interrupted
+    images.mkdir()
+    rng = np.random.default_rng(5)
+    for i in range(400):
+        cv2.imwrite(str(images / f"{i:03d}.png"), rng.integers(0, 256, (32, 32, 3), np.uint8))
+    # Progress bars show on a terminal: the sign it calibrates.
+    status, text, _, _ = run_on_terminal_then_signal(
+        [sys.executable, "-m", "axelera.runtime.compile", str(float_models / "classifier.onnx"),
+         "--calib", str(images), "--num-calib", "400", "--output-dir", str(tmp_path / "pkg")],
+        signal.SIGINT, wait_for=b"calibrating [", wait_at_most=60)
+    assert status == 130, text
+    assert "axcompile: interrupted by SIGINT (Ctrl-C): no package written" in text, text
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
+    assert not (tmp_path / "pkg").exists()
 
 
 def test_axcompile_is_found_in_the_build_tree_of_the_loaded_extension(monkeypatch, tmp_path):

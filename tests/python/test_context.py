@@ -1,8 +1,10 @@
 """Context, devices, configuration, connections and object lifetime (API doc "Objects")."""
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 
@@ -60,6 +62,29 @@ def test_several_devices_from_the_simulator_environment(monkeypatch):
         devices = context.list_devices()
     assert [d.name for d in devices] == ["metis-0:1:0", "metis-0:2:0"]
     assert all(d.board_type == axr.BoardType.m2 for d in devices)
+
+
+def test_devices_and_board_data_from_the_simulator_config_file(monkeypatch, tmp_path):
+    config = tmp_path / "sim.conf"
+    config.write_text("devices = 2\nfirmware_version = v1.3.0-lab\n"
+                      "metis-0:2:0.board_type = sbc\nmetis-0:2:0.board_revision = 7\n")
+    monkeypatch.setenv("AXSTREAM_SIM_CONFIG", str(config))
+    reset_devices()
+    with axr.Context() as context:
+        first, second = context.list_devices()
+    assert (first.board_type, first.firmware_version) == (axr.BoardType.pcie, "v1.3.0-lab")
+    assert (second.board_type, second.board_revision) == (axr.BoardType.sbc, 7)
+    assert second.firmware_version == "v1.3.0-lab"
+
+
+def test_malformed_simulator_config_file_is_invalid_configuration(monkeypatch, tmp_path):
+    config = tmp_path / "sim.conf"
+    config.write_text("devices = 2\nsubdevices = 40\n")
+    monkeypatch.setenv("AXSTREAM_SIM_CONFIG", str(config))
+    reset_devices()
+    with axr.Context() as context:
+        with pytest.raises(axr.InvalidConfiguration, match=r"line 2: subdevices='40'"):
+            context.list_devices()
 
 
 def test_device_connect_without_any_device_is_connection_error(monkeypatch):
@@ -161,7 +186,7 @@ def test_unknown_device_is_invalid_argument_naming_it():
         with pytest.raises(axr.InvalidArgument, match="metis-9:9:9"):
             context.read_device_configuration("metis-9:9:9")
         with pytest.raises(axr.InvalidArgument, match="DeviceInfo"):
-            context.device_ready(42)
+            context.device_ready(4.2)
 
 
 def test_four_single_core_connections_then_fifth_is_device_in_use():
@@ -208,6 +233,48 @@ def test_device_connect_accepts_axeleras_device_firmware_check_option():
             context.device_connect(None, 1, device_firmware_check=7)
 
 
+def test_device_argument_may_be_an_index_into_list_devices(monkeypatch):
+    # Axelera's reference: device_connect(device=0) connects to the first device; programs for
+    # their runtime select devices by index.
+    monkeypatch.setenv("AXSTREAM_SIM_DEVICES", "2")
+    reset_devices()
+    with axr.Context() as context:
+        assert context.device_connect(device=1, num_sub_devices=4).device_name == "metis-0:2:0"
+        assert context.device_connect(0, 1).device_name == "metis-0:1:0"
+        context.configure_device(1, clock_profile=600)
+        assert context.read_device_configuration(1)["clock_profile"] == "600"
+        assert context.read_device_configuration(0)["clock_profile"] == "800"
+        assert isinstance(context.device_ready(1), bool)
+
+
+@pytest.mark.parametrize("index", [1, -1, 10**30])
+def test_device_index_out_of_range_is_invalid_argument_naming_the_devices(index):
+    with axr.Context() as context:
+        with pytest.raises(axr.InvalidArgument,
+                           match=rf"device index {index} is out of range: list_devices\(\) has 1 "
+                                 r"device\(s\) \(metis-0:1:0\)"):
+            context.device_connect(device=index)
+
+
+def test_configure_accepts_voyagers_ddr_size_and_device_firmware():
+    # Voyager's device manager configures ddr_size (bytes) and device_firmware='1' with the
+    # per-core clocks; ddr_size reads back, bounded by the board's memory.
+    with axr.Context() as context:
+        (device,) = context.list_devices()
+        assert context.read_device_configuration(device)["ddr_size"] == str(device.max_memory)
+        context.configure_device(device, ddr_size=0x80000000, device_firmware="1",
+                                 clock_profile_core_0=600, mvm_utilisation_core_0=50)
+        wait_ready(context, device)
+        config = context.read_device_configuration(device)
+        assert config["ddr_size"] == "2147483648"
+        assert config["clock_profile_core_0"] == "600"
+        assert "device_firmware" not in config  # an action (reload firmware), not a setting
+        with pytest.raises(axr.InvalidArgument, match=f"ddr_size='{device.max_memory + 1}'"):
+            context.configure_device(device, ddr_size=device.max_memory + 1)
+        with pytest.raises(axr.InvalidArgument, match="device_firmware='2'"):
+            context.configure_device(device, device_firmware=2)
+
+
 HOLD_DEVICE = textwrap.dedent("""
     import sys, axelera.runtime as axr
     context = axr.Context()
@@ -233,6 +300,51 @@ def test_second_process_gets_device_in_use_naming_the_holder():
     # The lock died with the process.
     with axr.Context() as context:
         context.device_connect(None, 4).release()
+
+
+OTHER_USER_USES_THE_DEVICE = textwrap.dedent("""
+    import axelera.runtime as axr
+    with axr.Context() as context:
+        try:
+            context.device_connect(None, 4)
+        except axr.DeviceInUse as error:
+            print("DeviceInUse:", error)
+        held = context.device_connect(None, 2)
+        context.configure_device("metis-0:1:0", clock_profile=300)
+        print("ok")
+    """)
+
+
+def test_a_runtime_directory_shared_by_users_serves_each_after_another(monkeypatch):
+    """Lock and configuration files are made 0666 less the umask: in a group-writable directory
+    shared by several users (umask 002), one user's files do not lock the others out."""
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or not setpriv:
+        pytest.skip("needs root and setpriv to run a second user")
+    shared = tempfile.mkdtemp(prefix="ax-shared-runtime-")  # not /tmp/axstream-*: per-user only
+    os.chmod(shared, 0o777)
+    monkeypatch.setenv("AXSTREAM_RUNTIME_DIR", shared)
+    reset_devices()
+    old_umask = os.umask(0o000)
+    try:
+        with axr.Context() as context:
+            context.configure_device("metis-0:1:0", clock_profile=600)
+            held = context.device_connect(None, 2)  # cores 0 and 1, files made by root
+            other = subprocess.run(
+                [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable,
+                 "-c", OTHER_USER_USES_THE_DEVICE],
+                capture_output=True, text=True, timeout=60,
+                env=dict(os.environ, HOME=shared, PYTHONDONTWRITEBYTECODE="1"))
+            assert other.returncode == 0, other.stderr
+            lines = other.stdout.splitlines()
+            assert lines[0].startswith("DeviceInUse:") and f"root:{os.getpid()}" in lines[0]
+            assert lines[1] == "ok"
+            held.release()
+            context.device_connect(None, 4).release()  # the other user's files, ours again
+            assert context.read_device_configuration("metis-0:1:0")["clock_profile"] == "300"
+    finally:
+        os.umask(old_umask)
+        shutil.rmtree(shared, ignore_errors=True)
 
 
 def test_second_process_can_use_the_cores_this_process_left_free():

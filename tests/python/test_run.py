@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import axelera.runtime as axr
-from conftest import empty_outputs, random_inputs
+from conftest import empty_outputs, random_inputs, reset_devices
 
 
 def max_lsb_difference(actual, expected):
@@ -73,6 +73,20 @@ def test_load_model_corrupt_manifest_is_invalid_argument(context, package, tmp_p
     (copy / "manifest.json").write_text("{ not json")
     with pytest.raises(axr.InvalidArgument, match="manifest.json"):
         context.load_model(copy)
+
+
+def test_load_model_takes_a_path_that_is_not_utf8(context, package, tmp_path):
+    import shutil
+
+    copy = os.fsencode(str(tmp_path)) + b"/pkg\xff"
+    shutil.copytree(os.fsencode(str(package("resnet_tiny"))), copy)
+    for form in (copy, os.fsdecode(copy), os.fsdecode(copy + b"/model.json")):
+        assert context.load_model(form).inputs()[0].shape == (1, 32, 32, 4), form
+    # The message quotes the path; its undecodable byte must not empty the exception.
+    with pytest.raises(axr.InvalidArgument) as raised:
+        context.load_model(copy + b"\xfe")
+    assert str(raised.value) == (f"model package {tmp_path}/pkg\\xff\\xfe does not exist "
+                                 "(expected a package directory or its model.json)")
 
 
 def test_load_model_takes_str_bytes_and_pathlike_paths(context, package):
@@ -204,6 +218,33 @@ def test_profile_reports_host_and_device_time(context, package):
     assert profile.host_total > 0 and profile.device_compute > 0
     assert len(profile.per_core) == 1 and profile.per_core[0] > 0
     assert "RunProfile(" in repr(profile)
+
+
+def test_pacing_device_time_follows_clock_and_mvm_utilisation(monkeypatch, package):
+    """In pacing mode a core's modelled time is macs / (clock * 32768 * utilisation): the
+    profile shows the configuration's effect at once (AXSTREAM_SIM_CONFIG_DELAY_MS=0)."""
+    monkeypatch.setenv("AXSTREAM_SIM_PACING", "1")
+    monkeypatch.setenv("AXSTREAM_SIM_CONFIG_DELAY_MS", "0")
+    reset_devices()
+    with axr.Context() as context:
+        device = context.list_devices()[0]
+        model = context.load_model(package("resnet_tiny"))
+        instance = context.device_connect(device, 1).load_model_instance(model,
+                                                                         device_profiling=True)
+        inputs, outputs = random_inputs(model), empty_outputs(model)
+
+        def device_time(**settings):
+            assert context.configure_device(device, **settings)
+            instance.run(inputs, outputs)
+            return instance.profile().device_compute
+
+        full = device_time(clock_profile=800, mvm_utilisation_core_0=100)
+        assert full > 0
+        assert device_time(clock_profile=400) == pytest.approx(2 * full, rel=0.05)
+        assert device_time(clock_profile=800, mvm_utilisation_core_0=25) == pytest.approx(
+            4 * full, rel=0.05)
+        assert device_time(clock_profile_core_0=100, mvm_utilisation_core_0=50) == (
+            pytest.approx(16 * full, rel=0.05))
 
 
 # --- argument checks: InvalidArgument naming the tensor, the expected and the actual ----------

@@ -124,6 +124,17 @@ TEST_F(PackageFixture, WithoutManifestTheCoreGraphDescribesTheTensors) {
   EXPECT_EQ(package->input_preprocess.size(), 1u);
 }
 
+TEST_F(PackageFixture, AxeleraOriginalShapeFieldsLoad) {
+  // input_shapes_original / output_shapes_original: the float model's shapes, as Axelera's
+  // packages carry them (NCHW input: 3 of the 4 padded channels).
+  write_text(manifest_json(),
+             replaced(kManifestJson, " \"output_info\"",
+                      " \"input_shapes_original\": [[1, 3, 32, 32]],"
+                      " \"output_shapes_original\": [[1, 1000]], \"output_info\""));
+  auto package = load_model_package(dir.path());
+  EXPECT_EQ(package->outputs[0].unpadded_shape(), (std::vector<int64_t>{1, 1, 1, 1000}));
+}
+
 TEST_F(PackageFixture, MissingPaddingMeansUnpadded) {
   std::string manifest = replaced(kManifestJson, "[1, 32, 32, 4]", "[1, 32, 32, 4]");
   manifest = replaced(manifest, " \"n_padded_ch_inputs\": [[0, 0, 0, 0, 0, 0, 0, 1]],\n", "");
@@ -416,6 +427,66 @@ const CorruptCase kCorruptCases[] = {
      " \"output_info\"",
      " \"input_info\": [{\"original_shape\": [1, 3, 32, 31]}], \"output_info\"",
      {"manifest.json", "'input_info[0].original_shape'", "3072 elements of the unpadded input"}},
+    {"output_shapes_original_wrong_elements",
+     "manifest.json",
+     " \"output_info\"",
+     " \"output_shapes_original\": [[1, 999]], \"output_info\"",
+     {"manifest.json", "'output_shapes_original[0]'", "1000 elements of the unpadded output"}},
+    {"input_shapes_original_wrong_count",
+     "manifest.json",
+     " \"output_info\"",
+     " \"input_shapes_original\": [[1, 3, 32, 32], [1, 3, 32, 32]], \"output_info\"",
+     {"manifest.json", "'input_shapes_original'", "expected 1 shapes (one per input)"}},
+    {"core_graph_leaves_the_directory",
+     "model.json",
+     "\"core.onnx\"",
+     "\"../core.onnx\"",
+     {"model.json", "'core_graph'", "'../core.onnx' (it leaves the directory)"}},
+    {"postamble_leaves_the_directory",
+     "model.json",
+     "\"postamble_graph\": null",
+     "\"postamble_graph\": \"sub/../../../etc/passwd\"",
+     {"model.json", "'postamble_graph'", "it leaves the directory"}},
+    {"core_graph_empty_file",
+     "core.onnx",
+     "",
+     "",
+     {"core.onnx", "empty file, not an ONNX graph", "'core_graph'"}},
+    {"scale_below_float32",
+     "manifest.json",
+     "[[0.02, -5]]",
+     "[[1e-310, -5]]",
+     {"manifest.json", "'quantize_params[0][0]'", "outside the normal float32 range"}},
+    {"scale_above_float32",
+     "manifest.json",
+     "[[0.04, -15]]",
+     "[[1e39, -15]]",
+     {"manifest.json", "'dequantize_params[0][0]'", "outside the normal float32 range"}},
+    {"padding_sum_overflows_int64",
+     "manifest.json",
+     "[[0, 0, 0, 0, 0, 0, 0, 1]]",
+     "[[0, 0, 0, 0, 0, 0, 4611686018427387904, 4611686018427387904]]",
+     {"manifest.json", "'n_padded_ch_inputs[0]'", "leaves nothing of size 4"}},
+    {"original_shape_product_overflows_int64",
+     "manifest.json",
+     "[1, 1000]",
+     "[4611686018427388154, 4]",  // (2^62 + 250) * 4 wraps to 1000 in int64
+     {"manifest.json", "'output_info[0].original_shape'", "does not hold the 1000 elements"}},
+    {"integer_beyond_int64",
+     "manifest.json",
+     "[[0.02, -5]]",
+     "[[0.02, 99999999999999999999]]",
+     {"manifest.json", "'quantize_params[0][1]'", "an integer out of the 64-bit range"}},
+    {"nul_in_core_graph",
+     "model.json",
+     "\"core.onnx\"",
+     "\"core.onnx\\u0000junk\"",
+     {"model.json", "'core_graph'", "without NUL characters, got 'core.onnx\\x00junk'"}},
+    {"non_ascii_byte_in_json",
+     "model.json",
+     "",
+     "\xff\xfe{}",
+     {"model.json", "invalid JSON", "found byte 0xff at line 1, column 1"}},
     {"postprocess_differs_from_model",
      "manifest.json",
      " \"output_info\"",
@@ -436,6 +507,72 @@ TEST_F(PackageFixture, CorruptHostGraphIsFoundWhenThePackageOpens) {
     EXPECT_NE(message.find(part), std::string::npos) << message;
 }
 
+// A file of the package replaced by a directory or a symbolic link loop: the message says which,
+// and a manifest.json that is there but unreadable is an error, not a package without manifest.
+TEST_F(PackageFixture, PackageFilesThatAreNotFilesAreNamedForWhatTheyAre) {
+  namespace fs = std::filesystem;
+  const std::string manifest = manifest_json();
+  fs::remove(manifest);
+  fs::create_directory(manifest);
+  std::string message = load_error();
+  EXPECT_NE(message.find(manifest + " is a directory, not a file"), std::string::npos) << message;
+  fs::remove(manifest);
+  fs::create_symlink(manifest, manifest);  // a link to itself: ELOOP
+  message = load_error();
+  EXPECT_NE(message.find(manifest + " is a symbolic link loop"), std::string::npos) << message;
+  fs::remove(manifest);
+  fs::create_symlink(dir.path() + "/nothing.json", manifest);
+  message = load_error();
+  EXPECT_NE(message.find(manifest + " is a symbolic link to nothing"), std::string::npos)
+      << message;
+  write_text(manifest, kManifestJson);
+
+  const std::string core = dir.path() + "/core.onnx";
+  fs::rename(core, dir.path() + "/real.onnx");
+  fs::create_directory(core);
+  message = load_error();
+  for (const char *part : {"model.json", "'core_graph'", "is a directory, not a file"})
+    EXPECT_NE(message.find(part), std::string::npos) << message;
+  fs::remove(core);
+  fs::create_symlink(core, core);
+  message = load_error();
+  for (const char *part : {"model.json", "'core_graph'", "is a symbolic link loop"})
+    EXPECT_NE(message.find(part), std::string::npos) << message;
+  fs::remove(core);
+  fs::create_symlink("real.onnx", core);  // a link inside the package is fine
+  EXPECT_EQ(load_error(), "");
+}
+
+TEST_F(PackageFixture, ManifestGivenAsTheModelFileSaysWhatToPass) {
+  try {
+    load_model_package(manifest_json());
+    FAIL() << "loaded manifest.json as a model file";
+  } catch (const InvalidArgument &error) {
+    EXPECT_EQ(std::string(error.what()),
+              "model file " + manifest_json() +
+                  " is the package's manifest, not its model file: pass the package directory " +
+                  dir.path() + " or its model.json");
+  }
+}
+
+TEST_F(PackageFixture, EmptyHostGraphIsFoundWhenThePackageOpens) {
+  write_text(dir.path() + "/pre.onnx", "");
+  write_text(model_json(),
+             replaced(kModelJson, "\"preamble_graph\": null", "\"preamble_graph\": \"pre.onnx\""));
+  std::string message = load_error();
+  for (const char *part : {"pre.onnx", "empty file, not an ONNX graph", "'preamble_graph'"})
+    EXPECT_NE(message.find(part), std::string::npos) << message;
+}
+
+TEST_F(PackageFixture, RelativePathsMayGoDownAndBackInsideThePackage) {
+  std::filesystem::create_directory(dir.path() + "/graphs");
+  std::filesystem::rename(dir.path() + "/core.onnx", dir.path() + "/graphs/core.onnx");
+  write_text(model_json(), replaced(kModelJson, "\"core.onnx\"", "\"graphs/../graphs/core.onnx\""));
+  write_text(manifest_json(),
+             replaced(kManifestJson, "\"core.onnx\"", "\"graphs/../graphs/core.onnx\""));
+  EXPECT_EQ(load_error(), "");
+}
+
 TEST(ModelPackage, MissingDirectoryIsInvalidArgument) {
   try {
     load_model_package("/nonexistent/axstream/package");
@@ -446,6 +583,15 @@ TEST(ModelPackage, MissingDirectoryIsInvalidArgument) {
   }
   EXPECT_THROW(load_model_package("/nonexistent/model.json"), InvalidArgument);
   EXPECT_THROW(load_model_package(""), InvalidArgument);
+  // A NUL would cut the name short for the file system: "<package>\0junk" must not open it.
+  try {
+    load_model_package(std::string("/tmp\0junk", 9));
+    FAIL() << "loaded a path with a NUL";
+  } catch (const InvalidArgument &error) {
+    EXPECT_NE(std::string(error.what()).find("'/tmp\\x00junk' contains a NUL character"),
+              std::string::npos)
+        << error.what();
+  }
 }
 
 TEST(ModelPackage, GeneratedPackagesLoadWithTheirExtras) {

@@ -31,10 +31,10 @@ class Error : public std::runtime_error {
   ErrorKind kind_;
 };
 
-#define AXSTREAM_DEFINE_ERROR(Name)                                                    \
-  class Name : public Error {                                                          \
-   public:                                                                             \
-    explicit Name(const std::string &message) : Error(ErrorKind::Name, message) {}     \
+#define AXSTREAM_DEFINE_ERROR(Name)                                                \
+  class Name : public Error {                                                      \
+   public:                                                                         \
+    explicit Name(const std::string &message) : Error(ErrorKind::Name, message) {} \
   };
 AXSTREAM_DEFINE_ERROR(ConnectionError)
 AXSTREAM_DEFINE_ERROR(DeviceInUse)

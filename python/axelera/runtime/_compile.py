@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import shutil
+import signal
 import subprocess
 import sys
 from typing import Any, Mapping, Sequence
@@ -71,6 +73,14 @@ def _invalid_argument(message: str) -> Exception:
     from . import InvalidArgument
 
     return InvalidArgument(message)
+
+
+def _error_class(kind: str):
+    """The axelera.runtime exception named ``kind`` (axcompile prints the runtime's kinds)."""
+    from . import Error
+
+    found = getattr(sys.modules[__package__], kind, None)
+    return found if isinstance(found, type) and issubclass(found, Error) else None
 
 
 def find_axcompile() -> str:
@@ -186,7 +196,8 @@ def compile(model: os.PathLike | str, calib: os.PathLike | str,
     axinference shared=true batching; default 1), name, check (False: skip the float
     comparison), verbose.
 
-    Raises axelera.runtime.InvalidArgument with axcompile's message when it fails.
+    Raises the axelera.runtime exception of axcompile's error kind (NotImplemented for an op
+    nothing can run) with its message, InvalidArgument for a usage error.
     """
     args = [os.fspath(model), "--calib", os.fspath(calib)]
     if output_dir is not None:
@@ -197,9 +208,17 @@ def compile(model: os.PathLike | str, calib: os.PathLike | str,
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         message = next((line for line in reversed(lines) if line.startswith("axcompile:")),
                        lines[-1] if lines else f"exit code {result.returncode}")
-        if message.startswith("axcompile: error"):
-            message = message.split(": ", 2)[-1] if message.count(": ") >= 2 else message
-        raise _invalid_argument(f"axcompile {os.fspath(model)}: {message}")
+        # A usage error ends with a pointer to `axcompile --help`: here the options are this
+        # function's keywords (its docstring).
+        message = message.removesuffix(" (axcompile --help lists the options)")
+        # "axcompile: error (NotImplemented): ..." raises that exception (an op the compiler
+        # cannot run is NotImplemented, as from the runtime); usage errors are InvalidArgument.
+        kind = re.match(r"axcompile: error \((\w+)\): (.*)", message, re.S)
+        error_class = _error_class("InvalidArgument")
+        if kind:
+            error_class = _error_class(kind.group(1)) or error_class
+            message = kind.group(2)
+        raise error_class(f"axcompile {os.fspath(model)}: {message}")
     package = output_dir
     if package is None:
         package = options.get("name") or pathlib.Path(os.fspath(model)).stem
@@ -214,5 +233,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # InvalidArgument: no binary; its message names the function
         print(e, file=sys.stderr)
         return 1
-    return subprocess.call([binary, *argv])
+    # Ctrl-C reaches axcompile too (one process group): it stops cleanly and exits 130, which is
+    # returned. This process only waits, with SIGINT ignored (a KeyboardInterrupt in the wait
+    # printed a traceback over axcompile's message); axcompile gets SIGINT's action as it was.
+    original = signal.getsignal(signal.SIGINT)
+    child_action = signal.SIG_IGN if original == signal.SIG_IGN else signal.SIG_DFL
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return subprocess.call([binary, *argv],
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, child_action))
+    finally:
+        signal.signal(signal.SIGINT, original)
 

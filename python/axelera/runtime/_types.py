@@ -11,9 +11,11 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
-from typing import List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
+
+from . import axruntime as _c
 
 __all__ = ["BoardType", "DeviceInfo", "TensorInfo"]
 
@@ -51,6 +53,9 @@ class DeviceInfo:
         board_controller_firmware_version: The board controller firmware version.
         board_controller_board_type: The board controller board type.
         in_use_count: (axstream extra) how many sub-devices are currently reserved.
+
+    ``DeviceInfo(raw)`` with a C struct ``axelera.runtime.axruntime.DeviceInfo`` takes every
+    field from it (as Axelera's runtime does; Voyager's tests make devices that way).
     """
 
     name: str
@@ -66,6 +71,23 @@ class DeviceInfo:
     board_controller_board_type: str = ""
     in_use_count: int = 0
 
+    def __post_init__(self) -> None:
+        raw = self.name
+        if not isinstance(raw, _c.DeviceInfo):
+            return
+        text = {field: getattr(raw, field).decode("utf-8", "replace")
+                for field in ("name", "in_use_by", "firmware_version", "flashed_firmware_version",
+                              "board_controller_firmware_version", "board_controller_board_type")}
+        try:
+            board_type = BoardType(raw.board_type)
+        except ValueError:
+            board_type = BoardType.unknown
+        values = dict(text, subdevice_count=raw.subdevice_count, max_memory=raw.max_memory,
+                      in_use=raw.in_use > 0, board_type=board_type,
+                      board_revision=raw.board_revision, in_use_count=raw.in_use)
+        for field, value in values.items():
+            object.__setattr__(self, field, value)  # frozen: set once, here
+
     def __str__(self) -> str:
         return self.name
 
@@ -74,7 +96,7 @@ def _invalid_argument(message: str) -> Exception:
     # The extension defines the exception classes; fall back to ValueError (their builtin
     # base) only if this module is used without it.
     try:
-        from . import InvalidArgument  # type: ignore[attr-defined]
+        from . import InvalidArgument
     except ImportError:  # pragma: no cover - extension missing
         return ValueError(message)
     return InvalidArgument(message)
@@ -110,26 +132,35 @@ class TensorInfo:
     """
 
     shape: Tuple[int, ...]
-    dtype: np.dtype = np.int8  # type: ignore[assignment]
+    dtype: np.dtype[Any] = np.int8  # type: ignore[assignment]
     name: str = ""
-    padding: Optional[List[Tuple[int, int]]] = None  # type: ignore[assignment]
+    padding: Optional[List[Tuple[int, int]]] = None
     scale: float = 1.0
     zero_point: int = 0
 
     def __post_init__(self) -> None:
         try:
             self.shape = tuple(int(d) for d in self.shape)
-        except TypeError:
+        except (TypeError, ValueError):
             raise _invalid_argument(
                 f"TensorInfo shape: expected a sequence of ints, got {self.shape!r}") from None
         if any(d < 0 for d in self.shape):
             raise _invalid_argument(
                 f"TensorInfo shape: expected non-negative dimensions, got {self.shape}")
-        self.dtype = np.dtype(self.dtype)
+        try:
+            self.dtype = np.dtype(self.dtype)
+        except TypeError:
+            raise _invalid_argument(
+                f"TensorInfo dtype: expected a numpy dtype, got {self.dtype!r}") from None
         if self.padding is None:
             self.padding = [(0, 0)] * len(self.shape)
         else:
-            self.padding = [tuple(int(v) for v in p) for p in self.padding]  # type: ignore
+            try:
+                self.padding = [tuple(int(v) for v in p) for p in self.padding]  # type: ignore
+            except (TypeError, ValueError):
+                raise _invalid_argument(
+                    f"TensorInfo padding: expected {len(self.shape)} (start, end) pairs of ints "
+                    f"for shape {self.shape}, got {self.padding!r}") from None
             if len(self.padding) != len(self.shape) or any(len(p) != 2 for p in self.padding):
                 raise _invalid_argument(
                     f"TensorInfo padding: expected {len(self.shape)} (start, end) pairs for "
@@ -139,18 +170,23 @@ class TensorInfo:
                     raise _invalid_argument(
                         f"TensorInfo padding: expected non-negative pads within shape "
                         f"{self.shape}, got {self.padding}")
-        self.scale = float(self.scale)
-        self.zero_point = int(self.zero_point)
+        for field, convert in (("scale", float), ("zero_point", int)):
+            try:
+                setattr(self, field, convert(getattr(self, field)))
+            except (TypeError, ValueError):
+                raise _invalid_argument(
+                    f"TensorInfo {field}: expected {'a float' if convert is float else 'an int'}, "
+                    f"got {getattr(self, field)!r}") from None
 
+    # The fields stay plain, assignable dataclass fields, so the properties read them as a user
+    # may have set them after construction (info.dtype = np.float32, info.padding = None).
     @property
     def size(self) -> int:
         """The size of the (padded) tensor in bytes."""
-        return int(math.prod(self.shape)) * self.dtype.itemsize
+        return int(math.prod(int(d) for d in self.shape)) * np.dtype(self.dtype).itemsize
 
     @property
     def unpadded_shape(self) -> Tuple[int, ...]:
         """The shape of the tensor without padding."""
-        # (__post_init__ always sets padding; "or ()" is for the type checker.)
-        return tuple(d - b - e for d, (b, e) in zip(self.shape, self.padding or ()))
-
-
+        padding = self.padding if self.padding is not None else [(0, 0)] * len(self.shape)
+        return tuple(int(d) - int(b) - int(e) for d, (b, e) in zip(self.shape, padding))

@@ -1,4 +1,4 @@
-// Broadcasting binary and variadic element-wise ops: arithmetic, comparison, Where.
+// Broadcasting binary and variadic element-wise ops: arithmetic, comparison, Where, BitShift.
 #include "common.h"
 
 namespace axstream::engine {
@@ -94,7 +94,7 @@ std::unique_ptr<Kernel> compile_binary(OpContext &ctx) {
   if (op != BinOp::pow && ctx.in_dtype(1) != dt)
     ctx.fail(std::string("input dtypes differ: ") + dtype_name(dt) + " and " +
              dtype_name(ctx.in_dtype(1)));
-  Shape out = broadcast_shapes(ctx.in_shape(0), ctx.in_shape(1), ctx.label());
+  Shape out = broadcast_shapes(ctx.in_shape(0), ctx.in_shape(1), ctx.where());
   Shape slope = ctx.in_shape(1);
   if (op == BinOp::prelu && out != ctx.in_shape(0)) {
     ctx.fail("slope of shape " + shape_str(slope) + " does not broadcast to the input " +
@@ -158,7 +158,7 @@ std::unique_ptr<Kernel> compile_compare(OpContext &ctx) {
   ctx.expect_inputs(2, 2);
   DType dt = ctx.in_dtype(0);
   if (ctx.in_dtype(1) != dt) ctx.fail("input dtypes differ");
-  Shape out = broadcast_shapes(ctx.in_shape(0), ctx.in_shape(1), ctx.label());
+  Shape out = broadcast_shapes(ctx.in_shape(0), ctx.in_shape(1), ctx.where());
   ctx.set_output(0, DType::bool_, out);
   if (ctx.infer_only()) return nullptr;
   if (dt == DType::f16) ctx.unsupported("float16 inputs");
@@ -205,7 +205,7 @@ std::unique_ptr<Kernel> compile_variadic(OpContext &ctx) {
   Shape out = ctx.in_shape(0);
   for (size_t i = 1; i < ctx.input_count(); ++i) {
     if (ctx.in_dtype(i) != dt) ctx.fail("input dtypes differ");
-    out = broadcast_shapes(out, ctx.in_shape(i), ctx.label());
+    out = broadcast_shapes(out, ctx.in_shape(i), ctx.where());
   }
   ctx.set_output(0, dt, out);
   if (ctx.infer_only()) return nullptr;
@@ -217,7 +217,7 @@ std::unique_ptr<Kernel> compile_variadic(OpContext &ctx) {
   for (size_t i = 0; i < ctx.input_count(); ++i)
     plans.emplace_back(std::vector<Shape>{out, ctx.in_shape(i)}, out);
   return make_kernel([plans, dt, mean](ExecContext &, const void *const *in, void *const *o) {
-    dispatch_dtype(dt, [&](auto zero) {
+    dispatch_numeric_dtype(dt, [&](auto zero) {
       using T = decltype(zero);
       T *r = static_cast<T *>(o[0]);
       const T *a0 = static_cast<const T *>(in[0]);
@@ -245,8 +245,8 @@ std::unique_ptr<Kernel> compile_where(OpContext &ctx) {
   ctx.expect_inputs(3, 3);
   DType dt = ctx.in_dtype(1);
   if (ctx.in_dtype(2) != dt) ctx.fail("X and Y dtypes differ");
-  Shape out = broadcast_shapes(broadcast_shapes(ctx.in_shape(0), ctx.in_shape(1), ctx.label()),
-                               ctx.in_shape(2), ctx.label());
+  Shape out = broadcast_shapes(broadcast_shapes(ctx.in_shape(0), ctx.in_shape(1), ctx.where()),
+                               ctx.in_shape(2), ctx.where());
   ctx.set_output(0, dt, out);
   if (ctx.infer_only()) return nullptr;
   BroadcastPlan plan({ctx.in_shape(0), ctx.in_shape(1), ctx.in_shape(2)}, out);
@@ -259,6 +259,33 @@ std::unique_ptr<Kernel> compile_where(OpContext &ctx) {
                                : static_cast<const uint8_t *>(in[2]) + plan.input_index(2, i) * es;
       std::memcpy(static_cast<uint8_t *>(o[0]) + i * es, src, es);
     }
+  });
+}
+
+// BitShift on unsigned integers (uint8, the one the engine holds): a shift by the bit width or
+// more gives 0, as the shifted-out bits would.
+std::unique_ptr<Kernel> compile_bit_shift(OpContext &ctx) {
+  ctx.expect_inputs(2, 2);
+  DType dt = ctx.in_dtype(0);
+  if (ctx.in_dtype(1) != dt) ctx.fail("X and Y dtypes differ");
+  std::string direction = ctx.attr_s("direction", "");
+  if (direction != "LEFT" && direction != "RIGHT")
+    ctx.fail("direction must be LEFT or RIGHT, got '" + direction + "'");
+  Shape out = broadcast_shapes(ctx.in_shape(0), ctx.in_shape(1), ctx.where());
+  ctx.set_output(0, dt, out);
+  if (ctx.infer_only()) return nullptr;
+  if (dt != DType::u8)
+    ctx.unsupported(std::string("dtype ") + dtype_name(dt) + " (BitShift takes unsigned integers)");
+  BroadcastPlan plan({ctx.in_shape(0), ctx.in_shape(1)}, out);
+  bool left = direction == "LEFT";
+  return make_kernel([plan, left](ExecContext &, const void *const *in, void *const *o) {
+    const uint8_t *x = static_cast<const uint8_t *>(in[0]),
+                  *s = static_cast<const uint8_t *>(in[1]);
+    uint8_t *y = static_cast<uint8_t *>(o[0]);
+    plan.for_each2([&](int64_t oi, int64_t xi, int64_t si) {
+      unsigned shift = s[si];
+      y[oi] = shift >= 8 ? 0 : static_cast<uint8_t>(left ? x[xi] << shift : x[xi] >> shift);
+    });
   });
 }
 
@@ -284,5 +311,6 @@ AXSTREAM_ENGINE_OP(GreaterOrEqual, "GreaterOrEqual", 12, 17, compile_compare<Bin
 AXSTREAM_ENGINE_OP(And, "And", 7, 17, compile_compare<BinOp::logical_and>)
 AXSTREAM_ENGINE_OP(Or, "Or", 7, 17, compile_compare<BinOp::logical_or>)
 AXSTREAM_ENGINE_OP(Xor, "Xor", 7, 17, compile_compare<BinOp::logical_xor>)
+AXSTREAM_ENGINE_OP(BitShift, "BitShift", 11, 17, compile_bit_shift)
 
 }  // namespace axstream::engine

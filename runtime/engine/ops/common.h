@@ -3,10 +3,23 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
+#include <type_traits>
 
 #include "../op_registry.h"
 
 namespace axstream::engine {
+
+// dispatch_dtype (tensor.h) over the arithmetic dtypes only, for kernels whose arithmetic means
+// nothing on bool: f is never instantiated with bool, and a bool dtype is NotImplemented.
+template <typename F>
+void dispatch_numeric_dtype(DType dtype, F &&f) {
+  if (dtype == DType::bool_)
+    throw NotImplemented("engine: dtype bool is not supported by this arithmetic kernel");
+  dispatch_dtype(dtype, [&](auto zero) {
+    if constexpr (!std::is_same_v<decltype(zero), bool>) f(zero);
+  });
+}
 
 // Precomputed walk over an output shape with per-input strides (0 on broadcast dims).
 struct BroadcastPlan {
@@ -83,6 +96,28 @@ inline int64_t product(const Shape &s, size_t begin, size_t end) {
 
 inline float round_half_even(float x) { return std::nearbyint(x); }
 
+// The engine's dtype for an ONNX element type given as an attribute (Cast's `to`, EyeLike's and
+// friends' `dtype`): float, uint8, int8, int32, int64, bool; std::nullopt for any other (the
+// caller reports it as unsupported, naming the attribute).
+inline std::optional<DType> dtype_of_onnx_element_type(int64_t elem_type) {
+  switch (elem_type) {
+    case 1:
+      return DType::f32;
+    case 2:
+      return DType::u8;
+    case 3:
+      return DType::i8;
+    case 6:
+      return DType::i32;
+    case 7:
+      return DType::i64;
+    case 9:
+      return DType::bool_;
+    default:
+      return std::nullopt;
+  }
+}
+
 }  // namespace axstream::engine
 
 namespace axstream::engine {
@@ -156,21 +191,25 @@ struct FusedActivation {
   static FusedActivation from(const OpContext &ctx) {
     FusedActivation a;
     std::string k = ctx.attr_s("_activation", "");
-    if (k == "Relu")
-      a.kind = Kind::relu, a.lo = 0.f;
-    else if (k == "Clip")
-      a.kind = Kind::clip, a.lo = ctx.attr_f("_act_min", -INFINITY),
+    if (k == "Relu") {
+      a.kind = Kind::relu;
+      a.lo = 0.f;
+    } else if (k == "Clip") {
+      a.kind = Kind::clip;
+      a.lo = ctx.attr_f("_act_min", -INFINITY);
       a.hi = ctx.attr_f("_act_max", INFINITY);
-    else if (k == "LeakyRelu")
-      a.kind = Kind::leaky_relu, a.alpha = ctx.attr_f("_act_alpha", 0.01f);
-    else if (k == "HardSwish")
+    } else if (k == "LeakyRelu") {
+      a.kind = Kind::leaky_relu;
+      a.alpha = ctx.attr_f("_act_alpha", 0.01f);
+    } else if (k == "HardSwish") {
       a.kind = Kind::hard_swish;
-    else if (k == "SiLU")
+    } else if (k == "SiLU") {
       a.kind = Kind::swish;
-    else if (k == "Sigmoid")
+    } else if (k == "Sigmoid") {
       a.kind = Kind::sigmoid;
-    else if (!k.empty())
+    } else if (!k.empty()) {
       ctx.fail("unknown fused activation '" + k + "'");
+    }
     return a;
   }
   void apply(float *y, int64_t n) const {

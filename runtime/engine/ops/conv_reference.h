@@ -35,7 +35,11 @@ inline ConvShape conv_shape(const Shape &xs, const Shape &ws, const WindowGeomet
               two ? g.pad_begin[y] : 0,
               g.pad_begin.back()};
   if (r == 3) {
-    s.d = xs[2], s.kd = ws[2], s.od = g.out[0], s.sd = g.stride[0], s.dd = g.dilation[0];
+    s.d = xs[2];
+    s.kd = ws[2];
+    s.od = g.out[0];
+    s.sd = g.stride[0];
+    s.dd = g.dilation[0];
     s.pf = g.pad_begin[0];
   }
   return s;

@@ -42,7 +42,7 @@ std::unique_ptr<Kernel> compile_gemm(OpContext &ctx) {
   if (k != kb) ctx.fail("inner dims differ: A " + shape_str(as) + ", B " + shape_str(bs));
   Shape out = {m, n};
   bool has_c = ctx.has_input(2);
-  if (has_c && broadcast_shapes(ctx.in_shape(2), out, ctx.label()) != out)
+  if (has_c && broadcast_shapes(ctx.in_shape(2), out, ctx.where()) != out)
     ctx.fail("C of shape " + shape_str(ctx.in_shape(2)) + " does not broadcast to " +
              shape_str(out));
   ctx.set_output(0, DType::f32, out);
@@ -110,7 +110,7 @@ std::unique_ptr<Kernel> compile_matmul(OpContext &ctx) {
     ctx.fail("inner dims differ: " + shape_str(ctx.in_shape(0)) + " x " +
              shape_str(ctx.in_shape(1)));
   Shape a_batch(as.begin(), as.end() - 2), b_batch(bs.begin(), bs.end() - 2);
-  Shape batch = broadcast_shapes(a_batch, b_batch, ctx.label());
+  Shape batch = broadcast_shapes(a_batch, b_batch, ctx.where());
   Shape out = batch;
   if (!a_vec) out.push_back(m);
   if (!b_vec) out.push_back(n);

@@ -1,6 +1,7 @@
 // LayerNormalization (opset 17; also axstream.LayerNorm, which passes.cc makes from the
 // decomposed ReduceMean-Sub-Pow-ReduceMean-Add-Sqrt-Div-[Mul]-[Add] form older exporters write)
-// and InstanceNormalization. Statistics in float, one pass over each normalised row.
+// InstanceNormalization and MeanVarianceNormalization. Statistics in float, one pass over each
+// normalised row (MVN: one pass over the input for both moments).
 #include "common.h"
 
 namespace axstream::engine {
@@ -11,7 +12,7 @@ namespace {
 std::vector<int64_t> parameter_index(OpContext &ctx, size_t input, const Shape &block) {
   if (!ctx.has_input(input)) return {};
   const Shape &ps = ctx.in_shape(input);
-  if (ps.size() > block.size() || broadcast_shapes(block, ps, ctx.label()) != block)
+  if (ps.size() > block.size() || broadcast_shapes(block, ps, ctx.where()) != block)
     ctx.fail("parameter " + std::to_string(input) + " of shape " + shape_str(ps) +
              " does not broadcast to the normalised shape " + shape_str(block));
   BroadcastPlan plan({block, ps}, block);
@@ -103,10 +104,53 @@ std::unique_ptr<Kernel> compile_instance_norm(OpContext &ctx) {
   return k;
 }
 
+// MeanVarianceNormalization: (x - mean) / (sqrt(E[x^2] - mean^2) + 1e-9) over `axes` (default
+// N, H, W), ONNX's function body term by term; the moments accumulate in double.
+std::unique_ptr<Kernel> compile_mean_variance_norm(OpContext &ctx) {
+  ctx.expect_inputs(1, 1);
+  const Shape &xs = ctx.in_shape(0);
+  std::vector<int64_t> axes = ctx.attr_ints("axes", {0, 2, 3});
+  std::vector<bool> reduced(xs.size(), false);
+  for (int64_t a : axes) reduced[ctx.axis(a, xs.size())] = true;
+  ctx.set_output(0, ctx.in_dtype(0), xs);
+  if (ctx.infer_only()) return nullptr;
+  if (ctx.in_dtype(0) != DType::f32)
+    ctx.unsupported(std::string("dtype ") + dtype_name(ctx.in_dtype(0)));
+  Shape kept(xs.size());
+  for (size_t d = 0; d < xs.size(); ++d) kept[d] = reduced[d] ? 1 : xs[d];
+  Shape kept_strides = strides_of(kept), walk(xs.size());
+  for (size_t d = 0; d < xs.size(); ++d) walk[d] = reduced[d] ? 0 : kept_strides[d];
+  BroadcastPlan plan = BroadcastPlan::strided(xs, walk);
+  int64_t groups = product(kept, 0, kept.size());
+  double per_group = groups ? static_cast<double>(plan.count) / static_cast<double>(groups) : 0;
+  auto k = make_kernel([=](ExecContext &ec, const void *const *in, void *const *o) {
+    const float *x = static_cast<const float *>(in[0]);
+    float *y = static_cast<float *>(o[0]);
+    double *sum = static_cast<double *>(ec.scratch), *sum_squares = sum + groups;
+    std::fill(sum, sum + 2 * groups, 0.0);
+    plan.for_each2([&](int64_t xi, int64_t g, int64_t) {
+      sum[g] += x[xi];
+      sum_squares[g] += static_cast<double>(x[xi]) * x[xi];
+    });
+    for (int64_t g = 0; g < groups; ++g) {
+      double mean = sum[g] / per_group;
+      sum[g] = mean;
+      sum_squares[g] = std::sqrt(std::max(0.0, sum_squares[g] / per_group - mean * mean)) + 1e-9;
+    }
+    plan.for_each2([&](int64_t xi, int64_t g, int64_t) {
+      y[xi] = static_cast<float>((x[xi] - sum[g]) / sum_squares[g]);
+    });
+  });
+  k->scratch_bytes = static_cast<size_t>(2 * groups) * sizeof(double);
+  return k;
+}
+
 }  // namespace
 
 AXSTREAM_ENGINE_OP(LayerNormalization, "LayerNormalization", 17, 17, compile_layer_norm)
 AXSTREAM_ENGINE_OP_EX(AxLayerNorm, "axstream", "LayerNorm", 1, 1, compile_layer_norm, false)
 AXSTREAM_ENGINE_OP(InstanceNormalization, "InstanceNormalization", 6, 17, compile_instance_norm)
+AXSTREAM_ENGINE_OP(MeanVarianceNormalization, "MeanVarianceNormalization", 9, 17,
+                   compile_mean_variance_norm)
 
 }  // namespace axstream::engine

@@ -1,5 +1,5 @@
-// MaxPool, AveragePool (1-D to 3-D, count_include_pad, ceil_mode), GlobalAveragePool,
-// GlobalMaxPool.
+// MaxPool (with its Indices output), AveragePool (1-D to 3-D, count_include_pad, ceil_mode),
+// GlobalAveragePool, GlobalMaxPool.
 #include "common.h"
 
 namespace axstream::engine {
@@ -28,15 +28,20 @@ PoolShape pool_shape(OpContext &ctx, const Shape &xs, bool ceil_mode, Shape &out
       g.stride.back(),    two ? g.dilation[y] : 1, g.dilation.back(), two ? g.pad_begin[y] : 0,
       g.pad_begin.back(), two ? g.pad_end[y] : 0,  g.pad_end.back()};
   if (r == 3) {
-    p.d = xs[2], p.kd = kernel[0], p.od = g.out[0], p.sd = g.stride[0], p.dd = g.dilation[0];
-    p.pf = g.pad_begin[0], p.pk = g.pad_end[0];
+    p.d = xs[2];
+    p.kd = kernel[0];
+    p.od = g.out[0];
+    p.sd = g.stride[0];
+    p.dd = g.dilation[0];
+    p.pf = g.pad_begin[0];
+    p.pk = g.pad_end[0];
   }
   return p;
 }
 
 // Walks every output position of a pooling window over x: the taps inside the input (padding
-// skipped) are folded by `reduce` from `init`, then `store(output index, result, taps, oz, oy,
-// ox)` writes the output.
+// skipped) are folded by `reduce(acc, value, iz, iy, ix)` from `init`, then `store(output
+// index, result, taps, oz, oy, ox)` writes the output.
 template <typename T, typename Acc, typename Reduce, typename Store>
 void pool_windows(const PoolShape &s, const T *x, Acc init, Reduce reduce, Store store) {
   int64_t hw = s.h * s.w, ohw = s.oh * s.ow;
@@ -58,7 +63,7 @@ void pool_windows(const PoolShape &s, const T *x, Acc init, Reduce reduce, Store
               for (int64_t kx = 0; kx < s.kw; ++kx) {
                 int64_t ix = ox * s.sw - s.pl + kx * s.dw;
                 if (ix < 0 || ix >= s.w) continue;
-                acc = reduce(acc, in[iz * hw + iy * s.w + ix]);
+                acc = reduce(acc, in[iz * hw + iy * s.w + ix], iz, iy, ix);
                 ++taps;
               }
             }
@@ -72,8 +77,33 @@ template <typename T>
 void max_pool(const PoolShape &s, const T *x, T *y) {
   T lowest = std::is_floating_point_v<T> ? -INFINITY : std::numeric_limits<T>::lowest();
   pool_windows(
-      s, x, lowest, [](T best, T v) { return std::max(best, v); },
+      s, x, lowest, [](T best, T v, int64_t, int64_t, int64_t) { return std::max(best, v); },
       [y](int64_t o, T best, int64_t, int64_t, int64_t, int64_t) { y[o] = best; });
+}
+
+// MaxPool with Indices: each maximum's position in the whole input flattened (plane offset
+// included, padding not), row-major over the spatial dims or, with storage_order 1,
+// column-major; the first maximum in window order wins a tie (ONNX Runtime's rule).
+template <typename T>
+void max_pool_with_indices(const PoolShape &s, bool column_major, const T *x, T *y,
+                           int64_t *indices) {
+  struct Best {
+    T value;
+    int64_t z = 0, y = 0, x = 0;
+    bool any = false;
+  };
+  int64_t hw = s.h * s.w, plane_outputs = s.od * s.oh * s.ow;
+  pool_windows(
+      s, x, Best{},
+      [](Best best, T v, int64_t iz, int64_t iy, int64_t ix) {
+        return !best.any || v > best.value ? Best{v, iz, iy, ix, true} : best;
+      },
+      [&](int64_t o, const Best &best, int64_t, int64_t, int64_t, int64_t) {
+        y[o] = best.any ? best.value : std::numeric_limits<T>::lowest();
+        int64_t within = column_major ? (best.x * s.h + best.y) * s.d + best.z
+                                      : (best.z * s.h + best.y) * s.w + best.x;
+        indices[o] = o / plane_outputs * s.d * hw + within;
+      });
 }
 
 // 2-D over NHWC int8/uint8 (the activations passes.cc keeps NHWC between int8 convolutions):
@@ -108,7 +138,7 @@ inline int64_t padded_taps(int64_t start, int64_t k, int64_t dil, int64_t limit)
 
 void avg_pool(const PoolShape &s, bool count_include_pad, const float *x, float *y) {
   pool_windows(
-      s, x, 0.f, [](float sum, float v) { return sum + v; },
+      s, x, 0.f, [](float sum, float v, int64_t, int64_t, int64_t) { return sum + v; },
       [&s, count_include_pad, y](int64_t o, float sum, int64_t n, int64_t oz, int64_t oy,
                                  int64_t ox) {
         if (count_include_pad)
@@ -121,14 +151,38 @@ void avg_pool(const PoolShape &s, bool count_include_pad, const float *x, float 
 
 std::unique_ptr<Kernel> compile_max_pool(OpContext &ctx) {
   ctx.expect_inputs(1, 1);
-  if (ctx.output_count() > 1) ctx.unsupported("the Indices output of MaxPool");
   Shape out;
   PoolShape s = pool_shape(ctx, ctx.in_shape(0), ctx.attr_i("ceil_mode", 0) != 0, out);
   DType dt = ctx.in_dtype(0);
   ctx.set_output(0, dt, out);
+  bool with_indices = ctx.output_count() > 1;
+  if (with_indices) ctx.set_output(1, DType::i64, out);
   if (ctx.infer_only()) return nullptr;
   if (dt != DType::f32 && dt != DType::i8 && dt != DType::u8)
     ctx.unsupported(std::string("dtype ") + dtype_name(dt));
+  if (with_indices) {
+    int64_t storage_order = ctx.attr_i("storage_order", 0);
+    if (storage_order != 0 && storage_order != 1)
+      ctx.fail("storage_order must be 0 or 1, got " + std::to_string(storage_order));
+    if (ctx.attr_i("_nhwc", 0) != 0) ctx.fail("_nhwc with the Indices output");
+    bool column_major = storage_order == 1;
+    auto k =
+        make_kernel([s, dt, column_major](ExecContext &, const void *const *in, void *const *o) {
+          int64_t *indices = static_cast<int64_t *>(o[1]);
+          if (dt == DType::f32)
+            max_pool_with_indices(s, column_major, static_cast<const float *>(in[0]),
+                                  static_cast<float *>(o[0]), indices);
+          else if (dt == DType::i8)
+            max_pool_with_indices(s, column_major, static_cast<const int8_t *>(in[0]),
+                                  static_cast<int8_t *>(o[0]), indices);
+          else
+            max_pool_with_indices(s, column_major, static_cast<const uint8_t *>(in[0]),
+                                  static_cast<uint8_t *>(o[0]), indices);
+        });
+    k->macs = static_cast<uint64_t>(s.planes * s.od * s.oh * s.ow * s.kd * s.kh * s.kw);
+    k->impl = "with indices";
+    return k;
+  }
   if (ctx.attr_i("_nhwc", 0) != 0) {
     const Shape &xs = ctx.in_shape(0);
     if (xs.size() != 4 || dt == DType::f32) ctx.fail("_nhwc needs a 4-D int8/uint8 input");

@@ -20,33 +20,15 @@ bool int8_path_is_exact(const Tensor &w) {
   return true;
 }
 
-std::unique_ptr<Kernel> compile_qconv(OpContext &ctx) {
-  const Shape &xs = ctx.in_shape(kX);
-  const Shape &ws = ctx.in_shape(kW);
-  int64_t group = conv_group(ctx, xs, ws, "quantised convolutions");
-  WindowGeometry g = WindowGeometry::resolve(ctx, Shape(xs.begin() + 2, xs.end()),
-                                             Shape(ws.begin() + 2, ws.end()), false);
-  DType out_dtype = ctx.has_input(kYZero) ? ctx.in_dtype(kYZero) : DType::u8;
-  Shape out = {xs[0], ws[0]};
-  out.insert(out.end(), g.out.begin(), g.out.end());
-  ctx.set_output(0, out_dtype, out);
-  if (ctx.infer_only()) return nullptr;
-  DType in_dtype = ctx.in_dtype(kX);
-  if ((in_dtype != DType::i8 && in_dtype != DType::u8) ||
-      (out_dtype != DType::i8 && out_dtype != DType::u8))
-    ctx.unsupported("QConv needs int8/uint8 activations");
+// What a QConv requantises with: the activations' scales and zero points and, per output
+// channel, the weight scale and the bias in real units.
+struct QConvConstants {
+  float x_scale = 1.f, y_scale = 1.f;
+  int32_t x_zero = 0, y_zero = 0;
+  std::vector<float> w_scale, bias;
+};
 
-  int64_t m = ws[0];
-  float x_scale = ctx.require_constant(kXScale, "x_scale").data<float>()[0];
-  int32_t x_zero =
-      ctx.has_input(kXZero)
-          ? static_cast<int32_t>(ctx.require_constant(kXZero, "x_zero_point").as_int(0))
-          : 0;
-  float y_scale = ctx.require_constant(kYScale, "y_scale").data<float>()[0];
-  int32_t y_zero =
-      ctx.has_input(kYZero)
-          ? static_cast<int32_t>(ctx.require_constant(kYZero, "y_zero_point").as_int(0))
-          : 0;
+std::vector<float> per_channel_weight_scales(OpContext &ctx, int64_t m) {
   const Tensor &w_scale_t = ctx.require_constant(kWScale, "w_scale");
   if (w_scale_t.count() != 1 && w_scale_t.count() != m)
     ctx.fail("w_scale has " + std::to_string(w_scale_t.count()) + " values for " +
@@ -54,7 +36,12 @@ std::unique_ptr<Kernel> compile_qconv(OpContext &ctx) {
   std::vector<float> w_scale(static_cast<size_t>(m));
   for (int64_t c = 0; c < m; ++c)
     w_scale[c] = w_scale_t.data<float>()[w_scale_t.count() == 1 ? 0 : c];
-  std::vector<float> bias(static_cast<size_t>(m), 0.f);  // in real units
+  return w_scale;
+}
+
+// The bias (int32 times its scale, or float) per output channel; 0 without one.
+std::vector<float> bias_in_real_units(OpContext &ctx, int64_t m) {
+  std::vector<float> bias(static_cast<size_t>(m), 0.f);
   if (ctx.has_input(kBias)) {
     const Tensor &b = ctx.require_constant(kBias, "bias");
     if (b.count() != m)
@@ -69,59 +56,74 @@ std::unique_ptr<Kernel> compile_qconv(OpContext &ctx) {
       for (int64_t c = 0; c < m; ++c) bias[c] = b.data<float>()[c];
     }
   }
-  const Tensor &w = ctx.require_constant(kW, "weights");
-  FusedActivation act = FusedActivation::from(ctx);
-  ConvShape s = conv_shape(xs, ws, g, group);
-  uint64_t macs = static_cast<uint64_t>(product(out, 0, out.size()) * product(ws, 1, ws.size()));
-  // oneDNN has 2-D and 3-D convolutions; 1-D ones run on the reference loops.
-  bool dnnl_rank = xs.size() >= 4;
+  return bias;
+}
 
-  // Set by passes.cc where the neighbours are int8 convolutions too (4-D only).
-  bool src_nhwc = ctx.attr_i("_src_nhwc", 0) != 0, dst_nhwc = ctx.attr_i("_dst_nhwc", 0) != 0;
-  if ((src_nhwc || dst_nhwc) && xs.size() != 4)
-    ctx.fail("NHWC activations need a 2-D convolution, input " + shape_str(xs));
+QConvConstants read_qconv_constants(OpContext &ctx, int64_t m) {
+  QConvConstants k;
+  k.x_scale = ctx.require_constant(kXScale, "x_scale").data<float>()[0];
+  k.x_zero = ctx.has_input(kXZero)
+                 ? static_cast<int32_t>(ctx.require_constant(kXZero, "x_zero_point").as_int(0))
+                 : 0;
+  k.y_scale = ctx.require_constant(kYScale, "y_scale").data<float>()[0];
+  k.y_zero = ctx.has_input(kYZero)
+                 ? static_cast<int32_t>(ctx.require_constant(kYZero, "y_zero_point").as_int(0))
+                 : 0;
+  k.w_scale = per_channel_weight_scales(ctx, m);
+  k.bias = bias_in_real_units(ctx, m);
+  return k;
+}
 
+// oneDNN's int8 convolution: the requantisation folds into per-channel output scales and a
+// bias in accumulator units.
+DnnlQConvParams int8_conv_params(const DnnlConvParams &conv, const QConvConstants &k,
+                                 DType in_dtype, DType out_dtype) {
   DnnlQConvParams q;
-  q.conv = {xs, ws, out, g.stride, g.dilation, g.pad_begin, g.pad_end, group, act};
-  q.conv.src_nhwc = src_nhwc;
-  q.conv.dst_nhwc = dst_nhwc;
+  q.conv = conv;
+  const FusedActivation &act = conv.activation;
   // Sigmoid is applied to the dequantised accumulator (x_scale * w_scale * (acc + bias)), then
   // scaled to output units; the piecewise-linear activations commute with the output scale.
   const bool real_valued_activation = act.kind == FusedActivation::Kind::sigmoid;
-  const float units = real_valued_activation ? 1.f : y_scale;
-  if (real_valued_activation) q.post_activation_multiplier = 1.f / y_scale;
+  const float units = real_valued_activation ? 1.f : k.y_scale;
+  if (real_valued_activation) q.post_activation_multiplier = 1.f / k.y_scale;
   q.conv.activation.lo = act.lo / units;
   q.conv.activation.hi = act.hi / units;
   q.src_dtype = in_dtype;
   q.dst_dtype = out_dtype;
-  q.src_zero_point = x_zero;
-  q.dst_zero_point = y_zero;
-  for (int64_t c = 0; c < m; ++c) {
-    q.output_scales.push_back(x_scale * w_scale[c] / units);
-    q.bias_acc.push_back(bias[c] / (x_scale * w_scale[c]));
+  q.src_zero_point = k.x_zero;
+  q.dst_zero_point = k.y_zero;
+  for (size_t c = 0; c < k.w_scale.size(); ++c) {
+    q.output_scales.push_back(k.x_scale * k.w_scale[c] / units);
+    q.bias_acc.push_back(k.bias[c] / (k.x_scale * k.w_scale[c]));
   }
-  if (dnnl_rank && int8_path_is_exact(w)) {
-    if (auto k = make_dnnl_qconv(q, w)) {
-      k->macs = macs;
-      return k;
-    }
-  }
+  return q;
+}
 
-  // Otherwise exactly the unfused ONNX arithmetic: dequantize, float conv (oneDNN f32 when
-  // available), activation, quantize.
+// Exactly the unfused ONNX arithmetic: dequantize, float conv (oneDNN f32 when available,
+// with the (de)quantisation in its reorders if it can), activation, quantize.
+std::unique_ptr<Kernel> dequantizing_qconv(const DnnlConvParams &conv, const ConvShape &s,
+                                           const Tensor &w, const QConvConstants &constants,
+                                           DType in_dtype, DType out_dtype, bool dnnl_rank,
+                                           uint64_t macs) {
+  const Shape xs = conv.src, ws = conv.weights, out = conv.dst;
+  const bool src_nhwc = conv.src_nhwc, dst_nhwc = conv.dst_nhwc;
+  const FusedActivation act = conv.activation;
+  const float x_scale = constants.x_scale, y_scale = constants.y_scale;
+  const int32_t x_zero = constants.x_zero, y_zero = constants.y_zero;
+  const std::vector<float> &w_scale = constants.w_scale;
+  const std::vector<float> bias = constants.bias;
+  int64_t m = ws[0];
   auto w_float = std::make_shared<Tensor>(DType::f32, ws);
   int64_t per_oc = product(ws, 1, ws.size());
   for (int64_t i = 0; i < w.count(); ++i)
     w_float->data<float>()[i] = static_cast<float>(w.data<int8_t>()[i]) * w_scale[i / per_oc];
   Tensor bias_t(DType::f32, {m});
   std::copy(bias.begin(), bias.end(), bias_t.data<float>());
-  DnnlConvParams float_params{xs,          ws,        out,   g.stride, g.dilation,
-                              g.pad_begin, g.pad_end, group, act};
+  DnnlConvParams float_params = conv;
+  float_params.src_nhwc = false;
+  float_params.dst_nhwc = false;
   DnnlQuantIO qio{in_dtype, out_dtype, x_scale, y_scale, x_zero, y_zero};
-  DnnlConvParams quant_io_params = float_params;
-  quant_io_params.src_nhwc = src_nhwc;
-  quant_io_params.dst_nhwc = dst_nhwc;
-  if (auto k = dnnl_rank ? make_dnnl_conv_f32(quant_io_params, *w_float, &bias_t, &qio) : nullptr) {
+  if (auto k = dnnl_rank ? make_dnnl_conv_f32(conv, *w_float, &bias_t, &qio) : nullptr) {
     k->impl = "dequantizing reorder + " + k->impl + " + quantizing reorder";
     k->macs = macs;
     return k;
@@ -170,6 +172,47 @@ std::unique_ptr<Kernel> compile_qconv(OpContext &ctx) {
   k->impl = inner ? "dequantize + " + inner->impl + " + quantize" : "reference float";
   k->macs = macs;
   return k;
+}
+
+std::unique_ptr<Kernel> compile_qconv(OpContext &ctx) {
+  const Shape &xs = ctx.in_shape(kX);
+  const Shape &ws = ctx.in_shape(kW);
+  int64_t group = conv_group(ctx, xs, ws, "quantised convolutions");
+  WindowGeometry g = WindowGeometry::resolve(ctx, Shape(xs.begin() + 2, xs.end()),
+                                             Shape(ws.begin() + 2, ws.end()), false);
+  DType out_dtype = ctx.has_input(kYZero) ? ctx.in_dtype(kYZero) : DType::u8;
+  Shape out = {xs[0], ws[0]};
+  out.insert(out.end(), g.out.begin(), g.out.end());
+  ctx.set_output(0, out_dtype, out);
+  if (ctx.infer_only()) return nullptr;
+  DType in_dtype = ctx.in_dtype(kX);
+  if ((in_dtype != DType::i8 && in_dtype != DType::u8) ||
+      (out_dtype != DType::i8 && out_dtype != DType::u8))
+    ctx.unsupported("QConv needs int8/uint8 activations");
+
+  QConvConstants constants = read_qconv_constants(ctx, ws[0]);
+  const Tensor &w = ctx.require_constant(kW, "weights");
+  FusedActivation act = FusedActivation::from(ctx);
+  ConvShape s = conv_shape(xs, ws, g, group);
+  uint64_t macs = static_cast<uint64_t>(product(out, 0, out.size()) * product(ws, 1, ws.size()));
+  // oneDNN has 2-D and 3-D convolutions; 1-D ones run on the reference loops.
+  bool dnnl_rank = xs.size() >= 4;
+
+  // Set by passes.cc where the neighbours are int8 convolutions too (4-D only).
+  bool src_nhwc = ctx.attr_i("_src_nhwc", 0) != 0, dst_nhwc = ctx.attr_i("_dst_nhwc", 0) != 0;
+  if ((src_nhwc || dst_nhwc) && xs.size() != 4)
+    ctx.fail("NHWC activations need a 2-D convolution, input " + shape_str(xs));
+
+  DnnlConvParams conv{xs, ws, out, g.stride, g.dilation, g.pad_begin, g.pad_end, group, act};
+  conv.src_nhwc = src_nhwc;
+  conv.dst_nhwc = dst_nhwc;
+  if (dnnl_rank && int8_path_is_exact(w)) {
+    if (auto k = make_dnnl_qconv(int8_conv_params(conv, constants, in_dtype, out_dtype), w)) {
+      k->macs = macs;
+      return k;
+    }
+  }
+  return dequantizing_qconv(conv, s, w, constants, in_dtype, out_dtype, dnnl_rank, macs);
 }
 
 }  // namespace

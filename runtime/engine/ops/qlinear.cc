@@ -160,14 +160,59 @@ std::unique_ptr<Kernel> compile_integer_conv(OpContext &ctx) {
   return k;
 }
 
-// QLinearMatMul inputs: a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale,
-// y_zero_point. MatMulInteger inputs: A, B, [a_zero_point], [b_zero_point]. b's scale and
-// zero point may be per output column (the last dim of b).
+// What turns an integer matmul's int32 accumulator in column j into its output:
+// acc * multiplier[j] + offset[j], in y's quantised units, or in real units when a fused
+// activation follows (which then quantises through inv_y_scale). MatMulInteger keeps the
+// identity (1, 0): its output is the accumulator.
+struct MatMulRequantisation {
+  explicit MatMulRequantisation(int64_t n)
+      : multiplier(static_cast<size_t>(n), 1.f), offset(static_cast<size_t>(n), 0.f) {}
+  std::vector<float> multiplier;
+  std::vector<float> offset;  // bias / y_scale
+  int32_t y_zero = 0;
+  float inv_y_scale = 1.f;
+};
+
+// QLinearMatMul's (and axstream.QGemm's) from its constant scales, y zero point and bias
+// (input 8, QGemm's C in real units, one per column), checked against the n output columns.
+MatMulRequantisation qlinear_matmul_requantisation(const OpContext &ctx, int64_t n,
+                                                   bool real_units) {
+  MatMulRequantisation r(n);
+  float a_scale = static_cast<float>(ctx.require_constant(1, "a_scale").as_double(0));
+  float y_scale = static_cast<float>(ctx.require_constant(6, "y_scale").as_double(0));
+  if (real_units) {
+    r.inv_y_scale = 1.f / y_scale;
+    y_scale = 1.f;
+  }
+  if (ctx.has_input(7))
+    r.y_zero = static_cast<int32_t>(ctx.require_constant(7, "y_zero_point").as_int(0));
+  const Tensor &b_scale = ctx.require_constant(4, "b_scale");
+  if (b_scale.count() != 1 && b_scale.count() != n)
+    ctx.fail("b_scale has " + std::to_string(b_scale.count()) + " values for " + std::to_string(n) +
+             " columns");
+  for (int64_t j = 0; j < n; ++j)
+    r.multiplier[j] =
+        a_scale * static_cast<float>(b_scale.as_double(b_scale.count() == 1 ? 0 : j)) / y_scale;
+  if (ctx.has_input(8)) {
+    const Tensor &c = ctx.require_constant(8, "bias");
+    if (c.count() != n || c.dtype != DType::f32)
+      ctx.fail("bias must be float32 with " + std::to_string(n) + " values");
+    for (int64_t j = 0; j < n; ++j) r.offset[j] = c.data<float>()[j] / y_scale;
+  }
+  return r;
+}
+
+// Input slots of QLinearMatMul and axstream.QGemm (qlinear) and of MatMulInteger.
 template <bool qlinear>
-std::unique_ptr<Kernel> compile_integer_matmul(OpContext &ctx) {
-  const size_t kA = 0, kAZ = 2, kB = qlinear ? 3 : 1, kBZ = qlinear ? 5 : 3;
+struct MatMulSlots {
+  static constexpr size_t kA = 0, kAZ = 2, kB = qlinear ? 3 : 1, kBZ = qlinear ? 5 : 3;
+};
+
+// Zero points may be omitted (the QDQ fusions pass what the DequantizeLinear had); QGemm
+// takes a bias too.
+template <bool qlinear>
+void check_integer_matmul_inputs(OpContext &ctx) {
   if (qlinear) {
-    // Zero points may be omitted (the QDQ fusions pass what the DequantizeLinear had).
     for (size_t slot : {size_t{0}, size_t{1}, size_t{3}, size_t{4}, size_t{6}})
       if (!ctx.has_input(slot)) ctx.fail("input " + std::to_string(slot) + " is required");
     if (ctx.input_count() > (ctx.node().domain == "axstream" ? 9u : 8u))  // QGemm: + bias
@@ -175,72 +220,69 @@ std::unique_ptr<Kernel> compile_integer_matmul(OpContext &ctx) {
   } else {
     ctx.expect_inputs(2, 4);
   }
-  Shape as = ctx.in_shape(kA), bs = ctx.in_shape(kB);
+}
+
+// An integer matmul's shapes: a (m x k, a 1-D a promoted to 1 x k) times b (k x n) over
+// broadcast batch dims.
+struct IntegerMatMulShapes {
+  Shape as, bs, a_batch, b_batch, batch, out;
+  int64_t m = 0, k = 0, n = 0;
+};
+
+IntegerMatMulShapes integer_matmul_shapes(OpContext &ctx, size_t a_slot, size_t b_slot) {
+  IntegerMatMulShapes s;
+  Shape &as = s.as, &bs = s.bs;
+  as = ctx.in_shape(a_slot);
+  bs = ctx.in_shape(b_slot);
   if (bs.size() < 2 || as.empty())
     ctx.unsupported("integer MatMul with a 1-D b (" + shape_str(as) + " x " + shape_str(bs) + ")");
   bool a_vec = as.size() == 1;  // numpy promotion: (k) -> (1, k), the 1 dropped again after
   if (a_vec) as.insert(as.begin(), 1);
-  int64_t m = as[as.size() - 2], k = as.back(), n = bs.back();
-  if (bs[bs.size() - 2] != k)
+  s.m = as[as.size() - 2];
+  s.k = as.back();
+  s.n = bs.back();
+  if (bs[bs.size() - 2] != s.k)
     ctx.fail("inner dims differ: " + shape_str(as) + " x " + shape_str(bs));
-  Shape a_batch(as.begin(), as.end() - 2), b_batch(bs.begin(), bs.end() - 2);
-  Shape batch = broadcast_shapes(a_batch, b_batch, ctx.label());
-  Shape out = batch;
-  if (!a_vec) out.push_back(m);
-  out.push_back(n);
-  DType at = ctx.in_dtype(kA), bt = ctx.in_dtype(kB);
-  DType yt = !qlinear ? DType::i32 : ctx.has_input(7) ? ctx.in_dtype(7) : DType::u8;
-  ctx.set_output(0, yt, out);
-  if (ctx.infer_only()) return nullptr;
-  if (!is_q8(at) || !is_q8(bt) || (qlinear && !is_q8(yt)))
-    ctx.unsupported(std::string("dtypes a ") + dtype_name(at) + ", b " + dtype_name(bt) +
-                    " (expected int8 or uint8)");
+  s.a_batch.assign(as.begin(), as.end() - 2);
+  s.b_batch.assign(bs.begin(), bs.end() - 2);
+  s.batch = broadcast_shapes(s.a_batch, s.b_batch, ctx.where());
+  s.out = s.batch;
+  if (!a_vec) s.out.push_back(s.m);
+  s.out.push_back(s.n);
+  return s;
+}
+
+// a's zero point per tensor, b's per tensor or per column; returns b's count.
+int64_t checked_b_zero_point_count(OpContext &ctx, size_t az_slot, size_t bz_slot, int64_t n) {
   auto count_of = [&](size_t slot) {
     return ctx.has_input(slot) ? product(ctx.in_shape(slot), 0, ctx.in_shape(slot).size())
                                : int64_t{1};
   };
-  int64_t az_count = count_of(kAZ), bz_count = count_of(kBZ);
+  int64_t az_count = count_of(az_slot), bz_count = count_of(bz_slot);
   if (az_count != 1) ctx.unsupported("a_zero_point must be per tensor");
   if (bz_count != 1 && bz_count != n)
     ctx.fail("b_zero_point has " + std::to_string(bz_count) + " values for " + std::to_string(n) +
              " columns");
-  // axstream.QGemm's fused output activation (passes.cc): applied to each row of real values
-  // (accumulator * a_scale * b_scale + C), which is then quantised.
-  enum class Activation { none, sigmoid, softmax } activation = Activation::none;
-  if (std::string a = ctx.attr_s("_activation", ""); a == "Sigmoid")
-    activation = Activation::sigmoid;
-  else if (a == "Softmax")
-    activation = Activation::softmax;
-  else if (!a.empty())
-    ctx.fail("unknown fused activation '" + a + "' (expected Sigmoid or Softmax)");
-  std::vector<float> multiplier(static_cast<size_t>(n), 1.f);
-  std::vector<float> offset(static_cast<size_t>(n), 0.f);  // bias / y_scale
-  int32_t y_zero = 0;
-  float inv_y_scale = 1.f;  // with an activation: multiplier and offset are in real units
-  if (qlinear) {
-    float a_scale = static_cast<float>(ctx.require_constant(1, "a_scale").as_double(0));
-    float y_scale = static_cast<float>(ctx.require_constant(6, "y_scale").as_double(0));
-    if (activation != Activation::none) {
-      inv_y_scale = 1.f / y_scale;
-      y_scale = 1.f;
-    }
-    if (ctx.has_input(7))
-      y_zero = static_cast<int32_t>(ctx.require_constant(7, "y_zero_point").as_int(0));
-    const Tensor &b_scale = ctx.require_constant(4, "b_scale");
-    if (b_scale.count() != 1 && b_scale.count() != n)
-      ctx.fail("b_scale has " + std::to_string(b_scale.count()) + " values for " +
-               std::to_string(n) + " columns");
-    for (int64_t j = 0; j < n; ++j)
-      multiplier[j] =
-          a_scale * static_cast<float>(b_scale.as_double(b_scale.count() == 1 ? 0 : j)) / y_scale;
-    if (ctx.has_input(8)) {  // axstream.QGemm's C in real units, one per column
-      const Tensor &c = ctx.require_constant(8, "bias");
-      if (c.count() != n || c.dtype != DType::f32)
-        ctx.fail("bias must be float32 with " + std::to_string(n) + " values");
-      for (int64_t j = 0; j < n; ++j) offset[j] = c.data<float>()[j] / y_scale;
-    }
-  }
-  Shape a_b = a_batch, b_b = b_batch, batch_plus = batch;
+  return bz_count;
+}
+
+// axstream.QGemm's fused output activation (passes.cc): applied to each row of real values
+// (accumulator * a_scale * b_scale + C), which is then quantised.
+enum class MatMulActivation { none, sigmoid, softmax };
+
+MatMulActivation fused_matmul_activation(OpContext &ctx) {
+  std::string a = ctx.attr_s("_activation", "");
+  if (a == "Sigmoid") return MatMulActivation::sigmoid;
+  if (a == "Softmax") return MatMulActivation::softmax;
+  if (!a.empty()) ctx.fail("unknown fused activation '" + a + "' (expected Sigmoid or Softmax)");
+  return MatMulActivation::none;
+}
+
+// Per batch matrix, where its a and b start (elements), with a's and b's batch dims
+// broadcast.
+std::vector<std::pair<int64_t, int64_t>> batch_offsets(const IntegerMatMulShapes &s) {
+  const int64_t m = s.m, k = s.k, n = s.n;
+  Shape a_b = s.a_batch, b_b = s.b_batch, batch_plus = s.batch;
   a_b.push_back(1);
   b_b.push_back(1);
   batch_plus.push_back(1);
@@ -248,6 +290,26 @@ std::unique_ptr<Kernel> compile_integer_matmul(OpContext &ctx) {
   BroadcastPlan({a_b, b_b}, batch_plus).for_each2([&](int64_t, int64_t ia, int64_t ib) {
     offsets.push_back({ia * m * k, ib * k * n});
   });
+  return offsets;
+}
+
+// The kernel: zero-point-shifted operands packed as int16, dot products in int32, then the
+// requantisation (or the raw accumulator for MatMulInteger), the activation on real rows.
+template <bool qlinear>
+std::unique_ptr<Kernel> int16_pair_matmul(OpContext &ctx, const IntegerMatMulShapes &shapes,
+                                          int64_t bz_count, MatMulActivation activation,
+                                          MatMulRequantisation requantisation) {
+  constexpr size_t kA = MatMulSlots<qlinear>::kA, kAZ = MatMulSlots<qlinear>::kAZ,
+                   kB = MatMulSlots<qlinear>::kB, kBZ = MatMulSlots<qlinear>::kBZ;
+  const Shape &as = shapes.as, &bs = shapes.bs;
+  const int64_t m = shapes.m, k = shapes.k, n = shapes.n;
+  DType at = ctx.in_dtype(kA), bt = ctx.in_dtype(kB);
+  DType yt = !qlinear ? DType::i32 : ctx.has_input(7) ? ctx.in_dtype(7) : DType::u8;
+  const std::vector<float> multiplier = std::move(requantisation.multiplier);
+  const std::vector<float> offset = std::move(requantisation.offset);
+  const int32_t y_zero = requantisation.y_zero;
+  const float inv_y_scale = requantisation.inv_y_scale;
+  std::vector<std::pair<int64_t, int64_t>> offsets = batch_offsets(shapes);
   DType azt = ctx.has_input(kAZ) ? ctx.in_dtype(kAZ) : at;
   DType bzt = ctx.has_input(kBZ) ? ctx.in_dtype(kBZ) : bt;
   bool has_az = ctx.has_input(kAZ), has_bz = ctx.has_input(kBZ);
@@ -298,7 +360,7 @@ std::unique_ptr<Kernel> compile_integer_matmul(OpContext &ctx) {
         for (int64_t j = 0; j < n; ++j) {
           int32_t acc = dot_int16(arow, bcols + j * kp, kp);
           int64_t y = row_start + j;
-          if (activation != Activation::none)
+          if (activation != MatMulActivation::none)
             real[j] = static_cast<float>(acc) * multiplier[j] + offset[j];
           else if (qlinear)
             store_requantized(o[0], yt, y, static_cast<float>(acc) * multiplier[j] + offset[j],
@@ -306,11 +368,11 @@ std::unique_ptr<Kernel> compile_integer_matmul(OpContext &ctx) {
           else
             static_cast<int32_t *>(o[0])[y] = acc;
         }
-        if (activation == Activation::sigmoid) {
+        if (activation == MatMulActivation::sigmoid) {
           for (int64_t j = 0; j < n; ++j)
             store_requantized(o[0], yt, row_start + j, inv_y_scale / (1.f + std::exp(-real[j])),
                               y_zero);
-        } else if (activation == Activation::softmax) {
+        } else if (activation == MatMulActivation::softmax) {
           float top = *std::max_element(real, real + n), sum = 0.f;
           for (int64_t j = 0; j < n; ++j) sum += (real[j] = std::exp(real[j] - top));
           const float to_output = inv_y_scale / sum;
@@ -319,17 +381,41 @@ std::unique_ptr<Kernel> compile_integer_matmul(OpContext &ctx) {
         }
       }
   });
-  kern->scratch_bytes =
-      packed_bytes +
-      (activation != Activation::none ? static_cast<size_t>(batches * m * n) * sizeof(float) : 0);
+  kern->scratch_bytes = packed_bytes + (activation != MatMulActivation::none
+                                            ? static_cast<size_t>(batches * m * n) * sizeof(float)
+                                            : 0);
   kern->macs = static_cast<uint64_t>(batches * m * n * k);
   kern->impl = !qlinear ? "int32 matmul (int16 pairs)"
-               : activation == Activation::sigmoid
+               : activation == MatMulActivation::sigmoid
                    ? "int32-accumulating matmul (int16 pairs), sigmoid, requantised"
-               : activation == Activation::softmax
+               : activation == MatMulActivation::softmax
                    ? "int32-accumulating matmul (int16 pairs), softmax over rows, requantised"
                    : "int32-accumulating matmul (int16 pairs), requantised";
   return kern;
+}
+
+// QLinearMatMul inputs: a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale,
+// y_zero_point. MatMulInteger inputs: A, B, [a_zero_point], [b_zero_point]. b's scale and
+// zero point may be per output column (the last dim of b).
+template <bool qlinear>
+std::unique_ptr<Kernel> compile_integer_matmul(OpContext &ctx) {
+  constexpr size_t kA = MatMulSlots<qlinear>::kA, kAZ = MatMulSlots<qlinear>::kAZ,
+                   kB = MatMulSlots<qlinear>::kB, kBZ = MatMulSlots<qlinear>::kBZ;
+  check_integer_matmul_inputs<qlinear>(ctx);
+  IntegerMatMulShapes shapes = integer_matmul_shapes(ctx, kA, kB);
+  DType at = ctx.in_dtype(kA), bt = ctx.in_dtype(kB);
+  DType yt = !qlinear ? DType::i32 : ctx.has_input(7) ? ctx.in_dtype(7) : DType::u8;
+  ctx.set_output(0, yt, shapes.out);
+  if (ctx.infer_only()) return nullptr;
+  if (!is_q8(at) || !is_q8(bt) || (qlinear && !is_q8(yt)))
+    ctx.unsupported(std::string("dtypes a ") + dtype_name(at) + ", b " + dtype_name(bt) +
+                    " (expected int8 or uint8)");
+  int64_t bz_count = checked_b_zero_point_count(ctx, kAZ, kBZ, shapes.n);
+  MatMulActivation activation = fused_matmul_activation(ctx);
+  MatMulRequantisation requantisation =
+      qlinear ? qlinear_matmul_requantisation(ctx, shapes.n, activation != MatMulActivation::none)
+              : MatMulRequantisation(shapes.n);
+  return int16_pair_matmul<qlinear>(ctx, shapes, bz_count, activation, std::move(requantisation));
 }
 
 }  // namespace

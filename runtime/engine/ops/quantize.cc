@@ -1,5 +1,7 @@
 // QuantizeLinear / DequantizeLinear, per tensor and per axis (ONNX semantics: divide by the
-// scale, round half to even, add the zero point, saturate).
+// scale, round half to even, add the zero point, saturate), and DynamicQuantizeLinear.
+#include <cmath>
+#include <cstring>
 #include <type_traits>
 
 #include "common.h"
@@ -19,7 +21,14 @@ QuantParams quant_params(OpContext &ctx, const Shape &data_shape) {
   QuantParams p;
   const Tensor &scale = ctx.require_constant(1, "scale");
   if (scale.dtype != DType::f32) ctx.fail("scale must be float32");
-  for (int64_t i = 0; i < scale.count(); ++i) p.scale.push_back(scale.data<float>()[i]);
+  for (int64_t i = 0; i < scale.count(); ++i) {
+    // x / 0 and NaN scales give no number the graph could mean: a corrupt model, said as such.
+    float value = scale.data<float>()[i];
+    if (!std::isfinite(value) || value == 0)
+      ctx.fail("scale[" + std::to_string(i) + "] is " + std::to_string(value) +
+               ": expected a finite non-zero number");
+    p.scale.push_back(value);
+  }
   if (ctx.has_input(2)) {
     const Tensor &zp = ctx.require_constant(2, "zero_point");
     if (zp.count() != scale.count())
@@ -72,6 +81,46 @@ void quantize(const float *x, Q *y, int64_t n, const QuantParams &p) {
   }
 }
 
+// quantize() into an int8 or uint8 output.
+void quantize_into(DType out, const float *x, void *y, int64_t n, const QuantParams &p) {
+  if (out == DType::i8)
+    quantize(x, static_cast<int8_t *>(y), n, p);
+  else
+    quantize(x, static_cast<uint8_t *>(y), n, p);
+}
+
+// A per-tensor scale and zero point computed at run time (DynamicQuantizeLinear written out as
+// its function body): read and checked at each run, then the same arithmetic.
+std::unique_ptr<Kernel> compile_quantize_run_time_params(OpContext &ctx, int64_t n, DType in,
+                                                         DType out) {
+  for (size_t i = 1; i < 3 && ctx.has_input(i); ++i)
+    if (product(ctx.in_shape(i), 0, ctx.in_shape(i).size()) != 1 || ctx.in_shape(i).size() > 1)
+      ctx.unsupported(std::string("input ") + std::to_string(i) +
+                      (i == 1 ? " (scale)" : " (zero_point)") + " of shape " +
+                      shape_str(ctx.in_shape(i)) +
+                      " must be a constant: only a per-tensor one may be computed at run time");
+  if (ctx.in_dtype(1) != DType::f32) ctx.fail("scale must be float32");
+  if (in != DType::f32) ctx.unsupported("int32 input with a scale computed at run time");
+  bool has_zero_point = ctx.has_input(2);
+  std::string where = ctx.where();
+  auto k = make_kernel([=](ExecContext &, const void *const *i, void *const *o) {
+    float scale = *static_cast<const float *>(i[1]);
+    if (!std::isfinite(scale) || scale == 0)
+      throw InvalidArgument(where + ": scale is " + std::to_string(scale) +
+                            " at run time: expected a finite non-zero number");
+    QuantParams p;
+    p.scale = {scale};
+    p.zero_point = {0};
+    if (has_zero_point)
+      p.zero_point[0] = out == DType::i8 ? *static_cast<const int8_t *>(i[2])
+                                         : *static_cast<const uint8_t *>(i[2]);
+    const float *x = static_cast<const float *>(i[0]);
+    quantize_into(out, x, o[0], n, p);
+  });
+  k->macs = static_cast<uint64_t>(n);
+  return k;
+}
+
 std::unique_ptr<Kernel> compile_quantize(OpContext &ctx) {
   ctx.expect_inputs(2, 3);
   DType out = ctx.has_input(2) ? ctx.in_dtype(2) : DType::u8;
@@ -82,8 +131,10 @@ std::unique_ptr<Kernel> compile_quantize(OpContext &ctx) {
   DType in = ctx.in_dtype(0);
   if (in != DType::f32 && in != DType::i32)
     ctx.unsupported(std::string("input dtype ") + dtype_name(in) + " (expected float32 or int32)");
-  QuantParams p = quant_params(ctx, ctx.in_shape(0));
   int64_t n = product(ctx.in_shape(0), 0, ctx.in_shape(0).size());
+  if (!ctx.constant(1) || (ctx.has_input(2) && !ctx.constant(2)))
+    return compile_quantize_run_time_params(ctx, n, in, out);
+  QuantParams p = quant_params(ctx, ctx.in_shape(0));
   auto k = make_kernel([p, n, in, out](ExecContext &, const void *const *i, void *const *o) {
     std::vector<float> converted;
     const float *x = static_cast<const float *>(i[0]);
@@ -93,10 +144,7 @@ std::unique_ptr<Kernel> compile_quantize(OpContext &ctx) {
         converted[e] = static_cast<float>(static_cast<const int32_t *>(i[0])[e]);
       x = converted.data();
     }
-    if (out == DType::i8)
-      quantize(x, static_cast<int8_t *>(o[0]), n, p);
-    else
-      quantize(x, static_cast<uint8_t *>(o[0]), n, p);
+    quantize_into(out, x, o[0], n, p);
   });
   k->macs = static_cast<uint64_t>(n);
   return k;
@@ -176,10 +224,52 @@ std::unique_ptr<Kernel> compile_qadd(OpContext &ctx) {
   return k;
 }
 
+// DynamicQuantizeLinear: uint8 with the scale and zero point of x's range widened to hold 0,
+// ONNX's function body step by step. An all-zero (or empty) x has range 0: its scale is 0 and
+// every value is the zero point 0 (the function's 0 / 0 would be NaN, cast undefined).
+std::unique_ptr<Kernel> compile_dynamic_quantize(OpContext &ctx) {
+  ctx.expect_inputs(1, 1);
+  ctx.set_output(0, DType::u8, ctx.in_shape(0));
+  ctx.set_output(1, DType::f32, {});
+  ctx.set_output(2, DType::u8, {});
+  if (ctx.infer_only()) return nullptr;
+  if (ctx.in_dtype(0) != DType::f32)
+    ctx.unsupported(std::string("input dtype ") + dtype_name(ctx.in_dtype(0)) +
+                    " (expected float32)");
+  int64_t n = product(ctx.in_shape(0), 0, ctx.in_shape(0).size());
+  return make_kernel([n](ExecContext &, const void *const *i, void *const *o) {
+    const float *x = static_cast<const float *>(i[0]);
+    uint8_t *y = static_cast<uint8_t *>(o[0]);
+    float lo = 0.f, hi = 0.f;  // NaN fails both comparisons and is left out of the range
+    for (int64_t e = 0; e < n; ++e) {
+      lo = x[e] < lo ? x[e] : lo;
+      hi = x[e] > hi ? x[e] : hi;
+    }
+    float scale = (hi - lo) / 255.f;
+    uint8_t zero_point = 0;
+    if (scale > 0.f) {
+      float z = round_half_even(0.f - lo / scale);
+      zero_point = static_cast<uint8_t>(std::clamp(z, 0.f, 255.f));
+      const float lo_v = -static_cast<float>(zero_point), hi_v = 255.f - zero_point;
+      for (int64_t e = 0; e < n; ++e) {
+        float v = x[e] / scale;
+        v = v >= lo_v ? v : lo_v;  // NaN -> the low bound, as QuantizeLinear
+        v = v > hi_v ? hi_v : v;
+        y[e] = static_cast<uint8_t>(round_half_even(v) + zero_point);
+      }
+    } else if (n > 0) {
+      std::memset(y, 0, static_cast<size_t>(n));
+    }
+    *static_cast<float *>(o[1]) = scale;
+    *static_cast<uint8_t *>(o[2]) = zero_point;
+  });
+}
+
 }  // namespace
 
 AXSTREAM_ENGINE_OP_EX(AxQAdd, "axstream", "QAdd", 1, 1, compile_qadd, false)
 AXSTREAM_ENGINE_OP(QuantizeLinear, "QuantizeLinear", 10, 17, compile_quantize)
 AXSTREAM_ENGINE_OP(DequantizeLinear, "DequantizeLinear", 10, 17, compile_dequantize)
+AXSTREAM_ENGINE_OP(DynamicQuantizeLinear, "DynamicQuantizeLinear", 11, 17, compile_dynamic_quantize)
 
 }  // namespace axstream::engine

@@ -1,4 +1,5 @@
-// Data movement by index arithmetic: DepthToSpace, SpaceToDepth, Trilu, GatherElements, Range.
+// Data movement by index arithmetic: DepthToSpace, SpaceToDepth, Trilu, GatherElements, Range,
+// ReverseSequence, Compress.
 #include <immintrin.h>
 
 #include <cstring>
@@ -186,7 +187,7 @@ std::unique_ptr<Kernel> compile_gather_elements(OpContext &ctx) {
   Shape dstride = strides_of(ds), istride = strides_of(is);
   int64_t count = product(is, 0, is.size()), len = ds[axis];
   size_t es = dtype_size(ctx.in_dtype(0));
-  std::string label = ctx.label();
+  std::string label = ctx.where();
   return make_kernel([=](ExecContext &, const void *const *in, void *const *o) {
     const uint8_t *x = static_cast<const uint8_t *>(in[0]);
     uint8_t *y = static_cast<uint8_t *>(o[0]);
@@ -226,6 +227,86 @@ std::unique_ptr<Kernel> compile_range(OpContext &ctx) {
   });
 }
 
+// ReverseSequence: for each batch entry b, the first sequence_lens[b] steps along the time
+// axis reversed, the rest copied; batch and time axes are 0 and 1 (either way round).
+std::unique_ptr<Kernel> compile_reverse_sequence(OpContext &ctx) {
+  ctx.expect_inputs(2, 2);
+  const Shape &xs = ctx.in_shape(0);
+  if (xs.size() < 2) ctx.fail("input must have rank >= 2, got " + shape_str(xs));
+  int64_t batch_axis = ctx.attr_i("batch_axis", 1), time_axis = ctx.attr_i("time_axis", 0);
+  if (!((batch_axis == 0 && time_axis == 1) || (batch_axis == 1 && time_axis == 0)))
+    ctx.fail("batch_axis and time_axis must be 0 and 1 (either way round), got " +
+             std::to_string(batch_axis) + " and " + std::to_string(time_axis));
+  int64_t batch = xs[batch_axis], steps = xs[time_axis];
+  if (ctx.in_shape(1) != Shape{batch})
+    ctx.fail("sequence_lens must have shape (" + std::to_string(batch) + "), got " +
+             shape_str(ctx.in_shape(1)));
+  ctx.set_output(0, ctx.in_dtype(0), xs);
+  if (ctx.infer_only()) return nullptr;
+  DType lt = ctx.in_dtype(1);
+  if (lt != DType::i64 && lt != DType::i32)
+    ctx.fail(std::string("sequence_lens must be int64 or int32, got ") + dtype_name(lt));
+  size_t es = dtype_size(ctx.in_dtype(0));
+  int64_t inner = product(xs, 2, xs.size());
+  size_t row_bytes = static_cast<size_t>(inner) * es;
+  int64_t batch_stride = (batch_axis == 0 ? steps : 1) * inner;
+  int64_t time_stride = (time_axis == 0 ? batch : 1) * inner;
+  std::string where = ctx.where();
+  return make_kernel([=](ExecContext &, const void *const *in, void *const *o) {
+    const uint8_t *x = static_cast<const uint8_t *>(in[0]);
+    uint8_t *y = static_cast<uint8_t *>(o[0]);
+    for (int64_t b = 0; b < batch && row_bytes; ++b) {
+      int64_t len = lt == DType::i64 ? static_cast<const int64_t *>(in[1])[b]
+                                     : static_cast<const int32_t *>(in[1])[b];
+      if (len < 0 || len > steps)
+        throw InvalidArgument(where + ": sequence_lens[" + std::to_string(b) +
+                              "] = " + std::to_string(len) + " is outside [0, " +
+                              std::to_string(steps) + "]");
+      for (int64_t t = 0; t < steps; ++t) {
+        int64_t source = t < len ? len - 1 - t : t;
+        std::memcpy(y + (b * batch_stride + t * time_stride) * es,
+                    x + (b * batch_stride + source * time_stride) * es, row_bytes);
+      }
+    }
+  });
+}
+
+// Compress: the slices along `axis` (of the flattened input without one) whose condition is
+// true. The output's length is the count of trues, so the condition must be a constant; a
+// condition shorter than the axis counts as false beyond its end.
+std::unique_ptr<Kernel> compile_compress(OpContext &ctx) {
+  ctx.expect_inputs(2, 2);
+  const Tensor &condition = ctx.require_constant(1, "condition");
+  if (condition.shape.size() != 1)
+    ctx.fail("condition must be 1-D, got " + shape_str(condition.shape));
+  const Shape &xs = ctx.in_shape(0);
+  bool flatten = !ctx.has_attr("axis");
+  Shape in = flatten ? Shape{product(xs, 0, xs.size())} : xs;
+  int64_t axis = flatten ? 0 : ctx.axis(ctx.attr_i("axis", 0), xs.size());
+  if (condition.count() > in[axis])
+    ctx.fail("condition has " + std::to_string(condition.count()) +
+             " entries for an axis of size " + std::to_string(in[axis]));
+  std::vector<int64_t> kept;
+  for (int64_t i = 0; i < condition.count(); ++i)
+    if (condition.as_int(i) != 0) kept.push_back(i);
+  Shape out = in;
+  out[axis] = static_cast<int64_t>(kept.size());
+  ctx.set_output(0, ctx.in_dtype(0), out);
+  if (ctx.infer_only()) return nullptr;
+  int64_t outer = product(in, 0, axis), len = in[axis];
+  size_t slice_bytes =
+      static_cast<size_t>(product(in, axis + 1, in.size())) * dtype_size(ctx.in_dtype(0));
+  return make_kernel([=](ExecContext &, const void *const *i, void *const *o) {
+    const uint8_t *x = static_cast<const uint8_t *>(i[0]);
+    uint8_t *y = static_cast<uint8_t *>(o[0]);
+    for (int64_t r = 0; r < outer && slice_bytes; ++r)
+      for (int64_t k : kept) {
+        std::memcpy(y, x + (r * len + k) * slice_bytes, slice_bytes);
+        y += slice_bytes;
+      }
+  });
+}
+
 }  // namespace
 
 AXSTREAM_ENGINE_OP(DepthToSpace, "DepthToSpace", 1, 17, compile_depth_space<true>)
@@ -233,5 +314,7 @@ AXSTREAM_ENGINE_OP(SpaceToDepth, "SpaceToDepth", 1, 17, compile_depth_space<fals
 AXSTREAM_ENGINE_OP(Trilu, "Trilu", 14, 17, compile_trilu)
 AXSTREAM_ENGINE_OP(GatherElements, "GatherElements", 11, 17, compile_gather_elements)
 AXSTREAM_ENGINE_OP(Range, "Range", 11, 17, compile_range)
+AXSTREAM_ENGINE_OP(ReverseSequence, "ReverseSequence", 10, 17, compile_reverse_sequence)
+AXSTREAM_ENGINE_OP(Compress, "Compress", 9, 17, compile_compress)
 
 }  // namespace axstream::engine

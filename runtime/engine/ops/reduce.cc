@@ -79,7 +79,7 @@ std::unique_ptr<Kernel> compile_reduce(OpContext &ctx) {
             if (kind == Reduce::mean) r /= static_cast<double>(group);
             if (kind == Reduce::l2) r = std::sqrt(r);
             if (kind == Reduce::log_sum || kind == Reduce::log_sum_exp) r = std::log(r);
-            y[j] = static_cast<T>(r);
+            y[j] = saturating_cast<T>(r);
           }
         });
       });
@@ -114,7 +114,10 @@ std::unique_ptr<Kernel> compile_arg(OpContext &ctx) {
         for (int64_t j = 1; j < len; ++j) {
           double v = load_as_double(i[0], dt, (a * len + j) * inner + b);
           bool better = is_max ? (last ? v >= best : v > best) : (last ? v <= best : v < best);
-          if (better) best = v, best_j = j;
+          if (better) {
+            best = v;
+            best_j = j;
+          }
         }
         y[a * inner + b] = best_j;
       }

@@ -1,5 +1,6 @@
 // Ops that only re-label or copy data: Reshape, Flatten, Squeeze, Unsqueeze, Identity,
-// Dropout (inference), Shape, Size, ConstantOfShape, Cast, Expand, Tile.
+// Dropout (inference, or training with ratio 0), Shape, Size, ConstantOfShape, Cast, CastLike,
+// Expand, Tile.
 #include "common.h"
 
 namespace axstream::engine {
@@ -114,10 +115,34 @@ std::unique_ptr<Kernel> compile_identity(OpContext &ctx) {
 
 std::unique_ptr<Kernel> compile_dropout(OpContext &ctx) {
   ctx.expect_inputs(1, 3);
-  if (ctx.has_input(2) && (!ctx.constant(2) || ctx.constant(2)->as_int(0) != 0))
-    ctx.unsupported("training-mode Dropout");
+  // Training mode (opset 12+: input 2) zeroes a random `ratio` of the elements and scales the
+  // rest by 1 / (1 - ratio): with ratio 0 that is the input unchanged, as in inference.
+  if (ctx.has_input(2)) {
+    const Tensor *training = ctx.constant(2);
+    if (!training)
+      ctx.unsupported(
+          "input 2 (training_mode) must be a constant: training-mode Dropout is "
+          "random unless its ratio is 0");
+    if (training->count() != 1) ctx.fail("training_mode must be one bool");
+    if (training->as_int(0) != 0) {
+      const Tensor *ratio = ctx.has_input(1) ? ctx.constant(1) : nullptr;
+      if (ctx.has_input(1) && !ratio)
+        ctx.unsupported(
+            "input 1 (ratio) of a training-mode Dropout must be a constant: it is "
+            "random unless its ratio is 0");
+      if (ratio && (ratio->dtype != DType::f32 || ratio->count() != 1))
+        ctx.fail("ratio must be one float");
+      float drop = ratio ? ratio->data<float>()[0] : 0.5f;
+      if (!(drop >= 0.f && drop < 1.f))
+        ctx.fail("ratio " + std::to_string(drop) + " is outside [0, 1)");
+      if (drop != 0.f)
+        ctx.unsupported("training-mode Dropout with ratio " + std::to_string(drop) +
+                        " zeroes a random subset of the elements: its result is not a "
+                        "function of the inputs (only ratio 0 is deterministic)");
+    }
+  }
   if (ctx.output_count() > 1) {
-    // The mask of an inference-mode Dropout is all true.
+    // The mask of an inference-mode (or ratio 0) Dropout is all true.
     ctx.set_output(1, DType::bool_, ctx.in_shape(0));
   }
   auto copy = copy_kernel(ctx, ctx.in_shape(0));
@@ -175,36 +200,12 @@ std::unique_ptr<Kernel> compile_constant_of_shape(OpContext &ctx) {
   });
 }
 
-std::unique_ptr<Kernel> compile_cast(OpContext &ctx) {
-  ctx.expect_inputs(1, 1);
-  int64_t to = ctx.attr_i("to", 1);
-  DType dt;
-  switch (to) {
-    case 1:
-      dt = DType::f32;
-      break;
-    case 2:
-      dt = DType::u8;
-      break;
-    case 3:
-      dt = DType::i8;
-      break;
-    case 6:
-      dt = DType::i32;
-      break;
-    case 7:
-      dt = DType::i64;
-      break;
-    case 9:
-      dt = DType::bool_;
-      break;
-    default:
-      ctx.unsupported("cast to ONNX element type " + std::to_string(to));
-  }
+// Cast's kernel to `dt` (Cast's `to`, CastLike's second input's dtype).
+std::unique_ptr<Kernel> cast_to(OpContext &ctx, DType dt) {
   ctx.set_output(0, dt, ctx.in_shape(0));
   if (ctx.infer_only()) return nullptr;
   DType from = ctx.in_dtype(0);
-  if (from == DType::f16) ctx.unsupported("cast from float16");
+  if (from == DType::f16 || dt == DType::f16) ctx.unsupported("cast from or to float16");
   int64_t n = product(ctx.in_shape(0), 0, ctx.in_shape(0).size());
   return make_kernel([n, from, dt](ExecContext &, const void *const *in, void *const *o) {
     if (from == dt) {
@@ -225,6 +226,20 @@ std::unique_ptr<Kernel> compile_cast(OpContext &ctx) {
   });
 }
 
+std::unique_ptr<Kernel> compile_cast(OpContext &ctx) {
+  ctx.expect_inputs(1, 1);
+  int64_t to = ctx.attr_i("to", 1);
+  std::optional<DType> dt = dtype_of_onnx_element_type(to);
+  if (!dt) ctx.unsupported("cast to ONNX element type " + std::to_string(to));
+  return cast_to(ctx, *dt);
+}
+
+// CastLike: Cast to the dtype of the second input (whose values are not read).
+std::unique_ptr<Kernel> compile_cast_like(OpContext &ctx) {
+  ctx.expect_inputs(2, 2);
+  return cast_to(ctx, ctx.in_dtype(1));
+}
+
 // Expand and Tile: each output element copies one input element chosen by an index map.
 std::unique_ptr<Kernel> gather_kernel(OpContext &ctx, const Shape &out, std::vector<int64_t> src) {
   ctx.set_output(0, ctx.in_dtype(0), out);
@@ -241,7 +256,7 @@ std::unique_ptr<Kernel> gather_kernel(OpContext &ctx, const Shape &out, std::vec
 std::unique_ptr<Kernel> compile_expand(OpContext &ctx) {
   ctx.expect_inputs(2, 2);
   Shape target = ctx.constant_ints(1, "shape");
-  Shape out = broadcast_shapes(ctx.in_shape(0), target, ctx.label());
+  Shape out = broadcast_shapes(ctx.in_shape(0), target, ctx.where());
   if (ctx.infer_only()) {
     ctx.set_output(0, ctx.in_dtype(0), out);
     return nullptr;
@@ -258,7 +273,14 @@ std::unique_ptr<Kernel> compile_tile(OpContext &ctx) {
   Shape repeats = ctx.constant_ints(1, "repeats");
   if (repeats.size() != in.size()) ctx.fail("repeats must have one entry per input dim");
   Shape out(in.size());
-  for (size_t i = 0; i < in.size(); ++i) out[i] = in[i] * repeats[i];
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (repeats[i] < 0)
+      ctx.fail("repeats[" + std::to_string(i) + "] is " + std::to_string(repeats[i]) +
+               ", expected 0 or more");
+    if (__builtin_mul_overflow(in[i], repeats[i], &out[i]))
+      ctx.fail("dim " + std::to_string(i) + " repeated " + std::to_string(repeats[i]) +
+               " times is past int64");
+  }
   if (ctx.infer_only()) {
     ctx.set_output(0, ctx.in_dtype(0), out);
     return nullptr;
@@ -289,6 +311,7 @@ AXSTREAM_ENGINE_OP_EX(Shape, "", "Shape", 1, 17, compile_shape, true)
 AXSTREAM_ENGINE_OP_EX(Size, "", "Size", 1, 17, compile_size, true)
 AXSTREAM_ENGINE_OP(ConstantOfShape, "ConstantOfShape", 9, 17, compile_constant_of_shape)
 AXSTREAM_ENGINE_OP(Cast, "Cast", 6, 17, compile_cast)
+AXSTREAM_ENGINE_OP(CastLike, "CastLike", 15, 17, compile_cast_like)
 AXSTREAM_ENGINE_OP(Expand, "Expand", 8, 17, compile_expand)
 AXSTREAM_ENGINE_OP(Tile, "Tile", 6, 17, compile_tile)
 

@@ -128,36 +128,30 @@ std::unique_ptr<Kernel> compile_slice(OpContext &ctx) {
   });
 }
 
-std::unique_ptr<Kernel> compile_pad(OpContext &ctx) {
-  const Shape &in = ctx.in_shape(0);
+// The output shape: each dim plus its begin and end pads, checked for overflow (pads from the
+// file may be anything: found by fuzz_onnx_import), a negative size and padding an empty dim.
+Shape padded_shape(OpContext &ctx, const Shape &in, const std::vector<int64_t> &pads,
+                   const std::string &mode) {
   size_t r = in.size();
-  std::vector<int64_t> pads;
-  double value = 0;
-  if (ctx.opset() < 11) {
-    pads = ctx.attr_ints("pads");
-    value = ctx.attr_f("value", 0.f);
-  } else {
-    ctx.expect_inputs(2, 3);
-    pads = ctx.constant_ints(1, "pads");
-    if (ctx.has_input(2)) value = ctx.require_constant(2, "constant_value").as_double(0);
-  }
-  if (pads.size() != 2 * r)
-    ctx.fail("pads has " + std::to_string(pads.size()) + " entries for rank " + std::to_string(r));
-  std::string mode = ctx.attr_s("mode", "constant");
-  if (mode != "constant" && mode != "reflect" && mode != "edge")
-    ctx.fail("unknown mode '" + mode + "'");
   Shape out(r);
   for (size_t d = 0; d < r; ++d) {
-    out[d] = in[d] + pads[d] + pads[d + r];
+    if (__builtin_add_overflow(in[d], pads[d], &out[d]) ||
+        __builtin_add_overflow(out[d], pads[d + r], &out[d]))
+      ctx.fail("pads " + shape_str(pads) + " take dim " + std::to_string(d) +
+               " beyond a 64-bit size");
     if (out[d] < 0)
       ctx.fail("pads " + shape_str(pads) + " shrink dim " + std::to_string(d) + " below 0");
     if (mode != "constant" && in[d] == 0 && out[d] > 0)
       ctx.fail("cannot " + mode + "-pad an empty dim");
   }
-  DType dt = ctx.in_dtype(0);
-  ctx.set_output(0, dt, out);
-  if (ctx.infer_only()) return nullptr;
-  // Per dim: output coordinate -> input coordinate, -1 for the constant.
+  return out;
+}
+
+// Per dim: output coordinate -> input coordinate, -1 for the constant.
+std::vector<std::vector<int64_t>> pad_coordinate_maps(const Shape &in, const Shape &out,
+                                                      const std::vector<int64_t> &pads,
+                                                      const std::string &mode) {
+  size_t r = in.size();
   std::vector<std::vector<int64_t>> maps(r);
   for (size_t d = 0; d < r; ++d) {
     for (int64_t o = 0; o < out[d]; ++o) {
@@ -180,6 +174,20 @@ std::unique_ptr<Kernel> compile_pad(OpContext &ctx) {
       maps[d].push_back(i);
     }
   }
+  return maps;
+}
+
+// A run of consecutive output elements: copied from consecutive input elements from `in`, or
+// (in < 0) `count` fill values.
+struct PadRun {
+  int64_t out, in, count;
+};
+
+// The element map as runs of consecutive copies or fills: a YOLO head's channel pad
+// 255 -> 256 is then one 255-element copy and one fill per pixel, not a lookup per byte.
+std::vector<PadRun> pad_runs(const Shape &in, const Shape &out,
+                             const std::vector<std::vector<int64_t>> &maps) {
+  size_t r = in.size();
   Shape in_strides = strides_of(in);
   int64_t n = product(out, 0, r);
   std::vector<int64_t> src(static_cast<size_t>(n));
@@ -196,15 +204,10 @@ std::unique_ptr<Kernel> compile_pad(OpContext &ctx) {
       idx[d] = 0;
     }
   }
-  // The element map as runs of consecutive copies or fills: a YOLO head's channel pad
-  // 255 -> 256 is then one 255-element copy and one fill per pixel, not a lookup per byte.
-  struct Run {
-    int64_t out, in, count;  // in < 0: `count` fill values
-  };
-  std::vector<Run> runs;
+  std::vector<PadRun> runs;
   for (int64_t o = 0; o < n; ++o) {
     if (!runs.empty()) {
-      Run &last = runs.back();
+      PadRun &last = runs.back();
       bool extends = last.in < 0 ? src[o] < 0 : src[o] == last.in + last.count;
       if (extends) {
         ++last.count;
@@ -213,6 +216,32 @@ std::unique_ptr<Kernel> compile_pad(OpContext &ctx) {
     }
     runs.push_back({o, src[o] < 0 ? -1 : src[o], 1});
   }
+  return runs;
+}
+
+std::unique_ptr<Kernel> compile_pad(OpContext &ctx) {
+  const Shape &in = ctx.in_shape(0);
+  size_t r = in.size();
+  std::vector<int64_t> pads;
+  double value = 0;
+  if (ctx.opset() < 11) {
+    pads = ctx.attr_ints("pads");
+    value = ctx.attr_f("value", 0.f);
+  } else {
+    ctx.expect_inputs(2, 3);
+    pads = ctx.constant_ints(1, "pads");
+    if (ctx.has_input(2)) value = ctx.require_constant(2, "constant_value").as_double(0);
+  }
+  if (pads.size() != 2 * r)
+    ctx.fail("pads has " + std::to_string(pads.size()) + " entries for rank " + std::to_string(r));
+  std::string mode = ctx.attr_s("mode", "constant");
+  if (mode != "constant" && mode != "reflect" && mode != "edge")
+    ctx.fail("unknown mode '" + mode + "'");
+  Shape out = padded_shape(ctx, in, pads, mode);
+  DType dt = ctx.in_dtype(0);
+  ctx.set_output(0, dt, out);
+  if (ctx.infer_only()) return nullptr;
+  std::vector<PadRun> runs = pad_runs(in, out, pad_coordinate_maps(in, out, pads, mode));
   size_t es = dtype_size(dt);
   std::vector<uint8_t> fill(es);
   store_from_double(fill.data(), dt, 0, value);
@@ -220,7 +249,7 @@ std::unique_ptr<Kernel> compile_pad(OpContext &ctx) {
       [runs = std::move(runs), es, fill](ExecContext &, const void *const *in, void *const *o) {
         const uint8_t *x = static_cast<const uint8_t *>(in[0]);
         uint8_t *y = static_cast<uint8_t *>(o[0]);
-        for (const Run &run : runs) {
+        for (const PadRun &run : runs) {
           uint8_t *to = y + run.out * es;
           if (run.in >= 0) {
             std::memcpy(to, x + run.in * es, static_cast<size_t>(run.count) * es);
@@ -247,7 +276,7 @@ std::unique_ptr<Kernel> compile_gather(OpContext &ctx) {
   int64_t outer = product(data, 0, axis), inner = product(data, axis + 1, data.size());
   int64_t dim = data[axis], nidx = product(indices, 0, indices.size());
   size_t es = dtype_size(ctx.in_dtype(0));
-  std::string label = ctx.label();
+  std::string label = ctx.where();
   return make_kernel([=](ExecContext &, const void *const *in, void *const *o) {
     const uint8_t *x = static_cast<const uint8_t *>(in[0]);
     uint8_t *y = static_cast<uint8_t *>(o[0]);

@@ -1,11 +1,9 @@
 // Softmax, LogSoftmax, Hardmax (opset < 13: over the flattened trailing dims from axis; 13+: one
 // axis).
-#include "common.h"
+#include "softmax.h"
 
 namespace axstream::engine {
 namespace {
-
-enum class SoftmaxKind { softmax, log_softmax, hardmax };
 
 template <SoftmaxKind kind>
 std::unique_ptr<Kernel> compile_softmax(OpContext &ctx) {
@@ -21,29 +19,8 @@ std::unique_ptr<Kernel> compile_softmax(OpContext &ctx) {
   int64_t len = legacy ? product(in, axis, in.size()) : (in.empty() ? 1 : in[axis]);
   int64_t inner = legacy ? 1 : product(in, axis + 1, in.size());
   auto k = make_kernel([outer, len, inner](ExecContext &, const void *const *i, void *const *o) {
-    const float *x = static_cast<const float *>(i[0]);
-    float *y = static_cast<float *>(o[0]);
-    for (int64_t a = 0; a < outer; ++a)
-      for (int64_t b = 0; b < inner; ++b) {
-        const float *xs = x + a * len * inner + b;
-        float *ys = y + a * len * inner + b;
-        float m = -INFINITY;
-        int64_t first_max = 0;
-        for (int64_t j = 0; j < len; ++j)
-          if (xs[j * inner] > m) m = xs[j * inner], first_max = j;
-        if (kind == SoftmaxKind::hardmax) {
-          for (int64_t j = 0; j < len; ++j) ys[j * inner] = j == first_max ? 1.f : 0.f;
-          continue;
-        }
-        float sum = 0.f;
-        for (int64_t j = 0; j < len; ++j) sum += (ys[j * inner] = std::exp(xs[j * inner] - m));
-        if (kind == SoftmaxKind::log_softmax) {
-          float log_sum = std::log(sum);
-          for (int64_t j = 0; j < len; ++j) ys[j * inner] = xs[j * inner] - m - log_sum;
-          continue;
-        }
-        for (int64_t j = 0; j < len; ++j) ys[j * inner] /= sum;
-      }
+    softmax_groups<kind>(static_cast<const float *>(i[0]), static_cast<float *>(o[0]), outer, len,
+                         inner);
   });
   k->macs = static_cast<uint64_t>(outer * len * inner * 4);
   return k;

@@ -144,7 +144,7 @@ std::unique_ptr<Kernel> numeric_unary(OpContext &ctx, F f) {
     ctx.unsupported(std::string("dtype ") + dtype_name(dt));
   int64_t n = product(ctx.in_shape(0), 0, ctx.in_shape(0).size());
   return make_kernel([n, f, dt](ExecContext &, const void *const *in, void *const *out) {
-    dispatch_dtype(dt, [&](auto zero) {
+    dispatch_numeric_dtype(dt, [&](auto zero) {
       using T = decltype(zero);
       const T *x = static_cast<const T *>(in[0]);
       T *y = static_cast<T *>(out[0]);
@@ -162,10 +162,7 @@ std::unique_ptr<Kernel> compile_abs(OpContext &ctx) {
 std::unique_ptr<Kernel> compile_sign(OpContext &ctx) {
   return numeric_unary(ctx, [](auto x) {
     using T = decltype(x);
-    if constexpr (std::is_same_v<T, bool>)
-      return x;  // never runs: numeric_unary rejects bool
-    else
-      return static_cast<T>((x > T(0)) - (x < T(0)));
+    return static_cast<T>((x > T(0)) - (x < T(0)));
   });
 }
 
@@ -199,7 +196,7 @@ std::unique_ptr<Kernel> compile_clip(OpContext &ctx) {
     ctx.unsupported(std::string("dtype ") + dtype_name(dt));
   int64_t n = product(ctx.in_shape(0), 0, ctx.in_shape(0).size());
   return make_kernel([n, lo, hi, dt](ExecContext &, const void *const *in, void *const *out) {
-    dispatch_dtype(dt, [&](auto zero) {
+    dispatch_numeric_dtype(dt, [&](auto zero) {
       using T = decltype(zero);
       const T *x = static_cast<const T *>(in[0]);
       T *y = static_cast<T *>(out[0]);

@@ -162,8 +162,7 @@ AXR_EXPORT axrResult axr_configure_device(axrContext *context, axrDeviceInfo *de
                                           axrProperties *properties);
 /* AXR_SUCCESS when ready, AXR_ERROR_PENDING_ERROR while a configuration is being applied. */
 AXR_EXPORT axrResult axr_device_ready(axrContext *context, axrDeviceInfo *device);
-AXR_EXPORT axrProperties *axr_read_device_configuration(axrContext *context,
-                                                        axrDeviceInfo *device);
+AXR_EXPORT axrProperties *axr_read_device_configuration(axrContext *context, axrDeviceInfo *device);
 /* device NULL: the first device with num_sub_devices free sub-devices. */
 AXR_EXPORT axrConnection *axr_device_connect(axrContext *context, axrDeviceInfo *device,
                                              size_t num_sub_devices, axrProperties *properties);

@@ -43,6 +43,23 @@ eight = subprocess.run([axrun, package, '-n', '2', '--warmup', '0', '--cores', '
                        capture_output=True, text=True, timeout=60,
                        env=dict(os.environ, AXSTREAM_SIM_SUBDEVICES='8'))
 assert eight.returncode == 0 and 'cores=8: ' in eight.stdout, eight
+# The package's model.json is the package too (as load_model takes it), not an ONNX model.
+print(check(package + '/model.json', [1], 'axcore'))
+# A corrupt package: exit 1 with the loader's message naming the file and the field.
+import shutil
+import tempfile
+with tempfile.TemporaryDirectory() as scratch:
+    broken = os.path.join(scratch, 'broken')
+    shutil.copytree(package, broken)
+    with open(os.path.join(broken, 'model.json')) as f:
+        text = f.read()
+    with open(os.path.join(broken, 'model.json'), 'w') as f:
+        f.write(text.replace('"core.onnx"', '"../core.onnx"'))
+    for model in (broken, broken + '/model.json'):
+        out = subprocess.run([axrun, model, '-n', '1', '--cores', '1'], capture_output=True,
+                             text=True, timeout=60)
+        assert out.returncode == 1 and "model.json: field 'core_graph'" in out.stderr and \
+            'it leaves the directory' in out.stderr, out
 missing = subprocess.run([axrun, package + '/nope'], capture_output=True, text=True)
 assert missing.returncode == 1 and 'no such file' in missing.stderr, missing
 # --help is asked for, not a mistake: the usage on stdout, exit 0.

@@ -20,5 +20,9 @@ struct Tolerance {
 };
 
 CaseResult run_case(const std::string &dir, const Tolerance &tolerance = {});
+// The same with every graph input after the first made an initializer holding the case's value
+// (weights the backend cases pass as inputs become constants, as exporters write them).
+CaseResult run_case_with_constant_parameters(const std::string &dir,
+                                             const Tolerance &tolerance = {});
 
 }  // namespace axstream::engine::testing

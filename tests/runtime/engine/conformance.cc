@@ -8,6 +8,27 @@
 
 #include "case_runner.h"
 
+namespace {
+
+// Cases whose expected outputs contradict their own model (upstream data bugs): a mismatch on
+// them is reported as WRONG-DATA with the reason, not FAIL; gen_cases.py checks the op instead.
+struct WrongData {
+  const char *name, *reason;
+};
+constexpr WrongData kWrongData[] = {
+    {"test_adam_multiple",
+     "its outputs were computed with epsilon 1e-2 but the Adam node sets no epsilon (default "
+     "1e-6; onnx/onnx#7749); gen_cases' adam_multiple_epsilon checks the same step with it set"},
+};
+
+const char *wrong_data_reason(const std::string &name) {
+  for (const WrongData &w : kWrongData)
+    if (name == w.name) return w.reason;
+  return nullptr;
+}
+
+}  // namespace
+
 int main(int argc, char **argv) {
   namespace fs = std::filesystem;
   using axstream::engine::testing::CaseStatus;
@@ -23,7 +44,7 @@ int main(int argc, char **argv) {
         e.path().filename().string().find(filter) != std::string::npos)
       cases.push_back(e.path().string());
   std::sort(cases.begin(), cases.end());
-  int passed = 0, failed = 0, unsupported = 0;
+  int passed = 0, failed = 0, unsupported = 0, wrong_data = 0;
   for (const auto &dir : cases) {
     auto r = axstream::engine::testing::run_case(dir);
     std::string name = fs::path(dir).filename().string();
@@ -38,12 +59,19 @@ int main(int argc, char **argv) {
         std::printf("UNSUPPORTED %s: %s\n", name.c_str(), r.message.c_str());
         break;
       case CaseStatus::fail:
+        if (const char *reason = wrong_data_reason(name)) {
+          ++wrong_data;
+          std::printf("WRONG-DATA %s: %s (%s)\n", name.c_str(), r.message.c_str(), reason);
+          break;
+        }
         ++failed;
         std::printf("FAIL %s: %s\n", name.c_str(), r.message.c_str());
         break;
     }
   }
-  std::printf("conformance: %d of %zu cases pass, %d unsupported, %d fail\n", passed, cases.size(),
+  std::printf("conformance: %d of %zu cases pass, %d unsupported, %d fail", passed, cases.size(),
               unsupported, failed);
+  if (wrong_data) std::printf(", %d with wrong expected data", wrong_data);
+  std::printf("\n");
   return failed ? 1 : 0;
 }

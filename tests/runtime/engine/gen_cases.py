@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """Writes seeded engine test cases in the ONNX backend-test layout (model.onnx +
-test_data_set_0/{input,output}_N.pb), expected outputs computed with numpy."""
+test_data_set_0/{input,output}_N.pb), expected outputs computed with numpy.
+
+usage: gen_cases.py OUTDIR STAMP   (the case folders under OUTDIR, then STAMP once done)"""
 import os
 import sys
 
@@ -8,32 +10,44 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-OUT = sys.argv[1]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "common"))
+from outdir_arg import arguments  # noqa: E402
+
+OUT, STAMP = arguments(__doc__, ["OUTDIR", "STAMP"])
 rng = np.random.default_rng(1234)
 NP2ONNX = {np.float32: TensorProto.FLOAT, np.int8: TensorProto.INT8, np.uint8: TensorProto.UINT8,
-           np.int64: TensorProto.INT64, np.int32: TensorProto.INT32}
+           np.int64: TensorProto.INT64, np.int32: TensorProto.INT32,
+           np.bool_: TensorProto.BOOL}
 
 
 def onnx_type(a):
     return NP2ONNX[a.dtype.type]
 
 
-def save(name, nodes, inputs, outputs, initializers=(), opset=13):
-    """inputs/outputs: list of (name, array)."""
+def save(name, nodes, inputs, outputs, initializers=(), opset=13, extra_sets=(), other_opsets=()):
+    """inputs/outputs: list of (name, array). extra_sets: further (inputs, outputs) arrays,
+    in the same order, written as test_data_set_1, 2, ...; other_opsets: (domain, version)."""
     graph = helper.make_graph(
         nodes, name,
         [helper.make_tensor_value_info(n, onnx_type(a), a.shape) for n, a in inputs],
         [helper.make_tensor_value_info(n, onnx_type(a), a.shape) for n, a in outputs],
         [numpy_helper.from_array(np.asarray(a), n) for n, a in initializers])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', opset)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', opset)] +
+                              [helper.make_opsetid(d, v) for d, v in other_opsets])
     model.ir_version = 7
     d = os.path.join(OUT, name)
     os.makedirs(os.path.join(d, 'test_data_set_0'), exist_ok=True)
     onnx.save(model, os.path.join(d, 'model.onnx'))
-    for kind, items in (('input', inputs), ('output', outputs)):
-        for i, (n, a) in enumerate(items):
-            with open(os.path.join(d, 'test_data_set_0', f'{kind}_{i}.pb'), 'wb') as f:
-                f.write(numpy_helper.from_array(np.asarray(a), n).SerializeToString())
+    sets = [(inputs, outputs)] + [
+        (list(zip([n for n, _ in inputs], ins)), list(zip([n for n, _ in outputs], outs)))
+        for ins, outs in extra_sets]
+    for index, (set_inputs, set_outputs) in enumerate(sets):
+        set_dir = os.path.join(d, f'test_data_set_{index}')
+        os.makedirs(set_dir, exist_ok=True)
+        for kind, items in (('input', set_inputs), ('output', set_outputs)):
+            for i, (n, a) in enumerate(items):
+                with open(os.path.join(set_dir, f'{kind}_{i}.pb'), 'wb') as f:
+                    f.write(numpy_helper.from_array(np.asarray(a), n).SerializeToString())
 
 
 def conv3d_ref(x, w, b=None, stride=(1, 1, 1), pads=(0,) * 6, dil=(1, 1, 1), group=1):
@@ -580,5 +594,903 @@ save('convtranspose_2x2_stride2_bias_tiles', [
     helper.make_node('ConvTranspose', ['x', 'w', 'b'], ['y'], strides=[2, 2])],
     [('x', x)], [('y', deconv_ref(x, w, 2, 1) + b[None, :, None, None])], [('w', w), ('b', b)])
 
-with open(sys.argv[2], 'w') as stamp:
+# --- vision-model ops (issue #4): attributes and dtypes the ONNX backend cases miss ----------
+# TopK over axis 0 of int32 data full of ties (the lower index first) and a detection head's
+# 2000 scores cut to 100 (float, smallest first).
+x = rng.integers(0, 4, (7, 5)).astype(np.int32)
+order = np.argsort(-x, axis=0, kind='stable')[:3]
+scores = rng.standard_normal((1, 2000)).astype(np.float32)
+low = np.argsort(scores, axis=1, kind='stable')[:, :100]
+save('topk_int32_ties_axis0_and_smallest_100_of_2000', [
+    helper.make_node('TopK', ['x', 'k3'], ['v', 'i'], axis=0),
+    helper.make_node('TopK', ['scores', 'k100'], ['sv', 'si'], largest=0)],
+    [('x', x), ('scores', scores)],
+    [('v', np.take_along_axis(x, order, 0)), ('i', order.astype(np.int64)),
+     ('sv', np.take_along_axis(scores, low, 1)), ('si', low.astype(np.int64))],
+    [('k3', np.array([3], np.int64)), ('k100', np.array([100], np.int64))])
+
+# GatherND with batch_dims=1 on int64 data, a negative index; ScatterND replacing rows of a
+# float tensor (negative index) and adding int32 elements at repeated indices (opset 16).
+data = rng.integers(-50, 50, (2, 3, 4)).astype(np.int64)
+idx = np.array([[[2], [-3]], [[0], [1]]], np.int64)
+gathered = np.stack([data[b][idx[b, :, 0]] for b in range(2)])
+base = f32(3, 4)
+rows = np.array([[-1], [0]], np.int64)
+row_updates = f32(2, 4)
+replaced = base.copy()
+replaced[2], replaced[0] = row_updates[0], row_updates[1]
+counts = rng.integers(0, 9, (2, 3)).astype(np.int32)
+cells = np.array([[0, 1], [1, 2], [0, 1]], np.int64)
+adds = np.array([5, 7, 11], np.int32)
+summed = counts.copy()
+for (r, c), a in zip(cells, adds):
+    summed[r, c] += a
+save('gathernd_batch_dims_int64_and_scatternd_rows_and_add', [
+    helper.make_node('GatherND', ['data', 'idx'], ['g'], batch_dims=1),
+    helper.make_node('ScatterND', ['base', 'rows', 'row_updates'], ['replaced']),
+    helper.make_node('ScatterND', ['counts', 'cells', 'adds'], ['summed'], reduction='add')],
+    [('data', data), ('base', base), ('counts', counts)],
+    [('g', gathered), ('replaced', replaced), ('summed', summed)],
+    [('idx', idx), ('rows', rows), ('row_updates', row_updates), ('cells', cells),
+     ('adds', adds)], opset=16)
+
+# ScatterElements along axis 0 multiplying int64 data at repeated positions (opset 16).
+data = rng.integers(1, 6, (3, 4)).astype(np.int64)
+idx = np.array([[0, 2, -1, 1], [0, 0, 2, 1]], np.int64)
+upd = rng.integers(1, 4, (2, 4)).astype(np.int64)
+product_ = data.copy()
+for i in range(2):
+    for j in range(4):
+        product_[idx[i, j] % 3, j] *= upd[i, j]
+save('scatterelements_axis0_mul_int64_repeated', [
+    helper.make_node('ScatterElements', ['data', 'idx', 'upd'], ['y'], axis=0, reduction='mul')],
+    [('data', data)], [('y', product_)], [('idx', idx), ('upd', upd)], opset=16)
+
+# OneHot of int32 class ids along axis 0 into uint8 (an out-of-range id gives an all-off column).
+ids = np.array([[0, 4, -1], [2, 9, -5]], np.int32)
+onehot = np.zeros((5, 2, 3), np.uint8)
+for (r, c), v in np.ndenumerate(ids):
+    if -5 <= v < 5:
+        onehot[v % 5, r, c] = 255
+save('onehot_int32_ids_axis0_uint8', [
+    helper.make_node('OneHot', ['ids', 'depth', 'values'], ['y'], axis=0)],
+    [('ids', ids)], [('y', onehot)],
+    [('depth', np.array(5, np.int64)), ('values', np.array([0, 255], np.uint8))], opset=11)
+
+# LRN with an even size (window c-1 .. c+2) on a 1-D spatial input.
+x = f32(2, 6, 7)
+sq = np.zeros_like(x)
+for c in range(6):
+    sq[:, c] = (x[:, max(0, c - 1):min(5, c + 2) + 1] ** 2).sum(axis=1)
+save('lrn_even_size_1d', [
+    helper.make_node('LRN', ['x'], ['y'], size=4, alpha=1e-2, beta=0.6, bias=1.5)],
+    [('x', x)], [('y', (x / (1.5 + 1e-2 / 4 * sq) ** 0.6).astype(np.float32))])
+
+# Linear Resize of a 3-D tensor's last dim (runs as separable taps; the 4-D loop needs N, C
+# fixed) and EyeLike with a negative k to int64; Det of 4x4 matrices.
+x = f32(1, 3, 8)
+pos = np.clip((np.arange(20) + 0.5) / 2.5 - 0.5, 0, 7)
+i0 = np.floor(pos).astype(int)
+i1 = np.minimum(i0 + 1, 7)
+w = (pos - i0).astype(np.float32)
+resized = x[..., i0] * (1 - w) + x[..., i1] * w
+m = f32(2, 4, 4)
+save('resize_linear_3d_eyelike_det', [
+    helper.make_node('Resize', ['x', '', 'scales'], ['r'], mode='linear'),
+    helper.make_node('EyeLike', ['m2'], ['eye'], k=-1, dtype=TensorProto.INT64),
+    helper.make_node('Det', ['m'], ['det'])],
+    [('x', x), ('m2', f32(3, 4)), ('m', m)],
+    [('r', resized.astype(np.float32)), ('eye', np.eye(3, 4, -1, dtype=np.int64)),
+     ('det', np.linalg.det(m.astype(np.float64)).astype(np.float32))],
+    [('scales', np.array([1, 1, 2.5], np.float32))])
+
+# Compress of int8 rows by a constant condition, ReverseSequence of (time, batch, feature).
+x = rng.integers(-100, 100, (4, 3)).astype(np.int8)
+seq = rng.integers(-9, 9, (5, 3, 2)).astype(np.int32)
+lens = np.array([5, 1, 3], np.int64)
+rev = seq.copy()
+for b, n in enumerate(lens):
+    rev[:n, b] = seq[:n, b][::-1]
+save('compress_int8_rows_reversesequence_int32', [
+    helper.make_node('Compress', ['x', 'keep'], ['c'], axis=0),
+    helper.make_node('ReverseSequence', ['seq', 'lens'], ['rev'], batch_axis=1, time_axis=0)],
+    [('x', x), ('seq', seq)], [('c', x[[0, 2, 3]]), ('rev', rev)],
+    [('keep', np.array([True, False, True, True])), ('lens', lens)], opset=11)
+
+
+def roi_align_ref(x, rois, batch_indices, out_h, out_w, ratio, scale, mode, half_pixel):
+    """ONNX Runtime's RoiAlign, which the ONNX reference copies (its max takes the largest
+    weighted corner)."""
+    n_rois, channels, height, width = len(rois), x.shape[1], x.shape[2], x.shape[3]
+    y = np.zeros((n_rois, channels, out_h, out_w), np.float64)
+    for r, (box, b) in enumerate(zip(rois.astype(np.float64), batch_indices)):
+        off = 0.5 if half_pixel else 0.0
+        x0, y0, x1, y1 = box * scale - off
+        rw, rh = x1 - x0, y1 - y0
+        if not half_pixel:
+            rw, rh = max(rw, 1.0), max(rh, 1.0)
+        bh, bw = rh / out_h, rw / out_w
+        gh = ratio if ratio > 0 else int(np.ceil(rh / out_h))
+        gw = ratio if ratio > 0 else int(np.ceil(rw / out_w))
+        for ph in range(out_h):
+            for pw in range(out_w):
+                samples = []
+                for iy in range(gh):
+                    sy = y0 + ph * bh + (iy + 0.5) * bh / gh
+                    for ix in range(gw):
+                        sx = x0 + pw * bw + (ix + 0.5) * bw / gw
+                        if sy < -1 or sy > height or sx < -1 or sx > width:
+                            samples.append(np.zeros((4, channels)))
+                            continue
+                        sy_, sx_ = max(sy, 0.0), max(sx, 0.0)
+                        yl, xl = int(sy_), int(sx_)
+                        if yl >= height - 1:
+                            yl = yh = height - 1
+                            sy_ = float(yl)
+                        else:
+                            yh = yl + 1
+                        if xl >= width - 1:
+                            xl = xh = width - 1
+                            sx_ = float(xl)
+                        else:
+                            xh = xl + 1
+                        ly, lx = sy_ - yl, sx_ - xl
+                        img = x[b].astype(np.float64)
+                        samples.append(np.stack([(1 - ly) * (1 - lx) * img[:, yl, xl],
+                                                 (1 - ly) * lx * img[:, yl, xh],
+                                                 ly * (1 - lx) * img[:, yh, xl],
+                                                 ly * lx * img[:, yh, xh]]))
+                if mode == 'max':
+                    y[r, :, ph, pw] = np.max([s.max(axis=0) for s in samples], axis=0)
+                else:
+                    y[r, :, ph, pw] = np.sum([s.sum(axis=0) for s in samples], axis=0) / max(
+                        gh * gw, 1)
+    return y.astype(np.float32)
+
+
+# RoiAlign on a half-resolution feature map of two images: max with an adaptive sampling grid
+# (sampling_ratio 0) and avg in the legacy output_half_pixel mode, several channels.
+x = f32(2, 3, 12, 10)
+rois = np.array([[2.3, 1.7, 15.1, 20.9], [0.4, 5.5, 9.8, 11.2], [-3.1, -1.3, 6.6, 7.7]],
+                np.float32)
+batch_indices = np.array([1, 0, 1], np.int64)
+save('roialign_max_adaptive_grid_and_avg_legacy_two_images', [
+    helper.make_node('RoiAlign', ['x', 'rois', 'bi'], ['ymax'], mode='max', output_height=3,
+                     output_width=4, sampling_ratio=0, spatial_scale=0.5),
+    helper.make_node('RoiAlign', ['x', 'rois', 'bi'], ['yavg'], output_height=2, output_width=2,
+                     sampling_ratio=0, spatial_scale=0.5,
+                     coordinate_transformation_mode='output_half_pixel')],
+    [('x', x)],
+    [('ymax', roi_align_ref(x, rois, batch_indices, 3, 4, 0, 0.5, 'max', True)),
+     ('yavg', roi_align_ref(x, rois, batch_indices, 2, 2, 0, 0.5, 'avg', False))],
+    [('rois', rois), ('bi', batch_indices)], opset=16)
+
+
+def grid_sample_ref(x, grid, mode, padding, align_corners):
+    """ONNX Runtime's GridSample: padding applies to each tap read (reflection reflects the
+    tap index by the corner pixels' centres, or their outer edges)."""
+    n_, c_, h, w = x.shape
+    lo = 0.0 if align_corners else -0.5
+    bounds = (lo, w - 1 - lo), (lo, h - 1 - lo)
+
+    def reflect(v, low, high):
+        rng_ = high - low
+        if v < low:
+            d = low - v
+            k = int(d / rng_)
+            r = d - k * rng_
+            return low + r if k % 2 == 0 else high - r
+        if v > high:
+            d = v - high
+            k = int(d / rng_)
+            r = d - k * rng_
+            return high - r if k % 2 == 0 else low + r
+        return v
+
+    def at(img, row, col):
+        if padding == 'zeros':
+            return img[row, col] if 0 <= row < h and 0 <= col < w else 0.0
+        if padding == 'border':
+            return img[min(max(row, 0), h - 1), min(max(col, 0), w - 1)]
+        col = int(reflect(float(col), *bounds[0]))
+        row = int(reflect(float(row), *bounds[1]))
+        return img[row, col]
+
+    def cubic(t):
+        a, t = -0.75, abs(t)
+        return [((a * (t + 1) - 5 * a) * (t + 1) + 8 * a) * (t + 1) - 4 * a,
+                ((a + 2) * t - (a + 3)) * t * t + 1,
+                ((a + 2) * (1 - t) - (a + 3)) * (1 - t) * (1 - t) + 1,
+                ((a * (2 - t) - 5 * a) * (2 - t) + 8 * a) * (2 - t) - 4 * a]
+
+    def denorm(v, size):
+        return (v + 1) / 2 * (size - 1) if align_corners else ((v + 1) * size - 1) / 2
+
+    out = np.zeros((n_, c_) + grid.shape[1:3], np.float64)
+    for n in range(n_):
+        for c in range(c_):
+            img = x[n, c].astype(np.float64)
+            for i in range(grid.shape[1]):
+                for j in range(grid.shape[2]):
+                    sx = denorm(float(grid[n, i, j, 0]), w)
+                    sy = denorm(float(grid[n, i, j, 1]), h)
+                    if mode == 'nearest':
+                        out[n, c, i, j] = at(img, int(np.rint(sy)), int(np.rint(sx)))
+                    elif mode == 'bilinear':
+                        x1, y1 = int(np.floor(sx)), int(np.floor(sy))
+                        dx, dy = sx - x1, sy - y1
+                        out[n, c, i, j] = ((1 - dy) * ((1 - dx) * at(img, y1, x1) +
+                                                       dx * at(img, y1, x1 + 1)) +
+                                           dy * ((1 - dx) * at(img, y1 + 1, x1) +
+                                                 dx * at(img, y1 + 1, x1 + 1)))
+                    else:
+                        x0, y0 = int(np.floor(sx)) - 1, int(np.floor(sy)) - 1
+                        wx, wy = cubic(sx - x0 - 1), cubic(sy - y0 - 1)
+                        out[n, c, i, j] = sum(wy[r] * sum(wx[q] * at(img, y0 + r, x0 + q)
+                                                          for q in range(4)) for r in range(4))
+    return out.astype(np.float32)
+
+
+# GridSample over two images of three channels, grid points reaching past the borders: bilinear
+# with zeros, nearest with border and align_corners, bicubic with reflection.
+x = f32(2, 3, 5, 6)
+grid = rng.uniform(-1.3, 1.3, (2, 4, 7, 2)).astype(np.float32)
+save('gridsample_batched_channels_three_modes', [
+    helper.make_node('GridSample', ['x', 'grid'], ['bilinear']),
+    helper.make_node('GridSample', ['x', 'grid'], ['nearest'], mode='nearest',
+                     padding_mode='border', align_corners=1),
+    helper.make_node('GridSample', ['x', 'grid'], ['bicubic'], mode='bicubic',
+                     padding_mode='reflection')],
+    [('x', x)],
+    [('bilinear', grid_sample_ref(x, grid, 'bilinear', 'zeros', False)),
+     ('nearest', grid_sample_ref(x, grid, 'nearest', 'border', True)),
+     ('bicubic', grid_sample_ref(x, grid, 'bicubic', 'reflection', False))],
+    [('grid', grid)], opset=16)
+
+
+def maxpool_indices_ref(x, k, stride, pads, column_major=False):
+    """2-D MaxPool with ONNX's Indices: the first maximum in window order, its index into the
+    whole flattened input (plane offset included), row- or column-major within the plane."""
+    n_, c_, h, w = x.shape
+    oh = (h + pads[0] + pads[2] - k) // stride + 1
+    ow = (w + pads[1] + pads[3] - k) // stride + 1
+    y = np.zeros((n_, c_, oh, ow), x.dtype)
+    idx = np.zeros((n_, c_, oh, ow), np.int64)
+    for n in range(n_):
+        for c in range(c_):
+            for i in range(oh):
+                for j in range(ow):
+                    best = None
+                    for ky in range(k):
+                        for kx in range(k):
+                            r, q = i * stride - pads[0] + ky, j * stride - pads[1] + kx
+                            if 0 <= r < h and 0 <= q < w and (best is None or x[n, c, r, q] > best):
+                                best, at = x[n, c, r, q], (r, q)
+                    y[n, c, i, j] = best
+                    within = at[1] * h + at[0] if column_major else at[0] * w + at[1]
+                    idx[n, c, i, j] = (n * c_ + c) * h * w + within
+    return y, idx
+
+
+# MaxPool's Indices on int8 with pads and column-major storage, and the SegNet pattern: a float
+# MaxPool's Indices feeding MaxUnpool (the maxima back in place, zeros elsewhere).
+xi = rng.integers(-128, 128, (2, 3, 5, 6)).astype(np.int8)
+yi, ii = maxpool_indices_ref(xi, 3, 2, (1, 1, 1, 1), column_major=True)
+xf = f32(1, 2, 6, 8)
+yf, jf = maxpool_indices_ref(xf, 2, 2, (0, 0, 0, 0))
+unpooled = np.zeros(xf.size, np.float32)
+unpooled[jf.ravel()] = yf.ravel()
+save('maxpool_indices_int8_column_major_and_maxunpool_round_trip', [
+    helper.make_node('MaxPool', ['xi'], ['yi', 'ii'], kernel_shape=[3, 3], strides=[2, 2],
+                     pads=[1, 1, 1, 1], storage_order=1),
+    helper.make_node('MaxPool', ['xf'], ['yf', 'jf'], kernel_shape=[2, 2], strides=[2, 2]),
+    helper.make_node('MaxUnpool', ['yf', 'jf'], ['unpooled'], kernel_shape=[2, 2],
+                     strides=[2, 2])],
+    [('xi', xi), ('xf', xf)],
+    [('yi', yi), ('ii', ii), ('unpooled', unpooled.reshape(xf.shape))], opset=12)
+
+
+# MeanVarianceNormalization per image and channel (axes H, W; the backend cases keep the
+# default N, H, W) on a 4-D input with an offset, and over the last axis of a 3-D one.
+x4 = f32(2, 3, 4, 5) * 3 + 1
+x3 = f32(2, 3, 7)
+
+
+def mvn_ref(x, axes):
+    mean = x.astype(np.float64).mean(axis=axes, keepdims=True)
+    std = np.sqrt((x.astype(np.float64) ** 2).mean(axis=axes, keepdims=True) - mean ** 2)
+    return ((x - mean) / (std + 1e-9)).astype(np.float32)
+
+
+save('mvn_per_channel_and_last_axis', [
+    helper.make_node('MeanVarianceNormalization', ['x4'], ['y4'], axes=[2, 3]),
+    helper.make_node('MeanVarianceNormalization', ['x3'], ['y3'], axes=[-1])],
+    [('x4', x4), ('x3', x3)], [('y4', mvn_ref(x4, (2, 3))), ('y3', mvn_ref(x3, (2,)))])
+
+
+# Empty slices: GatherND and ScatterND on data with a zero-sized trailing dim copy nothing (a
+# null pointer handed to memcpy was undefined behaviour, caught by UBSan).
+empty = np.zeros((2, 0), np.float32)
+save('gathernd_scatternd_empty_slices', [
+    helper.make_node('GatherND', ['empty', 'row'], ['g']),
+    helper.make_node('ScatterND', ['empty', 'row', 'nothing'], ['s'])],
+    [('empty', empty)], [('g', np.zeros((1, 0), np.float32)), ('s', empty)],
+    [('row', np.array([[1]], np.int64)), ('nothing', np.zeros((1, 0), np.float32))])
+
+
+# CastLike to the engine's own dtypes (every backend case uses float16/double/bfloat16/strings):
+# float -> int32 truncates toward zero, int64 -> float, uint8 -> int8 wraps as Cast does.
+f = np.array([[-2.7, -0.5, 0.0, 1.9], [3.5, 100.2, -100.9, 7.0]], np.float32)
+i64 = np.array([-3, 0, 5, 1 << 40], np.int64)
+u8 = np.array([0, 127, 128, 255], np.uint8)
+save('castlike_float_int64_uint8', [
+    helper.make_node('CastLike', ['f', 'like_i32'], ['f_as_i32']),
+    helper.make_node('CastLike', ['i64', 'like_f32'], ['i64_as_f32']),
+    helper.make_node('CastLike', ['u8', 'like_i8'], ['u8_as_i8'])],
+    [('f', f), ('i64', i64), ('u8', u8)],
+    [('f_as_i32', f.astype(np.int32)), ('i64_as_f32', i64.astype(np.float32)),
+     ('u8_as_i8', u8.astype(np.int8))],
+    [('like_i32', np.zeros(1, np.int32)), ('like_f32', np.zeros(1, np.float32)),
+     ('like_i8', np.zeros(1, np.int8))], opset=15)
+
+
+# DynamicQuantizeLinear on values all above 0 (the range still starts at 0: zero point 0) and
+# on an all-zero tensor (range 0: scale 0, every value the zero point 0, where the function's
+# 0 / 0 would be NaN).
+pos = rng.uniform(0.5, 6.0, (3, 5)).astype(np.float32)
+pos_scale = np.float32(pos.max() / np.float32(255))
+save('dynamicquantizelinear_positive_and_all_zero', [
+    helper.make_node('DynamicQuantizeLinear', ['pos'], ['pq', 'ps', 'pz']),
+    helper.make_node('DynamicQuantizeLinear', ['zeros'], ['zq', 'zs', 'zz'])],
+    [('pos', pos), ('zeros', np.zeros((2, 3), np.float32))],
+    [('pq', np.clip(np.rint(pos / pos_scale), 0, 255).astype(np.uint8)),
+     ('ps', np.array(pos_scale, np.float32)), ('pz', np.array(0, np.uint8)),
+     ('zq', np.zeros((2, 3), np.uint8)), ('zs', np.array(0, np.float32)),
+     ('zz', np.array(0, np.uint8))], opset=11)
+
+
+# x[mask] with a constant mask, as exporters write it: NonZero of the constant (folded at compile
+# time to its exact (2, count) result), Transpose, GatherND on the run-time x.
+mask = rng.random((3, 4)) > 0.5
+x = f32(3, 4)
+save('nonzero_of_constant_mask_gathers', [
+    helper.make_node('NonZero', ['mask'], ['where']),
+    helper.make_node('Transpose', ['where'], ['pairs'], perm=[1, 0]),
+    helper.make_node('GatherND', ['x', 'pairs'], ['picked'])],
+    [('x', x)], [('picked', x[mask])], [('mask', mask)])
+
+
+# --- LSTM / GRU / RNN: what the backend cases miss (they are single-direction, batch <= 3,
+# default activations, no sequence_lens) --------------------------------------------------------
+RNN_ACTS = {
+    'Sigmoid': lambda x, a, b: 1 / (1 + np.exp(-x)), 'Tanh': lambda x, a, b: np.tanh(x),
+    'Relu': lambda x, a, b: np.maximum(x, 0), 'Affine': lambda x, a, b: a * x + b,
+    'LeakyRelu': lambda x, a, b: np.where(x >= 0, x, a * x),
+    'ThresholdedRelu': lambda x, a, b: np.where(x > a, x, 0),
+    'ScaledTanh': lambda x, a, b: a * np.tanh(b * x),
+    'HardSigmoid': lambda x, a, b: np.clip(a * x + b, 0, 1),
+    'Elu': lambda x, a, b: np.where(x >= 0, x, a * (np.exp(x) - 1)),
+    'Softsign': lambda x, a, b: x / (1 + np.abs(x)), 'Softplus': lambda x, a, b: np.log1p(np.exp(x))}
+RNN_ALPHA = {'Affine': 1.0, 'LeakyRelu': 0.01, 'ThresholdedRelu': 1.0, 'ScaledTanh': 1.0,
+             'HardSigmoid': 0.2, 'Elu': 1.0}
+RNN_BETA = {'Affine': 0.0, 'ScaledTanh': 1.0, 'HardSigmoid': 0.5}
+
+
+def rnn_ref(cell, x, w, r, b=None, lens=None, h0=None, c0=None, p=None, direction='forward',
+            layout=0, hidden=None, activations=None, alphas=(), betas=(), clip=None,
+            linear_before_reset=0, input_forget=0):
+    """ONNX LSTM (gates i, o, f, c) / GRU (z, r, h) / RNN in float64: returns Y, Y_h, Y_c."""
+    x, w, r = (a.astype(np.float64) for a in (x, w, r))
+    if layout:
+        x = x.transpose(1, 0, 2)
+        h0 = None if h0 is None else h0.transpose(1, 0, 2)
+        c0 = None if c0 is None else c0.transpose(1, 0, 2)
+    seq, batch, _ = x.shape
+    dirs, hid = w.shape[0], r.shape[2]
+    gates = {'LSTM': 4, 'GRU': 3, 'RNN': 1}[cell]
+    per_dir = {'LSTM': ['Sigmoid', 'Tanh', 'Tanh'], 'GRU': ['Sigmoid', 'Tanh'], 'RNN': ['Tanh']}[cell]
+    names = activations or per_dir * dirs
+    alphas, betas = list(alphas), list(betas)
+    fns = []
+    for n in names:
+        a = alphas.pop(0) if n in RNN_ALPHA and alphas else RNN_ALPHA.get(n, 0.0)
+        bb = betas.pop(0) if n in RNN_BETA and betas else RNN_BETA.get(n, 0.0)
+        fns.append(lambda v, f=RNN_ACTS[n], a=a, bb=bb: f(v, a, bb))
+    cl = (lambda v: np.clip(v, -clip, clip)) if clip else (lambda v: v)
+    y = np.zeros((seq, dirs, batch, hid))
+    yh = np.zeros((dirs, batch, hid))
+    yc = np.zeros((dirs, batch, hid))
+    for d in range(dirs):
+        f = fns[d * len(per_dir):(d + 1) * len(per_dir)]
+        bias = np.zeros(2 * gates * hid) if b is None else b[d].astype(np.float64)
+        wb, rb = bias[:gates * hid], bias[gates * hid:]
+        pp = np.zeros(3 * hid) if p is None else p[d].astype(np.float64)
+        rev = direction == 'reverse' or d == 1
+        for n in range(batch):
+            h = np.zeros(hid) if h0 is None else h0[d, n].astype(np.float64)
+            c = np.zeros(hid) if c0 is None else c0[d, n].astype(np.float64)
+            length = seq if lens is None else int(lens[n])
+            for step in range(length):
+                t = length - 1 - step if rev else step
+                gx = w[d] @ x[t, n] + wb
+                if cell == 'LSTM':
+                    g = gx + r[d] @ h + rb
+                    gi, go, gf, gc = np.split(g, 4)
+                    i = f[0](cl(gi + pp[:hid] * c))
+                    fg = 1 - i if input_forget else f[0](cl(gf + pp[2 * hid:] * c))
+                    c = fg * c + i * f[1](cl(gc))
+                    o = f[0](cl(go + pp[hid:2 * hid] * c))
+                    h = o * f[2](c)
+                elif cell == 'GRU':
+                    rz = gx[:2 * hid] + r[d][:2 * hid] @ h + rb[:2 * hid]
+                    z, rr = np.split(f[0](cl(rz)), 2)
+                    rh = r[d][2 * hid:]
+                    if linear_before_reset:
+                        hh = gx[2 * hid:] + rr * (rh @ h + rb[2 * hid:])
+                    else:
+                        hh = gx[2 * hid:] + rh @ (rr * h) + rb[2 * hid:]
+                    h = (1 - z) * f[1](cl(hh)) + z * h
+                else:
+                    h = f[0](cl(gx + r[d] @ h + rb))
+                y[t, d, n] = h
+            yh[d, n], yc[d, n] = h, c
+    if layout:
+        y, yh, yc = y.transpose(2, 0, 1, 3), yh.transpose(1, 0, 2), yc.transpose(1, 0, 2)
+    return tuple(a.astype(np.float32) for a in (y, yh, yc))
+
+
+def rnn_weights(cell, dirs, inp, hid, scale=0.4):
+    g = {'LSTM': 4, 'GRU': 3, 'RNN': 1}[cell]
+    return (f32(dirs, g * hid, inp) * scale, f32(dirs, g * hid, hid) * scale,
+            f32(dirs, 2 * g * hid) * scale)
+
+
+# Bidirectional LSTM, batch 3, with a constant sequence_lens (steps past a row's length are
+# zero in Y; the reverse direction starts at the row's last step) and peepholes.
+x = f32(5, 3, 4)
+w, r, b = rnn_weights('LSTM', 2, 4, 6)
+p = f32(2, 18) * 0.3
+lens = np.array([5, 3, 1], np.int32)
+y, yh, yc = rnn_ref('LSTM', x, w, r, b, lens, p=p, direction='bidirectional')
+save('lstm_bidirectional_constant_sequence_lens_peepholes_batch3',
+     [helper.make_node('LSTM', ['x', 'w', 'r', 'b', 'lens', '', '', 'p'], ['y', 'yh', 'yc'],
+                       hidden_size=6, direction='bidirectional')],
+     [('x', x)], [('y', y), ('yh', yh), ('yc', yc)],
+     [('w', w), ('r', r), ('b', b), ('lens', lens), ('p', p)], opset=14)
+
+# sequence_lens read at run time: set 0 cuts rows short (the reference loops run), set 1 has
+# every row full (oneDNN's primitive runs); initial states given.
+h0, c0 = f32(2, 3, 6), f32(2, 3, 6)
+lens_short = np.array([4, 5, 2], np.int32)
+lens_full = np.array([5, 5, 5], np.int32)
+x1 = f32(5, 3, 4)
+save('lstm_bidirectional_run_time_sequence_lens_initial_states',
+     [helper.make_node('LSTM', ['x', 'w', 'r', 'b', 'lens', 'h0', 'c0'], ['y', 'yh', 'yc'],
+                       hidden_size=6, direction='bidirectional')],
+     [('x', x), ('lens', lens_short)],
+     list(zip(('y', 'yh', 'yc'), rnn_ref('LSTM', x, w, r, b, lens_short, h0, c0,
+                                         direction='bidirectional'))),
+     [('w', w), ('r', r), ('b', b), ('h0', h0), ('c0', c0)], opset=14,
+     extra_sets=[([x1, lens_full], rnn_ref('LSTM', x1, w, r, b, lens_full, h0, c0,
+                                           direction='bidirectional'))])
+
+# layout = 1 (batch-major X, Y, states), bidirectional, batch 2, peepholes and initial states.
+x = f32(2, 4, 3)
+w, r, b = rnn_weights('LSTM', 2, 3, 5)
+p = f32(2, 15) * 0.3
+h0, c0 = f32(2, 2, 5), f32(2, 2, 5)
+save('lstm_layout1_bidirectional_peepholes_initial_states_batch2',
+     [helper.make_node('LSTM', ['x', 'w', 'r', 'b', '', 'h0', 'c0', 'p'], ['y', 'yh', 'yc'],
+                       hidden_size=5, direction='bidirectional', layout=1)],
+     [('x', x)],
+     list(zip(('y', 'yh', 'yc'), rnn_ref('LSTM', x, w, r, b, None, h0, c0, p,
+                                         direction='bidirectional', layout=1))),
+     [('w', w), ('r', r), ('b', b), ('h0', h0), ('c0', c0), ('p', p)], opset=14)
+
+# Reverse LSTM without a bias, Y_h only.
+x = f32(6, 2, 3)
+w, r, _ = rnn_weights('LSTM', 1, 3, 4)
+save('lstm_reverse_no_bias_y_h_only',
+     [helper.make_node('LSTM', ['x', 'w', 'r'], ['', 'yh'], hidden_size=4, direction='reverse')],
+     [('x', x)], [('yh', rnn_ref('LSTM', x, w, r, direction='reverse')[1])],
+     [('w', w), ('r', r)], opset=14)
+
+# What oneDNN cannot express, on the reference loops: clip, coupled input/forget gates and
+# activations with alpha/beta (consumed in order by the functions that take them).
+x = f32(4, 2, 3) * 2
+w, r, b = rnn_weights('LSTM', 2, 3, 4, scale=0.8)
+acts = ['HardSigmoid', 'LeakyRelu', 'Softsign', 'Sigmoid', 'ScaledTanh', 'Elu']
+alphas, betas = [0.3, 0.05, 0.9, 1.5], [0.4, 0.7]
+save('lstm_clip_input_forget_activations_with_alpha_beta',
+     [helper.make_node('LSTM', ['x', 'w', 'r', 'b'], ['y', 'yh', 'yc'], hidden_size=4,
+                       direction='bidirectional', clip=1.5, input_forget=1, activations=acts,
+                       activation_alpha=alphas, activation_beta=betas)],
+     [('x', x)],
+     list(zip(('y', 'yh', 'yc'), rnn_ref('LSTM', x, w, r, b, direction='bidirectional',
+                                         activations=acts, alphas=alphas, betas=betas,
+                                         clip=1.5, input_forget=1))),
+     [('w', w), ('r', r), ('b', b)], opset=14)
+
+# GRU: bidirectional linear_before_reset at batch 2 (oneDNN's lbr_gru, Y re-laid from its
+# (seq, batch, dirs * hidden)), reverse with initial_h (gru), and clip + other activations.
+x = f32(5, 2, 4)
+w, r, b = rnn_weights('GRU', 2, 4, 6)
+save('gru_bidirectional_linear_before_reset_batch2',
+     [helper.make_node('GRU', ['x', 'w', 'r', 'b'], ['y', 'yh'], hidden_size=6,
+                       direction='bidirectional', linear_before_reset=1)],
+     [('x', x)],
+     list(zip(('y', 'yh'), rnn_ref('GRU', x, w, r, b, direction='bidirectional',
+                                   linear_before_reset=1)[:2])),
+     [('w', w), ('r', r), ('b', b)], opset=14)
+w, r, b = rnn_weights('GRU', 1, 4, 6)
+h0 = f32(1, 2, 6)
+save('gru_reverse_initial_h',
+     [helper.make_node('GRU', ['x', 'w', 'r', 'b', '', 'h0'], ['y', 'yh'], hidden_size=6,
+                       direction='reverse')],
+     [('x', x)],
+     list(zip(('y', 'yh'), rnn_ref('GRU', x, w, r, b, None, h0, direction='reverse')[:2])),
+     [('w', w), ('r', r), ('b', b), ('h0', h0)], opset=14)
+acts = ['HardSigmoid', 'Softplus']
+save('gru_layout1_clip_hard_sigmoid_softplus',
+     [helper.make_node('GRU', ['x', 'w', 'r', 'b'], ['y', 'yh'], hidden_size=6, layout=1,
+                       clip=0.8, activations=acts)],
+     [('x', x)],
+     list(zip(('y', 'yh'), rnn_ref('GRU', x, w, r, b, layout=1, activations=acts,
+                                   clip=0.8)[:2])),
+     [('w', w), ('r', r), ('b', b)], opset=14)
+
+# RNN: bidirectional Relu with initial_h at batch 2 (oneDNN's vanilla RNN), and different
+# activations per direction (reference loops).
+x = f32(4, 2, 3)
+w, r, b = rnn_weights('RNN', 2, 3, 5)
+h0 = f32(2, 2, 5)
+save('rnn_bidirectional_relu_initial_h_batch2',
+     [helper.make_node('RNN', ['x', 'w', 'r', 'b', '', 'h0'], ['y', 'yh'], hidden_size=5,
+                       direction='bidirectional', activations=['Relu', 'Relu'])],
+     [('x', x)],
+     list(zip(('y', 'yh'), rnn_ref('RNN', x, w, r, b, None, h0, direction='bidirectional',
+                                   activations=['Relu', 'Relu'])[:2])),
+     [('w', w), ('r', r), ('b', b), ('h0', h0)], opset=14)
+save('rnn_bidirectional_tanh_then_affine',
+     [helper.make_node('RNN', ['x', 'w', 'r', 'b'], ['y', 'yh'], hidden_size=5,
+                       direction='bidirectional', activations=['Tanh', 'Affine'],
+                       activation_alpha=[0.5], activation_beta=[0.1])],
+     [('x', x)],
+     list(zip(('y', 'yh'), rnn_ref('RNN', x, w, r, b, direction='bidirectional',
+                                   activations=['Tanh', 'Affine'], alphas=[0.5],
+                                   betas=[0.1])[:2])),
+     [('w', w), ('r', r), ('b', b)], opset=14)
+
+# A CRNN text-recogniser tail: Conv + Relu over a (1, 1, 4, 12) strip, its columns as a
+# sequence (Reshape to (1, C*H, W), Transpose to (W, 1, C*H)), a bidirectional LSTM, the two
+# directions side by side (Transpose + Reshape) and a MatMul to per-column class scores.
+img = f32(1, 1, 4, 12)
+cw, cb = f32(8, 1, 3, 3) * 0.5, f32(8) * 0.1
+w, r, b = rnn_weights('LSTM', 2, 32, 16, scale=0.2)
+cls = f32(32, 10) * 0.3
+feat = np.maximum(conv_ref(img, cw, cb, (1, 1), (1, 1, 1, 1)), 0)
+seq_in = feat.reshape(1, 32, 12).transpose(2, 0, 1)
+y = rnn_ref('LSTM', seq_in, w, r, b, direction='bidirectional')[0]
+scores = y.transpose(0, 2, 1, 3).reshape(12, 1, 32) @ cls
+save('crnn_conv_bidirectional_lstm_matmul', [
+    helper.make_node('Conv', ['img', 'cw', 'cb'], ['c'], pads=[1, 1, 1, 1]),
+    helper.make_node('Relu', ['c'], ['f']),
+    helper.make_node('Reshape', ['f', 'flat'], ['cols']),
+    helper.make_node('Transpose', ['cols'], ['seq'], perm=[2, 0, 1]),
+    helper.make_node('LSTM', ['seq', 'w', 'r', 'b'], ['y'], hidden_size=16,
+                     direction='bidirectional'),
+    helper.make_node('Transpose', ['y'], ['yt'], perm=[0, 2, 1, 3]),
+    helper.make_node('Reshape', ['yt', 'both'], ['joined']),
+    helper.make_node('MatMul', ['joined', 'cls'], ['scores'])],
+    [('img', img)], [('scores', scores)],
+    [('cw', cw), ('cb', cb), ('flat', np.array([1, 32, 12], np.int64)), ('w', w), ('r', r),
+     ('b', b), ('both', np.array([12, 1, 32], np.int64)), ('cls', cls)], opset=14)
+
+
+# --- ConvTranspose 1-D and 3-D: strides, pads, dilations, output_padding, groups, SAME -------
+def deconv_nd_ref(x, w, b=None, strides=None, pads=None, dil=None, out_pad=None, group=1):
+    """ConvTranspose of any rank: each kernel tap scatters x @ w[tap] at tap * dilation + input
+    position * stride of the uncropped output, which the pads then crop."""
+    r = x.ndim - 2
+    strides, dil = strides or (1,) * r, dil or (1,) * r
+    pads, out_pad = pads or (0,) * (2 * r), out_pad or (0,) * r
+    cg, mg, k = x.shape[1] // group, w.shape[1], w.shape[2:]
+    full = [(x.shape[2 + i] - 1) * strides[i] + (k[i] - 1) * dil[i] + 1 + out_pad[i]
+            for i in range(r)]
+    y = np.zeros((x.shape[0], mg * group, *full))
+    for g in range(group):
+        xg = x[:, g * cg:(g + 1) * cg].astype(np.float64)
+        for tap in np.ndindex(*k):
+            part = np.einsum('nc...,cm->nm...', xg, w[(slice(g * cg, (g + 1) * cg), slice(None)) + tap])
+            at = tuple(slice(tap[i] * dil[i], tap[i] * dil[i] + (x.shape[2 + i] - 1) * strides[i] + 1,
+                             strides[i]) for i in range(r))
+            y[(slice(None), slice(g * mg, (g + 1) * mg)) + at] += part
+    y = y[(slice(None), slice(None)) + tuple(slice(pads[i], full[i] - pads[r + i]) for i in range(r))]
+    if b is not None:
+        y += b.reshape(1, -1, *([1] * r))
+    return y.astype(np.float32)
+
+
+x, w, b = f32(2, 4, 7), f32(4, 3, 5), f32(6)
+save('convtranspose1d_grouped_strided_padded_dilated_output_padding', [
+    helper.make_node('ConvTranspose', ['x', 'w', 'b'], ['y'], group=2, strides=[3], pads=[1, 2],
+                     dilations=[2], output_padding=[1])],
+    [('x', x)], [('y', deconv_nd_ref(x, w, b, (3,), (1, 2), (2,), (1,), 2))], [('w', w), ('b', b)])
+# SAME_LOWER: output = input * stride, the odd total pad (1) at the beginning.
+x, w = f32(1, 2, 5), f32(2, 3, 3)
+save('convtranspose1d_same_lower_stride2', [
+    helper.make_node('ConvTranspose', ['x', 'w'], ['y'], strides=[2], auto_pad='SAME_LOWER')],
+    [('x', x)], [('y', deconv_nd_ref(x, w, None, (2,), (1, 0)))], [('w', w)])
+x, w, b = f32(1, 4, 3, 4, 5), f32(4, 2, 2, 3, 3), f32(4)
+save('convtranspose3d_grouped_strided_padded_dilated_output_padding', [
+    helper.make_node('ConvTranspose', ['x', 'w', 'b'], ['y'], group=2, strides=[2, 1, 2],
+                     pads=[1, 0, 1, 0, 1, 1], dilations=[1, 2, 1], output_padding=[1, 0, 1])],
+    [('x', x)],
+    [('y', deconv_nd_ref(x, w, b, (2, 1, 2), (1, 0, 1, 0, 1, 1), (1, 2, 1), (1, 0, 1), 2))],
+    [('w', w), ('b', b)])
+# 2x2x2 windows at stride 2 tile the output (each output element written once).
+x, w, b = f32(2, 3, 2, 3, 4), f32(3, 2, 2, 2, 2), f32(2)
+save('convtranspose3d_2x2x2_stride2_bias_tiles', [
+    helper.make_node('ConvTranspose', ['x', 'w', 'b'], ['y'], strides=[2, 2, 2])],
+    [('x', x)], [('y', deconv_nd_ref(x, w, b, (2, 2, 2)))], [('w', w), ('b', b)])
+
+
+# --- the losses: int32 targets, weights with ignore_index, every reduction, log_prob ----------
+def nll_ref(log_prob, target, weight=None, reduction='mean', ignore_index=None):
+    """ONNX's NegativeLogLikelihoodLoss: -log_prob[target] * weight[target]; ignored items lose
+    0 and weigh 0; mean divides by the sum of the weights applied."""
+    kept = np.ones(target.shape, bool) if ignore_index is None else target != ignore_index
+    t = np.where(kept, target, 0).astype(np.int64)
+    picked = np.take_along_axis(log_prob, t[:, None], 1)[:, 0]
+    item_weight = np.where(kept, 1.0 if weight is None else weight[t], 0.0)
+    loss = -picked.astype(np.float64) * item_weight
+    if reduction == 'none':
+        return loss.astype(np.float32)
+    total = loss.sum() / (item_weight.sum() if reduction == 'mean' else 1.0)
+    return np.array(total, np.float32)
+
+
+def log_softmax_ref(x):
+    z = x.astype(np.float64) - x.max(axis=1, keepdims=True)
+    return (z - np.log(np.exp(z).sum(axis=1, keepdims=True))).astype(np.float32)
+
+
+# int32 targets (every backend case has int64), a negative ignore_index with weights and the
+# mean over N-D items, and the sum without weights.
+scores = f32(3, 4, 2, 3)
+target = rng.integers(0, 4, (3, 2, 3)).astype(np.int32)
+target[0, 1, 2] = target[2, 0, 0] = -1
+weight = rng.uniform(0.2, 2.0, 4).astype(np.float32)
+save('nllloss_int32_target_weight_negative_ii_mean_and_sum', [
+    helper.make_node('NegativeLogLikelihoodLoss', ['x', 't', 'w'], ['mean'], ignore_index=-1),
+    helper.make_node('NegativeLogLikelihoodLoss', ['x', 't2'], ['sum'], reduction='sum')],
+    [('x', scores), ('t', target), ('w', weight), ('t2', np.abs(target))],
+    [('mean', nll_ref(scores, target, weight, 'mean', -1)),
+     ('sum', nll_ref(scores, np.abs(target), None, 'sum'))])
+# SoftmaxCrossEntropyLoss on (N, C) with int32 labels, weights and an ignore_index above the
+# classes, every reduction, and its log_prob output.
+scores = f32(6, 5) * 3
+labels = rng.integers(0, 5, 6).astype(np.int32)
+labels[4] = 7
+weight = rng.uniform(0.2, 2.0, 5).astype(np.float32)
+log_prob = log_softmax_ref(scores)
+save('sce_int32_labels_weight_high_ii_every_reduction_log_prob', [
+    helper.make_node('SoftmaxCrossEntropyLoss', ['x', 'l', 'w'], ['none', 'log_prob'],
+                     reduction='none', ignore_index=7),
+    helper.make_node('SoftmaxCrossEntropyLoss', ['x', 'l', 'w'], ['sum'], reduction='sum',
+                     ignore_index=7),
+    helper.make_node('SoftmaxCrossEntropyLoss', ['x', 'l', 'w'], ['mean'], ignore_index=7)],
+    [('x', scores), ('l', labels), ('w', weight)],
+    [('none', nll_ref(log_prob, labels, weight, 'none', 7)), ('log_prob', log_prob),
+     ('sum', nll_ref(log_prob, labels, weight, 'sum', 7)),
+     ('mean', nll_ref(log_prob, labels, weight, 'mean', 7))])
+
+
+# --- CumSum on the types the engine has (every backend case is float64): float32 exclusive and
+# reverse along a middle axis, int32 along the last (axis -1, given as int32), int64 reversed ---
+x = f32(2, 5, 3)
+xi = rng.integers(-50, 50, (3, 4)).astype(np.int32)
+xl = rng.integers(-10**12, 10**12, (6,)).astype(np.int64)
+# Exclusive reverse: element j sums the elements after j (0 for the last).
+after = np.flip(np.cumsum(np.flip(x, 1), 1, dtype=np.float32), 1)
+exclusive_reverse = np.concatenate([after[:, 1:], np.zeros((2, 1, 3), np.float32)], 1)
+save('cumsum_float_exclusive_reverse_int32_last_axis_int64_reverse', [
+    helper.make_node('CumSum', ['x', 'one'], ['y'], exclusive=1, reverse=1),
+    helper.make_node('CumSum', ['xi', 'last'], ['yi']),
+    helper.make_node('CumSum', ['xl', 'zero'], ['yl'], reverse=1)],
+    [('x', x), ('xi', xi), ('xl', xl)],
+    [('y', exclusive_reverse), ('yi', np.cumsum(xi, 1, dtype=np.int32)),
+     ('yl', np.flip(np.cumsum(np.flip(xl))))],
+    [('one', np.array(1, np.int64)), ('last', np.array(-1, np.int32)),
+     ('zero', np.array([0], np.int64))], opset=14)
+
+
+
+# --- Adam (ai.onnx.preview.training): the backend's test_adam_multiple with the epsilon its
+# expected outputs assume set on the node (onnx/onnx#7749), and a later step (T = 3: the
+# bias-corrected rate) with norm_coefficient_post ---------------------------------------------
+def adam_ref(r, t, x, g, v, h, norm, norm_post, alpha, beta, eps):
+    gr = norm * x.astype(np.float64) + g
+    v_new = alpha * v + (1 - alpha) * gr
+    h_new = beta * h + (1 - beta) * gr * gr
+    rate = r * np.sqrt(1 - beta ** t) / (1 - alpha ** t) if t > 0 else r
+    x_new = (1 - norm_post) * (x - rate * (v_new / (np.sqrt(h_new) + eps)))
+    return [a.astype(np.float32) for a in (x_new, v_new, h_new)]
+
+
+training = [('ai.onnx.preview.training', 1)]
+x1, g1, v1, h1 = (np.array(a, np.float32) for a in ([1.0], [-1.0], [2.0], [0.5]))
+x2, g2, v2, h2 = (np.array(a, np.float32) for a in ([1.0, 2.0], [-1.0, -3.0], [4.0, 1.0],
+                                                     [1.0, 10.0]))
+first, second = (adam_ref(0.1, 0, x, g, v, h, 0.001, 0.0, 0.95, 0.85, 1e-2)
+                 for x, g, v, h in ((x1, g1, v1, h1), (x2, g2, v2, h2)))
+save('adam_multiple_epsilon', [
+    helper.make_node('Adam', ['R', 'T', 'X1', 'X2', 'G1', 'G2', 'V1', 'V2', 'H1', 'H2'],
+                     ['X1_new', 'X2_new', 'V1_new', 'V2_new', 'H1_new', 'H2_new'],
+                     norm_coefficient=0.001, alpha=0.95, beta=0.85, epsilon=1e-2,
+                     domain='ai.onnx.preview.training')],
+    [('R', np.array(0.1, np.float32)), ('T', np.array(0, np.int64)), ('X1', x1), ('X2', x2),
+     ('G1', g1), ('G2', g2), ('V1', v1), ('V2', v2), ('H1', h1), ('H2', h2)],
+    [('X1_new', first[0]), ('X2_new', second[0]), ('V1_new', first[1]), ('V2_new', second[1]),
+     ('H1_new', first[2]), ('H2_new', second[2])], other_opsets=training)
+x, g, v, h = f32(3, 4), f32(3, 4), f32(3, 4), np.abs(f32(3, 4))
+save('adam_step3_norm_coefficient_post', [
+    helper.make_node('Adam', ['R', 'T', 'X', 'G', 'V', 'H'], ['X_new', 'V_new', 'H_new'],
+                     norm_coefficient=0.01, norm_coefficient_post=0.05,
+                     domain='ai.onnx.preview.training')],
+    [('R', np.array(0.05, np.float32)), ('T', np.array(3, np.int64)), ('X', x), ('G', g),
+     ('V', v), ('H', h)],
+    list(zip(('X_new', 'V_new', 'H_new'), adam_ref(0.05, 3, x, g, v, h, 0.01, 0.05, 0.9, 0.999,
+                                                   1e-6))), other_opsets=training)
+
+
+
+# --- Hann/Hamming/Blackman windows of a constant size (the backend cases feed the size as an
+# input), exact pi: a frame windowed by a periodic Hann, a symmetric Blackman and Hamming ------
+def cosine_window(size, a0, a1, a2, periodic):
+    phase = 2 * np.pi * np.arange(size) / (size if periodic else size - 1)
+    return (a0 - a1 * np.cos(phase) + a2 * np.cos(2 * phase)).astype(np.float32)
+
+
+frame = f32(8)
+save('windows_hann_frame_blackman_hamming_symmetric', [
+    helper.make_node('HannWindow', ['eight'], ['hann']),
+    helper.make_node('Mul', ['frame', 'hann'], ['windowed']),
+    helper.make_node('BlackmanWindow', ['six'], ['blackman'], periodic=0),
+    helper.make_node('HammingWindow', ['five'], ['hamming'], periodic=0)],
+    [('frame', frame)],
+    [('windowed', frame * cosine_window(8, 0.5, 0.5, 0, True)),
+     ('blackman', cosine_window(6, 0.42, 0.5, 0.08, False)),
+     ('hamming', cosine_window(5, 25 / 46, 21 / 46, 0, False))],
+    [('eight', np.array(8, np.int64)), ('six', np.array(6, np.int32)),
+     ('five', np.array(5, np.int64))], opset=17)
+
+
+
+# --- TfIdfVectorizer in IDF and TFIDF modes with weights (the backend cases are all TF, without
+# weights), int64 ids in 2 rows, unigrams and bigrams with skips up to 1 ----------------------
+def tfidf_ref(ids, pool, starts, indexes, mode, min_n, max_n, max_skip, weights):
+    grams, at = {}, 0
+    for i, begin in enumerate(starts):
+        n, end = i + 1, starts[i + 1] if i + 1 < len(starts) else len(pool)
+        for j in range(begin, end, n):
+            grams[tuple(pool[j:j + n])] = indexes[at]
+            at += 1
+    out = np.zeros((ids.shape[0], max(indexes) + 1), np.float32)
+    for r, row in enumerate(ids):
+        for n in range(min_n, max_n + 1):
+            for skip in range(max_skip + 1 if n > 1 else 1):
+                for start in range(len(row) - (n - 1) * (skip + 1)):
+                    gram = tuple(int(row[start + k * (skip + 1)]) for k in range(n))
+                    if gram in grams:
+                        out[r, grams[gram]] += 1
+    w = np.ones(out.shape[1], np.float32)
+    w[list(indexes)] = weights
+    return ((out > 0) * w if mode == 'IDF' else out * w).astype(np.float32)
+
+
+ids = rng.integers(1, 6, (2, 9)).astype(np.int64)
+pool, starts, indexes = [2, 3, 5, 1, 2, 2, 4, 3, 3], [0, 3], [4, 0, 2, 1, 5, 3]
+weights = [0.5, 2.0, 1.5, 0.25, 3.0, 0.75]
+save('tfidf_idf_and_tfidf_weights_int64_rows_skip1', [
+    helper.make_node('TfIdfVectorizer', ['ids'], [m.lower()], mode=m, min_gram_length=1,
+                     max_gram_length=2, max_skip_count=1, pool_int64s=pool, ngram_counts=starts,
+                     ngram_indexes=indexes, weights=weights) for m in ('IDF', 'TFIDF')],
+    [('ids', ids)],
+    [(m.lower(), tfidf_ref(ids, pool, starts, indexes, m, 1, 2, 1, weights))
+     for m in ('IDF', 'TFIDF')], opset=9)
+
+
+
+# --- MelWeightMatrix with fractional triangles (the backend case's bands are one bin wide):
+# 10 bands of a 64-point DFT at 16 kHz between 100 and 7000 Hz, as ONNX's reference computes it
+def mel_weight_matrix_ref(mel_bins, dft_length, sample_rate, lower, upper):
+    low = 2595 * np.log10(1 + np.float32(lower) / 700)
+    high = 2595 * np.log10(1 + np.float32(upper) / 700)
+    edges = np.arange(0, mel_bins + 2) * ((high - low) / (mel_bins + 2)) + low
+    edges = (((dft_length + 1) * (700 * (np.power(10, edges / 2595) - 1))) // sample_rate)
+    edges = edges.astype(int)
+    out = np.zeros((dft_length // 2 + 1, mel_bins))
+    for i in range(mel_bins):
+        left, center, right = edges[i], edges[i + 1], edges[i + 2]
+        if center == left:
+            out[center, i] = 1
+        else:
+            out[left:center + 1, i] = (np.arange(left, center + 1) - left) / (center - left)
+        if right > center:
+            out[center:right, i] = (right - np.arange(center, right)) / (right - center)
+    return out.astype(np.float32)
+
+
+mel = mel_weight_matrix_ref(10, 64, 16000, 100.0, 7000.0)
+assert 0 < mel[(mel > 0) & (mel < 1)].size, 'no fractional weight: the case would check little'
+save('melweightmatrix_fractional_bands', [
+    helper.make_node('MelWeightMatrix', ['bins', 'dft', 'rate', 'low', 'high'], ['mel'])],
+    [], [('mel', mel)],
+    [('bins', np.array(10, np.int64)), ('dft', np.array(64, np.int64)),
+     ('rate', np.array(16000, np.int64)), ('low', np.array(100.0, np.float32)),
+     ('high', np.array(7000.0, np.float32))], opset=17)
+
+
+
+# --- Einsum in float32 (every backend case is float64): batch matmul, a transpose, a batch
+# diagonal, a sum, an inner product, implicit output, "..." with broadcasting, three operands --
+einsum_cases = [
+    ('bij,bjk->bik', [f32(2, 3, 4), f32(2, 4, 5)]),
+    ('ij->ji', [f32(3, 4)]),
+    ('bii->bi', [f32(2, 3, 3)]),
+    ('ij->i', [f32(3, 4)]),
+    ('i,i', [f32(5), f32(5)]),
+    ('ij,jk', [f32(3, 4), f32(4, 2)]),
+    ('...ij,...jk->...ik', [f32(2, 1, 3, 4), f32(3, 4, 2)]),
+    ('ab,bc,cd->ad', [f32(2, 3), f32(3, 4), f32(4, 2)]),
+]
+names = [f'e{k}' for k in range(len(einsum_cases))]
+save('einsum_float_matmul_transpose_diagonal_sum_inner_implicit_ellipsis_three', [
+    helper.make_node('Einsum', [f'{n}_{i}' for i in range(len(ops))], [n], equation=eq)
+    for n, (eq, ops) in zip(names, einsum_cases)],
+    [(f'{n}_{i}', a) for n, (_, ops) in zip(names, einsum_cases) for i, a in enumerate(ops)],
+    [(n, np.asarray(np.einsum(eq, *[a.astype(np.float64) for a in ops]), np.float32))
+     for n, (eq, ops) in zip(names, einsum_cases)], opset=12)
+
+
+
+# --- DFT on the radix-2 path (the backend cases are length 10, the direct sum): real input
+# padded to 16 and one-sided, complex input cut to 8 along axis 2, an inverse of length 32, and
+# a length-12 one-sided direct sum ------------------------------------------------------------
+def dft_ref(x, axis, length, inverse=False, onesided=False):
+    signal = x[..., 0] + (1j * x[..., 1] if x.shape[-1] == 2 else 0)
+    f = (np.fft.ifft if inverse else np.fft.fft)(signal.astype(np.complex128), n=length, axis=axis)
+    if onesided:
+        f = np.take(f, np.arange(length // 2 + 1), axis=axis)
+    return np.stack([f.real, f.imag], -1).astype(np.float32)
+
+
+real, cplx, longer = f32(2, 11, 3, 1), f32(1, 4, 9, 2), f32(1, 32, 2)
+twelve = f32(3, 12, 1)
+save('dft_radix2_padded_onesided_cut_complex_inverse_direct', [
+    helper.make_node('DFT', ['real', 'n16'], ['r16'], axis=1, onesided=1),
+    helper.make_node('DFT', ['cplx', 'n8'], ['c8'], axis=2),
+    helper.make_node('DFT', ['longer'], ['inv'], axis=1, inverse=1),
+    helper.make_node('DFT', ['twelve'], ['d12'], axis=1, onesided=1)],
+    [('real', real), ('cplx', cplx), ('longer', longer), ('twelve', twelve)],
+    [('r16', dft_ref(real, 1, 16, onesided=True)), ('c8', dft_ref(cplx, 2, 8)),
+     ('inv', dft_ref(longer, 1, 32, inverse=True)), ('d12', dft_ref(twelve, 1, 12, onesided=True))],
+    [('n16', np.array(16, np.int64)), ('n8', np.array(8, np.int64))], opset=17)
+
+
+
+# --- STFT of a complex two-channel batch, two-sided, the window a run-time input (the backend
+# cases are real, one-sided, the window constant once frozen) --------------------------------
+signal, window = f32(2, 40, 2), np.abs(f32(8))
+frames = np.stack([signal[:, f * 6:f * 6 + 8] for f in range((40 - 8) // 6 + 1)], 1)
+spectra = np.fft.fft((frames[..., 0] + 1j * frames[..., 1]) * window, axis=-1)
+save('stft_complex_twosided_run_time_window', [
+    helper.make_node('STFT', ['signal', 'step', 'window'], ['y'], onesided=0)],
+    [('signal', signal), ('window', window)],
+    [('y', np.stack([spectra.real, spectra.imag], -1).astype(np.float32))],
+    [('step', np.array(6, np.int64))], opset=17)
+
+
+with open(STAMP, 'w') as stamp:
     stamp.write('generated\n')

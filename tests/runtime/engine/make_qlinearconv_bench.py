@@ -16,8 +16,11 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "common"))
+from outdir_arg import output_dir  # noqa: E402
+
 rng = np.random.default_rng(11)
-out_dir = sys.argv[1]
+out_dir = output_dir(__doc__)
 os.makedirs(out_dir, exist_ok=True)
 w = rng.integers(0, 256, (64, 64, 3, 3)).astype(np.uint8)
 b = rng.integers(-5000, 5000, 64).astype(np.int32)

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <thread>
 
@@ -98,13 +99,48 @@ void add_int64_initializer(onnx::GraphProto &g, const std::string &name,
   for (int64_t v : values) t->add_int64_data(v);
 }
 
-TEST(Engine, UnknownOpThrowsNotImplementedNamingNodeOpAndOpset) {
+TEST(Engine, UnknownOpThrowsNotImplementedNamingNodeOpOpsetAndInput) {
   auto bytes = one_node_model("FancyWarp", "warp_node_7", {"1", "4"}).SerializeAsString();
   std::string msg = message_of<NotImplemented>([&] { Program::from_bytes(bytes, "fancy.onnx"); });
   EXPECT_NE(msg.find("warp_node_7"), std::string::npos) << msg;
   EXPECT_NE(msg.find("FancyWarp"), std::string::npos) << msg;
   EXPECT_NE(msg.find("opset 13"), std::string::npos) << msg;
   EXPECT_NE(msg.find("fancy.onnx"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("reading 'x' (float32 (1,4))"), std::string::npos) << msg;
+}
+
+// A Q/DQ scale of 0 or NaN (x / 0, NaN everywhere) is a corrupt model, refused naming the node;
+// an Add whose operands do not broadcast names the model file as every other graph error does.
+TEST(Engine, ZeroOrNanQuantisationScaleAndBadBroadcastNameTheFileAndNode) {
+  for (float bad : {0.0f, std::nanf("")}) {
+    onnx::ModelProto m = one_node_model("QuantizeLinear", "quant_node", {"1", "4"});
+    auto *g = m.mutable_graph();
+    g->mutable_node(0)->add_input("scale");
+    g->mutable_output(0)->mutable_type()->mutable_tensor_type()->set_elem_type(
+        onnx::TensorProto::UINT8);
+    auto *scale = g->add_initializer();
+    scale->set_name("scale");
+    scale->set_data_type(onnx::TensorProto::FLOAT);
+    scale->add_float_data(bad);
+    std::string msg =
+        message_of<InvalidArgument>([&] { Program::from_bytes(m.SerializeAsString(), "q.onnx"); });
+    EXPECT_NE(msg.find("q.onnx: node 'quant_node' (QuantizeLinear): scale[0] is "),
+              std::string::npos)
+        << msg;
+    EXPECT_NE(msg.find("expected a finite non-zero number"), std::string::npos) << msg;
+  }
+  onnx::ModelProto m = one_node_model("Add", "add_node", {"1", "4"});
+  m.mutable_graph()->mutable_node(0)->add_input("three");
+  auto *three = m.mutable_graph()->add_initializer();
+  three->set_name("three");
+  three->set_data_type(onnx::TensorProto::FLOAT);
+  three->add_dims(3);
+  for (int i = 0; i < 3; ++i) three->add_float_data(1.0f);
+  std::string msg =
+      message_of<InvalidArgument>([&] { Program::from_bytes(m.SerializeAsString(), "a.onnx"); });
+  EXPECT_NE(msg.find("a.onnx: node 'add_node' (Add): shapes (1,4) and (3) do not broadcast"),
+            std::string::npos)
+      << msg;
 }
 
 TEST(Engine, TruncatedFileThrowsInvalidArgumentNamingFile) {
@@ -151,6 +187,33 @@ TEST(Engine, InputShapesNamingUnknownInputThrowsInvalidArgument) {
   std::string msg =
       message_of<InvalidArgument>([&] { Program::from_bytes(bytes, "m.onnx", options); });
   EXPECT_NE(msg.find("nope"), std::string::npos) << msg;
+}
+
+// x -> Neg -> t -> Relu -> y, with the Relu listed first: the importer orders the nodes by the
+// data they read (ONNX requires topological order; some exporters break it).
+TEST(Engine, NodesListedOutOfOrderRunInDataOrder) {
+  onnx::ModelProto m = one_node_model("Relu", "relu", {"1", "4"});
+  auto *g = m.mutable_graph();
+  g->mutable_node(0)->set_input(0, "t");
+  auto *neg = g->add_node();
+  neg->set_op_type("Neg");
+  neg->set_name("neg");
+  neg->add_input("x");
+  neg->add_output("t");
+  auto program = Program::from_bytes(m.SerializeAsString(), "order.onnx");
+  std::vector<float> x = {-1, 2, -3, 4}, y(4);
+  program->make_executor()->run({x.data()}, {y.data()});
+  EXPECT_EQ(y, (std::vector<float>{1, 0, 3, 0}));
+}
+
+TEST(Engine, NodeReadingATensorNothingDefinesNamesTheNodeAndTensor) {
+  onnx::ModelProto m = one_node_model("Relu", "relu_node", {"1", "4"});
+  m.mutable_graph()->mutable_node(0)->set_input(0, "ghost");
+  std::string msg =
+      message_of<InvalidArgument>([&] { Program::from_bytes(m.SerializeAsString(), "g.onnx"); });
+  EXPECT_NE(msg.find("g.onnx: node 'relu_node' (Relu) reads 'ghost', which nothing defines"),
+            std::string::npos)
+      << msg;
 }
 
 TEST(Engine, ExecutorRejectsWrongArgumentCount) {
@@ -1136,6 +1199,107 @@ TEST(Engine, QuantizeLinearClampsNanToTheLowBoundInsteadOfUndefinedCast) {
   EXPECT_EQ(y[3], 127);
 }
 
+TEST(EngineOps, IntegerReduceSumSaturatesInsteadOfUndefinedCast) {
+  // Regression for fuzz_onnx_import: an int64 sum past the int64 range (accumulated in double)
+  // reached a double -> int64 cast.
+  onnx::ModelProto m = one_node_model("ReduceSum", "sum_node", {"3", "2"});
+  m.mutable_opset_import(0)->set_version(11);  // axes as an attribute
+  auto *g = m.mutable_graph();
+  auto *axes = g->mutable_node(0)->add_attribute();
+  axes->set_name("axes");
+  axes->set_type(onnx::AttributeProto::INTS);
+  axes->add_ints(1);
+  auto *keepdims = g->mutable_node(0)->add_attribute();
+  keepdims->set_name("keepdims");
+  keepdims->set_type(onnx::AttributeProto::INT);
+  keepdims->set_i(0);
+  for (auto *vi : {g->mutable_input(0), g->mutable_output(0)})
+    vi->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::INT64);
+  g->mutable_output(0)
+      ->mutable_type()
+      ->mutable_tensor_type()
+      ->mutable_shape()
+      ->mutable_dim()
+      ->RemoveLast();
+  auto program = Program::from_bytes(m.SerializeAsString(), "reduce_sum_int64.onnx");
+  auto executor = program->make_executor();
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  constexpr int64_t kMin = std::numeric_limits<int64_t>::lowest();
+  const int64_t x[6] = {kMax, kMax, kMin, kMin, 40, 2};
+  int64_t y[3] = {};
+  executor->run({x}, {y});
+  EXPECT_EQ(y[0], kMax);
+  EXPECT_EQ(y[1], kMin);
+  EXPECT_EQ(y[2], 42);
+}
+
+TEST(Engine, BoolInitializerRawByteOtherThanZeroOrOneReadsAsTrue) {
+  // Regression for fuzz_onnx_import: a raw bool byte of 128 was loaded as a C++ bool (UBSan).
+  onnx::ModelProto m = one_node_model("Where", "where_node", {"2"});
+  auto *g = m.mutable_graph();
+  auto *n = g->mutable_node(0);
+  n->clear_input();
+  for (const char *name : {"cond", "x", "other"}) n->add_input(name);
+  auto *cond = g->add_initializer();
+  cond->set_name("cond");
+  cond->set_data_type(onnx::TensorProto::BOOL);
+  cond->add_dims(2);
+  cond->set_raw_data(std::string("\x80\x00", 2));
+  auto *other = g->add_initializer();
+  other->set_name("other");
+  other->set_data_type(onnx::TensorProto::FLOAT);
+  other->add_dims(2);
+  other->add_float_data(-1.0f);
+  other->add_float_data(-1.0f);
+  auto program = Program::from_bytes(m.SerializeAsString(), "where_bool_raw.onnx");
+  auto executor = program->make_executor();
+  const float x[2] = {5.0f, 6.0f};
+  float y[2] = {};
+  executor->run({x}, {y});
+  EXPECT_EQ(y[0], 5.0f);
+  EXPECT_EQ(y[1], -1.0f);
+}
+
+TEST(Engine, FloatAxesAreRefusedNamingTheNodeNotCastPastInt64) {
+  // Regression for fuzz_onnx_import: Unsqueeze axes held as floats (7.1e31) were cast to int64
+  // (UBSan: outside the range of 'long'). Integer operands given as floats are refused.
+  onnx::ModelProto m = one_node_model("Unsqueeze", "unsqueeze_node", {"2"});
+  auto *g = m.mutable_graph();
+  g->mutable_node(0)->add_input("axes");
+  auto *axes = g->add_initializer();
+  axes->set_name("axes");
+  axes->set_data_type(onnx::TensorProto::FLOAT);
+  axes->add_dims(1);
+  axes->add_float_data(7.14e31f);
+  std::string msg =
+      message_of<InvalidArgument>([&] { Program::from_bytes(m.SerializeAsString(), "u.onnx"); });
+  EXPECT_NE(msg.find("node 'unsqueeze_node' (Unsqueeze): input 1 (axes) must be integers, got "
+                     "float32"),
+            std::string::npos)
+      << msg;
+}
+
+TEST(Engine, TileRepeatsThatAreNegativeOrOverflowAreRefusedNamingTheNode) {
+  // Regression for fuzz_onnx_import: repeats of 7.3e18 on a dim of 4 overflowed int64 (UBSan).
+  for (int64_t repeats : {int64_t{7308332104813641728}, int64_t{-2}}) {
+    onnx::ModelProto m = one_node_model("Tile", "tile_node", {"4"});
+    auto *g = m.mutable_graph();
+    g->mutable_node(0)->add_input("repeats");
+    auto *t = g->add_initializer();
+    t->set_name("repeats");
+    t->set_data_type(onnx::TensorProto::INT64);
+    t->add_dims(1);
+    t->add_int64_data(repeats);
+    std::string msg = message_of<InvalidArgument>(
+        [&] { Program::from_bytes(m.SerializeAsString(), "tile.onnx"); });
+    EXPECT_NE(msg.find("node 'tile_node' (Tile): "), std::string::npos) << msg;
+    EXPECT_NE(msg.find(repeats < 0 ? "repeats[0] is -2, expected 0 or more"
+                                   : "dim 0 repeated 7308332104813641728 times is past int64"),
+              std::string::npos)
+        << msg;
+  }
+}
+
 TEST(Engine, TensorOverTheSizeLimitIsInvalidArgumentBeforeAllocation) {
   // Found by fuzz_onnx_import (a CI timeout at 2.3 GB RSS): shapes that make a folded or
   // intermediate tensor huge are refused at import, naming the node and the limit.
@@ -1157,4 +1321,519 @@ TEST(Engine, TensorOverTheSizeLimitIsInvalidArgumentBeforeAllocation) {
   std::vector<float> x = {1, 2, 3, 4}, y(size_t(1 << 20) * 4);
   program->make_executor()->run({x.data()}, {y.data()});
   EXPECT_EQ(y[y.size() - 1], 4.0f);
+}
+
+// The vision-model ops of issue #4: a bad attribute is InvalidArgument naming node and op, a
+// bad index at run time the same, and an op whose output shape depends on the data is
+// NotImplemented saying so (no padded stand-in result).
+TEST(EngineOps, TopKWithKBeyondTheAxisNamesNodeOpAndSizes) {
+  onnx::ModelProto m = one_node_model("TopK", "topk_node", {"2", "4"});
+  auto *g = m.mutable_graph();
+  g->mutable_node(0)->add_input("k");
+  g->mutable_node(0)->add_output("indices");
+  add_int64_initializer(*g, "k", {5});
+  std::string msg =
+      message_of<InvalidArgument>([&] { Program::from_bytes(m.SerializeAsString(), "topk.onnx"); });
+  EXPECT_NE(msg.find("node 'topk_node' (TopK)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("K = 5 is outside [0, 4]"), std::string::npos) << msg;
+}
+
+TEST(EngineOps, TopKWithKZeroRunsToAnEmptyOutput) {
+  // Regression for fuzz_onnx_import: K = 0 offset the (null) empty output buffers (UBSan).
+  onnx::ModelProto m = one_node_model("TopK", "topk_node", {"2", "4"});
+  auto *g = m.mutable_graph();
+  g->mutable_node(0)->add_input("k");
+  g->mutable_node(0)->add_output("indices");
+  add_int64_initializer(*g, "k", {0});
+  g->mutable_output(0)
+      ->mutable_type()
+      ->mutable_tensor_type()
+      ->mutable_shape()
+      ->mutable_dim(1)
+      ->set_dim_value(0);
+  auto program = Program::from_bytes(m.SerializeAsString(), "topk_k0.onnx");
+  EXPECT_EQ(program->outputs()[0].byte_size(), 0u);
+  const float x[8] = {};
+  float *y = nullptr;
+  program->make_executor()->run({x}, {y});
+}
+
+TEST(EngineOps, GatherNDIndexOutOfRangeAtRunTimeNamesNodeAndIndex) {
+  onnx::ModelProto m = one_node_model("GatherND", "gathernd_node", {"2", "3"});
+  auto *g = m.mutable_graph();
+  g->mutable_node(0)->add_input("indices");
+  auto *indices = g->add_initializer();
+  indices->set_name("indices");
+  indices->set_data_type(onnx::TensorProto::INT64);
+  indices->add_dims(1);
+  indices->add_dims(1);
+  indices->add_int64_data(-3);
+  auto *out_shape = g->mutable_output(0)->mutable_type()->mutable_tensor_type()->mutable_shape();
+  out_shape->mutable_dim(0)->set_dim_value(1);
+  auto program = Program::from_bytes(m.SerializeAsString(), "gathernd.onnx");
+  auto executor = program->make_executor();
+  float x[6] = {}, y[3] = {};
+  std::string msg = message_of<InvalidArgument>([&] { executor->run({x}, {y}); });
+  EXPECT_NE(msg.find("node 'gathernd_node' (GatherND)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("index -3 out of range for a dim of size 2"), std::string::npos) << msg;
+}
+
+TEST(EngineOps, NonMaxSuppressionIsNotImplementedBecauseItsShapeDependsOnTheData) {
+  onnx::ModelProto m = one_node_model("NonMaxSuppression", "nms_node", {"1", "4", "4"});
+  m.mutable_graph()->mutable_node(0)->add_input("x");
+  std::string msg =
+      message_of<NotImplemented>([&] { Program::from_bytes(m.SerializeAsString(), "nms.onnx"); });
+  EXPECT_NE(msg.find("node 'nms_node' (NonMaxSuppression)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("output shape depends on the input values"), std::string::npos) << msg;
+}
+
+TEST(EngineOps, ResizeWithAnUnknownModeNamesNodeAndMode) {
+  onnx::ModelProto m = one_node_model("Resize", "resize_node", {"1", "1", "2", "2"});
+  auto *g = m.mutable_graph();
+  g->mutable_node(0)->add_input("");
+  auto *scales = g->add_initializer();
+  scales->set_name("scales");
+  scales->set_data_type(onnx::TensorProto::FLOAT);
+  scales->add_dims(4);
+  for (float s : {1.f, 1.f, 1.f, 1.f}) scales->add_float_data(s);
+  g->mutable_node(0)->add_input("scales");
+  auto *mode = g->mutable_node(0)->add_attribute();
+  mode->set_name("mode");
+  mode->set_type(onnx::AttributeProto::STRING);
+  mode->set_s("quintic");
+  std::string msg = message_of<InvalidArgument>(
+      [&] { Program::from_bytes(m.SerializeAsString(), "resize.onnx"); });
+  EXPECT_NE(msg.find("node 'resize_node' (Resize)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("mode 'quintic' is not one of nearest, linear, cubic"), std::string::npos)
+      << msg;
+}
+
+TEST(EngineOps, RoiAlignWithANonFiniteBoxNamesNodeAndRoi) {
+  onnx::ModelProto m = one_node_model("RoiAlign", "roialign_node", {"1", "1", "4", "4"});
+  auto *g = m.mutable_graph();
+  g->mutable_node(0)->add_input("rois");
+  g->mutable_node(0)->add_input("batch_indices");
+  auto *rois = g->add_initializer();
+  rois->set_name("rois");
+  rois->set_data_type(onnx::TensorProto::FLOAT);
+  rois->add_dims(1);
+  rois->add_dims(4);
+  for (float v : {0.f, 0.f, std::nanf(""), 2.f}) rois->add_float_data(v);
+  add_int64_initializer(*g, "batch_indices", {0});
+  auto *out_shape = g->mutable_output(0)->mutable_type()->mutable_tensor_type()->mutable_shape();
+  out_shape->mutable_dim(2)->set_dim_value(1);
+  out_shape->mutable_dim(3)->set_dim_value(1);
+  auto program = Program::from_bytes(m.SerializeAsString(), "roialign.onnx");
+  auto executor = program->make_executor();
+  float x[16] = {}, y[1] = {};
+  std::string msg = message_of<InvalidArgument>([&] { executor->run({x}, {y}); });
+  EXPECT_NE(msg.find("node 'roialign_node' (RoiAlign): roi 0 ("), std::string::npos) << msg;
+  EXPECT_NE(msg.find("is not four finite numbers"), std::string::npos) << msg;
+}
+
+namespace {
+
+// A one-node recurrent model: x (seq 3, batch 2, input 2) -> `op` -> y, with all-0.1 weights W
+// and R of the given dims (correct for hidden_size 4: gates * 4 rows).
+test::GraphBuilder recurrent_model(const std::string &op, const std::vector<int64_t> &w_dims,
+                                   const std::vector<int64_t> &r_dims) {
+  test::GraphBuilder b("recurrent");
+  b.input("x", test::kFloat, {3, 2, 2});
+  auto filled = [](const std::vector<int64_t> &dims) {
+    int64_t n = 1;
+    for (int64_t d : dims) n *= d;
+    return std::vector<float>(static_cast<size_t>(n), 0.1f);
+  };
+  auto *n = b.node(op,
+                   {"x", b.initializer("w", test::kFloat, w_dims, filled(w_dims)),
+                    b.initializer("r", test::kFloat, r_dims, filled(r_dims))},
+                   "y");
+  test::set_int(n, "hidden_size", 4);
+  b.output("y", test::kFloat, {3, 1, 2, 4});
+  return b;
+}
+
+}  // namespace
+
+TEST(EngineOps, LstmWithAnUnknownActivationNamesNodeOpAndActivation) {
+  auto b = recurrent_model("LSTM", {1, 16, 2}, {1, 16, 4});
+  auto *acts =
+      test::add_attribute(b.graph->mutable_node(0), "activations", onnx::AttributeProto::STRINGS);
+  for (const char *name : {"Sigmoid", "Gelu", "Tanh"}) acts->add_strings(name);
+  std::string msg = message_of<InvalidArgument>(
+      [&] { Program::from_bytes(b.model.SerializeAsString(), "lstm.onnx"); });
+  EXPECT_NE(msg.find("node 'y/LSTM' (LSTM)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("unknown activation 'Gelu'"), std::string::npos) << msg;
+}
+
+TEST(EngineOps, LstmWeightsOfAnotherHiddenSizeNameNodeAndBothShapes) {
+  auto b = recurrent_model("LSTM", {1, 20, 2}, {1, 20, 5});
+  std::string msg = message_of<InvalidArgument>(
+      [&] { Program::from_bytes(b.model.SerializeAsString(), "lstm.onnx"); });
+  EXPECT_NE(msg.find("node 'y/LSTM' (LSTM)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("W has shape (1,20,2), expected (1,16,2)"), std::string::npos) << msg;
+}
+
+TEST(EngineOps, GruWithAWrongRecurrenceWeightShapeNamesNodeAndShape) {
+  auto b = recurrent_model("GRU", {1, 12, 2}, {1, 12, 3});
+  std::string msg = message_of<InvalidArgument>(
+      [&] { Program::from_bytes(b.model.SerializeAsString(), "gru.onnx"); });
+  EXPECT_NE(msg.find("node 'y/GRU' (GRU)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("R has shape (1,12,3), expected (1,12,4)"), std::string::npos) << msg;
+}
+
+TEST(EngineOps, RnnWithAnUnknownDirectionNamesNodeAndDirection) {
+  auto b = recurrent_model("RNN", {1, 4, 2}, {1, 4, 4});
+  test::set_string(b.graph->mutable_node(0), "direction", "sideways");
+  std::string msg = message_of<InvalidArgument>(
+      [&] { Program::from_bytes(b.model.SerializeAsString(), "rnn.onnx"); });
+  EXPECT_NE(msg.find("node 'y/RNN' (RNN)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("direction 'sideways'"), std::string::npos) << msg;
+}
+
+TEST(EngineOps, RunTimeSequenceLengthBeyondTheSequenceNamesNodeAndRow) {
+  auto b = recurrent_model("LSTM", {1, 16, 2}, {1, 16, 4});
+  b.input("lens", test::kInt32, {2});
+  auto *n = b.graph->mutable_node(0);
+  n->add_input("");
+  n->add_input("lens");
+  auto program = Program::from_bytes(b.model.SerializeAsString(), "lstm.onnx");
+  auto executor = program->make_executor();
+  float x[12] = {}, y[24] = {};
+  int32_t lens[2] = {3, 4};
+  std::string msg = message_of<InvalidArgument>([&] { executor->run({x, lens}, {y}); });
+  EXPECT_NE(msg.find("node 'y/LSTM' (LSTM): sequence_lens[1] = 4 is outside [0, 3]"),
+            std::string::npos)
+      << msg;
+}
+
+// The layers oneDNN expresses run on its primitives (a fallback to the loops would pass the
+// numpy comparison unnoticed), and on the loops when reference kernels are asked for (both
+// match numpy: GeneratedCase).
+TEST(EngineOps, RecurrentLayersRunOnOneDnnRnnPrimitivesUnlessReferenceIsAsked) {
+  std::string model = cases_dir() + "/crnn_conv_bidirectional_lstm_matmul/model.onnx";
+  std::string fast = Program::from_file(model)->describe();
+  EXPECT_NE(fast.find("[oneDNN lstm_forward"), std::string::npos) << fast;
+  for (const char *name :
+       {"lstm_layout1_bidirectional_peepholes_initial_states_batch2",
+        "lstm_bidirectional_run_time_sequence_lens_initial_states", "lstm_reverse_no_bias_y_h_only",
+        "gru_bidirectional_linear_before_reset_batch2", "gru_reverse_initial_h",
+        "rnn_bidirectional_relu_initial_h_batch2"}) {
+    std::string text = Program::from_file(cases_dir() + "/" + name + "/model.onnx")->describe();
+    EXPECT_NE(text.find("[oneDNN "), std::string::npos) << name << ": " << text;
+  }
+  setenv("AXSTREAM_ENGINE_REFERENCE", "1", 1);
+  std::string reference = Program::from_file(model)->describe();
+  unsetenv("AXSTREAM_ENGINE_REFERENCE");
+  EXPECT_NE(reference.find("LSTM"), std::string::npos) << reference;
+  EXPECT_EQ(reference.find("oneDNN lstm_forward"), std::string::npos) << reference;
+}
+
+// The backend cases pass W, R and B as graph inputs, so conformance runs them on the reference
+// loops; as initializers (how exporters write them) the same cases run on oneDNN's primitives.
+TEST(EngineOps, RecurrentBackendCasesPassOnOneDnnWithConstantWeights) {
+  const fs::path root = "/usr/include/onnx/backend/test/data/node";
+  if (!fs::is_directory(root)) GTEST_SKIP() << root << " not found (install libonnx-testdata)";
+  int cases = 0;
+  for (const auto &e : fs::directory_iterator(root)) {
+    std::string name = e.path().filename();
+    if (name.rfind("test_lstm_", 0) && name.rfind("test_gru_", 0) &&
+        name.rfind("test_simple_rnn_", 0) && name != "test_rnn_seq_length")
+      continue;
+    ++cases;
+    auto r = engine::testing::run_case_with_constant_parameters(e.path().string());
+    EXPECT_EQ(r.status, engine::testing::CaseStatus::pass) << name << ": " << r.message;
+  }
+  EXPECT_EQ(cases, 12);
+}
+
+// The losses, ConvTranspose 1-D/3-D and training-mode Dropout: a bad attribute or target is
+// InvalidArgument naming node and op, a random result NotImplemented saying why.
+namespace {
+
+onnx::ModelProto nll_loss_model(const std::vector<int64_t> &target, const char *reduction) {
+  onnx::ModelProto m = one_node_model("NegativeLogLikelihoodLoss", "nll_node", {"2", "3"});
+  auto *g = m.mutable_graph();
+  g->mutable_node(0)->add_input("target");
+  set_string(g->mutable_node(0), "reduction", reduction);
+  add_int64_initializer(*g, "target", target);
+  g->mutable_output(0)->mutable_type()->mutable_tensor_type()->mutable_shape()->clear_dim();
+  return m;
+}
+
+}  // namespace
+
+TEST(EngineOps, NllLossTargetOutsideTheClassesAtRunTimeNamesNodeAndTarget) {
+  auto program = Program::from_bytes(nll_loss_model({1, 5}, "sum").SerializeAsString(), "nll.onnx");
+  auto executor = program->make_executor();
+  float x[6] = {}, y[1] = {};
+  std::string msg = message_of<InvalidArgument>([&] { executor->run({x}, {y}); });
+  EXPECT_NE(msg.find("node 'nll_node' (NegativeLogLikelihoodLoss)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("target[1] = 5 is not a class in [0, 3)"), std::string::npos) << msg;
+}
+
+TEST(EngineOps, NllLossWithAnUnknownReductionNamesNodeAndReduction) {
+  std::string msg = message_of<InvalidArgument>([&] {
+    Program::from_bytes(nll_loss_model({1, 2}, "average").SerializeAsString(), "nll.onnx");
+  });
+  EXPECT_NE(msg.find("node 'nll_node' (NegativeLogLikelihoodLoss)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("reduction 'average' is not one of none, sum, mean"), std::string::npos)
+      << msg;
+}
+
+TEST(EngineOps, TrainingDropoutWithARatioAboveZeroIsNotImplementedBecauseItIsRandom) {
+  onnx::ModelProto m = one_node_model("Dropout", "dropout_node", {"2", "2"});
+  auto *g = m.mutable_graph();
+  g->mutable_node(0)->add_input("ratio");
+  g->mutable_node(0)->add_input("training_mode");
+  auto *ratio = g->add_initializer();
+  ratio->set_name("ratio");
+  ratio->set_data_type(onnx::TensorProto::FLOAT);
+  ratio->add_float_data(0.25f);
+  auto *training = g->add_initializer();
+  training->set_name("training_mode");
+  training->set_data_type(onnx::TensorProto::BOOL);
+  training->add_int32_data(1);
+  std::string msg = message_of<NotImplemented>(
+      [&] { Program::from_bytes(m.SerializeAsString(), "dropout.onnx"); });
+  EXPECT_NE(msg.find("node 'dropout_node' (Dropout)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("zeroes a random subset of the elements"), std::string::npos) << msg;
+  // Ratio 0 keeps every element unscaled: the input itself.
+  ratio->set_float_data(0, 0.f);
+  auto program = Program::from_bytes(m.SerializeAsString(), "dropout.onnx");
+  float x[4] = {1.5f, -2.f, 0.f, 7.f}, y[4] = {};
+  program->make_executor()->run({x}, {y});
+  EXPECT_EQ(std::vector<float>(y, y + 4), std::vector<float>(x, x + 4));
+}
+
+TEST(EngineOps, ConvTransposeWhosePadsDoNotMatchItsSpatialDimsNamesNodeAndDims) {
+  onnx::ModelProto m = one_node_model("ConvTranspose", "deconv_node", {"1", "2", "5"});
+  auto *g = m.mutable_graph();
+  g->mutable_node(0)->add_input("w");
+  auto *w = g->add_initializer();
+  w->set_name("w");
+  w->set_data_type(onnx::TensorProto::FLOAT);
+  for (int64_t d : {2, 3, 3}) w->add_dims(d);
+  for (int i = 0; i < 18; ++i) w->add_float_data(0.5f);
+  set_ints(g->mutable_node(0), "pads", {1, 1, 1, 1});
+  g->mutable_output(0)->mutable_type()->mutable_tensor_type()->mutable_shape()->clear_dim();
+  std::string msg = message_of<InvalidArgument>(
+      [&] { Program::from_bytes(m.SerializeAsString(), "deconv.onnx"); });
+  EXPECT_NE(msg.find("node 'deconv_node' (ConvTranspose)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("do not match 1 spatial dims"), std::string::npos) << msg;
+}
+
+TEST(EngineOps, CumSumWithTwoAxesNamesNodeAndAxis) {
+  onnx::ModelProto m = one_node_model("CumSum", "cumsum_node", {"2", "3"});
+  auto *g = m.mutable_graph();
+  g->mutable_node(0)->add_input("axis");
+  add_int64_initializer(*g, "axis", {0, 1});
+  std::string msg = message_of<InvalidArgument>(
+      [&] { Program::from_bytes(m.SerializeAsString(), "cumsum.onnx"); });
+  EXPECT_NE(msg.find("node 'cumsum_node' (CumSum)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("axis must be one int32 or int64, got int64(2)"), std::string::npos) << msg;
+}
+
+TEST(EngineOps, MomentumWithAnUnknownModeNamesNodeAndMode) {
+  onnx::ModelProto m = one_node_model("Momentum", "momentum_node", {"2"});
+  auto *training = m.add_opset_import();
+  training->set_domain("ai.onnx.preview.training");
+  training->set_version(1);
+  auto *g = m.mutable_graph();
+  auto *n = g->mutable_node(0);
+  n->set_domain("ai.onnx.preview.training");
+  // Inputs R, T, X, G, V (x is the X); outputs X_new, V_new.
+  n->clear_input();
+  for (const char *name : {"r", "t", "x", "g", "v"}) n->add_input(name);
+  n->add_output("v_new");
+  auto *r = g->add_initializer();
+  r->set_name("r");
+  r->set_data_type(onnx::TensorProto::FLOAT);
+  r->add_float_data(0.1f);
+  auto *t = g->add_initializer();
+  t->set_name("t");
+  t->set_data_type(onnx::TensorProto::INT64);
+  t->add_int64_data(1);
+  for (const char *name : {"g", "v"}) {
+    auto *init = g->add_initializer();
+    init->set_name(name);
+    init->set_data_type(onnx::TensorProto::FLOAT);
+    init->add_dims(2);
+    init->add_float_data(0.5f);
+    init->add_float_data(-0.5f);
+  }
+  set_float(n, "alpha", 0.9f);
+  set_float(n, "beta", 0.1f);
+  set_float(n, "norm_coefficient", 0.f);
+  set_string(n, "mode", "heavy_ball");
+  std::string msg = message_of<InvalidArgument>(
+      [&] { Program::from_bytes(m.SerializeAsString(), "momentum.onnx"); });
+  EXPECT_NE(msg.find("node 'momentum_node' (Momentum)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("mode 'heavy_ball' is not one of standard, nesterov"), std::string::npos)
+      << msg;
+}
+
+TEST(EngineOps, HannWindowOfANegativeSizeNamesNodeAndSize) {
+  onnx::ModelProto m = one_node_model("HannWindow", "hann_node", {"1"});
+  m.mutable_opset_import(0)->set_version(17);
+  auto *g = m.mutable_graph();
+  g->mutable_node(0)->set_input(0, "size");
+  add_int64_initializer(*g, "size", {-4});
+  g->clear_input();
+  std::string msg =
+      message_of<InvalidArgument>([&] { Program::from_bytes(m.SerializeAsString(), "hann.onnx"); });
+  EXPECT_NE(msg.find("node 'hann_node' (HannWindow)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("size -4 is negative"), std::string::npos) << msg;
+}
+
+TEST(EngineOps, TfIdfVectorizerWithMoreIndexesThanPooledGramsNamesNodeAndCounts) {
+  onnx::ModelProto m = one_node_model("TfIdfVectorizer", "tfidf_node", {"6"});
+  auto *g = m.mutable_graph();
+  g->mutable_input(0)->mutable_type()->mutable_tensor_type()->set_elem_type(
+      onnx::TensorProto::INT64);
+  auto *n = g->mutable_node(0);
+  set_string(n, "mode", "TF");
+  set_int(n, "min_gram_length", 1);
+  set_int(n, "max_gram_length", 1);
+  set_int(n, "max_skip_count", 0);
+  set_ints(n, "pool_int64s", {4, 7});
+  set_ints(n, "ngram_counts", {0});
+  set_ints(n, "ngram_indexes", {0, 1, 2});
+  std::string msg = message_of<InvalidArgument>(
+      [&] { Program::from_bytes(m.SerializeAsString(), "tfidf.onnx"); });
+  EXPECT_NE(msg.find("node 'tfidf_node' (TfIdfVectorizer)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("ngram_indexes has 3 entries, the pool 2 n-grams"), std::string::npos) << msg;
+}
+
+TEST(EngineOps, MelWeightMatrixAboveNyquistNamesNodeAndEdges) {
+  onnx::ModelProto m = one_node_model("MelWeightMatrix", "mel_node", {"5", "4"});
+  m.mutable_opset_import(0)->set_version(17);
+  auto *g = m.mutable_graph();
+  auto *n = g->mutable_node(0);
+  n->clear_input();
+  for (const char *name : {"bins", "dft", "rate", "low", "high"}) n->add_input(name);
+  g->clear_input();
+  add_int64_initializer(*g, "bins", {4});
+  add_int64_initializer(*g, "dft", {8});
+  add_int64_initializer(*g, "rate", {8000});
+  for (auto [name, hertz] : {std::pair{"low", 0.f}, std::pair{"high", 6000.f}}) {
+    auto *t = g->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::FLOAT);
+    t->add_float_data(hertz);
+  }
+  std::string msg =
+      message_of<InvalidArgument>([&] { Program::from_bytes(m.SerializeAsString(), "mel.onnx"); });
+  EXPECT_NE(msg.find("node 'mel_node' (MelWeightMatrix)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("are not 0 <= lower < upper <= sample_rate / 2"), std::string::npos) << msg;
+}
+
+// Attributes from a file may claim any size: the N-D ConvTranspose, the windows and TfIdf's
+// skips are refused or bounded instead of overflowing int64 (what fuzz_onnx_import looks for).
+TEST(EngineOps, ConvTransposeWhoseStrideOverflowsTheOutputSizeNamesNodeAndDim) {
+  onnx::ModelProto m = one_node_model("ConvTranspose", "deconv_node", {"1", "2", "5"});
+  auto *g = m.mutable_graph();
+  g->mutable_node(0)->add_input("w");
+  auto *w = g->add_initializer();
+  w->set_name("w");
+  w->set_data_type(onnx::TensorProto::FLOAT);
+  for (int64_t d : {2, 3, 3}) w->add_dims(d);
+  for (int i = 0; i < 18; ++i) w->add_float_data(0.5f);
+  set_ints(g->mutable_node(0), "strides", {int64_t(1) << 62});
+  g->mutable_output(0)->mutable_type()->mutable_tensor_type()->mutable_shape()->clear_dim();
+  std::string msg = message_of<InvalidArgument>(
+      [&] { Program::from_bytes(m.SerializeAsString(), "deconv.onnx"); });
+  EXPECT_NE(msg.find("node 'deconv_node' (ConvTranspose)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("of spatial dim 0 overflows int64"), std::string::npos) << msg;
+}
+
+TEST(EngineOps, TfIdfVectorizerWithHugeGramLengthAndSkipCountsOnlyWhatFits) {
+  onnx::ModelProto m = one_node_model("TfIdfVectorizer", "tfidf_node", {"4"});
+  auto *g = m.mutable_graph();
+  g->mutable_input(0)->mutable_type()->mutable_tensor_type()->set_elem_type(
+      onnx::TensorProto::INT64);
+  g->mutable_output(0)
+      ->mutable_type()
+      ->mutable_tensor_type()
+      ->mutable_shape()
+      ->mutable_dim(0)
+      ->set_dim_value(2);
+  auto *n = g->mutable_node(0);
+  set_string(n, "mode", "TF");
+  set_int(n, "min_gram_length", 1);
+  set_int(n, "max_gram_length", int64_t(1) << 62);
+  set_int(n, "max_skip_count", int64_t(1) << 62);
+  set_ints(n, "pool_int64s", {7, 7, 9});  // the unigram 7, the bigram (7, 9)
+  set_ints(n, "ngram_counts", {0, 1});
+  set_ints(n, "ngram_indexes", {0, 1});
+  auto program = Program::from_bytes(m.SerializeAsString(), "tfidf.onnx");
+  const int64_t ids[4] = {7, 9, 7, 9};
+  float y[2] = {};
+  program->make_executor()->run({ids}, {y});
+  // 7 twice; (7, 9) at skip 0 twice and at skip 2 once (positions 0 and 3).
+  EXPECT_EQ(y[0], 2.f);
+  EXPECT_EQ(y[1], 3.f);
+}
+
+TEST(EngineOps, QuantizeLinearWithAZeroScaleComputedAtRunTimeNamesNodeAndScale) {
+  onnx::ModelProto m = one_node_model("QuantizeLinear", "q_node", {"4"});
+  auto *g = m.mutable_graph();
+  g->mutable_node(0)->add_input("scale");
+  auto *scale = g->add_input();
+  scale->set_name("scale");
+  scale->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
+  scale->mutable_type()->mutable_tensor_type()->mutable_shape();
+  g->mutable_output(0)->mutable_type()->mutable_tensor_type()->set_elem_type(
+      onnx::TensorProto::UINT8);
+  auto program = Program::from_bytes(m.SerializeAsString(), "q.onnx");
+  auto executor = program->make_executor();
+  const float x[4] = {0.f, 1.f, 2.f, 3.f};
+  float half = 0.5f, zero = 0.f;
+  uint8_t y[4] = {};
+  executor->run({x, &half}, {y});
+  EXPECT_EQ(std::vector<uint8_t>(y, y + 4), (std::vector<uint8_t>{0, 2, 4, 6}));
+  std::string msg = message_of<InvalidArgument>([&] { executor->run({x, &zero}, {y}); });
+  EXPECT_NE(msg.find("node 'q_node' (QuantizeLinear): scale is 0"), std::string::npos) << msg;
+}
+
+TEST(EngineOps, EinsumWhoseLabelSizesDisagreeNamesNodeAndLabel) {
+  onnx::ModelProto m = one_node_model("Einsum", "einsum_node", {"2", "3"});
+  m.mutable_opset_import(0)->set_version(12);
+  set_string(m.mutable_graph()->mutable_node(0), "equation", "ii->i");
+  m.mutable_graph()
+      ->mutable_output(0)
+      ->mutable_type()
+      ->mutable_tensor_type()
+      ->mutable_shape()
+      ->clear_dim();
+  std::string msg = message_of<InvalidArgument>(
+      [&] { Program::from_bytes(m.SerializeAsString(), "einsum.onnx"); });
+  EXPECT_NE(msg.find("node 'einsum_node' (Einsum)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("label 'i' is 2 and 3"), std::string::npos) << msg;
+}
+
+TEST(EngineOps, DftAlongTheRealImaginaryAxisNamesNodeAndAxis) {
+  onnx::ModelProto m = one_node_model("DFT", "dft_node", {"1", "8", "1"});
+  m.mutable_opset_import(0)->set_version(17);
+  set_int(m.mutable_graph()->mutable_node(0), "axis", 2);
+  std::string msg =
+      message_of<InvalidArgument>([&] { Program::from_bytes(m.SerializeAsString(), "dft.onnx"); });
+  EXPECT_NE(msg.find("node 'dft_node' (DFT)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("axis 2 is not a signal dim of (1,8,1)"), std::string::npos) << msg;
+}
+
+TEST(EngineOps, StftWithFramesLongerThanTheSignalNamesNodeAndLengths) {
+  onnx::ModelProto m = one_node_model("STFT", "stft_node", {"1", "8", "1"});
+  m.mutable_opset_import(0)->set_version(17);
+  auto *g = m.mutable_graph();
+  for (const char *name : {"step", "", "frame_length"}) g->mutable_node(0)->add_input(name);
+  add_int64_initializer(*g, "step", {2});
+  add_int64_initializer(*g, "frame_length", {16});
+  g->mutable_output(0)->mutable_type()->mutable_tensor_type()->mutable_shape()->clear_dim();
+  std::string msg =
+      message_of<InvalidArgument>([&] { Program::from_bytes(m.SerializeAsString(), "stft.onnx"); });
+  EXPECT_NE(msg.find("node 'stft_node' (STFT)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("frame_step 2 and frame_length 16 do not frame a signal of 8"),
+            std::string::npos)
+      << msg;
 }

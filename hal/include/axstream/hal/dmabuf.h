@@ -10,7 +10,7 @@ namespace axstream::hal {
 
 enum class DmaBufferBackend {
   dma_heap,  // /dev/dma_heap/<heap> (AX_DMABUF_HEAP: a heap name or a path; default "system")
-  udmabuf,   // a sealed memfd turned into a dmabuf by /dev/udmabuf
+  udmabuf,   // a sealed memfd turned into a dmabuf by /dev/udmabuf (AX_UDMABUF_DEVICE: its path)
   memfd,     // a sealed memfd (no dmabuf provider on this machine)
 };
 const char *dma_buffer_backend_name(DmaBufferBackend backend) noexcept;
@@ -18,7 +18,9 @@ const char *dma_buffer_backend_name(DmaBufferBackend backend) noexcept;
 enum class CpuAccess { read = 1, write = 2, read_write = 3 };
 
 // An allocated buffer: owns its fd and a read-write MAP_SHARED mapping of it. The backend in use
-// is written to stderr once per process when AXSTREAM_DEBUG is set.
+// is written to stderr once per process when AXSTREAM_DEBUG is set; a provider that is there
+// (its node opens, or the environment names it) but gives no buffer is a warning on stderr, once
+// per provider and reason, naming the node and the failed call.
 class DmaBuffer {
  public:
   // `size` bytes (at least 1) from the first backend that works, in the order of the enum.

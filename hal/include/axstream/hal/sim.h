@@ -17,6 +17,10 @@ inline constexpr const char *kSubdevicesEnv = "AXSTREAM_SIM_SUBDEVICES";        
 inline constexpr const char *kBoardTypeEnv = "AXSTREAM_SIM_BOARD_TYPE";         // default "pcie"
 inline constexpr const char *kConfigDelayEnv = "AXSTREAM_SIM_CONFIG_DELAY_MS";  // default 200
 inline constexpr const char *kPacingEnv = "AXSTREAM_SIM_PACING";                // "1" turns it on
+// A file of `key = value` lines setting the same (devices, subdevices, board_type,
+// config_delay_ms, pacing) and the board data of every device or of one (`<device>.<key>`);
+// the environment variables above win over it. hal/README.md lists the keys.
+inline constexpr const char *kConfigFileEnv = "AXSTREAM_SIM_CONFIG";
 // Lock and configuration files shared by all processes; default /tmp/axstream-<uid>.
 inline constexpr const char *kRuntimeDirEnv = "AXSTREAM_RUNTIME_DIR";
 

@@ -60,8 +60,7 @@ class Executor {
  public:
   virtual ~Executor() = default;
   // inputs[i] / outputs[i] point to dense row-major buffers of inputs()[i] / outputs()[i].
-  virtual void run(const std::vector<const void *> &inputs,
-                   const std::vector<void *> &outputs) = 0;
+  virtual void run(const std::vector<const void *> &inputs, const std::vector<void *> &outputs) = 0;
 };
 
 }  // namespace axstream::engine

@@ -12,7 +12,8 @@
 
 namespace axstream::decoders {
 
-// Options every decoder reads; a negative threshold means "the decoder's own default".
+// Options every decoder reads. A negative threshold means "the decoder's own default":
+// make_decoder replaces it with the registry's value before the decoder sees it.
 struct DecoderOptions {
   float conf_threshold = -1.0f;
   float nms_iou = -1.0f;
@@ -74,12 +75,18 @@ struct DecoderEntry {
   const char *description;
   DecoderFactory make;
   std::vector<std::string> config_keys;  // what DecoderOptions::config may hold
+  float default_conf_threshold;          // for DecoderOptions::conf_threshold < 0
+  float default_nms_iou;                 // for DecoderOptions::nms_iou < 0; negative: no NMS
 };
 
 // All registered decoders, in registry order.
 const std::vector<DecoderEntry> &decoder_registry();
 // "blazeface, classification" for messages and property blurbs.
 std::string decoder_names();
+// "blazeface 0.75, ssd 0.5, ..." : each decoder's default of `field` (those where it is >= 0),
+// for property blurbs.
+std::string decoder_defaults(float DecoderEntry::*field);
+// The decoder `name` with `options`' negative thresholds replaced by its defaults.
 // Throws InvalidArgument naming the unknown decoder and the valid ones.
 std::unique_ptr<Decoder> make_decoder(const std::string &name, const DecoderOptions &options);
 

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -121,6 +122,12 @@ class OutputConverter {
   QuantizedTensor channels_last_part(const Part &part, QuantizedTensor &&converted) const;
   std::vector<LayoutGather> layout_gathers_;
   void find_layout_gathers();
+  // find_layout_gathers' steps (output_converter.cc).
+  struct ElementSources;
+  std::optional<ElementSources> trace_element_sources() const;
+  std::optional<LayoutGather> layout_gather(const ElementSources &sources, size_t o) const;
+  bool add_concatenated_parts(const ElementSources &sources, size_t o, LayoutGather &gather) const;
+  void mark_only_users(std::vector<LayoutGather> &gathers) const;
 };
 
 }  // namespace axstream::decoders

@@ -121,7 +121,23 @@ class Preprocessor {
     YuvPairs,    // NV12/I420, exact 2x: convert and blend contiguous pixel pairs, no gathers
   };
   void check_frame(const Frame &frame) const;
+  void plan_quantisation();
   void plan_rows();
+  void fill_border_rows();
+  // run()'s steps, row by row (preprocess.cc).
+  struct RunState;
+  struct SourceRow;
+  std::array<int, 2> source_rows(int dy) const;
+  void prefetch_rows_ahead(int dy, int content_height, const RunState &state) const;
+  void prefetch_source_row(int src_row, const RunState &state) const;
+  void resize_row(int dy, RunState &state) const;
+  void resize_source_row(int src_row, RunState &state, int16_t *out) const;
+  void resize_yuv_taps(const SourceRow &row, RunState &state, int16_t *out) const;
+  void resize_packed(const SourceRow &row, RunState &state, int16_t *out) const;
+  void gather_words(const uint8_t *row, const std::vector<int32_t> &index, int safe,
+                    uint32_t *out) const;
+  void write_content_row(RunState &state, int8_t *out) const;
+  void quantise_planes(RunState &state) const;
 
   PixelFormat format_;
   int frame_width_, frame_height_;

@@ -1,0 +1,195 @@
+// Einsum on float32: any number of operands, explicit or implicit output, repeated labels
+// (diagonals), "..." broadcast dims. Plain loops over the labels (no GEMM lowering).
+#include <map>
+
+#include "common.h"
+
+namespace axstream::engine {
+namespace {
+
+// One walk over every label: output labels outer, summed labels inner; each operand reads
+// through a stride per label (the sum of its dims' strides for a repeated label, 0 for a label
+// it lacks or a broadcast dim of 1).
+struct EinsumPlan {
+  Shape sizes;                         // per label, output labels first
+  size_t out_labels = 0;               // how many of them the output has
+  std::vector<Shape> operand_strides;  // per operand, per label
+  int64_t out_count = 1, sum_count = 1;
+};
+
+struct Term {
+  std::vector<int> labels;  // letter labels, and -1 where "..." stands
+};
+
+Term parse_term(OpContext &ctx, const std::string &text) {
+  Term t;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '.') {
+      if (text.compare(i, 3, "...") != 0) ctx.fail("'.' outside an ellipsis in '" + text + "'");
+      for (int l : t.labels)
+        if (l == -1) ctx.fail("two ellipses in '" + text + "'");
+      t.labels.push_back(-1);
+      i += 2;
+    } else if (std::isalpha(static_cast<unsigned char>(c))) {
+      t.labels.push_back(c);
+    } else {
+      ctx.fail(std::string("character '") + c + "' in equation term '" + text + "'");
+    }
+  }
+  return t;
+}
+
+EinsumPlan plan_einsum(OpContext &ctx, Shape &out_shape) {
+  std::string equation;
+  for (char c : ctx.attr_s("equation", ""))
+    if (c != ' ') equation += c;
+  if (equation.empty()) ctx.fail("equation is empty");
+  size_t arrow = equation.find("->");
+  std::string lhs = equation.substr(0, arrow);
+  std::vector<Term> terms;
+  for (size_t start = 0;;) {
+    size_t comma = lhs.find(',', start);
+    terms.push_back(parse_term(ctx, lhs.substr(start, comma - start)));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  if (terms.size() != ctx.input_count())
+    ctx.fail("equation '" + equation + "' has " + std::to_string(terms.size()) +
+             " operand(s), the node " + std::to_string(ctx.input_count()));
+  // Labels: "..." dims as 0..ellipsis-1 (right-aligned across operands), letters after them.
+  size_t ellipsis = 0;
+  for (size_t k = 0; k < terms.size(); ++k) {
+    size_t letters = 0;
+    bool has_ellipsis = false;
+    for (int l : terms[k].labels) {
+      if (l == -1)
+        has_ellipsis = true;
+      else
+        ++letters;
+    }
+    size_t rank = ctx.in_shape(k).size();
+    if (has_ellipsis ? rank < letters : rank != letters)
+      ctx.fail("operand " + std::to_string(k) + " " + shape_str(ctx.in_shape(k)) +
+               " does not match its term's " + std::to_string(letters) + " label(s)");
+    if (has_ellipsis) ellipsis = std::max(ellipsis, rank - letters);
+  }
+  std::map<int, int64_t> letter_size;  // letter -> size
+  std::map<int, int> letter_uses;
+  Shape ellipsis_size(ellipsis, 1);
+  std::vector<std::vector<std::pair<int, int64_t>>> dims(terms.size());  // (label key, dim)
+  for (size_t k = 0; k < terms.size(); ++k) {
+    const Shape &s = ctx.in_shape(k);
+    size_t letters = 0;
+    for (int l : terms[k].labels) letters += l != -1;
+    size_t own_ellipsis = s.size() - letters, d = 0;
+    for (int l : terms[k].labels) {
+      if (l == -1) {
+        for (size_t e = 0; e < own_ellipsis; ++e, ++d) {
+          size_t at = ellipsis - own_ellipsis + e;
+          if (s[d] != 1 && ellipsis_size[at] != 1 && ellipsis_size[at] != s[d])
+            ctx.fail("'...' dims of the operands do not broadcast: " + shape_str(s));
+          if (s[d] != 1) ellipsis_size[at] = s[d];
+          dims[k].push_back({-1000 - static_cast<int>(at), s[d]});
+        }
+        continue;
+      }
+      auto [it, fresh] = letter_size.emplace(l, s[d]);
+      if (!fresh && it->second != s[d])
+        ctx.fail(std::string("label '") + static_cast<char>(l) + "' is " +
+                 std::to_string(it->second) + " and " + std::to_string(s[d]));
+      ++letter_uses[l];
+      dims[k].push_back({l, s[d++]});
+    }
+  }
+  // The output's labels: as written, or "..." then the letters used once, alphabetically.
+  std::vector<int> out_keys;
+  if (arrow != std::string::npos) {
+    Term out = parse_term(ctx, equation.substr(arrow + 2));
+    for (int l : out.labels) {
+      if (l == -1) {
+        for (size_t e = 0; e < ellipsis; ++e) out_keys.push_back(-1000 - static_cast<int>(e));
+        continue;
+      }
+      if (!letter_size.count(l))
+        ctx.fail(std::string("output label '") + static_cast<char>(l) + "' is in no operand");
+      if (std::find(out_keys.begin(), out_keys.end(), l) != out_keys.end())
+        ctx.fail(std::string("output label '") + static_cast<char>(l) + "' repeats");
+      out_keys.push_back(l);
+    }
+  } else {
+    for (size_t e = 0; e < ellipsis; ++e) out_keys.push_back(-1000 - static_cast<int>(e));
+    for (auto [l, uses] : letter_uses)
+      if (uses == 1) out_keys.push_back(l);
+  }
+  std::vector<int> keys = out_keys;
+  for (size_t e = 0; e < ellipsis; ++e)
+    if (std::find(keys.begin(), keys.end(), -1000 - static_cast<int>(e)) == keys.end())
+      keys.push_back(-1000 - static_cast<int>(e));
+  for (auto [l, size] : letter_size)
+    if (std::find(keys.begin(), keys.end(), l) == keys.end()) keys.push_back(l);
+  EinsumPlan p;
+  p.out_labels = out_keys.size();
+  for (size_t i = 0; i < keys.size(); ++i) {
+    int key = keys[i];
+    int64_t size = key <= -1000 ? ellipsis_size[-1000 - key] : letter_size[key];
+    p.sizes.push_back(size);
+    int64_t &count = i < p.out_labels ? p.out_count : p.sum_count;
+    if (__builtin_mul_overflow(count, size, &count))
+      ctx.fail("the label sizes multiply past int64");
+    if (i < p.out_labels) out_shape.push_back(size);
+  }
+  for (size_t k = 0; k < terms.size(); ++k) {
+    Shape strides = strides_of(ctx.in_shape(k)), per_label(keys.size(), 0);
+    for (size_t d = 0; d < dims[k].size(); ++d) {
+      if (dims[k][d].second == 1 && dims[k][d].first <= -1000) continue;  // broadcast
+      size_t label = std::find(keys.begin(), keys.end(), dims[k][d].first) - keys.begin();
+      per_label[label] += strides[d];
+    }
+    p.operand_strides.push_back(per_label);
+  }
+  return p;
+}
+
+std::unique_ptr<Kernel> compile_einsum(OpContext &ctx) {
+  if (ctx.input_count() == 0) ctx.fail("no operands");
+  Shape out_shape;
+  EinsumPlan p = plan_einsum(ctx, out_shape);
+  ctx.set_output(0, DType::f32, out_shape);
+  if (ctx.infer_only()) return nullptr;
+  for (size_t k = 0; k < ctx.input_count(); ++k)
+    if (ctx.in_dtype(k) != DType::f32)
+      ctx.unsupported("operand " + std::to_string(k) + " of type " + dtype_name(ctx.in_dtype(k)) +
+                      " (float32 only)");
+  auto k = make_kernel([p](ExecContext &, const void *const *in, void *const *o) {
+    float *y = static_cast<float *>(o[0]);
+    size_t labels = p.sizes.size(), operands = p.operand_strides.size();
+    std::vector<int64_t> index(labels, 0), offset(operands, 0);
+    // Odometer over every label (the last fastest), each operand's offset kept up to date.
+    for (int64_t out = 0; out < p.out_count; ++out) {
+      double sum = 0;
+      for (int64_t s = 0; s < p.sum_count; ++s) {
+        double term = 1;
+        for (size_t k = 0; k < operands; ++k) term *= static_cast<const float *>(in[k])[offset[k]];
+        sum += term;
+        for (size_t l = labels; l-- > 0;) {
+          for (size_t k = 0; k < operands; ++k) offset[k] += p.operand_strides[k][l];
+          if (++index[l] < p.sizes[l]) break;
+          for (size_t k = 0; k < operands; ++k) offset[k] -= p.operand_strides[k][l] * p.sizes[l];
+          index[l] = 0;
+        }
+      }
+      y[out] = static_cast<float>(sum);
+    }
+  });
+  // (Saturated: the walk's length is out_count * sum_count, which may pass 2^64.)
+  k->macs = static_cast<uint64_t>(
+      std::min(1.8e19, static_cast<double>(p.out_count) * static_cast<double>(p.sum_count)));
+  return k;
+}
+
+}  // namespace
+
+AXSTREAM_ENGINE_OP(Einsum, "Einsum", 12, 17, compile_einsum)
+
+}  // namespace axstream::engine
