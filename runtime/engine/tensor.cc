@@ -82,16 +82,16 @@ void store_from_double(void *data, DType dtype, int64_t i, double v) {
       static_cast<float *>(data)[i] = static_cast<float>(v);
       return;
     case DType::i8:
-      static_cast<int8_t *>(data)[i] = static_cast<int8_t>(v);
+      static_cast<int8_t *>(data)[i] = saturating_cast<int8_t>(v);
       return;
     case DType::u8:
-      static_cast<uint8_t *>(data)[i] = static_cast<uint8_t>(v);
+      static_cast<uint8_t *>(data)[i] = saturating_cast<uint8_t>(v);
       return;
     case DType::i32:
-      static_cast<int32_t *>(data)[i] = static_cast<int32_t>(v);
+      static_cast<int32_t *>(data)[i] = saturating_cast<int32_t>(v);
       return;
     case DType::i64:
-      static_cast<int64_t *>(data)[i] = static_cast<int64_t>(v);
+      static_cast<int64_t *>(data)[i] = saturating_cast<int64_t>(v);
       return;
     case DType::bool_:
       static_cast<bool *>(data)[i] = v != 0;

@@ -66,19 +66,26 @@ class AlignedBuffer {
 };
 
 // A double as T. For an integer T a value beyond T's range saturates and NaN reads 0: casting
-// them is undefined behaviour.
+// them is undefined behaviour. A bool is v != 0.
 template <typename T>
 T saturating_cast(double v) {
-  if constexpr (std::is_integral_v<T>) {
-    constexpr double lowest = static_cast<double>(std::numeric_limits<T>::lowest());  // -2^(n-1)
+  if constexpr (std::is_same_v<T, bool>) {
+    return v != 0;
+  } else if constexpr (std::is_integral_v<T>) {
+    // max + 1, a power of two and so exact as a double (2^(n-1) signed, 2^n unsigned).
+    constexpr double above_max = (static_cast<double>(std::numeric_limits<T>::max() / 2) + 1) * 2;
+    constexpr double lowest = static_cast<double>(std::numeric_limits<T>::lowest());
     if (std::isnan(v)) return 0;
-    if (v >= -lowest) return std::numeric_limits<T>::max();
+    if (v >= above_max) return std::numeric_limits<T>::max();
     if (v <= lowest) return std::numeric_limits<T>::lowest();
+    return static_cast<T>(v);
+  } else {
+    return static_cast<T>(v);
   }
-  return static_cast<T>(v);
 }
 
-// A scalar-per-element reader for any supported dtype (for the odd cold-path loop).
+// A scalar-per-element reader for any supported dtype (for the odd cold-path loop), and its
+// writer: into an integer dtype a value saturates (saturating_cast).
 double load_as_double(const void *data, DType dtype, int64_t i);
 void store_from_double(void *data, DType dtype, int64_t i, double v);
 

@@ -212,14 +212,22 @@ std::unique_ptr<Kernel> cast_to(OpContext &ctx, DType dt) {
       std::memcpy(o[0], in[0], static_cast<size_t>(n) * dtype_size(dt));
       return;
     }
-    if (from == DType::i64 && dt != DType::f32) {
-      for (int64_t i = 0; i < n; ++i) {
-        int64_t v = static_cast<const int64_t *>(in[0])[i];
-        if (dt == DType::bool_)
-          static_cast<bool *>(o[0])[i] = v != 0;
-        else
-          store_from_double(o[0], dt, i, static_cast<double>(v));
-      }
+    if (from != DType::f32 && dt != DType::f32) {
+      // Integer to integer keeps the low bits, as numpy and ONNX Runtime do (a double on the way
+      // would round values past 2^53 and saturate instead).
+      dispatch_dtype(from, [&](auto from_zero) {
+        const auto *x = static_cast<const decltype(from_zero) *>(in[0]);
+        dispatch_dtype(dt, [&](auto to_zero) {
+          using To = decltype(to_zero);
+          auto *y = static_cast<To *>(o[0]);
+          for (int64_t i = 0; i < n; ++i) {
+            if constexpr (std::is_same_v<To, bool>)
+              y[i] = x[i] != 0;
+            else
+              y[i] = static_cast<To>(x[i]);
+          }
+        });
+      });
       return;
     }
     for (int64_t i = 0; i < n; ++i) store_from_double(o[0], dt, i, load_as_double(in[0], from, i));

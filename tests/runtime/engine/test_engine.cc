@@ -1199,9 +1199,8 @@ TEST(Engine, QuantizeLinearClampsNanToTheLowBoundInsteadOfUndefinedCast) {
   EXPECT_EQ(y[3], 127);
 }
 
-TEST(EngineOps, IntegerReduceSumSaturatesInsteadOfUndefinedCast) {
-  // Regression for fuzz_onnx_import: an int64 sum past the int64 range (accumulated in double)
-  // reached a double -> int64 cast.
+// ReduceSum over axis 1 of a 3x2 tensor of `elem_type` (opset 11, keepdims 0).
+std::shared_ptr<const Program> reduce_sum_rows_program(onnx::TensorProto::DataType elem_type) {
   onnx::ModelProto m = one_node_model("ReduceSum", "sum_node", {"3", "2"});
   m.mutable_opset_import(0)->set_version(11);  // axes as an attribute
   auto *g = m.mutable_graph();
@@ -1214,15 +1213,20 @@ TEST(EngineOps, IntegerReduceSumSaturatesInsteadOfUndefinedCast) {
   keepdims->set_type(onnx::AttributeProto::INT);
   keepdims->set_i(0);
   for (auto *vi : {g->mutable_input(0), g->mutable_output(0)})
-    vi->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::INT64);
+    vi->mutable_type()->mutable_tensor_type()->set_elem_type(elem_type);
   g->mutable_output(0)
       ->mutable_type()
       ->mutable_tensor_type()
       ->mutable_shape()
       ->mutable_dim()
       ->RemoveLast();
-  auto program = Program::from_bytes(m.SerializeAsString(), "reduce_sum_int64.onnx");
-  auto executor = program->make_executor();
+  return Program::from_bytes(m.SerializeAsString(), "reduce_sum.onnx");
+}
+
+TEST(EngineOps, IntegerReduceSumSaturatesInsteadOfUndefinedCast) {
+  // Regression for fuzz_onnx_import: an int64 sum past the int64 range (accumulated in double)
+  // reached a double -> int64 cast.
+  auto executor = reduce_sum_rows_program(onnx::TensorProto::INT64)->make_executor();
   constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
   constexpr int64_t kMin = std::numeric_limits<int64_t>::lowest();
   const int64_t x[6] = {kMax, kMax, kMin, kMin, 40, 2};
@@ -1231,6 +1235,64 @@ TEST(EngineOps, IntegerReduceSumSaturatesInsteadOfUndefinedCast) {
   EXPECT_EQ(y[0], kMax);
   EXPECT_EQ(y[1], kMin);
   EXPECT_EQ(y[2], 42);
+}
+
+// Cast of a 1-D tensor of n elements from one elem type to another.
+std::shared_ptr<const Program> cast_program(onnx::TensorProto::DataType from,
+                                            onnx::TensorProto::DataType to, int n) {
+  onnx::ModelProto m = one_node_model("Cast", "cast_node", {std::to_string(n)});
+  auto *g = m.mutable_graph();
+  auto *attr = g->mutable_node(0)->add_attribute();
+  attr->set_name("to");
+  attr->set_type(onnx::AttributeProto::INT);
+  attr->set_i(to);
+  g->mutable_input(0)->mutable_type()->mutable_tensor_type()->set_elem_type(from);
+  g->mutable_output(0)->mutable_type()->mutable_tensor_type()->set_elem_type(to);
+  return Program::from_bytes(m.SerializeAsString(), "cast.onnx");
+}
+
+TEST(EngineOps, CastBetweenIntegersKeepsTheLowBitsAsNumpyDoes) {
+  auto executor =
+      cast_program(onnx::TensorProto::INT64, onnx::TensorProto::INT32, 4)->make_executor();
+  const int64_t x[4] = {(int64_t{1} << 32) + 5, -1, (int64_t{1} << 53) + 1, 7};
+  int32_t y[4] = {};
+  executor->run({x}, {y});
+  EXPECT_EQ(y[0], 5);
+  EXPECT_EQ(y[1], -1);
+  EXPECT_EQ(y[2], 1);  // through a double, 2^53 + 1 would have rounded to 2^53
+  EXPECT_EQ(y[3], 7);
+
+  auto to_uint8 =
+      cast_program(onnx::TensorProto::INT32, onnx::TensorProto::UINT8, 2)->make_executor();
+  const int32_t x2[2] = {258, -1};
+  uint8_t y2[2] = {};
+  to_uint8->run({x2}, {y2});
+  EXPECT_EQ(y2[0], 2);
+  EXPECT_EQ(y2[1], 255);
+}
+
+TEST(EngineOps, CastOfFloatsBeyondTheIntegerRangeSaturatesAndNanGivesZero) {
+  auto executor =
+      cast_program(onnx::TensorProto::FLOAT, onnx::TensorProto::INT8, 5)->make_executor();
+  const float x[5] = {300.f, -300.f, std::nanf(""), 1.6f, -1.6f};
+  int8_t y[5] = {};
+  executor->run({x}, {y});
+  EXPECT_EQ(y[0], 127);
+  EXPECT_EQ(y[1], -128);
+  EXPECT_EQ(y[2], 0);
+  EXPECT_EQ(y[3], 1);  // towards zero, as C and ONNX Runtime cast
+  EXPECT_EQ(y[4], -1);
+
+  // uint8's lowest is 0: the bound above is its max + 1, not -lowest (every value once read 255).
+  auto to_uint8 =
+      cast_program(onnx::TensorProto::FLOAT, onnx::TensorProto::UINT8, 4)->make_executor();
+  const float x2[4] = {300.f, 100.f, -5.f, 0.f};
+  uint8_t y2[4] = {};
+  to_uint8->run({x2}, {y2});
+  EXPECT_EQ(y2[0], 255);
+  EXPECT_EQ(y2[1], 100);
+  EXPECT_EQ(y2[2], 0);
+  EXPECT_EQ(y2[3], 0);
 }
 
 TEST(Engine, BoolInitializerRawByteOtherThanZeroOrOneReadsAsTrue) {
