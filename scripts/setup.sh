@@ -37,6 +37,7 @@ apt_packages=(
   libgtest-dev libgmock-dev libdnnl-dev libonnx-dev libprotobuf-dev protobuf-compiler
   python3-onnx python3-opencv libonnx-testdata
   mypy  # tests/python/test_typing.py: the type stubs as a user's mypy --strict sees them
+  python3-torch  # engine_torch_exports: LSTM/GRU/RNN as torch.onnx.export writes them (~48 MB, ~40 s)
   clang libclang-rt-14-dev  # libFuzzer + clang's sanitizer runtimes: the fuzz stage of test.sh
 )
 missing=()
