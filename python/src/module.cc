@@ -159,6 +159,10 @@ py::dtype numpy_dtype(engine::DType dtype) {
       return py::dtype("bool");
     case engine::DType::f16:
       return py::dtype("float16");
+    case engine::DType::f64:
+      return py::dtype::of<double>();
+    case engine::DType::bf16:
+      throw axstream::NotImplemented("bfloat16 tensors have no numpy dtype");
   }
   throw axstream::InternalError("tensor dtype " + std::to_string(static_cast<int>(dtype)) +
                                 " has no numpy equivalent");

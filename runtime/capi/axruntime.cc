@@ -233,7 +233,10 @@ size_t element_bits(axstream::engine::DType dtype) {
     case DType::bool_:
       return 8;
     case DType::f16:
+    case DType::bf16:
       return 16;
+    case DType::f64:
+      return 64;
   }
   return 0;
 }
@@ -243,7 +246,13 @@ size_t element_type(axstream::engine::DType dtype) {
   switch (dtype) {
     case DType::f32:
     case DType::f16:
+    case DType::f64:
       return AXR_FLOAT;
+    case DType::bf16:
+      // 16 bits of AXR_FLOAT already mean IEEE half: the C API has no way to say bfloat16.
+      throw CapiError(AXR_ERROR_NOT_IMPLEMENTED,
+                      "bfloat16 tensors have no axrTensorInfo type (AXR_FLOAT of 16 bits is IEEE "
+                      "float16)");
     case DType::i8:
     case DType::i32:
     case DType::i64:

@@ -118,6 +118,10 @@ int32_t onnx_type_of(engine::DType dtype) {
       return onnx::TensorProto::BOOL;
     case engine::DType::f16:
       return onnx::TensorProto::FLOAT16;
+    case engine::DType::bf16:
+      return onnx::TensorProto::BFLOAT16;
+    case engine::DType::f64:
+      return onnx::TensorProto::DOUBLE;
   }
   return onnx::TensorProto::UNDEFINED;
 }

@@ -39,6 +39,24 @@ const OpDef &find_op(const Graph &graph, const Node &node) {
   return *def;
 }
 
+// float16, bfloat16 and float64 are storage types: an op whose kernel computes (not one that
+// only moves or casts elements, OpDef::moves_any_dtype) is refused when it reads or writes one,
+// rather than reading their bytes as float32 or computing in float and calling it double.
+void check_storage_dtype(const Graph &graph, const OpDef &def, const OpContext &ctx,
+                         const std::vector<int> &values, const char *kind) {
+  if (def.moves_any_dtype) return;
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (values[i] < 0) continue;
+    const Value &v = graph.values[static_cast<size_t>(values[i])];
+    if (!is_storage_only_dtype(v.dtype)) continue;
+    ctx.unsupported(std::string(kind) + " " + std::to_string(i) + " '" + v.name + "' has dtype " +
+                    dtype_name(v.dtype) +
+                    " (expected float32, int8, uint8, int32, int64 or bool: float16, bfloat16 "
+                    "and float64 are storage types, which only Cast and the ops that move data "
+                    "take)");
+  }
+}
+
 // A value over the size limit is refused before anything that size is allocated or computed.
 void check_size(const Graph &graph, const Value &v, const std::string &what,
                 size_t max_tensor_bytes) {
@@ -75,8 +93,10 @@ void infer_and_fold(Graph &graph, size_t max_tensor_bytes) {
       if (v >= 0 && !graph.values[v].constant) all_constant = false;
     bool fold = all_constant || def.folds_on_shapes;
     OpContext ctx(graph, node, !fold);
+    check_storage_dtype(graph, def, ctx, node.inputs, "input");
     std::unique_ptr<Kernel> kernel = def.compile(ctx);
     publish_outputs(graph, node, ctx, max_tensor_bytes);
+    check_storage_dtype(graph, def, ctx, node.outputs, "output");
     if (!fold) continue;
     if (!kernel) throw InternalError("engine: compile of " + ctx.label() + " returned no kernel");
     std::vector<const void *> in;
@@ -143,6 +163,7 @@ void compile_steps(Graph &graph, const CompileOptions &options, CompiledGraph &c
     if (node.dead) continue;
     const OpDef &def = find_op(graph, node);
     OpContext ctx(graph, node, false);
+    check_storage_dtype(graph, def, ctx, node.inputs, "input");
     Step step;
     step.node = static_cast<int>(i);
     step.kernel = def.compile(ctx);

@@ -38,6 +38,10 @@ const char *dtype_name(DType dtype) noexcept {
       return "bool";
     case DType::f16:
       return "float16";
+    case DType::bf16:
+      return "bfloat16";
+    case DType::f64:
+      return "float64";
   }
   return "unknown";
 }
@@ -57,7 +61,10 @@ size_t dtype_size(DType dtype) noexcept {
     case DType::bool_:
       return 1;
     case DType::f16:
+    case DType::bf16:
       return 2;
+    case DType::f64:
+      return 8;
   }
   return 0;
 }

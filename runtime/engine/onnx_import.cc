@@ -26,11 +26,16 @@ DType dtype_from_onnx(int elem_type, const std::string &what) {
       return DType::bool_;
     case onnx::TensorProto::FLOAT16:
       return DType::f16;
+    case onnx::TensorProto::BFLOAT16:
+      return DType::bf16;
+    case onnx::TensorProto::DOUBLE:
+      return DType::f64;
     default:
       break;
   }
   throw NotImplemented(what + ": ONNX element type " + std::to_string(elem_type) +
-                       " is not supported (expected float, int8, uint8, int32, int64, bool)");
+                       " is not supported (expected float, float16, bfloat16, double, int8, uint8, "
+                       "int32, int64, bool)");
 }
 
 std::string read_external(const onnx::TensorProto &t, const std::string &base_dir, size_t expected,
@@ -72,18 +77,15 @@ Tensor tensor_from_proto(const onnx::TensorProto &t, const std::string &base_dir
                          const std::string &what) {
   Shape shape(t.dims().begin(), t.dims().end());
   int elem = t.data_type();
-  // Doubles are narrowed to float: the engine computes in f32.
-  bool is_double = elem == onnx::TensorProto::DOUBLE;
-  DType dtype = is_double ? DType::f32 : dtype_from_onnx(elem, what);
-  if (dtype == DType::f16) throw NotImplemented(what + ": float16 tensors are not supported");
+  DType dtype = dtype_from_onnx(elem, what);
   size_t n = static_cast<size_t>(checked_element_count(shape, what));
-  size_t src_elem_size = is_double ? 8 : dtype_size(dtype);
+  size_t elem_size = dtype_size(dtype);
   // The data present is checked against the dims before the tensor is allocated: a dims field
   // claiming gigabytes over a few bytes of data was an out-of-memory (found by fuzz_onnx_import).
   if (t.data_location() != onnx::TensorProto::EXTERNAL) {
     size_t have = 0;
     if (t.has_raw_data())
-      have = t.raw_data().size() % src_elem_size ? n + 1 : t.raw_data().size() / src_elem_size;
+      have = t.raw_data().size() % elem_size ? n + 1 : t.raw_data().size() / elem_size;
     else if (elem == onnx::TensorProto::FLOAT)
       have = static_cast<size_t>(t.float_data_size());
     else if (elem == onnx::TensorProto::DOUBLE)
@@ -101,55 +103,44 @@ Tensor tensor_from_proto(const onnx::TensorProto &t, const std::string &base_dir
   }
   Tensor out(dtype, shape);
   auto from_raw = [&](const std::string &raw) {
-    if (raw.size() != n * src_elem_size)
+    if (raw.size() != n * elem_size)
       throw InvalidArgument(what + ": raw data has " + std::to_string(raw.size()) +
-                            " bytes, expected " + std::to_string(n * src_elem_size) +
-                            " for shape " + shape_str(shape));
-    if (is_double) {
-      for (size_t i = 0; i < n; ++i) {
-        double d;
-        std::memcpy(&d, raw.data() + i * 8, 8);
-        out.data<float>()[i] = static_cast<float>(d);
-      }
-    } else if (n) {
-      std::memcpy(out.bytes.data(), raw.data(), raw.size());
-    }
+                            " bytes, expected " + std::to_string(n * elem_size) + " for shape " +
+                            shape_str(shape));
+    if (n) std::memcpy(out.bytes.data(), raw.data(), raw.size());
     // A bool byte other than 0 or 1 is true, as numpy reads it; the kernels load bool, for which
     // any other byte is undefined behaviour.
     if (dtype == DType::bool_)
       for (uint8_t &byte : out.bytes) byte = byte != 0;
   };
   if (t.data_location() == onnx::TensorProto::EXTERNAL) {
-    from_raw(read_external(t, base_dir, n * src_elem_size, what));
+    from_raw(read_external(t, base_dir, n * elem_size, what));
     return out;
   }
   if (t.has_raw_data()) {
     from_raw(t.raw_data());
     return out;
   }
-  auto check = [&](size_t have) {
-    if (have != n)
-      throw InvalidArgument(what + ": has " + std::to_string(have) + " values, expected " +
-                            std::to_string(n) + " for shape " + shape_str(shape));
-  };
   switch (elem) {
     case onnx::TensorProto::FLOAT:
-      check(t.float_data_size());
       for (size_t i = 0; i < n; ++i) out.data<float>()[i] = t.float_data(i);
       break;
     case onnx::TensorProto::DOUBLE:
-      check(t.double_data_size());
-      for (size_t i = 0; i < n; ++i) out.data<float>()[i] = static_cast<float>(t.double_data(i));
+      for (size_t i = 0; i < n; ++i) out.data<double>()[i] = t.double_data(i);
       break;
     case onnx::TensorProto::INT64:
-      check(t.int64_data_size());
       for (size_t i = 0; i < n; ++i) out.data<int64_t>()[i] = t.int64_data(i);
+      break;
+    case onnx::TensorProto::FLOAT16:
+    case onnx::TensorProto::BFLOAT16:
+      // int32_data holds each element's 16-bit pattern (onnx.proto), not its value.
+      for (size_t i = 0; i < n; ++i)
+        out.data<uint16_t>()[i] = static_cast<uint16_t>(t.int32_data(static_cast<int>(i)));
       break;
     case onnx::TensorProto::INT32:
     case onnx::TensorProto::INT8:
     case onnx::TensorProto::UINT8:
     case onnx::TensorProto::BOOL:
-      check(t.int32_data_size());
       for (size_t i = 0; i < n; ++i)
         store_from_double(out.bytes.data(), out.dtype, i, t.int32_data(i));
       break;

@@ -66,7 +66,7 @@ const Tensor &OpContext::require_constant(size_t i, const char *what) const {
 
 std::vector<int64_t> OpContext::constant_ints(size_t i, const char *what) const {
   const Tensor &t = require_constant(i, what);
-  if (t.dtype == DType::f32 || t.dtype == DType::f16)
+  if (is_floating_dtype(t.dtype))
     fail(std::string("input ") + std::to_string(i) + " (" + what + ") must be integers, got " +
          dtype_name(t.dtype));
   std::vector<int64_t> v(static_cast<size_t>(t.count()));

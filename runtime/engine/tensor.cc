@@ -3,6 +3,8 @@
 #include <cstdlib>
 #include <limits>
 
+#include "float16.h"
+
 namespace axstream::engine {
 
 int64_t checked_element_count(const Shape &shape, const std::string &what) {
@@ -71,9 +73,14 @@ double load_as_double(const void *data, DType dtype, int64_t i) {
     case DType::bool_:
       return static_cast<const bool *>(data)[i] ? 1.0 : 0.0;
     case DType::f16:
-      break;
+      return half_to_float(static_cast<const uint16_t *>(data)[i]);
+    case DType::bf16:
+      return bfloat16_to_float(static_cast<const uint16_t *>(data)[i]);
+    case DType::f64:
+      return static_cast<const double *>(data)[i];
   }
-  throw NotImplemented("engine: float16 tensors are not supported");
+  throw InternalError("engine: load_as_double of an unknown dtype " +
+                      std::to_string(static_cast<int>(dtype)));
 }
 
 void store_from_double(void *data, DType dtype, int64_t i, double v) {
@@ -97,9 +104,18 @@ void store_from_double(void *data, DType dtype, int64_t i, double v) {
       static_cast<bool *>(data)[i] = v != 0;
       return;
     case DType::f16:
-      break;
+      // Straight from the double: through float first would round twice.
+      static_cast<uint16_t *>(data)[i] = double_to_half(v);
+      return;
+    case DType::bf16:
+      static_cast<uint16_t *>(data)[i] = double_to_bfloat16(v);
+      return;
+    case DType::f64:
+      static_cast<double *>(data)[i] = v;
+      return;
   }
-  throw NotImplemented("engine: float16 tensors are not supported");
+  throw InternalError("engine: store_from_double of an unknown dtype " +
+                      std::to_string(static_cast<int>(dtype)));
 }
 
 AlignedBuffer::AlignedBuffer(size_t bytes) : size_(bytes) {

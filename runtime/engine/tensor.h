@@ -84,12 +84,23 @@ T saturating_cast(double v) {
   }
 }
 
-// A scalar-per-element reader for any supported dtype (for the odd cold-path loop), and its
-// writer: into an integer dtype a value saturates (saturating_cast).
+// float16, bfloat16 and float64: held, moved and cast, never computed on (the kernels compute in
+// float32 or integers; an op that would compute on them is refused, see compiler.cc).
+inline bool is_storage_only_dtype(DType dtype) {
+  return dtype == DType::f16 || dtype == DType::bf16 || dtype == DType::f64;
+}
+inline bool is_floating_dtype(DType dtype) {
+  return dtype == DType::f32 || is_storage_only_dtype(dtype);
+}
+
+// A scalar-per-element reader for any dtype (for the odd cold-path loop), and its writer: into
+// an integer dtype a value saturates (saturating_cast); into float16/bfloat16 it rounds to
+// nearest even (float16.h), past the largest finite value to inf.
 double load_as_double(const void *data, DType dtype, int64_t i);
 void store_from_double(void *data, DType dtype, int64_t i, double v);
 
-// Calls f(T{}) with T the C++ type of `dtype`; InvalidArgument for unsupported dtypes.
+// Calls f(T{}) with T the C++ type of `dtype`; NotImplemented for the storage-only dtypes
+// (float16, bfloat16, float64), which no computing kernel takes.
 template <typename F>
 void dispatch_dtype(DType dtype, F &&f);
 
@@ -120,6 +131,8 @@ void dispatch_dtype(DType dtype, F &&f) {
       f(bool{});
       return;
     case DType::f16:
+    case DType::bf16:
+    case DType::f64:
       break;
   }
   throw NotImplemented(std::string("engine: dtype ") + dtype_name(dtype) +

@@ -97,8 +97,8 @@ inline int64_t product(const Shape &s, size_t begin, size_t end) {
 inline float round_half_even(float x) { return std::nearbyint(x); }
 
 // The engine's dtype for an ONNX element type given as an attribute (Cast's `to`, EyeLike's and
-// friends' `dtype`): float, uint8, int8, int32, int64, bool; std::nullopt for any other (the
-// caller reports it as unsupported, naming the attribute).
+// friends' `dtype`): float, uint8, int8, int32, int64, bool, float16, double, bfloat16;
+// std::nullopt for any other (the caller reports it as unsupported, naming the attribute).
 inline std::optional<DType> dtype_of_onnx_element_type(int64_t elem_type) {
   switch (elem_type) {
     case 1:
@@ -113,6 +113,12 @@ inline std::optional<DType> dtype_of_onnx_element_type(int64_t elem_type) {
       return DType::i64;
     case 9:
       return DType::bool_;
+    case 10:
+      return DType::f16;
+    case 11:
+      return DType::f64;
+    case 16:
+      return DType::bf16;
     default:
       return std::nullopt;
   }

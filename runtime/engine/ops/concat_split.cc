@@ -97,7 +97,7 @@ std::unique_ptr<Kernel> compile_split(OpContext &ctx) {
 
 }  // namespace
 
-AXSTREAM_ENGINE_OP(Concat, "Concat", 4, 17, compile_concat)
-AXSTREAM_ENGINE_OP(Split, "Split", 2, 17, compile_split)
+AXSTREAM_ENGINE_DATA_OP(Concat, "Concat", 4, 17, compile_concat, false)
+AXSTREAM_ENGINE_DATA_OP(Split, "Split", 2, 17, compile_split, false)
 
 }  // namespace axstream::engine

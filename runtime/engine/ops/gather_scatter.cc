@@ -222,7 +222,7 @@ std::unique_ptr<Kernel> compile_scatter_elements(OpContext &ctx) {
 
 }  // namespace
 
-AXSTREAM_ENGINE_OP(GatherND, "GatherND", 11, 17, compile_gather_nd)
+AXSTREAM_ENGINE_DATA_OP(GatherND, "GatherND", 11, 17, compile_gather_nd, false)
 AXSTREAM_ENGINE_OP(ScatterND, "ScatterND", 11, 17, compile_scatter_nd)
 AXSTREAM_ENGINE_OP(ScatterElements, "ScatterElements", 11, 17, compile_scatter_elements)
 AXSTREAM_ENGINE_OP(Scatter, "Scatter", 9, 10, compile_scatter_elements)

@@ -27,8 +27,7 @@ std::unique_ptr<Kernel> compile_one_hot(OpContext &ctx) {
   DType dt = ctx.in_dtype(2), it = ctx.in_dtype(0);
   ctx.set_output(0, dt, out);
   if (ctx.infer_only()) return nullptr;
-  if (it == DType::bool_ || it == DType::f16)
-    ctx.unsupported(std::string("indices of dtype ") + dtype_name(it));
+  if (it == DType::bool_) ctx.unsupported(std::string("indices of dtype ") + dtype_name(it));
   int64_t outer = product(is, 0, axis), inner = product(is, axis, is.size());
   size_t es = dtype_size(dt);
   return make_kernel([=](ExecContext &, const void *const *in, void *const *o) {
@@ -61,7 +60,6 @@ std::unique_ptr<Kernel> compile_eye_like(OpContext &ctx) {
     if (!named) ctx.unsupported("dtype (ONNX element type " + std::to_string(to) + ")");
     dt = *named;
   }
-  if (dt == DType::f16) ctx.unsupported("dtype float16");
   ctx.set_output(0, dt, xs);
   if (ctx.infer_only()) return nullptr;
   int64_t rows = xs[0], cols = xs[1];
@@ -80,7 +78,7 @@ std::unique_ptr<Kernel> compile_eye_like(OpContext &ctx) {
 
 }  // namespace
 
-AXSTREAM_ENGINE_OP(OneHot, "OneHot", 9, 17, compile_one_hot)
-AXSTREAM_ENGINE_OP(EyeLike, "EyeLike", 9, 17, compile_eye_like)
+AXSTREAM_ENGINE_DATA_OP(OneHot, "OneHot", 9, 17, compile_one_hot, false)
+AXSTREAM_ENGINE_DATA_OP(EyeLike, "EyeLike", 9, 17, compile_eye_like, false)
 
 }  // namespace axstream::engine

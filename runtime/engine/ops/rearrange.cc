@@ -309,12 +309,12 @@ std::unique_ptr<Kernel> compile_compress(OpContext &ctx) {
 
 }  // namespace
 
-AXSTREAM_ENGINE_OP(DepthToSpace, "DepthToSpace", 1, 17, compile_depth_space<true>)
-AXSTREAM_ENGINE_OP(SpaceToDepth, "SpaceToDepth", 1, 17, compile_depth_space<false>)
-AXSTREAM_ENGINE_OP(Trilu, "Trilu", 14, 17, compile_trilu)
-AXSTREAM_ENGINE_OP(GatherElements, "GatherElements", 11, 17, compile_gather_elements)
+AXSTREAM_ENGINE_DATA_OP(DepthToSpace, "DepthToSpace", 1, 17, compile_depth_space<true>, false)
+AXSTREAM_ENGINE_DATA_OP(SpaceToDepth, "SpaceToDepth", 1, 17, compile_depth_space<false>, false)
+AXSTREAM_ENGINE_DATA_OP(Trilu, "Trilu", 14, 17, compile_trilu, false)
+AXSTREAM_ENGINE_DATA_OP(GatherElements, "GatherElements", 11, 17, compile_gather_elements, false)
 AXSTREAM_ENGINE_OP(Range, "Range", 11, 17, compile_range)
-AXSTREAM_ENGINE_OP(ReverseSequence, "ReverseSequence", 10, 17, compile_reverse_sequence)
-AXSTREAM_ENGINE_OP(Compress, "Compress", 9, 17, compile_compress)
+AXSTREAM_ENGINE_DATA_OP(ReverseSequence, "ReverseSequence", 10, 17, compile_reverse_sequence, false)
+AXSTREAM_ENGINE_DATA_OP(Compress, "Compress", 9, 17, compile_compress, false)
 
 }  // namespace axstream::engine

@@ -1,6 +1,7 @@
 // Ops that only re-label or copy data: Reshape, Flatten, Squeeze, Unsqueeze, Identity,
 // Dropout (inference, or training with ratio 0), Shape, Size, ConstantOfShape, Cast, CastLike,
 // Expand, Tile.
+#include "../float16.h"
 #include "common.h"
 
 namespace axstream::engine {
@@ -200,36 +201,75 @@ std::unique_ptr<Kernel> compile_constant_of_shape(OpContext &ctx) {
   });
 }
 
-// Cast's kernel to `dt` (Cast's `to`, CastLike's second input's dtype).
+// Integer (or bool) to integer (or bool): the low bits, as numpy and ONNX Runtime do (a double
+// on the way would round values past 2^53 and saturate instead).
+void cast_integers(const void *in, DType from, void *out, DType to, int64_t n) {
+  dispatch_dtype(from, [&](auto from_zero) {
+    const auto *x = static_cast<const decltype(from_zero) *>(in);
+    dispatch_dtype(to, [&](auto to_zero) {
+      using To = decltype(to_zero);
+      auto *y = static_cast<To *>(out);
+      for (int64_t i = 0; i < n; ++i) {
+        if constexpr (std::is_same_v<To, bool>)
+          y[i] = x[i] != 0;
+        else
+          y[i] = static_cast<To>(x[i]);
+      }
+    });
+  });
+}
+
+// The float16 / bfloat16 -> float32 widening every half-weight model runs (folded at load when
+// the weights are initializers): a table-free loop, exact.
+template <float (*widen)(uint16_t)>
+void widen_16_to_float(const void *in, void *out, int64_t n) {
+  const auto *x = static_cast<const uint16_t *>(in);
+  auto *y = static_cast<float *>(out);
+  for (int64_t i = 0; i < n; ++i) y[i] = widen(x[i]);
+}
+
+// Cast's kernel to `dt` (Cast's `to`, CastLike's second input's dtype). Between any two of
+// float32, float64, float16, bfloat16, the integers and bool, as numpy's astype: a float into an
+// integer truncates towards zero and saturates (NaN reads 0), into bool is != 0; a value into
+// float16/bfloat16 rounds to nearest even straight from its own precision (float64 -> float16
+// is not rounded twice through float32), past the largest finite value to inf.
 std::unique_ptr<Kernel> cast_to(OpContext &ctx, DType dt) {
   ctx.set_output(0, dt, ctx.in_shape(0));
   if (ctx.infer_only()) return nullptr;
   DType from = ctx.in_dtype(0);
-  if (from == DType::f16 || dt == DType::f16) ctx.unsupported("cast from or to float16");
   int64_t n = product(ctx.in_shape(0), 0, ctx.in_shape(0).size());
-  return make_kernel([n, from, dt](ExecContext &, const void *const *in, void *const *o) {
-    if (from == dt) {
+  if (from == dt)
+    return make_kernel([n, dt](ExecContext &, const void *const *in, void *const *o) {
       std::memcpy(o[0], in[0], static_cast<size_t>(n) * dtype_size(dt));
-      return;
-    }
-    if (from != DType::f32 && dt != DType::f32) {
-      // Integer to integer keeps the low bits, as numpy and ONNX Runtime do (a double on the way
-      // would round values past 2^53 and saturate instead).
-      dispatch_dtype(from, [&](auto from_zero) {
-        const auto *x = static_cast<const decltype(from_zero) *>(in[0]);
-        dispatch_dtype(dt, [&](auto to_zero) {
-          using To = decltype(to_zero);
-          auto *y = static_cast<To *>(o[0]);
-          for (int64_t i = 0; i < n; ++i) {
-            if constexpr (std::is_same_v<To, bool>)
-              y[i] = x[i] != 0;
-            else
-              y[i] = static_cast<To>(x[i]);
-          }
-        });
-      });
-      return;
-    }
+    });
+  if (!is_floating_dtype(from) && !is_floating_dtype(dt))
+    return make_kernel([n, from, dt](ExecContext &, const void *const *in, void *const *o) {
+      cast_integers(in[0], from, o[0], dt, n);
+    });
+  if (dt == DType::f32 && from == DType::f16)
+    return make_kernel([n](ExecContext &, const void *const *in, void *const *o) {
+      widen_16_to_float<half_to_float>(in[0], o[0], n);
+    });
+  if (dt == DType::f32 && from == DType::bf16)
+    return make_kernel([n](ExecContext &, const void *const *in, void *const *o) {
+      widen_16_to_float<bfloat16_to_float>(in[0], o[0], n);
+    });
+  if (dt == DType::f32 && from == DType::i64)
+    // int64 -> float32 in one rounding (a double on the way rounds twice past 2^53).
+    return make_kernel([n](ExecContext &, const void *const *in, void *const *o) {
+      const auto *x = static_cast<const int64_t *>(in[0]);
+      auto *y = static_cast<float *>(o[0]);
+      for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(x[i]);
+    });
+  if (dt == DType::bf16 && from == DType::f32)
+    return make_kernel([n](ExecContext &, const void *const *in, void *const *o) {
+      const auto *x = static_cast<const float *>(in[0]);
+      auto *y = static_cast<uint16_t *>(o[0]);
+      for (int64_t i = 0; i < n; ++i) y[i] = float_to_bfloat16(x[i]);
+    });
+  // Every other pair through a double, which holds every float32, float16, bfloat16 and 32-bit
+  // integer exactly, so the one rounding is the store's.
+  return make_kernel([n, from, dt](ExecContext &, const void *const *in, void *const *o) {
     for (int64_t i = 0; i < n; ++i) store_from_double(o[0], dt, i, load_as_double(in[0], from, i));
   });
 }
@@ -309,18 +349,18 @@ std::unique_ptr<Kernel> compile_tile(OpContext &ctx) {
 
 }  // namespace
 
-AXSTREAM_ENGINE_OP(Reshape, "Reshape", 1, 17, compile_reshape)
-AXSTREAM_ENGINE_OP(Flatten, "Flatten", 1, 17, compile_flatten)
-AXSTREAM_ENGINE_OP(Squeeze, "Squeeze", 1, 17, compile_squeeze)
-AXSTREAM_ENGINE_OP(Unsqueeze, "Unsqueeze", 1, 17, compile_unsqueeze)
-AXSTREAM_ENGINE_OP(Identity, "Identity", 1, 17, compile_identity)
-AXSTREAM_ENGINE_OP(Dropout, "Dropout", 1, 17, compile_dropout)
-AXSTREAM_ENGINE_OP_EX(Shape, "", "Shape", 1, 17, compile_shape, true)
-AXSTREAM_ENGINE_OP_EX(Size, "", "Size", 1, 17, compile_size, true)
-AXSTREAM_ENGINE_OP(ConstantOfShape, "ConstantOfShape", 9, 17, compile_constant_of_shape)
-AXSTREAM_ENGINE_OP(Cast, "Cast", 6, 17, compile_cast)
-AXSTREAM_ENGINE_OP(CastLike, "CastLike", 15, 17, compile_cast_like)
-AXSTREAM_ENGINE_OP(Expand, "Expand", 8, 17, compile_expand)
-AXSTREAM_ENGINE_OP(Tile, "Tile", 6, 17, compile_tile)
+AXSTREAM_ENGINE_DATA_OP(Reshape, "Reshape", 1, 17, compile_reshape, false)
+AXSTREAM_ENGINE_DATA_OP(Flatten, "Flatten", 1, 17, compile_flatten, false)
+AXSTREAM_ENGINE_DATA_OP(Squeeze, "Squeeze", 1, 17, compile_squeeze, false)
+AXSTREAM_ENGINE_DATA_OP(Unsqueeze, "Unsqueeze", 1, 17, compile_unsqueeze, false)
+AXSTREAM_ENGINE_DATA_OP(Identity, "Identity", 1, 17, compile_identity, false)
+AXSTREAM_ENGINE_DATA_OP(Dropout, "Dropout", 1, 17, compile_dropout, false)
+AXSTREAM_ENGINE_DATA_OP(Shape, "Shape", 1, 17, compile_shape, true)
+AXSTREAM_ENGINE_DATA_OP(Size, "Size", 1, 17, compile_size, true)
+AXSTREAM_ENGINE_DATA_OP(ConstantOfShape, "ConstantOfShape", 9, 17, compile_constant_of_shape, false)
+AXSTREAM_ENGINE_DATA_OP(Cast, "Cast", 6, 17, compile_cast, false)
+AXSTREAM_ENGINE_DATA_OP(CastLike, "CastLike", 15, 17, compile_cast_like, false)
+AXSTREAM_ENGINE_DATA_OP(Expand, "Expand", 8, 17, compile_expand, false)
+AXSTREAM_ENGINE_DATA_OP(Tile, "Tile", 6, 17, compile_tile, false)
 
 }  // namespace axstream::engine

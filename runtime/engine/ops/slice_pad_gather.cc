@@ -296,8 +296,8 @@ std::unique_ptr<Kernel> compile_gather(OpContext &ctx) {
 
 }  // namespace
 
-AXSTREAM_ENGINE_OP(Slice, "Slice", 1, 17, compile_slice)
-AXSTREAM_ENGINE_OP(Pad, "Pad", 2, 17, compile_pad)
-AXSTREAM_ENGINE_OP(Gather, "Gather", 1, 17, compile_gather)
+AXSTREAM_ENGINE_DATA_OP(Slice, "Slice", 1, 17, compile_slice, false)
+AXSTREAM_ENGINE_DATA_OP(Pad, "Pad", 2, 17, compile_pad, false)
+AXSTREAM_ENGINE_DATA_OP(Gather, "Gather", 1, 17, compile_gather, false)
 
 }  // namespace axstream::engine

@@ -71,6 +71,6 @@ std::unique_ptr<Kernel> compile_transpose(OpContext &ctx) {
 
 }  // namespace
 
-AXSTREAM_ENGINE_OP(Transpose, "Transpose", 1, 17, compile_transpose)
+AXSTREAM_ENGINE_DATA_OP(Transpose, "Transpose", 1, 17, compile_transpose, false)
 
 }  // namespace axstream::engine

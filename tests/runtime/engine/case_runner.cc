@@ -41,6 +41,9 @@ std::string compare(const Tensor &expected, const void *actual, DType actual_dty
            std::fabs(a - e) <= tol.atol + tol.rtol * std::fabs(e);
     } else if (expected.dtype == DType::i8 || expected.dtype == DType::u8) {
       ok = std::fabs(a - e) <= tol.quantized_lsb;
+    } else if (expected.dtype != DType::f32 && is_floating_dtype(expected.dtype)) {
+      // float16, bfloat16, float64 come only from Cast and data movement: exact, any NaN a NaN.
+      ok = (std::isnan(e) && std::isnan(a)) || a == e;
     } else if (expected.dtype == DType::i64) {
       ok = static_cast<const int64_t *>(actual)[i] == expected.data<int64_t>()[i];
     } else {
@@ -58,6 +61,19 @@ std::string compare(const Tensor &expected, const void *actual, DType actual_dty
     << "; first at " << first_bad << ": got " << load_as_double(actual, actual_dtype, first_bad)
     << ", expected " << expected.as_double(first_bad) << ")";
   return m.str();
+}
+
+// A case's input_N.pb / output_N.pb for a value the program holds as `dtype`. ONNX 1.12's
+// generator wrote bfloat16 tensors as UINT16 (data_type 4) holding the same 16-bit patterns.
+Tensor read_case_tensor(const fs::path &path, DType dtype, const std::string &what) {
+  std::string bytes = read_file(path);
+  onnx::TensorProto proto;
+  if (dtype == DType::bf16 && proto.ParseFromString(bytes) &&
+      proto.data_type() == onnx::TensorProto::UINT16) {
+    proto.set_data_type(onnx::TensorProto::BFLOAT16);
+    bytes = proto.SerializeAsString();
+  }
+  return tensor_from_onnx_bytes(bytes, what);
 }
 
 }  // namespace
@@ -120,11 +136,11 @@ CaseResult run_once(const std::string &dir, const Tolerance &tolerance, size_t r
       std::vector<Tensor> inputs, expected;
       size_t input_count = std::min<size_t>(run_time_inputs, program->inputs().size());
       for (size_t i = 0; i < input_count; ++i)
-        inputs.push_back(tensor_from_onnx_bytes(
-            read_file(data / ("input_" + std::to_string(i) + ".pb")), "input"));
+        inputs.push_back(read_case_tensor(data / ("input_" + std::to_string(i) + ".pb"),
+                                          program->inputs()[i].dtype, "input"));
       for (size_t i = 0; i < program->outputs().size(); ++i)
-        expected.push_back(tensor_from_onnx_bytes(
-            read_file(data / ("output_" + std::to_string(i) + ".pb")), "output"));
+        expected.push_back(read_case_tensor(data / ("output_" + std::to_string(i) + ".pb"),
+                                            program->outputs()[i].dtype, "output"));
       std::vector<const void *> in_ptrs;
       for (size_t i = 0; i < inputs.size(); ++i) {
         const TensorDesc &d = program->inputs()[i];

@@ -17,7 +17,8 @@ OUT, STAMP = arguments(__doc__, ["OUTDIR", "STAMP"])
 rng = np.random.default_rng(1234)
 NP2ONNX = {np.float32: TensorProto.FLOAT, np.int8: TensorProto.INT8, np.uint8: TensorProto.UINT8,
            np.int64: TensorProto.INT64, np.int32: TensorProto.INT32,
-           np.bool_: TensorProto.BOOL}
+           np.bool_: TensorProto.BOOL, np.float16: TensorProto.FLOAT16,
+           np.float64: TensorProto.DOUBLE}
 
 
 def onnx_type(a):
@@ -932,6 +933,75 @@ save('castlike_float_int64_uint8', [
      ('u8_as_i8', u8.astype(np.int8))],
     [('like_i32', np.zeros(1, np.int32)), ('like_f32', np.zeros(1, np.float32)),
      ('like_i8', np.zeros(1, np.int8))], opset=15)
+
+
+# Cast between every pair of float32, float64, float16, int8, uint8, int32, int64 and bool
+# (bfloat16 has no numpy type: test_engine.cc), against numpy's astype. Float sources hold
+# values every integer target holds once truncated towards zero (numpy's out-of-range float ->
+# int is undefined; the engine saturates, tested in test_engine.cc), with a second, non-negative
+# set for uint8; into float16 the rounding cases: 65504 (largest), 65519 (rounds down to it),
+# 65520 (rounds to inf), a subnormal, 2^-25 (a tie to 0), 1 + 2^-11 (a tie to 1), 1 + 3 * 2^-11
+# (a tie up), NaN, +-inf, -0; from float64, 1 + 2^-11 + 2^-40 rounds up to 1 + 2^-10, where
+# going through float32 (which drops the 2^-40) would tie back to 1.
+CAST_TYPES = [np.float32, np.float64, np.float16, np.int8, np.uint8, np.int32, np.int64, np.bool_]
+signed_values = [-100.75, -2.5, -0.0, 0.0, 0.4999, 1.5, 2.5, 99.9]
+half_rounding = [65504.0, 65519.0, 65520.0, 6e-8, 2.0 ** -25, 1 + 2.0 ** -11, 1 + 3 * 2.0 ** -11,
+                 float('nan'), float('inf'), float('-inf'), -0.0, 1 + 2.0 ** -11 + 2.0 ** -40]
+cast_nodes, cast_inputs, cast_outputs = [], [], []
+for src in CAST_TYPES:
+    src_name = np.dtype(src).name
+    if np.issubdtype(src, np.floating):
+        signed = np.array(signed_values, src)
+        unsigned = np.abs(signed)
+        cast_inputs += [(f'{src_name}_signed', signed), (f'{src_name}_unsigned', unsigned)]
+    else:
+        signed = np.array([-100, -3, -1, 0, 1, 2, 100, 127] if src not in (np.uint8, np.bool_)
+                          else [0, 1, 2, 100, 127, 200, 255, 3], src)
+        unsigned = signed
+        cast_inputs += [(f'{src_name}_signed', signed)]
+    for dst in CAST_TYPES:
+        if dst is src:
+            continue
+        dst_name = np.dtype(dst).name
+        x_name = f'{src_name}_unsigned' if np.issubdtype(src, np.floating) and dst is np.uint8 \
+            else f'{src_name}_signed'
+        x = unsigned if x_name.endswith('unsigned') else signed
+        y_name = f'{src_name}_to_{dst_name}'
+        cast_nodes.append(helper.make_node('Cast', [x_name], [y_name],
+                                           to=NP2ONNX[dst]))
+        cast_outputs.append((y_name, x.astype(dst)))
+for src in (np.float32, np.float64):
+    x = np.array(half_rounding, src)
+    name = f'{np.dtype(src).name}_half_rounding'
+    cast_inputs.append((name, x))
+    cast_nodes.append(helper.make_node('Cast', [name], [name + '_to_float16'],
+                                       to=TensorProto.FLOAT16))
+    cast_outputs.append((name + '_to_float16', x.astype(np.float16)))
+save('cast_every_pair_float16_float64_integers_bool', cast_nodes, cast_inputs, cast_outputs)
+
+
+# float16 and float64 through the ops that only move data (Transpose, Concat, Gather, Slice,
+# Reshape, Pad, Expand), then CastLike to float32.
+h = rng.standard_normal((2, 3, 4)).astype(np.float16)
+d = rng.standard_normal((2, 3, 4))
+save('float16_float64_data_movement', [
+    helper.make_node('Transpose', ['h'], ['ht'], perm=[2, 0, 1]),
+    helper.make_node('Concat', ['h', 'h'], ['hc'], axis=1),
+    helper.make_node('Gather', ['d', 'rows'], ['dg'], axis=2),
+    helper.make_node('Slice', ['d', 'starts', 'ends', 'axis1'], ['ds']),
+    helper.make_node('Reshape', ['h', 'flat'], ['hr']),
+    helper.make_node('Pad', ['d', 'pads', 'fill'], ['dp']),
+    helper.make_node('Expand', ['h1', 'wide'], ['he']),
+    helper.make_node('CastLike', ['d', 'like_f32'], ['d32'])],
+    [('h', h), ('d', d), ('h1', h[:1, :1])],
+    [('ht', h.transpose(2, 0, 1)), ('hc', np.concatenate([h, h], 1)),
+     ('dg', d[:, :, [3, 0]]), ('ds', d[:, 1:3]), ('hr', h.reshape(-1)),
+     ('dp', np.pad(d, ((0, 0), (1, 0), (0, 2)), constant_values=-0.125)),
+     ('he', np.broadcast_to(h[:1, :1], (3, 1, 4)).copy()), ('d32', d.astype(np.float32))],
+    [('rows', np.array([3, 0], np.int64)), ('starts', np.array([1], np.int64)),
+     ('ends', np.array([3], np.int64)), ('axis1', np.array([1], np.int64)), ('flat', np.array([-1], np.int64)),
+     ('pads', np.array([0, 1, 0, 0, 0, 2], np.int64)), ('fill', np.array(-0.125, np.float64)),
+     ('wide', np.array([3, 1, 4], np.int64)), ('like_f32', np.zeros(1, np.float32))], opset=15)
 
 
 # DynamicQuantizeLinear on values all above 0 (the range still starts at 0: zero point 0) and

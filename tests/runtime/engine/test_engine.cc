@@ -16,6 +16,7 @@
 #include "axstream/runtime/engine.h"
 #include "case_runner.h"
 #include "expected_error.h"
+#include "float16.h"
 #include "graph_builder.h"
 
 namespace fs = std::filesystem;
@@ -1898,4 +1899,305 @@ TEST(EngineOps, StftWithFramesLongerThanTheSignalNamesNodeAndLengths) {
   EXPECT_NE(msg.find("frame_step 2 and frame_length 16 do not frame a signal of 8"),
             std::string::npos)
       << msg;
+}
+
+// --- float16, bfloat16, float64 as storage types -------------------------------------------------
+
+TEST(EngineFloat16, HalfConversionsOfTheEdgeValuesMatchIeeeBinary16) {
+  EXPECT_EQ(float_to_half(65504.f), 0x7bff);  // largest finite
+  EXPECT_EQ(half_to_float(0x7bff), 65504.f);
+  EXPECT_EQ(float_to_half(65519.f), 0x7bff);  // below the midpoint to 65536: down
+  EXPECT_EQ(float_to_half(65520.f), 0x7c00);  // the midpoint ties to the even 65536: inf
+  EXPECT_EQ(float_to_half(6e-8f), 0x0001);    // the smallest subnormal, 2^-24 = 5.96e-8
+  EXPECT_EQ(half_to_float(0x0001), std::ldexp(1.f, -24));
+  EXPECT_EQ(half_to_float(0x03ff), std::ldexp(1023.f, -24));         // largest subnormal
+  EXPECT_EQ(float_to_half(std::ldexp(1.f, -25)), 0x0000);            // half of it ties to even 0
+  EXPECT_EQ(float_to_half(std::ldexp(3.f, -26)), 0x0001);            // above half: up
+  EXPECT_EQ(float_to_half(std::ldexp(1023.5f, -24)), 0x0400);        // carries into the normals
+  EXPECT_EQ(float_to_half(1.f + std::ldexp(1.f, -11)), 0x3c00);      // tie to even: down
+  EXPECT_EQ(float_to_half(1.f + 3 * std::ldexp(1.f, -11)), 0x3c02);  // tie to even: up
+  EXPECT_EQ(float_to_half(INFINITY), 0x7c00);
+  EXPECT_EQ(float_to_half(-INFINITY), 0xfc00);
+  EXPECT_EQ(float_to_half(-0.f), 0x8000);
+  EXPECT_TRUE(std::signbit(half_to_float(0x8000)));
+  EXPECT_EQ(half_to_float(0x8000), 0.f);
+  EXPECT_EQ(float_to_half(1e-9f), 0x0000);
+  EXPECT_EQ(float_to_half(-1e9f), 0xfc00);
+  const uint16_t nan = float_to_half(std::nanf(""));
+  EXPECT_EQ(nan & 0x7c00, 0x7c00);
+  EXPECT_NE(nan & 0x03ff, 0);
+  EXPECT_TRUE(std::isnan(half_to_float(0x7e00)));
+  EXPECT_TRUE(std::isnan(half_to_float(0xfc01)));  // a signalling NaN stays a NaN
+  // float64 -> float16 rounds once: through float32 (which drops the 2^-40) it would tie to 1.
+  EXPECT_EQ(double_to_half(1 + std::ldexp(1.0, -11) + std::ldexp(1.0, -40)), 0x3c01);
+  // Every half widens to a float that narrows back to the same bits.
+  for (uint32_t bits = 0; bits <= 0xffff; ++bits) {
+    const float f = half_to_float(static_cast<uint16_t>(bits));
+    if (std::isnan(f)) continue;
+    ASSERT_EQ(float_to_half(f), bits) << "half 0x" << std::hex << bits;
+  }
+}
+
+TEST(EngineFloat16, BFloat16RoundsToNearestEvenAndKeepsNanANan) {
+  auto from_bits = [](uint32_t bits) {
+    float f;
+    std::memcpy(&f, &bits, sizeof f);
+    return f;
+  };
+  EXPECT_EQ(float_to_bfloat16(1.f), 0x3f80);
+  EXPECT_EQ(bfloat16_to_float(0x3f80), 1.f);
+  EXPECT_EQ(float_to_bfloat16(from_bits(0x3f808000)), 0x3f80);  // tie, even below
+  EXPECT_EQ(float_to_bfloat16(from_bits(0x3f818000)), 0x3f82);  // tie, odd below: up
+  EXPECT_EQ(float_to_bfloat16(from_bits(0x3f808001)), 0x3f81);  // above the tie: up
+  EXPECT_EQ(float_to_bfloat16(from_bits(0x3ef5eeb0)), 0x3ef6);  // truncation would give 3ef5
+  EXPECT_EQ(float_to_bfloat16(std::numeric_limits<float>::max()), 0x7f80);  // past bf16 max
+  EXPECT_EQ(float_to_bfloat16(-0.f), 0x8000);
+  // A NaN whose payload sits in the low 16 bits only must not become inf.
+  const uint16_t nan = float_to_bfloat16(from_bits(0x7f800001));
+  EXPECT_TRUE(std::isnan(bfloat16_to_float(nan)));
+  EXPECT_TRUE(std::isnan(bfloat16_to_float(float_to_bfloat16(from_bits(0xffc00000)))));
+  EXPECT_EQ(bfloat16_to_float(0x0001), std::ldexp(1.f, -133));  // a float subnormal
+  // The double path rounds exactly as the float path for every float.
+  uint32_t state = 12345;
+  for (int i = 0; i < 100000; ++i) {
+    state = state * 1664525u + 1013904223u;
+    const float f = from_bits(state);
+    if (std::isnan(f)) continue;
+    ASSERT_EQ(double_to_bfloat16(f), float_to_bfloat16(f)) << std::hex << state;
+  }
+}
+
+namespace {
+
+// x (from, n) -> Cast(to=mid) -> Cast(to=back) -> y.
+std::shared_ptr<const Program> cast_chain_program(onnx::TensorProto::DataType from,
+                                                  onnx::TensorProto::DataType mid,
+                                                  onnx::TensorProto::DataType back, int n) {
+  onnx::ModelProto m = one_node_model("Cast", "to_mid", {std::to_string(n)});
+  auto *g = m.mutable_graph();
+  g->mutable_node(0)->set_output(0, "mid");
+  auto *to = g->mutable_node(0)->add_attribute();
+  to->set_name("to");
+  to->set_type(onnx::AttributeProto::INT);
+  to->set_i(mid);
+  auto *second = g->add_node();
+  second->set_op_type("Cast");
+  second->set_name("to_back");
+  second->add_input("mid");
+  second->add_output("y");
+  *second->add_attribute() = *to;
+  second->mutable_attribute(0)->set_i(back);
+  g->mutable_input(0)->mutable_type()->mutable_tensor_type()->set_elem_type(from);
+  g->mutable_output(0)->mutable_type()->mutable_tensor_type()->set_elem_type(back);
+  return Program::from_bytes(m.SerializeAsString(), "cast_chain.onnx");
+}
+
+}  // namespace
+
+TEST(EngineFloat16, CastFloatToHalfAndBackRoundsAsIeeeHalf) {
+  struct Row {
+    float in, out;
+  };
+  const Row table[] = {
+      {65504.f, 65504.f},
+      {65519.f, 65504.f},
+      {65520.f, INFINITY},
+      {-65520.f, -INFINITY},
+      {6e-8f, std::ldexp(1.f, -24)},
+      {1e-8f, 0.f},
+      {0.1f, 0.0999755859375f},
+      {1.f / 3, 0.333251953125f},
+      {-2.5f, -2.5f},
+      {INFINITY, INFINITY},
+      {std::ldexp(1.f, -14), std::ldexp(1.f, -14)},
+  };
+  constexpr int n = sizeof table / sizeof table[0] + 2;
+  auto program = cast_chain_program(onnx::TensorProto::FLOAT, onnx::TensorProto::FLOAT16,
+                                    onnx::TensorProto::FLOAT, n);
+  float x[n], y[n];
+  for (int i = 0; i < n - 2; ++i) x[i] = table[i].in;
+  x[n - 2] = -0.f;
+  x[n - 1] = std::nanf("");
+  program->make_executor()->run({x}, {y});
+  for (int i = 0; i < n - 2; ++i) EXPECT_EQ(y[i], table[i].out) << "Cast of " << table[i].in;
+  EXPECT_TRUE(y[n - 2] == 0.f && std::signbit(y[n - 2]));
+  EXPECT_TRUE(std::isnan(y[n - 1]));
+}
+
+TEST(EngineFloat16, StorageDtypeIoReportsItsDtypeAndByteSize) {
+  // bfloat16 in, float64 out (through float32): the descriptors say so, and the run reads two
+  // bytes and writes eight per element.
+  auto program = cast_chain_program(onnx::TensorProto::BFLOAT16, onnx::TensorProto::FLOAT,
+                                    onnx::TensorProto::DOUBLE, 3);
+  ASSERT_EQ(program->inputs().size(), 1u);
+  EXPECT_EQ(program->inputs()[0].dtype, DType::bf16);
+  EXPECT_EQ(program->inputs()[0].byte_size(), 6u);
+  EXPECT_EQ(program->outputs()[0].dtype, DType::f64);
+  EXPECT_EQ(program->outputs()[0].byte_size(), 24u);
+  EXPECT_STREQ(dtype_name(DType::bf16), "bfloat16");
+  EXPECT_STREQ(dtype_name(DType::f64), "float64");
+  const uint16_t x[3] = {0x3f80, 0xc0a0, 0x7f80};  // 1, -5, inf
+  double y[3] = {};
+  program->make_executor()->run({x}, {y});
+  EXPECT_EQ(y[0], 1.0);
+  EXPECT_EQ(y[1], -5.0);
+  EXPECT_EQ(y[2], INFINITY);
+
+  // float64 -> int32 truncates towards zero and saturates, as float32 does.
+  auto to_int = cast_chain_program(onnx::TensorProto::DOUBLE, onnx::TensorProto::INT32,
+                                   onnx::TensorProto::INT64, 4);
+  const double d[4] = {-2.9, 3e10, std::nan(""), 2147483646.5};
+  int64_t ints[4] = {};
+  to_int->make_executor()->run({d}, {ints});
+  EXPECT_EQ(ints[0], -2);
+  EXPECT_EQ(ints[1], std::numeric_limits<int32_t>::max());
+  EXPECT_EQ(ints[2], 0);
+  EXPECT_EQ(ints[3], 2147483646);
+}
+
+namespace {
+
+// y = Cast(to=FLOAT)(w) + x over 4 elements, w an initializer of `type` filled by `fill`.
+template <typename Fill>
+std::vector<float> add_cast_initializer(onnx::TensorProto::DataType type, Fill &&fill) {
+  onnx::ModelProto m = one_node_model("Add", "add_node", {"4"});
+  auto *g = m.mutable_graph();
+  g->mutable_node(0)->add_input("w32");
+  auto *cast = g->add_node();
+  cast->set_op_type("Cast");
+  cast->set_name("w_to_float");
+  cast->add_input("w");
+  cast->add_output("w32");
+  auto *to = cast->add_attribute();
+  to->set_name("to");
+  to->set_type(onnx::AttributeProto::INT);
+  to->set_i(onnx::TensorProto::FLOAT);
+  auto *w = g->add_initializer();
+  w->set_name("w");
+  w->set_data_type(type);
+  w->add_dims(4);
+  fill(*w);
+  auto program = Program::from_bytes(m.SerializeAsString(), "initializer.onnx");
+  const float x[4] = {};
+  std::vector<float> y(4);
+  program->make_executor()->run({x}, {y.data()});
+  return y;
+}
+
+}  // namespace
+
+TEST(EngineFloat16, InitializersLoadFromEveryProtoEncoding) {
+  const std::vector<float> expected = {1.f, -2.5f, 65504.f, std::ldexp(1.f, -24)};
+  const uint16_t half[4] = {0x3c00, 0xc100, 0x7bff, 0x0001};
+  // float16 in int32_data: one 16-bit pattern per int32 (onnx.proto), as onnx.helper writes it.
+  EXPECT_EQ(add_cast_initializer(onnx::TensorProto::FLOAT16,
+                                 [&](onnx::TensorProto &t) {
+                                   for (uint16_t h : half) t.add_int32_data(h);
+                                 }),
+            expected);
+  EXPECT_EQ(
+      add_cast_initializer(onnx::TensorProto::FLOAT16,
+                           [&](onnx::TensorProto &t) {
+                             t.set_raw_data(std::string(reinterpret_cast<const char *>(half), 8));
+                           }),
+      expected);
+  const uint16_t bf16[4] = {0x3f80, 0xc020, 0x477f, 0x3380};  // 1, -2.5, 65280, 2^-24
+  EXPECT_EQ(add_cast_initializer(onnx::TensorProto::BFLOAT16,
+                                 [&](onnx::TensorProto &t) {
+                                   for (uint16_t b : bf16) t.add_int32_data(b);
+                                 }),
+            (std::vector<float>{1.f, -2.5f, 65280.f, std::ldexp(1.f, -24)}));
+  const double d[4] = {1.0, -2.5, 65504.0, 0.1};
+  const std::vector<float> from_double = {1.f, -2.5f, 65504.f, 0.1f};
+  EXPECT_EQ(add_cast_initializer(onnx::TensorProto::DOUBLE,
+                                 [&](onnx::TensorProto &t) {
+                                   for (double v : d) t.add_double_data(v);
+                                 }),
+            from_double);
+  EXPECT_EQ(
+      add_cast_initializer(onnx::TensorProto::DOUBLE,
+                           [&](onnx::TensorProto &t) {
+                             t.set_raw_data(std::string(reinterpret_cast<const char *>(d), 32));
+                           }),
+      from_double);
+  // A raw_data of the wrong length for float16's two bytes is refused, naming the initializer.
+  std::string msg = message_of<InvalidArgument>([&] {
+    add_cast_initializer(onnx::TensorProto::FLOAT16,
+                         [](onnx::TensorProto &t) { t.set_raw_data(std::string(4, '\0')); });
+  });
+  EXPECT_NE(msg.find("initializer 'w'"), std::string::npos) << msg;
+}
+
+TEST(EngineFloat16, HalfWeightConvFoldsItsCastAndMatchesTheFloat32Model) {
+  // A torch .half() export: Conv's weight a float16 initializer read through Cast(to=FLOAT).
+  // The Cast of a constant is folded at load into a float32 initializer: the optimised graph
+  // runs the float Conv alone, with the weights the float32 model holds (the same values).
+  std::vector<uint16_t> half_weights(4 * 3 * 3 * 3);
+  std::vector<float> float_weights(half_weights.size());
+  uint32_t state = 7;
+  for (size_t i = 0; i < half_weights.size(); ++i) {
+    state = state * 1664525u + 1013904223u;
+    half_weights[i] = float_to_half((static_cast<float>(state >> 8) / (1 << 24) - 0.5f) * 0.8f);
+    float_weights[i] = half_to_float(half_weights[i]);
+  }
+  auto conv_model = [&](bool half) {
+    GraphBuilder b("half_conv");
+    auto *in = b.graph->add_input();
+    in->set_name("x");
+    in->mutable_type()->mutable_tensor_type()->set_elem_type(kFloat);
+    for (int64_t dim : {1, 3, 6, 6})
+      in->mutable_type()->mutable_tensor_type()->mutable_shape()->add_dim()->set_dim_value(dim);
+    b.graph->add_output()->set_name("y");
+    auto *w = b.graph->add_initializer();
+    w->set_name("w");
+    for (int64_t dim : {4, 3, 3, 3}) w->add_dims(dim);
+    if (half) {
+      w->set_data_type(onnx::TensorProto::FLOAT16);
+      w->set_raw_data(std::string(reinterpret_cast<const char *>(half_weights.data()),
+                                  half_weights.size() * 2));
+      b.node("Cast", {"w"}, "w32")->add_attribute()->CopyFrom([] {
+        onnx::AttributeProto to;
+        to.set_name("to");
+        to.set_type(onnx::AttributeProto::INT);
+        to.set_i(onnx::TensorProto::FLOAT);
+        return to;
+      }());
+      b.node("Conv", {"x", "w32"}, "y");
+    } else {
+      w->set_data_type(kFloat);
+      for (float v : float_weights) w->add_float_data(v);
+      b.node("Conv", {"x", "w"}, "y");
+    }
+    return Program::from_bytes(b.model.SerializeAsString(), half ? "half.onnx" : "float.onnx");
+  };
+  auto half_program = conv_model(true), float_program = conv_model(false);
+  const std::string graph = half_program->describe();
+  EXPECT_EQ(graph.find("Cast"), std::string::npos) << graph;
+  EXPECT_NE(graph.find("Conv"), std::string::npos) << graph;
+  EXPECT_NE(graph.find("float32(4,3,3,3) const"), std::string::npos) << graph;
+  std::vector<float> x(3 * 6 * 6);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37f * static_cast<float>(i));
+  std::vector<float> y_half(4 * 4 * 4), y_float(y_half.size());
+  half_program->make_executor()->run({x.data()}, {y_half.data()});
+  float_program->make_executor()->run({x.data()}, {y_float.data()});
+  EXPECT_EQ(y_half, y_float);
+}
+
+TEST(EngineFloat16, OpsThatComputeRefuseStorageDtypesNamingNodeOpAndDtype) {
+  for (auto [type, name] : {std::pair{onnx::TensorProto::FLOAT16, "float16"},
+                            std::pair{onnx::TensorProto::BFLOAT16, "bfloat16"},
+                            std::pair{onnx::TensorProto::DOUBLE, "float64"}}) {
+    for (const char *op : {"Relu", "Sigmoid", "Softmax"}) {
+      onnx::ModelProto m = one_node_model(op, "compute_node", {"2", "3"});
+      auto *g = m.mutable_graph();
+      g->mutable_input(0)->mutable_type()->mutable_tensor_type()->set_elem_type(type);
+      g->mutable_output(0)->mutable_type()->mutable_tensor_type()->set_elem_type(type);
+      std::string msg = message_of<NotImplemented>(
+          [&] { Program::from_bytes(m.SerializeAsString(), "compute.onnx"); });
+      EXPECT_NE(msg.find("node 'compute_node' (" + std::string(op) + ")"), std::string::npos)
+          << msg;
+      EXPECT_NE(msg.find(std::string("dtype ") + name + " (expected float32"), std::string::npos)
+          << msg;
+    }
+  }
 }

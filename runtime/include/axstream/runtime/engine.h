@@ -10,7 +10,9 @@
 
 namespace axstream::engine {
 
-enum class DType { f32, i8, u8, i32, i64, bool_, f16 };
+// f16, bf16 and f64 are storage types: graph I/O, initializers, Cast and the ops that only move
+// bytes take them; an op that computes refuses them (NotImplemented naming the node).
+enum class DType { f32, i8, u8, i32, i64, bool_, f16, bf16, f64 };
 const char *dtype_name(DType dtype) noexcept;
 size_t dtype_size(DType dtype) noexcept;
 
