@@ -9,8 +9,9 @@ Packages: the generated test packages and, when given, the compiled demo package
   fuzz_onnx_import/    every *.onnx of the packages (core, preamble, postamble) up to 200 kB,
                        and one tiny model per indexing/sampling/recurrent op (op_seeds below:
                        TopK, GatherND, Scatter*, OneHot, RoiAlign, GridSample, cubic Resize,
-                       LSTM/GRU/RNN, losses, N-D ConvTranspose, ...), which the packages'
-                       convolution graphs never reach
+                       LSTM/GRU/RNN, losses, N-D ConvTranspose, ..., float16/bfloat16/double
+                       initializers behind a Cast), which the packages' convolution graphs never
+                       reach
   fuzz_decoders/       the committed fuzz/corpus/decoders/* (libFuzzer also starts from empty)
 
 Run: /usr/bin/python3 make_seeds.py --models BUILD/tests/data/models --out DIR [--target T]
@@ -32,12 +33,13 @@ TARGETS = ("fuzz_model_package", "fuzz_onnx_import", "fuzz_decoders")
 def op_seeds():
     """(name, model bytes): one node each, a float input x (1, 2, 4, 4), parameters as
     initializers, so mutations land in the kernels' attribute and index handling."""
-    def model(node, inits, outputs=("y",), opset=16, x_shape=(1, 2, 4, 4)):
+    def model(node, inits, outputs=("y",), opset=16, x_shape=(1, 2, 4, 4), extra_tensors=()):
+        nodes = node if isinstance(node, list) else [node]
         x = helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))
         graph = helper.make_graph(
-            [node], node.op_type, [x],
+            nodes, nodes[-1].op_type, [x],
             [helper.make_tensor_value_info(o, TensorProto.UNDEFINED, None) for o in outputs],
-            [numpy_helper.from_array(np.asarray(a), n) for n, a in inits])
+            [numpy_helper.from_array(np.asarray(a), n) for n, a in inits] + list(extra_tensors))
         m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
         m.ir_version = 7
         return m.SerializeToString()
@@ -142,6 +144,21 @@ def op_seeds():
         ("dropout_training", model(
             helper.make_node("Dropout", ["x", "ratio", "mode"], ["y", "mask"]),
             [("ratio", np.array(0.0, np.float32)), ("mode", np.array(True))], ("y", "mask"))),
+        # Half-precision weights as torch .half() exports write them: a float16 initializer (raw
+        # data) through Cast(to=FLOAT) into Conv, folded at load; and a bfloat16 initializer
+        # (16-bit patterns in int32_data) and a double one cast and added to x, so mutations
+        # reach the storage types' decoding and Cast.
+        ("conv_half_weights", model(
+            [helper.make_node("Cast", ["w16"], ["w"], to=TensorProto.FLOAT),
+             helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])],
+            [("w16", np.linspace(-1, 1, 2 * 2 * 3 * 3).astype(np.float16).reshape(2, 2, 3, 3))])),
+        ("bfloat16_double_cast_add", model(
+            [helper.make_node("Cast", ["b16"], ["b"], to=TensorProto.FLOAT),
+             helper.make_node("Cast", ["d"], ["dc"], to=TensorProto.FLOAT),
+             helper.make_node("Sum", ["x", "b", "dc"], ["y"])],
+            [("d", np.linspace(-2, 2, 4))],
+            extra_tensors=[helper.make_tensor("b16", TensorProto.BFLOAT16, [4],
+                                              [1.0, -2.5, 65280.0, 0.5])])),
     ]
 
 
