@@ -410,5 +410,37 @@ TEST_F(RunTest, EngineErrorsPropagateWithTheirType) {
   }
 }
 
+TEST_F(RunTest, CoreGraphComputingAFloat16OutputIsRefusedNamingTheTensor) {
+  // The loader checks the int8 types core.onnx declares; a graph whose last step makes float16
+  // all the same (a Cast) compiles to a float16 output, which no int8 device tensor holds: the
+  // compiled program is refused naming the output and the dtype, not for its byte size.
+  test::TempDir dir;
+  std::string source = test::model_path("resnet_tiny");
+  for (const char *file : {"model.json", "manifest.json"})
+    std::filesystem::copy_file(source + "/" + file, dir.path() + "/" + file);
+  onnx::ModelProto proto;
+  ASSERT_TRUE(proto.ParseFromString(test::read_text(source + "/core.onnx")));
+  auto *graph = proto.mutable_graph();
+  const std::string output = graph->output(0).name();
+  for (auto &node : *graph->mutable_node())
+    for (auto &name : *node.mutable_output())
+      if (name == output) name = output + "_int8";
+  auto *cast = graph->add_node();
+  cast->set_op_type("Cast");
+  cast->set_name("to_half");
+  cast->add_input(output + "_int8");
+  cast->add_output(output);
+  auto *to = cast->add_attribute();
+  to->set_name("to");
+  to->set_type(onnx::AttributeProto::INT);
+  to->set_i(onnx::TensorProto::FLOAT16);
+  test::write_text(dir.path() + "/core.onnx", proto.SerializeAsString());
+  auto model = context->load_model(dir.path());
+  std::string message = message_of<InvalidArgument>([&] { model->program(); });
+  for (const std::string &part :
+       {"output 0 '" + output + "' is float16", std::string("device tensors are int8")})
+    EXPECT_NE(message.find(part), std::string::npos) << message;
+}
+
 }  // namespace
 }  // namespace axstream::runtime
