@@ -41,7 +41,8 @@ const OpDef &find_op(const Graph &graph, const Node &node) {
 
 // float16, bfloat16 and float64 are storage types: an op whose kernel computes (not one that
 // only moves or casts elements, OpDef::moves_any_dtype) is refused when it reads or writes one,
-// rather than reading their bytes as float32 or computing in float and calling it double.
+// rather than reading their bytes as float32 or computing in float and calling it double; the
+// few that compute in double (OpDef::computes_float64) take float64.
 void check_storage_dtype(const Graph &graph, const OpDef &def, const OpContext &ctx,
                          const std::vector<int> &values, const char *kind) {
   if (def.moves_any_dtype) return;
@@ -49,6 +50,7 @@ void check_storage_dtype(const Graph &graph, const OpDef &def, const OpContext &
     if (values[i] < 0) continue;
     const Value &v = graph.values[static_cast<size_t>(values[i])];
     if (!is_storage_only_dtype(v.dtype)) continue;
+    if (v.dtype == DType::f64 && def.computes_float64) continue;
     ctx.unsupported(std::string(kind) + " " + std::to_string(i) + " '" + v.name + "' has dtype " +
                     dtype_name(v.dtype) +
                     " (expected float32, int8, uint8, int32, int64 or bool: float16, bfloat16 "

@@ -102,10 +102,14 @@ struct OpDef {
   CompileFn compile;
   // Shape/Size: foldable once input shapes are known, whatever the input values.
   bool folds_on_shapes = false;
-  // The kernel only moves, selects or casts elements (dtype_size bytes at a time), so it takes
-  // the storage-only dtypes float16, bfloat16 and float64 too; any other op given one is refused
-  // by the compiler, naming the node, before its compile function runs.
+  // The kernel only moves, selects or casts elements (dtype_size bytes at a time), or compares
+  // them exactly (as doubles: ArgMax, Equal, Less, ...), so it takes the storage-only dtypes
+  // float16, bfloat16 and float64 too; any other op given one is refused by the compiler, naming
+  // the node, before its compile function runs.
   bool moves_any_dtype = false;
+  // The kernel computes float64 in double precision (its accumulators are double anyway), so
+  // the compiler lets float64 (not float16/bfloat16) through to it.
+  bool computes_float64 = false;
 };
 
 class OpRegistry {
@@ -149,7 +153,13 @@ std::unique_ptr<Kernel> make_kernel(F &&f) {
   void axstream_engine_register_##Id(::axstream::engine::OpRegistry &registry) {           \
     registry.add({op_type, domain, first_opset, last_opset, compile_fn, folds_on_shapes}); \
   }
-// An op whose kernel only moves, selects or casts elements, whatever their dtype
+// An op whose kernel computes float64 in double as well as float32 and the integers
+// (OpDef::computes_float64).
+#define AXSTREAM_ENGINE_FLOAT64_OP(Id, op_type, first_opset, last_opset, compile_fn)      \
+  void axstream_engine_register_##Id(::axstream::engine::OpRegistry &registry) {          \
+    registry.add({op_type, "", first_opset, last_opset, compile_fn, false, false, true}); \
+  }
+// An op whose kernel only moves, selects, casts or compares elements, whatever their dtype
 // (OpDef::moves_any_dtype); folds_on_shapes as in AXSTREAM_ENGINE_OP_EX.
 #define AXSTREAM_ENGINE_DATA_OP(Id, op_type, first_opset, last_opset, compile_fn, folds_on_shapes) \
   void axstream_engine_register_##Id(::axstream::engine::OpRegistry &registry) {                   \

@@ -161,7 +161,7 @@ std::unique_ptr<Kernel> compile_compare(OpContext &ctx) {
   Shape out = broadcast_shapes(ctx.in_shape(0), ctx.in_shape(1), ctx.where());
   ctx.set_output(0, DType::bool_, out);
   if (ctx.infer_only()) return nullptr;
-  if (dt == DType::f16) ctx.unsupported("float16 inputs");
+  // Compared as doubles, which hold every value of every dtype but int64 beyond 2^53 exactly.
   BroadcastPlan plan({ctx.in_shape(0), ctx.in_shape(1)}, out);
   return make_kernel([plan, dt](ExecContext &, const void *const *in, void *const *o) {
     bool *r = static_cast<bool *>(o[0]);
@@ -299,15 +299,17 @@ AXSTREAM_ENGINE_OP(Pow, "Pow", 7, 17, compile_binary<BinOp::pow>)
 AXSTREAM_ENGINE_OP(PRelu, "PRelu", 7, 17, compile_binary<BinOp::prelu>)
 AXSTREAM_ENGINE_OP(Max, "Max", 8, 17, compile_variadic<BinOp::max>)
 AXSTREAM_ENGINE_OP(Min, "Min", 8, 17, compile_variadic<BinOp::min>)
-AXSTREAM_ENGINE_OP(Equal, "Equal", 7, 17, compile_compare<BinOp::equal>)
-AXSTREAM_ENGINE_OP(Less, "Less", 7, 17, compile_compare<BinOp::less>)
-AXSTREAM_ENGINE_OP(Greater, "Greater", 7, 17, compile_compare<BinOp::greater>)
-AXSTREAM_ENGINE_OP(Where, "Where", 9, 17, compile_where)
+AXSTREAM_ENGINE_DATA_OP(Equal, "Equal", 7, 17, compile_compare<BinOp::equal>, false)
+AXSTREAM_ENGINE_DATA_OP(Less, "Less", 7, 17, compile_compare<BinOp::less>, false)
+AXSTREAM_ENGINE_DATA_OP(Greater, "Greater", 7, 17, compile_compare<BinOp::greater>, false)
+AXSTREAM_ENGINE_DATA_OP(Where, "Where", 9, 17, compile_where, false)
 AXSTREAM_ENGINE_OP(Mod, "Mod", 10, 17, compile_mod)
 AXSTREAM_ENGINE_OP(Sum, "Sum", 8, 17, compile_variadic<BinOp::add>)
 AXSTREAM_ENGINE_OP(Mean, "Mean", 8, 17, compile_variadic<BinOp::div>)
-AXSTREAM_ENGINE_OP(LessOrEqual, "LessOrEqual", 12, 17, compile_compare<BinOp::less_equal>)
-AXSTREAM_ENGINE_OP(GreaterOrEqual, "GreaterOrEqual", 12, 17, compile_compare<BinOp::greater_equal>)
+AXSTREAM_ENGINE_DATA_OP(LessOrEqual, "LessOrEqual", 12, 17, compile_compare<BinOp::less_equal>,
+                        false)
+AXSTREAM_ENGINE_DATA_OP(GreaterOrEqual, "GreaterOrEqual", 12, 17,
+                        compile_compare<BinOp::greater_equal>, false)
 AXSTREAM_ENGINE_OP(And, "And", 7, 17, compile_compare<BinOp::logical_and>)
 AXSTREAM_ENGINE_OP(Or, "Or", 7, 17, compile_compare<BinOp::logical_or>)
 AXSTREAM_ENGINE_OP(Xor, "Xor", 7, 17, compile_compare<BinOp::logical_xor>)

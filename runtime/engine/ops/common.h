@@ -21,6 +21,14 @@ void dispatch_numeric_dtype(DType dtype, F &&f) {
   });
 }
 
+// dispatch_numeric_dtype plus float64 as double, for the kernels registered with
+// AXSTREAM_ENGINE_FLOAT64_OP (they compute in T, or accumulate in double, throughout).
+template <typename F>
+void dispatch_numeric_or_float64_dtype(DType dtype, F &&f) {
+  if (dtype == DType::f64) return f(double{});
+  dispatch_numeric_dtype(dtype, std::forward<F>(f));
+}
+
 // Precomputed walk over an output shape with per-input strides (0 on broadcast dims).
 struct BroadcastPlan {
   Shape out_shape;

@@ -1,5 +1,5 @@
 // CumSum: running sums along one axis (a constant), inclusive or exclusive, forward or reverse;
-// float32 and the integer types.
+// float32, float64 (in double) and the integer types.
 #include "common.h"
 
 namespace axstream::engine {
@@ -54,7 +54,7 @@ std::unique_ptr<Kernel> compile_cumsum(OpContext &ctx) {
   bool exclusive = ctx.attr_i("exclusive", 0) != 0, reverse = ctx.attr_i("reverse", 0) != 0;
   int64_t outer = product(in, 0, axis), len = in[axis], inner = product(in, axis + 1, in.size());
   auto k = make_kernel([=](ExecContext &ec, const void *const *i, void *const *o) {
-    dispatch_numeric_dtype(dtype, [&](auto zero) {
+    dispatch_numeric_or_float64_dtype(dtype, [&](auto zero) {
       using T = decltype(zero);
       cumsum(static_cast<const T *>(i[0]), static_cast<T *>(o[0]), outer, len, inner, exclusive,
              reverse, ec.scratch);
@@ -67,6 +67,6 @@ std::unique_ptr<Kernel> compile_cumsum(OpContext &ctx) {
 
 }  // namespace
 
-AXSTREAM_ENGINE_OP(CumSum, "CumSum", 11, 17, compile_cumsum)
+AXSTREAM_ENGINE_FLOAT64_OP(CumSum, "CumSum", 11, 17, compile_cumsum)
 
 }  // namespace axstream::engine

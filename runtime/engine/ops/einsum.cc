@@ -1,5 +1,6 @@
-// Einsum on float32: any number of operands, explicit or implicit output, repeated labels
-// (diagonals), "..." broadcast dims. Plain loops over the labels (no GEMM lowering).
+// Einsum on float32 and float64 (summed in double): any number of operands, explicit or implicit
+// output, repeated labels (diagonals), "..." broadcast dims. Plain loops over the labels (no GEMM
+// lowering).
 #include <map>
 
 #include "common.h"
@@ -155,14 +156,17 @@ std::unique_ptr<Kernel> compile_einsum(OpContext &ctx) {
   if (ctx.input_count() == 0) ctx.fail("no operands");
   Shape out_shape;
   EinsumPlan p = plan_einsum(ctx, out_shape);
-  ctx.set_output(0, DType::f32, out_shape);
+  // float32, or float64 computed in double (the sum is a double either way).
+  const DType dt = ctx.in_dtype(0) == DType::f64 ? DType::f64 : DType::f32;
+  ctx.set_output(0, dt, out_shape);
   if (ctx.infer_only()) return nullptr;
   for (size_t k = 0; k < ctx.input_count(); ++k)
-    if (ctx.in_dtype(k) != DType::f32)
+    if (ctx.in_dtype(k) != dt)
       ctx.unsupported("operand " + std::to_string(k) + " of type " + dtype_name(ctx.in_dtype(k)) +
-                      " (float32 only)");
-  auto k = make_kernel([p](ExecContext &, const void *const *in, void *const *o) {
-    float *y = static_cast<float *>(o[0]);
+                      " (all float32 or all float64)");
+  auto run = [p](auto zero, const void *const *in, void *const *o) {
+    using T = decltype(zero);
+    T *y = static_cast<T *>(o[0]);
     size_t labels = p.sizes.size(), operands = p.operand_strides.size();
     std::vector<int64_t> index(labels, 0), offset(operands, 0);
     // Odometer over every label (the last fastest), each operand's offset kept up to date.
@@ -170,7 +174,7 @@ std::unique_ptr<Kernel> compile_einsum(OpContext &ctx) {
       double sum = 0;
       for (int64_t s = 0; s < p.sum_count; ++s) {
         double term = 1;
-        for (size_t k = 0; k < operands; ++k) term *= static_cast<const float *>(in[k])[offset[k]];
+        for (size_t k = 0; k < operands; ++k) term *= static_cast<const T *>(in[k])[offset[k]];
         sum += term;
         for (size_t l = labels; l-- > 0;) {
           for (size_t k = 0; k < operands; ++k) offset[k] += p.operand_strides[k][l];
@@ -179,8 +183,14 @@ std::unique_ptr<Kernel> compile_einsum(OpContext &ctx) {
           index[l] = 0;
         }
       }
-      y[out] = static_cast<float>(sum);
+      y[out] = static_cast<T>(sum);
     }
+  };
+  auto k = make_kernel([run, dt](ExecContext &, const void *const *in, void *const *o) {
+    if (dt == DType::f64)
+      run(double{}, in, o);
+    else
+      run(float{}, in, o);
   });
   // (Saturated: the walk's length is out_count * sum_count, which may pass 2^64.)
   k->macs = static_cast<uint64_t>(
@@ -190,6 +200,6 @@ std::unique_ptr<Kernel> compile_einsum(OpContext &ctx) {
 
 }  // namespace
 
-AXSTREAM_ENGINE_OP(Einsum, "Einsum", 12, 17, compile_einsum)
+AXSTREAM_ENGINE_FLOAT64_OP(Einsum, "Einsum", 12, 17, compile_einsum)
 
 }  // namespace axstream::engine

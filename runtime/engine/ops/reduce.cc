@@ -1,4 +1,6 @@
-// ReduceMean/Max/Min/Sum and ArgMax/ArgMin over any set of axes.
+// ReduceMean/Max/Min/Sum and ArgMax/ArgMin over any set of axes. The reductions accumulate in
+// double, so float64 is computed in its own precision; ArgMax/ArgMin only compare (exactly, in
+// double), so they take float16 and bfloat16 too.
 #include "common.h"
 
 namespace axstream::engine {
@@ -32,7 +34,7 @@ std::unique_ptr<Kernel> compile_reduce(OpContext &ctx) {
   DType dt = ctx.in_dtype(0);
   ctx.set_output(0, dt, out);
   if (ctx.infer_only()) return nullptr;
-  if (dt != DType::f32 && dt != DType::i32 && dt != DType::i64)
+  if (dt != DType::f32 && dt != DType::f64 && dt != DType::i32 && dt != DType::i64)
     ctx.unsupported(std::string("dtype ") + dtype_name(dt));
   Shape kept_strides = strides_of(kept), walk(r);
   for (size_t d = 0; d < r; ++d) walk[d] = reduced[d] ? 0 : kept_strides[d];
@@ -40,7 +42,7 @@ std::unique_ptr<Kernel> compile_reduce(OpContext &ctx) {
   int64_t n_out = product(kept, 0, r), group = n_out ? plan.count / std::max<int64_t>(n_out, 1) : 0;
   auto k =
       make_kernel([plan, n_out, group, dt](ExecContext &, const void *const *i, void *const *o) {
-        dispatch_dtype(dt, [&](auto zero) {
+        dispatch_numeric_or_float64_dtype(dt, [&](auto zero) {
           using T = decltype(zero);
           const T *x = static_cast<const T *>(i[0]);
           T *y = static_cast<T *>(o[0]);
@@ -126,17 +128,19 @@ std::unique_ptr<Kernel> compile_arg(OpContext &ctx) {
 
 }  // namespace
 
-AXSTREAM_ENGINE_OP(ReduceMean, "ReduceMean", 1, 17, compile_reduce<Reduce::mean>)
-AXSTREAM_ENGINE_OP(ReduceMax, "ReduceMax", 1, 17, compile_reduce<Reduce::max>)
-AXSTREAM_ENGINE_OP(ReduceMin, "ReduceMin", 1, 17, compile_reduce<Reduce::min>)
-AXSTREAM_ENGINE_OP(ReduceSum, "ReduceSum", 1, 17, compile_reduce<Reduce::sum>)
-AXSTREAM_ENGINE_OP(ReduceL1, "ReduceL1", 1, 17, compile_reduce<Reduce::l1>)
-AXSTREAM_ENGINE_OP(ReduceL2, "ReduceL2", 1, 17, compile_reduce<Reduce::l2>)
-AXSTREAM_ENGINE_OP(ReduceProd, "ReduceProd", 1, 17, compile_reduce<Reduce::prod>)
-AXSTREAM_ENGINE_OP(ReduceSumSquare, "ReduceSumSquare", 1, 17, compile_reduce<Reduce::sum_square>)
-AXSTREAM_ENGINE_OP(ReduceLogSum, "ReduceLogSum", 1, 17, compile_reduce<Reduce::log_sum>)
-AXSTREAM_ENGINE_OP(ReduceLogSumExp, "ReduceLogSumExp", 1, 17, compile_reduce<Reduce::log_sum_exp>)
-AXSTREAM_ENGINE_OP(ArgMax, "ArgMax", 1, 17, compile_arg<true>)
-AXSTREAM_ENGINE_OP(ArgMin, "ArgMin", 1, 17, compile_arg<false>)
+AXSTREAM_ENGINE_FLOAT64_OP(ReduceMean, "ReduceMean", 1, 17, compile_reduce<Reduce::mean>)
+AXSTREAM_ENGINE_FLOAT64_OP(ReduceMax, "ReduceMax", 1, 17, compile_reduce<Reduce::max>)
+AXSTREAM_ENGINE_FLOAT64_OP(ReduceMin, "ReduceMin", 1, 17, compile_reduce<Reduce::min>)
+AXSTREAM_ENGINE_FLOAT64_OP(ReduceSum, "ReduceSum", 1, 17, compile_reduce<Reduce::sum>)
+AXSTREAM_ENGINE_FLOAT64_OP(ReduceL1, "ReduceL1", 1, 17, compile_reduce<Reduce::l1>)
+AXSTREAM_ENGINE_FLOAT64_OP(ReduceL2, "ReduceL2", 1, 17, compile_reduce<Reduce::l2>)
+AXSTREAM_ENGINE_FLOAT64_OP(ReduceProd, "ReduceProd", 1, 17, compile_reduce<Reduce::prod>)
+AXSTREAM_ENGINE_FLOAT64_OP(ReduceSumSquare, "ReduceSumSquare", 1, 17,
+                           compile_reduce<Reduce::sum_square>)
+AXSTREAM_ENGINE_FLOAT64_OP(ReduceLogSum, "ReduceLogSum", 1, 17, compile_reduce<Reduce::log_sum>)
+AXSTREAM_ENGINE_FLOAT64_OP(ReduceLogSumExp, "ReduceLogSumExp", 1, 17,
+                           compile_reduce<Reduce::log_sum_exp>)
+AXSTREAM_ENGINE_DATA_OP(ArgMax, "ArgMax", 1, 17, compile_arg<true>, false)
+AXSTREAM_ENGINE_DATA_OP(ArgMin, "ArgMin", 1, 17, compile_arg<false>, false)
 
 }  // namespace axstream::engine

@@ -1004,6 +1004,28 @@ save('float16_float64_data_movement', [
      ('wide', np.array([3, 1, 4], np.int64)), ('like_f32', np.zeros(1, np.float32))], opset=15)
 
 
+# float64 computed in double (CumSum, the reductions, Einsum: a float32 result would differ in
+# the 8th digit, past the case runner's float64 comparison, which is exact up to 1e-12), and
+# float16 compared and selected exactly (ArgMax, Less, Where).
+d = rng.standard_normal((3, 5)) * 1e3 + 1.0 / 3
+e = rng.standard_normal((5, 2))
+h = (rng.standard_normal((3, 5)) * 4).astype(np.float16)
+g = (rng.standard_normal((3, 5)) * 4).astype(np.float16)
+save('float64_compute_float16_compare', [
+    helper.make_node('CumSum', ['d', 'axis1'], ['d_cumsum']),
+    helper.make_node('ReduceLogSumExp', ['e'], ['e_lse'], axes=[0], keepdims=0),
+    helper.make_node('ReduceMean', ['d'], ['d_mean'], axes=[1]),
+    helper.make_node('Einsum', ['d', 'e'], ['d_e'], equation='ij,jk->ik'),
+    helper.make_node('ArgMax', ['h'], ['h_argmax'], axis=1),
+    helper.make_node('Less', ['h', 'g'], ['h_less']),
+    helper.make_node('Where', ['h_less', 'h', 'g'], ['h_min'])],
+    [('d', d), ('e', e), ('h', h), ('g', g)],
+    [('d_cumsum', np.cumsum(d, axis=1)), ('e_lse', np.log(np.exp(e).sum(axis=0))),
+     ('d_mean', d.mean(axis=1, keepdims=True)), ('d_e', d @ e),
+     ('h_argmax', h.argmax(axis=1).reshape(3, 1)), ('h_less', h < g), ('h_min', np.where(h < g, h, g))],
+    [('axis1', np.array(1, np.int64))])
+
+
 # DynamicQuantizeLinear on values all above 0 (the range still starts at 0: zero point 0) and
 # on an all-zero tensor (range 0: scale 0, every value the zero point 0, where the function's
 # 0 / 0 would be NaN).

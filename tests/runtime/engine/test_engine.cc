@@ -2200,4 +2200,19 @@ TEST(EngineFloat16, OpsThatComputeRefuseStorageDtypesNamingNodeOpAndDtype) {
           << msg;
     }
   }
+  // ReduceMean computes float64 in double, but not float16: that stays refused.
+  onnx::ModelProto m = one_node_model("ReduceMean", "mean_node", {"2", "3"});
+  for (auto *vi : {m.mutable_graph()->mutable_input(0), m.mutable_graph()->mutable_output(0)})
+    vi->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT16);
+  std::string msg =
+      message_of<NotImplemented>([&] { Program::from_bytes(m.SerializeAsString(), "mean.onnx"); });
+  EXPECT_NE(msg.find("node 'mean_node' (ReduceMean)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("dtype float16 (expected float32"), std::string::npos) << msg;
+  for (auto *vi : {m.mutable_graph()->mutable_input(0), m.mutable_graph()->mutable_output(0)})
+    vi->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::DOUBLE);
+  auto program = Program::from_bytes(m.SerializeAsString(), "mean.onnx");
+  const double x[6] = {1e9, 1, 1, 1, 2, 3};
+  double y[1] = {};
+  program->make_executor()->run({x}, {y});
+  EXPECT_EQ(y[0], 166666668.0);  // (1e9 + 8) / 6; in float the 8 would be lost
 }
