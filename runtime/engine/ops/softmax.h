@@ -11,6 +11,7 @@ enum class SoftmaxKind { softmax, log_softmax, hardmax };
 // y = kind(x) over groups of `len` elements spaced `inner` apart, `outer * inner` groups.
 template <SoftmaxKind kind>
 void softmax_groups(const float *x, float *y, int64_t outer, int64_t len, int64_t inner) {
+  if (len == 0) return;  // no element: x and y may be null, and no offset from them is valid
   for (int64_t a = 0; a < outer; ++a)
     for (int64_t b = 0; b < inner; ++b) {
       const float *xs = x + a * len * inner + b;
