@@ -18,6 +18,9 @@ namespace {
 enum RnnInput { kX, kW, kR, kB, kSequenceLens, kInitialH, kInitialC, kPeepholes };
 enum RnnOutput { kY, kYH, kYC };
 
+// How many inputs the op may have: LSTM adds initial_c and P after GRU's and RNN's six.
+size_t rnn_max_inputs(RnnCell cell) { return cell == RnnCell::lstm ? 8 : 6; }
+
 // One of the activation functions the ONNX recurrent ops name in `activations`.
 struct RnnActivation {
   enum class Kind {
@@ -147,6 +150,14 @@ struct RnnSpec {
   }
   int64_t state_at(int64_t d, int64_t b) const {
     return (batch_major ? b * directions + d : d * batch + b) * hidden;
+  }
+  // Shapes of initial_h, initial_c, Y_h and Y_c; of Y.
+  Shape state_shape() const {
+    return batch_major ? Shape{batch, directions, hidden} : Shape{directions, batch, hidden};
+  }
+  Shape y_shape() const {
+    return batch_major ? Shape{batch, seq, directions, hidden}
+                       : Shape{seq, directions, batch, hidden};
   }
   size_t reference_scratch_floats() const {
     // Gate pre-activations, two hidden-sized temporaries, and the h and c states of a batch.
@@ -315,16 +326,13 @@ class RnnKernel : public Kernel {
   std::string label_;
 };
 
-std::unique_ptr<Kernel> compile_rnn(OpContext &ctx, RnnCell cell) {
-  RnnSpec s;
-  s.cell = cell;
-  s.gates = cell == RnnCell::lstm ? 4 : cell == RnnCell::gru ? 3 : 1;
-  size_t max_inputs = cell == RnnCell::lstm ? 8 : 6;
+// The node's input and output counts and dtypes: float32 operands, an int32 sequence_lens.
+void check_rnn_inputs_and_outputs(OpContext &ctx, RnnCell cell) {
+  size_t max_inputs = rnn_max_inputs(cell);
   ctx.expect_inputs(3, max_inputs);
   if (ctx.output_count() > (cell == RnnCell::lstm ? 3u : 2u))
     ctx.fail("lists " + std::to_string(ctx.output_count()) + " outputs, the op has " +
              (cell == RnnCell::lstm ? "3 (Y, Y_h, Y_c)" : "2 (Y, Y_h)"));
-  s.outputs = ctx.output_count();
   for (int i : {kX, kW, kR, kB, kInitialH, kInitialC, kPeepholes})
     if (static_cast<size_t>(i) < max_inputs && ctx.has_input(i) && ctx.in_dtype(i) != DType::f32)
       ctx.unsupported(std::string("input ") + std::to_string(i) + " of dtype " +
@@ -332,7 +340,10 @@ std::unique_ptr<Kernel> compile_rnn(OpContext &ctx, RnnCell cell) {
   if (ctx.has_input(kSequenceLens) && ctx.in_dtype(kSequenceLens) != DType::i32)
     ctx.fail(std::string("sequence_lens must be int32, got ") +
              dtype_name(ctx.in_dtype(kSequenceLens)));
+}
 
+// The direction and layout attributes.
+void read_direction_and_layout(OpContext &ctx, RnnSpec &s) {
   std::string direction = ctx.attr_s("direction", "forward");
   if (direction == "bidirectional")
     s.directions = 2;
@@ -344,7 +355,11 @@ std::unique_ptr<Kernel> compile_rnn(OpContext &ctx, RnnCell cell) {
   if (layout != 0 && layout != 1)
     ctx.fail("layout " + std::to_string(layout) + " (expected 0 or 1)");
   s.batch_major = layout == 1;
+}
 
+// The sequence, batch, input and hidden sizes from X, R and hidden_size; W and R checked
+// against them.
+void read_sizes_and_check_weights(OpContext &ctx, RnnSpec &s) {
   const Shape &xs = ctx.in_shape(kX), &ws = ctx.in_shape(kW), &rs = ctx.in_shape(kR);
   if (xs.size() != 3) ctx.fail("X must be 3-D, got " + shape_str(xs));
   s.seq = s.batch_major ? xs[1] : xs[0];
@@ -367,6 +382,11 @@ std::unique_ptr<Kernel> compile_rnn(OpContext &ctx, RnnCell cell) {
     ctx.fail("R has shape " + shape_str(rs) + ", expected " + shape_str({d, gh, h}) +
              " (directions, " + std::to_string(s.gates) + " gates x hidden_size " +
              std::to_string(h) + ", hidden_size)");
+}
+
+// Which optional operands the node has (B, sequence_lens, initial_h; LSTM's initial_c and P),
+// each checked against the shape ONNX gives it.
+void check_optional_operands(OpContext &ctx, RnnSpec &s) {
   auto expect_shape = [&](int i, const char *name, const Shape &expected) {
     if (!ctx.has_input(i)) return false;
     if (ctx.in_shape(i) != expected)
@@ -374,38 +394,36 @@ std::unique_ptr<Kernel> compile_rnn(OpContext &ctx, RnnCell cell) {
                shape_str(expected));
     return true;
   };
-  Shape state = s.batch_major ? Shape{s.batch, d, h} : Shape{d, s.batch, h};
-  s.has_bias = expect_shape(kB, "B", {d, 2 * gh});
+  int64_t d = s.directions, h = s.hidden;
+  s.has_bias = expect_shape(kB, "B", {d, 2 * s.gates * h});
   s.has_sequence_lens = expect_shape(kSequenceLens, "sequence_lens", {s.batch});
-  s.has_initial_h = expect_shape(kInitialH, "initial_h", state);
-  if (cell == RnnCell::lstm) {
-    s.has_initial_c = expect_shape(kInitialC, "initial_c", state);
+  s.has_initial_h = expect_shape(kInitialH, "initial_h", s.state_shape());
+  if (s.cell == RnnCell::lstm) {
+    s.has_initial_c = expect_shape(kInitialC, "initial_c", s.state_shape());
     s.has_peepholes = expect_shape(kPeepholes, "P", {d, 3 * h});
   }
+}
 
+// clip, the cell's own flag (LSTM's input_forget, GRU's linear_before_reset) and the
+// activations with the cell's defaults.
+void read_cell_attributes(OpContext &ctx, RnnSpec &s) {
   s.clip = ctx.has_attr("clip") ? ctx.attr_f("clip", 0.f) : 0.f;
   if (ctx.has_attr("clip") && !(s.clip > 0.f))
     ctx.fail("clip " + std::to_string(s.clip) + " is not a positive threshold");
-  if (cell == RnnCell::lstm) {
+  if (s.cell == RnnCell::lstm) {
     s.input_forget = ctx.attr_i("input_forget", 0) != 0;
-    s.activations = parse_activations(ctx, {"Sigmoid", "Tanh", "Tanh"}, d);
-  } else if (cell == RnnCell::gru) {
+    s.activations = parse_activations(ctx, {"Sigmoid", "Tanh", "Tanh"}, s.directions);
+  } else if (s.cell == RnnCell::gru) {
     s.linear_before_reset = ctx.attr_i("linear_before_reset", 0) != 0;
-    s.activations = parse_activations(ctx, {"Sigmoid", "Tanh"}, d);
+    s.activations = parse_activations(ctx, {"Sigmoid", "Tanh"}, s.directions);
   } else {
-    s.activations = parse_activations(ctx, {"Tanh"}, d);
+    s.activations = parse_activations(ctx, {"Tanh"}, s.directions);
   }
+}
 
-  Shape y_shape = s.batch_major ? Shape{s.batch, s.seq, d, h} : Shape{s.seq, d, s.batch, h};
-  if (s.outputs > kY) ctx.set_output(kY, DType::f32, y_shape);
-  if (s.outputs > kYH) ctx.set_output(kYH, DType::f32, state);
-  if (s.outputs > kYC) ctx.set_output(kYC, DType::f32, state);
-  if (ctx.infer_only()) return nullptr;
-
-  std::vector<TensorPtr> constants(max_inputs);
-  for (size_t i = 0; i < max_inputs; ++i)
-    if (ctx.has_input(i)) constants[i] = ctx.input(i).constant;
-  // A constant sequence_lens is checked now, whatever kernel runs.
+// A constant sequence_lens is checked now, whatever kernel runs: false when one of its lengths
+// stops short of the sequence. A run-time sequence_lens is checked by each run.
+bool constant_lengths_are_full(OpContext &ctx, const RnnSpec &s) {
   bool full_lengths = true;
   if (const Tensor *lens = ctx.constant(kSequenceLens))
     for (int64_t b = 0; b < s.batch; ++b) {
@@ -415,10 +433,12 @@ std::unique_ptr<Kernel> compile_rnn(OpContext &ctx, RnnCell cell) {
                  " is outside [0, " + std::to_string(s.seq) + "] (the sequence length)");
       full_lengths = full_lengths && length == s.seq;
     }
+  return full_lengths;
+}
 
-  // oneDNN's cells are ONNX's with the default activations, no clip and no coupled gates;
-  // its weights are reordered once here, so W, R, B and P must be constants.
-  std::unique_ptr<DnnlRnn> dnnl;
+// oneDNN's cells are ONNX's with the default activations, no clip and no coupled gates;
+// its weights are reordered once at compile time, so W, R, B and P must be constants.
+bool dnnl_expresses(OpContext &ctx, const RnnSpec &s, bool full_lengths) {
   using Kind = RnnActivation::Kind;
   auto all_default = [&](std::initializer_list<Kind> kinds) {
     size_t k = 0;
@@ -426,48 +446,81 @@ std::unique_ptr<Kernel> compile_rnn(OpContext &ctx, RnnCell cell) {
       if (a.kind != kinds.begin()[k++ % kinds.size()]) return false;
     return true;
   };
-  bool rnn_uniform =
-      cell == RnnCell::rnn && (d == 1 || s.activations[0].kind == s.activations[1].kind);
+  bool rnn_uniform = s.cell == RnnCell::rnn &&
+                     (s.directions == 1 || s.activations[0].kind == s.activations[1].kind);
   Kind rnn_kind = s.activations[0].kind;
-  bool expressible =
-      s.clip == 0.f && !s.input_forget && full_lengths && s.seq > 0 && s.batch > 0 && s.input > 0 &&
-      ctx.constant(kW) && ctx.constant(kR) && (!s.has_bias || ctx.constant(kB)) &&
-      (!s.has_peepholes || ctx.constant(kPeepholes)) &&
-      (cell == RnnCell::lstm  ? all_default({Kind::sigmoid, Kind::tanh, Kind::tanh})
-       : cell == RnnCell::gru ? all_default({Kind::sigmoid, Kind::tanh})
-                              : rnn_uniform && (rnn_kind == Kind::tanh || rnn_kind == Kind::relu ||
-                                                rnn_kind == Kind::sigmoid));
+  return s.clip == 0.f && !s.input_forget && full_lengths && s.seq > 0 && s.batch > 0 &&
+         s.input > 0 && ctx.constant(kW) && ctx.constant(kR) && (!s.has_bias || ctx.constant(kB)) &&
+         (!s.has_peepholes || ctx.constant(kPeepholes)) &&
+         (s.cell == RnnCell::lstm ? all_default({Kind::sigmoid, Kind::tanh, Kind::tanh})
+          : s.cell == RnnCell::gru
+              ? all_default({Kind::sigmoid, Kind::tanh})
+              : rnn_uniform && (rnn_kind == Kind::tanh || rnn_kind == Kind::relu ||
+                                rnn_kind == Kind::sigmoid));
+}
+
+// oneDNN's primitive for a layer dnnl_expresses(), its weights reordered from the constants.
+std::unique_ptr<DnnlRnn> make_dnnl_kernel(OpContext &ctx, const RnnSpec &s) {
+  using Kind = RnnActivation::Kind;
+  Kind rnn_kind = s.activations[0].kind;
+  DnnlRnnParams p;
+  p.cell = s.cell;
+  p.activation = rnn_kind == Kind::relu      ? RnnActivationKind::relu
+                 : rnn_kind == Kind::sigmoid ? RnnActivationKind::sigmoid
+                                             : RnnActivationKind::tanh;
+  p.linear_before_reset = s.linear_before_reset;
+  p.seq = s.seq;
+  p.batch = s.batch;
+  p.input = s.input;
+  p.hidden = s.hidden;
+  p.directions = s.directions;
+  p.reverse = s.reverse;
+  p.batch_major = s.batch_major;
+  p.has_initial_h = s.has_initial_h;
+  p.has_initial_c = s.has_initial_c;
+  p.has_peepholes = s.has_peepholes;
+  p.has_y = s.outputs > kY;
+  p.has_y_h = s.outputs > kYH;
+  p.has_y_c = s.outputs > kYC;
+  auto data = [&](int i) { return ctx.has_input(i) ? ctx.constant(i)->data<float>() : nullptr; };
+  return make_dnnl_rnn(p, data(kW), data(kR), data(kB), data(kPeepholes));
+}
+
+// In double: steps x rows (bounded by X) times the weights (bounded by W and R) may pass
+// int64, where the product would be undefined; saturated at UINT64_MAX.
+uint64_t rnn_macs(const RnnSpec &s) {
+  double macs = static_cast<double>(s.seq) * static_cast<double>(s.directions * s.batch) *
+                static_cast<double>(s.gates * s.hidden) * static_cast<double>(s.input + s.hidden);
+  return macs < 1.8e19 ? static_cast<uint64_t>(macs) : UINT64_MAX;
+}
+
+std::unique_ptr<Kernel> compile_rnn(OpContext &ctx, RnnCell cell) {
+  check_rnn_inputs_and_outputs(ctx, cell);
+  RnnSpec s;
+  s.cell = cell;
+  s.gates = cell == RnnCell::lstm ? 4 : cell == RnnCell::gru ? 3 : 1;
+  s.outputs = ctx.output_count();
+  read_direction_and_layout(ctx, s);
+  read_sizes_and_check_weights(ctx, s);
+  check_optional_operands(ctx, s);
+  read_cell_attributes(ctx, s);
+  if (s.outputs > kY) ctx.set_output(kY, DType::f32, s.y_shape());
+  if (s.outputs > kYH) ctx.set_output(kYH, DType::f32, s.state_shape());
+  if (s.outputs > kYC) ctx.set_output(kYC, DType::f32, s.state_shape());
+  if (ctx.infer_only()) return nullptr;
+
+  size_t max_inputs = rnn_max_inputs(cell);
+  std::vector<TensorPtr> constants(max_inputs);
+  for (size_t i = 0; i < max_inputs; ++i)
+    if (ctx.has_input(i)) constants[i] = ctx.input(i).constant;
+  bool full_lengths = constant_lengths_are_full(ctx, s);
+  std::unique_ptr<DnnlRnn> dnnl;
   s.fast_products = dnnl_kernels_enabled();
-  if (expressible && dnnl_kernels_enabled()) {
-    DnnlRnnParams p;
-    p.cell = cell;
-    p.activation = rnn_kind == Kind::relu      ? RnnActivationKind::relu
-                   : rnn_kind == Kind::sigmoid ? RnnActivationKind::sigmoid
-                                               : RnnActivationKind::tanh;
-    p.linear_before_reset = s.linear_before_reset;
-    p.seq = s.seq;
-    p.batch = s.batch;
-    p.input = s.input;
-    p.hidden = h;
-    p.directions = d;
-    p.reverse = s.reverse;
-    p.batch_major = s.batch_major;
-    p.has_initial_h = s.has_initial_h;
-    p.has_initial_c = s.has_initial_c;
-    p.has_peepholes = s.has_peepholes;
-    p.has_y = s.outputs > kY;
-    p.has_y_h = s.outputs > kYH;
-    p.has_y_c = s.outputs > kYC;
-    auto data = [&](int i) { return ctx.has_input(i) ? ctx.constant(i)->data<float>() : nullptr; };
-    dnnl = make_dnnl_rnn(p, data(kW), data(kR), data(kB), data(kPeepholes));
-  }
+  if (dnnl_expresses(ctx, s, full_lengths) && dnnl_kernels_enabled())
+    dnnl = make_dnnl_kernel(ctx, s);
   auto kernel = std::make_unique<RnnKernel>(s, ctx.input_count(), std::move(constants),
                                             std::move(dnnl), ctx.where());
-  // In double: steps x rows (bounded by X) times the weights (bounded by W and R) may pass
-  // int64, where the product would be undefined.
-  double macs = static_cast<double>(s.seq) * static_cast<double>(d * s.batch) *
-                static_cast<double>(gh) * static_cast<double>(s.input + h);
-  kernel->macs = macs < 1.8e19 ? static_cast<uint64_t>(macs) : UINT64_MAX;
+  kernel->macs = rnn_macs(s);
   return kernel;
 }
 
