@@ -1,7 +1,10 @@
-// The message of an error a test expects, shared by the C++ tests of every layer (hal, runtime,
-// engine): one helper so every test checks an error's type and its words the same way.
+// The message of an error a test expects and the words it must hold, shared by the C++ tests of
+// every layer (hal, runtime, engine): every test checks an error's type and its words the same way.
 #pragma once
 
+#include <gtest/gtest.h>
+
+#include <initializer_list>
 #include <string>
 #include <utility>
 
@@ -18,6 +21,17 @@ std::string message_of(Call &&call) {
     return error.what();
   }
   return "(no error thrown)";
+}
+
+// Whether `text` (an error message, a description) holds every one of `parts`; a failure names
+// each part it lacks and shows the text. For EXPECT_TRUE(contains_all(msg, {"node 'n'", ...})).
+inline ::testing::AssertionResult contains_all(const std::string &text,
+                                               std::initializer_list<std::string> parts) {
+  std::string missing;
+  for (const std::string &part : parts)
+    if (text.find(part) == std::string::npos) missing += " '" + part + "'";
+  if (missing.empty()) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "lacks" << missing << " in: " << text;
 }
 
 }  // namespace axstream::test

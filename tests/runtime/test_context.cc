@@ -10,6 +10,7 @@
 namespace axstream::runtime {
 namespace {
 
+using test::contains_all;
 using test::message_of;
 
 DeviceInfo default_device(const std::shared_ptr<Context> &context) {
@@ -71,11 +72,11 @@ TEST(Context, ConnectArgumentsAreValidated) {
   std::string message = message_of<InvalidArgument>([&] {
     context->device_connect(nullptr, 1, {{"speed", "fast"}});
   });
-  EXPECT_NE(message.find("'speed'"), std::string::npos) << message;
+  EXPECT_TRUE(contains_all(message, {"'speed'"}));
   DeviceInfo unknown;
   unknown.name = "metis-9:9:9";
   message = message_of<InvalidArgument>([&] { context->device_connect(&unknown, 1); });
-  EXPECT_NE(message.find("metis-9:9:9"), std::string::npos) << message;
+  EXPECT_TRUE(contains_all(message, {"metis-9:9:9"}));
 }
 
 TEST(Context, DeviceCallsOnAnUnknownDeviceAreInvalidArgument) {
@@ -86,7 +87,7 @@ TEST(Context, DeviceCallsOnAnUnknownDeviceAreInvalidArgument) {
   EXPECT_THROW(context->device_ready(unknown), InvalidArgument);
   std::string message =
       message_of<InvalidArgument>([&] { context->read_device_configuration(unknown); });
-  EXPECT_NE(message.find("unknown device 'metis-7:0:0'"), std::string::npos) << message;
+  EXPECT_TRUE(contains_all(message, {"unknown device 'metis-7:0:0'"}));
 }
 
 TEST(Context, ConfigurationGoesToTheDeviceAndReadsBack) {
@@ -150,9 +151,8 @@ TEST(Objects, ContextReleaseCascadesToEveryChild) {
   EXPECT_TRUE(instance->released());
   std::string message =
       message_of<InvalidArgument>([&] { instance->run({{input.data()}}, {{output.data()}}); });
-  EXPECT_NE(message.find("ModelInstance of 'resnet_tiny' on metis-0:1:0 was released"),
-            std::string::npos)
-      << message;
+  EXPECT_TRUE(
+      contains_all(message, {"ModelInstance of 'resnet_tiny' on metis-0:1:0 was released"}));
 }
 
 TEST(Objects, ReleasingAModelReleasesItsInstancesButNotTheConnection) {
@@ -216,7 +216,7 @@ TEST(Model, PropertiesAndTensorsComeFromThePackage) {
   EXPECT_EQ(pre->properties().at("preamble_graph"), "preamble.onnx");
   std::string message =
       message_of<InvalidArgument>([&] { context->load_model(test::model_path("no_such_model")); });
-  EXPECT_NE(message.find("no_such_model"), std::string::npos) << message;
+  EXPECT_TRUE(contains_all(message, {"no_such_model"}));
 }
 
 TEST(InstanceOptions, ParsesPythonKeywordValues) {
@@ -244,7 +244,7 @@ TEST(InstanceOptions, UnknownKeyListsTheValidKeys) {
   std::string message = message_of<InvalidArgument>([] {
     InstanceOptions::from_properties({{"batch", "4"}});
   });
-  EXPECT_NE(message.find("unknown property 'batch'"), std::string::npos) << message;
+  EXPECT_TRUE(contains_all(message, {"unknown property 'batch'"}));
   for (const char *key : {"aipu_cores", "num_sub_devices", "input_dmabuf", "output_dmabuf",
                           "device_profiling", "host_profiling", "double_buffer", "elf_in_ddr"})
     EXPECT_NE(message.find(key), std::string::npos) << key << " missing from: " << message;
@@ -267,12 +267,11 @@ TEST(Connection, CoreCountsAreCheckedAgainstTheConnection) {
   std::string message = message_of<InvalidArgument>([&] {
     connection->load_model_instance(b4, {{"num_sub_devices", "3"}});
   });
-  EXPECT_NE(message.find("has 2 sub-devices"), std::string::npos) << message;
+  EXPECT_TRUE(contains_all(message, {"has 2 sub-devices"}));
   message = message_of<IncompatibleDevice>([&] {
     connection->load_model_instance(b4, {{"aipu_cores", "5"}});
   });
-  EXPECT_NE(message.find("aipu_cores=5"), std::string::npos) << message;
-  EXPECT_NE(message.find("4 AIPU cores"), std::string::npos) << message;
+  EXPECT_TRUE(contains_all(message, {"aipu_cores=5", "4 AIPU cores"}));
   // Default: min(batch, connection cores).
   EXPECT_EQ(connection->load_model_instance(b4)->options().aipu_cores, 2);
   EXPECT_EQ(connection->load_model_instance(one)->options().aipu_cores, 1);

@@ -16,6 +16,7 @@
 namespace axstream::runtime {
 namespace {
 
+using test::contains_all;
 using test::max_abs_diff;
 using test::message_of;
 using test::read_bytes;
@@ -268,31 +269,26 @@ TEST_F(RunTest, BadFdsAreRejectedNamingTheFd) {
   std::string message = message_of<InvalidArgument>([&] {
     instance->run({{nullptr, small.fd()}}, {{nullptr, good_out.fd()}});
   });
-  EXPECT_NE(message.find("input 0 'input'"), std::string::npos) << message;
-  EXPECT_NE(message.find("fd " + std::to_string(small.fd()) + " (memfd) holds " +
-                         std::to_string(in_size - 1) + " bytes"),
-            std::string::npos)
-      << message;
+  EXPECT_TRUE(contains_all(
+      message, {"input 0 'input'", "fd " + std::to_string(small.fd()) + " (memfd) holds " +
+                                       std::to_string(in_size - 1) + " bytes"}));
 
   message = message_of<InvalidArgument>([&] {
     instance->run({{nullptr, good_in.fd(), 1}}, {{nullptr, good_out.fd()}});
   });
-  EXPECT_NE(message.find("from offset 1"), std::string::npos) << message;
+  EXPECT_TRUE(contains_all(message, {"from offset 1"}));
 
   int closed = ::dup(good_in.fd());
   ::close(closed);
   message = message_of<InvalidArgument>([&] {
     instance->run({{nullptr, closed}}, {{nullptr, good_out.fd()}});
   });
-  EXPECT_NE(message.find("fd " + std::to_string(closed) + " is not an open file"),
-            std::string::npos)
-      << message;
+  EXPECT_TRUE(contains_all(message, {"fd " + std::to_string(closed) + " is not an open file"}));
 
   message = message_of<InvalidArgument>([&] {
     instance->run({{nullptr, good_in.fd()}}, {{nullptr, -1}});
   });
-  EXPECT_NE(message.find("output 0 'logits'"), std::string::npos) << message;
-  EXPECT_NE(message.find("got fd -1"), std::string::npos) << message;
+  EXPECT_TRUE(contains_all(message, {"output 0 'logits'", "got fd -1"}));
 
   // A pipe has no size and cannot be mapped.
   int pipe_fds[2];
@@ -300,7 +296,7 @@ TEST_F(RunTest, BadFdsAreRejectedNamingTheFd) {
   message = message_of<InvalidArgument>([&] {
     instance->run({{nullptr, pipe_fds[0]}}, {{nullptr, good_out.fd()}});
   });
-  EXPECT_NE(message.find("fd " + std::to_string(pipe_fds[0])), std::string::npos) << message;
+  EXPECT_TRUE(contains_all(message, {"fd " + std::to_string(pipe_fds[0])}));
   ::close(pipe_fds[0]);
   ::close(pipe_fds[1]);
 
@@ -313,9 +309,8 @@ TEST_F(RunTest, BadFdsAreRejectedNamingTheFd) {
   message = message_of<InvalidArgument>([&] {
     instance->run({{nullptr, good_in.fd()}}, {{nullptr, plain}});
   });
-  EXPECT_NE(message.find("fd " + std::to_string(plain)), std::string::npos) << message;
-  EXPECT_NE(message.find("expected a dmabuf, memfd or shared-memory buffer"), std::string::npos)
-      << message;
+  EXPECT_TRUE(contains_all(message, {"fd " + std::to_string(plain),
+                                     "expected a dmabuf, memfd or shared-memory buffer"}));
   ::close(plain);
 
   // A memfd sealed against writes cannot be mapped for writing the outputs.
@@ -326,10 +321,8 @@ TEST_F(RunTest, BadFdsAreRejectedNamingTheFd) {
   message = message_of<InvalidArgument>([&] {
     instance->run({{nullptr, good_in.fd()}}, {{nullptr, sealed}});
   });
-  EXPECT_NE(message.find("output 0 'logits'"), std::string::npos) << message;
-  EXPECT_NE(message.find("fd " + std::to_string(sealed) + " cannot be mapped read-write"),
-            std::string::npos)
-      << message;
+  EXPECT_TRUE(contains_all(message, {"output 0 'logits'", "fd " + std::to_string(sealed) +
+                                                              " cannot be mapped read-write"}));
   EXPECT_NO_THROW(instance->run({{nullptr, good_in.fd()}}, {{nullptr, good_out.fd()}}));
   ::close(sealed);
 }
@@ -343,24 +336,21 @@ TEST_F(RunTest, WrongArgumentsAreInvalidArgumentNamingTheTensor) {
   std::string message = message_of<InvalidArgument>([&] {
     instance->run({}, {{boxes.data()}, {scores.data()}});
   });
-  EXPECT_NE(message.find("expected 1 inputs, got 0"), std::string::npos) << message;
+  EXPECT_TRUE(contains_all(message, {"expected 1 inputs, got 0"}));
   message = message_of<InvalidArgument>([&] { instance->run({{input.data()}}, {{boxes.data()}}); });
-  EXPECT_NE(message.find("expected 2 outputs, got 1"), std::string::npos) << message;
+  EXPECT_TRUE(contains_all(message, {"expected 2 outputs, got 1"}));
   message = message_of<InvalidArgument>([&] {
     instance->run({{input.data(), -1, 0, input.size() - 1}}, {{boxes.data()}, {scores.data()}});
   });
-  EXPECT_NE(message.find("input 0 'image'"), std::string::npos) << message;
-  EXPECT_NE(message.find("expected 1024 bytes"), std::string::npos) << message;
-  EXPECT_NE(message.find("got 1023"), std::string::npos) << message;
+  EXPECT_TRUE(contains_all(message, {"input 0 'image'", "expected 1024 bytes", "got 1023"}));
   message = message_of<InvalidArgument>([&] {
     instance->run({{input.data()}}, {{boxes.data()}, {scores.data(), -1, 0, 17}});
   });
-  EXPECT_NE(message.find("output 1 'scores'"), std::string::npos) << message;
+  EXPECT_TRUE(contains_all(message, {"output 1 'scores'"}));
   message = message_of<InvalidArgument>([&] {
     instance->run({{nullptr}}, {{boxes.data()}, {scores.data()}});
   });
-  EXPECT_NE(message.find("input 0 'image'"), std::string::npos) << message;
-  EXPECT_NE(message.find("null pointer"), std::string::npos) << message;
+  EXPECT_TRUE(contains_all(message, {"input 0 'image'", "null pointer"}));
 }
 
 TEST_F(RunTest, ProfilingReportsHostAndPerCoreDeviceTime) {
@@ -401,13 +391,9 @@ TEST_F(RunTest, EngineErrorsPropagateWithTheirType) {
   test::write_text(dir.path() + "/core.onnx", proto.SerializeAsString());
   auto model = context->load_model(dir.path());
   auto connection = context->device_connect(nullptr, 1);
-  try {
-    connection->load_model_instance(model);
-    FAIL() << "compiled a graph with an unknown op";
-  } catch (const NotImplemented &error) {
-    EXPECT_NE(std::string(error.what()).find("AxstreamNoSuchOp"), std::string::npos)
-        << error.what();
-  }
+  EXPECT_TRUE(
+      contains_all(message_of<NotImplemented>([&] { connection->load_model_instance(model); }),
+                   {"AxstreamNoSuchOp"}));
 }
 
 TEST_F(RunTest, CoreGraphComputingAFloat16OutputIsRefusedNamingTheTensor) {

@@ -3,11 +3,14 @@
 #include <filesystem>
 
 #include "axstream/runtime/model_package.h"
+#include "expected_error.h"
 #include "test_util.h"
 
 namespace axstream::runtime {
 namespace {
 
+using test::contains_all;
+using test::message_of;
 using test::read_text;
 using test::TempDir;
 using test::write_text;
@@ -158,8 +161,8 @@ TEST_F(PackageFixture, CoreGraphOutputCountMustMatchManifest) {
   manifest = replaced(manifest, "\"layout\": \"none\"}]", "\"layout\": \"none\"}, null]");
   write_text(manifest_json(), manifest);
   std::string message = load_error();
-  EXPECT_NE(message.find("core.onnx: core graph has 1 outputs"), std::string::npos) << message;
-  EXPECT_NE(message.find("'output_shapes' lists 2"), std::string::npos) << message;
+  EXPECT_TRUE(
+      contains_all(message, {"core.onnx: core graph has 1 outputs", "'output_shapes' lists 2"}));
 }
 
 struct CorruptCase {
@@ -503,8 +506,7 @@ TEST_F(PackageFixture, CorruptHostGraphIsFoundWhenThePackageOpens) {
   write_text(model_json(), replaced(kModelJson, "\"postamble_graph\": null",
                                     "\"postamble_graph\": \"post.onnx\""));
   std::string message = load_error();
-  for (const char *part : {"post.onnx", "not a valid ONNX model", "'postamble_graph'"})
-    EXPECT_NE(message.find(part), std::string::npos) << message;
+  EXPECT_TRUE(contains_all(message, {"post.onnx", "not a valid ONNX model", "'postamble_graph'"}));
 }
 
 // A file of the package replaced by a directory or a symbolic link loop: the message says which,
@@ -515,44 +517,36 @@ TEST_F(PackageFixture, PackageFilesThatAreNotFilesAreNamedForWhatTheyAre) {
   fs::remove(manifest);
   fs::create_directory(manifest);
   std::string message = load_error();
-  EXPECT_NE(message.find(manifest + " is a directory, not a file"), std::string::npos) << message;
+  EXPECT_TRUE(contains_all(message, {manifest + " is a directory, not a file"}));
   fs::remove(manifest);
   fs::create_symlink(manifest, manifest);  // a link to itself: ELOOP
   message = load_error();
-  EXPECT_NE(message.find(manifest + " is a symbolic link loop"), std::string::npos) << message;
+  EXPECT_TRUE(contains_all(message, {manifest + " is a symbolic link loop"}));
   fs::remove(manifest);
   fs::create_symlink(dir.path() + "/nothing.json", manifest);
   message = load_error();
-  EXPECT_NE(message.find(manifest + " is a symbolic link to nothing"), std::string::npos)
-      << message;
+  EXPECT_TRUE(contains_all(message, {manifest + " is a symbolic link to nothing"}));
   write_text(manifest, kManifestJson);
 
   const std::string core = dir.path() + "/core.onnx";
   fs::rename(core, dir.path() + "/real.onnx");
   fs::create_directory(core);
   message = load_error();
-  for (const char *part : {"model.json", "'core_graph'", "is a directory, not a file"})
-    EXPECT_NE(message.find(part), std::string::npos) << message;
+  EXPECT_TRUE(contains_all(message, {"model.json", "'core_graph'", "is a directory, not a file"}));
   fs::remove(core);
   fs::create_symlink(core, core);
   message = load_error();
-  for (const char *part : {"model.json", "'core_graph'", "is a symbolic link loop"})
-    EXPECT_NE(message.find(part), std::string::npos) << message;
+  EXPECT_TRUE(contains_all(message, {"model.json", "'core_graph'", "is a symbolic link loop"}));
   fs::remove(core);
   fs::create_symlink("real.onnx", core);  // a link inside the package is fine
   EXPECT_EQ(load_error(), "");
 }
 
 TEST_F(PackageFixture, ManifestGivenAsTheModelFileSaysWhatToPass) {
-  try {
-    load_model_package(manifest_json());
-    FAIL() << "loaded manifest.json as a model file";
-  } catch (const InvalidArgument &error) {
-    EXPECT_EQ(std::string(error.what()),
-              "model file " + manifest_json() +
-                  " is the package's manifest, not its model file: pass the package directory " +
-                  dir.path() + " or its model.json");
-  }
+  EXPECT_EQ(message_of<InvalidArgument>([&] { load_model_package(manifest_json()); }),
+            "model file " + manifest_json() +
+                " is the package's manifest, not its model file: pass the package directory " +
+                dir.path() + " or its model.json");
 }
 
 TEST_F(PackageFixture, EmptyHostGraphIsFoundWhenThePackageOpens) {
@@ -560,8 +554,8 @@ TEST_F(PackageFixture, EmptyHostGraphIsFoundWhenThePackageOpens) {
   write_text(model_json(),
              replaced(kModelJson, "\"preamble_graph\": null", "\"preamble_graph\": \"pre.onnx\""));
   std::string message = load_error();
-  for (const char *part : {"pre.onnx", "empty file, not an ONNX graph", "'preamble_graph'"})
-    EXPECT_NE(message.find(part), std::string::npos) << message;
+  EXPECT_TRUE(
+      contains_all(message, {"pre.onnx", "empty file, not an ONNX graph", "'preamble_graph'"}));
 }
 
 TEST_F(PackageFixture, RelativePathsMayGoDownAndBackInsideThePackage) {
@@ -574,24 +568,15 @@ TEST_F(PackageFixture, RelativePathsMayGoDownAndBackInsideThePackage) {
 }
 
 TEST(ModelPackage, MissingDirectoryIsInvalidArgument) {
-  try {
-    load_model_package("/nonexistent/axstream/package");
-    FAIL() << "loaded a package that does not exist";
-  } catch (const InvalidArgument &error) {
-    EXPECT_NE(std::string(error.what()).find("/nonexistent/axstream/package"), std::string::npos);
-    EXPECT_NE(std::string(error.what()).find("does not exist"), std::string::npos);
-  }
+  EXPECT_TRUE(contains_all(
+      message_of<InvalidArgument>([] { load_model_package("/nonexistent/axstream/package"); }),
+      {"/nonexistent/axstream/package", "does not exist"}));
   EXPECT_THROW(load_model_package("/nonexistent/model.json"), InvalidArgument);
   EXPECT_THROW(load_model_package(""), InvalidArgument);
   // A NUL would cut the name short for the file system: "<package>\0junk" must not open it.
-  try {
-    load_model_package(std::string("/tmp\0junk", 9));
-    FAIL() << "loaded a path with a NUL";
-  } catch (const InvalidArgument &error) {
-    EXPECT_NE(std::string(error.what()).find("'/tmp\\x00junk' contains a NUL character"),
-              std::string::npos)
-        << error.what();
-  }
+  EXPECT_TRUE(contains_all(
+      message_of<InvalidArgument>([] { load_model_package(std::string("/tmp\0junk", 9)); }),
+      {"'/tmp\\x00junk' contains a NUL character"}));
 }
 
 TEST(ModelPackage, GeneratedPackagesLoadWithTheirExtras) {

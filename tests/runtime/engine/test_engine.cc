@@ -90,6 +90,13 @@ onnx::ModelProto one_node_model(const std::string &op, const std::string &node_n
   return m;
 }
 
+// The message of the `E` that compiling `model` as `file` throws (message_of's words when it
+// compiles).
+template <typename E = InvalidArgument>
+std::string compile_error(const onnx::ModelProto &model, const std::string &file) {
+  return message_of<E>([&] { Program::from_bytes(model.SerializeAsString(), file); });
+}
+
 // A 1-D int64 initializer (a shape operand).
 void add_int64_initializer(onnx::GraphProto &g, const std::string &name,
                            const std::vector<int64_t> &values) {
@@ -103,11 +110,8 @@ void add_int64_initializer(onnx::GraphProto &g, const std::string &name,
 TEST(Engine, UnknownOpThrowsNotImplementedNamingNodeOpOpsetAndInput) {
   auto bytes = one_node_model("FancyWarp", "warp_node_7", {"1", "4"}).SerializeAsString();
   std::string msg = message_of<NotImplemented>([&] { Program::from_bytes(bytes, "fancy.onnx"); });
-  EXPECT_NE(msg.find("warp_node_7"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("FancyWarp"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("opset 13"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("fancy.onnx"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("reading 'x' (float32 (1,4))"), std::string::npos) << msg;
+  EXPECT_TRUE(contains_all(
+      msg, {"warp_node_7", "FancyWarp", "opset 13", "fancy.onnx", "reading 'x' (float32 (1,4))"}));
 }
 
 // A Q/DQ scale of 0 or NaN (x / 0, NaN everywhere) is a corrupt model, refused naming the node;
@@ -123,12 +127,9 @@ TEST(Engine, ZeroOrNanQuantisationScaleAndBadBroadcastNameTheFileAndNode) {
     scale->set_name("scale");
     scale->set_data_type(onnx::TensorProto::FLOAT);
     scale->add_float_data(bad);
-    std::string msg =
-        message_of<InvalidArgument>([&] { Program::from_bytes(m.SerializeAsString(), "q.onnx"); });
-    EXPECT_NE(msg.find("q.onnx: node 'quant_node' (QuantizeLinear): scale[0] is "),
-              std::string::npos)
-        << msg;
-    EXPECT_NE(msg.find("expected a finite non-zero number"), std::string::npos) << msg;
+    std::string msg = compile_error(m, "q.onnx");
+    EXPECT_TRUE(contains_all(msg, {"q.onnx: node 'quant_node' (QuantizeLinear): scale[0] is ",
+                                   "expected a finite non-zero number"}));
   }
   onnx::ModelProto m = one_node_model("Add", "add_node", {"1", "4"});
   m.mutable_graph()->mutable_node(0)->add_input("three");
@@ -137,11 +138,9 @@ TEST(Engine, ZeroOrNanQuantisationScaleAndBadBroadcastNameTheFileAndNode) {
   three->set_data_type(onnx::TensorProto::FLOAT);
   three->add_dims(3);
   for (int i = 0; i < 3; ++i) three->add_float_data(1.0f);
-  std::string msg =
-      message_of<InvalidArgument>([&] { Program::from_bytes(m.SerializeAsString(), "a.onnx"); });
-  EXPECT_NE(msg.find("a.onnx: node 'add_node' (Add): shapes (1,4) and (3) do not broadcast"),
-            std::string::npos)
-      << msg;
+  std::string msg = compile_error(m, "a.onnx");
+  EXPECT_TRUE(
+      contains_all(msg, {"a.onnx: node 'add_node' (Add): shapes (1,4) and (3) do not broadcast"}));
 }
 
 TEST(Engine, TruncatedFileThrowsInvalidArgumentNamingFile) {
@@ -154,19 +153,18 @@ TEST(Engine, TruncatedFileThrowsInvalidArgumentNamingFile) {
       .write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
   std::string msg = message_of<InvalidArgument>([&] { Program::from_file(path.string()); });
   fs::remove(path);
-  EXPECT_NE(msg.find(path.string()), std::string::npos) << msg;
+  EXPECT_TRUE(contains_all(msg, {path.string()}));
 }
 
 TEST(Engine, MissingFileThrowsInvalidArgument) {
   std::string msg = message_of<InvalidArgument>([] { Program::from_file("/nonexistent/m.onnx"); });
-  EXPECT_NE(msg.find("/nonexistent/m.onnx"), std::string::npos) << msg;
+  EXPECT_TRUE(contains_all(msg, {"/nonexistent/m.onnx"}));
 }
 
 TEST(Engine, UnresolvedDynamicDimThrowsInvalidArgumentNamingInput) {
   auto bytes = one_node_model("Relu", "relu", {"batch", "4"}).SerializeAsString();
   std::string msg = message_of<InvalidArgument>([&] { Program::from_bytes(bytes, "dyn.onnx"); });
-  EXPECT_NE(msg.find("'x'"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("batch"), std::string::npos) << msg;
+  EXPECT_TRUE(contains_all(msg, {"'x'", "batch"}));
 }
 
 TEST(Engine, InputShapesFixDynamicDims) {
@@ -187,7 +185,7 @@ TEST(Engine, InputShapesNamingUnknownInputThrowsInvalidArgument) {
   options.input_shapes["nope"] = {1, 4};
   std::string msg =
       message_of<InvalidArgument>([&] { Program::from_bytes(bytes, "m.onnx", options); });
-  EXPECT_NE(msg.find("nope"), std::string::npos) << msg;
+  EXPECT_TRUE(contains_all(msg, {"nope"}));
 }
 
 // x -> Neg -> t -> Relu -> y, with the Relu listed first: the importer orders the nodes by the
@@ -210,11 +208,9 @@ TEST(Engine, NodesListedOutOfOrderRunInDataOrder) {
 TEST(Engine, NodeReadingATensorNothingDefinesNamesTheNodeAndTensor) {
   onnx::ModelProto m = one_node_model("Relu", "relu_node", {"1", "4"});
   m.mutable_graph()->mutable_node(0)->set_input(0, "ghost");
-  std::string msg =
-      message_of<InvalidArgument>([&] { Program::from_bytes(m.SerializeAsString(), "g.onnx"); });
-  EXPECT_NE(msg.find("g.onnx: node 'relu_node' (Relu) reads 'ghost', which nothing defines"),
-            std::string::npos)
-      << msg;
+  std::string msg = compile_error(m, "g.onnx");
+  EXPECT_TRUE(
+      contains_all(msg, {"g.onnx: node 'relu_node' (Relu) reads 'ghost', which nothing defines"}));
 }
 
 TEST(Engine, ExecutorRejectsWrongArgumentCount) {
@@ -228,7 +224,7 @@ TEST(Engine, ExecutorRejectsWrongArgumentCount) {
 TEST(Engine, DescribeListsNodesAndMacsCountConvWork) {
   auto program = Program::from_file(cases_dir() + "/conv_relu_1x1_batch2/model.onnx");
   std::string text = program->describe();
-  EXPECT_NE(text.find("Conv"), std::string::npos) << text;
+  EXPECT_TRUE(contains_all(text, {"Conv"}));
   // 2 batches * 5 out channels * 7*7 pixels * 3 in channels.
   EXPECT_GE(program->macs(), 2u * 5 * 49 * 3);
   EXPECT_EQ(dtype_name(DType::i8), std::string("int8"));
@@ -240,7 +236,7 @@ TEST(Engine, QdqConvPatternsFuseIntoOneQuantisedConv) {
   for (const char *name : {"qdq_conv_relu_int8", "qdq_conv_uint8_grouped_clip_7bit_weights"}) {
     auto program = Program::from_file(cases_dir() + "/" + name + "/model.onnx");
     std::string text = program->describe();
-    EXPECT_NE(text.find("axstream.QConv"), std::string::npos) << text;
+    EXPECT_TRUE(contains_all(text, {"axstream.QConv"}));
     EXPECT_EQ(text.find("DequantizeLinear"), std::string::npos) << text;
     EXPECT_EQ(text.find("QuantizeLinear"), std::string::npos) << text;
   }
@@ -249,8 +245,7 @@ TEST(Engine, QdqConvPatternsFuseIntoOneQuantisedConv) {
 TEST(Engine, ResidualQdqAddReluFusesIntoOneQuantisedAdd) {
   auto program = Program::from_file(cases_dir() + "/qdq_residual_add_relu_fused/model.onnx");
   std::string text = program->describe();
-  EXPECT_NE(text.find("axstream.QAdd"), std::string::npos) << text;
-  EXPECT_NE(text.find("dequantize-add-relu-quantize"), std::string::npos) << text;
+  EXPECT_TRUE(contains_all(text, {"axstream.QAdd", "dequantize-add-relu-quantize"}));
   EXPECT_EQ(text.find("DequantizeLinear"), std::string::npos) << text;
   EXPECT_EQ(text.find(" Relu "), std::string::npos) << text;
 }
@@ -273,7 +268,7 @@ TEST(EnginePasses, BatchNormFoldsIntoConvGemmAndConvTranspose) {
                            "convtranspose_grouped_batchnorm_folded"}) {
     std::string text = describe_case(name);
     EXPECT_EQ(text.find("BatchNormalization"), std::string::npos) << text;
-    EXPECT_NE(text.find("(BatchNorm folded)"), std::string::npos) << text;
+    EXPECT_TRUE(contains_all(text, {"(BatchNorm folded)"}));
   }
 }
 
@@ -282,13 +277,13 @@ TEST(EnginePasses, ActivationsFuseIntoTheConvolutionAsPostOps) {
   for (const char *gone : {"Sigmoid", " Mul ", "LeakyRelu '", "HardSwish '", "Clip '"})
     EXPECT_EQ(text.find(gone), std::string::npos) << gone << " still runs:\n" << text;
   for (const char *fused : {"\"SiLU\"", "\"LeakyRelu\"", "\"HardSwish\"", "\"Clip\""})
-    EXPECT_NE(text.find(std::string("_activation=") + fused), std::string::npos) << text;
+    EXPECT_TRUE(contains_all(text, {std::string("_activation=") + fused}));
   EXPECT_EQ(describe_case("conv_batchnorm_relu_folded").find("Relu '"), std::string::npos);
 }
 
 TEST(EnginePasses, DecomposedLayerNormFusesIntoOneOp) {
   std::string text = describe_case("layernorm_decomposed_fused");
-  EXPECT_NE(text.find("axstream.LayerNorm"), std::string::npos) << text;
+  EXPECT_TRUE(contains_all(text, {"axstream.LayerNorm"}));
   for (const char *gone : {"ReduceMean", "Sqrt", "Pow", "Div"})
     EXPECT_EQ(text.find(gone), std::string::npos) << gone << " still runs:\n" << text;
 }
@@ -341,12 +336,11 @@ TEST(EnginePasses, DecomposedLayerNormWithQdqPairsBetweenItsOpsFusesAndMatchesUn
   auto fused = Program::from_bytes(qdq_layer_norm_model(false).SerializeAsString(), "ln_fused");
   auto unfused = Program::from_bytes(qdq_layer_norm_model(true).SerializeAsString(), "ln_unfused");
   std::string text = fused->describe();
-  EXPECT_NE(text.find("axstream.LayerNorm"), std::string::npos) << text;
+  EXPECT_TRUE(contains_all(text, {"axstream.LayerNorm"}));
   for (const char *gone : {"ReduceMean '", "Sqrt '", "Pow '", "Div '", "Sub '", "'m/q'", "'d/q'"})
     EXPECT_EQ(text.find(gone), std::string::npos) << gone << " still runs:\n" << text;
   // The pairs on the input and the result stay.
-  EXPECT_NE(text.find("'x/q'"), std::string::npos) << text;
-  EXPECT_NE(text.find("'ln/q'"), std::string::npos) << text;
+  EXPECT_TRUE(contains_all(text, {"'x/q'", "'ln/q'"}));
   EXPECT_EQ(unfused->describe().find("axstream.LayerNorm"), std::string::npos)
       << unfused->describe();
 
@@ -369,42 +363,37 @@ TEST(EnginePasses, DecomposedLayerNormWithQdqPairsBetweenItsOpsFusesAndMatchesUn
 
 TEST(EnginePasses, QLinearConvWithSymmetricInt8WeightsRunsAsTheFusedQuantisedConv) {
   std::string lowered = describe_case("qlinearconv_int8_symmetric_lowered_to_qconv");
-  EXPECT_NE(lowered.find("axstream.QConv"), std::string::npos) << lowered;
+  EXPECT_TRUE(contains_all(lowered, {"axstream.QConv"}));
   // Weights with zero points run there too when w - w_zero_point fits int8 ...
   std::string shifted = describe_case("qlinearconv_uint8_weights_with_zero_points_lowered");
-  EXPECT_NE(shifted.find("axstream.QConv"), std::string::npos) << shifted;
-  EXPECT_NE(shifted.find("minus zero point"), std::string::npos) << shifted;
+  EXPECT_TRUE(contains_all(shifted, {"axstream.QConv", "minus zero point"}));
   // ... and keep the exact integer kernel when it does not.
   std::string exact = describe_case("qlinearconv_uint8_x_int8_per_channel_weights");
-  EXPECT_NE(exact.find("QLinearConv"), std::string::npos) << exact;
-  EXPECT_NE(exact.find("int32-accumulating reference"), std::string::npos) << exact;
+  EXPECT_TRUE(contains_all(exact, {"QLinearConv", "int32-accumulating reference"}));
 }
 
 TEST(EnginePasses, QdqMatMulFusesIntoIntegerMatMulAndQdqMaxPoolRunsOnInt8) {
   std::string mm = describe_case("qdq_matmul_fused_per_column");
-  EXPECT_NE(mm.find("QLinearMatMul"), std::string::npos) << mm;
-  EXPECT_NE(mm.find("int32-accumulating"), std::string::npos) << mm;
+  EXPECT_TRUE(contains_all(mm, {"QLinearMatMul", "int32-accumulating"}));
   EXPECT_EQ(mm.find("DequantizeLinear"), std::string::npos) << mm;
   std::string gemm = describe_case("qdq_gemm_transb_bias_fused");
-  EXPECT_NE(gemm.find("axstream.QGemm"), std::string::npos) << gemm;
+  EXPECT_TRUE(contains_all(gemm, {"axstream.QGemm"}));
   EXPECT_EQ(gemm.find("DequantizeLinear"), std::string::npos) << gemm;
   std::string pool = describe_case("qdq_maxpool_runs_on_int8");
   EXPECT_EQ(pool.find("DequantizeLinear"), std::string::npos) << pool;
   EXPECT_EQ(pool.find("QuantizeLinear"), std::string::npos) << pool;
-  EXPECT_NE(pool.find("-> ('y' int8"), std::string::npos) << pool;
+  EXPECT_TRUE(contains_all(pool, {"-> ('y' int8"}));
 }
 
 TEST(EnginePasses, QdqSiluBetweenConvsBecomesOneLookupTable) {
   std::string text = describe_case("qdq_conv_silu_conv_lookup_table");
-  EXPECT_NE(text.find("axstream.QLookup"), std::string::npos) << text;
-  EXPECT_NE(text.find("256-entry table"), std::string::npos) << text;
+  EXPECT_TRUE(contains_all(text, {"axstream.QLookup", "256-entry table"}));
   for (const char *gone : {"Sigmoid '", "Mul '", "DequantizeLinear '", "QuantizeLinear '"})
     EXPECT_EQ(text.find(gone), std::string::npos) << gone << " still runs:\n" << text;
   // Where the int8 convolutions run on oneDNN's VNNI/AMX kernels, the lookup reads and writes
   // NHWC between them (the generated case checks the numbers on that path).
   if (text.find("_core_vnni]") != std::string::npos || text.find("_amx") != std::string::npos) {
-    EXPECT_NE(text.find("_dst_nhwc=1"), std::string::npos) << text;
-    EXPECT_NE(text.find("_src_nhwc=1"), std::string::npos) << text;
+    EXPECT_TRUE(contains_all(text, {"_dst_nhwc=1", "_src_nhwc=1"}));
   }
 }
 
@@ -542,14 +531,14 @@ TEST(EnginePasses, QdqPerChannelGateMulAndJoinAddRunOnInt8BitExactToUnfused) {
   auto fused = Program::from_bytes(qdq_gate_model(false).SerializeAsString(), "fused");
   auto unfused = Program::from_bytes(qdq_gate_model(true).SerializeAsString(), "unfused");
   std::string text = fused->describe();
-  EXPECT_NE(text.find("fused dequantize-mul-quantize per channel"), std::string::npos) << text;
-  EXPECT_NE(text.find("fused dequantize-add-relu-quantize"), std::string::npos) << text;
+  EXPECT_TRUE(contains_all(
+      text, {"fused dequantize-mul-quantize per channel", "fused dequantize-add-relu-quantize"}));
   for (const char *gone : {"Mul '", "Add '", "Relu '", "DequantizeLinear '", "QuantizeLinear '"})
     EXPECT_EQ(text.find(gone), std::string::npos) << gone << " still runs:\n" << text;
   EXPECT_EQ(unfused->describe().find("QBinary"), std::string::npos) << unfused->describe();
   // Where oneDNN's int8 convolutions run, the gate multiplies NHWC activations in place.
   if (text.find("_core_vnni]") != std::string::npos || text.find("_amx") != std::string::npos) {
-    EXPECT_NE(text.find("per channel nhwc"), std::string::npos) << text;
+    EXPECT_TRUE(contains_all(text, {"per channel nhwc"}));
   }
 
   expect_gate_programs_agree(*fused, *unfused, 16, 17);
@@ -565,12 +554,10 @@ TEST(EnginePasses, QdqGateAndJoinTailsOfTheVectorLoopsAreBitExactToUnfused) {
     auto unfused =
         Program::from_bytes(qdq_gate_model(true, 24, 5, join).SerializeAsString(), "unfused");
     std::string text = fused->describe();
-    EXPECT_NE(text.find(std::string("fused dequantize-") + (join[0] == 'A' ? "add" : "mul") +
-                        "-relu-quantize"),
-              std::string::npos)
-        << text;
+    EXPECT_TRUE(contains_all(text, {std::string("fused dequantize-") +
+                                    (join[0] == 'A' ? "add" : "mul") + "-relu-quantize"}));
     if (text.find("_core_vnni]") != std::string::npos || text.find("_amx") != std::string::npos) {
-      EXPECT_NE(text.find("per channel nhwc"), std::string::npos) << text;
+      EXPECT_TRUE(contains_all(text, {"per channel nhwc"}));
     }
     expect_gate_programs_agree(*fused, *unfused, 24, 11);
   }
@@ -616,8 +603,7 @@ TEST(EnginePasses, TablesAndJoinsFeedingInt8ConvsWriteUint8BitExactToUnfused) {
       Program::from_bytes(qdq_gate_model(true, 24, 5).SerializeAsString(), "gate unfused");
   std::string text = table->describe() + gate->describe();
   if (text.find("_core_vnni]") != std::string::npos || text.find("_amx") != std::string::npos) {
-    EXPECT_NE(text.find("-> ('h' uint8(1,24,9,9))"), std::string::npos) << text;
-    EXPECT_NE(text.find("-> ('r' uint8(1,24,5,5))"), std::string::npos) << text;
+    EXPECT_TRUE(contains_all(text, {"-> ('h' uint8(1,24,9,9))", "-> ('r' uint8(1,24,5,5))"}));
   }
   std::vector<int8_t> x(table->inputs()[0].element_count()), gate_x(24 * 25), gate_g(24);
   for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<int8_t>((i * 71 + 3) % 256 - 128);
@@ -677,8 +663,7 @@ TEST(EnginePasses, QdqResizeConcatAndMaxPoolRunOnInt8BitExactToUnfused) {
   auto fused = Program::from_bytes(qdq_neck_model(false).SerializeAsString(), "fused");
   auto unfused = Program::from_bytes(qdq_neck_model(true).SerializeAsString(), "unfused");
   std::string text = fused->describe();
-  EXPECT_NE(text.find("axstream.QConcat"), std::string::npos) << text;
-  EXPECT_NE(text.find("_function=\"requantise\""), std::string::npos) << text;
+  EXPECT_TRUE(contains_all(text, {"axstream.QConcat", "_function=\"requantise\""}));
   for (const char *gone : {"DequantizeLinear '", "QuantizeLinear '", "float32(1,"})
     EXPECT_EQ(text.find(gone), std::string::npos) << gone << " still runs:\n" << text;
   EXPECT_EQ(unfused->describe().find("QConcat"), std::string::npos) << unfused->describe();
@@ -723,7 +708,7 @@ TEST(EnginePasses, QdqGlobalAveragePoolSumsInt8WithinOneStepOfUnfused) {
   auto fused = Program::from_bytes(qdq_global_average_model(false).SerializeAsString(), "fused");
   auto unfused = Program::from_bytes(qdq_global_average_model(true).SerializeAsString(), "unfused");
   std::string text = fused->describe();
-  EXPECT_NE(text.find("axstream.QGlobalAveragePool"), std::string::npos) << text;
+  EXPECT_TRUE(contains_all(text, {"axstream.QGlobalAveragePool"}));
   EXPECT_EQ(text.find("DequantizeLinear '"), std::string::npos) << text;
   std::vector<int8_t> x(fused->inputs()[0].element_count());
   // Each channel a different mix, so the means spread over the output range.
@@ -782,13 +767,12 @@ TEST(EnginePasses, QdqMaxPoolAndConcatBetweenInt8ConvsStayInt8AndNhwcBitExactToU
   auto fused = Program::from_bytes(qdq_pool_concat_model(false).SerializeAsString(), "fused");
   auto unfused = Program::from_bytes(qdq_pool_concat_model(true).SerializeAsString(), "unfused");
   std::string text = fused->describe();
-  EXPECT_NE(text.find("axstream.QConcat"), std::string::npos) << text;
+  EXPECT_TRUE(contains_all(text, {"axstream.QConcat"}));
   for (const char *gone : {"DequantizeLinear '", "QuantizeLinear '", "float32(1,"})
     EXPECT_EQ(text.find(gone), std::string::npos) << gone << " still runs:\n" << text;
   // Where oneDNN's int8 convolutions run, MaxPool and Concat work on NHWC between them.
   if (text.find("_core_vnni]") != std::string::npos || text.find("_amx") != std::string::npos) {
-    EXPECT_NE(text.find("[nhwc]"), std::string::npos) << text;
-    EXPECT_NE(text.find("[int8 copy/requantise nhwc]"), std::string::npos) << text;
+    EXPECT_TRUE(contains_all(text, {"[nhwc]", "[int8 copy/requantise nhwc]"}));
     EXPECT_EQ(text.find("Transpose"), std::string::npos) << text;
   }
   std::vector<int8_t> x(fused->inputs()[0].element_count());
@@ -844,9 +828,8 @@ TEST(EnginePasses, QdqConvTransposeTilingItsOutputRunsAsInt8ConvAndDepthToSpace)
     auto unfused = Program::from_bytes(
         qdq_conv_transpose_model(true, activation).SerializeAsString(), "unfused");
     std::string text = fused->describe();
-    EXPECT_NE(text.find("axstream.QConv"), std::string::npos) << text;
-    EXPECT_NE(text.find("_activation=\"" + activation + "\""), std::string::npos) << text;
-    EXPECT_NE(text.find("DepthToSpace"), std::string::npos) << text;
+    EXPECT_TRUE(contains_all(
+        text, {"axstream.QConv", "_activation=\"" + activation + "\"", "DepthToSpace"}));
     for (const std::string &gone :
          std::vector<std::string>{"ConvTranspose '", activation + " '", "float32(1,"})
       EXPECT_EQ(text.find(gone), std::string::npos) << gone << " still runs:\n" << text;
@@ -910,8 +893,7 @@ TEST(EnginePasses, QdqMatMulBiasSoftmaxOrSigmoidRunsAsOneIntegerMatMulWithTheAct
     auto unfused = Program::from_bytes(
         qdq_matmul_activation_model(true, activation).SerializeAsString(), "unfused");
     std::string text = fused->describe();
-    EXPECT_NE(text.find("axstream.QGemm"), std::string::npos) << text;
-    EXPECT_NE(text.find("_activation=\"" + activation + "\""), std::string::npos) << text;
+    EXPECT_TRUE(contains_all(text, {"axstream.QGemm", "_activation=\"" + activation + "\""}));
     for (const std::string &gone :
          std::vector<std::string>{"MatMul '", activation + " '", "float32(1,"})
       EXPECT_EQ(text.find(gone), std::string::npos) << gone << " still runs:\n" << text;
@@ -957,8 +939,7 @@ TEST(EnginePasses, NhwcInputTransposedForAnInt8ConvIsReadAsNhwcWithoutReordering
   auto nchw = Program::from_bytes(nhwc_input_conv_model(true).SerializeAsString(), "nchw");
   std::string text = direct->describe();
   if (text.find("_core_vnni]") != std::string::npos || text.find("_amx") != std::string::npos) {
-    EXPECT_NE(text.find("copy, output kept NHWC"), std::string::npos) << text;
-    EXPECT_NE(text.find("_src_nhwc=1"), std::string::npos) << text;
+    EXPECT_TRUE(contains_all(text, {"copy, output kept NHWC", "_src_nhwc=1"}));
   }
   EXPECT_EQ(nchw->describe().find("kept NHWC"), std::string::npos) << nchw->describe();
   std::vector<int8_t> x(direct->inputs()[0].element_count());
@@ -1029,8 +1010,7 @@ TEST(EnginePasses, ResizeAndDepthToSpaceBetweenInt8ConvsMoveNhwcPixelsBitExactTo
         EXPECT_EQ(text.find(gone), std::string::npos) << gone << " still runs:\n" << text;
       if (text.find("_core_vnni]") != std::string::npos || text.find("_amx") != std::string::npos) {
         // No layout change anywhere: the op moves NHWC pixels, the output transpose copies.
-        EXPECT_NE(text.find("_nhwc=1"), std::string::npos) << text;
-        EXPECT_NE(text.find("copy, input kept NHWC"), std::string::npos) << text;
+        EXPECT_TRUE(contains_all(text, {"_nhwc=1", "copy, input kept NHWC"}));
         EXPECT_EQ(text.find("] 'y/nhwc"), std::string::npos) << text;
         for (const char *nhwc : {"_dst_nhwc=1 (", "_dst_nhwc=1 _src_nhwc=1 ("})
           EXPECT_NE(text.find(nhwc), std::string::npos) << nhwc << "\n" << text;
@@ -1080,7 +1060,7 @@ TEST(Engine, SevenBitWeightsRunOnTheIntegerKernel) {
   auto program =
       Program::from_file(cases_dir() + "/qdq_conv_uint8_grouped_clip_7bit_weights/model.onnx");
   std::string text = program->describe();
-  EXPECT_NE(text.find("int8"), std::string::npos) << text;
+  EXPECT_TRUE(contains_all(text, {"int8"}));
   EXPECT_EQ(text.find("dequantize +"), std::string::npos) << text;
 }
 
@@ -1119,8 +1099,7 @@ TEST(Engine, FastPathMatchesReferenceKernelsOnResNetStyleQdqModel) {
   std::string fast_text = fast->describe();
   if (fast_text.find("_core_vnni]") != std::string::npos ||
       fast_text.find("_amx") != std::string::npos) {
-    EXPECT_NE(fast_text.find("_src_nhwc=1"), std::string::npos) << fast_text;
-    EXPECT_NE(fast_text.find("_dst_nhwc=1"), std::string::npos) << fast_text;
+    EXPECT_TRUE(contains_all(fast_text, {"_src_nhwc=1", "_dst_nhwc=1"}));
   }
   EXPECT_EQ(reference->describe().find("nhwc"), std::string::npos) << reference->describe();
   const auto &in = fast->inputs()[0];
@@ -1168,9 +1147,8 @@ TEST(Engine, ReshapeToShapeWhoseElementCountOverflowsInt64ThrowsInvalidArgument)
   std::string bytes = m.SerializeAsString();
   std::string msg =
       message_of<InvalidArgument>([&] { Program::from_bytes(bytes, "reshape_overflow"); });
-  EXPECT_NE(msg.find("reshape_huge"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("(4294967296,4294967296,4)"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("more elements than a 64-bit count holds"), std::string::npos) << msg;
+  EXPECT_TRUE(contains_all(msg, {"reshape_huge", "(4294967296,4294967296,4)",
+                                 "more elements than a 64-bit count holds"}));
 }
 
 TEST(Engine, QuantizeLinearClampsNanToTheLowBoundInsteadOfUndefinedCast) {
@@ -1334,12 +1312,10 @@ TEST(Engine, FloatAxesAreRefusedNamingTheNodeNotCastPastInt64) {
   axes->set_data_type(onnx::TensorProto::FLOAT);
   axes->add_dims(1);
   axes->add_float_data(7.14e31f);
-  std::string msg =
-      message_of<InvalidArgument>([&] { Program::from_bytes(m.SerializeAsString(), "u.onnx"); });
-  EXPECT_NE(msg.find("node 'unsqueeze_node' (Unsqueeze): input 1 (axes) must be integers, got "
-                     "float32"),
-            std::string::npos)
-      << msg;
+  std::string msg = compile_error(m, "u.onnx");
+  EXPECT_TRUE(
+      contains_all(msg, {"node 'unsqueeze_node' (Unsqueeze): input 1 (axes) must be integers, got "
+                         "float32"}));
 }
 
 TEST(Engine, TileRepeatsThatAreNegativeOrOverflowAreRefusedNamingTheNode) {
@@ -1353,13 +1329,11 @@ TEST(Engine, TileRepeatsThatAreNegativeOrOverflowAreRefusedNamingTheNode) {
     t->set_data_type(onnx::TensorProto::INT64);
     t->add_dims(1);
     t->add_int64_data(repeats);
-    std::string msg = message_of<InvalidArgument>(
-        [&] { Program::from_bytes(m.SerializeAsString(), "tile.onnx"); });
-    EXPECT_NE(msg.find("node 'tile_node' (Tile): "), std::string::npos) << msg;
-    EXPECT_NE(msg.find(repeats < 0 ? "repeats[0] is -2, expected 0 or more"
-                                   : "dim 0 repeated 7308332104813641728 times is past int64"),
-              std::string::npos)
-        << msg;
+    std::string msg = compile_error(m, "tile.onnx");
+    EXPECT_TRUE(contains_all(
+        msg, {"node 'tile_node' (Tile): ",
+              repeats < 0 ? "repeats[0] is -2, expected 0 or more"
+                          : "dim 0 repeated 7308332104813641728 times is past int64"}));
   }
 }
 
@@ -1376,9 +1350,7 @@ TEST(Engine, TensorOverTheSizeLimitIsInvalidArgumentBeforeAllocation) {
   options.max_tensor_bytes = 1 << 20;
   std::string msg =
       message_of<InvalidArgument>([&] { Program::from_bytes(bytes, "big.onnx", options); });
-  EXPECT_NE(msg.find("blow_up"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("(1048576,4)"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("limit of 1048576 bytes"), std::string::npos) << msg;
+  EXPECT_TRUE(contains_all(msg, {"blow_up", "(1048576,4)", "limit of 1048576 bytes"}));
   // The default limit (4 GiB) lets the same 16 MiB graph run.
   auto program = Program::from_bytes(bytes, "big.onnx");
   std::vector<float> x = {1, 2, 3, 4}, y(size_t(1 << 20) * 4);
@@ -1395,10 +1367,8 @@ TEST(EngineOps, TopKWithKBeyondTheAxisNamesNodeOpAndSizes) {
   g->mutable_node(0)->add_input("k");
   g->mutable_node(0)->add_output("indices");
   add_int64_initializer(*g, "k", {5});
-  std::string msg =
-      message_of<InvalidArgument>([&] { Program::from_bytes(m.SerializeAsString(), "topk.onnx"); });
-  EXPECT_NE(msg.find("node 'topk_node' (TopK)"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("K = 5 is outside [0, 4]"), std::string::npos) << msg;
+  std::string msg = compile_error(m, "topk.onnx");
+  EXPECT_TRUE(contains_all(msg, {"node 'topk_node' (TopK)", "K = 5 is outside [0, 4]"}));
 }
 
 TEST(EngineOps, TopKWithKZeroRunsToAnEmptyOutput) {
@@ -1437,17 +1407,16 @@ TEST(EngineOps, GatherNDIndexOutOfRangeAtRunTimeNamesNodeAndIndex) {
   auto executor = program->make_executor();
   float x[6] = {}, y[3] = {};
   std::string msg = message_of<InvalidArgument>([&] { executor->run({x}, {y}); });
-  EXPECT_NE(msg.find("node 'gathernd_node' (GatherND)"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("index -3 out of range for a dim of size 2"), std::string::npos) << msg;
+  EXPECT_TRUE(contains_all(
+      msg, {"node 'gathernd_node' (GatherND)", "index -3 out of range for a dim of size 2"}));
 }
 
 TEST(EngineOps, NonMaxSuppressionIsNotImplementedBecauseItsShapeDependsOnTheData) {
   onnx::ModelProto m = one_node_model("NonMaxSuppression", "nms_node", {"1", "4", "4"});
   m.mutable_graph()->mutable_node(0)->add_input("x");
-  std::string msg =
-      message_of<NotImplemented>([&] { Program::from_bytes(m.SerializeAsString(), "nms.onnx"); });
-  EXPECT_NE(msg.find("node 'nms_node' (NonMaxSuppression)"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("output shape depends on the input values"), std::string::npos) << msg;
+  std::string msg = compile_error<NotImplemented>(m, "nms.onnx");
+  EXPECT_TRUE(contains_all(
+      msg, {"node 'nms_node' (NonMaxSuppression)", "output shape depends on the input values"}));
 }
 
 TEST(EngineOps, ResizeWithAnUnknownModeNamesNodeAndMode) {
@@ -1464,11 +1433,9 @@ TEST(EngineOps, ResizeWithAnUnknownModeNamesNodeAndMode) {
   mode->set_name("mode");
   mode->set_type(onnx::AttributeProto::STRING);
   mode->set_s("quintic");
-  std::string msg = message_of<InvalidArgument>(
-      [&] { Program::from_bytes(m.SerializeAsString(), "resize.onnx"); });
-  EXPECT_NE(msg.find("node 'resize_node' (Resize)"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("mode 'quintic' is not one of nearest, linear, cubic"), std::string::npos)
-      << msg;
+  std::string msg = compile_error(m, "resize.onnx");
+  EXPECT_TRUE(contains_all(
+      msg, {"node 'resize_node' (Resize)", "mode 'quintic' is not one of nearest, linear, cubic"}));
 }
 
 TEST(EngineOps, RoiAlignWithANonFiniteBoxNamesNodeAndRoi) {
@@ -1490,8 +1457,8 @@ TEST(EngineOps, RoiAlignWithANonFiniteBoxNamesNodeAndRoi) {
   auto executor = program->make_executor();
   float x[16] = {}, y[1] = {};
   std::string msg = message_of<InvalidArgument>([&] { executor->run({x}, {y}); });
-  EXPECT_NE(msg.find("node 'roialign_node' (RoiAlign): roi 0 ("), std::string::npos) << msg;
-  EXPECT_NE(msg.find("is not four finite numbers"), std::string::npos) << msg;
+  EXPECT_TRUE(contains_all(
+      msg, {"node 'roialign_node' (RoiAlign): roi 0 (", "is not four finite numbers"}));
 }
 
 namespace {
@@ -1523,35 +1490,28 @@ TEST(EngineOps, LstmWithAnUnknownActivationNamesNodeOpAndActivation) {
   auto *acts =
       test::add_attribute(b.graph->mutable_node(0), "activations", onnx::AttributeProto::STRINGS);
   for (const char *name : {"Sigmoid", "Gelu", "Tanh"}) acts->add_strings(name);
-  std::string msg = message_of<InvalidArgument>(
-      [&] { Program::from_bytes(b.model.SerializeAsString(), "lstm.onnx"); });
-  EXPECT_NE(msg.find("node 'y/LSTM' (LSTM)"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("unknown activation 'Gelu'"), std::string::npos) << msg;
+  std::string msg = compile_error(b.model, "lstm.onnx");
+  EXPECT_TRUE(contains_all(msg, {"node 'y/LSTM' (LSTM)", "unknown activation 'Gelu'"}));
 }
 
 TEST(EngineOps, LstmWeightsOfAnotherHiddenSizeNameNodeAndBothShapes) {
   auto b = recurrent_model("LSTM", {1, 20, 2}, {1, 20, 5});
-  std::string msg = message_of<InvalidArgument>(
-      [&] { Program::from_bytes(b.model.SerializeAsString(), "lstm.onnx"); });
-  EXPECT_NE(msg.find("node 'y/LSTM' (LSTM)"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("W has shape (1,20,2), expected (1,16,2)"), std::string::npos) << msg;
+  std::string msg = compile_error(b.model, "lstm.onnx");
+  EXPECT_TRUE(
+      contains_all(msg, {"node 'y/LSTM' (LSTM)", "W has shape (1,20,2), expected (1,16,2)"}));
 }
 
 TEST(EngineOps, GruWithAWrongRecurrenceWeightShapeNamesNodeAndShape) {
   auto b = recurrent_model("GRU", {1, 12, 2}, {1, 12, 3});
-  std::string msg = message_of<InvalidArgument>(
-      [&] { Program::from_bytes(b.model.SerializeAsString(), "gru.onnx"); });
-  EXPECT_NE(msg.find("node 'y/GRU' (GRU)"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("R has shape (1,12,3), expected (1,12,4)"), std::string::npos) << msg;
+  std::string msg = compile_error(b.model, "gru.onnx");
+  EXPECT_TRUE(contains_all(msg, {"node 'y/GRU' (GRU)", "R has shape (1,12,3), expected (1,12,4)"}));
 }
 
 TEST(EngineOps, RnnWithAnUnknownDirectionNamesNodeAndDirection) {
   auto b = recurrent_model("RNN", {1, 4, 2}, {1, 4, 4});
   test::set_string(b.graph->mutable_node(0), "direction", "sideways");
-  std::string msg = message_of<InvalidArgument>(
-      [&] { Program::from_bytes(b.model.SerializeAsString(), "rnn.onnx"); });
-  EXPECT_NE(msg.find("node 'y/RNN' (RNN)"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("direction 'sideways'"), std::string::npos) << msg;
+  std::string msg = compile_error(b.model, "rnn.onnx");
+  EXPECT_TRUE(contains_all(msg, {"node 'y/RNN' (RNN)", "direction 'sideways'"}));
 }
 
 TEST(EngineOps, RunTimeSequenceLengthBeyondTheSequenceNamesNodeAndRow) {
@@ -1565,9 +1525,7 @@ TEST(EngineOps, RunTimeSequenceLengthBeyondTheSequenceNamesNodeAndRow) {
   float x[12] = {}, y[24] = {};
   int32_t lens[2] = {3, 4};
   std::string msg = message_of<InvalidArgument>([&] { executor->run({x, lens}, {y}); });
-  EXPECT_NE(msg.find("node 'y/LSTM' (LSTM): sequence_lens[1] = 4 is outside [0, 3]"),
-            std::string::npos)
-      << msg;
+  EXPECT_TRUE(contains_all(msg, {"node 'y/LSTM' (LSTM): sequence_lens[1] = 4 is outside [0, 3]"}));
 }
 
 // The layers oneDNN expresses run on its primitives (a fallback to the loops would pass the
@@ -1576,7 +1534,7 @@ TEST(EngineOps, RunTimeSequenceLengthBeyondTheSequenceNamesNodeAndRow) {
 TEST(EngineOps, RecurrentLayersRunOnOneDnnRnnPrimitivesUnlessReferenceIsAsked) {
   std::string model = cases_dir() + "/crnn_conv_bidirectional_lstm_matmul/model.onnx";
   std::string fast = Program::from_file(model)->describe();
-  EXPECT_NE(fast.find("[oneDNN lstm_forward"), std::string::npos) << fast;
+  EXPECT_TRUE(contains_all(fast, {"[oneDNN lstm_forward"}));
   for (const char *name :
        {"lstm_layout1_bidirectional_peepholes_initial_states_batch2",
         "lstm_bidirectional_run_time_sequence_lens_initial_states", "lstm_reverse_no_bias_y_h_only",
@@ -1588,7 +1546,7 @@ TEST(EngineOps, RecurrentLayersRunOnOneDnnRnnPrimitivesUnlessReferenceIsAsked) {
   setenv("AXSTREAM_ENGINE_REFERENCE", "1", 1);
   std::string reference = Program::from_file(model)->describe();
   unsetenv("AXSTREAM_ENGINE_REFERENCE");
-  EXPECT_NE(reference.find("LSTM"), std::string::npos) << reference;
+  EXPECT_TRUE(contains_all(reference, {"LSTM"}));
   EXPECT_EQ(reference.find("oneDNN lstm_forward"), std::string::npos) << reference;
 }
 
@@ -1631,17 +1589,14 @@ TEST(EngineOps, NllLossTargetOutsideTheClassesAtRunTimeNamesNodeAndTarget) {
   auto executor = program->make_executor();
   float x[6] = {}, y[1] = {};
   std::string msg = message_of<InvalidArgument>([&] { executor->run({x}, {y}); });
-  EXPECT_NE(msg.find("node 'nll_node' (NegativeLogLikelihoodLoss)"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("target[1] = 5 is not a class in [0, 3)"), std::string::npos) << msg;
+  EXPECT_TRUE(contains_all(msg, {"node 'nll_node' (NegativeLogLikelihoodLoss)",
+                                 "target[1] = 5 is not a class in [0, 3)"}));
 }
 
 TEST(EngineOps, NllLossWithAnUnknownReductionNamesNodeAndReduction) {
-  std::string msg = message_of<InvalidArgument>([&] {
-    Program::from_bytes(nll_loss_model({1, 2}, "average").SerializeAsString(), "nll.onnx");
-  });
-  EXPECT_NE(msg.find("node 'nll_node' (NegativeLogLikelihoodLoss)"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("reduction 'average' is not one of none, sum, mean"), std::string::npos)
-      << msg;
+  std::string msg = compile_error(nll_loss_model({1, 2}, "average"), "nll.onnx");
+  EXPECT_TRUE(contains_all(msg, {"node 'nll_node' (NegativeLogLikelihoodLoss)",
+                                 "reduction 'average' is not one of none, sum, mean"}));
 }
 
 TEST(EngineOps, TrainingDropoutWithARatioAboveZeroIsNotImplementedBecauseItIsRandom) {
@@ -1657,10 +1612,9 @@ TEST(EngineOps, TrainingDropoutWithARatioAboveZeroIsNotImplementedBecauseItIsRan
   training->set_name("training_mode");
   training->set_data_type(onnx::TensorProto::BOOL);
   training->add_int32_data(1);
-  std::string msg = message_of<NotImplemented>(
-      [&] { Program::from_bytes(m.SerializeAsString(), "dropout.onnx"); });
-  EXPECT_NE(msg.find("node 'dropout_node' (Dropout)"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("zeroes a random subset of the elements"), std::string::npos) << msg;
+  std::string msg = compile_error<NotImplemented>(m, "dropout.onnx");
+  EXPECT_TRUE(contains_all(
+      msg, {"node 'dropout_node' (Dropout)", "zeroes a random subset of the elements"}));
   // Ratio 0 keeps every element unscaled: the input itself.
   ratio->set_float_data(0, 0.f);
   auto program = Program::from_bytes(m.SerializeAsString(), "dropout.onnx");
@@ -1680,10 +1634,9 @@ TEST(EngineOps, ConvTransposeWhosePadsDoNotMatchItsSpatialDimsNamesNodeAndDims) 
   for (int i = 0; i < 18; ++i) w->add_float_data(0.5f);
   set_ints(g->mutable_node(0), "pads", {1, 1, 1, 1});
   g->mutable_output(0)->mutable_type()->mutable_tensor_type()->mutable_shape()->clear_dim();
-  std::string msg = message_of<InvalidArgument>(
-      [&] { Program::from_bytes(m.SerializeAsString(), "deconv.onnx"); });
-  EXPECT_NE(msg.find("node 'deconv_node' (ConvTranspose)"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("do not match 1 spatial dims"), std::string::npos) << msg;
+  std::string msg = compile_error(m, "deconv.onnx");
+  EXPECT_TRUE(
+      contains_all(msg, {"node 'deconv_node' (ConvTranspose)", "do not match 1 spatial dims"}));
 }
 
 TEST(EngineOps, CumSumWithTwoAxesNamesNodeAndAxis) {
@@ -1691,10 +1644,9 @@ TEST(EngineOps, CumSumWithTwoAxesNamesNodeAndAxis) {
   auto *g = m.mutable_graph();
   g->mutable_node(0)->add_input("axis");
   add_int64_initializer(*g, "axis", {0, 1});
-  std::string msg = message_of<InvalidArgument>(
-      [&] { Program::from_bytes(m.SerializeAsString(), "cumsum.onnx"); });
-  EXPECT_NE(msg.find("node 'cumsum_node' (CumSum)"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("axis must be one int32 or int64, got int64(2)"), std::string::npos) << msg;
+  std::string msg = compile_error(m, "cumsum.onnx");
+  EXPECT_TRUE(contains_all(
+      msg, {"node 'cumsum_node' (CumSum)", "axis must be one int32 or int64, got int64(2)"}));
 }
 
 TEST(EngineOps, MomentumWithAnUnknownModeNamesNodeAndMode) {
@@ -1729,11 +1681,9 @@ TEST(EngineOps, MomentumWithAnUnknownModeNamesNodeAndMode) {
   set_float(n, "beta", 0.1f);
   set_float(n, "norm_coefficient", 0.f);
   set_string(n, "mode", "heavy_ball");
-  std::string msg = message_of<InvalidArgument>(
-      [&] { Program::from_bytes(m.SerializeAsString(), "momentum.onnx"); });
-  EXPECT_NE(msg.find("node 'momentum_node' (Momentum)"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("mode 'heavy_ball' is not one of standard, nesterov"), std::string::npos)
-      << msg;
+  std::string msg = compile_error(m, "momentum.onnx");
+  EXPECT_TRUE(contains_all(msg, {"node 'momentum_node' (Momentum)",
+                                 "mode 'heavy_ball' is not one of standard, nesterov"}));
 }
 
 TEST(EngineOps, HannWindowOfANegativeSizeNamesNodeAndSize) {
@@ -1743,10 +1693,8 @@ TEST(EngineOps, HannWindowOfANegativeSizeNamesNodeAndSize) {
   g->mutable_node(0)->set_input(0, "size");
   add_int64_initializer(*g, "size", {-4});
   g->clear_input();
-  std::string msg =
-      message_of<InvalidArgument>([&] { Program::from_bytes(m.SerializeAsString(), "hann.onnx"); });
-  EXPECT_NE(msg.find("node 'hann_node' (HannWindow)"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("size -4 is negative"), std::string::npos) << msg;
+  std::string msg = compile_error(m, "hann.onnx");
+  EXPECT_TRUE(contains_all(msg, {"node 'hann_node' (HannWindow)", "size -4 is negative"}));
 }
 
 TEST(EngineOps, TfIdfVectorizerWithMoreIndexesThanPooledGramsNamesNodeAndCounts) {
@@ -1762,10 +1710,9 @@ TEST(EngineOps, TfIdfVectorizerWithMoreIndexesThanPooledGramsNamesNodeAndCounts)
   set_ints(n, "pool_int64s", {4, 7});
   set_ints(n, "ngram_counts", {0});
   set_ints(n, "ngram_indexes", {0, 1, 2});
-  std::string msg = message_of<InvalidArgument>(
-      [&] { Program::from_bytes(m.SerializeAsString(), "tfidf.onnx"); });
-  EXPECT_NE(msg.find("node 'tfidf_node' (TfIdfVectorizer)"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("ngram_indexes has 3 entries, the pool 2 n-grams"), std::string::npos) << msg;
+  std::string msg = compile_error(m, "tfidf.onnx");
+  EXPECT_TRUE(contains_all(msg, {"node 'tfidf_node' (TfIdfVectorizer)",
+                                 "ngram_indexes has 3 entries, the pool 2 n-grams"}));
 }
 
 TEST(EngineOps, MelWeightMatrixAboveNyquistNamesNodeAndEdges) {
@@ -1785,10 +1732,9 @@ TEST(EngineOps, MelWeightMatrixAboveNyquistNamesNodeAndEdges) {
     t->set_data_type(onnx::TensorProto::FLOAT);
     t->add_float_data(hertz);
   }
-  std::string msg =
-      message_of<InvalidArgument>([&] { Program::from_bytes(m.SerializeAsString(), "mel.onnx"); });
-  EXPECT_NE(msg.find("node 'mel_node' (MelWeightMatrix)"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("are not 0 <= lower < upper <= sample_rate / 2"), std::string::npos) << msg;
+  std::string msg = compile_error(m, "mel.onnx");
+  EXPECT_TRUE(contains_all(
+      msg, {"node 'mel_node' (MelWeightMatrix)", "are not 0 <= lower < upper <= sample_rate / 2"}));
 }
 
 // Attributes from a file may claim any size: the N-D ConvTranspose, the windows and TfIdf's
@@ -1804,10 +1750,9 @@ TEST(EngineOps, ConvTransposeWhoseStrideOverflowsTheOutputSizeNamesNodeAndDim) {
   for (int i = 0; i < 18; ++i) w->add_float_data(0.5f);
   set_ints(g->mutable_node(0), "strides", {int64_t(1) << 62});
   g->mutable_output(0)->mutable_type()->mutable_tensor_type()->mutable_shape()->clear_dim();
-  std::string msg = message_of<InvalidArgument>(
-      [&] { Program::from_bytes(m.SerializeAsString(), "deconv.onnx"); });
-  EXPECT_NE(msg.find("node 'deconv_node' (ConvTranspose)"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("of spatial dim 0 overflows int64"), std::string::npos) << msg;
+  std::string msg = compile_error(m, "deconv.onnx");
+  EXPECT_TRUE(contains_all(
+      msg, {"node 'deconv_node' (ConvTranspose)", "of spatial dim 0 overflows int64"}));
 }
 
 TEST(EngineOps, TfIdfVectorizerWithHugeGramLengthAndSkipCountsOnlyWhatFits) {
@@ -1856,7 +1801,7 @@ TEST(EngineOps, QuantizeLinearWithAZeroScaleComputedAtRunTimeNamesNodeAndScale) 
   executor->run({x, &half}, {y});
   EXPECT_EQ(std::vector<uint8_t>(y, y + 4), (std::vector<uint8_t>{0, 2, 4, 6}));
   std::string msg = message_of<InvalidArgument>([&] { executor->run({x, &zero}, {y}); });
-  EXPECT_NE(msg.find("node 'q_node' (QuantizeLinear): scale is 0"), std::string::npos) << msg;
+  EXPECT_TRUE(contains_all(msg, {"node 'q_node' (QuantizeLinear): scale is 0"}));
 }
 
 TEST(EngineOps, EinsumWhoseLabelSizesDisagreeNamesNodeAndLabel) {
@@ -1869,20 +1814,17 @@ TEST(EngineOps, EinsumWhoseLabelSizesDisagreeNamesNodeAndLabel) {
       ->mutable_tensor_type()
       ->mutable_shape()
       ->clear_dim();
-  std::string msg = message_of<InvalidArgument>(
-      [&] { Program::from_bytes(m.SerializeAsString(), "einsum.onnx"); });
-  EXPECT_NE(msg.find("node 'einsum_node' (Einsum)"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("label 'i' is 2 and 3"), std::string::npos) << msg;
+  std::string msg = compile_error(m, "einsum.onnx");
+  EXPECT_TRUE(contains_all(msg, {"node 'einsum_node' (Einsum)", "label 'i' is 2 and 3"}));
 }
 
 TEST(EngineOps, DftAlongTheRealImaginaryAxisNamesNodeAndAxis) {
   onnx::ModelProto m = one_node_model("DFT", "dft_node", {"1", "8", "1"});
   m.mutable_opset_import(0)->set_version(17);
   set_int(m.mutable_graph()->mutable_node(0), "axis", 2);
-  std::string msg =
-      message_of<InvalidArgument>([&] { Program::from_bytes(m.SerializeAsString(), "dft.onnx"); });
-  EXPECT_NE(msg.find("node 'dft_node' (DFT)"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("axis 2 is not a signal dim of (1,8,1)"), std::string::npos) << msg;
+  std::string msg = compile_error(m, "dft.onnx");
+  EXPECT_TRUE(
+      contains_all(msg, {"node 'dft_node' (DFT)", "axis 2 is not a signal dim of (1,8,1)"}));
 }
 
 TEST(EngineOps, StftWithFramesLongerThanTheSignalNamesNodeAndLengths) {
@@ -1893,12 +1835,9 @@ TEST(EngineOps, StftWithFramesLongerThanTheSignalNamesNodeAndLengths) {
   add_int64_initializer(*g, "step", {2});
   add_int64_initializer(*g, "frame_length", {16});
   g->mutable_output(0)->mutable_type()->mutable_tensor_type()->mutable_shape()->clear_dim();
-  std::string msg =
-      message_of<InvalidArgument>([&] { Program::from_bytes(m.SerializeAsString(), "stft.onnx"); });
-  EXPECT_NE(msg.find("node 'stft_node' (STFT)"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("frame_step 2 and frame_length 16 do not frame a signal of 8"),
-            std::string::npos)
-      << msg;
+  std::string msg = compile_error(m, "stft.onnx");
+  EXPECT_TRUE(contains_all(msg, {"node 'stft_node' (STFT)",
+                                 "frame_step 2 and frame_length 16 do not frame a signal of 8"}));
 }
 
 // --- float16, bfloat16, float64 as storage types -------------------------------------------------
