@@ -64,14 +64,18 @@ void check_arguments(const ModelInstance &instance, const std::vector<Argument> 
   for (size_t t = 0; t < arguments.size(); ++t) {
     const Argument &argument = arguments[t];
     const TensorInfo &tensor = tensors[t];
-    std::string what = std::string(kind) + " " + std::to_string(t) + " '" + tensor.name + "' of " +
-                       instance.describe();
+    // Spelled out only for an error: every run checks every argument.
+    auto what = [&] {
+      return std::string(kind) + " " + std::to_string(t) + " '" + tensor.name + "' of " +
+             instance.describe();
+    };
     if (argument.size != 0 && argument.size != tensor.size())
-      throw InvalidArgument(what + ": expected " + std::to_string(tensor.size()) + " bytes (int8 " +
-                            shape_text(tensor.shape) + "), got " + std::to_string(argument.size));
+      throw InvalidArgument(what() + ": expected " + std::to_string(tensor.size()) +
+                            " bytes (int8 " + shape_text(tensor.shape) + "), got " +
+                            std::to_string(argument.size));
     if (!dmabuf && !argument.ptr)
       throw InvalidArgument(
-          what + ": expected a host buffer of " + std::to_string(tensor.size()) +
+          what() + ": expected a host buffer of " + std::to_string(tensor.size()) +
           " bytes, got a null pointer" +
           (argument.fd >= 0 ? " (an fd needs " + std::string(kind) + "_dmabuf=1)" : ""));
   }
