@@ -4,6 +4,7 @@
 #include <dnnl.hpp>
 #include <sstream>
 
+#include "half_compute.h"
 #include "passes.h"
 
 namespace axstream::engine {
@@ -84,39 +85,63 @@ void publish_outputs(Graph &graph, const Node &node, const OpContext &ctx,
 
 }  // namespace
 
+namespace {
+
+// Infers node `index`'s outputs and folds it when its inputs allow.
+void infer_node(Graph &graph, size_t index, dnnl::stream &stream, size_t max_tensor_bytes) {
+  Node &node = graph.nodes[index];
+  const OpDef &def = find_op(graph, node);
+  bool all_constant = true;
+  for (int v : node.inputs)
+    if (v >= 0 && !graph.values[v].constant) all_constant = false;
+  bool fold = all_constant || def.folds_on_shapes;
+  OpContext ctx(graph, node, !fold);
+  check_storage_dtype(graph, def, ctx, node.inputs, "input");
+  std::unique_ptr<Kernel> kernel = def.compile(ctx);
+  publish_outputs(graph, node, ctx, max_tensor_bytes);
+  check_storage_dtype(graph, def, ctx, node.outputs, "output");
+  if (!fold) return;
+  if (!kernel) throw InternalError("engine: compile of " + ctx.label() + " returned no kernel");
+  std::vector<const void *> in;
+  for (int v : node.inputs)
+    in.push_back(v >= 0 && graph.values[v].constant ? graph.values[v].constant->bytes.data()
+                                                    : nullptr);
+  std::vector<std::shared_ptr<Tensor>> results;
+  std::vector<void *> out;
+  for (int v : node.outputs) {
+    results.push_back(std::make_shared<Tensor>(graph.values[v].dtype, graph.values[v].shape));
+    out.push_back(results.back()->bytes.data());
+  }
+  AlignedBuffer scratch(kernel->scratch_bytes);
+  ExecContext exec{scratch.data(), &stream, &cpu_engine()};
+  kernel->run(exec, in.data(), out.data());
+  for (size_t i = 0; i < node.outputs.size(); ++i)
+    graph.values[node.outputs[i]].constant = results[i];
+  node.dead = true;
+}
+
+}  // namespace
+
 void infer_and_fold(Graph &graph, size_t max_tensor_bytes) {
   for (int v : graph.inputs) check_size(graph, graph.values[v], "graph input", max_tensor_bytes);
   dnnl::stream stream(cpu_engine());
-  for (Node &node : graph.nodes) {
-    if (node.dead) continue;
-    const OpDef &def = find_op(graph, node);
-    bool all_constant = true;
-    for (int v : node.inputs)
-      if (v >= 0 && !graph.values[v].constant) all_constant = false;
-    bool fold = all_constant || def.folds_on_shapes;
-    OpContext ctx(graph, node, !fold);
-    check_storage_dtype(graph, def, ctx, node.inputs, "input");
-    std::unique_ptr<Kernel> kernel = def.compile(ctx);
-    publish_outputs(graph, node, ctx, max_tensor_bytes);
-    check_storage_dtype(graph, def, ctx, node.outputs, "output");
-    if (!fold) continue;
-    if (!kernel) throw InternalError("engine: compile of " + ctx.label() + " returned no kernel");
-    std::vector<const void *> in;
-    for (int v : node.inputs)
-      in.push_back(v >= 0 && graph.values[v].constant ? graph.values[v].constant->bytes.data()
-                                                      : nullptr);
-    std::vector<std::shared_ptr<Tensor>> results;
-    std::vector<void *> out;
-    for (int v : node.outputs) {
-      results.push_back(std::make_shared<Tensor>(graph.values[v].dtype, graph.values[v].shape));
-      out.push_back(results.back()->bytes.data());
+  for (size_t index = 0; index < graph.nodes.size(); ++index) {
+    if (graph.nodes[index].dead) continue;
+    const OpDef &def = find_op(graph, graph.nodes[index]);
+    if (!needs_float32_compute(graph, def, graph.nodes[index])) {
+      infer_node(graph, index, stream, max_tensor_bytes);
+      continue;
     }
-    AlignedBuffer scratch(kernel->scratch_bytes);
-    ExecContext exec{scratch.data(), &stream, &cpu_engine()};
-    kernel->run(exec, in.data(), out.data());
-    for (size_t i = 0; i < node.outputs.size(); ++i)
-      graph.values[node.outputs[i]].constant = results[i];
-    node.dead = true;
+    // A float op on float16/bfloat16 runs in float32 between Casts (half_compute.h); the Casts
+    // of constant weights fold here, once.
+    DType half = first_float_input_dtype(graph, graph.nodes[index]);
+    size_t inserted = insert_float32_input_casts(graph, index);
+    for (size_t k = 0; k < inserted; ++k) infer_node(graph, index + k, stream, max_tensor_bytes);
+    index += inserted;
+    infer_node(graph, index, stream, max_tensor_bytes);
+    size_t narrowing = insert_half_output_casts(graph, index, half);
+    for (size_t k = 1; k <= narrowing; ++k) infer_node(graph, index + k, stream, max_tensor_bytes);
+    index += narrowing;
   }
 }
 

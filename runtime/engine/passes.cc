@@ -8,6 +8,7 @@
 
 #include "compiler.h"
 #include "conv_dnnl.h"
+#include "half_compute.h"
 
 namespace axstream::engine {
 namespace {
@@ -1824,6 +1825,7 @@ void run_prefold_passes(Graph &graph) {
 
 void run_postfold_passes(Graph &graph) {
   remove_identities(graph);
+  drop_exact_half_round_trips(graph);
   fold_batchnorm(graph);
   fuse_float_activations(graph);
   fuse_layer_norm(graph);

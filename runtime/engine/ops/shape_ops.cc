@@ -267,6 +267,13 @@ std::unique_ptr<Kernel> cast_to(OpContext &ctx, DType dt) {
       auto *y = static_cast<uint16_t *>(o[0]);
       for (int64_t i = 0; i < n; ++i) y[i] = float_to_bfloat16(x[i]);
     });
+  // The narrowing after every op a float16 model computes in float32 (half_compute.h).
+  if (dt == DType::f16 && from == DType::f32)
+    return make_kernel([n](ExecContext &, const void *const *in, void *const *o) {
+      const auto *x = static_cast<const float *>(in[0]);
+      auto *y = static_cast<uint16_t *>(o[0]);
+      for (int64_t i = 0; i < n; ++i) y[i] = float_to_half(x[i]);
+    });
   // Every other pair through a double, which holds every float32, float16, bfloat16 and 32-bit
   // integer exactly, so the one rounding is the store's.
   return make_kernel([n, from, dt](ExecContext &, const void *const *in, void *const *o) {

@@ -1,0 +1,194 @@
+#include "half_compute.h"
+
+#include <cmath>
+#include <map>
+#include <optional>
+#include <set>
+
+#include "float16.h"
+
+namespace axstream::engine {
+namespace {
+
+bool is_half(DType dtype) { return dtype == DType::f16 || dtype == DType::bf16; }
+
+// ONNX's TensorProto element types of the dtypes a Cast inserted here writes.
+int64_t onnx_element_type(DType dtype) {
+  switch (dtype) {
+    case DType::f16:
+      return 10;
+    case DType::bf16:
+      return 16;
+    default:
+      return 1;  // float32
+  }
+}
+
+// Cast-13: every opset from 13 on reads float16/bfloat16 the same way.
+Node cast_node(const std::string &name, int from, int to, DType dtype) {
+  Node cast;
+  cast.name = name;
+  cast.op_type = "Cast";
+  cast.opset = 13;
+  cast.inputs = {from};
+  cast.outputs = {to};
+  Attribute a;
+  a.kind = Attribute::Kind::i;
+  a.i = onnx_element_type(dtype);
+  cast.attrs["to"] = a;
+  return cast;
+}
+
+}  // namespace
+
+bool needs_float32_compute(const Graph &graph, const OpDef &def, const Node &node) {
+  if (def.moves_any_dtype) return false;
+  for (int v : node.inputs)
+    if (v >= 0 && is_half(graph.values[static_cast<size_t>(v)].dtype)) return true;
+  return false;
+}
+
+DType first_float_input_dtype(const Graph &graph, const Node &node) {
+  for (int v : node.inputs)
+    if (v >= 0 && is_floating_dtype(graph.values[static_cast<size_t>(v)].dtype))
+      return graph.values[static_cast<size_t>(v)].dtype;
+  return DType::f32;
+}
+
+size_t insert_float32_input_casts(Graph &graph, size_t index) {
+  std::vector<Node> casts;
+  // One Cast per distinct value (Mul(x, x) reads one widened copy).
+  std::map<int, int> widened;
+  const std::string label = graph.nodes[index].label(graph.values);
+  for (size_t i = 0; i < graph.nodes[index].inputs.size(); ++i) {
+    int v = graph.nodes[index].inputs[i];
+    if (v < 0 || !is_half(graph.values[static_cast<size_t>(v)].dtype)) continue;
+    auto [it, inserted] = widened.try_emplace(v, -1);
+    if (inserted) {
+      Value f32;
+      f32.name = graph.values[static_cast<size_t>(v)].name + "/float32";
+      f32.dtype = DType::f32;
+      it->second = graph.add_value(std::move(f32));
+      casts.push_back(cast_node(label + "/input" + std::to_string(i) + "_to_float32", v, it->second,
+                                DType::f32));
+    }
+    graph.nodes[index].inputs[i] = it->second;
+  }
+  graph.nodes.insert(graph.nodes.begin() + static_cast<std::ptrdiff_t>(index), casts.begin(),
+                     casts.end());
+  return casts.size();
+}
+
+size_t insert_half_output_casts(Graph &graph, size_t index, DType half) {
+  if (!is_half(half) || graph.nodes[index].attrs.count("dtype")) return 0;
+  std::vector<Node> casts;
+  const std::string label = graph.nodes[index].label(graph.values);
+  for (size_t i = 0; i < graph.nodes[index].outputs.size(); ++i) {
+    int v = graph.nodes[index].outputs[i];
+    if (v < 0 || graph.values[static_cast<size_t>(v)].dtype != DType::f32) continue;
+    // The float32 result gets a value of its own; the original one, which readers and graph
+    // outputs name, becomes the Cast's output (its dtype set when the Cast is inferred).
+    Value f32 = graph.values[static_cast<size_t>(v)];
+    f32.name += "/float32_unrounded";
+    int wide = graph.add_value(std::move(f32));
+    graph.values[static_cast<size_t>(v)].constant.reset();
+    graph.values[static_cast<size_t>(v)].dtype = half;
+    graph.nodes[index].outputs[i] = wide;
+    casts.push_back(cast_node(label + "/output" + std::to_string(i) + "_to_" + dtype_name(half),
+                              wide, v, half));
+  }
+  graph.nodes.insert(graph.nodes.begin() + static_cast<std::ptrdiff_t>(index) + 1, casts.begin(),
+                     casts.end());
+  return casts.size();
+}
+
+namespace {
+
+// Ops whose every float output element is one of their float input elements, or a value any
+// half format holds exactly (0, +-1, an integer of at most the input's magnitude), so on inputs
+// exact in a half format their float32 result is exact in it too.
+bool selects_half_values(const Node &n) {
+  static const std::set<std::string> ops = {
+      "Relu",      "Abs",   "Neg",  "Max",   "Min",  "MaxPool",       "ReduceMax",
+      "ReduceMin", "Floor", "Ceil", "Round", "Sign", "GlobalMaxPool", "Clip"};
+  if (!n.domain.empty() || !ops.count(n.op_type)) return false;
+  // Clip before opset 11 takes its bounds as float attributes, which need not be exact.
+  return !n.attrs.count("min") && !n.attrs.count("max");
+}
+
+const Node *cast_to(const Graph &g, const Node &n, DType to) {
+  if (n.dead || !n.domain.empty() || n.op_type != "Cast") return nullptr;
+  auto it = n.attrs.find("to");
+  if (it == n.attrs.end() || it->second.i != onnx_element_type(to)) return nullptr;
+  if (n.inputs.size() != 1 || n.inputs[0] < 0) return nullptr;
+  return &n;
+}
+
+// Whether float32 constant `t` holds only values `half` represents exactly.
+bool constant_exact_in(const Tensor &t, DType half) {
+  if (t.dtype != DType::f32) return false;
+  const float *x = t.data<float>();
+  for (int64_t i = 0; i < t.count(); ++i) {
+    if (std::isnan(x[i])) continue;
+    float back = half == DType::f16 ? half_to_float(float_to_half(x[i]))
+                                    : bfloat16_to_float(float_to_bfloat16(x[i]));
+    if (back != x[i]) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void drop_exact_half_round_trips(Graph &g) {
+  // The half format each float32 value is known to be exact in.
+  std::map<int, DType> exact;
+  auto exact_in = [&](int v, DType half) {
+    const Value &value = g.values[static_cast<size_t>(v)];
+    if (value.constant) return constant_exact_in(*value.constant, half);
+    auto it = exact.find(v);
+    return it != exact.end() && it->second == half;
+  };
+  std::vector<int> producer = g.producers();
+  std::vector<int> replace(g.values.size());
+  for (size_t v = 0; v < replace.size(); ++v) replace[v] = static_cast<int>(v);
+  for (Node &n : g.nodes) {
+    if (n.dead) continue;
+    for (int &in : n.inputs)
+      if (in >= 0) in = replace[static_cast<size_t>(in)];
+    if (cast_to(g, n, DType::f32)) {
+      int source = n.inputs[0];
+      DType from = g.values[static_cast<size_t>(source)].dtype;
+      if (!is_half(from)) continue;
+      // Cast(half -> float32) of Cast(float32 -> half) of a float32 value exact in half: the
+      // pair changes nothing, its readers take that value.
+      int made_by = producer[static_cast<size_t>(source)];
+      if (made_by >= 0 && cast_to(g, g.nodes[static_cast<size_t>(made_by)], from)) {
+        int wide = g.nodes[static_cast<size_t>(made_by)].inputs[0];
+        if (g.values[static_cast<size_t>(wide)].dtype == DType::f32 && exact_in(wide, from)) {
+          replace[static_cast<size_t>(n.outputs[0])] = wide;
+          continue;
+        }
+      }
+      exact[n.outputs[0]] = from;
+      continue;
+    }
+    if (!selects_half_values(n)) continue;
+    // The half format of its computed float inputs (constants are checked against it).
+    std::optional<DType> half;
+    for (int in : n.inputs)
+      if (in >= 0 && !g.values[static_cast<size_t>(in)].constant && exact.count(in)) {
+        half = exact[in];
+        break;
+      }
+    bool all_exact = half.has_value();
+    for (int in : n.inputs)
+      if (half && in >= 0 && g.values[static_cast<size_t>(in)].dtype == DType::f32 &&
+          !exact_in(in, *half))
+        all_exact = false;
+    if (!all_exact || !half) continue;
+    for (int out : n.outputs)
+      if (out >= 0 && g.values[static_cast<size_t>(out)].dtype == DType::f32) exact[out] = *half;
+  }
+}
+
+}  // namespace axstream::engine

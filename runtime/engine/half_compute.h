@@ -1,0 +1,33 @@
+// Float16/bfloat16 compute through float32: the compile-time rewrite that gives every float op
+// without a half kernel Casts to float32 on its half inputs and back on its float outputs, as
+// ONNX Runtime's CPU provider does, and the pass dropping the round trips that change nothing.
+#pragma once
+
+#include "op_registry.h"
+
+namespace axstream::engine {
+
+// Whether `node` reads a float16/bfloat16 value that `def`'s kernel cannot take (it computes:
+// not OpDef::moves_any_dtype), so it must run in float32.
+bool needs_float32_compute(const Graph &graph, const OpDef &def, const Node &node);
+
+// Inserts a Cast to float32 before node `index` for each of its float16/bfloat16 inputs and
+// rewires the node to read them; returns how many nodes were inserted (the node moves that far).
+size_t insert_float32_input_casts(Graph &graph, size_t index);
+
+// After node `index` was compiled on float32 inputs: each float32 output becomes a new value
+// that a Cast inserted after the node narrows back into the original one (so its readers and
+// the graph outputs keep their dtype `half`). Outputs whose dtype a `dtype` attribute names, and
+// any output when the node's first float input was float32 (Pow(float32, float16) is float32),
+// stay. Returns the number of Casts inserted.
+size_t insert_half_output_casts(Graph &graph, size_t index, DType half);
+
+// The half dtype a node computing through float32 writes: that of its first float input.
+DType first_float_input_dtype(const Graph &graph, const Node &node);
+
+// Cast(float32 -> half) -> Cast(half -> float32) pairs whose float32 value is exactly
+// representable in `half` (it only selects among half values: Relu, MaxPool, Max, ...) are a
+// no-op: their readers read the float32 value directly. Runs after folding.
+void drop_exact_half_round_trips(Graph &graph);
+
+}  // namespace axstream::engine
