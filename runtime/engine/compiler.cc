@@ -43,7 +43,9 @@ const OpDef &find_op(const Graph &graph, const Node &node) {
 // float16, bfloat16 and float64 are storage types: an op whose kernel computes (not one that
 // only moves or casts elements, OpDef::moves_any_dtype) is refused when it reads or writes one,
 // rather than reading their bytes as float32 or computing in float and calling it double; the
-// few that compute in double (OpDef::computes_float64) take float64.
+// few that compute in double (OpDef::computes_float64) take float64. float16/bfloat16 inputs
+// never get here (infer_and_fold casts them to float32 first, half_compute.h); a half output
+// from other types (an attribute asking for it) does.
 void check_storage_dtype(const Graph &graph, const OpDef &def, const OpContext &ctx,
                          const std::vector<int> &values, const char *kind) {
   if (def.moves_any_dtype) return;
@@ -54,9 +56,13 @@ void check_storage_dtype(const Graph &graph, const OpDef &def, const OpContext &
     if (v.dtype == DType::f64 && def.computes_float64) continue;
     ctx.unsupported(std::string(kind) + " " + std::to_string(i) + " '" + v.name + "' has dtype " +
                     dtype_name(v.dtype) +
-                    " (expected float32, int8, uint8, int32, int64 or bool: float16, bfloat16 "
-                    "and float64 are storage types, which only Cast and the ops that move data "
-                    "take)");
+                    " (expected float32, int8, uint8, int32, int64 or bool: " +
+                    (v.dtype == DType::f64
+                         ? "this op has no double kernel, and computing float64 in float32 would "
+                           "lose its precision"
+                         : "float16/bfloat16 are computed in float32 from half inputs, not made "
+                           "from other types by this op") +
+                    ")");
   }
 }
 
