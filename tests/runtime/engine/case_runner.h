@@ -17,6 +17,10 @@ struct Tolerance {
   double rtol = 1e-3;
   double atol = 1e-5;
   int quantized_lsb = 0;  // allowed difference for int8/uint8 outputs
+  // float16/bfloat16 outputs: exact (NaN a NaN) unless half_rtol is set, then within
+  // half_atol + half_rtol * |expected| (a model computing in half precision).
+  double half_rtol = 0;
+  double half_atol = 0;
 };
 
 CaseResult run_case(const std::string &dir, const Tolerance &tolerance = {});

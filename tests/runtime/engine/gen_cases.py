@@ -1584,5 +1584,92 @@ save('stft_complex_twosided_run_time_window', [
     [('step', np.array(6, np.int64))], opset=17)
 
 
+# --- a float model converted to compute in float16 (as onnxconverter-common's
+# convert_float_to_float16 writes it), and in float32: the engine runs each float16 op in float32
+# between Casts; numpy evaluates every op in float64 on the stored values and rounds its result to
+# the model's type, as a half-precision evaluation of each op does. test_engine.cc's HalfCompute
+# tests run these (half_compute_*: not GeneratedCase, their tolerance is half precision's) ------
+def to_float16(nodes, inputs, outputs, initializers, keep_io_types):
+    """The float32 model as float16: float initializers to half, inputs and outputs float16, or
+    kept float32 behind a Cast to float16 on each input and a Cast to float32 on each output."""
+    initializers = [(n, a.astype(np.float16) if a.dtype == np.float32 else a)
+                    for n, a in initializers]
+    if not keep_io_types:
+        return (nodes, [(n, a.astype(np.float16)) for n, a in inputs],
+                [(n, a.astype(np.float16)) for n, a in outputs], initializers)
+    rename = {n: n + '_float16' for n, _ in inputs + outputs}
+    body = [helper.make_node(node.op_type, [rename.get(i, i) for i in node.input],
+                             [rename.get(o, o) for o in node.output], name=node.name)
+            for node in nodes]
+    for node, original in zip(body, nodes):
+        node.attribute.extend(original.attribute)
+    return ([helper.make_node('Cast', [n], [rename[n]], name=n + '_to_float16',
+                              to=TensorProto.FLOAT16) for n, _ in inputs] + body +
+            [helper.make_node('Cast', [rename[n]], [n], name=n + '_to_float32',
+                              to=TensorProto.FLOAT) for n, _ in outputs],
+            inputs, outputs, initializers)
+
+
+def small_convnet_ref(x, p, dt):
+    """Conv+Relu -> MaxPool -> Conv, Add (residual) -> Reshape -> MatMul+Add -> Relu -> Gemm ->
+    Softmax (and the residual sum, an output too), each op in float64 on `dt` values, its result rounded to `dt`."""
+    r = lambda a: np.asarray(a, np.float64).astype(dt)
+    w = {n: a.astype(dt).astype(np.float64) for n, a in p.items()}
+    x = r(x).astype(np.float64)
+    c1 = r(conv_ref_f64(x, w['w1'], w['b1'], (1, 1, 1, 1)))
+    a1 = r(np.maximum(c1.astype(np.float64), 0))
+    m1 = r(a1.astype(np.float64).reshape(1, 4, 4, 2, 4, 2).max(axis=(3, 5)))
+    c2 = r(conv_ref_f64(m1.astype(np.float64), w['w2'], w['b2'], (1, 1, 1, 1)))
+    s = r(m1.astype(np.float64) + c2.astype(np.float64))
+    flat = s.reshape(1, 64)
+    h = r(flat.astype(np.float64) @ w['w3'])
+    h = r(h.astype(np.float64) + w['b3'])
+    h = r(np.maximum(h.astype(np.float64), 0))
+    z = r(h.astype(np.float64) @ w['w4'] + w['b4'])
+    e = np.exp(z.astype(np.float64) - z.astype(np.float64).max(axis=1, keepdims=True))
+    return r(e / e.sum(axis=1, keepdims=True)), s
+
+
+def conv_ref_f64(x, w, b, pads):
+    n, c, hh, ww = x.shape
+    m, _, kh, kw = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
+    y = np.zeros((n, m, hh + pads[0] + pads[2] - kh + 1, ww + pads[1] + pads[3] - kw + 1))
+    for ky in range(kh):
+        for kx in range(kw):
+            y += np.einsum('nchw,mc->nmhw', xp[:, :, ky:ky + y.shape[2], kx:kx + y.shape[3]],
+                           w[:, :, ky, kx])
+    return y + b.reshape(1, -1, 1, 1)
+
+
+convnet_params = {'w1': f32(4, 3, 3, 3) * 0.5, 'b1': f32(4) * 0.1, 'w2': f32(4, 4, 3, 3) * 0.3,
+                  'b2': f32(4) * 0.1, 'w3': f32(64, 16) * 0.1, 'b3': f32(16) * 0.1,
+                  'w4': f32(16, 10) * 0.15, 'b4': f32(10) * 0.1}
+convnet_x = f32(1, 3, 8, 8)
+convnet_nodes = [
+    helper.make_node('Conv', ['x', 'w1', 'b1'], ['c1'], name='conv1', pads=[1, 1, 1, 1]),
+    helper.make_node('Relu', ['c1'], ['a1'], name='relu1'),
+    helper.make_node('MaxPool', ['a1'], ['m1'], name='pool1', kernel_shape=[2, 2], strides=[2, 2]),
+    helper.make_node('Conv', ['m1', 'w2', 'b2'], ['c2'], name='conv2', pads=[1, 1, 1, 1]),
+    helper.make_node('Add', ['m1', 'c2'], ['s'], name='residual'),
+    helper.make_node('Reshape', ['s', 'flat_shape'], ['flat'], name='flatten'),
+    helper.make_node('MatMul', ['flat', 'w3'], ['h0'], name='fc1'),
+    helper.make_node('Add', ['h0', 'b3'], ['h1'], name='fc1_bias'),
+    helper.make_node('Relu', ['h1'], ['h'], name='relu2'),
+    helper.make_node('Gemm', ['h', 'w4', 'b4'], ['z'], name='fc2'),
+    helper.make_node('Softmax', ['z'], ['y'], name='softmax', axis=1)]
+convnet_inits = sorted(convnet_params.items()) + [('flat_shape', np.array([1, 64], np.int64))]
+y32, s32 = small_convnet_ref(convnet_x, convnet_params, np.float32)
+save('half_compute_convnet_float32', convnet_nodes, [('x', convnet_x)], [('y', y32), ('s', s32)],
+     convnet_inits)
+y16, s16 = small_convnet_ref(convnet_x, convnet_params, np.float16)
+for keep_io in (False, True):
+    io_type = np.float32 if keep_io else np.float16
+    save('half_compute_convnet_float16' + ('_keep_io_types' if keep_io else ''),
+         *to_float16(convnet_nodes, [('x', convnet_x)],
+                     [('y', y16.astype(io_type)), ('s', s16.astype(io_type))], convnet_inits,
+                     keep_io))
+
+
 with open(STAMP, 'w') as stamp:
     stamp.write('generated\n')
