@@ -30,6 +30,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -40,6 +41,7 @@
 #include "axstream/error.h"
 #include "axstream/runtime/engine.h"
 #include "axstream/runtime/runtime.h"
+#include "float16.h"  // runtime/engine/, header only
 #include "stop_signals.h"
 
 namespace {
@@ -377,18 +379,42 @@ std::vector<uint8_t> allocate(const HostBuffer &buffer) {
   }
 }
 
-std::vector<uint8_t> random_bytes(const HostBuffer &buffer, bool float_values, uint32_t seed) {
+// A buffer of random contents: for a float dtype, values uniform in [-1, 1) stored in that type
+// (float16/bfloat16 rounded, float64 widened: random bytes there would be NaN and inf patterns
+// that no model sees); for any other (the integers, a package's int8 tensors), random bytes.
+std::vector<uint8_t> random_bytes(const HostBuffer &buffer, std::optional<eng::DType> dtype,
+                                  uint32_t seed) {
   std::vector<uint8_t> b = allocate(buffer);
   const size_t n = b.size();
   std::mt19937 rng(seed);
-  if (float_values) {
-    std::uniform_real_distribution<float> dist(-1.f, 1.f);
-    for (size_t i = 0; i + 4 <= n; i += 4) {
-      float v = dist(rng);
-      std::memcpy(&b[i], &v, 4);
-    }
-  } else {
-    for (auto &v : b) v = static_cast<uint8_t>(rng());
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  auto fill = [&](size_t size, auto store) {
+    for (size_t i = 0; i + size <= n; i += size) store(&b[i], dist(rng));
+  };
+  switch (dtype.value_or(eng::DType::u8)) {
+    case eng::DType::f32:
+      fill(4, [](uint8_t *p, float v) { std::memcpy(p, &v, 4); });
+      break;
+    case eng::DType::f64:
+      fill(8, [](uint8_t *p, float v) {
+        double d = v;
+        std::memcpy(p, &d, 8);
+      });
+      break;
+    case eng::DType::f16:
+      fill(2, [](uint8_t *p, float v) {
+        uint16_t h = eng::float_to_half(v);
+        std::memcpy(p, &h, 2);
+      });
+      break;
+    case eng::DType::bf16:
+      fill(2, [](uint8_t *p, float v) {
+        uint16_t h = eng::float_to_bfloat16(v);
+        std::memcpy(p, &h, 2);
+      });
+      break;
+    default:
+      for (auto &v : b) v = static_cast<uint8_t>(rng());
   }
   return b;
 }
@@ -428,8 +454,7 @@ void run_onnx(const Options &opts) {
           auto ins = std::make_shared<std::vector<const void *>>();
           auto outs = std::make_shared<std::vector<void *>>();
           for (size_t i = 0; i < inputs.size(); ++i) {
-            in->push_back(
-                random_bytes(inputs[i], program->inputs()[i].dtype == eng::DType::f32, 7u + c));
+            in->push_back(random_bytes(inputs[i], program->inputs()[i].dtype, 7u + c));
             ins->push_back(in->back().data());
           }
           for (const auto &buffer : outputs) {
@@ -482,7 +507,7 @@ void run_package(const Options &opts) {
           auto ia = std::make_shared<std::vector<rt::Argument>>();
           auto oa = std::make_shared<std::vector<rt::Argument>>();
           for (const auto &buffer : inputs) {
-            in->push_back(random_bytes(buffer, false, 11u + c));
+            in->push_back(random_bytes(buffer, std::nullopt, 11u + c));
             ia->push_back({in->back().data(), -1, 0, buffer.bytes});
           }
           for (const auto &buffer : outputs) {

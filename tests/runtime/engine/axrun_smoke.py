@@ -4,8 +4,10 @@ core count asked gives one line with a positive rate, p50 <= p99 and one utilisa
 core that worked; bad arguments exit 2 naming the problem; --help exits 0."""
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 
 axrun, package, onnx_model = sys.argv[1:4]
 LINE = re.compile(r'^cores=(\d+): ([0-9.]+) inferences/s, latency p50 ([0-9.]+) ms, '
@@ -46,8 +48,6 @@ assert eight.returncode == 0 and 'cores=8: ' in eight.stdout, eight
 # The package's model.json is the package too (as load_model takes it), not an ONNX model.
 print(check(package + '/model.json', [1], 'axcore'))
 # A corrupt package: exit 1 with the loader's message naming the file and the field.
-import shutil
-import tempfile
 with tempfile.TemporaryDirectory() as scratch:
     broken = os.path.join(scratch, 'broken')
     shutil.copytree(package, broken)
@@ -60,6 +60,32 @@ with tempfile.TemporaryDirectory() as scratch:
                              text=True, timeout=60)
         assert out.returncode == 1 and "model.json: field 'core_graph'" in out.stderr and \
             'it leaves the directory' in out.stderr, out
+# float16/bfloat16/float64 inputs get the float32 inputs' values (uniform in [-1, 1)) in their
+# type, not random bytes: each input (float16 and bfloat16 plus one, computed in float32 between
+# Casts) becomes Gather indices in [0, 2) through a Cast to int64; a random 16- or 64-bit pattern
+# (inf, NaN, 1e4, 1e300) would index out of range and fail the run.
+import onnx
+from onnx import TensorProto, helper
+with tempfile.TemporaryDirectory() as scratch:
+    nodes, inputs, outputs = [], [], []
+    for name, elem in (('h', TensorProto.FLOAT16), ('b', TensorProto.BFLOAT16),
+                       ('d', TensorProto.DOUBLE)):
+        inputs.append(helper.make_tensor_value_info(name, elem, [1, 256]))
+        source = name
+        if elem != TensorProto.DOUBLE:
+            nodes.append(helper.make_node('CastLike', ['one', name], [name + '_one']))
+            nodes.append(helper.make_node('Add', [name, name + '_one'], [name + '_plus_one']))
+            source = name + '_plus_one'
+        nodes.append(helper.make_node('Cast', [source], [name + '_index'], to=TensorProto.INT64))
+        nodes.append(helper.make_node('Gather', ['rows', name + '_index'], [name + '_rows']))
+        outputs.append(helper.make_tensor_value_info(name + '_rows', TensorProto.FLOAT, None))
+    graph = helper.make_graph(nodes, 'half_inputs', inputs, outputs, [
+        helper.make_tensor('one', TensorProto.FLOAT, [], [1.0]),
+        helper.make_tensor('rows', TensorProto.FLOAT, [2, 3], [0, 1, 2, 3, 4, 5])])
+    half_model = os.path.join(scratch, 'half_inputs.onnx')
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid('', 15)]), half_model)
+    print(check(half_model, [1], 'core'))
+
 missing = subprocess.run([axrun, package + '/nope'], capture_output=True, text=True)
 assert missing.returncode == 1 and 'no such file' in missing.stderr, missing
 # --help is asked for, not a mistake: the usage on stdout, exit 0.
