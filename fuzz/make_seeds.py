@@ -10,8 +10,8 @@ Packages: the generated test packages and, when given, the compiled demo package
                        and one tiny model per indexing/sampling/recurrent op (op_seeds below:
                        TopK, GatherND, Scatter*, OneHot, RoiAlign, GridSample, cubic Resize,
                        LSTM/GRU/RNN, losses, N-D ConvTranspose, ..., float16/bfloat16/double
-                       initializers behind a Cast), which the packages' convolution graphs never
-                       reach
+                       initializers behind a Cast, graphs computing in float16/bfloat16), which
+                       the packages' convolution graphs never reach
   fuzz_decoders/       the committed fuzz/corpus/decoders/* (libFuzzer also starts from empty)
 
 Run: /usr/bin/python3 make_seeds.py --models BUILD/tests/data/models --out DIR [--target T]
@@ -159,6 +159,27 @@ def op_seeds():
             [("d", np.linspace(-2, 2, 4))],
             extra_tensors=[helper.make_tensor("b16", TensorProto.BFLOAT16, [4],
                                               [1.0, -2.5, 65280.0, 0.5])])),
+        # A graph computing in float16 (convert_float_to_float16 with keep_io_types): x cast to
+        # half, Conv with half weights and bias, Relu, MaxPool, Add and Softmax in float16, each
+        # run in float32 between Casts the compiler inserts; and bfloat16 Mul/Sigmoid, so
+        # mutations reach the Cast insertion and the round-trip pass.
+        ("half_compute_convnet", model(
+            [helper.make_node("Cast", ["x"], ["x16"], to=TensorProto.FLOAT16),
+             helper.make_node("Conv", ["x16", "w16", "b16"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("MaxPool", ["r"], ["m"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("MaxPool", ["x16"], ["mx"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Add", ["m", "mx"], ["s"]),
+             helper.make_node("Softmax", ["s"], ["y16"], axis=1),
+             helper.make_node("Cast", ["y16"], ["y"], to=TensorProto.FLOAT)],
+            [("w16", np.linspace(-1, 1, 2 * 2 * 3 * 3).astype(np.float16).reshape(2, 2, 3, 3)),
+             ("b16", np.array([0.25, -0.5], np.float16))])),
+        ("bfloat16_compute", model(
+            [helper.make_node("Cast", ["x"], ["xb"], to=TensorProto.BFLOAT16),
+             helper.make_node("Mul", ["xb", "gain"], ["g"]),
+             helper.make_node("Sigmoid", ["g"], ["y"])],
+            [], extra_tensors=[helper.make_tensor("gain", TensorProto.BFLOAT16, [1],
+                                                  [1.5])])),
     ]
 
 
