@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <dnnl.hpp>
+#include <map>
 #include <sstream>
 
 #include "half_compute.h"
@@ -131,6 +132,7 @@ void infer_node(Graph &graph, size_t index, dnnl::stream &stream, size_t max_ten
 void infer_and_fold(Graph &graph, size_t max_tensor_bytes) {
   for (int v : graph.inputs) check_size(graph, graph.values[v], "graph input", max_tensor_bytes);
   dnnl::stream stream(cpu_engine());
+  std::map<int, int> widened;  // half value -> its float32 copy, made by an earlier Cast
   for (size_t index = 0; index < graph.nodes.size(); ++index) {
     if (graph.nodes[index].dead) continue;
     const OpDef &def = find_op(graph, graph.nodes[index]);
@@ -141,7 +143,7 @@ void infer_and_fold(Graph &graph, size_t max_tensor_bytes) {
     // A float op on float16/bfloat16 runs in float32 between Casts (half_compute.h); the Casts
     // of constant weights fold here, once.
     DType half = first_float_input_dtype(graph, graph.nodes[index]);
-    size_t inserted = insert_float32_input_casts(graph, index);
+    size_t inserted = insert_float32_input_casts(graph, index, widened);
     for (size_t k = 0; k < inserted; ++k) infer_node(graph, index + k, stream, max_tensor_bytes);
     index += inserted;
     infer_node(graph, index, stream, max_tensor_bytes);

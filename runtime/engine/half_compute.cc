@@ -55,10 +55,8 @@ DType first_float_input_dtype(const Graph &graph, const Node &node) {
   return DType::f32;
 }
 
-size_t insert_float32_input_casts(Graph &graph, size_t index) {
+size_t insert_float32_input_casts(Graph &graph, size_t index, std::map<int, int> &widened) {
   std::vector<Node> casts;
-  // One Cast per distinct value (Mul(x, x) reads one widened copy).
-  std::map<int, int> widened;
   const std::string label = graph.nodes[index].label(graph.values);
   for (size_t i = 0; i < graph.nodes[index].inputs.size(); ++i) {
     int v = graph.nodes[index].inputs[i];
@@ -83,6 +81,8 @@ size_t insert_half_output_casts(Graph &graph, size_t index, DType half) {
   if (!is_half(half) || graph.nodes[index].attrs.count("dtype")) return 0;
   std::vector<Node> casts;
   const std::string label = graph.nodes[index].label(graph.values);
+  // An unnamed node keeps the label of its original output, not of its float32 one.
+  if (graph.nodes[index].name.empty()) graph.nodes[index].name = label;
   for (size_t i = 0; i < graph.nodes[index].outputs.size(); ++i) {
     int v = graph.nodes[index].outputs[i];
     if (v < 0 || graph.values[static_cast<size_t>(v)].dtype != DType::f32) continue;

@@ -3,6 +3,8 @@
 // ONNX Runtime's CPU provider does, and the pass dropping the round trips that change nothing.
 #pragma once
 
+#include <map>
+
 #include "op_registry.h"
 
 namespace axstream::engine {
@@ -13,7 +15,9 @@ bool needs_float32_compute(const Graph &graph, const OpDef &def, const Node &nod
 
 // Inserts a Cast to float32 before node `index` for each of its float16/bfloat16 inputs and
 // rewires the node to read them; returns how many nodes were inserted (the node moves that far).
-size_t insert_float32_input_casts(Graph &graph, size_t index);
+// `widened` maps each half value already cast (by an earlier node's Cast, which runs first) to
+// its float32 copy: a value read by several ops is widened once.
+size_t insert_float32_input_casts(Graph &graph, size_t index, std::map<int, int> &widened);
 
 // After node `index` was compiled on float32 inputs: each float32 output becomes a new value
 // that a Cast inserted after the node narrows back into the original one (so its readers and

@@ -2239,6 +2239,37 @@ TEST(EngineHalfCompute, CastsGoAroundEachHalfOpAndFoldIntoTheWeights) {
   EXPECT_EQ(graph.find("flatten/input0_to_float32"), std::string::npos) << graph;
 }
 
+TEST(EngineHalfCompute, AHalfValueReadByTwoOpsIsWidenedOnce) {
+  // x * x and x + x: one Cast of x to float32, which both ops (and both operands) read; each
+  // result is rounded back to float16 on its own. The unnamed nodes keep their labels.
+  GraphBuilder b("two_readers");
+  auto *in = b.graph->add_input();
+  in->set_name("x");
+  in->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT16);
+  in->mutable_type()->mutable_tensor_type()->mutable_shape()->add_dim()->set_dim_value(3);
+  for (const char *out : {"square", "twice"}) b.graph->add_output()->set_name(out);
+  b.node("Mul", {"x", "x"}, "square")->clear_name();
+  b.node("Add", {"x", "x"}, "twice")->clear_name();
+  auto program = Program::from_bytes(b.model.SerializeAsString(), "two_readers.onnx");
+  const std::string graph = program->describe();
+  size_t casts = 0;
+  for (size_t at = graph.find("to_float32'"); at != std::string::npos;
+       at = graph.find("to_float32'", at + 1))
+    ++casts;
+  EXPECT_EQ(casts, 1u) << graph;
+  EXPECT_TRUE(contains_all(graph, {"Mul 'Mul -> square' ('x/float32' float32(3), 'x/float32'",
+                                   "Add 'Add -> twice' ('x/float32' float32(3), 'x/float32'",
+                                   "-> ('square' float16(3))", "-> ('twice' float16(3))"}));
+  const uint16_t x[3] = {float_to_half(1.5f), float_to_half(-0.1f), float_to_half(300.f)};
+  uint16_t square[3] = {}, twice[3] = {};
+  program->make_executor()->run({x}, {square, twice});
+  for (size_t i = 0; i < 3; ++i) {
+    const float v = half_to_float(x[i]);
+    EXPECT_EQ(square[i], float_to_half(v * v)) << i;
+    EXPECT_EQ(twice[i], float_to_half(v + v)) << i;
+  }
+}
+
 TEST(EngineHalfCompute, IntegerOperandsOfAHalfOpStayIntegers) {
   // Gather of float16 data is data movement (no Cast); Pow(float16, int64) computes, and only
   // its float16 base is widened: the exponent stays int64; the result is float16.
