@@ -104,8 +104,9 @@ struct OpDef {
   bool folds_on_shapes = false;
   // The kernel only moves, selects or casts elements (dtype_size bytes at a time), or compares
   // them exactly (as doubles: ArgMax, Equal, Less, ...), so it takes the storage-only dtypes
-  // float16, bfloat16 and float64 too; any other op given one is refused by the compiler, naming
-  // the node, before its compile function runs.
+  // float16, bfloat16 and float64 too; any other op reads float16/bfloat16 through Casts to
+  // float32 the compiler inserts (half_compute.h), and float64 is refused, naming the node,
+  // before its compile function runs.
   bool moves_any_dtype = false;
   // The kernel computes float64 in double precision (its accumulators are double anyway), so
   // the compiler lets float64 (not float16/bfloat16) through to it.

@@ -84,8 +84,9 @@ T saturating_cast(double v) {
   }
 }
 
-// float16, bfloat16 and float64: held, moved and cast, never computed on (the kernels compute in
-// float32 or integers; an op that would compute on them is refused, see compiler.cc).
+// float16, bfloat16 and float64: held, moved and cast, never computed on by a kernel (they
+// compute in float32 or integers): the compiler runs a float16/bfloat16 op in float32 between
+// Casts (half_compute.h) and refuses float64 where no double kernel exists (compiler.cc).
 inline bool is_storage_only_dtype(DType dtype) {
   return dtype == DType::f16 || dtype == DType::bf16 || dtype == DType::f64;
 }
