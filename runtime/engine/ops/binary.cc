@@ -114,6 +114,18 @@ std::unique_ptr<Kernel> compile_binary(OpContext &ctx) {
       });
     });
   }
+  // Mod's result in double is exact (fmod is), so float64 gets a double kernel; the other
+  // binary ops are registered without float64 and never see it.
+  if constexpr (op == BinOp::fmod) {
+    if (dt == DType::f64) {
+      k = make_kernel([plan](ExecContext &, const void *const *in, void *const *o) {
+        run_binary<op>(plan, static_cast<const double *>(in[0]), static_cast<const double *>(in[1]),
+                       static_cast<double *>(o[0]));
+      });
+      k->macs = static_cast<uint64_t>(plan.count);
+      return k;
+    }
+  }
   switch (dt) {
     case DType::f32:
       k = make_kernel([plan](ExecContext &, const void *const *in, void *const *o) {
@@ -210,14 +222,17 @@ std::unique_ptr<Kernel> compile_variadic(OpContext &ctx) {
   ctx.set_output(0, dt, out);
   if (ctx.infer_only()) return nullptr;
   bool mean = op == BinOp::div;  // Mean: the sum divided by the input count
+  // Max and Min select one of their inputs, so they take int8/uint8 and float64 (exact in
+  // double); Sum and Mean are registered without float64.
+  bool selects = op == BinOp::max || op == BinOp::min;
   if (dt != DType::f32 && dt != DType::i32 && dt != DType::i64 &&
-      (mean || op == BinOp::add || (dt != DType::i8 && dt != DType::u8)))
+      !(selects && (dt == DType::i8 || dt == DType::u8 || dt == DType::f64)))
     ctx.unsupported(std::string("dtype ") + dtype_name(dt));
   std::vector<BroadcastPlan> plans;
   for (size_t i = 0; i < ctx.input_count(); ++i)
     plans.emplace_back(std::vector<Shape>{out, ctx.in_shape(i)}, out);
   return make_kernel([plans, dt, mean](ExecContext &, const void *const *in, void *const *o) {
-    dispatch_numeric_dtype(dt, [&](auto zero) {
+    dispatch_numeric_or_float64_dtype(dt, [&](auto zero) {
       using T = decltype(zero);
       T *r = static_cast<T *>(o[0]);
       const T *a0 = static_cast<const T *>(in[0]);
@@ -237,7 +252,9 @@ std::unique_ptr<Kernel> compile_variadic(OpContext &ctx) {
 
 std::unique_ptr<Kernel> compile_mod(OpContext &ctx) {
   if (ctx.attr_i("fmod", 0) != 0) return compile_binary<BinOp::fmod>(ctx);
-  if (ctx.in_dtype(0) == DType::f32 && !ctx.infer_only()) ctx.fail("Mod on float32 needs fmod=1");
+  DType dt = ctx.in_dtype(0);
+  if ((dt == DType::f32 || dt == DType::f64) && !ctx.infer_only())
+    ctx.fail(std::string("Mod on ") + dtype_name(dt) + " needs fmod=1");
   return compile_binary<BinOp::mod>(ctx);
 }
 
@@ -297,13 +314,13 @@ AXSTREAM_ENGINE_OP(Mul, "Mul", 7, 17, compile_binary<BinOp::mul>)
 AXSTREAM_ENGINE_OP(Div, "Div", 7, 17, compile_binary<BinOp::div>)
 AXSTREAM_ENGINE_OP(Pow, "Pow", 7, 17, compile_binary<BinOp::pow>)
 AXSTREAM_ENGINE_OP(PRelu, "PRelu", 7, 17, compile_binary<BinOp::prelu>)
-AXSTREAM_ENGINE_OP(Max, "Max", 8, 17, compile_variadic<BinOp::max>)
-AXSTREAM_ENGINE_OP(Min, "Min", 8, 17, compile_variadic<BinOp::min>)
+AXSTREAM_ENGINE_FLOAT64_OP(Max, "Max", 8, 17, compile_variadic<BinOp::max>)
+AXSTREAM_ENGINE_FLOAT64_OP(Min, "Min", 8, 17, compile_variadic<BinOp::min>)
 AXSTREAM_ENGINE_DATA_OP(Equal, "Equal", 7, 17, compile_compare<BinOp::equal>, false)
 AXSTREAM_ENGINE_DATA_OP(Less, "Less", 7, 17, compile_compare<BinOp::less>, false)
 AXSTREAM_ENGINE_DATA_OP(Greater, "Greater", 7, 17, compile_compare<BinOp::greater>, false)
 AXSTREAM_ENGINE_DATA_OP(Where, "Where", 9, 17, compile_where, false)
-AXSTREAM_ENGINE_OP(Mod, "Mod", 10, 17, compile_mod)
+AXSTREAM_ENGINE_FLOAT64_OP(Mod, "Mod", 10, 17, compile_mod)
 AXSTREAM_ENGINE_OP(Sum, "Sum", 8, 17, compile_variadic<BinOp::add>)
 AXSTREAM_ENGINE_OP(Mean, "Mean", 8, 17, compile_variadic<BinOp::div>)
 AXSTREAM_ENGINE_DATA_OP(LessOrEqual, "LessOrEqual", 12, 17, compile_compare<BinOp::less_equal>,

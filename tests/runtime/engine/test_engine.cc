@@ -2153,6 +2153,45 @@ TEST(EngineFloat16, OpsThatComputeRefuseFloat64NamingNodeOpAndDtype) {
   EXPECT_EQ(y[0], 166666668.0);  // (1e9 + 8) / 6; in float the 8 would be lost
 }
 
+TEST(EngineFloat16, MaxMinAndModComputeFloat64InDouble) {
+  // Max/Min select one of their inputs and fmod is exact, so their float64 results are the
+  // doubles themselves: values 2^-40 apart, which float32 would merge, stay apart.
+  auto double_model = [](const char *op, int64_t fmod) {
+    onnx::ModelProto m = one_node_model(op, "f64_node", {"4"});
+    auto *g = m.mutable_graph();
+    g->mutable_node(0)->add_input("b");
+    if (fmod >= 0) {
+      auto *a = g->mutable_node(0)->add_attribute();
+      a->set_name("fmod");
+      a->set_type(onnx::AttributeProto::INT);
+      a->set_i(fmod);
+    }
+    g->add_input()->CopyFrom(g->input(0));
+    g->mutable_input(1)->set_name("b");
+    for (auto *vi : {g->mutable_input(0), g->mutable_input(1), g->mutable_output(0)})
+      vi->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::DOUBLE);
+    return m;
+  };
+  const double tiny = std::ldexp(1.0, -40);
+  const double a[4] = {1 + tiny, -3.5, 10 + tiny, -7.25};
+  const double b[4] = {1, -3.5 - tiny, 3, 2 + tiny};
+  for (const char *op : {"Max", "Min", "Mod"}) {
+    auto program = Program::from_bytes(
+        double_model(op, std::string(op) == "Mod" ? 1 : -1).SerializeAsString(), "f64.onnx");
+    double y[4] = {};
+    program->make_executor()->run({a, b}, {y});
+    for (size_t i = 0; i < 4; ++i) {
+      double expected = std::string(op) == "Max"   ? std::max(a[i], b[i])
+                        : std::string(op) == "Min" ? std::min(a[i], b[i])
+                                                   : std::fmod(a[i], b[i]);
+      EXPECT_EQ(y[i], expected) << op << " element " << i;
+    }
+  }
+  // Mod of floats must be fmod=1 (ONNX's rule), in double as in float.
+  EXPECT_TRUE(contains_all(compile_error(double_model("Mod", 0), "mod.onnx"),
+                           {"Mod on float64 needs fmod=1"}));
+}
+
 // --- float16/bfloat16 computed in float32 between Casts (half_compute.h) -----------------------
 
 TEST(EngineHalfCompute, HalfOpsComputeInFloat32AndRoundTheirResultToTheirType) {
