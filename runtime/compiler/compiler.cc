@@ -25,6 +25,7 @@
 #include "onnx_util.h"
 #include "package_writer.h"
 #include "quant_math.h"
+#include "widen_half.h"
 
 namespace axstream::compiler {
 namespace {
@@ -491,6 +492,9 @@ class Compilation {
 void Compilation::load_model() {
   model_label_ = "model '" + options_.model_path + "'";
   model_ = load_onnx(options_.model_path);
+  // A float16/bfloat16 (or float64) export is compiled from its float32 equivalent: every
+  // later step (calibration, folding, the pre/postamble) then sees a float32 model.
+  report_.precision_conversion = widen_to_float32(model_, model_label_).summary();
   opset_ = default_opset(model_);
   const auto &g = model_.graph();
   for (const auto &init : g.initializer()) graph_.initializers[init.name()] = init;
@@ -2612,6 +2616,7 @@ std::string format_report(const CompileReport &r, bool all_ranges) {
   s << std::setprecision(6);
   s << "package   " << r.package_dir << " (" << r.model_name << ", "
     << (r.package_bytes + 512) / 1024 << " KiB)\n";
+  if (!r.precision_conversion.empty()) s << r.precision_conversion << "\n";
   s << "calibration images " << r.calibration_images << " (resized: " << r.calibration_resize
     << ")\n";
   s << "core      " << r.core_nodes << " nodes (" << r.core_int8_nodes

@@ -106,6 +106,8 @@ struct OutputSimilarity {
 struct CompileReport {
   std::string package_dir;
   std::string model_name;
+  // "model is float16: compiled from its float32 equivalent (...)"; empty for a float32 model
+  std::string precision_conversion;
   int calibration_images = 0;
   std::string calibration_resize;                // "stretch" or "pad-right"
   int reference_images = 0;                      // held-out images compared (0: no check)
