@@ -3,11 +3,14 @@
 held-out images: a small ResNet-style classifier (NCHW, Softmax tail) and a two-output
 detector-like model (NHWC input like BlazeFace, Transpose/Reshape/Sigmoid tails), and two small
 classifiers with an unquantisable head (Cast+Sqrt on an NHWC input, a Pow gamma on an NCHW one),
-and a classifier of PP-LCNetV3-style blocks (constant scale after each conv, hard-swish written out).
+and a classifier of PP-LCNetV3-style blocks (constant scale after each conv, hard-swish written out);
+the classifier also in float16 (with and without keep_io_types), bfloat16 (keep_io_types) and
+float64.
 
 usage: make_float_models.py OUTDIR   -> OUTDIR/{classifier,detector,dynamic,unsupported,
                                         preamble_nhwc,preamble_nchw,hardswish,crnn,
-                                        crnn_time_major}.onnx, OUTDIR/calib/*.png,
+                                        crnn_time_major,classifier_f16,classifier_f16_io,
+                                        classifier_bf16_io,classifier_f64}.onnx, OUTDIR/calib/*.png,
                                         OUTDIR/heldout/*.png
 """
 import os
@@ -205,6 +208,52 @@ def preamble_model(nchw):
                    "preamble_nchw" if nchw else "preamble_nhwc")
 
 
+def bfloat16_bits(values):
+    """float32 -> bfloat16 bit patterns (uint16), rounded to nearest even (numpy has no bfloat16)."""
+    bits = np.ascontiguousarray(values, np.float32).view(np.uint32).astype(np.uint64)
+    return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def to_half(model, dtype, keep_io_types):
+    """The float32 model in float16, bfloat16 or float64, as onnxconverter-common's
+    convert_float_to_float16 writes it: float initializers in the half type, the graph's inputs
+    and outputs half too, or (keep_io_types) float32 with a Cast to half after each input and a
+    Cast to float32 before each output."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    g = m.graph
+    for init in g.initializer:
+        if init.data_type != TensorProto.FLOAT:
+            continue
+        a = numpy_helper.to_array(init)
+        if dtype != TensorProto.BFLOAT16:
+            numpy_type = np.float16 if dtype == TensorProto.FLOAT16 else np.float64
+            init.CopyFrom(numpy_helper.from_array(a.astype(numpy_type), init.name))
+        else:
+            init.CopyFrom(helper.make_tensor(init.name, TensorProto.BFLOAT16, a.shape,
+                                             bfloat16_bits(a).tobytes(), raw=True))
+    for v in list(g.value_info) + ([] if keep_io_types else list(g.input) + list(g.output)):
+        if v.type.tensor_type.elem_type == TensorProto.FLOAT:
+            v.type.tensor_type.elem_type = dtype
+    if keep_io_types:
+        casts_in, casts_out = [], []
+        for v in g.input:
+            casts_in.append(helper.make_node("Cast", [v.name], [v.name + "_half"],
+                                             name=v.name + "_to_half", to=dtype))
+            for node in g.node:
+                node.input[:] = [v.name + "_half" if i == v.name else i for i in node.input]
+        for v in g.output:
+            for node in g.node:
+                node.output[:] = [v.name + "_half" if o == v.name else o for o in node.output]
+            casts_out.append(helper.make_node("Cast", [v.name + "_half"], [v.name],
+                                              name=v.name + "_to_float", to=TensorProto.FLOAT))
+        nodes = casts_in + list(g.node) + casts_out
+        del g.node[:]
+        g.node.extend(nodes)
+    onnx.checker.check_model(m)
+    return m
+
+
 def images(directory, count, seed):
     """Smooth seeded scenes (gradients, discs, boxes, noise) so activations look natural."""
     os.makedirs(directory, exist_ok=True)
@@ -239,6 +288,10 @@ def main():
     onnx.save(hardswish_model(), os.path.join(out, "hardswish.onnx"))
     onnx.save(crnn(time_major_output=False), os.path.join(out, "crnn.onnx"))
     onnx.save(crnn(time_major_output=True), os.path.join(out, "crnn_time_major.onnx"))
+    onnx.save(to_half(classifier(), TensorProto.FLOAT16, False), os.path.join(out, "classifier_f16.onnx"))
+    onnx.save(to_half(classifier(), TensorProto.FLOAT16, True), os.path.join(out, "classifier_f16_io.onnx"))
+    onnx.save(to_half(classifier(), TensorProto.BFLOAT16, True), os.path.join(out, "classifier_bf16_io.onnx"))
+    onnx.save(to_half(classifier(), TensorProto.DOUBLE, False), os.path.join(out, "classifier_f64.onnx"))
     images(os.path.join(out, "calib"), 16, 7)
     images(os.path.join(out, "heldout"), 4, 8)
 

@@ -751,3 +751,87 @@ TEST(Axcompile, BatchOptionWritesTheBatchIntoEveryShapeAndKeepsTheBatchOneCore) 
   EXPECT_NE(bad.output.find("--batch: expected an integer in 1..1024"), std::string::npos)
       << bad.output;
 }
+
+namespace {
+
+// The float32 classifier's package, compiled once for the half-precision tests to compare with.
+const fs::path &float32_classifier_package() {
+  static TempDir dir("classifier_f32");
+  static const fs::path pkg = [] {
+    auto result =
+        axcompile({(kModels / "classifier.onnx").string(), "--calib", (kModels / "calib").string(),
+                   "--num-calib", "8", "--output-dir", (dir.path / "pkg").string(), "--no-check"});
+    EXPECT_EQ(result.exit_code, 0) << result.output;
+    EXPECT_EQ(result.output.find("compiled from its float32 equivalent"), std::string::npos)
+        << "a float32 model needs no conversion:\n"
+        << result.output;
+    return dir.path / "pkg";
+  }();
+  return pkg;
+}
+
+// The float16/bfloat16/float64 export compiles to the float32 model's package: the same
+// calibration images give (near-)equal scales, and the dequantised outputs agree on the held-out
+// images.
+void check_half_classifier(const char *model, const std::string &summary_line) {
+  TempDir dir("classifier_half");
+  fs::path pkg = dir.path / "pkg";
+  auto result = axcompile({(kModels / model).string(), "--calib", (kModels / "calib").string(),
+                           "--num-calib", "8", "--output-dir", pkg.string(), "--no-check"});
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find(summary_line), std::string::npos) << result.output;
+  PackageModel half(pkg.string()), full(float32_classifier_package().string());
+  EXPECT_TRUE(half.package().preamble_graph.empty()) << "a Cast was left at the input";
+  ASSERT_EQ(half.package().inputs.size(), 1u);
+  EXPECT_NEAR(half.package().inputs[0].scale, full.package().inputs[0].scale, 1e-9);
+  ASSERT_EQ(half.package().outputs.size(), full.package().outputs.size());
+  for (size_t o = 0; o < full.package().outputs.size(); ++o)
+    EXPECT_NEAR(half.package().outputs[o].scale, full.package().outputs[o].scale,
+                0.02 * full.package().outputs[o].scale)
+        << "output " << o;
+  Cosine core_cosine, model_cosine;
+  const ImageInput input{64, 64, true};
+  for (const auto &image : images_in(kModels / "heldout")) {
+    auto x = image_to_float(cv::imread(image.string()), input);
+    Outputs half_core, full_core;
+    Outputs got = half.run(x, input.nchw, &half_core), want = full.run(x, input.nchw, &full_core);
+    ASSERT_EQ(half_core.size(), full_core.size());
+    for (size_t o = 0; o < full_core.size(); ++o) core_cosine.add(half_core[o], full_core[o]);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t o = 0; o < want.size(); ++o) model_cosine.add(got[o], want[o]);
+  }
+  std::cout << model << ": dequantised core outputs cosine " << core_cosine.value()
+            << ", model outputs cosine " << model_cosine.value() << " vs the float32 package\n";
+  EXPECT_GE(core_cosine.value(), 0.999);
+  EXPECT_GE(model_cosine.value(), 0.999);
+}
+
+TEST(Axcompile, Float16ModelCompilesFromItsFloat32EquivalentWithFloat32Io) {
+  check_half_classifier("classifier_f16.onnx",
+                        "model is float16: compiled from its float32 equivalent (42 initializers "
+                        "widened, 0 casts removed); input 'image' (float16) is float32 in the "
+                        "package");
+}
+
+TEST(Axcompile, Float16KeepIoTypesModelLosesItsIoCasts) {
+  check_half_classifier(
+      "classifier_f16_io.onnx",
+      "model is float16: compiled from its float32 equivalent (42 initializers widened, 2 casts "
+      "removed)\n");
+}
+
+TEST(Axcompile, Bfloat16KeepIoTypesModelCompilesFromItsFloat32Equivalent) {
+  check_half_classifier(
+      "classifier_bf16_io.onnx",
+      "model is bfloat16: compiled from its float32 equivalent (42 initializers widened, 2 casts "
+      "removed)\n");
+}
+
+TEST(Axcompile, Float64ModelIsNarrowedToFloat32AndSaysSo) {
+  check_half_classifier("classifier_f64.onnx",
+                        "model is float64: compiled from its float32 equivalent (42 initializers "
+                        "narrowed, 0 casts removed); float64 rounded to float32 since the core "
+                        "quantises to int8 anyway; input 'image' (float64) is float32");
+}
+
+}  // namespace
