@@ -2278,6 +2278,30 @@ TEST(EngineHalfCompute, CastsGoAroundEachHalfOpAndFoldIntoTheWeights) {
   EXPECT_EQ(graph.find("flatten/input0_to_float32"), std::string::npos) << graph;
 }
 
+TEST(EngineHalfCompute, BranchFreeHalfConversionsMatchTheExactOnes) {
+  // half_to_float and float_to_half select among the zero/subnormal, normal and inf/NaN
+  // results without branching; Half::to_float/from_double are the exact reference. Every half
+  // value, and every float within 3 ulps of each half value and of each midpoint between two.
+  using float16_detail::bits_of;
+  using float16_detail::float_of;
+  using float16_detail::Half;
+  for (uint32_t h = 0; h < 0x10000u; ++h) {
+    const auto bits = static_cast<uint16_t>(h);
+    ASSERT_EQ(bits_of(half_to_float(bits)), bits_of(Half::to_float(bits))) << std::hex << h;
+    const uint32_t f = bits_of(Half::to_float(bits));
+    const bool finite_below_max = (h & 0x7fffu) < 0x7bffu;
+    const uint32_t mid =
+        finite_below_max
+            ? bits_of((Half::to_float(bits) + Half::to_float(static_cast<uint16_t>(h + 1))) / 2)
+            : f;
+    for (uint32_t around : {f, mid})
+      for (int d = -3; d <= 3; ++d) {
+        const float v = float_of(around + static_cast<uint32_t>(d));
+        ASSERT_EQ(float_to_half(v), Half::from_double(v)) << std::hex << around << " " << d;
+      }
+  }
+}
+
 TEST(EngineHalfCompute, AHalfValueReadByTwoOpsIsWidenedOnce) {
   // x * x and x + x: one Cast of x to float32, which both ops (and both operands) read; each
   // result is rounded back to float16 on its own. The unnamed nodes keep their labels.
