@@ -139,6 +139,81 @@ bool constant_exact_in(const Tensor &t, DType half) {
 
 }  // namespace
 
+namespace {
+
+// Whether Relu or Clip node `act` gives the same half value whether its input is rounded to
+// `half` before it or its output after it: Clip's bounds must be constants `half` holds exactly.
+bool commutes_with_half_rounding(const Graph &g, const Node &act, DType half) {
+  if (act.dead || !act.domain.empty()) return false;
+  if (act.op_type == "Relu") return true;
+  if (act.op_type != "Clip") return false;
+  for (const char *bound : {"min", "max"}) {
+    auto it = act.attrs.find(bound);
+    if (it == act.attrs.end()) continue;
+    Tensor t(DType::f32, Shape{1});
+    t.data<float>()[0] = it->second.f;
+    if (!constant_exact_in(t, half)) return false;
+  }
+  for (size_t i = 1; i < act.inputs.size(); ++i) {
+    int v = act.inputs[i];
+    if (v < 0) continue;
+    const Value &value = g.values[static_cast<size_t>(v)];
+    if (!value.constant || value.constant->count() != 1 ||
+        !constant_exact_in(*value.constant, half))
+      return false;
+  }
+  return true;
+}
+
+bool fuses_activation(const Node &n) {
+  return !n.dead && n.domain.empty() && n.outputs.size() == 1 && !n.attrs.count("_activation") &&
+         (n.op_type == "Conv" || n.op_type == "Gemm" || n.op_type == "MatMul");
+}
+
+}  // namespace
+
+void round_half_after_activations(Graph &g) {
+  std::vector<int> producer = g.producers();
+  std::vector<int> uses = g.use_counts();
+  // The one node reading each value read once (graph outputs count as reads).
+  std::vector<int> reader(g.values.size(), -1);
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    if (g.nodes[i].dead) continue;
+    for (int v : g.nodes[i].inputs)
+      if (v >= 0) reader[static_cast<size_t>(v)] = static_cast<int>(i);
+  }
+  auto only_reader = [&](int v) -> Node * {
+    if (v < 0 || uses[static_cast<size_t>(v)] != 1 || reader[static_cast<size_t>(v)] < 0)
+      return nullptr;
+    return &g.nodes[static_cast<size_t>(reader[static_cast<size_t>(v)])];
+  };
+  for (Node &narrow : g.nodes) {
+    if (narrow.dead || narrow.outputs.size() != 1) continue;
+    int wide = narrow.inputs.empty() ? -1 : narrow.inputs[0];
+    if (wide < 0 || g.values[static_cast<size_t>(wide)].dtype != DType::f32) continue;
+    DType half = g.values[static_cast<size_t>(narrow.outputs[0])].dtype;
+    if (!is_half(half) || !cast_to(g, narrow, half)) continue;
+    int made_by = producer[static_cast<size_t>(wide)];
+    if (made_by < 0 || !fuses_activation(g.nodes[static_cast<size_t>(made_by)]) ||
+        uses[static_cast<size_t>(wide)] != 1)
+      continue;
+    Node *widen = only_reader(narrow.outputs[0]);
+    if (!widen || !cast_to(g, *widen, DType::f32) || widen->outputs.size() != 1) continue;
+    Node *act = only_reader(widen->outputs[0]);
+    if (!act || act->inputs[0] != widen->outputs[0] || act->outputs.size() != 1 ||
+        !commutes_with_half_rounding(g, *act, half))
+      continue;
+    // The activation's result must reach nothing but its own rounding to the same half type.
+    Node *rounding = only_reader(act->outputs[0]);
+    if (!rounding || !cast_to(g, *rounding, half) ||
+        g.values[static_cast<size_t>(rounding->outputs[0])].dtype != half)
+      continue;
+    act->inputs[0] = wide;
+    narrow.dead = true;
+    widen->dead = true;
+  }
+}
+
 void drop_exact_half_round_trips(Graph &g) {
   // The half format each float32 value is known to be exact in.
   std::map<int, DType> exact;

@@ -29,6 +29,15 @@ size_t insert_half_output_casts(Graph &graph, size_t index, DType half);
 // The half dtype a node computing through float32 writes: that of its first float input.
 DType first_float_input_dtype(const Graph &graph, const Node &node);
 
+// Conv/Gemm/MatMul -> Cast(float32 -> half) -> Cast(half -> float32) -> Relu | Clip (bounds
+// exact in `half`) -> Cast(float32 -> half): the activation reads the unrounded float32 result
+// and only its own output is rounded. Rounding to nearest is monotonic and keeps half values,
+// so it commutes with these activations (the result is the same half value, but for the sign
+// of an exact -0 sum), and the activation can then fuse into its producer. LeakyRelu does not
+// commute (alpha * x rounds differently). Runs after folding, before
+// drop_exact_half_round_trips.
+void round_half_after_activations(Graph &graph);
+
 // Cast(float32 -> half) -> Cast(half -> float32) pairs whose float32 value is exactly
 // representable in `half` (it only selects among half values: Relu, MaxPool, Max, ...) are a
 // no-op: their readers read the float32 value directly. Runs after folding.

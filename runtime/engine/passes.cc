@@ -1825,6 +1825,7 @@ void run_prefold_passes(Graph &graph) {
 
 void run_postfold_passes(Graph &graph) {
   remove_identities(graph);
+  round_half_after_activations(graph);  // before the round trips after them are judged exact
   drop_exact_half_round_trips(graph);
   fold_batchnorm(graph);
   fuse_float_activations(graph);

@@ -2262,20 +2262,100 @@ TEST(EngineHalfCompute, CastsGoAroundEachHalfOpAndFoldIntoTheWeights) {
   EXPECT_NE(graph.find("Cast 'conv1/input0_to_float32'"), std::string::npos) << graph;
   EXPECT_NE(graph.find("'w1/float32' float32(4,3,3,3) const"), std::string::npos) << graph;
   EXPECT_EQ(graph.find("Cast 'conv1/input1_to_float32'"), std::string::npos) << graph;
-  // Each computed result rounded to float16, as a float16 evaluation of the op is.
-  for (const char *op : {"conv1", "conv2", "residual", "fc1", "fc1_bias", "fc2", "softmax"})
+  // Each computed result rounded to float16, as a float16 evaluation of the op is; conv1's
+  // after the Relu fused into it (rounding commutes with Relu).
+  EXPECT_NE(graph.find("Conv 'conv1' _activation=\"Relu\""), std::string::npos) << graph;
+  for (const char *op : {"relu1", "conv2", "residual", "fc1", "fc1_bias", "fc2", "softmax"})
     EXPECT_NE(graph.find("Cast '" + std::string(op) + "/output0_to_float16'"), std::string::npos)
         << op << "\n"
         << graph;
-  // Relu's and MaxPool's float32 results hold float16 values only (they select among their
+  // MaxPool's and Relu's float32 results hold float16 values only (they select among their
   // float16 inputs): their readers take them without a round trip through float16.
   for (const char *cast :
-       {"relu1/output0_to_float16", "pool1/input0_to_float32", "pool1/output0_to_float16",
-        "conv2/input0_to_float32", "relu2/output0_to_float16", "fc2/input0_to_float32"})
+       {"conv1/output0_to_float16", "pool1/output0_to_float16", "conv2/input0_to_float32",
+        "relu2/output0_to_float16", "fc2/input0_to_float32"})
     EXPECT_EQ(graph.find(cast), std::string::npos) << cast << "\n" << graph;
   // Reshape moves float16 as it is.
   EXPECT_NE(graph.find("'flat' float16(1,64)"), std::string::npos) << graph;
   EXPECT_EQ(graph.find("flatten/input0_to_float32"), std::string::npos) << graph;
+}
+
+TEST(EngineHalfCompute, ConvActivationFusesWithItsRoundingMovedAfterIt) {
+  // Rounding to float16 is monotonic and keeps float16 values, so Relu and Clip with float16
+  // bounds give the same float16 result on the Conv's unrounded float32 output: the rounding
+  // moves after them and they fuse into the Conv. Compared bit for bit with the unfused
+  // evaluation (the Conv's output also a graph output keeps Cast -> Cast -> activation);
+  // LeakyRelu does not commute (alpha * x rounds differently) and keeps its Casts.
+  std::vector<uint16_t> w(8 * 4 * 3 * 3), bias(8), x(4 * 9 * 9);
+  uint32_t state = 11;
+  auto next = [&](float scale) {
+    state = state * 1664525u + 1013904223u;
+    return float_to_half((static_cast<float>(state >> 8) / (1 << 24) - 0.5f) * scale);
+  };
+  for (auto &v : w) v = next(0.6f);
+  for (auto &v : bias) v = next(0.4f);
+  for (auto &v : x) v = next(4.f);
+  auto model = [&](const std::string &activation, bool conv_output_too) {
+    GraphBuilder b("half_conv_act");
+    auto half_value = [](onnx::ValueInfoProto *vi, const char *name,
+                         const std::vector<int64_t> &dims) {
+      vi->set_name(name);
+      auto *tt = vi->mutable_type()->mutable_tensor_type();
+      tt->set_elem_type(onnx::TensorProto::FLOAT16);
+      for (int64_t d : dims) tt->mutable_shape()->add_dim()->set_dim_value(d);
+    };
+    half_value(b.graph->add_input(), "x", {1, 4, 9, 9});
+    half_value(b.graph->add_output(), "y", {1, 8, 9, 9});
+    if (conv_output_too) half_value(b.graph->add_output(), "c", {1, 8, 9, 9});
+    auto half_initializer = [&](const char *name, const std::vector<int64_t> &dims,
+                                const std::vector<uint16_t> &values) {
+      auto *t = b.graph->add_initializer();
+      t->set_name(name);
+      t->set_data_type(onnx::TensorProto::FLOAT16);
+      for (int64_t d : dims) t->add_dims(d);
+      t->set_raw_data(
+          std::string(reinterpret_cast<const char *>(values.data()), values.size() * 2));
+    };
+    half_initializer("w", {8, 4, 3, 3}, w);
+    half_initializer("b", {8}, bias);
+    half_initializer("lo", {}, {float_to_half(0.f)});
+    half_initializer("hi", {}, {float_to_half(1.5f)});
+    auto *conv = b.node("Conv", {"x", "w", "b"}, "c");
+    conv->set_name("conv");
+    set_ints(conv, "pads", {1, 1, 1, 1});
+    auto *act = b.node(activation,
+                       activation == "Clip" ? std::vector<std::string>{"c", "lo", "hi"}
+                                            : std::vector<std::string>{"c"},
+                       "y");
+    act->set_name("act");
+    if (activation == "LeakyRelu") set_float(act, "alpha", 0.1f);
+    return Program::from_bytes(b.model.SerializeAsString(), "half_conv_act.onnx");
+  };
+  for (const std::string activation : {"Relu", "Clip", "LeakyRelu"}) {
+    auto fused = model(activation, false), unfused = model(activation, true);
+    const std::string graph = fused->describe(), unfused_graph = unfused->describe();
+    const bool commutes = activation != "LeakyRelu";
+    const size_t conv_line = graph.find("  Conv 'conv' ");
+    ASSERT_NE(conv_line, std::string::npos) << graph;
+    const std::string conv = graph.substr(conv_line, graph.find('\n', conv_line) - conv_line);
+    EXPECT_EQ(conv.find("_activation=\"" + activation + "\"") != std::string::npos, commutes)
+        << graph;
+    EXPECT_EQ(graph.find("conv/output0_to_float16") == std::string::npos, commutes) << graph;
+    EXPECT_NE(graph.find("act/output0_to_float16"), std::string::npos) << graph;
+    EXPECT_TRUE(contains_all(
+        unfused_graph,
+        {"Cast 'conv/output0_to_float16'", "Cast 'act/input0_to_float32'", activation + " 'act'"}))
+        << unfused_graph;
+    std::vector<uint16_t> y(8 * 9 * 9), y_unfused(y.size()), c(y.size());
+    fused->make_executor()->run({x.data()}, {y.data()});
+    unfused->make_executor()->run({x.data()}, {y_unfused.data(), c.data()});
+    EXPECT_EQ(y, y_unfused) << activation;
+    // The activation changed some of the Conv's (rounded) results and kept others.
+    size_t changed = 0;
+    for (size_t i = 0; i < y.size(); ++i) changed += y[i] != c[i];
+    EXPECT_GT(changed, 0u) << activation;
+    EXPECT_LT(changed, y.size()) << activation;
+  }
 }
 
 TEST(EngineHalfCompute, BranchFreeHalfConversionsMatchTheExactOnes) {
