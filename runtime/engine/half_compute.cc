@@ -165,9 +165,25 @@ bool commutes_with_half_rounding(const Graph &g, const Node &act, DType half) {
   return true;
 }
 
+bool is_live_op(const Node &n, const char *op) {
+  return !n.dead && n.domain.empty() && n.op_type == op && n.outputs.size() == 1;
+}
+
+// An inference-mode BatchNormalization, which fold_batchnorm folds into a Conv,
+// ConvTranspose or Gemm producing its input.
+bool is_inference_batchnorm(const Node &n) {
+  if (!is_live_op(n, "BatchNormalization")) return false;
+  auto it = n.attrs.find("training_mode");
+  return it == n.attrs.end() || it->second.i == 0;
+}
+
+bool folds_batchnorm(const Node &n) {
+  return is_live_op(n, "Conv") || is_live_op(n, "ConvTranspose") || is_live_op(n, "Gemm");
+}
+
 bool fuses_activation(const Node &n) {
-  return !n.dead && n.domain.empty() && n.outputs.size() == 1 && !n.attrs.count("_activation") &&
-         (n.op_type == "Conv" || n.op_type == "Gemm" || n.op_type == "MatMul");
+  return (is_live_op(n, "Conv") || is_live_op(n, "Gemm") || is_live_op(n, "MatMul")) &&
+         !n.attrs.count("_activation");
 }
 
 }  // namespace
@@ -194,15 +210,34 @@ void round_half_after_activations(Graph &g) {
     DType half = g.values[static_cast<size_t>(narrow.outputs[0])].dtype;
     if (!is_half(half) || !cast_to(g, narrow, half)) continue;
     int made_by = producer[static_cast<size_t>(wide)];
-    if (made_by < 0 || !fuses_activation(g.nodes[static_cast<size_t>(made_by)]) ||
-        uses[static_cast<size_t>(wide)] != 1)
-      continue;
+    if (made_by < 0 || uses[static_cast<size_t>(wide)] != 1) continue;
+    const Node &made = g.nodes[static_cast<size_t>(made_by)];
     Node *widen = only_reader(narrow.outputs[0]);
     if (!widen || !cast_to(g, *widen, DType::f32) || widen->outputs.size() != 1) continue;
     Node *act = only_reader(widen->outputs[0]);
-    if (!act || act->inputs[0] != widen->outputs[0] || act->outputs.size() != 1 ||
-        !commutes_with_half_rounding(g, *act, half))
-      continue;
+    if (!act || act->inputs[0] != widen->outputs[0] || act->outputs.size() != 1) continue;
+    if (is_inference_batchnorm(*act)) {
+      // Not exact: the folded BatchNorm rounds once where the graph rounds the convolution's
+      // result and the BatchNorm's, as ONNX Runtime's fp16 Conv+BatchNorm fusion does too.
+      // Only where fold_batchnorm can fold: constant weights and statistics.
+      bool constants = made.inputs.size() > 1 && made.inputs[1] >= 0 &&
+                       g.values[static_cast<size_t>(made.inputs[1])].constant;
+      for (size_t i = 1; i < 5; ++i)
+        constants = constants && i < act->inputs.size() && act->inputs[i] >= 0 &&
+                    g.values[static_cast<size_t>(act->inputs[i])].constant;
+      if (!folds_batchnorm(made) || !constants) continue;
+    } else {
+      // A BatchNorm this pass moved onto its convolution's float32 result folds into it, and
+      // then the activation fuses into the convolution.
+      const bool folded_batchnorm =
+          is_inference_batchnorm(made) && made.inputs[0] >= 0 &&
+          producer[static_cast<size_t>(made.inputs[0])] >= 0 &&
+          fuses_activation(
+              g.nodes[static_cast<size_t>(producer[static_cast<size_t>(made.inputs[0])])]);
+      if (!(fuses_activation(made) || folded_batchnorm) ||
+          !commutes_with_half_rounding(g, *act, half))
+        continue;
+    }
     // The activation's result must reach nothing but its own rounding to the same half type.
     Node *rounding = only_reader(act->outputs[0]);
     if (!rounding || !cast_to(g, *rounding, half) ||

@@ -34,7 +34,10 @@ DType first_float_input_dtype(const Graph &graph, const Node &node);
 // and only its own output is rounded. Rounding to nearest is monotonic and keeps half values,
 // so it commutes with these activations (the result is the same half value, but for the sign
 // of an exact -0 sum), and the activation can then fuse into its producer. LeakyRelu does not
-// commute (alpha * x rounds differently). Runs after folding, before
+// commute (alpha * x rounds differently). An inference BatchNormalization after a Conv,
+// ConvTranspose or Gemm reads its unrounded result the same way, so that fold_batchnorm folds
+// it: not bit-identical (one rounding where the graph has two, float32 folded weights), the
+// choice ONNX Runtime makes for float16 models too. Runs after folding, before
 // drop_exact_half_round_trips.
 void round_half_after_activations(Graph &graph);
 

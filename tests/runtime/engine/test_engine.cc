@@ -2358,6 +2358,81 @@ TEST(EngineHalfCompute, ConvActivationFusesWithItsRoundingMovedAfterIt) {
   }
 }
 
+TEST(EngineHalfCompute, BatchNormFoldsIntoAHalfConvWithinHalfRounding) {
+  // Conv -> BatchNormalization -> Relu in float16: the BatchNorm reads the Conv's unrounded
+  // result and folds into it, and the Relu fuses (one Conv left). Not bit-identical to the
+  // unfolded graph (one rounding instead of two, float32 folded weights): within two float16
+  // steps of it. The Conv output also a graph output keeps the graph unfolded.
+  std::vector<uint16_t> w(6 * 3 * 3 * 3), x(3 * 8 * 8);
+  uint32_t state = 5;
+  auto uniform = [&](float lo, float hi) {
+    state = state * 1664525u + 1013904223u;
+    return float_to_half(lo + (hi - lo) * static_cast<float>(state >> 8) / (1 << 24));
+  };
+  for (auto &v : w) v = uniform(-0.4f, 0.4f);
+  for (auto &v : x) v = uniform(-2.f, 2.f);
+  std::vector<uint16_t> gamma(6), beta(6), mean(6), var(6);
+  for (size_t c = 0; c < 6; ++c) {
+    gamma[c] = uniform(0.5f, 1.5f);
+    beta[c] = uniform(-0.3f, 0.3f);
+    mean[c] = uniform(-0.3f, 0.3f);
+    var[c] = uniform(0.5f, 2.f);
+  }
+  auto model = [&](bool conv_output_too) {
+    GraphBuilder b("half_conv_bn");
+    auto half_value = [](onnx::ValueInfoProto *vi, const char *name,
+                         const std::vector<int64_t> &dims) {
+      vi->set_name(name);
+      auto *tt = vi->mutable_type()->mutable_tensor_type();
+      tt->set_elem_type(onnx::TensorProto::FLOAT16);
+      for (int64_t d : dims) tt->mutable_shape()->add_dim()->set_dim_value(d);
+    };
+    half_value(b.graph->add_input(), "x", {1, 3, 8, 8});
+    half_value(b.graph->add_output(), "y", {1, 6, 8, 8});
+    if (conv_output_too) half_value(b.graph->add_output(), "c", {1, 6, 8, 8});
+    auto half_initializer = [&](const char *name, const std::vector<int64_t> &dims,
+                                const std::vector<uint16_t> &values) {
+      auto *t = b.graph->add_initializer();
+      t->set_name(name);
+      t->set_data_type(onnx::TensorProto::FLOAT16);
+      for (int64_t d : dims) t->add_dims(d);
+      t->set_raw_data(
+          std::string(reinterpret_cast<const char *>(values.data()), values.size() * 2));
+    };
+    half_initializer("w", {6, 3, 3, 3}, w);
+    half_initializer("gamma", {6}, gamma);
+    half_initializer("beta", {6}, beta);
+    half_initializer("mean", {6}, mean);
+    half_initializer("var", {6}, var);
+    auto *conv = b.node("Conv", {"x", "w"}, "c");
+    conv->set_name("conv");
+    set_ints(conv, "pads", {1, 1, 1, 1});
+    b.node("BatchNormalization", {"c", "gamma", "beta", "mean", "var"}, "n")->set_name("bn");
+    b.node("Relu", {"n"}, "y")->set_name("relu");
+    return Program::from_bytes(b.model.SerializeAsString(), "half_conv_bn.onnx");
+  };
+  auto folded = model(false), unfolded = model(true);
+  const std::string graph = folded->describe();
+  EXPECT_NE(graph.find("Conv 'conv' _activation=\"Relu\""), std::string::npos) << graph;
+  EXPECT_EQ(graph.find("BatchNormalization"), std::string::npos) << graph;
+  EXPECT_NE(unfolded->describe().find("BatchNormalization 'bn'"), std::string::npos);
+  std::vector<uint16_t> y(6 * 8 * 8), y_unfolded(y.size()), c(y.size());
+  folded->make_executor()->run({x.data()}, {y.data()});
+  unfolded->make_executor()->run({x.data()}, {y_unfolded.data(), c.data()});
+  size_t differ = 0;
+  for (size_t i = 0; i < y.size(); ++i) {
+    const float a = half_to_float(y[i]), b = half_to_float(y_unfolded[i]);
+    // Two float16 steps at b's magnitude (2^-10 relative; 2^-14 near zero).
+    const float step = std::max(std::abs(b), 1.f / 16384) / 1024;
+    EXPECT_LE(std::abs(a - b), 2 * step) << i << ": " << a << " vs " << b;
+    differ += y[i] != y_unfolded[i];
+  }
+  // Something to compare: most values are positive (not cut by Relu).
+  EXPECT_GT(std::count_if(y.begin(), y.end(), [](uint16_t v) { return v != 0; }), 100);
+  std::printf("folded vs unfolded BatchNorm: %zu of %zu float16 results differ\n", differ,
+              y.size());
+}
+
 TEST(EngineHalfCompute, BranchFreeHalfConversionsMatchTheExactOnes) {
   // half_to_float and float_to_half select among the zero/subnormal, normal and inf/NaN
   // results without branching; Half::to_float/from_double are the exact reference. Every half
