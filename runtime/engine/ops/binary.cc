@@ -260,6 +260,9 @@ std::unique_ptr<Kernel> compile_mod(OpContext &ctx) {
 
 std::unique_ptr<Kernel> compile_where(OpContext &ctx) {
   ctx.expect_inputs(3, 3);
+  // The kernel loads the condition as bool: any other dtype's bytes are not valid bools.
+  if (ctx.in_dtype(0) != DType::bool_)
+    ctx.fail(std::string("condition must be bool, got ") + dtype_name(ctx.in_dtype(0)));
   DType dt = ctx.in_dtype(1);
   if (ctx.in_dtype(2) != dt) ctx.fail("X and Y dtypes differ");
   Shape out = broadcast_shapes(broadcast_shapes(ctx.in_shape(0), ctx.in_shape(1), ctx.where()),

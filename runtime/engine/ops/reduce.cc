@@ -107,6 +107,11 @@ std::unique_ptr<Kernel> compile_arg(OpContext &ctx) {
   if (ctx.infer_only()) return nullptr;
   DType dt = ctx.in_dtype(0);
   int64_t outer = product(in, 0, axis), len = in[axis], inner = product(in, axis + 1, in.size());
+  // Each output element is the index of one element of its line: an empty line has none (the
+  // kernel would read its first element, past the end of an empty input).
+  if (len == 0 && outer * inner > 0)
+    ctx.fail("axis " + std::to_string(axis) + " of input shape " + shape_str(in) +
+             " has no element, so there is no index to return");
   return make_kernel([=](ExecContext &, const void *const *i, void *const *o) {
     int64_t *y = static_cast<int64_t *>(o[0]);
     for (int64_t a = 0; a < outer; ++a)

@@ -1344,6 +1344,66 @@ TEST(Engine, TileRepeatsThatAreNegativeOrOverflowAreRefusedNamingTheNode) {
   }
 }
 
+TEST(Engine, WhereWithAConditionThatIsNotBoolIsRefusedNamingTheNodeAndDtype) {
+  // Regression for fuzz_onnx_import: an int8 (or float16) condition's bytes were loaded as C++
+  // bools (UBSan: load of value 5, which is not a valid value for type 'const bool').
+  for (auto [elem, name] : {std::pair{onnx::TensorProto::INT8, "int8"},
+                            std::pair{onnx::TensorProto::FLOAT16, "float16"}}) {
+    onnx::ModelProto m = one_node_model("Where", "where_node", {"2"});
+    auto *g = m.mutable_graph();
+    auto *n = g->mutable_node(0);
+    n->clear_input();
+    for (const char *input : {"cond", "x", "x"}) n->add_input(input);
+    auto *cond = g->add_initializer();
+    cond->set_name("cond");
+    cond->set_data_type(elem);
+    cond->add_dims(2);
+    cond->add_int32_data(5);
+    cond->add_int32_data(0);
+    std::string msg = message_of<InvalidArgument>(
+        [&] { Program::from_bytes(m.SerializeAsString(), "where.onnx"); });
+    EXPECT_NE(
+        msg.find(std::string("node 'where_node' (Where): condition must be bool, got ") + name),
+        std::string::npos)
+        << msg;
+  }
+}
+
+TEST(Engine, PadWithAnEmptyConstantValueIsRefusedNamingTheNodeAndShape) {
+  // Regression for fuzz_onnx_import: a constant_value of shape (0) was read at index 0 through
+  // its null data pointer (UBSan: load of null pointer; a segfault in the release build).
+  onnx::ModelProto m = one_node_model("Pad", "pad_node", {"2", "2"});
+  auto *g = m.mutable_graph();
+  g->mutable_node(0)->add_input("pads");
+  g->mutable_node(0)->add_input("value");
+  add_int64_initializer(*g, "pads", {1, 1, 1, 1});
+  auto *value = g->add_initializer();
+  value->set_name("value");
+  value->set_data_type(onnx::TensorProto::FLOAT);
+  value->add_dims(0);
+  std::string msg =
+      message_of<InvalidArgument>([&] { Program::from_bytes(m.SerializeAsString(), "pad.onnx"); });
+  EXPECT_NE(msg.find("node 'pad_node' (Pad): constant_value must hold one value, got 0 (shape "
+                     "(0))"),
+            std::string::npos)
+      << msg;
+}
+
+TEST(EngineOps, ArgMaxOverAnEmptyAxisIsRefusedNamingTheNodeAndShape) {
+  // Regression for fuzz_onnx_import: ArgMax over an axis of size 0 read the first element of
+  // each line of an empty input (UBSan: load of null pointer, then SEGV).
+  onnx::ModelProto m = one_node_model("ArgMax", "argmax_node", {"2", "0", "3"});
+  auto *axis = m.mutable_graph()->mutable_node(0)->add_attribute();
+  axis->set_name("axis");
+  axis->set_type(onnx::AttributeProto::INT);
+  axis->set_i(1);
+  std::string msg = message_of<InvalidArgument>(
+      [&] { Program::from_bytes(m.SerializeAsString(), "argmax.onnx"); });
+  EXPECT_NE(msg.find("node 'argmax_node' (ArgMax): axis 1 of input shape (2,0,3) has no element"),
+            std::string::npos)
+      << msg;
+}
+
 TEST(Engine, TensorOverTheSizeLimitIsInvalidArgumentBeforeAllocation) {
   // Found by fuzz_onnx_import (a CI timeout at 2.3 GB RSS): shapes that make a folded or
   // intermediate tensor huge are refused at import, naming the node and the limit.
