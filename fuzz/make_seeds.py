@@ -33,9 +33,10 @@ TARGETS = ("fuzz_model_package", "fuzz_onnx_import", "fuzz_decoders")
 def op_seeds():
     """(name, model bytes): one node each, a float input x (1, 2, 4, 4), parameters as
     initializers, so mutations land in the kernels' attribute and index handling."""
-    def model(node, inits, outputs=("y",), opset=16, x_shape=(1, 2, 4, 4), extra_tensors=()):
+    def model(node, inits, outputs=("y",), opset=16, x_shape=(1, 2, 4, 4), extra_tensors=(),
+              x_type=TensorProto.FLOAT):
         nodes = node if isinstance(node, list) else [node]
-        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))
+        x = helper.make_tensor_value_info("x", x_type, list(x_shape))
         graph = helper.make_graph(
             nodes, nodes[-1].op_type, [x],
             [helper.make_tensor_value_info(o, TensorProto.UNDEFINED, None) for o in outputs],
@@ -180,6 +181,54 @@ def op_seeds():
              helper.make_node("Sigmoid", ["g"], ["y"])],
             [], extra_tensors=[helper.make_tensor("gain", TensorProto.BFLOAT16, [1],
                                                   [1.5])])),
+        # The storage types as graph inputs and outputs: a Cast chain through every float type
+        # and an integer, CastLike, the ops that only move, select or compare (float16/bfloat16)
+        # and the ones that compute float64 in double, so mutations reach their kernels.
+        ("float16_input_cast_chain", model(
+            [helper.make_node("Cast", ["x"], ["b"], to=TensorProto.BFLOAT16),
+             helper.make_node("Cast", ["b"], ["d"], to=TensorProto.DOUBLE),
+             helper.make_node("Cast", ["d"], ["i"], to=TensorProto.INT32),
+             helper.make_node("Cast", ["i"], ["h"], to=TensorProto.FLOAT16),
+             helper.make_node("CastLike", ["h", "like"], ["y"])],
+            [("like", np.zeros(1, np.float64))], x_type=TensorProto.FLOAT16)),
+        ("float16_moves", model(
+            [helper.make_node("CastLike", ["x", "like"], ["h"]),
+             helper.make_node("Transpose", ["h"], ["t"], perm=[0, 2, 3, 1]),
+             helper.make_node("Reshape", ["t", "s"], ["r"]),
+             helper.make_node("Concat", ["r", "c"], ["cat"], axis=1),
+             helper.make_node("Pad", ["cat", "p", "pv"], ["pad"], mode="reflect"),
+             helper.make_node("Gather", ["pad", "g"], ["y"], axis=1),
+             helper.make_node("ArgMax", ["pad"], ["am"], axis=1, select_last_index=1)],
+            [("like", np.zeros(1, np.float16)), ("s", i64(1, 32)),
+             ("c", np.linspace(-3, 3, 4).astype(np.float16).reshape(1, 4)), ("p", i64(0, 2, 0, 2)),
+             ("pv", np.array(1.5, np.float16)), ("g", i64(0, -1, 5))], ("y", "am"))),
+        ("bfloat16_compare_where", model(
+            [helper.make_node("Cast", ["x"], ["b"], to=TensorProto.BFLOAT16),
+             helper.make_node("Less", ["b", "t"], ["m"]),
+             helper.make_node("Where", ["m", "b", "z"], ["w"]),
+             helper.make_node("Slice", ["w", "st", "en", "ax"], ["sl"]),
+             helper.make_node("Tile", ["sl", "rep"], ["y"]),
+             helper.make_node("ArgMin", ["w"], ["am"], axis=-1, keepdims=0)],
+            [("st", i64(1)), ("en", i64(-1)), ("ax", i64(3)), ("rep", i64(1, 2, 1, 1))],
+            ("y", "am"), extra_tensors=[
+                helper.make_tensor("t", TensorProto.BFLOAT16, [4], [0.5, -1.0, 2.0, 0.0]),
+                helper.make_tensor("z", TensorProto.BFLOAT16, [1], [-0.0])])),
+        ("float64_reduce_cumsum_einsum", model(
+            [helper.make_node("ReduceLogSumExp", ["x"], ["r"], axes=[1], keepdims=0),
+             helper.make_node("CumSum", ["x", "a"], ["c"], reverse=1),
+             helper.make_node("Einsum", ["c", "r"], ["e"], equation="bchw,bvw->bhv"),
+             helper.make_node("ReduceProd", ["e"], ["y"], axes=[-1], keepdims=0)],
+            [("a", i64(-1))], opset=13, x_type=TensorProto.DOUBLE)),
+        ("float16_constant_onehot_eyelike", model(
+            [helper.make_node("Constant", [], ["v"], value=numpy_helper.from_array(
+                 np.array([-65504, 65504], np.float16))),
+             helper.make_node("OneHot", ["x", "d", "v"], ["o"], axis=-1),
+             helper.make_node("ConstantOfShape", ["sh"], ["k"], value=numpy_helper.from_array(
+                 np.array([0.25], np.float16))),
+             helper.make_node("EyeLike", ["k"], ["y"], k=1, dtype=TensorProto.BFLOAT16),
+             helper.make_node("Trilu", ["o", "tk"], ["tri"], upper=0)],
+            [("d", np.array(5, np.int64)), ("sh", i64(3, 4)), ("tk", i64(-1))], ("y", "tri"),
+            x_shape=(2, 3), x_type=TensorProto.INT64)),
     ]
 
 
