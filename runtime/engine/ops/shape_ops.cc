@@ -151,7 +151,7 @@ std::unique_ptr<Kernel> compile_dropout(OpContext &ctx) {
   int64_t n = product(ctx.in_shape(0), 0, ctx.in_shape(0).size());
   size_t bytes = static_cast<size_t>(n) * dtype_size(ctx.in_dtype(0));
   return make_kernel([bytes, n](ExecContext &, const void *const *in, void *const *o) {
-    std::memcpy(o[0], in[0], bytes);
+    if (bytes) std::memcpy(o[0], in[0], bytes);
     std::fill(static_cast<bool *>(o[1]), static_cast<bool *>(o[1]) + n, true);
   });
 }
@@ -240,7 +240,8 @@ std::unique_ptr<Kernel> cast_to(OpContext &ctx, DType dt) {
   int64_t n = product(ctx.in_shape(0), 0, ctx.in_shape(0).size());
   if (from == dt)
     return make_kernel([n, dt](ExecContext &, const void *const *in, void *const *o) {
-      std::memcpy(o[0], in[0], static_cast<size_t>(n) * dtype_size(dt));
+      // An empty tensor's buffers are null, which memcpy may not be given even for 0 bytes.
+      if (n) std::memcpy(o[0], in[0], static_cast<size_t>(n) * dtype_size(dt));
     });
   if (!is_floating_dtype(from) && !is_floating_dtype(dt))
     return make_kernel([n, from, dt](ExecContext &, const void *const *in, void *const *o) {
@@ -283,6 +284,8 @@ std::unique_ptr<Kernel> cast_to(OpContext &ctx, DType dt) {
 
 std::unique_ptr<Kernel> compile_cast(OpContext &ctx) {
   ctx.expect_inputs(1, 1);
+  // Required: defaulting to float32 would run a Cast whose 'to' was misspelt or lost.
+  if (!ctx.has_attr("to")) ctx.fail("attribute 'to' (the ONNX element type to cast to) is missing");
   int64_t to = ctx.attr_i("to", 1);
   std::optional<DType> dt = dtype_of_onnx_element_type(to);
   if (!dt) ctx.unsupported("cast to ONNX element type " + std::to_string(to));

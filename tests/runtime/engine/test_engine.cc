@@ -1404,6 +1404,22 @@ TEST(EngineOps, ArgMaxOverAnEmptyAxisIsRefusedNamingTheNodeAndShape) {
       << msg;
 }
 
+TEST(EngineOps, CastWithoutItsToAttributeIsRefusedNamingTheNode) {
+  // A fuzz_onnx_import find reached an empty-tensor copy through Casts whose misspelt 'to' was
+  // read as float32; 'to' is required.
+  onnx::ModelProto m = one_node_model("Cast", "cast_node", {"2"});
+  auto *attr = m.mutable_graph()->mutable_node(0)->add_attribute();
+  attr->set_name("ot");
+  attr->set_type(onnx::AttributeProto::INT);
+  attr->set_i(onnx::TensorProto::FLOAT16);
+  std::string msg =
+      message_of<InvalidArgument>([&] { Program::from_bytes(m.SerializeAsString(), "cast.onnx"); });
+  EXPECT_NE(msg.find("node 'cast_node' (Cast): attribute 'to' (the ONNX element type to cast "
+                     "to) is missing"),
+            std::string::npos)
+      << msg;
+}
+
 TEST(Engine, TensorOverTheSizeLimitIsInvalidArgumentBeforeAllocation) {
   // Found by fuzz_onnx_import (a CI timeout at 2.3 GB RSS): shapes that make a folded or
   // intermediate tensor huge are refused at import, naming the node and the limit.
