@@ -64,6 +64,14 @@ const Tensor &OpContext::require_constant(size_t i, const char *what) const {
   return *t;
 }
 
+const Tensor &OpContext::require_scalar(size_t i, const char *what) const {
+  const Tensor &t = require_constant(i, what);
+  if (t.count() != 1)
+    fail(std::string("input ") + std::to_string(i) + " (" + what + ") must hold one value, got " +
+         std::to_string(t.count()) + " (shape " + shape_str(t.shape) + ")");
+  return t;
+}
+
 std::vector<int64_t> OpContext::constant_ints(size_t i, const char *what) const {
   const Tensor &t = require_constant(i, what);
   if (is_floating_dtype(t.dtype))

@@ -57,6 +57,9 @@ class OpContext {
   const Tensor *constant(size_t i) const;  // nullptr if the input is not constant
   // The input's constant value; NotImplemented naming the node if it is computed at run time.
   const Tensor &require_constant(size_t i, const char *what) const;
+  // require_constant, holding one value (a scalar or a 1-element tensor); InvalidArgument naming
+  // the node and input otherwise: an empty tensor has no value to read (its data is null).
+  const Tensor &require_scalar(size_t i, const char *what) const;
   std::vector<int64_t> constant_ints(size_t i, const char *what) const;
   // A per-tensor quantisation parameter: the constant one-float scale (InvalidArgument otherwise),
   // and the zero point, 0 when the optional input is absent.

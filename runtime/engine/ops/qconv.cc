@@ -61,13 +61,13 @@ std::vector<float> bias_in_real_units(OpContext &ctx, int64_t m) {
 
 QConvConstants read_qconv_constants(OpContext &ctx, int64_t m) {
   QConvConstants k;
-  k.x_scale = ctx.require_constant(kXScale, "x_scale").data<float>()[0];
+  k.x_scale = static_cast<float>(ctx.require_scalar(kXScale, "x_scale").as_double(0));
   k.x_zero = ctx.has_input(kXZero)
-                 ? static_cast<int32_t>(ctx.require_constant(kXZero, "x_zero_point").as_int(0))
+                 ? static_cast<int32_t>(ctx.require_scalar(kXZero, "x_zero_point").as_int(0))
                  : 0;
-  k.y_scale = ctx.require_constant(kYScale, "y_scale").data<float>()[0];
+  k.y_scale = static_cast<float>(ctx.require_scalar(kYScale, "y_scale").as_double(0));
   k.y_zero = ctx.has_input(kYZero)
-                 ? static_cast<int32_t>(ctx.require_constant(kYZero, "y_zero_point").as_int(0))
+                 ? static_cast<int32_t>(ctx.require_scalar(kYZero, "y_zero_point").as_int(0))
                  : 0;
   k.w_scale = per_channel_weight_scales(ctx, m);
   k.bias = bias_in_real_units(ctx, m);

@@ -107,9 +107,9 @@ std::unique_ptr<Kernel> compile_integer_conv(OpContext &ctx) {
   std::vector<int32_t> bias(static_cast<size_t>(m), 0);
   int32_t y_zero = 0;
   if (qlinear) {
-    float x_scale = static_cast<float>(ctx.require_constant(1, "x_scale").as_double(0));
-    float y_scale = static_cast<float>(ctx.require_constant(6, "y_scale").as_double(0));
-    y_zero = static_cast<int32_t>(ctx.require_constant(7, "y_zero_point").as_int(0));
+    float x_scale = static_cast<float>(ctx.require_scalar(1, "x_scale").as_double(0));
+    float y_scale = static_cast<float>(ctx.require_scalar(6, "y_scale").as_double(0));
+    y_zero = static_cast<int32_t>(ctx.require_scalar(7, "y_zero_point").as_int(0));
     const Tensor &w_scale = ctx.require_constant(4, "w_scale");
     if (w_scale.count() != 1 && w_scale.count() != m)
       ctx.fail("w_scale has " + std::to_string(w_scale.count()) + " values for " +
@@ -178,14 +178,14 @@ struct MatMulRequantisation {
 MatMulRequantisation qlinear_matmul_requantisation(const OpContext &ctx, int64_t n,
                                                    bool real_units) {
   MatMulRequantisation r(n);
-  float a_scale = static_cast<float>(ctx.require_constant(1, "a_scale").as_double(0));
-  float y_scale = static_cast<float>(ctx.require_constant(6, "y_scale").as_double(0));
+  float a_scale = static_cast<float>(ctx.require_scalar(1, "a_scale").as_double(0));
+  float y_scale = static_cast<float>(ctx.require_scalar(6, "y_scale").as_double(0));
   if (real_units) {
     r.inv_y_scale = 1.f / y_scale;
     y_scale = 1.f;
   }
   if (ctx.has_input(7))
-    r.y_zero = static_cast<int32_t>(ctx.require_constant(7, "y_zero_point").as_int(0));
+    r.y_zero = static_cast<int32_t>(ctx.require_scalar(7, "y_zero_point").as_int(0));
   const Tensor &b_scale = ctx.require_constant(4, "b_scale");
   if (b_scale.count() != 1 && b_scale.count() != n)
     ctx.fail("b_scale has " + std::to_string(b_scale.count()) + " values for " + std::to_string(n) +

@@ -156,7 +156,11 @@ std::unique_ptr<Kernel> compile_trilu(OpContext &ctx) {
   if (xs.size() < 2) ctx.fail("input must have rank >= 2, got " + shape_str(xs));
   ctx.set_output(0, ctx.in_dtype(0), xs);
   if (ctx.infer_only()) return nullptr;
-  int64_t k = ctx.has_input(1) ? ctx.constant_ints(1, "k").at(0) : 0;
+  int64_t k = 0;
+  if (ctx.has_input(1)) {
+    ctx.require_scalar(1, "k");  // one value (an empty k threw std::out_of_range)
+    k = ctx.constant_ints(1, "k")[0];
+  }
   bool upper = ctx.attr_i("upper", 1) != 0;
   int64_t rows = xs[xs.size() - 2], cols = xs.back(), count = product(xs, 0, xs.size());
   size_t es = dtype_size(ctx.in_dtype(0));
@@ -215,9 +219,9 @@ std::unique_ptr<Kernel> compile_gather_elements(OpContext &ctx) {
 std::unique_ptr<Kernel> compile_range(OpContext &ctx) {
   ctx.expect_inputs(3, 3);
   DType dt = ctx.in_dtype(0);
-  double start = ctx.require_constant(0, "start").as_double(0);
-  double limit = ctx.require_constant(1, "limit").as_double(0);
-  double delta = ctx.require_constant(2, "delta").as_double(0);
+  double start = ctx.require_scalar(0, "start").as_double(0);
+  double limit = ctx.require_scalar(1, "limit").as_double(0);
+  double delta = ctx.require_scalar(2, "delta").as_double(0);
   if (delta == 0) ctx.fail("delta is 0");
   int64_t count = std::max<int64_t>(0, static_cast<int64_t>(std::ceil((limit - start) / delta)));
   ctx.set_output(0, dt, {count});

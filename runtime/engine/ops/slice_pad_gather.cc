@@ -230,15 +230,7 @@ std::unique_ptr<Kernel> compile_pad(OpContext &ctx) {
   } else {
     ctx.expect_inputs(2, 3);
     pads = ctx.constant_ints(1, "pads");
-    if (ctx.has_input(2)) {
-      // A scalar or one value; an empty tensor has no value to read (its data is null).
-      const Tensor &constant_value = ctx.require_constant(2, "constant_value");
-      if (constant_value.count() != 1)
-        ctx.fail("constant_value must hold one value, got " +
-                 std::to_string(constant_value.count()) + " (shape " +
-                 shape_str(constant_value.shape) + ")");
-      value = constant_value.as_double(0);
-    }
+    if (ctx.has_input(2)) value = ctx.require_scalar(2, "constant_value").as_double(0);
   }
   if (pads.size() != 2 * r)
     ctx.fail("pads has " + std::to_string(pads.size()) + " entries for rank " + std::to_string(r));

@@ -189,8 +189,8 @@ std::unique_ptr<Kernel> compile_clip(OpContext &ctx) {
     lo = ctx.attr_f("min", -3.402823466e38f);
     hi = ctx.attr_f("max", 3.402823466e38f);
   } else {
-    if (ctx.has_input(1)) lo = ctx.require_constant(1, "min").as_double(0);
-    if (ctx.has_input(2)) hi = ctx.require_constant(2, "max").as_double(0);
+    if (ctx.has_input(1)) lo = ctx.require_scalar(1, "min").as_double(0);
+    if (ctx.has_input(2)) hi = ctx.require_scalar(2, "max").as_double(0);
   }
   if (dt == DType::bool_ || dt == DType::f16)
     ctx.unsupported(std::string("dtype ") + dtype_name(dt));

@@ -1383,10 +1383,53 @@ TEST(Engine, PadWithAnEmptyConstantValueIsRefusedNamingTheNodeAndShape) {
   value->add_dims(0);
   std::string msg =
       message_of<InvalidArgument>([&] { Program::from_bytes(m.SerializeAsString(), "pad.onnx"); });
-  EXPECT_NE(msg.find("node 'pad_node' (Pad): constant_value must hold one value, got 0 (shape "
-                     "(0))"),
+  EXPECT_NE(msg.find("node 'pad_node' (Pad): input 2 (constant_value) must hold one value, got 0 "
+                     "(shape (0))"),
             std::string::npos)
       << msg;
+}
+
+TEST(EngineOps, EmptyScalarOperandsAreRefusedNamingTheNodeAndInput) {
+  // Regressions for fuzz_onnx_import: Clip's min, Range's start and Trilu's k given as empty
+  // tensors were read at index 0 (UBSan: load of null pointer; Trilu's threw std::out_of_range).
+  struct Case {
+    const char *op;
+    std::vector<const char *> inputs;  // "e": the empty initializer, "one": a scalar 1
+    const char *expected;
+  };
+  const Case cases[] = {
+      {"Clip", {"x", "e"}, "node 'n' (Clip): input 1 (min) must hold one value, got 0 (shape (0))"},
+      {"Range",
+       {"e", "one", "one"},
+       "node 'n' (Range): input 0 (start) must hold one value, got 0 (shape (0))"},
+      {"Trilu", {"x", "e"}, "node 'n' (Trilu): input 1 (k) must hold one value, got 0 (shape (0))"},
+  };
+  for (const Case &c : cases) {
+    onnx::ModelProto m = one_node_model(c.op, "n", {"2", "3"});
+    m.mutable_opset_import(0)->set_version(14);
+    auto *g = m.mutable_graph();
+    auto *n = g->mutable_node(0);
+    n->clear_input();
+    for (const char *input : c.inputs) n->add_input(input);
+    // Range's operands are float like x; Trilu's k is int64.
+    const bool int64_operands = std::string(c.op) == "Trilu";
+    for (const char *name : {"e", "one"}) {
+      auto *t = g->add_initializer();
+      t->set_name(name);
+      t->set_data_type(int64_operands ? onnx::TensorProto::INT64 : onnx::TensorProto::FLOAT);
+      if (std::string(name) == "e") {
+        t->add_dims(0);
+      } else if (int64_operands) {
+        t->add_int64_data(1);
+      } else {
+        t->add_float_data(1.0f);
+      }
+    }
+    g->mutable_output(0)->mutable_type()->mutable_tensor_type()->clear_shape();
+    std::string msg = message_of<InvalidArgument>(
+        [&] { Program::from_bytes(m.SerializeAsString(), "scalar.onnx"); });
+    EXPECT_NE(msg.find(c.expected), std::string::npos) << c.op << ": " << msg;
+  }
 }
 
 TEST(EngineOps, ArgMaxOverAnEmptyAxisIsRefusedNamingTheNodeAndShape) {
