@@ -10,8 +10,9 @@ Packages: the generated test packages and, when given, the compiled demo package
                        and one tiny model per indexing/sampling/recurrent op (op_seeds below:
                        TopK, GatherND, Scatter*, OneHot, RoiAlign, GridSample, cubic Resize,
                        LSTM/GRU/RNN, losses, N-D ConvTranspose, ..., float16/bfloat16/double
-                       initializers behind a Cast, graphs computing in float16/bfloat16), which
-                       the packages' convolution graphs never reach
+                       initializers behind a Cast, graphs computing in float16/bfloat16, the
+                       three as graph inputs through Cast chains, CastLike, the data ops and the
+                       float64 reductions), which the packages' convolution graphs never reach
   fuzz_decoders/       the committed fuzz/corpus/decoders/* (libFuzzer also starts from empty)
 
 Run: /usr/bin/python3 make_seeds.py --models BUILD/tests/data/models --out DIR [--target T]
