@@ -13,6 +13,7 @@ constexpr auto kFloat = onnx::TensorProto::FLOAT;
 constexpr auto kInt8 = onnx::TensorProto::INT8;
 constexpr auto kUint8 = onnx::TensorProto::UINT8;
 constexpr auto kInt32 = onnx::TensorProto::INT32;
+constexpr auto kFloat16 = onnx::TensorProto::FLOAT16;
 
 // An opset-13 model whose graph grows one call at a time. Nodes are named "<output>/<op>".
 struct GraphBuilder {
@@ -48,6 +49,17 @@ struct GraphBuilder {
       else
         t->add_int32_data(static_cast<int32_t>(v));
     }
+    return name;
+  }
+
+  // A FLOAT16 initializer of raw half bit patterns.
+  std::string half_initializer(const std::string &name, const std::vector<int64_t> &dims,
+                               const std::vector<uint16_t> &bits) {
+    auto *t = graph->add_initializer();
+    t->set_name(name);
+    t->set_data_type(kFloat16);
+    for (int64_t d : dims) t->add_dims(d);
+    t->set_raw_data(std::string(reinterpret_cast<const char *>(bits.data()), bits.size() * 2));
     return name;
   }
 

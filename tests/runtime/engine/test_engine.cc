@@ -2416,29 +2416,13 @@ TEST(EngineHalfCompute, ConvActivationFusesWithItsRoundingMovedAfterIt) {
   for (auto &v : x) v = next(4.f);
   auto model = [&](const std::string &activation, bool conv_output_too) {
     GraphBuilder b("half_conv_act");
-    auto half_value = [](onnx::ValueInfoProto *vi, const char *name,
-                         const std::vector<int64_t> &dims) {
-      vi->set_name(name);
-      auto *tt = vi->mutable_type()->mutable_tensor_type();
-      tt->set_elem_type(onnx::TensorProto::FLOAT16);
-      for (int64_t d : dims) tt->mutable_shape()->add_dim()->set_dim_value(d);
-    };
-    half_value(b.graph->add_input(), "x", {1, 4, 9, 9});
-    half_value(b.graph->add_output(), "y", {1, 8, 9, 9});
-    if (conv_output_too) half_value(b.graph->add_output(), "c", {1, 8, 9, 9});
-    auto half_initializer = [&](const char *name, const std::vector<int64_t> &dims,
-                                const std::vector<uint16_t> &values) {
-      auto *t = b.graph->add_initializer();
-      t->set_name(name);
-      t->set_data_type(onnx::TensorProto::FLOAT16);
-      for (int64_t d : dims) t->add_dims(d);
-      t->set_raw_data(
-          std::string(reinterpret_cast<const char *>(values.data()), values.size() * 2));
-    };
-    half_initializer("w", {8, 4, 3, 3}, w);
-    half_initializer("b", {8}, bias);
-    half_initializer("lo", {}, {float_to_half(0.f)});
-    half_initializer("hi", {}, {float_to_half(1.5f)});
+    b.input("x", kFloat16, {1, 4, 9, 9});
+    b.output("y", kFloat16, {1, 8, 9, 9});
+    if (conv_output_too) b.output("c", kFloat16, {1, 8, 9, 9});
+    b.half_initializer("w", {8, 4, 3, 3}, w);
+    b.half_initializer("b", {8}, bias);
+    b.half_initializer("lo", {}, {float_to_half(0.f)});
+    b.half_initializer("hi", {}, {float_to_half(1.5f)});
     auto *conv = b.node("Conv", {"x", "w", "b"}, "c");
     conv->set_name("conv");
     set_ints(conv, "pads", {1, 1, 1, 1});
@@ -2499,30 +2483,14 @@ TEST(EngineHalfCompute, BatchNormFoldsIntoAHalfConvWithinHalfRounding) {
   }
   auto model = [&](bool conv_output_too) {
     GraphBuilder b("half_conv_bn");
-    auto half_value = [](onnx::ValueInfoProto *vi, const char *name,
-                         const std::vector<int64_t> &dims) {
-      vi->set_name(name);
-      auto *tt = vi->mutable_type()->mutable_tensor_type();
-      tt->set_elem_type(onnx::TensorProto::FLOAT16);
-      for (int64_t d : dims) tt->mutable_shape()->add_dim()->set_dim_value(d);
-    };
-    half_value(b.graph->add_input(), "x", {1, 3, 8, 8});
-    half_value(b.graph->add_output(), "y", {1, 6, 8, 8});
-    if (conv_output_too) half_value(b.graph->add_output(), "c", {1, 6, 8, 8});
-    auto half_initializer = [&](const char *name, const std::vector<int64_t> &dims,
-                                const std::vector<uint16_t> &values) {
-      auto *t = b.graph->add_initializer();
-      t->set_name(name);
-      t->set_data_type(onnx::TensorProto::FLOAT16);
-      for (int64_t d : dims) t->add_dims(d);
-      t->set_raw_data(
-          std::string(reinterpret_cast<const char *>(values.data()), values.size() * 2));
-    };
-    half_initializer("w", {6, 3, 3, 3}, w);
-    half_initializer("gamma", {6}, gamma);
-    half_initializer("beta", {6}, beta);
-    half_initializer("mean", {6}, mean);
-    half_initializer("var", {6}, var);
+    b.input("x", kFloat16, {1, 3, 8, 8});
+    b.output("y", kFloat16, {1, 6, 8, 8});
+    if (conv_output_too) b.output("c", kFloat16, {1, 6, 8, 8});
+    b.half_initializer("w", {6, 3, 3, 3}, w);
+    b.half_initializer("gamma", {6}, gamma);
+    b.half_initializer("beta", {6}, beta);
+    b.half_initializer("mean", {6}, mean);
+    b.half_initializer("var", {6}, var);
     auto *conv = b.node("Conv", {"x", "w"}, "c");
     conv->set_name("conv");
     set_ints(conv, "pads", {1, 1, 1, 1});
