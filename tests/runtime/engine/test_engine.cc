@@ -1360,12 +1360,10 @@ TEST(Engine, WhereWithAConditionThatIsNotBoolIsRefusedNamingTheNodeAndDtype) {
     cond->add_dims(2);
     cond->add_int32_data(5);
     cond->add_int32_data(0);
-    std::string msg = message_of<InvalidArgument>(
-        [&] { Program::from_bytes(m.SerializeAsString(), "where.onnx"); });
-    EXPECT_NE(
-        msg.find(std::string("node 'where_node' (Where): condition must be bool, got ") + name),
-        std::string::npos)
-        << msg;
+    EXPECT_TRUE(contains_all(compile_error(m, "where.onnx"),
+                             {std::string("node 'where_node' (Where): condition must be bool, "
+                                          "got ") +
+                              name}));
   }
 }
 
@@ -1381,12 +1379,9 @@ TEST(Engine, PadWithAnEmptyConstantValueIsRefusedNamingTheNodeAndShape) {
   value->set_name("value");
   value->set_data_type(onnx::TensorProto::FLOAT);
   value->add_dims(0);
-  std::string msg =
-      message_of<InvalidArgument>([&] { Program::from_bytes(m.SerializeAsString(), "pad.onnx"); });
-  EXPECT_NE(msg.find("node 'pad_node' (Pad): input 2 (constant_value) must hold one value, got 0 "
-                     "(shape (0))"),
-            std::string::npos)
-      << msg;
+  EXPECT_TRUE(contains_all(compile_error(m, "pad.onnx"),
+                           {"node 'pad_node' (Pad): input 2 (constant_value) must hold one value, "
+                            "got 0 (shape (0))"}));
 }
 
 TEST(EngineOps, EmptyScalarOperandsAreRefusedNamingTheNodeAndInput) {
@@ -1426,9 +1421,7 @@ TEST(EngineOps, EmptyScalarOperandsAreRefusedNamingTheNodeAndInput) {
       }
     }
     g->mutable_output(0)->mutable_type()->mutable_tensor_type()->clear_shape();
-    std::string msg = message_of<InvalidArgument>(
-        [&] { Program::from_bytes(m.SerializeAsString(), "scalar.onnx"); });
-    EXPECT_NE(msg.find(c.expected), std::string::npos) << c.op << ": " << msg;
+    EXPECT_TRUE(contains_all(compile_error(m, "scalar.onnx"), {c.expected})) << c.op;
   }
 }
 
@@ -1440,11 +1433,9 @@ TEST(EngineOps, ArgMaxOverAnEmptyAxisIsRefusedNamingTheNodeAndShape) {
   axis->set_name("axis");
   axis->set_type(onnx::AttributeProto::INT);
   axis->set_i(1);
-  std::string msg = message_of<InvalidArgument>(
-      [&] { Program::from_bytes(m.SerializeAsString(), "argmax.onnx"); });
-  EXPECT_NE(msg.find("node 'argmax_node' (ArgMax): axis 1 of input shape (2,0,3) has no element"),
-            std::string::npos)
-      << msg;
+  EXPECT_TRUE(
+      contains_all(compile_error(m, "argmax.onnx"),
+                   {"node 'argmax_node' (ArgMax): axis 1 of input shape (2,0,3) has no element"}));
 }
 
 TEST(EngineOps, CastWithoutItsToAttributeIsRefusedNamingTheNode) {
@@ -1455,12 +1446,9 @@ TEST(EngineOps, CastWithoutItsToAttributeIsRefusedNamingTheNode) {
   attr->set_name("ot");
   attr->set_type(onnx::AttributeProto::INT);
   attr->set_i(onnx::TensorProto::FLOAT16);
-  std::string msg =
-      message_of<InvalidArgument>([&] { Program::from_bytes(m.SerializeAsString(), "cast.onnx"); });
-  EXPECT_NE(msg.find("node 'cast_node' (Cast): attribute 'to' (the ONNX element type to cast "
-                     "to) is missing"),
-            std::string::npos)
-      << msg;
+  EXPECT_TRUE(contains_all(compile_error(m, "cast.onnx"),
+                           {"node 'cast_node' (Cast): attribute 'to' (the ONNX element type to "
+                            "cast to) is missing"}));
 }
 
 TEST(Engine, TensorOverTheSizeLimitIsInvalidArgumentBeforeAllocation) {
