@@ -53,4 +53,8 @@ class Value {
 // Parses a whole document (trailing non-whitespace is an error). Nesting depth is limited.
 Value parse(const std::string &text);
 
+// `text` as a JSON string literal, quotes included: '"', '\\' and control characters escaped
+// (RFC 8259), other bytes (UTF-8) unchanged. The writers of packages and metadata share it.
+std::string quote(const std::string &text);
+
 }  // namespace axstream::runtime::json

@@ -3,7 +3,12 @@
 #include <cmath>
 #include <cstdio>
 
+#include "json.h"
+
 namespace axstream::publish {
+
+namespace json = runtime::json;
+
 namespace {
 
 void append_number(std::string &out, double value) {
@@ -23,7 +28,7 @@ void append_classes(std::string &out, const std::vector<PublishedClass> &classes
   for (size_t i = 0; i < classes.size(); ++i) {
     if (i) out += ',';
     out += "{\"class_id\":" + std::to_string(classes[i].class_id);
-    if (classes[i].label) out += ",\"label\":" + json_quote(*classes[i].label);
+    if (classes[i].label) out += ",\"label\":" + json::quote(*classes[i].label);
     out += ",\"score\":";
     append_number(out, classes[i].score);
     out += '}';
@@ -32,39 +37,6 @@ void append_classes(std::string &out, const std::vector<PublishedClass> &classes
 }
 
 }  // namespace
-
-std::string json_quote(const std::string &text) {
-  std::string out = "\"";
-  for (unsigned char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char escaped[8];
-          std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
-          out += escaped;
-        } else {
-          out += static_cast<char>(c);  // UTF-8 passes through unchanged
-        }
-    }
-  }
-  out += '"';
-  return out;
-}
 
 std::string to_json_line(const PublishedFrame &frame) {
   std::string out = "{\"frame\":" + std::to_string(frame.frame);
@@ -77,7 +49,7 @@ std::string to_json_line(const PublishedFrame &frame) {
   for (size_t i = 0; i < frame.objects.size(); ++i) {
     const PublishedObject &object = frame.objects[i];
     if (i) out += ',';
-    out += "{\"label\":" + json_quote(object.label);
+    out += "{\"label\":" + json::quote(object.label);
     out += ",\"class_id\":" + std::to_string(object.class_id);
     out += ",\"score\":";
     append_number(out, object.score);
@@ -104,7 +76,7 @@ std::string to_json_line(const PublishedFrame &frame) {
     }
     if (object.track_id) out += ",\"track_id\":" + std::to_string(*object.track_id);
     if (object.predicted) out += ",\"predicted\":true";
-    if (object.text) out += ",\"text\":" + json_quote(*object.text);
+    if (object.text) out += ",\"text\":" + json::quote(*object.text);
     append_classes(out, object.classes);
     if (object.roi_id) out += ",\"roi_id\":" + std::to_string(*object.roi_id);
     if (object.parent_id) out += ",\"parent_id\":" + std::to_string(*object.parent_id);

@@ -44,7 +44,4 @@ struct PublishedFrame {
 // are written as null.
 std::string to_json_line(const PublishedFrame &frame);
 
-// RFC 8259 string escaping, with quotes.
-std::string json_quote(const std::string &text);
-
 }  // namespace axstream::publish

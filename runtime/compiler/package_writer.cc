@@ -9,40 +9,13 @@
 #include <sstream>
 
 #include "axstream/error.h"
+#include "json.h"
 
 namespace axstream::compiler {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string quoted(const std::string &s) {
-  std::string out = "\"";
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
-}
+namespace json = runtime::json;
 
 std::string number(double v) {
   char buf[32];
@@ -98,7 +71,7 @@ std::string model_json_text(const PackageContents &c) {
   std::ostringstream s;
   s << "{\n"
     << "  \"format_version\": 1,\n"
-    << "  \"name\": " << quoted(c.name) << ",\n"
+    << "  \"name\": " << json::quote(c.name) << ",\n"
     << "  \"core_graph\": \"core.onnx\",\n"
     << "  \"batch\": " << c.batch << ",\n"
     << "  \"input_tensor_layout\": \"NHWC\",\n"
@@ -108,7 +81,7 @@ std::string model_json_text(const PackageContents &c) {
   auto counts = [&s](const std::map<std::string, int> &ops) {
     bool first = true;
     for (const auto &[op, n] : ops) {
-      s << (first ? "" : ", ") << quoted(op) << ": " << n;
+      s << (first ? "" : ", ") << json::quote(op) << ": " << n;
       first = false;
     }
   };
@@ -119,7 +92,7 @@ std::string model_json_text(const PackageContents &c) {
   }
   s << "\"postamble\": {";
   counts(c.host_ops);
-  s << "}, \"core_float_nodes\": " << list(c.float_nodes, quoted) << "}\n"
+  s << "}, \"core_float_nodes\": " << list(c.float_nodes, json::quote) << "}\n"
     << "}\n";
   return s.str();
 }
@@ -154,7 +127,7 @@ std::string manifest_json_text(const PackageContents &c) {
     });
   };
   auto names = [](const std::vector<PackageTensor> &t) {
-    return list(t, [](const PackageTensor &x) { return quoted(x.name); });
+    return list(t, [](const PackageTensor &x) { return json::quote(x.name); });
   };
   auto dtypes = [](const std::vector<PackageTensor> &t) {
     return list(t, [](const PackageTensor &) { return std::string("\"int8\""); });
@@ -182,28 +155,28 @@ std::string manifest_json_text(const PackageContents &c) {
     << "  \"input_preprocess\": "
     << list(c.input_preprocess,
             [&](const InputPreprocessInfo &p) {
-              return "{\"color_format\": " + quoted(p.color_format) +
+              return "{\"color_format\": " + json::quote(p.color_format) +
                      ", \"pixel_scale\": " + number(p.pixel_scale) +
                      ", \"mean\": " + doubles(p.mean) + ", \"std\": " + doubles(p.std) +
-                     (p.layout.empty() ? "" : ", \"layout\": " + quoted(p.layout)) + "}";
+                     (p.layout.empty() ? "" : ", \"layout\": " + json::quote(p.layout)) + "}";
             })
     << ",\n";
   if (c.has_preamble)  // the core's inputs are the preamble's outputs, shaped like the model's
     s << "  \"input_info\": " << list(c.inputs, [&](const PackageTensor &t) {
       return "{\"original_shape\": " + ints(batched(t.original_shape)) +
-             ", \"layout\": " + quoted(t.layout) + "}";
+             ", \"layout\": " + json::quote(t.layout) + "}";
     }) << ",\n";
   s << "  \"output_info\": "
     << list(c.outputs,
             [&](const PackageTensor &t) {
               return "{\"original_shape\": " + ints(batched(t.original_shape)) +
-                     ", \"layout\": " + quoted(t.layout) + "}";
+                     ", \"layout\": " + json::quote(t.layout) + "}";
             })
     << ",\n"
     << "  \"compiler\": {\"tool\": \"axcompile\", \"version\": \"0.1.0\", \"source_model\": "
-    << quoted(c.source_model) << ", \"calibration_method\": " << quoted(c.calibration_method)
+    << json::quote(c.source_model) << ", \"calibration_method\": " << json::quote(c.calibration_method)
     << ", \"calibration_images\": " << c.calibration_images
-    << ", \"calibration_resize\": " << quoted(c.calibration_resize) << "}\n"
+    << ", \"calibration_resize\": " << json::quote(c.calibration_resize) << "}\n"
     << "}\n";
   return s.str();
 }

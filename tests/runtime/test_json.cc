@@ -75,6 +75,15 @@ INSTANTIATE_TEST_SUITE_P(Cases, JsonBad,
                                            BadCase{"\"\\udc00\"", 1, 8, "unpaired low surrogate"},
                                            BadCase{"[1] x", 1, 5, "expected end of document"}));
 
+TEST(Json, QuoteEscapesWhatJsonRequiresAndParsesBack) {
+  const std::string text = std::string("a \"b\" \\ \n\r\t\x01\x1f caf\xc3\xa9 ") + '\0' + "z";
+  const std::string quoted = quote(text);
+  EXPECT_EQ(quoted, "\"a \\\"b\\\" \\\\ \\n\\r\\t\\u0001\\u001f caf\xc3\xa9 \\u0000z\"");
+  Value back = parse(quoted);
+  ASSERT_EQ(back.type, Type::string);
+  EXPECT_EQ(back.string, text);
+}
+
 TEST(Json, RejectsDeepNesting) {
   std::string deep(100, '[');
   EXPECT_THROW(parse(deep), ParseError);
