@@ -41,7 +41,8 @@ def main():
     artifacts = os.path.join(args.artifacts, args.name)
     os.makedirs(artifacts, exist_ok=True)
     env = dict(os.environ)
-    env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+    # intercept_tls_get_addr=0: see scripts/asan-wrapper.sh (LeakSanitizer tracer crash).
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:intercept_tls_get_addr=0")
     env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
     # 0 s: load (and so replay) the corpus only; libFuzzer reads -max_total_time=0 as "forever".
     limit = f"-max_total_time={seconds}" if seconds > 0 else "-runs=0"
