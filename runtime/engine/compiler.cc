@@ -252,9 +252,41 @@ ValueLifetimes value_lifetimes(const Graph &graph, CompiledGraph &cg) {
   return life;
 }
 
+size_t value_bytes(const Value &val) {
+  return static_cast<size_t>(checked_element_count(val.shape, val.name)) * dtype_size(val.dtype);
+}
+
+// A step whose kernel may write output 0 over an input (a residual add summed into a
+// convolution's destination) gets that input's buffer when the input is an arena value of the
+// same size that no later step (nor the copy-out of a graph output) reads and that the step
+// reads nowhere else. The two values then share one block: `root` maps each value to the
+// value whose block it lives in, and the block's lifetime spans both.
+std::vector<int> alias_in_place_outputs(const Graph &graph, ValueLifetimes &life,
+                                        CompiledGraph &cg) {
+  std::vector<int> root(graph.values.size());
+  for (size_t v = 0; v < root.size(); ++v) root[v] = static_cast<int>(v);
+  for (size_t s = 0; s < cg.steps.size(); ++s) {
+    Step &step = cg.steps[s];
+    int slot = step.kernel->output_may_overwrite_input;
+    if (slot < 0 || static_cast<size_t>(slot) >= step.inputs.size() || step.outputs.empty())
+      continue;
+    int in = step.inputs[static_cast<size_t>(slot)], out = step.outputs[0];
+    if (in < 0 || out < 0 || life.first[in] < 0 || life.bound[in] || life.bound[out] ||
+        life.last[in] != static_cast<int>(s) ||
+        std::count(step.inputs.begin(), step.inputs.end(), in) != 1 ||
+        value_bytes(graph.values[in]) != value_bytes(graph.values[out]))
+      continue;
+    root[out] = root[in];
+    life.last[root[out]] = life.last[out];
+    step.in_place = true;
+  }
+  return root;
+}
+
 // Places the arena values, largest first, each at the lowest offset free of the values whose
-// lifetimes overlap its own.
-void plan_arena(const Graph &graph, const ValueLifetimes &life, CompiledGraph &cg) {
+// lifetimes overlap its own; a value aliased to another's block takes its offset.
+void plan_arena(const Graph &graph, ValueLifetimes life, CompiledGraph &cg) {
+  std::vector<int> root = alias_in_place_outputs(graph, life, cg);
   const std::vector<int> &first = life.first, &last = life.last;
   size_t nvalues = graph.values.size();
   struct Block {
@@ -263,11 +295,8 @@ void plan_arena(const Graph &graph, const ValueLifetimes &life, CompiledGraph &c
   };
   std::vector<Block> blocks;
   for (size_t v = 0; v < nvalues; ++v) {
-    if (first[v] < 0 || life.bound[v]) continue;
-    const Value &val = graph.values[v];
-    size_t bytes =
-        static_cast<size_t>(checked_element_count(val.shape, val.name)) * dtype_size(val.dtype);
-    blocks.push_back({static_cast<int>(v), (bytes + 63) / 64 * 64});
+    if (first[v] < 0 || life.bound[v] || root[v] != static_cast<int>(v)) continue;
+    blocks.push_back({static_cast<int>(v), (value_bytes(graph.values[v]) + 63) / 64 * 64});
   }
   std::stable_sort(blocks.begin(), blocks.end(),
                    [](const Block &a, const Block &b) { return a.bytes > b.bytes; });
@@ -289,6 +318,9 @@ void plan_arena(const Graph &graph, const ValueLifetimes &life, CompiledGraph &c
     cg.arena_bytes = std::max(cg.arena_bytes, offset + b.bytes);
     placed.push_back(b);
   }
+  // Roots come first in step order, so each alias's root is placed.
+  for (size_t v = 0; v < nvalues; ++v)
+    if (root[v] != static_cast<int>(v)) cg.arena_offset[v] = cg.arena_offset[root[v]];
 }
 
 // The program as text: its sizes, then one line per input, step and output.
@@ -312,6 +344,9 @@ std::string describe_program(const Graph &graph, const CompiledGraph &cg) {
       d << (i ? ", " : "") << value_text(graph.values[s.outputs[i]]);
     d << ")";
     if (!s.kernel->impl.empty()) d << " [" << s.kernel->impl << "]";
+    if (s.in_place)
+      d << " in place on '" << graph.values[s.inputs[s.kernel->output_may_overwrite_input]].name
+        << "'";
     d << "\n";
   }
   for (int v : graph.outputs) d << "  output " << value_text(graph.values[v]) << "\n";

@@ -15,6 +15,7 @@ struct Step {
   std::unique_ptr<Kernel> kernel;
   std::vector<int> inputs;  // value ids (-1: omitted)
   std::vector<int> outputs;
+  bool in_place = false;  // output 0 shares the buffer of Kernel::output_may_overwrite_input
 };
 
 struct CompiledGraph {

@@ -47,6 +47,20 @@ struct DnnlQConvParams {
   // output_scales then only dequantise the accumulator and this factor (1 / output scale)
   // follows the activation. 1: the activation runs in output units.
   float post_activation_multiplier = 1.f;
+  // A residual add fused as oneDNN's sum post-op: on entry the destination buffer holds the
+  // other operand (dtype, scale / output scale, zero point), which is added to the scaled
+  // accumulator, clamped to [lo, hi] first, in float before the one rounding:
+  // dst = saturate(round([relu](clamp(scale[oc] * (acc + bias_acc[oc]), lo, hi) +
+  // sum_scale * (dst - sum_zero_point))) + dst_zero_point). The destination keeps the caller's
+  // layout (no reorder may come between).
+  struct Sum {
+    bool active = false;
+    DType dtype = DType::i8;
+    float scale = 1.f;
+    int32_t zero_point = 0;
+    float lo = -INFINITY, hi = INFINITY;
+    bool relu = false;
+  } sum;
 };
 std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &p, const Tensor &weights);
 

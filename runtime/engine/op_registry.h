@@ -33,6 +33,10 @@ class Kernel {
   size_t scratch_bytes = 0;
   uint64_t macs = 0;
   std::string impl;  // implementation name shown by describe(), e.g. oneDNN's
+  // An input whose buffer output 0 may be (-1: none): the kernel reads each element of it only
+  // where it then writes that element, and copies it over when the buffers differ. The memory
+  // plan gives them one buffer when no later step reads the input.
+  int output_may_overwrite_input = -1;
 };
 
 // What a compile function sees of one node: attributes, input types/shapes/constants, and

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <optional>
 #include <set>
@@ -1814,6 +1815,62 @@ void uint8_convolution_inputs(Graph &g) {
   }
 }
 
+// Whether residual adds may fuse into convolutions (AXSTREAM_ENGINE_SUM_POSTOP=0: not, to
+// compare with the unfused graph). Read at each compile, as dnnl_kernels_enabled().
+bool residual_sum_enabled() {
+  const char *env = std::getenv("AXSTREAM_ENGINE_SUM_POSTOP");
+  return !(env && std::string(env) == "0");
+}
+
+// A residual join QAdd(QConv(x), skip) [Relu] (a ResNet block's end) becomes one QConv that adds
+// skip in oneDNN's sum post-op, the Relu after it, instead of a pass over both int8 tensors:
+// the QConv takes skip, its scale and zero point and the QAdd's output scale and zero point
+// (slots 9-13, qconv.cc) and _sum_relu, and moves to the QAdd's place (skip may be made after
+// the convolution). The memory plan lets it write over skip when nothing reads skip later.
+// The sum is done on the unrounded convolution result and rounded once, where the unfused
+// graph rounds twice: results may move by a step. Only where oneDNN's int8 convolutions run
+// (VNNI, oneDNN on), 2-D, with an NHWC output (oneDNN 2.6 has only its reference kernel for a
+// sum into NCHW int8) and without an activation of the convolution's own; after the NHWC and
+// uint8 passes, so layouts, types and zero points are final.
+void fuse_residual_add_into_conv(Graph &g) {
+  if (!dnnl_kernels_enabled() || !dnnl_cpu_has_vnni() || !residual_sum_enabled()) return;
+  ValueLinks links(g);
+  auto fusable_conv = [&](const Node &add, int v) -> Node * {
+    if (v < 0 || links.producer[v] < 0 || links.single_reader(v) != &add) return nullptr;
+    Node &conv = g.nodes[links.producer[v]];
+    if (!is_op_in(conv, "axstream", "QConv") || conv.outputs.size() != 1 || conv.inputs.empty() ||
+        conv.inputs[0] < 0 || conv.inputs.size() > 9 || conv.attrs.count("_activation") ||
+        g.values[conv.inputs[0]].shape.size() != 4 || !conv.attrs.count("_dst_nhwc") ||
+        conv.attrs.at("_dst_nhwc").i == 0)
+      return nullptr;
+    return &conv;
+  };
+  for (Node &add : g.nodes) {
+    if (add.dead || !is_op_in(add, "axstream", "QAdd") || add.inputs.size() < 7 ||
+        add.outputs.size() != 1 || add.inputs[0] == add.inputs[3])
+      continue;
+    Node *conv = nullptr;
+    size_t skip_at = 0;
+    for (size_t side : {size_t{0}, size_t{3}}) {
+      Node *c = fusable_conv(add, add.inputs[side]);
+      if (c && (!conv || c > conv)) {  // both: the later one, whose residual is made first
+        conv = c;
+        skip_at = 3 - side;
+      }
+    }
+    if (!conv) continue;
+    Node fused = *conv;
+    fused.inputs.resize(9, -1);
+    for (size_t slot : {skip_at, skip_at + 1, skip_at + 2, size_t{6}, size_t{7}})
+      fused.inputs.push_back(input_or_none(add, slot));
+    if (add.attrs.count("_relu") && add.attrs.at("_relu").i != 0)
+      fused.attrs["_sum_relu"] = int_attr(1);
+    fused.outputs = add.outputs;
+    conv->dead = true;
+    add = std::move(fused);
+  }
+}
+
 }  // namespace
 
 void run_prefold_passes(Graph &graph) {
@@ -1839,6 +1896,7 @@ void run_postfold_passes(Graph &graph) {
   fuse_qdq_binary(graph);
   keep_int8_activations_nhwc(graph);
   uint8_convolution_inputs(graph);
+  fuse_residual_add_into_conv(graph);
 }
 
 }  // namespace axstream::engine

@@ -1,14 +1,35 @@
 // axstream.QConv: the fused DequantizeLinear -> Conv -> [Relu|Clip|Sigmoid] -> QuantizeLinear
 // pattern (made by passes.cc). oneDNN int8 convolution with requantisation when it has an
-// implementation; otherwise the same ONNX arithmetic in float.
+// implementation; otherwise the same ONNX arithmetic in float. With a residual (the int8 add
+// that read it, fused by passes.cc), the add and its Relu run as oneDNN's sum post-op.
+#include <cstring>
+
 #include "../conv_dnnl.h"
 #include "conv_reference.h"
+#include "quantized_join.h"
 
 namespace axstream::engine {
 namespace {
 
-// Input slots, as passes.cc lays them out.
-enum Slot { kX, kXScale, kXZero, kW, kWScale, kBias, kBiasScale, kYScale, kYZero };
+// Input slots, as passes.cc lays them out. kSkip..kSumYZero: the residual added to the
+// convolution's requantised output (its scale and zero point) and the scale and zero point of
+// the sum, present only in a convolution fused with its residual add.
+enum Slot {
+  kX,
+  kXScale,
+  kXZero,
+  kW,
+  kWScale,
+  kBias,
+  kBiasScale,
+  kYScale,
+  kYZero,
+  kSkip,
+  kSkipScale,
+  kSkipZero,
+  kSumYScale,
+  kSumYZero
+};
 
 // oneDNN's int8 convolution is exact on CPUs with VNNI; without it (AVX2) pairs of u8 x s8
 // products are summed in saturating int16, which is exact only while |weight| <= 64.
@@ -174,20 +195,147 @@ std::unique_ptr<Kernel> dequantizing_qconv(const DnnlConvParams &conv, const Con
   return k;
 }
 
+// The convolution requantised to its own output: oneDNN's int8 kernel where it is exact and
+// has an implementation, else the unfused float arithmetic.
+std::unique_ptr<Kernel> plain_qconv(const DnnlConvParams &conv, const ConvShape &s, const Tensor &w,
+                                    const QConvConstants &constants, DType in_dtype,
+                                    DType out_dtype, bool dnnl_rank, uint64_t macs) {
+  if (dnnl_rank && int8_path_is_exact(w)) {
+    if (auto k = make_dnnl_qconv(int8_conv_params(conv, constants, in_dtype, out_dtype), w)) {
+      k->macs = macs;
+      return k;
+    }
+  }
+  return dequantizing_qconv(conv, s, w, constants, in_dtype, out_dtype, dnnl_rank, macs);
+}
+
+// A oneDNN convolution summing into its destination, which must hold the residual first: the
+// memory plan usually gives the two one buffer (in place); otherwise the residual is copied.
+class ResidualSumKernel final : public Kernel {
+ public:
+  ResidualSumKernel(std::unique_ptr<Kernel> conv, size_t bytes)
+      : conv_(std::move(conv)), bytes_(bytes) {
+    scratch_bytes = conv_->scratch_bytes;
+    macs = conv_->macs;
+    impl = conv_->impl + " + sum post-op";
+    output_may_overwrite_input = kSkip;
+  }
+  void run(ExecContext &ctx, const void *const *in, void *const *out) const override {
+    if (out[0] != in[kSkip]) std::memcpy(out[0], in[kSkip], bytes_);
+    conv_->run(ctx, in, out);
+  }
+
+ private:
+  std::unique_ptr<Kernel> conv_;
+  size_t bytes_;
+};
+
+// y = quantize([relu](dequantize(conv) + dequantize(skip))), the QAdd passes.cc fused in. On
+// oneDNN the add is a sum post-op in float on the convolution result clamped to the range of
+// its own int8 output but not rounded to its scale, rounded once (the unfused graph rounds
+// twice, so results may move by a step); elsewhere the unfused arithmetic, bit-exact to it.
+std::unique_ptr<Kernel> residual_qconv(OpContext &ctx, const DnnlConvParams &conv,
+                                       const ConvShape &s, const Tensor &w,
+                                       const QConvConstants &constants, DType in_dtype,
+                                       DType conv_dtype, DType out_dtype, bool dnnl_rank,
+                                       uint64_t macs) {
+  if (ctx.in_shape(kSkip) != conv.dst)
+    ctx.fail("the residual summed into the convolution has shape " +
+             shape_str(ctx.in_shape(kSkip)) + ", expected the output's " + shape_str(conv.dst));
+  DType skip_dtype = ctx.in_dtype(kSkip);
+  if (skip_dtype != DType::i8 && skip_dtype != DType::u8)
+    ctx.unsupported(std::string("a residual of dtype ") + dtype_name(skip_dtype) +
+                    " (expected int8 or uint8)");
+  if (conv.activation.kind != FusedActivation::Kind::none)
+    ctx.fail("a convolution with a fused activation cannot also sum a residual");
+  QuantizedJoin join;
+  join.a_scale = constants.y_scale;
+  join.a_zero = constants.y_zero;
+  join.b_scale = static_cast<float>(ctx.require_scalar(kSkipScale, "residual scale").as_double(0));
+  join.b_zero =
+      ctx.has_input(kSkipZero)
+          ? static_cast<int32_t>(ctx.require_scalar(kSkipZero, "residual zero point").as_int(0))
+          : 0;
+  join.y_scale = static_cast<float>(ctx.require_scalar(kSumYScale, "sum scale").as_double(0));
+  join.y_zero =
+      ctx.has_input(kSumYZero)
+          ? static_cast<int32_t>(ctx.require_scalar(kSumYZero, "sum zero point").as_int(0))
+          : 0;
+  join.relu = ctx.attr_i("_sum_relu", 0) != 0;
+  const size_t count = static_cast<size_t>(product(conv.dst, 0, conv.dst.size()));
+
+  if (dnnl_rank && int8_path_is_exact(w)) {
+    QConvConstants to_sum = constants;
+    to_sum.y_scale = join.y_scale;
+    to_sum.y_zero = join.y_zero;
+    DnnlQConvParams q = int8_conv_params(conv, to_sum, in_dtype, out_dtype);
+    q.sum.active = true;
+    q.sum.dtype = skip_dtype;
+    q.sum.scale = join.b_scale / join.y_scale;
+    q.sum.zero_point = join.b_zero;
+    // The unfused graph saturates the convolution's output to its own int8 range before the
+    // add; the clamp keeps that (only the rounding to the convolution's scale is skipped).
+    const float lo = conv_dtype == DType::i8 ? -128.f : 0.f;
+    const float hi = conv_dtype == DType::i8 ? 127.f : 255.f;
+    q.sum.lo = constants.y_scale * (lo - static_cast<float>(constants.y_zero)) / join.y_scale;
+    q.sum.hi = constants.y_scale * (hi - static_cast<float>(constants.y_zero)) / join.y_scale;
+    q.sum.relu = join.relu;
+    if (auto k = make_dnnl_qconv(q, w)) {
+      k->macs = macs;
+      return std::make_unique<ResidualSumKernel>(std::move(k), count);
+    }
+  }
+  // Unfused: the convolution into scratch, then the add as axstream.QAdd computes it.
+  std::shared_ptr<Kernel> inner =
+      plain_qconv(conv, s, w, constants, in_dtype, conv_dtype, dnnl_rank, macs);
+  const size_t inner_offset = (count + 63) / 64 * 64;
+  auto k = make_kernel([=](ExecContext &ec, const void *const *in, void *const *o) {
+    auto *conv_out = static_cast<uint8_t *>(ec.scratch);
+    ExecContext inner_ctx{conv_out + inner_offset, ec.stream, ec.engine};
+    void *inner_out[] = {conv_out};
+    inner->run(inner_ctx, in, inner_out);
+    const auto n = static_cast<int64_t>(count);
+    dispatch_dtype(conv_dtype, [&](auto a_t) {
+      dispatch_dtype(skip_dtype, [&](auto b_t) {
+        using A = decltype(a_t);
+        using B = decltype(b_t);
+        if constexpr ((std::is_same_v<A, int8_t> || std::is_same_v<A, uint8_t>)&&(
+                          std::is_same_v<B, int8_t> || std::is_same_v<B, uint8_t>)) {
+          const A *a = reinterpret_cast<const A *>(conv_out);
+          const B *b = static_cast<const B *>(in[kSkip]);
+          if (out_dtype == DType::i8)
+            quantized_join(a, b, static_cast<int8_t *>(o[0]), n, join);
+          else
+            quantized_join(a, b, static_cast<uint8_t *>(o[0]), n, join);
+        }
+      });
+    });
+  });
+  k->scratch_bytes = inner_offset + inner->scratch_bytes;
+  k->macs = macs + count;
+  k->impl = inner->impl + " + fused dequantize-add" + (join.relu ? "-relu" : "") + "-quantize";
+  k->output_may_overwrite_input = kSkip;  // the add reads each residual element, then writes it
+  return k;
+}
+
 std::unique_ptr<Kernel> compile_qconv(OpContext &ctx) {
   const Shape &xs = ctx.in_shape(kX);
   const Shape &ws = ctx.in_shape(kW);
   int64_t group = conv_group(ctx, xs, ws, "quantised convolutions");
   WindowGeometry g = WindowGeometry::resolve(ctx, Shape(xs.begin() + 2, xs.end()),
                                              Shape(ws.begin() + 2, ws.end()), false);
-  DType out_dtype = ctx.has_input(kYZero) ? ctx.in_dtype(kYZero) : DType::u8;
+  const bool residual = ctx.has_input(kSkip);
+  DType conv_dtype = ctx.has_input(kYZero) ? ctx.in_dtype(kYZero) : DType::u8;
+  DType out_dtype = !residual                  ? conv_dtype
+                    : ctx.has_input(kSumYZero) ? ctx.in_dtype(kSumYZero)
+                                               : DType::u8;
   Shape out = {xs[0], ws[0]};
   out.insert(out.end(), g.out.begin(), g.out.end());
   ctx.set_output(0, out_dtype, out);
   if (ctx.infer_only()) return nullptr;
   DType in_dtype = ctx.in_dtype(kX);
-  if ((in_dtype != DType::i8 && in_dtype != DType::u8) ||
-      (out_dtype != DType::i8 && out_dtype != DType::u8))
+  auto is_q8 = [](DType t) { return t == DType::i8 || t == DType::u8; };
+  if (!is_q8(in_dtype) || !is_q8(out_dtype) || !is_q8(conv_dtype))
     ctx.unsupported("QConv needs int8/uint8 activations");
 
   QConvConstants constants = read_qconv_constants(ctx, ws[0]);
@@ -206,13 +354,10 @@ std::unique_ptr<Kernel> compile_qconv(OpContext &ctx) {
   DnnlConvParams conv{xs, ws, out, g.stride, g.dilation, g.pad_begin, g.pad_end, group, act};
   conv.src_nhwc = src_nhwc;
   conv.dst_nhwc = dst_nhwc;
-  if (dnnl_rank && int8_path_is_exact(w)) {
-    if (auto k = make_dnnl_qconv(int8_conv_params(conv, constants, in_dtype, out_dtype), w)) {
-      k->macs = macs;
-      return k;
-    }
-  }
-  return dequantizing_qconv(conv, s, w, constants, in_dtype, out_dtype, dnnl_rank, macs);
+  if (residual)
+    return residual_qconv(ctx, conv, s, w, constants, in_dtype, conv_dtype, out_dtype, dnnl_rank,
+                          macs);
+  return plain_qconv(conv, s, w, constants, in_dtype, out_dtype, dnnl_rank, macs);
 }
 
 }  // namespace

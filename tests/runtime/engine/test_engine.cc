@@ -1091,6 +1091,113 @@ TEST(Engine, ExecutorsOnSeveralThreadsAgree) {
   for (const auto &r : results) EXPECT_EQ(r, expected);
 }
 
+// A ResNet block's end as the compiler quantises it: x -> 1x1 conv -> Q (a) and x -> 3x3 conv
+// -> Q (b), then Q(Relu(DQ(a) + DQ(b))) -> y, and y through a 1x1 identity convolution (so y
+// lives between int8 convolutions, as in ResNet) to the output. With `reuse_skip`, a is read
+// again after the add by another 1x1 identity convolution, a second output.
+onnx::ModelProto qdq_residual_block(bool reuse_skip) {
+  GraphBuilder b(reuse_skip ? "residual_skip_reused" : "residual_block");
+  const int64_t c = 16;
+  b.input("x", kInt8, {1, c, 8, 8});
+  b.dequantize("x", "x/dq", 0.02f, 3, "x/");
+  // Seeded weights over the whole int8 range; the conv outputs' scales leave them unsaturated.
+  uint32_t seed = 12345;
+  auto weights = [&seed](size_t count) {
+    std::vector<float> w(count);
+    for (float &v : w) {
+      seed = seed * 1664525u + 1013904223u;
+      v = static_cast<float>(static_cast<int>(seed >> 24) - 128);
+    }
+    return w;
+  };
+  std::vector<float> identity(static_cast<size_t>(c * c), 0.f);
+  for (int64_t i = 0; i < c; ++i) identity[static_cast<size_t>(i * c + i)] = 64.f;
+  b.conv1x1("x/dq", "a/f", c, c, weights(static_cast<size_t>(c * c)), 0.002f, "a/w/");
+  b.quantize("a/f", "a", 0.1f, -2, "a/q/");
+  b.initializer("b/w", kInt8, {c, c, 3, 3}, weights(static_cast<size_t>(c * c * 9)));
+  b.dequantize("b/w", "b/w/dq", 0.002f, 0, "b/w/");
+  set_ints(b.node("Conv", {"x/dq", "b/w/dq"}, "b/f"), "pads", {1, 1, 1, 1});
+  b.quantize("b/f", "b", 0.15f, 1, "b/q/");
+  b.dequantize("a", "a/dq", 0.1f, -2, "a/dq/");
+  b.dequantize("b", "b/dq", 0.15f, 1, "b/dq/");
+  b.node("Add", {"a/dq", "b/dq"}, "sum");
+  b.node("Relu", {"sum"}, "sum/relu");
+  b.quantize("sum/relu", "y", 0.1f, -128, "y/");
+  // 64 * (1/64): the identity, exactly.
+  b.dequantize("y", "y/dq", 0.1f, -128, "y/dq/");
+  b.conv1x1("y/dq", "out/f", c, c, identity, 1.f / 64, "out/w/");
+  b.quantize("out/f", "out", 0.1f, -128, "out/q/");
+  b.output("out", kInt8, {1, c, 8, 8});
+  if (reuse_skip) {
+    b.dequantize("a", "a/dq2", 0.1f, -2, "a/dq2/");
+    b.conv1x1("a/dq2", "a2/f", c, c, identity, 1.f / 64, "a2/w/");
+    b.quantize("a2/f", "a2", 0.1f, -2, "a2/q/");
+    b.output("a2", kInt8, {1, c, 8, 8});
+  }
+  return b.model;
+}
+
+// The residual add and its Relu run as the 3x3 convolution's sum and eltwise post-ops, on the
+// buffer of a (dead after the add); the outputs stay within one step of the unfused graph's
+// (which rounds b to its scale before adding: 0.15 / 0.1 / 2 of a step at most, then one
+// rounding).
+TEST(EnginePasses, ResidualAddFusesIntoTheConvolutionAsSumPostOp) {
+  const std::string bytes = qdq_residual_block(false).SerializeAsString();
+  auto fused = Program::from_bytes(bytes, "residual_block");
+  setenv("AXSTREAM_ENGINE_SUM_POSTOP", "0", 1);
+  auto unfused = Program::from_bytes(bytes, "residual_block");
+  unsetenv("AXSTREAM_ENGINE_SUM_POSTOP");
+  const std::string text = fused->describe();
+  if (!int8_convs_run_on_onednn(text)) GTEST_SKIP() << "no oneDNN int8 convolutions here";
+  EXPECT_TRUE(contains_all(text, {"_sum_relu=1", "+ sum post-op]", "in place on 'a'"}));
+  EXPECT_TRUE(runs_none_of(text, {"axstream.QAdd"}));
+  EXPECT_TRUE(contains_all(unfused->describe(), {"axstream.QAdd"}));
+
+  std::vector<int8_t> x = int8_ramp(16 * 8 * 8, 7919, 13);
+  std::vector<int8_t> y_fused(x.size()), y_unfused(x.size());
+  fused->make_executor()->run({x.data()}, {y_fused.data()});
+  unfused->make_executor()->run({x.data()}, {y_unfused.data()});
+  int max_diff = 0;
+  size_t differing = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    int d = std::abs(int(y_fused[i]) - int(y_unfused[i]));
+    max_diff = std::max(max_diff, d);
+    differing += d != 0;
+  }
+  std::printf("fused vs unfused residual add: %zu of %zu outputs differ, max %d\n", differing,
+              x.size(), max_diff);
+  EXPECT_LE(max_diff, 1);
+  EXPECT_GT(distinct_values(y_unfused), 50u) << "the outputs take few values: little checked";
+}
+
+// When the residual is read again after the add, the convolution sums into a copy of it:
+// that later reader sees it intact (bit-exact to the unfused graph's), the sum within a step.
+TEST(EnginePasses, ResidualSumLeavesASkipReadLaterIntact) {
+  const std::string bytes = qdq_residual_block(true).SerializeAsString();
+  auto fused = Program::from_bytes(bytes, "residual_skip_reused");
+  setenv("AXSTREAM_ENGINE_SUM_POSTOP", "0", 1);
+  auto unfused = Program::from_bytes(bytes, "residual_skip_reused");
+  unsetenv("AXSTREAM_ENGINE_SUM_POSTOP");
+  const std::string text = fused->describe();
+  if (!int8_convs_run_on_onednn(text)) GTEST_SKIP() << "no oneDNN int8 convolutions here";
+  EXPECT_TRUE(contains_all(text, {"_sum_relu=1", "+ sum post-op]"}));
+  EXPECT_EQ(text.find("in place"), std::string::npos) << text;
+
+  std::vector<int8_t> x = int8_ramp(16 * 8 * 8, 7919, 13);
+  std::vector<int8_t> y_fused(x.size()), y_unfused(x.size()), a_fused(x.size()),
+      a_unfused(x.size());
+  auto exec = fused->make_executor();
+  for (int run = 0; run < 2; ++run)  // a second run starts from the first one's buffers
+    exec->run({x.data()}, {y_fused.data(), a_fused.data()});
+  unfused->make_executor()->run({x.data()}, {y_unfused.data(), a_unfused.data()});
+  EXPECT_EQ(a_fused, a_unfused);
+  EXPECT_GT(distinct_values(a_unfused), 30u);
+  int max_diff = 0;
+  for (size_t i = 0; i < x.size(); ++i)
+    max_diff = std::max(max_diff, std::abs(int(y_fused[i]) - int(y_unfused[i])));
+  EXPECT_LE(max_diff, 1);
+}
+
 // The oneDNN paths (float conv with (de)quantising reorders, int8 conv) against the plain
 // reference kernels on a ResNet-style QDQ network: every int8 output within one step.
 TEST(Engine, FastPathMatchesReferenceKernelsOnResNetStyleQdqModel) {
