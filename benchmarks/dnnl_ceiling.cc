@@ -285,10 +285,16 @@ class Chain final : public DnnlCeiling {
       const bool four_d = g.values[n.inputs[0]].shape.size() == 4;
       if (is(n, "axstream", "QConv") && four_d) {
         auto sum = sum_into.find(s);
-        add_conv(n, sum == sum_into.end() ? -1 : sum->second.first,
-                 sum != sum_into.end() && sum->second.second);
+        int sum_from = sum == sum_into.end() ? -1 : sum->second.first;
+        bool sum_relu = sum != sum_into.end() && sum->second.second;
+        // A residual the engine already fused into the convolution (its input 9, qconv.cc).
+        if (n.inputs.size() > 9 && n.inputs[9] >= 0) {
+          sum_from = n.inputs[9];
+          sum_relu = attr_i(n, "_sum_relu", 0) != 0;
+        }
+        add_conv(n, sum_from, sum_relu);
         ++convs;
-        sums += sum != sum_into.end();
+        sums += sum_from >= 0;
       } else if (is(n, "", "Conv") && four_d && g.values[n.inputs[0]].dtype == engine::DType::f32) {
         add_conv(n, -1, false, false);
         ++float_convs;
