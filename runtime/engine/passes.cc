@@ -1849,11 +1849,18 @@ void fuse_residual_add_into_conv(Graph &g) {
     if (add.dead || !is_op_in(add, "axstream", "QAdd") || add.inputs.size() < 7 ||
         add.outputs.size() != 1 || add.inputs[0] == add.inputs[3])
       continue;
+    // With two candidates (a downsampling block's two branches), the one whose output scale
+    // is the smaller against the add's: the rounding the fusion skips is worth half a step of
+    // that scale, so its results move least.
+    auto output_scale = [&](const Node &conv) {
+      const Tensor *t = constant_of(g, conv, 7);
+      return t && t->count() == 1 ? t->as_double(0) : INFINITY;
+    };
     Node *conv = nullptr;
     size_t skip_at = 0;
     for (size_t side : {size_t{0}, size_t{3}}) {
       Node *c = fusable_conv(add, add.inputs[side]);
-      if (c && (!conv || c > conv)) {  // both: the later one, whose residual is made first
+      if (c && (!conv || output_scale(*c) < output_scale(*conv))) {
         conv = c;
         skip_at = 3 - side;
       }

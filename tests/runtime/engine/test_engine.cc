@@ -1137,10 +1137,10 @@ onnx::ModelProto qdq_residual_block(bool reuse_skip) {
   return b.model;
 }
 
-// The residual add and its Relu run as the 3x3 convolution's sum and eltwise post-ops, on the
-// buffer of a (dead after the add); the outputs stay within one step of the unfused graph's
-// (which rounds b to its scale before adding: 0.15 / 0.1 / 2 of a step at most, then one
-// rounding).
+// The residual add and its Relu run as sum and eltwise post-ops of the 1x1 convolution (of
+// the two, the one with the smaller output scale), on the buffer of b (dead after the add);
+// the outputs stay within one step of the unfused graph's (which rounds a to its scale before
+// adding: 0.1 / 0.1 / 2 of a step at most, then one rounding).
 TEST(EnginePasses, ResidualAddFusesIntoTheConvolutionAsSumPostOp) {
   const std::string bytes = qdq_residual_block(false).SerializeAsString();
   auto fused = Program::from_bytes(bytes, "residual_block");
@@ -1149,7 +1149,7 @@ TEST(EnginePasses, ResidualAddFusesIntoTheConvolutionAsSumPostOp) {
   unsetenv("AXSTREAM_ENGINE_SUM_POSTOP");
   const std::string text = fused->describe();
   if (!int8_convs_run_on_onednn(text)) GTEST_SKIP() << "no oneDNN int8 convolutions here";
-  EXPECT_TRUE(contains_all(text, {"_sum_relu=1", "+ sum post-op]", "in place on 'a'"}));
+  EXPECT_TRUE(contains_all(text, {"_sum_relu=1", "+ sum post-op]", "in place on 'b'"}));
   EXPECT_TRUE(runs_none_of(text, {"axstream.QAdd"}));
   EXPECT_TRUE(contains_all(unfused->describe(), {"axstream.QAdd"}));
 
@@ -1170,8 +1170,9 @@ TEST(EnginePasses, ResidualAddFusesIntoTheConvolutionAsSumPostOp) {
   EXPECT_GT(distinct_values(y_unfused), 50u) << "the outputs take few values: little checked";
 }
 
-// When the residual is read again after the add, the convolution sums into a copy of it:
-// that later reader sees it intact (bit-exact to the unfused graph's), the sum within a step.
+// When a is read again after the add, only the 3x3 convolution can take the add, and it sums
+// into a copy of a: the later reader sees a intact (bit-exact to the unfused graph's), the sum
+// within a step (0.15 / 0.1 / 2 of a step skipped).
 TEST(EnginePasses, ResidualSumLeavesASkipReadLaterIntact) {
   const std::string bytes = qdq_residual_block(true).SerializeAsString();
   auto fused = Program::from_bytes(bytes, "residual_skip_reused");
