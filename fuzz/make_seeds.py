@@ -11,8 +11,11 @@ Packages: the generated test packages and, when given, the compiled demo package
                        TopK, GatherND, Scatter*, OneHot, RoiAlign, GridSample, cubic Resize,
                        LSTM/GRU/RNN, losses, N-D ConvTranspose, ..., float16/bfloat16/double
                        initializers behind a Cast, graphs computing in float16/bfloat16, the
-                       three as graph inputs through Cast chains, CastLike, the data ops and the
-                       float64 reductions), which the packages' convolution graphs never reach
+                       three as graph inputs through Cast chains, CastLike, the data ops, the
+                       float64 reductions, and half models reaching each half_compute fusion:
+                       Gemm + Relu, MatMul + bias Add + Relu, Conv/ConvTranspose + BatchNorm
+                       + Clip, reductions and element-wise ops in float16 and bfloat16), which
+                       the packages' convolution graphs never reach
   fuzz_decoders/       the committed fuzz/corpus/decoders/* (libFuzzer also starts from empty)
 
 Run: /usr/bin/python3 make_seeds.py --models BUILD/tests/data/models --out DIR [--target T]
@@ -230,6 +233,78 @@ def op_seeds():
              helper.make_node("Trilu", ["o", "tk"], ["tri"], upper=0)],
             [("d", np.array(5, np.int64)), ("sh", i64(3, 4)), ("tk", i64(-1))], ("y", "tri"),
             x_shape=(2, 3), x_type=TensorProto.INT64)),
+        # Half models as convert_float_to_float16 / torch .half() write them, reaching each fusion
+        # of half_compute: Gemm + Relu, MatMul + Add(bias) + Relu, Conv + BatchNormalization +
+        # Clip (half-exact bounds), ConvTranspose + BatchNormalization, the reductions and the
+        # element-wise ops computed in float32 between Casts, in float16 and bfloat16.
+        ("half_gemm_relu", model(
+            [helper.make_node("Cast", ["x"], ["x16"], to=TensorProto.FLOAT16),
+             helper.make_node("Flatten", ["x16"], ["f"]),
+             helper.make_node("Gemm", ["f", "w16", "b16"], ["g"], transB=1, alpha=0.5),
+             helper.make_node("Relu", ["g"], ["y"])],
+            [("w16", np.linspace(-1, 1, 3 * 32).astype(np.float16).reshape(3, 32)),
+             ("b16", np.array([0.25, -0.5, 1.0], np.float16))])),
+        ("half_matmul_add_relu", model(
+            [helper.make_node("Reshape", ["x", "s"], ["r"]),
+             helper.make_node("MatMul", ["r", "w16"], ["m"]),
+             helper.make_node("Add", ["m", "b16"], ["a"]),
+             helper.make_node("Relu", ["a"], ["y"])],
+            [("s", i64(2, 16)),
+             ("w16", np.linspace(-1, 1, 16 * 5).astype(np.float16).reshape(16, 5)),
+             ("b16", np.linspace(-0.5, 0.5, 5).astype(np.float16))], x_type=TensorProto.FLOAT16)),
+        ("bfloat16_matmul_add_relu", model(
+            [helper.make_node("Cast", ["x"], ["xb"], to=TensorProto.BFLOAT16),
+             helper.make_node("MatMul", ["xb", "wb"], ["m"]),
+             helper.make_node("Add", ["bb", "m"], ["a"]),
+             helper.make_node("Relu", ["a"], ["yb"]),
+             helper.make_node("Cast", ["yb"], ["y"], to=TensorProto.FLOAT)],
+            [], extra_tensors=[
+                helper.make_tensor("wb", TensorProto.BFLOAT16, [4, 3],
+                                   list(np.linspace(-1, 1, 12))),
+                helper.make_tensor("bb", TensorProto.BFLOAT16, [3], [0.5, -0.25, 2.0])])),
+        ("half_conv_bn_clip", model(
+            [helper.make_node("Cast", ["x"], ["x16"], to=TensorProto.FLOAT16),
+             helper.make_node("Conv", ["x16", "w16"], ["c"], pads=[1, 1, 1, 1], group=2),
+             helper.make_node("BatchNormalization", ["c", "s", "b", "m", "v"], ["n"],
+                              epsilon=1e-3),
+             helper.make_node("Clip", ["n", "lo", "hi"], ["k"]),
+             helper.make_node("ConvTranspose", ["k", "wt16"], ["t"], strides=[2, 2]),
+             helper.make_node("BatchNormalization", ["t", "s", "b", "m", "v"], ["y"])],
+            [("w16", np.linspace(-1, 1, 2 * 1 * 3 * 3).astype(np.float16).reshape(2, 1, 3, 3)),
+             ("wt16", np.linspace(-1, 1, 2 * 2 * 2 * 2).astype(np.float16).reshape(2, 2, 2, 2)),
+             ("s", np.array([1.5, 0.5], np.float16)), ("b", np.array([0.1, -0.1], np.float16)),
+             ("m", np.array([0.0, 0.25], np.float16)), ("v", np.array([1.0, 2.0], np.float16)),
+             ("lo", np.array(0, np.float16)), ("hi", np.array(6, np.float16))])),
+        ("half_reductions", model(
+            [helper.make_node("ReduceMean", ["x"], ["rm"], axes=[2, 3], keepdims=1),
+             helper.make_node("ReduceSum", ["x", "ax"], ["rs"], keepdims=0),
+             helper.make_node("ReduceMax", ["x"], ["mx"], axes=[1]),
+             helper.make_node("ReduceL2", ["x"], ["l2"], axes=[-1], keepdims=0),
+             helper.make_node("GlobalAveragePool", ["x"], ["gap"]),
+             helper.make_node("Sub", ["x", "rm"], ["y"])],
+            [("ax", i64(1))], ("y", "rs", "mx", "l2", "gap"), opset=13,
+            x_type=TensorProto.FLOAT16)),
+        ("half_elementwise", model(
+            [helper.make_node("Div", ["x", "d"], ["q"]),
+             helper.make_node("Exp", ["q"], ["e"]),
+             helper.make_node("Sqrt", ["e"], ["r"]),
+             helper.make_node("Tanh", ["r"], ["t"]),
+             helper.make_node("LeakyRelu", ["t"], ["l"], alpha=0.1),
+             helper.make_node("Pow", ["l", "p"], ["w"]),
+             helper.make_node("Clip", ["w", "lo"], ["c"]),
+             helper.make_node("Max", ["c", "x"], ["mx"]),
+             helper.make_node("HardSigmoid", ["mx"], ["hs"]),
+             helper.make_node("Erf", ["hs"], ["y"])],
+            [("d", np.array([3.0], np.float16)), ("p", np.array(2.0, np.float32)),
+             ("lo", np.array(-0.5, np.float16))], x_type=TensorProto.FLOAT16)),
+        ("bfloat16_elementwise_reduce", model(
+            [helper.make_node("Abs", ["x"], ["a"]),
+             helper.make_node("Log", ["a"], ["l"]),
+             helper.make_node("Mul", ["l", "a"], ["m"]),
+             helper.make_node("Softmax", ["m"], ["s"], axis=-1),
+             helper.make_node("ReduceSum", ["s"], ["y"], axes=[1], keepdims=1),
+             helper.make_node("Cast", ["y"], ["y32"], to=TensorProto.FLOAT)],
+            [], ("y", "y32"), opset=12, x_type=TensorProto.BFLOAT16)),
     ]
 
 
