@@ -178,6 +178,7 @@ bool is_inference_batchnorm(const Node &n) {
 }
 
 bool folds_batchnorm(const Node &n) {
+  if (n.attrs.count("_bias_after_rounding_to")) return false;  // see fold_batchnorm
   return is_live_op(n, "Conv") || is_live_op(n, "ConvTranspose") || is_live_op(n, "Gemm");
 }
 
@@ -187,6 +188,102 @@ bool fuses_activation(const Node &n) {
 }
 
 }  // namespace
+
+namespace {
+
+// The one live node reading each value, for values read once (graph outputs count as reads).
+class SingleReaders {
+ public:
+  explicit SingleReaders(Graph &g) : g_(g), uses_(g.use_counts()), reader_(g.values.size(), -1) {
+    for (size_t i = 0; i < g.nodes.size(); ++i) {
+      if (g.nodes[i].dead) continue;
+      for (int v : g.nodes[i].inputs)
+        if (v >= 0) reader_[static_cast<size_t>(v)] = static_cast<int>(i);
+    }
+  }
+  Node *of(int v) const {
+    if (v < 0 || uses_[static_cast<size_t>(v)] != 1 || reader_[static_cast<size_t>(v)] < 0)
+      return nullptr;
+    return &g_.nodes[static_cast<size_t>(reader_[static_cast<size_t>(v)])];
+  }
+  int uses(int v) const { return uses_[static_cast<size_t>(v)]; }
+
+ private:
+  Graph &g_;
+  std::vector<int> uses_;
+  std::vector<int> reader_;
+};
+
+// `bias` as one float32 per column of an output of shape `out`, when it varies over the last
+// axis only and does not broadcast `out` (shape (N), (1, N), a scalar, ...); otherwise null.
+std::shared_ptr<Tensor> bias_per_column(const Tensor &bias, const Shape &out) {
+  if (bias.dtype != DType::f32 || out.empty() || bias.shape.size() > out.size()) return nullptr;
+  const int64_t columns = out.back();
+  for (size_t i = 0; i + 1 < bias.shape.size(); ++i)
+    if (bias.shape[i] != 1) return nullptr;
+  if (!bias.shape.empty() && bias.shape.back() != 1 && bias.shape.back() != columns) return nullptr;
+  if (bias.count() != 1 && bias.count() != columns) return nullptr;
+  auto column = std::make_shared<Tensor>(DType::f32, Shape{columns});
+  for (int64_t c = 0; c < columns; ++c)
+    column->data<float>()[c] = bias.data<float>()[bias.count() == 1 ? 0 : c];
+  return column;
+}
+
+}  // namespace
+
+void fuse_half_bias_add(Graph &g) {
+  std::vector<int> producer = g.producers();
+  SingleReaders readers(g);
+  for (Node &narrow : g.nodes) {
+    if (narrow.dead || narrow.outputs.size() != 1) continue;
+    int wide = narrow.inputs.empty() ? -1 : narrow.inputs[0];
+    if (wide < 0 || g.values[static_cast<size_t>(wide)].dtype != DType::f32) continue;
+    DType half = g.values[static_cast<size_t>(narrow.outputs[0])].dtype;
+    if (!is_half(half) || !cast_to(g, narrow, half)) continue;
+    int made_by = producer[static_cast<size_t>(wide)];
+    if (made_by < 0 || readers.uses(wide) != 1) continue;
+    Node &made = g.nodes[static_cast<size_t>(made_by)];
+    if (!(is_live_op(made, "MatMul") || is_live_op(made, "Gemm")) ||
+        made.attrs.count("_activation") || made.attrs.count("_bias_after_rounding_to"))
+      continue;
+    // A MatMul by a vector B has no column axis for the bias.
+    if (made.inputs.size() < 2 || made.inputs[1] < 0 ||
+        g.values[static_cast<size_t>(made.inputs[1])].shape.size() < 2)
+      continue;
+    Node *widen = readers.of(narrow.outputs[0]);
+    if (!widen || !cast_to(g, *widen, DType::f32) || widen->outputs.size() != 1) continue;
+    const int rounded = widen->outputs[0];
+    Node *add = readers.of(rounded);
+    if (!add || !is_live_op(*add, "Add") || add->inputs.size() != 2) continue;
+    const int bias = add->inputs[0] == rounded ? add->inputs[1] : add->inputs[0];
+    if (bias < 0 || bias == rounded || !g.values[static_cast<size_t>(bias)].constant) continue;
+    const Value &product = g.values[static_cast<size_t>(wide)];
+    const Value &sum = g.values[static_cast<size_t>(add->outputs[0])];
+    if (!product.shape_known || !sum.shape_known || product.shape != sum.shape ||
+        sum.dtype != DType::f32)
+      continue;
+    std::shared_ptr<Tensor> column =
+        bias_per_column(*g.values[static_cast<size_t>(bias)].constant, product.shape);
+    if (!column) continue;
+    Value bias_value;
+    bias_value.name = g.values[static_cast<size_t>(bias)].name + "/per_column";
+    bias_value.dtype = DType::f32;
+    bias_value.shape = column->shape;
+    bias_value.shape_known = true;
+    bias_value.constant = column;
+    // Gemm's optional C is input 2: the bias follows it (an omitted C as -1).
+    if (is_live_op(made, "Gemm")) made.inputs.resize(3, -1);
+    made.inputs.push_back(g.add_value(std::move(bias_value)));
+    Attribute to;
+    to.kind = Attribute::Kind::s;
+    to.s = dtype_name(half);
+    made.attrs["_bias_after_rounding_to"] = to;
+    made.outputs = add->outputs;
+    narrow.dead = true;
+    widen->dead = true;
+    add->dead = true;
+  }
+}
 
 void round_half_after_activations(Graph &g) {
   std::vector<int> producer = g.producers();

@@ -29,6 +29,15 @@ size_t insert_half_output_casts(Graph &graph, size_t index, DType half);
 // The half dtype a node computing through float32 writes: that of its first float input.
 DType first_float_input_dtype(const Graph &graph, const Node &node);
 
+// MatMul/Gemm -> Cast(float32 -> half) -> Cast(half -> float32) -> Add(constant bias over the
+// last axis), as torch exports Linear in float16 on 3-D input: the producer rounds its result to
+// `half` and adds the bias itself (attribute `_bias_after_rounding_to`, the bias its last
+// input), the same float32 operations on the same values as the unfused graph, so the result is
+// bit-identical; the Add's own rounding stays after it, so round_half_after_activations can then
+// move a following Relu/Clip into the producer. The product's rounding is kept, not dropped:
+// round(round(x) + b) differs from round(x + b). Runs after folding, before that pass.
+void fuse_half_bias_add(Graph &graph);
+
 // Conv/Gemm/MatMul -> Cast(float32 -> half) -> Cast(half -> float32) -> Relu | Clip (bounds
 // exact in `half`) -> Cast(float32 -> half): the activation reads the unrounded float32 result
 // and only its own output is rounded. Rounding to nearest is monotonic and keeps half values,

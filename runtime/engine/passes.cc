@@ -597,7 +597,11 @@ void fold_batchnorm(Graph &g) {
   for (Node &producer : g.nodes) {
     bool conv = is_op(producer, "Conv"), deconv = is_op(producer, "ConvTranspose"),
          gemm = is_op(producer, "Gemm");
-    if (!(conv || deconv || gemm) || producer.outputs.size() != 1) continue;
+    // A half model's Gemm that rounds its product before adding a bias (fuse_half_bias_add):
+    // scaling its weights would scale a value before that rounding, not after.
+    if (!(conv || deconv || gemm) || producer.outputs.size() != 1 ||
+        producer.attrs.count("_bias_after_rounding_to"))
+      continue;
     Node *bn = links.single_reader(producer.outputs[0]);
     if (!bn || !is_op(*bn, "BatchNormalization") || bn->outputs.size() != 1 ||
         (bn->attrs.count("training_mode") && bn->attrs.at("training_mode").i != 0))
@@ -1889,6 +1893,7 @@ void run_prefold_passes(Graph &graph) {
 
 void run_postfold_passes(Graph &graph) {
   remove_identities(graph);
+  fuse_half_bias_add(graph);            // before an activation after the bias is moved onto it
   round_half_after_activations(graph);  // before the round trips after them are judged exact
   drop_exact_half_round_trips(graph);
   fold_batchnorm(graph);

@@ -2,6 +2,7 @@
 #include <dnnl.h>
 
 #include "../conv_dnnl.h"
+#include "../float16.h"
 
 namespace axstream::engine {
 namespace {
@@ -25,13 +26,54 @@ void sgemm(bool use_dnnl, int64_t m, int64_t n, int64_t k, const float *a, int64
   }
 }
 
+// The epilogue half_compute's fuse_half_bias_add gives a float16/bfloat16 model's MatMul/Gemm
+// followed by a bias Add: each element rounded to the half type, as the Casts between them did,
+// then the float32 bias of its column added, as the Add did. Nothing without the attribute.
+struct RoundedBias {
+  DType half = DType::f32;
+  std::shared_ptr<const Tensor> column;  // (N), one float32 per output column
+
+  static RoundedBias from(OpContext &ctx, size_t input, int64_t columns) {
+    RoundedBias r;
+    const std::string to = ctx.attr_s("_bias_after_rounding_to", "");
+    if (to.empty()) return r;
+    if (to == "float16")
+      r.half = DType::f16;
+    else if (to == "bfloat16")
+      r.half = DType::bf16;
+    else
+      ctx.fail("_bias_after_rounding_to '" + to + "': expected float16 or bfloat16");
+    const Tensor *bias = ctx.has_input(input) ? ctx.constant(input) : nullptr;
+    if (!bias || bias->dtype != DType::f32 || bias->shape != Shape{columns})
+      ctx.fail("the bias after rounding (input " + std::to_string(input) +
+               ") must be a float32 constant of shape (" + std::to_string(columns) + ")");
+    r.column = std::make_shared<Tensor>(*bias);
+    return r;
+  }
+  bool enabled() const { return half != DType::f32; }
+  void apply(float *y, int64_t count) const {
+    const int64_t columns = enabled() ? column->count() : 0;
+    if (columns == 0) return;
+    const float *b = column->data<float>();
+    for (int64_t row = 0; row < count / columns; ++row) {
+      float *yr = y + row * columns;
+      if (half == DType::f16)
+        for (int64_t c = 0; c < columns; ++c) yr[c] = half_to_float(float_to_half(yr[c])) + b[c];
+      else
+        for (int64_t c = 0; c < columns; ++c)
+          yr[c] = bfloat16_to_float(float_to_bfloat16(yr[c])) + b[c];
+    }
+  }
+};
+
 void transpose2d(const float *src, float *dst, int64_t rows, int64_t cols) {
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < cols; ++c) dst[c * rows + r] = src[r * cols + c];
 }
 
 std::unique_ptr<Kernel> compile_gemm(OpContext &ctx) {
-  ctx.expect_inputs(2, 3);
+  const bool rounded_bias = !ctx.attr_s("_bias_after_rounding_to", "").empty();
+  ctx.expect_inputs(2, rounded_bias ? 4 : 3);
   const Shape &as = ctx.in_shape(0), &bs = ctx.in_shape(1);
   if (as.size() != 2 || bs.size() != 2)
     ctx.fail("A and B must be 2-D, got " + shape_str(as) + " and " + shape_str(bs));
@@ -50,6 +92,7 @@ std::unique_ptr<Kernel> compile_gemm(OpContext &ctx) {
   if (ctx.in_dtype(0) != DType::f32 || ctx.in_dtype(1) != DType::f32)
     ctx.unsupported("Gemm on non-float32 inputs");
   FusedActivation act = FusedActivation::from(ctx);
+  RoundedBias bias = RoundedBias::from(ctx, 3, n);
   bool use_dnnl = dnnl_kernels_enabled();
   // A constant B is laid out once as (K, N), scaled by alpha.
   std::shared_ptr<std::vector<float>> packed_b;
@@ -90,6 +133,7 @@ std::unique_ptr<Kernel> compile_gemm(OpContext &ctx) {
       std::fill(y, y + m * n, 0.f);
     }
     sgemm(use_dnnl, m, n, k, a, k, b, n, y, n);
+    bias.apply(y, m * n);
     act.apply(y, m * n);
   });
   kern->scratch_bytes = a_bytes + b_bytes;
@@ -99,7 +143,8 @@ std::unique_ptr<Kernel> compile_gemm(OpContext &ctx) {
 }
 
 std::unique_ptr<Kernel> compile_matmul(OpContext &ctx) {
-  ctx.expect_inputs(2, 2);
+  const bool rounded_bias = !ctx.attr_s("_bias_after_rounding_to", "").empty();
+  ctx.expect_inputs(2, rounded_bias ? 3 : 2);
   Shape as = ctx.in_shape(0), bs = ctx.in_shape(1);
   if (as.empty() || bs.empty()) ctx.fail("MatMul inputs must have rank >= 1");
   bool a_vec = as.size() == 1, b_vec = bs.size() == 1;
@@ -119,6 +164,8 @@ std::unique_ptr<Kernel> compile_matmul(OpContext &ctx) {
   if (ctx.in_dtype(0) != DType::f32 || ctx.in_dtype(1) != DType::f32)
     ctx.unsupported("MatMul on non-float32 inputs");
   FusedActivation act = FusedActivation::from(ctx);
+  if (rounded_bias && b_vec) ctx.fail("a bias after rounding needs a matrix B, got a vector");
+  RoundedBias bias = RoundedBias::from(ctx, 2, n);
   bool use_dnnl = dnnl_kernels_enabled();
   // Batch index -> offsets of the A and B matrices.
   Shape batch_plus = batch;
@@ -140,6 +187,7 @@ std::unique_ptr<Kernel> compile_matmul(OpContext &ctx) {
       std::fill(yi, yi + m * n, 0.f);
       sgemm(use_dnnl, m, n, k, a + offsets[i].first, k, b + offsets[i].second, n, yi, n);
     }
+    bias.apply(y, static_cast<int64_t>(offsets.size()) * m * n);
     act.apply(y, static_cast<int64_t>(offsets.size()) * m * n);
   });
   kern->macs = static_cast<uint64_t>(offsets.size() * m * n * k);

@@ -2480,15 +2480,19 @@ TEST(EngineHalfCompute, CastsGoAroundEachHalfOpAndFoldIntoTheWeights) {
   // Each computed result rounded to float16, as a float16 evaluation of the op is; conv1's
   // after the Relu fused into it (rounding commutes with Relu).
   EXPECT_NE(graph.find("Conv 'conv1' _activation=\"Relu\""), std::string::npos) << graph;
-  for (const char *op : {"relu1", "conv2", "residual", "fc1", "fc1_bias", "fc2", "softmax"})
+  // fc1 (MatMul) rounds its product and adds fc1_bias itself, then relu2 fuses: the Add's
+  // rounding comes after the Relu (fuse_half_bias_add).
+  EXPECT_NE(graph.find("MatMul 'fc1' _activation=\"Relu\" _bias_after_rounding_to=\"float16\""),
+            std::string::npos)
+      << graph;
+  for (const char *op : {"relu1", "conv2", "residual", "relu2", "fc2", "softmax"})
     EXPECT_NE(graph.find("Cast '" + std::string(op) + "/output0_to_float16'"), std::string::npos)
         << op << "\n"
         << graph;
   // MaxPool's and Relu's float32 results hold float16 values only (they select among their
   // float16 inputs): their readers take them without a round trip through float16.
-  for (const char *cast :
-       {"conv1/output0_to_float16", "pool1/output0_to_float16", "conv2/input0_to_float32",
-        "relu2/output0_to_float16", "fc2/input0_to_float32"})
+  for (const char *cast : {"conv1/output0_to_float16", "pool1/output0_to_float16",
+                           "conv2/input0_to_float32", "fc1/output0_to_float16", "fc1_bias"})
     EXPECT_EQ(graph.find(cast), std::string::npos) << cast << "\n" << graph;
   // Reshape moves float16 as it is.
   EXPECT_NE(graph.find("'flat' float16(1,64)"), std::string::npos) << graph;
@@ -2554,6 +2558,87 @@ TEST(EngineHalfCompute, ConvActivationFusesWithItsRoundingMovedAfterIt) {
     for (size_t i = 0; i < y.size(); ++i) changed += y[i] != c[i];
     EXPECT_GT(changed, 0u) << activation;
     EXPECT_LT(changed, y.size()) << activation;
+  }
+}
+
+TEST(EngineHalfCompute, MatMulBiasAddAndReluFuseKeepingTheProductsRounding) {
+  // torch's Linear + ReLU in float16 on 3-D input: MatMul -> Add(bias) -> Relu. The MatMul/Gemm
+  // rounds its product to the half type and adds the bias itself (the same float32 operations),
+  // then the Relu fuses too: bit-identical to the unfused evaluation (every intermediate also a
+  // graph output), which differs from adding the bias before rounding on some elements.
+  for (auto [type, dtype] : {std::pair{onnx::TensorProto::FLOAT16, DType::f16},
+                             std::pair{onnx::TensorProto::BFLOAT16, DType::bf16}}) {
+    auto narrow = [dtype = dtype](float v) {
+      return dtype == DType::f16 ? float_to_half(v) : float_to_bfloat16(v);
+    };
+    auto widen = [dtype = dtype](uint16_t v) {
+      return dtype == DType::f16 ? half_to_float(v) : bfloat16_to_float(v);
+    };
+    const int64_t rows = 2 * 5, depth = 24, columns = 12;
+    std::vector<uint16_t> w(depth * columns), bias(columns), x(rows * depth);
+    uint32_t state = 5;
+    auto next = [&](float scale) {
+      state = state * 1664525u + 1013904223u;
+      return narrow((static_cast<float>(state >> 8) / (1 << 24) - 0.5f) * scale);
+    };
+    for (auto &v : w) v = next(0.5f);
+    for (auto &v : bias) v = next(3.f);
+    for (auto &v : x) v = next(4.f);
+    for (const std::string op : {"MatMul", "Gemm"}) {
+      const std::vector<int64_t> x_shape =
+          op == "MatMul" ? std::vector<int64_t>{2, 5, depth} : std::vector<int64_t>{rows, depth};
+      std::vector<int64_t> y_shape = x_shape;
+      y_shape.back() = columns;
+      auto model = [&](bool intermediates_too) {
+        GraphBuilder b("half_linear_relu");
+        b.input("x", type, x_shape);
+        b.output("y", type, y_shape);
+        if (intermediates_too) {
+          b.output("m", type, y_shape);
+          b.output("a", type, y_shape);
+        }
+        b.half_initializer("w", {depth, columns}, w);
+        b.half_initializer("b", {columns}, bias);
+        for (auto &t : *b.graph->mutable_initializer()) t.set_data_type(type);
+        b.node(op, {"x", "w"}, "m")->set_name("linear");
+        b.node("Add", {"m", "b"}, "a")->set_name("bias");
+        b.node("Relu", {"a"}, "y")->set_name("act");
+        return Program::from_bytes(b.model.SerializeAsString(), "half_linear_relu.onnx");
+      };
+      const std::string what = op + " " + dtype_name(dtype);
+      auto fused = model(false), unfused = model(true);
+      const std::string graph = fused->describe();
+      const size_t line_at = graph.find("  " + op + " 'linear' ");
+      ASSERT_NE(line_at, std::string::npos) << graph;
+      const std::string line = graph.substr(line_at, graph.find('\n', line_at) - line_at);
+      EXPECT_TRUE(
+          contains_all(line, {"_bias_after_rounding_to=\"" + std::string(dtype_name(dtype)) + "\"",
+                              "_activation=\"Relu\""}))
+          << graph;
+      EXPECT_EQ(graph.find("Add 'bias'"), std::string::npos) << graph;
+      EXPECT_EQ(graph.find("Relu 'act'"), std::string::npos) << graph;
+      EXPECT_NE(unfused->describe().find("Add 'bias'"), std::string::npos) << unfused->describe();
+      std::vector<uint16_t> y(rows * columns), y_unfused(y.size()), m(y.size()), a(y.size());
+      fused->make_executor()->run({x.data()}, {y.data()});
+      unfused->make_executor()->run({x.data()}, {y_unfused.data(), m.data(), a.data()});
+      EXPECT_EQ(y, y_unfused) << what;
+      // The data tells the two roundings apart: the bias added to the unrounded product would
+      // give other half values on some elements, and the Relu zeroes some and keeps others.
+      size_t differs_unrounded = 0, zeroed = 0;
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < columns; ++c) {
+          float product = 0.f;
+          for (int64_t k = 0; k < depth; ++k)
+            product += widen(x[r * depth + k]) * widen(w[k * columns + c]);
+          const float rounded = std::max(widen(narrow(product)) + widen(bias[c]), 0.f);
+          const float unrounded = std::max(product + widen(bias[c]), 0.f);
+          differs_unrounded += narrow(unrounded) != narrow(rounded);
+          zeroed += widen(y[r * columns + c]) == 0.f;
+        }
+      EXPECT_GT(differs_unrounded, 0u) << what;
+      EXPECT_GT(zeroed, 0u) << what;
+      EXPECT_LT(zeroed, y.size()) << what;
+    }
   }
 }
 
