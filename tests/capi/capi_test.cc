@@ -1,6 +1,7 @@
 // The C API (axruntime/axruntime.h): every function, its NULL/invalid-argument behaviour, error
 // mapping, per-thread last errors, device reservation, and results equal to the C++ runtime's.
 #include <gtest/gtest.h>
+#include <onnx/onnx_pb.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <sstream>
 #include <string>
@@ -788,6 +790,55 @@ TEST_F(CapiModelTest, DestroyingTheContextWhileOtherThreadsUseItFailsCallsCleanl
   // Everything the threads reserved was given back.
   auto fresh = axr::to_ptr(axr_create_context());
   EXPECT_NE(axr_device_connect(fresh.get(), nullptr, 4, nullptr), nullptr) << last_error();
+}
+
+TEST_F(CapiModelTest, CoreGraphComputingAHalfOutputFailsToLoadNamingTheTensor) {
+  // axrTensorInfo reports a package's device tensors, which are int8 (the manifest's dtypes):
+  // a core graph made to end in a Cast to float16 or bfloat16 is refused at
+  // axr_load_model_instance with INVALID_ARGUMENT naming the output and its dtype, never run.
+  for (int type : {onnx::TensorProto::FLOAT16, onnx::TensorProto::BFLOAT16}) {
+    const char *dtype = type == onnx::TensorProto::FLOAT16 ? "float16" : "bfloat16";
+    char dir_template[] = "/tmp/capi_half_output_XXXXXX";
+    ASSERT_NE(mkdtemp(dir_template), nullptr) << std::strerror(errno);
+    const std::filesystem::path dir = dir_template;
+    for (const char *file : {"model.json", "manifest.json"})
+      std::filesystem::copy_file(std::filesystem::path(path_) / file, dir / file);
+    onnx::ModelProto proto;
+    {
+      std::ifstream in(std::filesystem::path(path_) / "core.onnx", std::ios::binary);
+      ASSERT_TRUE(proto.ParseFromIstream(&in));
+    }
+    auto *graph = proto.mutable_graph();
+    const std::string output = graph->output(0).name();
+    for (auto &node : *graph->mutable_node())
+      for (auto &name : *node.mutable_output())
+        if (name == output) name = output + "_int8";
+    auto *cast = graph->add_node();
+    cast->set_op_type("Cast");
+    cast->add_input(output + "_int8");
+    cast->add_output(output);
+    auto *to = cast->add_attribute();
+    to->set_name("to");
+    to->set_type(onnx::AttributeProto::INT);
+    to->set_i(type);
+    {
+      std::ofstream out(dir / "core.onnx", std::ios::binary);
+      ASSERT_TRUE(proto.SerializeToOstream(&out));
+    }
+    axrModel *model = axr_load_model(ctx(), dir.c_str());
+    ASSERT_NE(model, nullptr) << last_error();
+    axrTensorInfo info = axr_get_model_output(model, 0);
+    EXPECT_EQ(info.type, static_cast<size_t>(AXR_SIGNED)) << dtype;
+    EXPECT_EQ(info.bits, 8u) << dtype;
+    axrConnection *connection = axr_device_connect(ctx(), nullptr, 1, nullptr);
+    ASSERT_NE(connection, nullptr) << last_error();
+    EXPECT_EQ(axr_load_model_instance(connection, model, nullptr), nullptr) << dtype;
+    EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_INVALID_ARGUMENT) << last_error();
+    EXPECT_NE(last_error().find("output 0 '" + output + "' is " + dtype), std::string::npos)
+        << last_error();
+    EXPECT_NE(last_error().find("device tensors are int8"), std::string::npos) << last_error();
+    std::filesystem::remove_all(dir);
+  }
 }
 
 TEST_F(CapiModelTest, CxxHeaderOwnsHandlesThroughUniquePtr) {

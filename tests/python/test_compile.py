@@ -112,6 +112,30 @@ def test_compile_batch_makes_a_package_whose_tensors_carry_n_items(float_models,
         assert (out[0] == out[2]).all()
 
 
+@pytest.mark.parametrize("half", ["classifier_f16.onnx", "classifier_bf16_io.onnx"])
+def test_compile_half_model_gives_int8_tensor_infos_like_its_float32_model(float_models, tmp_path,
+                                                                           half):
+    """A float16 model (float16 I/O) or a bfloat16 one (float32 I/O) compiles from its float32
+    equivalent: the package's TensorInfos are the int8 device tensors of the float32 package,
+    so the Python API never reports a half dtype, and it runs."""
+    require_axcompile()
+    args = dict(num_calib=4, check=False, accuracy_target=0)
+    half_pkg = axr.compile(float_models / half, float_models / "calib", tmp_path / "half", **args)
+    float_pkg = axr.compile(float_models / "classifier.onnx", float_models / "calib",
+                            tmp_path / "float", **args)
+    with axr.Context() as context:
+        model, reference = context.load_model(half_pkg), context.load_model(float_pkg)
+        (i,), (o,) = model.inputs(), model.outputs()
+        assert i.dtype == np.int8 and o.dtype == np.int8
+        assert (i.shape, o.shape) == (reference.inputs()[0].shape, reference.outputs()[0].shape)
+        assert i.scale == pytest.approx(reference.inputs()[0].scale)
+        instance = context.device_connect(None, 1).load_model_instance(model)
+        out = np.zeros(o.shape, np.int8)
+        instance.run([np.full(i.shape, i.zero_point, np.int8)], [out])
+        with pytest.raises(axr.InvalidArgument, match="float16"):
+            instance.run([np.zeros(i.shape, np.float16)], [out])
+
+
 def test_compile_module_docstring_example_runs_as_written(float_models, tmp_path, monkeypatch):
     """The module docstring's example, with only its file names filled in, compiles and loads
     the package (it called a Context.create() that only the C++ API has)."""

@@ -107,6 +107,32 @@ def test_load_model_reads_a_model_file_of_another_name(context, package, tmp_pat
         context.load_model(copy / "garbage.json")
 
 
+def test_core_graph_computing_a_float16_output_is_refused_naming_the_tensor(context, package,
+                                                                            tmp_path):
+    """A package's device tensors are int8 (the manifest's dtypes, what TensorInfo reports); a
+    core graph whose output is made float16 by a last Cast is refused when the instance is
+    loaded, naming the output and the dtype, never run on data of the wrong type."""
+    import shutil
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    copy = tmp_path / "half_output"
+    shutil.copytree(package("resnet_tiny"), copy)
+    core = onnx.load(str(copy / "core.onnx"))
+    output = core.graph.output[0].name
+    for node in core.graph.node:
+        node.output[:] = [name + "_int8" if name == output else name for name in node.output]
+    core.graph.node.append(helper.make_node("Cast", [output + "_int8"], [output], name="to_half",
+                                            to=TensorProto.FLOAT16))
+    onnx.save(core, str(copy / "core.onnx"))
+    model = context.load_model(copy)
+    assert model.outputs()[0].dtype == np.int8
+    with pytest.raises(axr.InvalidArgument,
+                       match=f"output 0 '{output}' is float16: .*device tensors are int8"):
+        context.device_connect(None, 1).load_model_instance(model)
+
+
 def test_load_model_of_a_non_package_file_says_what_it_expected(context, package):
     with pytest.raises(axr.InvalidArgument, match="core.onnx is a file but not a model file"):
         context.load_model(package("resnet_tiny") / "core.onnx")

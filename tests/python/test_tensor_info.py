@@ -67,6 +67,13 @@ def test_size_counts_bytes_of_the_dtype():
     assert TensorInfo([1, 2, 2], dtype="int32").size == 16
 
 
+def test_float16_is_numpys_half_and_bfloat16_which_numpy_lacks_is_invalid_argument():
+    info = TensorInfo((1, 10), dtype=np.float16)
+    assert info.dtype == np.float16 and info.size == 20
+    with pytest.raises(axr.InvalidArgument, match="expected a numpy dtype, got 'bfloat16' .numpy has no bfloat16."):
+        TensorInfo((1, 10), dtype="bfloat16")
+
+
 def test_shape_list_becomes_tuple_and_padding_pairs_become_tuples():
     info = TensorInfo([1, 8], padding=[[0, 0], [1, 2]])
     assert info.shape == (1, 8)

@@ -150,8 +150,10 @@ class TensorInfo:
         try:
             self.dtype = np.dtype(self.dtype)
         except TypeError:
+            # bfloat16 is an ONNX type a model may use, but numpy has none to hold it.
+            hint = " (numpy has no bfloat16)" if str(self.dtype) == "bfloat16" else ""
             raise _invalid_argument(
-                f"TensorInfo dtype: expected a numpy dtype, got {self.dtype!r}") from None
+                f"TensorInfo dtype: expected a numpy dtype, got {self.dtype!r}{hint}") from None
         if self.padding is None:
             self.padding = [(0, 0)] * len(self.shape)
         else:
