@@ -287,19 +287,8 @@ void fuse_half_bias_add(Graph &g) {
 
 void round_half_after_activations(Graph &g) {
   std::vector<int> producer = g.producers();
-  std::vector<int> uses = g.use_counts();
-  // The one node reading each value read once (graph outputs count as reads).
-  std::vector<int> reader(g.values.size(), -1);
-  for (size_t i = 0; i < g.nodes.size(); ++i) {
-    if (g.nodes[i].dead) continue;
-    for (int v : g.nodes[i].inputs)
-      if (v >= 0) reader[static_cast<size_t>(v)] = static_cast<int>(i);
-  }
-  auto only_reader = [&](int v) -> Node * {
-    if (v < 0 || uses[static_cast<size_t>(v)] != 1 || reader[static_cast<size_t>(v)] < 0)
-      return nullptr;
-    return &g.nodes[static_cast<size_t>(reader[static_cast<size_t>(v)])];
-  };
+  SingleReaders readers(g);
+  auto only_reader = [&](int v) { return readers.of(v); };
   for (Node &narrow : g.nodes) {
     if (narrow.dead || narrow.outputs.size() != 1) continue;
     int wide = narrow.inputs.empty() ? -1 : narrow.inputs[0];
@@ -307,7 +296,7 @@ void round_half_after_activations(Graph &g) {
     DType half = g.values[static_cast<size_t>(narrow.outputs[0])].dtype;
     if (!is_half(half) || !cast_to(g, narrow, half)) continue;
     int made_by = producer[static_cast<size_t>(wide)];
-    if (made_by < 0 || uses[static_cast<size_t>(wide)] != 1) continue;
+    if (made_by < 0 || readers.uses(wide) != 1) continue;
     const Node &made = g.nodes[static_cast<size_t>(made_by)];
     Node *widen = only_reader(narrow.outputs[0]);
     if (!widen || !cast_to(g, *widen, DType::f32) || widen->outputs.size() != 1) continue;
