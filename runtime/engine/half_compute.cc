@@ -214,6 +214,30 @@ class SingleReaders {
   std::vector<int> reader_;
 };
 
+// A float32 result rounded to a half type and widened back: `narrow` (a Cast to `half`) is the
+// only reader of `wide`, which `made` produces, and `widen` (a Cast to float32) is the only reader
+// of the half value. `made` is null when `narrow` starts no such round trip.
+struct HalfRoundTrip {
+  int wide = -1;
+  DType half = DType::f32;
+  Node *made = nullptr;
+  Node *widen = nullptr;
+};
+
+HalfRoundTrip half_round_trip(Graph &g, const std::vector<int> &producer,
+                              const SingleReaders &readers, const Node &narrow) {
+  if (narrow.dead || narrow.outputs.size() != 1 || narrow.inputs.empty()) return {};
+  const int wide = narrow.inputs[0];
+  if (wide < 0 || g.values[static_cast<size_t>(wide)].dtype != DType::f32) return {};
+  const DType half = g.values[static_cast<size_t>(narrow.outputs[0])].dtype;
+  if (!is_half(half) || !cast_to(g, narrow, half)) return {};
+  const int made_by = producer[static_cast<size_t>(wide)];
+  if (made_by < 0 || readers.uses(wide) != 1) return {};
+  Node *widen = readers.of(narrow.outputs[0]);
+  if (!widen || !cast_to(g, *widen, DType::f32) || widen->outputs.size() != 1) return {};
+  return {wide, half, &g.nodes[static_cast<size_t>(made_by)], widen};
+}
+
 // `bias` as one float32 per column of an output of shape `out`, when it varies over the last
 // axis only and does not broadcast `out` (shape (N), (1, N), a scalar, ...); otherwise null.
 std::shared_ptr<Tensor> bias_per_column(const Tensor &bias, const Shape &out) {
@@ -235,14 +259,9 @@ void fuse_half_bias_add(Graph &g) {
   std::vector<int> producer = g.producers();
   SingleReaders readers(g);
   for (Node &narrow : g.nodes) {
-    if (narrow.dead || narrow.outputs.size() != 1) continue;
-    int wide = narrow.inputs.empty() ? -1 : narrow.inputs[0];
-    if (wide < 0 || g.values[static_cast<size_t>(wide)].dtype != DType::f32) continue;
-    DType half = g.values[static_cast<size_t>(narrow.outputs[0])].dtype;
-    if (!is_half(half) || !cast_to(g, narrow, half)) continue;
-    int made_by = producer[static_cast<size_t>(wide)];
-    if (made_by < 0 || readers.uses(wide) != 1) continue;
-    Node &made = g.nodes[static_cast<size_t>(made_by)];
+    const auto [wide, half, made_node, widen] = half_round_trip(g, producer, readers, narrow);
+    if (!made_node) continue;
+    Node &made = *made_node;
     if (!(is_live_op(made, "MatMul") || is_live_op(made, "Gemm")) ||
         made.attrs.count("_activation") || made.attrs.count("_bias_after_rounding_to"))
       continue;
@@ -250,8 +269,6 @@ void fuse_half_bias_add(Graph &g) {
     if (made.inputs.size() < 2 || made.inputs[1] < 0 ||
         g.values[static_cast<size_t>(made.inputs[1])].shape.size() < 2)
       continue;
-    Node *widen = readers.of(narrow.outputs[0]);
-    if (!widen || !cast_to(g, *widen, DType::f32) || widen->outputs.size() != 1) continue;
     const int rounded = widen->outputs[0];
     Node *add = readers.of(rounded);
     if (!add || !is_live_op(*add, "Add") || add->inputs.size() != 2) continue;
@@ -290,16 +307,9 @@ void round_half_after_activations(Graph &g) {
   SingleReaders readers(g);
   auto only_reader = [&](int v) { return readers.of(v); };
   for (Node &narrow : g.nodes) {
-    if (narrow.dead || narrow.outputs.size() != 1) continue;
-    int wide = narrow.inputs.empty() ? -1 : narrow.inputs[0];
-    if (wide < 0 || g.values[static_cast<size_t>(wide)].dtype != DType::f32) continue;
-    DType half = g.values[static_cast<size_t>(narrow.outputs[0])].dtype;
-    if (!is_half(half) || !cast_to(g, narrow, half)) continue;
-    int made_by = producer[static_cast<size_t>(wide)];
-    if (made_by < 0 || readers.uses(wide) != 1) continue;
-    const Node &made = g.nodes[static_cast<size_t>(made_by)];
-    Node *widen = only_reader(narrow.outputs[0]);
-    if (!widen || !cast_to(g, *widen, DType::f32) || widen->outputs.size() != 1) continue;
+    const auto [wide, half, made_node, widen] = half_round_trip(g, producer, readers, narrow);
+    if (!made_node) continue;
+    const Node &made = *made_node;
     Node *act = only_reader(widen->outputs[0]);
     if (!act || act->inputs[0] != widen->outputs[0] || act->outputs.size() != 1) continue;
     if (is_inference_batchnorm(*act)) {

@@ -21,6 +21,7 @@
 
 #include "axruntime/axruntime.hpp"
 #include "axstream/runtime/runtime.h"
+#include "cast_output_package.h"
 
 namespace {
 
@@ -801,30 +802,7 @@ TEST_F(CapiModelTest, CoreGraphComputingAHalfOutputFailsToLoadNamingTheTensor) {
     char dir_template[] = "/tmp/capi_half_output_XXXXXX";
     ASSERT_NE(mkdtemp(dir_template), nullptr) << std::strerror(errno);
     const std::filesystem::path dir = dir_template;
-    for (const char *file : {"model.json", "manifest.json"})
-      std::filesystem::copy_file(std::filesystem::path(path_) / file, dir / file);
-    onnx::ModelProto proto;
-    {
-      std::ifstream in(std::filesystem::path(path_) / "core.onnx", std::ios::binary);
-      ASSERT_TRUE(proto.ParseFromIstream(&in));
-    }
-    auto *graph = proto.mutable_graph();
-    const std::string output = graph->output(0).name();
-    for (auto &node : *graph->mutable_node())
-      for (auto &name : *node.mutable_output())
-        if (name == output) name = output + "_int8";
-    auto *cast = graph->add_node();
-    cast->set_op_type("Cast");
-    cast->add_input(output + "_int8");
-    cast->add_output(output);
-    auto *to = cast->add_attribute();
-    to->set_name("to");
-    to->set_type(onnx::AttributeProto::INT);
-    to->set_i(type);
-    {
-      std::ofstream out(dir / "core.onnx", std::ios::binary);
-      ASSERT_TRUE(proto.SerializeToOstream(&out));
-    }
+    const std::string output = axstream::test::write_package_with_cast_output(path_, dir, type);
     axrModel *model = axr_load_model(ctx(), dir.c_str());
     ASSERT_NE(model, nullptr) << last_error();
     axrTensorInfo info = axr_get_model_output(model, 0);

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "axstream/runtime/model_package.h"
+#include "cast_output_package.h"
 #include "expected_error.h"
 #include "test_util.h"
 
@@ -402,25 +403,8 @@ TEST_F(RunTest, CoreGraphComputingAFloat16OutputIsRefusedNamingTheTensor) {
   // compiled program is refused naming the output and the dtype, not for its byte size.
   test::TempDir dir;
   std::string source = test::model_path("resnet_tiny");
-  for (const char *file : {"model.json", "manifest.json"})
-    std::filesystem::copy_file(source + "/" + file, dir.path() + "/" + file);
-  onnx::ModelProto proto;
-  ASSERT_TRUE(proto.ParseFromString(test::read_text(source + "/core.onnx")));
-  auto *graph = proto.mutable_graph();
-  const std::string output = graph->output(0).name();
-  for (auto &node : *graph->mutable_node())
-    for (auto &name : *node.mutable_output())
-      if (name == output) name = output + "_int8";
-  auto *cast = graph->add_node();
-  cast->set_op_type("Cast");
-  cast->set_name("to_half");
-  cast->add_input(output + "_int8");
-  cast->add_output(output);
-  auto *to = cast->add_attribute();
-  to->set_name("to");
-  to->set_type(onnx::AttributeProto::INT);
-  to->set_i(onnx::TensorProto::FLOAT16);
-  test::write_text(dir.path() + "/core.onnx", proto.SerializeAsString());
+  const std::string output =
+      test::write_package_with_cast_output(source, dir.path(), onnx::TensorProto::FLOAT16);
   auto model = context->load_model(dir.path());
   std::string message = message_of<InvalidArgument>([&] { model->program(); });
   EXPECT_TRUE(

@@ -2409,17 +2409,28 @@ TEST(EngineFloat16, MaxMinAndModComputeFloat64InDouble) {
 
 // --- float16/bfloat16 computed in float32 between Casts (half_compute.h) -----------------------
 
+// float16 and bfloat16: the ONNX type, the engine's dtype and the conversions to and from float32.
+struct HalfType {
+  onnx::TensorProto::DataType onnx_type;
+  DType dtype;
+  uint16_t narrow(float v) const {
+    return dtype == DType::f16 ? float_to_half(v) : float_to_bfloat16(v);
+  }
+  float widen(uint16_t v) const {
+    return dtype == DType::f16 ? half_to_float(v) : bfloat16_to_float(v);
+  }
+};
+const HalfType kHalfTypes[] = {{onnx::TensorProto::FLOAT16, DType::f16},
+                               {onnx::TensorProto::BFLOAT16, DType::bf16}};
+
 TEST(EngineHalfCompute, HalfOpsComputeInFloat32AndRoundTheirResultToTheirType) {
   // Sigmoid and Softmax on float16 and bfloat16: the float32 result of the same values, rounded
   // once to the model's type; the program's inputs and outputs keep that type.
-  for (auto [type, dtype] : {std::pair{onnx::TensorProto::FLOAT16, DType::f16},
-                             std::pair{onnx::TensorProto::BFLOAT16, DType::bf16}}) {
-    auto narrow = [dtype = dtype](float v) {
-      return dtype == DType::f16 ? float_to_half(v) : float_to_bfloat16(v);
-    };
-    auto widen = [dtype = dtype](uint16_t v) {
-      return dtype == DType::f16 ? half_to_float(v) : bfloat16_to_float(v);
-    };
+  for (const HalfType &precision : kHalfTypes) {
+    const auto type = precision.onnx_type;
+    const DType dtype = precision.dtype;
+    auto narrow = [&precision](float v) { return precision.narrow(v); };
+    auto widen = [&precision](uint16_t v) { return precision.widen(v); };
     std::vector<uint16_t> x(6);
     std::vector<float> xf(6);
     for (size_t i = 0; i < x.size(); ++i) {
@@ -2566,14 +2577,11 @@ TEST(EngineHalfCompute, MatMulBiasAddAndReluFuseKeepingTheProductsRounding) {
   // rounds its product to the half type and adds the bias itself (the same float32 operations),
   // then the Relu fuses too: bit-identical to the unfused evaluation (every intermediate also a
   // graph output), which differs from adding the bias before rounding on some elements.
-  for (auto [type, dtype] : {std::pair{onnx::TensorProto::FLOAT16, DType::f16},
-                             std::pair{onnx::TensorProto::BFLOAT16, DType::bf16}}) {
-    auto narrow = [dtype = dtype](float v) {
-      return dtype == DType::f16 ? float_to_half(v) : float_to_bfloat16(v);
-    };
-    auto widen = [dtype = dtype](uint16_t v) {
-      return dtype == DType::f16 ? half_to_float(v) : bfloat16_to_float(v);
-    };
+  for (const HalfType &precision : kHalfTypes) {
+    const auto type = precision.onnx_type;
+    const DType dtype = precision.dtype;
+    auto narrow = [&precision](float v) { return precision.narrow(v); };
+    auto widen = [&precision](uint16_t v) { return precision.widen(v); };
     const int64_t rows = 2 * 5, depth = 24, columns = 12;
     std::vector<uint16_t> w(depth * columns), bias(columns), x(rows * depth);
     uint32_t state = 5;
