@@ -148,7 +148,7 @@ bool same_scalar_constant(const Graph &g, int a, int b) {
 }
 
 // A new constant value holding `t`.
-int add_constant(Graph &g, const std::string &name, std::shared_ptr<Tensor> t) {
+int add_constant(Graph &g, const std::string &name, TensorPtr t) {
   Value v;
   v.name = name;
   v.dtype = t->dtype;
@@ -1448,9 +1448,40 @@ void fuse_qdq_data_movement(Graph &g) {
   }
 }
 
+// The constant float `source` quantised by a copy of `q` (a per-tensor QuantizeLinear), folded
+// by the engine's own kernel so it is bit-exact to quantising it at run time; nullptr when the
+// kernel refuses or the constant is larger than a pad's fill should be.
+TensorPtr quantised_constant(const Graph &g, int source, const Node &q) {
+  const Value &x = g.values[source];
+  if (!x.constant || x.dtype != DType::f32 || x.constant->count() > (int64_t(1) << 20))
+    return nullptr;
+  Graph fold_graph;
+  fold_graph.source_name = g.source_name + " (quantised constant)";
+  fold_graph.opsets = g.opsets;
+  Node c = q;
+  for (int &in : c.inputs) {
+    if (in < 0) continue;
+    Value v = g.values[in == q.inputs[0] ? source : in];  // the constant, scale, zero point
+    if (!v.constant) return nullptr;
+    in = fold_graph.add_value(std::move(v));
+  }
+  Value y;
+  y.name = g.values[q.outputs[0]].name;
+  c.outputs = {fold_graph.add_value(std::move(y))};
+  fold_graph.nodes.push_back(std::move(c));
+  try {
+    infer_and_fold(fold_graph, size_t(1) << 20);
+  } catch (const Error &) {
+    return nullptr;
+  }
+  return fold_graph.values[fold_graph.nodes[0].outputs[0]].constant;
+}
+
 // DequantizeLinear(x_i) for every input -> Concat -> QuantizeLinear, per-tensor parameters:
 // one axstream.QConcat on the int8 tensors, each input copied as is when its parameters are
-// the output's, else through its 256-entry requantisation table.
+// the output's, else through its 256-entry requantisation table. A float constant input (the
+// zeros a channel Pad appends, which onnx_import turns into a Concat) is quantised here by the
+// QuantizeLinear itself and copied: the same bytes the float Concat + QuantizeLinear make.
 void fuse_qdq_concat(Graph &g) {
   ValueLinks links(g);
   auto is_q8 = [](DType t) { return t == DType::i8 || t == DType::u8; };
@@ -1463,6 +1494,13 @@ void fuse_qdq_concat(Graph &g) {
     if (!is_q8(y_type) || !per_tensor_step(g, *q, y_type, y_step)) continue;
     std::vector<int> xs, tables;
     for (int in : cat.inputs) {
+      if (in >= 0 && g.values[in].constant) {
+        TensorPtr quantised = quantised_constant(g, in, *q);
+        if (!quantised || quantised->dtype != y_type) break;
+        xs.push_back(add_constant(g, g.values[in].name + "/q", quantised));
+        tables.push_back(-1);
+        continue;
+      }
       Node *dq = in >= 0 && links.producer[in] >= 0 ? &g.nodes[links.producer[in]] : nullptr;
       QuantStep x_step;
       if (!dq || !is_op(*dq, "DequantizeLinear") || dq->inputs.empty() || dq->inputs[0] < 0 ||
@@ -1600,6 +1638,13 @@ bool nhwc_resize(const Graph &g, const Node &n) {
   return coordinates != "tf_half_pixel_for_nn" && coordinates != "tf_crop_and_resize";
 }
 
+// A one-byte-type constant holding one value repeated.
+bool uniform_bytes(const Tensor *t) {
+  if (!t || t->bytes.empty() || (t->dtype != DType::i8 && t->dtype != DType::u8)) return false;
+  return std::all_of(t->bytes.begin(), t->bytes.end(),
+                     [&](uint8_t b) { return b == t->bytes.front(); });
+}
+
 // The activations of an element-wise int8 op, which must share one layout; empty otherwise.
 // (A model file may hold these ops itself, with any inputs: only well-formed ones count.)
 std::vector<int> elementwise_int8_values(const Graph &g, const Node &n) {
@@ -1631,8 +1676,11 @@ std::vector<int> elementwise_int8_values(const Graph &g, const Node &n) {
            n.inputs.size() % 2 == 0 && n.attrs.count("axis") &&
            g.values[n.outputs[0]].shape.size() == 4 &&
            (n.attrs.at("axis").i == 1 || n.attrs.at("axis").i == -3)) {
-    // Along channels, NHWC concatenates each pixel's channel vectors.
-    values.assign(n.inputs.begin(), n.inputs.begin() + n.inputs.size() / 2);
+    // Along channels, NHWC concatenates each pixel's channel vectors. A constant of one byte
+    // repeated (a channel Pad's zero points) reads the same in either layout: not one of them.
+    for (size_t i = 0; i < n.inputs.size() / 2; ++i)
+      if (n.inputs[i] < 0 || !uniform_bytes(g.values[n.inputs[i]].constant.get()))
+        values.push_back(n.inputs[i]);
     values.push_back(n.outputs[0]);
   }
   for (int v : values)
@@ -1678,7 +1726,9 @@ std::set<int> nhwc_candidates(Graph &g, const ValueLinks &links) {
       std::vector<int> ew = elementwise_int8_values(g, *r);
       bool activation_of_elementwise =
           !ew.empty() && std::find(ew.begin(), ew.end() - 1, id) != ew.end() - 1;
-      if (!conv_input(*r, id) && !activation_of_elementwise && !is_nchw_to_nhwc(*r)) ok = false;
+      if (!conv_input(*r, id) && !activation_of_elementwise && !is_nchw_to_nhwc(*r) &&
+          !is_transpose_with_perm(*r, {0, 1, 2, 3}))
+        ok = false;
     }
     if (ok) nhwc.insert(id);
   }
@@ -1702,6 +1752,84 @@ void drop_mixed_layouts(const Graph &g, std::set<int> &nhwc) {
   }
 }
 
+// An identity Transpose of `v` for node `reader` (inserted just before it), which reads the copy
+// instead: where `v` stays NHWC, mark_nhwc_activations makes it the NHWC -> NCHW reorder.
+bool read_through_reorder(Graph &g, size_t reader, int v) {
+  for (size_t r = 0; r < reader; ++r)  // one reorder serves every reader after it
+    if (is_transpose_with_perm(g.nodes[r], {0, 1, 2, 3}) && g.nodes[r].inputs[0] == v) {
+      for (int &in : g.nodes[reader].inputs)
+        if (in == v) in = g.nodes[r].outputs[0];
+      return false;
+    }
+  Value copy = g.values[v];
+  copy.name += "/nchw";
+  int copy_id = g.add_value(std::move(copy));
+  for (int &in : g.nodes[reader].inputs)
+    if (in == v) in = copy_id;
+  Node reorder;
+  reorder.name = g.values[copy_id].name;
+  reorder.op_type = "Transpose";
+  reorder.opset = 13;
+  reorder.inputs = {v};
+  reorder.outputs = {copy_id};
+  Attribute perm;
+  perm.kind = Attribute::Kind::ints;
+  perm.ints = {0, 1, 2, 3};
+  reorder.attrs["perm"] = perm;
+  g.nodes.insert(g.nodes.begin() + static_cast<std::ptrdiff_t>(reader), std::move(reorder));
+  return true;
+}
+
+// An int8 4-D value an NHWC-capable op makes, read both by ops that take it NHWC (a QConv's
+// input, a layout-sharing op's activation) and by others (BlazeFace's last int8 block output,
+// read by its float blocks too): the others read a copy through an identity Transpose, which
+// becomes the NHWC -> NCHW reorder when the value stays NHWC. Without it one such reader keeps
+// NCHW every value joined to it through the element-wise ops (all of BlazeFace's blocks,
+// chained by their skips).
+void split_nchw_readers(Graph &g) {
+  std::set<int> graph_outputs(g.outputs.begin(), g.outputs.end());
+  for (size_t p = 0; p < g.nodes.size(); ++p) {
+    if (g.nodes[p].dead || g.nodes[p].outputs.size() != 1) continue;
+    if (!is_op_in(g.nodes[p], "axstream", "QConv") &&
+        elementwise_int8_values(g, g.nodes[p]).empty())
+      continue;
+    int v = g.nodes[p].outputs[0];
+    if (v < 0 || !is_int8_4d(g.values[v]) || graph_outputs.count(v)) continue;
+    std::vector<size_t> others;
+    bool nhwc_reader = false;
+    for (size_t r = p + 1; r < g.nodes.size(); ++r) {
+      const Node &n = g.nodes[r];
+      if (n.dead || std::find(n.inputs.begin(), n.inputs.end(), v) == n.inputs.end()) continue;
+      std::vector<int> ew = elementwise_int8_values(g, n);
+      bool takes_nhwc = (is_op_in(n, "axstream", "QConv") && n.inputs[0] == v &&
+                         std::count(n.inputs.begin(), n.inputs.end(), v) == 1) ||
+                        (!ew.empty() && std::find(ew.begin(), ew.end() - 1, v) != ew.end() - 1);
+      if (takes_nhwc)
+        nhwc_reader = true;
+      else
+        others.push_back(r);
+    }
+    if (!nhwc_reader || others.empty()) continue;
+    // One reorder, before the first other reader, which all the others read.
+    size_t shift = read_through_reorder(g, others[0], v) ? 1 : 0;
+    for (size_t k = 1; k < others.size(); ++k) read_through_reorder(g, others[k] + shift, v);
+  }
+}
+
+// A layout-sharing op whose output stays NCHW (read by float ops: BlazeFace's last int8 block
+// pads its skip for the float blocks after it) reads its NHWC inputs through reorders rather
+// than keeping NCHW every value joined to it through the element-wise ops (all of BlazeFace's
+// int8 blocks, chained by their skips).
+void reorder_inputs_of_nchw_outputs(Graph &g, const std::set<int> &nhwc) {
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    std::vector<int> values = elementwise_int8_values(g, g.nodes[i]);
+    if (values.empty() || g.nodes[i].dead || nhwc.count(values.back())) continue;
+    std::set<int> inputs(values.begin(), values.end() - 1);
+    for (int v : inputs)
+      if (nhwc.count(v) && read_through_reorder(g, i, v)) ++i;  // the reader moved one on
+  }
+}
+
 // Tells each kernel which of its activations are NHWC (_nhwc, _src_nhwc, _dst_nhwc).
 void mark_nhwc_activations(Graph &g, const std::set<int> &nhwc) {
   for (Node &n : g.nodes) {
@@ -1710,6 +1838,8 @@ void mark_nhwc_activations(Graph &g, const std::set<int> &nhwc) {
       n.attrs["_nhwc"] = int_attr(1);
     if (is_nhwc_to_nchw(n) && nhwc.count(n.outputs[0])) n.attrs["_dst_nhwc"] = int_attr(1);
     if (is_nchw_to_nhwc(n) && nhwc.count(n.inputs[0])) n.attrs["_src_nhwc"] = int_attr(1);
+    if (is_transpose_with_perm(n, {0, 1, 2, 3}) && nhwc.count(n.inputs[0]))
+      n.attrs["_nhwc_to_nchw"] = int_attr(1);
     if ((is_op_in(n, "axstream", "QGlobalAveragePool") || is_op(n, "MaxPool") ||
          is_op(n, "Resize") || is_op(n, "DepthToSpace")) &&
         !elementwise_int8_values(g, n).empty() && nhwc.count(n.inputs[0]))
@@ -1733,10 +1863,24 @@ void mark_nhwc_activations(Graph &g, const std::set<int> &nhwc) {
 void keep_int8_activations_nhwc(Graph &g) {
   if (!dnnl_kernels_enabled() || !dnnl_cpu_has_vnni()) return;
   eliminate_dead_nodes(g);  // the fusions leave DequantizeLinears nobody reads any more
+  split_nchw_readers(g);
   ValueLinks links(g);
   std::set<int> nhwc = nhwc_candidates(g, links);
+  reorder_inputs_of_nchw_outputs(g, nhwc);
   drop_mixed_layouts(g, nhwc);
   mark_nhwc_activations(g, nhwc);
+  // The identity Transposes whose input stayed NCHW after all would only copy: read it instead.
+  std::set<int> graph_outputs(g.outputs.begin(), g.outputs.end());
+  for (Node &n : g.nodes) {
+    if (!is_transpose_with_perm(n, {0, 1, 2, 3}) || n.attrs.count("_nhwc_to_nchw") ||
+        graph_outputs.count(n.outputs[0]))
+      continue;
+    for (Node &reader : g.nodes)
+      for (int &in : reader.inputs)
+        if (in == n.outputs[0]) in = n.inputs[0];
+    n.dead = true;
+  }
+  eliminate_dead_nodes(g);
 }
 
 // oneDNN's int8 convolutions on VNNI read uint8 sources: ConvKernel flips an int8 input to

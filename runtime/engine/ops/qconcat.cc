@@ -1,7 +1,10 @@
 // axstream.QConcat: Concat of int8/uint8 tensors into one quantised output (made by passes.cc
 // from DequantizeLinear -> Concat -> QuantizeLinear). Inputs: x_0..x_{k-1}, then per input a
 // 256-entry requantisation table (constant, the output's type) or none when x_i already has
-// the output's parameters. With _nhwc=1 the 4-D tensors are NHWC and the axis is C (1).
+// the output's parameters. With _nhwc=1 the 4-D tensors are NHWC and the axis is C (1); a
+// constant input of one byte repeated (a channel Pad's zero points) is a fill, the same in
+// either layout.
+#include <algorithm>
 #include <array>
 #include <cstring>
 
@@ -39,6 +42,8 @@ std::unique_ptr<Kernel> compile_qconcat(OpContext &ctx) {
   struct Part {
     int64_t bytes;  // per outer step
     bool lookup;
+    bool fill;  // a constant of one byte repeated, `fill_byte`
+    uint8_t fill_byte;
     uint8_t flip;
     std::array<uint8_t, 256> table;
   };
@@ -58,6 +63,12 @@ std::unique_ptr<Kernel> compile_qconcat(OpContext &ctx) {
       std::copy(table.bytes.begin(), table.bytes.begin() + 256, parts[i].table.begin());
     } else if (t != y_type) {
       ctx.fail("input " + std::to_string(i) + " has another type than the output and no table");
+    } else if (const Tensor *c = ctx.constant(i);
+               c && !c->bytes.empty() &&
+               std::all_of(c->bytes.begin(), c->bytes.end(),
+                           [&](uint8_t b) { return b == c->bytes.front(); })) {
+      parts[i].fill = true;
+      parts[i].fill_byte = c->bytes.front();
     }
   }
   int64_t outer = nhwc ? out[0] * out[2] * out[3] : product(out, 0, axis);
@@ -68,7 +79,9 @@ std::unique_ptr<Kernel> compile_qconcat(OpContext &ctx) {
       for (size_t i = 0; i < k; ++i) {
         const Part &p = parts[i];
         const uint8_t *x = static_cast<const uint8_t *>(in[i]) + step * p.bytes;
-        if (p.lookup)
+        if (p.fill)
+          std::memset(y, p.fill_byte, static_cast<size_t>(p.bytes));
+        else if (p.lookup)
           byte_lookup(x, y, p.bytes, p.table.data(), p.flip);
         else
           std::memcpy(y, x, static_cast<size_t>(p.bytes));

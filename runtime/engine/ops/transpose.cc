@@ -50,6 +50,13 @@ std::unique_ptr<Kernel> compile_transpose(OpContext &ctx) {
     k->impl = dst_nhwc ? "copy, output kept NHWC" : "copy, input kept NHWC";
     return k;
   }
+  if (ctx.attr_i("_nhwc_to_nchw", 0) != 0) {
+    // A layout change passes.cc inserts (logically the identity, perm (0,1,2,3)): the input is
+    // stored NHWC, for its readers that need NCHW; read it with NHWC strides.
+    if (r != 4 || perm != std::vector<int64_t>{0, 1, 2, 3})
+      ctx.fail("_nhwc_to_nchw needs a 4-D input and perm (0,1,2,3)");
+    strides = {in[1] * in[2] * in[3], 1, in[3] * in[1], in[1]};
+  }
   BroadcastPlan plan = BroadcastPlan::strided(out, strides);
   return make_kernel([plan, es](ExecContext &, const void *const *in, void *const *o) {
     switch (es) {

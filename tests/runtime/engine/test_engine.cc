@@ -1170,6 +1170,94 @@ TEST(EnginePasses, ResidualAddFusesIntoTheConvolutionAsSumPostOp) {
   EXPECT_GT(distinct_values(y_unfused), 50u) << "the outputs take few values: little checked";
 }
 
+// BlazeFace's BlazeBlock as the compiler quantises it: x -> identity 1x1 conv -> Q (h, exactly
+// x), h's skip padded along channels with zeros (a float Concat with a constant, as the ONNX
+// export writes a channel Pad) -> Q (p, h's parameters). With `block`, h -> 1x1 conv (8 -> 12)
+// -> Q (a), then Q(Relu(DQ(a) + DQ(p))) -> y through an identity conv to the output; without,
+// p itself through an identity conv (so it lives between convolutions) to the output.
+onnx::ModelProto qdq_channel_pad(bool block) {
+  GraphBuilder b(block ? "channel_pad_block" : "channel_pad");
+  const int64_t c = 8, padded = 12, side = 6;
+  auto identity = [](int64_t channels) {
+    std::vector<float> w(static_cast<size_t>(channels * channels), 0.f);
+    for (int64_t i = 0; i < channels; ++i) w[static_cast<size_t>(i * channels + i)] = 64.f;
+    return w;  // 64 * (1/64): exact
+  };
+  b.input("x", kInt8, {1, c, side, side});
+  b.dequantize("x", "x/dq", 0.05f, 3, "x/");
+  b.conv1x1("x/dq", "h/f", c, c, identity(c), 1.f / 64, "h/w/");
+  b.quantize("h/f", "h", 0.05f, 3, "h/q/");
+  b.dequantize("h", "h/dq", 0.05f, 3, "h/dq/");
+  std::vector<float> zeros(static_cast<size_t>((padded - c) * side * side), 0.f);
+  b.initializer("pad/zeros", kFloat, {1, padded - c, side, side}, zeros);
+  set_int(b.node("Concat", {"h/dq", "pad/zeros"}, "p/f"), "axis", 1);
+  b.quantize("p/f", "p", 0.05f, 3, "p/q/");
+  b.dequantize("p", "p/dq", 0.05f, 3, "p/dq/");
+  if (!block) {
+    b.conv1x1("p/dq", "out/f", padded, padded, identity(padded), 1.f / 64, "out/w/");
+    b.quantize("out/f", "out", 0.05f, 3, "out/q/");
+    b.output("out", kInt8, {1, padded, side, side});
+    return b.model;
+  }
+  uint32_t seed = 4242;
+  std::vector<float> w(static_cast<size_t>(padded * c));
+  for (float &v : w) {
+    seed = seed * 1664525u + 1013904223u;
+    v = static_cast<float>(static_cast<int>(seed >> 24) - 128);
+  }
+  b.conv1x1("h/dq", "a/f", padded, c, w, 0.002f, "a/w/");
+  b.quantize("a/f", "a", 0.08f, -2, "a/q/");
+  b.dequantize("a", "a/dq", 0.08f, -2, "a/dq/");
+  b.node("Add", {"a/dq", "p/dq"}, "sum");
+  b.node("Relu", {"sum"}, "sum/relu");
+  b.quantize("sum/relu", "y", 0.1f, -128, "y/");
+  b.dequantize("y", "y/dq", 0.1f, -128, "y/dq/");
+  b.conv1x1("y/dq", "out/f", padded, padded, identity(padded), 1.f / 64, "out/w/");
+  b.quantize("out/f", "out", 0.1f, -128, "out/q/");
+  b.output("out", kInt8, {1, padded, side, side});
+  return b.model;
+}
+
+// The channel Pad of an int8 NHWC value runs as an NHWC QConcat whose constant part is a fill
+// of the zero point (3): the output is x's channels and then 4 channels of 3, exactly.
+TEST(EnginePasses, ChannelPadOfAnNhwcValueStaysNhwcAndFillsTheZeroPoint) {
+  auto program = Program::from_bytes(qdq_channel_pad(false).SerializeAsString(), "channel_pad");
+  const std::string text = program->describe();
+  EXPECT_TRUE(runs_none_of(text, {"  Concat '", "QuantizeLinear '"}));
+  if (!int8_convs_run_on_onednn(text)) GTEST_SKIP() << "no oneDNN int8 convolutions here";
+  EXPECT_TRUE(contains_all(text, {"axstream.QConcat 'p/f/Concat' _nhwc=1", "copy/requantise nhwc"}))
+      << text;
+  std::vector<int8_t> x = int8_ramp(8 * 6 * 6, 7919, 13);
+  std::vector<int8_t> y(12 * 6 * 6);
+  program->make_executor()->run({x.data()}, {y.data()});
+  std::vector<int8_t> expected(y.size(), 3);  // NCHW: x's 8 planes, then 4 of the zero point
+  std::copy(x.begin(), x.end(), expected.begin());
+  EXPECT_EQ(y, expected);
+}
+
+// With the pad NHWC, the block's residual add reads an NHWC convolution output and fuses as its
+// sum post-op, within one step of the unfused add (0.08 / 0.1 / 2 of a step skipped).
+TEST(EnginePasses, ResidualAddOverAChannelPadFusesAsSumPostOp) {
+  const std::string bytes = qdq_channel_pad(true).SerializeAsString();
+  auto fused = Program::from_bytes(bytes, "channel_pad_block");
+  setenv("AXSTREAM_ENGINE_SUM_POSTOP", "0", 1);
+  auto unfused = Program::from_bytes(bytes, "channel_pad_block");
+  unsetenv("AXSTREAM_ENGINE_SUM_POSTOP");
+  const std::string text = fused->describe();
+  if (!int8_convs_run_on_onednn(text)) GTEST_SKIP() << "no oneDNN int8 convolutions here";
+  EXPECT_TRUE(contains_all(text, {"_nhwc=1", "_sum_relu=1", "+ sum post-op]"})) << text;
+  EXPECT_TRUE(runs_none_of(text, {"axstream.QAdd", "  Concat '"}));
+  std::vector<int8_t> x = int8_ramp(8 * 6 * 6, 7919, 13);
+  std::vector<int8_t> y_fused(12 * 6 * 6), y_unfused(y_fused.size());
+  fused->make_executor()->run({x.data()}, {y_fused.data()});
+  unfused->make_executor()->run({x.data()}, {y_unfused.data()});
+  int max_diff = 0;
+  for (size_t i = 0; i < y_fused.size(); ++i)
+    max_diff = std::max(max_diff, std::abs(int(y_fused[i]) - int(y_unfused[i])));
+  EXPECT_LE(max_diff, 1);
+  EXPECT_GT(distinct_values(y_unfused), 50u) << "the outputs take few values: little checked";
+}
+
 // When a is read again after the add, only the 3x3 convolution can take the add, and it sums
 // into a copy of a: the later reader sees a intact (bit-exact to the unfused graph's), the sum
 // within a step (0.15 / 0.1 / 2 of a step skipped).
