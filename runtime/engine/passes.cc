@@ -2013,7 +2013,12 @@ void fuse_residual_add_into_conv(Graph &g) {
         skip_at = 3 - side;
       }
     }
-    if (!conv) continue;
+    // Past twice the add's scale the skipped rounding is worth more than one output step
+    // (BlazeFace's blocks: 1.2-2.5x); those adds stay QAdds, bit-exact.
+    const Tensor *add_scale = constant_of(g, add, 6);
+    if (!conv || !add_scale || add_scale->count() != 1 ||
+        !(output_scale(*conv) <= 2 * add_scale->as_double(0)))
+      continue;
     Node fused = *conv;
     fused.inputs.resize(9, -1);
     for (size_t slot : {skip_at, skip_at + 1, skip_at + 2, size_t{6}, size_t{7}})

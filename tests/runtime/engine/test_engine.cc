@@ -1175,7 +1175,7 @@ TEST(EnginePasses, ResidualAddFusesIntoTheConvolutionAsSumPostOp) {
 // export writes a channel Pad) -> Q (p, h's parameters). With `block`, h -> 1x1 conv (8 -> 12)
 // -> Q (a), then Q(Relu(DQ(a) + DQ(p))) -> y through an identity conv to the output; without,
 // p itself through an identity conv (so it lives between convolutions) to the output.
-onnx::ModelProto qdq_channel_pad(bool block) {
+onnx::ModelProto qdq_channel_pad(bool block, float a_scale = 0.08f) {
   GraphBuilder b(block ? "channel_pad_block" : "channel_pad");
   const int64_t c = 8, padded = 12, side = 6;
   auto identity = [](int64_t channels) {
@@ -1206,8 +1206,8 @@ onnx::ModelProto qdq_channel_pad(bool block) {
     v = static_cast<float>(static_cast<int>(seed >> 24) - 128);
   }
   b.conv1x1("h/dq", "a/f", padded, c, w, 0.002f, "a/w/");
-  b.quantize("a/f", "a", 0.08f, -2, "a/q/");
-  b.dequantize("a", "a/dq", 0.08f, -2, "a/dq/");
+  b.quantize("a/f", "a", a_scale, -2, "a/q/");
+  b.dequantize("a", "a/dq", a_scale, -2, "a/dq/");
   b.node("Add", {"a/dq", "p/dq"}, "sum");
   b.node("Relu", {"sum"}, "sum/relu");
   b.quantize("sum/relu", "y", 0.1f, -128, "y/");
@@ -1256,6 +1256,25 @@ TEST(EnginePasses, ResidualAddOverAChannelPadFusesAsSumPostOp) {
     max_diff = std::max(max_diff, std::abs(int(y_fused[i]) - int(y_unfused[i])));
   EXPECT_LE(max_diff, 1);
   EXPECT_GT(distinct_values(y_unfused), 50u) << "the outputs take few values: little checked";
+}
+
+// A convolution whose output scale is over twice the add's (0.25 against 0.1) would skip a
+// rounding worth more than one output step: the add stays a QAdd, bit-exact to the unfused.
+TEST(EnginePasses, ResidualAddStaysUnfusedWhereTheConvolutionScaleIsOverTwiceTheAdds) {
+  const std::string bytes = qdq_channel_pad(true, 0.25f).SerializeAsString();
+  auto program = Program::from_bytes(bytes, "channel_pad_block");
+  setenv("AXSTREAM_ENGINE_SUM_POSTOP", "0", 1);
+  auto unfused = Program::from_bytes(bytes, "channel_pad_block");
+  unsetenv("AXSTREAM_ENGINE_SUM_POSTOP");
+  const std::string text = program->describe();
+  if (!int8_convs_run_on_onednn(text)) GTEST_SKIP() << "no oneDNN int8 convolutions here";
+  EXPECT_TRUE(contains_all(text, {"axstream.QAdd"})) << text;
+  EXPECT_EQ(text.find("sum post-op"), std::string::npos) << text;
+  std::vector<int8_t> x = int8_ramp(8 * 6 * 6, 7919, 13);
+  std::vector<int8_t> y(12 * 6 * 6), y_unfused(y.size());
+  program->make_executor()->run({x.data()}, {y.data()});
+  unfused->make_executor()->run({x.data()}, {y_unfused.data()});
+  EXPECT_EQ(y, y_unfused);
 }
 
 // When a is read again after the add, only the 3x3 convolution can take the add, and it sums
