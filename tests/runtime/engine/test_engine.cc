@@ -1095,6 +1095,19 @@ TEST(Engine, ExecutorsOnSeveralThreadsAgree) {
 // -> Q (b), then Q(Relu(DQ(a) + DQ(b))) -> y, and y through a 1x1 identity convolution (so y
 // lives between int8 convolutions, as in ResNet) to the output. With `reuse_skip`, a is read
 // again after the add by another 1x1 identity convolution, a second output.
+// Compiles `bytes` with residual adds fused into convolutions as sum post-ops
+// (AXSTREAM_ENGINE_SUM_POSTOP=1, which turns them on) or as the default compiles them.
+std::shared_ptr<const Program> compile_with_sum_postops(const std::string &bytes,
+                                                        const std::string &name, bool fused) {
+  struct Setting {
+    explicit Setting(bool on) {
+      if (on) setenv("AXSTREAM_ENGINE_SUM_POSTOP", "1", 1);
+    }
+    ~Setting() { unsetenv("AXSTREAM_ENGINE_SUM_POSTOP"); }
+  } setting(fused);
+  return Program::from_bytes(bytes, name);
+}
+
 onnx::ModelProto qdq_residual_block(bool reuse_skip) {
   GraphBuilder b(reuse_skip ? "residual_skip_reused" : "residual_block");
   const int64_t c = 16;
@@ -1143,10 +1156,8 @@ onnx::ModelProto qdq_residual_block(bool reuse_skip) {
 // adding: 0.1 / 0.1 / 2 of a step at most, then one rounding).
 TEST(EnginePasses, ResidualAddFusesIntoTheConvolutionAsSumPostOp) {
   const std::string bytes = qdq_residual_block(false).SerializeAsString();
-  auto fused = Program::from_bytes(bytes, "residual_block");
-  setenv("AXSTREAM_ENGINE_SUM_POSTOP", "0", 1);
-  auto unfused = Program::from_bytes(bytes, "residual_block");
-  unsetenv("AXSTREAM_ENGINE_SUM_POSTOP");
+  auto fused = compile_with_sum_postops(bytes, "residual_block", true);
+  auto unfused = compile_with_sum_postops(bytes, "residual_block", false);
   const std::string text = fused->describe();
   if (!int8_convs_run_on_onednn(text)) GTEST_SKIP() << "no oneDNN int8 convolutions here";
   EXPECT_TRUE(contains_all(text, {"_sum_relu=1", "+ sum post-op]", "in place on 'b'"}));
@@ -1239,10 +1250,8 @@ TEST(EnginePasses, ChannelPadOfAnNhwcValueStaysNhwcAndFillsTheZeroPoint) {
 // sum post-op, within one step of the unfused add (0.08 / 0.1 / 2 of a step skipped).
 TEST(EnginePasses, ResidualAddOverAChannelPadFusesAsSumPostOp) {
   const std::string bytes = qdq_channel_pad(true).SerializeAsString();
-  auto fused = Program::from_bytes(bytes, "channel_pad_block");
-  setenv("AXSTREAM_ENGINE_SUM_POSTOP", "0", 1);
-  auto unfused = Program::from_bytes(bytes, "channel_pad_block");
-  unsetenv("AXSTREAM_ENGINE_SUM_POSTOP");
+  auto fused = compile_with_sum_postops(bytes, "channel_pad_block", true);
+  auto unfused = compile_with_sum_postops(bytes, "channel_pad_block", false);
   const std::string text = fused->describe();
   if (!int8_convs_run_on_onednn(text)) GTEST_SKIP() << "no oneDNN int8 convolutions here";
   EXPECT_TRUE(contains_all(text, {"_nhwc=1", "_sum_relu=1", "+ sum post-op]"})) << text;
@@ -1262,10 +1271,8 @@ TEST(EnginePasses, ResidualAddOverAChannelPadFusesAsSumPostOp) {
 // rounding worth more than one output step: the add stays a QAdd, bit-exact to the unfused.
 TEST(EnginePasses, ResidualAddStaysUnfusedWhereTheConvolutionScaleIsOverTwiceTheAdds) {
   const std::string bytes = qdq_channel_pad(true, 0.25f).SerializeAsString();
-  auto program = Program::from_bytes(bytes, "channel_pad_block");
-  setenv("AXSTREAM_ENGINE_SUM_POSTOP", "0", 1);
-  auto unfused = Program::from_bytes(bytes, "channel_pad_block");
-  unsetenv("AXSTREAM_ENGINE_SUM_POSTOP");
+  auto program = compile_with_sum_postops(bytes, "channel_pad_block", true);
+  auto unfused = compile_with_sum_postops(bytes, "channel_pad_block", false);
   const std::string text = program->describe();
   if (!int8_convs_run_on_onednn(text)) GTEST_SKIP() << "no oneDNN int8 convolutions here";
   EXPECT_TRUE(contains_all(text, {"axstream.QAdd"})) << text;
@@ -1282,10 +1289,8 @@ TEST(EnginePasses, ResidualAddStaysUnfusedWhereTheConvolutionScaleIsOverTwiceThe
 // within a step (0.15 / 0.1 / 2 of a step skipped).
 TEST(EnginePasses, ResidualSumLeavesASkipReadLaterIntact) {
   const std::string bytes = qdq_residual_block(true).SerializeAsString();
-  auto fused = Program::from_bytes(bytes, "residual_skip_reused");
-  setenv("AXSTREAM_ENGINE_SUM_POSTOP", "0", 1);
-  auto unfused = Program::from_bytes(bytes, "residual_skip_reused");
-  unsetenv("AXSTREAM_ENGINE_SUM_POSTOP");
+  auto fused = compile_with_sum_postops(bytes, "residual_skip_reused", true);
+  auto unfused = compile_with_sum_postops(bytes, "residual_skip_reused", false);
   const std::string text = fused->describe();
   if (!int8_convs_run_on_onednn(text)) GTEST_SKIP() << "no oneDNN int8 convolutions here";
   EXPECT_TRUE(contains_all(text, {"_sum_relu=1", "+ sum post-op]"}));
