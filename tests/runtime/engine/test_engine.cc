@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -1309,6 +1310,520 @@ TEST(EnginePasses, ResidualSumLeavesASkipReadLaterIntact) {
   for (size_t i = 0; i < x.size(); ++i)
     max_diff = std::max(max_diff, std::abs(int(y_fused[i]) - int(y_unfused[i])));
   EXPECT_LE(max_diff, 1);
+}
+
+// --- The residual sum post-op and the channel pad under stress ---------------------------------
+
+// A value's quantisation: scale, zero point and int8 or uint8.
+struct Quant {
+  float scale;
+  int zero_point;
+  onnx::TensorProto::DataType type = kInt8;
+};
+
+// Convolution geometry; weights are seeded over the whole int8 range, scaled so the output
+// spreads over its range without saturating much.
+struct ConvSpec {
+  int64_t out_channels, kernel = 1, stride = 1, dilation = 1, group = 1;
+  enum class Bias { none, int32, float32 } bias = Bias::none;
+  float gain = 1.f;   // > 1: outputs past the int8 range, saturated
+  bool relu = false;  // Conv -> Relu -> Q
+};
+
+// A QDQ network grown one quantised value at a time: each value keeps its quantisation and
+// shape, and each reader dequantizes it through a DequantizeLinear of its own, as QDQ
+// exporters write them.
+class QdqNet {
+ public:
+  explicit QdqNet(const std::string &name) : b(name) {}
+  GraphBuilder b;
+  std::map<std::string, Quant> quant;
+  std::map<std::string, std::vector<int64_t>> shape;
+
+  void input(const std::string &v, const std::vector<int64_t> &dims, Quant q) {
+    b.input(v, q.type, dims);
+    quant[v] = q;
+    shape[v] = dims;
+  }
+  void output(const std::string &v) { b.output(v, quant.at(v).type, shape.at(v)); }
+  std::string dq(const std::string &v) {
+    const std::string y = v + "/dq" + std::to_string(++dq_count_);
+    const Quant &q = quant.at(v);
+    b.node("DequantizeLinear",
+           {v, b.initializer(y + "/s", kFloat, {}, {q.scale}),
+            b.initializer(y + "/z", q.type, {}, {static_cast<float>(q.zero_point)})},
+           y);
+    return y;
+  }
+  void quantize(const std::string &f, const std::string &v, Quant q,
+                const std::vector<int64_t> &dims) {
+    b.node("QuantizeLinear",
+           {f, b.initializer(v + "/s", kFloat, {}, {q.scale}),
+            b.initializer(v + "/z", q.type, {}, {static_cast<float>(q.zero_point)})},
+           v);
+    quant[v] = q;
+    shape[v] = dims;
+  }
+  void conv(const std::string &x, const std::string &y, const ConvSpec &c, Quant q) {
+    const std::vector<int64_t> &xs = shape.at(x);
+    const int64_t in_per_group = xs[1] / c.group, fan_in = in_per_group * c.kernel * c.kernel;
+    const float x_scale = quant.at(x).scale;
+    // Inputs spread over ~40 steps (rms), int8 weights ~74: outputs ~40 steps of q.
+    const float w_scale =
+        c.gain * 40.f * q.scale / (40.f * x_scale * 74.f * std::sqrt(static_cast<float>(fan_in)));
+    std::vector<float> w(static_cast<size_t>(c.out_channels * fan_in));
+    for (float &v : w) v = static_cast<float>(static_cast<int>(next() >> 24) - 128);
+    b.initializer(y + "/w", kInt8, {c.out_channels, in_per_group, c.kernel, c.kernel}, w);
+    b.dequantize(y + "/w", y + "/w/dq", w_scale, 0, y + "/w/");
+    std::vector<std::string> inputs = {dq(x), y + "/w/dq"};
+    if (c.bias != ConvSpec::Bias::none) {
+      std::vector<float> bias(static_cast<size_t>(c.out_channels));
+      const float bias_step = x_scale * w_scale;  // 20 output steps at most
+      for (float &v : bias)
+        v = (static_cast<float>(next() >> 8) / (1 << 24) - 0.5f) * 40.f * q.scale / bias_step;
+      if (c.bias == ConvSpec::Bias::int32) {
+        for (float &v : bias) v = std::round(v);
+        b.initializer(y + "/b", kInt32, {c.out_channels}, bias);
+        b.node("DequantizeLinear",
+               {y + "/b", b.initializer(y + "/b/s", kFloat, {}, {bias_step}),
+                b.initializer(y + "/b/z", kInt32, {}, {0.f})},
+               y + "/b/dq");
+        inputs.push_back(y + "/b/dq");
+      } else {
+        for (float &v : bias) v *= bias_step;
+        inputs.push_back(b.initializer(y + "/b", kFloat, {c.out_channels}, bias));
+      }
+    }
+    auto *n = b.node("Conv", inputs, y + "/f");
+    const int64_t pad = c.dilation * (c.kernel - 1) / 2;
+    set_ints(n, "pads", {pad, pad, pad, pad});
+    set_ints(n, "strides", {c.stride, c.stride});
+    set_ints(n, "dilations", {c.dilation, c.dilation});
+    set_int(n, "group", c.group);
+    auto side = [&](int64_t s) {
+      return (s + 2 * pad - c.dilation * (c.kernel - 1) - 1) / c.stride + 1;
+    };
+    std::string f = y + "/f";
+    if (c.relu) {
+      b.node("Relu", {f}, y + "/relu");
+      f = y + "/relu";
+    }
+    quantize(f, y, q, {xs[0], c.out_channels, side(xs[2]), side(xs[3])});
+  }
+  // y = x exactly (weights 64, scale 1/64, y quantised as x): keeps x between convolutions.
+  void identity_conv(const std::string &x, const std::string &y) {
+    const int64_t c = shape.at(x)[1];
+    std::vector<float> w(static_cast<size_t>(c * c), 0.f);
+    for (int64_t i = 0; i < c; ++i) w[static_cast<size_t>(i * c + i)] = 64.f;
+    b.conv1x1(dq(x), y + "/f", c, c, w, 1.f / 64, y + "/w/");
+    quantize(y + "/f", y, quant.at(x), shape.at(x));
+  }
+
+ private:
+  uint32_t next() { return seed_ = seed_ * 1664525u + 1013904223u; }
+  uint32_t seed_ = 2718;
+  int dq_count_ = 0;
+};
+
+// One residual join, varied along what fuse_residual_add_into_conv and the in-place memory plan
+// check: x -> 3x3 conv -> h (the skip); h -> 1x1 conv -> m -> conv `a` (the candidate);
+// Q([act](DQ(a) + DQ(skip))) -> y, through an identity conv to the output.
+struct ResidualVariant {
+  const char *name;
+  enum class Expect { in_place, copied, unfused } expect = Expect::in_place;
+  int64_t batch = 1, channels = 16, side = 8;
+  ConvSpec a{0};  // out_channels 0: the skip's channels
+  enum class Skip { conv_output, conv_input, graph_input, pooled, broadcast_constant, conv_of_h };
+  // conv_input: a reads h itself; pooled: MaxPool 2x2/2 of h; conv_of_h: a 1x1 conv of h at
+  // `skip_conv_scale`, read only by the add (a second candidate, as in a downsampling block)
+  Skip skip = Skip::conv_output;
+  float skip_conv_scale = 0.15f;
+  bool skip_first = false;  // Add(DQ(skip), DQ(a))
+  bool skip_is_output = false, sum_is_output = false;
+  bool second_add = false;  // h also summed with a second 1x1 conv of m
+  // y also the skip of a next block (a 1x1 conv of m + y, its sum at 0.2): ResNet's chain of
+  // identity blocks, the second sum in place on the first one's buffer, itself h's
+  bool chained = false;
+  const char *activation = "";  // "", "Relu", "Clip" (0..6)
+  onnx::TensorProto::DataType conv_type = kInt8, skip_type = kInt8, sum_type = kInt8;
+  float conv_scale = 0.08f;  // against the add's 0.1
+  int sum_post_ops = 1;      // where fused: how many adds become sum post-ops
+  int in_place_sums = 1;     // of them, how many write over their skip
+  const char *summing_conv = "a/f/Conv";
+};
+
+onnx::ModelProto residual_variant_model(const ResidualVariant &v) {
+  using Skip = ResidualVariant::Skip;
+  auto zero = [](onnx::TensorProto::DataType t, int int8_zero) {
+    return t == kUint8 ? int8_zero + 128 : int8_zero;
+  };
+  QdqNet net(v.name);
+  const int64_t c = v.channels;
+  net.input("x", {v.batch, c, v.side, v.side}, {0.05f, 3});
+  net.conv("x", "h", {c, 3}, {0.06f, zero(v.skip_type, 2), v.skip_type});
+  std::string a_input = "h";
+  if (v.skip != Skip::conv_input) {
+    net.conv("h", "m", {c, 1}, {0.05f, -1});
+    a_input = "m";
+  }
+  ConvSpec a = v.a;
+  if (a.out_channels == 0) a.out_channels = c;
+  net.conv(a_input, "a", a, {v.conv_scale, zero(v.conv_type, -2), v.conv_type});
+  std::string skip = v.skip == Skip::graph_input ? "x" : "h";
+  if (v.skip == Skip::conv_of_h) {
+    net.conv("h", "s", {c, 1}, {v.skip_conv_scale, 4});
+    skip = "s";
+  }
+  if (v.skip == Skip::pooled) {
+    auto *pool = net.b.node("MaxPool", {net.dq("h")}, "hp/f");
+    set_ints(pool, "kernel_shape", {2, 2});
+    set_ints(pool, "strides", {2, 2});
+    std::vector<int64_t> dims = net.shape.at("h");
+    dims[2] /= 2;
+    dims[3] /= 2;
+    net.quantize("hp/f", "hp", net.quant.at("h"), dims);
+    skip = "hp";
+  }
+  const bool relu = std::string(v.activation) == "Relu";
+  const Quant sum_quant{0.1f, zero(v.sum_type, relu ? -128 : -5), v.sum_type};
+  auto join = [&](const std::string &conv_out, const std::string &y, const char *activation,
+                  const std::string &skip, const Quant &sum_quant) {
+    std::string skip_dq = v.skip == Skip::broadcast_constant
+                              ? net.b.initializer(y + "/bias", kFloat, {1, c, 1, 1},
+                                                  std::vector<float>(static_cast<size_t>(c), 0.7f))
+                              : net.dq(skip);
+    std::string conv_dq = net.dq(conv_out);
+    net.b.node("Add", v.skip_first ? std::vector{skip_dq, conv_dq} : std::vector{conv_dq, skip_dq},
+               y + "/sum");
+    std::string sum = y + "/sum";
+    if (std::string(activation) == "Relu") {
+      net.b.node("Relu", {sum}, y + "/act");
+      sum = y + "/act";
+    } else if (std::string(activation) == "Clip") {
+      net.b.node("Clip",
+                 {sum, net.b.initializer(y + "/lo", kFloat, {}, {0.f}),
+                  net.b.initializer(y + "/hi", kFloat, {}, {6.f})},
+                 y + "/act");
+      sum = y + "/act";
+    }
+    net.quantize(sum, y, sum_quant, net.shape.at(conv_out));
+    if (v.sum_is_output) {
+      net.output(y);
+    } else {
+      net.identity_conv(y, y + "/out");
+      net.output(y + "/out");
+    }
+  };
+  join("a", "y", v.activation, skip, sum_quant);
+  if (v.second_add) {
+    net.conv("m", "a2", {c, 1}, {0.07f, 1});
+    join("a2", "y2", v.activation, skip, sum_quant);
+  }
+  if (v.chained) {
+    // y differs by up to a step (0.1), half a step of the next sum's 0.2; a3's skipped rounding
+    // adds 0.2 of one: the next block's output too stays within a step.
+    net.conv("m", "a3", {c, 1}, {0.08f, -2});
+    join("a3", "y3", v.activation, "y", {0.2f, sum_quant.zero_point, sum_quant.type});
+  }
+  if (v.skip_is_output) net.output(skip);
+  return net.b.model;
+}
+
+// Runs `bytes` under AXSTREAM_ENGINE_SUM_POSTOP=1 and =0 (twice fused: the second run starts
+// from the first one's buffers) on a ramp input; every output within one step where a sum
+// post-op ran, bit-exact otherwise. Returns the fused program's description.
+std::string expect_fused_close_to_unfused(const std::string &bytes, const std::string &name) {
+  // Both settings named: the tests hold whichever one the engine defaults to.
+  setenv("AXSTREAM_ENGINE_SUM_POSTOP", "1", 1);
+  auto fused = Program::from_bytes(bytes, name);
+  setenv("AXSTREAM_ENGINE_SUM_POSTOP", "0", 1);
+  auto unfused = Program::from_bytes(bytes, name);
+  unsetenv("AXSTREAM_ENGINE_SUM_POSTOP");
+  const std::string text = fused->describe();
+  const int tolerance = text.find("sum post-op]") != std::string::npos ? 1 : 0;
+  std::vector<int8_t> x = int8_ramp(fused->inputs()[0].element_count(), 7919, 13);
+  std::vector<std::vector<int8_t>> y_fused, y_unfused;
+  std::vector<void *> fused_out, unfused_out;
+  for (const TensorDesc &o : fused->outputs()) {
+    y_fused.emplace_back(o.byte_size());
+    y_unfused.emplace_back(o.byte_size());
+  }
+  for (size_t i = 0; i < y_fused.size(); ++i) {
+    fused_out.push_back(y_fused[i].data());
+    unfused_out.push_back(y_unfused[i].data());
+  }
+  auto exec = fused->make_executor();
+  for (int run = 0; run < 2; ++run) exec->run({x.data()}, fused_out);
+  unfused->make_executor()->run({x.data()}, unfused_out);
+  for (size_t o = 0; o < y_fused.size(); ++o) {
+    const bool u8 = fused->outputs()[o].dtype == DType::u8;
+    int max_diff = 0;
+    for (size_t i = 0; i < y_fused[o].size(); ++i) {
+      int f = u8 ? uint8_t(y_fused[o][i]) : y_fused[o][i];
+      int u = u8 ? uint8_t(y_unfused[o][i]) : y_unfused[o][i];
+      max_diff = std::max(max_diff, std::abs(f - u));
+    }
+    EXPECT_LE(max_diff, tolerance) << name << " output " << o << "\n" << text;
+    EXPECT_GT(distinct_values(y_unfused[o]), 20u) << name << " output " << o << ": little checked";
+  }
+  return text;
+}
+
+// Each variant fuses (in place on the skip, or summing into a copy of it) or stays a QAdd as
+// the preconditions say, and matches the unfused graph within one step (bit-exact unfused).
+TEST(EnginePasses, ResidualSumMatchesTheUnfusedAddAcrossItsPreconditions) {
+  using V = ResidualVariant;
+  using E = V::Expect;
+  using S = V::Skip;
+  std::vector<V> variants;
+  auto add = [&](const char *name, E expect, auto &&tweak) {
+    V v;
+    v.name = name;
+    v.expect = expect;
+    tweak(v);
+    variants.push_back(v);
+  };
+  auto same = [](V &) {};
+  add("base", E::in_place, same);
+  add("relu", E::in_place, [](V &v) { v.activation = "Relu"; });
+  // Clip is no QAdd activation: the add stays float.
+  add("clip_0_6", E::unfused, [](V &v) { v.activation = "Clip"; });
+  add("skip_first", E::in_place, [](V &v) { v.skip_first = true; });
+  add("skip_graph_input", E::unfused, [](V &v) { v.skip = S::graph_input; });
+  add("skip_graph_output", E::unfused, [](V &v) { v.skip_is_output = true; });
+  add("sum_graph_output", E::unfused, [](V &v) { v.sum_is_output = true; });
+  // The first add sums into a copy of h (read again), the second in place on it.
+  add("skip_read_by_two_adds", E::in_place, [](V &v) {
+    v.second_add = true;
+    v.sum_post_ops = 2;
+  });
+  add("chained_blocks", E::in_place, [](V &v) {
+    v.chained = true;
+    v.sum_post_ops = 2;
+    v.in_place_sums = 2;
+  });
+  add("conv_reads_skip", E::copied, [](V &v) { v.skip = S::conv_input; });
+  add("broadcast_constant", E::unfused, [](V &v) { v.skip = S::broadcast_constant; });
+  add("batch_2", E::in_place, [](V &v) { v.batch = 2; });
+  add("batch_4_relu", E::in_place, [](V &v) {
+    v.batch = 4;
+    v.side = 4;
+    v.activation = "Relu";
+  });
+  add("channels_3", E::in_place, [](V &v) { v.channels = 3; });
+  add("channels_17_relu", E::in_place, [](V &v) {
+    v.channels = 17;
+    v.activation = "Relu";
+  });
+  add("depthwise_3x3", E::in_place, [](V &v) { v.a = {16, 3, 1, 1, 16}; });
+  add("grouped_3x3", E::in_place, [](V &v) { v.a = {16, 3, 1, 1, 4}; });
+  add("dilated_3x3", E::in_place, [](V &v) { v.a = {16, 3, 1, 2, 1}; });
+  add("stride_2_pooled_skip", E::in_place, [](V &v) {
+    v.skip = S::pooled;
+    v.a = {16, 1, 2};
+  });
+  add("stride_2_3x3_pooled_skip_relu", E::in_place, [](V &v) {
+    v.skip = S::pooled;
+    v.a = {16, 3, 2};
+    v.activation = "Relu";
+  });
+  add("int32_bias", E::in_place, [](V &v) { v.a.bias = ConvSpec::Bias::int32; });
+  add("float_bias_relu", E::in_place, [](V &v) {
+    v.a.bias = ConvSpec::Bias::float32;
+    v.activation = "Relu";
+  });
+  add("uint8_everywhere", E::in_place, [](V &v) {
+    v.conv_type = v.skip_type = v.sum_type = kUint8;
+    v.activation = "Relu";
+  });
+  add("uint8_conv_int8_skip", E::in_place, [](V &v) { v.conv_type = kUint8; });
+  add("uint8_skip_and_sum", E::in_place, [](V &v) { v.skip_type = v.sum_type = kUint8; });
+  add("conv_scale_twice_the_adds", E::in_place, [](V &v) { v.conv_scale = 0.2f; });
+  add("conv_saturating", E::in_place, [](V &v) { v.a.gain = 6.f; });
+  add("uint8_conv_saturating_relu", E::in_place, [](V &v) {
+    v.a.gain = 6.f;
+    v.conv_type = kUint8;
+    v.activation = "Relu";
+  });
+  add("conv_with_its_own_relu", E::unfused, [](V &v) { v.a.relu = true; });
+  // Two convolution operands: the one at the smaller scale against the add's takes the sum.
+  add("second_candidate_coarser", E::in_place, [](V &v) { v.skip = S::conv_of_h; });
+  add("second_candidate_finer", E::in_place, [](V &v) {
+    v.skip = S::conv_of_h;
+    v.skip_conv_scale = 0.05f;
+    v.summing_conv = "s/f/Conv";
+  });
+  bool onednn = true;
+  for (const V &v : variants) {
+    SCOPED_TRACE(v.name);
+    const std::string text =
+        expect_fused_close_to_unfused(residual_variant_model(v).SerializeAsString(), v.name);
+    if (!int8_convs_run_on_onednn(text)) {
+      onednn = false;
+      continue;
+    }
+    const bool fused = text.find("axstream.QAdd") == std::string::npos &&
+                       (text.find("+ sum post-op]") != std::string::npos ||
+                        text.find("fused dequantize-add") != std::string::npos);
+    const bool in_place = text.find("in place on '") != std::string::npos;
+    std::printf("%-32s %s%s\n", v.name,
+                !fused                                             ? "unfused"
+                : text.find("+ sum post-op]") != std::string::npos ? "sum post-op"
+                                                                   : "fused, unfused arithmetic",
+                in_place ? ", in place" : "");
+    if (v.expect == E::unfused) {
+      EXPECT_EQ(text.find("_sum_relu"), std::string::npos) << text;
+      EXPECT_EQ(text.find("sum post-op"), std::string::npos) << text;
+    } else {
+      EXPECT_TRUE(fused) << text;
+      EXPECT_EQ(in_place, v.expect == E::in_place) << text;
+      size_t in_place_sums = 0;
+      for (size_t at = 0; (at = text.find("in place on '", at)) != std::string::npos; ++at)
+        ++in_place_sums;
+      if (in_place) {
+        EXPECT_EQ(in_place_sums, static_cast<size_t>(v.in_place_sums)) << text;
+      }
+      size_t sums = 0;
+      for (size_t at = 0; (at = text.find("+ sum post-op]", at)) != std::string::npos; ++at) ++sums;
+      if (sums) {
+        EXPECT_EQ(sums, static_cast<size_t>(v.sum_post_ops)) << text;
+      }
+      const size_t line = text.find("QConv '" + std::string(v.summing_conv) + "'");
+      ASSERT_NE(line, std::string::npos) << text;
+      const std::string conv_line = text.substr(line, text.find('\n', line) - line);
+      EXPECT_TRUE(conv_line.find("sum post-op]") != std::string::npos ||
+                  conv_line.find("fused dequantize-add") != std::string::npos)
+          << v.summing_conv << " takes no sum:\n"
+          << text;
+    }
+  }
+  if (!onednn) GTEST_SKIP() << "no oneDNN int8 convolutions here: only the outputs compared";
+}
+
+// A channel Pad written as a Concat (between DQ and Q) of parts: h and g (identity convs of x,
+// so exactly x) or a float constant of `channels` channels, one value (`value`) or a ramp.
+struct PadVariant {
+  const char *name;
+  struct Part {
+    char kind;  // 'h', 'g': x's channels; 'c': a constant
+    int64_t channels = 0;
+    float value = 0.f;
+    bool ramp = false;  // (i % 7 - 3) * 0.1 instead of `value`
+  };
+  std::vector<Part> parts;
+  int64_t batch = 1, channels = 8, side = 6;
+  Quant padded{0.05f, 3};     // the Q after the Concat (x's: 0.05, 3)
+  bool float_reader = false;  // the padded value also read by DQ -> Sigmoid (a float output)
+  bool nhwc = true;           // whether the QConcat should run NHWC on oneDNN int8 CPUs
+  int64_t axis = 1;
+  bool padded_is_output = false;  // p a graph output too (then it stays NCHW)
+};
+
+TEST(EnginePasses, ChannelPadVariantsHoldTheirValuesInEitherLayout) {
+  using P = PadVariant;
+  std::vector<P> variants = {
+      {"zeros_by_1", {{'h'}, {'c', 1}}},
+      {"zeros_by_3_batch_2", {{'h'}, {'c', 3}}, 2},
+      {"zeros_by_more_than_the_input", {{'h'}, {'c', 13}}, 1, 5},
+      {"zeros_first", {{'c', 5}, {'h'}}},
+      {"nonzero_constant", {{'h'}, {'c', 4, 0.5f}}},
+      {"nonuniform_constant", {{'h'}, {'c', 4, 0.f, true}}, 1, 8, 6, {0.05f, 3}, false, false},
+      {"requantised_pad", {{'h'}, {'c', 4}}, 1, 8, 6, {0.025f, -7}},
+      {"uint8_pad", {{'h'}, {'c', 4}}, 1, 8, 6, {0.05f, 131, kUint8}},
+      {"read_by_a_float_op_too", {{'h'}, {'c', 4}}, 1, 8, 6, {0.05f, 3}, true},
+      {"two_values_no_constant", {{'h'}, {'g'}}},
+      {"negative_axis", {{'h'}, {'c', 2}}, 1, 8, 6, {0.05f, 3}, false, true, -3},
+      {"padded_value_is_an_output", {{'h'}, {'c', 2}}, 1, 8, 6, {0.05f, 3}, false, false, 1, true},
+  };
+  for (const P &v : variants) {
+    SCOPED_TRACE(v.name);
+    QdqNet net(v.name);
+    net.input("x", {v.batch, v.channels, v.side, v.side}, {0.05f, 3});
+    net.identity_conv("x", "h");
+    net.identity_conv("x", "g");
+    std::vector<std::string> parts;
+    int64_t channels = 0;
+    for (const P::Part &part : v.parts) {
+      if (part.kind != 'c') {
+        parts.push_back(net.dq(std::string(1, part.kind)));
+        channels += v.channels;
+        continue;
+      }
+      std::vector<float> values(static_cast<size_t>(v.batch * part.channels * v.side * v.side));
+      for (size_t i = 0; i < values.size(); ++i)
+        values[i] = part.ramp ? static_cast<float>(int(i % 7) - 3) * 0.1f : part.value;
+      parts.push_back(net.b.initializer("pad" + std::to_string(parts.size()), kFloat,
+                                        {v.batch, part.channels, v.side, v.side}, values));
+      channels += part.channels;
+    }
+    set_int(net.b.node("Concat", parts, "p/f"), "axis", v.axis);
+    net.quantize("p/f", "p", v.padded, {v.batch, channels, v.side, v.side});
+    net.identity_conv("p", "out");
+    net.output("out");
+    if (v.padded_is_output) net.output("p");
+    if (v.float_reader) {
+      net.b.node("Sigmoid", {net.dq("p")}, "sig");
+      net.b.output("sig", kFloat, {v.batch, channels, v.side, v.side});
+    }
+    const std::string bytes = net.b.model.SerializeAsString();
+    auto program = Program::from_bytes(bytes, v.name);
+    const std::string text = program->describe();
+    EXPECT_TRUE(runs_none_of(text, {"  Concat '"}));
+
+    // The expected bytes, NCHW: each part's channels, x's requantised to the pad's parameters.
+    const int64_t plane = v.side * v.side;
+    std::vector<int8_t> x = int8_ramp(static_cast<size_t>(v.batch * v.channels * plane), 7919, 13);
+    auto quantise = [&](float real) {
+      const bool u8 = v.padded.type == kUint8;
+      float q = std::nearbyint(real / v.padded.scale) + static_cast<float>(v.padded.zero_point);
+      q = std::min(std::max(q, u8 ? 0.f : -128.f), u8 ? 255.f : 127.f);
+      return static_cast<int8_t>(u8 ? static_cast<int>(static_cast<uint8_t>(q)) : int(q));
+    };
+    std::vector<int8_t> expected;
+    for (int64_t n = 0; n < v.batch; ++n)
+      for (const P::Part &part : v.parts) {
+        if (part.kind != 'c') {
+          for (int64_t i = 0; i < v.channels * plane; ++i)
+            expected.push_back(quantise(
+                static_cast<float>(x[static_cast<size_t>(n * v.channels * plane + i)] - 3) *
+                0.05f));
+          continue;
+        }
+        for (int64_t i = 0; i < part.channels * plane; ++i) {
+          const size_t at = static_cast<size_t>(n * part.channels * plane + i);
+          expected.push_back(
+              quantise(part.ramp ? static_cast<float>(int(at % 7) - 3) * 0.1f : part.value));
+        }
+      }
+    std::vector<int8_t> y(expected.size());
+    std::vector<float> sig(v.float_reader ? expected.size() : 0), sig_reference(sig.size());
+    std::vector<int8_t> p(v.padded_is_output ? y.size() : 0);
+    std::vector<void *> outputs = {y.data()};
+    if (v.padded_is_output) outputs.push_back(p.data());
+    if (v.float_reader) outputs.push_back(sig.data());
+    auto exec = program->make_executor();
+    for (int run = 0; run < 2; ++run) exec->run({x.data()}, outputs);
+    EXPECT_EQ(y, expected) << text;
+    if (v.padded_is_output) {
+      EXPECT_EQ(p, expected);
+    }
+    if (v.float_reader) {
+      setenv("AXSTREAM_ENGINE_REFERENCE", "1", 1);
+      auto reference = Program::from_bytes(bytes, v.name);
+      unsetenv("AXSTREAM_ENGINE_REFERENCE");
+      std::vector<int8_t> y_reference(y.size());
+      reference->make_executor()->run({x.data()}, {y_reference.data(), sig_reference.data()});
+      EXPECT_EQ(y_reference, expected);
+      for (size_t i = 0; i < sig.size(); ++i) ASSERT_NEAR(sig[i], sig_reference[i], 1e-6) << i;
+    }
+    if (!int8_convs_run_on_onednn(text)) continue;
+    const bool nhwc_concat =
+        text.find("axstream.QConcat 'p/f/Concat' _nhwc=1") != std::string::npos;
+    EXPECT_EQ(nhwc_concat, v.nhwc) << text;
+    if (v.float_reader) {
+      EXPECT_TRUE(contains_all(text, {"_nhwc_to_nchw=1"})) << text;
+    }
+  }
 }
 
 // The oneDNN paths (float conv with (de)quantising reorders, int8 conv) against the plain
