@@ -1480,8 +1480,8 @@ TensorPtr quantised_constant(const Graph &g, int source, const Node &q) {
 // DequantizeLinear(x_i) for every input -> Concat -> QuantizeLinear, per-tensor parameters:
 // one axstream.QConcat on the int8 tensors, each input copied as is when its parameters are
 // the output's, else through its 256-entry requantisation table. A float constant input (the
-// zeros a channel Pad appends, which onnx_import turns into a Concat) is quantised here by the
-// QuantizeLinear itself and copied: the same bytes the float Concat + QuantizeLinear make.
+// zeros of a channel Pad, which BlazeFace's ONNX export writes as a Concat) is quantised here by
+// the QuantizeLinear itself and copied: the same bytes the float Concat + QuantizeLinear make.
 void fuse_qdq_concat(Graph &g) {
   ValueLinks links(g);
   auto is_q8 = [](DType t) { return t == DType::i8 || t == DType::u8; };
