@@ -1444,6 +1444,7 @@ struct ResidualVariant {
   // y also the skip of a next block (a 1x1 conv of m + y, its sum at 0.2): ResNet's chain of
   // identity blocks, the second sum in place on the first one's buffer, itself h's
   bool chained = false;
+  bool package_layout = false;  // x read from an NHWC input, y written to an NHWC output
   const char *activation = "";  // "", "Relu", "Clip" (0..6)
   onnx::TensorProto::DataType conv_type = kInt8, skip_type = kInt8, sum_type = kInt8;
   float conv_scale = 0.08f;  // against the add's 0.1
@@ -1459,7 +1460,15 @@ onnx::ModelProto residual_variant_model(const ResidualVariant &v) {
   };
   QdqNet net(v.name);
   const int64_t c = v.channels;
-  net.input("x", {v.batch, c, v.side, v.side}, {0.05f, 3});
+  if (v.package_layout) {
+    // An int8 package's NHWC input and output, through Transposes the NHWC pass makes copies.
+    net.input("x/nhwc", {v.batch, v.side, v.side, c}, {0.05f, 3});
+    set_ints(net.b.node("Transpose", {"x/nhwc"}, "x"), "perm", {0, 3, 1, 2});
+    net.quant["x"] = net.quant.at("x/nhwc");
+    net.shape["x"] = {v.batch, c, v.side, v.side};
+  } else {
+    net.input("x", {v.batch, c, v.side, v.side}, {0.05f, 3});
+  }
   net.conv("x", "h", {c, 3}, {0.06f, zero(v.skip_type, 2), v.skip_type});
   std::string a_input = "h";
   if (v.skip != Skip::conv_input) {
@@ -1509,6 +1518,12 @@ onnx::ModelProto residual_variant_model(const ResidualVariant &v) {
     net.quantize(sum, y, sum_quant, net.shape.at(conv_out));
     if (v.sum_is_output) {
       net.output(y);
+    } else if (v.package_layout) {
+      set_ints(net.b.node("Transpose", {y}, y + "/nhwc"), "perm", {0, 2, 3, 1});
+      const std::vector<int64_t> &dims = net.shape.at(y);
+      net.quant[y + "/nhwc"] = net.quant.at(y);
+      net.shape[y + "/nhwc"] = {dims[0], dims[2], dims[3], dims[1]};
+      net.output(y + "/nhwc");
     } else {
       net.identity_conv(y, y + "/out");
       net.output(y + "/out");
@@ -1592,6 +1607,11 @@ TEST(EnginePasses, ResidualSumMatchesTheUnfusedAddAcrossItsPreconditions) {
   add("skip_graph_input", E::unfused, [](V &v) { v.skip = S::graph_input; });
   add("skip_graph_output", E::unfused, [](V &v) { v.skip_is_output = true; });
   add("sum_graph_output", E::unfused, [](V &v) { v.sum_is_output = true; });
+  // An int8 package's input as the skip, its output the sum: both kept NHWC, so it fuses.
+  add("skip_package_input_sum_package_output", E::in_place, [](V &v) {
+    v.skip = S::graph_input;
+    v.package_layout = true;
+  });
   // The first add sums into a copy of h (read again), the second in place on it.
   add("skip_read_by_two_adds", E::in_place, [](V &v) {
     v.second_add = true;
