@@ -11,6 +11,17 @@
 namespace axstream::engine {
 namespace float16_detail {
 
+inline uint32_t bits_of(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+}
+inline float float_of(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
 // A binary floating-point format of 16 bits: sign, kExponentBits, kMantissaBits.
 template <int kExponentBits, int kMantissaBits>
 struct Format16 {
@@ -38,9 +49,7 @@ struct Format16 {
     } else {
       out = sign | ((exponent - kBias + 127) << 23) | (mantissa << (23 - kMantissaBits));
     }
-    float f;
-    std::memcpy(&f, &out, sizeof f);
-    return f;
+    return float_of(out);
   }
 
   // Rounds a double straight to the format (no double rounding through float): nearest, ties to
@@ -85,21 +94,6 @@ struct Format16 {
 
 using Half = Format16<5, 10>;
 using BFloat16 = Format16<8, 7>;
-
-}  // namespace float16_detail
-
-namespace float16_detail {
-
-inline uint32_t bits_of(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, sizeof u);
-  return u;
-}
-inline float float_of(uint32_t u) {
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
 
 }  // namespace float16_detail
 
@@ -152,8 +146,7 @@ inline uint16_t double_to_bfloat16(double value) {
 }
 // The float's top 16 bits rounded on the low 16 (the usual bias trick; a double is not needed).
 inline uint16_t float_to_bfloat16(float value) {
-  uint32_t bits;
-  std::memcpy(&bits, &value, sizeof bits);
+  const uint32_t bits = float16_detail::bits_of(value);
   if ((bits & 0x7fffffffu) > 0x7f800000u)  // NaN: keep sign and top payload, force quiet
     return static_cast<uint16_t>((bits >> 16) | 0x0040u);
   return static_cast<uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
