@@ -1638,13 +1638,6 @@ bool nhwc_resize(const Graph &g, const Node &n) {
   return coordinates != "tf_half_pixel_for_nn" && coordinates != "tf_crop_and_resize";
 }
 
-// A one-byte-type constant holding one value repeated.
-bool uniform_bytes(const Tensor *t) {
-  if (!t || t->bytes.empty() || (t->dtype != DType::i8 && t->dtype != DType::u8)) return false;
-  return std::all_of(t->bytes.begin(), t->bytes.end(),
-                     [&](uint8_t b) { return b == t->bytes.front(); });
-}
-
 // The activations of an element-wise int8 op, which must share one layout; empty otherwise.
 // (A model file may hold these ops itself, with any inputs: only well-formed ones count.)
 std::vector<int> elementwise_int8_values(const Graph &g, const Node &n) {
@@ -1678,9 +1671,10 @@ std::vector<int> elementwise_int8_values(const Graph &g, const Node &n) {
            (n.attrs.at("axis").i == 1 || n.attrs.at("axis").i == -3)) {
     // Along channels, NHWC concatenates each pixel's channel vectors. A constant of one byte
     // repeated (a channel Pad's zero points) reads the same in either layout: not one of them.
-    for (size_t i = 0; i < n.inputs.size() / 2; ++i)
-      if (n.inputs[i] < 0 || !uniform_bytes(g.values[n.inputs[i]].constant.get()))
-        values.push_back(n.inputs[i]);
+    for (size_t i = 0; i < n.inputs.size() / 2; ++i) {
+      const Tensor *constant = n.inputs[i] < 0 ? nullptr : g.values[n.inputs[i]].constant.get();
+      if (!constant || !constant->is_one_repeated_int8()) values.push_back(n.inputs[i]);
+    }
     values.push_back(n.outputs[0]);
   }
   for (int v : values)

@@ -1,5 +1,6 @@
 #include "tensor.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <limits>
 
@@ -128,6 +129,11 @@ AlignedBuffer::AlignedBuffer(size_t bytes) : size_(bytes) {
 void AlignedBuffer::Free::operator()(uint8_t *p) const { std::free(p); }
 
 double Tensor::as_double(int64_t i) const { return load_as_double(bytes.data(), dtype, i); }
+
+bool Tensor::is_one_repeated_int8() const {
+  if (bytes.empty() || (dtype != DType::i8 && dtype != DType::u8)) return false;
+  return std::all_of(bytes.begin(), bytes.end(), [&](uint8_t b) { return b == bytes.front(); });
+}
 
 int64_t Tensor::as_int(int64_t i) const {
   if (dtype == DType::i64) return data<int64_t>()[i];

@@ -46,6 +46,9 @@ struct Tensor {
   // Element i converted to double / int64, whatever the dtype.
   double as_double(int64_t i) const;
   int64_t as_int(int64_t i) const;
+  // An int8/uint8 tensor of one byte repeated (a channel Pad's zero points): the same bytes in
+  // any layout, so the NHWC pass leaves it out and axstream.QConcat writes it as a fill.
+  bool is_one_repeated_int8() const;
 };
 using TensorPtr = std::shared_ptr<const Tensor>;
 

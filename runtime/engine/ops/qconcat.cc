@@ -63,10 +63,7 @@ std::unique_ptr<Kernel> compile_qconcat(OpContext &ctx) {
       std::copy(table.bytes.begin(), table.bytes.begin() + 256, parts[i].table.begin());
     } else if (t != y_type) {
       ctx.fail("input " + std::to_string(i) + " has another type than the output and no table");
-    } else if (const Tensor *c = ctx.constant(i);
-               c && !c->bytes.empty() &&
-               std::all_of(c->bytes.begin(), c->bytes.end(),
-                           [&](uint8_t b) { return b == c->bytes.front(); })) {
+    } else if (const Tensor *c = ctx.constant(i); c && c->is_one_repeated_int8()) {
       parts[i].fill = true;
       parts[i].fill_byte = c->bytes.front();
     }
