@@ -5,8 +5,9 @@
  * Counts frames passing through and reports frames per second every `interval` seconds and at
  * EOS, on stdout (unless `silent`) and as an element message "axfpscounter" on the bus (fields
  * stream-id, frames, fps, average-fps, latency-ms: the mean time from the buffer's running time
- * to its arrival here over the frames that arrived at or after it, -1 when none did: no clock, or
- * a non-live source whose frames run ahead of the clock until the sink waits). Frames pass
+ * to its arrival here over the frames that arrived at or after it, -1 when none did: no clock, not
+ * PLAYING (a prerolled frame), or a non-live source whose frames run ahead of the clock until the
+ * sink waits). Frames pass
  * through untouched.
  *
  * |[
@@ -110,7 +111,13 @@ static GstFlowReturn gst_ax_fps_counter_transform_ip(GstBaseTransform *trans, Gs
   // Latency: how far behind its running time the buffer arrives here.
   GstClockTime running_time =
       gst_segment_to_running_time(&trans->segment, GST_FORMAT_TIME, GST_BUFFER_PTS(buffer));
-  GstClock *clock = gst_element_get_clock(GST_ELEMENT(self));
+  // Only while PLAYING: going to PLAYING, a pipeline hands out its clock before each element's
+  // base time, and a non-live sink releases its prerolled frame before upstream elements change
+  // state, so a frame can pass here with a clock but the base time of an earlier run (or 0).
+  GST_OBJECT_LOCK(self);
+  const bool playing = GST_STATE(self) == GST_STATE_PLAYING;
+  GST_OBJECT_UNLOCK(self);
+  GstClock *clock = playing ? gst_element_get_clock(GST_ELEMENT(self)) : nullptr;
   double latency_ms = -1;
   if (clock && GST_CLOCK_TIME_IS_VALID(running_time)) {
     GstClockTime now = gst_clock_get_time(clock) - gst_element_get_base_time(GST_ELEMENT(self));

@@ -88,3 +88,37 @@ TEST(AxFpsCounter, ReportsLatencyOnlyWhenFramesMeetTheClock) {
                              "axfpscounter name=counter silent=true interval=0 ! fakesink"),
             -1.0);
 }
+
+// Going to PLAYING, a pipeline gives its elements the clock before their base time, and a
+// non-live sink lets its prerolled frame go before upstream elements play: a frame passing while
+// not PLAYING must not count a latency against a stale base time (CI once saw 5 hours).
+TEST(AxFpsCounter, MeasuresNoLatencyBeforePlaying) {
+  GstHarness *h = gst_harness_new_parse("axfpscounter name=counter silent=true interval=0");
+  GstBus *bus = gst_bus_new();
+  gst_element_set_bus(h->element, bus);
+  gst_harness_use_testclock(h);
+  gst_harness_set_src_caps_str(h, "video/x-raw,format=GRAY8,width=64,height=48,framerate=30/1");
+  ASSERT_NE(gst_element_set_state(h->element, GST_STATE_PAUSED), GST_STATE_CHANGE_FAILURE);
+  GstElement *counter = gst_bin_get_by_name(GST_BIN(h->element), "counter");
+  ASSERT_NE(counter, nullptr);
+  gst_element_set_base_time(counter, 0);
+  GstClock *clock = gst_element_get_clock(counter);
+  ASSERT_NE(clock, nullptr) << "the counter needs a clock for this test to mean anything";
+  gst_object_unref(clock);
+  GstBuffer *buffer = gst_buffer_new_allocate(nullptr, 64 * 48, nullptr);
+  GST_BUFFER_PTS(buffer) = 0;
+  ASSERT_EQ(gst_harness_push(h, buffer), GST_FLOW_OK);
+  gst_buffer_unref(gst_harness_pull(h));
+  gst_object_unref(counter);
+
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+  GstMessage *message = gst_bus_pop_filtered(bus, GST_MESSAGE_ELEMENT);
+  ASSERT_NE(message, nullptr) << "no report at EOS";
+  double latency = 0;
+  EXPECT_TRUE(gst_structure_get_double(gst_message_get_structure(message), "latency-ms", &latency));
+  EXPECT_EQ(latency, -1.0);
+  gst_message_unref(message);
+  gst_element_set_bus(h->element, nullptr);
+  gst_object_unref(bus);
+  gst_harness_teardown(h);
+}
