@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <dnnl.hpp>
+#include <functional>
 #include <limits>
 #include <type_traits>
 
@@ -351,6 +352,38 @@ dt dnnl_type(DType t) {
   }
 }
 
+// A residual add's post-ops (DnnlQConvParams::Sum), one IEEE operation each in the unfused
+// kernels' order; `scalar` gives each binary post-op its one-float operand. oneDNN 2.6's
+// injector keeps one set of parameters per eltwise algorithm (a second eltwise_linear runs with
+// the first one's alpha and beta), so each parametrised eltwise algorithm appears once and the
+// other constant operations are binary post-ops on one float.
+void append_residual_sum(const DnnlQConvParams::Sum &sum, dnnl::post_ops &ops,
+                         const std::function<void(float)> &scalar) {
+  auto binary = [&](dnnl::algorithm op, float value) {
+    ops.append_binary(op, memory::desc({1, 1, 1, 1}, dt::f32, tag::nchw));
+    scalar(value);
+  };
+  const auto conv_zero = static_cast<float>(sum.conv_zero_point);
+  // The convolution's own output: its zero point added in float before the rounding (as
+  // oneDNN adds a destination zero point), saturated, rounded half to even.
+  if (sum.conv_zero_point != 0)
+    ops.append_eltwise(1.f, dnnl::algorithm::eltwise_linear, 1.f, conv_zero);
+  const bool conv_i8 = sum.conv_dtype == DType::i8;
+  ops.append_eltwise(1.f, dnnl::algorithm::eltwise_clip, conv_i8 ? -128.f : 0.f,
+                     conv_i8 ? 127.f : 255.f);
+  ops.append_eltwise(1.f, dnnl::algorithm::eltwise_round, 0.f, 0.f);
+  // Dequantised as the add reads it: (conv - zero point) * scale, both exact or one rounding.
+  if (sum.conv_zero_point != 0) binary(dnnl::algorithm::binary_sub, conv_zero);
+  if (sum.conv_scale != 1.f) binary(dnnl::algorithm::binary_mul, sum.conv_scale);
+  // oneDNN's sum: (skip - zero point) * scale added in one FMA (a plain add at scale 1).
+  ops.append_sum(sum.skip_scale, sum.skip_zero_point, dnnl_type(sum.skip_dtype));
+  if (sum.relu) ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+  // Quantised: divided by the scale (not multiplied by its reciprocal), rounded half to even;
+  // the destination zero point is added to the integer and saturated by the primitive.
+  if (sum.y_scale != 1.f) binary(dnnl::algorithm::binary_div, sum.y_scale);
+  ops.append_eltwise(1.f, dnnl::algorithm::eltwise_round, 0.f, 0.f);
+}
+
 }  // namespace
 
 std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &weights) {
@@ -369,42 +402,64 @@ std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &
     memory::desc user_dst(dims_of(p.dst), dnnl_type(q.dst_dtype), plain_tag(p.dst, p.dst_nhwc));
     memory::desc user_w = user_weights_desc(p, dt::s8);
     memory::desc any_src(dims_of(p.src), dnnl_type(src_dtype), tag::any);
-    // The sum post-op reads the destination in place: it must be the caller's buffer as laid
-    // out, not a reordered copy.
-    memory::desc any_dst =
-        q.sum.active ? user_dst : memory::desc(dims_of(p.dst), dnnl_type(q.dst_dtype), tag::any);
     memory::desc any_w(user_w.dims(), dt::s8, tag::any);
     memory::desc bias_md({p.weights[0]}, dt::f32, tag::x);
     memory::dims dil = dilation_of(p);
-    dnnl::convolution_forward::desc desc(
-        dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, any_src, any_w,
-        bias_md, any_dst, dims_of(p.stride), dil, dims_of(p.pad_begin), dims_of(p.pad_end));
-    dnnl::primitive_attr attr;
-    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-    attr.set_output_scales(1 << 1, q.output_scales);
-    dnnl::post_ops ops = activation_post_ops(p.activation);
-    if (q.post_activation_multiplier != 1.f)
-      ops.append_eltwise(1.f, dnnl::algorithm::eltwise_linear, q.post_activation_multiplier, 0.f);
-    if (q.sum.active) {
-      if (std::isfinite(q.sum.lo) || std::isfinite(q.sum.hi))
-        ops.append_eltwise(1.f, dnnl::algorithm::eltwise_clip, q.sum.lo, q.sum.hi);
-      ops.append_sum(q.sum.scale, q.sum.zero_point, dnnl_type(q.sum.dtype));
-      if (q.sum.relu) ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
-    }
-    attr.set_post_ops(ops);
     std::vector<std::pair<int, std::shared_ptr<memory>>> extra;
-    auto zero_point_arg = [&](int arg, int32_t value) {
-      if (value == 0) return;
-      attr.set_zero_points(arg, 0, {DNNL_RUNTIME_S32_VAL});
+    auto runtime_s32 = [&](int arg, int32_t value) {
       auto mem = std::make_shared<memory>(memory::desc({1}, dt::s32, tag::x), eng);
       *static_cast<int32_t *>(mem->get_data_handle()) = value;
-      extra.push_back({DNNL_ARG_ATTR_ZERO_POINTS | arg, mem});
+      extra.push_back({arg, mem});
     };
-    zero_point_arg(DNNL_ARG_SRC, src_zero_point);
-    zero_point_arg(DNNL_ARG_DST, q.dst_zero_point);
-    dnnl::convolution_forward::primitive_desc pd(desc, attr, eng);
-    // oneDNN's reference kernel is many times slower than the unfused convolution and add.
-    if (q.sum.active && std::string(pd.impl_info_str()).rfind("ref", 0) == 0) return nullptr;
+    // With a residual sum, `with_sum` false gives the convolution as it runs unfused (its own
+    // output type and zero point, any destination layout), to compare implementations.
+    auto primitive_desc = [&](bool with_sum, bool collect_args) {
+      // The sum post-op reads the destination in place: it must be the caller's buffer as laid
+      // out, not a reordered copy.
+      const DType dst_dtype = q.sum.active && !with_sum ? q.sum.conv_dtype : q.dst_dtype;
+      memory::desc any_dst =
+          with_sum ? user_dst : memory::desc(dims_of(p.dst), dnnl_type(dst_dtype), tag::any);
+      dnnl::convolution_forward::desc desc(
+          dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, any_src, any_w,
+          bias_md, any_dst, dims_of(p.stride), dil, dims_of(p.pad_begin), dims_of(p.pad_end));
+      dnnl::primitive_attr attr;
+      attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+      attr.set_output_scales(1 << 1, q.output_scales);
+      dnnl::post_ops ops = activation_post_ops(p.activation);
+      if (q.post_activation_multiplier != 1.f)
+        ops.append_eltwise(1.f, dnnl::algorithm::eltwise_linear, q.post_activation_multiplier, 0.f);
+      if (with_sum)
+        append_residual_sum(q.sum, ops, [&](float value) {
+          const int index = ops.len() - 1;
+          auto mem = std::make_shared<memory>(memory::desc({1, 1, 1, 1}, dt::f32, tag::nchw), eng);
+          *static_cast<float *>(mem->get_data_handle()) = value;
+          if (collect_args)
+            extra.push_back({DNNL_ARG_ATTR_MULTIPLE_POST_OP(index) | DNNL_ARG_SRC_1, mem});
+        });
+      attr.set_post_ops(ops);
+      const int32_t dst_zero_point =
+          q.sum.active && !with_sum ? q.sum.conv_zero_point : q.dst_zero_point;
+      for (auto [arg, value] :
+           {std::pair{DNNL_ARG_SRC, src_zero_point}, std::pair{DNNL_ARG_DST, dst_zero_point}}) {
+        if (value == 0) continue;
+        attr.set_zero_points(arg, 0, {DNNL_RUNTIME_S32_VAL});
+        if (collect_args) runtime_s32(DNNL_ARG_ATTR_ZERO_POINTS | arg, value);
+      }
+      return dnnl::convolution_forward::primitive_desc(desc, attr, eng);
+    };
+    auto pd = primitive_desc(q.sum.active, true);
+    if (q.sum.active) {
+      // The sum reproduces the unfused arithmetic where the convolution result reaches the
+      // post-ops as it reaches the unfused output (the same implementation) and the kernel
+      // applies them as the ones checked do (oneDNN 2.6's brgemm and AVX-512 jit_int8 kernels:
+      // scales, post-ops in order, the sum as one FMA, the destination zero point added, then
+      // saturation and rounding). oneDNN's reference kernel would also be many times slower.
+      const std::string fused_impl = pd.impl_info_str();
+      const std::string unfused_impl = primitive_desc(false, false).impl_info_str();
+      const bool checked =
+          fused_impl.rfind("brg", 0) == 0 || fused_impl.rfind("jit_int8:avx512_core", 0) == 0;
+      if (fused_impl != unfused_impl || !checked) return nullptr;
+    }
     dnnl::stream stream(eng);
     memory user_w_mem(user_w, eng, const_cast<uint8_t *>(weights.bytes.data()));
     auto w_mem = std::make_shared<memory>(pd.weights_desc(), eng);

@@ -47,19 +47,25 @@ struct DnnlQConvParams {
   // output_scales then only dequantise the accumulator and this factor (1 / output scale)
   // follows the activation. 1: the activation runs in output units.
   float post_activation_multiplier = 1.f;
-  // A residual add fused as oneDNN's sum post-op: on entry the destination buffer holds the
-  // other operand (dtype, scale / output scale, zero point), which is added to the scaled
-  // accumulator, clamped to [lo, hi] first, in float before the one rounding:
-  // dst = saturate(round([relu](clamp(scale[oc] * (acc + bias_acc[oc]), lo, hi) +
-  // sum_scale * (dst - sum_zero_point))) + dst_zero_point). The destination keeps the caller's
-  // layout (no reorder may come between).
+  // A residual add fused as oneDNN's sum post-op, in axstream.QAdd's arithmetic to the bit
+  // (ops/quantized_join.h): on entry the destination buffer holds the skip. The scaled
+  // accumulator is first requantised as the unfused convolution writes its own output (+ its
+  // zero point in float, saturated to its type, rounded half to even), then
+  // dst = saturate(round([relu](fma(skip - skip_zero_point, skip_scale,
+  //                                 (conv - conv_zero_point) * conv_scale)) / y_scale)
+  //                + dst_zero_point),
+  // output_scales then being the convolution's own and dst_zero_point the add's. The
+  // destination keeps the caller's layout (no reorder may come between).
   struct Sum {
     bool active = false;
-    DType dtype = DType::i8;
-    float scale = 1.f;
-    int32_t zero_point = 0;
-    float lo = -INFINITY, hi = INFINITY;
+    DType conv_dtype = DType::i8;  // the convolution's own output: its bounds
+    float conv_scale = 1.f;
+    int32_t conv_zero_point = 0;
+    DType skip_dtype = DType::i8;
+    float skip_scale = 1.f;
+    int32_t skip_zero_point = 0;
     bool relu = false;
+    float y_scale = 1.f;  // the add's output scale
   } sum;
 };
 std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &p, const Tensor &weights);

@@ -519,6 +519,16 @@ void fuse_qdq_add(Graph &g) {
     if (!ys || ys->count() != 1 || ys->dtype != DType::f32 ||
         (q->inputs.size() > 2 && q->inputs[2] >= 0 && !constant_of(g, *q, 2)))
       continue;
+    // QAdd adds b's product in one rounding (ops/quantized_join.h), as a convolution's sum
+    // post-op adds the operand it reads from memory: only a convolution writing a can take the
+    // add bit-exactly (fuse_residual_add_into_conv). Put first an operand a QConv writes for
+    // this add alone. Decided here, on every CPU and setting, so outputs never depend on them.
+    auto conv_written_for_add = [&](const Node &dq) {
+      const int v = dq.inputs[0];
+      return producer[v] >= 0 && is_op_in(g.nodes[producer[v]], "axstream", "QConv") &&
+             single_reader(v) == &dq;
+    };
+    if (!conv_written_for_add(*da) && conv_written_for_add(*db)) std::swap(da, db);
     Node fused = fused_q_binary("QAdd", add.name, *da, *db, *q, relu != nullptr);
     da->dead = db->dead = add.dead = true;
     if (relu) relu->dead = true;
@@ -1957,11 +1967,8 @@ void uint8_convolution_inputs(Graph &g) {
   }
 }
 
-// Whether residual adds may fuse into convolutions: only with AXSTREAM_ENGINE_SUM_POSTOP=1.
-// Off by default because the fused add skips the rounding of the convolution's result that the
-// QDQ graph specifies, so outputs are no longer bit-exact to ONNX's QDQ semantics (what
-// onnxruntime and tests/data/qdq_reference.py compute): within a step per add, more as steps
-// carry through a network. Read at each compile, as dnnl_kernels_enabled().
+// Whether residual adds may fuse into convolutions: only with AXSTREAM_ENGINE_SUM_POSTOP=1 (the
+// outputs are the same either way). Read at each compile, as dnnl_kernels_enabled().
 bool residual_sum_enabled() {
   const char *env = std::getenv("AXSTREAM_ENGINE_SUM_POSTOP");
   return env && std::string(env) == "1";
@@ -1972,58 +1979,35 @@ bool residual_sum_enabled() {
 // the QConv takes skip, its scale and zero point and the QAdd's output scale and zero point
 // (slots 9-13, qconv.cc) and _sum_relu, and moves to the QAdd's place (skip may be made after
 // the convolution). The memory plan lets it write over skip when nothing reads skip later.
-// The sum is done on the unrounded convolution result and rounded once, where the unfused
-// graph rounds twice: results may move by a step. Only where oneDNN's int8 convolutions run
-// (VNNI, oneDNN on), 2-D, with an NHWC output (oneDNN 2.6 has only its reference kernel for a
-// sum into NCHW int8) and without an activation of the convolution's own; after the NHWC and
-// uint8 passes, so layouts, types and zero points are final.
+// The post-ops around the sum repeat the convolution's own requantisation and the QAdd's
+// arithmetic operation for operation, so the outputs are bit-exact to the unfused pair (which
+// is why only the QAdd's first operand can be the convolution: fuse_qdq_add puts it there).
+// Only where oneDNN's int8 convolutions run (VNNI, oneDNN on), 2-D, with an NHWC output
+// (oneDNN 2.6 has only its reference kernel for a sum into NCHW int8) and without an
+// activation of the convolution's own; after the NHWC and uint8 passes, so layouts, types and
+// zero points are final.
 void fuse_residual_add_into_conv(Graph &g) {
   if (!dnnl_kernels_enabled() || !dnnl_cpu_has_vnni() || !residual_sum_enabled()) return;
   ValueLinks links(g);
-  auto fusable_conv = [&](const Node &add, int v) -> Node * {
-    if (v < 0 || links.producer[v] < 0 || links.single_reader(v) != &add) return nullptr;
-    Node &conv = g.nodes[links.producer[v]];
+  for (Node &add : g.nodes) {
+    if (add.dead || !is_op_in(add, "axstream", "QAdd") || add.inputs.size() < 7 ||
+        add.outputs.size() != 1 || add.inputs[0] < 0 || add.inputs[0] == add.inputs[3])
+      continue;
+    const int a = add.inputs[0];
+    if (links.producer[a] < 0 || links.single_reader(a) != &add) continue;
+    Node &conv = g.nodes[links.producer[a]];
     if (!is_op_in(conv, "axstream", "QConv") || conv.outputs.size() != 1 || conv.inputs.empty() ||
         conv.inputs[0] < 0 || conv.inputs.size() > 9 || conv.attrs.count("_activation") ||
         g.values[conv.inputs[0]].shape.size() != 4 || !conv.attrs.count("_dst_nhwc") ||
         conv.attrs.at("_dst_nhwc").i == 0)
-      return nullptr;
-    return &conv;
-  };
-  for (Node &add : g.nodes) {
-    if (add.dead || !is_op_in(add, "axstream", "QAdd") || add.inputs.size() < 7 ||
-        add.outputs.size() != 1 || add.inputs[0] == add.inputs[3])
       continue;
-    // With two candidates (a downsampling block's two branches), the one whose output scale
-    // is the smaller against the add's: the rounding the fusion skips is worth half a step of
-    // that scale, so its results move least.
-    auto output_scale = [&](const Node &conv) {
-      const Tensor *t = constant_of(g, conv, 7);
-      return t && t->count() == 1 ? t->as_double(0) : INFINITY;
-    };
-    Node *conv = nullptr;
-    size_t skip_at = 0;
-    for (size_t side : {size_t{0}, size_t{3}}) {
-      Node *c = fusable_conv(add, add.inputs[side]);
-      if (c && (!conv || output_scale(*c) < output_scale(*conv))) {
-        conv = c;
-        skip_at = 3 - side;
-      }
-    }
-    // Past twice the add's scale the skipped rounding is worth more than one output step
-    // (BlazeFace's blocks: 1.2-2.5x); those adds stay QAdds, bit-exact.
-    const Tensor *add_scale = constant_of(g, add, 6);
-    if (!conv || !add_scale || add_scale->count() != 1 ||
-        !(output_scale(*conv) <= 2 * add_scale->as_double(0)))
-      continue;
-    Node fused = *conv;
+    Node fused = conv;
     fused.inputs.resize(9, -1);
-    for (size_t slot : {skip_at, skip_at + 1, skip_at + 2, size_t{6}, size_t{7}})
-      fused.inputs.push_back(input_or_none(add, slot));
+    for (size_t slot : {3, 4, 5, 6, 7}) fused.inputs.push_back(input_or_none(add, slot));
     if (add.attrs.count("_relu") && add.attrs.at("_relu").i != 0)
       fused.attrs["_sum_relu"] = int_attr(1);
     fused.outputs = add.outputs;
-    conv->dead = true;
+    conv.dead = true;
     add = std::move(fused);
   }
 }

@@ -1,7 +1,8 @@
 // axstream.QConv: the fused DequantizeLinear -> Conv -> [Relu|Clip|Sigmoid] -> QuantizeLinear
 // pattern (made by passes.cc). oneDNN int8 convolution with requantisation when it has an
 // implementation; otherwise the same ONNX arithmetic in float. With a residual (the int8 add
-// that read it, fused by passes.cc), the add and its Relu run as oneDNN's sum post-op.
+// that read it, fused by passes.cc), the add and its Relu run as oneDNN post-ops around its
+// sum post-op, bit-exact to the unfused convolution and axstream.QAdd.
 #include <cstring>
 
 #include "../conv_dnnl.h"
@@ -230,10 +231,10 @@ class ResidualSumKernel final : public Kernel {
   size_t bytes_;
 };
 
-// y = quantize([relu](dequantize(conv) + dequantize(skip))), the QAdd passes.cc fused in. On
-// oneDNN the add is a sum post-op in float on the convolution result clamped to the range of
-// its own int8 output but not rounded to its scale, rounded once (the unfused graph rounds
-// twice, so results may move by a step); elsewhere the unfused arithmetic, bit-exact to it.
+// y = quantize([relu](dequantize(conv) + dequantize(skip))), the QAdd passes.cc fused in, bit
+// for bit as the convolution and then axstream.QAdd compute it: on oneDNN the convolution's
+// output requantisation, the add and the add's quantisation run as post-ops around a sum
+// post-op (DnnlQConvParams::Sum); elsewhere the two kernels run one after the other.
 std::unique_ptr<Kernel> residual_qconv(OpContext &ctx, const DnnlConvParams &conv,
                                        const ConvShape &s, const Tensor &w,
                                        const QConvConstants &constants, DType in_dtype,
@@ -262,24 +263,21 @@ std::unique_ptr<Kernel> residual_qconv(OpContext &ctx, const DnnlConvParams &con
           ? static_cast<int32_t>(ctx.require_scalar(kSumYZero, "sum zero point").as_int(0))
           : 0;
   join.relu = ctx.attr_i("_sum_relu", 0) != 0;
+  join.fused_multiply_add_b = true;  // axstream.QAdd's arithmetic, which the sum reproduces
   const size_t count = static_cast<size_t>(product(conv.dst, 0, conv.dst.size()));
 
   if (dnnl_rank && int8_path_is_exact(w)) {
-    QConvConstants to_sum = constants;
-    to_sum.y_scale = join.y_scale;
-    to_sum.y_zero = join.y_zero;
-    DnnlQConvParams q = int8_conv_params(conv, to_sum, in_dtype, out_dtype);
+    DnnlQConvParams q = int8_conv_params(conv, constants, in_dtype, out_dtype);
+    q.dst_zero_point = join.y_zero;
     q.sum.active = true;
-    q.sum.dtype = skip_dtype;
-    q.sum.scale = join.b_scale / join.y_scale;
-    q.sum.zero_point = join.b_zero;
-    // The unfused graph saturates the convolution's output to its own int8 range before the
-    // add; the clamp keeps that (only the rounding to the convolution's scale is skipped).
-    const float lo = conv_dtype == DType::i8 ? -128.f : 0.f;
-    const float hi = conv_dtype == DType::i8 ? 127.f : 255.f;
-    q.sum.lo = constants.y_scale * (lo - static_cast<float>(constants.y_zero)) / join.y_scale;
-    q.sum.hi = constants.y_scale * (hi - static_cast<float>(constants.y_zero)) / join.y_scale;
+    q.sum.conv_dtype = conv_dtype;
+    q.sum.conv_scale = join.a_scale;
+    q.sum.conv_zero_point = join.a_zero;
+    q.sum.skip_dtype = skip_dtype;
+    q.sum.skip_scale = join.b_scale;
+    q.sum.skip_zero_point = join.b_zero;
     q.sum.relu = join.relu;
+    q.sum.y_scale = join.y_scale;
     if (auto k = make_dnnl_qconv(q, w)) {
       k->macs = macs;
       return std::make_unique<ResidualSumKernel>(std::move(k), count);

@@ -185,7 +185,8 @@ std::unique_ptr<Kernel> compile_dequantize(OpContext &ctx) {
 }
 
 // axstream.QAdd (passes.cc): quantize([relu](dequantize(a) + dequantize(b))), per-tensor
-// parameters, equal shapes; the unfused float arithmetic in one vectorisable pass. Inputs as
+// parameters, equal shapes; the unfused float arithmetic in one vectorisable pass, but for b's
+// product added in one rounding (QuantizedJoin::fused_multiply_add_b). Inputs as
 // QuantizedJoinSlot (quantized_join.h).
 std::unique_ptr<Kernel> compile_qadd(OpContext &ctx) {
   const Shape &shape = ctx.in_shape(kJoinA);
@@ -199,6 +200,9 @@ std::unique_ptr<Kernel> compile_qadd(OpContext &ctx) {
   auto is_q8 = [](DType t) { return t == DType::i8 || t == DType::u8; };
   if (!is_q8(ta) || !is_q8(tb) || !is_q8(out)) ctx.unsupported("QAdd needs int8/uint8 tensors");
   QuantizedJoin join = quantized_join_params(ctx);
+  // b's product joins a's in one rounding, as a convolution's sum post-op adds it, so that
+  // passes.cc may fuse the add into the convolution writing a without changing a bit.
+  join.fused_multiply_add_b = true;
   int64_t n = product(shape, 0, shape.size());
   auto k = make_kernel([=](ExecContext &, const void *const *in, void *const *o) {
     dispatch_dtype(ta, [&](auto za_t) {

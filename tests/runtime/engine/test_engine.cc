@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -1097,13 +1098,11 @@ TEST(Engine, ExecutorsOnSeveralThreadsAgree) {
 // lives between int8 convolutions, as in ResNet) to the output. With `reuse_skip`, a is read
 // again after the add by another 1x1 identity convolution, a second output.
 // Compiles `bytes` with residual adds fused into convolutions as sum post-ops
-// (AXSTREAM_ENGINE_SUM_POSTOP=1, which turns them on) or as the default compiles them.
+// (AXSTREAM_ENGINE_SUM_POSTOP=1) or not (=0).
 std::shared_ptr<const Program> compile_with_sum_postops(const std::string &bytes,
                                                         const std::string &name, bool fused) {
   struct Setting {
-    explicit Setting(bool on) {
-      if (on) setenv("AXSTREAM_ENGINE_SUM_POSTOP", "1", 1);
-    }
+    explicit Setting(bool on) { setenv("AXSTREAM_ENGINE_SUM_POSTOP", on ? "1" : "0", 1); }
     ~Setting() { unsetenv("AXSTREAM_ENGINE_SUM_POSTOP"); }
   } setting(fused);
   return Program::from_bytes(bytes, name);
@@ -1151,10 +1150,9 @@ onnx::ModelProto qdq_residual_block(bool reuse_skip) {
   return b.model;
 }
 
-// The residual add and its Relu run as sum and eltwise post-ops of the 1x1 convolution (of
-// the two, the one with the smaller output scale), on the buffer of b (dead after the add);
-// the outputs stay within one step of the unfused graph's (which rounds a to its scale before
-// adding: 0.1 / 0.1 / 2 of a step at most, then one rounding).
+// The residual add and its Relu run as post-ops of the 1x1 convolution (the add's first
+// operand) around a sum post-op, on the buffer of b (dead after the add), bit-exact to the
+// unfused convolution and QAdd.
 TEST(EnginePasses, ResidualAddFusesIntoTheConvolutionAsSumPostOp) {
   const std::string bytes = qdq_residual_block(false).SerializeAsString();
   auto fused = compile_with_sum_postops(bytes, "residual_block", true);
@@ -1178,7 +1176,7 @@ TEST(EnginePasses, ResidualAddFusesIntoTheConvolutionAsSumPostOp) {
   }
   std::printf("fused vs unfused residual add: %zu of %zu outputs differ, max %d\n", differing,
               x.size(), max_diff);
-  EXPECT_LE(max_diff, 1);
+  EXPECT_EQ(differing, 0u);
   EXPECT_GT(distinct_values(y_unfused), 50u) << "the outputs take few values: little checked";
 }
 
@@ -1248,7 +1246,7 @@ TEST(EnginePasses, ChannelPadOfAnNhwcValueStaysNhwcAndFillsTheZeroPoint) {
 }
 
 // With the pad NHWC, the block's residual add reads an NHWC convolution output and fuses as its
-// sum post-op, within one step of the unfused add (0.08 / 0.1 / 2 of a step skipped).
+// sum post-op, bit-exact to the unfused add.
 TEST(EnginePasses, ResidualAddOverAChannelPadFusesAsSumPostOp) {
   const std::string bytes = qdq_channel_pad(true).SerializeAsString();
   auto fused = compile_with_sum_postops(bytes, "channel_pad_block", true);
@@ -1261,23 +1259,20 @@ TEST(EnginePasses, ResidualAddOverAChannelPadFusesAsSumPostOp) {
   std::vector<int8_t> y_fused(12 * 6 * 6), y_unfused(y_fused.size());
   fused->make_executor()->run({x.data()}, {y_fused.data()});
   unfused->make_executor()->run({x.data()}, {y_unfused.data()});
-  int max_diff = 0;
-  for (size_t i = 0; i < y_fused.size(); ++i)
-    max_diff = std::max(max_diff, std::abs(int(y_fused[i]) - int(y_unfused[i])));
-  EXPECT_LE(max_diff, 1);
+  EXPECT_EQ(y_fused, y_unfused);
   EXPECT_GT(distinct_values(y_unfused), 50u) << "the outputs take few values: little checked";
 }
 
-// A convolution whose output scale is over twice the add's (0.25 against 0.1) would skip a
-// rounding worth more than one output step: the add stays a QAdd, bit-exact to the unfused.
-TEST(EnginePasses, ResidualAddStaysUnfusedWhereTheConvolutionScaleIsOverTwiceTheAdds) {
+// The fused add rounds the convolution's result as the unfused graph does, so a convolution
+// scale far from the add's (0.25 against 0.1) fuses as well, bit-exactly.
+TEST(EnginePasses, ResidualAddFusesBitExactlyWhateverTheConvolutionScale) {
   const std::string bytes = qdq_channel_pad(true, 0.25f).SerializeAsString();
   auto program = compile_with_sum_postops(bytes, "channel_pad_block", true);
   auto unfused = compile_with_sum_postops(bytes, "channel_pad_block", false);
   const std::string text = program->describe();
   if (!int8_convs_run_on_onednn(text)) GTEST_SKIP() << "no oneDNN int8 convolutions here";
-  EXPECT_TRUE(contains_all(text, {"axstream.QAdd"})) << text;
-  EXPECT_EQ(text.find("sum post-op"), std::string::npos) << text;
+  EXPECT_TRUE(contains_all(text, {"+ sum post-op]"})) << text;
+  EXPECT_TRUE(runs_none_of(text, {"axstream.QAdd"}));
   std::vector<int8_t> x = int8_ramp(8 * 6 * 6, 7919, 13);
   std::vector<int8_t> y(12 * 6 * 6), y_unfused(y.size());
   program->make_executor()->run({x.data()}, {y.data()});
@@ -1285,9 +1280,9 @@ TEST(EnginePasses, ResidualAddStaysUnfusedWhereTheConvolutionScaleIsOverTwiceThe
   EXPECT_EQ(y, y_unfused);
 }
 
-// When a is read again after the add, only the 3x3 convolution can take the add, and it sums
-// into a copy of a: the later reader sees a intact (bit-exact to the unfused graph's), the sum
-// within a step (0.15 / 0.1 / 2 of a step skipped).
+// When a is read again after the add, only the 3x3 convolution can take the add (fuse_qdq_add
+// makes it the add's first operand), and it sums into a copy of a: the later reader sees a
+// intact, and both outputs are bit-exact to the unfused graph's.
 TEST(EnginePasses, ResidualSumLeavesASkipReadLaterIntact) {
   const std::string bytes = qdq_residual_block(true).SerializeAsString();
   auto fused = compile_with_sum_postops(bytes, "residual_skip_reused", true);
@@ -1306,10 +1301,7 @@ TEST(EnginePasses, ResidualSumLeavesASkipReadLaterIntact) {
   unfused->make_executor()->run({x.data()}, {y_unfused.data(), a_unfused.data()});
   EXPECT_EQ(a_fused, a_unfused);
   EXPECT_GT(distinct_values(a_unfused), 30u);
-  int max_diff = 0;
-  for (size_t i = 0; i < x.size(); ++i)
-    max_diff = std::max(max_diff, std::abs(int(y_fused[i]) - int(y_unfused[i])));
-  EXPECT_LE(max_diff, 1);
+  EXPECT_EQ(y_fused, y_unfused);
 }
 
 // --- The residual sum post-op and the channel pad under stress ---------------------------------
@@ -1535,8 +1527,6 @@ onnx::ModelProto residual_variant_model(const ResidualVariant &v) {
     join("a2", "y2", v.activation, skip, sum_quant);
   }
   if (v.chained) {
-    // y differs by up to a step (0.1), half a step of the next sum's 0.2; a3's skipped rounding
-    // adds 0.2 of one: the next block's output too stays within a step.
     net.conv("m", "a3", {c, 1}, {0.08f, -2});
     join("a3", "y3", v.activation, "y", {0.2f, sum_quant.zero_point, sum_quant.type});
   }
@@ -1545,9 +1535,9 @@ onnx::ModelProto residual_variant_model(const ResidualVariant &v) {
 }
 
 // Runs `bytes` under AXSTREAM_ENGINE_SUM_POSTOP=1 and =0 (twice fused: the second run starts
-// from the first one's buffers) on a ramp input; every output within one step where a sum
-// post-op ran, bit-exact otherwise. Returns the fused program's description.
-std::string expect_fused_close_to_unfused(const std::string &bytes, const std::string &name) {
+// from the first one's buffers) on a ramp input; every output bit-exact to the unfused one.
+// Returns the fused program's description.
+std::string expect_fused_equal_to_unfused(const std::string &bytes, const std::string &name) {
   // Both settings named: the tests hold whichever one the engine defaults to.
   setenv("AXSTREAM_ENGINE_SUM_POSTOP", "1", 1);
   auto fused = Program::from_bytes(bytes, name);
@@ -1555,7 +1545,6 @@ std::string expect_fused_close_to_unfused(const std::string &bytes, const std::s
   auto unfused = Program::from_bytes(bytes, name);
   unsetenv("AXSTREAM_ENGINE_SUM_POSTOP");
   const std::string text = fused->describe();
-  const int tolerance = text.find("sum post-op]") != std::string::npos ? 1 : 0;
   std::vector<int8_t> x = int8_ramp(fused->inputs()[0].element_count(), 7919, 13);
   std::vector<std::vector<int8_t>> y_fused, y_unfused;
   std::vector<void *> fused_out, unfused_out;
@@ -1571,21 +1560,16 @@ std::string expect_fused_close_to_unfused(const std::string &bytes, const std::s
   for (int run = 0; run < 2; ++run) exec->run({x.data()}, fused_out);
   unfused->make_executor()->run({x.data()}, unfused_out);
   for (size_t o = 0; o < y_fused.size(); ++o) {
-    const bool u8 = fused->outputs()[o].dtype == DType::u8;
-    int max_diff = 0;
-    for (size_t i = 0; i < y_fused[o].size(); ++i) {
-      int f = u8 ? uint8_t(y_fused[o][i]) : y_fused[o][i];
-      int u = u8 ? uint8_t(y_unfused[o][i]) : y_unfused[o][i];
-      max_diff = std::max(max_diff, std::abs(f - u));
-    }
-    EXPECT_LE(max_diff, tolerance) << name << " output " << o << "\n" << text;
+    size_t differing = 0;
+    for (size_t i = 0; i < y_fused[o].size(); ++i) differing += y_fused[o][i] != y_unfused[o][i];
+    EXPECT_EQ(differing, 0u) << name << " output " << o << "\n" << text;
     EXPECT_GT(distinct_values(y_unfused[o]), 20u) << name << " output " << o << ": little checked";
   }
   return text;
 }
 
 // Each variant fuses (in place on the skip, or summing into a copy of it) or stays a QAdd as
-// the preconditions say, and matches the unfused graph within one step (bit-exact unfused).
+// the preconditions say, and matches the unfused graph bit for bit.
 TEST(EnginePasses, ResidualSumMatchesTheUnfusedAddAcrossItsPreconditions) {
   using V = ResidualVariant;
   using E = V::Expect;
@@ -1659,6 +1643,7 @@ TEST(EnginePasses, ResidualSumMatchesTheUnfusedAddAcrossItsPreconditions) {
   add("uint8_conv_int8_skip", E::in_place, [](V &v) { v.conv_type = kUint8; });
   add("uint8_skip_and_sum", E::in_place, [](V &v) { v.skip_type = v.sum_type = kUint8; });
   add("conv_scale_twice_the_adds", E::in_place, [](V &v) { v.conv_scale = 0.2f; });
+  add("conv_scale_five_times_the_adds", E::in_place, [](V &v) { v.conv_scale = 0.5f; });
   add("conv_saturating", E::in_place, [](V &v) { v.a.gain = 6.f; });
   add("uint8_conv_saturating_relu", E::in_place, [](V &v) {
     v.a.gain = 6.f;
@@ -1666,18 +1651,18 @@ TEST(EnginePasses, ResidualSumMatchesTheUnfusedAddAcrossItsPreconditions) {
     v.activation = "Relu";
   });
   add("conv_with_its_own_relu", E::unfused, [](V &v) { v.a.relu = true; });
-  // Two convolution operands: the one at the smaller scale against the add's takes the sum.
-  add("second_candidate_coarser", E::in_place, [](V &v) { v.skip = S::conv_of_h; });
-  add("second_candidate_finer", E::in_place, [](V &v) {
+  // Two convolution operands, each read only by the add: the first one takes the sum.
+  add("second_candidate", E::in_place, [](V &v) { v.skip = S::conv_of_h; });
+  add("second_candidate_first", E::in_place, [](V &v) {
     v.skip = S::conv_of_h;
-    v.skip_conv_scale = 0.05f;
+    v.skip_first = true;
     v.summing_conv = "s/f/Conv";
   });
   bool onednn = true;
   for (const V &v : variants) {
     SCOPED_TRACE(v.name);
     const std::string text =
-        expect_fused_close_to_unfused(residual_variant_model(v).SerializeAsString(), v.name);
+        expect_fused_equal_to_unfused(residual_variant_model(v).SerializeAsString(), v.name);
     if (!int8_convs_run_on_onednn(text)) {
       onednn = false;
       continue;
@@ -1718,6 +1703,62 @@ TEST(EnginePasses, ResidualSumMatchesTheUnfusedAddAcrossItsPreconditions) {
     }
   }
   if (!onednn) GTEST_SKIP() << "no oneDNN int8 convolutions here: only the outputs compared";
+}
+
+// Every pair of int8 operands once, at scales where adding b's product in one rounding (the
+// QAdd's fused multiply-add, as oneDNN's sum post-op adds) and rounding it first (ONNX's
+// DequantizeLinear, then Add) give 4 different outputs of the 65536: the unfused QAdd and the
+// convolution summing the skip both compute the former, to the bit.
+TEST(EnginePasses, ResidualSumAndQAddAddTheSkipsProductInOneRounding) {
+  const float a_scale = 0.106324151f, b_scale = 0.0879194587f, y_scale = 0.101509035f;
+  const int a_zero = -2, b_zero = 2, y_zero = -5;
+  const int64_t c = 16, side = 64;
+  const size_t count = static_cast<size_t>(c * side * side);
+  QdqNet net("residual_every_pair");
+  auto nhwc_input = [&](const std::string &v, Quant q) {
+    net.input(v + "/nhwc", {1, side, side, c}, q);
+    set_ints(net.b.node("Transpose", {v + "/nhwc"}, v), "perm", {0, 3, 1, 2});
+    net.quant[v] = q;
+    net.shape[v] = {1, c, side, side};
+  };
+  nhwc_input("x", {a_scale, a_zero});
+  nhwc_input("s", {b_scale, b_zero});
+  net.identity_conv("x", "a");  // a = x, written by a convolution
+  net.b.node("Add", {net.dq("a"), net.dq("s")}, "sum");
+  net.quantize("sum", "y", {y_scale, y_zero}, {1, c, side, side});
+  set_ints(net.b.node("Transpose", {"y"}, "y/nhwc"), "perm", {0, 2, 3, 1});
+  net.quant["y/nhwc"] = net.quant.at("y");
+  net.shape["y/nhwc"] = {1, side, side, c};
+  net.output("y/nhwc");
+  const std::string bytes = net.b.model.SerializeAsString();
+  auto fused = compile_with_sum_postops(bytes, "residual_every_pair", true);
+  auto unfused = compile_with_sum_postops(bytes, "residual_every_pair", false);
+
+  auto quantize = [&](float sum) {
+    float v = std::clamp(sum / y_scale, -128.f - y_zero, 127.f - y_zero);
+    return static_cast<int8_t>(std::nearbyint(v) + y_zero);
+  };
+  std::vector<int8_t> x(count), skip(count), expected(count), y_fused(count), y_unfused(count);
+  size_t rounded_first_differs = 0;
+  for (size_t i = 0; i < count; ++i) {
+    x[i] = static_cast<int8_t>(static_cast<int>(i / 256) - 128);
+    skip[i] = static_cast<int8_t>(static_cast<int>(i % 256) - 128);
+    const float a_real = static_cast<float>(x[i] - a_zero) * a_scale;
+    const float b = static_cast<float>(skip[i] - b_zero);
+    expected[i] = quantize(std::fma(b, b_scale, a_real));
+    volatile float b_real = b * b_scale;  // rounded on its own
+    rounded_first_differs += quantize(a_real + b_real) != expected[i];
+  }
+  ASSERT_EQ(rounded_first_differs, 4u) << "the scales no longer tell the two roundings apart";
+  fused->make_executor()->run({x.data(), skip.data()}, {y_fused.data()});
+  unfused->make_executor()->run({x.data(), skip.data()}, {y_unfused.data()});
+  EXPECT_EQ(y_unfused, expected);
+  EXPECT_EQ(y_fused, expected);
+  const std::string text = fused->describe();
+  if (!int8_convs_run_on_onednn(unfused->describe()))
+    GTEST_SKIP() << "no oneDNN int8 convolutions here";
+  EXPECT_TRUE(contains_all(text, {"+ sum post-op]"})) << text;
+  EXPECT_TRUE(contains_all(unfused->describe(), {"axstream.QAdd"}));
 }
 
 // A channel Pad written as a Concat (between DQ and Q) of parts: h and g (identity convs of x,
