@@ -451,13 +451,17 @@ std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &
     if (q.sum.active) {
       // The sum reproduces the unfused arithmetic where the convolution result reaches the
       // post-ops as it reaches the unfused output (the same implementation) and the kernel
-      // applies them as the ones checked do (oneDNN 2.6's brgemm and AVX-512 jit_int8 kernels:
-      // scales, post-ops in order, the sum as one FMA, the destination zero point added, then
-      // saturation and rounding). oneDNN's reference kernel would also be many times slower.
+      // applies them as the ones checked do (oneDNN 2.6's brgemm and jit_int8 kernels on
+      // avx512_core_vnni: scales, post-ops in order, the sum as one FMA, the destination zero
+      // point added, then saturation and rounding; AMX kernels are unchecked). oneDNN's
+      // reference kernel rounds its sum otherwise and would be many times slower.
       const std::string fused_impl = pd.impl_info_str();
       const std::string unfused_impl = primitive_desc(false, false).impl_info_str();
+      const std::string isa = ":avx512_core_vnni";
       const bool checked =
-          fused_impl.rfind("brg", 0) == 0 || fused_impl.rfind("jit_int8:avx512_core", 0) == 0;
+          (fused_impl.rfind("brg", 0) == 0 || fused_impl.rfind("jit_int8", 0) == 0) &&
+          fused_impl.size() > isa.size() &&
+          fused_impl.compare(fused_impl.size() - isa.size(), isa.size(), isa) == 0;
       if (fused_impl != unfused_impl || !checked) return nullptr;
     }
     dnnl::stream stream(eng);

@@ -1967,11 +1967,12 @@ void uint8_convolution_inputs(Graph &g) {
   }
 }
 
-// Whether residual adds may fuse into convolutions: only with AXSTREAM_ENGINE_SUM_POSTOP=1 (the
-// outputs are the same either way). Read at each compile, as dnnl_kernels_enabled().
+// Whether residual adds may fuse into convolutions: unless AXSTREAM_ENGINE_SUM_POSTOP=0 (the
+// outputs are the same either way; the setting compares the two). Read at each compile, as
+// dnnl_kernels_enabled().
 bool residual_sum_enabled() {
   const char *env = std::getenv("AXSTREAM_ENGINE_SUM_POSTOP");
-  return env && std::string(env) == "1";
+  return !(env && std::string(env) == "0");
 }
 
 // A residual join QAdd(QConv(x), skip) [Relu] (a ResNet block's end) becomes one QConv that adds

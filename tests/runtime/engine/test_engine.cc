@@ -1097,8 +1097,8 @@ TEST(Engine, ExecutorsOnSeveralThreadsAgree) {
 // -> Q (b), then Q(Relu(DQ(a) + DQ(b))) -> y, and y through a 1x1 identity convolution (so y
 // lives between int8 convolutions, as in ResNet) to the output. With `reuse_skip`, a is read
 // again after the add by another 1x1 identity convolution, a second output.
-// Compiles `bytes` with residual adds fused into convolutions as sum post-ops
-// (AXSTREAM_ENGINE_SUM_POSTOP=1) or not (=0).
+// Compiles `bytes` with residual adds fused into convolutions as sum post-ops (the default) or
+// not (AXSTREAM_ENGINE_SUM_POSTOP=0).
 std::shared_ptr<const Program> compile_with_sum_postops(const std::string &bytes,
                                                         const std::string &name, bool fused) {
   struct Setting {
