@@ -257,7 +257,8 @@ TEST(Engine, ResidualQdqAddReluFusesIntoOneQuantisedAdd) {
 }
 
 // The fused add runs 16 lanes at a time where the CPU has AVX-512 (280 elements here: vectors
-// and a scalar tail) with the unfused float arithmetic's operations in order: no LSB of slack.
+// and a scalar tail) with the unfused float arithmetic's operations in order (the scales make
+// b's product exact, so QAdd's one-rounding multiply-add agrees): no LSB of slack.
 TEST(Engine, ResidualQAddIsBitExactToTheUnfusedArithmetic) {
   engine::testing::Tolerance exact = tolerance();
   exact.quantized_lsb = 0;
