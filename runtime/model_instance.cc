@@ -33,11 +33,10 @@ int parse_count(const std::string &key, const std::string &value) {
   return static_cast<int>(parsed);
 }
 
-// Holds one of the instance's in-flight slots (1, or 2 with double_buffer) for a run.
+// Holds one of the instance's in-flight slots (ModelInstance::concurrent_runs) for a run.
 class FlightSlot {
  public:
-  FlightSlot(ModelInstance::Impl &impl) : impl_(impl) {
-    int limit = impl.options.double_buffer ? 2 : 1;
+  FlightSlot(ModelInstance::Impl &impl, int limit) : impl_(impl) {
     std::unique_lock lock(impl.flight_mutex);
     impl.flight_changed.wait(lock, [&] { return impl.in_flight < limit; });
     ++impl.in_flight;
@@ -267,6 +266,8 @@ std::shared_ptr<Model> ModelInstance::model() const {
   return impl_->model;
 }
 
+int ModelInstance::concurrent_runs() const { return impl_->options.double_buffer ? 2 : 1; }
+
 RunProfile ModelInstance::profile() const {
   std::lock_guard lock(impl_->profile_mutex);
   return impl_->profile;
@@ -287,7 +288,7 @@ void ModelInstance::run(const std::vector<Argument> &inputs, const std::vector<A
   check_arguments(*this, inputs, m.package->inputs, "input", m.options.input_dmabuf);
   check_arguments(*this, outputs, m.package->outputs, "output", m.options.output_dmabuf);
   RunBuffers buffers = map_arguments(*this, m, inputs, outputs);
-  FlightSlot slot(m);
+  FlightSlot slot(m, concurrent_runs());
   SubmittedRun submitted = submit_batch(m, buffers);
   RunTiming timing = wait_for_jobs(submitted, m.executors.size());
   if (submitted.failure) rethrow_as_run_error(*this, submitted.failure);

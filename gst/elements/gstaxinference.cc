@@ -8,8 +8,10 @@
  * tensor from a buffer pool) as a GstAxTensorMeta of kind GST_AX_TENSOR_OUTPUT with the same
  * geometry and ROI id. The video buffer itself passes unchanged.
  *
- * Inference is asynchronous: up to max-inflight frames are on the device at once, and a push
- * thread sends them downstream in their original order, with serialized events kept in place.
+ * Inference is asynchronous: up to max-inflight frames are queued for the device or on it at
+ * once (the instance computes one at a time, two with double-buffer; a batch > 1 package gathers
+ * them into batches), and a push thread sends them downstream in their original order, with
+ * serialized events kept in place.
  * EOS is forwarded after the last frame finishes; flushing seeks drop the frames in flight (the
  * caps and other sticky events queued behind them are kept for the stream after the seek). A
  * frame downstream refuses after upstream's EOS (not-linked, not-negotiated) is an element error
@@ -664,7 +666,15 @@ static void start_threads(GstAxInference *self) {
   state->downstream_returned = false;
   state->max_inflight = int(self->max_inflight);
   state->batch_timeout_us = self->batch_timeout;
-  for (int i = 0; i < state->max_inflight; ++i) state->runners.emplace_back(runner_loop, self, i);
+  // A batch > 1 instance's collector fills its batches from concurrent runners (one frame each).
+  // Otherwise the instance executes concurrent_runs() runs at once and further run() calls wait
+  // in it. One runner more than that keeps the next run prepared at the slot, so the device
+  // starts it as the last one ends; any more would only be woken per frame to block again.
+  const int runners =
+      state->device->collector
+          ? state->max_inflight
+          : std::min(state->max_inflight, state->device->instance->concurrent_runs() + 1);
+  for (int i = 0; i < runners; ++i) state->runners.emplace_back(runner_loop, self, i);
   state->pusher = std::thread(pusher_loop, self);
 }
 

@@ -175,6 +175,11 @@ TEST_F(RunTest, DoubleBufferedRunsFromTwoThreadsAreCorrect) {
   auto instance = context->device_connect(nullptr, 2)
                       ->load_model_instance(model, {{"double_buffer", "1"}, {"elf_in_ddr", "0"}});
   EXPECT_TRUE(instance->options().double_buffer);
+  EXPECT_EQ(instance->concurrent_runs(), 2);
+  EXPECT_EQ(context->device_connect(nullptr, 1)
+                ->load_model_instance(model, axstream::runtime::Properties{})
+                ->concurrent_runs(),
+            1);
   std::vector<int> bad(2, 0);
   std::vector<std::thread> threads;
   for (int t = 0; t < 2; ++t)

@@ -179,6 +179,9 @@ class ModelInstance final : public Object {
   // Thread-safe; blocks until the outputs are written. Throws InvalidArgument on wrong counts,
   // sizes or fds, naming the tensor and what was expected.
   void run(const std::vector<Argument> &inputs, const std::vector<Argument> &outputs);
+  // How many run() calls execute at once: 1, or 2 with double_buffer (the next run's inputs
+  // load while the current one computes). Further callers wait in run() for a slot.
+  int concurrent_runs() const;
   RunProfile profile() const;
 
   struct Impl;
