@@ -260,14 +260,19 @@ TEST(AxInferenceFlow, FlushUnblocksUpstreamWaitingForAFreeSlot) {
   // The first frame is being pushed; the second takes the one slot; the third must wait.
   ASSERT_EQ(gst_harness_push(h, axtest::frame_with_tensor(model, input, 33 * GST_MSECOND)),
             GST_FLOW_OK);
-  auto blocked = std::async(std::launch::async, [&] {
-    return gst_harness_push(h, axtest::frame_with_tensor(model, input, 66 * GST_MSECOND));
-  });
+  std::shared_future<GstFlowReturn> blocked =
+      std::async(std::launch::async, [&] {
+        return gst_harness_push(h, axtest::frame_with_tensor(model, input, 66 * GST_MSECOND));
+      }).share();
   EXPECT_EQ(blocked.wait_for(std::chrono::milliseconds(100)), std::future_status::timeout)
       << "the third frame was not held back by max-inflight=1";
-  // FLUSH_START waits for the push under way: let it end once the flush is on its way.
-  std::thread releaser([&] {
-    g_usleep(100 * 1000);
+  // FLUSH_START waits for the push under way: let it end once the flush has reached the element,
+  // which the blocked push returning shows. Released any earlier (a timer raced the FLUSH_START
+  // on a loaded machine), the held push would end, the pusher take the second frame (freeing its
+  // slot) and the third frame go in with GST_FLOW_OK before the flush. The 5 s are only an upper
+  // bound for an element that does not wake the blocked push (then "deadlock" below).
+  std::thread releaser([&, blocked] {
+    blocked.wait_for(std::chrono::seconds(5));
     held.release();
   });
   EXPECT_TRUE(gst_harness_push_event(h, gst_event_new_flush_start()));
