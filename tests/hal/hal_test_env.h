@@ -25,6 +25,19 @@ extern char **environ;
 
 namespace axstream::hal::testing {
 
+// A configuration change asked at `asked` stays pending for `delay`: `landed` (what ready() or a
+// repeated configure() returned after it) must be false unless that much time has passed; a
+// test descheduled past the delay (a loaded machine, the ASan run) rightly finds it landed.
+inline ::testing::AssertionResult pending_unless_delay_passed(
+    bool landed, std::chrono::steady_clock::time_point asked, std::chrono::milliseconds delay) {
+  const auto elapsed = std::chrono::steady_clock::now() - asked;
+  if (!landed || elapsed >= delay) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << "the change landed "
+         << std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count()
+         << " ms after it was asked, before its " << delay.count() << " ms delay";
+}
+
 // Every test starts from the default environment (one device, four cores) in a runtime directory
 // of its own, so tests neither see each other's locks nor those of other processes.
 class SimTest : public ::testing::Test {
