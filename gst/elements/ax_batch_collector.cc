@@ -100,6 +100,8 @@ BatchCollector::BatchCollector(std::shared_ptr<runtime::ModelInstance> instance,
     throw;
   }
   thread_ = std::thread([this] { collect_loop(); });
+  // Named here rather than by the thread: it has the name as soon as it exists.
+  pthread_setname_np(thread_.native_handle(), "axinf-batch");
 }
 
 BatchCollector::~BatchCollector() {
@@ -176,7 +178,6 @@ std::vector<GstBuffer *> BatchCollector::run_items(const std::vector<GstBuffer *
 }
 
 void BatchCollector::collect_loop() {
-  pthread_setname_np(pthread_self(), "axinf-batch");
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
     changed_.wait(lock, [&] { return stopping_ || !queue_.empty(); });

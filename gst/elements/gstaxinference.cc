@@ -201,7 +201,12 @@ std::shared_ptr<DeviceInstance> acquire_instance(const InstanceRequest &request,
   return created;
 }
 
-void name_this_thread(const char *name) { pthread_setname_np(pthread_self(), name); }
+// Named by the creator, as soon as it exists: named by itself, a thread not yet scheduled (a
+// loaded machine) carries its creator's name for a while, and whoever lists the threads (top,
+// the tests counting them) sees it late or not at all.
+void name_thread(std::thread &thread, const std::string &name) {
+  pthread_setname_np(thread.native_handle(), name.substr(0, 15).c_str());
+}
 
 // A buffer (or serialized event) on its way through the element, in stream order.
 struct Item {
@@ -569,7 +574,6 @@ static void update_drain(GstAxInferenceState *state) {
 }
 
 static void runner_loop(GstAxInference *self, int index) {
-  name_this_thread(("axinf-run" + std::to_string(index)).c_str());
   GstAxInferenceState *state = self->state;
   std::unique_lock<std::mutex> lock(state->mutex);
   for (;;) {
@@ -593,7 +597,6 @@ static void runner_loop(GstAxInference *self, int index) {
 }
 
 static void pusher_loop(GstAxInference *self) {
-  name_this_thread("axinf-push");
   GstAxInferenceState *state = self->state;
   std::unique_lock<std::mutex> lock(state->mutex);
   for (;;) {
@@ -674,8 +677,12 @@ static void start_threads(GstAxInference *self) {
       state->device->collector
           ? state->max_inflight
           : std::min(state->max_inflight, state->device->instance->concurrent_runs() + 1);
-  for (int i = 0; i < runners; ++i) state->runners.emplace_back(runner_loop, self, i);
+  for (int i = 0; i < runners; ++i) {
+    state->runners.emplace_back(runner_loop, self, i);
+    name_thread(state->runners.back(), "axinf-run" + std::to_string(i));
+  }
   state->pusher = std::thread(pusher_loop, self);
+  name_thread(state->pusher, "axinf-push");
 }
 
 static void stop_threads(GstAxInference *self) {

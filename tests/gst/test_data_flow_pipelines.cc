@@ -139,10 +139,9 @@ TEST(StateCycles, PauseResumesAndNullReleasesDeviceThreadsAndFds) {
     ASSERT_EQ(pipeline.set(GST_STATE_PLAYING), GST_STATE_CHANGE_SUCCESS)
         << "cycle " << cycle << ": " << pipeline.error();
     ASSERT_TRUE(pipeline.wait_frames(pipeline.frames() + 5)) << "cycle " << cycle;
-    // Each names itself once it runs: an idle runner may not have yet.
-    for (int i = 0; i < 200 && threads_named("axinf-") < 3; ++i) g_usleep(5000);
-    // The instance runs one frame at a time (no double-buffer): one runner computing, one
-    // waiting with the next frame, whatever max-inflight allows to queue.
+    // axinference names its threads as it creates them (going to PAUSED). The instance runs one
+    // frame at a time (no double-buffer): one runner computing, one waiting with the next frame,
+    // whatever max-inflight allows to queue.
     EXPECT_EQ(threads_named("axinf-"), 2 + 1) << "2 runners and the push thread";
     ASSERT_EQ(pipeline.set(GST_STATE_PAUSED), GST_STATE_CHANGE_SUCCESS);
     ASSERT_EQ(pipeline.set(GST_STATE_PLAYING), GST_STATE_CHANGE_SUCCESS);
@@ -179,9 +178,7 @@ TEST(StateCycles, RunThreadsFollowTheInstancesConcurrentRuns) {
         " ! fakesink name=out sync=false");
     ASSERT_EQ(pipeline.set(GST_STATE_PLAYING), GST_STATE_CHANGE_SUCCESS) << pipeline.error();
     ASSERT_TRUE(pipeline.wait_frames(10)) << e.properties;
-    // Each names itself once it runs: an idle runner may not have yet.
-    for (int i = 0; i < 200 && threads_named("axinf-run") < e.runners; ++i) g_usleep(5000);
-    g_usleep(20000);  // time for a surplus thread to name itself too
+    // Named as they are created (going to PAUSED): a surplus thread shows whether it ran or not.
     EXPECT_EQ(threads_named("axinf-run"), e.runners) << e.properties;
     ASSERT_EQ(pipeline.set(GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
     EXPECT_EQ(pipeline.error(), "") << e.properties;
