@@ -25,8 +25,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'
 from terminal import run_on_terminal_then_signal  # noqa: E402
 
 axrun, source, doc = sys.argv[1:4]
-runtime_dir = os.environ['AXSTREAM_RUNTIME_DIR']
-os.makedirs(runtime_dir, exist_ok=True)
+# The core lock files are checked as this run leaves them, so the run gets a runtime dir of its
+# own: a run killed earlier (a CI timeout, Ctrl-C) leaves its holders' names in the lock files of
+# the build dir's (meson's AXSTREAM_RUNTIME_DIR; the locks died with it), and every later run
+# then read them as not cleared.
+_runtime = tempfile.TemporaryDirectory(prefix='axrun-cli-runtime-')
+runtime_dir = os.environ['AXSTREAM_RUNTIME_DIR'] = _runtime.name
 
 
 def write_identity_package(directory, core_shape, batch=1):
