@@ -1094,10 +1094,6 @@ TEST(Engine, ExecutorsOnSeveralThreadsAgree) {
   for (const auto &r : results) EXPECT_EQ(r, expected);
 }
 
-// A ResNet block's end as the compiler quantises it: x -> 1x1 conv -> Q (a) and x -> 3x3 conv
-// -> Q (b), then Q(Relu(DQ(a) + DQ(b))) -> y, and y through a 1x1 identity convolution (so y
-// lives between int8 convolutions, as in ResNet) to the output. With `reuse_skip`, a is read
-// again after the add by another 1x1 identity convolution, a second output.
 // Compiles `bytes` with residual adds fused into convolutions as sum post-ops (the default) or
 // not (AXSTREAM_ENGINE_SUM_POSTOP=0).
 std::shared_ptr<const Program> compile_with_sum_postops(const std::string &bytes,
@@ -1109,6 +1105,10 @@ std::shared_ptr<const Program> compile_with_sum_postops(const std::string &bytes
   return Program::from_bytes(bytes, name);
 }
 
+// A ResNet block's end as the compiler quantises it: x -> 1x1 conv -> Q (a) and x -> 3x3 conv
+// -> Q (b), then Q(Relu(DQ(a) + DQ(b))) -> y, and y through a 1x1 identity convolution (so y
+// lives between int8 convolutions, as in ResNet) to the output. With `reuse_skip`, a is read
+// again after the add by another 1x1 identity convolution, a second output.
 onnx::ModelProto qdq_residual_block(bool reuse_skip) {
   GraphBuilder b(reuse_skip ? "residual_skip_reused" : "residual_block");
   const int64_t c = 16;
