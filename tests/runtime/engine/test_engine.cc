@@ -1094,8 +1094,8 @@ TEST(Engine, ExecutorsOnSeveralThreadsAgree) {
   for (const auto &r : results) EXPECT_EQ(r, expected);
 }
 
-// Compiles `bytes` with residual adds fused into convolutions as sum post-ops (the default) or
-// not (AXSTREAM_ENGINE_SUM_POSTOP=0).
+// Compiles `bytes` with residual adds fused into convolutions as sum post-ops
+// (AXSTREAM_ENGINE_SUM_POSTOP=1) or not (=0, the default).
 std::shared_ptr<const Program> compile_with_sum_postops(const std::string &bytes,
                                                         const std::string &name, bool fused) {
   struct Setting {
