@@ -133,6 +133,8 @@ def main():
                                       text=True, check=True).stdout.strip()
                        for lib in ("libasan.so", "libstdc++.so.6"))
     models = build / "tests" / "data" / "models"
+    # Removed when the script ends (its finaliser runs at exit).
+    runtime_dir = tempfile.TemporaryDirectory(prefix="axstream-lsan-run-")
     env = dict(os.environ)
     env.update({
         "LD_PRELOAD": libasan,
@@ -151,7 +153,7 @@ def main():
         "GST_REGISTRY_1_0": str(logs / "registry.bin"),
         # GLib's slice allocator caches blocks forever; plain malloc lets LSan see real leaks.
         "G_SLICE": "always-malloc",
-        "AXSTREAM_RUNTIME_DIR": tempfile.mkdtemp(prefix="axstream-lsan-run-"),
+        "AXSTREAM_RUNTIME_DIR": runtime_dir.name,
     })
     failures = 0
     # One process per file, as the plain suite runs them: a tracer crash reruns one file, and

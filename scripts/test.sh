@@ -62,8 +62,14 @@ sanitize_on=${AXSTREAM_CI_SANITIZE:-1}
 fuzz_on=${AXSTREAM_CI_FUZZ:-1}
 command -v clang++ >/dev/null || fuzz_on=missing
 
-# Tests reserve simulated devices: give this run its own runtime directory.
-export AXSTREAM_RUNTIME_DIR=${AXSTREAM_RUNTIME_DIR:-$(mktemp -d /tmp/axstream-test.XXXXXX)}
+# Tests reserve simulated devices: give this run its own runtime directory, removed on exit
+# unless the caller chose it.
+own_runtime_dir=
+if [[ -z ${AXSTREAM_RUNTIME_DIR:-} ]]; then
+  own_runtime_dir=$(mktemp -d /tmp/axstream-test.XXXXXX)
+  export AXSTREAM_RUNTIME_DIR=$own_runtime_dir
+fi
+trap 'rm -f "$cpu_file"; [[ -z $own_runtime_dir ]] || rm -rf "$own_runtime_dir"' EXIT
 logs=()
 failed_stages=0
 

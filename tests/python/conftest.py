@@ -22,9 +22,13 @@ TEST_DATA_DIR = SOURCE_ROOT / "tests" / "data"
 # A process-wide default before anything imports the runtime, in case the HAL reads the
 # directory once; the autouse fixture below then gives each test a fresh one.
 if "AXSTREAM_RUNTIME_DIR" not in os.environ:
+    import atexit
+    import shutil
     import tempfile
 
-    os.environ["AXSTREAM_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="axstream-pytest-")
+    _process_runtime_dir = tempfile.mkdtemp(prefix="axstream-pytest-")
+    os.environ["AXSTREAM_RUNTIME_DIR"] = _process_runtime_dir
+    atexit.register(shutil.rmtree, _process_runtime_dir, ignore_errors=True)
 
 
 def reset_devices():
