@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -469,6 +470,62 @@ std::string fspath(py::handle path) {
   return py::bytes(py::module_::import("os").attr("fsencode")(path));
 }
 
+// What a Python Context owns besides its C++ Context: every object made through it. Axelera's
+// doc says "All objects created by the runtime are owned by the Context that created them" (and
+// the C API's context owns its handles), so an object the program kept no reference to lives on
+// until the Context is released or collected: `context.device_connect(num_sub_devices=4)` alone
+// keeps all four sub-devices reserved. Held as C++ references, which Python's garbage collector
+// does not follow, so with the children's keep_alive on their Context they make no cycle.
+class OwnedObjects {
+ public:
+  void add(std::shared_ptr<rt::Object> object) {
+    std::lock_guard lock(mutex_);
+    // Released objects have freed their resources already; forgetting them keeps a Context
+    // that connects and releases in a loop from growing.
+    std::erase_if(objects_, [](const std::shared_ptr<rt::Object> &o) { return o->released(); });
+    objects_.push_back(std::move(object));
+  }
+
+  void clear() {
+    std::vector<std::shared_ptr<rt::Object>> objects;
+    {
+      std::lock_guard lock(mutex_);
+      objects.swap(objects_);
+    }
+  }  // the objects go here, outside the lock
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::shared_ptr<rt::Object>> objects_;
+};
+
+constexpr const char *kOwnedObjectsAttribute = "_owned_objects";
+
+// `object` becomes owned by its Context's Python object (see OwnedObjects); returns it. Called
+// with the GIL held, from a method of that Context or of one of its children, so the Context's
+// Python object exists (children keep it alive) and py::cast finds it.
+template <class T>
+std::shared_ptr<T> owned_by_context(std::shared_ptr<T> object) {
+  py::object context = py::cast(object->context());
+  // dict.setdefault: one OwnedObjects per Context even if two threads make its first child.
+  py::object owned =
+      context.attr("__dict__")
+          .attr("setdefault")(kOwnedObjectsAttribute, py::type::of<OwnedObjects>()());
+  owned.cast<OwnedObjects &>().add(object);
+  return object;
+}
+
+// Context.release() and the end of its with block: release the Context and every child, then
+// drop the Context's references to them.
+void release_context(py::handle context_object) {
+  auto &context = context_object.cast<rt::Context &>();
+  py::object owned = py::getattr(context_object, kOwnedObjectsAttribute, py::none());
+  OwnedObjects *owned_objects = owned.is_none() ? nullptr : owned.cast<OwnedObjects *>();
+  ReleasedGil release_gil;  // may wait for runs of other threads
+  context.release();
+  if (owned_objects != nullptr) owned_objects->clear();
+}
+
 // The bound classes (declared together in PYBIND11_MODULE, defined by the functions below).
 using ObjectClass = py::class_<rt::Object, std::shared_ptr<rt::Object>>;
 using ContextClass = py::class_<rt::Context, rt::Object, std::shared_ptr<rt::Context>>;
@@ -477,6 +534,7 @@ using ModelClass = py::class_<rt::Model, rt::Object, std::shared_ptr<rt::Model>>
 using InstanceClass = py::class_<rt::ModelInstance, rt::Object, std::shared_ptr<rt::ModelInstance>>;
 using RunProfileClass = py::class_<rt::RunProfile>;
 using DmaBufferClass = py::class_<hal::DmaBuffer>;
+using OwnedObjectsClass = py::class_<OwnedObjects>;
 
 // DmaBuffer: allocation, its fd, CPU access and numpy views.
 void define_dma_buffer(DmaBufferClass &dma_buffer) {
@@ -594,19 +652,14 @@ void define_context_lifetime(ContextClass &context) {
           "__enter__(self)\n--\n\nReturn the context itself (for use in a with statement).")
       .def(
           "__exit__",
-          [](rt::Context &self, py::args) {
-            ReleasedGil release_gil;
-            self.release();
+          [](py::object self, py::args) {
+            release_context(self);
             return false;
           },
           "__exit__(self, *args)\n--\n\n"
           "Release the context and all its children at the end of the with block.")
       .def(
-          "release",
-          [](rt::Context &self) {
-            ReleasedGil release_gil;
-            self.release();
-          },
+          "release", [](py::object self) { release_context(self); },
           "release(self)\n--\n\nRelease the context and all its children.\n\n"
           "This function is called automatically when Context is used as a context manager.");
 }
@@ -674,8 +727,12 @@ void define_context_connections_and_models(ContextClass &context) {
               info = std::make_unique<hal::DeviceInfo>(
                   device_from_python(self, device, "device_connect"));
             auto properties = properties_from_kwargs(kwargs, "device_connect");
-            ReleasedGil release_gil;
-            return self.device_connect(info.get(), num_sub_devices, properties);
+            std::shared_ptr<rt::Connection> connection;
+            {
+              ReleasedGil release_gil;
+              connection = self.device_connect(info.get(), num_sub_devices, properties);
+            }
+            return owned_by_context(std::move(connection));
           },
           // keep_alive<0, 1>: the Python Context lives as long as the Connection, so
           // `connection.context` returns the very same Python object.
@@ -692,8 +749,12 @@ void define_context_connections_and_models(ContextClass &context) {
           "load_model",
           [](rt::Context &self, py::object path) {
             auto path_text = fspath(path);
-            ReleasedGil release_gil;
-            return self.load_model(path_text);
+            std::shared_ptr<rt::Model> model;
+            {
+              ReleasedGil release_gil;
+              model = self.load_model(path_text);
+            }
+            return owned_by_context(std::move(model));
           },
           // keep_alive<0, 1>: the Python Context lives as long as the Model, so
           // `model.context` returns the very same Python object.
@@ -718,8 +779,12 @@ void define_connection(ConnectionClass &connection) {
           "load_model_instance",
           [](rt::Connection &self, const std::shared_ptr<rt::Model> &model, py::kwargs kwargs) {
             auto properties = properties_from_kwargs(kwargs, "load_model_instance");
-            ReleasedGil release_gil;
-            return self.load_model_instance(model, properties);
+            std::shared_ptr<rt::ModelInstance> instance;
+            {
+              ReleasedGil release_gil;
+              instance = self.load_model_instance(model, properties);
+            }
+            return owned_by_context(std::move(instance));
           },
           // keep_alive<0, 1>: the instance runs on this connection's sub-devices; keep the
           // Python Connection alive while the instance is.
@@ -860,8 +925,9 @@ PYBIND11_MODULE(_axelera_runtime, m) {
       "All objects created by the runtime are owned by the Context that created them. When the "
       "Context is released, all objects created by it are also released; using a released object "
       "raises InvalidArgument.");
+  // py::dynamic_attr: the Context's Python object holds what it owns (OwnedObjects).
   ContextClass context(
-      m, "Context",
+      m, "Context", py::dynamic_attr(),
       "The Context object is the root object of the runtime.\n\n"
       "A Context is used to create and manage all other objects in the runtime. Normally you "
       "would create it in a with statement::\n\n"
@@ -890,6 +956,9 @@ PYBIND11_MODULE(_axelera_runtime, m) {
       "viewing it are gone.");
 
   define_dma_buffer(dma_buffer);
+  OwnedObjectsClass(m, "_OwnedObjects",
+                    "What a Context owns: every object made through it (internal).")
+      .def(py::init<>());
 
   // The documented objects carry their signatures as CPython text signatures ("name(self, ...)"
   // then "\n--\n\n" heading the docstring), so inspect.signature() reads the documented

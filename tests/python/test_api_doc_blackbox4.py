@@ -309,6 +309,26 @@ def test_children_keep_an_unnamed_context_alive(package):
     model.context.release()
 
 
+def test_objects_the_program_dropped_stay_owned_by_their_context():
+    # "All objects created by the runtime are owned by the Context that created them. When the
+    # Context is released, all objects created by it are also released."
+    with axr.Context() as context:
+        context.device_connect(num_sub_devices=3)  # no reference kept
+        gc.collect()
+        with pytest.raises(axr.DeviceInUse):
+            context.device_connect(num_sub_devices=2)
+        context.device_connect(num_sub_devices=1)
+    with axr.Context() as context:
+        context.device_connect(num_sub_devices=4)
+
+
+def test_released_children_do_not_pile_up_in_a_long_lived_context():
+    with axr.Context() as context:
+        for _ in range(200):
+            context.device_connect(num_sub_devices=4).release()
+        context.device_connect(num_sub_devices=4)
+
+
 def test_collected_context_frees_its_sub_devices():
     def hold_all():
         context = axr.Context()

@@ -32,7 +32,13 @@ def test_instance_keeps_running_when_the_program_kept_no_connection(context, pac
         context.device_connect(None, 4)
     del instance
     gc.collect()
-    context.device_connect(None, 4)  # and freed with the last reference
+    # "All objects created by the runtime are owned by the Context that created them": the
+    # core stays reserved with no Python reference left, until the Context is released.
+    with pytest.raises(axr.DeviceInUse):
+        context.device_connect(None, 4)
+    context.release()
+    with axr.Context() as other:
+        other.device_connect(None, 4)
 
 
 def test_releasing_children_after_their_context_is_harmless(package):
