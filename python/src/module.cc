@@ -5,8 +5,10 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
+#include <iterator>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -479,10 +481,16 @@ std::string fspath(py::handle path) {
 class OwnedObjects {
  public:
   void add(std::shared_ptr<rt::Object> object) {
+    std::vector<std::shared_ptr<rt::Object>> released;
     std::lock_guard lock(mutex_);
     // Released objects have freed their resources already; forgetting them keeps a Context
-    // that connects and releases in a loop from growing.
-    std::erase_if(objects_, [](const std::shared_ptr<rt::Object> &o) { return o->released(); });
+    // that connects and releases in a loop from growing. (`released` is declared before the
+    // lock, so they go after it is unlocked.)
+    auto first_released =
+        std::stable_partition(objects_.begin(), objects_.end(),
+                              [](const std::shared_ptr<rt::Object> &o) { return !o->released(); });
+    std::move(first_released, objects_.end(), std::back_inserter(released));
+    objects_.erase(first_released, objects_.end());
     objects_.push_back(std::move(object));
   }
 
