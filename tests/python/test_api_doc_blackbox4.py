@@ -1160,6 +1160,23 @@ def test_tensor_info_shape_and_padding_are_normalised():
     assert info.unpadded_shape == (1, 2)
 
 
+def test_tensor_info_unpadded_shape_never_drops_dimensions_after_assignment():
+    # "unpadded_shape: The shape of the tensor without padding." The fields are assignable;
+    # after shape gets another rank than padding there is no right answer, and a shorter shape
+    # would be a wrong one.
+    info = axr.TensorInfo((4, 4))
+    info.shape = (1, 2, 3)
+    with pytest.raises(axr.InvalidArgument, match="2 .start, end. pairs.*3 dimensions"):
+        info.unpadded_shape
+    info.padding = None  # no padding, whatever the rank
+    assert info.unpadded_shape == (1, 2, 3)
+    info.padding = [(0, 0), (1, 1)]
+    with pytest.raises(axr.InvalidArgument):
+        info.unpadded_shape
+    info.padding = [(0, 0), (0, 0), (1, 1)]
+    assert info.unpadded_shape == (1, 2, 1)
+
+
 @pytest.mark.parametrize("kwargs", [
     {"shape": (4, 4), "padding": [(0, 0)]},            # padding rank != shape rank
     {"shape": (4, 4), "padding": [(0, 0), (3, 2)]},    # more padding than the dimension

@@ -191,4 +191,10 @@ class TensorInfo:
     def unpadded_shape(self) -> Tuple[int, ...]:
         """The shape of the tensor without padding."""
         padding = self.padding if self.padding is not None else [(0, 0)] * len(self.shape)
+        # zip would quietly drop dimensions when shape or padding was assigned another rank.
+        if len(padding) != len(self.shape):
+            raise _invalid_argument(
+                f"TensorInfo unpadded_shape: padding {list(padding)} has {len(padding)} "
+                f"(start, end) pairs, but shape {tuple(self.shape)} has {len(self.shape)} "
+                "dimensions")
         return tuple(int(d) - int(b) - int(e) for d, (b, e) in zip(self.shape, padding))
