@@ -1002,6 +1002,33 @@ def test_concurrent_device_connect_hands_out_each_sub_device_once():
         assert results.count("in use") == 2
 
 
+def test_threads_configuring_different_cores_at_once_lose_no_setting():
+    with axr.Context() as context:
+        device = context.list_devices()[0]
+        barrier = threading.Barrier(4)
+        errors = []
+
+        def worker(core):
+            try:
+                barrier.wait()
+                context.configure_device(device, **{f"mvm_utilisation_core_{core}": 10 + core,
+                                                    f"clock_profile_core_{core}": 500 + core})
+                wait_ready(context, device)
+            except Exception as error:  # noqa: BLE001 -- reported below
+                errors.append(repr(error))
+
+        threads = [threading.Thread(target=worker, args=(core,)) for core in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert errors == []
+        config = context.read_device_configuration(device)
+        for core in range(4):
+            assert config[f"mvm_utilisation_core_{core}"] == str(10 + core), config
+            assert config[f"clock_profile_core_{core}"] == str(500 + core), config
+
+
 def test_releasing_the_context_while_another_thread_runs(package):
     context = axr.Context()
     model = context.load_model(package("resnet_tiny"))
