@@ -128,8 +128,7 @@ class Preprocessor {
   struct RunState;
   struct SourceRow;
   std::array<int, 2> source_rows(int dy) const;
-  void prefetch_rows_ahead(int dy, int content_height, const RunState &state) const;
-  void prefetch_source_row(int src_row, const RunState &state) const;
+  void load_source_rows(int dy_begin, int dy_end, RunState &state) const;
   void resize_row(int dy, RunState &state) const;
   void resize_source_row(int src_row, RunState &state, int16_t *out) const;
   void resize_yuv_taps(const SourceRow &row, RunState &state, int16_t *out) const;
