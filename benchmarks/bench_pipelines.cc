@@ -392,8 +392,16 @@ Values run_pipeline(const std::string &desc, const Clip *clip = nullptr, int fee
   }
   gst_message_unref(msg);
   gst_object_unref(bus);
-  gst_element_set_state(pipeline, GST_STATE_NULL);  // unblocks a feeder stuck on a full appsrc
-  if (feeder.joinable()) feeder.join();
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  if (feeder.joinable()) {
+    // A feeder blocked on the full appsrc of a pipeline that failed (its streaming thread no
+    // longer takes frames) waits on appsrc's condition, which the state change does not always
+    // signal: lifting the size limit does, and the feeder's remaining pushes then return at once.
+    GstElement *src = gst_bin_get_by_name(GST_BIN(pipeline), "src");
+    g_object_set(src, "block", FALSE, "max-bytes", guint64(0), nullptr);
+    gst_object_unref(src);
+    feeder.join();
+  }
   gst_object_unref(pipeline);
   if (!error.empty()) throw std::runtime_error("pipeline error: " + error);
   if (v["frames"] < 1) throw std::runtime_error("fewer than 2 frames reached the sink");
