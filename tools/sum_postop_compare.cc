@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <map>
 #include <memory>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -224,6 +225,14 @@ int main(int argc, char **argv) {
     const size_t adds = count_of(unfused_text, "axstream.QAdd");
     std::printf("%s: %zu of %zu residual adds fused as sum post-ops\n", model_arg.c_str(), sums,
                 adds);
+    // The post-op chain each fused convolution runs, "(<chain>) + sum post-op]" in its line.
+    std::map<std::string, int> chains;
+    for (size_t end = 0; (end = fused_text.find(") + sum post-op]", end)) != std::string::npos;
+         ++end) {
+      const size_t open = fused_text.rfind('(', end);
+      if (open != std::string::npos) ++chains[fused_text.substr(open + 1, end - open - 1)];
+    }
+    for (const auto &[chain, n] : chains) std::printf("  %dx post-ops: %s\n", n, chain.c_str());
     if (require_fused && sums == 0) {
       if (!engine::dnnl_kernels_enabled() || !engine::dnnl_cpu_has_vnni()) {
         std::printf("skipped: no residual add can fuse here (needs oneDNN int8 on a VNNI CPU)\n");

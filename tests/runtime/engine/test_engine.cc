@@ -20,6 +20,8 @@
 #include "expected_error.h"
 #include "float16.h"
 #include "graph_builder.h"
+#include "ops/quantized_join.h"
+#include "residual_sum_chain.h"
 
 namespace fs = std::filesystem;
 using namespace axstream;
@@ -1760,6 +1762,191 @@ TEST(EnginePasses, ResidualSumAndQAddAddTheSkipsProductInOneRounding) {
     GTEST_SKIP() << "no oneDNN int8 convolutions here";
   EXPECT_TRUE(contains_all(text, {"+ sum post-op]"})) << text;
   EXPECT_TRUE(contains_all(unfused->describe(), {"axstream.QAdd"}));
+}
+
+// Every pair of operands at seeded random scales, zero points and int8/uint8 types, with and
+// without Relu: each add gets its own post-op chain (residual_sum_chain.h: the division folded
+// into the scales or made a multiplication, the Relu or the rounding left to the saturation,
+// the one-for-one chain otherwise), and the fused convolution gives the unfused QAdd's output
+// on all 65536 pairs.
+TEST(EnginePasses, ResidualSumChainsGiveTheQAddOnEveryPairAtRandomScales) {
+  const int64_t c = 16, side = 64;
+  const size_t count = static_cast<size_t>(c * side * side);
+  uint32_t seed = 20261206;
+  auto next = [&seed] { return (seed = seed * 1664525u + 1013904223u) >> 8; };
+  auto uniform = [&](float lo, float hi) {
+    return lo + (hi - lo) * static_cast<float>(next()) / static_cast<float>(1 << 24);
+  };
+  std::set<std::string> chains;
+  bool onednn = false;
+  for (int set = 0; set < 16; ++set) {
+    auto type = [&] { return next() % 2 ? kUint8 : kInt8; };
+    auto zero = [&](onnx::TensorProto::DataType t, int spread) {
+      const int z = static_cast<int>(next() % (2 * spread + 1)) - spread;
+      return t == kUint8 ? z + 128 : z;
+    };
+    const bool relu = set % 2 == 1;
+    const Quant a{uniform(0.02f, 0.2f), 0, type()}, b{uniform(0.02f, 0.2f), 0, type()};
+    Quant a_q = a, b_q = b, y{uniform(0.02f, 0.2f), 0, type()};
+    a_q.zero_point = set % 4 == 0 ? (a.type == kUint8 ? 128 : 0) : zero(a.type, 20);
+    b_q.zero_point = zero(b.type, 20);
+    // After a Relu the compiler takes the type's lowest value as the zero point.
+    y.zero_point = relu && set % 4 == 1 ? (y.type == kUint8 ? 0 : -128) : zero(y.type, 30);
+    if (set % 8 == 6) y.scale = 0.125f;  // a power of two: dividing by it is exact scaling
+    const std::string name = "residual_pairs_" + std::to_string(set);
+    QdqNet net(name);
+    auto nhwc_input = [&](const std::string &v, Quant q) {
+      net.input(v + "/nhwc", {1, side, side, c}, q);
+      set_ints(net.b.node("Transpose", {v + "/nhwc"}, v), "perm", {0, 3, 1, 2});
+      net.quant[v] = q;
+      net.shape[v] = {1, c, side, side};
+    };
+    nhwc_input("x", a_q);
+    nhwc_input("s", b_q);
+    net.identity_conv("x", "a");
+    net.b.node("Add", {net.dq("a"), net.dq("s")}, "sum");
+    std::string sum = "sum";
+    if (relu) {
+      net.b.node("Relu", {"sum"}, "sum/relu");
+      sum = "sum/relu";
+    }
+    net.quantize(sum, "y", y, {1, c, side, side});
+    set_ints(net.b.node("Transpose", {"y"}, "y/nhwc"), "perm", {0, 2, 3, 1});
+    net.quant["y/nhwc"] = net.quant.at("y");
+    net.shape["y/nhwc"] = {1, side, side, c};
+    net.output("y/nhwc");
+    const std::string bytes = net.b.model.SerializeAsString();
+    auto fused = compile_with_sum_postops(bytes, name, true);
+    auto unfused = compile_with_sum_postops(bytes, name, false);
+    std::vector<uint8_t> x(count), skip(count), y_fused(count), y_unfused(count);
+    for (size_t i = 0; i < count; ++i) {
+      x[i] = static_cast<uint8_t>(i / 256);
+      skip[i] = static_cast<uint8_t>(i % 256);
+    }
+    fused->make_executor()->run({x.data(), skip.data()}, {y_fused.data()});
+    unfused->make_executor()->run({x.data(), skip.data()}, {y_unfused.data()});
+    size_t differing = 0;
+    for (size_t i = 0; i < count; ++i) differing += y_fused[i] != y_unfused[i];
+    const std::string text = fused->describe();
+    EXPECT_EQ(differing, 0u) << name << ": scales " << a.scale << " " << b.scale << " " << y.scale
+                             << ", zero points " << a_q.zero_point << " " << b_q.zero_point << " "
+                             << y.zero_point << "\n"
+                             << text;
+    EXPECT_GT(std::set<uint8_t>(y_unfused.begin(), y_unfused.end()).size(), 100u) << name;
+    if (!int8_convs_run_on_onednn(unfused->describe())) continue;
+    onednn = true;
+    const size_t end = text.find(") + sum post-op]");
+    ASSERT_NE(end, std::string::npos) << name << " did not fuse:\n" << text;
+    chains.insert(text.substr(text.rfind('(', end) + 1, end - text.rfind('(', end) - 1));
+  }
+  if (!onednn) GTEST_SKIP() << "no oneDNN int8 convolutions here: only the outputs compared";
+  std::string seen;
+  for (const auto &chain : chains) seen += "\n  " + chain;
+  // The sets reach chains without the division and without the Relu and the last rounding.
+  EXPECT_GE(chains.size(), 3u) << seen;
+  EXPECT_TRUE(std::any_of(chains.begin(), chains.end(), [](const std::string &chain) {
+    return chain.find("div") == std::string::npos;
+  })) << seen;
+}
+
+// What the chain may leave out: at an output zero point at the type's lowest value the
+// saturation does the Relu and the conversion the rounding; dividing by a power of two is
+// exact scaling, folded into the linear and the sum's scale. And the one-for-one chain (the
+// unfused operations: subtract, multiply, sum, Relu, divide, round) is what the QAdd computes.
+TEST(EnginePasses, ResidualSumChainLeavesOutWhatTheOutputMakesRedundant) {
+  ResidualSumParams p;
+  p.conv_scale = 0.0731f;
+  p.conv_zero_point = 3;
+  p.skip_dtype = DType::u8;
+  p.skip_scale = 0.0517f;
+  p.skip_zero_point = 131;
+  p.relu = true;
+  p.y_scale = 0.0933f;
+  p.y_dtype = DType::u8;
+  p.y_zero_point = 0;
+  ResidualSumChain chain = choose_residual_sum_chain(p);
+  EXPECT_FALSE(chain.relu) << chain.describe();
+  EXPECT_FALSE(chain.round) << chain.describe();
+  p.y_scale = 0.25f;
+  chain = choose_residual_sum_chain(p);
+  EXPECT_EQ(chain.scale, ResidualSumChain::Scale::none) << chain.describe();
+  EXPECT_TRUE(chain.describe().find("sum") == chain.describe().size() - 3) << chain.describe();
+
+  ResidualSumChain one_for_one;
+  one_for_one.subtract_zero_point = true;
+  one_for_one.linear = true;
+  one_for_one.relu = true;
+  one_for_one.scale = ResidualSumChain::Scale::divide;
+  one_for_one.round = true;
+  uint32_t seed = 99;
+  auto uniform = [&seed](float lo, float hi) {
+    seed = seed * 1664525u + 1013904223u;
+    return lo + (hi - lo) * static_cast<float>(seed >> 8) / static_cast<float>(1 << 24);
+  };
+  for (int set = 0; set < 50; ++set) {
+    p.conv_dtype = set % 2 ? DType::u8 : DType::i8;
+    p.conv_scale = uniform(0.01f, 0.3f);
+    p.conv_zero_point = static_cast<int32_t>(uniform(-20.f, 20.f)) + (set % 2 ? 128 : 0);
+    p.skip_dtype = set % 3 ? DType::i8 : DType::u8;
+    p.skip_scale = uniform(0.01f, 0.3f);
+    p.skip_zero_point = static_cast<int32_t>(uniform(-20.f, 20.f)) + (set % 3 ? 0 : 128);
+    p.relu = set % 5 < 2;
+    p.y_scale = uniform(0.01f, 0.3f);
+    p.y_dtype = set % 7 < 3 ? DType::u8 : DType::i8;
+    p.y_zero_point =
+        static_cast<int32_t>(uniform(-30.f, 30.f)) + (p.y_dtype == DType::u8 ? 128 : 0);
+    one_for_one.alpha = p.conv_scale;
+    one_for_one.sum_scale = p.skip_scale;
+    one_for_one.relu = p.relu;
+    one_for_one.scale_operand = p.y_scale;
+    QuantizedJoin join;
+    join.a_scale = p.conv_scale;
+    join.a_zero = p.conv_zero_point;
+    join.b_scale = p.skip_scale;
+    join.b_zero = p.skip_zero_point;
+    join.y_scale = p.y_scale;
+    join.y_zero = p.y_zero_point;
+    join.relu = p.relu;
+    join.fused_multiply_add_b = true;
+    size_t differing = 0;
+    for (int r = 0; r < 256; ++r) {
+      std::vector<uint8_t> a(256, static_cast<uint8_t>(r)), b(256), y(256);
+      for (int s = 0; s < 256; ++s) b[s] = static_cast<uint8_t>(s);
+      // The raw bytes as each type: the join reads them as int8 or uint8 alike.
+      auto as = [](DType t, uint8_t byte) {
+        return t == DType::u8 ? int32_t{byte} : int32_t{static_cast<int8_t>(byte)};
+      };
+      if (p.conv_dtype == DType::u8 && p.skip_dtype == DType::u8 && p.y_dtype == DType::u8)
+        quantized_join<uint8_t, uint8_t, uint8_t>(a.data(), b.data(), y.data(), 256, join);
+      else if (p.conv_dtype == DType::u8 && p.skip_dtype == DType::u8)
+        quantized_join<uint8_t, uint8_t, int8_t>(a.data(), b.data(),
+                                                 reinterpret_cast<int8_t *>(y.data()), 256, join);
+      else if (p.conv_dtype == DType::u8 && p.y_dtype == DType::u8)
+        quantized_join<uint8_t, int8_t, uint8_t>(a.data(), reinterpret_cast<int8_t *>(b.data()),
+                                                 y.data(), 256, join);
+      else if (p.conv_dtype == DType::u8)
+        quantized_join<uint8_t, int8_t, int8_t>(a.data(), reinterpret_cast<int8_t *>(b.data()),
+                                                reinterpret_cast<int8_t *>(y.data()), 256, join);
+      else if (p.skip_dtype == DType::u8 && p.y_dtype == DType::u8)
+        quantized_join<int8_t, uint8_t, uint8_t>(reinterpret_cast<int8_t *>(a.data()), b.data(),
+                                                 y.data(), 256, join);
+      else if (p.skip_dtype == DType::u8)
+        quantized_join<int8_t, uint8_t, int8_t>(reinterpret_cast<int8_t *>(a.data()), b.data(),
+                                                reinterpret_cast<int8_t *>(y.data()), 256, join);
+      else if (p.y_dtype == DType::u8)
+        quantized_join<int8_t, int8_t, uint8_t>(reinterpret_cast<int8_t *>(a.data()),
+                                                reinterpret_cast<int8_t *>(b.data()), y.data(), 256,
+                                                join);
+      else
+        quantized_join<int8_t, int8_t, int8_t>(reinterpret_cast<int8_t *>(a.data()),
+                                               reinterpret_cast<int8_t *>(b.data()),
+                                               reinterpret_cast<int8_t *>(y.data()), 256, join);
+      for (int s = 0; s < 256; ++s)
+        differing += residual_sum_chain_output(one_for_one, p, as(p.conv_dtype, a[s]),
+                                               as(p.skip_dtype, b[s])) != as(p.y_dtype, y[s]);
+    }
+    EXPECT_EQ(differing, 0u) << "parameter set " << set;
+  }
 }
 
 // A channel Pad written as a Concat (between DQ and Q) of parts: h and g (identity convs of x,
