@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "compiler.h"
+#include "residual_sum_chain.h"
 
 namespace axstream::bench {
 namespace {
@@ -23,6 +24,12 @@ int64_t attr_i(const Node &n, const std::string &name, int64_t dflt) {
   auto it = n.attrs.find(name);
   return it == n.attrs.end() ? dflt : it->second.i;
 }
+// A node's one-value constant input at `slot` (a scale: 1 when absent; a zero point: 0).
+const engine::Tensor *constant_at(const Graph &g, const Node &n, size_t slot) {
+  if (slot >= n.inputs.size() || n.inputs[slot] < 0) return nullptr;
+  return g.values[n.inputs[slot]].constant.get();
+}
+
 std::string attr_s(const Node &n, const std::string &name) {
   auto it = n.attrs.find(name);
   return it == n.attrs.end() ? "" : it->second.s;
@@ -84,6 +91,15 @@ class Chain final : public DnnlCeiling {
     std::unordered_map<int, memory> args;
   };
 
+  float scale_at(const Node &n, size_t slot) const {
+    const engine::Tensor *t = constant_at(*graph_, n, slot);
+    return t ? static_cast<float>(t->as_double(0)) : 1.f;
+  }
+  int32_t zero_point_at(const Node &n, size_t slot) const {
+    const engine::Tensor *t = constant_at(*graph_, n, slot);
+    return t ? static_cast<int32_t>(t->as_int(0)) : 0;
+  }
+
   // A fresh buffer of `md` filled with seeded random bytes (kept alive by the layer args).
   memory random_buffer(const memory::desc &md) {
     memory m(md, eng_);
@@ -118,7 +134,10 @@ class Chain final : public DnnlCeiling {
 
   // int8 (QConv: weights are input 3) or, for the convolutions a package keeps float, f32
   // (Conv: input 1) with f32 NHWC activations and oneDNN's preferred f32 weight layout.
-  void add_conv(const Node &n, int sum_from, bool sum_relu, bool int8 = true) {
+  // With sum_from >= 0 the convolution sums that value in the post-op chain the engine runs
+  // for `sum` (residual_sum_chain.h), chosen from the same parameters.
+  void add_conv(const Node &n, int sum_from, const engine::ResidualSumParams &sum,
+                bool int8 = true) {
     const Graph &g = *graph_;
     const Shape &xs = g.values[n.inputs[0]].shape, &ws = g.values[n.inputs[int8 ? 3 : 1]].shape,
                 &ys = g.values[n.outputs[0]].shape;
@@ -151,7 +170,9 @@ class Chain final : public DnnlCeiling {
         return c ? int32_t(c->as_int(0)) + shift : shift;
       };
       bool src_signed = g.values[n.inputs[0]].dtype == engine::DType::i8;
-      int32_t src_zp = zero_point(2, src_signed ? 128 : 0), dst_zp = zero_point(8, 0);
+      // A convolution summing a residual writes the add's output: its zero point.
+      const int dst_slot = sum_from >= 0 ? 13 : 8;
+      int32_t src_zp = zero_point(2, src_signed ? 128 : 0), dst_zp = zero_point(dst_slot, 0);
       for (auto [arg, value] : {std::pair{DNNL_ARG_SRC, src_zp}, {DNNL_ARG_DST, dst_zp}}) {
         if (value == 0) continue;
         attr.set_zero_points(arg, 0, {DNNL_RUNTIME_S32_VAL});
@@ -167,9 +188,17 @@ class Chain final : public DnnlCeiling {
     if (act == "SiLU") ops.append_eltwise(1.f, dnnl::algorithm::eltwise_swish, 1.f, 0.f);
     if (act == "LeakyRelu") ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.1f, 0.f);
     if (act == "HardSwish") ops.append_eltwise(1.f, dnnl::algorithm::eltwise_hardswish, 0.f, 0.f);
+    std::vector<std::pair<int, memory>> post_op_operands;
     if (sum_from >= 0) {
-      ops.append_sum(1.f, 0, dt::u8);
-      if (sum_relu) ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+      engine::ResidualSumParams on_u8 = sum;  // this chain's activations are all uint8
+      on_u8.skip_dtype = engine::DType::u8;
+      engine::append_residual_sum(
+          on_u8, engine::choose_residual_sum_chain(sum), ops, [&](float value) {
+            memory m(memory::desc({1, 1, 1, 1}, dt::f32, tag::nchw), eng_);
+            *static_cast<float *>(m.get_data_handle()) = value;
+            post_op_operands.push_back(
+                {DNNL_ARG_ATTR_MULTIPLE_POST_OP(ops.len() - 1) | DNNL_ARG_SRC_1, m});
+          });
     }
     attr.set_post_ops(ops);
     dnnl::convolution_forward::primitive_desc pd(desc, attr, eng_);
@@ -189,6 +218,7 @@ class Chain final : public DnnlCeiling {
                         {DNNL_ARG_DST, out},
                         {DNNL_ARG_SCRATCHPAD, scratchpad(pd.scratchpad_desc())}}});
     for (const auto &[arg, m] : zero_points) layers_.back().args.insert({arg, m});
+    for (const auto &[arg, m] : post_op_operands) layers_.back().args.insert({arg, m});
     impls_[pd.impl_info_str()] += 1;
   }
 
@@ -261,7 +291,8 @@ class Chain final : public DnnlCeiling {
     }
     // Residual QAdds: the QConv making the later operand (read by nothing else) sums the
     // earlier one in place, if nothing reads that one after the convolution.
-    std::map<size_t, std::pair<int, bool>> sum_into;  // conv step -> (summand value, relu)
+    // conv step -> (summand value, the add's parameters)
+    std::map<size_t, std::pair<int, engine::ResidualSumParams>> sum_into;
     std::map<size_t, bool> add_fused;
     for (size_t s = 0; s < cg.steps.size(); ++s) {
       const Node &add = g.nodes[cg.steps[s].node];
@@ -275,7 +306,20 @@ class Chain final : public DnnlCeiling {
       bool read_later = false;
       for (size_t r : read_at[a]) read_later |= r != s && r > conv;
       if (read_later) continue;
-      sum_into[conv] = {a, attr_i(add, "_relu", 0) != 0};
+      // The convolution's output is the QAdd's operand at slot 0 or 3, the summand the other.
+      const size_t conv_at = add.inputs[0] == b ? 0 : 3, skip_at = 3 - conv_at;
+      engine::ResidualSumParams p;
+      p.conv_dtype = g.values[b].dtype;
+      p.conv_scale = scale_at(add, conv_at + 1);
+      p.conv_zero_point = zero_point_at(add, conv_at + 2);
+      p.skip_dtype = g.values[a].dtype;
+      p.skip_scale = scale_at(add, skip_at + 1);
+      p.skip_zero_point = zero_point_at(add, skip_at + 2);
+      p.relu = attr_i(add, "_relu", 0) != 0;
+      p.y_scale = scale_at(add, 6);
+      p.y_dtype = g.values[add.outputs[0]].dtype;
+      p.y_zero_point = zero_point_at(add, 7);
+      sum_into[conv] = {a, p};
       add_fused[s] = true;
     }
     int convs = 0, sums = 0, pools = 0, gemms = 0, float_convs = 0;
@@ -286,17 +330,28 @@ class Chain final : public DnnlCeiling {
       if (is(n, "axstream", "QConv") && four_d) {
         auto sum = sum_into.find(s);
         int sum_from = sum == sum_into.end() ? -1 : sum->second.first;
-        bool sum_relu = sum != sum_into.end() && sum->second.second;
-        // A residual the engine already fused into the convolution (its input 9, qconv.cc).
+        engine::ResidualSumParams p;
+        if (sum != sum_into.end()) p = sum->second.second;
+        // A residual the engine already fused into the convolution (its slots 9-13, qconv.cc).
         if (n.inputs.size() > 9 && n.inputs[9] >= 0) {
           sum_from = n.inputs[9];
-          sum_relu = attr_i(n, "_sum_relu", 0) != 0;
+          p.conv_dtype = n.inputs.size() > 8 && n.inputs[8] >= 0 ? g.values[n.inputs[8]].dtype
+                                                                 : engine::DType::u8;
+          p.conv_scale = scale_at(n, 7);
+          p.conv_zero_point = zero_point_at(n, 8);
+          p.skip_dtype = g.values[sum_from].dtype;
+          p.skip_scale = scale_at(n, 10);
+          p.skip_zero_point = zero_point_at(n, 11);
+          p.relu = attr_i(n, "_sum_relu", 0) != 0;
+          p.y_scale = scale_at(n, 12);
+          p.y_dtype = g.values[n.outputs[0]].dtype;
+          p.y_zero_point = zero_point_at(n, 13);
         }
-        add_conv(n, sum_from, sum_relu);
+        add_conv(n, sum_from, p);
         ++convs;
         sums += sum_from >= 0;
       } else if (is(n, "", "Conv") && four_d && g.values[n.inputs[0]].dtype == engine::DType::f32) {
-        add_conv(n, -1, false, false);
+        add_conv(n, -1, {}, false);
         ++float_convs;
       } else if (is(n, "", "MaxPool") && four_d &&
                  g.values[n.inputs[0]].dtype != engine::DType::f32) {

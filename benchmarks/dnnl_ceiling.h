@@ -18,7 +18,8 @@ class DnnlCeiling {
   // One int8 oneDNN primitive per QConv (u8 source, s8 weights in oneDNN's preferred format
   // reordered once, NHWC activations, per-channel output scales, bias, the engine's fused
   // activation as a post-op, u8 output; the convolution whose output a residual QAdd reads
-  // last takes the add as a sum post-op, in place on the other operand's buffer), int8 MaxPool
+  // last takes the add as a sum post-op in the engine's bit-exact post-op chain for the add's
+  // scales (residual_sum_chain.h), in place on the other operand's buffer), int8 MaxPool
   // and QGlobalAveragePool (pooling primitives) and a 2-D QGemm (u8 x s8 inner product). Every
   // other op is left out and listed by contents(). Buffers are allocated and filled here; run()
   // only executes. Primitives take the calling thread's OpenMP thread count: build and run on

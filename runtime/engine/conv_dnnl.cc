@@ -353,45 +353,6 @@ dt dnnl_type(DType t) {
   }
 }
 
-// A residual add's post-ops (DnnlQConvParams::Sum) as `chain` lays them out
-// (residual_sum_chain.h), one IEEE operation each; `scalar` gives each binary post-op its
-// one-float operand. oneDNN 2.6's injector keeps one set of parameters per eltwise algorithm (a
-// second eltwise_linear runs with the first one's alpha and beta), so each parametrised eltwise
-// algorithm appears once and the other constant operations are binary post-ops on one float.
-void append_residual_sum(const DnnlQConvParams::Sum &sum, const ResidualSumChain &chain,
-                         dnnl::post_ops &ops, const std::function<void(float)> &scalar) {
-  auto binary = [&](dnnl::algorithm op, float value) {
-    ops.append_binary(op, memory::desc({1, 1, 1, 1}, dt::f32, tag::nchw));
-    scalar(value);
-  };
-  const auto conv_zero = static_cast<float>(sum.conv_zero_point);
-  // The convolution's own output: its zero point added in float before the rounding (as
-  // oneDNN adds a destination zero point), saturated, rounded half to even.
-  if (sum.conv_zero_point != 0) {
-    if (chain.head_zero_point_by_binary)
-      binary(dnnl::algorithm::binary_add, conv_zero);
-    else
-      ops.append_eltwise(1.f, dnnl::algorithm::eltwise_linear, 1.f, conv_zero);
-  }
-  const bool conv_i8 = sum.conv_dtype == DType::i8;
-  ops.append_eltwise(1.f, dnnl::algorithm::eltwise_clip, conv_i8 ? -128.f : 0.f,
-                     conv_i8 ? 127.f : 255.f);
-  ops.append_eltwise(1.f, dnnl::algorithm::eltwise_round, 0.f, 0.f);
-  // Dequantised as the add reads it, in the form the chain was checked in.
-  if (chain.subtract_zero_point) binary(dnnl::algorithm::binary_sub, conv_zero);
-  if (chain.linear)
-    ops.append_eltwise(1.f, dnnl::algorithm::eltwise_linear, chain.alpha, chain.beta);
-  // oneDNN's sum: (skip - zero point) * scale added in one FMA (a plain add at scale 1).
-  ops.append_sum(chain.sum_scale, sum.skip_zero_point, dnnl_type(sum.skip_dtype));
-  if (chain.relu) ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
-  if (chain.scale == ResidualSumChain::Scale::multiply)
-    binary(dnnl::algorithm::binary_mul, chain.scale_operand);
-  if (chain.scale == ResidualSumChain::Scale::divide)
-    binary(dnnl::algorithm::binary_div, chain.scale_operand);
-  // The destination zero point is added to the (rounded) value and saturated by the primitive.
-  if (chain.round) ops.append_eltwise(1.f, dnnl::algorithm::eltwise_round, 0.f, 0.f);
-}
-
 }  // namespace
 
 std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &weights) {
@@ -420,8 +381,8 @@ std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &
       extra.push_back({arg, mem});
     };
     ResidualSumChain chain;
+    ResidualSumParams params;
     if (q.sum.active) {
-      ResidualSumParams params;
       params.conv_dtype = q.sum.conv_dtype;
       params.conv_scale = q.sum.conv_scale;
       params.conv_zero_point = q.sum.conv_zero_point;
@@ -452,7 +413,7 @@ std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &
       if (q.post_activation_multiplier != 1.f)
         ops.append_eltwise(1.f, dnnl::algorithm::eltwise_linear, q.post_activation_multiplier, 0.f);
       if (with_sum)
-        append_residual_sum(q.sum, chain, ops, [&](float value) {
+        append_residual_sum(params, chain, ops, [&](float value) {
           const int index = ops.len() - 1;
           auto mem = std::make_shared<memory>(memory::desc({1, 1, 1, 1}, dt::f32, tag::nchw), eng);
           *static_cast<float *>(mem->get_data_handle()) = value;

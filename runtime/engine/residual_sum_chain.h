@@ -3,9 +3,14 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "ops/common.h"
+
+namespace dnnl {
+struct post_ops;
+}
 
 namespace axstream::engine {
 
@@ -55,5 +60,11 @@ ResidualSumChain choose_residual_sum_chain(const ResidualSumParams &p);
 // oneDNN's brgemm and jit_int8 kernels do (one IEEE operation per post-op, the sum as one FMA).
 int32_t residual_sum_chain_output(const ResidualSumChain &chain, const ResidualSumParams &p,
                                   int32_t r, int32_t s);
+
+// Appends the chain's post-ops, after the convolution's output scales, to `ops`; `scalar` is
+// called after each binary post-op is appended with its one-float operand (a 1x1x1x1 f32
+// tensor the caller passes as that post-op's DNNL_ARG_SRC_1).
+void append_residual_sum(const ResidualSumParams &sum, const ResidualSumChain &chain,
+                         dnnl::post_ops &ops, const std::function<void(float)> &scalar);
 
 }  // namespace axstream::engine
