@@ -1967,13 +1967,13 @@ void uint8_convolution_inputs(Graph &g) {
   }
 }
 
-// Whether residual adds fuse into convolutions: only with AXSTREAM_ENGINE_SUM_POSTOP=1 (the
-// outputs are the same either way). Off by default: the exact post-op chain costs about what
-// the QAdd pass saves, and BlazeFace back ran slower fused (docs/performance.md). Read at each
-// compile, as dnnl_kernels_enabled().
+// Whether residual adds fuse into convolutions: unless AXSTREAM_ENGINE_SUM_POSTOP=0 (the
+// outputs are the same either way; the setting compares the two). On since the post-op chain
+// is chosen per add (residual_sum_chain.h), cheaper than the QAdd pass on ResNet-50 and
+// BlazeFace (docs/performance.md). Read at each compile, as dnnl_kernels_enabled().
 bool residual_sum_enabled() {
   const char *env = std::getenv("AXSTREAM_ENGINE_SUM_POSTOP");
-  return env && std::string(env) == "1";
+  return !(env && std::string(env) == "0");
 }
 
 // A residual join QAdd(QConv(x), skip) [Relu] (a ResNet block's end) becomes one QConv that adds

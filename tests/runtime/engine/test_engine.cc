@@ -1096,8 +1096,8 @@ TEST(Engine, ExecutorsOnSeveralThreadsAgree) {
   for (const auto &r : results) EXPECT_EQ(r, expected);
 }
 
-// Compiles `bytes` with residual adds fused into convolutions as sum post-ops
-// (AXSTREAM_ENGINE_SUM_POSTOP=1) or not (=0, the default).
+// Compiles `bytes` with residual adds fused into convolutions as sum post-ops (the default,
+// AXSTREAM_ENGINE_SUM_POSTOP=1) or not (=0).
 std::shared_ptr<const Program> compile_with_sum_postops(const std::string &bytes,
                                                         const std::string &name, bool fused) {
   struct Setting {
