@@ -1702,9 +1702,34 @@ bool is_transpose_with_perm(const Node &n, const std::vector<int64_t> &perm) {
 bool is_nhwc_to_nchw(const Node &n) { return is_transpose_with_perm(n, {0, 3, 1, 2}); }
 bool is_nchw_to_nhwc(const Node &n) { return is_transpose_with_perm(n, {0, 2, 3, 1}); }
 
-// The int8 4-D values that may be kept NHWC: made by a QConv, an element-wise int8 op or an
-// NHWC -> NCHW Transpose, and read only as a QConv's input, an element-wise op's activation or
-// by an NCHW -> NHWC Transpose.
+// A QuantizeLinear of a 4-D float tensor into int8 with per-tensor constant parameters (a
+// float block's result, where mixed precision kept some nodes float): ops/quantize.cc can
+// write its output NHWC while it quantises.
+bool nhwc_quantize(const Graph &g, const Node &n) {
+  if (!is_op(n, "QuantizeLinear") || n.inputs.size() < 2 || n.outputs.size() != 1 ||
+      n.inputs[0] < 0)
+    return false;
+  const Value &x = g.values[n.inputs[0]], &y = g.values[n.outputs[0]];
+  QuantStep step;
+  return x.dtype == DType::f32 && x.shape_known && x.shape.size() == 4 && is_int8_4d(y) &&
+         per_tensor_step(g, n, y.dtype, step);
+}
+
+// A DequantizeLinear of the 4-D int8 value `v` with per-tensor constant parameters (a float
+// block reading an int8 value): ops/quantize.cc can read it NHWC while it dequantises.
+bool nhwc_dequantize(const Graph &g, const Node &n, int v) {
+  if (!is_op(n, "DequantizeLinear") || n.inputs.size() < 2 || n.outputs.size() != 1 ||
+      n.inputs[0] != v || v < 0 || std::count(n.inputs.begin(), n.inputs.end(), v) != 1)
+    return false;
+  QuantStep step;
+  return is_int8_4d(g.values[v]) && per_tensor_step(g, n, g.values[v].dtype, step);
+}
+
+// The int8 4-D values that may be kept NHWC: made by a QConv, an element-wise int8 op, an
+// NHWC -> NCHW Transpose or a float block's QuantizeLinear, and read only as a QConv's input,
+// an element-wise op's activation, by an NCHW -> NHWC Transpose or by a DequantizeLinear (a
+// float block's input). A QuantizeLinear's output only where some reader is no
+// DequantizeLinear: Q and DQ alone gain nothing from turning it around twice.
 std::set<int> nhwc_candidates(Graph &g, const ValueLinks &links) {
   std::set<int> graph_inputs(g.inputs.begin(), g.inputs.end());
   auto conv_input = [](const Node &n, int v) {
@@ -1720,21 +1745,24 @@ std::set<int> nhwc_candidates(Graph &g, const ValueLinks &links) {
         graph_inputs.count(id) || links.producer[v] < 0)
       continue;
     const Node &producer = g.nodes[links.producer[v]];
+    const bool quantized = nhwc_quantize(g, producer);
     if (!is_op_in(producer, "axstream", "QConv") && elementwise_int8_values(g, producer).empty() &&
-        !is_nhwc_to_nchw(producer))
+        !is_nhwc_to_nchw(producer) && !quantized)
       continue;
     std::vector<Node *> readers = readers_of(g, id);
-    bool ok = !readers.empty();
+    bool ok = !readers.empty(), only_dequantized = true;
     for (Node *r : readers) {
       // Read as one of an element-wise op's inputs (its values end with the output).
       std::vector<int> ew = elementwise_int8_values(g, *r);
       bool activation_of_elementwise =
           !ew.empty() && std::find(ew.begin(), ew.end() - 1, id) != ew.end() - 1;
+      bool dequantized = nhwc_dequantize(g, *r, id);
+      only_dequantized = only_dequantized && dequantized;
       if (!conv_input(*r, id) && !activation_of_elementwise && !is_nchw_to_nhwc(*r) &&
-          !is_transpose_with_perm(*r, {0, 1, 2, 3}))
+          !is_transpose_with_perm(*r, {0, 1, 2, 3}) && !dequantized)
         ok = false;
     }
-    if (ok) nhwc.insert(id);
+    if (ok && !(quantized && only_dequantized)) nhwc.insert(id);
   }
   return nhwc;
 }
@@ -1795,7 +1823,7 @@ void split_nchw_readers(Graph &g) {
   for (size_t p = 0; p < g.nodes.size(); ++p) {
     if (g.nodes[p].dead || g.nodes[p].outputs.size() != 1) continue;
     if (!is_op_in(g.nodes[p], "axstream", "QConv") &&
-        elementwise_int8_values(g, g.nodes[p]).empty())
+        elementwise_int8_values(g, g.nodes[p]).empty() && !nhwc_quantize(g, g.nodes[p]))
       continue;
     int v = g.nodes[p].outputs[0];
     if (v < 0 || !is_int8_4d(g.values[v]) || graph_outputs.count(v)) continue;
@@ -1810,7 +1838,7 @@ void split_nchw_readers(Graph &g) {
                         (!ew.empty() && std::find(ew.begin(), ew.end() - 1, v) != ew.end() - 1);
       if (takes_nhwc)
         nhwc_reader = true;
-      else
+      else if (!nhwc_dequantize(g, n, v))  // reads either layout, no reorder needed
         others.push_back(r);
     }
     if (!nhwc_reader || others.empty()) continue;
@@ -1844,6 +1872,9 @@ void mark_nhwc_activations(Graph &g, const std::set<int> &nhwc) {
     if (is_nchw_to_nhwc(n) && nhwc.count(n.inputs[0])) n.attrs["_src_nhwc"] = int_attr(1);
     if (is_transpose_with_perm(n, {0, 1, 2, 3}) && nhwc.count(n.inputs[0]))
       n.attrs["_nhwc_to_nchw"] = int_attr(1);
+    if (nhwc_quantize(g, n) && nhwc.count(n.outputs[0])) n.attrs["_dst_nhwc"] = int_attr(1);
+    if (!n.inputs.empty() && nhwc_dequantize(g, n, n.inputs[0]) && nhwc.count(n.inputs[0]))
+      n.attrs["_src_nhwc"] = int_attr(1);
     if ((is_op_in(n, "axstream", "QGlobalAveragePool") || is_op(n, "MaxPool") ||
          is_op(n, "Resize") || is_op(n, "DepthToSpace")) &&
         !elementwise_int8_values(g, n).empty() && nhwc.count(n.inputs[0]))
@@ -1854,6 +1885,14 @@ void mark_nhwc_activations(Graph &g, const std::set<int> &nhwc) {
   }
 }
 
+// Whether int8 activations may be kept NHWC: always, unless AXSTREAM_ENGINE_NHWC=0 (the NCHW
+// path, whose outputs are the same bytes: tests and whole-model comparisons check the layout
+// decisions against it). Read at each compile, as dnnl_kernels_enabled().
+bool int8_nhwc_enabled() {
+  const char *env = std::getenv("AXSTREAM_ENGINE_NHWC");
+  return !env || std::string(env) != "0";
+}
+
 // oneDNN's int8 convolutions work on NHWC activations (on VNNI/AMX CPUs); with NCHW tensors
 // between ops every one reorders its input in and its output back. An int8 4-D value that only
 // axstream.QConvs (as their input) and the layout-free int8 ops (QAdd, QLookup, QBinary,
@@ -1861,11 +1900,14 @@ void mark_nhwc_activations(Graph &g, const std::set<int> &nhwc) {
 // DepthToSpace: any layout works when their inputs and output share it) produce and read stays
 // NHWC instead: the QConvs get _src_nhwc / _dst_nhwc, the others _nhwc where their kernel needs
 // to know, and the reorders vanish. A Transpose NHWC -> NCHW feeding them (a package's input)
-// or NCHW -> NHWC reading them (its output) becomes a copy. Graph inputs and outputs, and values
-// other ops touch, keep NCHW. Only where the oneDNN int8 path is the one that runs (VNNI,
-// oneDNN on).
+// or NCHW -> NHWC reading them (its output) becomes a copy. At the float/int8 boundary of a
+// mixed-precision model the conversions turn the layout around: a QuantizeLinear of a float
+// block's result writes NHWC (_dst_nhwc), a DequantizeLinear into a float block reads NHWC
+// (_src_nhwc), so the int8 blocks between float ones, joined by their residual adds, stay NHWC
+// instead of all NCHW. Graph inputs and outputs, and values other ops touch, keep NCHW. Only where
+// the oneDNN int8 path is the one that runs (VNNI, oneDNN on).
 void keep_int8_activations_nhwc(Graph &g) {
-  if (!dnnl_kernels_enabled() || !dnnl_cpu_has_vnni()) return;
+  if (!dnnl_kernels_enabled() || !dnnl_cpu_has_vnni() || !int8_nhwc_enabled()) return;
   eliminate_dead_nodes(g);  // the fusions leave DequantizeLinears nobody reads any more
   split_nchw_readers(g);
   ValueLinks links(g);

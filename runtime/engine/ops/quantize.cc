@@ -1,8 +1,10 @@
 // QuantizeLinear / DequantizeLinear, per tensor and per axis (ONNX semantics: divide by the
 // scale, round half to even, add the zero point, saturate), and DynamicQuantizeLinear.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "common.h"
 #include "quantized_join.h"
@@ -89,6 +91,42 @@ void quantize_into(DType out, const float *x, void *y, int64_t n, const QuantPar
     quantize(x, static_cast<uint8_t *>(y), n, p);
 }
 
+// The (N,C,H,W) dims of a 4-D tensor kept NHWC by passes.cc (_dst_nhwc on a QuantizeLinear,
+// _src_nhwc on a DequantizeLinear: the float side stays NCHW), after checking the op qualifies.
+struct NhwcDims {
+  int64_t n = 0, c = 0, hw = 0;
+};
+NhwcDims nhwc_dims(OpContext &ctx, const char *attr, const QuantParams &p) {
+  const Shape &s = ctx.in_shape(0);
+  if (s.size() != 4) ctx.fail(std::string(attr) + " needs a 4-D input, got " + shape_str(s));
+  if (p.channels != 1)
+    ctx.fail(std::string(attr) + " needs a per-tensor scale, got " + std::to_string(p.channels) +
+             " channels");
+  return {s[0], s[1], s[2] * s[3]};
+}
+
+// Pixels per tile of the transposing (de)quantisation below: a tile of every channel's
+// floats (at most C x 64 x 4 bytes) stays in L1 while it is turned around.
+constexpr int64_t kNhwcTile = 64;
+
+// quantize() of an NCHW float tensor into an NHWC int8 one, the same arithmetic per element:
+// each channel's run of a tile quantised contiguously, then the tile written pixel by pixel.
+template <typename Q>
+void quantize_to_nhwc(const float *x, Q *y, const NhwcDims &d, const QuantParams &p) {
+  std::vector<Q> tile(static_cast<size_t>(d.c * kNhwcTile));
+  for (int64_t n = 0; n < d.n; ++n) {
+    const float *xn = x + n * d.c * d.hw;
+    Q *yn = y + n * d.c * d.hw;
+    for (int64_t p0 = 0; p0 < d.hw; p0 += kNhwcTile) {
+      const int64_t pixels = std::min(kNhwcTile, d.hw - p0);
+      for (int64_t c = 0; c < d.c; ++c)
+        quantize(xn + c * d.hw + p0, &tile[c * kNhwcTile], pixels, p);
+      for (int64_t i = 0; i < pixels; ++i)
+        for (int64_t c = 0; c < d.c; ++c) yn[(p0 + i) * d.c + c] = tile[c * kNhwcTile + i];
+    }
+  }
+}
+
 // A per-tensor scale and zero point computed at run time (DynamicQuantizeLinear written out as
 // its function body): read and checked at each run, then the same arithmetic.
 std::unique_ptr<Kernel> compile_quantize_run_time_params(OpContext &ctx, int64_t n, DType in,
@@ -135,6 +173,22 @@ std::unique_ptr<Kernel> compile_quantize(OpContext &ctx) {
   if (!ctx.constant(1) || (ctx.has_input(2) && !ctx.constant(2)))
     return compile_quantize_run_time_params(ctx, n, in, out);
   QuantParams p = quant_params(ctx, ctx.in_shape(0));
+  if (ctx.attr_i("_dst_nhwc", 0) != 0) {
+    // passes.cc keeps the output NHWC for its int8 readers (a float block's result read by
+    // int8 convolutions and residual adds): transposed while quantising, no reorder after.
+    NhwcDims d = nhwc_dims(ctx, "_dst_nhwc", p);
+    if (in != DType::f32) ctx.fail("_dst_nhwc needs a float32 input");
+    auto k = make_kernel([p, d, out](ExecContext &, const void *const *i, void *const *o) {
+      const float *x = static_cast<const float *>(i[0]);
+      if (out == DType::i8)
+        quantize_to_nhwc(x, static_cast<int8_t *>(o[0]), d, p);
+      else
+        quantize_to_nhwc(x, static_cast<uint8_t *>(o[0]), d, p);
+    });
+    k->impl = "quantize NCHW -> NHWC";
+    k->macs = static_cast<uint64_t>(n);
+    return k;
+  }
   auto k = make_kernel([p, n, in, out](ExecContext &, const void *const *i, void *const *o) {
     std::vector<float> converted;
     const float *x = static_cast<const float *>(i[0]);
@@ -160,6 +214,37 @@ std::unique_ptr<Kernel> compile_dequantize(OpContext &ctx) {
                     " (expected int8, uint8 or int32)");
   QuantParams p = quant_params(ctx, ctx.in_shape(0));
   int64_t n = product(ctx.in_shape(0), 0, ctx.in_shape(0).size());
+  if (ctx.attr_i("_src_nhwc", 0) != 0) {
+    // passes.cc keeps the input NHWC (an int8 value a float block reads besides int8 ops):
+    // each NHWC tile's channels dequantised into their NCHW runs, no reorder before.
+    NhwcDims d = nhwc_dims(ctx, "_src_nhwc", p);
+    if (in != DType::u8 && in != DType::i8) ctx.fail("_src_nhwc needs an int8 or uint8 input");
+    auto k = make_kernel([p, d, in](ExecContext &, const void *const *i, void *const *o) {
+      float *y = static_cast<float *>(o[0]);
+      const float s = p.scale[0];
+      const int32_t zp = p.zero_point[0];
+      dispatch_dtype(in, [&](auto zero) {
+        using T = decltype(zero);
+        if constexpr (std::is_same_v<T, int8_t> || std::is_same_v<T, uint8_t>) {
+          const T *x = static_cast<const T *>(i[0]);
+          for (int64_t b = 0; b < d.n; ++b) {
+            const T *xb = x + b * d.c * d.hw;
+            float *yb = y + b * d.c * d.hw;
+            for (int64_t p0 = 0; p0 < d.hw; p0 += kNhwcTile) {
+              const int64_t pixels = std::min(kNhwcTile, d.hw - p0);
+              for (int64_t c = 0; c < d.c; ++c)
+                for (int64_t e = 0; e < pixels; ++e)
+                  yb[c * d.hw + p0 + e] =
+                      static_cast<float>(static_cast<int32_t>(xb[(p0 + e) * d.c + c]) - zp) * s;
+            }
+          }
+        }
+      });
+    });
+    k->impl = "dequantize NHWC -> NCHW";
+    k->macs = static_cast<uint64_t>(n);
+    return k;
+  }
   auto k = make_kernel([p, n, in](ExecContext &, const void *const *i, void *const *o) {
     float *y = static_cast<float *>(o[0]);
     dispatch_dtype(in, [&](auto zero) {

@@ -2075,6 +2075,113 @@ TEST(EnginePasses, ChannelPadVariantsHoldTheirValuesInEitherLayout) {
   }
 }
 
+// --- Mixed float/int8 blocks (BlazeFace back after the mixed-precision search) ---------------
+
+// x -> int8 conv h; a float block (1x1 float conv of h plus h, Relu, quantised: y1); two int8
+// blocks (depthwise 3x3, 1x1, residual add with Relu) on y1; a float block on their result
+// quantised to uint8 (y4); an int8 block on y4; an identity conv to the output. The first float
+// block's sum is also quantised into a value only a DequantizeLinear reads (Sigmoid -> a float
+// output), which gains nothing from NHWC.
+onnx::ModelProto mixed_precision_blocks_model(int64_t batch, int64_t channels, int64_t side) {
+  QdqNet net("mixed_precision_blocks");
+  const int64_t c = channels;
+  const std::vector<int64_t> dims = {batch, c, side, side};
+  uint32_t seed = 1234;
+  auto uniform = [&seed] {  // in [-1, 1)
+    seed = seed * 1664525u + 1013904223u;
+    return static_cast<float>(seed >> 8) / (1 << 23) - 1.f;
+  };
+  net.input("x", dims, {0.05f, 3});
+  net.conv("x", "h", {c, 3}, {0.06f, 2});
+  auto float_block = [&](const std::string &x, const std::string &y, Quant q) {
+    std::vector<float> w(static_cast<size_t>(c * c)), bias(static_cast<size_t>(c));
+    for (float &v : w) v = uniform() * 0.9f / std::sqrt(static_cast<float>(c));
+    for (float &v : bias) v = uniform() * 0.5f;
+    net.b.node("Conv",
+               {net.dq(x), net.b.initializer(y + "/fw", kFloat, {c, c, 1, 1}, w),
+                net.b.initializer(y + "/fb", kFloat, {c}, bias)},
+               y + "/conv");
+    net.b.node("Add", {net.dq(x), y + "/conv"}, y + "/sum");
+    net.b.node("Relu", {y + "/sum"}, y + "/relu");
+    net.quantize(y + "/relu", y, q, dims);
+  };
+  auto int8_block = [&](const std::string &x, const std::string &y, Quant q) {
+    net.conv(x, y + "d", {c, 3, 1, 1, c}, {0.05f, 1});
+    net.conv(y + "d", y + "a", {c, 1}, {0.08f, -2});
+    net.b.node("Add", {net.dq(y + "a"), net.dq(x)}, y + "/sum");
+    net.b.node("Relu", {y + "/sum"}, y + "/relu");
+    net.quantize(y + "/relu", y, q, dims);
+  };
+  float_block("h", "y1", {0.07f, -128});
+  int8_block("y1", "y2", {0.1f, -128});
+  int8_block("y2", "y3", {0.12f, -128});
+  float_block("y3", "y4", {0.13f, 0, kUint8});
+  int8_block("y4", "y5", {0.15f, -128});
+  net.identity_conv("y5", "out");
+  net.output("out");
+  net.quantize("y1/sum", "side", {0.04f, 0}, dims);
+  net.b.node("Sigmoid", {net.dq("side")}, "sig");
+  net.b.output("sig", kFloat, dims);
+  return net.b.model;
+}
+
+// The line of `description` that runs node `name` (empty when none does).
+std::string step_line(const std::string &description, const std::string &op,
+                      const std::string &name) {
+  const size_t at = description.find(op + " '" + name + "'");
+  if (at == std::string::npos) return "";
+  return description.substr(at, description.find('\n', at) - at);
+}
+
+// The int8 blocks between float ones stay NHWC: the float blocks' QuantizeLinears write NHWC,
+// their DequantizeLinears read it, no reorder runs between, and the outputs are the NCHW
+// path's bytes (AXSTREAM_ENGINE_NHWC=0), over a batch of 2 and 121 pixels (a tile of the
+// transposing (de)quantisation and a partial one), int8 and uint8.
+TEST(EnginePasses, MixedPrecisionBlocksKeepTheirInt8ChainNhwcWithTheNchwPathsBytes) {
+  const int64_t batch = 2, channels = 24, side = 11;
+  const std::string bytes = mixed_precision_blocks_model(batch, channels, side).SerializeAsString();
+  auto program = Program::from_bytes(bytes, "mixed_blocks");
+  setenv("AXSTREAM_ENGINE_NHWC", "0", 1);
+  auto nchw = Program::from_bytes(bytes, "mixed_blocks_nchw");
+  unsetenv("AXSTREAM_ENGINE_NHWC");
+  const std::string text = program->describe();
+  EXPECT_EQ(nchw->describe().find("nhwc"), std::string::npos) << nchw->describe();
+  EXPECT_TRUE(runs_none_of(
+      text, {"  Add 'y2", "  Add 'y3", "  Add 'y5", "  Conv 'y2", "  Conv 'y3", "  Conv 'y5"}));
+
+  const size_t count = static_cast<size_t>(batch * channels * side * side);
+  std::vector<int8_t> x = int8_ramp(count, 7919, 13);
+  std::vector<int8_t> out(count), out_nchw(count);
+  std::vector<float> sig(count), sig_nchw(count);
+  auto exec = program->make_executor();
+  for (int run = 0; run < 2; ++run) exec->run({x.data()}, {out.data(), sig.data()});
+  nchw->make_executor()->run({x.data()}, {out_nchw.data(), sig_nchw.data()});
+  EXPECT_EQ(out, out_nchw);
+  EXPECT_GT(distinct_values(out_nchw), 20u) << "the output takes few values, so it checks little";
+  EXPECT_EQ(std::memcmp(sig.data(), sig_nchw.data(), count * sizeof(float)), 0);
+
+  if (!int8_convs_run_on_onednn(text)) GTEST_SKIP() << "no oneDNN int8 convolutions here";
+  for (const char *q : {"y1/QuantizeLinear", "y4/QuantizeLinear"})
+    EXPECT_NE(step_line(text, "QuantizeLinear", q).find("_dst_nhwc=1"), std::string::npos)
+        << q << " writes NCHW:\n"
+        << text;
+  // Read only by a DequantizeLinear: quantised NCHW, as before.
+  const std::string side_q = step_line(text, "QuantizeLinear", "side/QuantizeLinear");
+  ASSERT_FALSE(side_q.empty()) << text;
+  EXPECT_EQ(side_q.find("nhwc"), std::string::npos) << text;
+  for (const char *conv :
+       {"y2d/f/Conv", "y2a/f/Conv", "y3d/f/Conv", "y3a/f/Conv", "y5d/f/Conv", "y5a/f/Conv"}) {
+    const std::string line = step_line(text, "axstream.QConv", conv);
+    EXPECT_TRUE(contains_all(line, {"_dst_nhwc=1", "_src_nhwc=1"})) << conv << "\n" << text;
+  }
+  // The float blocks read h and y3 (each through two DequantizeLinears) NHWC, no reorder.
+  size_t nhwc_dequantize = 0;
+  for (size_t at = 0; (at = text.find("[dequantize NHWC -> NCHW]", at)) != std::string::npos; ++at)
+    ++nhwc_dequantize;
+  EXPECT_EQ(nhwc_dequantize, 4u) << text;
+  EXPECT_EQ(text.find("_nhwc_to_nchw"), std::string::npos) << text;
+}
+
 // The oneDNN paths (float conv with (de)quantising reorders, int8 conv) against the plain
 // reference kernels on a ResNet-style QDQ network: every int8 output within one step.
 TEST(Engine, FastPathMatchesReferenceKernelsOnResNetStyleQdqModel) {
