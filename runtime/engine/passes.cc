@@ -1746,8 +1746,11 @@ std::set<int> nhwc_candidates(Graph &g, const ValueLinks &links) {
       continue;
     const Node &producer = g.nodes[links.producer[v]];
     const bool quantized = nhwc_quantize(g, producer);
+    // reorder_graph_boundaries' copy of a graph input
+    const bool input_copy =
+        is_transpose_with_perm(producer, {0, 1, 2, 3}) && graph_inputs.count(producer.inputs[0]);
     if (!is_op_in(producer, "axstream", "QConv") && elementwise_int8_values(g, producer).empty() &&
-        !is_nhwc_to_nchw(producer) && !quantized)
+        !is_nhwc_to_nchw(producer) && !quantized && !input_copy)
       continue;
     std::vector<Node *> readers = readers_of(g, id);
     bool ok = !readers.empty(), only_dequantized = true;
@@ -1784,6 +1787,22 @@ void drop_mixed_layouts(const Graph &g, std::set<int> &nhwc) {
   }
 }
 
+// An identity Transpose `from` -> `to`: a layout change once mark_nhwc_activations marks it
+// (_nhwc_to_nchw or _nchw_to_nhwc), otherwise a copy keep_int8_activations_nhwc removes.
+Node identity_transpose(const std::string &name, int from, int to) {
+  Node reorder;
+  reorder.name = name;
+  reorder.op_type = "Transpose";
+  reorder.opset = 13;
+  reorder.inputs = {from};
+  reorder.outputs = {to};
+  Attribute perm;
+  perm.kind = Attribute::Kind::ints;
+  perm.ints = {0, 1, 2, 3};
+  reorder.attrs["perm"] = perm;
+  return reorder;
+}
+
 // An identity Transpose of `v` for node `reader` (inserted just before it), which reads the copy
 // instead: where `v` stays NHWC, mark_nhwc_activations makes it the NHWC -> NCHW reorder.
 bool read_through_reorder(Graph &g, size_t reader, int v) {
@@ -1798,18 +1817,79 @@ bool read_through_reorder(Graph &g, size_t reader, int v) {
   int copy_id = g.add_value(std::move(copy));
   for (int &in : g.nodes[reader].inputs)
     if (in == v) in = copy_id;
-  Node reorder;
-  reorder.name = g.values[copy_id].name;
-  reorder.op_type = "Transpose";
-  reorder.opset = 13;
-  reorder.inputs = {v};
-  reorder.outputs = {copy_id};
-  Attribute perm;
-  perm.kind = Attribute::Kind::ints;
-  perm.ints = {0, 1, 2, 3};
-  reorder.attrs["perm"] = perm;
-  g.nodes.insert(g.nodes.begin() + static_cast<std::ptrdiff_t>(reader), std::move(reorder));
+  g.nodes.insert(g.nodes.begin() + static_cast<std::ptrdiff_t>(reader),
+                 identity_transpose(g.values[copy_id].name, v, copy_id));
   return true;
+}
+
+// Whether `n` reads the int8 value `v` in a way that works on NHWC: as a QConv's input, or as
+// an activation of a layout-sharing element-wise op (`joined`: then its layout binds the op's).
+bool reads_nhwc(const Graph &g, const Node &n, int v, bool *joined = nullptr) {
+  std::vector<int> ew = elementwise_int8_values(g, n);
+  const bool activation = !ew.empty() && std::find(ew.begin(), ew.end() - 1, v) != ew.end() - 1;
+  if (joined) *joined = activation;
+  return activation || (is_op_in(n, "axstream", "QConv") && !n.inputs.empty() && n.inputs[0] == v &&
+                        std::count(n.inputs.begin(), n.inputs.end(), v) == 1);
+}
+
+// Graph inputs and outputs are NCHW (the caller's buffers). Where one is joined to int8 values
+// through a layout-sharing op (a residual add whose skip is the graph input, or whose sum is a
+// graph output) the whole chain joined to it kept NCHW; one reorder at the boundary serves
+// instead. An input's NHWC readers read an identity Transpose of it (_nchw_to_nhwc when the
+// copy stays NHWC); an output's producer writes a copy that its NHWC readers read and an
+// identity Transpose turns into the output (_nhwc_to_nchw). Returns those output-side copies.
+std::set<int> reorder_graph_boundaries(Graph &g) {
+  std::set<int> graph_outputs(g.outputs.begin(), g.outputs.end()), output_copies;
+  auto add_copy = [&g](int v) {
+    Value copy = g.values[v];
+    copy.name += "/nhwc";
+    return g.add_value(std::move(copy));
+  };
+  const std::vector<int> graph_inputs = g.inputs;
+  for (int v : graph_inputs) {
+    if (v < 0 || !is_int8_4d(g.values[v]) || graph_outputs.count(v)) continue;
+    std::vector<size_t> nhwc_readers;
+    bool joined_any = false;
+    for (size_t r = 0; r < g.nodes.size(); ++r) {
+      const Node &n = g.nodes[r];
+      bool joined = false;
+      if (n.dead || !reads_nhwc(g, n, v, &joined)) continue;
+      nhwc_readers.push_back(r);
+      joined_any = joined_any || joined;
+    }
+    if (!joined_any) continue;  // convolutions alone reorder it as well themselves
+    const int copy_id = add_copy(v);
+    for (size_t r : nhwc_readers)
+      for (int &in : g.nodes[r].inputs)
+        if (in == v) in = copy_id;
+    g.nodes.insert(g.nodes.begin(), identity_transpose(g.values[copy_id].name, v, copy_id));
+  }
+  for (size_t p = 0; p < g.nodes.size(); ++p) {
+    if (g.nodes[p].dead || g.nodes[p].outputs.size() != 1) continue;
+    const int v = g.nodes[p].outputs[0];
+    if (v < 0 || !graph_outputs.count(v) || !is_int8_4d(g.values[v])) continue;
+    std::vector<int> produced_by = elementwise_int8_values(g, g.nodes[p]);
+    bool joined_any = !produced_by.empty() && produced_by.back() == v;
+    if (!joined_any && !is_op_in(g.nodes[p], "axstream", "QConv")) continue;
+    std::vector<size_t> nhwc_readers;
+    for (size_t r = p + 1; r < g.nodes.size(); ++r) {
+      bool joined = false;
+      if (g.nodes[r].dead || !reads_nhwc(g, g.nodes[r], v, &joined)) continue;
+      nhwc_readers.push_back(r);
+      joined_any = joined_any || joined;
+    }
+    if (!joined_any) continue;  // a convolution writing an output reorders it itself
+    const int copy_id = add_copy(v);
+    g.nodes[p].outputs[0] = copy_id;
+    for (size_t r : nhwc_readers)
+      for (int &in : g.nodes[r].inputs)
+        if (in == v) in = copy_id;
+    output_copies.insert(copy_id);
+    g.nodes.insert(g.nodes.begin() + static_cast<std::ptrdiff_t>(p + 1),
+                   identity_transpose(g.values[v].name + "/nchw", copy_id, v));
+    ++p;
+  }
+  return output_copies;
 }
 
 // An int8 4-D value an NHWC-capable op makes, read both by ops that take it NHWC (a QConv's
@@ -1872,6 +1952,9 @@ void mark_nhwc_activations(Graph &g, const std::set<int> &nhwc) {
     if (is_nchw_to_nhwc(n) && nhwc.count(n.inputs[0])) n.attrs["_src_nhwc"] = int_attr(1);
     if (is_transpose_with_perm(n, {0, 1, 2, 3}) && nhwc.count(n.inputs[0]))
       n.attrs["_nhwc_to_nchw"] = int_attr(1);
+    if (is_transpose_with_perm(n, {0, 1, 2, 3}) && !nhwc.count(n.inputs[0]) &&
+        nhwc.count(n.outputs[0]))
+      n.attrs["_nchw_to_nhwc"] = int_attr(1);
     if (nhwc_quantize(g, n) && nhwc.count(n.outputs[0])) n.attrs["_dst_nhwc"] = int_attr(1);
     if (!n.inputs.empty() && nhwc_dequantize(g, n, n.inputs[0]) && nhwc.count(n.inputs[0]))
       n.attrs["_src_nhwc"] = int_attr(1);
@@ -1910,17 +1993,32 @@ void keep_int8_activations_nhwc(Graph &g) {
   if (!dnnl_kernels_enabled() || !dnnl_cpu_has_vnni() || !int8_nhwc_enabled()) return;
   eliminate_dead_nodes(g);  // the fusions leave DequantizeLinears nobody reads any more
   split_nchw_readers(g);
+  const std::set<int> output_copies = reorder_graph_boundaries(g);
   ValueLinks links(g);
   std::set<int> nhwc = nhwc_candidates(g, links);
   reorder_inputs_of_nchw_outputs(g, nhwc);
   drop_mixed_layouts(g, nhwc);
   mark_nhwc_activations(g, nhwc);
-  // The identity Transposes whose input stayed NCHW after all would only copy: read it instead.
+  // The identity Transposes whose input and output stayed in one layout after all would only
+  // copy: read the input instead, or for a graph output's copy, write the output again.
   std::set<int> graph_outputs(g.outputs.begin(), g.outputs.end());
   for (Node &n : g.nodes) {
     if (!is_transpose_with_perm(n, {0, 1, 2, 3}) || n.attrs.count("_nhwc_to_nchw") ||
-        graph_outputs.count(n.outputs[0]))
+        n.attrs.count("_nchw_to_nhwc"))
       continue;
+    if (output_copies.count(n.inputs[0])) {
+      const int copy = n.inputs[0], output = n.outputs[0];
+      for (Node &other : g.nodes) {
+        if (&other == &n || other.dead) continue;
+        for (int &out : other.outputs)
+          if (out == copy) out = output;
+        for (int &in : other.inputs)
+          if (in == copy) in = output;
+      }
+      n.dead = true;
+      continue;
+    }
+    if (graph_outputs.count(n.outputs[0])) continue;
     for (Node &reader : g.nodes)
       for (int &in : reader.inputs)
         if (in == n.outputs[0]) in = n.inputs[0];

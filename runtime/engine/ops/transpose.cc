@@ -57,7 +57,16 @@ std::unique_ptr<Kernel> compile_transpose(OpContext &ctx) {
       ctx.fail("_nhwc_to_nchw needs a 4-D input and perm (0,1,2,3)");
     strides = {in[1] * in[2] * in[3], 1, in[3] * in[1], in[1]};
   }
-  BroadcastPlan plan = BroadcastPlan::strided(out, strides);
+  Shape walk = out;  // the output in its storage order
+  if (ctx.attr_i("_nchw_to_nhwc", 0) != 0) {
+    // The other way (a graph input joined to NHWC int8 values): the output is stored NHWC, so
+    // walk it as (N,H,W,C) reading the NCHW input.
+    if (r != 4 || perm != std::vector<int64_t>{0, 1, 2, 3})
+      ctx.fail("_nchw_to_nhwc needs a 4-D input and perm (0,1,2,3)");
+    walk = {in[0], in[2], in[3], in[1]};
+    strides = {in[1] * in[2] * in[3], in[3], 1, in[2] * in[3]};
+  }
+  BroadcastPlan plan = BroadcastPlan::strided(walk, strides);
   return make_kernel([plan, es](ExecContext &, const void *const *in, void *const *o) {
     switch (es) {
       case 1:
