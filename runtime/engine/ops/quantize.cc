@@ -1,5 +1,7 @@
 // QuantizeLinear / DequantizeLinear, per tensor and per axis (ONNX semantics: divide by the
 // scale, round half to even, add the zero point, saturate), and DynamicQuantizeLinear.
+#include <emmintrin.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -105,25 +107,94 @@ NhwcDims nhwc_dims(OpContext &ctx, const char *attr, const QuantParams &p) {
   return {s[0], s[1], s[2] * s[3]};
 }
 
-// Pixels per tile of the transposing (de)quantisation below: a tile of every channel's
-// floats (at most C x 64 x 4 bytes) stays in L1 while it is turned around.
-constexpr int64_t kNhwcTile = 64;
+// A 16x16 byte block turned around (row r of `src` becomes column r of `dst`): four rounds
+// of interleaving row i with row i + 8 transpose it, 64 SSE2 unpacks instead of 256 strided
+// byte moves.
+void transpose_16x16_bytes(const uint8_t *src, int64_t src_stride, uint8_t *dst,
+                           int64_t dst_stride) {
+  __m128i rows[16], next[16];
+  for (int i = 0; i < 16; ++i)
+    rows[i] = _mm_loadu_si128(reinterpret_cast<const __m128i *>(src + i * src_stride));
+  for (int round = 0; round < 4; ++round) {
+    for (int i = 0; i < 8; ++i) {
+      next[2 * i] = _mm_unpacklo_epi8(rows[i], rows[i + 8]);
+      next[2 * i + 1] = _mm_unpackhi_epi8(rows[i], rows[i + 8]);
+    }
+    std::copy(next, next + 16, rows);
+  }
+  for (int i = 0; i < 16; ++i)
+    _mm_storeu_si128(reinterpret_cast<__m128i *>(dst + i * dst_stride), rows[i]);
+}
+
+// The transposing (de)quantisation works in blocks of 16 pixels x 16 channels. Past the last
+// whole block the final block overlaps the one before it (its elements are written twice, the
+// same bytes); a tensor of fewer than 16 pixels or channels goes element by element.
+constexpr int64_t kNhwcBlock = 16;
+
+std::vector<int64_t> block_starts(int64_t size) {
+  std::vector<int64_t> starts;
+  for (int64_t i = 0; i + kNhwcBlock <= size; i += kNhwcBlock) starts.push_back(i);
+  if (size > kNhwcBlock && size % kNhwcBlock != 0) starts.push_back(size - kNhwcBlock);
+  return starts;
+}
 
 // quantize() of an NCHW float tensor into an NHWC int8 one, the same arithmetic per element:
-// each channel's run of a tile quantised contiguously, then the tile written pixel by pixel.
+// 16 pixels of 16 channels quantised contiguously, then the block turned around.
 template <typename Q>
 void quantize_to_nhwc(const float *x, Q *y, const NhwcDims &d, const QuantParams &p) {
-  std::vector<Q> tile(static_cast<size_t>(d.c * kNhwcTile));
+  constexpr int64_t B = kNhwcBlock;
+  alignas(16) Q block[B * B];
+  const std::vector<int64_t> pixel_starts = block_starts(d.hw), channel_starts = block_starts(d.c);
   for (int64_t n = 0; n < d.n; ++n) {
     const float *xn = x + n * d.c * d.hw;
     Q *yn = y + n * d.c * d.hw;
-    for (int64_t p0 = 0; p0 < d.hw; p0 += kNhwcTile) {
-      const int64_t pixels = std::min(kNhwcTile, d.hw - p0);
+    if (d.hw < B || d.c < B) {
       for (int64_t c = 0; c < d.c; ++c)
-        quantize(xn + c * d.hw + p0, &tile[c * kNhwcTile], pixels, p);
-      for (int64_t i = 0; i < pixels; ++i)
-        for (int64_t c = 0; c < d.c; ++c) yn[(p0 + i) * d.c + c] = tile[c * kNhwcTile + i];
+        for (int64_t p0 = 0; p0 < d.hw; p0 += B) {
+          const int64_t count = std::min(B, d.hw - p0);
+          quantize(xn + c * d.hw + p0, block, count, p);
+          for (int64_t i = 0; i < count; ++i) yn[(p0 + i) * d.c + c] = block[i];
+        }
+      continue;
     }
+    for (int64_t p0 : pixel_starts)
+      for (int64_t c0 : channel_starts) {
+        for (int64_t c = 0; c < B; ++c) quantize(xn + (c0 + c) * d.hw + p0, block + c * B, B, p);
+        transpose_16x16_bytes(reinterpret_cast<const uint8_t *>(block), B,
+                              reinterpret_cast<uint8_t *>(yn + p0 * d.c + c0), d.c);
+      }
+  }
+}
+
+// DequantizeLinear of an NHWC int8 tensor into an NCHW float one, the same arithmetic per
+// element: 16 pixels of 16 channels turned around, then each channel's run dequantised.
+template <typename T>
+void dequantize_from_nhwc(const T *x, float *y, const NhwcDims &d, float scale, int32_t zero) {
+  constexpr int64_t B = kNhwcBlock;
+  alignas(16) T block[B * B];
+  auto dequantize_run = [scale, zero](const T *q, float *out, int64_t count) {
+    for (int64_t e = 0; e < count; ++e)
+      out[e] = static_cast<float>(static_cast<int32_t>(q[e]) - zero) * scale;
+  };
+  const std::vector<int64_t> pixel_starts = block_starts(d.hw), channel_starts = block_starts(d.c);
+  for (int64_t n = 0; n < d.n; ++n) {
+    const T *xn = x + n * d.c * d.hw;
+    float *yn = y + n * d.c * d.hw;
+    if (d.hw < B || d.c < B) {
+      for (int64_t c = 0; c < d.c; ++c)
+        for (int64_t p0 = 0; p0 < d.hw; p0 += B) {
+          const int64_t count = std::min(B, d.hw - p0);
+          for (int64_t i = 0; i < count; ++i) block[i] = xn[(p0 + i) * d.c + c];
+          dequantize_run(block, yn + c * d.hw + p0, count);
+        }
+      continue;
+    }
+    for (int64_t p0 : pixel_starts)
+      for (int64_t c0 : channel_starts) {
+        transpose_16x16_bytes(reinterpret_cast<const uint8_t *>(xn + p0 * d.c + c0), d.c,
+                              reinterpret_cast<uint8_t *>(block), B);
+        for (int64_t c = 0; c < B; ++c) dequantize_run(block + c * B, yn + (c0 + c) * d.hw + p0, B);
+      }
   }
 }
 
@@ -216,7 +287,7 @@ std::unique_ptr<Kernel> compile_dequantize(OpContext &ctx) {
   int64_t n = product(ctx.in_shape(0), 0, ctx.in_shape(0).size());
   if (ctx.attr_i("_src_nhwc", 0) != 0) {
     // passes.cc keeps the input NHWC (an int8 value a float block reads besides int8 ops):
-    // each NHWC tile's channels dequantised into their NCHW runs, no reorder before.
+    // blocks of 16 pixels x 16 channels turned around and dequantised, no reorder before.
     NhwcDims d = nhwc_dims(ctx, "_src_nhwc", p);
     if (in != DType::u8 && in != DType::i8) ctx.fail("_src_nhwc needs an int8 or uint8 input");
     auto k = make_kernel([p, d, in](ExecContext &, const void *const *i, void *const *o) {
@@ -225,20 +296,8 @@ std::unique_ptr<Kernel> compile_dequantize(OpContext &ctx) {
       const int32_t zp = p.zero_point[0];
       dispatch_dtype(in, [&](auto zero) {
         using T = decltype(zero);
-        if constexpr (std::is_same_v<T, int8_t> || std::is_same_v<T, uint8_t>) {
-          const T *x = static_cast<const T *>(i[0]);
-          for (int64_t b = 0; b < d.n; ++b) {
-            const T *xb = x + b * d.c * d.hw;
-            float *yb = y + b * d.c * d.hw;
-            for (int64_t p0 = 0; p0 < d.hw; p0 += kNhwcTile) {
-              const int64_t pixels = std::min(kNhwcTile, d.hw - p0);
-              for (int64_t c = 0; c < d.c; ++c)
-                for (int64_t e = 0; e < pixels; ++e)
-                  yb[c * d.hw + p0 + e] =
-                      static_cast<float>(static_cast<int32_t>(xb[(p0 + e) * d.c + c]) - zp) * s;
-            }
-          }
-        }
+        if constexpr (std::is_same_v<T, int8_t> || std::is_same_v<T, uint8_t>)
+          dequantize_from_nhwc(static_cast<const T *>(i[0]), y, d, s, zp);
       });
     });
     k->impl = "dequantize NHWC -> NCHW";

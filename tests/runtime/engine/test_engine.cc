@@ -3,6 +3,7 @@
 #include <onnx/onnx_pb.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -2142,10 +2143,13 @@ onnx::ModelProto mixed_precision_blocks_model(int64_t batch, int64_t channels, i
 
 // The int8 blocks between float ones stay NHWC: the float blocks' QuantizeLinears write NHWC,
 // their DequantizeLinears read it, no reorder runs between, and the outputs are the NCHW
-// path's bytes (AXSTREAM_ENGINE_NHWC=0), over a batch of 2 and 121 pixels (a tile of the
-// transposing (de)quantisation and a partial one), int8 and uint8.
-TEST(EnginePasses, MixedPrecisionBlocksKeepTheirInt8ChainNhwcWithTheNchwPathsBytes) {
-  const int64_t batch = 2, channels = 24, side = 11;
+// path's bytes (AXSTREAM_ENGINE_NHWC=0), int8 and uint8: a batch of 2, 24 channels and 121
+// pixels (the transposing (de)quantisation's 16x16 blocks, the last ones overlapping), and 12
+// channels of 25 pixels (fewer than a block: element by element).
+class MixedPrecisionBlocks : public ::testing::TestWithParam<std::array<int64_t, 3>> {};
+
+TEST_P(MixedPrecisionBlocks, KeepTheirInt8ChainNhwcWithTheNchwPathsBytes) {
+  const auto [batch, channels, side] = GetParam();
   const std::string bytes = mixed_precision_blocks_model(batch, channels, side).SerializeAsString();
   auto program = Program::from_bytes(bytes, "mixed_blocks");
   setenv("AXSTREAM_ENGINE_NHWC", "0", 1);
@@ -2188,6 +2192,10 @@ TEST(EnginePasses, MixedPrecisionBlocksKeepTheirInt8ChainNhwcWithTheNchwPathsByt
   EXPECT_EQ(nhwc_dequantize, 4u) << text;
   EXPECT_EQ(text.find("_nhwc_to_nchw"), std::string::npos) << text;
 }
+
+INSTANTIATE_TEST_SUITE_P(EnginePasses, MixedPrecisionBlocks,
+                         ::testing::Values(std::array<int64_t, 3>{2, 24, 11},
+                                           std::array<int64_t, 3>{1, 12, 5}));
 
 // Two residual blocks whose joins touch the graph's boundary: the first one's skip is the graph
 // input x, its sum y a graph output and the second one's skip, whose sum y2 is a graph output.
