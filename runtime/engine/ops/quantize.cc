@@ -57,25 +57,37 @@ QuantParams quant_params(OpContext &ctx, const Shape &data_shape) {
   return p;
 }
 
+// One per-tensor quantisation step, shared by the plain and the NHWC-writing kernels so both
+// compute the same bytes. Clamp to the integer range first (the bounds are integers, so this
+// commutes with the rounding), then round half to even by adding and removing 1.5 * 2^23:
+// exact for |v| < 2^22 under the default rounding mode, and vectorisable unlike
+// std::nearbyint.
+template <typename Q>
+struct PerTensorQuantizer {
+  explicit PerTensorQuantizer(const QuantParams &p)
+      : scale(p.scale[0]),
+        zero(static_cast<float>(p.zero_point[0])),
+        lo_v(static_cast<float>(std::numeric_limits<Q>::lowest()) - zero),
+        hi_v(static_cast<float>(std::numeric_limits<Q>::max()) - zero) {}
+  Q operator()(float x) const {
+    constexpr float kRound = 12582912.f;
+    float v = x / scale;
+    // Written so NaN (which fails every comparison) clamps to the low bound: a NaN -> int
+    // cast is undefined behaviour (found by fuzz_onnx_import).
+    v = v >= lo_v ? v : lo_v;
+    v = v > hi_v ? hi_v : v;
+    v = (v + kRound) - kRound;
+    return static_cast<Q>(static_cast<int32_t>(v + zero));
+  }
+  float scale, zero, lo_v, hi_v;
+};
+
 template <typename Q>
 void quantize(const float *x, Q *y, int64_t n, const QuantParams &p) {
   constexpr float lo = std::numeric_limits<Q>::lowest(), hi = std::numeric_limits<Q>::max();
   if (p.channels == 1) {
-    // Clamp to the integer range first (the bounds are integers, so this commutes with the
-    // rounding), then round half to even by adding and removing 1.5 * 2^23: exact for
-    // |v| < 2^22 under the default rounding mode, and vectorisable unlike std::nearbyint.
-    float scale = p.scale[0], zero = static_cast<float>(p.zero_point[0]);
-    float lo_v = lo - zero, hi_v = hi - zero;
-    constexpr float kRound = 12582912.f;
-    for (int64_t i = 0; i < n; ++i) {
-      float v = x[i] / scale;
-      // Written so NaN (which fails every comparison) clamps to the low bound: a NaN -> int
-      // cast is undefined behaviour (found by fuzz_onnx_import).
-      v = v >= lo_v ? v : lo_v;
-      v = v > hi_v ? hi_v : v;
-      v = (v + kRound) - kRound;
-      y[i] = static_cast<Q>(static_cast<int32_t>(v + zero));
-    }
+    const PerTensorQuantizer<Q> q(p);
+    for (int64_t i = 0; i < n; ++i) y[i] = q(x[i]);
     return;
   }
   for (int64_t i = 0; i < n; ++i) {
@@ -93,10 +105,23 @@ void quantize_into(DType out, const float *x, void *y, int64_t n, const QuantPar
     quantize(x, static_cast<uint8_t *>(y), n, p);
 }
 
+// The transposing (de)quantisation works in blocks of 16 pixels x 16 channels. Past the last
+// whole block the final block overlaps the one before it (its elements are written twice, the
+// same bytes); a tensor of fewer than 16 pixels or channels goes element by element.
+constexpr int64_t kNhwcBlock = 16;
+
+std::vector<int64_t> block_starts(int64_t size) {
+  std::vector<int64_t> starts;
+  for (int64_t i = 0; i + kNhwcBlock <= size; i += kNhwcBlock) starts.push_back(i);
+  if (size > kNhwcBlock && size % kNhwcBlock != 0) starts.push_back(size - kNhwcBlock);
+  return starts;
+}
+
 // The (N,C,H,W) dims of a 4-D tensor kept NHWC by passes.cc (_dst_nhwc on a QuantizeLinear,
 // _src_nhwc on a DequantizeLinear: the float side stays NCHW), after checking the op qualifies.
 struct NhwcDims {
   int64_t n = 0, c = 0, hw = 0;
+  std::vector<int64_t> pixel_starts, channel_starts;  // of the 16x16 blocks (block_starts)
 };
 NhwcDims nhwc_dims(OpContext &ctx, const char *attr, const QuantParams &p) {
   const Shape &s = ctx.in_shape(0);
@@ -104,7 +129,7 @@ NhwcDims nhwc_dims(OpContext &ctx, const char *attr, const QuantParams &p) {
   if (p.channels != 1)
     ctx.fail(std::string(attr) + " needs a per-tensor scale, got " + std::to_string(p.channels) +
              " channels");
-  return {s[0], s[1], s[2] * s[3]};
+  return {s[0], s[1], s[2] * s[3], block_starts(s[2] * s[3]), block_starts(s[1])};
 }
 
 // A 16x16 byte block turned around (row r of `src` becomes column r of `dst`): four rounds
@@ -126,25 +151,13 @@ void transpose_16x16_bytes(const uint8_t *src, int64_t src_stride, uint8_t *dst,
     _mm_storeu_si128(reinterpret_cast<__m128i *>(dst + i * dst_stride), rows[i]);
 }
 
-// The transposing (de)quantisation works in blocks of 16 pixels x 16 channels. Past the last
-// whole block the final block overlaps the one before it (its elements are written twice, the
-// same bytes); a tensor of fewer than 16 pixels or channels goes element by element.
-constexpr int64_t kNhwcBlock = 16;
-
-std::vector<int64_t> block_starts(int64_t size) {
-  std::vector<int64_t> starts;
-  for (int64_t i = 0; i + kNhwcBlock <= size; i += kNhwcBlock) starts.push_back(i);
-  if (size > kNhwcBlock && size % kNhwcBlock != 0) starts.push_back(size - kNhwcBlock);
-  return starts;
-}
-
 // quantize() of an NCHW float tensor into an NHWC int8 one, the same arithmetic per element:
 // 16 pixels of 16 channels quantised contiguously, then the block turned around.
 template <typename Q>
 void quantize_to_nhwc(const float *x, Q *y, const NhwcDims &d, const QuantParams &p) {
   constexpr int64_t B = kNhwcBlock;
   alignas(16) Q block[B * B];
-  const std::vector<int64_t> pixel_starts = block_starts(d.hw), channel_starts = block_starts(d.c);
+  const PerTensorQuantizer<Q> q(p);
   for (int64_t n = 0; n < d.n; ++n) {
     const float *xn = x + n * d.c * d.hw;
     Q *yn = y + n * d.c * d.hw;
@@ -152,14 +165,16 @@ void quantize_to_nhwc(const float *x, Q *y, const NhwcDims &d, const QuantParams
       for (int64_t c = 0; c < d.c; ++c)
         for (int64_t p0 = 0; p0 < d.hw; p0 += B) {
           const int64_t count = std::min(B, d.hw - p0);
-          quantize(xn + c * d.hw + p0, block, count, p);
-          for (int64_t i = 0; i < count; ++i) yn[(p0 + i) * d.c + c] = block[i];
+          for (int64_t i = 0; i < count; ++i) yn[(p0 + i) * d.c + c] = q(xn[c * d.hw + p0 + i]);
         }
       continue;
     }
-    for (int64_t p0 : pixel_starts)
-      for (int64_t c0 : channel_starts) {
-        for (int64_t c = 0; c < B; ++c) quantize(xn + (c0 + c) * d.hw + p0, block + c * B, B, p);
+    for (int64_t p0 : d.pixel_starts)
+      for (int64_t c0 : d.channel_starts) {
+        for (int64_t c = 0; c < B; ++c) {
+          const float *run = xn + (c0 + c) * d.hw + p0;
+          for (int64_t i = 0; i < B; ++i) block[c * B + i] = q(run[i]);
+        }
         transpose_16x16_bytes(reinterpret_cast<const uint8_t *>(block), B,
                               reinterpret_cast<uint8_t *>(yn + p0 * d.c + c0), d.c);
       }
@@ -176,7 +191,6 @@ void dequantize_from_nhwc(const T *x, float *y, const NhwcDims &d, float scale, 
     for (int64_t e = 0; e < count; ++e)
       out[e] = static_cast<float>(static_cast<int32_t>(q[e]) - zero) * scale;
   };
-  const std::vector<int64_t> pixel_starts = block_starts(d.hw), channel_starts = block_starts(d.c);
   for (int64_t n = 0; n < d.n; ++n) {
     const T *xn = x + n * d.c * d.hw;
     float *yn = y + n * d.c * d.hw;
@@ -189,8 +203,8 @@ void dequantize_from_nhwc(const T *x, float *y, const NhwcDims &d, float scale, 
         }
       continue;
     }
-    for (int64_t p0 : pixel_starts)
-      for (int64_t c0 : channel_starts) {
+    for (int64_t p0 : d.pixel_starts)
+      for (int64_t c0 : d.channel_starts) {
         transpose_16x16_bytes(reinterpret_cast<const uint8_t *>(xn + p0 * d.c + c0), d.c,
                               reinterpret_cast<uint8_t *>(block), B);
         for (int64_t c = 0; c < B; ++c) dequantize_run(block + c * B, yn + (c0 + c) * d.hw + p0, B);
