@@ -256,6 +256,16 @@ Preprocessor::Preprocessor(PixelFormat format, int frame_width, int frame_height
 #endif
   plan_rows();
   fill_border_rows();
+  // Sparse: the content reads under 3/4 of the source rows its span covers (see kLoadBlockRows).
+  int rows_read = 0, last_row = -1;
+  for (int dy = 0; dy < geometry_.content_height; ++dy)
+    for (int src_row : source_rows(dy))
+      if (src_row > last_row) {
+        ++rows_read;
+        last_row = src_row;
+      }
+  const int rows_spanned = last_row - source_rows(0)[0] + 1;
+  sparse_rows_ = 4 * rows_read < 3 * rows_spanned;
 }
 
 // lut_: int8 of every 8-bit value per model channel; the same as fixed-point affines where
@@ -469,15 +479,19 @@ inline Preprocessor::RunState::RunState(const Preprocessor &p, const Frame &fram
   touched_end = size_t(p.geometry_.crop.x + p.x1_.back() + 1) * bpp;
 }
 
-// Before each block of kLoadBlockRows output rows, one byte of every cache line its source rows'
-// taps read is loaded, in a loop of independent loads, so the block's misses are all in flight at
-// once; the kernels then find the rows in cache. The tap gathers alone stall on the misses one by
-// one, and __builtin_prefetch two rows ahead hid little of it on this machine: a Megamind.avi
-// frame (720x528 NV12, not in cache, as a frame reaches axpreprocess in a pipeline) -> 128x128
-// took 0.27 ms with the prefetches, 0.115 ms with the loads (0.09-0.10 ms when the frame is in
-// cache). A frame already in cache pays for the loads: 1080p BGRx -> 224x224 (bench_preprocess's
-// one frame, in L2) 0.068 -> 0.083 ms. Blocks of 8 rows keep what is loaded ahead small (a 1080p
-// BGRx row spans 7.5 KB).
+// Where the content reads its source rows sparsely (a downscale by more than ~1.3x, so rows are
+// skipped), before each block of kLoadBlockRows output rows one byte of every cache line its
+// source rows' taps read is loaded, in a loop of independent loads, so the block's misses are all
+// in flight at once; the kernels then find the rows in cache. There the tap gathers stall on the
+// misses one by one, and __builtin_prefetch two rows ahead hid little of it on this machine: a
+// Megamind.avi frame (720x528 NV12, not in cache, as a frame reaches axpreprocess in a pipeline)
+// -> 128x128 took 0.27 ms with the prefetches, 0.115 ms with the loads (0.09-0.10 ms when the
+// frame is in cache). Where every row is read (upscales, 720p -> 640x360) the rows stream in
+// order, the hardware prefetcher follows, and a load pass before the compute only added its time
+// (720p NV12 -> 640 out of cache, bench_preprocess: ~0.5 -> ~0.64 ms), so those keep the
+// prefetches. A frame already in cache pays for the loads: 1080p BGRx -> 224x224
+// (bench_preprocess's one frame, in L2) 0.068 -> 0.083 ms. Blocks of 8 rows keep what is loaded
+// ahead small (a 1080p BGRx row spans 7.5 KB).
 constexpr int kLoadBlockRows = 8;
 
 void Preprocessor::run(const Frame &frame, int8_t *tensor) const {
@@ -500,7 +514,9 @@ void Preprocessor::run(const Frame &frame, int8_t *tensor) const {
       continue;
     }
     const int dy = r - content_begin;
-    if (dy % kLoadBlockRows == 0)
+    if (!sparse_rows_)
+      prefetch_rows_ahead(dy, content_end - content_begin, state);
+    else if (dy % kLoadBlockRows == 0)
       load_source_rows(dy, std::min(dy + kLoadBlockRows, content_end - content_begin), state);
     resize_row(dy, state);
     write_content_row(state, out);
@@ -516,6 +532,38 @@ void Preprocessor::run(const Frame &frame, int8_t *tensor) const {
 inline std::array<int, 2> Preprocessor::source_rows(int dy) const {
   const int first = y0_[dy];
   return {first, beta_[2 * dy + 1] == 0 ? first : y1_[dy]};
+}
+
+// Two rows ahead (and one, for the first rows), so a shared machine's longer memory latency is
+// covered too.
+inline void Preprocessor::prefetch_rows_ahead(int dy, int content_height,
+                                              const RunState &state) const {
+  const auto [sy0, sy1] = source_rows(dy);
+  for (int ahead = dy == 0 ? 1 : 2; ahead <= 2 && dy + ahead < content_height; ++ahead) {
+    const auto [next0, next1] = source_rows(dy + ahead);
+    if (next0 != sy0 && next0 != sy1) prefetch_source_row(next0, state);
+    if (next1 != next0 && next1 != sy0 && next1 != sy1) prefetch_source_row(next1, state);
+  }
+}
+
+// The taps' gathers stall on cache misses one by one; asking for the next source row's lines a
+// row ahead lets them arrive in parallel.
+inline void Preprocessor::prefetch_source_row(int src_row, const RunState &state) const {
+  const Frame &frame = state.frame;
+  const int y = geometry_.crop.y + src_row;
+  const uint8_t *plane0 = frame.planes[0] + size_t(y) * size_t(frame.strides[0]);
+  for (size_t b = state.touched_begin; b < state.touched_end + 64; b += 64)
+    __builtin_prefetch(plane0 + b);
+  if (format_ == PixelFormat::NV12 || format_ == PixelFormat::I420) {
+    if (fetched_channels_ == 1) return;
+    const bool nv12 = format_ == PixelFormat::NV12;
+    const size_t chroma_begin = nv12 ? state.touched_begin : state.touched_begin / 2;
+    const size_t chroma_end = nv12 ? state.touched_end : state.touched_end / 2;
+    for (int p = 1; p <= (nv12 ? 1 : 2); ++p) {
+      const uint8_t *chroma = frame.planes[p] + size_t(y / 2) * size_t(frame.strides[p]);
+      for (size_t b = chroma_begin; b < chroma_end + 64; b += 64) __builtin_prefetch(chroma + b);
+    }
+  }
 }
 
 // The source rows of output rows [dy_begin, dy_end) into cache (see kLoadBlockRows).

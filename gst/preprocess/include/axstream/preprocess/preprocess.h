@@ -128,6 +128,8 @@ class Preprocessor {
   struct RunState;
   struct SourceRow;
   std::array<int, 2> source_rows(int dy) const;
+  void prefetch_rows_ahead(int dy, int content_height, const RunState &state) const;
+  void prefetch_source_row(int src_row, const RunState &state) const;
   void load_source_rows(int dy_begin, int dy_end, RunState &state) const;
   void resize_row(int dy, RunState &state) const;
   void resize_source_row(int src_row, RunState &state, int16_t *out) const;
@@ -160,8 +162,9 @@ class Preprocessor {
   // YuvTaps with AVX2: shuffle controls per block of 8 columns picking the taps out of 32
   // bytes (kernels.h YuvTapIndex), empty where some block's taps spread wider (then gathers).
   std::vector<uint8_t> luma_window0_, chroma_window0_, luma_window1_, chroma_window1_;
-  bool two_taps_ = true;  // some column has a non-zero second weight
-  bool pairs_ = false;    // taps of column j are pixels x + 2j and x + 2j + 1 (exact 2x)
+  bool two_taps_ = true;      // some column has a non-zero second weight
+  bool sparse_rows_ = false;  // the content skips source rows: loaded in blocks, not prefetched
+  bool pairs_ = false;        // taps of column j are pixels x + 2j and x + 2j + 1 (exact 2x)
   int safe_taps0_ = 0, safe_taps1_ = 0;  // leading columns whose 4-byte tap read stays in the row
   int bytes_per_pixel_ = 1;
   std::array<int, 3> channel_shift_{0, 8, 16};  // bit of R, G, B in a gathered 32-bit pixel
