@@ -262,11 +262,17 @@ def test_soak_pipeline_keeps_rss_and_fds_flat_and_loses_no_frame(package):
     _, rss_first, fds_first, frames_first = samples[len(samples) // 2]
     _, rss_last, fds_last, frames_last = samples[-1]
     frames_during = frames_last - frames_first
-    assert frames_during > 0
-    # A pool topping up under a load spike adds a buffer (an fd) once; a leak adds one per frame
-    # (hundreds over a soak), so a growth of at most 2 fds in the second half tells them apart.
-    assert fds_last - fds_first <= 2, f"fd count went from {fds_first} to {fds_last}"
-    assert samples[-1][2] - samples[0][2] <= 4, f"fd count grew: {samples[0][2]} -> {fds_last}"
+    # The tensor pools have no upper bound, so a load spike that lets more frames queue tops
+    # them up, one fd per pooled tensor, even late in a run (41 -> 44 fds was seen in the second
+    # half on a loaded machine). What can be in flight at once bounds that: axinference's
+    # max-inflight (4, the default) frames plus the one in each element's hands, for the
+    # preprocessed tensors and for the outputs alike. A leak adds an fd per frame or per few
+    # frames, thousands over the second half, far beyond it.
+    pooled_at_most = 2 * (4 + 2)
+    assert frames_during >= 20 * pooled_at_most, f"only {frames_during} frames in the second half"
+    assert fds_last - fds_first <= pooled_at_most, f"fd count went from {fds_first} to {fds_last}"
+    assert samples[-1][2] - samples[0][2] <= pooled_at_most, (
+        f"fd count grew: {samples[0][2]} -> {fds_last}")
     # Flat: over the second half, growth below 8 MiB and below 32 bytes a frame beyond 4 MiB of
     # allocator noise (a per-frame leak of a tensor, a meta or a result is far bigger; a 10-minute
     # run passes ~150k frames through the second half, so even ~60 bytes a frame fails it).
