@@ -317,7 +317,9 @@ int main(int argc, char **argv) {
       // Alternated, each round starting with the other side, so that load changes on a shared
       // machine reach both; process CPU time, since wall time mostly measures waiting for a core.
       std::vector<double> fused_ms, unfused_ms, paired;
-      const auto in = pointers(samples.empty() ? random_inputs(in_descs, rng) : samples[0]);
+      // Held by name: the pointers must not outlive the buffers they point into.
+      const Inputs timed = samples.empty() ? random_inputs(in_descs, rng) : samples[0];
+      const auto in = pointers(timed);
       fused_exec->run(in, fused_ptrs);  // warm-up
       unfused_exec->run(in, unfused_ptrs);
       auto time_side = [&](engine::Executor &exec, std::vector<void *> &out) {
