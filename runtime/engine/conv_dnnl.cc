@@ -383,14 +383,7 @@ std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &
     ResidualSumChain chain;
     ResidualSumParams params;
     if (q.sum.active) {
-      params.conv_dtype = q.sum.conv_dtype;
-      params.conv_scale = q.sum.conv_scale;
-      params.conv_zero_point = q.sum.conv_zero_point;
-      params.skip_dtype = q.sum.skip_dtype;
-      params.skip_scale = q.sum.skip_scale;
-      params.skip_zero_point = q.sum.skip_zero_point;
-      params.relu = q.sum.relu;
-      params.y_scale = q.sum.y_scale;
+      static_cast<ResidualSumOperands &>(params) = q.sum;
       params.y_dtype = q.dst_dtype;
       params.y_zero_point = q.dst_zero_point;
       chain = choose_residual_sum_chain(params);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "ops/common.h"
+#include "residual_sum_chain.h"
 
 namespace axstream::engine {
 
@@ -58,16 +59,8 @@ struct DnnlQConvParams {
   // post-ops after the convolution's requantisation are the cheapest chain that gives this on
   // all 65536 operand pairs (residual_sum_chain.h). The destination keeps the caller's layout
   // (no reorder may come between).
-  struct Sum {
+  struct Sum : ResidualSumOperands {
     bool active = false;
-    DType conv_dtype = DType::i8;  // the convolution's own output: its bounds
-    float conv_scale = 1.f;
-    int32_t conv_zero_point = 0;
-    DType skip_dtype = DType::i8;
-    float skip_scale = 1.f;
-    int32_t skip_zero_point = 0;
-    bool relu = false;
-    float y_scale = 1.f;  // the add's output scale
   } sum;
 };
 std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &p, const Tensor &weights);

@@ -40,15 +40,7 @@ std::vector<int32_t> qadd_outputs_b(DType b, DType y, const QuantizedJoin &join)
 }
 
 std::vector<int32_t> qadd_outputs(const ResidualSumParams &p) {
-  QuantizedJoin join;
-  join.a_scale = p.conv_scale;
-  join.a_zero = p.conv_zero_point;
-  join.b_scale = p.skip_scale;
-  join.b_zero = p.skip_zero_point;
-  join.y_scale = p.y_scale;
-  join.y_zero = p.y_zero_point;
-  join.relu = p.relu;
-  join.fused_multiply_add_b = true;
+  const QuantizedJoin join = residual_sum_join(p);
   return p.conv_dtype == DType::u8 ? qadd_outputs_b<uint8_t>(p.skip_dtype, p.y_dtype, join)
                                    : qadd_outputs_b<int8_t>(p.skip_dtype, p.y_dtype, join);
 }
@@ -136,6 +128,19 @@ __attribute__((optimize("fp-contract=off"))) int32_t residual_sum_chain_output(
   const float hi = p.y_dtype == DType::u8 ? 255.f : 127.f;
   v = std::min(std::max(v, lo), hi);
   return static_cast<int32_t>(std::nearbyint(v));
+}
+
+QuantizedJoin residual_sum_join(const ResidualSumParams &p) {
+  QuantizedJoin join;
+  join.a_scale = p.conv_scale;
+  join.a_zero = p.conv_zero_point;
+  join.b_scale = p.skip_scale;
+  join.b_zero = p.skip_zero_point;
+  join.y_scale = p.y_scale;
+  join.y_zero = p.y_zero_point;
+  join.relu = p.relu;
+  join.fused_multiply_add_b = true;  // the sum post-op's one FMA
+  return join;
 }
 
 ResidualSumChain choose_residual_sum_chain(const ResidualSumParams &p) {

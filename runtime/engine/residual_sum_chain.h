@@ -7,6 +7,7 @@
 #include <string>
 
 #include "ops/common.h"
+#include "ops/quantized_join.h"
 
 namespace dnnl {
 struct post_ops;
@@ -14,8 +15,9 @@ struct post_ops;
 
 namespace axstream::engine {
 
-// The add fused into the convolution, as DnnlQConvParams::Sum holds it, and its output.
-struct ResidualSumParams {
+// The add fused into the convolution: its operands as DnnlQConvParams::Sum holds them, and its
+// output.
+struct ResidualSumOperands {
   DType conv_dtype = DType::i8;  // the convolution's own output: its bounds
   float conv_scale = 1.f;
   int32_t conv_zero_point = 0;
@@ -23,10 +25,16 @@ struct ResidualSumParams {
   float skip_scale = 1.f;
   int32_t skip_zero_point = 0;
   bool relu = false;
-  float y_scale = 1.f;
+  float y_scale = 1.f;  // the add's output scale
+};
+
+struct ResidualSumParams : ResidualSumOperands {
   DType y_dtype = DType::i8;
   int32_t y_zero_point = 0;
 };
+
+// The axstream.QAdd (ops/quantized_join.h) whose output the chain reproduces.
+QuantizedJoin residual_sum_join(const ResidualSumParams &p);
 
 // The post-ops after the convolution's output scales, in this order:
 //   head (the unfused convolution's own output r, an integer as float): [+ conv zero point]

@@ -1910,15 +1910,7 @@ TEST(EnginePasses, ResidualSumChainLeavesOutWhatTheOutputMakesRedundant) {
     one_for_one.sum_scale = p.skip_scale;
     one_for_one.relu = p.relu;
     one_for_one.scale_operand = p.y_scale;
-    QuantizedJoin join;
-    join.a_scale = p.conv_scale;
-    join.a_zero = p.conv_zero_point;
-    join.b_scale = p.skip_scale;
-    join.b_zero = p.skip_zero_point;
-    join.y_scale = p.y_scale;
-    join.y_zero = p.y_zero_point;
-    join.relu = p.relu;
-    join.fused_multiply_add_b = true;
+    const QuantizedJoin join = residual_sum_join(p);
     size_t differing = 0;
     for (int r = 0; r < 256; ++r) {
       std::vector<uint8_t> a(256, static_cast<uint8_t>(r)), b(256), y(256);
