@@ -1725,6 +1725,16 @@ bool nhwc_dequantize(const Graph &g, const Node &n, int v) {
   return is_int8_4d(g.values[v]) && per_tensor_step(g, n, g.values[v].dtype, step);
 }
 
+// Whether `n` reads the int8 value `v` in a way that works on NHWC: as a QConv's input, or as
+// an activation of a layout-sharing element-wise op (`joined`: then its layout binds the op's).
+bool reads_nhwc(const Graph &g, const Node &n, int v, bool *joined = nullptr) {
+  std::vector<int> ew = elementwise_int8_values(g, n);
+  const bool activation = !ew.empty() && std::find(ew.begin(), ew.end() - 1, v) != ew.end() - 1;
+  if (joined) *joined = activation;
+  return activation || (is_op_in(n, "axstream", "QConv") && !n.inputs.empty() && n.inputs[0] == v &&
+                        std::count(n.inputs.begin(), n.inputs.end(), v) == 1);
+}
+
 // The int8 4-D values that may be kept NHWC: made by a QConv, an element-wise int8 op, an
 // NHWC -> NCHW Transpose or a float block's QuantizeLinear, and read only as a QConv's input,
 // an element-wise op's activation, by an NCHW -> NHWC Transpose or by a DequantizeLinear (a
@@ -1732,10 +1742,6 @@ bool nhwc_dequantize(const Graph &g, const Node &n, int v) {
 // DequantizeLinear: Q and DQ alone gain nothing from turning it around twice.
 std::set<int> nhwc_candidates(Graph &g, const ValueLinks &links) {
   std::set<int> graph_inputs(g.inputs.begin(), g.inputs.end());
-  auto conv_input = [](const Node &n, int v) {
-    if (!is_op_in(n, "axstream", "QConv") || n.inputs.empty() || n.inputs[0] != v) return false;
-    return std::count(n.inputs.begin(), n.inputs.end(), v) == 1;
-  };
   std::set<int> nhwc;
   for (size_t v = 0; v < g.values.size(); ++v) {
     const Value &val = g.values[v];
@@ -1755,13 +1761,9 @@ std::set<int> nhwc_candidates(Graph &g, const ValueLinks &links) {
     std::vector<Node *> readers = readers_of(g, id);
     bool ok = !readers.empty(), only_dequantized = true;
     for (Node *r : readers) {
-      // Read as one of an element-wise op's inputs (its values end with the output).
-      std::vector<int> ew = elementwise_int8_values(g, *r);
-      bool activation_of_elementwise =
-          !ew.empty() && std::find(ew.begin(), ew.end() - 1, id) != ew.end() - 1;
       bool dequantized = nhwc_dequantize(g, *r, id);
       only_dequantized = only_dequantized && dequantized;
-      if (!conv_input(*r, id) && !activation_of_elementwise && !is_nchw_to_nhwc(*r) &&
+      if (!reads_nhwc(g, *r, id) && !is_nchw_to_nhwc(*r) &&
           !is_transpose_with_perm(*r, {0, 1, 2, 3}) && !dequantized)
         ok = false;
     }
@@ -1820,16 +1822,6 @@ bool read_through_reorder(Graph &g, size_t reader, int v) {
   g.nodes.insert(g.nodes.begin() + static_cast<std::ptrdiff_t>(reader),
                  identity_transpose(g.values[copy_id].name, v, copy_id));
   return true;
-}
-
-// Whether `n` reads the int8 value `v` in a way that works on NHWC: as a QConv's input, or as
-// an activation of a layout-sharing element-wise op (`joined`: then its layout binds the op's).
-bool reads_nhwc(const Graph &g, const Node &n, int v, bool *joined = nullptr) {
-  std::vector<int> ew = elementwise_int8_values(g, n);
-  const bool activation = !ew.empty() && std::find(ew.begin(), ew.end() - 1, v) != ew.end() - 1;
-  if (joined) *joined = activation;
-  return activation || (is_op_in(n, "axstream", "QConv") && !n.inputs.empty() && n.inputs[0] == v &&
-                        std::count(n.inputs.begin(), n.inputs.end(), v) == 1);
 }
 
 // Graph inputs and outputs are NCHW (the caller's buffers). Where one is joined to int8 values
@@ -1912,11 +1904,7 @@ void split_nchw_readers(Graph &g) {
     for (size_t r = p + 1; r < g.nodes.size(); ++r) {
       const Node &n = g.nodes[r];
       if (n.dead || std::find(n.inputs.begin(), n.inputs.end(), v) == n.inputs.end()) continue;
-      std::vector<int> ew = elementwise_int8_values(g, n);
-      bool takes_nhwc = (is_op_in(n, "axstream", "QConv") && n.inputs[0] == v &&
-                         std::count(n.inputs.begin(), n.inputs.end(), v) == 1) ||
-                        (!ew.empty() && std::find(ew.begin(), ew.end() - 1, v) != ew.end() - 1);
-      if (takes_nhwc)
+      if (reads_nhwc(g, n, v))
         nhwc_reader = true;
       else if (!nhwc_dequantize(g, n, v))  // reads either layout, no reorder needed
         others.push_back(r);
@@ -1968,13 +1956,16 @@ void mark_nhwc_activations(Graph &g, const std::set<int> &nhwc) {
   }
 }
 
+// An engine setting that is on unless the environment sets it to "0".
+bool setting_not_zero(const char *name) {
+  const char *env = std::getenv(name);
+  return !env || std::string(env) != "0";
+}
+
 // Whether int8 activations may be kept NHWC: always, unless AXSTREAM_ENGINE_NHWC=0 (the NCHW
 // path, whose outputs are the same bytes: tests and whole-model comparisons check the layout
 // decisions against it). Read at each compile, as dnnl_kernels_enabled().
-bool int8_nhwc_enabled() {
-  const char *env = std::getenv("AXSTREAM_ENGINE_NHWC");
-  return !env || std::string(env) != "0";
-}
+bool int8_nhwc_enabled() { return setting_not_zero("AXSTREAM_ENGINE_NHWC"); }
 
 // oneDNN's int8 convolutions work on NHWC activations (on VNNI/AMX CPUs); with NCHW tensors
 // between ops every one reorders its input in and its output back. An int8 4-D value that only
@@ -2111,10 +2102,7 @@ void uint8_convolution_inputs(Graph &g) {
 // outputs are the same either way; the setting compares the two). On since the post-op chain
 // is chosen per add (residual_sum_chain.h), cheaper than the QAdd pass on ResNet-50 and
 // BlazeFace (docs/performance.md). Read at each compile, as dnnl_kernels_enabled().
-bool residual_sum_enabled() {
-  const char *env = std::getenv("AXSTREAM_ENGINE_SUM_POSTOP");
-  return !(env && std::string(env) == "0");
-}
+bool residual_sum_enabled() { return setting_not_zero("AXSTREAM_ENGINE_SUM_POSTOP"); }
 
 // A residual join QAdd(QConv(x), skip) [Relu] (a ResNet block's end) becomes one QConv that adds
 // skip in oneDNN's sum post-op, the Relu after it, instead of a pass over both int8 tensors:
