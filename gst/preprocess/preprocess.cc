@@ -546,35 +546,35 @@ inline void Preprocessor::prefetch_rows_ahead(int dy, int content_height,
   }
 }
 
-// The taps' gathers stall on cache misses one by one; asking for the next source row's lines a
-// row ahead lets them arrive in parallel.
-inline void Preprocessor::prefetch_source_row(int src_row, const RunState &state) const {
+// visit(row, begin, end) for each plane's bytes [begin, end) that the taps read on source row
+// src_row (crop-relative columns): luma or packed pixels, then the chroma rows if fetched.
+template <typename Visit>
+inline void Preprocessor::visit_source_row(int src_row, const RunState &state,
+                                           Visit &&visit) const {
   const Frame &frame = state.frame;
   const int y = geometry_.crop.y + src_row;
-  const uint8_t *plane0 = frame.planes[0] + size_t(y) * size_t(frame.strides[0]);
-  for (size_t b = state.touched_begin; b < state.touched_end + 64; b += 64)
-    __builtin_prefetch(plane0 + b);
-  if (format_ == PixelFormat::NV12 || format_ == PixelFormat::I420) {
-    if (fetched_channels_ == 1) return;
-    const bool nv12 = format_ == PixelFormat::NV12;
-    const size_t chroma_begin = nv12 ? state.touched_begin : state.touched_begin / 2;
-    const size_t chroma_end = nv12 ? state.touched_end : state.touched_end / 2;
-    for (int p = 1; p <= (nv12 ? 1 : 2); ++p) {
-      const uint8_t *chroma = frame.planes[p] + size_t(y / 2) * size_t(frame.strides[p]);
-      for (size_t b = chroma_begin; b < chroma_end + 64; b += 64) __builtin_prefetch(chroma + b);
-    }
-  }
-}
-
-// The source rows of output rows [dy_begin, dy_end) into cache (see kLoadBlockRows).
-inline void Preprocessor::load_source_rows(int dy_begin, int dy_end, RunState &state) const {
-  const Frame &frame = state.frame;
+  visit(frame.planes[0] + size_t(y) * size_t(frame.strides[0]), state.touched_begin,
+        state.touched_end);
   const bool yuv = format_ == PixelFormat::NV12 || format_ == PixelFormat::I420;
-  const bool chroma = yuv && fetched_channels_ != 1;
+  if (!yuv || fetched_channels_ == 1) return;
   const bool nv12 = format_ == PixelFormat::NV12;
   // I420's chroma rows hold ceil(width / 2) samples, so the last one read is (end + 1) / 2 - 1.
   const size_t chroma_begin = nv12 ? state.touched_begin : state.touched_begin / 2;
   const size_t chroma_end = nv12 ? state.touched_end : (state.touched_end + 1) / 2;
+  for (int p = 1; p <= (nv12 ? 1 : 2); ++p)
+    visit(frame.planes[p] + size_t(y / 2) * size_t(frame.strides[p]), chroma_begin, chroma_end);
+}
+
+// The taps' gathers stall on cache misses one by one; asking for the next source row's lines a
+// row ahead lets them arrive in parallel.
+inline void Preprocessor::prefetch_source_row(int src_row, const RunState &state) const {
+  visit_source_row(src_row, state, [](const uint8_t *row, size_t begin, size_t end) {
+    for (size_t b = begin; b < end + 64; b += 64) __builtin_prefetch(row + b);
+  });
+}
+
+// The source rows of output rows [dy_begin, dy_end) into cache (see kLoadBlockRows).
+inline void Preprocessor::load_source_rows(int dy_begin, int dy_end, RunState &state) const {
   unsigned sum = 0;
   auto load_lines = [&sum](const uint8_t *row, size_t begin, size_t end) {
     for (size_t b = begin; b < end; b += 64) sum += row[b];
@@ -584,13 +584,7 @@ inline void Preprocessor::load_source_rows(int dy_begin, int dy_end, RunState &s
     for (int src_row : source_rows(dy)) {
       if (src_row <= state.loaded_row) continue;  // rows only move down the frame
       state.loaded_row = src_row;
-      const int y = geometry_.crop.y + src_row;
-      load_lines(frame.planes[0] + size_t(y) * size_t(frame.strides[0]), state.touched_begin,
-                 state.touched_end);
-      if (!chroma) continue;
-      for (int p = 1; p <= (nv12 ? 1 : 2); ++p)
-        load_lines(frame.planes[p] + size_t(y / 2) * size_t(frame.strides[p]), chroma_begin,
-                   chroma_end);
+      visit_source_row(src_row, state, load_lines);
     }
   }
   // The loads are wanted for their side effect on the cache only: keep the compiler from

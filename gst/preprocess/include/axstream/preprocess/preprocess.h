@@ -130,6 +130,8 @@ class Preprocessor {
   std::array<int, 2> source_rows(int dy) const;
   void prefetch_rows_ahead(int dy, int content_height, const RunState &state) const;
   void prefetch_source_row(int src_row, const RunState &state) const;
+  template <typename Visit>
+  void visit_source_row(int src_row, const RunState &state, Visit &&visit) const;
   void load_source_rows(int dy_begin, int dy_end, RunState &state) const;
   void resize_row(int dy, RunState &state) const;
   void resize_source_row(int src_row, RunState &state, int16_t *out) const;
