@@ -509,11 +509,17 @@ class OwnedObjects {
 
 constexpr const char *kOwnedObjectsAttribute = "_owned_objects";
 
-// `object` becomes owned by its Context's Python object (see OwnedObjects); returns it. Called
-// with the GIL held, from a method of that Context or of one of its children, so the Context's
+// make() (a Context's or Connection's factory, run without the GIL) gives an object, which
+// becomes owned by its Context's Python object (see OwnedObjects) and is returned. Called with
+// the GIL held, from a method of that Context or of one of its children, so the Context's
 // Python object exists (children keep it alive) and py::cast finds it.
-template <class T>
-std::shared_ptr<T> owned_by_context(std::shared_ptr<T> object) {
+template <class Make>
+auto made_by_context(Make &&make) {
+  decltype(make()) object;
+  {
+    ReleasedGil release_gil;  // making it may wait for the device or load a model
+    object = make();
+  }
   py::object context = py::cast(object->context());
   // dict.setdefault: one OwnedObjects per Context even if two threads make its first child.
   py::object owned =
@@ -735,12 +741,8 @@ void define_context_connections_and_models(ContextClass &context) {
               info = std::make_unique<hal::DeviceInfo>(
                   device_from_python(self, device, "device_connect"));
             auto properties = properties_from_kwargs(kwargs, "device_connect");
-            std::shared_ptr<rt::Connection> connection;
-            {
-              ReleasedGil release_gil;
-              connection = self.device_connect(info.get(), num_sub_devices, properties);
-            }
-            return owned_by_context(std::move(connection));
+            return made_by_context(
+                [&] { return self.device_connect(info.get(), num_sub_devices, properties); });
           },
           // keep_alive<0, 1>: the Python Context lives as long as the Connection, so
           // `connection.context` returns the very same Python object.
@@ -757,12 +759,7 @@ void define_context_connections_and_models(ContextClass &context) {
           "load_model",
           [](rt::Context &self, py::object path) {
             auto path_text = fspath(path);
-            std::shared_ptr<rt::Model> model;
-            {
-              ReleasedGil release_gil;
-              model = self.load_model(path_text);
-            }
-            return owned_by_context(std::move(model));
+            return made_by_context([&] { return self.load_model(path_text); });
           },
           // keep_alive<0, 1>: the Python Context lives as long as the Model, so
           // `model.context` returns the very same Python object.
@@ -787,12 +784,7 @@ void define_connection(ConnectionClass &connection) {
           "load_model_instance",
           [](rt::Connection &self, const std::shared_ptr<rt::Model> &model, py::kwargs kwargs) {
             auto properties = properties_from_kwargs(kwargs, "load_model_instance");
-            std::shared_ptr<rt::ModelInstance> instance;
-            {
-              ReleasedGil release_gil;
-              instance = self.load_model_instance(model, properties);
-            }
-            return owned_by_context(std::move(instance));
+            return made_by_context([&] { return self.load_model_instance(model, properties); });
           },
           // keep_alive<0, 1>: the instance runs on this connection's sub-devices; keep the
           // Python Connection alive while the instance is.
