@@ -48,13 +48,16 @@ std::shared_ptr<const engine::Program> Model::program() const {
       for (size_t t = 0; t < descs.size(); ++t) {
         const engine::DType dtype = descs[t].dtype;
         if (dtype == engine::DType::f16 || dtype == engine::DType::bf16 ||
-            dtype == engine::DType::f64)
+            dtype == engine::DType::f64 || dtype == engine::DType::i16 ||
+            dtype == engine::DType::u16 || dtype == engine::DType::u32 ||
+            dtype == engine::DType::u64)
           throw InvalidArgument(describe() + ": compiled core graph " + kind + " " +
                                 std::to_string(t) + " '" + descs[t].name + "' is " +
                                 engine::dtype_name(dtype) +
                                 ": a model package's device tensors are int8 (manifest "
-                                "dtypes), so its core graph's I/O cannot be float16, bfloat16 "
-                                "or float64; cast it in the preamble/postamble graph");
+                                "dtypes), so its core graph's I/O cannot be float16, bfloat16, "
+                                "float64, int16, uint16, uint32 or uint64; cast it in the "
+                                "preamble/postamble graph");
         size_t per_item = tensors[t].size() / static_cast<size_t>(package_->batch);
         if (descs[t].byte_size() != per_item)
           throw InvalidArgument(

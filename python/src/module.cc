@@ -164,6 +164,14 @@ py::dtype numpy_dtype(engine::DType dtype) {
       return py::dtype("float16");
     case engine::DType::f64:
       return py::dtype::of<double>();
+    case engine::DType::i16:
+      return py::dtype::of<int16_t>();
+    case engine::DType::u16:
+      return py::dtype::of<uint16_t>();
+    case engine::DType::u32:
+      return py::dtype::of<uint32_t>();
+    case engine::DType::u64:
+      return py::dtype::of<uint64_t>();
     case engine::DType::bf16:
       throw axstream::NotImplemented("bfloat16 tensors have no numpy dtype");
   }

@@ -237,6 +237,13 @@ size_t element_bits(axstream::engine::DType dtype) {
       return 16;
     case DType::f64:
       return 64;
+    case DType::i16:
+    case DType::u16:
+      return 16;
+    case DType::u32:
+      return 32;
+    case DType::u64:
+      return 64;
   }
   return 0;
 }
@@ -254,10 +261,14 @@ size_t element_type(axstream::engine::DType dtype) {
                       "bfloat16 tensors have no axrTensorInfo type (AXR_FLOAT of 16 bits is IEEE "
                       "float16)");
     case DType::i8:
+    case DType::i16:
     case DType::i32:
     case DType::i64:
       return AXR_SIGNED;
     case DType::u8:
+    case DType::u16:
+    case DType::u32:
+    case DType::u64:
     case DType::bool_:
       return AXR_UNSIGNED;
   }

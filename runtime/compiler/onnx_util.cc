@@ -122,6 +122,14 @@ int32_t onnx_type_of(engine::DType dtype) {
       return onnx::TensorProto::BFLOAT16;
     case engine::DType::f64:
       return onnx::TensorProto::DOUBLE;
+    case engine::DType::i16:
+      return onnx::TensorProto::INT16;
+    case engine::DType::u16:
+      return onnx::TensorProto::UINT16;
+    case engine::DType::u32:
+      return onnx::TensorProto::UINT32;
+    case engine::DType::u64:
+      return onnx::TensorProto::UINT64;
   }
   return onnx::TensorProto::UNDEFINED;
 }

@@ -46,13 +46,20 @@ const OpDef &find_op(const Graph &graph, const Node &node) {
 // rather than reading their bytes as float32 or computing in float and calling it double; the
 // few that compute in double (OpDef::computes_float64) take float64. float16/bfloat16 inputs
 // never get here (infer_and_fold casts them to float32 first, half_compute.h); a half output
-// from other types (an attribute asking for it) does.
+// from other types (an attribute asking for it) does. int16, uint16, uint32 and uint64 go only
+// to the ops registered for them (OpDef::computes_opt_in_integers), the same way.
 void check_storage_dtype(const Graph &graph, const OpDef &def, const OpContext &ctx,
                          const std::vector<int> &values, const char *kind) {
   if (def.moves_any_dtype) return;
   for (size_t i = 0; i < values.size(); ++i) {
     if (values[i] < 0) continue;
     const Value &v = graph.values[static_cast<size_t>(values[i])];
+    if (is_opt_in_integer_dtype(v.dtype) && !def.computes_opt_in_integers)
+      ctx.unsupported(std::string(kind) + " " + std::to_string(i) + " '" + v.name + "' has dtype " +
+                      dtype_name(v.dtype) +
+                      " (this op computes on float32, int8, uint8, int32, int64 or bool; int16, "
+                      "uint16, uint32 and uint64 only go to the ops registered for them, "
+                      "docs/runtime.md)");
     if (!is_storage_only_dtype(v.dtype)) continue;
     if (v.dtype == DType::f64 && def.computes_float64) continue;
     ctx.unsupported(std::string(kind) + " " + std::to_string(i) + " '" + v.name + "' has dtype " +

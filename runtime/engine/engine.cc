@@ -42,6 +42,14 @@ const char *dtype_name(DType dtype) noexcept {
       return "bfloat16";
     case DType::f64:
       return "float64";
+    case DType::i16:
+      return "int16";
+    case DType::u16:
+      return "uint16";
+    case DType::u32:
+      return "uint32";
+    case DType::u64:
+      return "uint64";
   }
   return "unknown";
 }
@@ -64,6 +72,13 @@ size_t dtype_size(DType dtype) noexcept {
     case DType::bf16:
       return 2;
     case DType::f64:
+      return 8;
+    case DType::i16:
+    case DType::u16:
+      return 2;
+    case DType::u32:
+      return 4;
+    case DType::u64:
       return 8;
   }
   return 0;

@@ -3,6 +3,7 @@
 #include <onnx/onnx_pb.h>
 
 #include <fstream>
+#include <limits>
 #include <set>
 
 #include "axstream/error.h"
@@ -30,12 +31,20 @@ DType dtype_from_onnx(int elem_type, const std::string &what) {
       return DType::bf16;
     case onnx::TensorProto::DOUBLE:
       return DType::f64;
+    case onnx::TensorProto::INT16:
+      return DType::i16;
+    case onnx::TensorProto::UINT16:
+      return DType::u16;
+    case onnx::TensorProto::UINT32:
+      return DType::u32;
+    case onnx::TensorProto::UINT64:
+      return DType::u64;
     default:
       break;
   }
   throw NotImplemented(what + ": ONNX element type " + std::to_string(elem_type) +
                        " is not supported (expected float, float16, bfloat16, double, int8, uint8, "
-                       "int32, int64, bool)");
+                       "int16, uint16, int32, uint32, int64, uint64, bool)");
 }
 
 std::string read_external(const onnx::TensorProto &t, const std::string &base_dir, size_t expected,
@@ -92,6 +101,8 @@ Tensor tensor_from_proto(const onnx::TensorProto &t, const std::string &base_dir
       have = static_cast<size_t>(t.double_data_size());
     else if (elem == onnx::TensorProto::INT64)
       have = static_cast<size_t>(t.int64_data_size());
+    else if (elem == onnx::TensorProto::UINT32 || elem == onnx::TensorProto::UINT64)
+      have = static_cast<size_t>(t.uint64_data_size());
     else
       have = static_cast<size_t>(t.int32_data_size());
     if (have != n)
@@ -140,9 +151,25 @@ Tensor tensor_from_proto(const onnx::TensorProto &t, const std::string &base_dir
     case onnx::TensorProto::INT32:
     case onnx::TensorProto::INT8:
     case onnx::TensorProto::UINT8:
+    case onnx::TensorProto::INT16:
+    case onnx::TensorProto::UINT16:
     case onnx::TensorProto::BOOL:
       for (size_t i = 0; i < n; ++i)
         store_from_double(out.bytes.data(), out.dtype, i, t.int32_data(i));
+      break;
+    // uint64_data holds uint32 and uint64 values (onnx.proto); copied as integers, as a double
+    // on the way would round a uint64 past 2^53.
+    case onnx::TensorProto::UINT64:
+      for (size_t i = 0; i < n; ++i) out.data<uint64_t>()[i] = t.uint64_data(static_cast<int>(i));
+      break;
+    case onnx::TensorProto::UINT32:
+      for (size_t i = 0; i < n; ++i) {
+        uint64_t v = t.uint64_data(static_cast<int>(i));
+        if (v > std::numeric_limits<uint32_t>::max())
+          throw InvalidArgument(what + ": uint32 element " + std::to_string(i) + " holds " +
+                                std::to_string(v) + ", beyond uint32's range");
+        out.data<uint32_t>()[i] = static_cast<uint32_t>(v);
+      }
       break;
     default:
       throw NotImplemented(what + ": unsupported element type");

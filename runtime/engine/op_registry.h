@@ -118,6 +118,10 @@ struct OpDef {
   // The kernel computes float64 in double precision (its accumulators are double anyway), so
   // the compiler lets float64 (not float16/bfloat16) through to it.
   bool computes_float64 = false;
+  // The kernel computes int16, uint16, uint32 and uint64 in their own type with ONNX's
+  // wrap-around (modulo 2^n) semantics (is_opt_in_integer_dtype); the compiler refuses them, naming
+  // the node, for any other op that does more than move elements.
+  bool computes_opt_in_integers = false;
 };
 
 class OpRegistry {
@@ -166,6 +170,16 @@ std::unique_ptr<Kernel> make_kernel(F &&f) {
 #define AXSTREAM_ENGINE_FLOAT64_OP(Id, op_type, first_opset, last_opset, compile_fn)      \
   void axstream_engine_register_##Id(::axstream::engine::OpRegistry &registry) {          \
     registry.add({op_type, "", first_opset, last_opset, compile_fn, false, false, true}); \
+  }
+// An op whose kernel also computes int16, uint16, uint32 and uint64
+// (OpDef::computes_opt_in_integers), and float64 in double with the _FLOAT64 form.
+#define AXSTREAM_ENGINE_ALL_INTEGERS_OP(Id, op_type, first_opset, last_opset, compile_fn)        \
+  void axstream_engine_register_##Id(::axstream::engine::OpRegistry &registry) {                 \
+    registry.add({op_type, "", first_opset, last_opset, compile_fn, false, false, false, true}); \
+  }
+#define AXSTREAM_ENGINE_FLOAT64_ALL_INTEGERS_OP(Id, op_type, first_opset, last_opset, compile_fn) \
+  void axstream_engine_register_##Id(::axstream::engine::OpRegistry &registry) {                  \
+    registry.add({op_type, "", first_opset, last_opset, compile_fn, false, false, true, true});   \
   }
 // An op whose kernel only moves, selects, casts or compares elements, whatever their dtype
 // (OpDef::moves_any_dtype); folds_on_shapes as in AXSTREAM_ENGINE_OP_EX.

@@ -79,6 +79,14 @@ double load_as_double(const void *data, DType dtype, int64_t i) {
       return bfloat16_to_float(static_cast<const uint16_t *>(data)[i]);
     case DType::f64:
       return static_cast<const double *>(data)[i];
+    case DType::i16:
+      return static_cast<const int16_t *>(data)[i];
+    case DType::u16:
+      return static_cast<const uint16_t *>(data)[i];
+    case DType::u32:
+      return static_cast<const uint32_t *>(data)[i];
+    case DType::u64:
+      return static_cast<double>(static_cast<const uint64_t *>(data)[i]);
   }
   throw InternalError("engine: load_as_double of an unknown dtype " +
                       std::to_string(static_cast<int>(dtype)));
@@ -113,6 +121,18 @@ void store_from_double(void *data, DType dtype, int64_t i, double v) {
       return;
     case DType::f64:
       static_cast<double *>(data)[i] = v;
+      return;
+    case DType::i16:
+      static_cast<int16_t *>(data)[i] = saturating_cast<int16_t>(v);
+      return;
+    case DType::u16:
+      static_cast<uint16_t *>(data)[i] = saturating_cast<uint16_t>(v);
+      return;
+    case DType::u32:
+      static_cast<uint32_t *>(data)[i] = saturating_cast<uint32_t>(v);
+      return;
+    case DType::u64:
+      static_cast<uint64_t *>(data)[i] = saturating_cast<uint64_t>(v);
       return;
   }
   throw InternalError("engine: store_from_double of an unknown dtype " +

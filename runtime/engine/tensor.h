@@ -96,6 +96,14 @@ inline bool is_storage_only_dtype(DType dtype) {
 inline bool is_floating_dtype(DType dtype) {
   return dtype == DType::f32 || is_storage_only_dtype(dtype);
 }
+// int16, uint16, uint32 and uint64: every op that moves, selects, casts or compares elements
+// takes them, but an op that computes does so only when registered for them
+// (OpDef::computes_opt_in_integers), so that a kernel written for the other integers never sees
+// a dtype whose arithmetic it was not checked for (uint16 products overflow int, uint64 values
+// beyond 2^53 do not survive a double); the compiler refuses them anywhere else (compiler.cc).
+inline bool is_opt_in_integer_dtype(DType dtype) {
+  return dtype == DType::i16 || dtype == DType::u16 || dtype == DType::u32 || dtype == DType::u64;
+}
 
 // A scalar-per-element reader for any dtype (for the odd cold-path loop), and its writer: into
 // an integer dtype a value saturates (saturating_cast); into float16/bfloat16 it rounds to
@@ -104,9 +112,13 @@ double load_as_double(const void *data, DType dtype, int64_t i);
 void store_from_double(void *data, DType dtype, int64_t i, double v);
 
 // Calls f(T{}) with T the C++ type of `dtype`; NotImplemented for the storage-only dtypes
-// (float16, bfloat16, float64), which no computing kernel takes.
+// (float16, bfloat16, float64), which no computing kernel takes, and for the opt-in integers
+// (int16, uint16, uint32, uint64), which a kernel written for them takes through
+// dispatch_dtype_and_opt_in_integers: f is instantiated for them only there.
 template <typename F>
 void dispatch_dtype(DType dtype, F &&f);
+template <typename F>
+void dispatch_dtype_and_opt_in_integers(DType dtype, F &&f);
 
 }  // namespace axstream::engine
 
@@ -137,9 +149,33 @@ void dispatch_dtype(DType dtype, F &&f) {
     case DType::f16:
     case DType::bf16:
     case DType::f64:
+    case DType::i16:
+    case DType::u16:
+    case DType::u32:
+    case DType::u64:
       break;
   }
   throw NotImplemented(std::string("engine: dtype ") + dtype_name(dtype) +
                        " is not supported by this kernel");
+}
+
+template <typename F>
+void dispatch_dtype_and_opt_in_integers(DType dtype, F &&f) {
+  switch (dtype) {
+    case DType::i16:
+      f(int16_t{});
+      return;
+    case DType::u16:
+      f(uint16_t{});
+      return;
+    case DType::u32:
+      f(uint32_t{});
+      return;
+    case DType::u64:
+      f(uint64_t{});
+      return;
+    default:
+      dispatch_dtype(dtype, std::forward<F>(f));
+  }
 }
 }  // namespace axstream::engine

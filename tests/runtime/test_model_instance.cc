@@ -416,5 +416,17 @@ TEST_F(RunTest, CoreGraphComputingAFloat16OutputIsRefusedNamingTheTensor) {
       contains_all(message, {"output 0 '" + output + "' is float16", "device tensors are int8"}));
 }
 
+TEST_F(RunTest, CoreGraphComputingAUint16OutputIsRefusedNamingTheTensor) {
+  // The engine holds uint16 (and int16, uint32, uint64) tensors, but a device tensor is int8:
+  // a core graph casting its output to one is refused the same way.
+  test::TempDir dir;
+  const std::string output = test::write_package_with_cast_output(
+      test::model_path("resnet_tiny"), dir.path(), onnx::TensorProto::UINT16);
+  auto model = context->load_model(dir.path());
+  std::string message = message_of<InvalidArgument>([&] { model->program(); });
+  EXPECT_TRUE(
+      contains_all(message, {"output 0 '" + output + "' is uint16", "device tensors are int8"}));
+}
+
 }  // namespace
 }  // namespace axstream::runtime

@@ -29,6 +29,16 @@ void dispatch_numeric_or_float64_dtype(DType dtype, F &&f) {
   dispatch_numeric_dtype(dtype, std::forward<F>(f));
 }
 
+// dispatch_numeric_or_float64_dtype plus int16, uint16, uint32 and uint64, for the kernels
+// registered for them too (OpDef::computes_opt_in_integers).
+template <typename F>
+void dispatch_numeric_float64_or_opt_in_integer_dtype(DType dtype, F &&f) {
+  if (!is_opt_in_integer_dtype(dtype)) return dispatch_numeric_or_float64_dtype(dtype, f);
+  dispatch_dtype_and_opt_in_integers(dtype, [&](auto zero) {
+    if constexpr (!std::is_same_v<decltype(zero), bool>) f(zero);
+  });
+}
+
 // Precomputed walk over an output shape with per-input strides (0 on broadcast dims).
 struct BroadcastPlan {
   Shape out_shape;
@@ -105,8 +115,9 @@ inline int64_t product(const Shape &s, size_t begin, size_t end) {
 inline float round_half_even(float x) { return std::nearbyint(x); }
 
 // The engine's dtype for an ONNX element type given as an attribute (Cast's `to`, EyeLike's and
-// friends' `dtype`): float, uint8, int8, int32, int64, bool, float16, double, bfloat16;
-// std::nullopt for any other (the caller reports it as unsupported, naming the attribute).
+// friends' `dtype`): float, uint8, int8, uint16, int16, int32, int64, bool, float16, double,
+// uint32, uint64, bfloat16; std::nullopt for any other (string, complex, float8: the caller
+// reports it as unsupported, naming the attribute).
 inline std::optional<DType> dtype_of_onnx_element_type(int64_t elem_type) {
   switch (elem_type) {
     case 1:
@@ -115,6 +126,10 @@ inline std::optional<DType> dtype_of_onnx_element_type(int64_t elem_type) {
       return DType::u8;
     case 3:
       return DType::i8;
+    case 4:
+      return DType::u16;
+    case 5:
+      return DType::i16;
     case 6:
       return DType::i32;
     case 7:
@@ -125,6 +140,10 @@ inline std::optional<DType> dtype_of_onnx_element_type(int64_t elem_type) {
       return DType::f16;
     case 11:
       return DType::f64;
+    case 12:
+      return DType::u32;
+    case 13:
+      return DType::u64;
     case 16:
       return DType::bf16;
     default:

@@ -203,10 +203,12 @@ std::unique_ptr<Kernel> compile_constant_of_shape(OpContext &ctx) {
 
 // Integer (or bool) to integer (or bool): the low bits, as numpy and ONNX Runtime do (a double
 // on the way would round values past 2^53 and saturate instead).
+// Into a narrower or differently signed integer that is the value modulo 2^n (ONNX's Cast, C++'s
+// conversion since C++20 and GCC's/clang's before it).
 void cast_integers(const void *in, DType from, void *out, DType to, int64_t n) {
-  dispatch_dtype(from, [&](auto from_zero) {
+  dispatch_dtype_and_opt_in_integers(from, [&](auto from_zero) {
     const auto *x = static_cast<const decltype(from_zero) *>(in);
-    dispatch_dtype(to, [&](auto to_zero) {
+    dispatch_dtype_and_opt_in_integers(to, [&](auto to_zero) {
       using To = decltype(to_zero);
       auto *y = static_cast<To *>(out);
       for (int64_t i = 0; i < n; ++i) {
@@ -259,6 +261,13 @@ std::unique_ptr<Kernel> cast_to(OpContext &ctx, DType dt) {
     // int64 -> float32 in one rounding (a double on the way rounds twice past 2^53).
     return make_kernel([n](ExecContext &, const void *const *in, void *const *o) {
       const auto *x = static_cast<const int64_t *>(in[0]);
+      auto *y = static_cast<float *>(o[0]);
+      for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(x[i]);
+    });
+  if (dt == DType::f32 && from == DType::u64)
+    // uint64 -> float32 in one rounding too.
+    return make_kernel([n](ExecContext &, const void *const *in, void *const *o) {
+      const auto *x = static_cast<const uint64_t *>(in[0]);
       auto *y = static_cast<float *>(o[0]);
       for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(x[i]);
     });

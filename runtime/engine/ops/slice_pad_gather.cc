@@ -245,6 +245,10 @@ std::unique_ptr<Kernel> compile_pad(OpContext &ctx) {
   size_t es = dtype_size(dt);
   std::vector<uint8_t> fill(es);
   store_from_double(fill.data(), dt, 0, value);
+  // A constant_value of the data's own dtype is copied as it is: a double on the way would round
+  // an int64/uint64 past 2^53.
+  if (ctx.opset() >= 11 && ctx.has_input(2) && ctx.in_dtype(2) == dt)
+    std::memcpy(fill.data(), ctx.require_scalar(2, "constant_value").bytes.data(), es);
   return make_kernel(
       [runs = std::move(runs), es, fill](ExecContext &, const void *const *in, void *const *o) {
         const uint8_t *x = static_cast<const uint8_t *>(in[0]);

@@ -3,6 +3,7 @@
 #include <onnx/onnx_pb.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -49,8 +50,11 @@ std::string compare(const Tensor &expected, const void *actual, DType actual_dty
            (expected.dtype == DType::f64 && std::fabs(a - e) <= 1e-12 * std::fabs(e)) ||
            (expected.dtype != DType::f64 && tol.half_rtol > 0 && !std::isinf(e) &&
             std::fabs(a - e) <= tol.half_atol + tol.half_rtol * std::fabs(e));
-    } else if (expected.dtype == DType::i64) {
-      ok = static_cast<const int64_t *>(actual)[i] == expected.data<int64_t>()[i];
+    } else if (expected.dtype == DType::i64 || expected.dtype == DType::u64) {
+      // Bit for bit: as doubles, values past 2^53 would compare equal to their neighbours.
+      const size_t size = dtype_size(expected.dtype);
+      ok = std::memcmp(static_cast<const uint8_t *>(actual) + i * size,
+                       expected.bytes.data() + i * size, size) == 0;
     } else {
       ok = a == e;
     }

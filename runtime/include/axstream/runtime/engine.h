@@ -11,8 +11,11 @@
 namespace axstream::engine {
 
 // f16, bf16 and f64 are storage types: graph I/O, initializers, Cast and the ops that only move
-// bytes take them; an op that computes refuses them (NotImplemented naming the node).
-enum class DType { f32, i8, u8, i32, i64, bool_, f16, bf16, f64 };
+// bytes take them; an op that computes refuses them (NotImplemented naming the node). i16, u16,
+// u32 and u64 (appended: the values above are fixed) are held and moved everywhere, but only the
+// ops registered for them compute on them; any other refuses them (NotImplemented naming the
+// node).
+enum class DType { f32, i8, u8, i32, i64, bool_, f16, bf16, f64, i16, u16, u32, u64 };
 const char *dtype_name(DType dtype) noexcept;
 size_t dtype_size(DType dtype) noexcept;
 
