@@ -112,14 +112,14 @@ std::unique_ptr<Kernel> compile_arg(OpContext &ctx) {
   if (len == 0 && outer * inner > 0)
     ctx.fail("axis " + std::to_string(axis) + " of input shape " + shape_str(in) +
              " has no element, so there is no index to return");
-  return make_kernel([=](ExecContext &, const void *const *i, void *const *o) {
-    int64_t *y = static_cast<int64_t *>(o[0]);
+  // Each line's best index, its elements read by load(x, index).
+  auto scan = [=](const void *x, int64_t *y, auto load) {
     for (int64_t a = 0; a < outer; ++a)
       for (int64_t b = 0; b < inner; ++b) {
         int64_t best_j = 0;
-        double best = load_as_double(i[0], dt, a * len * inner + b);
+        auto best = load(x, a * len * inner + b);
         for (int64_t j = 1; j < len; ++j) {
-          double v = load_as_double(i[0], dt, (a * len + j) * inner + b);
+          auto v = load(x, (a * len + j) * inner + b);
           bool better = is_max ? (last ? v >= best : v > best) : (last ? v <= best : v < best);
           if (better) {
             best = v;
@@ -128,6 +128,23 @@ std::unique_ptr<Kernel> compile_arg(OpContext &ctx) {
         }
         y[a * inner + b] = best_j;
       }
+  };
+  // Integers in their own type (a double rounds int64/uint64 values past 2^53, so two of them
+  // could tie), floats of every width and bool as doubles.
+  if (!is_floating_dtype(dt) && dt != DType::bool_) {
+    std::unique_ptr<Kernel> k;
+    dispatch_dtype_and_opt_in_integers(dt, [&](auto zero) {
+      using T = decltype(zero);
+      k = make_kernel([scan](ExecContext &, const void *const *i, void *const *o) {
+        scan(i[0], static_cast<int64_t *>(o[0]),
+             [](const void *x, int64_t index) { return static_cast<const T *>(x)[index]; });
+      });
+    });
+    return k;
+  }
+  return make_kernel([scan, dt](ExecContext &, const void *const *i, void *const *o) {
+    scan(i[0], static_cast<int64_t *>(o[0]),
+         [dt](const void *x, int64_t index) { return load_as_double(x, dt, index); });
   });
 }
 

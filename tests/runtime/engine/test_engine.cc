@@ -10,8 +10,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -3840,4 +3842,291 @@ TEST(EngineHalfCompute, IntegerOperandsOfAHalfOpStayIntegers) {
   EXPECT_EQ(half_to_float(y[1]), -8.f);
   EXPECT_EQ(half_to_float(y[2]), 3.f);
   EXPECT_EQ(y[3], float_to_half(half_to_float(x[3]) * half_to_float(x[3])));
+}
+
+// --- int16, uint16, uint32, uint64 (the opt-in integers, tensor.h) ------------------------------
+
+namespace {
+
+// One node `op` reading "x" (x_type) and, when b_type is set, "b" (b_type), both of n elements,
+// and writing "y" (y_type).
+onnx::ModelProto integer_model(const std::string &op, int x_type, std::optional<int> b_type,
+                               int y_type, const std::string &n) {
+  onnx::ModelProto m = one_node_model(op, "int_node", {n});
+  m.mutable_opset_import(0)->set_version(17);
+  auto *g = m.mutable_graph();
+  g->mutable_input(0)->mutable_type()->mutable_tensor_type()->set_elem_type(x_type);
+  if (b_type) {
+    g->mutable_node(0)->add_input("b");
+    g->add_input()->CopyFrom(g->input(0));
+    g->mutable_input(1)->set_name("b");
+    g->mutable_input(1)->mutable_type()->mutable_tensor_type()->set_elem_type(*b_type);
+  }
+  g->mutable_output(0)->mutable_type()->mutable_tensor_type()->set_elem_type(y_type);
+  return m;
+}
+
+void set_attribute(onnx::ModelProto &m, const std::string &name, int64_t i) {
+  auto *a = m.mutable_graph()->mutable_node(0)->add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::INT);
+  a->set_i(i);
+}
+
+void set_attribute(onnx::ModelProto &m, const std::string &name, const std::string &s) {
+  auto *a = m.mutable_graph()->mutable_node(0)->add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::STRING);
+  a->set_s(s);
+}
+
+// `op` over two vectors of T (the ONNX type `type`), its outputs as Y.
+template <typename Y, typename T>
+std::vector<Y> run_integer_op(const std::string &op, int type, int y_type, const std::vector<T> &a,
+                              const std::vector<T> &b,
+                              const std::function<void(onnx::ModelProto &)> &edit = {}) {
+  onnx::ModelProto m = integer_model(op, type, type, y_type, std::to_string(a.size()));
+  if (edit) edit(m);
+  auto program = Program::from_bytes(m.SerializeAsString(), op + ".onnx");
+  std::vector<Y> y(a.size());
+  program->make_executor()->run({a.data(), b.data()}, {y.data()});
+  return y;
+}
+
+// Cast of n values of From (ONNX type from) to To (ONNX type to).
+template <typename To, typename From>
+std::vector<To> run_cast(int from, int to, const std::vector<From> &x) {
+  onnx::ModelProto m = integer_model("Cast", from, std::nullopt, to, std::to_string(x.size()));
+  set_attribute(m, "to", static_cast<int64_t>(to));
+  auto program = Program::from_bytes(m.SerializeAsString(), "cast.onnx");
+  std::vector<To> y(x.size());
+  program->make_executor()->run({x.data()}, {y.data()});
+  return y;
+}
+
+constexpr uint64_t kTwo63 = uint64_t(1) << 63;
+constexpr uint64_t kMaxU64 = std::numeric_limits<uint64_t>::max();
+
+}  // namespace
+
+TEST(EngineIntegers, Int16AndUnsignedArithmeticWrapsModulo2PowN) {
+  using T = onnx::TensorProto;
+  // int16: computed in unsigned, so overflow wraps as numpy's int16 does, never saturates.
+  const std::vector<int16_t> a16 = {32767, -32768, -32768, 300, -7, 7};
+  const std::vector<int16_t> b16 = {1, -1, 2, 300, 2, -2};
+  EXPECT_EQ(run_integer_op<int16_t>("Add", T::INT16, T::INT16, a16, b16),
+            (std::vector<int16_t>{-32768, 32767, -32766, 600, -5, 5}));
+  EXPECT_EQ(run_integer_op<int16_t>("Sub", T::INT16, T::INT16, a16, b16),
+            (std::vector<int16_t>{32766, -32767, 32766, 0, -9, 9}));
+  // 300 * 300 = 90000 = 24464 modulo 2^16; -32768 * -1 wraps to itself.
+  EXPECT_EQ(run_integer_op<int16_t>("Mul", T::INT16, T::INT16, a16, b16),
+            (std::vector<int16_t>{32767, -32768, 0, 24464, -14, -14}));
+  // Division truncates towards zero; the lowest value over -1 wraps to itself.
+  EXPECT_EQ(run_integer_op<int16_t>("Div", T::INT16, T::INT16, a16, b16),
+            (std::vector<int16_t>{32767, -32768, -16384, 1, -3, -3}));
+  // Mod takes the divisor's sign (fmod=0), fmod=1 the dividend's.
+  EXPECT_EQ(run_integer_op<int16_t>("Mod", T::INT16, T::INT16, a16, b16),
+            (std::vector<int16_t>{0, 0, 0, 0, 1, -1}));
+  EXPECT_EQ(run_integer_op<int16_t>("Mod", T::INT16, T::INT16, a16, b16,
+                                    [](onnx::ModelProto &m) { set_attribute(m, "fmod", 1); }),
+            (std::vector<int16_t>{0, 0, 0, 0, -1, 1}));
+  // uint16: 65535 * 65535 overflows the int C++ promotes uint16 to; modulo 2^16 it is 1.
+  EXPECT_EQ(run_integer_op<uint16_t>("Mul", T::UINT16, T::UINT16, std::vector<uint16_t>{65535, 256},
+                                     std::vector<uint16_t>{65535, 256}),
+            (std::vector<uint16_t>{1, 0}));
+  EXPECT_EQ(run_integer_op<uint16_t>("Sub", T::UINT16, T::UINT16, std::vector<uint16_t>{0, 5},
+                                     std::vector<uint16_t>{1, 3}),
+            (std::vector<uint16_t>{65535, 2}));
+  EXPECT_EQ(
+      run_integer_op<uint32_t>("Add", T::UINT32, T::UINT32, std::vector<uint32_t>{4294967295u, 7},
+                               std::vector<uint32_t>{2, 4294967295u}),
+      (std::vector<uint32_t>{1, 6}));
+  EXPECT_EQ(run_integer_op<uint64_t>("Mul", T::UINT64, T::UINT64,
+                                     std::vector<uint64_t>{kMaxU64, kTwo63 + 3},
+                                     std::vector<uint64_t>{kMaxU64, 2}),
+            (std::vector<uint64_t>{1, 6}));
+}
+
+TEST(EngineIntegers, Uint64ValuesAboveTwoPow63KeepEveryBit) {
+  using T = onnx::TensorProto;
+  // 2^63 + 1 and 2^63 are one apart: as doubles they would be equal.
+  const std::vector<uint64_t> a = {kTwo63 + 1, kTwo63, kMaxU64, kMaxU64, 5};
+  const std::vector<uint64_t> b = {kTwo63, kTwo63 + 1, kTwo63 + 1, 63, 64};
+  EXPECT_EQ(run_integer_op<uint64_t>("Max", T::UINT64, T::UINT64, a, b),
+            (std::vector<uint64_t>{kTwo63 + 1, kTwo63 + 1, kMaxU64, kMaxU64, 64}));
+  EXPECT_EQ(run_integer_op<uint64_t>("Min", T::UINT64, T::UINT64, a, b),
+            (std::vector<uint64_t>{kTwo63, kTwo63, kTwo63 + 1, 63, 5}));
+  EXPECT_EQ(run_integer_op<uint64_t>("Mod", T::UINT64, T::UINT64, a, b),
+            (std::vector<uint64_t>{1, kTwo63, kTwo63 - 2, kMaxU64 % 63, 5}));
+  EXPECT_EQ(run_integer_op<uint64_t>("Sub", T::UINT64, T::UINT64, a, b),
+            (std::vector<uint64_t>{1, kMaxU64, kTwo63 - 2, kMaxU64 - 63, kMaxU64 - 58}));
+  // A shift by the width or more gives 0 (in C++ it would be undefined).
+  auto shift = [](const char *direction) {
+    return [direction](onnx::ModelProto &m) { set_attribute(m, "direction", direction); };
+  };
+  EXPECT_EQ(run_integer_op<uint64_t>("BitShift", T::UINT64, T::UINT64,
+                                     std::vector<uint64_t>{kMaxU64, kMaxU64, 1, 3},
+                                     std::vector<uint64_t>{63, 64, 63, kTwo63}, shift("RIGHT")),
+            (std::vector<uint64_t>{1, 0, 0, 0}));
+  EXPECT_EQ(run_integer_op<uint64_t>("BitShift", T::UINT64, T::UINT64,
+                                     std::vector<uint64_t>{kMaxU64, 1, 1},
+                                     std::vector<uint64_t>{1, 63, 64}, shift("LEFT")),
+            (std::vector<uint64_t>{kMaxU64 - 1, kTwo63, 0}));
+  // uint16 shifted left by 15 overflows the int it promotes to in C++; here it wraps.
+  EXPECT_EQ(
+      run_integer_op<uint16_t>("BitShift", T::UINT16, T::UINT16, std::vector<uint16_t>{0xffff, 3},
+                               std::vector<uint16_t>{15, 16}, shift("LEFT")),
+      (std::vector<uint16_t>{0x8000, 0}));
+  // Comparisons in the integers' own type.
+  auto bools = [](std::vector<uint8_t> v) { return v; };
+  EXPECT_EQ(run_integer_op<uint8_t>("Equal", T::UINT64, T::BOOL, a, b), bools({0, 0, 0, 0, 0}));
+  EXPECT_EQ(run_integer_op<uint8_t>("Greater", T::UINT64, T::BOOL, a, b), bools({1, 0, 1, 1, 0}));
+  EXPECT_EQ(
+      run_integer_op<uint8_t>("Less", T::INT64, T::BOOL, std::vector<int64_t>{int64_t(1) << 60, -1},
+                              std::vector<int64_t>{(int64_t(1) << 60) + 1, -1}),
+      bools({1, 0}));
+  // ArgMax of three values within 2 of 2^64 - 2: a double holds them as one value.
+  onnx::ModelProto m = integer_model("ArgMax", T::UINT64, std::nullopt, T::INT64, "3");
+  set_attribute(m, "keepdims", 0);
+  auto argmax = Program::from_bytes(m.SerializeAsString(), "argmax.onnx");
+  const uint64_t x[3] = {kMaxU64 - 2, kMaxU64, kMaxU64 - 1};
+  int64_t index = -1;
+  argmax->make_executor()->run({x}, {&index});
+  EXPECT_EQ(index, 1);
+}
+
+TEST(EngineIntegers, CastBetweenIntegersTruncatesModulo2PowNAndFloatsTruncateTowardsZero) {
+  using T = onnx::TensorProto;
+  // Integer to integer: the low bits (ONNX, numpy), whatever the signs.
+  EXPECT_EQ(run_cast<int16_t>(T::INT32, T::INT16, std::vector<int32_t>{70000, -1, -32769, 32768}),
+            (std::vector<int16_t>{4464, -1, 32767, -32768}));
+  EXPECT_EQ(run_cast<uint16_t>(T::INT16, T::UINT16, std::vector<int16_t>{-1, -32768, 5}),
+            (std::vector<uint16_t>{65535, 32768, 5}));
+  EXPECT_EQ(run_cast<int64_t>(T::UINT64, T::INT64, std::vector<uint64_t>{kMaxU64, kTwo63, 7}),
+            (std::vector<int64_t>{-1, std::numeric_limits<int64_t>::min(), 7}));
+  EXPECT_EQ(run_cast<uint32_t>(T::UINT64, T::UINT32, std::vector<uint64_t>{kMaxU64, kTwo63 + 9}),
+            (std::vector<uint32_t>{4294967295u, 9}));
+  EXPECT_EQ(run_cast<uint64_t>(T::INT8, T::UINT64, std::vector<int8_t>{-1, 127}),
+            (std::vector<uint64_t>{kMaxU64, 127}));
+  // Float to int16 truncates towards zero; out of range it saturates and NaN reads 0 (ONNX
+  // leaves them undefined; a C++ cast would be undefined behaviour).
+  EXPECT_EQ(run_cast<int16_t>(
+                T::FLOAT, T::INT16,
+                std::vector<float>{2.9f, -2.9f, -0.5f, 32767.9f, 40000.f, -1e9f, std::nanf("")}),
+            (std::vector<int16_t>{2, -2, 0, 32767, 32767, -32768, 0}));
+  EXPECT_EQ(run_cast<uint16_t>(T::FLOAT, T::UINT16, std::vector<float>{65535.5f, -3.f, 1.99f}),
+            (std::vector<uint16_t>{65535, 0, 1}));
+  // int16 to float is exact; uint64 to float rounds once, to nearest even.
+  EXPECT_EQ(run_cast<float>(T::INT16, T::FLOAT, std::vector<int16_t>{-32768, 32767, -1}),
+            (std::vector<float>{-32768.f, 32767.f, -1.f}));
+  // 2^62 + 2^38 + 1 is just above the tie between the floats 2^62 and 2^62 + 2^39: it rounds
+  // up, where a double on the way (2^62 + 2^38 exactly, a tie) would round to the even 2^62.
+  const uint64_t above_tie = (uint64_t(1) << 62) + (uint64_t(1) << 38) + 1;
+  EXPECT_EQ(run_cast<float>(T::UINT64, T::FLOAT, std::vector<uint64_t>{above_tie, kMaxU64}),
+            (std::vector<float>{std::ldexp(1.f, 62) + std::ldexp(1.f, 39), std::ldexp(1.f, 64)}));
+  EXPECT_EQ(run_cast<double>(T::UINT32, T::DOUBLE, std::vector<uint32_t>{4294967295u}),
+            (std::vector<double>{4294967295.0}));
+}
+
+TEST(EngineIntegers, OpsNotRegisteredForThemRefuseTheOptInIntegersNamingNodeAndDtype) {
+  using T = onnx::TensorProto;
+  for (int type : {T::INT16, T::UINT16, T::UINT32, T::UINT64}) {
+    const std::string name =
+        onnx::TensorProto::DataType_Name(static_cast<onnx::TensorProto::DataType>(type));
+    onnx::ModelProto relu = integer_model("Relu", type, std::nullopt, type, "4");
+    std::string msg = compile_error<NotImplemented>(relu, "relu.onnx");
+    EXPECT_NE(msg.find("node 'int_node' (Relu)"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("input 0 'x' has dtype "), std::string::npos) << msg;
+    onnx::ModelProto sum = integer_model("Sum", type, type, type, "4");
+    EXPECT_NE(compile_error<NotImplemented>(sum, "sum.onnx").find("(Sum)"), std::string::npos)
+        << name;
+  }
+  // Pow's base is float or int32/int64 in ONNX; a uint32 exponent is read as such.
+  std::string msg = compile_error<NotImplemented>(
+      integer_model("Pow", T::UINT16, T::UINT16, T::UINT16, "2"), "pow.onnx");
+  EXPECT_TRUE(contains_all(msg, {"node 'int_node' (Pow)", "base of dtype uint16"})) << msg;
+  onnx::ModelProto pow = integer_model("Pow", T::FLOAT, T::UINT64, T::FLOAT, "3");
+  auto program = Program::from_bytes(pow.SerializeAsString(), "pow.onnx");
+  const float base[3] = {2.f, -3.f, 0.5f};
+  const uint64_t exponent[3] = {10, 3, 2};
+  float y[3] = {};
+  program->make_executor()->run({base, exponent}, {y});
+  EXPECT_EQ(y[0], 1024.f);
+  EXPECT_EQ(y[1], -27.f);
+  EXPECT_EQ(y[2], 0.25f);
+  // Signed integers take no BitShift.
+  onnx::ModelProto shift = integer_model("BitShift", T::INT16, T::INT16, T::INT16, "2");
+  set_attribute(shift, "direction", std::string("LEFT"));
+  EXPECT_NE(compile_error<NotImplemented>(shift, "shift.onnx").find("dtype int16 (BitShift takes"),
+            std::string::npos);
+}
+
+TEST(EngineIntegers, OptInIntegerInitializersLoadFromEveryProtoEncoding) {
+  using T = onnx::TensorProto;
+  // y = x + w over 2 elements, w an initializer of `type` filled by `fill`.
+  auto add_initializer = [](int type, const std::function<void(onnx::TensorProto &)> &fill) {
+    onnx::ModelProto m = integer_model("Add", type, std::nullopt, type, "2");
+    auto *g = m.mutable_graph();
+    g->mutable_node(0)->add_input("w");
+    auto *w = g->add_initializer();
+    w->set_name("w");
+    w->set_data_type(type);
+    w->add_dims(2);
+    fill(*w);
+    return Program::from_bytes(m.SerializeAsString(), "initializer.onnx");
+  };
+  // uint64 values above 2^63 in uint64_data, copied as integers.
+  auto u64 = add_initializer(T::UINT64, [](onnx::TensorProto &t) {
+    t.add_uint64_data(kMaxU64);
+    t.add_uint64_data(kTwo63 + 1);
+  });
+  const uint64_t x64[2] = {0, 1};
+  uint64_t y64[2] = {};
+  u64->make_executor()->run({x64}, {y64});
+  EXPECT_EQ(y64[0], kMaxU64);
+  EXPECT_EQ(y64[1], kTwo63 + 2);
+  // int16 and uint16 in int32_data, uint32 in uint64_data, all in raw_data.
+  auto i16 = add_initializer(T::INT16, [](onnx::TensorProto &t) {
+    t.add_int32_data(-32768);
+    t.add_int32_data(32767);
+  });
+  const int16_t x16[2] = {-1, 1};
+  int16_t y16[2] = {};
+  i16->make_executor()->run({x16}, {y16});
+  EXPECT_EQ(y16[0], 32767);
+  EXPECT_EQ(y16[1], -32768);
+  auto u32 = add_initializer(T::UINT32, [](onnx::TensorProto &t) {
+    t.add_uint64_data(4294967295u);
+    t.add_uint64_data(2);
+  });
+  const uint32_t x32[2] = {1, 3};
+  uint32_t y32[2] = {};
+  u32->make_executor()->run({x32}, {y32});
+  EXPECT_EQ(y32[0], 0u);
+  EXPECT_EQ(y32[1], 5u);
+  const uint16_t raw16[2] = {65535, 7};
+  auto u16 = add_initializer(T::UINT16, [&](onnx::TensorProto &t) {
+    t.set_raw_data(std::string(reinterpret_cast<const char *>(raw16), sizeof raw16));
+  });
+  const uint16_t xu16[2] = {1, 1};
+  uint16_t yu16[2] = {};
+  u16->make_executor()->run({xu16}, {yu16});
+  EXPECT_EQ(yu16[0], 0);
+  EXPECT_EQ(yu16[1], 8);
+  // A uint32 beyond its range is malformed, named.
+  std::string msg = message_of<InvalidArgument>([&] {
+    add_initializer(T::UINT32, [](onnx::TensorProto &t) {
+      t.add_uint64_data(uint64_t(1) << 32);
+      t.add_uint64_data(0);
+    });
+  });
+  EXPECT_TRUE(contains_all(msg, {"4294967296", "beyond uint32's range"})) << msg;
+  // The descriptors name the dtypes and their sizes.
+  EXPECT_EQ(u64->inputs()[0].dtype, DType::u64);
+  EXPECT_EQ(u64->inputs()[0].byte_size(), 16u);
+  EXPECT_EQ(i16->inputs()[0].byte_size(), 4u);
+  EXPECT_STREQ(dtype_name(DType::i16), "int16");
+  EXPECT_STREQ(dtype_name(DType::u16), "uint16");
+  EXPECT_STREQ(dtype_name(DType::u32), "uint32");
+  EXPECT_STREQ(dtype_name(DType::u64), "uint64");
 }
