@@ -93,7 +93,29 @@ void publish_outputs(Graph &graph, const Node &node, const OpContext &ctx,
     v.dtype = ctx.out_dtype(i);
     v.shape = ctx.out_shape(i);
     v.shape_known = true;
+    v.data_dependent = ctx.out_data_dependent(i);
     check_size(graph, v, ctx.label() + " output", max_tensor_bytes);
+  }
+}
+
+// A data-dependent value (OpContext::set_output_upper_bound) holds only its upper bound's
+// shape until it runs, so a node reading it (even Shape, which would fold that bound) is
+// refused, naming both; graph outputs are its only readers.
+void refuse_data_dependent_inputs(const Graph &graph, const Node &node) {
+  for (int v : node.inputs) {
+    if (v < 0) continue;
+    const Value &value = graph.values[static_cast<size_t>(v)];
+    if (!value.data_dependent || value.constant) continue;
+    const int producer = graph.producers()[static_cast<size_t>(v)];
+    const std::string made_by =
+        producer < 0 ? std::string("its producer")
+                     : "node '" + graph.nodes[static_cast<size_t>(producer)].label(graph.values) +
+                           "' (" + graph.nodes[static_cast<size_t>(producer)].op_type + ")";
+    throw NotImplemented(graph.source_name + ": node '" + node.label(graph.values) + "' (" +
+                         node.op_type + ") reads '" + value.name + "', whose shape " + made_by +
+                         " knows only when it runs (up to " + shape_str(value.shape) +
+                         "); the engine runs such an op only when its output is a graph output, "
+                         "not read by other nodes");
   }
 }
 
@@ -102,9 +124,11 @@ void publish_outputs(Graph &graph, const Node &node, const OpContext &ctx,
 namespace {
 
 // Infers node `index`'s outputs and folds it when its inputs allow.
-void infer_node(Graph &graph, size_t index, dnnl::stream &stream, size_t max_tensor_bytes) {
+void infer_node(Graph &graph, size_t index, dnnl::stream &stream, size_t max_tensor_bytes,
+                bool allow_data_dependent) {
   Node &node = graph.nodes[index];
   const OpDef &def = find_op(graph, node);
+  refuse_data_dependent_inputs(graph, node);
   bool all_constant = true;
   for (int v : node.inputs)
     if (v >= 0 && !graph.values[v].constant) all_constant = false;
@@ -122,7 +146,17 @@ void infer_node(Graph &graph, size_t index, dnnl::stream &stream, size_t max_ten
   std::unique_ptr<Kernel> kernel = def.compile(ctx);
   publish_outputs(graph, node, ctx, max_tensor_bytes);
   check_storage_dtype(graph, def, ctx, node.outputs, "output");
-  if (!fold) return;
+  if (!fold) {
+    for (size_t i = 0; i < node.outputs.size() && !allow_data_dependent; ++i)
+      if (ctx.out_data_dependent(i))
+        ctx.unsupported("its output '" + graph.values[node.outputs[i]].name +
+                        "' has a shape that depends on the input values at run time (up to " +
+                        shape_str(ctx.out_shape(i)) +
+                        "), and this program's tensors have fixed shapes (a model package's "
+                        "graphs and axcompile's models do); export the model without it and do "
+                        "this step on the outputs, as axstream's decoders do NMS");
+    return;
+  }
   if (!kernel) throw InternalError("engine: compile of " + ctx.label() + " returned no kernel");
   std::vector<const void *> in;
   for (int v : node.inputs)
@@ -135,16 +169,27 @@ void infer_node(Graph &graph, size_t index, dnnl::stream &stream, size_t max_ten
     out.push_back(results.back()->bytes.data());
   }
   AlignedBuffer scratch(kernel->scratch_bytes);
-  ExecContext exec{scratch.data(), &stream, &cpu_engine()};
+  std::vector<Shape> run_shapes(node.outputs.size());
+  ExecContext exec{scratch.data(), &stream, &cpu_engine(), run_shapes.data()};
   kernel->run(exec, in.data(), out.data());
-  for (size_t i = 0; i < node.outputs.size(); ++i)
-    graph.values[node.outputs[i]].constant = results[i];
+  for (size_t i = 0; i < node.outputs.size(); ++i) {
+    Value &value = graph.values[node.outputs[i]];
+    if (value.data_dependent) {
+      // Folded, the result is known: the constant takes the shape the kernel wrote.
+      results[i]->shape = run_shapes[i];
+      results[i]->bytes.resize(static_cast<size_t>(results[i]->count()) *
+                               dtype_size(results[i]->dtype));
+      value.shape = run_shapes[i];
+      value.data_dependent = false;
+    }
+    value.constant = results[i];
+  }
   node.dead = true;
 }
 
 }  // namespace
 
-void infer_and_fold(Graph &graph, size_t max_tensor_bytes) {
+void infer_and_fold(Graph &graph, size_t max_tensor_bytes, bool allow_data_dependent) {
   for (int v : graph.inputs) check_size(graph, graph.values[v], "graph input", max_tensor_bytes);
   dnnl::stream stream(cpu_engine());
   std::map<int, int> widened;  // half value -> its float32 copy, made by an earlier Cast
@@ -152,18 +197,20 @@ void infer_and_fold(Graph &graph, size_t max_tensor_bytes) {
     if (graph.nodes[index].dead) continue;
     const OpDef &def = find_op(graph, graph.nodes[index]);
     if (!needs_float32_compute(graph, def, graph.nodes[index])) {
-      infer_node(graph, index, stream, max_tensor_bytes);
+      infer_node(graph, index, stream, max_tensor_bytes, allow_data_dependent);
       continue;
     }
     // A float op on float16/bfloat16 runs in float32 between Casts (half_compute.h); the Casts
     // of constant weights fold here, once.
     DType half = first_float_input_dtype(graph, graph.nodes[index]);
     size_t inserted = insert_float32_input_casts(graph, index, widened);
-    for (size_t k = 0; k < inserted; ++k) infer_node(graph, index + k, stream, max_tensor_bytes);
+    for (size_t k = 0; k < inserted; ++k)
+      infer_node(graph, index + k, stream, max_tensor_bytes, allow_data_dependent);
     index += inserted;
-    infer_node(graph, index, stream, max_tensor_bytes);
+    infer_node(graph, index, stream, max_tensor_bytes, allow_data_dependent);
     size_t narrowing = insert_half_output_casts(graph, index, half);
-    for (size_t k = 1; k <= narrowing; ++k) infer_node(graph, index + k, stream, max_tensor_bytes);
+    for (size_t k = 1; k <= narrowing; ++k)
+      infer_node(graph, index + k, stream, max_tensor_bytes, allow_data_dependent);
     index += narrowing;
   }
 }
@@ -172,6 +219,7 @@ namespace {
 
 std::string value_text(const Value &v) {
   std::string s = "'" + v.name + "' " + dtype_name(v.dtype) + shape_str(v.shape);
+  if (v.data_dependent) s += " at most";
   if (v.constant) s += " const";
   return s;
 }
@@ -214,6 +262,7 @@ void compile_steps(Graph &graph, const CompileOptions &options, CompiledGraph &c
     const OpDef &def = find_op(graph, node);
     OpContext ctx(graph, node, false);
     check_storage_dtype(graph, def, ctx, node.inputs, "input");
+    refuse_data_dependent_inputs(graph, node);  // a pass may have added a reader
     Step step;
     step.node = static_cast<int>(i);
     step.kernel = def.compile(ctx);
@@ -365,14 +414,15 @@ std::string describe_program(const Graph &graph, const CompiledGraph &cg) {
 CompiledGraph compile_graph(Graph graph, const CompileOptions &options) {
   CompiledGraph cg;
   run_prefold_passes(graph);
-  infer_and_fold(graph, options.max_tensor_bytes);
+  infer_and_fold(graph, options.max_tensor_bytes, options.allow_data_dependent_shapes);
   run_postfold_passes(graph);
   eliminate_dead_nodes(graph);
   compile_steps(graph, options, cg);
   for (int v : graph.inputs)
     cg.inputs.push_back({graph.values[v].name, graph.values[v].dtype, graph.values[v].shape});
   for (int v : graph.outputs)
-    cg.outputs.push_back({graph.values[v].name, graph.values[v].dtype, graph.values[v].shape});
+    cg.outputs.push_back({graph.values[v].name, graph.values[v].dtype, graph.values[v].shape,
+                          graph.values[v].data_dependent});
   plan_arena(graph, value_lifetimes(graph, cg), cg);
   cg.description = describe_program(graph, cg);
   cg.graph = std::move(graph);

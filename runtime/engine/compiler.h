@@ -34,8 +34,10 @@ struct CompiledGraph {
 
 CompiledGraph compile_graph(Graph graph, const CompileOptions &options);
 
-// Shape inference and constant folding over all live nodes, in order.
-void infer_and_fold(Graph &graph, size_t max_tensor_bytes);
+// Shape inference and constant folding over all live nodes, in order. A node whose output
+// shape depends on run-time values is NotImplemented unless allow_data_dependent
+// (CompileOptions::allow_data_dependent_shapes); folded, it takes its actual shape.
+void infer_and_fold(Graph &graph, size_t max_tensor_bytes, bool allow_data_dependent = false);
 
 // The oneDNN CPU engine shared by every program (created once).
 dnnl::engine &cpu_engine();

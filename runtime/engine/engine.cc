@@ -130,9 +130,24 @@ class ExecutorImpl final : public Executor {
     profile_steps_ = env && std::string(env) == "steps";
     in_ptrs_.resize(cg.steps.size());
     out_ptrs_.resize(cg.steps.size());
+    step_shapes_.resize(cg.steps.size());
     for (size_t s = 0; s < cg.steps.size(); ++s) {
       in_ptrs_[s].resize(cg.steps[s].inputs.size());
       out_ptrs_[s].resize(cg.steps[s].outputs.size());
+      step_shapes_[s].resize(cg.steps[s].outputs.size());
+    }
+    // A data-dependent output's shape is the one its step reports on each run.
+    output_shapes_.resize(cg.outputs.size());
+    output_source_.assign(cg.outputs.size(), {-1, -1});
+    for (size_t o = 0; o < cg.outputs.size(); ++o) {
+      output_shapes_[o] = cg.outputs[o].shape;
+      if (!cg.outputs[o].data_dependent_shape) continue;
+      for (size_t s = 0; s < cg.steps.size(); ++s)
+        for (size_t k = 0; k < cg.steps[s].outputs.size(); ++k)
+          if (cg.steps[s].outputs[k] == cg.graph.outputs[o]) {
+            output_source_[o] = {static_cast<int>(s), static_cast<int>(k)};
+            step_shapes_[s][k] = cg.outputs[o].shape;
+          }
     }
   }
 
@@ -176,6 +191,7 @@ class ExecutorImpl final : public Executor {
         in_ptrs_[s][i] = step.inputs[i] >= 0 ? value_ptr_[step.inputs[i]] : nullptr;
       for (size_t i = 0; i < step.outputs.size(); ++i)
         out_ptrs_[s][i] = value_ptr_[step.outputs[i]];
+      ctx.output_shapes = step_shapes_[s].data();
       step.kernel->run(ctx, in_ptrs_[s].data(), out_ptrs_[s].data());
       if (profile_) {
         auto now = std::chrono::steady_clock::now();
@@ -196,9 +212,25 @@ class ExecutorImpl final : public Executor {
         step_cpu_start = cpu_now;
       }
     }
-    for (size_t o = 0; o < outputs.size(); ++o)
-      if (!cg.output_bound[o] && cg.outputs[o].byte_size() != 0)
-        std::memcpy(outputs[o], value_ptr_[g.outputs[o]], cg.outputs[o].byte_size());
+    for (size_t o = 0; o < outputs.size(); ++o) {
+      const auto [step, index] = output_source_[o];
+      size_t bytes = cg.outputs[o].byte_size();
+      if (step >= 0) {  // what the run wrote, at most the bound
+        output_shapes_[o] = step_shapes_[step][index];
+        bytes = dtype_size(cg.outputs[o].dtype);
+        for (int64_t d : output_shapes_[o]) bytes *= static_cast<size_t>(d);
+      }
+      if (!cg.output_bound[o] && bytes != 0)
+        std::memcpy(outputs[o], value_ptr_[g.outputs[o]], bytes);
+    }
+  }
+
+  const std::vector<int64_t> &output_shape(size_t o) const override {
+    if (o >= output_shapes_.size())
+      throw InvalidArgument("executor of '" + program_->compiled().graph.source_name +
+                            "': output " + std::to_string(o) + " asked for, the program has " +
+                            std::to_string(output_shapes_.size()));
+    return output_shapes_[o];
   }
 
  private:
@@ -209,6 +241,10 @@ class ExecutorImpl final : public Executor {
   std::vector<void *> value_ptr_;
   std::vector<std::vector<const void *>> in_ptrs_;
   std::vector<std::vector<void *>> out_ptrs_;
+  std::vector<std::vector<Shape>> step_shapes_;  // ExecContext::output_shapes of each step
+  std::vector<Shape> output_shapes_;             // of the last run
+  // Per graph output: the (step, output index) reporting its data-dependent shape, or -1.
+  std::vector<std::pair<int, int>> output_source_;
   static double thread_cpu_ms() {
     timespec t{};
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);

@@ -27,6 +27,9 @@ struct Value {
   DType dtype = DType::f32;
   Shape shape;
   bool shape_known = false;
+  // `shape` is an upper bound: the producer reports the actual shape when it runs
+  // (OpContext::set_output_upper_bound). Only a graph output may be one.
+  bool data_dependent = false;
   TensorPtr constant;  // set for initializers and folded values
 };
 

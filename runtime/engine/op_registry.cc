@@ -36,6 +36,7 @@ const OpDef *OpRegistry::find(const std::string &domain, const std::string &op_t
 OpContext::OpContext(const Graph &graph, const Node &node, bool infer_only)
     : out_dtypes_(node.outputs.size(), DType::f32),
       out_shapes_(node.outputs.size()),
+      out_data_dependent_(node.outputs.size(), false),
       graph_(graph),
       node_(node),
       infer_only_(infer_only) {}
@@ -101,6 +102,11 @@ void OpContext::set_output(size_t i, DType dtype, Shape shape) {
   checked_element_count(shape, label() + " output " + std::to_string(i));
   out_dtypes_.at(i) = dtype;
   out_shapes_.at(i) = std::move(shape);
+}
+
+void OpContext::set_output_upper_bound(size_t i, DType dtype, Shape max_shape) {
+  set_output(i, dtype, std::move(max_shape));
+  out_data_dependent_.at(i) = true;
 }
 
 int64_t OpContext::attr_i(const std::string &name, int64_t dflt) const {

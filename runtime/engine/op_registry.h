@@ -23,6 +23,9 @@ struct ExecContext {
   void *scratch = nullptr;  // at least Kernel::scratch_bytes, 64-byte aligned
   dnnl::stream *stream = nullptr;
   dnnl::engine *engine = nullptr;
+  // One per output of the running step: a kernel whose output shape depends on the input
+  // values (OpContext::set_output_upper_bound) stores the shape it wrote there.
+  Shape *output_shapes = nullptr;
 };
 
 class Kernel {
@@ -72,6 +75,11 @@ class OpContext {
 
   size_t output_count() const { return node_.outputs.size(); }
   void set_output(size_t i, DType dtype, Shape shape);
+  // An output whose shape depends on the input values: `max_shape` sizes its buffer, and the
+  // kernel writes a dense row-major tensor of the actual shape at the buffer's start and stores
+  // that shape in ExecContext::output_shapes[i] on every run.
+  void set_output_upper_bound(size_t i, DType dtype, Shape max_shape);
+  bool out_data_dependent(size_t i) const { return out_data_dependent_.at(i); }
   DType out_dtype(size_t i) const { return out_dtypes_.at(i); }
   const Shape &out_shape(size_t i) const { return out_shapes_.at(i); }
 
@@ -92,6 +100,7 @@ class OpContext {
 
   std::vector<DType> out_dtypes_;
   std::vector<Shape> out_shapes_;
+  std::vector<bool> out_data_dependent_;
 
  private:
   const Graph &graph_;

@@ -2685,12 +2685,281 @@ TEST(EngineOps, GatherNDIndexOutOfRangeAtRunTimeNamesNodeAndIndex) {
       msg, {"node 'gathernd_node' (GatherND)", "index -3 out of range for a dim of size 2"}));
 }
 
-TEST(EngineOps, NonMaxSuppressionIsNotImplementedBecauseItsShapeDependsOnTheData) {
-  onnx::ModelProto m = one_node_model("NonMaxSuppression", "nms_node", {"1", "4", "4"});
-  m.mutable_graph()->mutable_node(0)->add_input("x");
-  std::string msg = compile_error<NotImplemented>(m, "nms.onnx");
-  EXPECT_TRUE(contains_all(
-      msg, {"node 'nms_node' (NonMaxSuppression)", "output shape depends on the input values"}));
+// NonMaxSuppression over run-time boxes (batches, boxes, 4) and scores (batches, classes, boxes),
+// with constant max_output_boxes_per_class / iou_threshold / score_threshold where given
+// (a negative limit or threshold: input omitted).
+struct NmsCase {
+  int64_t batches = 1, classes = 1, boxes = 0;
+  std::vector<float> box_data, score_data;
+  int64_t max_per_class = 10;
+  float iou_threshold = 0.5f, score_threshold = -1;
+  int64_t center_point_box = 0;
+  bool limit_at_run_time = false;
+};
+
+onnx::ModelProto nms_model(const NmsCase &c) {
+  GraphBuilder b("nms");
+  b.input("boxes", kFloat, {c.batches, c.boxes, 4});
+  b.input("scores", kFloat, {c.batches, c.classes, c.boxes});
+  std::vector<std::string> inputs = {"boxes", "scores", "", "", ""};
+  if (c.limit_at_run_time) {
+    b.input("max_per_class", onnx::TensorProto::INT64, {1});
+    inputs[2] = "max_per_class";
+  } else if (c.max_per_class >= 0) {
+    add_int64_initializer(*b.graph, "max_per_class", {c.max_per_class});
+    inputs[2] = "max_per_class";
+  }
+  if (c.iou_threshold >= 0) inputs[3] = b.initializer("iou", kFloat, {1}, {c.iou_threshold});
+  if (c.score_threshold >= 0) inputs[4] = b.initializer("score", kFloat, {1}, {c.score_threshold});
+  while (!inputs.empty() && inputs.back().empty()) inputs.pop_back();
+  auto *n = b.node("NonMaxSuppression", inputs, "selected");
+  if (c.center_point_box) set_int(n, "center_point_box", c.center_point_box);
+  b.output("selected", onnx::TensorProto::INT64, {});
+  b.model.mutable_opset_import(0)->set_version(11);
+  return b.model;
+}
+
+CompileOptions data_dependent_options() {
+  CompileOptions options;
+  options.allow_data_dependent_shapes = true;
+  return options;
+}
+
+// The selected (batch, class, box) rows.
+std::vector<std::array<int64_t, 3>> run_nms(const NmsCase &c) {
+  auto program =
+      Program::from_bytes(nms_model(c).SerializeAsString(), "nms.onnx", data_dependent_options());
+  const TensorDesc &out = program->outputs()[0];
+  EXPECT_TRUE(out.data_dependent_shape);
+  std::vector<int64_t> rows(out.element_count() + 1, -7);
+  auto executor = program->make_executor();
+  const int64_t limit = c.max_per_class;
+  std::vector<const void *> inputs = {c.box_data.data(), c.score_data.data()};
+  if (c.limit_at_run_time) inputs.push_back(&limit);
+  executor->run(inputs, {rows.data()});
+  const std::vector<int64_t> &shape = executor->output_shape(0);
+  EXPECT_EQ(shape.size(), 2u);
+  EXPECT_EQ(shape.at(1), 3);
+  EXPECT_LE(shape.at(0), out.shape[0]);
+  std::vector<std::array<int64_t, 3>> selected;
+  for (int64_t r = 0; r < shape.at(0); ++r)
+    selected.push_back({rows[r * 3], rows[r * 3 + 1], rows[r * 3 + 2]});
+  return selected;
+}
+
+using Rows = std::vector<std::array<int64_t, 3>>;
+
+TEST(EngineNms, EqualScoresGoInBoxOrderAndTheLaterOfTwoIdenticalBoxesIsSuppressed) {
+  NmsCase c;
+  c.boxes = 4;
+  // Box 2 repeats box 0; boxes 1 and 3 lie apart. All score 0.5.
+  c.box_data = {0, 0, 1, 1, 0, 5, 1, 6, 0, 0, 1, 1, 0, 10, 1, 11};
+  c.score_data = {0.5f, 0.5f, 0.5f, 0.5f};
+  EXPECT_EQ(run_nms(c), (Rows{{0, 0, 0}, {0, 0, 1}, {0, 0, 3}}));
+  c.score_data = {0.5f, 0.5f, 0.7f, 0.5f};  // now box 2 wins and box 0 goes
+  EXPECT_EQ(run_nms(c), (Rows{{0, 0, 2}, {0, 0, 1}, {0, 0, 3}}));
+}
+
+TEST(EngineNms, ClassesRunInTurnEachWithItsOwnScoresAndLimit) {
+  NmsCase c;
+  c.boxes = 3;
+  c.classes = 4;
+  c.max_per_class = 2;
+  c.box_data = {0, 0, 1, 1, 0, 2, 1, 3, 0, 4, 1, 5};  // disjoint
+  c.score_data = {0.1f, 0.2f, 0.3f,                   // class 0: boxes 2, 1 (limit 2)
+                  0.9f, 0.2f, 0.95f,                  // class 1: boxes 2, 0
+                  0.0f, 0.0f, 0.0f,                   // class 2: at the threshold, none
+                  0.3f, 0.8f, 0.0f};                  // class 3: boxes 1, 0
+  c.score_threshold = 0.0f;                           // strictly above
+  EXPECT_EQ(run_nms(c), (Rows{{0, 0, 2}, {0, 0, 1}, {0, 1, 2}, {0, 1, 0}, {0, 3, 1}, {0, 3, 0}}));
+}
+
+TEST(EngineNms, BatchesRunInTurnOnTheirOwnBoxes) {
+  NmsCase c;
+  c.batches = 2;
+  c.boxes = 2;
+  // Batch 0: two overlapping boxes (IoU 0.81); batch 1: the same boxes far apart.
+  c.box_data = {0, 0, 1, 1, 0, 0, 0.9f, 0.9f, 0, 0, 1, 1, 5, 5, 6, 6};
+  c.score_data = {0.6f, 0.7f, 0.6f, 0.7f};
+  EXPECT_EQ(run_nms(c), (Rows{{0, 0, 1}, {1, 0, 1}, {1, 0, 0}}));
+}
+
+TEST(EngineNms, FlippedCornersAreTheSameBoxAndCentreBoxesAreRead) {
+  NmsCase c;
+  c.boxes = 3;
+  // Box 1 is box 0 with its corners swapped; box 2 is box 0 shifted by half a width (IoU 1/3).
+  c.box_data = {0, 0, 2, 2, 2, 2, 0, 0, 0, 1, 2, 3};
+  c.score_data = {0.9f, 0.8f, 0.7f};
+  EXPECT_EQ(run_nms(c), (Rows{{0, 0, 0}, {0, 0, 2}}));
+  c.iou_threshold = 0.3f;
+  EXPECT_EQ(run_nms(c), (Rows{{0, 0, 0}}));
+  // The same boxes as (x centre, y centre, width, height); a negative width has no area and so
+  // suppresses nothing.
+  c.center_point_box = 1;
+  c.iou_threshold = 0.5f;
+  c.box_data = {1, 1, 2, 2, 1, 1, 2, 2, 2, 1, 2, 2};
+  EXPECT_EQ(run_nms(c), (Rows{{0, 0, 0}, {0, 0, 2}}));
+  c.box_data = {1, 1, 2, 2, 1, 1, -2, 2, 2, 1, 2, 2};
+  EXPECT_EQ(run_nms(c), (Rows{{0, 0, 0}, {0, 0, 1}, {0, 0, 2}}));
+}
+
+TEST(EngineNms, AnIouEqualToTheThresholdDoesNotSuppress) {
+  NmsCase c;
+  c.boxes = 2;
+  c.box_data = {0, 0, 1, 2, 0, 0, 1, 1};  // intersection 1, union 2: IoU exactly 0.5
+  c.score_data = {0.9f, 0.8f};
+  EXPECT_EQ(run_nms(c), (Rows{{0, 0, 0}, {0, 0, 1}}));
+  c.iou_threshold = 0.49f;
+  EXPECT_EQ(run_nms(c), (Rows{{0, 0, 0}}));
+}
+
+TEST(EngineNms, NoLimitOrALimitOfZeroSelectsNothingAndARunTimeLimitIsRead) {
+  NmsCase c;
+  c.boxes = 3;
+  c.box_data = {0, 0, 1, 1, 0, 2, 1, 3, 0, 4, 1, 5};
+  c.score_data = {0.1f, 0.2f, 0.3f};
+  c.max_per_class = -1;  // input omitted
+  EXPECT_EQ(run_nms(c), Rows{});
+  c.max_per_class = 0;
+  EXPECT_EQ(run_nms(c), Rows{});
+  c.limit_at_run_time = true;  // upper bound: every box
+  c.max_per_class = 2;
+  EXPECT_EQ(run_nms(c), (Rows{{0, 0, 2}, {0, 0, 1}}));
+  c.max_per_class = 100;
+  EXPECT_EQ(run_nms(c), (Rows{{0, 0, 2}, {0, 0, 1}, {0, 0, 0}}));
+}
+
+TEST(EngineNms, UpperBoundIsBatchesTimesClassesTimesTheConstantLimit) {
+  NmsCase c;
+  c.batches = 2;
+  c.classes = 3;
+  c.boxes = 50;
+  c.max_per_class = 4;
+  auto program =
+      Program::from_bytes(nms_model(c).SerializeAsString(), "nms.onnx", data_dependent_options());
+  EXPECT_EQ(program->outputs()[0].shape, (std::vector<int64_t>{24, 3}));
+  EXPECT_NE(program->describe().find("'selected' int64(24,3) at most"), std::string::npos)
+      << program->describe();
+  c.limit_at_run_time = true;
+  program =
+      Program::from_bytes(nms_model(c).SerializeAsString(), "nms.onnx", data_dependent_options());
+  EXPECT_EQ(program->outputs()[0].shape, (std::vector<int64_t>{300, 3}));
+}
+
+TEST(EngineNms, IsRefusedNamingTheNodeWhenTheCallerNeedsFixedShapes) {
+  NmsCase c;
+  c.boxes = 4;
+  std::string msg = compile_error<NotImplemented>(nms_model(c), "nms.onnx");
+  EXPECT_EQ(msg,
+            "nms.onnx: node 'selected/NonMaxSuppression' (NonMaxSuppression) opset 11: its output "
+            "'selected' has a shape that depends on the input values at run time (up to (4,3)), "
+            "and this program's tensors have fixed shapes (a model package's graphs and "
+            "axcompile's models do); export the model without it and do this step on the "
+            "outputs, as axstream's decoders do NMS");
+}
+
+TEST(EngineNms, ANodeReadingItsOutputIsRefusedNamingBothNodes) {
+  // torchvision's export gathers the box column of the selected rows: the Gather would need the
+  // row count at compile time.
+  NmsCase c;
+  c.boxes = 4;
+  onnx::ModelProto m = nms_model(c);
+  add_int64_initializer(*m.mutable_graph(), "column", {2});
+  auto *gather = m.mutable_graph()->add_node();
+  gather->set_op_type("Gather");
+  gather->set_name("box_column");
+  gather->add_input("selected");
+  gather->add_input("column");
+  gather->add_output("box_index");
+  set_int(gather, "axis", 1);
+  m.mutable_graph()->mutable_output(0)->set_name("box_index");
+  std::string msg = message_of<NotImplemented>([&] {
+    Program::from_bytes(m.SerializeAsString(), "nms_gather.onnx", data_dependent_options());
+  });
+  EXPECT_EQ(msg,
+            "nms_gather.onnx: node 'box_column' (Gather) reads 'selected', whose shape node "
+            "'selected/NonMaxSuppression' (NonMaxSuppression) knows only when it runs (up to "
+            "(4,3)); the engine runs such an op only when its output is a graph output, not read "
+            "by other nodes");
+}
+
+TEST(EngineNms, IouThresholdOutsideZeroToOneIsAnErrorNamingTheNode) {
+  NmsCase c;
+  c.boxes = 1;
+  c.box_data = {0, 0, 1, 1};
+  c.score_data = {1};
+  c.iou_threshold = 1.5f;
+  std::string msg = message_of<InvalidArgument>([&] { run_nms(c); });
+  EXPECT_TRUE(contains_all(msg, {"node 'selected/NonMaxSuppression' (NonMaxSuppression)",
+                                 "iou_threshold 1.5", "outside [0, 1]"}));
+}
+
+TEST(EngineDataDependent, NonZeroOfARunTimeInputReportsItsCountAndTheCopiedOutputToo) {
+  // Listed twice as a graph output, the value is copied out of the arena rather than written
+  // into the caller's buffer: both paths give the run's shape.
+  onnx::ModelProto m = one_node_model("NonZero", "nz", {"2", "3"});
+  m.mutable_graph()->mutable_output(0)->mutable_type()->mutable_tensor_type()->set_elem_type(
+      onnx::TensorProto::INT64);
+  const onnx::ValueInfoProto output = m.graph().output(0);
+  *m.mutable_graph()->add_output() = output;
+  auto program =
+      Program::from_bytes(m.SerializeAsString(), "nonzero.onnx", data_dependent_options());
+  ASSERT_EQ(program->outputs().size(), 2u);
+  EXPECT_EQ(program->outputs()[0].shape, (std::vector<int64_t>{2, 6}));
+  auto executor = program->make_executor();
+  const float x[6] = {0, 1, 0, -0.0f, std::nanf(""), 2};
+  int64_t y[2][12];
+  executor->run({x}, {y[0], y[1]});
+  for (size_t o = 0; o < 2; ++o) {
+    EXPECT_EQ(executor->output_shape(o), (std::vector<int64_t>{2, 3}));
+    EXPECT_EQ(std::vector<int64_t>(y[o], y[o] + 6), (std::vector<int64_t>{0, 1, 1, 1, 1, 2}));
+  }
+  const float none[6] = {};
+  executor->run({none}, {y[0], y[1]});
+  EXPECT_EQ(executor->output_shape(0), (std::vector<int64_t>{2, 0}));
+}
+
+TEST(EngineDataDependent, ShapeOfADataDependentValueIsRefusedRatherThanFoldedToTheBound) {
+  onnx::ModelProto m = one_node_model("NonZero", "nz", {"2", "3"});
+  auto *shape = m.mutable_graph()->add_node();
+  shape->set_op_type("Shape");
+  shape->set_name("count_of_nz");
+  shape->add_input("y");
+  shape->add_output("shape");
+  m.mutable_graph()->mutable_output(0)->set_name("shape");
+  std::string msg = message_of<NotImplemented>([&] {
+    Program::from_bytes(m.SerializeAsString(), "nz_shape.onnx", data_dependent_options());
+  });
+  EXPECT_TRUE(contains_all(msg, {"node 'count_of_nz' (Shape) reads 'y'", "node 'nz' (NonZero)"}));
+}
+
+TEST(EngineDataDependent, UniqueComparesInt64ExactlyAndKeepsFirstOccurrenceOrderUnsorted) {
+  // 2^53 and 2^53 + 1 are one double: compared as doubles they would merge.
+  GraphBuilder b("unique");
+  b.input("x", onnx::TensorProto::INT64, {5});
+  auto *n = b.graph->add_node();
+  n->set_op_type("Unique");
+  n->set_name("unique");
+  n->add_input("x");
+  for (const char *out : {"y", "indices", "inverse", "counts"}) {
+    n->add_output(out);
+    b.output(out, onnx::TensorProto::INT64, {});
+  }
+  set_int(n, "sorted", 0);
+  b.model.mutable_opset_import(0)->set_version(11);
+  auto program =
+      Program::from_bytes(b.model.SerializeAsString(), "unique.onnx", data_dependent_options());
+  EXPECT_FALSE(program->outputs()[2].data_dependent_shape);  // inverse_indices: one per input
+  const int64_t big = int64_t(1) << 53;
+  const int64_t x[5] = {big + 1, 7, big, big + 1, 7};
+  int64_t y[5], indices[5], inverse[5], counts[5];
+  auto executor = program->make_executor();
+  executor->run({x}, {y, indices, inverse, counts});
+  EXPECT_EQ(executor->output_shape(0), (std::vector<int64_t>{3}));
+  EXPECT_EQ(std::vector<int64_t>(y, y + 3), (std::vector<int64_t>{big + 1, 7, big}));
+  EXPECT_EQ(std::vector<int64_t>(indices, indices + 3), (std::vector<int64_t>{0, 1, 2}));
+  EXPECT_EQ(std::vector<int64_t>(inverse, inverse + 5), (std::vector<int64_t>{0, 1, 2, 0, 1}));
+  EXPECT_EQ(std::vector<int64_t>(counts, counts + 3), (std::vector<int64_t>{2, 2, 1}));
 }
 
 TEST(EngineOps, ResizeWithAnUnknownModeNamesNodeAndMode) {

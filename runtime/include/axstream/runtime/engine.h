@@ -23,6 +23,11 @@ struct TensorDesc {
   std::string name;
   DType dtype = DType::f32;
   std::vector<int64_t> shape;
+  // An output of NonMaxSuppression, NonZero or Unique (on run-time values): `shape` is its
+  // upper bound, the size of the buffer the caller passes; a run writes a dense row-major
+  // tensor of Executor::output_shape() at the buffer's start (only with
+  // CompileOptions::allow_data_dependent_shapes).
+  bool data_dependent_shape = false;
   size_t element_count() const;
   size_t byte_size() const { return element_count() * dtype_size(dtype); }
 };
@@ -38,6 +43,13 @@ struct CompileOptions {
   // whose shapes need more is InvalidArgument naming the value, before anything that size is
   // allocated or computed.
   size_t max_tensor_bytes = size_t(4) << 30;
+  // Lets an op whose output shape depends on the input values (NonMaxSuppression, NonZero,
+  // Unique on run-time values) make a graph output, sized at its upper bound
+  // (TensorDesc::data_dependent_shape). Off, such a node is NotImplemented naming it: callers
+  // whose tensors have fixed shapes (model packages, their pre/postambles, axcompile) must not
+  // read an upper bound as the result. Even on, only graph outputs may be data-dependent: a node
+  // reading one is NotImplemented naming both nodes.
+  bool allow_data_dependent_shapes = false;
 };
 
 class Executor;
@@ -64,8 +76,13 @@ class Program {
 class Executor {
  public:
   virtual ~Executor() = default;
-  // inputs[i] / outputs[i] point to dense row-major buffers of inputs()[i] / outputs()[i].
+  // inputs[i] / outputs[i] point to dense row-major buffers of inputs()[i] / outputs()[i]
+  // (for a data-dependent output, of its upper-bound shape).
   virtual void run(const std::vector<const void *> &inputs, const std::vector<void *> &outputs) = 0;
+  // Output o's shape in the last run: outputs()[o].shape, but for a data-dependent output
+  // (TensorDesc::data_dependent_shape) the shape of what that run wrote at its buffer's start
+  // (before any run: the upper bound).
+  virtual const std::vector<int64_t> &output_shape(size_t o) const = 0;
 };
 
 }  // namespace axstream::engine
