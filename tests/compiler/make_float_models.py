@@ -1,13 +1,14 @@
 #!/usr/bin/python3
 """Writes the seeded FLOAT test models the compiler tests quantise, plus calibration and
 held-out images: a small ResNet-style classifier (NCHW, Softmax tail) and a two-output
-detector-like model (NHWC input like BlazeFace, Transpose/Reshape/Sigmoid tails), and two small
+detector-like model (NHWC input like BlazeFace, Transpose/Reshape/Sigmoid tails; also ending
+in NonMaxSuppression), and two small
 classifiers with an unquantisable head (Cast+Sqrt on an NHWC input, a Pow gamma on an NCHW one),
 and a classifier of PP-LCNetV3-style blocks (constant scale after each conv, hard-swish written out);
 the classifier also in float16 (with and without keep_io_types), bfloat16 (keep_io_types) and
 float64.
 
-usage: make_float_models.py OUTDIR   -> OUTDIR/{classifier,detector,dynamic,unsupported,
+usage: make_float_models.py OUTDIR   -> OUTDIR/{classifier,detector,nms_detector,dynamic,unsupported,
                                         preamble_nhwc,preamble_nchw,hardswish,crnn,
                                         crnn_time_major,classifier_f16,classifier_f16_io,
                                         classifier_bf16_io,classifier_f64}.onnx, OUTDIR/calib/*.png,
@@ -276,11 +277,34 @@ def images(directory, count, seed):
         cv2.imwrite(os.path.join(directory, f"img_{i:03d}.png"), np.clip(img, 0, 255).astype(np.uint8))
 
 
+def nms_detector():
+    """The detector with NonMaxSuppression in its graph, as SSD/TF and YOLO "end2end" exports
+    have it: its output's row count depends on the scores, which no package tensor can hold."""
+    m = detector()
+    nodes = list(m.graph.node)
+    nodes.append(helper.make_node("Transpose", ["scores"], ["scores_by_class"], name="scores_by_class",
+                                  perm=[0, 2, 1]))
+    nodes.append(helper.make_node("NonMaxSuppression",
+                                  ["boxes", "scores_by_class", "nms_limit", "nms_iou", "nms_score"],
+                                  ["selected"], name="nms"))
+    inits = list(m.graph.initializer) + [
+        numpy_helper.from_array(np.array([20], dtype=np.int64), "nms_limit"),
+        numpy_helper.from_array(np.array([0.5], dtype=np.float32), "nms_iou"),
+        numpy_helper.from_array(np.array([0.3], dtype=np.float32), "nms_score")]
+    graph = helper.make_graph(nodes, "nms_detector", list(m.graph.input),
+                              [helper.make_tensor_value_info("selected", TensorProto.INT64, ["selected", 3])],
+                              inits)
+    out = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    out.ir_version = m.ir_version
+    return out
+
+
 def main():
     out = output_dir(__doc__)
     os.makedirs(out, exist_ok=True)
     onnx.save(classifier(), os.path.join(out, "classifier.onnx"))
     onnx.save(detector(), os.path.join(out, "detector.onnx"))
+    onnx.save(nms_detector(), os.path.join(out, "nms_detector.onnx"))
     onnx.save(dynamic_classifier(), os.path.join(out, "dynamic.onnx"))
     onnx.save(unsupported(), os.path.join(out, "unsupported.onnx"))
     onnx.save(preamble_model(nchw=False), os.path.join(out, "preamble_nhwc.onnx"))

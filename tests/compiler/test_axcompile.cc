@@ -562,6 +562,28 @@ TEST(Axcompile, OpNothingCanRunIsReportedNamingTheNode) {
   EXPECT_FALSE(has_leftovers(pkg));
 }
 
+// NonMaxSuppression in the graph (SSD/TF, YOLO "end2end" exports): its row count depends on the
+// scores, and a package's tensors have fixed shapes, so it is refused naming the node and why.
+TEST(Axcompile, ModelWithNonMaxSuppressionInsideIsRefusedNamingTheNode) {
+  TempDir dir("nms_detector");
+  fs::path pkg = dir.path / "pkg";
+  const std::string model = (kModels / "nms_detector.onnx").string();
+  auto result =
+      axcompile({model, "--calib", (kModels / "calib").string(), "--output-dir", pkg.string()});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.output.find(
+                "axcompile: error (NotImplemented): model '" + model +
+                "' (float graph for calibration): " + model +
+                ": node 'nms' (NonMaxSuppression) opset 13: its output 'selected' has a shape "
+                "that depends on the input values at run time (up to (20,3)), and this "
+                "program's tensors have fixed shapes (a model package's graphs and axcompile's "
+                "models do); export the model without it and do this step on the outputs, as "
+                "axstream's decoders do NMS\n"),
+            std::string::npos)
+      << result.output;
+  EXPECT_FALSE(has_leftovers(pkg));
+}
+
 // A CRNN text recogniser (Conv -> bidirectional LSTM -> MatMul -> Softmax): the LSTM runs as
 // float between Q/DQ in the core, the package loads and agrees with the float model.
 TEST(Axcompile, CrnnWithABidirectionalLstmCompilesAndMatchesFloatModel) {

@@ -402,6 +402,35 @@ TEST_F(RunTest, EngineErrorsPropagateWithTheirType) {
                    {"AxstreamNoSuchOp"}));
 }
 
+TEST_F(RunTest, CoreGraphWithADataDependentShapeIsRefusedNamingTheNode) {
+  // A package's tensors have the fixed shapes of its manifest, so an op whose output shape
+  // depends on the values (NonZero here, NonMaxSuppression in detection exports) is refused when
+  // the core graph compiles, naming it, rather than run into an upper-bound buffer.
+  test::TempDir dir;
+  std::string source = test::model_path("resnet_tiny");
+  for (const char *file : {"model.json", "manifest.json"})
+    std::filesystem::copy_file(source + "/" + file, dir.path() + "/" + file);
+  onnx::ModelProto proto;
+  ASSERT_TRUE(proto.ParseFromString(test::read_text(source + "/core.onnx")));
+  auto *graph = proto.mutable_graph();
+  auto *non_zero = graph->add_node();
+  non_zero->set_op_type("NonZero");
+  non_zero->set_name("nonzero_node");
+  non_zero->add_input(graph->output(0).name());
+  non_zero->add_output("nonzero_coordinates");
+  const std::string core = dir.path() + "/core.onnx";
+  test::write_text(core, proto.SerializeAsString());
+  auto model = context->load_model(dir.path());
+  std::string message = message_of<NotImplemented>([&] { model->program(); });
+  EXPECT_EQ(message, core +
+                         ": node 'nonzero_node' (NonZero) opset 13: its output "
+                         "'nonzero_coordinates' has a shape that depends on the input values at "
+                         "run time (up to (4,1024)), and this program's tensors have fixed shapes "
+                         "(a model package's graphs and axcompile's models do); export the model "
+                         "without it and do this step on the outputs, as axstream's decoders do "
+                         "NMS");
+}
+
 TEST_F(RunTest, CoreGraphComputingAFloat16OutputIsRefusedNamingTheTensor) {
   // The loader checks the int8 types core.onnx declares; a graph whose last step makes float16
   // all the same (a Cast) compiles to a float16 output, which no int8 device tensor holds: the
