@@ -50,8 +50,8 @@ struct UniqueLayout {
 };
 
 // The input's elements as keys compared exactly: integers as int64 (a double would merge large
-// int64 values), floating types as double (exact for every one of them). NaN sorts last and
-// equals NaN, as numpy.unique orders and merges them.
+// int64 values) and uint64 as itself, floating types as double (exact for every one of them).
+// NaN sorts last and equals NaN, as numpy.unique orders and merges them.
 template <typename Key>
 bool key_less(Key a, Key b) {
   if constexpr (std::is_floating_point_v<Key>) {
@@ -182,8 +182,14 @@ std::unique_ptr<Kernel> compile_unique(OpContext &ctx) {
       run_unique(keys, layout, sorted, shape, axis, output_count, exec, in[0], out);
       return;
     }
+    if (dtype == DType::u64) {  // above 2^63 as int64 they would sort first
+      const auto *x = static_cast<const uint64_t *>(in[0]);
+      run_unique(std::vector<uint64_t>(x, x + total), layout, sorted, shape, axis, output_count,
+                 exec, in[0], out);
+      return;
+    }
     std::vector<int64_t> keys(static_cast<size_t>(total));
-    dispatch_dtype(dtype, [&](auto zero) {
+    dispatch_dtype_and_opt_in_integers(dtype, [&](auto zero) {
       using T = decltype(zero);
       const T *x = static_cast<const T *>(in[0]);
       for (int64_t i = 0; i < total; ++i) keys[static_cast<size_t>(i)] = static_cast<int64_t>(x[i]);

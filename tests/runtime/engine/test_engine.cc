@@ -2933,6 +2933,27 @@ TEST(EngineDataDependent, ShapeOfADataDependentValueIsRefusedRatherThanFoldedToT
   EXPECT_TRUE(contains_all(msg, {"node 'count_of_nz' (Shape) reads 'y'", "node 'nz' (NonZero)"}));
 }
 
+TEST(EngineDataDependent, UniqueSortsUint64AboveTwoToThe63AfterTheSmallOnes) {
+  GraphBuilder b("unique_u64");
+  b.input("x", onnx::TensorProto::UINT64, {4});
+  auto *n = b.graph->add_node();
+  n->set_op_type("Unique");
+  n->set_name("unique");
+  n->add_input("x");
+  n->add_output("y");
+  b.output("y", onnx::TensorProto::UINT64, {});
+  b.model.mutable_opset_import(0)->set_version(11);
+  auto program =
+      Program::from_bytes(b.model.SerializeAsString(), "unique.onnx", data_dependent_options());
+  const uint64_t top = uint64_t(1) << 63;
+  const uint64_t x[4] = {top + 5, 3, top + 5, 0};
+  uint64_t y[4];
+  auto executor = program->make_executor();
+  executor->run({x}, {y});
+  EXPECT_EQ(executor->output_shape(0), (std::vector<int64_t>{3}));
+  EXPECT_EQ(std::vector<uint64_t>(y, y + 3), (std::vector<uint64_t>{0, 3, top + 5}));
+}
+
 TEST(EngineDataDependent, UniqueComparesInt64ExactlyAndKeepsFirstOccurrenceOrderUnsorted) {
   // 2^53 and 2^53 + 1 are one double: compared as doubles they would merge.
   GraphBuilder b("unique");
