@@ -35,10 +35,9 @@ static size_t product(const std::vector<int64_t> &shape, size_t from = 0) {
 
 namespace {
 
-// convert_output_quantized, or with `may_view` a view of `raw` when the layout allows one
-// (QuantizedTensor::view): channels-last with only the channels padded, or dense unpadded.
-QuantizedTensor quantized_output(const OutputSpec &spec, const int8_t *raw, size_t raw_bytes,
-                                 int item, bool may_view) {
+// Checks device output `spec`'s `raw_bytes` and batch `item` (and the spec itself) as every
+// conversion of it does; returns its unpadded shape.
+std::vector<int64_t> checked_unpadded_shape(const OutputSpec &spec, size_t raw_bytes, int item) {
   const size_t rank = spec.shape.size();
   if (rank == 0)
     throw InvalidArgument("output '" + spec.name + "': expected a shape, got a scalar");
@@ -63,16 +62,36 @@ QuantizedTensor quantized_output(const OutputSpec &spec, const int8_t *raw, size
   if (item < 0 || item >= batch)
     throw InvalidArgument("output '" + spec.name + "': batch item " + std::to_string(item) +
                           " requested, expected 0.." + std::to_string(batch - 1));
+  const size_t count = product(unpadded, 1);
+  if (!spec.original_shape.empty() && product(spec.original_shape) != count) {
+    std::vector<int64_t> item_shape = unpadded;
+    item_shape[0] = 1;
+    throw InvalidArgument(
+        "output '" + spec.name + "': original_shape " + shape_to_string(spec.original_shape) +
+        " has " + std::to_string(product(spec.original_shape)) + " elements, expected " +
+        std::to_string(count) + " (unpadded " + shape_to_string(item_shape) + ")");
+  }
+  return unpadded;
+}
+
+// Where batch item `item` starts in a device output: its padded bytes per item times the item
+// and the leading padding.
+size_t item_offset(const OutputSpec &spec, int item) {
+  const int64_t low = spec.padding.empty() ? 0 : spec.padding[0].first;
+  return static_cast<size_t>(item + low) * (spec.padded_bytes() / size_t(spec.shape[0]));
+}
+
+// convert_output_quantized, or with `may_view` a view of `raw` when the layout allows one
+// (QuantizedTensor::view): channels-last with only the channels padded, or dense unpadded.
+QuantizedTensor quantized_output(const OutputSpec &spec, const int8_t *raw, size_t raw_bytes,
+                                 int item, bool may_view) {
+  const size_t rank = spec.shape.size();
+  const std::vector<int64_t> unpadded = checked_unpadded_shape(spec, raw_bytes, item);
 
   // Depad batch item `item` into an unpadded (1, ...) tensor.
   std::vector<int64_t> item_shape = unpadded;
   item_shape[0] = 1;
   const size_t count = product(item_shape);
-  if (!spec.original_shape.empty() && product(spec.original_shape) != count)
-    throw InvalidArgument(
-        "output '" + spec.name + "': original_shape " + shape_to_string(spec.original_shape) +
-        " has " + std::to_string(product(spec.original_shape)) + " elements, expected " +
-        std::to_string(count) + " (unpadded " + shape_to_string(item_shape) + ")");
   auto pad_low = [&](size_t d) { return spec.padding.empty() ? 0 : spec.padding[d].first; };
   auto padded_in = [&](size_t d) { return spec.shape[d] != unpadded[d]; };
   bool spatial_padded = false;
@@ -142,6 +161,42 @@ QuantizedTensor quantized_output(const OutputSpec &spec, const int8_t *raw, size
   }
   if (!spec.original_shape.empty()) tensor.shape = spec.original_shape;
   return tensor;
+}
+
+// For each element of quantized_output(spec, ...) (channels-first when the spec transposes
+// back), its byte offset from the item's start (item_offset) in the device output; empty when the
+// spec is not one the conversion accepts (its errors then come from the conversion, per frame).
+std::vector<size_t> element_offsets(const OutputSpec &spec) {
+  std::vector<int64_t> unpadded;
+  try {
+    unpadded = checked_unpadded_shape(spec, spec.padded_bytes(), 0);
+  } catch (const InvalidArgument &) {
+    return {};
+  }
+  const size_t rank = spec.shape.size();
+  std::vector<size_t> padded_strides(rank, 1);
+  for (size_t d = rank - 1; d > 0; --d)
+    padded_strides[d - 1] = padded_strides[d] * static_cast<size_t>(spec.shape[d]);
+  const size_t count = product(unpadded, 1);
+  const size_t channels = static_cast<size_t>(unpadded[rank - 1]);
+  const bool channels_last = spec.nhwc_to_nchw && rank >= 3;
+  auto low = [&](size_t d) { return spec.padding.empty() ? 0 : spec.padding[d].first; };
+  std::vector<size_t> offsets(count);
+  std::vector<int64_t> index(rank, 0);  // row-major over the unpadded item, as stored
+  for (size_t stored = 0; stored < count; ++stored) {
+    size_t offset = 0;  // from the item's start
+    for (size_t d = 1; d < rank; ++d)
+      offset += static_cast<size_t>(index[d] + low(d)) * padded_strides[d];
+    // Channels-last (1, d1, ..., dk, C) is read as (1, C, d1, ..., dk).
+    const size_t element =
+        channels_last ? (stored % channels) * (count / channels) + stored / channels : stored;
+    offsets[element] = offset;
+    for (size_t d = rank; d-- > 1;) {
+      if (++index[d] < unpadded[d]) break;
+      index[d] = 0;
+    }
+  }
+  return offsets;
 }
 
 }  // namespace
@@ -254,6 +309,7 @@ void OutputConverter::find_layout_gathers() {
     gathers.push_back(std::move(*gather));
   }
   mark_only_users(gathers);
+  find_device_views(gathers);
   layout_gathers_ = std::move(gathers);
 }
 
@@ -403,6 +459,54 @@ void OutputConverter::mark_only_users(std::vector<LayoutGather> &gathers) const 
   }
 }
 
+// A gather whose elements lie in the device output in order, or in rows of equal length at a
+// fixed stride (BlazeFace's Transpose+Reshape undoing the transposition back to channels-first,
+// a channel padding skipped), is read there in place (DeviceView): per frame no copy, no
+// transposition and no walk over its index table, all of which read memory another core has
+// just written or the frame's work has evicted. The core outputs only such gathers read are not
+// converted at all (inputs_to_convert_).
+void OutputConverter::find_device_views(std::vector<LayoutGather> &gathers) {
+  inputs_to_convert_.assign(specs_.size(), false);
+  for (LayoutGather &gather : gathers) {
+    for (const Part &part : gather.parts) inputs_to_convert_[part.input] = true;
+    if (!gather.parts.empty()) continue;
+    const std::vector<size_t> offsets = element_offsets(specs_[gather.input]);
+    const size_t count = gather.whole ? offsets.size() : gather.indices.size();
+    auto offset_of = [&](size_t k) { return offsets[gather.whole ? k : gather.indices[k]]; };
+    bool in_range = !offsets.empty() && count > 0;
+    for (size_t k = 0; in_range && !gather.whole && k < count; ++k)
+      in_range = gather.indices[k] < offsets.size();
+    if (!in_range) {
+      inputs_to_convert_[gather.input] = true;
+      continue;
+    }
+    // The first row: how many elements lie next to each other; the next row's start: the stride.
+    const size_t start = offset_of(0);
+    size_t row = 1;
+    while (row < count && offset_of(row) == start + row) ++row;
+    const size_t stride = row < count ? offset_of(row) - start : row;
+    // (Rows of one element would be read through QuantizedTensor::at, slower than a copy.)
+    bool fits = row == count || (row >= 2 && count % row == 0 && offset_of(row) > start + row - 1);
+    for (size_t k = row; fits && k < count; ++k)
+      fits = offset_of(k) == start + (k / row) * stride + k % row;
+    if (!fits) {
+      inputs_to_convert_[gather.input] = true;
+      continue;
+    }
+    DeviceView view;
+    view.offset = start;
+    if (row == count) {  // dense: element i at view[i]
+      view.plane = count;
+      view.row_stride = 1;
+    } else {
+      view.plane = row;
+      view.row_stride = stride;
+      view.rows = true;
+    }
+    gather.device_view = view;
+  }
+}
+
 std::vector<bool> OutputConverter::outputs_before_sigmoid() const {
   std::vector<bool> before;
   for (const LayoutGather &gather : layout_gathers_) {
@@ -494,6 +598,12 @@ std::vector<QuantizedTensor> OutputConverter::view_quantized(const std::vector<c
   std::vector<QuantizedTensor> converted;
   converted.reserve(specs_.size());
   for (size_t i = 0; i < specs_.size(); ++i) {
+    if (!inputs_to_convert_.empty() &&
+        !inputs_to_convert_[i]) {  // read in place only (find_device_views)
+      checked_unpadded_shape(specs_[i], raw_bytes[i], item);
+      converted.emplace_back();
+      continue;
+    }
     // A gather reads elements in its own order: from dense values.
     bool gathered_in_order = true;
     for (const LayoutGather &gather : layout_gathers_)
@@ -519,6 +629,16 @@ std::vector<QuantizedTensor> OutputConverter::view_quantized(const std::vector<c
     QuantizedTensor &out = gathered.emplace_back();
     out.name = desc.name;
     out.shape = desc.shape;
+    if (gather.device_view) {
+      const OutputSpec &spec = specs_[gather.input];
+      out.scale = static_cast<float>(spec.scale);
+      out.zero_point = spec.zero_point;
+      out.view = raw[gather.input] + item_offset(spec, item) + gather.device_view->offset;
+      out.view_plane = gather.device_view->plane;
+      out.view_row_stride = gather.device_view->row_stride;
+      out.view_rows = gather.device_view->rows;
+      continue;
+    }
     out.scale = source.scale;
     out.zero_point = source.zero_point;
     if (gather.whole) {  // the same values in the same order, maybe reshaped

@@ -39,14 +39,21 @@ class FloatView {
   const float *data_;
 };
 
-// Reads element i of a QuantizedTensor: dense values directly; a view (a channels-last device
-// output read channels-first, or in its own order with the channel padding skipped) through
-// i / plane and i % plane by multiplication with a precomputed 64-bit reciprocal (Lemire's
-// fastmod, exact for 32-bit i and plane) instead of a division per read, the scans' hot path.
+// Reads element i of a QuantizedTensor: dense values (or a view of values in order) directly; a
+// view (a channels-last device output read channels-first, or in its own order with the channel
+// padding skipped) through i / plane and i % plane by multiplication with a precomputed 64-bit
+// reciprocal (Lemire's fastmod, exact for 32-bit i and plane) instead of a division per read, the
+// scans' hot path.
 class QuantizedReader {
  public:
   explicit QuantizedReader(const QuantizedTensor &tensor)
       : data_(tensor.view ? nullptr : tensor.data.data()), tensor_(&tensor) {
+    // A view of values in order (element i at view[i]) reads as dense values.
+    if (tensor.view && tensor.view_plane == tensor.element_count() &&
+        (tensor.view_rows || tensor.view_row_stride == 1)) {
+      data_ = tensor.view;
+      return;
+    }
     // (A plane of 1 would need the reciprocal 2^64.)
     if (!tensor.view || tensor.element_count() > UINT32_MAX || tensor.view_plane < 2) return;
     view_ = tensor.view;

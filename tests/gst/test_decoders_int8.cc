@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <random>
@@ -444,6 +445,27 @@ TEST(Int8FastPath, DataMovementPostamblesAreGatheredInInt8ExactlyAsTheFloatPosta
   EXPECT_EQ(quantized[1].zero_point, -7);
 }
 
+// A layout-only postamble that puts the device's values back in their own order (a's
+// Transpose to channels-last undoing the transposition back to channels-first; b's Reshape of
+// its values before the padding) is read in place: views of the device outputs, no copies.
+TEST(Int8FastPath, GathersOfDeviceValuesInTheirOwnOrderAreViewsOfTheDeviceOutputs) {
+  dec::OutputConverter converter(postamble_specs(), write_postamble("layout_in_place", ""));
+  std::mt19937 rng(31);
+  const RandomDeviceOutputs device(converter.specs(), rng);
+  const auto floats = converter.convert(device.pointers, device.sizes);
+  const auto views = converter.view_quantized(device.pointers, device.sizes);
+  ASSERT_EQ(views.size(), 2u);
+  for (size_t o = 0; o < 2; ++o) {
+    EXPECT_EQ(views[o].view, device.raw[o].data()) << floats[o].name << " is not read in place";
+    EXPECT_EQ(views[o].shape, floats[o].shape);
+    EXPECT_EQ(views[o].dequantized().data, floats[o].data) << floats[o].name;
+  }
+  // A device output of the wrong size is refused as by the conversion.
+  std::vector<size_t> short_sizes = device.sizes;
+  short_sizes[1] = 7;
+  EXPECT_THROW(converter.view_quantized(device.pointers, short_sizes), axstream::InvalidArgument);
+}
+
 TEST(Int8FastPath, ASigmoidPostambleIsGatheredAsTheSigmoidsLogits) {
   dec::OutputConverter converter(postamble_specs(), write_postamble("sigmoid", "Sigmoid"));
   ASSERT_TRUE(converter.quantized_outputs_available());
@@ -517,6 +539,33 @@ TEST(Int8FastPath, TheBlazeFaceDemoPackageDecodesInInt8LikeTheFloatPath) {
       EXPECT_EQ(quantized[o].dequantized().data, floats[o].data) << floats[o].name;
     expect_identical("blazeface", options, quantized, letterboxed(128, 128));
   }
+}
+
+// BlazeFace front's four outputs are read where the device wrote them, the 8x8 scores (6 of 8
+// channels) in rows of 6 at a stride of 8, with the float path's values.
+TEST(Int8FastPath, TheBlazeFaceDemoPackagesOutputsAreReadInPlace) {
+  const std::string package_dir = cache_dir() + "/models/blazeface-front";
+  if (!std::ifstream(package_dir + "/model.json"))
+    GTEST_SKIP() << "no compiled blazeface-front package at " << package_dir
+                 << " (scripts/build-demo-models.sh)";
+  auto package = axstream::runtime::load_model_package(package_dir);
+  auto converter = dec::OutputConverter::from_package(*package);
+  std::mt19937 rng(33);
+  const RandomDeviceOutputs device(converter->specs(), rng);
+  const auto floats = converter->convert(device.pointers, device.sizes);
+  const auto views = converter->view_quantized(device.pointers, device.sizes);
+  ASSERT_EQ(views.size(), floats.size());
+  int in_rows = 0;
+  for (size_t o = 0; o < views.size(); ++o) {
+    ASSERT_NE(views[o].view, nullptr) << floats[o].name << " was copied";
+    const bool in_some_output =
+        std::any_of(device.raw.begin(), device.raw.end(),
+                    [&](const auto &raw) { return views[o].view == raw.data(); });
+    EXPECT_TRUE(in_some_output) << floats[o].name;
+    in_rows += views[o].view_rows ? 1 : 0;
+    EXPECT_EQ(views[o].dequantized().data, floats[o].data) << floats[o].name;
+  }
+  EXPECT_EQ(in_rows, 1) << "the channel-padded 8x8 scores";
 }
 
 namespace {

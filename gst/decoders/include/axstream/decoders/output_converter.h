@@ -111,6 +111,12 @@ class OutputConverter {
   // sigmoid: the postamble applies a sigmoid to it; whole: all of the core output in its own
   // order (indices then empty); only_user: no other model output reads that core output.
   // parts: a concatenation of whole core outputs, the rest unused.
+  // Where a gather's elements lie in its device output when they can be read there in place,
+  // as a QuantizedTensor view (offset from the batch item's start).
+  struct DeviceView {
+    size_t offset = 0, plane = 0, row_stride = 0;
+    bool rows = false;
+  };
   struct LayoutGather {
     size_t input = 0;
     std::vector<uint32_t> indices;
@@ -118,6 +124,7 @@ class OutputConverter {
     bool whole = false;
     bool only_user = false;
     std::vector<Part> parts;
+    std::optional<DeviceView> device_view;  // parts empty: read in place (find_device_views)
   };
   QuantizedTensor channels_last_part(const Part &part, QuantizedTensor &&converted) const;
   std::vector<LayoutGather> layout_gathers_;
@@ -128,6 +135,10 @@ class OutputConverter {
   std::optional<LayoutGather> layout_gather(const ElementSources &sources, size_t o) const;
   bool add_concatenated_parts(const ElementSources &sources, size_t o, LayoutGather &gather) const;
   void mark_only_users(std::vector<LayoutGather> &gathers) const;
+  void find_device_views(std::vector<LayoutGather> &gathers);
+  // Per core output: whether view_quantized converts it (some gather reads it other than in
+  // place). With a postamble only.
+  std::vector<bool> inputs_to_convert_;
 };
 
 }  // namespace axstream::decoders
