@@ -10,8 +10,11 @@
  *
  * Inference is asynchronous: up to max-inflight frames are queued for the device or on it at
  * once (the instance computes one at a time, two with double-buffer; a batch > 1 package gathers
- * them into batches), and a push thread sends them downstream in their original order, with
- * serialized events kept in place.
+ * them into batches), and they go downstream in their original order, with serialized events
+ * kept in place: the run thread that finishes the oldest frame pushes it and whatever finished
+ * behind it, while another run thread keeps the device busy. A push thread sends what no run
+ * thread does: events behind frames already gone, and every frame of a batch > 1 package or
+ * when max-inflight leaves no run thread to spare.
  * EOS is forwarded after the last frame finishes; flushing seeks drop the frames in flight (the
  * caps and other sticky events queued behind them are kept for the stream after the seek). A
  * frame downstream refuses after upstream's EOS (not-linked, not-negotiated) is an element error
@@ -238,7 +241,7 @@ struct GstAxInferenceState {
   // One condition per kind of waiter, so a state change wakes only the threads that can act on
   // it (a single shared condition woke every runner, the pusher and the chain on each change).
   std::condition_variable work_ready;  // runners: `work` not empty
-  std::condition_variable push_ready;  // pusher: the front of `order` is done
+  std::condition_variable push_ready;  // pusher: the front of `order` is done, nobody pushing
   std::condition_variable space;       // chain and drain queries: fewer in flight, order empty
   void wake_everyone() {
     work_ready.notify_all();
@@ -251,7 +254,16 @@ struct GstAxInferenceState {
   std::vector<std::shared_ptr<Item>> sticky_at_flush;
   std::deque<std::shared_ptr<Item>> work;  // buffers waiting for a runner
   int inflight = 0;                        // buffers in `order`
-  bool pushing = false;  // the pusher holds an item taken from `order` (wakes `space` when done)
+  // A thread (the pusher or a runner) holds an item taken from `order` (wakes `space` when
+  // done): one pushes at a time, so frames leave in order. `pushing_thread` is that thread.
+  bool pushing = false;
+  std::thread::id pushing_thread;
+  // Runners push the frames they finish (push_done_items) instead of waking the push thread:
+  // one wake-up and hand-off less per frame. Only with a runner to spare: the others keep the
+  // instance busy while one pushes (with max-inflight at most concurrent_runs(), the push thread
+  // pushes, so the next frame still runs meanwhile). Not with a batch collector either, whose
+  // runners wait for each other to fill a batch: one pushing would leave the batch an item short.
+  bool runners_push = false;
   bool flushing = false;
   bool stopping = false;
   uint64_t generation = 0;  // bumped by each flush
@@ -573,6 +585,8 @@ static void update_drain(GstAxInferenceState *state) {
     state->device->collector->end_drain();
 }
 
+static void push_done_items(GstAxInference *self, std::unique_lock<std::mutex> &lock);
+
 static void runner_loop(GstAxInference *self, int index) {
   GstAxInferenceState *state = self->state;
   std::unique_lock<std::mutex> lock(state->mutex);
@@ -591,19 +605,24 @@ static void runner_loop(GstAxInference *self, int index) {
     lock.lock();
     item->error = std::move(error);
     item->done = true;
-    // Only the front item lets the pusher go on (a flush may have emptied `order` meanwhile).
-    if (!state->order.empty() && item == state->order.front()) state->push_ready.notify_one();
+    // Only the front item lets pushing go on (a flush may have emptied `order` meanwhile); a
+    // thread pushing already takes it after its own push.
+    if (state->order.empty() || item != state->order.front() || state->pushing) continue;
+    item.reset();
+    if (state->runners_push)
+      push_done_items(self, lock);
+    else
+      state->push_ready.notify_one();
   }
 }
 
-static void pusher_loop(GstAxInference *self) {
+// Pushes the front of `order` while it is done, in order, from the calling thread (a runner
+// that just finished it, or the push thread), which holds the pushing role meanwhile. With
+// state->mutex held through `lock`; returns with it held.
+static void push_done_items(GstAxInference *self, std::unique_lock<std::mutex> &lock) {
   GstAxInferenceState *state = self->state;
-  std::unique_lock<std::mutex> lock(state->mutex);
-  for (;;) {
-    state->push_ready.wait(lock, [&] {
-      return state->stopping || (!state->order.empty() && state->order.front()->done);
-    });
-    if (state->stopping) return;
+  while (!state->stopping && !state->pushing && !state->order.empty() &&
+         state->order.front()->done) {
     std::shared_ptr<Item> item = state->order.front();
     state->order.pop_front();
     // Every frame before the EOS is done: later batches may wait for a full batch again.
@@ -612,8 +631,9 @@ static void pusher_loop(GstAxInference *self) {
       state->drain_eos = false;
       update_drain(state);
       // After its EOS upstream pushes no frame that could return a fatal flow return of this
-      // thread to it, so nobody would post it (queue's rule: not-linked or worse; GST_FLOW_ERROR
-      // comes with the error message of whoever returned it, our inference failures included).
+      // element's pushes to it, so nobody would post it (queue's rule: not-linked or worse;
+      // GST_FLOW_ERROR comes with the error message of whoever returned it, our inference
+      // failures included).
       const GstFlowReturn failed = state->downstream;
       if ((failed == GST_FLOW_NOT_LINKED || (failed < GST_FLOW_EOS && failed != GST_FLOW_ERROR)) &&
           !state->downstream_returned) {
@@ -624,6 +644,7 @@ static void pusher_loop(GstAxInference *self) {
     const uint64_t generation = state->generation;
     if (item->buffer) state->inflight--;
     state->pushing = true;
+    state->pushing_thread = std::this_thread::get_id();
     state->space.notify_all();
     lock.unlock();
 
@@ -652,12 +673,28 @@ static void pusher_loop(GstAxInference *self) {
     item.reset();
     lock.lock();
     state->pushing = false;
+    state->pushing_thread = std::thread::id();
     state->space.notify_all();  // a FLUSH_START waits for this push to end
     // A flush since the pop makes this result stale.
     if (ret != GST_FLOW_OK && generation == state->generation && state->downstream == GST_FLOW_OK) {
       state->downstream = ret;
       state->space.notify_all();  // a chain waiting for a slot returns the error
     }
+  }
+}
+
+// Pushes what no runner does: events queued while the frames before them are already out, and
+// (batch > 1) every frame.
+static void pusher_loop(GstAxInference *self) {
+  GstAxInferenceState *state = self->state;
+  std::unique_lock<std::mutex> lock(state->mutex);
+  for (;;) {
+    state->push_ready.wait(lock, [&] {
+      return state->stopping ||
+             (!state->pushing && !state->order.empty() && state->order.front()->done);
+    });
+    if (state->stopping) return;
+    push_done_items(self, lock);
   }
 }
 
@@ -677,6 +714,8 @@ static void start_threads(GstAxInference *self) {
       state->device->collector
           ? state->max_inflight
           : std::min(state->max_inflight, state->device->instance->concurrent_runs() + 1);
+  state->runners_push =
+      !state->device->collector && runners > state->device->instance->concurrent_runs();
   for (int i = 0; i < runners; ++i) {
     state->runners.emplace_back(runner_loop, self, i);
     name_thread(state->runners.back(), "axinf-run" + std::to_string(i));
@@ -770,13 +809,17 @@ static gboolean gst_ax_inference_sink_event(GstPad *pad, GstObject *parent, GstE
     case GST_EVENT_FLUSH_START: {
       flush_queue(state);
       const gboolean forwarded = gst_pad_push_event(self->srcpad, event);
-      // An item the pusher took before the flush could otherwise still go out after the
-      // FLUSH_STOP, as the first frame of the new segment: wait for that push to end (downstream
-      // is flushing now, so it returns at once), as queue pauses its task here. Not when the
-      // seek came from the push thread itself (an application seeking in a pad probe).
-      if (std::this_thread::get_id() != state->pusher.get_id()) {
+      // An item a thread took for pushing before the flush could otherwise still go out after
+      // the FLUSH_STOP, as the first frame of the new segment: wait for that push to end
+      // (downstream is flushing now, so it returns at once), as queue pauses its task here. Not
+      // when the seek came from the pushing thread itself (an application seeking in a pad
+      // probe).
+      {
         std::unique_lock<std::mutex> lock(state->mutex);
-        state->space.wait(lock, [&] { return !state->pushing || state->stopping; });
+        const std::thread::id me = std::this_thread::get_id();
+        state->space.wait(lock, [&] {
+          return !state->pushing || state->pushing_thread == me || state->stopping;
+        });
       }
       return forwarded;
     }
