@@ -2,8 +2,8 @@
 // with 2 anchors per cell then an 8x8 grid with 6, centres at (cell + 0.5) / grid, unit size.
 // Each 16-vector is the box centre offset x, y, width, height, then 6 keypoints (x, y), all in
 // input pixels; score = sigmoid(logit). Weighted NMS (default IoU and threshold in registry.cc).
-// int8 score logits are compared with a precomputed int8 threshold and turned into scores by a
-// 256-entry table; only candidates' boxes are dequantised (tensor_view.h).
+// int8 score logits are compared with a precomputed int8 threshold; only candidates are
+// dequantised, scored and their boxes read (tensor_view.h).
 #include "axstream/decoders/blazeface.h"
 
 #include <algorithm>
@@ -134,8 +134,11 @@ class BlazeFaceDecoder final : public Decoder {
       // clamp(logit) >= t is logit >= t for t inside the clip range; at -clip every anchor is.
       const bool every_anchor = !(logit_threshold > -kLogitClip);
       const auto logit_key = scores.key_at_least(logit_threshold);
-      const auto score_of = scores.table(
-          [](float logit) { return sigmoid(std::clamp(logit, -kLogitClip, kLogitClip)); });
+      // Only candidates are scored, a few per frame: a sigmoid each costs less than a 256-entry
+      // table (256 expf) built per part and frame, and gives the same floats.
+      const auto score_of = [&scores](size_t row) {
+        return sigmoid(std::clamp(scores.value(row), -kLogitClip, kLogitClip));
+      };
       const size_t rows = static_cast<size_t>(scores.shape()[scores.shape().size() - 2]);
       for (size_t row = 0; row < rows; ++row, ++anchor_index) {
         if (!every_anchor && !(scores.key(row) >= logit_key)) continue;
