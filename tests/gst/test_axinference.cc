@@ -152,7 +152,7 @@ TEST(AxInference, FlushDropsQueuedFramesAndStreamingContinues) {
   gst_harness_teardown(h);
 }
 
-// Holds the first buffer on its way out of axinference's source pad for 300 ms (the push thread
+// Holds the first buffer on its way out of axinference's source pad for 300 ms (the pushing thread
 // descheduled between taking a frame and handing it on), telling the test when it is there.
 struct HeldPush {
   std::promise<void> entered;
@@ -194,7 +194,7 @@ TEST(AxInference, FrameBeingPushedAtAFlushDoesNotComeOutAfterIt) {
 }
 
 // Once upstream has sent EOS it pushes no more frames, so nobody but axinference sees a fatal
-// flow return of its push thread: it must post the error itself (as queue does), or the stream
+// flow return of its pushes: it must post the error itself (as queue does), or the stream
 // "ends" with EOS and its last frames silently gone.
 TEST(AxInference, DownstreamRefusingFramesAfterEosIsAnErrorNamingTheReason) {
   AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
@@ -425,7 +425,7 @@ TEST(AxInferenceErrors, WrongTensorSizeIsAnElementErrorWithTheRuntimeMessage) {
   GstHarness *h = gst_harness_new_with_element(element, "sink", "src");
   gst_harness_set_src_caps_str(h, "video/x-raw,format=RGB,width=16,height=16,framerate=30/1");
   ASSERT_EQ(gst_harness_push(h, frame_with_tensor(model, Bytes(100), 0, false)), GST_FLOW_OK);
-  // The failure surfaces on the push thread: later pushes return the error.
+  // The failure surfaces when the frame is pushed: later pushes return the error.
   GstFlowReturn ret = GST_FLOW_OK;
   for (int i = 0; i < 200 && ret == GST_FLOW_OK; ++i) {
     g_usleep(10000);

@@ -130,7 +130,7 @@ class StreamLog {
 };
 
 // Holds the first buffer leaving `element`'s source pad for `hold` (or until release()):
-// axinference's push thread is busy, so what comes after it waits in the element's queue (frames
+// axinference's pushing thread is busy, so what comes after it waits in the element's queue (frames
 // done, events behind them).
 struct HeldFirstPush {
   explicit HeldFirstPush(GstElement *element,
@@ -247,8 +247,8 @@ TEST(AxInferenceFlow, FlushWithFramesInFlightLetsNoStaleFrameOutAndLosesNoneAfte
 }
 
 // The flushing seek's classic deadlock: upstream's streaming thread blocked in chain waiting for
-// a free slot (max-inflight reached, the push thread busy) when the seek's FLUSH_START comes from
-// another thread. The blocked push returns FLUSHING and streaming goes on after FLUSH_STOP.
+// a free slot (max-inflight reached, the pushing thread busy) when the seek's FLUSH_START comes
+// from another thread. The blocked push returns FLUSHING and streaming goes on after FLUSH_STOP.
 TEST(AxInferenceFlow, FlushUnblocksUpstreamWaitingForAFreeSlot) {
   AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
   AxInferenceHarness inference(model, "max-inflight=1");
@@ -352,7 +352,7 @@ TEST(AxInferenceFlow, EachFrameLeavesUnderItsOwnCapsWhenCapsChangeWithFramesInFl
 
 // --- downstream refusing frames ----------------------------------------------------------------
 
-// Downstream returning FLUSHING, EOS, NOT_LINKED or ERROR to axinference's push thread mid-stream:
+// Downstream returning FLUSHING, EOS, NOT_LINKED or ERROR to axinference's pushes mid-stream:
 // upstream's next push gets that flow return (upstream stops and, for the fatal ones, posts the
 // error, as with queue), the element neither hangs nor posts a second error, and it stops at once.
 TEST(AxInferenceFlow, DownstreamFlowReturnsReachUpstreamAndTheElementStopsCleanly) {
