@@ -250,6 +250,9 @@ std::string attr_text(const Attribute &a) {
     case Attribute::Kind::strings:
       o << "[" << a.strings.size() << " strings]";
       break;
+    case Attribute::Kind::graph:
+      o << "graph(" << a.graph->nodes.size() << " nodes)";
+      break;
   }
   return o.str();
 }
@@ -413,6 +416,7 @@ std::string describe_program(const Graph &graph, const CompiledGraph &cg) {
 
 CompiledGraph compile_graph(Graph graph, const CompileOptions &options) {
   CompiledGraph cg;
+  graph.max_tensor_bytes = options.max_tensor_bytes;  // for the subgraphs of If/Loop/Scan
   run_prefold_passes(graph);
   infer_and_fold(graph, options.max_tensor_bytes, options.allow_data_dependent_shapes);
   run_postfold_passes(graph);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -11,8 +12,10 @@
 
 namespace axstream::engine {
 
+struct Graph;
+
 struct Attribute {
-  enum class Kind { f, i, s, t, floats, ints, strings } kind = Kind::i;
+  enum class Kind { f, i, s, t, floats, ints, strings, graph } kind = Kind::i;
   float f = 0;
   int64_t i = 0;
   std::string s;
@@ -20,6 +23,8 @@ struct Attribute {
   std::vector<float> floats;
   std::vector<int64_t> ints;
   std::vector<std::string> strings;
+  // An If branch or a Loop/Scan body (Kind::graph), imported as its own graph.
+  std::shared_ptr<const Graph> graph;
 };
 
 struct Value {
@@ -54,6 +59,10 @@ struct Graph {
   std::vector<int> inputs;  // non-constant graph inputs, in ONNX order
   std::vector<int> outputs;
   std::map<std::string, int> opsets;  // domain -> version
+  // A subgraph's last `captured_inputs` inputs are the outer-scope values it reads by name; its
+  // node lists the same values, in the same order, after its own ONNX inputs.
+  size_t captured_inputs = 0;
+  size_t max_tensor_bytes = CompileOptions{}.max_tensor_bytes;  // its subgraphs compile with it
 
   int add_value(Value v) {
     values.push_back(std::move(v));

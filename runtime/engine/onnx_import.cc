@@ -210,7 +210,8 @@ Attribute attribute_from_proto(const onnx::AttributeProto &a, const std::string 
       out.strings.assign(a.strings().begin(), a.strings().end());
       break;
     default:
-      // Graphs and sparse tensors (If/Loop/Scan bodies): the op itself is unsupported.
+      // Graph lists and sparse tensors: no op the engine runs takes them. (A single graph, an
+      // If branch or a Loop/Scan body, is imported by import_graph.)
       out.kind = Attribute::Kind::s;
       break;
   }
@@ -290,6 +291,37 @@ Value graph_input_value(const onnx::ValueInfoProto &in, const CompileOptions &op
   return v;
 }
 
+std::set<std::string> captured_names(const onnx::NodeProto &node);
+
+// The names a (sub)graph reads from enclosing scopes: what its nodes, and their own subgraphs,
+// read that it does not define (inputs, initializers, node outputs).
+std::set<std::string> outer_scope_names(const onnx::GraphProto &gp) {
+  std::set<std::string> defined, read;
+  for (const auto &in : gp.input()) defined.insert(in.name());
+  for (const auto &init : gp.initializer()) defined.insert(init.name());
+  for (const auto &n : gp.node()) {
+    for (const auto &out : n.output()) defined.insert(out);
+    for (const auto &in : n.input())
+      if (!in.empty()) read.insert(in);
+    for (const auto &in : captured_names(n)) read.insert(in);
+  }
+  for (const auto &out : gp.output()) read.insert(out.name());
+  std::set<std::string> outer;
+  for (const auto &name : read)
+    if (!defined.count(name)) outer.insert(name);
+  return outer;
+}
+
+// The outer-scope values a node's subgraphs read (If's branches, a Loop or Scan body), sorted:
+// the node reads them as inputs after its own.
+std::set<std::string> captured_names(const onnx::NodeProto &node) {
+  std::set<std::string> names;
+  for (const auto &a : node.attribute())
+    if (a.type() == onnx::AttributeProto::GRAPH)
+      for (const auto &name : outer_scope_names(a.g())) names.insert(name);
+  return names;
+}
+
 // The graph's nodes in topological order, from the values `defined` before any node runs
 // (initializers, graph inputs). ONNX requires that order, but exporters occasionally break it.
 std::vector<const onnx::NodeProto *> topological_order(const onnx::GraphProto &gp,
@@ -305,6 +337,9 @@ std::vector<const onnx::NodeProto *> topological_order(const onnx::GraphProto &g
       bool ready = true;
       for (const auto &in : n->input())
         if (!in.empty() && !produced.count(in)) ready = false;
+      // What its subgraphs read from this scope must be there before it too.
+      for (const auto &in : captured_names(*n))
+        if (!produced.count(in)) ready = false;
       if (ready) {
         ordered.push_back(n);
         for (const auto &out : n->output()) produced.insert(out);
@@ -317,6 +352,8 @@ std::vector<const onnx::NodeProto *> topological_order(const onnx::GraphProto &g
       std::string missing;
       for (const auto &in : n->input())
         if (!in.empty() && !produced.count(in)) missing = in;
+      for (const auto &in : captured_names(*n))
+        if (missing.empty() && !produced.count(in)) missing = in;
       throw InvalidArgument(source_name + ": node '" + n->name() + "' (" + n->op_type() +
                             ") reads '" + missing + "', which nothing defines");
     }
@@ -334,21 +371,23 @@ Tensor tensor_from_onnx_bytes(const std::string &bytes, const std::string &sourc
   return tensor_from_proto(t, "", source_name);
 }
 
-Graph import_onnx(const std::string &onnx_bytes, const std::string &source_name,
-                  const std::string &base_dir, const CompileOptions &options) {
-  onnx::ModelProto model;
-  if (onnx_bytes.empty() || !model.ParseFromString(onnx_bytes))
-    throw InvalidArgument(source_name + ": not a valid ONNX model (protobuf parse failed, " +
-                          std::to_string(onnx_bytes.size()) + " bytes)");
-  if (!model.has_graph() || model.graph().output_size() == 0)
-    throw InvalidArgument(source_name + ": ONNX model has no graph or no graph outputs");
+namespace {
+
+struct ImportContext {
+  std::string base_dir;
+  const CompileOptions &options;
+  std::map<std::string, int> opsets;
+};
+
+// One graph's values and nodes. The main graph (`captured` null) takes its inputs' shapes from
+// the model or CompileOptions::input_shapes; a subgraph's inputs (its own, then the `captured`
+// outer-scope names) get their types and shapes when its node compiles it.
+Graph import_graph(const onnx::GraphProto &gp, const std::string &source_name,
+                   const ImportContext &context, const std::vector<std::string> *captured) {
   Graph g;
   g.source_name = source_name;
-  for (const auto &op : model.opset_import()) {
-    std::string domain = op.domain() == "ai.onnx" ? "" : op.domain();
-    g.opsets[domain] = static_cast<int>(op.version());
-  }
-  const onnx::GraphProto &gp = model.graph();
+  g.opsets = context.opsets;
+  g.max_tensor_bytes = context.options.max_tensor_bytes;
   std::map<std::string, int> by_name;
   auto lookup = [&](const std::string &name, const std::string &who) {
     auto it = by_name.find(name);
@@ -361,8 +400,8 @@ Graph import_onnx(const std::string &onnx_bytes, const std::string &source_name,
   for (const auto &init : gp.initializer()) {
     Value v;
     v.name = init.name();
-    auto t = std::make_shared<Tensor>(
-        tensor_from_proto(init, base_dir, source_name + ": initializer '" + init.name() + "'"));
+    auto t = std::make_shared<Tensor>(tensor_from_proto(
+        init, context.base_dir, source_name + ": initializer '" + init.name() + "'"));
     v.dtype = t->dtype;
     v.shape = t->shape;
     v.shape_known = true;
@@ -375,16 +414,41 @@ Graph import_onnx(const std::string &onnx_bytes, const std::string &source_name,
   std::set<std::string> fixed_used;
   for (const auto &in : gp.input()) {
     if (by_name.count(in.name())) continue;  // an initializer listed as input (IR < 4)
-    if (options.input_shapes.count(in.name())) fixed_used.insert(in.name());
-    int id =
-        g.add_value(graph_input_value(in, options, source_name + ": input '" + in.name() + "'"));
+    std::string what = source_name + ": input '" + in.name() + "'";
+    Value v;
+    if (captured) {
+      // A body input may leave its type out (the node's inputs give it); one that declares a
+      // sequence or optional cannot run.
+      if (in.type().value_case() != onnx::TypeProto::VALUE_NOT_SET && !in.type().has_tensor_type())
+        throw NotImplemented(what +
+                             ": only tensor inputs are supported (not sequences or "
+                             "optionals)");
+      v.name = in.name();
+      if (in.type().has_tensor_type() && in.type().tensor_type().elem_type() != 0)
+        v.dtype = dtype_from_onnx(in.type().tensor_type().elem_type(), what);
+    } else {
+      if (context.options.input_shapes.count(in.name())) fixed_used.insert(in.name());
+      v = graph_input_value(in, context.options, what);
+    }
+    int id = g.add_value(std::move(v));
     by_name[in.name()] = id;
     g.inputs.push_back(id);
   }
-  for (const auto &[name, shape] : options.input_shapes)
-    if (!fixed_used.count(name))
-      throw InvalidArgument(source_name + ": CompileOptions::input_shapes names '" + name +
-                            "', which is not a graph input");
+  if (captured) {
+    for (const std::string &name : *captured) {
+      Value v;
+      v.name = name;
+      int id = g.add_value(std::move(v));
+      by_name[name] = id;
+      g.inputs.push_back(id);
+    }
+    g.captured_inputs = captured->size();
+  } else {
+    for (const auto &[name, shape] : context.options.input_shapes)
+      if (!fixed_used.count(name))
+        throw InvalidArgument(source_name + ": CompileOptions::input_shapes names '" + name +
+                              "', which is not a graph input");
+  }
 
   std::set<std::string> defined;
   for (const auto &[name, id] : by_name) defined.insert(name);
@@ -398,8 +462,20 @@ Graph import_onnx(const std::string &onnx_bytes, const std::string &source_name,
     auto op = g.opsets.find(node.domain);
     node.opset = op == g.opsets.end() ? 0 : op->second;
     std::string what = source_name + ": node '" + node.name + "' (" + node.op_type + ")";
-    for (const auto &a : np->attribute())
-      node.attrs[a.name()] = attribute_from_proto(a, base_dir, what + " attribute " + a.name());
+    const std::set<std::string> node_captures = captured_names(*np);
+    const std::vector<std::string> capture_list(node_captures.begin(), node_captures.end());
+    for (const auto &a : np->attribute()) {
+      if (a.type() == onnx::AttributeProto::GRAPH) {
+        Attribute sub;
+        sub.kind = Attribute::Kind::graph;
+        sub.graph = std::make_shared<const Graph>(
+            import_graph(a.g(), what + " " + a.name(), context, &capture_list));
+        node.attrs[a.name()] = std::move(sub);
+        continue;
+      }
+      node.attrs[a.name()] =
+          attribute_from_proto(a, context.base_dir, what + " attribute " + a.name());
+    }
     if (node.op_type == "Constant" && node.domain.empty()) {
       if (np->output_size() != 1) throw InvalidArgument(what + ": expected 1 output");
       Value v;
@@ -415,6 +491,7 @@ Graph import_onnx(const std::string &onnx_bytes, const std::string &source_name,
       continue;
     }
     for (const auto &in : np->input()) node.inputs.push_back(in.empty() ? -1 : lookup(in, what));
+    for (const auto &name : capture_list) node.inputs.push_back(lookup(name, what));
     for (const auto &out : np->output()) {
       Value v;
       // Omitted optional outputs still get a value, so kernels always have a buffer.
@@ -427,6 +504,24 @@ Graph import_onnx(const std::string &onnx_bytes, const std::string &source_name,
   }
   for (const auto &out : gp.output()) g.outputs.push_back(lookup(out.name(), "graph output"));
   return g;
+}
+
+}  // namespace
+
+Graph import_onnx(const std::string &onnx_bytes, const std::string &source_name,
+                  const std::string &base_dir, const CompileOptions &options) {
+  onnx::ModelProto model;
+  if (onnx_bytes.empty() || !model.ParseFromString(onnx_bytes))
+    throw InvalidArgument(source_name + ": not a valid ONNX model (protobuf parse failed, " +
+                          std::to_string(onnx_bytes.size()) + " bytes)");
+  if (!model.has_graph() || model.graph().output_size() == 0)
+    throw InvalidArgument(source_name + ": ONNX model has no graph or no graph outputs");
+  ImportContext context{base_dir, options, {}};
+  for (const auto &op : model.opset_import()) {
+    std::string domain = op.domain() == "ai.onnx" ? "" : op.domain();
+    context.opsets[domain] = static_cast<int>(op.version());
+  }
+  return import_graph(model.graph(), source_name, context, nullptr);
 }
 
 }  // namespace axstream::engine

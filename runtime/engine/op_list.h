@@ -162,4 +162,7 @@
   X(MelWeightMatrix)               \
   X(Einsum)                        \
   X(Dft)                           \
-  X(Stft)
+  X(Stft)                          \
+  X(If)                            \
+  X(Loop)                          \
+  X(Scan)
