@@ -1671,5 +1671,139 @@ for keep_io in (False, True):
                      keep_io))
 
 
+# Control flow (If, Loop, Scan): what the backend cases (test_if, test_loop11, test_scan_sum,
+# test_scan9_sum) miss. Subgraph value infos leave shapes out: the engine takes them from the
+# node's inputs.
+def body_graph(name, nodes, inputs, outputs):
+    """inputs/outputs: (name, onnx element type) pairs, shapes left to the node."""
+    return helper.make_graph(nodes, name,
+                             [helper.make_tensor_value_info(n, t, None) for n, t in inputs],
+                             [helper.make_tensor_value_info(n, t, None) for n, t in outputs])
+
+
+F, I64, B = TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL
+
+# Scan (opset 11): one scan input reversed along axis 1, one forward along axis 0, a scan output
+# written in reverse along axis 1 and one along axis -1; the body reads `bias`, a graph input.
+scan_s0, scan_x1, scan_x2, scan_bias = f32(3, 2), f32(3, 4, 2), f32(4, 3, 1), f32(3, 2)
+scan_body = body_graph('scan_body', [
+    helper.make_node('Mul', ['x1_t', 'x2_t'], ['prod']),
+    helper.make_node('Add', ['s_in', 'prod'], ['sum0']),
+    helper.make_node('Add', ['sum0', 'bias'], ['s_out']),
+    helper.make_node('Identity', ['s_out'], ['y1_t']),
+    helper.make_node('Tanh', ['prod'], ['y2_t'])],
+    [('s_in', F), ('x1_t', F), ('x2_t', F)], [('s_out', F), ('y1_t', F), ('y2_t', F)])
+state, y1_rows, y2_rows = scan_s0.copy(), [None] * 4, [None] * 4
+for t in range(4):
+    prod = scan_x1[:, 3 - t, :] * scan_x2[t]
+    state = state + prod + scan_bias
+    y1_rows[3 - t], y2_rows[t] = state, np.tanh(prod)
+save('scan_reverse_and_axes',
+     [helper.make_node('Scan', ['s0', 'x1', 'x2'], ['s', 'y1', 'y2'], name='scan',
+                       body=scan_body, num_scan_inputs=2, scan_input_axes=[1, 0],
+                       scan_input_directions=[1, 0], scan_output_axes=[1, -1],
+                       scan_output_directions=[1, 0])],
+     [('s0', scan_s0), ('x1', scan_x1), ('x2', scan_x2), ('bias', scan_bias)],
+     [('s', state), ('y1', np.stack(y1_rows, axis=1)), ('y2', np.stack(y2_rows, axis=-1))],
+     opset=11)
+
+# Scan (opset 8): a batch of 2, the scan input read in reverse.
+scan8_s0, scan8_x = f32(2, 3), f32(2, 5, 3)
+scan8_body = body_graph('scan8_body', [
+    helper.make_node('Mul', ['s_in', 'x_t'], ['s_out']),
+    helper.make_node('Neg', ['s_out'], ['y_t'])],
+    [('s_in', F), ('x_t', F)], [('s_out', F), ('y_t', F)])
+scan8_state, scan8_rows = scan8_s0.copy(), []
+for t in range(5):
+    scan8_state = scan8_state * scan8_x[:, 4 - t]
+    scan8_rows.append(-scan8_state)
+save('scan8_batched_reverse',
+     [helper.make_node('Scan', ['', 's0', 'x'], ['s', 'y'], name='scan8', body=scan8_body,
+                       num_scan_inputs=1, directions=[1])],
+     [('s0', scan8_s0), ('x', scan8_x)], [('s', scan8_state), ('y', np.stack(scan8_rows, 1))],
+     opset=8)
+
+# If: the condition at run time, both branches reading outer-scope values (an initializer and a
+# graph input); test data for both branches.
+if_x, if_y, if_w = f32(2, 3), f32(2, 3), f32(2, 3)
+if_then = body_graph('then', [helper.make_node('Add', ['x', 'w'], ['then_out'])], [],
+                     [('then_out', F)])
+if_else = body_graph('else', [helper.make_node('Mul', ['x', 'y'], ['else_out'])], [],
+                     [('else_out', F)])
+save('if_branches_read_outer_scope',
+     [helper.make_node('If', ['c'], ['z'], name='if', then_branch=if_then, else_branch=if_else)],
+     [('c', np.array(True)), ('x', if_x), ('y', if_y)], [('z', if_x + if_w)], [('w', if_w)],
+     extra_sets=[([np.array(False), if_x, if_y], [if_x * if_y])])
+
+# A Scan inside an If branch (a running sum of x's rows), the other branch a Neg: nesting, and
+# the outer graph's x read two scopes down.
+nest_x = f32(4, 3)
+nest_scan_body = body_graph('nest_scan_body', [
+    helper.make_node('Add', ['acc_in', 'row'], ['acc_out']),
+    helper.make_node('Identity', ['acc_out'], ['row_out'])],
+    [('acc_in', F), ('row', F)], [('acc_out', F), ('row_out', F)])
+nest_then = body_graph('nest_then', [
+    helper.make_node('Scan', ['zeros', 'x'], ['total', 'running'], name='inner_scan',
+                     body=nest_scan_body, num_scan_inputs=1)], [], [('running', F)])
+nest_else = body_graph('nest_else', [helper.make_node('Neg', ['x'], ['negated'])], [],
+                       [('negated', F)])
+save('if_with_nested_scan',
+     [helper.make_node('If', ['c'], ['z'], name='if_nested', then_branch=nest_then,
+                       else_branch=nest_else)],
+     [('c', np.array(True)), ('x', nest_x)], [('z', np.cumsum(nest_x, axis=0))],
+     [('zeros', np.zeros(3, np.float32))], extra_sets=[([np.array(False), nest_x], [-nest_x])])
+
+# Loop with a constant trip count (an initializer), no condition, a loop-carried state and a
+# scan output; the body reads the outer W and its iteration number.
+loop_h0, loop_w = f32(2, 3), f32(3, 3) * 0.5
+loop_body = body_graph('loop_body', [
+    helper.make_node('MatMul', ['h_in', 'W'], ['hw']),
+    helper.make_node('Cast', ['i'], ['i_float'], to=TensorProto.FLOAT),
+    helper.make_node('Add', ['hw', 'i_float'], ['pre']),
+    helper.make_node('Tanh', ['pre'], ['h_out']),
+    helper.make_node('ReduceSum', ['h_out'], ['row_sum'], axes=[1], keepdims=0),
+    helper.make_node('Identity', ['cond_in'], ['cond_out'])],
+    [('i', I64), ('cond_in', B), ('h_in', F)], [('cond_out', B), ('h_out', F), ('row_sum', F)])
+loop_h, loop_rows = loop_h0.copy(), []
+for i in range(5):
+    loop_h = np.tanh(loop_h @ loop_w + np.float32(i)).astype(np.float32)
+    loop_rows.append(loop_h.sum(axis=1))
+save('loop_constant_trip_count',
+     [helper.make_node('Loop', ['M', '', 'h0'], ['h', 'sums'], name='loop', body=loop_body)],
+     [('h0', loop_h0)], [('h', loop_h), ('sums', np.stack(loop_rows))],
+     [('M', np.array(5, np.int64)), ('W', loop_w)], opset=11)
+
+# Loop with a run-time trip count and a condition the body computes (stop once the sum passes
+# `limit`): loop-carried values only, so the shapes stay static; three runs, ending on M, on
+# the condition and at once (M = 0).
+dyn_x = np.abs(f32(4)) + 0.5
+dyn_body = body_graph('dyn_body', [
+    helper.make_node('Add', ['acc_in', 'x'], ['acc_out']),
+    helper.make_node('ReduceSum', ['acc_out'], ['total'], keepdims=0),
+    helper.make_node('Less', ['total', 'limit'], ['cond_out'])],
+    [('i', I64), ('cond_in', B), ('acc_in', F)], [('cond_out', B), ('acc_out', F)])
+
+
+def dyn_loop_ref(m, limit):
+    acc = np.zeros(4, np.float32)
+    cond = True
+    for _ in range(m):
+        if not cond:
+            break
+        acc = acc + dyn_x
+        cond = acc.sum() < limit
+    return acc
+
+
+dyn_sets = [(np.array(m, np.int64), np.array(limit, np.float32)) for m, limit in
+            ((3, 1e6), (50, 20.0), (0, 1.0))]
+save('loop_run_time_trip_count_and_condition',
+     [helper.make_node('Loop', ['M', 'start', 'acc0'], ['acc'], name='dyn_loop', body=dyn_body)],
+     [('M', dyn_sets[0][0]), ('limit', dyn_sets[0][1])],
+     [('acc', dyn_loop_ref(3, 1e6))],
+     [('start', np.array(True)), ('acc0', np.zeros(4, np.float32)), ('x', dyn_x)], opset=11,
+     extra_sets=[([m, limit], [dyn_loop_ref(int(m), float(limit))]) for m, limit in dyn_sets[1:]])
+
+
 with open(STAMP, 'w') as stamp:
     stamp.write('generated\n')

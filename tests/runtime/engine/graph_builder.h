@@ -134,5 +134,9 @@ inline void set_float(onnx::NodeProto *n, const char *name, float value) {
 inline void set_string(onnx::NodeProto *n, const char *name, const char *value) {
   add_attribute(n, name, onnx::AttributeProto::STRING)->set_s(value);
 }
+// A subgraph attribute (If's branches, a Loop or Scan body): the graph a GraphBuilder built.
+inline void set_graph(onnx::NodeProto *n, const char *name, const GraphBuilder &body) {
+  *add_attribute(n, name, onnx::AttributeProto::GRAPH)->mutable_g() = body.model.graph();
+}
 
 }  // namespace axstream::test

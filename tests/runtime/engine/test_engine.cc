@@ -4420,3 +4420,191 @@ TEST(EngineIntegers, OptInIntegerInitializersLoadFromEveryProtoEncoding) {
   EXPECT_STREQ(dtype_name(DType::u32), "uint32");
   EXPECT_STREQ(dtype_name(DType::u64), "uint64");
 }
+
+// ---- Control flow (If, Loop, Scan): the errors; what runs is in gen_cases.py ----------------
+
+namespace {
+
+constexpr auto kBool = onnx::TensorProto::BOOL;
+constexpr auto kInt64 = onnx::TensorProto::INT64;
+
+// A graph input of shape () (GraphBuilder::input leaves an empty dims list without a shape).
+void scalar_input(GraphBuilder &g, const std::string &name, onnx::TensorProto::DataType type) {
+  g.input(name, type, {});
+  g.graph->mutable_input(g.graph->input_size() - 1)
+      ->mutable_type()
+      ->mutable_tensor_type()
+      ->mutable_shape();
+}
+
+// A branch of If: no inputs, `op` of the outer-scope `x` as its one output.
+GraphBuilder if_branch(const std::string &name, const std::string &op,
+                       const std::vector<std::string> &reads) {
+  GraphBuilder branch(name);
+  branch.node(op, reads, name + "_out");
+  branch.output(name + "_out", kFloat, {});
+  return branch;
+}
+
+// An opset-13 model: If(c) over branches reading the graph inputs x (2,3) and y.
+GraphBuilder if_model(const GraphBuilder &then_branch, const GraphBuilder &else_branch,
+                      const std::vector<int64_t> &y_dims) {
+  GraphBuilder g("if_model");
+  scalar_input(g, "c", kBool);
+  g.input("x", kFloat, {2, 3});
+  g.input("y", kFloat, y_dims);
+  auto *n = g.node("If", {"c"}, "z");
+  set_graph(n, "then_branch", then_branch);
+  set_graph(n, "else_branch", else_branch);
+  g.output("z", kFloat, {});
+  return g;
+}
+
+// A Loop over `body` (inputs i, cond_in, h_in; outputs cond_out, h_out and `scan` if set) with
+// trip count M and initial state h0 (2,3) graph inputs.
+GraphBuilder loop_model(const GraphBuilder &body, bool scan_output) {
+  GraphBuilder g("loop_model");
+  scalar_input(g, "M", kInt64);
+  g.input("h0", kFloat, {2, 3});
+  auto *n = g.node("Loop", {"M", "", "h0"}, "h");
+  if (scan_output) n->add_output("rows");
+  set_graph(n, "body", body);
+  g.output("h", kFloat, {});
+  if (scan_output) g.output("rows", kFloat, {});
+  return g;
+}
+
+GraphBuilder loop_body(const std::string &op, bool scan_output) {
+  GraphBuilder body("body");
+  body.input("i", kInt64, {});
+  body.input("cond_in", kBool, {});
+  body.input("h_in", kFloat, {});
+  body.node("Identity", {"cond_in"}, "cond_out");
+  body.node(op, {"h_in"}, "h_out");
+  body.output("cond_out", kBool, {});
+  body.output("h_out", kFloat, {});
+  if (scan_output) {
+    body.node("Identity", {"h_out"}, "row");
+    body.output("row", kFloat, {});
+  }
+  return body;
+}
+
+std::vector<float> run_float(const Program &program, const std::vector<const void *> &inputs,
+                             size_t output = 0) {
+  std::vector<std::vector<float>> outs;
+  std::vector<void *> out_ptrs;
+  for (const auto &d : program.outputs()) outs.emplace_back(d.element_count() + 1);
+  for (auto &o : outs) out_ptrs.push_back(o.data());
+  program.make_executor()->run(inputs, out_ptrs);
+  outs[output].pop_back();
+  return outs[output];
+}
+
+}  // namespace
+
+TEST(EngineControlFlow, IfBranchesOfDifferentShapesAreNotImplementedNamingNodeAndOutput) {
+  GraphBuilder g =
+      if_model(if_branch("then", "Relu", {"x"}), if_branch("else", "Relu", {"y"}), {3, 2});
+  std::string msg = compile_error<NotImplemented>(g.model, "if.onnx");
+  EXPECT_TRUE(contains_all(
+      msg, {"if.onnx", "node 'z/If' (If)", "output 0", "then_branch gives 'then_out' float32 (2,3)",
+            "else_branch 'else_out' float32 (3,2)"}));
+}
+
+TEST(EngineControlFlow, IfWithAConstantConditionCompilesOnlyTheBranchItTakes) {
+  // The else branch has an op the engine lacks and another shape: with c a constant true it never
+  // runs, so it is not compiled.
+  GraphBuilder g =
+      if_model(if_branch("then", "Neg", {"x"}), if_branch("else", "NoSuchOp", {"y"}), {3, 2});
+  g.graph->mutable_input()->DeleteSubrange(0, 1);
+  auto *c = g.graph->add_initializer();
+  c->set_name("c");
+  c->set_data_type(kBool);
+  c->add_int32_data(1);
+  auto program = Program::from_bytes(g.model.SerializeAsString(), "if_const.onnx");
+  ASSERT_EQ(program->outputs()[0].shape, (std::vector<int64_t>{2, 3}));
+  std::vector<float> x{1, -2, 3, -4, 5, -6}, y(6, 0.f);
+  EXPECT_EQ(run_float(*program, {x.data(), y.data()}), (std::vector<float>{-1, 2, -3, 4, -5, 6}));
+  // With c at run time, both branches compile, and the else branch's op is refused by name.
+  GraphBuilder dynamic =
+      if_model(if_branch("then", "Neg", {"x"}), if_branch("else", "NoSuchOp", {"y"}), {2, 3});
+  EXPECT_TRUE(contains_all(compile_error<NotImplemented>(dynamic.model, "if.onnx"),
+                           {"node 'z/If' (If) else_branch", "op NoSuchOp"}));
+}
+
+TEST(EngineControlFlow, LoopScanOutputsWithARunTimeTripCountAreNotImplementedNamingTheLoop) {
+  GraphBuilder g = loop_model(loop_body("Relu", true), true);
+  std::string msg = compile_error<NotImplemented>(g.model, "loop.onnx");
+  EXPECT_TRUE(contains_all(msg, {"loop.onnx", "node 'h/Loop' (Loop)", "input 0 (trip count M",
+                                 "scan outputs' shape", "must be a constant"}));
+  // The same loop without scan outputs runs with M read at each run.
+  GraphBuilder carried = loop_model(loop_body("Neg", false), false);
+  auto program = Program::from_bytes(carried.model.SerializeAsString(), "loop.onnx");
+  std::vector<float> h0{1, 2, 3, 4, 5, 6};
+  for (int64_t m : {0, 1, 3}) {
+    std::vector<float> expected = h0;
+    if (m % 2)
+      for (float &v : expected) v = -v;
+    EXPECT_EQ(run_float(*program, {&m, h0.data()}), expected) << "M = " << m;
+  }
+}
+
+TEST(EngineControlFlow, LoopCarriedValueChangingShapeIsNotImplementedNamingTheValue) {
+  GraphBuilder g = loop_model(loop_body("Transpose", false), false);
+  std::string msg = compile_error<NotImplemented>(g.model, "loop.onnx");
+  EXPECT_TRUE(contains_all(msg, {"node 'h/Loop' (Loop)", "loop-carried value 0 enters as 'h0'",
+                                 "float32 (2,3)", "leaves the body as 'h_out' float32 (3,2)"}));
+}
+
+TEST(EngineControlFlow, LoopConditionThatMayEndEarlyWithScanOutputsIsNotImplemented) {
+  // M is a constant 4, but the body's condition is computed from the state.
+  GraphBuilder body("body");
+  body.input("i", kInt64, {});
+  body.input("cond_in", kBool, {});
+  body.input("h_in", kFloat, {});
+  body.node("Neg", {"h_in"}, "h_out");
+  body.node("ReduceSum", {"h_out"}, "total");
+  body.node("Less", {"total", "limit"}, "cond_out");
+  body.node("Identity", {"h_out"}, "row");
+  body.output("cond_out", kBool, {});
+  body.output("h_out", kFloat, {});
+  body.output("row", kFloat, {});
+  GraphBuilder g("loop_model");
+  g.input("h0", kFloat, {2, 3});
+  g.initializer("limit", kFloat, {}, {0.f});
+  // M as a 1-D initializer of one value, as some exporters write it.
+  add_int64_initializer(*g.graph, "M", {4});
+  auto *t = g.graph->add_initializer();
+  t->set_name("start");
+  t->set_data_type(kBool);
+  t->add_int32_data(1);
+  auto *n = g.node("Loop", {"M", "start", "h0"}, "h");
+  n->add_output("rows");
+  set_graph(n, "body", body);
+  g.output("h", kFloat, {});
+  g.output("rows", kFloat, {});
+  std::string msg = compile_error<NotImplemented>(g.model, "loop.onnx");
+  EXPECT_TRUE(contains_all(msg, {"node 'h/Loop' (Loop)", "condition output 'cond_out'",
+                                 "may end the loop before M = 4 iterations"}));
+}
+
+TEST(EngineControlFlow, SubgraphReadingANameNothingDefinesNamesTheNodeAndName) {
+  GraphBuilder g =
+      if_model(if_branch("then", "Relu", {"nowhere"}), if_branch("else", "Relu", {"x"}), {2, 3});
+  EXPECT_TRUE(contains_all(compile_error(g.model, "if.onnx"),
+                           {"if.onnx", "node 'z/If' (If)", "reads 'nowhere'"}));
+}
+
+TEST(EngineControlFlow, DescribeShowsTheSubgraphAttribute) {
+  GraphBuilder g =
+      if_model(if_branch("then", "Relu", {"x"}), if_branch("else", "Neg", {"y"}), {2, 3});
+  auto program = Program::from_bytes(g.model.SerializeAsString(), "if.onnx");
+  EXPECT_TRUE(contains_all(program->describe(), {"If 'z/If'", "then_branch=graph(1 nodes)"}));
+  std::vector<float> x{1, -2, 3, -4, 5, -6}, y{1, 2, 3, 4, 5, 6};
+  bool c = false;
+  EXPECT_EQ(run_float(*program, {&c, x.data(), y.data()}),
+            (std::vector<float>{-1, -2, -3, -4, -5, -6}));
+  c = true;
+  EXPECT_EQ(run_float(*program, {&c, x.data(), y.data()}), (std::vector<float>{1, 0, 3, 0, 5, 0}));
+}
