@@ -4608,3 +4608,37 @@ TEST(EngineControlFlow, DescribeShowsTheSubgraphAttribute) {
   c = true;
   EXPECT_EQ(run_float(*program, {&c, x.data(), y.data()}), (std::vector<float>{1, 0, 3, 0, 5, 0}));
 }
+
+TEST(EngineControlFlow, LoopBodyNeedingItsIterationNumberUnrollsUpTo64Iterations) {
+  // The body slices row i of the outer x: Slice needs constant starts, so each iteration's body
+  // is compiled with its number folded in, for a constant M of at most 64.
+  auto model = [](int64_t trip_count) {
+    GraphBuilder body("body");
+    body.input("i", kInt64, {});
+    body.input("cond_in", kBool, {});
+    body.input("h_in", kFloat, {});
+    body.node("Identity", {"cond_in"}, "cond_out");
+    body.node("Unsqueeze", {"i", "axis0"}, "start");
+    body.node("Add", {"start", "one"}, "end");
+    body.node("Slice", {"x", "start", "end"}, "row");
+    body.node("Add", {"h_in", "row"}, "h_out");
+    body.output("cond_out", kBool, {});
+    body.output("h_out", kFloat, {});
+    GraphBuilder g("loop_model");
+    g.input("h0", kFloat, {1, 2});
+    g.input("x", kFloat, {trip_count, 2});
+    add_int64_initializer(*g.graph, "M", {trip_count});
+    add_int64_initializer(*g.graph, "axis0", {0});
+    add_int64_initializer(*g.graph, "one", {1});
+    auto *n = g.node("Loop", {"M", "", "h0"}, "h");
+    set_graph(n, "body", body);
+    g.output("h", kFloat, {});
+    return g;
+  };
+  auto program = Program::from_bytes(model(3).model.SerializeAsString(), "loop.onnx");
+  std::vector<float> h0{10, 20}, x{1, 2, 3, 4, 5, 6};
+  EXPECT_EQ(run_float(*program, {h0.data(), x.data()}), (std::vector<float>{19, 32}));
+  std::string msg = compile_error<NotImplemented>(model(100).model, "loop.onnx");
+  EXPECT_TRUE(contains_all(msg, {"node 'h/Loop' (Loop) body", "Slice", "must be a constant",
+                                 "up to 64 iterations, this loop has 100"}));
+}
