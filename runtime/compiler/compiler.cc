@@ -503,9 +503,15 @@ void Compilation::load_model() {
       graph_.initializers[node.output(0)] = constant_value(node);
       continue;
     }
+    // Calibration, the int8 quantiser and the core/host split walk the main graph only: the
+    // weights and activations inside a subgraph would go unquantised, so the package is refused
+    // rather than made with them silently left out.
     if (node.op_type() == "If" || node.op_type() == "Loop" || node.op_type() == "Scan")
       throw NotImplemented(model_label_ + ": " + node_label(node) +
-                           ": control flow is not supported by the core or the host engine");
+                           ": control flow cannot go into a model package (the int8 quantiser "
+                           "does not enter its subgraphs); run the ONNX model on the host "
+                           "engine, which runs If/Loop/Scan (docs/runtime.md), or export the "
+                           "model without it");
     graph_.nodes.push_back(node);
   }
   for (const auto &out : g.output()) graph_.outputs.push_back(out.name());

@@ -8,7 +8,7 @@ and a classifier of PP-LCNetV3-style blocks (constant scale after each conv, har
 the classifier also in float16 (with and without keep_io_types), bfloat16 (keep_io_types) and
 float64.
 
-usage: make_float_models.py OUTDIR   -> OUTDIR/{classifier,detector,nms_detector,dynamic,unsupported,
+usage: make_float_models.py OUTDIR   -> OUTDIR/{classifier,detector,nms_detector,dynamic,unsupported,control_flow,
                                         preamble_nhwc,preamble_nchw,hardswish,crnn,
                                         crnn_time_major,classifier_f16,classifier_f16_io,
                                         classifier_bf16_io,classifier_f64}.onnx, OUTDIR/calib/*.png,
@@ -80,6 +80,31 @@ def dynamic_classifier():
         d.dim_param = name
     m.graph.output[0].type.tensor_type.shape.dim[0].dim_param = "N"
     onnx.checker.check_model(m)
+    return m
+
+
+def control_flow():
+    """A conv net whose second conv sits in an If branch (its weights inside the subgraph)."""
+    b = Builder(98)
+    x = b.conv_bn("image", 3, 8, stride=2)
+    w = b.rng.normal(0, 0.2, (8, 8, 3, 3)).astype(np.float32)
+    then_branch = helper.make_graph(
+        [helper.make_node("Conv", [x, "branch_w"], ["then_out"], pads=[1, 1, 1, 1])], "then",
+        [], [helper.make_tensor_value_info("then_out", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(w, "branch_w")])
+    else_branch = helper.make_graph(
+        [helper.make_node("Relu", [x], ["else_out"])], "else",
+        [], [helper.make_tensor_value_info("else_out", TensorProto.FLOAT, None)])
+    b.inits.append(numpy_helper.from_array(np.array(True), "use_conv"))
+    b.nodes.append(helper.make_node("If", ["use_conv"], ["branched"], name="branch_node",
+                                    then_branch=then_branch, else_branch=else_branch))
+    b.nodes.append(helper.make_node("GlobalAveragePool", ["branched"], ["pooled"], name="pool"))
+    graph = helper.make_graph(b.nodes, "control_flow",
+                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 32, 32])],
+                              [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, [1, 8, 1, 1])],
+                              b.inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    m.ir_version = 7
     return m
 
 
@@ -307,6 +332,7 @@ def main():
     onnx.save(nms_detector(), os.path.join(out, "nms_detector.onnx"))
     onnx.save(dynamic_classifier(), os.path.join(out, "dynamic.onnx"))
     onnx.save(unsupported(), os.path.join(out, "unsupported.onnx"))
+    onnx.save(control_flow(), os.path.join(out, "control_flow.onnx"))
     onnx.save(preamble_model(nchw=False), os.path.join(out, "preamble_nhwc.onnx"))
     onnx.save(preamble_model(nchw=True), os.path.join(out, "preamble_nchw.onnx"))
     onnx.save(hardswish_model(), os.path.join(out, "hardswish.onnx"))

@@ -584,6 +584,22 @@ TEST(Axcompile, ModelWithNonMaxSuppressionInsideIsRefusedNamingTheNode) {
   EXPECT_FALSE(has_leftovers(pkg));
 }
 
+// An If whose branch holds a conv and its weights: the quantiser does not enter subgraphs, so
+// the package is refused, naming the node, instead of made with those weights left float.
+TEST(Axcompile, ControlFlowIsRefusedNamingTheNode) {
+  TempDir dir("control_flow");
+  fs::path pkg = dir.path / "pkg";
+  auto result = axcompile({(kModels / "control_flow.onnx").string(), "--calib",
+                           (kModels / "calib").string(), "--output-dir", pkg.string()});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.output.find("error (NotImplemented)"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("If node 'branch_node': control flow cannot go into a model "
+                               "package"),
+            std::string::npos)
+      << result.output;
+  EXPECT_FALSE(has_leftovers(pkg));
+}
+
 // A CRNN text recogniser (Conv -> bidirectional LSTM -> MatMul -> Softmax): the LSTM runs as
 // float between Q/DQ in the core, the package loads and agrees with the float model.
 TEST(Axcompile, CrnnWithABidirectionalLstmCompilesAndMatchesFloatModel) {
