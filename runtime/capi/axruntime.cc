@@ -218,34 +218,7 @@ runtime::DeviceInfo find_device(runtime::Context &context, const axrDeviceInfo *
 }
 
 size_t element_bits(axstream::engine::DType dtype) {
-  using axstream::engine::DType;
-  switch (dtype) {
-    case DType::f32:
-      return 32;
-    case DType::i8:
-      return 8;
-    case DType::u8:
-      return 8;
-    case DType::i32:
-      return 32;
-    case DType::i64:
-      return 64;
-    case DType::bool_:
-      return 8;
-    case DType::f16:
-    case DType::bf16:
-      return 16;
-    case DType::f64:
-      return 64;
-    case DType::i16:
-    case DType::u16:
-      return 16;
-    case DType::u32:
-      return 32;
-    case DType::u64:
-      return 64;
-  }
-  return 0;
+  return 8 * axstream::engine::dtype_size(dtype);
 }
 
 size_t element_type(axstream::engine::DType dtype) {
