@@ -56,17 +56,26 @@ if [[ ! -d $images ]]; then
   log "opencv-doc data missing in $data (run scripts/setup.sh); model cases will be skipped"
 else
   mkdir -p "$models/float" "$models/pkg"
+  # shellcheck source=scripts/package-stamp.sh
+  . "$here/scripts/package-stamp.sh"
   for m in resnet50 mobilenetv2 yolov5s yolov8n ssd_mobilenet; do
     if [[ ! -f $models/float/$m.onnx ]]; then
       log "making the seeded float models in $models/float"
       /usr/bin/python3 "$here/benchmarks/make_bench_models.py" "$models/float" >/dev/null
     fi
-    if [[ ! -f $models/pkg/$m/model.json ]]; then
+    options=(--calib "$images/*.jpg" --num-calib 8 --mean "0.485,0.456,0.406"
+      --std "0.229,0.224,0.225" --name "$m")
+    # Compiled again when the compiler changed (what it keeps float can change with it).
+    stamp=$(package_stamp "$build/tools/axcompile" "$build" "$models/float/$m.onnx" "${options[*]}")
+    if [[ ! -f $models/pkg/$m/model.json ||
+          "$(cat "$models/pkg/$m/.axcompile-stamp" 2>/dev/null)" != "$stamp" ]]; then
       log "$m: compiling the int8 package (log: $models/pkg/$m.log)"
-      "$build/tools/axcompile" "$models/float/$m.onnx" --calib "$images/*.jpg" --num-calib 8 \
-        --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 --name "$m" \
-        --output-dir "$models/pkg/$m" >"$models/pkg/$m.log" 2>&1 ||
+      if "$build/tools/axcompile" "$models/float/$m.onnx" "${options[@]}" \
+        --output-dir "$models/pkg/$m" >"$models/pkg/$m.log" 2>&1; then
+        echo "$stamp" >"$models/pkg/$m/.axcompile-stamp"
+      else
         log "$m: axcompile failed (see the log); its int8 cases will be skipped"
+      fi
     fi
   done
   # Float only (the engine-vs-OpenCV cases crnn-lstm, deconv2d, deconv3d): no int8 package.

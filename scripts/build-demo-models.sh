@@ -52,12 +52,8 @@ if [[ ! -x "$axcompile" ]]; then
   exit 1
 fi
 
-# What a package depends on: the compiler binary and the libraries it loads.
-deps=("$axcompile")
-for lib in "$build/runtime/compiler/libaxstream-compiler.so" "$build/runtime/engine/libaxstream-engine.so"; do
-  [[ -f "$lib" ]] && deps+=("$lib")
-done
-compiler_hash=$(sha256sum "${deps[@]}" | sha256sum | cut -c1-64)
+# shellcheck source=scripts/package-stamp.sh
+. "$(dirname "${BASH_SOURCE[0]}")/package-stamp.sh"
 mkdir -p "$models"
 failed=0
 for r in "${recipes[@]}"; do
@@ -67,7 +63,7 @@ for r in "${recipes[@]}"; do
     log "$name: source model $source missing (run scripts/setup.sh); skipped"
     continue
   fi
-  stamp=$(printf '%s\n%s\n%s\n' "$compiler_hash" "$(sha256sum "$source" | cut -c1-64)" "$options" | sha256sum | cut -c1-64)
+  stamp=$(package_stamp "$axcompile" "$build" "$source" "$options")
   if [[ -f "$models/$name/model.json" && "$(cat "$models/$name/.axcompile-stamp" 2>/dev/null)" == "$stamp" ]]; then
     log "$name: up to date"
     continue

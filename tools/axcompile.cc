@@ -46,6 +46,8 @@ const char kUsage[] =
     "  --sensitivity-images N calibration images the mixed-precision search runs (default 3)\n"
     "  --fallback-rounds N    mixed-precision search rounds (default 8)\n"
     "  --max-float-fraction F at most this share of the nodes kept float (default 0.25)\n"
+    "  --min-float-gain G     a round's larger float set is kept only if its cosine is\n"
+    "                         higher by G per added float node (default 0.0005)\n"
     "  --no-bias-correction   keep the float biases (no weight-rounding shift correction)\n"
     "  --flat-range-cut       cut ranges where the elementwise function reading them is flat\n"
     "                         (hard-swish below -3)\n"
@@ -246,7 +248,7 @@ bool read_input_option(const std::string &arg, ArgumentReader &args, CompileOpti
 }
 
 // The mixed-precision search: --accuracy-target, --float-nodes, --sensitivity-images,
-// --fallback-rounds, --max-float-fraction. False: not one of them.
+// --fallback-rounds, --max-float-fraction, --min-float-gain. False: not one of them.
 bool read_mixed_precision_option(const std::string &arg, ArgumentReader &args,
                                  CompileOptions &options) {
   if (arg == "--accuracy-target") {
@@ -268,6 +270,12 @@ bool read_mixed_precision_option(const std::string &arg, ArgumentReader &args,
                   "..100000, got '" + text + "'");
     (arg == "--fallback-rounds" ? options.max_fallback_rounds : options.sensitivity_images) =
         static_cast<int>(n);
+  } else if (arg == "--min-float-gain") {
+    std::string text = args.value_of(arg);
+    options.min_float_gain = parse_number(text, arg);
+    if (options.min_float_gain < 0 || options.min_float_gain > 1)
+      usage_error("--min-float-gain: expected a cosine gain per float node in [0, 1], got '" +
+                  text + "'");
   } else if (arg == "--max-float-fraction") {
     std::string text = args.value_of(arg);
     options.max_fallback_fraction = parse_number(text, arg);

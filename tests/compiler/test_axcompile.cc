@@ -438,6 +438,24 @@ TEST(Axcompile, MixedPrecisionSearchRaisesTheCosineUntilTheTarget) {
       << result.output;
 }
 
+TEST(Axcompile, FloatNodesThatDoNotBuyTheirGainAreNotKept) {
+  // No set can gain 1 cosine per float node: every later round is logged as not kept and the
+  // package keeps round 0's set (no float node), however the rounds' cosines came out.
+  TempDir dir("search_gain");
+  fs::path pkg = dir.path / "det";
+  auto result =
+      axcompile({(kModels / "detector.onnx").string(), "--calib", (kModels / "calib").string(),
+                 "--accuracy-target", "1", "--fallback-rounds", "2", "--min-float-gain", "1",
+                 "--output-dir", pkg.string()});
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("mixed precision round 1:"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("(not kept: below the best round's"), std::string::npos)
+      << result.output;
+  EXPECT_NE(result.output.find("(0 of them kept float by mixed precision"), std::string::npos)
+      << result.output;
+  EXPECT_NE(read_text(pkg / "model.json").find("\"core_float_nodes\": []"), std::string::npos);
+}
+
 TEST(Axcompile, EntropyCalibrationMatchesFloatModel) {
   TempDir dir("entropy");
   double cosine = 0;
@@ -706,6 +724,8 @@ TEST(Axcompile, NonFiniteOrMalformedNumbersAreUsageErrors) {
       {{"--accuracy-target", "nan"}, "--accuracy-target: expected a finite number, got 'nan'"},
       {{"--num-calib", "1e10"}, "--num-calib: expected an integer in 1..100000"},
       {{"--sensitivity-images", "0"}, "--sensitivity-images: expected an integer in 1..100000"},
+      {{"--min-float-gain", "-0.1"},
+       "--min-float-gain: expected a cosine gain per float node in [0, 1], got '-0.1'"},
   };
   for (const auto &[option, message] : cases) {
     std::vector<std::string> args = {(kModels / "classifier.onnx").string(), "--calib",

@@ -48,6 +48,7 @@ _VALUE_FLAGS = {
     "sensitivity_images": "--sensitivity-images",
     "fallback_rounds": "--fallback-rounds",
     "max_float_fraction": "--max-float-fraction",
+    "min_float_gain": "--min-float-gain",
     "name": "--name",
     "batch": "--batch",
 }
@@ -189,7 +190,8 @@ def compile(model: os.PathLike | str, calib: os.PathLike | str,
     ("NCHW"/"NHWC"), calib_method ("percentile" default, "mse", "entropy", "minmax"),
     percentile, logit_clip, output_range ({name: (low, high)}), accuracy_target (mixed
     precision, default 0.99, 0 disables), float_nodes (sequence of node names kept float),
-    sensitivity_images, fallback_rounds, max_float_fraction, bias_correction (False disables),
+    sensitivity_images, fallback_rounds, max_float_fraction, min_float_gain (cosine a round
+    must gain per added float node to be kept, default 0.0005), bias_correction (False disables),
     output_activation_in_core (True: an output Sigmoid/Softmax after a conv/matmul runs in the
     core, the output is the quantised probability), flat_range_cut (True cuts ranges where the
     elementwise function reading them is flat), batch (device tensors of N items, for

@@ -56,6 +56,9 @@ struct CompileOptions {
   int sensitivity_images = 3;           // calibration images used by the search
   int max_fallback_rounds = 8;          // search rounds (each rebuilds and re-runs the package)
   double max_fallback_fraction = 0.25;  // at most this share of the core nodes kept float
+  // A round's larger float set is kept over the best smaller one only if its metric is higher by
+  // at least this much per node it adds (a float node must buy accuracy to be worth its cost).
+  double min_float_gain = 0.0005;
   // Nodes kept float whatever the search finds (node names or output tensor names).
   std::vector<std::string> float_nodes;
   // Bias correction: each int8-weight Conv/Gemm bias absorbs the mean output shift its weight
