@@ -1,7 +1,5 @@
 // QuantizeLinear / DequantizeLinear, per tensor and per axis (ONNX semantics: divide by the
 // scale, round half to even, add the zero point, saturate), and DynamicQuantizeLinear.
-#include <emmintrin.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -9,6 +7,7 @@
 #include <vector>
 
 #include "common.h"
+#include "nhwc_quantize.h"
 #include "quantized_join.h"
 
 namespace axstream::engine {
@@ -57,36 +56,11 @@ QuantParams quant_params(OpContext &ctx, const Shape &data_shape) {
   return p;
 }
 
-// One per-tensor quantisation step, shared by the plain and the NHWC-writing kernels so both
-// compute the same bytes. Clamp to the integer range first (the bounds are integers, so this
-// commutes with the rounding), then round half to even by adding and removing 1.5 * 2^23:
-// exact for |v| < 2^22 under the default rounding mode, and vectorisable unlike
-// std::nearbyint.
-template <typename Q>
-struct PerTensorQuantizer {
-  explicit PerTensorQuantizer(const QuantParams &p)
-      : scale(p.scale[0]),
-        zero(static_cast<float>(p.zero_point[0])),
-        lo_v(static_cast<float>(std::numeric_limits<Q>::lowest()) - zero),
-        hi_v(static_cast<float>(std::numeric_limits<Q>::max()) - zero) {}
-  Q operator()(float x) const {
-    constexpr float kRound = 12582912.f;
-    float v = x / scale;
-    // Written so NaN (which fails every comparison) clamps to the low bound: a NaN -> int
-    // cast is undefined behaviour (found by fuzz_onnx_import).
-    v = v >= lo_v ? v : lo_v;
-    v = v > hi_v ? hi_v : v;
-    v = (v + kRound) - kRound;
-    return static_cast<Q>(static_cast<int32_t>(v + zero));
-  }
-  float scale, zero, lo_v, hi_v;
-};
-
 template <typename Q>
 void quantize(const float *x, Q *y, int64_t n, const QuantParams &p) {
   constexpr float lo = std::numeric_limits<Q>::lowest(), hi = std::numeric_limits<Q>::max();
   if (p.channels == 1) {
-    const PerTensorQuantizer<Q> q(p);
+    const PerTensorQuantizer<Q> q(p.scale[0], p.zero_point[0]);
     for (int64_t i = 0; i < n; ++i) y[i] = q(x[i]);
     return;
   }
@@ -105,111 +79,15 @@ void quantize_into(DType out, const float *x, void *y, int64_t n, const QuantPar
     quantize(x, static_cast<uint8_t *>(y), n, p);
 }
 
-// The transposing (de)quantisation works in blocks of 16 pixels x 16 channels. Past the last
-// whole block the final block overlaps the one before it (its elements are written twice, the
-// same bytes); a tensor of fewer than 16 pixels or channels goes element by element.
-constexpr int64_t kNhwcBlock = 16;
-
-std::vector<int64_t> block_starts(int64_t size) {
-  std::vector<int64_t> starts;
-  for (int64_t i = 0; i + kNhwcBlock <= size; i += kNhwcBlock) starts.push_back(i);
-  if (size > kNhwcBlock && size % kNhwcBlock != 0) starts.push_back(size - kNhwcBlock);
-  return starts;
-}
-
-// The (N,C,H,W) dims of a 4-D tensor kept NHWC by passes.cc (_dst_nhwc on a QuantizeLinear,
+// The (N,C,H*W) of a 4-D tensor kept NHWC by passes.cc (_dst_nhwc on a QuantizeLinear,
 // _src_nhwc on a DequantizeLinear: the float side stays NCHW), after checking the op qualifies.
-struct NhwcDims {
-  int64_t n = 0, c = 0, hw = 0;
-  std::vector<int64_t> pixel_starts, channel_starts;  // of the 16x16 blocks (block_starts)
-};
-NhwcDims nhwc_dims(OpContext &ctx, const char *attr, const QuantParams &p) {
+NhwcQuantShape nhwc_shape(OpContext &ctx, const char *attr, const QuantParams &p) {
   const Shape &s = ctx.in_shape(0);
   if (s.size() != 4) ctx.fail(std::string(attr) + " needs a 4-D input, got " + shape_str(s));
   if (p.channels != 1)
     ctx.fail(std::string(attr) + " needs a per-tensor scale, got " + std::to_string(p.channels) +
              " channels");
-  return {s[0], s[1], s[2] * s[3], block_starts(s[2] * s[3]), block_starts(s[1])};
-}
-
-// A 16x16 byte block turned around (row r of `src` becomes column r of `dst`): four rounds
-// of interleaving row i with row i + 8 transpose it, 64 SSE2 unpacks instead of 256 strided
-// byte moves.
-void transpose_16x16_bytes(const uint8_t *src, int64_t src_stride, uint8_t *dst,
-                           int64_t dst_stride) {
-  __m128i rows[16], next[16];
-  for (int i = 0; i < 16; ++i)
-    rows[i] = _mm_loadu_si128(reinterpret_cast<const __m128i *>(src + i * src_stride));
-  for (int round = 0; round < 4; ++round) {
-    for (int i = 0; i < 8; ++i) {
-      next[2 * i] = _mm_unpacklo_epi8(rows[i], rows[i + 8]);
-      next[2 * i + 1] = _mm_unpackhi_epi8(rows[i], rows[i + 8]);
-    }
-    std::copy(next, next + 16, rows);
-  }
-  for (int i = 0; i < 16; ++i)
-    _mm_storeu_si128(reinterpret_cast<__m128i *>(dst + i * dst_stride), rows[i]);
-}
-
-// quantize() of an NCHW float tensor into an NHWC int8 one, the same arithmetic per element:
-// 16 pixels of 16 channels quantised contiguously, then the block turned around.
-template <typename Q>
-void quantize_to_nhwc(const float *x, Q *y, const NhwcDims &d, const QuantParams &p) {
-  constexpr int64_t B = kNhwcBlock;
-  alignas(16) Q block[B * B];
-  const PerTensorQuantizer<Q> q(p);
-  for (int64_t n = 0; n < d.n; ++n) {
-    const float *xn = x + n * d.c * d.hw;
-    Q *yn = y + n * d.c * d.hw;
-    if (d.hw < B || d.c < B) {
-      for (int64_t c = 0; c < d.c; ++c)
-        for (int64_t p0 = 0; p0 < d.hw; p0 += B) {
-          const int64_t count = std::min(B, d.hw - p0);
-          for (int64_t i = 0; i < count; ++i) yn[(p0 + i) * d.c + c] = q(xn[c * d.hw + p0 + i]);
-        }
-      continue;
-    }
-    for (int64_t p0 : d.pixel_starts)
-      for (int64_t c0 : d.channel_starts) {
-        for (int64_t c = 0; c < B; ++c) {
-          const float *run = xn + (c0 + c) * d.hw + p0;
-          for (int64_t i = 0; i < B; ++i) block[c * B + i] = q(run[i]);
-        }
-        transpose_16x16_bytes(reinterpret_cast<const uint8_t *>(block), B,
-                              reinterpret_cast<uint8_t *>(yn + p0 * d.c + c0), d.c);
-      }
-  }
-}
-
-// DequantizeLinear of an NHWC int8 tensor into an NCHW float one, the same arithmetic per
-// element: 16 pixels of 16 channels turned around, then each channel's run dequantised.
-template <typename T>
-void dequantize_from_nhwc(const T *x, float *y, const NhwcDims &d, float scale, int32_t zero) {
-  constexpr int64_t B = kNhwcBlock;
-  alignas(16) T block[B * B];
-  auto dequantize_run = [scale, zero](const T *q, float *out, int64_t count) {
-    for (int64_t e = 0; e < count; ++e)
-      out[e] = static_cast<float>(static_cast<int32_t>(q[e]) - zero) * scale;
-  };
-  for (int64_t n = 0; n < d.n; ++n) {
-    const T *xn = x + n * d.c * d.hw;
-    float *yn = y + n * d.c * d.hw;
-    if (d.hw < B || d.c < B) {
-      for (int64_t c = 0; c < d.c; ++c)
-        for (int64_t p0 = 0; p0 < d.hw; p0 += B) {
-          const int64_t count = std::min(B, d.hw - p0);
-          for (int64_t i = 0; i < count; ++i) block[i] = xn[(p0 + i) * d.c + c];
-          dequantize_run(block, yn + c * d.hw + p0, count);
-        }
-      continue;
-    }
-    for (int64_t p0 : d.pixel_starts)
-      for (int64_t c0 : d.channel_starts) {
-        transpose_16x16_bytes(reinterpret_cast<const uint8_t *>(xn + p0 * d.c + c0), d.c,
-                              reinterpret_cast<uint8_t *>(block), B);
-        for (int64_t c = 0; c < B; ++c) dequantize_run(block + c * B, yn + (c0 + c) * d.hw + p0, B);
-      }
-  }
+  return {s[0], s[1], s[2] * s[3]};
 }
 
 // A per-tensor scale and zero point computed at run time (DynamicQuantizeLinear written out as
@@ -261,16 +139,20 @@ std::unique_ptr<Kernel> compile_quantize(OpContext &ctx) {
   if (ctx.attr_i("_dst_nhwc", 0) != 0) {
     // passes.cc keeps the output NHWC for its int8 readers (a float block's result read by
     // int8 convolutions and residual adds): transposed while quantising, no reorder after.
-    NhwcDims d = nhwc_dims(ctx, "_dst_nhwc", p);
+    const NhwcQuantShape shape = nhwc_shape(ctx, "_dst_nhwc", p);
     if (in != DType::f32) ctx.fail("_dst_nhwc needs a float32 input");
-    auto k = make_kernel([p, d, out](ExecContext &, const void *const *i, void *const *o) {
+    const float scale = p.scale[0];
+    const int32_t zero_point = p.zero_point[0];
+    auto k = make_kernel([=](ExecContext &, const void *const *i, void *const *o) {
       const float *x = static_cast<const float *>(i[0]);
       if (out == DType::i8)
-        quantize_to_nhwc(x, static_cast<int8_t *>(o[0]), d, p);
+        quantize_nchw_to_nhwc(x, static_cast<int8_t *>(o[0]), shape,
+                              PerTensorQuantizer<int8_t>(scale, zero_point));
       else
-        quantize_to_nhwc(x, static_cast<uint8_t *>(o[0]), d, p);
+        quantize_nchw_to_nhwc(x, static_cast<uint8_t *>(o[0]), shape,
+                              PerTensorQuantizer<uint8_t>(scale, zero_point));
     });
-    k->impl = "quantize NCHW -> NHWC";
+    k->impl = std::string("quantize NCHW -> NHWC, ") + nhwc_quant_path_name(best_nhwc_quant_path());
     k->macs = static_cast<uint64_t>(n);
     return k;
   }
@@ -302,19 +184,20 @@ std::unique_ptr<Kernel> compile_dequantize(OpContext &ctx) {
   if (ctx.attr_i("_src_nhwc", 0) != 0) {
     // passes.cc keeps the input NHWC (an int8 value a float block reads besides int8 ops):
     // blocks of 16 pixels x 16 channels turned around and dequantised, no reorder before.
-    NhwcDims d = nhwc_dims(ctx, "_src_nhwc", p);
+    const NhwcQuantShape shape = nhwc_shape(ctx, "_src_nhwc", p);
     if (in != DType::u8 && in != DType::i8) ctx.fail("_src_nhwc needs an int8 or uint8 input");
-    auto k = make_kernel([p, d, in](ExecContext &, const void *const *i, void *const *o) {
+    auto k = make_kernel([p, shape, in](ExecContext &, const void *const *i, void *const *o) {
       float *y = static_cast<float *>(o[0]);
       const float s = p.scale[0];
       const int32_t zp = p.zero_point[0];
       dispatch_dtype(in, [&](auto zero) {
         using T = decltype(zero);
         if constexpr (std::is_same_v<T, int8_t> || std::is_same_v<T, uint8_t>)
-          dequantize_from_nhwc(static_cast<const T *>(i[0]), y, d, s, zp);
+          dequantize_nhwc_to_nchw(static_cast<const T *>(i[0]), y, shape, s, zp);
       });
     });
-    k->impl = "dequantize NHWC -> NCHW";
+    k->impl =
+        std::string("dequantize NHWC -> NCHW, ") + nhwc_quant_path_name(best_nhwc_quant_path());
     k->macs = static_cast<uint64_t>(n);
     return k;
   }

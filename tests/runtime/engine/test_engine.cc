@@ -14,6 +14,7 @@
 #include <limits>
 #include <map>
 #include <optional>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -23,6 +24,7 @@
 #include "expected_error.h"
 #include "float16.h"
 #include "graph_builder.h"
+#include "ops/nhwc_quantize.h"
 #include "ops/quantized_join.h"
 #include "residual_sum_chain.h"
 
@@ -2075,7 +2077,7 @@ TEST(EnginePasses, ChannelPadVariantsHoldTheirValuesInEitherLayout) {
         text.find("axstream.QConcat 'p/f/Concat' _nhwc=1") != std::string::npos;
     EXPECT_EQ(nhwc_concat, v.nhwc) << text;
     if (v.float_reader) {  // the float op's DequantizeLinear reads p NHWC, no reorder
-      EXPECT_TRUE(contains_all(text, {"[dequantize NHWC -> NCHW]"})) << text;
+      EXPECT_TRUE(contains_all(text, {"[dequantize NHWC -> NCHW, "})) << text;
       EXPECT_EQ(text.find("_nhwc_to_nchw"), std::string::npos) << text;
     }
     if (v.padded_is_output) {
@@ -2181,7 +2183,7 @@ TEST_P(MixedPrecisionBlocks, KeepTheirInt8ChainNhwcWithTheNchwPathsBytes) {
   }
   // The float blocks read h and y3 (each through two DequantizeLinears) NHWC, no reorder.
   size_t nhwc_dequantize = 0;
-  for (size_t at = 0; (at = text.find("[dequantize NHWC -> NCHW]", at)) != std::string::npos; ++at)
+  for (size_t at = 0; (at = text.find("[dequantize NHWC -> NCHW, ", at)) != std::string::npos; ++at)
     ++nhwc_dequantize;
   EXPECT_EQ(nhwc_dequantize, 4u) << text;
   EXPECT_EQ(text.find("_nhwc_to_nchw"), std::string::npos) << text;
@@ -4641,4 +4643,80 @@ TEST(EngineControlFlow, LoopBodyNeedingItsIterationNumberUnrollsUpTo64Iterations
   std::string msg = compile_error<NotImplemented>(model(100).model, "loop.onnx");
   EXPECT_TRUE(contains_all(msg, {"node 'h/Loop' (Loop) body", "Slice", "must be a constant",
                                  "up to 64 iterations, this loop has 100"}));
+}
+
+// The transposing (de)quantisation kernels (ops/nhwc_quantize.h) on every path this CPU runs,
+// byte for byte against the element-by-element reference: sizes around the block edges (1, 15,
+// 16, 17, 63, 64, 65 ... pixels and channels), batches, zero points at both ends of the range,
+// and inputs that round half-way, saturate, are NaN, infinite or negative zero.
+template <typename Q>
+void expect_nhwc_paths_match_reference(const std::vector<NhwcQuantPath> &paths) {
+  std::mt19937 random(11);
+  const int32_t zero_points[] = {0, std::numeric_limits<Q>::lowest(), std::numeric_limits<Q>::max(),
+                                 std::is_signed_v<Q> ? -3 : 131};
+  const float special[] = {std::nanf(""),
+                           std::numeric_limits<float>::infinity(),
+                           -std::numeric_limits<float>::infinity(),
+                           -0.f,
+                           1e30f,
+                           -1e30f};
+  size_t shapes = 0;
+  for (int64_t n : {1, 2})
+    for (int64_t c : {1, 3, 15, 16, 17, 24, 33, 64, 65, 100})
+      for (int64_t hw : {1, 7, 16, 17, 63, 64, 65, 130, 257, 300}) {
+        const float scale = shapes % 3 == 0 ? 0.05f : shapes % 3 == 1 ? 3.7f : 1e-3f;
+        const int32_t zero = zero_points[shapes % 4];
+        const NhwcQuantShape shape{n, c, hw};
+        const int64_t count = n * c * hw;
+        std::vector<float> real(count);
+        std::uniform_int_distribution<int> steps(-600, 600);
+        for (int64_t i = 0; i < count; ++i)
+          real[i] = i % 29 == 5 ? special[i % 6] : static_cast<float>(steps(random)) * 0.5f * scale;
+        std::vector<Q> quantized_expected(count), quantized(count);
+        const PerTensorQuantizer<Q> quantizer(scale, zero);
+        quantize_nchw_to_nhwc(real.data(), quantized_expected.data(), shape, quantizer,
+                              NhwcQuantPath::element);
+        std::vector<Q> int8_in(count);
+        for (Q &v : int8_in) v = static_cast<Q>(random());
+        std::vector<float> real_expected(count), real_out(count);
+        dequantize_nhwc_to_nchw(int8_in.data(), real_expected.data(), shape, scale, zero,
+                                NhwcQuantPath::element);
+        // The reference itself: element (ch, p) of image b is NHWC byte (b, p, ch).
+        for (int64_t b = 0; b < n; ++b)
+          for (int64_t ch = 0; ch < c; ++ch)
+            for (int64_t p = 0; p < hw; ++p) {
+              const int64_t nchw = (b * c + ch) * hw + p, nhwc = (b * hw + p) * c + ch;
+              // ONNX: saturate(round half to even(x / scale) + zero point); NaN -> the low end.
+              const float v = std::nearbyint(real[nchw] / scale) + static_cast<float>(zero);
+              const float q = std::isnan(v) ? float(std::numeric_limits<Q>::lowest())
+                                            : std::clamp(v, float(std::numeric_limits<Q>::lowest()),
+                                                         float(std::numeric_limits<Q>::max()));
+              ASSERT_EQ(quantized_expected[nhwc], static_cast<Q>(q)) << nchw;
+              ASSERT_EQ(real_expected[nchw],
+                        static_cast<float>(static_cast<int32_t>(int8_in[nhwc]) - zero) * scale);
+            }
+        for (NhwcQuantPath path : paths) {
+          const std::string where = std::string(nhwc_quant_path_name(path)) +
+                                    " n=" + std::to_string(n) + " c=" + std::to_string(c) +
+                                    " hw=" + std::to_string(hw) + " zero=" + std::to_string(zero);
+          std::fill(quantized.begin(), quantized.end(), Q(0x5A));  // no byte may be left unwritten
+          quantize_nchw_to_nhwc(real.data(), quantized.data(), shape, quantizer, path);
+          ASSERT_EQ(quantized, quantized_expected) << "quantize " << where;
+          std::fill(real_out.begin(), real_out.end(), -7.f);
+          dequantize_nhwc_to_nchw(int8_in.data(), real_out.data(), shape, scale, zero, path);
+          ASSERT_EQ(std::memcmp(real_out.data(), real_expected.data(), count * sizeof(float)), 0)
+              << "dequantize " << where;
+        }
+        ++shapes;
+      }
+}
+
+TEST(NhwcQuantizeKernels, EveryPathWritesTheReferenceBytes) {
+  std::vector<NhwcQuantPath> paths{NhwcQuantPath::sse2, NhwcQuantPath::best};
+  if (nhwc_quant_path_supported(NhwcQuantPath::avx512))
+    paths.push_back(NhwcQuantPath::avx512);
+  else
+    std::printf("this CPU has no AVX-512 (F, BW, VL): its path is not checked here\n");
+  expect_nhwc_paths_match_reference<int8_t>(paths);
+  expect_nhwc_paths_match_reference<uint8_t>(paths);
 }
