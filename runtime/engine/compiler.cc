@@ -7,6 +7,7 @@
 
 #include "half_compute.h"
 #include "passes.h"
+#include "sequences.h"
 
 namespace axstream::engine {
 
@@ -193,8 +194,21 @@ void infer_and_fold(Graph &graph, size_t max_tensor_bytes, bool allow_data_depen
   for (int v : graph.inputs) check_size(graph, graph.values[v], "graph input", max_tensor_bytes);
   dnnl::stream stream(cpu_engine());
   std::map<int, int> widened;  // half value -> its float32 copy, made by an earlier Cast
-  for (size_t index = 0; index < graph.nodes.size(); ++index) {
+  bool outputs_expanded = false;
+  for (size_t index = 0;; ++index) {
+    if (index == graph.nodes.size()) {
+      // Every value is known now: sequence and optional outputs become the tensors they hold,
+      // through Identity nodes appended here and inferred like the others.
+      if (outputs_expanded) break;
+      outputs_expanded = true;
+      expand_sequence_outputs(graph);
+      if (index == graph.nodes.size()) break;
+    }
     if (graph.nodes[index].dead) continue;
+    if (is_sequence_node(graph, graph.nodes[index])) {
+      lower_sequence_node(graph, index);
+      if (graph.nodes[index].dead) continue;
+    }
     const OpDef &def = find_op(graph, graph.nodes[index]);
     if (!needs_float32_compute(graph, def, graph.nodes[index])) {
       infer_node(graph, index, stream, max_tensor_bytes, allow_data_dependent);

@@ -36,6 +36,11 @@ struct Value {
   // (OpContext::set_output_upper_bound). Only a graph output may be one.
   bool data_dependent = false;
   TensorPtr constant;  // set for initializers and folded values
+  // A sequence or an optional is resolved when the program compiles (sequences.h): `elements`
+  // lists the tensor values it holds (an optional: none or one; an optional sequence: one, the
+  // sequence), `dtype` is its elements' type, and no kernel ever reads or writes it.
+  enum class Kind { tensor, sequence, optional } kind = Kind::tensor;
+  std::vector<int> elements;
 };
 
 struct Node {
@@ -62,6 +67,9 @@ struct Graph {
   // A subgraph's last `captured_inputs` inputs are the outer-scope values it reads by name; its
   // node lists the same values, in the same order, after its own ONNX inputs.
   size_t captured_inputs = 0;
+  // An If branch or a Loop/Scan/SequenceMap body: its outputs stay as the graph gives them
+  // (a sequence or optional output is refused, not expanded into tensors).
+  bool is_subgraph = false;
   size_t max_tensor_bytes = CompileOptions{}.max_tensor_bytes;  // its subgraphs compile with it
 
   int add_value(Value v) {

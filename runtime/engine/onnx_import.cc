@@ -291,6 +291,56 @@ Value graph_input_value(const onnx::ValueInfoProto &in, const CompileOptions &op
   return v;
 }
 
+// A sequence or optional graph input: the tensors it holds become graph inputs of their own,
+// named "x[0]", "x[1]", ... for sequence "x" (as many as CompileOptions::input_shapes gives
+// shapes for, from 0 on) and "o" for an optional tensor "o" (present when input_shapes names it;
+// an optional sequence when it names "o[0]"). Adds them to `graph` and returns the container.
+int container_graph_input(Graph &graph, const onnx::ValueInfoProto &in,
+                          const CompileOptions &options, const std::string &what,
+                          std::set<std::string> &fixed_used) {
+  const onnx::TypeProto *type = &in.type();
+  const bool optional = type->has_optional_type();
+  if (optional) type = &type->optional_type().elem_type();
+  const bool sequence = type->has_sequence_type();
+  if (sequence) type = &type->sequence_type().elem_type();
+  if (!type->has_tensor_type())
+    throw NotImplemented(what + ": a " + (optional ? "optional " : "") +
+                         (sequence ? "sequence of non-tensors" : "non-tensor") +
+                         " is not supported (sequences and optionals of tensors are)");
+  auto element = [&](const std::string &name) {
+    onnx::ValueInfoProto info;
+    info.set_name(name);
+    *info.mutable_type() = *type;
+    fixed_used.insert(name);
+    Value v = graph_input_value(info, options, what + " tensor '" + name + "'");
+    const int id = graph.add_value(std::move(v));
+    graph.inputs.push_back(id);
+    return id;
+  };
+  Value container;
+  container.name = in.name();
+  container.dtype = dtype_from_onnx(type->tensor_type().elem_type(), what);
+  if (sequence) {
+    container.kind = Value::Kind::sequence;
+    for (size_t i = 0; options.input_shapes.count(in.name() + "[" + std::to_string(i) + "]"); ++i)
+      container.elements.push_back(element(in.name() + "[" + std::to_string(i) + "]"));
+  } else if (options.input_shapes.count(in.name())) {
+    container.elements.push_back(element(in.name()));
+  }
+  if (optional) {
+    if (sequence) {
+      const bool present = !container.elements.empty();
+      Value inner = container;
+      container = Value{};
+      container.name = inner.name;
+      container.dtype = inner.dtype;
+      if (present) container.elements.push_back(graph.add_value(std::move(inner)));
+    }
+    container.kind = Value::Kind::optional;
+  }
+  return graph.add_value(std::move(container));
+}
+
 std::set<std::string> captured_names(const onnx::NodeProto &node);
 
 // The names a (sub)graph reads from enclosing scopes: what its nodes, and their own subgraphs,
@@ -388,6 +438,7 @@ Graph import_graph(const onnx::GraphProto &gp, const std::string &source_name,
   g.source_name = source_name;
   g.opsets = context.opsets;
   g.max_tensor_bytes = context.options.max_tensor_bytes;
+  g.is_subgraph = captured != nullptr;
   std::map<std::string, int> by_name;
   auto lookup = [&](const std::string &name, const std::string &who) {
     auto it = by_name.find(name);
@@ -426,6 +477,9 @@ Graph import_graph(const onnx::GraphProto &gp, const std::string &source_name,
       v.name = in.name();
       if (in.type().has_tensor_type() && in.type().tensor_type().elem_type() != 0)
         v.dtype = dtype_from_onnx(in.type().tensor_type().elem_type(), what);
+    } else if (in.type().has_sequence_type() || in.type().has_optional_type()) {
+      by_name[in.name()] = container_graph_input(g, in, context.options, what, fixed_used);
+      continue;
     } else {
       if (context.options.input_shapes.count(in.name())) fixed_used.insert(in.name());
       v = graph_input_value(in, context.options, what);
