@@ -1,6 +1,8 @@
 #include "case_runner.h"
 
 #include <onnx/onnx_pb.h>
+// After onnx_pb.h, which defines the ONNX_API it uses.
+#include <onnx/onnx-data.pb.h>
 
 #include <cmath>
 #include <cstring>
@@ -85,6 +87,59 @@ Tensor read_case_tensor(const fs::path &path, DType dtype, const std::string &wh
   return tensor_from_onnx_bytes(bytes, what);
 }
 
+// Sequence and optional values reach the engine as the tensors they hold (docs/runtime.md): a
+// sequence "x" as inputs or outputs "x[0]", "x[1]", ..., an optional tensor "o" as "o" when it
+// has one, an optional sequence as its sequence's.
+enum class ValueKind { tensor, sequence, optional };
+
+ValueKind kind_of(const onnx::TypeProto &type) {
+  if (type.has_sequence_type()) return ValueKind::sequence;
+  if (type.has_optional_type()) return ValueKind::optional;
+  return ValueKind::tensor;
+}
+
+struct CaseValue {
+  std::string name;
+  ValueKind kind;
+  bool indexed = false;  // its tensors are "name[i]" (a sequence, or an optional sequence)
+  std::vector<onnx::TensorProto> tensors;
+  std::string tensor_name(size_t i) const {
+    return indexed ? name + "[" + std::to_string(i) + "]" : name;
+  }
+};
+
+// The tensors a case's .pb holds for a value of `kind`: a TensorProto's one, a SequenceProto's
+// in order, an OptionalProto's one, its sequence's or none.
+CaseValue read_case_value(const fs::path &path, const std::string &name, ValueKind kind) {
+  const std::string bytes = read_file(path);
+  CaseValue value{name, kind, kind == ValueKind::sequence, {}};
+  auto unreadable = [&](const char *what) {
+    return InvalidArgument(path.string() + ": not a valid ONNX " + what);
+  };
+  onnx::SequenceProto sequence;
+  if (kind == ValueKind::tensor) {
+    onnx::TensorProto t;
+    if (!t.ParseFromString(bytes)) throw unreadable("TensorProto");
+    value.tensors.push_back(std::move(t));
+    return value;
+  }
+  if (kind == ValueKind::optional) {
+    onnx::OptionalProto optional;
+    if (!optional.ParseFromString(bytes)) throw unreadable("OptionalProto");
+    if (optional.has_tensor_value()) value.tensors.push_back(optional.tensor_value());
+    if (!optional.has_sequence_value()) return value;
+    sequence = optional.sequence_value();
+    value.indexed = true;
+  } else if (!sequence.ParseFromString(bytes)) {
+    throw unreadable("SequenceProto");
+  }
+  if (sequence.map_values_size() || sequence.sequence_values_size() ||
+      sequence.optional_values_size())
+    throw NotImplemented(path.string() + ": a sequence of maps, sequences or optionals");
+  for (const auto &t : sequence.tensor_values()) value.tensors.push_back(t);
+  return value;
+}
+
 }  // namespace
 
 namespace {
@@ -100,6 +155,13 @@ CaseResult run_once(const std::string &dir, const Tolerance &tolerance, size_t r
     std::string model_path = (fs::path(dir) / "model.onnx").string();
     onnx::ModelProto model;
     CompileOptions options;
+    // The graph inputs read at run time (their file's index), and the outputs.
+    struct CaseEntry {
+      std::string name;
+      ValueKind kind;
+      int file;
+    };
+    std::vector<CaseEntry> run_time_values, output_values;
     // NonMaxSuppression, NonZero and Unique: compared at the shape each run reports.
     options.allow_data_dependent_shapes = true;
     if (model.ParseFromString(read_file(model_path))) {
@@ -112,6 +174,16 @@ CaseResult run_once(const std::string &dir, const Tolerance &tolerance, size_t r
         if (initializers.count(in.name())) continue;
         fs::path pb =
             fs::path(dir) / "test_data_set_0" / ("input_" + std::to_string(index++) + ".pb");
+        const ValueKind kind = kind_of(in.type());
+        if (kind != ValueKind::tensor) {
+          // A sequence's length and its tensors' shapes are given by name, from data set 0.
+          const CaseValue value = read_case_value(pb, in.name(), kind);
+          for (size_t i = 0; i < value.tensors.size(); ++i)
+            options.input_shapes[value.tensor_name(i)] = std::vector<int64_t>(
+                value.tensors[i].dims().begin(), value.tensors[i].dims().end());
+          run_time_values.push_back({in.name(), kind, index - 1});
+          continue;
+        }
         if (freeze_params && static_cast<size_t>(index) > run_time_inputs) {
           onnx::TensorProto *t = graph->add_initializer();
           if (!t->ParseFromString(read_file(pb)))
@@ -121,6 +193,7 @@ CaseResult run_once(const std::string &dir, const Tolerance &tolerance, size_t r
           --k;
           continue;
         }
+        run_time_values.push_back({in.name(), kind, index - 1});
         bool dynamic = !in.type().tensor_type().has_shape();
         for (const auto &d : in.type().tensor_type().shape().dim())
           if (!d.has_dim_value()) dynamic = true;
@@ -131,6 +204,8 @@ CaseResult run_once(const std::string &dir, const Tolerance &tolerance, size_t r
                 std::vector<int64_t>(t.dims().begin(), t.dims().end());
         }
       }
+      for (int k = 0; k < graph->output_size(); ++k)
+        output_values.push_back({graph->output(k).name(), kind_of(graph->output(k).type()), k});
     }
     auto program = freeze_params
                        ? Program::from_bytes(model.SerializeAsString(), model_path, options)
@@ -144,14 +219,40 @@ CaseResult run_once(const std::string &dir, const Tolerance &tolerance, size_t r
         }
         break;
       }
-      std::vector<Tensor> inputs, expected;
-      size_t input_count = std::min<size_t>(run_time_inputs, program->inputs().size());
-      for (size_t i = 0; i < input_count; ++i)
-        inputs.push_back(read_case_tensor(data / ("input_" + std::to_string(i) + ".pb"),
-                                          program->inputs()[i].dtype, "input"));
-      for (size_t i = 0; i < program->outputs().size(); ++i)
-        expected.push_back(read_case_tensor(data / ("output_" + std::to_string(i) + ".pb"),
-                                            program->outputs()[i].dtype, "output"));
+      // Each value's tensors, flattened in the program's order (a sequence's in its order).
+      auto read_set = [&](const std::vector<CaseEntry> &entries, const char *kind,
+                          const std::vector<TensorDesc> &descs) {
+        std::vector<Tensor> tensors;
+        for (const CaseEntry &entry : entries) {
+          // Appended piece by piece: GCC 12 misreads `"literal" + std::string&&` (-Wrestrict,
+          // GCC bug 105329).
+          std::string file_name = kind;
+          file_name.append("_").append(std::to_string(entry.file)).append(".pb");
+          const fs::path pb = data / file_name;
+          if (entry.kind == ValueKind::tensor) {
+            const size_t i = tensors.size();
+            tensors.push_back(
+                read_case_tensor(pb, i < descs.size() ? descs[i].dtype : DType::f32, kind));
+            continue;
+          }
+          const CaseValue value = read_case_value(pb, entry.name, entry.kind);
+          for (size_t i = 0; i < value.tensors.size(); ++i) {
+            const size_t at = tensors.size();
+            if (at < descs.size() && descs[at].name != value.tensor_name(i))
+              throw InvalidArgument(std::string(kind) + " " + std::to_string(at) +
+                                    " of the program is '" + descs[at].name + "', the case's '" +
+                                    value.tensor_name(i) + "'");
+            tensors.push_back(tensor_from_onnx_bytes(value.tensors[i].SerializeAsString(), kind));
+          }
+        }
+        if (tensors.size() != descs.size())
+          throw InvalidArgument(std::string("the case gives ") + std::to_string(tensors.size()) +
+                                " " + kind + " tensors, the program has " +
+                                std::to_string(descs.size()));
+        return tensors;
+      };
+      std::vector<Tensor> inputs = read_set(run_time_values, "input", program->inputs());
+      std::vector<Tensor> expected = read_set(output_values, "output", program->outputs());
       std::vector<const void *> in_ptrs;
       for (size_t i = 0; i < inputs.size(); ++i) {
         const TensorDesc &d = program->inputs()[i];

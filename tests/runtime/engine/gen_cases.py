@@ -1805,5 +1805,117 @@ save('loop_run_time_trip_count_and_condition',
      extra_sets=[([m, limit], [dyn_loop_ref(int(m), float(limit))]) for m, limit in dyn_sets[1:]])
 
 
+# Sequences and optionals (resolved when the program compiles): what the backend cases
+# (test_sequence_insert_*, test_sequence_map_*, test_optional_*) miss. A list is a sequence
+# (SequenceProto), Optional(v) an optional (OptionalProto, v None for an empty one); the engine
+# takes and gives them as their tensors ("x[0]", "x[1]", ...).
+class Optional:
+    def __init__(self, value, elem_type=TensorProto.FLOAT):
+        self.value, self.elem_type = value, elem_type
+
+
+def value_info(name, a):
+    if isinstance(a, list):
+        return helper.make_tensor_sequence_value_info(name, onnx_type(a[0]), None)
+    if isinstance(a, Optional):
+        inner = (helper.make_sequence_type_proto(helper.make_tensor_type_proto(a.elem_type, None))
+                 if isinstance(a.value, list) else helper.make_tensor_type_proto(a.elem_type, None))
+        return helper.make_value_info(name, helper.make_optional_type_proto(inner))
+    return helper.make_tensor_value_info(name, onnx_type(a), a.shape)
+
+
+def value_proto(name, a):
+    if isinstance(a, list):
+        return numpy_helper.from_list([np.asarray(t) for t in a], name)
+    if isinstance(a, Optional):
+        return numpy_helper.from_optional(a.value, name)
+    return numpy_helper.from_array(np.asarray(a), name)
+
+
+def save_values(name, nodes, inputs, outputs, initializers=(), opset=17):
+    graph = helper.make_graph(nodes, name, [value_info(n, a) for n, a in inputs],
+                              [value_info(n, a) for n, a in outputs],
+                              [numpy_helper.from_array(np.asarray(a), n) for n, a in initializers])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', opset)])
+    model.ir_version = 8
+    d = os.path.join(OUT, name, 'test_data_set_0')
+    os.makedirs(d, exist_ok=True)
+    onnx.save(model, os.path.join(OUT, name, 'model.onnx'))
+    for kind, items in (('input', inputs), ('output', outputs)):
+        for i, (n, a) in enumerate(items):
+            with open(os.path.join(d, f'{kind}_{i}.pb'), 'wb') as f:
+                f.write(value_proto(n, a).SerializeToString())
+
+
+def i64(v):
+    return np.array(v, np.int64)
+
+
+# Insert at -1 (before the last, as Python's list.insert), erase the last (no position) and at
+# -3, SequenceAt at -2, SequenceLength; a sequence input of three shapes, a sequence output.
+seq_x, seq_t = [f32(2), f32(3, 1), f32(4)], f32(5)
+seq_inserted = seq_x[:2] + [seq_t] + seq_x[2:]
+seq_erased = seq_inserted[:-1]
+seq_erased.pop(-3)
+save_values('sequence_insert_erase_negative_positions', [
+    helper.make_node('SequenceInsert', ['x', 't', 'minus1'], ['s1']),
+    helper.make_node('SequenceErase', ['s1'], ['s2']),
+    helper.make_node('SequenceErase', ['s2', 'minus3'], ['y']),
+    helper.make_node('SequenceAt', ['s1', 'minus2'], ['at']),
+    helper.make_node('SequenceLength', ['s1'], ['n'])],
+    [('x', seq_x), ('t', seq_t)],
+    [('y', seq_erased), ('at', seq_inserted[-2]), ('n', i64(4))],
+    [('minus1', i64(-1)), ('minus2', i64(-2)), ('minus3', np.array(-3, np.int32))])
+
+# SplitToSequence: keepdims=0 without split (Squeezed pieces), a 1-D split, a scalar split
+# whose last chunk is shorter; ConcatFromSequence with new_axis=1 at a negative axis.
+split_x = f32(2, 5, 3)
+save_values('split_to_sequence_and_concat_from_sequence', [
+    helper.make_node('SplitToSequence', ['x'], ['rows'], axis=1, keepdims=0),
+    helper.make_node('ConcatFromSequence', ['rows'], ['stacked'], axis=-1, new_axis=1),
+    helper.make_node('SplitToSequence', ['x', 'sizes'], ['parts'], axis=-2),
+    helper.make_node('SplitToSequence', ['x', 'chunk'], ['chunks'], axis=1),
+    helper.make_node('ConcatFromSequence', ['chunks'], ['joined'], axis=1)],
+    [('x', split_x)],
+    [('stacked', np.stack([split_x[:, i] for i in range(5)], axis=-1)),
+     ('parts', [split_x[:, :1], split_x[:, 1:1], split_x[:, 1:5]]),
+     ('chunks', [split_x[:, :2], split_x[:, 2:4], split_x[:, 4:]]), ('joined', split_x)],
+    [('sizes', i64([1, 0, 4])), ('chunk', i64(2))], opset=13)
+
+# SequenceMap over a SequenceConstruct and a sequence input, its body reading a graph
+# initializer from the outer scope; SequenceEmpty grown by SequenceInsert.
+map_a, map_b, map_w = f32(2, 3), f32(4), f32(1)
+map_body = body_graph('map_body', [
+    helper.make_node('Add', ['a', 'b'], ['sum']),
+    helper.make_node('Mul', ['sum', 'w'], ['out'])],
+    [('a', F), ('b', F)], [('out', F)])
+save_values('sequence_map_with_outer_scope_value', [
+    helper.make_node('SequenceConstruct', ['a0', 'a1'], ['seq_a']),
+    helper.make_node('SequenceMap', ['seq_a', 'seq_b'], ['mapped'], body=map_body),
+    helper.make_node('SequenceEmpty', [], ['empty'], dtype=TensorProto.FLOAT),
+    helper.make_node('SequenceInsert', ['empty', 'a1'], ['one']),
+    helper.make_node('SequenceInsert', ['one', 'a0', 'zero'], ['two'])],
+    [('a0', map_a), ('a1', map_a * 2), ('seq_b', [map_b[:3], map_b[1:]])],
+    [('mapped', [(map_a + map_b[:3]) * map_w, (map_a * 2 + map_b[1:]) * map_w]),
+     ('two', [map_a, map_a * 2])],
+    [('w', map_w), ('zero', i64(0))])
+
+# Optional of a tensor and an empty one: OptionalHasElement folds to a constant,
+# OptionalGetElement is the tensor; an optional sequence input and output.
+opt_x, opt_seq = f32(3, 2), [f32(2), f32(1)]
+save_values('optional_tensor_and_empty', [
+    helper.make_node('Optional', ['x'], ['ox']),
+    helper.make_node('Optional', [], ['none'], type=helper.make_tensor_type_proto(F, None)),
+    helper.make_node('OptionalHasElement', ['ox'], ['has_x']),
+    helper.make_node('OptionalHasElement', ['none'], ['has_none']),
+    helper.make_node('OptionalGetElement', ['ox'], ['got']),
+    helper.make_node('Relu', ['got'], ['relu']),
+    helper.make_node('OptionalGetElement', ['oseq'], ['seq']),
+    helper.make_node('Identity', ['oseq'], ['oseq_out'])],
+    [('x', opt_x), ('oseq', Optional(opt_seq))],
+    [('has_x', np.array(True)), ('has_none', np.array(False)), ('relu', np.maximum(opt_x, 0)),
+     ('seq', opt_seq), ('oseq_out', Optional(opt_seq))], opset=16)
+
+
 with open(STAMP, 'w') as stamp:
     stamp.write('generated\n')

@@ -4720,3 +4720,135 @@ TEST(NhwcQuantizeKernels, EveryPathWritesTheReferenceBytes) {
   expect_nhwc_paths_match_reference<int8_t>(paths);
   expect_nhwc_paths_match_reference<uint8_t>(paths);
 }
+
+// ---- Sequences and optionals: the naming of their tensors and the errors; what runs is in
+// gen_cases.py and the backend cases ------------------------------------------------------------
+
+namespace {
+
+// A graph input or output holding a sequence of float tensors.
+void sequence_value(onnx::ValueInfoProto *value, const std::string &name) {
+  value->set_name(name);
+  value->mutable_type()
+      ->mutable_sequence_type()
+      ->mutable_elem_type()
+      ->mutable_tensor_type()
+      ->set_elem_type(kFloat);
+}
+
+// SequenceConstruct(x, x) -> "seq", x (2,3) a graph input.
+GraphBuilder construct_model() {
+  GraphBuilder g("seq_model");
+  g.input("x", kFloat, {2, 3});
+  g.node("SequenceConstruct", {"x", "x"}, "seq");
+  return g;
+}
+
+}  // namespace
+
+TEST(EngineSequences, SequenceInputsAndOutputsAreTheirTensorsNamedByIndex) {
+  GraphBuilder g("seq_io");
+  sequence_value(g.graph->add_input(), "x");
+  add_int64_initializer(*g.graph, "one", {1});
+  g.node("SequenceAt", {"x", "one"}, "a");
+  g.node("Neg", {"a"}, "neg");
+  g.node("SequenceInsert", {"x", "neg", "one"}, "y");
+  g.output("a", kFloat, {});
+  sequence_value(g.graph->add_output(), "y");
+  CompileOptions options;
+  options.input_shapes = {{"x[0]", {2}}, {"x[1]", {3}}};
+  auto program = Program::from_bytes(g.model.SerializeAsString(), "seq_io.onnx", options);
+  ASSERT_EQ(program->inputs().size(), 2u);
+  EXPECT_EQ(program->inputs()[0].name, "x[0]");
+  EXPECT_EQ(program->inputs()[1].name, "x[1]");
+  EXPECT_EQ(program->inputs()[1].shape, (std::vector<int64_t>{3}));
+  std::vector<std::string> names;
+  for (const auto &d : program->outputs()) names.push_back(d.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"a", "y[0]", "y[1]", "y[2]"}));
+  std::vector<float> x0{1, 2}, x1{3, 4, 5}, a(3), y0(2), y1(3), y2(3);
+  program->make_executor()->run({x0.data(), x1.data()},
+                                {a.data(), y0.data(), y1.data(), y2.data()});
+  EXPECT_EQ(a, x1);
+  EXPECT_EQ(y0, x0);
+  EXPECT_EQ(y1, (std::vector<float>{-3, -4, -5}));
+  EXPECT_EQ(y2, x1);
+  // No shapes given: an empty sequence, whose SequenceAt has no position 1.
+  std::string msg = message_of<InvalidArgument>(
+      [&] { Program::from_bytes(g.model.SerializeAsString(), "seq_io.onnx"); });
+  EXPECT_TRUE(contains_all(msg, {"node 'a/SequenceAt' (SequenceAt)",
+                                 "position 1 is out of range for a sequence of 0 tensors"}));
+}
+
+TEST(EngineSequences, PositionOutOfRangeIsInvalidArgumentNamingNodeAndPosition) {
+  GraphBuilder g = construct_model();
+  add_int64_initializer(*g.graph, "five", {5});
+  g.node("SequenceAt", {"seq", "five"}, "a");
+  g.output("a", kFloat, {});
+  EXPECT_TRUE(
+      contains_all(compile_error(g.model, "at.onnx"),
+                   {"at.onnx", "node 'a/SequenceAt' (SequenceAt)",
+                    "position 5 is out of range for a sequence of 2 tensors", "expected -2 to 1"}));
+  GraphBuilder insert = construct_model();
+  add_int64_initializer(*insert.graph, "minus3", {-3});
+  insert.node("SequenceInsert", {"seq", "x", "minus3"}, "y");
+  auto *axis = insert.node("ConcatFromSequence", {"y"}, "z")->add_attribute();
+  axis->set_name("axis");
+  axis->set_type(onnx::AttributeProto::INT);
+  insert.output("z", kFloat, {});
+  EXPECT_TRUE(contains_all(
+      compile_error(insert.model, "insert.onnx"),
+      {"node 'y/SequenceInsert' (SequenceInsert)",
+       "position -3 is out of range for a sequence of 2 tensors", "expected -2 to 2"}));
+}
+
+TEST(EngineSequences, RunTimePositionIsNotImplementedNamingTheInput) {
+  GraphBuilder g = construct_model();
+  scalar_input(g, "i", kInt64);
+  g.node("SequenceAt", {"seq", "i"}, "a");
+  g.output("a", kFloat, {});
+  EXPECT_TRUE(contains_all(
+      compile_error<NotImplemented>(g.model, "at.onnx"),
+      {"at.onnx", "node 'a/SequenceAt' (SequenceAt)", "input 1 (position) must be a constant"}));
+}
+
+TEST(EngineSequences, OtherOpsReadingASequenceAreNotImplementedNamingNodeAndInput) {
+  GraphBuilder g = construct_model();
+  g.node("Relu", {"seq"}, "r");
+  g.output("r", kFloat, {});
+  EXPECT_TRUE(contains_all(compile_error<NotImplemented>(g.model, "relu.onnx"),
+                           {"node 'r/Relu' (Relu)", "input 0 'seq' is a sequence",
+                            "only the sequence and optional ops and Identity take them"}));
+  // An If whose branches give sequences: control flow runs over tensors only.
+  GraphBuilder then_branch("then");
+  then_branch.node("SequenceConstruct", {"x"}, "then_out");
+  sequence_value(then_branch.graph->add_output(), "then_out");
+  GraphBuilder else_branch("else");
+  else_branch.node("SequenceConstruct", {"x", "x"}, "else_out");
+  sequence_value(else_branch.graph->add_output(), "else_out");
+  GraphBuilder branches = if_model(then_branch, else_branch, {2, 3});
+  EXPECT_TRUE(contains_all(compile_error<NotImplemented>(branches.model, "if.onnx"),
+                           {"node 'z/If' (If)", "output 0 'then_out' is a sequence",
+                            "If, Loop and Scan run over tensors only"}));
+}
+
+TEST(EngineSequences, EmptySequencesAndOptionalsRefuseWhatNeedsAnElement) {
+  GraphBuilder erase("erase");
+  erase.input("x", kFloat, {2});
+  erase.node("SequenceEmpty", {}, "empty");
+  erase.node("SequenceErase", {"empty"}, "y");
+  erase.node("SequenceInsert", {"y", "x"}, "z");
+  erase.node("SequenceAt", {"z", "zero"}, "a");
+  add_int64_initializer(*erase.graph, "zero", {0});
+  erase.output("a", kFloat, {});
+  EXPECT_TRUE(contains_all(compile_error(erase.model, "erase.onnx"),
+                           {"node 'y/SequenceErase' (SequenceErase)",
+                            "input 0 'empty' is an empty sequence: nothing to erase"}));
+  GraphBuilder optional("optional");
+  optional.model.mutable_opset_import(0)->set_version(15);
+  optional.node("Optional", {}, "none");
+  optional.node("OptionalGetElement", {"none"}, "y");
+  optional.output("y", kFloat, {});
+  EXPECT_TRUE(contains_all(compile_error(optional.model, "optional.onnx"),
+                           {"node 'y/OptionalGetElement' (OptionalGetElement)",
+                            "input 0 'none' is an optional without an element"}));
+}
