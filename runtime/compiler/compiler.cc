@@ -512,6 +512,19 @@ void Compilation::load_model() {
                            "does not enter its subgraphs); run the ONNX model on the host "
                            "engine, which runs If/Loop/Scan (docs/runtime.md), or export the "
                            "model without it");
+    // Calibration and the quantiser give each tensor edge a scale; a sequence or optional is
+    // no tensor (the host engine resolves them into tensor ops when it compiles), so a model
+    // with them is refused rather than given a package whose core graph would hold them.
+    static const std::set<std::string> sequence_ops{
+        "SequenceConstruct", "SequenceEmpty",  "SequenceInsert",     "SequenceErase",
+        "SequenceAt",        "SequenceLength", "SplitToSequence",    "ConcatFromSequence",
+        "SequenceMap",       "Optional",       "OptionalHasElement", "OptionalGetElement"};
+    if (sequence_ops.count(node.op_type()) && (node.domain().empty() || node.domain() == "ai.onnx"))
+      throw NotImplemented(model_label_ + ": " + node_label(node) +
+                           ": sequences and optionals cannot go into a model package (the int8 "
+                           "quantiser calibrates and scales tensors, and a sequence is none); run "
+                           "the ONNX model on the host engine, which resolves them when it "
+                           "compiles (docs/runtime.md), or export the model without them");
     graph_.nodes.push_back(node);
   }
   for (const auto &out : g.output()) graph_.outputs.push_back(out.name());

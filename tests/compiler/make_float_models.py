@@ -8,7 +8,7 @@ and a classifier of PP-LCNetV3-style blocks (constant scale after each conv, har
 the classifier also in float16 (with and without keep_io_types), bfloat16 (keep_io_types) and
 float64.
 
-usage: make_float_models.py OUTDIR   -> OUTDIR/{classifier,detector,nms_detector,dynamic,unsupported,control_flow,
+usage: make_float_models.py OUTDIR   -> OUTDIR/{classifier,detector,nms_detector,dynamic,unsupported,control_flow,sequence,
                                         preamble_nhwc,preamble_nchw,hardswish,crnn,
                                         crnn_time_major,classifier_f16,classifier_f16_io,
                                         classifier_bf16_io,classifier_f64}.onnx, OUTDIR/calib/*.png,
@@ -324,6 +324,26 @@ def nms_detector():
     return out
 
 
+def sequence_model():
+    """A conv net whose channels go through SplitToSequence and ConcatFromSequence."""
+    b = Builder(99)
+    x = b.conv_bn("image", 3, 8, stride=2)
+    b.inits.append(numpy_helper.from_array(np.array([4, 4], np.int64), "halves"))
+    b.nodes.append(helper.make_node("SplitToSequence", [x, "halves"], ["parts"], name="split_node",
+                                    axis=1))
+    b.nodes.append(helper.make_node("ConcatFromSequence", ["parts"], ["joined"], name="concat_node",
+                                    axis=1))
+    b.nodes.append(helper.make_node("GlobalAveragePool", ["joined"], ["pooled"], name="pool"))
+    graph = helper.make_graph(b.nodes, "sequence",
+                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 32, 32])],
+                              [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, [1, 8, 1, 1])],
+                              b.inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    m.ir_version = 7
+    onnx.checker.check_model(m)
+    return m
+
+
 def main():
     out = output_dir(__doc__)
     os.makedirs(out, exist_ok=True)
@@ -333,6 +353,7 @@ def main():
     onnx.save(dynamic_classifier(), os.path.join(out, "dynamic.onnx"))
     onnx.save(unsupported(), os.path.join(out, "unsupported.onnx"))
     onnx.save(control_flow(), os.path.join(out, "control_flow.onnx"))
+    onnx.save(sequence_model(), os.path.join(out, "sequence.onnx"))
     onnx.save(preamble_model(nchw=False), os.path.join(out, "preamble_nhwc.onnx"))
     onnx.save(preamble_model(nchw=True), os.path.join(out, "preamble_nchw.onnx"))
     onnx.save(hardswish_model(), os.path.join(out, "hardswish.onnx"))

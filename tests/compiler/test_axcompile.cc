@@ -618,6 +618,22 @@ TEST(Axcompile, ControlFlowIsRefusedNamingTheNode) {
   EXPECT_FALSE(has_leftovers(pkg));
 }
 
+// SplitToSequence + ConcatFromSequence between convs: the quantiser scales tensors, and a
+// sequence is none, so the package is refused naming the node.
+TEST(Axcompile, SequenceOpsAreRefusedNamingTheNode) {
+  TempDir dir("sequence");
+  fs::path pkg = dir.path / "pkg";
+  auto result = axcompile({(kModels / "sequence.onnx").string(), "--calib",
+                           (kModels / "calib").string(), "--output-dir", pkg.string()});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.output.find("error (NotImplemented)"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("SplitToSequence node 'split_node': sequences and optionals "
+                               "cannot go into a model package"),
+            std::string::npos)
+      << result.output;
+  EXPECT_FALSE(has_leftovers(pkg));
+}
+
 // A CRNN text recogniser (Conv -> bidirectional LSTM -> MatMul -> Softmax): the LSTM runs as
 // float between Q/DQ in the core, the package loads and agrees with the float model.
 TEST(Axcompile, CrnnWithABidirectionalLstmCompilesAndMatchesFloatModel) {
