@@ -70,6 +70,9 @@ struct Graph {
   // An If branch or a Loop/Scan/SequenceMap body: its outputs stay as the graph gives them
   // (a sequence or optional output is refused, not expanded into tensors).
   bool is_subgraph = false;
+  // A subgraph declaring a sequence or optional input or output: its node is resolved when the
+  // program compiles (sequences.h: an If's branch inlined, a Loop unrolled), not run as a program.
+  bool has_container_io = false;
   size_t max_tensor_bytes = CompileOptions{}.max_tensor_bytes;  // its subgraphs compile with it
 
   int add_value(Value v) {

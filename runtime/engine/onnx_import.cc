@@ -469,11 +469,14 @@ Graph import_graph(const onnx::GraphProto &gp, const std::string &source_name,
     Value v;
     if (captured) {
       // A body input may leave its type out (the node's inputs give it); one that declares a
-      // sequence or optional cannot run.
-      if (in.type().value_case() != onnx::TypeProto::VALUE_NOT_SET && !in.type().has_tensor_type())
-        throw NotImplemented(what +
-                             ": only tensor inputs are supported (not sequences or "
-                             "optionals)");
+      // sequence or optional makes its node resolved when the program compiles (sequences.h).
+      // The declared kind stays on the input: a value passed to an optional input is wrapped.
+      if (in.type().has_sequence_type() || in.type().has_optional_type()) {
+        g.has_container_io = true;
+        v.kind = in.type().has_sequence_type() ? Value::Kind::sequence : Value::Kind::optional;
+      } else if (in.type().value_case() != onnx::TypeProto::VALUE_NOT_SET &&
+                 !in.type().has_tensor_type())
+        throw NotImplemented(what + ": only tensor, sequence and optional inputs are supported");
       v.name = in.name();
       if (in.type().has_tensor_type() && in.type().tensor_type().elem_type() != 0)
         v.dtype = dtype_from_onnx(in.type().tensor_type().elem_type(), what);
@@ -556,7 +559,11 @@ Graph import_graph(const onnx::GraphProto &gp, const std::string &source_name,
     }
     g.nodes.push_back(std::move(node));
   }
-  for (const auto &out : gp.output()) g.outputs.push_back(lookup(out.name(), "graph output"));
+  for (const auto &out : gp.output()) {
+    g.outputs.push_back(lookup(out.name(), "graph output"));
+    if (captured && (out.type().has_sequence_type() || out.type().has_optional_type()))
+      g.has_container_io = true;
+  }
   return g;
 }
 

@@ -331,16 +331,68 @@ void lower_concat_from_sequence(Graph &graph, size_t index) {
                      std::make_move_iterator(added.end()));
 }
 
+// Copies `body` into `graph` for one run of it, its input k reading outer value inputs[k]:
+// its values get `prefix` on their names, its nodes go to the end of `nodes`. Returns the outer
+// values of its outputs. A nested subgraph's outer-scope reads are inputs of its node, so they
+// are remapped with the rest.
+std::vector<int> inline_body(Graph &graph, const Graph &body, const std::vector<int> &inputs,
+                             const std::string &prefix, std::vector<Node> &nodes) {
+  std::vector<int> map(body.values.size(), -1);
+  for (size_t k = 0; k < body.inputs.size(); ++k) {
+    int outer = inputs.at(k);
+    const Value &declared = body.values[static_cast<size_t>(body.inputs[k])];
+    const Value &given = graph.values[static_cast<size_t>(outer)];
+    if (declared.kind == Kind::optional && given.kind != Kind::optional) {
+      // A value passed where the body declares an optional is the optional holding it (a Loop
+      // carrying an optional sequence whose body gives the sequence).
+      Value wrapped;
+      wrapped.name = prefix + declared.name;
+      const DType dtype = element_dtype(graph, given);
+      outer = graph.add_value(std::move(wrapped));
+      make_container(graph, outer, Kind::optional, dtype, {inputs.at(k)});
+    }
+    map[static_cast<size_t>(body.inputs[k])] = outer;
+  }
+  for (size_t v = 0; v < body.values.size(); ++v) {
+    if (map[v] >= 0) continue;
+    Value copy = body.values[v];
+    copy.name = prefix + copy.name;
+    map[v] = graph.add_value(std::move(copy));
+  }
+  for (const Node &n : body.nodes) {
+    Node copy = n;
+    if (!copy.name.empty()) copy.name = prefix + copy.name;
+    for (int &in : copy.inputs)
+      if (in >= 0) in = map[static_cast<size_t>(in)];
+    for (int &out : copy.outputs) out = map[static_cast<size_t>(out)];
+    nodes.push_back(std::move(copy));
+  }
+  std::vector<int> outputs;
+  for (int out : body.outputs) outputs.push_back(map[static_cast<size_t>(out)]);
+  return outputs;
+}
+
+// Replaces node `index` by `added`, or marks it dead and inserts `added` after it.
+void replace_node(Graph &graph, size_t index, std::vector<Node> added) {
+  graph.nodes[index].dead = true;
+  graph.nodes.insert(graph.nodes.begin() + static_cast<std::ptrdiff_t>(index) + 1,
+                     std::make_move_iterator(added.begin()), std::make_move_iterator(added.end()));
+}
+
+const Graph &graph_attribute(const OpContext &ctx, const char *name) {
+  auto it = ctx.node().attrs.find(name);
+  if (it == ctx.node().attrs.end() || !it->second.graph)
+    ctx.fail(std::string("attribute '") + name + "' (a graph) is missing");
+  return *it->second.graph;
+}
+
 // SequenceMap: the body inlined once per position of the sequences (their length is known),
 // its nodes inserted after the node, which is then dead; output j is the sequence of the body's
 // output j over the iterations.
 void lower_sequence_map(Graph &graph, size_t index) {
   const Node node = graph.nodes[index];
   OpContext ctx(graph, graph.nodes[index], true);
-  auto body_attr = node.attrs.find("body");
-  if (body_attr == node.attrs.end() || !body_attr->second.graph)
-    ctx.fail("attribute 'body' (a graph) is missing");
-  const Graph &body = *body_attr->second.graph;
+  const Graph &body = graph_attribute(ctx, "body");
   const size_t formal = node.inputs.size() - body.captured_inputs;
   if (body.inputs.size() != node.inputs.size())
     ctx.fail("its body takes " + std::to_string(body.inputs.size() - body.captured_inputs) +
@@ -348,6 +400,8 @@ void lower_sequence_map(Graph &graph, size_t index) {
   if (body.outputs.size() != node.outputs.size())
     ctx.fail("its body gives " + std::to_string(body.outputs.size()) + " outputs, the node has " +
              std::to_string(node.outputs.size()));
+  if (body.has_container_io)
+    ctx.unsupported("its body takes or gives sequences or optionals (a sequence of sequences)");
   const Value &first = container_input(ctx, 0, Kind::sequence, "input_sequence");
   const size_t count = first.elements.size();
   for (size_t i = 1; i < formal; ++i) {
@@ -363,38 +417,144 @@ void lower_sequence_map(Graph &graph, size_t index) {
   std::vector<std::vector<int>> outputs(node.outputs.size());
   std::vector<Node> inlined;
   for (size_t iteration = 0; iteration < count; ++iteration) {
-    const std::string prefix = base + "/" + std::to_string(iteration) + "/";
-    std::vector<int> map(body.values.size(), -1);
+    std::vector<int> inputs;
     for (size_t k = 0; k < body.inputs.size(); ++k) {
-      const int outer = node.inputs[k];
-      const Value &v = graph.values[static_cast<size_t>(outer)];
-      map[static_cast<size_t>(body.inputs[k])] =
-          k < formal && v.kind == Kind::sequence ? v.elements[iteration] : outer;
+      const Value &v = graph.values[static_cast<size_t>(node.inputs[k])];
+      inputs.push_back(k < formal && v.kind == Kind::sequence ? v.elements[iteration]
+                                                              : node.inputs[k]);
     }
-    for (size_t v = 0; v < body.values.size(); ++v) {
-      if (map[v] >= 0) continue;
-      Value copy = body.values[v];
-      copy.name = prefix + copy.name;
-      map[v] = graph.add_value(std::move(copy));
-    }
-    for (const Node &n : body.nodes) {
-      Node copy = n;
-      if (!copy.name.empty()) copy.name = prefix + copy.name;
-      for (int &in : copy.inputs)
-        if (in >= 0) in = map[static_cast<size_t>(in)];
-      for (int &out : copy.outputs) out = map[static_cast<size_t>(out)];
-      inlined.push_back(std::move(copy));
-    }
-    for (size_t j = 0; j < body.outputs.size(); ++j)
-      outputs[j].push_back(map[static_cast<size_t>(body.outputs[j])]);
+    std::vector<int> results =
+        inline_body(graph, body, inputs, base + "/" + std::to_string(iteration) + "/", inlined);
+    for (size_t j = 0; j < results.size(); ++j) outputs[j].push_back(results[j]);
   }
   for (size_t j = 0; j < node.outputs.size(); ++j)
     // The dtype is the body's outputs' once inferred (element_dtype reads it from them).
     make_container(graph, node.outputs[j], Kind::sequence, DType::f32, outputs[j]);
-  graph.nodes[index].dead = true;
-  graph.nodes.insert(graph.nodes.begin() + static_cast<std::ptrdiff_t>(index) + 1,
-                     std::make_move_iterator(inlined.begin()),
-                     std::make_move_iterator(inlined.end()));
+  replace_node(graph, index, std::move(inlined));
+}
+
+// What a Loop body's condition output is whenever the body runs (its condition input is then
+// true): a constant, or the condition input passed on through Identity; nullopt when computed.
+std::optional<bool> body_condition(const Graph &body) {
+  int v = body.outputs.at(0);
+  const std::vector<int> producers = body.producers();
+  for (;;) {
+    if (body.inputs.size() > 1 && v == body.inputs[1]) return true;
+    const Value &value = body.values[static_cast<size_t>(v)];
+    if (value.constant && value.constant->count() == 1) return value.constant->as_double(0) != 0;
+    const int producer = producers[static_cast<size_t>(v)];
+    if (producer < 0) return std::nullopt;
+    const Node &n = body.nodes[static_cast<size_t>(producer)];
+    if (n.op_type != "Identity" || n.inputs.empty() || n.inputs[0] < 0) return std::nullopt;
+    v = n.inputs[0];
+  }
+}
+
+// A sequence's length changes from one iteration to the next, so a Loop over sequences or
+// optionals is unrolled when the program compiles (its body inlined once per iteration, the
+// iteration number a constant): the trip count must be a constant, and the loop unable to end
+// early except by a constant condition.
+constexpr int64_t kMaxUnrolledIterations = 64;
+
+void lower_loop(Graph &graph, size_t index) {
+  const Node node = graph.nodes[index];
+  OpContext ctx(graph, graph.nodes[index], true);
+  const Graph &body = graph_attribute(ctx, "body");
+  const size_t formal = node.inputs.size() - body.captured_inputs;
+  if (formal < 2 || body.inputs.size() != node.inputs.size() || body.outputs.size() < formal - 1 ||
+      node.outputs.size() != body.outputs.size() - 1)
+    ctx.fail("its body's inputs and outputs do not match the node's");
+  const size_t carried = formal - 2, scans = node.outputs.size() - carried;
+  if (!ctx.has_input(0))
+    ctx.unsupported(
+        "it has no trip count M; a loop over sequences or optionals is unrolled when the program "
+        "compiles, which needs M a constant");
+  const Tensor &m = ctx.require_scalar(0, "trip count M, which a loop over sequences unrolls");
+  const int64_t trip_count = std::max<int64_t>(0, static_cast<int64_t>(m.as_double(0)));
+  if (trip_count > kMaxUnrolledIterations)
+    ctx.unsupported(
+        "a loop over sequences or optionals is unrolled when the program compiles, "
+        "up to " +
+        std::to_string(kMaxUnrolledIterations) + " iterations; this loop has " +
+        std::to_string(trip_count));
+  bool running = !ctx.has_input(1) || ctx.require_scalar(1, "condition").as_double(0) != 0;
+  const std::optional<bool> keeps_running = body_condition(body);
+  if (!keeps_running)
+    ctx.unsupported("its body computes its condition output '" +
+                    body.values[static_cast<size_t>(body.outputs[0])].name +
+                    "' at run time; a loop over sequences or optionals is unrolled when the "
+                    "program compiles, which needs its iteration count known then (a condition "
+                    "output that is a constant or the condition input passed on)");
+  const std::string base = node.label(graph.values);
+  std::vector<int> state(node.inputs.begin() + 2,
+                         node.inputs.begin() + static_cast<std::ptrdiff_t>(formal));
+  std::vector<std::vector<int>> rows(scans);
+  std::vector<Node> added;
+  for (int64_t iteration = 0; iteration < trip_count && running; ++iteration) {
+    const std::string prefix = base + "/" + std::to_string(iteration) + "/";
+    Tensor condition(DType::bool_, {});
+    condition.bytes[0] = 1;
+    std::vector<int> inputs{
+        add_constant(graph, prefix + "iteration", int64_tensor({iteration}, true)),
+        add_constant(graph, prefix + "condition", std::move(condition))};
+    inputs.insert(inputs.end(), state.begin(), state.end());
+    inputs.insert(inputs.end(), node.inputs.begin() + static_cast<std::ptrdiff_t>(formal),
+                  node.inputs.end());
+    const std::vector<int> results = inline_body(graph, body, inputs, prefix, added);
+    std::copy(results.begin() + 1, results.begin() + 1 + static_cast<std::ptrdiff_t>(carried),
+              state.begin());
+    for (size_t s = 0; s < scans; ++s) rows[s].push_back(results[1 + carried + s]);
+    running = *keeps_running;
+  }
+  // The final values through Identity, which passes a sequence or optional on as well.
+  for (size_t j = 0; j < carried; ++j)
+    added.push_back(
+        tensor_node(base + "/out" + std::to_string(j), "Identity", {state[j]}, {node.outputs[j]}));
+  for (size_t s = 0; s < scans; ++s) {
+    if (rows[s].empty())
+      ctx.unsupported("no iteration runs, so its scan output " + std::to_string(s) +
+                      " has no shape to be empty in");
+    const int axes = add_constant(graph, base + "/scan_axes", int64_tensor({0}, false));
+    std::vector<int> unsqueezed;
+    for (size_t r = 0; r < rows[s].size(); ++r) {
+      Value row;
+      row.name = base + "/scan" + std::to_string(s) + "/row" + std::to_string(r);
+      unsqueezed.push_back(graph.add_value(std::move(row)));
+      added.push_back(
+          tensor_node(graph.values[static_cast<size_t>(unsqueezed.back())].name + "/Unsqueeze",
+                      "Unsqueeze", {rows[s][r], axes}, {unsqueezed.back()}));
+    }
+    Node concat = tensor_node(base + "/scan" + std::to_string(s), "Concat", unsqueezed,
+                              {node.outputs[carried + s]});
+    concat.attrs["axis"].i = 0;
+    added.push_back(std::move(concat));
+  }
+  replace_node(graph, index, std::move(added));
+}
+
+// An If whose branches give sequences or optionals, or read them: the branch its condition
+// takes is inlined, so the condition must be a constant.
+void lower_if(Graph &graph, size_t index) {
+  const Node node = graph.nodes[index];
+  OpContext ctx(graph, graph.nodes[index], true);
+  const bool condition =
+      ctx.require_scalar(0,
+                         "condition, which picks the branch whose sequences or optionals the "
+                         "program holds")
+          .as_double(0) != 0;
+  const Graph &branch = graph_attribute(ctx, condition ? "then_branch" : "else_branch");
+  if (branch.inputs.size() + 1 != node.inputs.size() ||
+      branch.outputs.size() != node.outputs.size())
+    ctx.fail("its branch's inputs and outputs do not match the node's");
+  std::vector<Node> added;
+  const std::string base = node.label(graph.values);
+  const std::vector<int> results =
+      inline_body(graph, branch, std::vector<int>(node.inputs.begin() + 1, node.inputs.end()),
+                  base + (condition ? "/then/" : "/else/"), added);
+  for (size_t j = 0; j < results.size(); ++j)
+    added.push_back(tensor_node(base + "/out" + std::to_string(j), "Identity", {results[j]},
+                                {node.outputs[j]}));
+  replace_node(graph, index, std::move(added));
 }
 
 void lower_optional(Graph &graph, Node &node, const OpContext &ctx) {
@@ -450,10 +610,19 @@ void lower_optional_get_element(Graph &graph, size_t index, const OpContext &ctx
   node.dead = true;
 }
 
+// A node whose subgraph takes or gives sequences or optionals (an If branch returning one, a
+// Loop body carrying one).
+bool has_container_subgraph(const Node &node) {
+  for (const auto &[name, attr] : node.attrs)
+    if (attr.graph && attr.graph->has_container_io) return true;
+  return false;
+}
+
 }  // namespace
 
 bool is_sequence_node(const Graph &graph, const Node &node) {
   if (node.domain.empty() && first_opset(node.op_type) >= 0) return true;
+  if (has_container_subgraph(node)) return true;
   for (int v : node.inputs)
     if (v >= 0 && graph.values[static_cast<size_t>(v)].kind != Kind::tensor) return true;
   return false;
@@ -463,6 +632,13 @@ void lower_sequence_node(Graph &graph, size_t index) {
   Node &node = graph.nodes[index];
   const OpContext ctx(graph, node, true);
   const int since = node.domain.empty() ? first_opset(node.op_type) : -1;
+  if (since < 0 && node.domain.empty() && node.op_type == "Loop") return lower_loop(graph, index);
+  if (since < 0 && node.domain.empty() && node.op_type == "If") return lower_if(graph, index);
+  if (since < 0 && has_container_subgraph(node))
+    ctx.unsupported(
+        "its subgraph takes or gives sequences or optionals; the engine resolves them "
+        "when it compiles, which it does for If (a constant condition) and Loop "
+        "(unrolled), not for this op");
   if (since < 0) {
     size_t i = 0;
     while (i < node.inputs.size() &&
@@ -479,8 +655,8 @@ void lower_sequence_node(Graph &graph, size_t index) {
     ctx.unsupported("input " + std::to_string(i) + " '" + container.name + "' is " +
                     a_kind(container.kind) +
                     "; the engine resolves sequences and optionals when it compiles, and only "
-                    "the sequence and optional ops and Identity take them (not control flow, "
-                    "docs/runtime.md)");
+                    "the sequence and optional ops, Identity, If (a constant condition) and Loop "
+                    "(unrolled) take them (docs/runtime.md)");
   }
   if (node.opset < since) ctx.unsupported("the op is defined from opset " + std::to_string(since));
   if (node.op_type == "SequenceEmpty") return lower_sequence_empty(graph, node, ctx);

@@ -10,16 +10,20 @@
 
 namespace axstream::engine {
 
-// A sequence or optional op (SequenceInsert, SplitToSequence, OptionalGetElement, ...), or any
-// node reading a sequence or optional value: lower_sequence_node must resolve it first.
+// A sequence or optional op (SequenceInsert, SplitToSequence, OptionalGetElement, ...), a node
+// whose subgraph takes or gives one (an If branch, a Loop body), or any node reading a sequence
+// or optional value: lower_sequence_node must resolve it first.
 bool is_sequence_node(const Graph &graph, const Node &node);
 
 // Resolves node `index`: its sequence and optional outputs get their elements, and it is marked
 // dead, or it is rewritten into a tensor op at `index` (with any nodes it needs inserted around
 // it: those before it at `index`), which the caller infers next. Every node before `index` has
-// been inferred. A position or index that is not a constant is NotImplemented naming the node
-// and the input; an out-of-range one InvalidArgument naming the node and the position; a node
-// other than the sequence ops and Identity reading a sequence or optional is NotImplemented.
+// been inferred. An If over sequences inlines the branch its (constant) condition takes; a Loop
+// over them is unrolled (a constant trip count up to 64, the iteration number a constant in each
+// copy of its body, a condition output that is a constant or the condition input). A position,
+// index, condition or trip count that is not a constant is NotImplemented naming the node and
+// the input; an out-of-range position InvalidArgument naming the node and the position; any
+// other node reading a sequence or optional is NotImplemented naming it and the value.
 void lower_sequence_node(Graph &graph, size_t index);
 
 // Each sequence or optional graph output becomes the tensors it holds, named by the rule
