@@ -309,7 +309,8 @@ CaseResult run_case(const std::string &dir, const Tolerance &tolerance) {
     if (result.status == CaseStatus::pass) result.message = "parameter inputs frozen as constants";
   }
   // An op whose first input is itself a shape operand (Range, ConstantOfShape, the windows'
-  // size): every input of such a case is a parameter.
+  // size, a Loop's trip count, the condition of an If choosing between sequences): every input
+  // of such a case is a parameter.
   if (needs_constant(result) && result.message.find("input 0 (") != std::string::npos) {
     result = run_once(dir, tolerance, 0);
     if (result.status == CaseStatus::pass)

@@ -1917,5 +1917,43 @@ save_values('optional_tensor_and_empty', [
      ('seq', opt_seq), ('oseq_out', Optional(opt_seq))], opset=16)
 
 
+# A Loop carrying a sequence is unrolled when the program compiles (M a constant, the iteration
+# number a constant in each copy of the body): a sequence grown by SequenceInsert at the
+# iteration number, a tensor accumulator, a scan output; a second Loop whose body's condition
+# output is a constant false runs once whatever M says.
+loop_seq_x = f32(4, 3)
+loop_seq_body = body_graph('loop_seq_body', [
+    helper.make_node('Identity', ['cond_in'], ['cond_out']),
+    helper.make_node('Gather', ['x', 'i'], ['row'], axis=0),
+    helper.make_node('SequenceInsert', ['seq_in', 'row', 'i'], ['seq_out']),
+    helper.make_node('Add', ['acc_in', 'row'], ['acc_out']),
+    helper.make_node('Mul', ['acc_out', 'two'], ['scan_row'])],
+    [('i', I64), ('cond_in', B)], [('cond_out', B)])
+loop_seq_body.input.append(helper.make_tensor_sequence_value_info('seq_in', F, None))
+loop_seq_body.input.append(helper.make_tensor_value_info('acc_in', F, None))
+loop_seq_body.output.append(helper.make_tensor_sequence_value_info('seq_out', F, None))
+loop_seq_body.output.append(helper.make_tensor_value_info('acc_out', F, None))
+loop_seq_body.output.append(helper.make_tensor_value_info('scan_row', F, None))
+once_body = body_graph('once_body', [
+    helper.make_node('Constant', [], ['cond_out'], value=helper.make_tensor('f', B, [], [False])),
+    helper.make_node('SequenceInsert', ['seq_in', 'x'], ['seq_out'])],
+    [('i', I64), ('cond_in', B)], [('cond_out', B)])
+once_body.input.append(helper.make_tensor_sequence_value_info('seq_in', F, None))
+once_body.output.append(helper.make_tensor_sequence_value_info('seq_out', F, None))
+loop_acc, loop_scan = np.zeros(3, np.float32), []
+for i in range(3):
+    loop_acc = loop_acc + loop_seq_x[i]
+    loop_scan.append(loop_acc * 2)
+save_values('loop_over_sequence_unrolled', [
+    helper.make_node('SequenceEmpty', [], ['empty'], dtype=TensorProto.FLOAT),
+    helper.make_node('Loop', ['M', '', 'empty', 'acc0'], ['rows', 'acc', 'scan'], body=loop_seq_body),
+    helper.make_node('Loop', ['M', 'start', 'empty'], ['once'], body=once_body)],
+    [('x', loop_seq_x)],
+    [('rows', [loop_seq_x[0], loop_seq_x[1], loop_seq_x[2]]), ('acc', loop_acc),
+     ('scan', np.stack(loop_scan)), ('once', [loop_seq_x])],
+    [('M', i64(3)), ('acc0', np.zeros(3, np.float32)), ('two', np.array(2, np.float32)),
+     ('start', np.array(True))], opset=13)
+
+
 with open(STAMP, 'w') as stamp:
     stamp.write('generated\n')

@@ -4815,10 +4815,12 @@ TEST(EngineSequences, OtherOpsReadingASequenceAreNotImplementedNamingNodeAndInpu
   GraphBuilder g = construct_model();
   g.node("Relu", {"seq"}, "r");
   g.output("r", kFloat, {});
-  EXPECT_TRUE(contains_all(compile_error<NotImplemented>(g.model, "relu.onnx"),
-                           {"node 'r/Relu' (Relu)", "input 0 'seq' is a sequence",
-                            "only the sequence and optional ops and Identity take them"}));
-  // An If whose branches give sequences: control flow runs over tensors only.
+  EXPECT_TRUE(contains_all(
+      compile_error<NotImplemented>(g.model, "relu.onnx"),
+      {"node 'r/Relu' (Relu)", "input 0 'seq' is a sequence",
+       "only the sequence and optional ops, Identity, If (a constant condition) and Loop"}));
+  // An If whose branches give sequences inlines the branch its condition takes, so the
+  // condition must be a constant.
   GraphBuilder then_branch("then");
   then_branch.node("SequenceConstruct", {"x"}, "then_out");
   sequence_value(then_branch.graph->add_output(), "then_out");
@@ -4826,9 +4828,87 @@ TEST(EngineSequences, OtherOpsReadingASequenceAreNotImplementedNamingNodeAndInpu
   else_branch.node("SequenceConstruct", {"x", "x"}, "else_out");
   sequence_value(else_branch.graph->add_output(), "else_out");
   GraphBuilder branches = if_model(then_branch, else_branch, {2, 3});
-  EXPECT_TRUE(contains_all(compile_error<NotImplemented>(branches.model, "if.onnx"),
-                           {"node 'z/If' (If)", "output 0 'then_out' is a sequence",
-                            "If, Loop and Scan run over tensors only"}));
+  EXPECT_TRUE(contains_all(
+      compile_error<NotImplemented>(branches.model, "if.onnx"),
+      {"node 'z/If' (If)", "input 0 (condition, which picks the branch", "must be a constant"}));
+}
+
+namespace {
+
+// Loop(M, "", seq0) over a body carrying sequence seq_in: SequenceInsert of the outer x, its
+// condition output `condition` (a node of the body or "cond_in"). M a constant `trip_count`
+// initializer, or a graph input when negative.
+GraphBuilder sequence_loop_model(int64_t trip_count, const std::string &condition_op) {
+  GraphBuilder body("body");
+  body.input("i", kInt64, {});
+  body.input("cond_in", kBool, {});
+  sequence_value(body.graph->add_input(), "seq_in");
+  if (condition_op == "Identity")
+    body.node("Identity", {"cond_in"}, "cond_out");
+  else
+    body.node(condition_op, {"i", "limit"}, "cond_out");
+  body.node("SequenceInsert", {"seq_in", "x"}, "seq_out");
+  body.output("cond_out", kBool, {});
+  sequence_value(body.graph->add_output(), "seq_out");
+  GraphBuilder g("loop_model");
+  g.input("x", kFloat, {2});
+  add_int64_initializer(*g.graph, "limit", {2});
+  if (trip_count >= 0)
+    add_int64_initializer(*g.graph, "M", {trip_count});
+  else
+    scalar_input(g, "M", kInt64);
+  g.node("SequenceEmpty", {}, "seq0");
+  auto *n = g.node("Loop", {"M", "", "seq0"}, "seq");
+  set_graph(n, "body", body);
+  g.node("ConcatFromSequence", {"seq"}, "joined")->add_attribute()->set_name("axis");
+  g.graph->mutable_node(g.graph->node_size() - 1)
+      ->mutable_attribute(0)
+      ->set_type(onnx::AttributeProto::INT);
+  g.output("joined", kFloat, {});
+  return g;
+}
+
+}  // namespace
+
+TEST(EngineSequences, LoopOverASequenceIsUnrolledWithAConstantTripCount) {
+  GraphBuilder g = sequence_loop_model(3, "Identity");
+  auto program = Program::from_bytes(g.model.SerializeAsString(), "loop.onnx");
+  std::vector<float> x{1, 2};
+  EXPECT_EQ(run_float(*program, {x.data()}), (std::vector<float>{1, 2, 1, 2, 1, 2}));
+  EXPECT_TRUE(contains_all(
+      compile_error<NotImplemented>(sequence_loop_model(-1, "Identity").model, "loop.onnx"),
+      {"node 'seq/Loop' (Loop)", "input 0 (trip count M", "must be a constant"}));
+  EXPECT_TRUE(contains_all(
+      compile_error<NotImplemented>(sequence_loop_model(65, "Identity").model, "loop.onnx"),
+      {"node 'seq/Loop' (Loop)", "up to 64 iterations; this loop has 65"}));
+  // A condition computed in the body could end the loop at a count known only at run time.
+  EXPECT_TRUE(contains_all(
+      compile_error<NotImplemented>(sequence_loop_model(3, "Less").model, "loop.onnx"),
+      {"node 'seq/Loop' (Loop)", "its body computes its condition output 'cond_out' at run time"}));
+}
+
+TEST(EngineSequences, ScanOverSequencesIsNotImplementedNamingTheNode) {
+  GraphBuilder body("body");
+  body.input("s_in", kFloat, {});
+  body.input("x_t", kFloat, {});
+  body.node("Add", {"s_in", "x_t"}, "s_out");
+  body.node("SequenceConstruct", {"x_t"}, "y_t");
+  body.output("s_out", kFloat, {});
+  sequence_value(body.graph->add_output(), "y_t");
+  GraphBuilder g("scan_model");
+  g.input("s0", kFloat, {2});
+  g.input("x", kFloat, {3, 2});
+  auto *n = g.node("Scan", {"s0", "x"}, "s");
+  n->add_output("ys");
+  set_graph(n, "body", body);
+  auto *count = n->add_attribute();
+  count->set_name("num_scan_inputs");
+  count->set_type(onnx::AttributeProto::INT);
+  count->set_i(1);
+  g.output("s", kFloat, {});
+  EXPECT_TRUE(contains_all(
+      compile_error<NotImplemented>(g.model, "scan.onnx"),
+      {"node 's/Scan' (Scan)", "its subgraph takes or gives sequences", "not for this op"}));
 }
 
 TEST(EngineSequences, EmptySequencesAndOptionalsRefuseWhatNeedsAnElement) {
