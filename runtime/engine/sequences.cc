@@ -201,6 +201,11 @@ void lower_sequence_length(Graph &graph, Node &node, const OpContext &ctx) {
   node.dead = true;
 }
 
+// Every tensor of a sequence is a value and a node of the graph (SequenceMap's body copied for
+// each), so a split into more tensors than this (a model splitting a long axis into rows) is
+// refused rather than made into millions of nodes.
+constexpr size_t kMaxSplitToSequenceTensors = 4096;
+
 // SplitToSequence: a Split with one output per tensor of the sequence (Squeezed along the axis
 // when `split` is absent and keepdims is 0).
 void lower_split_to_sequence(Graph &graph, size_t index) {
@@ -248,6 +253,13 @@ void lower_split_to_sequence(Graph &graph, size_t index) {
         sizes = values;
       }
     }
+  }
+  if (sizes.size() > kMaxSplitToSequenceTensors) {
+    const OpContext ctx(graph, graph.nodes[index], true);
+    ctx.unsupported("it would split into " + std::to_string(sizes.size()) +
+                    " tensors; the engine makes each tensor of a sequence a value of the graph "
+                    "when it compiles, up to " +
+                    std::to_string(kMaxSplitToSequenceTensors));
   }
   const Node original = graph.nodes[index];
   const int sequence = original.outputs.at(0);

@@ -4801,6 +4801,17 @@ TEST(EngineSequences, PositionOutOfRangeIsInvalidArgumentNamingNodeAndPosition) 
        "position -3 is out of range for a sequence of 2 tensors", "expected -2 to 2"}));
 }
 
+TEST(EngineSequences, SplitToSequenceIntoMoreThan4096TensorsIsNotImplementedNamingTheCount) {
+  GraphBuilder g("split");
+  g.input("x", kFloat, {5000, 2});
+  g.node("SplitToSequence", {"x"}, "rows");
+  g.node("SequenceLength", {"rows"}, "n");
+  g.output("n", kInt64, {});
+  EXPECT_TRUE(contains_all(compile_error<NotImplemented>(g.model, "split.onnx"),
+                           {"node 'rows/SplitToSequence' (SplitToSequence)",
+                            "it would split into 5000 tensors", "up to 4096"}));
+}
+
 TEST(EngineSequences, RunTimePositionIsNotImplementedNamingTheInput) {
   GraphBuilder g = construct_model();
   scalar_input(g, "i", kInt64);
