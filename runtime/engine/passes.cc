@@ -1772,6 +1772,91 @@ std::set<int> nhwc_candidates(Graph &g, const ValueLinks &links) {
   return nhwc;
 }
 
+// A float Conv over 4-D tensors with constant weights (and bias): ops/conv.cc hands oneDNN
+// NHWC buffers where _src_nhwc / _dst_nhwc say so.
+bool nhwc_float_conv(const Graph &g, const Node &n) {
+  if (!is_op(n, "Conv") || n.inputs.size() < 2 || n.outputs.size() != 1 || n.inputs[0] < 0 ||
+      n.outputs[0] < 0 || !constant_of(g, n, 1) ||
+      (n.inputs.size() > 2 && n.inputs[2] >= 0 && !constant_of(g, n, 2)))
+    return false;
+  const Value &x = g.values[n.inputs[0]], &y = g.values[n.outputs[0]];
+  return x.dtype == DType::f32 && x.shape_known && x.shape.size() == 4 && y.shape_known &&
+         y.shape.size() == 4;
+}
+
+// The activations of a float op computing element by element with every input of the output's
+// 4-D shape (no broadcasting), which then works in any layout its values share; empty
+// otherwise.
+std::vector<int> elementwise_float_values(const Graph &g, const Node &n) {
+  const bool binary = is_op(n, "Add") || is_op(n, "Sub") || is_op(n, "Mul");
+  const bool unary = is_op(n, "Relu") || is_op(n, "Sigmoid");
+  if ((!binary && !unary) || n.inputs.size() != (binary ? 2u : 1u) || n.outputs.size() != 1)
+    return {};
+  std::vector<int> values(n.inputs.begin(), n.inputs.end());
+  values.push_back(n.outputs[0]);
+  for (int v : values) {
+    if (v < 0) return {};
+    const Value &val = g.values[v];
+    if (val.dtype != DType::f32 || !val.shape_known || val.shape.size() != 4 ||
+        val.shape != g.values[n.outputs[0]].shape)
+      return {};
+  }
+  return values;
+}
+
+// Whether the float side of the int8 NHWC boundary may be kept NHWC too: on unless
+// AXSTREAM_ENGINE_FLOAT_NHWC=0 (then it stays NCHW, as before; the same bytes either way).
+// Read at each compile.
+bool float_nhwc_enabled() {
+  const char *env = std::getenv("AXSTREAM_ENGINE_FLOAT_NHWC");
+  return !env || std::string(env) != "0";
+}
+
+// The float 4-D values that may be kept NHWC with the int8 ones around them (a mixed-precision
+// model's float blocks): made by a DequantizeLinear of an NHWC int8 value, a float Conv or a
+// same-shape element-wise float op, and read only as a float Conv's input, by such an
+// element-wise op, or by a QuantizeLinear whose int8 output stays NHWC. The Q/DQ at the block's
+// edges then need no transpose and oneDNN, which runs these convolutions NHWC, no reorder
+// around them. An element-wise op whose values would mix layouts drops them all.
+std::set<int> float_nhwc_values(Graph &g, const ValueLinks &links, const std::set<int> &nhwc) {
+  std::set<int> float_nhwc;
+  if (!float_nhwc_enabled()) return float_nhwc;
+  std::set<int> graph_inputs(g.inputs.begin(), g.inputs.end());
+  for (size_t v = 0; v < g.values.size(); ++v) {
+    const Value &val = g.values[v];
+    const int id = static_cast<int>(v);
+    if (val.constant || !val.shape_known || val.shape.size() != 4 || val.dtype != DType::f32 ||
+        links.graph_outputs.count(id) || graph_inputs.count(id) || links.producer[v] < 0)
+      continue;
+    const Node &producer = g.nodes[links.producer[v]];
+    if (!(nhwc_dequantize(g, producer, producer.inputs[0]) && nhwc.count(producer.inputs[0])) &&
+        !nhwc_float_conv(g, producer) && elementwise_float_values(g, producer).empty())
+      continue;
+    std::vector<Node *> readers = readers_of(g, id);
+    bool ok = !readers.empty();
+    for (Node *r : readers)
+      if (!(nhwc_float_conv(g, *r) && r->inputs[0] == id &&
+            std::count(r->inputs.begin(), r->inputs.end(), id) == 1) &&
+          elementwise_float_values(g, *r).empty() &&
+          !(nhwc_quantize(g, *r) && r->inputs[0] == id && nhwc.count(r->outputs[0])))
+        ok = false;
+    if (ok) float_nhwc.insert(id);
+  }
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (const Node &n : g.nodes) {
+      std::vector<int> values = elementwise_float_values(g, n);
+      if (values.empty()) continue;
+      size_t in_set = 0;
+      for (int v : values) in_set += float_nhwc.count(v);
+      if (in_set == 0 || in_set == values.size()) continue;
+      for (int v : values) float_nhwc.erase(v);
+      changed = true;
+    }
+  }
+  return float_nhwc;
+}
+
 // An element-wise op needs its inputs and output in one layout: drop the values of any op
 // that would mix them, until none does.
 void drop_mixed_layouts(const Graph &g, std::set<int> &nhwc) {
@@ -1930,8 +2015,9 @@ void reorder_inputs_of_nchw_outputs(Graph &g, const std::set<int> &nhwc) {
   }
 }
 
-// Tells each kernel which of its activations are NHWC (_nhwc, _src_nhwc, _dst_nhwc).
-void mark_nhwc_activations(Graph &g, const std::set<int> &nhwc) {
+// Tells each kernel which of its activations are NHWC (_nhwc, _src_nhwc, _dst_nhwc). A Q/DQ
+// between an NHWC float and an NHWC int8 value is a plain one, unmarked.
+void mark_nhwc_activations(Graph &g, const std::set<int> &nhwc, const std::set<int> &float_nhwc) {
   for (Node &n : g.nodes) {
     if ((is_op_in(n, "axstream", "QBinary") || is_op_in(n, "axstream", "QConcat")) &&
         !elementwise_int8_values(g, n).empty() && nhwc.count(n.outputs[0]))
@@ -1943,9 +2029,15 @@ void mark_nhwc_activations(Graph &g, const std::set<int> &nhwc) {
     if (is_transpose_with_perm(n, {0, 1, 2, 3}) && !nhwc.count(n.inputs[0]) &&
         nhwc.count(n.outputs[0]))
       n.attrs["_nchw_to_nhwc"] = int_attr(1);
-    if (nhwc_quantize(g, n) && nhwc.count(n.outputs[0])) n.attrs["_dst_nhwc"] = int_attr(1);
-    if (!n.inputs.empty() && nhwc_dequantize(g, n, n.inputs[0]) && nhwc.count(n.inputs[0]))
+    if (nhwc_quantize(g, n) && nhwc.count(n.outputs[0]) && !float_nhwc.count(n.inputs[0]))
+      n.attrs["_dst_nhwc"] = int_attr(1);
+    if (!n.inputs.empty() && nhwc_dequantize(g, n, n.inputs[0]) && nhwc.count(n.inputs[0]) &&
+        !float_nhwc.count(n.outputs[0]))
       n.attrs["_src_nhwc"] = int_attr(1);
+    if (nhwc_float_conv(g, n)) {
+      if (float_nhwc.count(n.inputs[0])) n.attrs["_src_nhwc"] = int_attr(1);
+      if (float_nhwc.count(n.outputs[0])) n.attrs["_dst_nhwc"] = int_attr(1);
+    }
     if ((is_op_in(n, "axstream", "QGlobalAveragePool") || is_op(n, "MaxPool") ||
          is_op(n, "Resize") || is_op(n, "DepthToSpace")) &&
         !elementwise_int8_values(g, n).empty() && nhwc.count(n.inputs[0]))
@@ -1978,8 +2070,11 @@ bool int8_nhwc_enabled() { return setting_not_zero("AXSTREAM_ENGINE_NHWC"); }
 // mixed-precision model the conversions turn the layout around: a QuantizeLinear of a float
 // block's result writes NHWC (_dst_nhwc), a DequantizeLinear into a float block reads NHWC
 // (_src_nhwc), so the int8 blocks between float ones, joined by their residual adds, stay NHWC
-// instead of all NCHW. Graph inputs and outputs, and values other ops touch, keep NCHW. Only where
-// the oneDNN int8 path is the one that runs (VNNI, oneDNN on).
+// instead of all NCHW. The float values inside such a block that only float Convs, same-shape
+// element-wise float ops and those Q/DQ touch stay NHWC too (float_nhwc_values): oneDNN runs the
+// float convolutions NHWC anyway, so their reorders vanish and the Q/DQ become plain passes.
+// Graph inputs and outputs, and values other ops touch, keep NCHW. Only where the oneDNN int8
+// path is the one that runs (VNNI, oneDNN on).
 void keep_int8_activations_nhwc(Graph &g) {
   if (!dnnl_kernels_enabled() || !dnnl_cpu_has_vnni() || !int8_nhwc_enabled()) return;
   eliminate_dead_nodes(g);  // the fusions leave DequantizeLinears nobody reads any more
@@ -1989,7 +2084,8 @@ void keep_int8_activations_nhwc(Graph &g) {
   std::set<int> nhwc = nhwc_candidates(g, links);
   reorder_inputs_of_nchw_outputs(g, nhwc);
   drop_mixed_layouts(g, nhwc);
-  mark_nhwc_activations(g, nhwc);
+  const ValueLinks links_now(g);  // reorder_inputs_of_nchw_outputs may have added nodes
+  mark_nhwc_activations(g, nhwc, float_nhwc_values(g, links_now, nhwc));
   // The identity Transposes whose input and output stayed in one layout after all would only
   // copy: read the input instead, or for a graph output's copy, write the output again.
   std::set<int> graph_outputs(g.outputs.begin(), g.outputs.end());

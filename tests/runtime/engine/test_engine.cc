@@ -2137,11 +2137,14 @@ onnx::ModelProto mixed_precision_blocks_model(int64_t batch, int64_t channels, i
   return net.b.model;
 }
 
-// The int8 blocks between float ones stay NHWC: the float blocks' QuantizeLinears write NHWC,
-// their DequantizeLinears read it, no reorder runs between, and the outputs are the NCHW
-// path's bytes (AXSTREAM_ENGINE_NHWC=0), int8 and uint8: a batch of 2, 24 channels and 121
-// pixels (the transposing (de)quantisation's 16x16 blocks, the last ones overlapping), and 12
-// channels of 25 pixels (fewer than a block: element by element).
+// The int8 blocks between float ones stay NHWC, and so do the float values between them that
+// only float Convs, same-shape element-wise ops and such QuantizeLinears read: the second float
+// block runs NHWC throughout (its Conv _src_nhwc and _dst_nhwc, its Q/DQ plain), the first,
+// whose sum a QuantizeLinear read only by a DequantizeLinear also reads, keeps its Add NCHW and
+// turns the layout at its edges (transposing Q/DQ; its Conv reads NHWC, writes NCHW); with
+// AXSTREAM_ENGINE_FLOAT_NHWC=0 every float value stays NCHW and the Q/DQ transpose. The outputs
+// are the NCHW path's bytes (AXSTREAM_ENGINE_NHWC=0) either way, int8 and uint8: a batch of 2,
+// 24 channels and 121 pixels, and 12 channels of 25 pixels.
 class MixedPrecisionBlocks : public ::testing::TestWithParam<std::array<int64_t, 3>> {};
 
 TEST_P(MixedPrecisionBlocks, KeepTheirInt8ChainNhwcWithTheNchwPathsBytes) {
@@ -2151,7 +2154,10 @@ TEST_P(MixedPrecisionBlocks, KeepTheirInt8ChainNhwcWithTheNchwPathsBytes) {
   setenv("AXSTREAM_ENGINE_NHWC", "0", 1);
   auto nchw = Program::from_bytes(bytes, "mixed_blocks_nchw");
   unsetenv("AXSTREAM_ENGINE_NHWC");
-  const std::string text = program->describe();
+  setenv("AXSTREAM_ENGINE_FLOAT_NHWC", "0", 1);
+  auto float_nchw = Program::from_bytes(bytes, "mixed_blocks_float_nchw");
+  unsetenv("AXSTREAM_ENGINE_FLOAT_NHWC");
+  const std::string text = program->describe(), float_nchw_text = float_nchw->describe();
   EXPECT_EQ(nchw->describe().find("nhwc"), std::string::npos) << nchw->describe();
   EXPECT_TRUE(runs_none_of(
       text, {"  Add 'y2", "  Add 'y3", "  Add 'y5", "  Conv 'y2", "  Conv 'y3", "  Conv 'y5"}));
@@ -2166,27 +2172,51 @@ TEST_P(MixedPrecisionBlocks, KeepTheirInt8ChainNhwcWithTheNchwPathsBytes) {
   EXPECT_EQ(out, out_nchw);
   EXPECT_GT(distinct_values(out_nchw), 20u) << "the output takes few values, so it checks little";
   EXPECT_EQ(std::memcmp(sig.data(), sig_nchw.data(), count * sizeof(float)), 0);
+  std::vector<int8_t> out_float_nchw(count);
+  std::vector<float> sig_float_nchw(count);
+  float_nchw->make_executor()->run({x.data()}, {out_float_nchw.data(), sig_float_nchw.data()});
+  EXPECT_EQ(out_float_nchw, out_nchw);
+  EXPECT_EQ(std::memcmp(sig_float_nchw.data(), sig_nchw.data(), count * sizeof(float)), 0);
 
   if (!int8_convs_run_on_onednn(text)) GTEST_SKIP() << "no oneDNN int8 convolutions here";
-  for (const char *q : {"y1/QuantizeLinear", "y4/QuantizeLinear"})
-    EXPECT_NE(step_line(text, "QuantizeLinear", q).find("_dst_nhwc=1"), std::string::npos)
-        << q << " writes NCHW:\n"
-        << text;
-  // Read only by a DequantizeLinear: quantised NCHW, as before.
-  const std::string side_q = step_line(text, "QuantizeLinear", "side/QuantizeLinear");
-  ASSERT_FALSE(side_q.empty()) << text;
-  EXPECT_EQ(side_q.find("nhwc"), std::string::npos) << text;
-  for (const char *conv :
-       {"y2d/f/Conv", "y2a/f/Conv", "y3d/f/Conv", "y3a/f/Conv", "y5d/f/Conv", "y5a/f/Conv"}) {
-    const std::string line = step_line(text, "axstream.QConv", conv);
-    EXPECT_TRUE(contains_all(line, {"_dst_nhwc=1", "_src_nhwc=1"})) << conv << "\n" << text;
+  auto count_of = [](const std::string &text, const std::string &what) {
+    size_t found = 0;
+    for (size_t at = 0; (at = text.find(what, at)) != std::string::npos; ++at) ++found;
+    return found;
+  };
+  for (const std::string *t : {&text, &float_nchw_text}) {
+    // Read only by a DequantizeLinear: quantised NCHW, as before.
+    const std::string side_q = step_line(*t, "QuantizeLinear", "side/QuantizeLinear");
+    ASSERT_FALSE(side_q.empty()) << *t;
+    EXPECT_EQ(side_q.find("nhwc"), std::string::npos) << *t;
+    for (const char *conv :
+         {"y2d/f/Conv", "y2a/f/Conv", "y3d/f/Conv", "y3a/f/Conv", "y5d/f/Conv", "y5a/f/Conv"}) {
+      const std::string line = step_line(*t, "axstream.QConv", conv);
+      EXPECT_TRUE(contains_all(line, {"_dst_nhwc=1", "_src_nhwc=1"})) << conv << "\n" << *t;
+    }
+    EXPECT_EQ(t->find("_nhwc_to_nchw"), std::string::npos) << *t;
+    EXPECT_NE(step_line(*t, "QuantizeLinear", "y1/QuantizeLinear").find("_dst_nhwc=1"),
+              std::string::npos)
+        << *t;
   }
-  // The float blocks read h and y3 (each through two DequantizeLinears) NHWC, no reorder.
-  size_t nhwc_dequantize = 0;
-  for (size_t at = 0; (at = text.find("[dequantize NHWC -> NCHW, ", at)) != std::string::npos; ++at)
-    ++nhwc_dequantize;
-  EXPECT_EQ(nhwc_dequantize, 4u) << text;
-  EXPECT_EQ(text.find("_nhwc_to_nchw"), std::string::npos) << text;
+  // Float side NCHW: the float blocks read h and y3 (each through two DequantizeLinears) NHWC
+  // while they dequantise, y4 is written NHWC while it is quantised; no float Conv is NHWC.
+  EXPECT_EQ(count_of(float_nchw_text, "[dequantize NHWC -> NCHW, "), 4u) << float_nchw_text;
+  EXPECT_NE(step_line(float_nchw_text, "QuantizeLinear", "y4/QuantizeLinear").find("_dst_nhwc=1"),
+            std::string::npos)
+      << float_nchw_text;
+  EXPECT_TRUE(runs_none_of(float_nchw_text, {"  Conv 'y1/conv/Conv' _", "  Conv 'y4/conv/Conv' _"}))
+      << float_nchw_text;
+  // Float side NHWC: the second float block throughout, the first's Conv input (its Add also
+  // reads what the NCHW side Q reads, so it stays NCHW, with one transposing DequantizeLinear).
+  EXPECT_TRUE(contains_all(step_line(text, "Conv", "y4/conv/Conv"), {"_src_nhwc=1", "_dst_nhwc=1"}))
+      << text;
+  EXPECT_TRUE(contains_all(step_line(text, "Conv", "y1/conv/Conv"), {"_src_nhwc=1"})) << text;
+  EXPECT_EQ(step_line(text, "Conv", "y1/conv/Conv").find("_dst_nhwc"), std::string::npos) << text;
+  EXPECT_EQ(step_line(text, "QuantizeLinear", "y4/QuantizeLinear").find("nhwc"), std::string::npos)
+      << text;
+  EXPECT_EQ(count_of(text, "[dequantize NHWC -> NCHW, "), 1u) << text;
+  EXPECT_EQ(count_of(text, "[quantize NCHW -> NHWC, "), 1u) << text;
 }
 
 INSTANTIATE_TEST_SUITE_P(EnginePasses, MixedPrecisionBlocks,
@@ -4942,4 +4972,48 @@ TEST(EngineSequences, EmptySequencesAndOptionalsRefuseWhatNeedsAnElement) {
   EXPECT_TRUE(contains_all(compile_error(optional.model, "optional.onnx"),
                            {"node 'y/OptionalGetElement' (OptionalGetElement)",
                             "input 0 'none' is an optional without an element"}));
+}
+
+// A float Conv whose activations passes.cc keeps NHWC (_src_nhwc, _dst_nhwc) on the reference
+// loops (oneDNN off here; the fallback where oneDNN has no implementation): the NHWC buffers are
+// turned around on the way, so the result is the NCHW convolution's, laid out NHWC.
+TEST(EngineConv, NhwcFloatConvOnTheReferenceLoopsGivesTheNchwResult) {
+  const int64_t n = 2, c = 3, m = 5, h = 5, w = 4;
+  auto model = [&](bool nhwc) {
+    GraphBuilder g("nhwc_float_conv");
+    g.input("x", kFloat, {n, c, h, w});
+    std::vector<float> weights(static_cast<size_t>(m * c * 9)), bias(static_cast<size_t>(m));
+    for (size_t i = 0; i < weights.size(); ++i)
+      weights[i] = static_cast<float>((i * 7) % 11) * 0.1f - 0.5f;
+    for (size_t i = 0; i < bias.size(); ++i) bias[i] = 0.25f * static_cast<float>(i);
+    auto *conv = g.node("Conv",
+                        {"x", g.initializer("w", kFloat, {m, c, 3, 3}, weights),
+                         g.initializer("b", kFloat, {m}, bias)},
+                        "y");
+    set_ints(conv, "pads", {1, 1, 1, 1});
+    if (nhwc) {
+      set_int(conv, "_src_nhwc", 1);
+      set_int(conv, "_dst_nhwc", 1);
+    }
+    g.output("y", kFloat, {n, m, h, w});
+    return Program::from_bytes(g.model.SerializeAsString(), "nhwc_float_conv.onnx");
+  };
+  setenv("AXSTREAM_ENGINE_REFERENCE", "1", 1);
+  auto nhwc = model(true), nchw = model(false);
+  unsetenv("AXSTREAM_ENGINE_REFERENCE");
+  EXPECT_NE(nhwc->describe().find("_src_nhwc=1"), std::string::npos) << nhwc->describe();
+  auto to_nhwc = [](const std::vector<float> &planar, int64_t batch, int64_t channels,
+                    int64_t pixels) {
+    std::vector<float> interleaved(planar.size());
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t ch = 0; ch < channels; ++ch)
+        for (int64_t p = 0; p < pixels; ++p)
+          interleaved[(b * pixels + p) * channels + ch] = planar[(b * channels + ch) * pixels + p];
+    return interleaved;
+  };
+  std::vector<float> x(static_cast<size_t>(n * c * h * w));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 13) % 17) - 8.f;
+  const std::vector<float> x_nhwc = to_nhwc(x, n, c, h * w);
+  const std::vector<float> y_nchw = run_float(*nchw, {x.data()});
+  EXPECT_EQ(run_float(*nhwc, {x_nhwc.data()}), to_nhwc(y_nchw, n, m, h * w));
 }
