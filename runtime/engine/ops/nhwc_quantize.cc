@@ -1,4 +1,5 @@
-// Transposing (de)quantisation between NCHW float and NHWC int8/uint8 (nhwc_quantize.h).
+// Per-tensor (de)quantisation between float and int8/uint8, plain and NCHW <-> NHWC
+// (nhwc_quantize.h).
 #include "nhwc_quantize.h"
 
 // GCC 12's AVX-512 intrinsics trip -Wmaybe-uninitialized where they are inlined (its bug
@@ -282,6 +283,31 @@ AX_AVX512 void dequantize_avx512(const T *xn, float *yn, int64_t c, int64_t hw, 
     }
 }
 
+// The plain kernels, 16 elements per step, the last step masked.
+template <typename Q>
+AX_AVX512 void quantize_plain_avx512(const float *x, Q *y, int64_t count,
+                                     const PerTensorQuantizer<Q> &q) {
+  const QuantizeLanes l{_mm512_set1_ps(q.scale), _mm512_set1_ps(q.lo_v), _mm512_set1_ps(q.hi_v),
+                        _mm512_set1_ps(PerTensorQuantizer<Q>::kRound), _mm512_set1_ps(q.zero)};
+  for (int64_t i = 0; i < count; i += 16) {
+    const __mmask16 mask = first_bits16(count - i);
+    const __m512i v = quantize16(l, _mm512_maskz_loadu_ps(mask, x + i));
+    _mm_mask_storeu_epi8(y + i, mask, _mm512_cvtepi32_epi8(v));  // in Q's range: exact
+  }
+}
+
+template <typename T>
+AX_AVX512 void dequantize_plain_avx512(const T *x, float *y, int64_t count, float scale,
+                                       int32_t zero_point) {
+  const __m512i zero = _mm512_set1_epi32(zero_point);
+  const __m512 scale_lanes = _mm512_set1_ps(scale);
+  for (int64_t i = 0; i < count; i += 16) {
+    const __mmask16 mask = first_bits16(count - i);
+    _mm512_mask_storeu_ps(y + i, mask,
+                          dequantize16<T>(_mm_maskz_loadu_epi8(mask, x + i), zero, scale_lanes));
+  }
+}
+
 #undef AX_AVX512
 
 NhwcQuantPath resolve(NhwcQuantPath path) {
@@ -321,6 +347,21 @@ const char *nhwc_quant_path_name(NhwcQuantPath path) {
 }
 
 template <typename Q>
+void quantize_per_tensor(const float *x, Q *y, int64_t count, const PerTensorQuantizer<Q> &q,
+                         NhwcQuantPath path) {
+  if (resolve(path) == NhwcQuantPath::avx512) return quantize_plain_avx512(x, y, count, q);
+  for (int64_t i = 0; i < count; ++i) y[i] = q(x[i]);
+}
+
+template <typename T>
+void dequantize_per_tensor(const T *x, float *y, int64_t count, float scale, int32_t zero_point,
+                           NhwcQuantPath path) {
+  if (resolve(path) == NhwcQuantPath::avx512)
+    return dequantize_plain_avx512(x, y, count, scale, zero_point);
+  for (int64_t i = 0; i < count; ++i) y[i] = dequantize_one(x[i], scale, zero_point);
+}
+
+template <typename Q>
 void quantize_nchw_to_nhwc(const float *x, Q *y, const NhwcQuantShape &s,
                            const PerTensorQuantizer<Q> &q, NhwcQuantPath path) {
   path = resolve(path);
@@ -352,6 +393,14 @@ void dequantize_nhwc_to_nchw(const T *x, float *y, const NhwcQuantShape &s, floa
   }
 }
 
+template void quantize_per_tensor(const float *, int8_t *, int64_t,
+                                  const PerTensorQuantizer<int8_t> &, NhwcQuantPath);
+template void quantize_per_tensor(const float *, uint8_t *, int64_t,
+                                  const PerTensorQuantizer<uint8_t> &, NhwcQuantPath);
+template void dequantize_per_tensor(const int8_t *, float *, int64_t, float, int32_t,
+                                    NhwcQuantPath);
+template void dequantize_per_tensor(const uint8_t *, float *, int64_t, float, int32_t,
+                                    NhwcQuantPath);
 template void quantize_nchw_to_nhwc(const float *, int8_t *, const NhwcQuantShape &,
                                     const PerTensorQuantizer<int8_t> &, NhwcQuantPath);
 template void quantize_nchw_to_nhwc(const float *, uint8_t *, const NhwcQuantShape &,

@@ -1,6 +1,7 @@
-// The transposing (de)quantisation at the float/int8 boundaries passes.cc keeps NHWC on the int8
-// side: QuantizeLinear of an NCHW float tensor into an NHWC int8/uint8 one and DequantizeLinear
-// of an NHWC int8/uint8 tensor into an NCHW float one, per-tensor parameters.
+// Per-tensor QuantizeLinear (float -> int8/uint8) and DequantizeLinear (int8/uint8 -> float) at
+// the float/int8 boundaries: element i to element i, and the transposing ones where passes.cc
+// keeps the int8 side NHWC and the float side NCHW (an NCHW float tensor into an NHWC int8 one
+// and back).
 #pragma once
 
 #include <cstdint>
@@ -39,16 +40,28 @@ struct NhwcQuantShape {
   int64_t n = 0, c = 0, hw = 0;
 };
 
-// How the blocks are turned around; every path writes the same bytes. `element` moves one
-// element at a time (the reference), `sse2` turns 16 pixels x 16 channels with SSE2 unpacks,
-// `avx512` 16 pixels x 64 channels with AVX-512 (F, BW) ones, `best` is the widest this CPU
-// runs.
+// Which instructions run the kernels; every path writes the same bytes. `element` goes one
+// element at a time (the reference), `sse2` turns 16 pixels x 16 channels with SSE2 unpacks
+// (the plain kernels: the compiler's vectorisation of the element loop), `avx512` 16 lanes at a
+// time and 64 pixels x 16 channels per transposed block with AVX-512 (F, BW, VL) ones, `best`
+// is the widest this CPU runs.
 enum class NhwcQuantPath { element, sse2, avx512, best };
 
 bool nhwc_quant_path_supported(NhwcQuantPath path);
 // The path `best` stands for on this CPU.
 NhwcQuantPath best_nhwc_quant_path();
 const char *nhwc_quant_path_name(NhwcQuantPath path);
+
+// Q: int8_t or uint8_t; y[i] = quantizer(x[i]).
+template <typename Q>
+void quantize_per_tensor(const float *x, Q *y, int64_t count,
+                         const PerTensorQuantizer<Q> &quantizer,
+                         NhwcQuantPath path = NhwcQuantPath::best);
+
+// T: int8_t or uint8_t; y[i] = (x[i] - zero_point) * scale.
+template <typename T>
+void dequantize_per_tensor(const T *x, float *y, int64_t count, float scale, int32_t zero_point,
+                           NhwcQuantPath path = NhwcQuantPath::best);
 
 // Q: int8_t or uint8_t. x is (n, c, hw), y (n, hw, c). Throws InternalError for a path this CPU
 // does not run.

@@ -60,8 +60,7 @@ template <typename Q>
 void quantize(const float *x, Q *y, int64_t n, const QuantParams &p) {
   constexpr float lo = std::numeric_limits<Q>::lowest(), hi = std::numeric_limits<Q>::max();
   if (p.channels == 1) {
-    const PerTensorQuantizer<Q> q(p.scale[0], p.zero_point[0]);
-    for (int64_t i = 0; i < n; ++i) y[i] = q(x[i]);
+    quantize_per_tensor(x, y, n, PerTensorQuantizer<Q>(p.scale[0], p.zero_point[0]));
     return;
   }
   for (int64_t i = 0; i < n; ++i) {
@@ -208,6 +207,9 @@ std::unique_ptr<Kernel> compile_dequantize(OpContext &ctx) {
       // int32 x minus an int32 zero point can overflow int32 (found by fuzz_onnx_import).
       using Wide = std::conditional_t<std::is_same_v<T, int32_t>, int64_t, int32_t>;
       const T *x = static_cast<const T *>(i[0]);
+      if constexpr (std::is_same_v<T, int8_t> || std::is_same_v<T, uint8_t>) {
+        if (p.channels == 1) return dequantize_per_tensor(x, y, n, p.scale[0], p.zero_point[0]);
+      }
       if (p.channels == 1) {
         float s = p.scale[0];
         Wide zp = p.zero_point[0];

@@ -4675,7 +4675,8 @@ TEST(EngineControlFlow, LoopBodyNeedingItsIterationNumberUnrollsUpTo64Iterations
                                  "up to 64 iterations, this loop has 100"}));
 }
 
-// The transposing (de)quantisation kernels (ops/nhwc_quantize.h) on every path this CPU runs,
+// The per-tensor (de)quantisation kernels (ops/nhwc_quantize.h), plain and transposing, on every
+// path this CPU runs,
 // byte for byte against the element-by-element reference: sizes around the block edges (1, 15,
 // 16, 17, 63, 64, 65 ... pixels and channels), batches, zero points at both ends of the range,
 // and inputs that round half-way, saturate, are NaN, infinite or negative zero.
@@ -4711,7 +4712,13 @@ void expect_nhwc_paths_match_reference(const std::vector<NhwcQuantPath> &paths) 
         std::vector<float> real_expected(count), real_out(count);
         dequantize_nhwc_to_nchw(int8_in.data(), real_expected.data(), shape, scale, zero,
                                 NhwcQuantPath::element);
-        // The reference itself: element (ch, p) of image b is NHWC byte (b, p, ch).
+        std::vector<Q> plain_expected(count);
+        quantize_per_tensor(real.data(), plain_expected.data(), count, quantizer,
+                            NhwcQuantPath::element);
+        std::vector<float> plain_real_expected(count);
+        dequantize_per_tensor(int8_in.data(), plain_real_expected.data(), count, scale, zero,
+                              NhwcQuantPath::element);
+        // The references themselves: element (ch, p) of image b is NHWC byte (b, p, ch).
         for (int64_t b = 0; b < n; ++b)
           for (int64_t ch = 0; ch < c; ++ch)
             for (int64_t p = 0; p < hw; ++p) {
@@ -4722,8 +4729,10 @@ void expect_nhwc_paths_match_reference(const std::vector<NhwcQuantPath> &paths) 
                                             : std::clamp(v, float(std::numeric_limits<Q>::lowest()),
                                                          float(std::numeric_limits<Q>::max()));
               ASSERT_EQ(quantized_expected[nhwc], static_cast<Q>(q)) << nchw;
+              ASSERT_EQ(plain_expected[nchw], static_cast<Q>(q)) << nchw;
               ASSERT_EQ(real_expected[nchw],
                         static_cast<float>(static_cast<int32_t>(int8_in[nhwc]) - zero) * scale);
+              ASSERT_EQ(plain_real_expected[nhwc], real_expected[nchw]);
             }
         for (NhwcQuantPath path : paths) {
           const std::string where = std::string(nhwc_quant_path_name(path)) +
@@ -4736,6 +4745,15 @@ void expect_nhwc_paths_match_reference(const std::vector<NhwcQuantPath> &paths) 
           dequantize_nhwc_to_nchw(int8_in.data(), real_out.data(), shape, scale, zero, path);
           ASSERT_EQ(std::memcmp(real_out.data(), real_expected.data(), count * sizeof(float)), 0)
               << "dequantize " << where;
+          // The plain kernels: element i to element i.
+          std::vector<Q> plain(count, Q(0x5A));
+          quantize_per_tensor(real.data(), plain.data(), count, quantizer, path);
+          ASSERT_EQ(plain, plain_expected) << "plain quantize " << where;
+          std::fill(real_out.begin(), real_out.end(), -7.f);
+          dequantize_per_tensor(int8_in.data(), real_out.data(), count, scale, zero, path);
+          ASSERT_EQ(std::memcmp(real_out.data(), plain_real_expected.data(), count * sizeof(float)),
+                    0)
+              << "plain dequantize " << where;
         }
         ++shapes;
       }
