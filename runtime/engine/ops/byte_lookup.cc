@@ -2,6 +2,8 @@
 
 #include <immintrin.h>
 
+#include "../cpu_features.h"
+
 namespace axstream::engine {
 namespace {
 
@@ -34,9 +36,7 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void byte_lookup_vbmi(
 
 void byte_lookup(const uint8_t *x, uint8_t *y, int64_t count, const uint8_t table[256],
                  uint8_t flip) {
-  static const bool vbmi = __builtin_cpu_supports("avx512vbmi") &&
-                           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512f");
-  if (vbmi) return byte_lookup_vbmi(x, y, count, table, flip);
+  if (cpu_allows_avx512vbmi()) return byte_lookup_vbmi(x, y, count, table, flip);
   for (int64_t i = 0; i < count; ++i) y[i] = table[x[i] ^ flip];
 }
 

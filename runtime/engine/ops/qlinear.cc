@@ -6,6 +6,7 @@
 // oneDNN path; what is left runs here.
 #include <immintrin.h>
 
+#include "../cpu_features.h"
 #include "conv_reference.h"
 
 namespace axstream::engine {
@@ -53,8 +54,7 @@ __attribute__((target("avx2"))) int32_t dot_int16_avx2(const int16_t *a, const i
 }
 
 inline int32_t dot_int16(const int16_t *a, const int16_t *b, int64_t n) {
-  static const bool avx2 = __builtin_cpu_supports("avx2");
-  if (avx2) return dot_int16_avx2(a, b, n);
+  if (cpu_allows_avx2_fma()) return dot_int16_avx2(a, b, n);
   int32_t acc = 0;
   for (int64_t i = 0; i < n; ++i) acc += static_cast<int32_t>(a[i]) * b[i];
   return acc;

@@ -1,5 +1,6 @@
 #include "quantized_join.h"
 
+#include "../cpu_features.h"
 #include "../op_registry.h"
 
 // GCC 12's AVX-512 intrinsics trip -Wmaybe-uninitialized where they are inlined (its bug
@@ -46,13 +47,6 @@ inline Y requantise(float s, float y_scale, const Bounds &b) {
 template <typename Q>
 inline float dequantise(Q q, int32_t zero, float scale) {
   return static_cast<float>(static_cast<int32_t>(q) - zero) * scale;
-}
-
-bool cpu_has_avx512bw() {
-  static const bool avx512 = __builtin_cpu_supports("avx512f") &&
-                             __builtin_cpu_supports("avx512bw") &&
-                             __builtin_cpu_supports("avx512vl");
-  return avx512;
 }
 
 #define AXSTREAM_AVX512 \
@@ -136,11 +130,6 @@ __attribute__((target("avx2,fma"), optimize("fp-contract=off"))) void join_fma_a
   join_loop<JoinOp::fused_multiply_add_b>(a, b, y, count, p, bounds);
 }
 
-bool cpu_has_avx2_fma() {
-  static const bool fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return fma;
-}
-
 template <bool kMul, typename A, typename Y>
 AXSTREAM_AVX512 void join_channels_avx512(const A *a, const float *b_real, Y *y, int64_t pixels,
                                           int64_t channels, const QuantizedJoin &p,
@@ -170,7 +159,7 @@ void quantized_join(const A *a, const B *b, Y *y, int64_t count, const Quantized
   const JoinOp op = p.mul                    ? JoinOp::mul
                     : p.fused_multiply_add_b ? JoinOp::fused_multiply_add_b
                                              : JoinOp::add;
-  if (cpu_has_avx512bw()) {
+  if (cpu_allows_avx512bw()) {
     if (op == JoinOp::mul)
       join_avx512<JoinOp::mul>(a, b, y, count, local, bounds);
     else if (op == JoinOp::fused_multiply_add_b)
@@ -181,7 +170,7 @@ void quantized_join(const A *a, const B *b, Y *y, int64_t count, const Quantized
     join_loop<JoinOp::mul>(a, b, y, count, local, bounds);
   } else if (op == JoinOp::add) {
     join_loop<JoinOp::add>(a, b, y, count, local, bounds);
-  } else if (cpu_has_avx2_fma()) {
+  } else if (cpu_allows_avx2_fma()) {
     join_fma_avx2(a, b, y, count, local, bounds);
   } else {
     join_loop<JoinOp::fused_multiply_add_b>(a, b, y, count, local, bounds);
@@ -192,7 +181,7 @@ template <typename A, typename Y>
 void quantized_join_channels(const A *a, const float *b_real, Y *y, int64_t pixels,
                              int64_t channels, const QuantizedJoin &p) {
   const Bounds bounds = bounds_of<Y>(p);
-  if (cpu_has_avx512bw()) {
+  if (cpu_allows_avx512bw()) {
     if (p.mul)
       join_channels_avx512<true>(a, b_real, y, pixels, channels, p, bounds);
     else

@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "../cpu_features.h"
 #include "common.h"
 
 namespace axstream::engine {
@@ -82,10 +83,7 @@ std::unique_ptr<Kernel> compile_depth_space(OpContext &ctx) {
   if (ctx.attr_i("_nhwc", 0) != 0) {
     if (!to_space || es != 1) ctx.fail("_nhwc needs DepthToSpace on int8/uint8");
     DepthToSpaceNhwc d{n, h, w, c, b, oc, std::min<int64_t>(64 / (b * oc), 128 / c), {}};
-    static const bool vbmi = __builtin_cpu_supports("avx512vbmi") &&
-                             __builtin_cpu_supports("avx512bw") &&
-                             __builtin_cpu_supports("avx512f");
-    if (vbmi && d.run >= 1) {
+    if (cpu_allows_avx512vbmi() && d.run >= 1) {
       for (int64_t by = 0; by < b; ++by) {
         std::vector<uint8_t> t(64, 0);
         for (int64_t j = 0; j < d.run * b * oc; ++j) {

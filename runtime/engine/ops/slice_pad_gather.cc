@@ -6,6 +6,7 @@
 #include <immintrin.h>
 #pragma GCC diagnostic pop
 
+#include "../cpu_features.h"
 #include "common.h"
 
 namespace axstream::engine {
@@ -90,9 +91,7 @@ std::unique_ptr<Kernel> compile_slice(OpContext &ctx) {
   size_t es = dtype_size(ctx.in_dtype(0));
   bool last_axis_only = r > 0 && out[r - 1] > 0 && step[r - 1] == 1;
   for (size_t d = 0; d + 1 < r; ++d) last_axis_only = last_axis_only && out[d] == in[d];
-  static const bool vbmi = __builtin_cpu_supports("avx512vbmi") &&
-                           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512f");
-  if (vbmi && last_axis_only && in[r - 1] * static_cast<int64_t>(es) <= 64) {
+  if (cpu_allows_avx512vbmi() && last_axis_only && in[r - 1] * static_cast<int64_t>(es) <= 64) {
     RowRuns runs{product(out, 0, r - 1),
                  out[r - 1] * static_cast<int64_t>(es),
                  in[r - 1] * static_cast<int64_t>(es),

@@ -1,0 +1,37 @@
+#include "cpu_features.h"
+
+#include <dnnl.hpp>
+
+namespace axstream::engine {
+
+namespace {
+
+// oneDNN's ISA values are bit sets: an ISA includes another when it holds all of its bits.
+bool cap_admits(dnnl::cpu_isa wanted) {
+  static const unsigned effective = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  const unsigned bits = static_cast<unsigned>(wanted);
+  return (effective & bits) == bits;
+}
+
+}  // namespace
+
+bool cpu_allows_avx2_fma() {
+  static const bool allowed = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                              cap_admits(dnnl::cpu_isa::avx2);
+  return allowed;
+}
+
+bool cpu_allows_avx512bw() {
+  static const bool allowed =
+      __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && cap_admits(dnnl::cpu_isa::avx512_core);
+  return allowed;
+}
+
+bool cpu_allows_avx512vbmi() {
+  static const bool allowed = cpu_allows_avx512bw() && __builtin_cpu_supports("avx512vbmi") &&
+                              cap_admits(dnnl::cpu_isa::avx512_core_vnni);
+  return allowed;
+}
+
+}  // namespace axstream::engine

@@ -1,0 +1,17 @@
+// Which of the engine's hand-written vector kernels may run: the CPU's own features, capped by
+// the ISA oneDNN is limited to (ONEDNN_MAX_CPU_ISA), so that one variable makes this machine run
+// the engine as an older CPU would — oneDNN's kernels and ours alike (docs/runtime.md, "CPU
+// features").
+#pragma once
+
+namespace axstream::engine {
+
+// AVX2 and FMA (the cap admits avx2 or above).
+bool cpu_allows_avx2_fma();
+// AVX-512 F, BW and VL (the cap admits avx512_core).
+bool cpu_allows_avx512bw();
+// AVX-512 VBMI with F and BW: byte permutes. oneDNN 2.6 names no VBMI ISA, so the cap admits it
+// from avx512_core_vnni (Ice Lake on); under AVX512_CORE the engine runs as on Skylake-SP.
+bool cpu_allows_avx512vbmi();
+
+}  // namespace axstream::engine
