@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "compiler.h"
+#include "cpu_features.h"
 #include "residual_sum_chain.h"
 
 namespace axstream::engine {
@@ -170,11 +171,6 @@ __attribute__((target("avx2"))) void quantize_block_avx2(const float *in, Q *out
   }
 }
 
-bool cpu_has_avx2() {
-  static const bool avx2 = __builtin_cpu_supports("avx2");
-  return avx2;
-}
-
 // oneDNN 2.6's reorders with scales between plain int8 and blocked float are slow (tens of ms
 // per ResNet layer), so the common case — channels blocked by 8 (nChw8c), C a multiple of 8 —
 // is done here: one pass that (de)quantises and (un)blocks (8x8 transposes on AVX2).
@@ -182,7 +178,7 @@ template <typename Q>
 void dequantize_to_nchw8c(const Q *src, float *dst, int64_t n, int64_t c, int64_t hw, float scale,
                           int32_t zero_point) {
   int64_t blocks = n * (c / 8);
-  int64_t hw8 = cpu_has_avx2() ? hw / 8 * 8 : 0;
+  int64_t hw8 = cpu_allows_avx2_fma() ? hw / 8 * 8 : 0;
 #pragma omp parallel for schedule(static)
   for (int64_t b = 0; b < blocks; ++b) {
     const Q *in = src + b * 8 * hw;
@@ -202,7 +198,7 @@ void quantize_from_nchw8c(const float *src, Q *dst, int64_t n, int64_t c, int64_
   const float zero = static_cast<float>(zero_point), lo_v = lo - zero, hi_v = hi - zero;
   constexpr float kRound = 12582912.f;  // 1.5 * 2^23: round half to even for |v| < 2^22
   int64_t blocks = n * (c / 8);
-  int64_t hw8 = cpu_has_avx2() ? hw / 8 * 8 : 0;
+  int64_t hw8 = cpu_allows_avx2_fma() ? hw / 8 * 8 : 0;
 #pragma omp parallel for schedule(static)
   for (int64_t b = 0; b < blocks; ++b) {
     const float *in = src + b * 8 * hw;
@@ -217,6 +213,27 @@ void quantize_from_nchw8c(const float *src, Q *dst, int64_t n, int64_t c, int64_
         out[k * hw + i] = static_cast<Q>(static_cast<int32_t>(v + zero));
       }
   }
+}
+
+// oneDNN 2.6's jit:uni reorder from int8/uint8 NCHW to float NHWC ignores a source zero point
+// at some shapes (C above 16 and not a multiple of 4 with H x W a multiple of 64: BlazeFace's
+// 42 channels of 32x32 read as q * scale, not (q - zero point) * scale); its depthwise brdgmm
+// kernels ask for NHWC on AVX-512 without VNNI (docs/runtime.md, "CPU features"), so that
+// dequantisation is done here, by the same formula.
+template <typename Q>
+void dequantize_to_nhwc(const Q *src, float *dst, int64_t n, int64_t c, int64_t hw, float scale,
+                        int32_t zero_point) {
+#pragma omp parallel for schedule(static)
+  for (int64_t p = 0; p < n * hw; ++p) {
+    const Q *in = src + p / hw * c * hw + p % hw;
+    float *out = dst + p * c;
+    for (int64_t k = 0; k < c; ++k)
+      out[k] = static_cast<float>(static_cast<int32_t>(in[k * hw]) - zero_point) * scale;
+  }
+}
+
+bool is_nhwc_f32(const memory::desc &d) {
+  return d.dims().size() == 4 && d == memory::desc(d.dims(), dt::f32, tag::nhwc);
 }
 
 bool is_nchw(const memory::desc &d) {
@@ -253,8 +270,9 @@ class DnnlConvKernel : public Kernel {
     dst_reorder_needed_ = pd.dst_desc() != user_dst;
     // The hand-written (de)quantising loops read and write NCHW caller buffers.
     src_blocked_loop_ = src_q_.active && is_nchw8c_f32(pd.src_desc()) && is_nchw(user_src);
+    src_nhwc_loop_ = src_q_.active && is_nhwc_f32(pd.src_desc()) && is_nchw(user_src);
     dst_blocked_loop_ = dst_q_.active && is_nchw8c_f32(pd.dst_desc()) && is_nchw(user_dst);
-    if (src_reorder_needed_ && !src_blocked_loop_)
+    if (src_reorder_needed_ && !src_blocked_loop_ && !src_nhwc_loop_)
       src_reorder_ = dnnl::reorder(
           dnnl::reorder::primitive_desc(eng, user_src, eng, pd.src_desc(), src_q_.attr));
     if (dst_reorder_needed_ && !dst_blocked_loop_)
@@ -284,15 +302,21 @@ class DnnlConvKernel : public Kernel {
     memory src = user_src, dst = user_dst;
     if (src_reorder_needed_) {
       src = memory(pd_.src_desc(), eng, scratch + pad_offset_);
-      if (src_blocked_loop_) {
+      if (src_blocked_loop_ || src_nhwc_loop_) {
         auto d = user_src_.dims();
         float *to = static_cast<float *>(src.get_data_handle());
+        auto dequantize = [&](auto *from) {
+          if (src_blocked_loop_)
+            dequantize_to_nchw8c(from, to, d[0], d[1], d[2] * d[3], src_q_.scale,
+                                 src_q_.zero_point_value);
+          else
+            dequantize_to_nhwc(from, to, d[0], d[1], d[2] * d[3], src_q_.scale,
+                               src_q_.zero_point_value);
+        };
         if (src_q_.dtype == DType::i8)
-          dequantize_to_nchw8c(static_cast<const int8_t *>(src_ptr), to, d[0], d[1], d[2] * d[3],
-                               src_q_.scale, src_q_.zero_point_value);
+          dequantize(static_cast<const int8_t *>(src_ptr));
         else
-          dequantize_to_nchw8c(static_cast<const uint8_t *>(src_ptr), to, d[0], d[1], d[2] * d[3],
-                               src_q_.scale, src_q_.zero_point_value);
+          dequantize(static_cast<const uint8_t *>(src_ptr));
       } else {
         std::unordered_map<int, memory> rargs{{DNNL_ARG_FROM, user_src}, {DNNL_ARG_TO, src}};
         if (src_q_.zero_point) rargs.insert({src_q_.zero_point_arg, *src_q_.zero_point});
@@ -334,6 +358,7 @@ class DnnlConvKernel : public Kernel {
   std::vector<std::pair<int, std::shared_ptr<memory>>> extra_args_;
   bool src_reorder_needed_ = false, dst_reorder_needed_ = false;
   bool src_blocked_loop_ = false, dst_blocked_loop_ = false;  // hand-written (de)quantise
+  bool src_nhwc_loop_ = false;
   dnnl::reorder src_reorder_, dst_reorder_;
   size_t pad_offset_ = 0, dst_offset_ = 0, flip_offset_ = 0;
   bool flip_src_sign_ = false;
