@@ -65,8 +65,12 @@ memory::dims dilation_of(const DnnlConvParams &p) {
 dnnl::post_ops activation_post_ops(const FusedActivation &act) {
   dnnl::post_ops ops;
   using Kind = FusedActivation::Kind;
+  // Relu as a clip to [0, inf): the same max(x, 0) in oneDNN's vector kernels, but its scalar
+  // post-ops (the gemm convolutions it picks on SSE4.1-only CPUs) compute relu as x * 0 below
+  // zero, giving -0.0 where the engine's Relu gives +0.0 (other bytes in a float output).
   if (act.kind == Kind::relu)
-    ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+    ops.append_eltwise(1.f, dnnl::algorithm::eltwise_clip, 0.f,
+                       std::numeric_limits<float>::infinity());
   else if (act.kind == Kind::clip)
     ops.append_eltwise(1.f, dnnl::algorithm::eltwise_clip, act.lo, act.hi);
   else if (act.kind == Kind::leaky_relu)
