@@ -458,16 +458,18 @@ std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &
       // The sum reproduces the unfused arithmetic where the convolution result reaches the
       // post-ops as it reaches the unfused output (the same implementation) and the kernel
       // applies them as the ones checked do (oneDNN 2.6's brgemm and jit_int8 kernels on
-      // avx512_core_vnni: scales, post-ops in order, the sum as one FMA, the destination zero
-      // point added, then saturation and rounding; AMX kernels are unchecked). oneDNN's
-      // reference kernel rounds its sum otherwise and would be many times slower.
+      // avx512_core_vnni, jit_uni_int8 on avx2_vnni: scales, post-ops in order, the sum as one
+      // FMA, the destination zero point added, then saturation and rounding; AMX kernels are
+      // unchecked). oneDNN's reference kernel rounds its sum otherwise and would be many times
+      // slower.
       const std::string fused_impl = pd.impl_info_str();
       const std::string unfused_impl = primitive_desc(false, false).impl_info_str();
-      const std::string isa = ":avx512_core_vnni";
-      const bool checked =
-          (fused_impl.rfind("brg", 0) == 0 || fused_impl.rfind("jit_int8", 0) == 0) &&
-          fused_impl.size() > isa.size() &&
-          fused_impl.compare(fused_impl.size() - isa.size(), isa.size(), isa) == 0;
+      auto is = [&](const char *prefix, const std::string &isa) {
+        return fused_impl.rfind(prefix, 0) == 0 && fused_impl.size() > isa.size() &&
+               fused_impl.compare(fused_impl.size() - isa.size(), isa.size(), isa) == 0;
+      };
+      const bool checked = is("brg", ":avx512_core_vnni") || is("jit_int8", ":avx512_core_vnni") ||
+                           is("jit_uni_int8", ":avx2_vnni");
       if (fused_impl != unfused_impl || !checked) return nullptr;
     }
     dnnl::stream stream(eng);

@@ -274,9 +274,10 @@ TEST(Engine, ResidualQAddIsBitExactToTheUnfusedArithmetic) {
 }
 
 // Whether a program's description shows its int8 convolutions on oneDNN's VNNI or AMX kernels
-// (where the NHWC layouts between them apply).
+// (where the NHWC layouts between them apply): AVX-512 VNNI, AVX2 VNNI (jit_uni_int8*) or AMX.
 bool int8_convs_run_on_onednn(const std::string &description) {
   return description.find("_core_vnni]") != std::string::npos ||
+         description.find(":avx2_vnni]") != std::string::npos ||
          description.find("_amx") != std::string::npos;
 }
 
