@@ -13,6 +13,7 @@
 #include <string>
 #include <type_traits>
 
+#include "../cpu_features.h"
 #include "axstream/error.h"
 
 namespace axstream::engine {
@@ -321,10 +322,8 @@ NhwcQuantPath resolve(NhwcQuantPath path) {
 }  // namespace
 
 bool nhwc_quant_path_supported(NhwcQuantPath path) {
-  static const bool avx512 = __builtin_cpu_supports("avx512f") &&
-                             __builtin_cpu_supports("avx512bw") &&
-                             __builtin_cpu_supports("avx512vl");
-  return path != NhwcQuantPath::avx512 || avx512;  // SSE2 is x86-64's baseline
+  // SSE2 is x86-64's baseline; AVX-512 as the CPU and ONEDNN_MAX_CPU_ISA allow (cpu_features.h).
+  return path != NhwcQuantPath::avx512 || cpu_allows_avx512bw();
 }
 
 NhwcQuantPath best_nhwc_quant_path() {
