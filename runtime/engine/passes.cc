@@ -1804,6 +1804,32 @@ std::vector<int> elementwise_float_values(const Graph &g, const Node &n) {
   return values;
 }
 
+// The activations of a float op that works in any layout its 4-D values share: a same-shape
+// element-wise op, a Concat (ops/concat_split.cc remaps the axis with _nhwc=1 and turns its
+// constant inputs, which are not among these values, once when it compiles) or a 2-D MaxPool
+// without Indices (ops/pool.cc pools each pixel's channel vector with _nhwc=1); empty otherwise.
+std::vector<int> layout_neutral_float_values(const Graph &g, const Node &n) {
+  std::vector<int> values = elementwise_float_values(g, n);
+  if (!values.empty()) return values;
+  auto float_4d = [&g](int v) {
+    return v >= 0 && g.values[v].dtype == DType::f32 && g.values[v].shape_known &&
+           g.values[v].shape.size() == 4;
+  };
+  if (is_op(n, "Concat") && !n.inputs.empty() && n.outputs.size() == 1 && n.attrs.count("axis")) {
+    for (int v : n.inputs) {
+      if (!float_4d(v)) return {};
+      if (!g.values[v].constant) values.push_back(v);
+    }
+  } else if (is_op(n, "MaxPool") && n.inputs.size() == 1 && n.outputs.size() == 1) {
+    values.push_back(n.inputs[0]);
+  } else {
+    return {};
+  }
+  if (values.empty() || !float_4d(n.outputs[0])) return {};
+  values.push_back(n.outputs[0]);
+  return values;
+}
+
 // Whether the float side of the int8 NHWC boundary may be kept NHWC too: on unless
 // AXSTREAM_ENGINE_FLOAT_NHWC=0 (then it stays NCHW, as before; the same bytes either way).
 // Read at each compile.
@@ -1814,14 +1840,37 @@ bool float_nhwc_enabled() {
 
 // The float 4-D values that may be kept NHWC with the int8 ones around them (a mixed-precision
 // model's float blocks): made by a DequantizeLinear of an NHWC int8 value, a float Conv or a
-// same-shape element-wise float op, and read only as a float Conv's input, by such an
-// element-wise op, or by a QuantizeLinear whose int8 output stays NHWC. The Q/DQ at the block's
-// edges then need no transpose and oneDNN, which runs these convolutions NHWC, no reorder
-// around them. An element-wise op whose values would mix layouts drops them all.
-std::set<int> float_nhwc_values(Graph &g, const ValueLinks &links, const std::set<int> &nhwc) {
+// layout-neutral float op (same-shape element-wise, Concat, MaxPool), and read only as a float
+// Conv's input, by such a layout-neutral op, or by a QuantizeLinear whose int8 output stays
+// NHWC. The Q/DQ at the block's edges then need no transpose and oneDNN, which runs these
+// convolutions NHWC, no reorder around them. A layout-neutral op whose values would mix layouts
+// (a Concat one of whose inputs must stay NCHW, say) drops them all. An int8 value such a
+// QuantizeLinear makes and only DequantizeLinears read (a quantisation round trip inside a float
+// block, which nhwc_candidates leaves NCHW: next to NCHW float values turning it twice gains
+// nothing) joins the float values on its two sides: all NHWC, the int8 value added to `nhwc`
+// (its Q/DQ plain), or none.
+std::set<int> float_nhwc_values(Graph &g, const ValueLinks &links, std::set<int> &nhwc) {
   std::set<int> float_nhwc;
   if (!float_nhwc_enabled()) return float_nhwc;
   std::set<int> graph_inputs(g.inputs.begin(), g.inputs.end());
+  std::map<int, std::vector<int>> round_trips;  // int8 value -> its Q's input, its DQs' outputs
+  for (size_t v = 0; v < g.values.size(); ++v) {
+    const int id = static_cast<int>(v);
+    if (nhwc.count(id) || g.values[v].constant || !is_int8_4d(g.values[v]) ||
+        links.graph_outputs.count(id) || links.producer[v] < 0)
+      continue;
+    const Node &quantize = g.nodes[links.producer[v]];
+    if (!nhwc_quantize(g, quantize)) continue;
+    std::vector<int> joined = {quantize.inputs[0]};
+    std::vector<Node *> readers = readers_of(g, id);
+    bool ok = !readers.empty();
+    for (Node *r : readers) {
+      ok = ok && nhwc_dequantize(g, *r, id);
+      if (ok) joined.push_back(r->outputs[0]);
+    }
+    if (ok) round_trips[id] = std::move(joined);
+  }
+  auto int8_side_nhwc = [&](int v) { return nhwc.count(v) || round_trips.count(v); };
   for (size_t v = 0; v < g.values.size(); ++v) {
     const Value &val = g.values[v];
     const int id = static_cast<int>(v);
@@ -1829,31 +1878,37 @@ std::set<int> float_nhwc_values(Graph &g, const ValueLinks &links, const std::se
         links.graph_outputs.count(id) || graph_inputs.count(id) || links.producer[v] < 0)
       continue;
     const Node &producer = g.nodes[links.producer[v]];
-    if (!(nhwc_dequantize(g, producer, producer.inputs[0]) && nhwc.count(producer.inputs[0])) &&
-        !nhwc_float_conv(g, producer) && elementwise_float_values(g, producer).empty())
+    if (!(nhwc_dequantize(g, producer, producer.inputs[0]) && int8_side_nhwc(producer.inputs[0])) &&
+        !nhwc_float_conv(g, producer) && layout_neutral_float_values(g, producer).empty())
       continue;
     std::vector<Node *> readers = readers_of(g, id);
     bool ok = !readers.empty();
     for (Node *r : readers)
       if (!(nhwc_float_conv(g, *r) && r->inputs[0] == id &&
             std::count(r->inputs.begin(), r->inputs.end(), id) == 1) &&
-          elementwise_float_values(g, *r).empty() &&
-          !(nhwc_quantize(g, *r) && r->inputs[0] == id && nhwc.count(r->outputs[0])))
+          layout_neutral_float_values(g, *r).empty() &&
+          !(nhwc_quantize(g, *r) && r->inputs[0] == id && int8_side_nhwc(r->outputs[0])))
         ok = false;
     if (ok) float_nhwc.insert(id);
   }
+  auto drop_if_mixed = [&float_nhwc](const std::vector<int> &values) {
+    size_t in_set = 0;
+    for (int v : values) in_set += float_nhwc.count(v);
+    if (in_set == 0 || in_set == values.size()) return false;
+    for (int v : values) float_nhwc.erase(v);
+    return true;
+  };
   for (bool changed = true; changed;) {
     changed = false;
     for (const Node &n : g.nodes) {
-      std::vector<int> values = elementwise_float_values(g, n);
-      if (values.empty()) continue;
-      size_t in_set = 0;
-      for (int v : values) in_set += float_nhwc.count(v);
-      if (in_set == 0 || in_set == values.size()) continue;
-      for (int v : values) float_nhwc.erase(v);
-      changed = true;
+      std::vector<int> values = layout_neutral_float_values(g, n);
+      if (!values.empty() && drop_if_mixed(values)) changed = true;
     }
+    for (const auto &[round_trip, joined] : round_trips)
+      if (drop_if_mixed(joined)) changed = true;
   }
+  for (const auto &[round_trip, joined] : round_trips)
+    if (float_nhwc.count(joined[0])) nhwc.insert(round_trip);
   return float_nhwc;
 }
 
@@ -2038,6 +2093,11 @@ void mark_nhwc_activations(Graph &g, const std::set<int> &nhwc, const std::set<i
       if (float_nhwc.count(n.inputs[0])) n.attrs["_src_nhwc"] = int_attr(1);
       if (float_nhwc.count(n.outputs[0])) n.attrs["_dst_nhwc"] = int_attr(1);
     }
+    // A float Concat or MaxPool runs NHWC when all its values are (float_nhwc_values dropped
+    // the others); the element-wise ops need no telling.
+    if ((is_op(n, "Concat") || is_op(n, "MaxPool")) && !layout_neutral_float_values(g, n).empty() &&
+        float_nhwc.count(n.outputs[0]))
+      n.attrs["_nhwc"] = int_attr(1);
     if ((is_op_in(n, "axstream", "QGlobalAveragePool") || is_op(n, "MaxPool") ||
          is_op(n, "Resize") || is_op(n, "DepthToSpace")) &&
         !elementwise_int8_values(g, n).empty() && nhwc.count(n.inputs[0]))
@@ -2085,7 +2145,8 @@ void keep_int8_activations_nhwc(Graph &g) {
   reorder_inputs_of_nchw_outputs(g, nhwc);
   drop_mixed_layouts(g, nhwc);
   const ValueLinks links_now(g);  // reorder_inputs_of_nchw_outputs may have added nodes
-  mark_nhwc_activations(g, nhwc, float_nhwc_values(g, links_now, nhwc));
+  const std::set<int> float_nhwc = float_nhwc_values(g, links_now, nhwc);
+  mark_nhwc_activations(g, nhwc, float_nhwc);
   // The identity Transposes whose input and output stayed in one layout after all would only
   // copy: read the input instead, or for a graph output's copy, write the output again.
   std::set<int> graph_outputs(g.outputs.begin(), g.outputs.end());

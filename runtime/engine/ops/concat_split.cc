@@ -25,24 +25,52 @@ std::unique_ptr<Kernel> compile_concat(OpContext &ctx) {
   }
   ctx.set_output(0, dt, out);
   if (ctx.infer_only()) return nullptr;
-  int64_t outer = product(first, 0, axis);
-  size_t inner_bytes = static_cast<size_t>(product(first, axis + 1, first.size())) * dtype_size(dt);
+  // passes.cc keeps a mixed-precision model's float blocks NHWC: the tensors are then laid out
+  // (N,H,W,C), so the copy runs over those dims and along the NCHW axis' place among them. A
+  // constant input is still NCHW (constants keep the graph's layout): turned once, here.
+  const bool nhwc = ctx.attr_i("_nhwc", 0) != 0;
+  if (nhwc && first.size() != 4) ctx.fail("_nhwc needs 4-D inputs, got " + shape_str(first));
+  auto laid_out = [nhwc](const Shape &s) { return nhwc ? Shape{s[0], s[2], s[3], s[1]} : s; };
+  const int64_t nhwc_axis[4] = {0, 3, 1, 2};
+  const Shape first_laid = laid_out(first);
+  const int64_t laid_axis = nhwc ? nhwc_axis[axis] : axis;
+  const size_t elem = dtype_size(dt);
+  int64_t outer = product(first_laid, 0, laid_axis);
+  size_t inner_bytes =
+      static_cast<size_t>(product(first_laid, laid_axis + 1, first_laid.size())) * elem;
   std::vector<size_t> chunk;
-  for (size_t i = 0; i < ctx.input_count(); ++i)
-    chunk.push_back(ctx.in_shape(i)[axis] * inner_bytes);
+  std::vector<std::shared_ptr<const std::vector<uint8_t>>> turned(ctx.input_count());
+  for (size_t i = 0; i < ctx.input_count(); ++i) {
+    const Shape &s = ctx.in_shape(i);
+    chunk.push_back(s[axis] * inner_bytes);
+    const Tensor *constant = nhwc ? ctx.constant(i) : nullptr;
+    if (!constant) continue;
+    auto bytes = std::make_shared<std::vector<uint8_t>>(constant->bytes.size());
+    const int64_t channels = s[1], pixels = s[2] * s[3];
+    for (int64_t b = 0; b < s[0]; ++b)
+      for (int64_t c = 0; c < channels; ++c)
+        for (int64_t p = 0; p < pixels; ++p)
+          std::memcpy(bytes->data() + ((b * pixels + p) * channels + c) * elem,
+                      constant->bytes.data() + ((b * channels + c) * pixels + p) * elem, elem);
+    turned[i] = std::move(bytes);
+  }
   size_t row = static_cast<size_t>(out[axis]) * inner_bytes;
-  return make_kernel([outer, chunk, row](ExecContext &, const void *const *in, void *const *o) {
-    uint8_t *y = static_cast<uint8_t *>(o[0]);
-    size_t offset = 0;
-    for (size_t i = 0; i < chunk.size(); ++i) {
-      // An empty input may have no buffer at all; memcpy from null is undefined even for 0 bytes.
-      if (chunk[i] == 0) continue;
-      const uint8_t *x = static_cast<const uint8_t *>(in[i]);
-      for (int64_t r = 0; r < outer; ++r)
-        std::memcpy(y + r * row + offset, x + r * chunk[i], chunk[i]);
-      offset += chunk[i];
-    }
-  });
+  auto k = make_kernel(
+      [outer, chunk, row, turned](ExecContext &, const void *const *in, void *const *o) {
+        uint8_t *y = static_cast<uint8_t *>(o[0]);
+        size_t offset = 0;
+        for (size_t i = 0; i < chunk.size(); ++i) {
+          // An empty input may have no buffer at all; memcpy from null is undefined even for 0
+          // bytes.
+          if (chunk[i] == 0) continue;
+          const uint8_t *x = turned[i] ? turned[i]->data() : static_cast<const uint8_t *>(in[i]);
+          for (int64_t r = 0; r < outer; ++r)
+            std::memcpy(y + r * row + offset, x + r * chunk[i], chunk[i]);
+          offset += chunk[i];
+        }
+      });
+  if (nhwc) k->impl = "nhwc";
+  return k;
 }
 
 std::unique_ptr<Kernel> compile_split(OpContext &ctx) {

@@ -106,16 +106,19 @@ void max_pool_with_indices(const PoolShape &s, bool column_major, const T *x, T 
       });
 }
 
-// 2-D over NHWC int8/uint8 (the activations passes.cc keeps NHWC between int8 convolutions):
-// each output pixel's channel vector is the maximum over the window's taps, channel by channel.
+// 2-D over NHWC int8/uint8 or float (the activations passes.cc keeps NHWC between int8
+// convolutions, and the float blocks between them): each output pixel's channel vector is the
+// maximum over the window's taps, channel by channel, in max_pool's tap order from max_pool's
+// start (so the same bytes, NaN and signed zeros included).
 template <typename T>
 void max_pool_nhwc(const PoolShape &s, int64_t images, int64_t channels, const T *x, T *y) {
+  const T lowest = std::is_floating_point_v<T> ? -INFINITY : std::numeric_limits<T>::lowest();
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t n = 0; n < images; ++n)
     for (int64_t oy = 0; oy < s.oh; ++oy)
       for (int64_t ox = 0; ox < s.ow; ++ox) {
         T *out = y + ((n * s.oh + oy) * s.ow + ox) * channels;
-        std::fill(out, out + channels, std::numeric_limits<T>::lowest());
+        std::fill(out, out + channels, lowest);
         for (int64_t ky = 0; ky < s.kh; ++ky) {
           int64_t iy = oy * s.sh - s.pt + ky * s.dh;
           if (iy < 0 || iy >= s.h) continue;
@@ -185,11 +188,14 @@ std::unique_ptr<Kernel> compile_max_pool(OpContext &ctx) {
   }
   if (ctx.attr_i("_nhwc", 0) != 0) {
     const Shape &xs = ctx.in_shape(0);
-    if (xs.size() != 4 || dt == DType::f32) ctx.fail("_nhwc needs a 4-D int8/uint8 input");
+    if (xs.size() != 4) ctx.fail("_nhwc needs a 4-D input, got " + shape_str(xs));
     int64_t images = xs[0], channels = xs[1];
     auto k = make_kernel(
         [s, dt, images, channels](ExecContext &, const void *const *in, void *const *o) {
-          if (dt == DType::i8)
+          if (dt == DType::f32)
+            max_pool_nhwc(s, images, channels, static_cast<const float *>(in[0]),
+                          static_cast<float *>(o[0]));
+          else if (dt == DType::i8)
             max_pool_nhwc(s, images, channels, static_cast<const int8_t *>(in[0]),
                           static_cast<int8_t *>(o[0]));
           else

@@ -2224,6 +2224,154 @@ INSTANTIATE_TEST_SUITE_P(EnginePasses, MixedPrecisionBlocks,
                          ::testing::Values(std::array<int64_t, 3>{2, 24, 11},
                                            std::array<int64_t, 3>{1, 12, 5}));
 
+// --- Float Concat and MaxPool inside an NHWC float block (yolov5s, BlazeFace front) ----------
+
+// x -> int8 conv h; a float block on h: two float 1x1 convs of DQ(h) (a and b, b's Sigmoid
+// times itself as yolov5s' SiLU) joined by a Concat along `axis`, with a constant input when
+// `constant_input` (non-uniform values: the NHWC Concat must turn it), or a float graph input
+// `g` of b's shape instead of b (`nchw_input`: a graph input stays NCHW, so the Concat must
+// too); a 2x2 MaxPool (stride 1, padded at the end: the shape kept), quantised into y, with
+// `round_trip` first into r, which only a DequantizeLinear reads, into a float 1x1 conv (as
+// BlazeFace front's last float block); an int8 1x1 conv of y to the output.
+struct FloatConcatVariant {
+  const char *name;
+  int64_t axis;
+  bool constant_input = false;
+  bool nchw_input = false;
+  bool round_trip = false;
+};
+
+onnx::ModelProto float_concat_block_model(const FloatConcatVariant &v) {
+  QdqNet net(v.name);
+  const int64_t batch = 2, c = 8, h = 6, w = 5;
+  const std::vector<int64_t> dims = {batch, c, h, w};
+  uint32_t seed = 4321;
+  auto uniform = [&seed] {  // in [-1, 1)
+    seed = seed * 1664525u + 1013904223u;
+    return static_cast<float>(seed >> 8) / (1 << 23) - 1.f;
+  };
+  net.input("x", dims, {0.05f, 3});
+  net.conv("x", "h", {c, 3}, {0.06f, 2});
+  auto float_conv = [&](const std::string &y) {
+    std::vector<float> weights(static_cast<size_t>(c * c)), bias(static_cast<size_t>(c));
+    for (float &value : weights) value = uniform() * 0.9f / std::sqrt(static_cast<float>(c));
+    for (float &value : bias) value = uniform() * 0.5f;
+    net.b.node("Conv",
+               {net.dq("h"), net.b.initializer(y + "/w", kFloat, {c, c, 1, 1}, weights),
+                net.b.initializer(y + "/b", kFloat, {c}, bias)},
+               y);
+  };
+  float_conv("a");
+  float_conv("b");
+  net.b.node("Sigmoid", {"b"}, "b/sigmoid");
+  net.b.node("Mul", {"b", "b/sigmoid"}, "b/silu");
+  std::vector<std::string> inputs = {"a", "b/silu"};
+  if (v.nchw_input) {
+    net.b.input("g", kFloat, dims);
+    inputs[1] = "g";
+  }
+  std::vector<int64_t> out = dims;
+  out[static_cast<size_t>(v.axis)] *= 2;
+  if (v.constant_input) {
+    std::vector<int64_t> constant_dims = dims;
+    constant_dims[static_cast<size_t>(v.axis)] = 3;
+    std::vector<float> constant(static_cast<size_t>(batch * c * h * w / dims[v.axis] * 3));
+    for (float &value : constant) value = uniform() * 2.f;
+    inputs.push_back(net.b.initializer("k", kFloat, constant_dims, constant));
+    out[static_cast<size_t>(v.axis)] += 3;
+  }
+  set_int(net.b.node("Concat", inputs, "cat"), "axis", v.axis);
+  auto *pool = net.b.node("MaxPool", {"cat"}, "pool");
+  set_ints(pool, "kernel_shape", {2, 2});
+  set_ints(pool, "pads", {0, 0, 1, 1});
+  std::string pooled = "pool";
+  if (v.round_trip) {
+    net.quantize("pool", "r", {0.04f, 2}, out);
+    const int64_t channels = out[1];
+    std::vector<float> weights(static_cast<size_t>(channels * channels));
+    for (float &value : weights) value = uniform() * 0.9f / std::sqrt(static_cast<float>(channels));
+    net.b.node(
+        "Conv",
+        {net.dq("r"), net.b.initializer("rc/w", kFloat, {channels, channels, 1, 1}, weights)},
+        "rc");
+    pooled = "rc";
+  }
+  net.quantize(pooled, "y", {0.03f, -5}, out);
+  net.conv("y", "out", {c, 1}, {0.05f, 1});
+  net.output("out");
+  return net.b.model;
+}
+
+class FloatConcatBlock : public ::testing::TestWithParam<FloatConcatVariant> {};
+
+// The Concat and MaxPool run NHWC with the float convs around them (the Q/DQ at the block's
+// edges plain, none transposing) along any axis, a constant input turned; a Concat one of whose
+// inputs is a graph input stays NCHW with its MaxPool, and the Q/DQ turn the layout. The output
+// is the same bytes as AXSTREAM_ENGINE_FLOAT_NHWC=0's and the NCHW path's (AXSTREAM_ENGINE_NHWC=0).
+TEST_P(FloatConcatBlock, RunsNhwcWhenEveryInputCanWithTheNchwPathsBytes) {
+  const FloatConcatVariant &v = GetParam();
+  const std::string bytes = float_concat_block_model(v).SerializeAsString();
+  auto program = Program::from_bytes(bytes, v.name);
+  setenv("AXSTREAM_ENGINE_FLOAT_NHWC", "0", 1);
+  auto float_nchw = Program::from_bytes(bytes, v.name);
+  unsetenv("AXSTREAM_ENGINE_FLOAT_NHWC");
+  setenv("AXSTREAM_ENGINE_NHWC", "0", 1);
+  auto nchw = Program::from_bytes(bytes, v.name);
+  unsetenv("AXSTREAM_ENGINE_NHWC");
+
+  const size_t count = program->inputs()[0].element_count();
+  const std::vector<int8_t> x = int8_ramp(count, 7919, 13);
+  std::vector<float> g(count);
+  for (size_t i = 0; i < count; ++i) g[i] = static_cast<float>((i * 37) % 101) * 0.02f - 1.f;
+  std::vector<const void *> inputs = {x.data()};
+  if (v.nchw_input) inputs.push_back(g.data());
+  auto run = [&](const Program &p) {
+    std::vector<int8_t> y(p.outputs()[0].element_count());
+    auto exec = p.make_executor();
+    for (int again = 0; again < 2; ++again) exec->run(inputs, {y.data()});
+    return y;
+  };
+  const std::vector<int8_t> expected = run(*nchw);
+  EXPECT_GT(distinct_values(expected), 20u) << "the output takes few values, so it checks little";
+  EXPECT_EQ(run(*program), expected);
+  EXPECT_EQ(run(*float_nchw), expected);
+
+  const std::string text = program->describe(), float_nchw_text = float_nchw->describe();
+  if (!int8_convs_run_on_onednn(text)) GTEST_SKIP() << "no oneDNN int8 convolutions here";
+  for (const char *op : {"Concat", "MaxPool"}) {
+    const std::string name = std::string(op == std::string("Concat") ? "cat" : "pool") + "/" + op;
+    EXPECT_EQ(step_line(float_nchw_text, op, name).find("nhwc"), std::string::npos)
+        << float_nchw_text;
+    EXPECT_EQ(step_line(text, op, name).find("_nhwc=1") != std::string::npos, !v.nchw_input)
+        << text;
+  }
+  EXPECT_TRUE(contains_all(step_line(text, "Conv", "a/Conv"), {"_src_nhwc=1"})) << text;
+  const bool turns = text.find("[quantize NCHW -> NHWC, ") != std::string::npos;
+  EXPECT_EQ(turns, v.nchw_input) << text;
+  if (!v.nchw_input) {
+    EXPECT_TRUE(contains_all(step_line(text, "Conv", "b/Conv"), {"_src_nhwc=1", "_dst_nhwc=1"}))
+        << text;
+    EXPECT_EQ(text.find("[dequantize NHWC -> NCHW, "), std::string::npos) << text;
+  }
+  if (v.round_trip) {  // r follows the float values around it: its Q/DQ plain
+    EXPECT_TRUE(contains_all(step_line(text, "Conv", "rc/Conv"), {"_src_nhwc=1", "_dst_nhwc=1"}))
+        << text;
+    EXPECT_EQ(step_line(text, "QuantizeLinear", "r/QuantizeLinear").find("nhwc"), std::string::npos)
+        << text;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EnginePasses, FloatConcatBlock,
+    ::testing::Values(FloatConcatVariant{"channels", 1}, FloatConcatVariant{"height", 2},
+                      FloatConcatVariant{"width", 3}, FloatConcatVariant{"batch", 0},
+                      FloatConcatVariant{"channels_constant", 1, true},
+                      FloatConcatVariant{"height_constant", 2, true},
+                      FloatConcatVariant{"graph_input", 1, false, true},
+                      FloatConcatVariant{"round_trip", 1, false, false, true},
+                      FloatConcatVariant{"round_trip_width", 3, true, false, true}),
+    [](const ::testing::TestParamInfo<FloatConcatVariant> &info) { return info.param.name; });
+
 // Two residual blocks whose joins touch the graph's boundary: the first one's skip is the graph
 // input x, its sum y a graph output and the second one's skip, whose sum y2 is a graph output.
 onnx::ModelProto boundary_residual_model(int64_t batch, int64_t channels, int64_t side) {
