@@ -83,6 +83,20 @@ def dynamic_classifier():
     return m
 
 
+def pooled_net(b, last, name, extra_opsets=()):
+    """b's nodes ending in a global average pool of `last` (8 channels) as the model `name`:
+    input image 1x3x32x32, output pooled 1x8x1x1."""
+    b.nodes.append(helper.make_node("GlobalAveragePool", [last], ["pooled"], name="pool"))
+    graph = helper.make_graph(b.nodes, name,
+                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 32, 32])],
+                              [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, [1, 8, 1, 1])],
+                              b.inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET),
+                                                *[helper.make_opsetid(d, v) for d, v in extra_opsets]])
+    m.ir_version = 7
+    return m
+
+
 def control_flow():
     """A conv net whose second conv sits in an If branch (its weights inside the subgraph)."""
     b = Builder(98)
@@ -98,14 +112,7 @@ def control_flow():
     b.inits.append(numpy_helper.from_array(np.array(True), "use_conv"))
     b.nodes.append(helper.make_node("If", ["use_conv"], ["branched"], name="branch_node",
                                     then_branch=then_branch, else_branch=else_branch))
-    b.nodes.append(helper.make_node("GlobalAveragePool", ["branched"], ["pooled"], name="pool"))
-    graph = helper.make_graph(b.nodes, "control_flow",
-                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 32, 32])],
-                              [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, [1, 8, 1, 1])],
-                              b.inits)
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    m.ir_version = 7
-    return m
+    return pooled_net(b, "branched", "control_flow")
 
 
 def unsupported():
@@ -115,15 +122,7 @@ def unsupported():
     b.nodes.append(helper.make_node("Frobnicate", [x], ["frobnicated"], name="frobnicate_node",
                                     domain="axstream.test"))
     y = b.conv_bn("frobnicated", 8, 8)
-    b.nodes.append(helper.make_node("GlobalAveragePool", [y], ["pooled"], name="pool"))
-    graph = helper.make_graph(b.nodes, "unsupported",
-                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 32, 32])],
-                              [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, [1, 8, 1, 1])],
-                              b.inits)
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET),
-                                                helper.make_opsetid("axstream.test", 1)])
-    m.ir_version = 7
-    return m
+    return pooled_net(b, y, "unsupported", extra_opsets=[("axstream.test", 1)])
 
 
 def crnn(time_major_output):
@@ -333,13 +332,7 @@ def sequence_model():
                                     axis=1))
     b.nodes.append(helper.make_node("ConcatFromSequence", ["parts"], ["joined"], name="concat_node",
                                     axis=1))
-    b.nodes.append(helper.make_node("GlobalAveragePool", ["joined"], ["pooled"], name="pool"))
-    graph = helper.make_graph(b.nodes, "sequence",
-                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 32, 32])],
-                              [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, [1, 8, 1, 1])],
-                              b.inits)
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    m.ir_version = 7
+    m = pooled_net(b, "joined", "sequence")
     onnx.checker.check_model(m)
     return m
 
