@@ -13,9 +13,9 @@
 # ceiling: the int8 engine against oneDNN's own int8 primitives alone on the same layers
 # (benchmarks/dnnl_ceiling.h), for AXSTREAM_BENCH_CEILING (default resnet50,yolov5s).
 #
-# Makes the seeded benchmark models (benchmarks/make_bench_models.py) and their int8 packages
-# (axcompile, calibrated on opencv-doc images) in $AXSTREAM_BENCH_MODELS once, compiles the demo
-# packages (scripts/build-demo-models.sh) and prints one line per case: ours | baseline | ratio.
+# Makes the seeded benchmark models (benchmarks/make_bench_models.py) once and their int8 packages
+# (axcompile, calibrated on opencv-doc images) in $AXSTREAM_BENCH_MODELS, again when the compiler
+# changed (scripts/package-stamp.sh), compiles the demo packages (scripts/build-demo-models.sh) and prints one line per case: ours | baseline | ratio.
 # Environment: AXSTREAM_BENCH_BUILD (default build-bench/), AXSTREAM_DATA_DIR (~/.cache/axstream),
 # AXSTREAM_BENCH_MODELS ($AXSTREAM_DATA_DIR/bench), AXSTREAM_BENCH_SECONDS (3 per side),
 # AXSTREAM_BENCH_THREADS (f32 threads, default 1,2), JOBS (ninja -j, default 2); pipelines:
