@@ -1,5 +1,8 @@
 // MaxPool (with its Indices output), AveragePool (1-D to 3-D, count_include_pad, ceil_mode),
 // GlobalAveragePool, GlobalMaxPool.
+#include <immintrin.h>
+
+#include "../cpu_features.h"
 #include "common.h"
 
 namespace axstream::engine {
@@ -132,6 +135,62 @@ void max_pool_nhwc(const PoolShape &s, int64_t images, int64_t channels, const T
       }
 }
 
+// The 2x2, stride-2 windows without padding that lie inside the input (BlazeFace's and most
+// detectors' int8 pools): max_pool_nhwc's result for integers, whose maximum does not depend on
+// the taps' order, in one pass per output pixel over its four channel vectors.
+bool is_inner_2x2_stride_2(const PoolShape &s) {
+  return s.kh == 2 && s.kw == 2 && s.sh == 2 && s.sw == 2 && s.dh == 1 && s.dw == 1 && s.pt == 0 &&
+         s.pl == 0 && 2 * s.oh <= s.h && 2 * s.ow <= s.w;
+}
+
+// One output row: each pixel's channels the maximum of its four taps, 64 channels per step
+// with the last step masked.
+template <typename T>
+__attribute__((target("avx512f,avx512bw"))) void max_row_2x2_avx512(const T *top, const T *bottom,
+                                                                    T *out, int64_t pixels,
+                                                                    int64_t channels) {
+  for (int64_t ox = 0; ox < pixels;
+       ++ox, out += channels, top += 2 * channels, bottom += 2 * channels)
+    for (int64_t c = 0; c < channels; c += 64) {
+      const int64_t left = channels - c;
+      const __mmask64 mask = left >= 64 ? ~__mmask64{0} : (__mmask64{1} << left) - 1;
+      const __m512i a = _mm512_maskz_loadu_epi8(mask, top + c);
+      const __m512i b = _mm512_maskz_loadu_epi8(mask, top + channels + c);
+      const __m512i d = _mm512_maskz_loadu_epi8(mask, bottom + c);
+      const __m512i e = _mm512_maskz_loadu_epi8(mask, bottom + channels + c);
+      const __m512i m = std::is_signed_v<T>
+                            ? _mm512_max_epi8(_mm512_max_epi8(a, b), _mm512_max_epi8(d, e))
+                            : _mm512_max_epu8(_mm512_max_epu8(a, b), _mm512_max_epu8(d, e));
+      _mm512_mask_storeu_epi8(out + c, mask, m);
+    }
+}
+
+template <typename T>
+void max_row_2x2(const T *top, const T *bottom, T *out, int64_t pixels, int64_t channels) {
+  for (int64_t ox = 0; ox < pixels;
+       ++ox, out += channels, top += 2 * channels, bottom += 2 * channels)
+    for (int64_t c = 0; c < channels; ++c)
+      out[c] =
+          std::max(std::max(top[c], top[c + channels]), std::max(bottom[c], bottom[c + channels]));
+}
+
+template <typename T>
+void max_pool_nhwc_2x2(const PoolShape &s, int64_t images, int64_t channels, const T *x, T *y) {
+  static_assert(std::is_integral_v<T> && sizeof(T) == 1);
+  const int64_t row = s.w * channels;
+  const bool avx512 = cpu_allows_avx512bw();
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t n = 0; n < images; ++n)
+    for (int64_t oy = 0; oy < s.oh; ++oy) {
+      const T *top = x + (n * s.h + 2 * oy) * row;
+      T *out = y + (n * s.oh + oy) * s.ow * channels;
+      if (avx512)
+        max_row_2x2_avx512(top, top + row, out, s.ow, channels);
+      else
+        max_row_2x2(top, top + row, out, s.ow, channels);
+    }
+}
+
 // Window positions along one dim inside [0, size + pad_end), stepping by dilation: what
 // count_include_pad counts (padding yes, the extra part that ceil_mode adds past it no).
 inline int64_t padded_taps(int64_t start, int64_t k, int64_t dil, int64_t limit) {
@@ -190,6 +249,20 @@ std::unique_ptr<Kernel> compile_max_pool(OpContext &ctx) {
     const Shape &xs = ctx.in_shape(0);
     if (xs.size() != 4) ctx.fail("_nhwc needs a 4-D input, got " + shape_str(xs));
     int64_t images = xs[0], channels = xs[1];
+    if (dt != DType::f32 && is_inner_2x2_stride_2(s)) {
+      auto k = make_kernel(
+          [s, dt, images, channels](ExecContext &, const void *const *in, void *const *o) {
+            if (dt == DType::i8)
+              max_pool_nhwc_2x2(s, images, channels, static_cast<const int8_t *>(in[0]),
+                                static_cast<int8_t *>(o[0]));
+            else
+              max_pool_nhwc_2x2(s, images, channels, static_cast<const uint8_t *>(in[0]),
+                                static_cast<uint8_t *>(o[0]));
+          });
+      k->macs = static_cast<uint64_t>(s.planes * s.oh * s.ow * 4);
+      k->impl = "nhwc, 2x2 stride 2";
+      return k;
+    }
     auto k = make_kernel(
         [s, dt, images, channels](ExecContext &, const void *const *in, void *const *o) {
           if (dt == DType::f32)

@@ -5189,3 +5189,47 @@ TEST(EngineConv, NhwcFloatConvOnTheReferenceLoopsGivesTheNchwResult) {
   const std::vector<float> y_nchw = run_float(*nchw, {x.data()});
   EXPECT_EQ(run_float(*nhwc, {x_nhwc.data()}), to_nhwc(y_nchw, n, m, h * w));
 }
+
+// --- int8 2x2/2 MaxPool on NHWC (BlazeFace's pools) ---------------------------------------------
+
+// x -> 1x1 conv -> h -> MaxPool 2x2 stride 2 -> p -> identity conv -> y, int8 or uint8: the
+// pool runs NHWC between oneDNN's convolutions, on the 2x2 kernel (AVX-512 masked over 64
+// channels a step, or per channel below the cap), and gives the NCHW pool's bytes — channel
+// counts around the 64-channel steps, odd sides (the last row and column unused).
+TEST(EnginePasses, Int8MaxPool2x2OnNhwcEqualsTheNchwPool) {
+  struct Case {
+    int64_t channels, height, width;
+    onnx::TensorProto::DataType type;
+  };
+  for (const Case &c : {Case{28, 8, 8, kInt8}, Case{64, 9, 7, kInt8}, Case{70, 6, 11, kUint8},
+                        Case{130, 5, 5, kInt8}, Case{3, 4, 4, kUint8}}) {
+    SCOPED_TRACE(std::to_string(c.channels) + " channels " + std::to_string(c.height) + "x" +
+                 std::to_string(c.width));
+    const int zero = c.type == kInt8 ? 3 : 128;
+    QdqNet net("pool_2x2");
+    net.input("x", {1, c.channels, c.height, c.width}, {0.05f, zero, c.type});
+    net.conv("x", "h", {c.channels}, {0.05f, zero, c.type});
+    auto *pool = net.b.node("MaxPool", {net.dq("h")}, "p/f");
+    set_ints(pool, "kernel_shape", {2, 2});
+    set_ints(pool, "strides", {2, 2});
+    net.quantize("p/f", "p", net.quant.at("h"), {1, c.channels, c.height / 2, c.width / 2});
+    net.identity_conv("p", "y");
+    net.output("y");
+    const std::string bytes = net.b.model.SerializeAsString();
+    auto nhwc = Program::from_bytes(bytes, "nhwc");
+    setenv("AXSTREAM_ENGINE_NHWC", "0", 1);
+    auto nchw = Program::from_bytes(bytes, "nchw");
+    unsetenv("AXSTREAM_ENGINE_NHWC");
+    const std::string text = nhwc->describe();
+    if (int8_convs_run_on_onednn(text))
+      EXPECT_NE(text.find("[nhwc, 2x2 stride 2]"), std::string::npos) << text;
+    EXPECT_EQ(nchw->describe().find("2x2 stride 2"), std::string::npos);
+    std::vector<int8_t> x = int8_ramp(nhwc->inputs()[0].element_count(), 97, 5);
+    std::vector<int8_t> a(nhwc->outputs()[0].element_count()), b(a.size());
+    nhwc->make_executor()->run({x.data()}, {a.data()});
+    nchw->make_executor()->run({x.data()}, {b.data()});
+    EXPECT_EQ(a, b);
+    EXPECT_GT(distinct_values(a), std::min<size_t>(20, a.size() / 2))
+        << "the output takes few values, so it checks little";
+  }
+}
