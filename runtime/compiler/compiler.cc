@@ -19,6 +19,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "../engine/sequences.h"
 #include "axstream/error.h"
 #include "axstream/runtime/engine.h"
 #include "calibration_images.h"
@@ -515,11 +516,8 @@ void Compilation::load_model() {
     // Calibration and the quantiser give each tensor edge a scale; a sequence or optional is
     // no tensor (the host engine resolves them into tensor ops when it compiles), so a model
     // with them is refused rather than given a package whose core graph would hold them.
-    static const std::set<std::string> sequence_ops{
-        "SequenceConstruct", "SequenceEmpty",  "SequenceInsert",     "SequenceErase",
-        "SequenceAt",        "SequenceLength", "SplitToSequence",    "ConcatFromSequence",
-        "SequenceMap",       "Optional",       "OptionalHasElement", "OptionalGetElement"};
-    if (sequence_ops.count(node.op_type()) && (node.domain().empty() || node.domain() == "ai.onnx"))
+    if (engine::is_sequence_op(node.op_type()) &&
+        (node.domain().empty() || node.domain() == "ai.onnx"))
       throw NotImplemented(model_label_ + ": " + node_label(node) +
                            ": sequences and optionals cannot go into a model package (the int8 "
                            "quantiser calibrates and scales tensors, and a sequence is none); run "

@@ -632,8 +632,10 @@ bool has_container_subgraph(const Node &node) {
 
 }  // namespace
 
+bool is_sequence_op(const std::string &op_type) { return first_opset(op_type) >= 0; }
+
 bool is_sequence_node(const Graph &graph, const Node &node) {
-  if (node.domain.empty() && first_opset(node.op_type) >= 0) return true;
+  if (node.domain.empty() && is_sequence_op(node.op_type)) return true;
   if (has_container_subgraph(node)) return true;
   for (int v : node.inputs)
     if (v >= 0 && graph.values[static_cast<size_t>(v)].kind != Kind::tensor) return true;

@@ -5,10 +5,15 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 
 #include "graph.h"
 
 namespace axstream::engine {
+
+// Whether `op_type` (of the ONNX domain) is one of the sequence and optional ops resolved here
+// (SequenceConstruct ... SequenceMap, Optional, OptionalHasElement, OptionalGetElement).
+bool is_sequence_op(const std::string &op_type);
 
 // A sequence or optional op (SequenceInsert, SplitToSequence, OptionalGetElement, ...), a node
 // whose subgraph takes or gives one (an If branch, a Loop body), or any node reading a sequence
