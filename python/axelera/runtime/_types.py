@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import operator
 from typing import Any, List, Optional, Tuple
 
 import numpy as np
@@ -102,6 +103,32 @@ def _invalid_argument(message: str) -> Exception:
     return InvalidArgument(message)
 
 
+def _exact_int(value: Any) -> int:
+    """value as an int when it is one (a Python or numpy integer, or an integral float such as
+    JSON's 3.0); anything else raises TypeError, so 1.5, True or "3" are never quietly turned
+    into 1, 1 or 3."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(value)
+    if isinstance(value, (float, np.floating)):
+        if not math.isfinite(value) or not float(value).is_integer():
+            raise TypeError(value)
+        return int(value)
+    return operator.index(value)
+
+
+def _real(value: Any) -> float:
+    if isinstance(value, (str, bytes, bool, np.bool_)):
+        raise TypeError(value)
+    return float(value)
+
+
+def _int_sequence(value: Any) -> Tuple[int, ...]:
+    # A str or bytes is a sequence too, but "12" is not the shape (1, 2).
+    if isinstance(value, (str, bytes)):
+        raise TypeError(value)
+    return tuple(_exact_int(v) for v in value)
+
+
 @dataclasses.dataclass
 class TensorInfo:
     """Information about a tensor input/output.
@@ -140,7 +167,7 @@ class TensorInfo:
 
     def __post_init__(self) -> None:
         try:
-            self.shape = tuple(int(d) for d in self.shape)
+            self.shape = _int_sequence(self.shape)
         except (TypeError, ValueError):
             raise _invalid_argument(
                 f"TensorInfo shape: expected a sequence of ints, got {self.shape!r}") from None
@@ -158,7 +185,7 @@ class TensorInfo:
             self.padding = [(0, 0)] * len(self.shape)
         else:
             try:
-                self.padding = [tuple(int(v) for v in p) for p in self.padding]  # type: ignore
+                self.padding = [_int_sequence(p) for p in self.padding]  # type: ignore
             except (TypeError, ValueError):
                 raise _invalid_argument(
                     f"TensorInfo padding: expected {len(self.shape)} (start, end) pairs of ints "
@@ -172,12 +199,15 @@ class TensorInfo:
                     raise _invalid_argument(
                         f"TensorInfo padding: expected non-negative pads within shape "
                         f"{self.shape}, got {self.padding}")
-        for field, convert in (("scale", float), ("zero_point", int)):
+        if not isinstance(self.name, str):
+            raise _invalid_argument(f"TensorInfo name: expected a str, got {self.name!r}")
+        # A number, not its text: float("0.5") would take a str the dataclass field rejects.
+        for field, convert in (("scale", _real), ("zero_point", _exact_int)):
             try:
                 setattr(self, field, convert(getattr(self, field)))
             except (TypeError, ValueError):
                 raise _invalid_argument(
-                    f"TensorInfo {field}: expected {'a float' if convert is float else 'an int'}, "
+                    f"TensorInfo {field}: expected {'a float' if convert is _real else 'an int'}, "
                     f"got {getattr(self, field)!r}") from None
 
     # The fields stay plain, assignable dataclass fields, so the properties read them as a user
