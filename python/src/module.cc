@@ -476,8 +476,17 @@ hal::CpuAccess cpu_access_from(const std::string &mode) {
 
 // str, bytes or os.PathLike -> the path's bytes as the file system has them (os.fsencode: a
 // name that is not UTF-8, held in a str as surrogate escapes, still names its file).
-std::string fspath(py::handle path) {
-  return py::bytes(py::module_::import("os").attr("fsencode")(path));
+// Anything else is InvalidArgument naming the call, as every other bad argument (os.fsencode's
+// own TypeError would not say which call it came from).
+std::string fspath(py::handle path, const char *call) {
+  try {
+    return py::bytes(py::module_::import("os").attr("fsencode")(path));
+  } catch (py::error_already_set &error) {
+    if (!error.matches(PyExc_TypeError)) throw;
+    throw axstream::InvalidArgument(std::string(call) +
+                                    ": path must be a str, bytes or os.PathLike, got " +
+                                    type_name(path) + " " + std::string(py::repr(path)));
+  }
 }
 
 // What a Python Context owns besides its C++ Context: every object made through it. Axelera's
@@ -766,7 +775,8 @@ void define_context_connections_and_models(ContextClass &context) {
       .def(
           "load_model",
           [](rt::Context &self, py::object path) {
-            auto path_text = fspath(path);
+            // A released Context says so before its argument is looked at.
+            auto path_text = self.released() ? std::string() : fspath(path, "load_model");
             return made_by_context([&] { return self.load_model(path_text); });
           },
           // keep_alive<0, 1>: the Python Context lives as long as the Model, so
@@ -790,7 +800,19 @@ void define_connection(ConnectionClass &connection) {
   connection
       .def(
           "load_model_instance",
-          [](rt::Connection &self, const std::shared_ptr<rt::Model> &model, py::kwargs kwargs) {
+          [](rt::Connection &self, py::object model_object, py::kwargs kwargs) {
+            // Not a typed parameter: pybind11 would answer a str or a Connection with a
+            // TypeError listing the signature, where every other bad argument is an
+            // InvalidArgument naming it. None goes on to the runtime's own "needs a model".
+            std::shared_ptr<rt::Model> model;
+            if (py::isinstance<rt::Model>(model_object))
+              model = model_object.cast<std::shared_ptr<rt::Model>>();
+            else if (!model_object.is_none() && !self.released())  // "was released" comes first
+              throw axstream::InvalidArgument(self.describe() +
+                                              ": load_model_instance: model must be a Model from "
+                                              "Context.load_model(), got " +
+                                              type_name(model_object) + " " +
+                                              std::string(py::repr(model_object)));
             auto properties = properties_from_kwargs(kwargs, "load_model_instance");
             return made_by_context([&] { return self.load_model_instance(model, properties); });
           },

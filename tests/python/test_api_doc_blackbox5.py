@@ -709,6 +709,13 @@ def test_program_catches_the_documented_exception_types(axr, package):
                 assert str(error), type(error)
     assert len(caught) == len(attempts)
     assert "/nonexistent/model.json" in str(caught[0])
+    # Voyager's entry points catch RuntimeError around the whole program
+    # (axruntime_dblbuff.py's entrypoint_main, device_manager's detect_metis_type): each
+    # documented exception must land there too.
+    for error in caught:
+        assert isinstance(error, RuntimeError), type(error).__mro__
+    for cls in documented_errors(axr):
+        assert issubclass(cls, RuntimeError), cls
 
 
 def test_program_uses_every_board_type_by_name_and_value(axr, monkeypatch):
@@ -938,10 +945,14 @@ def test_run_accepts_a_read_only_input_and_refuses_a_read_only_output(axr, loade
 
 
 def test_load_model_rejects_wrong_argument_types(axr):
+    # InvalidArgument as every other bad argument (docs/python-api.md), naming the call and
+    # what it got, not os.fspath's anonymous TypeError.
     with axr.Context() as context:
         for bad in (None, 3, 1.5, ["model.json"]):
-            with pytest.raises((axr.InvalidArgument, TypeError)):
+            with pytest.raises(axr.InvalidArgument) as caught:
                 context.load_model(bad)
+            assert "load_model" in str(caught.value)
+            assert type(bad).__name__ in str(caught.value)
         with pytest.raises(documented_errors(axr)) as caught:
             context.load_model("")
         assert str(caught.value)
@@ -1001,9 +1012,26 @@ def test_configure_device_rejects_non_numeric_values(axr):
 def test_load_model_instance_rejects_what_is_not_a_model(axr, package):
     with axr.Context() as context:
         connection = context.device_connect()
-        for bad in (None, "model.json", str(model_path(package("resnet_tiny"))), 0):
-            with pytest.raises((axr.InvalidArgument, TypeError)):
+        for bad in (None, "model.json", str(model_path(package("resnet_tiny"))), 0, connection,
+                    context):
+            with pytest.raises(axr.InvalidArgument) as caught:
                 connection.load_model_instance(bad)
+            message = str(caught.value)
+            assert "model" in message and "metis-0:1:0" in message
+            if bad is not None:
+                assert type(bad).__name__ in message
+
+
+def test_a_released_object_says_so_before_looking_at_its_arguments(axr):
+    # docs/python-api.md: "... was released", before any check of its arguments.
+    context = axr.Context()
+    connection = context.device_connect()
+    context.release()
+    for call in (lambda: context.load_model(None), lambda: context.load_model(3),
+                 lambda: connection.load_model_instance("model.json"),
+                 lambda: connection.load_model_instance(None)):
+        with pytest.raises(axr.InvalidArgument, match="was released"):
+            call()
 
 
 def test_load_model_instance_rejects_bad_kwarg_values(axr, package):
