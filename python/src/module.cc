@@ -137,6 +137,13 @@ std::string type_name(py::handle object) {
   return py::str(py::type::handle_of(object).attr("__name__"));
 }
 
+// A released object says so before any of its arguments is looked at (docs/python-api.md); the
+// runtime's calls check that first, but these bindings convert their arguments before calling
+// them. The same message as the runtime's Object::ensure_alive.
+void ensure_alive(const rt::Object &object) {
+  if (object.released()) throw axstream::InvalidArgument(object.describe() + " was released");
+}
+
 std::string shape_text(const std::vector<int64_t> &shape) {
   std::ostringstream out;
   out << '(';
@@ -710,6 +717,7 @@ void define_context_devices(ContextClass &context) {
       .def(
           "configure_device",
           [](rt::Context &self, py::object device, py::kwargs kwargs) {
+            ensure_alive(self);
             auto info = device_from_python(self, device, "configure_device");
             auto settings = properties_from_kwargs(kwargs, "configure_device(" + info.name + ")");
             ReleasedGil release_gil;
@@ -727,6 +735,7 @@ void define_context_devices(ContextClass &context) {
       .def(
           "device_ready",
           [](rt::Context &self, py::object device) {
+            ensure_alive(self);
             return self.device_ready(device_from_python(self, device, "device_ready"));
           },
           py::arg("device"),
@@ -736,6 +745,7 @@ void define_context_devices(ContextClass &context) {
       .def(
           "read_device_configuration",
           [](rt::Context &self, py::object device) {
+            ensure_alive(self);
             return self.read_device_configuration(
                 device_from_python(self, device, "read_device_configuration"));
           },
@@ -751,6 +761,7 @@ void define_context_connections_and_models(ContextClass &context) {
           "device_connect",
           [](rt::Context &self, py::object device, py::object num_sub_devices_object,
              py::kwargs kwargs) {
+            ensure_alive(self);
             int num_sub_devices =
                 count_from_python(num_sub_devices_object, "device_connect: num_sub_devices");
             std::unique_ptr<hal::DeviceInfo> info;
@@ -775,8 +786,8 @@ void define_context_connections_and_models(ContextClass &context) {
       .def(
           "load_model",
           [](rt::Context &self, py::object path) {
-            // A released Context says so before its argument is looked at.
-            auto path_text = self.released() ? std::string() : fspath(path, "load_model");
+            ensure_alive(self);
+            auto path_text = fspath(path, "load_model");
             return made_by_context([&] { return self.load_model(path_text); });
           },
           // keep_alive<0, 1>: the Python Context lives as long as the Model, so
@@ -804,10 +815,11 @@ void define_connection(ConnectionClass &connection) {
             // Not a typed parameter: pybind11 would answer a str or a Connection with a
             // TypeError listing the signature, where every other bad argument is an
             // InvalidArgument naming it. None goes on to the runtime's own "needs a model".
+            ensure_alive(self);
             std::shared_ptr<rt::Model> model;
             if (py::isinstance<rt::Model>(model_object))
               model = model_object.cast<std::shared_ptr<rt::Model>>();
-            else if (!model_object.is_none() && !self.released())  // "was released" comes first
+            else if (!model_object.is_none())
               throw axstream::InvalidArgument(self.describe() +
                                               ": load_model_instance: model must be a Model from "
                                               "Context.load_model(), got " +

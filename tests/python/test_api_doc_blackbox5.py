@@ -1022,16 +1022,34 @@ def test_load_model_instance_rejects_what_is_not_a_model(axr, package):
                 assert type(bad).__name__ in message
 
 
-def test_a_released_object_says_so_before_looking_at_its_arguments(axr):
+def test_a_released_object_says_so_before_looking_at_its_arguments(axr, package):
     # docs/python-api.md: "... was released", before any check of its arguments.
     context = axr.Context()
+    model = context.load_model(model_path(package("resnet_tiny")))
     connection = context.device_connect()
+    instance = connection.load_model_instance(model)
     context.release()
-    for call in (lambda: context.load_model(None), lambda: context.load_model(3),
-                 lambda: connection.load_model_instance("model.json"),
-                 lambda: connection.load_model_instance(None)):
-        with pytest.raises(axr.InvalidArgument, match="was released"):
+    calls = {
+        "load_model(None)": lambda: context.load_model(None),
+        "load_model(3)": lambda: context.load_model(3),
+        "load_model_instance(str)": lambda: connection.load_model_instance("model.json"),
+        "load_model_instance(None)": lambda: connection.load_model_instance(None),
+        "load_model_instance(bad value)": lambda: connection.load_model_instance(
+            model, double_buffer=None),
+        "configure_device(None)": lambda: context.configure_device(None, clock_profile=800),
+        "device_ready(None)": lambda: context.device_ready(None),
+        "read_device_configuration(object)": lambda: context.read_device_configuration(
+            object()),
+        "device_connect(object)": lambda: context.device_connect(object()),
+        "device_connect(None, 'x')": lambda: context.device_connect(None, "x"),
+        "device_connect(bad value)": lambda: context.device_connect(
+            device_firmware_check=None),
+        "run(None, None)": lambda: instance.run(None, None),
+    }
+    for what, call in calls.items():
+        with pytest.raises(axr.InvalidArgument) as caught:
             call()
+        assert "was released" in str(caught.value), what
 
 
 def test_load_model_instance_rejects_bad_kwarg_values(axr, package):
