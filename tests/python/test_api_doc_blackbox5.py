@@ -1371,3 +1371,22 @@ def test_device_none_picks_a_device_with_enough_free_sub_devices(axr, monkeypatc
         assert used == {"metis-0:1:0": True, "metis-0:2:0": True}
         with pytest.raises(axr.DeviceInUse):
             ctx.device_connect(None, 3)
+
+
+def test_tensor_info_size_and_unpadded_shape_never_truncate_assigned_fields(axr):
+    # The fields stay assignable (docs/python-api.md); what was assigned is read as the
+    # constructor reads it: 1.5 is not the dimension 1, so size is not quietly 4 bytes.
+    info = axr.TensorInfo((2, 4), padding=[(0, 0), (1, 1)])
+    info.shape = (1.5, 4)
+    with pytest.raises(axr.InvalidArgument, match="TensorInfo shape"):
+        info.size
+    with pytest.raises(axr.InvalidArgument, match="TensorInfo shape"):
+        info.unpadded_shape
+    info.shape = [np.int64(2), 4.0]  # numpy and integral values are ints
+    assert info.size == 8 and info.unpadded_shape == (2, 2)
+    info.padding = [(0, 0), (0.5, 0)]
+    with pytest.raises(axr.InvalidArgument, match="TensorInfo padding"):
+        info.unpadded_shape
+    info.padding = [(0, 0), (1,)]
+    with pytest.raises(axr.InvalidArgument, match="pairs"):
+        info.unpadded_shape

@@ -212,19 +212,36 @@ class TensorInfo:
 
     # The fields stay plain, assignable dataclass fields, so the properties read them as a user
     # may have set them after construction (info.dtype = np.float32, info.padding = None).
+    def _assigned_ints(self, field: str) -> Any:
+        """shape as ints, or padding as pairs of ints, as assigned: refused as the constructor
+        refuses them, never truncated (a shape assigned (1.5, 2) is not 2 bytes)."""
+        value = getattr(self, field)
+        try:
+            if field == "shape":
+                return _int_sequence(value)
+            return [_int_sequence(pair) for pair in value]
+        except (TypeError, ValueError):
+            expected = "a sequence of ints" if field == "shape" else "(start, end) pairs of ints"
+            raise _invalid_argument(
+                f"TensorInfo {field}: expected {expected}, got {value!r}") from None
+
     @property
     def size(self) -> int:
         """The size of the (padded) tensor in bytes."""
-        return int(math.prod(int(d) for d in self.shape)) * np.dtype(self.dtype).itemsize
+        return math.prod(self._assigned_ints("shape")) * np.dtype(self.dtype).itemsize
 
     @property
     def unpadded_shape(self) -> Tuple[int, ...]:
         """The shape of the tensor without padding."""
-        padding = self.padding if self.padding is not None else [(0, 0)] * len(self.shape)
+        shape = self._assigned_ints("shape")
+        padding = self._assigned_ints("padding") if self.padding is not None else [(0, 0)] * len(
+            shape)
         # zip would quietly drop dimensions when shape or padding was assigned another rank.
-        if len(padding) != len(self.shape):
+        if len(padding) != len(shape):
             raise _invalid_argument(
                 f"TensorInfo unpadded_shape: padding {list(padding)} has {len(padding)} "
-                f"(start, end) pairs, but shape {tuple(self.shape)} has {len(self.shape)} "
-                "dimensions")
-        return tuple(int(d) - int(b) - int(e) for d, (b, e) in zip(self.shape, padding))
+                f"(start, end) pairs, but shape {shape} has {len(shape)} dimensions")
+        if any(len(pair) != 2 for pair in padding):
+            raise _invalid_argument(
+                f"TensorInfo unpadded_shape: padding {padding}: expected (start, end) pairs")
+        return tuple(d - b - e for d, (b, e) in zip(shape, padding))
