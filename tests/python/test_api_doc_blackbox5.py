@@ -421,7 +421,7 @@ def test_input_dmabuf_instance_refuses_numpy_arrays(axr, package):
     with axr.Context() as context:
         model = context.load_model(model_path(package("resnet_tiny")))
         instance = context.device_connect().load_model_instance(model, input_dmabuf=True)
-        with pytest.raises(documented_errors(axr) + (TypeError,)):
+        with pytest.raises(axr.InvalidArgument, match="file descriptor"):
             instance.run([np.zeros(model.inputs()[0].shape, np.int8)],
                          zeros_like_infos(model.outputs()))
 
@@ -805,9 +805,9 @@ def loaded(axr, package):
 
 
 def rejects(axr, call, *words):
-    """call() must raise InvalidArgument (or TypeError for a non-numpy Python type where
-    pybind-style conversion refuses it) naming the problem."""
-    with pytest.raises((axr.InvalidArgument, TypeError)) as caught:
+    """call() must raise InvalidArgument (never a bare TypeError from argument conversion:
+    docs/python-api.md, Bad arguments) naming the problem."""
+    with pytest.raises(axr.InvalidArgument) as caught:
         call()
     message = str(caught.value)
     for word in words:
@@ -892,6 +892,16 @@ def test_run_rejects_a_wrong_number_of_tensors(axr, loaded):
         assert isinstance(rejects(axr, call), axr.InvalidArgument)
 
 
+def test_run_refuses_a_huge_tensor_list_at_once(axr, loaded):
+    _, _, instance, inputs, expected = loaded
+    start = time.monotonic()
+    error = rejects(axr, lambda: instance.run(inputs * 10**6, [np.zeros_like(expected[0])]))
+    assert "1000000" in str(error)
+    error = rejects(axr, lambda: instance.run(inputs, [np.zeros_like(expected[0])] * 10**6))
+    assert "1000000" in str(error)
+    assert time.monotonic() - start < 2  # counted, not walked element by element
+
+
 def test_run_reads_a_non_contiguous_input_correctly_or_refuses_it(axr, loaded):
     _, _, instance, inputs, expected = loaded
     wide = np.zeros(inputs[0].shape[:-1] + (8,), np.int8)
@@ -971,10 +981,9 @@ def test_load_model_accepts_str_path_and_directory(axr, package):
 @pytest.mark.parametrize("count", [0, -1, 5, 2**63, 10**30])
 def test_device_connect_rejects_impossible_sub_device_counts(axr, count):
     with axr.Context() as context:
-        with pytest.raises(documented_errors(axr) + (TypeError, OverflowError)) as caught:
+        with pytest.raises(axr.InvalidArgument) as caught:
             context.device_connect(None, count)
-        if isinstance(caught.value, documented_errors(axr)):
-            assert str(count) in str(caught.value) or "sub" in str(caught.value)
+        assert str(count) in str(caught.value)
         # nothing was reserved by the refused call
         context.device_connect(None, 4)
 
@@ -982,7 +991,7 @@ def test_device_connect_rejects_impossible_sub_device_counts(axr, count):
 @pytest.mark.parametrize("bad", ["1", 1.0, None], ids=["str", "float", "None"])
 def test_device_connect_rejects_non_integer_sub_device_counts(axr, bad):
     with axr.Context() as context:
-        with pytest.raises((axr.InvalidArgument, TypeError)):
+        with pytest.raises(axr.InvalidArgument, match="num_sub_devices"):
             context.device_connect(None, bad)
 
 
@@ -996,7 +1005,7 @@ def test_device_arguments_refuse_what_is_not_a_device(axr, bad):
                      lambda: context.configure_device(bad, clock_profile=800),
                      lambda: context.device_ready(bad),
                      lambda: context.read_device_configuration(bad)):
-            with pytest.raises(documented_errors(axr) + (TypeError,)):
+            with pytest.raises(axr.InvalidArgument, match="device"):
                 call()
 
 
@@ -1004,7 +1013,7 @@ def test_configure_device_rejects_non_numeric_values(axr):
     with axr.Context() as context:
         (device,) = context.list_devices()
         for value in ("fast", None, [800], 800.5):
-            with pytest.raises((axr.InvalidArgument, axr.InvalidConfiguration, TypeError)):
+            with pytest.raises(axr.InvalidArgument, match="clock_profile"):
                 context.configure_device(device, clock_profile=value)
         assert context.read_device_configuration(device)["clock_profile"] == "800"
 
@@ -1058,9 +1067,9 @@ def test_load_model_instance_rejects_bad_kwarg_values(axr, package):
         connection = context.device_connect()
         for kwargs in ({"num_sub_devices": -1}, {"aipu_cores": "four"},
                        {"double_buffer": None}, {"num_sub_devices": 2**70}):
-            with pytest.raises(documented_errors(axr) + (TypeError,)) as caught:
+            with pytest.raises(axr.InvalidArgument) as caught:
                 connection.load_model_instance(model, **kwargs)
-            assert str(caught.value)
+            assert next(iter(kwargs)) in str(caught.value)
 
 
 def test_model_from_a_released_context_cannot_be_loaded_elsewhere(axr, package):
@@ -1135,7 +1144,7 @@ def test_tensor_info_huge_shape_size_does_not_wrap(axr):
 
 
 def test_tensor_info_rejects_a_padding_of_the_wrong_rank(axr):
-    with pytest.raises((axr.InvalidArgument, ValueError, TypeError)):
+    with pytest.raises(axr.InvalidArgument, match="padding"):
         axr.TensorInfo((1, 4, 4, 3), padding=[(0, 0), (1, 1)])
 
 
