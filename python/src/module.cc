@@ -190,17 +190,14 @@ py::object to_python(const hal::DeviceInfo &info) {
   py::object board_type = types_attr("BoardType")(static_cast<int>(info.board_type));
   return types_attr("DeviceInfo")(
       py::arg("name") = info.name, py::arg("subdevice_count") = info.subdevice_count,
-      // max_memory, in_use and in_use_by as the API doc states them ("not populated and will
-      // always be 0"); what they would say is in the extras ddr_size, in_use_count, holders.
-      py::arg("max_memory") = 0, py::arg("in_use") = false, py::arg("in_use_by") = "",
-      py::arg("board_type") = board_type,
+      py::arg("max_memory") = info.max_memory, py::arg("in_use") = info.in_use > 0,
+      py::arg("in_use_by") = info.in_use_by, py::arg("board_type") = board_type,
       py::arg("firmware_version") = info.firmware_version,
       py::arg("board_revision") = info.board_revision,
       py::arg("flashed_firmware_version") = info.flashed_firmware_version,
       py::arg("board_controller_firmware_version") = info.board_controller_firmware_version,
       py::arg("board_controller_board_type") = info.board_controller_board_type,
-      py::arg("in_use_count") = info.in_use, py::arg("ddr_size") = info.max_memory,
-      py::arg("holders") = info.in_use_by);
+      py::arg("in_use_count") = info.in_use);
 }
 
 py::object to_python(const rt::TensorInfo &info) {
@@ -243,9 +240,9 @@ hal::DeviceInfo device_info_from_python(py::handle device, const char *call) {
                                     type_name(device));
   info.name = device.attr("name").cast<std::string>();
   info.subdevice_count = attr_or<int>(device, "subdevice_count", 0);
-  info.max_memory = attr_or<uint64_t>(device, "ddr_size", 0);
+  info.max_memory = attr_or<uint64_t>(device, "max_memory", 0);
   info.in_use = attr_or<int>(device, "in_use_count", 0);
-  info.in_use_by = attr_or<std::string>(device, "holders", "");
+  info.in_use_by = attr_or<std::string>(device, "in_use_by", "");
   info.board_type = static_cast<hal::BoardType>(
       attr_or<int>(device, "board_type", static_cast<int>(hal::BoardType::unknown)));
   info.firmware_version = attr_or<std::string>(device, "firmware_version", "");
@@ -732,7 +729,7 @@ void define_context_devices(ContextClass &context) {
           "it is pending (poll device_ready()).\n\n"
           "Valid properties: clock_profile (MHz, default 800), clock_profile_core_0..3 (MHz, "
           "default 800), mvm_utilisation_core_0..3 (percent, default 100), ddr_size (bytes of "
-          "the board's DDR to use, default all of it: DeviceInfo.ddr_size), device_firmware (0 "
+          "the board's DDR to use, default all of it: DeviceInfo.max_memory), device_firmware (0 "
           "or 1: reload the firmware; the simulated device has nothing to reload). An unknown key "
           "raises InvalidConfiguration, an out-of-range value InvalidArgument.\n\n:rtype: bool")
       .def(

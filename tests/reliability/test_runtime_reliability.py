@@ -122,7 +122,7 @@ def test_device_reserved_by_a_sigkilled_process_is_free_again(axr, package):
         assert holder.stdout.readline().strip() == "held", holder.stderr.read()
         with axr.Context() as context:
             (device,) = context.list_devices()
-            assert device.in_use_count == 4 and str(holder.pid) in device.holders
+            assert device.in_use and str(holder.pid) in device.in_use_by
             with pytest.raises(axr.DeviceInUse, match=str(holder.pid)):
                 context.device_connect(None, 1)
         holder.send_signal(signal.SIGKILL)  # killed mid-run: no destructor, no cleanup
@@ -133,7 +133,7 @@ def test_device_reserved_by_a_sigkilled_process_is_free_again(axr, package):
             holder.wait()
     with axr.Context() as context:
         (device,) = context.list_devices()
-        assert str(holder.pid) not in device.holders
+        assert str(holder.pid) not in device.in_use_by
         context.device_connect(None, 4).release()
 
 
@@ -172,11 +172,11 @@ def test_six_processes_contending_for_four_cores_get_a_core_or_device_in_use(axr
             assert any(str(h) in lines[pid] for h in holders), lines[pid]
         with axr.Context() as context:
             (device,) = context.list_devices()
-            assert device.in_use_count == 4
+            assert device.in_use
             for pid in holders:
-                assert str(pid) in device.holders, device.holders
+                assert str(pid) in device.in_use_by, device.in_use_by
             for pid in refused:
-                assert str(pid) not in device.holders, device.holders
+                assert str(pid) not in device.in_use_by, device.in_use_by
             # Never two processes on one core: all four are taken, so this process gets none.
             with pytest.raises(axr.DeviceInUse):
                 context.device_connect(None, 1)

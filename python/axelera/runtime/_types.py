@@ -44,12 +44,9 @@ class DeviceInfo:
     Attributes:
         name: The name of the device, for example ``'metis-0:1:0'``.
         subdevice_count: The number of sub-devices (AIPU cores) on the device; 4 for Metis.
-        max_memory: The maximum memory available on the device. As the API doc states, not
-            populated: always 0 (the board's DDR is in ``ddr_size``).
-        in_use: Whether sub-devices are in use. As the API doc states, not populated: always
-            False, i.e. 0 (the count is in ``in_use_count``).
-        in_use_by: The users of the device. As the API doc states, not populated: always ``""``
-            (the holders are in ``holders``).
+        max_memory: The maximum memory available on the device, in bytes.
+        in_use: True when at least one sub-device is reserved by any process.
+        in_use_by: ``user:pid`` of each process holding sub-devices, comma separated.
         board_type: The board type of the device.
         firmware_version: The firmware version, e.g. ``v1.1.0-rc5-2-g1234567``.
         board_revision: The board revision.
@@ -57,10 +54,6 @@ class DeviceInfo:
         board_controller_firmware_version: The board controller firmware version.
         board_controller_board_type: The board controller board type.
         in_use_count: (axstream extra) how many sub-devices are currently reserved.
-        ddr_size: (axstream extra) bytes of DDR on the board, the largest ``ddr_size``
-            :meth:`Context.configure_device` accepts.
-        holders: (axstream extra) ``user:pid`` of each process holding sub-devices, comma
-            separated; ``""`` when none.
 
     ``DeviceInfo(raw)`` with a C struct ``axelera.runtime.axruntime.DeviceInfo`` takes every
     field from it (as Axelera's runtime does; Voyager's tests make devices that way).
@@ -78,24 +71,21 @@ class DeviceInfo:
     board_controller_firmware_version: str = ""
     board_controller_board_type: str = ""
     in_use_count: int = 0
-    ddr_size: int = 0
-    holders: str = ""
 
     def __post_init__(self) -> None:
         raw = self.name
         if not isinstance(raw, _c.DeviceInfo):
             return
         text = {field: getattr(raw, field).decode("utf-8", "replace")
-                for field in ("name", "firmware_version", "flashed_firmware_version",
+                for field in ("name", "in_use_by", "firmware_version", "flashed_firmware_version",
                               "board_controller_firmware_version", "board_controller_board_type")}
         try:
             board_type = BoardType(raw.board_type)
         except ValueError:
             board_type = BoardType.unknown
-        values = dict(text, subdevice_count=raw.subdevice_count, board_type=board_type,
-                      board_revision=raw.board_revision, in_use_count=raw.in_use,
-                      ddr_size=raw.max_memory,
-                      holders=raw.in_use_by.decode("utf-8", "replace"))
+        values = dict(text, subdevice_count=raw.subdevice_count, max_memory=raw.max_memory,
+                      in_use=raw.in_use > 0, board_type=board_type,
+                      board_revision=raw.board_revision, in_use_count=raw.in_use)
         for field, value in values.items():
             object.__setattr__(self, field, value)  # frozen: set once, here
 
