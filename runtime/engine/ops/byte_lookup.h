@@ -10,4 +10,10 @@ namespace axstream::engine {
 void byte_lookup(const uint8_t *x, uint8_t *y, int64_t count, const uint8_t table[256],
                  uint8_t flip);
 
+// The same over `runs` runs of `run` bytes, packed in x and every `y_stride` bytes in y (an
+// NHWC concat's channel slice): the table stays in registers across runs, so short runs (a
+// pixel's 24 channels) cost a permute each instead of a call.
+void byte_lookup_runs(const uint8_t *x, int64_t run, uint8_t *y, int64_t y_stride, int64_t runs,
+                      const uint8_t table[256], uint8_t flip);
+
 }  // namespace axstream::engine

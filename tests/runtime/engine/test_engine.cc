@@ -21,6 +21,7 @@
 #include "axstream/error.h"
 #include "axstream/runtime/engine.h"
 #include "case_runner.h"
+#include "conv_dnnl.h"
 #include "expected_error.h"
 #include "float16.h"
 #include "graph_builder.h"
@@ -815,7 +816,7 @@ TEST(EnginePasses, QdqMaxPoolAndConcatBetweenInt8ConvsStayInt8AndNhwcBitExactToU
   EXPECT_TRUE(runs_none_of(text, {"DequantizeLinear '", "QuantizeLinear '", "float32(1,"}));
   // Where oneDNN's int8 convolutions run, MaxPool and Concat work on NHWC between them.
   if (int8_convs_run_on_onednn(text)) {
-    EXPECT_TRUE(contains_all(text, {"[nhwc]", "[int8 copy/requantise nhwc]"}));
+    EXPECT_TRUE(contains_all(text, {"[nhwc]", "[int8 concat nhwc"}));
     EXPECT_EQ(text.find("Transpose"), std::string::npos) << text;
   }
   std::vector<int8_t> x = int8_ramp(fused->inputs()[0].element_count(), 61, 3);
@@ -1252,7 +1253,8 @@ TEST(EnginePasses, ChannelPadOfAnNhwcValueStaysNhwcAndFillsTheZeroPoint) {
   const std::string text = program->describe();
   EXPECT_TRUE(runs_none_of(text, {"  Concat '", "QuantizeLinear '"}));
   if (!int8_convs_run_on_onednn(text)) GTEST_SKIP() << "no oneDNN int8 convolutions here";
-  EXPECT_TRUE(contains_all(text, {"axstream.QConcat 'p/f/Concat' _nhwc=1", "copy/requantise nhwc"}))
+  EXPECT_TRUE(contains_all(
+      text, {"axstream.QConcat 'p/f/Concat' _nhwc=1", "[int8 concat nhwc", "1 copied, 1 filled"}))
       << text;
   std::vector<int8_t> x = int8_ramp(8 * 6 * 6, 7919, 13);
   std::vector<int8_t> y(12 * 6 * 6);
@@ -2088,6 +2090,129 @@ TEST(EnginePasses, ChannelPadVariantsHoldTheirValuesInEitherLayout) {
   }
 }
 
+// --- axstream.QConcat against a plain concat ------------------------------------------------
+
+// One axstream.QConcat of four parts, each `channels[i]` channels of (batch, C, side, side):
+// int8 x0 copied, a constant fill of `fill` (x1), uint8 x2 and int8 x3 through lookup tables
+// to the int8 output. The layout pass runs it NHWC (its inputs and output transposed at the
+// graph's edges) where int8 values stay NHWC, unless AXSTREAM_ENGINE_NHWC=0.
+struct QConcatCase {
+  std::vector<int64_t> channels;  // x0, fill, x2, x3
+  int64_t batch = 1, height = 3, width = 5;
+  int8_t fill = -7;
+  int threads = 1;  // more: the kernel's blocks of 256 pixels shared by OpenMP threads
+};
+
+// The table of part i: a byte permutation scrambled by i, so a wrong entry or index shows.
+std::vector<float> qconcat_table(int part) {
+  std::vector<float> table(256);
+  for (int j = 0; j < 256; ++j) table[j] = static_cast<float>((j * 167 + part * 41) % 256 - 128);
+  return table;
+}
+
+onnx::ModelProto qconcat_model(const QConcatCase &c) {
+  GraphBuilder b("qconcat");
+  b.model.add_opset_import()->set_domain("axstream");
+  b.model.mutable_opset_import(1)->set_version(1);
+  auto dims = [&](int64_t ch) { return std::vector<int64_t>{c.batch, ch, c.height, c.width}; };
+  const int64_t plane = c.height * c.width;
+  b.input("x0", kInt8, dims(c.channels[0]));
+  b.initializer("x1", kInt8, dims(c.channels[1]),
+                std::vector<float>(static_cast<size_t>(c.batch * c.channels[1] * plane), c.fill));
+  b.input("x2", kUint8, dims(c.channels[2]));
+  b.input("x3", kInt8, dims(c.channels[3]));
+  b.initializer("t2", kInt8, {256}, qconcat_table(2));
+  b.initializer("t3", kInt8, {256}, qconcat_table(3));
+  auto *n = b.node("QConcat", {"x0", "x1", "x2", "x3", "", "", "t2", "t3"}, "y");
+  n->set_domain("axstream");
+  set_int(n, "axis", 1);
+  int64_t total = 0;
+  for (int64_t ch : c.channels) total += ch;
+  b.output("y", kInt8, dims(total));
+  return b.model;
+}
+
+// The bytes QConcat must give (NCHW, the graph's layout): per image each part's planes, the
+// tables applied; x0, x2, x3 are the inputs' bytes.
+std::vector<int8_t> plain_qconcat(const QConcatCase &c, const std::vector<std::vector<int8_t>> &x) {
+  const int64_t plane = c.height * c.width;
+  std::vector<int8_t> y;
+  for (int64_t step = 0; step < c.batch; ++step)
+    for (int part = 0; part < 4; ++part) {
+      const int64_t run = c.channels[part] * plane;
+      for (int64_t j = 0; j < run; ++j) {
+        if (part == 1) {
+          y.push_back(c.fill);
+          continue;
+        }
+        const uint8_t byte = static_cast<uint8_t>(x[part][static_cast<size_t>(step * run + j)]);
+        if (part == 0)
+          y.push_back(static_cast<int8_t>(byte));
+        else  // x2 is uint8 (indexes as is), x3 int8 (indexes from -128)
+          y.push_back(static_cast<int8_t>(qconcat_table(part)[part == 2 ? byte : byte ^ 0x80]));
+      }
+    }
+  return y;
+}
+
+void expect_qconcat_matches_plain_concat(const QConcatCase &c) {
+  const int64_t plane = c.height * c.width;
+  std::vector<std::vector<int8_t>> x(4);
+  for (int part : {0, 2, 3})
+    x[part] = int8_ramp(static_cast<size_t>(c.batch * c.channels[part] * plane), 89 + part * 2,
+                        static_cast<size_t>(part * 37));
+  const std::vector<int8_t> expected = plain_qconcat(c, x);
+  const std::string bytes = qconcat_model(c).SerializeAsString();
+  // int8 values stay NHWC where oneDNN's int8 convolutions run (passes.cc); elsewhere (the
+  // engine_test runs under an ISA cap) both compiles are NCHW.
+  const bool nhwc_by_default = dnnl_kernels_enabled() && dnnl_cpu_has_vnni();
+  for (bool nhwc : {nhwc_by_default, false}) {
+    SCOPED_TRACE(nhwc ? "NHWC" : "NCHW");
+    if (!nhwc) setenv("AXSTREAM_ENGINE_NHWC", "0", 1);
+    CompileOptions options;
+    options.threads = c.threads;
+    auto program = Program::from_bytes(bytes, "qconcat", options);
+    unsetenv("AXSTREAM_ENGINE_NHWC");
+    const std::string text = program->describe();
+    ASSERT_TRUE(contains_all(text, {nhwc ? "_nhwc=1 axis=1" : "QConcat' axis=1",
+                                    nhwc ? "[int8 concat nhwc: 1 copied, 1 filled, 2 requantised"
+                                         : "[int8 concat: 1 copied, 1 filled, 2 requantised"}))
+        << text;
+    // Guard bytes around the output: the masked stores must write nothing past it.
+    std::vector<int8_t> y(expected.size() + 128, 0x55);
+    program->make_executor()->run({x[0].data(), x[2].data(), x[3].data()}, {y.data() + 64});
+    EXPECT_EQ(std::vector<int8_t>(y.begin() + 64, y.end() - 64), expected);
+    EXPECT_EQ(std::count(y.begin(), y.begin() + 64, 0x55), 64);
+    EXPECT_EQ(std::count(y.end() - 64, y.end(), 0x55), 64);
+  }
+}
+
+// Every run length 1..70 in each part (the AVX-512 paths' masked tails, a full 64 and 64 plus a
+// tail, runs across 64-byte chunks), NHWC and NCHW, a fill and both tables, batches of 1 and 2:
+// byte for byte a plain concat.
+TEST(EngineKernels, QConcatMatchesAPlainConcatForChannelCounts1To70) {
+  for (int64_t ch = 1; ch <= 70; ++ch) {
+    SCOPED_TRACE("channels " + std::to_string(ch));
+    // Output pixels of 73..154 bytes (built in registers on AVX-512) and of 264..335 (written
+    // input by input).
+    for (int64_t third : {(ch * 5) % 70 + 1, 190 + ch % 3}) {
+      QConcatCase c;
+      c.channels = {ch, (ch * 7) % 13 + 1, third, 71 - ch};
+      c.batch = 1 + ch % 2;
+      expect_qconcat_matches_plain_concat(c);
+    }
+  }
+}
+
+// More outer steps than one block of the kernel (256 pixels), with a part block; a
+// BlazeBlock-like pad (24 channels and 24 of the zero point) on a 64x64 image, on 1 and 2
+// threads; runs longer than the vector path's (512 bytes: memcpy/memset) in either layout.
+TEST(EngineKernels, QConcatMatchesAPlainConcatOverManyBlocks) {
+  expect_qconcat_matches_plain_concat({{24, 24, 3, 65}, 2, 17, 19, 0});
+  expect_qconcat_matches_plain_concat({{24, 24, 8, 8}, 1, 64, 64, -128});
+  expect_qconcat_matches_plain_concat({{24, 24, 8, 8}, 1, 64, 64, -128, 2});
+  expect_qconcat_matches_plain_concat({{600, 1, 8, 513}, 2, 3, 3, 127});
+}
 // --- Mixed float/int8 blocks (BlazeFace back after the mixed-precision search) ---------------
 
 // x -> int8 conv h; a float block (1x1 float conv of h plus h, Relu, quantised: y1); two int8
