@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <dnnl.hpp>
 #include <functional>
 #include <limits>
@@ -244,9 +245,52 @@ bool is_nchw(const memory::desc &d) {
   return d.dims().size() == 4 && d == memory::desc(d.dims(), d.data_type(), tag::nchw);
 }
 
+bool is_nhwc_u8(const memory::desc &d) {
+  return d.dims().size() == 4 && d == memory::desc(d.dims(), dt::u8, tag::nhwc);
+}
+
 bool is_nchw8c_f32(const memory::desc &d) {
   auto dims = d.dims();
   return dims.size() == 4 && dims[1] % 8 == 0 && d == memory::desc(dims, dt::f32, tag::nChw8c);
+}
+
+// A uint8 source copied into a buffer padded with its zero point, for a convolution then run
+// without padding: a pad of the zero point adds (zp - zp) * w = 0 to the accumulator, as the
+// convolution's own padding does, so the output bytes are the same. oneDNN 2.6 on AVX-512 VNNI
+// has no brgconv for a padded convolution with a source zero point (it runs jit_int8) but takes
+// the padded source; there the two are as fast (docs/performance.md), so it is off by default.
+struct SourcePad {
+  bool active = false;
+  memory::desc padded;  // uint8 NHWC, H and W grown by the pads
+  int64_t top = 0, left = 0;
+  uint8_t fill = 0;  // the uint8 zero point
+};
+
+// The rows of `padded` (N x Hp x Wp x C) around and beside an H x W interior at (top, left) are
+// set to `fill`; with `from` (NHWC, N x H x W x C) the interior is copied from it, xor `flip`.
+void pad_nhwc_rows(const uint8_t *from, uint8_t *to, int64_t n, int64_t c, int64_t h, int64_t w,
+                   int64_t padded_h, int64_t padded_w, int64_t top, int64_t left, uint8_t fill,
+                   uint8_t flip) {
+  const int64_t row = padded_w * c, right = (padded_w - left - w) * c;
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < n * padded_h; ++r) {
+    uint8_t *out = to + r * row;
+    const int64_t y = r % padded_h - top;
+    if (y < 0 || y >= h) {
+      std::memset(out, fill, static_cast<size_t>(row));
+      continue;
+    }
+    std::memset(out, fill, static_cast<size_t>(left * c));
+    std::memset(out + (left + w) * c, fill, static_cast<size_t>(right));
+    if (!from) continue;
+    const uint8_t *in = from + ((r / padded_h) * h + y) * w * c;
+    uint8_t *interior = out + left * c;
+    if (flip == 0) {
+      std::memcpy(interior, in, static_cast<size_t>(w * c));
+    } else {
+      for (int64_t i = 0; i < w * c; ++i) interior[i] = in[i] ^ flip;
+    }
+  }
 }
 
 // Runs a convolution primitive between plain NCHW caller buffers, reordering the activations
@@ -257,7 +301,8 @@ class DnnlConvKernel : public Kernel {
                  memory::desc user_dst, std::shared_ptr<memory> weights,
                  std::shared_ptr<memory> bias,
                  std::vector<std::pair<int, std::shared_ptr<memory>>> extra_args = {},
-                 bool flip_src_sign = false, ReorderQuant src_q = {}, ReorderQuant dst_q = {})
+                 bool flip_src_sign = false, ReorderQuant src_q = {}, ReorderQuant dst_q = {},
+                 SourcePad src_pad = {})
       : pd_(pd),
         conv_(pd),
         user_src_(user_src),
@@ -267,10 +312,22 @@ class DnnlConvKernel : public Kernel {
         extra_args_(std::move(extra_args)),
         flip_src_sign_(flip_src_sign),
         src_q_(std::move(src_q)),
-        dst_q_(std::move(dst_q)) {
+        dst_q_(std::move(dst_q)),
+        src_pad_(std::move(src_pad)) {
     impl = pd.impl_info_str();
     auto &eng = cpu_engine();
-    src_reorder_needed_ = pd.src_desc() != user_src;
+    if (src_pad_.active) {
+      impl = "source padded with its zero point + " + impl;
+      // NHWC sources are padded row by row (the flip folded in); others are reordered into the
+      // padded buffer's interior.
+      if (!is_nhwc_u8(user_src)) {
+        auto d = user_src.dims();
+        src_pad_interior_ = src_pad_.padded.submemory_desc(d, {0, 0, src_pad_.top, src_pad_.left});
+        src_pad_reorder_ =
+            dnnl::reorder(dnnl::reorder::primitive_desc(eng, user_src, eng, src_pad_interior_));
+      }
+    }
+    src_reorder_needed_ = !src_pad_.active && pd.src_desc() != user_src;
     dst_reorder_needed_ = pd.dst_desc() != user_dst;
     // The hand-written (de)quantising loops read and write NCHW caller buffers.
     src_blocked_loop_ = src_q_.active && is_nchw8c_f32(pd.src_desc()) && is_nchw(user_src);
@@ -285,14 +342,17 @@ class DnnlConvKernel : public Kernel {
     pad_offset_ = align64(pd.scratchpad_desc().get_size());
     dst_offset_ = pad_offset_ + (src_reorder_needed_ ? align64(pd.src_desc().get_size()) : 0);
     flip_offset_ = dst_offset_ + (dst_reorder_needed_ ? align64(pd.dst_desc().get_size()) : 0);
-    scratch_bytes = flip_offset_ + (flip_src_sign_ ? align64(user_src.get_size()) : 0);
+    const bool flip_copied = flip_src_sign_ && !(src_pad_.active && is_nhwc_u8(user_src));
+    pad_src_offset_ = flip_offset_ + (flip_copied ? align64(user_src.get_size()) : 0);
+    scratch_bytes = pad_src_offset_ + (src_pad_.active ? align64(src_pad_.padded.get_size()) : 0);
   }
 
   void run(ExecContext &ctx, const void *const *in, void *const *out) const override {
     auto &eng = *ctx.engine;
     auto *scratch = static_cast<uint8_t *>(ctx.scratch);
     void *src_ptr = const_cast<void *>(in[0]);
-    if (flip_src_sign_) {
+    const bool pad_rows = src_pad_.active && is_nhwc_u8(user_src_);
+    if (flip_src_sign_ && !pad_rows) {
       // int8 -> uint8 by adding 128 (the zero point moved with it): oneDNN's u8 path keeps
       // the weights exact on CPUs without VNNI, where its s8 path halves them.
       size_t n = user_src_.get_size();
@@ -304,7 +364,18 @@ class DnnlConvKernel : public Kernel {
     memory user_src(user_src_, eng, src_ptr);
     memory user_dst(user_dst_, eng, out[0]);
     memory src = user_src, dst = user_dst;
-    if (src_reorder_needed_) {
+    if (src_pad_.active) {
+      src = memory(src_pad_.padded, eng, scratch + pad_src_offset_);
+      auto d = user_src_.dims(), p = src_pad_.padded.dims();
+      pad_nhwc_rows(pad_rows ? static_cast<const uint8_t *>(src_ptr) : nullptr,
+                    static_cast<uint8_t *>(src.get_data_handle()), d[0], d[1], d[2], d[3], p[2],
+                    p[3], src_pad_.top, src_pad_.left, src_pad_.fill,
+                    pad_rows && flip_src_sign_ ? 0x80 : 0);
+      if (!pad_rows) {
+        memory interior(src_pad_interior_, eng, src.get_data_handle());
+        src_pad_reorder_.execute(*ctx.stream, user_src, interior);
+      }
+    } else if (src_reorder_needed_) {
       src = memory(pd_.src_desc(), eng, scratch + pad_offset_);
       if (src_blocked_loop_ || src_nhwc_loop_) {
         auto d = user_src_.dims();
@@ -367,6 +438,10 @@ class DnnlConvKernel : public Kernel {
   size_t pad_offset_ = 0, dst_offset_ = 0, flip_offset_ = 0;
   bool flip_src_sign_ = false;
   ReorderQuant src_q_, dst_q_;
+  SourcePad src_pad_;
+  memory::desc src_pad_interior_;  // the caller's source inside the padded buffer
+  dnnl::reorder src_pad_reorder_;
+  size_t pad_src_offset_ = 0;
 };
 
 dt dnnl_type(DType t) {
@@ -379,6 +454,106 @@ dt dnnl_type(DType t) {
       return dt::s32;
     default:
       return dt::f32;
+  }
+}
+
+// A padded 2-D convolution with a (uint8) source zero point, as it would read its source
+// padded explicitly (inactive for others: without a zero point oneDNN pads as fast itself).
+SourcePad zero_point_pad(const DnnlConvParams &p, int32_t src_zero_point) {
+  SourcePad pad;
+  if (src_zero_point == 0 || p.src.size() != 4) return pad;
+  bool pads = false;
+  for (size_t i = 0; i < 2; ++i) {
+    if (p.pad_begin[i] < 0 || p.pad_end[i] < 0) return pad;
+    pads = pads || p.pad_begin[i] > 0 || p.pad_end[i] > 0;
+  }
+  if (!pads) return pad;
+  pad.active = true;
+  pad.top = p.pad_begin[0];
+  pad.left = p.pad_begin[1];
+  pad.fill = static_cast<uint8_t>(src_zero_point);
+  pad.padded = memory::desc({p.src[0], p.src[1], p.src[2] + p.pad_begin[0] + p.pad_end[0],
+                             p.src[3] + p.pad_begin[1] + p.pad_end[1]},
+                            dt::u8, tag::nhwc);
+  return pad;
+}
+
+bool setting_is_one(const char *name) {
+  const char *env = std::getenv(name);
+  return env && std::string(env) == "1";
+}
+
+bool setting_is_zero(const char *name) {
+  const char *env = std::getenv(name);
+  return env && std::string(env) == "0";
+}
+
+bool has_padding(const DnnlConvParams &p) {
+  for (size_t i = 0; i < p.pad_begin.size(); ++i)
+    if (p.pad_begin[i] != 0 || p.pad_end[i] != 0) return true;
+  return false;
+}
+
+// Whether float(x + b) == float(x + e) for every real x = integer + e with |x| < 2^24, where
+// b is the float nearest e (a double). Both round once; they differ only where a rounding
+// boundary (a midpoint between floats, or a tie) lies between x + e and x + b. Within the floats
+// of one exponent (spacing ulp <= 1, a power of two dividing 1) x + e keeps the same offset e mod
+// ulp from the grid, so one test per exponent decides: the offset must stay more than |b - e|
+// away from the midpoint ulp / 2. x + e never comes nearer zero than e's distance to an integer.
+bool rounds_as_exact_bias(double e, float b) {
+  const double error = std::fabs(static_cast<double>(b) - e);
+  if (error == 0) return true;
+  const double nearest_integer_distance = std::fabs(e - std::nearbyint(e));
+  if (nearest_integer_distance == 0) return false;  // x + e can be 0: float(b - e) is not
+  for (int exponent = std::ilogb(nearest_integer_distance); exponent < 24; ++exponent) {
+    const double ulp = std::ldexp(1.0, exponent - 23);
+    const double offset = e - std::floor(e / ulp) * ulp;  // exact: e and ulp are doubles
+    if (std::fabs(offset - ulp / 2) <= error) return false;
+  }
+  return true;
+}
+
+// oneDNN 2.6 computes a convolution with a source zero point as float(acc - zp * sum(w)) +
+// bias (the compensation in int32, one float rounding), and without one float(acc) + bias'.
+// With bias' = bias - zp * sum(w) both accumulators convert exactly (|acc| <= 255 * sum|w| <
+// 2^23) and, where bias' is that number's nearest float, both sums round the same real number
+// (or the same one off by less than any rounding boundary it could cross: rounds_as_exact_bias),
+// so every later step sees the same float. Folds the zero point into `bias_acc` when that holds
+// for every output channel (weights OI[D]HW int8); false, bias_acc untouched, when it does not.
+bool fold_source_zero_point(const Tensor &weights, int32_t src_zero_point,
+                            std::vector<float> &bias_acc) {
+  const int64_t channels = weights.shape[0];
+  if (channels == 0 || static_cast<int64_t>(bias_acc.size()) != channels) return false;
+  const int64_t per_channel = weights.count() / channels;
+  const int8_t *w = weights.data<int8_t>();
+  std::vector<float> folded(bias_acc.size());
+  for (int64_t c = 0; c < channels; ++c) {
+    int64_t sum = 0, magnitude = 0;
+    for (int64_t i = 0; i < per_channel; ++i) {
+      sum += w[c * per_channel + i];
+      magnitude += std::abs(static_cast<int64_t>(w[c * per_channel + i]));
+    }
+    const double exact = static_cast<double>(bias_acc[c]) -
+                         static_cast<double>(src_zero_point) * static_cast<double>(sum);
+    // The sum stays below 2^24, where float spacing is at most 1.
+    if (255.0 * static_cast<double>(magnitude) + std::fabs(static_cast<double>(bias_acc[c])) +
+            std::fabs(exact) >=
+        std::ldexp(1.0, 23))
+      return false;
+    folded[c] = static_cast<float>(exact);
+    if (!rounds_as_exact_bias(exact, folded[c])) return false;
+  }
+  bias_acc = std::move(folded);
+  return true;
+}
+
+// The implementation a primitive descriptor factory gives, or "" when oneDNN has none.
+template <typename Factory>
+std::string impl_or_empty(Factory make) {
+  try {
+    return make().impl_info_str();
+  } catch (const dnnl::error &) {
+    return "";
   }
 }
 
@@ -419,15 +594,19 @@ std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &
     }
     // With a residual sum, `with_sum` false gives the convolution as it runs unfused (its own
     // output type and zero point, any destination layout), to compare implementations.
-    auto primitive_desc = [&](bool with_sum, bool collect_args) {
+    int32_t attr_src_zero_point = src_zero_point;  // 0 once folded into the bias
+    // With `padded`, the convolution reads the source padded with its zero point, unpadded.
+    auto primitive_desc = [&](bool with_sum, bool collect_args, const SourcePad *padded) {
       // The sum post-op reads the destination in place: it must be the caller's buffer as laid
       // out, not a reordered copy.
       const DType dst_dtype = q.sum.active && !with_sum ? q.sum.conv_dtype : q.dst_dtype;
       memory::desc any_dst =
           with_sum ? user_dst : memory::desc(dims_of(p.dst), dnnl_type(dst_dtype), tag::any);
+      const memory::dims no_pad(p.pad_begin.size(), 0);
       dnnl::convolution_forward::desc desc(
-          dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, any_src, any_w,
-          bias_md, any_dst, dims_of(p.stride), dil, dims_of(p.pad_begin), dims_of(p.pad_end));
+          dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+          padded ? padded->padded : any_src, any_w, bias_md, any_dst, dims_of(p.stride), dil,
+          padded ? no_pad : dims_of(p.pad_begin), padded ? no_pad : dims_of(p.pad_end));
       dnnl::primitive_attr attr;
       attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
       attr.set_output_scales(1 << 1, q.output_scales);
@@ -445,15 +624,28 @@ std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &
       attr.set_post_ops(ops);
       const int32_t dst_zero_point =
           q.sum.active && !with_sum ? q.sum.conv_zero_point : q.dst_zero_point;
-      for (auto [arg, value] :
-           {std::pair{DNNL_ARG_SRC, src_zero_point}, std::pair{DNNL_ARG_DST, dst_zero_point}}) {
+      for (auto [arg, value] : {std::pair{DNNL_ARG_SRC, attr_src_zero_point},
+                                std::pair{DNNL_ARG_DST, dst_zero_point}}) {
         if (value == 0) continue;
         attr.set_zero_points(arg, 0, {DNNL_RUNTIME_S32_VAL});
         if (collect_args) runtime_s32(DNNL_ARG_ATTR_ZERO_POINTS | arg, value);
       }
       return dnnl::convolution_forward::primitive_desc(desc, attr, eng);
     };
-    auto pd = primitive_desc(q.sum.active, true);
+    // A padded convolution with a source zero point may read its source padded explicitly
+    // with it (AXSTREAM_ENGINE_ZP_PAD=1; off by default: not faster on AVX-512 VNNI).
+    SourcePad src_pad = zero_point_pad(p, src_zero_point);
+    src_pad.active =
+        src_pad.active && setting_is_one("AXSTREAM_ENGINE_ZP_PAD") &&
+        !impl_or_empty([&] { return primitive_desc(q.sum.active, false, &src_pad); }).empty();
+    const SourcePad *padded = src_pad.active ? &src_pad : nullptr;
+    // Unpadded (or so padded), the zero point folds into the bias where that is exact.
+    std::vector<float> bias_acc = q.bias_acc;
+    const bool folded = src_zero_point != 0 && (padded || !has_padding(p)) &&
+                        !setting_is_zero("AXSTREAM_ENGINE_ZP_FOLD") &&
+                        fold_source_zero_point(weights, src_zero_point, bias_acc);
+    if (folded) attr_src_zero_point = 0;
+    auto pd = primitive_desc(q.sum.active, true, padded);
     if (q.sum.active) {
       // The sum reproduces the unfused arithmetic where the convolution result reaches the
       // post-ops as it reaches the unfused output (the same implementation) and the kernel
@@ -463,7 +655,7 @@ std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &
       // unchecked). oneDNN's reference kernel rounds its sum otherwise and would be many times
       // slower.
       const std::string fused_impl = pd.impl_info_str();
-      const std::string unfused_impl = primitive_desc(false, false).impl_info_str();
+      const std::string unfused_impl = primitive_desc(false, false, padded).impl_info_str();
       auto is = [&](const char *prefix, const std::string &isa) {
         return fused_impl.rfind(prefix, 0) == 0 && fused_impl.size() > isa.size() &&
                fused_impl.compare(fused_impl.size() - isa.size(), isa.size(), isa) == 0;
@@ -477,10 +669,11 @@ std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &
     auto w_mem = std::make_shared<memory>(pd.weights_desc(), eng);
     dnnl::reorder(user_w_mem, *w_mem).execute(stream, user_w_mem, *w_mem);
     auto b_mem = std::make_shared<memory>(bias_md, eng);
-    std::memcpy(b_mem->get_data_handle(), q.bias_acc.data(), q.bias_acc.size() * sizeof(float));
+    std::memcpy(b_mem->get_data_handle(), bias_acc.data(), bias_acc.size() * sizeof(float));
     stream.wait();
-    auto kernel =
-        std::make_unique<DnnlConvKernel>(pd, user_src, user_dst, w_mem, b_mem, extra, flip);
+    auto kernel = std::make_unique<DnnlConvKernel>(pd, user_src, user_dst, w_mem, b_mem, extra,
+                                                   flip, ReorderQuant{}, ReorderQuant{}, src_pad);
+    if (folded) kernel->impl = "source zero point folded into the bias + " + kernel->impl;
     if (q.sum.active) kernel->impl += " (" + chain.describe() + ")";
     return kernel;
   } catch (const dnnl::error &) {

@@ -2349,6 +2349,135 @@ INSTANTIATE_TEST_SUITE_P(EnginePasses, MixedPrecisionBlocks,
                          ::testing::Values(std::array<int64_t, 3>{2, 24, 11},
                                            std::array<int64_t, 3>{1, 12, 5}));
 
+// --- A source zero point padded explicitly or folded into the bias (conv_dnnl.cc) -------------
+
+// x -> 1x1 conv (no bias) -> Q a (int8 or uint8, zero point a_zero) -> DQ -> Conv (kernel,
+// stride, pads, group, bias) -> Q y. a lies between int8 convolutions (NHWC unless
+// AXSTREAM_ENGINE_NHWC=0). a's scale (2^-4) times the weights' (2^-8) is a power of two and the
+// bias a multiple of it, so the bias in accumulator units is an integer and the zero point folds
+// into it exactly; the 1x1 convolution's, 0, folds too.
+struct ZeroPointPadCase {
+  const char *name;
+  int64_t in_channels, out_channels, side, kernel, stride, group;
+  std::vector<int64_t> pads;  // top, left, bottom, right
+  bool a_uint8;
+  int a_zero;
+};
+
+void PrintTo(const ZeroPointPadCase &c, std::ostream *os) { *os << c.name; }
+
+// Seeded int8 weights in [-90, 90].
+std::vector<float> seeded_weights(size_t count, uint32_t seed) {
+  std::vector<float> w(count);
+  for (float &v : w) {
+    seed = seed * 1664525u + 1013904223u;
+    v = static_cast<float>(static_cast<int>(seed >> 24) % 91 * ((seed >> 8) & 1 ? 1 : -1));
+  }
+  return w;
+}
+
+onnx::ModelProto zero_point_pad_model(const ZeroPointPadCase &c) {
+  GraphBuilder b(c.name);
+  const int64_t in = c.in_channels, out = c.out_channels, k = c.kernel;
+  const float a_scale = 1.f / 16, w_scale = 1.f / 256;
+  b.input("x", kInt8, {1, in, c.side, c.side});
+  b.dequantize("x", "x/dq", 0.05f, 3, "x/");
+  b.conv1x1("x/dq", "a/f", in, in, seeded_weights(size_t(in * in), 17), 0.0005f, "a/w/");
+  const auto a_type = c.a_uint8 ? kUint8 : kInt8;
+  b.quantize("a/f", "a", a_scale, c.a_zero, "a/q/", a_type);
+  b.node("DequantizeLinear",
+         {"a", b.initializer("a/dq/s", kFloat, {}, {a_scale}),
+          b.initializer("a/dq/z", a_type, {}, {static_cast<float>(c.a_zero)})},
+         "a/dq");
+  b.initializer("y/w", kInt8, {out, in / c.group, k, k},
+                seeded_weights(size_t(out * in / c.group * k * k), 29));
+  b.dequantize("y/w", "y/w/dq", w_scale, 0, "y/w/");
+  std::vector<float> bias(static_cast<size_t>(out));
+  for (size_t i = 0; i < bias.size(); ++i)
+    bias[i] = static_cast<float>(static_cast<int>(i % 7) * 611 - 1700) * a_scale * w_scale;
+  b.initializer("y/b", kFloat, {out}, bias);
+  auto *conv = b.node("Conv", {"a/dq", "y/w/dq", "y/b"}, "y/f");
+  set_ints(conv, "kernel_shape", {k, k});
+  set_ints(conv, "strides", {c.stride, c.stride});
+  set_ints(conv, "pads", c.pads);
+  set_int(conv, "group", c.group);
+  b.quantize("y/f", "y", 0.02f, -7, "y/q/");
+  const int64_t out_h = (c.side + c.pads[0] + c.pads[2] - k) / c.stride + 1,
+                out_w = (c.side + c.pads[1] + c.pads[3] - k) / c.stride + 1;
+  b.output("y", kInt8, {1, out, out_h, out_w});
+  return b.model;
+}
+
+class ZeroPointPaddedConv : public ::testing::TestWithParam<ZeroPointPadCase> {};
+
+// Against the convolutions as oneDNN runs them with the source zero point (AXSTREAM_ENGINE_ZP_PAD=0
+// and AXSTREAM_ENGINE_ZP_FOLD=0), the same bytes: by default (the unpadded 1x1 convolution's zero
+// point folded into its bias), with the padded source (AXSTREAM_ENGINE_ZP_PAD=1: the padded
+// convolution reads a copy padded with the zero point, its zero point then folded) and with the
+// padded source keeping the zero point (ZP_PAD=1, ZP_FOLD=0); from NHWC sources (padded row by
+// row, an int8 source's flip to uint8 folded in) and NCHW ones (reordered into the padding).
+TEST_P(ZeroPointPaddedConv, GivesTheBytesOfTheConvolutionWithItsZeroPoint) {
+  const ZeroPointPadCase &c = GetParam();
+  const std::string bytes = zero_point_pad_model(c).SerializeAsString();
+  auto compile = [&](const char *zp_pad, const char *zp_fold, bool nhwc) {
+    if (zp_pad) setenv("AXSTREAM_ENGINE_ZP_PAD", zp_pad, 1);
+    if (zp_fold) setenv("AXSTREAM_ENGINE_ZP_FOLD", zp_fold, 1);
+    if (!nhwc) setenv("AXSTREAM_ENGINE_NHWC", "0", 1);
+    auto program = Program::from_bytes(bytes, c.name);
+    unsetenv("AXSTREAM_ENGINE_ZP_PAD");
+    unsetenv("AXSTREAM_ENGINE_ZP_FOLD");
+    unsetenv("AXSTREAM_ENGINE_NHWC");
+    return program;
+  };
+  const int64_t out_h = (c.side + c.pads[0] + c.pads[2] - c.kernel) / c.stride + 1,
+                out_w = (c.side + c.pads[1] + c.pads[3] - c.kernel) / c.stride + 1;
+  std::vector<int8_t> x = int8_ramp(size_t(c.in_channels * c.side * c.side), 7919, 13);
+  auto run = [&](const Program &program) {
+    std::vector<int8_t> y(size_t(c.out_channels * out_h * out_w));
+    auto exec = program.make_executor();
+    for (int i = 0; i < 2; ++i) exec->run({x.data()}, {y.data()});  // scratch reused
+    return y;
+  };
+  auto with_zero_points = compile("0", "0", true);
+  const std::vector<int8_t> expected = run(*with_zero_points);
+  EXPECT_GT(distinct_values(expected), 50u) << "the output takes few values: little checked";
+  EXPECT_TRUE(runs_none_of(with_zero_points->describe(), {"source padded", "folded"}));
+  struct Variant {
+    const char *zp_pad, *zp_fold;
+    bool padded, folded;  // what the padded convolution y/f shows on oneDNN
+  };
+  for (bool nhwc : {true, false}) {
+    for (Variant v : {Variant{nullptr, nullptr, false, false}, Variant{"1", nullptr, true, true},
+                      Variant{"1", "0", true, false}}) {
+      auto program = compile(v.zp_pad, v.zp_fold, nhwc);
+      const std::string text = program->describe();
+      const std::string line = step_line(text, "axstream.QConv", "y/f/Conv");
+      EXPECT_EQ(run(*program), expected) << (nhwc ? "NHWC " : "NCHW ") << line;
+      if (!int8_convs_run_on_onednn(text)) continue;
+      EXPECT_EQ(line.find("source padded with its zero point + ") != std::string::npos, v.padded)
+          << line;
+      EXPECT_EQ(line.find("source zero point folded into the bias + ") != std::string::npos,
+                v.folded)
+          << line;
+      EXPECT_EQ(line.find("_src_nhwc=1") != std::string::npos, nhwc) << line;
+      EXPECT_EQ(step_line(text, "axstream.QConv", "a/f/Conv").find("folded into the bias") !=
+                    std::string::npos,
+                v.zp_fold == nullptr)
+          << text;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EnginePasses, ZeroPointPaddedConv,
+    ::testing::Values(
+        ZeroPointPadCase{"uint8_3x3", 16, 24, 12, 3, 1, 1, {1, 1, 1, 1}, true, 37},
+        ZeroPointPadCase{"int8_3x3_stride2", 16, 32, 13, 3, 2, 1, {1, 1, 1, 1}, false, -5},
+        ZeroPointPadCase{"uint8_asymmetric", 8, 16, 10, 3, 1, 1, {2, 0, 1, 1}, true, 200},
+        ZeroPointPadCase{"uint8_grouped", 16, 16, 9, 3, 1, 2, {1, 1, 1, 1}, true, 90},
+        ZeroPointPadCase{"int8_5x5_stride2", 8, 16, 11, 5, 2, 1, {2, 2, 2, 2}, false, 17}),
+    [](const auto &info) { return std::string(info.param.name); });
+
 // --- Float Concat and MaxPool inside an NHWC float block (yolov5s, BlazeFace front) ----------
 
 // x -> int8 conv h; a float block on h: two float 1x1 convs of DQ(h) (a and b, b's Sigmoid
