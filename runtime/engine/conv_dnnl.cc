@@ -478,11 +478,6 @@ SourcePad zero_point_pad(const DnnlConvParams &p, int32_t src_zero_point) {
   return pad;
 }
 
-bool setting_is_one(const char *name) {
-  const char *env = std::getenv(name);
-  return env && std::string(env) == "1";
-}
-
 bool setting_is_zero(const char *name) {
   const char *env = std::getenv(name);
   return env && std::string(env) == "0";
@@ -559,6 +554,15 @@ std::string impl_or_empty(Factory make) {
 
 }  // namespace
 
+bool zero_point_padded_source_wins(const std::string &own_impl, const std::string &padded_impl,
+                                   const char *setting) {
+  const std::string asked = setting ? setting : "";
+  if (padded_impl.empty() || asked == "0") return false;
+  if (asked == "1") return true;
+  auto amx = [](const std::string &impl) { return impl.find("amx") != std::string::npos; };
+  return amx(padded_impl) && !amx(own_impl);
+}
+
 std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &weights) {
   if (!dnnl_kernels_enabled()) return nullptr;
   const DnnlConvParams &p = q.conv;
@@ -633,11 +637,15 @@ std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &
       return dnnl::convolution_forward::primitive_desc(desc, attr, eng);
     };
     // A padded convolution with a source zero point may read its source padded explicitly
-    // with it (AXSTREAM_ENGINE_ZP_PAD=1; off by default: not faster on AVX-512 VNNI).
+    // with it (zero_point_padded_source_wins: where that reaches AMX, or when asked).
     SourcePad src_pad = zero_point_pad(p, src_zero_point);
-    src_pad.active =
-        src_pad.active && setting_is_one("AXSTREAM_ENGINE_ZP_PAD") &&
-        !impl_or_empty([&] { return primitive_desc(q.sum.active, false, &src_pad); }).empty();
+    if (src_pad.active) {
+      auto impl = [&](const SourcePad *pad) {
+        return impl_or_empty([&] { return primitive_desc(q.sum.active, false, pad); });
+      };
+      src_pad.active = zero_point_padded_source_wins(impl(nullptr), impl(&src_pad),
+                                                     std::getenv("AXSTREAM_ENGINE_ZP_PAD"));
+    }
     const SourcePad *padded = src_pad.active ? &src_pad : nullptr;
     // Unpadded (or so padded), the zero point folds into the bias where that is exact.
     std::vector<float> bias_acc = q.bias_acc;

@@ -2478,6 +2478,23 @@ INSTANTIATE_TEST_SUITE_P(
         ZeroPointPadCase{"int8_5x5_stride2", 8, 16, 11, 5, 2, 1, {2, 2, 2, 2}, false, 17}),
     [](const auto &info) { return std::string(info.param.name); });
 
+// The automatic choice takes the padded source only where it reaches AMX and the padded
+// convolution does not (oneDNN 2.6's brgconv, its AMX kernel, has no padded source zero point);
+// "1" and "0" force it either way, and without an implementation for the padded source it
+// never applies.
+TEST(EnginePasses, ZeroPointPaddedSourceIsChosenForAmxOrWhenAsked) {
+  const std::string jit = "jit_int8:avx512_core_vnni", brg_vnni = "brgconv:avx512_core_vnni",
+                    brg_amx = "brgconv:avx512_core_amx";
+  EXPECT_TRUE(zero_point_padded_source_wins(jit, brg_amx, nullptr));
+  EXPECT_TRUE(zero_point_padded_source_wins(jit, brg_amx, ""));
+  EXPECT_FALSE(zero_point_padded_source_wins(jit, brg_vnni, nullptr));
+  EXPECT_FALSE(zero_point_padded_source_wins(brg_amx, brg_amx, nullptr));
+  EXPECT_FALSE(zero_point_padded_source_wins(jit, brg_amx, "0"));
+  EXPECT_TRUE(zero_point_padded_source_wins(jit, brg_vnni, "1"));
+  EXPECT_FALSE(zero_point_padded_source_wins(jit, "", "1"));
+  EXPECT_FALSE(zero_point_padded_source_wins(jit, "", nullptr));
+}
+
 // --- Float Concat and MaxPool inside an NHWC float block (yolov5s, BlazeFace front) ----------
 
 // x -> int8 conv h; a float block on h: two float 1x1 convs of DQ(h) (a and b, b's Sigmoid
