@@ -70,8 +70,9 @@ std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &p, const Tensor &
 // and for the padded source, unpadded (`padded_impl`, "" when there is none), and the setting
 // AXSTREAM_ENGINE_ZP_PAD ("1" always, "0" never, null or anything else: automatic). Automatic
 // takes the padded source only where it reaches an AMX kernel the padded convolution does not
-// (oneDNN 2.6's AMX convolutions are brgconv, which refuses a source zero point with padding);
-// on AVX-512 VNNI jit_int8 and brgconv are as fast, so the copy would only cost.
+// (oneDNN 2.6's brgconv refuses a source zero point with padding, so the padded convolution may
+// miss brgconv's AMX kernel); on AVX-512 VNNI jit_int8 and brgconv are as fast, so the copy
+// would only cost.
 bool zero_point_padded_source_wins(const std::string &own_impl, const std::string &padded_impl,
                                    const char *setting);
 
