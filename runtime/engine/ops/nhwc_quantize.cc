@@ -110,6 +110,10 @@ void dequantize_sse2(const T *xn, float *yn, int64_t c, int64_t hw, float scale,
 // pixels x C) staying in cache between the groups. Partial blocks (the last pixels, the last
 // channels) are masked, so every element is written once and any size takes this path.
 #define AX_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
+// for_each_block and the block lambdas passed to it: inlined by GCC's early inliner, as the loops
+// were when written out in each kernel; inlined later, quantisation ran ~8% slower (its rows
+// kept in registers, the stores fully unrolled, bench_nhwc_quantize).
+#define AX_AVX512_INLINE __attribute__((target("avx512f,avx512bw,avx512vl"), always_inline))
 
 constexpr int64_t kBlockPixels = 64, kBlockChannels = 16, kTilePixels = 256;
 
@@ -156,62 +160,71 @@ AX_AVX512 inline __m512i pack_lanes(__m512i q0, __m512i q1, __m512i q2, __m512i 
   return _mm512_permutexvar_epi32(order, bytes);
 }
 
+// The walk both AVX-512 kernels take: tiles of kTilePixels pixels, each one group of
+// kBlockChannels channels after another in blocks of kBlockPixels; `block(c0, channels,
+// channel_mask, p0, pixels)` handles the block at channel c0 and pixel p0, of which `channels`
+// and `pixels` are real. The lambda passed carries AX_AVX512_INLINE too.
+template <typename Block>
+AX_AVX512_INLINE inline void for_each_block(int64_t c, int64_t hw, Block block) {
+  for (int64_t tile = 0; tile < hw; tile += kTilePixels)
+    for (int64_t c0 = 0; c0 < c; c0 += kBlockChannels) {
+      const int64_t channels = std::min(kBlockChannels, c - c0);
+      const __mmask16 channel_mask = first_bits16(channels);
+      for (int64_t p0 = tile; p0 < std::min(tile + kTilePixels, hw); p0 += kBlockPixels)
+        block(c0, channels, channel_mask, p0, std::min(kBlockPixels, hw - p0));
+    }
+}
+
 template <typename Q>
 AX_AVX512 void quantize_avx512(const float *xn, Q *yn, int64_t c, int64_t hw,
                                const PerTensorQuantizer<Q> &q) {
   const QuantizeLanes l{_mm512_set1_ps(q.scale), _mm512_set1_ps(q.lo_v), _mm512_set1_ps(q.hi_v),
                         _mm512_set1_ps(PerTensorQuantizer<Q>::kRound), _mm512_set1_ps(q.zero)};
-  for (int64_t tile = 0; tile < hw; tile += kTilePixels)
-    for (int64_t c0 = 0; c0 < c; c0 += kBlockChannels) {
-      const int64_t channels = std::min(kBlockChannels, c - c0);
-      const __mmask16 channel_mask = first_bits16(channels);
-      for (int64_t p0 = tile; p0 < std::min(tile + kTilePixels, hw); p0 += kBlockPixels) {
-        const int64_t pixels = std::min(kBlockPixels, hw - p0);
-        __m512i rows[16];
-        if (pixels == kBlockPixels) {
-          for (int64_t i = 0; i < 16; ++i) {
-            if (i >= channels) {  // its bytes land in channels not stored
-              rows[i] = _mm512_setzero_si512();
-              continue;
-            }
-            const float *run = xn + (c0 + i) * hw + p0;
-            rows[i] = pack_lanes<Q>(
-                quantize16(l, _mm512_loadu_ps(run)), quantize16(l, _mm512_loadu_ps(run + 16)),
-                quantize16(l, _mm512_loadu_ps(run + 32)), quantize16(l, _mm512_loadu_ps(run + 48)));
-          }
-        } else {
-          const __mmask16 m0 = first_bits16(pixels), m1 = first_bits16(pixels - 16),
-                          m2 = first_bits16(pixels - 32), m3 = first_bits16(pixels - 48);
-          for (int64_t i = 0; i < 16; ++i) {
-            if (i >= channels) {
-              rows[i] = _mm512_setzero_si512();
-              continue;
-            }
-            const float *run = xn + (c0 + i) * hw + p0;
-            rows[i] = pack_lanes<Q>(quantize16(l, _mm512_maskz_loadu_ps(m0, run)),
-                                    quantize16(l, _mm512_maskz_loadu_ps(m1, run + 16)),
-                                    quantize16(l, _mm512_maskz_loadu_ps(m2, run + 32)),
-                                    quantize16(l, _mm512_maskz_loadu_ps(m3, run + 48)));
-          }
+  const auto quantize_block = [=](int64_t c0, int64_t channels, __mmask16 channel_mask, int64_t p0,
+                                  int64_t pixels) AX_AVX512_INLINE {
+    __m512i rows[16];
+    if (pixels == kBlockPixels) {
+      for (int64_t i = 0; i < 16; ++i) {
+        if (i >= channels) {  // its bytes land in channels not stored
+          rows[i] = _mm512_setzero_si512();
+          continue;
         }
-        transpose_lanes_16x16(rows);
-        Q *first = yn + p0 * c + c0;
-        auto lane_pixels = [pixels](int64_t lane) {
-          return std::min<int64_t>(16, pixels - 16 * lane);
-        };
-        for (int64_t i = 0; i < lane_pixels(0); ++i)
-          _mm_mask_storeu_epi8(first + i * c, channel_mask, _mm512_castsi512_si128(rows[i]));
-        for (int64_t i = 0; i < lane_pixels(1); ++i)
-          _mm_mask_storeu_epi8(first + (16 + i) * c, channel_mask,
-                               _mm512_extracti32x4_epi32(rows[i], 1));
-        for (int64_t i = 0; i < lane_pixels(2); ++i)
-          _mm_mask_storeu_epi8(first + (32 + i) * c, channel_mask,
-                               _mm512_extracti32x4_epi32(rows[i], 2));
-        for (int64_t i = 0; i < lane_pixels(3); ++i)
-          _mm_mask_storeu_epi8(first + (48 + i) * c, channel_mask,
-                               _mm512_extracti32x4_epi32(rows[i], 3));
+        const float *run = xn + (c0 + i) * hw + p0;
+        rows[i] = pack_lanes<Q>(
+            quantize16(l, _mm512_loadu_ps(run)), quantize16(l, _mm512_loadu_ps(run + 16)),
+            quantize16(l, _mm512_loadu_ps(run + 32)), quantize16(l, _mm512_loadu_ps(run + 48)));
+      }
+    } else {
+      const __mmask16 m0 = first_bits16(pixels), m1 = first_bits16(pixels - 16),
+                      m2 = first_bits16(pixels - 32), m3 = first_bits16(pixels - 48);
+      for (int64_t i = 0; i < 16; ++i) {
+        if (i >= channels) {
+          rows[i] = _mm512_setzero_si512();
+          continue;
+        }
+        const float *run = xn + (c0 + i) * hw + p0;
+        rows[i] = pack_lanes<Q>(quantize16(l, _mm512_maskz_loadu_ps(m0, run)),
+                                quantize16(l, _mm512_maskz_loadu_ps(m1, run + 16)),
+                                quantize16(l, _mm512_maskz_loadu_ps(m2, run + 32)),
+                                quantize16(l, _mm512_maskz_loadu_ps(m3, run + 48)));
       }
     }
+    transpose_lanes_16x16(rows);
+    Q *first = yn + p0 * c + c0;
+    auto lane_pixels = [pixels](int64_t lane) { return std::min<int64_t>(16, pixels - 16 * lane); };
+    for (int64_t i = 0; i < lane_pixels(0); ++i)
+      _mm_mask_storeu_epi8(first + i * c, channel_mask, _mm512_castsi512_si128(rows[i]));
+    for (int64_t i = 0; i < lane_pixels(1); ++i)
+      _mm_mask_storeu_epi8(first + (16 + i) * c, channel_mask,
+                           _mm512_extracti32x4_epi32(rows[i], 1));
+    for (int64_t i = 0; i < lane_pixels(2); ++i)
+      _mm_mask_storeu_epi8(first + (32 + i) * c, channel_mask,
+                           _mm512_extracti32x4_epi32(rows[i], 2));
+    for (int64_t i = 0; i < lane_pixels(3); ++i)
+      _mm_mask_storeu_epi8(first + (48 + i) * c, channel_mask,
+                           _mm512_extracti32x4_epi32(rows[i], 3));
+  };
+  for_each_block(c, hw, quantize_block);
 }
 
 template <typename T>
@@ -234,54 +247,48 @@ AX_AVX512 void dequantize_avx512(const T *xn, float *yn, int64_t c, int64_t hw, 
                                  int32_t zero_point) {
   const __m512i zero = _mm512_set1_epi32(zero_point);
   const __m512 scale_lanes = _mm512_set1_ps(scale);
-  for (int64_t tile = 0; tile < hw; tile += kTilePixels)
-    for (int64_t c0 = 0; c0 < c; c0 += kBlockChannels) {
-      const int64_t channels = std::min(kBlockChannels, c - c0);
-      const __mmask16 channel_mask = first_bits16(channels);
-      for (int64_t p0 = tile; p0 < std::min(tile + kTilePixels, hw); p0 += kBlockPixels) {
-        const int64_t pixels = std::min(kBlockPixels, hw - p0);
-        const T *first = xn + p0 * c + c0;
-        __m512i rows[16];
-        for (int64_t i = 0; i < 16; ++i) {
-          __m512i row = _mm512_castsi128_si512(load_channels(first, i, pixels, c, channel_mask));
-          row = _mm512_inserti32x4(row, load_channels(first, 16 + i, pixels, c, channel_mask), 1);
-          row = _mm512_inserti32x4(row, load_channels(first, 32 + i, pixels, c, channel_mask), 2);
-          rows[i] =
-              _mm512_inserti32x4(row, load_channels(first, 48 + i, pixels, c, channel_mask), 3);
-        }
-        transpose_lanes_16x16(rows);
-        if (pixels == kBlockPixels) {
-          for (int64_t i = 0; i < channels; ++i) {
-            float *run = yn + (c0 + i) * hw + p0;
-            _mm512_storeu_ps(run,
-                             dequantize16<T>(_mm512_castsi512_si128(rows[i]), zero, scale_lanes));
-            _mm512_storeu_ps(run + 16, dequantize16<T>(_mm512_extracti32x4_epi32(rows[i], 1), zero,
-                                                       scale_lanes));
-            _mm512_storeu_ps(run + 32, dequantize16<T>(_mm512_extracti32x4_epi32(rows[i], 2), zero,
-                                                       scale_lanes));
-            _mm512_storeu_ps(run + 48, dequantize16<T>(_mm512_extracti32x4_epi32(rows[i], 3), zero,
-                                                       scale_lanes));
-          }
-        } else {
-          const __mmask16 m0 = first_bits16(pixels), m1 = first_bits16(pixels - 16),
-                          m2 = first_bits16(pixels - 32), m3 = first_bits16(pixels - 48);
-          for (int64_t i = 0; i < channels; ++i) {
-            float *run = yn + (c0 + i) * hw + p0;
-            _mm512_mask_storeu_ps(
-                run, m0, dequantize16<T>(_mm512_castsi512_si128(rows[i]), zero, scale_lanes));
-            _mm512_mask_storeu_ps(
-                run + 16, m1,
-                dequantize16<T>(_mm512_extracti32x4_epi32(rows[i], 1), zero, scale_lanes));
-            _mm512_mask_storeu_ps(
-                run + 32, m2,
-                dequantize16<T>(_mm512_extracti32x4_epi32(rows[i], 2), zero, scale_lanes));
-            _mm512_mask_storeu_ps(
-                run + 48, m3,
-                dequantize16<T>(_mm512_extracti32x4_epi32(rows[i], 3), zero, scale_lanes));
-          }
-        }
+  const auto dequantize_block = [=](int64_t c0, int64_t channels, __mmask16 channel_mask,
+                                    int64_t p0, int64_t pixels) AX_AVX512_INLINE {
+    const T *first = xn + p0 * c + c0;
+    __m512i rows[16];
+    for (int64_t i = 0; i < 16; ++i) {
+      __m512i row = _mm512_castsi128_si512(load_channels(first, i, pixels, c, channel_mask));
+      row = _mm512_inserti32x4(row, load_channels(first, 16 + i, pixels, c, channel_mask), 1);
+      row = _mm512_inserti32x4(row, load_channels(first, 32 + i, pixels, c, channel_mask), 2);
+      rows[i] = _mm512_inserti32x4(row, load_channels(first, 48 + i, pixels, c, channel_mask), 3);
+    }
+    transpose_lanes_16x16(rows);
+    if (pixels == kBlockPixels) {
+      for (int64_t i = 0; i < channels; ++i) {
+        float *run = yn + (c0 + i) * hw + p0;
+        _mm512_storeu_ps(run, dequantize16<T>(_mm512_castsi512_si128(rows[i]), zero, scale_lanes));
+        _mm512_storeu_ps(run + 16,
+                         dequantize16<T>(_mm512_extracti32x4_epi32(rows[i], 1), zero, scale_lanes));
+        _mm512_storeu_ps(run + 32,
+                         dequantize16<T>(_mm512_extracti32x4_epi32(rows[i], 2), zero, scale_lanes));
+        _mm512_storeu_ps(run + 48,
+                         dequantize16<T>(_mm512_extracti32x4_epi32(rows[i], 3), zero, scale_lanes));
+      }
+    } else {
+      const __mmask16 m0 = first_bits16(pixels), m1 = first_bits16(pixels - 16),
+                      m2 = first_bits16(pixels - 32), m3 = first_bits16(pixels - 48);
+      for (int64_t i = 0; i < channels; ++i) {
+        float *run = yn + (c0 + i) * hw + p0;
+        _mm512_mask_storeu_ps(run, m0,
+                              dequantize16<T>(_mm512_castsi512_si128(rows[i]), zero, scale_lanes));
+        _mm512_mask_storeu_ps(
+            run + 16, m1,
+            dequantize16<T>(_mm512_extracti32x4_epi32(rows[i], 1), zero, scale_lanes));
+        _mm512_mask_storeu_ps(
+            run + 32, m2,
+            dequantize16<T>(_mm512_extracti32x4_epi32(rows[i], 2), zero, scale_lanes));
+        _mm512_mask_storeu_ps(
+            run + 48, m3,
+            dequantize16<T>(_mm512_extracti32x4_epi32(rows[i], 3), zero, scale_lanes));
       }
     }
+  };
+  for_each_block(c, hw, dequantize_block);
 }
 
 // The plain kernels, 16 elements per step, the last step masked.
@@ -309,6 +316,7 @@ AX_AVX512 void dequantize_plain_avx512(const T *x, float *y, int64_t count, floa
   }
 }
 
+#undef AX_AVX512_INLINE
 #undef AX_AVX512
 
 NhwcQuantPath resolve(NhwcQuantPath path) {
