@@ -179,21 +179,28 @@ __attribute__((target("avx2"))) void quantize_block_avx2(const float *in, Q *out
 // oneDNN 2.6's reorders with scales between plain int8 and blocked float are slow (tens of ms
 // per ResNet layer), so the common case — channels blocked by 8 (nChw8c), C a multiple of 8 —
 // is done here: one pass that (de)quantises and (un)blocks (8x8 transposes on AVX2).
-template <typename Q>
-void dequantize_to_nchw8c(const Q *src, float *dst, int64_t n, int64_t c, int64_t hw, float scale,
-                          int32_t zero_point) {
+// Both directions walk the n * c / 8 blocks of 8 channels in parallel:
+// `convert(block's source, block's destination, hw8)`, where pixels [0, hw8) go to the AVX2
+// kernel (none without AVX2 and FMA) and the rest element by element.
+template <typename From, typename To, typename Convert>
+void for_each_channel_block(const From *src, To *dst, int64_t n, int64_t c, int64_t hw,
+                            Convert convert) {
   int64_t blocks = n * (c / 8);
   int64_t hw8 = cpu_allows_avx2_fma() ? hw / 8 * 8 : 0;
 #pragma omp parallel for schedule(static)
-  for (int64_t b = 0; b < blocks; ++b) {
-    const Q *in = src + b * 8 * hw;
-    float *out = dst + b * 8 * hw;
+  for (int64_t b = 0; b < blocks; ++b) convert(src + b * 8 * hw, dst + b * 8 * hw, hw8);
+}
+
+template <typename Q>
+void dequantize_to_nchw8c(const Q *src, float *dst, int64_t n, int64_t c, int64_t hw, float scale,
+                          int32_t zero_point) {
+  for_each_channel_block(src, dst, n, c, hw, [&](const Q *in, float *out, int64_t hw8) {
     if (hw8) dequantize_block_avx2(in, out, hw, hw8, scale, zero_point);
     for (int64_t i = hw8; i < hw; ++i)
       for (int k = 0; k < 8; ++k)
         out[i * 8 + k] =
             static_cast<float>(static_cast<int32_t>(in[k * hw + i]) - zero_point) * scale;
-  }
+  });
 }
 
 template <typename Q>
@@ -202,12 +209,7 @@ void quantize_from_nchw8c(const float *src, Q *dst, int64_t n, int64_t c, int64_
   constexpr float lo = std::numeric_limits<Q>::lowest(), hi = std::numeric_limits<Q>::max();
   const float zero = static_cast<float>(zero_point), lo_v = lo - zero, hi_v = hi - zero;
   constexpr float kRound = 12582912.f;  // 1.5 * 2^23: round half to even for |v| < 2^22
-  int64_t blocks = n * (c / 8);
-  int64_t hw8 = cpu_allows_avx2_fma() ? hw / 8 * 8 : 0;
-#pragma omp parallel for schedule(static)
-  for (int64_t b = 0; b < blocks; ++b) {
-    const float *in = src + b * 8 * hw;
-    Q *out = dst + b * 8 * hw;
+  for_each_channel_block(src, dst, n, c, hw, [&](const float *in, Q *out, int64_t hw8) {
     if (hw8) quantize_block_avx2(in, out, hw, hw8, scale, lo_v, hi_v, zero);
     for (int k = 0; k < 8; ++k)
       for (int64_t i = hw8; i < hw; ++i) {
@@ -217,7 +219,7 @@ void quantize_from_nchw8c(const float *src, Q *dst, int64_t n, int64_t c, int64_
         v = (v + kRound) - kRound;
         out[k * hw + i] = static_cast<Q>(static_cast<int32_t>(v + zero));
       }
-  }
+  });
 }
 
 // oneDNN 2.6's jit:uni reorder from int8/uint8 NCHW to float NHWC ignores a source zero point
