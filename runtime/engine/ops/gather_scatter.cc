@@ -1,6 +1,7 @@
 // Indexed reads and writes: GatherND, ScatterND, ScatterElements (and its opset 9-10 name
 // Scatter). Indices are int32 or int64, negative ones count from the end; any data dtype.
 #include <cstring>
+#include <optional>
 
 #include "common.h"
 
@@ -76,6 +77,22 @@ inline void combine(T &dst, T src, Reduction reduction) {
   }
 }
 
+struct ScatterTypes {
+  DType data, indices;
+  Reduction reduction;
+};
+
+// The rest of what ScatterND and ScatterElements check alike once their inputs are (updates of
+// data's dtype included): the output gets data's dtype and shape; nullopt when only inferring,
+// else the indices' dtype and the reduction too.
+std::optional<ScatterTypes> scatter_types(OpContext &ctx, const Shape &data_shape) {
+  const DType data = ctx.in_dtype(0);
+  ctx.set_output(0, data, data_shape);
+  if (ctx.infer_only()) return std::nullopt;
+  // Braced initialisers run in order: the indices are checked before the reduction.
+  return ScatterTypes{data, check_indices(ctx, 1), reduction_of(ctx, data)};
+}
+
 // GatherND: each index tuple of the last indices dim selects a slice of data (after
 // batch_dims leading dims shared by data and indices); one memcpy per tuple.
 std::unique_ptr<Kernel> compile_gather_nd(OpContext &ctx) {
@@ -140,11 +157,10 @@ std::unique_ptr<Kernel> compile_scatter_nd(OpContext &ctx) {
     ctx.fail("updates " + shape_str(us) + " must have shape " + shape_str(expected) + " (indices " +
              shape_str(is) + ", data " + shape_str(ds) + ")");
   if (ctx.in_dtype(2) != ctx.in_dtype(0)) ctx.fail("updates and data dtypes differ");
-  DType dt = ctx.in_dtype(0);
-  ctx.set_output(0, dt, ds);
-  if (ctx.infer_only()) return nullptr;
-  DType it = check_indices(ctx, 1);
-  Reduction reduction = reduction_of(ctx, dt);
+  std::optional<ScatterTypes> types = scatter_types(ctx, ds);
+  if (!types) return nullptr;
+  const DType dt = types->data, it = types->indices;
+  const Reduction reduction = types->reduction;
   int64_t tuples = product(is, 0, is.size() - 1), slice = product(ds, tuple, ds.size());
   int64_t total = product(ds, 0, ds.size());
   Shape dims(ds.begin(), ds.begin() + tuple), steps(tuple);
@@ -185,11 +201,10 @@ std::unique_ptr<Kernel> compile_scatter_elements(OpContext &ctx) {
                std::to_string(d));
   if (ctx.in_dtype(2) != ctx.in_dtype(0)) ctx.fail("updates and data dtypes differ");
   int64_t axis = ctx.axis(ctx.attr_i("axis", 0), ds.size());
-  DType dt = ctx.in_dtype(0);
-  ctx.set_output(0, dt, ds);
-  if (ctx.infer_only()) return nullptr;
-  DType it = check_indices(ctx, 1);
-  Reduction reduction = reduction_of(ctx, dt);
+  std::optional<ScatterTypes> types = scatter_types(ctx, ds);
+  if (!types) return nullptr;
+  const DType dt = types->data, it = types->indices;
+  const Reduction reduction = types->reduction;
   Shape dstride = strides_of(ds);
   int64_t total = product(ds, 0, ds.size()), count = product(is, 0, is.size());
   int64_t len = ds[axis], rank = static_cast<int64_t>(is.size());
