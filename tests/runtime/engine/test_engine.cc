@@ -315,6 +315,18 @@ size_t distinct_values(const std::vector<int8_t> &values) {
   return std::set<int>(values.begin(), values.end()).size();
 }
 
+// Runs both programs on the same inputs and expects the same bytes in their one int8 output,
+// an output taking more than `min_distinct` values (fewer: the comparison checks little).
+void expect_same_int8_output(const Program &a, const Program &b,
+                             const std::vector<const void *> &inputs, size_t min_distinct) {
+  std::vector<int8_t> y_a(a.outputs()[0].element_count()), y_b(y_a.size());
+  a.make_executor()->run(inputs, {y_a.data()});
+  b.make_executor()->run(inputs, {y_b.data()});
+  EXPECT_EQ(y_a, y_b);
+  EXPECT_GT(distinct_values(y_a), min_distinct)
+      << "the output takes few values, so it checks little";
+}
+
 std::string describe_case(const std::string &name) {
   return Program::from_file(cases_dir() + "/" + name + "/model.onnx")->describe();
 }
@@ -570,11 +582,7 @@ void expect_gate_programs_agree(const Program &fused, const Program &unfused, si
   std::vector<int8_t> x = int8_ramp(fused.inputs()[0].element_count(), 53, 5);
   std::vector<int8_t> gate(channels);
   for (size_t i = 0; i < gate.size(); ++i) gate[i] = static_cast<int8_t>(i * gate_step - 128);
-  std::vector<int8_t> y_fused(fused.outputs()[0].element_count()), y_unfused(y_fused.size());
-  fused.make_executor()->run({x.data(), gate.data()}, {y_fused.data()});
-  unfused.make_executor()->run({x.data(), gate.data()}, {y_unfused.data()});
-  EXPECT_EQ(y_fused, y_unfused);
-  EXPECT_GT(distinct_values(y_fused), 30u) << "the output takes few values, so it checks little";
+  expect_same_int8_output(fused, unfused, {x.data(), gate.data()}, 30);
 }
 
 TEST(EnginePasses, QdqPerChannelGateMulAndJoinAddRunOnInt8BitExactToUnfused) {
@@ -656,17 +664,8 @@ TEST(EnginePasses, TablesAndJoinsFeedingInt8ConvsWriteUint8BitExactToUnfused) {
     EXPECT_TRUE(contains_all(text, {"-> ('h' uint8(1,24,9,9))", "-> ('r' uint8(1,24,5,5))"}));
   }
   std::vector<int8_t> x = int8_ramp(table->inputs()[0].element_count(), 71, 3);
-  std::vector<int8_t> gate_x = int8_ramp(24 * 25, 53, 5);
-  std::vector<int8_t> gate_g(24);
-  for (size_t i = 0; i < gate_g.size(); ++i) gate_g[i] = static_cast<int8_t>(i * 11 - 128);
-  std::vector<int8_t> a(x.size()), b(x.size()), c(gate_x.size()), d(gate_x.size());
-  table->make_executor()->run({x.data()}, {a.data()});
-  table_unfused->make_executor()->run({x.data()}, {b.data()});
-  gate->make_executor()->run({gate_x.data(), gate_g.data()}, {c.data()});
-  gate_unfused->make_executor()->run({gate_x.data(), gate_g.data()}, {d.data()});
-  EXPECT_EQ(a, b);
-  EXPECT_EQ(c, d);
-  EXPECT_GT(distinct_values(a), 30u) << "the output takes few values, so it checks little";
+  expect_same_int8_output(*table, *table_unfused, {x.data()}, 30);
+  expect_gate_programs_agree(*gate, *gate_unfused, 24, 11);
 }
 
 // PP-OCR det's neck on int8: a = Resize(nearest, 2x)(DQ(p)) requantised to the Concat's
@@ -820,11 +819,7 @@ TEST(EnginePasses, QdqMaxPoolAndConcatBetweenInt8ConvsStayInt8AndNhwcBitExactToU
     EXPECT_EQ(text.find("Transpose"), std::string::npos) << text;
   }
   std::vector<int8_t> x = int8_ramp(fused->inputs()[0].element_count(), 61, 3);
-  std::vector<int8_t> y_fused(fused->outputs()[0].element_count()), y_unfused(y_fused.size());
-  fused->make_executor()->run({x.data()}, {y_fused.data()});
-  unfused->make_executor()->run({x.data()}, {y_unfused.data()});
-  EXPECT_EQ(y_fused, y_unfused);
-  EXPECT_GT(distinct_values(y_fused), 30u) << "the output takes few values, so it checks little";
+  expect_same_int8_output(*fused, *unfused, {x.data()}, 30);
 }
 
 // PP-OCR det's head: x -> DQ -> ConvTranspose(2x2, stride 2, DQ(int8 w per output channel),
@@ -1047,11 +1042,7 @@ TEST(EnginePasses, ResizeAndDepthToSpaceBetweenInt8ConvsMoveNhwcPixelsBitExactTo
           EXPECT_NE(text.find(nhwc), std::string::npos) << nhwc << "\n" << text;
       }
       std::vector<int8_t> x = int8_ramp(fused->inputs()[0].element_count(), 67, 9);
-      std::vector<int8_t> a(fused->outputs()[0].element_count()), b(a.size());
-      fused->make_executor()->run({x.data()}, {a.data()});
-      unfused->make_executor()->run({x.data()}, {b.data()});
-      EXPECT_EQ(a, b);
-      EXPECT_GT(distinct_values(a), 30u) << "the output takes few values, so it checks little";
+      expect_same_int8_output(*fused, *unfused, {x.data()}, 30);
     }
 }
 
@@ -1275,11 +1266,7 @@ TEST(EnginePasses, ResidualAddOverAChannelPadFusesAsSumPostOp) {
   EXPECT_TRUE(contains_all(text, {"_nhwc=1", "_sum_relu=1", "+ sum post-op]"})) << text;
   EXPECT_TRUE(runs_none_of(text, {"axstream.QAdd", "  Concat '"}));
   std::vector<int8_t> x = int8_ramp(8 * 6 * 6, 7919, 13);
-  std::vector<int8_t> y_fused(12 * 6 * 6), y_unfused(y_fused.size());
-  fused->make_executor()->run({x.data()}, {y_fused.data()});
-  unfused->make_executor()->run({x.data()}, {y_unfused.data()});
-  EXPECT_EQ(y_fused, y_unfused);
-  EXPECT_GT(distinct_values(y_unfused), 50u) << "the outputs take few values: little checked";
+  expect_same_int8_output(*fused, *unfused, {x.data()}, 50);
 }
 
 // The fused add rounds the convolution's result as the unfused graph does, so a convolution
