@@ -139,6 +139,16 @@ Attribute string_attr(const std::string &s) {
 
 int input_or_none(const Node &n, size_t i) { return i < n.inputs.size() ? n.inputs[i] : -1; }
 
+// A new node of the engine's own domain (axstream, opset 1), as the fusions write them.
+Node axstream_node(const std::string &name, const std::string &op_type) {
+  Node node;
+  node.name = name;
+  node.op_type = op_type;
+  node.domain = "axstream";
+  node.opset = 1;
+  return node;
+}
+
 // Whether a and b are the same value or equal one-element constants (both absent counts).
 bool same_scalar_constant(const Graph &g, int a, int b) {
   if (a == b) return true;
@@ -438,11 +448,7 @@ void fuse_qdq_conv(Graph &g) {
         (q->inputs.size() > 2 && q->inputs[2] >= 0 && !constant_of(g, *q, 2)))
       continue;
 
-    Node fused;
-    fused.name = conv.name.empty() ? q->name : conv.name;
-    fused.op_type = "QConv";
-    fused.domain = "axstream";
-    fused.opset = 1;
+    Node fused = axstream_node(conv.name.empty() ? q->name : conv.name, "QConv");
     fused.inputs = {x_dq->inputs[0], x_dq->inputs[1], input_or_none(*x_dq, 2),
                     w_dq->inputs[0], w_dq->inputs[1], bias_raw,
                     bias_scale,      q->inputs[1],    input_or_none(*q, 2)};
@@ -470,11 +476,7 @@ void fuse_qdq_conv(Graph &g) {
 // a, a_scale, a_zero, b, b_scale, b_zero, y_scale, y_zero and the Q's outputs.
 Node fused_q_binary(const char *op_type, const std::string &name, const Node &da, const Node &db,
                     const Node &q, bool relu) {
-  Node fused;
-  fused.name = name.empty() ? q.name : name;
-  fused.op_type = op_type;
-  fused.domain = "axstream";
-  fused.opset = 1;
+  Node fused = axstream_node(name.empty() ? q.name : name, op_type);
   fused.inputs = {da.inputs[0], da.inputs[1],         input_or_none(da, 2), db.inputs[0],
                   db.inputs[1], input_or_none(db, 2), q.inputs[1],          input_or_none(q, 2)};
   fused.outputs = q.outputs;
@@ -926,11 +928,7 @@ void fuse_layer_norm(Graph &g) {
     Shape block(xs.begin() + s->axis, xs.end());
     LayerNormAffine affine = match_layer_norm_affine(walk, *s, block);
     if (affine.gamma < 0) affine.gamma = unit_layer_norm_scale(g, s->x, block);
-    Node fused;
-    fused.name = mean1.name.empty() ? affine.last->name : mean1.name;
-    fused.op_type = "LayerNorm";
-    fused.domain = "axstream";
-    fused.opset = 1;
+    Node fused = axstream_node(mean1.name.empty() ? affine.last->name : mean1.name, "LayerNorm");
     fused.inputs = {s->x, affine.gamma, affine.beta};
     fused.outputs = affine.last->outputs;
     fused.attrs["axis"] = int_attr(s->axis);
@@ -1206,11 +1204,7 @@ void fuse_qdq_silu(Graph &g) {
       else
         table->data<uint8_t>()[i] = static_cast<uint8_t>(y);
     }
-    Node fused;
-    fused.name = sig->name.empty() ? q->name : sig->name;
-    fused.op_type = "QLookup";
-    fused.domain = "axstream";
-    fused.opset = 1;
+    Node fused = axstream_node(sig->name.empty() ? q->name : sig->name, "QLookup");
     fused.inputs = {dq.inputs[0],
                     add_constant(g, g.values[q->outputs[0]].name + " SiLU table", table)};
     fused.outputs = q->outputs;
@@ -1372,11 +1366,7 @@ void fuse_qdq_elementwise_tables(Graph &g) {
         if (n->op_type == "QuantizeLinear" || n->op_type == "DequantizeLinear") continue;
         function += (function.empty() ? "" : ",") + n->op_type;
       }
-      Node fused;
-      fused.name = q->name;
-      fused.op_type = "QLookup";
-      fused.domain = "axstream";
-      fused.opset = 1;
+      Node fused = axstream_node(q->name, "QLookup");
       fused.inputs = {source, add_constant(g, g.values[y].name + " table", table)};
       readers.emplace_back();
       readers[source].push_back(static_cast<int>(q - g.nodes.data()));
@@ -1446,11 +1436,7 @@ void fuse_qdq_data_movement(Graph &g) {
     int moved_id = g.add_value(std::move(moved));
     op.inputs[0] = dq.inputs[0];
     op.outputs = {moved_id};
-    Node lookup;
-    lookup.name = q->name;
-    lookup.op_type = "QLookup";
-    lookup.domain = "axstream";
-    lookup.opset = 1;
+    Node lookup = axstream_node(q->name, "QLookup");
     lookup.inputs = {moved_id, add_constant(g, g.values[q->outputs[0]].name + " table", table)};
     lookup.outputs = q->outputs;
     lookup.attrs["_function"] = string_attr("requantise");
@@ -1531,11 +1517,7 @@ void fuse_qdq_concat(Graph &g) {
           g, g.values[q->outputs[0]].name + " table " + std::to_string(tables.size()), table));
     }
     if (xs.size() != cat.inputs.size() || tables.size() != xs.size()) continue;
-    Node fused;
-    fused.name = cat.name.empty() ? q->name : cat.name;
-    fused.op_type = "QConcat";
-    fused.domain = "axstream";
-    fused.opset = 1;
+    Node fused = axstream_node(cat.name.empty() ? q->name : cat.name, "QConcat");
     fused.inputs = xs;
     fused.inputs.insert(fused.inputs.end(), tables.begin(), tables.end());
     fused.outputs = q->outputs;
@@ -1568,11 +1550,7 @@ void fuse_qdq_global_average_pool(Graph &g) {
         !is_q8(g.values[q->outputs[0]].dtype) ||
         !per_tensor_step(g, *q, g.values[q->outputs[0]].dtype, y_step))
       continue;
-    Node fused;
-    fused.name = pool.name.empty() ? q->name : pool.name;
-    fused.op_type = "QGlobalAveragePool";
-    fused.domain = "axstream";
-    fused.opset = 1;
+    Node fused = axstream_node(pool.name.empty() ? q->name : pool.name, "QGlobalAveragePool");
     fused.inputs = {dq.inputs[0], dq.inputs[1], input_or_none(dq, 2), q->inputs[1],
                     input_or_none(*q, 2)};
     fused.outputs = q->outputs;
