@@ -168,6 +168,27 @@ std::string bench_package_dir(const std::string &name) {
   return (models ? std::string(models) : cache_dir() + "/bench") + "/pkg/" + name;
 }
 
+// A compiled package set-up leaves in the cache, and its output converter; when the package is
+// not there both are null and `missing` names it and the script that makes it (the test skips:
+// GTEST_SKIP has to stand in the test itself).
+struct CachedPackage {
+  std::shared_ptr<const axstream::runtime::ModelPackage> package;
+  std::unique_ptr<dec::OutputConverter> converter;
+  std::string missing;
+};
+
+CachedPackage load_cached_package(const std::string &what, const std::string &dir,
+                                  const std::string &made_by) {
+  CachedPackage cached;
+  if (!std::ifstream(dir + "/model.json")) {
+    cached.missing = "no " + what + " package at " + dir + " (" + made_by + ")";
+    return cached;
+  }
+  cached.package = axstream::runtime::load_model_package(dir);
+  cached.converter = dec::OutputConverter::from_package(*cached.package);
+  return cached;
+}
+
 }  // namespace
 
 TEST(Int8FastPath, YoloV5DecodedEqualsTheFloatPath) {
@@ -519,12 +540,11 @@ TEST(Int8FastPath, AConcatOfDifferentlyQuantisedOutputsIsHandedOverAsItsParts) {
 }
 
 TEST(Int8FastPath, TheBlazeFaceDemoPackageDecodesInInt8LikeTheFloatPath) {
-  const std::string package_dir = cache_dir() + "/models/blazeface-front";
-  if (!std::ifstream(package_dir + "/model.json"))
-    GTEST_SKIP() << "no compiled blazeface-front package at " << package_dir
-                 << " (scripts/build-demo-models.sh)";
-  auto package = axstream::runtime::load_model_package(package_dir);
-  auto converter = dec::OutputConverter::from_package(*package);
+  const CachedPackage front =
+      load_cached_package("compiled blazeface-front", cache_dir() + "/models/blazeface-front",
+                          "scripts/build-demo-models.sh");
+  if (!front.converter) GTEST_SKIP() << front.missing;
+  const auto &converter = front.converter;
   ASSERT_TRUE(converter->quantized_outputs_available())
       << "its Transpose+Reshape postamble only moves data";
   auto decoder = dec::make_decoder("blazeface", {});
@@ -544,12 +564,11 @@ TEST(Int8FastPath, TheBlazeFaceDemoPackageDecodesInInt8LikeTheFloatPath) {
 // BlazeFace front's four outputs are read where the device wrote them, the 8x8 scores (6 of 8
 // channels) in rows of 6 at a stride of 8, with the float path's values.
 TEST(Int8FastPath, TheBlazeFaceDemoPackagesOutputsAreReadInPlace) {
-  const std::string package_dir = cache_dir() + "/models/blazeface-front";
-  if (!std::ifstream(package_dir + "/model.json"))
-    GTEST_SKIP() << "no compiled blazeface-front package at " << package_dir
-                 << " (scripts/build-demo-models.sh)";
-  auto package = axstream::runtime::load_model_package(package_dir);
-  auto converter = dec::OutputConverter::from_package(*package);
+  const CachedPackage front =
+      load_cached_package("compiled blazeface-front", cache_dir() + "/models/blazeface-front",
+                          "scripts/build-demo-models.sh");
+  if (!front.converter) GTEST_SKIP() << front.missing;
+  const auto &converter = front.converter;
   std::mt19937 rng(33);
   const RandomDeviceOutputs device(converter->specs(), rng);
   const auto floats = converter->convert(device.pointers, device.sizes);
@@ -714,11 +733,10 @@ TEST(Int8FastPath, SsdProbabilitiesThatAreASigmoidDecodeTheLogitsLikeTheFloatPat
 }
 
 TEST(Int8FastPath, TheYoloV5sBenchPackagesSigmoidPostambleDecodesInInt8LikeTheFloatPath) {
-  const std::string package_dir = bench_package_dir("yolov5s");
-  if (!std::ifstream(package_dir + "/model.json"))
-    GTEST_SKIP() << "no yolov5s bench package at " << package_dir << " (scripts/bench.sh)";
-  auto package = axstream::runtime::load_model_package(package_dir);
-  auto converter = dec::OutputConverter::from_package(*package);
+  const CachedPackage yolo =
+      load_cached_package("yolov5s bench", bench_package_dir("yolov5s"), "scripts/bench.sh");
+  if (!yolo.converter) GTEST_SKIP() << yolo.missing;
+  const auto &converter = yolo.converter;
   ASSERT_TRUE(converter->has_postamble());
   ASSERT_TRUE(converter->quantized_outputs_available()) << "its postamble is the heads' Sigmoid";
   const std::vector<bool> before_sigmoid = converter->outputs_before_sigmoid();
@@ -1015,11 +1033,10 @@ TEST(Int8FastPath, SsdProbabilityPartsThatAreASigmoidDecodeTheLogitsLikeTheFloat
 }
 
 TEST(Int8FastPath, TheSsdMobilenetBenchPackageDecodesItsPartsInInt8LikeTheFloatPath) {
-  const std::string package_dir = bench_package_dir("ssd_mobilenet");
-  if (!std::ifstream(package_dir + "/model.json"))
-    GTEST_SKIP() << "no ssd_mobilenet bench package at " << package_dir << " (scripts/bench.sh)";
-  auto package = axstream::runtime::load_model_package(package_dir);
-  auto converter = dec::OutputConverter::from_package(*package);
+  const CachedPackage ssd = load_cached_package(
+      "ssd_mobilenet bench", bench_package_dir("ssd_mobilenet"), "scripts/bench.sh");
+  if (!ssd.converter) GTEST_SKIP() << ssd.missing;
+  const auto &converter = ssd.converter;
   ASSERT_TRUE(converter->quantized_outputs_available()) << "its postamble only moves data";
   ASSERT_TRUE(converter->splits_outputs()) << "loc and conf are Concats of 6 heads each";
   std::mt19937 rng(28);
