@@ -39,6 +39,16 @@ bool push_eos_and_wait_for_it(GstHarness *h) {
   return true;
 }
 
+// Pushes the package's reference input as one frame and expects its reference output.
+void expect_reference_output(GstHarness *h, const std::string &model) {
+  const Bytes input = read_file(model + "/reference/input_0.bin");
+  ASSERT_EQ(gst_harness_push(h, frame_with_tensor(model, input, 0)), GST_FLOW_OK);
+  GstBuffer *out = gst_harness_pull(h);
+  ASSERT_NE(out, nullptr);
+  EXPECT_EQ(output_of(out), read_file(model + "/reference/output_0.bin"));
+  gst_buffer_unref(out);
+}
+
 TEST(AxInference, OutputEqualsModelInstanceRunAndThePackageReference) {
   AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
   const Bytes input = read_file(model + "/reference/input_0.bin");
@@ -317,11 +327,7 @@ TEST(AxInference, AipuCoresAloneReservesThatManySubDevices) {
   AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
   // num-sub-devices stays at its default 1: the instance still gets its 4 cores.
   GstHarness *h = inference_harness(model, "aipu-cores=4");
-  const Bytes input = read_file(model + "/reference/input_0.bin");
-  ASSERT_EQ(gst_harness_push(h, frame_with_tensor(model, input, 0)), GST_FLOW_OK);
-  GstBuffer *out = gst_harness_pull(h);
-  EXPECT_EQ(output_of(out), read_file(model + "/reference/output_0.bin"));
-  gst_buffer_unref(out);
+  expect_reference_output(h, model);
   // Every core is held: another element cannot reserve one.
   GstElement *second = gst_element_factory_make("axinference", nullptr);
   g_object_set(second, "model", model.c_str(), nullptr);
@@ -333,11 +339,7 @@ TEST(AxInference, AipuCoresAloneReservesThatManySubDevices) {
 TEST(AxInference, AipuCoresBelowNumSubDevicesRuns) {
   AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
   GstHarness *h = inference_harness(model, "num-sub-devices=2 aipu-cores=1");
-  const Bytes input = read_file(model + "/reference/input_0.bin");
-  ASSERT_EQ(gst_harness_push(h, frame_with_tensor(model, input, 0)), GST_FLOW_OK);
-  GstBuffer *out = gst_harness_pull(h);
-  EXPECT_EQ(output_of(out), read_file(model + "/reference/output_0.bin"));
-  gst_buffer_unref(out);
+  expect_reference_output(h, model);
   gst_harness_teardown(h);
 }
 
