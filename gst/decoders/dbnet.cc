@@ -1,7 +1,8 @@
 // dbnet: DBNet text detection (PaddleOCR det models) from the (1, 1, H, W) text probability map
-// at the model's input resolution: pixels above 0.3 form regions; each region's minimum-area
-// rectangle, scored by the mean probability inside the region, is kept when the score reaches
-// conf-threshold (default 0.6) and grown by the DBNet unclip distance area * 1.5 / perimeter.
+// at the model's input resolution: pixels above 0.3 (config `binary-threshold`) form regions;
+// each region's minimum-area rectangle, scored by the mean probability inside the region, is
+// kept when the score reaches conf-threshold (default 0.6) and grown by the DBNet unclip
+// distance area * 1.5 / perimeter (config `unclip-ratio`).
 // A detection's box is the rectangle's axis-aligned bounds; its 4 keypoints are the rotated
 // rectangle's corners (for rotated crops), both in frame pixels. Label "text". Config
 // `activations=logits` for a map before its sigmoid (what axdecode uses when the package's
@@ -16,8 +17,9 @@
 namespace axstream::decoders {
 namespace {
 
-constexpr float kBinaryThreshold = 0.3f;
-constexpr double kUnclipRatio = 1.5;
+// PaddleOCR's DBPostProcess defaults (thresh, unclip_ratio).
+constexpr float kDefaultBinaryThreshold = 0.3f;
+constexpr double kDefaultUnclipRatio = 1.5;
 constexpr float kMinSide = 3.0f;
 
 class DbNetDecoder final : public Decoder {
@@ -29,6 +31,21 @@ class DbNetDecoder final : public Decoder {
       throw InvalidArgument("dbnet decoder: activations '" + activations +
                             "', expected sigmoid (a probability map) or logits");
     logits_ = activations == "logits";
+    const std::vector<double> threshold = config_numbers(options.config, "binary-threshold");
+    if (!threshold.empty()) {
+      if (threshold.size() != 1 || !(threshold[0] >= 0 && threshold[0] < 1))
+        throw InvalidArgument("dbnet decoder: binary-threshold '" +
+                              options.config.at("binary-threshold") +
+                              "', expected one probability in [0, 1)");
+      binary_threshold_ = static_cast<float>(threshold[0]);
+    }
+    const std::vector<double> unclip = config_numbers(options.config, "unclip-ratio");
+    if (!unclip.empty()) {
+      if (unclip.size() != 1 || !(unclip[0] >= 0 && unclip[0] <= 100))
+        throw InvalidArgument("dbnet decoder: unclip-ratio '" + options.config.at("unclip-ratio") +
+                              "', expected one number in [0, 100]");
+      unclip_ratio_ = unclip[0];
+    }
   }
   const char *name() const override { return "dbnet"; }
 
@@ -50,13 +67,14 @@ class DbNetDecoder final : public Decoder {
       float *values = probability.ptr<float>();
       for (size_t i = 0; i < probability.total(); ++i) values[i] = sigmoid(values[i]);
     }
-    return regions(probability > kBinaryThreshold, geometry,
+    return regions(probability > binary_threshold_, geometry,
                    [&](const cv::Rect &bounds) { return cv::Mat(probability(bounds)); });
   }
 
   // The map's pixels as int8: the binary map from the smallest int8 whose probability (the
-  // dequantised value, or its sigmoid) exceeds 0.3, computed with the float path's arithmetic,
-  // and probabilities (a 256-entry table) only inside each region's bounds, for its score.
+  // dequantised value, or its sigmoid) exceeds binary-threshold, computed with the float path's
+  // arithmetic, and probabilities (a 256-entry table) only inside each region's bounds, for its
+  // score.
   bool has_int8_path() const override { return true; }
   DecodeResult decode_quantized(const std::vector<QuantizedTensor> &outputs,
                                 const Geometry &geometry) const override {
@@ -68,7 +86,7 @@ class DbNetDecoder final : public Decoder {
     for (int q = 127; q >= -128; --q) {
       const float value = t.dequantize(static_cast<int8_t>(q));
       probability_of[size_t(q + 128)] = logits_ ? sigmoid(value) : value;
-      if (probability_of[size_t(q + 128)] > kBinaryThreshold) first_above = q;
+      if (probability_of[size_t(q + 128)] > binary_threshold_) first_above = q;
     }
     const detail::QuantizedReader read(t);
     cv::Mat binary(height, width, CV_8UC1);
@@ -126,7 +144,7 @@ class DbNetDecoder final : public Decoder {
       if (score < threshold) continue;
       const double area = double(rect.size.width) * rect.size.height;
       const double perimeter = 2.0 * (double(rect.size.width) + rect.size.height);
-      const double distance = area * kUnclipRatio / perimeter;
+      const double distance = area * unclip_ratio_ / perimeter;
       rect.size.width += static_cast<float>(2 * distance);
       rect.size.height += static_cast<float>(2 * distance);
       cv::Point2f corners[4];
@@ -157,7 +175,9 @@ class DbNetDecoder final : public Decoder {
   }
 
   DecoderOptions options_;
-  bool logits_ = false;  // the map holds logits: probability = sigmoid
+  bool logits_ = false;                               // the map holds logits: probability = sigmoid
+  float binary_threshold_ = kDefaultBinaryThreshold;  // probability a region's pixels exceed
+  double unclip_ratio_ = kDefaultUnclipRatio;         // box growth: area * ratio / perimeter
 };
 
 }  // namespace

@@ -42,7 +42,7 @@ const std::vector<DecoderEntry> &decoder_registry() {
       {"dbnet",
        "DBNet text regions from a (1,1,H,W) probability map (rotated boxes)",
        make_dbnet_decoder,
-       {"activations"},
+       {"activations", "binary-threshold", "unclip-ratio"},
        0.6f,
        -1.0f},
       {"ssd",

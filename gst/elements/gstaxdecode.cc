@@ -651,7 +651,9 @@ static void gst_ax_decode_class_init(GstAxDecodeClass *klass) {
           "'|'); steps=...; variances=0.1,0.2; clip=0|1\" or \"priors-file=FILE\" (cx cy w h "
           "per line), plus box-order=xywh|yxhw and scores=softmax|sigmoid|none (see "
           "docs/pipelines.md); yolov5, yolov8 and dbnet: activations=logits|sigmoid (whether "
-          "the model's outputs went through their sigmoid); the others take none",
+          "the model's outputs went through their sigmoid); dbnet also binary-threshold=0.3 "
+          "(map probability a text pixel exceeds) and unclip-ratio=1.5 (box growth: area * "
+          "ratio / perimeter; conf-threshold is its box score); the others take none",
           DEFAULT_PROP_DECODER_CONFIG, ready_flags));
   gst_element_class_add_static_pad_template(element_class, &sink_template);
   gst_element_class_add_static_pad_template(element_class, &src_template);

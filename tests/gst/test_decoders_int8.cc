@@ -784,37 +784,42 @@ TEST(Int8FastPath, DbNetMapsDecodeInInt8LikeTheFloatPathAsProbabilitiesOrLogits)
   spec.shape = {1, 64, 64, 1};
   spec.nhwc_to_nchw = true;
   spec.original_shape = {1, 1, 64, 64};
-  for (bool logits : {false, true}) {
-    spec.scale = logits ? 0.05 : 1.0 / 255;
-    spec.zero_point = logits ? 0 : -128;
-    dec::OutputConverter converter({spec});
-    const std::vector<int8_t> bytes = text_map_bytes(logits ? 23 : 22);
-    const auto quantized = converter.view_quantized({bytes.data()}, {bytes.size()});
-    ASSERT_NE(quantized[0].view, nullptr);
-    dec::FloatTensor map = quantized[0].dequantized();
-    if (logits)  // what the Sigmoid postamble would give the float path
-      for (float &v : map.data) v = dec::sigmoid(v);
-    dec::DecoderOptions options;
-    options.conf_threshold = 0.5f;
-    auto decoder = dec::make_decoder("dbnet", options);
-    std::unique_ptr<dec::Decoder> logits_decoder;
-    if (logits) logits_decoder = decoder->for_logits({map}, {true});
-    const dec::Decoder &int8_decoder = logits ? *logits_decoder : *decoder;
-    ASSERT_TRUE(int8_decoder.has_int8_path());
-    const auto expected = decoder->decode({map}, letterboxed(64, 64)).detections;
-    const auto got = int8_decoder.decode_quantized(quantized, letterboxed(64, 64)).detections;
-    ASSERT_EQ(expected.size(), 3u) << (logits ? "logits" : "probabilities");
-    ASSERT_EQ(got.size(), expected.size());
-    for (size_t i = 0; i < got.size(); ++i) {
-      EXPECT_EQ(got[i].score, expected[i].score) << i;
-      EXPECT_EQ(got[i].box.x0, expected[i].box.x0) << i;
-      EXPECT_EQ(got[i].box.y0, expected[i].box.y0) << i;
-      EXPECT_EQ(got[i].box.x1, expected[i].box.x1) << i;
-      EXPECT_EQ(got[i].box.y1, expected[i].box.y1) << i;
-      ASSERT_EQ(got[i].keypoints.size(), 4u);
-      EXPECT_EQ(got[i].keypoints[2].x, expected[i].keypoints[2].x) << i;
+  // The default thresholds, and decoder-config's binary-threshold and unclip-ratio.
+  for (const char *config : {"", "binary-threshold=0.45; unclip-ratio=2"})
+    for (bool logits : {false, true}) {
+      SCOPED_TRACE(std::string(logits ? "logits" : "probabilities") + " '" + config + "'");
+      spec.scale = logits ? 0.05 : 1.0 / 255;
+      spec.zero_point = logits ? 0 : -128;
+      dec::OutputConverter converter({spec});
+      const std::vector<int8_t> bytes = text_map_bytes(logits ? 23 : 22);
+      const auto quantized = converter.view_quantized({bytes.data()}, {bytes.size()});
+      ASSERT_NE(quantized[0].view, nullptr);
+      dec::FloatTensor map = quantized[0].dequantized();
+      if (logits)  // what the Sigmoid postamble would give the float path
+        for (float &v : map.data) v = dec::sigmoid(v);
+      dec::DecoderOptions options;
+      options.conf_threshold = 0.5f;
+      options.config = dec::parse_decoder_config(config);
+      auto decoder = dec::make_decoder("dbnet", options);
+      std::unique_ptr<dec::Decoder> logits_decoder;
+      if (logits) logits_decoder = decoder->for_logits({map}, {true});
+      const dec::Decoder &int8_decoder = logits ? *logits_decoder : *decoder;
+      ASSERT_TRUE(int8_decoder.has_int8_path());
+      const auto expected = decoder->decode({map}, letterboxed(64, 64)).detections;
+      const auto got = int8_decoder.decode_quantized(quantized, letterboxed(64, 64)).detections;
+      if (*config == '\0') ASSERT_EQ(expected.size(), 3u);
+      ASSERT_FALSE(expected.empty());
+      ASSERT_EQ(got.size(), expected.size());
+      for (size_t i = 0; i < got.size(); ++i) {
+        EXPECT_EQ(got[i].score, expected[i].score) << i;
+        EXPECT_EQ(got[i].box.x0, expected[i].box.x0) << i;
+        EXPECT_EQ(got[i].box.y0, expected[i].box.y0) << i;
+        EXPECT_EQ(got[i].box.x1, expected[i].box.x1) << i;
+        EXPECT_EQ(got[i].box.y1, expected[i].box.y1) << i;
+        ASSERT_EQ(got[i].keypoints.size(), 4u);
+        EXPECT_EQ(got[i].keypoints[2].x, expected[i].keypoints[2].x) << i;
+      }
     }
-  }
 }
 
 namespace {

@@ -638,6 +638,43 @@ TEST(DbNetDecoder, TurnsAProbabilityBlockIntoAnUnclippedTextBox) {
   ASSERT_EQ(text.keypoints.size(), 4u);  // the rotated rectangle's corners
 }
 
+// design.md gives DBNet three thresholds (binarisation ~0.3, box ~0.6, unclip ~1.5); the first
+// and the last are decoder-config keys, as conf-threshold is the box score.
+TEST(DbNetDecoder, BinaryThresholdAndUnclipRatioComeFromTheConfig) {
+  // A 0.5 block at rows 10..19, columns 20..49: a region at the default 0.3 binarisation.
+  dec::FloatTensor map{"sigmoid_0.tmp_0", {1, 1, 32, 64}, std::vector<float>(32 * 64, 0.0f)};
+  for (int y = 10; y < 20; ++y)
+    for (int x = 20; x < 50; ++x) map.data[y * 64 + x] = 0.5f;
+  const dec::Geometry geometry = tensor_geometry(64, 32);
+  dec::DecoderOptions options;
+  options.conf_threshold = 0.4f;
+  const auto by_default = dec::make_decoder("dbnet", options)->decode({map}, geometry);
+  ASSERT_EQ(by_default.detections.size(), 1u);
+  const double d = 29.0 * 9.0 * 1.5 / (2 * (29.0 + 9.0));
+  EXPECT_NEAR(by_default.detections[0].box.x0, 34.5 - 14.5 - d, 0.2);
+
+  options.config = dec::parse_decoder_config("binary-threshold=0.55");
+  EXPECT_TRUE(dec::make_decoder("dbnet", options)->decode({map}, geometry).detections.empty());
+
+  options.config = dec::parse_decoder_config("unclip-ratio=0");
+  const auto unclipped = dec::make_decoder("dbnet", options)->decode({map}, geometry);
+  ASSERT_EQ(unclipped.detections.size(), 1u);
+  EXPECT_NEAR(unclipped.detections[0].box.x0, 34.5 - 14.5, 0.2);
+  EXPECT_NEAR(unclipped.detections[0].box.y1, 14.5 + 4.5, 0.2);
+
+  for (const char *bad : {"binary-threshold=1", "binary-threshold=-0.1", "binary-threshold=0.2,0.3",
+                          "unclip-ratio=-1", "unclip-ratio=abc"}) {
+    options.config = dec::parse_decoder_config(bad);
+    try {
+      dec::make_decoder("dbnet", options);
+      ADD_FAILURE() << bad << " was accepted";
+    } catch (const axstream::InvalidArgument &error) {
+      const std::string key = std::string(bad).substr(0, std::string(bad).find('='));
+      EXPECT_NE(std::string(error.what()).find(key), std::string::npos) << error.what();
+    }
+  }
+}
+
 TEST(DbNetDecoder, RejectsAnythingButAProbabilityMap) {
   std::vector<dec::FloatTensor> outputs = {{"logits", {1, 1000}, std::vector<float>(1000)}};
   EXPECT_THROW(dec::make_decoder("dbnet", {})->check_outputs(outputs), axstream::InvalidArgument);
