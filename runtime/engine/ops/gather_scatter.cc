@@ -2,6 +2,7 @@
 // Scatter). Indices are int32 or int64, negative ones count from the end; any data dtype.
 #include <cstring>
 #include <optional>
+#include <type_traits>
 
 #include "common.h"
 
@@ -93,6 +94,20 @@ std::optional<ScatterTypes> scatter_types(OpContext &ctx, const Shape &data_shap
   return ScatterTypes{data, check_indices(ctx, 1), reduction_of(ctx, data)};
 }
 
+// A scatter's kernel: y starts as data (input 0), then `scatter(updates, y, indices)` applies
+// updates (input 2) at the indices (input 1), both typed as data's dtype.
+template <typename Scatter>
+std::unique_ptr<Kernel> make_scatter_kernel(DType dt, int64_t total, Scatter scatter) {
+  return make_kernel([=](ExecContext &, const void *const *in, void *const *o) {
+    dispatch_dtype(dt, [&](auto zero) {
+      using T = decltype(zero);
+      T *y = static_cast<T *>(o[0]);
+      copy_data(y, static_cast<const T *>(in[0]), total);
+      scatter(static_cast<const T *>(in[2]), y, in[1]);
+    });
+  });
+}
+
 // GatherND: each index tuple of the last indices dim selects a slice of data (after
 // batch_dims leading dims shared by data and indices); one memcpy per tuple.
 std::unique_ptr<Kernel> compile_gather_nd(OpContext &ctx) {
@@ -166,23 +181,18 @@ std::unique_ptr<Kernel> compile_scatter_nd(OpContext &ctx) {
   Shape dims(ds.begin(), ds.begin() + tuple), steps(tuple);
   for (int64_t j = 0; j < tuple; ++j) steps[j] = product(ds, j + 1, ds.size());
   std::string where = ctx.where();
-  return make_kernel([=](ExecContext &, const void *const *in, void *const *o) {
-    dispatch_dtype(dt, [&](auto zero) {
-      using T = decltype(zero);
-      const T *updates = static_cast<const T *>(in[2]);
-      T *y = static_cast<T *>(o[0]);
-      copy_data(y, static_cast<const T *>(in[0]), total);
-      for (int64_t t = 0; t < tuples; ++t) {
-        int64_t offset = 0;
-        for (int64_t j = 0; j < tuple; ++j)
-          offset += checked_index(index_at(in[1], it, t * tuple + j), dims[j], where) * steps[j];
-        const T *u = updates + t * slice;
-        if (reduction == Reduction::none && slice)
-          std::memcpy(y + offset, u, static_cast<size_t>(slice) * sizeof(T));
-        else
-          for (int64_t e = 0; e < slice; ++e) combine(y[offset + e], u[e], reduction);
-      }
-    });
+  return make_scatter_kernel(dt, total, [=](const auto *updates, auto *y, const void *indices) {
+    using T = std::remove_pointer_t<decltype(y)>;
+    for (int64_t t = 0; t < tuples; ++t) {
+      int64_t offset = 0;
+      for (int64_t j = 0; j < tuple; ++j)
+        offset += checked_index(index_at(indices, it, t * tuple + j), dims[j], where) * steps[j];
+      const T *u = updates + t * slice;
+      if (reduction == Reduction::none && slice)
+        std::memcpy(y + offset, u, static_cast<size_t>(slice) * sizeof(T));
+      else
+        for (int64_t e = 0; e < slice; ++e) combine(y[offset + e], u[e], reduction);
+    }
   });
 }
 
@@ -209,29 +219,23 @@ std::unique_ptr<Kernel> compile_scatter_elements(OpContext &ctx) {
   int64_t total = product(ds, 0, ds.size()), count = product(is, 0, is.size());
   int64_t len = ds[axis], rank = static_cast<int64_t>(is.size());
   std::string where = ctx.where();
-  return make_kernel([=](ExecContext &, const void *const *in, void *const *o) {
-    dispatch_dtype(dt, [&](auto zero) {
-      using T = decltype(zero);
-      const T *updates = static_cast<const T *>(in[2]);
-      T *y = static_cast<T *>(o[0]);
-      copy_data(y, static_cast<const T *>(in[0]), total);
-      // Walk indices' coordinates incrementally; `base` is the data offset without the axis.
-      Shape coord(static_cast<size_t>(rank), 0);
-      int64_t base = 0;
-      for (int64_t i = 0; i < count; ++i) {
-        int64_t target = checked_index(index_at(in[1], it, i), len, where);
-        combine(y[base + target * dstride[axis]], updates[i], reduction);
-        for (int64_t d = rank - 1; d >= 0; --d) {
-          int64_t step = d == axis ? 0 : dstride[d];
-          if (++coord[d] < is[d]) {
-            base += step;
-            break;
-          }
-          base -= step * (is[d] - 1);
-          coord[d] = 0;
+  return make_scatter_kernel(dt, total, [=](const auto *updates, auto *y, const void *indices) {
+    // Walk indices' coordinates incrementally; `base` is the data offset without the axis.
+    Shape coord(static_cast<size_t>(rank), 0);
+    int64_t base = 0;
+    for (int64_t i = 0; i < count; ++i) {
+      int64_t target = checked_index(index_at(indices, it, i), len, where);
+      combine(y[base + target * dstride[axis]], updates[i], reduction);
+      for (int64_t d = rank - 1; d >= 0; --d) {
+        int64_t step = d == axis ? 0 : dstride[d];
+        if (++coord[d] < is[d]) {
+          base += step;
+          break;
         }
+        base -= step * (is[d] - 1);
+        coord[d] = 0;
       }
-    });
+    }
   });
 }
 
