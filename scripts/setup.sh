@@ -88,4 +88,15 @@ ninja -C "$build" "${jobs[@]}" >/dev/null || ninja -C "$build" "${jobs[@]}"
 if [[ -x "$here/scripts/build-demo-models.sh" && -x "$build/tools/axcompile" ]]; then
   AXSTREAM_BUILD="$build" AXSTREAM_CACHE="$cache" "$here/scripts/build-demo-models.sh"
 fi
+# design.md's pipeline names `models/blazeface` from the repository root: link the cached
+# packages there (models/ is git-ignored), blazeface being the front (128x128) model.
+if [[ -d "$cache/models" ]]; then
+  mkdir -p "$here/models"
+  for package in "$cache"/models/*/; do
+    ln -sfn "${package%/}" "$here/models/$(basename "$package")"
+  done
+  if [[ -d "$cache/models/blazeface-front" ]]; then
+    ln -sfn "$cache/models/blazeface-front" "$here/models/blazeface"
+  fi
+fi
 log "ready: build in $build, data in $cache"
