@@ -121,6 +121,18 @@ void add_int64_initializer(onnx::GraphProto &g, const std::string &name,
   for (int64_t v : values) t->add_int64_data(v);
 }
 
+// A float initializer of the given dims (none: a scalar); returned for tests that change it.
+onnx::TensorProto *add_float_initializer(onnx::GraphProto &g, const std::string &name,
+                                         const std::vector<int64_t> &dims,
+                                         const std::vector<float> &values) {
+  auto *t = g.add_initializer();
+  t->set_name(name);
+  t->set_data_type(onnx::TensorProto::FLOAT);
+  for (int64_t d : dims) t->add_dims(d);
+  for (float v : values) t->add_float_data(v);
+  return t;
+}
+
 TEST(Engine, UnknownOpThrowsNotImplementedNamingNodeOpOpsetAndInput) {
   auto bytes = one_node_model("FancyWarp", "warp_node_7", {"1", "4"}).SerializeAsString();
   std::string msg = message_of<NotImplemented>([&] { Program::from_bytes(bytes, "fancy.onnx"); });
@@ -137,21 +149,14 @@ TEST(Engine, ZeroOrNanQuantisationScaleAndBadBroadcastNameTheFileAndNode) {
     g->mutable_node(0)->add_input("scale");
     g->mutable_output(0)->mutable_type()->mutable_tensor_type()->set_elem_type(
         onnx::TensorProto::UINT8);
-    auto *scale = g->add_initializer();
-    scale->set_name("scale");
-    scale->set_data_type(onnx::TensorProto::FLOAT);
-    scale->add_float_data(bad);
+    add_float_initializer(*g, "scale", {}, {bad});
     std::string msg = compile_error(m, "q.onnx");
     EXPECT_TRUE(contains_all(msg, {"q.onnx: node 'quant_node' (QuantizeLinear): scale[0] is ",
                                    "expected a finite non-zero number"}));
   }
   onnx::ModelProto m = one_node_model("Add", "add_node", {"1", "4"});
   m.mutable_graph()->mutable_node(0)->add_input("three");
-  auto *three = m.mutable_graph()->add_initializer();
-  three->set_name("three");
-  three->set_data_type(onnx::TensorProto::FLOAT);
-  three->add_dims(3);
-  for (int i = 0; i < 3; ++i) three->add_float_data(1.0f);
+  add_float_initializer(*m.mutable_graph(), "three", {3}, std::vector<float>(3, 1.0f));
   std::string msg = compile_error(m, "a.onnx");
   EXPECT_TRUE(
       contains_all(msg, {"a.onnx: node 'add_node' (Add): shapes (1,4) and (3) do not broadcast"}));
@@ -2768,10 +2773,7 @@ TEST(Engine, QuantizeLinearClampsNanToTheLowBoundInsteadOfUndefinedCast) {
   auto *g = m.mutable_graph();
   g->mutable_node(0)->add_input("scale");
   g->mutable_node(0)->add_input("zero");
-  auto *scale = g->add_initializer();
-  scale->set_name("scale");
-  scale->set_data_type(onnx::TensorProto::FLOAT);
-  scale->add_float_data(0.5f);
+  add_float_initializer(*g, "scale", {}, {0.5f});
   auto *zero = g->add_initializer();
   zero->set_name("zero");
   zero->set_data_type(onnx::TensorProto::INT8);
@@ -2897,12 +2899,7 @@ TEST(Engine, BoolInitializerRawByteOtherThanZeroOrOneReadsAsTrue) {
   cond->set_data_type(onnx::TensorProto::BOOL);
   cond->add_dims(2);
   cond->set_raw_data(std::string("\x80\x00", 2));
-  auto *other = g->add_initializer();
-  other->set_name("other");
-  other->set_data_type(onnx::TensorProto::FLOAT);
-  other->add_dims(2);
-  other->add_float_data(-1.0f);
-  other->add_float_data(-1.0f);
+  add_float_initializer(*g, "other", {2}, {-1.0f, -1.0f});
   auto program = Program::from_bytes(m.SerializeAsString(), "where_bool_raw.onnx");
   auto executor = program->make_executor();
   const float x[2] = {5.0f, 6.0f};
@@ -2918,11 +2915,7 @@ TEST(Engine, FloatAxesAreRefusedNamingTheNodeNotCastPastInt64) {
   onnx::ModelProto m = one_node_model("Unsqueeze", "unsqueeze_node", {"2"});
   auto *g = m.mutable_graph();
   g->mutable_node(0)->add_input("axes");
-  auto *axes = g->add_initializer();
-  axes->set_name("axes");
-  axes->set_data_type(onnx::TensorProto::FLOAT);
-  axes->add_dims(1);
-  axes->add_float_data(7.14e31f);
+  add_float_initializer(*g, "axes", {1}, {7.14e31f});
   std::string msg = compile_error(m, "u.onnx");
   EXPECT_TRUE(
       contains_all(msg, {"node 'unsqueeze_node' (Unsqueeze): input 1 (axes) must be integers, got "
@@ -2935,11 +2928,7 @@ TEST(Engine, TileRepeatsThatAreNegativeOrOverflowAreRefusedNamingTheNode) {
     onnx::ModelProto m = one_node_model("Tile", "tile_node", {"4"});
     auto *g = m.mutable_graph();
     g->mutable_node(0)->add_input("repeats");
-    auto *t = g->add_initializer();
-    t->set_name("repeats");
-    t->set_data_type(onnx::TensorProto::INT64);
-    t->add_dims(1);
-    t->add_int64_data(repeats);
+    add_int64_initializer(*g, "repeats", {repeats});
     std::string msg = compile_error(m, "tile.onnx");
     EXPECT_TRUE(contains_all(
         msg, {"node 'tile_node' (Tile): ",
@@ -2979,10 +2968,7 @@ TEST(Engine, PadWithAnEmptyConstantValueIsRefusedNamingTheNodeAndShape) {
   g->mutable_node(0)->add_input("pads");
   g->mutable_node(0)->add_input("value");
   add_int64_initializer(*g, "pads", {1, 1, 1, 1});
-  auto *value = g->add_initializer();
-  value->set_name("value");
-  value->set_data_type(onnx::TensorProto::FLOAT);
-  value->add_dims(0);
+  add_float_initializer(*g, "value", {0}, {});
   EXPECT_TRUE(contains_all(compile_error(m, "pad.onnx"),
                            {"node 'pad_node' (Pad): input 2 (constant_value) must hold one value, "
                             "got 0 (shape (0))"}));
@@ -3431,11 +3417,7 @@ TEST(EngineOps, ResizeWithAnUnknownModeNamesNodeAndMode) {
   onnx::ModelProto m = one_node_model("Resize", "resize_node", {"1", "1", "2", "2"});
   auto *g = m.mutable_graph();
   g->mutable_node(0)->add_input("");
-  auto *scales = g->add_initializer();
-  scales->set_name("scales");
-  scales->set_data_type(onnx::TensorProto::FLOAT);
-  scales->add_dims(4);
-  for (float s : {1.f, 1.f, 1.f, 1.f}) scales->add_float_data(s);
+  add_float_initializer(*g, "scales", {4}, {1.f, 1.f, 1.f, 1.f});
   g->mutable_node(0)->add_input("scales");
   auto *mode = g->mutable_node(0)->add_attribute();
   mode->set_name("mode");
@@ -3451,12 +3433,7 @@ TEST(EngineOps, RoiAlignWithANonFiniteBoxNamesNodeAndRoi) {
   auto *g = m.mutable_graph();
   g->mutable_node(0)->add_input("rois");
   g->mutable_node(0)->add_input("batch_indices");
-  auto *rois = g->add_initializer();
-  rois->set_name("rois");
-  rois->set_data_type(onnx::TensorProto::FLOAT);
-  rois->add_dims(1);
-  rois->add_dims(4);
-  for (float v : {0.f, 0.f, std::nanf(""), 2.f}) rois->add_float_data(v);
+  add_float_initializer(*g, "rois", {1, 4}, {0.f, 0.f, std::nanf(""), 2.f});
   add_int64_initializer(*g, "batch_indices", {0});
   auto *out_shape = g->mutable_output(0)->mutable_type()->mutable_tensor_type()->mutable_shape();
   out_shape->mutable_dim(2)->set_dim_value(1);
@@ -3612,10 +3589,7 @@ TEST(EngineOps, TrainingDropoutWithARatioAboveZeroIsNotImplementedBecauseItIsRan
   auto *g = m.mutable_graph();
   g->mutable_node(0)->add_input("ratio");
   g->mutable_node(0)->add_input("training_mode");
-  auto *ratio = g->add_initializer();
-  ratio->set_name("ratio");
-  ratio->set_data_type(onnx::TensorProto::FLOAT);
-  ratio->add_float_data(0.25f);
+  auto *ratio = add_float_initializer(*g, "ratio", {}, {0.25f});
   auto *training = g->add_initializer();
   training->set_name("training_mode");
   training->set_data_type(onnx::TensorProto::BOOL);
@@ -3635,11 +3609,7 @@ TEST(EngineOps, ConvTransposeWhosePadsDoNotMatchItsSpatialDimsNamesNodeAndDims) 
   onnx::ModelProto m = one_node_model("ConvTranspose", "deconv_node", {"1", "2", "5"});
   auto *g = m.mutable_graph();
   g->mutable_node(0)->add_input("w");
-  auto *w = g->add_initializer();
-  w->set_name("w");
-  w->set_data_type(onnx::TensorProto::FLOAT);
-  for (int64_t d : {2, 3, 3}) w->add_dims(d);
-  for (int i = 0; i < 18; ++i) w->add_float_data(0.5f);
+  add_float_initializer(*g, "w", {2, 3, 3}, std::vector<float>(18, 0.5f));
   set_ints(g->mutable_node(0), "pads", {1, 1, 1, 1});
   g->mutable_output(0)->mutable_type()->mutable_tensor_type()->mutable_shape()->clear_dim();
   std::string msg = compile_error(m, "deconv.onnx");
@@ -3669,21 +3639,13 @@ TEST(EngineOps, MomentumWithAnUnknownModeNamesNodeAndMode) {
   n->clear_input();
   for (const char *name : {"r", "t", "x", "g", "v"}) n->add_input(name);
   n->add_output("v_new");
-  auto *r = g->add_initializer();
-  r->set_name("r");
-  r->set_data_type(onnx::TensorProto::FLOAT);
-  r->add_float_data(0.1f);
+  add_float_initializer(*g, "r", {}, {0.1f});
   auto *t = g->add_initializer();
   t->set_name("t");
   t->set_data_type(onnx::TensorProto::INT64);
   t->add_int64_data(1);
   for (const char *name : {"g", "v"}) {
-    auto *init = g->add_initializer();
-    init->set_name(name);
-    init->set_data_type(onnx::TensorProto::FLOAT);
-    init->add_dims(2);
-    init->add_float_data(0.5f);
-    init->add_float_data(-0.5f);
+    add_float_initializer(*g, name, {2}, {0.5f, -0.5f});
   }
   set_float(n, "alpha", 0.9f);
   set_float(n, "beta", 0.1f);
@@ -3735,10 +3697,7 @@ TEST(EngineOps, MelWeightMatrixAboveNyquistNamesNodeAndEdges) {
   add_int64_initializer(*g, "dft", {8});
   add_int64_initializer(*g, "rate", {8000});
   for (auto [name, hertz] : {std::pair{"low", 0.f}, std::pair{"high", 6000.f}}) {
-    auto *t = g->add_initializer();
-    t->set_name(name);
-    t->set_data_type(onnx::TensorProto::FLOAT);
-    t->add_float_data(hertz);
+    add_float_initializer(*g, name, {}, {hertz});
   }
   std::string msg = compile_error(m, "mel.onnx");
   EXPECT_TRUE(contains_all(
@@ -3751,11 +3710,7 @@ TEST(EngineOps, ConvTransposeWhoseStrideOverflowsTheOutputSizeNamesNodeAndDim) {
   onnx::ModelProto m = one_node_model("ConvTranspose", "deconv_node", {"1", "2", "5"});
   auto *g = m.mutable_graph();
   g->mutable_node(0)->add_input("w");
-  auto *w = g->add_initializer();
-  w->set_name("w");
-  w->set_data_type(onnx::TensorProto::FLOAT);
-  for (int64_t d : {2, 3, 3}) w->add_dims(d);
-  for (int i = 0; i < 18; ++i) w->add_float_data(0.5f);
+  add_float_initializer(*g, "w", {2, 3, 3}, std::vector<float>(18, 0.5f));
   set_ints(g->mutable_node(0), "strides", {int64_t(1) << 62});
   g->mutable_output(0)->mutable_type()->mutable_tensor_type()->mutable_shape()->clear_dim();
   std::string msg = compile_error(m, "deconv.onnx");
