@@ -44,8 +44,12 @@ PoolShape pool_shape(OpContext &ctx, const Shape &xs, bool ceil_mode, Shape &out
 
 // The taps of output (oy, ox)'s window in the H and W dims that lie inside the input (padding
 // skipped), in window order, as `tap(iy, ix)`: the walk pool_windows and max_pool_nhwc share.
+// It and pool_windows' lambda are always_inline: inlined early, as the loops written in place
+// were, GCC 12 gives the kernels the code it gave them before (inlined late, the float pools'
+// loops kept more in memory).
 template <typename Tap>
-inline void for_each_tap_2d(const PoolShape &s, int64_t oy, int64_t ox, Tap tap) {
+__attribute__((always_inline)) inline void for_each_tap_2d(const PoolShape &s, int64_t oy,
+                                                           int64_t ox, Tap tap) {
   for (int64_t ky = 0; ky < s.kh; ++ky) {
     int64_t iy = oy * s.sh - s.pt + ky * s.dh;
     if (iy < 0 || iy >= s.h) continue;
@@ -75,10 +79,11 @@ void pool_windows(const PoolShape &s, const T *x, Acc init, Reduce reduce, Store
           for (int64_t kz = 0; kz < s.kd; ++kz) {
             int64_t iz = oz * s.sd - s.pf + kz * s.dd;
             if (iz < 0 || iz >= s.d) continue;
-            for_each_tap_2d(s, oy, ox, [&](int64_t iy, int64_t ix) {
-              acc = reduce(acc, in[iz * hw + iy * s.w + ix], iz, iy, ix);
-              ++taps;
-            });
+            for_each_tap_2d(
+                s, oy, ox, [&](int64_t iy, int64_t ix) __attribute__((always_inline)) {
+                  acc = reduce(acc, in[iz * hw + iy * s.w + ix], iz, iy, ix);
+                  ++taps;
+                });
           }
           store(out + oy * s.ow + ox, acc, taps, oz, oy, ox);
         }
@@ -131,7 +136,9 @@ void max_pool_nhwc(const PoolShape &s, int64_t images, int64_t channels, const T
       for (int64_t ox = 0; ox < s.ow; ++ox) {
         T *out = y + ((n * s.oh + oy) * s.ow + ox) * channels;
         std::fill(out, out + channels, lowest);
-        for_each_tap_2d(s, oy, ox, [&](int64_t iy, int64_t ix) {
+        // By value: the stores through `out` (bytes, which may alias anything) would otherwise
+        // reload the channel count every element.
+        for_each_tap_2d(s, oy, ox, [&s, x, n, channels, out](int64_t iy, int64_t ix) {
           const T *in = x + ((n * s.h + iy) * s.w + ix) * channels;
           for (int64_t c = 0; c < channels; ++c) out[c] = std::max(out[c], in[c]);
         });
