@@ -243,10 +243,12 @@ struct GstAxInferenceState {
   std::condition_variable work_ready;  // runners: `work` not empty
   std::condition_variable push_ready;  // pusher: the front of `order` is done, nobody pushing
   std::condition_variable space;       // chain and drain queries: fewer in flight, order empty
+  std::condition_variable push_ended;  // FLUSH_START: the push under way has returned
   void wake_everyone() {
     work_ready.notify_all();
     push_ready.notify_all();
     space.notify_all();
+    push_ended.notify_all();
   }
   std::deque<std::shared_ptr<Item>> order;  // everything not yet pushed, in stream order
   // Sticky events (caps, tags, ...) a flush dropped from `order`: upstream does not send them
@@ -254,7 +256,7 @@ struct GstAxInferenceState {
   std::vector<std::shared_ptr<Item>> sticky_at_flush;
   std::deque<std::shared_ptr<Item>> work;  // buffers waiting for a runner
   int inflight = 0;                        // buffers in `order`
-  // A thread (the pusher or a runner) holds an item taken from `order` (wakes `space` when
+  // A thread (the pusher or a runner) holds an item taken from `order` (wakes `push_ended` when
   // done): one pushes at a time, so frames leave in order. `pushing_thread` is that thread.
   bool pushing = false;
   std::thread::id pushing_thread;
@@ -645,8 +647,10 @@ static void push_done_items(GstAxInference *self, std::unique_lock<std::mutex> &
     if (item->buffer) state->inflight--;
     state->pushing = true;
     state->pushing_thread = std::this_thread::get_id();
-    state->space.notify_all();
     lock.unlock();
+    // After unlocking: a chain woken while the mutex is still held blocks on it at once, one
+    // more sleep and wake-up per frame.
+    state->space.notify_all();
 
     if (untold != GST_FLOW_OK)
       GST_ELEMENT_ERROR(self, STREAM, FAILED,
@@ -674,7 +678,8 @@ static void push_done_items(GstAxInference *self, std::unique_lock<std::mutex> &
     lock.lock();
     state->pushing = false;
     state->pushing_thread = std::thread::id();
-    state->space.notify_all();  // a FLUSH_START waits for this push to end
+    // Its own condition: on `space` it woke a chain waiting for a slot once more per frame.
+    state->push_ended.notify_all();
     // A flush since the pop makes this result stale.
     if (ret != GST_FLOW_OK && generation == state->generation && state->downstream == GST_FLOW_OK) {
       state->downstream = ret;
@@ -786,6 +791,9 @@ static GstFlowReturn gst_ax_inference_chain(GstPad *pad, GstObject *parent, GstB
   state->order.push_back(item);
   state->work.push_back(item);
   state->inflight++;
+  lock.unlock();
+  // After unlocking: a runner woken while the mutex is still held blocks on it at once (one
+  // more sleep and wake-up per frame, and a switch back to this thread to release it).
   state->work_ready.notify_one();
   return GST_FLOW_OK;
 }
@@ -817,7 +825,7 @@ static gboolean gst_ax_inference_sink_event(GstPad *pad, GstObject *parent, GstE
       {
         std::unique_lock<std::mutex> lock(state->mutex);
         const std::thread::id me = std::this_thread::get_id();
-        state->space.wait(lock, [&] {
+        state->push_ended.wait(lock, [&] {
           return !state->pushing || state->pushing_thread == me || state->stopping;
         });
       }
