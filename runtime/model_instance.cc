@@ -94,6 +94,9 @@ RunBuffers map_arguments(const ModelInstance &instance, ModelInstance::Impl &m,
                          const std::vector<Argument> &outputs) {
   const ModelPackage &package = *m.package;
   RunBuffers buffers;
+  // Sized once: growing it pushed four reallocations into every run of a 1-in, 4-out model.
+  buffers.mappings.reserve((m.options.input_dmabuf ? inputs.size() : 0) +
+                           (m.options.output_dmabuf ? outputs.size() : 0));
   buffers.input_base.resize(inputs.size());
   buffers.output_base.resize(outputs.size());
   for (size_t t = 0; t < inputs.size(); ++t) {
@@ -142,10 +145,13 @@ SubmittedRun submit_batch(ModelInstance::Impl &m, const RunBuffers &buffers) {
   const size_t used_cores = m.executors.size();
   const size_t input_count = buffers.input_base.size(), output_count = buffers.output_base.size();
   std::vector<size_t> input_item_bytes, output_item_bytes;
+  input_item_bytes.reserve(package.inputs.size());
+  output_item_bytes.reserve(package.outputs.size());
   for (const auto &tensor : package.inputs) input_item_bytes.push_back(tensor.size() / batch);
   for (const auto &tensor : package.outputs) output_item_bytes.push_back(tensor.size() / batch);
 
   SubmittedRun run;
+  run.jobs.reserve(batch);
   const uint64_t macs = m.program->macs();
   try {
     for (size_t k = 0; k < used_cores; ++k) {

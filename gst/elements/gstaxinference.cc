@@ -277,7 +277,10 @@ struct GstAxInferenceState {
   // a drain query waiting, a flush or shutdown under way. `draining`: the collector was told.
   bool drain_eos = false, drain_query = false, drain_flush = false;
   bool draining = false;
-  // Recent inference times (warm-up run excluded): what the latency query reports.
+  // Recent inference times (warm-up run excluded): what the latency query reports. Under its own
+  // mutex: every run records one, and taking `mutex` for it contended with the chain and the
+  // other runner once more per frame.
+  std::mutex latency_mutex;
   axstream::gst::LatencyWindow run_latency;
   std::atomic<uint64_t> bytes_copied{0};  // tensor bytes this element copied (staging)
 
@@ -399,7 +402,7 @@ static void record_latency(GstAxInference *self, std::chrono::steady_clock::dura
   bool grew;
   std::chrono::nanoseconds steady;
   {
-    std::lock_guard<std::mutex> lock(self->state->mutex);
+    std::lock_guard<std::mutex> lock(self->state->latency_mutex);
     grew =
         self->state->run_latency.record(std::chrono::duration_cast<std::chrono::nanoseconds>(took));
     steady = self->state->run_latency.steady();
@@ -531,15 +534,19 @@ static void run_input(GstAxInference *self, GstBuffer *buffer, GstAxTensorMeta *
   if (gst_buffer_pool_acquire_buffer(state->output_pool, &outputs, nullptr) != GST_FLOW_OK)
     throw axstream::InternalError("no output tensor buffer from the pool");
   try {
+    const guint n_out = gst_buffer_n_memory(outputs);
     std::vector<std::unique_ptr<TensorArgument>> held;
     std::vector<rt::Argument> in_args, out_args;
+    held.reserve(n_in + n_out);
+    in_args.reserve(n_in);
+    out_args.reserve(n_out);
     for (guint i = 0; i < n_in; ++i) {
       held.push_back(std::make_unique<TensorArgument>(gst_buffer_peek_memory(input->tensors, i),
                                                       state->dmabuf, false, state->staging_pool, i,
                                                       &state->bytes_copied));
       in_args.push_back(held.back()->argument());
     }
-    for (guint i = 0; i < gst_buffer_n_memory(outputs); ++i) {
+    for (guint i = 0; i < n_out; ++i) {
       held.push_back(std::make_unique<TensorArgument>(gst_buffer_peek_memory(outputs, i),
                                                       state->dmabuf, true, nullptr, 0, nullptr));
       out_args.push_back(held.back()->argument());
@@ -891,8 +898,11 @@ static gboolean gst_ax_inference_src_query(GstPad *pad, GstObject *parent, GstQu
     GstClockTime ours;
     guint inflight;
     {
-      std::lock_guard<std::mutex> lock(self->state->mutex);
+      std::lock_guard<std::mutex> lock(self->state->latency_mutex);
       ours = GstClockTime(self->state->run_latency.report().count());
+    }
+    {
+      std::lock_guard<std::mutex> lock(self->state->mutex);
       inflight = guint(self->state->max_inflight);
     }
     // A frame leaves at least one inference after it came; the queue holds up to max-inflight.
@@ -1013,7 +1023,10 @@ static GstStateChangeReturn gst_ax_inference_change_state(GstElement *element,
     }
     state->release_pools();
     state->device.reset();
-    state->run_latency.reset();
+    {
+      std::lock_guard<std::mutex> lock(state->latency_mutex);
+      state->run_latency.reset();
+    }
     state->warned_no_tensor = false;
     state->bytes_copied = 0;
   }
