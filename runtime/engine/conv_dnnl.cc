@@ -347,14 +347,18 @@ class DnnlConvKernel : public Kernel {
     const bool flip_copied = flip_src_sign_ && !(src_pad_.active && is_nhwc_u8(user_src));
     pad_src_offset_ = flip_offset_ + (flip_copied ? align64(user_src.get_size()) : 0);
     scratch_bytes = pad_src_offset_ + (src_pad_.active ? align64(src_pad_.padded.get_size()) : 0);
+    pad_rows_ = src_pad_.active && is_nhwc_u8(user_src);
+    user_src_dims_ = user_src.dims();
+    user_dst_dims_ = user_dst.dims();
+    if (src_pad_.active) src_pad_dims_ = src_pad_.padded.dims();
   }
 
   void run(ExecContext &ctx, const void *const *in, void *const *out) const override {
-    auto &eng = *ctx.engine;
+    std::unique_ptr<KernelState> local;
+    RunState &st = kernel_state<RunState>(ctx, this, local, [&] { return make_run_state(ctx); });
     auto *scratch = static_cast<uint8_t *>(ctx.scratch);
     void *src_ptr = const_cast<void *>(in[0]);
-    const bool pad_rows = src_pad_.active && is_nhwc_u8(user_src_);
-    if (flip_src_sign_ && !pad_rows) {
+    if (flip_src_sign_ && !pad_rows_) {
       // int8 -> uint8 by adding 128 (the zero point moved with it): oneDNN's u8 path keeps
       // the weights exact on CPUs without VNNI, where its s8 path halves them.
       size_t n = user_src_.get_size();
@@ -363,25 +367,17 @@ class DnnlConvKernel : public Kernel {
       for (size_t i = 0; i < n; ++i) to[i] = from[i] ^ 0x80;
       src_ptr = to;
     }
-    memory user_src(user_src_, eng, src_ptr);
-    memory user_dst(user_dst_, eng, out[0]);
-    memory src = user_src, dst = user_dst;
+    st.bind(scratch, src_ptr, out[0], *this);
     if (src_pad_.active) {
-      src = memory(src_pad_.padded, eng, scratch + pad_src_offset_);
-      auto d = user_src_.dims(), p = src_pad_.padded.dims();
-      pad_nhwc_rows(pad_rows ? static_cast<const uint8_t *>(src_ptr) : nullptr,
-                    static_cast<uint8_t *>(src.get_data_handle()), d[0], d[1], d[2], d[3], p[2],
-                    p[3], src_pad_.top, src_pad_.left, src_pad_.fill,
-                    pad_rows && flip_src_sign_ ? 0x80 : 0);
-      if (!pad_rows) {
-        memory interior(src_pad_interior_, eng, src.get_data_handle());
-        src_pad_reorder_.execute(*ctx.stream, user_src, interior);
-      }
+      const auto &d = user_src_dims_, &p = src_pad_dims_;
+      pad_nhwc_rows(pad_rows_ ? static_cast<const uint8_t *>(src_ptr) : nullptr,
+                    scratch + pad_src_offset_, d[0], d[1], d[2], d[3], p[2], p[3], src_pad_.top,
+                    src_pad_.left, src_pad_.fill, pad_rows_ && flip_src_sign_ ? 0x80 : 0);
+      if (!pad_rows_) execute(src_pad_reorder_, ctx, st.src_pad_reorder_args);
     } else if (src_reorder_needed_) {
-      src = memory(pd_.src_desc(), eng, scratch + pad_offset_);
       if (src_blocked_loop_ || src_nhwc_loop_) {
-        auto d = user_src_.dims();
-        float *to = static_cast<float *>(src.get_data_handle());
+        const auto &d = user_src_dims_;
+        float *to = reinterpret_cast<float *>(scratch + pad_offset_);
         auto dequantize = [&](auto *from) {
           if (src_blocked_loop_)
             dequantize_to_nchw8c(from, to, d[0], d[1], d[2] * d[3], src_q_.scale,
@@ -395,24 +391,14 @@ class DnnlConvKernel : public Kernel {
         else
           dequantize(static_cast<const uint8_t *>(src_ptr));
       } else {
-        std::unordered_map<int, memory> rargs{{DNNL_ARG_FROM, user_src}, {DNNL_ARG_TO, src}};
-        if (src_q_.zero_point) rargs.insert({src_q_.zero_point_arg, *src_q_.zero_point});
-        src_reorder_.execute(*ctx.stream, rargs);
+        execute(src_reorder_, ctx, st.src_reorder_args);
       }
     }
-    if (dst_reorder_needed_) dst = memory(pd_.dst_desc(), eng, scratch + dst_offset_);
-    memory pad(pd_.scratchpad_desc(), eng, scratch);
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src},
-                                         {DNNL_ARG_WEIGHTS, *weights_},
-                                         {DNNL_ARG_DST, dst},
-                                         {DNNL_ARG_SCRATCHPAD, pad}};
-    if (bias_) args.insert({DNNL_ARG_BIAS, *bias_});
-    for (const auto &[arg, mem] : extra_args_) args.insert({arg, *mem});
-    conv_.execute(*ctx.stream, args);
+    execute(conv_, ctx, st.conv_args);
     if (dst_reorder_needed_ && dst_blocked_loop_) {
       ctx.stream->wait();
-      auto d = user_dst_.dims();
-      const float *from = static_cast<const float *>(dst.get_data_handle());
+      const auto &d = user_dst_dims_;
+      const float *from = reinterpret_cast<const float *>(scratch + dst_offset_);
       if (dst_q_.dtype == DType::i8)
         quantize_from_nchw8c(from, static_cast<int8_t *>(out[0]), d[0], d[1], d[2] * d[3],
                              dst_q_.scale, dst_q_.zero_point_value);
@@ -420,11 +406,84 @@ class DnnlConvKernel : public Kernel {
         quantize_from_nchw8c(from, static_cast<uint8_t *>(out[0]), d[0], d[1], d[2] * d[3],
                              dst_q_.scale, dst_q_.zero_point_value);
     } else if (dst_reorder_needed_) {
-      std::unordered_map<int, memory> rargs{{DNNL_ARG_FROM, dst}, {DNNL_ARG_TO, user_dst}};
-      if (dst_q_.zero_point) rargs.insert({dst_q_.zero_point_arg, *dst_q_.zero_point});
-      dst_reorder_.execute(*ctx.stream, rargs);
+      execute(dst_reorder_, ctx, st.dst_reorder_args);
     }
     ctx.stream->wait();
+  }
+
+ private:
+  // The memory objects and argument lists of one executor's runs, built on its first run:
+  // each run only points them at its buffers (set_data_handle) instead of creating them.
+  struct RunState final : KernelState {
+    memory user_src, user_dst;  // the caller's buffers
+    memory src, dst;            // what the convolution reads and writes, when in scratch
+    memory pad;                 // oneDNN's scratchpad
+    memory interior;            // the padded source's interior (SourcePad, not row by row)
+    std::vector<dnnl_exec_arg_t> conv_args, src_reorder_args, dst_reorder_args,
+        src_pad_reorder_args;
+
+    // Every handle, every run: the scratch buffer may move (an enclosing kernel hands each run
+    // its own), and oneDNN zero-fills a blocked layout's padding when a handle is set, as it
+    // did when these were created per run (other steps reuse the scratch in between).
+    void bind(uint8_t *scratch, void *src_ptr, void *dst_ptr, const DnnlConvKernel &k) {
+      user_src.set_data_handle(src_ptr);
+      user_dst.set_data_handle(dst_ptr);
+      pad.set_data_handle(scratch);
+      if (k.src_pad_.active) {
+        src.set_data_handle(scratch + k.pad_src_offset_);
+        if (!k.pad_rows_) interior.set_data_handle(scratch + k.pad_src_offset_);
+      } else if (k.src_reorder_needed_) {
+        src.set_data_handle(scratch + k.pad_offset_);
+      }
+      if (k.dst_reorder_needed_) dst.set_data_handle(scratch + k.dst_offset_);
+    }
+  };
+
+  std::unique_ptr<RunState> make_run_state(ExecContext &ctx) const {
+    auto &eng = *ctx.engine;
+    auto st = std::make_unique<RunState>();
+    // Created on a null buffer: bind() points every one at its buffer before each run.
+    st->user_src = memory(user_src_, eng, nullptr);
+    st->user_dst = memory(user_dst_, eng, nullptr);
+    st->src = st->user_src;
+    st->dst = st->user_dst;
+    if (src_pad_.active)
+      st->src = memory(src_pad_.padded, eng, nullptr);
+    else if (src_reorder_needed_)
+      st->src = memory(pd_.src_desc(), eng, nullptr);
+    if (dst_reorder_needed_) st->dst = memory(pd_.dst_desc(), eng, nullptr);
+    st->pad = memory(pd_.scratchpad_desc(), eng, nullptr);
+    st->conv_args = {{DNNL_ARG_SRC, st->src.get()},
+                     {DNNL_ARG_WEIGHTS, weights_->get()},
+                     {DNNL_ARG_DST, st->dst.get()},
+                     {DNNL_ARG_SCRATCHPAD, st->pad.get()}};
+    if (bias_) st->conv_args.push_back({DNNL_ARG_BIAS, bias_->get()});
+    for (const auto &[arg, mem] : extra_args_) st->conv_args.push_back({arg, mem->get()});
+    if (src_pad_.active && !pad_rows_) {
+      // The caller's source reordered into the padded buffer's interior (a descriptor with
+      // the padded strides and the interior's offset, on the padded buffer's handle).
+      st->interior = memory(src_pad_interior_, eng, nullptr);
+      st->src_pad_reorder_args = {{DNNL_ARG_FROM, st->user_src.get()},
+                                  {DNNL_ARG_TO, st->interior.get()}};
+    } else if (src_reorder_needed_ && !src_blocked_loop_ && !src_nhwc_loop_) {
+      st->src_reorder_args = {{DNNL_ARG_FROM, st->user_src.get()}, {DNNL_ARG_TO, st->src.get()}};
+      if (src_q_.zero_point)
+        st->src_reorder_args.push_back({src_q_.zero_point_arg, src_q_.zero_point->get()});
+    }
+    if (dst_reorder_needed_ && !dst_blocked_loop_) {
+      st->dst_reorder_args = {{DNNL_ARG_FROM, st->dst.get()}, {DNNL_ARG_TO, st->user_dst.get()}};
+      if (dst_q_.zero_point)
+        st->dst_reorder_args.push_back({dst_q_.zero_point_arg, dst_q_.zero_point->get()});
+    }
+    return st;
+  }
+
+  static void execute(const dnnl::primitive &prim, ExecContext &ctx,
+                      const std::vector<dnnl_exec_arg_t> &args) {
+    // The C call: the C++ one rebuilds an argument vector from a map on every run.
+    dnnl::error::wrap_c_api(dnnl_primitive_execute(prim.get(), ctx.stream->get(),
+                                                   static_cast<int>(args.size()), args.data()),
+                            "could not execute a primitive");
   }
 
  private:
@@ -444,6 +503,8 @@ class DnnlConvKernel : public Kernel {
   memory::desc src_pad_interior_;  // the caller's source inside the padded buffer
   dnnl::reorder src_pad_reorder_;
   size_t pad_src_offset_ = 0;
+  bool pad_rows_ = false;  // the source padded row by row (NHWC uint8), not reordered
+  memory::dims user_src_dims_, user_dst_dims_, src_pad_dims_;
 };
 
 dt dnnl_type(DType t) {

@@ -182,7 +182,7 @@ class ExecutorImpl final : public Executor {
       if (cg.output_bound[o]) value_ptr_[g.outputs[o]] = outputs[o];
     }
     omp_set_num_threads(program_->threads());
-    ExecContext ctx{scratch_.data(), &stream_, &cpu_engine()};
+    ExecContext ctx{scratch_.data(), &stream_, &cpu_engine(), nullptr, &kernel_states_};
     auto step_start = std::chrono::steady_clock::now();
     double step_cpu_start = profile_ ? thread_cpu_ms() : 0.0;
     for (size_t s = 0; s < cg.steps.size(); ++s) {
@@ -238,6 +238,7 @@ class ExecutorImpl final : public Executor {
   AlignedBuffer arena_;
   AlignedBuffer scratch_;
   dnnl::stream stream_;
+  KernelStates kernel_states_;  // this executor's, made on each kernel's first run
   std::vector<void *> value_ptr_;
   std::vector<std::vector<const void *>> in_ptrs_;
   std::vector<std::vector<void *>> out_ptrs_;

@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "axstream/error.h"
@@ -18,6 +19,30 @@ struct stream;
 
 namespace axstream::engine {
 
+class Kernel;
+
+// What a kernel keeps between its runs in one executor: objects costly to build on every run
+// (oneDNN memory objects and argument lists), rebound to the run's buffers each time.
+struct KernelState {
+  virtual ~KernelState() = default;
+};
+
+// One executor's kernel states, by kernel. Kernels are shared by the executors of a program;
+// their states are not, so executors on two threads never touch one state.
+class KernelStates {
+ public:
+  KernelState *find(const Kernel *kernel) const {
+    auto it = states_.find(kernel);
+    return it == states_.end() ? nullptr : it->second.get();
+  }
+  KernelState &insert(const Kernel *kernel, std::unique_ptr<KernelState> state) {
+    return *(states_[kernel] = std::move(state));
+  }
+
+ private:
+  std::unordered_map<const Kernel *, std::unique_ptr<KernelState>> states_;
+};
+
 // Per-executor state a kernel may use while running (never shared between threads).
 struct ExecContext {
   void *scratch = nullptr;  // at least Kernel::scratch_bytes, 64-byte aligned
@@ -26,7 +51,29 @@ struct ExecContext {
   // One per output of the running step: a kernel whose output shape depends on the input
   // values (OpContext::set_output_upper_bound) stores the shape it wrote there.
   Shape *output_shapes = nullptr;
+  // The executor's kernel states (kernel_state()); null where nothing keeps them (a one-off
+  // run at compile time), and the kernel then builds its state for that run alone.
+  KernelStates *states = nullptr;
+
+  // The context an enclosing kernel hands the kernel it runs: its own scratch, the same
+  // stream, engine and states.
+  ExecContext inner(void *inner_scratch) const {
+    return {inner_scratch, stream, engine, nullptr, states};
+  }
 };
+
+// The state `kernel` keeps in this executor, made by `make()` (returning
+// std::unique_ptr<State>) on its first run there; without ctx.states, made into `local`.
+template <typename State, typename Make>
+State &kernel_state(ExecContext &ctx, const Kernel *kernel, std::unique_ptr<KernelState> &local,
+                    Make &&make) {
+  if (ctx.states) {
+    if (KernelState *state = ctx.states->find(kernel)) return static_cast<State &>(*state);
+    return static_cast<State &>(ctx.states->insert(kernel, make()));
+  }
+  local = make();
+  return static_cast<State &>(*local);
+}
 
 class Kernel {
  public:

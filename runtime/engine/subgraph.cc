@@ -52,7 +52,7 @@ void Subgraph::run(ExecContext &ctx, uint8_t *workspace, const std::vector<const
     value_ptr[static_cast<size_t>(g.inputs[i])] = const_cast<void *>(inputs[input_source_[i]]);
   for (size_t o = 0; o < g.outputs.size(); ++o)
     if (cg.output_bound[o]) value_ptr[static_cast<size_t>(g.outputs[o])] = outputs[o];
-  ExecContext sub{workspace + arena_bytes_, ctx.stream, ctx.engine};
+  ExecContext sub = ctx.inner(workspace + arena_bytes_);
   std::vector<const void *> step_inputs;
   std::vector<void *> step_outputs;
   for (const Step &step : cg.steps) {

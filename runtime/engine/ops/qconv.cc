@@ -171,8 +171,7 @@ std::unique_ptr<Kernel> dequantizing_qconv(const DnnlConvParams &conv, const Con
       xf[i] = static_cast<float>(v - x_zero) * x_scale;
     }
     if (inner) {
-      ExecContext inner_ctx{static_cast<uint8_t *>(ec.scratch) + floats_bytes, ec.stream,
-                            ec.engine};
+      ExecContext inner_ctx = ec.inner(static_cast<uint8_t *>(ec.scratch) + floats_bytes);
       const void *inner_in[] = {xf, nullptr, nullptr};
       void *inner_out[] = {yf};
       inner->run(inner_ctx, inner_in, inner_out);
@@ -289,7 +288,7 @@ std::unique_ptr<Kernel> residual_qconv(OpContext &ctx, const DnnlConvParams &con
   const size_t inner_offset = (count + 63) / 64 * 64;
   auto k = make_kernel([=](ExecContext &ec, const void *const *in, void *const *o) {
     auto *conv_out = static_cast<uint8_t *>(ec.scratch);
-    ExecContext inner_ctx{conv_out + inner_offset, ec.stream, ec.engine};
+    ExecContext inner_ctx = ec.inner(conv_out + inner_offset);
     void *inner_out[] = {conv_out};
     inner->run(inner_ctx, in, inner_out);
     const auto n = static_cast<int64_t>(count);

@@ -1107,6 +1107,73 @@ TEST(Engine, ExecutorsOnSeveralThreadsAgree) {
   for (const auto &r : results) EXPECT_EQ(r, expected);
 }
 
+// The inputs of `program` filled from `seed`: floats in [-4, 4) by quarters, other dtypes
+// byte by byte.
+std::vector<std::vector<uint8_t>> seeded_inputs(const Program &program, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<std::vector<uint8_t>> inputs;
+  for (const auto &desc : program.inputs()) {
+    std::vector<uint8_t> bytes(desc.byte_size());
+    if (desc.dtype == DType::f32) {
+      for (size_t i = 0; i < desc.element_count(); ++i) {
+        float v = static_cast<float>(static_cast<int>(rng() % 32) - 16) * 0.25f;
+        std::memcpy(bytes.data() + i * sizeof v, &v, sizeof v);
+      }
+    } else {
+      for (auto &b : bytes) b = static_cast<uint8_t>(rng());
+    }
+    inputs.push_back(std::move(bytes));
+  }
+  return inputs;
+}
+
+// Runs `executor` on `inputs` into fresh output buffers and returns them.
+std::vector<std::vector<uint8_t>> run_into_new_buffers(
+    Executor &executor, const Program &program, const std::vector<std::vector<uint8_t>> &inputs) {
+  std::vector<const void *> in_ptrs;
+  for (const auto &in : inputs) in_ptrs.push_back(in.data());
+  std::vector<std::vector<uint8_t>> outputs;
+  std::vector<void *> out_ptrs;
+  for (const auto &desc : program.outputs()) outputs.emplace_back(desc.byte_size());
+  for (auto &out : outputs) out_ptrs.push_back(out.data());
+  executor.run(in_ptrs, out_ptrs);
+  return outputs;
+}
+
+// An executor keeps its kernels' oneDNN memory objects between runs (KernelStates): each run
+// must still read and write that run's buffers, and two executors of one program on two threads
+// must not see each other's, whatever layouts and reorders the convolutions chose.
+TEST(Engine, ExecutorsKeepingKernelStateFollowEachRunsBuffersOnTwoThreads) {
+  for (const char *name : {"conv_grouped_strided_padded_dilated", "conv_relu_1x1_batch2",
+                           "qdq_conv_relu_int8", "qdq_conv_uint8_grouped_clip_7bit_weights",
+                           "qlinearconv_uint8_x_int8_per_channel_weights"}) {
+    SCOPED_TRACE(name);
+    auto program = Program::from_file(cases_dir() + "/" + name + "/model.onnx");
+    const std::vector<std::vector<uint8_t>> inputs[2] = {seeded_inputs(*program, 1),
+                                                         seeded_inputs(*program, 2)};
+    // Each expected output from an executor run once, on its own.
+    const std::vector<std::vector<uint8_t>> expected[2] = {
+        run_into_new_buffers(*program->make_executor(), *program, inputs[0]),
+        run_into_new_buffers(*program->make_executor(), *program, inputs[1])};
+    ASSERT_NE(expected[0], expected[1]) << "the two inputs should give different outputs";
+    std::vector<std::vector<std::vector<uint8_t>>> results[2];
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 2; ++t)
+      threads.emplace_back([&, t] {
+        auto executor = program->make_executor();
+        // The thread's inputs alternate, each run into new buffers (new input copies too).
+        for (int i = 0; i < 8; ++i) {
+          auto copy = inputs[(t + i) % 2];
+          results[t].push_back(run_into_new_buffers(*executor, *program, copy));
+        }
+      });
+    for (auto &thread : threads) thread.join();
+    for (int t = 0; t < 2; ++t)
+      for (int i = 0; i < 8; ++i)
+        EXPECT_EQ(results[t][i], expected[(t + i) % 2]) << "thread " << t << ", run " << i;
+  }
+}
+
 // Compiles `bytes` with residual adds fused into convolutions as sum post-ops (the default,
 // AXSTREAM_ENGINE_SUM_POSTOP=1) or not (=0).
 std::shared_ptr<const Program> compile_with_sum_postops(const std::string &bytes,
