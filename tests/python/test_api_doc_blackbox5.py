@@ -115,6 +115,13 @@ def reference_io(package_dir, model):
     return ins, outs
 
 
+def assert_runs_to(instance, inputs, expected):
+    """Run `instance` on `inputs` into a fresh zeroed output and expect `expected` exactly."""
+    out = np.zeros_like(expected)
+    instance.run(inputs, [out])
+    np.testing.assert_array_equal(out, expected)
+
+
 def zeros_like_infos(infos):
     return [np.zeros(info.shape, dtype=info.dtype) for info in infos]
 
@@ -374,9 +381,7 @@ def test_one_model_loads_onto_several_connections(axr, package):
                      for _ in range(4)]
         inputs, (expected,) = reference_io(directory, model)
         for instance in instances:
-            out = np.zeros_like(expected)
-            instance.run(inputs, [out])
-            np.testing.assert_array_equal(out, expected)
+            assert_runs_to(instance, inputs, expected)
 
 
 def test_load_model_instance_accepts_every_documented_kwarg_at_its_default(axr, package):
@@ -388,9 +393,7 @@ def test_load_model_instance_accepts_every_documented_kwarg_at_its_default(axr, 
             host_profiling=0, output_dmabuf=0, double_buffer=0, elf_in_ddr=1)
         assert isinstance(instance, axr.ModelInstance) and isinstance(instance, axr.Object)
         inputs, (expected,) = reference_io(directory, model)
-        out = np.zeros_like(expected)
-        instance.run(inputs, [out])
-        np.testing.assert_array_equal(out, expected)
+        assert_runs_to(instance, inputs, expected)
 
 
 def test_load_model_instance_rejects_an_unknown_kwarg(axr, package):
@@ -412,9 +415,7 @@ def test_batched_model_runs_on_as_many_sub_devices_as_its_batch(axr, package):
         instance = connection.load_model_instance(model, num_sub_devices=batch,
                                                   aipu_cores=batch)
         inputs, (expected,) = reference_io(directory, model)
-        out = np.zeros_like(expected)
-        instance.run(inputs, [out])
-        np.testing.assert_array_equal(out, expected)
+        assert_runs_to(instance, inputs, expected)
 
 
 def test_input_dmabuf_instance_refuses_numpy_arrays(axr, package):
@@ -529,9 +530,7 @@ def test_connection_release_releases_its_instances_but_not_the_model(axr, packag
             instance.run(inputs, [np.zeros_like(expected)])
         # the model is the context's child, not the connection's: still loadable
         fresh = context.device_connect(None, 4).load_model_instance(model)
-        out = np.zeros_like(expected)
-        fresh.run(inputs, [out])
-        np.testing.assert_array_equal(out, expected)
+        assert_runs_to(fresh, inputs, expected)
 
 
 def test_model_instance_release_leaves_its_connection_usable(axr, package):
@@ -545,9 +544,7 @@ def test_model_instance_release_leaves_its_connection_usable(axr, package):
         with pytest.raises(documented_errors(axr)):
             first.run(inputs, [np.zeros_like(expected)])
         second = connection.load_model_instance(model)
-        out = np.zeros_like(expected)
-        second.run(inputs, [out])
-        np.testing.assert_array_equal(out, expected)
+        assert_runs_to(second, inputs, expected)
 
 
 RESERVE_IN_CHILD = r"""
@@ -678,9 +675,7 @@ def test_program_enumerates_devices_and_picks_one_by_name(axr, monkeypatch, pack
         model = ctx.load_model(model_path(directory))
         instance = connection.load_model_instance(model)
         ins, (expected,) = reference_io(directory, model)
-        out = np.zeros_like(expected)
-        instance.run(ins, [out])
-        np.testing.assert_array_equal(out, expected)
+        assert_runs_to(instance, ins, expected)
         # all four cores of metis-0:2:0 are held; metis-0:1:0 is still free
         with pytest.raises(axr.DeviceInUse) as caught:
             ctx.device_connect(device, 1)
@@ -1194,9 +1189,7 @@ def test_tensor_infos_handed_out_are_copies(axr, package):
         assert model.inputs()[0].padding == [(0, 0), (0, 0), (0, 0), (0, 1)]
         assert model.properties["input_tensor_layout"] == "NHWC"
         inputs, (expected,) = reference_io(directory, model)
-        out = np.zeros_like(expected)
-        instance.run(inputs, [out])
-        np.testing.assert_array_equal(out, expected)
+        assert_runs_to(instance, inputs, expected)
 
 
 def test_tensor_info_device_info_and_errors_survive_pickling(axr, package):
