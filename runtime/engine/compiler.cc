@@ -1,6 +1,7 @@
 #include "compiler.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <dnnl.hpp>
 #include <map>
 #include <sstream>
@@ -14,6 +15,11 @@ namespace axstream::engine {
 dnnl::engine &cpu_engine() {
   static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   return engine;
+}
+
+bool setting_not_zero(const char *name) {
+  const char *env = std::getenv(name);
+  return !env || std::string(env) != "0";
 }
 
 namespace {

@@ -42,4 +42,8 @@ void infer_and_fold(Graph &graph, size_t max_tensor_bytes, bool allow_data_depen
 // The oneDNN CPU engine shared by every program (created once).
 dnnl::engine &cpu_engine();
 
+// An engine setting that is on unless the environment variable `name` is "0" (read at each
+// compile, so tests can build programs with and without it side by side).
+bool setting_not_zero(const char *name);
+
 }  // namespace axstream::engine

@@ -541,11 +541,6 @@ SourcePad zero_point_pad(const DnnlConvParams &p, int32_t src_zero_point) {
   return pad;
 }
 
-bool setting_is_zero(const char *name) {
-  const char *env = std::getenv(name);
-  return env && std::string(env) == "0";
-}
-
 bool has_padding(const DnnlConvParams &p) {
   for (size_t i = 0; i < p.pad_begin.size(); ++i)
     if (p.pad_begin[i] != 0 || p.pad_end[i] != 0) return true;
@@ -713,7 +708,7 @@ std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &
     // Unpadded (or so padded), the zero point folds into the bias where that is exact.
     std::vector<float> bias_acc = q.bias_acc;
     const bool folded = src_zero_point != 0 && (padded || !has_padding(p)) &&
-                        !setting_is_zero("AXSTREAM_ENGINE_ZP_FOLD") &&
+                        setting_not_zero("AXSTREAM_ENGINE_ZP_FOLD") &&
                         fold_source_zero_point(weights, src_zero_point, bias_acc);
     if (folded) attr_src_zero_point = 0;
     auto pd = primitive_desc(q.sum.active, true, padded);

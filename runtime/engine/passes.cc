@@ -1811,10 +1811,7 @@ std::vector<int> layout_neutral_float_values(const Graph &g, const Node &n) {
 // Whether the float side of the int8 NHWC boundary may be kept NHWC too: on unless
 // AXSTREAM_ENGINE_FLOAT_NHWC=0 (then it stays NCHW, as before; the same bytes either way).
 // Read at each compile.
-bool float_nhwc_enabled() {
-  const char *env = std::getenv("AXSTREAM_ENGINE_FLOAT_NHWC");
-  return !env || std::string(env) != "0";
-}
+bool float_nhwc_enabled() { return setting_not_zero("AXSTREAM_ENGINE_FLOAT_NHWC"); }
 
 // The float 4-D values that may be kept NHWC with the int8 ones around them (a mixed-precision
 // model's float blocks): made by a DequantizeLinear of an NHWC int8 value, a float Conv or a
@@ -2084,12 +2081,6 @@ void mark_nhwc_activations(Graph &g, const std::set<int> &nhwc, const std::set<i
     if (nhwc.count(n.inputs[0])) n.attrs["_src_nhwc"] = int_attr(1);
     if (nhwc.count(n.outputs[0])) n.attrs["_dst_nhwc"] = int_attr(1);
   }
-}
-
-// An engine setting that is on unless the environment sets it to "0".
-bool setting_not_zero(const char *name) {
-  const char *env = std::getenv(name);
-  return !env || std::string(env) != "0";
 }
 
 // Whether int8 activations may be kept NHWC: always, unless AXSTREAM_ENGINE_NHWC=0 (the NCHW
