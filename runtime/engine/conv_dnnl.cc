@@ -12,6 +12,7 @@
 
 #include "compiler.h"
 #include "cpu_features.h"
+#include "parallel.h"
 #include "residual_sum_chain.h"
 
 namespace axstream::engine {
@@ -187,8 +188,10 @@ void for_each_channel_block(const From *src, To *dst, int64_t n, int64_t c, int6
                             Convert convert) {
   int64_t blocks = n * (c / 8);
   int64_t hw8 = cpu_allows_avx2_fma() ? hw / 8 * 8 : 0;
-#pragma omp parallel for schedule(static)
-  for (int64_t b = 0; b < blocks; ++b) convert(src + b * 8 * hw, dst + b * 8 * hw, hw8);
+  parallel_for(
+      blocks, worth_splitting(), [&](int64_t b) __attribute__((always_inline)) {
+        convert(src + b * 8 * hw, dst + b * 8 * hw, hw8);
+      });
 }
 
 template <typename Q>
@@ -230,13 +233,13 @@ void quantize_from_nchw8c(const float *src, Q *dst, int64_t n, int64_t c, int64_
 template <typename Q>
 void dequantize_to_nhwc(const Q *src, float *dst, int64_t n, int64_t c, int64_t hw, float scale,
                         int32_t zero_point) {
-#pragma omp parallel for schedule(static)
-  for (int64_t p = 0; p < n * hw; ++p) {
-    const Q *in = src + p / hw * c * hw + p % hw;
-    float *out = dst + p * c;
-    for (int64_t k = 0; k < c; ++k)
-      out[k] = static_cast<float>(static_cast<int32_t>(in[k * hw]) - zero_point) * scale;
-  }
+  parallel_for(
+      n * hw, worth_splitting(), [&](int64_t p) __attribute__((always_inline)) {
+        const Q *in = src + p / hw * c * hw + p % hw;
+        float *out = dst + p * c;
+        for (int64_t k = 0; k < c; ++k)
+          out[k] = static_cast<float>(static_cast<int32_t>(in[k * hw]) - zero_point) * scale;
+      });
 }
 
 bool is_nhwc_f32(const memory::desc &d) {
@@ -274,25 +277,25 @@ void pad_nhwc_rows(const uint8_t *from, uint8_t *to, int64_t n, int64_t c, int64
                    int64_t padded_h, int64_t padded_w, int64_t top, int64_t left, uint8_t fill,
                    uint8_t flip) {
   const int64_t row = padded_w * c, right = (padded_w - left - w) * c;
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < n * padded_h; ++r) {
-    uint8_t *out = to + r * row;
-    const int64_t y = r % padded_h - top;
-    if (y < 0 || y >= h) {
-      std::memset(out, fill, static_cast<size_t>(row));
-      continue;
-    }
-    std::memset(out, fill, static_cast<size_t>(left * c));
-    std::memset(out + (left + w) * c, fill, static_cast<size_t>(right));
-    if (!from) continue;
-    const uint8_t *in = from + ((r / padded_h) * h + y) * w * c;
-    uint8_t *interior = out + left * c;
-    if (flip == 0) {
-      std::memcpy(interior, in, static_cast<size_t>(w * c));
-    } else {
-      for (int64_t i = 0; i < w * c; ++i) interior[i] = in[i] ^ flip;
-    }
-  }
+  parallel_for(
+      n * padded_h, worth_splitting(), [&](int64_t r) __attribute__((always_inline)) {
+        uint8_t *out = to + r * row;
+        const int64_t y = r % padded_h - top;
+        if (y < 0 || y >= h) {
+          std::memset(out, fill, static_cast<size_t>(row));
+          return;
+        }
+        std::memset(out, fill, static_cast<size_t>(left * c));
+        std::memset(out + (left + w) * c, fill, static_cast<size_t>(right));
+        if (!from) return;
+        const uint8_t *in = from + ((r / padded_h) * h + y) * w * c;
+        uint8_t *interior = out + left * c;
+        if (flip == 0) {
+          std::memcpy(interior, in, static_cast<size_t>(w * c));
+        } else {
+          for (int64_t i = 0; i < w * c; ++i) interior[i] = in[i] ^ flip;
+        }
+      });
 }
 
 // Runs a convolution primitive between plain NCHW caller buffers, reordering the activations

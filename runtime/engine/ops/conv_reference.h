@@ -2,6 +2,7 @@
 // dilations), and the geometry the float and integer convolutions share.
 #pragma once
 
+#include "../parallel.h"
 #include "common.h"
 
 namespace axstream::engine {
@@ -52,46 +53,42 @@ template <typename T, typename Finish>
 void conv_direct(const ConvShape &s, const T *x, const T *wt, const T *bias, T *y, Finish finish) {
   int64_t cg = s.c / s.group, mg = s.m / s.group;
   int64_t hw = s.h * s.w, ohw = s.oh * s.ow;
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t n = 0; n < s.n; ++n) {
-    for (int64_t m = 0; m < s.m; ++m) {
-      int64_t g = m / mg;
-      T *volume = y + (n * s.m + m) * s.od * ohw;
-      std::fill(volume, volume + s.od * ohw, bias ? bias[m] : T(0));
-      for (int64_t oz = 0; oz < s.od; ++oz) {
-        T *out = volume + oz * ohw;
-        for (int64_t ci = 0; ci < cg; ++ci) {
-          for (int64_t kz = 0; kz < s.kd; ++kz) {
-            int64_t iz = oz * s.sd - s.pf + kz * s.dd;
-            if (iz < 0 || iz >= s.d) continue;
-            const T *in = x + ((n * s.c + g * cg + ci) * s.d + iz) * hw;
-            const T *wk = wt + ((m * cg + ci) * s.kd + kz) * s.kh * s.kw;
-            for (int64_t ky = 0; ky < s.kh; ++ky) {
-              for (int64_t kx = 0; kx < s.kw; ++kx) {
-                T wv = wk[ky * s.kw + kx];
-                int64_t xoff = kx * s.dw - s.pl;
-                // ow range with 0 <= ow*sw + xoff < w
-                int64_t ow_lo = xoff >= 0 ? 0 : (-xoff + s.sw - 1) / s.sw;
-                int64_t ow_hi =
-                    s.w - xoff <= 0 ? 0 : std::min(s.ow, (s.w - xoff + s.sw - 1) / s.sw);
-                for (int64_t oy = 0; oy < s.oh; ++oy) {
-                  int64_t iy = oy * s.sh - s.pt + ky * s.dh;
-                  if (iy < 0 || iy >= s.h) continue;
-                  const T *row = in + iy * s.w + xoff;
-                  T *orow = out + oy * s.ow;
-                  if (s.sw == 1)
-                    for (int64_t ox = ow_lo; ox < ow_hi; ++ox) orow[ox] += wv * row[ox];
-                  else
-                    for (int64_t ox = ow_lo; ox < ow_hi; ++ox) orow[ox] += wv * row[ox * s.sw];
-                }
+  parallel_for_2d(s.n, s.m, worth_splitting(), [&](int64_t n, int64_t m) {
+    int64_t g = m / mg;
+    T *volume = y + (n * s.m + m) * s.od * ohw;
+    std::fill(volume, volume + s.od * ohw, bias ? bias[m] : T(0));
+    for (int64_t oz = 0; oz < s.od; ++oz) {
+      T *out = volume + oz * ohw;
+      for (int64_t ci = 0; ci < cg; ++ci) {
+        for (int64_t kz = 0; kz < s.kd; ++kz) {
+          int64_t iz = oz * s.sd - s.pf + kz * s.dd;
+          if (iz < 0 || iz >= s.d) continue;
+          const T *in = x + ((n * s.c + g * cg + ci) * s.d + iz) * hw;
+          const T *wk = wt + ((m * cg + ci) * s.kd + kz) * s.kh * s.kw;
+          for (int64_t ky = 0; ky < s.kh; ++ky) {
+            for (int64_t kx = 0; kx < s.kw; ++kx) {
+              T wv = wk[ky * s.kw + kx];
+              int64_t xoff = kx * s.dw - s.pl;
+              // ow range with 0 <= ow*sw + xoff < w
+              int64_t ow_lo = xoff >= 0 ? 0 : (-xoff + s.sw - 1) / s.sw;
+              int64_t ow_hi = s.w - xoff <= 0 ? 0 : std::min(s.ow, (s.w - xoff + s.sw - 1) / s.sw);
+              for (int64_t oy = 0; oy < s.oh; ++oy) {
+                int64_t iy = oy * s.sh - s.pt + ky * s.dh;
+                if (iy < 0 || iy >= s.h) continue;
+                const T *row = in + iy * s.w + xoff;
+                T *orow = out + oy * s.ow;
+                if (s.sw == 1)
+                  for (int64_t ox = ow_lo; ox < ow_hi; ++ox) orow[ox] += wv * row[ox];
+                else
+                  for (int64_t ox = ow_lo; ox < ow_hi; ++ox) orow[ox] += wv * row[ox * s.sw];
               }
             }
           }
         }
       }
-      finish(volume, s.od * ohw);
     }
-  }
+    finish(volume, s.od * ohw);
+  });
 }
 
 inline void conv_reference(const ConvShape &s, const float *x, const float *wt, const float *bias,

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "../conv_dnnl.h"
+#include "../parallel.h"
 #include "common.h"
 
 namespace axstream::engine {
@@ -204,15 +205,14 @@ std::unique_ptr<Kernel> compile_conv_transpose(OpContext &ctx) {
                                 ", N=" + std::to_string(pixels) + ", K=" + std::to_string(g.cg) +
                                 ") returned dnnl status " + std::to_string(int(status)) +
                                 ", expected dnnl_success");
-#pragma omp parallel for schedule(static)
-          for (int64_t ocg = 0; ocg < g.mg; ++ocg) {
+          parallel_for(g.mg, worth_splitting(), [&](int64_t ocg) {
             int64_t oc = group * g.mg + ocg;
             float *yc = y + (image * g.m + oc) * out_volume;
             const float *channel_columns = columns + ocg * taps * pixels;
             float bias = b ? b[oc] : 0.f;
             if (tiles) {
               place_tiles(g, channel_columns, pixels, bias, yc);
-              continue;
+              return;
             }
             std::fill(yc, yc + out_volume, bias);
             int64_t tap[3];
@@ -222,7 +222,7 @@ std::unique_ptr<Kernel> compile_conv_transpose(OpContext &ctx) {
                   int64_t t = (tap[0] * g.kernel[1] + tap[1]) * g.kernel[2] + tap[2];
                   scatter_tap(g, tap, channel_columns + t * pixels, 1.f, yc);
                 }
-          }
+          });
         }
     });
     k->scratch_bytes = static_cast<size_t>(rows * pixels) * sizeof(float);
@@ -238,25 +238,23 @@ std::unique_ptr<Kernel> compile_conv_transpose(OpContext &ctx) {
     const float *b = has_bias ? static_cast<const float *>(in[2]) : nullptr;
     float *y = static_cast<float *>(o[0]);
     int64_t out_volume = g.out_volume();
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t image = 0; image < g.n; ++image)
-      for (int64_t oc = 0; oc < g.m; ++oc) {
-        int64_t group = oc / g.mg, ocg = oc % g.mg;
-        float *yc = y + (image * g.m + oc) * out_volume;
-        std::fill(yc, yc + out_volume, b ? b[oc] : 0.f);
-        for (int64_t c = 0; c < g.cg; ++c) {
-          int64_t ic = group * g.cg + c;
-          const float *xc = x + (image * g.c + ic) * pixels;
-          const float *wc = wt + (ic * g.mg + ocg) * taps;
-          int64_t tap[3];
-          for (tap[0] = 0; tap[0] < g.kernel[0]; ++tap[0])
-            for (tap[1] = 0; tap[1] < g.kernel[1]; ++tap[1])
-              for (tap[2] = 0; tap[2] < g.kernel[2]; ++tap[2]) {
-                int64_t t = (tap[0] * g.kernel[1] + tap[1]) * g.kernel[2] + tap[2];
-                scatter_tap(g, tap, xc, wc[t], yc);
-              }
-        }
+    parallel_for_2d(g.n, g.m, worth_splitting(), [&](int64_t image, int64_t oc) {
+      int64_t group = oc / g.mg, ocg = oc % g.mg;
+      float *yc = y + (image * g.m + oc) * out_volume;
+      std::fill(yc, yc + out_volume, b ? b[oc] : 0.f);
+      for (int64_t c = 0; c < g.cg; ++c) {
+        int64_t ic = group * g.cg + c;
+        const float *xc = x + (image * g.c + ic) * pixels;
+        const float *wc = wt + (ic * g.mg + ocg) * taps;
+        int64_t tap[3];
+        for (tap[0] = 0; tap[0] < g.kernel[0]; ++tap[0])
+          for (tap[1] = 0; tap[1] < g.kernel[1]; ++tap[1])
+            for (tap[2] = 0; tap[2] < g.kernel[2]; ++tap[2]) {
+              int64_t t = (tap[0] * g.kernel[1] + tap[1]) * g.kernel[2] + tap[2];
+              scatter_tap(g, tap, xc, wc[t], yc);
+            }
       }
+    });
   });
   k->macs = macs;
   return k;

@@ -3,6 +3,7 @@
 
 #include "../conv_dnnl.h"
 #include "../float16.h"
+#include "../parallel.h"
 
 namespace axstream::engine {
 namespace {
@@ -15,15 +16,14 @@ void sgemm(bool use_dnnl, int64_t m, int64_t n, int64_t k, const float *a, int64
   if (use_dnnl && m > 0 && n > 0 && k > 0 &&
       dnnl_sgemm('N', 'N', m, n, k, 1.f, a, lda, b, ldb, 1.f, c, ldc) == dnnl_success)
     return;
-#pragma omp parallel for schedule(static) if (m * n * k > 32768)
-  for (int64_t i = 0; i < m; ++i) {
+  parallel_for(m, worth_splitting(m * n * k, 32768), [&](int64_t i) {
     float *crow = c + i * ldc;
     for (int64_t p = 0; p < k; ++p) {
       float av = a[i * lda + p];
       const float *brow = b + p * ldb;
       for (int64_t j = 0; j < n; ++j) crow[j] += av * brow[j];
     }
-  }
+  });
 }
 
 // The epilogue half_compute's fuse_half_bias_add gives a float16/bfloat16 model's MatMul/Gemm

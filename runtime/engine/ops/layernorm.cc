@@ -2,6 +2,7 @@
 // decomposed ReduceMean-Sub-Pow-ReduceMean-Add-Sqrt-Div-[Mul]-[Add] form older exporters write)
 // InstanceNormalization and MeanVarianceNormalization. Statistics in float, one pass over each
 // normalised row (MVN: one pass over the input for both moments).
+#include "../parallel.h"
 #include "common.h"
 
 namespace axstream::engine {
@@ -44,8 +45,7 @@ std::unique_ptr<Kernel> compile_layer_norm(OpContext &ctx) {
     const float *scale = static_cast<const float *>(in[1]);
     const float *bias = has_bias ? static_cast<const float *>(in[2]) : nullptr;
     float *y = static_cast<float *>(o[0]);
-#pragma omp parallel for schedule(static) if (rows * len > 65536)
-    for (int64_t r = 0; r < rows; ++r) {
+    parallel_for(rows, worth_splitting(rows * len, 65536), [&](int64_t r) {
       const float *xr = x + r * len;
       float *yr = y + r * len;
       float mean = 0.f;
@@ -61,7 +61,7 @@ std::unique_ptr<Kernel> compile_layer_norm(OpContext &ctx) {
       }
       if (outputs > 1 && o[1]) static_cast<float *>(o[1])[r] = mean;
       if (outputs > 2 && o[2]) static_cast<float *>(o[2])[r] = inv_std;
-    }
+    });
   });
   k->macs = static_cast<uint64_t>(rows * len * 4);
   k->impl = "one-pass layer norm";

@@ -1,5 +1,6 @@
 // LRN (local response normalisation across channels, AlexNet/GoogLeNet/CaffeNet exports):
 // y = x / (bias + alpha / size * sum of x^2 over `size` neighbouring channels)^beta.
+#include "../parallel.h"
 #include "common.h"
 
 namespace axstream::engine {
@@ -25,22 +26,20 @@ std::unique_ptr<Kernel> compile_lrn(OpContext &ctx) {
   auto k = make_kernel([=](ExecContext &, const void *const *in, void *const *o) {
     const float *x = static_cast<const float *>(in[0]);
     float *y = static_cast<float *>(o[0]);
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t n = 0; n < batch; ++n)
-      for (int64_t c = 0; c < channels; ++c) {
-        int64_t first = std::max<int64_t>(0, c - before);
-        int64_t last = std::min(channels - 1, c + after);
-        const float *xc = x + (n * channels + c) * plane;
-        float *yc = y + (n * channels + c) * plane;
-        for (int64_t p = 0; p < plane; ++p) {
-          float square_sum = 0.f;
-          for (int64_t j = first; j <= last; ++j) {
-            float v = x[(n * channels + j) * plane + p];
-            square_sum += v * v;
-          }
-          yc[p] = xc[p] / std::pow(bias + scale * square_sum, beta);
+    parallel_for_2d(batch, channels, worth_splitting(), [&](int64_t n, int64_t c) {
+      int64_t first = std::max<int64_t>(0, c - before);
+      int64_t last = std::min(channels - 1, c + after);
+      const float *xc = x + (n * channels + c) * plane;
+      float *yc = y + (n * channels + c) * plane;
+      for (int64_t p = 0; p < plane; ++p) {
+        float square_sum = 0.f;
+        for (int64_t j = first; j <= last; ++j) {
+          float v = x[(n * channels + j) * plane + p];
+          square_sum += v * v;
         }
+        yc[p] = xc[p] / std::pow(bias + scale * square_sum, beta);
       }
+    });
   });
   k->macs = static_cast<uint64_t>(batch * channels * plane * size);
   return k;

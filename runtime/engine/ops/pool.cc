@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include "../cpu_features.h"
+#include "../parallel.h"
 #include "common.h"
 
 namespace axstream::engine {
@@ -67,27 +68,26 @@ __attribute__((always_inline)) inline void for_each_tap_2d(const PoolShape &s, i
 template <typename T, typename Acc, typename Reduce, typename Store>
 void pool_windows(const PoolShape &s, const T *x, Acc init, Reduce reduce, Store store) {
   int64_t hw = s.h * s.w, ohw = s.oh * s.ow;
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t p = 0; p < s.planes; ++p)
-    for (int64_t oz = 0; oz < s.od; ++oz) {
-      const T *in = x + p * s.d * hw;
-      int64_t out = (p * s.od + oz) * ohw;
-      for (int64_t oy = 0; oy < s.oh; ++oy)
-        for (int64_t ox = 0; ox < s.ow; ++ox) {
-          Acc acc = init;
-          int64_t taps = 0;
-          for (int64_t kz = 0; kz < s.kd; ++kz) {
-            int64_t iz = oz * s.sd - s.pf + kz * s.dd;
-            if (iz < 0 || iz >= s.d) continue;
-            for_each_tap_2d(
-                s, oy, ox, [&](int64_t iy, int64_t ix) __attribute__((always_inline)) {
-                  acc = reduce(acc, in[iz * hw + iy * s.w + ix], iz, iy, ix);
-                  ++taps;
-                });
+  parallel_for_2d(
+      s.planes, s.od, worth_splitting(), [&](int64_t p, int64_t oz) __attribute__((always_inline)) {
+        const T *in = x + p * s.d * hw;
+        int64_t out = (p * s.od + oz) * ohw;
+        for (int64_t oy = 0; oy < s.oh; ++oy)
+          for (int64_t ox = 0; ox < s.ow; ++ox) {
+            Acc acc = init;
+            int64_t taps = 0;
+            for (int64_t kz = 0; kz < s.kd; ++kz) {
+              int64_t iz = oz * s.sd - s.pf + kz * s.dd;
+              if (iz < 0 || iz >= s.d) continue;
+              for_each_tap_2d(
+                  s, oy, ox, [&](int64_t iy, int64_t ix) __attribute__((always_inline)) {
+                    acc = reduce(acc, in[iz * hw + iy * s.w + ix], iz, iy, ix);
+                    ++taps;
+                  });
+            }
+            store(out + oy * s.ow + ox, acc, taps, oz, oy, ox);
           }
-          store(out + oy * s.ow + ox, acc, taps, oz, oy, ox);
-        }
-    }
+      });
 }
 
 template <typename T>
@@ -130,19 +130,19 @@ void max_pool_with_indices(const PoolShape &s, bool column_major, const T *x, T 
 template <typename T>
 void max_pool_nhwc(const PoolShape &s, int64_t images, int64_t channels, const T *x, T *y) {
   const T lowest = std::is_floating_point_v<T> ? -INFINITY : std::numeric_limits<T>::lowest();
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t n = 0; n < images; ++n)
-    for (int64_t oy = 0; oy < s.oh; ++oy)
-      for (int64_t ox = 0; ox < s.ow; ++ox) {
-        T *out = y + ((n * s.oh + oy) * s.ow + ox) * channels;
-        std::fill(out, out + channels, lowest);
-        // By value: the stores through `out` (bytes, which may alias anything) would otherwise
-        // reload the channel count every element.
-        for_each_tap_2d(s, oy, ox, [&s, x, n, channels, out](int64_t iy, int64_t ix) {
-          const T *in = x + ((n * s.h + iy) * s.w + ix) * channels;
-          for (int64_t c = 0; c < channels; ++c) out[c] = std::max(out[c], in[c]);
-        });
-      }
+  parallel_for_2d(
+      images, s.oh, worth_splitting(), [&](int64_t n, int64_t oy) __attribute__((always_inline)) {
+        for (int64_t ox = 0; ox < s.ow; ++ox) {
+          T *out = y + ((n * s.oh + oy) * s.ow + ox) * channels;
+          std::fill(out, out + channels, lowest);
+          // By value: the stores through `out` (bytes, which may alias anything) would otherwise
+          // reload the channel count every element.
+          for_each_tap_2d(s, oy, ox, [&s, x, n, channels, out](int64_t iy, int64_t ix) {
+            const T *in = x + ((n * s.h + iy) * s.w + ix) * channels;
+            for (int64_t c = 0; c < channels; ++c) out[c] = std::max(out[c], in[c]);
+          });
+        }
+      });
 }
 
 // The 2x2, stride-2 windows without padding that lie inside the input (BlazeFace's and most
@@ -189,16 +189,14 @@ void max_pool_nhwc_2x2(const PoolShape &s, int64_t images, int64_t channels, con
   static_assert(std::is_integral_v<T> && sizeof(T) == 1);
   const int64_t row = s.w * channels;
   const bool avx512 = cpu_allows_avx512bw();
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t n = 0; n < images; ++n)
-    for (int64_t oy = 0; oy < s.oh; ++oy) {
-      const T *top = x + (n * s.h + 2 * oy) * row;
-      T *out = y + (n * s.oh + oy) * s.ow * channels;
-      if (avx512)
-        max_row_2x2_avx512(top, top + row, out, s.ow, channels);
-      else
-        max_row_2x2(top, top + row, out, s.ow, channels);
-    }
+  parallel_for_2d(images, s.oh, worth_splitting(), [&](int64_t n, int64_t oy) {
+    const T *top = x + (n * s.h + 2 * oy) * row;
+    T *out = y + (n * s.oh + oy) * s.ow * channels;
+    if (avx512)
+      max_row_2x2_avx512(top, top + row, out, s.ow, channels);
+    else
+      max_row_2x2(top, top + row, out, s.ow, channels);
+  });
 }
 
 // Window positions along one dim inside [0, size + pad_end), stepping by dilation: what

@@ -20,6 +20,7 @@
 #include <cstring>
 
 #include "../cpu_features.h"
+#include "../parallel.h"
 #include "byte_lookup.h"
 #include "common.h"
 
@@ -69,38 +70,39 @@ struct Part {
 void concat_parts(const std::vector<Part> &parts, int64_t outer, int64_t out_bytes, bool avx512,
                   const void *const *in, uint8_t *y) {
   const int64_t blocks = (outer + kStepsPerBlock - 1) / kStepsPerBlock;
-#pragma omp parallel for schedule(static) if (blocks > 1 && outer * out_bytes > (1 << 16))
-  for (int64_t block = 0; block < blocks; ++block) {
-    const int64_t first = block * kStepsPerBlock;
-    const int64_t steps = std::min(kStepsPerBlock, outer - first);
-    for (size_t i = 0; i < parts.size(); ++i) {
-      const Part &p = parts[i];
-      const uint8_t *x = static_cast<const uint8_t *>(in[i]) + first * p.bytes;
-      uint8_t *out = y + first * out_bytes + p.offset;
-      const bool vector = avx512 && p.bytes < kLongRun;
-      switch (p.kind) {
-        case Part::Kind::fill:
-          if (vector) {
-            fill_runs_avx512(p.fill_byte, p.bytes, out, out_bytes, steps);
-          } else {
-            for (int64_t s = 0; s < steps; ++s, out += out_bytes)
-              std::memset(out, p.fill_byte, static_cast<size_t>(p.bytes));
+  const bool split = blocks > 1 && worth_splitting(outer * out_bytes, int64_t{1} << 16);
+  parallel_for(
+      blocks, split, [&](int64_t block) __attribute__((always_inline)) {
+        const int64_t first = block * kStepsPerBlock;
+        const int64_t steps = std::min(kStepsPerBlock, outer - first);
+        for (size_t i = 0; i < parts.size(); ++i) {
+          const Part &p = parts[i];
+          const uint8_t *x = static_cast<const uint8_t *>(in[i]) + first * p.bytes;
+          uint8_t *out = y + first * out_bytes + p.offset;
+          const bool vector = avx512 && p.bytes < kLongRun;
+          switch (p.kind) {
+            case Part::Kind::fill:
+              if (vector) {
+                fill_runs_avx512(p.fill_byte, p.bytes, out, out_bytes, steps);
+              } else {
+                for (int64_t s = 0; s < steps; ++s, out += out_bytes)
+                  std::memset(out, p.fill_byte, static_cast<size_t>(p.bytes));
+              }
+              break;
+            case Part::Kind::lookup:
+              byte_lookup_runs(x, p.bytes, out, out_bytes, steps, p.table.data(), p.flip);
+              break;
+            case Part::Kind::copy:
+              if (vector) {
+                copy_runs_avx512(x, p.bytes, out, out_bytes, steps);
+              } else {
+                for (int64_t s = 0; s < steps; ++s, x += p.bytes, out += out_bytes)
+                  std::memcpy(out, x, static_cast<size_t>(p.bytes));
+              }
+              break;
           }
-          break;
-        case Part::Kind::lookup:
-          byte_lookup_runs(x, p.bytes, out, out_bytes, steps, p.table.data(), p.flip);
-          break;
-        case Part::Kind::copy:
-          if (vector) {
-            copy_runs_avx512(x, p.bytes, out, out_bytes, steps);
-          } else {
-            for (int64_t s = 0; s < steps; ++s, x += p.bytes, out += out_bytes)
-              std::memcpy(out, x, static_cast<size_t>(p.bytes));
-          }
-          break;
-      }
-    }
-  }
+        }
+      });
 }
 
 std::unique_ptr<Kernel> compile_qconcat(OpContext &ctx) {

@@ -7,6 +7,7 @@
 #include <immintrin.h>
 
 #include "../cpu_features.h"
+#include "../parallel.h"
 #include "conv_reference.h"
 
 namespace axstream::engine {
@@ -350,36 +351,35 @@ std::unique_ptr<Kernel> int16_pair_matmul(OpContext &ctx, const IntegerMatMulSha
         a16[r * kp + p] = static_cast<int16_t>(q8_at(in[kA], at, r * k + p) - az[0]);
     if (!packed_b)
       pack_b(in[kB], bt, zero_points(has_bz ? in[kBZ] : nullptr, bzt, bz_count, n), b16);
-#pragma omp parallel for collapse(2) schedule(static) if (batches * m * n * k > 262144)
-    for (int64_t bi = 0; bi < batches; ++bi)
-      for (int64_t i = 0; i < m; ++i) {
-        const int16_t *arow = a16 + (offsets[bi].first / k + i) * kp;
-        const int16_t *bcols = b16 + offsets[bi].second / k * kp;  // (mat * k * n) / k = mat * n
-        const int64_t row_start = (bi * m + i) * n;
-        float *real = real_rows + row_start;
-        for (int64_t j = 0; j < n; ++j) {
-          int32_t acc = dot_int16(arow, bcols + j * kp, kp);
-          int64_t y = row_start + j;
-          if (activation != MatMulActivation::none)
-            real[j] = static_cast<float>(acc) * multiplier[j] + offset[j];
-          else if (qlinear)
-            store_requantized(o[0], yt, y, static_cast<float>(acc) * multiplier[j] + offset[j],
-                              y_zero);
-          else
-            static_cast<int32_t *>(o[0])[y] = acc;
-        }
-        if (activation == MatMulActivation::sigmoid) {
-          for (int64_t j = 0; j < n; ++j)
-            store_requantized(o[0], yt, row_start + j, inv_y_scale / (1.f + std::exp(-real[j])),
-                              y_zero);
-        } else if (activation == MatMulActivation::softmax) {
-          float top = *std::max_element(real, real + n), sum = 0.f;
-          for (int64_t j = 0; j < n; ++j) sum += (real[j] = std::exp(real[j] - top));
-          const float to_output = inv_y_scale / sum;
-          for (int64_t j = 0; j < n; ++j)
-            store_requantized(o[0], yt, row_start + j, real[j] * to_output, y_zero);
-        }
-      }
+    parallel_for_2d(
+        batches, m, worth_splitting(batches * m * n * k, 262144), [&](int64_t bi, int64_t i) {
+          const int16_t *arow = a16 + (offsets[bi].first / k + i) * kp;
+          const int16_t *bcols = b16 + offsets[bi].second / k * kp;  // (mat * k * n) / k = mat * n
+          const int64_t row_start = (bi * m + i) * n;
+          float *real = real_rows + row_start;
+          for (int64_t j = 0; j < n; ++j) {
+            int32_t acc = dot_int16(arow, bcols + j * kp, kp);
+            int64_t y = row_start + j;
+            if (activation != MatMulActivation::none)
+              real[j] = static_cast<float>(acc) * multiplier[j] + offset[j];
+            else if (qlinear)
+              store_requantized(o[0], yt, y, static_cast<float>(acc) * multiplier[j] + offset[j],
+                                y_zero);
+            else
+              static_cast<int32_t *>(o[0])[y] = acc;
+          }
+          if (activation == MatMulActivation::sigmoid) {
+            for (int64_t j = 0; j < n; ++j)
+              store_requantized(o[0], yt, row_start + j, inv_y_scale / (1.f + std::exp(-real[j])),
+                                y_zero);
+          } else if (activation == MatMulActivation::softmax) {
+            float top = *std::max_element(real, real + n), sum = 0.f;
+            for (int64_t j = 0; j < n; ++j) sum += (real[j] = std::exp(real[j] - top));
+            const float to_output = inv_y_scale / sum;
+            for (int64_t j = 0; j < n; ++j)
+              store_requantized(o[0], yt, row_start + j, real[j] * to_output, y_zero);
+          }
+        });
   });
   kern->scratch_bytes = packed_bytes + (activation != MatMulActivation::none
                                             ? static_cast<size_t>(batches * m * n) * sizeof(float)

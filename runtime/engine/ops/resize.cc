@@ -5,6 +5,7 @@
 #include <array>
 #include <cstring>
 
+#include "../parallel.h"
 #include "common.h"
 
 namespace axstream::engine {
@@ -366,8 +367,7 @@ std::unique_ptr<Kernel> bilinear_resize(OpContext &ctx, const Shape &in, const S
   auto k = make_kernel([=](ExecContext &, const void *const *i, void *const *o) {
     const float *x = static_cast<const float *>(i[0]);
     float *y = static_cast<float *>(o[0]);
-#pragma omp parallel for schedule(static)
-    for (int64_t p = 0; p < planes; ++p) {
+    parallel_for(planes, worth_splitting(), [&](int64_t p) {
       const float *xp = x + p * ih * iw;
       float *yp = y + p * oh * ow;
       for (int64_t oy = 0; oy < oh; ++oy) {
@@ -380,7 +380,7 @@ std::unique_ptr<Kernel> bilinear_resize(OpContext &ctx, const Shape &in, const S
           yp[oy * ow + ox] = top + (bottom - top) * wy;
         }
       }
-    }
+    });
   });
   k->macs = static_cast<uint64_t>(planes * oh * ow * 3);
   return k;
