@@ -1,5 +1,6 @@
 // Concat and Split along one axis (any dtype).
 #include "common.h"
+#include "copy_runs.h"
 
 namespace axstream::engine {
 namespace {
@@ -55,6 +56,8 @@ std::unique_ptr<Kernel> compile_concat(OpContext &ctx) {
     turned[i] = std::move(bytes);
   }
   size_t row = static_cast<size_t>(out[axis]) * inner_bytes;
+  // Each input is a run of chunk[i] bytes per outer step (an NHWC pixel's channels: tens of
+  // bytes), copied by copy_runs; an input that is the whole row is one block.
   auto k = make_kernel(
       [outer, chunk, row, turned](ExecContext &, const void *const *in, void *const *o) {
         uint8_t *y = static_cast<uint8_t *>(o[0]);
@@ -64,8 +67,11 @@ std::unique_ptr<Kernel> compile_concat(OpContext &ctx) {
           // bytes.
           if (chunk[i] == 0) continue;
           const uint8_t *x = turned[i] ? turned[i]->data() : static_cast<const uint8_t *>(in[i]);
-          for (int64_t r = 0; r < outer; ++r)
-            std::memcpy(y + r * row + offset, x + r * chunk[i], chunk[i]);
+          if (outer == 1 || chunk[i] == row)
+            std::memcpy(y + offset, x, chunk[i] * static_cast<size_t>(outer));
+          else
+            copy_runs(x, static_cast<int64_t>(chunk[i]), y + offset, static_cast<int64_t>(row),
+                      static_cast<int64_t>(chunk[i]), outer);
           offset += chunk[i];
         }
       });
@@ -116,8 +122,11 @@ std::unique_ptr<Kernel> compile_split(OpContext &ctx) {
     for (size_t i = 0; i < chunk.size(); ++i) {
       if (chunk[i] == 0) continue;  // empty outputs (and inputs) may have no buffer at all
       uint8_t *y = static_cast<uint8_t *>(o[i]);
-      for (int64_t r = 0; r < outer; ++r)
-        std::memcpy(y + r * chunk[i], x + r * row + offset, chunk[i]);
+      if (outer == 1 || chunk[i] == row)
+        std::memcpy(y, x + offset, chunk[i] * static_cast<size_t>(outer));
+      else
+        copy_runs(x + offset, static_cast<int64_t>(row), y, static_cast<int64_t>(chunk[i]),
+                  static_cast<int64_t>(chunk[i]), outer);
       offset += chunk[i];
     }
   });

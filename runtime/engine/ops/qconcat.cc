@@ -23,6 +23,7 @@
 #include "../parallel.h"
 #include "byte_lookup.h"
 #include "common.h"
+#include "copy_runs.h"
 
 namespace axstream::engine {
 namespace {
@@ -32,18 +33,6 @@ constexpr int64_t kLongRun = 512;
 // Outer steps per block: a block's output (steps x the output's step) stays in L1/L2 while
 // each input writes its runs into it, and blocks are what threads share.
 constexpr int64_t kStepsPerBlock = 256;
-
-// `count` runs of `run` bytes from x (packed) to y (every `y_stride` bytes).
-__attribute__((target("avx512f,avx512bw"))) void copy_runs_avx512(const uint8_t *x, int64_t run,
-                                                                  uint8_t *y, int64_t y_stride,
-                                                                  int64_t count) {
-  const int64_t full = run / 64 * 64, tail = run - full;
-  const __mmask64 mask = tail ? (__mmask64{1} << tail) - 1 : 0;
-  for (int64_t s = 0; s < count; ++s, x += run, y += y_stride) {
-    for (int64_t c = 0; c < full; c += 64) _mm512_storeu_si512(y + c, _mm512_loadu_si512(x + c));
-    if (tail) _mm512_mask_storeu_epi8(y + full, mask, _mm512_maskz_loadu_epi8(mask, x + full));
-  }
-}
 
 // `count` runs of `run` bytes of `value` at y, every `y_stride` bytes.
 __attribute__((target("avx512f,avx512bw"))) void fill_runs_avx512(uint8_t value, int64_t run,
@@ -93,12 +82,7 @@ void concat_parts(const std::vector<Part> &parts, int64_t outer, int64_t out_byt
               byte_lookup_runs(x, p.bytes, out, out_bytes, steps, p.table.data(), p.flip);
               break;
             case Part::Kind::copy:
-              if (vector) {
-                copy_runs_avx512(x, p.bytes, out, out_bytes, steps);
-              } else {
-                for (int64_t s = 0; s < steps; ++s, x += p.bytes, out += out_bytes)
-                  std::memcpy(out, x, static_cast<size_t>(p.bytes));
-              }
+              copy_runs(x, p.bytes, out, out_bytes, p.bytes, steps);
               break;
           }
         }

@@ -2272,6 +2272,67 @@ TEST(EngineKernels, QConcatMatchesAPlainConcatOverManyBlocks) {
   expect_qconcat_matches_plain_concat({{24, 24, 8, 8}, 1, 64, 64, -128, 2});
   expect_qconcat_matches_plain_concat({{600, 1, 8, 513}, 2, 3, 3, 127});
 }
+
+// Concat and Split along the last axis move one short run per outer step (copy_runs: vector
+// moves with a masked tail under AVX-512, memcpy from 512 bytes on): runs of 1 to 2052 bytes,
+// odd and not multiples of 64 (an NHWC float Concat's odd channel counts), land at their
+// offsets in every step, for float and uint8 tensors, and Split takes other widths back out.
+TEST(EngineKernels, ConcatAndSplitOfShortRunsAlongTheLastAxisMoveEveryByte) {
+  for (const auto type : {kFloat, kUint8}) {
+    SCOPED_TRACE(type == kFloat ? "float" : "uint8");
+    const size_t elem = type == kFloat ? sizeof(float) : 1;
+    const std::vector<int64_t> widths = type == kFloat
+                                            ? std::vector<int64_t>{1, 3, 16, 17, 33, 150, 513}
+                                            : std::vector<int64_t>{1, 7, 64, 65, 129, 513, 600};
+    const std::vector<int64_t> splits = {widths.rbegin(), widths.rend()};
+    const int64_t steps = 2 * 3 * 5;
+    GraphBuilder b("concat_runs");
+    std::vector<std::string> names;
+    std::vector<std::vector<uint8_t>> inputs;
+    int64_t total = 0;
+    for (size_t i = 0; i < widths.size(); ++i) {
+      names.push_back("x" + std::to_string(i));
+      b.input(names.back(), type, {2, 3, 5, widths[i]});
+      // Bytes that differ from input to input and along each one (floats' included).
+      std::vector<uint8_t> bytes(static_cast<size_t>(steps * widths[i]) * elem);
+      for (size_t k = 0; k < bytes.size(); ++k)
+        bytes[k] = static_cast<uint8_t>(k * 131 + i * 29 + 1);
+      inputs.push_back(std::move(bytes));
+      total += widths[i];
+    }
+    set_int(b.node("Concat", names, "y"), "axis", -1);
+    b.output("y", type, {2, 3, 5, total});
+    add_int64_initializer(*b.graph, "split", splits);
+    auto *split = b.node("Split", {"y", "split"}, "s0");
+    set_int(split, "axis", 3);
+    for (size_t i = 0; i < splits.size(); ++i) {
+      if (i) split->add_output("s" + std::to_string(i));
+      b.output("s" + std::to_string(i), type, {2, 3, 5, splits[i]});
+    }
+    auto program = Program::from_bytes(b.model.SerializeAsString(), "concat_runs.onnx");
+
+    const size_t row = static_cast<size_t>(total) * elem;
+    std::vector<uint8_t> expected(static_cast<size_t>(steps) * row);
+    for (int64_t s = 0, offset = 0; s < steps; ++s, offset = 0)
+      for (size_t i = 0; i < widths.size(); ++i) {
+        const size_t run = static_cast<size_t>(widths[i]) * elem;
+        std::memcpy(expected.data() + s * row + offset, inputs[i].data() + s * run, run);
+        offset += static_cast<int64_t>(run);
+      }
+    auto outputs = run_into_new_buffers(*program->make_executor(), *program, inputs);
+    ASSERT_EQ(outputs.size(), 1 + splits.size());
+    EXPECT_EQ(outputs[0], expected);
+    for (size_t i = 0, offset = 0; i < splits.size(); ++i) {
+      const size_t run = static_cast<size_t>(splits[i]) * elem;
+      std::vector<uint8_t> part(static_cast<size_t>(steps) * run);
+      for (int64_t s = 0; s < steps; ++s)
+        std::memcpy(part.data() + s * run, expected.data() + s * row + offset, run);
+      EXPECT_EQ(outputs[1 + i], part) << "split output " << i;
+      offset += run;
+    }
+  }
+}
+
 // --- Mixed float/int8 blocks (BlazeFace back after the mixed-precision search) ---------------
 
 // x -> int8 conv h; a float block (1x1 float conv of h plus h, Relu, quantised: y1); two int8
