@@ -27,20 +27,21 @@ struct KernelState {
   virtual ~KernelState() = default;
 };
 
-// One executor's kernel states, by kernel. Kernels are shared by the executors of a program;
-// their states are not, so executors on two threads never touch one state.
+// One executor's kernel states, by owner: a kernel, or a part of one that keeps its own (an
+// RNN kernel's oneDNN layer, DnnlRnn). Kernels are shared by the executors of a program; their
+// states are not, so executors on two threads never touch one state.
 class KernelStates {
  public:
-  KernelState *find(const Kernel *kernel) const {
-    auto it = states_.find(kernel);
+  KernelState *find(const void *owner) const {
+    auto it = states_.find(owner);
     return it == states_.end() ? nullptr : it->second.get();
   }
-  KernelState &insert(const Kernel *kernel, std::unique_ptr<KernelState> state) {
-    return *(states_[kernel] = std::move(state));
+  KernelState &insert(const void *owner, std::unique_ptr<KernelState> state) {
+    return *(states_[owner] = std::move(state));
   }
 
  private:
-  std::unordered_map<const Kernel *, std::unique_ptr<KernelState>> states_;
+  std::unordered_map<const void *, std::unique_ptr<KernelState>> states_;
 };
 
 // Per-executor state a kernel may use while running (never shared between threads).
@@ -62,14 +63,15 @@ struct ExecContext {
   }
 };
 
-// The state `kernel` keeps in this executor, made by `make()` (returning
-// std::unique_ptr<State>) on its first run there; without ctx.states, made into `local`.
+// The state `owner` (a kernel, or a part of one) keeps in this executor, made by `make()`
+// (returning std::unique_ptr<State>) on its first run there; without ctx.states, made into
+// `local`.
 template <typename State, typename Make>
-State &kernel_state(ExecContext &ctx, const Kernel *kernel, std::unique_ptr<KernelState> &local,
+State &kernel_state(ExecContext &ctx, const void *owner, std::unique_ptr<KernelState> &local,
                     Make &&make) {
   if (ctx.states) {
-    if (KernelState *state = ctx.states->find(kernel)) return static_cast<State &>(*state);
-    return static_cast<State &>(ctx.states->insert(kernel, make()));
+    if (KernelState *state = ctx.states->find(owner)) return static_cast<State &>(*state);
+    return static_cast<State &>(ctx.states->insert(owner, make()));
   }
   local = make();
   return static_cast<State &>(*local);

@@ -88,7 +88,8 @@ class DnnlRnnLayer : public DnnlRnn {
 
   void run(ExecContext &ctx, const float *x, const float *initial_h, const float *initial_c,
            float *y, float *y_h, float *y_c, void *scratch_ptr) const override {
-    auto &eng = *ctx.engine;
+    std::unique_ptr<KernelState> local;
+    RunState &st = kernel_state<RunState>(ctx, this, local, [&] { return make_run_state(ctx); });
     auto *scratch = static_cast<uint8_t *>(scratch_ptr);
     int64_t d = p_.directions, n = p_.batch, h = p_.hidden;
     StateArgs a = state_args(p_);
@@ -105,20 +106,22 @@ class DnnlRnnLayer : public DnnlRnn {
     auto state_out = [&](float *wanted, size_t offset) {
       return wanted && states_direct_ ? wanted : at(offset);
     };
-    std::unordered_map<int, memory> args;
-    args.insert({DNNL_ARG_SRC_LAYER, memory(src_layer_, eng, const_cast<float *>(x))});
-    if (a.src_h)
-      args.insert({DNNL_ARG_SRC_ITER, memory(state_, eng, state_in(initial_h, h0_offset_))});
-    if (a.src_c)
-      args.insert({DNNL_ARG_SRC_ITER_C, memory(state_, eng, state_in(initial_c, c0_offset_))});
+    // Every handle, every run: the buffers are the run's (an enclosing kernel may hand each run
+    // its own scratch, and the caller its own inputs and outputs).
+    st.src_layer.set_data_handle(const_cast<float *>(x));
+    if (a.src_h) st.src_iter.set_data_handle(state_in(initial_h, h0_offset_));
+    if (a.src_c) st.src_iter_c.set_data_handle(state_in(initial_c, c0_offset_));
     float *y_buffer = y_direct_ ? y : at(y_offset_);
     float *yh_buffer = state_out(y_h, yh_offset_), *yc_buffer = state_out(y_c, yc_offset_);
-    args.insert({DNNL_ARG_DST_LAYER, memory(dst_layer_, eng, y_buffer)});
-    if (a.dst_h) args.insert({DNNL_ARG_DST_ITER, memory(state_, eng, yh_buffer)});
-    if (a.dst_c) args.insert({DNNL_ARG_DST_ITER_C, memory(state_, eng, yc_buffer)});
-    for (const auto &[arg, mem] : weights_) args.insert({arg, *mem});
-    args.insert({DNNL_ARG_SCRATCHPAD, memory(pd_.scratchpad_desc(), eng, scratch)});
-    prim_.execute(*ctx.stream, args);
+    st.dst_layer.set_data_handle(y_buffer);
+    if (a.dst_h) st.dst_iter.set_data_handle(yh_buffer);
+    if (a.dst_c) st.dst_iter_c.set_data_handle(yc_buffer);
+    st.scratchpad.set_data_handle(scratch);
+    // The C call: the C++ one rebuilds an argument vector from a map on every run.
+    dnnl::error::wrap_c_api(
+        dnnl_primitive_execute(prim_.get(), ctx.stream->get(), static_cast<int>(st.args.size()),
+                               st.args.data()),
+        "could not execute an RNN primitive");
     ctx.stream->wait();
     // oneDNN's (seq, batch, dirs, hidden) into ONNX's (seq, dirs, batch, hidden).
     if (p_.has_y && !y_direct_)
@@ -131,6 +134,33 @@ class DnnlRnnLayer : public DnnlRnn {
   }
 
  private:
+  // The memory objects and argument list of one executor's runs, built on its first run: each
+  // run only points them at its buffers (set_data_handle), as DnnlConvKernel's RunState does.
+  struct RunState final : KernelState {
+    memory src_layer, src_iter, src_iter_c, dst_layer, dst_iter, dst_iter_c, scratchpad;
+    std::vector<dnnl_exec_arg_t> args;
+  };
+
+  std::unique_ptr<RunState> make_run_state(ExecContext &ctx) const {
+    auto &eng = *ctx.engine;
+    auto st = std::make_unique<RunState>();
+    StateArgs a = state_args(p_);
+    // Created on a null buffer: run() points every one at its buffer before each execution.
+    auto add = [&](int arg, memory &mem, const memory::desc &md) {
+      mem = memory(md, eng, nullptr);
+      st->args.push_back({arg, mem.get()});
+    };
+    add(DNNL_ARG_SRC_LAYER, st->src_layer, src_layer_);
+    if (a.src_h) add(DNNL_ARG_SRC_ITER, st->src_iter, state_);
+    if (a.src_c) add(DNNL_ARG_SRC_ITER_C, st->src_iter_c, state_);
+    add(DNNL_ARG_DST_LAYER, st->dst_layer, dst_layer_);
+    if (a.dst_h) add(DNNL_ARG_DST_ITER, st->dst_iter, state_);
+    if (a.dst_c) add(DNNL_ARG_DST_ITER_C, st->dst_iter_c, state_);
+    add(DNNL_ARG_SCRATCHPAD, st->scratchpad, pd_.scratchpad_desc());
+    for (const auto &[arg, mem] : weights_) st->args.push_back({arg, mem->get()});
+    return st;
+  }
+
   DnnlRnnParams p_;
   dnnl::primitive_desc_base pd_;
   dnnl::primitive prim_;

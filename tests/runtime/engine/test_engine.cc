@@ -1142,11 +1142,16 @@ std::vector<std::vector<uint8_t>> run_into_new_buffers(
 
 // An executor keeps its kernels' oneDNN memory objects between runs (KernelStates): each run
 // must still read and write that run's buffers, and two executors of one program on two threads
-// must not see each other's, whatever layouts and reorders the convolutions chose.
+// must not see each other's, whatever layouts and reorders the convolutions chose, and for the
+// recurrent layers on oneDNN's RNN primitives (states and Y direct or re-laid in scratch).
 TEST(Engine, ExecutorsKeepingKernelStateFollowEachRunsBuffersOnTwoThreads) {
-  for (const char *name : {"conv_grouped_strided_padded_dilated", "conv_relu_1x1_batch2",
-                           "qdq_conv_relu_int8", "qdq_conv_uint8_grouped_clip_7bit_weights",
-                           "qlinearconv_uint8_x_int8_per_channel_weights"}) {
+  for (const char *name :
+       {"conv_grouped_strided_padded_dilated", "conv_relu_1x1_batch2", "qdq_conv_relu_int8",
+        "qdq_conv_uint8_grouped_clip_7bit_weights", "qlinearconv_uint8_x_int8_per_channel_weights",
+        "lstm_layout1_bidirectional_peepholes_initial_states_batch2",
+        "lstm_reverse_no_bias_y_h_only", "gru_bidirectional_linear_before_reset_batch2",
+        "gru_reverse_initial_h", "rnn_bidirectional_relu_initial_h_batch2",
+        "crnn_conv_bidirectional_lstm_matmul"}) {
     SCOPED_TRACE(name);
     auto program = Program::from_file(cases_dir() + "/" + name + "/model.onnx");
     const std::vector<std::vector<uint8_t>> inputs[2] = {seeded_inputs(*program, 1),
