@@ -68,23 +68,42 @@ std::vector<Surface> surfaces_of(const FrameView &f) {
   return {};
 }
 
-// Floor, so a frame pixel lands in the chroma sample that covers it.
-cv::Point scaled(double x, double y, double scale) {
-  return {static_cast<int>(std::floor(x * scale)), static_cast<int>(std::floor(y * scale))};
+// Frame pixel -> plane pixel, floored so a frame pixel lands in the chroma sample that covers
+// it, and held within `margin` plane pixels of the plane: whatever lies further out is not drawn
+// either way, but OpenCV walks a thick line's whole length (an ROI billions of pixels wide, as
+// an application's negative width read as unsigned gives, took seconds a frame) and a
+// coordinate beyond int is undefined.
+int plane_coordinate(double frame_pixel, double scale, int plane_size, int margin) {
+  const double pixel = std::floor(frame_pixel * scale);
+  return static_cast<int>(std::clamp(pixel, -double(margin), double(plane_size - 1 + margin)));
+}
+
+cv::Point scaled(const Surface &s, double x, double y, int margin) {
+  return {plane_coordinate(x, s.scale, s.mat.cols, margin),
+          plane_coordinate(y, s.scale, s.mat.rows, margin)};
 }
 
 void draw_on(const Surface &s, const OverlayObject &object, const OverlayStyle &style) {
+  if (!std::isfinite(object.x) || !std::isfinite(object.y) || !std::isfinite(object.width) ||
+      !std::isfinite(object.height))
+    return;
   const int thickness = std::max(1, static_cast<int>(std::lround(style.thickness * s.scale)));
+  // Edges clamped this far outside the plane stay wholly outside it.
+  const int box_margin = thickness + 1;
   const bool has_box = object.width > 0 && object.height > 0;
   if (has_box) {
-    cv::rectangle(s.mat, scaled(object.x, object.y, s.scale),
-                  scaled(object.x + object.width - 1, object.y + object.height - 1, s.scale),
+    cv::rectangle(s.mat, scaled(s, object.x, object.y, box_margin),
+                  scaled(s, double(object.x) + object.width - 1,
+                         double(object.y) + object.height - 1, box_margin),
                   s.colour(style.box_color), thickness, cv::LINE_8);
   }
   if (style.draw_keypoints) {
     const int radius = std::max(1, static_cast<int>(std::lround(2 * style.thickness * s.scale)));
-    for (const auto &[x, y] : object.keypoints)
-      cv::circle(s.mat, scaled(x, y, s.scale), radius, s.colour(style.keypoint_color), cv::FILLED);
+    for (const auto &[x, y] : object.keypoints) {
+      if (!std::isfinite(x) || !std::isfinite(y)) continue;  // a model's NaN: nowhere to draw
+      cv::circle(s.mat, scaled(s, x, y, radius + 1), radius, s.colour(style.keypoint_color),
+                 cv::FILLED);
+    }
   }
   if (style.draw_labels && !object.text.empty()) {
     const double font_scale = style.font_scale * s.scale;
@@ -92,8 +111,10 @@ void draw_on(const Surface &s, const OverlayObject &object, const OverlayStyle &
     int baseline = 0;
     const cv::Size size = cv::getTextSize(object.text, cv::FONT_HERSHEY_SIMPLEX, font_scale,
                                           font_thickness, &baseline);
-    // Label sits above the box, or inside it when the box touches the top edge.
-    cv::Point origin = scaled(object.x, object.y, s.scale);
+    // Label sits above the box, or inside it when the box touches the top edge; one that starts
+    // beyond the frame's right or bottom edge (far enough for the whole label) stays unseen.
+    const int label_margin = thickness + size.width + size.height + baseline + 1;
+    cv::Point origin = scaled(s, object.x, object.y, label_margin);
     if (has_box) origin.y -= thickness;
     if (origin.y - size.height - baseline < 0) origin.y = size.height + baseline;
     const cv::Rect background(origin.x, origin.y - size.height - baseline, size.width,

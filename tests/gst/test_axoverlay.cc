@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -209,6 +210,43 @@ TEST_P(Overlay, PassesFramesWithoutResultsUnchanged) {
   GstBuffer *out = push_pull(black_frame());
   for (int y = 0; y < kHeight; y += 7)
     for (int x = 0; x < kWidth; x += 5) ASSERT_EQ(pixel(out, x, y), black()) << x << "," << y;
+  gst_buffer_unref(out);
+}
+
+// ROIs from an application (a negative width read as unsigned, a box of another frame size) may
+// reach billions of pixels beyond the frame: only what lies inside is drawn, at once (OpenCV
+// walked such a box's whole edges, seconds a frame, and the corner beyond int came out at
+// INT_MIN, so the top edge ran left of the box), and a keypoint at NaN is left out.
+TEST_P(Overlay, RoisReachingFarBeyondTheFrameDrawOnlyWhatIsInside) {
+  GstElement *overlay = gst_harness_find_element(harness_, "axoverlay");
+  g_object_set(overlay, "draw-labels", FALSE, "keypoint-color", 0xffffffu, nullptr);
+  gst_object_unref(overlay);
+  GstBuffer *in = black_frame();
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  add_face(in, 10, 10, G_MAXUINT, G_MAXUINT, {nan, 20.0, 30.0, 24.0, 1e300, -1e300});
+  const gint64 started = g_get_monotonic_time();
+  GstBuffer *out = push_pull(in);
+  const double seconds = (g_get_monotonic_time() - started) / 1e6;
+  ASSERT_NE(out, nullptr);
+  EXPECT_EQ(pixel(out, 20, 10), green()) << "top edge";
+  EXPECT_EQ(pixel(out, 10, 30), green()) << "left edge";
+  EXPECT_EQ(pixel(out, 4, 10), black()) << "left of the box, on its top edge's row";
+  EXPECT_EQ(pixel(out, 10, 4), black()) << "above the box, on its left edge's column";
+  EXPECT_EQ(pixel(out, 30, 24)[0], yuv() ? 235 : 255) << "the finite keypoint";
+  EXPECT_EQ(pixel(out, 50, 40), black()) << "inside the box";
+  EXPECT_LT(seconds, 0.5) << "one frame with one box";
+  gst_buffer_unref(out);
+
+  // A box (and its label) starting beyond the right edge leaves the frame untouched.
+  overlay = gst_harness_find_element(harness_, "axoverlay");
+  g_object_set(overlay, "draw-labels", TRUE, nullptr);
+  gst_object_unref(overlay);
+  in = black_frame();
+  add_face(in, G_MAXUINT - 300, 10, 1000, 10);
+  add_face(in, 10, G_MAXUINT - 300, 10, 1000);
+  out = push_pull(in);
+  for (int y = 0; y < kHeight; ++y)
+    for (int x = 0; x < kWidth; ++x) ASSERT_EQ(pixel(out, x, y), black()) << x << "," << y;
   gst_buffer_unref(out);
 }
 
