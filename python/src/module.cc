@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <iterator>
 #include <limits>
@@ -218,40 +219,42 @@ py::list to_python(const std::vector<rt::TensorInfo> &infos) {
   return result;
 }
 
-template <typename T>
-T attr_or(py::handle object, const char *name, T fallback) {
-  if (!py::hasattr(object, name)) return fallback;
-  py::object value = object.attr(name);
-  if (py::hasattr(value, "value") && !py::isinstance<py::str>(value)) value = value.attr("value");
-  return value.cast<T>();
+// A Python str as the UTF-8 text the runtime takes. A str UTF-8 cannot hold (a lone surrogate,
+// as os.fsdecode makes of undecodable bytes) or one with a NUL (the runtime's messages are C
+// strings, which would end there) is passed on escaped (as \udcff, \x00): no device or
+// property has such a name or value, so the runtime refuses it with its usual error type and a
+// message that shows it whole (pybind11's caster raised a bare RuntimeError "Unable to cast").
+std::string text_from_python(py::handle text) {
+  Py_ssize_t size = 0;
+  const char *data = PyUnicode_AsUTF8AndSize(text.ptr(), &size);
+  if (data != nullptr && std::find(data, data + size, '\0') == data + size)
+    return std::string(data, static_cast<size_t>(size));
+  PyErr_Clear();
+  py::bytes escaped = py::reinterpret_borrow<py::str>(text)
+                          .attr("encode")("utf-8", "backslashreplace")
+                          .attr("replace")(py::bytes("\0", 1), py::bytes("\\x00"));
+  return std::string(escaped);
 }
 
-// A DeviceInfo (from list_devices, or made by hand: its fields) or the device's name.
+// A DeviceInfo (from list_devices, or made by hand: only its name is read, as
+// docs/python-api.md says, so a hand-made one with the doc's 0 in in_use_by is fine) or the
+// device's name.
 hal::DeviceInfo device_info_from_python(py::handle device, const char *call) {
   hal::DeviceInfo info;
   if (py::isinstance<py::str>(device)) {
-    info.name = device.cast<std::string>();
+    info.name = text_from_python(device);
     return info;
   }
   if (!py::hasattr(device, "name") || !py::isinstance<py::str>(device.attr("name")))
-    throw axstream::InvalidArgument(std::string(call) +
-                                    ": device must be a DeviceInfo from list_devices(), a "
-                                    "device name or an index into list_devices(), got " +
-                                    type_name(device));
-  info.name = device.attr("name").cast<std::string>();
-  info.subdevice_count = attr_or<int>(device, "subdevice_count", 0);
-  info.max_memory = attr_or<uint64_t>(device, "max_memory", 0);
-  info.in_use = attr_or<int>(device, "in_use_count", 0);
-  info.in_use_by = attr_or<std::string>(device, "in_use_by", "");
-  info.board_type = static_cast<hal::BoardType>(
-      attr_or<int>(device, "board_type", static_cast<int>(hal::BoardType::unknown)));
-  info.firmware_version = attr_or<std::string>(device, "firmware_version", "");
-  info.board_revision = attr_or<int>(device, "board_revision", 0);
-  info.flashed_firmware_version = attr_or<std::string>(device, "flashed_firmware_version", "");
-  info.board_controller_firmware_version =
-      attr_or<std::string>(device, "board_controller_firmware_version", "");
-  info.board_controller_board_type =
-      attr_or<std::string>(device, "board_controller_board_type", "");
+    throw axstream::InvalidArgument(
+        std::string(call) +
+        ": device must be a DeviceInfo from list_devices(), a device name or an index into "
+        "list_devices(), got " +
+        type_name(device) +
+        (py::hasattr(device, "name")
+             ? " whose name is " + type_name(device.attr("name")) + ", not a str"
+             : std::string()));
+  info.name = text_from_python(device.attr("name"));
   return info;
 }
 
@@ -309,20 +312,26 @@ hal::DeviceInfo device_from_python(rt::Context &context, py::handle device, cons
 }
 
 // kwargs -> the runtime's string properties. bool -> "1"/"0" (the doc's tables use 0/1),
-// integers (also numpy integers) in decimal, floats via repr, str unchanged.
+// integers (also numpy integers) and integral floats in decimal, other floats via repr, str
+// as text_from_python gives it.
 rt::Properties properties_from_kwargs(const py::kwargs &kwargs, const std::string &call) {
   rt::Properties properties;
   for (const auto &[key_handle, value] : kwargs) {
-    std::string key = py::str(key_handle);
+    std::string key = text_from_python(key_handle);
     std::string text;
     if (is_bool(value)) {
       text.assign(1, PyObject_IsTrue(value.ptr()) ? '1' : '0');
     } else if (auto index = as_index(value)) {
       text = py::str(*index);
     } else if (PyFloat_Check(value.ptr())) {
-      text = py::str(py::repr(value));
+      // An integral float is its integer (clock_profile=1000.0 is 1000 MHz), as TensorInfo
+      // takes JSON's 3.0; any other float (1e30 too) goes as its repr, for the property to judge.
+      double number = PyFloat_AsDouble(value.ptr());
+      text = std::trunc(number) == number && std::fabs(number) < 0x1p63
+                 ? std::string(py::str(py::int_(py::reinterpret_borrow<py::object>(value))))
+                 : std::string(py::str(py::repr(value)));
     } else if (py::isinstance<py::str>(value)) {
-      text = value.cast<std::string>();
+      text = text_from_python(value);
     } else {
       throw axstream::InvalidArgument(call + ": value of '" + key +
                                       "' must be a bool, int, float or str, got " +
