@@ -198,13 +198,19 @@ static std::vector<axstream::overlay::OverlayObject> objects_of(GstBuffer *buffe
   return objects;
 }
 
+// The properties are controllable (GstController): each frame takes the values bound to its
+// stream time, as GStreamer's own controllable filters (videobalance) do before transforming.
+static void gst_ax_overlay_before_transform(GstBaseTransform *trans, GstBuffer *buffer) {
+  const GstClockTime stream_time =
+      gst_segment_to_stream_time(&trans->segment, GST_FORMAT_TIME, GST_BUFFER_PTS(buffer));
+  if (GST_CLOCK_TIME_IS_VALID(stream_time)) gst_object_sync_values(GST_OBJECT(trans), stream_time);
+}
+
 static GstFlowReturn gst_ax_overlay_transform_frame_ip(GstVideoFilter *filter,
                                                        GstVideoFrame *frame) {
   auto *self = GST_AX_OVERLAY(filter);
-  std::vector<axstream::overlay::OverlayObject> objects =
-      objects_of(frame->buffer, self->draw_labels && self->draw_classes);
-  if (objects.empty()) return GST_FLOW_OK;
   axstream::overlay::OverlayStyle style;
+  GST_OBJECT_LOCK(self);  // the properties change while playing
   style.box_color = axstream::overlay::Rgb::from_hex(self->box_color);
   style.text_color = axstream::overlay::Rgb::from_hex(self->text_color);
   style.keypoint_color = axstream::overlay::Rgb::from_hex(self->keypoint_color);
@@ -212,6 +218,10 @@ static GstFlowReturn gst_ax_overlay_transform_frame_ip(GstVideoFilter *filter,
   style.font_scale = self->font_scale;
   style.draw_keypoints = self->draw_keypoints;
   style.draw_labels = self->draw_labels;
+  const bool draw_classes = self->draw_labels && self->draw_classes;
+  GST_OBJECT_UNLOCK(self);
+  std::vector<axstream::overlay::OverlayObject> objects = objects_of(frame->buffer, draw_classes);
+  if (objects.empty()) return GST_FLOW_OK;
   try {
     axstream::overlay::FrameView view;
     view.format = axstream::overlay::pixel_format_from_name(
@@ -290,6 +300,8 @@ static void gst_ax_overlay_class_init(GstAxOverlayClass *klass) {
       "Draws detection boxes, labels with scores and keypoints into video frames in place",
       "axstream developers");
   filter_class->transform_frame_ip = GST_DEBUG_FUNCPTR(gst_ax_overlay_transform_frame_ip);
+  GST_BASE_TRANSFORM_CLASS(klass)->before_transform =
+      GST_DEBUG_FUNCPTR(gst_ax_overlay_before_transform);
   GST_DEBUG_CATEGORY_INIT(gst_ax_overlay_debug, "axoverlay", 0, "axstream result overlay");
 }
 

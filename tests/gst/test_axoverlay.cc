@@ -1,6 +1,8 @@
 // axoverlay through GstHarness: boxes, labels, keypoints and frame-level classes land as pixels
 // where the metas say, in every supported format, and nowhere else.
 #include <gst/check/gstharness.h>
+#include <gst/controller/gstdirectcontrolbinding.h>
+#include <gst/controller/gstinterpolationcontrolsource.h>
 #include <gst/gst.h>
 #include <gst/video/video.h>
 #include <gtest/gtest.h>
@@ -248,6 +250,34 @@ TEST_P(Overlay, RoisReachingFarBeyondTheFrameDrawOnlyWhatIsInside) {
   for (int y = 0; y < kHeight; ++y)
     for (int x = 0; x < kWidth; ++x) ASSERT_EQ(pixel(out, x, y), black()) << x << "," << y;
   gst_buffer_unref(out);
+}
+
+// The properties are flagged controllable (gst-inspect: "controllable"): a control binding sets
+// them from each frame's stream time, as a GStreamer application animating an overlay expects.
+TEST_P(Overlay, ControlBindingSetsThePropertiesFromEachFramesStreamTime) {
+  GstElement *overlay = gst_harness_find_element(harness_, "axoverlay");
+  g_object_set(overlay, "draw-labels", FALSE, nullptr);
+  GstControlSource *source = gst_interpolation_control_source_new();
+  g_object_set(source, "mode", GST_INTERPOLATION_MODE_NONE, nullptr);
+  // Black boxes until one second, the default green from then on.
+  gst_timed_value_control_source_set(GST_TIMED_VALUE_CONTROL_SOURCE(source), 0, 0.0);
+  gst_timed_value_control_source_set(GST_TIMED_VALUE_CONTROL_SOURCE(source), GST_SECOND,
+                                     double(0x00ff00));
+  ASSERT_TRUE(gst_object_add_control_binding(
+      GST_OBJECT(overlay),
+      gst_direct_control_binding_new_absolute(GST_OBJECT(overlay), "box-color", source)));
+  gst_object_unref(source);
+  gst_object_unref(overlay);
+  for (GstClockTime pts : std::vector<GstClockTime>{0, GST_SECOND}) {
+    GstBuffer *in = black_frame();
+    GST_BUFFER_PTS(in) = pts;
+    add_face(in, 10, 10, 30, 20);
+    GstBuffer *out = push_pull(in);
+    ASSERT_NE(out, nullptr);
+    EXPECT_EQ(pixel(out, 20, 10), pts == 0 ? black() : green())
+        << "top edge of the box at pts " << pts;
+    gst_buffer_unref(out);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryFormat, Overlay,
