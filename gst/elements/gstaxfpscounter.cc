@@ -40,6 +40,9 @@ struct _GstAxFpsCounter {
   guint64 frames_at_report;
   gint64 first_time_us;
   gint64 report_time_us;
+  // When the stream ended (EOS), 0 while it runs: average-fps stops there, as the final report
+  // does, instead of falling the longer the application waits before reading it.
+  gint64 end_time_us;
   gdouble latency_sum_ms;
   guint64 latency_count;
 };
@@ -70,6 +73,7 @@ static void report(GstAxFpsCounter *self, gint64 now_us, gboolean final) {
   guint64 frames = self->frames;
   self->frames_at_report = self->frames;
   self->report_time_us = now_us;
+  if (final) self->end_time_us = now_us;
   self->latency_sum_ms = 0;
   self->latency_count = 0;
   GST_OBJECT_UNLOCK(self);
@@ -97,7 +101,7 @@ static gboolean gst_ax_fps_counter_start(GstBaseTransform *trans) {
   auto *self = GST_AX_FPS_COUNTER(trans);
   GST_OBJECT_LOCK(self);
   self->frames = self->frames_at_report = 0;
-  self->first_time_us = self->report_time_us = 0;
+  self->first_time_us = self->report_time_us = self->end_time_us = 0;
   self->latency_sum_ms = 0;
   self->latency_count = 0;
   GST_OBJECT_UNLOCK(self);
@@ -127,6 +131,7 @@ static GstFlowReturn gst_ax_fps_counter_transform_ip(GstBaseTransform *trans, Gs
 
   GST_OBJECT_LOCK(self);
   if (self->frames == 0) self->first_time_us = self->report_time_us = now_us;
+  self->end_time_us = 0;  // frames after an EOS (a seek back): the stream runs again
   ++self->frames;
   if (latency_ms >= 0) {
     self->latency_sum_ms += latency_ms;
@@ -156,7 +161,8 @@ static void gst_ax_fps_counter_get_property(GObject *object, guint prop_id, GVal
       break;
     case PROP_AVERAGE_FPS: {
       GST_OBJECT_LOCK(self);
-      double seconds = (g_get_monotonic_time() - self->first_time_us) / 1e6;
+      const gint64 until_us = self->end_time_us ? self->end_time_us : g_get_monotonic_time();
+      double seconds = (until_us - self->first_time_us) / 1e6;
       g_value_set_double(value, self->frames && seconds > 0 ? self->frames / seconds : 0.0);
       GST_OBJECT_UNLOCK(self);
       break;
@@ -195,8 +201,11 @@ static void gst_ax_fps_counter_class_init(GstAxFpsCounterClass *klass) {
       g_param_spec_uint64("frames", "Frames", "Frames counted so far", 0, G_MAXUINT64, 0, ro));
   g_object_class_install_property(
       gobject_class, PROP_AVERAGE_FPS,
-      g_param_spec_double("average-fps", "Average fps", "Frames per second since the first frame",
-                          0.0, G_MAXDOUBLE, 0.0, ro));
+      g_param_spec_double(
+          "average-fps", "Average fps",
+          "Frames per second from the first frame to now, or to the end of the stream (EOS) "
+          "once it ended",
+          0.0, G_MAXDOUBLE, 0.0, ro));
 
   gst_element_class_add_static_pad_template(element_class, &sink_template);
   gst_element_class_add_static_pad_template(element_class, &src_template);

@@ -50,6 +50,43 @@ TEST(AxFpsCounter, CountsEveryFrameAndPostsAFinalReportAtEos) {
   gst_harness_teardown(h);
 }
 
+// An application reads average-fps when its pipeline ended: the figure of the final report,
+// however long after the EOS (it went on falling with the time since, 4370 fps at EOS read as
+// 30 a second later).
+TEST(AxFpsCounter, AverageFpsStopsAtTheEndOfTheStream) {
+  GstHarness *h = gst_harness_new_parse("axfpscounter name=counter silent=true interval=0");
+  GstBus *bus = gst_bus_new();
+  gst_element_set_bus(h->element, bus);
+  gst_harness_set_src_caps_str(h, "video/x-raw,format=GRAY8,width=8,height=8,framerate=30/1");
+  for (int i = 0; i < 10; ++i) {
+    GstBuffer *buffer = gst_buffer_new_allocate(nullptr, 64, nullptr);
+    GST_BUFFER_PTS(buffer) = i * GST_SECOND / 30;
+    ASSERT_EQ(gst_harness_push(h, buffer), GST_FLOW_OK);
+    gst_buffer_unref(gst_harness_pull(h));
+    g_usleep(2000);  // a measurable stream: about 50 ms
+  }
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+  GstMessage *message = gst_bus_pop_filtered(bus, GST_MESSAGE_ELEMENT);
+  ASSERT_NE(message, nullptr) << "no report at EOS";
+  double reported = 0;
+  EXPECT_TRUE(
+      gst_structure_get_double(gst_message_get_structure(message), "average-fps", &reported));
+  gst_message_unref(message);
+  EXPECT_GT(reported, 0);
+  GstElement *counter = gst_bin_get_by_name(GST_BIN(h->element), "counter");
+  ASSERT_NE(counter, nullptr);
+  double at_eos = 0, later = 0;
+  g_object_get(counter, "average-fps", &at_eos, nullptr);
+  g_usleep(200000);
+  g_object_get(counter, "average-fps", &later, nullptr);
+  EXPECT_DOUBLE_EQ(at_eos, reported);
+  EXPECT_DOUBLE_EQ(later, reported) << "read 0.2 s after the EOS";
+  gst_object_unref(counter);
+  gst_element_set_bus(h->element, nullptr);
+  gst_object_unref(bus);
+  gst_harness_teardown(h);
+}
+
 namespace {
 // The latency-ms of the final report of `description` (a pipeline with a counter named counter),
 // run on a GstTestClock that jumps to each clock wait as it comes: frames meet the clock when
