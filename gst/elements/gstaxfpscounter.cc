@@ -71,6 +71,8 @@ static void report(GstAxFpsCounter *self, gint64 now_us, gboolean final) {
   double average = total_s > 0 ? self->frames / total_s : 0.0;
   double latency = self->latency_count ? self->latency_sum_ms / self->latency_count : -1.0;
   guint64 frames = self->frames;
+  const gboolean silent = self->silent;  // changeable while playing
+  const guint stream_id = self->stream_id;
   self->frames_at_report = self->frames;
   self->report_time_us = now_us;
   if (final) self->end_time_us = now_us;
@@ -78,21 +80,21 @@ static void report(GstAxFpsCounter *self, gint64 now_us, gboolean final) {
   self->latency_count = 0;
   GST_OBJECT_UNLOCK(self);
 
-  if (!self->silent) {
+  if (!silent) {
     if (latency >= 0)
       g_print("%s: stream %u: %" G_GUINT64_FORMAT
               " frames, %.1f fps, average %.1f fps, "
               "latency %.2f ms%s\n",
-              GST_OBJECT_NAME(self), self->stream_id, frames, fps, average, latency,
+              GST_OBJECT_NAME(self), stream_id, frames, fps, average, latency,
               final ? " (end of stream)" : "");
     else
       g_print("%s: stream %u: %" G_GUINT64_FORMAT " frames, %.1f fps, average %.1f fps%s\n",
-              GST_OBJECT_NAME(self), self->stream_id, frames, fps, average,
+              GST_OBJECT_NAME(self), stream_id, frames, fps, average,
               final ? " (end of stream)" : "");
   }
   GstStructure *s = gst_structure_new(
-      "axfpscounter", "stream-id", G_TYPE_UINT, self->stream_id, "frames", G_TYPE_UINT64, frames,
-      "fps", G_TYPE_DOUBLE, fps, "average-fps", G_TYPE_DOUBLE, average, "latency-ms", G_TYPE_DOUBLE,
+      "axfpscounter", "stream-id", G_TYPE_UINT, stream_id, "frames", G_TYPE_UINT64, frames, "fps",
+      G_TYPE_DOUBLE, fps, "average-fps", G_TYPE_DOUBLE, average, "latency-ms", G_TYPE_DOUBLE,
       latency, "final", G_TYPE_BOOLEAN, final, nullptr);
   gst_element_post_message(GST_ELEMENT(self), gst_message_new_element(GST_OBJECT(self), s));
 }
@@ -167,9 +169,12 @@ static void gst_ax_fps_counter_get_property(GObject *object, guint prop_id, GVal
       GST_OBJECT_UNLOCK(self);
       break;
     }
-    default:
-      if (!axstream::gst::get_field_property(self, kFieldProperties, prop_id, value))
-        G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+    default: {
+      GST_OBJECT_LOCK(self);
+      const bool known = axstream::gst::get_field_property(self, kFieldProperties, prop_id, value);
+      GST_OBJECT_UNLOCK(self);
+      if (!known) G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+    }
   }
 }
 
@@ -181,7 +186,9 @@ static void gst_ax_fps_counter_class_init(GstAxFpsCounterClass *klass) {
       axstream::gst::set_field_properties<GstAxFpsCounter, kFieldProperties>;
   gobject_class->get_property = gst_ax_fps_counter_get_property;
 
-  auto rw = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS);
+  // Read per frame under the object lock: each can change while playing.
+  auto rw = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+                                     GST_PARAM_MUTABLE_PLAYING);
   auto ro = static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
   g_object_class_install_property(
       gobject_class, PROP_INTERVAL,

@@ -104,10 +104,10 @@ static gboolean gst_ax_meta_publish_start(GstBaseTransform *trans) {
     if (fd < 0 || connect(fd, reinterpret_cast<sockaddr *>(&address), sizeof address) != 0) {
       int err = errno;
       if (fd >= 0) close(fd);
-      GST_ELEMENT_ERROR(self, RESOURCE, OPEN_WRITE,
-                        ("Could not connect to unix socket \"%s\": %s.", self->socket_path,
-                         g_strerror(err)),
-                        ("connect: %s", g_strerror(err)));
+      GST_ELEMENT_ERROR(
+          self, RESOURCE, OPEN_WRITE,
+          ("Could not connect to unix socket \"%s\": %s.", self->socket_path, g_strerror(err)),
+          ("connect: %s", g_strerror(err)));
       return FALSE;
     }
     state->fd = fd;
@@ -117,10 +117,10 @@ static gboolean gst_ax_meta_publish_start(GstBaseTransform *trans) {
     int fd = open(self->location, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
       int err = errno;
-      GST_ELEMENT_ERROR(self, RESOURCE, OPEN_WRITE,
-                        ("Could not open file \"%s\" for writing: %s.", self->location,
-                         g_strerror(err)),
-                        ("open: %s", g_strerror(err)));
+      GST_ELEMENT_ERROR(
+          self, RESOURCE, OPEN_WRITE,
+          ("Could not open file \"%s\" for writing: %s.", self->location, g_strerror(err)),
+          ("open: %s", g_strerror(err)));
       return FALSE;
     }
     state->fd = fd;
@@ -200,7 +200,9 @@ static GstFlowReturn gst_ax_meta_publish_transform_ip(GstBaseTransform *trans, G
   axstream::publish::PublishedFrame frame;
   frame.frame = state->frame_count++;
   if (GST_BUFFER_PTS_IS_VALID(buffer)) frame.pts_ns = GST_BUFFER_PTS(buffer);
+  GST_OBJECT_LOCK(self);  // changeable while playing
   frame.stream_id = self->stream_id;
+  GST_OBJECT_UNLOCK(self);
   if (state->have_info) {
     frame.width = GST_VIDEO_INFO_WIDTH(&state->video_info);
     frame.height = GST_VIDEO_INFO_HEIGHT(&state->video_info);
@@ -275,9 +277,12 @@ static void gst_ax_meta_publish_class_init(GstAxMetaPublishClass *klass) {
                                                    GST_PARAM_MUTABLE_READY)));
   g_object_class_install_property(
       gobject_class, PROP_STREAM_ID,
-      g_param_spec_uint("stream-id", "Stream id", "Stream id written in every record", 0, G_MAXUINT,
-                        DEFAULT_PROP_STREAM_ID,
-                        static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS)));
+      g_param_spec_uint("stream-id", "Stream id",
+                        "Stream id written in every record (a change while playing applies from "
+                        "the next frame)",
+                        0, G_MAXUINT, DEFAULT_PROP_STREAM_ID,
+                        static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+                                                 GST_PARAM_MUTABLE_PLAYING)));
 
   gst_element_class_add_static_pad_template(element_class, &sink_template);
   gst_element_class_add_static_pad_template(element_class, &src_template);

@@ -130,6 +130,18 @@ TEST_P(ElementProperties, EveryPropertyHasABlurbBeyondItsNick) {
   }
 }
 
+// gst-inspect says in which states each writable property can change ("changeable only in NULL
+// or READY state", "changeable in NULL, READY, PAUSED or PLAYING state"); without a
+// GST_PARAM_MUTABLE_* flag it says nothing, and the user cannot tell.
+TEST_P(ElementProperties, EveryWritablePropertySaysInWhichStatesItCanChange) {
+  constexpr GParamFlags kMutable = static_cast<GParamFlags>(
+      GST_PARAM_MUTABLE_READY | GST_PARAM_MUTABLE_PAUSED | GST_PARAM_MUTABLE_PLAYING);
+  for (GParamSpec *pspec : own_properties(element_))
+    if (pspec->flags & G_PARAM_WRITABLE)
+      EXPECT_TRUE(pspec->flags & kMutable)
+          << GetParam() << "::" << pspec->name << " has no GST_PARAM_MUTABLE_* flag";
+}
+
 // docs/design: sink and src of every element accept video/x-raw and video/x-raw(memory:DMABuf).
 TEST_P(ElementProperties, BothPadsAcceptSystemMemoryAndDmabufVideo) {
   for (const char *pad_name : {"sink", "src"}) {
