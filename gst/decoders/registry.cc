@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 
 #include "axstream/decoders/decoder.h"
@@ -111,12 +112,18 @@ std::unique_ptr<Decoder> make_decoder(const std::string &name, const DecoderOpti
 std::vector<std::string> read_labels(const std::string &path) {
   std::ifstream file(path);
   if (!file) throw InvalidArgument("labels file '" + path + "' cannot be opened for reading");
+  // A directory opens and reads as nothing, which would pass for an empty labels file.
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error))
+    throw InvalidArgument("labels file '" + path +
+                          "' is a directory: expected a text file with one label per line");
   std::vector<std::string> labels;
   std::string line;
   while (std::getline(file, line)) {
     while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
     labels.push_back(line);
   }
+  if (file.bad()) throw InvalidArgument("labels file '" + path + "' could not be read");
   return labels;
 }
 

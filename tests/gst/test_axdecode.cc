@@ -238,7 +238,8 @@ TEST_F(AxDecode, ClassificationSkipsADetectorsOutputsWithAWarningUnlessModelName
         decode_harness(named ? "axdecode model=" + package.dir.string() : "axdecode");
     axtest::BusWatch bus(harness->element);
     GstBuffer *out = gst_harness_push_and_pull(
-        harness, frame_with_outputs(package.dir.string(), blazeface_tensors(), letterbox_640x480()));
+        harness,
+        frame_with_outputs(package.dir.string(), blazeface_tensors(), letterbox_640x480()));
     ASSERT_NE(out, nullptr);
     // The face anchor's logit 2.0 leads the first head: ranked, it is "class 107".
     EXPECT_EQ(gst_buffer_get_ax_classification_meta(out, -1) != nullptr, named) << named;
@@ -325,6 +326,17 @@ TEST_F(AxDecode, MissingLabelsFileFailsToStartNamingTheFile) {
   g_object_set(element, "labels", "/nonexistent/labels.txt", nullptr);
   const std::string error = axtest::error_when_started(element);
   EXPECT_NE(error.find("/nonexistent/labels.txt"), std::string::npos) << error;
+}
+
+// A directory opens as a stream on Linux and reads as nothing: it passed for an empty labels
+// file, and every class was reported as "class N" with no word of the mistake.
+TEST_F(AxDecode, LabelsPathThatIsADirectoryFailsToStartNamingIt) {
+  const std::string directory = ::testing::TempDir();
+  GstElement *element = gst_element_factory_make("axdecode", nullptr);
+  g_object_set(element, "labels", directory.c_str(), nullptr);
+  const std::string error = axtest::error_when_started(element);
+  EXPECT_NE(error.find("labels file '" + directory + "'"), std::string::npos) << error;
+  EXPECT_NE(error.find("directory"), std::string::npos) << error;
 }
 
 TEST_F(AxDecode, MissingModelPackageFailsToStartNamingThePath) {
