@@ -624,14 +624,35 @@ void define_dma_buffer(DmaBufferClass &dma_buffer) {
             auto numpy = py::module_::import("numpy");
             py::dtype type = py::dtype::from_args(dtype);
             py::tuple dims = py::tuple(numpy.attr("atleast_1d")(shape).attr("tolist")());
-            size_t count = 1;
-            for (auto dim : dims) count *= dim.cast<size_t>();
             auto &buffer = self.cast<hal::DmaBuffer &>();
-            if (count * static_cast<size_t>(type.itemsize()) > buffer.size())
-              throw axstream::InvalidArgument(
-                  "DmaBuffer.array: " + std::to_string(count * type.itemsize()) + " bytes of " +
-                  std::string(py::str(type)) + " " + std::string(py::str(shape)) +
-                  " do not fit the buffer's " + std::to_string(buffer.size()) + " bytes");
+            // Dimensions from the caller: non-negative ints, and a product that no size_t
+            // wrap-around can make fit (pybind11's caster raised a bare RuntimeError for -1).
+            size_t bytes = static_cast<size_t>(type.itemsize());
+            size_t count = 1;
+            bool fits = true;
+            for (auto dim : dims) {
+              auto index = as_index(dim);
+              if (!index || *index < py::int_(0))
+                throw axstream::InvalidArgument("DmaBuffer.array: shape " +
+                                                std::string(py::repr(shape)) +
+                                                ": expected non-negative integer dimensions");
+              unsigned long long value = PyLong_AsUnsignedLongLong(index->ptr());
+              if (PyErr_Occurred()) {  // beyond 64 bits: fits no buffer
+                PyErr_Clear();
+                fits = false;
+              }
+              fits = fits && !__builtin_mul_overflow(count, value, &count);
+            }
+            fits = fits && !__builtin_mul_overflow(count, bytes, &bytes);
+            std::string what = std::string(py::str(type)) + " " + std::string(py::str(shape));
+            if (!fits)
+              throw axstream::InvalidArgument("DmaBuffer.array: " + what +
+                                              " needs more than 2^64 bytes, the buffer has " +
+                                              std::to_string(buffer.size()));
+            if (bytes > buffer.size())
+              throw axstream::InvalidArgument("DmaBuffer.array: " + std::to_string(bytes) +
+                                              " bytes of " + what + " do not fit the buffer's " +
+                                              std::to_string(buffer.size()) + " bytes");
             return numpy.attr("frombuffer")(self, type, py::int_(count)).attr("reshape")(dims);
           },
           py::arg("shape"), py::arg("dtype") = py::dtype::of<int8_t>(),

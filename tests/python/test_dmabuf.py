@@ -122,6 +122,18 @@ def test_dma_buffer_array_larger_than_the_buffer_is_invalid_argument():
     assert float(view.sum()) == 6.0  # the view keeps the buffer alive
 
 
+def test_dma_buffer_array_shape_that_wraps_or_is_no_count_is_invalid_argument():
+    buffer = axr.DmaBuffer(16)
+    # 2**32 x 2**32 int8 is 2**64 bytes: a size_t product wraps to 0, which "fits".
+    for shape in ((2**32, 2**32), (2**62, 4), (2**70,)):
+        with pytest.raises(axr.InvalidArgument, match="more than 2\\^64 bytes"):
+            buffer.array(shape)
+    for shape in ((-1, 4), (1.5, 4), "ab"):
+        with pytest.raises(axr.InvalidArgument, match="non-negative integer dimensions"):
+            buffer.array(shape)
+    assert buffer.array((np.int64(2), 8)).shape == (2, 8)
+
+
 def test_too_small_fd_is_invalid_argument(context, package):
     model = context.load_model(package("resnet_tiny"))
     instance = context.device_connect(None, 1).load_model_instance(
