@@ -9,7 +9,10 @@
  * gvawatermark show a cascade's secondary classes), its keypoints, and whole-frame
  * classifications (GstAxClassificationMeta with roi_id -1) as text in the top-left corner. Works on
  * RGB, BGR, RGBx, BGRx, xRGB, xBGR, RGBA, BGRA, NV12 and I420 (YUV frames: drawn on the luma and
- * chroma planes with the colour converted, BT.601).
+ * chroma planes with the colour converted, BT.601). On a frame carrying a GstVideoCropMeta the
+ * results are drawn in its visible region's coordinates (the caps' size at the meta's origin).
+ * Boxes, labels and keypoints reaching beyond the frame are cut at its edges; keypoints at NaN
+ * or infinity are left out.
  *
  * |[
  * D=~/.cache/axstream/opencv-doc/usr/share/doc/opencv-doc/examples/data
@@ -24,6 +27,7 @@
 
 #include <gst/video/video.h>
 
+#include <array>
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -32,6 +36,7 @@
 #include "ax_detection_values.h"
 #include "ax_field_properties.h"
 #include "ax_refused_caps.h"
+#include "ax_video_crop.h"
 #include "axstream/gst/axresultmeta.h"
 #include "axstream/overlay/overlay.h"
 
@@ -222,14 +227,29 @@ static GstFlowReturn gst_ax_overlay_transform_frame_ip(GstVideoFilter *filter,
   GST_OBJECT_UNLOCK(self);
   std::vector<axstream::overlay::OverlayObject> objects = objects_of(frame->buffer, draw_classes);
   if (objects.empty()) return GST_FLOW_OK;
+  // The caps' size: a frame cropped by GstVideoCropMeta maps whole, and the results are in the
+  // coordinates of its visible region.
+  const int width = GST_VIDEO_INFO_WIDTH(&filter->in_info);
+  const int height = GST_VIDEO_INFO_HEIGHT(&filter->in_info);
+  std::array<gsize, GST_VIDEO_MAX_PLANES> crop_offsets{};
+  if (const GstVideoCropMeta *crop = gst_buffer_get_video_crop_meta(frame->buffer)) {
+    std::string error;
+    crop_offsets = axstream::gst::video_crop_offsets(*frame, *crop, width, height, error);
+    if (!error.empty()) {
+      GST_ELEMENT_ERROR(self, STREAM, FORMAT, ("axoverlay got a frame cropped outside itself"),
+                        ("%s", error.c_str()));
+      return GST_FLOW_ERROR;
+    }
+  }
   try {
     axstream::overlay::FrameView view;
     view.format = axstream::overlay::pixel_format_from_name(
         gst_video_format_to_string(GST_VIDEO_FRAME_FORMAT(frame)));
-    view.width = GST_VIDEO_FRAME_WIDTH(frame);
-    view.height = GST_VIDEO_FRAME_HEIGHT(frame);
+    view.width = width;
+    view.height = height;
     for (guint p = 0; p < GST_VIDEO_FRAME_N_PLANES(frame) && p < 3; ++p) {
-      view.planes[p] = static_cast<uint8_t *>(GST_VIDEO_FRAME_PLANE_DATA(frame, p));
+      view.planes[p] =
+          static_cast<uint8_t *>(GST_VIDEO_FRAME_PLANE_DATA(frame, p)) + crop_offsets[p];
       view.strides[p] = GST_VIDEO_FRAME_PLANE_STRIDE(frame, p);
     }
     axstream::overlay::draw_objects(view, objects, style);

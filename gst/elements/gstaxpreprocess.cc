@@ -14,7 +14,10 @@
  * udmabuf dmabuf where the kernel has one, a sealed memfd otherwise) carrying GstVideoMeta, so a
  * decoder or source writes each frame straight into it. memory:DMABuf frames (a plain format, or
  * format=DMA_DRM with a drm-format field; linear modifier only) are read by mapping just the rows
- * the crop needs; `bytes-mapped` counts the frame bytes mapped.
+ * the crop needs; `bytes-mapped` counts the frame bytes mapped. A frame carrying a
+ * GstVideoCropMeta (videocrop, or a decoder, attaches one instead of copying when downstream
+ * takes it, and the allocation query passes that on) is read in its visible region: the caps'
+ * size at the meta's origin, as if it had been cropped out.
  *
  * Colour order, pixel scale, mean and std come from the package's `input_preprocess`
  * (docs/model-package.md; RGB, 1/255, 0, 1 when absent); the properties override them.
@@ -84,6 +87,7 @@
 #include "ax_preamble_input.h"
 #include "ax_refused_caps.h"
 #include "ax_transform.h"
+#include "ax_video_crop.h"
 #include "axstream/gst/axdmabufallocator.h"
 #include "axstream/gst/axdrmformat.h"
 #include "axstream/gst/axresultmeta.h"
@@ -866,7 +870,9 @@ static GstFlowReturn gst_ax_preprocess_transform_ip(GstBaseTransform *trans, Gst
   std::optional<RowMappedFrame> rows;
   GstVideoFrame frame;
   bool frame_mapped = false;
-  if (self->roi == GST_AX_ROI_FRAME && is_dmabuf_frame(state, buffer)) {
+  // A cropped frame (GstVideoCropMeta) maps whole; its visible region is what the caps describe.
+  const GstVideoCropMeta *crop_meta = gst_buffer_get_video_crop_meta(buffer);
+  if (self->roi == GST_AX_ROI_FRAME && !crop_meta && is_dmabuf_frame(state, buffer)) {
     const pp::Rect &crop = state->preprocessor->geometry().crop;
     rows.emplace();
     try {
@@ -887,8 +893,21 @@ static GstFlowReturn gst_ax_preprocess_transform_ip(GstBaseTransform *trans, Gst
       return GST_FLOW_ERROR;
     }
     frame_mapped = true;
+    std::array<gsize, GST_VIDEO_MAX_PLANES> crop_offsets{};
+    if (crop_meta) {
+      std::string error;
+      crop_offsets =
+          axstream::gst::video_crop_offsets(frame, *crop_meta, input.width, input.height, error);
+      if (!error.empty()) {
+        gst_video_frame_unmap(&frame);
+        GST_ELEMENT_ERROR(self, STREAM, FORMAT, ("axpreprocess got a frame cropped outside itself"),
+                          ("%s", error.c_str()));
+        return GST_FLOW_ERROR;
+      }
+    }
     for (guint p = 0; p < GST_VIDEO_FRAME_N_PLANES(&frame) && p < 3; ++p) {
-      input.planes[p] = static_cast<const uint8_t *>(GST_VIDEO_FRAME_PLANE_DATA(&frame, p));
+      input.planes[p] =
+          static_cast<const uint8_t *>(GST_VIDEO_FRAME_PLANE_DATA(&frame, p)) + crop_offsets[p];
       input.strides[p] = GST_VIDEO_FRAME_PLANE_STRIDE(&frame, p);
     }
     state->bytes_mapped += gst_buffer_get_size(buffer);

@@ -309,6 +309,48 @@ TEST_P(OverlayOddSize, DrawsBoxEdgesOnTheLastColumnAndRow) {
 INSTANTIATE_TEST_SUITE_P(SubsampledAndPacked, OverlayOddSize,
                          ::testing::Values("NV12", "I420", "RGB"));
 
+// A frame cropped by GstVideoCropMeta (videocrop attaches it when the sink takes it): the caps
+// give the visible 36x30 region at 20,10 of a 64x48 frame laid out by GstVideoMeta, and the
+// results are in the region's coordinates, so a box at 5,5 lands at 25,15 of the whole frame
+// (before: at 5,5, off the visible region).
+class OverlayCropMeta : public Overlay {
+ protected:
+  void SetUp() override { start(36, 30); }
+};
+
+TEST_P(OverlayCropMeta, DrawsInTheVisibleRegionsCoordinates) {
+  g_object_set(gst_harness_find_element(harness_, "axoverlay"), "draw-labels", FALSE, nullptr);
+  gst_object_unref(gst_harness_find_element(harness_, "axoverlay"));
+  GstVideoInfo whole;
+  gst_video_info_set_format(&whole, GST_VIDEO_INFO_FORMAT(&info_), 64, 48);
+  GstBuffer *in = gst_buffer_new_allocate(nullptr, GST_VIDEO_INFO_SIZE(&whole), nullptr);
+  GstVideoFrame frame;
+  ASSERT_TRUE(gst_video_frame_map(&frame, &whole, in, GST_MAP_WRITE));
+  for (guint p = 0; p < GST_VIDEO_FRAME_N_PLANES(&frame); ++p)
+    memset(GST_VIDEO_FRAME_PLANE_DATA(&frame, p), yuv() ? (p == 0 ? kBlackYuv.y : 128) : 0,
+           GST_VIDEO_FRAME_PLANE_STRIDE(&frame, p) * GST_VIDEO_FRAME_COMP_HEIGHT(&frame, p));
+  gst_video_frame_unmap(&frame);
+  gst_buffer_add_video_meta_full(in, GST_VIDEO_FRAME_FLAG_NONE, GST_VIDEO_INFO_FORMAT(&whole), 64,
+                                 48, GST_VIDEO_INFO_N_PLANES(&whole), whole.offset, whole.stride);
+  GstVideoCropMeta *crop = gst_buffer_add_video_crop_meta(in);
+  crop->x = 20;
+  crop->y = 10;
+  crop->width = 36;
+  crop->height = 30;
+  add_face(in, 5, 5, 10, 10);
+  GstBuffer *out = push_pull(in);
+  ASSERT_NE(out, nullptr);
+  // pixel() maps the whole frame (GstVideoMeta): whole-frame coordinates.
+  EXPECT_EQ(pixel(out, 30, 15), green()) << "top edge, 25..34 at row 15";
+  EXPECT_EQ(pixel(out, 25, 20), green()) << "left edge";
+  EXPECT_EQ(pixel(out, 10, 5), black()) << "where the box is in the region's coordinates";
+  EXPECT_EQ(pixel(out, 30, 20), black()) << "inside the box";
+  gst_buffer_unref(out);
+}
+
+INSTANTIATE_TEST_SUITE_P(SubsampledAndPacked, OverlayCropMeta,
+                         ::testing::Values("RGB", "BGRx", "NV12", "I420"));
+
 // A cascade's classes on each object: a 320x64 RGB frame, wide enough for the whole label, with
 // one face whose classifiers' results are attached as axdecode decoder=classification attaches
 // them; the drawn frame must equal the overlay library drawing the expected text itself.

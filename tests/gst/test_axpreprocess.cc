@@ -232,6 +232,75 @@ INSTANTIATE_TEST_SUITE_P(Formats, AxPreprocessOddSize,
                                   std::to_string(info.param.height);
                          });
 
+// A frame cropped by GstVideoCropMeta (videocrop or a decoder attach it instead of copying when
+// the sink takes it, and axpreprocess passes that on in the allocation query): the caps give the
+// visible size, GstVideoMeta the whole frame's layout, the meta the visible region's origin. Its
+// tensor is the tensor of the region copied out as a frame of its own (before: of the frame's
+// top-left corner).
+class AxPreprocessCropMeta : public ::testing::TestWithParam<const char *> {};
+
+TEST_P(AxPreprocessCropMeta, TensorIsTheCroppedRegionsTensor) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  const GstVideoFormat format = gst_video_format_from_string(GetParam());
+  constexpr int kCropX = 20, kCropY = 10, kCropW = 36, kCropH = 30;
+  GstVideoInfo whole_info, region_info;
+  gst_video_info_set_format(&whole_info, format, 64, 48);
+  gst_video_info_set_format(&region_info, format, kCropW, kCropH);
+  GstBuffer *whole = random_frame(whole_info, 5);
+  GstBuffer *region = gst_buffer_new_allocate(nullptr, GST_VIDEO_INFO_SIZE(&region_info), nullptr);
+  GstVideoFrame from, to;
+  ASSERT_TRUE(gst_video_frame_map(&from, &whole_info, whole, GST_MAP_READ));
+  ASSERT_TRUE(gst_video_frame_map(&to, &region_info, region, GST_MAP_WRITE));
+  for (guint p = 0; p < GST_VIDEO_FRAME_N_PLANES(&from); ++p) {
+    // Planes p of these formats hold component p first (even offsets: exact chroma).
+    const int w_sub = GST_VIDEO_FORMAT_INFO_W_SUB(whole_info.finfo, p);
+    const int h_sub = GST_VIDEO_FORMAT_INFO_H_SUB(whole_info.finfo, p);
+    const int pixel_stride = GST_VIDEO_FRAME_COMP_PSTRIDE(&from, p);
+    for (int y = 0; y < GST_VIDEO_FRAME_COMP_HEIGHT(&to, p); ++y)
+      memcpy(static_cast<guint8 *>(GST_VIDEO_FRAME_PLANE_DATA(&to, p)) +
+                 y * GST_VIDEO_FRAME_PLANE_STRIDE(&to, p),
+             static_cast<const guint8 *>(GST_VIDEO_FRAME_PLANE_DATA(&from, p)) +
+                 ((kCropY >> h_sub) + y) * GST_VIDEO_FRAME_PLANE_STRIDE(&from, p) +
+                 (kCropX >> w_sub) * pixel_stride,
+             GST_VIDEO_FRAME_COMP_WIDTH(&to, p) * pixel_stride);
+  }
+  gst_video_frame_unmap(&to);
+  gst_video_frame_unmap(&from);
+  gst_buffer_add_video_meta_full(whole, GST_VIDEO_FRAME_FLAG_NONE, format, 64, 48,
+                                 GST_VIDEO_INFO_N_PLANES(&whole_info), whole_info.offset,
+                                 whole_info.stride);
+  GstVideoCropMeta *crop = gst_buffer_add_video_crop_meta(whole);
+  crop->x = kCropX;
+  crop->y = kCropY;
+  crop->width = kCropW;
+  crop->height = kCropH;
+
+  std::vector<int8_t> tensors[2];
+  GstBuffer *inputs[2] = {region, whole};
+  for (int i = 0; i < 2; ++i) {
+    GstHarness *h = gst_harness_new_with_element(make_preprocess(model), "sink", "src");
+    gst_harness_set_src_caps_str(h, axtest::video_caps(GetParam(), kCropW, kCropH).c_str());
+    ASSERT_EQ(gst_harness_push(h, inputs[i]), GST_FLOW_OK);
+    GstBuffer *out = gst_harness_pull(h);
+    ASSERT_NE(out, nullptr);
+    GstAxTensorMeta *meta = gst_buffer_get_ax_tensor_meta(out, GST_AX_TENSOR_INPUT, nullptr, -1);
+    ASSERT_NE(meta, nullptr);
+    tensors[i] = axtest::buffer_bytes(meta->tensors);
+    gst_buffer_unref(out);
+    gst_harness_teardown(h);
+  }
+  ASSERT_EQ(tensors[1].size(), tensors[0].size());
+  size_t differing = 0;
+  for (size_t i = 0; i < tensors[0].size(); ++i) differing += tensors[1][i] != tensors[0][i];
+  EXPECT_EQ(differing, 0u) << GetParam() << ": bytes unlike the cropped frame's tensor";
+}
+
+INSTANTIATE_TEST_SUITE_P(PackedAndPlanar, AxPreprocessCropMeta,
+                         ::testing::Values("RGB", "BGRx", "NV12", "I420", "GRAY8"),
+                         [](const ::testing::TestParamInfo<const char *> &info) {
+                           return std::string(info.param);
+                         });
+
 TEST(AxPreprocess, AcceptsDmabufCapsFeature) {
   AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
   GstHarness *h = gst_harness_new_with_element(make_preprocess(model), "sink", "src");
