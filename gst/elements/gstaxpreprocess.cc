@@ -79,10 +79,12 @@
 #include <cstdio>
 #include <memory>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "ax_detection_values.h"
 #include "ax_field_properties.h"
 #include "ax_preamble_input.h"
 #include "ax_refused_caps.h"
@@ -661,8 +663,22 @@ static GstFlowReturn preprocess_objects(GstAxPreprocess *self, GstBuffer *buffer
                                         const pp::Frame &input,
                                         std::vector<PendingTensor> &pending) {
   GstAxPreprocessState *state = self->state;
-  std::vector<GstVideoRegionOfInterestMeta *> rois;
+  // A tensor names its object by ROI id, and axdecode attaches the results to the ROI with that
+  // id. ROIs an application attached without setting ids all carry GStreamer's default (0), and
+  // every object would get all their results: the repeats of an id get ids no ROI has.
+  std::set<gint> ids;
+  gint unused_id = -1;
   gpointer iter = nullptr;
+  while (GstMeta *meta = gst_buffer_iterate_meta_filtered(
+             buffer, &iter, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) {
+    auto *roi = reinterpret_cast<GstVideoRegionOfInterestMeta *>(meta);
+    if (ids.insert(roi->id).second) continue;
+    if (unused_id < 0) unused_id = axstream::gst::next_roi_id(buffer);
+    GST_LOG_OBJECT(self, "roi id %d repeated: renumbered %d", roi->id, unused_id);
+    roi->id = unused_id++;
+  }
+  std::vector<GstVideoRegionOfInterestMeta *> rois;
+  iter = nullptr;
   while (GstMeta *meta = gst_buffer_iterate_meta_filtered(
              buffer, &iter, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) {
     auto *roi = reinterpret_cast<GstVideoRegionOfInterestMeta *>(meta);

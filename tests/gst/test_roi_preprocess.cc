@@ -104,6 +104,38 @@ TEST(RoiPreprocess, ObjectsModeMakesOneTensorPerRoiEqualToTheCroppedFrameTensor)
   gst_harness_teardown(h);
 }
 
+// ROIs an application attached without setting their ids all carry GStreamer's default, 0; the
+// results axdecode attaches by id then went to every object alike (both objects of a frame listed
+// both classifications). Repeated ids are renumbered, so each tensor names its own ROI.
+TEST(RoiPreprocess, RoisSharingAnIdAreRenumberedSoEachTensorNamesItsOwn) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  GstHarness *h = preprocess_harness(model, "roi=objects");
+  GstBuffer *frame = random_rgb_frame(13);
+  add_roi(frame, "face", 0, 4, 6, 20, 16);
+  add_roi(frame, "face", 0, 30, 10, 50, 20);
+  add_roi(frame, "face", 5, 60, 40, 30, 20);
+  add_roi(frame, "face", 5, 10, 40, 30, 20);
+  ASSERT_EQ(gst_harness_push(h, frame), GST_FLOW_OK);
+  GstBuffer *out = gst_harness_pull(h);
+  std::vector<GstAxTensorMeta *> metas = input_metas(out);
+  ASSERT_EQ(metas.size(), 4u);
+  std::vector<gint> roi_ids;
+  gpointer iter = nullptr;
+  while (GstMeta *meta = gst_buffer_iterate_meta_filtered(
+             out, &iter, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE))
+    roi_ids.push_back(reinterpret_cast<GstVideoRegionOfInterestMeta *>(meta)->id);
+  ASSERT_EQ(roi_ids.size(), 4u);
+  // The first of each id keeps it; the repeats get ids no ROI has.
+  EXPECT_EQ(roi_ids[0], 0);
+  EXPECT_EQ(roi_ids[2], 5);
+  EXPECT_EQ(roi_ids[1], 6);
+  EXPECT_EQ(roi_ids[3], 7);
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(metas[i]->roi_id, roi_ids[i]) << "tensor " << i;
+  EXPECT_DOUBLE_EQ(metas[1]->transform.crop_x, 30);
+  gst_buffer_unref(out);
+  gst_harness_teardown(h);
+}
+
 TEST(RoiPreprocess, ObjectClassAndMaxObjectsSelectTheRois) {
   AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
   GstHarness *h = preprocess_harness(model, "roi=objects object-class=face,person max-objects=2");
