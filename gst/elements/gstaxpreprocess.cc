@@ -23,8 +23,9 @@
  * (docs/model-package.md; RGB, 1/255, 0, 1 when absent); the properties override them.
  * NV12 and I420 frames are converted to RGB with BT.601 video-range coefficients (OpenCV's),
  * whatever the caps' colorimetry: BT.709 (GStreamer's default above 576 lines) and full-range
- * (JPEG) frames come out a few levels (709) or up to ~20 levels (full range) off what videoconvert
- * gives.
+ * (JPEG) frames come out off what videoconvert gives: BT.709 by 7 levels on average and up to 36
+ * in saturated colours (of 255, over a 15-step RGB grid), full range by up to ~20 levels (luma
+ * 16..235 stretched).
  *
  * Packages with a preamble (`preamble_graph`, the head axcompile split off the model because
  * the int8 core has no kernel for it): the fused pass makes the preamble input's pixels instead,
