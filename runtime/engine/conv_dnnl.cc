@@ -624,6 +624,27 @@ bool zero_point_padded_source_wins(const std::string &own_impl, const std::strin
   return amx(padded_impl) && !amx(own_impl);
 }
 
+bool residual_sum_kernel_checked(const std::string &text) {
+  // oneDNN names a kernel "<implementation>:<ISA>"; a description puts it among other words.
+  auto checked = [](const std::string &impl) {
+    auto is = [&](const std::string &prefix, const std::string &isa) {
+      return impl.size() > prefix.size() + isa.size() && impl.rfind(prefix, 0) == 0 &&
+             impl.compare(impl.size() - isa.size(), isa.size(), isa) == 0;
+    };
+    return is("brg", ":avx512_core_vnni") || is("jit_int8", ":avx512_core_vnni") ||
+           is("jit_uni_int8", ":avx2_vnni");
+  };
+  size_t start = 0;
+  while (start < text.size()) {
+    const size_t end = text.find_first_of(" []()\n", start);
+    const std::string word = text.substr(start, end == std::string::npos ? end : end - start);
+    if (word.find(':') != std::string::npos && checked(word)) return true;
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return false;
+}
+
 std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &weights) {
   if (!dnnl_kernels_enabled()) return nullptr;
   const DnnlConvParams &p = q.conv;
@@ -725,12 +746,7 @@ std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &
       // slower.
       const std::string fused_impl = pd.impl_info_str();
       const std::string unfused_impl = primitive_desc(false, false, padded).impl_info_str();
-      auto is = [&](const char *prefix, const std::string &isa) {
-        return fused_impl.rfind(prefix, 0) == 0 && fused_impl.size() > isa.size() &&
-               fused_impl.compare(fused_impl.size() - isa.size(), isa.size(), isa) == 0;
-      };
-      const bool checked = is("brg", ":avx512_core_vnni") || is("jit_int8", ":avx512_core_vnni") ||
-                           is("jit_uni_int8", ":avx2_vnni");
+      const bool checked = residual_sum_kernel_checked(fused_impl);
       if (fused_impl != unfused_impl || !checked) return nullptr;
     }
     dnnl::stream stream(eng);

@@ -65,6 +65,13 @@ struct DnnlQConvParams {
 };
 std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &p, const Tensor &weights);
 
+// Whether `text` (oneDNN's impl_info_str, or a program description's line naming it among other
+// words) names one of the int8 convolution kernels checked to apply a residual sum's post-ops as
+// residual_sum_chain.h models them, so make_dnnl_qconv may fuse the add as a sum post-op there
+// (docs/runtime.md, "residual adds into convolutions", lists them). Tests and
+// tools/sum-postop-compare expect the fusion exactly where the convolution's kernel is one.
+bool residual_sum_kernel_checked(const std::string &text);
+
 // Whether a padded convolution with a source zero point reads its source padded explicitly
 // with that zero point, given the implementations oneDNN picks for it as it is (`own_impl`)
 // and for the padded source, unpadded (`padded_impl`, "" when there is none), and the setting
