@@ -505,6 +505,10 @@ void OutputConverter::find_device_views(std::vector<LayoutGather> &gathers) {
     }
     gather.device_view = view;
   }
+  all_device_views_ =
+      !gathers.empty() && std::all_of(gathers.begin(), gathers.end(), [](const LayoutGather &g) {
+        return g.parts.empty() && g.device_view.has_value();
+      });
 }
 
 std::vector<bool> OutputConverter::outputs_before_sigmoid() const {
@@ -655,6 +659,24 @@ std::vector<QuantizedTensor> OutputConverter::view_quantized(const std::vector<c
     for (size_t k = 0; k < gather.indices.size(); ++k) out.data[k] = source.data[gather.indices[k]];
   }
   return gathered;
+}
+
+bool OutputConverter::refresh_views(std::vector<QuantizedTensor> &views,
+                                    const std::vector<const int8_t *> &raw,
+                                    const std::vector<size_t> &raw_bytes, int item) const {
+  if (!all_device_views_ || views.size() != layout_gathers_.size() || raw.size() != specs_.size() ||
+      raw_bytes.size() != specs_.size() || item != 0)
+    return false;
+  // The sizes are the per-frame part of view_quantized()'s checks (the specs, and that item 0
+  // exists, were checked when `views` was made); a wrong one goes through it for its error.
+  for (const LayoutGather &gather : layout_gathers_)
+    if (raw_bytes[gather.input] != specs_[gather.input].padded_bytes()) return false;
+  for (size_t o = 0; o < layout_gathers_.size(); ++o) {
+    const LayoutGather &gather = layout_gathers_[o];
+    views[o].view =
+        raw[gather.input] + item_offset(specs_[gather.input], item) + gather.device_view->offset;
+  }
+  return true;
 }
 
 // A channels-last part from its core output `converted` (channels-first): a view of the device

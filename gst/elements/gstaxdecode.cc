@@ -103,6 +103,9 @@ struct ModelDecoding {
   // The int8 path's decoder when the postamble's sigmoid is left to it (Decoder::for_logits);
   // null: the element's decoder.
   std::unique_ptr<dec::Decoder> logits_decoder;
+  // The int8 path's views of the outputs, made on one buffer and pointed at each next one's
+  // (OutputConverter::refresh_views) rather than rebuilt per frame.
+  std::vector<dec::QuantizedTensor> views;
 };
 }  // namespace
 
@@ -110,6 +113,9 @@ struct GstAxDecodeState {
   std::unique_ptr<dec::Decoder> decoder;
   std::string model_key;  // package_key of the model property; empty when unset
   std::map<std::string, ModelDecoding> models;  // by model package path
+  // The last output meta's model string and its package_key, so a stream of one model makes
+  // no key per frame (model property unset).
+  std::string last_meta_model, last_meta_key;
   GstVideoInfo video_info;
   bool have_video_info = false;
 };
@@ -498,10 +504,12 @@ static std::optional<dec::DecodeResult> decode_outputs(GstAxDecode *self,
         decoding.logits_decoder ? *decoding.logits_decoder : *state->decoder;
     // Decoded while mapped: the tensors are views of the device outputs where the layout
     // allows, so nothing is copied.
-    return convert_tensors(
-        converter, tensor_meta->tensors, [&](const auto &raw, const auto &bytes) {
-          return decoder.decode_quantized(converter.view_quantized(raw, bytes), geometry);
-        });
+    return convert_tensors(converter, tensor_meta->tensors,
+                           [&](const auto &raw, const auto &bytes) {
+                             if (!converter.refresh_views(decoding.views, raw, bytes))
+                               decoding.views = converter.view_quantized(raw, bytes);
+                             return decoder.decode_quantized(decoding.views, geometry);
+                           });
   }
   std::vector<dec::FloatTensor> floats = convert_tensors(
       converter, tensor_meta->tensors,
@@ -540,8 +548,15 @@ static GstFlowReturn gst_ax_decode_transform_ip(GstBaseTransform *trans, GstBuff
     return GST_FLOW_OK;
   }
   for (GstAxTensorMeta *tensor_meta : outputs) {
-    const std::string model_path =
-        state->model_key.empty() ? package_key(tensor_meta->model) : state->model_key;
+    if (state->model_key.empty() &&
+        (state->last_meta_key.empty() ||
+         g_strcmp0(state->last_meta_model.c_str(), tensor_meta->model) != 0)) {
+      state->last_meta_model = tensor_meta->model ? tensor_meta->model : "";
+      state->last_meta_key = package_key(tensor_meta->model);
+    }
+    // Not a map key: erasing the model's entry on an error below leaves it valid.
+    const std::string &model_path =
+        state->model_key.empty() ? state->last_meta_key : state->model_key;
     try {
       if (std::optional<dec::DecodeResult> result = decode_outputs(self, tensor_meta, model_path))
         attach_results(self, buffer, *result, tensor_meta, model_path);

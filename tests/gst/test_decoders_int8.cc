@@ -487,6 +487,39 @@ TEST(Int8FastPath, GathersOfDeviceValuesInTheirOwnOrderAreViewsOfTheDeviceOutput
   EXPECT_THROW(converter.view_quantized(device.pointers, short_sizes), axstream::InvalidArgument);
 }
 
+// axdecode keeps the views of one frame's outputs and points them at the next frame's
+// (refresh_views) instead of making names, shapes and the vector again: the refreshed views read
+// the next outputs exactly as views made afresh do; anything else is refused untouched.
+TEST(Int8FastPath, RefreshedViewsReadTheNextDeviceOutputsLikeNewOnes) {
+  dec::OutputConverter converter(postamble_specs(), write_postamble("layout_refresh", ""));
+  std::mt19937 rng(37);
+  const RandomDeviceOutputs first(converter.specs(), rng), second(converter.specs(), rng);
+  auto views = converter.view_quantized(first.pointers, first.sizes);
+  ASSERT_TRUE(converter.refresh_views(views, second.pointers, second.sizes));
+  const auto fresh = converter.view_quantized(second.pointers, second.sizes);
+  ASSERT_EQ(views.size(), fresh.size());
+  for (size_t o = 0; o < fresh.size(); ++o) {
+    EXPECT_EQ(views[o].view, fresh[o].view) << fresh[o].name;
+    EXPECT_EQ(views[o].name, fresh[o].name);
+    EXPECT_EQ(views[o].shape, fresh[o].shape);
+    EXPECT_EQ(views[o].dequantized().data, fresh[o].dequantized().data) << fresh[o].name;
+  }
+  // A device output of the wrong size, another batch item, or views it did not make: false,
+  // and the views keep pointing at the second outputs.
+  std::vector<size_t> short_sizes = second.sizes;
+  short_sizes[1] = 7;
+  EXPECT_FALSE(converter.refresh_views(views, first.pointers, short_sizes));
+  EXPECT_FALSE(converter.refresh_views(views, first.pointers, first.sizes, 1));
+  EXPECT_EQ(views[0].view, fresh[0].view);
+  std::vector<dec::QuantizedTensor> none;
+  EXPECT_FALSE(converter.refresh_views(none, first.pointers, first.sizes));
+  // Outputs that are not all views in place (a concatenation handed over as its parts) are
+  // never refreshed.
+  dec::OutputConverter parts(postamble_specs(), write_postamble("concat_refresh", "Concat"));
+  auto joined = parts.view_quantized(first.pointers, first.sizes);
+  EXPECT_FALSE(parts.refresh_views(joined, second.pointers, second.sizes));
+}
+
 TEST(Int8FastPath, ASigmoidPostambleIsGatheredAsTheSigmoidsLogits) {
   dec::OutputConverter converter(postamble_specs(), write_postamble("sigmoid", "Sigmoid"));
   ASSERT_TRUE(converter.quantized_outputs_available());
@@ -585,6 +618,13 @@ TEST(Int8FastPath, TheBlazeFaceDemoPackagesOutputsAreReadInPlace) {
     EXPECT_EQ(views[o].dequantized().data, floats[o].data) << floats[o].name;
   }
   EXPECT_EQ(in_rows, 1) << "the channel-padded 8x8 scores";
+  // axdecode's per-frame path: the same views pointed at the next frame's outputs.
+  const RandomDeviceOutputs next(converter->specs(), rng);
+  auto refreshed = views;
+  ASSERT_TRUE(converter->refresh_views(refreshed, next.pointers, next.sizes));
+  const auto next_floats = converter->convert(next.pointers, next.sizes);
+  for (size_t o = 0; o < refreshed.size(); ++o)
+    EXPECT_EQ(refreshed[o].dequantized().data, next_floats[o].data) << next_floats[o].name;
 }
 
 namespace {

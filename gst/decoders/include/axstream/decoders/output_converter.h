@@ -87,6 +87,13 @@ class OutputConverter {
   std::vector<QuantizedTensor> view_quantized(const std::vector<const int8_t *> &raw,
                                               const std::vector<size_t> &raw_bytes,
                                               int item = 0) const;
+  // For a caller decoding frame after frame: when every output is a view of the device outputs
+  // in place (BlazeFace's are) and `views` is what view_quantized() returned for an earlier set
+  // of them, points those views at `raw` (checking its sizes) and returns true, so names, shapes
+  // and the vector are not made again per frame. false (nothing changed): call view_quantized().
+  // Batch item 0 only (false for others).
+  bool refresh_views(std::vector<QuantizedTensor> &views, const std::vector<const int8_t *> &raw,
+                     const std::vector<size_t> &raw_bytes, int item = 0) const;
   // raw[i] / raw_bytes[i]: device output i. Returns the float model's outputs of batch `item`.
   std::vector<FloatTensor> convert(const std::vector<const int8_t *> &raw,
                                    const std::vector<size_t> &raw_bytes, int item = 0);
@@ -139,6 +146,8 @@ class OutputConverter {
   // Per core output: whether view_quantized converts it (some gather reads it other than in
   // place). With a postamble only.
   std::vector<bool> inputs_to_convert_;
+  // Every model output is a device view (find_device_views): refresh_views() applies.
+  bool all_device_views_ = false;
 };
 
 }  // namespace axstream::decoders
