@@ -30,11 +30,17 @@ struct Grid {
 constexpr Grid kGrids[] = {{16, 2}, {8, 6}};
 constexpr int kAnchorCount = 16 * 16 * 2 + 8 * 8 * 6;
 
-int64_t rows_of(const FloatTensor &t) {
+// On FloatTensor and QuantizedTensor alike (name, shape, element_count, shape_string): the int8
+// path finds its parts on the views themselves, without copying their shapes per frame.
+template <class Tensor>
+int64_t rows_of(const Tensor &t) {
   // (1, N, C) or (N, C): N rows of C values
   return t.shape.size() >= 2 ? t.shape[t.shape.size() - 2] : 0;
 }
-int64_t columns_of(const FloatTensor &t) { return t.shape.empty() ? 0 : t.shape.back(); }
+template <class Tensor>
+int64_t columns_of(const Tensor &t) {
+  return t.shape.empty() ? 0 : t.shape.back();
+}
 
 // The score and box tensors of each grid (indices into the outputs), found by shape, in anchor
 // order.
@@ -43,10 +49,11 @@ struct Parts {
   std::vector<size_t> boxes;
 };
 
-Parts find_parts(const std::vector<FloatTensor> &outputs) {
+template <class Tensor>
+Parts find_parts(const std::vector<Tensor> &outputs) {
   auto find = [&](int64_t rows, int64_t columns) -> int {
     for (size_t i = 0; i < outputs.size(); ++i) {
-      const FloatTensor &t = outputs[i];
+      const Tensor &t = outputs[i];
       if (rows_of(t) == rows && columns_of(t) == columns &&
           t.element_count() == static_cast<size_t>(rows * columns))
         return int(i);
@@ -104,8 +111,8 @@ class BlazeFaceDecoder final : public Decoder {
   bool has_int8_path() const override { return true; }
   DecodeResult decode_quantized(const std::vector<QuantizedTensor> &outputs,
                                 const Geometry &geometry) const override {
-    return decode_views(detail::views_of<detail::QuantizedView>(outputs),
-                        find_parts(shapes_of(outputs)), geometry);
+    return decode_views(detail::views_of<detail::QuantizedView>(outputs), find_parts(outputs),
+                        geometry);
   }
 
  private:
