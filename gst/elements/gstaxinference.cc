@@ -535,21 +535,20 @@ static void run_input(GstAxInference *self, GstBuffer *buffer, GstAxTensorMeta *
     throw axstream::InternalError("no output tensor buffer from the pool");
   try {
     const guint n_out = gst_buffer_n_memory(outputs);
-    std::vector<std::unique_ptr<TensorArgument>> held;
+    // One allocation for all of them (a heap object each was ~5 more per frame).
+    std::vector<std::optional<TensorArgument>> held(n_in + n_out);
     std::vector<rt::Argument> in_args, out_args;
-    held.reserve(n_in + n_out);
     in_args.reserve(n_in);
     out_args.reserve(n_out);
     for (guint i = 0; i < n_in; ++i) {
-      held.push_back(std::make_unique<TensorArgument>(gst_buffer_peek_memory(input->tensors, i),
-                                                      state->dmabuf, false, state->staging_pool, i,
-                                                      &state->bytes_copied));
-      in_args.push_back(held.back()->argument());
+      held[i].emplace(gst_buffer_peek_memory(input->tensors, i), state->dmabuf, false,
+                      state->staging_pool, i, &state->bytes_copied);
+      in_args.push_back(held[i]->argument());
     }
     for (guint i = 0; i < n_out; ++i) {
-      held.push_back(std::make_unique<TensorArgument>(gst_buffer_peek_memory(outputs, i),
-                                                      state->dmabuf, true, nullptr, 0, nullptr));
-      out_args.push_back(held.back()->argument());
+      held[n_in + i].emplace(gst_buffer_peek_memory(outputs, i), state->dmabuf, true, nullptr, 0,
+                             nullptr);
+      out_args.push_back(held[n_in + i]->argument());
     }
     const auto start = std::chrono::steady_clock::now();
     state->device->instance->run(in_args, out_args);
