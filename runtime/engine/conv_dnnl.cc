@@ -625,14 +625,18 @@ bool zero_point_padded_source_wins(const std::string &own_impl, const std::strin
 }
 
 bool residual_sum_kernel_checked(const std::string &text) {
+  // oneDNN 2.6's brgemm and jit_int8 kernels on AVX-512 VNNI, jit_uni_int8 on AVX2 VNNI and the
+  // AMX jit and jit_1x1 kernels: every operand pair checked (docs/runtime.md). AMX's brgconv is
+  // not: it never took a sum here with the same kernel as without.
   // oneDNN names a kernel "<implementation>:<ISA>"; a description puts it among other words.
   auto checked = [](const std::string &impl) {
     auto is = [&](const std::string &prefix, const std::string &isa) {
-      return impl.size() > prefix.size() + isa.size() && impl.rfind(prefix, 0) == 0 &&
+      return impl.size() >= prefix.size() + isa.size() && impl.rfind(prefix, 0) == 0 &&
              impl.compare(impl.size() - isa.size(), isa.size(), isa) == 0;
     };
     return is("brg", ":avx512_core_vnni") || is("jit_int8", ":avx512_core_vnni") ||
-           is("jit_uni_int8", ":avx2_vnni");
+           is("jit_uni_int8", ":avx2_vnni") || impl == "jit:avx512_core_amx_int8" ||
+           impl == "jit_1x1:avx512_core_amx_int8";
   };
   size_t start = 0;
   while (start < text.size()) {
@@ -645,7 +649,8 @@ bool residual_sum_kernel_checked(const std::string &text) {
   return false;
 }
 
-std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &weights) {
+std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &weights,
+                                        std::string *sum_refusal) {
   if (!dnnl_kernels_enabled()) return nullptr;
   const DnnlConvParams &p = q.conv;
   DType src_dtype = q.src_dtype;
@@ -739,15 +744,20 @@ std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &
     if (q.sum.active) {
       // The sum reproduces the unfused arithmetic where the convolution result reaches the
       // post-ops as it reaches the unfused output (the same implementation) and the kernel
-      // applies them as the ones checked do (oneDNN 2.6's brgemm and jit_int8 kernels on
-      // avx512_core_vnni, jit_uni_int8 on avx2_vnni: scales, post-ops in order, the sum as one
-      // FMA, the destination zero point added, then saturation and rounding; AMX kernels are
-      // unchecked). oneDNN's reference kernel rounds its sum otherwise and would be many times
+      // applies them as the ones checked do (residual_sum_kernel_checked: scales, post-ops in
+      // order, the sum as one FMA, the destination zero point added, then saturation and
+      // rounding). oneDNN's reference kernel rounds its sum otherwise and would be many times
       // slower.
       const std::string fused_impl = pd.impl_info_str();
       const std::string unfused_impl = primitive_desc(false, false, padded).impl_info_str();
       const bool checked = residual_sum_kernel_checked(fused_impl);
-      if (fused_impl != unfused_impl || !checked) return nullptr;
+      if (fused_impl != unfused_impl || !checked) {
+        if (sum_refusal)
+          *sum_refusal = fused_impl != unfused_impl ? "oneDNN picks " + fused_impl + " with it, " +
+                                                          unfused_impl + " without"
+                                                    : fused_impl + " unchecked for it";
+        return nullptr;
+      }
     }
     dnnl::stream stream(eng);
     memory user_w_mem(user_w, eng, const_cast<uint8_t *>(weights.bytes.data()));

@@ -63,7 +63,10 @@ struct DnnlQConvParams {
     bool active = false;
   } sum;
 };
-std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &p, const Tensor &weights);
+// With a residual sum oneDNN cannot reproduce bit for bit here, nullptr and, in `sum_refusal`,
+// why ("oneDNN picks <kernel> with it, <kernel> without", "<kernel> unchecked for it").
+std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &p, const Tensor &weights,
+                                        std::string *sum_refusal = nullptr);
 
 // Whether `text` (oneDNN's impl_info_str, or a program description's line naming it among other
 // words) names one of the int8 convolution kernels checked to apply a residual sum's post-ops as

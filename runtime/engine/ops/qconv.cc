@@ -265,6 +265,7 @@ std::unique_ptr<Kernel> residual_qconv(OpContext &ctx, const DnnlConvParams &con
   join.fused_multiply_add_b = true;  // axstream.QAdd's arithmetic, which the sum reproduces
   const size_t count = static_cast<size_t>(product(conv.dst, 0, conv.dst.size()));
 
+  std::string sum_refusal;  // why oneDNN's sum post-op is not taken, shown by describe()
   if (dnnl_rank && int8_path_is_exact(w)) {
     DnnlQConvParams q = int8_conv_params(conv, constants, in_dtype, out_dtype);
     q.dst_zero_point = join.y_zero;
@@ -277,7 +278,7 @@ std::unique_ptr<Kernel> residual_qconv(OpContext &ctx, const DnnlConvParams &con
     q.sum.skip_zero_point = join.b_zero;
     q.sum.relu = join.relu;
     q.sum.y_scale = join.y_scale;
-    if (auto k = make_dnnl_qconv(q, w)) {
+    if (auto k = make_dnnl_qconv(q, w, &sum_refusal)) {
       k->macs = macs;
       return std::make_unique<ResidualSumKernel>(std::move(k), count);
     }
@@ -311,6 +312,7 @@ std::unique_ptr<Kernel> residual_qconv(OpContext &ctx, const DnnlConvParams &con
   k->scratch_bytes = inner_offset + inner->scratch_bytes;
   k->macs = macs + count;
   k->impl = inner->impl + " + fused dequantize-add" + (join.relu ? "-relu" : "") + "-quantize";
+  if (!sum_refusal.empty()) k->impl += " (no sum post-op: " + sum_refusal + ")";
   k->output_may_overwrite_input = kSkip;  // the add reads each residual element, then writes it
   return k;
 }
