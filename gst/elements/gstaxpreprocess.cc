@@ -362,6 +362,48 @@ pp::TensorSpec tensor_spec(const rt::TensorInfo &info, const std::string &model)
   return t;
 }
 
+// The YUV -> RGB matrix and range of NV12/I420 caps. gst_video_info_from_caps has already put
+// GStreamer's defaults where the caps name no colorimetry (BT.601 up to 576 lines, BT.709 above,
+// BT.2020 from 2160; limited range); a matrix the caps leave unknown gets the same default, an
+// unknown range limited. An RGB (identity) matrix on YUV caps is refused naming it.
+pp::Colorimetry yuv_colorimetry(const GstVideoInfo &info) {
+  pp::Colorimetry c;
+  c.range = info.colorimetry.range == GST_VIDEO_COLOR_RANGE_0_255 ? pp::YuvRange::Full
+                                                                  : pp::YuvRange::Limited;
+  GstVideoColorMatrix matrix = info.colorimetry.matrix;
+  if (matrix == GST_VIDEO_COLOR_MATRIX_UNKNOWN) {
+    const int height = GST_VIDEO_INFO_HEIGHT(&info);
+    matrix = height >= 2160 ? GST_VIDEO_COLOR_MATRIX_BT2020
+             : height > 576 ? GST_VIDEO_COLOR_MATRIX_BT709
+                            : GST_VIDEO_COLOR_MATRIX_BT601;
+  }
+  switch (matrix) {
+    case GST_VIDEO_COLOR_MATRIX_BT601:
+      c.matrix = pp::YuvMatrix::BT601;
+      return c;
+    case GST_VIDEO_COLOR_MATRIX_BT709:
+      c.matrix = pp::YuvMatrix::BT709;
+      return c;
+    case GST_VIDEO_COLOR_MATRIX_BT2020:
+      c.matrix = pp::YuvMatrix::BT2020;
+      return c;
+    case GST_VIDEO_COLOR_MATRIX_SMPTE240M:
+      c.matrix = pp::YuvMatrix::SMPTE240M;
+      return c;
+    case GST_VIDEO_COLOR_MATRIX_FCC:
+      c.matrix = pp::YuvMatrix::FCC;
+      return c;
+    default:
+      break;
+  }
+  gchar *text = gst_video_colorimetry_to_string(&info.colorimetry);
+  const std::string name = text ? text : "?";
+  g_free(text);
+  throw axstream::InvalidArgument(
+      "colorimetry '" + name + "' (matrix " + std::to_string(int(info.colorimetry.matrix)) +
+      "): YUV frames need a YUV matrix, one of bt601, bt709, bt2020, smpte240m, fcc");
+}
+
 }  // namespace
 
 static pp::Options make_options(GstAxPreprocess *self);
@@ -520,6 +562,8 @@ static gboolean gst_ax_preprocess_set_caps(GstBaseTransform *trans, GstCaps *inc
     const pp::PixelFormat format = pp::pixel_format_from_string(format_name);
     pp::TensorSpec tensor = tensor_spec(state->model->inputs()[0], self->model);
     pp::Options options = make_options(self);
+    if (format == pp::PixelFormat::NV12 || format == pp::PixelFormat::I420)
+      options.colorimetry = yuv_colorimetry(info);
     gsize device_size = tensor.size();
     std::unique_ptr<axstream::gst::PreambleInput> preamble;
     if (!state->package->preamble_graph.empty()) {
@@ -548,10 +592,13 @@ static gboolean gst_ax_preprocess_set_caps(GstBaseTransform *trans, GstCaps *inc
     state->tensor = tensor;
     state->options = options;
     state->infer_next = true;  // new caps: the first frame in them is inferred
-    GST_INFO_OBJECT(self, "%s %dx%d -> tensor %dx%d (content %dx%d at %d,%d), colour %s",
+    GST_INFO_OBJECT(self,
+                    "%s %dx%d (%s %s range) -> tensor %dx%d (content %dx%d at %d,%d), colour %s",
                     format_name, GST_VIDEO_INFO_WIDTH(&info), GST_VIDEO_INFO_HEIGHT(&info),
-                    g.tensor_width, g.tensor_height, g.content_width, g.content_height, g.offset_x,
-                    g.offset_y, pp::color_order_name(options.color));
+                    pp::yuv_matrix_name(options.colorimetry.matrix),
+                    pp::yuv_range_name(options.colorimetry.range), g.tensor_width, g.tensor_height,
+                    g.content_width, g.content_height, g.offset_x, g.offset_y,
+                    pp::color_order_name(options.color));
   } catch (const std::exception &e) {
     GST_ELEMENT_ERROR(self, CORE, NEGOTIATION,
                       ("model '%s' cannot take %s %dx%d frames: %s", self->model, format_name,
@@ -704,7 +751,7 @@ static GstFlowReturn preprocess_objects(GstAxPreprocess *self, GstBuffer *buffer
           min_x = std::min(min_x, points[i].x);
           min_y = std::min(min_y, points[i].y);
         }
-        const pp::RgbImage upright = pp::rotated_crop(input, points);
+        const pp::RgbImage upright = pp::rotated_crop(input, points, state->options.colorimetry);
         pp::Options options = state->options;
         options.crop.reset();
         const pp::Preprocessor preprocessor(pp::PixelFormat::RGB, upright.width, upright.height,

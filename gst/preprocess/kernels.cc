@@ -20,14 +20,9 @@ namespace axstream::preprocess::kernels {
 
 namespace {
 
-// OpenCV's ITU-R BT.601 video-range YUV -> RGB constants (color_yuv.simd.hpp, shift 20).
+// YUV -> RGB fixed point (YuvCoefficients, kernels.h): OpenCV's shift (color_yuv.simd.hpp).
 constexpr int kYuvShift = 20;
 constexpr int kYuvHalf = 1 << (kYuvShift - 1);
-constexpr int kCY = 1220542;
-constexpr int kCUB = 2116026;
-constexpr int kCUG = -409993;
-constexpr int kCVG = -852492;
-constexpr int kCVR = 1673527;
 // OpenCV's RGB -> gray weights for 8-bit pixels (color_rgb.simd.hpp RGB2Gray<uchar>, shift 15).
 constexpr int kGrayShift = 15;
 constexpr int kR2Y = 9798;
@@ -39,13 +34,16 @@ constexpr int kB2Y = 3735;
 AXPP_INLINE int clamp_u8(int v) { return v < 0 ? 0 : (v > 255 ? 255 : v); }
 AXPP_INLINE int clamp_i8(int v) { return v < -128 ? -128 : (v > 127 ? 127 : v); }
 
-AXPP_INLINE void yuv_to_rgb(int y, int u, int v, int &r, int &g, int &b) {
-  const int luma = (y > 16 ? y - 16 : 0) * kCY;
+// max(Y - offset, 0) * cy: OpenCV clamps video-range luma below black (offset 0: full range).
+AXPP_INLINE int luma_term(int y, int offset, int cy) { return (y > offset ? y - offset : 0) * cy; }
+
+AXPP_INLINE void yuv_to_rgb(int y, int u, int v, const YuvCoefficients &c, int &r, int &g, int &b) {
+  const int luma = luma_term(y, c.y_offset, c.cy);
   u -= 128;
   v -= 128;
-  r = clamp_u8((luma + kYuvHalf + kCVR * v) >> kYuvShift);
-  g = clamp_u8((luma + kYuvHalf + kCVG * v + kCUG * u) >> kYuvShift);
-  b = clamp_u8((luma + kYuvHalf + kCUB * u) >> kYuvShift);
+  r = clamp_u8((luma + kYuvHalf + c.cvr * v) >> kYuvShift);
+  g = clamp_u8((luma + kYuvHalf + c.cvg * v + c.cug * u) >> kYuvShift);
+  b = clamp_u8((luma + kYuvHalf + c.cub * u) >> kYuvShift);
 }
 
 void gather_u8(const uint8_t *__restrict row, const int32_t *__restrict index, int n,
@@ -68,17 +66,17 @@ void gather_u32(const uint8_t *__restrict row, const int32_t *__restrict index, 
 
 template <int ChromaStep>
 AXPP_INLINE void yuv_row_to_rgb0(const uint8_t *__restrict y, const uint8_t *__restrict u,
-                                 const uint8_t *__restrict v, int pixels,
+                                 const uint8_t *__restrict v, int pixels, const YuvCoefficients &c,
                                  uint32_t *__restrict out) {
   const int pairs = pixels / 2;
+  const int offset = c.y_offset, cy = c.cy, cub = c.cub, cug = c.cug, cvg = c.cvg, cvr = c.cvr;
   for (int k = 0; k < pairs; ++k) {
     const int uu = u[k * ChromaStep] - 128, vv = v[k * ChromaStep] - 128;
-    const int ruv = kYuvHalf + kCVR * vv;
-    const int guv = kYuvHalf + kCVG * vv + kCUG * uu;
-    const int buv = kYuvHalf + kCUB * uu;
+    const int ruv = kYuvHalf + cvr * vv;
+    const int guv = kYuvHalf + cvg * vv + cug * uu;
+    const int buv = kYuvHalf + cub * uu;
     for (int i = 0; i < 2; ++i) {
-      const int yv = y[2 * k + i];
-      const int luma = (yv > 16 ? yv - 16 : 0) * kCY;
+      const int luma = luma_term(y[2 * k + i], offset, cy);
       const uint32_t r = uint32_t(clamp_u8((luma + ruv) >> kYuvShift));
       const uint32_t g = uint32_t(clamp_u8((luma + guv) >> kYuvShift));
       const uint32_t b = uint32_t(clamp_u8((luma + buv) >> kYuvShift));
@@ -88,32 +86,34 @@ AXPP_INLINE void yuv_row_to_rgb0(const uint8_t *__restrict y, const uint8_t *__r
   if (pixels % 2) {
     // The last column of an odd-width row: its own chroma sample, no right neighbour.
     int r, g, b;
-    yuv_to_rgb(y[2 * pairs], u[pairs * ChromaStep], v[pairs * ChromaStep], r, g, b);
+    yuv_to_rgb(y[2 * pairs], u[pairs * ChromaStep], v[pairs * ChromaStep], c, r, g, b);
     out[2 * pairs] = uint32_t(r) | uint32_t(g) << 8 | uint32_t(b) << 16;
   }
 }
 
-void nv12_row_to_rgb0(const uint8_t *y, const uint8_t *uv, int pixels, uint32_t *out) {
-  yuv_row_to_rgb0<2>(y, uv, uv + 1, pixels, out);
+void nv12_row_to_rgb0(const uint8_t *y, const uint8_t *uv, int pixels, const YuvCoefficients &c,
+                      uint32_t *out) {
+  yuv_row_to_rgb0<2>(y, uv, uv + 1, pixels, c, out);
 }
 
 void i420_row_to_rgb0(const uint8_t *y, const uint8_t *u, const uint8_t *v, int pixels,
-                      uint32_t *out) {
-  yuv_row_to_rgb0<1>(y, u, v, pixels, out);
+                      const YuvCoefficients &c, uint32_t *out) {
+  yuv_row_to_rgb0<1>(y, u, v, pixels, c, out);
 }
 
 template <bool TwoTaps>
-AXPP_INLINE void yuv_taps_body(const YuvTaps &t, const Weights &w, int n, int16_t *__restrict r,
-                               int16_t *__restrict g, int16_t *__restrict b) {
+AXPP_INLINE void yuv_taps_body(const YuvTaps &t, const YuvCoefficients &c, const Weights &w, int n,
+                               int16_t *__restrict r, int16_t *__restrict g,
+                               int16_t *__restrict b) {
   const uint8_t *__restrict y0 = t.y0, *__restrict u0 = t.u0, *__restrict v0 = t.v0;
   const uint8_t *__restrict y1 = t.y1, *__restrict u1 = t.u1, *__restrict v1 = t.v1;
   const int16_t *__restrict w0 = w.weight0, *__restrict w1 = w.weight1;
   for (int j = 0; j < n; ++j) {
     int r0, g0, b0;
-    yuv_to_rgb(y0[j], u0[j], v0[j], r0, g0, b0);
+    yuv_to_rgb(y0[j], u0[j], v0[j], c, r0, g0, b0);
     if constexpr (TwoTaps) {
       int r1, g1, b1;
-      yuv_to_rgb(y1[j], u1[j], v1[j], r1, g1, b1);
+      yuv_to_rgb(y1[j], u1[j], v1[j], c, r1, g1, b1);
       r[j] = int16_t((r0 * w0[j] + r1 * w1[j]) >> 4);
       g[j] = int16_t((g0 * w0[j] + g1 * w1[j]) >> 4);
       b[j] = int16_t((b0 * w0[j] + b1 * w1[j]) >> 4);
@@ -125,11 +125,12 @@ AXPP_INLINE void yuv_taps_body(const YuvTaps &t, const Weights &w, int n, int16_
   }
 }
 
-void yuv_taps(const YuvTaps &taps, const Weights &w, int n, int16_t *r, int16_t *g, int16_t *b) {
+void yuv_taps(const YuvTaps &taps, const YuvCoefficients &c, const Weights &w, int n, int16_t *r,
+              int16_t *g, int16_t *b) {
   if (w.weight1)
-    yuv_taps_body<true>(taps, w, n, r, g, b);
+    yuv_taps_body<true>(taps, c, w, n, r, g, b);
   else
-    yuv_taps_body<false>(taps, w, n, r, g, b);
+    yuv_taps_body<false>(taps, c, w, n, r, g, b);
 }
 
 #if defined(__AVX2__)
@@ -153,9 +154,9 @@ AXPP_INLINE __m256i gather_taps(const uint8_t *row, const int32_t *offsets) {
 
 // 8 columns: Y, U, V taps (windows where given, else gathers) converted as yuv_to_rgb does.
 template <bool Interleaved>
-AXPP_INLINE void gather_convert8(const YuvRows &rows, const int32_t *luma, const int32_t *chroma,
-                                 const uint8_t *luma_window, const uint8_t *chroma_window,
-                                 __m256i &r, __m256i &g, __m256i &b) {
+AXPP_INLINE void gather_convert8(const YuvRows &rows, const YuvCoefficients &c, const int32_t *luma,
+                                 const int32_t *chroma, const uint8_t *luma_window,
+                                 const uint8_t *chroma_window, __m256i &r, __m256i &g, __m256i &b) {
   const __m256i byte_mask = _mm256_set1_epi32(255);
   const __m256i y = luma_window ? window_taps(rows.y, luma[0], luma_window)
                                 : _mm256_and_si256(gather_taps(rows.y, luma), byte_mask);
@@ -177,17 +178,17 @@ AXPP_INLINE void gather_convert8(const YuvRows &rows, const int32_t *luma, const
   v = _mm256_sub_epi32(v, k128);
   const __m256i zero = _mm256_setzero_si256(), max = _mm256_set1_epi32(255);
   const __m256i luma_term = _mm256_add_epi32(
-      _mm256_mullo_epi32(_mm256_max_epi32(_mm256_sub_epi32(y, _mm256_set1_epi32(16)), zero),
-                         _mm256_set1_epi32(kCY)),
+      _mm256_mullo_epi32(_mm256_max_epi32(_mm256_sub_epi32(y, _mm256_set1_epi32(c.y_offset)), zero),
+                         _mm256_set1_epi32(c.cy)),
       _mm256_set1_epi32(kYuvHalf));
   auto channel = [&](__m256i chroma_term) {
     const __m256i value = _mm256_srai_epi32(_mm256_add_epi32(luma_term, chroma_term), kYuvShift);
     return _mm256_min_epi32(_mm256_max_epi32(value, zero), max);
   };
-  r = channel(_mm256_mullo_epi32(v, _mm256_set1_epi32(kCVR)));
-  g = channel(_mm256_add_epi32(_mm256_mullo_epi32(v, _mm256_set1_epi32(kCVG)),
-                               _mm256_mullo_epi32(u, _mm256_set1_epi32(kCUG))));
-  b = channel(_mm256_mullo_epi32(u, _mm256_set1_epi32(kCUB)));
+  r = channel(_mm256_mullo_epi32(v, _mm256_set1_epi32(c.cvr)));
+  g = channel(_mm256_add_epi32(_mm256_mullo_epi32(v, _mm256_set1_epi32(c.cvg)),
+                               _mm256_mullo_epi32(u, _mm256_set1_epi32(c.cug))));
+  b = channel(_mm256_mullo_epi32(u, _mm256_set1_epi32(c.cub)));
 }
 
 AXPP_INLINE void store8_i16(int16_t *out, __m256i value) {
@@ -196,8 +197,8 @@ AXPP_INLINE void store8_i16(int16_t *out, __m256i value) {
 }
 
 template <bool TwoTaps, bool Interleaved>
-int yuv_gather_taps_body(const YuvRows &rows, const YuvTapIndex &index, const Weights &w, int n,
-                         int16_t *r, int16_t *g, int16_t *b) {
+int yuv_gather_taps_body(const YuvRows &rows, const YuvTapIndex &index, const YuvCoefficients &c,
+                         const Weights &w, int n, int16_t *r, int16_t *g, int16_t *b) {
   // Taps grow with the column, so the blocks whose reads stay inside the rows are a prefix.
   auto fits = [&](const int32_t *offsets, const uint8_t *window, int j, int bytes) {
     return window ? offsets[j] + 32 <= bytes : offsets[j + 7] + 4 <= bytes;
@@ -217,7 +218,7 @@ int yuv_gather_taps_body(const YuvRows &rows, const YuvTapIndex &index, const We
   };
   for (int j = 0; j < safe; j += 8) {
     __m256i r0, g0, b0;
-    gather_convert8<Interleaved>(rows, index.luma0 + j, index.chroma0 + j,
+    gather_convert8<Interleaved>(rows, c, index.luma0 + j, index.chroma0 + j,
                                  window(index.luma_window0, j), window(index.chroma_window0, j), r0,
                                  g0, b0);
     if constexpr (!TwoTaps) {
@@ -234,7 +235,7 @@ int yuv_gather_taps_body(const YuvRows &rows, const YuvTapIndex &index, const We
     b0 = _mm256_mullo_epi32(b0, w0);
     if constexpr (TwoTaps) {
       __m256i r1, g1, b1;
-      gather_convert8<Interleaved>(rows, index.luma1 + j, index.chroma1 + j,
+      gather_convert8<Interleaved>(rows, c, index.luma1 + j, index.chroma1 + j,
                                    window(index.luma_window1, j), window(index.chroma_window1, j),
                                    r1, g1, b1);
       const __m256i w1 =
@@ -250,29 +251,29 @@ int yuv_gather_taps_body(const YuvRows &rows, const YuvTapIndex &index, const We
   return safe;
 }
 
-int yuv_gather_taps(const YuvRows &rows, const YuvTapIndex &index, const Weights &w, int n,
-                    int16_t *r, int16_t *g, int16_t *b) {
+int yuv_gather_taps(const YuvRows &rows, const YuvTapIndex &index, const YuvCoefficients &c,
+                    const Weights &w, int n, int16_t *r, int16_t *g, int16_t *b) {
   if (w.weight1)
-    return rows.interleaved ? yuv_gather_taps_body<true, true>(rows, index, w, n, r, g, b)
-                            : yuv_gather_taps_body<true, false>(rows, index, w, n, r, g, b);
-  return rows.interleaved ? yuv_gather_taps_body<false, true>(rows, index, w, n, r, g, b)
-                          : yuv_gather_taps_body<false, false>(rows, index, w, n, r, g, b);
+    return rows.interleaved ? yuv_gather_taps_body<true, true>(rows, index, c, w, n, r, g, b)
+                            : yuv_gather_taps_body<true, false>(rows, index, c, w, n, r, g, b);
+  return rows.interleaved ? yuv_gather_taps_body<false, true>(rows, index, c, w, n, r, g, b)
+                          : yuv_gather_taps_body<false, false>(rows, index, c, w, n, r, g, b);
 }
 #endif
 
 template <int ChromaStep>
 AXPP_INLINE void yuv_pairs_body(const uint8_t *__restrict y, const uint8_t *__restrict u,
-                                const uint8_t *__restrict v, const Weights &w, int n,
-                                int16_t *__restrict r, int16_t *__restrict g,
-                                int16_t *__restrict b) {
+                                const uint8_t *__restrict v, const YuvCoefficients &c,
+                                const Weights &w, int n, int16_t *__restrict r,
+                                int16_t *__restrict g, int16_t *__restrict b) {
   const int16_t *__restrict w0 = w.weight0, *__restrict w1 = w.weight1;
+  const int offset = c.y_offset, cy = c.cy, cub = c.cub, cug = c.cug, cvg = c.cvg, cvr = c.cvr;
   for (int j = 0; j < n; ++j) {
     const int uu = u[j * ChromaStep] - 128, vv = v[j * ChromaStep] - 128;
-    const int ruv = kYuvHalf + kCVR * vv;
-    const int guv = kYuvHalf + kCVG * vv + kCUG * uu;
-    const int buv = kYuvHalf + kCUB * uu;
-    const int y0 = y[2 * j], y1 = y[2 * j + 1];
-    const int luma0 = (y0 > 16 ? y0 - 16 : 0) * kCY, luma1 = (y1 > 16 ? y1 - 16 : 0) * kCY;
+    const int ruv = kYuvHalf + cvr * vv;
+    const int guv = kYuvHalf + cvg * vv + cug * uu;
+    const int buv = kYuvHalf + cub * uu;
+    const int luma0 = luma_term(y[2 * j], offset, cy), luma1 = luma_term(y[2 * j + 1], offset, cy);
     const int a0 = w0[j], a1 = w1[j];
     r[j] = int16_t(
         (clamp_u8((luma0 + ruv) >> kYuvShift) * a0 + clamp_u8((luma1 + ruv) >> kYuvShift) * a1) >>
@@ -289,13 +290,15 @@ AXPP_INLINE void yuv_pairs_body(const uint8_t *__restrict y, const uint8_t *__re
 #if defined(__AVX2__)
 // 8 columns = 16 luma pixels sharing 8 chroma samples; returns the columns done (multiple of 8).
 template <int ChromaStep>
-int yuv_pairs_avx2(const uint8_t *y, const uint8_t *u, const uint8_t *v, const Weights &w, int n,
-                   int16_t *r, int16_t *g, int16_t *b) {
+int yuv_pairs_avx2(const uint8_t *y, const uint8_t *u, const uint8_t *v, const YuvCoefficients &c,
+                   const Weights &w, int n, int16_t *r, int16_t *g, int16_t *b) {
   const __m128i split_even_odd =
       _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
-  const __m256i k16 = _mm256_set1_epi32(16), k128 = _mm256_set1_epi32(128);
+  const __m256i luma_offset = _mm256_set1_epi32(c.y_offset), k128 = _mm256_set1_epi32(128);
   const __m256i zero = _mm256_setzero_si256(), max = _mm256_set1_epi32(255);
-  const __m256i cy = _mm256_set1_epi32(kCY), half = _mm256_set1_epi32(kYuvHalf);
+  const __m256i cy = _mm256_set1_epi32(c.cy), half = _mm256_set1_epi32(kYuvHalf);
+  const __m256i cvr = _mm256_set1_epi32(c.cvr), cvg = _mm256_set1_epi32(c.cvg);
+  const __m256i cug = _mm256_set1_epi32(c.cug), cub = _mm256_set1_epi32(c.cub);
   int j = 0;
   for (; j + 8 <= n; j += 8) {
     const __m128i luma = _mm_shuffle_epi8(
@@ -312,16 +315,15 @@ int yuv_pairs_avx2(const uint8_t *y, const uint8_t *u, const uint8_t *v, const W
     }
     uu = _mm256_sub_epi32(uu, k128);
     vv = _mm256_sub_epi32(vv, k128);
-    const __m256i ruv = _mm256_add_epi32(half, _mm256_mullo_epi32(vv, _mm256_set1_epi32(kCVR)));
-    const __m256i guv =
-        _mm256_add_epi32(half, _mm256_add_epi32(_mm256_mullo_epi32(vv, _mm256_set1_epi32(kCVG)),
-                                                _mm256_mullo_epi32(uu, _mm256_set1_epi32(kCUG))));
-    const __m256i buv = _mm256_add_epi32(half, _mm256_mullo_epi32(uu, _mm256_set1_epi32(kCUB)));
+    const __m256i ruv = _mm256_add_epi32(half, _mm256_mullo_epi32(vv, cvr));
+    const __m256i guv = _mm256_add_epi32(
+        half, _mm256_add_epi32(_mm256_mullo_epi32(vv, cvg), _mm256_mullo_epi32(uu, cug)));
+    const __m256i buv = _mm256_add_epi32(half, _mm256_mullo_epi32(uu, cub));
     const __m256i luma0 = _mm256_mullo_epi32(
-        _mm256_max_epi32(_mm256_sub_epi32(_mm256_cvtepu8_epi32(luma), k16), zero), cy);
+        _mm256_max_epi32(_mm256_sub_epi32(_mm256_cvtepu8_epi32(luma), luma_offset), zero), cy);
     const __m256i luma1 = _mm256_mullo_epi32(
-        _mm256_max_epi32(_mm256_sub_epi32(_mm256_cvtepu8_epi32(_mm_srli_si128(luma, 8)), k16),
-                         zero),
+        _mm256_max_epi32(
+            _mm256_sub_epi32(_mm256_cvtepu8_epi32(_mm_srli_si128(luma, 8)), luma_offset), zero),
         cy);
     const __m256i w0 =
         _mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i *>(w.weight0 + j)));
@@ -347,10 +349,11 @@ int yuv_pairs_avx2(const uint8_t *y, const uint8_t *u, const uint8_t *v, const W
 #endif
 
 void yuv_pairs(const uint8_t *y, const uint8_t *u, const uint8_t *v, int chroma_step,
-               const Weights &w, int n, int16_t *r, int16_t *g, int16_t *b) {
+               const YuvCoefficients &c, const Weights &w, int n, int16_t *r, int16_t *g,
+               int16_t *b) {
 #if defined(__AVX2__)
-  const int done = chroma_step == 2 ? yuv_pairs_avx2<2>(y, u, v, w, n, r, g, b)
-                                    : yuv_pairs_avx2<1>(y, u, v, w, n, r, g, b);
+  const int done = chroma_step == 2 ? yuv_pairs_avx2<2>(y, u, v, c, w, n, r, g, b)
+                                    : yuv_pairs_avx2<1>(y, u, v, c, w, n, r, g, b);
   if (done == n) return;
   y += 2 * done;
   u += size_t(done) * chroma_step;
@@ -361,15 +364,15 @@ void yuv_pairs(const uint8_t *y, const uint8_t *u, const uint8_t *v, int chroma_
   n -= done;
   const Weights rest{w.weight0 + done, w.weight1 + done};
   if (chroma_step == 2)
-    yuv_pairs_body<2>(y, u, v, rest, n, r, g, b);
+    yuv_pairs_body<2>(y, u, v, c, rest, n, r, g, b);
   else
-    yuv_pairs_body<1>(y, u, v, rest, n, r, g, b);
+    yuv_pairs_body<1>(y, u, v, c, rest, n, r, g, b);
   return;
 #endif
   if (chroma_step == 2)
-    yuv_pairs_body<2>(y, u, v, w, n, r, g, b);
+    yuv_pairs_body<2>(y, u, v, c, w, n, r, g, b);
   else
-    yuv_pairs_body<1>(y, u, v, w, n, r, g, b);
+    yuv_pairs_body<1>(y, u, v, c, w, n, r, g, b);
 }
 
 void packed_pairs(const uint8_t *__restrict row, const Weights &w, int n, ChannelShifts s,

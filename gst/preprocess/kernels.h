@@ -2,9 +2,12 @@
 // interpolation, vertical interpolation and quantisation. kernels.cc is compiled twice, once for
 // the x86-64 baseline and once with -mavx2; the Preprocessor picks one set at construction.
 // Both sets compute the same integers (OpenCV's fixed-point arithmetic), only faster or slower.
+// The YUV kernels take their matrix and range as YuvCoefficients (the frame's colorimetry).
 #pragma once
 
 #include <cstdint>
+
+#include "axstream/preprocess/yuv_coefficients.h"
 
 namespace axstream::preprocess::kernels {
 
@@ -25,6 +28,9 @@ struct ChannelShifts {
 struct Weights {
   const int16_t *weight0 = nullptr, *weight1 = nullptr;
 };
+
+// One (matrix, range)'s constants: axstream/preprocess/yuv_coefficients.h.
+using YuvCoefficients = axstream::preprocess::YuvCoefficients;
 
 struct YuvTaps {
   const uint8_t *y0, *u0, *v0;
@@ -56,22 +62,25 @@ struct KernelSet {
   // out[j] = the 4 bytes at row + index[j]; the caller keeps them inside readable memory.
   void (*gather_u32)(const uint8_t *row, const int32_t *index, int n, uint32_t *out);
   // `pixels` pixels of one YUV 4:2:0 row from an even column -> R | G << 8 | B << 16
-  // (cv::cvtColor's BT.601); an odd count ends with a lone pixel (an odd-width frame's last).
-  void (*nv12_row_to_rgb0)(const uint8_t *y, const uint8_t *uv, int pixels, uint32_t *out);
+  // (with `c`; cv::cvtColor's for BT.601 video range); an odd count ends with a lone pixel (an
+  // odd-width frame's last). Every YUV kernel takes the coefficients of the frame's colorimetry.
+  void (*nv12_row_to_rgb0)(const uint8_t *y, const uint8_t *uv, int pixels,
+                           const YuvCoefficients &c, uint32_t *out);
   void (*i420_row_to_rgb0)(const uint8_t *y, const uint8_t *u, const uint8_t *v, int pixels,
-                           uint32_t *out);
+                           const YuvCoefficients &c, uint32_t *out);
   // Converts the gathered YUV taps to RGB and interpolates: planar int16 R, G, B.
-  void (*yuv_taps)(const YuvTaps &taps, const Weights &w, int n, int16_t *r, int16_t *g,
-                   int16_t *b);
+  void (*yuv_taps)(const YuvTaps &taps, const YuvCoefficients &c, const Weights &w, int n,
+                   int16_t *r, int16_t *g, int16_t *b);
   // AVX2 only (nullptr in other sets): gathers, converts and interpolates the YUV taps of whole
   // blocks of columns straight from the rows, for the leading columns whose 4-byte reads stay
   // inside the rows. Returns how many columns it did; the caller does the rest.
-  int (*yuv_gather_taps)(const YuvRows &rows, const YuvTapIndex &index, const Weights &w, int n,
-                         int16_t *r, int16_t *g, int16_t *b);
+  int (*yuv_gather_taps)(const YuvRows &rows, const YuvTapIndex &index, const YuvCoefficients &c,
+                         const Weights &w, int n, int16_t *r, int16_t *g, int16_t *b);
   // Exact 2x horizontal downscales, tap pair j = pixels 2j and 2j + 1 from an even start: the
   // same results from contiguous reads (no gathers). chroma_step: 2 for NV12's UV, 1 for I420.
   void (*yuv_pairs)(const uint8_t *y, const uint8_t *u, const uint8_t *v, int chroma_step,
-                    const Weights &w, int n, int16_t *r, int16_t *g, int16_t *b);
+                    const YuvCoefficients &c, const Weights &w, int n, int16_t *r, int16_t *g,
+                    int16_t *b);
   void (*packed_pairs)(const uint8_t *row, const Weights &w, int n, ChannelShifts shifts,
                        int16_t *r, int16_t *g, int16_t *b);
   void (*gray_pairs)(const uint8_t *row, const Weights &w, int n, int16_t *out);

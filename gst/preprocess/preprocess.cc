@@ -21,7 +21,6 @@ namespace {
 constexpr int kResizeCoefBits = 11;
 constexpr int kResizeCoefScale = 1 << kResizeCoefBits;
 
-// OpenCV's ITU-R BT.601 video-range YUV -> RGB constants (color_yuv.simd.hpp).
 std::string describe(const Rect &r) {
   std::ostringstream s;
   s << "(" << r.x << "," << r.y << "," << r.width << "," << r.height << ")";
@@ -228,7 +227,8 @@ Preprocessor::Preprocessor(PixelFormat format, int frame_width, int frame_height
       frame_width_(frame_width),
       frame_height_(frame_height),
       tensor_(tensor),
-      options_(options) {
+      options_(options),
+      yuv_(yuv_coefficients(options.colorimetry)) {
   check_configuration(frame_width, frame_height, tensor, options);
   const Rect crop = checked_crop(options, frame_width, frame_height);
   geometry_ =
@@ -643,10 +643,10 @@ inline void Preprocessor::resize_source_row(int src_row, RunState &state, int16_
     case RowPlan::YuvPairs: {
       const int first = tap0_[0];
       if (format_ == PixelFormat::NV12)
-        k.yuv_pairs(row.plane0 + first, row.chroma1 + first, row.chroma2 + first, 2, state.weights,
-                    width, out, out + n, out + 2 * n);
+        k.yuv_pairs(row.plane0 + first, row.chroma1 + first, row.chroma2 + first, 2, yuv_,
+                    state.weights, width, out, out + n, out + 2 * n);
       else
-        k.yuv_pairs(row.plane0 + first, row.chroma1 + first / 2, row.chroma2 + first / 2, 1,
+        k.yuv_pairs(row.plane0 + first, row.chroma1 + first / 2, row.chroma2 + first / 2, 1, yuv_,
                     state.weights, width, out, out + n, out + 2 * n);
       return;
     }
@@ -688,7 +688,8 @@ inline void Preprocessor::resize_yuv_taps(const SourceRow &row, RunState &state,
                                      controls(chroma_window0_),
                                      controls(luma_window1_),
                                      controls(chroma_window1_)};
-    done = k.yuv_gather_taps(yuv_rows, index, state.weights, width, out, out + n, out + 2 * n);
+    done =
+        k.yuv_gather_taps(yuv_rows, index, yuv_, state.weights, width, out, out + n, out + 2 * n);
   }
   if (done == width) return;
   const int rest = width - done;
@@ -705,7 +706,7 @@ inline void Preprocessor::resize_yuv_taps(const SourceRow &row, RunState &state,
   }
   const kernels::Weights rest_weights{weight0_.data() + done,
                                       two_taps_ ? weight1_.data() + done : nullptr};
-  k.yuv_taps(yuv, rest_weights, rest, out + done, out + n + done, out + 2 * n + done);
+  k.yuv_taps(yuv, yuv_, rest_weights, rest, out + done, out + n + done, out + 2 * n + done);
 }
 
 // RowPlan::Packed, PackedGray and YuvRow (whose used span is converted to packed pixels first):
@@ -722,11 +723,11 @@ inline void Preprocessor::resize_packed(const SourceRow &row, RunState &state, i
   const uint8_t *source = row.plane0;
   if (plan_ == RowPlan::YuvRow) {
     if (format_ == PixelFormat::NV12)
-      k.nv12_row_to_rgb0(row.plane0 + span_begin_, row.chroma1 + span_begin_, span_pixels_,
+      k.nv12_row_to_rgb0(row.plane0 + span_begin_, row.chroma1 + span_begin_, span_pixels_, yuv_,
                          state.converted);
     else
       k.i420_row_to_rgb0(row.plane0 + span_begin_, row.chroma1 + span_begin_ / 2,
-                         row.chroma2 + span_begin_ / 2, span_pixels_, state.converted);
+                         row.chroma2 + span_begin_ / 2, span_pixels_, yuv_, state.converted);
     source = reinterpret_cast<const uint8_t *>(state.converted);
   }
   gather_words(source, tap0_, safe_taps0_, state.word0);

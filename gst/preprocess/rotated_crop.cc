@@ -5,8 +5,10 @@
 #include <cstring>
 #include <opencv2/imgproc.hpp>
 #include <string>
+#include <vector>
 
 #include "axstream/error.h"
+#include "kernels.h"
 
 namespace axstream::preprocess {
 
@@ -22,8 +24,34 @@ Frame RgbImage::frame() const {
 
 namespace {
 
+// NV12/I420 of any colorimetry -> packed RGB with the preprocessor's own row kernel (the same
+// fixed-point arithmetic the fused pass uses for that matrix and range).
+cv::Mat yuv_to_rgb(const Frame &frame, const Colorimetry &colorimetry) {
+  const int w = frame.width, h = frame.height;
+  const YuvCoefficients c = yuv_coefficients(colorimetry);
+  const kernels::KernelSet &k = kernels::baseline_kernels();
+  cv::Mat rgb(h, w, CV_8UC3);
+  std::vector<uint32_t> words(static_cast<size_t>(w));
+  for (int y = 0; y < h; ++y) {
+    const uint8_t *luma = frame.planes[0] + size_t(y) * frame.strides[0];
+    const size_t chroma_row = size_t(y / 2);
+    if (frame.format == PixelFormat::NV12)
+      k.nv12_row_to_rgb0(luma, frame.planes[1] + chroma_row * frame.strides[1], w, c, words.data());
+    else
+      k.i420_row_to_rgb0(luma, frame.planes[1] + chroma_row * frame.strides[1],
+                         frame.planes[2] + chroma_row * frame.strides[2], w, c, words.data());
+    uint8_t *out = rgb.ptr<uint8_t>(y);
+    for (int x = 0; x < w; ++x) {
+      out[3 * x] = uint8_t(words[x]);
+      out[3 * x + 1] = uint8_t(words[x] >> 8);
+      out[3 * x + 2] = uint8_t(words[x] >> 16);
+    }
+  }
+  return rgb;
+}
+
 // The whole frame as packed RGB (a view when it already is).
-cv::Mat to_rgb(const Frame &frame) {
+cv::Mat to_rgb(const Frame &frame, const Colorimetry &colorimetry) {
   const int w = frame.width, h = frame.height;
   if (w <= 0 || h <= 0 || !frame.planes[0])
     throw InvalidArgument("rotated_crop: frame " + std::to_string(w) + "x" + std::to_string(h) +
@@ -54,6 +82,9 @@ cv::Mat to_rgb(const Frame &frame) {
     case PixelFormat::I420:
       break;
   }
+  // cv::cvtColor knows BT.601 video range only.
+  if (colorimetry.matrix != YuvMatrix::BT601 || colorimetry.range != YuvRange::Limited)
+    return yuv_to_rgb(frame, colorimetry);
   if (frame.format == PixelFormat::NV12 && w % 2 == 0 && h % 2 == 0) {
     cv::cvtColorTwoPlane(plane(0, h, w, CV_8UC1), plane(1, h / 2, w / 2, CV_8UC2), rgb,
                          cv::COLOR_YUV2RGB_NV12);
@@ -93,7 +124,8 @@ cv::Mat to_rgb(const Frame &frame) {
 
 }  // namespace
 
-RgbImage rotated_crop(const Frame &frame, const std::array<Point2, 4> &corners) {
+RgbImage rotated_crop(const Frame &frame, const std::array<Point2, 4> &corners,
+                      const Colorimetry &colorimetry) {
   std::array<cv::Point2f, 4> p;
   for (int i = 0; i < 4; ++i) {
     if (!std::isfinite(corners[i].x) || !std::isfinite(corners[i].y))
@@ -119,7 +151,7 @@ RgbImage rotated_crop(const Frame &frame, const std::array<Point2, 4> &corners) 
   const cv::Point2f source[4] = {tl, tr, br, bl};
   const cv::Point2f target[4] = {
       {0, 0}, {float(width), 0}, {float(width), float(height)}, {0, float(height)}};
-  const cv::Mat rgb = to_rgb(frame);
+  const cv::Mat rgb = to_rgb(frame, colorimetry);
   cv::Mat upright;
   cv::warpPerspective(rgb, upright, cv::getPerspectiveTransform(source, target),
                       cv::Size(width, height), cv::INTER_CUBIC, cv::BORDER_REPLICATE);

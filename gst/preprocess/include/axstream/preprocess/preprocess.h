@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "axstream/preprocess/yuv_coefficients.h"
+
 namespace axstream::preprocess {
 
 namespace kernels {
@@ -26,6 +28,23 @@ enum class ResizeMode { Letterbox, Stretch, PadRight };
 // "NV12", "RGBx", ... (GStreamer's format names); throws InvalidArgument for anything else.
 PixelFormat pixel_format_from_string(const std::string &name);
 const char *pixel_format_name(PixelFormat format);
+// How NV12/I420 frames become RGB: their colour matrix and range (GStreamer's
+// GstVideoColorimetry matrix and range; the transfer function and primaries are not applied, as
+// videoconvert does not apply them either when only the matrix differs).
+enum class YuvMatrix { BT601, BT709, BT2020, SMPTE240M, FCC };
+enum class YuvRange { Limited, Full };  // Y 16..235, UV 16..240 / all of 0..255
+struct Colorimetry {
+  YuvMatrix matrix = YuvMatrix::BT601;
+  YuvRange range = YuvRange::Limited;
+};
+// "bt601", "bt709", "bt2020", "smpte240m", "fcc"
+const char *yuv_matrix_name(YuvMatrix matrix);
+const char *yuv_range_name(YuvRange range);  // "limited", "full"
+// The fixed-point constants of one matrix and range: round(coefficient * 2^20) of the standard's
+// Kr/Kb formulas (scaled by 255/219 and 255/224 for limited range), except BT.601 limited range,
+// which is OpenCV's own constants (cvtColor's, so that case stays bit-exact with OpenCV).
+YuvCoefficients yuv_coefficients(const Colorimetry &colorimetry);
+
 // "RGB", "BGR", "GRAY" (case-insensitive); throws InvalidArgument otherwise.
 ColorOrder color_order_from_string(const std::string &name);
 const char *color_order_name(ColorOrder order);
@@ -70,6 +89,9 @@ struct Options {
   ColorOrder color = ColorOrder::RGB;
   Normalisation normalisation;
   std::optional<Rect> crop;  // frame region to use; whole frame when absent
+  // NV12/I420 -> RGB matrix and range (ignored for other formats and for gray models, which
+  // take the luma plane as it is, as cv::COLOR_YUV2GRAY does).
+  Colorimetry colorimetry;
   // Use the AVX2 row kernels where the CPU has AVX2 (false: the x86-64 baseline kernels). Both
   // give the same bytes; the switch exists so tests and benchmarks can run either.
   bool use_avx2 = true;
@@ -92,7 +114,8 @@ int8_t quantise(double value, double scale, int zero_point);
 // weights per output column and row and the per-channel quantisation, so the per-frame work is
 // gather, convert, interpolate, quantise on whole rows with vectorised kernels (AVX2 where the CPU
 // has it). The result is bit-exact with cv::cvtColor followed by cv::resize INTER_LINEAR
-// (half-pixel centres, 11-bit fixed-point weights) and the per-channel normalise + quantise.
+// (half-pixel centres, 11-bit fixed-point weights) and the per-channel normalise + quantise; for
+// YUV frames of another matrix or range, the same arithmetic with that colorimetry's constants.
 class Preprocessor {
  public:
   // Throws InvalidArgument naming the bad value (crop outside the frame, a tensor whose unpadded
@@ -149,6 +172,7 @@ class Preprocessor {
   Geometry geometry_;
   int fetched_channels_ = 3;  // 3 (R,G,B planes after the horizontal pass) or 1 (gray)
   const kernels::KernelSet *kernels_ = nullptr;
+  YuvCoefficients yuv_;  // options_.colorimetry's constants
 
   // OpenCV's resize tables (xofs/alpha, yofs/beta), in crop coordinates.
   std::vector<int32_t> x0_, x1_;

@@ -29,7 +29,9 @@ struct RgbImage {
 // a perspective warp (bicubic, replicated border); an upright result at least 1.5 times higher
 // than wide is turned 90 degrees counter-clockwise so vertical text lies horizontally.
 // NV12/I420 frames of odd sizes are read as GStreamer lays them out (chroma planes
-// ceil(w / 2) x ceil(h / 2)). Throws InvalidArgument for an empty frame.
-RgbImage rotated_crop(const Frame &frame, const std::array<Point2, 4> &corners);
+// ceil(w / 2) x ceil(h / 2)) and converted with `colorimetry`'s matrix and range. Throws
+// InvalidArgument for an empty frame.
+RgbImage rotated_crop(const Frame &frame, const std::array<Point2, 4> &corners,
+                      const Colorimetry &colorimetry = {});
 
 }  // namespace axstream::preprocess
