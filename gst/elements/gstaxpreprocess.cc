@@ -21,11 +21,19 @@
  *
  * Colour order, pixel scale, mean and std come from the package's `input_preprocess`
  * (docs/model-package.md; RGB, 1/255, 0, 1 when absent); the properties override them.
- * NV12 and I420 frames are converted to RGB with BT.601 video-range coefficients (OpenCV's),
- * whatever the caps' colorimetry: BT.709 (GStreamer's default above 576 lines) and full-range
- * (JPEG) frames come out off what videoconvert gives: BT.709 by 7 levels on average and up to 36
- * in saturated colours (of 255, over a 15-step RGB grid), full range by up to ~20 levels (luma
- * 16..235 stretched).
+ * NV12 and I420 frames are converted to RGB with the caps' colorimetry: its matrix (BT.601,
+ * BT.709, BT.2020, SMPTE 240M or FCC) and range (limited 16..235 or full 0..255), in every path
+ * (whole frames, crops, ROIs, rotated crops, preamble pixels); the transfer function and
+ * primaries are not converted (videoconvert leaves them too unless asked). Caps without a
+ * colorimetry get GStreamer's defaults (GstVideoInfo's, by frame height): BT.601 up to 576
+ * lines, BT.709 above (4K too, in GStreamer 1.22), limited range; GStreamer puts the same default
+ * in place of a matrix the caps leave unknown or an RGB (identity) matrix on YUV caps. An unknown
+ * range is read as limited (videoconvert would read it as full). Should a matrix other than
+ * these five reach the element, it refuses the caps naming the colorimetry. BT.601 limited range
+ * uses OpenCV's constants (bit-exact with cv::cvtColor), the others the standard's coefficients
+ * times 2^20, rounded: within 1 level of the standard's formula and 3 of videoconvert's 16-bit
+ * output (its own rounding). Gray models take the luma plane as it is (cv::COLOR_YUV2GRAY),
+ * whatever the range.
  *
  * Packages with a preamble (`preamble_graph`, the head axcompile split off the model because
  * the int8 core has no kernel for it): the fused pass makes the preamble input's pixels instead,
@@ -363,8 +371,8 @@ pp::TensorSpec tensor_spec(const rt::TensorInfo &info, const std::string &model)
 }
 
 // The YUV -> RGB matrix and range of NV12/I420 caps. gst_video_info_from_caps has already put
-// GStreamer's defaults where the caps name no colorimetry (BT.601 up to 576 lines, BT.709 above,
-// BT.2020 from 2160; limited range); a matrix the caps leave unknown gets the same default, an
+// GStreamer's defaults where the caps name no colorimetry (BT.601 up to 576 lines, BT.709 above;
+// limited range); a matrix the caps leave unknown gets the same default, an
 // unknown range limited. An RGB (identity) matrix on YUV caps is refused naming it.
 pp::Colorimetry yuv_colorimetry(const GstVideoInfo &info) {
   pp::Colorimetry c;
@@ -373,9 +381,7 @@ pp::Colorimetry yuv_colorimetry(const GstVideoInfo &info) {
   GstVideoColorMatrix matrix = info.colorimetry.matrix;
   if (matrix == GST_VIDEO_COLOR_MATRIX_UNKNOWN) {
     const int height = GST_VIDEO_INFO_HEIGHT(&info);
-    matrix = height >= 2160 ? GST_VIDEO_COLOR_MATRIX_BT2020
-             : height > 576 ? GST_VIDEO_COLOR_MATRIX_BT709
-                            : GST_VIDEO_COLOR_MATRIX_BT601;
+    matrix = height > 576 ? GST_VIDEO_COLOR_MATRIX_BT709 : GST_VIDEO_COLOR_MATRIX_BT601;
   }
   switch (matrix) {
     case GST_VIDEO_COLOR_MATRIX_BT601:
