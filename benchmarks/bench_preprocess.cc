@@ -6,6 +6,8 @@
 //             "base": the same with the x86-64 baseline kernels instead of AVX2; "cold": the
 //             same as ours on frames out of cache, as a decoder's frame reaches axpreprocess in a
 //             pipeline (copies of the frame cycled through, 64 MB of them, twice the L3)
+//             "709full" (NV12/I420): the same as ours for BT.709 full-range frames (ours is
+//             BT.601 video range): other colorimetries only change the kernels' constants
 //   opencv    cv::cvtColor -> cv::resize into the letterbox canvas -> convertTo(CV_8S)
 //   gst       appsrc ! videoconvert ! videoscale ! capsfilter(RGB, WxH, PAR 1/1) ! appsink, and
 //             the quantise step (convertTo) on the pulled buffer; both element orders are timed
@@ -228,6 +230,20 @@ int main(int argc, char **argv) {
         base_opt.use_avx2 = false;
         pp::Preprocessor base(format, fw, fh, spec4, base_opt);
         ab::Stats sb = ab::measure([&] { base.run(s.frame, tensor4.data()); }, seconds);
+        // YUV frames of another colorimetry: the same kernels with other constants (BT.709 full
+        // range here; the default above is BT.601 video range, OpenCV's).
+        const bool yuv = format == pp::PixelFormat::NV12 || format == pp::PixelFormat::I420;
+        ab::Stats s709{};
+        if (yuv) {
+          pp::Options opt709 = opt;
+          opt709.colorimetry = {pp::YuvMatrix::BT709, pp::YuvRange::Full};
+          pp::Preprocessor ours709(format, fw, fh, spec4, opt709);
+          s709 = ab::measure([&] { ours709.run(s.frame, tensor4.data()); }, seconds);
+        }
+        char colorimetry_text[32] = "";
+        if (yuv)
+          std::snprintf(colorimetry_text, sizeof colorimetry_text, ", 709full %6.3f",
+                        s709.cpu_ms_per_run);
         OpenCvChain cvc(ours.geometry(), t, t);
         ab::Stats sc = ab::measure([&] { cvc.run(s); }, seconds);
         double best_gst = 0;
@@ -248,10 +264,10 @@ int main(int argc, char **argv) {
           }
         }
         std::printf(
-            "%-10s %-22s ours %6.3f ms (p50 %6.3f, 3ch %6.3f, base %6.3f, cold %6.3f) | opencv "
+            "%-10s %-22s ours %6.3f ms (p50 %6.3f, 3ch %6.3f, base %6.3f, cold %6.3f%s) | opencv "
             "%6.3f ms (%.2fx) | gst%s ms (%.2fx)\n",
             "preprocess", label.c_str(), so.cpu_ms_per_run, so.p50_ms, s3.cpu_ms_per_run,
-            sb.cpu_ms_per_run, sk.cpu_ms_per_run, sc.cpu_ms_per_run,
+            sb.cpu_ms_per_run, sk.cpu_ms_per_run, colorimetry_text, sc.cpu_ms_per_run,
             sc.cpu_ms_per_run / so.cpu_ms_per_run, gst_text.c_str(),
             best_gst > 0 ? best_gst / so.cpu_ms_per_run : 0.0);
         std::fflush(stdout);
