@@ -10,6 +10,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "axstream/error.h"
 #include "compiler.h"
 #include "cpu_features.h"
 #include "parallel.h"
@@ -613,7 +614,44 @@ std::string impl_or_empty(Factory make) {
   }
 }
 
+bool is_amx_impl(const std::string &impl) { return impl.find("amx") != std::string::npos; }
+
+// The primitive descriptor `make` gives, moved along oneDNN's implementation list to its first
+// AMX implementation (`want_amx`) or its first non-AMX one other than the reference kernel;
+// as made where the list has no such implementation, or where its first is not AMX (the host
+// or ONEDNN_MAX_CPU_ISA has none: nothing to choose).
+template <typename Factory>
+dnnl::convolution_forward::primitive_desc amx_or_vnni_impl(Factory make, bool want_amx) {
+  auto pd = make();
+  if (!is_amx_impl(pd.impl_info_str()) || want_amx) return pd;
+  do {
+    const std::string impl = pd.impl_info_str();
+    if (!is_amx_impl(impl) && impl.rfind("ref", 0) != 0) return pd;
+  } while (pd.next_impl());
+  return make();
+}
+
 }  // namespace
+
+bool amx_convolution_chosen(const DnnlConvParams &p, const char *setting) {
+  const std::string asked = setting ? setting : "auto";
+  if (asked == "1") return true;
+  if (asked == "0") return false;
+  if (asked != "auto")
+    throw InvalidConfiguration("AXSTREAM_ENGINE_AMX: expected auto, 1 or 0, got '" + asked + "'");
+  // Measured per convolution on the cached models (docs/runtime.md, "AMX or VNNI per
+  // convolution"): oneDNN 2.6's AMX kernels cost 10-40 us a call more than the VNNI ones (tile
+  // configuration, their blocked buffers), which only a large convolution earns back, and a
+  // reduction of under 96 values (input channels per group x kernel taps) fills less than two
+  // 64-byte tile rows, where VNNI stayed 10-15% faster even at 50-60 M MACs.
+  constexpr int64_t kMinReduction = 96;
+  constexpr double kMinMacs = 25e6;
+  int64_t reduction = p.weights.size() > 1 ? p.weights[1] : 0;
+  for (size_t i = 2; i < p.weights.size(); ++i) reduction *= p.weights[i];
+  double macs = static_cast<double>(reduction);
+  for (int64_t d : p.dst) macs *= static_cast<double>(d);  // N x O x spatial
+  return reduction >= kMinReduction && macs >= kMinMacs;
+}
 
 bool zero_point_padded_source_wins(const std::string &own_impl, const std::string &padded_impl,
                                    const char *setting) {
@@ -686,6 +724,7 @@ std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &
     // With a residual sum, `with_sum` false gives the convolution as it runs unfused (its own
     // output type and zero point, any destination layout), to compare implementations.
     int32_t attr_src_zero_point = src_zero_point;  // 0 once folded into the bias
+    const bool want_amx = amx_convolution_chosen(p, std::getenv("AXSTREAM_ENGINE_AMX"));
     // With `padded`, the convolution reads the source padded with its zero point, unpadded.
     auto primitive_desc = [&](bool with_sum, bool collect_args, const SourcePad *padded) {
       // The sum post-op reads the destination in place: it must be the caller's buffer as laid
@@ -721,7 +760,8 @@ std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &
         attr.set_zero_points(arg, 0, {DNNL_RUNTIME_S32_VAL});
         if (collect_args) runtime_s32(DNNL_ARG_ATTR_ZERO_POINTS | arg, value);
       }
-      return dnnl::convolution_forward::primitive_desc(desc, attr, eng);
+      return amx_or_vnni_impl(
+          [&] { return dnnl::convolution_forward::primitive_desc(desc, attr, eng); }, want_amx);
     };
     // A padded convolution with a source zero point may read its source padded explicitly
     // with it (zero_point_padded_source_wins: where that reaches AMX, or when asked).

@@ -86,4 +86,12 @@ bool residual_sum_kernel_checked(const std::string &text);
 bool zero_point_padded_source_wins(const std::string &own_impl, const std::string &padded_impl,
                                    const char *setting);
 
+// Whether an int8 convolution of these shapes runs oneDNN's AMX kernel on a host that has one,
+// rather than its first AVX-512 VNNI kernel, given the setting AXSTREAM_ENGINE_AMX ("1" AMX
+// wherever oneDNN has it, "0" never, null or "auto": the rule measured on the cached models,
+// docs/runtime.md "AMX or VNNI per convolution"). A fixed rule of the shapes, not a timing, so
+// a program compiles to the same kernels on every run. Throws InvalidConfiguration for any
+// other setting.
+bool amx_convolution_chosen(const DnnlConvParams &p, const char *setting);
+
 }  // namespace axstream::engine

@@ -2687,6 +2687,68 @@ TEST(EnginePasses, ZeroPointPaddedSourceIsChosenForAmxOrWhenAsked) {
   EXPECT_FALSE(zero_point_padded_source_wins(jit, "", nullptr));
 }
 
+// --- AMX or VNNI per convolution (amx_convolution_chosen) -----------------------------------
+
+// The rule on shapes from the cached models: BlazeFace's 1x1 convolutions (9 M MACs) and
+// PP-OCR det's 16 -> 32 1x1 at 320x320 (52 M MACs but a reduction of 16) stay on VNNI, where
+// they ran 10-80% faster; YOLOv5s' 3x3 64 -> 64 at 80x80 (236 M MACs) and a 1x1 128 -> 128 at
+// 40x40 (26 M) take AMX. "1" and "0" force either; anything else is refused by name.
+TEST(EngineAmx, RuleTakesAmxForLargeConvolutionsWithLongReductions) {
+  auto conv = [](int64_t in, int64_t out, int64_t k, int64_t side) {
+    DnnlConvParams p;
+    p.src = {1, in, side, side};
+    p.weights = {out, in, k, k};
+    p.dst = {1, out, side, side};
+    return p;
+  };
+  EXPECT_FALSE(amx_convolution_chosen(conv(24, 24, 1, 128), nullptr));
+  EXPECT_FALSE(amx_convolution_chosen(conv(16, 32, 1, 320), nullptr));
+  EXPECT_TRUE(amx_convolution_chosen(conv(64, 64, 3, 80), nullptr));
+  EXPECT_TRUE(amx_convolution_chosen(conv(128, 128, 1, 40), "auto"));
+  EXPECT_TRUE(amx_convolution_chosen(conv(24, 24, 1, 128), "1"));
+  EXPECT_FALSE(amx_convolution_chosen(conv(64, 64, 3, 80), "0"));
+  EXPECT_TRUE(contains_all(
+      message_of<InvalidConfiguration>([&] { amx_convolution_chosen(conv(8, 8, 1, 8), "yes"); }),
+      {"AXSTREAM_ENGINE_AMX", "expected auto, 1 or 0", "'yes'"}));
+}
+
+// Where oneDNN has AMX kernels (skipped elsewhere: nothing to choose), a small convolution runs
+// its VNNI kernel though AMX has one for it, a large one AMX; AXSTREAM_ENGINE_AMX=0 keeps the
+// large one on VNNI too. An unknown setting fails the compile naming the variable.
+TEST(EngineAmx, SmallConvolutionRunsVnniAndLargeOneAmx) {
+  const std::string small =
+      zero_point_pad_model({"amx_small", 16, 24, 12, 3, 1, 1, {1, 1, 1, 1}, true, 37})
+          .SerializeAsString();
+  const std::string large =
+      zero_point_pad_model({"amx_large", 128, 128, 48, 3, 1, 1, {1, 1, 1, 1}, true, 37})
+          .SerializeAsString();
+  auto kernel = [](const std::string &bytes, const char *setting) {
+    if (setting) setenv("AXSTREAM_ENGINE_AMX", setting, 1);
+    auto program = Program::from_bytes(bytes, "amx.onnx");
+    unsetenv("AXSTREAM_ENGINE_AMX");
+    return step_line(program->describe(), "axstream.QConv", "y/f/Conv");
+  };
+  auto amx = [](const std::string &line) { return line.find("amx") != std::string::npos; };
+  const std::string large_forced = kernel(large, "1");
+  if (!amx(large_forced))
+    GTEST_SKIP() << "no oneDNN AMX kernel on this host (or ONEDNN_MAX_CPU_ISA caps it): "
+                 << large_forced;
+  const std::string small_forced = kernel(small, "1");
+  EXPECT_TRUE(amx(small_forced)) << small_forced;  // so the rule, not oneDNN, made the choice
+  const std::string small_auto = kernel(small, nullptr);
+  EXPECT_FALSE(amx(small_auto)) << small_auto;
+  EXPECT_NE(small_auto.find("avx512_core_vnni]"), std::string::npos) << small_auto;
+  const std::string large_auto = kernel(large, nullptr);
+  EXPECT_TRUE(amx(large_auto)) << large_auto;
+  const std::string large_off = kernel(large, "0");
+  EXPECT_FALSE(amx(large_off)) << large_off;
+  setenv("AXSTREAM_ENGINE_AMX", "on", 1);
+  const std::string refused =
+      message_of<InvalidConfiguration>([&] { Program::from_bytes(small, "amx.onnx"); });
+  unsetenv("AXSTREAM_ENGINE_AMX");
+  EXPECT_TRUE(contains_all(refused, {"AXSTREAM_ENGINE_AMX", "'on'"}));
+}
+
 // --- Float Concat and MaxPool inside an NHWC float block (yolov5s, BlazeFace front) ----------
 
 // x -> int8 conv h; a float block on h: two float 1x1 convs of DQ(h) (a and b, b's Sigmoid
