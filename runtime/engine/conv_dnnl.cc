@@ -640,8 +640,8 @@ bool amx_convolution_chosen(const DnnlConvParams &p, const char *setting) {
   if (asked != "auto")
     throw InvalidConfiguration("AXSTREAM_ENGINE_AMX: expected auto, 1 or 0, got '" + asked + "'");
   // Measured per convolution on the cached models (docs/runtime.md, "AMX or VNNI per
-  // convolution"): oneDNN 2.6's AMX kernels cost 10-40 us a call more than the VNNI ones (tile
-  // configuration, their blocked buffers), which only a large convolution earns back, and a
+  // convolution"): oneDNN 2.6's AMX kernels took a fixed 10-40 us a call more than the VNNI
+  // ones on this host (why was not traced), which only a large convolution earns back, and a
   // reduction of under 96 values (input channels per group x kernel taps) fills less than two
   // 64-byte tile rows, where VNNI stayed 10-15% faster even at 50-60 M MACs.
   constexpr int64_t kMinReduction = 96;
