@@ -227,7 +227,22 @@ struct Item {
 
 // C++ state, created in _init and deleted in finalize.
 struct GstAxInferenceState {
+  // Written only by state changes (open_device, the stop in change_state), under `device_mutex`.
+  // The streaming, run and push threads read it freely: they run only between READY->PAUSED and
+  // the pads' deactivation and stop_threads on the way down, both before it is dropped. Threads
+  // a state change does not stop (the batch-runs/batch-fill getters) read it under
+  // `device_mutex`: unlocked, a getter could read the pointer while it was replaced and call
+  // into the BatchCollector the last reference was destroying (the audit in reliability.md).
   std::shared_ptr<DeviceInstance> device;
+  std::mutex device_mutex;
+  void set_device(std::shared_ptr<DeviceInstance> replacement) {
+    {
+      std::lock_guard<std::mutex> lock(device_mutex);
+      device.swap(replacement);
+    }
+    // The old instance (its collector joins a thread, the context releases the cores) is
+    // destroyed here, outside the lock, so a getter never waits for that.
+  }
   std::vector<rt::TensorInfo> inputs, outputs;
   std::string model_key;  // canonical package path, to match input metas
   GstBufferPool *output_pool = nullptr;
@@ -952,7 +967,7 @@ static gboolean open_device(GstAxInference *self) {
   request.double_buffer = self->double_buffer;
   request.dmabuf = self->dmabuf;
   try {
-    state->device = acquire_instance(request, self->shared);
+    state->set_device(acquire_instance(request, self->shared));
     state->inputs = state->device->model->inputs();
     state->outputs = state->device->model->outputs();
   } catch (const std::exception &e) {
@@ -969,7 +984,7 @@ static gboolean open_device(GstAxInference *self) {
                         ("axinference could not load model '%s' on device '%s': %s", self->model,
                          device, e.what()),
                         ("acquire_instance: %s", e.what()));
-    state->device.reset();
+    state->set_device(nullptr);
     return FALSE;
   }
   state->model_key = canonical_package(self->model);
@@ -985,7 +1000,7 @@ static gboolean open_device(GstAxInference *self) {
     GST_ELEMENT_ERROR(self, RESOURCE, NO_SPACE_LEFT, ("axinference has no tensor memory"),
                       ("could not make fd tensor pools (memfd_create failed)"));
     state->release_pools();
-    state->device.reset();
+    state->set_device(nullptr);
     return FALSE;
   }
   return TRUE;
@@ -1021,7 +1036,7 @@ static GstStateChangeReturn gst_ax_inference_change_state(GstElement *element,
                       state->device->collector->batch());
     }
     state->release_pools();
-    state->device.reset();
+    state->set_device(nullptr);
     {
       std::lock_guard<std::mutex> lock(state->latency_mutex);
       state->run_latency.reset();
@@ -1042,9 +1057,15 @@ static void gst_ax_inference_get_property(GObject *object, guint prop_id, GValue
       break;
     case PROP_BATCH_RUNS:
     case PROP_BATCH_FILL: {
+      // Under device_mutex: a state change on another thread replaces or drops `device` (and
+      // with the last reference, its collector) under it. statistics() takes only the
+      // collector's own short-held mutex.
       axstream::gst::BatchStatistics stats;
-      if (self->state->device && self->state->device->collector)
-        stats = self->state->device->collector->statistics();
+      {
+        std::lock_guard<std::mutex> lock(self->state->device_mutex);
+        if (self->state->device && self->state->device->collector)
+          stats = self->state->device->collector->statistics();
+      }
       if (prop_id == PROP_BATCH_RUNS)
         g_value_set_uint64(value, stats.runs);
       else
