@@ -52,7 +52,10 @@ std::string to_json_line(const PublishedFrame &frame) {
     out += "{\"label\":" + json::quote(object.label);
     out += ",\"class_id\":" + std::to_string(object.class_id);
     out += ",\"score\":";
-    append_number(out, object.score);
+    if (object.score)
+      append_number(out, *object.score);
+    else
+      out += "null";
     out += ",\"box\":[";
     append_number(out, object.x);
     out += ',';

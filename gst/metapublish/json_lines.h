@@ -19,7 +19,9 @@ struct PublishedClass {
 struct PublishedObject {
   std::string label;
   int class_id = -1;
-  double score = 0.0;
+  // Absent when the ROI carries no confidence: written as null, so a reader does not take an
+  // unknown score for a real 0.
+  std::optional<double> score;
   double x = 0, y = 0, width = 0, height = 0;  // frame pixels
   std::vector<std::pair<double, double>> keypoints;
   std::optional<int64_t> track_id;
@@ -41,7 +43,7 @@ struct PublishedFrame {
 };
 
 // One line of JSON (no trailing newline). Strings are escaped per RFC 8259; non-finite numbers
-// are written as null.
+// and an object's unknown score are written as null.
 std::string to_json_line(const PublishedFrame &frame);
 
 }  // namespace axstream::publish

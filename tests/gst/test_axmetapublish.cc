@@ -60,6 +60,57 @@ TEST(JsonLines, EscapesStringsAndWritesNullForNonFiniteNumbers) {
   EXPECT_EQ(line.find('\n'), std::string::npos);
 }
 
+TEST(JsonLines, UnknownScoreIsNullAndAScoreOfZeroIsZero) {
+  axstream::publish::PublishedFrame frame;
+  axstream::publish::PublishedObject unknown, zero;
+  zero.score = 0.0;
+  frame.objects = {unknown, zero};
+  const std::string line = axstream::publish::to_json_line(frame);
+  EXPECT_NE(line.find("\"objects\":[{\"label\":\"\",\"class_id\":-1,\"score\":null,"),
+            std::string::npos)
+      << line;
+  EXPECT_NE(line.find("},{\"label\":\"\",\"class_id\":-1,\"score\":0,"), std::string::npos) << line;
+}
+
+// A score of 0 is a real score; a ROI without one (an application's ROI with no confidence, a
+// typed detection meta with none, i.e. negative) is written as null (docs/metadata-schema.md),
+// not as a 0 a reader would take for a real one.
+TEST(AxMetaPublish, WritesNullForAnUnknownScoreAndZeroForAScoreOfZero) {
+  axtest::TempFile output("axmetapublish");
+  GstHarness *h = gst_harness_new_parse(("axmetapublish location=" + output.path()).c_str());
+  gst_harness_set_src_caps_str(h, "video/x-raw,format=BGRx,width=64,height=48,framerate=30/1");
+  GstBuffer *frame = gst_buffer_new_allocate(nullptr, 64 * 48 * 4, nullptr);
+  GST_BUFFER_PTS(frame) = 0;
+  auto add_roi = [frame](int x) {
+    GstVideoRegionOfInterestMeta *roi =
+        gst_buffer_add_video_region_of_interest_meta(frame, "face", x, 1, 2, 2);
+    roi->id = x / 10;  // GStreamer leaves every id 0; the typed metas are keyed by it
+    roi->parent_id = -1;
+    return roi;
+  };
+  // 0: ax-detection with confidence 0. 1: ax-detection without confidence. 2: no values at all.
+  // 3: only a typed meta with score 0. 4: only a typed meta with no score (negative).
+  gst_video_region_of_interest_meta_add_param(
+      add_roi(0), gst_structure_new(GST_AX_DETECTION_PARAM, "confidence", G_TYPE_DOUBLE, 0.0,
+                                    "class-id", G_TYPE_INT, 0, nullptr));
+  gst_video_region_of_interest_meta_add_param(
+      add_roi(10), gst_structure_new(GST_AX_DETECTION_PARAM, "class-id", G_TYPE_INT, 1, nullptr));
+  add_roi(20);
+  gst_buffer_obtain_ax_detection_meta(frame, add_roi(30)->id)->score = 0.0;
+  gst_buffer_obtain_ax_detection_meta(frame, add_roi(40)->id)->class_id = 2;
+  ASSERT_EQ(gst_harness_push(h, frame), GST_FLOW_OK);
+  gst_buffer_unref(gst_harness_pull(h));
+  gst_harness_teardown(h);
+  EXPECT_EQ(read_file(output.path()),
+            "{\"frame\":0,\"pts\":0,\"stream_id\":0,\"width\":64,\"height\":48,\"objects\":["
+            "{\"label\":\"face\",\"class_id\":0,\"score\":0,\"box\":[0,1,2,2],\"roi_id\":0},"
+            "{\"label\":\"face\",\"class_id\":1,\"score\":null,\"box\":[10,1,2,2],\"roi_id\":1},"
+            "{\"label\":\"face\",\"class_id\":-1,\"score\":null,\"box\":[20,1,2,2],\"roi_id\":2},"
+            "{\"label\":\"face\",\"class_id\":-1,\"score\":0,\"box\":[30,1,2,2],\"roi_id\":3},"
+            "{\"label\":\"face\",\"class_id\":2,\"score\":null,\"box\":[40,1,2,2],\"roi_id\":4}"
+            "]}\n");
+}
+
 TEST(AxMetaPublish, WritesOneLinePerFrameWithEveryObjectField) {
   axtest::TempFile output("axmetapublish");
   GstHarness *h =
