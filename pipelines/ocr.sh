@@ -74,10 +74,12 @@ found = 0
 for line in open(path):
     record = json.loads(line)
     texts = [o for o in record["objects"] if o.get("text")]
-    texts.sort(key=lambda o: -o.get("score", 0))
+    # "score" is null when the box came with no confidence (docs/metadata-schema.md).
+    texts.sort(key=lambda o: -(o.get("score") or 0))
     for o in texts:
         x, y, w, h = o["box"]
-        print(f"{name}: {o['text']} (box score {o.get('score', 0):.2f}) "
+        score = "unknown" if o.get("score") is None else f"{o['score']:.2f}"
+        print(f"{name}: {o['text']} (box score {score}) "
               f"at {x},{y} {w}x{h}")
         found += 1
 boxes = sum(1 for line in open(path) for o in json.loads(line)["objects"] if o["label"] == "text")
