@@ -641,9 +641,12 @@ bool amx_convolution_chosen(const DnnlConvParams &p, const char *setting) {
     throw InvalidConfiguration("AXSTREAM_ENGINE_AMX: expected auto, 1 or 0, got '" + asked + "'");
   // Measured per convolution on the cached models (docs/runtime.md, "AMX or VNNI per
   // convolution"): oneDNN 2.6's AMX kernels took a fixed 10-40 us a call more than the VNNI
-  // ones on this host (why was not traced), which only a large convolution earns back, and a
-  // reduction of under 96 values (input channels per group x kernel taps) fills less than two
-  // 64-byte tile rows, where VNNI stayed 10-15% faster even at 50-60 M MACs.
+  // ones on this host, which only a large convolution earns back, and a reduction of under 96
+  // values (input channels per group x kernel taps) fills less than two 64-byte tile rows,
+  // where VNNI stayed 10-15% faster even at 50-60 M MACs. The fixed cost is oneDNN's AMX
+  // jit/jit_1x1 kernels running CPUID (leaf 0x1D) 1-4 times per call, a hypervisor exit of
+  // ~6.5 us each on this KVM guest (docs/runtime.md, "Where the AMX kernels' fixed cost
+  // goes"): the thresholds are a virtual machine's, to re-measure on bare metal.
   constexpr int64_t kMinReduction = 96;
   constexpr double kMinMacs = 25e6;
   int64_t reduction = p.weights.size() > 1 ? p.weights[1] : 0;
