@@ -5,7 +5,11 @@
 // sides in alternated rounds (process CPU ms per inference, medians).
 //
 //   sum-postop-compare PACKAGE_DIR|MODEL.onnx [--random N] [--seed S] [--rounds R] [--runs K]
-//                      [--threads T] [--frame-step F] [--require-fused] [IMAGE|VIDEO ...]
+//                      [--threads T] [--frame-step F] [--require-fused] [--setting NAME]
+//                      [IMAGE|VIDEO ...]
+//
+// --setting compares another engine setting the same way (NAME=1 as "fused", NAME=0 as
+// "unfused"), e.g. AXSTREAM_ENGINE_U8_RETYPE.
 //
 // Exit status: 0 outputs identical, 1 they differ (or an error, or --require-fused and no
 // residual add fused though some convolution summing one runs a kernel checked for the sum
@@ -40,7 +44,7 @@ using engine::DType;
 const char *kUsage =
     "usage: sum-postop-compare PACKAGE_DIR|MODEL.onnx [--random N] [--seed S] [--rounds R]\n"
     "                          [--runs K] [--threads T] [--frame-step F] [--require-fused]\n"
-    "                          [IMAGE|VIDEO ...]\n"
+    "                          [--setting NAME] [IMAGE|VIDEO ...]\n"
     "  --random N       seeded random inputs (default 20)\n"
     "  --seed S         their seed (default 1)\n"
     "  --rounds R       timing rounds, fused and unfused alternated (default 5; 0: no timing)\n"
@@ -49,6 +53,8 @@ const char *kUsage =
     "  --frame-step F   every F-th frame of a video (default 10)\n"
     "  --require-fused  fail when no residual add fused though a convolution summing one runs a\n"
     "                   oneDNN kernel checked for the sum post-op (none required where none does)\n"
+    "  --setting NAME   the engine setting compared =1 (\"fused\") against =0 (default\n"
+    "                   AXSTREAM_ENGINE_SUM_POSTOP)\n"
     "  IMAGE|VIDEO      inputs from files (a package with one image input only)\n";
 
 bool parse_int(const char *text, long least, long most, long &value) {
@@ -82,15 +88,16 @@ double median(std::vector<double> v) {
 }
 
 std::shared_ptr<const engine::Program> compile(const std::string &model, bool fused,
-                                               const engine::CompileOptions &options) {
-  const char *before = std::getenv("AXSTREAM_ENGINE_SUM_POSTOP");
+                                               const engine::CompileOptions &options,
+                                               const std::string &setting) {
+  const char *before = std::getenv(setting.c_str());
   const std::string saved = before ? before : "";
-  setenv("AXSTREAM_ENGINE_SUM_POSTOP", fused ? "1" : "0", 1);
+  setenv(setting.c_str(), fused ? "1" : "0", 1);
   auto program = engine::Program::from_file(model, options);
   if (before)
-    setenv("AXSTREAM_ENGINE_SUM_POSTOP", saved.c_str(), 1);
+    setenv(setting.c_str(), saved.c_str(), 1);
   else
-    unsetenv("AXSTREAM_ENGINE_SUM_POSTOP");
+    unsetenv(setting.c_str());
   return program;
 }
 
@@ -160,7 +167,7 @@ bool is_video(const std::string &path) {
 int main(int argc, char **argv) {
   long random_count = 20, seed = 1, rounds = 5, runs = 50, threads = 1, frame_step = 10;
   bool require_fused = false;
-  std::string model_arg;
+  std::string model_arg, setting = "AXSTREAM_ENGINE_SUM_POSTOP";
   std::vector<std::string> files;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -189,6 +196,13 @@ int main(int argc, char **argv) {
       number(1, 100000, frame_step);
     } else if (arg == "--require-fused") {
       require_fused = true;
+    } else if (arg == "--setting") {
+      if (i + 1 >= argc || std::strncmp(argv[i + 1], "AXSTREAM_", 9) != 0) {
+        std::fprintf(stderr, "sum-postop-compare: --setting '%s': expected an AXSTREAM_ name\n",
+                     i + 1 < argc ? argv[i + 1] : "");
+        return 2;
+      }
+      setting = argv[++i];
     } else if (!arg.empty() && arg[0] == '-') {
       std::fprintf(stderr, "sum-postop-compare: unknown option '%s'\n%s", arg.c_str(), kUsage);
       return 2;
@@ -220,8 +234,11 @@ int main(int argc, char **argv) {
     }
     engine::CompileOptions options;
     options.threads = static_cast<int>(threads);
-    auto fused = compile(model, true, options);
-    auto unfused = compile(model, false, options);
+    auto fused = compile(model, true, options, setting);
+    auto unfused = compile(model, false, options, setting);
+    if (setting != "AXSTREAM_ENGINE_SUM_POSTOP")
+      std::printf("%s: \"fused\" below is %s=1, \"unfused\" %s=0\n", model_arg.c_str(),
+                  setting.c_str(), setting.c_str());
     const std::string fused_text = fused->describe(), unfused_text = unfused->describe();
     const size_t sums = count_of(fused_text, "sum post-op]");
     const size_t adds = count_of(unfused_text, "axstream.QAdd");

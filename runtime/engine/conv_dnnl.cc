@@ -746,6 +746,20 @@ std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &
       dnnl::post_ops ops = activation_post_ops(p.activation);
       if (q.post_activation_multiplier != 1.f)
         ops.append_eltwise(1.f, dnnl::algorithm::eltwise_linear, q.post_activation_multiplier, 0.f);
+      if (q.rounds_as_int8_zero_point != 0) {
+        // As a destination zero point is added (in float, before the rounding), then back,
+        // exactly. The second addition is a binary post-op: oneDNN 2.6's brgconv kernels gave
+        // a second eltwise_linear the first one's constants.
+        const auto zero_point = static_cast<float>(q.rounds_as_int8_zero_point);
+        ops.append_eltwise(1.f, dnnl::algorithm::eltwise_linear, 1.f, zero_point);
+        const memory::desc scalar(memory::dims(p.dst.size(), 1), dt::f32,
+                                  p.dst.size() == 5 ? tag::ncdhw : tag::nchw);
+        ops.append_binary(dnnl::algorithm::binary_add, scalar);
+        auto mem = std::make_shared<memory>(scalar, eng);
+        *static_cast<float *>(mem->get_data_handle()) = -zero_point;
+        if (collect_args)
+          extra.push_back({DNNL_ARG_ATTR_MULTIPLE_POST_OP(ops.len() - 1) | DNNL_ARG_SRC_1, mem});
+      }
       if (with_sum)
         append_residual_sum(params, chain, ops, [&](float value) {
           const int index = ops.len() - 1;

@@ -48,6 +48,11 @@ struct DnnlQConvParams {
   // output_scales then only dequantise the accumulator and this factor (1 / output scale)
   // follows the activation. 1: the activation runs in output units.
   float post_activation_multiplier = 1.f;
+  // Nonzero z: a uint8 output (zero point 0) that stands for an int8 one with zero point z
+  // (-128, passes.cc), rounded as that one is: oneDNN adds a destination zero point in float
+  // before rounding, so z and then -z are added (both in float; the second is exact) in two
+  // post-ops, which unlike a zero point leave every kernel open to the convolution.
+  int32_t rounds_as_int8_zero_point = 0;
   // A residual add fused as oneDNN's sum post-op, in axstream.QAdd's arithmetic to the bit
   // (ops/quantized_join.h): on entry the destination buffer holds the skip. The scaled
   // accumulator is first requantised as the unfused convolution writes its own output (+ its

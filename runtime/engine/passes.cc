@@ -2150,10 +2150,19 @@ void keep_int8_activations_nhwc(Graph &g) {
 // flipped; QBinary, QAdd: by their output zero point's type) and whose readers all take a
 // uint8 input with its zero point (QConv, QLookup, QBinary, QAdd, QGlobalAveragePool), one of
 // them a QConv, becomes uint8 with every zero point moved by 128: the same real values, so the
-// same results, without the flips. (Not a QConv's own output: oneDNN adds the destination zero
-// point in float before rounding, so z + 128 there can round differently.)
+// same results, without the flips.
+// A QConv's own int8 output with zero point -128 (most post-ReLU activations) becomes uint8
+// with zero point 0 too (unless AXSTREAM_ENGINE_U8_RETYPE=0): then neither that convolution
+// nor its QConv readers have a zero point, which oneDNN 2.6 needs to pick its brgconv kernels.
+// oneDNN adds a destination zero point in float before rounding, and float(y - 128) can round a
+// near-tie y differently from y, so the QConv is marked _rounds_as_int8 = -128: its kernel
+// repeats that float addition and adds 128 back (exact) before rounding (qconv.cc). Not a
+// QConv whose output a QAdd's first operand reads: that add fuses into it as a sum post-op.
+bool uint8_retype_enabled() { return setting_not_zero("AXSTREAM_ENGINE_U8_RETYPE"); }
+
 void uint8_convolution_inputs(Graph &g) {
   if (!dnnl_kernels_enabled() || !dnnl_cpu_has_vnni()) return;
+  const bool retype_convolutions = uint8_retype_enabled();
   ValueLinks links(g);
   // Where a reader's zero point for its input `v` sits (0: a table, none), or -1 when the
   // reader cannot take uint8 there.
@@ -2198,17 +2207,26 @@ void uint8_convolution_inputs(Graph &g) {
         (is_op_in(producer, "axstream", "QBinary") || is_op_in(producer, "axstream", "QAdd")) &&
         producer.inputs.size() > 7 && producer.inputs[7] >= 0;
     int32_t y_zero = 0;
-    if (!lookup && !(join && int8_zero_point(producer, 7, y_zero))) continue;
+    // A plain QConv (no residual: slots 9-13 absent) writing int8 with zero point -128.
+    const bool conv = retype_convolutions && is_op_in(producer, "axstream", "QConv") &&
+                      producer.inputs.size() == 9 && producer.inputs[8] >= 0 &&
+                      int8_zero_point(producer, 8, y_zero) && y_zero == -128;
+    if (!lookup && !conv && !(join && int8_zero_point(producer, 7, y_zero))) continue;
     std::vector<Node *> readers = readers_of(g, id);
     bool ok = !readers.empty(), conv_reads = false;
     std::vector<int32_t> reader_zero(readers.size(), 0);
     for (size_t r = 0; ok && r < readers.size(); ++r) {
       int slot = zero_point_slot(*readers[r], id);
       ok = slot >= 0 && (slot == 0 || int8_zero_point(*readers[r], slot, reader_zero[r]));
+      if (conv && is_op_in(*readers[r], "axstream", "QAdd") && readers[r]->inputs[0] == id)
+        ok = false;
       conv_reads = conv_reads || is_op_in(*readers[r], "axstream", "QConv");
     }
-    if (!ok || !conv_reads) continue;
-    if (lookup) {
+    if (!ok || !(conv_reads || conv)) continue;
+    if (conv) {
+      set_uint8_zero_point(producer, 8, y_zero);
+      producer.attrs["_rounds_as_int8"] = int_attr(y_zero);
+    } else if (lookup) {
       auto table = std::make_shared<Tensor>(*g.values[producer.inputs[1]].constant);
       table->dtype = DType::u8;
       for (uint8_t &b : table->bytes) b ^= 0x80;  // int8 t -> uint8 t + 128
@@ -2254,8 +2272,8 @@ void fuse_residual_add_into_conv(Graph &g) {
     Node &conv = g.nodes[links.producer[a]];
     if (!is_op_in(conv, "axstream", "QConv") || conv.outputs.size() != 1 || conv.inputs.empty() ||
         conv.inputs[0] < 0 || conv.inputs.size() > 9 || conv.attrs.count("_activation") ||
-        g.values[conv.inputs[0]].shape.size() != 4 || !conv.attrs.count("_dst_nhwc") ||
-        conv.attrs.at("_dst_nhwc").i == 0)
+        conv.attrs.count("_rounds_as_int8") || g.values[conv.inputs[0]].shape.size() != 4 ||
+        !conv.attrs.count("_dst_nhwc") || conv.attrs.at("_dst_nhwc").i == 0)
       continue;
     Node fused = conv;
     fused.inputs.resize(9, -1);

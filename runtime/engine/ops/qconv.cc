@@ -47,6 +47,9 @@ bool int8_path_is_exact(const Tensor &w) {
 struct QConvConstants {
   float x_scale = 1.f, y_scale = 1.f;
   int32_t x_zero = 0, y_zero = 0;
+  // -128: a uint8 output with zero point 0 standing for int8 with zero point -128, to be
+  // rounded as that is (passes.cc's _rounds_as_int8); 0: none.
+  int32_t rounds_as_int8_zero_point = 0;
   std::vector<float> w_scale, bias;
 };
 
@@ -114,6 +117,7 @@ DnnlQConvParams int8_conv_params(const DnnlConvParams &conv, const QConvConstant
   q.dst_dtype = out_dtype;
   q.src_zero_point = k.x_zero;
   q.dst_zero_point = k.y_zero;
+  q.rounds_as_int8_zero_point = k.rounds_as_int8_zero_point;
   for (size_t c = 0; c < k.w_scale.size(); ++c) {
     q.output_scales.push_back(k.x_scale * k.w_scale[c] / units);
     q.bias_acc.push_back(k.bias[c] / (k.x_scale * k.w_scale[c]));
@@ -205,6 +209,24 @@ std::unique_ptr<Kernel> plain_qconv(const DnnlConvParams &conv, const ConvShape 
       k->macs = macs;
       return k;
     }
+  }
+  if (constants.rounds_as_int8_zero_point != 0) {
+    // Elsewhere the int8 convolution itself, its bytes flipped to uint8 (q + 128 = q ^ 0x80).
+    QConvConstants int8_constants = constants;
+    int8_constants.y_zero = constants.rounds_as_int8_zero_point;
+    int8_constants.rounds_as_int8_zero_point = 0;
+    std::shared_ptr<Kernel> inner =
+        dequantizing_qconv(conv, s, w, int8_constants, in_dtype, DType::i8, dnnl_rank, macs);
+    const auto count = static_cast<size_t>(product(conv.dst, 0, conv.dst.size()));
+    auto k = make_kernel([=](ExecContext &ec, const void *const *in, void *const *o) {
+      inner->run(ec, in, o);
+      auto *y = static_cast<uint8_t *>(o[0]);
+      for (size_t i = 0; i < count; ++i) y[i] ^= 0x80;
+    });
+    k->scratch_bytes = inner->scratch_bytes;
+    k->macs = macs;
+    k->impl = inner->impl + " + int8 output flipped to uint8";
+    return k;
   }
   return dequantizing_qconv(conv, s, w, constants, in_dtype, out_dtype, dnnl_rank, macs);
 }
@@ -349,6 +371,14 @@ std::unique_ptr<Kernel> compile_qconv(OpContext &ctx) {
   bool src_nhwc = ctx.attr_i("_src_nhwc", 0) != 0, dst_nhwc = ctx.attr_i("_dst_nhwc", 0) != 0;
   if ((src_nhwc || dst_nhwc) && xs.size() != 4)
     ctx.fail("NHWC activations need a 2-D convolution, input " + shape_str(xs));
+  constants.rounds_as_int8_zero_point = static_cast<int32_t>(ctx.attr_i("_rounds_as_int8", 0));
+  if (constants.rounds_as_int8_zero_point != 0 &&
+      (residual || out_dtype != DType::u8 || constants.y_zero != 0 ||
+       constants.rounds_as_int8_zero_point != -128))
+    ctx.fail(
+        "_rounds_as_int8 needs a uint8 output with zero point 0, no residual and the int8 "
+        "zero point -128, got " +
+        std::to_string(constants.rounds_as_int8_zero_point));
 
   DnnlConvParams conv{xs, ws, out, g.stride, g.dilation, g.pad_begin, g.pad_end, group, act};
   conv.src_nhwc = src_nhwc;
