@@ -242,8 +242,12 @@ int main(int argc, char **argv) {
     const std::string fused_text = fused->describe(), unfused_text = unfused->describe();
     const size_t sums = count_of(fused_text, "sum post-op]");
     const size_t adds = count_of(unfused_text, "axstream.QAdd");
-    std::printf("%s: %zu of %zu residual adds fused as sum post-ops\n", model_arg.c_str(), sums,
-                adds);
+    if (setting == "AXSTREAM_ENGINE_SUM_POSTOP")
+      std::printf("%s: %zu of %zu residual adds fused as sum post-ops\n", model_arg.c_str(), sums,
+                  adds);
+    else
+      std::printf("%s: %zu residual adds fused as sum post-ops with %s=1, %zu with =0\n",
+                  model_arg.c_str(), sums, setting.c_str(), count_of(unfused_text, "sum post-op]"));
     // The post-op chain each fused convolution runs, "(<chain>) + sum post-op]" in its line.
     std::map<std::string, int> chains;
     for (size_t end = 0; (end = fused_text.find(") + sum post-op]", end)) != std::string::npos;
