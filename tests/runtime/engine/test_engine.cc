@@ -703,62 +703,86 @@ TEST(EnginePasses, TablesAndJoinsFeedingInt8ConvsWriteUint8BitExactToUnfused) {
   expect_gate_programs_agree(*gate, *gate_unfused, 24, 11);
 }
 
-// x -> Conv -> Relu -> Q(zero point -128) -> DQ -> Conv -> y, the two convolutions 1x1 identities
-// on 16 channels. The first one's output scale 0.5 + 2^-20 (x and y scales 1) puts x = 1 at
-// 0.5 + 2^-20: rounded as is that is 1, but oneDNN adds an int8 zero point in float first and
-// -128 + 0.5 + 2^-20 rounds to the tie -127.5, then to -128: a uint8 retype must round as that.
-onnx::ModelProto qdq_conv_relu_conv_model() {
+// x -> Conv -> Relu -> Q(zero point -128) -> DQ -> Conv -> y, the two convolutions 1x1
+// identities on 16 channels with `spatial` dimensions (2: 16x16; 1: 256; 3: 4x8x8). The first
+// one's output scale 0.5 + 2^-20 (x and y scales 1) puts x = 1 at 0.5 + 2^-20: rounded as is
+// that is 1, but oneDNN adds an int8 zero point in float first and -128 + 0.5 + 2^-20 rounds to
+// the tie -127.5, then to -128: a uint8 retype must round as that.
+onnx::ModelProto qdq_conv_relu_conv_model(int spatial) {
   GraphBuilder b("qdq_conv_relu_conv");
-  constexpr int kChannels = 16, kSide = 16;
+  constexpr int kChannels = 16;
+  const std::vector<int64_t> pixels = spatial == 1   ? std::vector<int64_t>{256}
+                                      : spatial == 2 ? std::vector<int64_t>{16, 16}
+                                                     : std::vector<int64_t>{4, 8, 8};
+  std::vector<int64_t> shape = {1, kChannels}, w_shape = {kChannels, kChannels};
+  shape.insert(shape.end(), pixels.begin(), pixels.end());
+  w_shape.insert(w_shape.end(), pixels.size(), 1);
   std::vector<float> identity(kChannels * kChannels, 0.f);
   for (int c = 0; c < kChannels; ++c) identity[c * kChannels + c] = 1.f;
+  auto conv = [&](const std::string &x, const std::string &y, float w_scale) {
+    b.initializer(y + "/w", kInt8, w_shape, identity);
+    b.dequantize(y + "/w", y + "/w/dq", w_scale, 0, y + "/w/");
+    b.node("Conv", {x, y + "/w/dq"}, y);
+  };
   b.dequantize("x", "x/dq", 1.f, 0, "x/");
-  b.conv1x1("x/dq", "a/f", kChannels, kChannels, identity, 0.5f + 0x1p-20f, "a/w/");
+  conv("x/dq", "a/f", 0.5f + 0x1p-20f);
   b.node("Relu", {"a/f"}, "a/relu");
   b.quantize("a/relu", "a", 1.f, -128, "a/q/");
   b.dequantize("a", "a/dq", 1.f, -128, "a/dq/");
-  b.conv1x1("a/dq", "y/f", kChannels, kChannels, identity, 1.f, "y/w/");
+  conv("a/dq", "y/f", 1.f);
   b.quantize("y/f", "y", 1.f, 0, "y/q/");
-  b.input("x", kInt8, {1, kChannels, kSide, kSide});
-  b.output("y", kInt8, {1, kChannels, kSide, kSide});
+  b.input("x", kInt8, shape);
+  b.output("y", kInt8, shape);
   return b.model;
 }
 
 // Where oneDNN's int8 convolutions run, a convolution's int8 output with zero point -128 read
 // only by convolutions is retyped to uint8 with zero point 0 (no zero point left for oneDNN to
 // refuse its brgconv kernels over), bit-exact to the program without the retype
-// (AXSTREAM_ENGINE_U8_RETYPE=0), including where adding the int8 zero point in float rounds.
+// (AXSTREAM_ENGINE_U8_RETYPE=0), including where adding the int8 zero point in float rounds:
+// on oneDNN (2-D, 3-D) and on the reference loops (1-D: the int8 result flipped).
 TEST(EnginePasses, ConvOutputWithZeroPointMinus128RetypesToUint8BitExact) {
-  const std::string bytes = qdq_conv_relu_conv_model().SerializeAsString();
-  struct Setting {
-    explicit Setting(bool on) { setenv("AXSTREAM_ENGINE_U8_RETYPE", on ? "1" : "0", 1); }
-    ~Setting() { unsetenv("AXSTREAM_ENGINE_U8_RETYPE"); }
-  };
-  std::shared_ptr<const Program> retyped, kept;
-  {
-    Setting on(true);
-    retyped = Program::from_bytes(bytes, "retyped");
+  // The pass runs where oneDNN's int8 convolutions do (VNNI or AMX), seen on the 2-D program.
+  const bool onednn = int8_convs_run_on_onednn(
+      Program::from_bytes(qdq_conv_relu_conv_model(2).SerializeAsString(), "2-D")->describe());
+  for (int spatial : {2, 1, 3}) {
+    SCOPED_TRACE(spatial);
+    const std::string bytes = qdq_conv_relu_conv_model(spatial).SerializeAsString();
+    struct Setting {
+      explicit Setting(bool on) { setenv("AXSTREAM_ENGINE_U8_RETYPE", on ? "1" : "0", 1); }
+      ~Setting() { unsetenv("AXSTREAM_ENGINE_U8_RETYPE"); }
+    };
+    std::shared_ptr<const Program> retyped, kept;
+    {
+      Setting on(true);
+      retyped = Program::from_bytes(bytes, "retyped");
+    }
+    {
+      Setting off(false);
+      kept = Program::from_bytes(bytes, "kept");
+    }
+    const std::string text = retyped->describe(), kept_text = kept->describe();
+    const std::string shape = spatial == 1   ? "(1,16,256)"
+                              : spatial == 2 ? "(1,16,16,16)"
+                                             : "(1,16,4,8,8)";
+    if (onednn) {
+      EXPECT_TRUE(contains_all(text, {"-> ('a' uint8" + shape + ")", "_rounds_as_int8=-128",
+                                      "uint8 zero point' uint8()"}))
+          << text;
+      EXPECT_TRUE(contains_all(kept_text, {"-> ('a' int8" + shape + ")"})) << kept_text;
+      if (spatial == 1) EXPECT_TRUE(contains_all(text, {"int8 output flipped to uint8"})) << text;
+    } else {
+      EXPECT_EQ(text.find("_rounds_as_int8"), std::string::npos) << text;
+    }
+    std::vector<int8_t> x = int8_ramp(retyped->inputs()[0].element_count(), 1, 0);
+    expect_same_int8_output(*retyped, *kept, {x.data()}, 30);
+    // x = 1 (at 129 in the ramp) gives 0 on oneDNN, as its int8 zero point rounds, not 1; the
+    // reference loops (1-D) round before adding the zero point, as ONNX does: 1.
+    std::vector<int8_t> y(retyped->outputs()[0].element_count());
+    retyped->make_executor()->run({x.data()}, {y.data()});
+    if (onednn) EXPECT_EQ(y[129], spatial == 1 ? 1 : 0);
+    EXPECT_EQ(y[131], 2);  // x = 3: 1.5 + 3 * 2^-20 rounds to 2 either way
   }
-  {
-    Setting off(false);
-    kept = Program::from_bytes(bytes, "kept");
-  }
-  const std::string text = retyped->describe(), kept_text = kept->describe();
-  if (int8_convs_run_on_onednn(text)) {
-    EXPECT_TRUE(contains_all(
-        text, {"-> ('a' uint8(1,16,16,16))", "_rounds_as_int8=-128", "uint8 zero point' uint8()"}))
-        << text;
-    EXPECT_TRUE(contains_all(kept_text, {"-> ('a' int8(1,16,16,16))"})) << kept_text;
-  } else {
-    EXPECT_EQ(text.find("_rounds_as_int8"), std::string::npos) << text;
-  }
-  std::vector<int8_t> x = int8_ramp(retyped->inputs()[0].element_count(), 1, 0);
-  expect_same_int8_output(*retyped, *kept, {x.data()}, 30);
-  // x = 1 (at 129 in the ramp) gives 0, as the int8 zero point rounds, not 1.
-  std::vector<int8_t> y(retyped->outputs()[0].element_count());
-  retyped->make_executor()->run({x.data()}, {y.data()});
-  EXPECT_EQ(y[129], 0);
-  EXPECT_EQ(y[131], 2);  // x = 3: 1.5 + 3 * 2^-20 rounds to 2 either way
 }
 
 // PP-OCR det's neck on int8: a = Resize(nearest, 2x)(DQ(p)) requantised to the Concat's
