@@ -259,21 +259,7 @@ int main(int argc, char **argv) {
     // The convolutions that take a residual add (as a sum post-op, or followed by the engine's
     // own add where their kernel is not one checked for the sum post-op) and how many of them
     // run, in the unfused program, a kernel checked for it: those must fuse.
-    size_t summing = 0, checked = 0;
-    for (size_t at = 0; (at = fused_text.find("QConv '", at)) != std::string::npos; ++at) {
-      const std::string line = fused_text.substr(at, fused_text.find('\n', at) - at);
-      if (line.find("sum post-op]") == std::string::npos &&
-          line.find("+ fused dequantize-add") == std::string::npos)
-        continue;
-      ++summing;
-      // With the sum, oneDNN may pick another kernel than without: then it cannot fuse.
-      if (line.find("(no sum post-op: oneDNN picks ") != std::string::npos) continue;
-      const std::string name = line.substr(0, line.find("' ") + 1) + " ";
-      const size_t own = unfused_text.find(name);
-      if (own != std::string::npos)
-        checked += engine::residual_sum_kernel_checked(
-            unfused_text.substr(own, unfused_text.find('\n', own) - own));
-    }
+    const auto [summing, checked] = engine::count_residual_sums(fused_text, unfused_text);
     if (summing > 0)
       std::printf(
           "  %zu of %zu summing convolutions run a kernel checked for the sum post-op, the "

@@ -690,6 +690,24 @@ bool residual_sum_kernel_checked(const std::string &text) {
   return false;
 }
 
+ResidualSumCount count_residual_sums(const std::string &fused, const std::string &unfused) {
+  ResidualSumCount n;
+  for (size_t at = 0; (at = fused.find("QConv '", at)) != std::string::npos; ++at) {
+    const std::string line = fused.substr(at, fused.find('\n', at) - at);
+    if (line.find("sum post-op]") == std::string::npos &&
+        line.find("+ fused dequantize-add") == std::string::npos)
+      continue;
+    ++n.summing;
+    // With the sum, oneDNN may pick another kernel than without: then it cannot fuse.
+    if (line.find("(no sum post-op: oneDNN picks ") != std::string::npos) continue;
+    const std::string name = line.substr(0, line.find("' ") + 1) + " ";  // "QConv 'node' "
+    const size_t own = unfused.find(name);
+    if (own != std::string::npos)
+      n.checked += residual_sum_kernel_checked(unfused.substr(own, unfused.find('\n', own) - own));
+  }
+  return n;
+}
+
 std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &weights,
                                         std::string *sum_refusal) {
   if (!dnnl_kernels_enabled()) return nullptr;

@@ -80,6 +80,17 @@ std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &p, const Tensor &
 // tools/sum-postop-compare expect the fusion exactly where the convolution's kernel is one.
 bool residual_sum_kernel_checked(const std::string &text);
 
+// The convolutions taking a residual add in `fused` (a program's description with the sum
+// post-ops on: "+ sum post-op]", or "+ fused dequantize-add" where the add runs after the
+// convolution), and how many of them run, in `unfused` (the description with
+// AXSTREAM_ENGINE_SUM_POSTOP=0), a kernel residual_sum_kernel_checked names, with oneDNN picking
+// that kernel with the sum too (else the fused line says "no sum post-op: oneDNN picks ..."):
+// those must fuse. For tests and tools/sum-postop-compare.
+struct ResidualSumCount {
+  size_t summing = 0, checked = 0;
+};
+ResidualSumCount count_residual_sums(const std::string &fused, const std::string &unfused);
+
 // Whether a padded convolution with a source zero point reads its source padded explicitly
 // with that zero point, given the implementations oneDNN picks for it as it is (`own_impl`)
 // and for the padded source, unpadded (`padded_impl`, "" when there is none), and the setting

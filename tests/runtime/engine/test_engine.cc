@@ -296,20 +296,8 @@ bool int8_convs_run_on_onednn(const std::string &description) {
 // same arithmetic), so tests hold on hosts with and without such a kernel (AVX2, AVX-512 VNNI,
 // AMX) without guessing from the CPU.
 bool sum_postop_expected(const std::string &fused, const std::string &unfused) {
-  size_t summing = 0, checked = 0;
-  for (size_t at = 0; (at = fused.find("QConv '", at)) != std::string::npos; ++at) {
-    const std::string line = fused.substr(at, fused.find('\n', at) - at);
-    if (line.find("sum post-op]") == std::string::npos &&
-        line.find("+ fused dequantize-add") == std::string::npos)
-      continue;
-    ++summing;
-    if (line.find("(no sum post-op: oneDNN picks ") != std::string::npos) continue;
-    const std::string name = line.substr(0, line.find("' ") + 1);  // "QConv 'node'"
-    const size_t own = unfused.find(name + " ");
-    if (own == std::string::npos) continue;
-    checked += residual_sum_kernel_checked(unfused.substr(own, unfused.find('\n', own) - own));
-  }
-  return summing > 0 && checked == summing;
+  const ResidualSumCount n = count_residual_sums(fused, unfused);
+  return n.summing > 0 && n.checked == n.summing;
 }
 
 // What a residual add fused into a convolution shows in `fused` on this host (above).
