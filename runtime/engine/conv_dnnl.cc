@@ -661,8 +661,7 @@ bool zero_point_padded_source_wins(const std::string &own_impl, const std::strin
   const std::string asked = setting ? setting : "";
   if (padded_impl.empty() || asked == "0") return false;
   if (asked == "1") return true;
-  auto amx = [](const std::string &impl) { return impl.find("amx") != std::string::npos; };
-  return amx(padded_impl) && !amx(own_impl);
+  return is_amx_impl(padded_impl) && !is_amx_impl(own_impl);
 }
 
 bool residual_sum_kernel_checked(const std::string &text) {
