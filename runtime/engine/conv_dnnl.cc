@@ -676,7 +676,8 @@ bool residual_sum_kernel_checked(const std::string &text) {
     };
     return is("brg", ":avx512_core_vnni") || is("jit_int8", ":avx512_core_vnni") ||
            is("jit_uni_int8", ":avx2_vnni") || impl == "jit:avx512_core_amx_int8" ||
-           impl == "jit_1x1:avx512_core_amx_int8";
+           impl == "jit_1x1:avx512_core_amx_int8" || impl == "brgconv:avx512_core_amx_int8" ||
+           impl == "brgconv_1x1:avx512_core_amx_int8";
   };
   size_t start = 0;
   while (start < text.size()) {
@@ -745,6 +746,7 @@ std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &
     // output type and zero point, any destination layout), to compare implementations.
     int32_t attr_src_zero_point = src_zero_point;  // 0 once folded into the bias
     const bool want_amx = amx_convolution_chosen(p, std::getenv("AXSTREAM_ENGINE_AMX"));
+    const bool dst_zero_point_post_op = setting_not_zero("AXSTREAM_ENGINE_DST_ZP_POSTOP");
     // With `padded`, the convolution reads the source padded with its zero point, unpadded.
     auto primitive_desc = [&](bool with_sum, bool collect_args, const SourcePad *padded) {
       // The sum post-op reads the destination in place: it must be the caller's buffer as laid
@@ -763,19 +765,23 @@ std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &
       dnnl::post_ops ops = activation_post_ops(p.activation);
       if (q.post_activation_multiplier != 1.f)
         ops.append_eltwise(1.f, dnnl::algorithm::eltwise_linear, q.post_activation_multiplier, 0.f);
-      if (q.rounds_as_int8_zero_point != 0) {
-        // As a destination zero point is added (in float, before the rounding), then back,
-        // exactly. The second addition is a binary post-op: oneDNN 2.6's brgconv kernels gave
-        // a second eltwise_linear the first one's constants.
-        const auto zero_point = static_cast<float>(q.rounds_as_int8_zero_point);
-        ops.append_eltwise(1.f, dnnl::algorithm::eltwise_linear, 1.f, zero_point);
+      // Adds one float to every output as a binary post-op (oneDNN 2.6's brgconv kernels gave
+      // a second eltwise_linear the first one's constants, so not as an eltwise).
+      auto append_scalar_add = [&](float value) {
         const memory::desc scalar(memory::dims(p.dst.size(), 1), dt::f32,
                                   p.dst.size() == 5 ? tag::ncdhw : tag::nchw);
         ops.append_binary(dnnl::algorithm::binary_add, scalar);
         auto mem = std::make_shared<memory>(scalar, eng);
-        *static_cast<float *>(mem->get_data_handle()) = -zero_point;
+        *static_cast<float *>(mem->get_data_handle()) = value;
         if (collect_args)
           extra.push_back({DNNL_ARG_ATTR_MULTIPLE_POST_OP(ops.len() - 1) | DNNL_ARG_SRC_1, mem});
+      };
+      if (q.rounds_as_int8_zero_point != 0) {
+        // As a destination zero point is added (in float, before the rounding), then back,
+        // exactly.
+        const auto zero_point = static_cast<float>(q.rounds_as_int8_zero_point);
+        ops.append_eltwise(1.f, dnnl::algorithm::eltwise_linear, 1.f, zero_point);
+        append_scalar_add(-zero_point);
       }
       if (with_sum)
         append_residual_sum(params, chain, ops, [&](float value) {
@@ -785,11 +791,19 @@ std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &
           if (collect_args)
             extra.push_back({DNNL_ARG_ATTR_MULTIPLE_POST_OP(index) | DNNL_ARG_SRC_1, mem});
         });
-      attr.set_post_ops(ops);
       const int32_t dst_zero_point =
           q.sum.active && !with_sum ? q.sum.conv_zero_point : q.dst_zero_point;
-      for (auto [arg, value] : {std::pair{DNNL_ARG_SRC, attr_src_zero_point},
-                                std::pair{DNNL_ARG_DST, dst_zero_point}}) {
+      // Where AMX is wanted, the destination zero point is the last post-op instead: oneDNN
+      // adds it in float after the post-ops and before saturating and rounding, as this does,
+      // so the bytes are the same, and without it oneDNN 2.6 may pick AMX brgconv (no CPUID per
+      // call) over its AMX jit kernels (docs/runtime.md, "Destination zero points as a
+      // post-op").
+      const bool zero_point_by_post_op = dst_zero_point != 0 && want_amx && dst_zero_point_post_op;
+      if (zero_point_by_post_op) append_scalar_add(static_cast<float>(dst_zero_point));
+      attr.set_post_ops(ops);
+      for (auto [arg, value] :
+           {std::pair{DNNL_ARG_SRC, attr_src_zero_point},
+            std::pair{DNNL_ARG_DST, zero_point_by_post_op ? 0 : dst_zero_point}}) {
         if (value == 0) continue;
         attr.set_zero_points(arg, 0, {DNNL_RUNTIME_S32_VAL});
         if (collect_args) runtime_s32(DNNL_ARG_ATTR_ZERO_POINTS | arg, value);

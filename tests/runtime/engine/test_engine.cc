@@ -1966,8 +1966,6 @@ TEST(EnginePasses, ResidualSumAndQAddAddTheSkipsProductInOneRounding) {
 // the saturation, the one-for-one chain otherwise), and the fused convolution gives the unfused
 // QAdd's output on all 65536 pairs.
 TEST(EnginePasses, ResidualSumChainsGiveTheQAddOnEveryPairAtRandomScales) {
-  const int64_t c = 16, side = 64;
-  const size_t count = static_cast<size_t>(c * side * side);
   uint32_t seed = 20261206;
   auto next = [&seed] { return (seed = seed * 1664525u + 1013904223u) >> 8; };
   auto uniform = [&](float lo, float hi) {
@@ -1975,7 +1973,11 @@ TEST(EnginePasses, ResidualSumChainsGiveTheQAddOnEveryPairAtRandomScales) {
   };
   std::set<std::string> chains;
   bool onednn = false;
-  for (int set = 0; set < 16; ++set) {
+  // Sets 16-31: 64 channels with AMX asked for, which reach oneDNN's AMX brgconv kernels on a
+  // host that has them (16 channels do not).
+  for (int set = 0; set < 32; ++set) {
+    const int64_t c = set < 16 ? 16 : 64, side = set < 16 ? 64 : 32;
+    const size_t count = static_cast<size_t>(c * side * side);
     auto type = [&] { return next() % 2 ? kUint8 : kInt8; };
     auto zero = [&](onnx::TensorProto::DataType t, int spread) {
       const int z = static_cast<int>(next() % (2 * spread + 1)) - spread;
@@ -1985,6 +1987,9 @@ TEST(EnginePasses, ResidualSumChainsGiveTheQAddOnEveryPairAtRandomScales) {
     const Quant a{uniform(0.02f, 0.2f), 0, type()}, b{uniform(0.02f, 0.2f), 0, type()};
     Quant a_q = a, b_q = b, y{uniform(0.02f, 0.2f), 0, type()};
     a_q.zero_point = set % 4 == 0 ? (a.type == kUint8 ? 128 : 0) : zero(a.type, 20);
+    // No source zero point (after int8's flip to uint8) for the 3x3 at 64 channels: oneDNN's
+    // AMX brgconv refuses one with padding.
+    if (set >= 16 && set % 4 == 3) a_q.zero_point = a.type == kUint8 ? 0 : -128;
     b_q.zero_point = zero(b.type, 20);
     // After a Relu the compiler takes the type's lowest value as the zero point.
     y.zero_point = relu && set % 4 == 1 ? (y.type == kUint8 ? 0 : -128) : zero(y.type, 30);
@@ -2022,8 +2027,10 @@ TEST(EnginePasses, ResidualSumChainsGiveTheQAddOnEveryPairAtRandomScales) {
     net.shape["y/nhwc"] = {1, side, side, c};
     net.output("y/nhwc");
     const std::string bytes = net.b.model.SerializeAsString();
+    if (set >= 16) setenv("AXSTREAM_ENGINE_AMX", "1", 1);
     auto fused = compile_with_sum_postops(bytes, name, true);
     auto unfused = compile_with_sum_postops(bytes, name, false);
+    unsetenv("AXSTREAM_ENGINE_AMX");
     std::vector<uint8_t> x(count), skip(count), y_fused(count), y_unfused(count);
     for (size_t i = 0; i < count; ++i) {
       x[i] = static_cast<uint8_t>(i / 256);
@@ -2817,6 +2824,63 @@ TEST(EngineAmx, SmallConvolutionRunsVnniAndLargeOneAmx) {
       message_of<InvalidConfiguration>([&] { Program::from_bytes(small, "amx.onnx"); });
   unsetenv("AXSTREAM_ENGINE_AMX");
   EXPECT_TRUE(contains_all(refused, {"AXSTREAM_ENGINE_AMX", "'on'"}));
+}
+
+// x -> Conv (64 channels, `kernel` 1 or 3, an identity at output scale 0.5 + 2^-20) -> Q(y,
+// zero point `zero_point` of `type`): with AMX asked for, the destination zero point becomes the
+// last post-op (a float add before the saturation and rounding, where oneDNN adds it), so the
+// bytes are those of the zero point given to oneDNN (AXSTREAM_ENGINE_DST_ZP_POSTOP=0),
+// including the ties adding it makes, and on an AMX host the convolution reaches AMX brgconv
+// instead of the jit kernels (which run CPUID per call on a virtual machine).
+TEST(EngineAmx, DestinationZeroPointAsPostOpGivesTheSameBytes) {
+  struct Case {
+    int kernel;
+    onnx::TensorProto::DataType type;
+    int zero_point;
+  };
+  for (const Case &c : {Case{1, kInt8, 36}, Case{1, kInt8, -91}, Case{3, kInt8, 36},
+                        Case{1, kUint8, 200}, Case{3, kUint8, 77}}) {
+    SCOPED_TRACE(std::to_string(c.kernel) + "x" + std::to_string(c.kernel) + ", zero point " +
+                 std::to_string(c.zero_point));
+    constexpr int64_t kChannels = 64, kSide = 16;
+    GraphBuilder b("dst_zero_point_post_op");
+    std::vector<float> w(static_cast<size_t>(kChannels * kChannels * c.kernel * c.kernel), 0.f);
+    const int centre = c.kernel * c.kernel / 2;
+    for (int64_t i = 0; i < kChannels; ++i)
+      w[static_cast<size_t>((i * kChannels + i) * c.kernel * c.kernel + centre)] = 1.f;
+    b.initializer("a/w", kInt8, {kChannels, kChannels, c.kernel, c.kernel}, w);
+    b.dequantize("a/w", "a/w/dq", 0.5f + 0x1p-20f, 0, "a/w/");
+    // Source zero point -128: uint8 without one after the flip, which AMX brgconv needs.
+    b.dequantize("x", "x/dq", 1.f, -128, "x/");
+    auto *conv = b.node("Conv", {"x/dq", "a/w/dq"}, "a/f");
+    if (c.kernel == 3) set_ints(conv, "pads", {1, 1, 1, 1});
+    b.quantize("a/f", "y", 1.f, c.zero_point, "y/", c.type);
+    b.input("x", kInt8, {1, kChannels, kSide, kSide});
+    b.output("y", c.type, {1, kChannels, kSide, kSide});
+    const std::string bytes = b.model.SerializeAsString();
+    setenv("AXSTREAM_ENGINE_AMX", "1", 1);
+    auto post_op = Program::from_bytes(bytes, "post-op");
+    setenv("AXSTREAM_ENGINE_DST_ZP_POSTOP", "0", 1);
+    auto attribute = Program::from_bytes(bytes, "attribute");
+    unsetenv("AXSTREAM_ENGINE_DST_ZP_POSTOP");
+    unsetenv("AXSTREAM_ENGINE_AMX");
+    std::vector<int8_t> x = int8_ramp(post_op->inputs()[0].element_count(), 1, 0);
+    std::vector<uint8_t> y(post_op->outputs()[0].element_count()), y_attribute(y.size());
+    post_op->make_executor()->run({x.data()}, {y.data()});
+    attribute->make_executor()->run({x.data()}, {y_attribute.data()});
+    EXPECT_EQ(y, y_attribute);
+    const std::string text = post_op->describe(), attribute_text = attribute->describe();
+    if (!int8_convs_run_on_onednn(text)) continue;
+    // x = -127 (the ramp's 1) is 1 above the source zero point: 0.5 + 2^-20, which rounds to 1
+    // alone but, as oneDNN adds the zero point in float first, to the tie zero point + 0.5 and
+    // then to the even of the two.
+    const int tie = c.zero_point % 2 == 0 ? c.zero_point : c.zero_point + 1;
+    const int got = c.type == kInt8 ? static_cast<int8_t>(y[1]) : y[1];
+    EXPECT_EQ(got, tie);
+    if (text.find("_amx") == std::string::npos) continue;  // no AMX kernels on this host
+    EXPECT_TRUE(contains_all(text, {"brgconv"})) << text;
+    EXPECT_TRUE(contains_all(attribute_text, {"jit"})) << attribute_text;
+  }
 }
 
 // --- Float Concat and MaxPool inside an NHWC float block (yolov5s, BlazeFace front) ----------
