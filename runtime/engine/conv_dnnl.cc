@@ -666,8 +666,8 @@ bool zero_point_padded_source_wins(const std::string &own_impl, const std::strin
 
 bool residual_sum_kernel_checked(const std::string &text) {
   // oneDNN 2.6's brgemm and jit_int8 kernels on AVX-512 VNNI, jit_uni_int8 on AVX2 VNNI and the
-  // AMX jit and jit_1x1 kernels: every operand pair checked (docs/runtime.md). AMX's brgconv is
-  // not: it never took a sum here with the same kernel as without.
+  // AMX jit, jit_1x1, brgconv and brgconv_1x1 kernels: every operand pair checked
+  // (docs/runtime.md).
   // oneDNN names a kernel "<implementation>:<ISA>"; a description puts it among other words.
   auto checked = [](const std::string &impl) {
     auto is = [&](const std::string &prefix, const std::string &isa) {
