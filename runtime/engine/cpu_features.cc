@@ -34,4 +34,17 @@ bool cpu_allows_avx512vbmi() {
   return allowed;
 }
 
+bool cpu_allows_avx512vnni() {
+  static const bool allowed = cpu_allows_avx512bw() && __builtin_cpu_supports("avx512vnni") &&
+                              cap_admits(dnnl::cpu_isa::avx512_core_vnni);
+  return allowed;
+}
+
+bool cpu_allows_avx_vnni() {
+  static const bool allowed =
+      cpu_allows_avx2_fma() && __builtin_cpu_supports("avxvnni") &&
+      (cap_admits(dnnl::cpu_isa::avx2_vnni) || cap_admits(dnnl::cpu_isa::avx512_core_vnni));
+  return allowed;
+}
+
 }  // namespace axstream::engine

@@ -13,5 +13,10 @@ bool cpu_allows_avx512bw();
 // AVX-512 VBMI with F and BW: byte permutes. oneDNN 2.6 names no VBMI ISA, so the cap admits it
 // from avx512_core_vnni (Ice Lake on); under AVX512_CORE the engine runs as on Skylake-SP.
 bool cpu_allows_avx512vbmi();
+// AVX-512 VNNI with F and BW: vpdpbusd on zmm (the cap admits avx512_core_vnni).
+bool cpu_allows_avx512vnni();
+// AVX-VNNI (the VEX vpdpbusd on ymm, Alder Lake on) with AVX2: the cap admits avx2_vnni, or
+// avx512_core_vnni, which the CPU's AVX-512 VNNI path then serves first.
+bool cpu_allows_avx_vnni();
 
 }  // namespace axstream::engine

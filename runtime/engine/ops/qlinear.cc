@@ -6,6 +6,9 @@
 // oneDNN path; what is left runs here.
 #include <immintrin.h>
 
+#include <cstring>
+#include <memory>
+
 #include "../cpu_features.h"
 #include "../parallel.h"
 #include "conv_reference.h"
@@ -294,22 +297,211 @@ std::vector<std::pair<int64_t, int64_t>> batch_offsets(const IntegerMatMulShapes
   return offsets;
 }
 
+// What both matmul kernels do with an output row's int32 accumulators: requantise them (or
+// store them, MatMulInteger), or keep real values for the fused activation and apply it.
+struct MatMulEpilogue {
+  bool qlinear = false;
+  DType yt = DType::i32;
+  MatMulActivation activation = MatMulActivation::none;
+  std::vector<float> multiplier, offset;
+  int32_t y_zero = 0;
+  float inv_y_scale = 1.f;
+  int64_t n = 0;
+
+  // Column j of output row `row` (batch * m + i); `real` is the row's n floats of scratch.
+  void column(void *y, int64_t row, int64_t j, int32_t acc, float *real) const {
+    const int64_t at = row * n + j;
+    if (activation != MatMulActivation::none)
+      real[j] = static_cast<float>(acc) * multiplier[j] + offset[j];
+    else if (qlinear)
+      store_requantized(y, yt, at, static_cast<float>(acc) * multiplier[j] + offset[j], y_zero);
+    else
+      static_cast<int32_t *>(y)[at] = acc;
+  }
+  // The activation over columns [j0, j1) of the row (softmax: all of it, j0 = 0, j1 = n).
+  void finish(void *y, int64_t row, int64_t j0, int64_t j1, float *real) const {
+    const int64_t row_start = row * n;
+    if (activation == MatMulActivation::sigmoid) {
+      for (int64_t j = j0; j < j1; ++j)
+        store_requantized(y, yt, row_start + j, inv_y_scale / (1.f + std::exp(-real[j])), y_zero);
+    } else if (activation == MatMulActivation::softmax) {
+      float top = *std::max_element(real + j0, real + j1), sum = 0.f;
+      for (int64_t j = j0; j < j1; ++j) sum += (real[j] = std::exp(real[j] - top));
+      const float to_output = inv_y_scale / sum;
+      for (int64_t j = j0; j < j1; ++j)
+        store_requantized(y, yt, row_start + j, real[j] * to_output, y_zero);
+    }
+  }
+};
+
+MatMulEpilogue matmul_epilogue(bool qlinear, DType yt, MatMulActivation activation,
+                               MatMulRequantisation requantisation, int64_t n) {
+  MatMulEpilogue e;
+  e.qlinear = qlinear;
+  e.yt = yt;
+  e.activation = activation;
+  e.multiplier = std::move(requantisation.multiplier);
+  e.offset = std::move(requantisation.offset);
+  e.y_zero = requantisation.y_zero;
+  e.inv_y_scale = requantisation.inv_y_scale;
+  e.n = n;
+  return e;
+}
+
+// "int32-accumulating matmul (<how>), <activation>, requantised", or MatMulInteger's
+// "int32 matmul (<how>)".
+std::string matmul_impl(bool qlinear, MatMulActivation activation, const std::string &how) {
+  if (!qlinear) return "int32 matmul (" + how + ")";
+  return "int32-accumulating matmul (" + how + ")" +
+         (activation == MatMulActivation::sigmoid   ? ", sigmoid"
+          : activation == MatMulActivation::softmax ? ", softmax over rows"
+                                                    : "") +
+         ", requantised";
+}
+
+// Weights for vpdpbusd (u8 x s8, four products summed into each int32 lane): b - b_zero_point
+// as int8, laid out [matrix][n / 16][k / 4][16 columns][4 rows], so the 16 lanes of a zmm are
+// 16 output columns and one row of a (broadcast 4 bytes at a time) meets each weight byte once:
+// m = 1 needs no horizontal sum. k is padded to 4 and n to 16 with zero weights.
+//
+// a goes in unsigned: a_u = a for uint8 a, a + 128 for int8 a (its sign bit flipped). With
+// c = b - b_zero_point, the int16 path's accumulator is
+//   sum_p (a_p - az) * c_pj = sum_p a_u,p * c_pj - (shift + az) * colsum_j,
+// shift = 128 for int8 a and 0 for uint8 a, colsum_j = sum_p c_pj (computed here, once).
+// Bounds, for k <= kMaxVnniK = 65536: |a_u * c| <= 255 * 128 = 32640, so every partial sum of
+// the dot product is within 32640 * 65536 = 2139095040 < 2^31; |colsum_j| <= 128 * 65536 and
+// shift + az is within [0, 255] (a's zero point has a's type), so the correction is within the
+// same bound, and so is the result (the int16 path's exact accumulator). Nothing wraps; a longer
+// k runs on the int16 path. (A zero point of the other type, which ONNX forbids, could push the
+// correction past 2^31: vpmulld and vpsubd then wrap modulo 2^32 as the int16 path's vector adds
+// do, so the two still give the same bits.)
+constexpr int64_t kMaxVnniK = 65536;
+
+enum class VnniIsa { none, avx512, avx_vnni };
+
+struct VnniPackedB {
+  int64_t k4 = 0, blocks = 0;       // k rounded up to 4; n / 16 rounded up
+  std::vector<int8_t> storage;      // 64 bytes more than the weights, for alignment
+  int8_t *weights = nullptr;        // 64-byte aligned within storage
+  std::vector<int32_t> column_sum;  // [matrix][blocks * 16]
+  const int8_t *matrix(int64_t mat) const { return weights + mat * blocks * k4 * 16; }
+  const int32_t *sums(int64_t mat) const { return column_sum.data() + mat * blocks * 16; }
+};
+
+// Packs a constant b (b_mats matrices of k x n) minus its zero points (per column); empty when
+// some b - b_zero_point leaves int8, which vpdpbusd's signed operand cannot hold.
+std::shared_ptr<VnniPackedB> vnni_pack_b(const void *b, DType t, const std::vector<int32_t> &zp,
+                                         int64_t b_mats, int64_t k, int64_t n) {
+  auto packed = std::make_shared<VnniPackedB>();
+  VnniPackedB &p = *packed;
+  p.k4 = (k + 3) / 4 * 4;
+  p.blocks = (n + 15) / 16;
+  const size_t bytes = static_cast<size_t>(b_mats * p.blocks * p.k4 * 16);
+  p.storage.assign(bytes + 64, 0);
+  p.weights = p.storage.data() + (64 - reinterpret_cast<uintptr_t>(p.storage.data()) % 64) % 64;
+  p.column_sum.assign(static_cast<size_t>(b_mats * p.blocks * 16), 0);
+  for (int64_t mat = 0; mat < b_mats; ++mat)
+    for (int64_t j = 0; j < n; ++j) {
+      int8_t *column = p.weights + (mat * p.blocks + j / 16) * p.k4 * 16 + (j % 16) * 4;
+      int32_t sum = 0;
+      for (int64_t r = 0; r < k; ++r) {
+        int32_t c = q8_at(b, t, (mat * k + r) * n + j) - zp[j];
+        if (c < -128 || c > 127) return nullptr;
+        column[(r / 4) * 64 + r % 4] = static_cast<int8_t>(c);
+        sum += c;
+      }
+      p.column_sum[mat * p.blocks * 16 + j] = sum;
+    }
+  return packed;
+}
+
+// acc[j] for the 16 * (end - begin) columns of blocks [begin, end) of one packed matrix and one
+// row a_u (k4 bytes): the dot products minus correction * column_sum. Four blocks (64 columns)
+// at a time share each broadcast of a and keep four independent accumulation chains.
+template <int kBlocks>
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) inline void vnni_blocks_avx512(
+    const uint8_t *a_u, const int8_t *w, const int32_t *sums, int64_t k4, int32_t correction,
+    int32_t *acc) {
+  __m512i s[kBlocks];
+  for (int b = 0; b < kBlocks; ++b) s[b] = _mm512_setzero_si512();
+  const int64_t stride = k4 * 16;
+  for (int64_t q = 0; q < k4; q += 4) {
+    int32_t a4;
+    std::memcpy(&a4, a_u + q, 4);
+    const __m512i a = _mm512_set1_epi32(a4);
+    for (int b = 0; b < kBlocks; ++b)
+      s[b] = _mm512_dpbusd_epi32(s[b], a, _mm512_load_si512(w + b * stride + q * 16));
+  }
+  const __m512i c = _mm512_set1_epi32(correction);
+  for (int b = 0; b < kBlocks; ++b)
+    _mm512_storeu_si512(
+        acc + b * 16,
+        _mm512_sub_epi32(s[b], _mm512_mullo_epi32(c, _mm512_loadu_si512(sums + b * 16))));
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni_row_avx512(
+    const uint8_t *a_u, const int8_t *w, const int32_t *sums, int64_t k4, int32_t correction,
+    int64_t begin, int64_t end, int32_t *acc) {
+  const int64_t stride = k4 * 16;
+  int64_t blk = begin;
+  for (; blk + 4 <= end; blk += 4)
+    vnni_blocks_avx512<4>(a_u, w + blk * stride, sums + blk * 16, k4, correction, acc + blk * 16);
+  for (; blk < end; ++blk)
+    vnni_blocks_avx512<1>(a_u, w + blk * stride, sums + blk * 16, k4, correction, acc + blk * 16);
+}
+
+// The same on ymm with AVX-VNNI: each 16-column block is two 8-lane halves (bytes 0-31 and
+// 32-63 of each 64-byte step).
+template <int kBlocks>
+__attribute__((target("avx2,avxvnni"))) inline void vnni_blocks_avx(const uint8_t *a_u,
+                                                                    const int8_t *w,
+                                                                    const int32_t *sums, int64_t k4,
+                                                                    int32_t correction,
+                                                                    int32_t *acc) {
+  __m256i s[2 * kBlocks];
+  for (int b = 0; b < 2 * kBlocks; ++b) s[b] = _mm256_setzero_si256();
+  const int64_t stride = k4 * 16;
+  for (int64_t q = 0; q < k4; q += 4) {
+    int32_t a4;
+    std::memcpy(&a4, a_u + q, 4);
+    const __m256i a = _mm256_set1_epi32(a4);
+    for (int b = 0; b < 2 * kBlocks; ++b)
+      s[b] = _mm256_dpbusd_avx_epi32(s[b], a,
+                                     _mm256_load_si256(reinterpret_cast<const __m256i *>(
+                                         w + (b / 2) * stride + q * 16 + (b % 2) * 32)));
+  }
+  const __m256i c = _mm256_set1_epi32(correction);
+  for (int b = 0; b < 2 * kBlocks; ++b)
+    _mm256_storeu_si256(
+        reinterpret_cast<__m256i *>(acc + b * 8),
+        _mm256_sub_epi32(
+            s[b], _mm256_mullo_epi32(
+                      c, _mm256_loadu_si256(reinterpret_cast<const __m256i *>(sums + b * 8)))));
+}
+
+__attribute__((target("avx2,avxvnni"))) void vnni_row_avx(const uint8_t *a_u, const int8_t *w,
+                                                          const int32_t *sums, int64_t k4,
+                                                          int32_t correction, int64_t begin,
+                                                          int64_t end, int32_t *acc) {
+  const int64_t stride = k4 * 16;
+  int64_t blk = begin;
+  for (; blk + 2 <= end; blk += 2)
+    vnni_blocks_avx<2>(a_u, w + blk * stride, sums + blk * 16, k4, correction, acc + blk * 16);
+  for (; blk < end; ++blk)
+    vnni_blocks_avx<1>(a_u, w + blk * stride, sums + blk * 16, k4, correction, acc + blk * 16);
+}
+
 // The kernel: zero-point-shifted operands packed as int16, dot products in int32, then the
 // requantisation (or the raw accumulator for MatMulInteger), the activation on real rows.
 template <bool qlinear>
 std::unique_ptr<Kernel> int16_pair_matmul(OpContext &ctx, const IntegerMatMulShapes &shapes,
-                                          int64_t bz_count, MatMulActivation activation,
-                                          MatMulRequantisation requantisation) {
+                                          int64_t bz_count, MatMulEpilogue epilogue) {
   constexpr size_t kA = MatMulSlots<qlinear>::kA, kAZ = MatMulSlots<qlinear>::kAZ,
                    kB = MatMulSlots<qlinear>::kB, kBZ = MatMulSlots<qlinear>::kBZ;
   const Shape &as = shapes.as, &bs = shapes.bs;
   const int64_t m = shapes.m, k = shapes.k, n = shapes.n;
   DType at = ctx.in_dtype(kA), bt = ctx.in_dtype(kB);
-  DType yt = !qlinear ? DType::i32 : ctx.has_input(7) ? ctx.in_dtype(7) : DType::u8;
-  const std::vector<float> multiplier = std::move(requantisation.multiplier);
-  const std::vector<float> offset = std::move(requantisation.offset);
-  const int32_t y_zero = requantisation.y_zero;
-  const float inv_y_scale = requantisation.inv_y_scale;
+  const MatMulActivation activation = epilogue.activation;
   std::vector<std::pair<int64_t, int64_t>> offsets = batch_offsets(shapes);
   DType azt = ctx.has_input(kAZ) ? ctx.in_dtype(kAZ) : at;
   DType bzt = ctx.has_input(kBZ) ? ctx.in_dtype(kBZ) : bt;
@@ -355,42 +547,96 @@ std::unique_ptr<Kernel> int16_pair_matmul(OpContext &ctx, const IntegerMatMulSha
         batches, m, worth_splitting(batches * m * n * k, 262144), [&](int64_t bi, int64_t i) {
           const int16_t *arow = a16 + (offsets[bi].first / k + i) * kp;
           const int16_t *bcols = b16 + offsets[bi].second / k * kp;  // (mat * k * n) / k = mat * n
-          const int64_t row_start = (bi * m + i) * n;
-          float *real = real_rows + row_start;
-          for (int64_t j = 0; j < n; ++j) {
-            int32_t acc = dot_int16(arow, bcols + j * kp, kp);
-            int64_t y = row_start + j;
-            if (activation != MatMulActivation::none)
-              real[j] = static_cast<float>(acc) * multiplier[j] + offset[j];
-            else if (qlinear)
-              store_requantized(o[0], yt, y, static_cast<float>(acc) * multiplier[j] + offset[j],
-                                y_zero);
-            else
-              static_cast<int32_t *>(o[0])[y] = acc;
-          }
-          if (activation == MatMulActivation::sigmoid) {
-            for (int64_t j = 0; j < n; ++j)
-              store_requantized(o[0], yt, row_start + j, inv_y_scale / (1.f + std::exp(-real[j])),
-                                y_zero);
-          } else if (activation == MatMulActivation::softmax) {
-            float top = *std::max_element(real, real + n), sum = 0.f;
-            for (int64_t j = 0; j < n; ++j) sum += (real[j] = std::exp(real[j] - top));
-            const float to_output = inv_y_scale / sum;
-            for (int64_t j = 0; j < n; ++j)
-              store_requantized(o[0], yt, row_start + j, real[j] * to_output, y_zero);
-          }
+          const int64_t row = bi * m + i;
+          float *real = real_rows + row * n;
+          for (int64_t j = 0; j < n; ++j)
+            epilogue.column(o[0], row, j, dot_int16(arow, bcols + j * kp, kp), real);
+          epilogue.finish(o[0], row, 0, n, real);
         });
   });
   kern->scratch_bytes = packed_bytes + (activation != MatMulActivation::none
                                             ? static_cast<size_t>(batches * m * n) * sizeof(float)
                                             : 0);
   kern->macs = static_cast<uint64_t>(batches * m * n * k);
-  kern->impl = !qlinear ? "int32 matmul (int16 pairs)"
-               : activation == MatMulActivation::sigmoid
-                   ? "int32-accumulating matmul (int16 pairs), sigmoid, requantised"
-               : activation == MatMulActivation::softmax
-                   ? "int32-accumulating matmul (int16 pairs), softmax over rows, requantised"
-                   : "int32-accumulating matmul (int16 pairs), requantised";
+  kern->impl = matmul_impl(qlinear, activation, "int16 pairs");
+  return kern;
+}
+
+// The VNNI kernel (see VnniPackedB) for a constant b whose b - b_zero_point fits int8 and k up
+// to kMaxVnniK, on a CPU with AVX-512 VNNI or AVX-VNNI; nullptr otherwise (the int16 path runs).
+// The same int32 accumulators as int16_pair_matmul, then the same epilogue.
+template <bool qlinear>
+std::unique_ptr<Kernel> vnni_matmul(OpContext &ctx, const IntegerMatMulShapes &shapes,
+                                    int64_t bz_count, MatMulEpilogue &epilogue) {
+  constexpr size_t kA = MatMulSlots<qlinear>::kA, kAZ = MatMulSlots<qlinear>::kAZ,
+                   kB = MatMulSlots<qlinear>::kB, kBZ = MatMulSlots<qlinear>::kBZ;
+  const int64_t m = shapes.m, k = shapes.k, n = shapes.n;
+  const VnniIsa isa = cpu_allows_avx512vnni() ? VnniIsa::avx512
+                      : cpu_allows_avx_vnni() ? VnniIsa::avx_vnni
+                                              : VnniIsa::none;
+  const bool has_bz = ctx.has_input(kBZ), has_az = ctx.has_input(kAZ);
+  if (isa == VnniIsa::none || k < 1 || k > kMaxVnniK || n < 1 || !ctx.constant(kB) ||
+      (has_bz && !ctx.constant(kBZ)))
+    return nullptr;
+  const DType at = ctx.in_dtype(kA), bt = ctx.in_dtype(kB);
+  const DType azt = has_az ? ctx.in_dtype(kAZ) : at, bzt = has_bz ? ctx.in_dtype(kBZ) : bt;
+  const std::vector<std::pair<int64_t, int64_t>> offsets = batch_offsets(shapes);
+  const int64_t n_a = product(shapes.as, 0, shapes.as.size());
+  const int64_t n_b = product(shapes.bs, 0, shapes.bs.size());
+  const int64_t a_rows = n_a / k, b_mats = n_b / (k * n);
+  const int64_t batches = static_cast<int64_t>(offsets.size()), rows = batches * m;
+  std::shared_ptr<const VnniPackedB> packed =
+      vnni_pack_b(ctx.constant(kB)->bytes.data(), bt,
+                  zero_points(has_bz ? ctx.constant(kBZ)->bytes.data() : nullptr, bzt, bz_count, n),
+                  b_mats, k, n);
+  if (!packed) return nullptr;
+  const int64_t k4 = packed->k4, blocks = packed->blocks;
+  const auto row_kernel = isa == VnniIsa::avx512 ? vnni_row_avx512 : vnni_row_avx;
+  const MatMulActivation activation = epilogue.activation;
+  // Scratch: a as unsigned bytes (rows of k4), the accumulators (rows of blocks * 16), the real
+  // rows of a fused activation.
+  const size_t a_bytes = (static_cast<size_t>(a_rows * k4) + 63) / 64 * 64;
+  const size_t acc_bytes = static_cast<size_t>(rows * blocks * 16) * sizeof(int32_t);
+  auto kern = make_kernel([=](ExecContext &ec, const void *const *in, void *const *o) {
+    uint8_t *a_u = static_cast<uint8_t *>(ec.scratch);
+    int32_t *acc = reinterpret_cast<int32_t *>(a_u + a_bytes);
+    float *real_rows = reinterpret_cast<float *>(a_u + a_bytes + acc_bytes);
+    const int32_t a_zero = zero_points(has_az ? in[kAZ] : nullptr, azt, 1, 1)[0];
+    const int32_t correction = (at == DType::i8 ? 128 : 0) + a_zero;
+    const uint8_t flip = at == DType::i8 ? 0x80 : 0;
+    const uint8_t *a = static_cast<const uint8_t *>(in[kA]);
+    for (int64_t r = 0; r < a_rows; ++r) {
+      uint8_t *dst = a_u + r * k4;
+      for (int64_t p = 0; p < k; ++p) dst[p] = a[r * k + p] ^ flip;
+      std::fill(dst + k, dst + k4, uint8_t{0});
+    }
+    // Few rows (m = 1: a classifier) split their columns among the threads too; a softmax
+    // needs its whole row in one place.
+    const bool split = worth_splitting(rows * n * k, 262144);
+    const int64_t threads = split ? omp_get_max_threads() : 1;
+    const int64_t chunks = activation == MatMulActivation::softmax || rows >= 2 * threads
+                               ? 1
+                               : std::min<int64_t>(blocks, threads);
+    parallel_for_2d(rows, chunks, split, [&](int64_t row, int64_t chunk) {
+      const int64_t bi = row / m, i = row % m;
+      const int64_t begin = blocks * chunk / chunks, end = blocks * (chunk + 1) / chunks;
+      const int64_t mat = offsets[bi].second / (k * n);
+      int32_t *acc_row = acc + row * blocks * 16;
+      row_kernel(a_u + (offsets[bi].first / k + i) * k4, packed->matrix(mat), packed->sums(mat), k4,
+                 correction, begin, end, acc_row);
+      const int64_t j0 = begin * 16, j1 = std::min(n, end * 16);
+      float *real = real_rows + row * n;
+      for (int64_t j = j0; j < j1; ++j) epilogue.column(o[0], row, j, acc_row[j], real);
+      epilogue.finish(o[0], row, j0, j1, real);
+    });
+  });
+  kern->scratch_bytes =
+      a_bytes + acc_bytes +
+      (activation != MatMulActivation::none ? static_cast<size_t>(rows * n) * sizeof(float) : 0);
+  kern->macs = static_cast<uint64_t>(rows * n * k);
+  kern->impl = matmul_impl(
+      qlinear, activation,
+      isa == VnniIsa::avx512 ? "VNNI u8*s8, packed columns" : "AVX-VNNI u8*s8, packed columns");
   return kern;
 }
 
@@ -415,7 +661,10 @@ std::unique_ptr<Kernel> compile_integer_matmul(OpContext &ctx) {
   MatMulRequantisation requantisation =
       qlinear ? qlinear_matmul_requantisation(ctx, shapes.n, activation != MatMulActivation::none)
               : MatMulRequantisation(shapes.n);
-  return int16_pair_matmul<qlinear>(ctx, shapes, bz_count, activation, std::move(requantisation));
+  MatMulEpilogue epilogue =
+      matmul_epilogue(qlinear, yt, activation, std::move(requantisation), shapes.n);
+  if (auto vnni = vnni_matmul<qlinear>(ctx, shapes, bz_count, epilogue)) return vnni;
+  return int16_pair_matmul<qlinear>(ctx, shapes, bz_count, std::move(epilogue));
 }
 
 }  // namespace

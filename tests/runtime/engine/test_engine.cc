@@ -22,6 +22,7 @@
 #include "axstream/runtime/engine.h"
 #include "case_runner.h"
 #include "conv_dnnl.h"
+#include "cpu_features.h"
 #include "expected_error.h"
 #include "float16.h"
 #include "graph_builder.h"
@@ -1040,6 +1041,253 @@ TEST(EnginePasses, QdqMatMulBiasSoftmaxOrSigmoidRunsAsOneIntegerMatMulWithTheAct
     unfused->make_executor()->run({x.data()}, {b.data()});
     for (size_t i = 0; i < a.size(); ++i) EXPECT_LE(std::abs(int(a[i]) - int(b[i])), 1) << i;
     EXPECT_GT(distinct_values(a), 20u) << "the output takes few values, so it checks little";
+  }
+}
+
+// An integer matmul: a (graph input, a_dims) times b (b_dims: an initializer, or a graph input
+// when `b_is_input`, which keeps the int16 kernel), zero points as initializers (b's per column
+// when it has n values). MatMulInteger gives the int32 accumulators; QLinearMatMul requantises
+// them (b_scale per column); QGemm (axstream) adds a bias and a fused `activation`.
+struct IntegerMatMulCase {
+  std::vector<int64_t> a_dims, b_dims;
+  bool a_signed = true, b_signed = true;
+  int a_zero = 0;
+  std::vector<int> b_zero{0};
+  std::vector<int> a, b;  // values in their types' ranges
+  int64_t m() const { return a_dims[a_dims.size() - 2]; }
+  int64_t k() const { return a_dims.back(); }
+  int64_t n() const { return b_dims.back(); }
+  int64_t a_batch() const { return a_dims.size() > 2 ? a_dims[0] : 1; }
+  int64_t b_batch() const { return b_dims.size() > 2 ? b_dims[0] : 1; }
+  int64_t batch() const { return std::max(a_batch(), b_batch()); }
+};
+
+enum class IntegerMatMulOp { matmul_integer, qlinear, qgemm_softmax, qgemm_sigmoid };
+
+onnx::ModelProto integer_matmul_model(const IntegerMatMulCase &c, IntegerMatMulOp op,
+                                      bool b_is_input) {
+  GraphBuilder g("integer_matmul");
+  const auto at = c.a_signed ? kInt8 : kUint8, bt = c.b_signed ? kInt8 : kUint8;
+  const std::vector<int64_t> bz_dims =
+      c.b_zero.size() == 1 ? std::vector<int64_t>{} : std::vector<int64_t>{c.n()};
+  g.input("a", at, c.a_dims);
+  if (b_is_input)
+    g.input("b", bt, c.b_dims);
+  else
+    g.initializer("b", bt, c.b_dims, std::vector<float>(c.b.begin(), c.b.end()));
+  g.initializer("az", at, {}, {static_cast<float>(c.a_zero)});
+  g.initializer("bz", bt, bz_dims, std::vector<float>(c.b_zero.begin(), c.b_zero.end()));
+  std::vector<int64_t> y_dims{c.batch(), c.m(), c.n()};
+  if (c.a_dims.size() == 2 && c.b_dims.size() == 2) y_dims.erase(y_dims.begin());
+  if (op == IntegerMatMulOp::matmul_integer) {
+    g.node("MatMulInteger", {"a", "b", "az", "bz"}, "y");
+    g.output("y", kInt32, y_dims);
+    return g.model;
+  }
+  std::vector<float> b_scale(static_cast<size_t>(c.n())), bias(b_scale.size());
+  for (size_t j = 0; j < b_scale.size(); ++j) {
+    b_scale[j] = 0.001f + 0.00013f * static_cast<float>(j % 11);
+    bias[j] = 0.05f * static_cast<float>(static_cast<int>(j % 9) - 4);
+  }
+  // a_scale over sqrt(k): real values of a few units whatever k, so the outputs spread.
+  g.initializer("as", kFloat, {}, {0.16f / std::sqrt(static_cast<float>(c.k()))});
+  g.initializer("bs", kFloat, {c.n()}, b_scale);
+  const bool qgemm = op != IntegerMatMulOp::qlinear;
+  g.initializer("ys", kFloat, {}, {qgemm ? 1.f / 256 : 0.05f});
+  g.initializer("yz", at, {}, {c.a_signed ? -3.f : 120.f});
+  if (qgemm) {
+    g.model.add_opset_import()->set_domain("axstream");
+    g.model.mutable_opset_import(1)->set_version(1);
+    g.initializer("bias", kFloat, {c.n()}, bias);
+    auto *n = g.node("QGemm", {"a", "as", "az", "b", "bs", "bz", "ys", "yz", "bias"}, "y");
+    n->set_domain("axstream");
+    set_string(n, "_activation", op == IntegerMatMulOp::qgemm_softmax ? "Softmax" : "Sigmoid");
+  } else {
+    g.node("QLinearMatMul", {"a", "as", "az", "b", "bs", "bz", "ys", "yz"}, "y");
+  }
+  g.output("y", at, y_dims);
+  return g.model;
+}
+
+// The exact accumulators, sum_p (a - a_zero) * (b - b_zero[j]), in int64 then int32.
+std::vector<int32_t> plain_integer_matmul(const IntegerMatMulCase &c) {
+  const int64_t m = c.m(), k = c.k(), n = c.n();
+  std::vector<int32_t> y;
+  for (int64_t t = 0; t < c.batch(); ++t) {
+    const int64_t ta = c.a_batch() == 1 ? 0 : t, tb = c.b_batch() == 1 ? 0 : t;
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        int64_t acc = 0;
+        const int bz = c.b_zero[c.b_zero.size() == 1 ? 0 : j];
+        for (int64_t p = 0; p < k; ++p)
+          acc += int64_t{c.a[(ta * m + i) * k + p] - c.a_zero} * (c.b[(tb * k + p) * n + j] - bz);
+        y.push_back(static_cast<int32_t>(acc));
+      }
+  }
+  return y;
+}
+
+// Random values for a and b (seeded), with each type's extremes planted; b - b_zero stays
+// within int8 unless `b_wide` (which keeps b on the int16 kernel).
+IntegerMatMulCase random_integer_matmul(std::mt19937 &rng, std::vector<int64_t> a_dims,
+                                        std::vector<int64_t> b_dims, bool a_signed, bool b_signed,
+                                        int a_zero, bool per_column, bool b_wide = false) {
+  IntegerMatMulCase c;
+  c.a_dims = std::move(a_dims);
+  c.b_dims = std::move(b_dims);
+  c.a_signed = a_signed;
+  c.b_signed = b_signed;
+  c.a_zero = a_zero;
+  const int a_lo = a_signed ? -128 : 0, b_lo = b_signed ? -128 : 0;
+  const int64_t n = c.n();
+  c.b_zero.assign(per_column ? static_cast<size_t>(n) : 1, 0);
+  for (size_t j = 0; j < c.b_zero.size(); ++j)  // int8 b: near 0; uint8 b: near 128
+    c.b_zero[j] = (b_signed ? 0 : 128) + (per_column ? static_cast<int>(rng() % 7) - 3 : 0);
+  if (!b_signed && !per_column) c.b_zero[0] = 128;
+  auto a_count = 1, b_count = 1;
+  for (int64_t d : c.a_dims) a_count *= static_cast<int>(d);
+  for (int64_t d : c.b_dims) b_count *= static_cast<int>(d);
+  for (int i = 0; i < a_count; ++i)
+    c.a.push_back(i % 13 == 0   ? a_lo
+                  : i % 13 == 1 ? a_lo + 255
+                                : a_lo + static_cast<int>(rng() % 256));
+  for (int i = 0; i < b_count; ++i) {
+    const int bz = c.b_zero[per_column ? i % n : 0];
+    // The widest b whose b - b_zero fits int8 (within b's type), extremes included.
+    const int lo = std::max(b_lo, bz - 128), hi = std::min(b_lo + 255, bz + 127);
+    int v = i % 11 == 0 ? lo : i % 11 == 1 ? hi : lo + static_cast<int>(rng() % (hi - lo + 1));
+    if (b_wide) v = b_lo + static_cast<int>(rng() % 256);
+    c.b.push_back(v);
+  }
+  if (b_wide) {  // one value at the far end from b's zero point: b - b_zero leaves int8
+    const int bz = c.b_zero[0];
+    c.b[0] = bz - b_lo > 128 ? b_lo : b_lo + 255;
+  }
+  return c;
+}
+
+std::vector<uint8_t> integer_bytes(const std::vector<int> &v) {
+  return std::vector<uint8_t>(v.begin(), v.end());  // int8 as its two's complement byte
+}
+
+bool cpu_runs_vnni_matmul() { return cpu_allows_avx512vnni() || cpu_allows_avx_vnni(); }
+
+// The shapes the VNNI tests run: k around multiples of 4, 16 and 64, n around 16, m = 1 and
+// more, batched a and b, a broadcast over b's batch and b over a's.
+std::vector<std::pair<std::vector<int64_t>, std::vector<int64_t>>> integer_matmul_shapes() {
+  return {{{1, 64}, {64, 16}},         {{1, 1}, {1, 1}},       {{1, 3}, {3, 17}},
+          {{1, 5}, {5, 33}},           {{2, 17}, {17, 100}},   {{5, 63}, {63, 7}},
+          {{1, 130}, {130, 65}},       {{3, 65}, {65, 64}},    {{1, 2048}, {2048, 1000}},
+          {{2, 4, 19}, {2, 19, 23}},   {{3, 1, 40}, {40, 31}}, {{2, 36}, {3, 36, 18}},
+          {{1, 1, 257}, {1, 257, 129}}};
+}
+
+TEST(EngineIntegerMatMul, VnniKernelGivesTheExactAccumulatorsOnEveryShapeTypeAndZeroPoint) {
+  std::mt19937 rng(20261206);
+  int cases = 0;
+  for (const auto &[a_dims, b_dims] : integer_matmul_shapes())
+    for (int types = 0; types < 4; ++types)
+      for (bool per_column : {false, true}) {
+        const bool a_signed = types & 1, b_signed = types & 2;
+        // a's zero point at either end of its type, or in between.
+        const int a_zero = a_signed ? std::array<int, 3>{-128, 127, -5}[cases % 3]
+                                    : std::array<int, 3>{0, 255, 131}[cases % 3];
+        IntegerMatMulCase c =
+            random_integer_matmul(rng, a_dims, b_dims, a_signed, b_signed, a_zero, per_column);
+        SCOPED_TRACE(shape_str(c.a_dims) + " x " + shape_str(c.b_dims) + " a " +
+                     (a_signed ? "int8" : "uint8") + " zp " + std::to_string(a_zero) + ", b " +
+                     (b_signed ? "int8" : "uint8") + (per_column ? " per column" : ""));
+        ++cases;
+        const std::vector<int32_t> expected = plain_integer_matmul(c);
+        const std::vector<uint8_t> a = integer_bytes(c.a);
+        for (int threads : {1, 2}) {
+          CompileOptions options;
+          options.threads = threads;
+          auto program = Program::from_bytes(
+              integer_matmul_model(c, IntegerMatMulOp::matmul_integer, false).SerializeAsString(),
+              "matmul_integer", options);
+          const std::string text = program->describe();
+          EXPECT_NE(text.find(cpu_runs_vnni_matmul() ? "VNNI u8*s8, packed columns"
+                                                     : "int32 matmul (int16 pairs)"),
+                    std::string::npos)
+              << text;
+          std::vector<int32_t> y(expected.size() + 32, 0x5a5a5a5a);
+          program->make_executor()->run({a.data()}, {y.data() + 16});
+          ASSERT_EQ(std::vector<int32_t>(y.begin() + 16, y.end() - 16), expected)
+              << "threads " << threads;
+          // Nothing written around the output.
+          EXPECT_EQ(std::count(y.begin(), y.begin() + 16, 0x5a5a5a5a), 16);
+          EXPECT_EQ(std::count(y.end() - 16, y.end(), 0x5a5a5a5a), 16);
+        }
+      }
+  EXPECT_EQ(cases, 13 * 8);
+}
+
+TEST(EngineIntegerMatMul, BeyondInt8WeightsOrRunTimeWeightsKeepTheInt16KernelExactly) {
+  std::mt19937 rng(7);
+  // b - b_zero_point leaves int8 (uint8 b, zero point 128, a 0 and a 255 in b: 255 - 128 = 127
+  // is fine, 0 - 128 too; the planted value makes one of them 128 or -129).
+  for (bool b_signed : {false, true}) {
+    IntegerMatMulCase c =
+        random_integer_matmul(rng, {3, 70}, {70, 21}, true, b_signed, -7, false, true);
+    c.b_zero[0] = b_signed ? 1 : 0;  // int8 b - 1 can be -129; uint8 b - 0 can be 255
+    c.b[0] = b_signed ? -128 : 255;
+    const std::vector<int32_t> expected = plain_integer_matmul(c);
+    const std::vector<uint8_t> a = integer_bytes(c.a), b = integer_bytes(c.b);
+    for (bool b_is_input : {false, true}) {
+      SCOPED_TRACE(std::string(b_signed ? "int8" : "uint8") + (b_is_input ? " b input" : ""));
+      auto program = Program::from_bytes(
+          integer_matmul_model(c, IntegerMatMulOp::matmul_integer, b_is_input).SerializeAsString(),
+          "wide");
+      EXPECT_TRUE(contains_all(program->describe(), {"int32 matmul (int16 pairs)"}))
+          << program->describe();
+      std::vector<int32_t> y(expected.size());
+      std::vector<const void *> inputs{a.data()};
+      if (b_is_input) inputs.push_back(b.data());
+      program->make_executor()->run(inputs, {y.data()});
+      EXPECT_EQ(y, expected);
+    }
+  }
+}
+
+TEST(EngineIntegerMatMul, RequantisedAndActivatedOutputsMatchTheInt16KernelByteForByte) {
+  std::mt19937 rng(99);
+  int vnni_runs = 0;
+  for (const auto &[a_dims, b_dims] : integer_matmul_shapes())
+    for (IntegerMatMulOp op :
+         {IntegerMatMulOp::qlinear, IntegerMatMulOp::qgemm_softmax, IntegerMatMulOp::qgemm_sigmoid})
+      for (int types = 0; types < 4; ++types) {
+        const bool a_signed = types & 1, b_signed = types & 2;
+        IntegerMatMulCase c = random_integer_matmul(rng, a_dims, b_dims, a_signed, b_signed,
+                                                    a_signed ? 9 : 200, (types + int(op)) % 2);
+        if (op != IntegerMatMulOp::qlinear && c.b_dims.size() > 2) continue;  // QGemm: 2-D b
+        SCOPED_TRACE(shape_str(c.a_dims) + " x " + shape_str(c.b_dims) + " op " +
+                     std::to_string(int(op)) + " types " + std::to_string(types));
+        const std::vector<uint8_t> a = integer_bytes(c.a), b = integer_bytes(c.b);
+        CompileOptions options;
+        options.threads = 2;
+        auto constant_b = Program::from_bytes(
+            integer_matmul_model(c, op, false).SerializeAsString(), "constant_b", options);
+        auto input_b = Program::from_bytes(integer_matmul_model(c, op, true).SerializeAsString(),
+                                           "input_b", options);
+        const std::string text = constant_b->describe();
+        ASSERT_TRUE(contains_all(input_b->describe(), {"(int16 pairs)"})) << input_b->describe();
+        if (cpu_runs_vnni_matmul()) {
+          ASSERT_TRUE(contains_all(text, {"VNNI u8*s8, packed columns"})) << text;
+          ++vnni_runs;
+        }
+        const size_t count = constant_b->outputs()[0].element_count();
+        std::vector<uint8_t> y_vnni(count), y_int16(count);
+        constant_b->make_executor()->run({a.data()}, {y_vnni.data()});
+        input_b->make_executor()->run({a.data(), b.data()}, {y_int16.data()});
+        ASSERT_EQ(y_vnni, y_int16);
+        if (count >= 64) {
+          EXPECT_GT(std::set<uint8_t>(y_vnni.begin(), y_vnni.end()).size(), 5u)
+              << "the outputs take few values, so the comparison checks little";
+        }
+      }
+  if (cpu_runs_vnni_matmul()) {
+    EXPECT_GT(vnni_runs, 100);
   }
 }
 
