@@ -1,4 +1,9 @@
+#include <pthread.h>
+
 #include <exception>
+#include <mutex>
+#include <new>
+#include <set>
 
 #include "axstream/hal/dmabuf.h"
 #include "runtime_impl.h"
@@ -36,21 +41,46 @@ int parse_count(const std::string &key, const std::string &value) {
 // Holds one of the instance's in-flight slots (ModelInstance::concurrent_runs) for a run.
 class FlightSlot {
  public:
-  FlightSlot(ModelInstance::Impl &impl, int limit) : impl_(impl) {
-    std::unique_lock lock(impl.flight_mutex);
-    impl.flight_changed.wait(lock, [&] { return impl.in_flight < limit; });
-    ++impl.in_flight;
+  FlightSlot(ModelInstance::Impl::RunGate &gate, int limit) : gate_(gate) {
+    std::unique_lock lock(gate.flight_mutex);
+    gate.flight_changed.wait(lock, [&] { return gate.in_flight < limit; });
+    ++gate.in_flight;
   }
   ~FlightSlot() {
     {
-      std::lock_guard lock(impl_.flight_mutex);
-      --impl_.in_flight;
+      std::lock_guard lock(gate_.flight_mutex);
+      --gate_.in_flight;
     }
-    impl_.flight_changed.notify_one();
+    gate_.flight_changed.notify_one();
   }
 
  private:
-  ModelInstance::Impl &impl_;
+  ModelInstance::Impl::RunGate &gate_;
+};
+
+// Every live instance, so that a forked child can give each a fresh RunGate. The mutex is held
+// across fork() (prepare/parent/child handlers), so the set is whole in the child and never
+// inherited locked; the child is single-threaded while its handler runs.
+struct LiveInstances {
+  std::mutex mutex;
+  std::set<ModelInstance::Impl *> impls;
+
+  static LiveInstances &get() {
+    static LiveInstances &live = *[] {
+      static LiveInstances object;
+      ::pthread_atfork([] { object.mutex.lock(); }, [] { object.mutex.unlock(); },
+                       [] {
+                         // The parent's gates may be locked by, or count runs of, threads the
+                         // child does not have: start each over (not destroyed: a mutex held
+                         // by a thread that is gone cannot be).
+                         for (ModelInstance::Impl *impl : object.impls)
+                           new (&impl->gate) ModelInstance::Impl::RunGate();
+                         object.mutex.unlock();
+                       });
+      return &object;
+    }();
+    return live;
+  }
 };
 
 // One side's arguments against the package's tensors: their count, each one's size and, for
@@ -257,9 +287,17 @@ InstanceOptions InstanceOptions::from_properties(const Properties &properties) {
 }
 
 ModelInstance::ModelInstance(std::shared_ptr<Context> owner, std::unique_ptr<Impl> impl)
-    : Object(std::move(owner)), impl_(std::move(impl)) {}
+    : Object(std::move(owner)), impl_(std::move(impl)) {
+  LiveInstances &live = LiveInstances::get();
+  std::lock_guard lock(live.mutex);
+  live.impls.insert(impl_.get());
+}
 
-ModelInstance::~ModelInstance() = default;
+ModelInstance::~ModelInstance() {
+  LiveInstances &live = LiveInstances::get();
+  std::lock_guard lock(live.mutex);
+  live.impls.erase(impl_.get());
+}
 
 std::string ModelInstance::describe() const {
   return "ModelInstance of '" + impl_->package->name + "' on " + impl_->connection->device_name();
@@ -280,7 +318,7 @@ RunProfile ModelInstance::profile() const {
 }
 
 void ModelInstance::on_release() {
-  std::unique_lock lock(impl_->release_mutex);  // waits for runs in flight
+  std::unique_lock lock(impl_->gate.release_mutex);  // waits for runs in flight
   impl_->executors.clear();
   impl_->reservation = nullptr;
   impl_->fd_mappings.clear();
@@ -288,13 +326,13 @@ void ModelInstance::on_release() {
 
 void ModelInstance::run(const std::vector<Argument> &inputs, const std::vector<Argument> &outputs) {
   const auto host_start = std::chrono::steady_clock::now();
-  std::shared_lock release_lock(impl_->release_mutex);
+  std::shared_lock release_lock(impl_->gate.release_mutex);
   ensure_alive();
   Impl &m = *impl_;
   check_arguments(*this, inputs, m.package->inputs, "input", m.options.input_dmabuf);
   check_arguments(*this, outputs, m.package->outputs, "output", m.options.output_dmabuf);
   RunBuffers buffers = map_arguments(*this, m, inputs, outputs);
-  FlightSlot slot(m, concurrent_runs());
+  FlightSlot slot(m.gate, concurrent_runs());
   SubmittedRun submitted = submit_batch(m, buffers);
   RunTiming timing = wait_for_jobs(submitted, m.executors.size());
   if (submitted.failure) rethrow_as_run_error(*this, submitted.failure);

@@ -31,12 +31,18 @@ struct ModelInstance::Impl {
   std::vector<size_t> cores;  // indices into reservation->cores(), one per executor
   // executors[k] runs only in jobs queued on cores[k], whose worker runs them one at a time.
   std::vector<std::unique_ptr<engine::Executor>> executors;
-  // Runs hold it shared; release takes it exclusively, so it waits for runs in flight.
-  std::shared_mutex release_mutex;
-  // Runs in flight: at most 1, or 2 with double_buffer.
-  std::mutex flight_mutex;
-  std::condition_variable flight_changed;
-  int in_flight = 0;
+  // What runs synchronise on. A child forked while a run was in flight gets a fresh one
+  // (model_instance.cc's fork handler): the threads that would unlock the parent's or give back
+  // its slots are not in the child, so its first run() or release() would wait forever.
+  struct RunGate {
+    // Runs hold it shared; release takes it exclusively, so it waits for runs in flight.
+    std::shared_mutex release_mutex;
+    // Runs in flight: at most 1, or 2 with double_buffer.
+    std::mutex flight_mutex;
+    std::condition_variable flight_changed;
+    int in_flight = 0;
+  };
+  RunGate gate;
   mutable std::mutex profile_mutex;
   RunProfile profile;
   FdMappingCache fd_mappings;  // fd arguments' mappings, kept across runs
