@@ -4,9 +4,13 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
+#include <pthread.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <iterator>
@@ -16,6 +20,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "axstream/error.h"
@@ -113,18 +118,52 @@ void register_exceptions(py::module_ &module) {
   });
 }
 
-// Releases the GIL for a long call (like py::gil_scoped_release) with a destructor that may
-// throw: at interpreter exit CPython stops a daemon thread that takes the GIL back with
-// pthread_exit, whose forced unwind calls std::terminate in a noexcept destructor (pybind11's
-// is), aborting the process. Here it unwinds out like any thread exit (pybind11 rethrows it).
+// Runtime calls in progress without the GIL (ReleasedGil scopes). At interpreter exit the main
+// thread waits for them (wait_for_calls_without_gil, a Py_AtExit function): a daemon thread still
+// inside the runtime when exit() ran the libraries' static destructors crashed there (oneDNN's,
+// under a daemon thread's load_model_instance). An atomic, trivially destructible, so a thread
+// leaving a call during exit never finds it destroyed.
+std::atomic<int> g_calls_without_gil{0};
+
+bool interpreter_finalizing() {
+#if PY_VERSION_HEX >= 0x030D0000
+  return Py_IsFinalizing();
+#else
+  return _Py_IsFinalizing();
+#endif
+}
+
+// Bounded, so that a call that never ends (none should) cannot hang the exit.
+constexpr auto kExitWaitForCalls = std::chrono::seconds(10);
+
+void wait_for_calls_without_gil() {
+  const auto deadline = std::chrono::steady_clock::now() + kExitWaitForCalls;
+  while (g_calls_without_gil.load() > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
+
+// Releases the GIL for a long call (like py::gil_scoped_release), counted in
+// g_calls_without_gil. A daemon thread whose call ends while the interpreter exits does not take
+// the GIL back: CPython would end it with pthread_exit, unwinding through pybind11's frames
+// (whose noexcept GIL guard aborted, and whose Python objects are gone); it stays here, touching
+// nothing, until the process ends. The destructor may throw for a thread CPython ends anyway.
 class ReleasedGil {
  public:
-  ReleasedGil() : state_(PyEval_SaveThread()) {}
-  ~ReleasedGil() noexcept(false) { PyEval_RestoreThread(state_); }
+  ReleasedGil() : began_finalizing_(interpreter_finalizing()), state_(PyEval_SaveThread()) {
+    ++g_calls_without_gil;
+  }
+  ~ReleasedGil() noexcept(false) {
+    --g_calls_without_gil;
+    // A call made during finalisation is the finalising thread's own: it goes on.
+    if (!began_finalizing_ && interpreter_finalizing())
+      for (;;) ::pause();
+    PyEval_RestoreThread(state_);
+  }
   ReleasedGil(const ReleasedGil &) = delete;
   ReleasedGil &operator=(const ReleasedGil &) = delete;
 
  private:
+  bool began_finalizing_;
   PyThreadState *state_;
 };
 
@@ -979,6 +1018,10 @@ PYBIND11_MODULE(_axelera_runtime, m) {
       "C++ core of axelera.runtime (import axelera.runtime instead). Binds the axstream C++ "
       "runtime: Context, Connection, Model, ModelInstance and the runtime's exceptions.";
   axstream::python::put_libgcc_unwinder_first();
+  // At the end of Py_FinalizeEx, before exit() runs the libraries' static destructors.
+  Py_AtExit(wait_for_calls_without_gil);
+  // A forked child has none of the parent's threads, so none of their calls to wait for.
+  ::pthread_atfork(nullptr, nullptr, [] { g_calls_without_gil = 0; });
   register_exceptions(m);
   m.attr("__version__") = AXSTREAM_VERSION;
   // Classes take their __module__ and the type names in signatures from the module's name at
