@@ -415,80 +415,108 @@ std::shared_ptr<VnniPackedB> vnni_pack_b(const void *b, DType t, const std::vect
   return packed;
 }
 
-// acc[j] for the 16 * (end - begin) columns of blocks [begin, end) of one packed matrix and one
-// row a_u (k4 bytes): the dot products minus correction * column_sum. Four blocks (64 columns)
-// at a time share each broadcast of a and keep four independent accumulation chains.
-template <int kBlocks>
-__attribute__((target("avx512f,avx512bw,avx512vnni"))) inline void vnni_blocks_avx512(
-    const uint8_t *a_u, const int8_t *w, const int32_t *sums, int64_t k4, int32_t correction,
-    int32_t *acc) {
-  __m512i s[kBlocks];
-  for (int b = 0; b < kBlocks; ++b) s[b] = _mm512_setzero_si512();
-  const int64_t stride = k4 * 16;
-  for (int64_t q = 0; q < k4; q += 4) {
-    int32_t a4;
-    std::memcpy(&a4, a_u + q, 4);
-    const __m512i a = _mm512_set1_epi32(a4);
-    for (int b = 0; b < kBlocks; ++b)
-      s[b] = _mm512_dpbusd_epi32(s[b], a, _mm512_load_si512(w + b * stride + q * 16));
+// Up to four rows of a (consecutive rows of one batch matrix: a_u, a_u + k4, ...) against the
+// 16 * (end - begin) columns of blocks [begin, end) of one packed matrix: acc (rows of
+// acc_stride) gets the dot products minus correction * column_sum. Each step loads a weight
+// vector once for all the rows and broadcasts each row's 4 bytes once for all the blocks;
+// kRows x kBlocks independent accumulation chains.
+struct VnniRows {
+  const uint8_t *a_u;
+  int rows;
+  const int8_t *w;
+  const int32_t *sums;
+  int64_t k4;
+  int32_t correction;
+  int32_t *acc;
+  int64_t acc_stride;
+};
+
+template <int kRows, int kBlocks>
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) inline void vnni_tile_avx512(
+    const VnniRows &t, int64_t blk) {
+  const int64_t stride = t.k4 * 16;
+  const int8_t *w = t.w + blk * stride;
+  __m512i s[kRows][kBlocks];
+  for (int r = 0; r < kRows; ++r)
+    for (int b = 0; b < kBlocks; ++b) s[r][b] = _mm512_setzero_si512();
+  for (int64_t q = 0; q < t.k4; q += 4) {
+    __m512i a[kRows];
+    for (int r = 0; r < kRows; ++r) {
+      int32_t a4;
+      std::memcpy(&a4, t.a_u + r * t.k4 + q, 4);
+      a[r] = _mm512_set1_epi32(a4);
+    }
+    for (int b = 0; b < kBlocks; ++b) {
+      const __m512i wv = _mm512_load_si512(w + b * stride + q * 16);
+      for (int r = 0; r < kRows; ++r) s[r][b] = _mm512_dpbusd_epi32(s[r][b], a[r], wv);
+    }
   }
-  const __m512i c = _mm512_set1_epi32(correction);
-  for (int b = 0; b < kBlocks; ++b)
-    _mm512_storeu_si512(
-        acc + b * 16,
-        _mm512_sub_epi32(s[b], _mm512_mullo_epi32(c, _mm512_loadu_si512(sums + b * 16))));
-}
-
-__attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni_row_avx512(
-    const uint8_t *a_u, const int8_t *w, const int32_t *sums, int64_t k4, int32_t correction,
-    int64_t begin, int64_t end, int32_t *acc) {
-  const int64_t stride = k4 * 16;
-  int64_t blk = begin;
-  for (; blk + 4 <= end; blk += 4)
-    vnni_blocks_avx512<4>(a_u, w + blk * stride, sums + blk * 16, k4, correction, acc + blk * 16);
-  for (; blk < end; ++blk)
-    vnni_blocks_avx512<1>(a_u, w + blk * stride, sums + blk * 16, k4, correction, acc + blk * 16);
-}
-
-// The same on ymm with AVX-VNNI: each 16-column block is two 8-lane halves (bytes 0-31 and
-// 32-63 of each 64-byte step).
-template <int kBlocks>
-__attribute__((target("avx2,avxvnni"))) inline void vnni_blocks_avx(const uint8_t *a_u,
-                                                                    const int8_t *w,
-                                                                    const int32_t *sums, int64_t k4,
-                                                                    int32_t correction,
-                                                                    int32_t *acc) {
-  __m256i s[2 * kBlocks];
-  for (int b = 0; b < 2 * kBlocks; ++b) s[b] = _mm256_setzero_si256();
-  const int64_t stride = k4 * 16;
-  for (int64_t q = 0; q < k4; q += 4) {
-    int32_t a4;
-    std::memcpy(&a4, a_u + q, 4);
-    const __m256i a = _mm256_set1_epi32(a4);
-    for (int b = 0; b < 2 * kBlocks; ++b)
-      s[b] = _mm256_dpbusd_avx_epi32(s[b], a,
-                                     _mm256_load_si256(reinterpret_cast<const __m256i *>(
-                                         w + (b / 2) * stride + q * 16 + (b % 2) * 32)));
+  const __m512i c = _mm512_set1_epi32(t.correction);
+  for (int b = 0; b < kBlocks; ++b) {
+    const __m512i cs = _mm512_mullo_epi32(c, _mm512_loadu_si512(t.sums + (blk + b) * 16));
+    for (int r = 0; r < kRows; ++r)
+      _mm512_storeu_si512(t.acc + r * t.acc_stride + (blk + b) * 16, _mm512_sub_epi32(s[r][b], cs));
   }
-  const __m256i c = _mm256_set1_epi32(correction);
-  for (int b = 0; b < 2 * kBlocks; ++b)
-    _mm256_storeu_si256(
-        reinterpret_cast<__m256i *>(acc + b * 8),
-        _mm256_sub_epi32(
-            s[b], _mm256_mullo_epi32(
-                      c, _mm256_loadu_si256(reinterpret_cast<const __m256i *>(sums + b * 8)))));
 }
 
-__attribute__((target("avx2,avxvnni"))) void vnni_row_avx(const uint8_t *a_u, const int8_t *w,
-                                                          const int32_t *sums, int64_t k4,
-                                                          int32_t correction, int64_t begin,
-                                                          int64_t end, int32_t *acc) {
-  const int64_t stride = k4 * 16;
+template <int kRows>
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni_rows_avx512(const VnniRows &t,
+                                                                             int64_t begin,
+                                                                             int64_t end) {
   int64_t blk = begin;
-  for (; blk + 2 <= end; blk += 2)
-    vnni_blocks_avx<2>(a_u, w + blk * stride, sums + blk * 16, k4, correction, acc + blk * 16);
-  for (; blk < end; ++blk)
-    vnni_blocks_avx<1>(a_u, w + blk * stride, sums + blk * 16, k4, correction, acc + blk * 16);
+  for (; blk + 4 <= end; blk += 4) vnni_tile_avx512<kRows, 4>(t, blk);
+  for (; blk < end; ++blk) vnni_tile_avx512<kRows, 1>(t, blk);
+}
+
+// The same on ymm with AVX-VNNI (16 registers): each 16-column block is two 8-lane halves
+// (bytes 0-31 and 32-63 of each 64-byte step).
+template <int kRows, int kBlocks>
+__attribute__((target("avx2,avxvnni"))) inline void vnni_tile_avx(const VnniRows &t, int64_t blk) {
+  const int64_t stride = t.k4 * 16;
+  const int8_t *w = t.w + blk * stride;
+  __m256i s[kRows][2 * kBlocks];
+  for (int r = 0; r < kRows; ++r)
+    for (int h = 0; h < 2 * kBlocks; ++h) s[r][h] = _mm256_setzero_si256();
+  for (int64_t q = 0; q < t.k4; q += 4) {
+    __m256i a[kRows];
+    for (int r = 0; r < kRows; ++r) {
+      int32_t a4;
+      std::memcpy(&a4, t.a_u + r * t.k4 + q, 4);
+      a[r] = _mm256_set1_epi32(a4);
+    }
+    for (int h = 0; h < 2 * kBlocks; ++h) {
+      const __m256i wv = _mm256_load_si256(
+          reinterpret_cast<const __m256i *>(w + (h / 2) * stride + q * 16 + (h % 2) * 32));
+      for (int r = 0; r < kRows; ++r) s[r][h] = _mm256_dpbusd_avx_epi32(s[r][h], a[r], wv);
+    }
+  }
+  const __m256i c = _mm256_set1_epi32(t.correction);
+  for (int h = 0; h < 2 * kBlocks; ++h) {
+    const __m256i cs = _mm256_mullo_epi32(
+        c, _mm256_loadu_si256(reinterpret_cast<const __m256i *>(t.sums + blk * 16 + h * 8)));
+    for (int r = 0; r < kRows; ++r)
+      _mm256_storeu_si256(reinterpret_cast<__m256i *>(t.acc + r * t.acc_stride + blk * 16 + h * 8),
+                          _mm256_sub_epi32(s[r][h], cs));
+  }
+}
+
+template <int kRows>
+__attribute__((target("avx2,avxvnni"))) void vnni_rows_avx(const VnniRows &t, int64_t begin,
+                                                           int64_t end) {
+  int64_t blk = begin;
+  if (kRows == 1)
+    for (; blk + 2 <= end; blk += 2) vnni_tile_avx<kRows, 2>(t, blk);
+  for (; blk < end; ++blk) vnni_tile_avx<kRows, 1>(t, blk);
+}
+
+// Blocks [begin, end) for t.rows (1 to 4) rows on the CPU's VNNI.
+void vnni_rows(bool avx512, const VnniRows &t, int64_t begin, int64_t end) {
+  using RowsFn = void (*)(const VnniRows &, int64_t, int64_t);
+  static constexpr RowsFn zmm[] = {vnni_rows_avx512<1>, vnni_rows_avx512<2>, vnni_rows_avx512<3>,
+                                   vnni_rows_avx512<4>};
+  static constexpr RowsFn ymm[] = {vnni_rows_avx<1>, vnni_rows_avx<2>, vnni_rows_avx<3>,
+                                   vnni_rows_avx<4>};
+  (avx512 ? zmm : ymm)[t.rows - 1](t, begin, end);
 }
 
 // The kernel: zero-point-shifted operands packed as int16, dot products in int32, then the
@@ -591,7 +619,7 @@ std::unique_ptr<Kernel> vnni_matmul(OpContext &ctx, const IntegerMatMulShapes &s
                   b_mats, k, n);
   if (!packed) return nullptr;
   const int64_t k4 = packed->k4, blocks = packed->blocks;
-  const auto row_kernel = isa == VnniIsa::avx512 ? vnni_row_avx512 : vnni_row_avx;
+  const bool avx512 = isa == VnniIsa::avx512;
   const MatMulActivation activation = epilogue.activation;
   // Scratch: a as unsigned bytes (rows of k4), the accumulators (rows of blocks * 16), the real
   // rows of a fused activation.
@@ -610,24 +638,35 @@ std::unique_ptr<Kernel> vnni_matmul(OpContext &ctx, const IntegerMatMulShapes &s
       for (int64_t p = 0; p < k; ++p) dst[p] = a[r * k + p] ^ flip;
       std::fill(dst + k, dst + k4, uint8_t{0});
     }
-    // Few rows (m = 1: a classifier) split their columns among the threads too; a softmax
+    // Rows go in groups of up to four of one batch matrix (each weight load serves them all).
+    // Few groups (m = 1: a classifier) split their columns among the threads too; a softmax
     // needs its whole row in one place.
+    const int64_t row_groups = (m + 3) / 4, groups = batches * row_groups;
     const bool split = worth_splitting(rows * n * k, 262144);
     const int64_t threads = split ? omp_get_max_threads() : 1;
-    const int64_t chunks = activation == MatMulActivation::softmax || rows >= 2 * threads
+    const int64_t chunks = activation == MatMulActivation::softmax || groups >= 2 * threads
                                ? 1
                                : std::min<int64_t>(blocks, threads);
-    parallel_for_2d(rows, chunks, split, [&](int64_t row, int64_t chunk) {
-      const int64_t bi = row / m, i = row % m;
+    parallel_for_2d(groups, chunks, split, [&](int64_t group, int64_t chunk) {
+      const int64_t bi = group / row_groups, i0 = group % row_groups * 4;
       const int64_t begin = blocks * chunk / chunks, end = blocks * (chunk + 1) / chunks;
-      const int64_t mat = offsets[bi].second / (k * n);
-      int32_t *acc_row = acc + row * blocks * 16;
-      row_kernel(a_u + (offsets[bi].first / k + i) * k4, packed->matrix(mat), packed->sums(mat), k4,
-                 correction, begin, end, acc_row);
+      const int64_t mat = offsets[bi].second / (k * n), row0 = bi * m + i0;
+      VnniRows tile{a_u + (offsets[bi].first / k + i0) * k4,
+                    static_cast<int>(std::min<int64_t>(4, m - i0)),
+                    packed->matrix(mat),
+                    packed->sums(mat),
+                    k4,
+                    correction,
+                    acc + row0 * blocks * 16,
+                    blocks * 16};
+      vnni_rows(avx512, tile, begin, end);
       const int64_t j0 = begin * 16, j1 = std::min(n, end * 16);
-      float *real = real_rows + row * n;
-      for (int64_t j = j0; j < j1; ++j) epilogue.column(o[0], row, j, acc_row[j], real);
-      epilogue.finish(o[0], row, j0, j1, real);
+      for (int64_t row = row0; row < row0 + tile.rows; ++row) {
+        const int32_t *acc_row = acc + row * blocks * 16;
+        float *real = real_rows + row * n;
+        for (int64_t j = j0; j < j1; ++j) epilogue.column(o[0], row, j, acc_row[j], real);
+        epilogue.finish(o[0], row, j0, j1, real);
+      }
     });
   });
   kern->scratch_bytes =
