@@ -1225,8 +1225,8 @@ TEST(EngineIntegerMatMul, VnniKernelGivesTheExactAccumulatorsOnEveryShapeTypeAnd
 
 TEST(EngineIntegerMatMul, BeyondInt8WeightsOrRunTimeWeightsKeepTheInt16KernelExactly) {
   std::mt19937 rng(7);
-  // b - b_zero_point leaves int8 (uint8 b, zero point 128, a 0 and a 255 in b: 255 - 128 = 127
-  // is fine, 0 - 128 too; the planted value makes one of them 128 or -129).
+  // One b - b_zero_point outside int8 (uint8 255 with zero point 0, int8 -128 with zero point
+  // 1: -129) keeps the constant b on the int16 kernel; so does a b given at run time.
   for (bool b_signed : {false, true}) {
     IntegerMatMulCase c =
         random_integer_matmul(rng, {3, 70}, {70, 21}, true, b_signed, -7, false, true);
