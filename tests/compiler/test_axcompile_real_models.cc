@@ -47,7 +47,8 @@ std::vector<std::string> with_extra_options(std::vector<std::string> args) {
 // of the calibration (rec 0.992/5/9 -> 0.976/4/9); on these sets, over three calibrations:
 // - det: target every float text box matched and map cosine >= 0.99; reached, with entropy
 //   ranges and --flat-range-cut on the word/char crops (the recipe since 2026-12-05 02:15), map
-//   cosine 0.955-0.958 and 88-89/98 boxes over three calibrations (0 or 9 float nodes); before,
+//   cosine 0.955-0.958 and 88-89/98 boxes over three calibrations (0 or 9 float nodes; 0.959
+//   and 87/98 with the engine's int32 biases as integers, docs/compiler.md); before,
 //   percentile ranges: 0.933-0.934, 85-86/98 (on the 6 scenes alone: 19/21, 0.987);
 // - rec: target softmax cosine >= 0.99 and the same strings; reached cosine 0.977-0.986, same
 //   strings 50-56/73, 20-25 of the 41 inputs the float model reads text in (percentile ranges on

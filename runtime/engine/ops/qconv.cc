@@ -5,6 +5,7 @@
 // sum post-op, bit-exact to the unfused convolution and axstream.QAdd.
 #include <cstring>
 
+#include "../compiler.h"
 #include "../conv_dnnl.h"
 #include "conv_reference.h"
 #include "quantized_join.h"
@@ -51,6 +52,7 @@ struct QConvConstants {
   // rounded as that is (passes.cc's _rounds_as_int8); 0: none.
   int32_t rounds_as_int8_zero_point = 0;
   std::vector<float> w_scale, bias;
+  std::vector<float> bias_acc;  // the bias in accumulator units (x_scale * w_scale)
 };
 
 std::vector<float> per_channel_weight_scales(OpContext &ctx, int64_t m) {
@@ -84,6 +86,31 @@ std::vector<float> bias_in_real_units(OpContext &ctx, int64_t m) {
   return bias;
 }
 
+// The bias in accumulator units (those of x_scale * w_scale[c]). An int32 bias whose scale is
+// that product up to its rounding to float (2^-21 relative: a few ulps), as quantisers write it,
+// is the integer itself, as ONNX's QLinearConv adds its int32 bias to the accumulator: then a
+// source zero point folds into it exactly (conv_dnnl.cc, fold_source_zero_point), which the
+// quotient of the rounded floats, a few ulps off the integer, does not allow. Otherwise the
+// real bias over that product (and always with AXSTREAM_ENGINE_INTEGER_BIAS=0).
+std::vector<float> bias_in_accumulator_units(OpContext &ctx, const QConvConstants &k) {
+  std::vector<float> acc(k.bias.size());
+  const Tensor *b = ctx.has_input(kBias) && ctx.has_input(kBiasScale) &&
+                            setting_not_zero("AXSTREAM_ENGINE_INTEGER_BIAS")
+                        ? &ctx.require_constant(kBias, "bias")
+                        : nullptr;
+  const Tensor *bs = b ? &ctx.require_constant(kBiasScale, "bias scale") : nullptr;
+  for (size_t c = 0; c < acc.size(); ++c) {
+    acc[c] = k.bias[c] / (k.x_scale * k.w_scale[c]);
+    if (!b || b->dtype != DType::i32) continue;
+    const int32_t integer = b->data<int32_t>()[c];
+    const double scale = bs->data<float>()[bs->count() == 1 ? 0 : c];
+    const double unit = static_cast<double>(k.x_scale) * static_cast<double>(k.w_scale[c]);
+    if (std::fabs(scale / unit - 1.0) <= std::ldexp(1.0, -21) && std::abs(integer) < (1 << 24))
+      acc[c] = static_cast<float>(integer);
+  }
+  return acc;
+}
+
 QConvConstants read_qconv_constants(OpContext &ctx, int64_t m) {
   QConvConstants k;
   k.x_scale = static_cast<float>(ctx.require_scalar(kXScale, "x_scale").as_double(0));
@@ -96,6 +123,7 @@ QConvConstants read_qconv_constants(OpContext &ctx, int64_t m) {
                  : 0;
   k.w_scale = per_channel_weight_scales(ctx, m);
   k.bias = bias_in_real_units(ctx, m);
+  k.bias_acc = bias_in_accumulator_units(ctx, k);
   return k;
 }
 
@@ -120,7 +148,7 @@ DnnlQConvParams int8_conv_params(const DnnlConvParams &conv, const QConvConstant
   q.rounds_as_int8_zero_point = k.rounds_as_int8_zero_point;
   for (size_t c = 0; c < k.w_scale.size(); ++c) {
     q.output_scales.push_back(k.x_scale * k.w_scale[c] / units);
-    q.bias_acc.push_back(k.bias[c] / (k.x_scale * k.w_scale[c]));
+    q.bias_acc.push_back(k.bias_acc[c]);
   }
   return q;
 }

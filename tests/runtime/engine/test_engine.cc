@@ -725,6 +725,67 @@ onnx::ModelProto qdq_conv_relu_conv_model(int spatial) {
   return b.model;
 }
 
+// x (uint8, zero point 37) -> 1x1 Conv with an int32 bias whose scale is x_scale * w_scale[c]
+// rounded to float as a quantiser writes it -> Q. The bias in accumulator units is then the
+// integer itself, so the source zero point folds into it (exact: the same outputs as with it
+// kept in oneDNN's attribute, AXSTREAM_ENGINE_ZP_FOLD=0); the float quotient the engine used
+// before (AXSTREAM_ENGINE_INTEGER_BIAS=0) lands a few ulps off the integer, and the fold is
+// refused.
+TEST(EnginePasses, Int32BiasAtTheAccumulatorScaleIsAnIntegerAndTheZeroPointFolds) {
+  constexpr int64_t kIn = 32, kOut = 24, kSide = 8;
+  const float x_scale = 0.0172f;
+  GraphBuilder b("integer_bias");
+  uint32_t seed = 7;
+  auto next = [&seed] { return (seed = seed * 1664525u + 1013904223u) >> 8; };
+  std::vector<float> w(kIn * kOut), w_scale(kOut), bias(kOut), bias_scale(kOut);
+  for (float &v : w) v = static_cast<float>(static_cast<int>(next() % 129) - 64);
+  for (int64_t c = 0; c < kOut; ++c) {
+    w_scale[c] = 0.003f + 0.0001f * static_cast<float>(c);
+    bias_scale[c] = static_cast<float>(static_cast<double>(x_scale) * w_scale[c]);
+    bias[c] = static_cast<float>(static_cast<int>(next() % 20001) - 10000);
+  }
+  b.initializer("w", kInt8, {kOut, kIn, 1, 1}, w);
+  set_int(b.node("DequantizeLinear",
+                 {"w", b.initializer("w/s", kFloat, {kOut}, w_scale),
+                  b.initializer("w/z", kInt8, {kOut}, std::vector<float>(kOut, 0.f))},
+                 "w/dq"),
+          "axis", 0);
+  b.initializer("bias", kInt32, {kOut}, bias);
+  set_int(b.node("DequantizeLinear", {"bias", b.initializer("bias/s", kFloat, {kOut}, bias_scale)},
+                 "bias/dq"),
+          "axis", 0);
+  b.node(
+      "DequantizeLinear",
+      {"x", b.initializer("x/s", kFloat, {}, {x_scale}), b.initializer("x/z", kUint8, {}, {37.f})},
+      "x/dq");
+  b.node("Conv", {"x/dq", "w/dq", "bias/dq"}, "y/f");
+  b.quantize("y/f", "y", 0.05f, -3, "y/");
+  b.input("x", kUint8, {1, kIn, kSide, kSide});
+  b.output("y", kInt8, {1, kOut, kSide, kSide});
+  const std::string bytes = b.model.SerializeAsString();
+  auto compile = [&](const char *name, const char *value) {
+    if (name) setenv(name, value, 1);
+    auto program = Program::from_bytes(bytes, "integer_bias");
+    if (name) unsetenv(name);
+    return program;
+  };
+  auto integer = compile(nullptr, nullptr);
+  auto kept = compile("AXSTREAM_ENGINE_ZP_FOLD", "0");
+  auto quotient = compile("AXSTREAM_ENGINE_INTEGER_BIAS", "0");
+  std::vector<uint8_t> x(static_cast<size_t>(kIn * kSide * kSide));
+  for (uint8_t &v : x) v = static_cast<uint8_t>(next());
+  std::vector<int8_t> y(static_cast<size_t>(kOut * kSide * kSide)), y_kept(y.size());
+  integer->make_executor()->run({x.data()}, {y.data()});
+  kept->make_executor()->run({x.data()}, {y_kept.data()});
+  EXPECT_EQ(y, y_kept);
+  EXPECT_GT(std::set<int8_t>(y.begin(), y.end()).size(), 50u);
+  const std::string text = integer->describe();
+  if (!int8_convs_run_on_onednn(text)) GTEST_SKIP() << "no oneDNN int8 convolutions here";
+  EXPECT_TRUE(contains_all(text, {"source zero point folded into the bias"})) << text;
+  EXPECT_EQ(quotient->describe().find("folded into the bias"), std::string::npos)
+      << quotient->describe();
+}
+
 // Where oneDNN's int8 convolutions run, a convolution's int8 output with zero point -128 read
 // only by convolutions is retyped to uint8 with zero point 0 (no zero point left for oneDNN to
 // refuse its brgconv kernels over), bit-exact to the program without the retype
