@@ -35,6 +35,12 @@ bool dnnl_cpu_has_vnni() {
 
 namespace {
 
+// Whether oneDNN runs AMX kernels here (ONEDNN_MAX_CPU_ISA may cap it below).
+bool dnnl_cpu_has_amx() {
+  static const bool amx = dnnl::get_effective_cpu_isa() == dnnl::cpu_isa::avx512_core_amx;
+  return amx;
+}
+
 using dnnl::memory;
 using tag = memory::format_tag;
 using dt = memory::data_type;
@@ -793,12 +799,13 @@ std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &
         });
       const int32_t dst_zero_point =
           q.sum.active && !with_sum ? q.sum.conv_zero_point : q.dst_zero_point;
-      // Where AMX is wanted, the destination zero point is the last post-op instead: oneDNN
-      // adds it in float after the post-ops and before saturating and rounding, as this does,
-      // so the bytes are the same, and without it oneDNN 2.6 may pick AMX brgconv (no CPUID per
-      // call) over its AMX jit kernels (docs/runtime.md, "Destination zero points as a
+      // Where AMX is wanted and here, the destination zero point is the last post-op instead:
+      // oneDNN adds it in float after the post-ops and before saturating and rounding, as this
+      // does, so the bytes are the same, and without it oneDNN 2.6 may pick AMX brgconv (no CPUID
+      // per call) over its AMX jit kernels (docs/runtime.md, "Destination zero points as a
       // post-op").
-      const bool zero_point_by_post_op = dst_zero_point != 0 && want_amx && dst_zero_point_post_op;
+      const bool zero_point_by_post_op =
+          dst_zero_point != 0 && want_amx && dnnl_cpu_has_amx() && dst_zero_point_post_op;
       if (zero_point_by_post_op) append_scalar_add(static_cast<float>(dst_zero_point));
       attr.set_post_ops(ops);
       for (auto [arg, value] :
