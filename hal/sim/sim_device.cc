@@ -191,6 +191,18 @@ std::future<CoreJobTiming> SimDevice::submit_to_core(int core, CoreJob job) {
   return worker(core).submit(std::move(job));
 }
 
+void SimDevice::retire_worker(int core) {
+  std::unique_ptr<CoreWorker> retired;
+  {
+    std::lock_guard lock(workers_mutex_);
+    // None made here yet, or a forked child's inherited ones, which worker() lets go.
+    if (workers_pid_ != ::getpid()) return;
+    retired = std::move(workers_.at(static_cast<size_t>(core)));
+  }
+  // Outside the lock, as its destructor runs the jobs still queued and joins the thread.
+  retired.reset();
+}
+
 std::vector<std::shared_ptr<Device>> enumerate_devices() {
   SimOptions options = read_sim_options();
   std::vector<std::shared_ptr<Device>> devices;

@@ -35,6 +35,10 @@ class SimDevice : public Device, public std::enable_shared_from_this<SimDevice> 
   std::string lock_path(int core) const;
   // Queue `job` on core `core` (a core number, not a reservation index).
   std::future<CoreJobTiming> submit_to_core(int core, CoreJob job);
+  // Stops core `core`'s worker thread once the jobs queued on it have run (the next submit starts
+  // another): called as this process's reservation of the core ends, so a process that holds no
+  // core keeps no core thread.
+  void retire_worker(int core);
 
  private:
   CoreWorker &worker(int core);

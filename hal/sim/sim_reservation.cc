@@ -12,15 +12,9 @@ SimReservation::SimReservation(std::shared_ptr<SimDevice> device, std::vector<in
 
 SimReservation::~SimReservation() {
   // Another process may take the cores the moment the locks go: finish our work on them first.
-  std::vector<std::future<CoreJobTiming>> barriers;
-  for (int core : cores_) {
-    try {
-      barriers.push_back(device_->submit_to_core(core, CoreJob{}));
-    } catch (...) {
-      // No worker could be made for this core, so nothing of ours runs on it.
-    }
-  }
-  for (auto &barrier : barriers) barrier.wait();
+  // Each core's worker runs what is queued and stops; nothing else in this process can hold the
+  // core until the locks go.
+  for (int core : cores_) device_->retire_worker(core);
 }
 
 const std::string &SimReservation::device_name() const { return device_->name(); }

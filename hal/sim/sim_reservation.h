@@ -17,7 +17,7 @@ class SimReservation : public Reservation {
  public:
   SimReservation(std::shared_ptr<SimDevice> device, std::vector<int> cores,
                  std::vector<CoreLock> locks);
-  // Waits for the jobs queued on the reserved cores, then releases the locks.
+  // Runs the jobs queued on the reserved cores and stops their workers, then releases the locks.
   ~SimReservation() override;
 
   const std::string &device_name() const override;

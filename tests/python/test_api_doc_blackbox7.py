@@ -132,3 +132,40 @@ def test_interpreter_exit_while_daemon_threads_are_inside_the_runtime_is_clean(p
             range(10)))
     failures = [(r.returncode, r.stderr[-400:]) for r in results if r.returncode or r.stderr]
     assert not failures, failures
+
+
+# A long-running program's leak check: threads and fds after everything is released (by
+# release(), a with block, or dropped and collected) against the process before its first
+# Context.
+RELEASE_CYCLES = r"""
+import gc, os, sys, numpy as np, axelera.runtime as axr
+def counts():
+    return len(os.listdir("/proc/self/task")), len(os.listdir("/proc/self/fd"))
+before = counts()
+after = []
+for cycle in range(6):
+    context = axr.Context()
+    connection = context.device_connect(num_sub_devices=4)
+    model = context.load_model(sys.argv[1])
+    instances = [connection.load_model_instance(model, num_sub_devices=1) for _ in range(4)]
+    for instance in instances:
+        instance.run([np.zeros(i.shape, i.dtype) for i in model.inputs()],
+                     [np.zeros(o.shape, o.dtype) for o in model.outputs()])
+    if cycle % 3 == 0:
+        context.release()
+    elif cycle % 3 == 1:
+        connection.release()
+        context.release()
+    del context, connection, model, instances, instance
+    gc.collect()
+    after.append(counts())
+print(before, after)
+assert all(a == before for a in after), (before, after)
+"""
+
+
+def test_releasing_everything_leaves_no_runtime_thread_or_fd_behind(package):
+    # The simulated cores' worker threads (axcore-*) stayed for the rest of the process once a
+    # core had run anything: 1 thread before the first Context, 5 after releasing it.
+    result = run_program(RELEASE_CYCLES, package("resnet_tiny"))
+    assert result.returncode == 0, result.stdout + result.stderr
