@@ -1,13 +1,16 @@
 #include <algorithm>
 
+#include "axstream/hal/fork_reset.h"
 #include "runtime_impl.h"
 
 namespace axstream::runtime {
 
 Connection::Connection(std::shared_ptr<Context> owner, std::unique_ptr<Impl> impl)
-    : Object(std::move(owner)), impl_(std::move(impl)) {}
+    : Object(std::move(owner)), impl_(std::move(impl)) {
+  hal::ForkRenewedMutexes::add(&impl_->mutex);
+}
 
-Connection::~Connection() = default;
+Connection::~Connection() { hal::ForkRenewedMutexes::remove(&impl_->mutex); }
 
 Connection::Impl &Connection::impl() { return *impl_; }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "axstream/hal/dmabuf.h"
+#include "axstream/hal/fork_reset.h"
 
 namespace axstream::runtime {
 
@@ -31,6 +32,8 @@ class FdMappingCache {
                                             hal::CpuAccess access,
                                             const std::function<std::string()> &what);
   void clear();
+  // In a forked child only (hal/fork_reset.h): the parent's threads may have held the lock.
+  void renew_lock_after_fork() { hal::renew_lock(mutex_); }
 
  private:
   struct Entry {

@@ -1,9 +1,16 @@
+#include "axstream/hal/fork_reset.h"
 #include "axstream/runtime/model_package.h"
 
 namespace axstream::runtime {
 
+// program_mutex_ is held while the core graph compiles: a child forked meanwhile compiles it
+// itself instead of waiting for a thread it does not have.
 Model::Model(std::shared_ptr<Context> owner, std::shared_ptr<const ModelPackage> package)
-    : Object(std::move(owner)), package_(std::move(package)) {}
+    : Object(std::move(owner)), package_(std::move(package)) {
+  hal::ForkRenewedMutexes::add(&program_mutex_);
+}
+
+Model::~Model() { hal::ForkRenewedMutexes::remove(&program_mutex_); }
 
 std::string Model::describe() const { return "Model '" + package_->name + "'"; }
 

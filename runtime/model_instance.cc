@@ -1,11 +1,8 @@
-#include <pthread.h>
-
 #include <exception>
-#include <mutex>
 #include <new>
-#include <set>
 
 #include "axstream/hal/dmabuf.h"
+#include "axstream/hal/fork_reset.h"
 #include "runtime_impl.h"
 #include "shape_text.h"
 
@@ -58,30 +55,15 @@ class FlightSlot {
   ModelInstance::Impl::RunGate &gate_;
 };
 
-// Every live instance, so that a forked child can give each a fresh RunGate. The mutex is held
-// across fork() (prepare/parent/child handlers), so the set is whole in the child and never
-// inherited locked; the child is single-threaded while its handler runs.
-struct LiveInstances {
-  std::mutex mutex;
-  std::set<ModelInstance::Impl *> impls;
-
-  static LiveInstances &get() {
-    static LiveInstances &live = *[] {
-      static LiveInstances object;
-      ::pthread_atfork([] { object.mutex.lock(); }, [] { object.mutex.unlock(); },
-                       [] {
-                         // The parent's gates may be locked by, or count runs of, threads the
-                         // child does not have: start each over (not destroyed: a mutex held
-                         // by a thread that is gone cannot be).
-                         for (ModelInstance::Impl *impl : object.impls)
-                           new (&impl->gate) ModelInstance::Impl::RunGate();
-                         object.mutex.unlock();
-                       });
-      return &object;
-    }();
-    return live;
-  }
-};
+// A child forked while other threads of the parent were inside run() inherits their slots and
+// locks, held by threads it does not have: its first run() or release() would wait forever.
+void renew_run_locks(ModelInstance::Impl &impl) {
+  // Not destroyed: a mutex held by a thread that is gone cannot be.
+  new (&impl.gate) ModelInstance::Impl::RunGate();
+  hal::renew_lock(impl.profile_mutex);
+  impl.fd_mappings.renew_lock_after_fork();
+}
+using ForkRenewedInstances = hal::ForkResetSet<ModelInstance::Impl, &renew_run_locks>;
 
 // One side's arguments against the package's tensors: their count, each one's size and, for
 // host buffers, a pointer.
@@ -288,16 +270,10 @@ InstanceOptions InstanceOptions::from_properties(const Properties &properties) {
 
 ModelInstance::ModelInstance(std::shared_ptr<Context> owner, std::unique_ptr<Impl> impl)
     : Object(std::move(owner)), impl_(std::move(impl)) {
-  LiveInstances &live = LiveInstances::get();
-  std::lock_guard lock(live.mutex);
-  live.impls.insert(impl_.get());
+  ForkRenewedInstances::add(impl_.get());
 }
 
-ModelInstance::~ModelInstance() {
-  LiveInstances &live = LiveInstances::get();
-  std::lock_guard lock(live.mutex);
-  live.impls.erase(impl_.get());
-}
+ModelInstance::~ModelInstance() { ForkRenewedInstances::remove(impl_.get()); }
 
 std::string ModelInstance::describe() const {
   return "ModelInstance of '" + impl_->package->name + "' on " + impl_->connection->device_name();

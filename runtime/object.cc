@@ -1,8 +1,15 @@
+#include "axstream/hal/fork_reset.h"
 #include "axstream/runtime/runtime.h"
 
 namespace axstream::runtime {
 
-Object::Object(std::shared_ptr<Context> owner) : owner_(std::move(owner)) {}
+// mutex_ is taken by every call (ensure_alive): a child forked while another thread was in one
+// gets it new.
+Object::Object(std::shared_ptr<Context> owner) : owner_(std::move(owner)) {
+  hal::ForkRenewedMutexes::add(&mutex_);
+}
+
+Object::~Object() { hal::ForkRenewedMutexes::remove(&mutex_); }
 
 std::shared_ptr<Context> Object::context() const {
   if (owner_) return owner_;

@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "axstream/error.h"
+#include "axstream/hal/fork_reset.h"
 #include "axstream/hal/sim.h"
 #include "core_lock.h"
 #include "runtime_dir.h"
@@ -68,9 +69,16 @@ SimDevice::SimDevice(std::string name, int index, const SimOptions &options)
       config_delay_(options.config_delay),
       pacing_(options.pacing),
       config_(name_, subdevice_count_, board_.max_memory, runtime_dir_),
-      workers_(static_cast<size_t>(subdevice_count_)) {}
+      workers_(static_cast<size_t>(subdevice_count_)) {
+  // Taken by every submit and configure(): a child forked while another thread held one gets it
+  // new.
+  ForkRenewedMutexes::add(&workers_mutex_);
+  ForkRenewedMutexes::add(&config_mutex_);
+}
 
 SimDevice::~SimDevice() {
+  ForkRenewedMutexes::remove(&workers_mutex_);
+  ForkRenewedMutexes::remove(&config_mutex_);
   // In a forked child that never ran a job the workers are the parent's, with no thread here to
   // join: let them go (see worker()).
   if (workers_pid_ != ::getpid())

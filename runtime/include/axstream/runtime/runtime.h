@@ -41,7 +41,7 @@ class Context;
 // an object releases its children; any call on a released object throws InvalidArgument naming it.
 class Object : public std::enable_shared_from_this<Object> {
  public:
-  virtual ~Object() = default;
+  virtual ~Object();
   Object(const Object &) = delete;
   Object &operator=(const Object &) = delete;
 
@@ -102,6 +102,7 @@ struct ModelPackage;  // runtime/model_package.h
 class Model final : public Object {
  public:
   Model(std::shared_ptr<Context> owner, std::shared_ptr<const ModelPackage> package);
+  ~Model() override;
   std::string describe() const override;
   const std::string &name() const;
   std::vector<TensorInfo> inputs() const;
