@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Builds and runs the benchmarks (issue 9; docs/performance.md). Never part of the tests.
 #
-#   scripts/bench.sh [engine|preprocess|pipelines|ceiling|interval|meta|tail ...]
+#   scripts/bench.sh [engine|preprocess|pipelines|ceiling|interval|meta|tail|threads ...]
 #                                              (default: the first four; --help this)
 #
 # interval: axpreprocess inference-interval 1, 2, 4 on the face pipeline (Megamind.avi) and the
 # people one (vtest.avi, yolov5s) through benchmarks/bench_interval.py.
 # meta: axstream.meta's cost per frame against the Python routes before it
 # (benchmarks/bench_gst_meta.py).
+# threads: 2 Python threads on one axelera.runtime instance and on two, against 1 thread
+# (benchmarks/bench_python_threads.py).
 # tail: the engine's TopK + GatherND on a YOLOv5-sized detection tail (axrun) against numpy
 # (benchmarks/bench_detection_tail.py).
 # ceiling: the int8 engine against oneDNN's own int8 primitives alone on the same layers
@@ -41,8 +43,8 @@ parts=("$@")
 for p in "${parts[@]}"; do
   case $p in
     -h|--help) sed -n '2,/^[^#]/{/^#/{s/^# \{0,1\}//;p}}' "$0"; exit 0 ;;
-    engine|preprocess|pipelines|ceiling|interval|meta|tail) ;;
-    *) echo "bench.sh: unknown part '$p' (engine, preprocess, pipelines, ceiling, interval, meta, tail)" >&2
+    engine|preprocess|pipelines|ceiling|interval|meta|tail|threads) ;;
+    *) echo "bench.sh: unknown part '$p' (engine, preprocess, pipelines, ceiling, interval, meta, tail, threads)" >&2
        exit 2 ;;
   esac
 done
@@ -50,7 +52,8 @@ done
 [[ -d $build ]] || meson setup "$build" "$here" -Dbenchmarks=enabled >/dev/null
 ninja -C "$build" -j "${JOBS:-2}" benchmarks/bench_engine benchmarks/bench_preprocess \
   benchmarks/bench_pipelines tools/axcompile tools/axrun gst/elements/libgstaxelera.so \
-  "python/_axstream_meta$(/usr/bin/python3-config --extension-suffix)" >&2
+  "python/_axstream_meta$(/usr/bin/python3-config --extension-suffix)" \
+  "python/_axelera_runtime$(/usr/bin/python3-config --extension-suffix)" >&2
 
 if [[ ! -d $images ]]; then
   log "opencv-doc data missing in $data (run scripts/setup.sh); model cases will be skipped"
@@ -103,6 +106,8 @@ for p in "${parts[@]}"; do
         --pipeline yolov5s --rounds 3 --frames 120 ;;
     meta) AXSTREAM_BUILD=$build AXSTREAM_CACHE=$data "$here/benchmarks/bench_gst_meta.py" ;;
     tail) AXSTREAM_BUILD=$build "$here/benchmarks/bench_detection_tail.py" ;;
+    threads) AXSTREAM_BUILD=$build AXSTREAM_CACHE=$data "$here/benchmarks/bench_python_threads.py" \
+      --rounds 5 --seconds 1 ;;
   esac
   echo "# after $p: $(date -u '+%T UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 done
