@@ -86,6 +86,52 @@ def test_child_forked_while_a_thread_runs_can_run_and_release_what_it_inherited(
     assert len(codes) == (9 if under_asan else 12) and all(code.endswith(":0") for code in codes), result.stdout
 
 
+
+# A thread makes models and their first instances (compiling each model's core graph) without
+# pause; each child, most likely forked during a compile, makes and runs an instance of the model
+# being compiled.
+FORK_DURING_COMPILES = r"""
+import os, signal, sys, threading, time, numpy as np, axelera.runtime as axr
+path = sys.argv[1]
+context = axr.Context()
+connection = context.device_connect(num_sub_devices=2)
+compiling = [context.load_model(path)]
+stop = threading.Event()
+def compile_loop():
+    while not stop.is_set():
+        model = context.load_model(path)
+        compiling[0] = model
+        connection.load_model_instance(model).release()
+thread = threading.Thread(target=compile_loop)
+thread.start()
+time.sleep(0.1)
+codes = []
+for _ in range(8):
+    pid = os.fork()
+    if pid == 0:
+        signal.alarm(5)
+        model = compiling[0]
+        instance = connection.load_model_instance(model)
+        instance.run([np.zeros(i.shape, i.dtype) for i in model.inputs()],
+                     [np.zeros(o.shape, o.dtype) for o in model.outputs()])
+        os._exit(0)
+    codes.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+    if codes[-1] != 0:
+        break
+stop.set()
+thread.join()
+print(codes)
+"""
+
+
+def test_child_forked_while_a_thread_compiles_a_model_makes_its_own_instance_of_it(package):
+    # The parent's thread held the model's compile lock at the fork: the child's
+    # load_model_instance of that model waited for a compile nobody was doing (7 or 8 forks of
+    # 8, SIGALRM).
+    result = run_program(FORK_DURING_COMPILES, package("resnet_tiny"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["[0,", "0,", "0,", "0,", "0,", "0,", "0,", "0]"], result.stdout
+
 # Daemon threads inside the runtime (making models and instances, running, connecting) when the
 # main thread ends the program.
 EXIT_WHILE_DAEMONS_WORK = r"""
