@@ -1,5 +1,5 @@
-"""Black-box audit 7 of axelera.runtime: lifetimes, concurrency and resource release, as long-running
-applications use the API doc's objects (threads, fork, interpreter exit). Only what the audit
+"""Black-box audit 7 of axelera.runtime: lifetimes, concurrency and resource release, as
+long-running applications use the API doc's objects (threads, fork, interpreter exit). Only what the audit
 found broken is here; what it found working is listed in docs/reliability.md.
 
 Each scenario runs in a child process, so a crash or a hang fails its test instead of the run.
@@ -83,7 +83,8 @@ def test_child_forked_while_a_thread_runs_can_run_and_release_what_it_inherited(
     assert result.returncode == 0, result.stderr
     codes = result.stdout.strip().split(",")
     under_asan = "libasan" in os.environ.get("LD_PRELOAD", "")
-    assert len(codes) == (9 if under_asan else 12) and all(code.endswith(":0") for code in codes), result.stdout
+    assert len(codes) == (9 if under_asan else 12), result.stdout
+    assert all(code.endswith(":0") for code in codes), result.stdout
 
 
 
