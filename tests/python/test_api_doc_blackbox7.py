@@ -1,6 +1,6 @@
 """Black-box audit 7 of axelera.runtime: lifetimes, concurrency and resource release, as
-long-running applications use the API doc's objects (threads, fork, interpreter exit). Only what the audit
-found broken is here; what it found working is listed in docs/reliability.md.
+long-running applications use the API doc's objects (threads, fork, interpreter exit). Only what
+the audit found broken is here; what it found working is listed in docs/reliability.md.
 
 Each scenario runs in a child process, so a crash or a hang fails its test instead of the run.
 """
