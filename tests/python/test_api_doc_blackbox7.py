@@ -55,7 +55,7 @@ children = ["run", "release instance", "release context"] + ["exit"] * (not unde
 for child in children * 3:
     pid = os.fork()
     if pid == 0:
-        signal.alarm(5)
+        signal.alarm(20)  # ends a hung child; generous for ASan builds on a loaded machine
         if child == "exit":
             sys.exit(0)  # the interpreter's own exit, with everything still open
         if child == "run":
@@ -110,7 +110,7 @@ codes = []
 for _ in range(8):
     pid = os.fork()
     if pid == 0:
-        signal.alarm(5)
+        signal.alarm(20)  # ends a hung child; generous for ASan builds on a loaded machine
         model = compiling[0]
         instance = connection.load_model_instance(model)
         instance.run([np.zeros(i.shape, i.dtype) for i in model.inputs()],
