@@ -12,6 +12,7 @@
 #include "../cpu_features.h"
 #include "../parallel.h"
 #include "conv_reference.h"
+#include "requantise_rows.h"
 
 namespace axstream::engine {
 namespace {
@@ -29,18 +30,6 @@ std::vector<int32_t> zero_points(const void *p, DType t, int64_t count, int64_t 
   if (!p) return z;
   for (int64_t i = 0; i < wanted; ++i) z[i] = q8_at(p, t, count == 1 ? 0 : i);
   return z;
-}
-
-// Requantisation of one int32 accumulator to int8/uint8 (ONNX: saturate(round(acc * m) + zp)).
-inline void store_requantized(void *y, DType t, int64_t i, float acc_times_multiplier,
-                              int32_t zero_point) {
-  float v = round_half_even(acc_times_multiplier) + static_cast<float>(zero_point);
-  float lo = t == DType::i8 ? -128.f : 0.f, hi = t == DType::i8 ? 127.f : 255.f;
-  v = v >= lo ? (v > hi ? hi : v) : lo;
-  if (t == DType::i8)
-    static_cast<int8_t *>(y)[i] = static_cast<int8_t>(v);
-  else
-    static_cast<uint8_t *>(y)[i] = static_cast<uint8_t>(v);
 }
 
 // Exact int16 dot product of two zero-padded rows of length n (a multiple of 16).
@@ -298,7 +287,9 @@ std::vector<std::pair<int64_t, int64_t>> batch_offsets(const IntegerMatMulShapes
 }
 
 // What both matmul kernels do with an output row's int32 accumulators: requantise them (or
-// store them, MatMulInteger), or keep real values for the fused activation and apply it.
+// store them, MatMulInteger), or keep real values for the fused activation and apply it. The
+// arithmetic runs a row at a time in requantise_rows.h's vector forms (bit-identical to the
+// scalar loop); a fused activation's std::exp stays scalar.
 struct MatMulEpilogue {
   bool qlinear = false;
   DType yt = DType::i32;
@@ -307,29 +298,33 @@ struct MatMulEpilogue {
   int32_t y_zero = 0;
   float inv_y_scale = 1.f;
   int64_t n = 0;
+  RowIsa isa = RowIsa::scalar;
 
-  // Column j of output row `row` (batch * m + i); `real` is the row's n floats of scratch.
-  void column(void *y, int64_t row, int64_t j, int32_t acc, float *real) const {
-    const int64_t at = row * n + j;
-    if (activation != MatMulActivation::none)
-      real[j] = static_cast<float>(acc) * multiplier[j] + offset[j];
-    else if (qlinear)
-      store_requantized(y, yt, at, static_cast<float>(acc) * multiplier[j] + offset[j], y_zero);
-    else
-      static_cast<int32_t *>(y)[at] = acc;
-  }
-  // The activation over columns [j0, j1) of the row (softmax: all of it, j0 = 0, j1 = n).
-  void finish(void *y, int64_t row, int64_t j0, int64_t j1, float *real) const {
-    const int64_t row_start = row * n;
+  // Columns [j0, j1) of output row `row` (batch * m + i) from their accumulators acc[j0, j1);
+  // `real` is the row's n floats of scratch (a fused activation's). A softmax takes the whole
+  // row (j0 = 0, j1 = n).
+  void columns(void *y, int64_t row, int64_t j0, int64_t j1, const int32_t *acc,
+               float *real) const {
+    const int64_t at = row * n + j0, count = j1 - j0;
+    if (!qlinear) {
+      std::memcpy(static_cast<int32_t *>(y) + at, acc + j0, static_cast<size_t>(count) * 4);
+      return;
+    }
+    const size_t size = yt == DType::i8 ? sizeof(int8_t) : sizeof(uint8_t);
+    void *out = static_cast<uint8_t *>(y) + at * static_cast<int64_t>(size);
+    if (activation == MatMulActivation::none) {
+      requantise_affine_row(isa, acc + j0, multiplier.data() + j0, offset.data() + j0, count,
+                            y_zero, yt, out);
+      return;
+    }
+    affine_real_row(isa, acc + j0, multiplier.data() + j0, offset.data() + j0, count, real + j0);
     if (activation == MatMulActivation::sigmoid) {
-      for (int64_t j = j0; j < j1; ++j)
-        store_requantized(y, yt, row_start + j, inv_y_scale / (1.f + std::exp(-real[j])), y_zero);
-    } else if (activation == MatMulActivation::softmax) {
+      for (int64_t j = j0; j < j1; ++j) real[j] = std::exp(-real[j]);
+      requantise_sigmoid_row(isa, real + j0, inv_y_scale, count, y_zero, yt, out);
+    } else {
       float top = *std::max_element(real + j0, real + j1), sum = 0.f;
       for (int64_t j = j0; j < j1; ++j) sum += (real[j] = std::exp(real[j] - top));
-      const float to_output = inv_y_scale / sum;
-      for (int64_t j = j0; j < j1; ++j)
-        store_requantized(y, yt, row_start + j, real[j] * to_output, y_zero);
+      requantise_scaled_row(isa, real + j0, inv_y_scale / sum, count, y_zero, yt, out);
     }
   }
 };
@@ -345,18 +340,19 @@ MatMulEpilogue matmul_epilogue(bool qlinear, DType yt, MatMulActivation activati
   e.y_zero = requantisation.y_zero;
   e.inv_y_scale = requantisation.inv_y_scale;
   e.n = n;
+  e.isa = requantise_row_isa();
   return e;
 }
 
-// "int32-accumulating matmul (<how>), <activation>, requantised", or MatMulInteger's
-// "int32 matmul (<how>)".
-std::string matmul_impl(bool qlinear, MatMulActivation activation, const std::string &how) {
-  if (!qlinear) return "int32 matmul (" + how + ")";
+// "int32-accumulating matmul (<how>), <activation>, requantised (<isa> rows)", or
+// MatMulInteger's "int32 matmul (<how>)".
+std::string matmul_impl(const MatMulEpilogue &e, const std::string &how) {
+  if (!e.qlinear) return "int32 matmul (" + how + ")";
   return "int32-accumulating matmul (" + how + ")" +
-         (activation == MatMulActivation::sigmoid   ? ", sigmoid"
-          : activation == MatMulActivation::softmax ? ", softmax over rows"
-                                                    : "") +
-         ", requantised";
+         (e.activation == MatMulActivation::sigmoid   ? ", sigmoid"
+          : e.activation == MatMulActivation::softmax ? ", softmax over rows"
+                                                      : "") +
+         ", requantised (" + row_isa_name(e.isa) + " rows)";
 }
 
 // Weights for vpdpbusd (u8 x s8, four products summed into each int32 lane): b - b_zero_point
@@ -563,7 +559,9 @@ std::unique_ptr<Kernel> int16_pair_matmul(OpContext &ctx, const IntegerMatMulSha
   auto kern = make_kernel([=](ExecContext &ec, const void *const *in, void *const *o) {
     int16_t *a16 = static_cast<int16_t *>(ec.scratch);
     int16_t *b16 = packed_b ? packed_b->data() : a16 + a_rows * kp;
-    float *real_rows = reinterpret_cast<float *>(static_cast<uint8_t *>(ec.scratch) + packed_bytes);
+    int32_t *acc_rows =
+        reinterpret_cast<int32_t *>(static_cast<uint8_t *>(ec.scratch) + packed_bytes);
+    float *real_rows = reinterpret_cast<float *>(acc_rows + batches * m * n);
     std::vector<int32_t> az = zero_points(has_az ? in[kAZ] : nullptr, azt, 1, 1);
     std::fill(a16, a16 + a_rows * kp, int16_t{0});
     for (int64_t r = 0; r < a_rows; ++r)
@@ -576,17 +574,17 @@ std::unique_ptr<Kernel> int16_pair_matmul(OpContext &ctx, const IntegerMatMulSha
           const int16_t *arow = a16 + (offsets[bi].first / k + i) * kp;
           const int16_t *bcols = b16 + offsets[bi].second / k * kp;  // (mat * k * n) / k = mat * n
           const int64_t row = bi * m + i;
-          float *real = real_rows + row * n;
-          for (int64_t j = 0; j < n; ++j)
-            epilogue.column(o[0], row, j, dot_int16(arow, bcols + j * kp, kp), real);
-          epilogue.finish(o[0], row, 0, n, real);
+          int32_t *acc = acc_rows + row * n;
+          for (int64_t j = 0; j < n; ++j) acc[j] = dot_int16(arow, bcols + j * kp, kp);
+          epilogue.columns(o[0], row, 0, n, acc, real_rows + row * n);
         });
   });
-  kern->scratch_bytes = packed_bytes + (activation != MatMulActivation::none
-                                            ? static_cast<size_t>(batches * m * n) * sizeof(float)
+  kern->scratch_bytes =
+      packed_bytes + static_cast<size_t>(batches * m * n) * sizeof(int32_t) +
+      (activation != MatMulActivation::none ? static_cast<size_t>(batches * m * n) * sizeof(float)
                                             : 0);
   kern->macs = static_cast<uint64_t>(batches * m * n * k);
-  kern->impl = matmul_impl(qlinear, activation, "int16 pairs");
+  kern->impl = matmul_impl(epilogue, "int16 pairs");
   return kern;
 }
 
@@ -661,21 +659,16 @@ std::unique_ptr<Kernel> vnni_matmul(OpContext &ctx, const IntegerMatMulShapes &s
                     blocks * 16};
       vnni_rows(avx512, tile, begin, end);
       const int64_t j0 = begin * 16, j1 = std::min(n, end * 16);
-      for (int64_t row = row0; row < row0 + tile.rows; ++row) {
-        const int32_t *acc_row = acc + row * blocks * 16;
-        float *real = real_rows + row * n;
-        for (int64_t j = j0; j < j1; ++j) epilogue.column(o[0], row, j, acc_row[j], real);
-        epilogue.finish(o[0], row, j0, j1, real);
-      }
+      for (int64_t row = row0; row < row0 + tile.rows; ++row)
+        epilogue.columns(o[0], row, j0, j1, acc + row * blocks * 16, real_rows + row * n);
     });
   });
   kern->scratch_bytes =
       a_bytes + acc_bytes +
       (activation != MatMulActivation::none ? static_cast<size_t>(rows * n) * sizeof(float) : 0);
   kern->macs = static_cast<uint64_t>(rows * n * k);
-  kern->impl = matmul_impl(
-      qlinear, activation,
-      isa == VnniIsa::avx512 ? "VNNI u8*s8, packed columns" : "AVX-VNNI u8*s8, packed columns");
+  kern->impl = matmul_impl(epilogue, isa == VnniIsa::avx512 ? "VNNI u8*s8, packed columns"
+                                                            : "AVX-VNNI u8*s8, packed columns");
   return kern;
 }
 
