@@ -1352,6 +1352,199 @@ TEST(EngineIntegerMatMul, RequantisedAndActivatedOutputsMatchTheInt16KernelByteF
   }
 }
 
+// What the integer matmul's epilogue runs on this CPU (requantise_rows.h): AVX-512, AVX2 or the
+// scalar loop, as the ISA cap allows.
+std::string expected_row_isa() {
+  return cpu_allows_avx512bw() ? "avx512" : cpu_allows_avx2_fma() ? "avx2" : "scalar";
+}
+
+// A program compiled with AXSTREAM_ENGINE_VECTOR_EPILOGUE=0 (the scalar epilogue) or unset.
+std::shared_ptr<const Program> compile_epilogue(const std::string &bytes, bool vector) {
+  if (!vector) setenv("AXSTREAM_ENGINE_VECTOR_EPILOGUE", "0", 1);
+  auto program = Program::from_bytes(bytes, vector ? "vector" : "scalar");
+  unsetenv("AXSTREAM_ENGINE_VECTOR_EPILOGUE");
+  return program;
+}
+
+// One output as the epilogue's scalar formula gives it: float(acc) * multiplier rounded, +
+// offset rounded (never one fused multiply-add), round half to even, + zero point, saturate
+// (NaN to the low end).
+int requantised_reference(int32_t acc, float multiplier, float offset, int zero, bool y_signed) {
+  volatile float product = static_cast<float>(acc) * multiplier;
+  volatile float sum = product + offset;
+  float v = std::nearbyint(static_cast<float>(sum)) + static_cast<float>(zero);
+  const float lo = y_signed ? -128.f : 0.f, hi = y_signed ? 127.f : 255.f;
+  v = v >= lo ? (v > hi ? hi : v) : lo;
+  return static_cast<int>(v);
+}
+
+// axstream.QGemm without an activation, a_scale = y_scale = 1, so the epilogue's multiplier is
+// b_scale[j] and its offset bias[j] exactly: the test places each value where it wants.
+onnx::ModelProto requantise_test_model(const IntegerMatMulCase &c,
+                                       const std::vector<float> &b_scale,
+                                       const std::vector<float> &bias, bool y_signed, int y_zero,
+                                       bool b_is_input) {
+  GraphBuilder g("qgemm_epilogue");
+  const auto at = c.a_signed ? kInt8 : kUint8, bt = c.b_signed ? kInt8 : kUint8;
+  g.model.add_opset_import()->set_domain("axstream");
+  g.model.mutable_opset_import(1)->set_version(1);
+  g.input("a", at, c.a_dims);
+  if (b_is_input)
+    g.input("b", bt, c.b_dims);
+  else
+    g.initializer("b", bt, c.b_dims, std::vector<float>(c.b.begin(), c.b.end()));
+  g.initializer("as", kFloat, {}, {1.f});
+  g.initializer("az", at, {}, {static_cast<float>(c.a_zero)});
+  g.initializer("bs", kFloat, {c.n()}, b_scale);
+  g.initializer("bz", bt, {}, {static_cast<float>(c.b_zero[0])});
+  g.initializer("ys", kFloat, {}, {1.f});
+  g.initializer("yz", y_signed ? kInt8 : kUint8, {}, {static_cast<float>(y_zero)});
+  g.initializer("bias", kFloat, {c.n()}, bias);
+  g.node("QGemm", {"a", "as", "az", "b", "bs", "bz", "ys", "yz", "bias"}, "y")
+      ->set_domain("axstream");
+  g.output("y", y_signed ? kInt8 : kUint8, {c.m(), c.n()});
+  return g.model;
+}
+
+// The vector epilogue (AVX-512 or AVX2, whichever the ISA cap leaves; the capped engine_test
+// runs cover the others) against the scalar loop and against the formula, byte for byte: exact
+// .5 ties (multipliers 1/2 and 1/4, and offsets that put a separately rounded product on a tie
+// where the exact product is off it, so an FMA rounds the other way), saturation at both ends,
+// values beyond int32 (clamped before any conversion), a NaN (inf * 0: the low end), int8 and
+// uint8 outputs, n below, at and around multiples of 8 and 16, both matmul kernels.
+TEST(EngineIntegerMatMul, VectorRequantisationGivesTheScalarBytesOnTiesSaturationAndTails) {
+  std::mt19937 rng(2026120621);
+  int ties = 0, fma_would_differ = 0, truncation_would_differ = 0, saturated = 0, cases = 0;
+  for (int64_t n : {5, 7, 8, 16, 23, 37, 100})
+    for (int types = 0; types < 4; ++types) {
+      const bool a_signed = types & 1, y_signed = types & 2;
+      const int64_t m = 6, k = 9;
+      IntegerMatMulCase c =
+          random_integer_matmul(rng, {m, k}, {k, n}, a_signed, true, a_signed ? -4 : 130, false);
+      const int64_t nan_column = n - 1;  // b = b_zero: accumulators 0, times inf
+      for (int64_t p = 0; p < k; ++p) c.b[p * n + nan_column] = c.b_zero[0];
+      const std::vector<int32_t> acc = plain_integer_matmul(c);
+      std::vector<float> multiplier(static_cast<size_t>(n)), offset(multiplier.size());
+      for (int64_t j = 0; j < n; ++j) {
+        const int64_t tie_row = j % m;
+        const int32_t tie_acc = acc[tie_row * n + j];
+        switch (j % 6) {
+          case 0:
+            multiplier[j] = 0.5f;
+            break;  // odd accumulators: ties
+          case 1:
+            multiplier[j] = 0.25f;
+            offset[j] = 0.25f * static_cast<float>(static_cast<int>(rng() % 9) - 4);
+            break;
+          case 2: {
+            // The rounded product of an inexact multiplication moved onto a small tie t by the
+            // offset t - product (exact: the product's ulp is at most 1/2 below 2^22): the
+            // exact product is off by up to half its ulp, which an FMA keeps and the sum of two
+            // roundings does not.
+            multiplier[j] = 0.0137f + 1e-5f * static_cast<float>(rng() % 1000);
+            const float product = static_cast<float>(tie_acc) * multiplier[j];
+            const float tie = 0.5f + static_cast<float>(static_cast<int>(rng() % 5) - 2);
+            offset[j] = tie - product;
+            break;
+          }
+          case 3:
+            multiplier[j] = j % 4 == 3 ? 40.f : -40.f;
+            break;  // saturates
+          case 4:
+            multiplier[j] = 3e33f;
+            break;  // far beyond int32
+          default:
+            multiplier[j] = 0.05f + 0.01f * static_cast<float>(rng() % 20);
+            offset[j] = static_cast<float>(static_cast<int>(rng() % 4001) - 2000) / 64.f;
+        }
+      }
+      multiplier[nan_column] = INFINITY;
+      const int y_zero = y_signed ? std::array<int, 3>{-3, -128, 127}[cases % 3]
+                                  : std::array<int, 3>{120, 0, 255}[cases % 3];
+      SCOPED_TRACE("n " + std::to_string(n) + " a " + (a_signed ? "int8" : "uint8") + ", y " +
+                   (y_signed ? "int8" : "uint8") + " zp " + std::to_string(y_zero));
+      ++cases;
+      std::vector<uint8_t> expected;
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+          const int32_t a_ij = acc[i * n + j];
+          const int q = requantised_reference(a_ij, multiplier[j], offset[j], y_zero, y_signed);
+          expected.push_back(static_cast<uint8_t>(q));
+          volatile float product = static_cast<float>(a_ij) * multiplier[j];
+          const float v = product + offset[j];
+          if (std::isfinite(v) && v - std::floor(v) == 0.5f) {
+            ++ties;
+            if (std::trunc(v) != std::nearbyint(v) || std::round(v) != std::nearbyint(v))
+              ++truncation_would_differ;
+          }
+          if (std::isfinite(v) && std::nearbyint(std::fma(static_cast<float>(a_ij), multiplier[j],
+                                                          offset[j])) != std::nearbyint(v))
+            ++fma_would_differ;
+          const int lo = y_signed ? -128 : 0, hi = y_signed ? 127 : 255;
+          if (std::isfinite(v) &&
+              (std::nearbyint(v) + y_zero < lo || std::nearbyint(v) + y_zero > hi))
+            ++saturated;
+        }
+      const std::vector<uint8_t> a = integer_bytes(c.a), b = integer_bytes(c.b);
+      for (bool b_is_input : {false, true}) {
+        SCOPED_TRACE(b_is_input ? "int16 pairs (b input)" : "constant b");
+        const std::string bytes =
+            requantise_test_model(c, multiplier, offset, y_signed, y_zero, b_is_input)
+                .SerializeAsString();
+        auto vector = compile_epilogue(bytes, true), scalar = compile_epilogue(bytes, false);
+        EXPECT_TRUE(
+            contains_all(vector->describe(), {"requantised (" + expected_row_isa() + " rows)"}))
+            << vector->describe();
+        EXPECT_TRUE(contains_all(scalar->describe(), {"requantised (scalar rows)"}))
+            << scalar->describe();
+        std::vector<const void *> inputs{a.data()};
+        if (b_is_input) inputs.push_back(b.data());
+        // Guard bytes around the output: a masked or scalar tail writes nothing past it.
+        std::vector<uint8_t> y_vector(expected.size() + 32, 0xa5), y_scalar(expected.size());
+        vector->make_executor()->run(inputs, {y_vector.data() + 16});
+        scalar->make_executor()->run(inputs, {y_scalar.data()});
+        EXPECT_EQ(std::vector<uint8_t>(y_vector.begin() + 16, y_vector.end() - 16), expected);
+        EXPECT_EQ(y_scalar, expected);
+        EXPECT_EQ(std::count(y_vector.begin(), y_vector.begin() + 16, 0xa5), 16);
+        EXPECT_EQ(std::count(y_vector.end() - 16, y_vector.end(), 0xa5), 16);
+      }
+    }
+  // The cases can fail: a vector path that rounded half away from zero, truncated, or fused the
+  // multiply-add would have given other bytes here.
+  EXPECT_GT(ties, 100);
+  EXPECT_GT(truncation_would_differ, 50);
+  EXPECT_GT(fma_would_differ, 10);
+  EXPECT_GT(saturated, 100);
+}
+
+// The fused sigmoid and softmax rows (std::exp scalar, the rest vector) give the scalar
+// epilogue's bytes, int8 and uint8, both kernels.
+TEST(EngineIntegerMatMul, VectorSigmoidAndSoftmaxRowsGiveTheScalarBytes) {
+  std::mt19937 rng(61206);
+  for (int64_t n : {7, 16, 37, 300})
+    for (IntegerMatMulOp op : {IntegerMatMulOp::qgemm_softmax, IntegerMatMulOp::qgemm_sigmoid})
+      for (bool a_signed : {false, true})
+        for (bool b_is_input : {false, true}) {
+          IntegerMatMulCase c = random_integer_matmul(rng, {5, 33}, {33, n}, a_signed, true,
+                                                      a_signed ? 9 : 200, n % 2 == 1);
+          SCOPED_TRACE("n " + std::to_string(n) + " op " + std::to_string(int(op)) +
+                       (a_signed ? " int8" : " uint8") + (b_is_input ? " b input" : ""));
+          const std::string bytes = integer_matmul_model(c, op, b_is_input).SerializeAsString();
+          auto vector = compile_epilogue(bytes, true), scalar = compile_epilogue(bytes, false);
+          EXPECT_TRUE(
+              contains_all(vector->describe(), {"requantised (" + expected_row_isa() + " rows)"}));
+          const std::vector<uint8_t> a = integer_bytes(c.a), b = integer_bytes(c.b);
+          std::vector<const void *> inputs{a.data()};
+          if (b_is_input) inputs.push_back(b.data());
+          const size_t count = vector->outputs()[0].element_count();
+          std::vector<uint8_t> y_vector(count), y_scalar(count);
+          vector->make_executor()->run(inputs, {y_vector.data()});
+          scalar->make_executor()->run(inputs, {y_scalar.data()});
+          EXPECT_EQ(y_vector, y_scalar);
+          EXPECT_GT(std::set<uint8_t>(y_vector.begin(), y_vector.end()).size(), 3u);
+        }
+}
+
 // An int8 package's input: NHWC int8 -> Transpose to NCHW -> DQ -> 1x1 Conv (int8 weights)
 // -> Q. `expose_nchw` also makes the transposed tensor a graph output, which keeps it NCHW.
 onnx::ModelProto nhwc_input_conv_model(bool expose_nchw) {
