@@ -129,6 +129,12 @@ def test_child_forked_while_a_thread_compiles_a_model_makes_its_own_instance_of_
     # The parent's thread held the model's compile lock at the fork: the child's
     # load_model_instance of that model waited for a compile nobody was doing (7 or 8 forks of
     # 8, SIGALRM).
+    if "libasan" in os.environ.get("LD_PRELOAD", ""):
+        # GCC 12's libasan takes no allocator lock around fork(): a child forked while the
+        # compiling thread allocates waits in ASan's own malloc forever (gdb: FutexWait in
+        # SizeClassAllocator64::GetFromAllocator), 1 fork in ~15. glibc's malloc, which the plain
+        # run uses, does.
+        pytest.skip("fork during allocations deadlocks inside ASan's allocator, not the runtime")
     result = run_program(FORK_DURING_COMPILES, package("resnet_tiny"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["[0,", "0,", "0,", "0,", "0,", "0,", "0,", "0]"], result.stdout
