@@ -13,6 +13,12 @@
 // instead compares each int8 package's engine run (1 and 2 one-core instances in parallel) with
 // its ceiling: oneDNN's own int8 primitives for the same layers, chained back to back on one
 // thread per instance (dnnl_ceiling.h says what the chain holds).
+//
+//   bench_engine --ceiling-layers resnet50 [--runs 300]
+//
+// times each primitive of that chain on its own (one thread, thread CPU per run), one line per
+// layer named by engine step and node; benchmarks/ceiling_layers.py puts it beside the engine's
+// AXSTREAM_ENGINE_PROFILE=steps profile.
 #include <omp.h>
 #include <pthread.h>
 #include <sys/stat.h>
@@ -297,13 +303,44 @@ void bench_ceiling(const std::shared_ptr<rt::Context> &ctx, const PackageCase &c
   }
 }
 
+// Each primitive of the chain timed on its own (one thread, `runs` runs of the whole chain),
+// one line per layer named by engine step and node as AXSTREAM_ENGINE_PROFILE=steps names
+// them, so benchmarks/ceiling_layers.py can put the two side by side.
+void bench_ceiling_layers(const PackageCase &c, int runs) {
+  if (!exists(c.dir + "/model.json"))
+    return ab::skip("ceiling-layers", c.name + " int8", c.dir + "/model.json missing");
+  try {
+    eng::CompiledGraph graph = compile_core(c.dir);
+    omp_set_num_threads(1);
+    auto chain = ab::DnnlCeiling::build(graph, false);
+    chain->time_layers(std::max(1, runs / 10));  // warm-up
+    std::printf("# ceiling layers of %s: %s; %d runs, thread CPU ms per run\n", c.name.c_str(),
+                chain->contents().c_str(), runs);
+    double total = 0;
+    for (const auto &layer : chain->time_layers(runs)) {
+      std::printf("ceiling-layer %4zu %s [%s] '%s' %.4f\n", layer.step, layer.op.c_str(),
+                  layer.impl.c_str(), layer.label.c_str(), layer.cpu_ms);
+      total += layer.cpu_ms;
+    }
+    std::printf("ceiling-layers %s total %.4f\n", c.name.c_str(), total);
+    std::fflush(stdout);
+  } catch (const std::exception &e) {
+    std::string w = e.what();
+    ab::skip("ceiling-layers", c.name + " int8", w.substr(0, w.find('\n')));
+  }
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
   std::vector<int> threads = {1};
-  std::vector<std::string> only, ceiling;
+  std::vector<std::string> only, ceiling, ceiling_layers;
+  int layer_runs = 300;
   const auto usage = [&](FILE *to) {
-    std::fprintf(to, "usage: %s [--threads 1,2] [--only NAME,...] [--ceiling NAME,...]\n", argv[0]);
+    std::fprintf(to,
+                 "usage: %s [--threads 1,2] [--only NAME,...] [--ceiling NAME,...] "
+                 "[--ceiling-layers NAME,... [--runs N]]\n",
+                 argv[0]);
   };
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
@@ -319,6 +356,16 @@ int main(int argc, char **argv) {
       std::stringstream ss(argv[++i]);
       std::string item;
       while (std::getline(ss, item, ',')) ceiling.push_back(item);
+    } else if (!std::strcmp(argv[i], "--ceiling-layers") && i + 1 < argc) {
+      std::stringstream ss(argv[++i]);
+      std::string item;
+      while (std::getline(ss, item, ',')) ceiling_layers.push_back(item);
+    } else if (!std::strcmp(argv[i], "--runs") && i + 1 < argc) {
+      layer_runs = std::atoi(argv[++i]);
+      if (layer_runs < 1) {
+        std::fprintf(stderr, "bench_engine: --runs '%s': expected an integer >= 1\n", argv[i]);
+        return 2;
+      }
     } else {
       usage(stderr);
       return 2;
@@ -359,6 +406,11 @@ int main(int argc, char **argv) {
   for (const char *n : {"blazeface-front", "blazeface-back", "ppocr-det", "ppocr-rec"})
     packages.push_back({n, data + "/models/" + n});
 
+  if (!ceiling_layers.empty()) {
+    for (const auto &name : ceiling_layers)
+      bench_ceiling_layers({name, bench + "/pkg/" + name}, layer_runs);
+    return 0;
+  }
   if (!ceiling.empty()) {
     std::printf(
         "# ceiling: %.1f s per side per case; N instances = N threads in parallel, each a "

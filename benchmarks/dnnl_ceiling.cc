@@ -1,5 +1,7 @@
 #include "dnnl_ceiling.h"
 
+#include <time.h>
+
 #include <dnnl.hpp>
 #include <map>
 #include <random>
@@ -85,11 +87,45 @@ class Chain final : public DnnlCeiling {
 
   std::string contents() const override { return contents_; }
 
+  std::vector<DnnlCeiling::Layer> time_layers(int runs) override {
+    std::vector<double> total(layers_.size(), 0.0);
+    for (int r = 0; r < runs; ++r) {
+      double before = thread_cpu_ms();
+      for (size_t l = 0; l < layers_.size(); ++l) {
+        layers_[l].primitive.execute(stream_, layers_[l].args);
+        stream_.wait();
+        const double now = thread_cpu_ms();
+        total[l] += now - before;
+        before = now;
+      }
+    }
+    std::vector<DnnlCeiling::Layer> out;
+    for (size_t l = 0; l < layers_.size(); ++l) {
+      out.push_back(layers_[l].about);
+      out.back().cpu_ms = runs > 0 ? total[l] / runs : 0.0;
+    }
+    return out;
+  }
+
  private:
-  struct Layer {
+  struct Primitive {
     dnnl::primitive primitive;
     std::unordered_map<int, memory> args;
+    DnnlCeiling::Layer about;  // which engine step, which oneDNN kernel
   };
+
+  static double thread_cpu_ms() {
+    timespec t{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return static_cast<double>(t.tv_sec) * 1e3 + static_cast<double>(t.tv_nsec) * 1e-6;
+  }
+
+  // Names the layer just added after engine step `step` (node `n`) and its implementation.
+  void describe_last(const Node &n, const std::string &impl) {
+    layers_.back().about =
+        DnnlCeiling::Layer{current_step_, n.op_type, n.label(graph_->values), impl, 0.0};
+    impls_[impl] += 1;
+  }
 
   float scale_at(const Node &n, size_t slot) const {
     const engine::Tensor *t = constant_at(*graph_, n, slot);
@@ -216,10 +252,11 @@ class Chain final : public DnnlCeiling {
                         {DNNL_ARG_WEIGHTS, w},
                         {DNNL_ARG_BIAS, b},
                         {DNNL_ARG_DST, out},
-                        {DNNL_ARG_SCRATCHPAD, scratchpad(pd.scratchpad_desc())}}});
+                        {DNNL_ARG_SCRATCHPAD, scratchpad(pd.scratchpad_desc())}},
+                       {}});
     for (const auto &[arg, m] : zero_points) layers_.back().args.insert({arg, m});
     for (const auto &[arg, m] : post_op_operands) layers_.back().args.insert({arg, m});
-    impls_[pd.impl_info_str()] += 1;
+    describe_last(n, pd.impl_info_str());
   }
 
   void add_pool(const Node &n, bool global) {
@@ -242,8 +279,9 @@ class Chain final : public DnnlCeiling {
     layers_.push_back({dnnl::pooling_forward(pd),
                        {{DNNL_ARG_SRC, activation(n.inputs[0], src)},
                         {DNNL_ARG_DST, out},
-                        {DNNL_ARG_SCRATCHPAD, scratchpad(pd.scratchpad_desc())}}});
-    impls_[pd.impl_info_str()] += 1;
+                        {DNNL_ARG_SCRATCHPAD, scratchpad(pd.scratchpad_desc())}},
+                       {}});
+    describe_last(n, pd.impl_info_str());
   }
 
   void add_gemm(const Node &n) {
@@ -270,8 +308,9 @@ class Chain final : public DnnlCeiling {
                         {DNNL_ARG_WEIGHTS, w},
                         {DNNL_ARG_BIAS, b},
                         {DNNL_ARG_DST, out},
-                        {DNNL_ARG_SCRATCHPAD, scratchpad(pd.scratchpad_desc())}}});
-    impls_[pd.impl_info_str()] += 1;
+                        {DNNL_ARG_SCRATCHPAD, scratchpad(pd.scratchpad_desc())}},
+                       {}});
+    describe_last(n, pd.impl_info_str());
   }
 
   static bool is(const Node &n, const char *domain, const char *op) {
@@ -326,6 +365,7 @@ class Chain final : public DnnlCeiling {
     std::map<std::string, int> left_out;
     for (size_t s = 0; s < cg.steps.size(); ++s) {
       const Node &n = g.nodes[cg.steps[s].node];
+      current_step_ = s;
       const bool four_d = g.values[n.inputs[0]].shape.size() == 4;
       if (is(n, "axstream", "QConv") && four_d) {
         auto sum = sum_into.find(s);
@@ -399,11 +439,12 @@ class Chain final : public DnnlCeiling {
   dnnl::stream stream_{eng_};
   const Graph *graph_ = nullptr;
   bool with_zero_points_ = false;
-  std::vector<Layer> layers_;
+  std::vector<Primitive> layers_;
   std::map<int, memory> buffers_;  // engine value id -> its buffer in the chain
   std::map<std::pair<int, size_t>, memory> stand_ins_;  // (value, bytes) -> a random buffer
   std::map<std::string, int> impls_;
   size_t scratch_bytes_ = 0;
+  size_t current_step_ = 0;  // the engine step build() is making a layer for
   memory scratch_;
   std::mt19937 rng_{5};
   std::string contents_;

@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace axstream::engine {
 struct CompiledGraph;
@@ -31,6 +32,18 @@ class DnnlCeiling {
   virtual void run() = 0;
   // What the chain holds and what it leaves out, e.g. "53 conv (16 with sum post-op), ...".
   virtual std::string contents() const = 0;
+
+  // One primitive of the chain: the engine step it stands for (its index in the compiled
+  // graph's step order and the node's label, as AXSTREAM_ENGINE_PROFILE=steps names them),
+  // oneDNN's implementation and, after time_layers(), its CPU time.
+  struct Layer {
+    size_t step = 0;
+    std::string op, label, impl;
+    double cpu_ms = 0;  // the calling thread's CPU time per run
+  };
+  // Runs the chain `runs` times timing each primitive by the calling thread's CPU time
+  // (so read it with one OpenMP thread); per layer the mean over the runs.
+  virtual std::vector<Layer> time_layers(int runs) = 0;
 };
 
 }  // namespace axstream::bench
