@@ -199,6 +199,45 @@ void max_pool_nhwc_2x2(const PoolShape &s, int64_t images, int64_t channels, con
   });
 }
 
+// Any other 2-D window over NHWC integers (ResNet's 3x3 stride-2 padded stem pool): one output
+// row, each pixel's channels the maximum over its window's taps inside the input, 64 channels
+// a step (the last masked) kept in a register until written once. The maximum of integers does
+// not depend on the taps' order, and a window with no tap inside gives the type's lowest as
+// max_pool_nhwc does, so the bytes are max_pool_nhwc's.
+template <typename T>
+__attribute__((target("avx512f,avx512bw"))) void max_row_nhwc_avx512(const PoolShape &s,
+                                                                     const T *image, int64_t oy,
+                                                                     T *out, int64_t channels) {
+  const __m512i lowest = _mm512_set1_epi8(static_cast<char>(std::numeric_limits<T>::lowest()));
+  for (int64_t ox = 0; ox < s.ow; ++ox, out += channels)
+    for (int64_t c = 0; c < channels; c += 64) {
+      const int64_t left = channels - c;
+      const __mmask64 mask = left >= 64 ? ~__mmask64{0} : (__mmask64{1} << left) - 1;
+      __m512i m = lowest;
+      for (int64_t ky = 0; ky < s.kh; ++ky) {
+        const int64_t iy = oy * s.sh - s.pt + ky * s.dh;
+        if (iy < 0 || iy >= s.h) continue;
+        for (int64_t kx = 0; kx < s.kw; ++kx) {
+          const int64_t ix = ox * s.sw - s.pl + kx * s.dw;
+          if (ix < 0 || ix >= s.w) continue;
+          const __m512i v = _mm512_maskz_loadu_epi8(mask, image + (iy * s.w + ix) * channels + c);
+          m = std::is_signed_v<T> ? _mm512_max_epi8(m, v) : _mm512_max_epu8(m, v);
+        }
+      }
+      _mm512_mask_storeu_epi8(out + c, mask, m);
+    }
+}
+
+template <typename T>
+void max_pool_nhwc_integer(const PoolShape &s, int64_t images, int64_t channels, const T *x, T *y) {
+  static_assert(std::is_integral_v<T> && sizeof(T) == 1);
+  if (!cpu_allows_avx512bw()) return max_pool_nhwc(s, images, channels, x, y);
+  parallel_for_2d(images, s.oh, worth_splitting(), [&](int64_t n, int64_t oy) {
+    max_row_nhwc_avx512(s, x + n * s.h * s.w * channels, oy, y + (n * s.oh + oy) * s.ow * channels,
+                        channels);
+  });
+}
+
 // Window positions along one dim inside [0, size + pad_end), stepping by dilation: what
 // count_include_pad counts (padding yes, the extra part that ceil_mode adds past it no).
 inline int64_t padded_taps(int64_t start, int64_t k, int64_t dil, int64_t limit) {
@@ -277,14 +316,14 @@ std::unique_ptr<Kernel> compile_max_pool(OpContext &ctx) {
             max_pool_nhwc(s, images, channels, static_cast<const float *>(in[0]),
                           static_cast<float *>(o[0]));
           else if (dt == DType::i8)
-            max_pool_nhwc(s, images, channels, static_cast<const int8_t *>(in[0]),
-                          static_cast<int8_t *>(o[0]));
+            max_pool_nhwc_integer(s, images, channels, static_cast<const int8_t *>(in[0]),
+                                  static_cast<int8_t *>(o[0]));
           else
-            max_pool_nhwc(s, images, channels, static_cast<const uint8_t *>(in[0]),
-                          static_cast<uint8_t *>(o[0]));
+            max_pool_nhwc_integer(s, images, channels, static_cast<const uint8_t *>(in[0]),
+                                  static_cast<uint8_t *>(o[0]));
         });
     k->macs = static_cast<uint64_t>(s.planes * s.oh * s.ow * s.kh * s.kw);
-    k->impl = "nhwc";
+    k->impl = dt == DType::f32 ? "nhwc" : "nhwc, integer windows";
     return k;
   }
   auto k = make_kernel([s, dt](ExecContext &, const void *const *in, void *const *o) {

@@ -982,7 +982,7 @@ TEST(EnginePasses, QdqMaxPoolAndConcatBetweenInt8ConvsStayInt8AndNhwcBitExactToU
   EXPECT_TRUE(runs_none_of(text, {"DequantizeLinear '", "QuantizeLinear '", "float32(1,"}));
   // Where oneDNN's int8 convolutions run, MaxPool and Concat work on NHWC between them.
   if (int8_convs_run_on_onednn(text)) {
-    EXPECT_TRUE(contains_all(text, {"[nhwc]", "[int8 concat nhwc"}));
+    EXPECT_TRUE(contains_all(text, {"[nhwc, integer windows]", "[int8 concat nhwc"}));
     EXPECT_EQ(text.find("Transpose"), std::string::npos) << text;
   }
   std::vector<int8_t> x = int8_ramp(fused->inputs()[0].element_count(), 61, 3);
@@ -6299,6 +6299,61 @@ TEST(EngineConv, NhwcFloatConvOnTheReferenceLoopsGivesTheNchwResult) {
   const std::vector<float> x_nhwc = to_nhwc(x, n, c, h * w);
   const std::vector<float> y_nchw = run_float(*nchw, {x.data()});
   EXPECT_EQ(run_float(*nhwc, {x_nhwc.data()}), to_nhwc(y_nchw, n, m, h * w));
+}
+
+// --- int8 MaxPool windows on NHWC (ResNet's 3x3/2 padded pool, SPPF's 5x5) ----------------------
+
+// x -> 1x1 conv -> h -> MaxPool -> p -> identity conv -> y, int8 or uint8: every window other
+// than the inner 2x2/2 runs NHWC on the integer-window kernel (AVX-512 64 channels a step where
+// allowed, max_pool_nhwc below the cap) and gives the NCHW pool's bytes: padding, strides,
+// dilations, ceil_mode, channel counts around the 64-channel steps.
+TEST(EnginePasses, Int8MaxPoolWindowsOnNhwcEqualTheNchwPool) {
+  struct Case {
+    int64_t channels, height, width, kernel, stride, pad, dilation, ceil_mode;
+    onnx::TensorProto::DataType type;
+  };
+  for (const Case &c :
+       {Case{64, 12, 12, 3, 2, 1, 1, 0, kInt8}, Case{70, 9, 7, 3, 1, 1, 1, 0, kUint8},
+        Case{130, 8, 8, 5, 1, 2, 1, 0, kInt8}, Case{28, 11, 9, 3, 2, 0, 2, 0, kInt8},
+        Case{3, 7, 6, 3, 2, 1, 1, 1, kUint8}, Case{64, 6, 6, 2, 1, 0, 1, 0, kInt8}}) {
+    SCOPED_TRACE(std::to_string(c.channels) + " channels " + std::to_string(c.height) + "x" +
+                 std::to_string(c.width) + " kernel " + std::to_string(c.kernel) + " stride " +
+                 std::to_string(c.stride) + " pad " + std::to_string(c.pad) + " dilation " +
+                 std::to_string(c.dilation) + " ceil " + std::to_string(c.ceil_mode));
+    const int zero = c.type == kInt8 ? -7 : 131;
+    QdqNet net("pool_windows");
+    net.input("x", {1, c.channels, c.height, c.width}, {0.05f, zero, c.type});
+    net.conv("x", "h", {c.channels}, {0.05f, zero, c.type});
+    auto *pool = net.b.node("MaxPool", {net.dq("h")}, "p/f");
+    set_ints(pool, "kernel_shape", {c.kernel, c.kernel});
+    set_ints(pool, "strides", {c.stride, c.stride});
+    set_ints(pool, "pads", {c.pad, c.pad, c.pad, c.pad});
+    set_ints(pool, "dilations", {c.dilation, c.dilation});
+    set_int(pool, "ceil_mode", c.ceil_mode);
+    auto side = [&](int64_t in) {
+      const int64_t span = in + 2 * c.pad - ((c.kernel - 1) * c.dilation + 1);
+      return (c.ceil_mode ? (span + c.stride - 1) / c.stride : span / c.stride) + 1;
+    };
+    net.quantize("p/f", "p", net.quant.at("h"), {1, c.channels, side(c.height), side(c.width)});
+    net.identity_conv("p", "y");
+    net.output("y");
+    const std::string bytes = net.b.model.SerializeAsString();
+    auto nhwc = Program::from_bytes(bytes, "nhwc");
+    setenv("AXSTREAM_ENGINE_NHWC", "0", 1);
+    auto nchw = Program::from_bytes(bytes, "nchw");
+    unsetenv("AXSTREAM_ENGINE_NHWC");
+    const std::string text = nhwc->describe();
+    if (int8_convs_run_on_onednn(text))
+      EXPECT_NE(text.find("[nhwc, integer windows]"), std::string::npos) << text;
+    EXPECT_EQ(nchw->describe().find("integer windows"), std::string::npos);
+    std::vector<int8_t> x = int8_ramp(nhwc->inputs()[0].element_count(), 97, 5);
+    std::vector<int8_t> a(nhwc->outputs()[0].element_count()), b(a.size());
+    nhwc->make_executor()->run({x.data()}, {a.data()});
+    nchw->make_executor()->run({x.data()}, {b.data()});
+    EXPECT_EQ(a, b);
+    EXPECT_GT(distinct_values(a), std::min<size_t>(20, a.size() / 2))
+        << "the output takes few values, so it checks little";
+  }
 }
 
 // --- int8 2x2/2 MaxPool on NHWC (BlazeFace's pools) ---------------------------------------------
