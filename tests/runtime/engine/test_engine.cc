@@ -6343,8 +6343,9 @@ TEST(EnginePasses, Int8MaxPoolWindowsOnNhwcEqualTheNchwPool) {
     auto nchw = Program::from_bytes(bytes, "nchw");
     unsetenv("AXSTREAM_ENGINE_NHWC");
     const std::string text = nhwc->describe();
-    if (int8_convs_run_on_onednn(text))
+    if (int8_convs_run_on_onednn(text)) {
       EXPECT_NE(text.find("[nhwc, integer windows]"), std::string::npos) << text;
+    }
     EXPECT_EQ(nchw->describe().find("integer windows"), std::string::npos);
     std::vector<int8_t> x = int8_ramp(nhwc->inputs()[0].element_count(), 97, 5);
     std::vector<int8_t> a(nhwc->outputs()[0].element_count()), b(a.size());
