@@ -637,6 +637,18 @@ dnnl::convolution_forward::primitive_desc amx_or_vnni_impl(Factory make, bool wa
   return make();
 }
 
+// Whether a post-op chain holds an eltwise_linear already.
+bool has_eltwise_linear(const dnnl::post_ops &ops) {
+  for (int i = 0; i < ops.len(); ++i) {
+    if (ops.kind(i) != dnnl::primitive::kind::eltwise) continue;
+    float scale = 0, alpha = 0, beta = 0;
+    dnnl::algorithm algorithm;
+    ops.get_params_eltwise(i, scale, algorithm, alpha, beta);
+    if (algorithm == dnnl::algorithm::eltwise_linear) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 bool amx_convolution_chosen(const DnnlConvParams &p, const char *setting) {
@@ -753,6 +765,7 @@ std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &
     int32_t attr_src_zero_point = src_zero_point;  // 0 once folded into the bias
     const bool want_amx = amx_convolution_chosen(p, std::getenv("AXSTREAM_ENGINE_AMX"));
     const bool dst_zero_point_post_op = setting_not_zero("AXSTREAM_ENGINE_DST_ZP_POSTOP");
+    const bool binary_first = setting_not_zero("AXSTREAM_ENGINE_U8_RETYPE_BINARY_FIRST");
     // With `padded`, the convolution reads the source padded with its zero point, unpadded.
     auto primitive_desc = [&](bool with_sum, bool collect_args, const SourcePad *padded) {
       // The sum post-op reads the destination in place: it must be the caller's buffer as laid
@@ -784,10 +797,18 @@ std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &
       };
       if (q.rounds_as_int8_zero_point != 0) {
         // As a destination zero point is added (in float, before the rounding), then back,
-        // exactly.
+        // exactly. The same two additions run faster on AMX brgconv as binary add then
+        // eltwise_linear than the other way round (3x3 64->64 at 56x56: 68-70 against 79-81 us,
+        // performance.md); oneDNN 2.6's brgconv gives a second eltwise_linear the first one's
+        // constants, so that order only where the chain has no other one.
         const auto zero_point = static_cast<float>(q.rounds_as_int8_zero_point);
-        ops.append_eltwise(1.f, dnnl::algorithm::eltwise_linear, 1.f, zero_point);
-        append_scalar_add(-zero_point);
+        if (binary_first && !q.sum.active && !has_eltwise_linear(ops)) {
+          append_scalar_add(zero_point);
+          ops.append_eltwise(1.f, dnnl::algorithm::eltwise_linear, 1.f, -zero_point);
+        } else {
+          ops.append_eltwise(1.f, dnnl::algorithm::eltwise_linear, 1.f, zero_point);
+          append_scalar_add(-zero_point);
+        }
       }
       if (with_sum)
         append_residual_sum(params, chain, ops, [&](float value) {

@@ -824,8 +824,13 @@ TEST(EnginePasses, ConvOutputWithZeroPointMinus128RetypesToUint8BitExact) {
     } else {
       EXPECT_EQ(text.find("_rounds_as_int8"), std::string::npos) << text;
     }
+    // The retype's two additions in the other order (eltwise_linear first, then the binary add).
+    setenv("AXSTREAM_ENGINE_U8_RETYPE_BINARY_FIRST", "0", 1);
+    auto linear_first = Program::from_bytes(bytes, "linear first");
+    unsetenv("AXSTREAM_ENGINE_U8_RETYPE_BINARY_FIRST");
     std::vector<int8_t> x = int8_ramp(retyped->inputs()[0].element_count(), 1, 0);
     expect_same_int8_output(*retyped, *kept, {x.data()}, 30);
+    expect_same_int8_output(*retyped, *linear_first, {x.data()}, 30);
     // x = 1 (at 129 in the ramp) gives 0 on oneDNN, as its int8 zero point rounds, not 1; the
     // reference loops (1-D) round before adding the zero point, as ONNX does: 1.
     std::vector<int8_t> y(retyped->outputs()[0].element_count());
