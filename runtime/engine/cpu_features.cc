@@ -1,5 +1,7 @@
 #include "cpu_features.h"
 
+#include <cpuid.h>
+
 #include <dnnl.hpp>
 
 namespace axstream::engine {
@@ -11,6 +13,14 @@ bool cap_admits(dnnl::cpu_isa wanted) {
   static const unsigned effective = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
   const unsigned bits = static_cast<unsigned>(wanted);
   return (effective & bits) == bits;
+}
+
+// AVX-VNNI: CPUID leaf 7, subleaf 1, EAX bit 4. Read directly: GCC 12 knows "avxvnni" for
+// __builtin_cpu_supports, clang 14 (the fuzz build's compiler) does not.
+bool cpuid_has_avx_vnni() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (!__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx)) return false;
+  return (eax >> 4) & 1u;
 }
 
 }  // namespace
@@ -42,7 +52,7 @@ bool cpu_allows_avx512vnni() {
 
 bool cpu_allows_avx_vnni() {
   static const bool allowed =
-      cpu_allows_avx2_fma() && __builtin_cpu_supports("avxvnni") &&
+      cpu_allows_avx2_fma() && cpuid_has_avx_vnni() &&
       (cap_admits(dnnl::cpu_isa::avx2_vnni) || cap_admits(dnnl::cpu_isa::avx512_core_vnni));
   return allowed;
 }
