@@ -6308,6 +6308,32 @@ TEST(EngineConv, NhwcFloatConvOnTheReferenceLoopsGivesTheNchwResult) {
 
 // --- int8 MaxPool windows on NHWC (ResNet's 3x3/2 padded pool, SPPF's 5x5) ----------------------
 
+// The pool network `net` (... -> p, a MaxPool's quantised output) closed by an identity
+// convolution to y, compiled with the int8 layout pass (the pool NHWC on the kernel `kernel`
+// names, where oneDNN's int8 convolutions run) and without it (AXSTREAM_ENGINE_NHWC=0, NCHW):
+// the same bytes, over enough distinct values to check something.
+void expect_nhwc_pool_equals_nchw(QdqNet &net, const std::string &kernel) {
+  net.identity_conv("p", "y");
+  net.output("y");
+  const std::string bytes = net.b.model.SerializeAsString();
+  auto nhwc = Program::from_bytes(bytes, "nhwc");
+  setenv("AXSTREAM_ENGINE_NHWC", "0", 1);
+  auto nchw = Program::from_bytes(bytes, "nchw");
+  unsetenv("AXSTREAM_ENGINE_NHWC");
+  const std::string text = nhwc->describe();
+  if (int8_convs_run_on_onednn(text)) {
+    EXPECT_NE(text.find("[nhwc, " + kernel + "]"), std::string::npos) << text;
+  }
+  EXPECT_EQ(nchw->describe().find(kernel), std::string::npos);
+  std::vector<int8_t> x = int8_ramp(nhwc->inputs()[0].element_count(), 97, 5);
+  std::vector<int8_t> a(nhwc->outputs()[0].element_count()), b(a.size());
+  nhwc->make_executor()->run({x.data()}, {a.data()});
+  nchw->make_executor()->run({x.data()}, {b.data()});
+  EXPECT_EQ(a, b);
+  EXPECT_GT(distinct_values(a), std::min<size_t>(20, a.size() / 2))
+      << "the output takes few values, so it checks little";
+}
+
 // x -> 1x1 conv -> h -> MaxPool -> p -> identity conv -> y, int8 or uint8: every window other
 // than the inner 2x2/2 runs NHWC on the integer-window kernel (AVX-512 64 channels a step where
 // allowed, max_pool_nhwc below the cap) and gives the NCHW pool's bytes: padding, strides,
@@ -6340,25 +6366,7 @@ TEST(EnginePasses, Int8MaxPoolWindowsOnNhwcEqualTheNchwPool) {
       return (c.ceil_mode ? (span + c.stride - 1) / c.stride : span / c.stride) + 1;
     };
     net.quantize("p/f", "p", net.quant.at("h"), {1, c.channels, side(c.height), side(c.width)});
-    net.identity_conv("p", "y");
-    net.output("y");
-    const std::string bytes = net.b.model.SerializeAsString();
-    auto nhwc = Program::from_bytes(bytes, "nhwc");
-    setenv("AXSTREAM_ENGINE_NHWC", "0", 1);
-    auto nchw = Program::from_bytes(bytes, "nchw");
-    unsetenv("AXSTREAM_ENGINE_NHWC");
-    const std::string text = nhwc->describe();
-    if (int8_convs_run_on_onednn(text)) {
-      EXPECT_NE(text.find("[nhwc, integer windows]"), std::string::npos) << text;
-    }
-    EXPECT_EQ(nchw->describe().find("integer windows"), std::string::npos);
-    std::vector<int8_t> x = int8_ramp(nhwc->inputs()[0].element_count(), 97, 5);
-    std::vector<int8_t> a(nhwc->outputs()[0].element_count()), b(a.size());
-    nhwc->make_executor()->run({x.data()}, {a.data()});
-    nchw->make_executor()->run({x.data()}, {b.data()});
-    EXPECT_EQ(a, b);
-    EXPECT_GT(distinct_values(a), std::min<size_t>(20, a.size() / 2))
-        << "the output takes few values, so it checks little";
+    expect_nhwc_pool_equals_nchw(net, "integer windows");
   }
 }
 
@@ -6385,23 +6393,6 @@ TEST(EnginePasses, Int8MaxPool2x2OnNhwcEqualsTheNchwPool) {
     set_ints(pool, "kernel_shape", {2, 2});
     set_ints(pool, "strides", {2, 2});
     net.quantize("p/f", "p", net.quant.at("h"), {1, c.channels, c.height / 2, c.width / 2});
-    net.identity_conv("p", "y");
-    net.output("y");
-    const std::string bytes = net.b.model.SerializeAsString();
-    auto nhwc = Program::from_bytes(bytes, "nhwc");
-    setenv("AXSTREAM_ENGINE_NHWC", "0", 1);
-    auto nchw = Program::from_bytes(bytes, "nchw");
-    unsetenv("AXSTREAM_ENGINE_NHWC");
-    const std::string text = nhwc->describe();
-    if (int8_convs_run_on_onednn(text))
-      EXPECT_NE(text.find("[nhwc, 2x2 stride 2]"), std::string::npos) << text;
-    EXPECT_EQ(nchw->describe().find("2x2 stride 2"), std::string::npos);
-    std::vector<int8_t> x = int8_ramp(nhwc->inputs()[0].element_count(), 97, 5);
-    std::vector<int8_t> a(nhwc->outputs()[0].element_count()), b(a.size());
-    nhwc->make_executor()->run({x.data()}, {a.data()});
-    nchw->make_executor()->run({x.data()}, {b.data()});
-    EXPECT_EQ(a, b);
-    EXPECT_GT(distinct_values(a), std::min<size_t>(20, a.size() / 2))
-        << "the output takes few values, so it checks little";
+    expect_nhwc_pool_equals_nchw(net, "2x2 stride 2");
   }
 }
