@@ -54,7 +54,9 @@ class Value {
 Value parse(const std::string &text);
 
 // `text` as a JSON string literal, quotes included: '"', '\\' and control characters escaped
-// (RFC 8259), other bytes (UTF-8) unchanged. The writers of packages and metadata share it.
+// (RFC 8259), well-formed UTF-8 unchanged, each ill-formed sequence (its maximal subpart, as
+// Unicode recommends) replaced by U+FFFD, so the result is always valid UTF-8 JSON. The writers
+// of packages and metadata share it.
 std::string quote(const std::string &text);
 
 }  // namespace axstream::runtime::json

@@ -599,8 +599,9 @@ static void gst_ax_decode_class_init(GstAxDecodeClass *klass) {
   g_object_class_install_property(
       gobject_class, PROP_LABELS,
       g_param_spec_string("labels", "Labels file",
-                          "Text file with one class label per line (line N = class id N); "
-                          "unset: the decoder's default ('face' for blazeface, 'class N')",
+                          "UTF-8 text file with one class label per line (line N = class id N; a "
+                          "byte order mark is skipped, other encodings fail to start); unset: the "
+                          "decoder's default ('face' for blazeface, 'class N')",
                           DEFAULT_PROP_LABELS, ready_flags));
   // The defaults come from the decoder registry (interned: GParamSpec keeps the pointers).
   using axstream::decoders::DecoderEntry;

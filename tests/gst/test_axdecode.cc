@@ -339,6 +339,19 @@ TEST_F(AxDecode, LabelsPathThatIsADirectoryFailsToStartNamingIt) {
   EXPECT_NE(error.find("directory"), std::string::npos) << error;
 }
 
+TEST_F(AxDecode, LabelsFileThatIsNotUtf8FailsToStartNamingTheLine) {
+  const fs::path path =
+      fs::path(::testing::TempDir()) / ("axdecode_latin1_" + std::to_string(getpid()) + ".txt");
+  write_file(path, "person\ncaf\xe9\n");  // Latin-1
+  GstElement *element = gst_element_factory_make("axdecode", nullptr);
+  g_object_set(element, "labels", path.c_str(), nullptr);
+  const std::string error = axtest::error_when_started(element);
+  EXPECT_NE(error.find("labels file '" + path.string() + "' line 2 is not UTF-8"),
+            std::string::npos)
+      << error;
+  fs::remove(path);
+}
+
 TEST_F(AxDecode, MissingModelPackageFailsToStartNamingThePath) {
   GstElement *element = gst_element_factory_make("axdecode", nullptr);
   g_object_set(element, "decoder", "blazeface", "model", "/nonexistent/package", nullptr);

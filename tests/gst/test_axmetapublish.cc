@@ -60,6 +60,19 @@ TEST(JsonLines, EscapesStringsAndWritesNullForNonFiniteNumbers) {
   EXPECT_EQ(line.find('\n'), std::string::npos);
 }
 
+// An application's ROI type (any GQuark string) or a label that is not UTF-8 made the whole
+// line invalid JSON for strict readers; the ill-formed bytes are now U+FFFD.
+TEST(JsonLines, LabelsThatAreNotUtf8AreReplacedSoTheLineStaysUtf8) {
+  axstream::publish::PublishedFrame frame;
+  axstream::publish::PublishedObject object;
+  object.label = "caf\xe9";
+  object.text = std::string("\xc3\xa9t\xc3");
+  frame.objects.push_back(object);
+  const std::string line = axstream::publish::to_json_line(frame);
+  EXPECT_NE(line.find("\"label\":\"caf\xef\xbf\xbd\""), std::string::npos) << line;
+  EXPECT_NE(line.find("\"text\":\"\xc3\xa9t\xef\xbf\xbd\""), std::string::npos) << line;
+}
+
 TEST(JsonLines, UnknownScoreIsNullAndAScoreOfZeroIsZero) {
   axstream::publish::PublishedFrame frame;
   axstream::publish::PublishedObject unknown, zero;

@@ -341,6 +341,33 @@ TEST(Labels, ReadOneLabelPerLineKeepingIdsAligned) {
   EXPECT_THROW(dec::read_labels(path), axstream::InvalidArgument);
 }
 
+// A UTF-8 file saved by a Windows editor starts with a byte order mark, which was part of label
+// 0; a Latin-1 file's labels went into the JSON Lines as invalid UTF-8.
+TEST(Labels, ByteOrderMarkIsDroppedAndANonUtf8LineIsRefusedNamingIt) {
+  const std::string path = ::testing::TempDir() + "/axstream_labels_utf8.txt";
+  {
+    std::ofstream file(path, std::ios::binary);
+    file << "\xef\xbb\xbfperson\r\ncaf\xc3\xa9\n";
+  }
+  const auto labels = dec::read_labels(path);
+  ASSERT_EQ(labels.size(), 2u);
+  EXPECT_EQ(labels[0], "person");
+  EXPECT_EQ(labels[1], "caf\xc3\xa9");
+  {
+    std::ofstream file(path, std::ios::binary);
+    file << "person\ncaf\xc3\xa9\nna\xefve\n";
+  }
+  try {
+    dec::read_labels(path);
+    ADD_FAILURE() << "a Latin-1 line was accepted";
+  } catch (const axstream::InvalidArgument &e) {
+    EXPECT_NE(std::string(e.what()).find("labels file '" + path + "' line 3 is not UTF-8"),
+              std::string::npos)
+        << e.what();
+  }
+  std::remove(path.c_str());
+}
+
 namespace {
 // Padded (1,2,3,4) int8 holding 0..23; unpadded (1,1,2,2) sits at h 0, w 1..2, c 0..1.
 dec::OutputSpec padded_spec() {

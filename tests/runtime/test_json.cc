@@ -84,6 +84,33 @@ TEST(Json, QuoteEscapesWhatJsonRequiresAndParsesBack) {
   EXPECT_EQ(back.string, text);
 }
 
+// JSON text is UTF-8: a label from a Latin-1 labels file or an application's ROI type made
+// axmetapublish's line unreadable to strict readers (Python's json on the decoded line, jq).
+// Each ill-formed sequence (its maximal subpart) becomes U+FFFD; well-formed UTF-8 stays.
+TEST(Json, QuoteReplacesIllFormedUtf8SoTheLiteralIsAlwaysUtf8) {
+  const std::string fffd = "\xef\xbf\xbd";
+  struct Case {
+    std::string text, expected;
+  };
+  const Case cases[] = {
+      {"caf\xe9", "caf" + fffd},                                           // Latin-1 e-acute
+      {"caf\xe9 ok", "caf" + fffd + " ok"},                                // ... followed by ASCII
+      {"\xe2\x82\xac \xf0\x9f\x98\x80", "\xe2\x82\xac \xf0\x9f\x98\x80"},  // euro, emoji kept
+      {"\xc0\xaf", fffd + fffd},                                           // overlong '/'
+      {"\xed\xa0\x80", fffd + fffd + fffd},                                // UTF-16 surrogate
+      {"\xf4\x90\x80\x80", fffd + fffd + fffd + fffd},                     // beyond U+10FFFF
+      {"x\xe2\x82", "x" + fffd},                                           // truncated at the end
+      {"\xe2\x82x", fffd + "x"},                                           // truncated before ASCII
+      {"\xff\xfe", fffd + fffd},                                           // UTF-16 byte order mark
+      {"\x80", fffd},                                                      // lone continuation byte
+  };
+  for (const Case &c : cases) {
+    const std::string quoted = quote(c.text);
+    EXPECT_EQ(quoted, "\"" + c.expected + "\"") << c.text;
+    EXPECT_EQ(parse(quoted).string, c.expected) << c.text;
+  }
+}
+
 TEST(Json, RejectsDeepNesting) {
   std::string deep(100, '[');
   EXPECT_THROW(parse(deep), ParseError);
