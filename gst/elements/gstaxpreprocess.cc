@@ -178,6 +178,10 @@ static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE(
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE(
     "src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS(AX_PREPROCESS_CAPS));
 
+struct CapsUnref {
+  void operator()(GstCaps *caps) const { gst_caps_unref(caps); }
+};
+
 // C++ state, created in _init and deleted in finalize.
 struct GstAxPreprocessState {
   std::shared_ptr<rt::Context> context;
@@ -200,6 +204,9 @@ struct GstAxPreprocessState {
   pp::PixelFormat format = pp::PixelFormat::RGB;
   pp::TensorSpec tensor{};
   pp::Options options{};
+  // The caps set_caps last refused, its error posted: GstBaseTransform offers the same caps again
+  // with every frame upstream pushes after a refusal, and one error says it all.
+  std::unique_ptr<GstCaps, CapsUnref> refused_caps;
 
   void release_pool() {
     if (pool) {
@@ -463,6 +470,7 @@ static gboolean gst_ax_preprocess_start(GstBaseTransform *trans) {
 static gboolean gst_ax_preprocess_stop(GstBaseTransform *trans) {
   GstAxPreprocessState *state = GST_AX_PREPROCESS(trans)->state;
   state->release_pool();
+  state->refused_caps.reset();
   state->preprocessor.reset();
   state->preamble.reset();
   state->package.reset();
@@ -544,6 +552,12 @@ static gboolean gst_ax_preprocess_set_caps(GstBaseTransform *trans, GstCaps *inc
   auto *self = GST_AX_PREPROCESS(trans);
   GstAxPreprocessState *state = self->state;
   if (!state->model) return FALSE;  // start() failed and posted the error
+  if (state->refused_caps && gst_caps_is_equal(incaps, state->refused_caps.get())) {
+    GST_DEBUG_OBJECT(self, "refusing %" GST_PTR_FORMAT " again (error posted)", incaps);
+    return FALSE;
+  }
+  // Every return FALSE below posts an error about these caps.
+  state->refused_caps.reset(gst_caps_ref(incaps));
   GstCaps *video_caps = nullptr;
   try {
     video_caps = caps_with_plain_format(incaps);
@@ -598,6 +612,7 @@ static gboolean gst_ax_preprocess_set_caps(GstBaseTransform *trans, GstCaps *inc
     state->tensor = tensor;
     state->options = options;
     state->infer_next = true;  // new caps: the first frame in them is inferred
+    state->refused_caps.reset();
     GST_INFO_OBJECT(self,
                     "%s %dx%d (%s %s range) -> tensor %dx%d (content %dx%d at %d,%d), colour %s",
                     format_name, GST_VIDEO_INFO_WIDTH(&info), GST_VIDEO_INFO_HEIGHT(&info),

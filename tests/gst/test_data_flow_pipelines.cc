@@ -300,4 +300,41 @@ TEST(AxInferenceFlow, DownstreamRefusalInAPipelineEndsItWithOneMessage) {
   }
 }
 
+// Frames axpreprocess cannot take (here a crop beyond them): GstBaseTransform offers the refused
+// caps again with each frame upstream pushes, and every attempt posted the same error again
+// (7 on the bus for one refusal, 3 of them before the source's not-negotiated); one is posted.
+TEST(CapsRefusal, CapsAxPreprocessCannotTakeArePostedOnceNotOncePerAttempt) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  Pipeline pipeline(
+      "videotestsrc num-buffers=20 ! video/x-raw,format=RGB,width=160,height=120 ! "
+      "axpreprocess name=pre model=" +
+      model + " crop=0,0,300,200 ! fakesink name=out");
+  pipeline.set(GST_STATE_PLAYING);
+  GstBus *bus = gst_element_get_bus(pipeline.get());
+  int refusals = 0;
+  bool source_stopped = false;
+  std::string first;
+  // Until the source gives up (not-negotiated), then whatever else came before NULL.
+  for (GstMessage *message;
+       (message = gst_bus_timed_pop_filtered(bus, (source_stopped ? 1 : 10) * GST_SECOND,
+                                             GST_MESSAGE_ERROR));) {
+    GError *error = nullptr;
+    gst_message_parse_error(message, &error, nullptr);
+    if (std::string(GST_OBJECT_NAME(GST_MESSAGE_SRC(message))) == "pre") {
+      ++refusals;
+      if (first.empty()) first = error->message;
+    } else {
+      source_stopped = true;
+    }
+    g_error_free(error);
+    gst_message_unref(message);
+  }
+  pipeline.set(GST_STATE_NULL);
+  gst_object_unref(bus);
+  EXPECT_TRUE(source_stopped);
+  EXPECT_EQ(refusals, 1) << first;
+  EXPECT_NE(first.find("cannot take RGB 160x120 frames: crop (0,0,300,200)"), std::string::npos)
+      << first;
+}
+
 }  // namespace
