@@ -665,6 +665,12 @@ static void push_done_items(GstAxInference *self, std::unique_lock<std::mutex> &
       }
     }
     const uint64_t generation = state->generation;
+    // Downstream refused a frame before this one (since the last flush): it would refuse this
+    // one too, and an element posting an error per frame (axdecode on outputs it cannot decode)
+    // would post it once more per frame in flight. Upstream gets that flow return at its next
+    // push and stops, as from queue; events still go on (an EOS after downstream's EOS ends the
+    // stream).
+    const GstFlowReturn refused = state->downstream;
     if (item->buffer) state->inflight--;
     state->pushing = true;
     state->pushing_thread = std::this_thread::get_id();
@@ -685,6 +691,9 @@ static void push_done_items(GstAxInference *self, std::unique_lock<std::mutex> &
       GstEvent *event = item->event;
       item->event = nullptr;
       gst_pad_push_event(self->srcpad, event);
+    } else if (refused != GST_FLOW_OK) {
+      GST_DEBUG_OBJECT(self, "dropping a frame: downstream returned %s",
+                       gst_flow_get_name(refused));
     } else if (!item->error.empty()) {
       GST_ELEMENT_ERROR(self, STREAM, FAILED,
                         ("inference of model '%s' failed: %s", self->model, item->error.c_str()),

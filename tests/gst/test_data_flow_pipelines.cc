@@ -300,6 +300,31 @@ TEST(AxInferenceFlow, DownstreamRefusalInAPipelineEndsItWithOneMessage) {
   }
 }
 
+// Plays `pipeline` until its source gives up (an error from an element other than `element`),
+// then a second more; returns the errors `element` posted meanwhile.
+std::vector<std::string> errors_until_the_source_stops(Pipeline &pipeline, const char *element) {
+  pipeline.set(GST_STATE_PLAYING);
+  GstBus *bus = gst_element_get_bus(pipeline.get());
+  std::vector<std::string> errors;
+  bool source_stopped = false;
+  for (GstMessage *message;
+       (message = gst_bus_timed_pop_filtered(bus, (source_stopped ? 1 : 10) * GST_SECOND,
+                                             GST_MESSAGE_ERROR));) {
+    GError *error = nullptr;
+    gst_message_parse_error(message, &error, nullptr);
+    if (std::string(GST_OBJECT_NAME(GST_MESSAGE_SRC(message))) == element)
+      errors.push_back(error->message);
+    else
+      source_stopped = true;
+    g_error_free(error);
+    gst_message_unref(message);
+  }
+  pipeline.set(GST_STATE_NULL);
+  gst_object_unref(bus);
+  EXPECT_TRUE(source_stopped);
+  return errors;
+}
+
 // Frames axpreprocess cannot take (here a crop beyond them): GstBaseTransform offers the refused
 // caps again with each frame upstream pushes, and every attempt posted the same error again
 // (7 on the bus for one refusal, 3 of them before the source's not-negotiated); one is posted.
@@ -309,32 +334,36 @@ TEST(CapsRefusal, CapsAxPreprocessCannotTakeArePostedOnceNotOncePerAttempt) {
       "videotestsrc num-buffers=20 ! video/x-raw,format=RGB,width=160,height=120 ! "
       "axpreprocess name=pre model=" +
       model + " crop=0,0,300,200 ! fakesink name=out");
-  pipeline.set(GST_STATE_PLAYING);
-  GstBus *bus = gst_element_get_bus(pipeline.get());
-  int refusals = 0;
-  bool source_stopped = false;
-  std::string first;
-  // Until the source gives up (not-negotiated), then whatever else came before NULL.
-  for (GstMessage *message;
-       (message = gst_bus_timed_pop_filtered(bus, (source_stopped ? 1 : 10) * GST_SECOND,
-                                             GST_MESSAGE_ERROR));) {
-    GError *error = nullptr;
-    gst_message_parse_error(message, &error, nullptr);
-    if (std::string(GST_OBJECT_NAME(GST_MESSAGE_SRC(message))) == "pre") {
-      ++refusals;
-      if (first.empty()) first = error->message;
-    } else {
-      source_stopped = true;
-    }
-    g_error_free(error);
-    gst_message_unref(message);
-  }
-  pipeline.set(GST_STATE_NULL);
-  gst_object_unref(bus);
-  EXPECT_TRUE(source_stopped);
-  EXPECT_EQ(refusals, 1) << first;
-  EXPECT_NE(first.find("cannot take RGB 160x120 frames: crop (0,0,300,200)"), std::string::npos)
-      << first;
+  const std::vector<std::string> errors = errors_until_the_source_stops(pipeline, "pre");
+  ASSERT_EQ(errors.size(), 1u) << errors.front();
+  EXPECT_NE(errors[0].find("cannot take RGB 160x120 frames: crop (0,0,300,200)"), std::string::npos)
+      << errors[0];
+}
+
+// An element after axinference refusing a frame with an error of its own (axdecode given outputs
+// its decoder cannot take): axinference pushed it every frame it had in flight, and each posted
+// the error again (5-6 on the bus, max-inflight 4). Frames after a refusal are dropped, as queue
+// does: one frame reaches axdecode, one error.
+TEST(AxInferenceFlow, FramesAfterADownstreamErrorAreNotPushedSoItIsPostedOnce) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  Pipeline pipeline(source(model, 40) + " ! axinference model=" + model +
+                    " max-inflight=8 ! axdecode name=dec decoder=blazeface ! fakesink name=out");
+  std::atomic<int> reaching_decode{0};
+  GstElement *decode = gst_bin_get_by_name(GST_BIN(pipeline.get()), "dec");
+  GstPad *pad = gst_element_get_static_pad(decode, "sink");
+  gst_pad_add_probe(
+      pad, GST_PAD_PROBE_TYPE_BUFFER,
+      [](GstPad *, GstPadProbeInfo *, gpointer count) {
+        ++*static_cast<std::atomic<int> *>(count);
+        return GST_PAD_PROBE_OK;
+      },
+      &reaching_decode, nullptr);
+  gst_object_unref(pad);
+  gst_object_unref(decode);
+  const std::vector<std::string> errors = errors_until_the_source_stops(pipeline, "dec");
+  ASSERT_EQ(errors.size(), 1u) << errors.front();
+  EXPECT_NE(errors[0].find("blazeface decoder: expected"), std::string::npos) << errors[0];
+  EXPECT_EQ(reaching_decode, 1);
 }
 
 }  // namespace
