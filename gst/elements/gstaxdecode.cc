@@ -118,6 +118,12 @@ struct GstAxDecodeState {
   std::string last_meta_model, last_meta_key;
   GstVideoInfo video_info;
   bool have_video_info = false;
+  // Since start (or the last EOS): frames, those with outputs to decode, with any tensor meta,
+  // and with an input tensor of the model decoded (any model when unset) but no output of it.
+  // A stream that ends with nothing decoded for one of those two reasons is warned about.
+  guint64 frames_seen = 0, frames_with_outputs = 0, frames_with_tensors = 0,
+          frames_with_inputs_only = 0;
+  std::string input_model;  // the model of the first such input
 };
 
 struct _GstAxDecode {
@@ -183,6 +189,8 @@ static gboolean gst_ax_decode_start(GstBaseTransform *trans) {
   auto *self = GST_AX_DECODE(trans);
   GstAxDecodeState *state = self->state;
   state->models.clear();
+  state->frames_seen = state->frames_with_outputs = state->frames_with_tensors =
+      state->frames_with_inputs_only = 0;
   try {
     dec::DecoderOptions options;
     options.conf_threshold = static_cast<float>(self->conf_threshold);
@@ -410,15 +418,61 @@ static void attach_texts(GstAxDecode *self, GstBuffer *buffer,
 static std::vector<GstAxTensorMeta *> decodable_outputs(GstAxDecodeState *state,
                                                         GstBuffer *buffer) {
   std::vector<GstAxTensorMeta *> outputs;
+  const GstAxTensorMeta *input = nullptr;
+  bool any_tensor = false;
   gpointer iter = nullptr;
   while (GstMeta *meta =
              gst_buffer_iterate_meta_filtered(buffer, &iter, GST_AX_TENSOR_META_API_TYPE)) {
     auto *tensor_meta = reinterpret_cast<GstAxTensorMeta *>(meta);
-    if (tensor_meta->kind != GST_AX_TENSOR_OUTPUT || !tensor_meta->tensors) continue;
-    if (!state->model_key.empty() && !same_package(state->model_key, tensor_meta->model)) continue;
+    any_tensor = true;
+    const bool ours =
+        state->model_key.empty() || same_package(state->model_key, tensor_meta->model);
+    if (tensor_meta->kind == GST_AX_TENSOR_INPUT && ours && !input) input = tensor_meta;
+    if (tensor_meta->kind != GST_AX_TENSOR_OUTPUT || !tensor_meta->tensors || !ours) continue;
     outputs.push_back(tensor_meta);
   }
+  state->frames_seen++;
+  if (any_tensor) state->frames_with_tensors++;
+  if (!outputs.empty()) {
+    state->frames_with_outputs++;
+  } else if (input) {
+    if (state->frames_with_inputs_only++ == 0) state->input_model = GST_STR_NULL(input->model);
+  }
   return outputs;
+}
+
+// At EOS: a stream of which no frame had outputs to decode, because no axinference ran the
+// tensors axpreprocess made or there were no tensors at all, passed every frame without results
+// and without a word. (A cascade's stage whose ROIs never came, or model= naming a package no
+// axinference runs, look like an empty stream here: not warned about.)
+static void warn_if_nothing_decoded(GstAxDecode *self) {
+  GstAxDecodeState *state = self->state;
+  if (state->frames_seen > 0 && state->frames_with_outputs == 0) {
+    if (state->frames_with_tensors == 0)
+      GST_ELEMENT_WARNING(self, STREAM, DECODE,
+                          ("axdecode decoded nothing: none of the %" G_GUINT64_FORMAT
+                           " frames of the stream carried a tensor (is axpreprocess ! "
+                           "axinference upstream of it?)",
+                           state->frames_seen),
+                          ("no GstAxTensorMeta on any frame before the EOS"));
+    else if (state->frames_with_inputs_only > 0)
+      GST_ELEMENT_WARNING(
+          self, STREAM, DECODE,
+          ("axdecode decoded nothing: %" G_GUINT64_FORMAT " of the %" G_GUINT64_FORMAT
+           " frames of the stream carried input tensors of model '%s' and no "
+           "outputs (is axinference model=%s between axpreprocess and axdecode?)",
+           state->frames_with_inputs_only, state->frames_seen, state->input_model.c_str(),
+           state->input_model.c_str()),
+          ("input GstAxTensorMeta without output GstAxTensorMeta before the EOS"));
+  }
+  state->frames_seen = state->frames_with_outputs = state->frames_with_tensors =
+      state->frames_with_inputs_only = 0;
+  state->input_model.clear();
+}
+
+static gboolean gst_ax_decode_sink_event(GstBaseTransform *trans, GstEvent *event) {
+  if (GST_EVENT_TYPE(event) == GST_EVENT_EOS) warn_if_nothing_decoded(GST_AX_DECODE(trans));
+  return GST_BASE_TRANSFORM_CLASS(gst_ax_decode_parent_class)->sink_event(trans, event);
 }
 
 // The default decoder takes any model and ranks its first output as classes: a bare axdecode
@@ -682,6 +736,7 @@ static void gst_ax_decode_class_init(GstAxDecodeClass *klass) {
   trans_class->stop = GST_DEBUG_FUNCPTR(gst_ax_decode_stop);
   trans_class->set_caps = GST_DEBUG_FUNCPTR(gst_ax_decode_set_caps);
   trans_class->transform_ip = GST_DEBUG_FUNCPTR(gst_ax_decode_transform_ip);
+  trans_class->sink_event = GST_DEBUG_FUNCPTR(gst_ax_decode_sink_event);
   GST_DEBUG_CATEGORY_INIT(gst_ax_decode_debug, "axdecode", 0, "axstream result decoder");
 }
 

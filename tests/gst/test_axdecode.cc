@@ -216,6 +216,50 @@ TEST_F(AxDecode, BuffersWithoutOutputTensorsPassThroughUntouched) {
   gst_harness_teardown(harness);
 }
 
+// A stream that ended with nothing decoded passed every frame without results and without a
+// word: axdecode with no tensors upstream, or after axpreprocess with no axinference between.
+// At EOS a warning names the missing step; a stream with outputs, or a cascade stage whose
+// frames carried another model's tensors only (no ROIs to crop), ends without one.
+TEST_F(AxDecode, StreamEndingWithNothingDecodedIsWarnedAboutNamingTheMissingStep) {
+  BlazeFacePackage package, other("other");
+  const auto warning_at_eos = [&](const std::string &launch, auto make_frame) {
+    GstHarness *harness = decode_harness(launch);
+    GstElement *decode = gst_harness_find_element(harness, "axdecode");
+    axtest::BusWatch bus(decode);
+    for (int i = 0; i < 3; ++i) gst_buffer_unref(gst_harness_push_and_pull(harness, make_frame()));
+    EXPECT_TRUE(gst_harness_push_event(harness, gst_event_new_eos()));
+    std::string warning = bus.warning();
+    gst_object_unref(decode);
+    gst_harness_teardown(harness);
+    return warning;
+  };
+  const auto plain_frame = [] { return gst_buffer_new_allocate(nullptr, 640 * 480 * 3, nullptr); };
+  const auto input_only = [&] {
+    GstBuffer *buffer = plain_frame();
+    const GstAxTransform transform = letterbox_640x480();
+    gst_buffer_add_ax_tensor_meta(buffer, GST_AX_TENSOR_INPUT, package.dir.c_str(), -1, &transform,
+                                  gst_buffer_new_allocate(nullptr, 16, nullptr));
+    return buffer;
+  };
+  const auto with_outputs = [&] {
+    return frame_with_outputs(package.dir.string(), blazeface_tensors(), letterbox_640x480());
+  };
+
+  std::string warning = warning_at_eos("axdecode decoder=blazeface", plain_frame);
+  EXPECT_NE(warning.find("none of the 3 frames of the stream carried a tensor (is axpreprocess ! "
+                         "axinference upstream"),
+            std::string::npos)
+      << warning;
+  warning = warning_at_eos("axdecode decoder=blazeface", input_only);
+  EXPECT_NE(warning.find("3 of the 3 frames of the stream carried input tensors of model '" +
+                         package.dir.string() + "' and no outputs (is axinference model="),
+            std::string::npos)
+      << warning;
+  EXPECT_EQ(warning_at_eos("axdecode decoder=blazeface", with_outputs), "");
+  EXPECT_EQ(warning_at_eos("axdecode decoder=blazeface model=" + other.dir.string(), with_outputs),
+            "");
+}
+
 TEST_F(AxDecode, ModelPropertySkipsTensorsOfOtherModels) {
   BlazeFacePackage package, other("other");
   GstHarness *harness = decode_harness("axdecode decoder=blazeface model=" + other.dir.string());
