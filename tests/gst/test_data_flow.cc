@@ -490,6 +490,41 @@ TEST(CapsRefusal, UnsupportedFormatMidStreamIsAnErrorNamingTheElementAndTheCaps)
   }
 }
 
+// Upstream's pad sends a refused sticky CAPS event again before each frame it pushes after it:
+// each posted the same error again (5 on the bus for an appsrc going on with 7 frames). One per
+// refusal; caps taken in between, or a new stream, let the next refusal post again.
+TEST(CapsRefusal, ARefusedCapsEventSentAgainWithEachFrameIsPostedOnce) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  GstElement *element = gst_element_factory_make("axpreprocess", "refusing");
+  g_object_set(element, "model", model.c_str(), nullptr);
+  GstBus *bus = gst_bus_new();
+  gst_element_set_bus(element, bus);
+  GstHarness *h = gst_harness_new_with_element(element, "sink", "src");
+  const auto errors = [&] {
+    int count = 0;
+    while (GstMessage *message = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR)) {
+      ++count;
+      gst_message_unref(message);
+    }
+    return count;
+  };
+  const std::string rgb = axtest::video_caps("RGB", 64, 48),
+                    y444 = axtest::video_caps("Y444", 64, 48);
+  gst_harness_set_src_caps_str(h, rgb.c_str());
+  EXPECT_EQ(gst_harness_push(h, video_frame(rgb, 1, 0)), GST_FLOW_OK);
+  gst_harness_push_event(h, caps_event(y444));
+  for (int i = 0; i < 4; ++i)
+    EXPECT_EQ(gst_harness_push(h, video_frame(y444, 2, i)), GST_FLOW_NOT_NEGOTIATED);
+  EXPECT_EQ(errors(), 1);
+  gst_harness_push_event(h, caps_event(rgb));
+  EXPECT_EQ(gst_harness_push(h, video_frame(rgb, 3, 0)), GST_FLOW_OK);
+  gst_harness_push_event(h, caps_event(y444));
+  EXPECT_EQ(gst_harness_push(h, video_frame(y444, 4, 0)), GST_FLOW_NOT_NEGOTIATED);
+  EXPECT_EQ(errors(), 1) << "a refusal after caps were taken again";
+  gst_harness_teardown(h);
+  gst_object_unref(bus);
+}
+
 // A format the first element takes and one after it does not (GRAY8 into axpreprocess, then
 // axoverlay): the error names the caps and the element that refused them (posted by the element
 // before it, whose GstBaseTransform checked the caps with it before sending them on).
