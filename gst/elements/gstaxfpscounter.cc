@@ -4,11 +4,10 @@
  *
  * Counts frames passing through and reports frames per second every `interval` seconds and at
  * EOS, on stdout (unless `silent`) and as an element message "axfpscounter" on the bus (fields
- * stream-id, frames, fps, average-fps, latency-ms: the mean time from the buffer's running time
- * to its arrival here over the frames that arrived at or after it, -1 when none did: no clock, not
- * PLAYING (a prerolled frame), or a non-live source whose frames run ahead of the clock until the
- * sink waits). Frames pass
- * through untouched.
+ * stream-id, frames, fps, average-fps, final (TRUE for the report at EOS), latency-ms: the mean
+ * time from the buffer's running time to its arrival here over the frames that arrived at or
+ * after it, -1 when none did: no clock, not PLAYING (a prerolled frame), or a non-live source
+ * whose frames run ahead of the clock until the sink waits). Frames pass through untouched.
  *
  * |[
  * D=~/.cache/axstream/opencv-doc/usr/share/doc/opencv-doc/examples/data
