@@ -118,9 +118,9 @@ struct GstAxDecodeState {
   std::string last_meta_model, last_meta_key;
   GstVideoInfo video_info;
   bool have_video_info = false;
-  // Since start (or the last EOS): frames, those with outputs to decode, with any tensor meta,
-  // and with an input tensor of the model decoded (any model when unset) but no output of it.
-  // A stream that ends with nothing decoded for one of those two reasons is warned about.
+  // Since start (or the last EOS): frames, those with outputs to decode, with any tensor meta or
+  // objects, and with an input tensor of the model decoded (any model when unset) but no output
+  // of it. A stream that ends with nothing decoded for one of those two reasons is warned about.
   guint64 frames_seen = 0, frames_with_outputs = 0, frames_with_tensors = 0,
           frames_with_inputs_only = 0;
   std::string input_model;  // the model of the first such input
@@ -432,7 +432,10 @@ static std::vector<GstAxTensorMeta *> decodable_outputs(GstAxDecodeState *state,
     outputs.push_back(tensor_meta);
   }
   state->frames_seen++;
-  if (any_tensor) state->frames_with_tensors++;
+  // A frame with objects (ROI metas) counts too: axpreprocess roi=objects makes no tensor when it
+  // selects none of them (axinference warns when it never does).
+  if (any_tensor || gst_buffer_get_meta(buffer, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE))
+    state->frames_with_tensors++;
   if (!outputs.empty()) {
     state->frames_with_outputs++;
   } else if (input) {
@@ -442,9 +445,9 @@ static std::vector<GstAxTensorMeta *> decodable_outputs(GstAxDecodeState *state,
 }
 
 // At EOS: a stream of which no frame had outputs to decode, because no axinference ran the
-// tensors axpreprocess made or there were no tensors at all, passed every frame without results
-// and without a word. (A cascade's stage whose ROIs never came, or model= naming a package no
-// axinference runs, look like an empty stream here: not warned about.)
+// tensors axpreprocess made or there were no tensors (nor objects) at all, passed every frame
+// without results and without a word. (A cascade's stage whose ROIs never came, or model= naming a
+// package no axinference runs, look like an empty stream here: not warned about.)
 static void warn_if_nothing_decoded(GstAxDecode *self) {
   GstAxDecodeState *state = self->state;
   if (state->frames_seen > 0 && state->frames_with_outputs == 0) {

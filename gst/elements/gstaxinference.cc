@@ -288,6 +288,12 @@ struct GstAxInferenceState {
   // Whether a chain call returned `downstream` to upstream, which then posts the error itself.
   bool downstream_returned = false;
   bool warned_no_tensor = false;
+  // Frames with objects (ROI metas) and no input of ours since start or the last EOS, and whether
+  // any frame had one: axpreprocess roi=objects leaves out objects its object-class or
+  // max-objects does not select, so such a frame is no mistake unless none ever has an input
+  // (warned about at EOS). Under `mutex`.
+  uint64_t frames_with_objects_only = 0;
+  std::atomic<bool> had_input{false};
   // Why queued frames must not wait for a full batch (see update_drain): an EOS not yet pushed,
   // a drain query waiting, a flush or shutdown under way. `draining`: the collector was told.
   bool drain_eos = false, drain_query = false, drain_flush = false;
@@ -494,9 +500,15 @@ static void warn_no_input_tensor(GstAxInference *self, GstBuffer *buffer,
       break;
     }
   }
+  const bool has_objects = gst_buffer_get_meta(buffer, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE);
   const bool no_objects_in_cascade =
-      !(metas.other_inputs.empty() && metas.output_metas.empty()) && !not_run &&
-      !gst_buffer_get_meta(buffer, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE);
+      !(metas.other_inputs.empty() && metas.output_metas.empty()) && !not_run && !has_objects;
+  if (!not_run && has_objects) {
+    // Objects axpreprocess roi=objects may have left out: decided at EOS
+    // (push_done_items, when the EOS leaves).
+    state->frames_with_objects_only++;
+    return;
+  }
   if (not_run) {
     state->warned_no_tensor = true;
     GST_ELEMENT_WARNING(self, STREAM, FORMAT,
@@ -581,6 +593,8 @@ static void run_input(GstAxInference *self, GstBuffer *buffer, GstAxTensorMeta *
 static void infer_buffer(GstAxInference *self, GstBuffer *buffer) {
   GstAxInferenceState *state = self->state;
   FrameTensorMetas metas = frame_tensor_metas(self, buffer);
+  if (!metas.inputs.empty() && !state->had_input.load(std::memory_order_relaxed))
+    state->had_input = true;
   if (metas.inputs.empty()) {
     // axpreprocess inference-interval skipped this frame for our model (or a first stage's
     // skip left a cascade's second stage nothing to crop): passed on as it is, nothing to warn.
@@ -650,9 +664,14 @@ static void push_done_items(GstAxInference *self, std::unique_lock<std::mutex> &
     state->order.pop_front();
     // Every frame before the EOS is done: later batches may wait for a full batch again.
     GstFlowReturn untold = GST_FLOW_OK;
+    uint64_t objects_never_run = 0;
     if (item->event && GST_EVENT_TYPE(item->event) == GST_EVENT_EOS) {
       state->drain_eos = false;
       update_drain(state);
+      if (!state->had_input && !state->warned_no_tensor)
+        objects_never_run = state->frames_with_objects_only;
+      state->frames_with_objects_only = 0;
+      state->had_input = false;
       // After its EOS upstream pushes no frame that could return a fatal flow return of this
       // element's pushes to it, so nobody would post it (queue's rule: not-linked or worse;
       // GST_FLOW_ERROR comes with the error message of whoever returned it, our inference
@@ -679,6 +698,15 @@ static void push_done_items(GstAxInference *self, std::unique_lock<std::mutex> &
     // more sleep and wake-up per frame.
     state->space.notify_all();
 
+    if (objects_never_run > 0)
+      GST_ELEMENT_WARNING(self, STREAM, FORMAT,
+                          ("axinference ran nothing: %" G_GUINT64_FORMAT
+                           " frames had objects and none carried an input tensor for model '%s' "
+                           "(is axpreprocess model=%s roi=objects upstream, and does its "
+                           "object-class name the objects' labels?)",
+                           objects_never_run, self->model, self->model),
+                          ("ROI metas without an input GstAxTensorMeta of this model on every "
+                           "frame before the EOS; frames passed without outputs"));
     if (untold != GST_FLOW_OK)
       GST_ELEMENT_ERROR(self, STREAM, FAILED,
                         ("axinference could not hand frames of model '%s' downstream: %s",
@@ -1051,6 +1079,8 @@ static GstStateChangeReturn gst_ax_inference_change_state(GstElement *element,
       state->run_latency.reset();
     }
     state->warned_no_tensor = false;
+    state->frames_with_objects_only = 0;
+    state->had_input = false;
     state->bytes_copied = 0;
   }
   return ret;

@@ -319,4 +319,51 @@ TEST(RoiCascade, EveryRoiIsInferredAndClassifiedOnItsOwnRoi) {
   gst_harness_teardown(h);
 }
 
+// A classifier stage with object-class: frames whose objects it does not select get no tensor,
+// and axinference warned on the first of them "a frame has no input tensor for model X ... is
+// axpreprocess model=X upstream?", though it was and the selected objects were classified. Such
+// frames are counted instead; only a stream where no frame ever had an input (object-class
+// naming no object's label, here "Face" for "face") is warned about, once, at its EOS.
+TEST(RoiCascade, FramesWhoseObjectsObjectClassLeavesOutAreNoMistakeUnlessNoneIsEverSelected) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  for (const char *object_class : {"face", "Face"}) {
+    const std::string launch =
+        "axpreprocess roi=objects object-class=" + std::string(object_class) + " model=\"" + model +
+        "\" ! axinference name=classifier model=\"" + model + "\"";
+    GstHarness *h = gst_harness_new_parse(launch.c_str());
+    GstElement *inference = gst_harness_find_element(h, "axinference");
+    axtest::BusWatch bus(inference);
+    gst_harness_set_src_caps_str(h, axtest::video_caps("RGB", kWidth, kHeight).c_str());
+    int outputs = 0;
+    for (int i = 0; i < 4; ++i) {
+      GstBuffer *frame = random_rgb_frame(20 + i);
+      add_roi(frame, i % 2 ? "face" : "person", 1, 4, 4, 40, 30);
+      ASSERT_EQ(gst_harness_push(h, frame), GST_FLOW_OK);
+      GstBuffer *out = gst_harness_pull(h);
+      outputs += gst_buffer_get_ax_tensor_meta(out, GST_AX_TENSOR_OUTPUT, nullptr, 1) != nullptr;
+      gst_buffer_unref(out);
+    }
+    EXPECT_EQ(bus.warning(), "") << object_class << ": a warning before the EOS";
+    EXPECT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+    for (GstEvent *event;
+         (event = gst_harness_pull_event(h)) && GST_EVENT_TYPE(event) != GST_EVENT_EOS;)
+      gst_event_unref(event);
+    const std::string warning = bus.warning();
+    if (std::string(object_class) == "face") {
+      EXPECT_EQ(outputs, 2);
+      EXPECT_EQ(warning, "");
+    } else {
+      EXPECT_EQ(outputs, 0);
+      EXPECT_NE(warning.find("axinference ran nothing: 4 frames had objects and none carried an "
+                             "input tensor for model '" +
+                             model + "' (is axpreprocess model=" + model +
+                             " roi=objects upstream, and does its object-class name"),
+                std::string::npos)
+          << warning;
+    }
+    gst_object_unref(inference);
+    gst_harness_teardown(h);
+  }
+}
+
 }  // namespace
