@@ -218,8 +218,9 @@ TEST_F(AxDecode, BuffersWithoutOutputTensorsPassThroughUntouched) {
 
 // A stream that ended with nothing decoded passed every frame without results and without a
 // word: axdecode with no tensors upstream, or after axpreprocess with no axinference between.
-// At EOS a warning names the missing step; a stream with outputs, or a cascade stage whose
-// frames carried another model's tensors only (no ROIs to crop), ends without one.
+// At EOS a warning names the missing step; a stream with outputs, a cascade stage whose frames
+// carried another model's tensors only (no ROIs to crop), or frames with objects but no
+// tensors, ends without one.
 TEST_F(AxDecode, StreamEndingWithNothingDecodedIsWarnedAboutNamingTheMissingStep) {
   BlazeFacePackage package, other("other");
   const auto warning_at_eos = [&](const std::string &launch, auto make_frame) {
@@ -256,6 +257,13 @@ TEST_F(AxDecode, StreamEndingWithNothingDecodedIsWarnedAboutNamingTheMissingStep
             std::string::npos)
       << warning;
   EXPECT_EQ(warning_at_eos("axdecode decoder=blazeface", with_outputs), "");
+  // Objects axpreprocess roi=objects selected none of (axinference warns if it never does).
+  const auto objects_only = [&] {
+    GstBuffer *buffer = plain_frame();
+    gst_buffer_add_video_region_of_interest_meta(buffer, "person", 10, 10, 50, 50);
+    return buffer;
+  };
+  EXPECT_EQ(warning_at_eos("axdecode decoder=classification", objects_only), "");
   EXPECT_EQ(warning_at_eos("axdecode decoder=blazeface model=" + other.dir.string(), with_outputs),
             "");
 }
