@@ -1,10 +1,10 @@
 // The pybind11 extension behind axelera.runtime: binds the C++ runtime (runtime.h) to Python,
 // converts its structs into the pure-Python BoardType/DeviceInfo/TensorInfo of
 // axelera/runtime/_types.py and maps every axstream::Error kind to its Python exception.
+#include <pthread.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
-#include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -350,6 +350,17 @@ hal::DeviceInfo device_from_python(rt::Context &context, py::handle device, cons
   return devices[static_cast<size_t>(position)];
 }
 
+// A Python float, or a numpy floating point scalar as the float it holds: float32 and float16
+// (what arithmetic on config arrays gives) are no float subclass, unlike float64, and were
+// refused as "not a float". Anything else: nothing.
+std::optional<py::float_> as_float(py::handle object) {
+  if (PyFloat_Check(object.ptr())) return py::reinterpret_borrow<py::float_>(object);
+  auto numpy = py::module_::import("numpy");  // a sys.modules lookup once numpy is imported
+  if (py::isinstance(object, numpy.attr("floating")))
+    return py::float_(py::reinterpret_borrow<py::object>(object));
+  return std::nullopt;
+}
+
 // kwargs -> the runtime's string properties. bool -> "1"/"0" (the doc's tables use 0/1),
 // integers (also numpy integers) and integral floats in decimal, other floats via repr, str
 // as text_from_python gives it.
@@ -362,13 +373,13 @@ rt::Properties properties_from_kwargs(const py::kwargs &kwargs, const std::strin
       text.assign(1, PyObject_IsTrue(value.ptr()) ? '1' : '0');
     } else if (auto index = as_index(value)) {
       text = py::str(*index);
-    } else if (PyFloat_Check(value.ptr())) {
+    } else if (auto real = as_float(value)) {
       // An integral float is its integer (clock_profile=1000.0 is 1000 MHz), as TensorInfo
       // takes JSON's 3.0; any other float (1e30 too) goes as its repr, for the property to judge.
-      double number = PyFloat_AsDouble(value.ptr());
+      double number = PyFloat_AsDouble(real->ptr());
       text = std::trunc(number) == number && std::fabs(number) < 0x1p63
-                 ? std::string(py::str(py::int_(py::reinterpret_borrow<py::object>(value))))
-                 : std::string(py::str(py::repr(value)));
+                 ? std::string(py::str(py::int_(*real)))
+                 : std::string(py::str(py::repr(*real)));
     } else if (py::isinstance<py::str>(value)) {
       text = text_from_python(value);
     } else {
@@ -381,8 +392,14 @@ rt::Properties properties_from_kwargs(const py::kwargs &kwargs, const std::strin
   return properties;
 }
 
+// run()'s lists: a list or tuple, or any other collections.abc.Sequence (a deque, a custom
+// sequence: the stubs type them Sequence), but no text, bytes-like object or numpy array, whose
+// items are characters, bytes or rows rather than tensors.
 bool is_tensor_list(py::handle object) {
-  return (py::isinstance<py::list>(object) || py::isinstance<py::tuple>(object));
+  if (py::isinstance<py::list>(object) || py::isinstance<py::tuple>(object)) return true;
+  if (py::isinstance<py::str>(object) || PyObject_CheckBuffer(object.ptr())) return false;
+  auto sequence = py::module_::import("collections.abc").attr("Sequence");
+  return py::isinstance(object, sequence);
 }
 
 std::string tensor_label(const char *direction, size_t index, const rt::TensorInfo &info,
@@ -465,16 +482,24 @@ rt::Argument fd_argument(py::handle item, const std::string &label) {
   return argument;
 }
 
-std::vector<rt::Argument> collect_arguments(py::handle list, const char *direction,
+// run()'s list of inputs or outputs as a tuple, which holds the items for the whole call: the
+// run goes on without the GIL, so another thread may empty the caller's list meanwhile, and a
+// sequence may make its items on the fly.
+py::tuple tensor_items(py::handle list, const char *direction, const std::string &model_name,
+                       bool dmabuf) {
+  if (!is_tensor_list(list))
+    throw axstream::InvalidArgument(
+        "run() " + std::string(direction) + "s of '" + model_name + "': expected a list of " +
+        (dmabuf ? "file descriptors" : "numpy arrays") + ", got " + type_name(list));
+  if (py::isinstance<py::tuple>(list)) return py::reinterpret_borrow<py::tuple>(list);
+  return py::tuple(py::reinterpret_borrow<py::object>(list));
+}
+
+std::vector<rt::Argument> collect_arguments(const py::tuple &sequence, const char *direction,
                                             const std::vector<rt::TensorInfo> &infos,
                                             const std::string &model_name, bool dmabuf,
                                             bool is_output) {
   const std::string plural = std::string(direction) + "s";
-  if (!is_tensor_list(list))
-    throw axstream::InvalidArgument(
-        "run() " + plural + " of '" + model_name + "': expected a list of " +
-        (dmabuf ? "file descriptors" : "numpy arrays") + ", got " + type_name(list));
-  auto sequence = py::reinterpret_borrow<py::sequence>(list);
   if (sequence.size() != infos.size())
     throw axstream::InvalidArgument("run() " + plural + " of '" + model_name + "': expected " +
                                     std::to_string(infos.size()) + " " +
@@ -495,11 +520,13 @@ void run_instance(rt::ModelInstance &instance, py::handle inputs, py::handle out
   const auto model = instance.model();  // throws InvalidArgument once released
   const auto &options = instance.options();
   const std::string &model_name = model->name();
-  auto input_arguments =
-      collect_arguments(inputs, "input", model->inputs(), model_name, options.input_dmabuf, false);
-  auto output_arguments = collect_arguments(outputs, "output", model->outputs(), model_name,
+  const py::tuple input_items = tensor_items(inputs, "input", model_name, options.input_dmabuf);
+  const py::tuple output_items = tensor_items(outputs, "output", model_name, options.output_dmabuf);
+  auto input_arguments = collect_arguments(input_items, "input", model->inputs(), model_name,
+                                           options.input_dmabuf, false);
+  auto output_arguments = collect_arguments(output_items, "output", model->outputs(), model_name,
                                             options.output_dmabuf, true);
-  // The caller's lists keep the arrays alive for the call; they are not touched without the GIL.
+  // The tuples keep the arrays alive for the call; they are not touched without the GIL.
   ReleasedGil release_gil;
   instance.run(input_arguments, output_arguments);
 }
