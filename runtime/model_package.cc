@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <optional>
@@ -701,6 +702,19 @@ PackageLocation locate_package(const std::string &path) {
   return where;
 }
 
+// `directory` (an existing directory, no trailing '/') as an absolute path: the working
+// directory prepended to a relative one, a trailing "/." dropped ("." is the working directory's
+// own name). Nothing else is resolved, so symlinks stay as given.
+std::string absolute_directory(const std::string &directory) {
+  if (directory.front() == '/') return directory;
+  std::error_code error;
+  std::string absolute = std::filesystem::absolute(directory, error).string();
+  if (error) return directory;  // no working directory to resolve against: keep it as given
+  while (absolute.size() > 2 && absolute.compare(absolute.size() - 2, 2, "/.") == 0)
+    absolute.resize(absolute.size() - 2);
+  return absolute;
+}
+
 // model.json's fields into `package`: format version, name, core graph (which must exist),
 // batch, input layout and the host graphs (which must parse).
 void read_model_file(ModelPackage &package) {
@@ -810,7 +824,10 @@ void read_manifest(ModelPackage &package, const std::string &model_file) {
 std::shared_ptr<const ModelPackage> load_model_package(const std::string &path) {
   auto package = std::make_shared<ModelPackage>();
   const PackageLocation where = locate_package(path);
-  package->directory = where.directory;
+  // Files of the package are read again after this (the core graph when an instance is made,
+  // the host graphs by the elements): from the directory found now, even once the process has
+  // changed its working directory.
+  package->directory = absolute_directory(where.directory);
   package->model_json_path = where.directory + "/" + where.model_file;
   package->manifest_path = where.directory + "/manifest.json";
   read_model_file(*package);

@@ -35,7 +35,7 @@ struct OutputInfo {
 using InputInfo = OutputInfo;
 
 struct ModelPackage {
-  std::string directory;        // the package directory as given (no trailing '/')
+  std::string directory;        // the package directory, made absolute (no trailing '/')
   std::string model_json_path;  // directory + "/model.json", or the other .json file given
   std::string manifest_path;    // directory + "/manifest.json" (optional: see load_model_package)
   int format_version = 1;
