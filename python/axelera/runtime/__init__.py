@@ -45,7 +45,11 @@ else:
 __version__ = _ext.__version__  # axstream's version (meson project())
 
 from ._types import BoardType, DeviceInfo, TensorInfo
-from ._compile import compile  # noqa: A001 - axcompile entry point (docs/compiler.md)
+# axcompile's entry point (docs/compiler.md): axr.compile, but not in __all__, so that
+# `from axelera.runtime import *` leaves the builtin compile() alone.
+from . import _compile
+
+compile = _compile.compile  # noqa: A001
 
 Object = _ext.Object
 Context = _ext.Context
@@ -92,5 +96,4 @@ __all__ = [
     "NotImplemented",
     "Pending",
     "UnknownError",
-    "compile",
 ]

@@ -28,7 +28,6 @@ __all__ = [
     "NotImplemented",
     "Pending",
     "UnknownError",
-    "compile",
 ]
 
 __version__: str

@@ -6,8 +6,9 @@ and works directly with ``numpy.pad``. The C++ extension converts the runtime's 
 into these classes.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: the classes' __module__ is axelera.runtime, whose
+# namespace has no Tuple, Optional or np, so string annotations made typing.get_type_hints() (and
+# what builds on it: pydantic, cattrs, inspect.signature(eval_str=True)) raise NameError.
 import dataclasses
 import enum
 import math
@@ -174,6 +175,9 @@ class TensorInfo:
         if any(d < 0 for d in self.shape):
             raise _invalid_argument(
                 f"TensorInfo shape: expected non-negative dimensions, got {self.shape}")
+        # np.dtype(None) is float64: a None here is a mistake, not a tensor of doubles.
+        if self.dtype is None:
+            raise _invalid_argument("TensorInfo dtype: expected a numpy dtype, got None")
         try:
             self.dtype = np.dtype(self.dtype)
         except TypeError:
