@@ -23,7 +23,9 @@ Only what the audit found broken is here; what it found working is in docs/relia
      (SIGSEGV, or another array's memory overwritten)
      -> test_emptying_the_lists_during_a_run_neither_crashes_nor_writes_freed_memory
 
-Every test here failed on the code before this audit.
+Each of those failed on the code before this audit. One more, which passed, pins what Voyager
+SDK's axruntime examples do with the API (worker threads, cascades, their TensorInfo helpers)
+on the real packages: test_voyagers_worker_thread_and_cascade_examples_give_single_run_results.
 """
 
 import builtins
@@ -217,3 +219,106 @@ def test_emptying_the_lists_during_a_run_neither_crashes_nor_writes_freed_memory
                             capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
     assert result.stdout.split() == ["spoiled", "0"]
+
+
+# Voyager SDK's axruntime examples (the YOLO worker-thread example and the two-stage cascade) as
+# written against the API: one Context, a model per stage, `num_cores // batch_size` connections
+# of `batch_size` sub-devices each with an instance loaded with num_sub_devices=aipu_cores=batch,
+# a worker thread and queue per instance, and their quantise / pad(padding[1:]) / repeat-over-
+# the-batch / depad / dequantise helpers. First BlazeFace front batch 4 on the whole device,
+# then a cascade's two stages sharing it: batch-1 BlazeFace and PP-OCR cls on 2 cores each.
+# Every frame's results must be those of a single run of that frame (and the 4 batch items of a
+# repeated frame equal).
+def _quantize(normalized, scale, zero_point):
+    return np.round((normalized / scale) + zero_point).clip(-128, 127).astype(np.int8)
+
+
+def _depad(padded, padding):
+    return padded[tuple(slice(start, -end if end else None) for start, end in padding)]
+
+
+def _dequantize(quantized, scale, zero_point):
+    return (quantized.astype(np.float32) - zero_point) * scale
+
+
+def _preprocess(image, info):
+    batch, height, width, channels = info.unpadded_shape
+    quantized = _quantize(image[:height, :width, :channels], info.scale, info.zero_point)
+    padded = np.pad(quantized, info.padding[1:], mode="constant", constant_values=info.zero_point)
+    return np.repeat(padded[np.newaxis, ...], batch, axis=0)
+
+
+def _run_stage(axr, context, path, cores, images):
+    """The examples' stage: returns per image the depadded, dequantised outputs."""
+    import queue
+    import threading
+
+    model = context.load_model(str(path))
+    input_info, output_infos = model.inputs()[0], model.outputs()
+    batch = input_info.shape[0]
+    instances = [context.device_connect(None, batch).load_model_instance(
+        model, num_sub_devices=batch, aipu_cores=batch) for _ in range(cores // batch)]
+    buffers = [([np.zeros(t.shape, np.int8) for t in model.inputs()],
+                [np.zeros(t.shape, np.int8) for t in output_infos]) for _ in instances]
+    jobs = [queue.Queue() for _ in instances]
+    done = [queue.Queue() for _ in instances]
+
+    def work(k):
+        while (item := jobs[k].get()) is not None:
+            frame, inputs, outputs = item
+            instances[k].run(inputs, outputs)
+            done[k].put((frame, [o.copy() for o in outputs]))
+
+    workers = [threading.Thread(target=work, args=(k,), daemon=True) for k in range(len(jobs))]
+    for worker in workers:
+        worker.start()
+    results = {}
+    for frame, image in enumerate(images):
+        k = frame % len(instances)
+        if frame >= len(instances):
+            got, outputs = done[k].get(timeout=60)
+            results[got] = outputs
+        buffers[k][0][0][:] = _preprocess(image, input_info)
+        jobs[k].put((frame, *buffers[k]))
+    for frame in range(max(0, len(images) - len(instances)), len(images)):
+        got, outputs = done[frame % len(instances)].get(timeout=60)
+        results[got] = outputs
+    for job in jobs:
+        job.put(None)
+    for worker in workers:
+        worker.join(timeout=60)
+    return [[_dequantize(_depad(o, info.padding), info.scale, info.zero_point)
+             for o, info in zip(results[frame], output_infos)] for frame in range(len(images))]
+
+
+def test_voyagers_worker_thread_and_cascade_examples_give_single_run_results(axr):
+    front, front_b4, cls = (CACHE / "models" / name
+                            for name in ("blazeface-front", "blazeface-front-b4", "ppocr-cls"))
+    for path in (front, front_b4, cls):
+        if not (path / "model.json").is_file():
+            pytest.skip(f"{path} is not there (scripts/setup.sh fetches and compiles it)")
+    rng = np.random.default_rng(88)
+    images = [rng.random((192, 192, 3), dtype=np.float32) * 2 - 1 for _ in range(7)]
+
+    def single(path, image):
+        with axr.Context() as context:
+            model = context.load_model(path)
+            info = model.inputs()[0]
+            instance = context.device_connect(None, info.shape[0]).load_model_instance(model)
+            outputs = [np.zeros(t.shape, t.dtype) for t in model.outputs()]
+            instance.run([_preprocess(image, info)], outputs)
+            return [_dequantize(_depad(o, t.padding), t.scale, t.zero_point)
+                    for o, t in zip(outputs, model.outputs())]
+
+    with axr.Context() as context:  # stage 1 alone, batch 4 on the whole device
+        batched = _run_stage(axr, context, front_b4, 4, images)
+    with axr.Context() as context:  # the cascade's two stages sharing the device, 2 cores each
+        detections = _run_stage(axr, context, front, 2, images)
+        classes = _run_stage(axr, context, cls, 2, images)
+    for frame, image in enumerate(images):
+        for got, want in zip(batched[frame], single(front_b4, image)):
+            assert got.shape == want.shape and np.array_equal(got, want)
+            assert all(np.array_equal(got[0], got[item]) for item in range(1, got.shape[0]))
+        for stage, path in ((detections, front), (classes, cls)):
+            for got, want in zip(stage[frame], single(path, image)):
+                assert got.dtype == np.float32 and np.array_equal(got, want)
