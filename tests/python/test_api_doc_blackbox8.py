@@ -6,6 +6,10 @@ Only what the audit found broken is here; what it found working is in docs/relia
   S1 `from axelera.runtime import *` gives the documented names, and no undocumented one that
      hides a builtin: `compile` (axstream's axcompile entry point) replaced Python's compile()
      -> test_star_import_gives_the_documented_names_and_leaves_builtin_compile_alone
+  S2 importing the `-m` entry module axelera.runtime.compile (older programs did, for
+     find_axcompile; doc tools walking the package do) rebound `axr.compile` to that module:
+     "'module' object is not callable"
+     -> test_axr_compile_stays_callable_after_its_module_is_imported
   T1 TensorInfo's fields as typing sees them: typing.get_type_hints() raised NameError ('Tuple'),
      its string annotations being resolved in axelera.runtime's namespace
      -> test_type_hints_of_tensor_info_and_device_info_resolve
@@ -70,6 +74,24 @@ def test_star_import_gives_the_documented_names_and_leaves_builtin_compile_alone
     assert namespace["answer"] == 42
     # ...and axcompile stays where docs/compiler.md puts it.
     assert callable(axr.compile) and axr.compile is not builtins.compile
+
+
+def test_axr_compile_stays_callable_after_its_module_is_imported(tmp_path):
+    program = (
+        "import inspect, sys, axelera.runtime as axr\n"
+        "import axelera.runtime.compile\n"
+        "from axelera.runtime.compile import find_axcompile\n"
+        "print(list(inspect.signature(axr.compile).parameters))\n"
+        "try:\n"
+        "    axr.compile(sys.argv[1], sys.argv[2], sys.argv[3])\n"
+        "except axr.InvalidArgument as error:\n"
+        "    print('InvalidArgument', 'nothing.onnx' in str(error))\n")
+    result = subprocess.run([sys.executable, "-c", program, str(tmp_path / "nothing.onnx"),
+                             str(tmp_path), str(tmp_path / "pkg")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines() == ["['model', 'calib', 'output_dir', 'options']",
+                                          "InvalidArgument True"]
 
 
 def test_type_hints_of_tensor_info_and_device_info_resolve(axr):
