@@ -1,6 +1,7 @@
 // The pybind11 extension behind axelera.runtime: binds the C++ runtime (runtime.h) to Python,
 // converts its structs into the pure-Python BoardType/DeviceInfo/TensorInfo of
 // axelera/runtime/_types.py and maps every axstream::Error kind to its Python exception.
+#include <cxxabi.h>
 #include <pthread.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -146,7 +147,10 @@ void wait_for_calls_without_gil() {
 // g_calls_without_gil. A daemon thread whose call ends while the interpreter exits does not take
 // the GIL back: CPython would end it with pthread_exit, unwinding through pybind11's frames
 // (whose noexcept GIL guard aborted, and whose Python objects are gone); it stays here, touching
-// nothing, until the process ends. The destructor may throw for a thread CPython ends anyway.
+// nothing, until the process ends. Also when the exit begins just after it looked: CPython then
+// ends the thread inside PyEval_RestoreThread (pthread_exit), whose forced unwinding would drop
+// pybind11's Python objects without the GIL (SIGSEGV in ~function_call, about one exit in 20 of
+// test_api_doc_blackbox7's program); the unwinding is caught and the thread stays here likewise.
 class ReleasedGil {
  public:
   ReleasedGil() : began_finalizing_(interpreter_finalizing()), state_(PyEval_SaveThread()) {
@@ -157,7 +161,11 @@ class ReleasedGil {
     // A call made during finalisation is the finalising thread's own: it goes on.
     if (!began_finalizing_ && interpreter_finalizing())
       for (;;) ::pause();
-    PyEval_RestoreThread(state_);
+    try {
+      PyEval_RestoreThread(state_);
+    } catch (abi::__forced_unwind &) {
+      for (;;) ::pause();  // never rethrown, never returns: the process is exiting
+    }
   }
   ReleasedGil(const ReleasedGil &) = delete;
   ReleasedGil &operator=(const ReleasedGil &) = delete;
