@@ -14,6 +14,9 @@ struct DnnlConvParams {
   // The caller's activations are NHWC (2-D only; passes.cc keeps int8 tensors between oneDNN
   // int8 convolutions NHWC so they need no reorder).
   bool src_nhwc = false, dst_nhwc = false;
+  // Input channels whose weights are all zero (a package's channel padding read by the
+  // convolution instead of sliced off, passes.cc): not counted in the AMX rule's reduction.
+  int64_t zero_input_channels = 0;
 };
 
 // Whether oneDNN kernels may be used (AXSTREAM_ENGINE_REFERENCE=1 forces the reference ones).
@@ -98,9 +101,12 @@ ResidualSumCount count_residual_sums(const std::string &fused, const std::string
 // takes the padded source only where it reaches an AMX kernel the padded convolution does not
 // (oneDNN 2.6's brgconv refuses a source zero point with padding, so the padded convolution may
 // miss brgconv's AMX kernel); on AVX-512 VNNI jit_int8 and brgconv are as fast, so the copy
-// would only cost.
+// would only cost. Automatic takes it too where `flipped_and_folds`: the int8 source is copied
+// to uint8 before every run anyway (the padding then joins that copy) and the zero point folds
+// into the bias of the padded convolution, which then runs without one (unless that loses an
+// AMX kernel the padded convolution has).
 bool zero_point_padded_source_wins(const std::string &own_impl, const std::string &padded_impl,
-                                   const char *setting);
+                                   const char *setting, bool flipped_and_folds = false);
 
 // Whether an int8 convolution of these shapes runs oneDNN's AMX kernel on a host that has one,
 // rather than its first AVX-512 VNNI kernel, given the setting AXSTREAM_ENGINE_AMX ("1" AMX

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <optional>
 #include <set>
@@ -2144,6 +2145,87 @@ void keep_int8_activations_nhwc(Graph &g) {
   eliminate_dead_nodes(g);
 }
 
+// Whether a package's NHWC input goes to its first convolution as it is (unless
+// AXSTREAM_ENGINE_CONV_READS_INPUT=0; the outputs are the same either way).
+bool conv_reads_input_enabled() { return setting_not_zero("AXSTREAM_ENGINE_CONV_READS_INPUT"); }
+
+// The channels [0, kept) that `slice` keeps of its NHWC int8 input's C > kept (a Slice of the
+// last axis from 0, step 1: a package's channel padding cut off), or 0 for any other Slice.
+int64_t leading_channels_kept(const Graph &g, const Node &slice) {
+  if (!is_op(slice, "Slice") || slice.inputs.size() < 4 || slice.inputs.size() > 5 ||
+      slice.outputs.size() != 1 || slice.inputs[0] < 0)
+    return 0;
+  const Value &in = g.values[slice.inputs[0]];
+  if (in.dtype != DType::i8 || in.shape.size() != 4 || in.constant) return 0;
+  const Tensor *starts = constant_of(g, slice, 1), *ends = constant_of(g, slice, 2),
+               *axes = constant_of(g, slice, 3), *steps = constant_of(g, slice, 4);
+  if (!starts || !ends || !axes || starts->count() != 1 || ends->count() != 1 ||
+      axes->count() != 1 || (slice.inputs.size() == 5 && (!steps || steps->count() != 1)))
+    return 0;
+  const int64_t channels = in.shape[3];
+  if ((axes->as_int(0) != 3 && axes->as_int(0) != -1) || starts->as_int(0) != 0 ||
+      (steps && steps->as_int(0) != 1))
+    return 0;
+  const int64_t end = ends->as_int(0);
+  return end > 0 && end < channels ? end : 0;
+}
+
+// A package's int8 input is NHWC with its channels padded (to 4 for RGB): the graph cuts the
+// padding off with a Slice and turns it NCHW with a Transpose, which the NHWC pass leaves a
+// copy (_dst_nhwc), for the first convolution. Where that convolution (group 1, NHWC source)
+// is the Transpose's only reader, it reads the Slice's input itself, NHWC as it is
+// (_src_nhwc_order: its input's shape is N,H,W,C), with zero weights for the cut channels:
+// both passes go. Exact: a zero weight adds nothing to the accumulator whatever the padding
+// holds, and oneDNN's source zero point compensation (zero point x sum of the weights, also
+// when folded into the bias) sums the same weights. Without a Slice the Transpose's copy goes
+// alone. Only on the NHWC path (VNNI/AMX, oneDNN on).
+void read_nhwc_input_in_convolution(Graph &g) {
+  if (!dnnl_kernels_enabled() || !dnnl_cpu_has_vnni() || !int8_nhwc_enabled() ||
+      !conv_reads_input_enabled())
+    return;
+  ValueLinks links(g);
+  for (Node &transpose : g.nodes) {
+    if (!is_nhwc_to_nchw(transpose) || !transpose.attrs.count("_dst_nhwc") ||
+        transpose.attrs.at("_dst_nhwc").i == 0)
+      continue;
+    Node *conv = links.single_reader(transpose.outputs[0]);
+    if (!conv || !is_op_in(*conv, "axstream", "QConv") || conv->inputs.size() < 4 ||
+        conv->inputs[0] != transpose.outputs[0] || !conv->attrs.count("_src_nhwc") ||
+        conv->attrs.at("_src_nhwc").i == 0 || conv->attrs.count("_src_nhwc_order") ||
+        (conv->attrs.count("group") && conv->attrs.at("group").i != 1))
+      continue;
+    const Tensor *weights = constant_of(g, *conv, 3);
+    int source = transpose.inputs[0];
+    if (!weights || weights->dtype != DType::i8 || weights->shape.size() != 4 ||
+        g.values[source].dtype != DType::i8 || g.values[source].shape.size() != 4 ||
+        weights->shape[1] != g.values[source].shape[3])
+      continue;
+    Node *slice = links.producer[source] >= 0 ? &g.nodes[links.producer[source]] : nullptr;
+    const int64_t kept =
+        slice && links.single_reader(source) == &transpose ? leading_channels_kept(g, *slice) : 0;
+    if (kept > 0) {
+      // Weights O x C x kh x kw grown to the padded input's channels, the new ones zero.
+      const int64_t padded = g.values[slice->inputs[0]].shape[3];
+      const Shape &ws = weights->shape;
+      Shape grown_shape = {ws[0], padded, ws[2], ws[3]};
+      auto grown = std::make_shared<Tensor>(DType::i8, grown_shape);
+      std::fill(grown->bytes.begin(), grown->bytes.end(), 0);
+      const int64_t taps = ws[2] * ws[3];
+      for (int64_t o = 0; o < ws[0]; ++o)
+        std::memcpy(grown->data<int8_t>() + o * padded * taps,
+                    weights->data<int8_t>() + o * kept * taps, static_cast<size_t>(kept * taps));
+      conv->inputs[3] = add_constant(g, conv->name + " weights for the padded channels", grown);
+      conv->attrs["_zero_input_channels"] = int_attr(padded - kept);
+      source = slice->inputs[0];
+      slice->dead = true;
+    }
+    conv->inputs[0] = source;
+    conv->attrs["_src_nhwc_order"] = int_attr(1);
+    transpose.dead = true;
+  }
+  eliminate_dead_nodes(g);
+}
+
 // oneDNN's int8 convolutions on VNNI read uint8 sources: ConvKernel flips an int8 input to
 // uint8 (zero point + 128) in a pass over it before every convolution. An int8 value whose
 // producer is one of our exact int8 kernels that can as well write uint8 (QLookup: its table
@@ -2311,6 +2393,7 @@ void run_postfold_passes(Graph &graph) {
   fuse_qdq_global_average_pool(graph);
   fuse_qdq_binary(graph);
   keep_int8_activations_nhwc(graph);
+  read_nhwc_input_in_convolution(graph);
   uint8_convolution_inputs(graph);
   fuse_residual_add_into_conv(graph);
 }

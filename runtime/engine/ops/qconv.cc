@@ -368,7 +368,14 @@ std::unique_ptr<Kernel> residual_qconv(OpContext &ctx, const DnnlConvParams &con
 }
 
 std::unique_ptr<Kernel> compile_qconv(OpContext &ctx) {
-  const Shape &xs = ctx.in_shape(kX);
+  Shape xs = ctx.in_shape(kX);
+  // Set by passes.cc where the convolution reads a package's NHWC input as it is: its shape is
+  // N,H,W,C, the convolution's source N,C,H,W read NHWC.
+  const bool src_nhwc_order = ctx.attr_i("_src_nhwc_order", 0) != 0;
+  if (src_nhwc_order) {
+    if (xs.size() != 4) ctx.fail("_src_nhwc_order needs a 4-D input, got " + shape_str(xs));
+    xs = {xs[0], xs[3], xs[1], xs[2]};
+  }
   const Shape &ws = ctx.in_shape(kW);
   int64_t group = conv_group(ctx, xs, ws, "quantised convolutions");
   WindowGeometry g = WindowGeometry::resolve(ctx, Shape(xs.begin() + 2, xs.end()),
@@ -396,7 +403,8 @@ std::unique_ptr<Kernel> compile_qconv(OpContext &ctx) {
   bool dnnl_rank = xs.size() >= 4;
 
   // Set by passes.cc where the neighbours are int8 convolutions too (4-D only).
-  bool src_nhwc = ctx.attr_i("_src_nhwc", 0) != 0, dst_nhwc = ctx.attr_i("_dst_nhwc", 0) != 0;
+  bool src_nhwc = src_nhwc_order || ctx.attr_i("_src_nhwc", 0) != 0,
+       dst_nhwc = ctx.attr_i("_dst_nhwc", 0) != 0;
   if ((src_nhwc || dst_nhwc) && xs.size() != 4)
     ctx.fail("NHWC activations need a 2-D convolution, input " + shape_str(xs));
   constants.rounds_as_int8_zero_point = static_cast<int32_t>(ctx.attr_i("_rounds_as_int8", 0));
@@ -411,6 +419,7 @@ std::unique_ptr<Kernel> compile_qconv(OpContext &ctx) {
   DnnlConvParams conv{xs, ws, out, g.stride, g.dilation, g.pad_begin, g.pad_end, group, act};
   conv.src_nhwc = src_nhwc;
   conv.dst_nhwc = dst_nhwc;
+  conv.zero_input_channels = ctx.attr_i("_zero_input_channels", 0);
   if (residual)
     return residual_qconv(ctx, conv, s, w, constants, in_dtype, conv_dtype, out_dtype, dnnl_rank,
                           macs);

@@ -941,6 +941,48 @@ TEST(EnginePasses, QdqGlobalAveragePoolSumsInt8WithinOneStepOfUnfused) {
   EXPECT_GT(distinct_values(a), 10u) << "the means take few values, so it checks little";
 }
 
+// x -> DQ -> 1x1 Conv to 80 channels -> Q (zero point `a_zero`) -> DQ -> GlobalAveragePool -> Q
+// Q: the pool reads the convolution's NHWC output (int8, or uint8 where the zero point -128
+// retypes it), 64 channels and a tail of 16 on AVX-512.
+onnx::ModelProto nhwc_global_average_model(int a_zero, float y_scale) {
+  GraphBuilder b("nhwc_gap");
+  constexpr int kIn = 8, kOut = 80;
+  b.input("x", kInt8, {1, kIn, 13, 11});
+  b.dequantize("x", "x/dq", 0.05f, 3, "x/");
+  std::vector<float> w(kIn * kOut);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<float>(int(i * 37 % 181) - 90);
+  b.conv1x1("x/dq", "a/f", kOut, kIn, w, 0.004f, "a/w/");
+  b.quantize("a/f", "a", 0.03f, a_zero, "a/q/");
+  b.dequantize("a", "a/dq", 0.03f, a_zero, "a/dq/");
+  b.node("GlobalAveragePool", {"a/dq"}, "mean");
+  b.quantize("mean", "y", y_scale, 5, "y/");
+  b.output("y", kInt8, {1, kOut, 1, 1});
+  return b.model;
+}
+
+// The AVX-512 NHWC pool gives the plain loop's bytes (AXSTREAM_ENGINE_VECTOR_GLOBAL_POOL=0),
+// from int8 and from uint8 sums.
+TEST(EnginePasses, NhwcGlobalAveragePoolVectorGivesThePlainLoopsBytes) {
+  for (auto [a_zero, y_scale] : {std::pair{-3, 0.008f}, std::pair{-128, 0.02f}}) {
+    const std::string bytes = nhwc_global_average_model(a_zero, y_scale).SerializeAsString();
+    auto vector = Program::from_bytes(bytes, "vector");
+    setenv("AXSTREAM_ENGINE_VECTOR_GLOBAL_POOL", "0", 1);
+    auto plain = Program::from_bytes(bytes, "plain");
+    unsetenv("AXSTREAM_ENGINE_VECTOR_GLOBAL_POOL");
+    const std::string text = vector->describe();
+    if (int8_convs_run_on_onednn(text) && cpu_allows_avx512bw())
+      EXPECT_NE(text.find("[int32 sums nhwc, avx512]"), std::string::npos) << text;
+    EXPECT_EQ(plain->describe().find("avx512]"), std::string::npos) << plain->describe();
+    std::vector<int8_t> x = int8_ramp(vector->inputs()[0].element_count(), 131, 7);
+    std::vector<int8_t> a(80), b(80);
+    vector->make_executor()->run({x.data()}, {a.data()});
+    plain->make_executor()->run({x.data()}, {b.data()});
+    EXPECT_EQ(a, b) << "a zero point " << a_zero;
+    EXPECT_GT(distinct_values(a), 20u) << "the means take few values, so it checks little; a "
+                                       << "zero point " << a_zero;
+  }
+}
+
 // YOLO's SPPF shape between int8 convolutions: a = QConv(x); m = Q(MaxPool 3x3 pad 1(DQ(a)));
 // c = Q(Concat(DQ(a), DQ(m))); y = QConv(DQ(c)). `unfused` adds a per-channel +0 after the
 // DequantizeLinears that MaxPool and Concat read (same arithmetic; they then run in float).
@@ -1578,18 +1620,133 @@ onnx::ModelProto nhwc_input_conv_model(bool expose_nchw) {
 TEST(EnginePasses, NhwcInputTransposedForAnInt8ConvIsReadAsNhwcWithoutReordering) {
   auto direct = Program::from_bytes(nhwc_input_conv_model(false).SerializeAsString(), "direct");
   auto nchw = Program::from_bytes(nhwc_input_conv_model(true).SerializeAsString(), "nchw");
+  setenv("AXSTREAM_ENGINE_CONV_READS_INPUT", "0", 1);
+  auto copied = Program::from_bytes(nhwc_input_conv_model(false).SerializeAsString(), "copied");
+  unsetenv("AXSTREAM_ENGINE_CONV_READS_INPUT");
   std::string text = direct->describe();
   if (int8_convs_run_on_onednn(text)) {
-    EXPECT_TRUE(contains_all(text, {"copy, output kept NHWC", "_src_nhwc=1"}));
+    // The convolution reads the input itself (read_nhwc_input_in_convolution); without that
+    // pass the Transpose is a copy.
+    EXPECT_TRUE(contains_all(text, {"_src_nhwc_order=1", "_src_nhwc=1"})) << text;
+    EXPECT_TRUE(runs_none_of(text, {"Transpose '"}));
+    EXPECT_TRUE(contains_all(copied->describe(), {"copy, output kept NHWC", "_src_nhwc=1"}));
   }
   EXPECT_EQ(nchw->describe().find("kept NHWC"), std::string::npos) << nchw->describe();
+  EXPECT_EQ(nchw->describe().find("_src_nhwc_order"), std::string::npos) << nchw->describe();
   std::vector<int8_t> x = int8_ramp(direct->inputs()[0].element_count(), 97, 11);
   std::vector<int8_t> a(direct->outputs()[0].element_count()), b(a.size()), t(x.size());
   direct->make_executor()->run({x.data()}, {a.data()});
   nchw->make_executor()->run({x.data()}, {b.data(), t.data()});
   EXPECT_EQ(a, b);
+  std::vector<int8_t> c(a.size());
+  copied->make_executor()->run({x.data()}, {c.data()});
+  EXPECT_EQ(a, c);
   EXPECT_GT(distinct_values(a), 30u) << "the output takes few values, so it checks little";
 }
+
+// A package's padded input as the engine gets it: NHWC int8 with `padded` channels -> Slice of
+// the first 3 -> Transpose to NCHW -> DQ (zero point -5) -> Conv (k x k, stride 2, pads, bias)
+// -> Relu -> Q (zero point -128). The scales (2^-4, 2^-8) make the bias in accumulator units
+// an integer, so the source zero point folds into it exactly.
+struct PaddedInputConvCase {
+  const char *name;
+  int64_t padded, side, kernel, out_channels;
+  std::vector<int64_t> pads;  // top, left, bottom, right
+};
+
+void PrintTo(const PaddedInputConvCase &c, std::ostream *os) { *os << c.name; }
+
+std::vector<float> seeded_weights(size_t count, uint32_t seed);  // below, with ZeroPointPadCase
+
+onnx::ModelProto padded_input_conv_model(const PaddedInputConvCase &c) {
+  GraphBuilder b(c.name);
+  const int64_t k = c.kernel, out = c.out_channels;
+  b.input("x", kInt8, {1, c.side, c.side, c.padded});
+  add_int64_initializer(*b.graph, "starts", {0});
+  add_int64_initializer(*b.graph, "ends", {3});
+  add_int64_initializer(*b.graph, "axes", {3});
+  b.node("Slice", {"x", "starts", "ends", "axes"}, "x/rgb");
+  set_ints(b.node("Transpose", {"x/rgb"}, "x/nchw"), "perm", {0, 3, 1, 2});
+  b.dequantize("x/nchw", "x/dq", 1.f / 16, -5, "x/");
+  b.initializer("w", kInt8, {out, 3, k, k}, seeded_weights(size_t(out * 3 * k * k), 41));
+  b.dequantize("w", "w/dq", 1.f / 256, 0, "w/");
+  std::vector<float> bias(static_cast<size_t>(out));
+  for (size_t i = 0; i < bias.size(); ++i)
+    bias[i] = static_cast<float>(static_cast<int>(i % 5) * 733 - 1300) / 4096;
+  b.initializer("b", kFloat, {out}, bias);
+  auto *conv = b.node("Conv", {"x/dq", "w/dq", "b"}, "c");
+  set_ints(conv, "kernel_shape", {k, k});
+  set_ints(conv, "strides", {2, 2});
+  set_ints(conv, "pads", c.pads);
+  b.node("Relu", {"c"}, "r");
+  b.quantize("r", "y", 0.05f, -128, "y/");
+  const int64_t out_h = (c.side + c.pads[0] + c.pads[2] - k) / 2 + 1,
+                out_w = (c.side + c.pads[1] + c.pads[3] - k) / 2 + 1;
+  b.output("y", kInt8, {1, out, out_h, out_w});
+  return b.model;
+}
+
+class PaddedInputConv : public ::testing::TestWithParam<PaddedInputConvCase> {};
+
+// The convolution reading the padded input itself (zero weights for the padding channels,
+// AXSTREAM_ENGINE_CONV_READS_INPUT) and padding it with its zero point in the copy that flips
+// it to uint8, the zero point folded into the bias (AXSTREAM_ENGINE_FLIP_PAD): the bytes of the
+// Slice, Transpose and convolution with its zero point (both =0), each alone and together, and
+// whatever the padding channels hold (a weight that is not zero there would show).
+TEST_P(PaddedInputConv, ReadsThePaddedInputWithTheBytesOfTheSlicedOne) {
+  const PaddedInputConvCase &c = GetParam();
+  const std::string bytes = padded_input_conv_model(c).SerializeAsString();
+  auto compile = [&](const char *reads_input, const char *flip_pad) {
+    setenv("AXSTREAM_ENGINE_CONV_READS_INPUT", reads_input, 1);
+    setenv("AXSTREAM_ENGINE_FLIP_PAD", flip_pad, 1);
+    auto program = Program::from_bytes(bytes, c.name);
+    unsetenv("AXSTREAM_ENGINE_CONV_READS_INPUT");
+    unsetenv("AXSTREAM_ENGINE_FLIP_PAD");
+    return program;
+  };
+  const size_t pixels = size_t(c.side * c.side);
+  std::vector<int8_t> x = int8_ramp(pixels * size_t(c.padded), 7919, 13), garbage = x;
+  for (size_t p = 0; p < pixels; ++p)
+    for (size_t ch = 3; ch < size_t(c.padded); ++ch) {
+      x[p * size_t(c.padded) + ch] = 0;
+      garbage[p * size_t(c.padded) + ch] = static_cast<int8_t>(p * 37 + ch * 101);
+    }
+  auto run = [&](const Program &program, const std::vector<int8_t> &input) {
+    std::vector<int8_t> y(program.outputs()[0].element_count());
+    auto exec = program.make_executor();
+    for (int i = 0; i < 2; ++i) exec->run({input.data()}, {y.data()});  // scratch reused
+    return y;
+  };
+  auto old_path = compile("0", "0");
+  const std::vector<int8_t> expected = run(*old_path, x);
+  EXPECT_GT(distinct_values(expected), 50u) << "the output takes few values: little checked";
+  EXPECT_EQ(run(*old_path, garbage), expected) << "the old path's Slice drops the padding";
+  const std::string old_text = old_path->describe();
+  EXPECT_TRUE(contains_all(old_text, {"Slice '", "Transpose '"})) << old_text;
+  for (auto [reads_input, flip_pad] :
+       {std::pair{"1", "0"}, std::pair{"0", "1"}, std::pair{"1", "1"}}) {
+    auto program = compile(reads_input, flip_pad);
+    const std::string text = program->describe();
+    const std::string line = step_line(text, "axstream.QConv", "c/Conv");
+    EXPECT_EQ(run(*program, x), expected) << line;
+    EXPECT_EQ(run(*program, garbage), expected) << line;
+    if (!int8_convs_run_on_onednn(text)) continue;
+    const bool reads = reads_input[0] == '1', pads = flip_pad[0] == '1';
+    EXPECT_EQ(line.find("_src_nhwc_order=1") != std::string::npos, reads) << line;
+    EXPECT_EQ(text.find("Slice '") == std::string::npos, reads) << text;
+    EXPECT_EQ(text.find("Transpose '") == std::string::npos, reads) << text;
+    EXPECT_EQ(line.find("source padded with its zero point + ") != std::string::npos, pads) << line;
+    EXPECT_EQ(line.find("source zero point folded into the bias + ") != std::string::npos, pads)
+        << line;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EnginePasses, PaddedInputConv,
+    ::testing::Values(PaddedInputConvCase{"resnet_stem_7x7", 4, 30, 7, 64, {3, 3, 3, 3}},
+                      PaddedInputConvCase{"blazeface_5x5", 4, 24, 5, 24, {1, 1, 2, 2}},
+                      PaddedInputConvCase{"three_by_three_8_channels", 8, 17, 3, 16, {1, 1, 1, 1}}),
+    [](const auto &info) { return std::string(info.param.name); });
 
 // Data movement between int8 convolutions, then the output transposed to NHWC (an int8
 // package's output): x -> QConv 1x1 (to `channels`) -> Q/DQ -> `op` -> Q/DQ -> QConv 1x1 (to 8)
@@ -3192,6 +3349,8 @@ class ZeroPointPaddedConv : public ::testing::TestWithParam<ZeroPointPadCase> {}
 // convolution reads a copy padded with the zero point, its zero point then folded) and with the
 // padded source keeping the zero point (ZP_PAD=1, ZP_FOLD=0); from NHWC sources (padded row by
 // row, an int8 source's flip to uint8 folded in) and NCHW ones (reordered into the padding).
+// By default an NHWC int8 source, flipped to uint8 in a copy anyway, is padded in that copy and
+// its zero point folded (AXSTREAM_ENGINE_FLIP_PAD).
 TEST_P(ZeroPointPaddedConv, GivesTheBytesOfTheConvolutionWithItsZeroPoint) {
   const ZeroPointPadCase &c = GetParam();
   const std::string bytes = zero_point_pad_model(c).SerializeAsString();
@@ -3230,10 +3389,12 @@ TEST_P(ZeroPointPaddedConv, GivesTheBytesOfTheConvolutionWithItsZeroPoint) {
       const std::string line = step_line(text, "axstream.QConv", "y/f/Conv");
       EXPECT_EQ(run(*program), expected) << (nhwc ? "NHWC " : "NCHW ") << line;
       if (!int8_convs_run_on_onednn(text)) continue;
-      EXPECT_EQ(line.find("source padded with its zero point + ") != std::string::npos, v.padded)
+      const bool flip_padded = v.zp_pad == nullptr && nhwc && !c.a_uint8;
+      EXPECT_EQ(line.find("source padded with its zero point + ") != std::string::npos,
+                v.padded || flip_padded)
           << line;
       EXPECT_EQ(line.find("source zero point folded into the bias + ") != std::string::npos,
-                v.folded)
+                v.folded || flip_padded)
           << line;
       EXPECT_EQ(line.find("_src_nhwc=1") != std::string::npos, nhwc) << line;
       EXPECT_EQ(step_line(text, "axstream.QConv", "a/f/Conv").find("folded into the bias") !=
