@@ -685,8 +685,7 @@ bool zero_point_padded_source_wins(const std::string &own_impl, const std::strin
   const std::string asked = setting ? setting : "";
   if (padded_impl.empty() || asked == "0") return false;
   if (asked == "1") return true;
-  if (flipped_and_folds && (is_amx_impl(padded_impl) || !is_amx_impl(own_impl))) return true;
-  return is_amx_impl(padded_impl) && !is_amx_impl(own_impl);
+  return is_amx_impl(padded_impl) && (flipped_and_folds || !is_amx_impl(own_impl));
 }
 
 bool residual_sum_kernel_checked(const std::string &text) {
@@ -771,7 +770,7 @@ std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &
     // output type and zero point, any destination layout), to compare implementations.
     int32_t attr_src_zero_point = src_zero_point;  // 0 once folded into the bias
     const bool want_amx = amx_convolution_chosen(p, std::getenv("AXSTREAM_ENGINE_AMX"));
-    const bool dst_zero_point_post_op = setting_not_zero("AXSTREAM_ENGINE_DST_ZP_POSTOP");
+    bool dst_zero_point_post_op = setting_not_zero("AXSTREAM_ENGINE_DST_ZP_POSTOP");
     const bool binary_first = setting_not_zero("AXSTREAM_ENGINE_U8_RETYPE_BINARY_FIRST");
     // With `padded`, the convolution reads the source padded with its zero point, unpadded.
     auto primitive_desc = [&](bool with_sum, bool collect_args, const SourcePad *padded) {
@@ -869,6 +868,20 @@ std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &
     const bool folded = src_zero_point != 0 && (padded || !has_padding(p)) && fold_on &&
                         fold_source_zero_point(weights, src_zero_point, bias_acc);
     if (folded) attr_src_zero_point = 0;
+    // The destination zero point as a post-op is for oneDNN to pick brgconv on AMX; where it
+    // picks the same kernel either way (its AMX jit kernel: the stems, whose few input channels
+    // brgconv refuses), the attribute is cheaper (ResNet-50's 7x7 stem alone ~265 -> ~237 us)
+    // and gives the same bytes. AXSTREAM_ENGINE_DST_ZP_ATTR_SAME_KERNEL=0 keeps the post-op.
+    if (dst_zero_point_post_op && !q.sum.active && q.dst_zero_point != 0 && want_amx &&
+        dnnl_cpu_has_amx() && setting_not_zero("AXSTREAM_ENGINE_DST_ZP_ATTR_SAME_KERNEL")) {
+      auto impl = [&] {
+        return impl_or_empty([&] { return primitive_desc(false, false, padded); });
+      };
+      const std::string by_post_op = impl();
+      dst_zero_point_post_op = false;  // what impl() builds next
+      const std::string by_attribute = impl();
+      dst_zero_point_post_op = by_post_op != by_attribute;
+    }
     auto pd = primitive_desc(q.sum.active, true, padded);
     if (q.sum.active) {
       // The sum reproduces the unfused arithmetic where the convolution result reaches the

@@ -101,10 +101,11 @@ ResidualSumCount count_residual_sums(const std::string &fused, const std::string
 // takes the padded source only where it reaches an AMX kernel the padded convolution does not
 // (oneDNN 2.6's brgconv refuses a source zero point with padding, so the padded convolution may
 // miss brgconv's AMX kernel); on AVX-512 VNNI jit_int8 and brgconv are as fast, so the copy
-// would only cost. Automatic takes it too where `flipped_and_folds`: the int8 source is copied
-// to uint8 before every run anyway (the padding then joins that copy) and the zero point folds
-// into the bias of the padded convolution, which then runs without one (unless that loses an
-// AMX kernel the padded convolution has).
+// would only cost. Automatic takes it too where `flipped_and_folds` and the padded source runs
+// AMX: the int8 source is copied to uint8 before every run anyway (the padding then joins that
+// copy) and the zero point folds into the bias of the padded convolution, which then runs
+// without one: ResNet-50's and YOLOv5s' stems on AMX's jit kernel ran faster so, the VNNI stems
+// of the other packages no faster than jit_int8 with the zero point (docs/performance.md).
 bool zero_point_padded_source_wins(const std::string &own_impl, const std::string &padded_impl,
                                    const char *setting, bool flipped_and_folds = false);
 

@@ -17,6 +17,7 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include "axstream/error.h"
 #include "axstream/runtime/engine.h"
@@ -1689,19 +1690,22 @@ onnx::ModelProto padded_input_conv_model(const PaddedInputConvCase &c) {
 class PaddedInputConv : public ::testing::TestWithParam<PaddedInputConvCase> {};
 
 // The convolution reading the padded input itself (zero weights for the padding channels,
-// AXSTREAM_ENGINE_CONV_READS_INPUT) and padding it with its zero point in the copy that flips
-// it to uint8, the zero point folded into the bias (AXSTREAM_ENGINE_FLIP_PAD): the bytes of the
-// Slice, Transpose and convolution with its zero point (both =0), each alone and together, and
+// AXSTREAM_ENGINE_CONV_READS_INPUT) and, where that runs AMX (forced by AXSTREAM_ENGINE_AMX=1 on
+// AMX hosts), padding it with its zero point in the copy that flips it to uint8, the zero point
+// folded into the bias (AXSTREAM_ENGINE_FLIP_PAD): the bytes of the Slice, Transpose and
+// convolution with its zero point (both =0), each alone and together, on AMX and VNNI, and
 // whatever the padding channels hold (a weight that is not zero there would show).
 TEST_P(PaddedInputConv, ReadsThePaddedInputWithTheBytesOfTheSlicedOne) {
   const PaddedInputConvCase &c = GetParam();
   const std::string bytes = padded_input_conv_model(c).SerializeAsString();
-  auto compile = [&](const char *reads_input, const char *flip_pad) {
+  auto compile = [&](const char *reads_input, const char *flip_pad, const char *amx = "auto") {
     setenv("AXSTREAM_ENGINE_CONV_READS_INPUT", reads_input, 1);
     setenv("AXSTREAM_ENGINE_FLIP_PAD", flip_pad, 1);
+    setenv("AXSTREAM_ENGINE_AMX", amx, 1);
     auto program = Program::from_bytes(bytes, c.name);
     unsetenv("AXSTREAM_ENGINE_CONV_READS_INPUT");
     unsetenv("AXSTREAM_ENGINE_FLIP_PAD");
+    unsetenv("AXSTREAM_ENGINE_AMX");
     return program;
   };
   const size_t pixels = size_t(c.side * c.side);
@@ -1723,21 +1727,55 @@ TEST_P(PaddedInputConv, ReadsThePaddedInputWithTheBytesOfTheSlicedOne) {
   EXPECT_EQ(run(*old_path, garbage), expected) << "the old path's Slice drops the padding";
   const std::string old_text = old_path->describe();
   EXPECT_TRUE(contains_all(old_text, {"Slice '", "Transpose '"})) << old_text;
-  for (auto [reads_input, flip_pad] :
-       {std::pair{"1", "0"}, std::pair{"0", "1"}, std::pair{"1", "1"}}) {
-    auto program = compile(reads_input, flip_pad);
+  for (auto [reads_input, flip_pad, amx] :
+       {std::tuple{"1", "0", "auto"}, std::tuple{"0", "1", "1"}, std::tuple{"1", "1", "1"},
+        std::tuple{"1", "1", "auto"}}) {
+    auto program = compile(reads_input, flip_pad, amx);
     const std::string text = program->describe();
     const std::string line = step_line(text, "axstream.QConv", "c/Conv");
     EXPECT_EQ(run(*program, x), expected) << line;
     EXPECT_EQ(run(*program, garbage), expected) << line;
     if (!int8_convs_run_on_onednn(text)) continue;
-    const bool reads = reads_input[0] == '1', pads = flip_pad[0] == '1';
+    const bool reads = reads_input[0] == '1',
+               pads = flip_pad[0] == '1' && line.find("amx_int8]") != std::string::npos;
     EXPECT_EQ(line.find("_src_nhwc_order=1") != std::string::npos, reads) << line;
     EXPECT_EQ(text.find("Slice '") == std::string::npos, reads) << text;
     EXPECT_EQ(text.find("Transpose '") == std::string::npos, reads) << text;
     EXPECT_EQ(line.find("source padded with its zero point + ") != std::string::npos, pads) << line;
     EXPECT_EQ(line.find("source zero point folded into the bias + ") != std::string::npos, pads)
         << line;
+  }
+}
+
+// On AMX (AXSTREAM_ENGINE_AMX=1 forces it for this small stem) oneDNN 2.6 runs a 3- or
+// 4-channel stem on its AMX jit kernel with the destination zero point as an attribute or as a
+// post-op alike, so the attribute stays (AXSTREAM_ENGINE_DST_ZP_ATTR_SAME_KERNEL): the same bytes
+// as the post-op (=0), with and without the padding read and folded.
+TEST(EngineAmx, StemKeepsItsDestinationZeroPointWhereThePostOpPicksTheSameKernel) {
+  const std::string bytes =
+      padded_input_conv_model({"amx_stem", 4, 40, 7, 64, {3, 3, 3, 3}}).SerializeAsString();
+  auto compile = [&](const char *attr_same_kernel, const char *flip_pad) {
+    setenv("AXSTREAM_ENGINE_AMX", "1", 1);
+    setenv("AXSTREAM_ENGINE_DST_ZP_ATTR_SAME_KERNEL", attr_same_kernel, 1);
+    setenv("AXSTREAM_ENGINE_FLIP_PAD", flip_pad, 1);
+    auto program = Program::from_bytes(bytes, "amx_stem");
+    unsetenv("AXSTREAM_ENGINE_AMX");
+    unsetenv("AXSTREAM_ENGINE_DST_ZP_ATTR_SAME_KERNEL");
+    unsetenv("AXSTREAM_ENGINE_FLIP_PAD");
+    return program;
+  };
+  std::vector<int8_t> x = int8_ramp(40 * 40 * 4, 7919, 13);
+  auto run = [&](const Program &program) {
+    std::vector<int8_t> y(program.outputs()[0].element_count());
+    program.make_executor()->run({x.data()}, {y.data()});
+    return y;
+  };
+  for (const char *flip_pad : {"0", "1"}) {
+    auto post_op = compile("0", flip_pad), attribute = compile("1", flip_pad);
+    const std::string line = step_line(attribute->describe(), "axstream.QConv", "c/Conv");
+    const std::vector<int8_t> expected = run(*post_op);
+    EXPECT_GT(distinct_values(expected), 50u) << "the output takes few values: little checked";
+    EXPECT_EQ(run(*attribute), expected) << line;
   }
 }
 
@@ -3349,8 +3387,6 @@ class ZeroPointPaddedConv : public ::testing::TestWithParam<ZeroPointPadCase> {}
 // convolution reads a copy padded with the zero point, its zero point then folded) and with the
 // padded source keeping the zero point (ZP_PAD=1, ZP_FOLD=0); from NHWC sources (padded row by
 // row, an int8 source's flip to uint8 folded in) and NCHW ones (reordered into the padding).
-// By default an NHWC int8 source, flipped to uint8 in a copy anyway, is padded in that copy and
-// its zero point folded (AXSTREAM_ENGINE_FLIP_PAD).
 TEST_P(ZeroPointPaddedConv, GivesTheBytesOfTheConvolutionWithItsZeroPoint) {
   const ZeroPointPadCase &c = GetParam();
   const std::string bytes = zero_point_pad_model(c).SerializeAsString();
@@ -3389,12 +3425,10 @@ TEST_P(ZeroPointPaddedConv, GivesTheBytesOfTheConvolutionWithItsZeroPoint) {
       const std::string line = step_line(text, "axstream.QConv", "y/f/Conv");
       EXPECT_EQ(run(*program), expected) << (nhwc ? "NHWC " : "NCHW ") << line;
       if (!int8_convs_run_on_onednn(text)) continue;
-      const bool flip_padded = v.zp_pad == nullptr && nhwc && !c.a_uint8;
-      EXPECT_EQ(line.find("source padded with its zero point + ") != std::string::npos,
-                v.padded || flip_padded)
+      EXPECT_EQ(line.find("source padded with its zero point + ") != std::string::npos, v.padded)
           << line;
       EXPECT_EQ(line.find("source zero point folded into the bias + ") != std::string::npos,
-                v.folded || flip_padded)
+                v.folded)
           << line;
       EXPECT_EQ(line.find("_src_nhwc=1") != std::string::npos, nhwc) << line;
       EXPECT_EQ(step_line(text, "axstream.QConv", "a/f/Conv").find("folded into the bias") !=
@@ -3430,6 +3464,14 @@ TEST(EnginePasses, ZeroPointPaddedSourceIsChosenForAmxOrWhenAsked) {
   EXPECT_TRUE(zero_point_padded_source_wins(jit, brg_vnni, "1"));
   EXPECT_FALSE(zero_point_padded_source_wins(jit, "", "1"));
   EXPECT_FALSE(zero_point_padded_source_wins(jit, "", nullptr));
+  // An int8 source flipped in a copy anyway, its zero point folding: padded where that runs
+  // AMX, even where the convolution runs AMX already.
+  const std::string jit_amx = "jit:avx512_core_amx_int8";
+  EXPECT_TRUE(zero_point_padded_source_wins(jit_amx, jit_amx, nullptr, true));
+  EXPECT_FALSE(zero_point_padded_source_wins(jit_amx, jit_amx, nullptr, false));
+  EXPECT_FALSE(zero_point_padded_source_wins(jit, brg_vnni, nullptr, true));
+  EXPECT_FALSE(zero_point_padded_source_wins(jit_amx, brg_vnni, nullptr, true));
+  EXPECT_FALSE(zero_point_padded_source_wins(jit_amx, jit_amx, "0", true));
 }
 
 // --- AMX or VNNI per convolution (amx_convolution_chosen) -----------------------------------
