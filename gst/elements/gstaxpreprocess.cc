@@ -21,13 +21,17 @@
  *
  * Colour order, pixel scale, mean and std come from the package's `input_preprocess`
  * (docs/model-package.md; RGB, 1/255, 0, 1 when absent); the properties override them.
- * NV12 and I420 frames are converted to RGB with the caps' colorimetry: its matrix (BT.601,
- * BT.709, BT.2020, SMPTE 240M or FCC) and range (limited 16..235 or full 0..255), in every path
- * (whole frames, crops, ROIs, rotated crops, preamble pixels); the transfer function and
- * primaries are not converted (videoconvert leaves them too unless asked). Caps without a
- * colorimetry get GStreamer's defaults (GstVideoInfo's, by frame height): BT.601 up to 576
- * lines, BT.709 above (4K too, in GStreamer 1.22), limited range; GStreamer puts the same default
- * in place of a matrix the caps leave unknown or an RGB (identity) matrix on YUV caps. An unknown
+ * YUV frames (NV12, I420, and the packed 4:2:2 YUY2 and UYVY that USB webcams give through
+ * v4l2src, taken without a videoconvert: the fused pass splits each row it reads into luma and
+ * chroma, then converts it as NV12) are converted to RGB with the caps' colorimetry: its matrix
+ * (BT.601, BT.709, BT.2020, SMPTE 240M or FCC) and range (limited 16..235 or full 0..255), in
+ * every path (whole frames, crops, ROIs, rotated crops, preamble pixels, dmabuf rows); the
+ * transfer function and primaries are not converted (videoconvert leaves them too unless asked).
+ * Odd widths are taken as GStreamer lays them out (YUY2/UYVY rows of ceil(width / 2) pairs).
+ * Caps without a colorimetry get GStreamer's defaults (GstVideoInfo's, by frame height): BT.601
+ * up to 576 lines, BT.709 above (4K too, in GStreamer 1.22), limited range; GStreamer puts the
+ * same default in place of a matrix the caps leave unknown or an RGB (identity) matrix on YUV
+ * caps. An unknown
  * range is read as limited (videoconvert would read it as full). Should a matrix other than
  * these five reach the element, it refuses the caps naming the colorimetry. BT.601 limited range
  * uses OpenCV's constants (bit-exact with cv::cvtColor), the others the standard's coefficients
@@ -64,6 +68,8 @@
  *
  * |[
  * gst-launch-1.0 videotestsrc num-buffers=30 ! video/x-raw,format=NV12,width=1280,height=720 ! \
+ *   axpreprocess model=build/tests/data/models/resnet_tiny ! fakesink
+ * gst-launch-1.0 videotestsrc num-buffers=30 ! video/x-raw,format=YUY2,width=640,height=480 ! \
  *   axpreprocess model=build/tests/data/models/resnet_tiny ! fakesink
  * gst-launch-1.0 filesrc \
  *   location=~/.cache/axstream/opencv-doc/usr/share/doc/opencv-doc/examples/data/Megamind.avi ! \
@@ -164,7 +170,7 @@ enum {
   PROP_BYTES_MAPPED,
 };
 
-#define AX_PREPROCESS_FORMATS "{ NV12, I420, RGB, BGR, RGBA, BGRA, RGBx, BGRx, GRAY8 }"
+#define AX_PREPROCESS_FORMATS "{ NV12, I420, YUY2, UYVY, RGB, BGR, RGBA, BGRA, RGBx, BGRx, GRAY8 }"
 // memory:DMABuf frames come with a plain format (GStreamer 1.22) or as format=DMA_DRM with a
 // drm-format field (GStreamer >= 1.24 style); drm-format is checked in set_caps (linear only).
 #define AX_PREPROCESS_CAPS                   \
@@ -377,10 +383,10 @@ pp::TensorSpec tensor_spec(const rt::TensorInfo &info, const std::string &model)
   return t;
 }
 
-// The YUV -> RGB matrix and range of NV12/I420 caps. gst_video_info_from_caps has already put
-// GStreamer's defaults where the caps name no colorimetry (BT.601 up to 576 lines, BT.709 above;
-// limited range); a matrix the caps leave unknown gets the same default, an
-// unknown range limited. An RGB (identity) matrix on YUV caps is refused naming it.
+// The YUV -> RGB matrix and range of NV12/I420/YUY2/UYVY caps. gst_video_info_from_caps has already
+// put GStreamer's defaults where the caps name no colorimetry (BT.601 up to 576 lines, BT.709
+// above; limited range); a matrix the caps leave unknown gets the same default, an unknown range
+// limited. An RGB (identity) matrix on YUV caps is refused naming it.
 pp::Colorimetry yuv_colorimetry(const GstVideoInfo &info) {
   pp::Colorimetry c;
   c.range = info.colorimetry.range == GST_VIDEO_COLOR_RANGE_0_255 ? pp::YuvRange::Full
@@ -582,7 +588,8 @@ static gboolean gst_ax_preprocess_set_caps(GstBaseTransform *trans, GstCaps *inc
     const pp::PixelFormat format = pp::pixel_format_from_string(format_name);
     pp::TensorSpec tensor = tensor_spec(state->model->inputs()[0], self->model);
     pp::Options options = make_options(self);
-    if (format == pp::PixelFormat::NV12 || format == pp::PixelFormat::I420)
+    if (format == pp::PixelFormat::NV12 || format == pp::PixelFormat::I420 ||
+        format == pp::PixelFormat::YUY2 || format == pp::PixelFormat::UYVY)
       options.colorimetry = yuv_colorimetry(info);
     gsize device_size = tensor.size();
     std::unique_ptr<axstream::gst::PreambleInput> preamble;
@@ -882,8 +889,16 @@ static gsize frame_bytes_needed(const GstVideoInfo &info, const GstVideoMeta *me
            GST_VIDEO_FORMAT_INFO_PLANE(format, component) != p)
       ++component;
     const gsize rows = gsize(GST_VIDEO_INFO_COMP_HEIGHT(&info, component));
-    const gsize row_bytes = gsize(GST_VIDEO_INFO_COMP_WIDTH(&info, component)) *
-                            gsize(GST_VIDEO_FORMAT_INFO_PSTRIDE(format, component));
+    gsize row_bytes = gsize(GST_VIDEO_INFO_COMP_WIDTH(&info, component)) *
+                      gsize(GST_VIDEO_FORMAT_INFO_PSTRIDE(format, component));
+    // A plane's other components may reach further: YUY2/UYVY's last pair of an odd-width row
+    // holds its U,V past 2 * width bytes.
+    for (guint c = 0; c < GST_VIDEO_FORMAT_INFO_N_COMPONENTS(format); ++c)
+      if (GST_VIDEO_FORMAT_INFO_PLANE(format, c) == p && GST_VIDEO_INFO_COMP_WIDTH(&info, c) > 0)
+        row_bytes = std::max(row_bytes, gsize(GST_VIDEO_FORMAT_INFO_POFFSET(format, c)) +
+                                            gsize(GST_VIDEO_INFO_COMP_WIDTH(&info, c) - 1) *
+                                                gsize(GST_VIDEO_FORMAT_INFO_PSTRIDE(format, c)) +
+                                            1);
     const gsize offset = meta ? meta->offset[p] : GST_VIDEO_INFO_PLANE_OFFSET(&info, p);
     const gint stride = meta ? meta->stride[p] : GST_VIDEO_INFO_PLANE_STRIDE(&info, p);
     if (rows == 0) continue;

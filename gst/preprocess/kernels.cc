@@ -91,6 +91,29 @@ AXPP_INLINE void yuv_row_to_rgb0(const uint8_t *__restrict y, const uint8_t *__r
   }
 }
 
+void split_bytes(const uint8_t *__restrict bytes, int pairs, uint8_t *__restrict even,
+                 uint8_t *__restrict odd) {
+  int i = 0;
+#if defined(__AVX2__)
+  const __m256i low_bytes = _mm256_set1_epi16(0x00ff);
+  for (; i + 32 <= pairs; i += 32) {
+    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(bytes + 2 * i));
+    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(bytes + 2 * i + 32));
+    // packus works per 128-bit lane: the 64-bit quarters come out as a0 b0 a1 b1.
+    const __m256i evens =
+        _mm256_packus_epi16(_mm256_and_si256(a, low_bytes), _mm256_and_si256(b, low_bytes));
+    const __m256i odds = _mm256_packus_epi16(_mm256_srli_epi16(a, 8), _mm256_srli_epi16(b, 8));
+    _mm256_storeu_si256(reinterpret_cast<__m256i *>(even + i),
+                        _mm256_permute4x64_epi64(evens, 0xd8));
+    _mm256_storeu_si256(reinterpret_cast<__m256i *>(odd + i), _mm256_permute4x64_epi64(odds, 0xd8));
+  }
+#endif
+  for (; i < pairs; ++i) {
+    even[i] = bytes[2 * i];
+    odd[i] = bytes[2 * i + 1];
+  }
+}
+
 void nv12_row_to_rgb0(const uint8_t *y, const uint8_t *uv, int pixels, const YuvCoefficients &c,
                       uint32_t *out) {
   yuv_row_to_rgb0<2>(y, uv, uv + 1, pixels, c, out);
@@ -578,6 +601,7 @@ const KernelSet &AXPP_CONCAT(AXSTREAM_PREPROCESS_KERNEL_SET, _kernels)() {
     gather_u32,
     nv12_row_to_rgb0,
     i420_row_to_rgb0,
+    split_bytes,
     yuv_taps,
 #if defined(__AVX2__)
     yuv_gather_taps,

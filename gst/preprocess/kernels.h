@@ -68,6 +68,9 @@ struct KernelSet {
                            const YuvCoefficients &c, uint32_t *out);
   void (*i420_row_to_rgb0)(const uint8_t *y, const uint8_t *u, const uint8_t *v, int pixels,
                            const YuvCoefficients &c, uint32_t *out);
+  // even[i] = bytes[2i], odd[i] = bytes[2i + 1] for i < pairs: a packed 4:2:2 row (YUY2: Y at
+  // even bytes, U,V at odd; UYVY the other way round) split into a luma row and an NV12 UV row.
+  void (*split_bytes)(const uint8_t *bytes, int pairs, uint8_t *even, uint8_t *odd);
   // Converts the gathered YUV taps to RGB and interpolates: planar int16 R, G, B.
   void (*yuv_taps)(const YuvTaps &taps, const YuvCoefficients &c, const Weights &w, int n,
                    int16_t *r, int16_t *g, int16_t *b);

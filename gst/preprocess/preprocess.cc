@@ -86,13 +86,15 @@ std::vector<uint8_t> window_controls(const std::vector<int32_t> &offsets, int ta
 
 PixelFormat pixel_format_from_string(const std::string &name) {
   static const std::pair<const char *, PixelFormat> names[] = {
-      {"NV12", PixelFormat::NV12}, {"I420", PixelFormat::I420}, {"RGB", PixelFormat::RGB},
-      {"BGR", PixelFormat::BGR},   {"RGBA", PixelFormat::RGBA}, {"BGRA", PixelFormat::BGRA},
-      {"RGBx", PixelFormat::RGBx}, {"BGRx", PixelFormat::BGRx}, {"GRAY8", PixelFormat::GRAY8}};
+      {"NV12", PixelFormat::NV12}, {"I420", PixelFormat::I420},  {"YUY2", PixelFormat::YUY2},
+      {"UYVY", PixelFormat::UYVY}, {"RGB", PixelFormat::RGB},    {"BGR", PixelFormat::BGR},
+      {"RGBA", PixelFormat::RGBA}, {"BGRA", PixelFormat::BGRA},  {"RGBx", PixelFormat::RGBx},
+      {"BGRx", PixelFormat::BGRx}, {"GRAY8", PixelFormat::GRAY8}};
   for (const auto &[text, format] : names)
     if (name == text) return format;
   throw InvalidArgument("pixel format '" + name +
-                        "': expected one of NV12, I420, RGB, BGR, RGBA, BGRA, RGBx, BGRx, GRAY8");
+                        "': expected one of NV12, I420, YUY2, UYVY, RGB, BGR, RGBA, BGRA, RGBx, "
+                        "BGRx, GRAY8");
 }
 
 const char *pixel_format_name(PixelFormat format) {
@@ -101,6 +103,10 @@ const char *pixel_format_name(PixelFormat format) {
       return "NV12";
     case PixelFormat::I420:
       return "I420";
+    case PixelFormat::YUY2:
+      return "YUY2";
+    case PixelFormat::UYVY:
+      return "UYVY";
     case PixelFormat::RGB:
       return "RGB";
     case PixelFormat::BGR:
@@ -346,7 +352,14 @@ void Preprocessor::plan_rows() {
   pairs_ = two_taps_;
   for (int j = 0; j < width && pairs_; ++j)
     pairs_ = x0_[j] == x0_[0] + 2 * j && x1_[j] == x0_[j] + 1;
-  const bool yuv = format_ == PixelFormat::NV12 || format_ == PixelFormat::I420;
+  packed422_ = format_ == PixelFormat::YUY2 || format_ == PixelFormat::UYVY;
+  nv12_layout_ = format_ == PixelFormat::NV12 || packed422_;
+  const bool yuv = nv12_layout_ || format_ == PixelFormat::I420;
+  if (packed422_) {
+    // Whole pairs around every column a plan reads (YuvRow's span, YuvTaps' chroma pairs).
+    split_begin_ = (crop_x + x0_.front()) & ~1;
+    split_end_ = ((crop_x + x1_.back()) | 1) + 1;
+  }
   tap0_.resize(size_t(width));
   tap1_.resize(size_t(width));
   safe_taps0_ = safe_taps1_ = width;
@@ -380,7 +393,7 @@ void Preprocessor::plan_rows() {
     }
     chroma0_.resize(size_t(width));
     chroma1_.resize(size_t(width));
-    const bool nv12 = format_ == PixelFormat::NV12;
+    const bool nv12 = nv12_layout_;
     for (int j = 0; j < width; ++j) {
       tap0_[j] = crop_x + x0_[j];
       tap1_[j] = crop_x + x1_[j];
@@ -435,6 +448,10 @@ struct Preprocessor::RunState {
   uint8_t *taps, *resized;
   int8_t *quantised;
   uint32_t *word0, *word1, *converted;
+  // YUY2/UYVY: one source row split into luma and NV12 UV, indexed by frame column (zeroed, and
+  // 32 bytes longer than the row, so 4-byte tap reads past the split columns read zeros).
+  std::vector<uint8_t> split;
+  uint8_t *split_luma = nullptr, *split_chroma = nullptr;
   int16_t *row_slot[2];
   int row_source[2] = {-1, -1};  // source row held by each slot of the row cache
   int loaded_row = -1;           // the last source row load_source_rows brought into cache
@@ -468,6 +485,12 @@ inline Preprocessor::RunState::RunState(const Preprocessor &p, const Frame &fram
   word0 = words.data();
   word1 = word0 + n;
   converted = word1 + n;
+  if (p.packed422_) {
+    const size_t split_row = size_t(p.split_end_) + 32;
+    split.assign(2 * split_row, 0);
+    split_luma = split.data();
+    split_chroma = split.data() + split_row;
+  }
   row_slot[0] = rows.data();
   row_slot[1] = rows.data() + size_t(p.fetched_channels_) * n;
   for (int c = 0; c < 3; ++c)
@@ -553,6 +576,12 @@ inline void Preprocessor::visit_source_row(int src_row, const RunState &state,
                                            Visit &&visit) const {
   const Frame &frame = state.frame;
   const int y = geometry_.crop.y + src_row;
+  if (packed422_) {
+    // The bytes resize_source_row splits: 2 per pixel.
+    visit(frame.planes[0] + size_t(y) * size_t(frame.strides[0]), 2 * size_t(split_begin_),
+          2 * size_t(split_end_));
+    return;
+  }
   visit(frame.planes[0] + size_t(y) * size_t(frame.strides[0]), state.touched_begin,
         state.touched_end);
   const bool yuv = format_ == PixelFormat::NV12 || format_ == PixelFormat::I420;
@@ -622,7 +651,16 @@ inline void Preprocessor::resize_source_row(int src_row, RunState &state, int16_
   const size_t n = state.n;
   const int y = geometry_.crop.y + src_row;
   SourceRow row{frame.planes[0] + size_t(y) * size_t(frame.strides[0]), nullptr, nullptr};
-  if (format_ == PixelFormat::NV12) {
+  if (packed422_) {
+    // YUY2: luma at even bytes, U,V at odd ones; UYVY the other way round. Split into a luma row
+    // and an NV12 UV row (this row's own chroma: 4:2:2 has a chroma row per luma row), indexed by
+    // frame column, the NV12 plans then read them.
+    const bool yuy2 = format_ == PixelFormat::YUY2;
+    k.split_bytes(row.plane0 + 2 * size_t(split_begin_), split_end_ - split_begin_,
+                  (yuy2 ? state.split_luma : state.split_chroma) + split_begin_,
+                  (yuy2 ? state.split_chroma : state.split_luma) + split_begin_);
+    row = SourceRow{state.split_luma, state.split_chroma, state.split_chroma + 1};
+  } else if (format_ == PixelFormat::NV12) {
     row.chroma1 = frame.planes[1] + size_t(y / 2) * size_t(frame.strides[1]);
     row.chroma2 = row.chroma1 + 1;
   } else if (format_ == PixelFormat::I420) {
@@ -642,7 +680,7 @@ inline void Preprocessor::resize_source_row(int src_row, RunState &state, int16_
     }
     case RowPlan::YuvPairs: {
       const int first = tap0_[0];
-      if (format_ == PixelFormat::NV12)
+      if (nv12_layout_)
         k.yuv_pairs(row.plane0 + first, row.chroma1 + first, row.chroma2 + first, 2, yuv_,
                     state.weights, width, out, out + n, out + 2 * n);
       else
@@ -670,7 +708,7 @@ inline void Preprocessor::resize_yuv_taps(const SourceRow &row, RunState &state,
   const size_t n = state.n;
   int done = 0;
   if (k.yuv_gather_taps) {
-    const bool nv12 = format_ == PixelFormat::NV12;
+    const bool nv12 = nv12_layout_;
     // Chroma rows hold ceil(width / 2) samples (U,V pairs for NV12).
     const int chroma_samples = (frame_width_ + 1) / 2;
     const kernels::YuvRows yuv_rows{row.plane0,
@@ -722,7 +760,7 @@ inline void Preprocessor::resize_packed(const SourceRow &row, RunState &state, i
   }
   const uint8_t *source = row.plane0;
   if (plan_ == RowPlan::YuvRow) {
-    if (format_ == PixelFormat::NV12)
+    if (nv12_layout_)
       k.nv12_row_to_rgb0(row.plane0 + span_begin_, row.chroma1 + span_begin_, span_pixels_, yuv_,
                          state.converted);
     else

@@ -24,18 +24,27 @@ Frame RgbImage::frame() const {
 
 namespace {
 
-// NV12/I420 of any colorimetry -> packed RGB with the preprocessor's own row kernel (the same
-// fixed-point arithmetic the fused pass uses for that matrix and range).
+// NV12/I420/YUY2/UYVY of any colorimetry -> packed RGB with the preprocessor's own row kernels
+// (the same fixed-point arithmetic the fused pass uses for that matrix and range; YUY2/UYVY rows
+// split into luma and NV12 UV first, as the fused pass does).
 cv::Mat yuv_to_rgb(const Frame &frame, const Colorimetry &colorimetry) {
   const int w = frame.width, h = frame.height;
   const YuvCoefficients c = yuv_coefficients(colorimetry);
   const kernels::KernelSet &k = kernels::baseline_kernels();
   cv::Mat rgb(h, w, CV_8UC3);
   std::vector<uint32_t> words(static_cast<size_t>(w));
+  const int pairs = (w + 1) / 2;
+  std::vector<uint8_t> split(4 * size_t(pairs));
+  uint8_t *split_luma = split.data(), *split_chroma = split.data() + 2 * size_t(pairs);
   for (int y = 0; y < h; ++y) {
     const uint8_t *luma = frame.planes[0] + size_t(y) * frame.strides[0];
     const size_t chroma_row = size_t(y / 2);
-    if (frame.format == PixelFormat::NV12)
+    if (frame.format == PixelFormat::YUY2 || frame.format == PixelFormat::UYVY) {
+      const bool yuy2 = frame.format == PixelFormat::YUY2;
+      k.split_bytes(luma, 2 * pairs, yuy2 ? split_luma : split_chroma,
+                    yuy2 ? split_chroma : split_luma);
+      k.nv12_row_to_rgb0(split_luma, split_chroma, w, c, words.data());
+    } else if (frame.format == PixelFormat::NV12)
       k.nv12_row_to_rgb0(luma, frame.planes[1] + chroma_row * frame.strides[1], w, c, words.data());
     else
       k.i420_row_to_rgb0(luma, frame.planes[1] + chroma_row * frame.strides[1],
@@ -78,6 +87,9 @@ cv::Mat to_rgb(const Frame &frame, const Colorimetry &colorimetry) {
     case PixelFormat::GRAY8:
       cv::cvtColor(plane(0, h, w, CV_8UC1), rgb, cv::COLOR_GRAY2RGB);
       return rgb;
+    case PixelFormat::YUY2:
+    case PixelFormat::UYVY:
+      return yuv_to_rgb(frame, colorimetry);
     case PixelFormat::NV12:
     case PixelFormat::I420:
       break;

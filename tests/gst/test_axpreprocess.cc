@@ -21,8 +21,8 @@ namespace {
 
 const auto *gst_environment = ::testing::AddGlobalTestEnvironment(new axtest::GstEnvironment);
 
-const char *const kFormats[] = {"NV12", "I420", "RGB",  "BGR",  "RGBA",
-                                "BGRA", "RGBx", "BGRx", "GRAY8"};
+const char *const kFormats[] = {"NV12", "I420", "YUY2", "UYVY", "RGB",  "BGR",
+                                "RGBA", "BGRA", "RGBx", "BGRx", "GRAY8"};
 
 GstElement *make_preprocess(const std::string &model) {
   GstElement *element = gst_element_factory_make("axpreprocess", nullptr);
@@ -58,6 +58,9 @@ cv::Mat opencv_rgb(const GstVideoInfo &info, const uint8_t *data) {
     // 64x48 frames have packed planes: the buffer is OpenCV's (h * 3 / 2) x w layout.
     cv::Mat yuv(h * 3 / 2, w, CV_8UC1, const_cast<uint8_t *>(data));
     cv::cvtColor(yuv, out, format == "NV12" ? cv::COLOR_YUV2RGB_NV12 : cv::COLOR_YUV2RGB_I420);
+  } else if (format == "YUY2" || format == "UYVY") {
+    cv::cvtColor(plane(CV_8UC2), out,
+                 format == "YUY2" ? cv::COLOR_YUV2RGB_YUY2 : cv::COLOR_YUV2RGB_UYVY);
   } else if (format == "RGB") {
     out = plane(CV_8UC3).clone();
   } else if (format == "BGR") {
@@ -232,6 +235,55 @@ INSTANTIATE_TEST_SUITE_P(Formats, AxPreprocessOddSize,
                                   std::to_string(info.param.height);
                          });
 
+// Odd-width YUY2/UYVY as GStreamer lays them out (rows of ceil(w / 2) 4-byte pairs, the last
+// pair's second luma unused): the tensor of the even frame one pixel wider, cut to w, through
+// cv::cvtColor.
+class AxPreprocessOddWidth422 : public ::testing::TestWithParam<OddSize> {};
+
+TEST_P(AxPreprocessOddWidth422, GivesTheTensorOfTheSameImageConvertedByOpenCV) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  const auto [format, w, h] = GetParam();
+  const bool yuy2 = std::string(format) == "YUY2";
+  const int even_w = w + w % 2;
+  GstVideoInfo info;
+  gst_video_info_set_format(&info, gst_video_format_from_string(format), w, h);
+  ASSERT_GE(GST_VIDEO_INFO_PLANE_STRIDE(&info, 0), 2 * even_w);
+  GstBuffer *frame = random_frame(info, uint32_t(w * 1000 + h));
+  GstMapInfo map;
+  ASSERT_TRUE(gst_buffer_map(frame, &map, GST_MAP_READ));
+  cv::Mat even_rgb;
+  cv::cvtColor(cv::Mat(h, even_w, CV_8UC2, map.data, GST_VIDEO_INFO_PLANE_STRIDE(&info, 0)),
+               even_rgb, yuy2 ? cv::COLOR_YUV2RGB_YUY2 : cv::COLOR_YUV2RGB_UYVY);
+  gst_buffer_unmap(frame, &map);
+  const cv::Mat rgb = even_rgb(cv::Rect(0, 0, w, h)).clone();
+
+  GstHarness *harness = gst_harness_new_with_element(make_preprocess(model), "sink", "src");
+  gst_harness_set_src_caps_str(harness, axtest::video_caps(format, w, h).c_str());
+  ASSERT_EQ(gst_harness_push(harness, frame), GST_FLOW_OK);
+  GstBuffer *out = gst_harness_pull(harness);
+  ASSERT_NE(out, nullptr);
+  GstAxTensorMeta *meta = gst_buffer_get_ax_tensor_meta(out, GST_AX_TENSOR_INPUT, nullptr, -1);
+  ASSERT_NE(meta, nullptr);
+  const auto ours = axtest::buffer_bytes(meta->tensors);
+  const auto reference = opencv_reference(rgb, input_info(model), meta->transform, 0);
+  ASSERT_EQ(ours.size(), reference.size());
+  int worst = 0;
+  for (size_t i = 0; i < ours.size(); ++i)
+    worst = std::max(worst, std::abs(int(ours[i]) - int(reference[i])));
+  EXPECT_LE(worst, 1) << format << " " << w << "x" << h;
+  gst_buffer_unref(out);
+  gst_harness_teardown(harness);
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, AxPreprocessOddWidth422,
+                         ::testing::Values(OddSize{"YUY2", 31, 7}, OddSize{"UYVY", 641, 479},
+                                           OddSize{"YUY2", 1, 1}, OddSize{"UYVY", 3, 1}),
+                         [](const ::testing::TestParamInfo<OddSize> &info) {
+                           return std::string(info.param.format) + "_" +
+                                  std::to_string(info.param.width) + "x" +
+                                  std::to_string(info.param.height);
+                         });
+
 // A frame cropped by GstVideoCropMeta (videocrop or a decoder attach it instead of copying when
 // the sink takes it, and axpreprocess passes that on in the allocation query): the caps give the
 // visible size, GstVideoMeta the whole frame's layout, the meta the visible region's origin. Its
@@ -296,7 +348,7 @@ TEST_P(AxPreprocessCropMeta, TensorIsTheCroppedRegionsTensor) {
 }
 
 INSTANTIATE_TEST_SUITE_P(PackedAndPlanar, AxPreprocessCropMeta,
-                         ::testing::Values("RGB", "BGRx", "NV12", "I420", "GRAY8"),
+                         ::testing::Values("RGB", "BGRx", "NV12", "I420", "YUY2", "UYVY", "GRAY8"),
                          [](const ::testing::TestParamInfo<const char *> &info) {
                            return std::string(info.param);
                          });
@@ -490,12 +542,13 @@ TEST(AxPreprocessErrors, CropOutsideTheFrameIsNotNegotiatedWithMessage) {
 TEST(AxPreprocessErrors, UnsupportedFormatIsRefusedByTheCaps) {
   AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
   GstHarness *h = gst_harness_new_with_element(make_preprocess(model), "sink", "src");
-  GstCaps *yuy2 = gst_caps_from_string(axtest::video_caps("YUY2", 64, 48).c_str());
+  // YVYU: packed 4:2:2 with V first, which axpreprocess does not read (YUY2 and UYVY it does).
+  GstCaps *yvyu = gst_caps_from_string(axtest::video_caps("YVYU", 64, 48).c_str());
   GstCaps *accepted = gst_pad_peer_query_caps(h->srcpad, nullptr);
-  EXPECT_FALSE(gst_caps_can_intersect(yuy2, accepted));
+  EXPECT_FALSE(gst_caps_can_intersect(yvyu, accepted));
   gst_caps_unref(accepted);
-  gst_caps_unref(yuy2);
-  EXPECT_EQ(push_random_frame(h, GST_VIDEO_FORMAT_YUY2, 64, 48, 9), GST_FLOW_NOT_NEGOTIATED);
+  gst_caps_unref(yvyu);
+  EXPECT_EQ(push_random_frame(h, GST_VIDEO_FORMAT_YVYU, 64, 48, 9), GST_FLOW_NOT_NEGOTIATED);
   gst_harness_teardown(h);
 }
 

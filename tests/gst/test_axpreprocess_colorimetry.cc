@@ -1,6 +1,6 @@
-// axpreprocess honours the caps' colorimetry: the same NV12/I420 frame through GStreamer's own
-// videoconvert (which applies the caps' matrix and range) and through axpreprocess, at the same
-// size (no resize), gives the same RGB within 2 levels, for every matrix and range.
+// axpreprocess honours the caps' colorimetry: the same NV12/I420/YUY2/UYVY frame through
+// GStreamer's own videoconvert (which applies the caps' matrix and range) and through axpreprocess,
+// at the same size (no resize), gives the same RGB within 2 levels, for every matrix and range.
 #include <gst/check/gstharness.h>
 #include <gst/video/video.h>
 
@@ -31,15 +31,26 @@ GstBuffer *random_yuv_frame(const GstVideoInfo &info, bool full, uint32_t seed) 
   std::mt19937 rng(seed);
   std::uniform_int_distribution<int> luma(full ? 0 : 16, full ? 255 : 235);
   std::uniform_int_distribution<int> chroma(full ? 0 : 16, full ? 255 : 240);
-  for (guint plane = 0; plane < GST_VIDEO_FRAME_N_PLANES(&frame); ++plane) {
-    auto *data = static_cast<uint8_t *>(GST_VIDEO_FRAME_PLANE_DATA(&frame, plane));
-    const int stride = GST_VIDEO_FRAME_PLANE_STRIDE(&frame, plane);
-    const int rows = plane == 0 ? kHeight : kHeight / 2;
-    const int bytes =
-        plane == 0 ? kWidth : (GST_VIDEO_FRAME_N_PLANES(&frame) == 2 ? kWidth : kWidth / 2);
-    for (int y = 0; y < rows; ++y)
-      for (int x = 0; x < bytes; ++x)
-        data[size_t(y) * stride + x] = uint8_t(plane == 0 ? luma(rng) : chroma(rng));
+  const GstVideoFormat format = GST_VIDEO_INFO_FORMAT(&info);
+  if (format == GST_VIDEO_FORMAT_YUY2 || format == GST_VIDEO_FORMAT_UYVY) {
+    // Packed 4:2:2: luma at even bytes (YUY2) or odd ones (UYVY), U,V at the others.
+    auto *data = static_cast<uint8_t *>(GST_VIDEO_FRAME_PLANE_DATA(&frame, 0));
+    const int stride = GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 0);
+    const int luma_parity = format == GST_VIDEO_FORMAT_YUY2 ? 0 : 1;
+    for (int y = 0; y < kHeight; ++y)
+      for (int x = 0; x < 2 * kWidth; ++x)
+        data[size_t(y) * stride + x] = uint8_t(x % 2 == luma_parity ? luma(rng) : chroma(rng));
+  } else {
+    for (guint plane = 0; plane < GST_VIDEO_FRAME_N_PLANES(&frame); ++plane) {
+      auto *data = static_cast<uint8_t *>(GST_VIDEO_FRAME_PLANE_DATA(&frame, plane));
+      const int stride = GST_VIDEO_FRAME_PLANE_STRIDE(&frame, plane);
+      const int rows = plane == 0 ? kHeight : kHeight / 2;
+      const int bytes =
+          plane == 0 ? kWidth : (GST_VIDEO_FRAME_N_PLANES(&frame) == 2 ? kWidth : kWidth / 2);
+      for (int y = 0; y < rows; ++y)
+        for (int x = 0; x < bytes; ++x)
+          data[size_t(y) * stride + x] = uint8_t(plane == 0 ? luma(rng) : chroma(rng));
+    }
   }
   gst_video_frame_unmap(&frame);
   GST_BUFFER_PTS(buffer) = 0;
@@ -111,7 +122,15 @@ TEST_P(AxPreprocessColorimetry, MatchesVideoconvertWithinTwoLevels) {
           &yuv, plane))[size_t(y) * GST_VIDEO_FRAME_PLANE_STRIDE(&yuv, plane) + x]);
     };
     const bool nv12 = std::string(c.format) == "NV12";
+    const bool yuy2 = std::string(c.format) == "YUY2", uyvy = std::string(c.format) == "UYVY";
     auto expected = [&](int x, int y, int k) {
+      if (yuy2 || uyvy) {
+        // YUY2: Y0 U Y1 V; UYVY: U Y0 V Y1.
+        const int pair = 4 * (x / 2);
+        return formula_rgb(c, sample(0, 2 * x + (uyvy ? 1 : 0), y),
+                           sample(0, pair + (yuy2 ? 1 : 0), y), sample(0, pair + (yuy2 ? 3 : 2), y),
+                           k);
+      }
       const int u = nv12 ? sample(1, x & ~1, y / 2) : sample(1, x / 2, y / 2);
       const int v = nv12 ? sample(1, (x & ~1) + 1, y / 2) : sample(2, x / 2, y / 2);
       return formula_rgb(c, sample(0, x, y), u, v, k);
@@ -174,6 +193,11 @@ const Case kCases[] = {
     {"I420", "bt601", false, k601[0], k601[1]},    {"I420", "bt709", false, k709[0], k709[1]},
     {"I420", "bt2020", false, k2020[0], k2020[1]}, {"I420", "1:4:0:0", true, k601[0], k601[1]},
     {"I420", "1:3:0:0", true, k709[0], k709[1]},   {"I420", "1:6:0:0", true, k2020[0], k2020[1]},
+    {"YUY2", "bt601", false, k601[0], k601[1]},    {"YUY2", "bt709", false, k709[0], k709[1]},
+    {"YUY2", "bt2020", false, k2020[0], k2020[1]}, {"YUY2", "1:4:0:0", true, k601[0], k601[1]},
+    {"YUY2", "1:3:0:0", true, k709[0], k709[1]},   {"UYVY", "bt601", false, k601[0], k601[1]},
+    {"UYVY", "bt709", false, k709[0], k709[1]},    {"UYVY", "1:4:0:0", true, k601[0], k601[1]},
+    {"UYVY", "1:3:0:0", true, k709[0], k709[1]},
 };
 
 INSTANTIATE_TEST_SUITE_P(MatricesAndRanges, AxPreprocessColorimetry, ::testing::ValuesIn(kCases),
@@ -183,5 +207,187 @@ INSTANTIATE_TEST_SUITE_P(MatricesAndRanges, AxPreprocessColorimetry, ::testing::
                            std::replace(name.begin(), name.end(), ':', '_');
                            return name;
                          });
+
+// A copy of the first frame reaching the fakesink ending `launch`; nullptr with `error` set when
+// the pipeline failed.
+GstBuffer *first_frame(const std::string &launch, std::string &error) {
+  GError *parse_error = nullptr;
+  GstElement *pipeline = gst_parse_launch((launch + " ! fakesink name=out").c_str(), &parse_error);
+  if (!pipeline || parse_error) {
+    error = parse_error ? parse_error->message : "gst_parse_launch failed";
+    g_clear_error(&parse_error);
+    if (pipeline) gst_object_unref(pipeline);
+    return nullptr;
+  }
+  GstBuffer *frame = nullptr;
+  GstElement *sink = gst_bin_get_by_name(GST_BIN(pipeline), "out");
+  GstPad *pad = gst_element_get_static_pad(sink, "sink");
+  gst_pad_add_probe(
+      pad, GST_PAD_PROBE_TYPE_BUFFER,
+      [](GstPad *, GstPadProbeInfo *info, gpointer data) {
+        auto **out = static_cast<GstBuffer **>(data);
+        if (!*out) *out = gst_buffer_copy_deep(GST_PAD_PROBE_INFO_BUFFER(info));
+        return GST_PAD_PROBE_OK;
+      },
+      &frame, nullptr);
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  GstBus *bus = gst_element_get_bus(pipeline);
+  GstMessage *message = gst_bus_timed_pop_filtered(
+      bus, 60 * GST_SECOND, GstMessageType(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  if (!message) {
+    error = "no EOS within 60 s";
+  } else if (GST_MESSAGE_TYPE(message) == GST_MESSAGE_ERROR) {
+    GError *e = nullptr;
+    gchar *debug = nullptr;
+    gst_message_parse_error(message, &e, &debug);
+    error = std::string(e->message) + " | " + (debug ? debug : "");
+    g_error_free(e);
+    g_free(debug);
+  }
+  if (message) gst_message_unref(message);
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(bus);
+  gst_object_unref(pad);
+  gst_object_unref(sink);
+  gst_object_unref(pipeline);
+  if (!frame && error.empty()) error = "no frame reached the sink";
+  return frame;
+}
+
+// axpreprocess's input tensor for `frame` (of `caps`) through `launch` (ending in axpreprocess).
+std::vector<int8_t> tensor_through(const std::string &launch, const std::string &caps,
+                                   GstBuffer *frame) {
+  GstHarness *h = gst_harness_new_parse(launch.c_str());
+  gst_harness_set_src_caps_str(h, caps.c_str());
+  std::vector<int8_t> tensor;
+  if (gst_harness_push(h, gst_buffer_ref(frame)) == GST_FLOW_OK) {
+    GstBuffer *out = gst_harness_pull(h);
+    GstAxTensorMeta *meta =
+        out ? gst_buffer_get_ax_tensor_meta(out, GST_AX_TENSOR_INPUT, nullptr, -1) : nullptr;
+    if (meta) tensor = axtest::buffer_bytes(meta->tensors);
+    if (out) gst_buffer_unref(out);
+  }
+  gst_harness_teardown(h);
+  return tensor;
+}
+
+struct TensorDifference {
+  int worst = 0;
+  double mean = 0;
+};
+
+TensorDifference difference(const std::vector<int8_t> &a, const std::vector<int8_t> &b) {
+  TensorDifference d;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const int e = std::abs(int(a[i]) - int(b[i]));
+    d.worst = std::max(d.worst, e);
+    d.mean += e;
+  }
+  d.mean /= double(a.size());
+  return d;
+}
+
+// The formats a frame is compared in; the first is the 4:2:0 reference.
+const char *const kComparedFormats[] = {"I420", "NV12", "YUY2", "UYVY"};
+// 720p: its default colorimetry is BT.709, so a YUY2 path ignoring the caps (reading BT.601, the
+// library's default) would show.
+constexpr const char *kI420Caps = "video/x-raw,format=I420,width=1280,height=720,framerate=10/1";
+constexpr const char *kAyuvCaps = "video/x-raw,format=AYUV,width=1280,height=720,framerate=10/1";
+
+// One frame through `videoconvert ! format ! axpreprocess` for each compared format, whole
+// frame letterboxed and a 32x32 crop at 1:1 (no resize to hide a pixel's error), checked by
+// `check(format, tensor, I420's tensor, launch)`.
+template <typename Check>
+void compare_formats(GstBuffer *frame, const char *caps, const char *convert,
+                     const std::string &model, Check &&check) {
+  for (const char *crop : {"", "crop=600,300,32,32 "}) {
+    std::vector<int8_t> reference;
+    for (const char *format : kComparedFormats) {
+      const std::string launch = std::string(convert) + " ! video/x-raw,format=" + format +
+                                 " ! axpreprocess " + crop + "model=\"" + model + "\"";
+      const std::vector<int8_t> tensor = tensor_through(launch, caps, frame);
+      ASSERT_FALSE(tensor.empty()) << launch;
+      if (reference.empty()) reference = tensor;
+      ASSERT_EQ(tensor.size(), reference.size());
+      check(format, tensor, reference, launch);
+    }
+  }
+}
+
+// One I420 frame as I420, NV12, YUY2 and UYVY (videoconvert with chroma-mode=none copies each
+// 4:2:0 chroma row into both of its rows of 4:2:2, nothing interpolated): the same picture, so
+// bit-identical tensors. A swapped U/V, the YUY2/UYVY byte order, a wrong range or matrix all
+// change them.
+void expect_identical_tensors(GstBuffer *i420_frame, const std::string &model) {
+  compare_formats(i420_frame, kI420Caps, "videoconvert dither=none chroma-mode=none", model,
+                  [](const char *format, const std::vector<int8_t> &tensor,
+                     const std::vector<int8_t> &i420, const std::string &launch) {
+                    const TensorDifference d = difference(tensor, i420);
+                    std::printf("%s vs I420 from an I420 frame: worst %d\n", format, d.worst);
+                    EXPECT_EQ(d.worst, 0) << launch;
+                  });
+}
+
+// One 4:4:4 frame subsampled by videoconvert to 4:2:0 (I420, NV12) and 4:2:2 (YUY2, UYVY):
+// UYVY's tensor is YUY2's, bit for bit; the others differ from I420's by what chroma
+// subsampling explains alone (videoconvert's own NV12 and I420 paths site the 4:2:0 chroma
+// differently, up to 7 levels at colour edges of a vtest.avi frame), within the caller's bounds.
+void expect_subsampling_differences(GstBuffer *ayuv_frame, const std::string &model,
+                                    double mean_bound, int worst_bound) {
+  std::vector<int8_t> yuy2;
+  compare_formats(ayuv_frame, kAyuvCaps, "videoconvert dither=none", model,
+                  [&](const char *format, const std::vector<int8_t> &tensor,
+                      const std::vector<int8_t> &i420, const std::string &launch) {
+                    if (std::string(format) == "YUY2") yuy2 = tensor;
+                    if (std::string(format) == "UYVY") {
+                      EXPECT_EQ(difference(tensor, yuy2).worst, 0) << launch;
+                    }
+                    const TensorDifference d = difference(tensor, i420);
+                    std::printf("%s vs I420 from a 4:4:4 frame: worst %d, mean %.4f levels\n",
+                                format, d.worst, d.mean);
+                    EXPECT_LE(d.mean, mean_bound) << launch;
+                    EXPECT_LE(d.worst, worst_bound) << launch;
+                  });
+}
+
+TEST(AxPreprocessPackedYuv, VideotestsrcFrameGivesTheTensorOfItsI420AndNv12Forms) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  for (const char *caps : {kI420Caps, kAyuvCaps}) {
+    std::string error;
+    GstBuffer *frame =
+        first_frame(std::string("videotestsrc num-buffers=1 pattern=smpte ! ") + caps, error);
+    ASSERT_NE(frame, nullptr) << error;
+    if (caps == kI420Caps)
+      expect_identical_tensors(frame, model);
+    else
+      expect_subsampling_differences(frame, model, 0.5, 8);
+    gst_buffer_unref(frame);
+  }
+}
+
+TEST(AxPreprocessPackedYuv, RealVideoFrameGivesTheTensorOfItsI420AndNv12Forms) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  const gchar *cache = g_getenv("AXSTREAM_CACHE");
+  const std::string video =
+      (cache ? std::string(cache) : std::string(g_get_home_dir()) + "/.cache/axstream") +
+      "/opencv-doc/usr/share/doc/opencv-doc/examples/data/vtest.avi";
+  if (!g_file_test(video.c_str(), G_FILE_TEST_EXISTS))
+    GTEST_SKIP() << video << " is absent (scripts/setup.sh fetches it)";
+  // A frame of vtest.avi (768x576) scaled to 1280x720.
+  for (const char *caps : {kI420Caps, kAyuvCaps}) {
+    std::string error;
+    GstBuffer *frame = first_frame("filesrc location=\"" + video +
+                                       "\" ! decodebin ! identity eos-after=1 ! videoconvert ! "
+                                       "videoscale ! " +
+                                       caps,
+                                   error);
+    ASSERT_NE(frame, nullptr) << error;
+    if (caps == kI420Caps)
+      expect_identical_tensors(frame, model);
+    else
+      expect_subsampling_differences(frame, model, 0.5, 8);
+    gst_buffer_unref(frame);
+  }
+}
 
 }  // namespace

@@ -1,6 +1,6 @@
 // The preprocessor's YUV -> RGB for each colour matrix and range against the standards' own
 // formulas (Kr/Kb, computed here in double): every row plan (whole rows, exact 2x pairs, sparse
-// taps), AVX2 and baseline kernels, NV12 and I420, 3- and 4-channel tensors.
+// taps), AVX2 and baseline kernels, NV12, I420, YUY2 and UYVY, 3- and 4-channel tensors.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -40,9 +40,10 @@ std::array<int, 3> reference_rgb(const Standard &s, bool full, int y, int u, int
 }
 
 // A random 4:2:0 frame in the range's legal values (video range: Y 16..235, U/V 16..240), and
-// the same picture as packed RGB through reference_rgb.
+// the same picture as packed RGB through reference_rgb; YUY2/UYVY hold it with each chroma row
+// repeated for its two luma rows.
 struct TestFrame {
-  std::vector<uint8_t> y, u, v, uv, rgb;
+  std::vector<uint8_t> y, u, v, uv, yuy2, uyvy, rgb;
   int width, height;
   pp::Frame frame(pp::PixelFormat format) const {
     pp::Frame f;
@@ -54,6 +55,9 @@ struct TestFrame {
     if (format == pp::PixelFormat::NV12) {
       f.planes[1] = uv.data();
       f.strides[1] = width;
+    } else if (format == pp::PixelFormat::YUY2 || format == pp::PixelFormat::UYVY) {
+      f.planes[0] = format == pp::PixelFormat::YUY2 ? yuy2.data() : uyvy.data();
+      f.strides[0] = 2 * width;
     } else {
       f.planes[1] = u.data();
       f.planes[2] = v.data();
@@ -91,9 +95,14 @@ TestFrame make_frame(const Standard &s, bool full, int width, int height, uint32
     f.uv[2 * i + 1] = f.v[i];
   }
   f.rgb.resize(size_t(width) * height * 3);
+  f.yuy2.resize(size_t(width) * height * 2);
+  f.uyvy.resize(f.yuy2.size());
   for (int row = 0; row < height; ++row)
     for (int col = 0; col < width; ++col) {
       const size_t c = size_t(row / 2) * (width / 2) + col / 2;
+      const size_t at = (size_t(row) * width + col) * 2;
+      f.yuy2[at] = f.uyvy[at + 1] = f.y[size_t(row) * width + col];
+      f.yuy2[at + 1] = f.uyvy[at] = col % 2 ? f.v[c] : f.u[c];
       const auto rgb = reference_rgb(s, full, f.y[size_t(row) * width + col], f.u[c], f.v[c]);
       for (int k = 0; k < 3; ++k) f.rgb[(size_t(row) * width + col) * 3 + k] = uint8_t(rgb[k]);
     }
@@ -164,7 +173,8 @@ TEST_P(PreprocessColorimetry, EveryRowPlanMatchesTheStandardsFormulaWithinOneLev
 INSTANTIATE_TEST_SUITE_P(
     MatricesAndRanges, PreprocessColorimetry,
     ::testing::Combine(::testing::Range(0, int(std::size(kStandards))), ::testing::Bool(),
-                       ::testing::Values(pp::PixelFormat::NV12, pp::PixelFormat::I420)),
+                       ::testing::Values(pp::PixelFormat::NV12, pp::PixelFormat::I420,
+                                         pp::PixelFormat::YUY2, pp::PixelFormat::UYVY)),
     [](const auto &info) {
       const pp::YuvMatrix m = kStandards[std::get<0>(info.param)].matrix;
       return std::string(pp::yuv_matrix_name(m)) +

@@ -67,6 +67,8 @@ OwnedFrame random_frame(pp::PixelFormat format, int width, int height, uint32_t 
     add_plane(width, height);
     add_plane(chroma_width, chroma_height);
     add_plane(chroma_width, chroma_height);
+  } else if (format == pp::PixelFormat::YUY2 || format == pp::PixelFormat::UYVY) {
+    add_plane(4 * chroma_width, height);  // ceil(width / 2) 4-byte pairs, as GStreamer has them
   } else {
     add_plane(width * bytes_per_pixel(format), height);
   }
@@ -108,6 +110,20 @@ cv::Mat opencv_colour(const pp::Frame &f, pp::ColorOrder order) {
                      gray ? cv::COLOR_YUV2GRAY_I420
                           : (rgb ? cv::COLOR_YUV2RGB_I420 : cv::COLOR_YUV2BGR_I420));
       }
+      out = out(cv::Rect(0, 0, w, h)).clone();
+      break;
+    }
+    case pp::PixelFormat::YUY2:
+    case pp::PixelFormat::UYVY: {
+      // OpenCV takes even widths only: an odd frame's rows already hold its last whole pair,
+      // converted as an even-width frame and cut back.
+      const int even_w = w + w % 2;
+      const cv::Mat pairs(h, even_w, CV_8UC2, (void *)f.planes[0], f.strides[0]);
+      const bool yuy2 = f.format == pp::PixelFormat::YUY2;
+      cv::cvtColor(pairs, out,
+                   gray  ? (yuy2 ? cv::COLOR_YUV2GRAY_YUY2 : cv::COLOR_YUV2GRAY_UYVY)
+                   : rgb ? (yuy2 ? cv::COLOR_YUV2RGB_YUY2 : cv::COLOR_YUV2RGB_UYVY)
+                         : (yuy2 ? cv::COLOR_YUV2BGR_YUY2 : cv::COLOR_YUV2BGR_UYVY));
       out = out(cv::Rect(0, 0, w, h)).clone();
       break;
     }
@@ -288,9 +304,10 @@ TEST_P(PreprocessMatchesOpenCV, BitExactForDownscaleUpscaleCropAndStretch) {
 INSTANTIATE_TEST_SUITE_P(
     EveryFormat, PreprocessMatchesOpenCV,
     ::testing::Combine(
-        ::testing::Values(pp::PixelFormat::NV12, pp::PixelFormat::I420, pp::PixelFormat::RGB,
-                          pp::PixelFormat::BGR, pp::PixelFormat::RGBA, pp::PixelFormat::BGRA,
-                          pp::PixelFormat::RGBx, pp::PixelFormat::BGRx, pp::PixelFormat::GRAY8),
+        ::testing::Values(pp::PixelFormat::NV12, pp::PixelFormat::I420, pp::PixelFormat::YUY2,
+                          pp::PixelFormat::UYVY, pp::PixelFormat::RGB, pp::PixelFormat::BGR,
+                          pp::PixelFormat::RGBA, pp::PixelFormat::BGRA, pp::PixelFormat::RGBx,
+                          pp::PixelFormat::BGRx, pp::PixelFormat::GRAY8),
         ::testing::Values(pp::ColorOrder::RGB, pp::ColorOrder::BGR, pp::ColorOrder::GRAY),
         ::testing::Bool()),
     [](const ::testing::TestParamInfo<FormatCase> &info) {
@@ -452,7 +469,9 @@ TEST(PreprocessErrors, TensorChannelsThatDoNotFitTheColourOrderAreInvalidArgumen
 }
 
 TEST(PreprocessErrors, UnknownFormatNamesAreInvalidArgument) {
-  EXPECT_THROW(pp::pixel_format_from_string("YUY2"), axstream::InvalidArgument);
+  EXPECT_THROW(pp::pixel_format_from_string("YVYU"), axstream::InvalidArgument);
+  EXPECT_EQ(pp::pixel_format_from_string("YUY2"), pp::PixelFormat::YUY2);
+  EXPECT_EQ(pp::pixel_format_from_string("UYVY"), pp::PixelFormat::UYVY);
   EXPECT_THROW(pp::color_order_from_string("HSV"), axstream::InvalidArgument);
   EXPECT_EQ(pp::pixel_format_from_string("BGRx"), pp::PixelFormat::BGRx);
   EXPECT_EQ(pp::color_order_from_string("bgr"), pp::ColorOrder::BGR);

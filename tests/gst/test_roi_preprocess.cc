@@ -104,6 +104,61 @@ TEST(RoiPreprocess, ObjectsModeMakesOneTensorPerRoiEqualToTheCroppedFrameTensor)
   gst_harness_teardown(h);
 }
 
+// A webcam's packed 4:2:2 frames: object tensors (odd origins and sizes, so crops start inside a
+// Y,U,Y,V pair) are the whole-frame tensors with that crop, and a four-corner ROI's rotated crop
+// is cut from the frame's converted pixels.
+TEST(RoiPreprocess, Yuy2AndUyvyObjectTensorsAreTheCroppedFrameTensors) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  for (const char *format : {"YUY2", "UYVY"}) {
+    const std::string caps = axtest::video_caps(format, kWidth, kHeight);
+    auto run = [&](const std::string &properties, const std::vector<std::array<int, 5>> &rois,
+                   bool corners) {
+      GstHarness *h =
+          gst_harness_new_parse(("axpreprocess model=\"" + model + "\" " + properties).c_str());
+      gst_harness_set_src_caps_str(h, caps.c_str());
+      GstBuffer *frame = axtest::random_buffer(size_t(kWidth) * kHeight * 2, 21);
+      for (const auto &r : rois) {
+        add_roi(frame, "face", r[0], r[1], r[2], r[3], r[4]);
+        if (corners) {
+          const float x0 = float(r[1]), y0 = float(r[2]), x1 = float(r[1] + r[3]),
+                      y1 = float(r[2] + r[4]);
+          const float points[8] = {x0, y0, x1, y0, x1, y1, x0, y1};
+          gst_buffer_add_ax_keypoints_meta(frame, r[0], 4, points);
+        }
+      }
+      EXPECT_EQ(gst_harness_push(h, frame), GST_FLOW_OK);
+      GstBuffer *out = gst_harness_pull(h);
+      std::vector<std::vector<uint8_t>> tensors;
+      for (GstAxTensorMeta *meta : input_metas(out)) tensors.push_back(tensor_bytes(meta));
+      gst_buffer_unref(out);
+      gst_harness_teardown(h);
+      return tensors;
+    };
+    const std::vector<std::array<int, 5>> rois = {{3, 5, 6, 21, 17}, {7, 30, 11, 50, 20}};
+    const auto objects = run("roi=objects", rois, false);
+    ASSERT_EQ(objects.size(), rois.size()) << format;
+    for (size_t i = 0; i < rois.size(); ++i) {
+      const auto &r = rois[i];
+      const std::string crop = "crop=" + std::to_string(r[1]) + "," + std::to_string(r[2]) + "," +
+                               std::to_string(r[3]) + "," + std::to_string(r[4]);
+      const auto whole = run(crop, {}, false);
+      ASSERT_EQ(whole.size(), 1u) << format;
+      EXPECT_EQ(objects[i], whole[0]) << format << " roi " << r[0];
+    }
+    // Axis-aligned corners: the rotated crop is an exact copy of the ROI's converted pixels, so
+    // its tensor is the plain ROI's.
+    const auto rotated = run("roi=objects", rois, true);
+    ASSERT_EQ(rotated.size(), rois.size()) << format;
+    for (size_t i = 0; i < rois.size(); ++i) {
+      ASSERT_EQ(rotated[i].size(), objects[i].size());
+      int worst = 0;
+      for (size_t b = 0; b < rotated[i].size(); ++b)
+        worst = std::max(worst, std::abs(int(int8_t(rotated[i][b])) - int(int8_t(objects[i][b]))));
+      EXPECT_EQ(worst, 0) << format << " roi " << rois[i][0];
+    }
+  }
+}
+
 // ROIs an application attached without setting their ids all carry GStreamer's default, 0; the
 // results axdecode attaches by id then went to every object alike (both objects of a frame listed
 // both classifications). Repeated ids are renumbered, so each tensor names its own ROI.

@@ -389,7 +389,7 @@ TEST(ZeroCopyDmabufInput, OnlyTheRowsTheCropReadsAreMappedAndTheTensorIsUnchange
 // luma row needs the last chroma row mapped too (the rows past it are not in the fd).
 TEST(ZeroCopyDmabufInput, OddSizedFramesMapTheLastChromaRowAndGiveTheSystemMemoryTensor) {
   AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
-  for (const char *format : {"NV12", "I420"}) {
+  for (const char *format : {"NV12", "I420", "YUY2", "UYVY"}) {
     GstVideoInfo info;
     gst_video_info_set_format(&info, gst_video_format_from_string(format), 641, 479);
     const Bytes content = random_bytes(GST_VIDEO_INFO_SIZE(&info), 14);
@@ -421,6 +421,35 @@ TEST(ZeroCopyDmabufInput, DrmFormatCapsAreReadLikeTheirGStreamerFormat) {
   }
 }
 
+// A webcam's packed 4:2:2 frames in dmabufs (v4l2src io-mode=dmabuf): YUYV and UYVY fourccs are
+// read as YUY2 and UYVY, and a crop maps only its rows (2 bytes per pixel, one plane).
+TEST(ZeroCopyDmabufInput, PackedYuv422FramesMapOnlyTheCroppedRowsLikeTheirPlainFormat) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  const struct { const char *drm, *format; } cases[] = {{"YUYV", "YUY2"}, {"UYVY", "UYVY"}};
+  for (const auto &c : cases) {
+    const int width = 320, height = 240;
+    const Bytes content = random_bytes(size_t(width) * height * 2, 16);
+    const Bytes plain = preprocess_once(
+        model, "", nv12_caps((std::string(",format=") + c.format).c_str(), width, height),
+        system_frame(content));
+    ASSERT_FALSE(plain.empty()) << c.format;
+    const std::string drm_caps = nv12_caps(
+        (std::string("(memory:DMABuf),format=DMA_DRM,drm-format=") + c.drm).c_str(), width, height);
+    EXPECT_EQ(preprocess_once(model, "", drm_caps, dmabuf_frame(content)), plain) << c.drm;
+    const std::string crop = "40,0,200,60";  // the top quarter
+    guint64 mapped = 0;
+    const Bytes cropped = preprocess_once(model, crop, drm_caps, dmabuf_frame(content), &mapped);
+    ASSERT_FALSE(cropped.empty()) << c.drm;
+    // Rows 0..63 (60 cropped + 4 of filter margin), whole rows of 2 bytes per pixel.
+    EXPECT_EQ(mapped, guint64(64) * width * 2) << c.drm;
+    EXPECT_EQ(cropped, preprocess_once(
+                           model, crop,
+                           nv12_caps((std::string(",format=") + c.format).c_str(), width, height),
+                           system_frame(content)))
+        << c.drm;
+  }
+}
+
 TEST(ZeroCopyDmabufInput, TiledModifierIsRefusedWithAnErrorNamingIt) {
   AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
   GstFlowReturn flow = GST_FLOW_OK;
@@ -439,11 +468,12 @@ TEST(ZeroCopyDmabufInput, FourccWithoutASupportedFormatIsRefused) {
   AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
   GstFlowReturn flow = GST_FLOW_OK;
   std::string error;
-  // YUYV maps to YUY2, which the preprocessing does not read; Q401 maps to nothing at all.
-  preprocess_once(model, "", nv12_caps("(memory:DMABuf),format=DMA_DRM,drm-format=YUYV", 64, 48),
+  // YVYU maps to YVYU, which the preprocessing does not read (YUYV and UYVY it does); Q401 maps
+  // to nothing at all.
+  preprocess_once(model, "", nv12_caps("(memory:DMABuf),format=DMA_DRM,drm-format=YVYU", 64, 48),
                   dmabuf_frame(random_bytes(64 * 48 * 2, 14)), nullptr, &flow, &error);
   EXPECT_EQ(flow, GST_FLOW_NOT_NEGOTIATED);
-  EXPECT_NE(error.find("YUY2"), std::string::npos) << error;
+  EXPECT_NE(error.find("YVYU"), std::string::npos) << error;
   preprocess_once(model, "", nv12_caps("(memory:DMABuf),format=DMA_DRM,drm-format=Q401", 64, 48),
                   dmabuf_frame(random_bytes(64 * 48 * 2, 15)), nullptr, &flow, &error);
   EXPECT_EQ(flow, GST_FLOW_NOT_NEGOTIATED);

@@ -16,7 +16,8 @@ namespace kernels {
 struct KernelSet;
 }
 
-enum class PixelFormat { NV12, I420, RGB, BGR, RGBA, BGRA, RGBx, BGRx, GRAY8 };
+// YUY2 (Y0 U Y1 V) and UYVY (U Y0 V Y1): packed 4:2:2, one U,V pair per two pixels of a row.
+enum class PixelFormat { NV12, I420, YUY2, UYVY, RGB, BGR, RGBA, BGRA, RGBx, BGRx, GRAY8 };
 enum class ColorOrder { RGB, BGR, GRAY };  // channel order the model wants
 // Letterbox: scaled to fit keeping the aspect ratio, centred, border = pad_value. Stretch: each
 // axis scaled to the tensor. PadRight: PaddleOCR's recogniser resize -- scaled to the tensor
@@ -28,7 +29,7 @@ enum class ResizeMode { Letterbox, Stretch, PadRight };
 // "NV12", "RGBx", ... (GStreamer's format names); throws InvalidArgument for anything else.
 PixelFormat pixel_format_from_string(const std::string &name);
 const char *pixel_format_name(PixelFormat format);
-// How NV12/I420 frames become RGB: their colour matrix and range (GStreamer's
+// How YUV frames (NV12, I420, YUY2, UYVY) become RGB: their colour matrix and range (GStreamer's
 // GstVideoColorimetry matrix and range; the transfer function and primaries are not applied, as
 // videoconvert does not apply them either when only the matrix differs).
 enum class YuvMatrix { BT601, BT709, BT2020, SMPTE240M, FCC };
@@ -50,6 +51,8 @@ ColorOrder color_order_from_string(const std::string &name);
 const char *color_order_name(ColorOrder order);
 
 // One video frame in CPU memory. Planes: NV12 = Y, UV; I420 = Y, U, V; packed/GRAY8 = one plane.
+// YUY2/UYVY rows hold ceil(width / 2) 4-byte pairs, as GStreamer lays them out (an odd-width
+// frame's last pixel is the first half of a pair).
 struct Frame {
   PixelFormat format = PixelFormat::RGB;
   int width = 0;
@@ -89,8 +92,8 @@ struct Options {
   ColorOrder color = ColorOrder::RGB;
   Normalisation normalisation;
   std::optional<Rect> crop;  // frame region to use; whole frame when absent
-  // NV12/I420 -> RGB matrix and range (ignored for other formats and for gray models, which
-  // take the luma plane as it is, as cv::COLOR_YUV2GRAY does).
+  // YUV (NV12, I420, YUY2, UYVY) -> RGB matrix and range (ignored for other formats and for gray
+  // models, which take the luma as it is, as cv::COLOR_YUV2GRAY does).
   Colorimetry colorimetry;
   // Use the AVX2 row kernels where the CPU has AVX2 (false: the x86-64 baseline kernels). Both
   // give the same bytes; the switch exists so tests and benchmarks can run either.
@@ -119,8 +122,9 @@ int8_t quantise(double value, double scale, int zero_point);
 class Preprocessor {
  public:
   // Throws InvalidArgument naming the bad value (crop outside the frame, a tensor whose unpadded
-  // channels do not fit the colour order, ...). NV12/I420 frames may have odd sizes: their chroma
-  // planes are ceil(width / 2) x ceil(height / 2), as GStreamer lays them out.
+  // channels do not fit the colour order, ...). YUV frames may have odd sizes: NV12/I420 chroma
+  // planes are ceil(width / 2) x ceil(height / 2), YUY2/UYVY rows ceil(width / 2) pairs, as
+  // GStreamer lays them out.
   Preprocessor(PixelFormat format, int frame_width, int frame_height, const TensorSpec &tensor,
                const Options &options);
 
@@ -134,7 +138,8 @@ class Preprocessor {
   const char *kernel_set_name() const;
 
  private:
-  // How one source row becomes a horizontally resized row.
+  // How one source row becomes a horizontally resized row. YUY2/UYVY rows are first split into a
+  // luma row and an NV12 UV row (over the columns the taps read), then take the NV12 plans.
   enum class RowPlan {
     Gray,        // one byte plane (GRAY8, or the luma of NV12/I420 for gray models): gather taps
     Packed,      // packed RGB-like pixels: gather 32-bit taps, pick R, G, B
@@ -191,6 +196,9 @@ class Preprocessor {
   bool two_taps_ = true;      // some column has a non-zero second weight
   bool sparse_rows_ = false;  // the content skips source rows: loaded in blocks, not prefetched
   bool pairs_ = false;        // taps of column j are pixels x + 2j and x + 2j + 1 (exact 2x)
+  bool nv12_layout_ = false;  // NV12, or YUY2/UYVY split into NV12 rows
+  bool packed422_ = false;    // YUY2 or UYVY
+  int split_begin_ = 0, split_end_ = 0;  // YUY2/UYVY: columns split per row (even, pair-aligned)
   int safe_taps0_ = 0, safe_taps1_ = 0;  // leading columns whose 4-byte tap read stays in the row
   int bytes_per_pixel_ = 1;
   std::array<int, 3> channel_shift_{0, 8, 16};  // bit of R, G, B in a gathered 32-bit pixel

@@ -28,8 +28,9 @@ struct RgbImage {
 // max(|tl-tr|, |bl-br|) wide and max(|tl-bl|, |tr-br|) high (at least 1 pixel each), sampled with
 // a perspective warp (bicubic, replicated border); an upright result at least 1.5 times higher
 // than wide is turned 90 degrees counter-clockwise so vertical text lies horizontally.
-// NV12/I420 frames of odd sizes are read as GStreamer lays them out (chroma planes
-// ceil(w / 2) x ceil(h / 2)) and converted with `colorimetry`'s matrix and range. Throws
+// YUV frames (NV12, I420, YUY2, UYVY) of odd sizes are read as GStreamer lays them out (chroma
+// planes ceil(w / 2) x ceil(h / 2), YUY2/UYVY rows ceil(w / 2) pairs) and converted with
+// `colorimetry`'s matrix and range. Throws
 // InvalidArgument for an empty frame.
 RgbImage rotated_crop(const Frame &frame, const std::array<Point2, 4> &corners,
                       const Colorimetry &colorimetry = {});
