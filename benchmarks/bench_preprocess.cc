@@ -1,12 +1,13 @@
-// Preprocess benchmark: 1080p and 720p NV12 / I420 / BGRx frames -> 224x224 and 640x640
-// letterboxed int8 RGB (mean 0.5, std 0.5, scale 1/128), CPU ms per frame (process CPU time,
-// all threads, so the shared machine's other load counts as little as possible; wall p50 too):
+// Preprocess benchmark: 1080p and 720p NV12 / I420 / YUY2 / UYVY / BGRx frames -> 224x224 and
+// 640x640 letterboxed int8 RGB (mean 0.5, std 0.5, scale 1/128), CPU ms per frame (process CPU
+// time, all threads, so the shared machine's other load counts as little as possible; wall p50
+// too):
 //   ours      axstream::preprocess::Preprocessor::run (the library axpreprocess uses) into the
 //             packages' device layout (RGB + 1 padding channel, NHWC); "3ch": plain RGB tensor;
 //             "base": the same with the x86-64 baseline kernels instead of AVX2; "cold": the
 //             same as ours on frames out of cache, as a decoder's frame reaches axpreprocess in a
 //             pipeline (copies of the frame cycled through, 64 MB of them, twice the L3)
-//             "709full" (NV12/I420): the same as ours for BT.709 full-range frames (ours is
+//             "709full" (YUV): the same as ours for BT.709 full-range frames (ours is
 //             BT.601 video range): other colorimetries only change the kernels' constants
 //   opencv    cv::cvtColor -> cv::resize into the letterbox canvas -> convertTo(CV_8S)
 //   gst       appsrc ! videoconvert ! videoscale ! capsfilter(RGB, WxH, PAR 1/1) ! appsink, and
@@ -65,7 +66,25 @@ Source make_source(const cv::Mat &bgr, pp::PixelFormat format) {
   cv::cvtColor(bgr, i420, cv::COLOR_BGR2YUV_I420);
   const size_t y = size_t(w) * h, q = y / 4;
   s.bytes.assign(i420.data, i420.data + y + 2 * q);
-  if (format == pp::PixelFormat::NV12) {
+  if (format == pp::PixelFormat::YUY2 || format == pp::PixelFormat::UYVY) {
+    // Packed 4:2:2 (a webcam's frames): each 4:2:0 chroma row serves its two luma rows.
+    const bool yuy2 = format == pp::PixelFormat::YUY2;
+    std::vector<uint8_t> packed(size_t(w) * h * 2);
+    for (int row = 0; row < h; ++row)
+      for (int x = 0; x < w; x += 2) {
+        uint8_t *pair = packed.data() + (size_t(row) * w + x) * 2;
+        const size_t c = size_t(row / 2) * (w / 2) + x / 2;
+        const uint8_t y0 = s.bytes[size_t(row) * w + x], y1 = s.bytes[size_t(row) * w + x + 1];
+        const uint8_t u = s.bytes[y + c], v = s.bytes[y + q + c];
+        const uint8_t yuy2_pair[4] = {y0, u, y1, v}, uyvy_pair[4] = {u, y0, v, y1};
+        std::memcpy(pair, yuy2 ? yuy2_pair : uyvy_pair, 4);
+      }
+    s.bytes = std::move(packed);
+    s.frame.planes = {s.bytes.data(), nullptr, nullptr};
+    s.frame.strides = {2 * w, 0, 0};
+    s.gst_format = yuy2 ? "YUY2" : "UYVY";
+    s.cv_code = yuy2 ? cv::COLOR_YUV2RGB_YUY2 : cv::COLOR_YUV2RGB_UYVY;
+  } else if (format == pp::PixelFormat::NV12) {
     std::vector<uint8_t> uv(2 * q);
     for (size_t i = 0; i < q; ++i) {
       uv[2 * i] = s.bytes[y + i];
@@ -94,9 +113,12 @@ struct OpenCvChain {
         content(g.offset_x, g.offset_y, g.content_width, g.content_height) {}
   void run(const Source &s) {
     const int w = s.frame.width, h = s.frame.height;
-    cv::Mat src = s.frame.format == pp::PixelFormat::BGRx
-                      ? cv::Mat(h, w, CV_8UC4, const_cast<uint8_t *>(s.bytes.data()))
-                      : cv::Mat(h * 3 / 2, w, CV_8UC1, const_cast<uint8_t *>(s.bytes.data()));
+    auto *data = const_cast<uint8_t *>(s.bytes.data());
+    const bool packed422 =
+        s.frame.format == pp::PixelFormat::YUY2 || s.frame.format == pp::PixelFormat::UYVY;
+    cv::Mat src = s.frame.format == pp::PixelFormat::BGRx ? cv::Mat(h, w, CV_8UC4, data)
+                  : packed422                             ? cv::Mat(h, w, CV_8UC2, data)
+                                                          : cv::Mat(h * 3 / 2, w, CV_8UC1, data);
     cv::cvtColor(src, rgb, s.cv_code);
     cv::Mat roi = canvas(content);
     cv::resize(rgb, roi, roi.size(), 0, 0, cv::INTER_LINEAR);
@@ -186,7 +208,8 @@ int main(int argc, char **argv) {
   for (auto [fw, fh] : {std::pair{1920, 1080}, std::pair{1280, 720}}) {
     cv::Mat bgr;
     cv::resize(image, bgr, cv::Size(fw, fh));
-    for (auto format : {pp::PixelFormat::NV12, pp::PixelFormat::I420, pp::PixelFormat::BGRx}) {
+    for (auto format : {pp::PixelFormat::NV12, pp::PixelFormat::I420, pp::PixelFormat::YUY2,
+                        pp::PixelFormat::UYVY, pp::PixelFormat::BGRx}) {
       Source s = make_source(bgr, format);
       for (int t : {224, 640}) {
         std::string label = std::to_string(fh) + "p " + pp::pixel_format_name(format) + " -> " +
@@ -232,7 +255,7 @@ int main(int argc, char **argv) {
         ab::Stats sb = ab::measure([&] { base.run(s.frame, tensor4.data()); }, seconds);
         // YUV frames of another colorimetry: the same kernels with other constants (BT.709 full
         // range here; the default above is BT.601 video range, OpenCV's).
-        const bool yuv = format == pp::PixelFormat::NV12 || format == pp::PixelFormat::I420;
+        const bool yuv = format != pp::PixelFormat::BGRx;
         ab::Stats s709{};
         if (yuv) {
           pp::Options opt709 = opt;
