@@ -30,13 +30,20 @@ GstBuffer *random_rgb_frame(int width, int height, uint32_t seed, std::vector<ui
   return buffer;
 }
 
-// The INPUT tensor axpreprocess (with `properties`) makes from one seeded RGB frame.
+// The INPUT tensor axpreprocess (with `properties`) makes from one seeded RGB frame (or a frame
+// of random bytes in `format`).
 axtest::Bytes preprocess(const std::string &model, const std::string &properties, int width,
-                         int height, uint32_t seed, std::vector<uint8_t> *pixels = nullptr) {
+                         int height, uint32_t seed, std::vector<uint8_t> *pixels = nullptr,
+                         const char *format = "RGB") {
   const std::string launch = "axpreprocess model=\"" + model + "\" " + properties;
   GstHarness *h = gst_harness_new_parse(launch.c_str());
-  gst_harness_set_src_caps_str(h, axtest::video_caps("RGB", width, height).c_str());
-  EXPECT_EQ(gst_harness_push(h, random_rgb_frame(width, height, seed, pixels)), GST_FLOW_OK);
+  gst_harness_set_src_caps_str(h, axtest::video_caps(format, width, height).c_str());
+  GstVideoInfo info;
+  gst_video_info_set_format(&info, gst_video_format_from_string(format), width, height);
+  GstBuffer *frame = std::string(format) == "RGB"
+                         ? random_rgb_frame(width, height, seed, pixels)
+                         : axtest::random_buffer(GST_VIDEO_INFO_SIZE(&info), seed);
+  EXPECT_EQ(gst_harness_push(h, frame), GST_FLOW_OK);
   GstBuffer *out = gst_harness_pull(h);
   axtest::Bytes bytes = out ? axtest::tensor_bytes(out, GST_AX_TENSOR_INPUT) : axtest::Bytes{};
   if (out) gst_buffer_unref(out);
@@ -70,6 +77,23 @@ TEST(AxPreprocessPreamble, HandMadeNormalisationPreambleGivesTheFastPathsTensor)
   const size_t differing = count_differing(got, want, &max_diff);
   EXPECT_LE(max_diff, 1) << "beyond float rounding at a quantisation step";
   EXPECT_LE(differing, got.size() / 100) << differing << " of " << got.size() << " bytes differ";
+}
+
+// A webcam's YUY2/UYVY frames make the preamble's pixels in the same fused pass as RGB ones.
+TEST(AxPreprocessPreamble, Yuy2AndUyvyFramesGiveTheFastPathsTensorToo) {
+  AXTEST_REQUIRE_MODEL(with_preamble, "resnet_tiny_pre");
+  AXTEST_REQUIRE_MODEL(without, "resnet_tiny");
+  for (const char *format : {"YUY2", "UYVY"}) {
+    const axtest::Bytes got = preprocess(with_preamble, "resize=stretch std=0.00392156862745098",
+                                         48, 40, 12, nullptr, format);
+    const axtest::Bytes want = preprocess(without, "resize=stretch", 48, 40, 12, nullptr, format);
+    ASSERT_EQ(got.size(), want.size()) << format;
+    ASSERT_EQ(got.size(), 32u * 32u * 4u) << format;
+    int max_diff = 0;
+    const size_t differing = count_differing(got, want, &max_diff);
+    EXPECT_LE(max_diff, 1) << format;
+    EXPECT_LE(differing, got.size() / 100) << format << ": " << differing << " bytes differ";
+  }
 }
 
 // roi=objects: each ROI's tensor goes through the preamble too (per-ROI preprocessors are made

@@ -83,9 +83,9 @@ constexpr const char *kCaps = "video/x-raw,format=NV12,width=96,height=72,framer
 // Runs `videotestsrc ! caps ! axpreprocess ! axinference ! fakesink` to EOS; returns what passed
 // and axinference's bytes-copied. `error` gets the first error message, if any.
 Observed run_pipeline(const std::string &model, const std::string &between, guint64 &bytes_copied,
-                      std::string &error) {
+                      std::string &error, const char *caps = kCaps) {
   const std::string launch = "videotestsrc num-buffers=" + std::to_string(kFrames) +
-                             " pattern=ball ! " + kCaps + " ! " + between +
+                             " pattern=ball ! " + caps + " ! " + between +
                              "axpreprocess name=pp model=\"" + model +
                              "\" ! axinference name=inf model=\"" + model + "\" ! fakesink";
   GError *parse_error = nullptr;
@@ -152,6 +152,22 @@ TEST(ZeroCopy, UpstreamWritesFramesIntoTheProposedFdPoolAndNothingIsCopied) {
   }
   ASSERT_EQ(seen.output_tensors.size(), size_t(kFrames));
   EXPECT_EQ(copied, 0u) << "fd frames -> fd tensors -> device must not copy";
+}
+
+// A webcam-like source's packed 4:2:2 frames are written into the proposed pool as well.
+TEST(ZeroCopy, Yuy2AndUyvyFramesAreWrittenIntoTheFdPoolAndNothingIsCopied) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  for (const char *caps : {"video/x-raw,format=YUY2,width=96,height=72,framerate=30/1",
+                           "video/x-raw,format=UYVY,width=96,height=72,framerate=30/1"}) {
+    guint64 copied = G_MAXUINT64;
+    std::string error;
+    Observed seen = run_pipeline(model, "", copied, error, caps);
+    ASSERT_EQ(error, "") << caps;
+    ASSERT_EQ(seen.frames_in, kFrames) << caps;
+    EXPECT_EQ(seen.fd_frames, kFrames) << caps << ": videotestsrc did not take the pool";
+    EXPECT_EQ(seen.output_tensors.size(), size_t(kFrames)) << caps;
+    EXPECT_EQ(copied, 0u) << caps;
+  }
 }
 
 TEST(ZeroCopy, FdPoolFramesGiveTheSameTensorsAsSystemMemoryFrames) {
