@@ -99,6 +99,29 @@ class BusWatch {
   GstBus *bus_;
 };
 
+// Plays `pipeline` until EOS or an error and leaves it PLAYING (the caller reads what it needs,
+// then sets it to NULL). Returns "" at EOS, else the error's text + debug or the timeout.
+inline std::string play_until_eos(GstElement *pipeline, GstClockTime timeout = 60 * GST_SECOND) {
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  GstBus *bus = gst_element_get_bus(pipeline);
+  GstMessage *message =
+      gst_bus_timed_pop_filtered(bus, timeout, GstMessageType(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  std::string error;
+  if (!message) {
+    error = "no EOS within " + std::to_string(timeout / GST_SECOND) + " s";
+  } else if (GST_MESSAGE_TYPE(message) == GST_MESSAGE_ERROR) {
+    GError *e = nullptr;
+    gchar *debug = nullptr;
+    gst_message_parse_error(message, &e, &debug);
+    error = std::string(e->message) + " | " + (debug ? debug : "");
+    g_error_free(e);
+    g_free(debug);
+  }
+  if (message) gst_message_unref(message);
+  gst_object_unref(bus);
+  return error;
+}
+
 // Takes `element` to PAUSED expecting that to fail, then back to NULL, and unrefs it. Returns
 // the error it posted (BusWatch::error): what a start-up error test checks.
 inline std::string error_when_started(GstElement *element) {

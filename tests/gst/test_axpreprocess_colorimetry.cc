@@ -230,23 +230,8 @@ GstBuffer *first_frame(const std::string &launch, std::string &error) {
         return GST_PAD_PROBE_OK;
       },
       &frame, nullptr);
-  gst_element_set_state(pipeline, GST_STATE_PLAYING);
-  GstBus *bus = gst_element_get_bus(pipeline);
-  GstMessage *message = gst_bus_timed_pop_filtered(
-      bus, 60 * GST_SECOND, GstMessageType(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
-  if (!message) {
-    error = "no EOS within 60 s";
-  } else if (GST_MESSAGE_TYPE(message) == GST_MESSAGE_ERROR) {
-    GError *e = nullptr;
-    gchar *debug = nullptr;
-    gst_message_parse_error(message, &e, &debug);
-    error = std::string(e->message) + " | " + (debug ? debug : "");
-    g_error_free(e);
-    g_free(debug);
-  }
-  if (message) gst_message_unref(message);
+  error = axtest::play_until_eos(pipeline);
   gst_element_set_state(pipeline, GST_STATE_NULL);
-  gst_object_unref(bus);
   gst_object_unref(pad);
   gst_object_unref(sink);
   gst_object_unref(pipeline);

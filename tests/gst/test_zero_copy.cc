@@ -103,24 +103,9 @@ Observed run_pipeline(const std::string &model, const std::string &between, guin
   GstPad *inf_src = gst_element_get_static_pad(inf, "src");
   gst_pad_add_probe(pp_sink, GST_PAD_PROBE_TYPE_BUFFER, on_frame_in, &seen, nullptr);
   gst_pad_add_probe(inf_src, GST_PAD_PROBE_TYPE_BUFFER, on_result_out, &seen, nullptr);
-  gst_element_set_state(pipeline, GST_STATE_PLAYING);
-  GstBus *bus = gst_element_get_bus(pipeline);
-  GstMessage *message = gst_bus_timed_pop_filtered(
-      bus, 60 * GST_SECOND, GstMessageType(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
-  if (!message) {
-    error = "no EOS within 60 s";
-  } else if (GST_MESSAGE_TYPE(message) == GST_MESSAGE_ERROR) {
-    GError *e = nullptr;
-    gchar *debug = nullptr;
-    gst_message_parse_error(message, &e, &debug);
-    error = std::string(e->message) + " | " + (debug ? debug : "");
-    g_error_free(e);
-    g_free(debug);
-  }
-  if (message) gst_message_unref(message);
+  error = axtest::play_until_eos(pipeline);
   g_object_get(inf, "bytes-copied", &bytes_copied, nullptr);
   gst_element_set_state(pipeline, GST_STATE_NULL);
-  gst_object_unref(bus);
   gst_object_unref(pp_sink);
   gst_object_unref(inf_src);
   gst_object_unref(pp);
