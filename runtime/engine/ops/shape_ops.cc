@@ -11,9 +11,14 @@ std::unique_ptr<Kernel> copy_kernel(OpContext &ctx, Shape out) {
   ctx.set_output(0, ctx.in_dtype(0), out);
   if (ctx.infer_only()) return nullptr;
   size_t bytes = static_cast<size_t>(product(out, 0, out.size())) * dtype_size(ctx.in_dtype(0));
-  return make_kernel([bytes](ExecContext &, const void *const *in, void *const *o) {
+  auto kernel = make_kernel([bytes](ExecContext &, const void *const *in, void *const *o) {
     if (bytes && in[0] != o[0]) std::memcpy(o[0], in[0], bytes);
   });
+  // Same bytes in and out: where the input dies here the memory planner gives the output the
+  // input's buffer, and the step is a view (nothing copied). A graph input, a constant or an
+  // output bound to the caller's buffer is still copied.
+  kernel->output_may_overwrite_input = 0;
+  return kernel;
 }
 
 std::unique_ptr<Kernel> compile_reshape(OpContext &ctx) {
