@@ -2043,7 +2043,8 @@ void Compilation::add_quantised_bias(onnx::NodeProto &node, const onnx::NodeProt
   node.set_input(2, bname + "/dq");
 }
 
-// Outputs: int8, NCHW tensors transposed to NHWC, last dimension padded with the zero point.
+// Outputs: int8, NCHW tensors transposed to NHWC, last dimension padded with the zero point,
+// ranks below 4 given ones after the batch (4-D NHWC like Axelera's packages).
 void Compilation::add_core_outputs(CoreGraph &core) {
   for (const auto &b : boundaries_) {
     CoreOutput out;
@@ -2051,7 +2052,11 @@ void Compilation::add_core_outputs(CoreGraph &core) {
     out.float_shape = desc(b).shape;
     // A package's tensors are batch-first (one item of batch 1 per core run); refused here, such
     // an output made a package that failed to load (manifest batch dimension mismatch).
-    if (!out.float_shape.empty() && out.float_shape[0] != 1)
+    if (out.float_shape.empty())
+      throw NotImplemented(model_label_ + ": core output '" + b +
+                           "' is a scalar: a package's outputs start with the batch (1); give "
+                           "the tensor a batch dimension in the model (Unsqueeze axes=[0])");
+    if (out.float_shape[0] != 1)
       throw NotImplemented(model_label_ + ": core output '" + b + "' has shape " +
                            shape_text(out.float_shape) +
                            ", not batch-first: a package's outputs start with the batch (1); "
@@ -2071,6 +2076,29 @@ void Compilation::add_core_outputs(CoreGraph &core) {
     int64_t c = shape.back();
     out.pad_high = padded_channels(c) - c;
     shape.back() += out.pad_high;
+    // Device outputs are 4-D NHWC, as Axelera's packages have them: a lower rank gets ones
+    // after the batch ((N, C) -> (N, 1, 1, C), (N, L, C) -> (N, 1, L, C); a rank-1 (N) is one
+    // value per item, (N, 1, 1, 1)). The order of the elements is unchanged, so output_info's
+    // original_shape still reshapes them back. The Reshape comes before the Pad, on the int8
+    // tensor the core made: a view in the engine, and the Pad still writes the caller's buffer.
+    if (shape.size() < 4) {
+      Shape four_d = shape;
+      four_d.back() -= out.pad_high;
+      if (four_d.size() == 1) four_d.push_back(1);
+      four_d.insert(four_d.begin() + 1, 4 - four_d.size(), 1);
+      const bool last = out.pad_high == 0;  // the Reshape makes the output itself
+      core.inits.push_back(int64_tensor(b + "/nhwc_shape", {4}, four_d));
+      core.nodes.push_back(
+          make_node("Reshape", {y, b + "/nhwc_shape"}, {last ? b : b + "/4d"}, b + "/to_4d"));
+      y = b + "/4d";
+      shape = four_d;
+      shape.back() += out.pad_high;
+      if (last) {
+        out.device_shape = shape;
+        core_outputs_.push_back(out);
+        continue;
+      }
+    }
     if (out.pad_high > 0) {
       std::vector<int64_t> pads(shape.size() * 2, 0);
       pads[shape.size() * 2 - 1] = out.pad_high;

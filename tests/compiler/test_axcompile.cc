@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -496,7 +497,7 @@ TEST(Axcompile, BiasCorrectionShiftsConvBiasesAndCanBeDisabled) {
   EXPECT_NE(read_text(dir.path / "a" / "core.onnx"), read_text(dir.path / "b" / "core.onnx"));
 }
 
-TEST(Axcompile, ClassifierOutputIsPaddedToSixteenClasses) {
+TEST(Axcompile, ClassifierOutputIsPaddedToSixteenClassesIn4dNhwc) {
   TempDir dir("pad");
   fs::path pkg = dir.path / "cls";
   auto result =
@@ -505,9 +506,99 @@ TEST(Axcompile, ClassifierOutputIsPaddedToSixteenClasses) {
   ASSERT_EQ(result.exit_code, 0) << result.output;
   auto package = axstream::runtime::load_model_package(pkg.string());
   ASSERT_EQ(package->outputs.size(), 1u);
-  EXPECT_EQ(package->outputs[0].shape, (std::vector<int64_t>{1, 16}));
-  EXPECT_EQ(package->outputs[0].unpadded_shape(), (std::vector<int64_t>{1, 10}));
+  // The logits (1, 10) leave the core as Axelera's packages give them: (1, 1, 1, C) NHWC.
+  EXPECT_EQ(package->outputs[0].shape, (std::vector<int64_t>{1, 1, 1, 16}));
+  EXPECT_EQ(package->outputs[0].padding,
+            (std::vector<std::pair<int64_t, int64_t>>{{0, 0}, {0, 0}, {0, 0}, {0, 6}}));
+  EXPECT_EQ(package->outputs[0].unpadded_shape(), (std::vector<int64_t>{1, 1, 1, 10}));
   EXPECT_EQ(package->output_info[0].layout, "none");
+  EXPECT_EQ(package->output_info[0].original_shape, (std::vector<int64_t>{1, 10}));
+  const std::string manifest = read_text(pkg / "manifest.json");
+  EXPECT_NE(manifest.find("\"output_shapes\": [[1, 1, 1, 16]]"), std::string::npos) << manifest;
+  EXPECT_NE(manifest.find("\"n_padded_ch_outputs\": [[0, 0, 0, 0, 0, 0, 0, 6]]"), std::string::npos)
+      << manifest;
+  EXPECT_NE(manifest.find("\"output_shapes_original\": [[1, 10]]"), std::string::npos) << manifest;
+  // core.onnx's graph output is the 4-D tensor: the int8 logits reshaped to (1, 1, 1, 10), then
+  // padded.
+  onnx::ModelProto core;
+  std::ifstream in(pkg / "core.onnx", std::ios::binary);
+  ASSERT_TRUE(core.ParseFromIstream(&in));
+  ASSERT_EQ(core.graph().output_size(), 1);
+  const auto &output = core.graph().output(0);
+  std::vector<int64_t> dims;
+  for (const auto &d : output.type().tensor_type().shape().dim()) dims.push_back(d.dim_value());
+  EXPECT_EQ(dims, (std::vector<int64_t>{1, 1, 1, 16}));
+  EXPECT_EQ(output.type().tensor_type().elem_type(), onnx::TensorProto::INT8);
+  std::map<std::string, const onnx::NodeProto *> producer;
+  for (const auto &node : core.graph().node())
+    for (const auto &o : node.output()) producer[o] = &node;
+  ASSERT_TRUE(producer.count(output.name()));
+  const onnx::NodeProto &pad = *producer[output.name()];
+  EXPECT_EQ(pad.op_type(), "Pad");
+  ASSERT_TRUE(producer.count(pad.input(0)));
+  EXPECT_EQ(producer[pad.input(0)]->op_type(), "Reshape");
+}
+
+// The API doc's depad and dequantise (`out[tuple(slice(b, -e or None) for b, e in padding)]`,
+// `(q - zero_point) * scale`) on a compiled classifier's 4-D output, reshaped to
+// output_info.original_shape, is the float model's output within quantisation error.
+TEST(Axcompile, ApiDocDepadAndDequantiseOf4dOutputGivesTheFloatModelsOutput) {
+  TempDir dir("depad");
+  fs::path pkg = dir.path / "cls";
+  // The Softmax stays in the core, so the core output is the model's output ("probs").
+  auto result =
+      axcompile({(kModels / "classifier.onnx").string(), "--calib", (kModels / "calib").string(),
+                 "--num-calib", "12", "--output-activation-in-core", "--output-dir", pkg.string()});
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  using namespace axstream::runtime;
+  auto context = Context::create();
+  auto model = context->load_model(pkg.string());
+  auto connection = context->device_connect(nullptr, 1);
+  auto instance = connection->load_model_instance(model);
+  const TensorInfo in = model->inputs()[0], out = model->outputs()[0];
+  ASSERT_EQ(out.shape, (std::vector<int64_t>{1, 1, 1, 16}));
+  ASSERT_EQ(model->package()->output_info[0].original_shape, (std::vector<int64_t>{1, 10}));
+  ASSERT_TRUE(model->package()->postamble_graph.empty());
+  FloatModel reference((kModels / "classifier.onnx").string());
+  double worst = 0;
+  int images = 0;
+  for (const auto &image : images_in(kModels / "heldout")) {
+    const auto nchw = image_to_float(cv::imread(image.string()), {64, 64, true});
+    const std::vector<float> want = reference.run(nchw)[0];
+    // Quantise and pad the input as the API doc does (NHWC, zero point in the padding).
+    std::vector<int8_t> device_in(in.size(), static_cast<int8_t>(in.zero_point));
+    const int64_t h = in.shape[1], w = in.shape[2], cp = in.shape[3];
+    for (int64_t y = 0; y < h; ++y)
+      for (int64_t x = 0; x < w; ++x)
+        for (int64_t c = 0; c < 3; ++c) {
+          double q = std::nearbyint(nchw[(c * h + y) * w + x] / in.scale) + in.zero_point;
+          device_in[(y * w + x) * cp + c] = static_cast<int8_t>(std::clamp(q, -128.0, 127.0));
+        }
+    std::vector<int8_t> device_out(out.size());
+    instance->run({{device_in.data(), -1, 0, device_in.size()}},
+                  {{device_out.data(), -1, 0, device_out.size()}});
+    // Depad every dimension by its padding (row-major over the padded 4-D tensor), dequantise.
+    std::vector<float> got;
+    for (int64_t n = out.padding[0].first; n < out.shape[0] - out.padding[0].second; ++n)
+      for (int64_t y = out.padding[1].first; y < out.shape[1] - out.padding[1].second; ++y)
+        for (int64_t x = out.padding[2].first; x < out.shape[2] - out.padding[2].second; ++x)
+          for (int64_t c = out.padding[3].first; c < out.shape[3] - out.padding[3].second; ++c) {
+            const int8_t q =
+                device_out[((n * out.shape[1] + y) * out.shape[2] + x) * out.shape[3] + c];
+            got.push_back(static_cast<float>((q - out.zero_point) * out.scale));
+          }
+    // Reshaped to original_shape (1, 10) the row-major order is the float model's.
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t k = 0; k < want.size(); ++k)
+      worst = std::max(worst, static_cast<double>(std::fabs(got[k] - want[k])));
+    ++images;
+  }
+  ASSERT_GT(images, 0);
+  std::cout << "max |probability error| over " << images << " images: " << worst << " ("
+            << worst / out.scale << " output steps)\n";
+  // A few output steps (1/255) of int8 error through the network, not a misplaced element
+  // (a wrong depad or order puts another class's probability there: errors near 1).
+  EXPECT_LE(worst, 6 * out.scale);
 }
 
 TEST(Axcompile, DynamicInputWithoutInputShapeIsRejectedNamingTheInput) {

@@ -309,3 +309,63 @@ def test_compile_model_without_a_head_to_split_has_no_preamble(float_models, tmp
     manifest = json.loads((pkg / "manifest.json").read_text())
     assert manifest["preprocess_graph"] is None and "input_info" not in manifest
     assert not (pkg / "preamble.onnx").exists()
+
+
+def test_compiled_classifier_output_is_4d_nhwc_and_a_2d_package_from_before_still_runs(
+        float_models, tmp_path):
+    """axcompile gives a classifier's logits as Axelera's packages do, (1, 1, 1, C) padded in C
+    (the API doc's TensorInfo((1, 1, 1, 1024), padding=[..., (0, 24)]) shape), with
+    output_info's original_shape the float model's (1, 10). A package from before, whose core
+    output is (1, C), is still valid: it loads and runs to the same values."""
+    onnx = pytest.importorskip("onnx")
+    import onnx.numpy_helper  # noqa: F401 (onnx.numpy_helper below)
+    require_axcompile()
+    pkg = pathlib.Path(axr.compile(float_models / "classifier.onnx", float_models / "calib",
+                                   tmp_path / "new", num_calib=4, check=False, accuracy_target=0))
+    manifest = json.loads((pkg / "manifest.json").read_text())
+    assert manifest["output_shapes"] == [[1, 1, 1, 16]]
+    assert manifest["n_padded_ch_outputs"] == [[0, 0, 0, 0, 0, 0, 0, 6]]
+    assert manifest["output_shapes_original"] == [[1, 10]]
+    assert manifest["output_info"][0]["original_shape"] == [1, 10]
+
+    # The same package as axcompile wrote it before: the core's (1, 10) int8 logits padded to
+    # (1, 16) are its output, without the Reshape to 4-D, and the manifest says (1, 16).
+    old = tmp_path / "old"
+    old.mkdir()
+    for f in pkg.iterdir():
+        (old / f.name).write_bytes(f.read_bytes())
+    core = onnx.load(str(pkg / "core.onnx"))
+    (output,) = core.graph.output
+    (pad,) = [n for n in core.graph.node if list(n.output) == [output.name]]
+    (reshape,) = [n for n in core.graph.node if list(n.output) == [pad.input[0]]]
+    assert (pad.op_type, reshape.op_type) == ("Pad", "Reshape")
+    pad.input[0] = reshape.input[0]
+    core.graph.node.remove(reshape)
+    (pads,) = [t for t in core.graph.initializer if t.name == pad.input[1]]
+    pads.CopyFrom(onnx.numpy_helper.from_array(np.array([0, 0, 0, 6], np.int64), pads.name))
+    del output.type.tensor_type.shape.dim[1:3]
+    onnx.save(core, str(old / "core.onnx"))
+    manifest["output_shapes"] = [[1, 16]]
+    manifest["n_padded_ch_outputs"] = [[0, 0, 0, 6]]
+    (old / "manifest.json").write_text(json.dumps(manifest))
+
+    with axr.Context() as context:
+        new_model, old_model = context.load_model(str(pkg)), context.load_model(str(old))
+        (o_new,), (o_old,) = new_model.outputs(), old_model.outputs()
+        assert o_new.shape == (1, 1, 1, 16)
+        assert o_new.padding == [(0, 0), (0, 0), (0, 0), (0, 6)]
+        assert o_old.shape == (1, 16) and o_old.padding == [(0, 0), (0, 6)]
+        (i,) = new_model.inputs()
+        data = np.random.default_rng(5).integers(-128, 128, i.shape).astype(np.int8)
+        connection = context.device_connect(None, 1)
+        results = []
+        for model, info in ((new_model, o_new), (old_model, o_old)):
+            out = np.zeros(info.shape, np.int8)
+            connection.load_model_instance(model).run([data], [out])
+            # The API doc's depad and dequantise, reshaped to output_info's original_shape.
+            depadded = out[tuple(slice(b, -e if e else None) for b, e in info.padding)]
+            dequant = (depadded.astype(np.float32) - info.zero_point) * info.scale
+            results.append(dequant.reshape(manifest["output_info"][0]["original_shape"]))
+        assert results[0].shape == (1, 10)
+        np.testing.assert_array_equal(results[0], results[1])
+        assert np.ptp(results[0]) > 0
