@@ -369,3 +369,31 @@ def test_compiled_classifier_output_is_4d_nhwc_and_a_2d_package_from_before_stil
         assert results[0].shape == (1, 10)
         np.testing.assert_array_equal(results[0], results[1])
         assert np.ptp(results[0]) > 0
+
+
+def test_compile_refuses_a_scalar_core_output_naming_it(tmp_path):
+    """A core output without a batch dimension (a ReduceMean over every axis, keepdims=0) is
+    NotImplemented naming the tensor; axcompile read past its empty shape (a segfault) when it
+    padded the last dimension."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+    require_axcompile()
+    weights = np.random.default_rng(3).normal(0, 0.3, (4, 3, 3, 3)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+         helper.make_node("Relu", ["c"], ["r"]),
+         helper.make_node("ReduceMean", ["r"], ["mean"], keepdims=0)],
+        "scalar_out", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("mean", TensorProto.FLOAT, [])],
+        [numpy_helper.from_array(weights, "w")])
+    model = tmp_path / "scalar.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(model))
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    import cv2
+    for k in range(2):
+        image = np.random.default_rng(k).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+        cv2.imwrite(str(calib / f"{k}.png"), image)
+    with pytest.raises(axr.NotImplemented, match="core output 'mean' is a scalar"):
+        axr.compile(model, calib, tmp_path / "pkg", check=False, accuracy_target=0)
+    assert not (tmp_path / "pkg").exists()
