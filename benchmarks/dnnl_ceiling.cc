@@ -175,8 +175,11 @@ class Chain final : public DnnlCeiling {
   void add_conv(const Node &n, int sum_from, const engine::ResidualSumParams &sum,
                 bool int8 = true) {
     const Graph &g = *graph_;
-    const Shape &xs = g.values[n.inputs[0]].shape, &ws = g.values[n.inputs[int8 ? 3 : 1]].shape,
-                &ys = g.values[n.outputs[0]].shape;
+    const Shape &ws = g.values[n.inputs[int8 ? 3 : 1]].shape, &ys = g.values[n.outputs[0]].shape;
+    // A convolution reading a package's input as it is has that input's N,H,W,C shape
+    // (_src_nhwc_order); oneDNN's dims are N,C,H,W whatever the memory order.
+    Shape xs = g.values[n.inputs[0]].shape;
+    if (attr_i(n, "_src_nhwc_order", 0) != 0) xs = {xs[0], xs[3], xs[1], xs[2]};
     const dt act_type = int8 ? dt::u8 : dt::f32, w_type = int8 ? dt::s8 : dt::f32;
     const int64_t group = attr_i(n, "group", 1);
     Window win = window_of(n, {xs[2], xs[3]}, {ws[2], ws[3]}, {ys[2], ys[3]});
