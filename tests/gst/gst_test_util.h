@@ -65,6 +65,20 @@ std::vector<T> buffer_bytes(GstBuffer *buffer) {
   return out;
 }
 
+// The text + debug of an error or warning message.
+inline std::string message_text(GstMessage *message) {
+  GError *error = nullptr;
+  gchar *debug = nullptr;
+  if (GST_MESSAGE_TYPE(message) == GST_MESSAGE_WARNING)
+    gst_message_parse_warning(message, &error, &debug);
+  else
+    gst_message_parse_error(message, &error, &debug);
+  std::string text = std::string(error->message) + " | " + (debug ? debug : "");
+  g_error_free(error);
+  g_free(debug);
+  return text;
+}
+
 // An element with its own bus, so errors it posts can be read back.
 class BusWatch {
  public:
@@ -83,15 +97,7 @@ class BusWatch {
   std::string pop(GstMessageType type) {
     GstMessage *message = gst_bus_pop_filtered(bus_, type);
     if (!message) return {};
-    GError *error = nullptr;
-    gchar *debug = nullptr;
-    if (type == GST_MESSAGE_WARNING)
-      gst_message_parse_warning(message, &error, &debug);
-    else
-      gst_message_parse_error(message, &error, &debug);
-    std::string text = std::string(error->message) + " | " + (debug ? debug : "");
-    g_error_free(error);
-    g_free(debug);
+    std::string text = message_text(message);
     gst_message_unref(message);
     return text;
   }
@@ -110,12 +116,7 @@ inline std::string play_until_eos(GstElement *pipeline, GstClockTime timeout = 6
   if (!message) {
     error = "no EOS within " + std::to_string(timeout / GST_SECOND) + " s";
   } else if (GST_MESSAGE_TYPE(message) == GST_MESSAGE_ERROR) {
-    GError *e = nullptr;
-    gchar *debug = nullptr;
-    gst_message_parse_error(message, &e, &debug);
-    error = std::string(e->message) + " | " + (debug ? debug : "");
-    g_error_free(e);
-    g_free(debug);
+    error = message_text(message);
   }
   if (message) gst_message_unref(message);
   gst_object_unref(bus);

@@ -98,14 +98,7 @@ class Pipeline {
     gst_object_unref(bus);
     if (!message) return eos ? "no EOS" : "";
     std::string text;
-    if (GST_MESSAGE_TYPE(message) == GST_MESSAGE_ERROR) {
-      GError *error = nullptr;
-      gchar *debug = nullptr;
-      gst_message_parse_error(message, &error, &debug);
-      text = std::string(error->message) + " | " + (debug ? debug : "");
-      g_error_free(error);
-      g_free(debug);
-    }
+    if (GST_MESSAGE_TYPE(message) == GST_MESSAGE_ERROR) text = axtest::message_text(message);
     gst_message_unref(message);
     return text;
   }
