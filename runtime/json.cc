@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <limits>
 
+#include "axstream/utf8.h"
+
 namespace axstream::runtime::json {
 
 const char *type_name(Type type) noexcept {
@@ -340,40 +342,6 @@ class Parser {
 
 Value parse(const std::string &text) { return Parser(text).document(); }
 
-// Bytes of the well-formed UTF-8 sequence starting at text[pos] (Unicode's table 3-7: no
-// overlong forms, surrogates or code points beyond U+10FFFF), or 0 when it is not one; then
-// `*invalid` is the length of its maximal subpart (at least 1), which U+FFFD replaces.
-static size_t utf8_sequence(const std::string &text, size_t pos, size_t *invalid) {
-  const auto byte = [&](size_t i) { return static_cast<unsigned char>(text[i]); };
-  const unsigned char lead = byte(pos);
-  size_t length;
-  unsigned char low = 0x80, high = 0xbf;  // range of the second byte
-  if (lead < 0x80) return 1;
-  if (lead >= 0xc2 && lead <= 0xdf) {
-    length = 2;
-  } else if (lead >= 0xe0 && lead <= 0xef) {
-    length = 3;
-    if (lead == 0xe0) low = 0xa0;
-    if (lead == 0xed) high = 0x9f;
-  } else if (lead >= 0xf0 && lead <= 0xf4) {
-    length = 4;
-    if (lead == 0xf0) low = 0x90;
-    if (lead == 0xf4) high = 0x8f;
-  } else {
-    *invalid = 1;
-    return 0;
-  }
-  for (size_t i = 1; i < length; ++i) {
-    const bool in_range = pos + i < text.size() && byte(pos + i) >= (i == 1 ? low : 0x80) &&
-                          byte(pos + i) <= (i == 1 ? high : 0xbf);
-    if (!in_range) {
-      *invalid = i;
-      return 0;
-    }
-  }
-  return length;
-}
-
 std::string quote(const std::string &text) {
   std::string out = "\"";
   for (size_t pos = 0; pos < text.size();) {
@@ -382,7 +350,7 @@ std::string quote(const std::string &text) {
       // JSON text is UTF-8 (RFC 8259 8.1): a label read from a Latin-1 file, or any other
       // byte string, must not make the whole line unreadable to a strict reader.
       size_t invalid = 0;
-      const size_t length = utf8_sequence(text, pos, &invalid);
+      const size_t length = axstream::utf8_sequence(text, pos, &invalid);
       out += length ? text.substr(pos, length) : std::string("\xef\xbf\xbd");  // U+FFFD
       pos += length ? length : invalid;
       continue;

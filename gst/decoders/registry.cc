@@ -9,6 +9,7 @@
 
 #include "axstream/decoders/decoder.h"
 #include "axstream/error.h"
+#include "axstream/utf8.h"
 
 namespace axstream::decoders {
 
@@ -109,36 +110,6 @@ std::unique_ptr<Decoder> make_decoder(const std::string &name, const DecoderOpti
   throw InvalidArgument("decoder '" + name + "' is unknown: expected one of " + decoder_names());
 }
 
-// Whether `text` is well-formed UTF-8 (Unicode's table 3-7: no overlong forms, surrogates or
-// code points beyond U+10FFFF).
-static bool is_utf8(const std::string &text) {
-  for (size_t pos = 0; pos < text.size();) {
-    const auto byte = [&](size_t i) { return static_cast<unsigned char>(text[i]); };
-    const unsigned char lead = byte(pos);
-    size_t length = 1;
-    unsigned char low = 0x80, high = 0xbf;  // range of the second byte
-    if (lead >= 0xc2 && lead <= 0xdf) {
-      length = 2;
-    } else if (lead >= 0xe0 && lead <= 0xef) {
-      length = 3;
-      low = lead == 0xe0 ? 0xa0 : 0x80;
-      high = lead == 0xed ? 0x9f : 0xbf;
-    } else if (lead >= 0xf0 && lead <= 0xf4) {
-      length = 4;
-      low = lead == 0xf0 ? 0x90 : 0x80;
-      high = lead == 0xf4 ? 0x8f : 0xbf;
-    } else if (lead >= 0x80) {
-      return false;
-    }
-    if (pos + length > text.size()) return false;
-    for (size_t i = 1; i < length; ++i)
-      if (byte(pos + i) < (i == 1 ? low : 0x80) || byte(pos + i) > (i == 1 ? high : 0xbf))
-        return false;
-    pos += length;
-  }
-  return true;
-}
-
 std::vector<std::string> read_labels(const std::string &path) {
   std::ifstream file(path);
   if (!file) throw InvalidArgument("labels file '" + path + "' cannot be opened for reading");
@@ -155,7 +126,7 @@ std::vector<std::string> read_labels(const std::string &path) {
     while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
     // Labels go into JSON Lines (UTF-8 by definition) and onto the video: a Latin-1 or UTF-16
     // file would give unreadable records or garbled text, frame after frame.
-    if (!is_utf8(line))
+    if (!axstream::is_utf8(line))
       throw InvalidArgument("labels file '" + path + "' line " + std::to_string(labels.size() + 1) +
                             " is not UTF-8 text: expected one UTF-8 label per line (convert with "
                             "e.g. iconv -f LATIN1 -t UTF-8)");
