@@ -8,9 +8,13 @@
 namespace axr {
 
 struct object_deleter {
+  // A named cast to axr_destroy's own `const axrObject *`, not AXR_OBJECT's C cast: programs
+  // built with -Wold-style-cast or -Wcast-qual as errors include this header too, and ptr<const T>
+  // needs no const_cast.
+  void operator()(const axrObject *object) const noexcept { axr_destroy(object); }
   template <class T>
   void operator()(T *object) const noexcept {
-    axr_destroy(AXR_OBJECT(object));
+    axr_destroy(reinterpret_cast<const axrObject *>(object));
   }
 };
 
