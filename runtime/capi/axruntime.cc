@@ -70,8 +70,15 @@ axrResult result_of(axstream::ErrorKind kind) noexcept {
 // hears about it, once a handle has been resolved. Handles are held shared for the whole call,
 // so another thread's axr_destroy cannot free them under it.
 struct Call {
+  explicit Call(const char *function) : function(function) {}
+
   const char *function;
   std::shared_ptr<axrContext> context;
+  // What the call reports as its last error: AXR_SUCCESS, a PENDING result it returns, or the
+  // error it failed with. Recorded only after the call's last message to the logger, so calls
+  // the logger itself makes (docs/c-api.md allows them) cannot replace it.
+  axrResult outcome = AXR_SUCCESS;
+  std::string outcome_message;
 
   template <class T>
   std::shared_ptr<T> checked(T *handle, const char *what) {
@@ -87,11 +94,17 @@ struct Call {
   bool wants_log(axrLogLevel level) const {
     return context != nullptr && context->wants_log(level);
   }
-  void fail(axrResult result, const char *message) const noexcept {
+  // A non-error result the call returns (AXR_ERROR_PENDING_ERROR), with its message.
+  void report(axrResult result, const std::string &message) {
+    outcome = result;
+    outcome_message = std::string(function) + ": " + message;
+  }
+  void fail(axrResult result, const char *message) noexcept {
+    outcome = result;
     try {
       std::string text = std::string(function) + ": " + message;
-      set_last_error(result, text.c_str());
       if (context != nullptr) context->log(AXR_LOG_ERROR, text);
+      set_last_error(result, text.c_str());
     } catch (const std::bad_alloc &) {
       set_last_error(result, "out of memory while reporting an error");
     }
@@ -101,10 +114,12 @@ struct Call {
 // Runs `body(call)`; on any exception records the last error and returns `failure`.
 template <class R, class Body>
 R guarded(const char *function, R failure, Body &&body) noexcept {
-  Call call{function, nullptr};
+  Call call(function);
   set_last_error(AXR_SUCCESS, "");
   try {
-    return body(call);
+    R result = body(call);
+    set_last_error(call.outcome, call.outcome_message.c_str());
+    return result;
   } catch (const CapiError &error) {
     call.fail(error.result(), error.what());
   } catch (const axstream::Error &error) {
@@ -117,7 +132,7 @@ R guarded(const char *function, R failure, Body &&body) noexcept {
     call.fail(AXR_ERROR_UNKNOWN_ERROR, "unknown exception");
   }
   if constexpr (std::is_same_v<R, axrResult>) {
-    return t_last_error.result;  // the mapped error, not a fixed failure value
+    return call.outcome;  // the mapped error, not a fixed failure value
   } else {
     return failure;
   }
@@ -525,11 +540,9 @@ axrResult axr_configure_device(axrContext *context, axrDeviceInfo *device,
       call.log(AXR_LOG_INFO, "configured " + target.name);
       return AXR_SUCCESS;
     }
-    // call.function, not __func__: inside this lambda that is "operator()".
-    std::string message = std::string(call.function) + ": configuration of " + target.name +
-                          " is being applied; poll axr_device_ready";
-    set_last_error(AXR_ERROR_PENDING_ERROR, message.c_str());
     call.log(AXR_LOG_INFO, "configuration of " + target.name + " pending");
+    call.report(AXR_ERROR_PENDING_ERROR,
+                "configuration of " + target.name + " is being applied; poll axr_device_ready");
     return AXR_ERROR_PENDING_ERROR;
   });
 }
@@ -539,9 +552,8 @@ axrResult axr_device_ready(axrContext *context, axrDeviceInfo *device) {
     auto runtime_context = call.runtime_of(context, "context");
     auto target = find_device(*runtime_context, device);
     if (runtime_context->device_ready(target)) return AXR_SUCCESS;
-    std::string message = std::string(call.function) + ": configuration of " + target.name +
-                          " is still being applied";
-    set_last_error(AXR_ERROR_PENDING_ERROR, message.c_str());
+    call.report(AXR_ERROR_PENDING_ERROR,
+                "configuration of " + target.name + " is still being applied");
     return AXR_ERROR_PENDING_ERROR;
   });
 }

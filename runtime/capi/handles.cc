@@ -167,7 +167,14 @@ bool axrContext::wants_log(axrLogLevel level) {
   return logger != nullptr && level >= log_level;
 }
 
+namespace {
+// Set while this thread runs a logger callback: the messages of calls the logger itself makes are
+// not delivered back to it, so a logger whose own call fails cannot recurse without end.
+thread_local bool t_in_logger = false;
+}  // namespace
+
 void axrContext::log(axrLogLevel level, const std::string &message) noexcept {
+  if (t_in_logger) return;
   axr_logger_fn callback;
   void *argument;
   {
@@ -177,7 +184,9 @@ void axrContext::log(axrLogLevel level, const std::string &message) noexcept {
     argument = logger_arg;
   }
   // Called without the lock: the callback may call back into the API.
+  t_in_logger = true;
   callback(argument, level, message.c_str());
+  t_in_logger = false;
 }
 
 void axrConnection::release_runtime(axrContext *owner) noexcept {

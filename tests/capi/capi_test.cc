@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -346,6 +347,57 @@ TEST_F(CapiTest, LoggerReceivesMessagesAtOrAboveItsLevel) {
   EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_VALUE_ERROR);
 }
 
+// A logger that calls back into the API (which docs/c-api.md allows), with the call it makes.
+struct CallingLogger {
+  std::function<void()> call;
+  std::vector<LogRecord> records;
+};
+
+void calling_log(void *arg, axrLogLevel level, const char *message) {
+  auto *logger = static_cast<CallingLogger *>(arg);
+  logger->records.push_back({level, message});
+  logger->call();
+}
+
+TEST_F(CapiTest, LoggerCallingBackIntoTheApiLeavesTheLoggedCallsOwnResult) {
+  axrProperties *properties = axr_create_properties(ctx(), "key=1");
+  // A successful call inside the logger must not turn the failure it hears about into success.
+  CallingLogger succeeding{[&] { axr_get_property(properties, "key"); }, {}};
+  axr_set_logger(ctx(), AXR_LOG_TRACE, calling_log, &succeeding);
+  EXPECT_EQ(axr_load_model(ctx(), "/nonexistent/package"), nullptr);
+  EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(last_error().find("/nonexistent/package"), std::string::npos) << last_error();
+  EXPECT_EQ(axr_configure_device(ctx(), nullptr, nullptr), AXR_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(last_error(), "axr_configure_device: device is NULL");
+  ASSERT_EQ(succeeding.records.size(), 2u);
+
+  // A failing call inside the logger must not turn a successful call into a failure.
+  CallingLogger failing{[] { axr_get_property(nullptr, "key"); }, {}};
+  axr_set_logger(ctx(), AXR_LOG_TRACE, calling_log, &failing);
+  axr_destroy(AXR_OBJECT(axr_create_properties(ctx(), "")));  // an AXR_LOG_DEBUG message
+  ASSERT_EQ(failing.records.size(), 1u);
+  EXPECT_EQ(axr_last_error(nullptr), AXR_SUCCESS) << last_error();
+  EXPECT_STREQ(axr_last_error_string(nullptr), "");
+  axr_set_logger(ctx(), AXR_LOG_TRACE, nullptr, nullptr);
+}
+
+TEST_F(CapiTest, ErrorsOfTheLoggersOwnCallsAreNotLoggedBackIntoIt) {
+  // The logger's own call fails on the same context: delivering that error to the logger again
+  // would recurse without end (a stack overflow before).
+  CallingLogger logger{[&] { axr_load_model(ctx(), "/nonexistent/from-the-logger"); }, {}};
+  axr_set_logger(ctx(), AXR_LOG_ERROR, calling_log, &logger);
+  EXPECT_EQ(axr_load_model(ctx(), "/nonexistent/package"), nullptr);
+  EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(last_error().find("/nonexistent/package"), std::string::npos) << last_error();
+  ASSERT_EQ(logger.records.size(), 1u);
+  EXPECT_NE(logger.records[0].message.find("/nonexistent/package"), std::string::npos);
+  // Outside the callback the logger hears every error again.
+  axr_load_model(ctx(), "/nonexistent/second");
+  EXPECT_EQ(logger.records.size(), 2u);
+  axr_set_logger(ctx(), AXR_LOG_TRACE, nullptr, nullptr);
+}
+
 TEST_F(CapiTest, ListDevicesFillsDeviceInfo) {
   size_t count = axr_list_devices(ctx(), nullptr);
   ASSERT_GE(count, 1u) << last_error();
@@ -436,6 +488,36 @@ TEST(CapiPending, PendingMessagesNameTheFunctionAndTheDevice) {
     auto restore = axr::to_ptr(axr_create_properties(context.get(), "clock_profile=800"));
     axr_configure_device(context.get(), &device, restore.get());
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (axr_device_ready(context.get(), &device) == AXR_ERROR_PENDING_ERROR &&
+           std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ::unsetenv("AXSTREAM_SIM_CONFIG_DELAY_MS");
+  axstream::hal::reset_devices_for_testing();
+}
+
+// The PENDING result stays the last error when the logger hearing about it calls into the API.
+TEST(CapiPending, PendingStaysTheLastErrorWhenTheLoggerCallsTheApi) {
+  ::setenv("AXSTREAM_SIM_CONFIG_DELAY_MS", "2000", 1);
+  axstream::hal::reset_devices_for_testing();
+  {
+    auto context = axr::to_ptr(axr_create_context());
+    axrDeviceInfo *devices = nullptr;
+    ASSERT_GE(axr_list_devices(context.get(), &devices), 1u) << last_error();
+    axrDeviceInfo device = devices[0];
+    auto settings = axr::to_ptr(axr_create_properties(context.get(), "clock_profile=700"));
+    CallingLogger logger{[&] { axr_get_property(settings.get(), "clock_profile"); }, {}};
+    axr_set_logger(context.get(), AXR_LOG_INFO, calling_log, &logger);
+    ASSERT_EQ(axr_configure_device(context.get(), &device, settings.get()), AXR_ERROR_PENDING_ERROR)
+        << last_error();
+    EXPECT_FALSE(logger.records.empty());
+    EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_PENDING_ERROR);
+    EXPECT_EQ(last_error().rfind("axr_configure_device: configuration of metis-0:1:0", 0), 0u)
+        << last_error();
+    axr_set_logger(context.get(), AXR_LOG_INFO, nullptr, nullptr);
+    auto restore = axr::to_ptr(axr_create_properties(context.get(), "clock_profile=800"));
+    axr_configure_device(context.get(), &device, restore.get());
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (axr_device_ready(context.get(), &device) == AXR_ERROR_PENDING_ERROR &&
            std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
