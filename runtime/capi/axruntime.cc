@@ -483,9 +483,18 @@ void axr_set_property(axrProperties *properties, const char *key, const char *va
     auto store = call.runtime_of(properties, "properties");
     require(key, "key");
     require(value, "value");
-    if (trim(key).empty()) throw CapiError(AXR_ERROR_VALUE_ERROR, "key is empty");
+    const std::string name(key);
+    if (trim(name).empty()) throw CapiError(AXR_ERROR_VALUE_ERROR, "key is empty");
+    // Such a key would list as other keys in axr_list_properties, or never match the same key
+    // given in a key=value string (blanks around keys are dropped there).
+    if (name.find_first_of(";=\r\n") != std::string::npos || trim(name) != name) {
+      throw CapiError(AXR_ERROR_VALUE_ERROR,
+                      "key '" + name +
+                          "' cannot be held in the key=value;key=value form: expected no ';', "
+                          "'=', line break or surrounding blanks");
+    }
     std::lock_guard lock(store->mutex);
-    store->values[key] = value;
+    store->values[name] = value;
     store->key_list_stale = true;
   });
 }

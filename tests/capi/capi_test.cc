@@ -228,6 +228,23 @@ TEST_F(CapiTest, PropertiesParseSetDeleteAndList) {
   EXPECT_STREQ(axr_list_properties(properties), "a;c;d");
 }
 
+// A key the key=value;key=value form cannot hold would make axr_list_properties name keys that
+// do not exist ("x;y" lists as two).
+TEST_F(CapiTest, SetPropertyRejectsKeysTheStringFormCannotHold) {
+  axrProperties *properties = axr_create_properties(ctx(), "a=1");
+  ASSERT_NE(properties, nullptr) << last_error();
+  for (const char *key : {"x;y", "k=v", "two\nlines", " padded"}) {
+    axr_set_property(properties, key, "1");
+    EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_VALUE_ERROR) << key;
+    EXPECT_NE(last_error().find("axr_set_property: key '"), std::string::npos) << last_error();
+  }
+  EXPECT_STREQ(axr_list_properties(properties), "a");
+  axr_set_property(properties, "with space", "v;w=x");  // inner blanks, and any value, are fine
+  EXPECT_EQ(axr_last_error(nullptr), AXR_SUCCESS) << last_error();
+  EXPECT_STREQ(axr_get_property(properties, "with space"), "v;w=x");
+  EXPECT_STREQ(axr_list_properties(properties), "a;with space");
+}
+
 // One axrProperties set in one thread while others read it: the map is never read mid-change
 // (ASan, scripts/sanitize.sh, saw heap-use-after-free inside axr_list_properties before).
 TEST_F(CapiTest, PropertiesSetInOneThreadAndReadInOthersStayConsistent) {
