@@ -146,6 +146,16 @@ void guarded_void(const char *function, Body &&body) noexcept {
   });
 }
 
+// An enum argument's value as the int a C caller passed: loading a value outside the enum's range
+// as the C++ enum type is undefined (clang's -fsanitize=enum reports it), and C callers may pass
+// any int.
+template <class Enum>
+std::underlying_type_t<Enum> raw_value(const Enum &value) {
+  std::underlying_type_t<Enum> raw;
+  std::memcpy(&raw, &value, sizeof raw);
+  return raw;
+}
+
 void require(const void *pointer, const char *what) {
   if (pointer == nullptr)
     throw CapiError(AXR_ERROR_INVALID_ARGUMENT, std::string(what) + " is NULL");
@@ -360,7 +370,7 @@ extern "C" {
 unsigned int axr_api_version(void) { return (kApiVersionMajor << 16) | kApiVersionMinor; }
 
 const char *axr_board_type_string(axrBoardType type) {
-  switch (type) {
+  switch (raw_value(type)) {
     case AXR_BOARD_TYPE_ALPHA_PCIE:
       return "alpha_pcie";
     case AXR_BOARD_TYPE_ALPHA_M2:
@@ -380,7 +390,7 @@ const char *axr_board_type_string(axrBoardType type) {
 }
 
 const char *axr_error_string(axrResult result) {
-  switch (result) {
+  switch (raw_value(result)) {
     case AXR_SUCCESS:
       return "success";
     case AXR_ERROR_RUNTIME_ERROR:
@@ -447,9 +457,7 @@ const char *axr_last_error_string(const axrObject *obj) { return t_last_error.me
 void axr_set_logger(axrContext *context, axrLogLevel level, axr_logger_fn logger, void *arg) {
   guarded_void(__func__, [&](Call &call) {
     auto checked = call.checked(context, "context");
-    // Check the raw value: loading an out-of-range value as an axrLogLevel is undefined (UBSan).
-    std::underlying_type_t<axrLogLevel> raw_level;
-    std::memcpy(&raw_level, &level, sizeof raw_level);
+    const auto raw_level = raw_value(level);
     if (raw_level < AXR_LOG_TRACE || raw_level > AXR_LOG_ERROR) {
       throw CapiError(AXR_ERROR_VALUE_ERROR,
                       "log level " + std::to_string(raw_level) + " is not an axrLogLevel (0..6)");

@@ -3,6 +3,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,17 @@ int main(void) {
   CHECK(axr_api_version() >> 16 == 1);
   CHECK(strcmp(axr_board_type_string(AXR_BOARD_TYPE_PCIE), "pcie") == 0);
   CHECK(axr_error_string(AXR_ERROR_UNKNOWN_ERROR) != NULL);
+  {
+    /* Any int a C program passes as an enum: never NULL (and under clang's -fsanitize=enum, no
+     * load of an out-of-range value as the C++ enum inside the library). */
+    static const int out_of_range[] = {-1, 12, 99, INT_MIN, INT_MAX};
+    size_t i;
+    for (i = 0; i < sizeof out_of_range / sizeof out_of_range[0]; ++i) {
+      CHECK(strcmp(axr_error_string((axrResult)out_of_range[i]), "unrecognised axrResult") == 0);
+      CHECK(strcmp(axr_board_type_string((axrBoardType)out_of_range[i]), "invalid board type") ==
+            0);
+    }
+  }
 
   axrContext *ctx = axr_create_context();
   CHECK(ctx != NULL);
