@@ -245,6 +245,20 @@ TEST_F(CapiTest, SetPropertyRejectsKeysTheStringFormCannotHold) {
   EXPECT_STREQ(axr_list_properties(properties), "a;with space");
 }
 
+// The lookups a program calls while reporting an error leave that error in place, whatever order
+// printf's arguments are evaluated in.
+TEST_F(CapiTest, PureLookupsLeaveTheLastError) {
+  axr_load_model(ctx(), nullptr);
+  ASSERT_EQ(axr_last_error(nullptr), AXR_ERROR_INVALID_ARGUMENT);
+  const std::string message = last_error();
+  axr_error_string(AXR_ERROR_INVALID_ARGUMENT);
+  axr_board_type_string(AXR_BOARD_TYPE_PCIE);
+  axr_api_version();
+  axr_last_error_string(AXR_OBJECT(ctx()));
+  EXPECT_EQ(axr_last_error(AXR_OBJECT(ctx())), AXR_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(last_error(), message);
+}
+
 // One axrProperties set in one thread while others read it: the map is never read mid-change
 // (ASan, scripts/sanitize.sh, saw heap-use-after-free inside axr_list_properties before).
 TEST_F(CapiTest, PropertiesSetInOneThreadAndReadInOthersStayConsistent) {
