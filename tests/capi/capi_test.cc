@@ -461,6 +461,16 @@ TEST_F(CapiTest, ConfigureDeviceMapsUnknownKeysBadValuesAndPending) {
   EXPECT_EQ(axr_configure_device(ctx(), &device, bad_value), AXR_ERROR_VALUE_ERROR);
   EXPECT_NE(last_error().find("fast"), std::string::npos) << last_error();
 
+  // A rejected configuration applies none of its entries, the valid ones included.
+  auto mixed = axr_create_properties(ctx(), "clock_profile=400;mvm_utilisation_core_0=0");
+  EXPECT_EQ(axr_configure_device(ctx(), &device, mixed), AXR_ERROR_VALUE_ERROR);
+  auto mixed_unknown = axr_create_properties(ctx(), "clock_profile=400;bogus=1");
+  EXPECT_EQ(axr_configure_device(ctx(), &device, mixed_unknown), AXR_ERROR_INVALID_CONFIGURATION);
+  axrProperties *unchanged = axr_read_device_configuration(ctx(), &device);
+  ASSERT_NE(unchanged, nullptr) << last_error();
+  EXPECT_STREQ(axr_get_property(unchanged, "clock_profile"), "800");
+  EXPECT_STREQ(axr_get_property(unchanged, "mvm_utilisation_core_0"), "100");
+
   axrDeviceInfo missing = device;
   std::snprintf(missing.name, sizeof missing.name, "metis-9:9:9");
   auto good = axr_create_properties(ctx(), "clock_profile=400");
@@ -739,6 +749,21 @@ TEST_F(CapiModelTest, LoadModelInstanceMapsUnknownKeysAndBadValues) {
 
   EXPECT_EQ(axr_load_model_instance(connection, nullptr, nullptr), nullptr);
   EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_INVALID_ARGUMENT);
+
+  // Well-formed values the connection or the device cannot meet keep the runtime's error
+  // (docs/c-api.md); out of the key's own range is a value error.
+  struct {
+    const char *settings;
+    axrResult result;
+  } const unmet[] = {{"num_sub_devices=2", AXR_ERROR_INVALID_ARGUMENT},
+                     {"aipu_cores=5", AXR_ERROR_INCOMPATIBLE_DEVICE},
+                     {"aipu_cores=-1", AXR_ERROR_VALUE_ERROR},
+                     {"double_buffer=yes", AXR_ERROR_VALUE_ERROR}};
+  for (const auto &[settings, result] : unmet) {
+    auto properties = axr_create_properties(ctx(), settings);
+    EXPECT_EQ(axr_load_model_instance(connection, model_, properties), nullptr) << settings;
+    EXPECT_EQ(axr_last_error(nullptr), result) << settings << ": " << last_error();
+  }
 
   auto valid = axr_create_properties(ctx(), "aipu_cores=1;double_buffer=0;elf_in_ddr=1");
   axrModelInstance *instance = axr_load_model_instance(connection, model_, valid);
