@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdio>
 #include <functional>
 #include <opencv2/imgproc.hpp>
@@ -64,6 +65,9 @@ std::vector<Surface> surfaces_of(const FrameView &f) {
                [](Rgb c) { return cv::Scalar(to_yuv(c).u); }},
               {cv::Mat(chroma_h, chroma_w, CV_8UC1, f.planes[2], f.strides[2]), 0.5,
                [](Rgb c) { return cv::Scalar(to_yuv(c).v); }}};
+    case PixelFormat::YUY2:
+    case PixelFormat::UYVY:
+      break;  // draw_packed_422: OpenCV cannot draw on one channel of an interleaved plane
   }
   return {};
 }
@@ -125,6 +129,54 @@ void draw_on(const Surface &s, const OverlayObject &object, const OverlayStyle &
   }
 }
 
+// Packed 4:2:2 (YUY2: Y0 U Y1 V, UYVY: U Y0 V Y1; each pixel pair shares its U and V) drawn as
+// I420 is: the luma at full size, the chroma on 4:2:0 planes made of the even rows' chroma,
+// whatever the drawing touched (a mask drawn alongside; anti-aliased text touches pixels
+// partly) written back to both rows of the pair. Pixels not drawn on keep their own chroma, and
+// a frame whose row pairs share their chroma comes out as drawing on its I420 form and
+// repeating each chroma row.
+void draw_packed_422(const FrameView &f, const std::vector<OverlayObject> &objects,
+                     const OverlayStyle &style) {
+  const bool yuy2 = f.format == PixelFormat::YUY2;
+  const int luma_offset = yuy2 ? 0 : 1, u_offset = yuy2 ? 1 : 0, v_offset = yuy2 ? 3 : 2;
+  const int chroma_w = (f.width + 1) / 2, chroma_h = (f.height + 1) / 2;
+  auto row = [&](int y) { return f.planes[0] + static_cast<std::ptrdiff_t>(y) * f.strides[0]; };
+  cv::Mat luma(f.height, f.width, CV_8UC1), u(chroma_h, chroma_w, CV_8UC1),
+      v(chroma_h, chroma_w, CV_8UC1), touched(chroma_h, chroma_w, CV_8UC1, cv::Scalar(0));
+  for (int y = 0; y < f.height; ++y) {
+    const uint8_t *in = row(y);
+    uint8_t *out = luma.ptr<uint8_t>(y);
+    for (int x = 0; x < f.width; ++x) out[x] = in[2 * x + luma_offset];
+  }
+  for (int cy = 0; cy < chroma_h; ++cy) {
+    const uint8_t *in = row(2 * cy);
+    uint8_t *out_u = u.ptr<uint8_t>(cy), *out_v = v.ptr<uint8_t>(cy);
+    for (int cx = 0; cx < chroma_w; ++cx) {
+      out_u[cx] = in[4 * cx + u_offset];
+      out_v[cx] = in[4 * cx + v_offset];
+    }
+  }
+  const Surface surfaces[] = {{luma, 1.0, [](Rgb c) { return cv::Scalar(to_yuv(c).y); }},
+                              {u, 0.5, [](Rgb c) { return cv::Scalar(to_yuv(c).u); }},
+                              {v, 0.5, [](Rgb c) { return cv::Scalar(to_yuv(c).v); }},
+                              {touched, 0.5, [](Rgb) { return cv::Scalar(255); }}};
+  for (const Surface &surface : surfaces)
+    for (const OverlayObject &object : objects) draw_on(surface, object, style);
+  for (int y = 0; y < f.height; ++y) {
+    uint8_t *out = row(y);
+    const uint8_t *in = luma.ptr<uint8_t>(y);
+    for (int x = 0; x < f.width; ++x) out[2 * x + luma_offset] = in[x];
+    const int cy = y / 2;
+    const uint8_t *mask = touched.ptr<uint8_t>(cy);
+    const uint8_t *in_u = u.ptr<uint8_t>(cy), *in_v = v.ptr<uint8_t>(cy);
+    for (int cx = 0; cx < chroma_w; ++cx) {
+      if (!mask[cx]) continue;
+      out[4 * cx + u_offset] = in_u[cx];
+      out[4 * cx + v_offset] = in_v[cx];
+    }
+  }
+}
+
 }  // namespace
 
 PixelFormat pixel_format_from_name(const std::string &name) {
@@ -132,12 +184,12 @@ PixelFormat pixel_format_from_name(const std::string &name) {
       {"RGB", PixelFormat::RGB},   {"BGR", PixelFormat::BGR},   {"RGBx", PixelFormat::RGBx},
       {"BGRx", PixelFormat::BGRx}, {"RGBA", PixelFormat::RGBA}, {"BGRA", PixelFormat::BGRA},
       {"xRGB", PixelFormat::xRGB}, {"xBGR", PixelFormat::xBGR}, {"NV12", PixelFormat::NV12},
-      {"I420", PixelFormat::I420}};
+      {"I420", PixelFormat::I420}, {"YUY2", PixelFormat::YUY2}, {"UYVY", PixelFormat::UYVY}};
   for (const auto &[n, format] : names)
     if (name == n) return format;
   throw InvalidArgument("overlay pixel format '" + name +
                         "' is not supported: expected RGB, BGR, RGBx, BGRx, RGBA, BGRA, xRGB, "
-                        "xBGR, NV12 or I420");
+                        "xBGR, NV12, I420, YUY2 or UYVY");
 }
 
 void draw_objects(const FrameView &frame, const std::vector<OverlayObject> &objects,
@@ -145,6 +197,10 @@ void draw_objects(const FrameView &frame, const std::vector<OverlayObject> &obje
   if (frame.width <= 0 || frame.height <= 0 || !frame.planes[0])
     throw InvalidArgument("overlay frame " + std::to_string(frame.width) + "x" +
                           std::to_string(frame.height) + ": expected a mapped, non-empty frame");
+  if (frame.format == PixelFormat::YUY2 || frame.format == PixelFormat::UYVY) {
+    if (!objects.empty()) draw_packed_422(frame, objects, style);
+    return;
+  }
   for (const Surface &surface : surfaces_of(frame))
     for (const OverlayObject &object : objects) draw_on(surface, object, style);
 }

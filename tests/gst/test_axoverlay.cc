@@ -10,6 +10,7 @@
 #include <array>
 #include <cstring>
 #include <limits>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,16 @@ class Overlay : public ::testing::TestWithParam<const char *> {
     GstVideoFrame frame;
     EXPECT_TRUE(gst_video_frame_map(&frame, &info_, buffer, GST_MAP_WRITE));
     const bool yuv = GST_VIDEO_INFO_IS_YUV(&info_);
+    if (packed_422()) {
+      // Y0 U Y1 V (YUY2) or U Y0 V Y1 (UYVY): luma 16 at the luma bytes, chroma 128 elsewhere.
+      auto *data = static_cast<guint8 *>(GST_VIDEO_FRAME_PLANE_DATA(&frame, 0));
+      const int stride = GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 0);
+      const int luma_parity = GST_VIDEO_INFO_FORMAT(&info_) == GST_VIDEO_FORMAT_YUY2 ? 0 : 1;
+      for (int i = 0; i < stride * GST_VIDEO_INFO_HEIGHT(&info_); ++i)
+        data[i] = (i % stride) % 2 == luma_parity ? kBlackYuv.y : 128;
+      gst_video_frame_unmap(&frame);
+      return buffer;
+    }
     for (guint p = 0; p < GST_VIDEO_FRAME_N_PLANES(&frame); ++p) {
       auto *data = static_cast<guint8 *>(GST_VIDEO_FRAME_PLANE_DATA(&frame, p));
       const int rows = GST_VIDEO_FRAME_COMP_HEIGHT(&frame, p);
@@ -70,7 +81,8 @@ class Overlay : public ::testing::TestWithParam<const char *> {
     return gst_harness_pull(harness_);
   }
 
-  // Colour at frame pixel (x, y): RGB for RGB formats, YUV (chroma of its 2x2 block) else.
+  // Colour at frame pixel (x, y): RGB for RGB formats, YUV (chroma of its 2x2 block, or of its
+  // pixel pair for YUY2/UYVY) else.
   std::array<int, 3> pixel(GstBuffer *buffer, int x, int y) {
     GstVideoFrame frame;
     EXPECT_TRUE(gst_video_frame_map(&frame, &info_, buffer, GST_MAP_READ));
@@ -82,7 +94,13 @@ class Overlay : public ::testing::TestWithParam<const char *> {
             data[py * GST_VIDEO_FRAME_PLANE_STRIDE(&frame, plane) + px * pixel_stride + offset]);
       };
       colour[0] = at(0, x, y, 1, 0);
-      if (GST_VIDEO_INFO_FORMAT(&info_) == GST_VIDEO_FORMAT_NV12) {
+      if (packed_422()) {
+        // The pixel pair's macropixel: YUY2 Y0 U Y1 V, UYVY U Y0 V Y1.
+        const bool yuy2 = GST_VIDEO_INFO_FORMAT(&info_) == GST_VIDEO_FORMAT_YUY2;
+        colour[0] = at(0, x, y, 2, yuy2 ? 0 : 1);
+        colour[1] = at(0, x / 2, y, 4, yuy2 ? 1 : 0);
+        colour[2] = at(0, x / 2, y, 4, yuy2 ? 3 : 2);
+      } else if (GST_VIDEO_INFO_FORMAT(&info_) == GST_VIDEO_FORMAT_NV12) {
         colour[1] = at(1, x / 2, y / 2, 2, 0);
         colour[2] = at(1, x / 2, y / 2, 2, 1);
       } else {
@@ -110,6 +128,10 @@ class Overlay : public ::testing::TestWithParam<const char *> {
     return {0, 0, 0};
   }
   bool yuv() const { return GST_VIDEO_INFO_IS_YUV(&info_); }
+  bool packed_422() const {
+    return GST_VIDEO_INFO_FORMAT(&info_) == GST_VIDEO_FORMAT_YUY2 ||
+           GST_VIDEO_INFO_FORMAT(&info_) == GST_VIDEO_FORMAT_UYVY;
+  }
 
   GstHarness *harness_ = nullptr;
   GstVideoInfo info_;
@@ -282,10 +304,11 @@ TEST_P(Overlay, ControlBindingSetsThePropertiesFromEachFramesStreamTime) {
 
 INSTANTIATE_TEST_SUITE_P(EveryFormat, Overlay,
                          ::testing::Values("RGB", "BGR", "RGBx", "BGRx", "xRGB", "xBGR", "RGBA",
-                                           "BGRA", "NV12", "I420"));
+                                           "BGRA", "NV12", "I420", "YUY2", "UYVY"));
 
-// Odd-sized frames: NV12/I420 chroma planes are ceil(w/2) x ceil(h/2); a box on the last column
-// and row colours the chroma samples covering them, and nothing is written outside the planes.
+// Odd-sized frames: NV12/I420 chroma planes are ceil(w/2) x ceil(h/2), YUY2/UYVY rows ceil(w/2)
+// macropixels (the last one's second luma is padding); a box on the last column and row colours
+// the chroma samples covering them, and nothing is written outside the planes.
 class OverlayOddSize : public Overlay {
  protected:
   void SetUp() override { start(65, 49); }
@@ -307,7 +330,7 @@ TEST_P(OverlayOddSize, DrawsBoxEdgesOnTheLastColumnAndRow) {
 }
 
 INSTANTIATE_TEST_SUITE_P(SubsampledAndPacked, OverlayOddSize,
-                         ::testing::Values("NV12", "I420", "RGB"));
+                         ::testing::Values("NV12", "I420", "YUY2", "UYVY", "RGB"));
 
 // A frame cropped by GstVideoCropMeta (videocrop attaches it when the sink takes it): the caps
 // give the visible 36x30 region at 20,10 of a 64x48 frame laid out by GstVideoMeta, and the
@@ -329,6 +352,10 @@ TEST_P(OverlayCropMeta, DrawsInTheVisibleRegionsCoordinates) {
   for (guint p = 0; p < GST_VIDEO_FRAME_N_PLANES(&frame); ++p)
     memset(GST_VIDEO_FRAME_PLANE_DATA(&frame, p), yuv() ? (p == 0 ? kBlackYuv.y : 128) : 0,
            GST_VIDEO_FRAME_PLANE_STRIDE(&frame, p) * GST_VIDEO_FRAME_COMP_HEIGHT(&frame, p));
+  if (packed_422()) {  // YUY2: chroma 128 at the odd bytes
+    auto *data = static_cast<guint8 *>(GST_VIDEO_FRAME_PLANE_DATA(&frame, 0));
+    for (int i = 1; i < GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 0) * 48; i += 2) data[i] = 128;
+  }
   gst_video_frame_unmap(&frame);
   gst_buffer_add_video_meta_full(in, GST_VIDEO_FRAME_FLAG_NONE, GST_VIDEO_INFO_FORMAT(&whole), 64,
                                  48, GST_VIDEO_INFO_N_PLANES(&whole), whole.offset, whole.stride);
@@ -349,7 +376,7 @@ TEST_P(OverlayCropMeta, DrawsInTheVisibleRegionsCoordinates) {
 }
 
 INSTANTIATE_TEST_SUITE_P(SubsampledAndPacked, OverlayCropMeta,
-                         ::testing::Values("RGB", "BGRx", "NV12", "I420"));
+                         ::testing::Values("RGB", "BGRx", "NV12", "I420", "YUY2"));
 
 // A cascade's classes on each object: a 320x64 RGB frame, wide enough for the whole label, with
 // one face whose classifiers' results are attached as axdecode decoder=classification attaches
@@ -487,7 +514,8 @@ TEST(OverlayCaps, RefusesFormatsItCannotDrawOn) {
   gst_init(nullptr, nullptr);
   GstHarness *harness = gst_harness_new("axoverlay");
   ASSERT_NE(harness, nullptr);
-  GstCaps *caps = gst_caps_from_string("video/x-raw,format=YUY2,width=64,height=48");
+  // YVYU: packed 4:2:2 with V first (YUY2 and UYVY it draws on).
+  GstCaps *caps = gst_caps_from_string("video/x-raw,format=YVYU,width=64,height=48");
   GstPad *sink = gst_element_get_static_pad(harness->element, "sink");
   EXPECT_FALSE(gst_pad_query_accept_caps(sink, caps));
   caps = gst_caps_make_writable(caps);
@@ -496,4 +524,136 @@ TEST(OverlayCaps, RefusesFormatsItCannotDrawOn) {
   gst_object_unref(sink);
   gst_caps_unref(caps);
   gst_harness_teardown(harness);
+}
+
+// YUY2/UYVY drawn by the overlay library bit for bit as drawing on the frame's I420 form and
+// repeating each chroma row (the 4:2:0 -> 4:2:2 conversion that loses nothing when row pairs
+// share their chroma, as these frames' do): the same BT.601 colours, chroma shared by the pixel
+// pair (and, as I420 draws it, the row pair). Boxes, labels (anti-aliased text), keypoints,
+// a whole-frame class and an object reaching beyond the frame, on even and odd sizes.
+struct PackedCase {
+  const char *format;
+  int width, height;
+};
+
+class OverlayPacked422 : public ::testing::TestWithParam<PackedCase> {};
+
+TEST_P(OverlayPacked422, DrawsAsOnI420ThenRepeatingEachChromaRow) {
+  using namespace axstream::overlay;
+  const PackedCase c = GetParam();
+  const bool yuy2 = std::string(c.format) == "YUY2";
+  const int luma_offset = yuy2 ? 0 : 1, u_offset = yuy2 ? 1 : 0, v_offset = yuy2 ? 3 : 2;
+  const int chroma_w = (c.width + 1) / 2, chroma_h = (c.height + 1) / 2;
+  const int stride = (chroma_w * 4 + 3) / 4 * 4;  // GStreamer's: 4-byte aligned rows
+  // Random luma; random chroma per 2x2 block, so row pairs share it.
+  std::mt19937 rng(c.width * 1000 + c.height);
+  std::vector<uint8_t> y_plane(c.width * c.height), u_plane(chroma_w * chroma_h),
+      v_plane(chroma_w * chroma_h);
+  for (auto &b : y_plane) b = uint8_t(rng());
+  for (auto &b : u_plane) b = uint8_t(rng());
+  for (auto &b : v_plane) b = uint8_t(rng());
+  std::vector<uint8_t> packed(stride * c.height, 0);
+  auto to_packed = [&](std::vector<uint8_t> &out) {
+    for (int y = 0; y < c.height; ++y)
+      for (int x = 0; x < c.width; ++x) {
+        out[y * stride + 2 * x + luma_offset] = y_plane[y * c.width + x];
+        out[y * stride + 4 * (x / 2) + u_offset] = u_plane[(y / 2) * chroma_w + x / 2];
+        out[y * stride + 4 * (x / 2) + v_offset] = v_plane[(y / 2) * chroma_w + x / 2];
+      }
+  };
+  to_packed(packed);
+  const std::vector<uint8_t> before = packed;
+
+  OverlayObject face;
+  face.x = 3;
+  face.y = 5;
+  face.width = float(c.width) * 0.6f;
+  face.height = float(c.height) * 0.5f;
+  face.text = "face 0.93";
+  face.keypoints = {{float(c.width) * 0.3f, float(c.height) * 0.4f}, {1.5f, 2.5f}};
+  OverlayObject beyond;  // reaching past the right and bottom edges
+  beyond.x = float(c.width) * 0.7f;
+  beyond.y = float(c.height) * 0.6f;
+  beyond.width = 1e6f;
+  beyond.height = 1e6f;
+  beyond.text = "car 0.50";
+  OverlayObject frame_class;  // whole-frame text only
+  frame_class.text = "owl 0.75";
+  const std::vector<OverlayObject> objects = {face, beyond, frame_class};
+  OverlayStyle style;
+  style.thickness = 3;
+  style.font_scale = 0.4;
+
+  FrameView i420;
+  i420.format = PixelFormat::I420;
+  i420.width = c.width;
+  i420.height = c.height;
+  i420.planes[0] = y_plane.data();
+  i420.planes[1] = u_plane.data();
+  i420.planes[2] = v_plane.data();
+  i420.strides[0] = c.width;
+  i420.strides[1] = i420.strides[2] = chroma_w;
+  draw_objects(i420, objects, style);
+  std::vector<uint8_t> expected(stride * c.height, 0);
+  to_packed(expected);
+
+  FrameView view;
+  view.format = pixel_format_from_name(c.format);
+  view.width = c.width;
+  view.height = c.height;
+  view.planes[0] = packed.data();
+  view.strides[0] = stride;
+  draw_objects(view, objects, style);
+  EXPECT_NE(packed, before) << "nothing drawn";
+  for (int y = 0; y < c.height; ++y)
+    for (int x = 0; x < chroma_w * 4; ++x) {
+      // The odd width's last macropixel's second luma is padding: neither writes it.
+      if (c.width % 2 && x / 4 == chroma_w - 1 && x % 4 == (yuy2 ? 2 : 3)) continue;
+      ASSERT_EQ(int(packed[y * stride + x]), int(expected[y * stride + x]))
+          << c.format << " " << c.width << "x" << c.height << " row " << y << " byte " << x;
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(EvenAndOddSizes, OverlayPacked422,
+                         ::testing::Values(PackedCase{"YUY2", 64, 48}, PackedCase{"UYVY", 64, 48},
+                                           PackedCase{"YUY2", 65, 49}, PackedCase{"UYVY", 65, 49},
+                                           PackedCase{"YUY2", 97, 31}, PackedCase{"UYVY", 1, 1},
+                                           PackedCase{"YUY2", 3, 2}),
+                         [](const ::testing::TestParamInfo<PackedCase> &info) {
+                           return std::string(info.param.format) + "_" +
+                                  std::to_string(info.param.width) + "x" +
+                                  std::to_string(info.param.height);
+                         });
+
+// A pixel pair whose rows do not share their chroma keeps both rows' own chroma where nothing is
+// drawn, and gets the drawn colour in both rows where something is.
+TEST(OverlayPacked422Rows, KeepsEachRowsChromaWhereNothingIsDrawn) {
+  using namespace axstream::overlay;
+  constexpr int kW = 32, kH = 16, kStride = kW * 2;
+  std::vector<uint8_t> packed(kStride * kH);
+  std::mt19937 rng(7);
+  for (auto &b : packed) b = uint8_t(rng());
+  const std::vector<uint8_t> before = packed;
+  OverlayObject box;
+  box.x = 8;
+  box.y = 4;
+  box.width = 10;
+  box.height = 6;
+  OverlayStyle style;
+  style.thickness = 1;
+  FrameView view;
+  view.format = PixelFormat::YUY2;
+  view.width = kW;
+  view.height = kH;
+  view.planes[0] = packed.data();
+  view.strides[0] = kStride;
+  draw_objects(view, {box}, style);
+  // Row 13, far below the box: untouched, chroma and luma.
+  for (int x = 0; x < kStride; ++x) EXPECT_EQ(packed[13 * kStride + x], before[13 * kStride + x]);
+  // The top edge (row 4) and its pair row 5 at pixel 12: the box's chroma in both rows.
+  const int u = 12 / 2 * 4 + 1;
+  EXPECT_EQ(packed[4 * kStride + u], 54) << "green's U, BT.601";
+  EXPECT_EQ(packed[5 * kStride + u], 54) << "the row pair shares the drawn chroma";
+  EXPECT_EQ(packed[4 * kStride + u + 2], 34) << "green's V";
+  EXPECT_EQ(packed[5 * kStride + u + 2], 34);
 }

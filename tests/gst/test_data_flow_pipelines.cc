@@ -7,6 +7,7 @@
 // tests of test_data_flow.cc.
 #include <dirent.h>
 #include <gst/gst.h>
+#include <gst/video/video.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -357,6 +358,59 @@ TEST(AxInferenceFlow, FramesAfterADownstreamErrorAreNotPushedSoItIsPostedOnce) {
   ASSERT_EQ(errors.size(), 1u) << errors.front();
   EXPECT_NE(errors[0].find("blazeface decoder: expected"), std::string::npos) << errors[0];
   EXPECT_EQ(reaching_decode, 1);
+}
+
+// --- a webcam's packed 4:2:2 into axoverlay ----------------------------------------------------
+
+// v4l2src's YUY2/UYVY straight into axoverlay, as into axpreprocess, with no videoconvert: the
+// pipeline negotiates (before: not-negotiated, axoverlay took RGB-family, NV12 and I420 only) and
+// the box lands where the ROI says, in BT.601 green, on an odd-sized frame.
+TEST(PackedYuvOverlay, WebcamFormatsReachAxoverlayWithoutVideoconvertAndGetTheBox) {
+  for (const char *format : {"YUY2", "UYVY"}) {
+    Pipeline pipeline(
+        std::string("videotestsrc pattern=black num-buffers=2 ! video/x-raw,format=") + format +
+        ",width=65,height=49 ! identity name=mark ! axoverlay draw-labels=false ! "
+        "fakesink name=out");
+    GstElement *mark = gst_bin_get_by_name(GST_BIN(pipeline.get()), "mark");
+    GstElement *out = gst_bin_get_by_name(GST_BIN(pipeline.get()), "out");
+    axtest::PadProbe add_roi(
+        mark, "src", GST_PAD_PROBE_TYPE_BUFFER,
+        [](GstPad *, GstPadProbeInfo *info, gpointer) {
+          GstBuffer *buffer = gst_buffer_make_writable(GST_PAD_PROBE_INFO_BUFFER(info));
+          gst_buffer_add_video_region_of_interest_meta(buffer, "face", 20, 10, 45, 20);
+          GST_PAD_PROBE_INFO_DATA(info) = buffer;
+          return GST_PAD_PROBE_OK;
+        },
+        nullptr);
+    std::vector<uint8_t> drawn;
+    axtest::PadProbe keep(
+        out, "sink", GST_PAD_PROBE_TYPE_BUFFER,
+        [](GstPad *, GstPadProbeInfo *info, gpointer data) {
+          auto *bytes = static_cast<std::vector<uint8_t> *>(data);
+          if (bytes->empty())
+            *bytes = axtest::buffer_bytes<uint8_t>(GST_PAD_PROBE_INFO_BUFFER(info));
+          return GST_PAD_PROBE_OK;
+        },
+        &drawn);
+    EXPECT_EQ(axtest::play_until_eos(pipeline.get()), "") << format;
+    gst_element_set_state(pipeline.get(), GST_STATE_NULL);
+    gst_object_unref(mark);
+    gst_object_unref(out);
+    const int stride = 33 * 4;  // ceil(65 / 2) macropixels of 4 bytes
+    ASSERT_EQ(drawn.size(), size_t(stride * 49)) << format;
+    const bool yuy2 = std::string(format) == "YUY2";
+    // Pixel (30, 10) on the top edge, and (64, 20) on the right edge, the last column: the box's
+    // luma and its pair's chroma; (40, 20) inside the box stays black.
+    for (const auto &[x, y] : {std::pair{30, 10}, std::pair{64, 20}}) {
+      const uint8_t *pair = drawn.data() + y * stride + x / 2 * 4;
+      EXPECT_EQ(int(pair[yuy2 ? (x % 2) * 2 : 1 + (x % 2) * 2]), 145) << format << " Y " << x;
+      EXPECT_EQ(int(pair[yuy2 ? 1 : 0]), 54) << format << " U " << x;
+      EXPECT_EQ(int(pair[yuy2 ? 3 : 2]), 34) << format << " V " << x;
+    }
+    const uint8_t *inside = drawn.data() + 20 * stride + 20 * 4;
+    EXPECT_EQ(int(inside[yuy2 ? 0 : 1]), 16) << format << " inside";
+    EXPECT_EQ(int(inside[yuy2 ? 1 : 0]), 128) << format << " inside";
+  }
 }
 
 }  // namespace
