@@ -53,6 +53,7 @@
 
 #include "ax_detection_values.h"
 #include "ax_field_properties.h"
+#include "ax_live_check.h"
 #include "ax_refused_caps.h"
 #include "ax_transform.h"
 #include "axstream/decoders/decoder.h"
@@ -124,6 +125,15 @@ struct GstAxDecodeState {
   guint64 frames_seen = 0, frames_with_outputs = 0, frames_with_tensors = 0,
           frames_with_inputs_only = 0;
   std::string input_model;  // the model of the first such input
+  // model set: frames carrying outputs of other models and none of ours, and the first such
+  // model (see report_other_model).
+  guint64 frames_with_other_outputs_only = 0;
+  std::string other_model;
+  // Whether judge_stream ran for this stream (at the live bound; the EOS then says nothing more).
+  bool judged = false;
+  // Whether the pipeline upstream was searched for an axinference running the model.
+  bool upstream_searched = false;
+  axstream::gst::LiveCheck live_check;
 };
 
 struct _GstAxDecode {
@@ -185,12 +195,22 @@ static bool same_package(const std::string &model_key, const gchar *meta_model) 
   return same;
 }
 
+// What the end-of-stream checks count, for a new stream.
+static void reset_stream_counts(GstAxDecodeState *state) {
+  state->frames_seen = state->frames_with_outputs = state->frames_with_tensors =
+      state->frames_with_inputs_only = state->frames_with_other_outputs_only = 0;
+  state->input_model.clear();
+  state->other_model.clear();
+  state->judged = false;
+  state->live_check.reset();
+}
+
 static gboolean gst_ax_decode_start(GstBaseTransform *trans) {
   auto *self = GST_AX_DECODE(trans);
   GstAxDecodeState *state = self->state;
   state->models.clear();
-  state->frames_seen = state->frames_with_outputs = state->frames_with_tensors =
-      state->frames_with_inputs_only = 0;
+  reset_stream_counts(state);
+  state->upstream_searched = false;
   try {
     dec::DecoderOptions options;
     options.conf_threshold = static_cast<float>(self->conf_threshold);
@@ -418,7 +438,7 @@ static void attach_texts(GstAxDecode *self, GstBuffer *buffer,
 static std::vector<GstAxTensorMeta *> decodable_outputs(GstAxDecodeState *state,
                                                         GstBuffer *buffer) {
   std::vector<GstAxTensorMeta *> outputs;
-  const GstAxTensorMeta *input = nullptr;
+  const GstAxTensorMeta *input = nullptr, *other_output = nullptr;
   bool any_tensor = false;
   gpointer iter = nullptr;
   while (GstMeta *meta =
@@ -428,8 +448,11 @@ static std::vector<GstAxTensorMeta *> decodable_outputs(GstAxDecodeState *state,
     const bool ours =
         state->model_key.empty() || same_package(state->model_key, tensor_meta->model);
     if (tensor_meta->kind == GST_AX_TENSOR_INPUT && ours && !input) input = tensor_meta;
-    if (tensor_meta->kind != GST_AX_TENSOR_OUTPUT || !tensor_meta->tensors || !ours) continue;
-    outputs.push_back(tensor_meta);
+    if (tensor_meta->kind != GST_AX_TENSOR_OUTPUT || !tensor_meta->tensors) continue;
+    if (ours)
+      outputs.push_back(tensor_meta);
+    else if (!other_output)
+      other_output = tensor_meta;
   }
   state->frames_seen++;
   // A frame with objects (ROI metas) counts too: axpreprocess roi=objects makes no tensor when it
@@ -440,41 +463,191 @@ static std::vector<GstAxTensorMeta *> decodable_outputs(GstAxDecodeState *state,
     state->frames_with_outputs++;
   } else if (input) {
     if (state->frames_with_inputs_only++ == 0) state->input_model = GST_STR_NULL(input->model);
+  } else if (other_output) {
+    if (state->frames_with_other_outputs_only++ == 0)
+      state->other_model = GST_STR_NULL(other_output->model);
   }
   return outputs;
 }
 
-// At EOS: a stream of which no frame had outputs to decode, because no axinference ran the
-// tensors axpreprocess made or there were no tensors (nor objects) at all, passed every frame
-// without results and without a word. (A cascade's stage whose ROIs never came, or model= naming a
-// package no axinference runs, look like an empty stream here: not warned about.)
-static void warn_if_nothing_decoded(GstAxDecode *self) {
-  GstAxDecodeState *state = self->state;
-  if (state->frames_seen > 0 && state->frames_with_outputs == 0) {
-    if (state->frames_with_tensors == 0)
-      GST_ELEMENT_WARNING(self, STREAM, DECODE,
-                          ("axdecode decoded nothing: none of the %" G_GUINT64_FORMAT
-                           " frames of the stream carried a tensor (is axpreprocess ! "
-                           "axinference upstream of it?)",
-                           state->frames_seen),
-                          ("no GstAxTensorMeta on any frame before the EOS"));
-    else if (state->frames_with_inputs_only > 0)
-      GST_ELEMENT_WARNING(
-          self, STREAM, DECODE,
-          ("axdecode decoded nothing: %" G_GUINT64_FORMAT " of the %" G_GUINT64_FORMAT
-           " frames of the stream carried input tensors of model '%s' and no "
-           "outputs (is axinference model=%s between axpreprocess and axdecode?)",
-           state->frames_with_inputs_only, state->frames_seen, state->input_model.c_str(),
-           state->input_model.c_str()),
-          ("input GstAxTensorMeta without output GstAxTensorMeta before the EOS"));
+// The models of the axinference elements upstream (through queues, tees, bins' ghost pads),
+// and whether there was any: a cascade's stage runs its model there even while no object came.
+static std::vector<std::string> upstream_inference_models(GstAxDecode *self, bool &found_any) {
+  std::vector<std::string> models;
+  found_any = false;
+  std::vector<GstElement *> todo{GST_ELEMENT(gst_object_ref(self))};
+  std::vector<GstElement *> seen;
+  GType inference_type = g_type_from_name("GstAxInference");
+  while (!todo.empty() && seen.size() < 256) {
+    GstElement *element = todo.back();
+    todo.pop_back();
+    if (std::find(seen.begin(), seen.end(), element) != seen.end()) {
+      gst_object_unref(element);
+      continue;
+    }
+    seen.push_back(element);
+    if (inference_type && G_TYPE_CHECK_INSTANCE_TYPE(element, inference_type)) {
+      found_any = true;
+      gchar *model = nullptr;
+      g_object_get(element, "model", &model, nullptr);
+      if (model) models.push_back(model);
+      g_free(model);
+    }
+    GstIterator *pads = gst_element_iterate_sink_pads(element);
+    GValue item = G_VALUE_INIT;
+    while (gst_iterator_next(pads, &item) == GST_ITERATOR_OK) {
+      GstPad *peer = gst_pad_get_peer(GST_PAD(g_value_get_object(&item)));
+      // Through bins: a ghost source pad leads to its target inside, a ghost sink pad's
+      // internal pad to the ghost pad's own peer outside.
+      for (int hops = 0; peer && hops < 16; ++hops) {
+        GstPad *next = nullptr;
+        if (GST_IS_GHOST_PAD(peer)) {
+          next = gst_ghost_pad_get_target(GST_GHOST_PAD(peer));
+        } else if (GST_IS_PROXY_PAD(peer)) {
+          GstProxyPad *ghost = gst_proxy_pad_get_internal(GST_PROXY_PAD(peer));
+          if (ghost) {
+            next = gst_pad_get_peer(GST_PAD(ghost));
+            gst_object_unref(ghost);
+          }
+        } else {
+          break;
+        }
+        gst_object_unref(peer);
+        peer = next;
+      }
+      if (peer) {
+        if (GstElement *upstream = gst_pad_get_parent_element(peer)) todo.push_back(upstream);
+        gst_object_unref(peer);
+      }
+      g_value_reset(&item);
+    }
+    g_value_unset(&item);
+    gst_iterator_free(pads);
   }
-  state->frames_seen = state->frames_with_outputs = state->frames_with_tensors =
-      state->frames_with_inputs_only = 0;
-  state->input_model.clear();
+  for (GstElement *element : todo) gst_object_unref(element);
+  for (GstElement *element : seen) gst_object_unref(element);
+  return models;
+}
+
+static std::string shapes_text(const std::vector<axstream::runtime::TensorInfo> &tensors) {
+  std::string text;
+  for (const auto &tensor : tensors) {
+    text += text.empty() ? "(" : " (";
+    for (size_t i = 0; i < tensor.shape.size(); ++i)
+      text += (i ? "," : "") + std::to_string(tensor.shape[i]);
+    text += ")";
+  }
+  return text;
+}
+
+// model= names one package and the frames carry the outputs of another only (axinference runs
+// blazeface-back, axdecode names blazeface-front): nothing is decoded, and whether the other's
+// tensors could be is told by the two packages' outputs. The same shapes (the same network
+// compiled twice, front and back of one family): a warning, model= may just name the wrong
+// copy. Other shapes cannot be decoded as this package's: an error. Returns GST_FLOW_ERROR after
+// posting the error.
+static GstFlowReturn report_other_model(GstAxDecode *self, const char *when) {
+  GstAxDecodeState *state = self->state;
+  std::shared_ptr<const axstream::runtime::ModelPackage> ours, other;
+  std::string other_error;
+  try {
+    ours = axstream::runtime::load_model_package(state->model_key);
+  } catch (const std::exception &) {
+    // Read at start; changed on disk since. Judged by the other package alone: a warning.
+  }
+  try {
+    other = axstream::runtime::load_model_package(package_key(state->other_model.c_str()));
+  } catch (const std::exception &error) {
+    other_error = error.what();
+  }
+  bool same_shapes = ours && other && ours->outputs.size() == other->outputs.size();
+  for (size_t i = 0; same_shapes && i < ours->outputs.size(); ++i)
+    same_shapes = ours->outputs[i].shape == other->outputs[i].shape &&
+                  ours->outputs[i].dtype == other->outputs[i].dtype;
+  const std::string ours_text = ours ? shapes_text(ours->outputs) : "unreadable";
+  const std::string other_text = other ? shapes_text(other->outputs) : other_error;
+  if (ours && other && !same_shapes) {
+    GST_ELEMENT_ERROR(self, STREAM, DECODE,
+                      ("axdecode model='%s' cannot decode the outputs of model '%s', the only "
+                       "ones on the frames: '%s' has outputs %s, '%s' has %s (does axdecode's "
+                       "model= name the package axinference runs?)",
+                       self->model, state->other_model.c_str(), self->model, ours_text.c_str(),
+                       state->other_model.c_str(), other_text.c_str()),
+                      ("%" G_GUINT64_FORMAT " frames with output GstAxTensorMeta of '%s' and "
+                       "none of '%s' (%s)",
+                       state->frames_with_other_outputs_only, state->other_model.c_str(),
+                       state->model_key.c_str(), when));
+    return GST_FLOW_ERROR;
+  }
+  GST_ELEMENT_WARNING(
+      self, STREAM, DECODE,
+      ("axdecode model='%s' decoded nothing: the frames carry the outputs of "
+       "model '%s' only, %s (outputs %s); does axinference run the package "
+       "meant, or should axdecode's model= name '%s'?",
+       self->model, state->other_model.c_str(),
+       same_shapes ? "a different package with the same output shapes" : "a different package",
+       other_text.c_str(), state->other_model.c_str()),
+      ("%" G_GUINT64_FORMAT " frames with output GstAxTensorMeta of '%s' and "
+       "none of '%s' (%s)",
+       state->frames_with_other_outputs_only, state->other_model.c_str(), state->model_key.c_str(),
+       when));
+  return GST_FLOW_OK;
+}
+
+// At EOS, or after LiveCheck's bound for a stream without one (a live source): a stream of which
+// no frame had outputs to decode, because no axinference ran the tensors axpreprocess made or
+// there were no tensors (nor objects) at all, passed every frame without results and without a
+// word. (A cascade's stage whose ROIs never came looks like an empty stream here: not warned
+// about; model= naming a package no axinference upstream runs: check_upstream_runs_model.) Once
+// per stream.
+static void judge_stream(GstAxDecode *self, bool at_eos) {
+  GstAxDecodeState *state = self->state;
+  if (state->judged || state->frames_seen == 0 || state->frames_with_outputs > 0) return;
+  state->judged = true;
+  const char *when =
+      at_eos ? "before the EOS" : "in the first frames of a stream without an EOS yet (live)";
+  if (state->frames_with_tensors == 0) {
+    GST_ELEMENT_WARNING(self, STREAM, DECODE,
+                        ("axdecode decoded nothing: none of the %" G_GUINT64_FORMAT
+                         " frames of the stream carried a tensor (is axpreprocess ! "
+                         "axinference upstream of it?)",
+                         state->frames_seen),
+                        ("no GstAxTensorMeta on any frame %s", when));
+  } else if (state->frames_with_inputs_only > 0) {
+    GST_ELEMENT_WARNING(self, STREAM, DECODE,
+                        ("axdecode decoded nothing: %" G_GUINT64_FORMAT " of the %" G_GUINT64_FORMAT
+                         " frames of the stream carried input tensors of model '%s' and no "
+                         "outputs (is axinference model=%s between axpreprocess and axdecode?)",
+                         state->frames_with_inputs_only, state->frames_seen,
+                         state->input_model.c_str(), state->input_model.c_str()),
+                        ("input GstAxTensorMeta without output GstAxTensorMeta %s", when));
+  }
+}
+
+// model= set and a frame with only other models' outputs: when the pipeline upstream holds
+// axinference elements and none runs the model, its outputs never come; said at once. (One that
+// runs it: a cascade's stage whose objects have not come yet. None at all, e.g. tensors from an
+// appsrc or a test harness: nothing to tell them apart by, nothing said.)
+static GstFlowReturn check_upstream_runs_model(GstAxDecode *self) {
+  GstAxDecodeState *state = self->state;
+  if (state->upstream_searched || state->model_key.empty() || state->frames_with_outputs > 0 ||
+      state->frames_with_other_outputs_only == 0)
+    return GST_FLOW_OK;
+  state->upstream_searched = true;
+  bool found_any = false;
+  const std::vector<std::string> models = upstream_inference_models(self, found_any);
+  if (!found_any) return GST_FLOW_OK;
+  for (const std::string &model : models)
+    if (same_package(state->model_key, model.c_str())) return GST_FLOW_OK;
+  return report_other_model(self, "no axinference upstream runs it");
 }
 
 static gboolean gst_ax_decode_sink_event(GstBaseTransform *trans, GstEvent *event) {
-  if (GST_EVENT_TYPE(event) == GST_EVENT_EOS) warn_if_nothing_decoded(GST_AX_DECODE(trans));
+  if (GST_EVENT_TYPE(event) == GST_EVENT_EOS) {
+    auto *self = GST_AX_DECODE(trans);
+    judge_stream(self, true);
+    reset_stream_counts(self->state);
+  }
   return GST_BASE_TRANSFORM_CLASS(gst_ax_decode_parent_class)->sink_event(trans, event);
 }
 
@@ -599,10 +772,12 @@ static GstFlowReturn gst_ax_decode_transform_ip(GstBaseTransform *trans, GstBuff
   auto *self = GST_AX_DECODE(trans);
   GstAxDecodeState *state = self->state;
   std::vector<GstAxTensorMeta *> outputs = decodable_outputs(state, buffer);
+  // Counted on every frame: a stream without an EOS is judged after a bounded while.
+  if (state->live_check.due(buffer)) judge_stream(self, false);
   if (outputs.empty()) {
     GST_LOG_OBJECT(self, "buffer %" GST_TIME_FORMAT " has no output tensors to decode",
                    GST_TIME_ARGS(GST_BUFFER_PTS(buffer)));
-    return GST_FLOW_OK;
+    return check_upstream_runs_model(self);
   }
   for (GstAxTensorMeta *tensor_meta : outputs) {
     if (state->model_key.empty() &&

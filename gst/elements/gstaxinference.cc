@@ -80,6 +80,7 @@
 #include "ax_batch_collector.h"
 #include "ax_field_properties.h"
 #include "ax_latency_window.h"
+#include "ax_live_check.h"
 #include "ax_refused_caps.h"
 #include "axstream/gst/axresultmeta.h"
 #include "axstream/gst/axtensormeta.h"
@@ -294,6 +295,8 @@ struct GstAxInferenceState {
   // (warned about at EOS). Under `mutex`.
   uint64_t frames_with_objects_only = 0;
   std::atomic<bool> had_input{false};
+  // Those frames counted towards deciding it without an EOS (a live source). Under `mutex`.
+  axstream::gst::LiveCheck objects_live_check;
   // Why queued frames must not wait for a full batch (see update_drain): an EOS not yet pushed,
   // a drain query waiting, a flush or shutdown under way. `draining`: the collector was told.
   bool drain_eos = false, drain_query = false, drain_flush = false;
@@ -504,9 +507,21 @@ static void warn_no_input_tensor(GstAxInference *self, GstBuffer *buffer,
   const bool no_objects_in_cascade =
       !(metas.other_inputs.empty() && metas.output_metas.empty()) && !not_run && !has_objects;
   if (!not_run && has_objects) {
-    // Objects axpreprocess roi=objects may have left out: decided at EOS
-    // (push_done_items, when the EOS leaves).
+    // Objects axpreprocess roi=objects may have left out: decided at EOS (push_done_items,
+    // when the EOS leaves), or, for a stream that may not end (a live source), once enough
+    // such frames came without any input of ours.
     state->frames_with_objects_only++;
+    if (state->objects_live_check.due(buffer) && !state->had_input) {
+      state->warned_no_tensor = true;
+      GST_ELEMENT_WARNING(self, STREAM, FORMAT,
+                          ("axinference ran nothing: %" G_GUINT64_FORMAT
+                           " frames had objects and none carried an input tensor for model '%s' "
+                           "(is axpreprocess model=%s roi=objects upstream, and does its "
+                           "object-class name the objects' labels?)",
+                           state->frames_with_objects_only, self->model, self->model),
+                          ("ROI metas without an input GstAxTensorMeta of this model on the "
+                           "first frames of a stream without an EOS yet (live)"));
+    }
     return;
   }
   if (not_run) {
@@ -671,6 +686,7 @@ static void push_done_items(GstAxInference *self, std::unique_lock<std::mutex> &
       if (!state->had_input && !state->warned_no_tensor)
         objects_never_run = state->frames_with_objects_only;
       state->frames_with_objects_only = 0;
+      state->objects_live_check.reset();
       state->had_input = false;
       // After its EOS upstream pushes no frame that could return a fatal flow return of this
       // element's pushes to it, so nobody would post it (queue's rule: not-linked or worse;
@@ -1080,6 +1096,7 @@ static GstStateChangeReturn gst_ax_inference_change_state(GstElement *element,
     }
     state->warned_no_tensor = false;
     state->frames_with_objects_only = 0;
+    state->objects_live_check.reset();
     state->had_input = false;
     state->bytes_copied = 0;
   }

@@ -92,6 +92,17 @@ class BusWatch {
   std::string error() { return pop(GST_MESSAGE_ERROR); }
   // The same for the first warning message.
   std::string warning() { return pop(GST_MESSAGE_WARNING); }
+  // The first error or warning, prefixed "error: " or "warning: " (error() and warning() drop
+  // the messages of the other kind posted before the one they return).
+  std::string error_or_warning() {
+    GstMessage *message =
+        gst_bus_pop_filtered(bus_, GstMessageType(GST_MESSAGE_ERROR | GST_MESSAGE_WARNING));
+    if (!message) return {};
+    std::string text = (GST_MESSAGE_TYPE(message) == GST_MESSAGE_ERROR ? "error: " : "warning: ") +
+                       message_text(message);
+    gst_message_unref(message);
+    return text;
+  }
 
  private:
   std::string pop(GstMessageType type) {

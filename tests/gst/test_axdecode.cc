@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "ax_live_check.h"
 #include "axstream/gst/axresultmeta.h"
 #include "axstream/gst/axtensormeta.h"
 #include "axstream/runtime/model_package.h"
@@ -219,7 +220,8 @@ TEST_F(AxDecode, BuffersWithoutOutputTensorsPassThroughUntouched) {
 // A stream that ended with nothing decoded passed every frame without results and without a
 // word: axdecode with no tensors upstream, or after axpreprocess with no axinference between.
 // At EOS a warning names the missing step; a stream with outputs, a cascade stage whose frames
-// carried another model's tensors only (no ROIs to crop), or frames with objects but no
+// carried another model's tensors only (no ROIs to crop; with no axinference upstream, as in this
+// harness, nothing tells it from model= naming the wrong package), or frames with objects but no
 // tensors, ends without one.
 TEST_F(AxDecode, StreamEndingWithNothingDecodedIsWarnedAboutNamingTheMissingStep) {
   BlazeFacePackage package, other("other");
@@ -266,6 +268,91 @@ TEST_F(AxDecode, StreamEndingWithNothingDecodedIsWarnedAboutNamingTheMissingStep
   EXPECT_EQ(warning_at_eos("axdecode decoder=classification", objects_only), "");
   EXPECT_EQ(warning_at_eos("axdecode decoder=blazeface model=" + other.dir.string(), with_outputs),
             "");
+}
+
+// A live source (v4l2src, rtspsrc, videotestsrc is-live=true) sends no EOS, so the warning above
+// never came: it comes once after LiveCheck::kFrames frames, or once the frames' timestamps span
+// LiveCheck::kStreamTime (a 1 fps camera), and not again at an EOS.
+TEST_F(AxDecode, LiveStreamWithNothingDecodedIsWarnedAboutAfterABoundedWhileOnce) {
+  const int bound = int(axstream::gst::LiveCheck::kFrames);
+  struct Case {
+    int frames;
+    GstClockTime spacing;
+  };
+  for (const Case c : {Case{bound, GST_MSECOND}, Case{3, 5 * GST_SECOND}}) {
+    GstHarness *harness = decode_harness("axdecode decoder=blazeface");
+    GstElement *decode = gst_harness_find_element(harness, "axdecode");
+    axtest::BusWatch bus(decode);
+    for (int i = 0; i < c.frames; ++i) {
+      GstBuffer *frame = gst_buffer_new_allocate(nullptr, 640 * 480 * 3, nullptr);
+      GST_BUFFER_PTS(frame) = 1000 * GST_SECOND + i * c.spacing;
+      gst_buffer_unref(gst_harness_push_and_pull(harness, frame));
+      if (i == c.frames - 2) {
+        EXPECT_EQ(bus.warning(), "") << "before the bound, " << c.frames;
+      }
+    }
+    const std::string warning = bus.warning();
+    EXPECT_NE(warning.find("axdecode decoded nothing: none of the " + std::to_string(c.frames) +
+                           " frames of the stream carried a tensor"),
+              std::string::npos)
+        << warning;
+    EXPECT_NE(warning.find("without an EOS yet (live)"), std::string::npos) << warning;
+    EXPECT_TRUE(gst_harness_push_event(harness, gst_event_new_eos()));
+    EXPECT_EQ(bus.warning(), "") << "warned again at the EOS";
+    gst_object_unref(decode);
+    gst_harness_teardown(harness);
+  }
+}
+
+// model= naming another package than the one axinference runs decoded nothing, silently (the
+// other model's tensors are skipped as a cascade's other stage's). With an axinference upstream
+// that does not run it, the first frame says so, naming both packages: a package of other output
+// shapes cannot be decoded (an error, the stream stops), one of the same shapes (the same network
+// compiled twice, blazeface front and back) may be the wrong copy named (a warning, the stream
+// goes on). A cascade's stage whose package an axinference upstream runs says nothing.
+TEST_F(AxDecode, ModelNamingAPackageNoAxinferenceUpstreamRunsIsReportedNamingBoth) {
+  AXTEST_REQUIRE_MODEL(ran, "resnet_tiny");
+  AXTEST_REQUIRE_MODEL(same_shapes, "resnet_tiny_pre");
+  AXTEST_REQUIRE_MODEL(other_shapes, "two_outputs");
+  // The first error or warning axdecode posts on one frame ("" within 2 s: none).
+  const auto message_on_first_frame = [&](const std::string &decode_model) {
+    GstHarness *harness =
+        gst_harness_new_parse(("axpreprocess model=" + ran + " ! axinference model=" + ran +
+                               " ! axdecode decoder=classification model=" + decode_model)
+                                  .c_str());
+    gst_harness_set_src_caps_str(harness,
+                                 "video/x-raw,format=RGB,width=64,height=48,framerate=30/1");
+    GstElement *decode = gst_harness_find_element(harness, "axdecode");
+    axtest::BusWatch bus(decode);
+    gst_harness_push(harness, gst_buffer_new_allocate(nullptr, 64 * 48 * 3, nullptr));
+    // axinference pushes from its own thread.
+    std::string message;
+    for (int i = 0; i < 200 && message.empty(); ++i) {
+      if (GstBuffer *out = gst_harness_try_pull(harness)) gst_buffer_unref(out);
+      message = bus.error_or_warning();
+      if (message.empty()) g_usleep(10000);
+    }
+    gst_object_unref(decode);
+    gst_harness_teardown(harness);
+    return message;
+  };
+  std::string message = message_on_first_frame(other_shapes);
+  EXPECT_EQ(message.find("error: axdecode model='" + other_shapes +
+                         "' cannot decode the outputs of model '" + ran +
+                         "', the only ones on the frames: '" + other_shapes +
+                         "' has outputs (1,16,16,8) (1,1,1,16), '" + ran + "' has (1,1,1,1024)"),
+            0u)
+      << message;
+  message = message_on_first_frame(same_shapes);
+  EXPECT_EQ(message.find("warning: axdecode model='" + same_shapes +
+                         "' decoded nothing: the frames carry the outputs of model '" + ran +
+                         "' only, a different package with the same output shapes (outputs "
+                         "(1,1,1,1024)); does axinference run the package meant, or should "
+                         "axdecode's model= name '" +
+                         ran + "'?"),
+            0u)
+      << message;
+  EXPECT_EQ(message_on_first_frame(ran), "") << "the package axinference runs";
 }
 
 TEST_F(AxDecode, ModelPropertySkipsTensorsOfOtherModels) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "ax_live_check.h"
 #include "axstream/error.h"
 #include "axstream/gst/axresultmeta.h"
 #include "axstream/gst/axtensormeta.h"
@@ -419,6 +420,44 @@ TEST(RoiCascade, FramesWhoseObjectsObjectClassLeavesOutAreNoMistakeUnlessNoneIsE
     gst_object_unref(inference);
     gst_harness_teardown(h);
   }
+}
+
+// The same stream from a live source (v4l2src, rtspsrc, videotestsrc is-live=true) has no EOS:
+// the warning comes once, after LiveCheck::kFrames frames with objects and no input (before: only
+// at an EOS, so never), and not again at a later EOS.
+TEST(RoiCascade, ALiveStreamIsWarnedAboutAfterABoundedNumberOfFramesOnce) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  const std::string launch = "axpreprocess roi=objects object-class=Face model=\"" + model +
+                             "\" ! axinference name=classifier model=\"" + model + "\"";
+  GstHarness *h = gst_harness_new_parse(launch.c_str());
+  GstElement *inference = gst_harness_find_element(h, "axinference");
+  axtest::BusWatch bus(inference);
+  gst_harness_set_src_caps_str(h, axtest::video_caps("RGB", kWidth, kHeight).c_str());
+  const int bound = int(axstream::gst::LiveCheck::kFrames);
+  for (int i = 0; i < bound; ++i) {
+    GstBuffer *frame = gst_buffer_new_allocate(nullptr, kWidth * kHeight * 3, nullptr);
+    GST_BUFFER_PTS(frame) = i * GST_MSECOND;  // 0.3 s in all: the frame bound decides
+    add_roi(frame, "face", 1, 4, 4, 40, 30);
+    ASSERT_EQ(gst_harness_push(h, frame), GST_FLOW_OK);
+    gst_buffer_unref(gst_harness_pull(h));
+    if (i == bound - 2) {
+      EXPECT_EQ(bus.warning(), "") << "a warning before the bound";
+    }
+  }
+  const std::string warning = bus.warning();
+  EXPECT_NE(warning.find("axinference ran nothing: " + std::to_string(bound) +
+                         " frames had objects and none carried an input tensor for model '" +
+                         model + "'"),
+            std::string::npos)
+      << warning;
+  EXPECT_NE(warning.find("without an EOS yet (live)"), std::string::npos) << warning;
+  EXPECT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+  for (GstEvent *event;
+       (event = gst_harness_pull_event(h)) && GST_EVENT_TYPE(event) != GST_EVENT_EOS;)
+    gst_event_unref(event);
+  EXPECT_EQ(bus.warning(), "") << "warned twice";
+  gst_object_unref(inference);
+  gst_harness_teardown(h);
 }
 
 }  // namespace
