@@ -462,10 +462,7 @@ void axr_set_logger(axrContext *context, axrLogLevel level, axr_logger_fn logger
       throw CapiError(AXR_ERROR_VALUE_ERROR,
                       "log level " + std::to_string(raw_level) + " is not an axrLogLevel (0..6)");
     }
-    std::lock_guard lock(checked->mutex);
-    checked->log_level = level;
-    checked->logger = logger;
-    checked->logger_arg = arg;
+    checked->set_logger(level, logger, arg);
   });
 }
 

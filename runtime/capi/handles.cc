@@ -160,7 +160,12 @@ void release_quietly(axstream::runtime::Object *object, axrContext *context) noe
 
 }  // namespace
 
-void axrContext::release_runtime(axrContext *) noexcept { release_quietly(runtime.get(), nullptr); }
+void axrContext::release_runtime(axrContext *) noexcept {
+  // A call still in flight in another thread holds this context and may yet report an error: it
+  // must not reach the logger of a context whose destroy has returned.
+  set_logger(AXR_LOG_WARNING, nullptr, nullptr);
+  release_quietly(runtime.get(), nullptr);
+}
 
 bool axrContext::wants_log(axrLogLevel level) {
   std::lock_guard lock(mutex);
@@ -177,16 +182,37 @@ void axrContext::log(axrLogLevel level, const std::string &message) noexcept {
   if (t_in_logger) return;
   axr_logger_fn callback;
   void *argument;
+  uint64_t generation;
   {
     std::lock_guard lock(mutex);
     if (logger == nullptr || level < log_level) return;
     callback = logger;
     argument = logger_arg;
+    generation = logger_generation_;
+    ++callbacks_running_[generation];
   }
   // Called without the lock: the callback may call back into the API.
   t_in_logger = true;
   callback(argument, level, message.c_str());
   t_in_logger = false;
+  std::lock_guard lock(mutex);
+  if (--callbacks_running_[generation] == 0) {
+    callbacks_running_.erase(generation);
+    callback_returned_.notify_all();
+  }
+}
+
+void axrContext::set_logger(axrLogLevel level, axr_logger_fn new_logger, void *arg) noexcept {
+  std::unique_lock lock(mutex);
+  log_level = level;
+  logger = new_logger;
+  logger_arg = arg;
+  const uint64_t replaced = logger_generation_++;
+  // Inside a callback (of this context or another) the wait could be for this very thread.
+  if (t_in_logger) return;
+  callback_returned_.wait(lock, [&] {
+    return callbacks_running_.empty() || callbacks_running_.begin()->first > replaced;
+  });
 }
 
 void axrConnection::release_runtime(axrContext *owner) noexcept {

@@ -4,6 +4,7 @@
 // allocator reuses), so a destroyed handle can never name a newer object.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <initializer_list>
 #include <map>
@@ -63,6 +64,11 @@ struct axrContext final : axrObject {
 
   bool wants_log(axrLogLevel level);
   void log(axrLogLevel level, const std::string &message) noexcept;
+  // Installs `logger` (NULL: none) and, unless the calling thread is inside a logger callback
+  // itself, waits until the callbacks other threads started with the previous one have returned:
+  // once this returns the old logger is not running and is never called again, so the program
+  // may free its `arg`.
+  void set_logger(axrLogLevel level, axr_logger_fn logger, void *arg) noexcept;
 
   std::shared_ptr<axstream::runtime::Context> runtime;
 
@@ -71,6 +77,14 @@ struct axrContext final : axrObject {
   axr_logger_fn logger = nullptr;
   void *logger_arg = nullptr;
   std::vector<axrDeviceInfo> devices;  // axr_list_devices' result
+
+ private:
+  // Callbacks running now, by the generation of the logger they were started with (a generation
+  // per set_logger), so set_logger waits only for the old logger's, not for a new one that other
+  // threads keep calling.
+  std::condition_variable callback_returned_;
+  std::map<uint64_t, int> callbacks_running_;
+  uint64_t logger_generation_ = 0;
 };
 
 struct axrProperties final : axrObject {

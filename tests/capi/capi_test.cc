@@ -413,6 +413,60 @@ TEST_F(CapiTest, LoggerCallingBackIntoTheApiLeavesTheLoggedCallsOwnResult) {
   axr_set_logger(ctx(), AXR_LOG_TRACE, nullptr, nullptr);
 }
 
+// The state a logger's `arg` points to, with a check that no callback uses it once "freed".
+struct GuardedLoggerState {
+  std::atomic<bool> entered{false};
+  std::atomic<bool> freed{false};
+  std::atomic<int> used_after_free{0};
+};
+
+void slow_log(void *arg, axrLogLevel, const char *) {
+  auto *state = static_cast<GuardedLoggerState *>(arg);
+  state->entered = true;
+  // Still inside the callback when the other thread replaces the logger or destroys the context.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  if (state->freed) ++state->used_after_free;
+}
+
+// After axr_set_logger (or axr_destroy of the context) returns, the old logger is not running and
+// is not called again, so the program may free what its `arg` points to.
+TEST(CapiLogger, NoCallbackOfAReplacedLoggerRunsAfterSetLoggerReturns) {
+  for (bool destroy_context : {false, true}) {
+    axrContext *context = axr_create_context();
+    GuardedLoggerState state;
+    axr_set_logger(context, AXR_LOG_ERROR, slow_log, &state);
+    std::thread failing([&] { axr_load_model(context, "/nonexistent/package"); });
+    while (!state.entered) std::this_thread::yield();
+    if (destroy_context) {
+      axr_destroy(AXR_OBJECT(context));
+    } else {
+      axr_set_logger(context, AXR_LOG_ERROR, nullptr, nullptr);
+    }
+    EXPECT_EQ(axr_last_error(nullptr), AXR_SUCCESS) << last_error();
+    state.freed = true;
+    failing.join();
+    EXPECT_EQ(state.used_after_free, 0) << (destroy_context ? "axr_destroy" : "axr_set_logger")
+                                        << " returned while the old logger was still running";
+    if (!destroy_context) axr_destroy(AXR_OBJECT(context));
+  }
+}
+
+// A logger may replace itself (or destroy its context) from inside its own callback: that call
+// cannot wait for the callback it is in.
+void replacing_log(void *arg, axrLogLevel, const char *) {
+  auto *context = static_cast<axrContext *>(arg);
+  axr_set_logger(context, AXR_LOG_ERROR, nullptr, nullptr);
+}
+
+TEST(CapiLogger, ALoggerMayReplaceItselfFromItsOwnCallback) {
+  axrContext *context = axr_create_context();
+  axr_set_logger(context, AXR_LOG_ERROR, replacing_log, context);
+  EXPECT_EQ(axr_load_model(context, "/nonexistent/package"), nullptr);
+  EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_INVALID_ARGUMENT);
+  axr_destroy(AXR_OBJECT(context));
+  EXPECT_EQ(axr_last_error(nullptr), AXR_SUCCESS) << last_error();
+}
+
 TEST_F(CapiTest, ErrorsOfTheLoggersOwnCallsAreNotLoggedBackIntoIt) {
   // The logger's own call fails on the same context: delivering that error to the logger again
   // would recurse without end (a stack overflow before).

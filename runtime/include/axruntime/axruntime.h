@@ -139,7 +139,8 @@ AXR_EXPORT axrContext *axr_get_context(axrObject *obj);
 AXR_EXPORT axrResult axr_last_error(const axrObject *obj);
 AXR_EXPORT const char *axr_last_error_string(const axrObject *obj);
 
-/* Messages of `context` at or above `level` go to `logger(arg, level, msg)`; NULL logger: none. */
+/* Messages of `context` at or above `level` go to `logger(arg, level, msg)`; NULL logger: none.
+ * On return the previous logger is not running in another thread and is not called again. */
 AXR_EXPORT void axr_set_logger(axrContext *context, axrLogLevel level, axr_logger_fn logger,
                                void *arg);
 
