@@ -8,9 +8,10 @@
  * best class of each classifier that ran on it ("face 0.92 | smiling 0.81", as nvdsosd and
  * gvawatermark show a cascade's secondary classes), its keypoints, and whole-frame
  * classifications (GstAxClassificationMeta with roi_id -1) as text in the top-left corner. Works on
- * RGB, BGR, RGBx, BGRx, xRGB, xBGR, RGBA, BGRA, NV12, I420, YUY2 and UYVY (YUV frames: drawn on
- * the luma and chroma with the colour converted, BT.601; a webcam's packed 4:2:2 frames need no
- * videoconvert, their chroma drawn as I420's is, shared by pixel pairs and row pairs). On a frame
+ * RGB, BGR, RGBx, BGRx, xRGB, xBGR, RGBA, BGRA, NV12, I420, YUY2, UYVY and GRAY8 (YUV frames:
+ * drawn on the luma and chroma with the colour converted, BT.601; a webcam's packed 4:2:2 frames
+ * need no videoconvert, their chroma drawn as I420's is, shared by pixel pairs and row pairs; a
+ * monochrome camera's GRAY8 gets each colour's full-range BT.601 luma). On a frame
  * carrying a GstVideoCropMeta the results are drawn in its visible region's coordinates (the caps'
  * size at the meta's origin). Boxes, labels and keypoints reaching beyond the frame are cut at its
  * edges; keypoints at NaN or infinity are left out.
@@ -93,7 +94,7 @@ static constexpr axstream::gst::FieldProperty<GstAxOverlay> kFieldProperties[] =
 };
 
 #define AX_OVERLAY_FORMATS \
-  "{ RGB, BGR, RGBx, BGRx, xRGB, xBGR, RGBA, BGRA, NV12, I420, YUY2, UYVY }"
+  "{ RGB, BGR, RGBx, BGRx, xRGB, xBGR, RGBA, BGRA, NV12, I420, YUY2, UYVY, GRAY8 }"
 #define AX_OVERLAY_CAPS                   \
   GST_VIDEO_CAPS_MAKE(AX_OVERLAY_FORMATS) \
   ";" GST_VIDEO_CAPS_MAKE_WITH_FEATURES("memory:DMABuf", AX_OVERLAY_FORMATS)

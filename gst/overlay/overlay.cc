@@ -25,6 +25,12 @@ Yuv to_yuv(Rgb c) {
           clamp8(128 + 0.439 * c.r - 0.368 * c.g - 0.071 * c.b)};
 }
 
+// A monochrome camera's grey: BT.601 luma, full range (GRAY8 has no footroom).
+uint8_t to_gray(Rgb c) {
+  return static_cast<uint8_t>(
+      std::clamp(std::lround(0.299 * c.r + 0.587 * c.g + 0.114 * c.b), 0L, 255L));
+}
+
 // One drawing surface: a plane, how its coordinates relate to frame pixels, and a colour mapper.
 struct Surface {
   cv::Mat mat;
@@ -53,6 +59,8 @@ std::vector<Surface> surfaces_of(const FrameView &f) {
       return packed(4, [](Rgb c) { return cv::Scalar(255, c.r, c.g, c.b); });
     case PixelFormat::xBGR:
       return packed(4, [](Rgb c) { return cv::Scalar(255, c.b, c.g, c.r); });
+    case PixelFormat::GRAY8:
+      return packed(1, [](Rgb c) { return cv::Scalar(to_gray(c)); });
     case PixelFormat::NV12:
       return {{cv::Mat(f.height, f.width, CV_8UC1, f.planes[0], f.strides[0]), 1.0,
                [](Rgb c) { return cv::Scalar(to_yuv(c).y); }},
@@ -181,15 +189,16 @@ void draw_packed_422(const FrameView &f, const std::vector<OverlayObject> &objec
 
 PixelFormat pixel_format_from_name(const std::string &name) {
   static const std::pair<const char *, PixelFormat> names[] = {
-      {"RGB", PixelFormat::RGB},   {"BGR", PixelFormat::BGR},   {"RGBx", PixelFormat::RGBx},
-      {"BGRx", PixelFormat::BGRx}, {"RGBA", PixelFormat::RGBA}, {"BGRA", PixelFormat::BGRA},
-      {"xRGB", PixelFormat::xRGB}, {"xBGR", PixelFormat::xBGR}, {"NV12", PixelFormat::NV12},
-      {"I420", PixelFormat::I420}, {"YUY2", PixelFormat::YUY2}, {"UYVY", PixelFormat::UYVY}};
+      {"RGB", PixelFormat::RGB},    {"BGR", PixelFormat::BGR},   {"RGBx", PixelFormat::RGBx},
+      {"BGRx", PixelFormat::BGRx},  {"RGBA", PixelFormat::RGBA}, {"BGRA", PixelFormat::BGRA},
+      {"xRGB", PixelFormat::xRGB},  {"xBGR", PixelFormat::xBGR}, {"NV12", PixelFormat::NV12},
+      {"I420", PixelFormat::I420},  {"YUY2", PixelFormat::YUY2}, {"UYVY", PixelFormat::UYVY},
+      {"GRAY8", PixelFormat::GRAY8}};
   for (const auto &[n, format] : names)
     if (name == n) return format;
   throw InvalidArgument("overlay pixel format '" + name +
                         "' is not supported: expected RGB, BGR, RGBx, BGRx, RGBA, BGRA, xRGB, "
-                        "xBGR, NV12, I420, YUY2 or UYVY");
+                        "xBGR, NV12, I420, YUY2, UYVY or GRAY8");
 }
 
 void draw_objects(const FrameView &frame, const std::vector<OverlayObject> &objects,

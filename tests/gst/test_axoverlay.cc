@@ -137,6 +137,14 @@ class Overlay : public ::testing::TestWithParam<const char *> {
   GstVideoInfo info_;
 };
 
+std::vector<uint8_t> frame_bytes(GstBuffer *buffer) {
+  GstMapInfo map;
+  EXPECT_TRUE(gst_buffer_map(buffer, &map, GST_MAP_READ));
+  std::vector<uint8_t> bytes(map.data, map.data + map.size);
+  gst_buffer_unmap(buffer, &map);
+  return bytes;
+}
+
 GstVideoRegionOfInterestMeta *add_face(GstBuffer *buffer, guint x, guint y, guint w, guint h,
                                        std::initializer_list<double> keypoints = {}) {
   GstVideoRegionOfInterestMeta *roi =
@@ -508,6 +516,37 @@ TEST_F(OverlayClasses, JoinsTheWholeFrameClassifiersInTheCorner) {
   classify(in, -1, "owl", 3, 0.75f, false);
   classify(in, -1, "night", 0, 0.5f, false);
   EXPECT_EQ(drawn(in), expected("owl 0.75 | night 0.50", false));
+}
+
+// A monochrome camera's GRAY8 (v4l2src on an IR or industrial camera), which axpreprocess takes,
+// drawn without a videoconvert (refused before): each colour's full-range BT.601 luma, here the
+// green box 0.587 * 255 = 150 on the edges of an odd-sized frame, the rest untouched.
+TEST(OverlayGray, DrawsTheBoxInTheColoursLumaOnGray8Frames) {
+  gst_init(nullptr, nullptr);
+  GstHarness *harness = gst_harness_new("axoverlay");
+  ASSERT_NE(harness, nullptr);
+  GstElement *overlay = gst_harness_find_element(harness, "axoverlay");
+  g_object_set(overlay, "draw-labels", FALSE, nullptr);
+  gst_object_unref(overlay);
+  gst_harness_set_src_caps_str(harness,
+                               "video/x-raw,format=GRAY8,width=65,height=49,framerate=30/1");
+  GstVideoInfo info;
+  gst_video_info_set_format(&info, GST_VIDEO_FORMAT_GRAY8, 65, 49);
+  GstBuffer *in = gst_buffer_new_allocate(nullptr, GST_VIDEO_INFO_SIZE(&info), nullptr);
+  gst_buffer_memset(in, 0, 7, GST_VIDEO_INFO_SIZE(&info));
+  add_face(in, 40, 30, 25, 19);  // right edge on the last column, bottom edge on the last row
+  ASSERT_EQ(gst_harness_push(harness, in), GST_FLOW_OK);
+  GstBuffer *out = gst_harness_pull(harness);
+  ASSERT_NE(out, nullptr);
+  const std::vector<uint8_t> bytes = frame_bytes(out);
+  const int stride = GST_VIDEO_INFO_PLANE_STRIDE(&info, 0);
+  EXPECT_EQ(int(bytes[30 * stride + 50]), 150) << "top edge";
+  EXPECT_EQ(int(bytes[40 * stride + 64]), 150) << "right edge, the last column";
+  EXPECT_EQ(int(bytes[48 * stride + 50]), 150) << "bottom edge, the last row";
+  EXPECT_EQ(int(bytes[38 * stride + 52]), 7) << "inside the box";
+  EXPECT_EQ(int(bytes[10 * stride + 10]), 7) << "outside the box";
+  gst_buffer_unref(out);
+  gst_harness_teardown(harness);
 }
 
 TEST(OverlayCaps, RefusesFormatsItCannotDrawOn) {

@@ -8,7 +8,21 @@
 
 namespace axstream::overlay {
 
-enum class PixelFormat { RGB, BGR, RGBx, BGRx, RGBA, BGRA, xRGB, xBGR, NV12, I420, YUY2, UYVY };
+enum class PixelFormat {
+  RGB,
+  BGR,
+  RGBx,
+  BGRx,
+  RGBA,
+  BGRA,
+  xRGB,
+  xBGR,
+  NV12,
+  I420,
+  YUY2,
+  UYVY,
+  GRAY8
+};
 
 // Parses "RGB", "BGRx", "NV12", ... (GStreamer's format names). Throws InvalidArgument.
 PixelFormat pixel_format_from_name(const std::string &name);
@@ -21,8 +35,8 @@ struct Rgb {
   }
 };
 
-// A frame's planes as mapped: packed formats (RGB family, YUY2, UYVY) use plane 0; NV12 planes
-// 0 (Y) and 1 (UV); I420 planes 0 (Y), 1 (U) and 2 (V).
+// A frame's planes as mapped: packed formats (RGB family, YUY2, UYVY, GRAY8) use plane 0; NV12
+// planes 0 (Y) and 1 (UV); I420 planes 0 (Y), 1 (U) and 2 (V).
 struct FrameView {
   PixelFormat format = PixelFormat::RGB;
   int width = 0, height = 0;
@@ -48,7 +62,8 @@ struct OverlayStyle {
 
 // Draws every object (boxes clipped to the frame) in place. Frame-level text (e.g. a whole-frame
 // classification) is an object covering the frame with width or height 0 and text set: only the
-// text is drawn, at (x, y). YUV frames get the colours in BT.601 limited range; YUY2 and UYVY
+// text is drawn, at (x, y). YUV frames get the colours in BT.601 limited range, GRAY8 their
+// full-range BT.601 luma; YUY2 and UYVY
 // are drawn as I420 is (chroma at half the height), each drawn chroma sample written to both
 // rows of its pair, the rest of the frame untouched.
 void draw_objects(const FrameView &frame, const std::vector<OverlayObject> &objects,
