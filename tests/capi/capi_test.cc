@@ -226,6 +226,12 @@ TEST_F(CapiTest, PropertiesParseSetDeleteAndList) {
   EXPECT_EQ(axr_last_error(nullptr), AXR_SUCCESS);
   EXPECT_STREQ(axr_get_property(properties, "a"), "10");
   EXPECT_STREQ(axr_list_properties(properties), "a;c;d");
+
+  axrProperties *repeated = axr_create_properties(ctx(), "k=1;empty=;k=2;");
+  ASSERT_NE(repeated, nullptr) << last_error();
+  EXPECT_STREQ(axr_get_property(repeated, "k"), "2");  // the last of a repeated key
+  EXPECT_STREQ(axr_get_property(repeated, "empty"), "");
+  EXPECT_STREQ(axr_list_properties(repeated), "empty;k");
 }
 
 // A key the key=value;key=value form cannot hold would make axr_list_properties name keys that
