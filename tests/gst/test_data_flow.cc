@@ -525,31 +525,32 @@ TEST(CapsRefusal, ARefusedCapsEventSentAgainWithEachFrameIsPostedOnce) {
   gst_object_unref(bus);
 }
 
-// A format the first element takes and one after it does not (GRAY8 into axpreprocess, then
-// axoverlay): the error names the caps and the element that refused them (posted by the element
-// before it, whose GstBaseTransform checked the caps with it before sending them on).
+// A format the first element takes and one after it does not (xRGB into axoverlay, then
+// axpreprocess, which reads every format axoverlay draws on but xRGB and xBGR): the error names
+// the caps and the element that refused them (posted by the element before it, whose
+// GstBaseTransform checked the caps with it before sending them on).
 TEST(CapsRefusal, FormatRefusedFurtherDownTheChainIsNamedToo) {
   AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
   GstHarness *h =
-      gst_harness_new_parse(("axpreprocess model=" + model + " ! axoverlay name=refusing").c_str());
-  GstElement *preprocess = gst_harness_find_element(h, "axpreprocess");
-  GstBus *bus = gst_bus_new();
-  gst_element_set_bus(preprocess, bus);
+      gst_harness_new_parse(("axoverlay ! axpreprocess name=refusing model=" + model).c_str());
   GstElement *overlay = gst_harness_find_element(h, "axoverlay");
+  GstBus *bus = gst_bus_new();
   gst_element_set_bus(overlay, bus);
+  GstElement *preprocess = gst_harness_find_element(h, "axpreprocess");
+  gst_element_set_bus(preprocess, bus);
   gst_harness_set_src_caps_str(h, axtest::video_caps("RGB", 64, 48).c_str());
-  gst_harness_push_event(h, caps_event(axtest::video_caps("GRAY8", 64, 48)));
-  EXPECT_EQ(gst_harness_push(h, video_frame(axtest::video_caps("GRAY8", 64, 48), 1, 0)),
+  gst_harness_push_event(h, caps_event(axtest::video_caps("xRGB", 64, 48)));
+  EXPECT_EQ(gst_harness_push(h, video_frame(axtest::video_caps("xRGB", 64, 48), 1, 0)),
             GST_FLOW_NOT_NEGOTIATED);
   GstMessage *message = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
   ASSERT_NE(message, nullptr) << "no element named the refused caps";
   GError *error = nullptr;
   gst_message_parse_error(message, &error, nullptr);
   const std::string text = error->message;
-  EXPECT_NE(text.find("refusing cannot take caps video/x-raw, format=(string)GRAY8"),
+  EXPECT_NE(text.find("refusing cannot take caps video/x-raw, format=(string)xRGB"),
             std::string::npos)
       << text;
-  EXPECT_NE(text.find("RGB"), std::string::npos) << "what axoverlay takes: " << text;
+  EXPECT_NE(text.find("NV12"), std::string::npos) << "what axpreprocess takes: " << text;
   g_error_free(error);
   gst_message_unref(message);
   gst_object_unref(preprocess);
