@@ -346,6 +346,7 @@ static void attach_detections(GstAxDecode *self, GstBuffer *buffer,
         &keypoints);
     if (!d.keypoints.empty())
       gst_buffer_add_ax_keypoints_meta(buffer, roi->id, d.keypoints.size(), flat.data());
+    axstream::gst::write_dlstreamer_params(roi, int(frame_w), int(frame_h));
   }
 }
 

@@ -160,6 +160,7 @@ static void attach_predictions(GstAxTracker *self, GstBuffer *buffer) {
     values.predicted = true;
     if (object.has_label) values.label = object.label;
     axstream::gst::write_detection(buffer, roi, values);
+    axstream::gst::write_dlstreamer_params(roi, state->frame_width, state->frame_height);
   }
 }
 
@@ -210,6 +211,8 @@ static GstFlowReturn gst_ax_tracker_transform_ip(GstBaseTransform *trans, GstBuf
         axstream::gst::read_detection(buffer, rois[i]).value_or(axstream::gst::DetectionValues{});
     values.track_id = assignments[i].track_id;
     axstream::gst::write_detection(buffer, rois[i], values);
+    axstream::gst::write_dlstreamer_params(rois[i], self->state->frame_width,
+                                           self->state->frame_height);
     TrackedObject &object = self->state->reported[assignments[i].track_id];
     object.roi_type = rois[i]->roi_type;
     object.has_label = values.label.has_value();

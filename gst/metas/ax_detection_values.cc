@@ -112,6 +112,42 @@ void write_detection(GstBuffer *buffer, GstVideoRegionOfInterestMeta *roi,
   }
 }
 
+namespace {
+// `roi`'s parameter structure `name`, added empty when missing.
+GstStructure *obtain_param(GstVideoRegionOfInterestMeta *roi, const char *name) {
+  GstStructure *params = gst_video_region_of_interest_meta_get_param(roi, name);
+  if (!params) {
+    params = gst_structure_new_empty(name);
+    gst_video_region_of_interest_meta_add_param(roi, params);  // takes it
+  }
+  return params;
+}
+}  // namespace
+
+void write_dlstreamer_params(GstVideoRegionOfInterestMeta *roi, int frame_width, int frame_height) {
+  const GstStructure *ours =
+      gst_video_region_of_interest_meta_get_param(roi, GST_AX_DETECTION_PARAM);
+  if (!ours) return;
+  if (frame_width > 0 && frame_height > 0) {
+    GstStructure *detection = obtain_param(roi, "detection");
+    gst_structure_set(detection, "x_min", G_TYPE_DOUBLE, double(roi->x) / frame_width, "y_min",
+                      G_TYPE_DOUBLE, double(roi->y) / frame_height, "x_max", G_TYPE_DOUBLE,
+                      double(roi->x + roi->w) / frame_width, "y_max", G_TYPE_DOUBLE,
+                      double(roi->y + roi->h) / frame_height, nullptr);
+    double confidence = 0;
+    if (gst_structure_get_double(ours, "confidence", &confidence))
+      gst_structure_set(detection, "confidence", G_TYPE_DOUBLE, confidence, nullptr);
+    gint class_id = 0;
+    if (gst_structure_get_int(ours, "class-id", &class_id))
+      gst_structure_set(detection, "label_id", G_TYPE_INT, class_id, nullptr);
+    if (const gchar *label = gst_structure_get_string(ours, "label"))
+      gst_structure_set(detection, "label", G_TYPE_STRING, label, nullptr);
+  }
+  gint64 track_id = 0;
+  if (gst_structure_get_int64(ours, "track-id", &track_id))
+    gst_structure_set(obtain_param(roi, "object_id"), "id", G_TYPE_INT, gint(track_id), nullptr);
+}
+
 gint next_roi_id(GstBuffer *buffer) {
   gint next = 0;
   gpointer iter = nullptr;

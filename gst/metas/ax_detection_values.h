@@ -37,6 +37,13 @@ std::optional<DetectionValues> read_detection(GstBuffer *buffer,
 void write_detection(GstBuffer *buffer, GstVideoRegionOfInterestMeta *roi,
                      const DetectionValues &values);
 
+// DL Streamer's view of `roi` (gstgva's RegionOfInterest confidence(), label_id(),
+// normalized_rect() and object_id(); gvametaconvert; gvawatermark), from its `ax-detection`
+// structure: a "detection" structure with the box normalised to the frame (x_min, y_min, x_max,
+// y_max), confidence, label_id and label, and once tracked an "object_id" structure {id}. Each is
+// added or brought up to date; "detection" only when the frame size is known (> 0).
+void write_dlstreamer_params(GstVideoRegionOfInterestMeta *roi, int frame_width, int frame_height);
+
 // One more than the largest ROI id on `buffer` (0 without ROIs): the id a new detection takes.
 gint next_roi_id(GstBuffer *buffer);
 

@@ -195,6 +195,42 @@ TEST_F(AxDecode, BlazeFaceAttachesAFaceRoiInFramePixelsWithKeypoints) {
   gst_harness_teardown(harness);
 }
 
+// What a DL Streamer application reads from the same ROI (gstgva's RegionOfInterest and
+// GVA::RegionOfInterest, gvametaconvert, gvawatermark): a "detection" structure with the box
+// normalised to the 640x480 frame, confidence and label_id (before: none, so confidence() was 0
+// and normalized_rect() failed).
+TEST_F(AxDecode, DlStreamerConsumersFindTheDetectionStructure) {
+  BlazeFacePackage package;
+  GstHarness *harness = decode_harness("axdecode decoder=blazeface");
+  GstBuffer *out = gst_harness_push_and_pull(
+      harness, frame_with_outputs(package.dir.string(), blazeface_tensors(), letterbox_640x480()));
+  ASSERT_NE(out, nullptr);
+  GstVideoRegionOfInterestMeta *roi = gst_buffer_get_video_region_of_interest_meta(out);
+  ASSERT_NE(roi, nullptr);
+  const GstStructure *detection = gst_video_region_of_interest_meta_get_param(roi, "detection");
+  ASSERT_NE(detection, nullptr);
+  double x_min = -1, y_min = -1, x_max = -1, y_max = -1, confidence = -1;
+  ASSERT_TRUE(gst_structure_get_double(detection, "x_min", &x_min));
+  ASSERT_TRUE(gst_structure_get_double(detection, "y_min", &y_min));
+  ASSERT_TRUE(gst_structure_get_double(detection, "x_max", &x_max));
+  ASSERT_TRUE(gst_structure_get_double(detection, "y_max", &y_max));
+  // The ROI (180,5) 100x150 of the 640x480 frame.
+  EXPECT_DOUBLE_EQ(x_min, 180.0 / 640);
+  EXPECT_DOUBLE_EQ(y_min, 5.0 / 480);
+  EXPECT_DOUBLE_EQ(x_max, 280.0 / 640);
+  EXPECT_DOUBLE_EQ(y_max, 155.0 / 480);
+  ASSERT_TRUE(gst_structure_get_double(detection, "confidence", &confidence));
+  EXPECT_NEAR(confidence, 1.0 / (1.0 + std::exp(-2.0)), 1e-5);
+  gint label_id = -1;
+  ASSERT_TRUE(gst_structure_get_int(detection, "label_id", &label_id));
+  EXPECT_EQ(label_id, 0);
+  EXPECT_STREQ(gst_structure_get_string(detection, "label"), "face");
+  EXPECT_EQ(gst_video_region_of_interest_meta_get_param(roi, "object_id"), nullptr)
+      << "not tracked";
+  gst_buffer_unref(out);
+  gst_harness_teardown(harness);
+}
+
 TEST_F(AxDecode, ConfThresholdAboveTheScoreLeavesTheFrameWithoutResults) {
   BlazeFacePackage package;
   GstHarness *harness = decode_harness("axdecode decoder=blazeface conf-threshold=0.9");

@@ -294,6 +294,13 @@ TEST(AxTracker, WritesTrackIdIntoEachRoiAcrossFrames) {
     ASSERT_NE(params, nullptr);
     ASSERT_TRUE(gst_structure_get_int64(params, "track-id", &ids[frame])) << "frame " << frame;
     EXPECT_EQ(ids[frame], ids[0]);
+    // DL Streamer's object_id() (gvatrack's "object_id" structure) reads the same id.
+    const GstStructure *object_id =
+        gst_video_region_of_interest_meta_get_param(out_roi, "object_id");
+    ASSERT_NE(object_id, nullptr) << "frame " << frame;
+    gint id = -1;
+    ASSERT_TRUE(gst_structure_get_int(object_id, "id", &id));
+    EXPECT_EQ(id, ids[frame]);
     gst_buffer_unref(out);
   }
   gst_harness_teardown(h);
