@@ -1,3 +1,6 @@
+#include <sys/stat.h>
+
+#include <cstring>
 #include <exception>
 #include <new>
 
@@ -92,11 +95,14 @@ void check_arguments(const ModelInstance &instance, const std::vector<Argument> 
   }
 }
 
-// Where a run reads its inputs and writes its outputs, and the fd mappings it holds meanwhile.
+// Where a run reads its inputs and writes its outputs, the fd mappings it holds meanwhile, and
+// the copies of inputs that share memory with an output (separate_inputs_from_outputs).
 struct RunBuffers {
   std::vector<std::shared_ptr<hal::BufferFdMapping>> mappings;
   std::vector<const uint8_t *> input_base;
   std::vector<uint8_t *> output_base;
+  std::vector<std::unique_ptr<uint8_t[]>> input_copies;
+  uint64_t bytes_copied = 0;
 };
 
 // Maps fd arguments for this run; the engine reads and writes them in place (no copies). memfd
@@ -136,6 +142,79 @@ RunBuffers map_arguments(const ModelInstance &instance, ModelInstance::Impl &m,
     }
   }
   return buffers;
+}
+
+// The memory one argument occupies: an address range of this process for a host buffer, a byte
+// range of a file (memfd, shared memory, dmabuf: by device and inode, so two fds of one buffer
+// are the same memory) for an fd.
+struct MemorySpan {
+  bool in_file = false;
+  dev_t device = 0;
+  ino_t inode = 0;
+  uint64_t begin = 0, end = 0;
+
+  bool overlaps(const MemorySpan &other) const {
+    if (in_file != other.in_file || begin >= end || other.begin >= other.end) return false;
+    if (in_file && (device != other.device || inode != other.inode)) return false;
+    return begin < other.end && other.begin < end;
+  }
+};
+
+std::vector<MemorySpan> memory_spans(const std::vector<Argument> &arguments,
+                                     const std::vector<TensorInfo> &tensors, bool dmabuf) {
+  std::vector<MemorySpan> spans(arguments.size());
+  for (size_t t = 0; t < arguments.size(); ++t) {
+    MemorySpan &span = spans[t];
+    const uint64_t size = tensors[t].size();
+    if (!dmabuf) {
+      span.begin = reinterpret_cast<uintptr_t>(arguments[t].ptr);
+    } else {
+      struct stat st {};
+      if (::fstat(arguments[t].fd, &st) != 0) continue;  // mapped already: cannot happen
+      span.in_file = true;
+      span.device = st.st_dev;
+      span.inode = st.st_ino;
+      span.begin = arguments[t].offset;
+    }
+    span.end = span.begin + size;
+  }
+  return spans;
+}
+
+// A device reads its inputs into its own memory before it writes any output, so a program may
+// hand run() an output that shares memory with an input (one buffer reused, or the input's
+// memfd again) and get the results of separate buffers. Here the cores read the inputs in place
+// while others write outputs, so such an input is copied first (counted in bytes_copied). Two
+// outputs in the same memory have no such answer: InvalidArgument naming both. A host buffer
+// and an fd are not compared (an fd's own mapping of a host array's memory is not seen).
+void separate_inputs_from_outputs(const ModelInstance &instance, const ModelPackage &package,
+                                  const InstanceOptions &options,
+                                  const std::vector<Argument> &inputs,
+                                  const std::vector<Argument> &outputs, RunBuffers &buffers) {
+  const auto input_spans = memory_spans(inputs, package.inputs, options.input_dmabuf);
+  const auto output_spans = memory_spans(outputs, package.outputs, options.output_dmabuf);
+  auto label = [&](const char *kind, size_t t, const TensorInfo &tensor) {
+    return std::string(kind) + " " + std::to_string(t) + " ('" + tensor.name + "')";
+  };
+  for (size_t t = 1; t < output_spans.size(); ++t)
+    for (size_t u = 0; u < t; ++u)
+      if (output_spans[t].overlaps(output_spans[u]))
+        throw InvalidArgument(label("output", t, package.outputs[t]) + " of " +
+                              instance.describe() + " shares memory with " +
+                              label("output", u, package.outputs[u]) +
+                              ": each output needs memory of its own");
+  for (size_t t = 0; t < input_spans.size(); ++t) {
+    bool shared = false;
+    for (const MemorySpan &output : output_spans)
+      shared = shared || input_spans[t].overlaps(output);
+    if (!shared) continue;
+    const size_t size = package.inputs[t].size();
+    auto copy = std::make_unique<uint8_t[]>(size);
+    std::memcpy(copy.get(), buffers.input_base[t], size);
+    buffers.input_base[t] = copy.get();
+    buffers.input_copies.push_back(std::move(copy));
+    buffers.bytes_copied += size;
+  }
 }
 
 // The jobs a run queued, each with its core, and the first error queueing them.
@@ -228,7 +307,7 @@ RunTiming wait_for_jobs(SubmittedRun &run, size_t used_cores) {
 }
 
 void record_profile(ModelInstance::Impl &m, std::chrono::steady_clock::time_point host_start,
-                    RunTiming &&timing) {
+                    RunTiming &&timing, uint64_t bytes_copied) {
   std::lock_guard lock(m.profile_mutex);
   ++m.profile.runs;
   if (m.options.device_profiling || m.options.host_profiling) {
@@ -236,7 +315,9 @@ void record_profile(ModelInstance::Impl &m, std::chrono::steady_clock::time_poin
         std::chrono::steady_clock::now() - host_start);
     m.profile.device_compute = timing.device_total;
     m.profile.per_core = std::move(timing.per_core);
-    m.profile.bytes_copied = 0;  // inputs and outputs are read and written in place
+    // Inputs and outputs are read and written in place, but for inputs sharing an output's
+    // memory (separate_inputs_from_outputs).
+    m.profile.bytes_copied = bytes_copied;
   }
 }
 
@@ -289,6 +370,7 @@ std::shared_ptr<Model> ModelInstance::model() const {
 int ModelInstance::concurrent_runs() const { return impl_->options.double_buffer ? 2 : 1; }
 
 RunProfile ModelInstance::profile() const {
+  ensure_alive();
   std::lock_guard lock(impl_->profile_mutex);
   return impl_->profile;
 }
@@ -308,11 +390,12 @@ void ModelInstance::run(const std::vector<Argument> &inputs, const std::vector<A
   check_arguments(*this, inputs, m.package->inputs, "input", m.options.input_dmabuf);
   check_arguments(*this, outputs, m.package->outputs, "output", m.options.output_dmabuf);
   RunBuffers buffers = map_arguments(*this, m, inputs, outputs);
+  separate_inputs_from_outputs(*this, *m.package, m.options, inputs, outputs, buffers);
   FlightSlot slot(m.gate, concurrent_runs());
   SubmittedRun submitted = submit_batch(m, buffers);
   RunTiming timing = wait_for_jobs(submitted, m.executors.size());
   if (submitted.failure) rethrow_as_run_error(*this, submitted.failure);
-  record_profile(m, host_start, std::move(timing));
+  record_profile(m, host_start, std::move(timing), buffers.bytes_copied);
 }
 
 }  // namespace axstream::runtime

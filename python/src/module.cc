@@ -427,9 +427,14 @@ rt::Argument array_argument(py::handle item, const rt::TensorInfo &info, const s
   py::dtype expected_dtype = numpy_dtype(info.dtype);
   std::string expected_text =
       std::string(py::str(expected_dtype)) + " array of shape " + shape_text(info.shape);
-  if (!py::isinstance<py::array>(item))
-    throw axstream::InvalidArgument(label + ": expected " + expected_text + ", got " +
-                                    type_name(item));
+  if (!py::isinstance<py::array>(item)) {
+    // A numpy scalar's type name is its dtype's ("int8"), which read as if an array was given.
+    auto numpy = py::module_::import("numpy");
+    bool scalar = py::isinstance(item, numpy.attr("generic"));
+    throw axstream::InvalidArgument(
+        label + ": expected " + expected_text + ", got " +
+        (scalar ? "a numpy " + type_name(item) + " scalar" : type_name(item)));
+  }
   auto array = py::reinterpret_borrow<py::array>(item);
   std::vector<int64_t> shape(array.shape(), array.shape() + array.ndim());
   bool dtype_ok = PyObject_RichCompareBool(array.dtype().ptr(), expected_dtype.ptr(), Py_EQ) == 1;

@@ -185,6 +185,11 @@ class TensorInfo:
             hint = " (numpy has no bfloat16)" if str(self.dtype) == "bfloat16" else ""
             raise _invalid_argument(
                 f"TensorInfo dtype: expected a numpy dtype, got {self.dtype!r}{hint}") from None
+        # A tensor holds numbers: an object, string or record dtype has no bytes a device or a
+        # quantisation could use.
+        if self.dtype.kind not in "biufc" or self.dtype.fields is not None:
+            raise _invalid_argument(
+                f"TensorInfo dtype: expected a numeric numpy dtype, got {self.dtype!r}")
         if self.padding is None:
             self.padding = [(0, 0)] * len(self.shape)
         else:
@@ -213,6 +218,27 @@ class TensorInfo:
                 raise _invalid_argument(
                     f"TensorInfo {field}: expected {'a float' if convert is _real else 'an int'}, "
                     f"got {getattr(self, field)!r}") from None
+        # What a model package's manifest may hold (docs/model-package.md): a finite scale > 0
+        # (x / scale quantises) and, for an integer tensor, a zero_point its dtype holds (the
+        # doc's np.pad(..., constant_values=zero_point) writes it into the tensor).
+        if not math.isfinite(self.scale) or self.scale <= 0:
+            raise _invalid_argument(
+                f"TensorInfo scale: expected a finite number > 0, got {self.scale!r}")
+        if self.dtype.kind in "iu":
+            limits = np.iinfo(self.dtype)
+            if not limits.min <= self.zero_point <= limits.max:
+                raise _invalid_argument(
+                    f"TensorInfo zero_point: expected an int in [{limits.min}, {limits.max}] for "
+                    f"dtype {self.dtype}, got {self.zero_point}")
+
+    # Equal TensorInfos hash alike (a set of a model's tensors, functools.lru_cache keyed by one).
+    # The fields stay assignable: like any key, one must not be changed while in a set or dict.
+    def __hash__(self) -> int:
+        shape = self._assigned_ints("shape")
+        padding = (tuple(self._assigned_ints("padding")) if self.padding is not None else
+                   ((0, 0),) * len(shape))
+        return hash((shape, np.dtype(self.dtype), self.name, padding, self.scale,
+                     self.zero_point))
 
     # The fields stay plain, assignable dataclass fields, so the properties read them as a user
     # may have set them after construction (info.dtype = np.float32, info.padding = None).
