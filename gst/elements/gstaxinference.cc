@@ -294,6 +294,9 @@ struct GstAxInferenceState {
   // max-objects does not select, so such a frame is no mistake unless none ever has an input
   // (warned about at EOS). Under `mutex`.
   uint64_t frames_with_objects_only = 0;
+  // The labels of those frames' objects (the first few), for the warning: an object-class that
+  // names none of them is the likely mistake, one that names a label not seen yet is not.
+  std::vector<std::string> object_labels_seen;
   std::atomic<bool> had_input{false};
   // Those frames counted towards deciding it without an EOS (a live source). Under `mutex`.
   axstream::gst::LiveCheck objects_live_check;
@@ -481,6 +484,31 @@ static FrameTensorMetas frame_tensor_metas(GstAxInference *self, GstBuffer *buff
   return metas;
 }
 
+static constexpr size_t kObjectLabelsShown = 8;
+
+static void note_object_labels(GstAxInferenceState *state, GstBuffer *buffer) {
+  gpointer iter = nullptr;
+  while (state->object_labels_seen.size() < kObjectLabelsShown) {
+    GstMeta *meta =
+        gst_buffer_iterate_meta_filtered(buffer, &iter, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE);
+    if (!meta) break;
+    const gchar *label =
+        g_quark_to_string(reinterpret_cast<GstVideoRegionOfInterestMeta *>(meta)->roi_type);
+    const std::string text = label ? label : "";
+    if (std::find(state->object_labels_seen.begin(), state->object_labels_seen.end(), text) ==
+        state->object_labels_seen.end())
+      state->object_labels_seen.push_back(text);
+  }
+}
+
+// "person, car": the labels noted, for a warning.
+static std::string object_labels_text(const GstAxInferenceState *state) {
+  std::string text;
+  for (const std::string &label : state->object_labels_seen)
+    text += (text.empty() ? "'" : ", '") + label + "'";
+  return text;
+}
+
 // A frame without an input for our model (and not skipped by inference-interval), warned
 // about once. Another model's input tensor that no axinference ran (no output of that model
 // for that ROI on the frame) is a misconfiguration: axpreprocess and axinference name
@@ -511,14 +539,16 @@ static void warn_no_input_tensor(GstAxInference *self, GstBuffer *buffer,
     // when the EOS leaves), or, for a stream that may not end (a live source), once enough
     // such frames came without any input of ours.
     state->frames_with_objects_only++;
+    note_object_labels(state, buffer);
     if (state->objects_live_check.due(buffer) && !state->had_input) {
       state->warned_no_tensor = true;
       GST_ELEMENT_WARNING(self, STREAM, FORMAT,
                           ("axinference ran nothing: %" G_GUINT64_FORMAT
-                           " frames had objects and none carried an input tensor for model '%s' "
-                           "(is axpreprocess model=%s roi=objects upstream, and does its "
-                           "object-class name the objects' labels?)",
-                           state->frames_with_objects_only, self->model, self->model),
+                           " frames had objects (labels %s) and none carried an input tensor for "
+                           "model '%s' (is axpreprocess model=%s roi=objects upstream, and does "
+                           "its object-class name the objects' labels?)",
+                           state->frames_with_objects_only, object_labels_text(state).c_str(),
+                           self->model, self->model),
                           ("ROI metas without an input GstAxTensorMeta of this model on the "
                            "first frames of a stream without an EOS yet (live)"));
     }
@@ -680,12 +710,15 @@ static void push_done_items(GstAxInference *self, std::unique_lock<std::mutex> &
     // Every frame before the EOS is done: later batches may wait for a full batch again.
     GstFlowReturn untold = GST_FLOW_OK;
     uint64_t objects_never_run = 0;
+    std::string labels_never_run;
     if (item->event && GST_EVENT_TYPE(item->event) == GST_EVENT_EOS) {
       state->drain_eos = false;
       update_drain(state);
       if (!state->had_input && !state->warned_no_tensor)
         objects_never_run = state->frames_with_objects_only;
+      labels_never_run = object_labels_text(state);
       state->frames_with_objects_only = 0;
+      state->object_labels_seen.clear();
       state->objects_live_check.reset();
       state->had_input = false;
       // After its EOS upstream pushes no frame that could return a fatal flow return of this
@@ -717,10 +750,10 @@ static void push_done_items(GstAxInference *self, std::unique_lock<std::mutex> &
     if (objects_never_run > 0)
       GST_ELEMENT_WARNING(self, STREAM, FORMAT,
                           ("axinference ran nothing: %" G_GUINT64_FORMAT
-                           " frames had objects and none carried an input tensor for model '%s' "
-                           "(is axpreprocess model=%s roi=objects upstream, and does its "
-                           "object-class name the objects' labels?)",
-                           objects_never_run, self->model, self->model),
+                           " frames had objects (labels %s) and none carried an input tensor for "
+                           "model '%s' (is axpreprocess model=%s roi=objects upstream, and does "
+                           "its object-class name the objects' labels?)",
+                           objects_never_run, labels_never_run.c_str(), self->model, self->model),
                           ("ROI metas without an input GstAxTensorMeta of this model on every "
                            "frame before the EOS; frames passed without outputs"));
     if (untold != GST_FLOW_OK)
@@ -1096,6 +1129,7 @@ static GstStateChangeReturn gst_ax_inference_change_state(GstElement *element,
     }
     state->warned_no_tensor = false;
     state->frames_with_objects_only = 0;
+    state->object_labels_seen.clear();
     state->objects_live_check.reset();
     state->had_input = false;
     state->bytes_copied = 0;

@@ -379,7 +379,8 @@ TEST(RoiCascade, EveryRoiIsInferredAndClassifiedOnItsOwnRoi) {
 // and axinference warned on the first of them "a frame has no input tensor for model X ... is
 // axpreprocess model=X upstream?", though it was and the selected objects were classified. Such
 // frames are counted instead; only a stream where no frame ever had an input (object-class
-// naming no object's label, here "Face" for "face") is warned about, once, at its EOS.
+// naming no object's label, here "Face" for "face") is warned about, once, at its EOS, naming the
+// labels the objects had.
 TEST(RoiCascade, FramesWhoseObjectsObjectClassLeavesOutAreNoMistakeUnlessNoneIsEverSelected) {
   AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
   for (const char *object_class : {"face", "Face"}) {
@@ -410,8 +411,8 @@ TEST(RoiCascade, FramesWhoseObjectsObjectClassLeavesOutAreNoMistakeUnlessNoneIsE
       EXPECT_EQ(warning, "");
     } else {
       EXPECT_EQ(outputs, 0);
-      EXPECT_NE(warning.find("axinference ran nothing: 4 frames had objects and none carried an "
-                             "input tensor for model '" +
+      EXPECT_NE(warning.find("axinference ran nothing: 4 frames had objects (labels 'person', "
+                             "'face') and none carried an input tensor for model '" +
                              model + "' (is axpreprocess model=" + model +
                              " roi=objects upstream, and does its object-class name"),
                 std::string::npos)
@@ -446,7 +447,8 @@ TEST(RoiCascade, ALiveStreamIsWarnedAboutAfterABoundedNumberOfFramesOnce) {
   }
   const std::string warning = bus.warning();
   EXPECT_NE(warning.find("axinference ran nothing: " + std::to_string(bound) +
-                         " frames had objects and none carried an input tensor for model '" +
+                         " frames had objects (labels 'face') and none carried an input tensor "
+                         "for model '" +
                          model + "'"),
             std::string::npos)
       << warning;
