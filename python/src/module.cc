@@ -371,8 +371,11 @@ std::optional<py::float_> as_float(py::handle object) {
 
 // kwargs -> the runtime's string properties. bool -> "1"/"0" (the doc's tables use 0/1),
 // integers (also numpy integers) and integral floats in decimal, other floats via repr, str
-// as text_from_python gives it.
-rt::Properties properties_from_kwargs(const py::kwargs &kwargs, const std::string &call) {
+// as text_from_python gives it. A value of another type is InvalidArgument; with `type_error`,
+// its message goes there instead and the value becomes text no property takes (configure_device:
+// the runtime reports an unknown key before any value, so it has to see the keys first).
+rt::Properties properties_from_kwargs(const py::kwargs &kwargs, const std::string &call,
+                                      std::optional<std::string> *type_error = nullptr) {
   rt::Properties properties;
   for (const auto &[key_handle, value] : kwargs) {
     std::string key = text_from_python(key_handle);
@@ -391,9 +394,12 @@ rt::Properties properties_from_kwargs(const py::kwargs &kwargs, const std::strin
     } else if (py::isinstance<py::str>(value)) {
       text = text_from_python(value);
     } else {
-      throw axstream::InvalidArgument(call + ": value of '" + key +
-                                      "' must be a bool, int, float or str, got " +
-                                      type_name(value) + " " + std::string(py::repr(value)));
+      std::string message = call + ": value of '" + key +
+                            "' must be a bool, int, float or str, got " + type_name(value) + " " +
+                            std::string(py::repr(value));
+      if (type_error == nullptr) throw axstream::InvalidArgument(message);
+      if (!*type_error) *type_error = message;
+      text = "<" + type_name(value) + ">";
     }
     properties[key] = text;
   }
@@ -828,9 +834,17 @@ void define_context_devices(ContextClass &context) {
           [](rt::Context &self, py::object device, py::kwargs kwargs) {
             ensure_alive(self);
             auto info = device_from_python(self, device, "configure_device");
-            auto settings = properties_from_kwargs(kwargs, "configure_device(" + info.name + ")");
-            ReleasedGil release_gil;
-            return self.configure_device(info, settings);
+            std::optional<std::string> type_error;
+            auto settings =
+                properties_from_kwargs(kwargs, "configure_device(" + info.name + ")", &type_error);
+            try {
+              ReleasedGil release_gil;
+              return self.configure_device(info, settings);
+            } catch (const axstream::InvalidArgument &) {
+              // Every key is known (else InvalidConfiguration): the value's type is the problem.
+              if (type_error) throw axstream::InvalidArgument(*type_error);
+              throw;
+            }
           },
           py::arg("device"),
           "configure_device(self, device, **kwargs)\n--\n\n"

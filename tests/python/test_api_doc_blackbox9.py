@@ -20,6 +20,10 @@ is listed in docs/reliability.md.
   T2 TensorInfo took values no tensor can have: a NaN, infinite, zero or negative scale, a
      zero_point outside its integer dtype, an object or string dtype
      -> test_tensor_info_refuses_values_no_quantised_tensor_has
+  C1 configure_device(device, bogus=None): an unknown property with a value of no kwarg type
+     was InvalidArgument about the value, where every other unknown property is
+     InvalidConfiguration (the runtime reports keys before values)
+     -> test_an_unknown_configure_device_property_is_invalid_configuration_whatever_its_value
   L1 profile() of a released ModelInstance answered, where every other call raises
      -> test_profile_of_a_released_instance_raises_like_every_call
 
@@ -187,3 +191,21 @@ def test_profile_of_a_released_instance_raises_like_every_call(axr, package):
         instance.release()
         with pytest.raises(axr.InvalidArgument, match="was released"):
             instance.profile()
+
+
+@pytest.mark.parametrize("value", [None, [800], {"a": 1}, object()], ids=lambda v: type(v).__name__)
+def test_an_unknown_configure_device_property_is_invalid_configuration_whatever_its_value(
+        axr, value):
+    with axr.Context() as context:
+        device = context.list_devices()[0]
+        with pytest.raises(axr.InvalidConfiguration, match="unknown property 'bogus'"):
+            context.configure_device(device, bogus=value)
+        with pytest.raises(axr.InvalidConfiguration, match="unknown property 'bogus'"):
+            context.configure_device(device, clock_profile=value, bogus=1)
+        # A known property with such a value says what the value should be, and nothing is
+        # applied.
+        with pytest.raises(axr.InvalidArgument) as caught:
+            context.configure_device(device, clock_profile=900, mvm_utilisation_core_0=value)
+        assert "value of 'mvm_utilisation_core_0' must be a bool, int, float or str" in str(
+            caught.value)
+        assert context.read_device_configuration(device)["clock_profile"] == "800"
