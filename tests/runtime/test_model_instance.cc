@@ -121,6 +121,37 @@ TEST_F(RunTest, Batch4OverOneTwoAndFourCoresGivesIdenticalResults) {
   }
 }
 
+// A device reads its inputs before it writes an output: an output in its input's own buffer gets
+// the results of separate buffers, also when the batch's cores run at once (before, a core wrote
+// its outputs over inputs another core had still to read). Two outputs in one memory are refused.
+TEST_F(RunTest, OutputSharingMemoryWithItsInputGetsTheResultsOfSeparateBuffers) {
+  auto model = context->load_model(test::model_path("resnet_tiny_b4"));
+  auto reference = load_reference(model);
+  auto instance =
+      context->device_connect(nullptr, 4)
+          ->load_model_instance(model, {{"num_sub_devices", "4"}, {"host_profiling", "1"}});
+  const auto expected = run_with_pointers(instance, reference.inputs);
+  const size_t output_size = model->outputs()[0].size();
+  for (int trial = 0; trial < 20; ++trial) {
+    std::vector<int8_t> buffer = reference.inputs[0];
+    int8_t *output = buffer.data() + (trial % 2) * (buffer.size() - output_size);
+    instance->run({{buffer.data()}}, {{output}});
+    EXPECT_EQ(std::vector<int8_t>(output, output + output_size), expected[0]) << "trial " << trial;
+    EXPECT_EQ(instance->profile().bytes_copied, buffer.size());
+  }
+}
+
+TEST_F(RunTest, OutputsSharingMemoryAreInvalidArgumentNamingBoth) {
+  auto model = context->load_model(test::model_path("two_outputs"));
+  auto instance = context->device_connect(nullptr, 1)->load_model_instance(model);
+  std::vector<int8_t> input(model->inputs()[0].size());
+  std::vector<int8_t> boxes(model->outputs()[0].size());
+  std::string message = message_of<InvalidArgument>([&] {
+    instance->run({{input.data()}}, {{boxes.data()}, {boxes.data() + 8}});
+  });
+  EXPECT_TRUE(contains_all(message, {"output 1 ('scores')", "shares memory with output 0"}));
+}
+
 TEST_F(RunTest, FourThreadsOnFourInstancesMatchOneRun) {
   auto model = context->load_model(test::model_path("resnet_tiny"));
   auto reference = load_reference(model);
