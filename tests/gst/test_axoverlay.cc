@@ -618,45 +618,56 @@ TEST_P(OverlayPacked422, DrawsAsOnI420ThenRepeatingEachChromaRow) {
   beyond.text = "car 0.50";
   OverlayObject frame_class;  // whole-frame text only
   frame_class.text = "owl 0.75";
-  const std::vector<OverlayObject> objects = {face, beyond, frame_class};
-  OverlayStyle style;
-  style.thickness = 3;
-  style.font_scale = 0.4;
+  OverlayObject lower;  // alone: only the band of rows it reaches is redrawn
+  lower.x = float(c.width) * 0.2f;
+  lower.y = float(c.height) * 0.55f + 1;
+  lower.width = float(c.width) * 0.5f;
+  lower.height = float(c.height) * 0.3f;
+  lower.text = "dog 0.61";
+  lower.keypoints = {{float(c.width) * 0.4f, float(c.height) * 0.7f}};
+  for (const std::vector<OverlayObject> &objects :
+       {std::vector<OverlayObject>{face, beyond, frame_class}, std::vector<OverlayObject>{lower}}) {
+    OverlayStyle style;
+    style.thickness = 3;
+    style.font_scale = 0.4;
 
-  FrameView i420;
-  i420.format = PixelFormat::I420;
-  i420.width = c.width;
-  i420.height = c.height;
-  i420.planes[0] = y_plane.data();
-  i420.planes[1] = u_plane.data();
-  i420.planes[2] = v_plane.data();
-  i420.strides[0] = c.width;
-  i420.strides[1] = i420.strides[2] = chroma_w;
-  draw_objects(i420, objects, style);
-  std::vector<uint8_t> expected(stride * c.height, 0);
-  to_packed(expected);
+    FrameView i420;
+    i420.format = PixelFormat::I420;
+    i420.width = c.width;
+    i420.height = c.height;
+    i420.planes[0] = y_plane.data();
+    i420.planes[1] = u_plane.data();
+    i420.planes[2] = v_plane.data();
+    i420.strides[0] = c.width;
+    i420.strides[1] = i420.strides[2] = chroma_w;
+    draw_objects(i420, objects, style);
+    std::vector<uint8_t> expected(stride * c.height, 0);
+    to_packed(expected);
 
-  FrameView view;
-  view.format = pixel_format_from_name(c.format);
-  view.width = c.width;
-  view.height = c.height;
-  view.planes[0] = packed.data();
-  view.strides[0] = stride;
-  draw_objects(view, objects, style);
-  EXPECT_NE(packed, before) << "nothing drawn";
-  for (int y = 0; y < c.height; ++y)
-    for (int x = 0; x < chroma_w * 4; ++x) {
-      // The odd width's last macropixel's second luma is padding: neither writes it.
-      if (c.width % 2 && x / 4 == chroma_w - 1 && x % 4 == (yuy2 ? 2 : 3)) continue;
-      ASSERT_EQ(int(packed[y * stride + x]), int(expected[y * stride + x]))
-          << c.format << " " << c.width << "x" << c.height << " row " << y << " byte " << x;
-    }
+    FrameView view;
+    view.format = pixel_format_from_name(c.format);
+    view.width = c.width;
+    view.height = c.height;
+    view.planes[0] = packed.data();
+    view.strides[0] = stride;
+    draw_objects(view, objects, style);
+    EXPECT_NE(packed, before) << "nothing drawn";
+    for (int y = 0; y < c.height; ++y)
+      for (int x = 0; x < chroma_w * 4; ++x) {
+        // The odd width's last macropixel's second luma is padding: neither writes it.
+        if (c.width % 2 && x / 4 == chroma_w - 1 && x % 4 == (yuy2 ? 2 : 3)) continue;
+        ASSERT_EQ(int(packed[y * stride + x]), int(expected[y * stride + x]))
+            << c.format << " " << c.width << "x" << c.height << " row " << y << " byte " << x
+            << ", " << objects.size() << " objects";
+      }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(EvenAndOddSizes, OverlayPacked422,
                          ::testing::Values(PackedCase{"YUY2", 64, 48}, PackedCase{"UYVY", 64, 48},
                                            PackedCase{"YUY2", 65, 49}, PackedCase{"UYVY", 65, 49},
                                            PackedCase{"YUY2", 97, 31}, PackedCase{"UYVY", 1, 1},
+                                           PackedCase{"YUY2", 64, 200}, PackedCase{"UYVY", 33, 151},
                                            PackedCase{"YUY2", 3, 2}),
                          [](const ::testing::TestParamInfo<PackedCase> &info) {
                            return std::string(info.param.format) + "_" +
