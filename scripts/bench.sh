@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Builds and runs the benchmarks (issue 9; docs/performance.md). Never part of the tests.
 #
-#   scripts/bench.sh [engine|preprocess|pipelines|ceiling|interval|meta|tail|threads ...]
+#   scripts/bench.sh [engine|preprocess|pipelines|ceiling|interval|meta|overlay|tail|threads ...]
 #                                              (default: the first four; --help this)
 #
 # interval: axpreprocess inference-interval 1, 2, 4 on the face pipeline (Megamind.avi) and the
 # people one (vtest.avi, yolov5s) through benchmarks/bench_interval.py.
 # meta: axstream.meta's cost per frame against the Python routes before it
 # (benchmarks/bench_gst_meta.py).
+# overlay: axoverlay drawing on 1080p YUY2 against GStreamer's converter to I420 and back
+# (benchmarks/bench_overlay.cc).
 # threads: 2 Python threads on one axelera.runtime instance and on two, against 1 thread
 # (benchmarks/bench_python_threads.py).
 # tail: the engine's TopK + GatherND on a YOLOv5-sized detection tail (axrun) against numpy
@@ -105,6 +107,7 @@ for p in "${parts[@]}"; do
       AXSTREAM_BUILD=$build AXSTREAM_CACHE=$data "$here/benchmarks/bench_interval.py" \
         --pipeline yolov5s --rounds 3 --frames 120 ;;
     meta) AXSTREAM_BUILD=$build AXSTREAM_CACHE=$data "$here/benchmarks/bench_gst_meta.py" ;;
+    overlay) "$build/benchmarks/bench_overlay" ;;
     tail) AXSTREAM_BUILD=$build "$here/benchmarks/bench_detection_tail.py" ;;
     threads) AXSTREAM_BUILD=$build AXSTREAM_CACHE=$data "$here/benchmarks/bench_python_threads.py" \
       --rounds 5 --seconds 1 ;;
