@@ -873,7 +873,10 @@ static void gst_ax_decode_class_init(GstAxDecodeClass *klass) {
       gobject_class, PROP_MODEL,
       g_param_spec_string("model", "Model",
                           "Model package whose output tensors to decode, read at start (a "
-                          "missing or corrupt package fails it); unset: every output tensor meta, "
+                          "missing or corrupt package fails it); other packages' outputs are "
+                          "skipped, and when axinference elements upstream run none of it, the "
+                          "first frame says so naming both (an error when their output shapes "
+                          "differ, a warning when they match); unset: every output tensor meta, "
                           "with the model it names (decoder classification skips a model with "
                           "several outputs, e.g. a cascade's detector, with a warning)",
                           DEFAULT_PROP_MODEL, ready_flags));
