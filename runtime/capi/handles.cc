@@ -1,6 +1,9 @@
 #include "handles.h"
 
+#include <pthread.h>
+
 #include <algorithm>
+#include <new>
 #include <sstream>
 
 namespace axr_capi {
@@ -33,11 +36,30 @@ CapiError not_live(const char *what, const void *handle) {
 
 }  // namespace
 
+namespace {
+// Never destroyed: contexts a program did not destroy must not be torn down by static
+// destructors after the runtime's own statics (device registry) are gone.
+Registry *g_registry = nullptr;
+}  // namespace
+
 Registry &Registry::instance() {
-  // Never destroyed: contexts a program did not destroy must not be torn down by static
-  // destructors after the runtime's own statics (device registry) are gone.
-  static Registry *const registry = new Registry();
+  static Registry *const registry = [] {
+    g_registry = new Registry();
+    ::pthread_atfork([] { g_registry->before_fork(); }, [] { g_registry->after_fork(false); },
+                     [] { g_registry->after_fork(true); });
+    return g_registry;
+  }();
   return *registry;
+}
+
+void Registry::before_fork() noexcept {
+  mutex_.lock();
+  for (auto &entry : objects_) entry.second->lock_for_fork();
+}
+
+void Registry::after_fork(bool in_child) noexcept {
+  for (auto &entry : objects_) entry.second->unlock_after_fork(in_child);
+  mutex_.unlock();
 }
 
 axrObject *Registry::add_object(std::unique_ptr<axrObject> object,
@@ -196,10 +218,21 @@ void axrContext::log(axrLogLevel level, const std::string &message) noexcept {
   callback(argument, level, message.c_str());
   t_in_logger = false;
   std::lock_guard lock(mutex);
-  if (--callbacks_running_[generation] == 0) {
-    callbacks_running_.erase(generation);
+  // Absent when this thread forked inside the callback: the child's count started over.
+  auto running = callbacks_running_.find(generation);
+  if (running != callbacks_running_.end() && --running->second == 0) {
+    callbacks_running_.erase(running);
     callback_returned_.notify_all();
   }
+}
+
+void axrContext::unlock_after_fork(bool in_child) noexcept {
+  if (in_child) {
+    callbacks_running_.clear();
+    // Waiters of the parent's threads are not in the child; start the condition over too.
+    new (&callback_returned_) std::condition_variable();
+  }
+  mutex.unlock();
 }
 
 void axrContext::set_logger(axrLogLevel level, axr_logger_fn new_logger, void *arg) noexcept {

@@ -48,6 +48,11 @@ struct axrObject {
   // `owner` is the context object, for reporting a failure to its logger.
   virtual void release_runtime(axrContext *owner) noexcept {}
   virtual std::string describe() const = 0;
+  // fork(): the registry takes every live object's own lock before it (each is a leaf lock, never
+  // held while taking another), and releases it after in the parent; the child, alone, also
+  // forgets whatever the parent's other threads were doing (see axrContext).
+  virtual void lock_for_fork() noexcept {}
+  virtual void unlock_after_fork(bool in_child) noexcept {}
 
   const axr_capi::Kind kind;
   axrContext *context;          // handle of the owning context; its own handle for a context
@@ -69,6 +74,10 @@ struct axrContext final : axrObject {
   // once this returns the old logger is not running and is never called again, so the program
   // may free its `arg`.
   void set_logger(axrLogLevel level, axr_logger_fn logger, void *arg) noexcept;
+  void lock_for_fork() noexcept override { mutex.lock(); }
+  // In the child, no callback runs but the forking thread's own: counts of the parent's other
+  // threads' callbacks would make set_logger wait for good.
+  void unlock_after_fork(bool in_child) noexcept override;
 
   std::shared_ptr<axstream::runtime::Context> runtime;
 
@@ -92,6 +101,8 @@ struct axrProperties final : axrObject {
       : axrObject(axr_capi::Kind::properties, owner),
         runtime(std::make_shared<axr_capi::PropertyStore>()) {}
   std::string describe() const override { return "properties"; }
+  void lock_for_fork() noexcept override { runtime->mutex.lock(); }
+  void unlock_after_fork(bool) noexcept override { runtime->mutex.unlock(); }
   std::shared_ptr<axr_capi::PropertyStore> runtime;
 };
 
@@ -194,6 +205,12 @@ class Registry {
   // Unregisters `object` and its descendants, releases their runtime objects (children first)
   // and deletes them.
   void destroy(const axrObject *object);
+
+  // pthread_atfork handlers: the registry's lock and every live object's are held across fork(),
+  // so the child finds them all unlocked and what they guard whole, whatever the parent's other
+  // threads were doing (they are not in the child to release a lock they held).
+  void before_fork() noexcept;
+  void after_fork(bool in_child) noexcept;
 
  private:
   axrObject *add_object(std::unique_ptr<axrObject> object,
