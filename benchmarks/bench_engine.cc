@@ -2,7 +2,9 @@
 // with the same thread count, and int8 packages through the runtime (ModelInstance::run) on 1, 2
 // and 4 simulated AIPU cores. One line per case: ours, the baseline of the same run, the ratio.
 //
-//   bench_engine [--threads 1,2] [--only NAME[,NAME]]
+//   bench_engine [--threads 1,2] [--only NAME[,NAME]] [--int8-only]
+//
+// --int8-only skips the float cases (scripts/bench.sh ort wants the int8 lines only).
 //
 // Models: $AXSTREAM_BENCH_MODELS (default $AXSTREAM_DATA_DIR/bench) holds float/<name>.onnx and
 // pkg/<name>/ from benchmarks/make_bench_models.py + axcompile (scripts/bench.sh makes them);
@@ -19,13 +21,21 @@
 // times each primitive of that chain on its own (one thread, thread CPU per run), one line per
 // layer named by engine step and node; benchmarks/ceiling_layers.py puts it beside the engine's
 // AXSTREAM_ENGINE_PROFILE=steps profile.
+//
+//   bench_engine --compare-f32 DIR [--only NAME,...]
+//
+// runs each float model once through our f32 engine on DIR/NAME/input_0.f32 and prints the
+// largest difference from DIR/NAME/output_I.f32 (ONNX Runtime's outputs, written by
+// benchmarks/bench_ort.mjs --dump-f32): a check that both ran the same model.
 #include <omp.h>
 #include <pthread.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <condition_variable>
 #include <cstring>
 #include <fstream>
@@ -142,6 +152,72 @@ void bench_float(const FloatCase &c, int threads, double seconds) {
   std::printf("%-10s %-34s ours %s | opencv-dnn %s | ratio %.2fx\n", "engine", label.c_str(),
               fmt(ours).c_str(), fmt(theirs).c_str(), ours.per_second / theirs.per_second);
   std::fflush(stdout);
+}
+
+std::vector<float> read_f32(const std::string &path) {
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
+  if (!f) throw std::runtime_error("cannot open " + path);
+  const std::streamoff bytes = f.tellg();
+  if (bytes < 0 || bytes % std::streamoff(sizeof(float)) != 0)
+    throw std::runtime_error(path + ": size " + std::to_string(bytes) + " is not whole float32s");
+  std::vector<float> values(size_t(bytes) / sizeof(float));
+  f.seekg(0);
+  f.read(reinterpret_cast<char *>(values.data()), bytes);
+  return values;
+}
+
+// Our f32 engine (one thread) on ONNX Runtime's input; the largest |ours - ORT| over all outputs.
+void compare_f32(const FloatCase &c, const std::string &dir) {
+  const std::string label = c.name + " f32 vs onnxruntime";
+  const std::string where = dir + "/" + c.name;
+  if (!exists(where + "/input_0.f32")) return ab::skip("compare", label, where + " has no dump");
+  try {
+    eng::CompileOptions options;
+    options.threads = 1;
+    options.input_shapes = c.input_shapes;
+    auto program = eng::Program::from_file(c.onnx, options);
+    auto exec = program->make_executor();
+    std::vector<std::vector<float>> in_data;
+    std::vector<const void *> ins;
+    for (size_t i = 0; i < program->inputs().size(); ++i) {
+      const auto &d = program->inputs()[i];
+      in_data.push_back(read_f32(where + "/input_" + std::to_string(i) + ".f32"));
+      if (d.dtype != eng::DType::f32 || in_data.back().size() != d.element_count())
+        throw std::runtime_error("input " + d.name + ": expected " +
+                                 std::to_string(d.element_count()) + " float32 values, got " +
+                                 std::to_string(in_data.back().size()));
+      ins.push_back(in_data.back().data());
+    }
+    std::vector<std::vector<float>> out_data;
+    std::vector<void *> outs;
+    for (const auto &d : program->outputs()) {
+      if (d.dtype != eng::DType::f32) throw std::runtime_error("output " + d.name + " is not f32");
+      out_data.emplace_back(d.element_count());
+      outs.push_back(out_data.back().data());
+    }
+    exec->run(ins, outs);
+    double max_diff = 0, max_ref = 0;
+    size_t count = 0;
+    for (size_t i = 0; i < out_data.size(); ++i) {
+      std::vector<float> ref = read_f32(where + "/output_" + std::to_string(i) + ".f32");
+      if (ref.size() != out_data[i].size())
+        throw std::runtime_error("output " + std::to_string(i) + ": ours has " +
+                                 std::to_string(out_data[i].size()) + " values, ORT's " +
+                                 std::to_string(ref.size()));
+      for (size_t k = 0; k < ref.size(); ++k) {
+        max_diff = std::max(max_diff, double(std::fabs(out_data[i][k] - ref[k])));
+        max_ref = std::max(max_ref, double(std::fabs(ref[k])));
+      }
+      count += ref.size();
+    }
+    std::printf(
+        "%-10s %-34s max abs diff %.3g (max |ORT output| %.3g) over %zu values, %zu outputs\n",
+        "compare", label.c_str(), max_diff, max_ref, count, out_data.size());
+    std::fflush(stdout);
+  } catch (const std::exception &e) {
+    std::string w = e.what();
+    ab::skip("compare", label, w.substr(0, w.find('\n')));
+  }
 }
 
 // `cores` threads, each running its own 1-core instance of a 4-core connection (batch-1 packages
@@ -335,11 +411,13 @@ void bench_ceiling_layers(const PackageCase &c, int runs) {
 int main(int argc, char **argv) {
   std::vector<int> threads = {1};
   std::vector<std::string> only, ceiling, ceiling_layers;
+  std::string compare_dir;
+  bool int8_only = false;
   int layer_runs = 300;
   const auto usage = [&](FILE *to) {
     std::fprintf(to,
-                 "usage: %s [--threads 1,2] [--only NAME,...] [--ceiling NAME,...] "
-                 "[--ceiling-layers NAME,... [--runs N]]\n",
+                 "usage: %s [--threads 1,2] [--only NAME,...] [--int8-only] [--ceiling NAME,...] "
+                 "[--ceiling-layers NAME,... [--runs N]] [--compare-f32 DIR]\n",
                  argv[0]);
   };
   for (int i = 1; i < argc; ++i) {
@@ -360,6 +438,10 @@ int main(int argc, char **argv) {
       std::stringstream ss(argv[++i]);
       std::string item;
       while (std::getline(ss, item, ',')) ceiling_layers.push_back(item);
+    } else if (!std::strcmp(argv[i], "--int8-only")) {
+      int8_only = true;
+    } else if (!std::strcmp(argv[i], "--compare-f32") && i + 1 < argc) {
+      compare_dir = argv[++i];
     } else if (!std::strcmp(argv[i], "--runs") && i + 1 < argc) {
       layer_runs = std::atoi(argv[++i]);
       if (layer_runs < 1) {
@@ -406,6 +488,11 @@ int main(int argc, char **argv) {
   for (const char *n : {"blazeface-front", "blazeface-back", "ppocr-det", "ppocr-rec"})
     packages.push_back({n, data + "/models/" + n});
 
+  if (!compare_dir.empty()) {
+    for (const auto &c : floats)
+      if (wanted(c.name)) compare_f32(c, compare_dir);
+    return 0;
+  }
   if (!ceiling_layers.empty()) {
     for (const auto &name : ceiling_layers)
       bench_ceiling_layers({name, bench + "/pkg/" + name}, layer_runs);
@@ -429,7 +516,7 @@ int main(int argc, char **argv) {
   // Each float case in its own process: OpenMP/OpenCV thread pools of earlier cases otherwise
   // slow later ones down (seen as a 5-50x order effect).
   for (const auto &c : floats)
-    if (wanted(c.name))
+    if (wanted(c.name) && !int8_only)
       for (int t : threads) {
         std::fflush(stdout);
         pid_t pid = fork();
