@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
 # Builds and runs the benchmarks (issue 9; docs/performance.md). Never part of the tests.
 #
-#   scripts/bench.sh [engine|preprocess|pipelines|ceiling|interval|meta|overlay|tail|threads ...]
+#   scripts/bench.sh [engine|preprocess|pipelines|ceiling|interval|meta|overlay|tail|threads|ort ...]
 #                                              (default: the first four; --help this)
 #
+# ort: the engine's int8 against ONNX Runtime f32 and ONNX Runtime's own int8 on the same models and
+# threads (design.md's target), through onnxruntime-node from the npm registry (the only ONNX
+# Runtime build the allowed sources give; benchmark only, never in tests or CI). Fetches
+# onnxruntime-node and onnxruntime-common $AXSTREAM_ORT_VERSION (1.20.1) with `npm pack` into
+# $AXSTREAM_DATA_DIR/npm once (no npm install, no install scripts run) and unpacks them by hand
+# into npm/node_modules; writes each package's core graph with uint8 activations
+# (benchmarks/ort_u8_activations.py) to $AXSTREAM_BENCH_MODELS/ort/; then runs
+# benchmarks/bench_ort.mjs, bench_engine's int8 cases for the same models and the ratios, and
+# checks ORT's f32 outputs against our f32 engine's on one input. AXSTREAM_ORT_MODELS picks the
+# models (default: all eight), AXSTREAM_BENCH_THREADS the thread counts (1,2).
 # interval: axpreprocess inference-interval 1, 2, 4 on the face pipeline (Megamind.avi) and the
 # people one (vtest.avi, yolov5s) through benchmarks/bench_interval.py.
 # meta: axstream.meta's cost per frame against the Python routes before it
@@ -45,15 +55,15 @@ parts=("$@")
 for p in "${parts[@]}"; do
   case $p in
     -h|--help) sed -n '2,/^[^#]/{/^#/{s/^# \{0,1\}//;p}}' "$0"; exit 0 ;;
-    engine|preprocess|pipelines|ceiling|interval|meta|tail|threads) ;;
-    *) echo "bench.sh: unknown part '$p' (engine, preprocess, pipelines, ceiling, interval, meta, tail, threads)" >&2
+    engine|preprocess|pipelines|ceiling|interval|meta|overlay|tail|threads|ort) ;;
+    *) echo "bench.sh: unknown part '$p' (engine, preprocess, pipelines, ceiling, interval, meta, overlay, tail, threads, ort)" >&2
        exit 2 ;;
   esac
 done
 
 [[ -d $build ]] || meson setup "$build" "$here" -Dbenchmarks=enabled >/dev/null
 ninja -C "$build" -j "${JOBS:-2}" benchmarks/bench_engine benchmarks/bench_preprocess \
-  benchmarks/bench_pipelines tools/axcompile tools/axrun gst/elements/libgstaxelera.so \
+  benchmarks/bench_pipelines benchmarks/bench_overlay tools/axcompile tools/axrun gst/elements/libgstaxelera.so \
   "python/_axstream_meta$(/usr/bin/python3-config --extension-suffix)" \
   "python/_axelera_runtime$(/usr/bin/python3-config --extension-suffix)" >&2
 
@@ -94,6 +104,39 @@ else
     log "some demo packages failed to compile; their cases will be skipped"
 fi
 
+ort_version=${AXSTREAM_ORT_VERSION:-1.20.1}
+ort_models=${AXSTREAM_ORT_MODELS:-resnet50,mobilenetv2,yolov5s,yolov8n,blazeface-front,blazeface-back,ppocr-det,ppocr-rec}
+# onnxruntime-node and onnxruntime-common unpacked into $data/npm/node_modules (what npm install
+# would lay out, without running onnxruntime-node's postinstall, which fetches CUDA libraries).
+fetch_ort() {
+  local npm=$data/npm modules=$data/npm/node_modules name have tgz arch
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    log "ort: needs node and npm (Debian 12: apt-get install nodejs npm)"
+    return 1
+  fi
+  arch=$(node -p process.arch)
+  mkdir -p "$modules"
+  for name in onnxruntime-common onnxruntime-node; do
+    have=$(node -p "require('$modules/$name/package.json').version" 2>/dev/null || true)
+    [[ $have == "$ort_version" ]] && continue
+    tgz=$npm/$name-$ort_version.tgz
+    if [[ ! -f $tgz ]]; then
+      log "fetching $name@$ort_version from the npm registry (npm pack)"
+      (cd "$npm" && npm pack --silent "$name@$ort_version" >/dev/null)
+    fi
+    log "unpacking $name@$ort_version into $modules"
+    rm -rf "$modules/$name.tmp" && mkdir -p "$modules/$name.tmp"
+    if [[ $name == onnxruntime-node ]]; then
+      # Only this machine's binding: the pack holds every platform's (70 MB).
+      tar xzf "$tgz" -C "$modules/$name.tmp" --strip-components=1 package/package.json \
+        package/dist "package/bin/napi-v3/linux/$arch"
+    else
+      tar xzf "$tgz" -C "$modules/$name.tmp" --strip-components=1
+    fi
+    rm -rf "${modules:?}/$name" && mv "$modules/$name.tmp" "$modules/$name"
+  done
+}
+
 echo "# $(date -u '+%F %T UTC') $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores," \
   "load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for p in "${parts[@]}"; do
@@ -111,6 +154,30 @@ for p in "${parts[@]}"; do
     tail) AXSTREAM_BUILD=$build "$here/benchmarks/bench_detection_tail.py" ;;
     threads) AXSTREAM_BUILD=$build AXSTREAM_CACHE=$data "$here/benchmarks/bench_python_threads.py" \
       --rounds 5 --seconds 1 ;;
+    ort)
+      fetch_ort
+      IFS=, read -r -a wanted <<<"$ort_models"
+      for m in "${wanted[@]}"; do
+        case $m in
+          resnet50|mobilenetv2|yolov5s|yolov8n) core=$models/pkg/$m/core.onnx ;;
+          *) core=$data/models/$m/core.onnx ;;
+        esac
+        u8=$models/ort/$m/core_u8act.onnx
+        if [[ -f $core && ( ! -f $u8 || $core -nt $u8 ) ]]; then
+          log "$m: writing its core graph with uint8 activations ($u8)"
+          mkdir -p "$models/ort/$m"
+          /usr/bin/python3 "$here/benchmarks/ort_u8_activations.py" "$core" "$u8" >&2 ||
+            log "$m: no uint8-activation form; only its int8 graph as written is timed"
+        fi
+      done
+      scratch=$(mktemp -d)
+      node "$here/benchmarks/bench_ort.mjs" --node-modules "$data/npm/node_modules" \
+        --only "$ort_models" --threads "${AXSTREAM_BENCH_THREADS:-1,2}" \
+        --dump-f32 "$scratch/f32" | tee "$scratch/ort.txt"
+      "$build/benchmarks/bench_engine" --int8-only --only "$ort_models" | tee "$scratch/engine.txt"
+      "$build/benchmarks/bench_engine" --compare-f32 "$scratch/f32" --only "$ort_models"
+      node "$here/benchmarks/bench_ort.mjs" --ratios "$scratch/ort.txt" "$scratch/engine.txt"
+      rm -rf "$scratch" ;;
   esac
   echo "# after $p: $(date -u '+%T UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 done
