@@ -212,18 +212,25 @@ async function childMain() {
 }
 
 // The int8 and int8-u8act outputs of the same quantised values: the largest difference in
-// quantisation steps over all outputs (u8 = s8 + 128 when both round alike).
+// quantisation steps over all outputs (u8 = s8 + 128), with ORT's graph optimisation disabled
+// (every node as written: 0 when ort_u8_activations.py changed nothing but the encoding) and
+// as timed ("all": ORT's fused int8 kernels round differently from its float fallbacks).
 function agreementLine(name, outputs) {
-  let most = 0;
-  let count = 0;
-  outputs.int8.forEach((s8, i) => {
-    const u8 = outputs['int8-u8act'][i];
-    if (!u8 || u8.length !== s8.length) throw new Error(`output ${i}: the two int8 forms differ in size`);
-    for (let k = 0; k < s8.length; ++k) most = Math.max(most, Math.abs(u8[k] - 128 - s8[k]));
-    count += s8.length;
-  });
+  const diff = (level) => {
+    let most = 0;
+    let count = 0;
+    outputs.int8[level].forEach((s8, i) => {
+      const u8 = outputs['int8-u8act'][level][i];
+      if (!u8 || u8.length !== s8.length) throw new Error(`output ${i}: the two int8 forms differ in size`);
+      for (let k = 0; k < s8.length; ++k) most = Math.max(most, Math.abs(u8[k] - 128 - s8[k]));
+      count += s8.length;
+    });
+    return [most, count];
+  };
+  const [plain, count] = diff('disabled');
+  const [fused] = diff('all');
   console.log(`${'agree'.padEnd(10)} ${`${name} int8 vs int8-u8act`.padEnd(34)} ORT outputs of the same ` +
-              `quantised input: max diff ${most} steps over ${count} values`);
+              `quantised input, max diff in steps over ${count} values: ${plain} unoptimised, ${fused} as timed`);
 }
 
 function writeF32Dump(dir, name, inputs, outputs, outputNames) {
@@ -272,8 +279,16 @@ async function benchMain(args) {
           const outputs = await probe.run(feedsOf(ort, inputs));
           writeF32Dump(args.dumpF32, name, inputs, outputs, probe.outputNames);
         } else if (dtype !== 'f32') {
+          // Unoptimised (every node as written, no fusion) and as timed.
+          const plain = await ort.InferenceSession.create(
+              modelPath, { ...sessionOptions(1), graphOptimizationLevel: 'disabled' });
+          const unfused = await plain.run(feedsOf(ort, inputs));
+          await plain.release();
           const outputs = await probe.run(feedsOf(ort, inputs));
-          int8Outputs[dtype] = probe.outputNames.map((n) => outputs[n].data);
+          int8Outputs[dtype] = {
+            disabled: probe.outputNames.map((n) => unfused[n].data),
+            all: probe.outputNames.map((n) => outputs[n].data),
+          };
           if (int8Outputs.int8 && int8Outputs['int8-u8act']) agreementLine(name, int8Outputs);
         }
         await probe.release();
