@@ -16,9 +16,11 @@ classifier then runs on each object, axpreprocess roi=objects).
 Prints one line per frame (whole frame) or per object:
     frame 0: class 7 0.4123 (label), class 3 0.1000
     frame 0: roi 0 face 0.93 (198,177 140x140): class 7 0.4123, ...
-Exits 1 with the pipeline's error, or when no frame got a classification (not a classifier
-package), or when the source yields no frame within 20 s (a damaged file); 2 on a bad command
-line; 130 on Ctrl-C (the frames so far are printed, the pipeline is stopped).
+Prints the elements' warnings. Exits 1 with the pipeline's error, or when no frame got a
+classification (not a classifier package), or with --detector when objects were detected and
+none was classified (an --object-class naming none of their labels), or when the source yields
+no frame within 20 s (a damaged file); 2 on a bad command line; 130 on Ctrl-C (the frames so far
+are printed, the pipeline is stopped).
 
 Environment: AXSTREAM_BUILD (default build/), AXSTREAM_DATA_DIR or else AXSTREAM_CACHE (the
 media; default ~/.cache/axstream), AXSTREAM_TEST_MODELS (default $AXSTREAM_BUILD/tests/data/models).
@@ -72,13 +74,19 @@ def format_classes(classes):
 
 
 def wait_for(bus, types, seconds=None):
-    """The first message of `types` within `seconds` (None: no limit), else None. Pops in short
-    steps: one pop blocked in C until the end of the video held Ctrl-C back that long (Python
-    raises KeyboardInterrupt only between bytecodes of the main thread)."""
+    """The first message of `types` within `seconds` (None: no limit), else None, printing the
+    elements' warnings on the way (as gst-launch-1.0 does: axinference's "ran nothing ..." names
+    the labels an --object-class missed). Pops in short steps: one pop blocked in C until the
+    end of the video held Ctrl-C back that long (Python raises KeyboardInterrupt only between
+    bytecodes of the main thread)."""
     deadline = None if seconds is None else time.monotonic() + seconds
     while deadline is None or time.monotonic() < deadline:
-        message = bus.timed_pop_filtered(100 * Gst.MSECOND, types)
-        if message is not None:
+        message = bus.timed_pop_filtered(100 * Gst.MSECOND, types | Gst.MessageType.WARNING)
+        if message is not None and message.type == Gst.MessageType.WARNING:
+            warning, _ = message.parse_warning()
+            print(f"classify.py: warning from {message.src.get_name()}: {warning.message}",
+                  file=sys.stderr)
+        elif message is not None:
             return message
     return None
 
@@ -104,6 +112,8 @@ def main():
         parser.error(f"--frames {args.frames}: expected a frame count in 1..{2**31 - 1}")
     if args.top_k < 1:
         parser.error(f"--top-k {args.top_k}: expected at least 1 class")
+    if args.labels and Path(args.labels).is_dir():
+        sys.exit(f"classify.py: labels file {args.labels} is a directory, not a file")
     if args.labels and not Path(args.labels).is_file():
         sys.exit(f"classify.py: labels file {args.labels} not found")
 
@@ -158,6 +168,7 @@ def classify(args, clip_dir):
         sys.exit(f"classify.py: cannot build the pipeline: {e.message}\n  {launch}")
     frame = [0]
     frames_with_result = [0]
+    detected_labels = set()  # with --detector: the labels of every object seen
 
     def probe(pad, info):
         buffer = info.get_buffer()
@@ -165,9 +176,11 @@ def classify(args, clip_dir):
         frame[0] += 1
         if args.detector:
             for d in meta.detections(buffer):
+                detected_labels.add(d.label)
                 if not d.classes:
                     continue
                 x, y, width, height = d.box
+                frames_with_result[0] += 1
                 print(f"frame {n}: roi {d.roi_id} {d.label} {d.score or 0.0:.2f} "
                       f"({x},{y} {width}x{height}): {format_classes(d.classes)}", flush=True)
         else:
@@ -205,6 +218,15 @@ def classify(args, clip_dir):
     if status == 0 and not args.detector and frame[0] and not frames_with_result[0]:
         print(f"classify.py: no classification result in {frame[0]} frames: is {args.model} a "
               "classifier package (one output of class scores)?", file=sys.stderr)
+        status = 1
+    # Objects came and none was classified: an --object-class naming none of their labels
+    # ('Face' for 'face') printed nothing and exited 0. No object at all is a valid result.
+    if status == 0 and args.detector and detected_labels and not frames_with_result[0]:
+        labels = ", ".join(f"'{label}'" for label in sorted(map(str, detected_labels)))
+        why = (f"--object-class '{args.object_class}' names none of them" if args.object_class
+               else f"is {args.model} a classifier package?")
+        print(f"classify.py: objects were detected (labels {labels}) but none was classified: "
+              f"{why}", file=sys.stderr)
         status = 1
     return status
 

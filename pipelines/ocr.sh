@@ -9,7 +9,7 @@
 #
 # Default images: opencv-doc's examples/text/scenetext0[1-6].jpg. Writes
 # $AXSTREAM_OUT/ocr-<image name>.jsonl (one record per image: text boxes with label "text",
-# keypoints = the 4 corners, text). Prints, per image, one line per box that has text:
+# keypoints = the 4 corners, text; a name met again, as in a/img.jpg b/img.jpg, gets -2, -3, ...). Prints, per image, one line per box that has text:
 # "<image>: <text> (box score 0.93) at x,y wxh", best detection first. --color-format sets the
 # channel order fed to both models (default BGR, as PaddleOCR was trained; the packages say RGB).
 #
@@ -51,17 +51,25 @@ use_plugin
 require_output_dir "$out"
 color_prop=color-format=$color
 
+# Images with the same name from different folders (a/img.jpg b/img.jpg, or img.jpg img.png) get
+# ocr-img.jsonl, ocr-img-2.jsonl, ...: each wrote ocr-img.jsonl over the one before.
+declare -A name_used=()
 for image in "${images[@]}"; do
   name=$(basename "${image%.*}")
+  if [[ -n ${name_used[$name]:-} ]]; then
+    n=2
+    while [[ -n ${name_used[$name-$n]:-} ]]; do n=$((n + 1)); done
+    name=$name-$n
+  fi
+  name_used[$name]=1
   json=$out/ocr-$name.jsonl
-  # shellcheck disable=SC2086
   status=0
   launch -q \
     filesrc location="$image" ! decodebin ! imagefreeze num-buffers=1 ! videoconvert ! \
     video/x-raw,format=RGB ! \
-    axpreprocess model="$det" $color_prop ! axinference model="$det" ! \
+    axpreprocess model="$det" "$color_prop" ! axinference model="$det" ! \
     axdecode decoder=dbnet model="$det" ! \
-    axpreprocess roi=objects object-class=text resize=pad-right model="$rec" $color_prop ! \
+    axpreprocess roi=objects object-class=text resize=pad-right model="$rec" "$color_prop" ! \
     axinference model="$rec" ! axdecode decoder=ctc model="$rec" labels="$dict" ! \
     axmetapublish location="$json" ! fakesink || status=$?
   ((status != 130)) || die 130 "interrupted by Ctrl-C at $image (the images before it are done)"

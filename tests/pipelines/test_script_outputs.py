@@ -1,0 +1,57 @@
+"""What the sample scripts write and report when a user's inputs are ordinary but not the default
+ones (a second audit as a new user): ocr.sh on two images of the same name from different folders
+(one with a space in its path) keeps both results (it wrote ocr-img.jsonl over the first one and
+printed both as there), and classify.py --detector with an --object-class that names none of
+the detector's labels ('Face' for 'face') exits 1 naming the labels seen (it printed nothing and
+exited 0). About 10 s; exits 77 without opencv-doc's media or the demo packages."""
+import shutil
+import tempfile
+from pathlib import Path
+
+import cv2
+
+from pipeline_util import EXAMPLES, SOURCE, check, read_jsonl, require_file, require_package, run
+
+PYTHON = "/usr/bin/python3"
+scenetext = [require_file(EXAMPLES / "text" / f"scenetext0{i}.jpg", "opencv-doc scenetext")
+             for i in (1, 2)]
+megamind = require_file(EXAMPLES / "data" / "Megamind.avi", "opencv-doc Megamind.avi")
+for name in ("ppocr-det", "ppocr-rec"):
+    require_package(name)
+face_package = require_package("blazeface-front")
+
+with tempfile.TemporaryDirectory(prefix="script-outputs-") as tmp:
+    tmp = Path(tmp)
+    first, second = tmp / "first folder" / "img.jpg", tmp / "second" / "img.jpg"
+    for source, copy in zip(scenetext, (first, second)):
+        copy.parent.mkdir()
+        shutil.copy(source, copy)
+    out = tmp / "out"
+    result = run([SOURCE / "pipelines" / "ocr.sh", first, second], timeout=120,
+                 env={"AXSTREAM_OUT": str(out)})
+    written = sorted(p.name for p in out.glob("ocr-*.jsonl"))
+    check(written == ["ocr-img-2.jsonl", "ocr-img.jsonl"],
+          f"ocr.sh on two img.jpg: expected ocr-img.jsonl and ocr-img-2.jsonl, got {written}\n"
+          f"{result.stdout}")
+    for image, json_name in ((first, "ocr-img.jsonl"), (second, "ocr-img-2.jsonl")):
+        height, width = cv2.imread(str(image)).shape[:2]
+        records = read_jsonl(out / json_name)
+        check(len(records) == 1 and (records[0]["width"], records[0]["height"]) == (width, height),
+              f"{json_name}: expected one record of {image} ({width}x{height}), got "
+              f"{[(r['width'], r['height']) for r in records]}")
+        texts = sum(1 for o in records[0]["objects"] if o.get("text"))
+        check(f"{texts} with text -> {out / json_name}" in result.stdout,
+              f"ocr.sh's summary does not name {json_name} with its {texts} texts:\n"
+              f"{result.stdout}")
+
+    classify = [PYTHON, SOURCE / "pipelines" / "classify.py", "--detector", face_package,
+                "--frames", "3", megamind]
+    result = run(classify + ["--object-class", "Face"], timeout=60, check=False)
+    check(result.returncode == 1 and "objects were detected (labels 'face') but none was "
+          "classified: --object-class 'Face' names none of them" in result.stderr,
+          f"classify.py --object-class Face: expected exit 1 naming the label 'face', got exit "
+          f"{result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr[-2000:]}")
+    result = run(classify + ["--object-class", "face"], timeout=60)
+    check(" face " in result.stdout and "class " in result.stdout,
+          f"classify.py --object-class face classified no face:\n{result.stdout}")
+print("PASS")
