@@ -40,6 +40,7 @@
 
 #include "axstream/error.h"
 #include "axstream/runtime/engine.h"
+#include "axstream/runtime/model_package.h"
 #include "axstream/runtime/runtime.h"
 #include "float16.h"  // runtime/engine/, header only
 #include "stop_signals.h"
@@ -181,7 +182,9 @@ struct Result {
   std::vector<std::pair<std::string, double>> core_busy_s;  // per core: label, CPU seconds
 };
 
-void report(int cores, const Result &r) {
+// batch: the package's batch; a run of a batch-N package infers N inputs, so its line also
+// gives inputs/s (the figure to compare with a batch-1 package's inferences/s).
+void report(int cores, const Result &r, int batch = 1) {
   std::vector<double> ms = r.latencies_ms;
   std::sort(ms.begin(), ms.end());
   auto pct = [&](double p) {
@@ -194,6 +197,9 @@ void report(int cores, const Result &r) {
   for (const auto &[label, busy] : r.core_busy_s)
     std::printf(" %s %.0f%%", label.c_str(), 100.0 * busy / r.wall_s);
   std::printf("\n");
+  if (batch > 1)
+    std::printf("  batch %d: %.2f inputs/s\n", batch,
+                static_cast<double>(ms.size()) * batch / r.wall_s);
   std::fflush(stdout);
 }
 
@@ -492,8 +498,13 @@ void run_package(const Options &opts) {
   all.insert(all.end(), outputs.begin(), outputs.end());
   check_buffers_fit(opts.model, all, max_cores);
   auto conn = ctx->device_connect(nullptr, max_cores);
-  std::printf("axrun: package %s on %s, %d warm-up + %d timed runs per core\n", opts.model.c_str(),
-              conn->describe().c_str(), opts.warmup, opts.iterations);
+  const int batch = model->package()->batch;
+  std::printf("axrun: package %s on %s, %d warm-up + %d timed runs per core%s\n",
+              opts.model.c_str(), conn->describe().c_str(), opts.warmup, opts.iterations,
+              batch > 1 ? ("; batch " + std::to_string(batch) + ": each run infers " +
+                           std::to_string(batch) + " inputs (inferences/s counts runs)")
+                              .c_str()
+                        : "");
   for (int cores : opts.cores) {
     stop_if_signalled();
     std::vector<std::shared_ptr<rt::ModelInstance>> instances;
@@ -529,7 +540,7 @@ void run_package(const Options &opts) {
       double busy = entry.second - (it == before.by_tid.end() ? 0.0 : it->second.second);
       r.core_busy_s.push_back({entry.first, busy});
     }
-    report(cores, r);
+    report(cores, r, batch);
     for (auto &i : instances) i->release();
   }
   conn->release();

@@ -86,6 +86,17 @@ with tempfile.TemporaryDirectory() as scratch:
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid('', 15)]), half_model)
     print(check(half_model, [1], 'core'))
 
+# A batch-4 package: a run infers 4 inputs, and inferences/s counted runs only (blazeface-front-b4
+# showed half blazeface-front's rate while inferring twice its frames per second); the header
+# says so and a line under each round gives inputs/s, 4 x the runs' rate.
+batched = os.path.join(os.path.dirname(package), 'resnet_tiny_b4')
+text = check(batched, [1], 'axcore')
+assert 'batch 4: each run infers 4 inputs (inferences/s counts runs)' in text, text
+runs_rate = float(re.search(r'^cores=1: ([0-9.]+) inferences/s', text, re.M).group(1))
+inputs_line = re.search(r'^  batch 4: ([0-9.]+) inputs/s$', text, re.M)
+assert inputs_line and abs(float(inputs_line.group(1)) - 4 * runs_rate) <= 0.05, text
+assert 'inputs/s' not in check(package, [1], 'axcore'), 'a batch-1 package has no batch line'
+
 missing = subprocess.run([axrun, package + '/nope'], capture_output=True, text=True)
 assert missing.returncode == 1 and 'no such file' in missing.stderr, missing
 # --help is asked for, not a mistake: the usage on stdout, exit 0.
