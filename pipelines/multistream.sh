@@ -17,6 +17,8 @@
 #
 # Environment: AXSTREAM_BUILD (default build/), AXSTREAM_CACHE (default ~/.cache/axstream),
 # AXSTREAM_OUT (default out/), AXSTREAM_FACE_MODEL (default the compiled blazeface-front package).
+# GStreamer's debug log (GST_DEBUG) goes to GST_DEBUG_FILE, or else to
+# $AXSTREAM_OUT/multistream-axinference.log (the script reads the batch statistics there).
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -76,13 +78,16 @@ for ((i = 0; i < streams; i++)); do
     axmetapublish stream-id="$i" location="$out/stream-$i.jsonl" ! fakesink sync=false)
 done
 
-# axinference logs its instance's batch statistics at INFO when it stops.
-stats=$out/multistream-axinference.log
-rm -f "$stats"
+# axinference logs its instance's batch statistics at INFO when it stops, into the debug log:
+# the user's GST_DEBUG_FILE, else out/multistream-axinference.log. A GST_DEBUG log the user asked
+# for goes there too (it went into that file without a word, and GST_DEBUG_FILE was overridden).
+stats=${GST_DEBUG_FILE:-$out/multistream-axinference.log}
+[[ -n ${GST_DEBUG_FILE:-} ]] || rm -f "$stats"
 start=$(date +%s.%N)
 status=0
 GST_DEBUG="${GST_DEBUG:+$GST_DEBUG,}axinference:4" GST_DEBUG_FILE="$stats" GST_DEBUG_NO_COLOR=1 \
   launch -q -e "${branches[@]}" || status=$?
+[[ -z ${GST_DEBUG:-} ]] || echo "multistream: GStreamer's debug log (GST_DEBUG=$GST_DEBUG) -> $stats" >&2
 ((status == 0 || status == 130)) ||
   die 1 "the pipeline failed with $model (the GStreamer error above)"
 end=$(date +%s.%N)

@@ -3,14 +3,16 @@ ones (a second audit as a new user): ocr.sh on two images of the same name from 
 (one with a space in its path) keeps both results (it wrote ocr-img.jsonl over the first one and
 printed both as there), and classify.py --detector with an --object-class that names none of
 the detector's labels ('Face' for 'face') exits 1 naming the labels seen (it printed nothing and
-exited 0). About 10 s; exits 77 without opencv-doc's media or the demo packages."""
+exited 0), and multistream.sh says where a GST_DEBUG log went and honours GST_DEBUG_FILE. About
+15 s; exits 77 without opencv-doc's media or the demo packages."""
 import shutil
 import tempfile
 from pathlib import Path
 
 import cv2
 
-from pipeline_util import EXAMPLES, SOURCE, check, read_jsonl, require_file, require_package, run
+from pipeline_util import (EXAMPLES, SOURCE, check, cut_clip, read_jsonl, require_file,
+                           require_package, run)
 
 PYTHON = "/usr/bin/python3"
 scenetext = [require_file(EXAMPLES / "text" / f"scenetext0{i}.jpg", "opencv-doc scenetext")
@@ -54,4 +56,25 @@ with tempfile.TemporaryDirectory(prefix="script-outputs-") as tmp:
     result = run(classify + ["--object-class", "face"], timeout=60)
     check(" face " in result.stdout and "class " in result.stdout,
           f"classify.py --object-class face classified no face:\n{result.stdout}")
+    # multistream.sh sends GStreamer's debug log into a file to read axinference's batch
+    # statistics: a GST_DEBUG log the user asked for went there without a word, and the user's
+    # GST_DEBUG_FILE was overridden.
+    clip = tmp / "megamind-6.avi"
+    cut_clip(megamind, clip, 6)
+    multistream = [SOURCE / "pipelines" / "multistream.sh", "2", "--video", clip, "--quiet"]
+    result = run(multistream, timeout=60,
+                 env={"AXSTREAM_OUT": str(out), "GST_DEBUG": "axdecode:4"})
+    default_log = out / "multistream-axinference.log"
+    check(f"multistream: GStreamer's debug log (GST_DEBUG=axdecode:4) -> {default_log}"
+          in result.stderr and "axdecode" in default_log.read_text(),
+          f"multistream.sh with GST_DEBUG does not say where its log went:\n{result.stderr}")
+    batched = require_package("blazeface-front-b4")
+    own_log = tmp / "my debug.log"
+    result = run(multistream, timeout=60,
+                 env={"AXSTREAM_OUT": str(out), "GST_DEBUG_FILE": str(own_log),
+                      "AXSTREAM_FACE_MODEL": str(batched)})
+    check(own_log.is_file() and "batch statistics" in own_log.read_text()
+          and "multistream: batching: " in result.stdout,
+          f"multistream.sh with GST_DEBUG_FILE={own_log}: no log there or no batching line:\n"
+          f"{result.stdout}")
 print("PASS")
