@@ -5,7 +5,8 @@ pipeline built with python3-gi, and a pad probe after axdecode reads the results
     pipelines/classify.py [--model PKG] [--labels FILE] [--top-k K] [--frames N]
                           [--detector PKG [--object-class LABEL]] [SOURCE]
 
-SOURCE is an image (frozen into --frames frames, default 1) or a video (its first --frames
+SOURCE is an image (by GStreamer's typefind; frozen into --frames frames, default 1; one that
+GStreamer does not decode, such as TIFF or WebP, read by OpenCV) or a video (its first --frames
 frames, cut into an MJPEG clip by cut_clip.py so the count is exact, default all); default
 opencv-doc's messi5.jpg. --model is any classifier package
 (default: the seeded resnet_tiny test package in $AXSTREAM_TEST_MODELS or
@@ -39,7 +40,8 @@ except ImportError as e:
              "has python3-gi (or as pipelines/classify.py)")
 
 gi.require_version("Gst", "1.0")
-from gi.repository import GLib, Gst  # noqa: E402
+gi.require_version("GstBase", "1.0")
+from gi.repository import GLib, Gst, GstBase  # noqa: E402
 
 from cut_clip import cut_clip  # noqa: E402  (pipelines/, this script's folder)
 
@@ -51,6 +53,18 @@ DATA = Path(os.environ.get("AXSTREAM_DATA_DIR") or os.environ.get("AXSTREAM_CACH
 # sometimes dropped), so the first frame must arrive within this time.
 PREROLL_TIMEOUT_S = 20
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+
+
+def is_image(path):
+    """Whether GStreamer's typefind takes the file for an image (image/*), as the shell demos
+    check it; by its suffix when typefind cannot tell. By suffix alone a .tif, .webp or .gif went
+    the video way (an OpenCV-cut one-frame clip) and --frames 3 classified one frame."""
+    with open(path, "rb") as f:
+        head = f.read(64 * 1024)
+    caps, _ = GstBase.type_find_helper_for_data(None, head)
+    if caps is not None and caps.get_size() > 0:
+        return caps.get_structure(0).get_name().startswith("image/")
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
 def load_meta():
@@ -139,8 +153,18 @@ def main():
 def classify(args, clip_dir):
     meta = load_meta()
     source_file = Path(args.source)
-    is_image = source_file.suffix.lower() in IMAGE_SUFFIXES
-    if args.frames and not is_image:
+    image = is_image(source_file)
+    if image and source_file.suffix.lower() not in IMAGE_SUFFIXES:
+        # Debian 12's GStreamer reads JPEG, PNG and BMP from a file; a TIFF, WebP or PNM image
+        # fails in its decoder ("No valid frames decoded"): OpenCV reads it into a PNG first.
+        import cv2
+        pixels = cv2.imread(str(source_file))
+        if pixels is None:
+            sys.exit(f"classify.py: cannot decode the image {args.source} (GStreamer's typefind "
+                     "calls it an image; neither OpenCV nor GStreamer decodes it)")
+        source_file = Path(clip_dir) / "image.png"
+        cv2.imwrite(str(source_file), pixels)
+    if args.frames and not image:
         # Exactly the first N frames: identity eos-after passes N-1, N or sometimes all of them.
         source_file = Path(clip_dir) / "clip.avi"
         try:
@@ -148,7 +172,7 @@ def classify(args, clip_dir):
         except ValueError as e:
             sys.exit(f"classify.py: {e}")
     source = f'filesrc location="{source_file}" ! decodebin ! '
-    if is_image:
+    if image:
         source += f"imagefreeze num-buffers={args.frames or 1} ! "
     source += "videoconvert ! video/x-raw,format=RGB ! "
     labels = f' labels="{args.labels}"' if args.labels else ""

@@ -3,8 +3,8 @@ ones (a second audit as a new user): ocr.sh on two images of the same name from 
 (one with a space in its path) keeps both results (it wrote ocr-img.jsonl over the first one and
 printed both as there), and classify.py --detector with an --object-class that names none of
 the detector's labels ('Face' for 'face') exits 1 naming the labels seen (it printed nothing and
-exited 0), and multistream.sh says where a GST_DEBUG log went and honours GST_DEBUG_FILE. About
-15 s; exits 77 without opencv-doc's media or the demo packages."""
+exited 0), classify.py --frames 3 on a TIFF classifies 3 frames (1 before), and multistream.sh
+says where a GST_DEBUG log went and honours GST_DEBUG_FILE. About 15 s; exits 77 without opencv-doc's media or the demo packages."""
 import shutil
 import tempfile
 from pathlib import Path
@@ -56,6 +56,15 @@ with tempfile.TemporaryDirectory(prefix="script-outputs-") as tmp:
     result = run(classify + ["--object-class", "face"], timeout=60)
     check(" face " in result.stdout and "class " in result.stdout,
           f"classify.py --object-class face classified no face:\n{result.stdout}")
+    # An image GStreamer's decoders do not read from a file (TIFF): classify.py took it for a
+    # video by its suffix, and --frames 3 classified the one frame OpenCV cut from it.
+    tiff = tmp / "messi.tiff"
+    cv2.imwrite(str(tiff), cv2.imread(str(EXAMPLES / "data" / "messi5.jpg")))
+    result = run([PYTHON, SOURCE / "pipelines" / "classify.py", "--frames", "3", tiff], timeout=60)
+    frames = [line for line in result.stdout.splitlines() if line.startswith("frame ")]
+    check(len(frames) == 3 and all("class " in line for line in frames),
+          f"classify.py --frames 3 on a TIFF: expected 3 classified frames, got\n{result.stdout}")
+
     # multistream.sh sends GStreamer's debug log into a file to read axinference's batch
     # statistics: a GST_DEBUG log the user asked for went there without a word, and the user's
     # GST_DEBUG_FILE was overridden.
