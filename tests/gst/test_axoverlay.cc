@@ -7,6 +7,7 @@
 #include <gst/video/video.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <limits>
@@ -706,4 +707,40 @@ TEST(OverlayPacked422Rows, KeepsEachRowsChromaWhereNothingIsDrawn) {
   EXPECT_EQ(packed[5 * kStride + u], 54) << "the row pair shares the drawn chroma";
   EXPECT_EQ(packed[4 * kStride + u + 2], 34) << "green's V";
   EXPECT_EQ(packed[5 * kStride + u + 2], 34);
+}
+
+// The same on an odd width, YUY2 and UYVY: the last macropixel (one pixel and a padding byte) is
+// joined apart from the rest of the row; where nothing is drawn it keeps every byte of every row.
+TEST(OverlayPacked422Rows, OddWidthKeepsTheLastPairsBytesWhereNothingIsDrawn) {
+  using namespace axstream::overlay;
+  constexpr int kW = 33, kH = 16, kStride = (kW + 1) / 2 * 4;
+  for (PixelFormat format : {PixelFormat::YUY2, PixelFormat::UYVY}) {
+    std::vector<uint8_t> packed(kStride * kH);
+    std::mt19937 rng(11);
+    for (auto &b : packed) b = uint8_t(rng());
+    const std::vector<uint8_t> before = packed;
+    OverlayObject box;
+    box.x = 8;
+    box.y = 4;
+    box.width = 10;
+    box.height = 6;
+    OverlayStyle style;
+    style.thickness = 1;
+    FrameView view;
+    view.format = format;
+    view.width = kW;
+    view.height = kH;
+    view.planes[0] = packed.data();
+    view.strides[0] = kStride;
+    draw_objects(view, {box}, style);
+    bool drew = false;
+    for (int y = 0; y < kH; ++y) {
+      for (int x = kStride - 4; x < kStride; ++x)
+        EXPECT_EQ(packed[y * kStride + x], before[y * kStride + x])
+            << (format == PixelFormat::YUY2 ? "YUY2" : "UYVY") << " row " << y << " byte " << x;
+      drew = drew || !std::equal(packed.begin() + y * kStride, packed.begin() + (y + 1) * kStride,
+                                 before.begin() + y * kStride);
+    }
+    EXPECT_TRUE(drew) << "the box was drawn";
+  }
 }
