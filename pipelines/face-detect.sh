@@ -28,6 +28,24 @@ if ((display)) && [[ -z ${DISPLAY:-} && -z ${WAYLAND_DISPLAY:-} ]]; then
   die 1 "--display: no display to show the video on (DISPLAY and WAYLAND_DISPLAY are unset);" \
     "without --display the annotated video is written to $out"
 fi
+# A display that cannot be reached (a stale DISPLAY) or no video sink for it: autovideosink then
+# picks its fake sink (with gst-launch-1.0 -q not even a warning), and the run reported the
+# video shown in a window. autovideosink chooses its sink on the way to READY.
+if ((display)) && ! env -u GST_DEBUG -u GST_DEBUG_FILE -u GST_TRACERS /usr/bin/python3 -c '
+import gi, sys
+gi.require_version("Gst", "1.0")
+from gi.repository import Gst
+Gst.init(None)
+sink = Gst.ElementFactory.make("autovideosink")
+usable = sink is not None and sink.set_state(Gst.State.READY) == Gst.StateChangeReturn.SUCCESS \
+    and all(kid.get_factory().get_name() != "fakesink" for kid in sink.iterate_elements())
+if sink is not None:
+    sink.set_state(Gst.State.NULL)
+sys.exit(0 if usable else 1)' 2>/dev/null; then
+  die 1 "--display: GStreamer finds no usable video sink for DISPLAY='${DISPLAY:-}'" \
+    "WAYLAND_DISPLAY='${WAYLAND_DISPLAY:-}' (autovideosink would show nothing);" \
+    "without --display the annotated video is written to $out"
+fi
 require_media "$video" video "$( ((video_given)) || echo "run scripts/setup.sh")"
 require_package "$model" "run scripts/build-demo-models.sh blazeface-front, or set AXSTREAM_FACE_MODEL"
 use_plugin

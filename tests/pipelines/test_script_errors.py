@@ -56,6 +56,20 @@ with tempfile.TemporaryDirectory(prefix="script-errors-") as tmp:
     face = PIPELINES / "face-detect.sh"
     expect([face, "--display"], 1, "--display: no display to show the video on",
            dict(env, DISPLAY="", WAYLAND_DISPLAY=""))
+    # A DISPLAY with no X server behind it: autovideosink picks its fake sink and the run said
+    # "video -> (window)" with nothing shown (gst-launch-1.0 -q hid even the warning). Left out
+    # where autovideosink finds a sink that needs no display (kmssink on a console, say).
+    no_x = dict(env, DISPLAY=":77", WAYLAND_DISPLAY="")
+    probe = run([PYTHON, "-c", "import gi; gi.require_version('Gst', '1.0'); "
+                 "from gi.repository import Gst; Gst.init(None); "
+                 "s = Gst.ElementFactory.make('autovideosink'); s.set_state(Gst.State.READY); "
+                 "print(*[k.get_factory().get_name() for k in s.iterate_elements()]); "
+                 "s.set_state(Gst.State.NULL)"], timeout=30, env=no_x)
+    if probe.stdout.split() == ["fakesink"]:
+        expect([face, "--display"], 1, "--display: GStreamer finds no usable video sink for "
+               "DISPLAY=':77'", no_x)
+    else:
+        print(f"autovideosink uses {probe.stdout.strip()!r} without a display: case left out")
 
     detect = PIPELINES / "detect.sh"
     expect([detect, "--frames"], 2, "--frames needs a value", env)
