@@ -5,15 +5,16 @@
 #
 #   pipelines/multistream.sh [N] [--video FILE] [--quiet] [--batch-timeout US] [--interval K]
 #
-# N (default 4, at most 64) streams; by default alternating vtest.avi and Megamind.avi (opencv-doc), or FILE
-# for every stream; --quiet prints only the summary. Writes $AXSTREAM_OUT/stream-I.jsonl
-# (I = 0..N-1) and prints each stream's FPS (periodically and at the end). With a package of
-# batch > 1 (axcompile --batch; e.g. AXSTREAM_FACE_MODEL=$AXSTREAM_CACHE/models/blazeface-front-b4)
-# frames of all streams are gathered into batches (a partial batch runs after --batch-timeout
-# microseconds, default 5000) and the average batch fill is printed. --interval K (default 1)
-# detects faces on every Kth frame of each stream only (axpreprocess inference-interval, counted
-# per stream) and adds an axtracker per stream, which carries the faces across the frames
-# between (predicted objects in the JSON Lines).
+# N (default 4, at most 64) streams; by default alternating vtest.avi and Megamind.avi
+# (opencv-doc), or FILE for every stream; --quiet prints only the summary. Writes
+# $AXSTREAM_OUT/stream-I.jsonl (I = 0..N-1; an earlier run's stream files are removed) and prints
+# each stream's FPS (periodically and at the end). With a package of batch > 1 (axcompile --batch;
+# e.g. AXSTREAM_FACE_MODEL=$AXSTREAM_CACHE/models/blazeface-front-b4) frames of all streams are
+# gathered into batches (a partial batch runs after --batch-timeout microseconds, default 5000)
+# and the average batch fill is printed. --interval K (default 1) detects faces on every Kth frame
+# of each stream only (axpreprocess inference-interval, counted per stream) and adds an axtracker
+# per stream, which carries the faces across the frames between (predicted objects in the JSON
+# Lines).
 #
 # Environment: AXSTREAM_BUILD (default build/), AXSTREAM_CACHE (default ~/.cache/axstream),
 # AXSTREAM_OUT (default out/), AXSTREAM_FACE_MODEL (default the compiled blazeface-front package).
@@ -69,8 +70,10 @@ require_output_dir "$out"
 branches=()
 tracker=()
 ((interval == 1)) || tracker=(axtracker !)
+# Every stream file this script may have written (at most 64 streams), not only this run's: after
+# 'multistream.sh 4', 'multistream.sh 2' left stream-2/3.jsonl of the first run beside its own.
+for ((i = 0; i < 64; i++)); do rm -f "$out/stream-$i.jsonl"; done
 for ((i = 0; i < streams; i++)); do
-  rm -f "$out/stream-$i.jsonl"
   branches+=(filesrc location="${videos[i]}" ! decodebin ! videoconvert !
     video/x-raw,format=I420 ! axpreprocess model="$model" inference-interval="$interval" !
     axinference model="$model" shared=true batch-timeout="$batch_timeout" !

@@ -4,7 +4,8 @@ ones (a second audit as a new user): ocr.sh on two images of the same name from 
 printed both as there), and classify.py --detector with an --object-class that names none of
 the detector's labels ('Face' for 'face') exits 1 naming the labels seen (it printed nothing and
 exited 0), classify.py --frames 3 on a TIFF classifies 3 frames (1 before), and multistream.sh
-says where a GST_DEBUG log went and honours GST_DEBUG_FILE. About 15 s; exits 77 without opencv-doc's media or the demo packages."""
+says where a GST_DEBUG log went, honours GST_DEBUG_FILE and leaves no stream file of an earlier
+run. About 20 s; exits 77 without opencv-doc's media or the demo packages."""
 import shutil
 import tempfile
 from pathlib import Path
@@ -77,6 +78,14 @@ with tempfile.TemporaryDirectory(prefix="script-outputs-") as tmp:
     check(f"multistream: GStreamer's debug log (GST_DEBUG=axdecode:4) -> {default_log}"
           in result.stderr and "axdecode" in default_log.read_text(),
           f"multistream.sh with GST_DEBUG does not say where its log went:\n{result.stderr}")
+    # A run of fewer streams than the one before: the earlier run's stream-2.jsonl stayed beside
+    # this run's files (4 streams, then 2).
+    run([SOURCE / "pipelines" / "multistream.sh", "3", "--video", clip, "--quiet"], timeout=60,
+        env={"AXSTREAM_OUT": str(out)})
+    run(multistream, timeout=60, env={"AXSTREAM_OUT": str(out)})
+    streams = sorted(p.name for p in out.glob("stream-*.jsonl"))
+    check(streams == ["stream-0.jsonl", "stream-1.jsonl"],
+          f"multistream.sh 2 after multistream.sh 3: expected stream-0/1.jsonl only, got {streams}")
     batched = require_package("blazeface-front-b4")
     own_log = tmp / "my debug.log"
     result = run(multistream, timeout=60,
