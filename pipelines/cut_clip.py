@@ -6,7 +6,8 @@ N-1, N or, with avdec, sometimes every frame).
     pipelines/cut_clip.py VIDEO CLIP N
 
 As a module: cut_clip(video, clip, frames) -> frames written (fewer if the video is shorter).
-Exit status: 0 written, 1 no frame read or CLIP not writable, 2 bad command line.
+Exit status: 0 written (a video shorter than N: all its frames, and a line on stderr saying so),
+1 no frame read or CLIP not writable, 2 bad command line.
 """
 import os
 import sys
@@ -62,9 +63,14 @@ def main(argv):
               file=sys.stderr)
         sys.exit(2)
     try:
-        cut_clip(argv[1], argv[2], int(argv[3]))
+        written = cut_clip(argv[1], argv[2], int(argv[3]))
     except ValueError as e:
         sys.exit(f"cut_clip.py: {e}")
+    # A shorter video is no error, but the clip is not the N frames asked for: say so (it said
+    # nothing, and a test or demo took the clip for N frames).
+    if written < int(argv[3]):
+        print(f"cut_clip.py: {argv[1]} has only {written} frames: {argv[2]} holds all "
+              f"{written}, not {int(argv[3])}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -245,6 +245,10 @@ with tempfile.TemporaryDirectory(prefix="script-errors-") as tmp:
            f"cut_clip.py: cannot write the clip {tmp}: it is a directory")
     expect([PYTHON, cut_clip, video, tmp / "clip.avi", "2"], 0, "")
     check((tmp / "clip.avi").stat().st_size > 0, "cut_clip.py wrote an empty clip")
+    # More frames than the video has: all of them, and it says so (it said nothing).
+    result = expect([PYTHON, cut_clip, video, tmp / "clip5.avi", "5"], 0, "")
+    check(f"{video} has only 3 frames: {tmp / 'clip5.avi'} holds all 3, not 5" in result.stderr,
+          f"cut_clip.py 5 frames of a 3-frame video: no word of it on stderr:\n{result.stderr}")
 
     megamind = EXAMPLES / "data" / "Megamind.avi"
     face_package = CACHE / "models" / "blazeface-front"
