@@ -81,6 +81,10 @@ with tempfile.TemporaryDirectory(prefix='axcompile-cli-') as scratch:
     quiet = run(*small, '-q')
     assert quiet.returncode == 0 and quiet.stderr == '', quiet
     assert quiet.stdout.startswith('package   '), quiet.stdout
+    # --no-check says that it skipped the check: it blamed a lack of held-out images.
+    unchecked = run(*small, '-q', '--no-check')
+    assert unchecked.returncode == 0, unchecked
+    assert 'accuracy vs float model: not checked (--no-check)\n' in unchecked.stdout, unchecked
     # --quiet on a terminal too (run to its end: the signal goes to an exited process).
     status, terminal, _, _ = run_on_terminal_then_signal([axcompile, *small, '--quiet'], 0)
     assert status == 0 and terminal == '', (status, terminal)

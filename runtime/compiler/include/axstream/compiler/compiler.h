@@ -114,6 +114,7 @@ struct CompileReport {
   int calibration_images = 0;
   std::string calibration_resize;                // "stretch" or "pad-right"
   int reference_images = 0;                      // held-out images compared (0: no check)
+  bool reference_check_skipped = false;          // --no-check (reference_check false)
   bool reference_on_calibration_images = false;  // too few images to hold any out
   int core_nodes = 0, core_int8_nodes = 0, host_nodes = 0;
   std::map<std::string, int> core_ops, host_ops;  // op type -> count
