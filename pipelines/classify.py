@@ -126,6 +126,11 @@ def main():
         parser.error(f"--frames {args.frames}: expected a frame count in 1..{2**31 - 1}")
     if args.top_k < 1:
         parser.error(f"--top-k {args.top_k}: expected at least 1 class")
+    # Without a detector there are no objects to pick from: it was ignored, the whole frame
+    # classified as if the user had not asked for faces only.
+    if args.object_class and not args.detector:
+        parser.error(f"--object-class {args.object_class}: only with --detector (the objects "
+                     "to classify come from it)")
     if args.labels and Path(args.labels).is_dir():
         sys.exit(f"classify.py: labels file {args.labels} is a directory, not a file")
     if args.labels and not Path(args.labels).is_file():

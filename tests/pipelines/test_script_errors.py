@@ -224,6 +224,8 @@ with tempfile.TemporaryDirectory(prefix="script-errors-") as tmp:
     expect([PYTHON, "-S", cut_clip, text_file, tmp / "clip.avi", "3"], 1,
            "run with Debian's /usr/bin/python3")
     expect([PYTHON, classify, "--top-k", "0"], 2, "--top-k 0: expected at least 1 class")
+    expect([PYTHON, classify, "--object-class", "face"], 2,
+           "--object-class face: only with --detector")
     expect([PYTHON, classify, "--frames", "0"], 2, "--frames 0: expected a frame count in 1..")
     expect([PYTHON, classify, "--frames", "99999999999"], 2,
            "--frames 99999999999: expected a frame count in 1..2147483647")
