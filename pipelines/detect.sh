@@ -71,7 +71,14 @@ if [[ -z $package ]]; then
     compile=("$build/tools/axcompile" "$models/float/$name.onnx" --calib "$data/*.jpg"
       --num-calib 8 --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 --name "$name"
       --output-dir "$package")
-    if [[ -t 2 ]]; then "${compile[@]}" >"$log"; else "${compile[@]}" >"$log" 2>&1; fi ||
+    status=0
+    if [[ -t 2 ]]; then "${compile[@]}" >"$log" || status=$?
+    else "${compile[@]}" >"$log" 2>&1 || status=$?; fi
+    # Ctrl-C (or SIGTERM) reached axcompile too, which stops cleanly and exits 130 (143): that
+    # was reported as "axcompile failed" and exit 1.
+    ((status != 130 && status != 143)) ||
+      die 130 "interrupted while compiling $name: no package written (the next run compiles it)"
+    ((status == 0)) ||
       die 1 "axcompile failed on $models/float/$name.onnx (its error above, or in $log)"
   fi
 fi

@@ -5,7 +5,8 @@ ends the stream and exits 0) reported the cut run as a finished one with exit 0,
 classify.py went on to the end of its frames (its bus wait blocked in C, where Python cannot
 raise KeyboardInterrupt). After each, the device's core locks are free and name no holder.
 Each case signals once the first frames are out, so none takes more
-than a second or two. face-detect.sh needs opencv-doc's Megamind.avi and the blazeface-front
+than a second or two; detect.sh is interrupted while it compiles its model on first use (it
+said "axcompile failed", exit 1). face-detect.sh needs opencv-doc's Megamind.avi and the blazeface-front
 package (left out, and said so, when absent)."""
 import fcntl
 import os
@@ -114,4 +115,29 @@ with tempfile.TemporaryDirectory(prefix="interrupt-") as tmp:
         print(f"face-detect.sh: exit 130 {took:.2f} s after SIGINT, {lines} frames written")
     else:
         print(f"media or package absent ({megamind}, {face_package}): face-detect.sh left out")
+
+    # Ctrl-C while detect.sh compiles its model on first use: axcompile stops cleanly with 130,
+    # which the script reported as "axcompile failed" and exit 1.
+    if megamind.is_file():
+        bench = tmp / "bench"
+        subprocess.run([PYTHON, SOURCE / "benchmarks" / "make_bench_models.py", bench / "float",
+                        "ssd_mobilenet"], check=True, capture_output=True, timeout=60)
+        compile_log = bench / "pkg" / "ssd_mobilenet.log"
+        seen = []
+
+        def compiling(_):
+            # Half a second after axcompile's log appears: its signal handlers are set by then.
+            if compile_log.exists() and not seen:
+                seen.append(time.monotonic())
+            return bool(seen) and time.monotonic() - seen[0] > 0.5
+
+        status, stdout, stderr, took = interrupt_when(
+            [SOURCE / "pipelines" / "detect.sh", "--model", "ssd_mobilenet", "--frames", "2",
+             megamind], compiling,
+            env={"AXSTREAM_OUT": str(tmp / "out"), "AXSTREAM_BENCH_MODELS": str(bench)})
+        check(status == 130 and "detect: interrupted while compiling ssd_mobilenet: no package "
+              "written" in stderr, f"detect.sh: exit {status} after SIGINT\n{stdout}\n{stderr}")
+        check(not (bench / "pkg" / "ssd_mobilenet").exists(),
+              "detect.sh: a package left after Ctrl-C")
+        print(f"detect.sh: exit 130 {took:.2f} s after SIGINT while compiling")
 print("PASS")
