@@ -624,72 +624,76 @@ TEST_F(CapiTest, ConfigureDeviceMapsUnknownKeysBadValuesAndPending) {
   EXPECT_EQ(result, AXR_SUCCESS);
 }
 
-// With a configuration delay the PENDING results carry messages that name the function and the
-// device, as every other error does.
-TEST(CapiPending, PendingMessagesNameTheFunctionAndTheDevice) {
-  ::setenv("AXSTREAM_SIM_CONFIG_DELAY_MS", "300", 1);
-  axstream::hal::reset_devices_for_testing();
-  {
-    auto context = axr::to_ptr(axr_create_context());
+// A device that takes a while to apply a configuration (AXSTREAM_SIM_CONFIG_DELAY_MS), a context
+// and the 700 MHz settings the tests ask it for; the delay and the devices are reset afterwards.
+class CapiPending : public ::testing::Test {
+ protected:
+  void start(const char *delay_ms) {
+    ::setenv("AXSTREAM_SIM_CONFIG_DELAY_MS", delay_ms, 1);
+    axstream::hal::reset_devices_for_testing();
+    context = axr::to_ptr(axr_create_context());
     axrDeviceInfo *devices = nullptr;
     ASSERT_GE(axr_list_devices(context.get(), &devices), 1u) << last_error();
-    axrDeviceInfo device = devices[0];
-    auto settings = axr::to_ptr(axr_create_properties(context.get(), "clock_profile=700"));
-    const auto asked = std::chrono::steady_clock::now();
-    ASSERT_EQ(axr_configure_device(context.get(), &device, settings.get()), AXR_ERROR_PENDING_ERROR)
-        << last_error();
-    EXPECT_EQ(last_error().rfind("axr_configure_device: configuration of metis-0:1:0", 0), 0u)
-        << last_error();
-    // Pending until the 300 ms have passed since the change: a test descheduled for longer (a
-    // loaded machine) rightly finds the device ready, and has no pending message to check.
-    const axrResult ready = axr_device_ready(context.get(), &device);
-    if (ready == AXR_ERROR_PENDING_ERROR) {
-      EXPECT_EQ(last_error().rfind("axr_device_ready: configuration of metis-0:1:0", 0), 0u)
-          << last_error();
-    } else {
-      EXPECT_EQ(ready, AXR_SUCCESS) << last_error();
-      EXPECT_GE(std::chrono::steady_clock::now() - asked, std::chrono::milliseconds(300))
-          << "ready before the configuration delay passed";
-    }
+    device = devices[0];
+    settings = axr::to_ptr(axr_create_properties(context.get(), "clock_profile=700"));
+  }
+  // Sets the clock back to 800 MHz and waits, up to `timeout`, until the device has applied it.
+  void restore_default_clock(std::chrono::seconds timeout) {
     auto restore = axr::to_ptr(axr_create_properties(context.get(), "clock_profile=800"));
     axr_configure_device(context.get(), &device, restore.get());
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (axr_device_ready(context.get(), &device) == AXR_ERROR_PENDING_ERROR &&
            std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  ::unsetenv("AXSTREAM_SIM_CONFIG_DELAY_MS");
-  axstream::hal::reset_devices_for_testing();
+  void TearDown() override {
+    settings.reset();
+    context.reset();
+    ::unsetenv("AXSTREAM_SIM_CONFIG_DELAY_MS");
+    axstream::hal::reset_devices_for_testing();
+  }
+
+  axr::ptr<axrContext> context;
+  axrDeviceInfo device{};
+  axr::ptr<axrProperties> settings;
+};
+
+// With a configuration delay the PENDING results carry messages that name the function and the
+// device, as every other error does.
+TEST_F(CapiPending, PendingMessagesNameTheFunctionAndTheDevice) {
+  ASSERT_NO_FATAL_FAILURE(start("300"));
+  const auto asked = std::chrono::steady_clock::now();
+  ASSERT_EQ(axr_configure_device(context.get(), &device, settings.get()), AXR_ERROR_PENDING_ERROR)
+      << last_error();
+  EXPECT_EQ(last_error().rfind("axr_configure_device: configuration of metis-0:1:0", 0), 0u)
+      << last_error();
+  // Pending until the 300 ms have passed since the change: a test descheduled for longer (a
+  // loaded machine) rightly finds the device ready, and has no pending message to check.
+  const axrResult ready = axr_device_ready(context.get(), &device);
+  if (ready == AXR_ERROR_PENDING_ERROR) {
+    EXPECT_EQ(last_error().rfind("axr_device_ready: configuration of metis-0:1:0", 0), 0u)
+        << last_error();
+  } else {
+    EXPECT_EQ(ready, AXR_SUCCESS) << last_error();
+    EXPECT_GE(std::chrono::steady_clock::now() - asked, std::chrono::milliseconds(300))
+        << "ready before the configuration delay passed";
+  }
+  restore_default_clock(std::chrono::seconds(5));
 }
 
 // The PENDING result stays the last error when the logger hearing about it calls into the API.
-TEST(CapiPending, PendingStaysTheLastErrorWhenTheLoggerCallsTheApi) {
-  ::setenv("AXSTREAM_SIM_CONFIG_DELAY_MS", "2000", 1);
-  axstream::hal::reset_devices_for_testing();
-  {
-    auto context = axr::to_ptr(axr_create_context());
-    axrDeviceInfo *devices = nullptr;
-    ASSERT_GE(axr_list_devices(context.get(), &devices), 1u) << last_error();
-    axrDeviceInfo device = devices[0];
-    auto settings = axr::to_ptr(axr_create_properties(context.get(), "clock_profile=700"));
-    CallingLogger logger{[&] { axr_get_property(settings.get(), "clock_profile"); }, {}};
-    axr_set_logger(context.get(), AXR_LOG_INFO, calling_log, &logger);
-    ASSERT_EQ(axr_configure_device(context.get(), &device, settings.get()), AXR_ERROR_PENDING_ERROR)
-        << last_error();
-    EXPECT_FALSE(logger.records.empty());
-    EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_PENDING_ERROR);
-    EXPECT_EQ(last_error().rfind("axr_configure_device: configuration of metis-0:1:0", 0), 0u)
-        << last_error();
-    axr_set_logger(context.get(), AXR_LOG_INFO, nullptr, nullptr);
-    auto restore = axr::to_ptr(axr_create_properties(context.get(), "clock_profile=800"));
-    axr_configure_device(context.get(), &device, restore.get());
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (axr_device_ready(context.get(), &device) == AXR_ERROR_PENDING_ERROR &&
-           std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  ::unsetenv("AXSTREAM_SIM_CONFIG_DELAY_MS");
-  axstream::hal::reset_devices_for_testing();
+TEST_F(CapiPending, PendingStaysTheLastErrorWhenTheLoggerCallsTheApi) {
+  ASSERT_NO_FATAL_FAILURE(start("2000"));
+  CallingLogger logger{[&] { axr_get_property(settings.get(), "clock_profile"); }, {}};
+  axr_set_logger(context.get(), AXR_LOG_INFO, calling_log, &logger);
+  ASSERT_EQ(axr_configure_device(context.get(), &device, settings.get()), AXR_ERROR_PENDING_ERROR)
+      << last_error();
+  EXPECT_FALSE(logger.records.empty());
+  EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_PENDING_ERROR);
+  EXPECT_EQ(last_error().rfind("axr_configure_device: configuration of metis-0:1:0", 0), 0u)
+      << last_error();
+  axr_set_logger(context.get(), AXR_LOG_INFO, nullptr, nullptr);
+  restore_default_clock(std::chrono::seconds(10));
 }
 
 TEST_F(CapiTest, FifthSingleCoreConnectionFailsWithDeviceInUse) {

@@ -17,6 +17,7 @@
 
 #include "axstream/gst/axresultmeta.h"
 #include "axstream/overlay/overlay.h"
+#include "gst_test_util.h"
 
 namespace {
 
@@ -137,14 +138,6 @@ class Overlay : public ::testing::TestWithParam<const char *> {
   GstHarness *harness_ = nullptr;
   GstVideoInfo info_;
 };
-
-std::vector<uint8_t> frame_bytes(GstBuffer *buffer) {
-  GstMapInfo map;
-  EXPECT_TRUE(gst_buffer_map(buffer, &map, GST_MAP_READ));
-  std::vector<uint8_t> bytes(map.data, map.data + map.size);
-  gst_buffer_unmap(buffer, &map);
-  return bytes;
-}
 
 GstVideoRegionOfInterestMeta *add_face(GstBuffer *buffer, guint x, guint y, guint w, guint h,
                                        std::initializer_list<double> keypoints = {}) {
@@ -539,7 +532,7 @@ TEST(OverlayGray, DrawsTheBoxInTheColoursLumaOnGray8Frames) {
   ASSERT_EQ(gst_harness_push(harness, in), GST_FLOW_OK);
   GstBuffer *out = gst_harness_pull(harness);
   ASSERT_NE(out, nullptr);
-  const std::vector<uint8_t> bytes = frame_bytes(out);
+  const std::vector<uint8_t> bytes = axtest::buffer_bytes<uint8_t>(out);
   const int stride = GST_VIDEO_INFO_PLANE_STRIDE(&info, 0);
   EXPECT_EQ(int(bytes[30 * stride + 50]), 150) << "top edge";
   EXPECT_EQ(int(bytes[40 * stride + 64]), 150) << "right edge, the last column";
@@ -676,15 +669,19 @@ INSTANTIATE_TEST_SUITE_P(EvenAndOddSizes, OverlayPacked422,
                                   std::to_string(info.param.height);
                          });
 
-// A pixel pair whose rows do not share their chroma keeps both rows' own chroma where nothing is
-// drawn, and gets the drawn colour in both rows where something is.
-TEST(OverlayPacked422Rows, KeepsEachRowsChromaWhereNothingIsDrawn) {
+namespace {
+
+std::vector<uint8_t> random_bytes(size_t size, unsigned seed) {
+  std::vector<uint8_t> bytes(size);
+  std::mt19937 rng(seed);
+  for (auto &b : bytes) b = uint8_t(rng());
+  return bytes;
+}
+
+// A 10x6 box at (8, 4), one pixel thick, drawn on a packed 4:2:2 frame.
+void draw_small_box(std::vector<uint8_t> &packed, axstream::overlay::PixelFormat format, int width,
+                    int height, int stride) {
   using namespace axstream::overlay;
-  constexpr int kW = 32, kH = 16, kStride = kW * 2;
-  std::vector<uint8_t> packed(kStride * kH);
-  std::mt19937 rng(7);
-  for (auto &b : packed) b = uint8_t(rng());
-  const std::vector<uint8_t> before = packed;
   OverlayObject box;
   box.x = 8;
   box.y = 4;
@@ -693,12 +690,24 @@ TEST(OverlayPacked422Rows, KeepsEachRowsChromaWhereNothingIsDrawn) {
   OverlayStyle style;
   style.thickness = 1;
   FrameView view;
-  view.format = PixelFormat::YUY2;
-  view.width = kW;
-  view.height = kH;
+  view.format = format;
+  view.width = width;
+  view.height = height;
   view.planes[0] = packed.data();
-  view.strides[0] = kStride;
+  view.strides[0] = stride;
   draw_objects(view, {box}, style);
+}
+
+}  // namespace
+
+// A pixel pair whose rows do not share their chroma keeps both rows' own chroma where nothing is
+// drawn, and gets the drawn colour in both rows where something is.
+TEST(OverlayPacked422Rows, KeepsEachRowsChromaWhereNothingIsDrawn) {
+  using namespace axstream::overlay;
+  constexpr int kW = 32, kH = 16, kStride = kW * 2;
+  std::vector<uint8_t> packed = random_bytes(kStride * kH, 7);
+  const std::vector<uint8_t> before = packed;
+  draw_small_box(packed, PixelFormat::YUY2, kW, kH, kStride);
   // Row 13, far below the box: untouched, chroma and luma.
   for (int x = 0; x < kStride; ++x) EXPECT_EQ(packed[13 * kStride + x], before[13 * kStride + x]);
   // The top edge (row 4) and its pair row 5 at pixel 12: the box's chroma in both rows.
@@ -715,24 +724,9 @@ TEST(OverlayPacked422Rows, OddWidthKeepsTheLastPairsBytesWhereNothingIsDrawn) {
   using namespace axstream::overlay;
   constexpr int kW = 33, kH = 16, kStride = (kW + 1) / 2 * 4;
   for (PixelFormat format : {PixelFormat::YUY2, PixelFormat::UYVY}) {
-    std::vector<uint8_t> packed(kStride * kH);
-    std::mt19937 rng(11);
-    for (auto &b : packed) b = uint8_t(rng());
+    std::vector<uint8_t> packed = random_bytes(kStride * kH, 11);
     const std::vector<uint8_t> before = packed;
-    OverlayObject box;
-    box.x = 8;
-    box.y = 4;
-    box.width = 10;
-    box.height = 6;
-    OverlayStyle style;
-    style.thickness = 1;
-    FrameView view;
-    view.format = format;
-    view.width = kW;
-    view.height = kH;
-    view.planes[0] = packed.data();
-    view.strides[0] = kStride;
-    draw_objects(view, {box}, style);
+    draw_small_box(packed, format, kW, kH, kStride);
     bool drew = false;
     for (int y = 0; y < kH; ++y) {
       for (int x = kStride - 4; x < kStride; ++x)
