@@ -63,7 +63,7 @@ require_media() {  # FILE KIND(video|image) [HINT]
     *) die 1 "$file is not a video (GStreamer's typefind: ${type%%,*})" ;;
   esac
   [[ $kind == video ]] || return 0  # images go through a decoder, no demuxer
-  why=$("${quiet[@]}" /usr/bin/python3 "$here/pipelines/probe_media.py" "$file" 2>&1) ||
+  why=$("${quiet[@]}" /usr/bin/python3 "$here/pipelines/probe_media.py" -- "$file" 2>&1) ||
     die 1 "$why"
 }
 

@@ -5,10 +5,11 @@ demuxer's error, and a pipeline then waits forever (about 1 in 15 runs of gst-la
 truncated AVI); gst-launch-1.0 with fakesink num-buffers=1 itself hangs now and then on good
 files (EOS racing the preroll), so the probe only prerolls (PAUSED), with no EOS involved.
 
-    pipelines/probe_media.py FILE
+    pipelines/probe_media.py [--] FILE
 
 Exits 0 when a frame prerolled, 1 with a message naming the file otherwise (the demos prefix it
-with their own name), 2 on a bad command line. A probe that saw
+with their own name), 2 on a bad command line (an option other than -h/--help is one; a FILE
+starting with '-' goes after '--'). A probe that saw
 neither a frame nor an error within 5 s is tried again (3 attempts): a readable video prerolls
 in well under a second.
 """
@@ -65,15 +66,23 @@ def probe(path):
 
 
 def main(argv):
-    if len(argv) == 2 and argv[1] in ("-h", "--help"):
+    args = argv[1:]
+    if args in (["-h"], ["--help"]):
         print(__doc__.strip())
         return 0
-    if len(argv) != 2:
-        print(f"probe_media.py: usage: {argv[0]} FILE, got {argv[1:]}", file=sys.stderr)
+    # An option is a usage error, as in the other scripts ('--bogus' was probed as a file);
+    # after '--' a FILE may start with '-'.
+    if args[:1] == ["--"]:
+        args = args[1:]
+    elif args and args[0].startswith("-") and args[0] != "-":
+        print(f"probe_media.py: unknown option '{args[0]}' (see --help)", file=sys.stderr)
         return 2
-    why = probe(argv[1])
+    if len(args) != 1:
+        print(f"probe_media.py: usage: {argv[0]} [--] FILE, got {argv[1:]}", file=sys.stderr)
+        return 2
+    why = probe(args[0])
     if why is not None:
-        sys.exit(f"no frame could be decoded from {argv[1]}: {why}")
+        sys.exit(f"no frame could be decoded from {args[0]}: {why}")
     return 0
 
 

@@ -231,6 +231,9 @@ with tempfile.TemporaryDirectory(prefix="script-errors-") as tmp:
            "--frames 99999999999: expected a frame count in 1..2147483647")
     expect([PYTHON, classify, tmp], 1, f"classify.py: source {tmp} is a directory, not a file")
     expect([PYTHON, PIPELINES / "probe_media.py"], 2, "probe_media.py: usage:")
+    # An option was probed as a file name (exit 1, "no frame could be decoded from --bogus").
+    expect([PYTHON, PIPELINES / "probe_media.py", "--bogus"], 2,
+           "probe_media.py: unknown option '--bogus' (see --help)")
     expect([PYTHON, classify, "--labels", tmp / "none.txt"], 1,
            f"labels file {tmp / 'none.txt'} not found")
     expect([PYTHON, classify, "--detector", tmp / "none", text_file], 1,
