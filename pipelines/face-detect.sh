@@ -63,6 +63,10 @@ else
   sink=(videoconvert ! jpegenc ! avimux ! filesink location="$video_out")
 fi
 json=$out/face-detect.jsonl
+# An earlier run's outputs go first: a Ctrl-C before the pipeline wrote anything reported the
+# earlier run's results as this run's.
+rm -f "$json"
+[[ $video_out == "(window)" ]] || rm -f "$video_out"
 
 start=$(date +%s.%N)
 status=0

@@ -6,8 +6,9 @@ classify.py went on to the end of its frames (its bus wait blocked in C, where P
 raise KeyboardInterrupt). After each, the device's core locks are free and name no holder.
 Each case signals once the first frames are out, so none takes more
 than a second or two; detect.sh is interrupted while it compiles its model on first use (it
-said "axcompile failed", exit 1). face-detect.sh needs opencv-doc's Megamind.avi and the blazeface-front
-package (left out, and said so, when absent)."""
+said "axcompile failed", exit 1). A Ctrl-C as face-detect.sh's pipeline starts reports no
+earlier run's results (it reported the old face-detect.jsonl as its own). face-detect.sh needs
+opencv-doc's Megamind.avi and the blazeface-front package (left out, and said so, when absent)."""
 import fcntl
 import os
 import signal
@@ -113,6 +114,28 @@ with tempfile.TemporaryDirectory(prefix="interrupt-") as tmp:
         check(took < 5, f"face-detect.sh took {took:.1f} s to stop")
         check_cores_free("face-detect.sh after Ctrl-C")
         print(f"face-detect.sh: exit 130 {took:.2f} s after SIGINT, {lines} frames written")
+
+        # Ctrl-C as the pipeline starts, before it writes a frame (a gst-launch-1.0 that
+        # signals the script and exits): the earlier run's results were reported as this run's.
+        fake_bin = tmp / "fake-bin"
+        fake_bin.mkdir()
+        fake_launch = fake_bin / "gst-launch-1.0"
+        fake_launch.write_text("#!/bin/sh\nkill -INT $PPID\nexit 130\n")
+        fake_launch.chmod(0o755)
+        earlier = "".join(f'{{"frame": {i}, "objects": []}}\n' for i in range(1000))
+        results.write_text(earlier)
+        result = subprocess.run(
+            [SOURCE / "pipelines" / "face-detect.sh"], capture_output=True, text=True,
+            timeout=60, preexec_fn=default_sigint,
+            env=dict(os.environ, AXSTREAM_BUILD=str(BUILD), AXSTREAM_OUT=str(out_dir),
+                     PATH=f"{fake_bin}:{os.environ['PATH']}"))
+        check(result.returncode == 130 and "1000 frames" not in result.stdout and
+              "face-detect: interrupted by Ctrl-C before the first frame" in result.stderr and
+              not results.exists(),
+              f"face-detect.sh, Ctrl-C before the first frame: exit {result.returncode}, "
+              f"{results} {'left' if results.exists() else 'removed'}\n"
+              f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+        print("face-detect.sh: Ctrl-C before the first frame reports no earlier run's results")
     else:
         print(f"media or package absent ({megamind}, {face_package}): face-detect.sh left out")
 
