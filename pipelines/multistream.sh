@@ -8,8 +8,10 @@
 # N (default 4, at most 64) streams; by default alternating vtest.avi and Megamind.avi
 # (opencv-doc), or FILE for every stream; --quiet prints only the summary. Writes
 # $AXSTREAM_OUT/stream-I.jsonl (I = 0..N-1; an earlier run's stream files are removed) and prints
-# each stream's FPS (periodically and at the end). With a package of batch > 1 (axcompile --batch;
-# e.g. AXSTREAM_FACE_MODEL=$AXSTREAM_CACHE/models/blazeface-front-b4) frames of all streams are
+# each stream's FPS (periodically and at the end; the end's over the stream's own time, from its
+# first frame to its end of stream, as its axfpscounter measures it, not the whole run's). With a
+# package of batch > 1 (axcompile --batch; e.g.
+# AXSTREAM_FACE_MODEL=$AXSTREAM_CACHE/models/blazeface-front-b4) frames of all streams are
 # gathered into batches (a partial batch runs after --batch-timeout microseconds, default 5000)
 # and the average batch fill is printed. --interval K (default 1) detects faces on every Kth frame
 # of each stream only (axpreprocess inference-interval, counted per stream) and adds an axtracker
@@ -81,15 +83,17 @@ for ((i = 0; i < streams; i++)); do
     axmetapublish stream-id="$i" location="$out/stream-$i.jsonl" ! fakesink sync=false)
 done
 
-# axinference logs its instance's batch statistics at INFO when it stops, into the debug log:
+# axinference logs its instance's batch statistics at INFO when it stops, and each axfpscounter
+# its stream's own time at its end of stream (a stream that ended early looked slower divided by
+# the whole run's time), into the debug log:
 # the user's GST_DEBUG_FILE, else out/multistream-axinference.log. A GST_DEBUG log the user asked
 # for goes there too (it went into that file without a word, and GST_DEBUG_FILE was overridden).
 stats=${GST_DEBUG_FILE:-$out/multistream-axinference.log}
 [[ -n ${GST_DEBUG_FILE:-} ]] || rm -f "$stats"
 start=$(date +%s.%N)
 status=0
-GST_DEBUG="${GST_DEBUG:+$GST_DEBUG,}axinference:4" GST_DEBUG_FILE="$stats" GST_DEBUG_NO_COLOR=1 \
-  launch -q -e "${branches[@]}" || status=$?
+GST_DEBUG="${GST_DEBUG:+$GST_DEBUG,}axinference:4,axfpscounter:4" GST_DEBUG_FILE="$stats" \
+  GST_DEBUG_NO_COLOR=1 launch -q -e "${branches[@]}" || status=$?
 [[ -z ${GST_DEBUG:-} ]] || echo "multistream: GStreamer's debug log (GST_DEBUG=$GST_DEBUG) -> $stats" >&2
 ((status == 0 || status == 130)) ||
   die 1 "the pipeline failed with $model (the GStreamer error above)"
@@ -105,6 +109,16 @@ import json, re, sys
 out, streams, start, end = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 stats_log = sys.argv[5]
 seconds = end - start
+# Each stream's own time (axfpscounter's log at its end of stream); the whole run's when absent.
+own_seconds = {}
+try:
+    for line in open(stats_log, errors="replace"):
+        m = re.search(r"stream (\d+): \d+ frames in ([0-9.]+) s \(first buffer to end of stream\)",
+                      line)
+        if m and "axfpscounter" in line:
+            own_seconds[int(m.group(1))] = float(m.group(2))
+except FileNotFoundError:
+    pass
 total = 0
 for i in range(streams):
     path = f"{out}/stream-{i}.jsonl"
@@ -118,8 +132,11 @@ for i in range(streams):
             skipped += bool(record.get("inference_skipped"))
     total += frames
     detail = f" ({skipped} skipped, faces predicted by axtracker)" if skipped else ""
-    print(f"multistream: stream {i}: {frames} frames{detail}, {faces} faces, "
-          f"{frames / seconds:.1f} frames/s -> {path}")
+    if own_seconds.get(i, 0) > 0:
+        rate = f"{frames / own_seconds[i]:.1f} frames/s over its own {own_seconds[i]:.2f} s"
+    else:
+        rate = f"{frames / seconds:.1f} frames/s over the whole run (its own time unknown)"
+    print(f"multistream: stream {i}: {frames} frames{detail}, {faces} faces, {rate} -> {path}")
 print(f"multistream: {streams} streams, {total} frames in {seconds:.1f} s, "
       f"{total / seconds:.1f} frames/s together (one shared model instance)")
 batching = None

@@ -8,6 +8,8 @@
  * time from the buffer's running time to its arrival here over the frames that arrived at or
  * after it, -1 when none did: no clock, not PLAYING (a prerolled frame), or a non-live source
  * whose frames run ahead of the clock until the sink waits). Frames pass through untouched.
+ * At EOS it also logs (category axfpscounter, INFO, silent or not) "stream N: F frames in S s
+ * (first buffer to end of stream)", the stream's own time.
  *
  * |[
  * D=~/.cache/axstream/opencv-doc/usr/share/doc/opencv-doc/examples/data
@@ -78,6 +80,14 @@ static void report(GstAxFpsCounter *self, gint64 now_us, gboolean final) {
   self->latency_sum_ms = 0;
   self->latency_count = 0;
   GST_OBJECT_UNLOCK(self);
+
+  // The stream's own time, also with silent=TRUE: multistream.sh divides each stream's frames by
+  // it (the whole run's time made a stream that ended early look slower).
+  if (final)
+    GST_INFO_OBJECT(self,
+                    "stream %u: %" G_GUINT64_FORMAT
+                    " frames in %.6f s (first buffer to end of stream), average %.1f fps",
+                    stream_id, frames, total_s, average);
 
   if (!silent) {
     if (latency >= 0)

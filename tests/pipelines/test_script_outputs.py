@@ -4,8 +4,9 @@ ones (a second audit as a new user): ocr.sh on two images of the same name from 
 printed both as there), and classify.py --detector with an --object-class that names none of
 the detector's labels ('Face' for 'face') exits 1 naming the labels seen (it printed nothing and
 exited 0), classify.py --frames 3 on a TIFF classifies 3 frames (1 before), and multistream.sh
-says where a GST_DEBUG log went, honours GST_DEBUG_FILE and leaves no stream file of an earlier
-run. About 20 s; exits 77 without opencv-doc's media or the demo packages."""
+says where a GST_DEBUG log went, honours GST_DEBUG_FILE, leaves no stream file of an earlier
+run and gives a stream that ended early its frames/s over its own time (not the whole run's). About 20 s; exits 77 without opencv-doc's media or the demo packages."""
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -86,6 +87,30 @@ with tempfile.TemporaryDirectory(prefix="script-outputs-") as tmp:
     streams = sorted(p.name for p in out.glob("stream-*.jsonl"))
     check(streams == ["stream-0.jsonl", "stream-1.jsonl"],
           f"multistream.sh 2 after multistream.sh 3: expected stream-0/1.jsonl only, got {streams}")
+    # A stream that ends early: its frames/s divided its frames by the whole run's time (model
+    # load and the longer stream included), so it looked slower than it ran. Stream 0 gets 40
+    # frames, stream 1 only 4 (the script's default media, replaced in a cache of its own).
+    own_cache = tmp / "cache"
+    own_data = own_cache / "opencv-doc" / "usr" / "share" / "doc" / "opencv-doc" / "examples"
+    own_data = own_data / "data"
+    own_data.mkdir(parents=True)
+    cut_clip(megamind, own_data / "vtest.avi", 40)
+    cut_clip(megamind, own_data / "Megamind.avi", 4)
+    result = run([SOURCE / "pipelines" / "multistream.sh", "2", "--quiet"], timeout=60,
+                 env={"AXSTREAM_OUT": str(out), "AXSTREAM_CACHE": str(own_cache),
+                      "AXSTREAM_FACE_MODEL": str(face_package)})
+    per_stream = {int(m[1]): (int(m[2]), float(m[3]), float(m[4])) for m in re.finditer(
+        r"stream (\d+): (\d+) frames, \d+ faces, ([0-9.]+) frames/s over its own ([0-9.]+) s",
+        result.stdout)}
+    whole = re.search(r"2 streams, \d+ frames in ([0-9.]+) s", result.stdout)
+    check(sorted(per_stream) == [0, 1] and whole is not None,
+          f"multistream.sh 2: no per-stream frames/s over each stream's own time:\n"
+          f"{result.stdout}")
+    (frames_0, _, seconds_0), (frames_1, rate_1, seconds_1) = per_stream[0], per_stream[1]
+    check((frames_0, frames_1) == (40, 4) and seconds_1 < seconds_0 < float(whole[1]) and
+          rate_1 > frames_1 / float(whole[1]),
+          f"multistream.sh 2 with streams of 40 and 4 frames: expected the short stream's own "
+          f"time below the long one's and the run's:\n{result.stdout}")
     batched = require_package("blazeface-front-b4")
     own_log = tmp / "my debug.log"
     result = run(multistream, timeout=60,
