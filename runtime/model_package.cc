@@ -31,6 +31,11 @@ bool is_regular_file(const std::string &path) {
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
+// `directory` + "/" + `name` with one separator: the root "/" gave "//model.json" in messages.
+std::string join_path(const std::string &directory, const std::string &name) {
+  return !directory.empty() && directory.back() == '/' ? directory + name : directory + "/" + name;
+}
+
 // Why `path` is not a file that can be read ("does not exist", "is a directory, not a file",
 // ...), or "" when it is a regular file. A message says which, not just "does not exist".
 std::string file_problem(const std::string &path) {
@@ -208,7 +213,7 @@ class JsonFile {
     std::string relative = string(key, *value);
     std::string outside = path_outside_package(relative);
     if (!outside.empty()) fail(key, *value, outside);
-    std::string problem = file_problem(directory + "/" + relative);
+    std::string problem = file_problem(join_path(directory, relative));
     if (!problem.empty()) fail(key, *value, "'" + relative + "' in " + directory + " " + problem);
     return relative;
   }
@@ -763,10 +768,10 @@ void read_model_file(ModelPackage &package) {
   // Host graphs are run by their consumers (axpreprocess, a decoder); a corrupt one is still
   // the package's fault, reported when it is opened rather than at the first frame.
   if (!package.preamble_graph.empty())
-    read_onnx_graph(directory + "/" + package.preamble_graph, "preamble_graph",
+    read_onnx_graph(join_path(directory, package.preamble_graph), "preamble_graph",
                     "host preamble ONNX graph");
   if (!package.postamble_graph.empty())
-    read_onnx_graph(directory + "/" + package.postamble_graph, "postamble_graph",
+    read_onnx_graph(join_path(directory, package.postamble_graph), "postamble_graph",
                     "host postamble ONNX graph");
 }
 
@@ -828,8 +833,8 @@ std::shared_ptr<const ModelPackage> load_model_package(const std::string &path) 
   // the host graphs by the elements): from the directory found now, even once the process has
   // changed its working directory.
   package->directory = absolute_directory(where.directory);
-  package->model_json_path = where.directory + "/" + where.model_file;
-  package->manifest_path = where.directory + "/manifest.json";
+  package->model_json_path = join_path(where.directory, where.model_file);
+  package->manifest_path = join_path(where.directory, "manifest.json");
   read_model_file(*package);
   // No manifest.json at all: the core graph describes the tensors. Something else in its place
   // (a directory, a dangling or looping symlink) is a broken package, not a missing manifest.

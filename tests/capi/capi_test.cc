@@ -161,6 +161,11 @@ TEST_F(CapiTest, NullArgumentsBesideAValidHandleAreRejected) {
   EXPECT_EQ(axr_load_model(ctx(), nullptr), nullptr);
   EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_INVALID_ARGUMENT);
   EXPECT_STREQ(last_error().c_str(), "axr_load_model: path is NULL");
+  // The root as a package directory: the message named "//model.json".
+  EXPECT_EQ(axr_load_model(ctx(), "/"), nullptr);
+  EXPECT_EQ(axr_last_error(nullptr), AXR_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(last_error().find("/model.json"), std::string::npos) << last_error();
+  EXPECT_EQ(last_error().find("//"), std::string::npos) << last_error();
   EXPECT_EQ(axr_configure_device(ctx(), nullptr, properties), AXR_ERROR_INVALID_ARGUMENT);
   EXPECT_EQ(axr_device_ready(ctx(), nullptr), AXR_ERROR_INVALID_ARGUMENT);
   EXPECT_EQ(axr_read_device_configuration(ctx(), nullptr), nullptr);

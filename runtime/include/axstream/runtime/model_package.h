@@ -52,7 +52,11 @@ struct ModelPackage {
   std::vector<InputInfo> input_info;                             // one per input
 
   // Absolute-or-as-given path of a file named relative to the package directory.
-  std::string path_of(const std::string &relative) const { return directory + "/" + relative; }
+  // One separator between them, also when `directory` is the root "/".
+  std::string path_of(const std::string &relative) const {
+    return directory.empty() || directory.back() == '/' ? directory + relative
+                                                        : directory + "/" + relative;
+  }
   std::string core_graph_path() const { return path_of(core_graph); }
 };
 
