@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <iterator>
 #include <limits>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -374,8 +375,11 @@ std::optional<py::float_> as_float(py::handle object) {
 // as text_from_python gives it. A value of another type is InvalidArgument; with `type_error`,
 // its message goes there instead and the value becomes text no property takes (configure_device:
 // the runtime reports an unknown key before any value, so it has to see the keys first).
+// With `given`, each value whose text differs from its repr (True -> "1", 1000.0 -> "1000")
+// gets that repr, for messages to name the value as the user wrote it.
 rt::Properties properties_from_kwargs(const py::kwargs &kwargs, const std::string &call,
-                                      std::optional<std::string> *type_error = nullptr) {
+                                      std::optional<std::string> *type_error = nullptr,
+                                      std::map<std::string, std::string> *given = nullptr) {
   rt::Properties properties;
   for (const auto &[key_handle, value] : kwargs) {
     std::string key = text_from_python(key_handle);
@@ -401,9 +405,28 @@ rt::Properties properties_from_kwargs(const py::kwargs &kwargs, const std::strin
       if (!*type_error) *type_error = message;
       text = "<" + type_name(value) + ">";
     }
+    if (given && !py::isinstance<py::str>(value)) {
+      std::string repr = py::repr(value);
+      if (repr != text) (*given)[key] = repr + " (" + type_name(value) + ", taken as " + text + ")";
+    }
     properties[key] = text;
   }
   return properties;
+}
+
+// The runtime's message about key='text' with the value as the user gave it (`given` from
+// properties_from_kwargs): clock_profile=True was reported as clock_profile='1'.
+std::string with_given_values(std::string message,
+                              const std::map<std::string, std::string> &given) {
+  for (const auto &[key, repr] : given) {
+    auto found = message.find(key + "='");
+    if (found == std::string::npos) continue;
+    size_t value_start = found + key.size() + 2;
+    size_t value_end = message.find('\'', value_start);
+    if (value_end == std::string::npos) continue;
+    message.replace(found, value_end + 1 - found, key + "=" + repr);
+  }
+  return message;
 }
 
 // run()'s lists: a list or tuple, or any other collections.abc.Sequence (a deque, a custom
@@ -835,15 +858,17 @@ void define_context_devices(ContextClass &context) {
             ensure_alive(self);
             auto info = device_from_python(self, device, "configure_device");
             std::optional<std::string> type_error;
-            auto settings =
-                properties_from_kwargs(kwargs, "configure_device(" + info.name + ")", &type_error);
+            std::map<std::string, std::string> given;
+            auto settings = properties_from_kwargs(kwargs, "configure_device(" + info.name + ")",
+                                                   &type_error, &given);
             try {
               ReleasedGil release_gil;
               return self.configure_device(info, settings);
-            } catch (const axstream::InvalidArgument &) {
+            } catch (const axstream::InvalidArgument &error) {
               // Every key is known (else InvalidConfiguration): the value's type is the problem.
               if (type_error) throw axstream::InvalidArgument(*type_error);
-              throw;
+              if (given.empty()) throw;
+              throw axstream::InvalidArgument(with_given_values(error.what(), given));
             }
           },
           py::arg("device"),

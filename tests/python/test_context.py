@@ -187,6 +187,32 @@ def test_configure_value_of_unsupported_type_is_invalid_argument():
             context.configure_device(device, clock_profile=[800])
 
 
+def test_configure_value_error_names_the_value_as_given():
+    # clock_profile=True goes as 1 (bool values are flags, "1"/"0"), out of range as before; the
+    # message said clock_profile='1', a value the user never wrote.
+    with axr.Context() as context:
+        (device,) = context.list_devices()
+        with pytest.raises(axr.InvalidArgument) as raised:
+            context.configure_device(device, clock_profile=True)
+        message = str(raised.value)
+        assert "clock_profile=True (bool, taken as 1) is invalid" in message, message
+        assert "'1'" not in message, message
+        with pytest.raises(axr.InvalidArgument, match=r"clock_profile=5000\.0 \(float, taken as "
+                                                      r"5000\) is invalid"):
+            context.configure_device(device, clock_profile=5000.0)
+        # The accept/refuse decision is unchanged: device_firmware=True is a flag, 1.
+        context.configure_device(device, device_firmware=True)
+
+
+def test_load_model_of_the_root_names_its_model_json_once():
+    # The root "/" as a package directory: the message named "//model.json".
+    with axr.Context() as context:
+        with pytest.raises(axr.InvalidArgument) as raised:
+            context.load_model("/")
+    message = str(raised.value)
+    assert "/model.json" in message and "//" not in message, message
+
+
 def test_unknown_device_is_invalid_argument_naming_it():
     with axr.Context() as context:
         with pytest.raises(axr.InvalidArgument, match="metis-9:9:9"):
