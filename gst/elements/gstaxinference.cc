@@ -509,6 +509,20 @@ static std::string object_labels_text(const GstAxInferenceState *state) {
   return text;
 }
 
+// `frames` frames had objects and none an input tensor of ours, decided at the EOS or, for a
+// live source, after LiveCheck's bound (`when` says which): no axpreprocess roi=objects
+// upstream, or an object-class naming none of the `labels` seen.
+static void warn_objects_never_run(GstAxInference *self, uint64_t frames, const std::string &labels,
+                                   const char *when) {
+  GST_ELEMENT_WARNING(self, STREAM, FORMAT,
+                      ("axinference ran nothing: %" G_GUINT64_FORMAT
+                       " frames had objects (labels %s) and none carried an input tensor for "
+                       "model '%s' (is axpreprocess model=%s roi=objects upstream, and does its "
+                       "object-class name the objects' labels?)",
+                       frames, labels.c_str(), self->model, self->model),
+                      ("ROI metas without an input GstAxTensorMeta of this model %s", when));
+}
+
 // A frame without an input for our model (and not skipped by inference-interval), warned
 // about once. Another model's input tensor that no axinference ran (no output of that model
 // for that ROI on the frame) is a misconfiguration: axpreprocess and axinference name
@@ -542,15 +556,8 @@ static void warn_no_input_tensor(GstAxInference *self, GstBuffer *buffer,
     note_object_labels(state, buffer);
     if (state->objects_live_check.due(buffer) && !state->had_input) {
       state->warned_no_tensor = true;
-      GST_ELEMENT_WARNING(self, STREAM, FORMAT,
-                          ("axinference ran nothing: %" G_GUINT64_FORMAT
-                           " frames had objects (labels %s) and none carried an input tensor for "
-                           "model '%s' (is axpreprocess model=%s roi=objects upstream, and does "
-                           "its object-class name the objects' labels?)",
-                           state->frames_with_objects_only, object_labels_text(state).c_str(),
-                           self->model, self->model),
-                          ("ROI metas without an input GstAxTensorMeta of this model on the "
-                           "first frames of a stream without an EOS yet (live)"));
+      warn_objects_never_run(self, state->frames_with_objects_only, object_labels_text(state),
+                             "on the first frames of a stream without an EOS yet (live)");
     }
     return;
   }
@@ -748,14 +755,8 @@ static void push_done_items(GstAxInference *self, std::unique_lock<std::mutex> &
     state->space.notify_all();
 
     if (objects_never_run > 0)
-      GST_ELEMENT_WARNING(self, STREAM, FORMAT,
-                          ("axinference ran nothing: %" G_GUINT64_FORMAT
-                           " frames had objects (labels %s) and none carried an input tensor for "
-                           "model '%s' (is axpreprocess model=%s roi=objects upstream, and does "
-                           "its object-class name the objects' labels?)",
-                           objects_never_run, labels_never_run.c_str(), self->model, self->model),
-                          ("ROI metas without an input GstAxTensorMeta of this model on every "
-                           "frame before the EOS; frames passed without outputs"));
+      warn_objects_never_run(self, objects_never_run, labels_never_run,
+                             "on every frame before the EOS; frames passed without outputs");
     if (untold != GST_FLOW_OK)
       GST_ELEMENT_ERROR(self, STREAM, FAILED,
                         ("axinference could not hand frames of model '%s' downstream: %s",
