@@ -135,6 +135,23 @@ GstHarness *decode_harness(const std::string &launch) {
   return harness;
 }
 
+// `harness`'s axdecode with its own bus, so the warnings and errors it posts can be read back;
+// tears the harness down.
+struct WatchedDecode {
+  explicit WatchedDecode(GstHarness *harness)
+      : harness(harness), decode(gst_harness_find_element(harness, "axdecode")), bus(decode) {}
+  ~WatchedDecode() {
+    gst_object_unref(decode);
+    gst_harness_teardown(harness);
+  }
+  WatchedDecode(const WatchedDecode &) = delete;
+  WatchedDecode &operator=(const WatchedDecode &) = delete;
+
+  GstHarness *const harness;
+  GstElement *const decode;
+  axtest::BusWatch bus;
+};
+
 class AxDecode : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { gst_init(nullptr, nullptr); }
@@ -262,15 +279,11 @@ TEST_F(AxDecode, BuffersWithoutOutputTensorsPassThroughUntouched) {
 TEST_F(AxDecode, StreamEndingWithNothingDecodedIsWarnedAboutNamingTheMissingStep) {
   BlazeFacePackage package, other("other");
   const auto warning_at_eos = [&](const std::string &launch, auto make_frame) {
-    GstHarness *harness = decode_harness(launch);
-    GstElement *decode = gst_harness_find_element(harness, "axdecode");
-    axtest::BusWatch bus(decode);
-    for (int i = 0; i < 3; ++i) gst_buffer_unref(gst_harness_push_and_pull(harness, make_frame()));
-    EXPECT_TRUE(gst_harness_push_event(harness, gst_event_new_eos()));
-    std::string warning = bus.warning();
-    gst_object_unref(decode);
-    gst_harness_teardown(harness);
-    return warning;
+    WatchedDecode watched(decode_harness(launch));
+    for (int i = 0; i < 3; ++i)
+      gst_buffer_unref(gst_harness_push_and_pull(watched.harness, make_frame()));
+    EXPECT_TRUE(gst_harness_push_event(watched.harness, gst_event_new_eos()));
+    return watched.bus.warning();
   };
   const auto plain_frame = [] { return gst_buffer_new_allocate(nullptr, 640 * 480 * 3, nullptr); };
   const auto input_only = [&] {
@@ -316,27 +329,23 @@ TEST_F(AxDecode, LiveStreamWithNothingDecodedIsWarnedAboutAfterABoundedWhileOnce
     GstClockTime spacing;
   };
   for (const Case c : {Case{bound, GST_MSECOND}, Case{3, 5 * GST_SECOND}}) {
-    GstHarness *harness = decode_harness("axdecode decoder=blazeface");
-    GstElement *decode = gst_harness_find_element(harness, "axdecode");
-    axtest::BusWatch bus(decode);
+    WatchedDecode watched(decode_harness("axdecode decoder=blazeface"));
     for (int i = 0; i < c.frames; ++i) {
       GstBuffer *frame = gst_buffer_new_allocate(nullptr, 640 * 480 * 3, nullptr);
       GST_BUFFER_PTS(frame) = 1000 * GST_SECOND + i * c.spacing;
-      gst_buffer_unref(gst_harness_push_and_pull(harness, frame));
+      gst_buffer_unref(gst_harness_push_and_pull(watched.harness, frame));
       if (i == c.frames - 2) {
-        EXPECT_EQ(bus.warning(), "") << "before the bound, " << c.frames;
+        EXPECT_EQ(watched.bus.warning(), "") << "before the bound, " << c.frames;
       }
     }
-    const std::string warning = bus.warning();
+    const std::string warning = watched.bus.warning();
     EXPECT_NE(warning.find("axdecode decoded nothing: none of the " + std::to_string(c.frames) +
                            " frames of the stream carried a tensor"),
               std::string::npos)
         << warning;
     EXPECT_NE(warning.find("without an EOS yet (live)"), std::string::npos) << warning;
-    EXPECT_TRUE(gst_harness_push_event(harness, gst_event_new_eos()));
-    EXPECT_EQ(bus.warning(), "") << "warned again at the EOS";
-    gst_object_unref(decode);
-    gst_harness_teardown(harness);
+    EXPECT_TRUE(gst_harness_push_event(watched.harness, gst_event_new_eos()));
+    EXPECT_EQ(watched.bus.warning(), "") << "warned again at the EOS";
   }
 }
 
@@ -352,24 +361,20 @@ TEST_F(AxDecode, ModelNamingAPackageNoAxinferenceUpstreamRunsIsReportedNamingBot
   AXTEST_REQUIRE_MODEL(other_shapes, "two_outputs");
   // The first error or warning axdecode posts on one frame ("" within 2 s: none).
   const auto message_on_first_frame = [&](const std::string &decode_model) {
-    GstHarness *harness =
+    WatchedDecode watched(
         gst_harness_new_parse(("axpreprocess model=" + ran + " ! axinference model=" + ran +
                                " ! axdecode decoder=classification model=" + decode_model)
-                                  .c_str());
-    gst_harness_set_src_caps_str(harness,
+                                  .c_str()));
+    gst_harness_set_src_caps_str(watched.harness,
                                  "video/x-raw,format=RGB,width=64,height=48,framerate=30/1");
-    GstElement *decode = gst_harness_find_element(harness, "axdecode");
-    axtest::BusWatch bus(decode);
-    gst_harness_push(harness, gst_buffer_new_allocate(nullptr, 64 * 48 * 3, nullptr));
+    gst_harness_push(watched.harness, gst_buffer_new_allocate(nullptr, 64 * 48 * 3, nullptr));
     // axinference pushes from its own thread.
     std::string message;
     for (int i = 0; i < 200 && message.empty(); ++i) {
-      if (GstBuffer *out = gst_harness_try_pull(harness)) gst_buffer_unref(out);
-      message = bus.error_or_warning();
+      if (GstBuffer *out = gst_harness_try_pull(watched.harness)) gst_buffer_unref(out);
+      message = watched.bus.error_or_warning();
       if (message.empty()) g_usleep(10000);
     }
-    gst_object_unref(decode);
-    gst_harness_teardown(harness);
     return message;
   };
   std::string message = message_on_first_frame(other_shapes);
