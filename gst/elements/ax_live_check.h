@@ -31,7 +31,8 @@ class LiveCheck {
   // Whether due() returned true in this stream.
   bool done() const { return done_; }
   guint64 frames() const { return frames_; }
-  // A new stream (start, EOS, flush): counted from its first frame again.
+  // A new stream (the element's start, or after an EOS): counted from its first frame again.
+  // A flush (a seek) is not one: the stream's frames so far still count.
   void reset() {
     frames_ = 0;
     first_pts_ = GST_CLOCK_TIME_NONE;
