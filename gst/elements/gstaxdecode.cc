@@ -567,6 +567,9 @@ static GstFlowReturn report_other_model(GstAxDecode *self, const char *when) {
                   ours->outputs[i].dtype == other->outputs[i].dtype;
   const std::string ours_text = ours ? shapes_text(ours->outputs) : "unreadable";
   const std::string other_text = other ? shapes_text(other->outputs) : other_error;
+  const std::string frames_text = std::to_string(state->frames_with_other_outputs_only) +
+                                  " frames with output GstAxTensorMeta of '" + state->other_model +
+                                  "' and none of '" + state->model_key + "' (" + when + ")";
   if (ours && other && !same_shapes) {
     GST_ELEMENT_ERROR(self, STREAM, DECODE,
                       ("axdecode model='%s' cannot decode the outputs of model '%s', the only "
@@ -574,10 +577,7 @@ static GstFlowReturn report_other_model(GstAxDecode *self, const char *when) {
                        "model= name the package axinference runs?)",
                        self->model, state->other_model.c_str(), self->model, ours_text.c_str(),
                        state->other_model.c_str(), other_text.c_str()),
-                      ("%" G_GUINT64_FORMAT " frames with output GstAxTensorMeta of '%s' and "
-                       "none of '%s' (%s)",
-                       state->frames_with_other_outputs_only, state->other_model.c_str(),
-                       state->model_key.c_str(), when));
+                      ("%s", frames_text.c_str()));
     return GST_FLOW_ERROR;
   }
   GST_ELEMENT_WARNING(
@@ -588,10 +588,7 @@ static GstFlowReturn report_other_model(GstAxDecode *self, const char *when) {
        self->model, state->other_model.c_str(),
        same_shapes ? "a different package with the same output shapes" : "a different package",
        other_text.c_str(), state->other_model.c_str()),
-      ("%" G_GUINT64_FORMAT " frames with output GstAxTensorMeta of '%s' and "
-       "none of '%s' (%s)",
-       state->frames_with_other_outputs_only, state->other_model.c_str(), state->model_key.c_str(),
-       when));
+      ("%s", frames_text.c_str()));
   return GST_FLOW_OK;
 }
 
