@@ -9,7 +9,8 @@
 #
 # Default images: opencv-doc's examples/text/scenetext0[1-6].jpg. Writes
 # $AXSTREAM_OUT/ocr-<image name>.jsonl (one record per image: text boxes with label "text",
-# keypoints = the 4 corners, text; a name met again, as in a/img.jpg b/img.jpg, gets -2, -3, ...). Prints, per image, one line per box that has text:
+# keypoints = the 4 corners, text; a name met again, as in a/img.jpg b/img.jpg, gets -2, -3,
+# ...). Prints, per image, one line per box that has text:
 # "<image>: <text> (box score 0.93) at x,y wxh", best detection first. --color-format sets the
 # channel order fed to both models (default BGR, as PaddleOCR was trained; the packages say RGB).
 #
