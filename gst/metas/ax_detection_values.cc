@@ -130,10 +130,12 @@ void write_dlstreamer_params(GstVideoRegionOfInterestMeta *roi, int frame_width,
   if (!ours) return;
   if (frame_width > 0 && frame_height > 0) {
     GstStructure *detection = obtain_param(roi, "detection");
+    // Summed as doubles: guint x + w wraps for a width past the guint range (an application's
+    // negative width stored unsigned) into an inverted box inside the frame.
     gst_structure_set(detection, "x_min", G_TYPE_DOUBLE, double(roi->x) / frame_width, "y_min",
                       G_TYPE_DOUBLE, double(roi->y) / frame_height, "x_max", G_TYPE_DOUBLE,
-                      double(roi->x + roi->w) / frame_width, "y_max", G_TYPE_DOUBLE,
-                      double(roi->y + roi->h) / frame_height, nullptr);
+                      (double(roi->x) + roi->w) / frame_width, "y_max", G_TYPE_DOUBLE,
+                      (double(roi->y) + roi->h) / frame_height, nullptr);
     double confidence = 0;
     if (gst_structure_get_double(ours, "confidence", &confidence))
       gst_structure_set(detection, "confidence", G_TYPE_DOUBLE, confidence, nullptr);

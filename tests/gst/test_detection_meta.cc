@@ -155,6 +155,33 @@ TEST(DetectionValues, WriterFillsBothAndReaderFallsBackToTheMetaWithoutTheStruct
   gst_buffer_unref(buffer);
 }
 
+// An application's ROI whose width is a negative number stored unsigned (x 100, width -60) reaches
+// past the guint range: its DL Streamer box ended at (100 + 2^32 - 60) mod 2^32 = 40, left of
+// its start, an inverted box inside the frame.
+TEST(DetectionValues, DlStreamerBoxOfAnRoiPastTheGuintRangeIsNotWrappedIntoTheFrame) {
+  GstBuffer *buffer = gst_buffer_new();
+  GstVideoRegionOfInterestMeta *roi = gst_buffer_add_video_region_of_interest_meta(
+      buffer, "face", 100, 200, static_cast<guint>(-60), static_cast<guint>(-150));
+  roi->id = 0;
+  axstream::gst::DetectionValues values;
+  values.label = "face";
+  values.confidence = 0.5;
+  axstream::gst::write_detection(buffer, roi, values);
+  axstream::gst::write_dlstreamer_params(roi, 640, 480);
+  const GstStructure *detection = gst_video_region_of_interest_meta_get_param(roi, "detection");
+  ASSERT_NE(detection, nullptr);
+  double x_min = 0, y_min = 0, x_max = 0, y_max = 0;
+  ASSERT_TRUE(gst_structure_get_double(detection, "x_min", &x_min));
+  ASSERT_TRUE(gst_structure_get_double(detection, "y_min", &y_min));
+  ASSERT_TRUE(gst_structure_get_double(detection, "x_max", &x_max));
+  ASSERT_TRUE(gst_structure_get_double(detection, "y_max", &y_max));
+  EXPECT_DOUBLE_EQ(x_min, 100.0 / 640);
+  EXPECT_DOUBLE_EQ(y_min, 200.0 / 480);
+  EXPECT_DOUBLE_EQ(x_max, (100.0 + 4294967236.0) / 640);
+  EXPECT_DOUBLE_EQ(y_max, (200.0 + 4294967146.0) / 480);
+  gst_buffer_unref(buffer);
+}
+
 // axtracker writes the values into both; videoscale (and videoconvert to another format) drops
 // the structure; axmetapublish still writes every value.
 TEST(DetectionMeta, AxMetaPublishWritesTheValuesAfterVideoscaleAndVideoconvert) {
