@@ -135,11 +135,25 @@ GstHarness *decode_harness(const std::string &launch) {
   return harness;
 }
 
+// The axdecode in `harness`'s bin, also inside a bin of its own (gst_harness_find_element looks
+// only at the bin's own children). A new reference.
+GstElement *find_decode(GstHarness *harness) {
+  GstIterator *found =
+      gst_bin_iterate_all_by_element_factory_name(GST_BIN(harness->element), "axdecode");
+  GValue item = G_VALUE_INIT;
+  GstElement *decode = nullptr;
+  if (gst_iterator_next(found, &item) == GST_ITERATOR_OK)
+    decode = GST_ELEMENT(g_value_dup_object(&item));
+  g_value_unset(&item);
+  gst_iterator_free(found);
+  return decode;
+}
+
 // `harness`'s axdecode with its own bus, so the warnings and errors it posts can be read back;
 // tears the harness down.
 struct WatchedDecode {
   explicit WatchedDecode(GstHarness *harness)
-      : harness(harness), decode(gst_harness_find_element(harness, "axdecode")), bus(decode) {}
+      : harness(harness), decode(find_decode(harness)), bus(decode) {}
   ~WatchedDecode() {
     gst_object_unref(decode);
     gst_harness_teardown(harness);
@@ -151,6 +165,22 @@ struct WatchedDecode {
   GstElement *const decode;
   axtest::BusWatch bus;
 };
+
+// Pushes one black 64x48 RGB frame through `watched` (axpreprocess ! axinference ! axdecode)
+// and returns the first error or warning axdecode posts, "" when none within 2 s (axinference
+// pushes from its own thread).
+std::string message_on_one_frame(WatchedDecode &watched) {
+  gst_harness_set_src_caps_str(watched.harness,
+                               "video/x-raw,format=RGB,width=64,height=48,framerate=30/1");
+  gst_harness_push(watched.harness, gst_buffer_new_allocate(nullptr, 64 * 48 * 3, nullptr));
+  std::string message;
+  for (int i = 0; i < 200 && message.empty(); ++i) {
+    if (GstBuffer *out = gst_harness_try_pull(watched.harness)) gst_buffer_unref(out);
+    message = watched.bus.error_or_warning();
+    if (message.empty()) g_usleep(10000);
+  }
+  return message;
+}
 
 class AxDecode : public ::testing::Test {
  protected:
@@ -365,17 +395,7 @@ TEST_F(AxDecode, ModelNamingAPackageNoAxinferenceUpstreamRunsIsReportedNamingBot
         gst_harness_new_parse(("axpreprocess model=" + ran + " ! axinference model=" + ran +
                                " ! axdecode decoder=classification model=" + decode_model)
                                   .c_str()));
-    gst_harness_set_src_caps_str(watched.harness,
-                                 "video/x-raw,format=RGB,width=64,height=48,framerate=30/1");
-    gst_harness_push(watched.harness, gst_buffer_new_allocate(nullptr, 64 * 48 * 3, nullptr));
-    // axinference pushes from its own thread.
-    std::string message;
-    for (int i = 0; i < 200 && message.empty(); ++i) {
-      if (GstBuffer *out = gst_harness_try_pull(watched.harness)) gst_buffer_unref(out);
-      message = watched.bus.error_or_warning();
-      if (message.empty()) g_usleep(10000);
-    }
-    return message;
+    return message_on_one_frame(watched);
   };
   std::string message = message_on_first_frame(other_shapes);
   EXPECT_EQ(message.find("error: axdecode model='" + other_shapes +
@@ -394,6 +414,40 @@ TEST_F(AxDecode, ModelNamingAPackageNoAxinferenceUpstreamRunsIsReportedNamingBot
             0u)
       << message;
   EXPECT_EQ(message_on_first_frame(ran), "") << "the package axinference runs";
+}
+
+// The same search through bins (an application's wrappers): axinference and axdecode each in a
+// bin of its own, so axdecode's sink pad meets the internal pad of its bin's ghost sink pad, and
+// that ghost pad's peer is the ghost source pad of axinference's bin.
+TEST_F(AxDecode, ModelNamingAPackageNoAxinferenceRunsIsFoundThroughBinsGhostPads) {
+  AXTEST_REQUIRE_MODEL(ran, "resnet_tiny");
+  AXTEST_REQUIRE_MODEL(other_shapes, "two_outputs");
+  const auto message_on_first_frame = [&](const std::string &decode_model) {
+    GstElement *outer = gst_bin_new(nullptr);
+    GstElement *preprocess = gst_element_factory_make("axpreprocess", nullptr);
+    g_object_set(preprocess, "model", ran.c_str(), nullptr);
+    GstElement *inference_bin =
+        gst_parse_bin_from_description(("axinference model=" + ran).c_str(), TRUE, nullptr);
+    GstElement *decode_bin = gst_parse_bin_from_description(
+        ("axdecode decoder=classification model=" + decode_model).c_str(), TRUE, nullptr);
+    EXPECT_TRUE(inference_bin && decode_bin);
+    gst_bin_add_many(GST_BIN(outer), preprocess, inference_bin, decode_bin, nullptr);
+    EXPECT_TRUE(gst_element_link_many(preprocess, inference_bin, decode_bin, nullptr));
+    GstPad *sink = gst_element_get_static_pad(preprocess, "sink");
+    GstPad *src = gst_element_get_static_pad(decode_bin, "src");
+    gst_element_add_pad(outer, gst_ghost_pad_new("sink", sink));
+    gst_element_add_pad(outer, gst_ghost_pad_new("src", src));
+    gst_object_unref(sink);
+    gst_object_unref(src);
+    WatchedDecode watched(gst_harness_new_with_element(outer, "sink", "src"));
+    return message_on_one_frame(watched);
+  };
+  const std::string message = message_on_first_frame(other_shapes);
+  EXPECT_EQ(message.find("error: axdecode model='" + other_shapes +
+                         "' cannot decode the outputs of model '" + ran + "'"),
+            0u)
+      << message;
+  EXPECT_EQ(message_on_first_frame(ran), "") << "the package axinference runs, inside its bin";
 }
 
 TEST_F(AxDecode, ModelPropertySkipsTensorsOfOtherModels) {
