@@ -471,6 +471,33 @@ static std::vector<GstAxTensorMeta *> decodable_outputs(GstAxDecodeState *state,
   return outputs;
 }
 
+// The element whose source pad feeds `sinkpad` (a new reference; nullptr when unlinked), through
+// bins: a ghost source pad leads to its target inside, a ghost sink pad's internal pad to the
+// ghost pad's own peer outside.
+static GstElement *upstream_element(GstPad *sinkpad) {
+  GstPad *peer = gst_pad_get_peer(sinkpad);
+  for (int hops = 0; peer && hops < 16; ++hops) {
+    GstPad *next = nullptr;
+    if (GST_IS_GHOST_PAD(peer)) {
+      next = gst_ghost_pad_get_target(GST_GHOST_PAD(peer));
+    } else if (GST_IS_PROXY_PAD(peer)) {
+      GstProxyPad *ghost = gst_proxy_pad_get_internal(GST_PROXY_PAD(peer));
+      if (ghost) {
+        next = gst_pad_get_peer(GST_PAD(ghost));
+        gst_object_unref(ghost);
+      }
+    } else {
+      break;
+    }
+    gst_object_unref(peer);
+    peer = next;
+  }
+  if (!peer) return nullptr;
+  GstElement *upstream = gst_pad_get_parent_element(peer);
+  gst_object_unref(peer);
+  return upstream;
+}
+
 // The models of the axinference elements upstream (through queues, tees, bins' ghost pads),
 // and whether there was any: a cascade's stage runs its model there even while no object came.
 static std::vector<std::string> upstream_inference_models(GstAxDecode *self, bool &found_any) {
@@ -497,29 +524,8 @@ static std::vector<std::string> upstream_inference_models(GstAxDecode *self, boo
     GstIterator *pads = gst_element_iterate_sink_pads(element);
     GValue item = G_VALUE_INIT;
     while (gst_iterator_next(pads, &item) == GST_ITERATOR_OK) {
-      GstPad *peer = gst_pad_get_peer(GST_PAD(g_value_get_object(&item)));
-      // Through bins: a ghost source pad leads to its target inside, a ghost sink pad's
-      // internal pad to the ghost pad's own peer outside.
-      for (int hops = 0; peer && hops < 16; ++hops) {
-        GstPad *next = nullptr;
-        if (GST_IS_GHOST_PAD(peer)) {
-          next = gst_ghost_pad_get_target(GST_GHOST_PAD(peer));
-        } else if (GST_IS_PROXY_PAD(peer)) {
-          GstProxyPad *ghost = gst_proxy_pad_get_internal(GST_PROXY_PAD(peer));
-          if (ghost) {
-            next = gst_pad_get_peer(GST_PAD(ghost));
-            gst_object_unref(ghost);
-          }
-        } else {
-          break;
-        }
-        gst_object_unref(peer);
-        peer = next;
-      }
-      if (peer) {
-        if (GstElement *upstream = gst_pad_get_parent_element(peer)) todo.push_back(upstream);
-        gst_object_unref(peer);
-      }
+      if (GstElement *upstream = upstream_element(GST_PAD(g_value_get_object(&item))))
+        todo.push_back(upstream);
       g_value_reset(&item);
     }
     g_value_unset(&item);
