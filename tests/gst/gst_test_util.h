@@ -4,12 +4,14 @@
 
 #include <gst/check/gstharness.h>
 #include <gst/gst.h>
+#include <gst/video/video.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -77,6 +79,24 @@ inline std::string message_text(GstMessage *message) {
   g_error_free(error);
   g_free(debug);
   return text;
+}
+
+// A box normalised to the frame, as DL Streamer's "detection" ROI parameter holds it.
+struct NormalisedBox {
+  double x_min = -1, y_min = -1, x_max = -1, y_max = -1;
+};
+
+// The box in `roi`'s "detection" structure (what gstgva's normalized_rect() reads); nullopt
+// when the structure or one of its four fields is missing.
+inline std::optional<NormalisedBox> dlstreamer_box(GstVideoRegionOfInterestMeta *roi) {
+  const GstStructure *detection = gst_video_region_of_interest_meta_get_param(roi, "detection");
+  NormalisedBox box;
+  if (!detection || !gst_structure_get_double(detection, "x_min", &box.x_min) ||
+      !gst_structure_get_double(detection, "y_min", &box.y_min) ||
+      !gst_structure_get_double(detection, "x_max", &box.x_max) ||
+      !gst_structure_get_double(detection, "y_max", &box.y_max))
+    return std::nullopt;
+  return box;
 }
 
 // An element with its own bus, so errors it posts can be read back.

@@ -254,18 +254,15 @@ TEST_F(AxDecode, DlStreamerConsumersFindTheDetectionStructure) {
   ASSERT_NE(out, nullptr);
   GstVideoRegionOfInterestMeta *roi = gst_buffer_get_video_region_of_interest_meta(out);
   ASSERT_NE(roi, nullptr);
-  const GstStructure *detection = gst_video_region_of_interest_meta_get_param(roi, "detection");
-  ASSERT_NE(detection, nullptr);
-  double x_min = -1, y_min = -1, x_max = -1, y_max = -1, confidence = -1;
-  ASSERT_TRUE(gst_structure_get_double(detection, "x_min", &x_min));
-  ASSERT_TRUE(gst_structure_get_double(detection, "y_min", &y_min));
-  ASSERT_TRUE(gst_structure_get_double(detection, "x_max", &x_max));
-  ASSERT_TRUE(gst_structure_get_double(detection, "y_max", &y_max));
+  const std::optional<axtest::NormalisedBox> box = axtest::dlstreamer_box(roi);
+  ASSERT_TRUE(box.has_value());
   // The ROI (180,5) 100x150 of the 640x480 frame.
-  EXPECT_DOUBLE_EQ(x_min, 180.0 / 640);
-  EXPECT_DOUBLE_EQ(y_min, 5.0 / 480);
-  EXPECT_DOUBLE_EQ(x_max, 280.0 / 640);
-  EXPECT_DOUBLE_EQ(y_max, 155.0 / 480);
+  EXPECT_DOUBLE_EQ(box->x_min, 180.0 / 640);
+  EXPECT_DOUBLE_EQ(box->y_min, 5.0 / 480);
+  EXPECT_DOUBLE_EQ(box->x_max, 280.0 / 640);
+  EXPECT_DOUBLE_EQ(box->y_max, 155.0 / 480);
+  const GstStructure *detection = gst_video_region_of_interest_meta_get_param(roi, "detection");
+  double confidence = -1;
   ASSERT_TRUE(gst_structure_get_double(detection, "confidence", &confidence));
   EXPECT_NEAR(confidence, 1.0 / (1.0 + std::exp(-2.0)), 1e-5);
   gint label_id = -1;

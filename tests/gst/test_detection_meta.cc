@@ -168,17 +168,12 @@ TEST(DetectionValues, DlStreamerBoxOfAnRoiPastTheGuintRangeIsNotWrappedIntoTheFr
   values.confidence = 0.5;
   axstream::gst::write_detection(buffer, roi, values);
   axstream::gst::write_dlstreamer_params(roi, 640, 480);
-  const GstStructure *detection = gst_video_region_of_interest_meta_get_param(roi, "detection");
-  ASSERT_NE(detection, nullptr);
-  double x_min = 0, y_min = 0, x_max = 0, y_max = 0;
-  ASSERT_TRUE(gst_structure_get_double(detection, "x_min", &x_min));
-  ASSERT_TRUE(gst_structure_get_double(detection, "y_min", &y_min));
-  ASSERT_TRUE(gst_structure_get_double(detection, "x_max", &x_max));
-  ASSERT_TRUE(gst_structure_get_double(detection, "y_max", &y_max));
-  EXPECT_DOUBLE_EQ(x_min, 100.0 / 640);
-  EXPECT_DOUBLE_EQ(y_min, 200.0 / 480);
-  EXPECT_DOUBLE_EQ(x_max, (100.0 + 4294967236.0) / 640);
-  EXPECT_DOUBLE_EQ(y_max, (200.0 + 4294967146.0) / 480);
+  const std::optional<axtest::NormalisedBox> box = axtest::dlstreamer_box(roi);
+  ASSERT_TRUE(box.has_value());
+  EXPECT_DOUBLE_EQ(box->x_min, 100.0 / 640);
+  EXPECT_DOUBLE_EQ(box->y_min, 200.0 / 480);
+  EXPECT_DOUBLE_EQ(box->x_max, (100.0 + 4294967236.0) / 640);
+  EXPECT_DOUBLE_EQ(box->y_max, (200.0 + 4294967146.0) / 480);
   gst_buffer_unref(buffer);
 }
 
