@@ -27,6 +27,9 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 model=${AXSTREAM_FACE_MODEL:-$cache/models/blazeface-front}
 streams=4
+# Streams at most: each is a decoding branch of one gst-launch-1.0 line (100000 built a command
+# line that ran for minutes before anything was said).
+max_streams=64
 video=
 quiet=0
 batch_timeout=5000
@@ -41,12 +44,10 @@ while (($#)); do
     --quiet) quiet=1 ;;
     -h|--help) print_usage; exit 0 ;;
     -*) die 2 "unknown option '$1' (see --help)" ;;
-    # 64 streams at most: each is a decoding branch of one gst-launch-1.0 line (100000 built
-    # a command line that ran for minutes before anything was said).
     *) [[ $1 =~ ^[0-9]+$ ]] && ((10#${1:0:18} >= 1)) ||
          die 2 "'$1': expected a stream count N >= 1 (see --help)"
-       ((${#1} <= 18 && 10#$1 <= 64)) ||
-         die 2 "'$1': expected a stream count N from 1 to 64 (see --help)"
+       ((${#1} <= 18 && 10#$1 <= max_streams)) ||
+         die 2 "'$1': expected a stream count N from 1 to $max_streams (see --help)"
        streams=$((10#$1)) ;;
   esac
   shift
@@ -72,9 +73,9 @@ require_output_dir "$out"
 branches=()
 tracker=()
 ((interval == 1)) || tracker=(axtracker !)
-# Every stream file this script may have written (at most 64 streams), not only this run's: after
-# 'multistream.sh 4', 'multistream.sh 2' left stream-2/3.jsonl of the first run beside its own.
-for ((i = 0; i < 64; i++)); do rm -f "$out/stream-$i.jsonl"; done
+# Every stream file this script may have written, not only this run's: after 'multistream.sh 4',
+# 'multistream.sh 2' left stream-2/3.jsonl of the first run beside its own.
+for ((i = 0; i < max_streams; i++)); do rm -f "$out/stream-$i.jsonl"; done
 for ((i = 0; i < streams; i++)); do
   branches+=(filesrc location="${videos[i]}" ! decodebin ! videoconvert !
     video/x-raw,format=I420 ! axpreprocess model="$model" inference-interval="$interval" !
