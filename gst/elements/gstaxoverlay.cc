@@ -239,8 +239,9 @@ static GstFlowReturn gst_ax_overlay_transform_frame_ip(GstVideoFilter *filter,
     std::string error;
     crop_offsets = axstream::gst::video_crop_offsets(*frame, *crop, width, height, error);
     if (!error.empty()) {
-      GST_ELEMENT_ERROR(self, STREAM, FORMAT, ("axoverlay got a frame cropped outside itself"),
-                        ("%s", error.c_str()));
+      GST_ELEMENT_ERROR(self, STREAM, FORMAT,
+                        ("axoverlay cannot draw on the frame's crop: %s", error.c_str()),
+                        ("GstVideoCropMeta on %" GST_PTR_FORMAT, frame->buffer));
       return GST_FLOW_ERROR;
     }
   }
@@ -262,6 +263,17 @@ static GstFlowReturn gst_ax_overlay_transform_frame_ip(GstVideoFilter *filter,
     return GST_FLOW_ERROR;
   }
   return GST_FLOW_OK;
+}
+
+// Upstream's ALLOCATION query as GstBaseTransform answers it in place (downstream's metas, the
+// sink's GstVideoCropMeta support among them), but no crop meta for YUY2/UYVY, whose odd x
+// would split a pixel pair (ax_video_crop.h).
+static gboolean gst_ax_overlay_propose_allocation(GstBaseTransform *trans, GstQuery *decide_query,
+                                                  GstQuery *query) {
+  const gboolean answered = GST_BASE_TRANSFORM_CLASS(gst_ax_overlay_parent_class)
+                                ->propose_allocation(trans, decide_query, query);
+  axstream::gst::drop_crop_meta_for_pixel_pairs(query);
+  return answered;
 }
 
 static void gst_ax_overlay_class_init(GstAxOverlayClass *klass) {
@@ -325,6 +337,8 @@ static void gst_ax_overlay_class_init(GstAxOverlayClass *klass) {
   filter_class->transform_frame_ip = GST_DEBUG_FUNCPTR(gst_ax_overlay_transform_frame_ip);
   GST_BASE_TRANSFORM_CLASS(klass)->before_transform =
       GST_DEBUG_FUNCPTR(gst_ax_overlay_before_transform);
+  GST_BASE_TRANSFORM_CLASS(klass)->propose_allocation =
+      GST_DEBUG_FUNCPTR(gst_ax_overlay_propose_allocation);
   GST_DEBUG_CATEGORY_INIT(gst_ax_overlay_debug, "axoverlay", 0, "axstream result overlay");
 }
 

@@ -648,6 +648,7 @@ static gboolean gst_ax_preprocess_propose_allocation(GstBaseTransform *trans,
   if (!GST_BASE_TRANSFORM_CLASS(gst_ax_preprocess_parent_class)
            ->propose_allocation(trans, decide_query, query))
     GST_DEBUG_OBJECT(self, "downstream did not answer the allocation query");
+  axstream::gst::drop_crop_meta_for_pixel_pairs(query);
   // Strided frames are fine: ask upstream for GstVideoMeta instead of a repacking copy.
   if (!gst_query_find_allocation_meta(query, GST_VIDEO_META_API_TYPE, nullptr))
     gst_query_add_allocation_meta(query, GST_VIDEO_META_API_TYPE, nullptr);
@@ -1004,8 +1005,9 @@ static GstFlowReturn gst_ax_preprocess_transform_ip(GstBaseTransform *trans, Gst
           axstream::gst::video_crop_offsets(frame, *crop_meta, input.width, input.height, error);
       if (!error.empty()) {
         gst_video_frame_unmap(&frame);
-        GST_ELEMENT_ERROR(self, STREAM, FORMAT, ("axpreprocess got a frame cropped outside itself"),
-                          ("%s", error.c_str()));
+        GST_ELEMENT_ERROR(self, STREAM, FORMAT,
+                          ("axpreprocess cannot read the frame's crop: %s", error.c_str()),
+                          ("GstVideoCropMeta on %" GST_PTR_FORMAT, buffer));
         return GST_FLOW_ERROR;
       }
     }

@@ -81,6 +81,40 @@ inline std::string message_text(GstMessage *message) {
   return text;
 }
 
+// Whether `element` (taken) offers GstVideoCropMeta upstream in its answer to an ALLOCATION
+// query for `caps`, when downstream (the harness's sink) takes crop metas, as a display sink does.
+inline bool offers_crop_meta(GstElement *element, const std::string &caps) {
+  GstHarness *harness = gst_harness_new_with_element(element, "sink", "src");
+  gst_harness_add_propose_allocation_meta(harness, GST_VIDEO_CROP_META_API_TYPE, nullptr);
+  gst_harness_set_src_caps_str(harness, caps.c_str());
+  GstCaps *parsed = gst_caps_from_string(caps.c_str());
+  GstQuery *query = gst_query_new_allocation(parsed, TRUE);
+  gst_caps_unref(parsed);
+  EXPECT_TRUE(gst_pad_peer_query(harness->srcpad, query));
+  const bool offered = gst_query_find_allocation_meta(query, GST_VIDEO_CROP_META_API_TYPE, nullptr);
+  gst_query_unref(query);
+  gst_harness_teardown(harness);
+  return offered;
+}
+
+// A 64x48 `format` frame of zeros, laid out by GstVideoMeta, whose GstVideoCropMeta shows the
+// `width` x `height` region at x, y (as videocrop attaches it instead of copying).
+inline GstBuffer *cropped_frame(GstVideoFormat format, guint x, guint y, guint width,
+                                guint height) {
+  GstVideoInfo whole;
+  gst_video_info_set_format(&whole, format, 64, 48);
+  GstBuffer *buffer = gst_buffer_new_allocate(nullptr, GST_VIDEO_INFO_SIZE(&whole), nullptr);
+  gst_buffer_memset(buffer, 0, 0, GST_VIDEO_INFO_SIZE(&whole));
+  gst_buffer_add_video_meta_full(buffer, GST_VIDEO_FRAME_FLAG_NONE, format, 64, 48,
+                                 GST_VIDEO_INFO_N_PLANES(&whole), whole.offset, whole.stride);
+  GstVideoCropMeta *crop = gst_buffer_add_video_crop_meta(buffer);
+  crop->x = x;
+  crop->y = y;
+  crop->width = width;
+  crop->height = height;
+  return buffer;
+}
+
 // A box normalised to the frame, as DL Streamer's "detection" ROI parameter holds it.
 struct NormalisedBox {
   double x_min = -1, y_min = -1, x_max = -1, y_max = -1;

@@ -353,6 +353,34 @@ INSTANTIATE_TEST_SUITE_P(PackedAndPlanar, AxPreprocessCropMeta,
                            return std::string(info.param);
                          });
 
+// videocrop attaches GstVideoCropMeta at its left edge as given, and at an odd x a YUY2/UYVY
+// region starts inside a pixel pair: read from there, its pairs had U and V swapped and taken
+// from two different pairs, a tensor of wrong colours without a word. For those formats
+// axpreprocess no longer offers the meta upstream (videocrop then copies the region, pairs kept
+// whole) and refuses a frame that comes with such a meta anyway, naming it.
+TEST(AxPreprocess, CropMetaSplittingAPixelPairIsNotOfferedAndRefused) {
+  AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
+  for (const char *format : {"YUY2", "UYVY"})
+    EXPECT_FALSE(
+        axtest::offers_crop_meta(make_preprocess(model), axtest::video_caps(format, 36, 30)))
+        << format;
+  EXPECT_TRUE(axtest::offers_crop_meta(make_preprocess(model), axtest::video_caps("I420", 36, 30)));
+
+  GstElement *element = make_preprocess(model);
+  axtest::BusWatch bus(element);
+  GstHarness *h = gst_harness_new_with_element(element, "sink", "src");
+  gst_harness_set_src_caps_str(h, axtest::video_caps("YUY2", 36, 30).c_str());
+  EXPECT_EQ(gst_harness_push(h, axtest::cropped_frame(GST_VIDEO_FORMAT_YUY2, 21, 10, 36, 30)),
+            GST_FLOW_ERROR);
+  const std::string error = bus.error();
+  EXPECT_NE(error.find("axpreprocess cannot read the frame's crop: GstVideoCropMeta x 21 on a "
+                       "YUY2 frame splits a pixel pair (its U and V belong to pixels 20 and 21): "
+                       "expected an even x"),
+            std::string::npos)
+      << error;
+  gst_harness_teardown(h);
+}
+
 TEST(AxPreprocess, AcceptsDmabufCapsFeature) {
   AXTEST_REQUIRE_MODEL(model, "resnet_tiny");
   GstHarness *h = gst_harness_new_with_element(make_preprocess(model), "sink", "src");
