@@ -501,6 +501,14 @@ static void note_object_labels(GstAxInferenceState *state, GstBuffer *buffer) {
   }
 }
 
+// What the "ran nothing: frames had objects" check counts, for a new stream (EOS, or a stop).
+static void reset_object_counts(GstAxInferenceState *state) {
+  state->frames_with_objects_only = 0;
+  state->object_labels_seen.clear();
+  state->objects_live_check.reset();
+  state->had_input = false;
+}
+
 // "person, car": the labels noted, for a warning.
 static std::string object_labels_text(const GstAxInferenceState *state) {
   std::string text;
@@ -724,10 +732,7 @@ static void push_done_items(GstAxInference *self, std::unique_lock<std::mutex> &
       if (!state->had_input && !state->warned_no_tensor)
         objects_never_run = state->frames_with_objects_only;
       labels_never_run = object_labels_text(state);
-      state->frames_with_objects_only = 0;
-      state->object_labels_seen.clear();
-      state->objects_live_check.reset();
-      state->had_input = false;
+      reset_object_counts(state);
       // After its EOS upstream pushes no frame that could return a fatal flow return of this
       // element's pushes to it, so nobody would post it (queue's rule: not-linked or worse;
       // GST_FLOW_ERROR comes with the error message of whoever returned it, our inference
@@ -1129,10 +1134,7 @@ static GstStateChangeReturn gst_ax_inference_change_state(GstElement *element,
       state->run_latency.reset();
     }
     state->warned_no_tensor = false;
-    state->frames_with_objects_only = 0;
-    state->object_labels_seen.clear();
-    state->objects_live_check.reset();
-    state->had_input = false;
+    reset_object_counts(state);
     state->bytes_copied = 0;
   }
   return ret;
