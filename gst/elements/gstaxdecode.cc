@@ -122,7 +122,7 @@ struct GstAxDecodeState {
   // Since start (or the last EOS): frames, those with outputs to decode, with any tensor meta or
   // objects, and with an input tensor of the model decoded (any model when unset) but no output
   // of it. A stream that ends with nothing decoded for one of those two reasons is warned about.
-  guint64 frames_seen = 0, frames_with_outputs = 0, frames_with_tensors = 0,
+  guint64 frames_seen = 0, frames_with_outputs = 0, frames_with_tensors_or_objects = 0,
           frames_with_inputs_only = 0;
   std::string input_model;  // the model of the first such input
   // model set: frames carrying outputs of other models and none of ours, and the first such
@@ -197,7 +197,7 @@ static bool same_package(const std::string &model_key, const gchar *meta_model) 
 
 // What the end-of-stream checks count, for a new stream.
 static void reset_stream_counts(GstAxDecodeState *state) {
-  state->frames_seen = state->frames_with_outputs = state->frames_with_tensors =
+  state->frames_seen = state->frames_with_outputs = state->frames_with_tensors_or_objects =
       state->frames_with_inputs_only = state->frames_with_other_outputs_only = 0;
   state->input_model.clear();
   state->other_model.clear();
@@ -435,7 +435,9 @@ static void attach_texts(GstAxDecode *self, GstBuffer *buffer,
 }
 
 // The buffer's output tensor metas this element decodes (its model's, or every model's when
-// model is unset), collected first: attaching results adds metas while we iterate.
+// model is unset), collected first: attaching results adds metas while we iterate. The same pass
+// counts the frame for the stream checks (judge_stream, check_upstream_runs_model): with outputs
+// of ours, with only an input of ours, or with only other models' outputs.
 static std::vector<GstAxTensorMeta *> decodable_outputs(GstAxDecodeState *state,
                                                         GstBuffer *buffer) {
   std::vector<GstAxTensorMeta *> outputs;
@@ -459,7 +461,7 @@ static std::vector<GstAxTensorMeta *> decodable_outputs(GstAxDecodeState *state,
   // A frame with objects (ROI metas) counts too: axpreprocess roi=objects makes no tensor when it
   // selects none of them (axinference warns when it never does).
   if (any_tensor || gst_buffer_get_meta(buffer, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE))
-    state->frames_with_tensors++;
+    state->frames_with_tensors_or_objects++;
   if (!outputs.empty()) {
     state->frames_with_outputs++;
   } else if (input) {
@@ -610,7 +612,7 @@ static void judge_stream(GstAxDecode *self, bool at_eos) {
   state->judged = true;
   const char *when =
       at_eos ? "before the EOS" : "in the first frames of a stream without an EOS yet (live)";
-  if (state->frames_with_tensors == 0) {
+  if (state->frames_with_tensors_or_objects == 0) {
     GST_ELEMENT_WARNING(self, STREAM, DECODE,
                         ("axdecode decoded nothing: none of the %" G_GUINT64_FORMAT
                          " frames of the stream carried a tensor (is axpreprocess ! "
