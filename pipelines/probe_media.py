@@ -9,9 +9,8 @@ files (EOS racing the preroll), so the probe only prerolls (PAUSED), with no EOS
 
 Exits 0 when a frame prerolled, 1 with a message naming the file otherwise (the demos prefix it
 with their own name), 2 on a bad command line (an option other than -h/--help is one; a FILE
-starting with '-' goes after '--'). A probe that saw
-neither a frame nor an error within 5 s is tried again (3 attempts): a readable video prerolls
-in well under a second.
+starting with '-' goes after '--'). A probe that saw neither a frame nor an error within 5 s is
+tried again (3 attempts): a readable video prerolls in well under a second.
 """
 import sys
 
