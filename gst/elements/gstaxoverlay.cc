@@ -2,19 +2,21 @@
  * SECTION:element-axoverlay
  * @title: axoverlay
  *
- * Draws results in place into the video frame: each GstVideoRegionOfInterestMeta as a box with
- * its label and score (from its "ax-detection" parameters, or its GstAxDetectionMeta after a
- * videoscale or videoconvert dropped them, and track id when axtracker set one) followed by the
- * best class of each classifier that ran on it ("face 0.92 | smiling 0.81", as nvdsosd and
- * gvawatermark show a cascade's secondary classes), its keypoints, and whole-frame
- * classifications (GstAxClassificationMeta with roi_id -1) as text in the top-left corner. Works on
- * RGB, BGR, RGBx, BGRx, xRGB, xBGR, RGBA, BGRA, NV12, I420, YUY2, UYVY and GRAY8 (YUV frames:
- * drawn on the luma and chroma with the colour converted, BT.601; a webcam's packed 4:2:2 frames
- * need no videoconvert, their chroma drawn as I420's is, shared by pixel pairs and row pairs; a
- * monochrome camera's GRAY8 gets each colour's full-range BT.601 luma). On a frame
- * carrying a GstVideoCropMeta the results are drawn in its visible region's coordinates (the caps'
- * size at the meta's origin). Boxes, labels and keypoints reaching beyond the frame are cut at its
- * edges; keypoints at NaN or infinity are left out.
+ * Draws results in place into the video frame: each GstVideoRegionOfInterestMeta as a box with its
+ * label and score (from its "ax-detection" parameters, or its GstAxDetectionMeta after a videoscale
+ * or videoconvert dropped them, and track id when axtracker set one) followed by the best class of
+ * each classifier that ran on it ("face 0.92 | smiling 0.81", as nvdsosd and gvawatermark show a
+ * cascade's secondary classes), its keypoints, and whole-frame classifications
+ * (GstAxClassificationMeta with roi_id -1) as text in the top-left corner. Works on RGB, BGR, RGBx,
+ * BGRx, xRGB, xBGR, RGBA, BGRA, NV12, I420, YUY2, UYVY and GRAY8 (YUV frames: drawn on the luma and
+ * chroma with the colour converted, BT.601; a webcam's packed 4:2:2 frames need no videoconvert,
+ * their chroma drawn as I420's is, shared by pixel pairs and row pairs; a monochrome camera's GRAY8
+ * gets each colour's full-range BT.601 luma). On a frame carrying a GstVideoCropMeta the results
+ * are drawn in its visible region's coordinates (the caps' size at the meta's origin; not for
+ * YUY2/UYVY, where an odd origin would split a pixel pair: the allocation query leaves the meta
+ * out, so videocrop copies, and a frame with such a meta anyway is a stream error). Boxes,
+ * labels and keypoints reaching beyond the frame are cut at its edges; keypoints at NaN or infinity
+ * are left out.
  *
  * |[
  * D=~/.cache/axstream/opencv-doc/usr/share/doc/opencv-doc/examples/data

@@ -17,27 +17,27 @@
  * the crop needs; `bytes-mapped` counts the frame bytes mapped. A frame carrying a
  * GstVideoCropMeta (videocrop, or a decoder, attaches one instead of copying when downstream
  * takes it, and the allocation query passes that on) is read in its visible region: the caps'
- * size at the meta's origin, as if it had been cropped out.
+ * size at the meta's origin, as if it had been cropped out. Not for YUY2/UYVY caps, where an odd
+ * origin would split a pixel pair: the query leaves the meta out (videocrop copies instead), and
+ * a frame that comes with such a meta anyway is a stream error naming its x.
  *
  * Colour order, pixel scale, mean and std come from the package's `input_preprocess`
  * (docs/model-package.md; RGB, 1/255, 0, 1 when absent); the properties override them.
- * YUV frames (NV12, I420, and the packed 4:2:2 YUY2 and UYVY that USB webcams give through
- * v4l2src, taken without a videoconvert: the fused pass splits each row it reads into luma and
- * chroma, then converts it as NV12) are converted to RGB with the caps' colorimetry: its matrix
- * (BT.601, BT.709, BT.2020, SMPTE 240M or FCC) and range (limited 16..235 or full 0..255), in
- * every path (whole frames, crops, ROIs, rotated crops, preamble pixels, dmabuf rows); the
- * transfer function and primaries are not converted (videoconvert leaves them too unless asked).
- * Odd widths are taken as GStreamer lays them out (YUY2/UYVY rows of ceil(width / 2) pairs).
- * Caps without a colorimetry get GStreamer's defaults (GstVideoInfo's, by frame height): BT.601
- * up to 576 lines, BT.709 above (4K too, in GStreamer 1.22), limited range; GStreamer puts the
- * same default in place of a matrix the caps leave unknown or an RGB (identity) matrix on YUV
- * caps. An unknown
- * range is read as limited (videoconvert would read it as full). Should a matrix other than
- * these five reach the element, it refuses the caps naming the colorimetry. BT.601 limited range
- * uses OpenCV's constants (bit-exact with cv::cvtColor), the others the standard's coefficients
- * times 2^20, rounded: within 1 level of the standard's formula and 3 of videoconvert's 16-bit
- * output (its own rounding). Gray models take the luma plane as it is (cv::COLOR_YUV2GRAY),
- * whatever the range.
+ * YUV frames (NV12, I420, and the packed 4:2:2 YUY2 and UYVY that USB webcams give through v4l2src,
+ * taken without a videoconvert: the fused pass splits each row it reads into luma and chroma, then
+ * converts it as NV12) are converted to RGB with the caps' colorimetry: its matrix (BT.601, BT.709,
+ * BT.2020, SMPTE 240M or FCC) and range (limited 16..235 or full 0..255), in every path (whole
+ * frames, crops, ROIs, rotated crops, preamble pixels, dmabuf rows); the transfer function and
+ * primaries are not converted (videoconvert leaves them too unless asked). Odd widths are taken as
+ * GStreamer lays them out (YUY2/UYVY rows of ceil(width / 2) pairs). Caps without a colorimetry get
+ * GStreamer's defaults (GstVideoInfo's, by frame height): BT.601 up to 576 lines, BT.709 above (4K
+ * too, in GStreamer 1.22), limited range; GStreamer puts the same default in place of a matrix the
+ * caps leave unknown or an RGB (identity) matrix on YUV caps. An unknown range is read as limited
+ * (videoconvert would read it as full). Should a matrix other than these five reach the element, it
+ * refuses the caps naming the colorimetry. BT.601 limited range uses OpenCV's constants (bit-exact
+ * with cv::cvtColor), the others the standard's coefficients times 2^20, rounded: within 1 level of
+ * the standard's formula and 3 of videoconvert's 16-bit output (its own rounding). Gray models take
+ * the luma plane as it is (cv::COLOR_YUV2GRAY), whatever the range.
  *
  * Packages with a preamble (`preamble_graph`, the head axcompile split off the model because
  * the int8 core has no kernel for it): the fused pass makes the preamble input's pixels instead,

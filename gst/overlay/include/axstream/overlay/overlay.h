@@ -63,9 +63,8 @@ struct OverlayStyle {
 // Draws every object (boxes clipped to the frame) in place. Frame-level text (e.g. a whole-frame
 // classification) is an object covering the frame with width or height 0 and text set: only the
 // text is drawn, at (x, y). YUV frames get the colours in BT.601 limited range, GRAY8 their
-// full-range BT.601 luma; YUY2 and UYVY
-// are drawn as I420 is (chroma at half the height), each drawn chroma sample written to both
-// rows of its pair, the rest of the frame untouched.
+// full-range BT.601 luma; YUY2 and UYVY are drawn as I420 is (chroma at half the height), each
+// drawn chroma sample written to both rows of its pair, the rest of the frame untouched.
 void draw_objects(const FrameView &frame, const std::vector<OverlayObject> &objects,
                   const OverlayStyle &style);
 
