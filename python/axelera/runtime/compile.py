@@ -10,7 +10,10 @@ import inspect
 import sys
 import types
 
-from ._compile import compile, find_axcompile, main  # noqa: F401,A004 - the same names as before
+from ._compile import compile, find_axcompile, main  # noqa: A004 - the same names as before
+
+# Re-exported (programs imported find_axcompile from here), so pyflakes counts them as used.
+__all__ = ["compile", "find_axcompile", "main"]
 
 
 class _CallableModule(types.ModuleType):
