@@ -14,6 +14,7 @@
 #include "axstream/gst/axtensormeta.h"
 #include "axstream/runtime/runtime.h"
 #include "gst_test_util.h"
+#include "tensor_difference.h"
 
 namespace rt = axstream::runtime;
 
@@ -262,22 +263,6 @@ std::vector<int8_t> tensor_through(const std::string &launch, const std::string 
   return tensor;
 }
 
-struct TensorDifference {
-  int worst = 0;
-  double mean = 0;
-};
-
-TensorDifference difference(const std::vector<int8_t> &a, const std::vector<int8_t> &b) {
-  TensorDifference d;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const int e = std::abs(int(a[i]) - int(b[i]));
-    d.worst = std::max(d.worst, e);
-    d.mean += e;
-  }
-  d.mean /= double(a.size());
-  return d;
-}
-
 // The formats a frame is compared in; the first is the 4:2:0 reference.
 const char *const kComparedFormats[] = {"I420", "NV12", "YUY2", "UYVY"};
 // 720p: its default colorimetry is BT.709, so a YUY2 path ignoring the caps (reading BT.601, the
@@ -313,7 +298,7 @@ void expect_identical_tensors(GstBuffer *i420_frame, const std::string &model) {
   compare_formats(i420_frame, kI420Caps, "videoconvert dither=none chroma-mode=none", model,
                   [](const char *format, const std::vector<int8_t> &tensor,
                      const std::vector<int8_t> &i420, const std::string &launch) {
-                    const TensorDifference d = difference(tensor, i420);
+                    const axtest::TensorDifference d = axtest::tensor_difference(tensor, i420);
                     std::printf("%s vs I420 from an I420 frame: worst %d\n", format, d.worst);
                     EXPECT_EQ(d.worst, 0) << launch;
                   });
@@ -331,9 +316,9 @@ void expect_subsampling_differences(GstBuffer *ayuv_frame, const std::string &mo
                       const std::vector<int8_t> &i420, const std::string &launch) {
                     if (std::string(format) == "YUY2") yuy2 = tensor;
                     if (std::string(format) == "UYVY") {
-                      EXPECT_EQ(difference(tensor, yuy2).worst, 0) << launch;
+                      EXPECT_EQ(axtest::tensor_difference(tensor, yuy2).worst, 0) << launch;
                     }
-                    const TensorDifference d = difference(tensor, i420);
+                    const axtest::TensorDifference d = axtest::tensor_difference(tensor, i420);
                     std::printf("%s vs I420 from a 4:4:4 frame: worst %d, mean %.4f levels\n",
                                 format, d.worst, d.mean);
                     EXPECT_LE(d.mean, mean_bound) << launch;

@@ -11,6 +11,7 @@
 
 #include "axstream/preprocess/preprocess.h"
 #include "axstream/preprocess/rotated_crop.h"
+#include "tensor_difference.h"
 
 namespace pp = axstream::preprocess;
 
@@ -144,10 +145,7 @@ int worst_difference(const TestFrame &f, pp::PixelFormat format, const pp::Color
   pp::Preprocessor(format, f.width, f.height, t, o).run(f.frame(format), ours.data());
   pp::Preprocessor(pp::PixelFormat::RGB, f.width, f.height, t, o)
       .run(f.rgb_frame(), reference.data());
-  int worst = 0;
-  for (size_t i = 0; i < ours.size(); ++i)
-    worst = std::max(worst, std::abs(int(ours[i]) - int(reference[i])));
-  return worst;
+  return axtest::tensor_difference(ours, reference).worst;
 }
 
 class PreprocessColorimetry

@@ -15,6 +15,7 @@
 
 #include "axstream/error.h"
 #include "axstream/preprocess/preprocess.h"
+#include "tensor_difference.h"
 
 namespace pp = axstream::preprocess;
 
@@ -210,21 +211,6 @@ pp::Options imagenet_options(pp::ColorOrder order) {
   return o;
 }
 
-struct Comparison {
-  int max_difference = 0;
-  size_t differing = 0;
-};
-
-Comparison compare(const std::vector<int8_t> &a, const std::vector<int8_t> &b) {
-  Comparison c;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const int d = std::abs(int(a[i]) - int(b[i]));
-    c.max_difference = std::max(c.max_difference, d);
-    c.differing += d != 0;
-  }
-  return c;
-}
-
 using FormatCase = std::tuple<pp::PixelFormat, pp::ColorOrder, bool>;
 
 class PreprocessMatchesOpenCV : public ::testing::TestWithParam<FormatCase> {};
@@ -292,12 +278,12 @@ TEST_P(PreprocessMatchesOpenCV, BitExactForDownscaleUpscaleCropAndStretch) {
     std::vector<int8_t> ours(tensor.size(), 77);
     preprocessor.run(frame.frame, ours.data());
     const auto reference = opencv_reference(frame.frame, tensor, options, preprocessor.geometry());
-    const Comparison c = compare(ours, reference);
-    EXPECT_EQ(c.max_difference, 0)
-        << pp::pixel_format_name(format) << " -> " << pp::color_order_name(order) << " "
-        << s.frame_width << "x" << s.frame_height << " -> " << s.tensor_width << "x"
-        << s.tensor_height << " (" << preprocessor.kernel_set_name() << "): " << c.differing
-        << " of " << ours.size() << " bytes differ";
+    const axtest::TensorDifference c = axtest::tensor_difference(ours, reference);
+    EXPECT_EQ(c.worst, 0) << pp::pixel_format_name(format) << " -> " << pp::color_order_name(order)
+                          << " " << s.frame_width << "x" << s.frame_height << " -> "
+                          << s.tensor_width << "x" << s.tensor_height << " ("
+                          << preprocessor.kernel_set_name() << "): " << c.differing << " of "
+                          << ours.size() << " bytes differ";
   }
 }
 
@@ -331,7 +317,9 @@ TEST(PreprocessMatchesOpenCVLayouts, ThreeChannelTensorsAndTableQuantisationAreB
       pp::Preprocessor p(pp::PixelFormat::NV12, 320, 240, t, o);
       std::vector<int8_t> ours(t.size(), 77);
       p.run(frame.frame, ours.data());
-      EXPECT_EQ(compare(ours, opencv_reference(frame.frame, t, o, p.geometry())).max_difference, 0)
+      EXPECT_EQ(
+          axtest::tensor_difference(ours, opencv_reference(frame.frame, t, o, p.geometry())).worst,
+          0)
           << channels << " channels, " << p.kernel_set_name();
     }
     // scale 1, mean 0, std 1/127.5: values v * 127.5 / 255 = v / 2 tie at every odd v, where
@@ -346,7 +334,8 @@ TEST(PreprocessMatchesOpenCVLayouts, ThreeChannelTensorsAndTableQuantisationAreB
     pp::Preprocessor p(pp::PixelFormat::NV12, 320, 240, t, o);
     std::vector<int8_t> ours(t.size(), 77);
     p.run(frame.frame, ours.data());
-    EXPECT_EQ(compare(ours, opencv_reference(frame.frame, t, o, p.geometry())).max_difference, 0)
+    EXPECT_EQ(
+        axtest::tensor_difference(ours, opencv_reference(frame.frame, t, o, p.geometry())).worst, 0)
         << "tie-rounding quantisation, " << p.kernel_set_name();
   }
 }
@@ -530,7 +519,8 @@ TEST(PreprocessTiming, ReportsNv12_1080pTo640LetterboxTimeAndOpenCVBaseline) {
       "axpreprocess NV12 1920x1080 -> 640x640 letterbox int8: %.3f ms (best of %d); "
       "OpenCV cvtColor+resize+normalise+quantise: %.3f ms (%.1fx), thread CPU time\n",
       ours, runs, baseline, baseline / ours);
-  EXPECT_EQ(compare(out, opencv_reference(f.frame, t, options, p.geometry())).max_difference, 0);
+  EXPECT_EQ(
+      axtest::tensor_difference(out, opencv_reference(f.frame, t, options, p.geometry())).worst, 0);
 
   // A scale where every output pixel blends 2x2 source pixels (no zero-weight taps to skip).
   OwnedFrame hd = random_frame(pp::PixelFormat::NV12, 1280, 720, 8);
@@ -539,8 +529,10 @@ TEST(PreprocessTiming, ReportsNv12_1080pTo640LetterboxTimeAndOpenCVBaseline) {
   const double blended = best_of([&] { p720.run(hd.frame, out720.data()); });
   std::printf("axpreprocess NV12 1280x720 -> 640x640 letterbox int8 (2x2 blends): %.3f ms\n",
               blended);
-  EXPECT_EQ(compare(out720, opencv_reference(hd.frame, t, options, p720.geometry())).max_difference,
-            0);
+  EXPECT_EQ(
+      axtest::tensor_difference(out720, opencv_reference(hd.frame, t, options, p720.geometry()))
+          .worst,
+      0);
 }
 
 }  // namespace
