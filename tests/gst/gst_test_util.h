@@ -170,6 +170,18 @@ class BusWatch {
   GstBus *bus_;
 };
 
+// Pushes `frame` (taken) through `element` (taken) under `caps`, expecting GST_FLOW_ERROR, and
+// returns the error the element posted (BusWatch::error; "" when none).
+inline std::string error_of_push(GstElement *element, const std::string &caps, GstBuffer *frame) {
+  BusWatch bus(element);
+  GstHarness *harness = gst_harness_new_with_element(element, "sink", "src");
+  gst_harness_set_src_caps_str(harness, caps.c_str());
+  EXPECT_EQ(gst_harness_push(harness, frame), GST_FLOW_ERROR);
+  std::string error = bus.error();
+  gst_harness_teardown(harness);
+  return error;
+}
+
 // Plays `pipeline` until EOS or an error and leaves it PLAYING (the caller reads what it needs,
 // then sets it to NULL). Returns "" at EOS, else the error's text + debug or the timeout.
 inline std::string play_until_eos(GstElement *pipeline, GstClockTime timeout = 60 * GST_SECOND) {
