@@ -726,8 +726,13 @@ ResidualSumCount count_residual_sums(const std::string &fused, const std::string
     if (line.find("(no sum post-op: oneDNN picks ") != std::string::npos) continue;
     const std::string name = line.substr(0, line.find("' ") + 1) + " ";  // "QConv 'node' "
     const size_t own = unfused.find(name);
-    if (own != std::string::npos)
-      n.checked += residual_sum_kernel_checked(unfused.substr(own, unfused.find('\n', own) - own));
+    if (own == std::string::npos) continue;
+    // The engine's own depthwise kernel (ops/depthwise_int8.h) gives the bytes of oneDNN's
+    // kernel, which the fused line names: make_dnnl_qconv fused the sum only where oneDNN picks
+    // that same kernel without it.
+    const std::string own_line = unfused.substr(own, unfused.find('\n', own) - own);
+    n.checked += residual_sum_kernel_checked(
+        own_line.find("axstream depthwise int8") != std::string::npos ? line : own_line);
   }
   return n;
 }

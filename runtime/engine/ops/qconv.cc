@@ -8,6 +8,7 @@
 #include "../compiler.h"
 #include "../conv_dnnl.h"
 #include "conv_reference.h"
+#include "depthwise_int8.h"
 #include "quantized_join.h"
 
 namespace axstream::engine {
@@ -227,12 +228,55 @@ std::unique_ptr<Kernel> dequantizing_qconv(const DnnlConvParams &conv, const Con
   return k;
 }
 
+// The engine's own depthwise kernel (ops/depthwise_int8.h) for an NHWC depthwise 2-D
+// convolution that oneDNN's int8 kernel would run, with its bytes; nullptr elsewhere.
+std::unique_ptr<Kernel> own_depthwise_qconv(const DnnlConvParams &conv, const QConvConstants &k,
+                                            DType in_dtype, DType out_dtype, const Tensor &w) {
+  using Kind = FusedActivation::Kind;
+  const Kind kind = conv.activation.kind;
+  if (!own_depthwise_available() || !dnnl_kernels_enabled() || conv.src.size() != 4 ||
+      !conv.src_nhwc || !conv.dst_nhwc || conv.group != conv.src[1] ||
+      conv.weights[0] != conv.group || conv.weights[1] != 1 || conv.zero_input_channels != 0 ||
+      conv.dilation[0] != 1 || conv.dilation[1] != 1 ||
+      (kind != Kind::none && kind != Kind::relu && kind != Kind::clip))
+    return nullptr;
+  const DnnlQConvParams q = int8_conv_params(conv, k, in_dtype, out_dtype);
+  if (q.post_activation_multiplier != 1.f || !(q.conv.activation.lo <= q.conv.activation.hi))
+    return nullptr;
+  DepthwiseInt8Params d;
+  d.batch = conv.src[0];
+  d.channels = conv.src[1];
+  d.in_h = conv.src[2];
+  d.in_w = conv.src[3];
+  d.out_h = conv.dst[2];
+  d.out_w = conv.dst[3];
+  d.kernel_h = conv.weights[2];
+  d.kernel_w = conv.weights[3];
+  d.stride_h = conv.stride[0];
+  d.stride_w = conv.stride[1];
+  d.pad_top = conv.pad_begin[0];
+  d.pad_left = conv.pad_begin[1];
+  d.src_dtype = in_dtype;
+  d.dst_dtype = out_dtype;
+  d.src_zero_point = q.src_zero_point;
+  d.dst_zero_point = q.dst_zero_point;
+  d.rounds_as_int8_zero_point = q.rounds_as_int8_zero_point;
+  d.output_scales = q.output_scales;
+  d.bias_acc = q.bias_acc;
+  d.act_lo = q.conv.activation.lo;
+  d.act_hi = q.conv.activation.hi;
+  if (!own_depthwise_chosen(d, std::getenv("AXSTREAM_ENGINE_OWN_DEPTHWISE"))) return nullptr;
+  return make_depthwise_int8(d, w);
+}
+
 // The convolution requantised to its own output: oneDNN's int8 kernel where it is exact and
-// has an implementation, else the unfused float arithmetic.
+// has an implementation (or the engine's own depthwise kernel, the same bytes), else the
+// unfused float arithmetic.
 std::unique_ptr<Kernel> plain_qconv(const DnnlConvParams &conv, const ConvShape &s, const Tensor &w,
                                     const QConvConstants &constants, DType in_dtype,
                                     DType out_dtype, bool dnnl_rank, uint64_t macs) {
   if (dnnl_rank && int8_path_is_exact(w)) {
+    if (auto k = own_depthwise_qconv(conv, constants, in_dtype, out_dtype, w)) return k;
     if (auto k = make_dnnl_qconv(int8_conv_params(conv, constants, in_dtype, out_dtype), w)) {
       k->macs = macs;
       return k;

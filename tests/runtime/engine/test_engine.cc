@@ -2207,8 +2207,11 @@ struct Quant {
 struct ConvSpec {
   int64_t out_channels, kernel = 1, stride = 1, dilation = 1, group = 1;
   enum class Bias { none, int32, float32 } bias = Bias::none;
-  float gain = 1.f;   // > 1: outputs past the int8 range, saturated
-  bool relu = false;  // Conv -> Relu -> Q
+  float gain = 1.f;      // > 1: outputs past the int8 range, saturated
+  bool relu = false;     // Conv -> Relu -> Q
+  float clip_max = 0.f;  // > 0: Conv -> Clip(0, clip_max) -> Q (ReLU6)
+  // Pads before and after (each spatial axis); -1: dilation * (kernel - 1) / 2 on each side.
+  int64_t pad_begin = -1, pad_end = -1;
 };
 
 // A QDQ network grown one quantised value at a time: each value keeps its quantisation and
@@ -2277,17 +2280,26 @@ class QdqNet {
     }
     auto *n = b.node("Conv", inputs, y + "/f");
     const int64_t pad = c.dilation * (c.kernel - 1) / 2;
-    set_ints(n, "pads", {pad, pad, pad, pad});
+    const int64_t pad_begin = c.pad_begin < 0 ? pad : c.pad_begin,
+                  pad_end = c.pad_end < 0 ? pad : c.pad_end;
+    set_ints(n, "pads", {pad_begin, pad_begin, pad_end, pad_end});
     set_ints(n, "strides", {c.stride, c.stride});
     set_ints(n, "dilations", {c.dilation, c.dilation});
     set_int(n, "group", c.group);
     auto side = [&](int64_t s) {
-      return (s + 2 * pad - c.dilation * (c.kernel - 1) - 1) / c.stride + 1;
+      return (s + pad_begin + pad_end - c.dilation * (c.kernel - 1) - 1) / c.stride + 1;
     };
     std::string f = y + "/f";
     if (c.relu) {
       b.node("Relu", {f}, y + "/relu");
       f = y + "/relu";
+    }
+    if (c.clip_max > 0.f) {
+      b.node("Clip",
+             {f, b.initializer(y + "/clip_lo", kFloat, {}, {0.f}),
+              b.initializer(y + "/clip_hi", kFloat, {}, {c.clip_max})},
+             y + "/clip");
+      f = y + "/clip";
     }
     quantize(f, y, q, {xs[0], c.out_channels, side(xs[2]), side(xs[3])});
   }
@@ -3319,6 +3331,201 @@ TEST_P(MixedPrecisionBlocks, KeepTheirInt8ChainNhwcWithTheNchwPathsBytes) {
 INSTANTIATE_TEST_SUITE_P(EnginePasses, MixedPrecisionBlocks,
                          ::testing::Values(std::array<int64_t, 3>{2, 24, 11},
                                            std::array<int64_t, 3>{1, 12, 5}));
+
+// --- The engine's own int8 depthwise convolution (ops/depthwise_int8.h) --------------------------
+
+// x -> 1x1 int8 conv (to `mid`) -> depthwise conv `dw` (to `out`) -> identity conv -> y: the
+// depthwise convolution reads and writes NHWC between int8 convolutions, as in MobileNet and
+// BlazeFace blocks.
+struct DepthwiseCase {
+  const char *name;
+  int64_t batch, channels, height, width;
+  ConvSpec dw;
+  Quant mid, out;
+  int threads = 1;
+};
+
+onnx::ModelProto depthwise_model(const DepthwiseCase &c) {
+  QdqNet net(c.name);
+  net.input("x", {c.batch, c.channels, c.height, c.width}, {0.05f, 3});
+  net.conv("x", "m", {c.channels, 1, 1, 1, 1, ConvSpec::Bias::int32}, c.mid);
+  ConvSpec dw = c.dw;
+  dw.out_channels = dw.group = c.channels;
+  net.conv("m", "d", dw, c.out);
+  net.identity_conv("d", "y");
+  net.output("y");
+  return net.b.model;
+}
+
+class OwnDepthwise : public ::testing::TestWithParam<DepthwiseCase> {};
+
+// The engine's kernel gives the bytes oneDNN's int8 convolution gives
+// (AXSTREAM_ENGINE_OWN_DEPTHWISE=0), over kernels 3x3 and 5x5, strides 1 and 2, symmetric,
+// asymmetric and no pads, channel counts that are and are not multiples of 16 or 64 (their
+// phases), odd sides, batches, source and destination zero points, int8 and uint8 on either
+// side (the retyped uint8 outputs too), biases, Relu, ReLU6 and saturation; on 1 and 3 threads.
+TEST_P(OwnDepthwise, GivesOneDnnsBytes) {
+  const DepthwiseCase &c = GetParam();
+  const std::string bytes = depthwise_model(c).SerializeAsString();
+  CompileOptions options;
+  options.threads = c.threads;
+  auto compile = [&](const char *setting) {
+    if (setting) setenv("AXSTREAM_ENGINE_OWN_DEPTHWISE", setting, 1);
+    auto program = Program::from_bytes(bytes, c.name, options);
+    unsetenv("AXSTREAM_ENGINE_OWN_DEPTHWISE");
+    return program;
+  };
+  auto own = compile("1"), onednn = compile("0"), automatic = compile(nullptr);
+  const std::string own_line = step_line(own->describe(), "axstream.QConv", "d/f/Conv");
+  const std::string onednn_line = step_line(onednn->describe(), "axstream.QConv", "d/f/Conv");
+  const std::string auto_line = step_line(automatic->describe(), "axstream.QConv", "d/f/Conv");
+  ASSERT_FALSE(own_line.empty()) << own->describe();
+  EXPECT_EQ(onednn_line.find("axstream depthwise int8"), std::string::npos) << onednn_line;
+  const bool expected_here = cpu_allows_avx512vnni() && int8_convs_run_on_onednn(onednn_line);
+  EXPECT_EQ(own_line.find("axstream depthwise int8") != std::string::npos, expected_here)
+      << own_line;
+  // Unset: the rule (3x3 at stride 1) picks it.
+  const bool rule = c.dw.kernel == 3 && c.dw.stride == 1;
+  EXPECT_EQ(auto_line.find("axstream depthwise int8") != std::string::npos, expected_here && rule)
+      << auto_line;
+  if (expected_here) EXPECT_TRUE(contains_all(own_line, {"_src_nhwc=1", "_dst_nhwc=1"}));
+
+  std::vector<int8_t> x = int8_ramp(size_t(c.batch * c.channels * c.height * c.width), 7919, 13);
+  auto run = [&](const Program &program) {
+    std::vector<int8_t> y(program.outputs()[0].element_count());
+    auto exec = program.make_executor();
+    for (int i = 0; i < 2; ++i) exec->run({x.data()}, {y.data()});  // scratch reused
+    return y;
+  };
+  const std::vector<int8_t> expected = run(*onednn), got = run(*own);
+  EXPECT_EQ(got, expected) << own_line << "\n" << onednn_line;
+  for (size_t i = 0, shown = 0; i < got.size() && shown < 10; ++i)
+    if (got[i] != expected[i]) {
+      ++shown;
+      ADD_FAILURE() << "at " << i << ": " << int(got[i]) << " vs " << int(expected[i]);
+    }
+  EXPECT_GT(distinct_values(expected), 30u) << "the output takes few values: little checked";
+  if (!expected_here) GTEST_SKIP() << "the engine's depthwise kernel does not run here";
+}
+
+using Bias = ConvSpec::Bias;
+INSTANTIATE_TEST_SUITE_P(
+    EnginePasses, OwnDepthwise,
+    ::testing::Values(
+        // MobileNetV2: ReLU6 into an int8 output with zero point -128 (retyped to uint8).
+        DepthwiseCase{"mnv2_3x3_s1_relu6",
+                      1,
+                      32,
+                      15,
+                      13,
+                      ConvSpec{0, 3, 1, 1, 0, Bias::int32, 1.f, false, 6.f},
+                      {0.05f, -7},
+                      {0.035f, -128}},
+        DepthwiseCase{"c144_3x3_s2_relu",
+                      1,
+                      144,
+                      14,
+                      14,
+                      ConvSpec{0, 3, 2, 1, 0, Bias::int32, 1.f, true},
+                      {0.04f, 5},
+                      {0.05f, -3}},
+        DepthwiseCase{"c28_5x5_s1_float_bias_u8",
+                      1,
+                      28,
+                      9,
+                      11,
+                      ConvSpec{0, 5, 1, 1, 0, Bias::float32},
+                      {0.06f, -2},
+                      {0.05f, 7, kUint8}},
+        DepthwiseCase{"c42_5x5_s2_asymmetric_pads",
+                      1,
+                      42,
+                      17,
+                      15,
+                      ConvSpec{0, 5, 2, 1, 0, Bias::int32, 1.f, false, 0.f, 1, 2},
+                      {0.05f, 0},
+                      {0.06f, 5}},
+        DepthwiseCase{"c24_3x3_s2_pad_after_only",
+                      1,
+                      24,
+                      16,
+                      16,
+                      ConvSpec{0, 3, 2, 1, 0, Bias::none, 1.f, false, 0.f, 0, 1},
+                      {0.05f, -20},
+                      {0.05f, 0}},
+        DepthwiseCase{"c17_3x3_s1_batch2_saturating",
+                      2,
+                      17,
+                      7,
+                      5,
+                      ConvSpec{0, 3, 1, 1, 0, Bias::int32, 3.f},
+                      {0.05f, 9},
+                      {0.05f, -1}},
+        DepthwiseCase{"c96_3x3_s1_one_pixel",
+                      1,
+                      96,
+                      1,
+                      1,
+                      ConvSpec{0, 3, 1, 1, 0, Bias::int32},
+                      {0.05f, 4},
+                      {0.02f, 1}},
+        DepthwiseCase{"c16_5x5_unpadded_zero_point_folded",
+                      1,
+                      16,
+                      12,
+                      9,
+                      ConvSpec{0, 5, 1, 1, 0, Bias::int32, 1.f, false, 0.f, 0, 0},
+                      {0.05f, -11},
+                      {0.05f, 2}},
+        DepthwiseCase{"c64_3x3_s1_uint8_source",
+                      1,
+                      64,
+                      10,
+                      10,
+                      ConvSpec{0, 3, 1, 1, 0, Bias::int32, 1.f, true},
+                      {0.04f, 30, kUint8},
+                      {0.05f, -128}},
+        DepthwiseCase{"c88_5x5_s2_three_threads",
+                      2,
+                      88,
+                      21,
+                      19,
+                      ConvSpec{0, 5, 2, 1, 0, Bias::int32, 1.f, true},
+                      {0.05f, 1},
+                      {0.05f, -128},
+                      3},
+        DepthwiseCase{"c40_3x3_s1_three_threads",
+                      1,
+                      40,
+                      33,
+                      7,
+                      ConvSpec{0, 3, 1, 1, 0, Bias::int32, 1.f, false, 6.f},
+                      {0.05f, -4},
+                      {0.03f, -128},
+                      3},
+        // Rows of 49 vectors (24 channels x 129 pixels: 3 phases), BlazeFace's 24 channels.
+        DepthwiseCase{"c24_3x3_s1_wide_rows",
+                      1,
+                      24,
+                      6,
+                      129,
+                      ConvSpec{0, 3, 1, 1, 0, Bias::float32, 1.f, true},
+                      {0.05f, 2},
+                      {0.04f, -6}}),
+    [](const auto &info) { return std::string(info.param.name); });
+
+TEST(EnginePasses, OwnDepthwiseSettingOtherThanAutoOneOrZeroFailsTheCompile) {
+  const DepthwiseCase c{"setting", 1, 16, 5, 5, ConvSpec{0, 3}, {0.05f, 0}, {0.05f, 0}};
+  const std::string bytes = depthwise_model(c).SerializeAsString();
+  setenv("AXSTREAM_ENGINE_OWN_DEPTHWISE", "yes", 1);
+  const std::string msg =
+      message_of<InvalidConfiguration>([&] { Program::from_bytes(bytes, "setting.onnx"); });
+  unsetenv("AXSTREAM_ENGINE_OWN_DEPTHWISE");
+  if (!cpu_allows_avx512vnni()) GTEST_SKIP() << "the setting is read only where the kernel can run";
+  EXPECT_TRUE(
+      contains_all(msg, {"AXSTREAM_ENGINE_OWN_DEPTHWISE", "expected auto, 1 or 0", "'yes'"}))
+      << msg;
+}
 
 // --- A source zero point padded explicitly or folded into the bias (conv_dnnl.cc) -------------
 

@@ -1,0 +1,452 @@
+#include "depthwise_int8.h"
+
+// GCC 12's AVX-512 intrinsics trip -Wmaybe-uninitialized where they are inlined (its bug
+// 105593): silenced for the header's lines only, as in requantise_rows.cc.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+
+#include "../compiler.h"
+#include "../cpu_features.h"
+#include "../parallel.h"
+#include "axstream/error.h"
+
+namespace axstream::engine {
+
+bool own_depthwise_available() { return cpu_allows_avx512vnni(); }
+
+bool own_depthwise_chosen(const DepthwiseInt8Params &p, const char *setting) {
+  const std::string asked = setting ? setting : "auto";
+  if (asked == "1") return true;
+  if (asked == "0") return false;
+  if (asked != "auto")
+    throw InvalidConfiguration("AXSTREAM_ENGINE_OWN_DEPTHWISE: expected auto, 1 or 0, got '" +
+                               asked + "'");
+  // Measured per step on BlazeFace, MobileNetV2 and PP-OCR det/rec (docs/performance.md): 3x3
+  // at stride 1 ran 1.0-2.2x as fast as oneDNN's kernels (BlazeFace's 24-channel rows most),
+  // stride 2 (its source rows split into two phases) 0.4-1.2x, 5x5 0.6-1.2x.
+  return p.kernel_h == 3 && p.kernel_w == 3 && p.stride_h == 1 && p.stride_w == 1;
+}
+
+namespace {
+
+// How it works. An output row of NHWC bytes (out_w * channels) is cut into 64-byte vectors;
+// for a tap, the input bytes that meet them are the same 64 bytes of a source row shifted by
+// the tap's column (source rows are copied padded with the source zero point and, for stride 2,
+// split into even and odd pixels, so every tap is one unaligned load). The vectors of four
+// neighbouring columns of a kernel row are interleaved bytewise (unpack 8, then 16) into four
+// vectors of u8 quads, once per source row (a ring of kernel_h such rows), and vpdpbusd
+// multiplies them with the weights' s8 quads into 16 int32 lanes each: a 3x3 kernel is three
+// quads per output vector, a 5x5 ten. The interleaving permutes output positions within 128-bit
+// lanes, and the packs that narrow the four int32 accumulators to bytes undo exactly that
+// permutation, so the per-lane constants (weights, bias, scale) are stored permuted once and
+// nothing is shuffled back. A vector's channels repeat every channels / gcd(channels, 64)
+// vectors (its phase); each phase has its table.
+//
+// Exactness: the source goes in as uint8 (int8 flipped by 128, its zero point with it), the
+// padding holds the zero point, and the accumulators start at -zero_point * sum(weights), so
+// they hold the exact sum of (x - zero_point) * w that oneDNN's kernels compute. Then, per
+// lane, as oneDNN's int8 convolutions do: float(acc) + bias, * scale, the activation clamp,
+// the float additions of the zero points, saturation and rounding half to even; the clamp and
+// saturation commute with the monotone additions and rounding, so they become byte min/max
+// and the saturating packs. An integer bias (in accumulator units, as the engine passes it
+// where it can) joins the initial accumulator instead: the same float sum, exactly.
+
+constexpr int kLanes = 16;      // int32 lanes of a zmm
+constexpr int kMaxQuads = 10;   // 5x5: five rows of two column quads
+constexpr int64_t kSlack = 64;  // a vector may read this far past a row's last pixel
+
+int64_t align64(int64_t n) { return (n + 63) / 64 * 64; }
+
+// Where dword `d` of accumulator `j` lands in the 64 output bytes of a vector.
+int output_byte(int j, int d) { return 16 * (d / 4) + 4 * j + d % 4; }
+
+struct Plan {
+  int64_t batch, c, in_h, in_w, out_h, out_w, kh, kw, sh, sw, pad_top, pad_left;
+  int groups = 0;  // column quads per kernel row: ceil(kernel_w / 4)
+  int quads = 0;   // kernel_h * groups
+  int phases = 0;
+  int64_t vectors = 0;    // 64-byte vectors per output row
+  int64_t row_bytes = 0;  // a padded source row (one stride phase)
+  int64_t quad_row_bytes = 0, thread_bytes = 0;
+  uint8_t flip = 0, zero_byte = 0;  // the source's sign flip and its zero point as uint8
+  bool dst_signed = false;
+  bool add_bias = true;            // false: the (integer) bias is in the initial accumulators
+  std::vector<float> adds;         // the zero points added in float after the scale, in order
+  uint8_t lower = 0, upper = 255;  // the activation's bounds as output bytes (type's bits)
+  bool clamps = false;
+  // Per phase: quads * 4 weight vectors, then 4 initial accumulators, 4 biases, 4 scales.
+  int64_t phase_vectors = 0;
+  struct alignas(64) Vector {
+    uint8_t bytes[64];
+  };
+  std::shared_ptr<std::vector<Vector>> table;
+};
+
+// GCC's intrinsics are plain vector arithmetic, which it would contract (a product and the
+// zero point's sum into one fused multiply-add, rounded once where oneDNN rounds twice):
+// contraction stays off here, as in requantise_rows.cc. clang (the fuzz build) has no optimize
+// attribute: there the pragma turns it off for the rest of the file.
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#define AXSTREAM_NO_CONTRACT
+#else
+#define AXSTREAM_NO_CONTRACT __attribute__((optimize("fp-contract=off")))
+#endif
+#define AXSTREAM_AVX512_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+
+// The activation bound `v` (output units) after the zero-point additions, as the output byte
+// it clamps to (saturated to the type; infinite: the type's own bound).
+AXSTREAM_NO_CONTRACT uint8_t bound_byte(float v, const std::vector<float> &adds, bool dst_signed) {
+  const float lo = dst_signed ? -128.f : 0.f, hi = dst_signed ? 127.f : 255.f;
+  for (float a : adds) v = v + a;
+  v = std::nearbyint(std::min(std::max(v, lo), hi));
+  return static_cast<uint8_t>(static_cast<int>(v));
+}
+
+// kBlock output vectors [v, v + kBlock) of a row in lock step, so that their dependent chains
+// (vpdpbusd into each accumulator, then the epilogue's conversions) overlap; `phase` is v's.
+template <int kQuads, bool kSigned, int kBlock>
+AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline void run_block(const Plan &p,
+                                                                const __m512i *const *x, int64_t v,
+                                                                int phase, uint8_t *out) {
+  const auto *table = reinterpret_cast<const __m512i *>(p.table->data());
+  const __m512i *k[kBlock];
+  for (int b = 0; b < kBlock; ++b) {
+    k[b] = table + phase * p.phase_vectors;
+    if (++phase == p.phases) phase = 0;
+  }
+  __m512i acc[kBlock][4];
+  for (int b = 0; b < kBlock; ++b)
+    for (int j = 0; j < 4; ++j) acc[b][j] = k[b][kQuads * 4 + j];
+#pragma GCC unroll 10
+  for (int q = 0; q < kQuads; ++q)
+    for (int b = 0; b < kBlock; ++b) {
+      const __m512i *in = x[q] + 4 * (v + b), *w = k[b] + 4 * q;
+      for (int j = 0; j < 4; ++j) acc[b][j] = _mm512_dpbusd_epi32(acc[b][j], in[j], w[j]);
+    }
+  const int adds = static_cast<int>(p.adds.size());
+  __m512i r[kBlock][4];
+  for (int b = 0; b < kBlock; ++b) {
+    const __m512 *bias = reinterpret_cast<const __m512 *>(k[b] + kQuads * 4 + 4);
+    const __m512 *scale = bias + 4;
+    for (int j = 0; j < 4; ++j) {
+      __m512 f = _mm512_cvtepi32_ps(acc[b][j]);
+      if (p.add_bias) f = _mm512_add_ps(f, bias[j]);
+      f = _mm512_mul_ps(f, scale[j]);
+      for (int i = 0; i < adds; ++i) f = _mm512_add_ps(f, _mm512_set1_ps(p.adds[i]));
+      r[b][j] = _mm512_cvtps_epi32(f);  // round half to even (MXCSR's default)
+    }
+  }
+  const int64_t bytes = p.out_w * p.c;
+  for (int b = 0; b < kBlock; ++b) {
+    const __m512i low = _mm512_packs_epi32(r[b][0], r[b][1]),
+                  high = _mm512_packs_epi32(r[b][2], r[b][3]);
+    __m512i y;
+    if constexpr (kSigned) {
+      y = _mm512_packs_epi16(low, high);
+      if (p.clamps)
+        y = _mm512_min_epi8(_mm512_max_epi8(y, _mm512_set1_epi8(static_cast<char>(p.lower))),
+                            _mm512_set1_epi8(static_cast<char>(p.upper)));
+    } else {
+      y = _mm512_packus_epi16(low, high);
+      if (p.clamps)
+        y = _mm512_min_epu8(_mm512_max_epu8(y, _mm512_set1_epi8(static_cast<char>(p.lower))),
+                            _mm512_set1_epi8(static_cast<char>(p.upper)));
+    }
+    const int64_t off = 64 * (v + b);
+    if (off + 64 <= bytes)
+      _mm512_storeu_si512(out + off, y);
+    else
+      _mm512_mask_storeu_epi8(out + off, (uint64_t{1} << (bytes - off)) - 1, y);
+  }
+}
+
+// One output row from its kernel rows' quad rows: quads[q] is kernel row q / groups' quad
+// row, at column group q % groups. Four vectors at a time, then the rest one by one.
+template <int kQuads, bool kSigned>
+AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI void run_row(const Plan &p, const __m512i *const *quads,
+                                                       uint8_t *out) {
+  constexpr int kBlock = 4;
+  const __m512i *x[kQuads];
+  for (int q = 0; q < kQuads; ++q) x[q] = quads[q];
+  int phase = 0;
+  int64_t v = 0;
+  for (; v + kBlock <= p.vectors; v += kBlock) {
+    run_block<kQuads, kSigned, kBlock>(p, x, v, phase, out);
+    phase = static_cast<int>((phase + kBlock) % p.phases);
+  }
+  for (; v < p.vectors; ++v) {
+    run_block<kQuads, kSigned, 1>(p, x, v, phase, out);
+    if (++phase == p.phases) phase = 0;
+  }
+}
+
+using RowFn = void (*)(const Plan &, const __m512i *const *, uint8_t *);
+
+template <bool kSigned, int kQuads = 1>
+RowFn row_fn(int quads) {
+  if constexpr (kQuads == kMaxQuads) {
+    return run_row<kQuads, kSigned>;
+  } else {
+    return quads == kQuads ? run_row<kQuads, kSigned> : row_fn<kSigned, kQuads + 1>(quads);
+  }
+}
+
+// `count` bytes, flipped to uint8 when `flip` (0x80).
+AXSTREAM_AVX512_VNNI inline void copy_bytes(uint8_t *to, const uint8_t *from, int64_t count,
+                                            uint8_t flip) {
+  const __m512i x = _mm512_set1_epi8(static_cast<char>(flip));
+  int64_t i = 0;
+  for (; i + 64 <= count; i += 64)
+    _mm512_storeu_si512(to + i, _mm512_xor_si512(_mm512_loadu_si512(from + i), x));
+  if (i < count) {
+    const __mmask64 m = (uint64_t{1} << (count - i)) - 1;
+    _mm512_mask_storeu_epi8(to + i, m, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, from + i), x));
+  }
+}
+
+// Source row `in` (null: a padding row) padded with the zero point, as the pixels of stride
+// phase `phase` (those at phase + sw * m, m from 0, counting the left padding), uint8.
+AXSTREAM_AVX512_VNNI void build_row(const Plan &p, const uint8_t *in, int64_t phase, uint8_t *row) {
+  const int64_t width = p.row_bytes / p.c;
+  if (!in) {
+    std::memset(row, p.zero_byte, static_cast<size_t>(p.row_bytes));
+    return;
+  }
+  // The first m whose pixel m * sw + phase - pad_left is in the image, and the end.
+  const int64_t first = std::max<int64_t>(0, (p.pad_left - phase + p.sw - 1) / p.sw);
+  const int64_t last = p.in_w - 1 + p.pad_left - phase;  // m * sw of the last pixel in it
+  const int64_t end = last < 0 ? first : std::max(first, std::min(width, last / p.sw + 1));
+  std::memset(row, p.zero_byte, static_cast<size_t>(first * p.c));
+  if (p.sw == 1) {
+    copy_bytes(row + first * p.c, in + (first + phase - p.pad_left) * p.c, (end - first) * p.c,
+               p.flip);
+  } else {
+    for (int64_t m = first; m < end; ++m)
+      copy_bytes(row + m * p.c, in + (m * p.sw + phase - p.pad_left) * p.c, p.c, p.flip);
+  }
+  std::memset(row + end * p.c, p.zero_byte, static_cast<size_t>(p.row_bytes - end * p.c));
+}
+
+// The quad row of one source row from its phase rows: per column group g and output vector v,
+// four vectors whose dwords hold the bytes of columns 4g .. 4g + 3 (zero past the kernel).
+AXSTREAM_AVX512_VNNI void build_quads(const Plan &p, const uint8_t *const *phase_rows,
+                                      __m512i *quads) {
+  const __m512i zero = _mm512_setzero_si512();
+  for (int g = 0; g < p.groups; ++g) {
+    const uint8_t *col[4] = {nullptr, nullptr, nullptr, nullptr};
+    for (int b = 0; b < 4; ++b) {
+      const int64_t kx = 4 * g + b;
+      if (kx < p.kw) col[b] = phase_rows[kx % p.sw] + kx / p.sw * p.c;
+    }
+    __m512i *to = quads + g * p.vectors * 4;
+    for (int64_t v = 0; v < p.vectors; ++v) {
+      __m512i x[4];
+      for (int b = 0; b < 4; ++b) x[b] = col[b] ? _mm512_loadu_si512(col[b] + 64 * v) : zero;
+      const __m512i ab_lo = _mm512_unpacklo_epi8(x[0], x[1]),
+                    ab_hi = _mm512_unpackhi_epi8(x[0], x[1]),
+                    cd_lo = _mm512_unpacklo_epi8(x[2], x[3]),
+                    cd_hi = _mm512_unpackhi_epi8(x[2], x[3]);
+      _mm512_store_si512(to + 4 * v, _mm512_unpacklo_epi16(ab_lo, cd_lo));
+      _mm512_store_si512(to + 4 * v + 1, _mm512_unpackhi_epi16(ab_lo, cd_lo));
+      _mm512_store_si512(to + 4 * v + 2, _mm512_unpacklo_epi16(ab_hi, cd_hi));
+      _mm512_store_si512(to + 4 * v + 3, _mm512_unpackhi_epi16(ab_hi, cd_hi));
+    }
+  }
+}
+
+// Output rows [begin, end) of batch * out_h, with this thread's scratch: its phase rows, the
+// padding rows' quad row and a ring of kernel_h quad rows (slot iy % kernel_h).
+void run_rows(const Plan &p, RowFn row_fn, const uint8_t *src, uint8_t *dst, uint8_t *scratch,
+              int64_t begin, int64_t end) {
+  uint8_t *phase_rows[2] = {scratch, scratch + p.row_bytes};
+  auto *zero_quads = reinterpret_cast<__m512i *>(scratch + 2 * p.row_bytes);
+  uint8_t *ring = scratch + 2 * p.row_bytes + p.quad_row_bytes;
+  for (int64_t ph = 0; ph < p.sw; ++ph) build_row(p, nullptr, ph, phase_rows[ph]);
+  build_quads(p, phase_rows, zero_quads);
+  std::vector<int64_t> held(static_cast<size_t>(p.kh), -1);  // n * in_h + iy per slot
+  const __m512i *quads[kMaxQuads] = {};
+  for (int64_t r = begin; r < end; ++r) {
+    const int64_t n = r / p.out_h, oy = r % p.out_h;
+    for (int64_t ky = 0; ky < p.kh; ++ky) {
+      const int64_t iy = oy * p.sh + ky - p.pad_top;
+      const __m512i *row = zero_quads;
+      if (iy >= 0 && iy < p.in_h) {
+        const int64_t slot = iy % p.kh;
+        auto *slot_quads = reinterpret_cast<__m512i *>(ring + slot * p.quad_row_bytes);
+        if (held[slot] != n * p.in_h + iy) {
+          const uint8_t *in = src + (n * p.in_h + iy) * p.in_w * p.c;
+          for (int64_t ph = 0; ph < p.sw; ++ph) build_row(p, in, ph, phase_rows[ph]);
+          build_quads(p, phase_rows, slot_quads);
+          held[slot] = n * p.in_h + iy;
+        }
+        row = slot_quads;
+      }
+      for (int g = 0; g < p.groups; ++g) quads[ky * p.groups + g] = row + g * p.vectors * 4;
+    }
+    row_fn(p, quads, dst + (n * p.out_h + oy) * p.out_w * p.c);
+  }
+}
+
+bool refuse(std::string *why_not, const std::string &why) {
+  if (why_not) *why_not = why;
+  return false;
+}
+
+bool check(const DepthwiseInt8Params &d, const Tensor &w, std::string *why_not) {
+  const int64_t taps = d.kernel_h * d.kernel_w;
+  if (d.stride_h < 1 || d.stride_h > 2 || d.stride_w < 1 || d.stride_w > 2)
+    return refuse(why_not, "strides other than 1 and 2");
+  if (d.kernel_h < 1 || d.kernel_w < 1 || d.kernel_h * ((d.kernel_w + 3) / 4) > kMaxQuads)
+    return refuse(why_not, "a kernel past 5 rows of 8 columns");
+  if (d.pad_top < 0 || d.pad_left < 0 || d.pad_top >= d.kernel_h || d.pad_left >= d.kernel_w)
+    return refuse(why_not, "pads outside [0, kernel)");
+  if (w.dtype != DType::i8 || w.count() != d.channels * taps)
+    return refuse(why_not, "weights not int8 (channels, 1, kh, kw)");
+  if (static_cast<int64_t>(d.output_scales.size()) != d.channels ||
+      static_cast<int64_t>(d.bias_acc.size()) != d.channels)
+    return refuse(why_not, "per-channel constants of another size");
+  if (d.channels < 1 || d.out_w < 1 || d.out_h < 1) return refuse(why_not, "an empty output");
+  // Every scaled accumulator stays far inside int32 (the conversion's range).
+  const int8_t *wd = w.data<int8_t>();
+  for (int64_t c = 0; c < d.channels; ++c) {
+    double magnitude = 0;
+    for (int64_t t = 0; t < taps; ++t) magnitude += std::abs(static_cast<int>(wd[c * taps + t]));
+    const double reach = (255.0 * magnitude + std::fabs(d.bias_acc[c])) *
+                             std::fabs(static_cast<double>(d.output_scales[c])) +
+                         512.0;
+    if (!std::isfinite(d.bias_acc[c]) || !std::isfinite(d.output_scales[c]) ||
+        !(reach < std::ldexp(1.0, 30)))
+      return refuse(why_not, "a scaled accumulator could leave int32");
+  }
+  return true;
+}
+
+Plan make_plan(const DepthwiseInt8Params &d, const Tensor &w) {
+  Plan p;
+  p.batch = d.batch;
+  p.c = d.channels;
+  p.in_h = d.in_h;
+  p.in_w = d.in_w;
+  p.out_h = d.out_h;
+  p.out_w = d.out_w;
+  p.kh = d.kernel_h;
+  p.kw = d.kernel_w;
+  p.sh = d.stride_h;
+  p.sw = d.stride_w;
+  p.pad_top = d.pad_top;
+  p.pad_left = d.pad_left;
+  const int64_t taps = p.kh * p.kw;
+  p.groups = static_cast<int>((p.kw + 3) / 4);
+  p.quads = static_cast<int>(p.kh) * p.groups;
+  p.phases = static_cast<int>(p.c / std::gcd<int64_t>(p.c, 64));
+  p.vectors = (p.out_w * p.c + 63) / 64;
+  // Pixels per phase row: out_w outputs and the kernel's reach beyond them, then a vector's
+  // slack (read into lanes that are not stored), rows 64-byte aligned.
+  const int64_t width = p.out_w + (p.kw - 1) / p.sw;
+  p.row_bytes = align64(width * p.c + kSlack);
+  p.quad_row_bytes = p.groups * p.vectors * 4 * 64;
+  p.thread_bytes = 2 * p.row_bytes + p.quad_row_bytes * (1 + p.kh);
+  p.flip = d.src_dtype == DType::i8 ? 0x80 : 0;
+  const int32_t zero = d.src_zero_point + (p.flip ? 128 : 0);
+  p.zero_byte = static_cast<uint8_t>(zero);
+  p.dst_signed = d.dst_dtype == DType::i8;
+  if (d.rounds_as_int8_zero_point != 0) {
+    p.adds.push_back(static_cast<float>(d.rounds_as_int8_zero_point));
+    p.adds.push_back(-static_cast<float>(d.rounds_as_int8_zero_point));
+  }
+  if (d.dst_zero_point != 0) p.adds.push_back(static_cast<float>(d.dst_zero_point));
+  p.lower = bound_byte(d.act_lo, p.adds, p.dst_signed);
+  p.upper = bound_byte(d.act_hi, p.adds, p.dst_signed);
+  p.clamps = p.lower != (p.dst_signed ? 0x80 : 0) || p.upper != (p.dst_signed ? 0x7f : 0xff);
+  const int8_t *wd = w.data<int8_t>();
+  // An integer bias with every accumulator plus it below 2^24 (float's integers) adds exactly
+  // in int32 too.
+  p.add_bias = false;
+  for (int64_t c = 0; c < p.c; ++c) {
+    int64_t magnitude = 0;
+    for (int64_t t = 0; t < taps; ++t) magnitude += std::abs(static_cast<int>(wd[c * taps + t]));
+    const float b = d.bias_acc[c];
+    if (b != std::nearbyint(b) ||
+        255.0 * static_cast<double>(magnitude) + std::fabs(b) >= std::ldexp(1.0, 24))
+      p.add_bias = true;
+  }
+  p.phase_vectors = p.quads * 4 + 12;
+  p.table =
+      std::make_shared<std::vector<Plan::Vector>>(static_cast<size_t>(p.phases * p.phase_vectors));
+  for (int ph = 0; ph < p.phases; ++ph) {
+    auto *v = reinterpret_cast<uint8_t *>(p.table->data() + ph * p.phase_vectors);
+    for (int j = 0; j < 4; ++j)
+      for (int lane = 0; lane < kLanes; ++lane) {
+        const int64_t c = (64 * ph + output_byte(j, lane)) % p.c;
+        const int8_t *wc = wd + c * taps;
+        for (int q = 0; q < p.quads; ++q)
+          for (int b = 0; b < 4; ++b) {
+            const int64_t ky = q / p.groups, kx = 4 * (q % p.groups) + b;
+            const int8_t weight = kx < p.kw ? wc[ky * p.kw + kx] : 0;
+            v[((4 * q + j) * kLanes + lane) * 4 + b] = static_cast<uint8_t>(weight);
+          }
+        int32_t sum = 0;
+        for (int64_t t = 0; t < taps; ++t) sum += wc[t];
+        const int32_t init = -zero * sum + (p.add_bias ? 0 : static_cast<int32_t>(d.bias_acc[c]));
+        const float bias = p.add_bias ? d.bias_acc[c] : 0.f, scale = d.output_scales[c];
+        uint8_t *base = v + static_cast<size_t>(p.quads * 4) * 64;
+        std::memcpy(base + (j * kLanes + lane) * 4, &init, 4);
+        std::memcpy(base + ((4 + j) * kLanes + lane) * 4, &bias, 4);
+        std::memcpy(base + ((8 + j) * kLanes + lane) * 4, &scale, 4);
+      }
+  }
+  return p;
+}
+
+}  // namespace
+
+std::unique_ptr<Kernel> make_depthwise_int8(const DepthwiseInt8Params &d, const Tensor &weights,
+                                            std::string *why_not) {
+  if (!own_depthwise_available()) {
+    refuse(why_not, "no AVX-512 VNNI here");
+    return nullptr;
+  }
+  if (!check(d, weights, why_not)) return nullptr;
+  auto plan = std::make_shared<const Plan>(make_plan(d, weights));
+  const RowFn fn = plan->dst_signed ? row_fn<true>(plan->quads) : row_fn<false>(plan->quads);
+  const int64_t rows = d.batch * d.out_h;
+  const uint64_t macs =
+      static_cast<uint64_t>(rows * d.out_w * d.channels * d.kernel_h * d.kernel_w);
+  // Each thread keeps its source rows in its own scratch: as many as the compile's threads.
+  const int threads = std::max(1, omp_get_max_threads());
+  auto k = make_kernel(
+      [plan, fn, rows, macs, threads](ExecContext &ec, const void *const *in, void *const *out) {
+        const auto *src = static_cast<const uint8_t *>(in[0]);
+        auto *dst = static_cast<uint8_t *>(out[0]);
+        auto *scratch = static_cast<uint8_t *>(ec.scratch);
+        const Plan &p = *plan;
+        const int team = worth_splitting(static_cast<int64_t>(macs), 262144)
+                             ? std::min<int>(threads, omp_get_max_threads())
+                             : 1;
+        if (team <= 1 || rows < 2) {
+          run_rows(p, fn, src, dst, scratch, 0, rows);
+          return;
+        }
+#pragma omp parallel num_threads(team)
+        {
+          const int t = omp_get_thread_num(), n = omp_get_num_threads();
+          run_rows(p, fn, src, dst, scratch + t * p.thread_bytes, rows * t / n, rows * (t + 1) / n);
+        }
+      });
+  k->scratch_bytes = static_cast<size_t>(plan->thread_bytes * threads);
+  k->macs = macs;
+  k->impl = "axstream depthwise int8 " + std::to_string(d.kernel_h) + "x" +
+            std::to_string(d.kernel_w) + "/" + std::to_string(d.stride_h) +
+            " (AVX-512 VNNI, NHWC rows)";
+  return k;
+}
+
+}  // namespace axstream::engine

@@ -1,0 +1,42 @@
+// The engine's own int8 depthwise convolution over NHWC activations (one output channel per
+// input channel), on AVX-512 VNNI, giving the bytes of oneDNN's int8 convolution with the same
+// requantisation (conv_dnnl.h, DnnlQConvParams) where axstream.QConv would run that.
+#pragma once
+
+#include <cmath>
+#include <string>
+
+#include "common.h"
+
+namespace axstream::engine {
+
+struct DepthwiseInt8Params {
+  int64_t batch = 1, channels = 0, in_h = 0, in_w = 0, out_h = 0, out_w = 0;
+  int64_t kernel_h = 0, kernel_w = 0, stride_h = 1, stride_w = 1, pad_top = 0, pad_left = 0;
+  DType src_dtype = DType::u8, dst_dtype = DType::u8;
+  int32_t src_zero_point = 0, dst_zero_point = 0;
+  // As DnnlQConvParams::rounds_as_int8_zero_point: z added, then -z, in float before rounding.
+  int32_t rounds_as_int8_zero_point = 0;
+  // y = saturate(round(clamp((float(acc) + bias_acc[c]) * output_scales[c], act_lo, act_hi)
+  //                    [+ z - z] + dst_zero_point)), each operation rounded as oneDNN's is.
+  std::vector<float> output_scales, bias_acc;
+  float act_lo = -INFINITY, act_hi = INFINITY;
+};
+
+// Whether the CPU (capped by ONEDNN_MAX_CPU_ISA) has AVX-512 VNNI, which the kernel needs.
+bool own_depthwise_available();
+
+// Whether the engine's kernel is chosen for `p` over oneDNN's, given the setting
+// AXSTREAM_ENGINE_OWN_DEPTHWISE ("1" wherever it applies, "0" never, null or "auto": where it
+// measured faster, docs/runtime.md "The depthwise kernel": 3x3 kernels at stride 1). Throws
+// InvalidConfiguration for any other setting. A fixed rule of the shapes, not a timing.
+bool own_depthwise_chosen(const DepthwiseInt8Params &p, const char *setting);
+
+// The kernel for `p` with weights (channels, 1, kernel_h, kernel_w) int8, or nullptr and the
+// reason in `why_not` where it does not apply (no AVX-512 VNNI, strides other than 1 and 2,
+// kernels past 5 rows of 8 columns, pads past the kernel, accumulators whose scaled range could
+// leave int32).
+std::unique_ptr<Kernel> make_depthwise_int8(const DepthwiseInt8Params &p, const Tensor &weights,
+                                            std::string *why_not = nullptr);
+
+}  // namespace axstream::engine
