@@ -38,6 +38,7 @@
   X(AxQBinary)                     \
   X(AxQConcat)                     \
   X(AxQGlobalAveragePool)          \
+  X(AxQAveragePool)                \
   X(QuantizeLinear)                \
   X(DequantizeLinear)              \
   X(Conv)                          \

@@ -1529,15 +1529,29 @@ void fuse_qdq_concat(Graph &g) {
   }
 }
 
-// DequantizeLinear(x) -> GlobalAveragePool -> QuantizeLinear, 4-D int8/uint8 x, per-tensor
-// parameters: axstream.QGlobalAveragePool, an exact int32 sum per channel (the float path's
-// sequential float sum rounds on the way: results may differ by one output step).
-void fuse_qdq_global_average_pool(Graph &g) {
+// Whether DQ -> AveragePool -> Q fuses into axstream.QAveragePool: unless
+// AXSTREAM_ENGINE_QAVERAGE_POOL=0 (then the float pool runs between the two, as before 7 Dec
+// 2026; outputs within one step, for comparing). Read at each compile.
+bool qaverage_pool_enabled() { return setting_not_zero("AXSTREAM_ENGINE_QAVERAGE_POOL"); }
+
+// DequantizeLinear(x) -> GlobalAveragePool | AveragePool (2-D windows, its attributes kept) ->
+// QuantizeLinear, 4-D int8/uint8 x, per-tensor parameters: axstream.QGlobalAveragePool |
+// axstream.QAveragePool, exact int32 sums (the float path's sequential float sum rounds on the
+// way: results may differ by one output step).
+void fuse_qdq_average_pools(Graph &g) {
   ValueLinks links(g);
   auto is_q8 = [](DType t) { return t == DType::i8 || t == DType::u8; };
+  const bool windows = qaverage_pool_enabled();
   for (Node &pool : g.nodes) {
-    if (!is_op(pool, "GlobalAveragePool") || pool.inputs.size() != 1 || pool.outputs.size() != 1 ||
-        pool.inputs[0] < 0 || links.producer[pool.inputs[0]] < 0)
+    const bool global = is_op(pool, "GlobalAveragePool");
+    if (!(global || (windows && is_op(pool, "AveragePool"))) || pool.inputs.size() != 1 ||
+        pool.outputs.size() != 1 || pool.inputs[0] < 0 || links.producer[pool.inputs[0]] < 0)
+      continue;
+    // int32 sums hold 2^23 values of |x| <= 255 (qaverage_pool.cc refuses larger windows).
+    if (!global &&
+        (!pool.attrs.count("kernel_shape") || pool.attrs.at("kernel_shape").ints.size() != 2 ||
+         pool.attrs.at("kernel_shape").ints[0] * pool.attrs.at("kernel_shape").ints[1] >
+             (int64_t{1} << 23)))
       continue;
     Node &dq = g.nodes[links.producer[pool.inputs[0]]];
     QuantStep x_step, y_step;
@@ -1551,10 +1565,12 @@ void fuse_qdq_global_average_pool(Graph &g) {
         !is_q8(g.values[q->outputs[0]].dtype) ||
         !per_tensor_step(g, *q, g.values[q->outputs[0]].dtype, y_step))
       continue;
-    Node fused = axstream_node(pool.name.empty() ? q->name : pool.name, "QGlobalAveragePool");
+    Node fused = axstream_node(pool.name.empty() ? q->name : pool.name,
+                               global ? "QGlobalAveragePool" : "QAveragePool");
     fused.inputs = {dq.inputs[0], dq.inputs[1], input_or_none(dq, 2), q->inputs[1],
                     input_or_none(*q, 2)};
     fused.outputs = q->outputs;
+    if (!global) fused.attrs = pool.attrs;
     pool.dead = true;
     *q = std::move(fused);  // the DequantizeLinear goes once nobody else reads it
   }
@@ -1649,6 +1665,8 @@ std::vector<int> elementwise_int8_values(const Graph &g, const Node &n) {
            n.outputs.size() == 1)
     // Only x has a layout: the (N,C,1,1) output reads the same either way.
     values = {n.inputs[0], n.inputs[0]};
+  else if (is_op_in(n, "axstream", "QAveragePool") && !n.inputs.empty() && n.outputs.size() == 1)
+    values = {n.inputs[0], n.outputs[0]};
   else if (is_op(n, "Resize") && moves_elements(g, n) && n.outputs.size() == 1 && nhwc_resize(g, n))
     values = {n.inputs[0], n.outputs[0]};
   else if (is_op(n, "DepthToSpace") && n.inputs.size() == 1 && n.outputs.size() == 1 &&
@@ -2074,8 +2092,8 @@ void mark_nhwc_activations(Graph &g, const std::set<int> &nhwc, const std::set<i
     if ((is_op(n, "Concat") || is_op(n, "MaxPool")) && !layout_neutral_float_values(g, n).empty() &&
         float_nhwc.count(n.outputs[0]))
       n.attrs["_nhwc"] = int_attr(1);
-    if ((is_op_in(n, "axstream", "QGlobalAveragePool") || is_op(n, "MaxPool") ||
-         is_op(n, "Resize") || is_op(n, "DepthToSpace")) &&
+    if ((is_op_in(n, "axstream", "QGlobalAveragePool") || is_op_in(n, "axstream", "QAveragePool") ||
+         is_op(n, "MaxPool") || is_op(n, "Resize") || is_op(n, "DepthToSpace")) &&
         !elementwise_int8_values(g, n).empty() && nhwc.count(n.inputs[0]))
       n.attrs["_nhwc"] = int_attr(1);
     if (!is_op_in(n, "axstream", "QConv") || n.inputs.empty() || n.outputs.empty()) continue;
@@ -2092,7 +2110,7 @@ bool int8_nhwc_enabled() { return setting_not_zero("AXSTREAM_ENGINE_NHWC"); }
 // oneDNN's int8 convolutions work on NHWC activations (on VNNI/AMX CPUs); with NCHW tensors
 // between ops every one reorders its input in and its output back. An int8 4-D value that only
 // axstream.QConvs (as their input) and the layout-free int8 ops (QAdd, QLookup, QBinary,
-// QConcat on channels, QGlobalAveragePool, int8 MaxPool, nearest Resize over H and W,
+// QConcat on channels, Q(Global)AveragePool, int8 MaxPool, nearest Resize over H and W,
 // DepthToSpace: any layout works when their inputs and output share it) produce and read stays
 // NHWC instead: the QConvs get _src_nhwc / _dst_nhwc, the others _nhwc where their kernel needs
 // to know, and the reorders vanish. A Transpose NHWC -> NCHW feeding them (a package's input)
@@ -2230,7 +2248,7 @@ void read_nhwc_input_in_convolution(Graph &g) {
 // uint8 (zero point + 128) in a pass over it before every convolution. An int8 value whose
 // producer is one of our exact int8 kernels that can as well write uint8 (QLookup: its table
 // flipped; QBinary, QAdd: by their output zero point's type) and whose readers all take a
-// uint8 input with its zero point (QConv, QLookup, QBinary, QAdd, QGlobalAveragePool), one of
+// uint8 input with its zero point (QConv, QLookup, QBinary, QAdd, Q(Global)AveragePool), one of
 // them a QConv, becomes uint8 with every zero point moved by 128: the same real values, so the
 // same results, without the flips.
 // A QConv's own int8 output with zero point -128 (most post-ReLU activations) becomes uint8
@@ -2251,7 +2269,8 @@ void uint8_convolution_inputs(Graph &g) {
   auto zero_point_slot = [](const Node &n, int v) -> int {
     size_t at = std::find(n.inputs.begin(), n.inputs.end(), v) - n.inputs.begin();
     if (at == n.inputs.size() || std::count(n.inputs.begin(), n.inputs.end(), v) != 1) return -1;
-    if ((is_op_in(n, "axstream", "QConv") || is_op_in(n, "axstream", "QGlobalAveragePool")) &&
+    if ((is_op_in(n, "axstream", "QConv") || is_op_in(n, "axstream", "QGlobalAveragePool") ||
+         is_op_in(n, "axstream", "QAveragePool")) &&
         at == 0)
       return 2;
     if ((is_op_in(n, "axstream", "QBinary") || is_op_in(n, "axstream", "QAdd")) &&
@@ -2390,7 +2409,7 @@ void run_postfold_passes(Graph &graph) {
   fuse_qdq_elementwise_tables(graph);
   fuse_qdq_data_movement(graph);
   fuse_qdq_concat(graph);
-  fuse_qdq_global_average_pool(graph);
+  fuse_qdq_average_pools(graph);
   fuse_qdq_binary(graph);
   keep_int8_activations_nhwc(graph);
   read_nhwc_input_in_convolution(graph);

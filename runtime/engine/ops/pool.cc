@@ -245,17 +245,81 @@ inline int64_t padded_taps(int64_t start, int64_t k, int64_t dil, int64_t limit)
   return (end - start + dil - 1) / dil;
 }
 
+// The output positions along one dim whose tap k lies inside the input: [first, last).
+struct OutputSpan {
+  int64_t first, last;
+};
+OutputSpan outputs_reading_tap(int64_t k, int64_t stride, int64_t dilation, int64_t pad_begin,
+                               int64_t size, int64_t outputs) {
+  // o * stride - pad_begin + k * dilation in [0, size)
+  const int64_t offset = k * dilation - pad_begin;
+  int64_t first = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+  int64_t last = size - offset <= 0 ? 0 : (size - 1 - offset) / stride + 1;
+  first = std::min(first, outputs);
+  last = std::clamp(last, first, outputs);
+  return {first, last};
+}
+
+// A row of outputs at a time: for each tap of the window (kz, ky, kx in pool_windows' order)
+// the outputs whose window holds it inside the input add it, a strided run along the row with
+// no bounds test per tap, in a block of sums on the stack. Each output adds its taps in
+// pool_windows' order from the same 0, so the same floats as that walk.
 void avg_pool(const PoolShape &s, bool count_include_pad, const float *x, float *y) {
-  pool_windows(
-      s, x, 0.f, [](float sum, float v, int64_t, int64_t, int64_t) { return sum + v; },
-      [&s, count_include_pad, y](int64_t o, float sum, int64_t n, int64_t oz, int64_t oy,
-                                 int64_t ox) {
-        if (count_include_pad)
-          n = padded_taps(oz * s.sd - s.pf, s.kd, s.dd, s.d + s.pk) *
-              padded_taps(oy * s.sh - s.pt, s.kh, s.dh, s.h + s.pb) *
-              padded_taps(ox * s.sw - s.pl, s.kw, s.dw, s.w + s.pr);
-        y[o] = n ? sum / static_cast<float>(n) : 0.f;
-      });
+  constexpr int64_t kBlock = 256;
+  const int64_t hw = s.h * s.w, ohw = s.oh * s.ow;
+  std::vector<OutputSpan> spans(s.kw);
+  for (int64_t kx = 0; kx < s.kw; ++kx)
+    spans[kx] = outputs_reading_tap(kx, s.sw, s.dw, s.pl, s.w, s.ow);
+  parallel_for_2d(s.planes, s.od, worth_splitting(), [&](int64_t p, int64_t oz) {
+    const float *in = x + p * s.d * hw;
+    float *out = y + (p * s.od + oz) * ohw;
+    int64_t z_taps = 0;
+    for (int64_t kz = 0; kz < s.kd; ++kz) {
+      int64_t iz = oz * s.sd - s.pf + kz * s.dd;
+      z_taps += iz >= 0 && iz < s.d;
+    }
+    for (int64_t oy = 0; oy < s.oh; ++oy) {
+      int64_t y_taps = 0;
+      for (int64_t ky = 0; ky < s.kh; ++ky) {
+        int64_t iy = oy * s.sh - s.pt + ky * s.dh;
+        y_taps += iy >= 0 && iy < s.h;
+      }
+      for (int64_t ox0 = 0; ox0 < s.ow; ox0 += kBlock) {
+        const int64_t ox1 = std::min(s.ow, ox0 + kBlock);
+        float sums[kBlock];
+        std::fill(sums, sums + (ox1 - ox0), 0.f);
+        for (int64_t kz = 0; kz < s.kd; ++kz) {
+          int64_t iz = oz * s.sd - s.pf + kz * s.dd;
+          if (iz < 0 || iz >= s.d) continue;
+          for (int64_t ky = 0; ky < s.kh; ++ky) {
+            int64_t iy = oy * s.sh - s.pt + ky * s.dh;
+            if (iy < 0 || iy >= s.h) continue;
+            const float *row = in + iz * hw + iy * s.w;
+            for (int64_t kx = 0; kx < s.kw; ++kx) {
+              const int64_t first = std::max(ox0, spans[kx].first),
+                            last = std::min(ox1, spans[kx].last);
+              const int64_t offset = kx * s.dw - s.pl;
+              for (int64_t ox = first; ox < last; ++ox) sums[ox - ox0] += row[ox * s.sw + offset];
+            }
+          }
+        }
+        for (int64_t ox = ox0; ox < ox1; ++ox) {
+          int64_t n = 0;
+          if (count_include_pad) {
+            n = padded_taps(oz * s.sd - s.pf, s.kd, s.dd, s.d + s.pk) *
+                padded_taps(oy * s.sh - s.pt, s.kh, s.dh, s.h + s.pb) *
+                padded_taps(ox * s.sw - s.pl, s.kw, s.dw, s.w + s.pr);
+          } else {
+            int64_t x_taps = 0;
+            for (int64_t kx = 0; kx < s.kw; ++kx)
+              x_taps += ox >= spans[kx].first && ox < spans[kx].last;
+            n = z_taps * y_taps * x_taps;
+          }
+          out[oy * s.ow + ox] = n ? sums[ox - ox0] / static_cast<float>(n) : 0.f;
+        }
+      }
+    }
+  });
 }
 
 std::unique_ptr<Kernel> compile_max_pool(OpContext &ctx) {

@@ -984,6 +984,248 @@ TEST(EnginePasses, NhwcGlobalAveragePoolVectorGivesThePlainLoopsBytes) {
   }
 }
 
+// One generated AveragePool case: x (n, c, h, w) of x_type -> DQ -> AveragePool -> Q of y_type.
+struct AveragePoolCase {
+  int64_t n, c, h, w, kh, kw, sh, sw, pt, pl, pb, pr;
+  bool ceil_mode, include_pad;
+  onnx::TensorProto::DataType x_type, y_type;
+  float x_scale, y_scale;
+  int x_zero, y_zero;
+  std::vector<int64_t> out;  // (n, c, oh, ow)
+};
+
+std::string describe_case(const AveragePoolCase &p) {
+  auto type = [](onnx::TensorProto::DataType t) { return t == kInt8 ? "int8" : "uint8"; };
+  char text[320];
+  std::snprintf(text, sizeof text,
+                "x %s (%ld,%ld,%ld,%ld) kernel %ldx%ld stride %ldx%ld pads (%ld,%ld,%ld,%ld) "
+                "ceil_mode %d count_include_pad %d x %g/%d -> y %s %g/%d",
+                type(p.x_type), long(p.n), long(p.c), long(p.h), long(p.w), long(p.kh), long(p.kw),
+                long(p.sh), long(p.sw), long(p.pt), long(p.pl), long(p.pb), long(p.pr), p.ceil_mode,
+                p.include_pad, p.x_scale, p.x_zero, type(p.y_type), p.y_scale, p.y_zero);
+  return text;
+}
+
+// x -> DQ -> AveragePool -> Q for `p`; with `identity_convs` a 1x1 convolution copying each
+// channel on either side of the DQ/pool/Q (weights 1, the scales unchanged: the int8 values
+// pass through exactly), so the pool's input and output sit between int8 convolutions and stay
+// NHWC where oneDNN's int8 convolutions run.
+onnx::ModelProto qdq_average_pool_model(const AveragePoolCase &p, bool identity_convs) {
+  GraphBuilder b("qdq_average_pool");
+  auto params = [&](const std::string &prefix, float scale, int zero,
+                    onnx::TensorProto::DataType type) {
+    return std::vector<std::string>{b.initializer(prefix + "s", kFloat, {}, {scale}),
+                                    b.initializer(prefix + "z", type, {}, {float(zero)})};
+  };
+  auto q = [&](const std::string &x, const std::string &y, float scale, int zero,
+               onnx::TensorProto::DataType type) {
+    auto s = params(y + "/q", scale, zero, type);
+    b.node("QuantizeLinear", {x, s[0], s[1]}, y);
+  };
+  auto dq = [&](const std::string &x, const std::string &y, float scale, int zero,
+                onnx::TensorProto::DataType type) {
+    auto s = params(y + "/dq", scale, zero, type);
+    b.node("DequantizeLinear", {x, s[0], s[1]}, y);
+  };
+  std::vector<float> identity(p.c * p.c, 0.f);
+  for (int64_t i = 0; i < p.c; ++i) identity[i * p.c + i] = 1.f;
+  std::string pool_in = "x";
+  b.input("x", p.x_type, {p.n, p.c, p.h, p.w});
+  if (identity_convs) {
+    dq("x", "x/f", p.x_scale, p.x_zero, p.x_type);
+    b.conv1x1("x/f", "a/f", p.c, p.c, identity, 1.f, "a/w/");
+    q("a/f", "a", p.x_scale, p.x_zero, p.x_type);
+    pool_in = "a";
+  }
+  dq(pool_in, "pool/in", p.x_scale, p.x_zero, p.x_type);
+  auto *pool = b.node("AveragePool", {"pool/in"}, "pool/out");
+  set_ints(pool, "kernel_shape", {p.kh, p.kw});
+  set_ints(pool, "strides", {p.sh, p.sw});
+  set_ints(pool, "pads", {p.pt, p.pl, p.pb, p.pr});
+  set_int(pool, "ceil_mode", p.ceil_mode);
+  set_int(pool, "count_include_pad", p.include_pad);
+  const std::string pooled = identity_convs ? "m" : "y";
+  q("pool/out", pooled, p.y_scale, p.y_zero, p.y_type);
+  if (identity_convs) {
+    dq("m", "m/f", p.y_scale, p.y_zero, p.y_type);
+    b.conv1x1("m/f", "y/f", p.c, p.c, identity, 1.f, "y/w/");
+    q("y/f", "y", p.y_scale, p.y_zero, p.y_type);
+  }
+  b.output("y", p.y_type, p.out);
+  return b.model;
+}
+
+// The fused kernel's promise computed here: int32 sums of the taps inside the input, the mean
+// (sum - x_zero x taps) x x_scale / divisor in float, requantised as QuantizeLinear does, in the
+// kernel's order of IEEE operations.
+std::vector<int> expected_average_pool(const AveragePoolCase &p, const std::vector<uint8_t> &x) {
+  const int64_t oh = p.out[2], ow = p.out[3];
+  const float lo = p.y_type == kInt8 ? -128.f : 0.f, hi = p.y_type == kInt8 ? 127.f : 255.f;
+  std::vector<int> y;
+  for (int64_t plane = 0; plane < p.n * p.c; ++plane)
+    for (int64_t oy = 0; oy < oh; ++oy)
+      for (int64_t ox = 0; ox < ow; ++ox) {
+        int64_t sum = 0, taps = 0, padded = 0;
+        for (int64_t ky = 0; ky < p.kh; ++ky)
+          for (int64_t kx = 0; kx < p.kw; ++kx) {
+            const int64_t iy = oy * p.sh - p.pt + ky, ix = ox * p.sw - p.pl + kx;
+            padded += iy < p.h + p.pb && ix < p.w + p.pr;
+            if (iy < 0 || iy >= p.h || ix < 0 || ix >= p.w) continue;
+            const uint8_t byte = x[(plane * p.h + iy) * p.w + ix];
+            sum += p.x_type == kInt8 ? int(static_cast<int8_t>(byte)) : int(byte);
+            ++taps;
+          }
+        const int64_t divisor = std::max<int64_t>(p.include_pad ? padded : taps, 1);
+        float mean = static_cast<float>(sum - int64_t{p.x_zero} * taps) * p.x_scale /
+                     static_cast<float>(divisor);
+        float v = std::nearbyint(std::clamp(mean / p.y_scale, lo - p.y_zero, hi - p.y_zero));
+        y.push_back(static_cast<int>(v) + p.y_zero);
+      }
+  return y;
+}
+
+std::vector<int> as_ints(const std::vector<uint8_t> &bytes, onnx::TensorProto::DataType type) {
+  std::vector<int> values;
+  for (uint8_t b : bytes) values.push_back(type == kInt8 ? int(static_cast<int8_t>(b)) : int(b));
+  return values;
+}
+
+// Seeded cases over kernel, stride, pads, ceil_mode, count_include_pad, int8/uint8 in and out,
+// scales and zero points, channel counts that are no multiple of 16 or 64.
+std::vector<AveragePoolCase> average_pool_cases(size_t count, uint32_t seed) {
+  std::mt19937 rng(seed);
+  auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  const int64_t channel_counts[] = {1, 3, 16, 19, 64, 83, 130};
+  std::vector<AveragePoolCase> cases;
+  while (cases.size() < count) {
+    AveragePoolCase p{};
+    p.n = pick(1, 2);
+    p.c = channel_counts[cases.size() % 7];
+    p.kh = pick(1, 4);
+    p.kw = pick(1, 4);
+    p.sh = pick(1, 3);
+    p.sw = pick(1, 3);
+    p.pt = pick(0, int(p.kh) - 1);
+    p.pb = pick(0, int(p.kh) - 1);
+    p.pl = pick(0, int(p.kw) - 1);
+    p.pr = pick(0, int(p.kw) - 1);
+    p.h = pick(int(p.kh), 11);
+    p.w = pick(int(p.kw), 13);
+    p.ceil_mode = pick(0, 1);
+    p.include_pad = pick(0, 1);
+    p.x_type = pick(0, 1) ? kInt8 : kUint8;
+    p.y_type = pick(0, 1) ? kInt8 : kUint8;
+    p.x_scale = 0.01f + 0.05f * static_cast<float>(pick(0, 1000)) / 1000.f;
+    // Output steps from finer than the input's (the means land between steps) to coarser.
+    p.y_scale = p.x_scale * (0.3f + 2.f * static_cast<float>(pick(0, 1000)) / 1000.f);
+    p.x_zero = p.x_type == kInt8 ? pick(-128, 127) : pick(0, 255);
+    p.y_zero = p.y_type == kInt8 ? pick(-40, 40) : pick(90, 170);
+    auto out_dim = [&](int64_t size, int64_t k, int64_t s, int64_t lo, int64_t hi) {
+      const int64_t span = size + lo + hi - k;
+      int64_t o = (p.ceil_mode ? (span + s - 1) / s : span / s) + 1;
+      if (p.ceil_mode && (o - 1) * s >= size + lo) --o;
+      return o;
+    };
+    p.out = {p.n, p.c, out_dim(p.h, p.kh, p.sh, p.pt, p.pb), out_dim(p.w, p.kw, p.sw, p.pl, p.pr)};
+    cases.push_back(p);
+  }
+  return cases;
+}
+
+std::vector<uint8_t> random_bytes(size_t count, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<uint8_t> bytes(count);
+  for (uint8_t &b : bytes) b = static_cast<uint8_t>(rng());
+  return bytes;
+}
+
+std::shared_ptr<const Program> compile_with(const onnx::ModelProto &model, const char *setting,
+                                            const char *value) {
+  if (setting) setenv(setting, value, 1);
+  auto program = Program::from_bytes(model.SerializeAsString(), "qdq_average_pool");
+  if (setting) unsetenv(setting);
+  return program;
+}
+
+std::vector<uint8_t> run_bytes(const Program &program, const std::vector<uint8_t> &x) {
+  std::vector<uint8_t> y(program.outputs()[0].element_count());
+  program.make_executor()->run({x.data()}, {y.data()});
+  return y;
+}
+
+// DQ -> AveragePool -> Q runs as axstream.QAveragePool: exactly the int32-sum formula above on
+// every generated case, and within one output step of the float pool it replaces
+// (AXSTREAM_ENGINE_QAVERAGE_POOL=0), as QGlobalAveragePool is.
+TEST(EnginePasses, QdqAveragePoolSumsInt8ExactlyAndWithinOneStepOfFloatPath) {
+  size_t compared = 0, differing = 0;
+  std::set<int> values_seen;
+  for (const AveragePoolCase &p : average_pool_cases(60, 20261207)) {
+    SCOPED_TRACE(describe_case(p));
+    const onnx::ModelProto model = qdq_average_pool_model(p, false);
+    auto fused = compile_with(model, nullptr, nullptr);
+    auto unfused = compile_with(model, "AXSTREAM_ENGINE_QAVERAGE_POOL", "0");
+    ASSERT_NE(fused->describe().find("axstream.QAveragePool"), std::string::npos)
+        << fused->describe();
+    ASSERT_TRUE(runs_none_of(fused->describe(), {" AveragePool '", "DequantizeLinear '"}));
+    ASSERT_NE(unfused->describe().find(" AveragePool '"), std::string::npos);
+    const std::vector<uint8_t> x =
+        random_bytes(size_t(p.n * p.c * p.h * p.w), uint32_t(compared + 1));
+    const std::vector<int> got = as_ints(run_bytes(*fused, x), p.y_type);
+    const std::vector<int> floated = as_ints(run_bytes(*unfused, x), p.y_type);
+    ASSERT_EQ(got, expected_average_pool(p, x));
+    for (size_t i = 0; i < got.size(); ++i) {
+      ASSERT_LE(std::abs(got[i] - floated[i]), 1) << "output " << i;
+      differing += got[i] != floated[i];
+      values_seen.insert(got[i]);
+    }
+    compared += got.size();
+  }
+  EXPECT_GT(values_seen.size(), 100u) << "the means take few values, so it checks little";
+  EXPECT_LT(differing * 100, compared) << differing << " of " << compared << " differ by a step";
+}
+
+// Between int8 convolutions the pool reads and writes NHWC: the AVX-512 kernel, the plain loop
+// (AXSTREAM_ENGINE_VECTOR_AVERAGE_POOL=0) and the NCHW kernel (AXSTREAM_ENGINE_NHWC=0) give
+// the same bytes, over int8 and uint8 and channel counts around 16 and 64; and the uint8
+// retype reaches the pool (a convolution's int8 output with zero point -128 read by it alone).
+TEST(EnginePasses, NhwcAveragePoolVectorAndPlainLoopsGiveTheNchwBytes) {
+  std::vector<AveragePoolCase> cases = average_pool_cases(14, 7);
+  // PP-OCR rec's pool: 3x2 windows at stride 3x2 over (480, 3, 80).
+  AveragePoolCase rec{1,     480,   3,      80,     3,  2,     3,
+                      2,     0,     0,      0,      0,  false, false,
+                      kInt8, kInt8, 0.043f, 0.031f, -7, 2,     {1, 480, 1, 40}};
+  cases.push_back(rec);
+  rec.x_zero = -128;  // the retyped convolution output
+  cases.push_back(rec);
+  bool vector_ran = false, retyped = false;
+  for (const AveragePoolCase &p : cases) {
+    SCOPED_TRACE(describe_case(p));
+    const onnx::ModelProto model = qdq_average_pool_model(p, true);
+    auto vector = compile_with(model, nullptr, nullptr);
+    auto plain = compile_with(model, "AXSTREAM_ENGINE_VECTOR_AVERAGE_POOL", "0");
+    auto nchw = compile_with(model, "AXSTREAM_ENGINE_NHWC", "0");
+    const std::string text = vector->describe(),
+                      line = step_line(text, "axstream.QAveragePool", "pool/out/AveragePool");
+    ASSERT_FALSE(line.empty()) << text;
+    EXPECT_EQ(plain->describe().find("avx512]"), std::string::npos) << plain->describe();
+    if (int8_convs_run_on_onednn(text)) {
+      EXPECT_NE(line.find("_nhwc=1"), std::string::npos) << line;
+      if (cpu_allows_avx512bw()) {
+        EXPECT_NE(line.find("[int32 sums nhwc, avx512]"), std::string::npos) << line;
+        vector_ran = true;
+      }
+      retyped = retyped || line.find("uint8(1,480,3,80)") != std::string::npos;
+    }
+    const std::vector<uint8_t> x =
+        random_bytes(size_t(p.n * p.c * p.h * p.w), uint32_t(p.c * 31 + p.kh));
+    const std::vector<uint8_t> y = run_bytes(*vector, x);
+    EXPECT_EQ(y, run_bytes(*plain, x));
+    EXPECT_EQ(y, run_bytes(*nchw, x));
+    EXPECT_EQ(as_ints(y, p.y_type), expected_average_pool(p, x));
+  }
+  if (cpu_allows_avx512bw() && vector_ran) EXPECT_TRUE(retyped);
+}
+
 // YOLO's SPPF shape between int8 convolutions: a = QConv(x); m = Q(MaxPool 3x3 pad 1(DQ(a)));
 // c = Q(Concat(DQ(a), DQ(m))); y = QConv(DQ(c)). `unfused` adds a per-channel +0 after the
 // DequantizeLinears that MaxPool and Concat read (same arithmetic; they then run in float).
@@ -3106,6 +3348,93 @@ void expect_qconcat_matches_plain_concat(const QConcatCase &c) {
     EXPECT_EQ(std::vector<int8_t>(y.begin() + 64, y.end() - 64), expected);
     EXPECT_EQ(std::count(y.begin(), y.begin() + 64, 0x55), 64);
     EXPECT_EQ(std::count(y.end() - 64, y.end(), 0x55), 64);
+  }
+}
+
+// The float AveragePool (1-D to 3-D; strides, pads, dilations, ceil_mode, count_include_pad)
+// gives the floats of the plain walk over each window: its taps inside the input added in
+// window order from 0, divided by their count (or the padded window's), 0 for a window with
+// none. Seeded geometries, rows longer than the kernel's block of 256 outputs.
+TEST(EngineKernels, AveragePoolGivesThePlainWindowWalksFloats) {
+  std::mt19937 rng(1207);
+  auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  std::uniform_real_distribution<float> value(-3.f, 3.f);
+  for (int trial = 0; trial < 60; ++trial) {
+    const int rank = 1 + trial % 3;
+    std::vector<int64_t> size(rank), kernel(rank), stride(rank), dilation(rank), lo(rank), hi(rank),
+        out(rank);
+    const bool ceil_mode = pick(0, 1), include_pad = pick(0, 1);
+    for (int i = 0; i < rank; ++i) {
+      kernel[i] = pick(1, 4);
+      stride[i] = pick(1, 3);
+      dilation[i] = pick(1, 2);
+      lo[i] = pick(0, int(kernel[i]) - 1);
+      hi[i] = pick(0, int(kernel[i]) - 1);
+      const int64_t span = (kernel[i] - 1) * dilation[i] + 1;
+      size[i] = i == rank - 1 && trial % 5 == 0 ? pick(600, 700) : pick(int(span), 9);
+      const int64_t room = size[i] + lo[i] + hi[i] - span;
+      out[i] = (ceil_mode ? (room + stride[i] - 1) / stride[i] : room / stride[i]) + 1;
+      if (ceil_mode && (out[i] - 1) * stride[i] >= size[i] + lo[i]) --out[i];
+    }
+    std::vector<std::string> dims = {"2", "3"};
+    for (int64_t d : size) dims.push_back(std::to_string(d));
+    onnx::ModelProto m = one_node_model("AveragePool", "pool", dims);
+    auto *node = m.mutable_graph()->mutable_node(0);
+    std::vector<int64_t> pads = lo;
+    pads.insert(pads.end(), hi.begin(), hi.end());
+    set_ints(node, "kernel_shape", kernel);
+    set_ints(node, "strides", stride);
+    set_ints(node, "dilations", dilation);
+    set_ints(node, "pads", pads);
+    set_int(node, "ceil_mode", ceil_mode);
+    set_int(node, "count_include_pad", include_pad);
+    // The output's shape is inferred: drop the one one_node_model declared.
+    m.mutable_graph()->mutable_output(0)->mutable_type()->mutable_tensor_type()->clear_shape();
+    auto program = Program::from_bytes(m.SerializeAsString(), "average_pool");
+    int64_t in_plane = 1, out_plane = 1;
+    for (int i = 0; i < rank; ++i) {
+      in_plane *= size[i];
+      out_plane *= out[i];
+    }
+    std::vector<float> x(6 * in_plane), y(6 * out_plane, -1.f), expected(y.size());
+    for (float &v : x) v = value(rng);
+    ASSERT_EQ(program->outputs()[0].element_count(), y.size());
+    program->make_executor()->run({x.data()}, {y.data()});
+    // Three dims, the missing leading ones of size 1.
+    auto at = [&](const std::vector<int64_t> &v, int i, int64_t missing) {
+      return i < 3 - rank ? missing : v[i - (3 - rank)];
+    };
+    for (int64_t p = 0; p < 6; ++p)
+      for (int64_t o = 0; o < out_plane; ++o) {
+        int64_t oi[3] = {o / (at(out, 1, 1) * at(out, 2, 1)), o / at(out, 2, 1) % at(out, 1, 1),
+                         o % at(out, 2, 1)};
+        float sum = 0.f;
+        int64_t taps = 0, padded = 1;
+        for (int i = 0; i < 3; ++i) {
+          const int64_t start = oi[i] * at(stride, i, 1) - at(lo, i, 0),
+                        end = std::min(start + (at(kernel, i, 1) - 1) * at(dilation, i, 1) + 1,
+                                       at(size, i, 1) + at(hi, i, 0));
+          padded *= (end - start + at(dilation, i, 1) - 1) / at(dilation, i, 1);
+        }
+        for (int64_t kz = 0; kz < at(kernel, 0, 1); ++kz)
+          for (int64_t ky = 0; ky < at(kernel, 1, 1); ++ky)
+            for (int64_t kx = 0; kx < at(kernel, 2, 1); ++kx) {
+              int64_t idx[3], k[3] = {kz, ky, kx}, flat = 0;
+              bool inside = true;
+              for (int i = 0; i < 3; ++i) {
+                idx[i] = oi[i] * at(stride, i, 1) - at(lo, i, 0) + k[i] * at(dilation, i, 1);
+                inside = inside && idx[i] >= 0 && idx[i] < at(size, i, 1);
+                flat = flat * at(size, i, 1) + idx[i];
+              }
+              if (!inside) continue;
+              sum += x[p * in_plane + flat];
+              ++taps;
+            }
+        const int64_t n = include_pad ? padded : taps;
+        expected[p * out_plane + o] = n ? sum / static_cast<float>(n) : 0.f;
+      }
+    ASSERT_EQ(0, std::memcmp(y.data(), expected.data(), y.size() * sizeof(float)))
+        << "trial " << trial << " rank " << rank;
   }
 }
 
