@@ -21,17 +21,21 @@ namespace axstream::engine {
 
 bool own_depthwise_available() { return cpu_allows_avx512vnni(); }
 
-bool own_depthwise_chosen(const DepthwiseInt8Params &p, const char *setting) {
+bool own_depthwise_chosen(const DepthwiseInt8Params &p, const char *setting,
+                          const std::string &onednn_impl) {
   const std::string asked = setting ? setting : "auto";
   if (asked == "1") return true;
   if (asked == "0") return false;
   if (asked != "auto")
     throw InvalidConfiguration("AXSTREAM_ENGINE_OWN_DEPTHWISE: expected auto, 1 or 0, got '" +
                                asked + "'");
-  // Measured per step on BlazeFace, MobileNetV2 and PP-OCR det/rec (docs/performance.md): 3x3
-  // at stride 1 ran 1.0-2.2x as fast as oneDNN's kernels (BlazeFace's 24-channel rows most),
-  // stride 2 (its source rows split into two phases) 0.4-1.2x, 5x5 0.6-1.2x.
-  return p.kernel_h == 3 && p.kernel_w == 3 && p.stride_h == 1 && p.stride_w == 1;
+  // Measured per step (the least of three runs) on BlazeFace, MobileNetV2 and PP-OCR
+  // (docs/performance.md): 3x3 at stride 1 with rows of up to 4 KB (width x channels) ran
+  // 1.08-1.7x as fast as oneDNN's jit_int8 (BlazeFace's 24- to 96-channel layers, PP-OCR rec's
+  // first); wider rows 0.88-1.07x, oneDNN's brdgmm_dw (MobileNetV2's uint8 layers) 0.81-1.0x,
+  // stride 2 (its source rows split into two phases) 0.4-1.0x, 5x5 0.45-1.2x.
+  return p.kernel_h == 3 && p.kernel_w == 3 && p.stride_h == 1 && p.stride_w == 1 &&
+         p.in_w * p.channels <= 4096 && onednn_impl.find("brdgmm") == std::string::npos;
 }
 
 namespace {

@@ -229,9 +229,11 @@ std::unique_ptr<Kernel> dequantizing_qconv(const DnnlConvParams &conv, const Con
 }
 
 // The engine's own depthwise kernel (ops/depthwise_int8.h) for an NHWC depthwise 2-D
-// convolution that oneDNN's int8 kernel would run, with its bytes; nullptr elsewhere.
+// convolution that oneDNN's int8 kernel `onednn` runs, with its bytes, where the setting or the
+// rule takes it; nullptr elsewhere.
 std::unique_ptr<Kernel> own_depthwise_qconv(const DnnlConvParams &conv, const QConvConstants &k,
-                                            DType in_dtype, DType out_dtype, const Tensor &w) {
+                                            DType in_dtype, DType out_dtype, const Tensor &w,
+                                            const Kernel &onednn) {
   using Kind = FusedActivation::Kind;
   const Kind kind = conv.activation.kind;
   if (!own_depthwise_available() || !dnnl_kernels_enabled() || conv.src.size() != 4 ||
@@ -265,7 +267,8 @@ std::unique_ptr<Kernel> own_depthwise_qconv(const DnnlConvParams &conv, const QC
   d.bias_acc = q.bias_acc;
   d.act_lo = q.conv.activation.lo;
   d.act_hi = q.conv.activation.hi;
-  if (!own_depthwise_chosen(d, std::getenv("AXSTREAM_ENGINE_OWN_DEPTHWISE"))) return nullptr;
+  if (!own_depthwise_chosen(d, std::getenv("AXSTREAM_ENGINE_OWN_DEPTHWISE"), onednn.impl))
+    return nullptr;
   return make_depthwise_int8(d, w);
 }
 
@@ -276,8 +279,8 @@ std::unique_ptr<Kernel> plain_qconv(const DnnlConvParams &conv, const ConvShape 
                                     const QConvConstants &constants, DType in_dtype,
                                     DType out_dtype, bool dnnl_rank, uint64_t macs) {
   if (dnnl_rank && int8_path_is_exact(w)) {
-    if (auto k = own_depthwise_qconv(conv, constants, in_dtype, out_dtype, w)) return k;
     if (auto k = make_dnnl_qconv(int8_conv_params(conv, constants, in_dtype, out_dtype), w)) {
+      if (auto own = own_depthwise_qconv(conv, constants, in_dtype, out_dtype, w, *k)) return own;
       k->macs = macs;
       return k;
     }

@@ -27,6 +27,7 @@
 #include "expected_error.h"
 #include "float16.h"
 #include "graph_builder.h"
+#include "ops/depthwise_int8.h"
 #include "ops/nhwc_quantize.h"
 #include "ops/quantized_join.h"
 #include "residual_sum_chain.h"
@@ -3713,8 +3714,10 @@ TEST_P(OwnDepthwise, GivesOneDnnsBytes) {
   const bool expected_here = cpu_allows_avx512vnni() && int8_convs_run_on_onednn(onednn_line);
   EXPECT_EQ(own_line.find("axstream depthwise int8") != std::string::npos, expected_here)
       << own_line;
-  // Unset: the rule (3x3 at stride 1) picks it.
-  const bool rule = c.dw.kernel == 3 && c.dw.stride == 1;
+  // Unset: the rule picks it (3x3 at stride 1, rows of up to 4 KB, oneDNN's kernel not
+  // brdgmm_dw).
+  const bool rule = c.dw.kernel == 3 && c.dw.stride == 1 && c.width * c.channels <= 4096 &&
+                    onednn_line.find("brdgmm") == std::string::npos;
   EXPECT_EQ(auto_line.find("axstream depthwise int8") != std::string::npos, expected_here && rule)
       << auto_line;
   if (expected_here) EXPECT_TRUE(contains_all(own_line, {"_src_nhwc=1", "_dst_nhwc=1"}));
@@ -3842,6 +3845,35 @@ INSTANTIATE_TEST_SUITE_P(
                       {0.05f, 2},
                       {0.04f, -6}}),
     [](const auto &info) { return std::string(info.param.name); });
+
+// The rule (AXSTREAM_ENGINE_OWN_DEPTHWISE unset or auto): 3x3 at stride 1 with rows of up to
+// 4 KB, not where oneDNN picks brdgmm_dw, as measured (docs/performance.md); "1" everything,
+// "0" nothing.
+TEST(EnginePasses, OwnDepthwiseRuleTakesNarrow3x3StrideOneConvolutionsOffJitInt8) {
+  DepthwiseInt8Params p;
+  p.channels = 24;
+  p.in_h = p.in_w = p.out_h = p.out_w = 128;  // BlazeFace back's: rows of 3 KB
+  p.kernel_h = p.kernel_w = 3;
+  const std::string jit = "jit_int8:avx512_core_vnni", brdgmm = "brdgmm_dw:avx512_core_vnni";
+  EXPECT_TRUE(own_depthwise_chosen(p, nullptr, jit));
+  EXPECT_TRUE(own_depthwise_chosen(p, "auto", jit));
+  EXPECT_FALSE(own_depthwise_chosen(p, "0", jit));
+  EXPECT_FALSE(own_depthwise_chosen(p, nullptr, brdgmm));
+  EXPECT_TRUE(own_depthwise_chosen(p, "1", brdgmm));
+  DepthwiseInt8Params strided = p;
+  strided.stride_w = 2;
+  EXPECT_FALSE(own_depthwise_chosen(strided, nullptr, jit));
+  EXPECT_TRUE(own_depthwise_chosen(strided, "1", jit));
+  DepthwiseInt8Params five = p;
+  five.kernel_h = five.kernel_w = 5;
+  EXPECT_FALSE(own_depthwise_chosen(five, nullptr, jit));
+  DepthwiseInt8Params wide = p;
+  wide.channels = 32;
+  wide.in_w = 160;  // PP-OCR rec's second: rows of 5 KB
+  EXPECT_FALSE(own_depthwise_chosen(wide, nullptr, jit));
+  wide.in_w = 128;  // 4 KB
+  EXPECT_TRUE(own_depthwise_chosen(wide, nullptr, jit));
+}
 
 TEST(EnginePasses, OwnDepthwiseSettingOtherThanAutoOneOrZeroFailsTheCompile) {
   const DepthwiseCase c{"setting", 1, 16, 5, 5, ConvSpec{0, 3}, {0.05f, 0}, {0.05f, 0}};
