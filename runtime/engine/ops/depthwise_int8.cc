@@ -31,7 +31,7 @@ bool own_depthwise_chosen(const DepthwiseInt8Params &p, const char *setting,
                                asked + "'");
   // Measured per step (the least of three runs) on BlazeFace, MobileNetV2 and PP-OCR
   // (docs/performance.md): 3x3 at stride 1 with rows of up to 4 KB (width x channels) ran
-  // 1.08-1.7x as fast as oneDNN's jit_int8 (BlazeFace's 24- to 96-channel layers, PP-OCR rec's
+  // 0.98-1.7x as fast as oneDNN's jit_int8 (BlazeFace's 24- to 96-channel layers, PP-OCR rec's
   // first); wider rows 0.88-1.07x, oneDNN's brdgmm_dw (MobileNetV2's uint8 layers) 0.81-1.0x,
   // stride 2 (its source rows split into two phases) 0.4-1.0x, 5x5 0.45-1.2x.
   return p.kernel_h == 3 && p.kernel_w == 3 && p.stride_h == 1 && p.stride_w == 1 &&
