@@ -1227,6 +1227,50 @@ TEST(EnginePasses, NhwcAveragePoolVectorAndPlainLoopsGiveTheNchwBytes) {
   if (cpu_allows_avx512bw() && vector_ran) EXPECT_TRUE(retyped);
 }
 
+// An axstream.QAveragePool that a model file writes itself with a 3-D x, a kernel_shape of one
+// entry, float x or a per-channel scale is an InvalidArgument or NotImplemented naming the
+// problem, never a crash.
+TEST(EnginePasses, MalformedQAveragePoolNodesAreClearErrors) {
+  struct Bad {
+    std::vector<int64_t> x_dims, kernel;
+    onnx::TensorProto::DataType x_type;
+    int64_t scale_count;
+    std::string expected;
+  };
+  const Bad cases[] = {
+      {{1, 4, 6}, {2, 2}, kInt8, 1, "expected a 4-D input, got (1,4,6)"},
+      {{1, 4, 6, 6}, {2}, kInt8, 1, "kernel_shape must have 2 entries, got (2)"},
+      {{1, 4, 6, 6}, {2, 2}, kFloat, 1, "QAveragePool needs int8/uint8 tensors"},
+      {{1, 4, 6, 6}, {2, 2}, kInt8, 4, "x_scale"},
+  };
+  for (const Bad &c : cases) {
+    GraphBuilder b("bad_qaverage_pool");
+    b.model.add_opset_import()->set_domain("axstream");
+    b.model.mutable_opset_import(1)->set_version(1);
+    b.input("x", c.x_type, c.x_dims);
+    b.initializer("xs", kFloat, {c.scale_count}, std::vector<float>(c.scale_count, 0.1f));
+    b.initializer("xz", kInt8, {}, {0.f});
+    b.initializer("ys", kFloat, {}, {0.1f});
+    b.initializer("yz", kInt8, {}, {0.f});
+    auto *n = b.node("QAveragePool", {"x", "xs", "xz", "ys", "yz"}, "y");
+    n->set_domain("axstream");
+    set_ints(n, "kernel_shape", c.kernel);
+    b.output("y", kInt8, {});
+    const std::string bytes = b.model.SerializeAsString();
+    std::string message;
+    try {
+      Program::from_bytes(bytes, "bad.onnx");
+      message = "compiled";
+    } catch (const InvalidArgument &e) {
+      message = e.what();
+    } catch (const NotImplemented &e) {
+      message = e.what();
+    }
+    EXPECT_NE(message.find(c.expected), std::string::npos) << message;
+    EXPECT_NE(message.find("y/QAveragePool"), std::string::npos) << message;
+  }
+}
+
 // YOLO's SPPF shape between int8 convolutions: a = QConv(x); m = Q(MaxPool 3x3 pad 1(DQ(a)));
 // c = Q(Concat(DQ(a), DQ(m))); y = QConv(DQ(c)). `unfused` adds a per-channel +0 after the
 // DequantizeLinears that MaxPool and Concat read (same arithmetic; they then run in float).
