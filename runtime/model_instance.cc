@@ -87,6 +87,12 @@ void check_arguments(const ModelInstance &instance, const std::vector<Argument> 
       throw InvalidArgument(what() + ": expected " + std::to_string(tensor.size()) +
                             " bytes (int8 " + shape_text(tensor.shape) + "), got " +
                             std::to_string(argument.size));
+    // An offset is where an fd's tensor starts; with a host pointer it would be silently
+    // ignored and the run would read or write the bytes at ptr, not at ptr + offset.
+    if (!dmabuf && argument.offset != 0)
+      throw InvalidArgument(what() + ": offset " + std::to_string(argument.offset) +
+                            " is for an fd argument (" + kind +
+                            "_dmabuf=1); a host buffer starts at ptr, so pass ptr + offset");
     if (!dmabuf && !argument.ptr)
       throw InvalidArgument(
           what() + ": expected a host buffer of " + std::to_string(tensor.size()) +

@@ -134,6 +134,7 @@ struct InstanceOptions {
 };
 
 // One tensor argument of run(): host memory in `ptr`, or a dmabuf/memfd in `fd` (+offset).
+// `offset` belongs to the fd: with host memory it must be 0 (else InvalidArgument).
 // `size` 0 means unchecked, otherwise it must equal the TensorInfo size.
 struct Argument {
   void *ptr = nullptr;
