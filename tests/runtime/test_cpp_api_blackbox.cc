@@ -81,6 +81,42 @@ TEST(CppApiBlackbox, HostArgumentWithAnOffsetIsInvalidArgumentNamingTheTensor) {
   EXPECT_EQ(l.output, expected);
 }
 
+// TensorInfo is a plain value a program may fill in (Python's constructor checks it). Before the
+// audit a negative dimension made size() wrap to ~2^64 bytes and padding wider than its
+// dimension gave a negative unpadded dimension; padding of fewer dimensions was read as partial.
+TEST(CppApiBlackbox, AHandMadeTensorInfoWithABadShapeOrPaddingIsInvalidArgument) {
+  TensorInfo info;
+  info.name = "x";
+  info.shape = {-1, 4};
+  EXPECT_TRUE(contains_all(message_of<InvalidArgument>([&] { info.size(); }),
+                           {"TensorInfo 'x' shape", "non-negative dimensions", "(-1,4)"}));
+  EXPECT_TRUE(contains_all(message_of<InvalidArgument>([&] { info.unpadded_shape(); }),
+                           {"non-negative dimensions", "(-1,4)"}));
+  info.shape = {2, 4};
+  info.padding = {{3, 3}, {0, 0}};
+  EXPECT_TRUE(contains_all(message_of<InvalidArgument>([&] { info.unpadded_shape(); }),
+                           {"TensorInfo 'x' padding", "within shape (2,4)", "[(3, 3), (0, 0)]"}));
+  info.padding = {{-1, 0}, {0, 0}};
+  EXPECT_TRUE(contains_all(message_of<InvalidArgument>([&] { info.unpadded_shape(); }),
+                           {"non-negative pads"}));
+  info.padding = {{1, 0}};
+  EXPECT_TRUE(contains_all(message_of<InvalidArgument>([&] { info.unpadded_shape(); }),
+                           {"expected 2 (start, end) pairs for shape (2,4)", "[(1, 0)]"}));
+  info.shape = {int64_t(1) << 62, 8};
+  info.padding.clear();
+  EXPECT_TRUE(contains_all(message_of<InvalidArgument>([&] { info.size(); }),
+                           {"more bytes than size_t counts"}));
+  // Good values still answer as before.
+  info.shape = {1, 6, 8, 4};
+  info.padding = {{0, 0}, {1, 1}, {0, 2}, {0, 0}};
+  info.dtype = engine::DType::f32;
+  EXPECT_EQ(info.size(), 1u * 6u * 8u * 4u * 4u);
+  EXPECT_EQ(info.unpadded_shape(), (std::vector<int64_t>{1, 4, 6, 4}));
+  info.shape = {2, 0};
+  info.padding.clear();
+  EXPECT_EQ(info.size(), 0u);
+}
+
 TEST(CppApiBlackbox, BadContextCallsNameTheProblem) {
   AXSTREAM_REQUIRE_TEST_MODELS();
   auto context = Context::create();
