@@ -24,15 +24,13 @@ bool parse_bool(const std::string &key, const std::string &value) {
                         "' is not a boolean (expected 1, 0, true or false)");
 }
 
+// Decimal digits only, as the booleans take their exact words: stol alone also took leading
+// blanks and a '+' (" 1", "+1"), which a boolean refused.
 int parse_count(const std::string &key, const std::string &value) {
-  size_t used = 0;
-  long parsed = -1;
-  try {
-    parsed = std::stol(value, &used);
-  } catch (const std::exception &) {
-    used = 0;
-  }
-  if (used != value.size() || value.empty() || parsed < 0 || parsed > 1024)
+  bool digits = !value.empty() && value.size() <= 5 &&
+                value.find_first_not_of("0123456789") == std::string::npos;
+  long parsed = digits ? std::stol(value) : -1;
+  if (!digits || parsed > 1024)
     throw InvalidArgument("load_model_instance: " + key + "='" + value +
                           "' is not a count (expected an integer in 0..1024)");
   return static_cast<int>(parsed);

@@ -167,7 +167,9 @@ TEST(CppApiBlackbox, BadInstanceOptionsNameTheProblem) {
                              connection->load_model_instance(model, {{"bogus", "1"}});
                            }),
                            {"unknown property 'bogus'", "num_sub_devices"}));
-  for (const char *count : {"-1", "abc", "1x", "99999999999"})
+  // " 1" and "+1" were counts (std::stol skips blanks and takes a sign) while " 1" was no
+  // boolean: both take exact words now.
+  for (const char *count : {"-1", "abc", "1x", "99999999999", " 1", "+1", "1 ", "", "0x1", "1025"})
     EXPECT_TRUE(contains_all(message_of<InvalidArgument>([&] {
                                connection->load_model_instance(model, {{"num_sub_devices", count}});
                              }),
@@ -184,6 +186,9 @@ TEST(CppApiBlackbox, BadInstanceOptionsNameTheProblem) {
                              connection->load_model_instance(model, {{"aipu_cores", "5"}});
                            }),
                            {"aipu_cores=5", "4 AIPU cores"}));
+  EXPECT_EQ(InstanceOptions::from_properties({{"aipu_cores", "1024"}}).aipu_cores, 1024);
+  EXPECT_EQ(InstanceOptions::from_properties({{"aipu_cores", "01"}}).aipu_cores, 1);
+  EXPECT_EQ(InstanceOptions::from_properties({{"num_sub_devices", "0"}}).num_sub_devices, 0);
   InstanceOptions negative;
   negative.num_sub_devices = -3;
   EXPECT_TRUE(contains_all(
