@@ -2,6 +2,7 @@
 // Program, then run it through Executors, one per worker thread, each with its own buffers.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
