@@ -5,7 +5,7 @@
 
 namespace axstream::runtime {
 
-Connection::Connection(std::shared_ptr<Context> owner, std::unique_ptr<Impl> impl)
+Connection::Connection(ObjectKey, std::shared_ptr<Context> owner, std::unique_ptr<Impl> impl)
     : Object(std::move(owner)), impl_(std::move(impl)) {
   hal::ForkRenewedMutexes::add(&impl_->mutex);
 }
@@ -82,7 +82,7 @@ std::shared_ptr<ModelInstance> Connection::load_model_instance(const std::shared
     impl_->next_core = (impl_->next_core + used) % impl_->num_cores;
   }
   instance_impl->connection = std::static_pointer_cast<Connection>(shared_from_this());
-  instance = std::make_shared<ModelInstance>(context(), std::move(instance_impl));
+  instance = std::make_shared<ModelInstance>(ObjectKey(), context(), std::move(instance_impl));
   adopt(instance);
   model->adopt(instance);
   return instance;

@@ -98,14 +98,14 @@ std::shared_ptr<Connection> Context::device_connect(const DeviceInfo *device, in
   }
   impl->device_name = impl->reservation->device_name();
   impl->num_cores = static_cast<int>(impl->reservation->cores().size());
-  auto connection = std::make_shared<Connection>(context(), std::move(impl));
+  auto connection = std::make_shared<Connection>(ObjectKey(), context(), std::move(impl));
   adopt(connection);
   return connection;
 }
 
 std::shared_ptr<Model> Context::load_model(const std::string &path) {
   ensure_alive();
-  auto model = std::make_shared<Model>(context(), load_model_package(path));
+  auto model = std::make_shared<Model>(ObjectKey(), context(), load_model_package(path));
   adopt(model);
   return model;
 }

@@ -5,7 +5,7 @@ namespace axstream::runtime {
 
 // program_mutex_ is held while the core graph compiles: a child forked meanwhile compiles it
 // itself instead of waiting for a thread it does not have.
-Model::Model(std::shared_ptr<Context> owner, std::shared_ptr<const ModelPackage> package)
+Model::Model(ObjectKey, std::shared_ptr<Context> owner, std::shared_ptr<const ModelPackage> package)
     : Object(std::move(owner)), package_(std::move(package)) {
   hal::ForkRenewedMutexes::add(&program_mutex_);
 }

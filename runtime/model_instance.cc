@@ -353,7 +353,7 @@ InstanceOptions InstanceOptions::from_properties(const Properties &properties) {
   return options;
 }
 
-ModelInstance::ModelInstance(std::shared_ptr<Context> owner, std::unique_ptr<Impl> impl)
+ModelInstance::ModelInstance(ObjectKey, std::shared_ptr<Context> owner, std::unique_ptr<Impl> impl)
     : Object(std::move(owner)), impl_(std::move(impl)) {
   ForkRenewedInstances::add(impl_.get());
 }

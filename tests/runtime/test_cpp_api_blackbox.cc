@@ -11,7 +11,9 @@
 #include <cstdint>
 #include <functional>
 #include <thread>
+#include <type_traits>
 
+#include "axstream/runtime/model_package.h"
 #include "axstream/runtime/runtime.h"
 #include "expected_error.h"
 #include "test_util.h"
@@ -56,6 +58,28 @@ Loaded load(const std::string &name, const Properties &properties = {}) {
   for (size_t i = 0; i < l.input.size(); ++i) l.input[i] = static_cast<int8_t>(i * 37 + 11);
   l.output.resize(l.model->outputs().at(0).size());
   return l;
+}
+
+// Only Context and Connection make Models, Connections and ModelInstances, and adopt them. Before
+// the audit their constructors were public: std::make_shared<Model>(context, package) made a Model
+// the Context did not release, Model(nullptr, package)'s context() was the Model cast to a
+// Context, Model(context, nullptr) crashed in describe(). A program cannot make them (this file
+// did not build on the old header).
+static_assert(!std::is_default_constructible_v<ObjectKey>);
+static_assert(
+    !std::is_constructible_v<Model, std::shared_ptr<Context>, std::shared_ptr<const ModelPackage>>);
+static_assert(!std::is_constructible_v<Connection, std::shared_ptr<Context>,
+                                       std::unique_ptr<Connection::Impl>>);
+static_assert(!std::is_constructible_v<ModelInstance, std::shared_ptr<Context>,
+                                       std::unique_ptr<ModelInstance::Impl>>);
+
+TEST(CppApiBlackbox, EveryModelAProgramCanHoldIsReleasedWithItsContext) {
+  AXSTREAM_REQUIRE_TEST_MODELS();
+  auto context = Context::create();
+  auto model = context->load_model(test::model_path("resnet_tiny"));
+  EXPECT_EQ(model->context(), context);
+  context->release();
+  EXPECT_TRUE(model->released());
 }
 
 // Before the audit the offset was ignored with a host pointer: the run read the bytes at ptr,

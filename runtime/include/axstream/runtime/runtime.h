@@ -73,6 +73,17 @@ class Connection;
 class Model;
 class ModelInstance;
 
+// What the constructors of Model, Connection and ModelInstance take first, so that only Context
+// and Connection make them (load_model, device_connect, load_model_instance): those adopt each
+// new object, so that releasing its parent releases it. (Before the C++ API audit a program could
+// std::make_shared a Model the Context did not own, one with no Context whose context() was the
+// Model itself, or one without a package that crashed.)
+class ObjectKey {
+  friend class Context;
+  friend class Connection;
+  ObjectKey() {}  // user-provided: `ObjectKey{}` is no aggregate initialisation outside them
+};
+
 class Context final : public Object {
  public:
   static std::shared_ptr<Context> create();
@@ -101,7 +112,7 @@ struct ModelPackage;  // runtime/model_package.h
 
 class Model final : public Object {
  public:
-  Model(std::shared_ptr<Context> owner, std::shared_ptr<const ModelPackage> package);
+  Model(ObjectKey, std::shared_ptr<Context> owner, std::shared_ptr<const ModelPackage> package);
   ~Model() override;
   std::string describe() const override;
   const std::string &name() const;
@@ -164,7 +175,7 @@ class Connection final : public Object {
                                                      const InstanceOptions &options);
 
   struct Impl;
-  Connection(std::shared_ptr<Context> owner, std::unique_ptr<Impl> impl);
+  Connection(ObjectKey, std::shared_ptr<Context> owner, std::unique_ptr<Impl> impl);
   ~Connection() override;
   Impl &impl();
 
@@ -187,7 +198,7 @@ class ModelInstance final : public Object {
   RunProfile profile() const;
 
   struct Impl;
-  ModelInstance(std::shared_ptr<Context> owner, std::unique_ptr<Impl> impl);
+  ModelInstance(ObjectKey, std::shared_ptr<Context> owner, std::unique_ptr<Impl> impl);
   ~ModelInstance() override;
 
  private:
