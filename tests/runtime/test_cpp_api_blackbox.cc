@@ -323,6 +323,40 @@ TEST(CppApiBlackbox, ReleasedObjectsThrowButTheirNamesStillAnswer) {
   EXPECT_EQ(context->device_connect(nullptr, 4)->num_sub_devices(), 4);
 }
 
+// As in Python: a released object says so before any check of the call's arguments.
+TEST(CppApiBlackbox, ReleasedComesBeforeBadArguments) {
+  AXSTREAM_REQUIRE_TEST_MODELS();
+  auto l = load("resnet_tiny");
+  l.instance->release();
+  EXPECT_TRUE(contains_all(message_of<InvalidArgument>([&] { l.instance->run({}, {}); }),
+                           {"ModelInstance of 'resnet_tiny'", "was released"}));
+  l.connection->release();
+  InstanceOptions negative;
+  negative.num_sub_devices = -1;
+  for (auto call : std::vector<std::function<void()>>{
+           [&] { l.connection->load_model_instance(nullptr); },
+           [&] {
+             l.connection->load_model_instance(l.model, {{"bogus", "1"}});
+           },
+           [&] { l.connection->load_model_instance(l.model, negative); }})
+    EXPECT_EQ(message_of<InvalidArgument>(call), "Connection to metis-0:1:0 was released");
+  l.context->release();
+  DeviceInfo unknown;
+  unknown.name = "nope";
+  for (auto call :
+       std::vector<std::function<void()>>{[&] {
+                                            l.context->configure_device(unknown, {{"bogus", "1"}});
+                                          },
+                                          [&] { l.context->device_ready(unknown); },
+                                          [&] { l.context->read_device_configuration(unknown); },
+                                          [&] { l.context->device_connect(nullptr, 0); },
+                                          [&] {
+                                            l.context->device_connect(nullptr, 1, {{"bogus", "1"}});
+                                          },
+                                          [&] { l.context->load_model(""); }})
+    EXPECT_EQ(message_of<InvalidArgument>(call), "Context was released");
+}
+
 TEST(CppApiBlackbox, AnInstanceAloneKeepsItsContextAndDroppingItFreesTheCores) {
   AXSTREAM_REQUIRE_TEST_MODELS();
   std::vector<int8_t> input(4096, 3), output(1024), again(1024);
