@@ -265,13 +265,17 @@ std::unique_ptr<Executor> ProgramImpl::make_executor() const {
 
 std::shared_ptr<const Program> compile(const std::string &bytes, const std::string &source_name,
                                        const std::string &base_dir, const CompileOptions &options) {
+  if (options.threads < 1)
+    throw InvalidArgument("compiling '" + source_name + "': CompileOptions::threads is " +
+                          std::to_string(options.threads) +
+                          ": an executor needs at least one thread");
   Graph graph = import_onnx(bytes, source_name, base_dir, options);
   // oneDNN fixes a primitive's thread count when it is created (it runs with an explicit
   // num_threads), so the primitives are built under the program's thread count: a threads=1
   // program then really uses one core, and executors on several threads do not oversubscribe.
   struct OmpThreads {
     int previous = omp_get_max_threads();
-    explicit OmpThreads(int n) { omp_set_num_threads(n < 1 ? 1 : n); }
+    explicit OmpThreads(int n) { omp_set_num_threads(n); }
     ~OmpThreads() { omp_set_num_threads(previous); }
   } omp_threads(options.threads);
   auto program =

@@ -210,6 +210,18 @@ TEST(Engine, InputShapesNamingUnknownInputThrowsInvalidArgument) {
   EXPECT_TRUE(contains_all(msg, {"nope"}));
 }
 
+// A thread count below one was taken as one without a word (the C++ API audit's finding).
+TEST(Engine, ThreadsBelowOneThrowsInvalidArgumentNamingTheCount) {
+  auto bytes = one_node_model("Relu", "relu", {"1", "4"}).SerializeAsString();
+  for (int threads : {0, -5}) {
+    CompileOptions options;
+    options.threads = threads;
+    std::string msg =
+        message_of<InvalidArgument>([&] { Program::from_bytes(bytes, "m.onnx", options); });
+    EXPECT_TRUE(contains_all(msg, {"m.onnx", "threads is " + std::to_string(threads)})) << msg;
+  }
+}
+
 // x -> Neg -> t -> Relu -> y, with the Relu listed first: the importer orders the nodes by the
 // data they read (ONNX requires topological order; some exporters break it).
 TEST(Engine, NodesListedOutOfOrderRunInDataOrder) {

@@ -36,7 +36,8 @@ struct TensorDesc {
 struct CompileOptions {
   // Fixes dynamic input dims (by input name) — e.g. {"x", {1,3,640,640}}.
   std::map<std::string, std::vector<int64_t>> input_shapes;
-  // oneDNN/OpenMP threads an executor uses inside one run (1 per simulated AIPU core).
+  // oneDNN/OpenMP threads an executor uses inside one run (1 per simulated AIPU core); below 1
+  // the compile is InvalidArgument.
   int threads = 1;
   // Print the optimised graph to stderr (also enabled by AXSTREAM_PRINT_GRAPH=1).
   bool print_graph = false;
