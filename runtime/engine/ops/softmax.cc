@@ -2,6 +2,8 @@
 // axis).
 #include "softmax.h"
 
+#include "vector_exp.h"
+
 namespace axstream::engine {
 namespace {
 
@@ -18,10 +20,20 @@ std::unique_ptr<Kernel> compile_softmax(OpContext &ctx) {
   int64_t outer = product(in, 0, axis);
   int64_t len = legacy ? product(in, axis, in.size()) : (in.empty() ? 1 : in[axis]);
   int64_t inner = legacy ? 1 : product(in, axis + 1, in.size());
-  auto k = make_kernel([outer, len, inner](ExecContext &, const void *const *i, void *const *o) {
-    softmax_groups<kind>(static_cast<const float *>(i[0]), static_cast<float *>(o[0]), outer, len,
-                         inner);
-  });
+  std::unique_ptr<Kernel> k;
+  if (kind != SoftmaxKind::hardmax && inner == 1) {
+    // Rows of contiguous elements (axis -1, or any legacy axis): the vector exp (vector_exp.h).
+    const ExpIsa isa = vector_exp_isa();
+    k = make_kernel([isa, outer, len](ExecContext &, const void *const *i, void *const *o) {
+      softmax_rows(isa, kind == SoftmaxKind::log_softmax, static_cast<const float *>(i[0]),
+                   static_cast<float *>(o[0]), outer, len);
+    });
+  } else {
+    k = make_kernel([outer, len, inner](ExecContext &, const void *const *i, void *const *o) {
+      softmax_groups<kind>(static_cast<const float *>(i[0]), static_cast<float *>(o[0]), outer, len,
+                           inner);
+    });
+  }
   k->macs = static_cast<uint64_t>(outer * len * inner * 4);
   return k;
 }

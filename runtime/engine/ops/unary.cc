@@ -1,5 +1,6 @@
 // Element-wise activations and math functions (float32; Neg/Abs/Clip also on integers).
 #include "common.h"
+#include "vector_exp.h"
 
 namespace axstream::engine {
 namespace {
@@ -32,8 +33,20 @@ std::unique_ptr<Kernel> compile_elu(OpContext &ctx) {
   float alpha = ctx.attr_f("alpha", 1.f);
   return float_unary(ctx, [alpha](float x) { return x >= 0.f ? x : alpha * (std::exp(x) - 1.f); });
 }
+// The vector exp's rows (vector_exp.h), std::exp where the CPU has neither AVX2 nor AVX-512.
 std::unique_ptr<Kernel> compile_sigmoid(OpContext &ctx) {
-  return float_unary(ctx, [](float x) { return 1.f / (1.f + std::exp(-x)); });
+  ctx.expect_inputs(1, 1);
+  ctx.set_output(0, ctx.in_dtype(0), ctx.in_shape(0));
+  if (ctx.infer_only()) return nullptr;
+  if (ctx.in_dtype(0) != DType::f32)
+    ctx.unsupported(std::string("dtype ") + dtype_name(ctx.in_dtype(0)) + " (expected float32)");
+  int64_t n = product(ctx.in_shape(0), 0, ctx.in_shape(0).size());
+  const ExpIsa isa = vector_exp_isa();
+  auto k = make_kernel([n, isa](ExecContext &, const void *const *in, void *const *out) {
+    sigmoid_row(isa, static_cast<const float *>(in[0]), static_cast<float *>(out[0]), n);
+  });
+  k->macs = static_cast<uint64_t>(n);
+  return k;
 }
 std::unique_ptr<Kernel> compile_hard_sigmoid(OpContext &ctx) {
   float alpha = ctx.attr_f("alpha", 0.2f), beta = ctx.attr_f("beta", 0.5f);
