@@ -1,11 +1,5 @@
 #include "depthwise_int8.h"
 
-// GCC 12's AVX-512 intrinsics trip -Wmaybe-uninitialized where they are inlined (its bug
-// 105593): silenced for the header's lines only, as in requantise_rows.cc.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
 #include <omp.h>
 
 #include <algorithm>
@@ -16,6 +10,7 @@
 #include "../cpu_features.h"
 #include "../parallel.h"
 #include "axstream/error.h"
+#include "intrinsics.h"
 
 namespace axstream::engine {
 

@@ -1,18 +1,12 @@
 #include "quantized_join.h"
 
-#include "../cpu_features.h"
-#include "../op_registry.h"
-
-// GCC 12's AVX-512 intrinsics trip -Wmaybe-uninitialized where they are inlined (its bug
-// 105593, fixed in the headers of GCC 13): silenced for the header's lines only.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-
 #include <cmath>
 #include <limits>
 #include <type_traits>
+
+#include "../cpu_features.h"
+#include "../op_registry.h"
+#include "intrinsics.h"
 
 namespace axstream::engine {
 namespace {
