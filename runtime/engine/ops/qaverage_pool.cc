@@ -7,12 +7,12 @@
 // path's float sum rounds on the way, so the two differ by at most one output step, where a
 // value sits on a rounding boundary. With _nhwc=1, x and y are NHWC.
 // Inputs: x, x_scale, x_zero_point, y_scale, y_zero_point.
-#include <immintrin.h>
-
 #include "../compiler.h"
 #include "../cpu_features.h"
 #include "../parallel.h"
+#include "average_requantise.h"
 #include "common.h"
+#include "intrinsics.h"
 
 namespace axstream::engine {
 namespace {
@@ -65,30 +65,10 @@ struct Window {
   }
 };
 
-struct Requantisation {
-  float x_scale, y_scale;
-  int32_t x_zero, y_zero;
-};
-
-// QGlobalAveragePool's requantisation of one channel's integer sum over `taps` values.
-template <typename Y>
-Y requantise(int64_t sum, int64_t taps, int64_t divisor, const Requantisation &r) {
-  constexpr float lo = std::numeric_limits<Y>::lowest(), hi = std::numeric_limits<Y>::max();
-  constexpr float kRound = 12582912.f;  // 1.5 * 2^23: round half to even for |v| < 2^22
-  const float zero = static_cast<float>(r.y_zero);
-  float mean =
-      static_cast<float>(sum - int64_t{r.x_zero} * taps) * r.x_scale / static_cast<float>(divisor);
-  float v = mean / r.y_scale;
-  v = v >= lo - zero ? v : lo - zero;
-  v = v > hi - zero ? hi - zero : v;
-  v = (v + kRound) - kRound;
-  return static_cast<Y>(static_cast<int32_t>(v + zero));
-}
-
 // The plain loops: NCHW planes, or NHWC pixels channel by channel.
 template <typename X, typename Y>
 void qaverage_row(const Window &s, const X *image, int64_t oy, Y *out, int64_t channels, bool nhwc,
-                  const Requantisation &r) {
+                  const AverageRequantisation &r) {
   const TapRange &row = s.rows[oy];
   const int64_t plane = s.h * s.w;
   for (int64_t ox = 0; ox < s.ow; ++ox) {
@@ -103,27 +83,20 @@ void qaverage_row(const Window &s, const X *image, int64_t oy, Y *out, int64_t c
           sum += nhwc ? image[(iy * s.w + ix) * channels + c] : image[c * plane + iy * s.w + ix];
         }
       }
-      out[nhwc ? ox * channels + c : c * s.oh * s.ow + ox] = requantise<Y>(sum, taps, divisor, r);
+      out[nhwc ? ox * channels + c : c * s.oh * s.ow + ox] =
+          requantise_average<Y>(sum, taps, divisor, r);
     }
   }
 }
 
 // NHWC on AVX-512: each output pixel's channels 64 a step, their int32 sums kept in four
-// registers over the window's taps, then requantised 16 at a time by requantise's IEEE
-// operations in its order (no FMA; the integer sum minus zero point x taps converted once), so
-// the same bytes as the plain loop.
+// registers over the window's taps, then requantised 16 at a time (average_requantise.h: the
+// same bytes as the plain loop).
 template <typename X, typename Y>
-__attribute__((target("avx512f,avx512bw"))) void qaverage_row_nhwc_avx512(const Window &s,
-                                                                          const X *image,
-                                                                          int64_t oy, Y *out,
-                                                                          int64_t channels,
-                                                                          const Requantisation &r) {
-  constexpr float lo = std::numeric_limits<Y>::lowest(), hi = std::numeric_limits<Y>::max();
-  constexpr float kRound = 12582912.f;
-  const float zero = static_cast<float>(r.y_zero);
-  const __m512 lo_v = _mm512_set1_ps(lo - zero), hi_v = _mm512_set1_ps(hi - zero),
-               round_v = _mm512_set1_ps(kRound), zero_v = _mm512_set1_ps(zero),
-               x_scale_v = _mm512_set1_ps(r.x_scale), y_scale_v = _mm512_set1_ps(r.y_scale);
+__attribute__((target("avx512f,avx512bw"))) void qaverage_row_nhwc_avx512(
+    const Window &s, const X *image, int64_t oy, Y *out, int64_t channels,
+    const AverageRequantisation &r) {
+  const AverageRequantiser512<Y> requantiser(r);
   const TapRange &row = s.rows[oy];
   for (int64_t ox = 0; ox < s.ow; ++ox, out += channels) {
     const TapRange &col = s.cols[ox];
@@ -139,34 +112,18 @@ __attribute__((target("avx512f,avx512bw"))) void qaverage_row_nhwc_avx512(const 
         const int64_t iy = oy * s.sh - s.pt + ky * s.dh;
         for (int64_t kx = col.first; kx < col.last; ++kx) {
           const int64_t ix = ox * s.sw - s.pl + kx * s.dw;
-          const __m512i bytes =
-              _mm512_maskz_loadu_epi8(mask, image + (iy * s.w + ix) * channels + c0);
-          const __m128i part[4] = {
-              _mm512_castsi512_si128(bytes), _mm512_extracti32x4_epi32(bytes, 1),
-              _mm512_extracti32x4_epi32(bytes, 2), _mm512_extracti32x4_epi32(bytes, 3)};
-          for (int q = 0; q < 4; ++q)
-            sums[q] =
-                _mm512_add_epi32(sums[q], std::is_signed_v<X> ? _mm512_cvtepi8_epi32(part[q])
-                                                              : _mm512_cvtepu8_epi32(part[q]));
+          add_to_channel_sums<X>(
+              sums, _mm512_maskz_loadu_epi8(mask, image + (iy * s.w + ix) * channels + c0));
         }
       }
-      for (int q = 0; q * 16 < left; ++q) {
-        __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(sums[q], offset));
-        v = _mm512_div_ps(_mm512_mul_ps(v, x_scale_v), divisor_v);
-        v = _mm512_div_ps(v, y_scale_v);
-        v = _mm512_min_ps(_mm512_max_ps(v, lo_v), hi_v);
-        v = _mm512_sub_ps(_mm512_add_ps(v, round_v), round_v);
-        const auto lanes = static_cast<__mmask16>(mask >> (q * 16));
-        _mm512_mask_cvtepi32_storeu_epi8(out + c0 + q * 16, lanes,
-                                         _mm512_cvttps_epi32(_mm512_add_ps(v, zero_v)));
-      }
+      requantiser.store(sums, left, offset, divisor_v, out + c0);
     }
   }
 }
 
 template <typename X, typename Y>
 void qaverage_pool(const Window &s, const X *x, Y *y, int64_t images, int64_t channels, bool nhwc,
-                   bool avx512, const Requantisation &r) {
+                   bool avx512, const AverageRequantisation &r) {
   const int64_t in_image = channels * s.h * s.w, out_image = channels * s.oh * s.ow;
   parallel_for_2d(images, s.oh, worth_splitting(), [&](int64_t n, int64_t oy) {
     const X *image = x + n * in_image;
@@ -209,9 +166,10 @@ std::unique_ptr<Kernel> compile_qaverage_pool(OpContext &ctx) {
            tap_ranges(xs[3], kernel[1], g.stride[1], g.dilation[1], g.pad_begin[1], g.pad_end[1],
                       g.out[1]),
            ctx.attr_i("count_include_pad", 0) != 0};
-  Requantisation r{ctx.scalar_scale(kXScale, "x_scale"), ctx.scalar_scale(kYScale, "y_scale"),
-                   ctx.zero_point_or_zero(kXZero, "x_zero_point"),
-                   ctx.zero_point_or_zero(kYZero, "y_zero_point")};
+  AverageRequantisation r{ctx.scalar_scale(kXScale, "x_scale"),
+                          ctx.scalar_scale(kYScale, "y_scale"),
+                          ctx.zero_point_or_zero(kXZero, "x_zero_point"),
+                          ctx.zero_point_or_zero(kYZero, "y_zero_point")};
   const bool nhwc = ctx.attr_i("_nhwc", 0) != 0;
   const int64_t images = xs[0], channels = xs[1];
   // AXSTREAM_ENGINE_VECTOR_AVERAGE_POOL=0 keeps the plain loop (the same bytes), for comparing.

@@ -4,11 +4,11 @@
 // rounding: at most one output step, where a value sits on a rounding boundary. With _nhwc=1,
 // x is NHWC; the (N,C,1,1) output reads the same in either layout.
 // Inputs: x, x_scale, x_zero_point, y_scale, y_zero_point.
-#include <immintrin.h>
-
 #include "../compiler.h"
 #include "../cpu_features.h"
+#include "average_requantise.h"
 #include "common.h"
+#include "intrinsics.h"
 
 namespace axstream::engine {
 namespace {
@@ -16,23 +16,16 @@ namespace {
 enum Slot { kX, kXScale, kXZero, kYScale, kYZero };
 
 // NHWC on AVX-512: 64 channels a step, their int32 sums kept in four registers over all the
-// pixels (the plain loop reads and writes the whole row of sums at every pixel), then the
-// requantisation 16 channels at a time by the plain loop's IEEE operations in its order (no
-// FMA; the integer sum minus zero point x size converted once, as there), so the same bytes.
+// pixels (the plain loop reads and writes the whole row of sums at every pixel), then
+// requantised 16 channels at a time (average_requantise.h: the same bytes as the plain loop).
 // |sum - zero point x size| <= 255 x size fits int32 for the 2^23 pixels allowed.
 template <typename X, typename Y>
 __attribute__((target("avx512f,avx512bw"))) void qglobal_average_nhwc_avx512(
-    const X *x, Y *y, int64_t images, int64_t channels, int64_t size, float x_scale, int32_t x_zero,
-    float y_scale, int32_t y_zero) {
-  constexpr float lo = std::numeric_limits<Y>::lowest(), hi = std::numeric_limits<Y>::max();
-  constexpr float kRound = 12582912.f;  // 1.5 * 2^23: round half to even for |v| < 2^22
-  const float zero = static_cast<float>(y_zero);
-  const __m512 lo_v = _mm512_set1_ps(lo - zero), hi_v = _mm512_set1_ps(hi - zero),
-               round_v = _mm512_set1_ps(kRound), zero_v = _mm512_set1_ps(zero),
-               x_scale_v = _mm512_set1_ps(x_scale),
-               count_v = _mm512_set1_ps(static_cast<float>(size)),
-               y_scale_v = _mm512_set1_ps(y_scale);
-  const __m512i offset = _mm512_set1_epi32(static_cast<int32_t>(int64_t{x_zero} * size));
+    const X *x, Y *y, int64_t images, int64_t channels, int64_t size,
+    const AverageRequantisation &r) {
+  const AverageRequantiser512<Y> requantiser(r);
+  const __m512 count_v = _mm512_set1_ps(static_cast<float>(size));
+  const __m512i offset = _mm512_set1_epi32(static_cast<int32_t>(int64_t{r.x_zero} * size));
   for (int64_t n = 0; n < images; ++n) {
     const X *xn = x + n * channels * size;
     Y *yn = y + n * channels;
@@ -41,35 +34,16 @@ __attribute__((target("avx512f,avx512bw"))) void qglobal_average_nhwc_avx512(
       const __mmask64 mask = left == 64 ? ~__mmask64{0} : (__mmask64{1} << left) - 1;
       __m512i sums[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
                          _mm512_setzero_si512()};
-      for (int64_t p = 0; p < size; ++p) {
-        const __m512i bytes = _mm512_maskz_loadu_epi8(mask, xn + p * channels + c0);
-        const __m128i part[4] = {_mm512_castsi512_si128(bytes), _mm512_extracti32x4_epi32(bytes, 1),
-                                 _mm512_extracti32x4_epi32(bytes, 2),
-                                 _mm512_extracti32x4_epi32(bytes, 3)};
-        for (int q = 0; q < 4; ++q)
-          sums[q] = _mm512_add_epi32(sums[q], std::is_signed_v<X> ? _mm512_cvtepi8_epi32(part[q])
-                                                                  : _mm512_cvtepu8_epi32(part[q]));
-      }
-      for (int q = 0; q * 16 < left; ++q) {
-        __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(sums[q], offset));
-        v = _mm512_div_ps(_mm512_mul_ps(v, x_scale_v), count_v);
-        v = _mm512_div_ps(v, y_scale_v);
-        v = _mm512_min_ps(_mm512_max_ps(v, lo_v), hi_v);
-        v = _mm512_sub_ps(_mm512_add_ps(v, round_v), round_v);
-        const auto lanes = static_cast<__mmask16>(mask >> (q * 16));
-        _mm512_mask_cvtepi32_storeu_epi8(yn + c0 + q * 16, lanes,
-                                         _mm512_cvttps_epi32(_mm512_add_ps(v, zero_v)));
-      }
+      for (int64_t p = 0; p < size; ++p)
+        add_to_channel_sums<X>(sums, _mm512_maskz_loadu_epi8(mask, xn + p * channels + c0));
+      requantiser.store(sums, left, offset, count_v, yn + c0);
     }
   }
 }
 
 template <typename X, typename Y>
 void qglobal_average(const X *x, Y *y, int64_t images, int64_t channels, int64_t size, bool nhwc,
-                     float x_scale, int32_t x_zero, float y_scale, int32_t y_zero, int32_t *sums) {
-  constexpr float lo = std::numeric_limits<Y>::lowest(), hi = std::numeric_limits<Y>::max();
-  constexpr float kRound = 12582912.f;  // 1.5 * 2^23: round half to even for |v| < 2^22
-  const float zero = static_cast<float>(y_zero);
+                     const AverageRequantisation &r, int32_t *sums) {
   for (int64_t n = 0; n < images; ++n) {
     const X *xn = x + n * channels * size;
     if (nhwc) {
@@ -83,15 +57,8 @@ void qglobal_average(const X *x, Y *y, int64_t images, int64_t channels, int64_t
         sums[c] = sum;
       }
     }
-    for (int64_t c = 0; c < channels; ++c) {
-      float mean = static_cast<float>(static_cast<int64_t>(sums[c]) - int64_t{x_zero} * size) *
-                   x_scale / static_cast<float>(size);
-      float v = mean / y_scale;
-      v = v >= lo - zero ? v : lo - zero;
-      v = v > hi - zero ? hi - zero : v;
-      v = (v + kRound) - kRound;
-      y[n * channels + c] = static_cast<Y>(static_cast<int32_t>(v + zero));
-    }
+    for (int64_t c = 0; c < channels; ++c)
+      y[n * channels + c] = requantise_average<Y>(sums[c], size, size, r);
   }
 }
 
@@ -118,6 +85,7 @@ std::unique_ptr<Kernel> compile_qglobal_average_pool(OpContext &ctx) {
   // AXSTREAM_ENGINE_VECTOR_GLOBAL_POOL=0 keeps the plain loop (the same bytes), for comparing.
   const bool avx512 =
       nhwc && cpu_allows_avx512bw() && setting_not_zero("AXSTREAM_ENGINE_VECTOR_GLOBAL_POOL");
+  const AverageRequantisation r{x_scale, y_scale, x_zero, y_zero};
   auto k = make_kernel([=](ExecContext &ec, const void *const *in, void *const *o) {
     auto *sums = static_cast<int32_t *>(ec.scratch);
     dispatch_dtype(x_type, [&](auto x_t) {
@@ -125,17 +93,13 @@ std::unique_ptr<Kernel> compile_qglobal_average_pool(OpContext &ctx) {
       if constexpr (std::is_same_v<X, int8_t> || std::is_same_v<X, uint8_t>) {
         const X *x = static_cast<const X *>(in[kX]);
         if (avx512 && y_type == DType::i8)
-          qglobal_average_nhwc_avx512(x, static_cast<int8_t *>(o[0]), images, channels, size,
-                                      x_scale, x_zero, y_scale, y_zero);
+          qglobal_average_nhwc_avx512(x, static_cast<int8_t *>(o[0]), images, channels, size, r);
         else if (avx512)
-          qglobal_average_nhwc_avx512(x, static_cast<uint8_t *>(o[0]), images, channels, size,
-                                      x_scale, x_zero, y_scale, y_zero);
+          qglobal_average_nhwc_avx512(x, static_cast<uint8_t *>(o[0]), images, channels, size, r);
         else if (y_type == DType::i8)
-          qglobal_average(x, static_cast<int8_t *>(o[0]), images, channels, size, nhwc, x_scale,
-                          x_zero, y_scale, y_zero, sums);
+          qglobal_average(x, static_cast<int8_t *>(o[0]), images, channels, size, nhwc, r, sums);
         else
-          qglobal_average(x, static_cast<uint8_t *>(o[0]), images, channels, size, nhwc, x_scale,
-                          x_zero, y_scale, y_zero, sums);
+          qglobal_average(x, static_cast<uint8_t *>(o[0]), images, channels, size, nhwc, r, sums);
       }
     });
   });
