@@ -1,11 +1,10 @@
 #include "vector_exp.h"
 
-#include <immintrin.h>
-
 #include <cmath>
 
 #include "../compiler.h"
 #include "../cpu_features.h"
+#include "intrinsics.h"
 #include "softmax.h"
 
 namespace axstream::engine {
