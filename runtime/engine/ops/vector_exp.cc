@@ -90,21 +90,24 @@ AXSTREAM_AVX2 inline __m256i tail8(int64_t left) {
                             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-AXSTREAM_AVX512 void exp_row_avx512(const float *x, float *y, int64_t count) {
+// y[j] = F(x[j]) over a row: whole vectors, then the tail through masked loads and stores.
+template <__m512 (*F)(__m512)>
+AXSTREAM_AVX512 void map_row_avx512(const float *x, float *y, int64_t count) {
   int64_t j = 0;
-  for (; j + 16 <= count; j += 16) _mm512_storeu_ps(y + j, exp16(_mm512_loadu_ps(x + j)));
+  for (; j + 16 <= count; j += 16) _mm512_storeu_ps(y + j, F(_mm512_loadu_ps(x + j)));
   if (j < count) {
     __mmask16 m = tail16(count - j);
-    _mm512_mask_storeu_ps(y + j, m, exp16(_mm512_maskz_loadu_ps(m, x + j)));
+    _mm512_mask_storeu_ps(y + j, m, F(_mm512_maskz_loadu_ps(m, x + j)));
   }
 }
 
-AXSTREAM_AVX2 void exp_row_avx2(const float *x, float *y, int64_t count) {
+template <__m256 (*F)(__m256)>
+AXSTREAM_AVX2 void map_row_avx2(const float *x, float *y, int64_t count) {
   int64_t j = 0;
-  for (; j + 8 <= count; j += 8) _mm256_storeu_ps(y + j, exp8(_mm256_loadu_ps(x + j)));
+  for (; j + 8 <= count; j += 8) _mm256_storeu_ps(y + j, F(_mm256_loadu_ps(x + j)));
   if (j < count) {
     __m256i m = tail8(count - j);
-    _mm256_maskstore_ps(y + j, m, exp8(_mm256_maskload_ps(x + j, m)));
+    _mm256_maskstore_ps(y + j, m, F(_mm256_maskload_ps(x + j, m)));
   }
 }
 
@@ -117,24 +120,6 @@ AXSTREAM_AVX512 inline __m512 sigmoid16(__m512 x) {
 AXSTREAM_AVX2 inline __m256 sigmoid8(__m256 x) {
   __m256 e = exp8(_mm256_xor_ps(x, _mm256_set1_ps(-0.f)));
   return _mm256_div_ps(_mm256_set1_ps(1.f), _mm256_add_ps(_mm256_set1_ps(1.f), e));
-}
-
-AXSTREAM_AVX512 void sigmoid_row_avx512(const float *x, float *y, int64_t count) {
-  int64_t j = 0;
-  for (; j + 16 <= count; j += 16) _mm512_storeu_ps(y + j, sigmoid16(_mm512_loadu_ps(x + j)));
-  if (j < count) {
-    __mmask16 m = tail16(count - j);
-    _mm512_mask_storeu_ps(y + j, m, sigmoid16(_mm512_maskz_loadu_ps(m, x + j)));
-  }
-}
-
-AXSTREAM_AVX2 void sigmoid_row_avx2(const float *x, float *y, int64_t count) {
-  int64_t j = 0;
-  for (; j + 8 <= count; j += 8) _mm256_storeu_ps(y + j, sigmoid8(_mm256_loadu_ps(x + j)));
-  if (j < count) {
-    __m256i m = tail8(count - j);
-    _mm256_maskstore_ps(y + j, m, sigmoid8(_mm256_maskload_ps(x + j, m)));
-  }
 }
 
 // One row of softmax_groups with inner = 1. The maximum skips NaN as the scalar loop's `>`
@@ -246,15 +231,15 @@ const char *exp_isa_name(ExpIsa isa) {
 
 void exp_row(ExpIsa isa, const float *x, float *y, int64_t count) {
   if (count <= 0) return;
-  if (isa == ExpIsa::avx512) return exp_row_avx512(x, y, count);
-  if (isa == ExpIsa::avx2) return exp_row_avx2(x, y, count);
+  if (isa == ExpIsa::avx512) return map_row_avx512<exp16>(x, y, count);
+  if (isa == ExpIsa::avx2) return map_row_avx2<exp8>(x, y, count);
   for (int64_t j = 0; j < count; ++j) y[j] = std::exp(x[j]);
 }
 
 void sigmoid_row(ExpIsa isa, const float *x, float *y, int64_t count) {
   if (count <= 0) return;
-  if (isa == ExpIsa::avx512) return sigmoid_row_avx512(x, y, count);
-  if (isa == ExpIsa::avx2) return sigmoid_row_avx2(x, y, count);
+  if (isa == ExpIsa::avx512) return map_row_avx512<sigmoid16>(x, y, count);
+  if (isa == ExpIsa::avx2) return map_row_avx2<sigmoid8>(x, y, count);
   for (int64_t j = 0; j < count; ++j) y[j] = 1.f / (1.f + std::exp(-x[j]));
 }
 
