@@ -5,21 +5,27 @@
 namespace axstream::engine {
 namespace {
 
-template <typename F>
-std::unique_ptr<Kernel> float_unary(OpContext &ctx, F f) {
+// A float32 elementwise op over the whole tensor: row(x, y, n) maps n values.
+template <typename Row>
+std::unique_ptr<Kernel> float_unary_rows(OpContext &ctx, Row row) {
   ctx.expect_inputs(1, 1);
   ctx.set_output(0, ctx.in_dtype(0), ctx.in_shape(0));
   if (ctx.infer_only()) return nullptr;
   if (ctx.in_dtype(0) != DType::f32)
     ctx.unsupported(std::string("dtype ") + dtype_name(ctx.in_dtype(0)) + " (expected float32)");
   int64_t n = product(ctx.in_shape(0), 0, ctx.in_shape(0).size());
-  auto k = make_kernel([n, f](ExecContext &, const void *const *in, void *const *out) {
-    const float *x = static_cast<const float *>(in[0]);
-    float *y = static_cast<float *>(out[0]);
-    for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
+  auto k = make_kernel([n, row](ExecContext &, const void *const *in, void *const *out) {
+    row(static_cast<const float *>(in[0]), static_cast<float *>(out[0]), n);
   });
   k->macs = static_cast<uint64_t>(n);
   return k;
+}
+
+template <typename F>
+std::unique_ptr<Kernel> float_unary(OpContext &ctx, F f) {
+  return float_unary_rows(ctx, [f](const float *x, float *y, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
+  });
 }
 
 std::unique_ptr<Kernel> compile_relu(OpContext &ctx) {
@@ -35,18 +41,9 @@ std::unique_ptr<Kernel> compile_elu(OpContext &ctx) {
 }
 // The vector exp's rows (vector_exp.h), std::exp where the CPU has neither AVX2 nor AVX-512.
 std::unique_ptr<Kernel> compile_sigmoid(OpContext &ctx) {
-  ctx.expect_inputs(1, 1);
-  ctx.set_output(0, ctx.in_dtype(0), ctx.in_shape(0));
-  if (ctx.infer_only()) return nullptr;
-  if (ctx.in_dtype(0) != DType::f32)
-    ctx.unsupported(std::string("dtype ") + dtype_name(ctx.in_dtype(0)) + " (expected float32)");
-  int64_t n = product(ctx.in_shape(0), 0, ctx.in_shape(0).size());
   const ExpIsa isa = vector_exp_isa();
-  auto k = make_kernel([n, isa](ExecContext &, const void *const *in, void *const *out) {
-    sigmoid_row(isa, static_cast<const float *>(in[0]), static_cast<float *>(out[0]), n);
-  });
-  k->macs = static_cast<uint64_t>(n);
-  return k;
+  return float_unary_rows(
+      ctx, [isa](const float *x, float *y, int64_t n) { sigmoid_row(isa, x, y, n); });
 }
 std::unique_ptr<Kernel> compile_hard_sigmoid(OpContext &ctx) {
   float alpha = ctx.attr_f("alpha", 0.2f), beta = ctx.attr_f("beta", 0.5f);
