@@ -82,6 +82,15 @@ struct Plan {
   bool clamps = false;
   // Per phase: quads * 4 weight vectors, then 4 initial accumulators, 4 biases, 4 scales.
   int64_t phase_vectors = 0;
+  // Channel strips (kernels of 4 rows or more; "Channel strips" below): the strip's weight
+  // vectors and constants take the place of a phase's, strip s at table + s * phase_vectors.
+  bool strips = false;
+  int64_t strip_count = 0;
+  int vertical_groups = 0;       // quads of 4 kernel rows (rows past the kernel weigh 0)
+  int last_row_quads = 0;        // column quads of a last kernel row left alone (kernel_h % 4 == 1)
+  int64_t tile = 0;              // output pixels per tile, a multiple of 4
+  int64_t tile_pixels = 0;       // source pixels (padded) a tile reads: (tile - 1) * sw + kw
+  int64_t strip_quad_bytes = 0;  // one quad buffer: tile_pixels quads of 4 vectors
   struct alignas(64) Vector {
     uint8_t bytes[64];
   };
@@ -109,6 +118,47 @@ AXSTREAM_NO_CONTRACT uint8_t bound_byte(float v, const std::vector<float> &adds,
   return static_cast<uint8_t>(static_cast<int>(v));
 }
 
+// The 64 output bytes of four accumulators (dword d of accumulator j: output byte
+// output_byte(j, d)), with the lanes' biases and scales at `constants` (4 vectors each).
+template <bool kSigned>
+AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline __m512i requantise(const Plan &p,
+                                                                    const __m512i *acc,
+                                                                    const __m512i *constants) {
+  const auto *bias = reinterpret_cast<const __m512 *>(constants);
+  const __m512 *scale = bias + 4;
+  const int adds = static_cast<int>(p.adds.size());
+  __m512i r[4];
+  for (int j = 0; j < 4; ++j) {
+    __m512 f = _mm512_cvtepi32_ps(acc[j]);
+    if (p.add_bias) f = _mm512_add_ps(f, bias[j]);
+    f = _mm512_mul_ps(f, scale[j]);
+    for (int i = 0; i < adds; ++i) f = _mm512_add_ps(f, _mm512_set1_ps(p.adds[i]));
+    r[j] = _mm512_cvtps_epi32(f);  // round half to even (MXCSR's default)
+  }
+  const __m512i low = _mm512_packs_epi32(r[0], r[1]), high = _mm512_packs_epi32(r[2], r[3]);
+  __m512i y;
+  if constexpr (kSigned) {
+    y = _mm512_packs_epi16(low, high);
+    if (p.clamps)
+      y = _mm512_min_epi8(_mm512_max_epi8(y, _mm512_set1_epi8(static_cast<char>(p.lower))),
+                          _mm512_set1_epi8(static_cast<char>(p.upper)));
+  } else {
+    y = _mm512_packus_epi16(low, high);
+    if (p.clamps)
+      y = _mm512_min_epu8(_mm512_max_epu8(y, _mm512_set1_epi8(static_cast<char>(p.lower))),
+                          _mm512_set1_epi8(static_cast<char>(p.upper)));
+  }
+  return y;
+}
+
+// The first `count` (1 to 64) bytes of `y` to `to`.
+AXSTREAM_AVX512_VNNI inline void store_bytes(uint8_t *to, __m512i y, int64_t count) {
+  if (count >= 64)
+    _mm512_storeu_si512(to, y);
+  else
+    _mm512_mask_storeu_epi8(to, (uint64_t{1} << count) - 1, y);
+}
+
 // kBlock output vectors [v, v + kBlock) of a row in lock step, so that their dependent chains
 // (vpdpbusd into each accumulator, then the epilogue's conversions) overlap; `phase` is v's.
 template <int kQuads, bool kSigned, int kBlock>
@@ -130,40 +180,10 @@ AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline void run_block(const Plan &p,
       const __m512i *in = x[q] + 4 * (v + b), *w = k[b] + 4 * q;
       for (int j = 0; j < 4; ++j) acc[b][j] = _mm512_dpbusd_epi32(acc[b][j], in[j], w[j]);
     }
-  const int adds = static_cast<int>(p.adds.size());
-  __m512i r[kBlock][4];
   for (int b = 0; b < kBlock; ++b) {
-    const __m512 *bias = reinterpret_cast<const __m512 *>(k[b] + kQuads * 4 + 4);
-    const __m512 *scale = bias + 4;
-    for (int j = 0; j < 4; ++j) {
-      __m512 f = _mm512_cvtepi32_ps(acc[b][j]);
-      if (p.add_bias) f = _mm512_add_ps(f, bias[j]);
-      f = _mm512_mul_ps(f, scale[j]);
-      for (int i = 0; i < adds; ++i) f = _mm512_add_ps(f, _mm512_set1_ps(p.adds[i]));
-      r[b][j] = _mm512_cvtps_epi32(f);  // round half to even (MXCSR's default)
-    }
-  }
-  const int64_t bytes = p.out_w * p.c;
-  for (int b = 0; b < kBlock; ++b) {
-    const __m512i low = _mm512_packs_epi32(r[b][0], r[b][1]),
-                  high = _mm512_packs_epi32(r[b][2], r[b][3]);
-    __m512i y;
-    if constexpr (kSigned) {
-      y = _mm512_packs_epi16(low, high);
-      if (p.clamps)
-        y = _mm512_min_epi8(_mm512_max_epi8(y, _mm512_set1_epi8(static_cast<char>(p.lower))),
-                            _mm512_set1_epi8(static_cast<char>(p.upper)));
-    } else {
-      y = _mm512_packus_epi16(low, high);
-      if (p.clamps)
-        y = _mm512_min_epu8(_mm512_max_epu8(y, _mm512_set1_epi8(static_cast<char>(p.lower))),
-                            _mm512_set1_epi8(static_cast<char>(p.upper)));
-    }
     const int64_t off = 64 * (v + b);
-    if (off + 64 <= bytes)
-      _mm512_storeu_si512(out + off, y);
-    else
-      _mm512_mask_storeu_epi8(out + off, (uint64_t{1} << (bytes - off)) - 1, y);
+    store_bytes(out + off, requantise<kSigned>(p, acc[b], k[b] + kQuads * 4 + 4),
+                std::min<int64_t>(64, p.out_w * p.c - off));
   }
 }
 
@@ -294,6 +314,134 @@ void run_rows(const Plan &p, RowFn row_fn, const uint8_t *src, uint8_t *dst, uin
   }
 }
 
+// Channel strips, for kernels of 4 rows or more. The quad rows above hold every column quad of
+// every source row: for a 5x5 kernel over 480 channels x 80 pixels, 300 KB per source row
+// and 1.5 MB in the ring, so each output vector's ten quads came from L2 and L3 and the
+// kernel ran at half oneDNN's speed. Here the work is cut into 64-channel strips of tiles of
+// up to 32 output pixels of one output row. For each, the source pixels the tile reads are
+// interleaved four kernel rows at a time (a vertical quad: rows ky .. ky + 3 of one pixel, the
+// u8 quad vpdpbusd takes), once per pixel and used by each of the kernel's columns, and a
+// kernel row left alone (kernel_h % 4 == 1) by column quads as above; a tile's quads (9 KB a
+// quad row at 5x5) stay in L1. A 5x5 kernel is then 5 vertical quads and 2 column quads per
+// output vector (28 vpdpbusd, was 40), and every quad is built from L1-resident source rows.
+// Vertical quads are not shared between output rows (each starts at its own row), which costs
+// their interleaving (8 shuffles per source pixel and quad row) but keeps the working set
+// small. The lanes, the permuted constants and the epilogue are those above, per strip.
+
+// The strip's 64 channels of source pixel `ix` of `row` (the strip's first channel of a
+// source row; null: a padding row), uint8; the zero point outside the image.
+AXSTREAM_AVX512_VNNI inline __m512i strip_pixel(const Plan &p, const uint8_t *row, int64_t ix,
+                                                __mmask64 mask, __m512i flip, __m512i zero) {
+  if (!row || ix < 0 || ix >= p.in_w) return zero;
+  return _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, row + ix * p.c), flip);
+}
+
+// Four vectors bytewise interleaved into four vectors of u8 quads (dword lane d of vector j:
+// bytes output_byte(j, d) of x[0] .. x[3]).
+AXSTREAM_AVX512_VNNI inline void interleave(const __m512i *x, __m512i *to) {
+  const __m512i ab_lo = _mm512_unpacklo_epi8(x[0], x[1]), ab_hi = _mm512_unpackhi_epi8(x[0], x[1]),
+                cd_lo = _mm512_unpacklo_epi8(x[2], x[3]), cd_hi = _mm512_unpackhi_epi8(x[2], x[3]);
+  _mm512_store_si512(to, _mm512_unpacklo_epi16(ab_lo, cd_lo));
+  _mm512_store_si512(to + 1, _mm512_unpackhi_epi16(ab_lo, cd_lo));
+  _mm512_store_si512(to + 2, _mm512_unpacklo_epi16(ab_hi, cd_hi));
+  _mm512_store_si512(to + 3, _mm512_unpackhi_epi16(ab_hi, cd_hi));
+}
+
+// `count` outputs (up to p.tile) of a tile from its quads: quad q of output pixel x at
+// base[q] + 4 * sw * x; `k` the strip's weights and constants; `out` the first output's strip.
+template <int kQuads, bool kSigned>
+AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI void run_strip_tile(const Plan &p,
+                                                              const __m512i *const *base,
+                                                              const __m512i *k, int64_t count,
+                                                              int64_t strip_bytes, uint8_t *out) {
+  constexpr int kBlock = 4;  // output pixels in lock step, each a weight vector's reuse
+  const int64_t step = 4 * p.sw;
+  for (int64_t x = 0; x < count; x += kBlock) {
+    __m512i acc[kBlock][4];
+    for (int b = 0; b < kBlock; ++b)
+      for (int j = 0; j < 4; ++j) acc[b][j] = k[kQuads * 4 + j];
+#pragma GCC unroll 10
+    for (int q = 0; q < kQuads; ++q)
+      for (int j = 0; j < 4; ++j) {
+        const __m512i w = _mm512_load_si512(k + 4 * q + j);
+        for (int b = 0; b < kBlock; ++b)
+          acc[b][j] = _mm512_dpbusd_epi32(acc[b][j], base[q][step * (x + b) + j], w);
+      }
+    for (int b = 0; b < kBlock && x + b < count; ++b)
+      store_bytes(out + (x + b) * p.c, requantise<kSigned>(p, acc[b], k + kQuads * 4 + 4),
+                  strip_bytes);
+  }
+}
+
+using TileFn = void (*)(const Plan &, const __m512i *const *, const __m512i *, int64_t, int64_t,
+                        uint8_t *);
+
+template <bool kSigned, int kQuads = 1>
+TileFn tile_fn(int quads) {
+  if constexpr (kQuads == kMaxQuads) {
+    return run_strip_tile<kQuads, kSigned>;
+  } else {
+    return quads == kQuads ? run_strip_tile<kQuads, kSigned> : tile_fn<kSigned, kQuads + 1>(quads);
+  }
+}
+
+// Output rows [begin, end) of batch * out_h by strips and tiles, with this thread's scratch:
+// the vertical quads of each group of kernel rows, then the last row's column quads.
+AXSTREAM_AVX512_VNNI void run_strip_rows(const Plan &p, TileFn tile_fn, const uint8_t *src,
+                                         uint8_t *dst, uint8_t *scratch, int64_t begin,
+                                         int64_t end) {
+  const auto *table = reinterpret_cast<const __m512i *>(p.table->data());
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(p.flip)),
+                zero = _mm512_set1_epi8(static_cast<char>(p.zero_byte));
+  auto *quads = reinterpret_cast<__m512i *>(scratch);
+  const int64_t quad_vectors = p.strip_quad_bytes / 64;
+  __m512i *last_row = quads + p.vertical_groups * quad_vectors;
+  // Where each quad of output pixel 0 starts: vertical group g at kernel column kx, then the
+  // last row's column quads.
+  const __m512i *base[kMaxQuads];
+  int n_base = 0;
+  for (int g = 0; g < p.vertical_groups; ++g)
+    for (int64_t kx = 0; kx < p.kw; ++kx) base[n_base++] = quads + g * quad_vectors + 4 * kx;
+  for (int g = 0; g < p.last_row_quads; ++g) base[n_base++] = last_row + 16 * g;
+  for (int64_t r = begin; r < end; ++r) {
+    const int64_t n = r / p.out_h, oy = r % p.out_h;
+    for (int64_t s = 0; s < p.strip_count; ++s) {
+      const int64_t strip_bytes = std::min<int64_t>(64, p.c - 64 * s);
+      const __mmask64 mask = strip_bytes == 64 ? ~__mmask64{0} : (__mmask64{1} << strip_bytes) - 1;
+      // The strip of each kernel row's source row (null: padding, or past the kernel).
+      const uint8_t *rows[4 * kMaxQuads + 4] = {};
+      for (int64_t ky = 0; ky < 4 * p.vertical_groups || ky < p.kh; ++ky) {
+        const int64_t iy = oy * p.sh + ky - p.pad_top;
+        if (ky < p.kh && iy >= 0 && iy < p.in_h)
+          rows[ky] = src + (n * p.in_h + iy) * p.in_w * p.c + 64 * s;
+      }
+      const __m512i *k = table + s * p.phase_vectors;
+      for (int64_t x0 = 0; x0 < p.out_w; x0 += p.tile) {
+        const int64_t count = std::min(p.tile, p.out_w - x0), first = x0 * p.sw - p.pad_left;
+        const int64_t pixels = (count - 1) * p.sw + p.kw;
+        for (int g = 0; g < p.vertical_groups; ++g)
+          for (int64_t px = 0; px < pixels; ++px) {
+            __m512i x[4];
+            for (int b = 0; b < 4; ++b)
+              x[b] = strip_pixel(p, rows[4 * g + b], first + px, mask, flip, zero);
+            interleave(x, quads + g * quad_vectors + 4 * px);
+          }
+        if (p.last_row_quads > 0) {
+          const int64_t quad_pixels = (count - 1) * p.sw + 4 * (p.last_row_quads - 1) + 1;
+          for (int64_t px = 0; px < quad_pixels; ++px) {
+            __m512i x[4];
+            for (int b = 0; b < 4; ++b)
+              x[b] = strip_pixel(p, rows[p.kh - 1], first + px + b, mask, flip, zero);
+            interleave(x, last_row + 4 * px);
+          }
+        }
+        tile_fn(p, base, k, count, strip_bytes,
+                dst + ((n * p.out_h + oy) * p.out_w + x0) * p.c + 64 * s);
+      }
+    }
+  }
+}
+
 bool refuse(std::string *why_not, const std::string &why) {
   if (why_not) *why_not = why;
   return false;
@@ -326,6 +474,65 @@ bool check(const DepthwiseInt8Params &d, const Tensor &w, std::string *why_not) 
       return refuse(why_not, "a scaled accumulator could leave int32");
   }
   return true;
+}
+
+// Quads per output vector of the channel-strip kernel (a huge number where it does not apply:
+// kernels of fewer than 4 rows).
+int strip_quads(const DepthwiseInt8Params &d) {
+  if (d.kernel_h < 4) return 1 << 20;
+  const int64_t rest = d.kernel_h % 4;
+  const int64_t groups = d.kernel_h / 4 + (rest >= 2 ? 1 : 0);
+  return static_cast<int>(groups * d.kernel_w + (rest == 1 ? (d.kernel_w + 3) / 4 : 0));
+}
+
+// The channel-strip plan from the common part of `p`: per strip, its quads' weight vectors
+// (vertical groups by kernel column, then the last row's column quads) and constants.
+Plan make_strip_plan(Plan p, const DepthwiseInt8Params &d, const Tensor &w, int32_t zero) {
+  const int8_t *wd = w.data<int8_t>();
+  const int64_t taps = p.kh * p.kw;
+  p.strips = true;
+  p.strip_count = (p.c + 63) / 64;
+  p.vertical_groups = static_cast<int>(p.kh / 4 + (p.kh % 4 >= 2 ? 1 : 0));
+  p.last_row_quads = p.kh % 4 == 1 ? static_cast<int>((p.kw + 3) / 4) : 0;
+  p.quads = strip_quads(d);
+  p.tile = std::min<int64_t>(32, (p.out_w + 3) / 4 * 4);
+  p.tile_pixels = (p.tile - 1) * p.sw + p.kw;
+  p.strip_quad_bytes = p.tile_pixels * 4 * 64;
+  p.thread_bytes = (p.vertical_groups + (p.last_row_quads > 0 ? 1 : 0)) * p.strip_quad_bytes;
+  p.phase_vectors = p.quads * 4 + 12;
+  p.table = std::make_shared<std::vector<Plan::Vector>>(
+      static_cast<size_t>(p.strip_count * p.phase_vectors));
+  for (int64_t s = 0; s < p.strip_count; ++s) {
+    auto *v = reinterpret_cast<uint8_t *>(p.table->data() + s * p.phase_vectors);
+    for (int j = 0; j < 4; ++j)
+      for (int lane = 0; lane < kLanes; ++lane) {
+        const int64_t c = 64 * s + output_byte(j, lane);
+        if (c >= p.c) continue;  // past the last channel: weights, constants 0 (the table's)
+        const int8_t *wc = wd + c * taps;
+        auto weight = [&](int64_t ky, int64_t kx) -> int8_t {
+          return ky < p.kh && kx < p.kw ? wc[ky * p.kw + kx] : 0;
+        };
+        int q = 0;
+        for (int g = 0; g < p.vertical_groups; ++g)
+          for (int64_t kx = 0; kx < p.kw; ++kx, ++q)
+            for (int b = 0; b < 4; ++b)
+              v[((4 * q + j) * kLanes + lane) * 4 + b] =
+                  static_cast<uint8_t>(weight(4 * g + b, kx));
+        for (int g = 0; g < p.last_row_quads; ++g, ++q)
+          for (int b = 0; b < 4; ++b)
+            v[((4 * q + j) * kLanes + lane) * 4 + b] =
+                static_cast<uint8_t>(weight(p.kh - 1, 4 * g + b));
+        int32_t sum = 0;
+        for (int64_t t = 0; t < taps; ++t) sum += wc[t];
+        const int32_t init = -zero * sum + (p.add_bias ? 0 : static_cast<int32_t>(d.bias_acc[c]));
+        const float bias = p.add_bias ? d.bias_acc[c] : 0.f, scale = d.output_scales[c];
+        uint8_t *base = v + static_cast<size_t>(p.quads * 4) * 64;
+        std::memcpy(base + (j * kLanes + lane) * 4, &init, 4);
+        std::memcpy(base + ((4 + j) * kLanes + lane) * 4, &bias, 4);
+        std::memcpy(base + ((8 + j) * kLanes + lane) * 4, &scale, 4);
+      }
+  }
+  return p;
 }
 
 Plan make_plan(const DepthwiseInt8Params &d, const Tensor &w) {
@@ -377,6 +584,7 @@ Plan make_plan(const DepthwiseInt8Params &d, const Tensor &w) {
         255.0 * static_cast<double>(magnitude) + std::fabs(b) >= std::ldexp(1.0, 24))
       p.add_bias = true;
   }
+  if (strip_quads(d) <= kMaxQuads) return make_strip_plan(p, d, w, zero);
   p.phase_vectors = p.quads * 4 + 12;
   p.table =
       std::make_shared<std::vector<Plan::Vector>>(static_cast<size_t>(p.phases * p.phase_vectors));
@@ -415,14 +623,26 @@ std::unique_ptr<Kernel> make_depthwise_int8(const DepthwiseInt8Params &d, const 
   }
   if (!check(d, weights, why_not)) return nullptr;
   auto plan = std::make_shared<const Plan>(make_plan(d, weights));
-  const RowFn fn = plan->dst_signed ? row_fn<true>(plan->quads) : row_fn<false>(plan->quads);
+  const RowFn fn = plan->strips       ? nullptr
+                   : plan->dst_signed ? row_fn<true>(plan->quads)
+                                      : row_fn<false>(plan->quads);
+  const TileFn strip_fn = !plan->strips      ? nullptr
+                          : plan->dst_signed ? tile_fn<true>(plan->quads)
+                                             : tile_fn<false>(plan->quads);
+  auto run = [fn, strip_fn](const Plan &p, const uint8_t *src, uint8_t *dst, uint8_t *scratch,
+                            int64_t begin, int64_t end) {
+    if (strip_fn)
+      run_strip_rows(p, strip_fn, src, dst, scratch, begin, end);
+    else
+      run_rows(p, fn, src, dst, scratch, begin, end);
+  };
   const int64_t rows = d.batch * d.out_h;
   const uint64_t macs =
       static_cast<uint64_t>(rows * d.out_w * d.channels * d.kernel_h * d.kernel_w);
   // Each thread keeps its source rows in its own scratch: as many as the compile's threads.
   const int threads = std::max(1, omp_get_max_threads());
   auto k = make_kernel(
-      [plan, fn, rows, macs, threads](ExecContext &ec, const void *const *in, void *const *out) {
+      [plan, run, rows, macs, threads](ExecContext &ec, const void *const *in, void *const *out) {
         const auto *src = static_cast<const uint8_t *>(in[0]);
         auto *dst = static_cast<uint8_t *>(out[0]);
         auto *scratch = static_cast<uint8_t *>(ec.scratch);
@@ -431,20 +651,20 @@ std::unique_ptr<Kernel> make_depthwise_int8(const DepthwiseInt8Params &d, const 
                              ? std::min<int>(threads, omp_get_max_threads())
                              : 1;
         if (team <= 1 || rows < 2) {
-          run_rows(p, fn, src, dst, scratch, 0, rows);
+          run(p, src, dst, scratch, 0, rows);
           return;
         }
 #pragma omp parallel num_threads(team)
         {
           const int t = omp_get_thread_num(), n = omp_get_num_threads();
-          run_rows(p, fn, src, dst, scratch + t * p.thread_bytes, rows * t / n, rows * (t + 1) / n);
+          run(p, src, dst, scratch + t * p.thread_bytes, rows * t / n, rows * (t + 1) / n);
         }
       });
   k->scratch_bytes = static_cast<size_t>(plan->thread_bytes * threads);
   k->macs = macs;
   k->impl = "axstream depthwise int8 " + std::to_string(d.kernel_h) + "x" +
             std::to_string(d.kernel_w) + "/" + std::to_string(d.stride_h) +
-            " (AVX-512 VNNI, NHWC rows)";
+            (plan->strips ? " (AVX-512 VNNI, NHWC channel strips)" : " (AVX-512 VNNI, NHWC rows)");
   return k;
 }
 

@@ -2511,6 +2511,7 @@ struct ConvSpec {
   float clip_max = 0.f;  // > 0: Conv -> Clip(0, clip_max) -> Q (ReLU6)
   // Pads before and after (each spatial axis); -1: dilation * (kernel - 1) / 2 on each side.
   int64_t pad_begin = -1, pad_end = -1;
+  int64_t stride_w = 0;  // the horizontal stride where it differs (0: stride)
 };
 
 // A QDQ network grown one quantised value at a time: each value keeps its quantisation and
@@ -2582,11 +2583,12 @@ class QdqNet {
     const int64_t pad_begin = c.pad_begin < 0 ? pad : c.pad_begin,
                   pad_end = c.pad_end < 0 ? pad : c.pad_end;
     set_ints(n, "pads", {pad_begin, pad_begin, pad_end, pad_end});
-    set_ints(n, "strides", {c.stride, c.stride});
+    const int64_t stride_w = c.stride_w > 0 ? c.stride_w : c.stride;
+    set_ints(n, "strides", {c.stride, stride_w});
     set_ints(n, "dilations", {c.dilation, c.dilation});
     set_int(n, "group", c.group);
-    auto side = [&](int64_t s) {
-      return (s + pad_begin + pad_end - c.dilation * (c.kernel - 1) - 1) / c.stride + 1;
+    auto side = [&](int64_t s, int64_t stride) {
+      return (s + pad_begin + pad_end - c.dilation * (c.kernel - 1) - 1) / stride + 1;
     };
     std::string f = y + "/f";
     if (c.relu) {
@@ -2600,7 +2602,7 @@ class QdqNet {
              y + "/clip");
       f = y + "/clip";
     }
-    quantize(f, y, q, {xs[0], c.out_channels, side(xs[2]), side(xs[3])});
+    quantize(f, y, q, {xs[0], c.out_channels, side(xs[2], c.stride), side(xs[3], stride_w)});
   }
   // y = x exactly (weights 64, scale 1/64, y quantised as x): keeps x between convolutions.
   void identity_conv(const std::string &x, const std::string &y) {
@@ -3891,6 +3893,67 @@ INSTANTIATE_TEST_SUITE_P(
                       {0.05f, -4},
                       {0.03f, -128},
                       3},
+        // Channel strips (kernels of 4 rows or more): PP-OCR rec's 5x5 layers (uint8 source
+        // with a zero point, int8 destination; 240 channels: a strip of 48; stride (2, 1)),
+        // several tiles of 32 pixels and a part tile, channel counts off 16 and 64, an even
+        // kernel, stride 2 across, three threads.
+        DepthwiseCase{"rec_c240_5x5_s1_uint8_source",
+                      1,
+                      240,
+                      12,
+                      80,
+                      ConvSpec{0, 5, 1, 1, 0, Bias::int32, 1.f, false},
+                      {0.04f, 121, kUint8},
+                      {0.05f, 3}},
+        DepthwiseCase{"rec_c480_5x5_s2x1",
+                      1,
+                      480,
+                      6,
+                      80,
+                      ConvSpec{0, 5, 2, 1, 0, Bias::int32, 1.f, false, 0.f, -1, -1, 1},
+                      {0.04f, 100, kUint8},
+                      {0.05f, -2}},
+        DepthwiseCase{"c100_5x5_s1_part_tile_relu",
+                      1,
+                      100,
+                      9,
+                      70,
+                      ConvSpec{0, 5, 1, 1, 0, Bias::float32, 1.f, true},
+                      {0.05f, -3},
+                      {0.04f, -128}},
+        DepthwiseCase{"c17_5x5_s2_odd_sides",
+                      2,
+                      17,
+                      13,
+                      11,
+                      ConvSpec{0, 5, 2, 1, 0, Bias::int32, 3.f},
+                      {0.05f, 6},
+                      {0.05f, 1}},
+        DepthwiseCase{"c36_4x4_s1_pad_after_only",
+                      1,
+                      36,
+                      10,
+                      9,
+                      ConvSpec{0, 4, 1, 1, 0, Bias::int32, 1.f, false, 6.f, 1, 2},
+                      {0.05f, 2},
+                      {0.03f, -128}},
+        DepthwiseCase{"c72_5x5_s1x2_three_threads",
+                      1,
+                      72,
+                      15,
+                      37,
+                      ConvSpec{0, 5, 1, 1, 0, Bias::int32, 1.f, false, 0.f, -1, -1, 2},
+                      {0.05f, -9},
+                      {0.05f, 4},
+                      3},
+        DepthwiseCase{"c130_5x5_s1_unpadded_uint8_out",
+                      1,
+                      130,
+                      7,
+                      41,
+                      ConvSpec{0, 5, 1, 1, 0, Bias::float32, 1.f, false, 0.f, 0, 0},
+                      {0.05f, 0},
+                      {0.05f, 9, kUint8}},
         // Rows of 49 vectors (24 channels x 129 pixels: 3 phases), BlazeFace's 24 channels.
         DepthwiseCase{"c24_3x3_s1_wide_rows",
                       1,
