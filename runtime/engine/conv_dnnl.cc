@@ -2,6 +2,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -616,6 +617,75 @@ bool fold_source_zero_point(const Tensor &weights, int32_t src_zero_point,
   return true;
 }
 
+// A convolution's output scales, biases (accumulator units) and weights as oneDNN gets them:
+// the caller's, except the output channels whose every output is one byte whatever the source,
+// whose three are zeroed (`constant`: how many).
+struct ChannelConstants {
+  std::vector<float> output_scales, bias_acc;
+  Tensor zeroed_weights;  // a copy with those channels' weights 0, where there are any
+  int64_t constant = 0;
+};
+
+// Output channels of about zero scale: BatchNorm folded with a gamma of about 0 gives weight
+// scales such as 6.6e-42 (PP-OCR rec's Conv.20 and Conv.28: 1 of 240 and 14 of 480 channels),
+// whose output scales are denormal floats. oneDNN computes scale[c] * (acc + bias[c]) in float,
+// and on Intel CPUs each multiplication by a denormal takes a microcode assist: Conv.28 took
+// ~390 us per call on AMX brgconv_1x1, ~85 with those scales 0 (docs/performance.md). A scale
+// of 3.5e-34 with a bias of -3.3e8 (rec's Conv.30) is as dead, and its bias keeps the source
+// zero point from folding. Where
+//   |scale| * (255 * sum|w| + |bias|) * gain <= 2^-30
+// (255 * sum|w| bounds |acc - zero point * sum w| for a uint8 source; gain 2 * max(1, |alpha|))
+// the value reaching the destination zero point is within 2^-30 of the one a scale of 0 gives
+// there, for every source: the activations taken here keep a value that small within
+// gain/2 of it (Relu, LeakyRelu, HardSwish, Swish: |f(v)| <= max(1, |alpha|) |v|) or map v
+// and 0 to the same clip bound, or to tiny values (Clip: monotone); a residual sum follows the
+// convolution's own rounding. Adding an integer zero point of |z| <= 255 in float (the
+// destination's, or the uint8 retype's -128 and +128) then gives z exactly, and the rounding
+// half to even 0 where z is 0: one byte for every source, the one scale 0 gives. So those
+// channels' scale, bias and weights become 0: the same bytes, no denormal, and the zero point
+// folds into the remaining biases more often. Sigmoid (applied to the real value, then scaled
+// by 1 / output scale, where 0 is a tie of 0.5) is left alone, as is every channel with
+// AXSTREAM_ENGINE_CONSTANT_CHANNELS=0.
+ChannelConstants zero_constant_channels(const DnnlQConvParams &q, const Tensor &weights) {
+  ChannelConstants k;
+  k.output_scales = q.output_scales;
+  k.bias_acc = q.bias_acc;
+  using Kind = FusedActivation::Kind;
+  const FusedActivation &act = q.conv.activation;
+  const int64_t channels = weights.shape.empty() ? 0 : weights.shape[0];
+  if (!setting_not_zero("AXSTREAM_ENGINE_CONSTANT_CHANNELS") || channels == 0 ||
+      q.post_activation_multiplier != 1.f ||
+      (act.kind != Kind::none && act.kind != Kind::relu && act.kind != Kind::clip &&
+       act.kind != Kind::leaky_relu && act.kind != Kind::hard_swish && act.kind != Kind::swish) ||
+      (q.dst_dtype != DType::i8 && q.dst_dtype != DType::u8) ||
+      static_cast<int64_t>(q.output_scales.size()) != channels ||
+      static_cast<int64_t>(q.bias_acc.size()) != channels || weights.dtype != DType::i8)
+    return k;
+  for (int32_t z : {q.dst_zero_point, q.rounds_as_int8_zero_point, q.sum.conv_zero_point})
+    if (std::abs(z) > 255) return k;
+  const double alpha = act.kind == Kind::leaky_relu ? std::fabs(static_cast<double>(act.alpha)) : 1;
+  const double gain = 2.0 * std::max(1.0, alpha);
+  const int64_t per_channel = weights.count() / channels;
+  const int8_t *w = weights.data<int8_t>();
+  for (int64_t c = 0; c < channels; ++c) {
+    const int8_t *row = w + c * per_channel;
+    int64_t magnitude = 0;
+    for (int64_t i = 0; i < per_channel; ++i) magnitude += std::abs(static_cast<int32_t>(row[i]));
+    const double scale = std::fabs(static_cast<double>(q.output_scales[c]));
+    const double bias = std::fabs(static_cast<double>(q.bias_acc[c]));
+    if (!std::isfinite(bias) ||
+        !(scale * (255.0 * static_cast<double>(magnitude) + bias) * gain <= std::ldexp(1.0, -30)))
+      continue;
+    if (scale == 0 && bias == 0 && magnitude == 0) continue;  // nothing to zero
+    if (k.constant++ == 0) k.zeroed_weights = weights;
+    std::memset(k.zeroed_weights.data<int8_t>() + c * per_channel, 0,
+                static_cast<size_t>(per_channel));
+    k.output_scales[c] = 0.f;
+    k.bias_acc[c] = 0.f;
+  }
+  return k;
+}
+
 // The implementation a primitive descriptor factory gives, or "" when oneDNN has none.
 template <typename Factory>
 std::string impl_or_empty(Factory make) {
@@ -748,6 +818,9 @@ std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &
     src_dtype = DType::u8;
     src_zero_point += 128;
   }
+  // Channels whose outputs are one byte for every source run with scale, bias and weights 0.
+  const ChannelConstants constants = zero_constant_channels(q, weights);
+  const Tensor &w = constants.constant ? constants.zeroed_weights : weights;
   try {
     auto &eng = cpu_engine();
     memory::desc user_src(dims_of(p.src), dnnl_type(src_dtype), plain_tag(p.src, p.src_nhwc));
@@ -791,7 +864,7 @@ std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &
           padded ? no_pad : dims_of(p.pad_begin), padded ? no_pad : dims_of(p.pad_end));
       dnnl::primitive_attr attr;
       attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-      attr.set_output_scales(1 << 1, q.output_scales);
+      attr.set_output_scales(1 << 1, constants.output_scales);
       dnnl::post_ops ops = activation_post_ops(p.activation);
       if (q.post_activation_multiplier != 1.f)
         ops.append_eltwise(1.f, dnnl::algorithm::eltwise_linear, q.post_activation_multiplier, 0.f);
@@ -860,18 +933,18 @@ std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &
       auto impl = [&](const SourcePad *pad) {
         return impl_or_empty([&] { return primitive_desc(q.sum.active, false, pad); });
       };
-      std::vector<float> trial_bias = q.bias_acc;
+      std::vector<float> trial_bias = constants.bias_acc;
       const bool flipped_and_folds = flip && p.src_nhwc && fold_on &&
                                      setting_not_zero("AXSTREAM_ENGINE_FLIP_PAD") &&
-                                     fold_source_zero_point(weights, src_zero_point, trial_bias);
+                                     fold_source_zero_point(w, src_zero_point, trial_bias);
       src_pad.active = zero_point_padded_source_wins(
           impl(nullptr), impl(&src_pad), std::getenv("AXSTREAM_ENGINE_ZP_PAD"), flipped_and_folds);
     }
     const SourcePad *padded = src_pad.active ? &src_pad : nullptr;
     // Unpadded (or so padded), the zero point folds into the bias where that is exact.
-    std::vector<float> bias_acc = q.bias_acc;
+    std::vector<float> bias_acc = constants.bias_acc;
     const bool folded = src_zero_point != 0 && (padded || !has_padding(p)) && fold_on &&
-                        fold_source_zero_point(weights, src_zero_point, bias_acc);
+                        fold_source_zero_point(w, src_zero_point, bias_acc);
     if (folded) attr_src_zero_point = 0;
     // The destination zero point as a post-op is for oneDNN to pick brgconv on AMX; where it
     // picks the same kernel either way (its AMX jit kernel: the stems, whose few input channels
@@ -907,7 +980,7 @@ std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &
       }
     }
     dnnl::stream stream(eng);
-    memory user_w_mem(user_w, eng, const_cast<uint8_t *>(weights.bytes.data()));
+    memory user_w_mem(user_w, eng, const_cast<uint8_t *>(w.bytes.data()));
     auto w_mem = std::make_shared<memory>(pd.weights_desc(), eng);
     dnnl::reorder(user_w_mem, *w_mem).execute(stream, user_w_mem, *w_mem);
     auto b_mem = std::make_shared<memory>(bias_md, eng);
@@ -916,6 +989,11 @@ std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &
     auto kernel = std::make_unique<DnnlConvKernel>(pd, user_src, user_dst, w_mem, b_mem, extra,
                                                    flip, ReorderQuant{}, ReorderQuant{}, src_pad);
     if (folded) kernel->impl = "source zero point folded into the bias + " + kernel->impl;
+    if (constants.constant)
+      kernel->impl = std::to_string(constants.constant) +
+                     (constants.constant == 1 ? " constant output channel zeroed + "
+                                              : " constant output channels zeroed + ") +
+                     kernel->impl;
     if (q.sum.active) kernel->impl += " (" + chain.describe() + ")";
     return kernel;
   } catch (const dnnl::error &) {

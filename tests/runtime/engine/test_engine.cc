@@ -800,6 +800,93 @@ TEST(EnginePasses, Int32BiasAtTheAccumulatorScaleIsAnIntegerAndTheZeroPointFolds
       << quotient->describe();
 }
 
+// x (uint8, zero point 37) -> 1x1 Conv -> [Relu | Clip(0, 6) | Sigmoid] -> Q, where three output
+// channels are dead as BatchNorm folding leaves them in PP-OCR rec: weight scales of 6.6e-42
+// and 1e-41 (denormal output scales, each multiplication by them a microcode assist on Intel
+// CPUs) and 3.5e-34 with an int32 bias of -3.3e8 (so large that the source zero point cannot
+// fold into the biases). Their every output is the destination zero point whatever x, so the
+// oneDNN kernel runs them with scale, bias and weights 0 ("3 constant output channels zeroed"),
+// and the zero point then folds: the same bytes as without (AXSTREAM_ENGINE_CONSTANT_CHANNELS=0,
+// where neither happens), on the rule's kernel and on AMX where there is one. Sigmoid, which
+// maps 0 to the tie 0.5 in real units, is left as it is.
+TEST(EnginePasses, ConstantOutputChannelsRunWithZeroScaleBiasAndWeightsAndTheSameBytes) {
+  constexpr int64_t kIn = 96, kOut = 40, kSide = 8;
+  const float x_scale = 0.0172f, y_scale = 0.05f;
+  constexpr int kYZero = -3;
+  const std::set<int64_t> dead = {3, 10, 20};
+  for (const char *activation : {"", "Relu", "Clip", "Sigmoid"}) {
+    SCOPED_TRACE(std::string("activation ") + activation);
+    GraphBuilder b("constant_channels");
+    uint32_t seed = 11;
+    auto next = [&seed] { return (seed = seed * 1664525u + 1013904223u) >> 8; };
+    std::vector<float> w(kIn * kOut), w_scale(kOut), bias(kOut), bias_scale(kOut);
+    for (float &v : w) v = static_cast<float>(static_cast<int>(next() % 255) - 127);
+    for (int64_t c = 0; c < kOut; ++c) {
+      w_scale[c] = c == 3 ? 6.6e-42f : c == 10 ? 3.5e-34f : c == 20 ? 1e-41f : 0.001f + 1e-5f * c;
+      bias_scale[c] = static_cast<float>(static_cast<double>(x_scale) * w_scale[c]);
+      bias[c] = c == 10 ? -3.3e8f : static_cast<float>(static_cast<int>(next() % 4001) - 2000);
+    }
+    b.initializer("w", kInt8, {kOut, kIn, 1, 1}, w);
+    set_int(b.node("DequantizeLinear",
+                   {"w", b.initializer("w/s", kFloat, {kOut}, w_scale),
+                    b.initializer("w/z", kInt8, {kOut}, std::vector<float>(kOut, 0.f))},
+                   "w/dq"),
+            "axis", 0);
+    b.initializer("bias", kInt32, {kOut}, bias);
+    set_int(b.node("DequantizeLinear",
+                   {"bias", b.initializer("bias/s", kFloat, {kOut}, bias_scale)}, "bias/dq"),
+            "axis", 0);
+    b.node("DequantizeLinear",
+           {"x", b.initializer("x/s", kFloat, {}, {x_scale}),
+            b.initializer("x/z", kUint8, {}, {37.f})},
+           "x/dq");
+    b.node("Conv", {"x/dq", "w/dq", "bias/dq"}, "c/f");
+    std::string y_f = "c/f";
+    if (std::string(activation) == "Clip")
+      b.node(
+          "Clip",
+          {"c/f", b.initializer("lo", kFloat, {}, {0.f}), b.initializer("hi", kFloat, {}, {6.f})},
+          y_f = "a/f");
+    else if (*activation)
+      b.node(activation, {"c/f"}, y_f = "a/f");
+    b.quantize(y_f, "y", y_scale, kYZero, "y/");
+    b.input("x", kUint8, {1, kIn, kSide, kSide});
+    b.output("y", kInt8, {1, kOut, kSide, kSide});
+    const std::string bytes = b.model.SerializeAsString();
+    std::vector<uint8_t> x(static_cast<size_t>(kIn * kSide * kSide));
+    for (uint8_t &v : x) v = static_cast<uint8_t>(next());
+    for (const char *amx : {"auto", "1"}) {
+      SCOPED_TRACE(std::string("AXSTREAM_ENGINE_AMX=") + amx);
+      setenv("AXSTREAM_ENGINE_AMX", amx, 1);
+      auto zeroed = Program::from_bytes(bytes, "zeroed");
+      setenv("AXSTREAM_ENGINE_CONSTANT_CHANNELS", "0", 1);
+      auto kept = Program::from_bytes(bytes, "kept");
+      unsetenv("AXSTREAM_ENGINE_CONSTANT_CHANNELS");
+      unsetenv("AXSTREAM_ENGINE_AMX");
+      std::vector<int8_t> y(static_cast<size_t>(kOut * kSide * kSide)), y_kept(y.size());
+      zeroed->make_executor()->run({x.data()}, {y.data()});
+      kept->make_executor()->run({x.data()}, {y_kept.data()});
+      EXPECT_EQ(y, y_kept);
+      EXPECT_GT(std::set<int8_t>(y.begin(), y.end()).size(), 20u);
+      const bool sigmoid = std::string(activation) == "Sigmoid";
+      // NCHW output: channel c's pixels are one run; a dead channel gives the real value 0.
+      const int expected =
+          sigmoid ? static_cast<int>(std::nearbyint(0.5f / y_scale)) + kYZero : kYZero;
+      for (int64_t c : dead)
+        for (int64_t i = 0; i < kSide * kSide; ++i)
+          ASSERT_EQ(y[static_cast<size_t>(c * kSide * kSide + i)], expected) << c << " " << i;
+      const std::string text = step_line(zeroed->describe(), "axstream.QConv", "c/f/Conv");
+      const std::string kept_text = step_line(kept->describe(), "axstream.QConv", "c/f/Conv");
+      if (!int8_convs_run_on_onednn(text)) GTEST_SKIP() << "no oneDNN int8 convolutions here";
+      EXPECT_EQ(text.find("3 constant output channels zeroed + ") != std::string::npos, !sigmoid)
+          << text;
+      EXPECT_EQ(text.find("folded into the bias") != std::string::npos, !sigmoid) << text;
+      EXPECT_EQ(kept_text.find("constant output channels"), std::string::npos) << kept_text;
+      EXPECT_EQ(kept_text.find("folded into the bias"), std::string::npos) << kept_text;
+    }
+  }
+}
+
 // Where oneDNN's int8 convolutions run, a convolution's int8 output with zero point -128 read
 // only by convolutions is retyped to uint8 with zero point 0 (no zero point left for oneDNN to
 // refuse its brgconv kernels over), bit-exact to the program without the retype
