@@ -16,6 +16,10 @@ namespace axstream::engine {
 
 bool own_depthwise_available() { return cpu_allows_avx512vnni(); }
 
+bool strips_form(const DepthwiseInt8Params &p) {
+  return p.kernel_h >= 4 || (p.kernel_h == 3 && p.channels % 64 == 0);
+}
+
 bool own_depthwise_chosen(const DepthwiseInt8Params &p, const char *setting,
                           const std::string &onednn_impl) {
   const std::string asked = setting ? setting : "auto";
@@ -24,11 +28,17 @@ bool own_depthwise_chosen(const DepthwiseInt8Params &p, const char *setting,
   if (asked != "auto")
     throw InvalidConfiguration("AXSTREAM_ENGINE_OWN_DEPTHWISE: expected auto, 1 or 0, got '" +
                                asked + "'");
-  // Measured per step (the least of three runs) on BlazeFace, MobileNetV2 and PP-OCR
-  // (docs/performance.md): 3x3 at stride 1 with rows of up to 4 KB (width x channels) ran
-  // 0.98-1.7x as fast as oneDNN's jit_int8 (BlazeFace's 24- to 96-channel layers, PP-OCR rec's
-  // first); wider rows 0.88-1.07x, oneDNN's brdgmm_dw (MobileNetV2's uint8 layers) 0.81-1.0x,
-  // stride 2 (its source rows split into two phases) 0.4-1.0x, 5x5 0.45-1.2x.
+  // Measured per step (the least of runs alternating with oneDNN) on BlazeFace, MobileNetV2,
+  // SSD-MobileNet and PP-OCR (docs/performance.md). Channel strips: every 5x5 of PP-OCR det
+  // and rec, strides 1, 2 and (2,1), ran 1.27-1.81x as fast as oneDNN's jit_int8; 3x3 over
+  // whole 64-channel strips 1.06-1.33x at stride 1, (2,1) and (1,2) (PP-OCR rec's 64 and 128
+  // channels, MobileNetV2's 192 to 960 against brdgmm_dw, SSD-MobileNet's 128 to 1024) and
+  // 0.99-2.0x at stride 2. Rows: 3x3 at stride 1 with rows of up to 4 KB (width x channels)
+  // 0.98-1.7x as fast as jit_int8 (BlazeFace's 24- to 96-channel layers, PP-OCR rec's first);
+  // wider rows 0.88-1.07x, brdgmm_dw 0.81-1.0x, stride 2 (its source rows split into two
+  // phases) 0.4-1.0x. Strips over part-used strips (channels not a multiple of 64) lost
+  // (0.36-0.88x), hence not that form there.
+  if (strips_form(p)) return true;
   return p.kernel_h == 3 && p.kernel_w == 3 && p.stride_h == 1 && p.stride_w == 1 &&
          p.in_w * p.channels <= 4096 && onednn_impl.find("brdgmm") == std::string::npos;
 }
@@ -314,9 +324,10 @@ void run_rows(const Plan &p, RowFn row_fn, const uint8_t *src, uint8_t *dst, uin
   }
 }
 
-// Channel strips, for kernels of 4 rows or more. The quad rows above hold every column quad of
-// every source row: for a 5x5 kernel over 480 channels x 80 pixels, 300 KB per source row
-// and 1.5 MB in the ring, so each output vector's ten quads came from L2 and L3 and the
+// Channel strips, for kernels of 4 rows or more and 3x3 kernels over whole 64-channel strips
+// (strips_form; a 3x3 is 3 vertical quads whose fourth row weighs 0). The quad rows above hold
+// every column quad of every source row: for a 5x5 kernel over 480 channels x 80 pixels, 300 KB per
+// source row and 1.5 MB in the ring, so each output vector's ten quads came from L2 and L3 and the
 // kernel ran at half oneDNN's speed. Here the work is cut into 64-channel strips of tiles of
 // up to 32 output pixels of one output row. For each, the source pixels the tile reads are
 // interleaved four kernel rows at a time (a vertical quad: rows ky .. ky + 3 of one pixel, the
@@ -477,9 +488,9 @@ bool check(const DepthwiseInt8Params &d, const Tensor &w, std::string *why_not) 
 }
 
 // Quads per output vector of the channel-strip kernel (a huge number where it does not apply:
-// kernels of fewer than 4 rows).
+// see strips_form).
 int strip_quads(const DepthwiseInt8Params &d) {
-  if (d.kernel_h < 4) return 1 << 20;
+  if (!strips_form(d)) return 1 << 20;
   const int64_t rest = d.kernel_h % 4;
   const int64_t groups = d.kernel_h / 4 + (rest >= 2 ? 1 : 0);
   return static_cast<int>(groups * d.kernel_w + (rest == 1 ? (d.kernel_w + 3) / 4 : 0));

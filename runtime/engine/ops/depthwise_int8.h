@@ -26,11 +26,16 @@ struct DepthwiseInt8Params {
 // Whether the CPU (capped by ONEDNN_MAX_CPU_ISA) has AVX-512 VNNI, which the kernel needs.
 bool own_depthwise_available();
 
+// Whether the kernel takes its channel-strip form for `p` (docs/runtime.md "The depthwise
+// kernel"): kernels of 4 rows or more, and 3x3 kernels over whole 64-channel strips.
+bool strips_form(const DepthwiseInt8Params &p);
+
 // Whether the engine's kernel is chosen for `p` over oneDNN's (`onednn_impl`, the kernel oneDNN
 // picks for it), given the setting AXSTREAM_ENGINE_OWN_DEPTHWISE ("1" wherever it applies, "0"
-// never, null or "auto": where it measured faster, docs/runtime.md "The depthwise kernel": 3x3
-// kernels at stride 1 with rows of up to 4 KB, not where oneDNN picks brdgmm_dw). Throws
-// InvalidConfiguration for any other setting. A fixed rule, not a timing.
+// never, null or "auto": where it measured faster, docs/runtime.md "The depthwise kernel": the
+// channel-strip form, and 3x3 kernels at stride 1 with rows of up to 4 KB, not where oneDNN
+// picks brdgmm_dw). Throws InvalidConfiguration for any other
+// setting. A fixed rule, not a timing.
 bool own_depthwise_chosen(const DepthwiseInt8Params &p, const char *setting,
                           const std::string &onednn_impl);
 

@@ -3859,10 +3859,16 @@ TEST_P(OwnDepthwise, GivesOneDnnsBytes) {
   const bool expected_here = cpu_allows_avx512vnni() && int8_convs_run_on_onednn(onednn_line);
   EXPECT_EQ(own_line.find("axstream depthwise int8") != std::string::npos, expected_here)
       << own_line;
-  // Unset: the rule picks it (3x3 at stride 1, rows of up to 4 KB, oneDNN's kernel not
+  // Unset: the rule picks it (kernels of 4 rows or more and 3x3 over whole 64-channel strips,
+  // in its channel-strip form; 3x3 at stride 1, rows of up to 4 KB, oneDNN's kernel not
   // brdgmm_dw).
-  const bool rule = c.dw.kernel == 3 && c.dw.stride == 1 && c.width * c.channels <= 4096 &&
-                    onednn_line.find("brdgmm") == std::string::npos;
+  const int64_t stride_w = c.dw.stride_w > 0 ? c.dw.stride_w : c.dw.stride;
+  const bool strips = c.dw.kernel >= 4 || (c.dw.kernel == 3 && c.channels % 64 == 0);
+  const bool rule =
+      strips || (c.dw.kernel == 3 && c.dw.stride == 1 && stride_w == 1 &&
+                 c.width * c.channels <= 4096 && onednn_line.find("brdgmm") == std::string::npos);
+  if (expected_here)
+    EXPECT_EQ(own_line.find("channel strips") != std::string::npos, strips) << own_line;
   EXPECT_EQ(auto_line.find("axstream depthwise int8") != std::string::npos, expected_here && rule)
       << auto_line;
   if (expected_here) EXPECT_TRUE(contains_all(own_line, {"_src_nhwc=1", "_dst_nhwc=1"}));
@@ -4041,6 +4047,40 @@ INSTANTIATE_TEST_SUITE_P(
                       ConvSpec{0, 5, 1, 1, 0, Bias::float32, 1.f, false, 0.f, 0, 0},
                       {0.05f, 0},
                       {0.05f, 9, kUint8}},
+        // 3x3 over whole 64-channel strips (PP-OCR rec's 64 and 128, MobileNetV2's 192).
+        DepthwiseCase{"c64_3x3_s2x1_strips_uint8_source",
+                      1,
+                      64,
+                      11,
+                      45,
+                      ConvSpec{0, 3, 2, 1, 0, Bias::int32, 1.f, false, 0.f, -1, -1, 1},
+                      {0.04f, 77, kUint8},
+                      {0.05f, -5}},
+        DepthwiseCase{"c128_3x3_s1x2_strips_relu",
+                      1,
+                      128,
+                      9,
+                      39,
+                      ConvSpec{0, 3, 1, 1, 0, Bias::float32, 1.f, true, 0.f, -1, -1, 2},
+                      {0.05f, 3},
+                      {0.04f, -128}},
+        DepthwiseCase{"c192_3x3_s2_strips_relu6_three_threads",
+                      1,
+                      192,
+                      14,
+                      14,
+                      ConvSpec{0, 3, 2, 1, 0, Bias::int32, 1.f, false, 6.f},
+                      {0.05f, -7},
+                      {0.035f, -128},
+                      3},
+        DepthwiseCase{"c128_3x3_s1_strips_unpadded",
+                      2,
+                      128,
+                      6,
+                      7,
+                      ConvSpec{0, 3, 1, 1, 0, Bias::none, 1.f, false, 0.f, 0, 0},
+                      {0.05f, -1},
+                      {0.05f, 2}},
         // Rows of 49 vectors (24 channels x 129 pixels: 3 phases), BlazeFace's 24 channels.
         DepthwiseCase{"c24_3x3_s1_wide_rows",
                       1,
@@ -4052,10 +4092,11 @@ INSTANTIATE_TEST_SUITE_P(
                       {0.04f, -6}}),
     [](const auto &info) { return std::string(info.param.name); });
 
-// The rule (AXSTREAM_ENGINE_OWN_DEPTHWISE unset or auto): 3x3 at stride 1 with rows of up to
-// 4 KB, not where oneDNN picks brdgmm_dw, as measured (docs/performance.md); "1" everything,
-// "0" nothing.
-TEST(EnginePasses, OwnDepthwiseRuleTakesNarrow3x3StrideOneConvolutionsOffJitInt8) {
+// The rule (AXSTREAM_ENGINE_OWN_DEPTHWISE unset or auto), as measured (docs/performance.md):
+// 3x3 at stride 1 with rows of up to 4 KB, not where oneDNN picks brdgmm_dw; the channel-strip
+// form (kernels of 4 rows or more, 3x3 over whole 64-channel strips); "1" everything, "0"
+// nothing.
+TEST(EnginePasses, OwnDepthwiseRuleTakesNarrow3x3StrideOneRowsAndChannelStripsOffOneDnn) {
   DepthwiseInt8Params p;
   p.channels = 24;
   p.in_h = p.in_w = p.out_h = p.out_w = 128;  // BlazeFace back's: rows of 3 KB
@@ -4070,15 +4111,38 @@ TEST(EnginePasses, OwnDepthwiseRuleTakesNarrow3x3StrideOneConvolutionsOffJitInt8
   strided.stride_w = 2;
   EXPECT_FALSE(own_depthwise_chosen(strided, nullptr, jit));
   EXPECT_TRUE(own_depthwise_chosen(strided, "1", jit));
-  DepthwiseInt8Params five = p;
-  five.kernel_h = five.kernel_w = 5;
-  EXPECT_FALSE(own_depthwise_chosen(five, nullptr, jit));
   DepthwiseInt8Params wide = p;
   wide.channels = 32;
   wide.in_w = 160;  // PP-OCR rec's second: rows of 5 KB
   EXPECT_FALSE(own_depthwise_chosen(wide, nullptr, jit));
   wide.in_w = 128;  // 4 KB
   EXPECT_TRUE(own_depthwise_chosen(wide, nullptr, jit));
+  // Channel strips: every kernel of 4 rows or more (PP-OCR's 5x5s, any stride and channels),
+  // 3x3 over whole 64-channel strips (on brdgmm_dw too, any stride).
+  DepthwiseInt8Params five = p;
+  five.kernel_h = five.kernel_w = 5;
+  five.channels = 240;
+  five.in_w = five.out_w = 80;
+  EXPECT_TRUE(strips_form(five));
+  EXPECT_TRUE(own_depthwise_chosen(five, nullptr, jit));
+  five.stride_h = 2;
+  five.stride_w = 2;
+  EXPECT_TRUE(own_depthwise_chosen(five, nullptr, jit));
+  EXPECT_FALSE(own_depthwise_chosen(five, "0", jit));
+  DepthwiseInt8Params strips3 = p;
+  strips3.channels = 192;
+  strips3.in_w = 28;  // MobileNetV2's: rows of 5 KB on brdgmm_dw
+  EXPECT_TRUE(strips_form(strips3));
+  EXPECT_TRUE(own_depthwise_chosen(strips3, nullptr, brdgmm));
+  strips3.stride_h = strips3.stride_w = 2;
+  EXPECT_TRUE(own_depthwise_chosen(strips3, nullptr, brdgmm));
+  EXPECT_FALSE(own_depthwise_chosen(strips3, "0", brdgmm));
+  DepthwiseInt8Params part = strips3;  // 144 channels: strips of 64, 64 and 16
+  part.channels = 144;
+  part.stride_h = part.stride_w = 1;
+  EXPECT_FALSE(strips_form(part));
+  EXPECT_FALSE(own_depthwise_chosen(part, nullptr, brdgmm));
+  EXPECT_FALSE(strips_form(p));  // 24 channels: the rows form
 }
 
 TEST(EnginePasses, OwnDepthwiseSettingOtherThanAutoOneOrZeroFailsTheCompile) {
