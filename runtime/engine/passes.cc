@@ -1445,6 +1445,50 @@ void fuse_qdq_data_movement(Graph &g) {
   }
 }
 
+// Whether a Split between a DequantizeLinear and QuantizeLinears of the same parameters runs on
+// the int8 tensor itself (unless AXSTREAM_ENGINE_INT8_SPLIT=0; the same bytes either way).
+bool int8_split_enabled() { return setting_not_zero("AXSTREAM_ENGINE_INT8_SPLIT"); }
+
+// DequantizeLinear -> Split -> one QuantizeLinear per output, each with the DequantizeLinear's
+// dtype and per-tensor parameters (YOLOv8's C2f blocks, as our compiler writes them): the Split
+// runs on the int8/uint8 tensor itself, exactly (quantising a dequantised value with the same
+// parameters gives it back), instead of dequantising it, splitting floats and quantising each
+// part. Split along channels then stays NHWC with its neighbours (elementwise_int8_values).
+void fuse_qdq_split(Graph &g) {
+  if (!int8_split_enabled()) return;
+  ValueLinks links(g);
+  auto is_q8 = [](DType t) { return t == DType::i8 || t == DType::u8; };
+  for (Node &split : g.nodes) {
+    if (!is_op(split, "Split") || split.inputs.empty() || split.inputs[0] < 0 ||
+        split.outputs.empty() || links.producer[split.inputs[0]] < 0 ||
+        (split.inputs.size() > 1 && split.inputs[1] >= 0 && !g.values[split.inputs[1]].constant))
+      continue;
+    Node &dq = g.nodes[links.producer[split.inputs[0]]];
+    if (!is_op(dq, "DequantizeLinear") || dq.inputs.empty() || dq.inputs[0] < 0 ||
+        g.values[dq.inputs[0]].constant)
+      continue;
+    const DType x_type = g.values[dq.inputs[0]].dtype;
+    QuantStep x_step;
+    if (!is_q8(x_type) || !per_tensor_step(g, dq, x_type, x_step)) continue;
+    std::vector<Node *> quantizes;
+    for (int out : split.outputs) {
+      Node *q = out < 0 ? nullptr : links.single_reader(out);
+      QuantStep y_step;
+      if (!q || !is_op(*q, "QuantizeLinear") || q->outputs.size() != 1 ||
+          g.values[q->outputs[0]].dtype != x_type || !per_tensor_step(g, *q, x_type, y_step) ||
+          y_step.scale != x_step.scale || y_step.zero_point != x_step.zero_point)
+        break;
+      quantizes.push_back(q);
+    }
+    if (quantizes.size() != split.outputs.size()) continue;
+    split.inputs[0] = dq.inputs[0];
+    for (size_t i = 0; i < quantizes.size(); ++i) {
+      split.outputs[i] = quantizes[i]->outputs[0];
+      quantizes[i]->dead = true;  // the DequantizeLinear goes too once nobody else reads it
+    }
+  }
+}
+
 // The constant float `source` quantised by a copy of `q` (a per-tensor QuantizeLinear), folded
 // by the engine's own kernel so it is bit-exact to quantising it at run time; nullptr when the
 // kernel refuses or the constant is larger than a pad's fill should be.
@@ -1672,10 +1716,17 @@ std::vector<int> elementwise_int8_values(const Graph &g, const Node &n) {
   else if (is_op(n, "DepthToSpace") && n.inputs.size() == 1 && n.outputs.size() == 1 &&
            n.inputs[0] >= 0 && is_int8_4d(g.values[n.inputs[0]]))
     values = {n.inputs[0], n.outputs[0]};
-  else if (is_op_in(n, "axstream", "QConcat") && n.outputs.size() == 1 &&
-           n.inputs.size() % 2 == 0 && n.attrs.count("axis") &&
-           g.values[n.outputs[0]].shape.size() == 4 &&
+  else if (is_op(n, "Split") && !n.inputs.empty() && n.inputs[0] >= 0 &&
+           is_int8_4d(g.values[n.inputs[0]]) && n.attrs.count("axis") &&
            (n.attrs.at("axis").i == 1 || n.attrs.at("axis").i == -3)) {
+    // An int8 Split along channels (fuse_qdq_split) reads each pixel's channel vector in slices:
+    // its input and every output share one layout (listed input first, as an activation).
+    values.push_back(n.inputs[0]);
+    for (int v : n.outputs) values.push_back(v);
+  } else if (is_op_in(n, "axstream", "QConcat") && n.outputs.size() == 1 &&
+             n.inputs.size() % 2 == 0 && n.attrs.count("axis") &&
+             g.values[n.outputs[0]].shape.size() == 4 &&
+             (n.attrs.at("axis").i == 1 || n.attrs.at("axis").i == -3)) {
     // Along channels, NHWC concatenates each pixel's channel vectors. A constant of one byte
     // repeated (a channel Pad's zero points) reads the same in either layout: not one of them.
     for (size_t i = 0; i < n.inputs.size() / 2; ++i) {
@@ -2093,7 +2144,8 @@ void mark_nhwc_activations(Graph &g, const std::set<int> &nhwc, const std::set<i
         float_nhwc.count(n.outputs[0]))
       n.attrs["_nhwc"] = int_attr(1);
     if ((is_op_in(n, "axstream", "QGlobalAveragePool") || is_op_in(n, "axstream", "QAveragePool") ||
-         is_op(n, "MaxPool") || is_op(n, "Resize") || is_op(n, "DepthToSpace")) &&
+         is_op(n, "MaxPool") || is_op(n, "Resize") || is_op(n, "DepthToSpace") ||
+         is_op(n, "Split")) &&
         !elementwise_int8_values(g, n).empty() && nhwc.count(n.inputs[0]))
       n.attrs["_nhwc"] = int_attr(1);
     if (!is_op_in(n, "axstream", "QConv") || n.inputs.empty() || n.outputs.empty()) continue;
@@ -2408,6 +2460,7 @@ void run_postfold_passes(Graph &graph) {
   fuse_qdq_silu(graph);
   fuse_qdq_elementwise_tables(graph);
   fuse_qdq_data_movement(graph);
+  fuse_qdq_split(graph);
   fuse_qdq_concat(graph);
   fuse_qdq_average_pools(graph);
   fuse_qdq_binary(graph);

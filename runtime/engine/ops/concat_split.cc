@@ -110,13 +110,20 @@ std::unique_ptr<Kernel> compile_split(OpContext &ctx) {
     ctx.fail("split sizes add up to " + std::to_string(sum) + ", axis has " +
              std::to_string(in[axis]));
   if (ctx.infer_only()) return nullptr;
-  int64_t outer = product(in, 0, axis);
+  // passes.cc keeps an int8 Split along channels NHWC with its neighbours (fuse_qdq_split):
+  // the tensors are then laid out (N,H,W,C) and each pixel's channels are cut into the parts.
+  const bool nhwc = ctx.attr_i("_nhwc", 0) != 0;
+  if (nhwc && in.size() != 4) ctx.fail("_nhwc needs a 4-D input, got " + shape_str(in));
+  const Shape laid = nhwc ? Shape{in[0], in[2], in[3], in[1]} : in;
+  const int64_t nhwc_axis[4] = {0, 3, 1, 2};
+  const int64_t laid_axis = nhwc ? nhwc_axis[axis] : axis;
+  int64_t outer = product(laid, 0, laid_axis);
   size_t inner_bytes =
-      static_cast<size_t>(product(in, axis + 1, in.size())) * dtype_size(ctx.in_dtype(0));
+      static_cast<size_t>(product(laid, laid_axis + 1, laid.size())) * dtype_size(ctx.in_dtype(0));
   std::vector<size_t> chunk;
   for (int64_t s : split) chunk.push_back(static_cast<size_t>(s) * inner_bytes);
   size_t row = static_cast<size_t>(in[axis]) * inner_bytes;
-  return make_kernel([outer, chunk, row](ExecContext &, const void *const *in, void *const *o) {
+  auto k = make_kernel([outer, chunk, row](ExecContext &, const void *const *in, void *const *o) {
     const uint8_t *x = static_cast<const uint8_t *>(in[0]);
     size_t offset = 0;
     for (size_t i = 0; i < chunk.size(); ++i) {
@@ -130,6 +137,8 @@ std::unique_ptr<Kernel> compile_split(OpContext &ctx) {
       offset += chunk[i];
     }
   });
+  if (nhwc) k->impl = "nhwc";
+  return k;
 }
 
 }  // namespace

@@ -1423,6 +1423,75 @@ TEST(EnginePasses, QdqMaxPoolAndConcatBetweenInt8ConvsStayInt8AndNhwcBitExactToU
   expect_same_int8_output(*fused, *unfused, {x.data()}, 30);
 }
 
+// YOLOv8's C2f block as our compiler writes it: a convolution's int8 output -> DQ -> Split
+// along channels into `first` and the rest -> a QuantizeLinear per part with the DQ's
+// parameters; one part through a convolution, then both concatenated into a last convolution.
+onnx::ModelProto qdq_split_model(int channels, int first) {
+  GraphBuilder b("qdq_split");
+  constexpr int kIn = 8, kSide = 9;
+  const int rest = channels - first;
+  auto conv = [&](const std::string &x, const std::string &y, int out, int in, int seed) {
+    std::vector<float> w(static_cast<size_t>(out * in));
+    for (size_t i = 0; i < w.size(); ++i)
+      w[i] = static_cast<float>(static_cast<int>((i * 29 + seed * 13) % 121) - 60);
+    b.conv1x1(x, y, out, in, w, 0.006f, y + "/w/dq/");
+  };
+  b.dequantize("x", "x/dq", 0.03f, 2, "x/");
+  conv("x/dq", "a/f", channels, kIn, 1);
+  b.quantize("a/f", "a", 0.05f, -3, "a/q/");
+  b.dequantize("a", "a/dq", 0.05f, -3, "a/dq/");
+  add_int64_initializer(*b.graph, "sizes", {first, rest});
+  auto *split = b.node("Split", {"a/dq", "sizes"}, "s0/f");
+  split->add_output("s1/f");
+  set_int(split, "axis", 1);
+  b.quantize("s0/f", "s0", 0.05f, -3, "s0/q/");
+  b.quantize("s1/f", "s1", 0.05f, -3, "s1/q/");
+  b.dequantize("s0", "s0/dq", 0.05f, -3, "s0/dq/");
+  b.dequantize("s1", "s1/dq", 0.05f, -3, "s1/dq/");
+  conv("s1/dq", "t/f", rest, rest, 2);
+  b.quantize("t/f", "t", 0.05f, -3, "t/q/");
+  b.dequantize("t", "t/dq", 0.05f, -3, "t/dq/");
+  set_int(b.node("Concat", {"s0/dq", "s1/dq", "t/dq"}, "c/f"), "axis", 1);
+  b.quantize("c/f", "c", 0.05f, -3, "c/q/");
+  b.dequantize("c", "c/dq", 0.05f, -3, "c/dq/");
+  conv("c/dq", "y/f", kIn, channels + rest, 3);
+  b.quantize("y/f", "y", 0.04f, 0, "y/q/");
+  b.input("x", kInt8, {1, kIn, kSide, kSide});
+  b.output("y", kInt8, {1, kIn, kSide, kSide});
+  return b.model;
+}
+
+// DQ -> Split -> Q with the same parameters runs on the int8 tensor, NHWC between the
+// convolutions where oneDNN's run (per pixel, parts of 16 and 8 channels, of 67 and 3, and of
+// 64 and 64: copy_runs' masked tails), the bytes of the float Split
+// (AXSTREAM_ENGINE_INT8_SPLIT=0) and of the NCHW path (AXSTREAM_ENGINE_NHWC=0).
+TEST(EnginePasses, QdqSplitWithItsInputsParametersRunsOnInt8NhwcBitExactToTheFloatSplit) {
+  for (auto [channels, first] : {std::pair{24, 16}, {70, 67}, {128, 64}}) {
+    SCOPED_TRACE(std::to_string(channels) + " " + std::to_string(first));
+    const onnx::ModelProto model = qdq_split_model(channels, first);
+    auto fused = compile_with(model, nullptr, nullptr);
+    auto floated = compile_with(model, "AXSTREAM_ENGINE_INT8_SPLIT", "0");
+    auto nchw = compile_with(model, "AXSTREAM_ENGINE_NHWC", "0");
+    const std::string text = fused->describe();
+    const std::string line = step_line(text, "Split", "s0/f/Split");
+    ASSERT_FALSE(line.empty()) << text;
+    EXPECT_NE(line.find("int8(1," + std::to_string(channels) + ",9,9)"), std::string::npos) << line;
+    EXPECT_TRUE(runs_none_of(text, {"DequantizeLinear '", "QuantizeLinear '", "float32(1,"}))
+        << text;
+    EXPECT_NE(step_line(floated->describe(), "Split", "s0/f/Split").find("float32(1,"),
+              std::string::npos)
+        << floated->describe();
+    if (int8_convs_run_on_onednn(text)) {
+      EXPECT_NE(line.find("_nhwc=1"), std::string::npos) << line;
+      EXPECT_NE(line.find("[nhwc]"), std::string::npos) << line;
+      EXPECT_EQ(text.find("Transpose"), std::string::npos) << text;
+    }
+    std::vector<int8_t> x = int8_ramp(fused->inputs()[0].element_count(), 67, 9);
+    expect_same_int8_output(*fused, *floated, {x.data()}, 30);
+    expect_same_int8_output(*fused, *nchw, {x.data()}, 30);
+  }
+}
+
 // PP-OCR det's head: x -> DQ -> ConvTranspose(2x2, stride 2, DQ(int8 w per output channel),
 // DQ(int32 bias)) -> Relu -> Q. `unfused` adds a per-channel +0 after x's DQ (the float
 // ConvTranspose then runs as written).
