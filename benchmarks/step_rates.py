@@ -165,6 +165,9 @@ def main():
     ap.add_argument("--below", type=float, default=0.6)
     ap.add_argument("--all", action="store_true", help="print every step, not only the flagged")
     args = ap.parse_args()
+    if not os.access(os.path.join(args.build, "tests/runtime/engine/engine-bench"), os.X_OK):
+        sys.exit(f"{args.build}/tests/runtime/engine/engine-bench missing: build it (ninja -C "
+                 f"{args.build} tests/runtime/engine/engine-bench) or pass --build")
     rows = []
     for name in args.names:
         core = resolve(name)
