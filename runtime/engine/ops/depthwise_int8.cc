@@ -101,6 +101,10 @@ struct Plan {
   int64_t tile = 0;              // output pixels per tile, a multiple of 4
   int64_t tile_pixels = 0;       // source pixels (padded) a tile reads: (tile - 1) * sw + kw
   int64_t strip_quad_bytes = 0;  // one quad buffer: tile_pixels quads of 4 vectors
+  // Output rows in pairs (stride_h 1, a last kernel row left alone): the first of a pair takes
+  // its first kernel row alone and the next 4 * vertical_groups as vertical quads, which are
+  // then the second's; its strips' tables follow the others', at strip_count * phase_vectors.
+  bool paired = false;
   struct alignas(64) Vector {
     uint8_t bytes[64];
   };
@@ -396,8 +400,36 @@ TileFn tile_fn(int quads) {
   }
 }
 
-// Output rows [begin, end) of batch * out_h by strips and tiles, with this thread's scratch:
-// the vertical quads of each group of kernel rows, then the last row's column quads.
+// The vertical quads of a tile's pixels [0, pixels) from source rows `rows` (4 per vertical
+// group; null: padding or past the kernel), the first at source column `first`. Functions, not
+// lambdas: a lambda does not take its function's target attribute, so the intrinsics in it
+// would not inline.
+AXSTREAM_AVX512_VNNI void build_vertical(const Plan &p, const uint8_t *const *rows, int64_t first,
+                                         int64_t pixels, __mmask64 mask, __m512i flip, __m512i zero,
+                                         __m512i *quads, int64_t quad_vectors) {
+  for (int g = 0; g < p.vertical_groups; ++g)
+    for (int64_t px = 0; px < pixels; ++px) {
+      __m512i x[4];
+      for (int b = 0; b < 4; ++b)
+        x[b] = strip_pixel(p, rows[4 * g + b], first + px, mask, flip, zero);
+      interleave(x, quads + g * quad_vectors + 4 * px);
+    }
+}
+
+// The column quads of a tile's pixels [0, quad_pixels) of one source row.
+AXSTREAM_AVX512_VNNI void build_columns(const Plan &p, const uint8_t *row, int64_t first,
+                                        int64_t quad_pixels, __mmask64 mask, __m512i flip,
+                                        __m512i zero, __m512i *to) {
+  for (int64_t px = 0; px < quad_pixels; ++px) {
+    __m512i x[4];
+    for (int b = 0; b < 4; ++b) x[b] = strip_pixel(p, row, first + px + b, mask, flip, zero);
+    interleave(x, to + 4 * px);
+  }
+}
+
+// Output rows [begin, end) of batch * out_h by strips and tiles (two rows at a time where
+// p.paired), with this thread's scratch: the vertical quads of each group of kernel rows, the
+// last row's column quads, then a first row's.
 AXSTREAM_AVX512_VNNI void run_strip_rows(const Plan &p, TileFn tile_fn, const uint8_t *src,
                                          uint8_t *dst, uint8_t *scratch, int64_t begin,
                                          int64_t end) {
@@ -407,49 +439,55 @@ AXSTREAM_AVX512_VNNI void run_strip_rows(const Plan &p, TileFn tile_fn, const ui
   auto *quads = reinterpret_cast<__m512i *>(scratch);
   const int64_t quad_vectors = p.strip_quad_bytes / 64;
   __m512i *last_row = quads + p.vertical_groups * quad_vectors;
+  __m512i *first_row = last_row + quad_vectors;
   // Where each quad of output pixel 0 starts: vertical group g at kernel column kx, then the
-  // last row's column quads.
-  const __m512i *base[kMaxQuads];
+  // last (or, row first, the first) row's column quads.
+  const __m512i *base[kMaxQuads], *base_row_first[kMaxQuads];
   int n_base = 0;
   for (int g = 0; g < p.vertical_groups; ++g)
-    for (int64_t kx = 0; kx < p.kw; ++kx) base[n_base++] = quads + g * quad_vectors + 4 * kx;
-  for (int g = 0; g < p.last_row_quads; ++g) base[n_base++] = last_row + 16 * g;
-  for (int64_t r = begin; r < end; ++r) {
+    for (int64_t kx = 0; kx < p.kw; ++kx, ++n_base)
+      base[n_base] = base_row_first[n_base] = quads + g * quad_vectors + 4 * kx;
+  for (int g = 0; g < p.last_row_quads; ++g, ++n_base) {
+    base[n_base] = last_row + 16 * g;
+    base_row_first[n_base] = first_row + 16 * g;
+  }
+  for (int64_t r = begin; r < end;) {
     const int64_t n = r / p.out_h, oy = r % p.out_h;
+    // Rows oy and oy + 1 of one image: one source row more, the vertical quads shared.
+    const bool pair = p.paired && r + 1 < end && oy + 1 < p.out_h;
+    const int64_t kernel_rows = p.kh + (pair ? 1 : 0);
     for (int64_t s = 0; s < p.strip_count; ++s) {
       const int64_t strip_bytes = std::min<int64_t>(64, p.c - 64 * s);
       const __mmask64 mask = strip_bytes == 64 ? ~__mmask64{0} : (__mmask64{1} << strip_bytes) - 1;
       // The strip of each kernel row's source row (null: padding, or past the kernel).
       const uint8_t *rows[4 * kMaxQuads + 4] = {};
-      for (int64_t ky = 0; ky < 4 * p.vertical_groups || ky < p.kh; ++ky) {
+      for (int64_t ky = 0; ky < 4 * p.vertical_groups || ky < kernel_rows; ++ky) {
         const int64_t iy = oy * p.sh + ky - p.pad_top;
-        if (ky < p.kh && iy >= 0 && iy < p.in_h)
+        if (ky < kernel_rows && iy >= 0 && iy < p.in_h)
           rows[ky] = src + (n * p.in_h + iy) * p.in_w * p.c + 64 * s;
       }
       const __m512i *k = table + s * p.phase_vectors;
+      uint8_t *out = dst + (n * p.out_h + oy) * p.out_w * p.c + 64 * s;
       for (int64_t x0 = 0; x0 < p.out_w; x0 += p.tile) {
         const int64_t count = std::min(p.tile, p.out_w - x0), first = x0 * p.sw - p.pad_left;
         const int64_t pixels = (count - 1) * p.sw + p.kw;
-        for (int g = 0; g < p.vertical_groups; ++g)
-          for (int64_t px = 0; px < pixels; ++px) {
-            __m512i x[4];
-            for (int b = 0; b < 4; ++b)
-              x[b] = strip_pixel(p, rows[4 * g + b], first + px, mask, flip, zero);
-            interleave(x, quads + g * quad_vectors + 4 * px);
-          }
-        if (p.last_row_quads > 0) {
-          const int64_t quad_pixels = (count - 1) * p.sw + 4 * (p.last_row_quads - 1) + 1;
-          for (int64_t px = 0; px < quad_pixels; ++px) {
-            __m512i x[4];
-            for (int b = 0; b < 4; ++b)
-              x[b] = strip_pixel(p, rows[p.kh - 1], first + px + b, mask, flip, zero);
-            interleave(x, last_row + 4 * px);
-          }
+        const int64_t quad_pixels = (count - 1) * p.sw + 4 * (p.last_row_quads - 1) + 1;
+        if (pair) {
+          build_vertical(p, rows + 1, first, pixels, mask, flip, zero, quads, quad_vectors);
+          build_columns(p, rows[0], first, quad_pixels, mask, flip, zero, first_row);
+          build_columns(p, rows[p.kh], first, quad_pixels, mask, flip, zero, last_row);
+          tile_fn(p, base_row_first, k + p.strip_count * p.phase_vectors, count, strip_bytes,
+                  out + x0 * p.c);
+          tile_fn(p, base, k, count, strip_bytes, out + (p.out_w + x0) * p.c);
+          continue;
         }
-        tile_fn(p, base, k, count, strip_bytes,
-                dst + ((n * p.out_h + oy) * p.out_w + x0) * p.c + 64 * s);
+        build_vertical(p, rows, first, pixels, mask, flip, zero, quads, quad_vectors);
+        if (p.last_row_quads > 0)
+          build_columns(p, rows[p.kh - 1], first, quad_pixels, mask, flip, zero, last_row);
+        tile_fn(p, base, k, count, strip_bytes, out + x0 * p.c);
       }
     }
+    r += pair ? 2 : 1;
   }
 }
 
@@ -509,12 +547,19 @@ Plan make_strip_plan(Plan p, const DepthwiseInt8Params &d, const Tensor &w, int3
   p.tile = std::min<int64_t>(32, (p.out_w + 3) / 4 * 4);
   p.tile_pixels = (p.tile - 1) * p.sw + p.kw;
   p.strip_quad_bytes = p.tile_pixels * 4 * 64;
-  p.thread_bytes = (p.vertical_groups + (p.last_row_quads > 0 ? 1 : 0)) * p.strip_quad_bytes;
+  p.paired = p.sh == 1 && p.last_row_quads > 0;
+  // The vertical groups' quads, the last row's column quads (and the first row's).
+  p.thread_bytes = (p.vertical_groups + (p.last_row_quads > 0 ? 1 : 0) + (p.paired ? 1 : 0)) *
+                   p.strip_quad_bytes;
   p.phase_vectors = p.quads * 4 + 12;
+  const int forms = p.paired ? 2 : 1;
   p.table = std::make_shared<std::vector<Plan::Vector>>(
-      static_cast<size_t>(p.strip_count * p.phase_vectors));
-  for (int64_t s = 0; s < p.strip_count; ++s) {
-    auto *v = reinterpret_cast<uint8_t *>(p.table->data() + s * p.phase_vectors);
+      static_cast<size_t>(forms * p.strip_count * p.phase_vectors));
+  for (int64_t form_strip = 0; form_strip < forms * p.strip_count; ++form_strip) {
+    // Form 1: the first kernel row alone, the vertical quads from the second row on.
+    const bool row_first = form_strip >= p.strip_count;
+    const int64_t s = form_strip % p.strip_count;
+    auto *v = reinterpret_cast<uint8_t *>(p.table->data() + form_strip * p.phase_vectors);
     for (int j = 0; j < 4; ++j)
       for (int lane = 0; lane < kLanes; ++lane) {
         const int64_t c = 64 * s + output_byte(j, lane);
@@ -528,11 +573,11 @@ Plan make_strip_plan(Plan p, const DepthwiseInt8Params &d, const Tensor &w, int3
           for (int64_t kx = 0; kx < p.kw; ++kx, ++q)
             for (int b = 0; b < 4; ++b)
               v[((4 * q + j) * kLanes + lane) * 4 + b] =
-                  static_cast<uint8_t>(weight(4 * g + b, kx));
+                  static_cast<uint8_t>(weight(4 * g + b + (row_first ? 1 : 0), kx));
         for (int g = 0; g < p.last_row_quads; ++g, ++q)
           for (int b = 0; b < 4; ++b)
             v[((4 * q + j) * kLanes + lane) * 4 + b] =
-                static_cast<uint8_t>(weight(p.kh - 1, 4 * g + b));
+                static_cast<uint8_t>(weight(row_first ? 0 : p.kh - 1, 4 * g + b));
         int32_t sum = 0;
         for (int64_t t = 0; t < taps; ++t) sum += wc[t];
         const int32_t init = -zero * sum + (p.add_bias ? 0 : static_cast<int32_t>(d.bias_acc[c]));
