@@ -1737,13 +1737,24 @@ std::vector<uint8_t> integer_bytes(const std::vector<int> &v) {
 bool cpu_runs_vnni_matmul() { return cpu_allows_avx512vnni() || cpu_allows_avx_vnni(); }
 
 // The shapes the VNNI tests run: k around multiples of 4, 16 and 64, n around 16, m = 1 and
-// more, batched a and b, a broadcast over b's batch and b over a's.
+// more, batched a and b, a broadcast over b's batch and b over a's; m of 8 and 41 with n of 130
+// and 300 run the full 4-row x 4-block tile (written out apart) and its row and column tails.
 std::vector<std::pair<std::vector<int64_t>, std::vector<int64_t>>> integer_matmul_shapes() {
-  return {{{1, 64}, {64, 16}},         {{1, 1}, {1, 1}},       {{1, 3}, {3, 17}},
-          {{1, 5}, {5, 33}},           {{2, 17}, {17, 100}},   {{5, 63}, {63, 7}},
-          {{1, 130}, {130, 65}},       {{3, 65}, {65, 64}},    {{1, 2048}, {2048, 1000}},
-          {{2, 4, 19}, {2, 19, 23}},   {{3, 1, 40}, {40, 31}}, {{2, 36}, {3, 36, 18}},
-          {{1, 1, 257}, {1, 257, 129}}};
+  return {{{1, 64}, {64, 16}},
+          {{1, 1}, {1, 1}},
+          {{1, 3}, {3, 17}},
+          {{1, 5}, {5, 33}},
+          {{2, 17}, {17, 100}},
+          {{5, 63}, {63, 7}},
+          {{1, 130}, {130, 65}},
+          {{3, 65}, {65, 64}},
+          {{1, 2048}, {2048, 1000}},
+          {{2, 4, 19}, {2, 19, 23}},
+          {{3, 1, 40}, {40, 31}},
+          {{2, 36}, {3, 36, 18}},
+          {{1, 1, 257}, {1, 257, 129}},
+          {{8, 70}, {70, 130}},
+          {{1, 41, 120}, {120, 300}}};
 }
 
 TEST(EngineIntegerMatMul, VnniKernelGivesTheExactAccumulatorsOnEveryShapeTypeAndZeroPoint) {
@@ -1784,7 +1795,7 @@ TEST(EngineIntegerMatMul, VnniKernelGivesTheExactAccumulatorsOnEveryShapeTypeAnd
           EXPECT_EQ(std::count(y.end() - 16, y.end(), 0x5a5a5a5a), 16);
         }
       }
-  EXPECT_EQ(cases, 13 * 8);
+  EXPECT_EQ(cases, 15 * 8);
 }
 
 TEST(EngineIntegerMatMul, BeyondInt8WeightsOrRunTimeWeightsKeepTheInt16KernelExactly) {
