@@ -1620,6 +1620,64 @@ void fuse_qdq_average_pools(Graph &g) {
   }
 }
 
+// QLinearMatMul (or an axstream.QGemm without a fused activation) -> DequantizeLinear -> Add of
+// one float constant per output column -> QuantizeLinear, all per tensor, with no other reader
+// in between: a Linear layer whose bias is added in float after the product's own
+// requantisation, as PP-OCR rec's package has its CTC head (40 x 6625 values through three
+// float passes, ~0.15 ms of its ~3 ms). The matmul becomes an axstream.QGemm that runs the
+// three ops' arithmetic on each requantised row while it is in cache (inputs 9-13: the
+// DequantizeLinear's scale and zero point, the added values, the QuantizeLinear's scale and
+// zero point; ops/requantise_rows.h), the same IEEE operations in their order, so the same
+// bytes. AXSTREAM_ENGINE_MATMUL_BIAS_REQUANTISE=0 keeps the three ops.
+void fuse_matmul_dequantize_add_quantize(Graph &g) {
+  if (!setting_not_zero("AXSTREAM_ENGINE_MATMUL_BIAS_REQUANTISE")) return;
+  ValueLinks links(g);
+  auto is_q8 = [](DType t) { return t == DType::i8 || t == DType::u8; };
+  for (Node &mm : g.nodes) {
+    const bool qgemm = is_op_in(mm, "axstream", "QGemm");
+    if (!(is_op(mm, "QLinearMatMul") || qgemm) || mm.attrs.count("_activation") ||
+        mm.attrs.count("_dequantize_add_quantize") || mm.outputs.size() != 1 ||
+        input_or_none(mm, 7) < 0)
+      continue;
+    const int y = mm.outputs[0];
+    const DType yt = g.values[y].dtype;
+    const Shape &y_shape = g.values[y].shape;
+    QuantStep dq_step, q_step;
+    Node *dq = links.single_reader(y);
+    if (!is_q8(yt) || y_shape.empty() || !dq || !is_op(*dq, "DequantizeLinear") ||
+        dq->inputs[0] != y || dq->outputs.size() != 1 || !per_tensor_step(g, *dq, yt, dq_step))
+      continue;
+    Node *add = links.single_reader(dq->outputs[0]);
+    if (!add || !is_op(*add, "Add") || add->inputs.size() != 2 || add->outputs.size() != 1 ||
+        g.values[add->outputs[0]].shape != y_shape)
+      continue;
+    const int added = add->inputs[0] == dq->outputs[0] ? add->inputs[1] : add->inputs[0];
+    const Tensor *c = added >= 0 ? g.values[added].constant.get() : nullptr;
+    const int64_t columns = y_shape.back();
+    if (!c || c->dtype != DType::f32 || c->count() != columns || c->shape.empty() ||
+        c->shape.back() != columns || c->shape.size() > y_shape.size())
+      continue;
+    Node *q = links.single_reader(add->outputs[0]);
+    if (!q || !is_op(*q, "QuantizeLinear") || q->outputs.size() != 1 || input_or_none(*q, 2) < 0 ||
+        !is_q8(g.values[q->outputs[0]].dtype) ||
+        !per_tensor_step(g, *q, g.values[q->outputs[0]].dtype, q_step))
+      continue;
+    Node fused = mm;
+    fused.op_type = "QGemm";
+    fused.domain = "axstream";
+    fused.opset = 1;
+    fused.inputs.resize(9, -1);
+    for (int v : {dq->inputs[1], input_or_none(*dq, 2), added, q->inputs[1], q->inputs[2]})
+      fused.inputs.push_back(v);
+    fused.attrs["_dequantize_add_quantize"] = int_attr(1);
+    fused.outputs = q->outputs;
+    mm.dead = true;
+    dq->dead = true;
+    add->dead = true;
+    *q = std::move(fused);  // in the QuantizeLinear's place: every input exists by then
+  }
+}
+
 // QuantizeLinear([Relu](DequantizeLinear(a) Add|Mul DequantizeLinear(b))), per-tensor
 // constant parameters, b of a's shape or one value per channel (1,C,1,1) (the SE block's
 // x * gate, the joins after it): one axstream.QBinary that computes the same float expressions
@@ -2463,6 +2521,7 @@ void run_postfold_passes(Graph &graph) {
   fuse_qdq_split(graph);
   fuse_qdq_concat(graph);
   fuse_qdq_average_pools(graph);
+  fuse_matmul_dequantize_add_quantize(graph);  // before a QBinary could take the Add
   fuse_qdq_binary(graph);
   keep_int8_activations_nhwc(graph);
   read_nhwc_input_in_convolution(graph);

@@ -6,6 +6,7 @@
 // oneDNN path; what is left runs here.
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstring>
 #include <memory>
 
@@ -208,8 +209,11 @@ void check_integer_matmul_inputs(OpContext &ctx) {
   if (qlinear) {
     for (size_t slot : {size_t{0}, size_t{1}, size_t{3}, size_t{4}, size_t{6}})
       if (!ctx.has_input(slot)) ctx.fail("input " + std::to_string(slot) + " is required");
-    if (ctx.input_count() > (ctx.node().domain == "axstream" ? 9u : 8u))  // QGemm: + bias
-      ctx.fail("too many inputs: " + std::to_string(ctx.input_count()));
+    // QGemm: + bias, + the fused DequantizeLinear -> Add -> QuantizeLinear's five (9-13).
+    const size_t most = ctx.node().domain != "axstream"                  ? 8u
+                        : ctx.attr_i("_dequantize_add_quantize", 0) != 0 ? 14u
+                                                                         : 9u;
+    if (ctx.input_count() > most) ctx.fail("too many inputs: " + std::to_string(ctx.input_count()));
   } else {
     ctx.expect_inputs(2, 4);
   }
@@ -299,6 +303,16 @@ struct MatMulEpilogue {
   float inv_y_scale = 1.f;
   int64_t n = 0;
   RowIsa isa = RowIsa::scalar;
+  // A DequantizeLinear -> Add (per column) -> QuantizeLinear after the requantisation, fused by
+  // passes.cc (axstream.QGemm's inputs 9-13): each requantised row goes through their
+  // arithmetic into the output type out_t (dequantize_add_quantize_row, the same bytes).
+  struct ThenAdd {
+    bool active = false;
+    float dq_scale = 1.f, q_scale = 1.f;
+    int32_t dq_zero = 0, q_zero = 0;
+    std::vector<float> added;
+    DType out_t = DType::i8;
+  } then_add;
 
   // Columns [j0, j1) of output row `row` (batch * m + i) from their accumulators acc[j0, j1);
   // `real` is the row's n floats of scratch (a fused activation's). A softmax takes the whole
@@ -315,6 +329,10 @@ struct MatMulEpilogue {
     if (activation == MatMulActivation::none) {
       requantise_affine_row(isa, acc + j0, multiplier.data() + j0, offset.data() + j0, count,
                             y_zero, yt, out);
+      if (then_add.active)
+        dequantize_add_quantize_row(isa, out, yt, then_add.dq_scale, then_add.dq_zero,
+                                    then_add.added.data() + j0, then_add.q_scale, then_add.q_zero,
+                                    then_add.out_t, count, out);
       return;
     }
     affine_real_row(isa, acc + j0, multiplier.data() + j0, offset.data() + j0, count, real + j0);
@@ -352,7 +370,10 @@ std::string matmul_impl(const MatMulEpilogue &e, const std::string &how) {
          (e.activation == MatMulActivation::sigmoid   ? ", sigmoid"
           : e.activation == MatMulActivation::softmax ? ", softmax over rows"
                                                       : "") +
-         ", requantised (" + row_isa_name(e.isa) + " rows)";
+         ", requantised (" + row_isa_name(e.isa) + " rows)" +
+         (e.then_add.active ? std::string(", then dequantize-add-quantize (") +
+                                  (e.isa == RowIsa::avx512 ? "avx512" : "scalar") + " rows)"
+                            : std::string());
 }
 
 // Weights for vpdpbusd (u8 x s8, four products summed into each int32 lane): b - b_zero_point
@@ -733,7 +754,10 @@ std::unique_ptr<Kernel> compile_integer_matmul(OpContext &ctx) {
   IntegerMatMulShapes shapes = integer_matmul_shapes(ctx, kA, kB);
   DType at = ctx.in_dtype(kA), bt = ctx.in_dtype(kB);
   DType yt = !qlinear ? DType::i32 : ctx.has_input(7) ? ctx.in_dtype(7) : DType::u8;
-  ctx.set_output(0, yt, shapes.out);
+  const bool then_add = qlinear && ctx.attr_i("_dequantize_add_quantize", 0) != 0;
+  if (then_add && !ctx.has_input(13))
+    ctx.fail("_dequantize_add_quantize needs the QuantizeLinear's zero point (input 13)");
+  ctx.set_output(0, then_add ? ctx.in_dtype(13) : yt, shapes.out);
   if (ctx.infer_only()) return nullptr;
   if (!is_q8(at) || !is_q8(bt) || (qlinear && !is_q8(yt)))
     ctx.unsupported(std::string("dtypes a ") + dtype_name(at) + ", b " + dtype_name(bt) +
@@ -745,6 +769,32 @@ std::unique_ptr<Kernel> compile_integer_matmul(OpContext &ctx) {
               : MatMulRequantisation(shapes.n);
   MatMulEpilogue epilogue =
       matmul_epilogue(qlinear, yt, activation, std::move(requantisation), shapes.n);
+  if (then_add) {
+    if (activation != MatMulActivation::none || !is_q8(ctx.in_dtype(13)))
+      ctx.fail("_dequantize_add_quantize needs no fused activation and an int8 or uint8 output");
+    auto scale = [&](size_t slot, const char *what) {
+      const float v = static_cast<float>(ctx.require_scalar(slot, what).as_double(0));
+      if (!std::isfinite(v) || v == 0)
+        ctx.fail(std::string(what) + " is " + std::to_string(v) +
+                 ": expected a finite non-zero number");
+      return v;
+    };
+    MatMulEpilogue::ThenAdd &t = epilogue.then_add;
+    t.active = true;
+    t.dq_scale = scale(9, "the fused DequantizeLinear's scale");
+    t.q_scale = scale(12, "the fused QuantizeLinear's scale");
+    if (ctx.has_input(10))
+      t.dq_zero = static_cast<int32_t>(
+          ctx.require_scalar(10, "the fused DequantizeLinear's zero point").as_int(0));
+    t.q_zero = static_cast<int32_t>(
+        ctx.require_scalar(13, "the fused QuantizeLinear's zero point").as_int(0));
+    const Tensor &added = ctx.require_constant(11, "the fused Add's values");
+    if (added.dtype != DType::f32 || added.count() != shapes.n)
+      ctx.fail("the fused Add's values must be float32 with " + std::to_string(shapes.n) +
+               " values, got " + dtype_name(added.dtype) + shape_str(added.shape));
+    t.added.assign(added.data<float>(), added.data<float>() + shapes.n);
+    t.out_t = ctx.in_dtype(13);
+  }
   if (auto vnni = vnni_matmul<qlinear>(ctx, shapes, bz_count, epilogue)) return vnni;
   return int16_pair_matmul<qlinear>(ctx, shapes, bz_count, std::move(epilogue));
 }

@@ -7,6 +7,7 @@
 #include "../compiler.h"
 #include "../cpu_features.h"
 #include "intrinsics.h"
+#include "nhwc_quantize.h"
 
 namespace axstream::engine {
 namespace {
@@ -173,6 +174,71 @@ AXSTREAM_AVX2 void affine_real_avx2(const RowArgs &a, int64_t count, float *real
   affine_real_scalar(a, j, count, real);
 }
 
+// DequantizeLinear's value (dequantize_one in ops/nhwc_quantize.cc), then Add's sum, then
+// QuantizeLinear's PerTensorQuantizer: three roundings, as three kernels make them.
+template <typename X, typename Y>
+AXSTREAM_NO_CONTRACT void dequantize_add_quantize_scalar(const X *x, float dq_scale,
+                                                         int32_t dq_zero, const float *added,
+                                                         const PerTensorQuantizer<Y> &quantize,
+                                                         int64_t count, Y *y) {
+  for (int64_t j = 0; j < count; ++j) {
+    float v = static_cast<float>(static_cast<int32_t>(x[j]) - dq_zero) * dq_scale;
+    v = v + added[j];
+    y[j] = quantize(v);
+  }
+}
+
+// The same 16 lanes at a time, as dequantize16 and quantize16 (ops/nhwc_quantize.cc) compute
+// them; the last few under a mask. Each 16 bytes of x are read before the same 16 of y are
+// written, so y may be x.
+template <typename X, typename Y>
+AXSTREAM_AVX512 void dequantize_add_quantize_avx512(const X *x, float dq_scale, int32_t dq_zero,
+                                                    const float *added,
+                                                    const PerTensorQuantizer<Y> &quantize,
+                                                    int64_t count, Y *y) {
+  const __m512i x_zero = _mm512_set1_epi32(dq_zero);
+  const __m512 x_scale = _mm512_set1_ps(dq_scale), y_scale = _mm512_set1_ps(quantize.scale);
+  const __m512 lo = _mm512_set1_ps(quantize.lo_v), hi = _mm512_set1_ps(quantize.hi_v);
+  const __m512 round = _mm512_set1_ps(PerTensorQuantizer<Y>::kRound);
+  const __m512 y_zero = _mm512_set1_ps(quantize.zero);
+  for (int64_t j = 0; j < count; j += 16) {
+    const __mmask16 mask = count - j >= 16 ? __mmask16(0xffff) : __mmask16((1u << (count - j)) - 1);
+    const __m128i bytes = _mm_maskz_loadu_epi8(mask, x + j);
+    const __m512i q =
+        std::is_signed_v<X> ? _mm512_cvtepi8_epi32(bytes) : _mm512_cvtepu8_epi32(bytes);
+    __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q, x_zero)), x_scale);
+    v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, added + j));
+    v = _mm512_div_ps(v, y_scale);
+    v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+    v = _mm512_sub_ps(_mm512_add_ps(v, round), round);
+    const __m512i out = _mm512_cvttps_epi32(_mm512_add_ps(v, y_zero));
+    _mm_mask_storeu_epi8(y + j, mask, _mm512_cvtepi32_epi8(out));  // in Y's range: exact
+  }
+}
+
+template <typename X, typename Y>
+void dequantize_add_quantize(RowIsa isa, const X *x, float dq_scale, int32_t dq_zero,
+                             const float *added, float q_scale, int32_t q_zero, int64_t count,
+                             Y *y) {
+  const PerTensorQuantizer<Y> quantize(q_scale, q_zero);
+  if (isa == RowIsa::avx512)
+    dequantize_add_quantize_avx512(x, dq_scale, dq_zero, added, quantize, count, y);
+  else
+    dequantize_add_quantize_scalar(x, dq_scale, dq_zero, added, quantize, count, y);
+}
+
+template <typename X>
+void dequantize_add_quantize(RowIsa isa, const X *x, float dq_scale, int32_t dq_zero,
+                             const float *added, float q_scale, int32_t q_zero, DType yt,
+                             int64_t count, void *y) {
+  if (yt == DType::i8)
+    dequantize_add_quantize(isa, x, dq_scale, dq_zero, added, q_scale, q_zero, count,
+                            static_cast<int8_t *>(y));
+  else
+    dequantize_add_quantize(isa, x, dq_scale, dq_zero, added, q_scale, q_zero, count,
+                            static_cast<uint8_t *>(y));
+}
+
 }  // namespace
 
 RowIsa requantise_row_isa() {
@@ -233,6 +299,17 @@ void requantise_scaled_row(RowIsa isa, const float *v, float scale, int64_t coun
   a.values = v;
   a.scale = scale;
   row<Source::scaled>(isa, a, count, zero_point, yt, y);
+}
+
+void dequantize_add_quantize_row(RowIsa isa, const void *x, DType xt, float dq_scale,
+                                 int32_t dq_zero, const float *added, float q_scale, int32_t q_zero,
+                                 DType yt, int64_t count, void *y) {
+  if (xt == DType::i8)
+    dequantize_add_quantize(isa, static_cast<const int8_t *>(x), dq_scale, dq_zero, added, q_scale,
+                            q_zero, yt, count, y);
+  else
+    dequantize_add_quantize(isa, static_cast<const uint8_t *>(x), dq_scale, dq_zero, added, q_scale,
+                            q_zero, yt, count, y);
 }
 
 }  // namespace axstream::engine

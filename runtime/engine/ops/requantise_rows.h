@@ -40,4 +40,14 @@ void requantise_sigmoid_row(RowIsa isa, const float *e, float scale, int64_t cou
 void requantise_scaled_row(RowIsa isa, const float *v, float scale, int64_t count,
                            int32_t zero_point, DType yt, void *y);
 
+// A requantised row (x, int8/uint8) through DequantizeLinear, Add and QuantizeLinear, all per
+// tensor but the added values (one per column), with those kernels' arithmetic in their order
+// (ops/quantize.cc, ops/nhwc_quantize.h): v = float(x[j] - dq_zero) * dq_scale, then
+// v + added[j], then PerTensorQuantizer(q_scale, q_zero) (divide, clamp, round half to even,
+// + zero point) into y[j] (int8/uint8; y may be x). AVX-512 or the scalar loop (AVX2 runs the
+// scalar loop).
+void dequantize_add_quantize_row(RowIsa isa, const void *x, DType xt, float dq_scale,
+                                 int32_t dq_zero, const float *added, float q_scale, int32_t q_zero,
+                                 DType yt, int64_t count, void *y);
+
 }  // namespace axstream::engine

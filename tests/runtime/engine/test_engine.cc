@@ -2059,6 +2059,94 @@ TEST(EngineIntegerMatMul, VectorSigmoidAndSoftmaxRowsGiveTheScalarBytes) {
         }
 }
 
+// QLinearMatMul -> DequantizeLinear -> Add (one float per column, `added_dims`) ->
+// QuantizeLinear (`out_signed`), the Linear layer with its bias added after the product's own
+// requantisation, as PP-OCR rec's package has it.
+onnx::ModelProto matmul_bias_requantise_model(const IntegerMatMulCase &c,
+                                              const std::vector<int64_t> &added_dims,
+                                              const std::vector<float> &added, bool out_signed,
+                                              float out_scale, int out_zero) {
+  onnx::ModelProto model = integer_matmul_model(c, IntegerMatMulOp::qlinear, false);
+  GraphBuilder g("bias_requantise");
+  g.model = model;
+  g.graph = g.model.mutable_graph();
+  const auto y_type = g.graph->output(0).type().tensor_type().elem_type();
+  std::vector<int64_t> y_dims;
+  for (const auto &d : g.graph->output(0).type().tensor_type().shape().dim())
+    y_dims.push_back(d.dim_value());
+  g.graph->clear_output();
+  g.node("DequantizeLinear", {"y", "ys", "yz"}, "y_real");
+  g.initializer("added", kFloat, added_dims, added);
+  g.node("Add", {"y_real", "added"}, "sum");
+  g.initializer("out_s", kFloat, {}, {out_scale});
+  g.initializer("out_z", out_signed ? kInt8 : kUint8, {}, {static_cast<float>(out_zero)});
+  g.node("QuantizeLinear", {"sum", "out_s", "out_z"}, "out");
+  g.output("out", out_signed ? kInt8 : kUint8, y_dims);
+  (void)y_type;
+  return g.model;
+}
+
+// The fused epilogue (axstream.QGemm with _dequantize_add_quantize) gives the three float ops'
+// bytes (AXSTREAM_ENGINE_MATMUL_BIAS_REQUANTISE=0 keeps them), with the vector epilogue and the
+// scalar one, on the VNNI and the int16 kernels: int8 and uint8 on every side, n around
+// multiples of 16, added values of both signs, a rank-1 and a (1, 1, n) constant, outputs that
+// saturate at both ends. An Add of one value per element (m x n) is not a bias and stays.
+TEST(EngineIntegerMatMul, BiasAddBetweenRequantisationsFusesWithTheSameBytes) {
+  std::mt19937 rng(277);
+  int cases = 0;
+  for (int64_t n : {2, 15, 16, 17, 100, 300})  // n = 1: a 256-entry table instead
+    for (int types = 0; types < 8; ++types) {
+      const bool a_signed = types & 1, b_signed = types & 2, out_signed = types & 4;
+      IntegerMatMulCase c = random_integer_matmul(rng, {1, 9, 40}, {40, n}, a_signed, b_signed,
+                                                  a_signed ? -7 : 131, types % 3 == 0);
+      std::vector<float> added(static_cast<size_t>(n));
+      for (auto &v : added) v = static_cast<float>(static_cast<int>(rng() % 2001) - 1000) * 0.0037f;
+      const std::vector<int64_t> added_dims =
+          types % 2 ? std::vector<int64_t>{n} : std::vector<int64_t>{1, 1, n};
+      // A scale that spreads the sum over the output type and past both ends.
+      const std::string bytes = matmul_bias_requantise_model(c, added_dims, added, out_signed,
+                                                             0.031f, out_signed ? 5 : 120)
+                                    .SerializeAsString();
+      SCOPED_TRACE("n " + std::to_string(n) + " types " + std::to_string(types));
+      const std::vector<uint8_t> a = integer_bytes(c.a);
+      std::vector<std::vector<uint8_t>> results;
+      for (const char *fuse : {"1", "0"})
+        for (const char *vector : {"1", "0"}) {
+          setenv("AXSTREAM_ENGINE_MATMUL_BIAS_REQUANTISE", fuse, 1);
+          setenv("AXSTREAM_ENGINE_VECTOR_EPILOGUE", vector, 1);
+          auto program = Program::from_bytes(bytes, "bias_requantise");
+          unsetenv("AXSTREAM_ENGINE_MATMUL_BIAS_REQUANTISE");
+          unsetenv("AXSTREAM_ENGINE_VECTOR_EPILOGUE");
+          const std::string text = program->describe();
+          const bool fused = text.find("then dequantize-add-quantize") != std::string::npos;
+          EXPECT_EQ(fused, fuse[0] == '1') << text;
+          EXPECT_EQ(text.find("Add '") != std::string::npos, fuse[0] == '0') << text;
+          std::vector<uint8_t> y(program->outputs()[0].element_count() + 16, 0xa5);
+          program->make_executor()->run({a.data()}, {y.data()});
+          EXPECT_EQ(std::count(y.end() - 16, y.end(), 0xa5), 16);  // nothing written past it
+          y.resize(y.size() - 16);
+          results.push_back(y);
+        }
+      for (size_t r = 1; r < results.size(); ++r) ASSERT_EQ(results[r], results[0]) << r;
+      if (n >= 100) {
+        std::set<uint8_t> values(results[0].begin(), results[0].end());
+        EXPECT_GT(values.size(), 20u);
+        EXPECT_TRUE(values.count(out_signed ? 0x80 : 0) && values.count(out_signed ? 0x7f : 255))
+            << "no output saturates at both ends";
+      }
+      ++cases;
+    }
+  EXPECT_EQ(cases, 6 * 8);
+  // One added value per element: no bias, the Add stays.
+  IntegerMatMulCase c = random_integer_matmul(rng, {9, 40}, {40, 20}, true, true, 3, false);
+  auto program = Program::from_bytes(
+      matmul_bias_requantise_model(c, {9, 20}, std::vector<float>(180, 0.5f), true, 0.03f, 0)
+          .SerializeAsString(),
+      "not_a_bias");
+  EXPECT_EQ(program->describe().find("then dequantize-add-quantize"), std::string::npos)
+      << program->describe();
+}
+
 // An int8 package's input: NHWC int8 -> Transpose to NCHW -> DQ -> 1x1 Conv (int8 weights)
 // -> Q. `expose_nchw` also makes the transposed tensor a graph output, which keeps it NCHW.
 onnx::ModelProto nhwc_input_conv_model(bool expose_nchw) {
