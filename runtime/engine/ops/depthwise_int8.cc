@@ -16,8 +16,23 @@ namespace axstream::engine {
 
 bool own_depthwise_available() { return cpu_allows_avx512vnni(); }
 
+namespace {
+
+constexpr int kMaxQuads = 10;  // 5x5: five rows of two column quads
+
+// Quads per output vector in channel strips: vertical quads of 4 kernel rows per column (a
+// remainder of 2 or 3 rows one more, its rows past the kernel weighing 0), and a last row left
+// alone (kernel_h % 4 == 1) by column quads.
+int64_t strip_quad_count(int64_t kernel_h, int64_t kernel_w) {
+  const int64_t rest = kernel_h % 4;
+  return (kernel_h / 4 + (rest >= 2 ? 1 : 0)) * kernel_w + (rest == 1 ? (kernel_w + 3) / 4 : 0);
+}
+
+}  // namespace
+
 bool strips_form(const DepthwiseInt8Params &p) {
-  return p.kernel_h >= 4 || (p.kernel_h == 3 && p.channels % 64 == 0);
+  return (p.kernel_h >= 4 || (p.kernel_h == 3 && p.channels % 64 == 0)) &&
+         strip_quad_count(p.kernel_h, p.kernel_w) <= kMaxQuads;
 }
 
 bool own_depthwise_chosen(const DepthwiseInt8Params &p, const char *setting,
@@ -68,7 +83,6 @@ namespace {
 // where it can) joins the initial accumulator instead: the same float sum, exactly.
 
 constexpr int kLanes = 16;      // int32 lanes of a zmm
-constexpr int kMaxQuads = 10;   // 5x5: five rows of two column quads
 constexpr int64_t kSlack = 64;  // a vector may read this far past a row's last pixel
 
 int64_t align64(int64_t n) { return (n + 63) / 64 * 64; }
@@ -529,9 +543,7 @@ bool check(const DepthwiseInt8Params &d, const Tensor &w, std::string *why_not) 
 // see strips_form).
 int strip_quads(const DepthwiseInt8Params &d) {
   if (!strips_form(d)) return 1 << 20;
-  const int64_t rest = d.kernel_h % 4;
-  const int64_t groups = d.kernel_h / 4 + (rest >= 2 ? 1 : 0);
-  return static_cast<int>(groups * d.kernel_w + (rest == 1 ? (d.kernel_w + 3) / 4 : 0));
+  return static_cast<int>(strip_quad_count(d.kernel_h, d.kernel_w));
 }
 
 // The channel-strip plan from the common part of `p`: per strip, its quads' weight vectors

@@ -27,7 +27,8 @@ struct DepthwiseInt8Params {
 bool own_depthwise_available();
 
 // Whether the kernel takes its channel-strip form for `p` (docs/runtime.md "The depthwise
-// kernel"): kernels of 4 rows or more, and 3x3 kernels over whole 64-channel strips.
+// kernel"): kernels of 4 rows or more, and 3x3 kernels over whole 64-channel strips, of up to
+// 10 quads per output vector (not 10x4, 6x5, ...: those take the rows form).
 bool strips_form(const DepthwiseInt8Params &p);
 
 // Whether the engine's kernel is chosen for `p` over oneDNN's (`onednn_impl`, the kernel oneDNN

@@ -2767,6 +2767,7 @@ struct ConvSpec {
   // Pads before and after (each spatial axis); -1: dilation * (kernel - 1) / 2 on each side.
   int64_t pad_begin = -1, pad_end = -1;
   int64_t stride_w = 0;  // the horizontal stride where it differs (0: stride)
+  int64_t kernel_w = 0;  // the kernel's width where it differs (0: kernel)
 };
 
 // A QDQ network grown one quantised value at a time: each value keeps its quantisation and
@@ -2805,14 +2806,15 @@ class QdqNet {
   }
   void conv(const std::string &x, const std::string &y, const ConvSpec &c, Quant q) {
     const std::vector<int64_t> &xs = shape.at(x);
-    const int64_t in_per_group = xs[1] / c.group, fan_in = in_per_group * c.kernel * c.kernel;
+    const int64_t kernel_w = c.kernel_w > 0 ? c.kernel_w : c.kernel;
+    const int64_t in_per_group = xs[1] / c.group, fan_in = in_per_group * c.kernel * kernel_w;
     const float x_scale = quant.at(x).scale;
     // Inputs spread over ~40 steps (rms), int8 weights ~74: outputs ~40 steps of q.
     const float w_scale =
         c.gain * 40.f * q.scale / (40.f * x_scale * 74.f * std::sqrt(static_cast<float>(fan_in)));
     std::vector<float> w(static_cast<size_t>(c.out_channels * fan_in));
     for (float &v : w) v = static_cast<float>(static_cast<int>(next() >> 24) - 128);
-    b.initializer(y + "/w", kInt8, {c.out_channels, in_per_group, c.kernel, c.kernel}, w);
+    b.initializer(y + "/w", kInt8, {c.out_channels, in_per_group, c.kernel, kernel_w}, w);
     b.dequantize(y + "/w", y + "/w/dq", w_scale, 0, y + "/w/");
     std::vector<std::string> inputs = {dq(x), y + "/w/dq"};
     if (c.bias != ConvSpec::Bias::none) {
@@ -2834,16 +2836,21 @@ class QdqNet {
       }
     }
     auto *n = b.node("Conv", inputs, y + "/f");
-    const int64_t pad = c.dilation * (c.kernel - 1) / 2;
-    const int64_t pad_begin = c.pad_begin < 0 ? pad : c.pad_begin,
-                  pad_end = c.pad_end < 0 ? pad : c.pad_end;
-    set_ints(n, "pads", {pad_begin, pad_begin, pad_end, pad_end});
+    // Per spatial axis (height, width): its kernel size and pads.
+    const int64_t kernel[2] = {c.kernel, kernel_w};
+    int64_t pad_begin[2], pad_end[2];
+    for (int a = 0; a < 2; ++a) {
+      const int64_t pad = c.dilation * (kernel[a] - 1) / 2;
+      pad_begin[a] = c.pad_begin < 0 ? pad : c.pad_begin;
+      pad_end[a] = c.pad_end < 0 ? pad : c.pad_end;
+    }
+    set_ints(n, "pads", {pad_begin[0], pad_begin[1], pad_end[0], pad_end[1]});
     const int64_t stride_w = c.stride_w > 0 ? c.stride_w : c.stride;
     set_ints(n, "strides", {c.stride, stride_w});
     set_ints(n, "dilations", {c.dilation, c.dilation});
     set_int(n, "group", c.group);
-    auto side = [&](int64_t s, int64_t stride) {
-      return (s + pad_begin + pad_end - c.dilation * (c.kernel - 1) - 1) / stride + 1;
+    auto side = [&](int64_t s, int a, int64_t stride) {
+      return (s + pad_begin[a] + pad_end[a] - c.dilation * (kernel[a] - 1) - 1) / stride + 1;
     };
     std::string f = y + "/f";
     if (c.relu) {
@@ -2857,7 +2864,7 @@ class QdqNet {
              y + "/clip");
       f = y + "/clip";
     }
-    quantize(f, y, q, {xs[0], c.out_channels, side(xs[2], c.stride), side(xs[3], stride_w)});
+    quantize(f, y, q, {xs[0], c.out_channels, side(xs[2], 0, c.stride), side(xs[3], 1, stride_w)});
   }
   // y = x exactly (weights 64, scale 1/64, y quantised as x): keeps x between convolutions.
   void identity_conv(const std::string &x, const std::string &y) {
@@ -4031,9 +4038,16 @@ TEST_P(OwnDepthwise, GivesOneDnnsBytes) {
   // in its channel-strip form; 3x3 at stride 1, rows of up to 4 KB, oneDNN's kernel not
   // brdgmm_dw).
   const int64_t stride_w = c.dw.stride_w > 0 ? c.dw.stride_w : c.dw.stride;
-  const bool strips = c.dw.kernel >= 4 || (c.dw.kernel == 3 && c.channels % 64 == 0);
+  const int64_t kernel_w = c.dw.kernel_w > 0 ? c.dw.kernel_w : c.dw.kernel;
+  // Strips hold at most 10 quads per output vector (vertical quads of 4 kernel rows per
+  // column, and a last row left alone by column quads); 10x4 would take 12.
+  const int64_t rest = c.dw.kernel % 4;
+  const int64_t strip_quads =
+      (c.dw.kernel / 4 + (rest >= 2 ? 1 : 0)) * kernel_w + (rest == 1 ? (kernel_w + 3) / 4 : 0);
+  const bool strips =
+      (c.dw.kernel >= 4 || (c.dw.kernel == 3 && c.channels % 64 == 0)) && strip_quads <= 10;
   const bool rule =
-      strips || (c.dw.kernel == 3 && c.dw.stride == 1 && stride_w == 1 &&
+      strips || (c.dw.kernel == 3 && kernel_w == 3 && c.dw.stride == 1 && stride_w == 1 &&
                  c.width * c.channels <= 4096 && onednn_line.find("brdgmm") == std::string::npos);
   if (expected_here)
     EXPECT_EQ(own_line.find("channel strips") != std::string::npos, strips) << own_line;
@@ -4268,6 +4282,58 @@ INSTANTIATE_TEST_SUITE_P(
                       ConvSpec{0, 3, 1, 1, 0, Bias::none, 1.f, false, 0.f, 0, 0},
                       {0.05f, -1},
                       {0.05f, 2}},
+        // Kernels other than square in channel strips: two vertical quads (7x1, 6x3), two and
+        // a last row left alone (9x1, stride (2, 1)), two column groups of a vertical quad
+        // (4x8, stride (1, 2)); outputs one pixel wide; 10x4 (12 quads) in the rows form.
+        DepthwiseCase{"c80_7x1_s1_two_vertical_quads",
+                      1,
+                      80,
+                      12,
+                      23,
+                      ConvSpec{0, 7, 1, 1, 0, Bias::int32, 1.f, false, 0.f, -1, -1, 0, 1},
+                      {0.05f, -4},
+                      {0.04f, 5}},
+        DepthwiseCase{"c40_9x1_s2x1_last_row_alone",
+                      2,
+                      40,
+                      19,
+                      10,
+                      ConvSpec{0, 9, 2, 1, 0, Bias::float32, 1.f, true, 0.f, -1, -1, 1, 1},
+                      {0.04f, 90, kUint8},
+                      {0.05f, -128}},
+        DepthwiseCase{"c64_4x8_s1x2_two_column_groups",
+                      1,
+                      64,
+                      9,
+                      37,
+                      ConvSpec{0, 4, 1, 1, 0, Bias::int32, 1.f, false, 6.f, -1, -1, 2, 8},
+                      {0.05f, 3},
+                      {0.035f, -128},
+                      3},
+        DepthwiseCase{"c24_6x3_s1_pad_after_only",
+                      1,
+                      24,
+                      11,
+                      14,
+                      ConvSpec{0, 6, 1, 1, 0, Bias::int32, 1.f, false, 0.f, 0, 2, 0, 3},
+                      {0.05f, 1},
+                      {0.05f, -2}},
+        DepthwiseCase{"c33_5x5_s1_one_pixel_wide",
+                      2,
+                      33,
+                      9,
+                      1,
+                      ConvSpec{0, 5, 1, 1, 0, Bias::int32, 3.f},
+                      {0.05f, 6},
+                      {0.05f, 1}},
+        DepthwiseCase{"c48_10x4_s1_rows_form",
+                      1,
+                      48,
+                      14,
+                      12,
+                      ConvSpec{0, 10, 1, 1, 0, Bias::int32, 1.f, false, 0.f, -1, -1, 0, 4},
+                      {0.05f, 2},
+                      {0.05f, 0}},
         // Rows of 49 vectors (24 channels x 129 pixels: 3 phases), BlazeFace's 24 channels.
         DepthwiseCase{"c24_3x3_s1_wide_rows",
                       1,
