@@ -887,6 +887,79 @@ TEST(EnginePasses, ConstantOutputChannelsRunWithZeroScaleBiasAndWeightsAndTheSam
   }
 }
 
+// The same over grouped and depthwise 3x3 convolutions (weights (out, in / group, 3, 3): each
+// output channel's row its own whatever the group), with no activation or a Clip whose lower
+// bound is above 0 (6.25 output steps): dead channels 2 and 5 of group 0, 9 and 14 of group 1
+// (of 16) give one byte each, all the same bytes as AXSTREAM_ENGINE_CONSTANT_CHANNELS=0.
+TEST(EnginePasses, ConstantOutputChannelsOfGroupedConvolutionsGiveTheSameBytes) {
+  constexpr int64_t kOut = 16, kSide = 9;
+  const float x_scale = 0.02f, y_scale = 0.04f;
+  constexpr int kYZero = 5;
+  const std::set<int64_t> dead = {2, 5, 9, 14};
+  for (int64_t group : {2, 16}) {
+    const int64_t in = group == 16 ? 16 : 12, per_group = in / group;
+    for (const bool clip : {false, true}) {
+      SCOPED_TRACE("group " + std::to_string(group) + (clip ? ", Clip" : ""));
+      GraphBuilder b("constant_channels_grouped");
+      uint32_t seed = 29;
+      auto next = [&seed] { return (seed = seed * 1664525u + 1013904223u) >> 8; };
+      std::vector<float> w(static_cast<size_t>(kOut * per_group * 9)), w_scale(kOut), bias(kOut),
+          bias_scale(kOut);
+      for (float &v : w) v = static_cast<float>(static_cast<int>(next() % 255) - 127);
+      for (int64_t c = 0; c < kOut; ++c) {
+        w_scale[c] = dead.count(c) ? (c % 2 ? 6.6e-42f : 2e-39f) : 0.004f + 1e-4f * c;
+        bias_scale[c] = static_cast<float>(static_cast<double>(x_scale) * w_scale[c]);
+        bias[c] = c == 9 ? -3.3e5f : static_cast<float>(static_cast<int>(next() % 2001) - 1000);
+      }
+      b.initializer("w", kInt8, {kOut, per_group, 3, 3}, w);
+      set_int(b.node("DequantizeLinear",
+                     {"w", b.initializer("w/s", kFloat, {kOut}, w_scale),
+                      b.initializer("w/z", kInt8, {kOut}, std::vector<float>(kOut, 0.f))},
+                     "w/dq"),
+              "axis", 0);
+      b.initializer("bias", kInt32, {kOut}, bias);
+      set_int(b.node("DequantizeLinear",
+                     {"bias", b.initializer("bias/s", kFloat, {kOut}, bias_scale)}, "bias/dq"),
+              "axis", 0);
+      b.node("DequantizeLinear",
+             {"x", b.initializer("x/s", kFloat, {}, {x_scale}),
+              b.initializer("x/z", kInt8, {}, {-9.f})},
+             "x/dq");
+      auto *conv = b.node("Conv", {"x/dq", "w/dq", "bias/dq"}, "c/f");
+      set_int(conv, "group", group);
+      set_ints(conv, "pads", {1, 1, 1, 1});
+      if (clip)
+        b.node("Clip",
+               {"c/f", b.initializer("lo", kFloat, {}, {0.25f}),
+                b.initializer("hi", kFloat, {}, {6.f})},
+               "a/f");
+      b.quantize(clip ? "a/f" : "c/f", "y", y_scale, kYZero, "y/");
+      b.input("x", kInt8, {1, in, kSide, kSide});
+      b.output("y", kInt8, {1, kOut, kSide, kSide});
+      const std::string bytes = b.model.SerializeAsString();
+      const std::vector<int8_t> x = int8_ramp(static_cast<size_t>(in * kSide * kSide), 7919, 3);
+      auto zeroed = Program::from_bytes(bytes, "zeroed");
+      setenv("AXSTREAM_ENGINE_CONSTANT_CHANNELS", "0", 1);
+      auto kept = Program::from_bytes(bytes, "kept");
+      unsetenv("AXSTREAM_ENGINE_CONSTANT_CHANNELS");
+      std::vector<int8_t> y(static_cast<size_t>(kOut * kSide * kSide)), y_kept(y.size());
+      zeroed->make_executor()->run({x.data()}, {y.data()});
+      kept->make_executor()->run({x.data()}, {y_kept.data()});
+      EXPECT_EQ(y, y_kept);
+      EXPECT_GT(distinct_values(y), 20u);
+      const int expected = kYZero + (clip ? 6 : 0);  // 6.25 steps rounded
+      for (int64_t c : dead)
+        for (int64_t i = 0; i < kSide * kSide; ++i)
+          ASSERT_EQ(y[static_cast<size_t>(c * kSide * kSide + i)], expected) << c << " " << i;
+      const std::string text = step_line(zeroed->describe(), "axstream.QConv", "c/f/Conv");
+      ASSERT_FALSE(text.empty()) << zeroed->describe();
+      if (int8_convs_run_on_onednn(text) &&
+          text.find("axstream depthwise int8") == std::string::npos)
+        EXPECT_NE(text.find("4 constant output channels zeroed + "), std::string::npos) << text;
+    }
+  }
+}
+
 // Where oneDNN's int8 convolutions run, a convolution's int8 output with zero point -128 read
 // only by convolutions is retyped to uint8 with zero point 0 (no zero point left for oneDNN to
 // refuse its brgconv kernels over), bit-exact to the program without the retype
@@ -1489,6 +1562,81 @@ TEST(EnginePasses, QdqSplitWithItsInputsParametersRunsOnInt8NhwcBitExactToTheFlo
     std::vector<int8_t> x = int8_ramp(fused->inputs()[0].element_count(), 67, 9);
     expect_same_int8_output(*fused, *floated, {x.data()}, 30);
     expect_same_int8_output(*fused, *nchw, {x.data()}, 30);
+  }
+}
+
+// A three-way Split (5, 11 and 14 channels, axis -3) of a convolution's int8 output: part 0
+// is also a graph output, part 1 goes through a convolution, and part 2 is quantised with
+// `last_zero_point` (the DQ's -3, or another, which must keep the float Split); all
+// concatenated into a last convolution.
+onnx::ModelProto qdq_three_way_split_model(int last_zero_point) {
+  GraphBuilder b("qdq_three_way_split");
+  constexpr int kIn = 8, kSide = 7;
+  auto conv = [&](const std::string &x, const std::string &y, int out, int in, int seed) {
+    std::vector<float> w(static_cast<size_t>(out * in));
+    for (size_t i = 0; i < w.size(); ++i)
+      w[i] = static_cast<float>(static_cast<int>((i * 29 + seed * 13) % 121) - 60);
+    b.conv1x1(x, y, out, in, w, 0.006f, y + "/w/dq/");
+  };
+  b.dequantize("x", "x/dq", 0.03f, 2, "x/");
+  conv("x/dq", "a/f", 30, kIn, 1);
+  b.quantize("a/f", "a", 0.05f, -3, "a/q/");
+  b.dequantize("a", "a/dq", 0.05f, -3, "a/dq/");
+  add_int64_initializer(*b.graph, "sizes", {5, 11, 14});
+  auto *split = b.node("Split", {"a/dq", "sizes"}, "s0/f");
+  split->add_output("s1/f");
+  split->add_output("s2/f");
+  set_int(split, "axis", -3);
+  b.quantize("s0/f", "s0", 0.05f, -3, "s0/q/");
+  b.quantize("s1/f", "s1", 0.05f, -3, "s1/q/");
+  b.quantize("s2/f", "s2", 0.05f, last_zero_point, "s2/q/");
+  b.dequantize("s0", "s0/dq", 0.05f, -3, "s0/dq/");
+  b.dequantize("s1", "s1/dq", 0.05f, -3, "s1/dq/");
+  b.dequantize("s2", "s2/dq", 0.05f, last_zero_point, "s2/dq/");
+  conv("s1/dq", "t/f", 11, 11, 2);
+  b.quantize("t/f", "t", 0.05f, -3, "t/q/");
+  b.dequantize("t", "t/dq", 0.05f, -3, "t/dq/");
+  set_int(b.node("Concat", {"s0/dq", "s1/dq", "s2/dq", "t/dq"}, "c/f"), "axis", 1);
+  b.quantize("c/f", "c", 0.05f, -3, "c/q/");
+  b.dequantize("c", "c/dq", 0.05f, -3, "c/dq/");
+  conv("c/dq", "y/f", kIn, 41, 3);
+  b.quantize("y/f", "y", 0.04f, 0, "y/q/");
+  b.input("x", kInt8, {1, kIn, kSide, kSide});
+  b.output("y", kInt8, {1, kIn, kSide, kSide});
+  b.output("s0", kInt8, {1, 5, kSide, kSide});
+  return b.model;
+}
+
+// Uneven parts, a negative axis and a part that is also a graph output (NCHW there, whatever
+// the layout between the convolutions) give the float Split's bytes in both outputs; a part
+// quantised with other parameters than the DQ's keeps the Split on floats.
+TEST(EnginePasses, QdqSplitWithAGraphOutputPartIsBitExactAndOtherParametersKeepItFloat) {
+  for (int last_zero_point : {-3, 4}) {
+    SCOPED_TRACE("last part's zero point " + std::to_string(last_zero_point));
+    const onnx::ModelProto model = qdq_three_way_split_model(last_zero_point);
+    auto fused = compile_with(model, nullptr, nullptr);
+    auto floated = compile_with(model, "AXSTREAM_ENGINE_INT8_SPLIT", "0");
+    auto nchw = compile_with(model, "AXSTREAM_ENGINE_NHWC", "0");
+    const std::string text = fused->describe();
+    const std::string line = step_line(text, "Split", "s0/f/Split");
+    ASSERT_FALSE(line.empty()) << text;
+    EXPECT_EQ(line.find("int8(1,30,7,7)") != std::string::npos, last_zero_point == -3) << line;
+    EXPECT_EQ(line.find("float32(1,30,7,7)") != std::string::npos, last_zero_point != -3) << line;
+    const std::vector<int8_t> x = int8_ramp(fused->inputs()[0].element_count(), 67, 9);
+    auto run = [&](const Program &program) {
+      std::vector<int8_t> y(program.outputs()[0].element_count());
+      std::vector<int8_t> s0(program.outputs()[1].element_count());
+      program.make_executor()->run({x.data()}, {y.data(), s0.data()});
+      return std::pair{y, s0};
+    };
+    const auto [y, s0] = run(*fused);
+    for (const Program *other : {floated.get(), nchw.get()}) {
+      const auto [y_other, s0_other] = run(*other);
+      EXPECT_EQ(y, y_other);
+      EXPECT_EQ(s0, s0_other);
+    }
+    EXPECT_GT(distinct_values(y), 30u);
+    EXPECT_GT(distinct_values(s0), 30u);
   }
 }
 
