@@ -4432,7 +4432,8 @@ INSTANTIATE_TEST_SUITE_P(
                       {0.05f, 2}},
         // Kernels other than square in channel strips: two vertical quads (7x1, 6x3), two and
         // a last row left alone (9x1, stride (2, 1)), two column groups of a vertical quad
-        // (4x8, stride (1, 2)); outputs one pixel wide; 10x4 (12 quads) in the rows form.
+        // (4x8, stride (1, 2)); outputs one pixel wide; 9x2 at stride 1 (output rows in pairs,
+        // two vertical quads shared), 13 rows a batch of 2; 10x4 (12 quads) in the rows form.
         DepthwiseCase{"c80_7x1_s1_two_vertical_quads",
                       1,
                       80,
@@ -4474,6 +4475,15 @@ INSTANTIATE_TEST_SUITE_P(
                       ConvSpec{0, 5, 1, 1, 0, Bias::int32, 3.f},
                       {0.05f, 6},
                       {0.05f, 1}},
+        DepthwiseCase{"c72_9x2_s1x2_paired_rows_batch2_three_threads",
+                      2,
+                      72,
+                      13,
+                      20,
+                      ConvSpec{0, 9, 1, 1, 0, Bias::int32, 1.f, false, 0.f, -1, -1, 2, 2},
+                      {0.05f, -6},
+                      {0.05f, 7},
+                      3},
         DepthwiseCase{"c48_10x4_s1_rows_form",
                       1,
                       48,
