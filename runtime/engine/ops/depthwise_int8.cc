@@ -546,6 +546,22 @@ int strip_quads(const DepthwiseInt8Params &d) {
   return static_cast<int>(strip_quad_count(d.kernel_h, d.kernel_w));
 }
 
+// Lane `lane` of accumulator j's constants in a table of p.quads * 4 weight vectors `v`, for
+// channel c: its initial accumulator (-zero point * sum of weights, with an integer bias where
+// p.add_bias is off), float bias and scale.
+void lane_constants(const Plan &p, const DepthwiseInt8Params &d, const int8_t *wd, int64_t c,
+                    int32_t zero, int j, int lane, uint8_t *v) {
+  const int64_t taps = p.kh * p.kw;
+  int32_t sum = 0;
+  for (int64_t t = 0; t < taps; ++t) sum += wd[c * taps + t];
+  const int32_t init = -zero * sum + (p.add_bias ? 0 : static_cast<int32_t>(d.bias_acc[c]));
+  const float bias = p.add_bias ? d.bias_acc[c] : 0.f, scale = d.output_scales[c];
+  uint8_t *base = v + static_cast<size_t>(p.quads * 4) * 64;
+  std::memcpy(base + (j * kLanes + lane) * 4, &init, 4);
+  std::memcpy(base + ((4 + j) * kLanes + lane) * 4, &bias, 4);
+  std::memcpy(base + ((8 + j) * kLanes + lane) * 4, &scale, 4);
+}
+
 // The channel-strip plan from the common part of `p`: per strip, its quads' weight vectors
 // (vertical groups by kernel column, then the last row's column quads) and constants.
 Plan make_strip_plan(Plan p, const DepthwiseInt8Params &d, const Tensor &w, int32_t zero) {
@@ -590,14 +606,7 @@ Plan make_strip_plan(Plan p, const DepthwiseInt8Params &d, const Tensor &w, int3
           for (int b = 0; b < 4; ++b)
             v[((4 * q + j) * kLanes + lane) * 4 + b] =
                 static_cast<uint8_t>(weight(row_first ? 0 : p.kh - 1, 4 * g + b));
-        int32_t sum = 0;
-        for (int64_t t = 0; t < taps; ++t) sum += wc[t];
-        const int32_t init = -zero * sum + (p.add_bias ? 0 : static_cast<int32_t>(d.bias_acc[c]));
-        const float bias = p.add_bias ? d.bias_acc[c] : 0.f, scale = d.output_scales[c];
-        uint8_t *base = v + static_cast<size_t>(p.quads * 4) * 64;
-        std::memcpy(base + (j * kLanes + lane) * 4, &init, 4);
-        std::memcpy(base + ((4 + j) * kLanes + lane) * 4, &bias, 4);
-        std::memcpy(base + ((8 + j) * kLanes + lane) * 4, &scale, 4);
+        lane_constants(p, d, wd, c, zero, j, lane, v);
       }
   }
   return p;
@@ -668,14 +677,7 @@ Plan make_plan(const DepthwiseInt8Params &d, const Tensor &w) {
             const int8_t weight = kx < p.kw ? wc[ky * p.kw + kx] : 0;
             v[((4 * q + j) * kLanes + lane) * 4 + b] = static_cast<uint8_t>(weight);
           }
-        int32_t sum = 0;
-        for (int64_t t = 0; t < taps; ++t) sum += wc[t];
-        const int32_t init = -zero * sum + (p.add_bias ? 0 : static_cast<int32_t>(d.bias_acc[c]));
-        const float bias = p.add_bias ? d.bias_acc[c] : 0.f, scale = d.output_scales[c];
-        uint8_t *base = v + static_cast<size_t>(p.quads * 4) * 64;
-        std::memcpy(base + (j * kLanes + lane) * 4, &init, 4);
-        std::memcpy(base + ((4 + j) * kLanes + lane) * 4, &bias, 4);
-        std::memcpy(base + ((8 + j) * kLanes + lane) * 4, &scale, 4);
+        lane_constants(p, d, wd, c, zero, j, lane, v);
       }
   }
   return p;
