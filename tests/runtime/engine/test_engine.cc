@@ -800,6 +800,35 @@ TEST(EnginePasses, Int32BiasAtTheAccumulatorScaleIsAnIntegerAndTheZeroPointFolds
       << quotient->describe();
 }
 
+// x -> DequantizeLinear (x_scale, zero point x_zero of x_type) -> Conv "c/f" with int8 weights
+// `w` of `w_shape` dequantised per output channel (w_scale) and an int32 bias at
+// x_scale * w_scale: the convolution of the dead-channel tests below, its node returned.
+onnx::NodeProto *per_channel_qdq_conv(GraphBuilder &b, const std::vector<int64_t> &w_shape,
+                                      const std::vector<float> &w,
+                                      const std::vector<float> &w_scale,
+                                      const std::vector<float> &bias, float x_scale,
+                                      onnx::TensorProto::DataType x_type, int x_zero) {
+  const int64_t out = w_shape[0];
+  std::vector<float> bias_scale(static_cast<size_t>(out));
+  for (size_t c = 0; c < bias_scale.size(); ++c)
+    bias_scale[c] = static_cast<float>(static_cast<double>(x_scale) * w_scale[c]);
+  b.initializer("w", kInt8, w_shape, w);
+  set_int(b.node("DequantizeLinear",
+                 {"w", b.initializer("w/s", kFloat, {out}, w_scale),
+                  b.initializer("w/z", kInt8, {out}, std::vector<float>(out, 0.f))},
+                 "w/dq"),
+          "axis", 0);
+  b.initializer("bias", kInt32, {out}, bias);
+  set_int(b.node("DequantizeLinear", {"bias", b.initializer("bias/s", kFloat, {out}, bias_scale)},
+                 "bias/dq"),
+          "axis", 0);
+  b.node("DequantizeLinear",
+         {"x", b.initializer("x/s", kFloat, {}, {x_scale}),
+          b.initializer("x/z", x_type, {}, {static_cast<float>(x_zero)})},
+         "x/dq");
+  return b.node("Conv", {"x/dq", "w/dq", "bias/dq"}, "c/f");
+}
+
 // x (uint8, zero point 37) -> 1x1 Conv -> [Relu | Clip(0, 6) | Sigmoid] -> Q, where three output
 // channels are dead as BatchNorm folding leaves them in PP-OCR rec: weight scales of 6.6e-42
 // and 1e-41 (denormal output scales, each multiplication by them a microcode assist on Intel
@@ -819,28 +848,13 @@ TEST(EnginePasses, ConstantOutputChannelsRunWithZeroScaleBiasAndWeightsAndTheSam
     GraphBuilder b("constant_channels");
     uint32_t seed = 11;
     auto next = [&seed] { return (seed = seed * 1664525u + 1013904223u) >> 8; };
-    std::vector<float> w(kIn * kOut), w_scale(kOut), bias(kOut), bias_scale(kOut);
+    std::vector<float> w(kIn * kOut), w_scale(kOut), bias(kOut);
     for (float &v : w) v = static_cast<float>(static_cast<int>(next() % 255) - 127);
     for (int64_t c = 0; c < kOut; ++c) {
       w_scale[c] = c == 3 ? 6.6e-42f : c == 10 ? 3.5e-34f : c == 20 ? 1e-41f : 0.001f + 1e-5f * c;
-      bias_scale[c] = static_cast<float>(static_cast<double>(x_scale) * w_scale[c]);
       bias[c] = c == 10 ? -3.3e8f : static_cast<float>(static_cast<int>(next() % 4001) - 2000);
     }
-    b.initializer("w", kInt8, {kOut, kIn, 1, 1}, w);
-    set_int(b.node("DequantizeLinear",
-                   {"w", b.initializer("w/s", kFloat, {kOut}, w_scale),
-                    b.initializer("w/z", kInt8, {kOut}, std::vector<float>(kOut, 0.f))},
-                   "w/dq"),
-            "axis", 0);
-    b.initializer("bias", kInt32, {kOut}, bias);
-    set_int(b.node("DequantizeLinear",
-                   {"bias", b.initializer("bias/s", kFloat, {kOut}, bias_scale)}, "bias/dq"),
-            "axis", 0);
-    b.node("DequantizeLinear",
-           {"x", b.initializer("x/s", kFloat, {}, {x_scale}),
-            b.initializer("x/z", kUint8, {}, {37.f})},
-           "x/dq");
-    b.node("Conv", {"x/dq", "w/dq", "bias/dq"}, "c/f");
+    per_channel_qdq_conv(b, {kOut, kIn, 1, 1}, w, w_scale, bias, x_scale, kUint8, 37);
     std::string y_f = "c/f";
     if (std::string(activation) == "Clip")
       b.node(
@@ -903,29 +917,14 @@ TEST(EnginePasses, ConstantOutputChannelsOfGroupedConvolutionsGiveTheSameBytes) 
       GraphBuilder b("constant_channels_grouped");
       uint32_t seed = 29;
       auto next = [&seed] { return (seed = seed * 1664525u + 1013904223u) >> 8; };
-      std::vector<float> w(static_cast<size_t>(kOut * per_group * 9)), w_scale(kOut), bias(kOut),
-          bias_scale(kOut);
+      std::vector<float> w(static_cast<size_t>(kOut * per_group * 9)), w_scale(kOut), bias(kOut);
       for (float &v : w) v = static_cast<float>(static_cast<int>(next() % 255) - 127);
       for (int64_t c = 0; c < kOut; ++c) {
         w_scale[c] = dead.count(c) ? (c % 2 ? 6.6e-42f : 2e-39f) : 0.004f + 1e-4f * c;
-        bias_scale[c] = static_cast<float>(static_cast<double>(x_scale) * w_scale[c]);
         bias[c] = c == 9 ? -3.3e5f : static_cast<float>(static_cast<int>(next() % 2001) - 1000);
       }
-      b.initializer("w", kInt8, {kOut, per_group, 3, 3}, w);
-      set_int(b.node("DequantizeLinear",
-                     {"w", b.initializer("w/s", kFloat, {kOut}, w_scale),
-                      b.initializer("w/z", kInt8, {kOut}, std::vector<float>(kOut, 0.f))},
-                     "w/dq"),
-              "axis", 0);
-      b.initializer("bias", kInt32, {kOut}, bias);
-      set_int(b.node("DequantizeLinear",
-                     {"bias", b.initializer("bias/s", kFloat, {kOut}, bias_scale)}, "bias/dq"),
-              "axis", 0);
-      b.node("DequantizeLinear",
-             {"x", b.initializer("x/s", kFloat, {}, {x_scale}),
-              b.initializer("x/z", kInt8, {}, {-9.f})},
-             "x/dq");
-      auto *conv = b.node("Conv", {"x/dq", "w/dq", "bias/dq"}, "c/f");
+      auto *conv =
+          per_channel_qdq_conv(b, {kOut, per_group, 3, 3}, w, w_scale, bias, x_scale, kInt8, -9);
       set_int(conv, "group", group);
       set_ints(conv, "pads", {1, 1, 1, 1});
       if (clip)
