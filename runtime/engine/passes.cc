@@ -1149,13 +1149,12 @@ bool per_tensor_step(const Graph &g, const Node &n, DType dtype, QuantStep &step
 // evaluated once here, so YOLO-style convolution outputs stay int8 (and NHWC) between convs.
 void fuse_qdq_silu(Graph &g) {
   ValueLinks links(g);
-  auto is_q8 = [](DType t) { return t == DType::i8 || t == DType::u8; };
   for (Node &dq : g.nodes) {
     if (!is_op(dq, "DequantizeLinear") || dq.inputs.empty() || dq.inputs[0] < 0 ||
         dq.outputs.size() != 1)
       continue;
     QuantStep x_step;
-    if (!is_q8(g.values[dq.inputs[0]].dtype) ||
+    if (!is_int8_or_uint8(g.values[dq.inputs[0]].dtype) ||
         !per_tensor_step(g, dq, g.values[dq.inputs[0]].dtype, x_step))
       continue;
     int d = dq.outputs[0];
@@ -1176,7 +1175,7 @@ void fuse_qdq_silu(Graph &g) {
       Node *sdq = links.single_reader(sq->outputs[0]);
       DType sdt = g.values[sq->outputs[0]].dtype;
       QuantStep back;
-      if (!sdq || !is_op(*sdq, "DequantizeLinear") || !is_q8(sdt) ||
+      if (!sdq || !is_op(*sdq, "DequantizeLinear") || !is_int8_or_uint8(sdt) ||
           !per_tensor_step(g, *sq, sdt, sig_step) || !per_tensor_step(g, *sdq, sdt, back) ||
           back.scale != sig_step.scale || back.zero_point != sig_step.zero_point)
         continue;
@@ -1192,7 +1191,7 @@ void fuse_qdq_silu(Graph &g) {
     if (!q || !is_op(*q, "QuantizeLinear") || q->outputs.size() != 1) continue;
     DType y_dtype = g.values[q->outputs[0]].dtype;
     QuantStep y_step;
-    if (!is_q8(y_dtype) || !per_tensor_step(g, *q, y_dtype, y_step)) continue;
+    if (!is_int8_or_uint8(y_dtype) || !per_tensor_step(g, *q, y_dtype, y_step)) continue;
     auto table = std::make_shared<Tensor>(y_dtype, Shape{256});
     int first = x_step.dtype == DType::i8 ? -128 : 0;
     for (int i = 0; i < 256; ++i) {
@@ -1292,7 +1291,6 @@ std::shared_ptr<Tensor> tabulate(const Graph &g, int source, const std::vector<N
 // function of x's 256 values: each such QuantizeLinear whose result leaves the chain becomes one
 // axstream.QLookup of x. The float ops stay only where something else still reads them.
 void fuse_qdq_elementwise_tables(Graph &g) {
-  auto is_q8 = [](DType t) { return t == DType::i8 || t == DType::u8; };
   std::vector<std::vector<int>> readers(g.values.size());
   for (size_t i = 0; i < g.nodes.size(); ++i)
     for (int v : g.nodes[i].inputs)
@@ -1310,7 +1308,8 @@ void fuse_qdq_elementwise_tables(Graph &g) {
     int source = dq.inputs[0];
     const Value &x = g.values[source];
     QuantStep step;
-    if (!is_q8(x.dtype) || !x.shape_known || !per_tensor_step(g, dq, x.dtype, step)) continue;
+    if (!is_int8_or_uint8(x.dtype) || !x.shape_known || !per_tensor_step(g, dq, x.dtype, step))
+      continue;
     // Grow the chain: a node joins once every non-constant input is computed inside it.
     std::set<int> inside_values = {dq.outputs[0]};
     std::set<int> member_ids = {static_cast<int>(s)};
@@ -1332,7 +1331,7 @@ void fuse_qdq_elementwise_tables(Graph &g) {
         }
         if (!joins || ((q || d) && !inside_values.count(n.inputs[0]))) continue;
         const Value &out = g.values[n.outputs[0]];
-        if (!out.shape_known || out.shape != x.shape || (q && !is_q8(out.dtype)) ||
+        if (!out.shape_known || out.shape != x.shape || (q && !is_int8_or_uint8(out.dtype)) ||
             (!q && out.dtype != DType::f32))
           continue;
         member_ids.insert(r);
@@ -1402,7 +1401,6 @@ bool moves_elements(const Graph &g, const Node &n) {
 // table (axstream.QLookup) of the moved int8 values.
 void fuse_qdq_data_movement(Graph &g) {
   ValueLinks links(g);
-  auto is_q8 = [](DType t) { return t == DType::i8 || t == DType::u8; };
   for (Node &op : g.nodes) {
     if (!moves_elements(g, op)) continue;
     int xin = op.inputs[0];
@@ -1413,11 +1411,11 @@ void fuse_qdq_data_movement(Graph &g) {
       continue;
     DType x_type = g.values[dq.inputs[0]].dtype;
     QuantStep x_step, y_step;
-    if (!is_q8(x_type) || !per_tensor_step(g, dq, x_type, x_step)) continue;
+    if (!is_int8_or_uint8(x_type) || !per_tensor_step(g, dq, x_type, x_step)) continue;
     Node *q = links.single_reader(op.outputs[0]);
     if (!q || !is_op(*q, "QuantizeLinear") || q->outputs.size() != 1) continue;
     DType y_type = g.values[q->outputs[0]].dtype;
-    if (!is_q8(y_type) || !per_tensor_step(g, *q, y_type, y_step)) continue;
+    if (!is_int8_or_uint8(y_type) || !per_tensor_step(g, *q, y_type, y_step)) continue;
     if (x_type == y_type && x_step.scale == y_step.scale &&
         x_step.zero_point == y_step.zero_point) {
       op.inputs[0] = dq.inputs[0];
@@ -1445,19 +1443,15 @@ void fuse_qdq_data_movement(Graph &g) {
   }
 }
 
-// Whether a Split between a DequantizeLinear and QuantizeLinears of the same parameters runs on
-// the int8 tensor itself (unless AXSTREAM_ENGINE_INT8_SPLIT=0; the same bytes either way).
-bool int8_split_enabled() { return setting_not_zero("AXSTREAM_ENGINE_INT8_SPLIT"); }
-
 // DequantizeLinear -> Split -> one QuantizeLinear per output, each with the DequantizeLinear's
 // dtype and per-tensor parameters (YOLOv8's C2f blocks, as our compiler writes them): the Split
 // runs on the int8/uint8 tensor itself, exactly (quantising a dequantised value with the same
 // parameters gives it back), instead of dequantising it, splitting floats and quantising each
 // part. Split along channels then stays NHWC with its neighbours (elementwise_int8_values).
+// AXSTREAM_ENGINE_INT8_SPLIT=0 keeps the float Split (the same bytes either way).
 void fuse_qdq_split(Graph &g) {
-  if (!int8_split_enabled()) return;
+  if (!setting_not_zero("AXSTREAM_ENGINE_INT8_SPLIT")) return;
   ValueLinks links(g);
-  auto is_q8 = [](DType t) { return t == DType::i8 || t == DType::u8; };
   for (Node &split : g.nodes) {
     if (!is_op(split, "Split") || split.inputs.empty() || split.inputs[0] < 0 ||
         split.outputs.empty() || links.producer[split.inputs[0]] < 0 ||
@@ -1469,7 +1463,7 @@ void fuse_qdq_split(Graph &g) {
       continue;
     const DType x_type = g.values[dq.inputs[0]].dtype;
     QuantStep x_step;
-    if (!is_q8(x_type) || !per_tensor_step(g, dq, x_type, x_step)) continue;
+    if (!is_int8_or_uint8(x_type) || !per_tensor_step(g, dq, x_type, x_step)) continue;
     std::vector<Node *> quantizes;
     for (int out : split.outputs) {
       Node *q = out < 0 ? nullptr : links.single_reader(out);
@@ -1525,14 +1519,13 @@ TensorPtr quantised_constant(const Graph &g, int source, const Node &q) {
 // the QuantizeLinear itself and copied: the same bytes the float Concat + QuantizeLinear make.
 void fuse_qdq_concat(Graph &g) {
   ValueLinks links(g);
-  auto is_q8 = [](DType t) { return t == DType::i8 || t == DType::u8; };
   for (Node &cat : g.nodes) {
     if (!is_op(cat, "Concat") || cat.outputs.size() != 1 || cat.inputs.empty()) continue;
     Node *q = links.single_reader(cat.outputs[0]);
     if (!q || !is_op(*q, "QuantizeLinear") || q->outputs.size() != 1) continue;
     DType y_type = g.values[q->outputs[0]].dtype;
     QuantStep y_step;
-    if (!is_q8(y_type) || !per_tensor_step(g, *q, y_type, y_step)) continue;
+    if (!is_int8_or_uint8(y_type) || !per_tensor_step(g, *q, y_type, y_step)) continue;
     std::vector<int> xs, tables;
     for (int in : cat.inputs) {
       if (in >= 0 && g.values[in].constant) {
@@ -1545,7 +1538,7 @@ void fuse_qdq_concat(Graph &g) {
       Node *dq = in >= 0 && links.producer[in] >= 0 ? &g.nodes[links.producer[in]] : nullptr;
       QuantStep x_step;
       if (!dq || !is_op(*dq, "DequantizeLinear") || dq->inputs.empty() || dq->inputs[0] < 0 ||
-          g.values[dq->inputs[0]].constant || !is_q8(g.values[dq->inputs[0]].dtype) ||
+          g.values[dq->inputs[0]].constant || !is_int8_or_uint8(g.values[dq->inputs[0]].dtype) ||
           !per_tensor_step(g, *dq, g.values[dq->inputs[0]].dtype, x_step))
         break;
       xs.push_back(dq->inputs[0]);
@@ -1584,7 +1577,6 @@ bool qaverage_pool_enabled() { return setting_not_zero("AXSTREAM_ENGINE_QAVERAGE
 // way: results may differ by one output step).
 void fuse_qdq_average_pools(Graph &g) {
   ValueLinks links(g);
-  auto is_q8 = [](DType t) { return t == DType::i8 || t == DType::u8; };
   const bool windows = qaverage_pool_enabled();
   for (Node &pool : g.nodes) {
     const bool global = is_op(pool, "GlobalAveragePool");
@@ -1601,12 +1593,12 @@ void fuse_qdq_average_pools(Graph &g) {
     QuantStep x_step, y_step;
     if (!is_op(dq, "DequantizeLinear") || dq.inputs.empty() || dq.inputs[0] < 0 ||
         g.values[dq.inputs[0]].constant || g.values[dq.inputs[0]].shape.size() != 4 ||
-        !is_q8(g.values[dq.inputs[0]].dtype) ||
+        !is_int8_or_uint8(g.values[dq.inputs[0]].dtype) ||
         !per_tensor_step(g, dq, g.values[dq.inputs[0]].dtype, x_step))
       continue;
     Node *q = links.single_reader(pool.outputs[0]);
     if (!q || !is_op(*q, "QuantizeLinear") || q->outputs.size() != 1 ||
-        !is_q8(g.values[q->outputs[0]].dtype) ||
+        !is_int8_or_uint8(g.values[q->outputs[0]].dtype) ||
         !per_tensor_step(g, *q, g.values[q->outputs[0]].dtype, y_step))
       continue;
     Node fused = axstream_node(pool.name.empty() ? q->name : pool.name,
@@ -1632,7 +1624,6 @@ void fuse_qdq_average_pools(Graph &g) {
 void fuse_matmul_dequantize_add_quantize(Graph &g) {
   if (!setting_not_zero("AXSTREAM_ENGINE_MATMUL_BIAS_REQUANTISE")) return;
   ValueLinks links(g);
-  auto is_q8 = [](DType t) { return t == DType::i8 || t == DType::u8; };
   for (Node &mm : g.nodes) {
     const bool qgemm = is_op_in(mm, "axstream", "QGemm");
     if (!(is_op(mm, "QLinearMatMul") || qgemm) || mm.attrs.count("_activation") ||
@@ -1644,7 +1635,7 @@ void fuse_matmul_dequantize_add_quantize(Graph &g) {
     const Shape &y_shape = g.values[y].shape;
     QuantStep dq_step, q_step;
     Node *dq = links.single_reader(y);
-    if (!is_q8(yt) || y_shape.empty() || !dq || !is_op(*dq, "DequantizeLinear") ||
+    if (!is_int8_or_uint8(yt) || y_shape.empty() || !dq || !is_op(*dq, "DequantizeLinear") ||
         dq->inputs[0] != y || dq->outputs.size() != 1 || !per_tensor_step(g, *dq, yt, dq_step))
       continue;
     Node *add = links.single_reader(dq->outputs[0]);
@@ -1659,7 +1650,7 @@ void fuse_matmul_dequantize_add_quantize(Graph &g) {
       continue;
     Node *q = links.single_reader(add->outputs[0]);
     if (!q || !is_op(*q, "QuantizeLinear") || q->outputs.size() != 1 || input_or_none(*q, 2) < 0 ||
-        !is_q8(g.values[q->outputs[0]].dtype) ||
+        !is_int8_or_uint8(g.values[q->outputs[0]].dtype) ||
         !per_tensor_step(g, *q, g.values[q->outputs[0]].dtype, q_step))
       continue;
     Node fused = mm;
@@ -1685,13 +1676,12 @@ void fuse_matmul_dequantize_add_quantize(Graph &g) {
 // have other readers (they stay for them). Runs after the QAdd fusion.
 void fuse_qdq_binary(Graph &g) {
   ValueLinks links(g);
-  auto is_q8 = [](DType t) { return t == DType::i8 || t == DType::u8; };
   auto per_tensor_dq = [&](int v) -> Node * {
     if (v < 0 || links.producer[v] < 0) return nullptr;
     Node &n = g.nodes[links.producer[v]];
     QuantStep step;
     if (!is_op(n, "DequantizeLinear") || n.inputs.empty() || n.inputs[0] < 0 ||
-        g.values[n.inputs[0]].constant || !is_q8(g.values[n.inputs[0]].dtype) ||
+        g.values[n.inputs[0]].constant || !is_int8_or_uint8(g.values[n.inputs[0]].dtype) ||
         !per_tensor_step(g, n, g.values[n.inputs[0]].dtype, step))
       return nullptr;
     return &n;
@@ -1715,7 +1705,7 @@ void fuse_qdq_binary(Graph &g) {
     Node *q = relu ? links.single_reader(relu->outputs[0]) : next;
     QuantStep y_step;
     if (!q || !is_op(*q, "QuantizeLinear") || q->outputs.size() != 1 ||
-        !is_q8(g.values[q->outputs[0]].dtype) ||
+        !is_int8_or_uint8(g.values[q->outputs[0]].dtype) ||
         !per_tensor_step(g, *q, g.values[q->outputs[0]].dtype, y_step))
       continue;
     Node fused = fused_q_binary("QBinary", op.name, *da, *db, *q, relu != nullptr);
@@ -1727,7 +1717,7 @@ void fuse_qdq_binary(Graph &g) {
 }
 
 bool is_int8_4d(const Value &v) {
-  return v.shape_known && v.shape.size() == 4 && (v.dtype == DType::i8 || v.dtype == DType::u8);
+  return v.shape_known && v.shape.size() == 4 && is_int8_or_uint8(v.dtype);
 }
 
 // A nearest Resize of a 4-D int8 tensor that keeps N and C (only H and W scale), in a
@@ -1761,7 +1751,7 @@ std::vector<int> elementwise_int8_values(const Graph &g, const Node &n) {
                  : std::vector<int>{n.inputs[0], n.inputs[3], n.outputs[0]};
   else if (is_op(n, "MaxPool") && n.inputs.size() == 1 && n.outputs.size() == 1 &&
            n.inputs[0] >= 0 && g.values[n.inputs[0]].shape.size() == 4 &&
-           (g.values[n.inputs[0]].dtype == DType::i8 || g.values[n.inputs[0]].dtype == DType::u8))
+           is_int8_or_uint8(g.values[n.inputs[0]].dtype))
     values = {n.inputs[0], n.outputs[0]};  // int8 MaxPool (the data-movement fusion)
   else if (is_op_in(n, "axstream", "QGlobalAveragePool") && !n.inputs.empty() &&
            n.outputs.size() == 1)

@@ -96,6 +96,9 @@ inline bool is_storage_only_dtype(DType dtype) {
 inline bool is_floating_dtype(DType dtype) {
   return dtype == DType::f32 || is_storage_only_dtype(dtype);
 }
+// The 8-bit integer types of quantised tensors (QuantizeLinear/DequantizeLinear and their fused
+// forms).
+inline bool is_int8_or_uint8(DType dtype) { return dtype == DType::i8 || dtype == DType::u8; }
 // int16, uint16, uint32 and uint64: every op that moves, selects, casts or compares elements
 // takes them, but an op that computes does so only when registered for them
 // (OpDef::computes_opt_in_integers), so that a kernel written for the other integers never sees

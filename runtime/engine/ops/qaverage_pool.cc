@@ -147,8 +147,8 @@ std::unique_ptr<Kernel> compile_qaverage_pool(OpContext &ctx) {
   ctx.set_output(0, y_type, {xs[0], xs[1], g.out[0], g.out[1]});
   if (ctx.infer_only()) return nullptr;
   DType x_type = ctx.in_dtype(kX);
-  auto is_q8 = [](DType t) { return t == DType::i8 || t == DType::u8; };
-  if (!is_q8(x_type) || !is_q8(y_type)) ctx.unsupported("QAveragePool needs int8/uint8 tensors");
+  if (!is_int8_or_uint8(x_type) || !is_int8_or_uint8(y_type))
+    ctx.unsupported("QAveragePool needs int8/uint8 tensors");
   // int32 sums of up to 2^23 values of |x| <= 255 cannot overflow.
   if (kernel[0] * kernel[1] > (int64_t{1} << 23)) ctx.unsupported("windows over 2^23 elements");
   Window s{xs[2],

@@ -84,8 +84,8 @@ std::unique_ptr<Kernel> compile_qbinary(OpContext &ctx) {
   ctx.set_output(0, out, shape);
   if (ctx.infer_only()) return nullptr;
   DType ta = ctx.in_dtype(kJoinA), tb = ctx.in_dtype(kJoinB);
-  auto is_q8 = [](DType t) { return t == DType::i8 || t == DType::u8; };
-  if (!is_q8(ta) || !is_q8(tb) || !is_q8(out)) ctx.unsupported("QBinary needs int8/uint8 tensors");
+  if (!is_int8_or_uint8(ta) || !is_int8_or_uint8(tb) || !is_int8_or_uint8(out))
+    ctx.unsupported("QBinary needs int8/uint8 tensors");
   std::string op = ctx.attr_s("_op", "");
   if (op != "Add" && op != "Mul") ctx.fail("QBinary _op '" + op + "' (expected Add or Mul)");
   QuantizedJoin p = quantized_join_params(ctx);

@@ -437,8 +437,7 @@ std::unique_ptr<Kernel> compile_qconv(OpContext &ctx) {
   ctx.set_output(0, out_dtype, out);
   if (ctx.infer_only()) return nullptr;
   DType in_dtype = ctx.in_dtype(kX);
-  auto is_q8 = [](DType t) { return t == DType::i8 || t == DType::u8; };
-  if (!is_q8(in_dtype) || !is_q8(out_dtype) || !is_q8(conv_dtype))
+  if (!is_int8_or_uint8(in_dtype) || !is_int8_or_uint8(out_dtype) || !is_int8_or_uint8(conv_dtype))
     ctx.unsupported("QConv needs int8/uint8 activations");
 
   QConvConstants constants = read_qconv_constants(ctx, ws[0]);

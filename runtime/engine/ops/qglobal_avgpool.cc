@@ -70,8 +70,7 @@ std::unique_ptr<Kernel> compile_qglobal_average_pool(OpContext &ctx) {
   ctx.set_output(0, y_type, {xs[0], xs[1], 1, 1});
   if (ctx.infer_only()) return nullptr;
   DType x_type = ctx.in_dtype(kX);
-  auto is_q8 = [](DType t) { return t == DType::i8 || t == DType::u8; };
-  if (!is_q8(x_type) || !is_q8(y_type))
+  if (!is_int8_or_uint8(x_type) || !is_int8_or_uint8(y_type))
     ctx.unsupported("QGlobalAveragePool needs int8/uint8 tensors");
   int64_t size = xs[2] * xs[3];
   // int32 sums of up to 2^23 values of |x| <= 255 cannot overflow.

@@ -18,8 +18,6 @@
 namespace axstream::engine {
 namespace {
 
-bool is_q8(DType t) { return t == DType::i8 || t == DType::u8; }
-
 int32_t q8_at(const void *p, DType t, int64_t i) {
   return t == DType::i8 ? static_cast<const int8_t *>(p)[i] : static_cast<const uint8_t *>(p)[i];
 }
@@ -93,7 +91,7 @@ std::unique_ptr<Kernel> compile_integer_conv(OpContext &ctx) {
   DType yt = qlinear ? ctx.in_dtype(7) : DType::i32;
   ctx.set_output(0, yt, out);
   if (ctx.infer_only()) return nullptr;
-  if (!is_q8(xt) || !is_q8(wt) || (qlinear && !is_q8(yt)))
+  if (!is_int8_or_uint8(xt) || !is_int8_or_uint8(wt) || (qlinear && !is_int8_or_uint8(yt)))
     ctx.unsupported(std::string("dtypes x ") + dtype_name(xt) + ", w " + dtype_name(wt) +
                     " (expected int8 or uint8)");
   int64_t m = ws[0];
@@ -759,7 +757,7 @@ std::unique_ptr<Kernel> compile_integer_matmul(OpContext &ctx) {
     ctx.fail("_dequantize_add_quantize needs the QuantizeLinear's zero point (input 13)");
   ctx.set_output(0, then_add ? ctx.in_dtype(13) : yt, shapes.out);
   if (ctx.infer_only()) return nullptr;
-  if (!is_q8(at) || !is_q8(bt) || (qlinear && !is_q8(yt)))
+  if (!is_int8_or_uint8(at) || !is_int8_or_uint8(bt) || (qlinear && !is_int8_or_uint8(yt)))
     ctx.unsupported(std::string("dtypes a ") + dtype_name(at) + ", b " + dtype_name(bt) +
                     " (expected int8 or uint8)");
   int64_t bz_count = checked_b_zero_point_count(ctx, kAZ, kBZ, shapes.n);
@@ -770,7 +768,7 @@ std::unique_ptr<Kernel> compile_integer_matmul(OpContext &ctx) {
   MatMulEpilogue epilogue =
       matmul_epilogue(qlinear, yt, activation, std::move(requantisation), shapes.n);
   if (then_add) {
-    if (activation != MatMulActivation::none || !is_q8(ctx.in_dtype(13)))
+    if (activation != MatMulActivation::none || !is_int8_or_uint8(ctx.in_dtype(13)))
       ctx.fail("_dequantize_add_quantize needs no fused activation and an int8 or uint8 output");
     auto scale = [&](size_t slot, const char *what) {
       const float v = static_cast<float>(ctx.require_scalar(slot, what).as_double(0));

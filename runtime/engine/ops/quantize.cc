@@ -240,8 +240,8 @@ std::unique_ptr<Kernel> compile_qadd(OpContext &ctx) {
   ctx.set_output(0, out, shape);
   if (ctx.infer_only()) return nullptr;
   DType ta = ctx.in_dtype(kJoinA), tb = ctx.in_dtype(kJoinB);
-  auto is_q8 = [](DType t) { return t == DType::i8 || t == DType::u8; };
-  if (!is_q8(ta) || !is_q8(tb) || !is_q8(out)) ctx.unsupported("QAdd needs int8/uint8 tensors");
+  if (!is_int8_or_uint8(ta) || !is_int8_or_uint8(tb) || !is_int8_or_uint8(out))
+    ctx.unsupported("QAdd needs int8/uint8 tensors");
   QuantizedJoin join = quantized_join_params(ctx);
   // b's product joins a's in one rounding, as a convolution's sum post-op adds it, so that
   // passes.cc may fuse the add into the convolution writing a without changing a bit.
