@@ -9,6 +9,7 @@
 #include "../cpu_features.h"
 #include "axstream/error.h"
 #include "intrinsics.h"
+#include "quantize_lanes.h"
 
 namespace axstream::engine {
 namespace {
@@ -129,19 +130,6 @@ __mmask16 first_bits16(int64_t count) {
                       : static_cast<__mmask16>((1u << count) - 1);
 }
 
-struct QuantizeLanes {
-  __m512 scale, lo, hi, round, zero;
-};
-
-// PerTensorQuantizer::operator() on 16 lanes: max/min take their second operand where the first
-// is NaN, so NaN clamps to the low bound as there; the result is an integer in Q's range.
-AX_AVX512 inline __m512i quantize16(const QuantizeLanes &l, __m512 x) {
-  __m512 v = _mm512_div_ps(x, l.scale);
-  v = _mm512_min_ps(_mm512_max_ps(v, l.lo), l.hi);
-  v = _mm512_sub_ps(_mm512_add_ps(v, l.round), l.round);
-  return _mm512_cvttps_epi32(_mm512_add_ps(v, l.zero));
-}
-
 // Four vectors of 16 quantised int32 (in Q's range, so the saturating packs are exact) as one
 // vector of bytes whose lane k holds vector k: the packs interleave 4-byte groups across the
 // lanes, one dword permute puts them back.
@@ -172,8 +160,7 @@ AX_AVX512_INLINE inline void for_each_block(int64_t c, int64_t hw, Block block) 
 template <typename Q>
 AX_AVX512 void quantize_avx512(const float *xn, Q *yn, int64_t c, int64_t hw,
                                const PerTensorQuantizer<Q> &q) {
-  const QuantizeLanes l{_mm512_set1_ps(q.scale), _mm512_set1_ps(q.lo_v), _mm512_set1_ps(q.hi_v),
-                        _mm512_set1_ps(PerTensorQuantizer<Q>::kRound), _mm512_set1_ps(q.zero)};
+  const QuantizeLanes l = quantize_lanes(q);
   const auto quantize_block = [=](int64_t c0, int64_t channels, __mmask16 channel_mask, int64_t p0,
                                   int64_t pixels) AX_AVX512_INLINE {
     __m512i rows[16];
@@ -219,12 +206,6 @@ AX_AVX512 void quantize_avx512(const float *xn, Q *yn, int64_t c, int64_t hw,
                            _mm512_extracti32x4_epi32(rows[i], 3));
   };
   for_each_block(c, hw, quantize_block);
-}
-
-template <typename T>
-AX_AVX512 inline __m512 dequantize16(__m128i bytes, __m512i zero, __m512 scale) {
-  __m512i v = std::is_signed_v<T> ? _mm512_cvtepi8_epi32(bytes) : _mm512_cvtepu8_epi32(bytes);
-  return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(v, zero)), scale);
 }
 
 // The block's channels of one pixel; a pixel past the last gives zeros, dequantised into
@@ -289,8 +270,7 @@ AX_AVX512 void dequantize_avx512(const T *xn, float *yn, int64_t c, int64_t hw, 
 template <typename Q>
 AX_AVX512 void quantize_plain_avx512(const float *x, Q *y, int64_t count,
                                      const PerTensorQuantizer<Q> &q) {
-  const QuantizeLanes l{_mm512_set1_ps(q.scale), _mm512_set1_ps(q.lo_v), _mm512_set1_ps(q.hi_v),
-                        _mm512_set1_ps(PerTensorQuantizer<Q>::kRound), _mm512_set1_ps(q.zero)};
+  const QuantizeLanes l = quantize_lanes(q);
   for (int64_t i = 0; i < count; i += 16) {
     const __mmask16 mask = first_bits16(count - i);
     const __m512i v = quantize16(l, _mm512_maskz_loadu_ps(mask, x + i));

@@ -8,6 +8,7 @@
 #include "../cpu_features.h"
 #include "intrinsics.h"
 #include "nhwc_quantize.h"
+#include "quantize_lanes.h"
 
 namespace axstream::engine {
 namespace {
@@ -188,31 +189,22 @@ AXSTREAM_NO_CONTRACT void dequantize_add_quantize_scalar(const X *x, float dq_sc
   }
 }
 
-// The same 16 lanes at a time, as dequantize16 and quantize16 (ops/nhwc_quantize.cc) compute
-// them; the last few under a mask. Each 16 bytes of x are read before the same 16 of y are
-// written, so y may be x.
+// The same 16 lanes at a time through dequantize16 and quantize16 (quantize_lanes.h), in this
+// fp-contract=off function, so the product and the sum stay two roundings; the last few under a
+// mask. Each 16 bytes of x are read before the same 16 of y are written, so y may be x.
 template <typename X, typename Y>
 AXSTREAM_AVX512 void dequantize_add_quantize_avx512(const X *x, float dq_scale, int32_t dq_zero,
                                                     const float *added,
                                                     const PerTensorQuantizer<Y> &quantize,
                                                     int64_t count, Y *y) {
   const __m512i x_zero = _mm512_set1_epi32(dq_zero);
-  const __m512 x_scale = _mm512_set1_ps(dq_scale), y_scale = _mm512_set1_ps(quantize.scale);
-  const __m512 lo = _mm512_set1_ps(quantize.lo_v), hi = _mm512_set1_ps(quantize.hi_v);
-  const __m512 round = _mm512_set1_ps(PerTensorQuantizer<Y>::kRound);
-  const __m512 y_zero = _mm512_set1_ps(quantize.zero);
+  const __m512 x_scale = _mm512_set1_ps(dq_scale);
+  const QuantizeLanes l = quantize_lanes(quantize);
   for (int64_t j = 0; j < count; j += 16) {
     const __mmask16 mask = count - j >= 16 ? __mmask16(0xffff) : __mmask16((1u << (count - j)) - 1);
-    const __m128i bytes = _mm_maskz_loadu_epi8(mask, x + j);
-    const __m512i q =
-        std::is_signed_v<X> ? _mm512_cvtepi8_epi32(bytes) : _mm512_cvtepu8_epi32(bytes);
-    __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q, x_zero)), x_scale);
-    v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, added + j));
-    v = _mm512_div_ps(v, y_scale);
-    v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
-    v = _mm512_sub_ps(_mm512_add_ps(v, round), round);
-    const __m512i out = _mm512_cvttps_epi32(_mm512_add_ps(v, y_zero));
-    _mm_mask_storeu_epi8(y + j, mask, _mm512_cvtepi32_epi8(out));  // in Y's range: exact
+    __m512 v = dequantize16<X>(_mm_maskz_loadu_epi8(mask, x + j), x_zero, x_scale);
+    v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, added + j));  // no contraction: see above
+    _mm_mask_storeu_epi8(y + j, mask, _mm512_cvtepi32_epi8(quantize16(l, v)));  // in Y's range
   }
 }
 
