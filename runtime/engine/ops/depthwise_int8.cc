@@ -282,6 +282,17 @@ AXSTREAM_AVX512_VNNI void build_row(const Plan &p, const uint8_t *in, int64_t ph
   std::memset(row + end * p.c, p.zero_byte, static_cast<size_t>(p.row_bytes - end * p.c));
 }
 
+// Four vectors bytewise interleaved into four vectors of u8 quads (dword lane d of vector j:
+// bytes output_byte(j, d) of x[0] .. x[3]).
+AXSTREAM_AVX512_VNNI inline void interleave(const __m512i *x, __m512i *to) {
+  const __m512i ab_lo = _mm512_unpacklo_epi8(x[0], x[1]), ab_hi = _mm512_unpackhi_epi8(x[0], x[1]),
+                cd_lo = _mm512_unpacklo_epi8(x[2], x[3]), cd_hi = _mm512_unpackhi_epi8(x[2], x[3]);
+  _mm512_store_si512(to, _mm512_unpacklo_epi16(ab_lo, cd_lo));
+  _mm512_store_si512(to + 1, _mm512_unpackhi_epi16(ab_lo, cd_lo));
+  _mm512_store_si512(to + 2, _mm512_unpacklo_epi16(ab_hi, cd_hi));
+  _mm512_store_si512(to + 3, _mm512_unpackhi_epi16(ab_hi, cd_hi));
+}
+
 // The quad row of one source row from its phase rows: per column group g and output vector v,
 // four vectors whose dwords hold the bytes of columns 4g .. 4g + 3 (zero past the kernel).
 AXSTREAM_AVX512_VNNI void build_quads(const Plan &p, const uint8_t *const *phase_rows,
@@ -297,14 +308,7 @@ AXSTREAM_AVX512_VNNI void build_quads(const Plan &p, const uint8_t *const *phase
     for (int64_t v = 0; v < p.vectors; ++v) {
       __m512i x[4];
       for (int b = 0; b < 4; ++b) x[b] = col[b] ? _mm512_loadu_si512(col[b] + 64 * v) : zero;
-      const __m512i ab_lo = _mm512_unpacklo_epi8(x[0], x[1]),
-                    ab_hi = _mm512_unpackhi_epi8(x[0], x[1]),
-                    cd_lo = _mm512_unpacklo_epi8(x[2], x[3]),
-                    cd_hi = _mm512_unpackhi_epi8(x[2], x[3]);
-      _mm512_store_si512(to + 4 * v, _mm512_unpacklo_epi16(ab_lo, cd_lo));
-      _mm512_store_si512(to + 4 * v + 1, _mm512_unpackhi_epi16(ab_lo, cd_lo));
-      _mm512_store_si512(to + 4 * v + 2, _mm512_unpacklo_epi16(ab_hi, cd_hi));
-      _mm512_store_si512(to + 4 * v + 3, _mm512_unpackhi_epi16(ab_hi, cd_hi));
+      interleave(x, to + 4 * v);
     }
   }
 }
@@ -363,17 +367,6 @@ AXSTREAM_AVX512_VNNI inline __m512i strip_pixel(const Plan &p, const uint8_t *ro
                                                 __mmask64 mask, __m512i flip, __m512i zero) {
   if (!row || ix < 0 || ix >= p.in_w) return zero;
   return _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, row + ix * p.c), flip);
-}
-
-// Four vectors bytewise interleaved into four vectors of u8 quads (dword lane d of vector j:
-// bytes output_byte(j, d) of x[0] .. x[3]).
-AXSTREAM_AVX512_VNNI inline void interleave(const __m512i *x, __m512i *to) {
-  const __m512i ab_lo = _mm512_unpacklo_epi8(x[0], x[1]), ab_hi = _mm512_unpackhi_epi8(x[0], x[1]),
-                cd_lo = _mm512_unpacklo_epi8(x[2], x[3]), cd_hi = _mm512_unpackhi_epi8(x[2], x[3]);
-  _mm512_store_si512(to, _mm512_unpacklo_epi16(ab_lo, cd_lo));
-  _mm512_store_si512(to + 1, _mm512_unpackhi_epi16(ab_lo, cd_lo));
-  _mm512_store_si512(to + 2, _mm512_unpacklo_epi16(ab_hi, cd_hi));
-  _mm512_store_si512(to + 3, _mm512_unpackhi_epi16(ab_hi, cd_hi));
 }
 
 // `count` outputs (up to p.tile) of a tile from its quads: quad q of output pixel x at
