@@ -18,12 +18,14 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <memory>
 
 #include "../cpu_features.h"
 #include "../parallel.h"
 #include "byte_lookup.h"
 #include "common.h"
 #include "copy_runs.h"
+#include "qconcat_vectors.h"
 
 namespace axstream::engine {
 namespace {
@@ -47,45 +49,48 @@ __attribute__((target("avx512f,avx512bw"))) void fill_runs_avx512(uint8_t value,
   }
 }
 
-struct Part {
-  enum class Kind { copy, lookup, fill } kind = Kind::copy;
-  int64_t bytes = 0;   // per outer step, in the input and in the output
-  int64_t offset = 0;  // where its run starts in the output's step
-  uint8_t fill_byte = 0;
-  uint8_t flip = 0;
-  std::array<uint8_t, 256> table{};
-};
+// Outer steps [first, first + steps) input by input.
+void concat_parts(const std::vector<ConcatPart> &parts, int64_t out_bytes, bool avx512,
+                  const void *const *in, uint8_t *y, int64_t first, int64_t steps) {
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const ConcatPart &p = parts[i];
+    const uint8_t *x = static_cast<const uint8_t *>(in[i]) + first * p.bytes;
+    uint8_t *out = y + first * out_bytes + p.offset;
+    const bool vector = avx512 && p.bytes < kLongRun;
+    switch (p.kind) {
+      case ConcatPart::Kind::fill:
+        if (vector) {
+          fill_runs_avx512(p.fill_byte, p.bytes, out, out_bytes, steps);
+        } else {
+          for (int64_t s = 0; s < steps; ++s, out += out_bytes)
+            std::memset(out, p.fill_byte, static_cast<size_t>(p.bytes));
+        }
+        break;
+      case ConcatPart::Kind::lookup:
+        byte_lookup_runs(x, p.bytes, out, out_bytes, steps, p.table.data(), p.flip);
+        break;
+      case ConcatPart::Kind::copy:
+        copy_runs(x, p.bytes, out, out_bytes, p.bytes, steps);
+        break;
+    }
+  }
+}
 
-void concat_parts(const std::vector<Part> &parts, int64_t outer, int64_t out_bytes, bool avx512,
-                  const void *const *in, uint8_t *y) {
+// The blocks of kStepsPerBlock outer steps, shared by threads where the tensor is big enough:
+// each written by the whole-vector form where there is one (short steps on VBMI), else input
+// by input.
+void concat(const std::vector<ConcatPart> &parts, const ConcatVectors *vectors, int64_t outer,
+            int64_t out_bytes, bool avx512, const void *const *in, uint8_t *y) {
   const int64_t blocks = (outer + kStepsPerBlock - 1) / kStepsPerBlock;
   const bool split = blocks > 1 && worth_splitting(outer * out_bytes, int64_t{1} << 16);
   parallel_for(
       blocks, split, [&](int64_t block) __attribute__((always_inline)) {
         const int64_t first = block * kStepsPerBlock;
         const int64_t steps = std::min(kStepsPerBlock, outer - first);
-        for (size_t i = 0; i < parts.size(); ++i) {
-          const Part &p = parts[i];
-          const uint8_t *x = static_cast<const uint8_t *>(in[i]) + first * p.bytes;
-          uint8_t *out = y + first * out_bytes + p.offset;
-          const bool vector = avx512 && p.bytes < kLongRun;
-          switch (p.kind) {
-            case Part::Kind::fill:
-              if (vector) {
-                fill_runs_avx512(p.fill_byte, p.bytes, out, out_bytes, steps);
-              } else {
-                for (int64_t s = 0; s < steps; ++s, out += out_bytes)
-                  std::memset(out, p.fill_byte, static_cast<size_t>(p.bytes));
-              }
-              break;
-            case Part::Kind::lookup:
-              byte_lookup_runs(x, p.bytes, out, out_bytes, steps, p.table.data(), p.flip);
-              break;
-            case Part::Kind::copy:
-              copy_runs(x, p.bytes, out, out_bytes, p.bytes, steps);
-              break;
-          }
-        }
+        if (vectors)
+          vectors->run(in, y, outer, first, steps);
+        else
+          concat_parts(parts, out_bytes, avx512, in, y, first, steps);
       });
 }
 
@@ -114,7 +119,7 @@ std::unique_ptr<Kernel> compile_qconcat(OpContext &ctx) {
   if (ctx.infer_only()) return nullptr;
   bool nhwc = ctx.attr_i("_nhwc", 0) != 0;
   if (nhwc && (first.size() != 4 || axis != 1)) ctx.fail("_nhwc needs 4-D inputs and axis 1");
-  std::vector<Part> parts(k);
+  std::vector<ConcatPart> parts(k);
   int64_t out_bytes = 0;
   size_t fills = 0, lookups = 0;
   for (size_t i = 0; i < k; ++i) {
@@ -122,7 +127,7 @@ std::unique_ptr<Kernel> compile_qconcat(OpContext &ctx) {
     if (t != DType::i8 && t != DType::u8)
       ctx.unsupported("QConcat of " + std::string(dtype_name(t)));
     const Shape &s = ctx.in_shape(i);
-    Part &p = parts[i];
+    ConcatPart &p = parts[i];
     p.bytes = nhwc ? s[1] : product(s, axis, s.size());
     p.offset = out_bytes;
     out_bytes += p.bytes;
@@ -131,13 +136,13 @@ std::unique_ptr<Kernel> compile_qconcat(OpContext &ctx) {
       const Tensor &table = ctx.require_constant(k + i, "table");
       if (table.count() != 256 || table.dtype != y_type)
         ctx.fail("table " + std::to_string(i) + " must hold 256 values of the output type");
-      p.kind = Part::Kind::lookup;
+      p.kind = ConcatPart::Kind::lookup;
       std::copy(table.bytes.begin(), table.bytes.begin() + 256, p.table.begin());
       ++lookups;
     } else if (t != y_type) {
       ctx.fail("input " + std::to_string(i) + " has another type than the output and no table");
     } else if (const Tensor *c = ctx.constant(i); c && c->is_one_repeated_int8()) {
-      p.kind = Part::Kind::fill;
+      p.kind = ConcatPart::Kind::fill;
       p.fill_byte = c->bytes.front();
       ++fills;
     }
@@ -145,15 +150,24 @@ std::unique_ptr<Kernel> compile_qconcat(OpContext &ctx) {
   int64_t outer = nhwc ? out[0] * out[2] * out[3] : product(out, 0, axis);
   int64_t count = product(out, 0, out.size());
   const bool avx512 = cpu_allows_avx512bw();
-  auto kern = make_kernel([parts = std::move(parts), outer, out_bytes, avx512](
+  // A block's first step is a multiple of the vector form's period (a power of 2 up to 64).
+  static_assert(kStepsPerBlock % 64 == 0);
+  std::shared_ptr<const ConcatVectors> vectors;
+  if (out_bytes > 0 && out_bytes < kConcatVectorStepBytes && k <= ConcatVectors::kMaxInputs &&
+      concat_vectors_allowed())
+    vectors = std::make_shared<const ConcatVectors>(parts, out_bytes);
+  auto kern = make_kernel([parts = std::move(parts), vectors, outer, out_bytes, avx512](
                               ExecContext &, const void *const *in, void *const *o) {
-    concat_parts(parts, outer, out_bytes, avx512, in, static_cast<uint8_t *>(o[0]));
+    concat(parts, vectors.get(), outer, out_bytes, avx512, in, static_cast<uint8_t *>(o[0]));
   });
   kern->macs = static_cast<uint64_t>(count);
   // What runs: the layout, how many inputs are copies, fills and lookups, the vector path.
   kern->impl = std::string(nhwc ? "int8 concat nhwc: " : "int8 concat: ") +
                std::to_string(k - fills - lookups) + " copied, " + std::to_string(fills) +
-               " filled, " + std::to_string(lookups) + " requantised" + (avx512 ? ", avx512" : "");
+               " filled, " + std::to_string(lookups) + " requantised" +
+               (vectors  ? ", vbmi 64-byte vectors"
+                : avx512 ? ", avx512"
+                         : "");
   return kern;
 }
 

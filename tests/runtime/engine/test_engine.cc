@@ -29,6 +29,7 @@
 #include "graph_builder.h"
 #include "ops/depthwise_int8.h"
 #include "ops/nhwc_quantize.h"
+#include "ops/qconcat_vectors.h"
 #include "ops/quantized_join.h"
 #include "residual_sum_chain.h"
 
@@ -3931,6 +3932,217 @@ TEST(EngineKernels, QConcatMatchesAPlainConcatOverManyBlocks) {
   expect_qconcat_matches_plain_concat({{24, 24, 8, 8}, 1, 64, 64, -128});
   expect_qconcat_matches_plain_concat({{24, 24, 8, 8}, 1, 64, 64, -128, 2});
   expect_qconcat_matches_plain_concat({{600, 1, 8, 513}, 2, 3, 3, 127});
+}
+
+// --- QConcat's whole-vector form (qconcat_vectors.h) ------------------------------------------
+
+// The bytes of a QConcat of `parts` over `outer` steps, one byte at a time.
+std::vector<uint8_t> concat_reference(const std::vector<ConcatPart> &parts,
+                                      const std::vector<std::vector<uint8_t>> &x, int64_t outer) {
+  std::vector<uint8_t> y;
+  for (int64_t step = 0; step < outer; ++step)
+    for (size_t i = 0; i < parts.size(); ++i)
+      for (int64_t b = 0; b < parts[i].bytes; ++b) {
+        const ConcatPart &p = parts[i];
+        if (p.kind == ConcatPart::Kind::fill) {
+          y.push_back(p.fill_byte);
+          continue;
+        }
+        const uint8_t byte = x[i][static_cast<size_t>(step * p.bytes + b)];
+        y.push_back(p.kind == ConcatPart::Kind::copy ? byte : p.table[byte ^ p.flip]);
+      }
+  return y;
+}
+
+// The vector form's output for `parts` over `outer` steps, written in the kernel's blocks of 256
+// steps (the last one short), against the reference: the number of bytes that differ, or -1
+// where a store wrote past the output. `spoil` may change the form's tables first.
+int64_t concat_vectors_differences(const std::vector<ConcatPart> &parts, int64_t outer,
+                                   std::mt19937 &rng,
+                                   const std::function<void(ConcatVectors &)> &spoil = {}) {
+  int64_t out_bytes = 0;
+  std::vector<std::vector<uint8_t>> x(parts.size());
+  std::vector<const void *> in;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    out_bytes += parts[i].bytes;
+    // Exactly the input's size: a load past its end shows under ASan.
+    x[i].resize(static_cast<size_t>(outer * parts[i].bytes));
+    for (uint8_t &b : x[i]) b = static_cast<uint8_t>(rng());
+    in.push_back(x[i].data());
+  }
+  ConcatVectors vectors(parts, out_bytes);
+  if (spoil) spoil(vectors);
+  const std::vector<uint8_t> expected = concat_reference(parts, x, outer);
+  std::vector<uint8_t> y(expected.size() + 64, 0xA5);
+  for (int64_t first = 0; first < outer; first += 256)
+    vectors.run(in.data(), y.data(), outer, first, std::min<int64_t>(256, outer - first));
+  if (std::count(y.end() - 64, y.end(), 0xA5) != 64) return -1;
+  int64_t differ = 0;
+  for (size_t j = 0; j < expected.size(); ++j) differ += y[j] != expected[j];
+  return differ;
+}
+
+// A part of `bytes` per step, of a random kind: copied, a fill, or through a random table from
+// int8 (indexed from -128) or uint8 input.
+ConcatPart random_concat_part(int64_t bytes, std::mt19937 &rng) {
+  ConcatPart p;
+  p.bytes = bytes;
+  p.kind = static_cast<ConcatPart::Kind>(rng() % 3);
+  p.fill_byte = static_cast<uint8_t>(rng());
+  p.flip = rng() % 2 ? 0x80 : 0;
+  for (uint8_t &t : p.table) t = static_cast<uint8_t>(rng());
+  return p;
+}
+
+// Every run length 1..63 in each place of 1 to 3 parts (steps under 64 bytes), the others
+// random, each part a copy, fill or table (int8 or uint8 input): over step counts that are
+// multiples of nothing (1..700, across the kernel's blocks of 256), the vector form gives the
+// byte-by-byte concat's bytes and writes nothing past the output.
+TEST(EngineKernels, QConcatVectorFormGivesTheScalarConcatsBytes) {
+  if (!cpu_allows_avx512vbmi()) GTEST_SKIP() << "no AVX-512 VBMI here (or under the ISA cap)";
+  std::mt19937 rng(2207);
+  for (int count = 1; count <= 3; ++count)
+    for (int place = 0; place < count; ++place)
+      for (int64_t run = 1; run <= 64 - count; ++run) {
+        std::vector<ConcatPart> parts;
+        int64_t room = 63 - run - (count - 1);  // bytes the other parts may add beyond 1 each
+        for (int i = 0; i < count; ++i) {
+          int64_t bytes = run;
+          if (i != place) {
+            const int64_t extra = static_cast<int64_t>(rng() % static_cast<uint64_t>(room + 1));
+            bytes = 1 + extra;
+            room -= extra;
+          }
+          parts.push_back(random_concat_part(bytes, rng));
+        }
+        int64_t offset = 0;
+        for (ConcatPart &p : parts) {
+          p.offset = offset;
+          offset += p.bytes;
+        }
+        const int64_t outer = 1 + static_cast<int64_t>(rng() % 700);
+        SCOPED_TRACE("parts " + std::to_string(count) + ", run " + std::to_string(run) +
+                     " in part " + std::to_string(place) + ", step " + std::to_string(offset) +
+                     " bytes, " + std::to_string(outer) + " steps");
+        ASSERT_EQ(concat_vectors_differences(parts, outer, rng), 0);
+      }
+}
+
+// The check above notices a permute index pointing at the wrong byte, a lane mask missing a
+// lane and an input's offset one byte off: a form with any of these gives other bytes.
+TEST(EngineKernels, QConcatVectorFormCheckNoticesAWrongIndexTable) {
+  if (!cpu_allows_avx512vbmi()) GTEST_SKIP() << "no AVX-512 VBMI here (or under the ISA cap)";
+  std::mt19937 rng(1207);
+  std::vector<ConcatPart> parts(2);
+  parts[0].kind = ConcatPart::Kind::copy;  // BlazeFace's first pad: 24 channels and 4 fills
+  parts[0].bytes = 24;
+  parts[1].kind = ConcatPart::Kind::fill;
+  parts[1].bytes = 4;
+  parts[1].offset = 24;
+  parts[1].fill_byte = 0x80;
+  ASSERT_EQ(concat_vectors_differences(parts, 4096, rng), 0);
+  EXPECT_GT(concat_vectors_differences(parts, 4096, rng,
+                                       [](ConcatVectors &v) {
+                                         // Lanes 0 and 1 of phase 0 take each other's byte.
+                                         std::swap(v.gathers[0].index[0], v.gathers[0].index[1]);
+                                       }),
+            0);
+  EXPECT_GT(
+      concat_vectors_differences(
+          parts, 4096, rng, [](ConcatVectors &v) { v.gathers[3].lanes &= ~uint64_t{1} << 40; }),
+      0);
+  EXPECT_GT(concat_vectors_differences(parts, 4096, rng,
+                                       [](ConcatVectors &v) { v.gathers[5].input_offset += 1; }),
+            0);
+}
+
+// A QConcat of 2-D (steps, C) inputs runs one short run per step, as an NHWC pixel's channels:
+// compiled with AXSTREAM_ENGINE_QCONCAT_VECTOR=1 (the vector form, where VBMI is allowed) and
+// =0 (input by input), on 1 and 2 threads (4099 steps: blocks shared), int8 and uint8 outputs,
+// 1 to 3 inputs of copies, fills and tables: the same bytes, and those of the scalar concat.
+TEST(EngineKernels, QConcatVectorFormGivesTheInputByInputFormsBytes) {
+  std::mt19937 rng(3307);
+  for (int trial = 0; trial < 24; ++trial) {
+    const bool out_int8 = trial % 2;
+    const int count = 1 + trial % 3;
+    const int threads = 1 + (trial / 3) % 2;
+    const int64_t outer = trial % 4 == 0 ? 4099 : 1 + static_cast<int64_t>(rng() % 900);
+    std::vector<ConcatPart> parts;
+    int64_t room = 60;
+    GraphBuilder b("qconcat_vectors");
+    b.model.add_opset_import()->set_domain("axstream");
+    b.model.mutable_opset_import(1)->set_version(1);
+    std::vector<std::string> inputs, tables;
+    std::vector<std::vector<uint8_t>> x(static_cast<size_t>(count));
+    int64_t out_bytes = 0;
+    for (int i = 0; i < count; ++i) {
+      const int64_t bytes =
+          1 + static_cast<int64_t>(rng() % static_cast<uint64_t>(room / (count - i)));
+      room -= bytes;
+      ConcatPart p = random_concat_part(bytes, rng);
+      p.offset = out_bytes;
+      out_bytes += bytes;
+      if (i == 0 && p.kind == ConcatPart::Kind::fill) p.kind = ConcatPart::Kind::copy;
+      const std::string name = "x" + std::to_string(i);
+      const auto out_type = out_int8 ? kInt8 : kUint8;
+      // A copy or a fill has the output's type (a fill of it: its bytes' values), a table's input
+      // int8 where it indexes from -128.
+      if (p.kind != ConcatPart::Kind::lookup) p.flip = out_int8 ? 0x80 : 0;
+      const auto in_type = p.flip ? kInt8 : kUint8;
+      auto value = [&](uint8_t byte, bool signed_type) {
+        return static_cast<float>(signed_type ? static_cast<int8_t>(byte) : byte);
+      };
+      if (p.kind == ConcatPart::Kind::fill) {
+        b.initializer(
+            name, out_type, {outer, bytes},
+            std::vector<float>(static_cast<size_t>(outer * bytes), value(p.fill_byte, out_int8)));
+      } else {
+        b.input(name, in_type, {outer, bytes});
+        x[static_cast<size_t>(i)].resize(static_cast<size_t>(outer * bytes));
+        for (uint8_t &byte : x[static_cast<size_t>(i)]) byte = static_cast<uint8_t>(rng());
+        inputs.push_back(name);
+      }
+      if (p.kind == ConcatPart::Kind::lookup) {
+        std::vector<float> table;
+        for (uint8_t t : p.table) table.push_back(value(t, out_int8));
+        tables.push_back(b.initializer("t" + std::to_string(i), out_type, {256}, table));
+      } else {
+        tables.push_back("");
+      }
+      parts.push_back(p);
+    }
+    std::vector<std::string> node_inputs;
+    for (int i = 0; i < count; ++i) node_inputs.push_back("x" + std::to_string(i));
+    node_inputs.insert(node_inputs.end(), tables.begin(), tables.end());
+    auto *n = b.node("QConcat", node_inputs, "y");
+    n->set_domain("axstream");
+    set_int(n, "axis", 1);
+    set_int(n, "_out_int8", out_int8);
+    b.output("y", out_int8 ? kInt8 : kUint8, {outer, out_bytes});
+    const std::string bytes = b.model.SerializeAsString();
+    const std::vector<uint8_t> expected = concat_reference(parts, x, outer);
+    std::vector<const void *> in;
+    for (int i = 0; i < count; ++i)
+      if (parts[static_cast<size_t>(i)].kind != ConcatPart::Kind::fill)
+        in.push_back(x[static_cast<size_t>(i)].data());
+    SCOPED_TRACE("trial " + std::to_string(trial) + ": " + std::to_string(count) + " parts, " +
+                 std::to_string(out_bytes) + " bytes per step, " + std::to_string(outer) +
+                 " steps, " + std::to_string(threads) + " threads");
+    for (const char *setting : {"1", "0"}) {
+      setenv("AXSTREAM_ENGINE_QCONCAT_VECTOR", setting, 1);
+      CompileOptions options;
+      options.threads = threads;
+      auto program = Program::from_bytes(bytes, "qconcat_vectors", options);
+      unsetenv("AXSTREAM_ENGINE_QCONCAT_VECTOR");
+      const bool vectors = *setting == '1' && cpu_allows_avx512vbmi();
+      EXPECT_EQ(program->describe().find("vbmi 64-byte vectors") != std::string::npos, vectors)
+          << program->describe();
+      std::vector<uint8_t> y(expected.size() + 64, 0x5A);
+      program->make_executor()->run(in, {y.data()});
+      EXPECT_EQ(std::vector<uint8_t>(y.begin(), y.end() - 64), expected) << "setting " << setting;
+      EXPECT_EQ(std::count(y.end() - 64, y.end(), 0x5A), 64) << "setting " << setting;
+    }
+  }
 }
 
 // Concat and Split along the last axis move one short run per outer step (copy_runs: vector
