@@ -6,13 +6,16 @@
 // either layout.
 //
 // Each input is a run of `bytes` per outer step (an NHWC pixel's channels: often 8..64 bytes),
-// written at its offset in the output's step. The kernel goes input by input over a block of
-// steps, so with AVX-512 each run is one masked load and store (or a vector fill, or VBMI
-// permutes through byte_lookup_runs when it has a table) instead of a memcpy, memset or
-// byte_lookup call per run; runs of 512 bytes and more (NCHW planes) keep memcpy/memset.
-// (Building a whole pixel in one register, fills preset and each input merged in by a masked
-// load, measured slower on BlazeFace's pads: its per-pixel loop over the inputs' descriptions
-// reloads them after each store.)
+// written at its offset in the output's step. Where the output's step is under 64 bytes and the
+// CPU has VBMI (BlazeFace's channel pads: 24 channels and 4 zero points), the output is written
+// 64 bytes at a time, each vector gathered from the inputs by byte permutes
+// (qconcat_vectors.h). Otherwise the kernel goes input by input over a block of steps, so with
+// AVX-512 each run is one masked load and store (or a vector fill, or VBMI permutes through
+// byte_lookup_runs when it has a table) instead of a memcpy, memset or byte_lookup call per
+// run; runs of 512 bytes and more (NCHW planes) keep memcpy/memset. (Building a whole pixel in
+// one register, fills preset and each input merged in by a masked load, measured slower on
+// BlazeFace's pads: its per-pixel loop over the inputs' descriptions reloads them after each
+// store.)
 #include <immintrin.h>
 
 #include <algorithm>

@@ -88,28 +88,22 @@ ConcatVectors::ConcatVectors(const std::vector<ConcatPart> &parts, int64_t out_b
   }
 }
 
-// One phase's vector: the preset fills, each gathered input's bytes permuted into its lanes.
-// `x` points at each input's bytes of the period; `left` is how many there are from there to
-// the input's end, or none to load 64 bytes unchecked. The first requantised input's table is in
-// t0..t3; any other's is loaded where it is used.
 struct ConcatVectorsKernel {
   using Gather = ConcatVectors::Gather;
   using Input = ConcatVectors::Input;
-  using Preset = ConcatVectors::Preset;
 
+  // One phase's vector: the preset fills, each gathered input's bytes permuted into its lanes.
+  // `x` points at each input's bytes of the period; `left` is how many there are from there to
+  // the input's end, or null to load 64 bytes unchecked. The first requantised input's table is
+  // in held[0..3]; any other's is loaded where it is used.
   __attribute__((target("avx512f,avx512bw,avx512vbmi,bmi2"))) static inline __m512i phase_vector(
       const ConcatVectors &c, int64_t phase, const uint8_t *const *x, const int64_t *left,
       const __m512i *held) {
-    const auto &presets_ = c.presets_;
-    const auto &phase_begin_ = c.phase_begin_;
-    const auto &gathers = c.gathers;
-    const auto &inputs_ = c.inputs_;
-    const int held_ = c.held_;
-    __m512i v = _mm512_load_si512(presets_[static_cast<size_t>(phase)].bytes.data());
-    for (int64_t g = phase_begin_[static_cast<size_t>(phase)];
-         g < phase_begin_[static_cast<size_t>(phase) + 1]; ++g) {
-      const Gather &gather = gathers[static_cast<size_t>(g)];
-      const Input &input = inputs_[static_cast<size_t>(gather.part)];
+    const size_t p = static_cast<size_t>(phase);
+    __m512i v = _mm512_load_si512(c.presets_[p].bytes.data());
+    for (int64_t g = c.phase_begin_[p]; g < c.phase_begin_[p + 1]; ++g) {
+      const Gather &gather = c.gathers[static_cast<size_t>(g)];
+      const Input &input = c.inputs_[static_cast<size_t>(gather.part)];
       const uint8_t *from = x[gather.part] + gather.input_offset;
       __m512i bytes;
       if (!left) {
@@ -122,7 +116,7 @@ struct ConcatVectorsKernel {
                                                   from)
                         : _mm512_setzero_si512();
       }
-      if (gather.part == held_) {
+      if (gather.part == c.held_) {
         bytes = lookup(held[0], held[1], held[2], held[3], bytes);
       } else if (input.lookup) {
         const uint8_t *t = input.table.data();
@@ -149,7 +143,7 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi,bmi2"))) void ConcatVectors::
   std::array<int64_t, kMaxInputs> left{};
   for (size_t i = 0; i < k; ++i) {
     const Input &input = inputs_[i];
-    if (input.fill) continue;
+    if (input.fill || input.bytes == 0) continue;  // nothing loaded
     const int64_t total = outer * input.bytes;
     whole = std::min(whole, total < 64 ? 0 : (total - 64) / input.period_bytes);
   }
