@@ -155,9 +155,15 @@ std::unique_ptr<Kernel> compile_qconcat(OpContext &ctx) {
   const bool avx512 = cpu_allows_avx512bw();
   // A block's first step is a multiple of the vector form's period (a power of 2 up to 64).
   static_assert(kStepsPerBlock % 64 == 0);
+  // The whole-vector form where it measured faster: short steps with one input gathered, the
+  // others fills (BlazeFace's channel pads: ~2.5x). With two or three inputs gathered (YOLOv8n's
+  // concat_30: three tables into 48 bytes) it measured 10-30% slower than input by input
+  // (docs/performance.md, "QConcat whole-vector form").
+  int64_t gathered = 0;
+  for (const ConcatPart &p : parts) gathered += p.kind != ConcatPart::Kind::fill && p.bytes > 0;
   std::shared_ptr<const ConcatVectors> vectors;
-  if (out_bytes > 0 && out_bytes < kConcatVectorStepBytes && k <= ConcatVectors::kMaxInputs &&
-      concat_vectors_allowed())
+  if (out_bytes > 0 && out_bytes < kConcatVectorStepBytes && gathered <= 1 &&
+      k <= ConcatVectors::kMaxInputs && concat_vectors_allowed())
     vectors = std::make_shared<const ConcatVectors>(parts, out_bytes);
   auto kern = make_kernel([parts = std::move(parts), vectors, outer, out_bytes, avx512](
                               ExecContext &, const void *const *in, void *const *o) {
