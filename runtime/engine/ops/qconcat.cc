@@ -157,8 +157,8 @@ std::unique_ptr<Kernel> compile_qconcat(OpContext &ctx) {
   static_assert(kStepsPerBlock % 64 == 0);
   // The whole-vector form where it measured faster: short steps with one input gathered, the
   // others fills (BlazeFace's channel pads: ~2.5x). With two or three inputs gathered (YOLOv8n's
-  // concat_30: three tables into 48 bytes) it measured 10-30% slower than input by input
-  // (docs/performance.md, "QConcat whole-vector form").
+  // concat_30: three tables into 48 bytes) it measured as fast at best and up to 1.5x slower
+  // than input by input (docs/performance.md, "QConcat whole-vector form").
   int64_t gathered = 0;
   for (const ConcatPart &p : parts) gathered += p.kind != ConcatPart::Kind::fill && p.bytes > 0;
   std::shared_ptr<const ConcatVectors> vectors;
