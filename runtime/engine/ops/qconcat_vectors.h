@@ -1,7 +1,7 @@
-// QConcat's whole-vector form for short outer steps (docs/runtime.md, "int8 data movement"): an output
-// whose step (an NHWC pixel's channels) is shorter than 64 bytes is written 64 bytes at a time,
-// each vector gathered from its inputs by VBMI byte permutes, instead of input by input and pixel
-// by pixel (BlazeFace's channel pads: 24 channels and 4 zero points per pixel). qconcat.cc
+// QConcat's whole-vector form for short outer steps (docs/runtime.md, "int8 data movement"): an
+// output whose step (an NHWC pixel's channels) is shorter than 64 bytes is written 64 bytes at a
+// time, each vector gathered from its inputs by VBMI byte permutes, instead of input by input and
+// pixel by pixel (BlazeFace's channel pads: 24 channels and 4 zero points per pixel). qconcat.cc
 // picks it where one input is gathered and the rest are fills, where it measured faster.
 #pragma once
 
