@@ -1,10 +1,12 @@
 // MaxPool (with its Indices output), AveragePool (1-D to 3-D, count_include_pad, ceil_mode),
 // GlobalAveragePool, GlobalMaxPool.
-#include <immintrin.h>
+#include <cmath>
 
+#include "../compiler.h"
 #include "../cpu_features.h"
 #include "../parallel.h"
 #include "common.h"
+#include "intrinsics.h"
 
 namespace axstream::engine {
 namespace {
@@ -199,6 +201,38 @@ void max_pool_nhwc_2x2(const PoolShape &s, int64_t images, int64_t channels, con
   });
 }
 
+// The 2x2, stride-2 windows inside a float NHWC input (BlazeFace front's float block pool):
+// max_pool_nhwc's fold from -inf over the taps in its order (top left, top right, bottom left,
+// bottom right), 16 channels a step with the last masked. Its std::max(out, in) is
+// (out < in) ? in : out, which is _mm512_max_ps(in, out) — (in > out) ? in : out — so the same
+// bits, NaN and signed zeros included.
+__attribute__((target("avx512f"))) void max_row_2x2_f32_avx512(const float *top,
+                                                               const float *bottom, float *out,
+                                                               int64_t pixels, int64_t channels) {
+  const __m512 lowest = _mm512_set1_ps(-INFINITY);
+  for (int64_t ox = 0; ox < pixels;
+       ++ox, out += channels, top += 2 * channels, bottom += 2 * channels)
+    for (int64_t c = 0; c < channels; c += 16) {
+      const int64_t left = channels - c;
+      const __mmask16 mask =
+          left >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
+      __m512 m = _mm512_max_ps(_mm512_maskz_loadu_ps(mask, top + c), lowest);
+      m = _mm512_max_ps(_mm512_maskz_loadu_ps(mask, top + channels + c), m);
+      m = _mm512_max_ps(_mm512_maskz_loadu_ps(mask, bottom + c), m);
+      m = _mm512_max_ps(_mm512_maskz_loadu_ps(mask, bottom + channels + c), m);
+      _mm512_mask_storeu_ps(out + c, mask, m);
+    }
+}
+
+void max_pool_nhwc_2x2_f32(const PoolShape &s, int64_t images, int64_t channels, const float *x,
+                           float *y) {
+  const int64_t row = s.w * channels;
+  parallel_for_2d(images, s.oh, worth_splitting(), [&](int64_t n, int64_t oy) {
+    const float *top = x + (n * s.h + 2 * oy) * row;
+    max_row_2x2_f32_avx512(top, top + row, y + (n * s.oh + oy) * s.ow * channels, s.ow, channels);
+  });
+}
+
 // Any other 2-D window over NHWC integers (ResNet's 3x3 stride-2 padded stem pool): one output
 // row, each pixel's channels the maximum over its window's taps inside the input, 64 channels
 // a step (the last masked) kept in a register until written once. The maximum of integers does
@@ -372,6 +406,19 @@ std::unique_ptr<Kernel> compile_max_pool(OpContext &ctx) {
           });
       k->macs = static_cast<uint64_t>(s.planes * s.oh * s.ow * 4);
       k->impl = "nhwc, 2x2 stride 2";
+      return k;
+    }
+    // Float 2x2/2 on AVX-512 unless AXSTREAM_ENGINE_FLOAT_POOL_2X2=0 (max_pool_nhwc's walk, the
+    // same bits).
+    if (dt == DType::f32 && is_inner_2x2_stride_2(s) && cpu_allows_avx512bw() &&
+        setting_not_zero("AXSTREAM_ENGINE_FLOAT_POOL_2X2")) {
+      auto k =
+          make_kernel([s, images, channels](ExecContext &, const void *const *in, void *const *o) {
+            max_pool_nhwc_2x2_f32(s, images, channels, static_cast<const float *>(in[0]),
+                                  static_cast<float *>(o[0]));
+          });
+      k->macs = static_cast<uint64_t>(s.planes * s.oh * s.ow * 4);
+      k->impl = "nhwc, 2x2 stride 2, avx512";
       return k;
     }
     auto k = make_kernel(

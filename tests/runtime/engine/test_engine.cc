@@ -8039,6 +8039,64 @@ TEST(EnginePasses, Int8MaxPoolWindowsOnNhwcEqualTheNchwPool) {
   }
 }
 
+// --- float 2x2/2 MaxPool on NHWC (BlazeFace front's float block) ---------------------------------
+
+// A float MaxPool 2x2 stride 2 with _nhwc=1 (as the layout pass leaves BlazeFace's float pool)
+// on AVX-512, and with AXSTREAM_ENGINE_FLOAT_POOL_2X2=0 (max_pool_nhwc's walk), gives the NCHW
+// pool's bits for inputs with NaN, infinities and both zeros: channel counts around the
+// 16-float steps, odd sides (the last row and column unused), two images.
+TEST(EngineKernels, FloatMaxPool2x2OnNhwcGivesTheNchwPoolsBits) {
+  std::mt19937 rng(4407);
+  const float specials[] = {NAN, -NAN, INFINITY, -INFINITY, 0.f, -0.f, 1e-40f, -1e-40f};
+  for (const auto &[channels, height, width] : std::vector<std::array<int64_t, 3>>{
+           {88, 16, 16}, {1, 4, 4}, {15, 5, 7}, {16, 6, 6}, {17, 9, 8}, {33, 3, 5}}) {
+    SCOPED_TRACE(std::to_string(channels) + " channels " + std::to_string(height) + "x" +
+                 std::to_string(width));
+    const int64_t images = 2, oh = height / 2, ow = width / 2;
+    auto model = [&](bool nhwc) {
+      GraphBuilder g("float_pool_2x2");
+      g.input("x", kFloat, {images, channels, height, width});
+      auto *pool = g.node("MaxPool", {"x"}, "y");
+      set_ints(pool, "kernel_shape", {2, 2});
+      set_ints(pool, "strides", {2, 2});
+      if (nhwc) set_int(pool, "_nhwc", 1);
+      g.output("y", kFloat, {images, channels, oh, ow});
+      return g.model.SerializeAsString();
+    };
+    // NCHW values, with specials in about one of four.
+    std::vector<float> x(static_cast<size_t>(images * channels * height * width));
+    std::uniform_real_distribution<float> value(-4.f, 4.f);
+    for (float &v : x) v = rng() % 4 == 0 ? specials[rng() % 8] : value(rng);
+    auto to_nhwc = [&](const std::vector<float> &planar, int64_t pixels) {
+      std::vector<float> interleaved(planar.size());
+      for (int64_t n = 0; n < images; ++n)
+        for (int64_t c = 0; c < channels; ++c)
+          for (int64_t p = 0; p < pixels; ++p)
+            interleaved[static_cast<size_t>((n * pixels + p) * channels + c)] =
+                planar[static_cast<size_t>((n * channels + c) * pixels + p)];
+      return interleaved;
+    };
+    const std::vector<float> x_nhwc = to_nhwc(x, height * width);
+    std::vector<float> y_nchw(static_cast<size_t>(images * channels * oh * ow));
+    Program::from_bytes(model(false), "nchw")->make_executor()->run({x.data()}, {y_nchw.data()});
+    const std::vector<float> expected = to_nhwc(y_nchw, oh * ow);
+    for (const char *setting : {"1", "0"}) {
+      setenv("AXSTREAM_ENGINE_FLOAT_POOL_2X2", setting, 1);
+      auto program = Program::from_bytes(model(true), "nhwc");
+      unsetenv("AXSTREAM_ENGINE_FLOAT_POOL_2X2");
+      const bool vector = *setting == '1' && cpu_allows_avx512bw();
+      EXPECT_EQ(program->describe().find("[nhwc, 2x2 stride 2, avx512]") != std::string::npos,
+                vector)
+          << program->describe();
+      std::vector<float> y(expected.size() + 16, 7.f);
+      program->make_executor()->run({x_nhwc.data()}, {y.data()});
+      EXPECT_EQ(0, std::memcmp(y.data(), expected.data(), expected.size() * sizeof(float)))
+          << "setting " << setting;
+      EXPECT_EQ(std::count(y.end() - 16, y.end(), 7.f), 16) << "setting " << setting;
+    }
+  }
+}
+
 // --- int8 2x2/2 MaxPool on NHWC (BlazeFace's pools) ---------------------------------------------
 
 // x -> 1x1 conv -> h -> MaxPool 2x2 stride 2 -> p -> identity conv -> y, int8 or uint8: the
