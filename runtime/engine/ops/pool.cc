@@ -1,6 +1,10 @@
 // MaxPool (with its Indices output), AveragePool (1-D to 3-D, count_include_pad, ceil_mode),
 // GlobalAveragePool, GlobalMaxPool.
+#include <algorithm>
+#include <array>
 #include <cmath>
+#include <memory>
+#include <string>
 
 #include "../compiler.h"
 #include "../cpu_features.h"
@@ -186,15 +190,73 @@ void max_row_2x2(const T *top, const T *bottom, T *out, int64_t pixels, int64_t 
           std::max(std::max(top[c], top[c + channels]), std::max(bottom[c], bottom[c + channels]));
 }
 
+// Where a pixel is at most 32 channels (BlazeFace's 24 and 28), `per` = 64 / channels output
+// pixels come from one vector: their 2 * per input pixels of each row (at most 128 bytes) are
+// two masked loads a row, the rows' maximum taken over whole vectors, and two VBMI permutes
+// over those 128 bytes pick every pair's left and right pixel into the output's order, instead
+// of four loads and a store per output pixel using `channels` of 64 lanes. The row's last
+// pixels, fewer than `per`, take max_row_2x2_avx512.
+struct PairPermutes {
+  int64_t per = 0;  // output pixels per vector; 0: not used
+  alignas(64) std::array<uint8_t, 64> left{}, right{};
+};
+
+PairPermutes pair_permutes(int64_t channels) {
+  PairPermutes p;
+  if (channels < 1 || channels > 32 || !cpu_allows_avx512vbmi() ||
+      !setting_not_zero("AXSTREAM_ENGINE_VBMI_POOL_2X2"))
+    return p;
+  p.per = 64 / channels;
+  for (int64_t j = 0; j < p.per * channels; ++j) {
+    const int64_t pixel = j / channels, c = j % channels;
+    p.left[static_cast<size_t>(j)] = static_cast<uint8_t>(2 * pixel * channels + c);
+    p.right[static_cast<size_t>(j)] = static_cast<uint8_t>((2 * pixel + 1) * channels + c);
+  }
+  return p;
+}
+
+// The bytes' maximum, signed or not as T.
 template <typename T>
-void max_pool_nhwc_2x2(const PoolShape &s, int64_t images, int64_t channels, const T *x, T *y) {
+__attribute__((target("avx512f,avx512bw"))) inline __m512i max_bytes(__m512i a, __m512i b) {
+  return std::is_signed_v<T> ? _mm512_max_epi8(a, b) : _mm512_max_epu8(a, b);
+}
+
+template <typename T>
+__attribute__((target("avx512f,avx512bw,avx512vbmi,bmi2"))) void max_row_2x2_vbmi(
+    const PairPermutes &p, const T *top, const T *bottom, T *out, int64_t pixels,
+    int64_t channels) {
+  const int64_t in_bytes = 2 * p.per * channels, out_bytes = p.per * channels;
+  const __mmask64 low =
+      _bzhi_u64(~uint64_t{0}, static_cast<unsigned>(std::min<int64_t>(in_bytes, 64)));
+  const __mmask64 high =
+      _bzhi_u64(~uint64_t{0}, static_cast<unsigned>(std::max<int64_t>(in_bytes - 64, 0)));
+  const __mmask64 stored = _bzhi_u64(~uint64_t{0}, static_cast<unsigned>(out_bytes));
+  const __m512i left = _mm512_load_si512(p.left.data()), right = _mm512_load_si512(p.right.data());
+  int64_t ox = 0;
+  for (; ox + p.per <= pixels; ox += p.per, top += in_bytes, bottom += in_bytes, out += out_bytes) {
+    const __m512i v0 =
+        max_bytes<T>(_mm512_maskz_loadu_epi8(low, top), _mm512_maskz_loadu_epi8(low, bottom));
+    const __m512i v1 = max_bytes<T>(_mm512_maskz_loadu_epi8(high, top + 64),
+                                    _mm512_maskz_loadu_epi8(high, bottom + 64));
+    _mm512_mask_storeu_epi8(out, stored,
+                            max_bytes<T>(_mm512_permutex2var_epi8(v0, left, v1),
+                                         _mm512_permutex2var_epi8(v0, right, v1)));
+  }
+  if (ox < pixels) max_row_2x2_avx512(top, bottom, out, pixels - ox, channels);
+}
+
+template <typename T>
+void max_pool_nhwc_2x2(const PoolShape &s, const PairPermutes &pairs, int64_t images,
+                       int64_t channels, const T *x, T *y) {
   static_assert(std::is_integral_v<T> && sizeof(T) == 1);
   const int64_t row = s.w * channels;
   const bool avx512 = cpu_allows_avx512bw();
   parallel_for_2d(images, s.oh, worth_splitting(), [&](int64_t n, int64_t oy) {
     const T *top = x + (n * s.h + 2 * oy) * row;
     T *out = y + (n * s.oh + oy) * s.ow * channels;
-    if (avx512)
+    if (pairs.per)
+      max_row_2x2_vbmi(pairs, top, top + row, out, s.ow, channels);
+    else if (avx512)
       max_row_2x2_avx512(top, top + row, out, s.ow, channels);
     else
       max_row_2x2(top, top + row, out, s.ow, channels);
@@ -395,17 +457,20 @@ std::unique_ptr<Kernel> compile_max_pool(OpContext &ctx) {
     if (xs.size() != 4) ctx.fail("_nhwc needs a 4-D input, got " + shape_str(xs));
     int64_t images = xs[0], channels = xs[1];
     if (dt != DType::f32 && is_inner_2x2_stride_2(s)) {
+      auto pairs = std::make_shared<const PairPermutes>(pair_permutes(channels));
       auto k = make_kernel(
-          [s, dt, images, channels](ExecContext &, const void *const *in, void *const *o) {
+          [s, dt, images, channels, pairs](ExecContext &, const void *const *in, void *const *o) {
             if (dt == DType::i8)
-              max_pool_nhwc_2x2(s, images, channels, static_cast<const int8_t *>(in[0]),
+              max_pool_nhwc_2x2(s, *pairs, images, channels, static_cast<const int8_t *>(in[0]),
                                 static_cast<int8_t *>(o[0]));
             else
-              max_pool_nhwc_2x2(s, images, channels, static_cast<const uint8_t *>(in[0]),
+              max_pool_nhwc_2x2(s, *pairs, images, channels, static_cast<const uint8_t *>(in[0]),
                                 static_cast<uint8_t *>(o[0]));
           });
       k->macs = static_cast<uint64_t>(s.planes * s.oh * s.ow * 4);
-      k->impl = "nhwc, 2x2 stride 2";
+      k->impl = pairs->per ? "nhwc, 2x2 stride 2, " + std::to_string(pairs->per) +
+                                 " pixels per vbmi vector"
+                           : std::string("nhwc, 2x2 stride 2");
       return k;
     }
     // Float 2x2/2 on AVX-512 unless AXSTREAM_ENGINE_FLOAT_POOL_2X2=0 (max_pool_nhwc's walk, the
