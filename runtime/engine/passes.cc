@@ -15,20 +15,42 @@
 namespace axstream::engine {
 namespace {
 
-// Identity and inference-mode Dropout forward their input: readers are rewired to it.
+// Identity and inference-mode Dropout forward their input: readers are rewired to it. One that
+// makes a graph output (a package's core output after its NHWC Transpose, axcompile's
+// `.../output`) instead has the node making its input write the output itself, where that
+// input is a node's, read by nothing else and no graph input or output: one copy and one step
+// fewer (unless AXSTREAM_ENGINE_OUTPUT_IDENTITY=0; the same bytes).
 void remove_identities(Graph &graph) {
   std::set<int> graph_outputs(graph.outputs.begin(), graph.outputs.end());
+  std::set<int> graph_inputs(graph.inputs.begin(), graph.inputs.end());
+  const bool into_outputs = setting_not_zero("AXSTREAM_ENGINE_OUTPUT_IDENTITY");
+  const std::vector<int> producer = graph.producers();
+  const std::vector<int> uses = graph.use_counts();
   std::vector<int> replace(graph.values.size());
   for (size_t v = 0; v < replace.size(); ++v) replace[v] = static_cast<int>(v);
   for (Node &n : graph.nodes) {
     if (n.dead || !n.domain.empty()) continue;
+    // Its input as the graph has it: a forwarded one's use count would not count the readers
+    // rewired to it.
+    const int read = n.inputs.empty() ? -1 : n.inputs[0];
     for (int &in : n.inputs)
       if (in >= 0) in = replace[in];
     bool forward = n.op_type == "Identity" ||
                    (n.op_type == "Dropout" && n.outputs.size() == 1 && n.inputs.size() == 1);
-    if (!forward || n.inputs.empty() || n.inputs[0] < 0 || graph_outputs.count(n.outputs[0]))
+    if (!forward || n.inputs.empty() || n.inputs[0] < 0) continue;
+    const int in = n.inputs[0], out = n.outputs[0];
+    if (!graph_outputs.count(out)) {
+      replace[out] = in;
+      n.dead = true;
       continue;
-    replace[n.outputs[0]] = n.inputs[0];
+    }
+    if (!into_outputs || n.op_type != "Identity" || n.outputs.size() != 1 || in != read ||
+        producer[in] < 0 || uses[in] != 1 || graph_outputs.count(in) || graph_inputs.count(in) ||
+        graph.values[in].constant || graph.values[in].dtype != graph.values[out].dtype ||
+        graph.values[in].shape != graph.values[out].shape)
+      continue;
+    for (int &made : graph.nodes[producer[in]].outputs)
+      if (made == in) made = out;
     n.dead = true;
   }
 }

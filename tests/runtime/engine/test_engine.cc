@@ -7975,6 +7975,69 @@ TEST(EngineConv, NhwcFloatConvOnTheReferenceLoopsGivesTheNchwResult) {
   EXPECT_EQ(run_float(*nhwc, {x_nhwc.data()}), to_nhwc(y_nchw, n, m, h * w));
 }
 
+// An Identity making a graph output from a node's value that nothing else reads (a package's
+// `.../output` after its NHWC Transpose) goes: the node writes the output itself, one step
+// fewer. It stays where its input is a graph input, another graph output, read by another node
+// too, or forwarded by another Identity, and under AXSTREAM_ENGINE_OUTPUT_IDENTITY=0; every
+// output gets the same floats either way.
+TEST(EnginePasses, IdentityMakingAGraphOutputLetsItsInputsNodeWriteTheOutput) {
+  struct Case {
+    const char *name;
+    bool removed;
+  };
+  // x -> Relu -> r -> Identity -> y, and the variations that keep the Identity.
+  auto build = [](const std::string &variant) {
+    GraphBuilder g("output_identity");
+    g.input("x", kFloat, {2, 3});
+    g.node("Relu", {"x"}, "r");
+    if (variant == "plain") {
+      g.node("Identity", {"r"}, "y");
+      g.output("y", kFloat, {2, 3});
+    } else if (variant == "second reader") {
+      g.node("Identity", {"r"}, "y");
+      g.node("Neg", {"r"}, "z");
+      g.output("y", kFloat, {2, 3});
+      g.output("z", kFloat, {2, 3});
+    } else if (variant == "graph input") {
+      g.node("Identity", {"x"}, "y");
+      g.output("y", kFloat, {2, 3});
+      g.output("r", kFloat, {2, 3});
+    } else if (variant == "graph output") {
+      g.node("Identity", {"r"}, "y");
+      g.output("r", kFloat, {2, 3});
+      g.output("y", kFloat, {2, 3});
+    } else {  // "chain": the first Identity is forwarded, its reader kept
+      g.node("Identity", {"r"}, "i");
+      g.node("Identity", {"i"}, "y");
+      g.node("Neg", {"i"}, "z");
+      g.output("y", kFloat, {2, 3});
+      g.output("z", kFloat, {2, 3});
+    }
+    return g.model.SerializeAsString();
+  };
+  const std::vector<float> x = {-1.f, 2.f, -0.f, 3.5f, -7.f, 0.25f};
+  for (const Case &c :
+       {Case{"plain", true}, Case{"second reader", false}, Case{"graph input", false},
+        Case{"graph output", false}, Case{"chain", false}}) {
+    SCOPED_TRACE(c.name);
+    std::vector<std::vector<float>> results[2];
+    for (int on = 1; on >= 0; --on) {
+      setenv("AXSTREAM_ENGINE_OUTPUT_IDENTITY", on ? "1" : "0", 1);
+      auto program = Program::from_bytes(build(c.name), "output_identity");
+      unsetenv("AXSTREAM_ENGINE_OUTPUT_IDENTITY");
+      const std::string text = program->describe();
+      EXPECT_EQ(text.find("Identity") == std::string::npos, on && c.removed) << text;
+      for (size_t o = 0; o < program->outputs().size(); ++o)
+        results[on].push_back(run_float(*program, {x.data()}, o));
+    }
+    EXPECT_EQ(results[1], results[0]);
+    // y is Relu(x) (or x itself).
+    const std::vector<float> relu = {0.f, 2.f, 0.f, 3.5f, 0.f, 0.25f};
+    const size_t y = std::string(c.name) == "graph output" ? 1 : 0;
+    EXPECT_EQ(results[1][y], std::string(c.name) == "graph input" ? x : relu);
+  }
+}
+
 // --- int8 MaxPool windows on NHWC (ResNet's 3x3/2 padded pool, SPPF's 5x5) ----------------------
 
 // The pool network `net` (... -> p, a MaxPool's quantised output) closed by an identity
