@@ -88,8 +88,9 @@ bool residual_sum_kernel_checked(const std::string &text);
 // convolution), and how many of them run, in `unfused` (the description with
 // AXSTREAM_ENGINE_SUM_POSTOP=0), a kernel residual_sum_kernel_checked names, with oneDNN picking
 // that kernel with the sum too (else the fused line says "no sum post-op: oneDNN picks ..."):
-// those must fuse. Where the unfused convolution runs the engine's own depthwise kernel (oneDNN's
-// bytes), the fused line's kernel is the one checked. For tests and tools/sum-postop-compare.
+// those must fuse. Where the unfused convolution runs the engine's own depthwise or stem kernel
+// (oneDNN's bytes), the fused line's kernel is the one checked. For tests and
+// tools/sum-postop-compare.
 struct ResidualSumCount {
   size_t summing = 0, checked = 0;
 };

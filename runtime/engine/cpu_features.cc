@@ -1,6 +1,8 @@
 #include "cpu_features.h"
 
 #include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <dnnl.hpp>
 
@@ -21,6 +23,20 @@ bool cpuid_has_avx_vnni() {
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
   if (!__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx)) return false;
   return (eax >> 4) & 1u;
+}
+
+// AMX-TILE and AMX-INT8: CPUID leaf 7, subleaf 0, EDX bits 24 and 25.
+bool cpuid_has_amx_int8() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
+  return ((edx >> 24) & 1u) && ((edx >> 25) & 1u);
+}
+
+// Linux enables the tile data state (XFEATURE_XTILEDATA, 18) for a process only on request;
+// without it the first tile instruction faults. The permission covers every thread.
+bool amx_permission_granted() {
+  constexpr int kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
 }
 
 }  // namespace
@@ -54,6 +70,13 @@ bool cpu_allows_avx_vnni() {
   static const bool allowed =
       cpu_allows_avx2_fma() && cpuid_has_avx_vnni() &&
       (cap_admits(dnnl::cpu_isa::avx2_vnni) || cap_admits(dnnl::cpu_isa::avx512_core_vnni));
+  return allowed;
+}
+
+bool cpu_allows_amx_int8() {
+  static const bool allowed = cpu_allows_avx512vnni() && cpuid_has_amx_int8() &&
+                              cap_admits(dnnl::cpu_isa::avx512_core_amx) &&
+                              amx_permission_granted();
   return allowed;
 }
 

@@ -18,5 +18,9 @@ bool cpu_allows_avx512vnni();
 // AVX-VNNI (the VEX vpdpbusd on ymm, Alder Lake on) with AVX2: the cap admits avx2_vnni, or
 // avx512_core_vnni, which the CPU's AVX-512 VNNI path then serves first.
 bool cpu_allows_avx_vnni();
+// AMX-TILE and AMX-INT8 with AVX-512 VNNI (the cap admits avx512_core_amx), with Linux's
+// permission to use the tile data obtained for the process (arch_prctl ARCH_REQ_XCOMP_PERM,
+// asked once here: oneDNN asks too, but not necessarily first).
+bool cpu_allows_amx_int8();
 
 }  // namespace axstream::engine

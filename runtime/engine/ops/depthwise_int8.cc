@@ -11,6 +11,7 @@
 #include "../parallel.h"
 #include "axstream/error.h"
 #include "intrinsics.h"
+#include "requantise_lanes.h"
 
 namespace axstream::engine {
 
@@ -99,11 +100,7 @@ struct Plan {
   int64_t row_bytes = 0;  // a padded source row (one stride phase)
   int64_t quad_row_bytes = 0, thread_bytes = 0;
   uint8_t flip = 0, zero_byte = 0;  // the source's sign flip and its zero point as uint8
-  bool dst_signed = false;
-  bool add_bias = true;            // false: the (integer) bias is in the initial accumulators
-  std::vector<float> adds;         // the zero points added in float after the scale, in order
-  uint8_t lower = 0, upper = 255;  // the activation's bounds as output bytes (type's bits)
-  bool clamps = false;
+  RequantiseSteps rq;               // the epilogue (requantise_lanes.h)
   // Per phase: quads * 4 weight vectors, then 4 initial accumulators, 4 biases, 4 scales.
   int64_t phase_vectors = 0;
   // Channel strips (kernels of 4 rows or more; "Channel strips" below): the strip's weight
@@ -125,27 +122,6 @@ struct Plan {
   std::shared_ptr<std::vector<Vector>> table;
 };
 
-// GCC's intrinsics are plain vector arithmetic, which it would contract (a product and the
-// zero point's sum into one fused multiply-add, rounded once where oneDNN rounds twice):
-// contraction stays off here, as in requantise_rows.cc. clang (the fuzz build) has no optimize
-// attribute: there the pragma turns it off for the rest of the file.
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#define AXSTREAM_NO_CONTRACT
-#else
-#define AXSTREAM_NO_CONTRACT __attribute__((optimize("fp-contract=off")))
-#endif
-#define AXSTREAM_AVX512_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
-
-// The activation bound `v` (output units) after the zero-point additions, as the output byte
-// it clamps to (saturated to the type; infinite: the type's own bound).
-AXSTREAM_NO_CONTRACT uint8_t bound_byte(float v, const std::vector<float> &adds, bool dst_signed) {
-  const float lo = dst_signed ? -128.f : 0.f, hi = dst_signed ? 127.f : 255.f;
-  for (float a : adds) v = v + a;
-  v = std::nearbyint(std::min(std::max(v, lo), hi));
-  return static_cast<uint8_t>(static_cast<int>(v));
-}
-
 // The 64 output bytes of four accumulators (dword d of accumulator j: output byte
 // output_byte(j, d)), with the lanes' biases and scales at `constants` (4 vectors each).
 template <bool kSigned>
@@ -154,27 +130,20 @@ AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline __m512i requantise(const Plan &
                                                                     const __m512i *constants) {
   const auto *bias = reinterpret_cast<const __m512 *>(constants);
   const __m512 *scale = bias + 4;
-  const int adds = static_cast<int>(p.adds.size());
   __m512i r[4];
-  for (int j = 0; j < 4; ++j) {
-    __m512 f = _mm512_cvtepi32_ps(acc[j]);
-    if (p.add_bias) f = _mm512_add_ps(f, bias[j]);
-    f = _mm512_mul_ps(f, scale[j]);
-    for (int i = 0; i < adds; ++i) f = _mm512_add_ps(f, _mm512_set1_ps(p.adds[i]));
-    r[j] = _mm512_cvtps_epi32(f);  // round half to even (MXCSR's default)
-  }
+  for (int j = 0; j < 4; ++j) r[j] = requantise_lanes(p.rq, acc[j], bias[j], scale[j]);
   const __m512i low = _mm512_packs_epi32(r[0], r[1]), high = _mm512_packs_epi32(r[2], r[3]);
   __m512i y;
   if constexpr (kSigned) {
     y = _mm512_packs_epi16(low, high);
-    if (p.clamps)
-      y = _mm512_min_epi8(_mm512_max_epi8(y, _mm512_set1_epi8(static_cast<char>(p.lower))),
-                          _mm512_set1_epi8(static_cast<char>(p.upper)));
+    if (p.rq.clamps)
+      y = _mm512_min_epi8(_mm512_max_epi8(y, _mm512_set1_epi8(static_cast<char>(p.rq.lower))),
+                          _mm512_set1_epi8(static_cast<char>(p.rq.upper)));
   } else {
     y = _mm512_packus_epi16(low, high);
-    if (p.clamps)
-      y = _mm512_min_epu8(_mm512_max_epu8(y, _mm512_set1_epi8(static_cast<char>(p.lower))),
-                          _mm512_set1_epi8(static_cast<char>(p.upper)));
+    if (p.rq.clamps)
+      y = _mm512_min_epu8(_mm512_max_epu8(y, _mm512_set1_epi8(static_cast<char>(p.rq.lower))),
+                          _mm512_set1_epi8(static_cast<char>(p.rq.upper)));
   }
   return y;
 }
@@ -517,18 +486,8 @@ bool check(const DepthwiseInt8Params &d, const Tensor &w, std::string *why_not) 
       static_cast<int64_t>(d.bias_acc.size()) != d.channels)
     return refuse(why_not, "per-channel constants of another size");
   if (d.channels < 1 || d.out_w < 1 || d.out_h < 1) return refuse(why_not, "an empty output");
-  // Every scaled accumulator stays far inside int32 (the conversion's range).
-  const int8_t *wd = w.data<int8_t>();
-  for (int64_t c = 0; c < d.channels; ++c) {
-    double magnitude = 0;
-    for (int64_t t = 0; t < taps; ++t) magnitude += std::abs(static_cast<int>(wd[c * taps + t]));
-    const double reach = (255.0 * magnitude + std::fabs(d.bias_acc[c])) *
-                             std::fabs(static_cast<double>(d.output_scales[c])) +
-                         512.0;
-    if (!std::isfinite(d.bias_acc[c]) || !std::isfinite(d.output_scales[c]) ||
-        !(reach < std::ldexp(1.0, 30)))
-      return refuse(why_not, "a scaled accumulator could leave int32");
-  }
+  if (!scaled_accumulators_fit(w.data<int8_t>(), d.channels, taps, d.bias_acc, d.output_scales))
+    return refuse(why_not, "a scaled accumulator could leave int32");
   return true;
 }
 
@@ -541,14 +500,14 @@ int strip_quads(const DepthwiseInt8Params &d) {
 
 // Lane `lane` of accumulator j's constants in a table of p.quads * 4 weight vectors `v`, for
 // channel c: its initial accumulator (-zero point * sum of weights, with an integer bias where
-// p.add_bias is off), float bias and scale.
+// p.rq.add_bias is off), float bias and scale.
 void lane_constants(const Plan &p, const DepthwiseInt8Params &d, const int8_t *wd, int64_t c,
                     int32_t zero, int j, int lane, uint8_t *v) {
   const int64_t taps = p.kh * p.kw;
   int32_t sum = 0;
   for (int64_t t = 0; t < taps; ++t) sum += wd[c * taps + t];
-  const int32_t init = -zero * sum + (p.add_bias ? 0 : static_cast<int32_t>(d.bias_acc[c]));
-  const float bias = p.add_bias ? d.bias_acc[c] : 0.f, scale = d.output_scales[c];
+  const int32_t init = -zero * sum + (p.rq.add_bias ? 0 : static_cast<int32_t>(d.bias_acc[c]));
+  const float bias = p.rq.add_bias ? d.bias_acc[c] : 0.f, scale = d.output_scales[c];
   uint8_t *base = v + static_cast<size_t>(p.quads * 4) * 64;
   std::memcpy(base + (j * kLanes + lane) * 4, &init, 4);
   std::memcpy(base + ((4 + j) * kLanes + lane) * 4, &bias, 4);
@@ -633,27 +592,10 @@ Plan make_plan(const DepthwiseInt8Params &d, const Tensor &w) {
   p.flip = d.src_dtype == DType::i8 ? 0x80 : 0;
   const int32_t zero = d.src_zero_point + (p.flip ? 128 : 0);
   p.zero_byte = static_cast<uint8_t>(zero);
-  p.dst_signed = d.dst_dtype == DType::i8;
-  if (d.rounds_as_int8_zero_point != 0) {
-    p.adds.push_back(static_cast<float>(d.rounds_as_int8_zero_point));
-    p.adds.push_back(-static_cast<float>(d.rounds_as_int8_zero_point));
-  }
-  if (d.dst_zero_point != 0) p.adds.push_back(static_cast<float>(d.dst_zero_point));
-  p.lower = bound_byte(d.act_lo, p.adds, p.dst_signed);
-  p.upper = bound_byte(d.act_hi, p.adds, p.dst_signed);
-  p.clamps = p.lower != (p.dst_signed ? 0x80 : 0) || p.upper != (p.dst_signed ? 0x7f : 0xff);
+  p.rq = requantise_steps(d.dst_dtype == DType::i8, d.dst_zero_point, d.rounds_as_int8_zero_point,
+                          d.act_lo, d.act_hi);
   const int8_t *wd = w.data<int8_t>();
-  // An integer bias with every accumulator plus it below 2^24 (float's integers) adds exactly
-  // in int32 too.
-  p.add_bias = false;
-  for (int64_t c = 0; c < p.c; ++c) {
-    int64_t magnitude = 0;
-    for (int64_t t = 0; t < taps; ++t) magnitude += std::abs(static_cast<int>(wd[c * taps + t]));
-    const float b = d.bias_acc[c];
-    if (b != std::nearbyint(b) ||
-        255.0 * static_cast<double>(magnitude) + std::fabs(b) >= std::ldexp(1.0, 24))
-      p.add_bias = true;
-  }
+  p.rq.add_bias = !bias_joins_accumulators(wd, p.c, taps, d.bias_acc);
   if (strip_quads(d) <= kMaxQuads) return make_strip_plan(p, d, w, zero);
   p.phase_vectors = p.quads * 4 + 12;
   p.table =
@@ -686,12 +628,12 @@ std::unique_ptr<Kernel> make_depthwise_int8(const DepthwiseInt8Params &d, const 
   }
   if (!check(d, weights, why_not)) return nullptr;
   auto plan = std::make_shared<const Plan>(make_plan(d, weights));
-  const RowFn fn = plan->strips       ? nullptr
-                   : plan->dst_signed ? row_fn<true>(plan->quads)
-                                      : row_fn<false>(plan->quads);
-  const TileFn strip_fn = !plan->strips      ? nullptr
-                          : plan->dst_signed ? tile_fn<true>(plan->quads)
-                                             : tile_fn<false>(plan->quads);
+  const RowFn fn = plan->strips          ? nullptr
+                   : plan->rq.dst_signed ? row_fn<true>(plan->quads)
+                                         : row_fn<false>(plan->quads);
+  const TileFn strip_fn = !plan->strips         ? nullptr
+                          : plan->rq.dst_signed ? tile_fn<true>(plan->quads)
+                                                : tile_fn<false>(plan->quads);
   auto run = [fn, strip_fn](const Plan &p, const uint8_t *src, uint8_t *dst, uint8_t *scratch,
                             int64_t begin, int64_t end) {
     if (strip_fn)

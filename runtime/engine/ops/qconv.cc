@@ -10,6 +10,7 @@
 #include "conv_reference.h"
 #include "depthwise_int8.h"
 #include "quantized_join.h"
+#include "stem_int8.h"
 
 namespace axstream::engine {
 namespace {
@@ -272,6 +273,51 @@ std::unique_ptr<Kernel> own_depthwise_qconv(const DnnlConvParams &conv, const QC
   return make_depthwise_int8(d, w);
 }
 
+// The engine's own stem kernel (ops/stem_int8.h) for an NHWC 2-D convolution of up to 4 input
+// channels that oneDNN's int8 kernel runs, with its bytes, where the setting
+// (AXSTREAM_ENGINE_OWN_STEM, checked wherever such a convolution compiles) or the rule takes it;
+// nullptr elsewhere.
+std::unique_ptr<Kernel> own_stem_qconv(const DnnlConvParams &conv, const QConvConstants &k,
+                                       DType in_dtype, DType out_dtype, const Tensor &w) {
+  using Kind = FusedActivation::Kind;
+  const Kind kind = conv.activation.kind;
+  if (conv.src.size() != 4 || conv.group != 1 || conv.src[1] > 4 || !conv.src_nhwc ||
+      !conv.dst_nhwc || conv.dilation[0] != 1 || conv.dilation[1] != 1 ||
+      (kind != Kind::none && kind != Kind::relu && kind != Kind::clip))
+    return nullptr;
+  const char *setting = std::getenv("AXSTREAM_ENGINE_OWN_STEM");
+  check_own_stem_setting(setting);
+  if (!own_stem_available() || !dnnl_kernels_enabled()) return nullptr;
+  const DnnlQConvParams q = int8_conv_params(conv, k, in_dtype, out_dtype);
+  if (q.post_activation_multiplier != 1.f || !(q.conv.activation.lo <= q.conv.activation.hi))
+    return nullptr;
+  StemInt8Params d;
+  d.batch = conv.src[0];
+  d.in_channels = conv.src[1];
+  d.out_channels = conv.weights[0];
+  d.in_h = conv.src[2];
+  d.in_w = conv.src[3];
+  d.out_h = conv.dst[2];
+  d.out_w = conv.dst[3];
+  d.kernel_h = conv.weights[2];
+  d.kernel_w = conv.weights[3];
+  d.stride_h = conv.stride[0];
+  d.stride_w = conv.stride[1];
+  d.pad_top = conv.pad_begin[0];
+  d.pad_left = conv.pad_begin[1];
+  d.src_dtype = in_dtype;
+  d.dst_dtype = out_dtype;
+  d.src_zero_point = q.src_zero_point;
+  d.dst_zero_point = q.dst_zero_point;
+  d.rounds_as_int8_zero_point = q.rounds_as_int8_zero_point;
+  d.output_scales = q.output_scales;
+  d.bias_acc = q.bias_acc;
+  d.act_lo = q.conv.activation.lo;
+  d.act_hi = q.conv.activation.hi;
+  if (!own_stem_chosen(d, setting)) return nullptr;
+  return make_stem_int8(d, w);
+}
+
 // The convolution requantised to its own output: oneDNN's int8 kernel where it is exact and
 // has an implementation (or the engine's own depthwise kernel, the same bytes), else the
 // unfused float arithmetic.
@@ -281,6 +327,10 @@ std::unique_ptr<Kernel> plain_qconv(const DnnlConvParams &conv, const ConvShape 
   if (dnnl_rank && int8_path_is_exact(w)) {
     if (auto k = make_dnnl_qconv(int8_conv_params(conv, constants, in_dtype, out_dtype), w)) {
       if (auto own = own_depthwise_qconv(conv, constants, in_dtype, out_dtype, w, *k)) return own;
+      if (auto own = own_stem_qconv(conv, constants, in_dtype, out_dtype, w)) {
+        own->macs = macs;
+        return own;
+      }
       k->macs = macs;
       return k;
     }

@@ -31,6 +31,7 @@
 #include "ops/nhwc_quantize.h"
 #include "ops/qconcat_vectors.h"
 #include "ops/quantized_join.h"
+#include "ops/stem_int8.h"
 #include "residual_sum_chain.h"
 
 namespace fs = std::filesystem;
@@ -4783,6 +4784,197 @@ TEST(EnginePasses, OwnDepthwiseSettingOtherThanAutoOneOrZeroFailsTheCompile) {
   if (!cpu_allows_avx512vnni()) GTEST_SKIP() << "the setting is read only where the kernel can run";
   EXPECT_TRUE(
       contains_all(msg, {"AXSTREAM_ENGINE_OWN_DEPTHWISE", "expected auto, 1 or 0", "'yes'"}))
+      << msg;
+}
+
+// --- The engine's own int8 stem convolution on AMX (ops/stem_int8.h)
+// -------------------------------
+
+// x -> 1x1 int8 conv (to `in_channels`, at `mid`) -> convolution `stem` (to `out`) -> identity
+// conv -> y: the stem reads and writes NHWC between int8 convolutions, as a network's first
+// convolution reads a package's NHWC input.
+struct StemCase {
+  const char *name;
+  int64_t batch, in_channels, height, width;
+  ConvSpec stem;
+  Quant mid, out;
+  int threads = 1;
+};
+
+onnx::ModelProto stem_model(const StemCase &c) {
+  QdqNet net(c.name);
+  net.input("x", {c.batch, 3, c.height, c.width}, {0.05f, 3});
+  net.conv("x", "m", {c.in_channels, 1, 1, 1, 1, ConvSpec::Bias::int32}, c.mid);
+  net.conv("m", "s", c.stem, c.out);
+  net.identity_conv("s", "y");
+  net.output("y");
+  return net.b.model;
+}
+
+class OwnStem : public ::testing::TestWithParam<StemCase> {};
+
+// The engine's AMX kernel gives the bytes oneDNN's int8 convolution gives
+// (AXSTREAM_ENGINE_OWN_STEM=0) over kernels 3x3 to 7x7, strides 1 and 2, asymmetric pads,
+// 1 to 4 input and 8 to 64 output channels, widths that are not multiples of 16, batches,
+// source and destination zero points, int8 and uint8 sources and outputs (the retyped uint8
+// ones too), biases, Relu, ReLU6 and saturation, on 1 and 2 threads; it runs wherever the host
+// has AMX-INT8 (not under an ONEDNN_MAX_CPU_ISA cap below it).
+TEST_P(OwnStem, GivesOneDnnsBytes) {
+  const StemCase &c = GetParam();
+  const std::string bytes = stem_model(c).SerializeAsString();
+  CompileOptions options;
+  options.threads = c.threads;
+  auto compile = [&](const char *setting) {
+    if (setting) setenv("AXSTREAM_ENGINE_OWN_STEM", setting, 1);
+    auto program = Program::from_bytes(bytes, c.name, options);
+    unsetenv("AXSTREAM_ENGINE_OWN_STEM");
+    return program;
+  };
+  auto own = compile("1"), onednn = compile("0"), automatic = compile(nullptr);
+  const std::string own_line = step_line(own->describe(), "axstream.QConv", "s/f/Conv");
+  const std::string onednn_line = step_line(onednn->describe(), "axstream.QConv", "s/f/Conv");
+  const std::string auto_line = step_line(automatic->describe(), "axstream.QConv", "s/f/Conv");
+  ASSERT_FALSE(own_line.empty()) << own->describe();
+  EXPECT_EQ(onednn_line.find("axstream stem int8"), std::string::npos) << onednn_line;
+  const bool expected_here = own_stem_available() && int8_convs_run_on_onednn(onednn_line);
+  const int64_t kernel_w = c.stem.kernel_w > 0 ? c.stem.kernel_w : c.stem.kernel;
+  const std::string name = "[axstream stem int8 " + std::to_string(c.stem.kernel) + "x" +
+                           std::to_string(kernel_w) + "/" + std::to_string(c.stem.stride) +
+                           " (AMX)]";
+  EXPECT_EQ(own_line.find(name) != std::string::npos, expected_here) << own_line;
+  if (expected_here) {
+    EXPECT_TRUE(contains_all(own_line, {"_src_nhwc=1", "_dst_nhwc=1"}));
+  }
+  // Unset: the rule takes kernels of 25 taps or more (5x5 and larger).
+  EXPECT_EQ(auto_line.find("axstream stem int8") != std::string::npos,
+            expected_here && c.stem.kernel * kernel_w >= 25)
+      << auto_line;
+
+  std::vector<int8_t> x = int8_ramp(size_t(c.batch * 3 * c.height * c.width), 7919, 13);
+  auto run = [&](const Program &program) {
+    std::vector<int8_t> y(program.outputs()[0].element_count());
+    auto exec = program.make_executor();
+    for (int i = 0; i < 2; ++i) exec->run({x.data()}, {y.data()});  // scratch reused
+    return y;
+  };
+  const std::vector<int8_t> expected = run(*onednn), got = run(*own);
+  EXPECT_EQ(got, expected) << own_line << "\n" << onednn_line;
+  for (size_t i = 0, shown = 0; i < got.size() && shown < 10; ++i)
+    if (got[i] != expected[i]) {
+      ++shown;
+      ADD_FAILURE() << "at " << i << ": " << int(got[i]) << " vs " << int(expected[i]);
+    }
+  EXPECT_GT(distinct_values(expected), 30u) << "the output takes few values: little checked";
+  if (!expected_here) GTEST_SKIP() << "the engine's stem kernel does not run here";
+}
+
+INSTANTIATE_TEST_SUITE_P(EnginePasses, OwnStem,
+                         ::testing::Values(
+                             // BlazeFace: 5x5/2, pads 1 before and 2 after, 24 channels, Relu into
+                             // an int8 output with zero point -128 (retyped to uint8).
+                             StemCase{"blazeface_5x5_s2_24_relu_retyped",
+                                      1,
+                                      4,
+                                      32,
+                                      32,
+                                      ConvSpec{24, 5, 2, 1, 1, Bias::int32, 1.f, true, 0.f, 1, 2},
+                                      {0.05f, -3},
+                                      {0.05f, -128}},
+                             // YOLOv8n and PP-OCR: 3x3/2 to 16 channels, zero points on both sides.
+                             StemCase{"yolov8n_3x3_s2_16",
+                                      1,
+                                      4,
+                                      40,
+                                      38,
+                                      ConvSpec{16, 3, 2, 1, 1, Bias::int32},
+                                      {0.04f, 11},
+                                      {0.05f, -9}},
+                             // YOLOv5s: 6x6/2 pads 2 to 32 channels.
+                             StemCase{"yolov5s_6x6_s2_32",
+                                      1,
+                                      4,
+                                      34,
+                                      30,
+                                      ConvSpec{32, 6, 2, 1, 1, Bias::int32, 1.f, false, 0.f, 2, 2},
+                                      {0.05f, -20},
+                                      {0.05f, 4}},
+                             // ResNet-50: 7x7/2 pads 3 to 64 channels, Relu, two threads.
+                             StemCase{"resnet_7x7_s2_64_relu_two_threads",
+                                      1,
+                                      4,
+                                      38,
+                                      42,
+                                      ConvSpec{64, 7, 2, 1, 1, Bias::int32, 1.f, true},
+                                      {0.05f, 7},
+                                      {0.04f, -5},
+                                      2},
+                             // MobileNetV2: 3x3/2, ReLU6, retyped output, 32 channels.
+                             StemCase{"mnv2_3x3_s2_32_relu6_retyped",
+                                      1,
+                                      4,
+                                      23,
+                                      25,
+                                      ConvSpec{32, 3, 2, 1, 1, Bias::int32, 1.f, false, 6.f},
+                                      {0.05f, 0},
+                                      {0.035f, -128}},
+                             StemCase{"c3_5x5_s1_asymmetric_pads_8_float_bias_u8",
+                                      1,
+                                      3,
+                                      19,
+                                      21,
+                                      ConvSpec{8, 5, 1, 1, 1, Bias::float32, 1.f, false, 0.f, 0, 3},
+                                      {0.05f, 2},
+                                      {0.05f, 7, kUint8}},
+                             StemCase{"c1_7x7_s1_40_uint8_source_saturating",
+                                      1,
+                                      1,
+                                      17,
+                                      13,
+                                      ConvSpec{40, 7, 1, 1, 1, Bias::int32, 3.f, false, 0.f, 2, 4},
+                                      {0.04f, 30, kUint8},
+                                      {0.05f, -1}},
+                             StemCase{"c2_6x6_s2_48_batch2_no_bias",
+                                      2,
+                                      2,
+                                      20,
+                                      18,
+                                      ConvSpec{48, 6, 2, 1, 1, Bias::none, 1.f, true, 0.f, 3, 1},
+                                      {0.05f, -50},
+                                      {0.06f, -128}},
+                             StemCase{"c4_3x3_s1_unpadded_17_wide_two_threads",
+                                      1,
+                                      4,
+                                      9,
+                                      70,
+                                      ConvSpec{17, 3, 1, 1, 1, Bias::int32, 1.f, false, 0.f, 0, 0},
+                                      {0.05f, -11},
+                                      {0.05f, 2},
+                                      2},
+                             StemCase{"c3_7x7_s2_64_image_smaller_than_kernel_reach",
+                                      1,
+                                      3,
+                                      5,
+                                      5,
+                                      ConvSpec{64, 7, 2, 1, 1, Bias::int32, 1.f, false, 0.f, 3, 3},
+                                      {0.05f, 5},
+                                      {0.02f, 1}},
+                             StemCase{"c4_5x5_s2_24_uint8_source_and_output_relu6",
+                                      1,
+                                      4,
+                                      31,
+                                      33,
+                                      ConvSpec{24, 5, 2, 1, 1, Bias::int32, 1.f, false, 6.f, 2, 1},
+                                      {0.04f, 128, kUint8},
+                                      {0.03f, 0, kUint8}}));
+
+TEST(EnginePasses, OwnStemSettingOtherThanAutoOneOrZeroFailsTheCompile) {
+  const StemCase c{"setting", 1, 4, 8, 8, ConvSpec{16, 3, 2}, {0.05f, 0}, {0.05f, 0}};
+  const std::string bytes = stem_model(c).SerializeAsString();
+  setenv("AXSTREAM_ENGINE_OWN_STEM", "on", 1);
+  const std::string msg =
+      message_of<InvalidConfiguration>([&] { Program::from_bytes(bytes, "setting.onnx"); });
+  unsetenv("AXSTREAM_ENGINE_OWN_STEM");
+  EXPECT_TRUE(contains_all(msg, {"AXSTREAM_ENGINE_OWN_STEM", "expected auto, 1 or 0", "'on'"}))
       << msg;
 }
 
