@@ -28,9 +28,9 @@ bool own_stem_chosen(const StemInt8Params &p, const char *setting) {
   if (asked == "1") return true;
   if (asked == "0") return false;
   // Measured per step against oneDNN's pick on the stems of the cached models (docs/runtime.md
-  // "The stem kernel", docs/performance.md): 5x5 and larger kernels ran 1.08-1.31x as fast as
+  // "The stem kernel", docs/performance.md): 5x5 and larger kernels ran 1.09-1.33x as fast as
   // oneDNN (BlazeFace's 5x5/2 against jit_int8, ResNet-50's 7x7/2 and YOLOv5s' 6x6/2 against
-  // its AMX jit kernel); the 3x3/2 stems 0.69-1.05x (16 output channels 0.69-0.78x: PP-OCR,
+  // its AMX jit kernel); the 3x3/2 stems 0.73-1.02x (16 output channels 0.73-0.85x: PP-OCR,
   // YOLOv8n), so those stay on oneDNN.
   return p.kernel_h * p.kernel_w >= 25;
 }
@@ -245,8 +245,10 @@ AXSTREAM_AMX void run_rows(const Plan &p, const uint8_t *src, uint8_t *dst, int6
   const uint8_t *a[kGroup][kMaxKernelRows];
   const int64_t row_blocks = (p.out_w + kTileRows - 1) / kTileRows;
   const int64_t first = begin * row_blocks, blocks = end * row_blocks;
-  // How far ahead the next group's source lies: prefetched into L1, since tile loads wait for
-  // each row they miss (a block's rows are overlapping loads over ~3 cache lines per kernel row).
+  // How far ahead the next group's source lies: prefetched, since tile loads wait for each row
+  // they miss (a block's rows are overlapping loads over ~3 cache lines per kernel row). Two
+  // lines per kernel row and block, one group ahead into L1 and four into L2, ran 6-8% faster
+  // than every line of the span one group ahead into L1 (docs/performance.md).
   const int64_t ahead = kGroup * kTileRows * p.pixel_stride;
   for (int64_t i = first; i < blocks; i += kGroup) {
     int64_t count[kGroup];
@@ -270,8 +272,12 @@ AXSTREAM_AMX void run_rows(const Plan &p, const uint8_t *src, uint8_t *dst, int6
         const uint8_t *row = iy >= 0 && iy < p.in_h ? image + iy * p.in_w * p.cin : nullptr;
         if (row && inside_w && (row - src) + ix * p.cin + p.span_bytes <= p.src_bytes) {
           a[g][ky] = row + ix * p.cin;
-          for (int64_t line = 0; line < p.span_bytes; line += kTileBytes)
-            _mm_prefetch(reinterpret_cast<const char *>(a[g][ky] + ahead + line), _MM_HINT_T0);
+          // The two lines past this block's span, a group ahead into L1 and four into L2.
+          const char *next = reinterpret_cast<const char *>(a[g][ky] + p.span_bytes);
+          _mm_prefetch(next + ahead, _MM_HINT_T0);
+          _mm_prefetch(next + ahead + kTileBytes, _MM_HINT_T0);
+          _mm_prefetch(next + 4 * ahead, _MM_HINT_T1);
+          _mm_prefetch(next + 4 * ahead + kTileBytes, _MM_HINT_T1);
         } else {
           stage_span(p, row, ix, staged[g][ky]);
           a[g][ky] = staged[g][ky];
