@@ -72,8 +72,7 @@ memory::dims dilation_of(const DnnlConvParams &p) {
   return d;
 }
 
-dnnl::post_ops activation_post_ops(const FusedActivation &act) {
-  dnnl::post_ops ops;
+void append_activation(dnnl::post_ops &ops, const FusedActivation &act) {
   using Kind = FusedActivation::Kind;
   // Relu as a clip to [0, inf): the same max(x, 0) in oneDNN's vector kernels, but its scalar
   // post-ops (the gemm convolutions it picks on SSE4.1-only CPUs) compute relu as x * 0 below
@@ -91,6 +90,11 @@ dnnl::post_ops activation_post_ops(const FusedActivation &act) {
     ops.append_eltwise(1.f, dnnl::algorithm::eltwise_swish, 1.f, 0.f);
   else if (act.kind == Kind::sigmoid)
     ops.append_eltwise(1.f, dnnl::algorithm::eltwise_logistic, 0.f, 0.f);
+}
+
+dnnl::post_ops activation_post_ops(const FusedActivation &act) {
+  dnnl::post_ops ops;
+  append_activation(ops, act);
   return ops;
 }
 
@@ -370,6 +374,17 @@ class DnnlConvKernel : public Kernel {
     if (src_pad_.active) src_pad_dims_ = src_pad_.padded.dims();
   }
 
+  // The primitive sums a residual (a float convolution's sum post-op): input 3, in the caller's
+  // destination layout, goes into the destination before the convolution runs.
+  void enable_sum() {
+    sum_ = true;
+    output_may_overwrite_input = 3;
+    if (dst_reorder_needed_)
+      skip_reorder_ = dnnl::reorder(
+          dnnl::reorder::primitive_desc(cpu_engine(), user_dst_, cpu_engine(), pd_.dst_desc()));
+    impl += " + sum post-op";
+  }
+
   void run(ExecContext &ctx, const void *const *in, void *const *out) const override {
     std::unique_ptr<KernelState> local;
     RunState &st = kernel_state<RunState>(ctx, this, local, [&] { return make_run_state(ctx); });
@@ -411,6 +426,15 @@ class DnnlConvKernel : public Kernel {
         execute(src_reorder_, ctx, st.src_reorder_args);
       }
     }
+    if (sum_) {
+      // Read before any write: in place, out[0] is the skip's buffer.
+      if (dst_reorder_needed_) {
+        st.user_skip.set_data_handle(const_cast<void *>(in[3]));
+        execute(skip_reorder_, ctx, st.skip_reorder_args);
+      } else if (out[0] != in[3]) {
+        std::memcpy(out[0], in[3], user_dst_.get_size());
+      }
+    }
     execute(conv_, ctx, st.conv_args);
     if (dst_reorder_needed_ && dst_blocked_loop_) {
       ctx.stream->wait();
@@ -433,11 +457,12 @@ class DnnlConvKernel : public Kernel {
   // each run only points them at its buffers (set_data_handle) instead of creating them.
   struct RunState final : KernelState {
     memory user_src, user_dst;  // the caller's buffers
+    memory user_skip;           // a residual sum's skip, when reordered into the destination
     memory src, dst;            // what the convolution reads and writes, when in scratch
     memory pad;                 // oneDNN's scratchpad
     memory interior;            // the padded source's interior (SourcePad, not row by row)
     std::vector<dnnl_exec_arg_t> conv_args, src_reorder_args, dst_reorder_args,
-        src_pad_reorder_args;
+        src_pad_reorder_args, skip_reorder_args;
 
     // Every handle, every run: the scratch buffer may move (an enclosing kernel hands each run
     // its own), and oneDNN zero-fills a blocked layout's padding when a handle is set, as it
@@ -487,6 +512,10 @@ class DnnlConvKernel : public Kernel {
       if (src_q_.zero_point)
         st->src_reorder_args.push_back({src_q_.zero_point_arg, src_q_.zero_point->get()});
     }
+    if (sum_ && dst_reorder_needed_) {
+      st->user_skip = memory(user_dst_, eng, nullptr);
+      st->skip_reorder_args = {{DNNL_ARG_FROM, st->user_skip.get()}, {DNNL_ARG_TO, st->dst.get()}};
+    }
     if (dst_reorder_needed_ && !dst_blocked_loop_) {
       st->dst_reorder_args = {{DNNL_ARG_FROM, st->dst.get()}, {DNNL_ARG_TO, st->user_dst.get()}};
       if (dst_q_.zero_point)
@@ -522,6 +551,8 @@ class DnnlConvKernel : public Kernel {
   size_t pad_src_offset_ = 0;
   bool pad_rows_ = false;  // the source padded row by row (NHWC uint8), not reordered
   memory::dims user_src_dims_, user_dst_dims_, src_pad_dims_;
+  bool sum_ = false;
+  dnnl::reorder skip_reorder_;  // the skip into the primitive's destination layout
 };
 
 dt dnnl_type(DType t) {
@@ -1002,9 +1033,14 @@ std::unique_ptr<Kernel> make_dnnl_qconv(const DnnlQConvParams &q, const Tensor &
   }
 }
 
+bool float_sum_kernel_checked(const std::string &impl) {
+  return impl == "brgconv:avx512_core" || impl == "brgconv_1x1:avx512_core";
+}
+
 std::unique_ptr<Kernel> make_dnnl_conv_f32(const DnnlConvParams &p, const Tensor &weights,
-                                           const Tensor *bias, const DnnlQuantIO *q) {
-  if (!dnnl_kernels_enabled()) return nullptr;
+                                           const Tensor *bias, const DnnlQuantIO *q,
+                                           std::string *sum_refusal) {
+  if (!dnnl_kernels_enabled() || (p.sum && q)) return nullptr;
   try {
     auto &eng = cpu_engine();
     memory::desc user_src(dims_of(p.src), q ? dnnl_type(q->src_dtype) : dt::f32,
@@ -1025,10 +1061,37 @@ std::unique_ptr<Kernel> make_dnnl_conv_f32(const DnnlConvParams &p, const Tensor
                                                        dnnl::algorithm::convolution_direct, any_src,
                                                        any_w, any_dst, dims_of(p.stride), dil,
                                                        dims_of(p.pad_begin), dims_of(p.pad_end));
-    dnnl::primitive_attr attr;
-    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-    attr.set_post_ops(activation_post_ops(p.activation));
-    dnnl::convolution_forward::primitive_desc pd(desc, attr, eng);
+    auto primitive_desc = [&](bool with_sum) {
+      dnnl::primitive_attr attr;
+      attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+      dnnl::post_ops ops = activation_post_ops(p.activation);
+      if (with_sum) {
+        ops.append_sum(1.f);
+        append_activation(ops, p.sum_activation);
+      }
+      attr.set_post_ops(ops);
+      return dnnl::convolution_forward::primitive_desc(desc, attr, eng);
+    };
+    dnnl::convolution_forward::primitive_desc pd = primitive_desc(p.sum);
+    if (p.sum) {
+      // Exact only where the sum changes nothing of how the kernel computes the convolution:
+      // the same kernel and layouts as without it, and a kernel checked to add bias before the
+      // sum (float_sum_kernel_checked).
+      const auto unfused = primitive_desc(false);
+      const std::string fused_impl = pd.impl_info_str(), unfused_impl = unfused.impl_info_str();
+      std::string refusal;
+      if (fused_impl != unfused_impl)
+        refusal = "oneDNN picks " + fused_impl + " with it, " + unfused_impl + " without";
+      else if (pd.src_desc() != unfused.src_desc() || pd.dst_desc() != unfused.dst_desc() ||
+               pd.weights_desc() != unfused.weights_desc())
+        refusal = "oneDNN picks other layouts for " + fused_impl + " with it";
+      else if (!float_sum_kernel_checked(fused_impl))
+        refusal = fused_impl + " unchecked for it";
+      if (!refusal.empty()) {
+        if (sum_refusal) *sum_refusal = refusal;
+        return nullptr;
+      }
+    }
     dnnl::stream stream(eng);
     memory user_w_mem(user_w, eng, const_cast<uint8_t *>(weights.bytes.data()));
     auto w_mem = std::make_shared<memory>(pd.weights_desc(), eng);
@@ -1039,7 +1102,11 @@ std::unique_ptr<Kernel> make_dnnl_conv_f32(const DnnlConvParams &p, const Tensor
       std::memcpy(b_mem->get_data_handle(), bias->bytes.data(), bias->bytes.size());
     }
     stream.wait();
-    if (!q) return std::make_unique<DnnlConvKernel>(pd, user_src, user_dst, w_mem, b_mem);
+    if (!q) {
+      auto kernel = std::make_unique<DnnlConvKernel>(pd, user_src, user_dst, w_mem, b_mem);
+      if (p.sum) kernel->enable_sum();
+      return kernel;
+    }
     return std::make_unique<DnnlConvKernel>(
         pd, user_src, user_dst, w_mem, b_mem,
         std::vector<std::pair<int, std::shared_ptr<memory>>>{}, false,

@@ -17,6 +17,13 @@ struct DnnlConvParams {
   // Input channels whose weights are all zero (a package's channel padding read by the
   // convolution instead of sliced off, passes.cc): not counted in the AMX rule's reduction.
   int64_t zero_input_channels = 0;
+  // A float convolution's residual sum (make_dnnl_conv_f32; passes.cc, the float residual
+  // fusion): the kernel reads the skip as input 3, puts it in the destination (in place when
+  // the memory plan gave the two one buffer, else a copy or a reorder into the primitive's
+  // layout), and oneDNN adds it in a sum post-op of scale 1 after `activation` (the
+  // convolution's own, none where the fusion runs), then runs `sum_activation`.
+  bool sum = false;
+  FusedActivation sum_activation{};
 };
 
 // Whether oneDNN kernels may be used (AXSTREAM_ENGINE_REFERENCE=1 forces the reference ones).
@@ -35,8 +42,18 @@ struct DnnlQuantIO {
 };
 
 // nullptr when oneDNN has no implementation for this shape. With q, src/dst are quantised.
+// With p.sum, nullptr too where the sum would not give the unfused convolution's and add's bits
+// (not the same oneDNN kernel with and without the sum, or a kernel not checked for it:
+// float_sum_kernel_checked), and then, in `sum_refusal`, why.
 std::unique_ptr<Kernel> make_dnnl_conv_f32(const DnnlConvParams &p, const Tensor &weights,
-                                           const Tensor *bias, const DnnlQuantIO *q = nullptr);
+                                           const Tensor *bias, const DnnlQuantIO *q = nullptr,
+                                           std::string *sum_refusal = nullptr);
+
+// Whether `impl` (oneDNN's impl_info_str) names a float32 convolution kernel checked to give
+// round(round(conv + bias) + skip) for a sum post-op of scale 1, the activation after it, bit
+// for bit as the unfused Conv, Add and activation (engine_test's float residual tests;
+// docs/runtime.md, "float residual adds", lists them).
+bool float_sum_kernel_checked(const std::string &impl);
 
 // Integer convolution: src int8/uint8 (zero point src_zero_point), weights int8 symmetric,
 // dst = saturate(round(activation(scale[oc] * (acc + bias_acc[oc]))) + dst_zero_point), where the

@@ -704,6 +704,42 @@ void fold_batchnorm(Graph &g) {
   }
 }
 
+// The attributes a fused float activation node `act` (Relu, Clip with constant bounds,
+// LeakyRelu, HardSwish) leaves on the node running it: `<prefix>_activation` and its
+// parameters (`<prefix>_act_min`, ...), as FusedActivation::from reads them. False for another
+// node (a Clip whose bounds are computed at run time included).
+bool float_activation_attrs(const Graph &g, const Node &act, const std::string &prefix,
+                            std::map<std::string, Attribute> &attrs) {
+  if (is_op(act, "Relu")) {
+    attrs[prefix + "_activation"] = string_attr("Relu");
+  } else if (is_op(act, "LeakyRelu")) {
+    attrs[prefix + "_activation"] = string_attr("LeakyRelu");
+    attrs[prefix + "_act_alpha"] =
+        float_attr(act.attrs.count("alpha") ? act.attrs.at("alpha").f : 0.01f);
+  } else if (is_op(act, "HardSwish")) {
+    attrs[prefix + "_activation"] = string_attr("HardSwish");
+  } else if (is_op(act, "Clip")) {
+    float lo = -INFINITY, hi = INFINITY;
+    if (act.opset < 11) {
+      if (act.attrs.count("min")) lo = act.attrs.at("min").f;
+      if (act.attrs.count("max")) hi = act.attrs.at("max").f;
+    } else {
+      for (size_t k = 1; k < act.inputs.size(); ++k)
+        if (act.inputs[k] >= 0 && !scalar_constant(g, act.inputs[k])) return false;
+      if (const Tensor *t = act.inputs.size() > 1 ? scalar_constant(g, act.inputs[1]) : nullptr)
+        lo = t->data<float>()[0];
+      if (const Tensor *t = act.inputs.size() > 2 ? scalar_constant(g, act.inputs[2]) : nullptr)
+        hi = t->data<float>()[0];
+    }
+    attrs[prefix + "_activation"] = string_attr("Clip");
+    attrs[prefix + "_act_min"] = float_attr(lo);
+    attrs[prefix + "_act_max"] = float_attr(hi);
+  } else {
+    return false;
+  }
+  return true;
+}
+
 // Conv/Gemm/MatMul (float) -> Relu | Clip(constant bounds) | LeakyRelu | HardSwish |
 // x * Sigmoid(x) (SiLU/Swish): the activation runs inside the producer (a oneDNN post-op for
 // convolutions), saving a pass over the tensor.
@@ -719,37 +755,8 @@ void fuse_float_activations(Graph &g) {
     std::map<std::string, Attribute> attrs;
     std::vector<Node *> absorbed;
     if (readers.size() == 1 && links.uses[y] == 1) {
-      Node &act = *readers[0];
-      if (is_op(act, "Relu")) {
-        attrs["_activation"] = string_attr("Relu");
-      } else if (is_op(act, "LeakyRelu")) {
-        attrs["_activation"] = string_attr("LeakyRelu");
-        attrs["_act_alpha"] =
-            float_attr(act.attrs.count("alpha") ? act.attrs.at("alpha").f : 0.01f);
-      } else if (is_op(act, "HardSwish")) {
-        attrs["_activation"] = string_attr("HardSwish");
-      } else if (is_op(act, "Clip")) {
-        float lo = -INFINITY, hi = INFINITY;
-        bool ok = true;
-        if (act.opset < 11) {
-          if (act.attrs.count("min")) lo = act.attrs.at("min").f;
-          if (act.attrs.count("max")) hi = act.attrs.at("max").f;
-        } else {
-          for (size_t k = 1; k < act.inputs.size(); ++k)
-            if (act.inputs[k] >= 0 && !scalar_constant(g, act.inputs[k])) ok = false;
-          if (const Tensor *t = act.inputs.size() > 1 ? scalar_constant(g, act.inputs[1]) : nullptr)
-            lo = t->data<float>()[0];
-          if (const Tensor *t = act.inputs.size() > 2 ? scalar_constant(g, act.inputs[2]) : nullptr)
-            hi = t->data<float>()[0];
-        }
-        if (!ok) continue;
-        attrs["_activation"] = string_attr("Clip");
-        attrs["_act_min"] = float_attr(lo);
-        attrs["_act_max"] = float_attr(hi);
-      } else {
-        continue;
-      }
-      absorbed = {&act};
+      if (!float_activation_attrs(g, *readers[0], "", attrs)) continue;
+      absorbed = {readers[0]};
     } else if (readers.size() == 2 && links.uses[y] == 2) {
       Node *sig = is_op(*readers[0], "Sigmoid") ? readers[0] : readers[1];
       Node *mul = sig == readers[0] ? readers[1] : readers[0];
@@ -2509,6 +2516,76 @@ void fuse_residual_add_into_conv(Graph &g) {
   }
 }
 
+// Whether float residual adds fuse into convolutions: unless AXSTREAM_ENGINE_FLOAT_SUM_POSTOP=0
+// (the outputs are the same either way; the setting compares the two). Read at each compile.
+bool float_residual_sum_enabled() { return setting_not_zero("AXSTREAM_ENGINE_FLOAT_SUM_POSTOP"); }
+
+// A float Conv the float residual fusion may take: 2-D, its weights and bias constant (so oneDNN
+// runs it), no activation of its own (that would come before the add) and no sum yet.
+bool float_conv_takes_a_sum(const Graph &g, const Node &conv) {
+  if (!is_op(conv, "Conv") || conv.outputs.size() != 1 || conv.inputs.size() < 2 ||
+      conv.inputs.size() > 3 || conv.attrs.count("_activation") || conv.attrs.count("_sum") ||
+      conv.inputs[0] < 0 || conv.inputs[1] < 0)
+    return false;
+  const Value &x = g.values[conv.inputs[0]], &y = g.values[conv.outputs[0]];
+  return x.dtype == DType::f32 && y.dtype == DType::f32 && x.shape_known && x.shape.size() == 4 &&
+         g.values[conv.inputs[1]].constant &&
+         (conv.inputs.size() < 3 || conv.inputs[2] < 0 || g.values[conv.inputs[2]].constant);
+}
+
+// The float counterpart of fuse_residual_add_into_conv: Add(Conv(x), skip) [-> Relu | Clip |
+// LeakyRelu], skip of exactly the convolution output's shape (no broadcast), becomes one Conv
+// reading skip as a fourth input (`_sum=1`, the activation after the add as `_sum_activation`):
+// oneDNN adds skip in a sum post-op of scale 1 (an FMA by 1.0, so round(conv + skip), as the
+// Add rounds) and runs the activation after it, instead of two passes over the tensor. The
+// convolution's output must have no other reader and not be a graph output, and the Conv no
+// activation of its own. The two operands of a same-shape Add share one layout (the NHWC
+// passes keep them so), which the convolution's output keeps. The fused Conv takes the Add's
+// place (skip may be made after the convolution); the memory plan lets it write over skip when
+// nothing reads skip later, else it copies skip into its output first. ops/conv.cc fuses only
+// where oneDNN's kernel for the convolution was checked to give the unfused bits (the same
+// kernel with and without the sum); elsewhere the engine's own add and activation follow the
+// convolution in the same step (docs/runtime.md, "float residual adds").
+void fuse_float_residual_add_into_conv(Graph &g) {
+  if (!dnnl_kernels_enabled() || !float_residual_sum_enabled()) return;
+  ValueLinks links(g);
+  for (Node &add : g.nodes) {
+    if (!is_op(add, "Add") || add.inputs.size() != 2 || add.outputs.size() != 1 ||
+        add.inputs[0] < 0 || add.inputs[1] < 0 || add.inputs[0] == add.inputs[1])
+      continue;
+    Node *conv = nullptr;
+    int skip = -1;
+    for (int k : {0, 1}) {
+      const int a = add.inputs[k], other = add.inputs[1 - k];
+      if (links.producer[a] < 0 || links.single_reader(a) != &add) continue;
+      Node &candidate = g.nodes[links.producer[a]];
+      const Value &av = g.values[a], &ov = g.values[other];
+      if (!float_conv_takes_a_sum(g, candidate) || ov.dtype != DType::f32 || !ov.shape_known ||
+          ov.shape != av.shape)
+        continue;
+      conv = &candidate;
+      skip = other;
+      break;
+    }
+    if (!conv) continue;
+    Node fused = *conv;
+    fused.inputs.resize(3, -1);
+    fused.inputs.push_back(skip);
+    fused.attrs["_sum"] = int_attr(1);
+    fused.outputs = add.outputs;
+    Node *act = links.single_reader(add.outputs[0]);
+    std::map<std::string, Attribute> act_attrs;
+    if (act && !act->inputs.empty() && act->inputs[0] == add.outputs[0] &&
+        !is_op(*act, "HardSwish") && float_activation_attrs(g, *act, "_sum", act_attrs)) {
+      for (auto &[k, a] : act_attrs) fused.attrs[k] = a;
+      fused.outputs = act->outputs;
+      act->dead = true;
+    }
+    conv->dead = true;
+    add = std::move(fused);
+  }
+}
+
 }  // namespace
 
 void run_prefold_passes(Graph &graph) {
@@ -2539,6 +2616,7 @@ void run_postfold_passes(Graph &graph) {
   read_nhwc_input_in_convolution(graph);
   uint8_convolution_inputs(graph);
   fuse_residual_add_into_conv(graph);
+  fuse_float_residual_add_into_conv(graph);  // after the NHWC passes: layouts are final
 }
 
 }  // namespace axstream::engine

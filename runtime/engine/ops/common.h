@@ -221,19 +221,21 @@ struct FusedActivation {
   enum class Kind { none, relu, clip, leaky_relu, hard_swish, swish, sigmoid } kind = Kind::none;
   float lo = -INFINITY, hi = INFINITY;
   float alpha = 0.f;
-  static FusedActivation from(const OpContext &ctx) {
+  // From `<prefix>_activation` and its parameters (`<prefix>_act_min`, ...): prefix "" for the
+  // node's own activation, "_sum" for a float convolution's after its residual sum.
+  static FusedActivation from(const OpContext &ctx, const std::string &prefix = "") {
     FusedActivation a;
-    std::string k = ctx.attr_s("_activation", "");
+    std::string k = ctx.attr_s(prefix + "_activation", "");
     if (k == "Relu") {
       a.kind = Kind::relu;
       a.lo = 0.f;
     } else if (k == "Clip") {
       a.kind = Kind::clip;
-      a.lo = ctx.attr_f("_act_min", -INFINITY);
-      a.hi = ctx.attr_f("_act_max", INFINITY);
+      a.lo = ctx.attr_f(prefix + "_act_min", -INFINITY);
+      a.hi = ctx.attr_f(prefix + "_act_max", INFINITY);
     } else if (k == "LeakyRelu") {
       a.kind = Kind::leaky_relu;
-      a.alpha = ctx.attr_f("_act_alpha", 0.01f);
+      a.alpha = ctx.attr_f(prefix + "_act_alpha", 0.01f);
     } else if (k == "HardSwish") {
       a.kind = Kind::hard_swish;
     } else if (k == "SiLU") {

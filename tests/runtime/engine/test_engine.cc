@@ -8440,3 +8440,218 @@ TEST(EnginePasses, Int8MaxPool2x2OnNhwcEqualsTheNchwPool) {
     expect_nhwc_pool_equals_nchw(net, "2x2 stride 2");
   }
 }
+
+// --- float residual adds into convolutions (oneDNN's sum post-op) -----------------------------
+
+// x -> Conv a (k x k, stride s) and the skip (x itself, or a 1x1 stride-s Conv b of x) ->
+// Add [-> activation] -> sum, read by a 1x1 Conv to the output or an output itself; with
+// `skip_read_later` b also feeds a second 1x1 Conv after the add (a second output), so the
+// fused convolution must not write over it. `conv_second` puts the skip first in the Add.
+struct FloatResidualCase {
+  int64_t in_channels, out_channels, kernel, stride, side;
+  std::string activation;  // "", "Relu", "Clip" or "LeakyRelu"
+  bool skip_is_input = false, skip_read_later = false, sum_is_output = false, conv_second = false;
+};
+
+std::string float_residual_name(const FloatResidualCase &c) {
+  return std::to_string(c.in_channels) + "->" + std::to_string(c.out_channels) + " " +
+         std::to_string(c.kernel) + "x" + std::to_string(c.kernel) + "/" +
+         std::to_string(c.stride) + " at " + std::to_string(c.side) + " " +
+         (c.activation.empty() ? "no activation" : c.activation) +
+         (c.skip_is_input ? ", skip = input" : "") +
+         (c.skip_read_later ? ", skip read later" : "") +
+         (c.sum_is_output ? ", sum is an output" : "") + (c.conv_second ? ", conv second" : "");
+}
+
+onnx::ModelProto float_residual_model(const FloatResidualCase &c) {
+  GraphBuilder b("float_residual");
+  const int64_t cin = c.in_channels, cout = c.out_channels, k = c.kernel;
+  const int64_t out_side = (c.side + 2 * (k / 2) - k) / c.stride + 1;
+  const std::vector<int64_t> x_dims = {1, cin, c.side, c.side},
+                             y_dims = {1, cout, out_side, out_side};
+  uint32_t seed = static_cast<uint32_t>(cin * 131 + cout * 7 + k * 3 + c.stride);
+  // Weights scaled by the fan-in so that every value stays of order one: the sum's rounding
+  // then matters in most elements.
+  auto floats = [&seed](size_t count, float bound) {
+    std::mt19937 rng(++seed);
+    std::uniform_real_distribution<float> d(-bound, bound);
+    std::vector<float> v(count);
+    for (float &f : v) f = d(rng);
+    return v;
+  };
+  auto conv = [&](const std::string &x, const std::string &y, int64_t in, int64_t out,
+                  int64_t kernel, int64_t stride) {
+    const float bound = 1.7f / std::sqrt(static_cast<float>(in * kernel * kernel));
+    b.initializer(y + "/w", kFloat, {out, in, kernel, kernel},
+                  floats(static_cast<size_t>(out * in * kernel * kernel), bound));
+    b.initializer(y + "/b", kFloat, {out}, floats(static_cast<size_t>(out), 0.5f));
+    auto *n = b.node("Conv", {x, y + "/w", y + "/b"}, y);
+    const int64_t pad = kernel / 2;
+    set_ints(n, "pads", {pad, pad, pad, pad});
+    set_ints(n, "strides", {stride, stride});
+  };
+  b.input("x", kFloat, x_dims);
+  conv("x", "a", cin, cout, k, c.stride);
+  std::string skip = "x";
+  if (!c.skip_is_input) {
+    conv("x", "b", cin, cout, 1, c.stride);
+    skip = "b";
+  }
+  if (c.conv_second)
+    b.node("Add", {skip, "a"}, "sum");
+  else
+    b.node("Add", {"a", skip}, "sum");
+  std::string y = "sum";
+  if (!c.activation.empty()) {
+    auto *act = b.node(c.activation, {"sum"}, "act");
+    if (c.activation == "Clip") {
+      act->add_input(b.initializer("act/min", kFloat, {}, {-0.75f}));
+      act->add_input(b.initializer("act/max", kFloat, {}, {1.25f}));
+    }
+    if (c.activation == "LeakyRelu") set_float(act, "alpha", 0.125f);
+    y = "act";
+  }
+  if (c.sum_is_output) {
+    b.output(y, kFloat, y_dims);
+  } else {
+    conv(y, "out", cout, cout, 1, 1);
+    b.output("out", kFloat, y_dims);
+  }
+  if (c.skip_read_later) {
+    conv(skip, "b2", cout, cout, 1, 1);
+    b.output("b2", kFloat, y_dims);
+  }
+  return b.model;
+}
+
+// The first line of `text` containing `marker`, or "".
+std::string line_with(const std::string &text, const std::string &marker) {
+  const size_t at = text.find(marker);
+  if (at == std::string::npos) return "";
+  const size_t start = text.rfind('\n', at) + 1, end = text.find('\n', at);
+  return text.substr(start, end - start);
+}
+
+// The kernel in brackets on the first line of `text` containing `marker`, or "".
+std::string kernel_on_line_with(const std::string &text, const std::string &marker) {
+  const std::string line = line_with(text, marker);
+  const size_t open = line.rfind('['), close = line.rfind(']');
+  return open == std::string::npos || close < open ? "" : line.substr(open + 1, close - open - 1);
+}
+
+// Compiles `bytes` with the float residual fusion on and off (AXSTREAM_ENGINE_FLOAT_SUM_POSTOP)
+// and the float NHWC layout as `nhwc` says, runs both on one seeded input (the fused one twice:
+// the second run starts from the first one's buffers) and expects every output bit for bit the
+// same. Returns the fused description (the unfused one in `unfused_text`).
+std::string expect_float_residual_equal(const std::string &bytes, bool nhwc,
+                                        std::string *unfused_text) {
+  if (!nhwc) setenv("AXSTREAM_ENGINE_FLOAT_NHWC", "0", 1);
+  setenv("AXSTREAM_ENGINE_FLOAT_SUM_POSTOP", "1", 1);
+  auto fused = Program::from_bytes(bytes, "float_residual");
+  setenv("AXSTREAM_ENGINE_FLOAT_SUM_POSTOP", "0", 1);
+  auto unfused = Program::from_bytes(bytes, "float_residual");
+  unsetenv("AXSTREAM_ENGINE_FLOAT_SUM_POSTOP");
+  unsetenv("AXSTREAM_ENGINE_FLOAT_NHWC");
+  const std::string text = fused->describe();
+  *unfused_text = unfused->describe();
+  std::mt19937 rng(4242);
+  std::uniform_real_distribution<float> d(-2.f, 2.f);
+  std::vector<float> x(fused->inputs()[0].element_count());
+  for (float &v : x) v = d(rng);
+  std::vector<std::vector<float>> y_fused, y_unfused;
+  std::vector<void *> fused_out, unfused_out;
+  for (const TensorDesc &o : fused->outputs()) {
+    y_fused.emplace_back(o.element_count());
+    y_unfused.emplace_back(o.element_count());
+  }
+  for (size_t i = 0; i < y_fused.size(); ++i) {
+    fused_out.push_back(y_fused[i].data());
+    unfused_out.push_back(y_unfused[i].data());
+  }
+  auto exec = fused->make_executor();
+  for (int run = 0; run < 2; ++run) exec->run({x.data()}, fused_out);
+  unfused->make_executor()->run({x.data()}, unfused_out);
+  for (size_t o = 0; o < y_fused.size(); ++o) {
+    size_t differing = 0;
+    for (size_t i = 0; i < y_fused[o].size(); ++i)
+      differing += std::memcmp(&y_fused[o][i], &y_unfused[o][i], sizeof(float)) != 0;
+    EXPECT_EQ(differing, 0u) << "output " << o << "\n" << text;
+    std::set<float> distinct(y_unfused[o].begin(), y_unfused[o].end());
+    EXPECT_GT(distinct.size(), y_unfused[o].size() / 4) << "output " << o << ": little checked";
+  }
+  return text;
+}
+
+// Conv -> Add(skip) [-> Relu | Clip | LeakyRelu] runs as one float convolution summing the skip
+// (oneDNN's sum post-op where the convolution's kernel is one checked for it, else the engine's
+// add in the same step), bit for bit the unfused graph's outputs: 1x1 and 3x3, strides 1 and 2,
+// channel counts off the 16-lane blocks, a 1024-channel reduction, NCHW and NHWC; over the
+// skip's buffer where nothing reads it later, into a copy where something does (the second
+// output, which must still see the skip) or where the sum is the caller's output.
+TEST(EnginePasses, FloatResidualAddFusesIntoTheConvolutionBitExact) {
+  std::vector<FloatResidualCase> cases = {
+      {16, 32, 1, 1, 14, "Relu"},   {16, 32, 1, 1, 14, ""},          {24, 40, 3, 1, 13, "Relu"},
+      {17, 33, 3, 2, 15, "Relu"},   {17, 33, 3, 2, 15, ""},          {64, 256, 1, 1, 28, "Relu"},
+      {256, 512, 1, 2, 14, "Relu"}, {1024, 256, 1, 1, 7, "Relu"},    {2048, 64, 3, 1, 7, ""},
+      {40, 40, 3, 1, 12, "Clip"},   {40, 40, 1, 1, 12, "LeakyRelu"},
+  };
+  FloatResidualCase c{32, 32, 3, 1, 10, "Relu"};
+  c.skip_is_input = true;
+  cases.push_back(c);
+  c = {48, 48, 1, 1, 9, "Relu"};
+  c.skip_read_later = true;
+  cases.push_back(c);
+  c = {20, 36, 3, 2, 11, ""};
+  c.skip_read_later = true;
+  cases.push_back(c);
+  c = {32, 64, 1, 1, 8, "Relu"};
+  c.sum_is_output = true;
+  cases.push_back(c);
+  c = {32, 64, 3, 1, 8, "Relu"};
+  c.conv_second = true;
+  cases.push_back(c);
+  size_t ran_nhwc = 0;
+  for (const FloatResidualCase &fc : cases) {
+    for (bool nhwc : {true, false}) {
+      SCOPED_TRACE(float_residual_name(fc) + (nhwc ? ", NHWC" : ", NCHW"));
+      const std::string bytes = float_residual_model(fc).SerializeAsString();
+      std::string unfused;
+      const std::string text = expect_float_residual_equal(bytes, nhwc, &unfused);
+      if (!dnnl_kernels_enabled()) GTEST_SKIP() << "oneDNN kernels are off";
+      // Fused at the graph level whatever the kernel: one Conv step reads the skip.
+      EXPECT_TRUE(contains_all(text, {"_sum=1"})) << text;
+      EXPECT_TRUE(runs_none_of(text, {"  Add '"})) << text;
+      EXPECT_TRUE(contains_all(unfused, {"  Add '"})) << unfused;
+      EXPECT_EQ(unfused.find("_sum=1"), std::string::npos) << unfused;
+      if (!fc.activation.empty())
+        EXPECT_TRUE(contains_all(text, {"_sum_activation=\"" + fc.activation + "\""})) << text;
+      // The float NHWC pass keeps this block NHWC or not (a Clip or LeakyRelu after the add,
+      // or the sum an output, keeps it NCHW); with AXSTREAM_ENGINE_FLOAT_NHWC=0 never.
+      if (nhwc)
+        ran_nhwc += text.find("_dst_nhwc=1 ") != std::string::npos;
+      else
+        EXPECT_EQ(text.find("_dst_nhwc=1 "), std::string::npos) << text;
+      // The summing convolution's kernel: oneDNN's own with the sum post-op where the unfused
+      // convolution's is a checked one, else that kernel and the engine's add after it.
+      const std::string fused_kernel = kernel_on_line_with(text, "_sum=1");
+      const std::string fused_conv = fc.conv_second && !fc.skip_is_input ? "b" : "a";
+      EXPECT_NE(line_with(text, "Conv '" + fused_conv + "/Conv'").find(" _sum=1 "),
+                std::string::npos)
+          << text;
+      const std::string unfused_kernel = kernel_on_line_with(unfused, "Conv '" + fused_conv + "/");
+      if (float_sum_kernel_checked(unfused_kernel))
+        EXPECT_EQ(fused_kernel, unfused_kernel + " + sum post-op") << text;
+      else
+        EXPECT_NE(fused_kernel.find(" + add (no sum post-op: "), std::string::npos) << text;
+      const bool sum_post_op = fused_kernel.find("+ sum post-op") != std::string::npos;
+      const bool in_place = text.find("in place on '") != std::string::npos;
+      if (fc.skip_read_later || fc.sum_is_output || !sum_post_op)
+        EXPECT_FALSE(in_place) << text;
+      else if (!fc.skip_is_input)
+        EXPECT_TRUE(in_place) << text;
+    }
+  }
+  // The float NHWC layout comes with the int8 one: where oneDNN's int8 convolutions run (VNNI).
+  if (dnnl_kernels_enabled() && dnnl_cpu_has_vnni())
+    EXPECT_GE(ran_nhwc, cases.size() / 2) << "too few cases ran NHWC";
+}
