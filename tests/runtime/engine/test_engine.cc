@@ -4330,8 +4330,10 @@ TEST_P(MixedPrecisionBlocks, KeepTheirInt8ChainNhwcWithTheNchwPathsBytes) {
   EXPECT_NE(step_line(float_nchw_text, "QuantizeLinear", "y4/QuantizeLinear").find("_dst_nhwc=1"),
             std::string::npos)
       << float_nchw_text;
-  EXPECT_TRUE(runs_none_of(float_nchw_text, {"  Conv 'y1/conv/Conv' _", "  Conv 'y4/conv/Conv' _"}))
-      << float_nchw_text;
+  // (Their only attributes now: the residual add fused into them, _sum=1.)
+  for (const char *conv : {"y1/conv/Conv", "y4/conv/Conv"})
+    EXPECT_EQ(step_line(float_nchw_text, "Conv", conv).find("nhwc"), std::string::npos)
+        << float_nchw_text;
   // Float side NHWC: the second float block throughout, the first's Conv input (its Add also
   // reads what the NCHW side Q reads, so it stays NCHW, with one transposing DequantizeLinear).
   EXPECT_TRUE(contains_all(step_line(text, "Conv", "y4/conv/Conv"), {"_src_nhwc=1", "_dst_nhwc=1"}))
@@ -8524,19 +8526,12 @@ onnx::ModelProto float_residual_model(const FloatResidualCase &c) {
   return b.model;
 }
 
-// The first line of `text` containing `marker`, or "".
-std::string line_with(const std::string &text, const std::string &marker) {
-  const size_t at = text.find(marker);
-  if (at == std::string::npos) return "";
-  const size_t start = text.rfind('\n', at) + 1, end = text.find('\n', at);
-  return text.substr(start, end - start);
-}
-
-// The kernel in brackets on the first line of `text` containing `marker`, or "".
-std::string kernel_on_line_with(const std::string &text, const std::string &marker) {
-  const std::string line = line_with(text, marker);
+// The kernel in brackets on a program description's step line, or "".
+std::string kernel_of(const std::string &line) {
   const size_t open = line.rfind('['), close = line.rfind(']');
-  return open == std::string::npos || close < open ? "" : line.substr(open + 1, close - open - 1);
+  return open == std::string::npos || close == std::string::npos || close < open
+             ? ""
+             : line.substr(open + 1, close - open - 1);
 }
 
 // Compiles `bytes` with the float residual fusion on and off (AXSTREAM_ENGINE_FLOAT_SUM_POSTOP)
@@ -8633,12 +8628,11 @@ TEST(EnginePasses, FloatResidualAddFusesIntoTheConvolutionBitExact) {
         EXPECT_EQ(text.find("_dst_nhwc=1 "), std::string::npos) << text;
       // The summing convolution's kernel: oneDNN's own with the sum post-op where the unfused
       // convolution's is a checked one, else that kernel and the engine's add after it.
-      const std::string fused_kernel = kernel_on_line_with(text, "_sum=1");
-      const std::string fused_conv = fc.conv_second && !fc.skip_is_input ? "b" : "a";
-      EXPECT_NE(line_with(text, "Conv '" + fused_conv + "/Conv'").find(" _sum=1 "),
-                std::string::npos)
-          << text;
-      const std::string unfused_kernel = kernel_on_line_with(unfused, "Conv '" + fused_conv + "/");
+      const std::string fused_conv = fc.conv_second && !fc.skip_is_input ? "b/Conv" : "a/Conv";
+      const std::string fused_line = step_line(text, "Conv", fused_conv);
+      EXPECT_NE(fused_line.find(" _sum=1 "), std::string::npos) << text;
+      const std::string fused_kernel = kernel_of(fused_line);
+      const std::string unfused_kernel = kernel_of(step_line(unfused, "Conv", fused_conv));
       if (float_sum_kernel_checked(unfused_kernel))
         EXPECT_EQ(fused_kernel, unfused_kernel + " + sum post-op") << text;
       else
