@@ -8618,14 +8618,16 @@ TEST(EnginePasses, FloatResidualAddFusesIntoTheConvolutionBitExact) {
       EXPECT_TRUE(runs_none_of(text, {"  Add '"})) << text;
       EXPECT_TRUE(contains_all(unfused, {"  Add '"})) << unfused;
       EXPECT_EQ(unfused.find("_sum=1"), std::string::npos) << unfused;
-      if (!fc.activation.empty())
+      if (!fc.activation.empty()) {
         EXPECT_TRUE(contains_all(text, {"_sum_activation=\"" + fc.activation + "\""})) << text;
+      }
       // The float NHWC pass keeps this block NHWC or not (a Clip or LeakyRelu after the add,
       // or the sum an output, keeps it NCHW); with AXSTREAM_ENGINE_FLOAT_NHWC=0 never.
-      if (nhwc)
+      if (nhwc) {
         ran_nhwc += text.find("_dst_nhwc=1 ") != std::string::npos;
-      else
+      } else {
         EXPECT_EQ(text.find("_dst_nhwc=1 "), std::string::npos) << text;
+      }
       // The summing convolution's kernel: oneDNN's own with the sum post-op where the unfused
       // convolution's is a checked one, else that kernel and the engine's add after it.
       const std::string fused_conv = fc.conv_second && !fc.skip_is_input ? "b/Conv" : "a/Conv";
@@ -8633,19 +8635,22 @@ TEST(EnginePasses, FloatResidualAddFusesIntoTheConvolutionBitExact) {
       EXPECT_NE(fused_line.find(" _sum=1 "), std::string::npos) << text;
       const std::string fused_kernel = kernel_of(fused_line);
       const std::string unfused_kernel = kernel_of(step_line(unfused, "Conv", fused_conv));
-      if (float_sum_kernel_checked(unfused_kernel))
+      if (float_sum_kernel_checked(unfused_kernel)) {
         EXPECT_EQ(fused_kernel, unfused_kernel + " + sum post-op") << text;
-      else
+      } else {
         EXPECT_NE(fused_kernel.find(" + add (no sum post-op: "), std::string::npos) << text;
+      }
       const bool sum_post_op = fused_kernel.find("+ sum post-op") != std::string::npos;
       const bool in_place = text.find("in place on '") != std::string::npos;
-      if (fc.skip_read_later || fc.sum_is_output || !sum_post_op)
+      if (fc.skip_read_later || fc.sum_is_output || !sum_post_op) {
         EXPECT_FALSE(in_place) << text;
-      else if (!fc.skip_is_input)
+      } else if (!fc.skip_is_input) {
         EXPECT_TRUE(in_place) << text;
+      }
     }
   }
   // The float NHWC layout comes with the int8 one: where oneDNN's int8 convolutions run (VNNI).
-  if (dnnl_kernels_enabled() && dnnl_cpu_has_vnni())
+  if (dnnl_kernels_enabled() && dnnl_cpu_has_vnni()) {
     EXPECT_GE(ran_nhwc, cases.size() / 2) << "too few cases ran NHWC";
+  }
 }
