@@ -8453,6 +8453,7 @@ struct FloatResidualCase {
   int64_t in_channels, out_channels, kernel, stride, side;
   std::string activation;  // "", "Relu", "Clip" or "LeakyRelu"
   bool skip_is_input = false, skip_read_later = false, sum_is_output = false, conv_second = false;
+  int64_t batch = 1;
 };
 
 std::string float_residual_name(const FloatResidualCase &c) {
@@ -8462,15 +8463,16 @@ std::string float_residual_name(const FloatResidualCase &c) {
          (c.activation.empty() ? "no activation" : c.activation) +
          (c.skip_is_input ? ", skip = input" : "") +
          (c.skip_read_later ? ", skip read later" : "") +
-         (c.sum_is_output ? ", sum is an output" : "") + (c.conv_second ? ", conv second" : "");
+         (c.sum_is_output ? ", sum is an output" : "") + (c.conv_second ? ", conv second" : "") +
+         ", batch " + std::to_string(c.batch);
 }
 
 onnx::ModelProto float_residual_model(const FloatResidualCase &c) {
   GraphBuilder b("float_residual");
   const int64_t cin = c.in_channels, cout = c.out_channels, k = c.kernel;
   const int64_t out_side = (c.side + 2 * (k / 2) - k) / c.stride + 1;
-  const std::vector<int64_t> x_dims = {1, cin, c.side, c.side},
-                             y_dims = {1, cout, out_side, out_side};
+  const std::vector<int64_t> x_dims = {c.batch, cin, c.side, c.side},
+                             y_dims = {c.batch, cout, out_side, out_side};
   uint32_t seed = static_cast<uint32_t>(cin * 131 + cout * 7 + k * 3 + c.stride);
   // Weights scaled by the fan-in so that every value stays of order one: the sum's rounding
   // then matters in most elements.
@@ -8580,9 +8582,10 @@ std::string expect_float_residual_equal(const std::string &bytes, bool nhwc,
 // Conv -> Add(skip) [-> Relu | Clip | LeakyRelu] runs as one float convolution summing the skip
 // (oneDNN's sum post-op where the convolution's kernel is one checked for it, else the engine's
 // add in the same step), bit for bit the unfused graph's outputs: 1x1 and 3x3, strides 1 and 2,
-// channel counts off the 16-lane blocks, a 1024-channel reduction, NCHW and NHWC; over the
-// skip's buffer where nothing reads it later, into a copy where something does (the second
-// output, which must still see the skip) or where the sum is the caller's output.
+// channel counts off the 16-lane blocks, 1024- and 2048-channel reductions, batches of 2 and 3,
+// NCHW and NHWC; over the skip's buffer where nothing reads it later, into a copy where
+// something does (the second output, which must still see the skip) or where the sum is the
+// caller's output.
 TEST(EnginePasses, FloatResidualAddFusesIntoTheConvolutionBitExact) {
   std::vector<FloatResidualCase> cases = {
       {16, 32, 1, 1, 14, "Relu"},   {16, 32, 1, 1, 14, ""},          {24, 40, 3, 1, 13, "Relu"},
@@ -8604,6 +8607,13 @@ TEST(EnginePasses, FloatResidualAddFusesIntoTheConvolutionBitExact) {
   cases.push_back(c);
   c = {32, 64, 3, 1, 8, "Relu"};
   c.conv_second = true;
+  cases.push_back(c);
+  c = {24, 40, 3, 2, 9, "Relu"};
+  c.batch = 3;
+  cases.push_back(c);
+  c = {24, 24, 1, 1, 9, ""};
+  c.batch = 2;
+  c.skip_read_later = true;
   cases.push_back(c);
   size_t ran_nhwc = 0;
   for (const FloatResidualCase &fc : cases) {
