@@ -9,7 +9,8 @@
 //                      [IMAGE|VIDEO ...]
 //
 // --setting compares another engine setting the same way (NAME=1 as "fused", NAME=0 as
-// "unfused"), e.g. AXSTREAM_ENGINE_U8_RETYPE.
+// "unfused"), e.g. AXSTREAM_ENGINE_U8_RETYPE, or AXSTREAM_ENGINE_FLOAT_SUM_POSTOP (the float
+// residual adds, which the tool counts apart from the int8 ones).
 //
 // Exit status: 0 outputs identical, 1 they differ (or an error, or --require-fused and no
 // residual add fused though some convolution summing one runs a kernel checked for the sum
@@ -72,6 +73,17 @@ bool is_directory(const std::string &path) {
 size_t count_of(const std::string &text, const std::string &what) {
   size_t n = 0;
   for (size_t at = 0; (at = text.find(what, at)) != std::string::npos; at += what.size()) ++n;
+  return n;
+}
+
+// How many lines of a program description that start with `step` ("  axstream.QConv '": the
+// int8 convolutions, "  Conv '": the float ones) contain `what`.
+size_t count_on_steps(const std::string &text, const std::string &step, const std::string &what) {
+  size_t n = 0;
+  for (size_t at = 0; (at = text.find(step, at)) != std::string::npos; at += step.size()) {
+    if (at > 0 && text[at - 1] != '\n') continue;
+    n += text.substr(at, text.find('\n', at) - at).find(what) != std::string::npos;
+  }
   return n;
 }
 
@@ -240,14 +252,29 @@ int main(int argc, char **argv) {
       std::printf("%s: \"fused\" below is %s=1, \"unfused\" %s=0\n", model_arg.c_str(),
                   setting.c_str(), setting.c_str());
     const std::string fused_text = fused->describe(), unfused_text = unfused->describe();
-    const size_t sums = count_of(fused_text, "sum post-op]");
+    // The int8 sums (QConv steps) apart from the float ones (Conv steps, `_sum=1`: the float
+    // residual fusion, AXSTREAM_ENGINE_FLOAT_SUM_POSTOP).
+    const std::string qconv = "  axstream.QConv '", conv = "  Conv '";
+    const size_t sums = count_on_steps(fused_text, qconv, "sum post-op]");
     const size_t adds = count_of(unfused_text, "axstream.QAdd");
     if (setting == "AXSTREAM_ENGINE_SUM_POSTOP")
       std::printf("%s: %zu of %zu residual adds fused as sum post-ops\n", model_arg.c_str(), sums,
                   adds);
     else
-      std::printf("%s: %zu residual adds fused as sum post-ops with %s=1, %zu with =0\n",
-                  model_arg.c_str(), sums, setting.c_str(), count_of(unfused_text, "sum post-op]"));
+      std::printf("%s: %zu int8 residual adds fused as sum post-ops with %s=1, %zu with =0\n",
+                  model_arg.c_str(), sums, setting.c_str(),
+                  count_on_steps(unfused_text, qconv, "sum post-op]"));
+    const size_t float_summing = count_on_steps(fused_text, conv, " _sum=1 ");
+    if (float_summing > 0 || count_on_steps(unfused_text, conv, " _sum=1 ") > 0)
+      std::printf(
+          "%s: float residual adds: %zu fused as sum post-ops, %zu followed by the engine's add "
+          "(%zu and %zu with %s=0)\n",
+          model_arg.c_str(), count_on_steps(fused_text, conv, "+ sum post-op]"),
+          float_summing - count_on_steps(fused_text, conv, "+ sum post-op]"),
+          count_on_steps(unfused_text, conv, "+ sum post-op]"),
+          count_on_steps(unfused_text, conv, " _sum=1 ") -
+              count_on_steps(unfused_text, conv, "+ sum post-op]"),
+          setting.c_str());
     // The post-op chain each fused convolution runs, "(<chain>) + sum post-op]" in its line.
     std::map<std::string, int> chains;
     for (size_t end = 0; (end = fused_text.find(") + sum post-op]", end)) != std::string::npos;
