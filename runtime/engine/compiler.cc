@@ -6,6 +6,7 @@
 #include <map>
 #include <sstream>
 
+#include "axstream/error.h"
 #include "half_compute.h"
 #include "passes.h"
 #include "sequences.h"
@@ -19,7 +20,12 @@ dnnl::engine &cpu_engine() {
 
 bool setting_not_zero(const char *name) {
   const char *env = std::getenv(name);
-  return !env || std::string(env) != "0";
+  if (!env) return true;
+  const std::string value(env);
+  if (value == "1") return true;
+  if (value == "0") return false;
+  // "off", "false" or "no" must not leave the setting on unnoticed.
+  throw InvalidConfiguration(std::string(name) + ": expected 1 or 0, got '" + value + "'");
 }
 
 namespace {

@@ -43,7 +43,8 @@ void infer_and_fold(Graph &graph, size_t max_tensor_bytes, bool allow_data_depen
 dnnl::engine &cpu_engine();
 
 // An engine setting that is on unless the environment variable `name` is "0" (read at each
-// compile, so tests can build programs with and without it side by side).
+// compile, so tests can build programs with and without it side by side); a value other than
+// unset, "1" or "0" throws InvalidConfiguration naming the setting and the value.
 bool setting_not_zero(const char *name);
 
 }  // namespace axstream::engine

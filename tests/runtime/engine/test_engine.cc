@@ -8664,3 +8664,33 @@ TEST(EnginePasses, FloatResidualAddFusesIntoTheConvolutionBitExact) {
     EXPECT_GE(ran_nhwc, cases.size() / 2) << "too few cases ran NHWC";
   }
 }
+
+// The on/off engine settings the review of 7 Dec added (and the older ones through the same
+// reader) take 1 or 0: any other value fails the compile naming the setting, instead of
+// leaving the setting on unnoticed ("off" read as on).
+TEST(EnginePasses, OnOffSettingOtherThanOneOrZeroFailsTheCompile) {
+  GraphBuilder g("setting");
+  g.input("x", kFloat, {2, 3});
+  g.node("Relu", {"x"}, "r");
+  g.node("Identity", {"r"}, "y");
+  g.output("y", kFloat, {2, 3});
+  const std::string bytes = g.model.SerializeAsString();
+  std::vector<const char *> settings = {"AXSTREAM_ENGINE_OUTPUT_IDENTITY"};
+  if (dnnl_kernels_enabled()) settings.push_back("AXSTREAM_ENGINE_FLOAT_SUM_POSTOP");
+  for (const char *setting : settings) {
+    for (const char *value : {"off", "", "false", "2"}) {
+      SCOPED_TRACE(std::string(setting) + "=" + value);
+      setenv(setting, value, 1);
+      const std::string msg =
+          message_of<InvalidConfiguration>([&] { Program::from_bytes(bytes, "setting.onnx"); });
+      unsetenv(setting);
+      EXPECT_TRUE(contains_all(msg, {setting, "expected 1 or 0", "'" + std::string(value) + "'"}))
+          << msg;
+    }
+    for (const char *value : {"0", "1"}) {
+      setenv(setting, value, 1);
+      EXPECT_NO_THROW(Program::from_bytes(bytes, "setting.onnx")) << setting << "=" << value;
+      unsetenv(setting);
+    }
+  }
+}
