@@ -8665,6 +8665,141 @@ TEST(EnginePasses, FloatResidualAddFusesIntoTheConvolutionBitExact) {
   }
 }
 
+// Every output of `program` on `inputs`, from one executor run `runs` times (the later runs
+// start from the earlier ones' buffers).
+std::vector<std::vector<float>> run_float_outputs(const Program &program,
+                                                  const std::vector<const void *> &inputs,
+                                                  int runs = 1) {
+  std::vector<std::vector<float>> outs;
+  std::vector<void *> out_ptrs;
+  for (const auto &d : program.outputs()) outs.emplace_back(d.element_count());
+  for (auto &o : outs) out_ptrs.push_back(o.data());
+  auto exec = program.make_executor();
+  for (int run = 0; run < runs; ++run) exec->run(inputs, out_ptrs);
+  return outs;
+}
+
+// The skip of a fused float residual add that is the caller's input (read by the summing
+// convolution itself too), a constant, or a value of another node (a MaxPool's, which the float
+// NHWC pass may lay out as it does the convolution's): the caller's input and the constant are
+// left as they were, two runs give the same outputs, and those are the unfused graph's bits.
+TEST(EnginePasses, FloatResidualSkipFromTheCallerOrAConstantIsLeftAsItWas) {
+  for (const std::string skip : {"x", "constant", "pool"}) {
+    for (bool activation : {false, true}) {
+      SCOPED_TRACE("skip " + skip + (activation ? ", Relu" : ""));
+      GraphBuilder b("float_residual_skip");
+      const int64_t stride = skip == "pool" ? 2 : 1;
+      const int64_t side = 12, out_side = side / stride;
+      const std::vector<int64_t> y_dims = {1, 16, out_side, out_side};
+      std::mt19937 rng(77);
+      std::uniform_real_distribution<float> d(-1.f, 1.f);
+      auto floats = [&](size_t n, float scale) {
+        std::vector<float> v(n);
+        for (float &f : v) f = scale * d(rng);
+        return v;
+      };
+      b.input("x", kFloat, {1, 16, side, side});
+      b.initializer("a/w", kFloat, {16, 16, 3, 3}, floats(16 * 16 * 9, 0.14f));
+      b.initializer("a/b", kFloat, {16}, floats(16, 0.5f));
+      auto *conv = b.node("Conv", {"x", "a/w", "a/b"}, "a");
+      set_ints(conv, "pads", {1, 1, 1, 1});
+      set_ints(conv, "strides", {stride, stride});
+      std::string skip_value = "x";
+      if (skip == "constant") {
+        skip_value = b.initializer("c", kFloat, y_dims, floats(16 * out_side * out_side, 2.f));
+      } else if (skip == "pool") {
+        auto *pool = b.node("MaxPool", {"x"}, "p");
+        set_ints(pool, "kernel_shape", {2, 2});
+        set_ints(pool, "strides", {2, 2});
+        skip_value = "p";
+      }
+      b.node("Add", {"a", skip_value}, "sum");
+      if (activation) b.node("Relu", {"sum"}, "act");
+      b.output(activation ? "act" : "sum", kFloat, y_dims);
+      const std::string bytes = b.model.SerializeAsString();
+      const std::vector<float> x = floats(16 * side * side, 2.f), x_before = x;
+      for (bool nhwc : {true, false}) {
+        SCOPED_TRACE(nhwc ? "float NHWC" : "NCHW");
+        if (!nhwc) setenv("AXSTREAM_ENGINE_FLOAT_NHWC", "0", 1);
+        setenv("AXSTREAM_ENGINE_FLOAT_SUM_POSTOP", "0", 1);
+        auto unfused = Program::from_bytes(bytes, "float_residual_skip");
+        unsetenv("AXSTREAM_ENGINE_FLOAT_SUM_POSTOP");
+        auto fused = Program::from_bytes(bytes, "float_residual_skip");
+        unsetenv("AXSTREAM_ENGINE_FLOAT_NHWC");
+        const std::string text = fused->describe();
+        if (dnnl_kernels_enabled()) {
+          EXPECT_TRUE(contains_all(text, {"_sum=1"})) << text;
+        }
+        const auto once = run_float_outputs(*fused, {x.data()});
+        const auto twice = run_float_outputs(*fused, {x.data()}, 2);
+        const auto expected = run_float_outputs(*unfused, {x.data()});
+        EXPECT_EQ(std::memcmp(x.data(), x_before.data(), x.size() * sizeof(float)), 0)
+            << "the caller's input changed\n"
+            << text;
+        ASSERT_EQ(once.size(), 1u);
+        EXPECT_EQ(std::memcmp(once[0].data(), expected[0].data(), once[0].size() * sizeof(float)),
+                  0)
+            << text;
+        EXPECT_EQ(std::memcmp(twice[0].data(), expected[0].data(), once[0].size() * sizeof(float)),
+                  0)
+            << text;
+      }
+    }
+  }
+}
+
+// The graph-output Identity pass where the outputs list names a value twice, lists the outputs
+// in another order than the nodes make them, or a later node reads the Identity's output: the
+// outputs (their names, order and values) are those of the graph with the Identity kept.
+TEST(EnginePasses, IdentityMakingAGraphOutputKeepsTheOutputsNamesAndOrder) {
+  auto build = [](const std::string &variant) {
+    GraphBuilder g("output_identity_order");
+    g.input("x", kFloat, {2, 3});
+    g.node("Relu", {"x"}, "r");
+    g.node("Identity", {"r"}, "y");
+    g.node("Neg", {"x"}, "z");
+    if (variant == "twice") {
+      g.output("y", kFloat, {2, 3});
+      g.output("z", kFloat, {2, 3});
+      g.output("y", kFloat, {2, 3});
+    } else if (variant == "reordered") {
+      g.output("z", kFloat, {2, 3});
+      g.output("y", kFloat, {2, 3});
+    } else {  // "read later": y is an output and read by another node
+      g.node("Abs", {"y"}, "w");
+      g.output("w", kFloat, {2, 3});
+      g.output("y", kFloat, {2, 3});
+    }
+    return g.model.SerializeAsString();
+  };
+  const std::vector<float> x = {-1.f, 2.f, -0.f, 3.5f, -7.f, 0.25f};
+  for (const char *variant : {"twice", "reordered", "read later"}) {
+    SCOPED_TRACE(variant);
+    std::vector<std::string> names[2];
+    std::vector<std::vector<float>> results[2];
+    for (int on = 1; on >= 0; --on) {
+      setenv("AXSTREAM_ENGINE_OUTPUT_IDENTITY", on ? "1" : "0", 1);
+      auto program = Program::from_bytes(build(variant), "output_identity_order");
+      unsetenv("AXSTREAM_ENGINE_OUTPUT_IDENTITY");
+      for (const TensorDesc &o : program->outputs()) names[on].push_back(o.name);
+      for (int run = 0; run < 2; ++run) {
+        const auto outs = run_float_outputs(*program, {x.data()});
+        if (run == 0) results[on] = outs;
+        EXPECT_EQ(outs, results[on]);
+      }
+    }
+    EXPECT_EQ(names[1], names[0]);
+    EXPECT_EQ(results[1], results[0]);
+    const std::vector<float> relu = {0.f, 2.f, 0.f, 3.5f, 0.f, 0.25f};
+    const std::string v = variant;
+    const size_t y = v == "twice" ? 0 : 1;
+    EXPECT_EQ(results[1][y], relu);
+    if (v == "twice") {
+      EXPECT_EQ(results[1][2], relu);
+    }
+  }
+}
+
 // The on/off engine settings the review of 7 Dec added (and the older ones through the same
 // reader) take 1 or 0: any other value fails the compile naming the setting, instead of
 // leaving the setting on unnoticed ("off" read as on).
