@@ -2533,7 +2533,7 @@ bool float_conv_takes_a_sum(const Graph &g, const Node &conv) {
          (conv.inputs.size() < 3 || conv.inputs[2] < 0 || g.values[conv.inputs[2]].constant);
 }
 
-// The float counterpart of fuse_residual_add_into_conv: Add(Conv(x), skip) [-> Relu | Clip |
+// The float counterpart of fuse_residual_add_into_conv: Add(Conv(x), skip) [-> Relu |
 // LeakyRelu], skip of exactly the convolution output's shape (no broadcast), becomes one Conv
 // reading skip as a fourth input (`_sum=1`, the activation after the add as `_sum_activation`):
 // oneDNN adds skip in a sum post-op of scale 1 (an FMA by 1.0, so round(conv + skip), as the
@@ -2545,7 +2545,8 @@ bool float_conv_takes_a_sum(const Graph &g, const Node &conv) {
 // nothing reads skip later, else it copies skip into its output first. ops/conv.cc fuses only
 // where oneDNN's kernel for the convolution was checked to give the unfused bits (the same
 // kernel with and without the sum); elsewhere the engine's own add and activation follow the
-// convolution in the same step (docs/runtime.md, "float residual adds").
+// convolution in the same step (docs/runtime.md, "float residual adds"). A Clip after the add
+// stays its own step: oneDNN's clip post-op takes NaN to a bound where the Clip op keeps NaN.
 void fuse_float_residual_add_into_conv(Graph &g) {
   if (!dnnl_kernels_enabled() || !float_residual_sum_enabled()) return;
   ValueLinks links(g);
@@ -2576,7 +2577,8 @@ void fuse_float_residual_add_into_conv(Graph &g) {
     Node *act = links.single_reader(add.outputs[0]);
     std::map<std::string, Attribute> act_attrs;
     if (act && !act->inputs.empty() && act->inputs[0] == add.outputs[0] &&
-        !is_op(*act, "HardSwish") && float_activation_attrs(g, *act, "_sum", act_attrs)) {
+        !is_op(*act, "HardSwish") && !is_op(*act, "Clip") &&
+        float_activation_attrs(g, *act, "_sum", act_attrs)) {
       for (auto &[k, a] : act_attrs) fused.attrs[k] = a;
       fused.outputs = act->outputs;
       act->dead = true;

@@ -8628,7 +8628,12 @@ TEST(EnginePasses, FloatResidualAddFusesIntoTheConvolutionBitExact) {
       EXPECT_TRUE(runs_none_of(text, {"  Add '"})) << text;
       EXPECT_TRUE(contains_all(unfused, {"  Add '"})) << unfused;
       EXPECT_EQ(unfused.find("_sum=1"), std::string::npos) << unfused;
-      if (!fc.activation.empty()) {
+      // A Clip after the add stays its own step (NaN: the Clip op keeps it, oneDNN's clip
+      // post-op does not).
+      if (fc.activation == "Clip") {
+        EXPECT_EQ(text.find("_sum_activation"), std::string::npos) << text;
+        EXPECT_TRUE(contains_all(text, {"  Clip '"})) << text;
+      } else if (!fc.activation.empty()) {
         EXPECT_TRUE(contains_all(text, {"_sum_activation=\"" + fc.activation + "\""})) << text;
       }
       // The float NHWC pass keeps this block NHWC or not (a Clip or LeakyRelu after the add,
@@ -8796,6 +8801,52 @@ TEST(EnginePasses, IdentityMakingAGraphOutputKeepsTheOutputsNamesAndOrder) {
     EXPECT_EQ(results[1][y], relu);
     if (v == "twice") {
       EXPECT_EQ(results[1][2], relu);
+    }
+  }
+}
+
+// A Clip after a float residual add (Conv -> Add(x) -> Clip), with NaN in the input (which
+// the Clip op passes on and oneDNN's clip post-op takes to a bound), bounds in the wrong order
+// or equal: the fused graph gives the unfused bits (the Clip stays its own step).
+TEST(EnginePasses, FloatResidualAddBeforeAClipGivesTheUnfusedBitsWithNaN) {
+  for (const auto &[lo, hi, nan] : std::vector<std::tuple<float, float, bool>>{
+           {1.f, 0.f, false}, {-0.75f, 1.25f, true}, {0.5f, 0.5f, false}}) {
+    SCOPED_TRACE(std::to_string(lo) + " " + std::to_string(hi) + (nan ? " nan" : ""));
+    GraphBuilder b("float_residual_clip");
+    std::mt19937 rng(5);
+    std::uniform_real_distribution<float> d(-1.f, 1.f);
+    auto floats = [&](size_t n, float scale) {
+      std::vector<float> v(n);
+      for (float &f : v) f = scale * d(rng);
+      return v;
+    };
+    b.input("x", kFloat, {1, 16, 8, 8});
+    b.initializer("a/w", kFloat, {16, 16, 3, 3}, floats(16 * 16 * 9, 0.14f));
+    b.initializer("a/b", kFloat, {16}, floats(16, 0.5f));
+    auto *conv = b.node("Conv", {"x", "a/w", "a/b"}, "a");
+    set_ints(conv, "pads", {1, 1, 1, 1});
+    b.node("Add", {"a", "x"}, "sum");
+    auto *act = b.node("Clip", {"sum"}, "act");
+    act->add_input(b.initializer("act/min", kFloat, {}, {lo}));
+    act->add_input(b.initializer("act/max", kFloat, {}, {hi}));
+    b.output("act", kFloat, {1, 16, 8, 8});
+    const std::string bytes = b.model.SerializeAsString();
+    std::vector<float> x = floats(16 * 64, 2.f);
+    if (nan) x[100] = std::nanf("");
+    setenv("AXSTREAM_ENGINE_FLOAT_SUM_POSTOP", "0", 1);
+    auto unfused = Program::from_bytes(bytes, "clip");
+    unsetenv("AXSTREAM_ENGINE_FLOAT_SUM_POSTOP");
+    auto fused = Program::from_bytes(bytes, "clip");
+    const auto y = run_float_outputs(*fused, {x.data()});
+    const auto e = run_float_outputs(*unfused, {x.data()});
+    size_t differ = 0;
+    for (size_t i = 0; i < y[0].size(); ++i) differ += std::memcmp(&y[0][i], &e[0][i], 4) != 0;
+    EXPECT_EQ(differ, 0u) << fused->describe();
+    if (nan) {
+      EXPECT_TRUE(std::isnan(e[0][100])) << "no NaN checked";
+    }
+    if (dnnl_kernels_enabled()) {
+      EXPECT_TRUE(contains_all(fused->describe(), {"_sum=1", "  Clip '"})) << fused->describe();
     }
   }
 }
