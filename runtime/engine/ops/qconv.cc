@@ -229,26 +229,14 @@ std::unique_ptr<Kernel> dequantizing_qconv(const DnnlConvParams &conv, const Con
   return k;
 }
 
-// The engine's own depthwise kernel (ops/depthwise_int8.h) for an NHWC depthwise 2-D
-// convolution that oneDNN's int8 kernel `onednn` runs, with its bytes, where the setting or the
-// rule takes it; nullptr elsewhere.
-std::unique_ptr<Kernel> own_depthwise_qconv(const DnnlConvParams &conv, const QConvConstants &k,
-                                            DType in_dtype, DType out_dtype, const Tensor &w,
-                                            const Kernel &onednn) {
-  using Kind = FusedActivation::Kind;
-  const Kind kind = conv.activation.kind;
-  if (!own_depthwise_available() || !dnnl_kernels_enabled() || conv.src.size() != 4 ||
-      !conv.src_nhwc || !conv.dst_nhwc || conv.group != conv.src[1] ||
-      conv.weights[0] != conv.group || conv.weights[1] != 1 || conv.zero_input_channels != 0 ||
-      conv.dilation[0] != 1 || conv.dilation[1] != 1 ||
-      (kind != Kind::none && kind != Kind::relu && kind != Kind::clip))
-    return nullptr;
-  const DnnlQConvParams q = int8_conv_params(conv, k, in_dtype, out_dtype);
-  if (q.post_activation_multiplier != 1.f || !(q.conv.activation.lo <= q.conv.activation.hi))
-    return nullptr;
-  DepthwiseInt8Params d;
+// The geometry, types, zero points and requantisation that the engine's own NHWC int8 kernels
+// (DepthwiseInt8Params, StemInt8Params) take from oneDNN's parameters for the same convolution,
+// so that they give its bytes; the channel counts are each kernel's own.
+template <typename Params>
+Params own_kernel_params(const DnnlConvParams &conv, const DnnlQConvParams &q, DType in_dtype,
+                         DType out_dtype) {
+  Params d;
   d.batch = conv.src[0];
-  d.channels = conv.src[1];
   d.in_h = conv.src[2];
   d.in_w = conv.src[3];
   d.out_h = conv.dst[2];
@@ -268,6 +256,28 @@ std::unique_ptr<Kernel> own_depthwise_qconv(const DnnlConvParams &conv, const QC
   d.bias_acc = q.bias_acc;
   d.act_lo = q.conv.activation.lo;
   d.act_hi = q.conv.activation.hi;
+  return d;
+}
+
+// The engine's own depthwise kernel (ops/depthwise_int8.h) for an NHWC depthwise 2-D
+// convolution that oneDNN's int8 kernel `onednn` runs, with its bytes, where the setting or the
+// rule takes it; nullptr elsewhere.
+std::unique_ptr<Kernel> own_depthwise_qconv(const DnnlConvParams &conv, const QConvConstants &k,
+                                            DType in_dtype, DType out_dtype, const Tensor &w,
+                                            const Kernel &onednn) {
+  using Kind = FusedActivation::Kind;
+  const Kind kind = conv.activation.kind;
+  if (!own_depthwise_available() || !dnnl_kernels_enabled() || conv.src.size() != 4 ||
+      !conv.src_nhwc || !conv.dst_nhwc || conv.group != conv.src[1] ||
+      conv.weights[0] != conv.group || conv.weights[1] != 1 || conv.zero_input_channels != 0 ||
+      conv.dilation[0] != 1 || conv.dilation[1] != 1 ||
+      (kind != Kind::none && kind != Kind::relu && kind != Kind::clip))
+    return nullptr;
+  const DnnlQConvParams q = int8_conv_params(conv, k, in_dtype, out_dtype);
+  if (q.post_activation_multiplier != 1.f || !(q.conv.activation.lo <= q.conv.activation.hi))
+    return nullptr;
+  DepthwiseInt8Params d = own_kernel_params<DepthwiseInt8Params>(conv, q, in_dtype, out_dtype);
+  d.channels = conv.src[1];
   if (!own_depthwise_chosen(d, std::getenv("AXSTREAM_ENGINE_OWN_DEPTHWISE"), onednn.impl))
     return nullptr;
   return make_depthwise_int8(d, w);
@@ -291,29 +301,9 @@ std::unique_ptr<Kernel> own_stem_qconv(const DnnlConvParams &conv, const QConvCo
   const DnnlQConvParams q = int8_conv_params(conv, k, in_dtype, out_dtype);
   if (q.post_activation_multiplier != 1.f || !(q.conv.activation.lo <= q.conv.activation.hi))
     return nullptr;
-  StemInt8Params d;
-  d.batch = conv.src[0];
+  StemInt8Params d = own_kernel_params<StemInt8Params>(conv, q, in_dtype, out_dtype);
   d.in_channels = conv.src[1];
   d.out_channels = conv.weights[0];
-  d.in_h = conv.src[2];
-  d.in_w = conv.src[3];
-  d.out_h = conv.dst[2];
-  d.out_w = conv.dst[3];
-  d.kernel_h = conv.weights[2];
-  d.kernel_w = conv.weights[3];
-  d.stride_h = conv.stride[0];
-  d.stride_w = conv.stride[1];
-  d.pad_top = conv.pad_begin[0];
-  d.pad_left = conv.pad_begin[1];
-  d.src_dtype = in_dtype;
-  d.dst_dtype = out_dtype;
-  d.src_zero_point = q.src_zero_point;
-  d.dst_zero_point = q.dst_zero_point;
-  d.rounds_as_int8_zero_point = q.rounds_as_int8_zero_point;
-  d.output_scales = q.output_scales;
-  d.bias_acc = q.bias_acc;
-  d.act_lo = q.conv.activation.lo;
-  d.act_hi = q.conv.activation.hi;
   if (!own_stem_chosen(d, setting)) return nullptr;
   return make_stem_int8(d, w);
 }
