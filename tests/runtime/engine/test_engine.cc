@@ -8685,11 +8685,11 @@ std::vector<std::vector<float>> run_float_outputs(const Program &program,
 }
 
 // The skip of a fused float residual add that is the caller's input (read by the summing
-// convolution itself too), a constant, or a value of another node (a MaxPool's, which the float
-// NHWC pass may lay out as it does the convolution's): the caller's input and the constant are
-// left as they were, two runs give the same outputs, and those are the unfused graph's bits.
+// convolution itself too), a constant, a MaxPool's value or another convolution's that is also
+// a graph output: the caller's input, the constant and that output are left as they were, two
+// runs give the same outputs, and those are the unfused graph's bits.
 TEST(EnginePasses, FloatResidualSkipFromTheCallerOrAConstantIsLeftAsItWas) {
-  for (const std::string skip : {"x", "constant", "pool"}) {
+  for (const std::string skip : {"x", "constant", "pool", "output"}) {
     for (bool activation : {false, true}) {
       SCOPED_TRACE("skip " + skip + (activation ? ", Relu" : ""));
       GraphBuilder b("float_residual_skip");
@@ -8717,10 +8717,15 @@ TEST(EnginePasses, FloatResidualSkipFromTheCallerOrAConstantIsLeftAsItWas) {
         set_ints(pool, "kernel_shape", {2, 2});
         set_ints(pool, "strides", {2, 2});
         skip_value = "p";
+      } else if (skip == "output") {  // another convolution's, also a graph output
+        b.initializer("s/w", kFloat, {16, 16, 1, 1}, floats(16 * 16, 0.25f));
+        b.node("Conv", {"x", "s/w"}, "s");
+        skip_value = "s";
       }
       b.node("Add", {"a", skip_value}, "sum");
       if (activation) b.node("Relu", {"sum"}, "act");
       b.output(activation ? "act" : "sum", kFloat, y_dims);
+      if (skip == "output") b.output("s", kFloat, y_dims);
       const std::string bytes = b.model.SerializeAsString();
       const std::vector<float> x = floats(16 * side * side, 2.f), x_before = x;
       for (bool nhwc : {true, false}) {
@@ -8741,13 +8746,17 @@ TEST(EnginePasses, FloatResidualSkipFromTheCallerOrAConstantIsLeftAsItWas) {
         EXPECT_EQ(std::memcmp(x.data(), x_before.data(), x.size() * sizeof(float)), 0)
             << "the caller's input changed\n"
             << text;
-        ASSERT_EQ(once.size(), 1u);
-        EXPECT_EQ(std::memcmp(once[0].data(), expected[0].data(), once[0].size() * sizeof(float)),
-                  0)
-            << text;
-        EXPECT_EQ(std::memcmp(twice[0].data(), expected[0].data(), once[0].size() * sizeof(float)),
-                  0)
-            << text;
+        ASSERT_EQ(once.size(), skip == "output" ? 2u : 1u);
+        for (size_t o = 0; o < once.size(); ++o) {
+          EXPECT_EQ(std::memcmp(once[o].data(), expected[o].data(), once[o].size() * sizeof(float)),
+                    0)
+              << "output " << o << "\n"
+              << text;
+          EXPECT_EQ(
+              std::memcmp(twice[o].data(), expected[o].data(), once[o].size() * sizeof(float)), 0)
+              << "output " << o << "\n"
+              << text;
+        }
       }
     }
   }
