@@ -10,17 +10,8 @@
 #include <vector>
 
 #include "intrinsics.h"
+#include "no_contract.h"
 
-// GCC's intrinsics are plain vector arithmetic, which it would contract (a product and the
-// zero point's sum into one fused multiply-add, rounded once where oneDNN rounds twice):
-// contraction stays off in these kernels, as in requantise_rows.cc. clang (the fuzz build) has
-// no optimize attribute: there the pragma turns it off for the rest of the including file.
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#define AXSTREAM_NO_CONTRACT
-#else
-#define AXSTREAM_NO_CONTRACT __attribute__((optimize("fp-contract=off")))
-#endif
 #define AXSTREAM_AVX512_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 
 namespace axstream::engine {

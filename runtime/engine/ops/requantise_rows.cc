@@ -8,6 +8,7 @@
 #include "../cpu_features.h"
 #include "intrinsics.h"
 #include "nhwc_quantize.h"
+#include "no_contract.h"
 #include "quantize_lanes.h"
 
 namespace axstream::engine {
@@ -25,16 +26,7 @@ struct RowArgs {
 };
 
 // Every function below computes one IEEE operation per step of the scalar formula, in its
-// order: fp-contract=off keeps a product and a following sum from becoming one fused
-// multiply-add (on a build for a CPU with FMA the scalar code would otherwise round once where
-// the vector code rounds twice, or the other way round). clang (the fuzz build) has no optimize
-// attribute: there the pragma turns contraction off for the rest of the file.
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#define AXSTREAM_NO_CONTRACT
-#else
-#define AXSTREAM_NO_CONTRACT __attribute__((optimize("fp-contract=off")))
-#endif
+// order, under AXSTREAM_NO_CONTRACT (no_contract.h): no product and following sum fused.
 
 template <Source kSource>
 AXSTREAM_NO_CONTRACT inline float value_at(const RowArgs &a, int64_t j) {
