@@ -8685,11 +8685,12 @@ std::vector<std::vector<float>> run_float_outputs(const Program &program,
 }
 
 // The skip of a fused float residual add that is the caller's input (read by the summing
-// convolution itself too), a constant, a MaxPool's value or another convolution's that is also
-// a graph output: the caller's input, the constant and that output are left as they were, two
-// runs give the same outputs, and those are the unfused graph's bits.
+// convolution itself too), a constant, a MaxPool's value, another convolution's that is also a
+// graph output, or the summing convolution's own source made by a step (not written over while
+// it is read): the caller's input, the constant and that output are left as they were, two runs
+// give the same outputs, and those are the unfused graph's bits.
 TEST(EnginePasses, FloatResidualSkipFromTheCallerOrAConstantIsLeftAsItWas) {
-  for (const std::string skip : {"x", "constant", "pool", "output"}) {
+  for (const std::string skip : {"x", "constant", "pool", "output", "conv input"}) {
     for (bool activation : {false, true}) {
       SCOPED_TRACE("skip " + skip + (activation ? ", Relu" : ""));
       GraphBuilder b("float_residual_skip");
@@ -8706,10 +8707,13 @@ TEST(EnginePasses, FloatResidualSkipFromTheCallerOrAConstantIsLeftAsItWas) {
       b.input("x", kFloat, {1, 16, side, side});
       b.initializer("a/w", kFloat, {16, 16, 3, 3}, floats(16 * 16 * 9, 0.14f));
       b.initializer("a/b", kFloat, {16}, floats(16, 0.5f));
-      auto *conv = b.node("Conv", {"x", "a/w", "a/b"}, "a");
+      // "conv input": the convolution's own source, an arena value it reads last, as the skip.
+      if (skip == "conv input") b.node("Relu", {"x"}, "r");
+      const std::string source = skip == "conv input" ? "r" : "x";
+      auto *conv = b.node("Conv", {source, "a/w", "a/b"}, "a");
       set_ints(conv, "pads", {1, 1, 1, 1});
       set_ints(conv, "strides", {stride, stride});
-      std::string skip_value = "x";
+      std::string skip_value = source;
       if (skip == "constant") {
         skip_value = b.initializer("c", kFloat, y_dims, floats(16 * out_side * out_side, 2.f));
       } else if (skip == "pool") {
