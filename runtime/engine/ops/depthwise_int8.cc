@@ -91,8 +91,8 @@ int64_t align64(int64_t n) { return (n + 63) / 64 * 64; }
 // Where dword `d` of accumulator `j` lands in the 64 output bytes of a vector.
 int output_byte(int j, int d) { return 16 * (d / 4) + 4 * j + d % 4; }
 
-struct Plan {
-  int64_t batch, c, in_h, in_w, out_h, out_w, kh, kw, sh, sw, pad_top, pad_left;
+struct Plan : PlanGeometry {
+  int64_t c = 0;
   int groups = 0;  // column quads per kernel row: ceil(kernel_w / 4)
   int quads = 0;   // kernel_h * groups
   int phases = 0;
@@ -566,18 +566,8 @@ Plan make_strip_plan(Plan p, const DepthwiseInt8Params &d, const Tensor &w, int3
 
 Plan make_plan(const DepthwiseInt8Params &d, const Tensor &w) {
   Plan p;
-  p.batch = d.batch;
+  static_cast<PlanGeometry &>(p) = plan_geometry(d);
   p.c = d.channels;
-  p.in_h = d.in_h;
-  p.in_w = d.in_w;
-  p.out_h = d.out_h;
-  p.out_w = d.out_w;
-  p.kh = d.kernel_h;
-  p.kw = d.kernel_w;
-  p.sh = d.stride_h;
-  p.sw = d.stride_w;
-  p.pad_top = d.pad_top;
-  p.pad_left = d.pad_left;
   const int64_t taps = p.kh * p.kw;
   p.groups = static_cast<int>((p.kw + 3) / 4);
   p.quads = static_cast<int>(p.kh) * p.groups;

@@ -230,8 +230,8 @@ std::unique_ptr<Kernel> dequantizing_qconv(const DnnlConvParams &conv, const Con
 }
 
 // The geometry, types, zero points and requantisation that the engine's own NHWC int8 kernels
-// (DepthwiseInt8Params, StemInt8Params) take from oneDNN's parameters for the same convolution,
-// so that they give its bytes; the channel counts are each kernel's own.
+// (OwnConvParams in DepthwiseInt8Params and StemInt8Params) take from oneDNN's parameters for the
+// same convolution, so that they give its bytes; the channel counts are each kernel's own.
 template <typename Params>
 Params own_kernel_params(const DnnlConvParams &conv, const DnnlQConvParams &q, DType in_dtype,
                          DType out_dtype) {

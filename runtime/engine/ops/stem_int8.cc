@@ -66,8 +66,8 @@ struct alignas(64) Vector {
   uint8_t bytes[64];
 };
 
-struct Plan {
-  int64_t batch, cin, cout, in_h, in_w, out_h, out_w, kh, kw, sh, sw, pad_top, pad_left;
+struct Plan : PlanGeometry {
+  int64_t cin = 0, cout = 0;
   int64_t pixel_stride = 0;  // stride_w * in_channels: bytes between pixels' first taps
   int64_t span_bytes = 0;    // 15 * pixel_stride + 64: the bytes a block's tile load reads
   int64_t src_bytes = 0;
@@ -344,19 +344,9 @@ bool check(const StemInt8Params &d, const Tensor &w, std::string *why_not) {
 
 Plan make_plan(const StemInt8Params &d, const Tensor &w) {
   Plan p;
-  p.batch = d.batch;
+  static_cast<PlanGeometry &>(p) = plan_geometry(d);
   p.cin = d.in_channels;
   p.cout = d.out_channels;
-  p.in_h = d.in_h;
-  p.in_w = d.in_w;
-  p.out_h = d.out_h;
-  p.out_w = d.out_w;
-  p.kh = d.kernel_h;
-  p.kw = d.kernel_w;
-  p.sh = d.stride_h;
-  p.sw = d.stride_w;
-  p.pad_top = d.pad_top;
-  p.pad_left = d.pad_left;
   p.pixel_stride = p.sw * p.cin;
   p.span_bytes = (kTileRows - 1) * p.pixel_stride + kTileBytes;
   p.src_bytes = p.batch * p.in_h * p.in_w * p.cin;

@@ -4,24 +4,15 @@
 // DnnlQConvParams) where axstream.QConv would run that.
 #pragma once
 
-#include <cmath>
 #include <string>
 
 #include "common.h"
+#include "own_conv_params.h"
 
 namespace axstream::engine {
 
-struct StemInt8Params {
-  int64_t batch = 1, in_channels = 0, out_channels = 0, in_h = 0, in_w = 0, out_h = 0, out_w = 0;
-  int64_t kernel_h = 0, kernel_w = 0, stride_h = 1, stride_w = 1, pad_top = 0, pad_left = 0;
-  DType src_dtype = DType::i8, dst_dtype = DType::u8;
-  int32_t src_zero_point = 0, dst_zero_point = 0;
-  // As DnnlQConvParams::rounds_as_int8_zero_point: z added, then -z, in float before rounding.
-  int32_t rounds_as_int8_zero_point = 0;
-  // y = saturate(round(clamp((float(acc) + bias_acc[c]) * output_scales[c], act_lo, act_hi)
-  //                    [+ z - z] + dst_zero_point)), each operation rounded as oneDNN's is.
-  std::vector<float> output_scales, bias_acc;
-  float act_lo = -INFINITY, act_hi = INFINITY;
+struct StemInt8Params : OwnConvParams {
+  int64_t in_channels = 0, out_channels = 0;
 };
 
 // Whether the CPU (capped by ONEDNN_MAX_CPU_ISA at avx512_core_amx) has AMX-INT8 and AVX-512,

@@ -1,0 +1,38 @@
+// What the engine's own NHWC int8 convolution kernels (depthwise_int8.h, stem_int8.h) share: the
+// geometry and the requantisation that give oneDNN's bytes for the same convolution, and the
+// geometry as their plans hold it.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "../tensor.h"
+
+namespace axstream::engine {
+
+struct OwnConvParams {
+  int64_t batch = 1, in_h = 0, in_w = 0, out_h = 0, out_w = 0;
+  int64_t kernel_h = 0, kernel_w = 0, stride_h = 1, stride_w = 1, pad_top = 0, pad_left = 0;
+  DType src_dtype = DType::u8, dst_dtype = DType::u8;
+  int32_t src_zero_point = 0, dst_zero_point = 0;
+  // As DnnlQConvParams::rounds_as_int8_zero_point: z added, then -z, in float before rounding.
+  int32_t rounds_as_int8_zero_point = 0;
+  // y = saturate(round(clamp((float(acc) + bias_acc[c]) * output_scales[c], act_lo, act_hi)
+  //                    [+ z - z] + dst_zero_point)), each operation rounded as oneDNN's is.
+  std::vector<float> output_scales, bias_acc;
+  float act_lo = -INFINITY, act_hi = INFINITY;
+};
+
+// The geometry in a kernel's plan, under the short names its loops use.
+struct PlanGeometry {
+  int64_t batch = 0, in_h = 0, in_w = 0, out_h = 0, out_w = 0, kh = 0, kw = 0, sh = 0, sw = 0;
+  int64_t pad_top = 0, pad_left = 0;
+};
+
+inline PlanGeometry plan_geometry(const OwnConvParams &d) {
+  return {d.batch,    d.in_h,     d.in_w,     d.out_h,   d.out_w,   d.kernel_h,
+          d.kernel_w, d.stride_h, d.stride_w, d.pad_top, d.pad_left};
+}
+
+}  // namespace axstream::engine
