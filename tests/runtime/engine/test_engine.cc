@@ -4375,6 +4375,52 @@ onnx::ModelProto depthwise_model(const DepthwiseCase &c) {
   return net.b.model;
 }
 
+// A model compiled with an engine kernel's setting at 1 (`own`), 0 (`onednn`) and unset
+// (`automatic`, the rule), with each compile's description line of the convolution `step`.
+struct KernelSettingCompiles {
+  std::shared_ptr<const Program> own, onednn, automatic;
+  std::string own_line, onednn_line, auto_line;
+};
+
+KernelSettingCompiles compile_with_kernel_setting(const std::string &bytes, const std::string &name,
+                                                  const CompileOptions &options,
+                                                  const char *setting, const std::string &step) {
+  auto compile = [&](const char *value) {
+    if (value) setenv(setting, value, 1);
+    auto program = Program::from_bytes(bytes, name, options);
+    unsetenv(setting);
+    return program;
+  };
+  KernelSettingCompiles c;
+  c.own = compile("1");
+  c.onednn = compile("0");
+  c.automatic = compile(nullptr);
+  c.own_line = step_line(c.own->describe(), "axstream.QConv", step);
+  c.onednn_line = step_line(c.onednn->describe(), "axstream.QConv", step);
+  c.auto_line = step_line(c.automatic->describe(), "axstream.QConv", step);
+  return c;
+}
+
+// The engine's kernel and oneDNN's give the same bytes on the int8 input x (each executor run
+// twice: its scratch reused), and the output takes enough values to check something.
+void expect_own_kernel_gives_onednns_bytes(const KernelSettingCompiles &c,
+                                           const std::vector<int8_t> &x) {
+  auto run = [&](const Program &program) {
+    std::vector<int8_t> y(program.outputs()[0].element_count());
+    auto exec = program.make_executor();
+    for (int i = 0; i < 2; ++i) exec->run({x.data()}, {y.data()});  // scratch reused
+    return y;
+  };
+  const std::vector<int8_t> expected = run(*c.onednn), got = run(*c.own);
+  EXPECT_EQ(got, expected) << c.own_line << "\n" << c.onednn_line;
+  for (size_t i = 0, shown = 0; i < got.size() && shown < 10; ++i)
+    if (got[i] != expected[i]) {
+      ++shown;
+      ADD_FAILURE() << "at " << i << ": " << int(got[i]) << " vs " << int(expected[i]);
+    }
+  EXPECT_GT(distinct_values(expected), 30u) << "the output takes few values: little checked";
+}
+
 class OwnDepthwise : public ::testing::TestWithParam<DepthwiseCase> {};
 
 // The engine's kernel gives the bytes oneDNN's int8 convolution gives
@@ -4387,17 +4433,10 @@ TEST_P(OwnDepthwise, GivesOneDnnsBytes) {
   const std::string bytes = depthwise_model(c).SerializeAsString();
   CompileOptions options;
   options.threads = c.threads;
-  auto compile = [&](const char *setting) {
-    if (setting) setenv("AXSTREAM_ENGINE_OWN_DEPTHWISE", setting, 1);
-    auto program = Program::from_bytes(bytes, c.name, options);
-    unsetenv("AXSTREAM_ENGINE_OWN_DEPTHWISE");
-    return program;
-  };
-  auto own = compile("1"), onednn = compile("0"), automatic = compile(nullptr);
-  const std::string own_line = step_line(own->describe(), "axstream.QConv", "d/f/Conv");
-  const std::string onednn_line = step_line(onednn->describe(), "axstream.QConv", "d/f/Conv");
-  const std::string auto_line = step_line(automatic->describe(), "axstream.QConv", "d/f/Conv");
-  ASSERT_FALSE(own_line.empty()) << own->describe();
+  const KernelSettingCompiles k = compile_with_kernel_setting(
+      bytes, c.name, options, "AXSTREAM_ENGINE_OWN_DEPTHWISE", "d/f/Conv");
+  const std::string &own_line = k.own_line, &onednn_line = k.onednn_line, &auto_line = k.auto_line;
+  ASSERT_FALSE(own_line.empty()) << k.own->describe();
   EXPECT_EQ(onednn_line.find("axstream depthwise int8"), std::string::npos) << onednn_line;
   const bool expected_here = cpu_allows_avx512vnni() && int8_convs_run_on_onednn(onednn_line);
   EXPECT_EQ(own_line.find("axstream depthwise int8") != std::string::npos, expected_here)
@@ -4423,21 +4462,8 @@ TEST_P(OwnDepthwise, GivesOneDnnsBytes) {
       << auto_line;
   if (expected_here) EXPECT_TRUE(contains_all(own_line, {"_src_nhwc=1", "_dst_nhwc=1"}));
 
-  std::vector<int8_t> x = int8_ramp(size_t(c.batch * c.channels * c.height * c.width), 7919, 13);
-  auto run = [&](const Program &program) {
-    std::vector<int8_t> y(program.outputs()[0].element_count());
-    auto exec = program.make_executor();
-    for (int i = 0; i < 2; ++i) exec->run({x.data()}, {y.data()});  // scratch reused
-    return y;
-  };
-  const std::vector<int8_t> expected = run(*onednn), got = run(*own);
-  EXPECT_EQ(got, expected) << own_line << "\n" << onednn_line;
-  for (size_t i = 0, shown = 0; i < got.size() && shown < 10; ++i)
-    if (got[i] != expected[i]) {
-      ++shown;
-      ADD_FAILURE() << "at " << i << ": " << int(got[i]) << " vs " << int(expected[i]);
-    }
-  EXPECT_GT(distinct_values(expected), 30u) << "the output takes few values: little checked";
+  expect_own_kernel_gives_onednns_bytes(
+      k, int8_ramp(size_t(c.batch * c.channels * c.height * c.width), 7919, 13));
   if (!expected_here) GTEST_SKIP() << "the engine's depthwise kernel does not run here";
 }
 
@@ -4826,17 +4852,10 @@ TEST_P(OwnStem, GivesOneDnnsBytes) {
   const std::string bytes = stem_model(c).SerializeAsString();
   CompileOptions options;
   options.threads = c.threads;
-  auto compile = [&](const char *setting) {
-    if (setting) setenv("AXSTREAM_ENGINE_OWN_STEM", setting, 1);
-    auto program = Program::from_bytes(bytes, c.name, options);
-    unsetenv("AXSTREAM_ENGINE_OWN_STEM");
-    return program;
-  };
-  auto own = compile("1"), onednn = compile("0"), automatic = compile(nullptr);
-  const std::string own_line = step_line(own->describe(), "axstream.QConv", "s/f/Conv");
-  const std::string onednn_line = step_line(onednn->describe(), "axstream.QConv", "s/f/Conv");
-  const std::string auto_line = step_line(automatic->describe(), "axstream.QConv", "s/f/Conv");
-  ASSERT_FALSE(own_line.empty()) << own->describe();
+  const KernelSettingCompiles k =
+      compile_with_kernel_setting(bytes, c.name, options, "AXSTREAM_ENGINE_OWN_STEM", "s/f/Conv");
+  const std::string &own_line = k.own_line, &onednn_line = k.onednn_line, &auto_line = k.auto_line;
+  ASSERT_FALSE(own_line.empty()) << k.own->describe();
   EXPECT_EQ(onednn_line.find("axstream stem int8"), std::string::npos) << onednn_line;
   const bool expected_here = own_stem_available() && int8_convs_run_on_onednn(onednn_line);
   const int64_t kernel_w = c.stem.kernel_w > 0 ? c.stem.kernel_w : c.stem.kernel;
@@ -4852,21 +4871,8 @@ TEST_P(OwnStem, GivesOneDnnsBytes) {
             expected_here && c.stem.kernel * kernel_w >= 25)
       << auto_line;
 
-  std::vector<int8_t> x = int8_ramp(size_t(c.batch * 3 * c.height * c.width), 7919, 13);
-  auto run = [&](const Program &program) {
-    std::vector<int8_t> y(program.outputs()[0].element_count());
-    auto exec = program.make_executor();
-    for (int i = 0; i < 2; ++i) exec->run({x.data()}, {y.data()});  // scratch reused
-    return y;
-  };
-  const std::vector<int8_t> expected = run(*onednn), got = run(*own);
-  EXPECT_EQ(got, expected) << own_line << "\n" << onednn_line;
-  for (size_t i = 0, shown = 0; i < got.size() && shown < 10; ++i)
-    if (got[i] != expected[i]) {
-      ++shown;
-      ADD_FAILURE() << "at " << i << ": " << int(got[i]) << " vs " << int(expected[i]);
-    }
-  EXPECT_GT(distinct_values(expected), 30u) << "the output takes few values: little checked";
+  expect_own_kernel_gives_onednns_bytes(
+      k, int8_ramp(size_t(c.batch * 3 * c.height * c.width), 7919, 13));
   if (!expected_here) GTEST_SKIP() << "the engine's stem kernel does not run here";
 }
 
