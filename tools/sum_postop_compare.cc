@@ -6,11 +6,14 @@
 //
 //   sum-postop-compare PACKAGE_DIR|MODEL.onnx [--random N] [--seed S] [--rounds R] [--runs K]
 //                      [--threads T] [--frame-step F] [--require-fused] [--setting NAME]
-//                      [IMAGE|VIDEO ...]
+//                      [--values A,B] [IMAGE|VIDEO ...]
 //
 // --setting compares another engine setting the same way (NAME=1 as "fused", NAME=0 as
 // "unfused"), e.g. AXSTREAM_ENGINE_U8_RETYPE, or AXSTREAM_ENGINE_FLOAT_SUM_POSTOP (the float
-// residual adds, which the tool counts apart from the int8 ones).
+// residual adds, which the tool counts apart from the int8 ones). --values A,B compares two
+// other values, `unset` meaning the variable removed: a setting whose default is a rule
+// (AXSTREAM_ENGINE_OWN_DEPTHWISE, AXSTREAM_ENGINE_ZP_PAD) against one forced value, e.g.
+// `--values unset,0`.
 //
 // Exit status: 0 outputs identical, 1 they differ (or an error, or --require-fused and no
 // residual add fused though some convolution summing one runs a kernel checked for the sum
@@ -45,7 +48,7 @@ using engine::DType;
 const char *kUsage =
     "usage: sum-postop-compare PACKAGE_DIR|MODEL.onnx [--random N] [--seed S] [--rounds R]\n"
     "                          [--runs K] [--threads T] [--frame-step F] [--require-fused]\n"
-    "                          [--setting NAME] [IMAGE|VIDEO ...]\n"
+    "                          [--setting NAME] [--values A,B] [IMAGE|VIDEO ...]\n"
     "  --random N       seeded random inputs (default 20)\n"
     "  --seed S         their seed (default 1)\n"
     "  --rounds R       timing rounds, fused and unfused alternated (default 5; 0: no timing)\n"
@@ -56,6 +59,8 @@ const char *kUsage =
     "                   oneDNN kernel checked for the sum post-op (none required where none does)\n"
     "  --setting NAME   the engine setting compared =1 (\"fused\") against =0 (default\n"
     "                   AXSTREAM_ENGINE_SUM_POSTOP)\n"
+    "  --values A,B     the setting's two values compared, \"fused\" A against \"unfused\" B\n"
+    "                   (default 1,0; unset: the variable removed, the setting's default)\n"
     "  IMAGE|VIDEO      inputs from files (a package with one image input only)\n";
 
 bool parse_int(const char *text, long least, long most, long &value) {
@@ -99,12 +104,18 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-std::shared_ptr<const engine::Program> compile(const std::string &model, bool fused,
+// `value` kUnset compiles with the setting removed from the environment (its default).
+const char *const kUnset = "unset";
+
+std::shared_ptr<const engine::Program> compile(const std::string &model, const std::string &value,
                                                const engine::CompileOptions &options,
                                                const std::string &setting) {
   const char *before = std::getenv(setting.c_str());
   const std::string saved = before ? before : "";
-  setenv(setting.c_str(), fused ? "1" : "0", 1);
+  if (value == kUnset)
+    unsetenv(setting.c_str());
+  else
+    setenv(setting.c_str(), value.c_str(), 1);
   auto program = engine::Program::from_file(model, options);
   if (before)
     setenv(setting.c_str(), saved.c_str(), 1);
@@ -180,6 +191,7 @@ int main(int argc, char **argv) {
   long random_count = 20, seed = 1, rounds = 5, runs = 50, threads = 1, frame_step = 10;
   bool require_fused = false;
   std::string model_arg, setting = "AXSTREAM_ENGINE_SUM_POSTOP";
+  std::string fused_value = "1", unfused_value = "0";
   std::vector<std::string> files;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -215,6 +227,18 @@ int main(int argc, char **argv) {
         return 2;
       }
       setting = argv[++i];
+    } else if (arg == "--values") {
+      const std::string values = i + 1 < argc ? argv[i + 1] : "";
+      const size_t comma = values.find(',');
+      if (comma == std::string::npos || comma == 0 || comma + 1 == values.size() ||
+          values.find(',', comma + 1) != std::string::npos) {
+        std::fprintf(stderr, "sum-postop-compare: --values '%s': expected two values, A,B\n",
+                     values.c_str());
+        return 2;
+      }
+      fused_value = values.substr(0, comma);
+      unfused_value = values.substr(comma + 1);
+      ++i;
     } else if (!arg.empty() && arg[0] == '-') {
       std::fprintf(stderr, "sum-postop-compare: unknown option '%s'\n%s", arg.c_str(), kUsage);
       return 2;
@@ -246,11 +270,11 @@ int main(int argc, char **argv) {
     }
     engine::CompileOptions options;
     options.threads = static_cast<int>(threads);
-    auto fused = compile(model, true, options, setting);
-    auto unfused = compile(model, false, options, setting);
-    if (setting != "AXSTREAM_ENGINE_SUM_POSTOP")
-      std::printf("%s: \"fused\" below is %s=1, \"unfused\" %s=0\n", model_arg.c_str(),
-                  setting.c_str(), setting.c_str());
+    auto fused = compile(model, fused_value, options, setting);
+    auto unfused = compile(model, unfused_value, options, setting);
+    if (setting != "AXSTREAM_ENGINE_SUM_POSTOP" || fused_value != "1" || unfused_value != "0")
+      std::printf("%s: \"fused\" below is %s=%s, \"unfused\" %s=%s\n", model_arg.c_str(),
+                  setting.c_str(), fused_value.c_str(), setting.c_str(), unfused_value.c_str());
     const std::string fused_text = fused->describe(), unfused_text = unfused->describe();
     // The int8 sums (QConv steps) apart from the float ones (Conv steps, `_sum=1`: the float
     // residual fusion, AXSTREAM_ENGINE_FLOAT_SUM_POSTOP).
@@ -261,20 +285,20 @@ int main(int argc, char **argv) {
       std::printf("%s: %zu of %zu residual adds fused as sum post-ops\n", model_arg.c_str(), sums,
                   adds);
     else
-      std::printf("%s: %zu int8 residual adds fused as sum post-ops with %s=1, %zu with =0\n",
-                  model_arg.c_str(), sums, setting.c_str(),
-                  count_on_steps(unfused_text, qconv, "sum post-op]"));
+      std::printf("%s: %zu int8 residual adds fused as sum post-ops with %s=%s, %zu with =%s\n",
+                  model_arg.c_str(), sums, setting.c_str(), fused_value.c_str(),
+                  count_on_steps(unfused_text, qconv, "sum post-op]"), unfused_value.c_str());
     const size_t float_summing = count_on_steps(fused_text, conv, " _sum=1 ");
     if (float_summing > 0 || count_on_steps(unfused_text, conv, " _sum=1 ") > 0)
       std::printf(
           "%s: float residual adds: %zu fused as sum post-ops, %zu followed by the engine's add "
-          "(%zu and %zu with %s=0)\n",
+          "(%zu and %zu with %s=%s)\n",
           model_arg.c_str(), count_on_steps(fused_text, conv, "+ sum post-op]"),
           float_summing - count_on_steps(fused_text, conv, "+ sum post-op]"),
           count_on_steps(unfused_text, conv, "+ sum post-op]"),
           count_on_steps(unfused_text, conv, " _sum=1 ") -
               count_on_steps(unfused_text, conv, "+ sum post-op]"),
-          setting.c_str());
+          setting.c_str(), unfused_value.c_str());
     // The post-op chain each fused convolution runs, "(<chain>) + sum post-op]" in its line.
     std::map<std::string, int> chains;
     for (size_t end = 0; (end = fused_text.find(") + sum post-op]", end)) != std::string::npos;
