@@ -828,12 +828,14 @@ ResidualSumCount count_residual_sums(const std::string &fused, const std::string
     const std::string name = line.substr(0, line.find("' ") + 1) + " ";  // "QConv 'node' "
     const size_t own = unfused.find(name);
     if (own == std::string::npos) continue;
-    // The engine's own depthwise and stem kernels (ops/depthwise_int8.h, ops/stem_int8.h) give
-    // the bytes of oneDNN's kernel, which the fused line names: make_dnnl_qconv fused the sum
-    // only where oneDNN picks that same kernel without it.
+    // The engine's own depthwise, stem and 1x1 kernels (ops/depthwise_int8.h, ops/stem_int8.h,
+    // ops/pointwise_int8.h) give the bytes of oneDNN's kernel, which the fused line names (the
+    // 1x1 kernel's, "as <kernel> + sum post-op", the chain it reproduces): make_dnnl_qconv fused
+    // the sum only where oneDNN picks that same kernel without it.
     const std::string own_line = unfused.substr(own, unfused.find('\n', own) - own);
     const bool engine_kernel = own_line.find("axstream depthwise int8") != std::string::npos ||
-                               own_line.find("axstream stem int8") != std::string::npos;
+                               own_line.find("axstream stem int8") != std::string::npos ||
+                               own_line.find("axstream pointwise int8") != std::string::npos;
     n.checked += residual_sum_kernel_checked(engine_kernel ? line : own_line);
   }
   return n;

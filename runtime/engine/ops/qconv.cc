@@ -9,6 +9,7 @@
 #include "../conv_dnnl.h"
 #include "conv_reference.h"
 #include "depthwise_int8.h"
+#include "pointwise_int8.h"
 #include "quantized_join.h"
 #include "stem_int8.h"
 
@@ -308,6 +309,47 @@ std::unique_ptr<Kernel> own_stem_qconv(const DnnlConvParams &conv, const QConvCo
   return make_stem_int8(d, w);
 }
 
+// The engine's own 1x1 kernel (ops/pointwise_int8.h) for an NHWC 1x1 convolution at stride 1
+// without padding that oneDNN's int8 kernel `onednn` runs (with `sum`, the residual sum as its
+// post-op chain `chain`), with its bytes, where the setting (AXSTREAM_ENGINE_OWN_POINTWISE,
+// checked wherever such a convolution compiles) or the rule takes it; nullptr elsewhere.
+std::unique_ptr<Kernel> own_pointwise_qconv(const DnnlConvParams &conv, const DnnlQConvParams &q,
+                                            const Tensor &w, const Kernel &onednn,
+                                            const ResidualSumParams *sum = nullptr) {
+  using Kind = FusedActivation::Kind;
+  const Kind kind = conv.activation.kind;
+  if (conv.src.size() != 4 || conv.group != 1 || conv.weights[2] != 1 || conv.weights[3] != 1 ||
+      conv.stride[0] != 1 || conv.stride[1] != 1 || conv.pad_begin[0] != 0 ||
+      conv.pad_begin[1] != 0 || conv.pad_end[0] != 0 || conv.pad_end[1] != 0 || !conv.src_nhwc ||
+      !conv.dst_nhwc || conv.dilation[0] != 1 || conv.dilation[1] != 1 ||
+      (kind != Kind::none && kind != Kind::relu && kind != Kind::clip))
+    return nullptr;
+  const char *setting = std::getenv("AXSTREAM_ENGINE_OWN_POINTWISE");
+  check_own_pointwise_setting(setting);
+  if (!own_pointwise_available() || !dnnl_kernels_enabled()) return nullptr;
+  if (q.post_activation_multiplier != 1.f || !(q.conv.activation.lo <= q.conv.activation.hi))
+    return nullptr;
+  PointwiseInt8Params d = own_kernel_params<PointwiseInt8Params>(
+      conv, q, q.src_dtype, sum ? sum->conv_dtype : q.dst_dtype);
+  d.in_channels = conv.src[1];
+  d.out_channels = conv.weights[0];
+  if (sum) {
+    // The convolution's own output, requantised as its unfused kernel writes it; then the sum.
+    d.dst_zero_point = sum->conv_zero_point;
+    d.has_sum = true;
+    d.sum = *sum;
+    d.chain = choose_residual_sum_chain(*sum);
+  }
+  if (!own_pointwise_chosen(d, setting)) return nullptr;
+  auto own = make_pointwise_int8(d, w);
+  if (!own) return nullptr;
+  // oneDNN's kernel whose bytes (and, with the sum, whose post-op chain) it gives: tests and
+  // tools/sum-postop-compare check the fused sum against it (count_residual_sums).
+  const std::string as = onednn.impl.substr(0, onednn.impl.find(" + sum post-op"));
+  own->impl += " as " + as + (sum ? " + sum post-op" : "");
+  return own;
+}
+
 // The convolution requantised to its own output: oneDNN's int8 kernel where it is exact and
 // has an implementation (or the engine's own depthwise kernel, the same bytes), else the
 // unfused float arithmetic.
@@ -318,6 +360,11 @@ std::unique_ptr<Kernel> plain_qconv(const DnnlConvParams &conv, const ConvShape 
     if (auto k = make_dnnl_qconv(int8_conv_params(conv, constants, in_dtype, out_dtype), w)) {
       if (auto own = own_depthwise_qconv(conv, constants, in_dtype, out_dtype, w, *k)) return own;
       if (auto own = own_stem_qconv(conv, constants, in_dtype, out_dtype, w)) {
+        own->macs = macs;
+        return own;
+      }
+      if (auto own = own_pointwise_qconv(
+              conv, int8_conv_params(conv, constants, in_dtype, out_dtype), w, *k)) {
         own->macs = macs;
         return own;
       }
@@ -416,6 +463,14 @@ std::unique_ptr<Kernel> residual_qconv(OpContext &ctx, const DnnlConvParams &con
     q.sum.relu = join.relu;
     q.sum.y_scale = join.y_scale;
     if (auto k = make_dnnl_qconv(q, w, &sum_refusal)) {
+      ResidualSumParams sum;
+      static_cast<ResidualSumOperands &>(sum) = q.sum;
+      sum.y_dtype = out_dtype;
+      sum.y_zero_point = q.dst_zero_point;
+      if (auto own = own_pointwise_qconv(conv, q, w, *k, &sum)) {
+        own->macs = macs;
+        return own;
+      }
       k->macs = macs;
       return std::make_unique<ResidualSumKernel>(std::move(k), count);
     }

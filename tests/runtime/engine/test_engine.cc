@@ -29,6 +29,7 @@
 #include "graph_builder.h"
 #include "ops/depthwise_int8.h"
 #include "ops/nhwc_quantize.h"
+#include "ops/pointwise_int8.h"
 #include "ops/qconcat_vectors.h"
 #include "ops/quantized_join.h"
 #include "ops/stem_int8.h"
@@ -4986,6 +4987,341 @@ TEST(EnginePasses, OwnStemSettingOtherThanAutoOneOrZeroFailsTheCompile) {
       message_of<InvalidConfiguration>([&] { Program::from_bytes(bytes, "setting.onnx"); });
   unsetenv("AXSTREAM_ENGINE_OWN_STEM");
   EXPECT_TRUE(contains_all(msg, {"AXSTREAM_ENGINE_OWN_STEM", "expected auto, 1 or 0", "'on'"}))
+      << msg;
+}
+
+// --- The engine's own int8 1x1 convolution (ops/pointwise_int8.h) -----------------------------
+
+// x -> 3x3 conv h (in_channels) -> 1x1 conv `a` (out_channels) [-> + s, a 3x3 conv of h read
+// only by the add, [Relu], quantised to y] -> identity conv -> out: the 1x1 convolution reads
+// and writes NHWC between int8 convolutions, the residual add fused into it (its first
+// operand, written by it for the add alone), as in BlazeFace's and MobileNetV2's blocks.
+struct PointwiseCase {
+  const char *name;
+  int64_t batch, in_channels, out_channels, height, width;
+  ConvSpec a;  // out_channels: set from the case's
+  Quant h, a_out;
+  bool sum = true;
+  Quant skip{0.06f, 2}, y{0.1f, -5};
+  bool relu_after_sum = false;
+  int threads = 1;
+};
+
+void PrintTo(const PointwiseCase &c, std::ostream *os) { *os << c.name; }
+
+onnx::ModelProto pointwise_model(const PointwiseCase &c) {
+  QdqNet net(c.name);
+  net.input("x", {c.batch, c.in_channels, c.height, c.width}, {0.05f, 3});
+  net.conv("x", "h", {c.in_channels, 3}, c.h);
+  ConvSpec a = c.a;
+  a.out_channels = c.out_channels;
+  net.conv("h", "a", a, c.a_out);
+  std::string last = "a";
+  if (c.sum) {
+    net.conv("h", "s", {c.out_channels, 3}, c.skip);
+    net.b.node("Add", {net.dq("a"), net.dq("s")}, "y/sum");
+    std::string sum = "y/sum";
+    if (c.relu_after_sum) {
+      net.b.node("Relu", {sum}, "y/act");
+      sum = "y/act";
+    }
+    net.quantize(sum, "y", c.y, net.shape.at("a"));
+    last = "y";
+  }
+  net.identity_conv(last, "out");
+  net.output("out");
+  return net.b.model;
+}
+
+class OwnPointwise : public ::testing::TestWithParam<PointwiseCase> {};
+
+// The engine's kernel gives the bytes oneDNN's int8 convolution gives, with its residual sum
+// post-op chain (AXSTREAM_ENGINE_OWN_POINTWISE=0): 24 to 96 output channels (1 to 6 vectors,
+// a last one part-used), input channels not a multiple of 4, pixel counts not a multiple of the
+// kernel's blocks, batches, int8 and uint8 sources, outputs, skips and sums, zero points,
+// biases, Relu after the sum and (without a sum) Relu, ReLU6 and saturation; 1 and 2 threads.
+// Unset, the rule does not take it (not measured faster than oneDNN here yet).
+TEST_P(OwnPointwise, GivesOneDnnsBytes) {
+  const PointwiseCase &c = GetParam();
+  const std::string bytes = pointwise_model(c).SerializeAsString();
+  CompileOptions options;
+  options.threads = c.threads;
+  const KernelSettingCompiles k = compile_with_kernel_setting(
+      bytes, c.name, options, "AXSTREAM_ENGINE_OWN_POINTWISE", "a/f/Conv");
+  ASSERT_FALSE(k.own_line.empty()) << k.own->describe();
+  EXPECT_EQ(k.onednn_line.find("axstream pointwise int8"), std::string::npos) << k.onednn_line;
+  const bool onednn_runs_it = c.sum ? k.onednn_line.find("+ sum post-op]") != std::string::npos
+                                    : int8_convs_run_on_onednn(k.onednn_line);
+  const bool expected_here = cpu_allows_avx512vnni() && onednn_runs_it;
+  EXPECT_EQ(k.own_line.find("axstream pointwise int8") != std::string::npos, expected_here)
+      << k.own_line;
+  const bool rule = false;  // not yet measured faster anywhere
+  EXPECT_EQ(k.auto_line.find("axstream pointwise int8") != std::string::npos, expected_here && rule)
+      << k.auto_line;
+  if (expected_here) {
+    EXPECT_TRUE(contains_all(k.own_line, {"_src_nhwc=1", "_dst_nhwc=1"})) << k.own_line;
+    // The fused sum still counts as one on a checked kernel: the line names oneDNN's.
+    if (c.sum) {
+      const ResidualSumCount n = count_residual_sums(k.own->describe(), k.onednn->describe());
+      EXPECT_EQ(n.checked, n.summing) << k.own->describe();
+    }
+  }
+  expect_own_kernel_gives_onednns_bytes(
+      k, int8_ramp(size_t(c.batch * c.in_channels * c.height * c.width), 7919, 13));
+  if (!expected_here) GTEST_SKIP() << "the engine's 1x1 kernel does not run here";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EnginePasses, OwnPointwise,
+    ::testing::Values(
+        // BlazeFace's back blocks: 24 -> 24, the sum at zero point -128 with Relu.
+        PointwiseCase{"blazeface_24_sum_relu",
+                      1,
+                      24,
+                      24,
+                      16,
+                      16,
+                      ConvSpec{0, 1, 1, 1, 1, Bias::int32},
+                      {0.05f, -128},
+                      {0.06f, 4},
+                      true,
+                      {0.05f, -7},
+                      {0.07f, -128},
+                      true},
+        // Pixels not a multiple of 8, uint8 source, output, skip and sum.
+        PointwiseCase{"c24_uint8_everywhere_partial_block",
+                      1,
+                      24,
+                      24,
+                      17,
+                      18,
+                      ConvSpec{0, 1, 1, 1, 1, Bias::int32},
+                      {0.05f, 120, kUint8},
+                      {0.06f, 125, kUint8},
+                      true,
+                      {0.05f, 131, kUint8},
+                      {0.08f, 0, kUint8},
+                      true},
+        PointwiseCase{"c24_to_48_batch2_two_threads_uint8_skip",
+                      2,
+                      24,
+                      48,
+                      9,
+                      11,
+                      ConvSpec{0, 1, 1, 1, 1, Bias::float32},
+                      {0.05f, 3},
+                      {0.05f, -2},
+                      true,
+                      {0.04f, 140, kUint8},
+                      {0.1f, 6},
+                      false,
+                      2},
+        // Input channels not a multiple of 4 (the last quad's bytes past them weigh 0), an odd
+        // output channel count (a part-used vector per pixel, no flat epilogue).
+        PointwiseCase{"c18_to_21_odd_sides",
+                      1,
+                      18,
+                      21,
+                      7,
+                      5,
+                      ConvSpec{0, 1, 1, 1, 1, Bias::int32},
+                      {0.05f, -9},
+                      {0.05f, 10},
+                      true,
+                      {0.06f, 2},
+                      {0.09f, -5},
+                      true},
+        PointwiseCase{"c96_six_vectors_two_threads_saturating",
+                      1,
+                      96,
+                      96,
+                      9,
+                      9,
+                      ConvSpec{0, 1, 1, 1, 1, Bias::int32, 3.f},
+                      {0.05f, 1},
+                      {0.05f, -1},
+                      true,
+                      {0.05f, 0},
+                      {0.12f, -3},
+                      false,
+                      2},
+        PointwiseCase{"c64_to_16_one_vector_int8_sum_of_uint8_conv",
+                      1,
+                      64,
+                      16,
+                      13,
+                      10,
+                      ConvSpec{0, 1, 1, 1, 1, Bias::none},
+                      {0.04f, -20},
+                      {0.07f, 128, kUint8},
+                      true,
+                      {0.05f, -4},
+                      {0.1f, 9},
+                      true},
+        // No sum: the convolution's own requantisation with Relu, ReLU6 (retyped output), bias.
+        PointwiseCase{"c32_to_40_relu_float_bias_no_sum",
+                      1,
+                      32,
+                      40,
+                      10,
+                      9,
+                      ConvSpec{0, 1, 1, 1, 1, Bias::float32, 1.f, true},
+                      {0.05f, 5},
+                      {0.05f, 7, kUint8},
+                      false},
+        PointwiseCase{"c48_to_72_relu6_retyped_no_sum_two_threads",
+                      2,
+                      48,
+                      72,
+                      8,
+                      7,
+                      ConvSpec{0, 1, 1, 1, 1, Bias::int32, 1.f, false, 6.f},
+                      {0.05f, 0},
+                      {0.035f, -128},
+                      false,
+                      {0.06f, 2},
+                      {0.1f, -5},
+                      false,
+                      2},
+        PointwiseCase{"c200_to_64_uint8_source_no_sum",
+                      1,
+                      200,
+                      64,
+                      6,
+                      6,
+                      ConvSpec{0, 1, 1, 1, 1, Bias::int32},
+                      {0.04f, 30, kUint8},
+                      {0.05f, -3},
+                      false}));
+
+// The kernel's vector form of the sum's post-op chain gives residual_sum_chain_output's value on
+// all 65536 operand pairs, for the chain chosen at seeded random scales, zero points and types
+// (each chain form: the division folded, made a multiplication or kept, the Relu and the
+// rounding kept or left out) and for the one-for-one chain.
+TEST(EnginePasses, OwnPointwiseSumChainGivesTheChainsOutputOnEveryPair) {
+  if (!own_pointwise_available()) GTEST_SKIP() << "no AVX-512 VNNI here";
+  uint32_t seed = 20261207;
+  auto uniform = [&seed](float lo, float hi) {
+    seed = seed * 1664525u + 1013904223u;
+    return lo + (hi - lo) * static_cast<float>(seed >> 8) / static_cast<float>(1 << 24);
+  };
+  auto value = [](DType t, int byte) {
+    return t == DType::u8 ? byte : static_cast<int>(static_cast<int8_t>(byte));
+  };
+  std::set<std::string> forms;
+  for (int set = 0; set < 40; ++set) {
+    ResidualSumParams p;
+    p.conv_dtype = set % 2 ? DType::u8 : DType::i8;
+    p.conv_scale = uniform(0.01f, 0.3f);
+    p.conv_zero_point = static_cast<int32_t>(uniform(-20.f, 20.f)) + (set % 2 ? 128 : 0);
+    p.skip_dtype = set % 3 ? DType::i8 : DType::u8;
+    p.skip_scale = uniform(0.01f, 0.3f);
+    p.skip_zero_point = static_cast<int32_t>(uniform(-20.f, 20.f)) + (set % 3 ? 0 : 128);
+    p.relu = set % 5 < 2;
+    p.y_scale = set % 8 == 7 ? 0.125f : uniform(0.01f, 0.3f);
+    p.y_dtype = set % 7 < 3 ? DType::u8 : DType::i8;
+    p.y_zero_point = set % 4 == 3 && p.relu ? (p.y_dtype == DType::u8 ? 0 : -128)
+                                            : static_cast<int32_t>(uniform(-30.f, 30.f)) +
+                                                  (p.y_dtype == DType::u8 ? 128 : 0);
+    ResidualSumChain one_for_one;
+    one_for_one.subtract_zero_point = p.conv_zero_point != 0;
+    one_for_one.linear = true;
+    one_for_one.alpha = p.conv_scale;
+    one_for_one.sum_scale = p.skip_scale;
+    one_for_one.relu = p.relu;
+    one_for_one.scale = ResidualSumChain::Scale::divide;
+    one_for_one.scale_operand = p.y_scale;
+    for (const ResidualSumChain &chain : {choose_residual_sum_chain(p), one_for_one}) {
+      forms.insert(chain.describe());
+      const std::vector<int32_t> got = pointwise_sum_chain_outputs(p, chain);
+      ASSERT_EQ(got.size(), 65536u);
+      size_t differing = 0;
+      for (int i = 0; i < 65536; ++i)
+        differing += got[static_cast<size_t>(i)] !=
+                     residual_sum_chain_output(chain, p, value(p.conv_dtype, i >> 8),
+                                               value(p.skip_dtype, i & 255));
+      EXPECT_EQ(differing, 0u) << "parameter set " << set << ", " << chain.describe();
+    }
+  }
+  EXPECT_GE(forms.size(), 4u) << "few chain forms checked";
+}
+
+// What the kernel refuses, and why; the setting's values.
+TEST(EnginePasses, OwnPointwiseRefusesWhatItDoesNotComputeAndReadsItsSetting) {
+  PointwiseInt8Params p;
+  p.in_h = p.out_h = 4;
+  p.in_w = p.out_w = 5;
+  p.kernel_h = p.kernel_w = 1;
+  p.in_channels = 24;
+  p.out_channels = 24;
+  p.src_dtype = DType::i8;
+  p.dst_dtype = DType::i8;
+  p.output_scales.assign(24, 0.01f);
+  p.bias_acc.assign(24, 0.f);
+  Tensor w(DType::i8, {24, 24, 1, 1});
+  std::memset(w.data<int8_t>(), 1, 24 * 24);
+  auto why = [&](const PointwiseInt8Params &q, const Tensor &weights) {
+    std::string why_not;
+    const bool made = make_pointwise_int8(q, weights, &why_not) != nullptr;
+    return made ? std::string("made") : why_not;
+  };
+  if (!own_pointwise_available()) {
+    EXPECT_EQ(why(p, w), "no AVX-512 VNNI here");
+  } else {
+    EXPECT_EQ(why(p, w), "made");
+    PointwiseInt8Params q = p;
+    q.kernel_h = q.kernel_w = 3;
+    EXPECT_EQ(why(q, w), "not a 1x1 kernel at stride 1 without padding");
+    q = p;
+    q.stride_w = 2;
+    EXPECT_EQ(why(q, w), "not a 1x1 kernel at stride 1 without padding");
+    q = p;
+    q.out_channels = 100;
+    q.output_scales.assign(100, 0.01f);
+    q.bias_acc.assign(100, 0.f);
+    Tensor w100(DType::i8, {100, 24, 1, 1});
+    std::memset(w100.data<int8_t>(), 1, 100 * 24);
+    EXPECT_EQ(why(q, w100), "over 96 output channels");
+    q = p;
+    q.in_channels = 600;
+    EXPECT_EQ(why(q, w), "over 512 input channels");
+    q = p;
+    q.dst_dtype = DType::i32;
+    EXPECT_EQ(why(q, w), "activations not int8 or uint8");
+    q = p;
+    q.output_scales.assign(24, 1e6f);
+    EXPECT_EQ(why(q, w), "a scaled accumulator could leave int32");
+    Tensor w_f(DType::f32, {24, 24, 1, 1});
+    EXPECT_EQ(why(p, w_f), "weights not int8 (out, in, 1, 1)");
+  }
+  // "1" wherever it applies, "0" never; unset or auto not (yet) anywhere; anything else fails.
+  EXPECT_TRUE(own_pointwise_chosen(p, "1"));
+  EXPECT_FALSE(own_pointwise_chosen(p, "0"));
+  EXPECT_FALSE(own_pointwise_chosen(p, nullptr));  // no sum
+  p.has_sum = true;
+  EXPECT_FALSE(own_pointwise_chosen(p, nullptr));
+  EXPECT_FALSE(own_pointwise_chosen(p, "auto"));
+  p.out_channels = 97;
+  EXPECT_FALSE(own_pointwise_chosen(p, "auto"));
+  for (const char *bad : {"on", "yes", "2", ""}) {
+    const std::string msg = message_of<InvalidConfiguration>([&] { own_pointwise_chosen(p, bad); });
+    EXPECT_TRUE(contains_all(msg, {"AXSTREAM_ENGINE_OWN_POINTWISE", "expected auto, 1 or 0",
+                                   "'" + std::string(bad) + "'"}))
+        << msg;
+  }
+}
+
+TEST(EnginePasses, OwnPointwiseSettingOtherThanAutoOneOrZeroFailsTheCompile) {
+  const PointwiseCase c{"setting", 1, 24, 24, 8, 8, ConvSpec{0}, {0.05f, 0}, {0.05f, 0}};
+  const std::string bytes = pointwise_model(c).SerializeAsString();
+  if (!int8_convs_run_on_onednn(Program::from_bytes(bytes, "setting.onnx")->describe()))
+    GTEST_SKIP() << "the setting is read where an NHWC int8 1x1 convolution compiles for "
+                    "oneDNN, none here";
+  setenv("AXSTREAM_ENGINE_OWN_POINTWISE", "on", 1);
+  const std::string msg =
+      message_of<InvalidConfiguration>([&] { Program::from_bytes(bytes, "setting.onnx"); });
+  unsetenv("AXSTREAM_ENGINE_OWN_POINTWISE");
+  EXPECT_TRUE(contains_all(msg, {"AXSTREAM_ENGINE_OWN_POINTWISE", "expected auto, 1 or 0", "'on'"}))
       << msg;
 }
 

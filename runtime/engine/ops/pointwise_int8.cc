@@ -1,0 +1,433 @@
+#include "pointwise_int8.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+
+#include "../cpu_features.h"
+#include "../parallel.h"
+#include "axstream/error.h"
+#include "intrinsics.h"
+#include "requantise_lanes.h"
+
+namespace axstream::engine {
+
+bool own_pointwise_available() { return cpu_allows_avx512vnni(); }
+
+void check_own_pointwise_setting(const char *setting) {
+  const std::string asked = setting ? setting : "auto";
+  if (asked != "auto" && asked != "1" && asked != "0")
+    throw InvalidConfiguration("AXSTREAM_ENGINE_OWN_POINTWISE: expected auto, 1 or 0, got '" +
+                               asked + "'");
+}
+
+// Whether `auto` takes the kernel for residual sums of up to 96 channels (without AMX): not
+// until it measured faster than oneDNN's brgconv_1x1 there.
+constexpr bool kAutoTakesResidualSums = false;
+
+bool own_pointwise_chosen(const PointwiseInt8Params &p, const char *setting) {
+  check_own_pointwise_setting(setting);
+  const std::string asked = setting ? setting : "auto";
+  if (asked == "1") return true;
+  if (asked == "0") return false;
+  // Measured only on a host without AMX (AMD EPYC, AVX-512 VNNI: docs/performance.md "Own int8
+  // 1x1 kernel"), where oneDNN runs brgconv_1x1 or jit_int8 on AVX-512 VNNI; where oneDNN may
+  // take AMX for these convolutions it was not measured, so it stays there.
+  if (cpu_allows_amx_int8()) return false;
+  return kAutoTakesResidualSums && p.has_sum && p.in_channels <= 96 && p.out_channels <= 96;
+}
+
+namespace {
+
+// How it works. A 1x1 convolution at stride 1 without padding over NHWC activations is a
+// matrix product: pixel i's output channels are its in_channels source bytes times the weights.
+// Pixels go in blocks of kPixels; a block's source bytes are staged (an int8 source flipped to
+// uint8 by xor 0x80, as oneDNN does) so that every pixel's last quad of bytes may be read whole.
+// Per quad of input channels, the quad of each pixel is broadcast to 16 lanes and multiplied by
+// vpdpbusd into one int32 vector per 16 output channels, against the quad's weights (four
+// input channels by 16 output channels, packed once at compile time; 0 past the channels). The
+// accumulators start at -(zero point [+ 128 for an int8 source]) * sum(w) (and an integer bias
+// where it joins), so they hold oneDNN's sum((x - zero_point) * w) exactly. Each pixel's 16
+// channels are then requantised as the depthwise and stem kernels do (requantise_lanes.h) to
+// the convolution's own output r and, with a residual sum, r and the skip byte s go through
+// the post-op chain oneDNN's kernels apply (residual_sum_chain.h), one IEEE operation each in
+// the same order, to the destination byte.
+
+constexpr int64_t kMaxInChannels = 512;
+constexpr int kMaxVectors = 6;  // 96 output channels
+constexpr int kMaxPixels = 12;
+
+struct alignas(64) Vector {
+  uint8_t bytes[64];
+};
+
+// The sum's chain as vector operands (residual_sum_chain_output's order).
+struct ChainConstants {
+  bool subtract_zero_point = false, linear = false, relu = false, round = false;
+  ResidualSumChain::Scale scale = ResidualSumChain::Scale::none;
+  float conv_zero_point = 0.f, alpha = 1.f, beta = 0.f, sum_scale = 1.f, scale_operand = 1.f;
+  int32_t skip_zero_point = 0;
+  bool skip_signed = true;
+  float y_zero_point = 0.f, y_lo = -128.f, y_hi = 127.f;
+};
+
+struct Plan {
+  int64_t pixels = 0, cin = 0, cout = 0, quads = 0;
+  int n_vectors = 0;
+  bool src_signed = true;
+  RequantiseSteps rq;
+  int32_t lower = 0, upper = 0;  // rq's byte bounds as int32 values of the output type
+  bool has_sum = false;
+  ChainConstants chain;
+  // Weights (quads x n_vectors), then per output vector: initial accumulators, biases and
+  // scales (one vector each), then per phase of the flat epilogue: biases and scales.
+  std::vector<Vector> table;
+  size_t constants_at = 0, phases_at = 0;
+  int64_t phases = 0;  // lcm(cout, 16) / 16: the flat epilogue's vectors per channel pattern
+  bool flat = false;   // the epilogue runs over the block's outputs as one run of bytes
+};
+
+// The destination bytes for the convolution's own outputs r (int32 values of its type) and the
+// skip bytes (16 lanes), as residual_sum_chain_output computes them one by one.
+AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline __m512i chain_lanes(const ChainConstants &c,
+                                                                     __m512i r, __m128i skip) {
+  __m512 v = _mm512_cvtepi32_ps(r);
+  if (c.subtract_zero_point) v = _mm512_sub_ps(v, _mm512_set1_ps(c.conv_zero_point));
+  if (c.linear) v = _mm512_fmadd_ps(v, _mm512_set1_ps(c.alpha), _mm512_set1_ps(c.beta));
+  const __m512i s = c.skip_signed ? _mm512_cvtepi8_epi32(skip) : _mm512_cvtepu8_epi32(skip);
+  const __m512 sf = _mm512_cvtepi32_ps(_mm512_sub_epi32(s, _mm512_set1_epi32(c.skip_zero_point)));
+  v = _mm512_fmadd_ps(sf, _mm512_set1_ps(c.sum_scale), v);
+  if (c.relu) v = _mm512_max_ps(v, _mm512_setzero_ps());
+  if (c.scale == ResidualSumChain::Scale::multiply)
+    v = _mm512_mul_ps(v, _mm512_set1_ps(c.scale_operand));
+  if (c.scale == ResidualSumChain::Scale::divide)
+    v = _mm512_div_ps(v, _mm512_set1_ps(c.scale_operand));
+  if (c.round) v = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  if (c.y_zero_point != 0.f) v = _mm512_add_ps(v, _mm512_set1_ps(c.y_zero_point));
+  v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(c.y_lo)), _mm512_set1_ps(c.y_hi));
+  return _mm512_cvtps_epi32(v);
+}
+
+// A block's accumulators: kPixels pixels' staged source bytes (`cin` apart) times the weights,
+// from the initial values (`init`, every third vector), stored kPixels x kVectors at
+// `out` (pixels `out_stride` int32 apart). Not inlined: as a function of its own GCC keeps the
+// accumulators in registers across the quad loop; inlined into the block loop it copied each
+// of them around every iteration (a register move per vpdpbusd, 1.6x slower).
+template <int kVectors, int kPixels>
+AXSTREAM_AVX512_VNNI __attribute__((noinline)) void dot_block(const uint8_t *staged, int64_t cin,
+                                                              int64_t quads, const __m512i *w,
+                                                              const __m512i *init, int32_t *out,
+                                                              int64_t out_stride) {
+  __m512i acc[kPixels][kVectors];
+#pragma GCC unroll 12
+  for (int q = 0; q < kPixels; ++q)
+#pragma GCC unroll 6
+    for (int v = 0; v < kVectors; ++v) acc[q][v] = _mm512_load_si512(init + 3 * v);
+  for (int64_t quad = 0; quad < quads; ++quad) {
+    __m512i wq[kVectors];
+#pragma GCC unroll 6
+    for (int v = 0; v < kVectors; ++v) wq[v] = _mm512_load_si512(w + quad * kVectors + v);
+    const uint8_t *at = staged + 4 * quad;
+#pragma GCC unroll 12
+    for (int q = 0; q < kPixels; ++q) {
+      int32_t four;
+      std::memcpy(&four, at + q * cin, 4);
+      const __m512i x = _mm512_set1_epi32(four);
+#pragma GCC unroll 6
+      for (int v = 0; v < kVectors; ++v) acc[q][v] = _mm512_dpbusd_epi32(acc[q][v], x, wq[v]);
+    }
+  }
+  // In order: where out_stride is cout, a part-used last vector is overwritten by the next
+  // pixel's first.
+#pragma GCC unroll 12
+  for (int q = 0; q < kPixels; ++q)
+#pragma GCC unroll 6
+    for (int v = 0; v < kVectors; ++v)
+      _mm512_storeu_si512(out + q * out_stride + 16 * v, acc[q][v]);
+}
+
+// The requantisation (and sum) of `count` accumulators of 16 lanes at `acc` (an int32 array)
+// with the constants `bias` and `scale`, to `count` bytes at `out` (the skip's at `skip`).
+template <bool kSum>
+AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline void epilogue_lanes(const Plan &p, __m512i acc,
+                                                                     __m512 bias, __m512 scale,
+                                                                     __mmask16 mask,
+                                                                     const uint8_t *skip,
+                                                                     uint8_t *out) {
+  __m512i y = requantise_lanes(p.rq, acc, bias, scale);
+  y = _mm512_min_epi32(_mm512_max_epi32(y, _mm512_set1_epi32(p.lower)), _mm512_set1_epi32(p.upper));
+  if constexpr (kSum) y = chain_lanes(p.chain, y, _mm_maskz_loadu_epi8(mask, skip));
+  _mm_mask_storeu_epi8(out, mask, _mm512_cvtepi32_epi8(y));
+}
+
+// Pixels [begin, end) (of batch x height x width), kPixels at a time. kFlat: the block's
+// accumulators go through a buffer and the epilogue runs over its count x cout outputs as
+// vectors of 16 channels in a pattern repeating every `phases` vectors (kPixels a multiple
+// of that pattern's pixels), not per pixel and 16 channels (a part-used last vector per pixel).
+template <int kVectors, int kPixels, bool kSum, bool kFlat>
+AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI void run_pixels(const Plan &p, const uint8_t *src,
+                                                          const uint8_t *skip, uint8_t *dst,
+                                                          int64_t begin, int64_t end) {
+  static_assert(kVectors * kPixels <= 24, "accumulators in registers");
+  alignas(64) uint8_t staged[kMaxPixels * kMaxInChannels + 128];
+  alignas(64) int32_t block[kPixels * kVectors * 16 + 16];
+  std::memset(staged, 0, sizeof staged);
+  const __m512i flip = _mm512_set1_epi8(p.src_signed ? static_cast<char>(0x80) : 0);
+  const auto *w = reinterpret_cast<const __m512i *>(p.table.data());
+  const auto *k = reinterpret_cast<const __m512i *>(p.table.data() + p.constants_at);
+  const int last_lanes = static_cast<int>(p.cout - 16 * (kVectors - 1));  // 1 to 16
+  const __mmask16 last_mask = static_cast<__mmask16>((1u << last_lanes) - 1);
+  const int64_t cin = p.cin, cout = p.cout;
+  for (int64_t i = begin; i < end; i += kPixels) {
+    const int64_t count = std::min<int64_t>(kPixels, end - i);
+    // Stage the block's source bytes (flipped to uint8); past them, what earlier blocks left,
+    // which only weights of 0 (past the channels) or pixels not stored read.
+    const uint8_t *from = src + i * cin;
+    const int64_t bytes = count * cin;
+    for (int64_t at = 0; at < bytes; at += 64) {
+      const int64_t n = std::min<int64_t>(64, bytes - at);
+      const __mmask64 m = n == 64 ? ~__mmask64{0} : (__mmask64{1} << n) - 1;
+      const __m512i v = _mm512_maskz_loadu_epi8(m, from + at);
+      _mm512_store_si512(reinterpret_cast<__m512i *>(staged + at), _mm512_xor_si512(v, flip));
+    }
+    dot_block<kVectors, kPixels>(staged, cin, p.quads, w, k, block, kFlat ? cout : 16 * kVectors);
+    if constexpr (kFlat) {
+      const int64_t outputs = count * cout, vectors = (outputs + 15) / 16;
+      uint8_t *out = dst + i * cout;
+      const uint8_t *skip_at = kSum ? skip + i * cout : nullptr;
+      const auto *phase = reinterpret_cast<const __m512 *>(p.table.data() + p.phases_at);
+      for (int64_t f = 0, ph = 0; f < vectors; ++f, ++ph) {
+        if (ph == p.phases) ph = 0;
+        const int64_t left = outputs - 16 * f;
+        const __mmask16 mask = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
+        epilogue_lanes<kSum>(p, _mm512_load_si512(block + 16 * f), phase[2 * ph], phase[2 * ph + 1],
+                             mask, kSum ? skip_at + 16 * f : nullptr, out + 16 * f);
+      }
+      continue;
+    }
+#pragma GCC unroll 12
+    for (int q = 0; q < kPixels; ++q) {
+      if (q >= count) break;
+      uint8_t *out = dst + (i + q) * cout;
+      const uint8_t *skip_at = kSum ? skip + (i + q) * cout : nullptr;
+#pragma GCC unroll 6
+      for (int v = 0; v < kVectors; ++v) {
+        const __mmask16 mask = v + 1 < kVectors ? __mmask16(0xffff) : last_mask;
+        epilogue_lanes<kSum>(p, _mm512_load_si512(block + 16 * (q * kVectors + v)),
+                             _mm512_castsi512_ps(k[3 * v + 1]), _mm512_castsi512_ps(k[3 * v + 2]),
+                             mask, kSum ? skip_at + 16 * v : nullptr, out + 16 * v);
+      }
+    }
+  }
+}
+
+using PixelsFn = void (*)(const Plan &, const uint8_t *, const uint8_t *, uint8_t *, int64_t,
+                          int64_t);
+
+// Pixels per block for 1 to 6 output vectors: as many accumulators as registers allow.
+constexpr int kBlockPixels[kMaxVectors + 1] = {0, 12, 8, 8, 4, 4, 4};
+
+template <bool kSum, bool kFlat>
+PixelsFn pixels_fn(int n_vectors) {
+  switch (n_vectors) {
+    case 1:
+      return run_pixels<1, kBlockPixels[1], kSum, kFlat>;
+    case 2:
+      return run_pixels<2, kBlockPixels[2], kSum, kFlat>;
+    case 3:
+      return run_pixels<3, kBlockPixels[3], kSum, kFlat>;
+    case 4:
+      return run_pixels<4, kBlockPixels[4], kSum, kFlat>;
+    case 5:
+      return run_pixels<5, kBlockPixels[5], kSum, kFlat>;
+    default:
+      return run_pixels<6, kBlockPixels[6], kSum, kFlat>;
+  }
+}
+
+PixelsFn pixels_fn(const Plan &p) {
+  if (p.has_sum)
+    return p.flat ? pixels_fn<true, true>(p.n_vectors) : pixels_fn<true, false>(p.n_vectors);
+  return p.flat ? pixels_fn<false, true>(p.n_vectors) : pixels_fn<false, false>(p.n_vectors);
+}
+
+ChainConstants chain_constants(const ResidualSumParams &p, const ResidualSumChain &c) {
+  ChainConstants k;
+  k.subtract_zero_point = c.subtract_zero_point;
+  k.linear = c.linear;
+  k.relu = c.relu;
+  k.round = c.round;
+  k.scale = c.scale;
+  k.conv_zero_point = static_cast<float>(p.conv_zero_point);
+  k.alpha = c.alpha;
+  k.beta = c.beta;
+  k.sum_scale = c.sum_scale;
+  k.scale_operand = c.scale_operand;
+  k.skip_zero_point = p.skip_zero_point;
+  k.skip_signed = p.skip_dtype == DType::i8;
+  k.y_zero_point = static_cast<float>(p.y_zero_point);
+  k.y_lo = p.y_dtype == DType::u8 ? 0.f : -128.f;
+  k.y_hi = p.y_dtype == DType::u8 ? 255.f : 127.f;
+  return k;
+}
+
+AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI void chain_table(const ChainConstants &k, DType r_type,
+                                                           int32_t *out) {
+  for (int r = 0; r < 256; ++r) {
+    const int32_t value = r_type == DType::u8 ? r : static_cast<int8_t>(static_cast<uint8_t>(r));
+    for (int s = 0; s < 256; s += 16) {
+      alignas(16) uint8_t skip[16];
+      for (int i = 0; i < 16; ++i) skip[i] = static_cast<uint8_t>(s + i);
+      const __m512i y = chain_lanes(k, _mm512_set1_epi32(value),
+                                    _mm_load_si128(reinterpret_cast<const __m128i *>(skip)));
+      _mm512_storeu_si512(out + r * 256 + s, y);
+    }
+  }
+}
+
+bool refuse(std::string *why_not, const std::string &why) {
+  if (why_not) *why_not = why;
+  return false;
+}
+
+bool int8_or_uint8(DType t) { return t == DType::i8 || t == DType::u8; }
+
+bool check(const PointwiseInt8Params &d, const Tensor &w, std::string *why_not) {
+  if (d.kernel_h != 1 || d.kernel_w != 1 || d.stride_h != 1 || d.stride_w != 1 || d.pad_top != 0 ||
+      d.pad_left != 0 || d.out_h != d.in_h || d.out_w != d.in_w)
+    return refuse(why_not, "not a 1x1 kernel at stride 1 without padding");
+  if (d.in_channels < 1 || d.in_channels > kMaxInChannels)
+    return refuse(why_not, "over 512 input channels");
+  if (d.out_channels < 1 || d.out_channels > 16 * kMaxVectors)
+    return refuse(why_not, "over 96 output channels");
+  if (!int8_or_uint8(d.src_dtype) || !int8_or_uint8(d.dst_dtype) ||
+      (d.has_sum && (!int8_or_uint8(d.sum.skip_dtype) || !int8_or_uint8(d.sum.y_dtype) ||
+                     d.sum.conv_dtype != d.dst_dtype)))
+    return refuse(why_not, "activations not int8 or uint8");
+  if (w.dtype != DType::i8 || w.count() != d.out_channels * d.in_channels)
+    return refuse(why_not, "weights not int8 (out, in, 1, 1)");
+  if (static_cast<int64_t>(d.output_scales.size()) != d.out_channels ||
+      static_cast<int64_t>(d.bias_acc.size()) != d.out_channels)
+    return refuse(why_not, "per-channel constants of another size");
+  if (d.batch < 1 || d.in_h < 1 || d.in_w < 1) return refuse(why_not, "an empty input");
+  if (!scaled_accumulators_fit(w.data<int8_t>(), d.out_channels, d.in_channels, d.bias_acc,
+                               d.output_scales))
+    return refuse(why_not, "a scaled accumulator could leave int32");
+  return true;
+}
+
+Plan make_plan(const PointwiseInt8Params &d, const Tensor &w) {
+  Plan p;
+  p.pixels = d.batch * d.in_h * d.in_w;
+  p.cin = d.in_channels;
+  p.cout = d.out_channels;
+  p.quads = (p.cin + 3) / 4;
+  p.n_vectors = static_cast<int>((p.cout + 15) / 16);
+  p.src_signed = d.src_dtype == DType::i8;
+  const int8_t *wd = w.data<int8_t>();
+  p.rq = requantise_steps(d.dst_dtype == DType::i8, d.dst_zero_point, d.rounds_as_int8_zero_point,
+                          d.act_lo, d.act_hi);
+  p.rq.add_bias = !bias_joins_accumulators(wd, p.cout, p.cin, d.bias_acc);
+  p.lower = p.rq.dst_signed ? static_cast<int8_t>(p.rq.lower) : p.rq.lower;
+  p.upper = p.rq.dst_signed ? static_cast<int8_t>(p.rq.upper) : p.rq.upper;
+  const size_t w_vectors = static_cast<size_t>(p.quads * p.n_vectors);
+  p.constants_at = w_vectors;
+  p.table.assign(w_vectors + static_cast<size_t>(3 * p.n_vectors), Vector{});
+  // Weight vector (quad, v), lane j, byte i: output channel 16v + j, input channel 4 quad + i.
+  for (int64_t quad = 0; quad < p.quads; ++quad)
+    for (int v = 0; v < p.n_vectors; ++v)
+      for (int j = 0; j < 16; ++j)
+        for (int i = 0; i < 4; ++i) {
+          const int64_t oc = 16 * v + j, ci = 4 * quad + i;
+          if (oc < p.cout && ci < p.cin)
+            p.table[static_cast<size_t>(quad * p.n_vectors + v)].bytes[4 * j + i] =
+                static_cast<uint8_t>(wd[oc * p.cin + ci]);
+        }
+  // The flip to uint8 adds 128 to every source byte: its products leave with the zero point's.
+  const int32_t zero = d.src_zero_point + (p.src_signed ? 128 : 0);
+  for (int64_t oc = 0; oc < p.cout; ++oc) {
+    int32_t sum = 0;
+    for (int64_t i = 0; i < p.cin; ++i) sum += wd[oc * p.cin + i];
+    const int32_t init = -zero * sum + (p.rq.add_bias ? 0 : static_cast<int32_t>(d.bias_acc[oc]));
+    const float bias = p.rq.add_bias ? d.bias_acc[oc] : 0.f, scale = d.output_scales[oc];
+    const size_t at = p.constants_at + static_cast<size_t>(3 * (oc / 16));
+    const size_t lane = static_cast<size_t>(oc % 16) * 4;
+    std::memcpy(p.table[at].bytes + lane, &init, 4);
+    std::memcpy(p.table[at + 1].bytes + lane, &bias, 4);
+    std::memcpy(p.table[at + 2].bytes + lane, &scale, 4);
+  }
+  // The flat epilogue: its channel pattern repeats every lcm(cout, 16) outputs, which a block
+  // must hold whole (so every block starts it afresh); a whole multiple of 16 channels gains
+  // nothing from it.
+  const int64_t pattern = std::lcm<int64_t>(p.cout, 16);
+  p.phases = pattern / 16;
+  p.flat = p.cout % 16 != 0 && kBlockPixels[p.n_vectors] * p.cout % pattern == 0;
+  p.phases_at = p.table.size();
+  p.table.resize(p.table.size() + static_cast<size_t>(2 * p.phases));
+  for (int64_t ph = 0; ph < p.phases; ++ph)
+    for (int j = 0; j < 16; ++j) {
+      const int64_t oc = (16 * ph + j) % p.cout;
+      const float bias = p.rq.add_bias ? d.bias_acc[oc] : 0.f, scale = d.output_scales[oc];
+      std::memcpy(p.table[p.phases_at + static_cast<size_t>(2 * ph)].bytes + 4 * j, &bias, 4);
+      std::memcpy(p.table[p.phases_at + static_cast<size_t>(2 * ph + 1)].bytes + 4 * j, &scale, 4);
+    }
+  p.has_sum = d.has_sum;
+  if (d.has_sum) p.chain = chain_constants(d.sum, d.chain);
+  return p;
+}
+
+}  // namespace
+
+std::vector<int32_t> pointwise_sum_chain_outputs(const ResidualSumParams &p,
+                                                 const ResidualSumChain &chain) {
+  if (!own_pointwise_available()) return {};
+  std::vector<int32_t> out(65536);
+  chain_table(chain_constants(p, chain), p.conv_dtype, out.data());
+  return out;
+}
+
+std::unique_ptr<Kernel> make_pointwise_int8(const PointwiseInt8Params &d, const Tensor &weights,
+                                            std::string *why_not) {
+  if (!own_pointwise_available()) {
+    refuse(why_not, "no AVX-512 VNNI here");
+    return nullptr;
+  }
+  if (!check(d, weights, why_not)) return nullptr;
+  auto plan = std::make_shared<const Plan>(make_plan(d, weights));
+  const PixelsFn fn = pixels_fn(*plan);
+  const int64_t pixels = plan->pixels;
+  const uint64_t macs = static_cast<uint64_t>(pixels * d.in_channels * d.out_channels);
+  const int threads = std::max(1, omp_get_max_threads());
+  constexpr int kSkipInput = 9;  // qconv.cc's slot of the residual
+  const int64_t block = kBlockPixels[plan->n_vectors];
+  auto k = make_kernel([plan, fn, pixels, block, macs, threads](
+                           ExecContext &, const void *const *in, void *const *out) {
+    const auto *src = static_cast<const uint8_t *>(in[0]);
+    const auto *skip = plan->has_sum ? static_cast<const uint8_t *>(in[kSkipInput]) : nullptr;
+    auto *dst = static_cast<uint8_t *>(out[0]);
+    const int team = worth_splitting(static_cast<int64_t>(macs), 262144)
+                         ? std::min<int>(threads, omp_get_max_threads())
+                         : 1;
+    if (team <= 1 || pixels < 2) {
+      fn(*plan, src, skip, dst, 0, pixels);
+      return;
+    }
+#pragma omp parallel num_threads(team)
+    {
+      const int t = omp_get_thread_num(), n = omp_get_num_threads();
+      // Whole blocks per thread: the flat epilogue's pattern starts with each block.
+      const int64_t blocks = (pixels + block - 1) / block;
+      fn(*plan, src, skip, dst, std::min(pixels, blocks * t / n * block),
+         std::min(pixels, blocks * (t + 1) / n * block));
+    }
+  });
+  k->macs = macs;
+  if (d.has_sum) k->output_may_overwrite_input = kSkipInput;  // each skip byte read, then written
+  k->impl = "axstream pointwise int8 1x1 " + std::to_string(d.in_channels) + "->" +
+            std::to_string(d.out_channels) + " (AVX-512 VNNI)";
+  return k;
+}
+
+}  // namespace axstream::engine
