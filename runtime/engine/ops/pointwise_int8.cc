@@ -3,8 +3,10 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <numeric>
+#include <utility>
 
 #include "../cpu_features.h"
 #include "../parallel.h"
@@ -23,20 +25,18 @@ void check_own_pointwise_setting(const char *setting) {
                                asked + "'");
 }
 
-// Whether `auto` takes the kernel for residual sums of up to 96 channels (without AMX): not
-// until it measured faster than oneDNN's brgconv_1x1 there.
-constexpr bool kAutoTakesResidualSums = false;
-
 bool own_pointwise_chosen(const PointwiseInt8Params &p, const char *setting) {
   check_own_pointwise_setting(setting);
   const std::string asked = setting ? setting : "auto";
   if (asked == "1") return true;
   if (asked == "0") return false;
   // Measured only on a host without AMX (AMD EPYC, AVX-512 VNNI: docs/performance.md "Own int8
-  // 1x1 kernel"), where oneDNN runs brgconv_1x1 or jit_int8 on AVX-512 VNNI; where oneDNN may
-  // take AMX for these convolutions it was not measured, so it stays there.
+  // 1x1 kernel"), against oneDNN's brgconv_1x1 on AVX-512 VNNI: BlazeFace's 24-output-channel
+  // residual convolutions (24->24 at 64x64 and 128x128) ran 1.09-1.29x as fast; 28 to 96 output
+  // channels 0.91-1.25x, within the run-to-run spread or slower, so those stay on oneDNN. Where
+  // oneDNN may take AMX for these convolutions it was not measured, so it stays there.
   if (cpu_allows_amx_int8()) return false;
-  return kAutoTakesResidualSums && p.has_sum && p.in_channels <= 96 && p.out_channels <= 96;
+  return p.has_sum && p.out_channels <= 24;
 }
 
 namespace {
@@ -73,6 +73,16 @@ struct ChainConstants {
   float y_zero_point = 0.f, y_lo = -128.f, y_hi = 127.f;
 };
 
+// The chain's operands as vectors. Where the chain leaves out its zero point's subtraction
+// the kernel subtracts 0, and where the destination has no zero point it adds 0 (x - 0 and x + 0
+// give x, but for the sign of a zero, which the final conversion to an integer drops).
+struct SumLanes {
+  __m512 conv_zero_add, r_lo, r_hi, conv_zero_sub, alpha, beta, sum_scale, scale_operand, y_zero,
+      y_lo, y_hi;
+  __m512i skip_offset;  // the skip's zero point (+ 128 for int8, flipped to uint8)
+  __m128i skip_flip;
+};
+
 struct Plan {
   int64_t pixels = 0, cin = 0, cout = 0, quads = 0;
   int n_vectors = 0;
@@ -87,27 +97,79 @@ struct Plan {
   size_t constants_at = 0, phases_at = 0;
   int64_t phases = 0;  // lcm(cout, 16) / 16: the flat epilogue's vectors per channel pattern
   bool flat = false;   // the epilogue runs over the block's outputs as one run of bytes
+  SumLanes sum{};
+  void (*epilogue)(const Plan &, const int32_t *, int64_t, const uint8_t *, uint8_t *) = nullptr;
 };
 
-// The destination bytes for the convolution's own outputs r (int32 values of its type) and the
-// skip bytes (16 lanes), as residual_sum_chain_output computes them one by one.
-AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline __m512i chain_lanes(const ChainConstants &c,
-                                                                     __m512i r, __m128i skip) {
-  __m512 v = _mm512_cvtepi32_ps(r);
-  if (c.subtract_zero_point) v = _mm512_sub_ps(v, _mm512_set1_ps(c.conv_zero_point));
-  if (c.linear) v = _mm512_fmadd_ps(v, _mm512_set1_ps(c.alpha), _mm512_set1_ps(c.beta));
-  const __m512i s = c.skip_signed ? _mm512_cvtepi8_epi32(skip) : _mm512_cvtepu8_epi32(skip);
-  const __m512 sf = _mm512_cvtepi32_ps(_mm512_sub_epi32(s, _mm512_set1_epi32(c.skip_zero_point)));
-  v = _mm512_fmadd_ps(sf, _mm512_set1_ps(c.sum_scale), v);
-  if (c.relu) v = _mm512_max_ps(v, _mm512_setzero_ps());
-  if (c.scale == ResidualSumChain::Scale::multiply)
-    v = _mm512_mul_ps(v, _mm512_set1_ps(c.scale_operand));
-  if (c.scale == ResidualSumChain::Scale::divide)
-    v = _mm512_div_ps(v, _mm512_set1_ps(c.scale_operand));
-  if (c.round) v = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  if (c.y_zero_point != 0.f) v = _mm512_add_ps(v, _mm512_set1_ps(c.y_zero_point));
-  v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(c.y_lo)), _mm512_set1_ps(c.y_hi));
-  return _mm512_cvtps_epi32(v);
+// The low bytes of 16 int32 lanes (in the bytes' range) stored to `out` where `mask` is set.
+// Narrowed in a register, then stored: GCC would otherwise fold the two into vpmovdb to memory,
+// which Zen 4 runs far slower (it made the epilogue ~3x the multiplications on BlazeFace back).
+AXSTREAM_AVX512_VNNI inline void store_bytes(__m512i lanes, __mmask16 mask, uint8_t *out) {
+  __m128i bytes = _mm512_cvtepi32_epi8(lanes);
+  __asm__("" : "+x"(bytes));
+  _mm_mask_storeu_epi8(out, mask, bytes);
+}
+
+// (Filled through a pointer: a caller without AVX-512 may not take vectors by value.)
+AXSTREAM_AVX512_VNNI void fill_sum_lanes(const ChainConstants &c, float conv_zero_add, int32_t r_lo,
+                                         int32_t r_hi, SumLanes *lanes) {
+  SumLanes &k = *lanes;
+  k.conv_zero_add = _mm512_set1_ps(conv_zero_add);
+  k.r_lo = _mm512_set1_ps(static_cast<float>(r_lo));
+  k.r_hi = _mm512_set1_ps(static_cast<float>(r_hi));
+  k.conv_zero_sub = _mm512_set1_ps(c.subtract_zero_point ? c.conv_zero_point : 0.f);
+  k.alpha = _mm512_set1_ps(c.alpha);
+  k.beta = _mm512_set1_ps(c.beta);
+  k.sum_scale = _mm512_set1_ps(c.sum_scale);
+  k.scale_operand = _mm512_set1_ps(c.scale_operand);
+  k.y_zero = _mm512_set1_ps(c.y_zero_point);
+  k.y_lo = _mm512_set1_ps(c.y_lo);
+  k.y_hi = _mm512_set1_ps(c.y_hi);
+  k.skip_offset = _mm512_set1_epi32(c.skip_zero_point + (c.skip_signed ? 128 : 0));
+  k.skip_flip = _mm_set1_epi8(c.skip_signed ? static_cast<char>(0x80) : 0);
+}
+
+// The chain's form as a template argument: bit 0 its linear, bit 1 its Relu, bits 2-3 its scale
+// (0 none, 1 multiply, 2 divide), bit 4 its rounding; bit 5 (lean): no float bias to add, no
+// zero point to subtract, no destination zero point. The operations it leaves out are not run.
+constexpr int kLinear = 1, kRelu = 2, kMultiply = 4, kDivide = 8, kRound = 16, kLean = 32;
+constexpr int kChainForms = 64;
+
+int chain_form(const ChainConstants &c, bool add_bias) {
+  const bool lean = !add_bias && !c.subtract_zero_point && c.y_zero_point == 0.f;
+  return (c.linear ? kLinear : 0) | (c.relu ? kRelu : 0) |
+         (c.scale == ResidualSumChain::Scale::multiply ? kMultiply : 0) |
+         (c.scale == ResidualSumChain::Scale::divide ? kDivide : 0) | (c.round ? kRound : 0) |
+         (lean ? kLean : 0);
+}
+
+// Sixteen accumulators to destination bytes: requantised to the convolution's own output r as
+// requantise_lanes.h does (the rounding as vrndscaleps and the clamp to r's type in float,
+// the same values as vcvtps2dq and an integer clamp), then r and the skip bytes through the
+// chain as residual_sum_chain_output computes it, one IEEE operation each in its order.
+template <int kForm>
+AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline void sum_epilogue_lanes(
+    const SumLanes &c, __m512i acc, __m512 bias, __m512 scale, __mmask16 mask, const uint8_t *skip,
+    uint8_t *out) {
+  constexpr bool kFull = (kForm & kLean) == 0;
+  __m512 v = _mm512_cvtepi32_ps(acc);
+  if constexpr (kFull) v = _mm512_add_ps(v, bias);
+  v = _mm512_roundscale_ps(_mm512_add_ps(_mm512_mul_ps(v, scale), c.conv_zero_add),
+                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  v = _mm512_min_ps(_mm512_max_ps(v, c.r_lo), c.r_hi);
+  if constexpr (kFull) v = _mm512_sub_ps(v, c.conv_zero_sub);
+  if constexpr ((kForm & kLinear) != 0) v = _mm512_fmadd_ps(v, c.alpha, c.beta);
+  const __m128i s = _mm_xor_si128(_mm_maskz_loadu_epi8(mask, skip), c.skip_flip);
+  const __m512 sf = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(s), c.skip_offset));
+  v = _mm512_fmadd_ps(sf, c.sum_scale, v);
+  if constexpr ((kForm & kRelu) != 0) v = _mm512_max_ps(v, _mm512_setzero_ps());
+  if constexpr ((kForm & kMultiply) != 0) v = _mm512_mul_ps(v, c.scale_operand);
+  if constexpr ((kForm & kDivide) != 0) v = _mm512_div_ps(v, c.scale_operand);
+  if constexpr ((kForm & kRound) != 0)
+    v = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  if constexpr (kFull) v = _mm512_add_ps(v, c.y_zero);
+  v = _mm512_min_ps(_mm512_max_ps(v, c.y_lo), c.y_hi);
+  store_bytes(_mm512_cvtps_epi32(v), mask, out);
 }
 
 // A block's accumulators: kPixels pixels' staged source bytes (`cin` apart) times the weights,
@@ -148,28 +210,76 @@ AXSTREAM_AVX512_VNNI __attribute__((noinline)) void dot_block(const uint8_t *sta
       _mm512_storeu_si512(out + q * out_stride + 16 * v, acc[q][v]);
 }
 
-// The requantisation (and sum) of `count` accumulators of 16 lanes at `acc` (an int32 array)
-// with the constants `bias` and `scale`, to `count` bytes at `out` (the skip's at `skip`).
-template <bool kSum>
+// The requantisation of 16 accumulators with the constants `bias` and `scale` to output bytes
+// (requantise_lanes.h; the `mask`ed lanes stored at `out`).
 AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline void epilogue_lanes(const Plan &p, __m512i acc,
                                                                      __m512 bias, __m512 scale,
-                                                                     __mmask16 mask,
-                                                                     const uint8_t *skip,
-                                                                     uint8_t *out) {
+                                                                     __mmask16 mask, uint8_t *out) {
   __m512i y = requantise_lanes(p.rq, acc, bias, scale);
   y = _mm512_min_epi32(_mm512_max_epi32(y, _mm512_set1_epi32(p.lower)), _mm512_set1_epi32(p.upper));
-  if constexpr (kSum) y = chain_lanes(p.chain, y, _mm_maskz_loadu_epi8(mask, skip));
-  _mm_mask_storeu_epi8(out, mask, _mm512_cvtepi32_epi8(y));
+  store_bytes(y, mask, out);
+}
+
+// The epilogue of a block of `count` pixels whose accumulators are at `block` (kFlat:
+// count x cout int32 in a row, else n_vectors x 16 per pixel), to `out` (the skip's bytes at
+// `skip`). kForm: the sum's chain form, or -1 without a sum. kFlat: the outputs as vectors of 16
+// channels in a pattern repeating every `phases` vectors, not per pixel and 16 channels (a
+// part-used last vector per pixel).
+template <int kForm, bool kFlat>
+AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI __attribute__((noinline)) void epilogue_block(
+    const Plan &p, const int32_t *block, int64_t count, const uint8_t *skip, uint8_t *out) {
+  // A copy the stores (bytes, which may alias anything) cannot change: it stays in registers.
+  const SumLanes sum = p.sum;
+  const int64_t cout = p.cout;
+  auto lanes = [&](__m512i acc, __m512 bias, __m512 scale, __mmask16 mask, int64_t at) {
+    if constexpr (kForm >= 0)
+      sum_epilogue_lanes<kForm>(sum, acc, bias, scale, mask, skip + at, out + at);
+    else
+      epilogue_lanes(p, acc, bias, scale, mask, out + at);
+  };
+  if constexpr (kFlat) {
+    const int64_t outputs = count * cout, vectors = (outputs + 15) / 16;
+    const auto *phase = reinterpret_cast<const __m512 *>(p.table.data() + p.phases_at);
+    for (int64_t f = 0, ph = 0; f < vectors; ++f, ++ph) {
+      if (ph == p.phases) ph = 0;
+      const int64_t left = outputs - 16 * f;
+      const __mmask16 mask = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
+      lanes(_mm512_load_si512(block + 16 * f), phase[2 * ph], phase[2 * ph + 1], mask, 16 * f);
+    }
+  } else {
+    const auto *k = reinterpret_cast<const __m512i *>(p.table.data() + p.constants_at);
+    const int n = p.n_vectors;
+    const int last_lanes = static_cast<int>(cout - 16 * (n - 1));  // 1 to 16
+    const __mmask16 last_mask = static_cast<__mmask16>((1u << last_lanes) - 1);
+    for (int64_t q = 0; q < count; ++q)
+      for (int v = 0; v < n; ++v)
+        lanes(_mm512_load_si512(block + 16 * (q * n + v)), _mm512_castsi512_ps(k[3 * v + 1]),
+              _mm512_castsi512_ps(k[3 * v + 2]), v + 1 < n ? __mmask16(0xffff) : last_mask,
+              q * cout + 16 * v);
+  }
+}
+
+using EpilogueFn = void (*)(const Plan &, const int32_t *, int64_t, const uint8_t *, uint8_t *);
+
+template <bool kFlat, size_t... kForms>
+constexpr std::array<EpilogueFn, sizeof...(kForms)> sum_epilogues(std::index_sequence<kForms...>) {
+  return {epilogue_block<static_cast<int>(kForms), kFlat>...};
+}
+
+EpilogueFn epilogue_fn(const Plan &p) {
+  static constexpr auto flat = sum_epilogues<true>(std::make_index_sequence<kChainForms>());
+  static constexpr auto pixels = sum_epilogues<false>(std::make_index_sequence<kChainForms>());
+  if (!p.has_sum) return p.flat ? epilogue_block<-1, true> : epilogue_block<-1, false>;
+  const int form = chain_form(p.chain, p.rq.add_bias);
+  return p.flat ? flat[static_cast<size_t>(form)] : pixels[static_cast<size_t>(form)];
 }
 
 // Pixels [begin, end) (of batch x height x width), kPixels at a time. kFlat: the block's
-// accumulators go through a buffer and the epilogue runs over its count x cout outputs as
-// vectors of 16 channels in a pattern repeating every `phases` vectors (kPixels a multiple
-// of that pattern's pixels), not per pixel and 16 channels (a part-used last vector per pixel).
-template <int kVectors, int kPixels, bool kSum, bool kFlat>
-AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI void run_pixels(const Plan &p, const uint8_t *src,
-                                                          const uint8_t *skip, uint8_t *dst,
-                                                          int64_t begin, int64_t end) {
+// accumulators are stored count x cout in a row (kPixels a multiple of the flat pattern's
+// pixels), else kVectors x 16 per pixel.
+template <int kVectors, int kPixels, bool kFlat>
+AXSTREAM_AVX512_VNNI void run_pixels(const Plan &p, const uint8_t *src, const uint8_t *skip,
+                                     uint8_t *dst, int64_t begin, int64_t end) {
   static_assert(kVectors * kPixels <= 24, "accumulators in registers");
   alignas(64) uint8_t staged[kMaxPixels * kMaxInChannels + 128];
   alignas(64) int32_t block[kPixels * kVectors * 16 + 16];
@@ -177,8 +287,6 @@ AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI void run_pixels(const Plan &p, const u
   const __m512i flip = _mm512_set1_epi8(p.src_signed ? static_cast<char>(0x80) : 0);
   const auto *w = reinterpret_cast<const __m512i *>(p.table.data());
   const auto *k = reinterpret_cast<const __m512i *>(p.table.data() + p.constants_at);
-  const int last_lanes = static_cast<int>(p.cout - 16 * (kVectors - 1));  // 1 to 16
-  const __mmask16 last_mask = static_cast<__mmask16>((1u << last_lanes) - 1);
   const int64_t cin = p.cin, cout = p.cout;
   for (int64_t i = begin; i < end; i += kPixels) {
     const int64_t count = std::min<int64_t>(kPixels, end - i);
@@ -193,33 +301,7 @@ AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI void run_pixels(const Plan &p, const u
       _mm512_store_si512(reinterpret_cast<__m512i *>(staged + at), _mm512_xor_si512(v, flip));
     }
     dot_block<kVectors, kPixels>(staged, cin, p.quads, w, k, block, kFlat ? cout : 16 * kVectors);
-    if constexpr (kFlat) {
-      const int64_t outputs = count * cout, vectors = (outputs + 15) / 16;
-      uint8_t *out = dst + i * cout;
-      const uint8_t *skip_at = kSum ? skip + i * cout : nullptr;
-      const auto *phase = reinterpret_cast<const __m512 *>(p.table.data() + p.phases_at);
-      for (int64_t f = 0, ph = 0; f < vectors; ++f, ++ph) {
-        if (ph == p.phases) ph = 0;
-        const int64_t left = outputs - 16 * f;
-        const __mmask16 mask = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
-        epilogue_lanes<kSum>(p, _mm512_load_si512(block + 16 * f), phase[2 * ph], phase[2 * ph + 1],
-                             mask, kSum ? skip_at + 16 * f : nullptr, out + 16 * f);
-      }
-      continue;
-    }
-#pragma GCC unroll 12
-    for (int q = 0; q < kPixels; ++q) {
-      if (q >= count) break;
-      uint8_t *out = dst + (i + q) * cout;
-      const uint8_t *skip_at = kSum ? skip + (i + q) * cout : nullptr;
-#pragma GCC unroll 6
-      for (int v = 0; v < kVectors; ++v) {
-        const __mmask16 mask = v + 1 < kVectors ? __mmask16(0xffff) : last_mask;
-        epilogue_lanes<kSum>(p, _mm512_load_si512(block + 16 * (q * kVectors + v)),
-                             _mm512_castsi512_ps(k[3 * v + 1]), _mm512_castsi512_ps(k[3 * v + 2]),
-                             mask, kSum ? skip_at + 16 * v : nullptr, out + 16 * v);
-      }
-    }
+    p.epilogue(p, block, count, skip ? skip + i * cout : nullptr, dst + i * cout);
   }
 }
 
@@ -229,28 +311,26 @@ using PixelsFn = void (*)(const Plan &, const uint8_t *, const uint8_t *, uint8_
 // Pixels per block for 1 to 6 output vectors: as many accumulators as registers allow.
 constexpr int kBlockPixels[kMaxVectors + 1] = {0, 12, 8, 8, 4, 4, 4};
 
-template <bool kSum, bool kFlat>
+template <bool kFlat>
 PixelsFn pixels_fn(int n_vectors) {
   switch (n_vectors) {
     case 1:
-      return run_pixels<1, kBlockPixels[1], kSum, kFlat>;
+      return run_pixels<1, kBlockPixels[1], kFlat>;
     case 2:
-      return run_pixels<2, kBlockPixels[2], kSum, kFlat>;
+      return run_pixels<2, kBlockPixels[2], kFlat>;
     case 3:
-      return run_pixels<3, kBlockPixels[3], kSum, kFlat>;
+      return run_pixels<3, kBlockPixels[3], kFlat>;
     case 4:
-      return run_pixels<4, kBlockPixels[4], kSum, kFlat>;
+      return run_pixels<4, kBlockPixels[4], kFlat>;
     case 5:
-      return run_pixels<5, kBlockPixels[5], kSum, kFlat>;
+      return run_pixels<5, kBlockPixels[5], kFlat>;
     default:
-      return run_pixels<6, kBlockPixels[6], kSum, kFlat>;
+      return run_pixels<6, kBlockPixels[6], kFlat>;
   }
 }
 
 PixelsFn pixels_fn(const Plan &p) {
-  if (p.has_sum)
-    return p.flat ? pixels_fn<true, true>(p.n_vectors) : pixels_fn<true, false>(p.n_vectors);
-  return p.flat ? pixels_fn<false, true>(p.n_vectors) : pixels_fn<false, false>(p.n_vectors);
+  return p.flat ? pixels_fn<true>(p.n_vectors) : pixels_fn<false>(p.n_vectors);
 }
 
 ChainConstants chain_constants(const ResidualSumParams &p, const ResidualSumChain &c) {
@@ -273,18 +353,30 @@ ChainConstants chain_constants(const ResidualSumParams &p, const ResidualSumChai
   return k;
 }
 
+// The kernel's epilogue for every r (as its accumulator, at scale 1) and skip byte.
+template <int kForm>
 AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI void chain_table(const ChainConstants &k, DType r_type,
                                                            int32_t *out) {
+  const int32_t lo = r_type == DType::u8 ? 0 : -128, hi = lo + 255;
+  SumLanes lanes;
+  fill_sum_lanes(k, 0.f, lo, hi, &lanes);
+  alignas(16) uint8_t skip[256], y[256];
+  for (int s = 0; s < 256; ++s) skip[s] = static_cast<uint8_t>(s);
   for (int r = 0; r < 256; ++r) {
     const int32_t value = r_type == DType::u8 ? r : static_cast<int8_t>(static_cast<uint8_t>(r));
-    for (int s = 0; s < 256; s += 16) {
-      alignas(16) uint8_t skip[16];
-      for (int i = 0; i < 16; ++i) skip[i] = static_cast<uint8_t>(s + i);
-      const __m512i y = chain_lanes(k, _mm512_set1_epi32(value),
-                                    _mm_load_si128(reinterpret_cast<const __m128i *>(skip)));
-      _mm512_storeu_si512(out + r * 256 + s, y);
-    }
+    for (int s = 0; s < 256; s += 16)
+      sum_epilogue_lanes<kForm>(lanes, _mm512_set1_epi32(value), _mm512_setzero_ps(),
+                                _mm512_set1_ps(1.f), 0xffff, skip + s, y + s);
+    const bool y_signed = k.y_lo < 0.f;
+    for (int s = 0; s < 256; ++s) out[r * 256 + s] = y_signed ? static_cast<int8_t>(y[s]) : y[s];
   }
+}
+
+using ChainTableFn = void (*)(const ChainConstants &, DType, int32_t *);
+
+template <size_t... kForms>
+constexpr std::array<ChainTableFn, sizeof...(kForms)> chain_tables(std::index_sequence<kForms...>) {
+  return {chain_table<static_cast<int>(kForms)>...};
 }
 
 bool refuse(std::string *why_not, const std::string &why) {
@@ -306,6 +398,9 @@ bool check(const PointwiseInt8Params &d, const Tensor &w, std::string *why_not) 
       (d.has_sum && (!int8_or_uint8(d.sum.skip_dtype) || !int8_or_uint8(d.sum.y_dtype) ||
                      d.sum.conv_dtype != d.dst_dtype)))
     return refuse(why_not, "activations not int8 or uint8");
+  // With a sum, the convolution's own output adds at most its zero point (sum_lanes).
+  if (d.has_sum && d.rounds_as_int8_zero_point != 0)
+    return refuse(why_not, "a residual sum into a retyped output");
   if (w.dtype != DType::i8 || w.count() != d.out_channels * d.in_channels)
     return refuse(why_not, "weights not int8 (out, in, 1, 1)");
   if (static_cast<int64_t>(d.output_scales.size()) != d.out_channels ||
@@ -374,7 +469,11 @@ Plan make_plan(const PointwiseInt8Params &d, const Tensor &w) {
       std::memcpy(p.table[p.phases_at + static_cast<size_t>(2 * ph + 1)].bytes + 4 * j, &scale, 4);
     }
   p.has_sum = d.has_sum;
-  if (d.has_sum) p.chain = chain_constants(d.sum, d.chain);
+  if (d.has_sum) {
+    p.chain = chain_constants(d.sum, d.chain);
+    fill_sum_lanes(p.chain, p.rq.adds.empty() ? 0.f : p.rq.adds[0], p.lower, p.upper, &p.sum);
+  }
+  p.epilogue = epilogue_fn(p);
   return p;
 }
 
@@ -384,7 +483,9 @@ std::vector<int32_t> pointwise_sum_chain_outputs(const ResidualSumParams &p,
                                                  const ResidualSumChain &chain) {
   if (!own_pointwise_available()) return {};
   std::vector<int32_t> out(65536);
-  chain_table(chain_constants(p, chain), p.conv_dtype, out.data());
+  const ChainConstants k = chain_constants(p, chain);
+  static constexpr auto tables = chain_tables(std::make_index_sequence<kChainForms>());
+  tables[static_cast<size_t>(chain_form(k, false))](k, p.conv_dtype, out.data());
   return out;
 }
 
