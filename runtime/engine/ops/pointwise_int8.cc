@@ -32,8 +32,8 @@ bool own_pointwise_chosen(const PointwiseInt8Params &p, const char *setting) {
   if (asked == "0") return false;
   // Measured only on a host without AMX (AMD EPYC, AVX-512 VNNI: docs/performance.md "Own int8
   // 1x1 kernel"), against oneDNN's brgconv_1x1 on AVX-512 VNNI: BlazeFace's 24-output-channel
-  // residual convolutions (24->24 at 64x64 and 128x128) ran 1.09-1.29x as fast; 28 to 96 output
-  // channels 0.91-1.25x, within the run-to-run spread or slower, so those stay on oneDNN. Where
+  // residual convolutions (24->24 at 64x64 and 128x128) ran 1.04-1.53x as fast in every run;
+  // 28 to 96 output channels 0.91-1.25x, moving run to run, so those stay on oneDNN. Where
   // oneDNN may take AMX for these convolutions it was not measured, so it stays there.
   if (cpu_allows_amx_int8()) return false;
   return p.has_sum && p.out_channels <= 24;
@@ -49,11 +49,12 @@ namespace {
 // vpdpbusd into one int32 vector per 16 output channels, against the quad's weights (four
 // input channels by 16 output channels, packed once at compile time; 0 past the channels). The
 // accumulators start at -(zero point [+ 128 for an int8 source]) * sum(w) (and an integer bias
-// where it joins), so they hold oneDNN's sum((x - zero_point) * w) exactly. Each pixel's 16
-// channels are then requantised as the depthwise and stem kernels do (requantise_lanes.h) to
-// the convolution's own output r and, with a residual sum, r and the skip byte s go through
-// the post-op chain oneDNN's kernels apply (residual_sum_chain.h), one IEEE operation each in
-// the same order, to the destination byte.
+// where it joins), so they hold oneDNN's sum((x - zero_point) * w) exactly. The block's outputs
+// are then requantised 16 at a time (as one run of bytes where the channels are not a multiple
+// of 16, epilogue_block) as the depthwise and stem kernels do (requantise_lanes.h) or, with a
+// residual sum, to the convolution's own output r, and r and the skip byte s go through the
+// post-op chain oneDNN's kernels apply (residual_sum_chain.h), one IEEE operation each in the
+// same order, to the destination byte.
 
 constexpr int64_t kMaxInChannels = 512;
 constexpr int kMaxVectors = 6;  // 96 output channels
@@ -177,20 +178,30 @@ AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline void sum_epilogue_lanes(
 // `out` (pixels `out_stride` int32 apart). Not inlined: as a function of its own GCC keeps the
 // accumulators in registers across the quad loop; inlined into the block loop it copied each
 // of them around every iteration (a register move per vpdpbusd, 1.6x slower).
-template <int kVectors, int kPixels>
+template <int kVectors, int kPixels, bool kHalfLast>
 AXSTREAM_AVX512_VNNI __attribute__((noinline)) void dot_block(const uint8_t *staged, int64_t cin,
                                                               int64_t quads, const __m512i *w,
                                                               const __m512i *init, int32_t *out,
                                                               int64_t out_stride) {
+  // kHalfLast: the last vector's used lanes are 8 at most, so its products run at 256 bits
+  // (half the work on Zen 4's 256-bit units; lanes 8-15 are left unwritten).
+  constexpr int kWhole = kHalfLast ? kVectors - 1 : kVectors;
   __m512i acc[kPixels][kVectors];
+  __m256i half[kPixels];
 #pragma GCC unroll 12
-  for (int q = 0; q < kPixels; ++q)
+  for (int q = 0; q < kPixels; ++q) {
 #pragma GCC unroll 6
-    for (int v = 0; v < kVectors; ++v) acc[q][v] = _mm512_load_si512(init + 3 * v);
+    for (int v = 0; v < kWhole; ++v) acc[q][v] = _mm512_load_si512(init + 3 * v);
+    if constexpr (kHalfLast)
+      half[q] = _mm512_castsi512_si256(_mm512_load_si512(init + 3 * (kVectors - 1)));
+  }
   for (int64_t quad = 0; quad < quads; ++quad) {
     __m512i wq[kVectors];
 #pragma GCC unroll 6
-    for (int v = 0; v < kVectors; ++v) wq[v] = _mm512_load_si512(w + quad * kVectors + v);
+    for (int v = 0; v < kWhole; ++v) wq[v] = _mm512_load_si512(w + quad * kVectors + v);
+    const __m256i wh = kHalfLast ? _mm256_load_si256(reinterpret_cast<const __m256i *>(
+                                       w + quad * kVectors + kVectors - 1))
+                                 : _mm256_setzero_si256();
     const uint8_t *at = staged + 4 * quad;
 #pragma GCC unroll 12
     for (int q = 0; q < kPixels; ++q) {
@@ -198,16 +209,21 @@ AXSTREAM_AVX512_VNNI __attribute__((noinline)) void dot_block(const uint8_t *sta
       std::memcpy(&four, at + q * cin, 4);
       const __m512i x = _mm512_set1_epi32(four);
 #pragma GCC unroll 6
-      for (int v = 0; v < kVectors; ++v) acc[q][v] = _mm512_dpbusd_epi32(acc[q][v], x, wq[v]);
+      for (int v = 0; v < kWhole; ++v) acc[q][v] = _mm512_dpbusd_epi32(acc[q][v], x, wq[v]);
+      if constexpr (kHalfLast)
+        half[q] = _mm256_dpbusd_epi32(half[q], _mm512_castsi512_si256(x), wh);
     }
   }
   // In order: where out_stride is cout, a part-used last vector is overwritten by the next
   // pixel's first.
 #pragma GCC unroll 12
-  for (int q = 0; q < kPixels; ++q)
+  for (int q = 0; q < kPixels; ++q) {
 #pragma GCC unroll 6
-    for (int v = 0; v < kVectors; ++v)
-      _mm512_storeu_si512(out + q * out_stride + 16 * v, acc[q][v]);
+    for (int v = 0; v < kWhole; ++v) _mm512_storeu_si512(out + q * out_stride + 16 * v, acc[q][v]);
+    if constexpr (kHalfLast)
+      _mm256_storeu_si256(reinterpret_cast<__m256i *>(out + q * out_stride + 16 * (kVectors - 1)),
+                          half[q]);
+  }
 }
 
 // The requantisation of 16 accumulators with the constants `bias` and `scale` to output bytes
@@ -282,12 +298,13 @@ AXSTREAM_AVX512_VNNI void run_pixels(const Plan &p, const uint8_t *src, const ui
                                      uint8_t *dst, int64_t begin, int64_t end) {
   static_assert(kVectors * kPixels <= 24, "accumulators in registers");
   alignas(64) uint8_t staged[kMaxPixels * kMaxInChannels + 128];
-  alignas(64) int32_t block[kPixels * kVectors * 16 + 16];
+  alignas(64) int32_t block[kPixels * kVectors * 16 + 16] = {};  // lanes past the outputs: 0
   std::memset(staged, 0, sizeof staged);
   const __m512i flip = _mm512_set1_epi8(p.src_signed ? static_cast<char>(0x80) : 0);
   const auto *w = reinterpret_cast<const __m512i *>(p.table.data());
   const auto *k = reinterpret_cast<const __m512i *>(p.table.data() + p.constants_at);
-  const int64_t cin = p.cin, cout = p.cout;
+  const int64_t cin = p.cin, cout = p.cout, stride = kFlat ? cout : 16 * kVectors;
+  const bool half_last = p.cout - 16 * (kVectors - 1) <= 8;
   for (int64_t i = begin; i < end; i += kPixels) {
     const int64_t count = std::min<int64_t>(kPixels, end - i);
     // Stage the block's source bytes (flipped to uint8); past them, what earlier blocks left,
@@ -300,7 +317,10 @@ AXSTREAM_AVX512_VNNI void run_pixels(const Plan &p, const uint8_t *src, const ui
       const __m512i v = _mm512_maskz_loadu_epi8(m, from + at);
       _mm512_store_si512(reinterpret_cast<__m512i *>(staged + at), _mm512_xor_si512(v, flip));
     }
-    dot_block<kVectors, kPixels>(staged, cin, p.quads, w, k, block, kFlat ? cout : 16 * kVectors);
+    if (half_last)
+      dot_block<kVectors, kPixels, true>(staged, cin, p.quads, w, k, block, stride);
+    else
+      dot_block<kVectors, kPixels, false>(staged, cin, p.quads, w, k, block, stride);
     p.epilogue(p, block, count, skip ? skip + i * cout : nullptr, dst + i * cout);
   }
 }

@@ -41,8 +41,8 @@ bool own_pointwise_chosen(const PointwiseInt8Params &p, const char *setting);
 // The kernel for `p` with weights (out_channels, in_channels, 1, 1) int8, or nullptr and the
 // reason in `why_not` where it does not apply (no AVX-512 VNNI, a kernel other than 1x1 at
 // stride 1 without padding, over 512 input or 96 output channels, activations not int8 or
-// uint8, accumulators whose scaled range could leave int32). Inputs: 0 the source, 9 the skip
-// (with a sum; the output may be written over it).
+// uint8, accumulators whose scaled range could leave int32, a residual sum into a retyped
+// output). Inputs: 0 the source, 9 the skip (with a sum; the output may be written over it).
 std::unique_ptr<Kernel> make_pointwise_int8(const PointwiseInt8Params &p, const Tensor &weights,
                                             std::string *why_not = nullptr);
 
