@@ -4444,7 +4444,7 @@ TEST_P(OwnDepthwise, GivesOneDnnsBytes) {
       << own_line;
   // Unset: the rule picks it (kernels of 4 rows or more and 3x3 over whole 64-channel strips,
   // in its channel-strip form; 3x3 at stride 1, rows of up to 4 KB, oneDNN's kernel not
-  // brdgmm_dw).
+  // brdgmm_dw, or brdgmm_dw at strides 1 and (2,1) on a host without AMX).
   const int64_t stride_w = c.dw.stride_w > 0 ? c.dw.stride_w : c.dw.stride;
   const int64_t kernel_w = c.dw.kernel_w > 0 ? c.dw.kernel_w : c.dw.kernel;
   // Strips hold at most 10 quads per output vector (vertical quads of 4 kernel rows per
@@ -4454,9 +4454,11 @@ TEST_P(OwnDepthwise, GivesOneDnnsBytes) {
       (c.dw.kernel / 4 + (rest >= 2 ? 1 : 0)) * kernel_w + (rest == 1 ? (kernel_w + 3) / 4 : 0);
   const bool strips =
       (c.dw.kernel >= 4 || (c.dw.kernel == 3 && c.channels % 64 == 0)) && strip_quads <= 10;
-  const bool rule =
-      strips || (c.dw.kernel == 3 && kernel_w == 3 && c.dw.stride == 1 && stride_w == 1 &&
-                 c.width * c.channels <= 4096 && onednn_line.find("brdgmm") == std::string::npos);
+  const bool narrow_rows =
+      c.dw.kernel == 3 && kernel_w == 3 && stride_w == 1 && c.width * c.channels <= 4096;
+  const bool rule = strips || (narrow_rows && (onednn_line.find("brdgmm") == std::string::npos
+                                                   ? c.dw.stride == 1
+                                                   : !cpu_allows_amx_int8() && c.dw.stride <= 2));
   if (expected_here)
     EXPECT_EQ(own_line.find("channel strips") != std::string::npos, strips) << own_line;
   EXPECT_EQ(auto_line.find("axstream depthwise int8") != std::string::npos, expected_here && rule)
@@ -4472,6 +4474,24 @@ using Bias = ConvSpec::Bias;
 INSTANTIATE_TEST_SUITE_P(
     EnginePasses, OwnDepthwise,
     ::testing::Values(
+        // PP-OCR cls: a retyped uint8 source without a zero point, on which oneDNN picks
+        // brdgmm_dw, at strides 1 and (2,1) (the rows form without AMX, oneDNN with it).
+        DepthwiseCase{"cls_3x3_s1_u8_source",
+                      1,
+                      32,
+                      6,
+                      96,
+                      ConvSpec{0, 3, 1, 1, 0, Bias::int32, 1.f, true},
+                      {0.05f, -128},
+                      {0.035f, -128}},
+        DepthwiseCase{"cls_3x3_s2x1_u8_source",
+                      1,
+                      24,
+                      12,
+                      96,
+                      ConvSpec{0, 3, 2, 1, 0, Bias::int32, 1.f, true, 0.f, -1, -1, 1},
+                      {0.05f, -128},
+                      {0.035f, -128}},
         // MobileNetV2: ReLU6 into an int8 output with zero point -128 (retyped to uint8).
         DepthwiseCase{"mnv2_3x3_s1_relu6",
                       1,
@@ -4751,9 +4771,9 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto &info) { return std::string(info.param.name); });
 
 // The rule (AXSTREAM_ENGINE_OWN_DEPTHWISE unset or auto), as measured (docs/performance.md):
-// 3x3 at stride 1 with rows of up to 4 KB, not where oneDNN picks brdgmm_dw; the channel-strip
-// form (kernels of 4 rows or more, 3x3 over whole 64-channel strips); "1" everything, "0"
-// nothing.
+// 3x3 at stride 1 with rows of up to 4 KB, where oneDNN picks brdgmm_dw only on a host without
+// AMX (and there at stride (2,1) too); the channel-strip form (kernels of 4 rows or more, 3x3
+// over whole 64-channel strips); "1" everything, "0" nothing.
 TEST(EnginePasses, OwnDepthwiseRuleTakesNarrow3x3StrideOneRowsAndChannelStripsOffOneDnn) {
   DepthwiseInt8Params p;
   p.channels = 24;
@@ -4763,16 +4783,36 @@ TEST(EnginePasses, OwnDepthwiseRuleTakesNarrow3x3StrideOneRowsAndChannelStripsOf
   EXPECT_TRUE(own_depthwise_chosen(p, nullptr, jit));
   EXPECT_TRUE(own_depthwise_chosen(p, "auto", jit));
   EXPECT_FALSE(own_depthwise_chosen(p, "0", jit));
-  EXPECT_FALSE(own_depthwise_chosen(p, nullptr, brdgmm));
   EXPECT_TRUE(own_depthwise_chosen(p, "1", brdgmm));
+  // Against brdgmm_dw: oneDNN's kernel on the AMX host, the rows form without AMX (Zen 4's
+  // measurements); this host's own choice follows whether it has AMX-INT8 (or the
+  // ONEDNN_MAX_CPU_ISA cap hides it).
+  EXPECT_FALSE(own_depthwise_chosen(p, nullptr, brdgmm, true));
+  EXPECT_TRUE(own_depthwise_chosen(p, nullptr, brdgmm, false));
+  EXPECT_EQ(own_depthwise_chosen(p, nullptr, brdgmm), !cpu_allows_amx_int8());
+  EXPECT_FALSE(own_depthwise_chosen(p, "0", brdgmm, false));
+  DepthwiseInt8Params cls = p;  // PP-OCR cls's second: 24 channels, 12x96 -> 6x96, stride (2,1)
+  cls.channels = 24;
+  cls.in_h = 12;
+  cls.in_w = cls.out_w = 96;
+  cls.out_h = 6;
+  cls.stride_h = 2;
+  EXPECT_TRUE(own_depthwise_chosen(cls, nullptr, brdgmm, false));
+  EXPECT_EQ(own_depthwise_chosen(cls, nullptr, brdgmm), !cpu_allows_amx_int8());
+  EXPECT_FALSE(own_depthwise_chosen(cls, nullptr, brdgmm, true));
+  EXPECT_FALSE(own_depthwise_chosen(cls, nullptr, jit, false));  // stride 2 against jit_int8
   DepthwiseInt8Params strided = p;
   strided.stride_w = 2;
   EXPECT_FALSE(own_depthwise_chosen(strided, nullptr, jit));
   EXPECT_TRUE(own_depthwise_chosen(strided, "1", jit));
+  EXPECT_FALSE(own_depthwise_chosen(strided, nullptr, brdgmm, false));
+  strided.stride_h = 2;  // MobileNetV2's stride-2 layers (wider rows) lost to brdgmm_dw here too
+  EXPECT_FALSE(own_depthwise_chosen(strided, nullptr, brdgmm, false));
   DepthwiseInt8Params wide = p;
   wide.channels = 32;
   wide.in_w = 160;  // PP-OCR rec's second: rows of 5 KB
   EXPECT_FALSE(own_depthwise_chosen(wide, nullptr, jit));
+  EXPECT_FALSE(own_depthwise_chosen(wide, nullptr, brdgmm, false));
   wide.in_w = 128;  // 4 KB
   EXPECT_TRUE(own_depthwise_chosen(wide, nullptr, jit));
   // Channel strips: every kernel of 4 rows or more (PP-OCR's 5x5s, any stride and channels),
@@ -4799,7 +4839,9 @@ TEST(EnginePasses, OwnDepthwiseRuleTakesNarrow3x3StrideOneRowsAndChannelStripsOf
   part.channels = 144;
   part.stride_h = part.stride_w = 1;
   EXPECT_FALSE(strips_form(part));
-  EXPECT_FALSE(own_depthwise_chosen(part, nullptr, brdgmm));
+  EXPECT_FALSE(own_depthwise_chosen(part, nullptr, brdgmm, true));
+  // Rows of 4032 bytes: the rows form without AMX.
+  EXPECT_TRUE(own_depthwise_chosen(part, nullptr, brdgmm, false));
   EXPECT_FALSE(strips_form(p));  // 24 channels: the rows form
 }
 
