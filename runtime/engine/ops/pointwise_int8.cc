@@ -31,12 +31,14 @@ bool own_pointwise_chosen(const PointwiseInt8Params &p, const char *setting) {
   if (asked == "1") return true;
   if (asked == "0") return false;
   // Measured only on a host without AMX (AMD EPYC, AVX-512 VNNI: docs/performance.md "Own int8
-  // 1x1 kernel"), against oneDNN's brgconv_1x1 on AVX-512 VNNI: BlazeFace's 24-output-channel
-  // residual convolutions (24->24 at 64x64 and 128x128) ran 1.04-1.53x as fast in every run;
-  // 28 to 96 output channels 0.91-1.25x, moving run to run, so those stay on oneDNN. Where
-  // oneDNN may take AMX for these convolutions it was not measured, so it stays there.
+  // 1x1 kernel"), against oneDNN's brgconv_1x1 on AVX-512 VNNI, on BlazeFace's residual
+  // convolutions: up to 24 output channels (24->24 at 64x64 and 128x128) 1.04-1.53x as fast in
+  // every run, 36 to 96 output channels 0.98-1.34x (all but one step of 48->48 once faster),
+  // 28 and 32 output channels (24->28, 28->32) 0.97-0.99x, so those stay on oneDNN, as do
+  // convolutions without a sum (two small steps measured). Where oneDNN may take AMX for these
+  // convolutions it was not measured, so it stays there.
   if (cpu_allows_amx_int8()) return false;
-  return p.has_sum && p.out_channels <= 24;
+  return p.has_sum && (p.out_channels <= 24 || (p.out_channels > 32 && p.out_channels <= 96));
 }
 
 namespace {
@@ -474,11 +476,12 @@ Plan make_plan(const PointwiseInt8Params &d, const Tensor &w) {
     std::memcpy(p.table[at + 2].bytes + lane, &scale, 4);
   }
   // The flat epilogue: its channel pattern repeats every lcm(cout, 16) outputs, which a block
-  // must hold whole (so every block starts it afresh); a whole multiple of 16 channels gains
-  // nothing from it.
+  // must hold whole (so every block starts it afresh). A whole multiple of 16 channels takes it
+  // too: its one loop ran BlazeFace's 28->32, 42->48 and 48->48 5-10% faster than the loop per
+  // pixel and vector.
   const int64_t pattern = std::lcm<int64_t>(p.cout, 16);
   p.phases = pattern / 16;
-  p.flat = p.cout % 16 != 0 && kBlockPixels[p.n_vectors] * p.cout % pattern == 0;
+  p.flat = kBlockPixels[p.n_vectors] * p.cout % pattern == 0;
   p.phases_at = p.table.size();
   p.table.resize(p.table.size() + static_cast<size_t>(2 * p.phases));
   for (int64_t ph = 0; ph < p.phases; ++ph)
