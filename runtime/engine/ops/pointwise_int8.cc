@@ -34,7 +34,7 @@ bool own_pointwise_chosen(const PointwiseInt8Params &p, const char *setting) {
   // 1x1 kernel"), against oneDNN's brgconv_1x1 on AVX-512 VNNI, on BlazeFace's residual
   // convolutions: up to 24 output channels (24->24 at 64x64 and 128x128) 1.04-1.53x as fast in
   // every run, 36 to 96 output channels 0.98-1.34x (all but one step of 48->48 once faster),
-  // 28 and 32 output channels (24->28, 28->32) 0.97-0.99x, so those stay on oneDNN, as do
+  // 28 and 32 output channels (24->28, 28->32) 0.91-1.01x, so those stay on oneDNN, as do
   // convolutions without a sum (two small steps measured). Where oneDNN may take AMX for these
   // convolutions it was not measured, so it stays there.
   if (cpu_allows_amx_int8()) return false;
