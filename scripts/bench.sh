@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds and runs the benchmarks (issue 9; docs/performance.md). Never part of the tests.
 #
-#   scripts/bench.sh [engine|preprocess|pipelines|ceiling|interval|meta|overlay|tail|threads|ort ...]
+#   scripts/bench.sh [engine|preprocess|pipelines|ceiling|interval|meta|overlay|tail|threads|ort|peak ...]
 #                                              (default: the first four; --help this)
 #
 # ort: the engine's int8 against ONNX Runtime f32 and ONNX Runtime's own int8 on the same models and
@@ -13,7 +13,9 @@
 # (benchmarks/ort_u8_activations.py) to $AXSTREAM_BENCH_MODELS/ort/; then runs
 # benchmarks/bench_ort.mjs, bench_engine's int8 cases for the same models and the ratios, and
 # checks ORT's f32 outputs against our f32 engine's on one input. AXSTREAM_ORT_MODELS picks the
-# models (default: all eight), AXSTREAM_BENCH_THREADS the thread counts (1,2).
+# models (default: all eight), AXSTREAM_BENCH_THREADS the thread counts (1,2); ends with peak.
+# peak: one core's peak int8 (VNNI) and float32 (FMA) multiply-accumulate rates
+# (benchmarks/bench_isa_peak.cc): their ratio bounds int8 over float32 on compute-bound models.
 # interval: axpreprocess inference-interval 1, 2, 4 on the face pipeline (Megamind.avi) and the
 # people one (vtest.avi, yolov5s) through benchmarks/bench_interval.py.
 # meta: axstream.meta's cost per frame against the Python routes before it
@@ -55,8 +57,8 @@ parts=("$@")
 for p in "${parts[@]}"; do
   case $p in
     -h|--help) sed -n '2,/^[^#]/{/^#/{s/^# \{0,1\}//;p}}' "$0"; exit 0 ;;
-    engine|preprocess|pipelines|ceiling|interval|meta|overlay|tail|threads|ort) ;;
-    *) echo "bench.sh: unknown part '$p' (engine, preprocess, pipelines, ceiling, interval, meta, overlay, tail, threads, ort)" >&2
+    engine|preprocess|pipelines|ceiling|interval|meta|overlay|tail|threads|ort|peak) ;;
+    *) echo "bench.sh: unknown part '$p' (engine, preprocess, pipelines, ceiling, interval, meta, overlay, tail, threads, ort, peak)" >&2
        exit 2 ;;
   esac
 done
@@ -177,7 +179,9 @@ for p in "${parts[@]}"; do
       "$build/benchmarks/bench_engine" --int8-only --only "$ort_models" | tee "$scratch/engine.txt"
       "$build/benchmarks/bench_engine" --compare-f32 "$scratch/f32" --only "$ort_models"
       node "$here/benchmarks/bench_ort.mjs" --ratios "$scratch/ort.txt" "$scratch/engine.txt"
-      rm -rf "$scratch" ;;
+      rm -rf "$scratch"
+      "$build/benchmarks/bench_isa_peak" ;;
+    peak) "$build/benchmarks/bench_isa_peak" ;;
   esac
   echo "# after $p: $(date -u '+%T UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 done
