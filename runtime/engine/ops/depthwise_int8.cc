@@ -109,8 +109,9 @@ struct Plan : PlanGeometry {
   int groups = 0;  // column quads per kernel row: ceil(kernel_w / 4)
   int quads = 0;   // kernel_h * groups
   int phases = 0;
-  int64_t vectors = 0;    // 64-byte vectors per output row
-  int64_t row_bytes = 0;  // a padded source row (one stride phase)
+  bool phase_blocks = false;  // rows phase by phase (run_row): vectors >= 4 * phases
+  int64_t vectors = 0;        // 64-byte vectors per output row
+  int64_t row_bytes = 0;      // a padded source row (one stride phase)
   int64_t quad_row_bytes = 0, thread_bytes = 0;
   uint8_t flip = 0, zero_byte = 0;  // the source's sign flip and its zero point as uint8
   RequantiseSteps rq;               // the epilogue (requantise_lanes.h)
@@ -144,7 +145,7 @@ AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline __m512i requantise(const Plan &
   const auto *bias = reinterpret_cast<const __m512 *>(constants);
   const __m512 *scale = bias + 4;
   __m512i r[4];
-  for (int j = 0; j < 4; ++j) r[j] = requantise_lanes(p.rq, acc[j], bias[j], scale[j]);
+  requantise_lanes<4>(p.rq, acc, bias, scale, r);
   const __m512i low = _mm512_packs_epi32(r[0], r[1]), high = _mm512_packs_epi32(r[2], r[3]);
   __m512i y;
   if constexpr (kSigned) {
@@ -169,50 +170,89 @@ AXSTREAM_AVX512_VNNI inline void store_bytes(uint8_t *to, __m512i y, int64_t cou
     _mm512_mask_storeu_epi8(to, (uint64_t{1} << count) - 1, y);
 }
 
-// kBlock output vectors [v, v + kBlock) of a row in lock step, so that their dependent chains
-// (vpdpbusd into each accumulator, then the epilogue's conversions) overlap; `phase` is v's.
-template <int kQuads, bool kSigned, int kBlock>
+// kBlock output vectors v, v + step, .., v + (kBlock - 1) * step of a row in lock step, so
+// that their dependent chains (vpdpbusd into each accumulator, then the epilogue's conversions)
+// overlap; k[b] is vector b's phase table. kOnePhase: `step` is the number of phases, so the
+// vectors share one phase and its table k[0], and each weight vector is loaded once for kBlock
+// vpdpbusd; else (step 1, consecutive vectors) once for each.
+template <int kQuads, bool kSigned, int kBlock, bool kOnePhase>
 AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline void run_block(const Plan &p,
                                                                 const __m512i *const *x, int64_t v,
-                                                                int phase, uint8_t *out) {
-  const auto *table = reinterpret_cast<const __m512i *>(p.table->data());
-  const __m512i *k[kBlock];
-  for (int b = 0; b < kBlock; ++b) {
-    k[b] = table + phase * p.phase_vectors;
-    if (++phase == p.phases) phase = 0;
-  }
+                                                                int64_t step,
+                                                                const __m512i *const *k,
+                                                                uint8_t *out) {
   __m512i acc[kBlock][4];
   for (int b = 0; b < kBlock; ++b)
-    for (int j = 0; j < 4; ++j) acc[b][j] = k[b][kQuads * 4 + j];
+    for (int j = 0; j < 4; ++j) acc[b][j] = k[kOnePhase ? 0 : b][kQuads * 4 + j];
 #pragma GCC unroll 10
   for (int q = 0; q < kQuads; ++q)
-    for (int b = 0; b < kBlock; ++b) {
-      const __m512i *in = x[q] + 4 * (v + b), *w = k[b] + 4 * q;
-      for (int j = 0; j < 4; ++j) acc[b][j] = _mm512_dpbusd_epi32(acc[b][j], in[j], w[j]);
+    for (int j = 0; j < 4; ++j) {
+      if constexpr (kOnePhase) {
+        const __m512i w = _mm512_load_si512(k[0] + 4 * q + j);
+        for (int b = 0; b < kBlock; ++b)
+          acc[b][j] = _mm512_dpbusd_epi32(acc[b][j], x[q][4 * (v + b * step) + j], w);
+      } else {
+        for (int b = 0; b < kBlock; ++b)
+          acc[b][j] = _mm512_dpbusd_epi32(acc[b][j], x[q][4 * (v + b * step) + j],
+                                          _mm512_load_si512(k[b] + 4 * q + j));
+      }
     }
+#pragma GCC unroll 4
   for (int b = 0; b < kBlock; ++b) {
-    const int64_t off = 64 * (v + b);
-    store_bytes(out + off, requantise<kSigned>(p, acc[b], k[b] + kQuads * 4 + 4),
+    const int64_t off = 64 * (v + b * step);
+    store_bytes(out + off, requantise<kSigned>(p, acc[b], k[kOnePhase ? 0 : b] + kQuads * 4 + 4),
                 std::min<int64_t>(64, p.out_w * p.c - off));
   }
 }
 
+// A phase's vectors of a row from `v` on (every `step` = phases), four at a time, then the rest
+// (0 to 3) in one block.
+template <int kQuads, bool kSigned>
+AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline void run_phase(const Plan &p,
+                                                                const __m512i *const *x, int64_t v,
+                                                                const __m512i *k, uint8_t *out) {
+  const int64_t step = p.phases;
+  const __m512i *const tables[1] = {k};
+  for (; v + 3 * step < p.vectors; v += 4 * step)
+    run_block<kQuads, kSigned, 4, true>(p, x, v, step, tables, out);
+  const int64_t rest = (p.vectors - v + step - 1) / step;
+  if (rest == 3)
+    run_block<kQuads, kSigned, 3, true>(p, x, v, step, tables, out);
+  else if (rest == 2)
+    run_block<kQuads, kSigned, 2, true>(p, x, v, step, tables, out);
+  else if (rest == 1)
+    run_block<kQuads, kSigned, 1, true>(p, x, v, step, tables, out);
+}
+
 // One output row from its kernel rows' quad rows: quads[q] is kernel row q / groups' quad
-// row, at column group q % groups. Four vectors at a time, then the rest one by one.
+// row, at column group q % groups. Where every phase has four vectors or more in the row
+// (BlazeFace's 24 channels at 128x128 have 16 in each of 3 phases), phase by phase (its vectors
+// ph, ph + phases, ..) in blocks of four of one table; else (36 channels at 32x32: 18 vectors
+// in 16 phases) four consecutive vectors at a time, each of its phase, then the rest one by one.
 template <int kQuads, bool kSigned>
 AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI void run_row(const Plan &p, const __m512i *const *quads,
                                                        uint8_t *out) {
-  constexpr int kBlock = 4;
   const __m512i *x[kQuads];
   for (int q = 0; q < kQuads; ++q) x[q] = quads[q];
+  const auto *table = reinterpret_cast<const __m512i *>(p.table->data());
+  if (p.phase_blocks) {
+    for (int phase = 0; phase < p.phases; ++phase)
+      run_phase<kQuads, kSigned>(p, x, phase, table + phase * p.phase_vectors, out);
+    return;
+  }
+  const __m512i *k[4];
   int phase = 0;
   int64_t v = 0;
-  for (; v + kBlock <= p.vectors; v += kBlock) {
-    run_block<kQuads, kSigned, kBlock>(p, x, v, phase, out);
-    phase = static_cast<int>((phase + kBlock) % p.phases);
+  for (; v + 4 <= p.vectors; v += 4) {
+    for (int b = 0; b < 4; ++b) {
+      k[b] = table + phase * p.phase_vectors;
+      if (++phase == p.phases) phase = 0;
+    }
+    run_block<kQuads, kSigned, 4, false>(p, x, v, 1, k, out);
   }
   for (; v < p.vectors; ++v) {
-    run_block<kQuads, kSigned, 1>(p, x, v, phase, out);
+    k[0] = table + phase * p.phase_vectors;
+    run_block<kQuads, kSigned, 1, false>(p, x, v, 1, k, out);
     if (++phase == p.phases) phase = 0;
   }
 }
@@ -586,6 +626,7 @@ Plan make_plan(const DepthwiseInt8Params &d, const Tensor &w) {
   p.quads = static_cast<int>(p.kh) * p.groups;
   p.phases = static_cast<int>(p.c / std::gcd<int64_t>(p.c, 64));
   p.vectors = (p.out_w * p.c + 63) / 64;
+  p.phase_blocks = p.vectors >= 4 * p.phases;
   // Pixels per phase row: out_w outputs and the kernel's reach beyond them, then a vector's
   // slack (read into lanes that are not stored), rows 64-byte aligned.
   const int64_t width = p.out_w + (p.kw - 1) / p.sw;

@@ -107,4 +107,26 @@ AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline __m512i requantise_lanes(const 
   return _mm512_cvtps_epi32(f);
 }
 
+// kCount accumulators' lanes as requantise_lanes does each, operation by operation across
+// them (the same operations per lane, so the same bytes): their values stay in registers, where
+// one call per accumulator in a loop kept its results on the stack (GCC did not unroll that loop
+// around the loop over the zero-point additions).
+template <int kCount>
+AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline void requantise_lanes(const RequantiseSteps &s,
+                                                                       const __m512i *acc,
+                                                                       const __m512 *bias,
+                                                                       const __m512 *scale,
+                                                                       __m512i *result) {
+  __m512 f[kCount];
+  for (int j = 0; j < kCount; ++j) f[j] = _mm512_cvtepi32_ps(acc[j]);
+  if (s.add_bias)
+    for (int j = 0; j < kCount; ++j) f[j] = _mm512_add_ps(f[j], bias[j]);
+  for (int j = 0; j < kCount; ++j) f[j] = _mm512_mul_ps(f[j], scale[j]);
+  for (float a : s.adds) {
+    const __m512 add = _mm512_set1_ps(a);
+    for (int j = 0; j < kCount; ++j) f[j] = _mm512_add_ps(f[j], add);
+  }
+  for (int j = 0; j < kCount; ++j) result[j] = _mm512_cvtps_epi32(f[j]);
+}
+
 }  // namespace axstream::engine
