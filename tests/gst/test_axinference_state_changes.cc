@@ -47,10 +47,12 @@ TEST(AxInferenceStateChanges, BatchStatisticsCanBeReadWhileThePipelineStartsAndS
       reads++;
     }
   });
-  // Cycles for at most ~5 s (far fewer cycles under ASan than in a release build).
+  // At least 10 cycles, then more for up to ~5 s (far fewer under ASan than in a release build;
+  // under ASan at a load of 8, 5 s alone gave 7).
   const gint64 start = g_get_monotonic_time();
   int cycles = 0;
-  for (; cycles < 300 && g_get_monotonic_time() - start < 5 * G_USEC_PER_SEC; ++cycles) {
+  for (; cycles < 10 || (cycles < 300 && g_get_monotonic_time() - start < 5 * G_USEC_PER_SEC);
+       ++cycles) {
     gst_element_set_state(pipeline, GST_STATE_PLAYING);
     // Prerolled: a frame went through a batch run (partial, after batch-timeout).
     ASSERT_EQ(gst_element_get_state(pipeline, nullptr, nullptr, 10 * GST_SECOND),
@@ -67,7 +69,6 @@ TEST(AxInferenceStateChanges, BatchStatisticsCanBeReadWhileThePipelineStartsAndS
   gst_object_unref(pipeline);
   std::cout << cycles << " PLAYING->NULL cycles, " << reads.load() << " reads of both properties ("
             << reads_with_runs.load() << " with runs)\n";
-  EXPECT_GE(cycles, 10);
   EXPECT_GT(reads.load(), 0u);
   EXPECT_GT(reads_with_runs.load(), 0u)
       << "the reader never saw a running instance in " << cycles << " cycles";
