@@ -745,6 +745,21 @@ void print_case(const std::string &name, const std::vector<ChildResult> &comp_ru
       value_at(work, "dec_cpu_ms"), pipe["el_sink@axinf-_cpu_ms"], run_caller_ms(work),
       pipe["el_source_cpu_ms"], source["el_source_cpu_ms"]);
   {
+    // The source's streaming thread runs the source element, axpreprocess and axinference's
+    // chain one after another, so it caps the frame rate whatever the engine does: on the AMD
+    // EPYC host videotestsrc alone takes ~0.85 ms per 720p NV12 frame, more than BlazeFace
+    // front's engine, and the pipeline runs at ~0.4-0.6x of the engine alone for that reason.
+    const double streaming =
+        pipe["el_source_cpu_ms"] + pipe["el_axpreprocess_cpu_ms"] + pipe["el_axinference_cpu_ms"];
+    if (streaming > 0)
+      std::printf(
+          "%-8s %-26s streaming thread %.3f ms/frame (source element %.3f + axpreprocess %.3f "
+          "+ axinference chain %.3f): at most %.0f frames/s with a core to itself (engine alone "
+          "%.1f/s)\n",
+          area, name.c_str(), streaming, pipe["el_source_cpu_ms"], pipe["el_axpreprocess_cpu_ms"],
+          pipe["el_axinference_cpu_ms"], 1000.0 / streaming, comp["eng_fps"]);
+  }
+  {
     // What the host spends per frame besides decoding the video (the source) and the device's
     // compute (the simulated cores' threads): axpreprocess as charged by the tracer hooks,
     // axinference's chain and its run and push threads whole (plumbing, axdecode, the sink).
