@@ -696,18 +696,9 @@ std::unique_ptr<Kernel> make_depthwise_int8(const DepthwiseInt8Params &d, const 
         auto *dst = static_cast<uint8_t *>(out[0]);
         auto *scratch = static_cast<uint8_t *>(ec.scratch);
         const Plan &p = *plan;
-        const int team = worth_splitting(static_cast<int64_t>(macs), 262144)
-                             ? std::min<int>(threads, omp_get_max_threads())
-                             : 1;
-        if (team <= 1 || rows < 2) {
-          run(p, src, dst, scratch, 0, rows);
-          return;
-        }
-#pragma omp parallel num_threads(team)
-        {
-          const int t = omp_get_thread_num(), n = omp_get_num_threads();
-          run(p, src, dst, scratch + t * p.thread_bytes, rows * t / n, rows * (t + 1) / n);
-        }
+        split_own_kernel(rows, 1, macs, threads, [&](int t, int64_t begin, int64_t end) {
+          run(p, src, dst, scratch + t * p.thread_bytes, begin, end);
+        });
       });
   k->scratch_bytes = static_cast<size_t>(plan->thread_bytes * threads);
   k->macs = macs;

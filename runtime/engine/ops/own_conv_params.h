@@ -3,10 +3,12 @@
 // geometry as their plans hold it.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
 
+#include "../parallel.h"
 #include "../tensor.h"
 
 namespace axstream::engine {
@@ -33,6 +35,26 @@ struct PlanGeometry {
 inline PlanGeometry plan_geometry(const OwnConvParams &d) {
   return {d.batch,    d.in_h,     d.in_w,     d.out_h,   d.out_w,   d.kernel_h,
           d.kernel_w, d.stride_h, d.stride_w, d.pad_top, d.pad_left};
+}
+
+// Runs fn(thread, begin, end) over [0, count), split in whole `grain`s over the team the
+// compile's `threads` allow where a kernel of `macs` multiply-adds is worth splitting; else once
+// on the caller's thread (thread 0).
+template <class Fn>
+void split_own_kernel(int64_t count, int64_t grain, uint64_t macs, int threads, const Fn &fn) {
+  const int team = worth_splitting(static_cast<int64_t>(macs), 262144)
+                       ? std::min<int>(threads, omp_get_max_threads())
+                       : 1;
+  if (team <= 1 || count < 2) {
+    fn(0, int64_t{0}, count);
+    return;
+  }
+#pragma omp parallel num_threads(team)
+  {
+    const int t = omp_get_thread_num(), n = omp_get_num_threads();
+    const int64_t grains = (count + grain - 1) / grain;
+    fn(t, std::min(count, grains * t / n * grain), std::min(count, grains * (t + 1) / n * grain));
+  }
 }
 
 }  // namespace axstream::engine

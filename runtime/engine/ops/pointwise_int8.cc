@@ -529,21 +529,10 @@ std::unique_ptr<Kernel> make_pointwise_int8(const PointwiseInt8Params &d, const 
     const auto *src = static_cast<const uint8_t *>(in[0]);
     const auto *skip = plan->has_sum ? static_cast<const uint8_t *>(in[kSkipInput]) : nullptr;
     auto *dst = static_cast<uint8_t *>(out[0]);
-    const int team = worth_splitting(static_cast<int64_t>(macs), 262144)
-                         ? std::min<int>(threads, omp_get_max_threads())
-                         : 1;
-    if (team <= 1 || pixels < 2) {
-      fn(*plan, src, skip, dst, 0, pixels);
-      return;
-    }
-#pragma omp parallel num_threads(team)
-    {
-      const int t = omp_get_thread_num(), n = omp_get_num_threads();
-      // Whole blocks per thread: the flat epilogue's pattern starts with each block.
-      const int64_t blocks = (pixels + block - 1) / block;
-      fn(*plan, src, skip, dst, std::min(pixels, blocks * t / n * block),
-         std::min(pixels, blocks * (t + 1) / n * block));
-    }
+    // Whole blocks per thread: the flat epilogue's pattern starts with each block.
+    split_own_kernel(pixels, block, macs, threads, [&](int, int64_t begin, int64_t end) {
+      fn(*plan, src, skip, dst, begin, end);
+    });
   });
   k->macs = macs;
   if (d.has_sum) k->output_may_overwrite_input = kSkipInput;  // each skip byte read, then written

@@ -412,18 +412,8 @@ std::unique_ptr<Kernel> make_stem_int8(const StemInt8Params &d, const Tensor &we
       [plan, fn, rows, macs, threads](ExecContext &, const void *const *in, void *const *out) {
         const auto *src = static_cast<const uint8_t *>(in[0]);
         auto *dst = static_cast<uint8_t *>(out[0]);
-        const int team = worth_splitting(static_cast<int64_t>(macs), 262144)
-                             ? std::min<int>(threads, omp_get_max_threads())
-                             : 1;
-        if (team <= 1 || rows < 2) {
-          fn(*plan, src, dst, 0, rows);
-          return;
-        }
-#pragma omp parallel num_threads(team)
-        {
-          const int t = omp_get_thread_num(), n = omp_get_num_threads();
-          fn(*plan, src, dst, rows * t / n, rows * (t + 1) / n);
-        }
+        split_own_kernel(rows, 1, macs, threads,
+                         [&](int, int64_t begin, int64_t end) { fn(*plan, src, dst, begin, end); });
       });
   k->macs = macs;
   k->impl = "axstream stem int8 " + std::to_string(d.kernel_h) + "x" + std::to_string(d.kernel_w) +
