@@ -137,7 +137,7 @@ with tempfile.TemporaryDirectory(prefix="script-errors-") as tmp:
                        AXSTREAM_BENCH_BUILD=str(tmp / "b-bench"), BUILD_DIR=str(tmp / "b-dir"))
     script_usages = {"setup.sh": "scripts/setup.sh", "test.sh": "scripts/test.sh [MESON TEST ARGS]",
                      "bench.sh": ("scripts/bench.sh [engine|preprocess|pipelines|ceiling|"
-                                  "interval|meta|overlay|tail|threads|ort ...]"),
+                                  "interval|meta|overlay|tail|threads|ort|peak ...]"),
                      "fuzz.sh": "scripts/fuzz.sh [SECONDS] [TARGET...]",
                      "sanitize.sh": "scripts/sanitize.sh [SUITE...]",
                      "gen-element-docs.sh": "scripts/gen-element-docs.sh",
