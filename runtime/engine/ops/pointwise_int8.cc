@@ -236,6 +236,19 @@ AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline void epilogue_lanes(const Plan 
   store_bytes(y, mask, out);
 }
 
+// One vector of a block's epilogue: its output bytes at `out + at`, with the sum's chain (form
+// kForm, the skip's bytes at `skip + at`) or without a sum (kForm -1). (A function, not a lambda
+// in epilogue_block: clang gives a lambda none of its function's target features.)
+template <int kForm>
+AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline void block_lanes(
+    const Plan &p, const SumLanes &sum, __m512i acc, __m512 bias, __m512 scale, __mmask16 mask,
+    const uint8_t *skip, uint8_t *out, int64_t at) {
+  if constexpr (kForm >= 0)
+    sum_epilogue_lanes<kForm>(sum, acc, bias, scale, mask, skip + at, out + at);
+  else
+    epilogue_lanes(p, acc, bias, scale, mask, out + at);
+}
+
 // The epilogue of a block of `count` pixels whose accumulators are at `block` (kFlat:
 // count x cout int32 in a row, else n_vectors x 16 per pixel), to `out` (the skip's bytes at
 // `skip`). kForm: the sum's chain form, or -1 without a sum. kFlat: the outputs as vectors of 16
@@ -247,12 +260,6 @@ AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI __attribute__((noinline)) void epilogu
   // A copy the stores (bytes, which may alias anything) cannot change: it stays in registers.
   const SumLanes sum = p.sum;
   const int64_t cout = p.cout;
-  auto lanes = [&](__m512i acc, __m512 bias, __m512 scale, __mmask16 mask, int64_t at) {
-    if constexpr (kForm >= 0)
-      sum_epilogue_lanes<kForm>(sum, acc, bias, scale, mask, skip + at, out + at);
-    else
-      epilogue_lanes(p, acc, bias, scale, mask, out + at);
-  };
   if constexpr (kFlat) {
     const int64_t outputs = count * cout, vectors = (outputs + 15) / 16;
     const auto *phase = reinterpret_cast<const __m512 *>(p.table.data() + p.phases_at);
@@ -260,7 +267,8 @@ AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI __attribute__((noinline)) void epilogu
       if (ph == p.phases) ph = 0;
       const int64_t left = outputs - 16 * f;
       const __mmask16 mask = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
-      lanes(_mm512_load_si512(block + 16 * f), phase[2 * ph], phase[2 * ph + 1], mask, 16 * f);
+      block_lanes<kForm>(p, sum, _mm512_load_si512(block + 16 * f), phase[2 * ph],
+                         phase[2 * ph + 1], mask, skip, out, 16 * f);
     }
   } else {
     const auto *k = reinterpret_cast<const __m512i *>(p.table.data() + p.constants_at);
@@ -269,9 +277,9 @@ AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI __attribute__((noinline)) void epilogu
     const __mmask16 last_mask = static_cast<__mmask16>((1u << last_lanes) - 1);
     for (int64_t q = 0; q < count; ++q)
       for (int v = 0; v < n; ++v)
-        lanes(_mm512_load_si512(block + 16 * (q * n + v)), _mm512_castsi512_ps(k[3 * v + 1]),
-              _mm512_castsi512_ps(k[3 * v + 2]), v + 1 < n ? __mmask16(0xffff) : last_mask,
-              q * cout + 16 * v);
+        block_lanes<kForm>(p, sum, _mm512_load_si512(block + 16 * (q * n + v)),
+                           _mm512_castsi512_ps(k[3 * v + 1]), _mm512_castsi512_ps(k[3 * v + 2]),
+                           v + 1 < n ? __mmask16(0xffff) : last_mask, skip, out, q * cout + 16 * v);
   }
 }
 
