@@ -56,7 +56,8 @@ namespace {
 // of 16, epilogue_block) as the depthwise and stem kernels do (requantise_lanes.h) or, with a
 // residual sum, to the convolution's own output r, and r and the skip byte s go through the
 // post-op chain oneDNN's kernels apply (residual_sum_chain.h), one IEEE operation each in the
-// same order, to the destination byte.
+// same order, to the destination byte. Over one run of bytes, four vectors' results go to 64
+// bytes at a time by saturating packs (flat_block), which also clamp them to the type.
 
 constexpr int64_t kMaxInChannels = 512;
 constexpr int kMaxVectors = 6;  // 96 output channels
@@ -83,6 +84,7 @@ struct SumLanes {
   __m512 conv_zero_add, r_lo, r_hi, conv_zero_sub, alpha, beta, sum_scale, scale_operand, y_zero,
       y_lo, y_hi;
   __m512i skip_offset;  // the skip's zero point (+ 128 for int8, flipped to uint8)
+  __m512i skip_zero;    // the skip's zero point (for its bytes widened as their own type)
   __m128i skip_flip;
 };
 
@@ -127,41 +129,44 @@ AXSTREAM_AVX512_VNNI void fill_sum_lanes(const ChainConstants &c, float conv_zer
   k.y_lo = _mm512_set1_ps(c.y_lo);
   k.y_hi = _mm512_set1_ps(c.y_hi);
   k.skip_offset = _mm512_set1_epi32(c.skip_zero_point + (c.skip_signed ? 128 : 0));
+  k.skip_zero = _mm512_set1_epi32(c.skip_zero_point);
   k.skip_flip = _mm_set1_epi8(c.skip_signed ? static_cast<char>(0x80) : 0);
 }
 
 // The chain's form as a template argument: bit 0 its linear, bit 1 its Relu, bits 2-3 its scale
 // (0 none, 1 multiply, 2 divide), bit 4 its rounding; bit 5 (lean): no float bias to add, no
-// zero point to subtract, no destination zero point. The operations it leaves out are not run.
-constexpr int kLinear = 1, kRelu = 2, kMultiply = 4, kDivide = 8, kRound = 16, kLean = 32;
-constexpr int kChainForms = 64;
+// zero point to subtract, no destination zero point; bit 6: a float bias to add (where the
+// bias joins the accumulators, adding its 0 was one operation of ~17 per vector for nothing).
+// The operations it leaves out are not run.
+constexpr int kLinear = 1, kRelu = 2, kMultiply = 4, kDivide = 8, kRound = 16, kLean = 32,
+              kBias = 64;
+constexpr int kChainForms = 128;
 
 int chain_form(const ChainConstants &c, bool add_bias) {
   const bool lean = !add_bias && !c.subtract_zero_point && c.y_zero_point == 0.f;
   return (c.linear ? kLinear : 0) | (c.relu ? kRelu : 0) |
          (c.scale == ResidualSumChain::Scale::multiply ? kMultiply : 0) |
          (c.scale == ResidualSumChain::Scale::divide ? kDivide : 0) | (c.round ? kRound : 0) |
-         (lean ? kLean : 0);
+         (add_bias ? kBias : 0) | (lean ? kLean : 0);
 }
 
-// Sixteen accumulators to destination bytes: requantised to the convolution's own output r as
+// Sixteen accumulators and their skips (`sf`: s - its zero point, in float) through the chain
+// up to the destination's clamp: requantised to the convolution's own output r as
 // requantise_lanes.h does (the rounding as vrndscaleps and the clamp to r's type in float,
-// the same values as vcvtps2dq and an integer clamp), then r and the skip bytes through the
-// chain as residual_sum_chain_output computes it, one IEEE operation each in its order.
+// the same values as vcvtps2dq and an integer clamp), then r and s through the chain as
+// residual_sum_chain_output computes it, one IEEE operation each in its order.
 template <int kForm>
-AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline void sum_epilogue_lanes(
-    const SumLanes &c, __m512i acc, __m512 bias, __m512 scale, __mmask16 mask, const uint8_t *skip,
-    uint8_t *out) {
+AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline __m512 sum_chain_lanes(const SumLanes &c,
+                                                                        __m512i acc, __m512 bias,
+                                                                        __m512 scale, __m512 sf) {
   constexpr bool kFull = (kForm & kLean) == 0;
   __m512 v = _mm512_cvtepi32_ps(acc);
-  if constexpr (kFull) v = _mm512_add_ps(v, bias);
+  if constexpr ((kForm & kBias) != 0) v = _mm512_add_ps(v, bias);
   v = _mm512_roundscale_ps(_mm512_add_ps(_mm512_mul_ps(v, scale), c.conv_zero_add),
                            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   v = _mm512_min_ps(_mm512_max_ps(v, c.r_lo), c.r_hi);
   if constexpr (kFull) v = _mm512_sub_ps(v, c.conv_zero_sub);
   if constexpr ((kForm & kLinear) != 0) v = _mm512_fmadd_ps(v, c.alpha, c.beta);
-  const __m128i s = _mm_xor_si128(_mm_maskz_loadu_epi8(mask, skip), c.skip_flip);
-  const __m512 sf = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(s), c.skip_offset));
   v = _mm512_fmadd_ps(sf, c.sum_scale, v);
   if constexpr ((kForm & kRelu) != 0) v = _mm512_max_ps(v, _mm512_setzero_ps());
   if constexpr ((kForm & kMultiply) != 0) v = _mm512_mul_ps(v, c.scale_operand);
@@ -169,6 +174,18 @@ AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline void sum_epilogue_lanes(
   if constexpr ((kForm & kRound) != 0)
     v = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   if constexpr (kFull) v = _mm512_add_ps(v, c.y_zero);
+  return v;
+}
+
+// Sixteen accumulators to the `mask`ed destination bytes (sum_chain_lanes, clamped to the
+// destination's type in float).
+template <int kForm>
+AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline void sum_epilogue_lanes(
+    const SumLanes &c, __m512i acc, __m512 bias, __m512 scale, __mmask16 mask, const uint8_t *skip,
+    uint8_t *out) {
+  const __m128i s = _mm_xor_si128(_mm_maskz_loadu_epi8(mask, skip), c.skip_flip);
+  const __m512 sf = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(s), c.skip_offset));
+  __m512 v = sum_chain_lanes<kForm>(c, acc, bias, scale, sf);
   v = _mm512_min_ps(_mm512_max_ps(v, c.y_lo), c.y_hi);
   store_bytes(_mm512_cvtps_epi32(v), mask, out);
 }
@@ -249,6 +266,81 @@ AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline void block_lanes(
     epilogue_lanes(p, acc, bias, scale, mask, out + at);
 }
 
+// Four vectors of 16 int32 values to their 64 bytes in order, saturated to the destination's
+// type (`y_signed` or not; the same bytes as a clamp to it and vpmovdb): the packs interleave
+// them by 128-bit lanes (lane l: 4 values of each vector in turn), one permutation of dwords
+// puts them back in order. One store of 64 bytes where vpmovdb stored 16 at a time.
+AXSTREAM_AVX512_VNNI inline __m512i pack_bytes(bool y_signed, const __m512i *y) {
+  const __m512i low = _mm512_packs_epi32(y[0], y[1]), high = _mm512_packs_epi32(y[2], y[3]);
+  const __m512i bytes = y_signed ? _mm512_packs_epi16(low, high) : _mm512_packus_epi16(low, high);
+  return _mm512_permutexvar_epi32(
+      _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), bytes);
+}
+
+// One vector of the flat epilogue as int32 values for pack_bytes, which saturates them to the
+// destination's type: without a sum (kForm -1) requantised and clamped to the activation's
+// bounds where it has any (`lower`, `upper`: the bounds as int32 values); with one the chain's
+// value clamped only from above in float (vcvtps2dq could not give the lower bound's bytes
+// from above it: a value beyond int32 becomes INT32_MIN, which saturates to the lower bound
+// as the clamp would). The skip's 16 bytes (kMasked: the `mask`ed ones) widened as their own
+// type (kSkipSigned), one operation fewer than the flip to uint8.
+template <int kForm, bool kSkipSigned, bool kMasked>
+AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline __m512i flat_lanes(
+    const Plan &p, const SumLanes &c, __m512i acc, __m512 bias, __m512 scale, __mmask16 mask,
+    bool clamps, __m512i lower, __m512i upper, const uint8_t *skip) {
+  if constexpr (kForm < 0) {
+    const __m512i y = requantise_lanes(p.rq, acc, bias, scale);
+    return clamps ? _mm512_min_epi32(_mm512_max_epi32(y, lower), upper) : y;
+  } else {
+    const __m128i s = kMasked ? _mm_maskz_loadu_epi8(mask, skip)
+                              : _mm_loadu_si128(reinterpret_cast<const __m128i *>(skip));
+    const __m512i wide = kSkipSigned ? _mm512_cvtepi8_epi32(s) : _mm512_cvtepu8_epi32(s);
+    const __m512 sf = _mm512_cvtepi32_ps(_mm512_sub_epi32(wide, c.skip_zero));
+    return _mm512_cvtps_epi32(
+        _mm512_min_ps(sum_chain_lanes<kForm>(c, acc, bias, scale, sf), c.y_hi));
+  }
+}
+
+// The flat epilogue of a block: its count x cout outputs as vectors of 16 channels in the
+// pattern repeating every `phases` vectors, four vectors (64 bytes) per store, the last store
+// masked to the outputs.
+template <int kForm, bool kSkipSigned>
+AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline void flat_block(const Plan &p, const SumLanes &c,
+                                                                 const int32_t *block,
+                                                                 int64_t count, const uint8_t *skip,
+                                                                 uint8_t *out) {
+  const int64_t outputs = count * p.cout, phases = p.phases;
+  const auto *phase = reinterpret_cast<const __m512 *>(p.table.data() + p.phases_at);
+  const bool y_signed = kForm >= 0 ? p.chain.y_lo < 0.f : p.rq.dst_signed;
+  const bool clamps = p.rq.clamps;
+  const __m512i lower = _mm512_set1_epi32(p.lower), upper = _mm512_set1_epi32(p.upper);
+  int64_t f = 0, ph = 0;
+  for (; outputs - 16 * f >= 64; f += 4) {
+    __m512i y[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      y[j] = flat_lanes<kForm, kSkipSigned, false>(
+          p, c, _mm512_load_si512(block + 16 * (f + j)), phase[2 * ph], phase[2 * ph + 1], 0xffff,
+          clamps, lower, upper, kForm >= 0 ? skip + 16 * (f + j) : nullptr);
+      if (++ph == phases) ph = 0;
+    }
+    _mm512_storeu_si512(out + 16 * f, pack_bytes(y_signed, y));
+  }
+  const int64_t left = outputs - 16 * f;  // 0 to 63
+  if (left == 0) return;
+  __m512i y[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
+                  _mm512_setzero_si512()};
+  for (int j = 0; 16 * j < left; ++j) {
+    const int64_t lanes = std::min<int64_t>(16, left - 16 * j);
+    const __mmask16 mask = static_cast<__mmask16>((1u << lanes) - 1);
+    y[j] = flat_lanes<kForm, kSkipSigned, true>(
+        p, c, _mm512_load_si512(block + 16 * (f + j)), phase[2 * ph], phase[2 * ph + 1], mask,
+        clamps, lower, upper, kForm >= 0 ? skip + 16 * (f + j) : nullptr);
+    if (++ph == phases) ph = 0;
+  }
+  _mm512_mask_storeu_epi8(out + 16 * f, (__mmask64{1} << left) - 1, pack_bytes(y_signed, y));
+}
+
 // The epilogue of a block of `count` pixels whose accumulators are at `block` (kFlat:
 // count x cout int32 in a row, else n_vectors x 16 per pixel), to `out` (the skip's bytes at
 // `skip`). kForm: the sum's chain form, or -1 without a sum. kFlat: the outputs as vectors of 16
@@ -259,18 +351,13 @@ AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI __attribute__((noinline)) void epilogu
     const Plan &p, const int32_t *block, int64_t count, const uint8_t *skip, uint8_t *out) {
   // A copy the stores (bytes, which may alias anything) cannot change: it stays in registers.
   const SumLanes sum = p.sum;
-  const int64_t cout = p.cout;
   if constexpr (kFlat) {
-    const int64_t outputs = count * cout, vectors = (outputs + 15) / 16;
-    const auto *phase = reinterpret_cast<const __m512 *>(p.table.data() + p.phases_at);
-    for (int64_t f = 0, ph = 0; f < vectors; ++f, ++ph) {
-      if (ph == p.phases) ph = 0;
-      const int64_t left = outputs - 16 * f;
-      const __mmask16 mask = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
-      block_lanes<kForm>(p, sum, _mm512_load_si512(block + 16 * f), phase[2 * ph],
-                         phase[2 * ph + 1], mask, skip, out, 16 * f);
-    }
+    if (kForm >= 0 && p.chain.skip_signed)
+      flat_block<kForm, true>(p, sum, block, count, skip, out);
+    else
+      flat_block<kForm, false>(p, sum, block, count, skip, out);
   } else {
+    const int64_t cout = p.cout;
     const auto *k = reinterpret_cast<const __m512i *>(p.table.data() + p.constants_at);
     const int n = p.n_vectors;
     const int last_lanes = static_cast<int>(cout - 16 * (n - 1));  // 1 to 16
