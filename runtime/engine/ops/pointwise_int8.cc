@@ -31,14 +31,14 @@ bool own_pointwise_chosen(const PointwiseInt8Params &p, const char *setting) {
   if (asked == "1") return true;
   if (asked == "0") return false;
   // Measured only on a host without AMX (AMD EPYC, AVX-512 VNNI: docs/performance.md "Own int8
-  // 1x1 kernel"), against oneDNN's brgconv_1x1 on AVX-512 VNNI, on BlazeFace's residual
-  // convolutions: up to 24 output channels (24->24 at 64x64 and 128x128) 1.04-1.53x as fast in
-  // every run, 36 to 96 output channels 0.98-1.34x (all but one step of 48->48 once faster),
-  // 28 and 32 output channels (24->28, 28->32) 0.91-1.01x, so those stay on oneDNN, as do
-  // convolutions without a sum (two small steps measured). Where oneDNN may take AMX for these
-  // convolutions it was not measured, so it stays there.
+  // 1x1 kernel" and "Own 1x1 kernel for 25-32 channels"), against oneDNN's brgconv_1x1 on
+  // AVX-512 VNNI, on BlazeFace's and PP-OCR cls's residual convolutions: every output channel
+  // count from 8 to 96 faster (24 -> 24 1.3-1.5x, 28 and 32 output channels 1.05-1.16x since the
+  // epilogue's packed stores, where they had been 0.91-1.01x). Convolutions without a sum stay
+  // on oneDNN (not measured across the packages that have them). Where oneDNN may take AMX for
+  // these convolutions it was not measured, so it stays there.
   if (cpu_allows_amx_int8()) return false;
-  return p.has_sum && (p.out_channels <= 24 || (p.out_channels > 32 && p.out_channels <= 96));
+  return p.has_sum && p.out_channels <= 96;
 }
 
 namespace {

@@ -32,9 +32,8 @@ void check_own_pointwise_setting(const char *setting);
 
 // Whether the engine's kernel is chosen for `p` over oneDNN's, given the setting
 // AXSTREAM_ENGINE_OWN_POINTWISE ("1" wherever it applies, "0" never, null or "auto": where it
-// measured faster, docs/runtime.md "The 1x1 kernel": a residual sum into up to 24 or 33 to 96
-// output channels, on CPUs without AMX-INT8 only, where oneDNN runs its AVX-512 VNNI kernels).
-// Throws
+// measured faster, docs/runtime.md "The 1x1 kernel": a residual sum into up to 96 output
+// channels, on CPUs without AMX-INT8 only, where oneDNN runs its AVX-512 VNNI kernels). Throws
 // InvalidConfiguration for any other setting. A fixed rule of the shapes and the CPU, not a
 // timing.
 bool own_pointwise_chosen(const PointwiseInt8Params &p, const char *setting);

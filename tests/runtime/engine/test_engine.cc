@@ -5155,8 +5155,7 @@ class OwnPointwise : public ::testing::TestWithParam<PointwiseCase> {};
 // a last one part-used), input channels not a multiple of 4, pixel counts not a multiple of the
 // kernel's blocks, batches, int8 and uint8 sources, outputs, skips and sums, zero points,
 // biases, Relu after the sum and (without a sum) Relu, ReLU6 and saturation; 1 and 2 threads.
-// Unset, the rule takes it only for residual sums into up to 24 or 33 to 96 channels on CPUs
-// without AMX.
+// Unset, the rule takes it only for residual sums (into up to 96 channels) on CPUs without AMX.
 TEST_P(OwnPointwise, GivesOneDnnsBytes) {
   const PointwiseCase &c = GetParam();
   const std::string bytes = pointwise_model(c).SerializeAsString();
@@ -5171,8 +5170,7 @@ TEST_P(OwnPointwise, GivesOneDnnsBytes) {
   const bool expected_here = cpu_allows_avx512vnni() && onednn_runs_it;
   EXPECT_EQ(k.own_line.find("axstream pointwise int8") != std::string::npos, expected_here)
       << k.own_line;
-  const bool rule = !cpu_allows_amx_int8() && c.sum &&
-                    (c.out_channels <= 24 || (c.out_channels > 32 && c.out_channels <= 96));
+  const bool rule = !cpu_allows_amx_int8() && c.sum && c.out_channels <= 96;
   EXPECT_EQ(k.auto_line.find("axstream pointwise int8") != std::string::npos, expected_here && rule)
       << k.auto_line;
   if (expected_here) {
@@ -5501,18 +5499,18 @@ TEST(EnginePasses, OwnPointwiseRefusesWhatItDoesNotComputeAndReadsItsSetting) {
     Tensor w_f(DType::f32, {24, 24, 1, 1});
     EXPECT_EQ(why(p, w_f), "weights not int8 (out, in, 1, 1)");
   }
-  // "1" wherever it applies, "0" never; unset or auto residual sums into up to 24 or 33 to 96
-  // channels on CPUs without AMX; anything else fails.
+  // "1" wherever it applies, "0" never; unset or auto residual sums into up to 96 channels
+  // (25 to 32 too) on CPUs without AMX; anything else fails.
   EXPECT_TRUE(own_pointwise_chosen(p, "1"));
   EXPECT_FALSE(own_pointwise_chosen(p, "0"));
   EXPECT_FALSE(own_pointwise_chosen(p, nullptr));  // no sum
   p.has_sum = true;
   EXPECT_EQ(own_pointwise_chosen(p, nullptr), !cpu_allows_amx_int8());
   EXPECT_EQ(own_pointwise_chosen(p, "auto"), !cpu_allows_amx_int8());
-  p.out_channels = 28;
-  EXPECT_FALSE(own_pointwise_chosen(p, "auto"));
-  p.out_channels = 32;
-  EXPECT_FALSE(own_pointwise_chosen(p, "auto"));
+  for (int64_t channels : {25, 28, 30, 32}) {
+    p.out_channels = channels;
+    EXPECT_EQ(own_pointwise_chosen(p, "auto"), !cpu_allows_amx_int8()) << channels;
+  }
   p.out_channels = 48;
   EXPECT_EQ(own_pointwise_chosen(p, "auto"), !cpu_allows_amx_int8());
   p.out_channels = 24;
