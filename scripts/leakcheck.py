@@ -7,15 +7,16 @@ OpenCV... are counted and listed by top frame, not failed. scripts/lsan.supp sup
 one-time allocations those libraries make *through* our code (type registration, caches), each
 with the reason.
 
-  scripts/leakcheck.py [--build build-asan] [--keep-logs DIR] [--pytest-args ARGS]
+  scripts/leakcheck.py [--build build-asan] [--keep-logs DIR] [--pytest-args ARGS] [--jobs N]
 
-Runs: pytest on each file of tests/python (the Python API suite), then three gst-launch-1.0
+Runs: pytest on each file of tests/python (the Python API suite) and three gst-launch-1.0
 pipelines through axpreprocess/axinference/axdecode/axoverlay/axtracker/axmetapublish (and the
-face-detect demo pipeline when the demo package and media are there). Exit 0: no leak of ours; 1: leaks of ours
-(printed with their stacks); 2: a run itself failed.
+face-detect demo pipeline when the demo package and media are there), --jobs (default 2) of them
+at a time, each with its own LSan log directory (DIR/<run>/lsan.*) and AXSTREAM_RUNTIME_DIR.
+Exit 0: no leak of ours; 1: leaks of ours (printed with their stacks); 2: a run itself failed.
 """
 import argparse
-import glob
+import concurrent.futures
 import os
 import pathlib
 import re
@@ -23,6 +24,8 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "pipelines"))
@@ -69,14 +72,29 @@ def is_ours(frame):
 
 
 def run(label, command, env, cwd=ROOT, timeout=1800):
-    print(f"== {label}: {' '.join(shlex.quote(c) for c in command)}", flush=True)
+    """Runs one process; returns its exit code and what to print for it (the command line and
+    the last lines of its output), printed by the caller in one piece: runs go side by side."""
+    start = time.monotonic()
     result = subprocess.run(command, env=env, cwd=cwd, timeout=timeout,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             errors="replace")
     tail = "\n".join(result.stdout.splitlines()[-15:])
-    print(tail)
-    return result.returncode
+    return result.returncode, (f"== {label} ({time.monotonic() - start:.0f} s): "
+                               f"{' '.join(shlex.quote(c) for c in command)}\n{tail}\n")
 
+
+# Seconds each run took (two at a time, ASan with LSan on; AMD EPYC host at load 8-10, 7 Dec
+# 18:20-18:35 UTC): the longest start first, so the last to end is a short one. A run not named
+# here starts last.
+EXPECTED_SECONDS = {
+    "test_compile": 343, "test_gst_meta": 240, "test_api_doc_blackbox8": 240,
+    "test_typing": 143, "test_face_score_example": 131, "test_axdevice": 117,
+    "test_api_doc_blackbox5": 91, "test_api_doc_blackbox4": 71, "test_api_doc_blackbox3": 61,
+    "test_run": 37, "test_context": 37, "test_doc_example": 36, "test_api_doc_blackbox7": 34,
+    "test_threads": 28, "test_user_programs": 19, "test_dmabuf": 19,
+    "test_api_doc_blackbox9": 16, "test_tensor_info": 15, "pipeline1": 14,
+    "test_api_doc_blackbox6": 13, "pipeline3": 12, "test_api_names": 11, "pipeline2": 9,
+}
 
 TRACER_CRASH = "LeakSanitizer has encountered a fatal error"
 
@@ -89,7 +107,9 @@ def run_checked(label, command, env, logs):
     ("Tracer caught signal 11", google/sanitizers#1353): that process's leaks went unchecked,
     which is a fault of the checker, not a leak. The crashed run's logs are set aside
     (tracer-crash.*) and their first lines printed. A crash in each of ATTEMPTS runs fails the
-    check (exit 2) rather than pass a run whose leaks nobody looked at.
+    check (exit 2) rather than pass a run whose leaks nobody looked at. `logs` is this run's own
+    directory (env's log_path points into it), so the logs a run left are told apart from those
+    of the runs beside it.
     The crashes seen (CI, and here under load) faulted inside ScanRangeForPointers at an address
     like 0x4170 or 0x2328: a dynamic TLS block that GCC 12's __tls_get_addr interceptor took for a
     pre-2.25 glibc one (its address 16 past a 4096 boundary) and gave a range read from garbage.
@@ -97,21 +117,22 @@ def run_checked(label, command, env, logs):
     three runs before it. The reruns stay for any other cause. Leaving thread-local storage out
     of the roots altogether (use_tls=0) is no way round: then what oneDNN's OpenMP, GDAL and
     OpenCV keep in TLS reads as hundreds of leaks through our frames."""
+    printed = ""
     for attempt in range(1, ATTEMPTS + 1):
-        before = set(glob.glob(str(logs / "lsan*")))
-        rc = run(label, command, env)
-        crashed = [path for path in sorted(set(glob.glob(str(logs / "lsan*"))) - before)
+        before = set(logs.glob("lsan*"))
+        rc, text = run(label, command, env)
+        printed += text
+        crashed = [path for path in sorted(set(logs.glob("lsan*")) - before)
                    if TRACER_CRASH in open(path, errors="replace").read()]
         if not crashed:
-            return rc
-        print(f"LeakSanitizer's tracer crashed at exit in {', '.join(crashed)}; "
-              f"{'running it again' if attempt < ATTEMPTS else 'every time: leaks unchecked'}")
+            return rc, printed
+        printed += (f"LeakSanitizer's tracer crashed at exit in {', '.join(map(str, crashed))}; "
+                    f"{'running it again' if attempt < ATTEMPTS else 'every time: leaks unchecked'}\n")
         for path in crashed:
             # Kept for a look (the faulting address and pc), out of the reports judged below.
-            print("".join(open(path, errors="replace").readlines()[:4]), end="")
-            os.replace(path, os.path.join(os.path.dirname(path),
-                                          "tracer-crash." + os.path.basename(path)))
-    return 1
+            printed += "".join(open(path, errors="replace").readlines()[:4])
+            os.replace(path, path.with_name("tracer-crash." + path.name))
+    return 1, printed
 
 
 def main():
@@ -119,6 +140,9 @@ def main():
     ap.add_argument("--build", default=str(ROOT / "build-asan"))
     ap.add_argument("--keep-logs")
     ap.add_argument("--pytest-args", default="")
+    # Two: the runs are single processes that leave the second core of a 2-core CI machine idle
+    # (183 s one at a time in CI on 7 Dec); each has its own logs and runtime directory.
+    ap.add_argument("--jobs", type=int, default=2, help="runs at a time (default 2)")
     args = ap.parse_args()
     build = pathlib.Path(args.build).resolve()
     if not (build / "build.ninja").exists():
@@ -126,7 +150,7 @@ def main():
         return 2
     logs = pathlib.Path(args.keep_logs or tempfile.mkdtemp(prefix="axstream-lsan-"))
     logs.mkdir(parents=True, exist_ok=True)
-    for old in [*logs.glob("lsan*"), *logs.glob("tracer-crash.*")]:
+    for old in [*logs.rglob("lsan*"), *logs.rglob("tracer-crash.*")]:
         old.unlink()
     # libstdc++ too: python3 does not link it, and ASan must see __cxa_throw at start-up.
     libasan = " ".join(subprocess.run(["c++", f"-print-file-name={lib}"], capture_output=True,
@@ -140,8 +164,8 @@ def main():
         "LD_PRELOAD": libasan,
         # exitcode=0: the process ends normally and this script judges the reports.
         # intercept_tls_get_addr=0: run_checked() and scripts/asan-wrapper.sh say why.
-        "ASAN_OPTIONS": f"detect_leaks=1:exitcode=0:log_path={logs}/lsan:log_exe_name=1"
-                        ":intercept_tls_get_addr=0",
+        # log_path: each run's own directory, set in run_one() below.
+        "ASAN_OPTIONS": "detect_leaks=1:exitcode=0:log_exe_name=1:intercept_tls_get_addr=0",
         "LSAN_OPTIONS": f"suppressions={ROOT}/scripts/lsan.supp:print_suppressions=0"
                         ":fast_unwind_on_malloc=0",
         "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
@@ -153,18 +177,17 @@ def main():
         "GST_REGISTRY_1_0": str(logs / "registry.bin"),
         # GLib's slice allocator caches blocks forever; plain malloc lets LSan see real leaks.
         "G_SLICE": "always-malloc",
-        "AXSTREAM_RUNTIME_DIR": runtime_dir.name,
     })
-    failures = 0
-    # One process per file, as the plain suite runs them: a tracer crash reruns one file, and
-    # each process is a fraction of the whole suite's heap for LSan to scan at exit.
+    # (name, label, command, exit codes that pass). One process per file, as the plain suite
+    # runs them: a tracer crash reruns one file, and each process is a fraction of the whole
+    # suite's heap for LSan to scan at exit.
+    runs = []
     for test_file in sorted((ROOT / "tests" / "python").glob("test_*.py")):
         pytest_cmd = ["/usr/bin/python3", "-m", "pytest", "-q", "-p", "no:cacheprovider",
                       str(test_file)] + shlex.split(args.pytest_args)
-        rc = run_checked(f"python API tests, {test_file.name}", pytest_cmd, env, logs)
         # 5: pytest collected nothing, as --pytest-args "-k ..." does in the other files.
-        if rc != 0 and not (rc == 5 and args.pytest_args):
-            failures += 1
+        runs.append((test_file.stem, f"python API tests, {test_file.name}", pytest_cmd,
+                     (0, 5) if args.pytest_args else (0,)))
     tiny = models / "resnet_tiny"
     pipelines = [
         ("classification pipeline",
@@ -191,11 +214,31 @@ def main():
                           f"fakesink"))
     else:
         print(f"face-detect pipeline skipped: {face} or {video} missing (scripts/setup.sh)")
-    for label, line in pipelines:
-        if run_checked(label, ["gst-launch-1.0", "-q"] + shlex.split(line), env, logs) != 0:
-            failures += 1
+    for number, (label, line) in enumerate(pipelines, 1):
+        runs.append((f"pipeline{number}", label, ["gst-launch-1.0", "-q"] + shlex.split(line),
+                     (0,)))
+    runs.sort(key=lambda run: -EXPECTED_SECONDS.get(run[0], 0))
 
-    reports = sorted(glob.glob(str(logs / "lsan*")))
+    print_lock = threading.Lock()
+
+    def run_one(name, label, command, passing):
+        run_logs = logs / name
+        run_logs.mkdir(exist_ok=True)
+        run_env = dict(env)
+        run_env["ASAN_OPTIONS"] += f":log_path={run_logs}/lsan"
+        # Its own simulated devices: runs side by side must not find each other's cores taken.
+        run_env["AXSTREAM_RUNTIME_DIR"] = os.path.join(runtime_dir.name, name)
+        os.makedirs(run_env["AXSTREAM_RUNTIME_DIR"])
+        rc, printed = run_checked(label, command, run_env, run_logs)
+        with print_lock:
+            print(printed, end="", flush=True)
+        return rc in passing
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        passed = list(pool.map(lambda run: run_one(*run), runs))
+    failures = passed.count(False)
+
+    reports = sorted(str(path) for path in logs.rglob("lsan*"))
     # A sanitizer error that is not a leak (use-after-free, UBSan, an ASan CHECK) fails the check.
     for path in reports:
         text = open(path, errors="replace").read()
