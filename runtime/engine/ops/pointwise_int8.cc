@@ -32,11 +32,12 @@ bool own_pointwise_chosen(const PointwiseInt8Params &p, const char *setting) {
   if (asked == "0") return false;
   // Measured only on a host without AMX (AMD EPYC, AVX-512 VNNI: docs/performance.md "Own int8
   // 1x1 kernel" and "Own 1x1 kernel for 25-32 channels"), against oneDNN's brgconv_1x1 on
-  // AVX-512 VNNI, on BlazeFace's and PP-OCR cls's residual convolutions: every output channel
-  // count from 8 to 96 faster (24 -> 24 1.3-1.5x, 28 and 32 output channels 1.05-1.16x since the
-  // epilogue's packed stores, where they had been 0.91-1.01x). Convolutions without a sum stay
-  // on oneDNN (not measured across the packages that have them). Where oneDNN may take AMX for
-  // these convolutions it was not measured, so it stays there.
+  // AVX-512 VNNI, on BlazeFace's and PP-OCR cls's residual convolutions: every such step
+  // measured, 8 to 96 output channels, faster (24 -> 24 1.28-1.51x; 28 and 32 output channels
+  // 1.04-1.16x since the epilogue's packed stores, where they had been 0.91-1.01x). Without a
+  // sum, small convolutions ran faster but large ones slower (PP-OCR det's 16->32 0.84x,
+  // YOLOv5s's 64->32 0.91x), so those stay on oneDNN. Where oneDNN may take AMX for these
+  // convolutions it was not measured, so it stays there.
   if (cpu_allows_amx_int8()) return false;
   return p.has_sum && p.out_channels <= 96;
 }
@@ -136,7 +137,7 @@ AXSTREAM_AVX512_VNNI void fill_sum_lanes(const ChainConstants &c, float conv_zer
 // The chain's form as a template argument: bit 0 its linear, bit 1 its Relu, bits 2-3 its scale
 // (0 none, 1 multiply, 2 divide), bit 4 its rounding; bit 5 (lean): no float bias to add, no
 // zero point to subtract, no destination zero point; bit 6: a float bias to add (where the
-// bias joins the accumulators, adding its 0 was one operation of ~17 per vector for nothing).
+// bias joins the accumulators, adding its 0 was one operation of ~19 per vector for nothing).
 // The operations it leaves out are not run.
 constexpr int kLinear = 1, kRelu = 2, kMultiply = 4, kDivide = 8, kRound = 16, kLean = 32,
               kBias = 64;
