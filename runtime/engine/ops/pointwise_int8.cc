@@ -278,20 +278,48 @@ AXSTREAM_AVX512_VNNI inline __m512i pack_bytes(bool y_signed, const __m512i *y) 
       _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), bytes);
 }
 
+// Without a sum, the flat epilogue's form as -1 - (bit 0: a float bias to add, bit 1: a clamp
+// to the activation's bounds, bits 2-3: the count of zero points added in float), so that
+// neither a test of either flag nor a loop over the additions runs per vector (they took about
+// as long as the requantisation's four operations).
+constexpr int kPlainBias = 1, kPlainClamps = 2, kPlainForms = 16;
+
+int plain_form(const RequantiseSteps &rq) {
+  return (rq.add_bias ? kPlainBias : 0) | (rq.clamps ? kPlainClamps : 0) |
+         (static_cast<int>(rq.adds.size()) << 2);
+}
+
+// The constants of a flat epilogue without a sum, in registers for a block.
+struct PlainLanes {
+  __m512 adds[3];
+  __m512i lower, upper;  // the activation's bounds as int32 values of the output type
+};
+
 // One vector of the flat epilogue as int32 values for pack_bytes, which saturates them to the
-// destination's type: without a sum (kForm -1) requantised and clamped to the activation's
-// bounds where it has any (`lower`, `upper`: the bounds as int32 values); with one the chain's
+// destination's type: without a sum (kForm < 0, plain_form) requantised as requantise_lanes
+// does and clamped to the activation's bounds where it has any; with one the chain's
 // value clamped only from above in float (vcvtps2dq could not give the lower bound's bytes
 // from above it: a value beyond int32 becomes INT32_MIN, which saturates to the lower bound
 // as the clamp would). The skip's 16 bytes (kMasked: the `mask`ed ones) widened as their own
 // type (kSkipSigned), one operation fewer than the flip to uint8.
 template <int kForm, bool kSkipSigned, bool kMasked>
-AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline __m512i flat_lanes(
-    const Plan &p, const SumLanes &c, __m512i acc, __m512 bias, __m512 scale, __mmask16 mask,
-    bool clamps, __m512i lower, __m512i upper, const uint8_t *skip) {
+AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline __m512i flat_lanes(const SumLanes &c,
+                                                                    const PlainLanes &plain,
+                                                                    __m512i acc, __m512 bias,
+                                                                    __m512 scale, __mmask16 mask,
+                                                                    const uint8_t *skip) {
   if constexpr (kForm < 0) {
-    const __m512i y = requantise_lanes(p.rq, acc, bias, scale);
-    return clamps ? _mm512_min_epi32(_mm512_max_epi32(y, lower), upper) : y;
+    constexpr int kPlain = -1 - kForm, kAdds = kPlain >> 2;
+    __m512 f = _mm512_cvtepi32_ps(acc);
+    if constexpr ((kPlain & kPlainBias) != 0) f = _mm512_add_ps(f, bias);
+    f = _mm512_mul_ps(f, scale);
+    if constexpr (kAdds > 0) f = _mm512_add_ps(f, plain.adds[0]);
+    if constexpr (kAdds > 1) f = _mm512_add_ps(f, plain.adds[1]);
+    if constexpr (kAdds > 2) f = _mm512_add_ps(f, plain.adds[2]);
+    const __m512i y = _mm512_cvtps_epi32(f);
+    if constexpr ((kPlain & kPlainClamps) != 0)
+      return _mm512_min_epi32(_mm512_max_epi32(y, plain.lower), plain.upper);
+    return y;
   } else {
     const __m128i s = kMasked ? _mm_maskz_loadu_epi8(mask, skip)
                               : _mm_loadu_si128(reinterpret_cast<const __m128i *>(skip));
@@ -313,16 +341,19 @@ AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline void flat_block(const Plan &p, 
   const int64_t outputs = count * p.cout, phases = p.phases;
   const auto *phase = reinterpret_cast<const __m512 *>(p.table.data() + p.phases_at);
   const bool y_signed = kForm >= 0 ? p.chain.y_lo < 0.f : p.rq.dst_signed;
-  const bool clamps = p.rq.clamps;
-  const __m512i lower = _mm512_set1_epi32(p.lower), upper = _mm512_set1_epi32(p.upper);
+  PlainLanes plain;
+  for (size_t i = 0; i < 3; ++i)
+    plain.adds[i] = _mm512_set1_ps(i < p.rq.adds.size() ? p.rq.adds[i] : 0.f);
+  plain.lower = _mm512_set1_epi32(p.lower);
+  plain.upper = _mm512_set1_epi32(p.upper);
   int64_t f = 0, ph = 0;
   for (; outputs - 16 * f >= 64; f += 4) {
     __m512i y[4];
 #pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) {
       y[j] = flat_lanes<kForm, kSkipSigned, false>(
-          p, c, _mm512_load_si512(block + 16 * (f + j)), phase[2 * ph], phase[2 * ph + 1], 0xffff,
-          clamps, lower, upper, kForm >= 0 ? skip + 16 * (f + j) : nullptr);
+          c, plain, _mm512_load_si512(block + 16 * (f + j)), phase[2 * ph], phase[2 * ph + 1],
+          0xffff, kForm >= 0 ? skip + 16 * (f + j) : nullptr);
       if (++ph == phases) ph = 0;
     }
     _mm512_storeu_si512(out + 16 * f, pack_bytes(y_signed, y));
@@ -334,9 +365,9 @@ AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline void flat_block(const Plan &p, 
   for (int j = 0; 16 * j < left; ++j) {
     const int64_t lanes = std::min<int64_t>(16, left - 16 * j);
     const __mmask16 mask = static_cast<__mmask16>((1u << lanes) - 1);
-    y[j] = flat_lanes<kForm, kSkipSigned, true>(
-        p, c, _mm512_load_si512(block + 16 * (f + j)), phase[2 * ph], phase[2 * ph + 1], mask,
-        clamps, lower, upper, kForm >= 0 ? skip + 16 * (f + j) : nullptr);
+    y[j] = flat_lanes<kForm, kSkipSigned, true>(c, plain, _mm512_load_si512(block + 16 * (f + j)),
+                                                phase[2 * ph], phase[2 * ph + 1], mask,
+                                                kForm >= 0 ? skip + 16 * (f + j) : nullptr);
     if (++ph == phases) ph = 0;
   }
   _mm512_mask_storeu_epi8(out + 16 * f, (__mmask64{1} << left) - 1, pack_bytes(y_signed, y));
@@ -378,10 +409,18 @@ constexpr std::array<EpilogueFn, sizeof...(kForms)> sum_epilogues(std::index_seq
   return {epilogue_block<static_cast<int>(kForms), kFlat>...};
 }
 
+template <size_t... kPlains>
+constexpr std::array<EpilogueFn, sizeof...(kPlains)> plain_epilogues(
+    std::index_sequence<kPlains...>) {
+  return {epilogue_block<-1 - static_cast<int>(kPlains), true>...};
+}
+
 EpilogueFn epilogue_fn(const Plan &p) {
   static constexpr auto flat = sum_epilogues<true>(std::make_index_sequence<kChainForms>());
   static constexpr auto pixels = sum_epilogues<false>(std::make_index_sequence<kChainForms>());
-  if (!p.has_sum) return p.flat ? epilogue_block<-1, true> : epilogue_block<-1, false>;
+  static constexpr auto plain = plain_epilogues(std::make_index_sequence<kPlainForms>());
+  if (!p.has_sum)
+    return p.flat ? plain[static_cast<size_t>(plain_form(p.rq))] : epilogue_block<-1, false>;
   const int form = chain_form(p.chain, p.rq.add_bias);
   return p.flat ? flat[static_cast<size_t>(form)] : pixels[static_cast<size_t>(form)];
 }
