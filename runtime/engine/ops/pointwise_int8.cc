@@ -135,20 +135,20 @@ AXSTREAM_AVX512_VNNI void fill_sum_lanes(const ChainConstants &c, float conv_zer
 }
 
 // The chain's form as a template argument: bit 0 its linear, bit 1 its Relu, bits 2-3 its scale
-// (0 none, 1 multiply, 2 divide), bit 4 its rounding; bit 5 (lean): no float bias to add, no
-// zero point to subtract, no destination zero point; bit 6: a float bias to add (where the
-// bias joins the accumulators, adding its 0 was one operation of ~19 per vector for nothing).
-// The operations it leaves out are not run.
-constexpr int kLinear = 1, kRelu = 2, kMultiply = 4, kDivide = 8, kRound = 16, kLean = 32,
-              kBias = 64;
-constexpr int kChainForms = 128;
+// (0 none, 1 multiply, 2 divide), bit 4 its rounding, bit 5 a zero point to subtract, bit 6 a
+// float bias to add, bit 7 a destination zero point to add. The operations it leaves out are
+// not run (adding a joined bias's 0, or subtracting a zero point of 0 where only the
+// destination's was not 0, had been one operation of ~19 per vector for nothing).
+constexpr int kLinear = 1, kRelu = 2, kMultiply = 4, kDivide = 8, kRound = 16, kSubtract = 32,
+              kBias = 64, kDestinationZero = 128;
+constexpr int kChainForms = 256;
 
 int chain_form(const ChainConstants &c, bool add_bias) {
-  const bool lean = !add_bias && !c.subtract_zero_point && c.y_zero_point == 0.f;
   return (c.linear ? kLinear : 0) | (c.relu ? kRelu : 0) |
          (c.scale == ResidualSumChain::Scale::multiply ? kMultiply : 0) |
          (c.scale == ResidualSumChain::Scale::divide ? kDivide : 0) | (c.round ? kRound : 0) |
-         (add_bias ? kBias : 0) | (lean ? kLean : 0);
+         (c.subtract_zero_point ? kSubtract : 0) | (add_bias ? kBias : 0) |
+         (c.y_zero_point != 0.f ? kDestinationZero : 0);
 }
 
 // Sixteen accumulators and their skips (`sf`: s - its zero point, in float) through the chain
@@ -160,13 +160,12 @@ template <int kForm>
 AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline __m512 sum_chain_lanes(const SumLanes &c,
                                                                         __m512i acc, __m512 bias,
                                                                         __m512 scale, __m512 sf) {
-  constexpr bool kFull = (kForm & kLean) == 0;
   __m512 v = _mm512_cvtepi32_ps(acc);
   if constexpr ((kForm & kBias) != 0) v = _mm512_add_ps(v, bias);
   v = _mm512_roundscale_ps(_mm512_add_ps(_mm512_mul_ps(v, scale), c.conv_zero_add),
                            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   v = _mm512_min_ps(_mm512_max_ps(v, c.r_lo), c.r_hi);
-  if constexpr (kFull) v = _mm512_sub_ps(v, c.conv_zero_sub);
+  if constexpr ((kForm & kSubtract) != 0) v = _mm512_sub_ps(v, c.conv_zero_sub);
   if constexpr ((kForm & kLinear) != 0) v = _mm512_fmadd_ps(v, c.alpha, c.beta);
   v = _mm512_fmadd_ps(sf, c.sum_scale, v);
   if constexpr ((kForm & kRelu) != 0) v = _mm512_max_ps(v, _mm512_setzero_ps());
@@ -174,7 +173,7 @@ AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline __m512 sum_chain_lanes(const Su
   if constexpr ((kForm & kDivide) != 0) v = _mm512_div_ps(v, c.scale_operand);
   if constexpr ((kForm & kRound) != 0)
     v = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  if constexpr (kFull) v = _mm512_add_ps(v, c.y_zero);
+  if constexpr ((kForm & kDestinationZero) != 0) v = _mm512_add_ps(v, c.y_zero);
   return v;
 }
 
