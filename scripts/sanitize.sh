@@ -25,7 +25,8 @@ JOBS=${JOBS:-2}
 
 if [ ! -f "$BUILD/build.ninja" ]; then
   # -O1 -g1: ASan's usual level (fast enough, readable stacks) and a shorter build than -O2 -g.
-  # buildtype plain keeps assert() on.
+  # buildtype plain does not keep assert() on: Meson's b_ndebug=if-release defines NDEBUG for
+  # plain as for release (docs/reliability.md, Sanitizers).
   meson setup "$BUILD" -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=plain \
     -Dcpp_args="-O1 -g1 -fno-omit-frame-pointer" -Dc_args="-O1 -g1 -fno-omit-frame-pointer" \
     -Dbenchmarks=disabled
