@@ -38,11 +38,12 @@ bool strips_form(const DepthwiseInt8Params &p) {
 
 bool own_depthwise_chosen(const DepthwiseInt8Params &p, const char *setting,
                           const std::string &onednn_impl) {
-  return own_depthwise_chosen(p, setting, onednn_impl, cpu_allows_amx_int8());
+  return own_depthwise_chosen(p, setting, onednn_impl, cpu_allows_amx_int8(),
+                              cpu_allows_avx512vbmi());
 }
 
 bool own_depthwise_chosen(const DepthwiseInt8Params &p, const char *setting,
-                          const std::string &onednn_impl, bool amx_host) {
+                          const std::string &onednn_impl, bool amx_host, bool vbmi_host) {
   const std::string asked = setting ? setting : "auto";
   if (asked == "1") return true;
   if (asked == "0") return false;
@@ -57,12 +58,21 @@ bool own_depthwise_chosen(const DepthwiseInt8Params &p, const char *setting,
   // 0.99-2.0x at stride 2. Rows: 3x3 at stride 1 with rows of up to 4 KB (width x channels)
   // 0.98-1.7x as fast as jit_int8 (BlazeFace's 24- to 96-channel layers, PP-OCR rec's first);
   // wider rows 0.88-1.07x, brdgmm_dw 0.81-1.0x, stride 2 (its source rows split into two
-  // phases) 0.4-1.0x. Strips over part-used strips (channels not a multiple of 64) lost
-  // (0.36-0.88x), hence not that form there.
+  // phases pixel by pixel, as before the gathered form) 0.4-1.0x. Strips over part-used strips
+  // (channels not a multiple of 64) lost (0.36-0.88x), hence not that form there.
   if (strips_form(p)) return true;
+  const bool brdgmm = onednn_impl.find("brdgmm") != std::string::npos;
+  // Stride (2,2) 3x3 against jit_int8 on an AMD EPYC (Zen 4) host without AMX, the rows form
+  // gathering each tap's bytes with VBMI byte permutes (channels under 64) or copying whole
+  // pixels: BlazeFace's four (24 to 42 channels, rows of 0.9 to 3 KB) 1.14-1.57x, PP-OCR det's
+  // three (32, 48 and 96 channels, rows of 7.5 to 10 KB) 1.11-1.32x. Not measured with AMX (nor
+  // against brdgmm_dw), where it stays on oneDNN, as without VBMI under 64 channels (the
+  // pixel-by-pixel phase split, which lost).
+  if (p.kernel_h == 3 && p.kernel_w == 3 && p.stride_h == 2 && p.stride_w == 2)
+    return !amx_host && !brdgmm && (vbmi_host || p.channels >= 64);
   const bool narrow_3x3 = p.kernel_h == 3 && p.kernel_w == 3 && p.in_w * p.channels <= 4096;
   if (!narrow_3x3 || p.stride_w != 1) return false;
-  if (onednn_impl.find("brdgmm") == std::string::npos) return p.stride_h == 1;
+  if (!brdgmm) return p.stride_h == 1;
   // Against brdgmm_dw the rows form lost on the AMX host (0.81-1.0x) but won on an AMD EPYC
   // (Zen 4) host without AMX, whose VNNI kernels are the same: 1.08-1.11x at stride 1
   // (MobileNetV2's 32 channels at 112x112, PP-OCR cls's 32 at 6x96) and 1.23-1.75x at stride
@@ -111,10 +121,16 @@ struct Plan : PlanGeometry {
   int phases = 0;
   bool phase_blocks = false;  // rows phase by phase (run_row): vectors >= 4 * phases
   int64_t vectors = 0;        // 64-byte vectors per output row
-  int64_t row_bytes = 0;      // a padded source row (one stride phase)
+  int64_t row_bytes = 0;      // a padded source row (one stride phase; gathered: the whole row)
   int64_t quad_row_bytes = 0, thread_bytes = 0;
   uint8_t flip = 0, zero_byte = 0;  // the source's sign flip and its zero point as uint8
   RequantiseSteps rq;               // the epilogue (requantise_lanes.h)
+  // Stride 2 across over fewer than 64 channels with VBMI (build_gathered_quads): per phase, the
+  // byte indices of a vector's tap into the three source vectors from its first byte, the
+  // first two's (vpermt2b) then the second and third's, and which bytes come from the latter.
+  bool gathered = false;
+  std::vector<uint64_t> from_third;
+  std::vector<int64_t> gather_base;  // per phase: its first vector's first source byte
   // Per phase: quads * 4 weight vectors, then 4 initial accumulators, 4 biases, 4 scales.
   int64_t phase_vectors = 0;
   // Channel strips (kernels of 4 rows or more; "Channel strips" below): the strip's weight
@@ -134,6 +150,7 @@ struct Plan : PlanGeometry {
     uint8_t bytes[64];
   };
   std::shared_ptr<std::vector<Vector>> table;
+  std::shared_ptr<std::vector<Vector>> gather;  // per phase: two index vectors
 };
 
 // The 64 output bytes of four accumulators (dword d of accumulator j: output byte
@@ -281,27 +298,53 @@ AXSTREAM_AVX512_VNNI inline void copy_bytes(uint8_t *to, const uint8_t *from, in
   }
 }
 
-// Source row `in` (null: a padding row) padded with the zero point, as the pixels of stride
-// phase `phase` (those at phase + sw * m, m from 0, counting the left padding), uint8.
-AXSTREAM_AVX512_VNNI void build_row(const Plan &p, const uint8_t *in, int64_t phase, uint8_t *row) {
+// Pixel `from` (`c` bytes) to `to`, flipped, in whole 64-byte vectors: the bytes past c land
+// where the next pixel of the phase row goes (written after it) or in the row's slack, and the
+// reads end within the source row. Zen 4 takes a masked zmm store far slower than a plain one,
+// and at stride 2 a pixel's copy is all the phase split does.
+AXSTREAM_AVX512_VNNI inline void copy_pixel(uint8_t *to, const uint8_t *from, int64_t c,
+                                            __m512i flip) {
+  for (int64_t i = 0; i < c; i += 64)
+    _mm512_storeu_si512(to + i, _mm512_xor_si512(_mm512_loadu_si512(from + i), flip));
+}
+
+// Source row `in` (null: a padding row) padded with the zero point, as the pixels of each
+// stride phase ph (rows[ph]: those at ph + sw * m, m from 0, counting the left padding), uint8.
+AXSTREAM_AVX512_VNNI void build_rows(const Plan &p, const uint8_t *in, uint8_t *const *rows) {
   const int64_t width = p.row_bytes / p.c;
   if (!in) {
-    std::memset(row, p.zero_byte, static_cast<size_t>(p.row_bytes));
+    for (int64_t ph = 0; ph < p.sw; ++ph)
+      std::memset(rows[ph], p.zero_byte, static_cast<size_t>(p.row_bytes));
     return;
   }
-  // The first m whose pixel m * sw + phase - pad_left is in the image, and the end.
-  const int64_t first = std::max<int64_t>(0, (p.pad_left - phase + p.sw - 1) / p.sw);
-  const int64_t last = p.in_w - 1 + p.pad_left - phase;  // m * sw of the last pixel in it
-  const int64_t end = last < 0 ? first : std::max(first, std::min(width, last / p.sw + 1));
-  std::memset(row, p.zero_byte, static_cast<size_t>(first * p.c));
-  if (p.sw == 1) {
-    copy_bytes(row + first * p.c, in + (first + phase - p.pad_left) * p.c, (end - first) * p.c,
-               p.flip);
-  } else {
-    for (int64_t m = first; m < end; ++m)
-      copy_bytes(row + m * p.c, in + (m * p.sw + phase - p.pad_left) * p.c, p.c, p.flip);
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(p.flip));
+  // Whole vectors where a pixel's reach (its channels rounded up to 64) ends within the source
+  // row and within the phase row: source pixels before whole_source, phase pixels before
+  // whole_phase.
+  const int64_t reach = align64(p.c);
+  const int64_t whole_source = p.in_w * p.c >= reach ? (p.in_w * p.c - reach) / p.c + 1 : 0;
+  const int64_t whole_phase = (p.row_bytes - reach) / p.c + 1;
+  for (int64_t ph = 0; ph < p.sw; ++ph) {
+    uint8_t *row = rows[ph];
+    // The first m whose pixel m * sw + ph - pad_left is in the image, and the end.
+    const int64_t first = std::max<int64_t>(0, (p.pad_left - ph + p.sw - 1) / p.sw);
+    const int64_t last = p.in_w - 1 + p.pad_left - ph;  // m * sw of the last pixel in it
+    const int64_t end = last < 0 ? first : std::max(first, std::min(width, last / p.sw + 1));
+    std::memset(row, p.zero_byte, static_cast<size_t>(first * p.c));
+    if (p.sw == 1) {
+      copy_bytes(row + first * p.c, in + (first + ph - p.pad_left) * p.c, (end - first) * p.c,
+                 p.flip);
+    } else {
+      for (int64_t m = first; m < end; ++m) {
+        const int64_t ix = m * p.sw + ph - p.pad_left;
+        if (ix < whole_source && m < whole_phase)
+          copy_pixel(row + m * p.c, in + ix * p.c, p.c, flip);
+        else
+          copy_bytes(row + m * p.c, in + ix * p.c, p.c, p.flip);
+      }
+    }
+    std::memset(row + end * p.c, p.zero_byte, static_cast<size_t>(p.row_bytes - end * p.c));
   }
-  std::memset(row + end * p.c, p.zero_byte, static_cast<size_t>(p.row_bytes - end * p.c));
 }
 
 // Four vectors bytewise interleaved into four vectors of u8 quads (dword lane d of vector j:
@@ -335,6 +378,94 @@ AXSTREAM_AVX512_VNNI void build_quads(const Plan &p, const uint8_t *const *phase
   }
 }
 
+#define AXSTREAM_AVX512_VBMI_VNNI \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")))
+
+// Source row `in` (null: a padding row) as one padded row of uint8: pad_left pixels of the zero
+// point, the row, then the zero point up to row_bytes.
+AXSTREAM_AVX512_VNNI void build_padded_row(const Plan &p, const uint8_t *in, uint8_t *row) {
+  if (!in) {
+    std::memset(row, p.zero_byte, static_cast<size_t>(p.row_bytes));
+    return;
+  }
+  const int64_t left = p.pad_left * p.c, bytes = p.in_w * p.c;
+  std::memset(row, p.zero_byte, static_cast<size_t>(left));
+  copy_bytes(row + left, in, bytes, p.flip);
+  std::memset(row + left + bytes, p.zero_byte, static_cast<size_t>(p.row_bytes - left - bytes));
+}
+
+// The quads of output vectors [0, vectors) of one column group of kTaps taps (the rest
+// weigh 0) from `row` + `tap`: the tables and base offsets of build_gathered_quads.
+template <int kTaps>
+AXSTREAM_AVX512_VBMI_VNNI void gather_group(const Plan &p, const uint8_t *row, __m512i *to) {
+  const auto *indices = reinterpret_cast<const __m512i *>(p.gather->data());
+  const int64_t period = 128 * p.phases;  // the source bytes of `phases` vectors
+  int phase = 0;
+  const uint8_t *period_row = row;
+  for (int64_t v = 0; v < p.vectors; ++v) {
+    const uint8_t *first = period_row + p.gather_base[static_cast<size_t>(phase)];
+    const __m512i low = _mm512_load_si512(indices + 2 * phase);
+    const __mmask64 third = p.from_third[static_cast<size_t>(phase)];
+    __m512i x[4];
+    for (int b = 0; b < 4; ++b) x[b] = _mm512_setzero_si512();
+    for (int b = 0; b < kTaps; ++b) {
+      const uint8_t *at = first + b * p.c;
+      const __m512i a1 = _mm512_loadu_si512(at + 64);
+      x[b] = _mm512_permutex2var_epi8(_mm512_loadu_si512(at), low, a1);
+      if (third)
+        x[b] = _mm512_mask_blend_epi8(
+            third, x[b],
+            _mm512_permutex2var_epi8(a1, _mm512_load_si512(indices + 2 * phase + 1),
+                                     _mm512_loadu_si512(at + 128)));
+    }
+    interleave(x, to + 4 * v);
+    if (++phase == p.phases) {
+      phase = 0;
+      period_row += period;
+    }
+  }
+}
+
+// The quad row of one source row at stride 2 across, from its padded row: output byte i (pixel
+// i / c, channel i % c) meets, at tap kx, padded byte i + (i / c) * c + kx * c. For an output
+// vector of phase ph that is its first byte's source (64 v + (64 v / c) * c, every `phases` vectors
+// 128 * phases further) plus an index of phase ph's table, under 190 for channels under 64: two
+// vpermt2b over three source vectors gather a tap's 64 bytes, which the phase rows (build_rows) had
+// copied pixel by pixel, each pixel a 64-byte store of which only c bytes count (half the rows
+// form's time at 24 channels on Zen 4, perf).
+AXSTREAM_AVX512_VBMI_VNNI void build_gathered_quads(const Plan &p, const uint8_t *row,
+                                                    __m512i *quads) {
+  for (int g = 0; g < p.groups; ++g) {
+    const uint8_t *tap = row + 4 * g * p.c;
+    __m512i *to = quads + g * p.vectors * 4;
+    switch (std::min<int64_t>(4, p.kw - 4 * g)) {
+      case 1:
+        gather_group<1>(p, tap, to);
+        break;
+      case 2:
+        gather_group<2>(p, tap, to);
+        break;
+      case 3:
+        gather_group<3>(p, tap, to);
+        break;
+      default:
+        gather_group<4>(p, tap, to);
+        break;
+    }
+  }
+}
+
+// A source row's quad row (null: a padding row's), through the phase rows or gathered.
+void build_row_quads(const Plan &p, const uint8_t *in, uint8_t *const *phase_rows, __m512i *quads) {
+  if (p.gathered) {
+    build_padded_row(p, in, phase_rows[0]);
+    build_gathered_quads(p, phase_rows[0], quads);
+  } else {
+    build_rows(p, in, phase_rows);
+    build_quads(p, phase_rows, quads);
+  }
+}
+
 // Output rows [begin, end) of batch * out_h, with this thread's scratch: its phase rows, the
 // padding rows' quad row and a ring of kernel_h quad rows (slot iy % kernel_h).
 void run_rows(const Plan &p, RowFn row_fn, const uint8_t *src, uint8_t *dst, uint8_t *scratch,
@@ -342,8 +473,7 @@ void run_rows(const Plan &p, RowFn row_fn, const uint8_t *src, uint8_t *dst, uin
   uint8_t *phase_rows[2] = {scratch, scratch + p.row_bytes};
   auto *zero_quads = reinterpret_cast<__m512i *>(scratch + 2 * p.row_bytes);
   uint8_t *ring = scratch + 2 * p.row_bytes + p.quad_row_bytes;
-  for (int64_t ph = 0; ph < p.sw; ++ph) build_row(p, nullptr, ph, phase_rows[ph]);
-  build_quads(p, phase_rows, zero_quads);
+  build_row_quads(p, nullptr, phase_rows, zero_quads);
   std::vector<int64_t> held(static_cast<size_t>(p.kh), -1);  // n * in_h + iy per slot
   const __m512i *quads[kMaxQuads] = {};
   for (int64_t r = begin; r < end; ++r) {
@@ -356,8 +486,7 @@ void run_rows(const Plan &p, RowFn row_fn, const uint8_t *src, uint8_t *dst, uin
         auto *slot_quads = reinterpret_cast<__m512i *>(ring + slot * p.quad_row_bytes);
         if (held[slot] != n * p.in_h + iy) {
           const uint8_t *in = src + (n * p.in_h + iy) * p.in_w * p.c;
-          for (int64_t ph = 0; ph < p.sw; ++ph) build_row(p, in, ph, phase_rows[ph]);
-          build_quads(p, phase_rows, slot_quads);
+          build_row_quads(p, in, phase_rows, slot_quads);
           held[slot] = n * p.in_h + iy;
         }
         row = slot_quads;
@@ -631,6 +760,32 @@ Plan make_plan(const DepthwiseInt8Params &d, const Tensor &w) {
   // slack (read into lanes that are not stored), rows 64-byte aligned.
   const int64_t width = p.out_w + (p.kw - 1) / p.sw;
   p.row_bytes = align64(width * p.c + kSlack);
+  p.gathered = p.sw == 2 && p.c < 64 && cpu_allows_avx512vbmi();
+  if (p.gathered) {
+    // The padded row holds the image and every byte a tap's three source vectors reach.
+    const int64_t last = 64 * (p.vectors - 1);
+    p.row_bytes =
+        std::max(p.row_bytes, align64(std::max((p.in_w + p.pad_left) * p.c,
+                                               last + last / p.c * p.c + (p.kw - 1) * p.c + 192)));
+    p.gather = std::make_shared<std::vector<Plan::Vector>>(static_cast<size_t>(2 * p.phases));
+    p.from_third.assign(static_cast<size_t>(p.phases), 0);
+    p.gather_base.resize(static_cast<size_t>(p.phases));
+    for (int ph = 0; ph < p.phases; ++ph) {
+      const int64_t r = 64 * ph % p.c;
+      p.gather_base[static_cast<size_t>(ph)] = 64 * ph + 64 * ph / p.c * p.c;
+      uint8_t *low = p.gather->at(static_cast<size_t>(2 * ph)).bytes,
+              *high = p.gather->at(static_cast<size_t>(2 * ph + 1)).bytes;
+      for (int k = 0; k < 64; ++k) {
+        const int64_t index = k + (r + k) / p.c * p.c;  // under 2 * 63 + c
+        if (index < 128) {
+          low[k] = static_cast<uint8_t>(index);
+        } else {
+          high[k] = static_cast<uint8_t>(index - 64);  // bit 6: the third vector
+          p.from_third[static_cast<size_t>(ph)] |= uint64_t{1} << k;
+        }
+      }
+    }
+  }
   p.quad_row_bytes = p.groups * p.vectors * 4 * 64;
   p.thread_bytes = 2 * p.row_bytes + p.quad_row_bytes * (1 + p.kh);
   p.flip = d.src_dtype == DType::i8 ? 0x80 : 0;

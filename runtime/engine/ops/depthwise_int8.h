@@ -26,13 +26,15 @@ bool strips_form(const DepthwiseInt8Params &p);
 // picks for it), given the setting AXSTREAM_ENGINE_OWN_DEPTHWISE ("1" wherever it applies, "0"
 // never, null or "auto": where it measured faster, docs/runtime.md "The depthwise kernel": the
 // channel-strip form, and 3x3 kernels at stride 1 with rows of up to 4 KB; where oneDNN picks
-// brdgmm_dw, only on hosts without AMX-INT8 and then at strides 1 and (2,1)). Throws
-// InvalidConfiguration for any other setting. A fixed rule, not a timing.
+// brdgmm_dw, only on hosts without AMX-INT8 and then at strides 1 and (2,1); 3x3 at stride
+// (2,2) against jit_int8 only on hosts without AMX-INT8, under 64 channels only with AVX-512
+// VBMI). Throws InvalidConfiguration for any other setting. A fixed rule, not a timing.
 bool own_depthwise_chosen(const DepthwiseInt8Params &p, const char *setting,
                           const std::string &onednn_impl);
-// The same rule for a host with AMX-INT8 (`amx_host`) or without, whatever this one has.
+// The same rule for a host with AMX-INT8 (`amx_host`) or without and with AVX-512 VBMI
+// (`vbmi_host`) or without, whatever this one has.
 bool own_depthwise_chosen(const DepthwiseInt8Params &p, const char *setting,
-                          const std::string &onednn_impl, bool amx_host);
+                          const std::string &onednn_impl, bool amx_host, bool vbmi_host);
 
 // The kernel for `p` with weights (channels, 1, kernel_h, kernel_w) int8, or nullptr and the
 // reason in `why_not` where it does not apply (no AVX-512 VNNI, strides other than 1 and 2,

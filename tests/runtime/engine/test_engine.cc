@@ -4444,7 +4444,8 @@ TEST_P(OwnDepthwise, GivesOneDnnsBytes) {
       << own_line;
   // Unset: the rule picks it (kernels of 4 rows or more and 3x3 over whole 64-channel strips,
   // in its channel-strip form; 3x3 at stride 1, rows of up to 4 KB, oneDNN's kernel not
-  // brdgmm_dw, or brdgmm_dw at strides 1 and (2,1) on a host without AMX).
+  // brdgmm_dw, or brdgmm_dw at strides 1 and (2,1) on a host without AMX; 3x3 at stride
+  // (2,2) against jit_int8 on a host without AMX).
   const int64_t stride_w = c.dw.stride_w > 0 ? c.dw.stride_w : c.dw.stride;
   const int64_t kernel_w = c.dw.kernel_w > 0 ? c.dw.kernel_w : c.dw.kernel;
   // Strips hold at most 10 quads per output vector (vertical quads of 4 kernel rows per
@@ -4456,9 +4457,15 @@ TEST_P(OwnDepthwise, GivesOneDnnsBytes) {
       (c.dw.kernel >= 4 || (c.dw.kernel == 3 && c.channels % 64 == 0)) && strip_quads <= 10;
   const bool narrow_rows =
       c.dw.kernel == 3 && kernel_w == 3 && stride_w == 1 && c.width * c.channels <= 4096;
-  const bool rule = strips || (narrow_rows && (onednn_line.find("brdgmm") == std::string::npos
-                                                   ? c.dw.stride == 1
-                                                   : !cpu_allows_amx_int8() && c.dw.stride <= 2));
+  const bool brdgmm = onednn_line.find("brdgmm") != std::string::npos;
+  // 3x3 at stride (2,2): against jit_int8 without AMX, under 64 channels with VBMI.
+  const bool strided_3x3 = c.dw.kernel == 3 && kernel_w == 3 && c.dw.stride == 2 && stride_w == 2;
+  const bool rule =
+      strips ||
+      (strided_3x3
+           ? !brdgmm && !cpu_allows_amx_int8() && (cpu_allows_avx512vbmi() || c.channels >= 64)
+           : narrow_rows &&
+                 (!brdgmm ? c.dw.stride == 1 : !cpu_allows_amx_int8() && c.dw.stride <= 2));
   if (expected_here)
     EXPECT_EQ(own_line.find("channel strips") != std::string::npos, strips) << own_line;
   EXPECT_EQ(auto_line.find("axstream depthwise int8") != std::string::npos, expected_here && rule)
@@ -4833,6 +4840,86 @@ INSTANTIATE_TEST_SUITE_P(
                       {0.05f, 2},
                       {0.05f, 0}},
         // Rows of 49 vectors (24 channels x 129 pixels: 3 phases), BlazeFace's 24 channels.
+        // Stride (2,2), the rows form gathering each tap's bytes with VBMI (channels under
+        // 64) or copying whole pixels: BlazeFace's four (pads (0,0,1,1); 24 channels at
+        // 128x128 in phase blocks, 28 and 42 consecutively), odd and even sides, pads
+        // (1,1,1,1) and none, uint8 on either side, zero points, one and two threads, 88 and
+        // 96 channels, and 8 and 3 (a vector over several pixels, the source's end masked).
+        DepthwiseCase{"blazeface_back_c24_3x3_s2_pads_after",
+                      1,
+                      24,
+                      128,
+                      128,
+                      ConvSpec{0, 3, 2, 1, 0, Bias::int32, 1.f, false, 0.f, 0, 1},
+                      {0.05f, -7},
+                      {0.04f, 3}},
+        DepthwiseCase{"blazeface_front_c28_3x3_s2_pads_after_two_threads",
+                      1,
+                      28,
+                      64,
+                      64,
+                      ConvSpec{0, 3, 2, 1, 0, Bias::int32, 1.f, false, 0.f, 0, 1},
+                      {0.05f, 4},
+                      {0.04f, -2},
+                      2},
+        DepthwiseCase{"blazeface_front_c42_3x3_s2_pads_after",
+                      1,
+                      42,
+                      32,
+                      32,
+                      ConvSpec{0, 3, 2, 1, 0, Bias::float32, 1.f, false, 0.f, 0, 1},
+                      {0.05f, -1},
+                      {0.05f, 6}},
+        DepthwiseCase{"c48_3x3_s2_odd_sides_u8_source_two_threads",
+                      1,
+                      48,
+                      33,
+                      31,
+                      ConvSpec{0, 3, 2, 1, 0, Bias::int32, 1.f, true},
+                      {0.05f, 7, kUint8},
+                      {0.04f, -128},
+                      2},
+        DepthwiseCase{"c88_3x3_s2_odd_sides_pads_after_relu6",
+                      1,
+                      88,
+                      15,
+                      17,
+                      ConvSpec{0, 3, 2, 1, 0, Bias::int32, 1.f, false, 6.f, 0, 1},
+                      {0.05f, 2},
+                      {0.035f, -128}},
+        DepthwiseCase{"c96_3x3_s2_pads_both_uint8_out_two_threads",
+                      2,
+                      96,
+                      16,
+                      16,
+                      ConvSpec{0, 3, 2, 1, 0, Bias::int32},
+                      {0.05f, -4},
+                      {0.05f, 7, kUint8},
+                      2},
+        DepthwiseCase{"c24_3x3_s2_unpadded_odd_width_saturating",
+                      1,
+                      24,
+                      9,
+                      131,
+                      ConvSpec{0, 3, 2, 1, 0, Bias::int32, 3.f, false, 0.f, 0, 0},
+                      {0.05f, 5},
+                      {0.05f, -3}},
+        DepthwiseCase{"c8_3x3_s2_batch2_pads_both_u8_source",
+                      2,
+                      8,
+                      11,
+                      21,
+                      ConvSpec{0, 3, 2, 1, 0, Bias::int32},
+                      {0.05f, 12, kUint8},
+                      {0.04f, 1}},
+        DepthwiseCase{"c3_3x3_s2_unpadded_even_width",
+                      1,
+                      3,
+                      10,
+                      40,
+                      ConvSpec{0, 3, 2, 1, 0, Bias::int32, 1.f, false, 0.f, 0, 0},
+                      {0.05f, -9},
+                      {0.03f, 2}},
         DepthwiseCase{"c24_3x3_s1_wide_rows",
                       1,
                       24,
@@ -4845,7 +4932,8 @@ INSTANTIATE_TEST_SUITE_P(
 
 // The rule (AXSTREAM_ENGINE_OWN_DEPTHWISE unset or auto), as measured (docs/performance.md):
 // 3x3 at stride 1 with rows of up to 4 KB, where oneDNN picks brdgmm_dw only on a host without
-// AMX (and there at stride (2,1) too); the channel-strip form (kernels of 4 rows or more, 3x3
+// AMX (and there at stride (2,1) too); 3x3 at stride (2,2) against jit_int8 on a host without
+// AMX (with VBMI under 64 channels); the channel-strip form (kernels of 4 rows or more, 3x3
 // over whole 64-channel strips); "1" everything, "0" nothing.
 TEST(EnginePasses, OwnDepthwiseRuleTakesNarrow3x3StrideOneRowsAndChannelStripsOffOneDnn) {
   DepthwiseInt8Params p;
@@ -4860,32 +4948,53 @@ TEST(EnginePasses, OwnDepthwiseRuleTakesNarrow3x3StrideOneRowsAndChannelStripsOf
   // Against brdgmm_dw: oneDNN's kernel on the AMX host, the rows form without AMX (Zen 4's
   // measurements); this host's own choice follows whether it has AMX-INT8 (or the
   // ONEDNN_MAX_CPU_ISA cap hides it).
-  EXPECT_FALSE(own_depthwise_chosen(p, nullptr, brdgmm, true));
-  EXPECT_TRUE(own_depthwise_chosen(p, nullptr, brdgmm, false));
+  EXPECT_FALSE(own_depthwise_chosen(p, nullptr, brdgmm, true, true));
+  EXPECT_TRUE(own_depthwise_chosen(p, nullptr, brdgmm, false, true));
   EXPECT_EQ(own_depthwise_chosen(p, nullptr, brdgmm), !cpu_allows_amx_int8());
-  EXPECT_FALSE(own_depthwise_chosen(p, "0", brdgmm, false));
+  EXPECT_FALSE(own_depthwise_chosen(p, "0", brdgmm, false, true));
   DepthwiseInt8Params cls = p;  // PP-OCR cls's second: 24 channels, 12x96 -> 6x96, stride (2,1)
   cls.channels = 24;
   cls.in_h = 12;
   cls.in_w = cls.out_w = 96;
   cls.out_h = 6;
   cls.stride_h = 2;
-  EXPECT_TRUE(own_depthwise_chosen(cls, nullptr, brdgmm, false));
+  EXPECT_TRUE(own_depthwise_chosen(cls, nullptr, brdgmm, false, true));
   EXPECT_EQ(own_depthwise_chosen(cls, nullptr, brdgmm), !cpu_allows_amx_int8());
-  EXPECT_FALSE(own_depthwise_chosen(cls, nullptr, brdgmm, true));
-  EXPECT_FALSE(own_depthwise_chosen(cls, nullptr, jit, false));  // stride 2 against jit_int8
+  EXPECT_FALSE(own_depthwise_chosen(cls, nullptr, brdgmm, true, true));
+  EXPECT_FALSE(own_depthwise_chosen(cls, nullptr, jit, false, true));  // (2,1) against jit_int8
   DepthwiseInt8Params strided = p;
   strided.stride_w = 2;
   EXPECT_FALSE(own_depthwise_chosen(strided, nullptr, jit));
   EXPECT_TRUE(own_depthwise_chosen(strided, "1", jit));
-  EXPECT_FALSE(own_depthwise_chosen(strided, nullptr, brdgmm, false));
+  EXPECT_FALSE(own_depthwise_chosen(strided, nullptr, brdgmm, false, true));
+  EXPECT_FALSE(own_depthwise_chosen(strided, nullptr, jit, false, true));  // stride (1,2)
   strided.stride_h = 2;  // MobileNetV2's stride-2 layers (wider rows) lost to brdgmm_dw here too
-  EXPECT_FALSE(own_depthwise_chosen(strided, nullptr, brdgmm, false));
+  EXPECT_FALSE(own_depthwise_chosen(strided, nullptr, brdgmm, false, true));
+  // Stride (2,2) against jit_int8 (BlazeFace back's 24 channels, 128x128 -> 64x64): the rows
+  // form without AMX, gathering with VBMI under 64 channels; oneDNN with AMX (not measured
+  // there) or, under 64 channels, without VBMI; any row width (PP-OCR det's rows of 10 KB).
+  strided.out_h = strided.out_w = 64;
+  EXPECT_TRUE(own_depthwise_chosen(strided, nullptr, jit, false, true));
+  EXPECT_FALSE(own_depthwise_chosen(strided, nullptr, jit, true, true));
+  EXPECT_FALSE(own_depthwise_chosen(strided, nullptr, jit, false, false));
+  EXPECT_FALSE(own_depthwise_chosen(strided, "0", jit, false, true));
+  EXPECT_EQ(own_depthwise_chosen(strided, nullptr, jit),
+            !cpu_allows_amx_int8() && cpu_allows_avx512vbmi());
+  DepthwiseInt8Params det = strided;  // PP-OCR det's p2o.Conv.11: 96 channels at 80x80
+  det.channels = 96;
+  det.in_h = det.in_w = 80;
+  det.out_h = det.out_w = 40;
+  EXPECT_TRUE(own_depthwise_chosen(det, nullptr, jit, false, false));
+  EXPECT_FALSE(own_depthwise_chosen(det, nullptr, jit, true, true));
+  det.channels = 32;  // p2o.Conv.3: rows of 10 KB
+  det.in_h = det.in_w = 320;
+  det.out_h = det.out_w = 160;
+  EXPECT_TRUE(own_depthwise_chosen(det, nullptr, jit, false, true));
   DepthwiseInt8Params wide = p;
   wide.channels = 32;
   wide.in_w = 160;  // PP-OCR rec's second: rows of 5 KB
   EXPECT_FALSE(own_depthwise_chosen(wide, nullptr, jit));
-  EXPECT_FALSE(own_depthwise_chosen(wide, nullptr, brdgmm, false));
+  EXPECT_FALSE(own_depthwise_chosen(wide, nullptr, brdgmm, false, true));
   wide.in_w = 128;  // 4 KB
   EXPECT_TRUE(own_depthwise_chosen(wide, nullptr, jit));
   // Channel strips: every kernel of 4 rows or more (PP-OCR's 5x5s, any stride and channels),
@@ -4912,9 +5021,9 @@ TEST(EnginePasses, OwnDepthwiseRuleTakesNarrow3x3StrideOneRowsAndChannelStripsOf
   part.channels = 144;
   part.stride_h = part.stride_w = 1;
   EXPECT_FALSE(strips_form(part));
-  EXPECT_FALSE(own_depthwise_chosen(part, nullptr, brdgmm, true));
+  EXPECT_FALSE(own_depthwise_chosen(part, nullptr, brdgmm, true, true));
   // Rows of 4032 bytes: the rows form without AMX.
-  EXPECT_TRUE(own_depthwise_chosen(part, nullptr, brdgmm, false));
+  EXPECT_TRUE(own_depthwise_chosen(part, nullptr, brdgmm, false, true));
   EXPECT_FALSE(strips_form(p));  // 24 channels: the rows form
 }
 
