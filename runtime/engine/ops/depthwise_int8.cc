@@ -64,12 +64,13 @@ bool own_depthwise_chosen(const DepthwiseInt8Params &p, const char *setting,
   const bool brdgmm = onednn_impl.find("brdgmm") != std::string::npos;
   // Stride (2,2) 3x3 against jit_int8 on an AMD EPYC (Zen 4) host without AMX, the rows form
   // gathering each tap's bytes with VBMI byte permutes (channels under 64) or copying whole
-  // pixels: BlazeFace's four (24 to 42 channels, rows of 0.9 to 3 KB) 1.14-1.57x, PP-OCR det's
-  // three (32, 48 and 96 channels, rows of 7.5 to 10 KB) 1.11-1.32x. Not measured with AMX (nor
-  // against brdgmm_dw), where it stays on oneDNN, as without VBMI under 64 channels (the
-  // pixel-by-pixel phase split, which lost).
+  // pixels, rows of up to 8 KB: BlazeFace's four (24 to 42 channels, rows of 1.3 to 3 KB)
+  // 1.13-1.86x, PP-OCR det's 48 and 96 channels (rows of 7.5 KB) 1.12-1.32x; det's 32 channels
+  // at 320x320 (rows of 10 KB) 0.91-1.11x. Not measured with AMX (nor against brdgmm_dw),
+  // where it stays on oneDNN, as without VBMI under 64 channels (the pixel-by-pixel phase
+  // split, which lost).
   if (p.kernel_h == 3 && p.kernel_w == 3 && p.stride_h == 2 && p.stride_w == 2)
-    return !amx_host && !brdgmm && (vbmi_host || p.channels >= 64);
+    return !amx_host && !brdgmm && p.in_w * p.channels <= 8192 && (vbmi_host || p.channels >= 64);
   const bool narrow_3x3 = p.kernel_h == 3 && p.kernel_w == 3 && p.in_w * p.channels <= 4096;
   if (!narrow_3x3 || p.stride_w != 1) return false;
   if (!brdgmm) return p.stride_h == 1;

@@ -27,8 +27,9 @@ bool strips_form(const DepthwiseInt8Params &p);
 // never, null or "auto": where it measured faster, docs/runtime.md "The depthwise kernel": the
 // channel-strip form, and 3x3 kernels at stride 1 with rows of up to 4 KB; where oneDNN picks
 // brdgmm_dw, only on hosts without AMX-INT8 and then at strides 1 and (2,1); 3x3 at stride
-// (2,2) against jit_int8 only on hosts without AMX-INT8, under 64 channels only with AVX-512
-// VBMI). Throws InvalidConfiguration for any other setting. A fixed rule, not a timing.
+// (2,2) with rows of up to 8 KB against jit_int8 only on hosts without AMX-INT8, under 64
+// channels only with AVX-512 VBMI). Throws InvalidConfiguration for any other setting. A fixed
+// rule, not a timing.
 bool own_depthwise_chosen(const DepthwiseInt8Params &p, const char *setting,
                           const std::string &onednn_impl);
 // The same rule for a host with AMX-INT8 (`amx_host`) or without and with AVX-512 VBMI

@@ -4458,14 +4458,16 @@ TEST_P(OwnDepthwise, GivesOneDnnsBytes) {
   const bool narrow_rows =
       c.dw.kernel == 3 && kernel_w == 3 && stride_w == 1 && c.width * c.channels <= 4096;
   const bool brdgmm = onednn_line.find("brdgmm") != std::string::npos;
-  // 3x3 at stride (2,2): against jit_int8 without AMX, under 64 channels with VBMI.
-  const bool strided_3x3 = c.dw.kernel == 3 && kernel_w == 3 && c.dw.stride == 2 && stride_w == 2;
+  // 3x3 at stride (2,2): rows of up to 8 KB against jit_int8 without AMX, under 64 channels
+  // with VBMI.
+  const bool stride_2x2_3x3 =
+      c.dw.kernel == 3 && kernel_w == 3 && c.dw.stride == 2 && stride_w == 2;
   const bool rule =
       strips ||
-      (strided_3x3
-           ? !brdgmm && !cpu_allows_amx_int8() && (cpu_allows_avx512vbmi() || c.channels >= 64)
-           : narrow_rows &&
-                 (!brdgmm ? c.dw.stride == 1 : !cpu_allows_amx_int8() && c.dw.stride <= 2));
+      (stride_2x2_3x3 ? c.width * c.channels <= 8192 && !brdgmm && !cpu_allows_amx_int8() &&
+                            (cpu_allows_avx512vbmi() || c.channels >= 64)
+                      : narrow_rows && (!brdgmm ? c.dw.stride == 1
+                                                : !cpu_allows_amx_int8() && c.dw.stride <= 2));
   if (expected_here)
     EXPECT_EQ(own_line.find("channel strips") != std::string::npos, strips) << own_line;
   EXPECT_EQ(auto_line.find("axstream depthwise int8") != std::string::npos, expected_here && rule)
@@ -4972,7 +4974,7 @@ TEST(EnginePasses, OwnDepthwiseRuleTakesNarrow3x3StrideOneRowsAndChannelStripsOf
   EXPECT_FALSE(own_depthwise_chosen(strided, nullptr, brdgmm, false, true));
   // Stride (2,2) against jit_int8 (BlazeFace back's 24 channels, 128x128 -> 64x64): the rows
   // form without AMX, gathering with VBMI under 64 channels; oneDNN with AMX (not measured
-  // there) or, under 64 channels, without VBMI; any row width (PP-OCR det's rows of 10 KB).
+  // there) or, under 64 channels, without VBMI; rows of up to 8 KB.
   strided.out_h = strided.out_w = 64;
   EXPECT_TRUE(own_depthwise_chosen(strided, nullptr, jit, false, true));
   EXPECT_FALSE(own_depthwise_chosen(strided, nullptr, jit, true, true));
@@ -4986,9 +4988,11 @@ TEST(EnginePasses, OwnDepthwiseRuleTakesNarrow3x3StrideOneRowsAndChannelStripsOf
   det.out_h = det.out_w = 40;
   EXPECT_TRUE(own_depthwise_chosen(det, nullptr, jit, false, false));
   EXPECT_FALSE(own_depthwise_chosen(det, nullptr, jit, true, true));
-  det.channels = 32;  // p2o.Conv.3: rows of 10 KB
+  det.channels = 32;  // p2o.Conv.3: rows of 10 KB, even with oneDNN
   det.in_h = det.in_w = 320;
   det.out_h = det.out_w = 160;
+  EXPECT_FALSE(own_depthwise_chosen(det, nullptr, jit, false, true));
+  det.in_w = 256;  // 8 KB
   EXPECT_TRUE(own_depthwise_chosen(det, nullptr, jit, false, true));
   DepthwiseInt8Params wide = p;
   wide.channels = 32;
