@@ -107,6 +107,20 @@ AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline __m512i requantise_lanes(const 
   return _mm512_cvtps_epi32(f);
 }
 
+// requantise_lanes without branches, for epilogues the compiler should keep in registers: the
+// bias always added (0 where it joined the accumulators) and always kMaxAdds zero-point
+// additions (`adds`: s.adds, then 0). float(acc) is never -0, and x + 0 differs from x only for
+// x = -0 (giving +0), which converts to the same integer and adds to the next zero point the
+// same: so the same results as requantise_lanes, bit for bit.
+constexpr int kMaxAdds = 3;
+AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline __m512i requantise_lanes_fixed(
+    __m512i acc, __m512 bias, __m512 scale, const __m512 *adds) {
+  __m512 f = _mm512_add_ps(_mm512_cvtepi32_ps(acc), bias);
+  f = _mm512_mul_ps(f, scale);
+  for (int i = 0; i < kMaxAdds; ++i) f = _mm512_add_ps(f, adds[i]);
+  return _mm512_cvtps_epi32(f);
+}
+
 // kCount accumulators' lanes as requantise_lanes does each, operation by operation across
 // them (the same operations per lane, so the same bytes): their values stay in registers, where
 // one call per accumulator in a loop kept its results on the stack (GCC did not unroll that loop

@@ -10,10 +10,11 @@
 #include "axstream/error.h"
 #include "intrinsics.h"
 #include "requantise_lanes.h"
+#include "stem_int8_vnni.h"
 
 namespace axstream::engine {
 
-bool own_stem_available() { return cpu_allows_amx_int8(); }
+bool own_stem_available() { return cpu_allows_amx_int8() || cpu_allows_avx512vnni(); }
 
 void check_own_stem_setting(const char *setting) {
   const std::string asked = setting ? setting : "auto";
@@ -23,16 +24,27 @@ void check_own_stem_setting(const char *setting) {
 }
 
 bool own_stem_chosen(const StemInt8Params &p, const char *setting) {
+  return own_stem_chosen(p, setting, cpu_allows_amx_int8());
+}
+
+bool own_stem_chosen(const StemInt8Params &p, const char *setting, bool amx_host) {
   check_own_stem_setting(setting);
   const std::string asked = setting ? setting : "auto";
   if (asked == "1") return true;
   if (asked == "0") return false;
-  // Measured per step against oneDNN's pick on the stems of the cached models (docs/runtime.md
-  // "The stem kernel", docs/performance.md): 5x5 and larger kernels ran 1.09-1.33x as fast as
-  // oneDNN (BlazeFace's 5x5/2 against jit_int8, ResNet-50's 7x7/2 and YOLOv5s' 6x6/2 against
-  // its AMX jit kernel); the 3x3/2 stems 0.73-1.02x (16 output channels 0.73-0.85x: PP-OCR,
-  // YOLOv8n), so those stay on oneDNN.
-  return p.kernel_h * p.kernel_w >= 25;
+  const int64_t taps = p.kernel_h * p.kernel_w;
+  // AMX form: measured per step against oneDNN's pick on the stems of the cached models
+  // (docs/runtime.md "The stem kernel", docs/performance.md): 5x5 and larger kernels ran
+  // 1.09-1.33x as fast as oneDNN (BlazeFace's 5x5/2 against jit_int8, ResNet-50's 7x7/2 and
+  // YOLOv5s' 6x6/2 against its AMX jit kernel); the 3x3/2 stems 0.73-1.02x (16 output channels
+  // 0.73-0.85x: PP-OCR, YOLOv8n), so those stay on oneDNN.
+  if (amx_host) return taps >= 25;
+  // AVX-512 VNNI form (hosts without AMX; measured on an AMD EPYC, Zen 4, against oneDNN's
+  // jit_int8 and brgconv_1x1): BlazeFace's 5x5/2 4->24 1.16-1.33x; PP-OCR cls's 3x3/2 4->8
+  // 1.10-1.23x and its 1x1 2->8 1.65-1.73x; YOLOv5s' 6x6/2 4->32 0.99-1.05x and the 3x3/2 stems
+  // to 16 and 32 channels 0.70-1.07x (PP-OCR det and rec, YOLOv8n, SSD-MobileNet), so those stay
+  // on oneDNN. Not measured on an AMX host, which takes the AMX form.
+  return p.out_channels <= 8 || (taps >= 25 && p.out_channels <= 24);
 }
 
 namespace {
@@ -398,10 +410,11 @@ Plan make_plan(const StemInt8Params &d, const Tensor &w) {
 std::unique_ptr<Kernel> make_stem_int8(const StemInt8Params &d, const Tensor &weights,
                                        std::string *why_not) {
   if (!own_stem_available()) {
-    refuse(why_not, "no AMX-INT8 here");
+    refuse(why_not, "no AMX-INT8 or AVX-512 VNNI here");
     return nullptr;
   }
   if (!check(d, weights, why_not)) return nullptr;
+  if (!cpu_allows_amx_int8()) return make_stem_int8_vnni(d, weights);
   auto plan = std::make_shared<const Plan>(make_plan(d, weights));
   const RowsFn fn = plan->src_signed ? rows_fn<true>(plan->n_tiles) : rows_fn<false>(plan->n_tiles);
   const int64_t rows = d.batch * d.out_h;

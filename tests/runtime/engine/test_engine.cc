@@ -2918,6 +2918,8 @@ struct ConvSpec {
   int64_t pad_begin = -1, pad_end = -1;
   int64_t stride_w = 0;  // the horizontal stride where it differs (0: stride)
   int64_t kernel_w = 0;  // the kernel's width where it differs (0: kernel)
+  // An input channel whose weights are all 0 (-1: none), as a package's padding channel has.
+  int64_t zero_input_channel = -1;
 };
 
 // A QDQ network grown one quantised value at a time: each value keeps its quantisation and
@@ -2964,6 +2966,10 @@ class QdqNet {
         c.gain * 40.f * q.scale / (40.f * x_scale * 74.f * std::sqrt(static_cast<float>(fan_in)));
     std::vector<float> w(static_cast<size_t>(c.out_channels * fan_in));
     for (float &v : w) v = static_cast<float>(static_cast<int>(next() >> 24) - 128);
+    if (c.zero_input_channel >= 0)
+      for (size_t i = 0; i < w.size(); ++i)
+        if (static_cast<int64_t>(i) / (c.kernel * kernel_w) % in_per_group == c.zero_input_channel)
+          w[i] = 0.f;
     b.initializer(y + "/w", kInt8, {c.out_channels, in_per_group, c.kernel, kernel_w}, w);
     b.dequantize(y + "/w", y + "/w/dq", w_scale, 0, y + "/w/");
     std::vector<std::string> inputs = {dq(x), y + "/w/dq"};
@@ -5044,7 +5050,7 @@ TEST(EnginePasses, OwnDepthwiseSettingOtherThanAutoOneOrZeroFailsTheCompile) {
       << msg;
 }
 
-// --- The engine's own int8 stem convolution on AMX (ops/stem_int8.h)
+// --- The engine's own int8 stem convolution, AMX and AVX-512 VNNI (ops/stem_int8.h)
 // -------------------------------
 
 // x -> 1x1 int8 conv (to `in_channels`, at `mid`) -> convolution `stem` (to `out`) -> identity
@@ -5070,12 +5076,13 @@ onnx::ModelProto stem_model(const StemCase &c) {
 
 class OwnStem : public ::testing::TestWithParam<StemCase> {};
 
-// The engine's AMX kernel gives the bytes oneDNN's int8 convolution gives
-// (AXSTREAM_ENGINE_OWN_STEM=0) over kernels 3x3 to 7x7, strides 1 and 2, asymmetric pads,
-// 1 to 4 input and 8 to 64 output channels, widths that are not multiples of 16, batches,
-// source and destination zero points, int8 and uint8 sources and outputs (the retyped uint8
-// ones too), biases, Relu, ReLU6 and saturation, on 1 and 2 threads; it runs wherever the host
-// has AMX-INT8 (not under an ONEDNN_MAX_CPU_ISA cap below it).
+// The engine's kernel (its AMX form where the host has AMX-INT8, else its AVX-512 VNNI form)
+// gives the bytes oneDNN's int8 convolution gives (AXSTREAM_ENGINE_OWN_STEM=0) over kernels 3x3
+// to 7x7, strides 1 and 2, asymmetric pads, 1 to 4 input channels (some with all-0 weights, as a
+// package's padding channel) and 8 to 64 output channels, widths that are not multiples of 16,
+// batches, source and destination zero points, int8 and uint8 sources and outputs (the retyped
+// uint8 ones too), biases, Relu, ReLU6 and saturation, on 1 and 2 threads; it runs wherever the
+// host has AVX-512 VNNI (not under an ONEDNN_MAX_CPU_ISA cap below it).
 TEST_P(OwnStem, GivesOneDnnsBytes) {
   const StemCase &c = GetParam();
   const std::string bytes = stem_model(c).SerializeAsString();
@@ -5088,16 +5095,22 @@ TEST_P(OwnStem, GivesOneDnnsBytes) {
   EXPECT_EQ(onednn_line.find("axstream stem int8"), std::string::npos) << onednn_line;
   const bool expected_here = own_stem_available() && int8_convs_run_on_onednn(onednn_line);
   const int64_t kernel_w = c.stem.kernel_w > 0 ? c.stem.kernel_w : c.stem.kernel;
+  const bool amx = cpu_allows_amx_int8();
   const std::string name = "[axstream stem int8 " + std::to_string(c.stem.kernel) + "x" +
                            std::to_string(kernel_w) + "/" + std::to_string(c.stem.stride) +
-                           " (AMX)]";
+                           (amx ? " (AMX)]" : " (AVX-512 VNNI)]");
   EXPECT_EQ(own_line.find(name) != std::string::npos, expected_here) << own_line;
   if (expected_here) {
     EXPECT_TRUE(contains_all(own_line, {"_src_nhwc=1", "_dst_nhwc=1"}));
   }
-  // Unset: the rule takes kernels of 25 taps or more (5x5 and larger).
+  // Unset: the rule (own_stem_chosen) for this host's form.
+  StemInt8Params p;
+  p.kernel_h = c.stem.kernel;
+  p.kernel_w = kernel_w;
+  p.in_channels = c.in_channels;
+  p.out_channels = c.stem.out_channels;
   EXPECT_EQ(auto_line.find("axstream stem int8") != std::string::npos,
-            expected_here && c.stem.kernel * kernel_w >= 25)
+            expected_here && own_stem_chosen(p, nullptr, amx))
       << auto_line;
 
   expect_own_kernel_gives_onednns_bytes(
@@ -5105,104 +5118,158 @@ TEST_P(OwnStem, GivesOneDnnsBytes) {
   if (!expected_here) GTEST_SKIP() << "the engine's stem kernel does not run here";
 }
 
-INSTANTIATE_TEST_SUITE_P(EnginePasses, OwnStem,
-                         ::testing::Values(
-                             // BlazeFace: 5x5/2, pads 1 before and 2 after, 24 channels, Relu into
-                             // an int8 output with zero point -128 (retyped to uint8).
-                             StemCase{"blazeface_5x5_s2_24_relu_retyped",
-                                      1,
-                                      4,
-                                      32,
-                                      32,
-                                      ConvSpec{24, 5, 2, 1, 1, Bias::int32, 1.f, true, 0.f, 1, 2},
-                                      {0.05f, -3},
-                                      {0.05f, -128}},
-                             // YOLOv8n and PP-OCR: 3x3/2 to 16 channels, zero points on both sides.
-                             StemCase{"yolov8n_3x3_s2_16",
-                                      1,
-                                      4,
-                                      40,
-                                      38,
-                                      ConvSpec{16, 3, 2, 1, 1, Bias::int32},
-                                      {0.04f, 11},
-                                      {0.05f, -9}},
-                             // YOLOv5s: 6x6/2 pads 2 to 32 channels.
-                             StemCase{"yolov5s_6x6_s2_32",
-                                      1,
-                                      4,
-                                      34,
-                                      30,
-                                      ConvSpec{32, 6, 2, 1, 1, Bias::int32, 1.f, false, 0.f, 2, 2},
-                                      {0.05f, -20},
-                                      {0.05f, 4}},
-                             // ResNet-50: 7x7/2 pads 3 to 64 channels, Relu, two threads.
-                             StemCase{"resnet_7x7_s2_64_relu_two_threads",
-                                      1,
-                                      4,
-                                      38,
-                                      42,
-                                      ConvSpec{64, 7, 2, 1, 1, Bias::int32, 1.f, true},
-                                      {0.05f, 7},
-                                      {0.04f, -5},
-                                      2},
-                             // MobileNetV2: 3x3/2, ReLU6, retyped output, 32 channels.
-                             StemCase{"mnv2_3x3_s2_32_relu6_retyped",
-                                      1,
-                                      4,
-                                      23,
-                                      25,
-                                      ConvSpec{32, 3, 2, 1, 1, Bias::int32, 1.f, false, 6.f},
-                                      {0.05f, 0},
-                                      {0.035f, -128}},
-                             StemCase{"c3_5x5_s1_asymmetric_pads_8_float_bias_u8",
-                                      1,
-                                      3,
-                                      19,
-                                      21,
-                                      ConvSpec{8, 5, 1, 1, 1, Bias::float32, 1.f, false, 0.f, 0, 3},
-                                      {0.05f, 2},
-                                      {0.05f, 7, kUint8}},
-                             StemCase{"c1_7x7_s1_40_uint8_source_saturating",
-                                      1,
-                                      1,
-                                      17,
-                                      13,
-                                      ConvSpec{40, 7, 1, 1, 1, Bias::int32, 3.f, false, 0.f, 2, 4},
-                                      {0.04f, 30, kUint8},
-                                      {0.05f, -1}},
-                             StemCase{"c2_6x6_s2_48_batch2_no_bias",
-                                      2,
-                                      2,
-                                      20,
-                                      18,
-                                      ConvSpec{48, 6, 2, 1, 1, Bias::none, 1.f, true, 0.f, 3, 1},
-                                      {0.05f, -50},
-                                      {0.06f, -128}},
-                             StemCase{"c4_3x3_s1_unpadded_17_wide_two_threads",
-                                      1,
-                                      4,
-                                      9,
-                                      70,
-                                      ConvSpec{17, 3, 1, 1, 1, Bias::int32, 1.f, false, 0.f, 0, 0},
-                                      {0.05f, -11},
-                                      {0.05f, 2},
-                                      2},
-                             StemCase{"c3_7x7_s2_64_image_smaller_than_kernel_reach",
-                                      1,
-                                      3,
-                                      5,
-                                      5,
-                                      ConvSpec{64, 7, 2, 1, 1, Bias::int32, 1.f, false, 0.f, 3, 3},
-                                      {0.05f, 5},
-                                      {0.02f, 1}},
-                             StemCase{"c4_5x5_s2_24_uint8_source_and_output_relu6",
-                                      1,
-                                      4,
-                                      31,
-                                      33,
-                                      ConvSpec{24, 5, 2, 1, 1, Bias::int32, 1.f, false, 6.f, 2, 1},
-                                      {0.04f, 128, kUint8},
-                                      {0.03f, 0, kUint8}}));
+INSTANTIATE_TEST_SUITE_P(
+    EnginePasses, OwnStem,
+    ::testing::Values(
+        // BlazeFace: 5x5/2, pads 1 before and 2 after, 24 channels, Relu into
+        // an int8 output with zero point -128 (retyped to uint8).
+        StemCase{"blazeface_5x5_s2_24_relu_retyped",
+                 1,
+                 4,
+                 32,
+                 32,
+                 ConvSpec{24, 5, 2, 1, 1, Bias::int32, 1.f, true, 0.f, 1, 2},
+                 {0.05f, -3},
+                 {0.05f, -128}},
+        // YOLOv8n and PP-OCR: 3x3/2 to 16 channels, zero points on both sides.
+        StemCase{"yolov8n_3x3_s2_16",
+                 1,
+                 4,
+                 40,
+                 38,
+                 ConvSpec{16, 3, 2, 1, 1, Bias::int32},
+                 {0.04f, 11},
+                 {0.05f, -9}},
+        // YOLOv5s: 6x6/2 pads 2 to 32 channels.
+        StemCase{"yolov5s_6x6_s2_32",
+                 1,
+                 4,
+                 34,
+                 30,
+                 ConvSpec{32, 6, 2, 1, 1, Bias::int32, 1.f, false, 0.f, 2, 2},
+                 {0.05f, -20},
+                 {0.05f, 4}},
+        // ResNet-50: 7x7/2 pads 3 to 64 channels, Relu, two threads.
+        StemCase{"resnet_7x7_s2_64_relu_two_threads",
+                 1,
+                 4,
+                 38,
+                 42,
+                 ConvSpec{64, 7, 2, 1, 1, Bias::int32, 1.f, true},
+                 {0.05f, 7},
+                 {0.04f, -5},
+                 2},
+        // MobileNetV2: 3x3/2, ReLU6, retyped output, 32 channels.
+        StemCase{"mnv2_3x3_s2_32_relu6_retyped",
+                 1,
+                 4,
+                 23,
+                 25,
+                 ConvSpec{32, 3, 2, 1, 1, Bias::int32, 1.f, false, 6.f},
+                 {0.05f, 0},
+                 {0.035f, -128}},
+        StemCase{"c3_5x5_s1_asymmetric_pads_8_float_bias_u8",
+                 1,
+                 3,
+                 19,
+                 21,
+                 ConvSpec{8, 5, 1, 1, 1, Bias::float32, 1.f, false, 0.f, 0, 3},
+                 {0.05f, 2},
+                 {0.05f, 7, kUint8}},
+        StemCase{"c1_7x7_s1_40_uint8_source_saturating",
+                 1,
+                 1,
+                 17,
+                 13,
+                 ConvSpec{40, 7, 1, 1, 1, Bias::int32, 3.f, false, 0.f, 2, 4},
+                 {0.04f, 30, kUint8},
+                 {0.05f, -1}},
+        StemCase{"c2_6x6_s2_48_batch2_no_bias",
+                 2,
+                 2,
+                 20,
+                 18,
+                 ConvSpec{48, 6, 2, 1, 1, Bias::none, 1.f, true, 0.f, 3, 1},
+                 {0.05f, -50},
+                 {0.06f, -128}},
+        StemCase{"c4_3x3_s1_unpadded_17_wide_two_threads",
+                 1,
+                 4,
+                 9,
+                 70,
+                 ConvSpec{17, 3, 1, 1, 1, Bias::int32, 1.f, false, 0.f, 0, 0},
+                 {0.05f, -11},
+                 {0.05f, 2},
+                 2},
+        StemCase{"c3_7x7_s2_64_image_smaller_than_kernel_reach",
+                 1,
+                 3,
+                 5,
+                 5,
+                 ConvSpec{64, 7, 2, 1, 1, Bias::int32, 1.f, false, 0.f, 3, 3},
+                 {0.05f, 5},
+                 {0.02f, 1}},
+        StemCase{"c4_5x5_s2_24_uint8_source_and_output_relu6",
+                 1,
+                 4,
+                 31,
+                 33,
+                 ConvSpec{24, 5, 2, 1, 1, Bias::int32, 1.f, false, 6.f, 2, 1},
+                 {0.04f, 128, kUint8},
+                 {0.03f, 0, kUint8}},
+        // A package's padded input: the 4th channel's weights all 0 (read
+        // as 3 channels by the VNNI form), BlazeFace's back shape scaled
+        // down, an odd width and height, two threads.
+        StemCase{"c4_zero_4th_5x5_s2_24_relu_odd_two_threads",
+                 1,
+                 4,
+                 37,
+                 41,
+                 ConvSpec{24, 5, 2, 1, 1, Bias::int32, 1.f, true, 0.f, 1, 2, 0, 0, 3},
+                 {0.05f, -7},
+                 {0.05f, -128},
+                 2},
+        StemCase{"c4_zero_2nd_7x7_s2_64_uint8_source",
+                 1,
+                 4,
+                 29,
+                 27,
+                 ConvSpec{64, 7, 2, 1, 1, Bias::int32, 1.f, false, 0.f, 3, 2, 0, 0, 1},
+                 {0.04f, 100, kUint8},
+                 {0.05f, 3}},
+        StemCase{"c3_zero_1st_3x3_s2_16_relu6",
+                 1,
+                 3,
+                 21,
+                 19,
+                 ConvSpec{16, 3, 2, 1, 1, Bias::int32, 1.f, false, 6.f, 1, 1, 0, 0, 0},
+                 {0.05f, 12},
+                 {0.03f, -128}},
+        StemCase{"c4_6x6_s2_32_wide_batch2_two_threads",
+                 2,
+                 4,
+                 14,
+                 101,
+                 ConvSpec{32, 6, 2, 1, 1, Bias::int32, 1.f, true, 0.f, 2, 2},
+                 {0.05f, -1},
+                 {0.05f, -128},
+                 2},
+        StemCase{"c4_3x3_s2_56_float_bias",
+                 1,
+                 4,
+                 15,
+                 17,
+                 ConvSpec{56, 3, 2, 1, 1, Bias::float32},
+                 {0.05f, 20},
+                 {0.05f, -4}},
+        StemCase{"c4_5x5_s1_8_ymm_only",
+                 1,
+                 4,
+                 11,
+                 23,
+                 ConvSpec{8, 5, 1, 1, 1, Bias::int32, 2.f, false, 0.f, 2, 2},
+                 {0.05f, 0},
+                 {0.05f, 1}}));
 
 TEST(EnginePasses, OwnStemSettingOtherThanAutoOneOrZeroFailsTheCompile) {
   const StemCase c{"setting", 1, 4, 8, 8, ConvSpec{16, 3, 2}, {0.05f, 0}, {0.05f, 0}};
@@ -5216,6 +5283,88 @@ TEST(EnginePasses, OwnStemSettingOtherThanAutoOneOrZeroFailsTheCompile) {
   unsetenv("AXSTREAM_ENGINE_OWN_STEM");
   EXPECT_TRUE(contains_all(msg, {"AXSTREAM_ENGINE_OWN_STEM", "expected auto, 1 or 0", "'on'"}))
       << msg;
+}
+
+// What the stem kernel refuses, and why; the rule per form (AMX host or not).
+TEST(EnginePasses, OwnStemRefusesWhatItDoesNotComputeAndChoosesPerForm) {
+  StemInt8Params p;  // BlazeFace front's: 128x128x4 -> 64x64x24, 5x5/2, pads 1 and 2
+  p.in_h = p.in_w = 128;
+  p.out_h = p.out_w = 64;
+  p.kernel_h = p.kernel_w = 5;
+  p.stride_h = p.stride_w = 2;
+  p.pad_top = p.pad_left = 1;
+  p.in_channels = 4;
+  p.out_channels = 24;
+  p.src_dtype = DType::i8;
+  p.dst_dtype = DType::u8;
+  p.output_scales.assign(24, 0.01f);
+  p.bias_acc.assign(24, 0.f);
+  Tensor w(DType::i8, {24, 4, 5, 5});
+  std::memset(w.data<int8_t>(), 1, 24 * 4 * 25);
+  auto why = [&](const StemInt8Params &q, const Tensor &weights) {
+    std::string why_not;
+    const bool made = make_stem_int8(q, weights, &why_not) != nullptr;
+    return made ? std::string("made") : why_not;
+  };
+  if (!own_stem_available()) {
+    EXPECT_EQ(why(p, w), "no AMX-INT8 or AVX-512 VNNI here");
+  } else {
+    EXPECT_EQ(why(p, w), "made");
+    StemInt8Params q = p;
+    q.in_channels = 5;
+    EXPECT_EQ(why(q, w), "over 4 input channels");
+    q = p;
+    q.out_channels = 65;
+    EXPECT_EQ(why(q, w), "over 64 output channels");
+    q = p;
+    q.kernel_h = 9;
+    EXPECT_EQ(why(q, w), "a kernel past 8 rows or a kernel row past 64 bytes");
+    q = p;
+    q.stride_w = 5;
+    EXPECT_EQ(why(q, w), "a stride below 1 or a horizontal stride past 4");
+    q = p;
+    q.pad_left = 5;
+    EXPECT_EQ(why(q, w), "pads outside [0, kernel)");
+    q = p;
+    q.dst_dtype = DType::i32;
+    EXPECT_EQ(why(q, w), "activations not int8 or uint8");
+    q = p;
+    q.output_scales.assign(24, 1e6f);
+    EXPECT_EQ(why(q, w), "a scaled accumulator could leave int32");
+    Tensor w_f(DType::f32, {24, 4, 5, 5});
+    EXPECT_EQ(why(p, w_f), "weights not int8 (out, in, kh, kw)");
+  }
+  // "1" wherever it applies, "0" never, on either form.
+  for (const bool amx : {true, false}) {
+    EXPECT_TRUE(own_stem_chosen(p, "1", amx));
+    EXPECT_FALSE(own_stem_chosen(p, "0", amx));
+  }
+  // Unset or auto, AMX form: kernels of 25 taps or more.
+  EXPECT_TRUE(own_stem_chosen(p, nullptr, true));
+  EXPECT_TRUE(own_stem_chosen(p, "auto", true));
+  StemInt8Params three = p;  // YOLOv8n's 3x3/2 4->16
+  three.kernel_h = three.kernel_w = 3;
+  three.out_channels = 16;
+  EXPECT_FALSE(own_stem_chosen(three, nullptr, true));
+  // This host's own choice follows whether it has AMX-INT8.
+  EXPECT_EQ(own_stem_chosen(p, nullptr), own_stem_chosen(p, nullptr, cpu_allows_amx_int8()));
+  // Unset or auto, VNNI form (no AMX): kernels of 25 taps or more into up to 24 channels, and
+  // any into up to 8.
+  EXPECT_TRUE(own_stem_chosen(p, nullptr, false));
+  EXPECT_FALSE(own_stem_chosen(three, nullptr, false));
+  StemInt8Params yolov5s = p;  // 6x6/2 4->32
+  yolov5s.kernel_h = yolov5s.kernel_w = 6;
+  yolov5s.out_channels = 32;
+  EXPECT_TRUE(own_stem_chosen(yolov5s, nullptr, true));
+  EXPECT_FALSE(own_stem_chosen(yolov5s, nullptr, false));
+  StemInt8Params cls = three;  // PP-OCR cls's 3x3/2 4->8 and 1x1 2->8
+  cls.out_channels = 8;
+  EXPECT_TRUE(own_stem_chosen(cls, nullptr, false));
+  EXPECT_FALSE(own_stem_chosen(cls, nullptr, true));
+  cls.kernel_h = cls.kernel_w = 1;
+  cls.in_channels = 2;
+  EXPECT_TRUE(own_stem_chosen(cls, nullptr, false));
+  EXPECT_FALSE(own_stem_chosen(cls, "0", false));
 }
 
 // --- The engine's own int8 1x1 convolution (ops/pointwise_int8.h) -----------------------------
