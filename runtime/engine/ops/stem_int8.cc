@@ -40,9 +40,9 @@ bool own_stem_chosen(const StemInt8Params &p, const char *setting, bool amx_host
   // 0.73-0.85x: PP-OCR, YOLOv8n), so those stay on oneDNN.
   if (amx_host) return taps >= 25;
   // AVX-512 VNNI form (hosts without AMX; measured on an AMD EPYC, Zen 4, against oneDNN's
-  // jit_int8 and brgconv_1x1): BlazeFace's 5x5/2 4->24 1.16-1.33x; PP-OCR cls's 3x3/2 4->8
-  // 1.10-1.23x and its 1x1 2->8 1.65-1.73x; YOLOv5s' 6x6/2 4->32 0.99-1.05x and the 3x3/2 stems
-  // to 16 and 32 channels 0.70-1.07x (PP-OCR det and rec, YOLOv8n, SSD-MobileNet), so those stay
+  // jit_int8 and brgconv_1x1): BlazeFace's 5x5/2 4->24 1.15-1.31x; PP-OCR cls's 3x3/2 4->8
+  // 1.05-1.23x and its 1x1 2->8 1.65-1.79x; YOLOv5s' 6x6/2 4->32 0.97-1.05x and the 3x3/2 stems
+  // to 16 and 32 channels 0.70-1.09x (PP-OCR det and rec, YOLOv8n, SSD-MobileNet), so those stay
   // on oneDNN. Not measured on an AMX host, which takes the AMX form.
   return p.out_channels <= 8 || (taps >= 25 && p.out_channels <= 24);
 }
