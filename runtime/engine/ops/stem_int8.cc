@@ -417,21 +417,7 @@ std::unique_ptr<Kernel> make_stem_int8(const StemInt8Params &d, const Tensor &we
   if (!cpu_allows_amx_int8()) return make_stem_int8_vnni(d, weights);
   auto plan = std::make_shared<const Plan>(make_plan(d, weights));
   const RowsFn fn = plan->src_signed ? rows_fn<true>(plan->n_tiles) : rows_fn<false>(plan->n_tiles);
-  const int64_t rows = d.batch * d.out_h;
-  const uint64_t macs = static_cast<uint64_t>(rows * d.out_w * d.out_channels * d.in_channels *
-                                              d.kernel_h * d.kernel_w);
-  const int threads = std::max(1, omp_get_max_threads());
-  auto k = make_kernel(
-      [plan, fn, rows, macs, threads](ExecContext &, const void *const *in, void *const *out) {
-        const auto *src = static_cast<const uint8_t *>(in[0]);
-        auto *dst = static_cast<uint8_t *>(out[0]);
-        split_own_kernel(rows, 1, macs, threads,
-                         [&](int, int64_t begin, int64_t end) { fn(*plan, src, dst, begin, end); });
-      });
-  k->macs = macs;
-  k->impl = "axstream stem int8 " + std::to_string(d.kernel_h) + "x" + std::to_string(d.kernel_w) +
-            "/" + std::to_string(d.stride_h) + " (AMX)";
-  return k;
+  return make_stem_kernel(d, plan, fn, "AMX");
 }
 
 }  // namespace axstream::engine

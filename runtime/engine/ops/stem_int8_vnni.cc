@@ -354,21 +354,7 @@ std::unique_ptr<Kernel> make_stem_int8_vnni(const StemInt8Params &d, const Tenso
   int64_t block = 0;
   const RowsFn fn = rows_fn(d.out_channels, &block);
   auto plan = std::make_shared<const Plan>(make_plan(d, weights, block));
-  const int64_t rows = d.batch * d.out_h;
-  const uint64_t macs = static_cast<uint64_t>(rows * d.out_w * d.out_channels * d.in_channels *
-                                              d.kernel_h * d.kernel_w);
-  const int threads = std::max(1, omp_get_max_threads());
-  auto k = make_kernel(
-      [plan, fn, rows, macs, threads](ExecContext &, const void *const *in, void *const *out) {
-        const auto *src = static_cast<const uint8_t *>(in[0]);
-        auto *dst = static_cast<uint8_t *>(out[0]);
-        split_own_kernel(rows, 1, macs, threads,
-                         [&](int, int64_t begin, int64_t end) { fn(*plan, src, dst, begin, end); });
-      });
-  k->macs = macs;
-  k->impl = "axstream stem int8 " + std::to_string(d.kernel_h) + "x" + std::to_string(d.kernel_w) +
-            "/" + std::to_string(d.stride_h) + " (AVX-512 VNNI)";
-  return k;
+  return make_stem_kernel(d, plan, fn, "AVX-512 VNNI");
 }
 
 }  // namespace axstream::engine
