@@ -147,9 +147,76 @@ AXSTREAM_NO_CONTRACT AXSTREAM_STEM_VNNI inline void store_pair(const Plan &p, __
   }
 }
 
+// The epilogue's form for a template argument: bit 0 a float bias to add, bits 1-2 the count of
+// zero points added in float (RequantiseSteps), so that the 24-channel form below runs neither
+// the additions requantise_lanes_fixed makes of 0 nor a test of either per vector.
+constexpr int kFormBias = 1, kForms = 2 << 2;
+
+int epilogue_form(const RequantiseSteps &rq) {
+  return (rq.add_bias ? kFormBias : 0) | (static_cast<int>(rq.adds.size()) << 1);
+}
+
+// requantise_lanes (requantise_lanes.h) in the form kForm: the same operations, so the same
+// results, lane by lane.
+template <int kForm>
+AXSTREAM_NO_CONTRACT AXSTREAM_STEM_VNNI inline __m512i requantise_form(__m512i acc, __m512 bias,
+                                                                       __m512 scale,
+                                                                       const __m512 *adds) {
+  constexpr int kAdds = kForm >> 1;
+  __m512 f = _mm512_cvtepi32_ps(acc);
+  if constexpr ((kForm & kFormBias) != 0) f = _mm512_add_ps(f, bias);
+  f = _mm512_mul_ps(f, scale);
+  if constexpr (kAdds > 0) f = _mm512_add_ps(f, adds[0]);
+  if constexpr (kAdds > 1) f = _mm512_add_ps(f, adds[1]);
+  if constexpr (kAdds > 2) f = _mm512_add_ps(f, adds[2]);
+  return _mm512_cvtps_epi32(f);
+}
+
+// Two pixels of 24 channels to their 48 output bytes at `out` (only the first's 24 unless
+// `second`): `first` and `next` their channels 0-15, `both` their channels 16-23 (lanes 0-7 and
+// 8-15), `k` the first group's constants and `paired` the doubled last group's. The saturating
+// packs narrow the three to bytes (the type's bounds, as the clamp to them and vpmovdb give), by
+// 128-bit lanes: dword 4l of `first`'s lanes 4l..4l+3, 4l + 1 `next`'s, 4l + 2 `both`'s; one
+// dword permutation puts them in output order and one masked store writes them, where the
+// per-vector epilogue (store_lanes, store_pair) clamped, narrowed and stored each vector.
+template <int kForm, bool kSigned>
+AXSTREAM_NO_CONTRACT AXSTREAM_STEM_VNNI inline void store_pair_24(const Plan &p, __m512i first,
+                                                                  __m512i next, __m512i both,
+                                                                  const __m512i *k,
+                                                                  const __m512i *paired,
+                                                                  bool second, uint8_t *out) {
+  const auto *adds = reinterpret_cast<const __m512 *>(p.adds);
+  const __m512i y0 =
+      requantise_form<kForm>(first, _mm512_castsi512_ps(k[1]), _mm512_castsi512_ps(k[2]), adds);
+  const __m512i y1 =
+      requantise_form<kForm>(next, _mm512_castsi512_ps(k[1]), _mm512_castsi512_ps(k[2]), adds);
+  const __m512i y2 = requantise_form<kForm>(both, _mm512_castsi512_ps(paired[1]),
+                                            _mm512_castsi512_ps(paired[2]), adds);
+  const __m512i low = _mm512_packs_epi32(y0, y1), high = _mm512_packs_epi32(y2, y2);
+  __m512i bytes;
+  if constexpr (kSigned) {
+    bytes = _mm512_packs_epi16(low, high);
+    if (p.rq.clamps)
+      bytes =
+          _mm512_min_epi8(_mm512_max_epi8(bytes, _mm512_set1_epi8(static_cast<char>(p.rq.lower))),
+                          _mm512_set1_epi8(static_cast<char>(p.rq.upper)));
+  } else {
+    bytes = _mm512_packus_epi16(low, high);
+    if (p.rq.clamps)
+      bytes =
+          _mm512_min_epu8(_mm512_max_epu8(bytes, _mm512_set1_epi8(static_cast<char>(p.rq.lower))),
+                          _mm512_set1_epi8(static_cast<char>(p.rq.upper)));
+  }
+  bytes = _mm512_permutexvar_epi32(
+      _mm512_setr_epi32(0, 4, 8, 12, 2, 6, 1, 5, 9, 13, 10, 14, 3, 7, 11, 15), bytes);
+  _mm512_mask_storeu_epi32(out, static_cast<__mmask16>(second ? 0x0fff : 0x003f), bytes);
+}
+
 // Output pixels [ox, ox + count) of one output row (count <= kN) to `out`, their kernel rows'
-// staged source rows at `rows`: kZ zmm accumulators per pixel, and a ymm one if kY.
-template <int kZ, bool kY, int kN>
+// staged source rows at `rows`: kZ zmm accumulators per pixel, and a ymm one if kY. kForm -1:
+// each vector's epilogue by itself (store_lanes, store_pair); else 24 channels (kZ 1, kY) in
+// the epilogue form kForm, two pixels at a time (store_pair_24).
+template <int kZ, bool kY, int kN, int kForm, bool kSigned>
 AXSTREAM_NO_CONTRACT AXSTREAM_STEM_VNNI void run_block(const Plan &p, const uint8_t *const *rows,
                                                        int64_t ox, int64_t count, uint8_t *out) {
   constexpr int kG = kZ + (kY ? 1 : 0);
@@ -179,6 +246,20 @@ AXSTREAM_NO_CONTRACT AXSTREAM_STEM_VNNI void run_block(const Plan &p, const uint
       }
     }
   }
+  if constexpr (kForm >= 0) {
+    static_assert(kZ == 1 && kY, "the packed epilogue is for 24 channels");
+    const __m512i *paired = k + 3 * kG;
+#pragma GCC unroll 16
+    for (int n = 0; n < kN; n += 2) {
+      if (n >= count) break;
+      const bool second = n + 1 < count;
+      const int m = n + 1 < kN ? n + 1 : n;
+      const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(acc_y[n]), acc_y[m], 1);
+      store_pair_24<kForm, kSigned>(p, acc[n][0], acc[m][0], both, k, paired, second,
+                                    out + n * p.cout);
+    }
+    return;
+  }
   const int last = static_cast<int>(p.cout - 16 * (kG - 1));  // the last group's channels
 #pragma GCC unroll 16
   for (int n = 0; n < kN; ++n) {
@@ -201,7 +282,7 @@ AXSTREAM_NO_CONTRACT AXSTREAM_STEM_VNNI void run_block(const Plan &p, const uint
 }
 
 // Output rows [begin, end) of batch x out_h.
-template <int kZ, bool kY, int kN>
+template <int kZ, bool kY, int kN, int kForm = -1, bool kSigned = false>
 AXSTREAM_STEM_VNNI void run_rows(const Plan &p, const uint8_t *src, uint8_t *dst, int64_t begin,
                                  int64_t end) {
   // A ring of kernel_h staged rows, keyed by batch * in_h + iy: one output row's kernel rows
@@ -230,7 +311,8 @@ AXSTREAM_STEM_VNNI void run_rows(const Plan &p, const uint8_t *src, uint8_t *dst
     }
     uint8_t *out = dst + r * p.out_w * p.cout;
     for (int64_t ox = 0; ox < p.out_w; ox += kN)
-      run_block<kZ, kY, kN>(p, rows, ox, std::min<int64_t>(kN, p.out_w - ox), out + ox * p.cout);
+      run_block<kZ, kY, kN, kForm, kSigned>(p, rows, ox, std::min<int64_t>(kN, p.out_w - ox),
+                                            out + ox * p.cout);
   }
 }
 
@@ -257,6 +339,15 @@ RowsFn rows_fn(int64_t cout, int64_t *block) {
 #undef AXSTREAM_STEM_LAYOUT
   *block = 5;
   return run_rows<4, false, 5>;
+}
+
+// The 24-channel layout (a zmm and a ymm per pixel, blocks of 12) with the packed epilogue of
+// form `form` (epilogue_form) into a signed or unsigned output.
+template <int kForm = 0>
+RowsFn packed_24_fn(int form, bool dst_signed) {
+  if constexpr (kForm + 1 < kForms)
+    if (form != kForm) return packed_24_fn<kForm + 1>(form, dst_signed);
+  return dst_signed ? run_rows<1, true, 12, kForm, true> : run_rows<1, true, 12, kForm, false>;
 }
 
 Plan make_plan(const StemInt8Params &d, const Tensor &w, int64_t block) {
@@ -352,8 +443,9 @@ Plan make_plan(const StemInt8Params &d, const Tensor &w, int64_t block) {
 
 std::unique_ptr<Kernel> make_stem_int8_vnni(const StemInt8Params &d, const Tensor &weights) {
   int64_t block = 0;
-  const RowsFn fn = rows_fn(d.out_channels, &block);
+  RowsFn fn = rows_fn(d.out_channels, &block);
   auto plan = std::make_shared<const Plan>(make_plan(d, weights, block));
+  if (d.out_channels == 24) fn = packed_24_fn(epilogue_form(plan->rq), plan->rq.dst_signed);
   return make_stem_kernel(d, plan, fn, "AVX-512 VNNI");
 }
 
