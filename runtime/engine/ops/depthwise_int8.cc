@@ -154,16 +154,49 @@ struct Plan : PlanGeometry {
   std::shared_ptr<std::vector<Vector>> gather;  // per phase: two index vectors
 };
 
+// The epilogue's form for a template argument: bit 0 a float bias to add, bits 1-2 the count of
+// zero points added in float (p.rq), so that the 3x3 rows form tests neither per vector nor
+// loops over the additions (kForm -1: as p.rq says, at run time).
+constexpr int kFormBias = 1, kForms = 2 << 2;
+
+int epilogue_form(const RequantiseSteps &rq) {
+  return (rq.add_bias ? kFormBias : 0) | (static_cast<int>(rq.adds.size()) << 1);
+}
+
+// The zero points added in float, one vector each (0 past p.rq's), for a block's registers.
+struct ZeroPointAdds {
+  __m512 add[3];
+};
+
+AXSTREAM_AVX512_VNNI inline ZeroPointAdds zero_point_adds(const RequantiseSteps &rq) {
+  ZeroPointAdds z;
+  for (size_t i = 0; i < 3; ++i) z.add[i] = _mm512_set1_ps(i < rq.adds.size() ? rq.adds[i] : 0.f);
+  return z;
+}
+
 // The 64 output bytes of four accumulators (dword d of accumulator j: output byte
-// output_byte(j, d)), with the lanes' biases and scales at `constants` (4 vectors each).
-template <bool kSigned>
-AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline __m512i requantise(const Plan &p,
-                                                                    const __m512i *acc,
-                                                                    const __m512i *constants) {
+// output_byte(j, d)), with the lanes' biases and scales at `constants` (4 vectors each). kForm
+// >= 0 (epilogue_form): requantise_lanes<4>'s operations in that form, the same per lane.
+template <bool kSigned, int kForm = -1>
+AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline __m512i requantise(
+    const Plan &p, const __m512i *acc, const __m512i *constants,
+    const ZeroPointAdds *adds = nullptr) {
   const auto *bias = reinterpret_cast<const __m512 *>(constants);
   const __m512 *scale = bias + 4;
   __m512i r[4];
-  requantise_lanes<4>(p.rq, acc, bias, scale, r);
+  if constexpr (kForm < 0) {
+    requantise_lanes<4>(p.rq, acc, bias, scale, r);
+  } else {
+    constexpr int kAdds = kForm >> 1;
+    __m512 f[4];
+    for (int j = 0; j < 4; ++j) f[j] = _mm512_cvtepi32_ps(acc[j]);
+    if constexpr ((kForm & kFormBias) != 0)
+      for (int j = 0; j < 4; ++j) f[j] = _mm512_add_ps(f[j], bias[j]);
+    for (int j = 0; j < 4; ++j) f[j] = _mm512_mul_ps(f[j], scale[j]);
+    for (int a = 0; a < kAdds; ++a)
+      for (int j = 0; j < 4; ++j) f[j] = _mm512_add_ps(f[j], adds->add[a]);
+    for (int j = 0; j < 4; ++j) r[j] = _mm512_cvtps_epi32(f[j]);
+  }
   const __m512i low = _mm512_packs_epi32(r[0], r[1]), high = _mm512_packs_epi32(r[2], r[3]);
   __m512i y;
   if constexpr (kSigned) {
@@ -193,12 +226,10 @@ AXSTREAM_AVX512_VNNI inline void store_bytes(uint8_t *to, __m512i y, int64_t cou
 // overlap; k[b] is vector b's phase table. kOnePhase: `step` is the number of phases, so the
 // vectors share one phase and its table k[0], and each weight vector is loaded once for kBlock
 // vpdpbusd; else (step 1, consecutive vectors) once for each.
-template <int kQuads, bool kSigned, int kBlock, bool kOnePhase>
-AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline void run_block(const Plan &p,
-                                                                const __m512i *const *x, int64_t v,
-                                                                int64_t step,
-                                                                const __m512i *const *k,
-                                                                uint8_t *out) {
+template <int kQuads, bool kSigned, int kForm, int kBlock, bool kOnePhase>
+AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline void run_block(
+    const Plan &p, const __m512i *const *x, int64_t v, int64_t step, const __m512i *const *k,
+    const ZeroPointAdds &adds, uint8_t *out) {
   __m512i acc[kBlock][4];
   for (int b = 0; b < kBlock; ++b)
     for (int j = 0; j < 4; ++j) acc[b][j] = k[kOnePhase ? 0 : b][kQuads * 4 + j];
@@ -218,28 +249,31 @@ AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline void run_block(const Plan &p,
 #pragma GCC unroll 4
   for (int b = 0; b < kBlock; ++b) {
     const int64_t off = 64 * (v + b * step);
-    store_bytes(out + off, requantise<kSigned>(p, acc[b], k[kOnePhase ? 0 : b] + kQuads * 4 + 4),
+    store_bytes(out + off,
+                requantise<kSigned, kForm>(p, acc[b], k[kOnePhase ? 0 : b] + kQuads * 4 + 4, &adds),
                 std::min<int64_t>(64, p.out_w * p.c - off));
   }
 }
 
 // A phase's vectors of a row from `v` on (every `step` = phases), four at a time, then the rest
 // (0 to 3) in one block.
-template <int kQuads, bool kSigned>
+template <int kQuads, bool kSigned, int kForm>
 AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline void run_phase(const Plan &p,
                                                                 const __m512i *const *x, int64_t v,
-                                                                const __m512i *k, uint8_t *out) {
+                                                                const __m512i *k,
+                                                                const ZeroPointAdds &adds,
+                                                                uint8_t *out) {
   const int64_t step = p.phases;
   const __m512i *const tables[1] = {k};
   for (; v + 3 * step < p.vectors; v += 4 * step)
-    run_block<kQuads, kSigned, 4, true>(p, x, v, step, tables, out);
+    run_block<kQuads, kSigned, kForm, 4, true>(p, x, v, step, tables, adds, out);
   const int64_t rest = (p.vectors - v + step - 1) / step;
   if (rest == 3)
-    run_block<kQuads, kSigned, 3, true>(p, x, v, step, tables, out);
+    run_block<kQuads, kSigned, kForm, 3, true>(p, x, v, step, tables, adds, out);
   else if (rest == 2)
-    run_block<kQuads, kSigned, 2, true>(p, x, v, step, tables, out);
+    run_block<kQuads, kSigned, kForm, 2, true>(p, x, v, step, tables, adds, out);
   else if (rest == 1)
-    run_block<kQuads, kSigned, 1, true>(p, x, v, step, tables, out);
+    run_block<kQuads, kSigned, kForm, 1, true>(p, x, v, step, tables, adds, out);
 }
 
 // One output row from its kernel rows' quad rows: quads[q] is kernel row q / groups' quad
@@ -247,15 +281,16 @@ AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline void run_phase(const Plan &p,
 // (BlazeFace's 24 channels at 128x128 have 16 in each of 3 phases), phase by phase (its vectors
 // ph, ph + phases, ..) in blocks of four of one table; else (36 channels at 32x32: 18 vectors
 // in 16 phases) four consecutive vectors at a time, each of its phase, then the rest one by one.
-template <int kQuads, bool kSigned>
+template <int kQuads, bool kSigned, int kForm = -1>
 AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI void run_row(const Plan &p, const __m512i *const *quads,
                                                        uint8_t *out) {
   const __m512i *x[kQuads];
   for (int q = 0; q < kQuads; ++q) x[q] = quads[q];
   const auto *table = reinterpret_cast<const __m512i *>(p.table->data());
+  const ZeroPointAdds adds = zero_point_adds(p.rq);
   if (p.phase_blocks) {
     for (int phase = 0; phase < p.phases; ++phase)
-      run_phase<kQuads, kSigned>(p, x, phase, table + phase * p.phase_vectors, out);
+      run_phase<kQuads, kSigned, kForm>(p, x, phase, table + phase * p.phase_vectors, adds, out);
     return;
   }
   const __m512i *k[4];
@@ -266,23 +301,33 @@ AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI void run_row(const Plan &p, const __m5
       k[b] = table + phase * p.phase_vectors;
       if (++phase == p.phases) phase = 0;
     }
-    run_block<kQuads, kSigned, 4, false>(p, x, v, 1, k, out);
+    run_block<kQuads, kSigned, kForm, 4, false>(p, x, v, 1, k, adds, out);
   }
   for (; v < p.vectors; ++v) {
     k[0] = table + phase * p.phase_vectors;
-    run_block<kQuads, kSigned, 1, false>(p, x, v, 1, k, out);
+    run_block<kQuads, kSigned, kForm, 1, false>(p, x, v, 1, k, adds, out);
     if (++phase == p.phases) phase = 0;
   }
 }
 
 using RowFn = void (*)(const Plan &, const __m512i *const *, uint8_t *);
 
+// The 3x3 rows form (3 quads) in the epilogue form `form` (epilogue_form).
+template <bool kSigned, int kForm = 0>
+RowFn row_3x3_fn(int form) {
+  if constexpr (kForm + 1 < kForms)
+    if (form != kForm) return row_3x3_fn<kSigned, kForm + 1>(form);
+  return run_row<3, kSigned, kForm>;
+}
+
 template <bool kSigned, int kQuads = 1>
-RowFn row_fn(int quads) {
+RowFn row_fn(int quads, int form) {
   if constexpr (kQuads == kMaxQuads) {
     return run_row<kQuads, kSigned>;
   } else {
-    return quads == kQuads ? run_row<kQuads, kSigned> : row_fn<kSigned, kQuads + 1>(quads);
+    if (quads != kQuads) return row_fn<kSigned, kQuads + 1>(quads, form);
+    if constexpr (kQuads == 3) return row_3x3_fn<kSigned>(form);
+    return run_row<kQuads, kSigned>;
   }
 }
 
@@ -829,8 +874,8 @@ std::unique_ptr<Kernel> make_depthwise_int8(const DepthwiseInt8Params &d, const 
   if (!check(d, weights, why_not)) return nullptr;
   auto plan = std::make_shared<const Plan>(make_plan(d, weights));
   const RowFn fn = plan->strips          ? nullptr
-                   : plan->rq.dst_signed ? row_fn<true>(plan->quads)
-                                         : row_fn<false>(plan->quads);
+                   : plan->rq.dst_signed ? row_fn<true>(plan->quads, epilogue_form(plan->rq))
+                                         : row_fn<false>(plan->quads, epilogue_form(plan->rq));
   const TileFn strip_fn = !plan->strips         ? nullptr
                           : plan->rq.dst_signed ? tile_fn<true>(plan->quads)
                                                 : tile_fn<false>(plan->quads);

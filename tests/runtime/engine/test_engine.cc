@@ -4939,7 +4939,26 @@ INSTANTIATE_TEST_SUITE_P(
                       129,
                       ConvSpec{0, 3, 1, 1, 0, Bias::float32, 1.f, true},
                       {0.05f, 2},
-                      {0.04f, -6}}),
+                      {0.04f, -6}},
+        // The 3x3 rows form's epilogue forms (a float bias added or not, 0 to 2 zero points
+        // added in float): a float bias and one zero point into a saturated int8 output, ...
+        DepthwiseCase{"c24_3x3_s1_rows_float_bias_saturating",
+                      1,
+                      24,
+                      9,
+                      40,
+                      ConvSpec{0, 3, 1, 1, 0, Bias::float32, 3.f},
+                      {0.05f, -4},
+                      {0.05f, 9}},
+        // ... a float bias and no zero point into a saturated uint8 output.
+        DepthwiseCase{"c28_3x3_s1_rows_float_bias_uint8_out_no_zero_point",
+                      1,
+                      28,
+                      7,
+                      23,
+                      ConvSpec{0, 3, 1, 1, 0, Bias::float32, 2.f},
+                      {0.05f, 6},
+                      {0.04f, 0, kUint8}}),
     [](const auto &info) { return std::string(info.param.name); });
 
 // The rule (AXSTREAM_ENGINE_OWN_DEPTHWISE unset or auto), as measured (docs/performance.md):
