@@ -246,12 +246,18 @@ AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline void run_block(
                                           _mm512_load_si512(k[b] + 4 * q + j));
       }
     }
+  // One phase: its biases and scales loaded once for the block's vectors (the stores between
+  // them could alias the table for the compiler, which then loaded them again per vector).
+  __m512i shared[8];
+  if constexpr (kOnePhase)
+    for (int i = 0; i < 8; ++i) shared[i] = _mm512_load_si512(k[0] + kQuads * 4 + 4 + i);
 #pragma GCC unroll 4
   for (int b = 0; b < kBlock; ++b) {
     const int64_t off = 64 * (v + b * step);
-    store_bytes(out + off,
-                requantise<kSigned, kForm>(p, acc[b], k[kOnePhase ? 0 : b] + kQuads * 4 + 4, &adds),
-                std::min<int64_t>(64, p.out_w * p.c - off));
+    store_bytes(
+        out + off,
+        requantise<kSigned, kForm>(p, acc[b], kOnePhase ? shared : k[b] + kQuads * 4 + 4, &adds),
+        std::min<int64_t>(64, p.out_w * p.c - off));
   }
 }
 
