@@ -141,7 +141,31 @@ AXSTREAM_AVX512_VNNI void fill_sum_lanes(const ChainConstants &c, float conv_zer
 // destination's was not 0, had been one operation of ~19 per vector for nothing).
 constexpr int kLinear = 1, kRelu = 2, kMultiply = 4, kDivide = 8, kRound = 16, kSubtract = 32,
               kBias = 64, kDestinationZero = 128;
-constexpr int kChainForms = 256;
+
+// A chain multiplies or divides, not both (ResidualSumChain::Scale): 192 of the 256 bit
+// patterns are forms, and only those are compiled, each as two epilogues (flat, for both skip
+// types, and per pixel), which the compile time of this file is mostly made of.
+constexpr bool is_chain_form(int form) {
+  return (form & (kMultiply | kDivide)) != (kMultiply | kDivide);
+}
+constexpr int kChainForms = 192;
+
+// The index-th form in increasing order of bits (the epilogue tables' order).
+constexpr int chain_form_at(size_t index) {
+  size_t seen = 0;
+  for (int form = 0; form < 256; ++form)
+    if (is_chain_form(form) && seen++ == index) return form;
+  return -1;
+}
+
+static_assert(chain_form_at(kChainForms - 1) == 255 - kMultiply && chain_form_at(kChainForms) < 0);
+
+// A form's place in the epilogue tables.
+size_t chain_form_index(int form) {
+  size_t index = 0;
+  for (int f = 0; f < form; ++f) index += is_chain_form(f);
+  return index;
+}
 
 int chain_form(const ChainConstants &c, bool add_bias) {
   return (c.linear ? kLinear : 0) | (c.relu ? kRelu : 0) |
@@ -403,9 +427,10 @@ AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI __attribute__((noinline)) void epilogu
 
 using EpilogueFn = void (*)(const Plan &, const int32_t *, int64_t, const uint8_t *, uint8_t *);
 
-template <bool kFlat, size_t... kForms>
-constexpr std::array<EpilogueFn, sizeof...(kForms)> sum_epilogues(std::index_sequence<kForms...>) {
-  return {epilogue_block<static_cast<int>(kForms), kFlat>...};
+template <bool kFlat, size_t... kIndices>
+constexpr std::array<EpilogueFn, sizeof...(kIndices)> sum_epilogues(
+    std::index_sequence<kIndices...>) {
+  return {epilogue_block<chain_form_at(kIndices), kFlat>...};
 }
 
 template <size_t... kPlains>
@@ -420,8 +445,8 @@ EpilogueFn epilogue_fn(const Plan &p) {
   static constexpr auto plain = plain_epilogues(std::make_index_sequence<kPlainForms>());
   if (!p.has_sum)
     return p.flat ? plain[static_cast<size_t>(plain_form(p.rq))] : epilogue_block<-1, false>;
-  const int form = chain_form(p.chain, p.rq.add_bias);
-  return p.flat ? flat[static_cast<size_t>(form)] : pixels[static_cast<size_t>(form)];
+  const size_t index = chain_form_index(chain_form(p.chain, p.rq.add_bias));
+  return p.flat ? flat[index] : pixels[index];
 }
 
 // Pixels [begin, end) (of batch x height x width), kPixels at a time. kFlat: the block's
@@ -505,32 +530,6 @@ ChainConstants chain_constants(const ResidualSumParams &p, const ResidualSumChai
   k.y_lo = p.y_dtype == DType::u8 ? 0.f : -128.f;
   k.y_hi = p.y_dtype == DType::u8 ? 255.f : 127.f;
   return k;
-}
-
-// The kernel's epilogue for every r (as its accumulator, at scale 1) and skip byte.
-template <int kForm>
-AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI void chain_table(const ChainConstants &k, DType r_type,
-                                                           int32_t *out) {
-  const int32_t lo = r_type == DType::u8 ? 0 : -128, hi = lo + 255;
-  SumLanes lanes;
-  fill_sum_lanes(k, 0.f, lo, hi, &lanes);
-  alignas(16) uint8_t skip[256], y[256];
-  for (int s = 0; s < 256; ++s) skip[s] = static_cast<uint8_t>(s);
-  for (int r = 0; r < 256; ++r) {
-    const int32_t value = r_type == DType::u8 ? r : static_cast<int8_t>(static_cast<uint8_t>(r));
-    for (int s = 0; s < 256; s += 16)
-      sum_epilogue_lanes<kForm>(lanes, _mm512_set1_epi32(value), _mm512_setzero_ps(),
-                                _mm512_set1_ps(1.f), 0xffff, skip + s, y + s);
-    const bool y_signed = k.y_lo < 0.f;
-    for (int s = 0; s < 256; ++s) out[r * 256 + s] = y_signed ? static_cast<int8_t>(y[s]) : y[s];
-  }
-}
-
-using ChainTableFn = void (*)(const ChainConstants &, DType, int32_t *);
-
-template <size_t... kForms>
-constexpr std::array<ChainTableFn, sizeof...(kForms)> chain_tables(std::index_sequence<kForms...>) {
-  return {chain_table<static_cast<int>(kForms)>...};
 }
 
 bool refuse(std::string *why_not, const std::string &why) {
@@ -635,12 +634,42 @@ Plan make_plan(const PointwiseInt8Params &d, const Tensor &w) {
 }  // namespace
 
 std::vector<int32_t> pointwise_sum_chain_outputs(const ResidualSumParams &p,
-                                                 const ResidualSumChain &chain) {
+                                                 const ResidualSumChain &chain, bool flat) {
   if (!own_pointwise_available()) return {};
+  // The kernel's epilogue over 4096 "pixels" of 16 channels: r (major) as its accumulator at
+  // scale 1 without a bias, the 256 skip bytes (minor) repeating every 16 pixels.
+  Plan plan;
+  plan.cout = 16;
+  plan.n_vectors = 1;
+  plan.phases = 1;
+  plan.flat = flat;
+  plan.has_sum = true;
+  plan.chain = chain_constants(p, chain);
+  Vector bias_0{}, scale_1{};
+  for (int j = 0; j < 16; ++j) {
+    const float zero = 0.f, one = 1.f;
+    std::memcpy(bias_0.bytes + 4 * j, &zero, 4);
+    std::memcpy(scale_1.bytes + 4 * j, &one, 4);
+  }
+  plan.constants_at = 0;  // initial values (unused), biases, scales
+  plan.phases_at = 3;     // biases, scales
+  plan.table = {Vector{}, bias_0, scale_1, bias_0, scale_1};
+  const int32_t r_lo = p.conv_dtype == DType::u8 ? 0 : -128, r_hi = r_lo + 255;
+  fill_sum_lanes(plan.chain, 0.f, r_lo, r_hi, &plan.sum);
+  plan.rq.add_bias = false;
+  plan.epilogue = epilogue_fn(plan);
+  std::vector<Vector> accumulators(4096);  // 65536 int32, aligned for the epilogue's loads
+  auto *acc = reinterpret_cast<int32_t *>(accumulators.data());
+  std::vector<uint8_t> skip(65536), y(65536);
+  for (int i = 0; i < 65536; ++i) {
+    const int r = i >> 8;
+    acc[i] = p.conv_dtype == DType::u8 ? r : static_cast<int8_t>(static_cast<uint8_t>(r));
+    skip[static_cast<size_t>(i)] = static_cast<uint8_t>(i);
+  }
+  plan.epilogue(plan, acc, 65536 / 16, skip.data(), y.data());
   std::vector<int32_t> out(65536);
-  const ChainConstants k = chain_constants(p, chain);
-  static constexpr auto tables = chain_tables(std::make_index_sequence<kChainForms>());
-  tables[static_cast<size_t>(chain_form(k, false))](k, p.conv_dtype, out.data());
+  const bool y_signed = plan.chain.y_lo < 0.f;
+  for (size_t i = 0; i < out.size(); ++i) out[i] = y_signed ? static_cast<int8_t>(y[i]) : y[i];
   return out;
 }
 

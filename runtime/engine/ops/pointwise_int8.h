@@ -46,10 +46,11 @@ bool own_pointwise_chosen(const PointwiseInt8Params &p, const char *setting);
 std::unique_ptr<Kernel> make_pointwise_int8(const PointwiseInt8Params &p, const Tensor &weights,
                                             std::string *why_not = nullptr);
 
-// The destination values the kernel's vector form of `chain` gives for every convolution
-// output r of p.conv_dtype (major) and skip s of p.skip_dtype (minor), the 65536 pairs in byte
-// order; empty without AVX-512 VNNI. For tests against residual_sum_chain_output.
+// The destination values the kernel's epilogue for `chain` gives for every convolution output
+// r of p.conv_dtype (major) and skip s of p.skip_dtype (minor), the 65536 pairs in byte order:
+// its flat epilogue (`flat`: runs of 64 bytes, saturating packs) or its epilogue per pixel and
+// 16 channels; empty without AVX-512 VNNI. For tests against residual_sum_chain_output.
 std::vector<int32_t> pointwise_sum_chain_outputs(const ResidualSumParams &p,
-                                                 const ResidualSumChain &chain);
+                                                 const ResidualSumChain &chain, bool flat);
 
 }  // namespace axstream::engine

@@ -5703,10 +5703,10 @@ INSTANTIATE_TEST_SUITE_P(
                       {0.05f, -3},
                       false}));
 
-// The kernel's vector form of the sum's post-op chain gives residual_sum_chain_output's value on
-// all 65536 operand pairs, for the chain chosen at seeded random scales, zero points and types
-// (each chain form: the division folded, made a multiplication or kept, the Relu and the
-// rounding kept or left out) and for the one-for-one chain.
+// The kernel's two epilogues with a sum (flat, and per pixel and 16 channels) give
+// residual_sum_chain_output's value on all 65536 operand pairs, for the chain chosen at seeded
+// random scales, zero points and types (each chain form: the division folded, made a multiplication
+// or kept, the Relu and the rounding kept or left out) and for the one-for-one chain.
 TEST(EnginePasses, OwnPointwiseSumChainGivesTheChainsOutputOnEveryPair) {
   if (!own_pointwise_available()) GTEST_SKIP() << "no AVX-512 VNNI here";
   uint32_t seed = 20261207;
@@ -5742,14 +5742,17 @@ TEST(EnginePasses, OwnPointwiseSumChainGivesTheChainsOutputOnEveryPair) {
     one_for_one.scale_operand = p.y_scale;
     for (const ResidualSumChain &chain : {choose_residual_sum_chain(p), one_for_one}) {
       forms.insert(chain.describe());
-      const std::vector<int32_t> got = pointwise_sum_chain_outputs(p, chain);
-      ASSERT_EQ(got.size(), 65536u);
-      size_t differing = 0;
-      for (int i = 0; i < 65536; ++i)
-        differing += got[static_cast<size_t>(i)] !=
-                     residual_sum_chain_output(chain, p, value(p.conv_dtype, i >> 8),
-                                               value(p.skip_dtype, i & 255));
-      EXPECT_EQ(differing, 0u) << "parameter set " << set << ", " << chain.describe();
+      for (bool flat : {true, false}) {
+        const std::vector<int32_t> got = pointwise_sum_chain_outputs(p, chain, flat);
+        ASSERT_EQ(got.size(), 65536u);
+        size_t differing = 0;
+        for (int i = 0; i < 65536; ++i)
+          differing += got[static_cast<size_t>(i)] !=
+                       residual_sum_chain_output(chain, p, value(p.conv_dtype, i >> 8),
+                                                 value(p.skip_dtype, i & 255));
+        EXPECT_EQ(differing, 0u) << "parameter set " << set << ", " << chain.describe()
+                                 << (flat ? ", flat epilogue" : ", epilogue per pixel");
+      }
     }
   }
   EXPECT_GE(forms.size(), 4u) << "few chain forms checked";
