@@ -125,6 +125,10 @@ struct Plan : PlanGeometry {
   int64_t vectors = 0;        // 64-byte vectors per output row
   int64_t row_bytes = 0;      // a padded source row (one stride phase; gathered: the whole row)
   int64_t quad_row_bytes = 0, thread_bytes = 0;
+  // 3-row kernels of one column group at stride 1 (run_pair_row): output rows in pairs, over a
+  // ring of kernel_h + 1 quad rows (ring_rows; else kernel_h).
+  bool row_pairs = false;
+  int64_t ring_rows = 0;
   uint8_t flip = 0, zero_byte = 0;  // the source's sign flip and its zero point as uint8
   RequantiseSteps rq;               // the epilogue (requantise_lanes.h)
   // Stride 2 across over fewer than 64 channels with VBMI (build_gathered_quads): per phase, the
@@ -315,6 +319,76 @@ AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI void run_row(const Plan &p, const __m5
     run_block<kQuads, kSigned, kForm, 1, false>(p, x, v, 1, k, adds, out);
     if (++phase == p.phases) phase = 0;
   }
+}
+
+// kBlock vectors v, v + step, .. of one phase (its table `k`) in two output rows at once (the
+// 3-row kernels of one column group at stride 1), from the quad rows of their four source rows
+// (src[s]: the first row's source row s): each quad vector is loaded once for both rows,
+// weighing kernel row s for the first and s - 1 for the second, where a row at a time loaded
+// each three times (12 quad loads per 64 output bytes, and the loads bound the blocks). The
+// accumulators of both rows are live throughout; one accumulator index j at a time, so that only
+// its three weight vectors are.
+template <bool kSigned, int kForm, int kBlock>
+AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline void run_pair_block(
+    const Plan &p, const __m512i *const *src, int64_t v, int64_t step, const __m512i *k,
+    const ZeroPointAdds &adds, uint8_t *out0, uint8_t *out1) {
+  __m512i acc[2][kBlock][4];
+  for (int j = 0; j < 4; ++j) {
+    const __m512i init = _mm512_load_si512(k + 12 + j);
+    for (int b = 0; b < kBlock; ++b) acc[0][b][j] = acc[1][b][j] = init;
+  }
+#pragma GCC unroll 4
+  for (int j = 0; j < 4; ++j) {
+    const __m512i w0 = _mm512_load_si512(k + j), w1 = _mm512_load_si512(k + 4 + j),
+                  w2 = _mm512_load_si512(k + 8 + j);
+    for (int b = 0; b < kBlock; ++b) {
+      const int64_t at = 4 * (v + b * step) + j;
+      const __m512i x0 = _mm512_load_si512(src[0] + at), x1 = _mm512_load_si512(src[1] + at),
+                    x2 = _mm512_load_si512(src[2] + at), x3 = _mm512_load_si512(src[3] + at);
+      acc[0][b][j] = _mm512_dpbusd_epi32(acc[0][b][j], x0, w0);
+      acc[1][b][j] = _mm512_dpbusd_epi32(acc[1][b][j], x1, w0);
+      acc[0][b][j] = _mm512_dpbusd_epi32(acc[0][b][j], x1, w1);
+      acc[1][b][j] = _mm512_dpbusd_epi32(acc[1][b][j], x2, w1);
+      acc[0][b][j] = _mm512_dpbusd_epi32(acc[0][b][j], x2, w2);
+      acc[1][b][j] = _mm512_dpbusd_epi32(acc[1][b][j], x3, w2);
+    }
+  }
+  __m512i shared[8];  // the phase's biases and scales
+  for (int i = 0; i < 8; ++i) shared[i] = _mm512_load_si512(k + 16 + i);
+#pragma GCC unroll 4
+  for (int b = 0; b < kBlock; ++b) {
+    const int64_t off = 64 * (v + b * step), bytes = std::min<int64_t>(64, p.out_w * p.c - off);
+    store_bytes(out0 + off, requantise<kSigned, kForm>(p, acc[0][b], shared, &adds), bytes);
+    store_bytes(out1 + off, requantise<kSigned, kForm>(p, acc[1][b], shared, &adds), bytes);
+  }
+}
+
+// Two output rows of a 3-row kernel of one column group at stride 1 (p.row_pairs), phase by
+// phase in blocks of two vectors (each phase's table loaded once per block; phases with fewer
+// vectors than two, such as 36 channels at 32x32, in blocks of one).
+template <bool kSigned, int kForm>
+AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI void run_pair_row(const Plan &p,
+                                                            const __m512i *const *src,
+                                                            uint8_t *out0, uint8_t *out1) {
+  const auto *table = reinterpret_cast<const __m512i *>(p.table->data());
+  const ZeroPointAdds adds = zero_point_adds(p.rq);
+  const int64_t step = p.phases;
+  for (int phase = 0; phase < p.phases; ++phase) {
+    const __m512i *k = table + phase * p.phase_vectors;
+    int64_t v = phase;
+    for (; v + step < p.vectors; v += 2 * step)
+      run_pair_block<kSigned, kForm, 2>(p, src, v, step, k, adds, out0, out1);
+    if (v < p.vectors) run_pair_block<kSigned, kForm, 1>(p, src, v, step, k, adds, out0, out1);
+  }
+}
+
+using PairFn = void (*)(const Plan &, const __m512i *const *, uint8_t *, uint8_t *);
+
+template <bool kSigned, int kForm = 0>
+PairFn pair_fn(int form) {
+  if constexpr (kForm + 1 < kForms)
+    if (form != kForm) return pair_fn<kSigned, kForm + 1>(form);
+  return run_pair_row<kSigned, kForm>;
 }
 
 using RowFn = void (*)(const Plan &, const __m512i *const *, uint8_t *);
@@ -561,21 +635,24 @@ void build_row_quads(const Plan &p, const uint8_t *in, uint8_t *const *phase_row
 
 // Output rows [begin, end) of batch * out_h, with this thread's scratch: its phase rows, the
 // padding rows' quad row and a ring of kernel_h quad rows (slot iy % kernel_h).
-void run_rows(const Plan &p, RowFn row_fn, const uint8_t *src, uint8_t *dst, uint8_t *scratch,
-              int64_t begin, int64_t end) {
+void run_rows(const Plan &p, RowFn row_fn, PairFn pair_fn, const uint8_t *src, uint8_t *dst,
+              uint8_t *scratch, int64_t begin, int64_t end) {
   uint8_t *phase_rows[2] = {scratch, scratch + p.row_bytes};
   auto *zero_quads = reinterpret_cast<__m512i *>(scratch + 2 * p.row_bytes);
   uint8_t *ring = scratch + 2 * p.row_bytes + p.quad_row_bytes;
   build_row_quads(p, nullptr, phase_rows, zero_quads);
-  std::vector<int64_t> held(static_cast<size_t>(p.kh), -1);  // n * in_h + iy per slot
-  const __m512i *quads[kMaxQuads] = {};
-  for (int64_t r = begin; r < end; ++r) {
+  std::vector<int64_t> held(static_cast<size_t>(p.ring_rows), -1);  // n * in_h + iy per slot
+  const __m512i *quads[kMaxQuads + 1] = {};
+  for (int64_t r = begin; r < end;) {
     const int64_t n = r / p.out_h, oy = r % p.out_h;
-    for (int64_t ky = 0; ky < p.kh; ++ky) {
+    // Rows oy and oy + 1 of one image: one source row more, each quad loaded once for both.
+    const bool pair = p.row_pairs && r + 1 < end && oy + 1 < p.out_h;
+    const int64_t kernel_rows = p.kh + (pair ? 1 : 0);
+    for (int64_t ky = 0; ky < kernel_rows; ++ky) {
       const int64_t iy = oy * p.sh + ky - p.pad_top;
       const __m512i *row = zero_quads;
       if (iy >= 0 && iy < p.in_h) {
-        const int64_t slot = iy % p.kh;
+        const int64_t slot = iy % p.ring_rows;
         auto *slot_quads = reinterpret_cast<__m512i *>(ring + slot * p.quad_row_bytes);
         if (held[slot] != n * p.in_h + iy) {
           const uint8_t *in = src + (n * p.in_h + iy) * p.in_w * p.c;
@@ -586,7 +663,14 @@ void run_rows(const Plan &p, RowFn row_fn, const uint8_t *src, uint8_t *dst, uin
       }
       for (int g = 0; g < p.groups; ++g) quads[ky * p.groups + g] = row + g * p.vectors * 4;
     }
-    row_fn(p, quads, dst + (n * p.out_h + oy) * p.out_w * p.c);
+    uint8_t *out = dst + (n * p.out_h + oy) * p.out_w * p.c;
+    if (pair) {
+      pair_fn(p, quads, out, out + p.out_w * p.c);
+      r += 2;
+    } else {
+      row_fn(p, quads, out);
+      r += 1;
+    }
   }
 }
 
@@ -795,6 +879,7 @@ Plan make_strip_plan(Plan p, const DepthwiseInt8Params &d, const Tensor &w, int3
   const int8_t *wd = w.data<int8_t>();
   const int64_t taps = p.kh * p.kw;
   p.strips = true;
+  p.row_pairs = false;
   p.strip_count = (p.c + 63) / 64;
   p.vertical_groups = static_cast<int>(p.kh / 4 + (p.kh % 4 >= 2 ? 1 : 0));
   p.last_row_quads = p.kh % 4 == 1 ? static_cast<int>((p.kw + 3) / 4) : 0;
@@ -880,7 +965,9 @@ Plan make_plan(const DepthwiseInt8Params &d, const Tensor &w) {
     }
   }
   p.quad_row_bytes = p.groups * p.vectors * 4 * 64;
-  p.thread_bytes = 2 * p.row_bytes + p.quad_row_bytes * (1 + p.kh);
+  p.row_pairs = p.kh == 3 && p.groups == 1 && p.sh == 1;
+  p.ring_rows = p.kh + (p.row_pairs ? 1 : 0);
+  p.thread_bytes = 2 * p.row_bytes + p.quad_row_bytes * (1 + p.ring_rows);
   p.flip = d.src_dtype == DType::i8 ? 0x80 : 0;
   const int32_t zero = d.src_zero_point + (p.flip ? 128 : 0);
   p.zero_byte = static_cast<uint8_t>(zero);
@@ -926,12 +1013,15 @@ std::unique_ptr<Kernel> make_depthwise_int8(const DepthwiseInt8Params &d, const 
   const TileFn strip_fn = !plan->strips         ? nullptr
                           : plan->rq.dst_signed ? tile_fn<true>(plan->quads)
                                                 : tile_fn<false>(plan->quads);
-  auto run = [fn, strip_fn](const Plan &p, const uint8_t *src, uint8_t *dst, uint8_t *scratch,
-                            int64_t begin, int64_t end) {
+  const PairFn pairs = !plan->row_pairs      ? nullptr
+                       : plan->rq.dst_signed ? pair_fn<true>(epilogue_form(plan->rq))
+                                             : pair_fn<false>(epilogue_form(plan->rq));
+  auto run = [fn, strip_fn, pairs](const Plan &p, const uint8_t *src, uint8_t *dst,
+                                   uint8_t *scratch, int64_t begin, int64_t end) {
     if (strip_fn)
       run_strip_rows(p, strip_fn, src, dst, scratch, begin, end);
     else
-      run_rows(p, fn, src, dst, scratch, begin, end);
+      run_rows(p, fn, pairs, src, dst, scratch, begin, end);
   };
   const int64_t rows = d.batch * d.out_h;
   const uint64_t macs =

@@ -4950,6 +4950,18 @@ INSTANTIATE_TEST_SUITE_P(
                       ConvSpec{0, 3, 1, 1, 0, Bias::float32, 3.f},
                       {0.05f, -4},
                       {0.05f, 9}},
+        // Output rows in pairs (each quad loaded once for two rows): an odd height, a
+        // batch of 2 (no pair across images), three threads' row ranges, 36 channels (16
+        // phases, blocks of one vector).
+        DepthwiseCase{"c36_3x3_s1_row_pairs_batch2_odd_height_three_threads",
+                      2,
+                      36,
+                      9,
+                      30,
+                      ConvSpec{0, 3, 1, 1, 0, Bias::int32},
+                      {0.05f, 3},
+                      {0.05f, -2},
+                      3},
         // ... a float bias and no zero point into a saturated uint8 output.
         DepthwiseCase{"c28_3x3_s1_rows_float_bias_uint8_out_no_zero_point",
                       1,
