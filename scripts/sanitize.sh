@@ -25,9 +25,10 @@ JOBS=${JOBS:-2}
 
 if [ ! -f "$BUILD/build.ninja" ]; then
   # -O1 -g1: ASan's usual level (fast enough, readable stacks) and a shorter build than -O2 -g.
-  # buildtype plain does not keep assert() on: Meson's b_ndebug=if-release defines NDEBUG for
-  # plain as for release (docs/reliability.md, Sanitizers).
+  # -Db_ndebug=false: assert() stays on (the sanitizers are where an assert should fire); Meson's
+  # default b_ndebug=if-release would define NDEBUG for plain as for release.
   meson setup "$BUILD" -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=plain \
+    -Db_ndebug=false \
     -Dcpp_args="-O1 -g1 -fno-omit-frame-pointer" -Dc_args="-O1 -g1 -fno-omit-frame-pointer" \
     -Dbenchmarks=disabled
 fi
