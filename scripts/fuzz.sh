@@ -21,8 +21,9 @@ JOBS=${JOBS:-2}
 
 if [ ! -f "$BUILD/build.ninja" ]; then
   # fuzzer-no-link: every library is coverage-instrumented, so libFuzzer can steer into the
-  # loader/engine/decoders code, not only into the small harness files.
-  CC=clang CXX=clang++ meson setup "$BUILD" -Dfuzz=true -Dbuildtype=plain \
+  # loader/engine/decoders code, not only into the small harness files. -Db_ndebug=false: assert()
+  # stays on, as in build-asan (buildtype plain would otherwise define NDEBUG).
+  CC=clang CXX=clang++ meson setup "$BUILD" -Dfuzz=true -Dbuildtype=plain -Db_ndebug=false \
     -Dcpp_args="-O1 -g1 -fsanitize=fuzzer-no-link" -Dc_args="-O1 -g1 -fsanitize=fuzzer-no-link" \
     -Db_sanitize=address,undefined -Db_lundef=false -Dbenchmarks=disabled
 fi
