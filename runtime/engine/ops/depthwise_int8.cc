@@ -159,15 +159,6 @@ struct Plan : PlanGeometry {
   std::shared_ptr<std::vector<Vector>> gather;  // per phase: two index vectors
 };
 
-// The epilogue's form for a template argument: bit 0 a float bias to add, bits 1-2 the count of
-// zero points added in float (p.rq), so that the 3x3 rows form tests neither per vector nor
-// loops over the additions (kForm -1: as p.rq says, at run time).
-constexpr int kFormBias = 1, kForms = 2 << 2;
-
-int epilogue_form(const RequantiseSteps &rq) {
-  return (rq.add_bias ? kFormBias : 0) | (static_cast<int>(rq.adds.size()) << 1);
-}
-
 // The zero points added in float, one vector each (0 past p.rq's), for a block's registers.
 struct ZeroPointAdds {
   __m512 add[3];
@@ -181,7 +172,7 @@ AXSTREAM_AVX512_VNNI inline ZeroPointAdds zero_point_adds(const RequantiseSteps 
 
 // The 64 output bytes of four accumulators (dword d of accumulator j: output byte
 // output_byte(j, d)), with the lanes' biases and scales at `constants` (4 vectors each). kForm
-// >= 0 (epilogue_form): requantise_lanes<4>'s operations in that form, the same per lane.
+// >= 0 (requantise_form): requantise_lanes<4>'s operations in that form, the same per lane.
 template <bool kSigned, int kForm = -1>
 AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline __m512i requantise(
     const Plan &p, const __m512i *acc, const __m512i *constants,
@@ -189,33 +180,11 @@ AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline __m512i requantise(
   const auto *bias = reinterpret_cast<const __m512 *>(constants);
   const __m512 *scale = bias + 4;
   __m512i r[4];
-  if constexpr (kForm < 0) {
+  if constexpr (kForm < 0)
     requantise_lanes<4>(p.rq, acc, bias, scale, r);
-  } else {
-    constexpr int kAdds = kForm >> 1;
-    __m512 f[4];
-    for (int j = 0; j < 4; ++j) f[j] = _mm512_cvtepi32_ps(acc[j]);
-    if constexpr ((kForm & kFormBias) != 0)
-      for (int j = 0; j < 4; ++j) f[j] = _mm512_add_ps(f[j], bias[j]);
-    for (int j = 0; j < 4; ++j) f[j] = _mm512_mul_ps(f[j], scale[j]);
-    for (int a = 0; a < kAdds; ++a)
-      for (int j = 0; j < 4; ++j) f[j] = _mm512_add_ps(f[j], adds->add[a]);
-    for (int j = 0; j < 4; ++j) r[j] = _mm512_cvtps_epi32(f[j]);
-  }
-  const __m512i low = _mm512_packs_epi32(r[0], r[1]), high = _mm512_packs_epi32(r[2], r[3]);
-  __m512i y;
-  if constexpr (kSigned) {
-    y = _mm512_packs_epi16(low, high);
-    if (p.rq.clamps)
-      y = _mm512_min_epi8(_mm512_max_epi8(y, _mm512_set1_epi8(static_cast<char>(p.rq.lower))),
-                          _mm512_set1_epi8(static_cast<char>(p.rq.upper)));
-  } else {
-    y = _mm512_packus_epi16(low, high);
-    if (p.rq.clamps)
-      y = _mm512_min_epu8(_mm512_max_epu8(y, _mm512_set1_epi8(static_cast<char>(p.rq.lower))),
-                          _mm512_set1_epi8(static_cast<char>(p.rq.upper)));
-  }
-  return y;
+  else
+    requantise_lanes_form<kForm, 4>(acc, bias, scale, adds->add, r);
+  return pack_bytes<kSigned>(p.rq, r[0], r[1], r[2], r[3]);
 }
 
 // The first `count` (1 to 64) bytes of `y` to `to`.
@@ -386,17 +355,17 @@ using PairFn = void (*)(const Plan &, const __m512i *const *, uint8_t *, uint8_t
 
 template <bool kSigned, int kForm = 0>
 PairFn pair_fn(int form) {
-  if constexpr (kForm + 1 < kForms)
+  if constexpr (kForm + 1 < kRequantiseForms)
     if (form != kForm) return pair_fn<kSigned, kForm + 1>(form);
   return run_pair_row<kSigned, kForm>;
 }
 
 using RowFn = void (*)(const Plan &, const __m512i *const *, uint8_t *);
 
-// The 3x3 rows form (3 quads) in the epilogue form `form` (epilogue_form).
+// The 3x3 rows form (3 quads) in the epilogue form `form` (requantise_form).
 template <bool kSigned, int kForm = 0>
 RowFn row_3x3_fn(int form) {
-  if constexpr (kForm + 1 < kForms)
+  if constexpr (kForm + 1 < kRequantiseForms)
     if (form != kForm) return row_3x3_fn<kSigned, kForm + 1>(form);
   return run_row<3, kSigned, kForm>;
 }
@@ -1008,14 +977,14 @@ std::unique_ptr<Kernel> make_depthwise_int8(const DepthwiseInt8Params &d, const 
   if (!check(d, weights, why_not)) return nullptr;
   auto plan = std::make_shared<const Plan>(make_plan(d, weights));
   const RowFn fn = plan->strips          ? nullptr
-                   : plan->rq.dst_signed ? row_fn<true>(plan->quads, epilogue_form(plan->rq))
-                                         : row_fn<false>(plan->quads, epilogue_form(plan->rq));
+                   : plan->rq.dst_signed ? row_fn<true>(plan->quads, requantise_form(plan->rq))
+                                         : row_fn<false>(plan->quads, requantise_form(plan->rq));
   const TileFn strip_fn = !plan->strips         ? nullptr
                           : plan->rq.dst_signed ? tile_fn<true>(plan->quads)
                                                 : tile_fn<false>(plan->quads);
   const PairFn pairs = !plan->row_pairs      ? nullptr
-                       : plan->rq.dst_signed ? pair_fn<true>(epilogue_form(plan->rq))
-                                             : pair_fn<false>(epilogue_form(plan->rq));
+                       : plan->rq.dst_signed ? pair_fn<true>(requantise_form(plan->rq))
+                                             : pair_fn<false>(requantise_form(plan->rq));
   auto run = [fn, strip_fn, pairs](const Plan &p, const uint8_t *src, uint8_t *dst,
                                    uint8_t *scratch, int64_t begin, int64_t end) {
     if (strip_fn)

@@ -121,6 +121,58 @@ AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline __m512i requantise_lanes_fixed(
   return _mm512_cvtps_epi32(f);
 }
 
+// An epilogue's form for a template argument: bit 0 a float bias to add, bits 1-2 the count of
+// zero points added in float (RequantiseSteps::adds), so that a kernel's epilogue neither tests
+// the bias nor loops over the additions per vector (the depthwise rows form, the 24-channel
+// VNNI stem).
+constexpr int kRequantiseFormBias = 1, kRequantiseForms = 2 << 2;
+
+inline int requantise_form(const RequantiseSteps &rq) {
+  return (rq.add_bias ? kRequantiseFormBias : 0) | (static_cast<int>(rq.adds.size()) << 1);
+}
+
+// kCount accumulators as requantise_lanes does each, in the form kForm (requantise_form; `adds`
+// the zero points as vectors, read only as far as the form has them): the same operations per
+// lane, so the same results.
+template <int kForm, int kCount>
+AXSTREAM_NO_CONTRACT AXSTREAM_AVX512_VNNI inline void requantise_lanes_form(const __m512i *acc,
+                                                                            const __m512 *bias,
+                                                                            const __m512 *scale,
+                                                                            const __m512 *adds,
+                                                                            __m512i *result) {
+  __m512 f[kCount];
+  for (int j = 0; j < kCount; ++j) f[j] = _mm512_cvtepi32_ps(acc[j]);
+  if constexpr ((kForm & kRequantiseFormBias) != 0)
+    for (int j = 0; j < kCount; ++j) f[j] = _mm512_add_ps(f[j], bias[j]);
+  for (int j = 0; j < kCount; ++j) f[j] = _mm512_mul_ps(f[j], scale[j]);
+  for (int a = 0; a < (kForm >> 1); ++a)
+    for (int j = 0; j < kCount; ++j) f[j] = _mm512_add_ps(f[j], adds[a]);
+  for (int j = 0; j < kCount; ++j) result[j] = _mm512_cvtps_epi32(f[j]);
+}
+
+// Four vectors of int32 results to 64 bytes of the destination's type by saturating packs (the
+// type's bounds, as a clamp to them and a narrowing give), then the activation's clamp if
+// rq.clamps: dword 4l of the result holds a's lanes 4l..4l+3 as bytes, 4l + 1 b's, 4l + 2 c's,
+// 4l + 3 d's (the packs work within 128-bit lanes; the caller orders them).
+template <bool kSigned>
+AXSTREAM_AVX512_VNNI inline __m512i pack_bytes(const RequantiseSteps &rq, __m512i a, __m512i b,
+                                               __m512i c, __m512i d) {
+  const __m512i low = _mm512_packs_epi32(a, b), high = _mm512_packs_epi32(c, d);
+  __m512i y;
+  if constexpr (kSigned) {
+    y = _mm512_packs_epi16(low, high);
+    if (rq.clamps)
+      y = _mm512_min_epi8(_mm512_max_epi8(y, _mm512_set1_epi8(static_cast<char>(rq.lower))),
+                          _mm512_set1_epi8(static_cast<char>(rq.upper)));
+  } else {
+    y = _mm512_packus_epi16(low, high);
+    if (rq.clamps)
+      y = _mm512_min_epu8(_mm512_max_epu8(y, _mm512_set1_epi8(static_cast<char>(rq.lower))),
+                          _mm512_set1_epi8(static_cast<char>(rq.upper)));
+  }
+  return y;
+}
+
 // kCount accumulators' lanes as requantise_lanes does each, operation by operation across
 // them (the same operations per lane, so the same bytes): their values stay in registers, where
 // one call per accumulator in a loop kept its results on the stack (GCC did not unroll that loop

@@ -147,31 +147,6 @@ AXSTREAM_NO_CONTRACT AXSTREAM_STEM_VNNI inline void store_pair(const Plan &p, __
   }
 }
 
-// The epilogue's form for a template argument: bit 0 a float bias to add, bits 1-2 the count of
-// zero points added in float (RequantiseSteps), so that the 24-channel form below runs neither
-// the additions requantise_lanes_fixed makes of 0 nor a test of either per vector.
-constexpr int kFormBias = 1, kForms = 2 << 2;
-
-int epilogue_form(const RequantiseSteps &rq) {
-  return (rq.add_bias ? kFormBias : 0) | (static_cast<int>(rq.adds.size()) << 1);
-}
-
-// requantise_lanes (requantise_lanes.h) in the form kForm: the same operations, so the same
-// results, lane by lane.
-template <int kForm>
-AXSTREAM_NO_CONTRACT AXSTREAM_STEM_VNNI inline __m512i requantise_form(__m512i acc, __m512 bias,
-                                                                       __m512 scale,
-                                                                       const __m512 *adds) {
-  constexpr int kAdds = kForm >> 1;
-  __m512 f = _mm512_cvtepi32_ps(acc);
-  if constexpr ((kForm & kFormBias) != 0) f = _mm512_add_ps(f, bias);
-  f = _mm512_mul_ps(f, scale);
-  if constexpr (kAdds > 0) f = _mm512_add_ps(f, adds[0]);
-  if constexpr (kAdds > 1) f = _mm512_add_ps(f, adds[1]);
-  if constexpr (kAdds > 2) f = _mm512_add_ps(f, adds[2]);
-  return _mm512_cvtps_epi32(f);
-}
-
 // Two pixels of 24 channels to their 48 output bytes at `out` (only the first's 24 unless
 // `second`): `first` and `next` their channels 0-15, `both` their channels 16-23 (lanes 0-7 and
 // 8-15), `k` the first group's constants and `paired` the doubled last group's. The saturating
@@ -186,27 +161,14 @@ AXSTREAM_NO_CONTRACT AXSTREAM_STEM_VNNI inline void store_pair_24(const Plan &p,
                                                                   const __m512i *paired,
                                                                   bool second, uint8_t *out) {
   const auto *adds = reinterpret_cast<const __m512 *>(p.adds);
-  const __m512i y0 =
-      requantise_form<kForm>(first, _mm512_castsi512_ps(k[1]), _mm512_castsi512_ps(k[2]), adds);
-  const __m512i y1 =
-      requantise_form<kForm>(next, _mm512_castsi512_ps(k[1]), _mm512_castsi512_ps(k[2]), adds);
-  const __m512i y2 = requantise_form<kForm>(both, _mm512_castsi512_ps(paired[1]),
-                                            _mm512_castsi512_ps(paired[2]), adds);
-  const __m512i low = _mm512_packs_epi32(y0, y1), high = _mm512_packs_epi32(y2, y2);
-  __m512i bytes;
-  if constexpr (kSigned) {
-    bytes = _mm512_packs_epi16(low, high);
-    if (p.rq.clamps)
-      bytes =
-          _mm512_min_epi8(_mm512_max_epi8(bytes, _mm512_set1_epi8(static_cast<char>(p.rq.lower))),
-                          _mm512_set1_epi8(static_cast<char>(p.rq.upper)));
-  } else {
-    bytes = _mm512_packus_epi16(low, high);
-    if (p.rq.clamps)
-      bytes =
-          _mm512_min_epu8(_mm512_max_epu8(bytes, _mm512_set1_epi8(static_cast<char>(p.rq.lower))),
-                          _mm512_set1_epi8(static_cast<char>(p.rq.upper)));
-  }
+  const __m512 bias[3] = {_mm512_castsi512_ps(k[1]), _mm512_castsi512_ps(k[1]),
+                          _mm512_castsi512_ps(paired[1])};
+  const __m512 scale[3] = {_mm512_castsi512_ps(k[2]), _mm512_castsi512_ps(k[2]),
+                           _mm512_castsi512_ps(paired[2])};
+  const __m512i acc[3] = {first, next, both};
+  __m512i y[3];
+  requantise_lanes_form<kForm, 3>(acc, bias, scale, adds, y);
+  __m512i bytes = pack_bytes<kSigned>(p.rq, y[0], y[1], y[2], y[2]);
   bytes = _mm512_permutexvar_epi32(
       _mm512_setr_epi32(0, 4, 8, 12, 2, 6, 1, 5, 9, 13, 10, 14, 3, 7, 11, 15), bytes);
   _mm512_mask_storeu_epi32(out, static_cast<__mmask16>(second ? 0x0fff : 0x003f), bytes);
@@ -342,10 +304,10 @@ RowsFn rows_fn(int64_t cout, int64_t *block) {
 }
 
 // The 24-channel layout (a zmm and a ymm per pixel, blocks of 12) with the packed epilogue of
-// form `form` (epilogue_form) into a signed or unsigned output.
+// form `form` (requantise_form) into a signed or unsigned output.
 template <int kForm = 0>
 RowsFn packed_24_fn(int form, bool dst_signed) {
-  if constexpr (kForm + 1 < kForms)
+  if constexpr (kForm + 1 < kRequantiseForms)
     if (form != kForm) return packed_24_fn<kForm + 1>(form, dst_signed);
   return dst_signed ? run_rows<1, true, 12, kForm, true> : run_rows<1, true, 12, kForm, false>;
 }
@@ -445,7 +407,7 @@ std::unique_ptr<Kernel> make_stem_int8_vnni(const StemInt8Params &d, const Tenso
   int64_t block = 0;
   RowsFn fn = rows_fn(d.out_channels, &block);
   auto plan = std::make_shared<const Plan>(make_plan(d, weights, block));
-  if (d.out_channels == 24) fn = packed_24_fn(epilogue_form(plan->rq), plan->rq.dst_signed);
+  if (d.out_channels == 24) fn = packed_24_fn(requantise_form(plan->rq), plan->rq.dst_signed);
   return make_stem_kernel(d, plan, fn, "AVX-512 VNNI");
 }
 
